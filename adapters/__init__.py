@@ -1,0 +1,1 @@
+"""The built-in CLI adapters, each a pluggy plugin (see DESIGN.md, "Adapters")."""

@@ -1,0 +1,166 @@
+"""The one exception tree of CLI Council.
+
+Callers catch the level they can act on; outside libraries' errors (GitPython, portalocker,
+PyYAML, pydantic) are translated into this tree at the wrapper that calls them, so no caller
+ever needs to import an outside library to handle a failure::
+
+    CouncilError                      anything CLI Council raises on purpose
+    ├── ConfigError                   a run config (YAML) is unreadable or invalid; carries issues
+    ├── PluginError                   a plugin failed to load or registered something bad
+    │   └── AdapterError              an adapter is unknown, misconfigured or its binary is missing
+    ├── RunError                      a run cannot start or continue
+    │   └── InvalidIdError            an id (task, session, adapter) fails the safe-id rule
+    ├── WorkspaceError                a worktree or path problem in the user's repository
+    │   ├── PathEscapeError           a path resolves outside the root it must stay under
+    │   └── GitError                  a git command failed; carries argv and stderr
+    ├── LockError                     a lock could not be taken or released
+    │   └── LockTimeout               a lock stayed held by someone else until the timeout
+    └── StateError                    the state store could not do what was asked
+        ├── VersionConflict           `expected_version` did not match the stored version
+        ├── StaleClaim                a write carried a fencing token that no longer holds
+        ├── RecordNotFound            the record asked for does not exist
+        └── StateCorrupted            a record is damaged and no valid history could replace it
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "AdapterError",
+    "ConfigError",
+    "ConfigIssue",
+    "CouncilError",
+    "GitError",
+    "InvalidIdError",
+    "LockError",
+    "LockTimeout",
+    "PathEscapeError",
+    "PluginError",
+    "RecordNotFound",
+    "RunError",
+    "StaleClaim",
+    "StateCorrupted",
+    "StateError",
+    "VersionConflict",
+    "WorkspaceError",
+]
+
+
+class CouncilError(Exception):
+    """Base of every error CLI Council raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a config file, located as precisely as the file allows."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(CouncilError):
+    """A run config could not be loaded; ``issues`` lists every problem found, one per line."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class PluginError(CouncilError):
+    """A plugin could not be loaded, or registered something invalid."""
+
+
+class AdapterError(PluginError):
+    """An adapter is unknown, misconfigured, or its CLI binary cannot be found."""
+
+
+class RunError(CouncilError):
+    """A run cannot start or continue."""
+
+
+class InvalidIdError(RunError, ValueError):
+    """An id does not match ``^[a-z0-9][a-z0-9._-]{0,63}$``."""
+
+
+class WorkspaceError(CouncilError):
+    """A problem with the user's repository, a worktree, or a path inside them."""
+
+
+class PathEscapeError(WorkspaceError, ValueError):
+    """A path resolves outside the directory it must stay under."""
+
+
+class GitError(WorkspaceError):
+    """A git command failed."""
+
+    def __init__(self, argv: Sequence[str], returncode: int | None, stderr: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        detail = stderr.strip() or "no output"
+        super().__init__(f"git {' '.join(self.argv)} failed ({returncode}): {detail}")
+
+
+class LockError(CouncilError):
+    """A lock could not be taken or released."""
+
+
+class LockTimeout(LockError, TimeoutError):
+    """A lock stayed held by someone else until the timeout ran out."""
+
+    def __init__(self, path: Path | str, timeout: float) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        super().__init__(f"lock {self.path} still held by another holder after {timeout:g}s")
+
+
+class StateError(CouncilError):
+    """The state store could not do what was asked."""
+
+
+class VersionConflict(StateError):
+    """An optimistic write expected one version of a record and found another."""
+
+    def __init__(self, record: str, expected: int, actual: int | None) -> None:
+        self.record = record
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{record}: expected version {expected}, found {actual}")
+
+
+class StaleClaim(StateError):
+    """A write carried a fencing token that is no longer the record's current claim."""
+
+    def __init__(self, record: str, token: int, current: int | None) -> None:
+        self.record = record
+        self.token = token
+        self.current = current
+        super().__init__(
+            f"{record}: fencing token {token} is stale (current claim token: {current})"
+        )
+
+
+class RecordNotFound(StateError, KeyError):
+    """The record asked for does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "record not found"
+
+
+class StateCorrupted(StateError):
+    """A record failed its integrity check and no valid history version could replace it."""
+
+    def __init__(self, path: Path, detail: str, way_out: str) -> None:
+        self.path = path
+        self.detail = detail
+        self.way_out = way_out
+        super().__init__(f"{path}: {detail}; {way_out}")

@@ -1,0 +1,131 @@
+"""OS file locks: the one wrapper around portalocker.
+
+A lock lives on its own small file that is never replaced, so taking it never races with the
+atomic ``os.replace`` of the data it protects. Locks are flock-style: two handles conflict even
+inside one process, and the kernel drops a lock when its holder dies, so a crashed orchestrator
+never leaves a lock that blocks the next run.
+
+Acquisition is always tried non-blocking; waiting is an async backoff, so the event loop never
+blocks on someone else's lock. A lock file may be unlinked by a cleaner while a racer holds it
+open, so after locking we check the path still names the inode we locked and retry if not.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+import anyio
+import portalocker
+
+from orchestrator.errors import LockError, LockTimeout
+
+__all__ = ["FileLock", "acquire", "acquire_blocking", "try_acquire"]
+
+_MIN_BACKOFF = 0.0005
+_MAX_BACKOFF = 0.05
+
+
+class FileLock:
+    """A held lock on ``path``; release it (or leave the ``with`` block) exactly once."""
+
+    __slots__ = ("_fd", "path", "shared")
+
+    def __init__(self, path: Path, fd: int, shared: bool) -> None:
+        self.path = path
+        self.shared = shared
+        self._fd: int | None = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            # Closing the descriptor drops the flock; an explicit unlock first would open a
+            # window in which another handle of ours still thinks it holds the lock.
+            os.close(fd)
+
+    def unlink_and_release(self) -> None:
+        """Remove the lock file while still holding it (racers re-check the inode and retry)."""
+        if self._fd is None:
+            raise LockError(f"{self.path}: cannot unlink a lock that is not held")
+        if not self.shared:
+            self.path.unlink(missing_ok=True)
+        self.release()
+
+    def __enter__(self) -> FileLock:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def try_acquire(path: Path, *, shared: bool = False) -> FileLock | None:
+    """Take the lock on ``path`` now, or return None when another holder has it."""
+    flags = portalocker.LockFlags.SHARED if shared else portalocker.LockFlags.EXCLUSIVE
+    flags |= portalocker.LockFlags.NON_BLOCKING
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
+        except OSError as exc:
+            raise LockError(f"cannot open lock file {path}: {exc.strerror}") from exc
+        try:
+            portalocker.lock(fd, flags)
+        except portalocker.exceptions.LockException:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return FileLock(path, fd, shared)
+        os.close(fd)  # the file was unlinked under us: lock the new one instead
+
+
+async def acquire(path: Path, *, shared: bool = False, timeout: float = 10.0) -> FileLock:
+    """Take the lock, waiting with async exponential backoff up to ``timeout`` seconds."""
+    lock = try_acquire(path, shared=shared)
+    if lock is not None:
+        return lock
+    deadline = time.monotonic() + timeout
+    delay = _MIN_BACKOFF
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            raise LockTimeout(path, timeout)
+        await anyio.sleep(min(delay, deadline - now))
+        lock = try_acquire(path, shared=shared)
+        if lock is not None:
+            return lock
+        delay = min(delay * 2, _MAX_BACKOFF)
+
+
+def acquire_blocking(path: Path, *, shared: bool = False, timeout: float = 10.0) -> FileLock:
+    """The same for code already running in a worker thread (never call it on the event loop)."""
+    deadline = time.monotonic() + timeout
+    delay = _MIN_BACKOFF
+    while True:
+        lock = try_acquire(path, shared=shared)
+        if lock is not None:
+            return lock
+        now = time.monotonic()
+        if now >= deadline:
+            raise LockTimeout(path, timeout)
+        time.sleep(min(delay, deadline - now))
+        delay = min(delay * 2, _MAX_BACKOFF)

@@ -1,0 +1,71 @@
+"""Checkpoint files: immutable, checksummed snapshots of a session and all its tasks.
+
+Each is written once, durably, as ``<dir>/<checkpoint-id>.json``; only the newest ``limit`` of
+a session are kept. Checkpoint ids embed their UTC creation time, so name order is time order.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from orchestrator.errors import RecordNotFound, StateCorrupted, StateError
+from orchestrator.ids import check_id
+from orchestrator.models import Checkpoint, CheckpointInfo
+from orchestrator.state.codec import RecordDamaged, decode, encode
+from orchestrator.state.fsops import FileOps, durable_write
+
+__all__ = ["CheckpointFiles"]
+
+
+class CheckpointFiles:
+    def __init__(self, directory: Path, ops: FileOps, limit: int) -> None:
+        self.directory = directory
+        self.ops = ops
+        self.limit = limit
+
+    def path(self, checkpoint_id: str) -> Path:
+        return self.directory / f"{check_id(checkpoint_id, 'checkpoint id')}.json"
+
+    def write(self, checkpoint: Checkpoint) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        target = self.path(checkpoint.checkpoint_id)
+        try:
+            durable_write(target, encode(checkpoint.model_dump_json().encode()), self.ops)
+        except OSError as exc:
+            raise StateError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        for old in self.list(checkpoint.session_id)[: -self.limit]:
+            self.path(old.checkpoint_id).unlink(missing_ok=True)
+
+    def read(self, checkpoint_id: str) -> Checkpoint:
+        target = self.path(checkpoint_id)
+        try:
+            return Checkpoint.model_validate_json(decode(target.read_bytes()))
+        except FileNotFoundError:
+            raise RecordNotFound(f"checkpoint {checkpoint_id!r} does not exist") from None
+        except (RecordDamaged, ValidationError) as exc:
+            raise StateCorrupted(
+                target, f"checkpoint is damaged ({exc})", "use an earlier checkpoint"
+            ) from None
+
+    def list(self, session_id: str | None = None) -> list[CheckpointInfo]:
+        """Intact checkpoints, oldest first (damaged ones are left alone and not listed)."""
+        try:
+            names = sorted(e.name for e in os.scandir(self.directory) if e.name.endswith(".json"))
+        except FileNotFoundError:
+            return []
+        found: list[CheckpointInfo] = []
+        for name in names:
+            try:
+                checkpoint = self.read(name.removesuffix(".json"))
+            except StateError:
+                continue
+            if session_id is None or checkpoint.session_id == session_id:
+                found.append(checkpoint.info())
+        return sorted(found, key=lambda c: (c.created_at, c.checkpoint_id))
+
+    def delete_session(self, session_id: str) -> None:
+        for info in self.list(session_id):
+            self.path(info.checkpoint_id).unlink(missing_ok=True)

@@ -1,0 +1,222 @@
+"""The task half of the file backend: task records and the claims (leases) on them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+
+from orchestrator import filelock
+from orchestrator.errors import RecordNotFound, StateError
+from orchestrator.events import Event, EventType
+from orchestrator.ids import check_id
+from orchestrator.models import Claim, ClaimStatus, SessionRecord, TaskState, utcnow
+from orchestrator.state.codec import RecordDamaged
+from orchestrator.state.file_base import (
+    METRIC_FIELDS,
+    FileBase,
+    check_fence,
+    check_version,
+    claim_event,
+    lapsed,
+    load_or_recover,
+)
+from orchestrator.state.metrics import compute_metrics
+
+__all__ = ["FileTasks"]
+
+
+class FileTasks(FileBase):
+    async def get_task_state(self, task_id: str) -> TaskState | None:
+        return await self._read(self.tasks, task_id)
+
+    async def update_task_state(
+        self,
+        task_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        fencing_token: int | None = None,
+    ) -> TaskState:
+        check_id(task_id, "task id")
+
+        def run(events: list[Event]) -> tuple[TaskState, TaskState | None]:
+            current = load_or_recover(self.tasks, task_id, events)
+            check_version(self.tasks, task_id, current, expected_version)
+            if fencing_token is not None:
+                check_fence(task_id, current, fencing_token)
+            new = self._write_merged(self.tasks, task_id, current, updates, {}, events)
+            return new, current
+
+        async with self._locked(self.tasks, task_id):
+            new, old = await self._in_thread(run)
+        await self._after_task_change(new, old)
+        return new
+
+    async def task_history(self, task_id: str) -> list[TaskState]:
+        async with self._locked(self.tasks, task_id, shared=True):
+            return await anyio.to_thread.run_sync(lambda: list(self.tasks.iter_history(task_id)))
+
+    async def _after_task_change(self, new: TaskState, old: TaskState | None) -> None:
+        touched = {new.session_id, old.session_id if old else None} - {None}
+        if old is not None and all(getattr(new, f) == getattr(old, f) for f in METRIC_FIELDS):
+            return
+        for session_id in touched:
+            assert session_id is not None
+            await self._refresh_metrics(session_id)
+
+    async def _refresh_metrics(self, session_id: str) -> SessionRecord | None:
+        def run(events: list[Event]) -> SessionRecord | None:
+            session = load_or_recover(self.sessions, session_id, events)
+            if session is None:
+                return None
+            # Member tasks are read without their locks: every file is replaced atomically,
+            # so a read sees one whole version, and the writer of any newer version refreshes
+            # these metrics again after us (it waits for this session lock).
+            tasks = [t for t in map(self._peek_task, session.task_ids) if t is not None]
+            metrics = compute_metrics(t for t in tasks if t.session_id == session_id)
+            if metrics == session.metrics:
+                return session
+            return self._write_merged(
+                self.sessions, session_id, session, {"metrics": metrics}, {}, events
+            )
+
+        async with self._locked(self.sessions, session_id):
+            return await self._in_thread(run)
+
+    def _peek_task(self, task_id: str) -> TaskState | None:
+        try:
+            return self.tasks.load(task_id)
+        except RecordDamaged:
+            return None  # the next locked read recovers it
+
+    # -- claims -----------------------------------------------------------------------------
+
+    async def acquire_claim(
+        self,
+        task_id: str,
+        holder: str,
+        lease_seconds: float,
+        updates: Mapping[str, Any] | None = None,
+    ) -> Claim | None:
+        check_id(task_id, "task id")
+
+        def run(events: list[Event]) -> tuple[TaskState, TaskState] | None:
+            current = load_or_recover(self.tasks, task_id, events)
+            if current is None:
+                raise RecordNotFound(f"task {task_id!r} does not exist")
+            now = utcnow()
+            if current.claim is not None and current.claim.is_live(now):
+                return None
+            floor = current.claim.token + 1 if current.claim else 1
+            token = max(self._next_token(events), floor)
+            claim = Claim(
+                task_id=task_id,
+                holder=holder,
+                token=token,
+                acquired_at=now,
+                renewed_at=now,
+                expires_at=now + timedelta(seconds=lease_seconds),
+            )
+            fields = {**(updates or {}), "claim": claim}
+            new = self._write_merged(self.tasks, task_id, current, fields, {}, events)
+            events.append(claim_event(EventType.CLAIM_ACQUIRED, claim))
+            return new, current
+
+        async with self._locked(self.tasks, task_id):
+            result = await self._in_thread(run)
+        if result is None:
+            return None
+        await self._after_task_change(*result)
+        assert result[0].claim is not None
+        return result[0].claim
+
+    def _next_token(self, events: list[Event]) -> int:
+        with filelock.acquire_blocking(
+            self.counters.lock_path("fencing"), timeout=self.lock_timeout
+        ):
+            current = load_or_recover(self.counters, "fencing", events)
+            counter = self._write_merged(
+                self.counters, "fencing", current, {}, {}, events, announce=False
+            )
+            return counter.version
+
+    async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
+        def change(claim: Claim, now: datetime) -> dict[str, Any]:
+            renewed = claim.model_copy(
+                update={"renewed_at": now, "expires_at": now + timedelta(seconds=lease_seconds)}
+            )
+            return {"claim": renewed}
+
+        new, _ = await self._claim_write(task_id, token, change, EventType.CLAIM_RENEWED)
+        assert new.claim is not None
+        return new.claim
+
+    async def release_claim(
+        self,
+        task_id: str,
+        token: int,
+        status: ClaimStatus = ClaimStatus.COMPLETED,
+        updates: Mapping[str, Any] | None = None,
+    ) -> TaskState:
+        if status not in (ClaimStatus.COMPLETED, ClaimStatus.ABANDONED):
+            raise StateError(f"a claim is released as completed or abandoned, not {status}")
+
+        def change(claim: Claim, now: datetime) -> dict[str, Any]:
+            released = claim.model_copy(update={"status": status, "released_at": now})
+            return {**(updates or {}), "claim": released}
+
+        new, old = await self._claim_write(task_id, token, change, EventType.CLAIM_RELEASED)
+        await self._after_task_change(new, old)
+        return new
+
+    async def _claim_write(
+        self,
+        task_id: str,
+        token: int,
+        change: Callable[[Claim, datetime], Mapping[str, Any]],
+        event_type: EventType,
+    ) -> tuple[TaskState, TaskState]:
+        check_id(task_id, "task id")
+
+        def run(events: list[Event]) -> tuple[TaskState, TaskState]:
+            current = load_or_recover(self.tasks, task_id, events)
+            if current is None:
+                raise RecordNotFound(f"task {task_id!r} does not exist")
+            claim = check_fence(task_id, current, token)
+            fields = change(claim, utcnow())
+            new = self._write_merged(self.tasks, task_id, current, fields, {}, events)
+            assert new.claim is not None
+            events.append(claim_event(event_type, new.claim))
+            return new, current
+
+        async with self._locked(self.tasks, task_id):
+            return await self._in_thread(run)
+
+    async def sweep_expired_claims(self, now: datetime | None = None) -> list[Claim]:
+        moment = now or utcnow()
+        expired: list[Claim] = []
+        for task_id in await anyio.to_thread.run_sync(self.tasks.keys):
+            peek = await anyio.to_thread.run_sync(self._peek_task, task_id)
+            if peek is None or not lapsed(peek.claim, moment):
+                continue
+
+            def run(events: list[Event], task_id: str = task_id) -> Claim | None:
+                current = load_or_recover(self.tasks, task_id, events)
+                if current is None or not lapsed(current.claim, moment):
+                    return None  # renewed or released meanwhile
+                assert current.claim is not None
+                gone = current.claim.model_copy(update={"status": ClaimStatus.EXPIRED})
+                self._write_merged(self.tasks, task_id, current, {"claim": gone}, {}, events)
+                events.append(claim_event(EventType.CLAIM_EXPIRED, gone))
+                return gone
+
+            async with self._locked(self.tasks, task_id):
+                claim = await self._in_thread(run)
+            if claim is not None:
+                expired.append(claim)
+        return expired
+
+    # -- sessions ---------------------------------------------------------------------------

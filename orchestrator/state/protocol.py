@@ -1,0 +1,159 @@
+"""The state store contract every backend implements (the file backend now, PostgreSQL later).
+
+Rules every backend keeps, checked by ``orchestrator.testing.state_contract``:
+
+- Records are versioned. Each write bumps ``version`` by one and stamps ``updated_at``;
+  ``expected_version`` (0 meaning "must not exist yet") turns a write into a compare-and-set
+  that raises ``VersionConflict`` when someone else wrote first.
+- Claims are leases with fencing tokens. A token is larger than every token issued before it
+  for the same task; a write carrying ``fencing_token`` succeeds only while that token is the
+  task's active claim, so a holder whose lease lapsed and was swept can no longer write.
+- Session metrics are the store's to compute: they follow every change of a member task.
+- A damaged record is never silently reset: it is recovered from history with a warning event,
+  or ``StateCorrupted`` is raised naming the record and the way out.
+- Events (``state.updated``, ``session.created``, ``checkpoint.created``, ...) reach every
+  subscriber of the store that wrote them; a failing subscriber never fails the write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.events import Event, Subscriber
+from orchestrator.models import (
+    Checkpoint,
+    CheckpointInfo,
+    Claim,
+    ClaimStatus,
+    SessionRecord,
+    SessionSnapshot,
+    TaskState,
+)
+
+__all__ = ["RecordProblem", "StateStore", "TaskInit"]
+
+TaskInit = str | Mapping[str, Any]
+"""A task given to ``create_session``: its id, or a mapping of initial fields with ``task_id``."""
+
+
+class RecordProblem(BaseModel):
+    """A damaged record found by ``verify_records``, and what became of it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    key: str
+    reason: str
+    recovered: bool
+    detail: str = ""
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    # -- tasks ------------------------------------------------------------------------------
+
+    async def get_task_state(self, task_id: str) -> TaskState | None:
+        """The task's current state, or None if the store has never seen it."""
+        ...
+
+    async def update_task_state(
+        self,
+        task_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        fencing_token: int | None = None,
+    ) -> TaskState:
+        """Merge ``updates`` (top-level fields) into the task, creating it if absent."""
+        ...
+
+    async def list_tasks(self, session_id: str | None = None) -> list[TaskState]: ...
+
+    async def task_history(self, task_id: str) -> list[TaskState]:
+        """Earlier versions still kept, newest first."""
+        ...
+
+    # -- claims -----------------------------------------------------------------------------
+
+    async def acquire_claim(
+        self,
+        task_id: str,
+        holder: str,
+        lease_seconds: float,
+        updates: Mapping[str, Any] | None = None,
+    ) -> Claim | None:
+        """Lease the task to ``holder`` (applying ``updates`` in the same write), or None when
+        someone holds a live claim on it."""
+        ...
+
+    async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim: ...
+
+    async def release_claim(
+        self,
+        task_id: str,
+        token: int,
+        status: ClaimStatus = ClaimStatus.COMPLETED,
+        updates: Mapping[str, Any] | None = None,
+    ) -> TaskState: ...
+
+    async def sweep_expired_claims(self, now: datetime | None = None) -> list[Claim]:
+        """Mark every active claim past its lease as expired; return those claims."""
+        ...
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        options: Mapping[str, Any],
+        tasks: Sequence[TaskInit],
+        session_id: str | None = None,
+    ) -> SessionRecord: ...
+
+    async def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    async def update_session(
+        self,
+        session_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> SessionRecord: ...
+
+    async def get_active_sessions(self) -> list[SessionRecord]: ...
+
+    async def recover_session(self, session_id: str, *, force: bool = False) -> SessionSnapshot:
+        """Bring a session whose orchestrator died back to a resumable state."""
+        ...
+
+    async def cleanup_old_sessions(self, days: float) -> int:
+        """Remove finished sessions (their tasks and checkpoints) older than ``days``."""
+        ...
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo: ...
+
+    async def list_checkpoints(self, session_id: str | None = None) -> list[CheckpointInfo]: ...
+
+    async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint: ...
+
+    async def restore_checkpoint(self, checkpoint_id: str) -> SessionSnapshot: ...
+
+    # -- events and upkeep ------------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> None: ...
+
+    def unsubscribe(self, subscriber: Subscriber) -> None: ...
+
+    async def emit(self, event: Event) -> None:
+        """Record an event of another layer in the log and hand it to subscribers."""
+        ...
+
+    async def verify_records(self) -> list[RecordProblem]: ...
+
+    async def clean_stale_locks(self) -> int: ...
+
+    async def aclose(self) -> None: ...

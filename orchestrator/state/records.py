@@ -1,0 +1,278 @@
+"""Versioned records on disk: one directory per record, its history beside it.
+
+::
+
+    <root>/<kind>/<key>/current.json     the record (see ``codec`` for the format)
+    <root>/<kind>/<key>/v000000000007.json  earlier versions, the newest ``history_limit`` kept
+    <root>/<kind>/<key>/.lock            the reader/writer lock, never replaced
+    <root>/quarantine/<kind>/<key>.<digest>.json  damaged records, moved aside intact
+
+History entries are hard links to the previous ``current.json`` made just before it is replaced,
+so archiving costs a link rather than a second durable write, and the one directory fsync that
+follows the replace makes both durable. A record that fails its checksum or its model is moved
+to quarantine and the newest valid history version takes its place, under a version number
+higher than any this record has had, so versions only ever increase.
+
+Everything here is synchronous and expects the caller to hold the record's lock (``lock_path``):
+shared to read, exclusive to write or recover. The async store runs it in worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import StateCorrupted, StateError
+from orchestrator.events import Event, EventType
+from orchestrator.ids import check_id
+from orchestrator.models import utcnow
+from orchestrator.state.codec import RecordDamaged, decode, encode
+from orchestrator.state.fsops import FileOps, durable_write
+
+__all__ = ["RecordKind", "Recovery"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_CURRENT = "current.json"
+_LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What a recovery did, for the warning event."""
+
+    kind: str
+    key: str
+    reason: str
+    quarantined: Path | None
+    recovered_from: int
+    new_version: int
+
+    def event(self) -> Event:
+        return Event(
+            type=EventType.STATE_RECOVERED,
+            level="warning",
+            data={
+                "kind": self.kind,
+                "key": self.key,
+                "reason": self.reason,
+                "quarantined": str(self.quarantined) if self.quarantined else None,
+                "recovered_from_version": self.recovered_from,
+                "new_version": self.new_version,
+            },
+        )
+
+
+class RecordKind(Generic[M]):
+    """All records of one model (tasks, sessions, ...) under ``<root>/<name>/``."""
+
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        model: type[M],
+        key_field: str,
+        ops: FileOps,
+        history_limit: int = 10,
+    ) -> None:
+        self.root = root
+        self.name = name
+        self.model = model
+        self.key_field = key_field
+        self.ops = ops
+        self.history_limit = history_limit
+        self.base = root / name
+        self.quarantine_dir = root / "quarantine" / name
+
+    # -- paths ------------------------------------------------------------------------------
+
+    def dir_for(self, key: str) -> Path:
+        return self.base / check_id(key, f"{self.name} id")
+
+    def lock_path(self, key: str) -> Path:
+        return self.dir_for(key) / _LOCK
+
+    def current_path(self, key: str) -> Path:
+        return self.dir_for(key) / _CURRENT
+
+    def keys(self) -> list[str]:
+        try:
+            entries = os.scandir(self.base)
+        except FileNotFoundError:
+            return []
+        with entries:
+            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def parse(self, key: str, raw: bytes) -> M:
+        """Bytes → model, or RecordDamaged saying why."""
+        body = decode(raw)
+        try:
+            record = self.model.model_validate_json(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "record"
+            raise RecordDamaged(f"does not validate: {where}: {first['msg']}") from None
+        if getattr(record, self.key_field) != key:
+            raise RecordDamaged(f"holds {self.key_field}={getattr(record, self.key_field)!r}")
+        return record
+
+    def load(self, key: str) -> M | None:
+        """The current record, None if there never was one; RecordDamaged if it is damaged."""
+        path = self.current_path(key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            if self.history_versions(key):
+                raise RecordDamaged("current version missing but history exists") from None
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read {path}: {exc.strerror}") from exc
+        return self.parse(key, raw)
+
+    def history_versions(self, key: str) -> list[int]:
+        """Versions kept in history, oldest first."""
+        try:
+            entries = os.scandir(self.dir_for(key))
+        except FileNotFoundError:
+            return []
+        versions = []
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith("v") and name.endswith(".json") and name[1:-5].isdigit():
+                    versions.append(int(name[1:-5]))
+        return sorted(versions)
+
+    def history_path(self, key: str, version: int) -> Path:
+        return self.dir_for(key) / f"v{version:012d}.json"
+
+    def load_version(self, key: str, version: int) -> M:
+        return self.parse(key, self.history_path(key, version).read_bytes())
+
+    def iter_history(self, key: str) -> Iterator[M]:
+        """Valid history versions, newest first (damaged ones are skipped)."""
+        for version in reversed(self.history_versions(key)):
+            with contextlib.suppress(RecordDamaged, OSError):
+                yield self.load_version(key, version)
+
+    # -- writing (exclusive lock held) ------------------------------------------------------
+
+    def write(self, key: str, record: M, previous_version: int | None) -> None:
+        """Make ``record`` current, archiving ``previous_version`` (if any) into history."""
+        directory = self.dir_for(key)
+        directory.mkdir(parents=True, exist_ok=True)
+        current = directory / _CURRENT
+        data = encode(record.model_dump_json().encode())
+
+        def archive_previous() -> None:
+            if previous_version is None:
+                return
+            # A link left by an earlier attempt that crashed before its replace is the same
+            # file, so an existing entry is fine.
+            with contextlib.suppress(FileExistsError, FileNotFoundError):
+                self.ops.link(current, self.history_path(key, previous_version))
+
+        try:
+            durable_write(current, data, self.ops, before_replace=archive_previous)
+        except OSError as exc:
+            raise StateError(
+                f"cannot write {current}: {exc.strerror or exc}; the previous version is intact"
+            ) from exc
+        self._prune_history(key)
+
+    def _prune_history(self, key: str) -> None:
+        versions = self.history_versions(key)
+        for version in versions[: max(0, len(versions) - self.history_limit)]:
+            self.history_path(key, version).unlink(missing_ok=True)
+
+    def delete(self, key: str) -> None:
+        """Remove every file of the record but its lock (the caller unlinks that last)."""
+        directory = self.dir_for(key)
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.name != _LOCK:
+                Path(entry.path).unlink(missing_ok=True)
+
+    def remove_dir_if_empty(self, key: str) -> None:
+        with contextlib.suppress(OSError):
+            self.dir_for(key).rmdir()
+
+    # -- integrity (exclusive lock held) ----------------------------------------------------
+
+    def load_or_recover(self, key: str) -> tuple[M | None, Recovery | None]:
+        """Like ``load``, but a damaged record is quarantined and replaced from history."""
+        try:
+            return self.load(key), None
+        except RecordDamaged as damage:
+            return self._recover(key, str(damage))
+
+    def _recover(self, key: str, reason: str) -> tuple[M, Recovery]:
+        current = self.current_path(key)
+        versions = self.history_versions(key)
+        source = next(self.iter_history(key), None)
+        if source is None:
+            kept = self._quarantine_copy(key, current)
+            where = f"a copy is kept at {kept}" if kept else "no copy could be kept"
+            raise StateCorrupted(
+                current,
+                f"{self.name} record {key!r} is damaged ({reason}) and has no valid history",
+                f"{where}; restore a checkpoint, or move {current} away to start the record afresh",
+            )
+        quarantined = self._quarantine_move(key, current)
+        # One past the highest version this record can have had (the damaged current was at
+        # most newest-history + 1), so a holder of the lost version gets a VersionConflict.
+        new_version = max(versions) + 2
+        source_version = int(getattr(source, "version", 0))
+        recovered = source.model_copy(update={"version": new_version, "updated_at": utcnow()})
+        self.write(key, recovered, previous_version=None)
+        return recovered, Recovery(self.name, key, reason, quarantined, source_version, new_version)
+
+    def _quarantine_target(self, key: str, raw: bytes) -> Path:
+        digest = hashlib.sha256(raw).hexdigest()[:16]
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        return self.quarantine_dir / f"{key}.{digest}.json"
+
+    def _quarantine_move(self, key: str, current: Path) -> Path | None:
+        try:
+            raw = current.read_bytes()
+        except FileNotFoundError:
+            return None
+        target = self._quarantine_target(key, raw)
+        self.ops.replace(current, target)
+        return target
+
+    def _quarantine_copy(self, key: str, current: Path) -> Path | None:
+        try:
+            raw = current.read_bytes()
+        except FileNotFoundError:
+            return None
+        target = self._quarantine_target(key, raw)
+        if not target.exists():
+            durable_write(target, raw, self.ops)
+        return target
+
+    def verify(self, key: str) -> str | None:
+        """Why the current record is damaged, or None when it is intact (or absent)."""
+        try:
+            self.load(key)
+        except RecordDamaged as damage:
+            return str(damage)
+        return None
+
+
+def stamp(record: M, version: int, now: datetime | None = None) -> M:
+    """The record with the store-owned fields set."""
+    return record.model_copy(update={"version": version, "updated_at": now or utcnow()})
