@@ -56,8 +56,13 @@ class FileTasks(FileBase):
         return new
 
     async def task_history(self, task_id: str) -> list[TaskState]:
+        current = await self.get_task_state(task_id)
+        if current is None:
+            return []
         async with self._locked(self.tasks, task_id, shared=True):
-            return await anyio.to_thread.run_sync(lambda: list(self.tasks.iter_history(task_id)))
+            found = await anyio.to_thread.run_sync(lambda: list(self.tasks.iter_history(task_id)))
+        # After a recovery the current version is linked into history too (see records).
+        return [t for t in found if t.version < current.version]
 
     async def _after_task_change(self, new: TaskState, old: TaskState | None) -> None:
         touched = {new.session_id, old.session_id if old else None} - {None}

@@ -233,11 +233,19 @@ class RecordKind(Generic[M]):
             )
         quarantined = self._quarantine_move(key, current)
         # One past the highest version this record can have had (the damaged current was at
-        # most newest-history + 1), so a holder of the lost version gets a VersionConflict.
+        # most the newest history entry + 1), so a holder of the lost version gets a
+        # VersionConflict and versions only ever increase.
         new_version = max(versions) + 2
         source_version = int(getattr(source, "version", 0))
         recovered = source.model_copy(update={"version": new_version, "updated_at": utcnow()})
         self.write(key, recovered, previous_version=None)
+        # History must name the highest version handed out, or a second damage of this same
+        # file would compute the same new version again. The link shares the current file's
+        # bytes, so if those are damaged in place it is skipped as a source, but its name
+        # still counts.
+        with contextlib.suppress(FileExistsError):
+            self.ops.link(current, self.history_path(key, new_version))
+        self.ops.fsync_dir(current.parent)
         return recovered, Recovery(self.name, key, reason, quarantined, source_version, new_version)
 
     def _quarantine_target(self, key: str, raw: bytes) -> Path:

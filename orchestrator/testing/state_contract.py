@@ -1,0 +1,324 @@
+"""The contract every ``StateStore`` backend must pass, as a reusable pytest class.
+
+A backend's test module subclasses ``StateStoreContract`` and provides a ``store`` fixture::
+
+    class TestMyStore(StateStoreContract):
+        @pytest.fixture
+        async def store(self, tmp_path):
+            async with MyStore(...) as store:
+                yield store
+
+Tests only use the protocol, so they hold for any backend (file now, PostgreSQL later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from orchestrator.errors import (
+    InvalidIdError,
+    RecordNotFound,
+    StaleClaim,
+    StateError,
+    VersionConflict,
+)
+from orchestrator.events import Event, EventType
+from orchestrator.models import ClaimStatus, SessionStatus, TaskStatus, utcnow
+from orchestrator.state.protocol import StateStore
+
+__all__ = ["StateStoreContract"]
+
+
+class StateStoreContract:
+    pytestmark = [pytest.mark.asyncio]
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    async def test_missing_task_is_none(self, store: StateStore) -> None:
+        assert await store.get_task_state("nope") is None
+
+    async def test_update_creates_merges_and_bumps_version(self, store: StateStore) -> None:
+        first = await store.update_task_state("t1", {"priority": 5, "metadata": {"a": 1}})
+        assert (first.task_id, first.version, first.priority) == ("t1", 1, 5)
+        second = await store.update_task_state("t1", {"status": TaskStatus.RUNNING})
+        assert second.version == 2
+        assert second.priority == 5 and second.metadata == {"a": 1}
+        assert second.status == TaskStatus.RUNNING
+        assert second.updated_at >= first.updated_at
+        assert second.created_at == first.created_at
+        assert await store.get_task_state("t1") == second
+
+    async def test_expected_version_is_compare_and_set(self, store: StateStore) -> None:
+        await store.update_task_state("t1", {}, expected_version=0)
+        with pytest.raises(VersionConflict) as caught:
+            await store.update_task_state("t1", {}, expected_version=0)
+        assert (caught.value.expected, caught.value.actual) == (0, 1)
+        await store.update_task_state("t1", {"priority": 1}, expected_version=1)
+        with pytest.raises(VersionConflict):
+            await store.update_task_state("t1", {"priority": 2}, expected_version=1)
+        task = await store.get_task_state("t1")
+        assert task is not None and (task.version, task.priority) == (2, 1)
+
+    async def test_store_owned_fields_are_ignored(self, store: StateStore) -> None:
+        task = await store.update_task_state("t1", {"version": 99, "task_id": "t1"})
+        assert task.version == 1
+
+    async def test_invalid_update_writes_nothing(self, store: StateStore) -> None:
+        await store.update_task_state("t1", {"priority": 1})
+        with pytest.raises(StateError, match="status"):
+            await store.update_task_state("t1", {"status": "exploded"})
+        with pytest.raises(StateError, match="no_such_field"):
+            await store.update_task_state("t1", {"no_such_field": 1})
+        task = await store.get_task_state("t1")
+        assert task is not None and task.version == 1
+
+    @pytest.mark.parametrize("bad", ["../x", "", "A", ".hidden", "a/b", "x" * 65, "a..b"])
+    async def test_unsafe_task_ids_are_refused(self, store: StateStore, bad: str) -> None:
+        with pytest.raises(InvalidIdError):
+            await store.update_task_state(bad, {})
+        with pytest.raises(InvalidIdError):
+            await store.get_task_state(bad)
+
+    async def test_history_keeps_the_last_ten_versions(self, store: StateStore) -> None:
+        for n in range(15):
+            await store.update_task_state("t1", {"priority": n})
+        history = await store.task_history("t1")
+        assert [h.version for h in history] == list(range(14, 4, -1))
+        assert [h.priority for h in history] == list(range(13, 3, -1))
+
+    async def test_list_tasks(self, store: StateStore) -> None:
+        for task_id in ("b", "a"):
+            await store.update_task_state(task_id, {})
+        assert sorted(t.task_id for t in await store.list_tasks()) == ["a", "b"]
+
+    # -- claims -----------------------------------------------------------------------------
+
+    async def test_claim_is_exclusive_until_released(self, store: StateStore) -> None:
+        await store.update_task_state("t1", {})
+        claim = await store.acquire_claim(
+            "t1", "worker-a", 60, updates={"status": TaskStatus.RUNNING}
+        )
+        assert claim is not None and claim.holder == "worker-a"
+        task = await store.get_task_state("t1")
+        assert task is not None and task.status == TaskStatus.RUNNING and task.claim == claim
+        assert await store.acquire_claim("t1", "worker-b", 60) is None
+        renewed = await store.renew_claim("t1", claim.token, 120)
+        assert renewed.token == claim.token and renewed.expires_at > claim.expires_at
+        done = await store.release_claim(
+            "t1", claim.token, ClaimStatus.COMPLETED, updates={"status": TaskStatus.DONE}
+        )
+        assert done.claim is not None and done.claim.status == ClaimStatus.COMPLETED
+        assert done.status == TaskStatus.DONE
+        again = await store.acquire_claim("t1", "worker-b", 60)
+        assert again is not None and again.token > claim.token
+
+    async def test_fencing_refuses_a_stale_holder(self, store: StateStore) -> None:
+        await store.update_task_state("t1", {})
+        old = await store.acquire_claim("t1", "worker-a", 0.05)
+        assert old is not None
+        await store.update_task_state("t1", {"priority": 1}, fencing_token=old.token)
+        swept = await store.sweep_expired_claims(now=utcnow() + timedelta(seconds=1))
+        assert [c.token for c in swept] == [old.token]
+        assert swept[0].status == ClaimStatus.EXPIRED
+        new = await store.acquire_claim("t1", "worker-b", 60)
+        assert new is not None and new.token > old.token
+        with pytest.raises(StaleClaim):
+            await store.update_task_state("t1", {"priority": 2}, fencing_token=old.token)
+        with pytest.raises(StaleClaim):
+            await store.renew_claim("t1", old.token, 60)
+        with pytest.raises(StaleClaim):
+            await store.release_claim("t1", old.token)
+        await store.update_task_state("t1", {"priority": 3}, fencing_token=new.token)
+        task = await store.get_task_state("t1")
+        assert task is not None and task.priority == 3 and task.claim == new
+
+    async def test_sweep_leaves_live_claims(self, store: StateStore) -> None:
+        await store.update_task_state("t1", {})
+        claim = await store.acquire_claim("t1", "worker-a", 600)
+        assert claim is not None
+        assert await store.sweep_expired_claims() == []
+        task = await store.get_task_state("t1")
+        assert task is not None and task.claim is not None and task.claim.is_live()
+
+    async def test_tokens_grow_across_tasks(self, store: StateStore) -> None:
+        tokens = []
+        for task_id in ("a", "b", "c"):
+            await store.update_task_state(task_id, {})
+            claim = await store.acquire_claim(task_id, "w", 60)
+            assert claim is not None
+            tokens.append(claim.token)
+        assert tokens == sorted(set(tokens))
+
+    async def test_claiming_a_missing_task_fails(self, store: StateStore) -> None:
+        with pytest.raises(RecordNotFound):
+            await store.acquire_claim("ghost", "w", 60)
+
+    async def test_release_status_must_be_final(self, store: StateStore) -> None:
+        await store.update_task_state("t1", {})
+        claim = await store.acquire_claim("t1", "w", 60)
+        assert claim is not None
+        with pytest.raises(StateError):
+            await store.release_claim("t1", claim.token, ClaimStatus.ACTIVE)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def test_session_creation_queues_its_tasks(self, store: StateStore) -> None:
+        session = await store.create_session(
+            {"config": "demo.yaml"}, ["a", {"task_id": "b", "priority": 7}], session_id="s1"
+        )
+        assert session.session_id == "s1" and session.task_ids == ["a", "b"]
+        assert session.metrics.total == 2 and session.metrics.queued == 2
+        b = await store.get_task_state("b")
+        assert b is not None and b.session_id == "s1" and b.priority == 7
+        assert b.status == TaskStatus.QUEUED
+        assert [s.session_id for s in await store.get_active_sessions()] == ["s1"]
+        assert sorted(t.task_id for t in await store.list_tasks("s1")) == ["a", "b"]
+        with pytest.raises(StateError, match="already exists"):
+            await store.create_session({}, ["c"], session_id="s1")
+
+    async def test_metrics_follow_every_task_change(self, store: StateStore) -> None:
+        await store.create_session({}, ["a", "b", "c", "d"], session_id="s1")
+        start = utcnow()
+        await store.update_task_state("a", {"status": TaskStatus.RUNNING, "started_at": start})
+        await store.update_task_state(
+            "b",
+            {
+                "status": TaskStatus.DONE,
+                "started_at": start,
+                "finished_at": start + timedelta(minutes=3),
+            },
+        )
+        await store.update_task_state("c", {"status": TaskStatus.FAILED})
+        session = await store.get_session("s1")
+        assert session is not None
+        metrics = session.metrics
+        assert (metrics.total, metrics.completed, metrics.in_progress, metrics.failed) == (
+            4,
+            1,
+            1,
+            1,
+        )
+        assert metrics.queued == 1 and metrics.average_minutes == pytest.approx(3.0)
+
+    async def test_update_session(self, store: StateStore) -> None:
+        await store.create_session({}, ["a"], session_id="s1")
+        updated = await store.update_session("s1", {"status": SessionStatus.COMPLETED})
+        assert updated.status == SessionStatus.COMPLETED and updated.version == 2
+        assert await store.get_active_sessions() == []
+        with pytest.raises(VersionConflict):
+            await store.update_session("s1", {"metadata": {}}, expected_version=1)
+        with pytest.raises(StateError, match="metrics"):
+            await store.update_session("s1", {"metrics": {}})
+        with pytest.raises(RecordNotFound):
+            await store.update_session("nope", {})
+
+    async def test_a_task_of_an_active_session_cannot_be_taken(self, store: StateStore) -> None:
+        await store.create_session({}, ["a"], session_id="s1")
+        with pytest.raises(StateError, match="s1"):
+            await store.create_session({}, ["a"], session_id="s2")
+        await store.update_session("s1", {"status": SessionStatus.COMPLETED})
+        await store.create_session({}, ["a"], session_id="s2")
+        task = await store.get_task_state("a")
+        assert task is not None and task.session_id == "s2" and task.status == TaskStatus.QUEUED
+
+    async def test_recover_session_requeues_tasks_behind_dead_claims(
+        self, store: StateStore
+    ) -> None:
+        await store.create_session({}, ["a", "b", "c"], session_id="s1")
+        running = {"status": TaskStatus.RUNNING}
+        lapsed = await store.acquire_claim("a", "dead", 0.01, updates=running)
+        live = await store.acquire_claim("b", "alive", 600, updates=running)
+        assert lapsed is not None and live is not None
+        await store.update_task_state("c", {"status": TaskStatus.DONE})
+        await store.update_session("s1", {"status": SessionStatus.INTERRUPTED})
+        await asyncio.sleep(0.05)
+        snapshot = await store.recover_session("s1")
+        states = {t.task_id: t for t in snapshot.tasks}
+        assert states["a"].status == TaskStatus.QUEUED
+        assert states["a"].claim is not None
+        assert states["a"].claim.status == ClaimStatus.ABANDONED
+        assert states["b"].status == TaskStatus.RUNNING
+        assert states["c"].status == TaskStatus.DONE
+        assert snapshot.session.status == SessionStatus.ACTIVE
+        forced = await store.recover_session("s1", force=True)
+        assert {t.task_id: t.status for t in forced.tasks}["b"] == TaskStatus.QUEUED
+
+    async def test_cleanup_removes_only_old_finished_sessions(self, store: StateStore) -> None:
+        await store.create_session({}, ["a"], session_id="old")
+        await store.create_session({}, ["b"], session_id="live")
+        await store.update_session("old", {"status": SessionStatus.COMPLETED})
+        await store.create_checkpoint("old", "before cleanup")
+        assert await store.cleanup_old_sessions(days=1) == 0
+        assert await store.cleanup_old_sessions(days=-1) == 1
+        assert await store.get_session("old") is None
+        assert await store.get_task_state("a") is None
+        assert await store.list_checkpoints("old") == []
+        assert await store.get_session("live") is not None
+        assert await store.get_task_state("b") is not None
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    async def test_checkpoint_round_trip(self, store: StateStore) -> None:
+        await store.create_session({}, ["a", "b"], session_id="s1")
+        await store.update_task_state("a", {"status": TaskStatus.DONE, "metadata": {"n": 1}})
+        info = await store.create_checkpoint("s1", "phase done")
+        assert (info.session_id, info.reason, info.task_count) == ("s1", "phase done", 2)
+        await store.update_task_state("a", {"status": TaskStatus.FAILED, "metadata": {"n": 2}})
+        await store.update_task_state("b", {"status": TaskStatus.CANCELLED})
+        before = await store.get_task_state("a")
+        assert before is not None
+        snapshot = await store.restore_checkpoint(info.checkpoint_id)
+        states = {t.task_id: t for t in snapshot.tasks}
+        assert states["a"].status == TaskStatus.DONE and states["a"].metadata == {"n": 1}
+        assert states["a"].version > before.version  # a restore is a new version
+        assert states["b"].status == TaskStatus.QUEUED
+        assert snapshot.session.metrics.completed == 1
+        listed = await store.list_checkpoints("s1")
+        assert [c.checkpoint_id for c in listed] == [info.checkpoint_id]
+        full = await store.get_checkpoint(info.checkpoint_id)
+        assert {t.task_id for t in full.tasks} == {"a", "b"}
+        with pytest.raises(RecordNotFound):
+            await store.get_checkpoint("ck-missing")
+        with pytest.raises(RecordNotFound):
+            await store.create_checkpoint("nope", "x")
+
+    async def test_checkpoints_list_oldest_first(self, store: StateStore) -> None:
+        await store.create_session({}, ["a"], session_id="s1")
+        made = [(await store.create_checkpoint("s1", f"n{i}")).checkpoint_id for i in range(3)]
+        assert [c.checkpoint_id for c in await store.list_checkpoints("s1")] == made
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def test_events_reach_subscribers(self, store: StateStore) -> None:
+        seen: list[Event] = []
+
+        def broken(event: Event) -> None:
+            raise RuntimeError("a plugin bug")
+
+        store.subscribe(broken)
+        store.subscribe(seen.append)
+        await store.create_session({}, ["a"], session_id="s1")
+        await store.update_task_state("a", {"priority": 1})
+        await store.create_checkpoint("s1", "x")
+        await store.emit(Event(type="custom.thing", data={"k": "v"}))
+        store.unsubscribe(seen.append)
+        await store.update_task_state("a", {"priority": 2})
+        types = [e.type for e in seen]
+        for expected in (
+            EventType.SESSION_CREATED,
+            EventType.STATE_UPDATED,
+            EventType.CHECKPOINT_CREATED,
+            "custom.thing",
+        ):
+            assert expected in types
+        updates: list[dict[str, Any]] = [e.data for e in seen if e.type == EventType.STATE_UPDATED]
+        assert {"kind": "tasks", "key": "a", "version": 2, "fields": ["priority"]} in updates
+        assert not any(e.data.get("version") == 3 for e in seen)
+
+    async def test_verify_on_a_healthy_store_finds_nothing(self, store: StateStore) -> None:
+        await store.create_session({}, ["a"], session_id="s1")
+        assert await store.verify_records() == []

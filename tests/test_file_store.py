@@ -1,0 +1,223 @@
+"""What the file backend does beyond the contract: layout, integrity, durability, locks."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from orchestrator import filelock
+from orchestrator.errors import LockTimeout, StateCorrupted, StateError, VersionConflict
+from orchestrator.events import Event, EventType
+from orchestrator.models import TaskStatus
+from orchestrator.state import FileStateStore
+from orchestrator.state.fsops import FileOps
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[FileStateStore]:
+    async with FileStateStore.for_repo(tmp_path) as store:
+        yield store
+
+
+def task_dir(store: FileStateStore, task_id: str) -> Path:
+    return store.root / "tasks" / task_id
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+async def test_layout_under_dot_council(tmp_path: Path, store: FileStateStore) -> None:
+    for n in range(3):
+        await store.update_task_state("t1", {"priority": n})
+    directory = tmp_path / ".council" / "state" / "tasks" / "t1"
+    names = sorted(p.name for p in directory.iterdir())
+    assert names == [".lock", "current.json", "v000000000001.json", "v000000000002.json"]
+    first_line = (directory / "current.json").read_bytes().split(b"\n")[0]
+    assert json.loads(first_line)["version"] == 3
+    assert (tmp_path / ".council" / "events.jsonl").exists()
+
+
+async def test_history_files_are_pruned_to_ten(store: FileStateStore) -> None:
+    for n in range(25):
+        await store.update_task_state("t1", {"priority": n})
+    versions = sorted(p.name for p in task_dir(store, "t1").glob("v*.json"))
+    assert len(versions) == 10 and versions[-1] == "v000000000024.json"
+
+
+async def test_damaged_record_is_quarantined_and_recovered(store: FileStateStore) -> None:
+    warnings: list[Event] = []
+    store.subscribe(lambda e: warnings.append(e) if e.level == "warning" else None)
+    for n in range(3):
+        await store.update_task_state("t1", {"priority": n})
+    current = task_dir(store, "t1") / "current.json"
+    flip_byte(current, 20)
+    damaged = current.read_bytes()
+
+    task = await store.get_task_state("t1")
+
+    assert task is not None and task.priority == 1  # version 2's content
+    assert task.version == 4  # above the lost version 3
+    quarantined = list((store.root / "quarantine" / "tasks").iterdir())
+    assert [q.read_bytes() for q in quarantined] == [damaged]
+    assert [w.type for w in warnings] == [EventType.STATE_RECOVERED]
+    assert warnings[0].data["recovered_from_version"] == 2
+    logged = [json.loads(line) for line in store.events.path.read_text().splitlines()]
+    assert any(e["type"] == "state.recovered" for e in logged)
+    with pytest.raises(VersionConflict):
+        await store.update_task_state("t1", {"priority": 9}, expected_version=3)
+
+
+async def test_damage_twice_still_raises_the_version(store: FileStateStore) -> None:
+    for n in range(3):
+        await store.update_task_state("t1", {"priority": n})
+    current = task_dir(store, "t1") / "current.json"
+    flip_byte(current, 5)
+    first = await store.get_task_state("t1")
+    flip_byte(current, 5)
+    second = await store.get_task_state("t1")
+    assert first is not None and second is not None
+    assert second.version > first.version > 3
+
+
+async def test_damaged_history_is_skipped(store: FileStateStore) -> None:
+    for n in range(4):
+        await store.update_task_state("t1", {"priority": n})
+    directory = task_dir(store, "t1")
+    flip_byte(directory / "current.json", 3)
+    (directory / "v000000000003.json").write_bytes(b"{}")
+    task = await store.get_task_state("t1")
+    assert task is not None and task.priority == 1 and task.version == 5
+
+
+async def test_without_history_damage_is_an_error_never_a_reset(store: FileStateStore) -> None:
+    await store.update_task_state("t1", {"priority": 1})
+    current = task_dir(store, "t1") / "current.json"
+    current.write_bytes(current.read_bytes()[:10])
+    damaged = current.read_bytes()
+    for _ in range(2):
+        with pytest.raises(StateCorrupted) as caught:
+            await store.get_task_state("t1")
+        assert str(current) in str(caught.value) and "restore a checkpoint" in str(caught.value)
+    with pytest.raises(StateCorrupted):
+        await store.update_task_state("t1", {"priority": 2})
+    assert current.read_bytes() == damaged  # left where it was, for the user to see
+    copies = list((store.root / "quarantine" / "tasks").iterdir())
+    assert len(copies) == 1 and copies[0].read_bytes() == damaged
+
+
+async def test_a_missing_current_with_history_is_recovered(store: FileStateStore) -> None:
+    for n in range(2):
+        await store.update_task_state("t1", {"priority": n})
+    (task_dir(store, "t1") / "current.json").unlink()
+    task = await store.get_task_state("t1")
+    assert task is not None and task.priority == 0 and task.version == 3
+
+
+async def test_verify_records_recovers_and_reports(store: FileStateStore) -> None:
+    await store.create_session({}, ["a", "b"], session_id="s1")
+    await store.update_task_state("a", {"priority": 1})
+    flip_byte(task_dir(store, "a") / "current.json", 1)
+    (task_dir(store, "b") / "current.json").write_bytes(b"garbage")
+    problems = {p.key: p for p in await store.verify_records()}
+    assert problems["a"].recovered and not problems["b"].recovered
+    assert "checksum" in problems["b"].reason
+    assert await store.verify_records() == [problems["b"]]
+
+
+class FailingOps(FileOps):
+    """Fails the nth fsync with an OSError of the chosen errno."""
+
+    def __init__(self, code: int, nth: int) -> None:
+        self.code = code
+        self.remaining = nth
+
+    def fsync(self, fd: int) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            raise OSError(self.code, os.strerror(self.code))
+        super().fsync(fd)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO, errno.EACCES])
+async def test_a_failed_write_leaves_the_previous_version(tmp_path: Path, code: int) -> None:
+    ops = FailingOps(code, nth=2)
+    async with FileStateStore(tmp_path, file_ops=ops) as store:
+        await store.update_task_state("t1", {"priority": 1})
+        with pytest.raises(StateError) as caught:
+            await store.update_task_state("t1", {"priority": 2})
+        assert "current.json" in str(caught.value) and os.strerror(code) in str(caught.value)
+        task = await store.get_task_state("t1")
+        assert task is not None and (task.version, task.priority) == (1, 1)
+        assert not list((tmp_path / "tasks" / "t1").glob("*.tmp"))
+        again = await store.update_task_state("t1", {"priority": 3})
+        assert again.version == 2
+
+
+async def test_a_held_write_lock_times_out(tmp_path: Path) -> None:
+    async with FileStateStore(tmp_path, lock_timeout=0.2) as store:
+        await store.update_task_state("t1", {})
+        with filelock.try_acquire(store.tasks.lock_path("t1")) as held:
+            assert held is not None
+            with pytest.raises(LockTimeout):
+                await store.update_task_state("t1", {"priority": 1})
+            with pytest.raises(LockTimeout):
+                await store.get_task_state("t1")
+
+
+async def test_readers_share_and_wait_for_a_writer(store: FileStateStore) -> None:
+    await store.update_task_state("t1", {"priority": 1})
+    lock_path = store.tasks.lock_path("t1")
+    reader = filelock.try_acquire(lock_path, shared=True)
+    assert reader is not None
+    assert await store.get_task_state("t1") is not None  # shared with another reader
+    assert filelock.try_acquire(lock_path) is None  # but a writer must wait
+    reader.release()
+    writer = filelock.try_acquire(lock_path)
+    assert writer is not None
+    ticks = 0
+
+    async def release_later() -> None:
+        nonlocal ticks
+        await anyio.sleep(0.1)
+        ticks += 1  # the loop kept running while the read waited
+        writer.release()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(release_later)
+        task = await store.get_task_state("t1")
+    assert task is not None and ticks == 1
+
+
+async def test_clean_stale_locks(store: FileStateStore) -> None:
+    await store.create_session({}, ["a"], session_id="s1")
+    leftover = task_dir(store, "a") / ".current.json.999.dead.tmp"
+    leftover.write_bytes(b"half")
+    ghost = store.root / "tasks" / "ghost"
+    ghost.mkdir()
+    (ghost / ".lock").touch()
+    held = filelock.try_acquire(store.tasks.lock_path("b-held"))
+    assert held is not None
+    try:
+        assert await store.clean_stale_locks() == 2
+    finally:
+        held.release()
+    assert not leftover.exists() and not ghost.exists()
+    assert (store.root / "tasks" / "b-held" / ".lock").exists()
+    assert await store.get_task_state("a") is not None
+
+
+async def test_event_log_lines_are_whole_json(store: FileStateStore) -> None:
+    await store.create_session({}, ["a"], session_id="s1")
+    await store.update_task_state("a", {"status": TaskStatus.RUNNING})
+    events = list(store.events.read())
+    assert [e.type for e in events][:1] == [EventType.STATE_UPDATED]
+    assert EventType.SESSION_CREATED in [e.type for e in events]
