@@ -1,0 +1,78 @@
+"""The OS lock wrapper: exclusive/shared semantics, dead holders, unlinked lock files."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator import filelock
+from orchestrator.errors import LockTimeout
+
+
+def hold_forever(path: str, ready: multiprocessing.Event) -> None:  # type: ignore[valid-type]
+    lock = filelock.try_acquire(Path(path))
+    assert lock is not None
+    ready.set()  # type: ignore[attr-defined]
+    time.sleep(600)
+
+
+async def test_a_killed_holder_releases_its_lock(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    holder = context.Process(target=hold_forever, args=(str(path), ready))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        assert filelock.try_acquire(path) is None
+        with pytest.raises(LockTimeout):
+            await filelock.acquire(path, timeout=0.1)
+        assert holder.pid is not None
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join(30)
+        lock = await filelock.acquire(path, timeout=5)
+        lock.release()
+    finally:
+        if holder.is_alive():
+            holder.kill()
+
+
+def test_two_handles_in_one_process_conflict(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    first = filelock.try_acquire(path)
+    assert first is not None
+    assert filelock.try_acquire(path) is None
+    assert filelock.try_acquire(path, shared=True) is None
+    first.release()
+    readers = [filelock.try_acquire(path, shared=True) for _ in range(3)]
+    assert all(r is not None for r in readers)
+    assert filelock.try_acquire(path) is None
+    for reader in readers:
+        assert reader is not None
+        reader.release()
+
+
+def test_an_unlinked_lock_file_is_not_shared_by_two_holders(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    cleaner = filelock.try_acquire(path)
+    assert cleaner is not None
+    cleaner.unlink_and_release()
+    assert not path.exists()
+    first = filelock.try_acquire(path)
+    assert first is not None and path.exists()
+    assert filelock.try_acquire(path) is None
+    first.release()
+
+
+def test_blocking_acquire_times_out(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    with filelock.try_acquire(path):
+        started = time.monotonic()
+        with pytest.raises(LockTimeout):
+            filelock.acquire_blocking(path, timeout=0.1)
+        assert time.monotonic() - started < 2

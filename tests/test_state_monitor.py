@@ -1,0 +1,50 @@
+"""The state monitor sweeps lapsed claims, recovers damaged records, and checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+
+from orchestrator.models import ClaimStatus
+from orchestrator.state import FileStateStore
+from orchestrator.state.monitor import StateMonitor
+
+
+async def test_one_round_does_every_duty(tmp_path: Path) -> None:
+    async with FileStateStore(tmp_path) as store:
+        await store.create_session({}, ["a", "b"], session_id="s1")
+        claim = await store.acquire_claim("a", "dead-worker", 0.01)
+        assert claim is not None
+        await store.update_task_state("b", {"priority": 1})
+        current = tmp_path / "tasks" / "b" / "current.json"
+        current.write_bytes(current.read_bytes()[:-5])
+        await anyio.sleep(0.05)
+
+        stats = await StateMonitor(store).run_once()
+
+        assert (stats.claims_expired, stats.records_recovered, stats.checkpoints) == (1, 1, 1)
+        assert stats.failures == []
+        a = await store.get_task_state("a")
+        assert a is not None and a.claim is not None and a.claim.status == ClaimStatus.EXPIRED
+        assert len(await store.list_checkpoints("s1")) == 1
+
+
+async def test_run_repeats_duties_and_survives_failures(tmp_path: Path) -> None:
+    async with FileStateStore(tmp_path) as store:
+        await store.create_session({}, ["a"], session_id="s1")
+        calls = 0
+
+        class BrokenVerify(StateMonitor):
+            async def verify(self) -> None:
+                nonlocal calls
+                calls += 1
+                raise RuntimeError("disk on fire")
+
+        monitor = BrokenVerify(
+            store, lock_cleanup_interval=0.02, verify_interval=0.02, checkpoint_interval=0.05
+        )
+        with anyio.move_on_after(0.3):
+            await monitor.run()
+        assert calls >= 3 and len(monitor.stats.failures) == calls
+        assert monitor.stats.checkpoints >= 2
