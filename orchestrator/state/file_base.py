@@ -202,7 +202,8 @@ class FileBase:
         return problems
 
     async def clean_stale_locks(self) -> int:
-        """Remove lock files (and crashed writers' temp files) of records that are gone.
+        """Remove lock files of records that are gone, and what crashed writers left behind
+        (temp files, history entries past the limit).
 
         Only a lock nobody holds is touched, and it is unlinked while we hold it, so a racer
         that opened it before the unlink notices the changed inode and retries.
@@ -215,6 +216,7 @@ class FileBase:
                     continue
                 try:
                     leftovers = await anyio.to_thread.run_sync(remove_temp_files, kind, key)
+                    leftovers += await anyio.to_thread.run_sync(kind.prune_history, key)
                     gone = not await anyio.to_thread.run_sync(has_data, kind, key)
                 except BaseException:
                     lock.release()

@@ -24,7 +24,6 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -42,6 +41,7 @@ __all__ = ["RecordKind", "Recovery"]
 M = TypeVar("M", bound=BaseModel)
 
 _CURRENT = "current.json"
+_CACHE_SIZE = 4096
 _LOCK = ".lock"
 
 
@@ -91,17 +91,33 @@ class RecordKind(Generic[M]):
         self.history_limit = history_limit
         self.base = root / name
         self.quarantine_dir = root / "quarantine" / name
+        self._path_cache: dict[str, tuple[Path, Path, Path]] = {}
+        # The bytes of each record as last read or written here, keyed by the file's identity
+        # (inode, size, mtime, ctime): any write to the file, by us or anyone, changes the
+        # ctime, so a match means the bytes on disk are these. Parsing still happens on every
+        # load, so callers never share a model instance.
+        self._bytes_cache: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
 
     # -- paths ------------------------------------------------------------------------------
 
-    def dir_for(self, key: str) -> Path:
-        return self.base / check_id(key, f"{self.name} id")
+    def _paths(self, key: str) -> tuple[Path, Path, Path]:
+        paths = self._path_cache.get(key)
+        if paths is None:
+            directory = self.base / check_id(key, f"{self.name} id")
+            paths = (directory, directory / _CURRENT, directory / _LOCK)
+            if len(self._path_cache) > _CACHE_SIZE:
+                self._path_cache.clear()
+            self._path_cache[key] = paths
+        return paths
 
-    def lock_path(self, key: str) -> Path:
-        return self.dir_for(key) / _LOCK
+    def dir_for(self, key: str) -> Path:
+        return self._paths(key)[0]
 
     def current_path(self, key: str) -> Path:
-        return self.dir_for(key) / _CURRENT
+        return self._paths(key)[1]
+
+    def lock_path(self, key: str) -> Path:
+        return self._paths(key)[2]
 
     def keys(self) -> list[str]:
         try:
@@ -130,14 +146,30 @@ class RecordKind(Generic[M]):
         """The current record, None if there never was one; RecordDamaged if it is damaged."""
         path = self.current_path(key)
         try:
-            raw = path.read_bytes()
+            raw = self._read_current(key, path)
         except FileNotFoundError:
+            self._bytes_cache.pop(key, None)
             if self.history_versions(key):
                 raise RecordDamaged("current version missing but history exists") from None
             return None
         except OSError as exc:
             raise StateError(f"cannot read {path}: {exc.strerror}") from exc
         return self.parse(key, raw)
+
+    def _read_current(self, key: str, path: Path) -> bytes:
+        cached = self._bytes_cache.get(key)
+        if cached is not None and _identity(os.stat(path)) == cached[0]:
+            return cached[1]
+        with path.open("rb") as handle:
+            identity = _identity(os.fstat(handle.fileno()))
+            raw = handle.read()
+        self._remember(key, identity, raw)
+        return raw
+
+    def _remember(self, key: str, identity: tuple[int, int, int, int], raw: bytes) -> None:
+        if len(self._bytes_cache) > _CACHE_SIZE:
+            self._bytes_cache.clear()
+        self._bytes_cache[key] = (identity, raw)
 
     def history_versions(self, key: str) -> list[int]:
         """Versions kept in history, oldest first."""
@@ -169,9 +201,9 @@ class RecordKind(Generic[M]):
 
     def write(self, key: str, record: M, previous_version: int | None) -> None:
         """Make ``record`` current, archiving ``previous_version`` (if any) into history."""
-        directory = self.dir_for(key)
-        directory.mkdir(parents=True, exist_ok=True)
-        current = directory / _CURRENT
+        directory, current, _ = self._paths(key)
+        if previous_version is None:
+            directory.mkdir(parents=True, exist_ok=True)
         data = encode(record.model_dump_json().encode())
 
         def archive_previous() -> None:
@@ -182,22 +214,34 @@ class RecordKind(Generic[M]):
             with contextlib.suppress(FileExistsError, FileNotFoundError):
                 self.ops.link(current, self.history_path(key, previous_version))
 
+        self._bytes_cache.pop(key, None)
         try:
             durable_write(current, data, self.ops, before_replace=archive_previous)
         except OSError as exc:
             raise StateError(
                 f"cannot write {current}: {exc.strerror or exc}; the previous version is intact"
             ) from exc
-        self._prune_history(key)
+        with contextlib.suppress(OSError):
+            self._remember(key, _identity(os.stat(current)), data)
+        if previous_version is not None:
+            # Only the version that just fell off the end; strays a crash left between two
+            # steps are removed by ``prune_history`` during upkeep.
+            dropped = previous_version - self.history_limit
+            if dropped > 0:
+                self.history_path(key, dropped).unlink(missing_ok=True)
 
-    def _prune_history(self, key: str) -> None:
+    def prune_history(self, key: str) -> int:
+        """Remove history beyond the newest ``history_limit`` versions; return how many."""
         versions = self.history_versions(key)
-        for version in versions[: max(0, len(versions) - self.history_limit)]:
+        excess = versions[: max(0, len(versions) - self.history_limit)]
+        for version in excess:
             self.history_path(key, version).unlink(missing_ok=True)
+        return len(excess)
 
     def delete(self, key: str) -> None:
         """Remove every file of the record but its lock (the caller unlinks that last)."""
         directory = self.dir_for(key)
+        self._bytes_cache.pop(key, None)
         try:
             entries = list(os.scandir(directory))
         except FileNotFoundError:
@@ -281,6 +325,5 @@ class RecordKind(Generic[M]):
         return None
 
 
-def stamp(record: M, version: int, now: datetime | None = None) -> M:
-    """The record with the store-owned fields set."""
-    return record.model_copy(update={"version": version, "updated_at": now or utcnow()})
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

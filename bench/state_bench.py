@@ -1,0 +1,72 @@
+"""Update throughput of FileStateStore as a ratio to the bare durable atomic write under it.
+
+Both sides write the same bytes to the same kind of directory on the same disk in the same
+run: the floor is ``durable_write`` alone (temp file, write, fsync, replace, fsync dir); the
+store adds the record lock, reading and checking the current version, validation, the history
+link, pruning and the event line. Rounds alternate so disk noise hits both sides alike; the
+ratio is taken from the medians. Target: at most 2.0x.
+
+    python bench/state_bench.py [--updates 300] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+from orchestrator.models import TaskState
+from orchestrator.state import FileStateStore
+from orchestrator.state.codec import encode
+from orchestrator.state.fsops import FileOps, durable_write
+
+
+def floor_round(directory: Path, payload: bytes, updates: int) -> float:
+    ops = FileOps()
+    target = directory / "current.json"
+    started = time.perf_counter()
+    for _ in range(updates):
+        durable_write(target, payload, ops)
+    return (time.perf_counter() - started) / updates
+
+
+async def store_round(store: FileStateStore, task_id: str, updates: int) -> float:
+    started = time.perf_counter()
+    for n in range(updates):
+        await store.update_task_state(task_id, {"priority": n})
+    return (time.perf_counter() - started) / updates
+
+
+async def main(updates: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="council-bench-", dir=Path.cwd()) as tmp:
+        root = Path(tmp)
+        floor_dir = root / "floor"
+        floor_dir.mkdir()
+        async with FileStateStore(root / "state") as store:
+            sample = await store.update_task_state(
+                "bench", {"metadata": {"note": "x" * 400}, "branch": "council/bench/1"}
+            )
+            payload = encode(TaskState.model_validate(sample.model_dump()).model_dump_json().encode())
+            floors: list[float] = []
+            stores: list[float] = []
+            for _ in range(rounds):
+                floors.append(floor_round(floor_dir, payload, updates))
+                stores.append(await store_round(store, "bench", updates))
+            floor = statistics.median(floors)
+            cost = statistics.median(stores)
+    print(f"record size                 {len(payload)} bytes")
+    print(f"bare durable atomic write   {floor * 1e3:.3f} ms  ({1 / floor:,.0f}/s)")
+    print(f"FileStateStore update       {cost * 1e3:.3f} ms  ({1 / cost:,.0f}/s)")
+    print(f"ratio store/floor           {cost / floor:.2f}x  (target <= 2.00x)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    anyio.run(main, args.updates, args.rounds)
