@@ -19,7 +19,6 @@ from pathlib import Path
 
 import anyio
 
-from orchestrator.models import TaskState
 from orchestrator.state import FileStateStore
 from orchestrator.state.codec import encode
 from orchestrator.state.fsops import FileOps, durable_write
@@ -50,7 +49,7 @@ async def main(updates: int, rounds: int) -> None:
             sample = await store.update_task_state(
                 "bench", {"metadata": {"note": "x" * 400}, "branch": "council/bench/1"}
             )
-            payload = encode(TaskState.model_validate(sample.model_dump()).model_dump_json().encode())
+            payload = encode(sample.model_dump_json().encode())
             floors: list[float] = []
             stores: list[float] = []
             for _ in range(rounds):

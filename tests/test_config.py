@@ -141,10 +141,10 @@ def test_duration_field_in_a_model() -> None:
     class Limits(BaseModel):
         timeout: Duration
 
-    assert Limits(timeout="1h30m").timeout == 5400.0  # type: ignore[arg-type]
+    assert Limits(timeout="1h30m").timeout == 5400.0
     assert Limits(timeout=3).timeout == 3.0
     with pytest.raises(ValidationError, match="is not a duration"):
-        Limits(timeout="soon")  # type: ignore[arg-type]
+        Limits(timeout="soon")
 
 
 # --- valid files -------------------------------------------------------------------------------
@@ -187,9 +187,7 @@ def test_minimal_config_gets_defaults(workdir: Path) -> None:
 
 def test_paths_resolve_against_the_config_directory(workdir: Path) -> None:
     (workdir / "configs").mkdir()
-    path = write(
-        "repo: ../project\nstate: {path: state-here}\n" + MINIMAL, name="configs/run.yaml"
-    )
+    path = write("repo: ../project\nstate: {path: state-here}\n" + MINIMAL, name="configs/run.yaml")
     config = load_config(path)
     assert config.repo == (workdir / "project").resolve()
     assert config.state_dir == (workdir / "configs" / "state-here").resolve()
@@ -372,7 +370,8 @@ def test_empty_file(workdir: Path, text: str) -> None:
     [("- a\n- b\n", "a list"), ("just words\n", "the scalar 'just words'")],
 )
 def test_top_level_must_be_a_mapping(workdir: Path, text: str, what: str) -> None:
-    assert single_issue(text) == f"run.yaml:1: the top level must be a mapping of settings, not {what}"
+    expected = f"run.yaml:1: the top level must be a mapping of settings, not {what}"
+    assert single_issue(text) == expected
 
 
 def test_yaml_syntax_error(workdir: Path) -> None:
@@ -408,12 +407,7 @@ def test_duplicate_yaml_keys(workdir: Path) -> None:
 
 def test_merge_keys_are_not_duplicates(workdir: Path) -> None:
     config = load_config(
-        write(
-            "tasks:\n"
-            "  - &base {id: a, prompt: shared, priority: 3}\n"
-            "  - <<: *base\n"
-            "    id: b\n"
-        )
+        write("tasks:\n  - &base {id: a, prompt: shared, priority: 3}\n  - <<: *base\n    id: b\n")
     )
     assert [(t.id, t.prompt, t.priority) for t in config.tasks] == [
         ("a", "shared", 3),
@@ -449,6 +443,12 @@ def test_deep_nesting_is_refused(workdir: Path) -> None:
     )
 
 
+def test_aliases_cannot_build_deep_nesting(workdir: Path) -> None:
+    # No collection in the text nests past 40 levels, but the alias puts one inside another.
+    text = "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 30 + "*a" + "]" * 30 + "\n" + MINIMAL
+    assert single_issue(text) == "run.yaml:2: alias *a nests collections deeper than 64 levels"
+
+
 # --- refusals: the schema ----------------------------------------------------------------------
 
 
@@ -475,9 +475,7 @@ def test_unknown_key_deeper(workdir: Path) -> None:
 
 
 def test_missing_tasks(workdir: Path) -> None:
-    assert single_issue("base_branch: main\n") == (
-        "run.yaml:1: tasks: required field is missing"
-    )
+    assert single_issue("base_branch: main\n") == ("run.yaml:1: tasks: required field is missing")
 
 
 def test_no_tasks(workdir: Path) -> None:
@@ -566,8 +564,7 @@ def test_file_paths_must_stay_in_the_repository(workdir: Path) -> None:
         "run.yaml:8: tasks[0].files[3]: 'C:/win' is absolute; give a path relative to the "
         "repository root",
         "run.yaml:9: tasks[0].files[4]: 'src\\\\a.py': use '/' to separate directories",
-        "run.yaml:10: tasks[0].files[5]: '.' names the repository root; name a file or "
-        "directory",
+        "run.yaml:10: tasks[0].files[5]: '.' names the repository root; name a file or directory",
     ]
 
 
@@ -593,24 +590,20 @@ def test_verify_commands_are_split_without_a_shell(workdir: Path) -> None:
 
 def test_bad_verify_commands(workdir: Path) -> None:
     assert issues(
-        "verify:\n"
-        "  - ''\n"
-        "  - []\n"
-        "  - pytest && ruff check\n"
-        "  - echo 'unclosed\n"
-        "  - [7]\n" + MINIMAL
+        "verify:\n  - ''\n  - []\n  - pytest && ruff check\n  - echo 'unclosed\n  - [7]\n" + MINIMAL
     ) == [
         "run.yaml:2: verify[0]: command is empty",
         "run.yaml:3: verify[1]: command is empty",
         "run.yaml:4: verify[2]: shell operator '&&' in 'pytest && ruff check': commands run "
         "without a shell; list each command separately",
-        "run.yaml:5: verify[3]: cannot split command \"echo 'unclosed\": No closing quotation",
+        'run.yaml:5: verify[3]: cannot split command "echo \'unclosed": No closing quotation',
         "run.yaml:6: verify[4][0]: must be a string (got 7)",
     ]
 
 
 def test_bad_env_and_branch(workdir: Path) -> None:
-    assert issues("base_branch: 'feat..x'\nadapters:\n  a:\n    env: {'BAD NAME': x}\n" + MINIMAL) == [
+    text = "base_branch: 'feat..x'\nadapters:\n  a:\n    env: {'BAD NAME': x}\n" + MINIMAL
+    assert issues(text) == [
         "run.yaml:1: base_branch: 'feat..x' is not a valid git branch name",
         "run.yaml:4: adapters.a.env: 'BAD NAME' is not a valid environment variable name",
     ]
@@ -618,7 +611,7 @@ def test_bad_env_and_branch(workdir: Path) -> None:
 
 def test_bad_adapter_name(workdir: Path) -> None:
     line = single_issue("adapters:\n  Claude Code: {}\n" + MINIMAL)
-    assert line.startswith('run.yaml:2: adapters["Claude Code"]: id \'Claude Code\' is not a safe id')
+    assert line.startswith("run.yaml:2: adapters[\"Claude Code\"]: id 'Claude Code' is not a safe")
 
 
 def test_duplicate_entries_in_lists(workdir: Path) -> None:
@@ -631,25 +624,32 @@ def test_duplicate_entries_in_lists(workdir: Path) -> None:
 
 
 def test_duplicate_task_id_reports_the_second(workdir: Path) -> None:
-    assert single_issue(
-        "tasks:\n  - id: a\n    prompt: x\n  - id: b\n    prompt: y\n  - id: a\n    prompt: z\n"
-    ) == "run.yaml:6: tasks[2].id: duplicate task id 'a' (first used by tasks[0])"
+    assert (
+        single_issue(
+            "tasks:\n  - id: a\n    prompt: x\n  - id: b\n    prompt: y\n  - id: a\n    prompt: z\n"
+        )
+        == "run.yaml:6: tasks[2].id: duplicate task id 'a' (first used by tasks[0])"
+    )
 
 
 def test_unknown_dependency(workdir: Path) -> None:
-    assert single_issue(
-        "tasks:\n  - id: a\n    prompt: x\n    depends_on:\n      - a-typo\n"
-    ) == "run.yaml:5: tasks[0].depends_on[0]: unknown task 'a-typo'"
+    assert (
+        single_issue("tasks:\n  - id: a\n    prompt: x\n    depends_on:\n      - a-typo\n")
+        == "run.yaml:5: tasks[0].depends_on[0]: unknown task 'a-typo'"
+    )
 
 
 def test_dependency_cycle_is_named(workdir: Path) -> None:
-    assert single_issue(
-        "tasks:\n"
-        "  - {id: a, prompt: x, depends_on: [b]}\n"
-        "  - {id: b, prompt: y, depends_on: [c]}\n"
-        "  - {id: c, prompt: z, depends_on: [a]}\n"
-        "  - {id: d, prompt: w, depends_on: [a]}\n"
-    ) == "run.yaml:4: tasks[2].depends_on[0]: dependency cycle: a -> b -> c -> a"
+    assert (
+        single_issue(
+            "tasks:\n"
+            "  - {id: a, prompt: x, depends_on: [b]}\n"
+            "  - {id: b, prompt: y, depends_on: [c]}\n"
+            "  - {id: c, prompt: z, depends_on: [a]}\n"
+            "  - {id: d, prompt: w, depends_on: [a]}\n"
+        )
+        == "run.yaml:4: tasks[2].depends_on[0]: dependency cycle: a -> b -> c -> a"
+    )
 
 
 def test_self_dependency_is_a_cycle(workdir: Path) -> None:

@@ -62,7 +62,8 @@ async def test_no_update_is_lost_across_processes(tmp_path: Path) -> None:
 def claimer(root: str, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     async def run() -> None:
         async with FileStateStore(root, lock_timeout=30) as store:
-            claim = await store.acquire_claim("job", f"pid-{multiprocessing.current_process().pid}", 60)
+            holder = f"pid-{multiprocessing.current_process().pid}"
+            claim = await store.acquire_claim("job", holder, 60)
             results.put(claim.token if claim else None)
 
     anyio.run(run)

@@ -290,6 +290,7 @@ class RecordKind(Generic[M]):
         with contextlib.suppress(FileExistsError):
             self.ops.link(current, self.history_path(key, new_version))
         self.ops.fsync_dir(current.parent)
+        self.prune_history(key)
         return recovered, Recovery(self.name, key, reason, quarantined, source_version, new_version)
 
     def _quarantine_target(self, key: str, raw: bytes) -> Path:

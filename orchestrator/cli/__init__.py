@@ -1,0 +1,1 @@
+"""The ``council`` command line: typer commands over the orchestrator, one module per group."""

@@ -1,0 +1,57 @@
+"""The ``council`` entry point: the root typer app, its sub-apps, and the one error handler.
+
+Commands raise ``CouncilError`` subclasses and never print tracebacks for them: the handler
+below turns them into a red message on stderr and an exit code, 2 when the user's input was at
+fault (a bad config, an invalid value) and 1 for everything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from orchestrator.cli import config_cmd, console
+from orchestrator.errors import ConfigError, CouncilError
+
+__all__ = ["CouncilGroup", "app", "exit_code_for", "main"]
+
+
+def exit_code_for(error: CouncilError) -> int:
+    """2 when the user's input is at fault, 1 otherwise."""
+    # CouncilErrors that are also ValueErrors (InvalidIdError, PathEscapeError) mean a value
+    # the user supplied was refused.
+    return 2 if isinstance(error, ConfigError | ValueError) else 1
+
+
+class CouncilGroup(TyperGroup):
+    """The root command group; every subcommand runs inside its ``invoke``."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CouncilError as exc:
+            text = str(exc) if isinstance(exc, ConfigError) else f"error: {exc}"
+            console.print_error(text)
+            raise typer.Exit(exit_code_for(exc)) from None
+
+
+app = typer.Typer(
+    name="council",
+    cls=CouncilGroup,
+    help="Run several AI coding CLIs in parallel on one git repository.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_cmd.app, name="config")
+
+
+def main() -> None:
+    """Console-script entry point (``council``)."""
+    app(prog_name="council")
+
+
+if __name__ == "__main__":
+    main()

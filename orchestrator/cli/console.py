@@ -1,0 +1,48 @@
+"""Terminal output for the CLI; the only module that imports rich.
+
+Data goes to stdout and diagnostics to stderr, so ``council ... --json | jq`` keeps working when
+something fails. Lines are never wrapped: an error about one problem stays one line that tools
+(editors, grep, CI annotations) can read as ``file:line: field: message``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["print_error", "print_lines", "print_success", "print_table", "stderr", "stdout"]
+
+# Without a file argument rich looks up sys.stdout / sys.stderr at each write, so output
+# follows any redirection made after import (test runners do this).
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_error(message: str) -> None:
+    """Each line of ``message`` in red on stderr, exactly as given (no markup, no wrapping)."""
+    for line in message.splitlines() or [""]:
+        stderr.print(Text(line, style="bold red"))
+
+
+def print_success(message: str) -> None:
+    """A green confirmation line on stdout."""
+    stdout.print(Text(message, style="green"))
+
+
+def print_lines(text: str) -> None:
+    """Plain text on stdout, byte for byte (for JSON and other machine-read output)."""
+    stdout.file.write(text if text.endswith("\n") else text + "\n")
+    stdout.file.flush()
+
+
+def print_table(
+    columns: Sequence[str], rows: Iterable[Sequence[object]], title: str | None = None
+) -> None:
+    """A table on stdout; cells are shown with ``str`` and never read as markup."""
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*(Text(str(cell)) for cell in row))
+    stdout.print(table)
