@@ -141,12 +141,12 @@ class FileStateStore(FileTasks):
         except StateCorrupted:
             session = None
         if session is None:
-            newest = [c for c in await self.list_checkpoints(session_id)]
-            if not newest:
+            checkpoints = await self.list_checkpoints(session_id)
+            if not checkpoints:
                 raise RecordNotFound(
                     f"session {session_id!r} is missing or damaged and has no checkpoint"
                 )
-            await self.restore_checkpoint(newest[-1].checkpoint_id)
+            await self.restore_checkpoint(checkpoints[-1].checkpoint_id)
             session = await self.get_session(session_id)
             assert session is not None
         now = utcnow()
