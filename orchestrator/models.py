@@ -29,6 +29,7 @@ __all__ = [
     "Claim",
     "ClaimStatus",
     "Counter",
+    "KeyedRecord",
     "PhaseRecord",
     "PhaseStatus",
     "SessionMetrics",
@@ -224,3 +225,14 @@ class Counter(_Record):
     name: SafeId
     version: int = Field(default=0, ge=0)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class KeyedRecord(_Record):
+    """A small versioned record of another layer (worktree ownership, file ownership, ...),
+    stored under a namespace so each layer keeps its own keys."""
+
+    namespace: SafeId
+    key: SafeId
+    version: int = Field(default=0, ge=0)
+    updated_at: datetime = Field(default_factory=utcnow)
+    data: dict[str, Any] = Field(default_factory=dict)

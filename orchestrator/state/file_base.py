@@ -30,7 +30,16 @@ from pydantic import BaseModel, ValidationError
 from orchestrator import filelock
 from orchestrator.errors import StaleClaim, StateCorrupted, StateError, VersionConflict
 from orchestrator.events import Event, EventType, Subscriber
-from orchestrator.models import Claim, ClaimStatus, Counter, SessionRecord, TaskState, utcnow
+from orchestrator.ids import check_id
+from orchestrator.models import (
+    Claim,
+    ClaimStatus,
+    Counter,
+    KeyedRecord,
+    SessionRecord,
+    TaskState,
+    utcnow,
+)
 from orchestrator.state.checkpoints import CheckpointFiles
 from orchestrator.state.codec import RecordDamaged
 from orchestrator.state.event_log import EventLog
@@ -62,7 +71,9 @@ class FileBase:
     ) -> None:
         self.root = Path(root)
         self.lock_timeout = lock_timeout
-        ops = file_ops or FileOps()
+        self.history_limit = history_limit
+        self.ops = ops = file_ops or FileOps()
+        self._namespaces: dict[str, RecordKind[KeyedRecord]] = {}
         self.tasks = RecordKind(self.root, "tasks", TaskState, "task_id", ops, history_limit)
         self.sessions = RecordKind(
             self.root, "sessions", SessionRecord, "session_id", ops, history_limit
@@ -71,8 +82,20 @@ class FileBase:
         self.checkpoints = CheckpointFiles(self.root / "checkpoints", ops, checkpoint_limit)
         self.events = EventLog(Path(events_path) if events_path else self.root / "events.jsonl")
 
-    def _kinds(self) -> tuple[RecordKind[Any], ...]:
-        return (self.tasks, self.sessions, self.counters)
+    def _namespace(self, namespace: str) -> RecordKind[KeyedRecord]:
+        kind = self._namespaces.get(namespace)
+        if kind is None:
+            check_id(namespace, "record namespace")
+            kind = RecordKind(
+                self.root / "records", namespace, KeyedRecord, "key", self.ops, self.history_limit
+            )
+            self._namespaces[namespace] = kind
+        return kind
+
+    async def _kinds(self) -> list[RecordKind[Any]]:
+        """Every kind of record on disk: tasks, sessions, counters and each namespace."""
+        names = await anyio.to_thread.run_sync(_subdirectories, self.root / "records")
+        return [self.tasks, self.sessions, self.counters, *map(self._namespace, names)]
 
     @classmethod
     def for_repo(cls, repo: Path | str, **kwargs: Any) -> Self:
@@ -182,7 +205,7 @@ class FileBase:
 
     async def verify_records(self) -> list[RecordProblem]:
         problems: list[RecordProblem] = []
-        for kind in self._kinds():
+        for kind in await self._kinds():
             for key in await anyio.to_thread.run_sync(kind.keys):
                 reason = await anyio.to_thread.run_sync(kind.verify, key)
                 if reason is None:
@@ -209,7 +232,7 @@ class FileBase:
         that opened it before the unlink notices the changed inode and retries.
         """
         cleaned = 0
-        for kind in self._kinds():
+        for kind in await self._kinds():
             for key in await anyio.to_thread.run_sync(kind.keys):
                 lock = filelock.try_acquire(kind.lock_path(key))
                 if lock is None:
@@ -292,3 +315,11 @@ def remove_temp_files(kind: RecordKind[Any], key: str) -> int:
                 Path(entry.path).unlink(missing_ok=True)
                 removed += 1
     return removed
+
+
+def _subdirectories(directory: Path) -> list[str]:
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    except FileNotFoundError:
+        return []

@@ -27,6 +27,7 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.state.file_base import STORE_OWNED, check_version, load_or_recover, new_id
+from orchestrator.state.file_records import FileRecords
 from orchestrator.state.file_tasks import FileTasks
 from orchestrator.state.metrics import compute_metrics
 from orchestrator.state.protocol import TaskInit
@@ -42,7 +43,7 @@ __all__ = ["FileStateStore"]
 M = TypeVar("M", bound=BaseModel)
 
 
-class FileStateStore(FileTasks):
+class FileStateStore(FileTasks, FileRecords):
     """The file backend of ``StateStore``; safe across threads, tasks and OS processes."""
 
     async def list_tasks(self, session_id: str | None = None) -> list[TaskState]:

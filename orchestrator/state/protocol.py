@@ -29,6 +29,7 @@ from orchestrator.models import (
     CheckpointInfo,
     Claim,
     ClaimStatus,
+    KeyedRecord,
     SessionRecord,
     SessionSnapshot,
     TaskState,
@@ -141,6 +142,28 @@ class StateStore(Protocol):
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint: ...
 
     async def restore_checkpoint(self, checkpoint_id: str) -> SessionSnapshot: ...
+
+    # -- keyed records of other layers --------------------------------------------------------
+
+    async def get_record(self, namespace: str, key: str) -> KeyedRecord | None: ...
+
+    async def put_record(
+        self,
+        namespace: str,
+        key: str,
+        data: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> KeyedRecord:
+        """Replace the record's data (``expected_version=0``: only if it does not exist)."""
+        ...
+
+    async def delete_record(
+        self, namespace: str, key: str, expected_version: int | None = None
+    ) -> bool:
+        """Remove the record; False when there was none. A version mismatch raises."""
+        ...
+
+    async def list_records(self, namespace: str) -> list[KeyedRecord]: ...
 
     # -- events and upkeep ------------------------------------------------------------------
 

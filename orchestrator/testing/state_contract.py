@@ -291,6 +291,38 @@ class StateStoreContract:
         made = [(await store.create_checkpoint("s1", f"n{i}")).checkpoint_id for i in range(3)]
         assert [c.checkpoint_id for c in await store.list_checkpoints("s1")] == made
 
+    # -- keyed records ----------------------------------------------------------------------
+
+    async def test_keyed_records(self, store: StateStore) -> None:
+        assert await store.get_record("worktrees", "s1") is None
+        first = await store.put_record("worktrees", "s1", {"task": "a"}, expected_version=0)
+        assert (first.namespace, first.key, first.version, first.data) == (
+            "worktrees",
+            "s1",
+            1,
+            {"task": "a"},
+        )
+        with pytest.raises(VersionConflict):
+            await store.put_record("worktrees", "s1", {"task": "b"}, expected_version=0)
+        second = await store.put_record("worktrees", "s1", {"cli": "x"}, expected_version=1)
+        assert second.version == 2 and second.data == {"cli": "x"}  # data is replaced whole
+        await store.put_record("worktrees", "s2", {})
+        await store.put_record("owners", "s1", {"other": True})
+        listed = await store.list_records("worktrees")
+        assert [r.key for r in listed] == ["s1", "s2"]
+        with pytest.raises(VersionConflict):
+            await store.delete_record("worktrees", "s1", expected_version=1)
+        assert await store.delete_record("worktrees", "s1", expected_version=2)
+        assert not await store.delete_record("worktrees", "s1")
+        assert await store.get_record("worktrees", "s1") is None
+        assert await store.get_record("owners", "s1") is not None
+        again = await store.put_record("worktrees", "s1", {"n": 1}, expected_version=0)
+        assert again.version == 1
+        with pytest.raises(InvalidIdError):
+            await store.put_record("../x", "k", {})
+        with pytest.raises(InvalidIdError):
+            await store.put_record("ns", "../k", {})
+
     # -- events -----------------------------------------------------------------------------
 
     async def test_events_reach_subscribers(self, store: StateStore) -> None:

@@ -1,0 +1,74 @@
+"""Keyed records of other layers (worktree and file ownership), one namespace each.
+
+They live under ``<root>/records/<namespace>/<key>/`` with the same versioning, history,
+integrity checks and locking as tasks and sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import anyio.to_thread
+
+from orchestrator import filelock
+from orchestrator.events import Event
+from orchestrator.ids import check_id
+from orchestrator.models import KeyedRecord
+from orchestrator.state.file_base import FileBase, check_version, load_or_recover
+
+__all__ = ["FileRecords"]
+
+
+class FileRecords(FileBase):
+    async def get_record(self, namespace: str, key: str) -> KeyedRecord | None:
+        return await self._read(self._namespace(namespace), key)
+
+    async def put_record(
+        self,
+        namespace: str,
+        key: str,
+        data: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> KeyedRecord:
+        kind = self._namespace(namespace)
+        check_id(key, f"{namespace} key")
+
+        def run(events: list[Event]) -> KeyedRecord:
+            current = load_or_recover(kind, key, events)
+            check_version(kind, key, current, expected_version)
+            fields = {"namespace": namespace, "data": dict(data)}
+            return self._write_merged(kind, key, current, fields, {}, events)
+
+        async with self._locked(kind, key):
+            return await self._in_thread(run)
+
+    async def delete_record(
+        self, namespace: str, key: str, expected_version: int | None = None
+    ) -> bool:
+        kind = self._namespace(namespace)
+        if not kind.dir_for(key).exists():
+            if expected_version not in (None, 0):
+                check_version(kind, key, None, expected_version)
+            return False
+        lock = await filelock.acquire(kind.lock_path(key), timeout=self.lock_timeout)
+        try:
+
+            def run(events: list[Event]) -> bool:
+                current = load_or_recover(kind, key, events)
+                check_version(kind, key, current, expected_version)
+                kind.delete(key)
+                return current is not None
+
+            existed = await self._in_thread(run)
+        except BaseException:
+            lock.release()
+            raise
+        lock.unlink_and_release()
+        await anyio.to_thread.run_sync(kind.remove_dir_if_empty, key)
+        return existed
+
+    async def list_records(self, namespace: str) -> list[KeyedRecord]:
+        kind = self._namespace(namespace)
+        found = [await self._read(kind, key) for key in await anyio.to_thread.run_sync(kind.keys)]
+        return [r for r in found if r is not None]
