@@ -221,3 +221,18 @@ async def test_event_log_lines_are_whole_json(store: FileStateStore) -> None:
     events = list(store.events.read())
     assert [e.type for e in events][:1] == [EventType.STATE_UPDATED]
     assert EventType.SESSION_CREATED in [e.type for e in events]
+
+
+async def test_a_lost_session_is_recovered_from_its_checkpoint(store: FileStateStore) -> None:
+    await store.create_session({"run": "x"}, ["a", "b"], session_id="s1")
+    await store.update_task_state("a", {"status": TaskStatus.DONE})
+    await store.create_checkpoint("s1", "before the crash")
+    session_dir = store.root / "sessions" / "s1"
+    for path in session_dir.iterdir():
+        if path.name != ".lock":
+            path.write_bytes(b"\x00" * 10)  # current and its whole history destroyed
+    snapshot = await store.recover_session("s1")
+    assert snapshot.session.options == {"run": "x"}
+    assert snapshot.session.metrics.completed == 1
+    assert sorted(t.task_id for t in snapshot.tasks) == ["a", "b"]
+    assert list((store.root / "quarantine" / "sessions").iterdir())
