@@ -12,9 +12,11 @@ ever needs to import an outside library to handle a failure::
     │   └── InvalidIdError            an id (task, session, adapter) fails the safe-id rule
     ├── WorkspaceError                a worktree or path problem in the user's repository
     │   ├── PathEscapeError           a path resolves outside the root it must stay under
-    │   └── GitError                  a git command failed; carries argv and stderr
+    │   ├── GitError                  a git command failed; carries argv and stderr
+    │   └── MergeContention           the base branch kept moving under the merge queue
     ├── LockError                     a lock could not be taken or released
-    │   └── LockTimeout               a lock stayed held by someone else until the timeout
+    │   ├── LockTimeout               a lock stayed held by someone else until the timeout
+    │   └── DeadlockError             waiting would close a cycle in the wait-for graph
     └── StateError                    the state store could not do what was asked
         ├── VersionConflict           `expected_version` did not match the stored version
         ├── StaleClaim                a write carried a fencing token that no longer holds
@@ -33,10 +35,12 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "CouncilError",
+    "DeadlockError",
     "GitError",
     "InvalidIdError",
     "LockError",
     "LockTimeout",
+    "MergeContention",
     "PathEscapeError",
     "PluginError",
     "RecordNotFound",
@@ -112,17 +116,58 @@ class GitError(WorkspaceError):
         super().__init__(f"git {' '.join(self.argv)} failed ({returncode}): {detail}")
 
 
+class MergeContention(WorkspaceError):
+    """Another writer moved the base branch during every one of the merge queue's attempts."""
+
+    def __init__(self, base_branch: str, attempts: int, last_error: str = "") -> None:
+        self.base_branch = base_branch
+        self.attempts = attempts
+        self.last_error = last_error
+        hint = (
+            f" (last refusal: {last_error})"
+            if last_error
+            else "; another process keeps writing it (run its merges through the same merge "
+            "lock, then retry)"
+        )
+        super().__init__(
+            f"base branch {base_branch!r} moved or was locked during each of {attempts} merge "
+            f"attempts{hint}"
+        )
+
+
 class LockError(CouncilError):
     """A lock could not be taken or released."""
 
 
 class LockTimeout(LockError, TimeoutError):
-    """A lock stayed held by someone else until the timeout ran out."""
+    """A lock stayed held by someone else until the timeout ran out; ``owner`` names the
+    holder when it is known (a session id for repository file locks)."""
 
-    def __init__(self, path: Path | str, timeout: float) -> None:
+    def __init__(self, path: Path | str, timeout: float, owner: str | None = None) -> None:
         self.path = Path(path)
         self.timeout = timeout
-        super().__init__(f"lock {self.path} still held by another holder after {timeout:g}s")
+        self.owner = owner
+        holder = f"session {owner}" if owner else "another holder"
+        super().__init__(f"lock {self.path} still held by {holder} after {timeout:g}s")
+
+
+class DeadlockError(LockError):
+    """Waiting for a lock would close a cycle: each session in ``cycle`` waits for a path held
+    by the next one, and the last waits for a path held by the first.
+
+    ``cycle`` lists ``(session, path it waits for, session holding that path)``, starting with
+    the session whose wait was refused.
+    """
+
+    def __init__(self, cycle: Sequence[tuple[str, str, str]]) -> None:
+        self.cycle: list[tuple[str, str, str]] = list(cycle)
+        self.sessions = [waiter for waiter, _, _ in cycle]
+        self.paths = [path for _, path, _ in cycle]
+        steps = "; ".join(
+            f"session {waiter} waits for {path!r} held by session {holder}"
+            for waiter, path, holder in cycle
+        )
+        super().__init__(f"deadlock refused: {steps}")
 
 
 class StateError(CouncilError):

@@ -34,7 +34,17 @@ class EventType(StrEnum):
     CLAIM_RELEASED = "claim.released"
     CLAIM_EXPIRED = "claim.expired"
     LOCK_CLEANED = "lock.cleaned"
+    LOCK_ACQUIRED = "lock.acquired"
+    LOCK_RELEASED = "lock.released"
+    LOCK_WAITING = "lock.waiting"
+    LOCK_DEADLOCK = "lock.deadlock"
     LEGACY_IMPORTED = "legacy.imported"
+    MERGE_STARTED = "merge.started"
+    MERGE_COMPLETED = "merge.completed"
+    MERGE_ALREADY_MERGED = "merge.already_merged"
+    MERGE_CONFLICT = "merge.conflict"
+    MERGE_WAITING = "merge.waiting"
+    MERGE_FAILED = "merge.failed"
 
 
 class Event(BaseModel):

@@ -26,6 +26,9 @@ __all__ = ["FileLock", "acquire", "acquire_blocking", "try_acquire"]
 
 _MIN_BACKOFF = 0.0005
 _MAX_BACKOFF = 0.05
+# Combined once: flag enum arithmetic costs as much as the flock call itself.
+_TRY_EXCLUSIVE = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
+_TRY_SHARED = portalocker.LockFlags.SHARED | portalocker.LockFlags.NON_BLOCKING
 
 
 class FileLock:
@@ -49,6 +52,28 @@ class FileLock:
             # window in which another handle of ours still thinks it holds the lock.
             os.close(fd)
 
+    def bump_counter(self, at_least: int = 0) -> int:
+        """Advance the counter kept in the lock file's own bytes and return its new value.
+
+        The value is larger than every value returned before for this file and than
+        ``at_least``; only the holder of the exclusive lock may change it, which is what makes
+        it usable as a fencing token. It is not fsynced: it survives process crashes, and a
+        machine crash leaves no holder whose token could be confused with a new one.
+        """
+        if self._fd is None or self.shared:
+            raise LockError(f"{self.path}: only the holder of an exclusive lock bumps its counter")
+        raw = os.pread(self._fd, 32, 0)
+        try:
+            last = int(raw.strip() or b"0")
+        except ValueError:
+            last = 0  # damaged bytes: the caller's ``at_least`` keeps tokens growing
+        value = max(last, at_least) + 1
+        data = str(value).encode()
+        os.pwrite(self._fd, data, 0)
+        if len(raw) > len(data):
+            os.ftruncate(self._fd, len(data))
+        return value
+
     def unlink_and_release(self) -> None:
         """Remove the lock file while still holding it (racers re-check the inode and retry)."""
         if self._fd is None:
@@ -71,8 +96,7 @@ class FileLock:
 
 def try_acquire(path: Path, *, shared: bool = False) -> FileLock | None:
     """Take the lock on ``path`` now, or return None when another holder has it."""
-    flags = portalocker.LockFlags.SHARED if shared else portalocker.LockFlags.EXCLUSIVE
-    flags |= portalocker.LockFlags.NON_BLOCKING
+    flags = _TRY_SHARED if shared else _TRY_EXCLUSIVE
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import filelock
-from orchestrator.errors import LockTimeout
+from orchestrator.errors import LockError, LockTimeout
 
 
 def hold_forever(path: str, ready: multiprocessing.Event) -> None:  # type: ignore[valid-type]
@@ -76,3 +76,29 @@ def test_blocking_acquire_times_out(tmp_path: Path) -> None:
         with pytest.raises(LockTimeout):
             filelock.acquire_blocking(path, timeout=0.1)
         assert time.monotonic() - started < 2
+
+
+def bump(path: Path, at_least: int) -> int:
+    lock = filelock.try_acquire(path)
+    assert lock is not None
+    with lock:
+        return lock.bump_counter(at_least)
+
+
+def test_the_counter_in_a_lock_file_only_grows(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    assert [bump(path, floor) for floor in (0, 0, 10, 0)] == [1, 2, 11, 12]
+    path.write_bytes(b"garbage-that-is-long")  # damaged: the caller's floor keeps it growing
+    assert bump(path, 12) == 13
+    assert path.read_bytes() == b"13"
+
+
+def test_only_an_exclusive_holder_bumps_the_counter(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    reader = filelock.try_acquire(path, shared=True)
+    assert reader is not None
+    with pytest.raises(LockError, match="exclusive"):
+        reader.bump_counter()
+    reader.release()
+    with pytest.raises(LockError):
+        reader.bump_counter()
