@@ -71,7 +71,9 @@ def test_an_unlinked_lock_file_is_not_shared_by_two_holders(tmp_path: Path) -> N
 
 def test_blocking_acquire_times_out(tmp_path: Path) -> None:
     path = tmp_path / "x.lock"
-    with filelock.try_acquire(path):
+    held = filelock.try_acquire(path)
+    assert held is not None
+    with held:
         started = time.monotonic()
         with pytest.raises(LockTimeout):
             filelock.acquire_blocking(path, timeout=0.1)
