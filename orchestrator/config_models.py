@@ -46,6 +46,7 @@ __all__ = [
     "StateConfig",
     "TaskConfig",
     "WorkflowConfig",
+    "WorktreeConfig",
 ]
 
 DEFER_CHECKS = "defer_checks"
@@ -277,6 +278,47 @@ class StateConfig(_Section):
         return None if path is None else _resolve(path, info)
 
 
+def _not_council_owned(values: list[str]) -> list[str]:
+    for value in values:
+        if value.split("/", 1)[0] in (".git", ".council"):
+            raise ValueError(f"{value!r} is git's or the orchestrator's own directory")
+    return values
+
+
+class WorktreeConfig(_Section):
+    """How each session's worktree is prepared, and whether finished ones are recycled."""
+
+    copy_files: Annotated[
+        list[RepoPath], AfterValidator(_no_duplicates), AfterValidator(_not_council_owned)
+    ] = Field(
+        default_factory=list,
+        description="files or directories copied from the main checkout into every new "
+        "worktree (such as .env); skipped when absent, never committed by the orchestrator",
+    )
+    setup: CommandList = Field(
+        default_factory=list,
+        description="commands run in every new worktree before its session starts, without "
+        "a shell; output goes to .council/logs/setup-<session>.log",
+    )
+    setup_timeout: PositiveDuration = Field(
+        default=600.0, description="time limit for each setup command"
+    )
+    pool_size: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="finished worktrees kept for reuse (0: remove them); reuse is much faster "
+        "than a fresh checkout on large repositories",
+    )
+    sparse: Annotated[
+        list[RepoPath], AfterValidator(_no_duplicates), AfterValidator(_not_council_owned)
+    ] = Field(
+        default_factory=list,
+        description="sparse-checkout cone: directories to check out (files at the top level "
+        "always are); empty for a full checkout",
+    )
+
+
 class TaskConfig(_Section):
     """One unit of work: a prompt run through the workflow's phases in its own worktree."""
 
@@ -331,6 +373,7 @@ class RunConfig(_Section):
         default_factory=list, description="commands that must pass before a task merges"
     )
     state: StateConfig = Field(default_factory=StateConfig)
+    worktrees: WorktreeConfig = Field(default_factory=WorktreeConfig)
     tasks: list[TaskConfig]
 
     @field_validator("repo")

@@ -1,0 +1,163 @@
+"""Committing a session's work, and keeping a tip reachable before anything destructive.
+
+- ``commit_all`` stages everything (``git add -A``) except the files the orchestrator copied in
+  (``.env`` and the like, which are configuration, not work, and often secrets), and commits
+  with the orchestrator's identity (from the ``Git`` environment), signing off (a signing agent
+  may need a terminal we do not have), no hooks, and ``Council-Task`` / ``Council-Session``
+  trailers. Nothing staged is a result (``committed=False``), not an error.
+- ``save_uncommitted`` is the rescue before a removal or reuse: any uncommitted or untracked
+  work becomes a ``council: rescue uncommitted work`` commit, and the worktree must be clean
+  of work afterwards; what git cannot commit (changes inside a submodule, say) stops the
+  removal with a ``WorkspaceError`` listing the paths, since nothing may be lost.
+- ``keep_tip`` points ``refs/council/rescue/<session>`` at a tip with a compare-and-swap; an
+  older, unrelated value found there (a reused session id) is first kept under
+  ``refs/council/rescue-old/<session>/<sha>`` rather than overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+
+from orchestrator.errors import WorkspaceError
+from orchestrator.git import Git
+from orchestrator.worktree_models import CommitResult
+from orchestrator.worktree_parse import Status, parse_status
+
+__all__ = [
+    "RESCUE_MESSAGE",
+    "Saved",
+    "commit_all",
+    "gitlinks",
+    "keep_tip",
+    "read_status",
+    "save_uncommitted",
+]
+
+RESCUE_MESSAGE = "council: rescue uncommitted work"
+_CAS_ATTEMPTS = 8
+
+
+async def read_status(git: Git) -> Status:
+    result = await git.run(
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "-z",
+        "--untracked-files=all",
+        "--ignore-submodules=none",
+    )
+    return parse_status(result.stdout)
+
+
+async def commit_all(
+    git: Git,
+    message: str,
+    *,
+    task_id: str,
+    session_id: str,
+    keep_out: Sequence[str] = (),
+) -> CommitResult:
+    # --sparse: work a CLI wrote outside a sparse cone is still work.
+    add = ["add", "-A", "--sparse"]
+    if keep_out:
+        add += ["--", ".", *(f":(top,exclude,literal){path}" for path in keep_out)]
+    await git.run(*add)
+    staged = await git.run("diff", "--cached", "--name-only", "--no-renames", "-z")
+    files = [name for name in staged.stdout.split("\0") if name]
+    if not files:
+        return CommitResult(committed=False)
+    await git.run(
+        "-c",
+        "commit.gpgSign=false",
+        "commit",
+        "--quiet",
+        "--no-verify",
+        "-m",
+        message,
+        "--trailer",
+        f"Council-Task: {task_id}",
+        "--trailer",
+        f"Council-Session: {session_id}",
+    )
+    sha = (await git.run("rev-parse", "HEAD")).out
+    return CommitResult(committed=True, sha=sha, files=files)
+
+
+@dataclass(frozen=True)
+class Saved:
+    tip: str | None  # HEAD after the rescue (None only for a branch without commits)
+    branch: str | None  # the branch HEAD is on, None when detached
+    rescue_commit: str | None
+    needs_force: bool  # git would object, but only to the orchestrator's own copied files
+
+
+async def save_uncommitted(
+    git: Git,
+    admin_dir: Path | None,
+    *,
+    task_id: str,
+    session_id: str,
+    keep_out: Sequence[str] = (),
+) -> Saved:
+    """Commit whatever work the worktree holds; return where its HEAD ends up."""
+    has_index = admin_dir is not None and await anyio.to_thread.run_sync(
+        (admin_dir / "index").exists
+    )
+    if not has_index:
+        # Added with --no-checkout, then a crash before the checkout finished: git would call
+        # every file deleted. Finish the checkout without overwriting anything that is there
+        # (checkout-index without --force fails on existing files, by design), then save
+        # whatever differs like in any other worktree.
+        await git.run("read-tree", "HEAD")
+        await git.run("checkout-index", "--all", check=False)
+    status = await read_status(git)
+    if not status.work(keep_out):
+        return Saved(status.head, status.branch, None, needs_force=bool(status.paths))
+    result = await commit_all(
+        git, RESCUE_MESSAGE, task_id=task_id, session_id=session_id, keep_out=keep_out
+    )
+    after = await read_status(git)
+    unsaved = after.work(keep_out)
+    if unsaved:
+        shown = ", ".join(unsaved[:10]) + (" ..." if len(unsaved) > 10 else "")
+        raise WorkspaceError(
+            f"{git.cwd}: git cannot commit these changes, so the worktree was kept: {shown} "
+            "(changes inside a submodule or nested repository must be committed there)"
+        )
+    return Saved(after.head, after.branch, result.sha, needs_force=bool(after.paths))
+
+
+async def gitlinks(git: Git) -> list[str]:
+    """Paths of nested repositories (gitlinks) in the worktree's index.
+
+    A commit records only a nested repository's HEAD, not its objects, so a worktree holding
+    one must never be force-removed or cleaned for reuse.
+    """
+    staged = await git.run("ls-files", "--stage", "-z")
+    return [
+        entry.split("\t", 1)[1]
+        for entry in staged.stdout.split("\0")
+        if entry.startswith("160000 ") and "\t" in entry
+    ]
+
+
+async def keep_tip(git: Git, ref: str, tip: str, *, owner: str, reason: str) -> None:
+    """Make ``ref`` point at ``tip`` without losing whatever it pointed at before."""
+    for _ in range(_CAS_ATTEMPTS):
+        if await git.update_ref(ref, tip, None, reason):
+            return
+        current = await git.rev_parse(ref)
+        if current is None:
+            continue  # deleted meanwhile: create it again
+        if current == tip:
+            return
+        if not await git.is_ancestor(current, tip):
+            older = f"refs/council/rescue-old/{owner}/{current}"
+            await git.update_ref(older, current, None, f"council: keep older {ref}")
+        if await git.update_ref(ref, tip, current, reason):
+            return
+    raise WorkspaceError(f"could not point {ref} at {tip}: it kept changing under us")
