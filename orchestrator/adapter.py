@@ -13,6 +13,7 @@ Writing one (see ``adapters/`` for the built-ins)::
         executable = "mycli"
         streams_json = True
         can_resume = True
+        passthrough_env = ("MYCLI_API_KEY", "MYCLI_BASE_URL")
 
         class Config(AdapterConfig):      # options from the run config, unknown keys refused
             approval: str = "auto"
@@ -185,6 +186,10 @@ class Adapter(ABC):
     can_resume: ClassVar[bool] = False
     can_choose_model: ClassVar[bool] = True
     edits_files: ClassVar[bool] = True
+    # Variables of the orchestrator's environment this CLI needs (API keys, base URLs). The
+    # runner passes only an allow-list (PATH, locale, TERM, TZ, CA bundles...) plus these;
+    # values of those named like *KEY*, *TOKEN*, *SECRET*, *PASSWORD* are redacted from logs.
+    passthrough_env: ClassVar[tuple[str, ...]] = ()
 
     class Config(AdapterConfig):
         pass

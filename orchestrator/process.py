@@ -5,14 +5,49 @@ an argument list, never a shell; stdin closed; its own process group, so a timeo
 cancellation takes down everything it started, grandchildren included (SIGTERM, a grace
 period, then SIGKILL to the group); output captured up to a bound, keeping the tail, which is
 where errors are.
+
+``run_cli`` runs one AI CLI invocation through its adapter, end to end::
+
+    run = await run_cli(adapter, request, log_dir=repo / ".council" / "logs",
+                        idle_timeout=90, total_timeout=600, on_event=table.update)
+    run.outcome.kind      # succeeded | failed | rate_limited | timed_out | crashed | ...
+    run.outcome.native_session_id   # pass as resume_session_id to continue the conversation
+
+- the command comes from ``adapter.build_command`` (``adapter.resume_command`` when a
+  ``resume_session_id`` is given or the request carries one) and runs without a shell, with
+  stdin closed (or fed ``CommandSpec.stdin``, then closed), as the leader of a new process
+  group, in ``request.workdir``, with the allow-listed environment and private HOME/XDG/TMPDIR
+  under ``request.home`` described in ``orchestrator.process_env`` (``CommandSpec.home_files``
+  are written there first);
+- stdout and stderr are read line by line into ``adapter.parse_line``; memory stays bounded
+  whatever the CLI prints (``orchestrator.process_output``, ``orchestrator.event_tail``); every
+  line goes, redacted, to ``<log_dir>/<task>-<phase>-<time>-<pid>-<n>.log`` (capped at 50 MB);
+- ``idle_timeout`` (seconds without a byte of output), ``total_timeout``, setting the
+  ``cancel`` event, or cancelling the calling task stop the CLI: SIGTERM to its group (and to
+  descendants that left the group, found through /proc), ``grace`` seconds, then SIGKILL.
+  Cancellation of the caller is re-raised once the group is dead; the other three return a
+  ``CliRun`` classified ``timed_out`` or ``cancelled``;
+- after a normal exit the group is killed too, so daemons the CLI forked die with it. One that
+  called ``setsid()`` escapes (the kernel gives no handle on it after its parent exits); the
+  runner then stops reading its output after a short drain instead of waiting for it;
+- ``adapter.classify`` turns the result and the kept events into the ``Outcome``.
+
+Errors: ``AdapterError`` when the CLI's binary cannot be found or the adapter built no
+command, ``RunError`` when the working directory is missing, ``PathEscapeError`` when a home
+file would land outside HOME. Everything that happens after the start is in the ``CliRun``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
+import math
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,13 +55,32 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
-from orchestrator.errors import RunError
+from orchestrator.adapter import (
+    Adapter,
+    AdapterRequest,
+    AgentEvent,
+    CommandSpec,
+    Outcome,
+    OutcomeKind,
+    ProcessResult,
+)
+from orchestrator.errors import AdapterError, RunError
+from orchestrator.process_env import Redactor, child_env, home_ready, prepare_home
+from orchestrator.process_output import LOG_LIMIT, LogSink, log_name
+from orchestrator.process_reader import EventCallback, OutputReader
+from orchestrator.process_tree import find_strays, signal_strays
 
-__all__ = ["CommandResult", "kill_group", "run_command"]
+__all__ = ["CliRun", "CommandResult", "cli_version", "kill_group", "run_cli", "run_command"]
+
+log = logging.getLogger(__name__)
 
 _OUTPUT_LIMIT = 256 * 1024
 _GRACE = 5.0
+_DRAIN = 1.0  # after the CLI exited: how long output may still arrive from escaped children
+_PIPE_SIZE = 1024 * 1024
+_F_SETPIPE_SZ: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
 
 
 @dataclass(frozen=True)
@@ -40,6 +94,29 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """One finished CLI invocation."""
+
+    argv: list[str]  # as run, with secrets shown as ***
+    events: list[AgentEvent]  # significant events and the most recent others (bounded)
+    result: ProcessResult
+    outcome: Outcome
+    log_path: Path
+    lines: int  # lines read from stdout and stderr
+    truncated_lines: int  # lines longer than the cap, of which only the head was kept
+    dropped_events: int  # events let go of to bound memory (on_event saw them all)
+    log_truncated: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    @property
+    def native_session_id(self) -> str | None:
+        return self.outcome.native_session_id
 
 
 async def run_command(
@@ -101,16 +178,289 @@ async def run_command(
 
 
 async def kill_group(process: anyio.abc.Process, grace: float = _GRACE) -> None:
-    """SIGTERM the process's group, wait up to ``grace`` seconds, then SIGKILL it."""
+    """SIGTERM the process's group, wait up to ``grace`` seconds, then SIGKILL it.
+
+    Descendants that left the group (``setsid``) while the leader still runs get the same
+    signals, found through /proc before the leader can die and orphan them.
+    """
     pgid = process.pid  # start_new_session made the child its group's leader
+    strays = (
+        [] if process.returncode is not None else await anyio.to_thread.run_sync(find_strays, pgid)
+    )
+    log.debug("pid %d: SIGTERM to its group and %d strays", pgid, len(strays))
     _signal_group(pgid, signal.SIGTERM)
-    with anyio.move_on_after(grace):
+    signal_strays(strays, signal.SIGTERM)
+    with anyio.move_on_after(grace) as waited:
         await process.wait()
+    if waited.cancelled_caught:
+        log.info("pid %d still running %.1fs after SIGTERM; sending SIGKILL", pgid, grace)
     # Even when the leader exited, a child that ignored SIGTERM may live on in the group.
     _signal_group(pgid, signal.SIGKILL)
+    signal_strays(strays, signal.SIGKILL)
     await process.wait()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+async def run_cli(
+    adapter: Adapter,
+    request: AdapterRequest,
+    *,
+    log_dir: Path,
+    idle_timeout: float | None = None,
+    total_timeout: float | None = None,
+    grace: float = _GRACE,
+    on_event: EventCallback | None = None,
+    resume_session_id: str | None = None,
+    cancel: anyio.Event | None = None,
+    log_limit: int = LOG_LIMIT,
+) -> CliRun:
+    """Run one CLI invocation as the module docstring describes."""
+    native = resume_session_id or request.resume_session_id
+    spec = adapter.resume_command(request, native) if native else adapter.build_command(request)
+    if not spec.argv or not spec.argv[0]:
+        raise AdapterError(f"adapter {adapter.name!r} built an empty command")
+    home, env, redact = _environment(adapter, request, spec)
+    if spec.home_files or not home_ready(home):
+        await anyio.to_thread.run_sync(prepare_home, home, spec.home_files)
+    argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
+    path = Path(log_dir) / log_name(request.task_id, request.phase)
+    sink = LogSink(path, log_limit, argv, request.workdir)
+    try:
+        process, out_fd, err_fd = await _spawn(adapter, spec, request.workdir, env)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # the start error matters more than its log line
+            sink.close(f"not started: {exc}")
+        raise
+    try:
+        sink.create()  # after the start, so it overlaps the CLI's own start-up
+    except OSError as exc:
+        with anyio.CancelScope(shield=True):
+            await kill_group(process, grace)
+            await _close(process, out_fd, err_fd)
+        raise RunError(f"cannot write the run's log {path}: {exc}") from exc
+    reader = OutputReader(adapter, redact, sink, on_event)
+    limits = _Limits(idle_timeout, total_timeout, grace, cancel)
+    stop = _Stop()
+    started = time.monotonic()
+    try:
+        await _supervise(process, (out_fd, err_fd), spec.stdin, reader, stop, started, limits)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await kill_group(process, grace)
+            sink.close("cancelled: the orchestrator stopped this run")
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _close(process, out_fd, err_fd)
+    code = process.returncode
+    result = ProcessResult(
+        exit_code=code if code is not None and code >= 0 else None,
+        signal=-code if code is not None and code < 0 else None,
+        timed_out=stop.reason == "timeout",
+        idle_timed_out=stop.reason == "idle",
+        cancelled=stop.reason == "cancelled",
+        seconds=time.monotonic() - started,
+        stderr_tail=reader.stderr.text(),
+    )
+    events = reader.tail.events()
+    outcome = _classify(adapter, result, events)
+    sink.close(
+        f"exit_code={result.exit_code} signal={result.signal} seconds={result.seconds:.2f} "
+        f"outcome={outcome.kind}"
+    )
+    return CliRun(
+        argv=argv,
+        events=events,
+        result=result,
+        outcome=outcome,
+        log_path=sink.path,
+        lines=reader.lines,
+        truncated_lines=reader.truncated_lines,
+        dropped_events=reader.tail.dropped,
+        log_truncated=sink.truncated,
+    )
+
+
+async def _close(process: anyio.abc.Process, out_fd: int, err_fd: int) -> None:
+    # The pumps are done with the descriptors: the task group that ran them has exited.
+    os.close(out_fd)
+    os.close(err_fd)
+    with contextlib.suppress(Exception):
+        await process.aclose()  # the process has exited: this only releases its transport
+
+
+def _environment(
+    adapter: Adapter, request: AdapterRequest, spec: CommandSpec
+) -> tuple[Path, dict[str, str], Redactor]:
+    home = Path(os.path.abspath(request.home))
+    env, secrets = child_env(adapter.passthrough_env, spec.env, request.env, home)
+    return home, env, Redactor([*secrets, *spec.secrets])
+
+
+@dataclass(frozen=True)
+class _Limits:
+    idle: float | None
+    total: float | None
+    grace: float
+    cancel: anyio.Event | None
+
+
+class _Stop:
+    """Why the run is being stopped early, and the scope waiting on the CLI to exit."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.scope: anyio.CancelScope | None = None
+
+    def __call__(self, reason: str) -> None:
+        if self.reason is None and self.scope is not None:
+            self.reason = reason
+            self.scope.cancel()
+
+
+async def _supervise(
+    process: anyio.abc.Process,
+    fds: tuple[int, int],
+    stdin: str | None,
+    reader: OutputReader,
+    stop: _Stop,
+    started: float,
+    limits: _Limits,
+) -> None:
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(reader.pump, fds[0], "stdout")
+        tasks.start_soon(reader.pump, fds[1], "stderr")
+        if stdin is not None:
+            tasks.start_soon(_feed, process, stdin)
+        deadline = started + limits.total if limits.total is not None else math.inf
+        with anyio.CancelScope(deadline=deadline) as waiting:
+            stop.scope = waiting
+            if limits.idle is not None:
+                tasks.start_soon(_watch_idle, reader, limits.idle, stop)
+            if limits.cancel is not None:
+                tasks.start_soon(_watch_cancel, limits.cancel, stop)
+            await process.wait()
+        if waiting.cancelled_caught:
+            if stop.reason is None:
+                stop.reason = "timeout"
+            await kill_group(process, limits.grace)
+        else:
+            stop.reason = None
+            stop.scope = None  # a watchdog waking now must not mark a finished run
+            _signal_group(process.pid, signal.SIGKILL)  # daemons it forked die with it
+        with anyio.move_on_after(_DRAIN):
+            await reader.finished.wait()
+        tasks.cancel_scope.cancel()
+
+
+async def _spawn(
+    adapter: Adapter, spec: CommandSpec, cwd: Path, env: dict[str, str]
+) -> tuple[anyio.abc.Process, int, int]:
+    out_read, out_write = _pipe(_PIPE_SIZE)
+    err_read, err_write = _pipe(None)  # stderr is rarely a flood: the default size will do
+    try:
+        process = await anyio.open_process(
+            spec.argv,
+            stdin=subprocess.DEVNULL if spec.stdin is None else subprocess.PIPE,
+            stdout=out_write,
+            stderr=err_write,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        os.close(out_read)
+        os.close(err_read)
+        raise _start_error(exc, adapter, spec.argv[0], cwd) from None
+    except BaseException:
+        os.close(out_read)
+        os.close(err_read)
+        raise
+    finally:
+        # The child holds its own copies; ours must go, or the pipes never reach end of file.
+        os.close(out_write)
+        os.close(err_write)
+    return process, out_read, err_read
+
+
+def _start_error(error: OSError, adapter: Adapter, binary: str, cwd: Path) -> Exception:
+    if isinstance(error, FileNotFoundError | NotADirectoryError) and not Path(cwd).is_dir():
+        return RunError(f"working directory {cwd} does not exist")
+    if isinstance(error, FileNotFoundError):
+        return AdapterError(
+            f"adapter {adapter.name!r}: {binary!r} not found (is the CLI installed and on PATH?)"
+        )
+    if isinstance(error, PermissionError):
+        return AdapterError(f"adapter {adapter.name!r}: {binary!r}: permission denied")
+    return RunError(f"adapter {adapter.name!r}: cannot start {binary!r}: {error}")
+
+
+def _pipe(size: int | None) -> tuple[int, int]:
+    read, write = os.pipe()  # both ends close-on-exec: only the dup2'd copies reach the child
+    if size is not None and _F_SETPIPE_SZ is not None:
+        # A bigger pipe means fewer wake-ups under a flood; refused above pipe-max-size.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(read, _F_SETPIPE_SZ, size)
+    os.set_blocking(read, False)
+    return read, write
+
+
+async def _feed(process: anyio.abc.Process, text: str) -> None:
+    assert process.stdin is not None
+    try:
+        await process.stdin.send(text.encode("utf-8"))
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass  # the CLI exited or closed stdin without reading it all: its choice
+    finally:
+        with contextlib.suppress(Exception):
+            await process.stdin.aclose()
+
+
+async def _watch_idle(reader: OutputReader, idle_timeout: float, stop: _Stop) -> None:
+    while True:
+        remaining = reader.last_output + idle_timeout - time.monotonic()
+        if remaining <= 0:
+            stop("idle")
+            return
+        await anyio.sleep(remaining)
+
+
+async def _watch_cancel(cancel: anyio.Event, stop: _Stop) -> None:
+    await cancel.wait()
+    stop("cancelled")
+
+
+def _classify(adapter: Adapter, result: ProcessResult, events: list[AgentEvent]) -> Outcome:
+    try:
+        return adapter.classify(result, events)
+    except Exception as exc:
+        log.exception("adapter %r: classify raised", adapter.name)
+        return Outcome(
+            kind=OutcomeKind.FAILED,
+            message=f"adapter {adapter.name!r} could not classify the run: "
+            f"{type(exc).__name__}: {exc}",
+        )
+
+
+async def cli_version(adapter: Adapter, *, timeout: float = 10.0) -> str | None:
+    """The first line ``adapter.version_command()`` prints, or None if it fails or hangs.
+
+    Runs with the allow-listed environment and a throwaway HOME, like a real run.
+    """
+    argv = adapter.version_command()
+    home = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "council-version-"))
+    try:
+        await anyio.to_thread.run_sync(prepare_home, home, {})
+        env, _ = child_env(adapter.passthrough_env, {}, {}, home)
+        result = await run_command(argv, cwd=home, env=env, timeout=timeout, grace=1.0)
+    except RunError:
+        return None
+    finally:
+        await anyio.to_thread.run_sync(shutil.rmtree, home, True)
+    if not result.ok:
+        return None
+    return next((line.strip()[:200] for line in result.output.splitlines() if line.strip()), None)

@@ -1,0 +1,69 @@
+"""Command-building helpers shared by the built-in adapters."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from orchestrator.adapter import AdapterConfig, AdapterRequest
+from orchestrator.errors import AdapterError
+
+__all__ = [
+    "command_env",
+    "flag_like",
+    "json_file",
+    "native_id",
+    "toml_string",
+    "typed_config",
+]
+
+C = TypeVar("C", bound=AdapterConfig)
+
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+# UUIDs (claude, codex, gemini, qwen) and "ses_..." (opencode); never a flag, never whitespace.
+_NATIVE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+def typed_config(name: str, config: AdapterConfig, model: type[C]) -> C:
+    """``config`` as the adapter's own options model (the base class stores any AdapterConfig)."""
+    if isinstance(config, model):
+        return config
+    try:
+        return model.model_validate(config.model_dump())
+    except ValueError as exc:
+        raise AdapterError(f"adapter {name!r}: bad options: {exc}") from None
+
+
+def native_id(name: str, session_id: str) -> str:
+    """A CLI session id that is safe to put in argv: it came from the CLI's own output."""
+    if not _NATIVE_ID.match(session_id):
+        raise AdapterError(f"adapter {name!r}: unusable session id {session_id!r}")
+    return session_id
+
+
+def command_env(
+    request: AdapterRequest, knobs: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The env overlay (the adapter's knobs, then the run config's ``env``, which wins) and
+    the values in it to redact: those of variables named like credentials."""
+    env = {**knobs, **request.env}
+    secrets = sorted(
+        {value for name, value in request.env.items() if value and _SECRET_NAME.search(name)}
+    )
+    return env, secrets
+
+
+def flag_like(prompt: str) -> bool:
+    """Would an option parser read this prompt as a flag? Then it needs another way in."""
+    return prompt.startswith("-")
+
+
+def json_file(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escapes (ASCII-only) are a subset TOML accepts."""
+    return json.dumps(value, ensure_ascii=True)

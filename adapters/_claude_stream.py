@@ -1,0 +1,218 @@
+"""The Claude-Code-shaped stream-json, spoken by Claude Code and by Qwen Code.
+
+One JSON object per line: ``system`` (``init`` carries the session id), ``assistant`` and
+``user`` (Anthropic message content blocks), ``result`` (the authoritative end: final text,
+``is_error``, usage and cost for the whole run, ``permission_denials``), and from Claude alone
+``system/api_retry`` and ``rate_limit_event``. ``-o json`` of Qwen prints the same objects as
+one JSON array, which :func:`parse_value` also takes.
+
+Usage is read from ``result`` only: ``assistant`` messages repeat per-request usage that the
+result already sums, and counting both would double the run's tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from adapters._jsonl import count, dig, items, money, obj, text
+from adapters._outcomes import error_events, error_kind, from_epoch
+from orchestrator.adapter import AgentEvent, EventKind, Usage
+
+__all__ = ["parse_value"]
+
+# Qwen reports API failures only as text ("[API Error: 429 ...]") in a "successful" result.
+API_ERROR = re.compile(r"^\s*\[?API Error:")
+
+# Claude's synthetic assistant message names its failure in a top-level "error" field.
+_ERROR_FIELD_KINDS = {
+    "rate_limit": "rate_limit",
+    "authentication_failed": "auth",
+    "billing_error": "auth",  # needs a person to fix the account, like a bad key
+}
+_TOOL_TARGETS = ("file_path", "filePath", "path", "command", "pattern", "url", "description")
+_MAX_TOOL_TEXT = 4000
+
+
+def parse_value(value: object) -> list[AgentEvent]:
+    """Events in one decoded line: an object, or (qwen ``-o json``) an array of them."""
+    if isinstance(value, list):
+        return [event for element in value for event in _parse_object(obj(element))]
+    return _parse_object(obj(value))
+
+
+def _parse_object(line: dict[str, Any]) -> list[AgentEvent]:
+    kind = text(line.get("type"))
+    session = text(line.get("session_id")) or None
+    if kind == "system":
+        return _system(line, session)
+    if kind == "assistant":
+        return _assistant(line)
+    if kind == "user":
+        return _user(line)
+    if kind == "result":
+        return _result(line, session)
+    if kind == "rate_limit_event":
+        return _rate_limit_event(line)
+    return [AgentEvent(kind=EventKind.RAW, text=kind or "unknown object", data={"type": kind})]
+
+
+def _system(line: dict[str, Any], session: str | None) -> list[AgentEvent]:
+    subtype = text(line.get("subtype"))
+    if subtype == "init":
+        model = text(line.get("model"))
+        return [
+            AgentEvent(
+                kind=EventKind.STARTED,
+                text=f"model {model}" if model else "started",
+                native_session_id=session,
+                data={
+                    "model": model,
+                    "permission_mode": text(line.get("permissionMode"))
+                    or text(line.get("permission_mode")),
+                    "tools": [t for t in items(line.get("tools")) if isinstance(t, str)],
+                    "version": text(line.get("claude_code_version"))
+                    or text(line.get("qwen_code_version")),
+                },
+            )
+        ]
+    if subtype == "api_retry":
+        status = count(line.get("error_status"))
+        if status != 429 and text(line.get("error")) != "rate_limit":
+            return []  # other retried errors surface in the result if they persist
+        delay = money(line.get("retry_delay_ms"))
+        return [
+            AgentEvent(
+                kind=EventKind.RATE_LIMITED,
+                text=f"HTTP 429, retry {count(line.get('attempt'))}"
+                f" of {count(line.get('max_retries'))}",
+                retry_after=delay / 1000 if delay is not None else None,
+            )
+        ]
+    return []
+
+
+def _assistant(line: dict[str, Any]) -> list[AgentEvent]:
+    failure = text(line.get("error"))
+    events: list[AgentEvent] = []
+    for block in items(dig(line, "message", "content")):
+        block = obj(block)
+        kind = text(block.get("type"))
+        if kind == "text":
+            body = text(block.get("text"))
+            if failure or API_ERROR.match(body):
+                events += error_events(body, _ERROR_FIELD_KINDS.get(failure) or error_kind(body))
+            elif body:
+                events.append(AgentEvent(kind=EventKind.MESSAGE, text=body))
+        elif kind == "tool_use":
+            arguments = obj(block.get("input"))
+            target = next((text(arguments.get(k)) for k in _TOOL_TARGETS if arguments.get(k)), "")
+            events.append(
+                AgentEvent(
+                    kind=EventKind.TOOL_CALL,
+                    tool=text(block.get("name")) or None,
+                    text=target[:_MAX_TOOL_TEXT],
+                    data={"id": text(block.get("id")), "input": arguments},
+                )
+            )
+    return events
+
+
+def _user(line: dict[str, Any]) -> list[AgentEvent]:
+    events: list[AgentEvent] = []
+    for block in items(dig(line, "message", "content")):
+        block = obj(block)
+        if text(block.get("type")) != "tool_result":
+            continue
+        content = block.get("content")
+        body = text(content) or "\n".join(text(obj(part).get("text")) for part in items(content))
+        events.append(
+            AgentEvent(
+                kind=EventKind.TOOL_RESULT,
+                text=body[:_MAX_TOOL_TEXT],
+                data={
+                    "tool_use_id": text(block.get("tool_use_id")),
+                    "is_error": block.get("is_error") is True,
+                },
+            )
+        )
+    return events
+
+
+def _result(line: dict[str, Any], session: str | None) -> list[AgentEvent]:
+    body = text(line.get("result"))
+    subtype = text(line.get("subtype"))
+    status = count(line.get("api_error_status")) or None
+    api_error = status is not None or bool(API_ERROR.match(body))
+    failed = line.get("is_error") is True or subtype.startswith("error") or api_error
+    events: list[AgentEvent] = []
+    usage = obj(line.get("usage"))
+    cost = money(line.get("total_cost_usd"))
+    if usage or cost is not None:
+        events.append(
+            AgentEvent(
+                kind=EventKind.USAGE,
+                usage=Usage(
+                    input_tokens=count(usage.get("input_tokens")),
+                    output_tokens=count(usage.get("output_tokens")),
+                    cache_read_tokens=count(usage.get("cache_read_input_tokens")),
+                    cache_write_tokens=count(usage.get("cache_creation_input_tokens")),
+                    cost_usd=cost,
+                ),
+            )
+        )
+    denials = [obj(d) for d in items(line.get("permission_denials"))]
+    if denials:
+        # Denied tools exit 0 with a "success" result: the only trace is this list.
+        what = ", ".join(_denial(d) for d in denials)
+        events.append(
+            AgentEvent(
+                kind=EventKind.ERROR,
+                text=f"permission denied: {what}",
+                error_kind="permission",
+                data={"permission_denials": denials},
+            )
+        )
+    kind = error_kind(body, status)
+    if failed and (api_error or kind != "api"):
+        events += error_events(body, kind)
+    events.append(
+        AgentEvent(
+            kind=EventKind.COMPLETED,
+            text=body or subtype,
+            native_session_id=session,
+            is_error=failed,
+            data={
+                "subtype": subtype,
+                "cli_is_error": line.get("is_error") is True,
+                "api_error_status": status,
+                "num_turns": count(line.get("num_turns")),
+                "duration_ms": count(line.get("duration_ms")),
+            },
+        )
+    )
+    return events
+
+
+def _denial(denial: dict[str, Any]) -> str:
+    arguments = obj(denial.get("tool_input"))
+    target = next((text(arguments.get(k)) for k in _TOOL_TARGETS if arguments.get(k)), "")
+    tool = text(denial.get("tool_name")) or "tool"
+    return f"{tool} {target}".strip()
+
+
+def _rate_limit_event(line: dict[str, Any]) -> list[AgentEvent]:
+    # Subscription sessions report their quota here; "allowed" and "allowed_warning" are
+    # heads-ups, only "rejected" means the run is blocked until resetsAt.
+    info = obj(line.get("rate_limit_info"))
+    if text(info.get("status")) != "rejected":
+        return []
+    which = text(info.get("rateLimitType")) or "usage"
+    return [
+        AgentEvent(
+            kind=EventKind.RATE_LIMITED,
+            text=f"{which} limit reached",
+            reset_at=from_epoch(info.get("resetsAt")),
+            data={"rate_limit_info": info},
+        )
+    ]

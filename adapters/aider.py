@@ -1,0 +1,222 @@
+"""Aider (``aider``), measured on version 0.86.2.
+
+Command: ``aider [--model M] --message PROMPT --yes-always --no-auto-commits --no-check-update
+--no-analytics --no-pretty --no-stream ... [--file F ...]`` with the chat history kept in the
+session's private HOME.
+
+Quirks handled:
+
+- No JSON output: stdout is human text, parsed line by line ("Tokens: N sent, M received.
+  Cost: $X message, $Y session." is usage, with aider's "1.2k" rounding; "Applied edit to F"
+  is a tool result; the rest of the reply is message text).
+- **Exit 0 even when every model call failed**: a 429 ends with "litellm.RateLimitError" after
+  ~86 s of retries, a 401 with "litellm.BadRequestError ... invalid API key". Errors after the
+  last reply decide the run (``rate_limited``, ``auth_required``, else ``failed``); errors
+  aider recovered from (a reply followed) do not.
+- No session ids, so ``can_resume`` is False: ``restore_chat_history`` continues whatever
+  conversation the HOME's history file holds (``--restore-chat-history``).
+- The orchestrator commits, not aider (``--no-auto-commits``); ``--no-gitignore`` keeps aider
+  from adding ``.aider*`` to the repository's ``.gitignore``, and the chat and input history
+  live in HOME, so neither shows up in the diff.
+- ``--yes-always`` approves file edits but never a model-suggested shell command.
+- Update check, analytics, release notes, model warnings, colors and streaming are off;
+  ``LITELLM_LOCAL_MODEL_COST_MAP`` keeps litellm from downloading its price map.
+- A prompt that starts with ``-`` goes in as ``--message=...``; files go in as ``--file F``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from adapters._build import command_env, flag_like, typed_config
+from adapters._jsonl import strip_ansi
+from adapters._outcomes import error_events, error_kind, finish, plain_line
+from orchestrator.adapter import (
+    Adapter,
+    AdapterConfig,
+    AdapterRequest,
+    AgentEvent,
+    CommandSpec,
+    EventKind,
+    Outcome,
+    OutcomeKind,
+    ProcessResult,
+    Stream,
+    Usage,
+)
+from orchestrator.hookspecs import hookimpl
+
+__all__ = ["AiderAdapter", "register_adapters"]
+
+_QUIET_FLAGS = [
+    "--yes-always",
+    "--no-auto-commits",
+    "--no-check-update",
+    "--no-analytics",
+    "--no-show-model-warnings",
+    "--no-show-release-notes",
+    "--no-pretty",
+    "--no-stream",
+    "--no-fancy-input",
+    "--no-gitignore",
+]
+_VERSION = re.compile(r"^Aider v(\S+)")
+_LITELLM_ERROR = re.compile(r"^litellm\.(\w+):\s*(.*)$")
+_TOKENS = re.compile(
+    r"^Tokens: (?P<sent>[\d.]+k?) sent"
+    r"(?:, (?P<write>[\d.]+k?) cache write)?(?:, (?P<hit>[\d.]+k?) cache hit)?"
+    r", (?P<received>[\d.]+k?) received\."
+    r"(?: Cost: \$(?P<cost>[\d.]+) message)?"
+)
+_APPLIED = re.compile(r"^Applied edit to (.+)$")
+_AUTH_HINT = "The API provider is not able to authenticate you"
+# Status lines of aider itself, and the markup of its edit blocks: not part of the reply text.
+_NOISE = re.compile(
+    r"^(Detected dumb terminal|Update git (name|email) with|Model: |Weak model: |Editor model: "
+    r"|Git repo: |Repo-map: |Restored previous conversation history|Added .* to the chat"
+    r"|Use /help|Cur working dir|The API provider has rate limited you|Retrying in [\d.]+ seconds"
+    r"|```|<<<<<<< SEARCH|=======$|>>>>>>> REPLACE)"
+)
+_LITELLM_KINDS = {
+    "RateLimitError": "rate_limit",
+    "AuthenticationError": "auth",
+    "PermissionDeniedError": "auth",
+}
+
+
+class AiderAdapter(Adapter):
+    name = "aider"
+    executable = "aider"
+    streams_json = False
+    can_resume = False
+    can_choose_model = True
+    edits_files = True
+    passthrough_env: ClassVar[tuple[str, ...]] = (
+        "OPENAI_API_KEY",
+        "OPENAI_API_BASE",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "OPENROUTER_API_KEY",
+        "DEEPSEEK_API_KEY",
+    )
+
+    class Config(Adapter.Config):
+        edit_format: str | None = Field(default=None, pattern=r"^[a-z-]+$")  # diff, whole, udiff…
+        files: list[str] = Field(default_factory=list)  # paths aider may edit, relative to the repo
+        read_files: list[str] = Field(default_factory=list)  # read-only context (--read)
+        base_url: str | None = None  # --openai-api-base
+        map_tokens: int | None = Field(default=None, ge=0)  # 0 turns the repo map off
+        restore_chat_history: bool = False
+
+    def __init__(
+        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
+    ) -> None:
+        super().__init__(config, executable)
+        self.options = typed_config(self.name, self.config, self.Config)
+
+    def build_command(self, request: AdapterRequest) -> CommandSpec:
+        opts = self.options
+        argv = [self.binary]
+        if request.model:
+            argv += ["--model", request.model]
+        if opts.base_url:
+            argv += ["--openai-api-base", opts.base_url]
+        prompt = request.prompt
+        argv += [f"--message={prompt}"] if flag_like(prompt) else ["--message", prompt]
+        argv += _QUIET_FLAGS
+        if opts.edit_format:
+            argv += ["--edit-format", opts.edit_format]
+        if opts.map_tokens is not None:
+            argv += ["--map-tokens", str(opts.map_tokens)]
+        argv += ["--chat-history-file", str(request.home / ".aider.chat.history.md")]
+        argv += ["--input-history-file", str(request.home / ".aider.input.history")]
+        if opts.restore_chat_history:
+            argv.append("--restore-chat-history")
+        for path in opts.read_files:
+            argv += ["--read", path]
+        for path in opts.files:
+            argv += ["--file", path]
+        env, secrets = command_env(request, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+        return CommandSpec(argv=argv, env=env, secrets=secrets)
+
+    def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
+        line = strip_ansi(line).rstrip()
+        if not line.strip():
+            return []
+        version = _VERSION.match(line)
+        if version:
+            return [AgentEvent(kind=EventKind.STARTED, text=line, data={"version": version[1]})]
+        failure = _LITELLM_ERROR.match(line)
+        if failure:
+            kind = _LITELLM_KINDS.get(failure[1]) or error_kind(failure[2])
+            return error_events(line, kind, data={"exception": failure[1]})
+        if line.startswith(_AUTH_HINT):
+            return error_events(line, "auth")
+        tokens = _TOKENS.match(line)
+        if tokens:
+            return [AgentEvent(kind=EventKind.USAGE, text=line, usage=_usage(tokens))]
+        applied = _APPLIED.match(line)
+        if applied:
+            return [AgentEvent(kind=EventKind.TOOL_RESULT, tool="edit", text=applied[1])]
+        if _NOISE.match(line):
+            return []
+        if stream == "stderr":
+            return plain_line(line)
+        return [AgentEvent(kind=EventKind.MESSAGE, text=line)]
+
+    def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
+        # Aider retries and reflects on its own; only errors after its last reply (a usage
+        # line or an applied edit) are the run's outcome, whatever the exit code says.
+        replies = [
+            i for i, e in enumerate(events) if e.kind in (EventKind.USAGE, EventKind.TOOL_RESULT)
+        ]
+        last_reply = replies[-1] if replies else -1
+        recovered = (EventKind.ERROR, EventKind.RATE_LIMITED)
+        settled = [e for i, e in enumerate(events) if i > last_reply or e.kind not in recovered]
+        outcome = super().classify(result, settled)
+        if outcome.kind == OutcomeKind.SUCCEEDED:
+            outcome = outcome.model_copy(update={"message": _reply(events)})
+        return finish(outcome, events)
+
+
+def _tokens(value: str | None) -> int:
+    if not value:
+        return 0
+    try:
+        return round(float(value[:-1]) * 1000) if value.endswith("k") else round(float(value))
+    except (ValueError, OverflowError):
+        return 0
+
+
+def _usage(match: re.Match[str]) -> Usage:
+    cost = match["cost"]
+    try:
+        cost_usd = float(cost) if cost else None
+    except ValueError:
+        cost_usd = None
+    return Usage(
+        input_tokens=_tokens(match["sent"]),
+        output_tokens=_tokens(match["received"]),
+        cache_write_tokens=_tokens(match["write"]),
+        cache_read_tokens=_tokens(match["hit"]),
+        cost_usd=cost_usd,  # "message" cost: the "session" figure is a running total
+    )
+
+
+def _reply(events: Sequence[AgentEvent]) -> str:
+    """The text of the last reply: the message lines between the last two usage lines."""
+    usages = [i for i, e in enumerate(events) if e.kind == EventKind.USAGE]
+    if not usages:
+        return "\n".join(e.text for e in events if e.kind == EventKind.MESSAGE)
+    start = usages[-2] if len(usages) > 1 else -1
+    lines = [e.text for e in events[start + 1 : usages[-1]] if e.kind == EventKind.MESSAGE]
+    return "\n".join(lines)
+
+
+@hookimpl
+def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
+    register(AiderAdapter)

@@ -1,0 +1,141 @@
+"""Claude Code (``claude``), measured on version 2.1.197.
+
+Command: ``claude -p PROMPT --output-format stream-json --verbose --permission-mode acceptEdits
+[--max-turns N] [--allowedTools ...] [--model M] [--resume SESSION_ID]``, stdin closed.
+
+Quirks handled:
+
+- ``stream-json`` in print mode needs ``--verbose`` (without it claude exits 1).
+- A prompt that starts with ``-`` would be read as a flag, so it goes through stdin instead
+  (``-p`` reads the prompt from stdin when none is given).
+- Permission denials exit 0 with ``subtype: "success"``; the only trace is the result's
+  ``permission_denials`` list, which makes the run ``permission_denied``.
+- API failures end with ``subtype: "success"`` too, but ``is_error: true`` and
+  ``api_error_status`` (429, 401); each retry before that is a ``system/api_retry`` event
+  (rate limited with its delay). Subscription quotas come as ``rate_limit_event`` with
+  ``resetsAt`` (Unix seconds), kept as the outcome's ``retry_at``.
+- Usage and cost are read once, from the final ``result`` (assistant messages repeat them).
+- ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` and friends keep it off the network apart from
+  the model API; ``max_retries`` sets ``CLAUDE_CODE_MAX_RETRIES`` (default 10 retries).
+- ``bypassPermissions`` refuses to run as root unless ``IS_SANDBOX=1`` is in the run's env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from adapters import _claude_stream
+from adapters._build import command_env, flag_like, native_id, typed_config
+from adapters._jsonl import loads
+from adapters._outcomes import finish, plain_line
+from orchestrator.adapter import (
+    Adapter,
+    AdapterConfig,
+    AdapterRequest,
+    AgentEvent,
+    CommandSpec,
+    Outcome,
+    ProcessResult,
+    Stream,
+)
+from orchestrator.hookspecs import hookimpl
+
+__all__ = ["ClaudeCodeAdapter", "register_adapters"]
+
+_QUIET_ENV = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+}
+
+
+class ClaudeCodeAdapter(Adapter):
+    name = "claude_code"
+    executable = "claude"
+    streams_json = True
+    can_resume = True
+    can_choose_model = True
+    edits_files = True
+    passthrough_env: ClassVar[tuple[str, ...]] = (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_CUSTOM_HEADERS",
+        "ANTHROPIC_MODEL",
+        "CLAUDE_CODE_USE_BEDROCK",
+        "CLAUDE_CODE_USE_VERTEX",
+        "CLAUDE_CODE_USE_FOUNDRY",
+    )
+
+    class Config(Adapter.Config):
+        permission_mode: Literal[
+            "acceptEdits", "bypassPermissions", "default", "dontAsk", "plan", "auto"
+        ] = "acceptEdits"
+        max_turns: int | None = Field(default=None, ge=1)
+        allowed_tools: list[str] = Field(default_factory=list)
+        disallowed_tools: list[str] = Field(default_factory=list)
+        max_retries: int | None = Field(default=None, ge=0)
+        base_url: str | None = None  # ANTHROPIC_BASE_URL, without /v1
+        fallback_model: str | None = None
+        max_budget_usd: float | None = Field(default=None, gt=0)
+
+    def __init__(
+        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
+    ) -> None:
+        super().__init__(config, executable)
+        self.options = typed_config(self.name, self.config, self.Config)
+
+    def build_command(self, request: AdapterRequest) -> CommandSpec:
+        return self._command(request, resume=request.resume_session_id)
+
+    def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
+        return self._command(request, resume=native_session_id)
+
+    def _command(self, request: AdapterRequest, resume: str | None) -> CommandSpec:
+        opts = self.options
+        stdin = request.prompt if flag_like(request.prompt) else None
+        argv = [self.binary, "-p"] if stdin is not None else [self.binary, "-p", request.prompt]
+        argv += ["--output-format", "stream-json", "--verbose"]
+        argv += ["--permission-mode", opts.permission_mode]
+        if opts.max_turns is not None:
+            argv += ["--max-turns", str(opts.max_turns)]
+        if opts.max_budget_usd is not None:
+            argv += ["--max-budget-usd", str(opts.max_budget_usd)]
+        if opts.fallback_model:
+            argv += ["--fallback-model", opts.fallback_model]
+        # Both lists are variadic: the next "--option" ends them, and the prompt came earlier.
+        if opts.allowed_tools:
+            argv += ["--allowedTools", *opts.allowed_tools]
+        if opts.disallowed_tools:
+            argv += ["--disallowedTools", *opts.disallowed_tools]
+        if request.model:
+            argv += ["--model", request.model]
+        if resume is not None:
+            argv += ["--resume", native_id(self.name, resume)]
+        knobs = dict(_QUIET_ENV)
+        if opts.max_retries is not None:
+            knobs["CLAUDE_CODE_MAX_RETRIES"] = str(opts.max_retries)
+        if opts.base_url:
+            knobs["ANTHROPIC_BASE_URL"] = opts.base_url
+        env, secrets = command_env(request, knobs)
+        return CommandSpec(argv=argv, env=env, stdin=stdin, secrets=secrets)
+
+    def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
+        value = loads(line) if stream == "stdout" else None
+        if value is None:
+            return plain_line(line)
+        return _claude_stream.parse_value(value)
+
+    def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
+        # Denials, is_error results and API errors are all events by now, which the base
+        # classifier ranks (auth, then permission, then rate limit, then failure).
+        return finish(super().classify(result, events), events)
+
+
+@hookimpl
+def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
+    register(ClaudeCodeAdapter)

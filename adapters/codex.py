@@ -1,0 +1,254 @@
+"""OpenAI Codex CLI (``codex``), measured on codex-cli 0.169.0.
+
+Command: ``codex exec --json --skip-git-repo-check -s workspace-write [-m M] PROMPT`` (or
+``--dangerously-bypass-approvals-and-sandbox`` with ``sandbox: bypass``), stdin closed;
+resume: ``codex exec resume --json --skip-git-repo-check ... THREAD_ID PROMPT``.
+
+Quirks handled:
+
+- ``exec`` never asks for approval; its default sandbox is read-only and a rejected patch
+  still exits 0. The rejection shows only on stderr ("patch rejected: writing is blocked by
+  read-only sandbox"), which makes the run ``permission_denied``.
+- ``exec resume`` has no ``-s``: the sandbox goes in as ``-c sandbox_mode="..."``, and every
+  flag comes after ``resume``.
+- With a prompt argument and a piped stdin, codex appends stdin to the prompt: stdin stays
+  closed, and a prompt that starts with ``-`` is passed as ``-`` plus stdin instead.
+- ``error`` events starting "Reconnecting..." are retries, not the end: a 429 among them is a
+  rate-limit event, and a run that completes after it succeeds. The end is ``turn.completed``
+  (usage, counted once) or ``turn.failed``.
+- Without ``--json`` (the recorded ``json`` case) stdout is the last message and stderr a
+  human log with "session id: ..."; both are understood.
+- ``CODEX_HOME`` is the session's private ``~/.codex``; a custom endpoint (``base_url``) is a
+  ``[model_providers.council]`` block in its ``config.toml`` (the ``OPENAI_BASE_URL`` env is
+  ignored by codex), with the retry knobs that keep 429 retries short.
+- OpenAI counts cached input inside ``input_tokens``; it is split out as cache reads here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from adapters._build import command_env, flag_like, native_id, toml_string, typed_config
+from adapters._jsonl import count, dig, items, loads, obj, text
+from adapters._outcomes import error_events, error_kind, finish, plain_line
+from orchestrator.adapter import (
+    Adapter,
+    AdapterConfig,
+    AdapterRequest,
+    AgentEvent,
+    CommandSpec,
+    EventKind,
+    Outcome,
+    ProcessResult,
+    Stream,
+    Usage,
+)
+from orchestrator.hookspecs import hookimpl
+
+__all__ = ["CodexAdapter", "register_adapters"]
+
+_SANDBOX_REJECTION = re.compile(
+    r"patch rejected|blocked by read-only sandbox|rejected by user approval", re.IGNORECASE
+)
+_SESSION_HEADER = re.compile(r"^session id:\s*([0-9a-fA-F-]{8,})\s*$")
+_MAX_TOOL_TEXT = 4000
+
+
+class CodexAdapter(Adapter):
+    name = "codex"
+    executable = "codex"
+    streams_json = True
+    can_resume = True
+    can_choose_model = True
+    edits_files = True
+    passthrough_env: ClassVar[tuple[str, ...]] = ("CODEX_API_KEY", "OPENAI_API_KEY")
+
+    class Config(Adapter.Config):
+        # "bypass" = --dangerously-bypass-approvals-and-sandbox, for externally sandboxed hosts.
+        sandbox: Literal["workspace-write", "read-only", "danger-full-access", "bypass"] = (
+            "workspace-write"
+        )
+        base_url: str | None = None  # an OpenAI Responses API endpoint, ending in /v1
+        provider_name: str = Field(default="council", pattern=r"^[A-Za-z0-9_-]+$")
+        env_key: str = "OPENAI_API_KEY"  # the variable holding the custom endpoint's key
+        request_max_retries: int | None = Field(default=None, ge=0)
+        stream_max_retries: int | None = Field(default=None, ge=0)
+
+    def __init__(
+        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
+    ) -> None:
+        super().__init__(config, executable)
+        self.options = typed_config(self.name, self.config, self.Config)
+
+    def build_command(self, request: AdapterRequest) -> CommandSpec:
+        if request.resume_session_id is not None:
+            return self.resume_command(request, request.resume_session_id)
+        sandbox = self.options.sandbox
+        flags = (
+            ["--dangerously-bypass-approvals-and-sandbox"]
+            if sandbox == "bypass"
+            else ["-s", sandbox]
+        )
+        return self._command(request, ["exec", "--json", "--skip-git-repo-check", *flags], [])
+
+    def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
+        sandbox = self.options.sandbox
+        flags = (
+            ["--dangerously-bypass-approvals-and-sandbox"]
+            if sandbox == "bypass"
+            else ["-c", f"sandbox_mode={toml_string(sandbox)}"]
+        )
+        head = ["exec", "resume", "--json", "--skip-git-repo-check", *flags]
+        return self._command(request, head, [native_id(self.name, native_session_id)])
+
+    def _command(self, request: AdapterRequest, head: list[str], ids: list[str]) -> CommandSpec:
+        argv = [self.binary, *head]
+        if request.model:
+            argv += ["-m", request.model]
+        stdin = request.prompt if flag_like(request.prompt) else None
+        argv += [*ids, "-" if stdin is not None else request.prompt]
+        codex_home = request.home / ".codex"
+        env, secrets = command_env(request, {"CODEX_HOME": str(codex_home)})
+        config = self._config_toml()
+        home_files = {".codex/config.toml": config} if config else {}
+        return CommandSpec(argv=argv, env=env, home_files=home_files, stdin=stdin, secrets=secrets)
+
+    def _config_toml(self) -> str:
+        opts = self.options
+        if not opts.base_url:
+            return ""
+        lines = [
+            f"model_provider = {toml_string(opts.provider_name)}",
+            "",
+            f"[model_providers.{opts.provider_name}]",
+            f"name = {toml_string(opts.provider_name)}",
+            f"base_url = {toml_string(opts.base_url)}",
+            f"env_key = {toml_string(opts.env_key)}",
+            'wire_api = "responses"',  # "chat" is refused by codex 0.169
+        ]
+        if opts.request_max_retries is not None:
+            lines.append(f"request_max_retries = {opts.request_max_retries}")
+        if opts.stream_max_retries is not None:
+            lines.append(f"stream_max_retries = {opts.stream_max_retries}")
+        return "\n".join(lines) + "\n"
+
+    def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
+        if stream == "stderr":
+            return _stderr(line)
+        value = loads(line)
+        if value is None:
+            # Without --json, stdout carries only the final message.
+            return [AgentEvent(kind=EventKind.MESSAGE, text=line)] if line.strip() else []
+        return _event(obj(value))
+
+    def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
+        return finish(super().classify(result, events), events)
+
+
+def _stderr(line: str) -> list[AgentEvent]:
+    if _SANDBOX_REJECTION.search(line):
+        return [AgentEvent(kind=EventKind.ERROR, text=line.strip(), error_kind="sandbox")]
+    header = _SESSION_HEADER.match(line.strip())
+    if header:
+        return [AgentEvent(kind=EventKind.STARTED, native_session_id=header.group(1))]
+    return plain_line(line)
+
+
+def _event(event: dict[str, Any]) -> list[AgentEvent]:
+    kind = text(event.get("type"))
+    if kind == "thread.started":
+        thread = text(event.get("thread_id")) or None
+        return [AgentEvent(kind=EventKind.STARTED, text="thread started", native_session_id=thread)]
+    if kind == "turn.started":
+        return []
+    if kind in ("item.started", "item.updated", "item.completed"):
+        return _item(obj(event.get("item")), done=kind == "item.completed")
+    if kind == "turn.completed":
+        usage = obj(event.get("usage"))
+        cached = count(usage.get("cached_input_tokens"))
+        return [
+            AgentEvent(
+                kind=EventKind.USAGE,
+                usage=Usage(
+                    input_tokens=max(count(usage.get("input_tokens")) - cached, 0),
+                    output_tokens=count(usage.get("output_tokens")),
+                    cache_read_tokens=cached,
+                    cache_write_tokens=count(usage.get("cache_write_input_tokens")),
+                ),
+                data={"reasoning_output_tokens": count(usage.get("reasoning_output_tokens"))},
+            ),
+            AgentEvent(kind=EventKind.COMPLETED),
+        ]
+    if kind == "turn.failed":
+        message = text(dig(event, "error", "message")) or "turn failed"
+        return [
+            *error_events(message, error_kind(message)),
+            AgentEvent(kind=EventKind.COMPLETED, text=message, is_error=True),
+        ]
+    if kind == "error":
+        message = text(event.get("message"))
+        if message.startswith("Reconnecting"):
+            # A retry in progress: only a rate limit is worth an event, and not an ERROR.
+            if error_kind(message) != "rate_limit":
+                return plain_line(message)
+            return [AgentEvent(kind=EventKind.RATE_LIMITED, text=message)]
+        return error_events(message, error_kind(message))
+    return [AgentEvent(kind=EventKind.RAW, text=kind or "unknown event", data={"type": kind})]
+
+
+def _item(item: dict[str, Any], done: bool) -> list[AgentEvent]:
+    kind = text(item.get("type"))
+    status = text(item.get("status"))
+    if kind == "agent_message":
+        body = text(item.get("text"))
+        return [AgentEvent(kind=EventKind.MESSAGE, text=body)] if done and body else []
+    if kind == "command_execution":
+        command = text(item.get("command"))
+        if not done:
+            return [] if status != "in_progress" else [_call("exec", command)]
+        exit_code = item.get("exit_code")
+        return [
+            AgentEvent(
+                kind=EventKind.TOOL_RESULT,
+                tool="exec",
+                text=text(item.get("aggregated_output"))[-_MAX_TOOL_TEXT:],
+                data={"command": command, "exit_code": exit_code, "status": status},
+            )
+        ]
+    if kind == "file_change":
+        changes = [obj(c) for c in items(item.get("changes"))]
+        summary = ", ".join(f"{text(c.get('kind'))} {text(c.get('path'))}" for c in changes)
+        if not done:
+            return [] if status != "in_progress" else [_call("apply_patch", summary)]
+        return [
+            AgentEvent(
+                kind=EventKind.TOOL_RESULT,
+                tool="apply_patch",
+                text=summary,
+                data={"changes": changes, "status": status},
+            )
+        ]
+    if kind in ("mcp_tool_call", "web_search"):
+        what = text(item.get("tool")) or text(item.get("query"))
+        if not done:
+            return [_call(kind, what)] if status in ("", "in_progress") else []
+        return [
+            AgentEvent(kind=EventKind.TOOL_RESULT, tool=kind, text=what, data={"status": status})
+        ]
+    if kind == "error":
+        # Non-fatal notices such as "Model metadata for `X` not found"; fatal ones end the turn.
+        return plain_line(text(item.get("message")))
+    return []  # reasoning and todo_list items carry nothing the outcome needs
+
+
+def _call(tool: str, summary: str) -> AgentEvent:
+    return AgentEvent(kind=EventKind.TOOL_CALL, tool=tool, text=summary[:_MAX_TOOL_TEXT])
+
+
+@hookimpl
+def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
+    register(CodexAdapter)

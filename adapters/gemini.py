@@ -1,0 +1,278 @@
+"""Gemini CLI (``gemini``), measured on version 0.61.0.
+
+Command: ``gemini -p PROMPT -o stream-json --yolo [-m M] [--resume SESSION_ID]`` with
+``GEMINI_CLI_TRUST_WORKSPACE=true`` and ``~/.gemini/settings.json`` in the private HOME.
+
+Quirks handled:
+
+- In an untrusted folder ``--yolo`` is silently downgraded to "default", so the workspace is
+  trusted through the env; the downgrade notice on stderr makes the run ``permission_denied``.
+- Headless, approval mode "default" offers no tool that needs approval (file writes, shell):
+  nothing can change and the run "succeeds" with exit 0, so with ``approval_mode: default``
+  a finished run is ``permission_denied`` (use "plan" for a deliberately read-only phase).
+- With ``GOOGLE_GEMINI_BASE_URL`` set, 0.61 picks the "gateway" auth type and exits 41; the
+  settings file pins ``security.auth.selectedType`` (``auth_type``, default
+  ``gemini-api-key``). It is written always, since the base URL may come through the
+  passthrough env, which the adapter never sees.
+- API errors exit with the HTTP status mod 256 (429 -> 173, 401 -> 145); FatalError codes 41
+  (auth), 52 (config), 55 (untrusted) and the rest are mapped when the output says no more.
+- 429s are retried with backoff for minutes, visible only on stderr ("Attempt N failed with
+  status 429"); ``max_attempts`` (``general.maxAttempts``, default 3 here, 10 in gemini) keeps
+  that short, and a run stopped while still retrying counts as rate limited.
+- The answer is streamed as ``message`` deltas, joined into the final text; usage comes once,
+  from the ``result`` event's stats. ``-o json`` (one pretty-printed object) is understood
+  through its top-level ``session_id`` and ``response`` lines.
+- Usage statistics, telemetry and auto-update are off in the settings file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from adapters._build import command_env, flag_like, json_file, native_id, typed_config
+from adapters._jsonl import count, dig, loads, obj, text
+from adapters._outcomes import (
+    GEMINI_FAMILY_EXITS,
+    error_events,
+    error_kind,
+    finish,
+    plain_line,
+    reclassify,
+)
+from orchestrator.adapter import (
+    Adapter,
+    AdapterConfig,
+    AdapterRequest,
+    AgentEvent,
+    CommandSpec,
+    EventKind,
+    Outcome,
+    OutcomeKind,
+    ProcessResult,
+    Stream,
+    Usage,
+)
+from orchestrator.hookspecs import hookimpl
+
+__all__ = ["GeminiAdapter", "register_adapters"]
+
+_ATTEMPT = re.compile(r"^Attempt \d+ failed with status (\d{3})")
+_DOWNGRADE = re.compile(r"Approval mode overridden to .{0,3}default.{0,3} because", re.IGNORECASE)
+_API_FAILURE = "Error when talking to Gemini API"
+# `-o json` pretty-prints one object; its top-level keys sit at exactly two spaces.
+_JSON_FORM_KEY = re.compile(r'^  "(session_id|response|error)": (.*?),?$')
+_MAX_TOOL_TEXT = 4000
+
+
+class GeminiAdapter(Adapter):
+    name = "gemini"
+    executable = "gemini"
+    streams_json = True
+    can_resume = True
+    can_choose_model = True
+    edits_files = True
+    passthrough_env: ClassVar[tuple[str, ...]] = (
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GOOGLE_GEMINI_BASE_URL",
+        "GEMINI_MODEL",
+        "GOOGLE_GENAI_USE_VERTEXAI",
+        "GOOGLE_CLOUD_PROJECT",
+        "GOOGLE_CLOUD_LOCATION",
+    )
+
+    class Config(Adapter.Config):
+        approval_mode: Literal["yolo", "auto_edit", "plan", "default"] = "yolo"
+        auth_type: str | None = "gemini-api-key"  # settings security.auth.selectedType
+        base_url: str | None = None  # GOOGLE_GEMINI_BASE_URL (https unless localhost)
+        max_attempts: int | None = Field(default=3, ge=1, le=10)
+
+    def __init__(
+        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
+    ) -> None:
+        super().__init__(config, executable)
+        self.options = typed_config(self.name, self.config, self.Config)
+
+    def build_command(self, request: AdapterRequest) -> CommandSpec:
+        return self._command(request, request.resume_session_id)
+
+    def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
+        return self._command(request, native_session_id)
+
+    def _command(self, request: AdapterRequest, resume: str | None) -> CommandSpec:
+        opts = self.options
+        # yargs would read a leading "-" as a flag; the "--prompt=" form keeps it a value.
+        prompt = (
+            [f"--prompt={request.prompt}"] if flag_like(request.prompt) else ["-p", request.prompt]
+        )
+        argv = [self.binary, *prompt, "-o", "stream-json"]
+        if opts.approval_mode == "yolo":
+            argv.append("--yolo")
+        elif opts.approval_mode != "default":  # "default" is what gemini does without a flag
+            argv += ["--approval-mode", opts.approval_mode]
+        if request.model:
+            argv += ["-m", request.model]
+        if resume is not None:
+            argv += ["--resume", native_id(self.name, resume)]
+        knobs = {"GEMINI_CLI_TRUST_WORKSPACE": "true"}
+        if opts.base_url:
+            knobs["GOOGLE_GEMINI_BASE_URL"] = opts.base_url
+        env, secrets = command_env(request, knobs)
+        return CommandSpec(
+            argv=argv,
+            env=env,
+            home_files={".gemini/settings.json": json_file(self._settings())},
+            secrets=secrets,
+        )
+
+    def _settings(self) -> dict[str, Any]:
+        general: dict[str, Any] = {"disableAutoUpdate": True, "disableUpdateNag": True}
+        if self.options.max_attempts is not None:
+            general["maxAttempts"] = self.options.max_attempts
+        settings: dict[str, Any] = {
+            "general": general,
+            "privacy": {"usageStatisticsEnabled": False},
+            "telemetry": {"enabled": False},
+        }
+        if self.options.auth_type:
+            settings["security"] = {"auth": {"selectedType": self.options.auth_type}}
+        return settings
+
+    def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
+        if stream == "stderr":
+            return _stderr(line)
+        value = loads(line)
+        if isinstance(value, dict):
+            return _event(value)
+        return _json_form_line(line)
+
+    def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
+        outcome = super().classify(result, events)
+        code = result.exit_code
+        if outcome.kind == OutcomeKind.FAILED and code in GEMINI_FAMILY_EXITS:
+            kind, why = GEMINI_FAMILY_EXITS[code]
+            outcome = reclassify(outcome, kind, f"{why} (exit {code}): {outcome.message}")
+        if outcome.kind == OutcomeKind.SUCCEEDED and self.options.approval_mode == "default":
+            outcome = reclassify(
+                outcome,
+                OutcomeKind.PERMISSION_DENIED,
+                "approval mode 'default' runs headless without the tools that need approval "
+                "(file edits, shell), so nothing could be changed; use 'yolo' or 'auto_edit'",
+            )
+        return finish(outcome, events)
+
+
+def _stderr(line: str) -> list[AgentEvent]:
+    attempt = _ATTEMPT.match(line)
+    if attempt:
+        if attempt.group(1) != "429":
+            return plain_line(line)
+        return [AgentEvent(kind=EventKind.RATE_LIMITED, text=line.split(" _ApiError")[0])]
+    if _DOWNGRADE.search(line):
+        return [AgentEvent(kind=EventKind.ERROR, text=line.strip(), error_kind="permission")]
+    if line.startswith(_API_FAILURE):
+        return error_events(line.strip(), error_kind(line))
+    if line.startswith("    at "):
+        return []  # stack frames of the error above
+    return plain_line(line)
+
+
+def _event(event: dict[str, Any]) -> list[AgentEvent]:
+    kind = text(event.get("type"))
+    if kind == "init":
+        model = text(event.get("model"))
+        return [
+            AgentEvent(
+                kind=EventKind.STARTED,
+                text=f"model {model}" if model else "started",
+                native_session_id=text(event.get("session_id")) or None,
+                data={"model": model},
+            )
+        ]
+    if kind == "message":
+        body = text(event.get("content"))
+        if text(event.get("role")) != "assistant" or not body:
+            return []  # the user prompt echoed back
+        return [
+            AgentEvent(
+                kind=EventKind.MESSAGE, text=body, data={"delta": event.get("delta") is True}
+            )
+        ]
+    if kind == "tool_use":
+        parameters = obj(event.get("parameters"))
+        target = text(parameters.get("file_path")) or text(parameters.get("command"))
+        return [
+            AgentEvent(
+                kind=EventKind.TOOL_CALL,
+                tool=text(event.get("tool_name")) or None,
+                text=target[:_MAX_TOOL_TEXT],
+                data={"tool_id": text(event.get("tool_id")), "parameters": parameters},
+            )
+        ]
+    if kind == "tool_result":
+        status = text(event.get("status"))
+        output = text(event.get("output")) or text(dig(event, "error", "message"))
+        return [
+            AgentEvent(
+                kind=EventKind.TOOL_RESULT,
+                text=output[:_MAX_TOOL_TEXT],
+                data={"tool_id": text(event.get("tool_id")), "status": status},
+            )
+        ]
+    if kind == "error":
+        message = text(event.get("message"))
+        if text(event.get("severity")) != "error":
+            return plain_line(message)
+        return error_events(message, error_kind(message))
+    if kind == "result":
+        return _result(event)
+    return [AgentEvent(kind=EventKind.RAW, text=kind or "unknown event", data={"type": kind})]
+
+
+def _result(event: dict[str, Any]) -> list[AgentEvent]:
+    stats = obj(event.get("stats"))
+    cached = count(stats.get("cached"))
+    events = [
+        AgentEvent(
+            kind=EventKind.USAGE,
+            usage=Usage(
+                input_tokens=max(count(stats.get("input_tokens")) - cached, 0),
+                output_tokens=count(stats.get("output_tokens")),
+                cache_read_tokens=cached,
+            ),
+            data={"tool_calls": count(stats.get("tool_calls"))},
+        )
+    ]
+    if text(event.get("status")) != "error":
+        return [*events, AgentEvent(kind=EventKind.COMPLETED)]
+    message = text(dig(event, "error", "message")) or "gemini reported an error"
+    # "Please wait and try again later" is how the quota (429) error reads without a code.
+    return [
+        *events,
+        *error_events(message, error_kind(message)),
+        AgentEvent(kind=EventKind.COMPLETED, text=message, is_error=True),
+    ]
+
+
+def _json_form_line(line: str) -> list[AgentEvent]:
+    match = _JSON_FORM_KEY.match(line)
+    if match is None:
+        nested = line.startswith("   ") or line.strip() in ("", "{", "}")
+        return [] if nested else plain_line(line)
+    key, raw = match.groups()
+    if key == "error":
+        return error_events("gemini reported an error", "api")
+    value = loads(f"[{raw}]")
+    body = text(value[0]) if isinstance(value, list) and value else ""
+    if key == "session_id":
+        return [AgentEvent(kind=EventKind.STARTED, native_session_id=body or None)]
+    return [AgentEvent(kind=EventKind.COMPLETED, text=body)]
+
+
+@hookimpl
+def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
+    register(GeminiAdapter)

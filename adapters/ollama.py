@@ -1,0 +1,131 @@
+"""Ollama (``ollama run``), from its documentation only.
+
+No version was measured: the Ollama server is a download from ollama.com, which was not
+reachable where the facts were collected, so there is no recorded transcript. This adapter and
+its tests follow the documented behaviour (``shared/reference/cli-facts.md``, "Ollama").
+
+Command: ``ollama run MODEL [--verbose] [--nowordwrap] [--format json] [--keepalive D]
+[--think=L] [--hidethinking] PROMPT``, stdin closed; ``OLLAMA_HOST`` selects the server.
+
+Quirks handled:
+
+- Not an agent: no tools, no file edits (``edits_files`` False), no session to resume.
+- Plain text: stdout is the answer, kept line by line (blank lines too, so paragraphs
+  survive); stderr has "Error: ..." on failure (non-zero exit) and, with ``--verbose``, the
+  timing block whose "prompt eval count" / "eval count" lines are the usage.
+- Spinner frames and ANSI codes on stderr are dropped.
+- A prompt that starts with ``-`` goes through stdin (one-shot when stdin is not a TTY).
+- Errors from ollama.com cloud models ("unauthorized", "usage limit") map to auth_required
+  and rate_limited; "model not found" and "could not connect" are failures.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from adapters._build import command_env, flag_like, typed_config
+from adapters._jsonl import strip_ansi
+from adapters._outcomes import error_events, error_kind, finish, plain_line
+from orchestrator.adapter import (
+    Adapter,
+    AdapterConfig,
+    AdapterRequest,
+    AgentEvent,
+    CommandSpec,
+    EventKind,
+    Outcome,
+    OutcomeKind,
+    ProcessResult,
+    Stream,
+    Usage,
+)
+from orchestrator.errors import AdapterError
+from orchestrator.hookspecs import hookimpl
+
+__all__ = ["OllamaAdapter", "register_adapters"]
+
+_COUNT = re.compile(r"^(prompt eval|eval) count:\s+(\d{1,12}) token")
+_SPINNER = re.compile(r"^[\s\u2800-\u28ff]*$")  # braille spinner frames, nothing else
+_STATS = re.compile(r"^(total|load|prompt eval|eval) (duration|rate):")
+
+
+class OllamaAdapter(Adapter):
+    name = "ollama"
+    executable = "ollama"
+    streams_json = False
+    can_resume = False
+    can_choose_model = True
+    edits_files = False
+    passthrough_env: ClassVar[tuple[str, ...]] = ("OLLAMA_HOST", "OLLAMA_API_KEY")
+
+    class Config(Adapter.Config):
+        model: str | None = None  # used when the request names no model
+        host: str | None = None  # OLLAMA_HOST, default 127.0.0.1:11434
+        verbose: bool = True  # timing block on stderr: the only source of token counts
+        format_json: bool = False  # constrains the answer to JSON (--format json)
+        keepalive: str | None = None  # e.g. "5m"; how long the model stays loaded
+        think: Literal["true", "false", "low", "medium", "high"] | None = None
+        hide_thinking: bool = False
+
+    def __init__(
+        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
+    ) -> None:
+        super().__init__(config, executable)
+        self.options = typed_config(self.name, self.config, self.Config)
+
+    def build_command(self, request: AdapterRequest) -> CommandSpec:
+        opts = self.options
+        model = request.model or opts.model
+        if not model:
+            raise AdapterError(
+                "adapter 'ollama': no model: set `model` in its options or the phase"
+            )
+        argv = [self.binary, "run", model, "--nowordwrap"]
+        if opts.verbose:
+            argv.append("--verbose")
+        if opts.format_json:
+            argv += ["--format", "json"]
+        if opts.keepalive:
+            argv += ["--keepalive", opts.keepalive]
+        if opts.think is not None:
+            argv.append(f"--think={opts.think}")
+        if opts.hide_thinking:
+            argv.append("--hidethinking")
+        stdin = request.prompt if flag_like(request.prompt) else None
+        if stdin is None:
+            argv.append(request.prompt)
+        env, secrets = command_env(request, {"OLLAMA_HOST": opts.host} if opts.host else {})
+        return CommandSpec(argv=argv, env=env, stdin=stdin, secrets=secrets)
+
+    def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
+        if stream == "stdout":
+            return [AgentEvent(kind=EventKind.MESSAGE, text=strip_ansi(line).rstrip())]
+        line = strip_ansi(line).strip()
+        if _SPINNER.match(line) or _STATS.match(line):
+            return []
+        counted = _COUNT.match(line)
+        if counted:
+            tokens = int(counted[2])
+            usage = (
+                Usage(input_tokens=tokens)
+                if counted[1] == "prompt eval"
+                else Usage(output_tokens=tokens)
+            )
+            return [AgentEvent(kind=EventKind.USAGE, usage=usage)]
+        if line.startswith("Error:"):
+            return error_events(line, error_kind(line))
+        return plain_line(line)
+
+    def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
+        outcome = super().classify(result, events)
+        if outcome.kind == OutcomeKind.SUCCEEDED:
+            answer = "\n".join(e.text for e in events if e.kind == EventKind.MESSAGE).strip()
+            outcome = outcome.model_copy(update={"message": answer})
+        return finish(outcome, events)
+
+
+@hookimpl
+def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
+    register(OllamaAdapter)

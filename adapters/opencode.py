@@ -1,0 +1,263 @@
+"""opencode (``opencode``), measured on version 1.18.33.
+
+Command: ``opencode run --format json [-m PROVIDER/MODEL] --auto [--session ses_...] PROMPT``
+with the offline env knobs and ``OPENCODE_CONFIG`` pointing at a config file in the private
+HOME.
+
+Quirks handled:
+
+- The JSON lines have no terminal "result" event: the run ends with a ``step_finish`` whose
+  ``part.reason`` is ``"stop"``. Every event carries the session id (``sessionID``, ``ses_...``),
+  so even a run that fails on its first request has one.
+- Usage and cost come per ``step_finish`` (one per model request), so they are summed; the
+  reasoning tokens opencode keeps apart are added to the output.
+- API errors are one ``error`` event (``error.data.statusCode`` 429/401, ``retry-after``
+  header) and exit 1; releases before 1.18 exited 0 after such an event, which still fails
+  here because the error is not followed by a finished step. Retries happen inside the AI SDK
+  and print nothing, so a single 429 before success leaves no trace.
+- A prompt that starts with ``-`` follows a ``--`` so yargs keeps it a message.
+- ``model`` without a slash gets the configured ``provider`` in front; ``base_url`` adds an
+  OpenAI-compatible provider block (``@ai-sdk/openai-compatible``, key from ``{env:VAR}``, so
+  the key never lands in a file).
+- ``OPENCODE_DISABLE_AUTOUPDATE``, ``..._MODELS_FETCH``, ``..._LSP_DOWNLOAD``,
+  ``..._DEFAULT_PLUGINS`` keep it off the network apart from the model API; sharing is off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Self
+
+from pydantic import Field, model_validator
+
+from adapters._build import command_env, flag_like, json_file, native_id, typed_config
+from adapters._jsonl import count, dig, loads, money, obj, text
+from adapters._outcomes import error_events, error_kind, finish, plain_line
+from orchestrator.adapter import (
+    Adapter,
+    AdapterConfig,
+    AdapterRequest,
+    AgentEvent,
+    CommandSpec,
+    EventKind,
+    Outcome,
+    ProcessResult,
+    Stream,
+    Usage,
+)
+from orchestrator.hookspecs import hookimpl
+
+__all__ = ["OpencodeAdapter", "register_adapters"]
+
+_OFFLINE_ENV = {
+    "OPENCODE_DISABLE_AUTOUPDATE": "true",
+    "OPENCODE_DISABLE_MODELS_FETCH": "true",
+    "OPENCODE_DISABLE_LSP_DOWNLOAD": "true",
+    "OPENCODE_DISABLE_DEFAULT_PLUGINS": "true",
+    "OPENCODE_DISABLE_SHARE": "true",
+}
+_CONFIG_PATH = ".config/opencode/council.json"
+_AUTH_ERROR_NAMES = ("ProviderAuthError", "AuthError")
+_MAX_TOOL_TEXT = 4000
+
+
+class OpencodeAdapter(Adapter):
+    name = "opencode"
+    executable = "opencode"
+    streams_json = True
+    can_resume = True
+    can_choose_model = True
+    edits_files = True
+    passthrough_env: ClassVar[tuple[str, ...]] = (
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "OPENROUTER_API_KEY",
+        "GOOGLE_GENERATIVE_AI_API_KEY",
+        "GROQ_API_KEY",
+        "DEEPSEEK_API_KEY",
+    )
+
+    class Config(Adapter.Config):
+        provider: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
+        model: str | None = None  # used when the request names no model
+        base_url: str | None = None  # an OpenAI-compatible endpoint for ``provider``
+        api_key_env: str = "OPENAI_API_KEY"
+        auto_approve: bool = True  # --auto: approve what is not explicitly denied
+        agent: str | None = None
+
+        @model_validator(mode="after")
+        def _endpoint_needs_a_provider(self) -> Self:
+            if self.base_url and not self.provider:
+                raise ValueError("base_url needs provider: the name models are addressed by")
+            return self
+
+    def __init__(
+        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
+    ) -> None:
+        super().__init__(config, executable)
+        self.options = typed_config(self.name, self.config, self.Config)
+
+    def build_command(self, request: AdapterRequest) -> CommandSpec:
+        return self._command(request, request.resume_session_id)
+
+    def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
+        return self._command(request, native_session_id)
+
+    def _command(self, request: AdapterRequest, session: str | None) -> CommandSpec:
+        opts = self.options
+        argv = [self.binary, "run", "--format", "json"]
+        model = self._model(request)
+        if model:
+            argv += ["-m", model]
+        if opts.auto_approve:
+            argv.append("--auto")
+        if opts.agent:
+            argv += ["--agent", opts.agent]
+        if session is not None:
+            argv += ["--session", native_id(self.name, session)]
+        argv += ["--", request.prompt] if flag_like(request.prompt) else [request.prompt]
+        config_file = request.home / _CONFIG_PATH
+        env, secrets = command_env(request, {**_OFFLINE_ENV, "OPENCODE_CONFIG": str(config_file)})
+        return CommandSpec(
+            argv=argv,
+            env=env,
+            home_files={_CONFIG_PATH: json_file(self._config(model))},
+            secrets=secrets,
+        )
+
+    def _model(self, request: AdapterRequest) -> str | None:
+        model = request.model or self.options.model
+        if model and "/" not in model and self.options.provider:
+            return f"{self.options.provider}/{model}"
+        return model
+
+    def _config(self, model: str | None) -> dict[str, Any]:
+        opts = self.options
+        config: dict[str, Any] = {
+            "$schema": "https://opencode.ai/config.json",
+            "autoupdate": False,
+            "share": "disabled",
+        }
+        if opts.base_url and opts.provider:
+            model_id = model.split("/", 1)[1] if model and "/" in model else model
+            config["provider"] = {
+                opts.provider: {
+                    "npm": "@ai-sdk/openai-compatible",
+                    "name": opts.provider,
+                    "options": {"baseURL": opts.base_url, "apiKey": f"{{env:{opts.api_key_env}}}"},
+                    "models": {model_id: {"name": model_id}} if model_id else {},
+                }
+            }
+        return config
+
+    def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
+        value = loads(line) if stream == "stdout" else None
+        if not isinstance(value, dict):
+            return plain_line(line)
+        return _event(value)
+
+    def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
+        return finish(super().classify(result, events), events)
+
+
+def _event(event: dict[str, Any]) -> list[AgentEvent]:
+    kind = text(event.get("type"))
+    session = text(event.get("sessionID")) or None
+    part = obj(event.get("part"))
+    if kind == "step_start":
+        return [AgentEvent(kind=EventKind.STARTED, text="step", native_session_id=session)]
+    if kind == "text":
+        body = text(part.get("text"))
+        return (
+            [AgentEvent(kind=EventKind.MESSAGE, text=body, native_session_id=session)]
+            if body
+            else []
+        )
+    if kind == "tool_use":
+        return _tool(part, session)
+    if kind == "step_finish":
+        return _step_finish(part, session)
+    if kind == "error":
+        return _error(obj(event.get("error")), session)
+    return [AgentEvent(kind=EventKind.RAW, text=kind or "unknown event", data={"type": kind})]
+
+
+def _tool(part: dict[str, Any], session: str | None) -> list[AgentEvent]:
+    tool = text(part.get("tool")) or None
+    state = obj(part.get("state"))
+    arguments = obj(state.get("input"))
+    target = text(arguments.get("filePath")) or text(arguments.get("command"))
+    events = [
+        AgentEvent(
+            kind=EventKind.TOOL_CALL,
+            tool=tool,
+            text=target[:_MAX_TOOL_TEXT],
+            native_session_id=session,
+            data={"call_id": text(part.get("callID")), "input": arguments},
+        )
+    ]
+    status = text(state.get("status"))
+    if status in ("completed", "error"):
+        output = text(state.get("output")) or text(state.get("error"))
+        events.append(
+            AgentEvent(
+                kind=EventKind.TOOL_RESULT,
+                tool=tool,
+                text=output[:_MAX_TOOL_TEXT],
+                native_session_id=session,
+                data={"status": status},
+            )
+        )
+    return events
+
+
+def _step_finish(part: dict[str, Any], session: str | None) -> list[AgentEvent]:
+    tokens = obj(part.get("tokens"))
+    events = [
+        AgentEvent(
+            kind=EventKind.USAGE,
+            native_session_id=session,
+            usage=Usage(
+                input_tokens=count(tokens.get("input")),
+                output_tokens=count(tokens.get("output")) + count(tokens.get("reasoning")),
+                cache_read_tokens=count(dig(tokens, "cache", "read")),
+                cache_write_tokens=count(dig(tokens, "cache", "write")),
+                cost_usd=money(part.get("cost")),
+            ),
+        )
+    ]
+    if text(part.get("reason")) == "stop":
+        events.append(AgentEvent(kind=EventKind.COMPLETED, native_session_id=session))
+    return events
+
+
+def _error(error: dict[str, Any], session: str | None) -> list[AgentEvent]:
+    name = text(error.get("name"))
+    data = obj(error.get("data"))
+    message = text(data.get("message")) or name or "opencode reported an error"
+    status = count(data.get("statusCode")) or None
+    kind = "auth" if name in _AUTH_ERROR_NAMES else error_kind(message, status)
+    events = error_events(
+        f"{name}: {message}" if name else message,
+        kind,
+        retry_after=_retry_after(obj(data.get("responseHeaders"))),
+        data={"status": status, "retryable": data.get("isRetryable") is True},
+    )
+    return [e.model_copy(update={"native_session_id": session}) for e in events]
+
+
+def _retry_after(headers: dict[str, Any]) -> float | None:
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            seconds = float(text(headers.get(name)).strip()) / scale
+        except ValueError:
+            continue  # absent, or an HTTP date: no usable hint in this header
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
+
+
+@hookimpl
+def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
+    register(OpencodeAdapter)

@@ -1,0 +1,171 @@
+"""Qwen Code (``qwen``), measured on version 0.15.10 (a fork of Gemini CLI).
+
+Command: ``qwen PROMPT --auth-type openai -o stream-json --yolo [-m M] [--resume SESSION_ID]``
+with ``~/.qwen/settings.json`` in the private HOME.
+
+Quirks handled:
+
+- The positional prompt is one-shot (``-p`` is deprecated); a prompt that starts with ``-``
+  would be read as a flag, so it goes in as ``--prompt=...`` instead.
+- stream-json is Claude-shaped (parsed by the shared ``_claude_stream``); ``-o json`` is the
+  same objects as one JSON array on one line.
+- **429 and 401 exit 0** with ``subtype: "success"`` and ``is_error: false``; the failure is
+  only the text "[API Error: 429 ...]" in the assistant message and the result, which is
+  classified by the status in it (``rate_limited``, ``auth_required``, else ``failed``).
+- Qwen retries a 429 for minutes and prints nothing meanwhile: the settings file sets
+  ``model.generationConfig.maxRetries`` (``max_retries``, default 0), which brings the
+  "[API Error: 429" out after about 90 s instead of >150 s. A run stopped before that shows no
+  sign of the 429 at all and stays ``timed_out``.
+- Headless, approval mode "default" drops the edit and shell tools: the ``init`` event then
+  lists no edit tool, and the run is ``permission_denied`` although it exits 0.
+- Exit codes 41/42/44/52/53/54 are Gemini CLI's FatalError codes.
+- Usage statistics, telemetry and auto-update are off in the settings file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from adapters import _claude_stream
+from adapters._build import command_env, flag_like, json_file, native_id, typed_config
+from adapters._jsonl import loads
+from adapters._outcomes import GEMINI_FAMILY_EXITS, finish, plain_line, reclassify
+from orchestrator.adapter import (
+    Adapter,
+    AdapterConfig,
+    AdapterRequest,
+    AgentEvent,
+    CommandSpec,
+    EventKind,
+    Outcome,
+    OutcomeKind,
+    ProcessResult,
+    Stream,
+)
+from orchestrator.hookspecs import hookimpl
+
+__all__ = ["QwenAdapter", "register_adapters"]
+
+_EDIT_TOOLS = frozenset({"edit", "write_file", "replace", "run_shell_command"})
+
+
+class QwenAdapter(Adapter):
+    name = "qwen"
+    executable = "qwen"
+    streams_json = True
+    can_resume = True
+    can_choose_model = True
+    edits_files = True
+    passthrough_env: ClassVar[tuple[str, ...]] = (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OPENAI_MODEL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_MODEL",
+        "GEMINI_API_KEY",
+        "DASHSCOPE_API_KEY",
+    )
+
+    class Config(Adapter.Config):
+        approval_mode: Literal["yolo", "auto-edit", "plan", "default"] = "yolo"
+        auth_type: Literal["openai", "anthropic", "gemini", "vertex-ai", "qwen-oauth"] | None = (
+            "openai"
+        )
+        base_url: str | None = None  # OPENAI_BASE_URL with auth_type openai
+        max_retries: int | None = Field(default=0, ge=0)
+        max_session_turns: int | None = Field(default=None, ge=1)
+
+    def __init__(
+        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
+    ) -> None:
+        super().__init__(config, executable)
+        self.options = typed_config(self.name, self.config, self.Config)
+
+    def build_command(self, request: AdapterRequest) -> CommandSpec:
+        return self._command(request, request.resume_session_id)
+
+    def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
+        return self._command(request, native_session_id)
+
+    def _command(self, request: AdapterRequest, resume: str | None) -> CommandSpec:
+        opts = self.options
+        prompt = f"--prompt={request.prompt}" if flag_like(request.prompt) else request.prompt
+        argv = [self.binary, prompt]
+        if opts.auth_type:
+            argv += ["--auth-type", opts.auth_type]
+        argv += ["-o", "stream-json"]
+        if opts.approval_mode == "yolo":
+            argv.append("--yolo")
+        elif opts.approval_mode != "default":
+            argv += ["--approval-mode", opts.approval_mode]
+        if opts.max_session_turns is not None:
+            argv += ["--max-session-turns", str(opts.max_session_turns)]
+        if request.model:
+            argv += ["-m", request.model]
+        if resume is not None:
+            argv += ["--resume", native_id(self.name, resume)]
+        knobs: dict[str, str] = {}
+        if opts.base_url:
+            base_var = "ANTHROPIC_BASE_URL" if opts.auth_type == "anthropic" else "OPENAI_BASE_URL"
+            knobs[base_var] = opts.base_url
+        env, secrets = command_env(request, knobs)
+        return CommandSpec(
+            argv=argv,
+            env=env,
+            home_files={".qwen/settings.json": json_file(self._settings())},
+            secrets=secrets,
+        )
+
+    def _settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            "general": {"disableAutoUpdate": True},
+            "privacy": {"usageStatisticsEnabled": False},
+            "telemetry": {"enabled": False},
+        }
+        if self.options.max_retries is not None:
+            settings["model"] = {"generationConfig": {"maxRetries": self.options.max_retries}}
+        return settings
+
+    def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
+        value = loads(line) if stream == "stdout" else None
+        if value is None:
+            return plain_line(line)
+        events = _claude_stream.parse_value(value)
+        return [*events, *(_no_edit_tools(e) for e in events if _lacks_edit_tools(e))]
+
+    def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
+        outcome = super().classify(result, events)
+        code = result.exit_code
+        if outcome.kind == OutcomeKind.FAILED and code in GEMINI_FAMILY_EXITS:
+            kind, why = GEMINI_FAMILY_EXITS[code]
+            outcome = reclassify(outcome, kind, f"{why} (exit {code}): {outcome.message}")
+        return finish(outcome, events)
+
+
+def _lacks_edit_tools(event: AgentEvent) -> bool:
+    tools = event.data.get("tools")
+    return (
+        event.kind == EventKind.STARTED
+        and event.data.get("permission_mode") == "default"
+        and isinstance(tools, list)
+        and not _EDIT_TOOLS.intersection(tools)
+    )
+
+
+def _no_edit_tools(started: AgentEvent) -> AgentEvent:
+    return AgentEvent(
+        kind=EventKind.ERROR,
+        error_kind="permission",
+        text="approval mode 'default' runs headless without edit or shell tools, so nothing "
+        "could be changed; use 'yolo' or 'auto-edit'",
+        data={"tools": started.data.get("tools")},
+    )
+
+
+@hookimpl
+def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
+    register(QwenAdapter)

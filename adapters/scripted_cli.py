@@ -1,0 +1,403 @@
+"""scripted-cli: an offline stand-in for an AI coding CLI, for demos and tests. No network, no key.
+
+It speaks Claude Code's ``--output-format stream-json`` (``system/init`` with a session id,
+``assistant`` messages with text and ``tool_use``, ``user`` messages with ``tool_result``, a final
+``result`` with usage and cost) and really edits files in its working directory, following
+instructions written in its prompt, one per line; other lines are the task's text::
+
+    WRITE path <<EOF          write the lines up to EOF (any word) to path
+    WRITE path text           write one line
+    APPEND path text          append one line (APPEND path <<EOF ... EOF for several)
+    DELETE path               remove a file
+    READ path                 show a file (a Read tool call)
+    SAY text                  an assistant message
+    ECHO_ENV NAME             say the value of an environment variable
+    SLEEP seconds             pause
+    FAIL message              end with an error result, exit 1
+    RATE_LIMIT [reset=<seconds|ISO time>] [times=N]
+                              end with a Claude-like 429 result, exit 1 -- only the first N
+                              times (default 1) in this session, so a resumed run goes on
+    AUTH_ERROR                end with a 401 result, exit 1
+    DENY path                 a write refused by permissions (exit 0, like Claude)
+    HANG                      stop responding (until killed)
+    IGNORE_TERM               ignore SIGTERM from now on
+    CRASH [SIGNAL]            kill itself with a signal (default SIGKILL)
+    EXIT code                 exit with that code at once, without a result
+
+Paths are relative to the working directory and may not leave it. Sessions live in
+``$HOME/.scripted-cli/sessions/<id>.json``: ``--resume <id>`` continues one (same id, earlier
+turns remembered, rate limits already served not served again). Persona options (``--persona``,
+``--delay`` between steps, ``--personality`` text that prefixes each message) change how it
+talks, never what it does.
+
+Run it as ``python -m adapters.scripted_cli``, ``council-scripted-cli`` or, as the ``scripted``
+adapter does, ``python -I -S <this file>`` (it imports only the standard library).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+VERSION = "1.0.0"
+PERSONAS: dict[str, tuple[float, str]] = {
+    "careful": (0.2, "Let me go through this carefully."),
+    "quick": (0.0, "On it."),
+    "reviewer": (0.05, "Reviewing with a critical eye."),
+}
+
+
+class Stop(Exception):
+    """End the run with this exit code (after the result line, if any, was printed)."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class Session:
+    """The conversation state kept in HOME, like a real CLI's session files."""
+
+    def __init__(self, resume: str | None) -> None:
+        self.dir = Path(os.environ.get("HOME") or ".") / ".scripted-cli" / "sessions"
+        self.id = resume or str(uuid.uuid4())
+        self.path = self.dir / f"{self.id}.json"
+        self.data: dict[str, Any] = {"session_id": self.id, "turns": [], "rate_limits": {}}
+        self.resumed = resume is not None
+        if resume is not None:
+            if not _safe_id(resume) or not self.path.is_file():
+                raise LookupError(resume)
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.data), encoding="utf-8")
+        os.replace(temporary, self.path)
+
+
+class Cli:
+    def __init__(self, args: argparse.Namespace, prompt: str, session: Session) -> None:
+        delay, personality = PERSONAS.get(args.persona, (0.0, ""))
+        self.delay = delay if args.delay is None else args.delay
+        self.personality = personality if args.personality is None else args.personality
+        self.model = args.model or "scripted-model"
+        self.prompt = prompt
+        self.session = session
+        self.done: list[str] = []
+        self.denials: list[dict[str, Any]] = []
+        self.turns = 1
+
+    # -- output ---------------------------------------------------------------------------
+
+    def emit(self, payload: dict[str, Any]) -> None:
+        payload.setdefault("session_id", self.session.id)
+        sys.stdout.write(json.dumps(payload) + "\n")
+        sys.stdout.flush()
+
+    def say(self, text: str) -> None:
+        if self.personality:
+            text = f"{self.personality} {text}"
+        self.assistant([{"type": "text", "text": text}])
+
+    def assistant(self, content: list[dict[str, Any]]) -> None:
+        message: dict[str, Any] = {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "usage": _usage(self.prompt, content),
+        }
+        self.emit({"type": "assistant", "message": message, "parent_tool_use_id": None})
+
+    def tool(self, name: str, tool_input: dict[str, Any], action: Any) -> None:
+        self.pause()
+        call_id = f"toolu_{uuid.uuid4().hex[:24]}"
+        self.assistant([{"type": "tool_use", "id": call_id, "name": name, "input": tool_input}])
+        self.turns += 1
+        try:
+            output, is_error = str(action()), False
+        except (OSError, ValueError) as exc:
+            output, is_error = f"Error: {exc}", True
+        block: dict[str, Any] = {"tool_use_id": call_id, "type": "tool_result", "content": output}
+        if is_error:
+            block["is_error"] = True
+        self.emit({"type": "user", "message": {"role": "user", "content": [block]}})
+
+    def result(self, text: str, *, error: bool = False, status: int | None = None) -> None:
+        tokens_in, tokens_out = len(self.prompt.split()) * self.turns, len(text.split())
+        self.emit(
+            {
+                "type": "result",
+                "subtype": "error_during_execution" if error and status is None else "success",
+                "is_error": error,
+                "api_error_status": status,
+                "duration_ms": 1,
+                "num_turns": self.turns,
+                "result": text,
+                "stop_reason": "end_turn",
+                "total_cost_usd": round((tokens_in * 3 + tokens_out * 15) / 1e6, 6),
+                "usage": {
+                    "input_tokens": tokens_in,
+                    "output_tokens": tokens_out,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                },
+                "permission_denials": self.denials,
+            }
+        )
+
+    def pause(self) -> None:
+        if self.delay > 0:
+            time.sleep(self.delay)
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        steps, text = parse(self.prompt)
+        earlier = self.session.data["turns"]
+        self.emit(
+            {
+                "type": "system",
+                "subtype": "init",
+                "cwd": os.getcwd(),
+                "model": self.model,
+                "tools": ["Bash", "Edit", "Read", "Write"],
+                "permissionMode": "acceptEdits",
+                "apiKeySource": "none",
+                "resumed": self.session.resumed,
+                "turn": len(earlier) + 1,
+            }
+        )
+        task = next((line for line in text if line.strip()), "")
+        opening = f"Working on: {task}" if task else "Working on the instructions."
+        if earlier:
+            opening += f" (continuing; earlier I was asked: {earlier[-1]['prompt'][:80]})"
+        self.say(opening)
+        code = 0
+        try:
+            for keyword, argument, body in steps:
+                self.step(keyword, argument, body)
+            summary = "; ".join(self.done) or "nothing to change"
+            final = f"{self.personality} Done: {summary}.".strip()
+            self.result(final)
+        except Stop as stop:
+            code = stop.code
+            final = "(stopped)"
+        turn = {"prompt": self.prompt[:500], "result": final, "at": _now().isoformat()}
+        self.session.data["turns"].append(turn)
+        self.session.save()
+        return code
+
+    def step(self, keyword: str, argument: str, body: str | None) -> None:
+        handler = getattr(self, f"do_{keyword.lower()}")
+        handler(argument, body)
+
+    def do_write(self, argument: str, body: str | None) -> None:
+        path, _, inline = argument.partition(" ")
+        content = body if body is not None else inline + "\n"
+
+        def write() -> str:
+            target = self.inside(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+            return f"File created successfully at: {path}"
+
+        self.tool("Write", {"file_path": path, "content": content}, write)
+        self.done.append(f"wrote {path}")
+
+    def do_append(self, argument: str, body: str | None) -> None:
+        path, _, inline = argument.partition(" ")
+        content = body if body is not None else inline + "\n"
+
+        def append() -> str:
+            target = self.inside(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("a", encoding="utf-8") as handle:
+                handle.write(content)
+            return f"The file {path} has been updated successfully."
+
+        self.tool("Edit", {"file_path": path, "append": content}, append)
+        self.done.append(f"appended to {path}")
+
+    def do_delete(self, argument: str, body: str | None) -> None:
+        path = argument.strip()
+
+        def delete() -> str:
+            self.inside(path).unlink()
+            return f"removed {path}"
+
+        self.tool("Bash", {"command": f"rm -- {path}"}, delete)
+        self.done.append(f"deleted {path}")
+
+    def do_read(self, argument: str, body: str | None) -> None:
+        path = argument.strip()
+        self.tool("Read", {"file_path": path}, lambda: self.inside(path).read_text()[:20000])
+
+    def do_say(self, argument: str, body: str | None) -> None:
+        self.pause()
+        self.say(argument)
+
+    def do_echo_env(self, argument: str, body: str | None) -> None:
+        name = argument.strip()
+        value = os.environ.get(name)
+        self.say(f"{name}={value}" if value is not None else f"{name} is not set")
+
+    def do_sleep(self, argument: str, body: str | None) -> None:
+        time.sleep(float(argument or 0))
+
+    def do_fail(self, argument: str, body: str | None) -> None:
+        self.result(argument or "failed", error=True)
+        raise Stop(1)
+
+    def do_rate_limit(self, argument: str, body: str | None) -> None:
+        options = dict(word.partition("=")[::2] for word in argument.split())
+        key = f"RATE_LIMIT {argument}".strip()
+        served = self.session.data["rate_limits"].get(key, 0)
+        if served >= int(options.get("times", 1)):
+            self.say("The rate limit has lifted; carrying on.")
+            return
+        self.session.data["rate_limits"][key] = served + 1
+        resets = _reset_time(options.get("reset", "60"))
+        retry = {"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 1}
+        retry.update(retry_delay_ms=500, error_status=429, error="rate_limit")
+        self.emit(retry)
+        info = {"status": "rejected", "resetsAt": int(resets.timestamp())}
+        self.emit({"type": "rate_limit_event", "rate_limit_info": info | {"rateLimitType": "5h"}})
+        message = (
+            "API Error: Request rejected (429) · rate limit exceeded (scripted); "
+            f"resets at {resets.isoformat()}"
+        )
+        self.assistant([{"type": "text", "text": message}])
+        self.result(message, error=True, status=429)
+        raise Stop(1)
+
+    def do_auth_error(self, argument: str, body: str | None) -> None:
+        message = "Failed to authenticate. API Error: 401 invalid API key (scripted)"
+        self.result(message, error=True, status=401)
+        raise Stop(1)
+
+    def do_deny(self, argument: str, body: str | None) -> None:
+        path = argument.strip()
+        self.denials.append({"tool_name": "Write", "tool_input": {"file_path": path}})
+
+        def refuse() -> str:
+            raise ValueError(
+                f"Claude requested permissions to write to {path}, but you haven't granted it yet."
+            )
+
+        self.tool("Write", {"file_path": path, "content": ""}, refuse)
+
+    def do_hang(self, argument: str, body: str | None) -> None:
+        while True:
+            time.sleep(3600)
+
+    def do_ignore_term(self, argument: str, body: str | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def do_crash(self, argument: str, body: str | None) -> None:
+        name = argument.strip().upper() or "SIGKILL"
+        number = getattr(signal, name if name.startswith("SIG") else f"SIG{name}")
+        sys.stdout.flush()
+        os.kill(os.getpid(), number)
+        time.sleep(5)  # a catchable signal with a handler would land here
+
+    def do_exit(self, argument: str, body: str | None) -> None:
+        raise Stop(int(argument or 0))
+
+    def inside(self, path: str) -> Path:
+        root = Path.cwd().resolve()
+        target = (root / path).resolve()
+        if not path or Path(path).is_absolute() or not target.is_relative_to(root):
+            raise ValueError(f"{path!r} is outside the working directory")
+        return target
+
+
+KEYWORDS = frozenset(
+    {"WRITE", "APPEND", "DELETE", "READ", "SAY", "ECHO_ENV", "SLEEP", "FAIL", "RATE_LIMIT",
+     "AUTH_ERROR", "DENY", "HANG", "IGNORE_TERM", "CRASH", "EXIT"}
+)  # fmt: skip
+
+
+def parse(prompt: str) -> tuple[list[tuple[str, str, str | None]], list[str]]:
+    """Instructions as (keyword, argument, heredoc body or None), and the remaining text."""
+    steps: list[tuple[str, str, str | None]] = []
+    text: list[str] = []
+    lines = prompt.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        keyword, _, argument = line.strip().partition(" ")
+        if keyword not in KEYWORDS:
+            text.append(line)
+            continue
+        body = None
+        head, marker, tag = argument.rpartition(" <<")
+        if marker and tag.strip() and keyword in ("WRITE", "APPEND"):
+            collected: list[str] = []
+            while index < len(lines) and lines[index].strip() != tag.strip():
+                collected.append(lines[index])
+                index += 1
+            index += 1  # the terminator
+            argument, body = head, "".join(f"{part}\n" for part in collected)
+        steps.append((keyword, argument.strip(), body))
+    return steps, text
+
+
+def _reset_time(value: str) -> datetime:
+    try:
+        return _now() + timedelta(seconds=float(value))
+    except ValueError:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _usage(prompt: str, content: list[dict[str, Any]]) -> dict[str, int]:
+    words = sum(len(str(block.get("text", block.get("input", ""))).split()) for block in content)
+    return {"input_tokens": len(prompt.split()), "output_tokens": words}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _safe_id(value: str) -> bool:
+    return bool(value) and all(c.isalnum() or c in "-_." for c in value) and ".." not in value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripted-cli", description="An offline stand-in CLI.")
+    parser.add_argument("-p", "--print", dest="prompt", help="the prompt (default: stdin)")
+    parser.add_argument("--output-format", default="stream-json", choices=["stream-json"])
+    parser.add_argument("--resume", help="continue the session with this id")
+    parser.add_argument("--model")
+    parser.add_argument("--persona", default="default")
+    parser.add_argument("--delay", type=float, help="seconds between steps")
+    parser.add_argument("--personality", help="text that prefixes every message")
+    parser.add_argument("--version", action="store_true")
+    args = parser.parse_args(argv)
+    if args.version:
+        print(f"scripted-cli {VERSION} (cli-council)")
+        return 0
+    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    try:
+        session = Session(args.resume)
+    except LookupError:
+        failure = {"type": "result", "subtype": "error_during_execution", "is_error": True}
+        failure.update(result=f"No conversation found with session ID: {args.resume}")
+        print(json.dumps(failure | {"session_id": args.resume}), flush=True)
+        return 1
+    return Cli(args, prompt, session).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The CLI runner's cost to run ``/bin/true``, as a ratio to bare ``anyio.run_process``.
+
+Both sides spawn the same binary in the same run; the floor is ``anyio.run_process`` (pipes for
+stdout and stderr, wait for exit). ``run_cli`` adds what every real CLI run needs: the adapter
+building the command, the allow-listed environment and private HOME, its own process group,
+the log file, both streams read line by line, the group killed after exit, and the outcome
+classified. Rounds alternate so machine noise hits both sides alike; ratios compare medians.
+Target: at most 1.2x, sequential and at concurrency 16. The last line is the cost of creating
+one log file alone in the same directory, the part of the overhead that depends on the disk.
+
+    python bench/runner_bench.py [--runs 200] [--rounds 5] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+
+from adapters.command import CommandAdapter
+from orchestrator.adapter import AdapterRequest
+from orchestrator.process import run_cli
+from orchestrator.process_output import LOG_LIMIT, LogSink, log_name
+
+TRUE = "/bin/true"
+
+
+async def timed(runs: int, concurrency: int, once: Callable[[], Awaitable[object]]) -> float:
+    """Seconds per run: ``runs`` calls of ``once``, at most ``concurrency`` at a time."""
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def one() -> None:
+        async with limiter:
+            await once()
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tasks:
+        for _ in range(runs):
+            tasks.start_soon(one)
+    return (time.perf_counter() - started) / runs
+
+
+async def main(runs: int, rounds: int, concurrency: int) -> None:
+    # Beside the checkout, like a repository's .council/logs (and not /tmp, which can be
+    # another file system with very different file-creation costs).
+    with tempfile.TemporaryDirectory(prefix="council-bench-", dir=Path.cwd()) as tmp:
+        root = Path(tmp)
+        adapter = CommandAdapter({"binary": TRUE, "args": ["{prompt}"]})
+        request = AdapterRequest(prompt="hello", workdir=root, home=root / "home", task_id="bench")
+
+        async def bare() -> None:
+            await anyio.run_process([TRUE, "hello"], check=False)
+
+        async def runner() -> None:
+            run = await run_cli(adapter, request, log_dir=root / "logs")
+            assert run.ok, run.outcome
+
+        await runner()  # creates the private home once, as a session's first run does
+        logs = root / "logs"
+
+        async def log_alone() -> None:
+            sink = LogSink(logs / log_name("bench", "alone"), LOG_LIMIT, [TRUE], root)
+            sink.create()
+            sink.close("done")
+
+        for label, width in (("sequential", 1), (f"concurrency {concurrency}", concurrency)):
+            floors: list[float] = []
+            costs: list[float] = []
+            for _ in range(rounds):
+                floors.append(await timed(runs, width, bare))
+                costs.append(await timed(runs, width, runner))
+            floor, cost = statistics.median(floors), statistics.median(costs)
+            print(
+                f"{label:<16} anyio.run_process {floor * 1e3:6.3f} ms   "
+                f"run_cli {cost * 1e3:6.3f} ms   ratio {cost / floor:4.2f}x"
+            )
+        # Every run creates its own log file; on a file system that others keep syncing, that
+        # create alone can cost as much as a spawn. Shown so the ratio can be read honestly.
+        create = statistics.median([await timed(runs, 1, log_alone) for _ in range(rounds)])
+        print(f"{'log file alone':<16} create + header + close {create * 1e3:6.3f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=16)
+    options = parser.parse_args()
+    anyio.run(main, options.runs, options.rounds, options.concurrency)

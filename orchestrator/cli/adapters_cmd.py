@@ -1,0 +1,193 @@
+"""``council adapters``: which CLIs this installation can drive, and whether each one works.
+
+``list`` shows every adapter the loaded plugins provide (its plugin, binary, whether the binary
+is on PATH, its version, its capabilities). ``check`` gives each a verdict: the binary is found
+and its version command runs. Without a name it surveys everything and exits 0 (not every CLI
+is meant to be installed); with a name, or with ``--config`` (checking the adapters a run config
+declares, with their options), any failed check exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+
+from orchestrator import config_models, plugins
+from orchestrator.adapter import Adapter
+from orchestrator.cli import console
+from orchestrator.config import load_config
+from orchestrator.errors import AdapterError
+from orchestrator.process import cli_version
+from orchestrator.registry import AdapterRegistry
+
+__all__ = ["Report", "app", "survey"]
+
+app = typer.Typer(
+    name="adapters",
+    help="List the CLI adapters and check that their CLIs work.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_PARALLEL = 4  # version commands start whole runtimes (node, python): a few at a time
+
+
+@dataclass
+class Report:
+    name: str
+    type: str
+    plugin: str
+    binary: str | None
+    found: bool
+    path: str | None
+    version: str | None
+    capabilities: list[str]
+    ok: bool
+    message: str
+
+
+async def survey(
+    registry: AdapterRegistry, adapters: Sequence[tuple[str, Adapter | AdapterError, str]]
+) -> list[Report]:
+    """A report per (name, adapter or why it could not be made, type), versions in parallel."""
+    reports: list[Report | None] = [None] * len(adapters)
+    limiter = anyio.CapacityLimiter(_PARALLEL)
+
+    async def one(index: int, name: str, adapter: Adapter | AdapterError, kind: str) -> None:
+        async with limiter:
+            reports[index] = await _report(registry, name, adapter, kind)
+
+    async with anyio.create_task_group() as tasks:
+        for index, (name, adapter, kind) in enumerate(adapters):
+            tasks.start_soon(one, index, name, adapter, kind)
+    return [report for report in reports if report is not None]
+
+
+async def _report(
+    registry: AdapterRegistry, name: str, adapter: Adapter | AdapterError, kind: str
+) -> Report:
+    plugin = registry.plugin_of(kind).name if kind in registry else "-"
+    if isinstance(adapter, AdapterError):
+        return Report(name, kind, plugin, None, False, None, None, [], False, str(adapter))
+    check = adapter.check()
+    version = await cli_version(adapter) if check.found else None
+    ok = check.found and version is not None
+    if not check.found:
+        message = check.message
+    elif version is None:
+        message = f"found at {check.path}, but {' '.join(adapter.version_command())!r} failed"
+    else:
+        message = f"ok: {version}"
+    return Report(
+        name=name,
+        type=kind,
+        plugin=plugin,
+        binary=adapter.binary,
+        found=check.found,
+        path=check.path,
+        version=version,
+        capabilities=_capabilities(adapter),
+        ok=ok,
+        message=message,
+    )
+
+
+def _capabilities(adapter: Adapter) -> list[str]:
+    flags = {
+        "json": adapter.streams_json,
+        "resume": adapter.can_resume,
+        "model": adapter.can_choose_model,
+        "edits": adapter.edits_files,
+    }
+    return [flag for flag, present in flags.items() if present]
+
+
+def _registered(
+    registry: AdapterRegistry, only: str | None
+) -> list[tuple[str, Adapter | AdapterError, str]]:
+    names = [registry.get(only).name] if only else registry.names()
+    return [(name, _create(registry, name, None), name) for name in names]
+
+
+def _configured(
+    registry: AdapterRegistry, config_file: Path, only: str | None
+) -> list[tuple[str, Adapter | AdapterError, str]]:
+    configured = load_config(config_file).adapters
+    if only is not None and only not in configured:
+        raise AdapterError(
+            f"{config_file} declares no adapter {only!r} (it declares: "
+            f"{', '.join(configured) or 'none'})"
+        )
+    chosen = {only: configured[only]} if only else configured
+    return [
+        (name, _create(registry, name, settings), settings.type or name)
+        for name, settings in chosen.items()
+    ]
+
+
+def _create(
+    registry: AdapterRegistry, name: str, settings: config_models.AdapterConfig | None
+) -> Adapter | AdapterError:
+    try:
+        return registry.create(name, settings)
+    except AdapterError as exc:
+        if settings is None:  # a type surveyed without a run config, e.g. `command`
+            return AdapterError("needs options (a preset): check it with --config <run config>")
+        return exc
+
+
+@app.command("list")
+def list_adapters(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+) -> None:
+    """Every adapter the installed plugins provide, with its binary, version and plugin."""
+    registry = plugins.default_plugins().registry
+    reports = anyio.run(survey, registry, _registered(registry, None))
+    if as_json:
+        console.print_lines(json.dumps([asdict(report) for report in reports], indent=2))
+        return
+    console.print_table(
+        ["adapter", "plugin", "binary", "found", "version", "capabilities"],
+        (
+            [
+                report.name,
+                report.plugin,
+                report.binary or "(from options)",
+                "yes" if report.found else "no",
+                report.version or "-",
+                ", ".join(report.capabilities) or "-",
+            ]
+            for report in reports
+        ),
+    )
+
+
+@app.command("check")
+def check_adapters(
+    name: Annotated[str | None, typer.Argument(help="Check only this adapter.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Check the adapters this run config declares."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+) -> None:
+    """Is each adapter's CLI installed, and does its version command run?"""
+    registry = plugins.default_plugins().registry
+    chosen = _configured(registry, config, name) if config else _registered(registry, name)
+    reports = anyio.run(survey, registry, chosen)
+    if as_json:
+        console.print_lines(json.dumps([asdict(report) for report in reports], indent=2))
+    else:
+        console.print_table(
+            ["adapter", "verdict", "detail"],
+            ([r.name, "ok" if r.ok else "FAIL", r.message] for r in reports),
+        )
+    strict = name is not None or config is not None
+    if strict and not all(report.ok for report in reports):
+        raise typer.Exit(1)

@@ -1,0 +1,242 @@
+"""Gemini CLI adapter: golden tests on the real output of gemini 0.61.0, plus its command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from adapter_replay import GARBAGE, cases, json_lines, mutated_lines, replay
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.gemini import GeminiAdapter, register_adapters
+from orchestrator.adapter import Adapter, AdapterRequest, EventKind, OutcomeKind, ProcessResult
+from orchestrator.errors import AdapterError
+
+CLI = "gemini"
+EXPECTED = {
+    "auth_error": OutcomeKind.AUTH_REQUIRED,
+    "json": OutcomeKind.SUCCEEDED,
+    "no_approval": OutcomeKind.PERMISSION_DENIED,
+    "ratelimit": OutcomeKind.RATE_LIMITED,
+    "ratelimit_capped": OutcomeKind.RATE_LIMITED,
+    "ratelimit_once": OutcomeKind.SUCCEEDED,
+    "resume.run1": OutcomeKind.SUCCEEDED,
+    "resume.run2": OutcomeKind.SUCCEEDED,
+    "stream_success": OutcomeKind.SUCCEEDED,
+}
+# The options each case was recorded with (see its meta.json argv_tail).
+OPTIONS: dict[str, dict[str, Any]] = {"no_approval": {"approval_mode": "default"}}
+TRANSCRIPTS = Path(__file__).parent / "transcripts" / CLI
+
+
+def request(
+    prompt: str = "Create the file hello.txt as scripted.", **extra: object
+) -> AdapterRequest:
+    return AdapterRequest(prompt=prompt, workdir=Path("/repo"), home=Path("/home/s1"), **extra)
+
+
+def argv_tail(case: str) -> list[str]:
+    meta = json.loads((TRANSCRIPTS / f"{case}.meta.json").read_text())
+    return list(meta["argv_tail"])
+
+
+def test_every_recorded_case_has_an_expectation() -> None:
+    assert cases(CLI) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_recorded_case_classifies(case: str) -> None:
+    run = replay(GeminiAdapter(OPTIONS.get(case)), CLI, case)
+    assert run.outcome.kind == EXPECTED[case], run.outcome
+    assert run.outcome.native_session_id
+
+
+@pytest.mark.parametrize("case", ["stream_success", "ratelimit_once", "json"])
+def test_success_final_text(case: str) -> None:
+    run = replay(GeminiAdapter(), CLI, case)
+    assert run.outcome.message == "LOCALMODEL_DONE: wrote hello.txt"
+
+
+def test_stream_success_events_and_usage() -> None:
+    run = replay(GeminiAdapter(), CLI, "stream_success")
+    assert run.outcome.native_session_id == "13e979cc-9913-44c0-89c2-32149baed612"
+    (call,) = run.of(EventKind.TOOL_CALL)
+    assert call.tool == "write_file" and call.text == "hello.txt"
+    (result,) = run.of(EventKind.TOOL_RESULT)
+    assert result.data["status"] == "success"
+    usage = run.outcome.usage
+    assert usage is not None and (usage.input_tokens, usage.output_tokens) == (200, 40)
+    assert len(run.of(EventKind.USAGE)) == 1
+
+
+def test_resume_keeps_the_session_id_and_builds_the_recorded_command() -> None:
+    adapter = GeminiAdapter()
+    first = replay(adapter, CLI, "resume.run1")
+    second = replay(adapter, CLI, "resume.run2")
+    assert first.session_ids == second.session_ids == {first.meta["session_id"]}
+    spec = adapter.resume_command(
+        request("SECOND: create second.txt", model="gemini-2.5-flash"), first.meta["session_id"]
+    )
+    assert spec.argv == ["gemini", *argv_tail("resume.run2")]
+    assert second.outcome.message == "LOCALMODEL_DONE: second turn"
+
+
+def test_build_command_is_the_recorded_one() -> None:
+    spec = GeminiAdapter().build_command(request(model="gemini-2.5-flash"))
+    assert spec.argv == ["gemini", *argv_tail("stream_success")]
+    assert spec.env["GEMINI_CLI_TRUST_WORKSPACE"] == "true"
+    default = GeminiAdapter({"approval_mode": "default"}).build_command(
+        request(model="gemini-2.5-flash")
+    )
+    assert default.argv == ["gemini", *argv_tail("no_approval")]
+
+
+def test_settings_file_pins_auth_and_turns_off_telemetry() -> None:
+    spec = GeminiAdapter({"base_url": "http://127.0.0.1:7000"}).build_command(request())
+    settings_json = json.loads(spec.home_files[".gemini/settings.json"])
+    assert settings_json["security"]["auth"]["selectedType"] == "gemini-api-key"
+    assert settings_json["general"]["maxAttempts"] == 3
+    assert settings_json["general"]["disableAutoUpdate"] is True
+    assert settings_json["privacy"]["usageStatisticsEnabled"] is False
+    assert settings_json["telemetry"]["enabled"] is False
+    assert spec.env["GOOGLE_GEMINI_BASE_URL"] == "http://127.0.0.1:7000"
+    vertex = GeminiAdapter({"auth_type": None, "max_attempts": None}).build_command(request())
+    assert "security" not in json.loads(vertex.home_files[".gemini/settings.json"])
+
+
+def test_no_approval_with_exit_0_is_denied() -> None:
+    run = replay(GeminiAdapter({"approval_mode": "default"}), CLI, "no_approval")
+    assert run.result.exit_code == 0 and not run.of(EventKind.ERROR)
+    assert "approval mode 'default'" in run.outcome.message
+
+
+def test_untrusted_folder_downgrade_is_denied() -> None:
+    adapter = GeminiAdapter()
+    line = 'Approval mode overridden to "default" because the current folder is not trusted.'
+    events = adapter.parse_line(line, "stderr")
+    outcome = adapter.classify(ProcessResult(exit_code=0), events)
+    assert outcome.kind == OutcomeKind.PERMISSION_DENIED
+
+
+def test_capped_rate_limit_exits_173() -> None:
+    run = replay(GeminiAdapter(), CLI, "ratelimit_capped")
+    assert run.result.exit_code == 173
+    assert len(run.of(EventKind.RATE_LIMITED)) >= 2
+    assert "rate limit exceeded" in run.outcome.message
+
+
+def test_stopped_while_retrying_429_is_rate_limited() -> None:
+    run = replay(GeminiAdapter(), CLI, "ratelimit")
+    assert run.result.timed_out and run.result.exit_code is None
+    assert [e.text for e in run.of(EventKind.RATE_LIMITED)][-1].startswith("Attempt 7 failed")
+    assert run.outcome.message.startswith("still retrying a rate limit when stopped")
+
+
+def test_auth_error_exit_145() -> None:
+    run = replay(GeminiAdapter(), CLI, "auth_error")
+    assert run.result.exit_code == 145 and "401" in run.outcome.message
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (41, OutcomeKind.AUTH_REQUIRED),
+        (145, OutcomeKind.AUTH_REQUIRED),
+        (173, OutcomeKind.RATE_LIMITED),
+        (55, OutcomeKind.PERMISSION_DENIED),
+        (52, OutcomeKind.FAILED),
+        (53, OutcomeKind.FAILED),
+        (1, OutcomeKind.FAILED),
+    ],
+)
+def test_exit_codes_speak_when_the_output_does_not(code: int, kind: OutcomeKind) -> None:
+    outcome = GeminiAdapter().classify(ProcessResult(exit_code=code, stderr_tail="boom"), [])
+    assert outcome.kind == kind
+    assert code == 1 or f"(exit {code})" in outcome.message
+
+
+def test_stream_error_event_by_severity() -> None:
+    adapter = GeminiAdapter()
+    warning = {"type": "error", "severity": "warning", "message": "Loop detected"}
+    assert [e.kind for e in adapter.parse_line(json.dumps(warning), "stdout")] == [EventKind.RAW]
+    fatal = {"type": "error", "severity": "error", "message": "[API Error: 429 quota]"}
+    kinds = [e.kind for e in adapter.parse_line(json.dumps(fatal), "stdout")]
+    assert kinds == [EventKind.ERROR, EventKind.RATE_LIMITED]
+
+
+def test_prompt_stays_one_argument() -> None:
+    prompt = 'it\'s "quoted" $(whoami) `id`'
+    argv = GeminiAdapter().build_command(request(prompt)).argv
+    assert argv[1:3] == ["-p", prompt] and argv.count(prompt) == 1
+
+
+def test_prompt_that_looks_like_a_flag_stays_a_value() -> None:
+    argv = GeminiAdapter().build_command(request("--yolo is a flag")).argv
+    assert argv[1] == "--prompt=--yolo is a flag" and "-p" not in argv
+
+
+@pytest.mark.parametrize("session", ["--yolo", "a b", "", "x\ny"])
+def test_a_session_id_that_could_be_a_flag_is_refused(session: str) -> None:
+    with pytest.raises(AdapterError, match="unusable session id"):
+        GeminiAdapter().resume_command(request(), session)
+
+
+def test_config_refuses_unknown_and_bad_keys() -> None:
+    with pytest.raises(AdapterError, match="yolo"):
+        GeminiAdapter({"yolo": True})
+    with pytest.raises(AdapterError):
+        GeminiAdapter({"approval_mode": "auto-edit"})
+    with pytest.raises(AdapterError):
+        GeminiAdapter({"max_attempts": 0})
+
+
+def test_class_attributes_and_registration() -> None:
+    registered: list[type[Adapter]] = []
+    register_adapters(registered.append)
+    assert registered == [GeminiAdapter]
+    assert GeminiAdapter.name == "gemini" and GeminiAdapter.can_resume
+    assert "GEMINI_API_KEY" in GeminiAdapter.passthrough_env
+
+
+def test_recorded_lines_with_wrong_typed_fields_never_raise() -> None:
+    adapter = GeminiAdapter()
+    lines = mutated_lines(CLI)
+    assert len(lines) > 100
+    for line in lines:
+        adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, "stdout"))
+
+
+@pytest.mark.parametrize("line", GARBAGE)
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_garbage_never_raises(line: str, stream: str) -> None:
+    adapter = GeminiAdapter()
+    adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, stream))  # type: ignore[arg-type]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    json_lines(
+        ["init", "message", "tool_use", "tool_result", "error", "result"],
+        [
+            "session_id",
+            "role",
+            "content",
+            "delta",
+            "tool_name",
+            "parameters",
+            "status",
+            "output",
+            "error",
+            "stats",
+            "severity",
+            "message",
+        ],
+    )
+    | st.text(max_size=200)
+)
+def test_random_lines_never_raise(line: str) -> None:
+    adapter = GeminiAdapter()
+    adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, "stdout"))

@@ -1,0 +1,197 @@
+"""opencode adapter: golden tests on the real output of opencode 1.18.33, plus its command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from adapter_replay import GARBAGE, cases, json_lines, mutated_lines, replay
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.opencode import OpencodeAdapter, register_adapters
+from orchestrator.adapter import Adapter, AdapterRequest, EventKind, OutcomeKind, ProcessResult
+from orchestrator.errors import AdapterError
+
+CLI = "opencode"
+EXPECTED = {
+    "auth_error": OutcomeKind.AUTH_REQUIRED,
+    "ratelimit": OutcomeKind.RATE_LIMITED,
+    "ratelimit_once": OutcomeKind.SUCCEEDED,
+    "resume.run1": OutcomeKind.SUCCEEDED,
+    "resume.run2": OutcomeKind.SUCCEEDED,
+    "stream_success": OutcomeKind.SUCCEEDED,
+}
+TRANSCRIPTS = Path(__file__).parent / "transcripts" / CLI
+LOCAL = {"provider": "localmodel"}
+
+
+def request(
+    prompt: str = "Create the file hello.txt as scripted.", **extra: object
+) -> AdapterRequest:
+    return AdapterRequest(prompt=prompt, workdir=Path("/repo"), home=Path("/home/s1"), **extra)
+
+
+def argv_tail(case: str) -> list[str]:
+    return list(json.loads((TRANSCRIPTS / f"{case}.meta.json").read_text())["argv_tail"])
+
+
+def test_every_recorded_case_has_an_expectation() -> None:
+    assert cases(CLI) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_recorded_case_classifies(case: str) -> None:
+    run = replay(OpencodeAdapter(), CLI, case)
+    assert run.outcome.kind == EXPECTED[case], run.outcome
+    assert run.outcome.native_session_id and run.outcome.native_session_id.startswith("ses_")
+
+
+@pytest.mark.parametrize("case", ["stream_success", "ratelimit_once", "resume.run1"])
+def test_success_text_tools_and_summed_step_usage(case: str) -> None:
+    run = replay(OpencodeAdapter(), CLI, case)
+    assert run.outcome.message == "LOCALMODEL_DONE: wrote hello.txt"
+    (call,) = run.of(EventKind.TOOL_CALL)
+    assert call.tool == "write" and call.text == "/home/dev/work-opencode/repo/hello.txt"
+    (result,) = run.of(EventKind.TOOL_RESULT)
+    assert result.text == "Wrote file successfully."
+    # Two model requests, two step_finish events, each counted once.
+    assert len(run.of(EventKind.USAGE)) == 2
+    usage = run.outcome.usage
+    assert usage is not None and (usage.input_tokens, usage.output_tokens) == (200, 40)
+    assert usage.cost_usd == 0.0
+    assert len(run.of(EventKind.COMPLETED)) == 1  # only the "stop" step ends the run
+
+
+def test_rate_limit_error_carries_retry_after() -> None:
+    run = replay(OpencodeAdapter(), CLI, "ratelimit")
+    assert run.result.exit_code == 1
+    assert run.outcome.retry_after == 1.0
+    assert run.outcome.message == "APIError: localmodel: rate limit exceeded (scripted)"
+
+
+def test_auth_error() -> None:
+    run = replay(OpencodeAdapter(), CLI, "auth_error")
+    assert "invalid API key" in run.outcome.message
+    (error,) = run.of(EventKind.ERROR)
+    assert error.data == {"status": 401, "retryable": False}
+
+
+def test_error_with_exit_0_of_older_releases_still_fails() -> None:
+    adapter = OpencodeAdapter()
+    line = (TRANSCRIPTS / "ratelimit.stdout.txt").read_text().splitlines()[0]
+    outcome = adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, "stdout"))
+    assert outcome.kind == OutcomeKind.RATE_LIMITED
+    unknown = {
+        "type": "error",
+        "sessionID": "ses_x",
+        "error": {"name": "UnknownError", "data": {"message": "no model"}},
+    }
+    outcome = adapter.classify(
+        ProcessResult(exit_code=0), adapter.parse_line(json.dumps(unknown), "stdout")
+    )
+    assert outcome.kind == OutcomeKind.FAILED and "no model" in outcome.message
+
+
+def test_resume_keeps_the_session_id_and_builds_the_recorded_command() -> None:
+    adapter = OpencodeAdapter(LOCAL)
+    first = replay(adapter, CLI, "resume.run1")
+    second = replay(adapter, CLI, "resume.run2")
+    assert first.session_ids == second.session_ids == {first.meta["session_id"]}
+    spec = adapter.resume_command(
+        request("SECOND: create second.txt", model="fake-model"), first.meta["session_id"]
+    )
+    assert spec.argv == ["opencode", *argv_tail("resume.run2")]
+    assert second.outcome.message == "LOCALMODEL_DONE: second turn"
+
+
+def test_build_command_is_the_recorded_one() -> None:
+    spec = OpencodeAdapter(LOCAL).build_command(request(model="fake-model"))
+    assert spec.argv == ["opencode", *argv_tail("stream_success")]
+    assert spec.env["OPENCODE_DISABLE_AUTOUPDATE"] == "true"
+    assert spec.env["OPENCODE_DISABLE_MODELS_FETCH"] == "true"
+    assert spec.env["OPENCODE_CONFIG"] == "/home/s1/.config/opencode/council.json"
+
+
+def test_config_file_is_json_with_the_custom_provider() -> None:
+    adapter = OpencodeAdapter(
+        {
+            "provider": "localmodel",
+            "model": "fake-model",
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "LOCAL_KEY",
+        }
+    )
+    spec = adapter.build_command(request())
+    assert spec.argv[spec.argv.index("-m") + 1] == "localmodel/fake-model"
+    config = json.loads(spec.home_files[".config/opencode/council.json"])
+    assert config["autoupdate"] is False and config["share"] == "disabled"
+    provider = config["provider"]["localmodel"]
+    assert provider["npm"] == "@ai-sdk/openai-compatible"
+    assert provider["options"] == {"baseURL": "http://127.0.0.1:9/v1", "apiKey": "{env:LOCAL_KEY}"}
+    assert provider["models"] == {"fake-model": {"name": "fake-model"}}
+    plain = json.loads(
+        OpencodeAdapter().build_command(request()).home_files[".config/opencode/council.json"]
+    )
+    assert "provider" not in plain and "-m" not in OpencodeAdapter().build_command(request()).argv
+
+
+def test_prompt_stays_one_argument() -> None:
+    prompt = "echo \"$(cat ~/.ssh/id_rsa)\" 'and' `this`"
+    argv = OpencodeAdapter().build_command(request(prompt)).argv
+    assert argv[-1] == prompt and argv.count(prompt) == 1
+
+
+def test_prompt_that_looks_like_a_flag_follows_a_separator() -> None:
+    argv = OpencodeAdapter().build_command(request("--session ses_other")).argv
+    assert argv[-2:] == ["--", "--session ses_other"]
+
+
+@pytest.mark.parametrize("session", ["--yolo", "a b", "", "x\ny"])
+def test_a_session_id_that_could_be_a_flag_is_refused(session: str) -> None:
+    with pytest.raises(AdapterError, match="unusable session id"):
+        OpencodeAdapter().resume_command(request(), session)
+
+
+def test_config_refuses_unknown_and_bad_keys() -> None:
+    with pytest.raises(AdapterError, match="permissions"):
+        OpencodeAdapter({"permissions": {}})
+    with pytest.raises(AdapterError, match="base_url needs provider"):
+        OpencodeAdapter({"base_url": "http://x/v1"})
+
+
+def test_class_attributes_and_registration() -> None:
+    registered: list[type[Adapter]] = []
+    register_adapters(registered.append)
+    assert registered == [OpencodeAdapter]
+    assert OpencodeAdapter.name == "opencode" and OpencodeAdapter.can_resume
+    assert "OPENAI_API_KEY" in OpencodeAdapter.passthrough_env
+
+
+def test_recorded_lines_with_wrong_typed_fields_never_raise() -> None:
+    adapter = OpencodeAdapter()
+    lines = mutated_lines(CLI)
+    assert len(lines) > 100
+    for line in lines:
+        adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, "stdout"))
+
+
+@pytest.mark.parametrize("line", GARBAGE)
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_garbage_never_raises(line: str, stream: str) -> None:
+    adapter = OpencodeAdapter()
+    adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, stream))  # type: ignore[arg-type]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    json_lines(
+        ["step_start", "text", "tool_use", "step_finish", "error"],
+        ["sessionID", "part", "error", "timestamp"],
+    )
+    | st.text(max_size=200)
+)
+def test_random_lines_never_raise(line: str) -> None:
+    adapter = OpencodeAdapter()
+    adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, "stdout"))

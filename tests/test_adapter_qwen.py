@@ -1,0 +1,225 @@
+"""Qwen Code adapter: golden tests on the real output of qwen 0.15.10, plus its command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from adapter_replay import GARBAGE, cases, json_lines, mutated_lines, replay
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.qwen import QwenAdapter, register_adapters
+from orchestrator.adapter import Adapter, AdapterRequest, EventKind, OutcomeKind, ProcessResult
+from orchestrator.errors import AdapterError
+
+CLI = "qwen"
+EXPECTED = {
+    "auth_error": OutcomeKind.AUTH_REQUIRED,
+    "json": OutcomeKind.SUCCEEDED,
+    "no_approval": OutcomeKind.PERMISSION_DENIED,
+    # Stopped by the recorder after 150 s of silent 429 retries: stdout holds only the init
+    # line and stderr nothing, so no 429 is visible to classify. See the test below.
+    "ratelimit": OutcomeKind.TIMED_OUT,
+    "ratelimit_capped": OutcomeKind.RATE_LIMITED,
+    "ratelimit_once": OutcomeKind.SUCCEEDED,
+    "resume.run1": OutcomeKind.SUCCEEDED,
+    "resume.run2": OutcomeKind.SUCCEEDED,
+    "stream_success": OutcomeKind.SUCCEEDED,
+}
+TRANSCRIPTS = Path(__file__).parent / "transcripts" / CLI
+
+
+def request(
+    prompt: str = "Create the file hello.txt as scripted.", **extra: object
+) -> AdapterRequest:
+    return AdapterRequest(prompt=prompt, workdir=Path("/repo"), home=Path("/home/s1"), **extra)
+
+
+def argv_tail(case: str) -> list[str]:
+    return list(json.loads((TRANSCRIPTS / f"{case}.meta.json").read_text())["argv_tail"])
+
+
+def test_every_recorded_case_has_an_expectation() -> None:
+    assert cases(CLI) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_recorded_case_classifies(case: str) -> None:
+    run = replay(QwenAdapter(), CLI, case)
+    assert run.outcome.kind == EXPECTED[case], run.outcome
+    assert run.outcome.native_session_id
+
+
+@pytest.mark.parametrize("case", ["stream_success", "json", "ratelimit_once"])
+def test_success_final_text_and_usage(case: str) -> None:
+    run = replay(QwenAdapter(), CLI, case)
+    assert run.outcome.message == "LOCALMODEL_DONE: wrote hello.txt"
+    usage = run.outcome.usage
+    assert usage is not None and (usage.input_tokens, usage.output_tokens) == (200, 40)
+    assert len(run.of(EventKind.USAGE)) == 1  # from the result, not the assistant messages
+    (call,) = run.of(EventKind.TOOL_CALL)
+    assert call.tool == "write_file"
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "text"),
+    [
+        ("auth_error", OutcomeKind.AUTH_REQUIRED, "[API Error: 401"),
+        ("ratelimit_capped", OutcomeKind.RATE_LIMITED, "[API Error: 429"),
+    ],
+)
+def test_api_error_text_with_exit_0_and_is_error_false(
+    case: str, kind: OutcomeKind, text: str
+) -> None:
+    run = replay(QwenAdapter(), CLI, case)
+    assert run.result.exit_code == 0
+    (done,) = run.of(EventKind.COMPLETED)
+    assert done.data["cli_is_error"] is False and done.is_error
+    assert run.outcome.kind == kind and run.outcome.message.startswith(text)
+
+
+def test_other_api_errors_fail() -> None:
+    adapter = QwenAdapter()
+    line = {
+        "type": "result",
+        "subtype": "success",
+        "is_error": False,
+        "session_id": "s",
+        "result": "[API Error: 500 upstream exploded]",
+    }
+    outcome = adapter.classify(
+        ProcessResult(exit_code=0), adapter.parse_line(json.dumps(line), "stdout")
+    )
+    assert outcome.kind == OutcomeKind.FAILED and "500" in outcome.message
+
+
+def test_silent_retries_until_stopped_stay_timed_out() -> None:
+    run = replay(QwenAdapter(), CLI, "ratelimit")
+    assert run.result.timed_out
+    assert [e.kind for e in run.events] == [EventKind.STARTED]  # nothing names the 429
+
+
+def test_no_approval_with_exit_0_is_denied() -> None:
+    run = replay(QwenAdapter({"approval_mode": "default"}), CLI, "no_approval")
+    assert run.result.exit_code == 0
+    assert "approval mode 'default'" in run.outcome.message
+    # The evidence is in the output itself, whatever the adapter was configured with.
+    assert replay(QwenAdapter(), CLI, "no_approval").outcome.kind == OutcomeKind.PERMISSION_DENIED
+
+
+def test_plan_mode_without_edit_tools_is_not_a_denial() -> None:
+    adapter = QwenAdapter()
+    init = {
+        "type": "system",
+        "subtype": "init",
+        "session_id": "s",
+        "permission_mode": "plan",
+        "tools": ["read_file", "glob"],
+    }
+    assert [e.kind for e in adapter.parse_line(json.dumps(init), "stdout")] == [EventKind.STARTED]
+
+
+def test_resume_keeps_the_session_id_and_builds_the_recorded_command() -> None:
+    adapter = QwenAdapter()
+    first = replay(adapter, CLI, "resume.run1")
+    second = replay(adapter, CLI, "resume.run2")
+    assert first.session_ids == second.session_ids == {first.meta["session_id"]}
+    spec = adapter.resume_command(request("SECOND: create second.txt"), first.meta["session_id"])
+    assert spec.argv == ["qwen", *argv_tail("resume.run2")]
+
+
+def test_build_command_is_the_recorded_one() -> None:
+    assert QwenAdapter().build_command(request()).argv == ["qwen", *argv_tail("stream_success")]
+    spec = QwenAdapter({"approval_mode": "default"}).build_command(request())
+    assert spec.argv == ["qwen", *argv_tail("no_approval")]
+
+
+def test_settings_file_caps_retries_and_turns_off_telemetry() -> None:
+    spec = QwenAdapter({"base_url": "http://127.0.0.1:9/v1"}).build_command(request(model="m1"))
+    settings_json = json.loads(spec.home_files[".qwen/settings.json"])
+    assert settings_json["model"]["generationConfig"]["maxRetries"] == 0
+    assert settings_json["privacy"]["usageStatisticsEnabled"] is False
+    assert settings_json["telemetry"]["enabled"] is False
+    assert spec.env["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1"
+    assert spec.argv[-2:] == ["-m", "m1"]
+    anthropic = QwenAdapter({"auth_type": "anthropic", "base_url": "http://h"}).build_command(
+        request()
+    )
+    assert anthropic.env["ANTHROPIC_BASE_URL"] == "http://h"
+
+
+def test_prompt_stays_one_argument() -> None:
+    prompt = 'fix "it" && $(curl evil) \\n'
+    argv = QwenAdapter().build_command(request(prompt)).argv
+    assert argv[1] == prompt and argv.count(prompt) == 1
+
+
+def test_prompt_that_looks_like_a_flag_stays_a_value() -> None:
+    argv = QwenAdapter().build_command(request("-i interactive please")).argv
+    assert argv[1] == "--prompt=-i interactive please"
+
+
+def test_exit_codes() -> None:
+    outcome = QwenAdapter().classify(ProcessResult(exit_code=41), [])
+    assert outcome.kind == OutcomeKind.AUTH_REQUIRED and "(exit 41)" in outcome.message
+
+
+@pytest.mark.parametrize("session", ["--yolo", "a b", "", "x\ny"])
+def test_a_session_id_that_could_be_a_flag_is_refused(session: str) -> None:
+    with pytest.raises(AdapterError, match="unusable session id"):
+        QwenAdapter().resume_command(request(), session)
+
+
+def test_config_refuses_unknown_and_bad_keys() -> None:
+    with pytest.raises(AdapterError, match="openai_api_key"):
+        QwenAdapter({"openai_api_key": "sk"})
+    with pytest.raises(AdapterError):
+        QwenAdapter({"approval_mode": "auto_edit"})  # gemini spells it with "_", qwen with "-"
+
+
+def test_class_attributes_and_registration() -> None:
+    registered: list[type[Adapter]] = []
+    register_adapters(registered.append)
+    assert registered == [QwenAdapter]
+    assert QwenAdapter.name == "qwen" and QwenAdapter.can_resume
+    assert "OPENAI_API_KEY" in QwenAdapter.passthrough_env
+
+
+def test_recorded_lines_with_wrong_typed_fields_never_raise() -> None:
+    adapter = QwenAdapter()
+    lines = mutated_lines(CLI)
+    assert len(lines) > 100
+    for line in lines:
+        adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, "stdout"))
+
+
+@pytest.mark.parametrize("line", GARBAGE)
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_garbage_never_raises(line: str, stream: str) -> None:
+    adapter = QwenAdapter()
+    adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, stream))  # type: ignore[arg-type]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    json_lines(
+        ["system", "assistant", "user", "result"],
+        [
+            "subtype",
+            "message",
+            "result",
+            "usage",
+            "is_error",
+            "session_id",
+            "permission_mode",
+            "tools",
+            "permission_denials",
+        ],
+    )
+    | st.text(max_size=200)
+)
+def test_random_lines_never_raise(line: str) -> None:
+    adapter = QwenAdapter()
+    adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, "stdout"))
