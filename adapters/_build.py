@@ -16,7 +16,6 @@ __all__ = [
     "json_file",
     "native_id",
     "toml_string",
-    "typed_config",
 ]
 
 C = TypeVar("C", bound=AdapterConfig)
@@ -24,16 +23,6 @@ C = TypeVar("C", bound=AdapterConfig)
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 # UUIDs (claude, codex, gemini, qwen) and "ses_..." (opencode); never a flag, never whitespace.
 _NATIVE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-
-
-def typed_config(name: str, config: AdapterConfig, model: type[C]) -> C:
-    """``config`` as the adapter's own options model (the base class stores any AdapterConfig)."""
-    if isinstance(config, model):
-        return config
-    try:
-        return model.model_validate(config.model_dump())
-    except ValueError as exc:
-        raise AdapterError(f"adapter {name!r}: bad options: {exc}") from None
 
 
 def native_id(name: str, session_id: str) -> str:

@@ -27,17 +27,16 @@ Quirks handled:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 from pydantic import Field
 
-from adapters._build import command_env, flag_like, typed_config
+from adapters._build import command_env, flag_like
 from adapters._jsonl import strip_ansi
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
     Adapter,
-    AdapterConfig,
     AdapterRequest,
     AgentEvent,
     CommandSpec,
@@ -112,14 +111,10 @@ class AiderAdapter(Adapter):
         map_tokens: int | None = Field(default=None, ge=0)  # 0 turns the repo map off
         restore_chat_history: bool = False
 
-    def __init__(
-        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
-    ) -> None:
-        super().__init__(config, executable)
-        self.options = typed_config(self.name, self.config, self.Config)
+    config: Config  # the base class validates the run config's options into this model
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
-        opts = self.options
+        opts = self.config
         argv = [self.binary]
         if request.model:
             argv += ["--model", request.model]

@@ -22,18 +22,17 @@ Quirks handled:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from adapters import _claude_stream
-from adapters._build import command_env, flag_like, native_id, typed_config
+from adapters._build import command_env, flag_like, native_id
 from adapters._jsonl import loads
 from adapters._outcomes import finish, plain_line
 from orchestrator.adapter import (
     Adapter,
-    AdapterConfig,
     AdapterRequest,
     AgentEvent,
     CommandSpec,
@@ -83,11 +82,7 @@ class ClaudeCodeAdapter(Adapter):
         fallback_model: str | None = None
         max_budget_usd: float | None = Field(default=None, gt=0)
 
-    def __init__(
-        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
-    ) -> None:
-        super().__init__(config, executable)
-        self.options = typed_config(self.name, self.config, self.Config)
+    config: Config  # the base class validates the run config's options into this model
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         return self._command(request, resume=request.resume_session_id)
@@ -96,7 +91,7 @@ class ClaudeCodeAdapter(Adapter):
         return self._command(request, resume=native_session_id)
 
     def _command(self, request: AdapterRequest, resume: str | None) -> CommandSpec:
-        opts = self.options
+        opts = self.config
         stdin = request.prompt if flag_like(request.prompt) else None
         argv = [self.binary, "-p"] if stdin is not None else [self.binary, "-p", request.prompt]
         argv += ["--output-format", "stream-json", "--verbose"]

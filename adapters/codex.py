@@ -27,17 +27,16 @@ Quirks handled:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from adapters._build import command_env, flag_like, native_id, toml_string, typed_config
+from adapters._build import command_env, flag_like, native_id, toml_string
 from adapters._jsonl import count, dig, items, loads, obj, text
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
     Adapter,
-    AdapterConfig,
     AdapterRequest,
     AgentEvent,
     CommandSpec,
@@ -78,16 +77,12 @@ class CodexAdapter(Adapter):
         request_max_retries: int | None = Field(default=None, ge=0)
         stream_max_retries: int | None = Field(default=None, ge=0)
 
-    def __init__(
-        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
-    ) -> None:
-        super().__init__(config, executable)
-        self.options = typed_config(self.name, self.config, self.Config)
+    config: Config  # the base class validates the run config's options into this model
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         if request.resume_session_id is not None:
             return self.resume_command(request, request.resume_session_id)
-        sandbox = self.options.sandbox
+        sandbox = self.config.sandbox
         flags = (
             ["--dangerously-bypass-approvals-and-sandbox"]
             if sandbox == "bypass"
@@ -96,7 +91,7 @@ class CodexAdapter(Adapter):
         return self._command(request, ["exec", "--json", "--skip-git-repo-check", *flags], [])
 
     def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
-        sandbox = self.options.sandbox
+        sandbox = self.config.sandbox
         flags = (
             ["--dangerously-bypass-approvals-and-sandbox"]
             if sandbox == "bypass"
@@ -118,7 +113,7 @@ class CodexAdapter(Adapter):
         return CommandSpec(argv=argv, env=env, home_files=home_files, stdin=stdin, secrets=secrets)
 
     def _config_toml(self) -> str:
-        opts = self.options
+        opts = self.config
         if not opts.base_url:
             return ""
         lines = [

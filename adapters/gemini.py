@@ -28,12 +28,12 @@ Quirks handled:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from adapters._build import command_env, flag_like, json_file, native_id, typed_config
+from adapters._build import command_env, flag_like, json_file, native_id
 from adapters._jsonl import count, dig, loads, obj, text
 from adapters._outcomes import (
     GEMINI_FAMILY_EXITS,
@@ -45,7 +45,6 @@ from adapters._outcomes import (
 )
 from orchestrator.adapter import (
     Adapter,
-    AdapterConfig,
     AdapterRequest,
     AgentEvent,
     CommandSpec,
@@ -91,11 +90,7 @@ class GeminiAdapter(Adapter):
         base_url: str | None = None  # GOOGLE_GEMINI_BASE_URL (https unless localhost)
         max_attempts: int | None = Field(default=3, ge=1, le=10)
 
-    def __init__(
-        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
-    ) -> None:
-        super().__init__(config, executable)
-        self.options = typed_config(self.name, self.config, self.Config)
+    config: Config  # the base class validates the run config's options into this model
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         return self._command(request, request.resume_session_id)
@@ -104,7 +99,7 @@ class GeminiAdapter(Adapter):
         return self._command(request, native_session_id)
 
     def _command(self, request: AdapterRequest, resume: str | None) -> CommandSpec:
-        opts = self.options
+        opts = self.config
         # yargs would read a leading "-" as a flag; the "--prompt=" form keeps it a value.
         prompt = (
             [f"--prompt={request.prompt}"] if flag_like(request.prompt) else ["-p", request.prompt]
@@ -131,15 +126,15 @@ class GeminiAdapter(Adapter):
 
     def _settings(self) -> dict[str, Any]:
         general: dict[str, Any] = {"disableAutoUpdate": True, "disableUpdateNag": True}
-        if self.options.max_attempts is not None:
-            general["maxAttempts"] = self.options.max_attempts
+        if self.config.max_attempts is not None:
+            general["maxAttempts"] = self.config.max_attempts
         settings: dict[str, Any] = {
             "general": general,
             "privacy": {"usageStatisticsEnabled": False},
             "telemetry": {"enabled": False},
         }
-        if self.options.auth_type:
-            settings["security"] = {"auth": {"selectedType": self.options.auth_type}}
+        if self.config.auth_type:
+            settings["security"] = {"auth": {"selectedType": self.config.auth_type}}
         return settings
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
@@ -156,7 +151,7 @@ class GeminiAdapter(Adapter):
         if outcome.kind == OutcomeKind.FAILED and code in GEMINI_FAMILY_EXITS:
             kind, why = GEMINI_FAMILY_EXITS[code]
             outcome = reclassify(outcome, kind, f"{why} (exit {code}): {outcome.message}")
-        if outcome.kind == OutcomeKind.SUCCEEDED and self.options.approval_mode == "default":
+        if outcome.kind == OutcomeKind.SUCCEEDED and self.config.approval_mode == "default":
             outcome = reclassify(
                 outcome,
                 OutcomeKind.PERMISSION_DENIED,

@@ -22,15 +22,14 @@ Quirks handled:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Literal
 
-from adapters._build import command_env, flag_like, typed_config
+from adapters._build import command_env, flag_like
 from adapters._jsonl import strip_ansi
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
     Adapter,
-    AdapterConfig,
     AdapterRequest,
     AgentEvent,
     CommandSpec,
@@ -69,14 +68,10 @@ class OllamaAdapter(Adapter):
         think: Literal["true", "false", "low", "medium", "high"] | None = None
         hide_thinking: bool = False
 
-    def __init__(
-        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
-    ) -> None:
-        super().__init__(config, executable)
-        self.options = typed_config(self.name, self.config, self.Config)
+    config: Config  # the base class validates the run config's options into this model
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
-        opts = self.options
+        opts = self.config
         model = request.model or opts.model
         if not model:
             raise AdapterError(

@@ -26,17 +26,16 @@ Quirks handled:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self
 
 from pydantic import Field, model_validator
 
-from adapters._build import command_env, flag_like, json_file, native_id, typed_config
+from adapters._build import command_env, flag_like, json_file, native_id
 from adapters._jsonl import count, dig, loads, money, obj, text
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
     Adapter,
-    AdapterConfig,
     AdapterRequest,
     AgentEvent,
     CommandSpec,
@@ -92,11 +91,7 @@ class OpencodeAdapter(Adapter):
                 raise ValueError("base_url needs provider: the name models are addressed by")
             return self
 
-    def __init__(
-        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
-    ) -> None:
-        super().__init__(config, executable)
-        self.options = typed_config(self.name, self.config, self.Config)
+    config: Config  # the base class validates the run config's options into this model
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         return self._command(request, request.resume_session_id)
@@ -105,7 +100,7 @@ class OpencodeAdapter(Adapter):
         return self._command(request, native_session_id)
 
     def _command(self, request: AdapterRequest, session: str | None) -> CommandSpec:
-        opts = self.options
+        opts = self.config
         argv = [self.binary, "run", "--format", "json"]
         model = self._model(request)
         if model:
@@ -127,13 +122,13 @@ class OpencodeAdapter(Adapter):
         )
 
     def _model(self, request: AdapterRequest) -> str | None:
-        model = request.model or self.options.model
-        if model and "/" not in model and self.options.provider:
-            return f"{self.options.provider}/{model}"
+        model = request.model or self.config.model
+        if model and "/" not in model and self.config.provider:
+            return f"{self.config.provider}/{model}"
         return model
 
     def _config(self, model: str | None) -> dict[str, Any]:
-        opts = self.options
+        opts = self.config
         config: dict[str, Any] = {
             "$schema": "https://opencode.ai/config.json",
             "autoupdate": False,

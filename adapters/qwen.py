@@ -24,18 +24,17 @@ Quirks handled:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from adapters import _claude_stream
-from adapters._build import command_env, flag_like, json_file, native_id, typed_config
+from adapters._build import command_env, flag_like, json_file, native_id
 from adapters._jsonl import loads
 from adapters._outcomes import GEMINI_FAMILY_EXITS, finish, plain_line, reclassify
 from orchestrator.adapter import (
     Adapter,
-    AdapterConfig,
     AdapterRequest,
     AgentEvent,
     CommandSpec,
@@ -79,11 +78,7 @@ class QwenAdapter(Adapter):
         max_retries: int | None = Field(default=0, ge=0)
         max_session_turns: int | None = Field(default=None, ge=1)
 
-    def __init__(
-        self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
-    ) -> None:
-        super().__init__(config, executable)
-        self.options = typed_config(self.name, self.config, self.Config)
+    config: Config  # the base class validates the run config's options into this model
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         return self._command(request, request.resume_session_id)
@@ -92,7 +87,7 @@ class QwenAdapter(Adapter):
         return self._command(request, native_session_id)
 
     def _command(self, request: AdapterRequest, resume: str | None) -> CommandSpec:
-        opts = self.options
+        opts = self.config
         prompt = f"--prompt={request.prompt}" if flag_like(request.prompt) else request.prompt
         argv = [self.binary, prompt]
         if opts.auth_type:
@@ -126,8 +121,8 @@ class QwenAdapter(Adapter):
             "privacy": {"usageStatisticsEnabled": False},
             "telemetry": {"enabled": False},
         }
-        if self.options.max_retries is not None:
-            settings["model"] = {"generationConfig": {"maxRetries": self.options.max_retries}}
+        if self.config.max_retries is not None:
+            settings["model"] = {"generationConfig": {"maxRetries": self.config.max_retries}}
         return settings
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:

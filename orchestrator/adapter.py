@@ -197,12 +197,15 @@ class Adapter(ABC):
     def __init__(
         self, config: AdapterConfig | Mapping[str, Any] | None = None, executable: str | None = None
     ) -> None:
-        if config is None or isinstance(config, Mapping):
+        if not isinstance(config, self.Config):
+            # A mapping from a run config, or another options model: either way the adapter's
+            # own Config validates it, so ``self.config`` is always an instance of ``Config``.
+            raw = config.model_dump() if isinstance(config, AdapterConfig) else dict(config or {})
             try:
-                config = self.Config.model_validate(dict(config or {}))
+                config = self.Config.model_validate(raw)
             except Exception as exc:
                 raise AdapterError(f"adapter {self.name!r}: bad options: {exc}") from None
-        self.config = config
+        self.config: AdapterConfig = config
         self.binary = executable or self.executable
 
     @abstractmethod
