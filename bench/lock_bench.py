@@ -10,7 +10,8 @@ What each side does per iteration:
   session: path normalization (symlinks resolved), registry check and entry, fencing token,
   OS lock with the inode re-check.
 - ``LockManager + store``: the same with a ``FileStateStore``: the registry entry, the session
-  index and the events are durable writes (fsync), so this side is measured in milliseconds.
+  index and the events are state-store records (atomic files, not fsynced: they describe live
+  processes) and event-log lines, each a worker-thread round trip, so this side is in milliseconds.
 
 Rounds alternate so machine noise hits every side alike; medians are compared.
 Target: at most 2.0x the portalocker path floor without a store.
@@ -116,7 +117,7 @@ async def main(ops: int, store_ops: int, rounds: int) -> None:
     )
     print(
         "ratio LockManager + store / portalocker path  "
-        f"{medians['LockManager + store'] / floor:8.0f}x  (durable registry: fsyncs dominate)"
+        f"{medians['LockManager + store'] / floor:8.0f}x  (registry kept in the state store)"
     )
 
 

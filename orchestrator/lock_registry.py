@@ -11,6 +11,10 @@ without one, which makes the registry visible to that manager only):
   every use checks the owner entry.
 - ``lock-waits/<session>``: the path a waiting session waits for and who held it when seen.
 
+Every entry describes a live process, so it is written with ``durable=False``: atomic and
+seen by every process at once, but not fsynced. A machine crash may lose an entry, and that
+crash also ended the process it described; the OS locks under it went with it too.
+
 The registry never decides anything by itself; ``LockManager`` holds the rules.
 """
 
@@ -63,10 +67,17 @@ class Records(Protocol):
         key: str,
         data: Mapping[str, Any],
         expected_version: int | None = None,
+        *,
+        durable: bool = True,
     ) -> RecordView: ...
 
     async def delete_record(
-        self, namespace: str, key: str, expected_version: int | None = None
+        self,
+        namespace: str,
+        key: str,
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
     ) -> bool: ...
 
     async def list_records(self, namespace: str) -> Sequence[RecordView]: ...
@@ -93,6 +104,8 @@ class MemoryRecords:
         key: str,
         data: Mapping[str, Any],
         expected_version: int | None = None,
+        *,
+        durable: bool = True,
     ) -> _MemoryRecord:
         current = self._check(namespace, key, expected_version)
         record = _MemoryRecord((current.version if current else 0) + 1, dict(data))
@@ -100,7 +113,12 @@ class MemoryRecords:
         return record
 
     async def delete_record(
-        self, namespace: str, key: str, expected_version: int | None = None
+        self,
+        namespace: str,
+        key: str,
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
     ) -> bool:
         return (
             self._check(namespace, key, expected_version) is not None
@@ -175,13 +193,15 @@ class OwnerRegistry:
 
     async def claim(self, key: str, owner: Owner, expected_version: int) -> int:
         """Write ``owner`` if the entry is still at ``expected_version``; the new version."""
-        record = await self.records.put_record(FILE_OWNERS, key, owner.data(), expected_version)
+        record = await self.records.put_record(
+            FILE_OWNERS, key, owner.data(), expected_version, durable=False
+        )
         return record.version
 
     async def drop(self, key: str, version: int) -> bool:
         """Delete the entry if it is still the one written at ``version`` (nobody took over)."""
         try:
-            return await self.records.delete_record(FILE_OWNERS, key, version)
+            return await self.records.delete_record(FILE_OWNERS, key, version, durable=False)
         except VersionConflict:
             return False
 
@@ -213,11 +233,11 @@ class OwnerRegistry:
             try:
                 if merged:
                     record = await self.records.put_record(
-                        SESSION_LOCKS, session, {"paths": merged}, version
+                        SESSION_LOCKS, session, {"paths": merged}, version, durable=False
                     )
                     self._index[session] = (record.version, merged)
                 else:
-                    await self.records.delete_record(SESSION_LOCKS, session, version)
+                    await self.records.delete_record(SESSION_LOCKS, session, version, durable=False)
                     self._index[session] = (0, {})
                 return
             except VersionConflict:
@@ -227,10 +247,10 @@ class OwnerRegistry:
 
     async def set_wait(self, session: str, path: str, owner: str) -> None:
         data = {"session": session, "path": path, "owner": owner, **procid.current().as_dict()}
-        await self.records.put_record(LOCK_WAITS, session, data)
+        await self.records.put_record(LOCK_WAITS, session, data, durable=False)
 
     async def clear_wait(self, session: str) -> None:
-        await self.records.delete_record(LOCK_WAITS, session)
+        await self.records.delete_record(LOCK_WAITS, session, durable=False)
 
     async def waits(self) -> dict[str, Wait]:
         """Every recorded wait whose waiting process may still be alive, by session."""

@@ -160,6 +160,7 @@ class FileBase:
         events: list[Event],
         *,
         announce: bool = True,
+        durable: bool = True,
     ) -> M:
         version = int(getattr(current, "version", 0)) if current is not None else 0
         base = current.model_dump() if current is not None else dict(defaults)
@@ -174,7 +175,12 @@ class FileBase:
             raise StateError(
                 f"invalid update of {kind.name} record {key!r}: {where}: {problem['msg']}"
             ) from None
-        kind.write(key, record, previous_version=version if current is not None else None)
+        kind.write(
+            key,
+            record,
+            previous_version=version if current is not None else None,
+            durable=durable,
+        )
         if announce:
             events.append(
                 Event(

@@ -30,6 +30,8 @@ class FileRecords(FileBase):
         key: str,
         data: Mapping[str, Any],
         expected_version: int | None = None,
+        *,
+        durable: bool = True,
     ) -> KeyedRecord:
         kind = self._namespace(namespace)
         check_id(key, f"{namespace} key")
@@ -38,14 +40,20 @@ class FileRecords(FileBase):
             current = load_or_recover(kind, key, events)
             check_version(kind, key, current, expected_version)
             fields = {"namespace": namespace, "data": dict(data)}
-            return self._write_merged(kind, key, current, fields, {}, events)
+            return self._write_merged(kind, key, current, fields, {}, events, durable=durable)
 
         async with self._locked(kind, key):
             return await self._in_thread(run)
 
     async def delete_record(
-        self, namespace: str, key: str, expected_version: int | None = None
+        self,
+        namespace: str,
+        key: str,
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
     ) -> bool:
+        del durable  # removing files needs no fsync to be atomic; a crash may undo it
         kind = self._namespace(namespace)
         if not kind.dir_for(key).exists():
             if expected_version not in (None, 0):

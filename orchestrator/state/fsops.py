@@ -53,13 +53,15 @@ def durable_write(
     ops: FileOps,
     *,
     before_replace: Callable[[], None] | None = None,
-    sync_dir: bool = True,
+    sync: bool = True,
 ) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
 
     Temp file in the same directory → write → fsync → ``os.replace`` → fsync the directory.
     ``before_replace`` runs once the new bytes are durable and the old file is still in place
-    (the record store links the old version into its history there).
+    (the record store links the old version into its history there). ``sync=False`` keeps
+    the atomic replace but skips both fsyncs: for records that describe live processes (lock
+    owners), which a machine crash makes moot anyway.
     On any failure the temp file is removed and the old file is untouched; the OSError
     propagates for the caller to name.
     """
@@ -68,7 +70,8 @@ def durable_write(
     try:
         try:
             ops.write(fd, data)
-            ops.fsync(fd)
+            if sync:
+                ops.fsync(fd)
         finally:
             ops.close(fd)
         if before_replace is not None:
@@ -77,5 +80,5 @@ def durable_write(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if sync_dir:
+    if sync:
         ops.fsync_dir(path.parent)

@@ -153,12 +153,24 @@ class StateStore(Protocol):
         key: str,
         data: Mapping[str, Any],
         expected_version: int | None = None,
+        *,
+        durable: bool = True,
     ) -> KeyedRecord:
-        """Replace the record's data (``expected_version=0``: only if it does not exist)."""
+        """Replace the record's data (``expected_version=0``: only if it does not exist).
+
+        ``durable=False`` is for records about live processes (lock owners, waits): the write
+        is still atomic and visible to every process at once, but a machine crash may lose it,
+        which is harmless because it also ended every process such a record describes.
+        """
         ...
 
     async def delete_record(
-        self, namespace: str, key: str, expected_version: int | None = None
+        self,
+        namespace: str,
+        key: str,
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
     ) -> bool:
         """Remove the record; False when there was none. A version mismatch raises."""
         ...

@@ -199,7 +199,9 @@ class RecordKind(Generic[M]):
 
     # -- writing (exclusive lock held) ------------------------------------------------------
 
-    def write(self, key: str, record: M, previous_version: int | None) -> None:
+    def write(
+        self, key: str, record: M, previous_version: int | None, *, durable: bool = True
+    ) -> None:
         """Make ``record`` current, archiving ``previous_version`` (if any) into history."""
         directory, current, _ = self._paths(key)
         if previous_version is None:
@@ -216,7 +218,7 @@ class RecordKind(Generic[M]):
 
         self._bytes_cache.pop(key, None)
         try:
-            durable_write(current, data, self.ops, before_replace=archive_previous)
+            durable_write(current, data, self.ops, before_replace=archive_previous, sync=durable)
         except OSError as exc:
             raise StateError(
                 f"cannot write {current}: {exc.strerror or exc}; the previous version is intact"

@@ -53,7 +53,7 @@ __all__ = ["GARBAGE_LINES", "HOSTILE_PROMPTS", "AdapterContract"]
 HOSTILE_PROMPTS = (
     "Add a README",
     "fix it $(rm -rf /) and `reboot` now",
-    "it's \"quoted\" ; echo pwned | sh && exit 1",
+    'it\'s "quoted" ; echo pwned | sh && exit 1',
     "-rf --dangerous-flag",
     "two\nlines with $HOME and * and ~ and > /etc/passwd",
     "unicode: Grüße, 日本語, emoji 🚀",
