@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from orchestrator.cli import adapters_cmd, config_cmd, console
+from orchestrator.cli import adapters_cmd, config_cmd, console, run_cmd
 from orchestrator.errors import ConfigError, CouncilError
 
 __all__ = ["CouncilGroup", "app", "exit_code_for", "main"]
@@ -47,6 +47,7 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(adapters_cmd.app, name="adapters")
+run_cmd.register(app)
 
 
 def main() -> None:

@@ -7,13 +7,23 @@ something fails. Lines are never wrapped: an error about one problem stays one l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["print_error", "print_lines", "print_success", "print_table", "stderr", "stdout"]
+__all__ = [
+    "live_table",
+    "print_error",
+    "print_lines",
+    "print_success",
+    "print_table",
+    "stderr",
+    "stdout",
+]
 
 # Without a file argument rich looks up sys.stdout / sys.stderr at each write, so output
 # follows any redirection made after import (test runners do this).
@@ -42,7 +52,29 @@ def print_table(
     columns: Sequence[str], rows: Iterable[Sequence[object]], title: str | None = None
 ) -> None:
     """A table on stdout; cells are shown with ``str`` and never read as markup."""
+    stdout.print(_table(columns, rows, title))
+
+
+def _table(columns: Sequence[str], rows: Iterable[Sequence[object]], title: str | None) -> Table:
     table = Table(*columns, title=title)
     for row in rows:
         table.add_row(*(Text(str(cell)) for cell in row))
-    stdout.print(table)
+    return table
+
+
+@contextmanager
+def live_table(
+    columns: Sequence[str],
+) -> Iterator[Callable[[Iterable[Sequence[object]], str | None], None]]:
+    """A table redrawn in place on a terminal while the block runs; yields ``update(rows,
+    title)``. It disappears at the end (the caller prints a summary), and on anything but a
+    terminal nothing is drawn, so piped output stays clean."""
+    if not stdout.is_terminal:
+        yield lambda rows, title: None
+        return
+    with Live(_table(columns, [], None), console=stdout, transient=True) as live:
+
+        def update(rows: Iterable[Sequence[object]], title: str | None) -> None:
+            live.update(_table(columns, rows, title))
+
+        yield update

@@ -1,0 +1,179 @@
+"""``council run``, ``council resume`` and ``council status``: run a config, continue one, look.
+
+- ``run FILE``: runs every task of FILE with a live table of the sessions (task, phase,
+  adapter, status, elapsed, last message), then prints a summary table. ``--json`` prints the
+  ``RunReport`` as JSON instead (and no table); ``--dry-run`` prints the plan (task order,
+  phases, adapters) and the exact redacted command of each phase's first adapter, and runs
+  nothing.
+- ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository.
+- ``status [FILE]``: the report of the newest session (of FILE's repository, or of the current
+  directory's ``.council/state``), ``--json`` for machine output.
+
+Ctrl-C (or SIGTERM) stops gracefully: no new sessions, running CLIs cancelled with their work
+committed, a checkpoint written; a second one stops at once. Exit codes: 0 every task done,
+1 some task did not end done, 2 bad usage or config, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+
+from orchestrator.cli import console
+from orchestrator.council import Council, stored_report
+from orchestrator.plan import RunPlan
+from orchestrator.report import RunReport
+
+__all__ = ["register"]
+
+_COLUMNS = ("task", "phase", "adapter", "status", "elapsed", "last message")
+_SUMMARY = ("task", "status", "adapter", "attempts", "branch", "merged", "time", "error")
+_REFRESH = 0.25
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run``, ``resume`` and ``status`` to the root app."""
+    app.command("run")(run)
+    app.command("resume")(resume)
+    app.command("status")(status)
+
+
+def run(
+    file: Annotated[Path, typer.Argument(help="Run config (YAML).")],
+    as_json: JsonOption = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and commands; run nothing.")
+    ] = False,
+) -> None:
+    """Run every task of FILE until each is merged, failed or in conflict."""
+    council = Council.from_config(file)
+    if dry_run:
+        _print_plan(council.plan(), as_json)
+        return
+    report = anyio.run(_drive, council, council.run, not as_json)
+    _finish(report, as_json)
+
+
+def resume(
+    file: Annotated[Path, typer.Argument(help="The run config the session was started from.")],
+    session: Annotated[
+        str | None, typer.Option("--session", help="Session id (default: the newest).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Continue an interrupted or killed run from where it stood."""
+    council = Council.from_config(file)
+    report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
+    _finish(report, as_json)
+
+
+def status(
+    file: Annotated[
+        Path | None, typer.Argument(help="Run config (default: the current directory's run).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the newest run's tasks."""
+    state_dir = Path(".council/state")
+    if file is not None:
+        state_dir = Council.from_config(file).config.state_dir
+    report = anyio.run(stored_report, state_dir)
+    if as_json:
+        console.print_lines(report.model_dump_json(indent=2))
+    else:
+        _print_summary(report)
+
+
+async def _drive(
+    council: Council, start: Callable[[], Awaitable[RunReport]], live: bool
+) -> RunReport:
+    async with council:
+        report: RunReport | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(_on_signals, council)
+            if live:
+                group.start_soon(_show_live, council)
+            report = await start()
+            group.cancel_scope.cancel()
+        assert report is not None  # start() returned, or its error went up
+        return report
+
+
+async def _on_signals(council: Council) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        received = 0
+        async for _ in signals:
+            received += 1
+            if received == 1:
+                console.print_error("stopping: sessions are committing their work (again: kill)")
+                council.stop()
+            else:
+                council.kill()
+
+
+async def _show_live(council: Council) -> None:
+    with console.live_table(_COLUMNS) as update:
+        while True:
+            rows = [
+                (s.task_id, s.phase or "-", s.adapter, s.status, f"{s.elapsed:.0f}s", s.message)
+                for s in council.live()
+            ]
+            update(rows, f"council: {len(rows)} running")
+            await anyio.sleep(_REFRESH)
+
+
+def _finish(report: RunReport, as_json: bool) -> None:
+    if as_json:
+        console.print_lines(report.model_dump_json(indent=2))
+    else:
+        _print_summary(report)
+    raise typer.Exit(report.exit_code)
+
+
+def _print_summary(report: RunReport) -> None:
+    rows = [
+        (
+            t.task_id,
+            t.status,
+            t.adapter or "-",
+            t.attempts,
+            t.branch or "-",
+            (t.merged_commit or "-")[:10],
+            f"{t.duration_seconds:.1f}s" if t.duration_seconds is not None else "-",
+            t.error or "",
+        )
+        for t in report.tasks
+    ]
+    totals = report.totals
+    title = (
+        f"session {report.session_id}: {report.status}, {totals.done}/{totals.tasks} done, "
+        f"{totals.failed} failed, {totals.conflict} in conflict"
+    )
+    console.print_table(_SUMMARY, rows, title=title)
+
+
+def _print_plan(plan: RunPlan, as_json: bool) -> None:
+    if as_json:
+        console.print_lines(plan.model_dump_json(indent=2))
+        return
+    lines = [f"plan for {plan.repo} (base {plan.base_branch}, capacity {plan.capacity}):"]
+    for number, task in enumerate(plan.tasks, 1):
+        after = f", after {', '.join(task.depends_on)}" if task.depends_on else ""
+        files = f", files {', '.join(task.files)}" if task.files else ""
+        lines.append(f"{number}. {task.task_id} (priority {task.priority}{after}{files})")
+        for phase in task.phases:
+            chain = " -> ".join(phase.adapters) or "no adapter"
+            command = shlex.join(phase.argv) if phase.argv is not None else f"({phase.error})"
+            lines.append(f"   {phase.phase} [{chain}]: {command}")
+            if phase.env:
+                lines.append(f"     env: {json.dumps(phase.env, sort_keys=True)}")
+    console.print_lines("\n".join(lines))

@@ -1,0 +1,272 @@
+"""``Council``: the facade a Python user holds to run CLI Council.
+
+::
+
+    async with Council.from_config("configs/demo.yaml") as council:
+        council.subscribe(print)                # every event, as it happens
+        report = await council.run()            # until every task is settled
+        print(report.totals.done, "of", report.totals.tasks, "merged")
+
+Contract:
+
+- ``Council(config)`` or ``Council.from_config(path)`` only builds; entering the async
+  context opens the state store (``config.state_dir``, events in ``<repo>/.council/``), the
+  plugin host, the worktree and lock managers and the merge queue; leaving it releases every
+  lock this process holds and closes the store. Calls that need them fail outside the context.
+- ``run()`` runs the config's tasks (and any ``submit``-ted ones) to the end and returns the
+  ``RunReport``; ``resume(session_id=None)`` continues an interrupted or killed session (the
+  newest one not finished when no id is given) and returns its report.
+- ``stop()`` asks a running ``run``/``resume`` to stop gracefully (it then returns a report
+  with status ``interrupted``); ``kill()`` stops at once.
+- ``status()`` is the report of the current session, or of the newest one in the store.
+- ``subscribe(callback)`` receives every event: the store's (state, claims, merges, the
+  scheduler's ``task.*`` and ``run.*``) and the workflow's. Callbacks must not block.
+- ``plan()`` is the dry run: what would run, in which order, with which exact commands.
+
+``workflow=`` replaces the ADW workflow (``orchestrator.workflow.run_workflow``) with any
+``WorkflowFn``, for tests and for callers with a workflow of their own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio.to_thread
+
+from orchestrator.config import load_config
+from orchestrator.config_models import RunConfig, TaskConfig
+from orchestrator.errors import RecordNotFound, RunError
+from orchestrator.events import Event
+from orchestrator.locks import LockManager
+from orchestrator.merge import MergeQueue
+from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord
+from orchestrator.plan import RunPlan, build_plan, plan_paths
+from orchestrator.plugins import PluginHost, default_plugins
+from orchestrator.report import RunReport, build_report
+from orchestrator.sample_repo import ensure_sample_repo
+from orchestrator.scheduler import Scheduler, Services
+from orchestrator.state import FileStateStore
+from orchestrator.task_run import WorkflowFn
+from orchestrator.worktrees import WorktreeManager
+
+__all__ = ["Council", "LiveSession", "stored_report"]
+
+Callback = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """One attempt running now, for a live view."""
+
+    task_id: str
+    phase: str | None
+    adapter: str
+    status: str
+    elapsed: float
+    message: str
+
+
+class Council:
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        workflow: WorkflowFn | None = None,
+        plugins: PluginHost | None = None,
+    ) -> None:
+        self.config = config
+        self._workflow = workflow
+        self._plugins = plugins
+        self._subscribers: list[Callback] = []
+        self._store: FileStateStore | None = None
+        self._locks: LockManager | None = None
+        self._scheduler: Scheduler | None = None
+        self._pending: list[TaskConfig] = []
+
+    @classmethod
+    def from_config(cls, path: str | Path, **kwargs: Any) -> Council:
+        """A council for the run config file at ``path`` (``ConfigError`` if it is invalid)."""
+        return cls(load_config(path), **kwargs)
+
+    # -- context --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Council:
+        config = self.config
+        if config.state.backend != "file":
+            raise RunError(f"the {config.state.backend} state backend is not available yet")
+        if config.sample_repo:
+            await ensure_sample_repo(config.repo, config.base_branch)
+        store = FileStateStore(
+            config.state_dir, events_path=config.repo / ".council" / "events.jsonl"
+        )
+        try:
+            worktrees = WorktreeManager(
+                config.repo, store=store, base_branch=config.base_branch, settings=config.worktrees
+            )
+            await worktrees.layout()  # a repository problem surfaces here, before any write
+        except BaseException:
+            await store.aclose()
+            raise
+        self._store = store
+        self._locks = locks = LockManager(config.repo, store=store)
+        log_dir, home_root = plan_paths(config)
+        services = Services(
+            config=config,
+            store=store,
+            worktrees=worktrees,
+            locks=locks,
+            merges=MergeQueue(
+                config.repo, config.base_branch, merge_lock=locks.merge_lock, store=store
+            ),
+            plugins=self.plugins,
+            log_dir=log_dir,
+            home_root=home_root,
+        )
+        self._scheduler = Scheduler(services, workflow=self._workflow, listeners=[])
+        for callback in self._subscribers:
+            self._attach(callback)
+        for task in self._pending:
+            self._scheduler.submit(task)
+        self._pending.clear()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._locks is not None:
+                await self._locks.aclose()
+        finally:
+            if self._store is not None:
+                await self._store.aclose()
+            self._store = self._locks = self._scheduler = None
+
+    @property
+    def plugins(self) -> PluginHost:
+        if self._plugins is None:
+            self._plugins = default_plugins()
+        return self._plugins
+
+    @property
+    def session_id(self) -> str | None:
+        return self._scheduler.session_id if self._scheduler is not None else None
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            raise RunError("use the Council inside `async with` first")
+        return self._scheduler
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self) -> RunReport:
+        await self.scheduler.run()
+        return await self.status()
+
+    async def resume(self, session_id: str | None = None) -> RunReport:
+        scheduler = self.scheduler
+        if session_id is None:
+            session = await self._newest(resumable=True)
+            if session is None:
+                raise RunError("there is no interrupted session to resume")
+            session_id = session.session_id
+        await scheduler.resume(session_id)
+        return await self.status()
+
+    def submit(self, task: TaskConfig | Mapping[str, Any]) -> TaskConfig:
+        """Add a task to the run; before ``run`` or while it runs."""
+        config = task if isinstance(task, TaskConfig) else TaskConfig.model_validate(task)
+        if self._scheduler is None:
+            self._pending.append(config)
+        else:
+            self._scheduler.submit(config)
+        return config
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+
+    def kill(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.kill()
+
+    # -- looking ----------------------------------------------------------------------------
+
+    async def status(self) -> RunReport:
+        store = self._require_store()
+        session = None
+        if self.session_id is not None:
+            session = await store.get_session(self.session_id)
+        if session is None:
+            session = await self._newest(resumable=False)
+        if session is None:
+            raise RecordNotFound(f"no run has been recorded in {self.config.state_dir}")
+        return build_report(session, await store.list_tasks(session.session_id))
+
+    def subscribe(self, callback: Callback) -> None:
+        self._subscribers.append(callback)
+        if self._scheduler is not None:
+            self._attach(callback)
+
+    def live(self) -> list[LiveSession]:
+        """The attempts running now (empty outside a run)."""
+        if self._scheduler is None:
+            return []
+        now = time.monotonic()
+        return [
+            LiveSession(
+                task_id=a.key,
+                phase=a.phase,
+                adapter=a.adapter,
+                status="merging" if a.slot_free else "running",
+                elapsed=now - a.started,
+                message=a.last_message,
+            )
+            for a in self._scheduler.attempts()
+        ]
+
+    def plan(self) -> RunPlan:
+        return build_plan(self.config, self.plugins.registry)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _attach(self, callback: Callback) -> None:
+        assert self._store is not None and self._scheduler is not None
+        self._store.subscribe(callback)
+        self._scheduler.listeners.append(callback)
+
+    def _require_store(self) -> FileStateStore:
+        if self._store is None:
+            raise RunError("use the Council inside `async with` first")
+        return self._store
+
+    async def _newest(self, *, resumable: bool) -> SessionRecord | None:
+        store = self._require_store()
+        keys = await _session_keys(store)
+        sessions = [s for s in [await store.get_session(k) for k in keys] if s is not None]
+        if resumable:
+            sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
+        return max(sessions, key=lambda s: s.created_at, default=None)
+
+
+async def stored_report(state_dir: Path) -> RunReport:
+    """The report of the newest session kept in ``state_dir`` (no run needed)."""
+    async with FileStateStore(state_dir) as store:
+        keys = await _session_keys(store)
+        sessions = [s for s in [await store.get_session(k) for k in keys] if s is not None]
+        newest = max(sessions, key=lambda s: s.created_at, default=None)
+        if newest is None:
+            raise RecordNotFound(f"no run has been recorded in {state_dir}")
+        return build_report(newest, await store.list_tasks(newest.session_id))
+
+
+async def _session_keys(store: FileStateStore) -> list[str]:
+    return await anyio.to_thread.run_sync(store.sessions.keys)

@@ -1,0 +1,154 @@
+"""One phase's CLI invocation: adapter, private HOME, limits, events, observer hooks.
+
+``call_phase_cli`` creates the adapter from the run config (``plugins.registry.create``), runs
+it through ``process.run_cli`` in the given working directory with the phase's model and
+limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
+
+- HOME is ``<home_root>/<task>/<adapter>/<phase>``: stable across attempts, so a resumed
+  conversation finds the CLI's own session files, and private to one adapter and phase;
+- every event the adapter parses is forwarded to ``on_event`` as an orchestrator ``Event``
+  of type ``phase.event`` with ``task``, ``phase``, ``adapter``, ``kind`` and ``text``
+  (cut to ``EVENT_TEXT_LIMIT``); assistant messages are also kept (bounded) for the handoff
+  and for reading the conventions (``orchestrator.review``);
+- observer plugins hear ``on_session_start`` / ``on_session_end`` around the run;
+- ``resume_session_id`` is only passed to an adapter that can resume.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from orchestrator.adapter import AdapterRequest, AgentEvent, EventKind, OutcomeKind
+from orchestrator.config_models import RunConfig
+from orchestrator.events import Event
+from orchestrator.ids import check_id
+from orchestrator.paths import ensure_under
+from orchestrator.plugins import PluginHost
+from orchestrator.process import CliRun, run_cli
+from orchestrator.session_info import SessionInfo
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "EVENT_TEXT_LIMIT",
+    "PHASE_EVENT",
+    "PhaseCall",
+    "PhaseRun",
+    "call_phase_cli",
+    "phase_home",
+]
+
+DEFAULT_TIMEOUT = 30 * 60.0
+DEFAULT_IDLE_TIMEOUT = 5 * 60.0
+EVENT_TEXT_LIMIT = 1000
+PHASE_EVENT = "phase.event"
+_MESSAGES_KEPT = 50
+_MESSAGE_LIMIT = 8000
+
+
+@dataclass(frozen=True)
+class PhaseCall:
+    """What to run: one phase of one task through one configured adapter."""
+
+    task_id: str
+    phase: str
+    adapter: str  # a key of the run config's ``adapters`` (or a registered adapter name)
+    prompt: str
+    workdir: Path
+    home_root: Path
+    session_id: str
+    attempt: int = 1
+    model: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    resume_session_id: str | None = None
+
+
+@dataclass
+class PhaseRun:
+    cli: CliRun
+    messages: list[str] = field(default_factory=list)
+    resumed: str | None = None  # the native session id that was continued, if any
+
+    @property
+    def summary(self) -> str:
+        """The CLI's own summary: its final text, else its last message."""
+        if self.cli.outcome.kind == OutcomeKind.SUCCEEDED and self.cli.outcome.message:
+            return self.cli.outcome.message
+        final = next((e for e in reversed(self.cli.events) if e.kind == EventKind.COMPLETED), None)
+        if final is not None and final.text:
+            return final.text
+        return self.messages[-1] if self.messages else ""
+
+    @property
+    def texts(self) -> list[str]:
+        """Everything the CLI said, in order, ending with its summary."""
+        return [*self.messages, self.summary]
+
+
+def phase_home(home_root: Path, task_id: str, adapter: str, phase: str) -> Path:
+    parts = [check_id(task_id, "task id"), check_id(adapter, "adapter name")]
+    return ensure_under(home_root, Path(*parts, check_id(phase, "phase name")))
+
+
+async def call_phase_cli(
+    config: RunConfig,
+    plugins: PluginHost,
+    call: PhaseCall,
+    *,
+    log_dir: Path,
+    cancel: anyio.Event | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> PhaseRun:
+    configured = config.adapters.get(call.adapter)
+    adapter = plugins.registry.create(call.adapter, configured)
+    resume = call.resume_session_id if adapter.can_resume else None
+    request = AdapterRequest(
+        prompt=call.prompt,
+        workdir=call.workdir,
+        home=phase_home(call.home_root, call.task_id, call.adapter, call.phase),
+        model=call.model or (configured.model if configured else None),
+        phase=call.phase,
+        task_id=call.task_id,
+        session_id=call.session_id,
+        env=dict(configured.env) if configured else {},
+    )
+    messages: deque[str] = deque(maxlen=_MESSAGES_KEPT)
+    base = {"task": call.task_id, "phase": call.phase, "adapter": call.adapter}
+
+    def forward(event: AgentEvent) -> None:
+        if event.kind == EventKind.MESSAGE and event.text:
+            messages.append(event.text[:_MESSAGE_LIMIT])
+        if on_event is not None:
+            data = {**base, "kind": str(event.kind), "text": event.text[:EVENT_TEXT_LIMIT]}
+            if event.tool:
+                data["tool"] = event.tool
+            on_event(Event(type=PHASE_EVENT, data=data))
+
+    info = SessionInfo(
+        session_id=call.session_id,
+        task_id=call.task_id,
+        phase=call.phase,
+        adapter=call.adapter,
+        attempt=max(call.attempt, 1),
+        workdir=call.workdir,
+        native_session_id=resume,
+    )
+    plugins.session_started(info)
+    cli = await run_cli(
+        adapter,
+        request,
+        log_dir=log_dir,
+        idle_timeout=call.idle_timeout,
+        total_timeout=call.timeout,
+        on_event=forward,
+        resume_session_id=resume,
+        cancel=cancel,
+    )
+    plugins.session_ended(info, cli.outcome)
+    return PhaseRun(cli=cli, messages=list(messages), resumed=resume)

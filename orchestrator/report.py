@@ -1,0 +1,135 @@
+"""What a run reports: per task and in total, built from the state store's records alone.
+
+``build_report(session, tasks)`` is a pure function of a ``SessionRecord`` and its
+``TaskState``s, so a report of a run in progress, a finished one, or one read back by
+``council status`` from another process are the same thing. Tokens and cost are summed from
+what the CLIs reported (``metadata.usage``); a CLI that reports nothing leaves them ``None``.
+
+``RunReport.exit_code`` is the ``council`` command's: 0 every task done, 130 the run was
+interrupted, 1 anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.models import SessionRecord, SessionStatus, TaskState, TaskStatus
+
+__all__ = ["RunReport", "RunTotals", "TaskReport", "build_report"]
+
+
+class _Report(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskReport(_Report):
+    task_id: str
+    status: TaskStatus
+    phases: dict[str, str]  # phase -> pending | running | completed | failed | skipped
+    current_phase: str | None = None
+    adapter: str | None = None
+    attempts: int = 0
+    branch: str | None = None
+    merged_commit: str | None = None
+    error: str | None = None
+    conflicts: list[str] = []
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+class RunTotals(_Report):
+    tasks: int
+    done: int
+    failed: int
+    conflict: int
+    cancelled: int
+    pending: int  # queued, parked, running or merging
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    duration_seconds: float | None = None
+
+
+class RunReport(_Report):
+    session_id: str
+    status: SessionStatus
+    tasks: list[TaskReport]
+    totals: RunTotals
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == SessionStatus.INTERRUPTED:
+            return 130
+        return 0 if self.totals.done == self.totals.tasks else 1
+
+    def task(self, task_id: str) -> TaskReport:
+        return next(t for t in self.tasks if t.task_id == task_id)
+
+
+def _usage(metadata: dict[str, Any], name: str) -> Any:
+    usage = metadata.get("usage")
+    return usage.get(name) if isinstance(usage, dict) else None
+
+
+def _task_report(state: TaskState) -> TaskReport:
+    duration = None
+    if state.started_at is not None and state.finished_at is not None:
+        duration = (state.finished_at - state.started_at).total_seconds()
+    conflicts = state.metadata.get("conflicts")
+    return TaskReport(
+        task_id=state.task_id,
+        status=state.status,
+        phases={name: str(record.status) for name, record in state.phases.items()},
+        current_phase=state.current_phase,
+        adapter=state.adapter,
+        attempts=state.attempt,
+        branch=state.branch,
+        merged_commit=state.merged_commit,
+        error=state.error,
+        conflicts=list(conflicts) if isinstance(conflicts, list) else [],
+        started_at=state.started_at,
+        finished_at=state.finished_at,
+        duration_seconds=duration,
+        input_tokens=_usage(state.metadata, "input_tokens"),
+        output_tokens=_usage(state.metadata, "output_tokens"),
+        cost_usd=_usage(state.metadata, "cost_usd"),
+    )
+
+
+def _total(values: Sequence[float | int | None]) -> Any:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def build_report(session: SessionRecord, tasks: Sequence[TaskState]) -> RunReport:
+    """The report of ``session``, tasks in the session's order."""
+    by_id = {task.task_id: task for task in tasks}
+    reports = [_task_report(by_id[i]) for i in session.task_ids if i in by_id]
+    count = {status: sum(r.status == status for r in reports) for status in TaskStatus}
+    starts = [r.started_at for r in reports if r.started_at is not None]
+    ends = [r.finished_at for r in reports if r.finished_at is not None]
+    duration = (max(ends) - min(starts)).total_seconds() if starts and ends else None
+    terminal = (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CONFLICT, TaskStatus.CANCELLED)
+    totals = RunTotals(
+        tasks=len(reports),
+        done=count[TaskStatus.DONE],
+        failed=count[TaskStatus.FAILED],
+        conflict=count[TaskStatus.CONFLICT],
+        cancelled=count[TaskStatus.CANCELLED],
+        pending=sum(r.status not in terminal for r in reports),
+        input_tokens=_total([r.input_tokens for r in reports]),
+        output_tokens=_total([r.output_tokens for r in reports]),
+        cost_usd=_total([r.cost_usd for r in reports]),
+        duration_seconds=duration,
+    )
+    return RunReport(
+        session_id=session.session_id, status=session.status, tasks=reports, totals=totals
+    )

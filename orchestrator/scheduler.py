@@ -1,0 +1,436 @@
+"""The scheduler: fills capacity with attempts from the task queue until every task is settled.
+
+Contract:
+
+- ``run()`` creates a session in the store (tasks ``queued``), then ticks every
+  ``scheduler.tick`` seconds (sooner when an attempt ends). Each tick **reconciles first** —
+  renews the claims of running attempts every ``heartbeat_interval``, sweeps claims whose
+  lease lapsed (the task goes back to the queue, or fails once it used up ``max_retries``;
+  an attempt of ours whose claim lapsed is cancelled and may not write again) — **then
+  dispatches** while slots are free (``Slots``: global, per adapter, per phase), in
+  ``scheduler_queue`` order, skipping tasks whose dependencies are not merged, whose adapters
+  are all parked on a quota (the first unparked one of ``adapter_chain`` is used), or whose
+  declared files are owned by a running session (another task is picked meanwhile). The
+  attempt itself is ``scheduler_attempt``.
+- The run ends when every task is terminal (done, failed, cancelled, conflict); the session
+  is then ``completed`` (all done) or ``failed``.
+- ``stop()``: no new dispatch; running workflows are told to cancel (they commit the CLI's work
+  and return); their tasks go back to the queue with claims abandoned; a checkpoint is written
+  and the session marked ``interrupted``. ``kill()`` cancels everything at once (a second
+  Ctrl-C), leaving the state for ``resume``.
+- ``resume(session_id)`` continues an interrupted or killed session: it refuses while the
+  orchestrator recorded on a live claim still runs, then ``recover_session(force=True)``
+  requeues what the dead orchestrator left running or merging. The workflow skips phases
+  recorded complete, and the merge queue answers ``already_merged`` for work already on the
+  base, so nothing is done or merged twice.
+- Events (``run.started``, ``task.dispatched``, ``task.retry``, ``adapter.parked``,
+  ``task.failed``, ``task.swept``, ``merge.forecast_conflict``, ``run.finished``, ...) go
+  through the store to its subscribers; the workflow's own events reach ``on_event`` listeners.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from orchestrator import procid
+from orchestrator.config_models import TaskConfig
+from orchestrator.errors import RecordNotFound, RunError, StaleClaim
+from orchestrator.events import Event
+from orchestrator.models import (
+    ACTIVE_SESSION_STATUSES,
+    TERMINAL_TASK_STATUSES,
+    ClaimStatus,
+    SessionStatus,
+    TaskState,
+    TaskStatus,
+    utcnow,
+)
+from orchestrator.retry import RetryPolicy
+from orchestrator.scheduler_attempt import FAILURES, Attempt, AttemptLifecycle, Services
+from orchestrator.scheduler_capacity import Slots
+from orchestrator.scheduler_queue import (
+    NOT_BEFORE,
+    PARKED_ADAPTER,
+    PARKED_UNTIL,
+    broken_dependency,
+    choose_adapter,
+    first_phase,
+    ordered,
+    ready,
+    time_of,
+    waiting_on,
+)
+from orchestrator.task_run import TaskRun, WorkflowFn, WorkflowResult
+
+__all__ = ["Scheduler", "Services", "default_workflow"]
+
+log = logging.getLogger(__name__)
+
+TASKS_OPTION = "tasks"  # session options: every task's config, so a resume can rebuild them
+ORCHESTRATOR = "orchestrator"  # session metadata: the process running it (pid, host, start)
+
+
+async def default_workflow(run: TaskRun) -> WorkflowResult:
+    """``orchestrator.workflow.run_workflow``, imported on first use."""
+    from orchestrator.workflow import run_workflow
+
+    result: WorkflowResult = await run_workflow(run)
+    return result
+
+
+class Scheduler(AttemptLifecycle):
+    def __init__(
+        self,
+        services: Services,
+        *,
+        workflow: WorkflowFn | None = None,
+        listeners: list[Callable[[Event], None]] | None = None,
+    ) -> None:
+        config = services.config
+        self.services = services
+        self.workflow = workflow or default_workflow
+        self.policy = RetryPolicy(config.retry)
+        self.slots = Slots(config.capacity)
+        self.run_id = secrets.token_hex(4)
+        proc = procid.current()
+        self.holder = f"{proc.host}:{proc.pid}:{self.run_id}"
+        self.running: dict[str, Attempt] = {}
+        self.parked: dict[str, datetime] = {}
+        self.stopping = False
+        self.killed = False
+        self.tasks: dict[str, TaskConfig] = {task.id: task for task in config.tasks}
+        self.session_id: str | None = None
+        self.listeners = listeners if listeners is not None else []
+        self._submitted: list[TaskConfig] = []
+        self._wake = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+        self._group: anyio.abc.TaskGroup | None = None
+        self._seq = 0
+        self._last_sweep = 0.0
+
+    # -- public ---------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Create the run's session in the store (every task ``queued``); its id."""
+        if self.session_id is not None:
+            return self.session_id
+        for task in self.tasks.values():
+            self._chain(task)  # fails early, before anything is written
+        store = self.services.store
+        session = await store.create_session(
+            {TASKS_OPTION: [t.model_dump(mode="json") for t in self.tasks.values()]},
+            [{"task_id": t.id, "priority": t.priority} for t in self.tasks.values()],
+        )
+        self.session_id = session.session_id
+        self._submitted.clear()  # submitted before the start: already in the session
+        await store.update_session(
+            self.session_id, {"metadata": {ORCHESTRATOR: procid.current().as_dict()}}
+        )
+        await self._emit("run.started", {"session_id": self.session_id, "holder": self.holder})
+        return self.session_id
+
+    async def run(self) -> None:
+        """Run until every task is settled, or until stopped."""
+        await self.start()
+        await self._loop()
+
+    async def resume(self, session_id: str) -> None:
+        """Continue session ``session_id`` from where it stood (see the module docstring)."""
+        store = self.services.store
+        await self._refuse_if_alive(session_id)
+        snapshot = await store.recover_session(session_id, force=True)
+        for task in snapshot.tasks:
+            if task.status == TaskStatus.MERGING:
+                await store.update_task_state(task.task_id, _abandoned(task, TaskStatus.QUEUED))
+            if task.status == TaskStatus.PARKED:
+                until = time_of(task.metadata, PARKED_UNTIL)
+                adapter = task.metadata.get(PARKED_ADAPTER)
+                if until is not None and isinstance(adapter, str):
+                    self.parked[adapter] = max(until, self.parked.get(adapter, until))
+        for raw in snapshot.session.options.get(TASKS_OPTION, []):
+            saved = TaskConfig.model_validate(raw)
+            self.tasks.setdefault(saved.id, saved)
+        self.tasks = {k: v for k, v in self.tasks.items() if k in snapshot.session.task_ids}
+        self.session_id = session_id
+        metadata = {**snapshot.session.metadata, ORCHESTRATOR: procid.current().as_dict()}
+        await store.update_session(session_id, {"metadata": metadata})
+        await self._emit("run.resumed", {"session_id": session_id, "holder": self.holder})
+        await self._loop()
+
+    def submit(self, task: TaskConfig) -> None:
+        """Add ``task`` to the run (before or while it runs)."""
+        if task.id in self.tasks:
+            raise RunError(f"task {task.id!r} is already part of this run")
+        unknown = [dep for dep in task.depends_on if dep not in self.tasks]
+        if unknown:
+            raise RunError(f"task {task.id!r} depends on unknown tasks: {', '.join(unknown)}")
+        self._chain(task)
+        self.tasks[task.id] = task
+        self._submitted.append(task)
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Graceful stop: no new dispatch, running workflows cancelled, state kept."""
+        self.stopping = True
+        for attempt in self.running.values():
+            attempt.cancel.set()
+        self._wake.set()
+
+    def kill(self) -> None:
+        """Stop at once: every attempt is cancelled where it stands."""
+        self.stopping = self.killed = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def attempts(self) -> list[Attempt]:
+        """The attempts in flight now."""
+        return list(self.running.values())
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            async with anyio.create_task_group() as group:
+                self._group = group
+                while True:
+                    await self._add_submitted()
+                    await self._reconcile()
+                    states = await self._states()
+                    if self.stopping:
+                        if not self.running:
+                            break
+                    elif not self.running and self._settled(states):
+                        break
+                    else:
+                        await self._dispatch(states)
+                    await self._nap()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await self._finish()
+
+    async def _nap(self) -> None:
+        with anyio.move_on_after(self.services.config.scheduler.tick):
+            await self._wake.wait()
+        self._wake = anyio.Event()
+
+    def _settled(self, states: dict[str, TaskState]) -> bool:
+        return all(
+            (state := states.get(task_id)) is not None and state.status in TERMINAL_TASK_STATUSES
+            for task_id in self.tasks
+        )
+
+    async def _states(self) -> dict[str, TaskState]:
+        assert self.session_id is not None
+        tasks = await self.services.store.list_tasks(self.session_id)
+        return {task.task_id: task for task in tasks}
+
+    async def _finish(self) -> None:
+        assert self.session_id is not None
+        store = self.services.store
+        if self.stopping:
+            await store.update_session(self.session_id, {"status": SessionStatus.INTERRUPTED})
+            if not self.killed:
+                await store.create_checkpoint(self.session_id, "interrupted")
+            await self._emit("run.interrupted", {"session_id": self.session_id})
+            return
+        states = await self._states()
+        done = all(s.status == TaskStatus.DONE for s in states.values())
+        status = SessionStatus.COMPLETED if done else SessionStatus.FAILED
+        await store.update_session(self.session_id, {"status": status})
+        await self._emit("run.finished", {"session_id": self.session_id, "status": status})
+
+    # -- reconcile ------------------------------------------------------------------------
+
+    async def _reconcile(self) -> None:
+        settings = self.services.config.scheduler
+        now = time.monotonic()
+        for attempt in list(self.running.values()):
+            if (
+                attempt.token
+                and not attempt.lost
+                and now - attempt.renewed >= settings.heartbeat_interval
+            ):
+                await self._renew(attempt, now)
+        if now - self._last_sweep >= min(settings.heartbeat_interval, settings.stale_threshold / 2):
+            self._last_sweep = now
+            await self._sweep()
+
+    async def _renew(self, attempt: Attempt, now: float) -> None:
+        token = attempt.token
+        try:
+            await self.services.store.renew_claim(
+                attempt.key, token, self.services.config.scheduler.stale_threshold
+            )
+            attempt.renewed = now
+        except (StaleClaim, RecordNotFound):
+            if attempt.token != token:
+                return  # released while we renewed: the attempt settled normally
+            attempt.lost = True
+            attempt.cancel.set()
+            await self._emit("task.claim_lost", {"task_id": attempt.key}, "warning")
+
+    async def _sweep(self) -> None:
+        store = self.services.store
+        for claim in await store.sweep_expired_claims():
+            attempt = self.running.get(claim.task_id)
+            if attempt is not None and attempt.token == claim.token:
+                attempt.lost = True
+                attempt.cancel.set()
+            state = await store.get_task_state(claim.task_id)
+            if state is None or state.session_id != self.session_id:
+                continue  # another run's task: its own scheduler settles it
+            if state.status not in (TaskStatus.RUNNING, TaskStatus.MERGING):
+                continue
+            failures = int(state.metadata.get(FAILURES, 0)) + 1
+            error = f"claim of {claim.holder} expired (no heartbeat)"
+            meta = {**state.metadata, FAILURES: failures}
+            updates: dict[str, Any]
+            if failures > self.policy.max_retries:
+                reason = f"gave up after {failures} attempts; last error: {error}"
+                updates = {"status": TaskStatus.FAILED, "error": reason, "finished_at": utcnow()}
+            else:
+                delay = self.policy.next_delay(failures)
+                meta[NOT_BEFORE] = (utcnow() + timedelta(seconds=delay)).isoformat()
+                updates = {"status": TaskStatus.QUEUED, "error": error}
+            await store.update_task_state(claim.task_id, {**updates, "metadata": meta})
+            await self._emit(
+                "task.swept",
+                {"task_id": claim.task_id, "holder": claim.holder, "status": updates["status"]},
+                "warning",
+            )
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    async def _dispatch(self, states: dict[str, TaskState]) -> None:
+        config, store = self.services.config, self.services.store
+        now = utcnow()
+        for task in ordered(list(self.tasks.values()), states):
+            if self.slots.full():
+                return
+            state = states.get(task.id)
+            if state is None or task.id in self.running or not ready(state, now):
+                continue
+            broken = broken_dependency(task, states)
+            if broken is not None:
+                error = f"not started: {broken}"
+                await store.update_task_state(
+                    task.id, {"status": TaskStatus.FAILED, "error": error, "finished_at": now}
+                )
+                await self._emit("task.failed", {"task_id": task.id, "error": error})
+                continue
+            if waiting_on(task, states):
+                continue
+            sticky = (
+                state.metadata.get(PARKED_ADAPTER) if state.status == TaskStatus.PARKED else None
+            )
+            adapter = choose_adapter(
+                self._chain(task), self.parked, now, sticky if isinstance(sticky, str) else None
+            )
+            if adapter is None:
+                continue
+            phase = first_phase(config, task, state)
+            files = frozenset(task.files)
+            if not self.slots.free(adapter, phase) or not await self._files_free(files):
+                continue
+            self._seq += 1
+            attempt = Attempt(task=task, adapter=adapter, phase=phase, seq=self._seq, files=files)
+            self.slots.take(attempt.key, adapter, phase)
+            self.running[attempt.key] = attempt
+            assert self._group is not None
+            self._group.start_soon(self._run_and_wake, attempt)
+
+    async def _run_and_wake(self, attempt: Attempt) -> None:
+        try:
+            await self.run_attempt(attempt)
+        finally:
+            self._wake.set()
+
+    async def _files_free(self, files: frozenset[str]) -> bool:
+        if not files:
+            return True
+        if any(files & other.files for other in self.running.values()):
+            return False
+        for path in sorted(files):
+            if await self.services.locks.owner_of(path) is not None:
+                return False
+        return True
+
+    def _chain(self, task: TaskConfig) -> list[str]:
+        config = self.services.config
+        chain = config.adapter_chain(task, config.phases_for(task)[0])
+        if not chain:
+            raise RunError(
+                f"task {task.id!r}: no adapter configured; define one under `adapters:` or set "
+                "the task's adapters"
+            )
+        return chain
+
+    async def _add_submitted(self) -> None:
+        if not self._submitted or self.session_id is None:
+            return
+        store = self.services.store
+        session = await store.get_session(self.session_id)
+        assert session is not None
+        batch = [t for t in self._submitted if t.id not in session.task_ids]
+        self._submitted.clear()
+        for task in list(batch):
+            current = await store.get_task_state(task.id)
+            if current is not None and current.session_id not in (None, self.session_id):
+                owner = await store.get_session(current.session_id)
+                if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
+                    # The id belongs to another unfinished run: never overwrite its state.
+                    batch.remove(task)
+                    del self.tasks[task.id]
+                    error = f"task id taken by unfinished session {owner.session_id!r}"
+                    await self._emit("task.rejected", {"task_id": task.id, "error": error})
+                    continue
+            fresh = TaskState(task_id=task.id, session_id=self.session_id, priority=task.priority)
+            await store.update_task_state(task.id, fresh.model_dump(exclude={"version"}))
+        saved = list(session.options.get(TASKS_OPTION, []))
+        saved += [task.model_dump(mode="json") for task in batch]
+        await store.update_session(
+            self.session_id,
+            {
+                "task_ids": [*session.task_ids, *(t.id for t in batch)],
+                "options": {**session.options, TASKS_OPTION: saved},
+            },
+        )
+        await self._emit("task.submitted", {"task_ids": [t.id for t in batch]})
+
+    async def _refuse_if_alive(self, session_id: str) -> None:
+        store = self.services.store
+        session = await store.get_session(session_id)
+        if session is None:
+            return  # recover_session restores it from a checkpoint, or says why not
+        recorded = session.metadata.get(ORCHESTRATOR)
+        proc = procid.ProcessId.from_dict(recorded) if isinstance(recorded, dict) else None
+        for task in await store.list_tasks(session_id):
+            claim = task.claim
+            if claim is None or not claim.is_live() or proc is None:
+                continue
+            if claim.holder.split(":")[:2] != [proc.host, str(proc.pid)]:
+                continue
+            if proc == procid.current():
+                continue  # an earlier scheduler of this very process: stopped, not running
+            if procid.is_alive(proc) is not False:
+                raise RunError(
+                    f"session {session_id!r} is still being run by process {proc.pid} on "
+                    f"{proc.host} (it holds task {task.task_id!r}); stop that process first"
+                )
+
+
+def _abandoned(task: TaskState, status: TaskStatus) -> dict[str, Any]:
+    updates: dict[str, Any] = {"status": status, "current_phase": None}
+    if task.claim is not None and task.claim.status == ClaimStatus.ACTIVE:
+        updates["claim"] = task.claim.model_copy(
+            update={"status": ClaimStatus.ABANDONED, "released_at": utcnow()}
+        )
+    return updates

@@ -1,0 +1,177 @@
+"""The scheduler on real repositories: capacity, dependencies, file ownership, priority.
+
+Every run goes through the real store, worktrees, locks and merge queue; the workflows are
+small real ones (``scheduler_helpers.Probe``) that edit and commit files in their worktree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scheduler_helpers import (
+    Probe,
+    edit_and_commit,
+    failure,
+    merged_tasks,
+    new_repo,
+    run_config,
+    wait_or_cancel,
+)
+from worktree_helpers import git
+
+from orchestrator.config_models import RunConfig
+from orchestrator.council import Council
+from orchestrator.events import Event
+from orchestrator.models import TaskStatus
+from orchestrator.report import RunReport
+from orchestrator.task_run import TaskRun, WorkflowResult
+
+
+async def run(config: RunConfig, probe: Probe) -> RunReport:
+    async with Council(config, workflow=probe) as council:
+        return await council.run()
+
+
+async def test_capacity_is_never_exceeded_globally_or_per_adapter(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [
+        {"id": f"a{n}", "prompt": "p", "adapters": ["alpha"]} for n in range(3)
+    ]
+    tasks += [{"id": f"b{n}", "prompt": "p", "adapters": ["beta"]} for n in range(4)]
+    config = run_config(repo, tasks, capacity={"sessions": 3, "per_adapter": {"alpha": 1}})
+    probe = Probe(pause=0.2)
+
+    report = await run(config, probe)
+
+    assert report.exit_code == 0 and report.totals.done == 7
+    assert probe.peak == 3  # capacity was used, never exceeded
+    assert probe.peak_by_adapter["alpha"] == 1
+    assert probe.peak_by_adapter["beta"] <= 3
+    assert sorted(merged_tasks(repo)) == sorted(str(t["id"]) for t in tasks)
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+async def test_a_dependent_starts_only_after_its_dependency_is_merged(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [
+        {"id": "app", "prompt": "p", "depends_on": ["lib"], "priority": 9},
+        {"id": "lib", "prompt": "p"},
+        {"id": "docs", "prompt": "p", "depends_on": ["app"]},
+    ]
+    seen: dict[str, str] = {}
+
+    async def check_dependency(run: TaskRun, call: int) -> WorkflowResult:
+        dependency = run.task.depends_on[0]
+        state = await run.store.get_task_state(dependency)
+        assert state is not None
+        seen[run.task.id] = state.status
+        # The worktree was forked after the dependency landed, so its work is here.
+        assert (run.session.path / "out" / f"{dependency}.txt").exists()
+        return await edit_and_commit(run, {f"out/{run.task.id}.txt": "x\n"})
+
+    probe = Probe(behave={"app": check_dependency, "docs": check_dependency})
+    report = await run(run_config(repo, tasks), probe)
+
+    assert report.totals.done == 3
+    assert seen == {"app": TaskStatus.DONE, "docs": TaskStatus.DONE}
+    assert merged_tasks(repo) == ["lib", "app", "docs"]
+
+
+async def test_a_failed_dependency_fails_its_dependents_instead_of_waiting(
+    tmp_path: Path,
+) -> None:
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [
+        {"id": "lib", "prompt": "p"},
+        {"id": "app", "prompt": "p", "depends_on": ["lib"]},
+    ]
+
+    async def broken(run: TaskRun, call: int) -> WorkflowResult:
+        return failure("no key", retryable=False, kind="auth_required")
+
+    report = await run(run_config(repo, tasks), Probe(behave={"lib": broken}))
+
+    assert report.exit_code == 1
+    assert report.task("app").status == TaskStatus.FAILED
+    assert report.task("app").error == "not started: dependency 'lib' ended failed"
+    assert report.task("app").attempts == 0
+
+
+async def test_two_tasks_declaring_one_file_never_run_at_once(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [
+        {"id": "first", "prompt": "p", "files": ["shared.txt"], "priority": 2},
+        {"id": "second", "prompt": "p", "files": ["./shared.txt"], "priority": 1},
+        {"id": "free", "prompt": "p"},
+    ]
+
+    async def edit_shared(run: TaskRun, call: int) -> WorkflowResult:
+        text = (run.session.path / "shared.txt").read_text()
+        owner = await run.locks.owner_of("shared.txt")
+        assert owner is not None and owner.session == run.session.session_id
+        await wait_or_cancel(run, 0.2)
+        return await edit_and_commit(run, {"shared.txt": text + f"{run.task.id}\n"})
+
+    probe = Probe(behave={"first": edit_shared, "second": edit_shared}, pause=0.3)
+    report = await run(run_config(repo, tasks), probe)
+
+    assert report.totals.done == 3
+    pairs = {frozenset(pair) for pair in probe.overlaps}
+    assert frozenset({"first", "second"}) not in pairs
+    assert frozenset({"second", "free"}) in pairs or frozenset({"first", "free"}) in pairs
+    # The second forked from a base that held the first's edit: both landed, no conflict.
+    assert git(repo, "show", "main:shared.txt") == "one\ntwo\nfirst\nsecond"
+
+
+async def test_priority_then_age_decides_the_order(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [
+        {"id": "low", "prompt": "p", "priority": 0},
+        {"id": "high", "prompt": "p", "priority": 5},
+        {"id": "mid-a", "prompt": "p", "priority": 1},
+        {"id": "mid-b", "prompt": "p", "priority": 1},
+    ]
+    probe = Probe(pause=0.01)
+    report = await run(run_config(repo, tasks, capacity={"sessions": 1}), probe)
+
+    assert report.totals.done == 4
+    assert [s.task_id for s in probe.starts] == ["high", "mid-a", "mid-b", "low"]
+    assert probe.peak == 1
+
+
+async def test_a_forecast_conflict_holds_the_later_merge_until_the_earlier_lands(
+    tmp_path: Path,
+) -> None:
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [
+        {"id": "early", "prompt": "p", "priority": 1},
+        {"id": "late", "prompt": "p"},
+    ]
+
+    async def slow_edit(run: TaskRun, call: int) -> WorkflowResult:
+        (run.session.path / "shared.txt").write_text("one\nearly\n")
+        await run.worktrees.commit_in_worktree(run.session, "early edit")
+        await wait_or_cancel(run, 0.4)  # still in flight when `late` is ready
+        return await edit_and_commit(run, {"out/early.txt": "x\n"})
+
+    async def quick_edit(run: TaskRun, call: int) -> WorkflowResult:
+        await wait_or_cancel(run, 0.1)
+        return await edit_and_commit(run, {"shared.txt": "one\nlate\n"})
+
+    events: list[Event] = []
+    probe = Probe(behave={"early": slow_edit, "late": quick_edit})
+    async with Council(run_config(repo, tasks), workflow=probe) as council:
+        council.subscribe(events.append)
+        report = await council.run()
+
+    forecast = [e for e in events if e.type == "merge.forecast_conflict"]
+    assert [(e.data["task_id"], e.data["held_for"]) for e in forecast] == [("late", "early")]
+    assert forecast[0].data["paths"] == ["shared.txt"]
+    # Held, the later one did not land first: the earlier work is on the base, the later is
+    # a conflict whose branch is kept.
+    assert report.task("early").status == TaskStatus.DONE
+    late = report.task("late")
+    assert late.status == TaskStatus.CONFLICT and late.conflicts == ["shared.txt"]
+    assert late.branch is not None and git(repo, "rev-parse", "--verify", late.branch)
+    assert report.exit_code == 1

@@ -1,0 +1,153 @@
+"""Retries driven by the outcome: backoff then give up, no retry for auth, parking on a rate
+limit with fallback adapters meanwhile, and a stale claim swept and requeued."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from scheduler_helpers import Probe, failure, new_repo, run_config
+
+from orchestrator.config_models import RetryConfig
+from orchestrator.council import Council
+from orchestrator.events import Event
+from orchestrator.models import ClaimStatus, TaskStatus, utcnow
+from orchestrator.retry import GiveUp, Park, Retry, RetryPolicy
+from orchestrator.task_run import TaskRun, WorkflowResult, WorkflowStatus
+
+
+def test_backoff_grows_with_jitter_and_stays_under_the_cap() -> None:
+    policy = RetryPolicy(RetryConfig(backoff_initial=1, backoff_max=8, multiplier=2, jitter=True))
+    for attempt, exponential in [(1, 1), (2, 2), (3, 4), (4, 8), (9, 8)]:
+        delays = [policy.next_delay(attempt) for _ in range(50)]
+        assert all(exponential / 2 <= d <= exponential for d in delays)
+        assert len(set(delays)) > 1  # jittered
+    exact = RetryPolicy(RetryConfig(backoff_initial=1, backoff_max=8, jitter=False))
+    assert [exact.next_delay(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 8]
+
+
+def test_decisions_follow_the_outcome() -> None:
+    policy = RetryPolicy(RetryConfig(max_retries=2, backoff_initial=1, jitter=False))
+    now = utcnow()
+    flaky = failure("exit code 1", retryable=True)
+    assert policy.decide(flaky, 1, now) == Retry(1)
+    assert policy.decide(flaky, 2, now) == Retry(2)
+    assert policy.decide(flaky, 3, now) == GiveUp(
+        "gave up after 3 attempts; last error: exit code 1"
+    )
+    auth = failure("Invalid API key", retryable=True, kind="auth_required")
+    assert policy.decide(auth, 1, now) == GiveUp("Invalid API key")
+    reset = now + timedelta(minutes=5)
+    limited = WorkflowResult(WorkflowStatus.PARKED, outcome_kind="rate_limited", retry_at=reset)
+    assert policy.decide(limited, 0, now) == Park(reset)
+    unknown = WorkflowResult(WorkflowStatus.PARKED, outcome_kind="rate_limited")
+    assert policy.decide(unknown, 0, now) == Park(now + timedelta(seconds=1))
+
+
+async def test_a_retryable_failure_backs_off_then_fails_with_the_last_error(
+    tmp_path: Path,
+) -> None:
+    repo = new_repo(tmp_path)
+
+    async def flaky(run: TaskRun, call: int) -> WorkflowResult:
+        return failure(f"exit code 1 (call {call})", retryable=True)
+
+    probe = Probe(behave={"t": flaky})
+    config = run_config(repo, [{"id": "t", "prompt": "p"}])
+    async with Council(config, workflow=probe) as council:
+        report = await council.run()
+
+    task = report.task("t")
+    assert task.status == TaskStatus.FAILED and task.attempts == 3  # max_retries 2
+    assert task.error == "gave up after 3 attempts; last error: exit code 1 (call 3)"
+    starts = [s.at for s in probe.starts]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert gaps[0] >= 0.025 and gaps[1] >= 0.05  # at least half of 0.05 s, then of 0.1 s
+    assert report.exit_code == 1
+
+
+async def test_an_auth_failure_is_not_retried(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+
+    async def logged_out(run: TaskRun, call: int) -> WorkflowResult:
+        return failure("Invalid API key · Please run /login", retryable=False, kind="auth_required")
+
+    probe = Probe(behave={"t": logged_out})
+    async with Council(run_config(repo, [{"id": "t", "prompt": "p"}]), workflow=probe) as c:
+        report = await c.run()
+
+    assert probe.calls["t"] == 1
+    assert report.task("t").error == "Invalid API key · Please run /login"
+
+
+async def test_a_rate_limit_parks_the_adapter_and_others_use_the_fallback(
+    tmp_path: Path,
+) -> None:
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [
+        {"id": "limited", "prompt": "p", "priority": 5},
+        {"id": "other", "prompt": "p"},
+    ]
+    adapters = {"alpha": {"type": "scripted", "fallback": ["beta"]}, "beta": {"type": "scripted"}}
+    config = run_config(repo, tasks, adapters=adapters, capacity={"sessions": 1})
+    reset: list[float] = []
+
+    async def hits_the_limit(run: TaskRun, call: int) -> WorkflowResult:
+        if call == 1:
+            reset.append(time.monotonic() + 0.5)
+            return WorkflowResult(
+                WorkflowStatus.PARKED,
+                phase="build",
+                message="usage limit reached",
+                outcome_kind="rate_limited",
+                retry_at=utcnow() + timedelta(seconds=0.5),
+            )
+        return await probe.default(run, call)
+
+    probe = Probe(behave={"limited": hits_the_limit}, pause=0.05)
+    events: list[Event] = []
+    async with Council(config, workflow=probe) as council:
+        council.subscribe(events.append)
+        report = await council.run()
+
+    assert report.totals.done == 2
+    assert [(s.task_id, s.adapter) for s in probe.starts] == [
+        ("limited", "alpha"),
+        ("other", "beta"),  # alpha was parked: the fallback took it
+        ("limited", "alpha"),  # resumed on its own adapter, after the reset
+    ]
+    assert probe.started("limited")[1].at >= reset[0] - 0.01
+    parked = [e for e in events if e.type == "adapter.parked"]
+    assert [e.data["adapter"] for e in parked] == ["alpha"]
+    assert report.task("limited").attempts == 2 and report.task("limited").error is None
+
+
+async def test_a_stale_claim_is_swept_and_the_task_requeued(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    config = run_config(
+        repo,
+        [{"id": "t", "prompt": "p"}],
+        scheduler={"tick": 0.02, "heartbeat_interval": 0.1, "stale_threshold": 1.5},
+    )
+    probe = Probe()
+    events: list[Event] = []
+    async with Council(config, workflow=probe) as council:
+        council.subscribe(events.append)
+        scheduler = council.scheduler
+        await scheduler.start()
+        store = scheduler.services.store
+        # An orchestrator on another machine took the task and then went silent.
+        dead = await store.acquire_claim("t", "elsewhere:4242:gone", 0.2, {"status": "running"})
+        assert dead is not None
+        report = await council.run()
+        history = await store.task_history("t")
+
+    assert report.task("t").status == TaskStatus.DONE
+    assert probe.calls["t"] == 1
+    swept = [e for e in events if e.type == "task.swept"]
+    assert swept and swept[0].data["holder"] == "elsewhere:4242:gone"
+    expired = [h for h in history if h.claim is not None and h.claim.token == dead.token]
+    assert any(h.claim is not None and h.claim.status == ClaimStatus.EXPIRED for h in expired)
