@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 FAILURES = "failures"  # metadata: failed attempts so far (what RetryPolicy.decide counts)
 WORKTREE = "worktree_session"  # metadata: the session id of the task's kept worktree
+RESOLVE_ROUNDS = "resolve_rounds"  # metadata: conflicts answered by building again on the base
+MAX_RESOLVE_ROUNDS = 1
 USAGE = "usage"  # metadata: tokens and cost summed over attempts
 _LOCK_TIMEOUT = 0.5
 _MERGE_RECHECK = 0.5  # seconds between merges retried while the base's checkout is dirty
@@ -363,6 +365,8 @@ class AttemptLifecycle:
     async def _landed(self, attempt: Attempt, merged: MergeResult) -> None:
         assert attempt.session is not None
         now = utcnow()
+        if not merged.landed and await self._resolve_round(attempt, merged):
+            return
         if merged.landed:
             updates: dict[str, Any] = {
                 "status": TaskStatus.DONE,
@@ -389,6 +393,48 @@ class AttemptLifecycle:
                 await self.services.worktrees.remove_session_worktree(attempt.session)
             except WorkspaceError as exc:  # its work is on the base; only the directory stays
                 log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
+
+    async def _resolve_round(self, attempt: Attempt, merged: MergeResult) -> bool:
+        """Answer a merge conflict by running the task again on a new branch from the base as
+        it is now (build and review run again; scout and plan are kept). The conflicting
+        branch stays, and a rescue ref holds its tip once its worktree is gone, so nothing is
+        lost. False when the task already had its resolve rounds: then it ends ``conflict``."""
+        assert attempt.session is not None
+        state = await self.services.store.get_task_state(attempt.key)
+        if state is None:
+            return False
+        rounds = int(state.metadata.get(RESOLVE_ROUNDS, 0))
+        if rounds >= MAX_RESOLVE_ROUNDS:
+            return False
+        paths = ", ".join(merged.conflicts) or "unknown paths"
+        meta = {**state.metadata, RESOLVE_ROUNDS: rounds + 1, "conflicts": list(merged.conflicts)}
+        meta.pop(WORKTREE, None)  # the next attempt forks a fresh worktree from the base
+        await self._release(
+            attempt,
+            ClaimStatus.COMPLETED,
+            {
+                "status": TaskStatus.QUEUED,
+                "current_phase": None,
+                "error": f"merge conflict in {paths}; building again on the updated base",
+                "metadata": meta,
+            },
+        )
+        await self._release_locks(attempt)
+        await self._emit(
+            "merge.resolve_round",
+            {
+                "task_id": attempt.key,
+                "paths": list(merged.conflicts),
+                "kept_branch": merged.branch,
+                "round": rounds + 1,
+            },
+            level="warning",
+        )
+        try:
+            await self.services.worktrees.remove_session_worktree(attempt.session)
+        except WorkspaceError as exc:  # the branch keeps the work either way
+            log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
+        return True
 
     async def _hold_for_forecast(self, attempt: Attempt) -> None:
         """Wait for every earlier in-flight attempt whose branch would conflict with ours."""

@@ -168,10 +168,40 @@ async def test_a_forecast_conflict_holds_the_later_merge_until_the_earlier_lands
     forecast = [e for e in events if e.type == "merge.forecast_conflict"]
     assert [(e.data["task_id"], e.data["held_for"]) for e in forecast] == [("late", "early")]
     assert forecast[0].data["paths"] == ["shared.txt"]
-    # Held, the later one did not land first: the earlier work is on the base, the later is
-    # a conflict whose branch is kept.
+    # Held, the later one did not land first: the earlier work is on the base. The later one's
+    # merge then conflicted, and a resolve round built it again on the updated base: it lands,
+    # and the branch that conflicted is kept.
     assert report.task("early").status == TaskStatus.DONE
     late = report.task("late")
+    assert late.status == TaskStatus.DONE and probe.calls["late"] == 2
+    rounds = [e for e in events if e.type == "merge.resolve_round"]
+    assert [(e.data["task_id"], e.data["paths"]) for e in rounds] == [("late", ["shared.txt"])]
+    kept = rounds[0].data["kept_branch"]
+    assert git(repo, "show", f"{kept}:shared.txt").strip() == "one\nlate"
+    assert late.branch is not None and late.branch != kept
+    assert report.exit_code == 0
+
+
+async def test_a_second_conflict_ends_the_task_in_conflict(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [{"id": "late", "prompt": "p"}]
+
+    async def racing_edit(run: TaskRun, call: int) -> WorkflowResult:
+        result = await edit_and_commit(run, {"shared.txt": f"one\nlate {call}\n"})
+        # The user commits a change to the same line while this attempt was working.
+        (repo / "shared.txt").write_text(f"one\nuser {call}\n")
+        git(repo, "commit", "-qam", f"user edit {call}")
+        return result
+
+    events: list[Event] = []
+    probe = Probe(behave={"late": racing_edit})
+    async with Council(run_config(repo, tasks), workflow=probe) as council:
+        council.subscribe(events.append)
+        report = await council.run()
+
+    late = report.task("late")
+    assert probe.calls["late"] == 2
     assert late.status == TaskStatus.CONFLICT and late.conflicts == ["shared.txt"]
+    assert [e.data["round"] for e in events if e.type == "merge.resolve_round"] == [1]
     assert late.branch is not None and git(repo, "rev-parse", "--verify", late.branch)
     assert report.exit_code == 1
