@@ -170,6 +170,17 @@ class MergeQueue:
         await self._emit(_EVENTS[result.status], result.event_data(), level)
         return result
 
+    async def landed_commit(self, task_id: str) -> str | None:
+        """The base commit that landed ``task_id`` (a ``Council-Task`` trailer on the base's
+        first-parent history), or None: lets a new run skip work that is already merged."""
+
+        def lookup() -> str | None:
+            calls = GitCalls(self.git)
+            base = calls.rev_parse(self.base_ref)
+            return None if base is None else self._history.lookup(calls, base, task_id)
+
+        return await anyio.to_thread.run_sync(lookup)
+
     async def forecast_conflicts(self, branch_a: str, branch_b: str) -> ConflictForecast:
         """Would merging these two branches conflict? Computed at their merge base by
         ``merge-tree``: no ref, index or file changes (only unreferenced objects are written)."""

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -135,7 +135,29 @@ class Scheduler(AttemptLifecycle):
             self.session_id, {"metadata": {ORCHESTRATOR: procid.current().as_dict()}}
         )
         await self._emit("run.started", {"session_id": self.session_id, "holder": self.holder})
+        await self._skip_landed(self.tasks.values())
         return self.session_id
+
+    async def _skip_landed(self, tasks: Iterable[TaskConfig]) -> None:
+        """Tasks whose work an earlier run already merged (their ``Council-Task`` trailer is on
+        the base) are done from the start: running them again could only merge them twice."""
+        store, merges = self.services.store, self.services.merges
+        for task in tasks:
+            commit = await merges.landed_commit(task.id)
+            if commit is None:
+                continue
+            now = utcnow()
+            await store.update_task_state(
+                task.id,
+                {
+                    "status": TaskStatus.DONE,
+                    "merged_commit": commit,
+                    "started_at": now,
+                    "finished_at": now,
+                    "error": None,
+                },
+            )
+            await self._emit("task.already_merged", {"task_id": task.id, "commit": commit})
 
     async def run(self) -> None:
         """Run until every task is settled, or until stopped."""

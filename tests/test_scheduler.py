@@ -205,3 +205,27 @@ async def test_a_second_conflict_ends_the_task_in_conflict(tmp_path: Path) -> No
     assert [e.data["round"] for e in events if e.type == "merge.resolve_round"] == [1]
     assert late.branch is not None and git(repo, "rev-parse", "--verify", late.branch)
     assert report.exit_code == 1
+
+
+async def test_a_task_an_earlier_run_merged_is_not_run_again(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [{"id": "once", "prompt": "p"}, {"id": "twice", "prompt": "p"}]
+
+    async def edit(run: TaskRun, call: int) -> WorkflowResult:
+        return await edit_and_commit(run, {f"{run.task.id}.txt": f"{call}\n"})
+
+    first = Probe(behave={"once": edit, "twice": edit})
+    async with Council(run_config(repo, tasks[:1]), workflow=first) as council:
+        assert (await council.run()).exit_code == 0
+    events: list[Event] = []
+    second = Probe(behave={"once": edit, "twice": edit})
+    async with Council(run_config(repo, tasks), workflow=second) as council:
+        council.subscribe(events.append)
+        report = await council.run()
+
+    assert report.exit_code == 0 and second.calls == {"twice": 1}
+    skipped = [e.data["task_id"] for e in events if e.type == "task.already_merged"]
+    assert skipped == ["once"]
+    assert report.task("once").merged_commit == git(repo, "rev-parse", "main~1").strip()
+    log = git(repo, "log", "--first-parent", "--format=%B", "main")
+    assert log.count("Council-Task: once\n") == 1
