@@ -56,7 +56,7 @@ def bad_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_validate_demo(runner: CliRunner, in_root: Path) -> None:
     result = runner.invoke(app, ["config", "validate", "configs/demo.yaml"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "configs/demo.yaml: OK (6 tasks, 4 phases, 3 adapters)\n"
+    assert result.stdout == "configs/demo.yaml: OK (7 tasks, 4 phases, 3 adapters)\n"
     assert result.stderr == ""
 
 
@@ -122,7 +122,7 @@ def test_validate_json_valid(runner: CliRunner, in_root: Path) -> None:
         "file": "configs/demo.yaml",
         "valid": True,
         "issues": [],
-        "summary": {"tasks": 6, "phases": 4, "adapters": 3},
+        "summary": {"tasks": 7, "phases": 4, "adapters": 3},
     }
 
 
@@ -238,7 +238,7 @@ def _council(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_real_process_valid() -> None:
     done = _council("config", "validate", "configs/demo.yaml", cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "configs/demo.yaml: OK (6 tasks, 4 phases, 3 adapters)\n"
+    assert done.stdout == "configs/demo.yaml: OK (7 tasks, 4 phases, 3 adapters)\n"
 
 
 def test_real_process_invalid_is_one_line_and_exit_2(tmp_path: Path) -> None:
