@@ -10,8 +10,10 @@ The scheduler runs the candidates (each its own session, worktree and branch, ea
   candidate's diff against its fork point, files and result message, under its session id.
   It runs in a scratch directory of its own below ``home_root``, never in a candidate's
   worktree, so it cannot change anyone's work. The answer's last ``WINNER: <session id>``
-  naming a verified candidate wins; no usable answer (or a failed CLI) falls back to the first
-  verified candidate, so a council run always merges exactly one candidate.
+  naming a verified candidate wins (the candidate's adapter name is accepted too, when no
+  other verified candidate ran on that adapter); no usable answer (or a failed CLI) falls back
+  to the first verified candidate, so a council run always merges exactly one candidate.
+  ``judge_adapter`` is that choice of CLI, for a caller that must reserve its slot first.
 
 The other candidates' branches are the scheduler's to keep (never merged, never deleted).
 """
@@ -44,7 +46,7 @@ from orchestrator.task_run import WorkflowResult, WorkflowStatus
 from orchestrator.worktree_models import SessionWorktree
 from orchestrator.worktrees import WorktreeManager
 
-__all__ = ["COUNCIL_PHASE", "CandidateResult", "WorkflowError", "pick_best"]
+__all__ = ["COUNCIL_PHASE", "CandidateResult", "WorkflowError", "judge_adapter", "pick_best"]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ async def pick_best(
     if len(verified) == 1:
         return verified[0].session.session_id
     phase = _review_phase(run_config)
-    judge = adapter or phase.adapter or run_config.default_adapter or verified[0].adapter
+    judge = adapter or judge_adapter(run_config, verified[0].adapter)
     sections = [await _describe(worktrees, candidate) for candidate in verified]
     context = PromptContext(task, COUNCIL_PHASE, extra={"handoff": "\n".join(sections)})
     workdir = phase_home(home_root, task.id, judge, COUNCIL_PHASE) / "workdir"
@@ -103,6 +105,7 @@ async def pick_best(
         idle_timeout=phase.idle_timeout or DEFAULT_IDLE_TIMEOUT,
     )
     ids = [c.session.session_id for c in verified]
+    names = _names(verified)
     try:
         ran = await call_phase_cli(
             run_config, plugins, call, log_dir=log_dir, cancel=cancel, on_event=on_event
@@ -112,10 +115,27 @@ async def pick_best(
             "task %s: the council comparison could not run (%s); taking %s", task.id, exc, ids[0]
         )
         return ids[0]
-    winner = parse_winner(ran.texts, ids) if ran.cli.ok else None
+    winner = parse_winner(ran.texts, list(names)) if ran.cli.ok else None
     if winner is None:
         log.info("task %s: no usable WINNER from %s; taking %s", task.id, judge, ids[0])
-    return winner or ids[0]
+        return ids[0]
+    return names[winner]
+
+
+def judge_adapter(run_config: RunConfig, first_candidate: str) -> str:
+    """The CLI that compares the candidates: the ``review`` phase's adapter, else the run's
+    ``default_adapter``, else ``first_candidate`` (the first verified candidate's adapter)."""
+    return _review_phase(run_config).adapter or run_config.default_adapter or first_candidate
+
+
+def _names(verified: Sequence[CandidateResult]) -> dict[str, str]:
+    """Every name a judge may give a candidate -> its session id."""
+    names = {c.session.session_id: c.session.session_id for c in verified}
+    adapters = [c.adapter for c in verified]
+    for candidate in verified:
+        if adapters.count(candidate.adapter) == 1:
+            names.setdefault(candidate.adapter, candidate.session.session_id)
+    return names
 
 
 def _review_phase(config: RunConfig) -> PhaseConfig:

@@ -16,7 +16,7 @@ from orchestrator.fieldpath import Loc, format_loc
 if TYPE_CHECKING:
     from orchestrator.config_models import RunConfig, TaskConfig
 
-__all__ = ["Problem", "find_problems", "format_problems"]
+__all__ = ["COUNCIL_ID_LIMIT", "Problem", "find_problems", "format_problems"]
 
 Problem = tuple[Loc, str]
 
@@ -34,6 +34,7 @@ def find_problems(config: RunConfig) -> list[Problem]:
         *_check_phases(config),
         *_check_adapters(config),
         *_check_tasks(config),
+        *_check_council(config.tasks),
         *_check_cycles(config.tasks),
     ]
 
@@ -149,6 +150,35 @@ def _check_task_has_adapter(config: RunConfig, index: int, task: TaskConfig) -> 
             f"no adapter chosen for phase {', '.join(sorted(missing))}: set this task's "
             "adapters, the phase's adapter, or default_adapter",
         )
+
+
+COUNCIL_ID_LIMIT = 56
+"""Longest id of a council task: its candidates are ``<id>.c<k>`` and its file locks are held
+by ``<id>.council``, which must still be valid ids."""
+
+
+def _check_council(tasks: list[TaskConfig]) -> Iterator[Problem]:
+    ids = {task.id for task in tasks}
+    for index, task in enumerate(tasks):
+        if not task.council:
+            continue
+        if len(task.adapters) < 2:
+            yield (
+                ("tasks", index, "adapters"),
+                "a council task needs at least two adapters: each one runs a candidate",
+            )
+        if len(task.id) > COUNCIL_ID_LIMIT:
+            yield (
+                ("tasks", index, "id"),
+                f"a council task's id may have at most {COUNCIL_ID_LIMIT} characters "
+                "(its candidates are named <id>.c1, <id>.c2, ...)",
+            )
+        taken = sorted(ids & {f"{task.id}.c{k}" for k in range(1, len(task.adapters) + 1)})
+        if taken:
+            yield (
+                ("tasks", index, "id"),
+                f"task id {taken[0]!r} is the name of one of this council task's candidates",
+            )
 
 
 def _check_cycles(tasks: list[TaskConfig]) -> Iterator[Problem]:

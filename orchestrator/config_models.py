@@ -344,6 +344,12 @@ class TaskConfig(_Section):
         default=None, description="phases to run, in order (default: all)"
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+    council: bool = Field(
+        default=False,
+        description="council mode (best of N): every adapter in `adapters` runs the task in "
+        "its own session and worktree, in parallel; a comparison picks the one to merge and "
+        "the other branches are kept",
+    )
 
 
 # --- the run -----------------------------------------------------------------------------------

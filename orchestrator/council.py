@@ -16,6 +16,10 @@ Contract:
 - ``run()`` runs the config's tasks (and any ``submit``-ted ones) to the end and returns the
   ``RunReport``; ``resume(session_id=None)`` continues an interrupted or killed session (the
   newest one not finished when no id is given) and returns its report.
+- ``cancel(task_id)`` cancels one task, during a run or between runs (see
+  ``scheduler_cancel``): queued, it is never started; running, its attempt is cancelled and
+  the task ends ``cancelled`` with its work committed on its branch. ``CancelError`` when the
+  task already ended. Another process can do the same with ``request_cancel(store, task_id)``.
 - ``stop()`` asks a running ``run``/``resume`` to stop gracefully (it then returns a report
   with status ``interrupted``); ``kill()`` stops at once.
 - ``status()`` is the report of the current session, or of the newest one in the store.
@@ -44,17 +48,18 @@ from orchestrator.errors import RecordNotFound, RunError
 from orchestrator.events import Event
 from orchestrator.locks import LockManager
 from orchestrator.merge import MergeQueue
-from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord
+from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState
 from orchestrator.plan import RunPlan, build_plan, plan_paths
 from orchestrator.plugins import PluginHost, default_plugins
 from orchestrator.report import RunReport, build_report
 from orchestrator.sample_repo import ensure_sample_repo
 from orchestrator.scheduler import Scheduler, Services
+from orchestrator.scheduler_cancel import CancelError, request_cancel
 from orchestrator.state import FileStateStore
 from orchestrator.task_run import WorkflowFn
 from orchestrator.worktrees import WorktreeManager
 
-__all__ = ["Council", "LiveSession", "stored_report"]
+__all__ = ["CancelError", "Council", "LiveSession", "request_cancel", "stored_report"]
 
 Callback = Callable[[Event], None]
 
@@ -189,6 +194,10 @@ class Council:
         else:
             self._scheduler.submit(config)
         return config
+
+    async def cancel(self, task_id: str) -> TaskState:
+        """Cancel ``task_id`` (module doc); its state right after the request."""
+        return await self.scheduler.cancel(task_id)
 
     def stop(self) -> None:
         if self._scheduler is not None:

@@ -5,6 +5,9 @@
 ``council status`` from another process are the same thing. Tokens and cost are summed from
 what the CLIs reported (``metadata.usage``); a CLI that reports nothing leaves them ``None``.
 
+A council task (best of N) also lists its ``candidates`` (adapter, status, branch, which one
+was chosen); its ``adapter`` and ``branch`` are the winner's.
+
 ``RunReport.exit_code`` is the ``council`` command's: 0 every task done, 130 the run was
 interrupted, 1 anything else.
 """
@@ -19,11 +22,22 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.models import SessionRecord, SessionStatus, TaskState, TaskStatus
 
-__all__ = ["RunReport", "RunTotals", "TaskReport", "build_report"]
+__all__ = ["CandidateReport", "RunReport", "RunTotals", "TaskReport", "build_report"]
 
 
 class _Report(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CandidateReport(_Report):
+    """One candidate of a council task."""
+
+    task_id: str
+    adapter: str
+    status: str
+    branch: str | None = None
+    chosen: bool = False
+    error: str | None = None
 
 
 class TaskReport(_Report):
@@ -43,6 +57,7 @@ class TaskReport(_Report):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    candidates: list[CandidateReport] = []
 
 
 class RunTotals(_Report):
@@ -101,7 +116,16 @@ def _task_report(state: TaskState) -> TaskReport:
         input_tokens=_usage(state.metadata, "input_tokens"),
         output_tokens=_usage(state.metadata, "output_tokens"),
         cost_usd=_usage(state.metadata, "cost_usd"),
+        candidates=_candidates(state.metadata),
     )
+
+
+def _candidates(metadata: dict[str, Any]) -> list[CandidateReport]:
+    council = metadata.get("council")
+    listed = council.get("candidates") if isinstance(council, dict) else None
+    if not isinstance(listed, list):
+        return []
+    return [CandidateReport.model_validate(item) for item in listed if isinstance(item, dict)]
 
 
 def _total(values: Sequence[float | int | None]) -> Any:

@@ -3,15 +3,18 @@
 Contract:
 
 - ``run()`` creates a session in the store (tasks ``queued``), then ticks every
-  ``scheduler.tick`` seconds (sooner when an attempt ends). Each tick **reconciles first** —
-  renews the claims of running attempts every ``heartbeat_interval``, sweeps claims whose
-  lease lapsed (the task goes back to the queue, or fails once it used up ``max_retries``;
-  an attempt of ours whose claim lapsed is cancelled and may not write again) — **then
+  ``scheduler.tick`` seconds (sooner when an attempt ends). Each tick **reconciles first**
+  (``scheduler_reconcile``: carries out cancel requests, renews the claims of running
+  attempts every ``heartbeat_interval``, sweeps claims whose lease lapsed) — **then
   dispatches** while slots are free (``Slots``: global, per adapter, per phase), in
   ``scheduler_queue`` order, skipping tasks whose dependencies are not merged, whose adapters
   are all parked on a quota (the first unparked one of ``adapter_chain`` is used), or whose
   declared files are owned by a running session (another task is picked meanwhile). The
-  attempt itself is ``scheduler_attempt``.
+  attempt itself is ``scheduler_attempt``. A council task (``council: true``) dispatches its
+  candidates instead, each like a task, then its council step (``scheduler_council``).
+- ``cancel(task_id)`` (or ``scheduler_cancel.request_cancel`` from any process) cancels a
+  task: queued, it is never dispatched; running, its attempt is cancelled on the next tick and
+  the task ends ``cancelled`` with its work committed on its branch.
 - The run ends when every task is terminal (done, failed, cancelled, conflict); the session
   is then ``completed`` (all done) or ``failed``.
 - ``stop()``: no new dispatch; running workflows are told to cancel (they commit the CLI's work
@@ -22,7 +25,8 @@ Contract:
   orchestrator recorded on a live claim still runs, then ``recover_session(force=True)``
   requeues what the dead orchestrator left running or merging. The workflow skips phases
   recorded complete, and the merge queue answers ``already_merged`` for work already on the
-  base, so nothing is done or merged twice.
+  base, so nothing is done or merged twice; a task whose merge landed but was never recorded
+  is marked done from its ``Council-Task`` trailer, as ``run()`` does.
 - Events (``run.started``, ``task.dispatched``, ``task.retry``, ``adapter.parked``,
   ``task.failed``, ``task.swept``, ``merge.forecast_conflict``, ``run.finished``, ...) go
   through the store to its subscribers; the workflow's own events reach ``on_event`` listeners.
@@ -32,17 +36,17 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import anyio
 import anyio.abc
 
 from orchestrator import procid
+from orchestrator.best_of import COUNCIL_PHASE, judge_adapter
 from orchestrator.config_models import TaskConfig
-from orchestrator.errors import RecordNotFound, RunError, StaleClaim
+from orchestrator.errors import RunError
 from orchestrator.events import Event
 from orchestrator.models import (
     ACTIVE_SESSION_STATUSES,
@@ -54,10 +58,16 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.retry import RetryPolicy
-from orchestrator.scheduler_attempt import FAILURES, Attempt, AttemptLifecycle, Services
+from orchestrator.scheduler_attempt import Attempt, Services
+from orchestrator.scheduler_cancel import request_cancel
+from orchestrator.scheduler_candidates import (
+    candidate_ready,
+    candidate_settled,
+    candidates_of,
+    group_lock_owner,
+)
 from orchestrator.scheduler_capacity import Slots
 from orchestrator.scheduler_queue import (
-    NOT_BEFORE,
     PARKED_ADAPTER,
     PARKED_UNTIL,
     broken_dependency,
@@ -68,6 +78,7 @@ from orchestrator.scheduler_queue import (
     time_of,
     waiting_on,
 )
+from orchestrator.scheduler_reconcile import ReconcileLifecycle
 from orchestrator.task_run import TaskRun, WorkflowFn, WorkflowResult
 
 __all__ = ["Scheduler", "Services", "default_workflow"]
@@ -86,7 +97,7 @@ async def default_workflow(run: TaskRun) -> WorkflowResult:
     return result
 
 
-class Scheduler(AttemptLifecycle):
+class Scheduler(ReconcileLifecycle):
     def __init__(
         self,
         services: Services,
@@ -136,6 +147,7 @@ class Scheduler(AttemptLifecycle):
         )
         await self._emit("run.started", {"session_id": self.session_id, "holder": self.holder})
         await self._skip_landed(self.tasks.values())
+        await self.prepare_candidates(self.tasks.values(), resuming=False)
         return self.session_id
 
     async def _skip_landed(self, tasks: Iterable[TaskConfig]) -> None:
@@ -182,6 +194,11 @@ class Scheduler(AttemptLifecycle):
             self.tasks.setdefault(saved.id, saved)
         self.tasks = {k: v for k, v in self.tasks.items() if k in snapshot.session.task_ids}
         self.session_id = session_id
+        # A merge that landed just before the old orchestrator died was never recorded: the
+        # trailer on the base says it is done (running it again could only fail or merge twice).
+        unfinished = {t.task_id for t in snapshot.tasks if t.status not in TERMINAL_TASK_STATUSES}
+        await self._skip_landed(t for t in self.tasks.values() if t.id in unfinished)
+        await self.prepare_candidates(self.tasks.values(), resuming=True)
         metadata = {**snapshot.session.metadata, ORCHESTRATOR: procid.current().as_dict()}
         await store.update_session(session_id, {"metadata": metadata})
         await self._emit("run.resumed", {"session_id": session_id, "holder": self.holder})
@@ -198,6 +215,14 @@ class Scheduler(AttemptLifecycle):
         self.tasks[task.id] = task
         self._submitted.append(task)
         self._wake.set()
+
+    async def cancel(self, task_id: str) -> TaskState:
+        """Cancel ``task_id`` (``scheduler_cancel.request_cancel``); a running task is
+        cancelled on the next tick, which comes at once. Its state after the request;
+        ``CancelError`` if it already ended."""
+        state = await request_cancel(self.services.store, task_id)
+        self._wake.set()
+        return state
 
     def stop(self) -> None:
         """Graceful stop: no new dispatch, running workflows cancelled, state kept."""
@@ -250,9 +275,12 @@ class Scheduler(AttemptLifecycle):
         )
 
     async def _states(self) -> dict[str, TaskState]:
+        """The session's tasks, and the candidates of its unfinished council tasks."""
         assert self.session_id is not None
         tasks = await self.services.store.list_tasks(self.session_id)
-        return {task.task_id: task for task in tasks}
+        states = {task.task_id: task for task in tasks}
+        await self.add_candidate_states(self.tasks.values(), states)
+        return states
 
     async def _finish(self) -> None:
         assert self.session_id is not None
@@ -263,82 +291,24 @@ class Scheduler(AttemptLifecycle):
                 await store.create_checkpoint(self.session_id, "interrupted")
             await self._emit("run.interrupted", {"session_id": self.session_id})
             return
-        states = await self._states()
-        done = all(s.status == TaskStatus.DONE for s in states.values())
+        states = await self.services.store.list_tasks(self.session_id)
+        done = all(s.status == TaskStatus.DONE for s in states)
         status = SessionStatus.COMPLETED if done else SessionStatus.FAILED
         await store.update_session(self.session_id, {"status": status})
         await self._emit("run.finished", {"session_id": self.session_id, "status": status})
 
-    # -- reconcile ------------------------------------------------------------------------
-
-    async def _reconcile(self) -> None:
-        settings = self.services.config.scheduler
-        now = time.monotonic()
-        for attempt in list(self.running.values()):
-            if (
-                attempt.token
-                and not attempt.lost
-                and now - attempt.renewed >= settings.heartbeat_interval
-            ):
-                await self._renew(attempt, now)
-        if now - self._last_sweep >= min(settings.heartbeat_interval, settings.stale_threshold / 2):
-            self._last_sweep = now
-            await self._sweep()
-
-    async def _renew(self, attempt: Attempt, now: float) -> None:
-        token = attempt.token
-        try:
-            await self.services.store.renew_claim(
-                attempt.key, token, self.services.config.scheduler.stale_threshold
-            )
-            attempt.renewed = now
-        except (StaleClaim, RecordNotFound):
-            if attempt.token != token:
-                return  # released while we renewed: the attempt settled normally
-            attempt.lost = True
-            attempt.cancel.set()
-            await self._emit("task.claim_lost", {"task_id": attempt.key}, "warning")
-
-    async def _sweep(self) -> None:
-        store = self.services.store
-        for claim in await store.sweep_expired_claims():
-            attempt = self.running.get(claim.task_id)
-            if attempt is not None and attempt.token == claim.token:
-                attempt.lost = True
-                attempt.cancel.set()
-            state = await store.get_task_state(claim.task_id)
-            if state is None or state.session_id != self.session_id:
-                continue  # another run's task: its own scheduler settles it
-            if state.status not in (TaskStatus.RUNNING, TaskStatus.MERGING):
-                continue
-            failures = int(state.metadata.get(FAILURES, 0)) + 1
-            error = f"claim of {claim.holder} expired (no heartbeat)"
-            meta = {**state.metadata, FAILURES: failures}
-            updates: dict[str, Any]
-            if failures > self.policy.max_retries:
-                reason = f"gave up after {failures} attempts; last error: {error}"
-                updates = {"status": TaskStatus.FAILED, "error": reason, "finished_at": utcnow()}
-            else:
-                delay = self.policy.next_delay(failures)
-                meta[NOT_BEFORE] = (utcnow() + timedelta(seconds=delay)).isoformat()
-                updates = {"status": TaskStatus.QUEUED, "error": error}
-            await store.update_task_state(claim.task_id, {**updates, "metadata": meta})
-            await self._emit(
-                "task.swept",
-                {"task_id": claim.task_id, "holder": claim.holder, "status": updates["status"]},
-                "warning",
-            )
-
     # -- dispatch -------------------------------------------------------------------------
 
     async def _dispatch(self, states: dict[str, TaskState]) -> None:
-        config, store = self.services.config, self.services.store
+        store = self.services.store
         now = utcnow()
         for task in ordered(list(self.tasks.values()), states):
             if self.slots.full():
                 return
             state = states.get(task.id)
-            if state is None or task.id in self.running or not ready(state, now):
+            if state is None or task.id in self.running:
+                continue
+            if state.status in TERMINAL_TASK_STATUSES or not (task.council or ready(state, now)):
                 continue
             broken = broken_dependency(task, states)
             if broken is not None:
@@ -347,41 +317,92 @@ class Scheduler(AttemptLifecycle):
                     task.id, {"status": TaskStatus.FAILED, "error": error, "finished_at": now}
                 )
                 await self._emit("task.failed", {"task_id": task.id, "error": error})
+                if task.council:
+                    await self.cancel_council(task)
                 continue
             if waiting_on(task, states):
                 continue
-            sticky = (
-                state.metadata.get(PARKED_ADAPTER) if state.status == TaskStatus.PARKED else None
-            )
-            adapter = choose_adapter(
-                self._chain(task), self.parked, now, sticky if isinstance(sticky, str) else None
-            )
-            if adapter is None:
+            if task.council:
+                await self._dispatch_council(task, state, states, now)
+            else:
+                await self._start(task, state, now)
+
+    async def _start(
+        self, task: TaskConfig, state: TaskState, now: datetime, group: str | None = None
+    ) -> bool:
+        """Start an attempt at ``task`` if its adapter, a slot and its files are free."""
+        sticky = state.metadata.get(PARKED_ADAPTER) if state.status == TaskStatus.PARKED else None
+        adapter = choose_adapter(
+            self._chain(task), self.parked, now, sticky if isinstance(sticky, str) else None
+        )
+        if adapter is None:
+            return False
+        phase = first_phase(self.services.config, task, state)
+        files = frozenset(task.files)
+        if not self.slots.free(adapter, phase) or not await self._files_free(files, group):
+            return False
+        self._launch(Attempt(task, adapter, phase, self._next_seq(), files, group=group))
+        return True
+
+    async def _dispatch_council(
+        self, task: TaskConfig, state: TaskState, states: dict[str, TaskState], now: datetime
+    ) -> None:
+        """Start the candidates that are ready to run, or, once all of them have settled,
+        the council step that compares them and merges the winner."""
+        members = [(m, states.get(m.id)) for m in candidates_of(task)]
+        if all(candidate_settled(s) for _, s in members):
+            if state.status == TaskStatus.RUNNING or ready(state, now):
+                ready_ones = [m for m, s in members if s is not None and candidate_ready(s)]
+                first = (ready_ones or [m for m, _ in members])[0].adapters[0]
+                judge = judge_adapter(self.services.config, first)
+                if choose_adapter([judge], self.parked, now) and self.slots.free(
+                    judge, COUNCIL_PHASE
+                ):
+                    attempt = Attempt(task, judge, COUNCIL_PHASE, self._next_seq(), frozenset())
+                    attempt.picking = True
+                    self._launch(attempt)
+            return
+        for member, member_state in members:
+            if self.slots.full():
+                return
+            if member_state is None or member.id in self.running or not ready(member_state, now):
                 continue
-            phase = first_phase(config, task, state)
-            files = frozenset(task.files)
-            if not self.slots.free(adapter, phase) or not await self._files_free(files):
-                continue
-            self._seq += 1
-            attempt = Attempt(task=task, adapter=adapter, phase=phase, seq=self._seq, files=files)
-            self.slots.take(attempt.key, adapter, phase)
-            self.running[attempt.key] = attempt
-            assert self._group is not None
-            self._group.start_soon(self._run_and_wake, attempt)
+            started = await self._start(member, member_state, now, group=task.id)
+            if started and state.status != TaskStatus.RUNNING:
+                running = {"status": TaskStatus.RUNNING, "started_at": state.started_at or now}
+                state = await self.services.store.update_task_state(task.id, running)
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _launch(self, attempt: Attempt) -> None:
+        self.slots.take(attempt.key, attempt.adapter, attempt.phase)
+        self.running[attempt.key] = attempt
+        assert self._group is not None
+        self._group.start_soon(self._run_and_wake, attempt)
 
     async def _run_and_wake(self, attempt: Attempt) -> None:
         try:
-            await self.run_attempt(attempt)
+            if attempt.picking:
+                await self.run_council_step(attempt)
+            else:
+                await self.run_attempt(attempt)
         finally:
             self._wake.set()
 
-    async def _files_free(self, files: frozenset[str]) -> bool:
+    async def _files_free(self, files: frozenset[str], group: str | None) -> bool:
+        """No other running session declared or owns any of ``files`` (a council
+        candidate's siblings share its files and their lock owner)."""
         if not files:
             return True
-        if any(files & other.files for other in self.running.values()):
+        others = [a for a in self.running.values() if group is None or a.group != group]
+        if any(files & other.files for other in others):
             return False
+        mine = group_lock_owner(group) if group is not None else None
         for path in sorted(files):
-            if await self.services.locks.owner_of(path) is not None:
+            owner = await self.services.locks.owner_of(path)
+            if owner is not None and owner.session != mine:
                 return False
         return True
 
@@ -416,6 +437,7 @@ class Scheduler(AttemptLifecycle):
                     continue
             fresh = TaskState(task_id=task.id, session_id=self.session_id, priority=task.priority)
             await store.update_task_state(task.id, fresh.model_dump(exclude={"version"}))
+        await self.prepare_candidates(batch, resuming=False)
         saved = list(session.options.get(TASKS_OPTION, []))
         saved += [task.model_dump(mode="json") for task in batch]
         await store.update_session(

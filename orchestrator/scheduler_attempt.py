@@ -13,13 +13,17 @@ taken, and goes:
    really there), else a new one forked from the base tip as it is now;
 4. **workflow**: ``await workflow(TaskRun)``; ``task.timeout`` and ``stop()`` set the run's
    cancel event so the workflow commits what the CLI did and returns;
-5. **settle** the result with the fencing token: ready → merge queue (held first while a
-   forecast says it conflicts with an earlier in-flight branch); cancelled by a stop → back to
-   the queue, claim abandoned; anything else → ``RetryPolicy.decide``: retry later, park the
-   adapter, or fail with the CLI's message.
+5. **settle** the result with the fencing token: cancelled on request (``scheduler_cancel``)
+   → ``cancelled``, claim abandoned, worktree removed with its branch kept; ready → merge
+   queue (held first while a forecast says it conflicts with an earlier in-flight branch), or
+   for a council candidate ``merging`` with its result kept for the comparison
+   (``scheduler_candidates``); cancelled by a stop → back to the queue, claim abandoned;
+   anything else → ``RetryPolicy.decide``: retry later, park the adapter, or fail with the
+   CLI's message.
 
-Locks are released when the attempt ends; the worktree is removed only when the base contains
-the branch tip (otherwise it is kept for the next attempt, a resolve round or the user).
+Locks are released when the attempt ends (a candidate's, held for its whole council task, when
+that task ends); the worktree is removed only when the base contains the branch tip (otherwise
+it is kept for the next attempt, a resolve round or the user).
 An attempt whose claim was lost (lease lapsed and swept) writes nothing more: the sweeper owns
 the task now.
 """
@@ -43,9 +47,16 @@ from orchestrator.events import Event
 from orchestrator.locks import LockManager
 from orchestrator.merge import MergeQueue
 from orchestrator.merge_types import MergeResult, MergeStatus
-from orchestrator.models import ClaimStatus, TaskState, TaskStatus, utcnow
+from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.plugins import PluginHost
 from orchestrator.retry import GiveUp, Park, Retry, RetryPolicy
+from orchestrator.scheduler_cancel import cancelled_updates
+from orchestrator.scheduler_candidates import (
+    CANDIDATE_RESULT,
+    COUNCIL_SUMMARY,
+    council_summary,
+    group_lock_owner,
+)
 from orchestrator.scheduler_capacity import Slots
 from orchestrator.scheduler_queue import NOT_BEFORE, PARKED_ADAPTER, PARKED_UNTIL
 from orchestrator.state.protocol import StateStore
@@ -98,12 +109,24 @@ class Attempt:
     files_changed: frozenset[str] = frozenset()
     last_message: str = ""
     slot_free: bool = False  # the CLI work is over; the attempt is settling or merging
+    group: str | None = None  # a council candidate: the council task it is a candidate of
+    picking: bool = False  # the council step of a council task (compare, merge the winner)
+    cancel_requested: bool = False  # someone asked for the task to be cancelled
     cancel: anyio.Event = field(default_factory=anyio.Event)
     finished: anyio.Event = field(default_factory=anyio.Event)
 
     @property
     def key(self) -> str:
         return self.task.id
+
+    @property
+    def worktree_task(self) -> str:
+        """The task id the worktree and branch are made for (a candidate's council task)."""
+        return self.group or self.task.id
+
+    def lock_owner(self, session_id: str) -> str:
+        """Who the attempt's file locks are held by."""
+        return group_lock_owner(self.group) if self.group else session_id
 
     def touches(self) -> frozenset[str]:
         return self.files | self.files_changed
@@ -120,6 +143,7 @@ class AttemptLifecycle:
     running: dict[str, Attempt]
     parked: dict[str, datetime]
     stopping: bool
+    tasks: dict[str, TaskConfig]
     listeners: list[Callable[[Event], None]]
 
     def on_event(self, event: Event) -> None:
@@ -134,6 +158,7 @@ class AttemptLifecycle:
     # -- the whole attempt ----------------------------------------------------------------
 
     async def run_attempt(self, attempt: Attempt) -> None:
+        """Run ``attempt`` from claim to settled (module doc); never raises a council error."""
         try:
             if not await self._setup(attempt):
                 return
@@ -151,10 +176,13 @@ class AttemptLifecycle:
             with anyio.CancelScope(shield=True):
                 await self._decide(attempt, failed)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._release_locks(attempt)
             self.slots.give_back(attempt.key)
             self.running.pop(attempt.key, None)
+            with anyio.CancelScope(shield=True):
+                if attempt.group is None:
+                    await self._release_locks(attempt)
+                else:
+                    await self._release_group_if_over(attempt.group)
             attempt.finished.set()
 
     async def _setup(self, attempt: Attempt) -> bool:
@@ -179,11 +207,11 @@ class AttemptLifecycle:
         attempt.token = claim.token
         attempt.renewed = time.monotonic()
         session_id = str(state.metadata.get(WORKTREE) or _new_session_id(task.id))
+        locks, owner = self.services.locks, attempt.lock_owner(session_id)
+        wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
         try:
-            if attempt.files:
-                await self.services.locks.acquire_file_locks(
-                    session_id, sorted(attempt.files), timeout=_LOCK_TIMEOUT
-                )
+            if wanted:
+                await locks.acquire_file_locks(owner, wanted, timeout=_LOCK_TIMEOUT)
             attempt.session = await self._worktree(session_id, attempt)
         except LockError as exc:
             await self._requeue(attempt, state, f"waiting for files: {exc}")
@@ -216,7 +244,7 @@ class AttemptLifecycle:
             kept = await worktrees.get_session(session_id)
         except WorkspaceError:
             return await worktrees.create_session_worktree(
-                session_id, attempt.adapter, attempt.task.id
+                session_id, attempt.adapter, attempt.worktree_task
             )
         return await worktrees.recreate_session_worktree(kept)
 
@@ -237,6 +265,7 @@ class AttemptLifecycle:
             home_root=services.home_root,
             cancel=attempt.cancel,
             on_event=lambda event: self._attempt_event(attempt, event),
+            lock_owner=attempt.lock_owner(attempt.session.session_id),
         )
         async with anyio.create_task_group() as group:
             if attempt.task.timeout is not None:
@@ -281,7 +310,11 @@ class AttemptLifecycle:
         if attempt.lost:
             return
         await self._add_usage(attempt, result)
-        if result.status == WorkflowStatus.READY_TO_MERGE:
+        if attempt.cancel_requested:
+            await self._cancelled(attempt)
+        elif result.status == WorkflowStatus.READY_TO_MERGE and attempt.group is not None:
+            await self._candidate_ready(attempt, result)
+        elif result.status == WorkflowStatus.READY_TO_MERGE:
             attempt.files_changed = frozenset(result.files_changed)
             await self._merge(attempt, result)
         elif result.status == WorkflowStatus.CANCELLED and self.stopping:
@@ -335,6 +368,72 @@ class AttemptLifecycle:
             await self._emit("task.failed", {"task_id": attempt.key, "error": decision.reason})
         await self._release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
 
+    async def _cancelled(self, attempt: Attempt) -> None:
+        """End the task ``cancelled`` on request: claim abandoned, the worktree removed (its
+        work is committed; the branch, which the base lacks, is kept)."""
+        state = await self.services.store.get_task_state(attempt.key)
+        if state is None:
+            return
+        meta = dict(state.metadata)
+        meta.pop(WORKTREE, None)
+        updates = {**cancelled_updates(state), "metadata": meta}
+        await self._release(attempt, ClaimStatus.ABANDONED, updates)
+        await self._emit("task.cancelled", {"task_id": attempt.key, "branch": state.branch})
+        if attempt.group is None:
+            await self._release_locks(attempt)
+        await self._retire_worktree(attempt)
+
+    async def _candidate_ready(self, attempt: Attempt, result: WorkflowResult) -> None:
+        """A council candidate passed: it waits, ``merging``, for the comparison."""
+        state = await self.services.store.get_task_state(attempt.key)
+        if state is None:
+            return
+        kept = {
+            "commit": result.commit,
+            "files_changed": list(result.files_changed),
+            "message": result.message,
+        }
+        meta = {**state.metadata, CANDIDATE_RESULT: kept}
+        updates = {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta}
+        await self._release(attempt, ClaimStatus.COMPLETED, updates)
+        await self._emit(
+            "council.candidate_ready",
+            {"task_id": attempt.group, "candidate": attempt.key, "adapter": attempt.adapter},
+        )
+
+    async def _release_group_if_over(self, group: str) -> None:
+        """Once council task ``group`` has ended and none of its candidates runs any more:
+        its summary shows how each candidate ended, and their shared file locks go."""
+        if any(a.group == group or a.key == group for a in self.running.values()):
+            return
+        store = self.services.store
+        state = await store.get_task_state(group)
+        if state is not None and state.status not in TERMINAL_TASK_STATUSES:
+            return
+        await self.services.locks.release_all_session_locks(group_lock_owner(group))
+        task = self.council_tasks().get(group)
+        if state is None or task is None:
+            return
+        summary = state.metadata.get(COUNCIL_SUMMARY)
+        winner = summary.get("winner") if isinstance(summary, dict) else None
+        fresh = await council_summary(store, task, winner if isinstance(winner, str) else None)
+        if fresh != summary:
+            await store.update_task_state(
+                group, {"metadata": {**state.metadata, COUNCIL_SUMMARY: fresh}}
+            )
+
+    def council_tasks(self) -> dict[str, TaskConfig]:
+        """The council tasks of this run, by id."""
+        return {task.id: task for task in self.tasks.values() if task.council}
+
+    async def _retire_worktree(self, attempt: Attempt) -> None:
+        if attempt.session is None:
+            return
+        try:
+            await self.services.worktrees.remove_session_worktree(attempt.session)
+        except WorkspaceError as exc:  # the branch keeps the work either way
+            log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
+
     async def _requeue(self, attempt: Attempt, state: TaskState | None, why: str) -> bool:
         """Give the task back to the queue as it was (nothing counted); False, for callers."""
         if attempt.token and not attempt.lost:
@@ -358,6 +457,9 @@ class AttemptLifecycle:
                 break
             if self.stopping:
                 await self._requeue(attempt, None, "stopped while waiting for the checkout")
+                return
+            if attempt.cancel_requested:
+                await self._cancelled(attempt)
                 return
             await anyio.sleep(max(_MERGE_RECHECK, self.services.config.scheduler.tick))
         await self._landed(attempt, merged)

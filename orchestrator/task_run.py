@@ -46,6 +46,13 @@ class TaskRun:
     # attempts, so a resumed conversation finds the CLI's own session files)
     cancel: anyio.Event = field(default_factory=anyio.Event)
     on_event: Callable[[Event], None] | None = None
+    lock_owner: str | None = None  # who file locks are taken for (None: the session); the
+    # candidates of a council task share one owner, so they never wait for each other
+
+    @property
+    def lock_session(self) -> str:
+        """The owner id the attempt's file locks are taken and released under."""
+        return self.lock_owner or self.session.session_id
 
 
 class WorkflowStatus(StrEnum):

@@ -359,7 +359,7 @@ class _Workflow:
         plan = self.handoffs.get(PLAN)
         if plan is None or not plan.files_to_touch:
             return
-        locks, sid = self.run.locks, self.session.session_id
+        locks, sid = self.run.locks, self.run.lock_session
         held = {grant.path for grant in locks.held(sid)}
         wanted: list[str] = []
         for path in plan.files_to_touch:

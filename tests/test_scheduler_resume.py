@@ -146,8 +146,9 @@ async def test_a_killed_run_resumes_without_merging_anything_twice(tmp_path: Pat
     assert report.exit_code == 0 and report.totals.done == 3
     assert finish.scouted == []
     assert sorted(merged_tasks(repo)) == ["quick", "slow-1", "slow-2"]
-    landed = [e.data["task_id"] for e in events if e.type == "merge.already_merged"]
-    assert landed == ["quick"]
+    # Its trailer on the base says it landed: done at once, never run or merged again.
+    landed = [e.data["task_id"] for e in events if e.type == "task.already_merged"]
+    assert landed == ["quick"] and probe_calls(events, "quick") == 0
 
 
 async def test_heartbeats_keep_a_long_attempt_claimed(tmp_path: Path) -> None:
@@ -165,3 +166,7 @@ async def test_heartbeats_keep_a_long_attempt_claimed(tmp_path: Path) -> None:
     assert report.task("long").status == TaskStatus.DONE and report.task("long").attempts == 1
     assert sum(e.type == "claim.renewed" for e in events) >= 5
     assert not [e for e in events if e.type in ("claim.expired", "task.swept")]
+
+
+def probe_calls(events: list[Event], task_id: str) -> int:
+    return sum(e.type == "task.dispatched" and e.data["task_id"] == task_id for e in events)

@@ -12,7 +12,16 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from orchestrator.cli import adapters_cmd, config_cmd, console, run_cmd
+from orchestrator.cli import (
+    adapters_cmd,
+    cancel_cmd,
+    checkpoint_cmd,
+    clean_cmd,
+    config_cmd,
+    console,
+    run_cmd,
+    worktrees_cmd,
+)
 from orchestrator.errors import ConfigError, CouncilError
 
 __all__ = ["CouncilGroup", "app", "exit_code_for", "main"]
@@ -47,7 +56,11 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(adapters_cmd.app, name="adapters")
+app.add_typer(checkpoint_cmd.app, name="checkpoint")
+app.add_typer(worktrees_cmd.app, name="worktrees")
 run_cmd.register(app)
+cancel_cmd.register(app)
+clean_cmd.register(app)
 
 
 def main() -> None:

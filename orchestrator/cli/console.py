@@ -16,11 +16,13 @@ from rich.table import Table
 from rich.text import Text
 
 __all__ = [
+    "is_terminal",
     "live_table",
     "print_error",
     "print_lines",
     "print_success",
     "print_table",
+    "print_warning",
     "stderr",
     "stdout",
 ]
@@ -31,10 +33,21 @@ stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def is_terminal() -> bool:
+    """Standard output is a terminal (so tables may be redrawn in place)."""
+    return stdout.is_terminal
+
+
 def print_error(message: str) -> None:
     """Each line of ``message`` in red on stderr, exactly as given (no markup, no wrapping)."""
     for line in message.splitlines() or [""]:
         stderr.print(Text(line, style="bold red"))
+
+
+def print_warning(message: str) -> None:
+    """Each line of ``message`` in yellow on stderr, exactly as given."""
+    for line in message.splitlines() or [""]:
+        stderr.print(Text(line, style="yellow"))
 
 
 def print_success(message: str) -> None:

@@ -7,7 +7,10 @@
   nothing.
 - ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository.
 - ``status [FILE]``: the report of the newest session (of FILE's repository, or of the current
-  directory's ``.council/state``), ``--json`` for machine output.
+  directory's ``.council/state``), ``--json`` for machine output. ``--watch`` redraws the table
+  every second (on anything but a terminal: one line per task status change) until every task
+  has ended, the run stopped, or its orchestrator is gone, then prints the report and exits
+  with the run's exit code; Ctrl-C exits 130.
 
 Ctrl-C (or SIGTERM) stops gracefully: no new sessions, running CLIs cancelled with their work
 committed, a checkpoint written; a second one stops at once. Exit codes: 0 every task done,
@@ -27,7 +30,9 @@ import anyio
 import typer
 
 from orchestrator.cli import console
+from orchestrator.cli.store_access import newest_report
 from orchestrator.council import Council, stored_report
+from orchestrator.models import SessionStatus
 from orchestrator.plan import RunPlan
 from orchestrator.report import RunReport
 
@@ -36,6 +41,7 @@ __all__ = ["register"]
 _COLUMNS = ("task", "phase", "adapter", "status", "elapsed", "last message")
 _SUMMARY = ("task", "status", "adapter", "attempts", "branch", "merged", "time", "error")
 _REFRESH = 0.25
+_WATCH_EVERY = 1.0
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 
@@ -81,11 +87,17 @@ def status(
         Path | None, typer.Argument(help="Run config (default: the current directory's run).")
     ] = None,
     as_json: JsonOption = False,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", help="Refresh every second until every task has ended."),
+    ] = False,
 ) -> None:
     """Show the newest run's tasks."""
     state_dir = Path(".council/state")
     if file is not None:
         state_dir = Council.from_config(file).config.state_dir
+    if watch:
+        watch_status(state_dir, as_json)
     report = anyio.run(stored_report, state_dir)
     if as_json:
         console.print_lines(report.model_dump_json(indent=2))
@@ -139,8 +151,41 @@ def _finish(report: RunReport, as_json: bool) -> None:
     raise typer.Exit(report.exit_code)
 
 
+def watch_status(state_dir: Path, as_json: bool) -> None:
+    """``status --watch`` (see the module doc); always ends by raising ``typer.Exit``."""
+    try:
+        report = anyio.run(_watch, state_dir, not as_json)
+    except KeyboardInterrupt:
+        console.print_error("interrupted")
+        raise typer.Exit(130) from None
+    _finish(report, as_json)
+
+
+async def _watch(state_dir: Path, show: bool) -> RunReport:
+    seen: dict[str, str] = {}
+    with console.live_table(_SUMMARY) as update:
+        while True:
+            report, gone = await newest_report(state_dir)
+            rows, title = _summary(report)
+            update(rows, title)
+            if show and not console.is_terminal():
+                for task in report.tasks:
+                    if seen.get(task.task_id) != task.status:
+                        seen[task.task_id] = task.status
+                        phase = f" ({task.current_phase})" if task.current_phase else ""
+                        console.print_lines(f"{task.task_id}: {task.status}{phase}")
+            if report.totals.pending == 0 or report.status != SessionStatus.ACTIVE or gone:
+                return report
+            await anyio.sleep(_WATCH_EVERY)
+
+
 def _print_summary(report: RunReport) -> None:
-    rows = [
+    rows, title = _summary(report)
+    console.print_table(_SUMMARY, rows, title=title)
+
+
+def _summary(report: RunReport) -> tuple[list[tuple[object, ...]], str]:
+    rows: list[tuple[object, ...]] = [
         (
             t.task_id,
             t.status,
@@ -158,7 +203,7 @@ def _print_summary(report: RunReport) -> None:
         f"session {report.session_id}: {report.status}, {totals.done}/{totals.tasks} done, "
         f"{totals.failed} failed, {totals.conflict} in conflict"
     )
-    console.print_table(_SUMMARY, rows, title=title)
+    return rows, title
 
 
 def _print_plan(plan: RunPlan, as_json: bool) -> None:

@@ -1,0 +1,104 @@
+"""``council cancel FILE TASK``: end one task of an unfinished run for good.
+
+The task belongs to the newest active or interrupted session of FILE's repository (or to
+``--session``). The cancel is ``request_cancel`` (``orchestrator.scheduler_cancel``): a task
+nobody works on (queued or parked) is ``cancelled`` at once and never started; a running one
+is cancelled by the orchestrator running its session at its next tick (the CLI's work is
+committed on the task's branch, which is kept), or, when that orchestrator is gone, by
+``council resume`` first thing. The command says which of these happened.
+
+Exit codes: 0 the task is cancelled or its cancel is requested, 2 the task is not part of the
+session (or is no valid id), 1 it already ended or there is no unfinished run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+
+from orchestrator import procid
+from orchestrator.cli import console
+from orchestrator.cli.store_access import UsageError, open_store, pick_session, running_process
+from orchestrator.config import load_config
+from orchestrator.config_models import RunConfig
+from orchestrator.council import request_cancel
+from orchestrator.ids import check_id
+from orchestrator.models import TaskStatus
+
+__all__ = ["register"]
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    task_id: str
+    session_id: str
+    previous_status: TaskStatus
+    action: str  # "cancelled" (done), or "requested" (its orchestrator or a resume ends it)
+    process: procid.ProcessId | None  # the live orchestrator that will end it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "session_id": self.session_id,
+            "previous_status": str(self.previous_status),
+            "action": self.action,
+            "process": self.process.as_dict() if self.process else None,
+        }
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``cancel`` to the root app."""
+    app.command("cancel")(cancel)
+
+
+def cancel(
+    file: Annotated[Path, typer.Argument(help="The run config the session was started from.")],
+    task: Annotated[str, typer.Argument(help="Id of the task to cancel.")],
+    session: Annotated[
+        str | None, typer.Option("--session", help="Session id (default: the newest unfinished).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Cancel TASK of the newest unfinished run of FILE."""
+    config = load_config(file)
+    outcome = anyio.run(_cancel, config, check_id(task, "task id"), session)
+    if as_json:
+        console.print_lines(json.dumps(outcome.as_dict(), indent=2))
+    elif outcome.action == "cancelled":
+        console.print_success(
+            f"cancelled task {outcome.task_id} of session {outcome.session_id} "
+            f"(it was {outcome.previous_status})"
+        )
+    elif outcome.process is not None:
+        proc = outcome.process
+        console.print_success(
+            f"asked process {proc.pid} on {proc.host} to cancel task {outcome.task_id} "
+            f"({outcome.previous_status}); it stops the task at its next tick and keeps the work "
+            "on the task's branch"
+        )
+    else:
+        console.print_success(
+            f"cancel of task {outcome.task_id} ({outcome.previous_status}) recorded: no "
+            f"orchestrator runs session {outcome.session_id} now; `council resume {file}` "
+            "carries it out first thing"
+        )
+
+
+async def _cancel(config: RunConfig, task_id: str, session_id: str | None) -> CancelOutcome:
+    async with open_store(config) as store:
+        session = await pick_session(store, session_id, unfinished=True)
+        sid = session.session_id
+        before = await store.get_task_state(task_id)
+        if task_id not in session.task_ids or before is None or before.session_id != sid:
+            known = ", ".join(session.task_ids) or "none"
+            raise UsageError(f"task {task_id!r} is not part of session {sid} (its tasks: {known})")
+        after = await request_cancel(store, task_id)
+        if after.status == TaskStatus.CANCELLED:
+            return CancelOutcome(task_id, sid, before.status, "cancelled", None)
+        runner = running_process(session, await store.list_tasks(sid))
+        return CancelOutcome(task_id, sid, after.status, "requested", runner)

@@ -1,0 +1,146 @@
+"""``council checkpoint create|list|restore``: snapshots of a run's session and tasks.
+
+- ``create FILE [--reason TEXT] [--session ID]``: snapshot the newest session (or ``--session``).
+- ``list FILE [--session ID] [--json]``: the checkpoints kept in FILE's store, oldest first.
+- ``restore FILE CHECKPOINT_ID``: put the session and its tasks back as the checkpoint holds
+  them. Refused while a live orchestrator runs that session (it would overwrite the restore,
+  or act on tasks that changed under it); stop it first, restore, then ``council resume``.
+  Cancel requests made after the checkpoint are dropped with the rest of what it undoes.
+
+Restoring changes the state store only: branches, worktrees and merged commits stay as they
+are, so nothing that was done is lost; the merge queue recognises work that already landed by
+its commit trailer and never merges a task twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+
+from orchestrator.cli import console
+from orchestrator.cli.store_access import UsageError, open_store, pick_session, running_process
+from orchestrator.config import load_config
+from orchestrator.config_models import RunConfig
+from orchestrator.errors import RecordNotFound, RunError
+from orchestrator.ids import check_id
+from orchestrator.models import ACTIVE_SESSION_STATUSES, CheckpointInfo, SessionSnapshot
+from orchestrator.scheduler_cancel import CANCEL_REQUESTS, clear_cancel
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="checkpoint",
+    help="Create, list and restore checkpoints of a run.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+FileArg = Annotated[Path, typer.Argument(help="The run config (YAML) of the run.")]
+SessionOption = Annotated[
+    str | None, typer.Option("--session", help="Session id (default: the newest).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+_COLUMNS = ("checkpoint", "session", "created", "reason", "tasks")
+
+
+@app.command()
+def create(
+    file: FileArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why (shown by list).")] = "manual",
+    session: SessionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Snapshot the newest session of FILE (its record and every task's state)."""
+    info = anyio.run(_create, load_config(file), session, reason)
+    if as_json:
+        console.print_lines(info.model_dump_json(indent=2))
+    else:
+        console.print_success(
+            f"checkpoint {info.checkpoint_id} of session {info.session_id}: "
+            f"{info.task_count} tasks ({info.reason})"
+        )
+
+
+@app.command("list")
+def list_(file: FileArg, session: SessionOption = None, as_json: JsonOption = False) -> None:
+    """List the checkpoints of FILE's runs, oldest first."""
+    config = load_config(file)
+    infos = anyio.run(_list, config, session)
+    if as_json:
+        console.print_lines(json.dumps([i.model_dump(mode="json") for i in infos], indent=2))
+    elif not infos:
+        console.print_lines(f"no checkpoints in {config.state_dir}")
+    else:
+        console.print_table(_COLUMNS, map(_row, infos), title=f"{len(infos)} checkpoints")
+
+
+@app.command()
+def restore(
+    file: FileArg,
+    checkpoint_id: Annotated[str, typer.Argument(help="Id of the checkpoint (see list).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Put a session and its tasks back as checkpoint CHECKPOINT_ID holds them."""
+    snapshot = anyio.run(_restore, load_config(file), check_id(checkpoint_id, "checkpoint id"))
+    if as_json:
+        console.print_lines(snapshot.model_dump_json(indent=2))
+        return
+    session = snapshot.session
+    counts = Counter(str(t.status) for t in snapshot.tasks)
+    spread = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no tasks"
+    console.print_success(
+        f"restored session {session.session_id} from checkpoint {checkpoint_id}: "
+        f"{session.status}, {spread}"
+    )
+    if session.status in ACTIVE_SESSION_STATUSES:
+        console.print_lines(f"continue it with: council resume {file}")
+
+
+def _row(info: CheckpointInfo) -> tuple[object, ...]:
+    created = f"{info.created_at:%Y-%m-%d %H:%M:%S}"
+    return (info.checkpoint_id, info.session_id, created, info.reason, info.task_count)
+
+
+async def _create(config: RunConfig, session_id: str | None, reason: str) -> CheckpointInfo:
+    async with open_store(config) as store:
+        session = await pick_session(store, session_id, unfinished=False)
+        return await store.create_checkpoint(session.session_id, reason)
+
+
+async def _list(config: RunConfig, session_id: str | None) -> list[CheckpointInfo]:
+    async with open_store(config) as store:
+        if session_id is not None:
+            await pick_session(store, session_id, unfinished=False)  # an unknown id is an error
+        return await store.list_checkpoints(session_id)
+
+
+async def _restore(config: RunConfig, checkpoint_id: str) -> SessionSnapshot:
+    async with open_store(config) as store:
+        try:
+            checkpoint = await store.get_checkpoint(checkpoint_id)
+        except RecordNotFound:
+            raise UsageError(
+                f"checkpoint {checkpoint_id!r} does not exist in {store.root} "
+                "(see `council checkpoint list`)"
+            ) from None
+        sid = checkpoint.session_id
+        current = await store.get_session(sid)
+        if current is not None:
+            runner = running_process(current, await store.list_tasks(sid))
+            if runner is not None:
+                raise RunError(
+                    f"session {sid} is being run by process {runner.pid} on {runner.host}; "
+                    "stop it (Ctrl-C) before restoring a checkpoint"
+                )
+        snapshot = await store.restore_checkpoint(checkpoint_id)
+        # Cancel requests made after the checkpoint are undone with everything else; a
+        # resumed run would otherwise carry them out first thing.
+        for request in await store.list_records(CANCEL_REQUESTS):
+            if request.data.get("session_id") == sid and request.updated_at > checkpoint.created_at:
+                await clear_cancel(store, request.key)
+        return snapshot

@@ -1,0 +1,166 @@
+"""What the maintenance commands (cancel, checkpoint, worktrees, clean) share.
+
+- ``open_store(config)``: the state store a run config writes to, opened only when a run has
+  been recorded there (a command never creates ``.council/state`` in someone's repository).
+- ``pick_session``: the session a command acts on, the newest by default.
+- ``newest_report``: the newest session's report, for ``status --watch``.
+- ``running_process``: the live orchestrator process running a session, if any. It is known
+  from the session's metadata (pid, host and start time, so a reused pid is not mistaken for
+  it) and from the holders of the session's live claims; a holder on another host counts as
+  alive, since nothing here can tell.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio.to_thread
+
+from orchestrator import procid
+from orchestrator.config_models import RunConfig
+from orchestrator.errors import CouncilError, RecordNotFound, RunError
+from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
+from orchestrator.report import RunReport, build_report
+from orchestrator.scheduler import ORCHESTRATOR
+from orchestrator.state import FileStateStore
+
+__all__ = [
+    "UsageError",
+    "newest_report",
+    "open_store",
+    "orchestrator_gone",
+    "pick_session",
+    "running_process",
+    "sessions_by_age",
+]
+
+
+class UsageError(CouncilError, ValueError):
+    """A value the user gave names nothing there is (exit code 2, like any bad input)."""
+
+
+@asynccontextmanager
+async def open_store(config: RunConfig) -> AsyncIterator[FileStateStore]:
+    """The run's state store; ``RecordNotFound`` when no run has been recorded yet."""
+    if config.state.backend != "file":
+        raise RunError(f"the {config.state.backend} state backend is not available yet")
+    state_dir = config.state_dir
+    if not await anyio.to_thread.run_sync(state_dir.is_dir):
+        raise RecordNotFound(f"no run has been recorded in {state_dir}")
+    events = config.repo / ".council" / "events.jsonl"
+    async with FileStateStore(state_dir, events_path=events) as store:
+        yield store
+
+
+async def sessions_by_age(store: FileStateStore) -> list[SessionRecord]:
+    """Every session in the store, oldest first."""
+    keys = await anyio.to_thread.run_sync(store.sessions.keys)
+    found = [s for s in [await store.get_session(key) for key in keys] if s is not None]
+    return sorted(found, key=lambda s: (s.created_at, s.session_id))
+
+
+async def pick_session(
+    store: FileStateStore, session_id: str | None, *, unfinished: bool
+) -> SessionRecord:
+    """Session ``session_id``, or the newest one (only active or interrupted ones when
+    ``unfinished``); a clear error when there is none."""
+    if session_id is not None:
+        session = await store.get_session(session_id)
+        if session is None:
+            raise UsageError(f"session {session_id!r} does not exist in {store.root}")
+        return session
+    sessions = await sessions_by_age(store)
+    if not sessions:
+        raise RecordNotFound(f"no run has been recorded in {store.root}")
+    newest = sessions[-1]
+    if unfinished:
+        sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
+        if not sessions:
+            raise RunError(
+                f"every run recorded in {store.root} has ended (the newest, "
+                f"{newest.session_id}, {newest.status}); there is nothing left to act on"
+            )
+    return sessions[-1]
+
+
+def _recorded(session: SessionRecord) -> procid.ProcessId | None:
+    data = session.metadata.get(ORCHESTRATOR)
+    return procid.ProcessId.from_dict(data) if isinstance(data, dict) else None
+
+
+def running_process(session: SessionRecord, tasks: Sequence[TaskState]) -> procid.ProcessId | None:
+    """The live process (other than this one) running ``session``, or None.
+
+    An active session whose recorded orchestrator is alive is being run, even while none of
+    its tasks holds a claim (it may be waiting for a rate limit to lift); so is a session one
+    of whose tasks holds a live claim of a process that is alive or on another host.
+    """
+    me = procid.current()
+    recorded = _recorded(session)
+    if (
+        recorded is not None
+        and recorded != me
+        and session.status == SessionStatus.ACTIVE
+        and procid.is_alive(recorded) is not False
+    ):
+        return recorded
+    for task in tasks:
+        claim = task.claim
+        if claim is None or not claim.is_live():
+            continue
+        holder = _holder(claim.holder)
+        if holder is None:
+            continue
+        host, pid = holder
+        if recorded is not None and (recorded.host, recorded.pid) == (host, pid):
+            if recorded != me and procid.is_alive(recorded) is not False:
+                return recorded
+        elif host != me.host or (pid != me.pid and _pid_exists(pid)):
+            return procid.ProcessId(pid, host, "")
+    return None
+
+
+def orchestrator_gone(session: SessionRecord) -> bool:
+    """The process recorded as running ``session`` has ended (or is this one, which is not
+    running it now); False while it is unknown, alive, or on another host."""
+    recorded = _recorded(session)
+    if recorded is None:
+        return False
+    return recorded == procid.current() or procid.is_alive(recorded) is False
+
+
+def _holder(holder: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of a claim holder ``<host>:<pid>:<run id>``."""
+    parts = holder.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])
+
+
+def _pid_exists(pid: int) -> bool:
+    if pid <= 0:
+        return False  # 0 and negative numbers name process groups, not a process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists; it is someone else's
+    return True
+
+
+async def newest_report(state_dir: Path) -> tuple[RunReport, bool]:
+    """The report of the newest session in ``state_dir``, and whether the orchestrator that ran
+    it is gone (so the report will not change until someone resumes it)."""
+    if not await anyio.to_thread.run_sync(state_dir.is_dir):
+        raise RecordNotFound(f"no run has been recorded in {state_dir}")
+    async with FileStateStore(state_dir) as store:
+        sessions = await sessions_by_age(store)
+        if not sessions:
+            raise RecordNotFound(f"no run has been recorded in {state_dir}")
+        newest = sessions[-1]
+        report = build_report(newest, await store.list_tasks(newest.session_id))
+        return report, orchestrator_gone(newest)
