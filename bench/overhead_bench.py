@@ -1,0 +1,294 @@
+"""The orchestrator's own cost: a whole run through CLI Council against a bare script, same run.
+
+Both sides run the same tasks on copies of the same small repository (``--files`` files, the
+base branch checked out in the main worktree, as in a user's clone), at the same concurrency
+(an anyio task group and a semaphore of ``--capacity``). Task ``n`` runs the offline
+scripted CLI (``adapters/scripted_cli.py``, started as the ``scripted`` adapter starts it:
+``python -I -S``, no delay) with the prompt ``WRITE f<n>.txt ...``: one process that writes
+one file.
+
+- **bare**: only the unavoidable work per task: ``git worktree add -b`` (under one
+  repository lock, since concurrent adds and removes race in git), run the CLI with a private
+  HOME, ``git add -A`` + ``git commit``, land it with ``git merge-tree --write-tree`` +
+  ``git commit-tree`` + ``git update-ref`` (under a merge lock), then ``git worktree remove``
+  + ``git branch -D`` (under the repository lock).
+- **council**: ``Council(config).run()`` with one ``build`` phase, no verify commands and the
+  default scheduler settings: state store, claims and heartbeats, the ADW workflow (prompt,
+  handoff, phase records), the process runner (private HOME, logs, output parsing), the merge
+  queue (which also fast-forwards the base's clean checkout) and the report.
+
+Rounds alternate bare and council so disk noise hits both alike; the ratio is taken from
+medians. Targets (issue 5): council <= 1.25x bare at 64 tasks, and council's time per task
+flat from 16 to 256 tasks.
+
+    python bench/overhead_bench.py [--tasks 64] [--capacity 8] [--rounds 3] [--quick]
+
+``--quick`` takes one round per size and stops the growth table at 64 tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from adapters.scripted import SCRIPT
+from orchestrator.config_models import RunConfig
+from orchestrator.council import Council
+from orchestrator.plugins import DISABLE_ENV
+
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@localhost",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@localhost",
+}
+BASE = "main"
+Runner = Callable[[Path, int, int], Awaitable[float]]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One run: wall seconds, CPU seconds of this process (all its threads) and of the
+    processes it started (git, the CLI), both over the whole run."""
+
+    wall: float
+    own_cpu: float
+    child_cpu: float
+
+
+def cpu_times() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def cli_argv(prompt: str) -> list[str]:
+    """The scripted CLI's command line, as the ``scripted`` adapter builds it (delay 0)."""
+    return [
+        sys.executable,
+        "-I",
+        "-S",
+        SCRIPT,
+        "--output-format",
+        "stream-json",
+        "--persona",
+        "default",
+        "--delay",
+        "0.0",
+        "-p",
+        prompt,
+    ]
+
+
+def prompt_for(n: int) -> str:
+    return f"WRITE f{n}.txt written by task {n}"
+
+
+def git_sync(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=ENV, check=True
+    )
+    return done.stdout
+
+
+def make_template(path: Path, files: int) -> Path:
+    """A small repository with ``files`` files on ``main``, checked out."""
+    path.mkdir(parents=True)
+    git_sync(path, "init", "-q", "-b", BASE)
+    for n in range(files):
+        target = path / f"d{n % 10}" / f"src{n}.txt"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(f"file {n}\n" * 20)
+    git_sync(path, "add", "-A")
+    git_sync(path, "commit", "-q", "-m", "initial")
+    git_sync(path, "config", "user.name", "bench")
+    git_sync(path, "config", "user.email", "bench@localhost")
+    return path
+
+
+def fresh_copy(template: Path, root: Path, label: str) -> Path:
+    repo = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=root)) / "repo"
+    shutil.copytree(template, repo, symlinks=True)
+    return repo
+
+
+async def git(repo: Path, *args: str) -> str:
+    done = await anyio.run_process(["git", "-C", str(repo), *args], env=ENV, check=True)
+    return done.stdout.decode()
+
+
+async def bare_run(repo: Path, tasks: int, capacity: int) -> float:
+    """The floor: wall seconds for ``tasks`` tasks done by hand at ``capacity`` at once."""
+    slots = anyio.Semaphore(capacity)
+    repo_lock = anyio.Lock()  # git worktree add/remove race when run concurrently
+    merge_lock = anyio.Lock()
+    worktrees = repo / ".bare" / "worktrees"
+    homes = repo / ".bare" / "homes"
+    worktrees.mkdir(parents=True)
+    (repo / ".git" / "info" / "exclude").write_text(".bare/\n")
+
+    async def one(n: int) -> None:
+        async with slots:
+            branch, path, home = f"bare/t{n}", worktrees / f"t{n}", homes / f"t{n}"
+            async with repo_lock:
+                await git(repo, "worktree", "add", "-q", "-b", branch, str(path), BASE)
+            home.mkdir(parents=True)
+            await anyio.run_process(
+                cli_argv(prompt_for(n)), cwd=path, env={**ENV, "HOME": str(home)}, check=True
+            )
+            await git(path, "add", "-A")
+            await git(path, "commit", "-q", "-m", f"t{n}: build")
+            async with merge_lock:
+                old = (await git(repo, "rev-parse", BASE)).strip()
+                tree = (await git(repo, "merge-tree", "--write-tree", old, branch)).split()[0]
+                message = f"Merge {branch}\n\nCouncil-Task: t{n}\n"
+                new = await git(repo, "commit-tree", tree, "-p", old, "-p", branch, "-m", message)
+                await git(repo, "update-ref", f"refs/heads/{BASE}", new.strip(), old)
+            async with repo_lock:
+                await git(repo, "worktree", "remove", "--force", str(path))
+                await git(repo, "branch", "-q", "-D", branch)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as group:
+        for n in range(tasks):
+            group.start_soon(one, n)
+    elapsed = time.perf_counter() - started
+    check_landed(repo, tasks)
+    return elapsed
+
+
+def council_config(repo: Path, tasks: int, capacity: int) -> RunConfig:
+    return RunConfig.model_validate(
+        {
+            "repo": str(repo),
+            "base_branch": BASE,
+            "adapters": {"cli": {"type": "scripted", "options": {"delay": 0}}},
+            "default_adapter": "cli",
+            "capacity": {"sessions": capacity},
+            "workflow": {"phases": [{"name": "build"}]},
+            "verify": [],
+            "tasks": [{"id": f"t{n}", "prompt": prompt_for(n)} for n in range(tasks)],
+        }
+    )
+
+
+async def council_run(repo: Path, tasks: int, capacity: int) -> float:
+    """Wall seconds for the same tasks through ``Council.run`` (context entry included)."""
+    config = council_config(repo, tasks, capacity)
+    started = time.perf_counter()
+    async with Council(config) as council:
+        report = await council.run()
+    elapsed = time.perf_counter() - started
+    if report.totals.done != tasks:
+        raise RuntimeError(f"council finished {report.totals.done} of {tasks} tasks: {report}")
+    check_landed(repo, tasks)
+    return elapsed
+
+
+def check_landed(repo: Path, tasks: int) -> None:
+    """Every task's file is on the base, each task merged once: both sides did the work."""
+    names = set(git_sync(repo, "ls-tree", "--name-only", BASE).split())
+    missing = [n for n in range(tasks) if f"f{n}.txt" not in names]
+    trailers = git_sync(
+        repo, "log", "--first-parent", "--format=%(trailers:key=Council-Task,valueonly)", BASE
+    ).split()
+    if missing or len(trailers) != tasks or len(set(trailers)) != tasks:
+        raise RuntimeError(f"{repo}: missing {missing[:5]}, {len(trailers)} merges for {tasks}")
+
+
+async def measure(
+    template: Path, root: Path, tasks: int, capacity: int, rounds: int
+) -> dict[str, list[Sample]]:
+    runners: dict[str, Runner] = {"bare": bare_run, "council": council_run}
+    results: dict[str, list[Sample]] = {name: [] for name in runners}
+    for round_number in range(rounds):
+        order = list(runners) if round_number % 2 == 0 else list(reversed(runners))
+        for name in order:
+            repo = fresh_copy(template, root, f"{name}-{tasks}")
+            own, children = cpu_times()
+            wall = await runners[name](repo, tasks, capacity)
+            own_after, children_after = cpu_times()
+            results[name].append(Sample(wall, own_after - own, children_after - children))
+            shutil.rmtree(repo.parent)
+    return results
+
+
+def per_task_ms(samples: list[Sample], tasks: int, field: str = "wall") -> float:
+    values = [float(getattr(sample, field)) for sample in samples]
+    return statistics.median(values) / tasks * 1000
+
+
+async def main(tasks: int, capacity: int, rounds: int, files: int, quick: bool) -> None:
+    os.environ[DISABLE_ENV] = "1"  # built-in adapters only: the run must not depend on plugins
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sizes = [16, 64] if quick else [16, 64, 256]
+    print(
+        f"overhead: {tasks} tasks, capacity {capacity}, {files}-file repository, "
+        f"{rounds} round(s); one scripted-cli process per task writes one file; "
+        f"{os.cpu_count()} CPUs, load average before the run {os.getloadavg()[0]:.1f}"
+    )
+    with tempfile.TemporaryDirectory(prefix="council-overhead-") as tmp:
+        root = Path(tmp)
+        template = make_template(root / "template", files)
+        await measure(template, root, 8, capacity, 1)  # warm the page cache and imports
+
+        results = await measure(template, root, tasks, capacity, rounds)
+        floor, cost = (per_task_ms(results[name], tasks) for name in ("bare", "council"))
+        print(f"\n== the same run of {tasks} tasks (median wall time)")
+        print(f"  bare script   {floor * tasks / 1000:6.2f} s  {floor:6.1f} ms/task  1.00x")
+        print(
+            f"  CLI Council   {cost * tasks / 1000:6.2f} s  {cost:6.1f} ms/task  "
+            f"{cost / floor:4.2f}x  (target <= 1.25x)"
+        )
+        for name in ("bare", "council"):
+            walls = "/".join(f"{sample.wall:.2f}" for sample in results[name])
+            own = per_task_ms(results[name], tasks, "own_cpu")
+            children = per_task_ms(results[name], tasks, "child_cpu")
+            print(
+                f"  {name:8} rounds {walls} s; CPU per task: this process {own:6.1f} ms, "
+                f"git and CLI processes {children:6.1f} ms"
+            )
+
+        print("\n== time per task as the run grows (median wall time / tasks)")
+        print(f"  {'tasks':>5}  {'bare':>9}  {'council':>9}  {'ratio':>5}  council - bare")
+        growth: list[float] = []
+        for size in sizes:
+            if size == tasks:
+                by_size = results
+            else:
+                by_size = await measure(template, root, size, capacity, rounds)
+            floor, cost = (per_task_ms(by_size[name], size) for name in ("bare", "council"))
+            growth.append(cost)
+            print(
+                f"  {size:5d}  {floor:6.1f} ms  {cost:6.1f} ms  {cost / floor:4.2f}x  "
+                f"{cost - floor:+6.1f} ms/task"
+            )
+        print(
+            f"  council per task at {sizes[-1]} tasks / at {sizes[0]} tasks: "
+            f"{growth[-1] / growth[0]:4.2f}x  (target: flat, about 1.00x)"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=64, help="tasks in the compared run")
+    parser.add_argument("--capacity", type=int, default=8, help="tasks running at once")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each side per size")
+    parser.add_argument("--files", type=int, default=100, help="files in the small repository")
+    parser.add_argument("--quick", action="store_true", help="one round per size, up to 64 tasks")
+    args = parser.parse_args()
+    rounds = 1 if args.quick else args.rounds
+    anyio.run(main, args.tasks, args.capacity, rounds, args.files, args.quick)
