@@ -49,6 +49,7 @@ from orchestrator.events import Event
 from orchestrator.locks import LockManager
 from orchestrator.merge import MergeQueue
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState
+from orchestrator.phase_cli import PHASE_EVENT
 from orchestrator.plan import RunPlan, build_plan, plan_paths
 from orchestrator.plugins import PluginHost, default_plugins
 from orchestrator.report import RunReport, build_report
@@ -250,7 +251,15 @@ class Council:
     def _attach(self, callback: Callback) -> None:
         assert self._store is not None and self._scheduler is not None
         self._store.subscribe(callback)
-        self._scheduler.listeners.append(callback)
+
+        # The workflow hands its phase lifecycle events to the store and to the scheduler
+        # (which tracks phases for its slots); only the CLI output events come through the
+        # scheduler alone, so that is all a subscriber takes from it.
+        def cli_output_only(event: Event) -> None:
+            if event.type == PHASE_EVENT:
+                callback(event)
+
+        self._scheduler.listeners.append(cli_output_only)
 
     def _require_store(self) -> FileStateStore:
         if self._store is None:
