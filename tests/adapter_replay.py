@@ -178,6 +178,15 @@ def mutated_lines(cli: str) -> list[str]:
     return lines
 
 
+def assert_mutated_recordings_never_raise(adapter: Adapter, cli: str) -> None:
+    """Every recorded JSON line of ``cli``, with each field swapped for a wrong-typed value,
+    goes through ``parse_line`` and ``classify`` without raising."""
+    lines = mutated_lines(cli)
+    assert len(lines) > 100
+    for line in lines:
+        adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, "stdout"))
+
+
 def json_lines(types: list[str], keys: list[str]) -> st.SearchStrategy[str]:
     """Random JSON objects with a known ``type`` and known keys holding random values."""
     return st.builds(

@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from adapter_replay import GARBAGE, cases, json_lines, mutated_lines, replay
+from adapter_replay import (
+    GARBAGE,
+    assert_mutated_recordings_never_raise,
+    cases,
+    json_lines,
+    replay,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,11 +176,7 @@ def test_class_attributes_and_registration() -> None:
 
 
 def test_recorded_lines_with_wrong_typed_fields_never_raise() -> None:
-    adapter = OpencodeAdapter()
-    lines = mutated_lines(CLI)
-    assert len(lines) > 100
-    for line in lines:
-        adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, "stdout"))
+    assert_mutated_recordings_never_raise(OpencodeAdapter(), CLI)
 
 
 @pytest.mark.parametrize("line", GARBAGE)
