@@ -33,118 +33,44 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import anyio
 
-from orchestrator.config_models import RunConfig, TaskConfig
-from orchestrator.errors import CouncilError, LockError, StaleClaim, WorkspaceError
+from orchestrator.errors import CouncilError, LockError, WorkspaceError
 from orchestrator.events import Event
-from orchestrator.locks import LockManager
-from orchestrator.merge import MergeQueue
-from orchestrator.merge_types import MergeResult, MergeStatus
-from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskState, TaskStatus, utcnow
-from orchestrator.plugins import PluginHost
-from orchestrator.retry import GiveUp, Park, Retry, RetryPolicy
-from orchestrator.scheduler_cancel import cancelled_updates
-from orchestrator.scheduler_candidates import (
-    CANDIDATE_RESULT,
-    COUNCIL_SUMMARY,
-    council_summary,
-    group_lock_owner,
+from orchestrator.models import TaskStatus, utcnow
+from orchestrator.scheduler_attempt_base import (
+    _LOCK_TIMEOUT,
+    _MERGE_RECHECK,
+    FAILURES,
+    MAX_RESOLVE_ROUNDS,
+    RESOLVE_ROUNDS,
+    USAGE,
+    WORKTREE,
+    Attempt,
+    Services,
 )
-from orchestrator.scheduler_capacity import Slots
-from orchestrator.scheduler_queue import NOT_BEFORE, PARKED_ADAPTER, PARKED_UNTIL
-from orchestrator.state.protocol import StateStore
-from orchestrator.task_run import TaskRun, WorkflowFn, WorkflowResult, WorkflowStatus
+from orchestrator.scheduler_settle import SettleLifecycle
+from orchestrator.task_run import TaskRun, WorkflowResult, WorkflowStatus
 from orchestrator.worktree_models import SessionWorktree
-from orchestrator.worktrees import WorktreeManager
 
-__all__ = ["Attempt", "AttemptLifecycle", "Services"]
+__all__ = [
+    "FAILURES",
+    "MAX_RESOLVE_ROUNDS",
+    "RESOLVE_ROUNDS",
+    "USAGE",
+    "WORKTREE",
+    "_MERGE_RECHECK",
+    "Attempt",
+    "AttemptLifecycle",
+    "Services",
+]
 
 log = logging.getLogger(__name__)
 
-FAILURES = "failures"  # metadata: failed attempts so far (what RetryPolicy.decide counts)
-WORKTREE = "worktree_session"  # metadata: the session id of the task's kept worktree
-RESOLVE_ROUNDS = "resolve_rounds"  # metadata: conflicts answered by building again on the base
-MAX_RESOLVE_ROUNDS = 1
-USAGE = "usage"  # metadata: tokens and cost summed over attempts
-_LOCK_TIMEOUT = 0.5
-_MERGE_RECHECK = 0.5  # seconds between merges retried while the base's checkout is dirty
 
-
-@dataclass
-class Services:
-    """What the scheduler works with; the ``Council`` facade builds and closes them."""
-
-    config: RunConfig
-    store: StateStore
-    worktrees: WorktreeManager
-    locks: LockManager
-    merges: MergeQueue
-    plugins: PluginHost
-    log_dir: Path
-    home_root: Path
-
-
-@dataclass(eq=False)
-class Attempt:
-    """One attempt in flight, as this scheduler sees it."""
-
-    task: TaskConfig
-    adapter: str
-    phase: str | None
-    seq: int  # dispatch order: the earlier of two conflicting branches lands first
-    files: frozenset[str]
-    started: float = field(default_factory=time.monotonic)
-    renewed: float = field(default_factory=time.monotonic)
-    token: int = 0
-    session: SessionWorktree | None = None
-    lost: bool = False  # the claim lapsed: this attempt may not write any more
-    timed_out: bool = False
-    files_changed: frozenset[str] = frozenset()
-    last_message: str = ""
-    slot_free: bool = False  # the CLI work is over; the attempt is settling or merging
-    group: str | None = None  # a council candidate: the council task it is a candidate of
-    picking: bool = False  # the council step of a council task (compare, merge the winner)
-    cancel_requested: bool = False  # someone asked for the task to be cancelled
-    cancel: anyio.Event = field(default_factory=anyio.Event)
-    finished: anyio.Event = field(default_factory=anyio.Event)
-
-    @property
-    def key(self) -> str:
-        return self.task.id
-
-    @property
-    def worktree_task(self) -> str:
-        """The task id the worktree and branch are made for (a candidate's council task)."""
-        return self.group or self.task.id
-
-    def lock_owner(self, session_id: str) -> str:
-        """Who the attempt's file locks are held by."""
-        return group_lock_owner(self.group) if self.group else session_id
-
-    def touches(self) -> frozenset[str]:
-        return self.files | self.files_changed
-
-
-class AttemptLifecycle:
-    """The attempt half of ``Scheduler`` (which sets these attributes)."""
-
-    services: Services
-    workflow: WorkflowFn
-    policy: RetryPolicy
-    slots: Slots
-    holder: str
-    running: dict[str, Attempt]
-    parked: dict[str, datetime]
-    stopping: bool
-    tasks: dict[str, TaskConfig]
-    listeners: list[Callable[[Event], None]]
+class AttemptLifecycle(SettleLifecycle):
+    """The attempt half of ``Scheduler``: claim, lock, worktree, workflow, then settle."""
 
     def on_event(self, event: Event) -> None:
         """A workflow event: to the plugins' observers, then to every listener."""
@@ -303,301 +229,6 @@ class AttemptLifecycle:
         if isinstance(text, str) and text:
             attempt.last_message = text[:200]
         self.on_event(event)
-
-    # -- settling a result ----------------------------------------------------------------
-
-    async def _settle(self, attempt: Attempt, result: WorkflowResult) -> None:
-        if attempt.lost:
-            return
-        await self._add_usage(attempt, result)
-        if attempt.cancel_requested:
-            await self._cancelled(attempt)
-        elif result.status == WorkflowStatus.READY_TO_MERGE and attempt.group is not None:
-            await self._candidate_ready(attempt, result)
-        elif result.status == WorkflowStatus.READY_TO_MERGE:
-            attempt.files_changed = frozenset(result.files_changed)
-            await self._merge(attempt, result)
-        elif result.status == WorkflowStatus.CANCELLED and self.stopping:
-            await self._requeue(attempt, None, "interrupted")
-        else:
-            await self._decide(attempt, result)
-
-    async def _decide(self, attempt: Attempt, result: WorkflowResult) -> None:
-        if attempt.lost or attempt.token == 0:
-            return
-        state = await self.services.store.get_task_state(attempt.key)
-        if state is None:
-            return
-        failures = int(state.metadata.get(FAILURES, 0))
-        if result.status != WorkflowStatus.PARKED and result.outcome_kind != "rate_limited":
-            failures += 1
-        decision = self.policy.decide(result, failures)
-        meta = {**state.metadata, FAILURES: failures}
-        now = utcnow()
-        if isinstance(decision, Park):
-            self.parked[attempt.adapter] = max(
-                decision.until, self.parked.get(attempt.adapter, now)
-            )
-            meta |= {PARKED_UNTIL: decision.until.isoformat(), PARKED_ADAPTER: attempt.adapter}
-            updates: dict[str, Any] = {"status": TaskStatus.PARKED, "error": result.message}
-            await self._emit(
-                "adapter.parked",
-                {
-                    "adapter": attempt.adapter,
-                    "until": decision.until.isoformat(),
-                    "task_id": attempt.key,
-                    "message": result.message,
-                },
-            )
-        elif isinstance(decision, Retry):
-            meta[NOT_BEFORE] = (now + timedelta(seconds=decision.delay)).isoformat()
-            meta.pop(PARKED_ADAPTER, None)
-            updates = {"status": TaskStatus.QUEUED, "error": result.message}
-            await self._emit(
-                "task.retry",
-                {
-                    "task_id": attempt.key,
-                    "delay": decision.delay,
-                    "failures": failures,
-                    "error": result.message,
-                },
-            )
-        else:
-            assert isinstance(decision, GiveUp)
-            updates = {"status": TaskStatus.FAILED, "error": decision.reason, "finished_at": now}
-            await self._emit("task.failed", {"task_id": attempt.key, "error": decision.reason})
-        await self._release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
-
-    async def _cancelled(self, attempt: Attempt) -> None:
-        """End the task ``cancelled`` on request: claim abandoned, the worktree removed (its
-        work is committed; the branch, which the base lacks, is kept)."""
-        state = await self.services.store.get_task_state(attempt.key)
-        if state is None:
-            return
-        meta = dict(state.metadata)
-        meta.pop(WORKTREE, None)
-        updates = {**cancelled_updates(state), "metadata": meta}
-        await self._release(attempt, ClaimStatus.ABANDONED, updates)
-        await self._emit("task.cancelled", {"task_id": attempt.key, "branch": state.branch})
-        if attempt.group is None:
-            await self._release_locks(attempt)
-        await self._retire_worktree(attempt)
-
-    async def _candidate_ready(self, attempt: Attempt, result: WorkflowResult) -> None:
-        """A council candidate passed: it waits, ``merging``, for the comparison."""
-        state = await self.services.store.get_task_state(attempt.key)
-        if state is None:
-            return
-        kept = {
-            "commit": result.commit,
-            "files_changed": list(result.files_changed),
-            "message": result.message,
-        }
-        meta = {**state.metadata, CANDIDATE_RESULT: kept}
-        updates = {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta}
-        await self._release(attempt, ClaimStatus.COMPLETED, updates)
-        await self._emit(
-            "council.candidate_ready",
-            {"task_id": attempt.group, "candidate": attempt.key, "adapter": attempt.adapter},
-        )
-
-    async def _release_group_if_over(self, group: str) -> None:
-        """Once council task ``group`` has ended and none of its candidates runs any more:
-        its summary shows how each candidate ended, and their shared file locks go."""
-        if any(a.group == group or a.key == group for a in self.running.values()):
-            return
-        store = self.services.store
-        state = await store.get_task_state(group)
-        if state is not None and state.status not in TERMINAL_TASK_STATUSES:
-            return
-        await self.services.locks.release_all_session_locks(group_lock_owner(group))
-        task = self.council_tasks().get(group)
-        if state is None or task is None:
-            return
-        summary = state.metadata.get(COUNCIL_SUMMARY)
-        winner = summary.get("winner") if isinstance(summary, dict) else None
-        fresh = await council_summary(store, task, winner if isinstance(winner, str) else None)
-        if fresh != summary:
-            await store.update_task_state(
-                group, {"metadata": {**state.metadata, COUNCIL_SUMMARY: fresh}}
-            )
-
-    def council_tasks(self) -> dict[str, TaskConfig]:
-        """The council tasks of this run, by id."""
-        return {task.id: task for task in self.tasks.values() if task.council}
-
-    async def _retire_worktree(self, attempt: Attempt) -> None:
-        if attempt.session is None:
-            return
-        try:
-            await self.services.worktrees.remove_session_worktree(attempt.session)
-        except WorkspaceError as exc:  # the branch keeps the work either way
-            log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
-
-    async def _requeue(self, attempt: Attempt, state: TaskState | None, why: str) -> bool:
-        """Give the task back to the queue as it was (nothing counted); False, for callers."""
-        if attempt.token and not attempt.lost:
-            await self._release(
-                attempt, ClaimStatus.ABANDONED, {"status": TaskStatus.QUEUED, "current_phase": None}
-            )
-            await self._emit("task.requeued", {"task_id": attempt.key, "reason": why})
-        return False
-
-    # -- merging --------------------------------------------------------------------------
-
-    async def _merge(self, attempt: Attempt, result: WorkflowResult) -> None:
-        assert attempt.session is not None
-        await self._write(attempt, {"status": TaskStatus.MERGING, "current_phase": None})
-        await self._hold_for_forecast(attempt)
-        while True:
-            merged = await self.services.merges.merge(
-                attempt.session.session_id, attempt.session.branch, task_id=attempt.key
-            )
-            if merged.status != MergeStatus.WAITING_FOR_CHECKOUT:
-                break
-            if self.stopping:
-                await self._requeue(attempt, None, "stopped while waiting for the checkout")
-                return
-            if attempt.cancel_requested:
-                await self._cancelled(attempt)
-                return
-            await anyio.sleep(max(_MERGE_RECHECK, self.services.config.scheduler.tick))
-        await self._landed(attempt, merged)
-
-    async def _landed(self, attempt: Attempt, merged: MergeResult) -> None:
-        assert attempt.session is not None
-        now = utcnow()
-        if not merged.landed and await self._resolve_round(attempt, merged):
-            return
-        if merged.landed:
-            updates: dict[str, Any] = {
-                "status": TaskStatus.DONE,
-                "merged_commit": merged.merge_commit or merged.branch_tip,
-                "finished_at": now,
-                "error": None,
-            }
-        else:
-            paths = ", ".join(merged.conflicts) or "unknown paths"
-            updates = {
-                "status": TaskStatus.CONFLICT,
-                "error": f"merge conflict in {paths}; branch {merged.branch} kept",
-                "finished_at": now,
-            }
-        state = await self.services.store.get_task_state(attempt.key)
-        meta = dict(state.metadata) if state is not None else {}
-        meta["conflicts"] = list(merged.conflicts)
-        if merged.tip_contained:
-            meta.pop(WORKTREE, None)
-        await self._release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
-        await self._release_locks(attempt)
-        if merged.tip_contained:
-            try:
-                await self.services.worktrees.remove_session_worktree(attempt.session)
-            except WorkspaceError as exc:  # its work is on the base; only the directory stays
-                log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
-
-    async def _resolve_round(self, attempt: Attempt, merged: MergeResult) -> bool:
-        """Answer a merge conflict by running the task again on a new branch from the base as
-        it is now (build and review run again; scout and plan are kept). The conflicting
-        branch stays, and a rescue ref holds its tip once its worktree is gone, so nothing is
-        lost. False when the task already had its resolve rounds: then it ends ``conflict``."""
-        assert attempt.session is not None
-        state = await self.services.store.get_task_state(attempt.key)
-        if state is None:
-            return False
-        rounds = int(state.metadata.get(RESOLVE_ROUNDS, 0))
-        if rounds >= MAX_RESOLVE_ROUNDS:
-            return False
-        paths = ", ".join(merged.conflicts) or "unknown paths"
-        meta = {**state.metadata, RESOLVE_ROUNDS: rounds + 1, "conflicts": list(merged.conflicts)}
-        meta.pop(WORKTREE, None)  # the next attempt forks a fresh worktree from the base
-        await self._release(
-            attempt,
-            ClaimStatus.COMPLETED,
-            {
-                "status": TaskStatus.QUEUED,
-                "current_phase": None,
-                "error": f"merge conflict in {paths}; building again on the updated base",
-                "metadata": meta,
-            },
-        )
-        await self._release_locks(attempt)
-        await self._emit(
-            "merge.resolve_round",
-            {
-                "task_id": attempt.key,
-                "paths": list(merged.conflicts),
-                "kept_branch": merged.branch,
-                "round": rounds + 1,
-            },
-            level="warning",
-        )
-        try:
-            await self.services.worktrees.remove_session_worktree(attempt.session)
-        except WorkspaceError as exc:  # the branch keeps the work either way
-            log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
-        return True
-
-    async def _hold_for_forecast(self, attempt: Attempt) -> None:
-        """Wait for every earlier in-flight attempt whose branch would conflict with ours."""
-        assert attempt.session is not None
-        for other in sorted(self.running.values(), key=lambda a: a.seq):
-            if other.seq >= attempt.seq or other.session is None:
-                continue
-            ours, theirs = attempt.touches(), other.touches()
-            if ours and theirs and not ours & theirs:
-                continue  # both known and disjoint: they cannot conflict
-            forecast = await self.services.merges.forecast_conflicts(
-                other.session.branch, attempt.session.branch
-            )
-            if not forecast.conflicts:
-                continue
-            await self._emit(
-                "merge.forecast_conflict",
-                {"task_id": attempt.key, "held_for": other.key, "paths": forecast.paths},
-                level="warning",
-            )
-            await other.finished.wait()
-
-    # -- store writes, all fenced ---------------------------------------------------------
-
-    async def _write(self, attempt: Attempt, updates: dict[str, Any]) -> None:
-        try:
-            await self.services.store.update_task_state(
-                attempt.key, updates, fencing_token=attempt.token
-            )
-        except StaleClaim:
-            attempt.lost = True
-            raise
-
-    async def _release(
-        self, attempt: Attempt, status: ClaimStatus, updates: dict[str, Any]
-    ) -> None:
-        try:
-            await self.services.store.release_claim(attempt.key, attempt.token, status, updates)
-        except StaleClaim:
-            attempt.lost = True  # swept meanwhile: the sweeper has settled the task
-            return
-        attempt.token = 0
-
-    async def _release_locks(self, attempt: Attempt) -> None:
-        if attempt.session is not None:
-            await self.services.locks.release_all_session_locks(attempt.session.session_id)
-
-    async def _add_usage(self, attempt: Attempt, result: WorkflowResult) -> None:
-        if result.usage is None:
-            return
-        state = await self.services.store.get_task_state(attempt.key)
-        if state is None:
-            return
-        total = dict(state.metadata.get(USAGE) or {})
-        for name, value in result.usage.model_dump().items():
-            if value is not None:
-                total[name] = (total.get(name) or 0) + value
-        await self._write(attempt, {"metadata": {**state.metadata, USAGE: total}})
-
-    async def _emit(self, kind: str, data: dict[str, Any], level: str = "info") -> None:
-        await self.services.store.emit(Event(type=kind, data=data, level=level))
 
 
 def _new_session_id(task_id: str) -> str:

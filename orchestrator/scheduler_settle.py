@@ -1,0 +1,277 @@
+"""Settling an attempt's result: cancelled, a council candidate, merged, retried, parked or
+failed, and the merge itself (held first while a forecast says it would conflict with an
+earlier in-flight branch; a conflict answered once by building again on the updated base).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import anyio
+
+from orchestrator.errors import WorkspaceError
+from orchestrator.merge_types import MergeResult, MergeStatus
+from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
+from orchestrator.retry import GiveUp, Park, Retry
+from orchestrator.scheduler_attempt_base import (
+    _MERGE_RECHECK,
+    FAILURES,
+    MAX_RESOLVE_ROUNDS,
+    RESOLVE_ROUNDS,
+    WORKTREE,
+    Attempt,
+    AttemptBase,
+)
+from orchestrator.scheduler_cancel import cancelled_updates
+from orchestrator.scheduler_candidates import (
+    CANDIDATE_RESULT,
+    COUNCIL_SUMMARY,
+    council_summary,
+    group_lock_owner,
+)
+from orchestrator.scheduler_queue import NOT_BEFORE, PARKED_ADAPTER, PARKED_UNTIL
+from orchestrator.task_run import WorkflowResult, WorkflowStatus
+
+__all__ = ["SettleLifecycle"]
+
+log = logging.getLogger(__name__)
+
+
+class SettleLifecycle(AttemptBase):
+    """What happens to an attempt once its workflow has returned."""
+
+    # -- settling a result ----------------------------------------------------------------
+
+    async def _settle(self, attempt: Attempt, result: WorkflowResult) -> None:
+        if attempt.lost:
+            return
+        await self._add_usage(attempt, result)
+        if attempt.cancel_requested:
+            await self._cancelled(attempt)
+        elif result.status == WorkflowStatus.READY_TO_MERGE and attempt.group is not None:
+            await self._candidate_ready(attempt, result)
+        elif result.status == WorkflowStatus.READY_TO_MERGE:
+            attempt.files_changed = frozenset(result.files_changed)
+            await self._merge(attempt, result)
+        elif result.status == WorkflowStatus.CANCELLED and self.stopping:
+            await self._requeue(attempt, None, "interrupted")
+        else:
+            await self._decide(attempt, result)
+
+    async def _decide(self, attempt: Attempt, result: WorkflowResult) -> None:
+        if attempt.lost or attempt.token == 0:
+            return
+        state = await self.services.store.get_task_state(attempt.key)
+        if state is None:
+            return
+        failures = int(state.metadata.get(FAILURES, 0))
+        if result.status != WorkflowStatus.PARKED and result.outcome_kind != "rate_limited":
+            failures += 1
+        decision = self.policy.decide(result, failures)
+        meta = {**state.metadata, FAILURES: failures}
+        now = utcnow()
+        if isinstance(decision, Park):
+            self.parked[attempt.adapter] = max(
+                decision.until, self.parked.get(attempt.adapter, now)
+            )
+            meta |= {PARKED_UNTIL: decision.until.isoformat(), PARKED_ADAPTER: attempt.adapter}
+            updates: dict[str, Any] = {"status": TaskStatus.PARKED, "error": result.message}
+            await self._emit(
+                "adapter.parked",
+                {
+                    "adapter": attempt.adapter,
+                    "until": decision.until.isoformat(),
+                    "task_id": attempt.key,
+                    "message": result.message,
+                },
+            )
+        elif isinstance(decision, Retry):
+            meta[NOT_BEFORE] = (now + timedelta(seconds=decision.delay)).isoformat()
+            meta.pop(PARKED_ADAPTER, None)
+            updates = {"status": TaskStatus.QUEUED, "error": result.message}
+            await self._emit(
+                "task.retry",
+                {
+                    "task_id": attempt.key,
+                    "delay": decision.delay,
+                    "failures": failures,
+                    "error": result.message,
+                },
+            )
+        else:
+            assert isinstance(decision, GiveUp)
+            updates = {"status": TaskStatus.FAILED, "error": decision.reason, "finished_at": now}
+            await self._emit("task.failed", {"task_id": attempt.key, "error": decision.reason})
+        await self._release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
+
+    async def _cancelled(self, attempt: Attempt) -> None:
+        """End the task ``cancelled`` on request: claim abandoned, the worktree removed (its
+        work is committed; the branch, which the base lacks, is kept)."""
+        state = await self.services.store.get_task_state(attempt.key)
+        if state is None:
+            return
+        meta = dict(state.metadata)
+        meta.pop(WORKTREE, None)
+        updates = {**cancelled_updates(state), "metadata": meta}
+        await self._release(attempt, ClaimStatus.ABANDONED, updates)
+        await self._emit("task.cancelled", {"task_id": attempt.key, "branch": state.branch})
+        if attempt.group is None:
+            await self._release_locks(attempt)
+        await self._retire_worktree(attempt)
+
+    async def _candidate_ready(self, attempt: Attempt, result: WorkflowResult) -> None:
+        """A council candidate passed: it waits, ``merging``, for the comparison."""
+        state = await self.services.store.get_task_state(attempt.key)
+        if state is None:
+            return
+        kept = {
+            "commit": result.commit,
+            "files_changed": list(result.files_changed),
+            "message": result.message,
+        }
+        meta = {**state.metadata, CANDIDATE_RESULT: kept}
+        updates = {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta}
+        await self._release(attempt, ClaimStatus.COMPLETED, updates)
+        await self._emit(
+            "council.candidate_ready",
+            {"task_id": attempt.group, "candidate": attempt.key, "adapter": attempt.adapter},
+        )
+
+    async def _release_group_if_over(self, group: str) -> None:
+        """Once council task ``group`` has ended and none of its candidates runs any more:
+        its summary shows how each candidate ended, and their shared file locks go."""
+        if any(a.group == group or a.key == group for a in self.running.values()):
+            return
+        store = self.services.store
+        state = await store.get_task_state(group)
+        if state is not None and state.status not in TERMINAL_TASK_STATUSES:
+            return
+        await self.services.locks.release_all_session_locks(group_lock_owner(group))
+        task = self.council_tasks().get(group)
+        if state is None or task is None:
+            return
+        summary = state.metadata.get(COUNCIL_SUMMARY)
+        winner = summary.get("winner") if isinstance(summary, dict) else None
+        fresh = await council_summary(store, task, winner if isinstance(winner, str) else None)
+        if fresh != summary:
+            await store.update_task_state(
+                group, {"metadata": {**state.metadata, COUNCIL_SUMMARY: fresh}}
+            )
+
+    # -- merging --------------------------------------------------------------------------
+
+    async def _merge(self, attempt: Attempt, result: WorkflowResult) -> None:
+        assert attempt.session is not None
+        await self._write(attempt, {"status": TaskStatus.MERGING, "current_phase": None})
+        await self._hold_for_forecast(attempt)
+        while True:
+            merged = await self.services.merges.merge(
+                attempt.session.session_id, attempt.session.branch, task_id=attempt.key
+            )
+            if merged.status != MergeStatus.WAITING_FOR_CHECKOUT:
+                break
+            if self.stopping:
+                await self._requeue(attempt, None, "stopped while waiting for the checkout")
+                return
+            if attempt.cancel_requested:
+                await self._cancelled(attempt)
+                return
+            await anyio.sleep(max(_MERGE_RECHECK, self.services.config.scheduler.tick))
+        await self._landed(attempt, merged)
+
+    async def _landed(self, attempt: Attempt, merged: MergeResult) -> None:
+        assert attempt.session is not None
+        now = utcnow()
+        if not merged.landed and await self._resolve_round(attempt, merged):
+            return
+        if merged.landed:
+            updates: dict[str, Any] = {
+                "status": TaskStatus.DONE,
+                "merged_commit": merged.merge_commit or merged.branch_tip,
+                "finished_at": now,
+                "error": None,
+            }
+        else:
+            paths = ", ".join(merged.conflicts) or "unknown paths"
+            updates = {
+                "status": TaskStatus.CONFLICT,
+                "error": f"merge conflict in {paths}; branch {merged.branch} kept",
+                "finished_at": now,
+            }
+        state = await self.services.store.get_task_state(attempt.key)
+        meta = dict(state.metadata) if state is not None else {}
+        meta["conflicts"] = list(merged.conflicts)
+        if merged.tip_contained:
+            meta.pop(WORKTREE, None)
+        await self._release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
+        await self._release_locks(attempt)
+        if merged.tip_contained:
+            try:
+                await self.services.worktrees.remove_session_worktree(attempt.session)
+            except WorkspaceError as exc:  # its work is on the base; only the directory stays
+                log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
+
+    async def _resolve_round(self, attempt: Attempt, merged: MergeResult) -> bool:
+        """Answer a merge conflict by running the task again on a new branch from the base as
+        it is now (build and review run again; scout and plan are kept). The conflicting
+        branch stays, and a rescue ref holds its tip once its worktree is gone, so nothing is
+        lost. False when the task already had its resolve rounds: then it ends ``conflict``."""
+        assert attempt.session is not None
+        state = await self.services.store.get_task_state(attempt.key)
+        if state is None:
+            return False
+        rounds = int(state.metadata.get(RESOLVE_ROUNDS, 0))
+        if rounds >= MAX_RESOLVE_ROUNDS:
+            return False
+        paths = ", ".join(merged.conflicts) or "unknown paths"
+        meta = {**state.metadata, RESOLVE_ROUNDS: rounds + 1, "conflicts": list(merged.conflicts)}
+        meta.pop(WORKTREE, None)  # the next attempt forks a fresh worktree from the base
+        await self._release(
+            attempt,
+            ClaimStatus.COMPLETED,
+            {
+                "status": TaskStatus.QUEUED,
+                "current_phase": None,
+                "error": f"merge conflict in {paths}; building again on the updated base",
+                "metadata": meta,
+            },
+        )
+        await self._release_locks(attempt)
+        await self._emit(
+            "merge.resolve_round",
+            {
+                "task_id": attempt.key,
+                "paths": list(merged.conflicts),
+                "kept_branch": merged.branch,
+                "round": rounds + 1,
+            },
+            level="warning",
+        )
+        try:
+            await self.services.worktrees.remove_session_worktree(attempt.session)
+        except WorkspaceError as exc:  # the branch keeps the work either way
+            log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
+        return True
+
+    async def _hold_for_forecast(self, attempt: Attempt) -> None:
+        """Wait for every earlier in-flight attempt whose branch would conflict with ours."""
+        assert attempt.session is not None
+        for other in sorted(self.running.values(), key=lambda a: a.seq):
+            if other.seq >= attempt.seq or other.session is None:
+                continue
+            ours, theirs = attempt.touches(), other.touches()
+            if ours and theirs and not ours & theirs:
+                continue  # both known and disjoint: they cannot conflict
+            forecast = await self.services.merges.forecast_conflicts(
+                other.session.branch, attempt.session.branch
+            )
+            if not forecast.conflicts:
+                continue
+            await self._emit(
+                "merge.forecast_conflict",
+                {"task_id": attempt.key, "held_for": other.key, "paths": forecast.paths},
+                level="warning",
+            )
+            await other.finished.wait()
