@@ -1,4 +1,5 @@
-"""Shared fixtures: tests see only the plugins they ask for."""
+"""Shared fixtures: tests see only the plugins they ask for; ``slow`` soak variants run only
+with ``--soak`` (``.venv/bin/python -m pytest --soak -m slow``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,23 @@ from orchestrator import plugins
 
 # Held here because a test may monkeypatch plugins.default_plugins itself.
 _default_plugins = plugins.default_plugins
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak", action="store_true", help="also run the slow soak variants (marked slow)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Deselected, not skipped: the default run reports them as not collected for this run,
+    # so a soak test is never counted as passing when it did not run.
+    if config.getoption("--soak"):
+        return
+    kept = [item for item in items if item.get_closest_marker("slow") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)
