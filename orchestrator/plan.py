@@ -6,6 +6,10 @@ order, each task after everything it depends on. For each phase it names the ada
 (primary first) and the command the primary adapter would run (``Adapter.build_command``),
 with the task's prompt as the prompt (the workflow adds its phase template and the previous
 phase's handoff around it) and every value a secret could be in redacted (``***``).
+
+A council task (``council: true``) runs no phases itself: its plan lists its candidates (one
+per adapter, each with its own phases and commands, as the scheduler dispatches them) and the
+judge, the CLI that compares them once they have settled (``best_of.judge_adapter``).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.adapter import AdapterRequest
+from orchestrator.best_of import judge_adapter
 from orchestrator.config_models import RunConfig, TaskConfig
 from orchestrator.errors import AdapterError
 from orchestrator.process_env import Redactor, is_sensitive
 from orchestrator.registry import AdapterRegistry
+from orchestrator.scheduler_candidates import candidates_of
 
 __all__ = ["PhasePlan", "RunPlan", "TaskPlan", "build_plan"]
 
@@ -43,6 +49,8 @@ class TaskPlan(_Plan):
     depends_on: list[str]
     files: list[str]
     phases: list[PhasePlan]
+    candidates: list[TaskPlan] = []  # a council task's candidates; it runs no phases itself
+    judge: str | None = None  # a council task's comparing CLI (when candidates disagree)
 
 
 class RunPlan(_Plan):
@@ -68,24 +76,32 @@ def dispatch_order(tasks: list[TaskConfig]) -> list[TaskConfig]:
 
 
 def build_plan(config: RunConfig, registry: AdapterRegistry) -> RunPlan:
-    tasks = [
-        TaskPlan(
-            task_id=task.id,
-            priority=task.priority,
-            depends_on=list(task.depends_on),
-            files=list(task.files),
-            phases=[
-                _phase(config, registry, task, phase.name) for phase in config.phases_for(task)
-            ],
-        )
-        for task in dispatch_order(list(config.tasks))
-    ]
     return RunPlan(
         repo=str(config.repo),
         base_branch=config.base_branch,
         capacity=config.capacity.sessions,
-        tasks=tasks,
+        tasks=[_task(config, registry, task) for task in dispatch_order(list(config.tasks))],
     )
+
+
+def _task(config: RunConfig, registry: AdapterRegistry, task: TaskConfig) -> TaskPlan:
+    plan = TaskPlan(
+        task_id=task.id,
+        priority=task.priority,
+        depends_on=list(task.depends_on),
+        files=list(task.files),
+        phases=[],
+    )
+    if task.council:
+        candidates = candidates_of(task)
+        return plan.model_copy(
+            update={
+                "candidates": [_task(config, registry, c) for c in candidates],
+                "judge": judge_adapter(config, candidates[0].adapters[0]) if candidates else None,
+            }
+        )
+    phases = [_phase(config, registry, task, phase.name) for phase in config.phases_for(task)]
+    return plan.model_copy(update={"phases": phases})
 
 
 def _phase(config: RunConfig, registry: AdapterRegistry, task: TaskConfig, name: str) -> PhasePlan:

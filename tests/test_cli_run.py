@@ -100,6 +100,38 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "repo" / ".council" / "state").exists()
 
 
+def test_dry_run_of_a_council_task_lists_its_candidates_and_judge(tmp_path: Path) -> None:
+    new_repo(tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        CONFIG.replace("default_adapter: fast\n", "").replace(
+            "fast: {type: scripted, options: {delay: 0}}",
+            "a: {type: scripted}\n  b: {type: scripted}",
+        )
+        + '  - {id: pick, prompt: "WRITE p.txt x", council: true, adapters: [a, b]}\n'
+    )
+    plain = council("run", str(config), "--dry-run", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert lines[1] == "1. pick (priority 0)"
+    assert (
+        lines[2] == "   council of 2 candidates; if more than one passes, a picks the one merged:"
+    )
+    assert lines[3] == "   - pick.c1"
+    assert lines[4].startswith("     build [a]: ")
+    assert lines[5] == "   - pick.c2"
+    assert lines[6].startswith("     build [b]: ")
+
+    plan = json.loads(council("run", str(config), "--dry-run", "--json", cwd=tmp_path).stdout)
+    (task,) = plan["tasks"]
+    assert task["phases"] == [] and task["judge"] == "a"
+    assert [(c["task_id"], c["phases"][0]["adapters"]) for c in task["candidates"]] == [
+        ("pick.c1", ["a"]),
+        ("pick.c2", ["b"]),
+    ]
+    assert not (tmp_path / "repo" / ".council").exists()
+
+
 def test_ctrl_c_interrupts_with_130_and_resume_finishes(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,

@@ -33,7 +33,7 @@ from orchestrator.cli import console
 from orchestrator.cli.store_access import newest_report
 from orchestrator.council import Council, stored_report
 from orchestrator.models import SessionStatus
-from orchestrator.plan import RunPlan
+from orchestrator.plan import RunPlan, TaskPlan
 from orchestrator.report import RunReport
 
 __all__ = ["register"]
@@ -215,10 +215,22 @@ def _print_plan(plan: RunPlan, as_json: bool) -> None:
         after = f", after {', '.join(task.depends_on)}" if task.depends_on else ""
         files = f", files {', '.join(task.files)}" if task.files else ""
         lines.append(f"{number}. {task.task_id} (priority {task.priority}{after}{files})")
-        for phase in task.phases:
-            chain = " -> ".join(phase.adapters) or "no adapter"
-            command = shlex.join(phase.argv) if phase.argv is not None else f"({phase.error})"
-            lines.append(f"   {phase.phase} [{chain}]: {command}")
-            if phase.env:
-                lines.append(f"     env: {json.dumps(phase.env, sort_keys=True)}")
+        if task.candidates:
+            judge = f"; if more than one passes, {task.judge} picks the one merged"
+            lines.append(f"   council of {len(task.candidates)} candidates{judge}:")
+            for candidate in task.candidates:
+                lines.append(f"   - {candidate.task_id}")
+                lines.extend(_phase_lines(candidate, "     "))
+        lines.extend(_phase_lines(task, "   "))
     console.print_lines("\n".join(lines))
+
+
+def _phase_lines(task: TaskPlan, indent: str) -> list[str]:
+    lines = []
+    for phase in task.phases:
+        chain = " -> ".join(phase.adapters) or "no adapter"
+        command = shlex.join(phase.argv) if phase.argv is not None else f"({phase.error})"
+        lines.append(f"{indent}{phase.phase} [{chain}]: {command}")
+        if phase.env:
+            lines.append(f"{indent}  env: {json.dumps(phase.env, sort_keys=True)}")
+    return lines
