@@ -22,8 +22,10 @@ Contract:
   and the session marked ``interrupted``. ``kill()`` cancels everything at once (a second
   Ctrl-C), leaving the state for ``resume``.
 - ``resume(session_id)`` continues an interrupted or killed session: it refuses while the
-  orchestrator recorded on a live claim still runs, then ``recover_session(force=True)``
-  requeues what the dead orchestrator left running or merging. The workflow skips phases
+  orchestrator recorded on a live claim still runs, stops the CLIs the dead orchestrator left
+  running (``orphans``: they lead process groups of their own, so its SIGKILL did not reach
+  them) and waits until they are gone, then ``recover_session(force=True)`` requeues what it
+  left running or merging. The workflow skips phases
   recorded complete, and the merge queue answers ``already_merged`` for work already on the
   base, so nothing is done or merged twice; a task whose merge landed but was never recorded
   is marked done from its ``Council-Task`` trailer, as ``run()`` does.
@@ -180,6 +182,7 @@ class Scheduler(ReconcileLifecycle):
         """Continue session ``session_id`` from where it stood (see the module docstring)."""
         store = self.services.store
         await self._refuse_if_alive(session_id)
+        await self.stop_orphans()
         snapshot = await store.recover_session(session_id, force=True)
         for task in snapshot.tasks:
             if task.status == TaskStatus.MERGING:

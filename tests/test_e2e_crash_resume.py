@@ -289,13 +289,6 @@ def test_sigkill_after_a_merge_landed_before_it_was_recorded(tmp_path: Path) -> 
     resume_and_check(tmp_path, repo, config, ["quick", "after-quick"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the killed orchestrator's CLIs run on in process groups of their own; the resume "
-    "neither stops them nor waits for them, and starts the same phase again in the same "
-    "worktree beside them",
-)
 def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) -> None:
     repo, config, process = start_run(tmp_path, task("slow", "SLEEP 6\nWRITE slow.txt slow"))
     try:
