@@ -28,7 +28,9 @@ Contract:
   left running or merging. The workflow skips phases
   recorded complete, and the merge queue answers ``already_merged`` for work already on the
   base, so nothing is done or merged twice; a task whose merge landed but was never recorded
-  is marked done from its ``Council-Task`` trailer, as ``run()`` does.
+  is marked done from its ``Council-Task`` trailer, as ``run()`` does, and the worktree of a
+  task that is done (the dead orchestrator merged it but did not get to remove it) is removed
+  under the usual safety rules.
 - Events (``run.started``, ``task.dispatched``, ``task.retry``, ``adapter.parked``,
   ``task.failed``, ``task.swept``, ``merge.forecast_conflict``, ``run.finished``, ...) go
   through the store to its subscribers; the workflow's own events reach ``on_event`` listeners.
@@ -173,6 +175,19 @@ class Scheduler(ReconcileLifecycle):
             )
             await self._emit("task.already_merged", {"task_id": task.id, "commit": commit})
 
+    async def _retire_merged_worktrees(self, session_id: str) -> None:
+        """Remove the worktrees left for tasks that are done: their orchestrator died between
+        the merge and the cleanup. (A council task's candidates are its settling's business.)"""
+        done = {
+            state.task_id
+            for state in await self.services.store.list_tasks(session_id)
+            if state.status == TaskStatus.DONE
+        }
+        for worktree in (await self.services.worktrees.sessions()).values():
+            task = self.tasks.get(worktree.task_id)
+            if task is not None and not task.council and task.id in done:
+                await self._remove_worktree(worktree.session_id)
+
     async def run(self) -> None:
         """Run until every task is settled, or until stopped."""
         await self.start()
@@ -201,6 +216,7 @@ class Scheduler(ReconcileLifecycle):
         # trailer on the base says it is done (running it again could only fail or merge twice).
         unfinished = {t.task_id for t in snapshot.tasks if t.status not in TERMINAL_TASK_STATUSES}
         await self._skip_landed(t for t in self.tasks.values() if t.id in unfinished)
+        await self._retire_merged_worktrees(session_id)
         await self.prepare_candidates(self.tasks.values(), resuming=True)
         metadata = {**snapshot.session.metadata, ORCHESTRATOR: procid.current().as_dict()}
         await store.update_session(session_id, {"metadata": metadata})

@@ -16,6 +16,8 @@ and this machine once a run (killed, resumed, or both) has ended.
 - **versions only increase**: within each record of the state store every history version is
   below the current one, and against a ``snapshot`` taken earlier no record went back;
 - **no conflict markers** in any file of the base's tree;
+- **no worktree left for a done task** (its work is on the base; git's lock reason on each
+  council worktree names its task);
 - **no process left**: no process works inside the repository's ``.council/`` (worktrees,
   homes), and no scripted CLI runs under ``root``;
 - **no stale lock blocks the next run**: the store answers a status (``stored_report``), every
@@ -63,9 +65,7 @@ def check(
     root: Path | None = None,
     settled: bool = True,
 ) -> None:
-    found = problems(
-        repo, base=base, before=before, all_done=all_done, root=root, settled=settled
-    )
+    found = problems(repo, base=base, before=before, all_done=all_done, root=root, settled=settled)
     assert not found, "invariants broken:\n- " + "\n- ".join(found)
 
 
@@ -77,9 +77,11 @@ def problems(
     all_done: bool = False,
     root: Path | None = None,
     settled: bool = True,
+    lock_wait: float = 5.0,
 ) -> list[str]:
     """Every broken invariant (module doc). ``settled=False`` is for a run just killed: the
-    processes it left are stopped by the next resume, so they are not counted yet."""
+    processes it left are stopped by the next resume, so they are not counted yet.
+    ``lock_wait`` bounds the wait for the merge lock (free, it is taken at once)."""
     found: list[str] = []
     found += _stranded(repo, base, all_done)
     found += _lost_commits(repo, base)
@@ -88,7 +90,8 @@ def problems(
     found += _conflict_markers(repo, base)
     if settled:
         found += _processes_left(repo, root)
-    found += _stale_locks(repo)
+        found += _worktrees_left(repo)
+    found += _stale_locks(repo, lock_wait)
     return found
 
 
@@ -167,6 +170,21 @@ def _merged_twice(repo: Path, base: str) -> list[str]:
     return [f"task {task} merged {n} times" for task, n in sorted(counts.items()) if n > 1]
 
 
+def _worktrees_left(repo: Path) -> list[str]:
+    async def done_tasks() -> set[str]:
+        async with FileStateStore.for_repo(repo) as store:
+            return {t.task_id for t in await store.list_tasks() if t.status == TaskStatus.DONE}
+
+    done = anyio.run(done_tasks)
+    found = []
+    for block in _git(repo, "worktree", "list", "--porcelain").split("\n\n"):
+        lines = dict(line.partition(" ")[::2] for line in block.splitlines())
+        task = lines.get("locked", "").rpartition(" task=")[2]
+        if task in done:
+            found.append(f"worktree {lines['worktree']} of done task {task} is left")
+    return found
+
+
 def _conflict_markers(repo: Path, base: str) -> list[str]:
     grep = subprocess.run(
         ["git", "-C", str(repo), "grep", "-n", "-E", "^(<{7}|>{7})( |$)", base, "--"],
@@ -192,7 +210,7 @@ def _records(repo: Path) -> Iterator[tuple[str, int, list[int]]]:
     """(kind/key, current version, history versions) of every record."""
     store = FileStateStore.for_repo(repo)
     for kind in _kinds(store):
-        for key in kind.keys():
+        for key in kind.keys():  # noqa: SIM118 (a record kind, not a dict)
             record = kind.load(key)
             if record is not None:
                 version = int(getattr(record, "version", 0))
@@ -233,7 +251,7 @@ def _processes_left(repo: Path, root: Path | None) -> list[str]:
     return found
 
 
-def _stale_locks(repo: Path) -> list[str]:
+def _stale_locks(repo: Path, lock_wait: float) -> list[str]:
     found = []
     council = repo / ".council"
     for lock in sorted(set(council.rglob("*.lock")) | set(council.rglob(".lock"))):
@@ -249,9 +267,12 @@ def _stale_locks(repo: Path) -> list[str]:
 
     async def status_and_merge_lock() -> None:
         await stored_report(council / "state")
-        async with FileStateStore.for_repo(repo) as store, LockManager(repo, store=store) as locks:
-            async with locks.merge_lock("invariant-check", timeout=5):
-                pass
+        async with (
+            FileStateStore.for_repo(repo) as store,
+            LockManager(repo, store=store) as locks,
+            locks.merge_lock("invariant-check", timeout=lock_wait),
+        ):
+            pass
 
     try:
         anyio.run(status_and_merge_lock)

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from scheduler_helpers import merged_tasks, new_repo
 
 from orchestrator.models import PhaseStatus, TaskState
