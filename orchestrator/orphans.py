@@ -101,7 +101,10 @@ def _kill(records: list[RecordedCli], scope: Path) -> list[Orphan]:
             _signal(record.pgid, group=True)
             killed.append(Orphan(record.pgid, "", record.task_id))
     dead: dict[str, bool] = {}
+    groups = {o.pid for o in killed}
     for pid, proc in table.items():
+        if proc.pgid in groups:
+            continue  # signalled with its recorded group
         marker = _marker_of(pid)
         if marker is None or not _inside(pid, scope):
             continue
@@ -112,6 +115,8 @@ def _kill(records: list[RecordedCli], scope: Path) -> list[Orphan]:
             leads = proc.pgid == pid
             _signal(pid, group=leads)
             killed.append(Orphan(pid, "" if leads else proc.started, None))
+            if leads:
+                groups.add(pid)
     return killed
 
 

@@ -28,9 +28,11 @@ Contract:
   left running or merging. The workflow skips phases
   recorded complete, and the merge queue answers ``already_merged`` for work already on the
   base, so nothing is done or merged twice; a task whose merge landed but was never recorded
-  is marked done from its ``Council-Task`` trailer, as ``run()`` does, and the worktree of a
-  task that is done (the dead orchestrator merged it but did not get to remove it) is removed
-  under the usual safety rules.
+  is marked done from its ``Council-Task`` trailer, as ``run()`` does. Worktrees the dead
+  orchestrator made for this session and would have removed are removed, under the usual
+  safety rules (work committed, tip kept by a rescue ref unless the base has it): those of
+  tasks that are done, and those no task names any more (made just before the orchestrator
+  died, or let go of just before it could remove them).
 - Events (``run.started``, ``task.dispatched``, ``task.retry``, ``adapter.parked``,
   ``task.failed``, ``task.swept``, ``merge.forecast_conflict``, ``run.finished``, ...) go
   through the store to its subscribers; the workflow's own events reach ``on_event`` listeners.
@@ -62,7 +64,7 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.retry import RetryPolicy
-from orchestrator.scheduler_attempt import Attempt, Services
+from orchestrator.scheduler_attempt import WORKTREE, Attempt, Services
 from orchestrator.scheduler_cancel import request_cancel
 from orchestrator.scheduler_candidates import (
     candidate_ready,
@@ -175,17 +177,17 @@ class Scheduler(ReconcileLifecycle):
             )
             await self._emit("task.already_merged", {"task_id": task.id, "commit": commit})
 
-    async def _retire_merged_worktrees(self, session_id: str) -> None:
-        """Remove the worktrees left for tasks that are done: their orchestrator died between
-        the merge and the cleanup. (A council task's candidates are its settling's business.)"""
-        done = {
-            state.task_id
-            for state in await self.services.store.list_tasks(session_id)
-            if state.status == TaskStatus.DONE
-        }
+    async def _retire_left_worktrees(self, since: datetime) -> None:
+        """Remove the worktrees made since ``since`` for this session's tasks that a crash
+        left behind (see the module doc). A council task's candidates are its own business."""
+        assert self.session_id is not None
+        states = {s.task_id: s for s in await self.services.store.list_tasks(self.session_id)}
         for worktree in (await self.services.worktrees.sessions()).values():
-            task = self.tasks.get(worktree.task_id)
-            if task is not None and not task.council and task.id in done:
+            task, state = self.tasks.get(worktree.task_id), states.get(worktree.task_id)
+            if task is None or task.council or state is None or worktree.created_at < since:
+                continue
+            named = state.metadata.get(WORKTREE) == worktree.session_id
+            if state.status == TaskStatus.DONE or not named:
                 await self._remove_worktree(worktree.session_id)
 
     async def run(self) -> None:
@@ -216,7 +218,7 @@ class Scheduler(ReconcileLifecycle):
         # trailer on the base says it is done (running it again could only fail or merge twice).
         unfinished = {t.task_id for t in snapshot.tasks if t.status not in TERMINAL_TASK_STATUSES}
         await self._skip_landed(t for t in self.tasks.values() if t.id in unfinished)
-        await self._retire_merged_worktrees(session_id)
+        await self._retire_left_worktrees(snapshot.session.created_at)
         await self.prepare_candidates(self.tasks.values(), resuming=True)
         metadata = {**snapshot.session.metadata, ORCHESTRATOR: procid.current().as_dict()}
         await store.update_session(session_id, {"metadata": metadata})

@@ -5,22 +5,26 @@ and this machine once a run (killed, resumed, or both) has ended.
 ``check(repo, ...)`` fails the test with all of them at once:
 
 - **no task stranded**: every task is ``done``, ``failed``, ``cancelled`` or ``conflict``, or
-  belongs to a session that ``council resume`` would pick up (active or interrupted); with
-  ``all_done`` every task is ``done``, and a done task's ``merged_commit`` is on the base;
+  belongs to a session that ``council resume`` would pick up (active or interrupted), or to one
+  that was never recorded (killed while it was being created: the next ``council run`` takes
+  its tasks over); with ``all_done`` every task is ``done``, and a done task's
+  ``merged_commit`` is on the base;
 - **nothing lost**: every commit in the object database that is not a merge-queue commit (those
   carry a ``Council-Task`` trailer and may be left over from a merge that never moved the base)
   is reachable from the base, a kept ``council/`` branch or a ``refs/council/`` ref (rescue
   refs): the CLIs' work, committed by the orchestrator, is never only in an unreferenced object;
 - **nothing merged twice**: each ``Council-Task`` trailer appears at most once on the base's
   first-parent history (the merge queue writes one merge commit per landing);
-- **versions only increase**: within each record of the state store every history version is
-  below the current one, and against a ``snapshot`` taken earlier no record went back;
+- **versions only increase**: within each record of the state store no history version is
+  above the current one (one equal to it is the link a write makes just before its replace,
+  left by a kill in between), and against a ``snapshot`` taken earlier no record went back;
 - **no conflict markers** in any file of the base's tree;
 - **no worktree left for a done task** (its work is on the base; git's lock reason on each
   council worktree names its task);
 - **no process left**: no process works inside the repository's ``.council/`` (worktrees,
   homes), and no scripted CLI runs under ``root``;
-- **no stale lock blocks the next run**: the store answers a status (``stored_report``), every
+- **no stale lock blocks the next run**: the store answers a status (``stored_report``, once a
+  session was recorded), every
   record lock and file lock under ``.council`` can be taken now, the merge lock can be taken,
   and git has no ``*.lock`` file left in the repository's git directory.
 """
@@ -49,6 +53,12 @@ from orchestrator.state.records import RecordKind
 
 Snapshot = dict[str, int]  # "<kind>/<key>" -> version
 KEEPERS = ("--glob=refs/heads/council/*", "--glob=refs/council/*")
+
+
+def recorded_sessions(repo: Path) -> list[str]:
+    """The sessions the repository's store holds: none when the first run was killed before
+    its session was written, and then ``council run`` (not ``resume``) is what comes next."""
+    return FileStateStore.for_repo(repo).sessions.keys()
 
 
 def snapshot(repo: Path) -> Snapshot:
@@ -106,11 +116,14 @@ def _stranded(repo: Path, base: str, all_done: bool) -> list[str]:
                 session = await store.get_session(task.session_id) if task.session_id else None
                 if all_done and task.status != TaskStatus.DONE:
                     found.append(f"task {task.task_id} is {task.status}, not done: {task.error}")
-                elif task.status not in TERMINAL_TASK_STATUSES and (
-                    session is None or session.status not in ACTIVE_SESSION_STATUSES
+                elif (
+                    task.status not in TERMINAL_TASK_STATUSES
+                    and session is not None
+                    and session.status not in ACTIVE_SESSION_STATUSES
                 ):
-                    where = session.status if session else "no session"
-                    found.append(f"task {task.task_id} is {task.status} in a {where} session")
+                    found.append(
+                        f"task {task.task_id} is {task.status} in a {session.status} session"
+                    )
                 commit = task.merged_commit
                 if task.status == TaskStatus.DONE and (
                     not commit or not _is_ancestor(repo, commit, base)
@@ -222,8 +235,8 @@ def _versions(repo: Path, before: Snapshot | None) -> list[str]:
     now: Snapshot = {}
     for name, version, history in _records(repo):
         now[name] = version
-        if any(old >= version for old in history):
-            found.append(f"{name}: history {history} reaches its current version {version}")
+        if any(old > version for old in history):
+            found.append(f"{name}: history {history} is ahead of its current version {version}")
     for name, version in (before or {}).items():
         if name.startswith(("tasks/", "sessions/", "counters/")) and now.get(name, 0) < version:
             found.append(f"{name} went back from version {version} to {now.get(name)}")
@@ -266,7 +279,8 @@ def _stale_locks(repo: Path, lock_wait: float) -> list[str]:
     found += [f"git lock left: {p}" for p in sorted(git_dir.rglob("*.lock"))]
 
     async def status_and_merge_lock() -> None:
-        await stored_report(council / "state")
+        if recorded_sessions(repo):
+            await stored_report(council / "state")
         async with (
             FileStateStore.for_repo(repo) as store,
             LockManager(repo, store=store) as locks,

@@ -144,8 +144,13 @@ def crashed(process: Council, repo: Path, point: str) -> tuple[bool, str]:
     return killed, out[-3000:] + err[-3000:]
 
 
-def resume_to_the_end(tmp_path: Path, config: Path) -> dict[str, Any]:
-    resumed = council(tmp_path, "resume", config)
+def next_command(repo: Path) -> str:
+    """``resume`` once the killed run recorded its session, else ``run`` again."""
+    return "resume" if invariants.recorded_sessions(repo) else "run"
+
+
+def to_the_end(tmp_path: Path, repo: Path, config: Path) -> dict[str, Any]:
+    resumed = council(tmp_path, next_command(repo), config)
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, out[-4000:] + err[-4000:]
     report: dict[str, Any] = json.loads(out)
@@ -154,7 +159,7 @@ def resume_to_the_end(tmp_path: Path, config: Path) -> dict[str, Any]:
 
 def finished_everything(tmp_path: Path, repo: Path, config: Path) -> None:
     before = invariants.snapshot(repo)
-    report = resume_to_the_end(tmp_path, config)
+    report = to_the_end(tmp_path, repo, config)
     assert report["status"] == "completed"
     assert {t["task_id"]: t["status"] for t in report["tasks"]} == dict.fromkeys(IDS, "done")
     invariants.check(repo, before=before, all_done=True, root=tmp_path)
@@ -211,7 +216,7 @@ def test_soak_random_crash_points_then_resume(tmp_path: Path) -> None:
             # Between kills: nothing merged twice or lost, nothing stranded or blocking; the
             # dead run's CLIs may still run until the next resume stops them.
             invariants.check(repo, settled=False)
-            command = "resume"
+            command = next_command(repo)
         if finished:
             invariants.check(repo, all_done=True, root=root)
         else:
