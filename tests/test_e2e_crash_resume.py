@@ -47,6 +47,7 @@ retry: {max_retries: 2, backoff_initial: 0.05, backoff_max: 0.2}
 scheduler: {tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}
 tasks:
 """
+STALE_SOON = "heartbeat_interval: 0.2, stale_threshold: 1"
 
 
 def task(task_id: str, build: str, *, after: str | None = None) -> str:
@@ -161,10 +162,12 @@ def task_status(repo: Path, task_id: str) -> str:
     return str(json.loads(decode(current.read_bytes()))["status"])
 
 
-def start_run(tmp_path: Path, tasks: str) -> tuple[Path, Path, subprocess.Popen[bytes]]:
+def start_run(
+    tmp_path: Path, tasks: str, settings: str = CONFIG
+) -> tuple[Path, Path, subprocess.Popen[bytes]]:
     repo = new_repo(tmp_path)
     config = tmp_path / "run.yaml"
-    config.write_text(CONFIG + tasks)
+    config.write_text(settings + tasks)
     process = subprocess.Popen(
         [*COUNCIL, "run", str(config), "--json"],
         cwd=tmp_path,
@@ -324,3 +327,33 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
     # The resume stopped it (the CLI would have slept on for seconds), by its record.
     stopped = [e["data"]["orphans"] for e in events(repo) if e["type"] == "cli.orphans_stopped"]
     assert stopped == [[{"pid": left, "group": True, "task": "slow"}]]
+
+
+def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) -> None:
+    # Two runs share a repository. The first is killed while its build's CLI sleeps; the
+    # second, running other tasks, sweeps the first's claim once its lease lapsed, and stops
+    # the CLI the dead run left before anything can run that task again.
+    short_lease = CONFIG.replace("heartbeat_interval: 0.5, stale_threshold: 10m", STALE_SOON)
+    slow = task("slow", "SLEEP 30\nWRITE slow.txt slow")
+    repo, _, process = start_run(tmp_path, slow, short_lease)
+    try:
+        wait_for(lambda: any(map(sleeping, scripted_processes(tmp_path))), 30, "the build's CLI")
+        kill(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    (left,) = scripted_processes(tmp_path)
+    (tmp_path / "other.yaml").write_text(CONFIG + task("other", "WRITE other.txt other"))
+    other = subprocess.run(
+        [*COUNCIL, "run", str(tmp_path / "other.yaml"), "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert other.returncode == 0, other.stderr[-3000:]
+    stopped = [e["data"]["orphans"] for e in events(repo) if e["type"] == "cli.orphans_stopped"]
+    assert stopped == [[{"pid": left, "group": True, "task": "slow"}]]
+    assert not scripted_processes(tmp_path)
+    assert task_status(repo, "slow") == "running"  # the dead run's task waits for its resume
