@@ -24,9 +24,9 @@ and this machine once a run (killed, resumed, or both) has ended.
 - **no process left**: no process works inside the repository's ``.council/`` (worktrees,
   homes), and no scripted CLI runs under ``root``;
 - **no stale lock blocks the next run**: the store answers a status (``stored_report``, once a
-  session was recorded), every
-  record lock and file lock under ``.council`` can be taken now, the merge lock can be taken,
-  and git has no ``*.lock`` file left in the repository's git directory.
+  session was recorded), every path the ownership registry names and the merge lock can be
+  taken, every record lock and file lock under ``.council`` can be taken now, and git has no
+  ``*.lock`` file left in the repository's git directory.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import anyio
 
 from orchestrator import filelock
 from orchestrator.council import stored_report
+from orchestrator.lock_registry import FILE_OWNERS
 from orchestrator.locks import LockManager
 from orchestrator.models import (
     ACTIVE_SESSION_STATUSES,
@@ -281,12 +282,14 @@ def _stale_locks(repo: Path, lock_wait: float) -> list[str]:
     async def status_and_merge_lock() -> None:
         if recorded_sessions(repo):
             await stored_report(council / "state")
-        async with (
-            FileStateStore.for_repo(repo) as store,
-            LockManager(repo, store=store) as locks,
-            locks.merge_lock("invariant-check", timeout=lock_wait),
-        ):
-            pass
+        async with FileStateStore.for_repo(repo) as store, LockManager(repo, store=store) as locks:
+            # Every path someone is registered as owning (a dead run's entries stay until the
+            # next acquirer takes them over), and the merge lock.
+            owned = [str(r.data["path"]) for r in await store.list_records(FILE_OWNERS)]
+            await locks.acquire_file_locks("invariant-check", owned, timeout=lock_wait)
+            async with locks.merge_lock("invariant-check", timeout=lock_wait):
+                pass
+            await locks.release_all_session_locks("invariant-check")
 
     try:
         anyio.run(status_and_merge_lock)

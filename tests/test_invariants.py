@@ -20,6 +20,7 @@ from worktree_helpers import commit_on_main, git
 
 from orchestrator import filelock
 from orchestrator.council import Council
+from orchestrator.locks import LockManager
 from orchestrator.models import TaskStatus
 from orchestrator.state import FileStateStore
 
@@ -142,3 +143,15 @@ def test_a_worktree_left_for_a_done_task(repo: Path) -> None:
     git(repo, "worktree", "add", "-q", "--lock", "--reason", reason, str(path), "-b", "c/one/9")
     assert invariants.problems(repo) == [f"worktree {path} of done task one is left"]
     assert invariants.problems(repo, settled=False) == []
+
+
+def test_a_file_lock_a_live_process_still_holds(repo: Path) -> None:
+    async def hold_and_check() -> list[str]:
+        async with FileStateStore.for_repo(repo) as store, LockManager(repo, store=store) as locks:
+            await locks.acquire_file_lock("holder.1", "one.txt")
+            return await anyio.to_thread.run_sync(lambda: invariants.problems(repo, lock_wait=0.1))
+
+    found = anyio.run(hold_and_check)
+    assert [p.split(" ")[0] for p in found] == ["lock", "the"]
+    assert found[0].startswith("lock .council/locks/files/") and "held" in found[0]
+    assert found[1].startswith("the next run would be blocked: LockTimeout")
