@@ -25,14 +25,14 @@ Contract:
   orchestrator recorded on a live claim still runs, stops the CLIs the dead orchestrator left
   running (``orphans``: they lead process groups of their own, so its SIGKILL did not reach
   them) and waits until they are gone, then ``recover_session(force=True)`` requeues what it
-  left running or merging. The workflow skips phases
-  recorded complete, and the merge queue answers ``already_merged`` for work already on the
-  base, so nothing is done or merged twice; a task whose merge landed but was never recorded
-  is marked done from its ``Council-Task`` trailer, as ``run()`` does. Worktrees the dead
-  orchestrator made for this session and would have removed are removed, under the usual
-  safety rules (work committed, tip kept by a rescue ref unless the base has it): those of
-  tasks that are done, and those no task names any more (made just before the orchestrator
-  died, or let go of just before it could remove them).
+  left running or merging. The workflow skips phases recorded complete, and the merge queue
+  answers ``already_merged`` for work already on the base, so nothing is done or merged twice;
+  a task whose merge landed but was never recorded is marked done from its ``Council-Task``
+  trailer, as ``run()`` does. Worktrees the dead orchestrator made for this session and
+  would have removed are removed, under the usual safety rules (work committed, tip kept by a
+  rescue ref unless the base has it): those of tasks that are done, and those no task names
+  any more (made just before the orchestrator died, or let go of just before it could remove
+  them).
 - Events (``run.started``, ``task.dispatched``, ``task.retry``, ``adapter.parked``,
   ``task.failed``, ``task.swept``, ``merge.forecast_conflict``, ``run.finished``, ...) go
   through the store to its subscribers; the workflow's own events reach ``on_event`` listeners.
