@@ -40,6 +40,7 @@ from orchestrator.phase_cli import (
     phase_home,
 )
 from orchestrator.plugins import PluginHost
+from orchestrator.process import CliWatch
 from orchestrator.prompts import COUNCIL_TEMPLATE, PromptContext, render_prompt
 from orchestrator.review import parse_winner
 from orchestrator.task_run import WorkflowResult, WorkflowStatus
@@ -79,6 +80,7 @@ async def pick_best(
     adapter: str | None = None,
     cancel: anyio.Event | None = None,
     on_event: Callable[[Event], None] | None = None,
+    watch: CliWatch | None = None,
 ) -> str:
     """The session id of the candidate to merge (see the module doc)."""
     verified = [c for c in candidates if c.result.status == WorkflowStatus.READY_TO_MERGE]
@@ -108,7 +110,13 @@ async def pick_best(
     names = _names(verified)
     try:
         ran = await call_phase_cli(
-            run_config, plugins, call, log_dir=log_dir, cancel=cancel, on_event=on_event
+            run_config,
+            plugins,
+            call,
+            log_dir=log_dir,
+            cancel=cancel,
+            on_event=on_event,
+            watch=watch,
         )
     except CouncilError as exc:
         log.warning(

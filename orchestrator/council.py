@@ -42,6 +42,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from orchestrator import crashpoints
 from orchestrator.config import load_config
 from orchestrator.config_models import RunConfig, TaskConfig
 from orchestrator.errors import RecordNotFound, RunError
@@ -102,6 +103,7 @@ class Council:
     # -- context --------------------------------------------------------------------------
 
     async def __aenter__(self) -> Council:
+        crashpoints.check_armed()  # a mistyped crash point must not pass as a survived crash
         config = self.config
         if config.state.backend != "file":
             raise RunError(f"the {config.state.backend} state backend is not available yet")

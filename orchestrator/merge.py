@@ -46,6 +46,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from orchestrator.crashpoints import crash_point
 from orchestrator.errors import CouncilError, GitError, MergeContention
 from orchestrator.events import Event, EventType
 from orchestrator.git import Git
@@ -145,6 +146,7 @@ class MergeQueue:
         )
         started = time.perf_counter()
         async with self._lock_for(session_id):
+            crash_point("merge.locked")
             locked = time.perf_counter()
             await self._emit(
                 EventType.MERGE_STARTED,
@@ -281,6 +283,7 @@ class MergeQueue:
         new = calls.run(
             "commit-tree", "--no-gpg-sign", tree, "-p", base, "-p", report.branch_tip, "-m", text
         ).out
+        crash_point("merge.committed")
         if checkout is None:
             retry = self._compare_and_swap(calls, base, new, request)
             if retry is not None:
@@ -303,6 +306,7 @@ class MergeQueue:
                     refusal.splitlines()[:20],
                     checkout.path,
                 )
+        crash_point("merge.ref_updated")
         self._history.record(base, new, request.task_id)
         return replace(
             report,

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from orchestrator.crashpoints import crash_point
 from orchestrator.events import Event
 from orchestrator.models import PhaseRecord, PhaseStatus, utcnow
 from orchestrator.state.protocol import StateStore
@@ -100,6 +101,7 @@ class PhaseBook:
             }
         )
         await self._put(record, current=name)
+        crash_point("phase.completed")
         await self._emit(PHASE_COMPLETED, record)
         return record
 

@@ -11,7 +11,8 @@ limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
   (cut to ``EVENT_TEXT_LIMIT``); assistant messages are also kept (bounded) for the handoff
   and for reading the conventions (``orchestrator.review``);
 - observer plugins hear ``on_session_start`` / ``on_session_end`` around the run;
-- ``resume_session_id`` is only passed to an adapter that can resume.
+- ``resume_session_id`` is only passed to an adapter that can resume;
+- ``watch`` hears the CLI's pid when it started and when it ended (``process.CliWatch``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.paths import ensure_under
 from orchestrator.plugins import PluginHost
-from orchestrator.process import CliRun, run_cli
+from orchestrator.process import CliRun, CliWatch, run_cli
 from orchestrator.session_info import SessionInfo
 
 __all__ = [
@@ -104,6 +105,7 @@ async def call_phase_cli(
     log_dir: Path,
     cancel: anyio.Event | None = None,
     on_event: Callable[[Event], None] | None = None,
+    watch: CliWatch | None = None,
 ) -> PhaseRun:
     configured = config.adapters.get(call.adapter)
     adapter = plugins.registry.create(call.adapter, configured)
@@ -149,6 +151,7 @@ async def call_phase_cli(
         on_event=forward,
         resume_session_id=resume,
         cancel=cancel,
+        watch=watch,
     )
     plugins.session_ended(info, cli.outcome)
     return PhaseRun(cli=cli, messages=list(messages), resumed=resume)

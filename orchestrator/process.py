@@ -30,7 +30,12 @@ where errors are.
 - after a normal exit the group is killed too, so daemons the CLI forked die with it. One that
   called ``setsid()`` escapes (the kernel gives no handle on it after its parent exits); the
   runner then stops reading its output after a short drain instead of waiting for it;
-- ``adapter.classify`` turns the result and the kept events into the ``Outcome``.
+- ``adapter.classify`` turns the result and the kept events into the ``Outcome``;
+- ``watch`` (a ``CliWatch``) hears the CLI's pid once it started and again once its group is
+  dead, so the caller can record running CLIs durably (``orchestrator.cli_runs``): SIGKILL of
+  the orchestrator does not reach a CLI in its own group, and a successor must stop it. Every
+  process started here also carries the orchestrator's ``procid.MARKER_ENV``, which finds an
+  orphan whose pid was never recorded (``orchestrator.orphans``).
 
 Errors: ``AdapterError`` when the CLI's binary cannot be found or the adapter built no
 command, ``RunError`` when the working directory is missing, ``PathEscapeError`` when a home
@@ -52,11 +57,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import anyio.abc
 import anyio.to_thread
 
+from orchestrator import procid
 from orchestrator.adapter import (
     Adapter,
     AdapterRequest,
@@ -66,13 +73,22 @@ from orchestrator.adapter import (
     OutcomeKind,
     ProcessResult,
 )
+from orchestrator.crashpoints import crash_point
 from orchestrator.errors import AdapterError, RunError
 from orchestrator.process_env import Redactor, child_env, home_ready, prepare_home
 from orchestrator.process_output import LOG_LIMIT, LogSink, log_name
 from orchestrator.process_reader import EventCallback, OutputReader
 from orchestrator.process_tree import find_strays, signal_strays
 
-__all__ = ["CliRun", "CommandResult", "cli_version", "kill_group", "run_cli", "run_command"]
+__all__ = [
+    "CliRun",
+    "CliWatch",
+    "CommandResult",
+    "cli_version",
+    "kill_group",
+    "run_cli",
+    "run_command",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +97,15 @@ _GRACE = 5.0
 _DRAIN = 1.0  # after the CLI exited: how long output may still arrive from escaped children
 _PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+
+
+class CliWatch(Protocol):
+    """Told each CLI's pid (it leads its own process group) when it has started, and again
+    once that group is dead."""
+
+    async def started(self, pid: int) -> None: ...
+
+    async def ended(self, pid: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -138,7 +163,7 @@ async def run_command(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=_marked(os.environ if env is None else env),
             start_new_session=True,
         )
     except FileNotFoundError:
@@ -200,6 +225,11 @@ async def kill_group(process: anyio.abc.Process, grace: float = _GRACE) -> None:
     await process.wait()
 
 
+def _marked(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with this orchestrator's marker, which its successor finds orphans by."""
+    return {**env, procid.MARKER_ENV: procid.current().marker()}
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -217,6 +247,7 @@ async def run_cli(
     resume_session_id: str | None = None,
     cancel: anyio.Event | None = None,
     log_limit: int = LOG_LIMIT,
+    watch: CliWatch | None = None,
 ) -> CliRun:
     """Run one CLI invocation as the module docstring describes."""
     native = resume_session_id or request.resume_session_id
@@ -235,6 +266,7 @@ async def run_cli(
         with contextlib.suppress(OSError):  # the start error matters more than its log line
             sink.close(f"not started: {exc}")
         raise
+    crash_point("cli.spawned")
     try:
         sink.create()  # after the start, so it overlaps the CLI's own start-up
     except OSError as exc:
@@ -242,6 +274,16 @@ async def run_cli(
             await kill_group(process, grace)
             await _close(process, out_fd, err_fd)
         raise RunError(f"cannot write the run's log {path}: {exc}") from exc
+    if watch is not None:
+        try:
+            await watch.started(process.pid)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await kill_group(process, grace)
+                await _close(process, out_fd, err_fd)
+                sink.close("stopped: the run could not be recorded")
+                await _ended(watch, process.pid)
+            raise
     reader = OutputReader(adapter, redact, sink, on_event)
     limits = _Limits(idle_timeout, total_timeout, grace, cancel)
     stop = _Stop()
@@ -256,6 +298,7 @@ async def run_cli(
     finally:
         with anyio.CancelScope(shield=True):
             await _close(process, out_fd, err_fd)
+            await _ended(watch, process.pid)
     code = process.returncode
     result = ProcessResult(
         exit_code=code if code is not None and code >= 0 else None,
@@ -285,6 +328,17 @@ async def run_cli(
     )
 
 
+async def _ended(watch: CliWatch | None, pid: int) -> None:
+    if watch is None:
+        return
+    try:
+        await watch.ended(pid)
+    except Exception as exc:
+        # The record stays, naming a process that is gone: whoever stops orphans later finds
+        # nothing to kill and drops it. Not worth failing a finished run for.
+        log.warning("pid %d ended but could not be recorded as ended: %s", pid, exc)
+
+
 async def _close(process: anyio.abc.Process, out_fd: int, err_fd: int) -> None:
     # The pumps are done with the descriptors: the task group that ran them has exited.
     os.close(out_fd)
@@ -298,7 +352,7 @@ def _environment(
 ) -> tuple[Path, dict[str, str], Redactor]:
     home = Path(os.path.abspath(request.home))
     env, secrets = child_env(adapter.passthrough_env, spec.env, request.env, home)
-    return home, env, Redactor([*secrets, *spec.secrets])
+    return home, _marked(env), Redactor([*secrets, *spec.secrets])
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,11 @@ A ``ProcessId`` is the pid, the host name and the process's start time (on Linux
 plus the start tick from ``/proc/<pid>/stat``), so a new process that happens to get the pid of
 a dead holder is not mistaken for it. ``is_alive`` answers only for the local host; a holder on
 another host is reported as unknown (None) and callers must treat it as alive.
+
+``marker()`` is the same identity as one string, put in the environment of every process the
+orchestrator starts (``MARKER_ENV``; children inherit it): after the orchestrator died, its
+orphans are found by it (``orchestrator.orphans``) even when nothing else about them was
+recorded in time.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ProcessId", "current", "is_alive"]
+__all__ = ["MARKER_ENV", "Living", "ProcessId", "current", "is_alive", "living", "start_time"]
 
+MARKER_ENV = "COUNCIL_ORCHESTRATOR"
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
@@ -35,6 +41,16 @@ class ProcessId:
             return None
         return cls(pid, host, started)
 
+    def marker(self) -> str:
+        """``<host>:<pid>:<started>``; ``parse_marker`` reads it back."""
+        return f"{self.host}:{self.pid}:{self.started}"
+
+    @classmethod
+    def parse_marker(cls, text: str) -> ProcessId | None:
+        host, _, rest = text.partition(":")
+        pid, _, started = rest.partition(":")
+        return cls(int(pid), host, started) if host and pid.isdigit() else None
+
 
 _current: ProcessId | None = None
 
@@ -44,7 +60,7 @@ def current() -> ProcessId:
     global _current
     pid = os.getpid()
     if _current is None or _current.pid != pid:
-        _current = ProcessId(pid, socket.gethostname(), _start_time(pid) or "")
+        _current = ProcessId(pid, socket.gethostname(), start_time(pid) or "")
     return _current
 
 
@@ -55,7 +71,7 @@ def is_alive(proc: ProcessId) -> bool | None:
         return None
     if proc.pid == me.pid:
         return proc.started == me.started
-    started = _start_time(proc.pid)
+    started = start_time(proc.pid)
     if started is not None:
         return started == proc.started
     if proc.started and os.path.exists(_BOOT_ID):
@@ -69,8 +85,9 @@ def is_alive(proc: ProcessId) -> bool | None:
     return True
 
 
-def _start_time(pid: int) -> str | None:
-    """``<boot id>:<start tick>`` of a Linux process, or None when it does not exist."""
+def start_time(pid: int) -> str | None:
+    """``<boot id>:<start tick>`` of a Linux process, or None when it does not exist (or is a
+    zombie, or this is not Linux)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -84,3 +101,35 @@ def _start_time(pid: int) -> str | None:
     if len(fields) <= 19 or fields[0] in (b"Z", b"X"):
         return None  # a zombie has closed its files and released its locks: it is gone
     return f"{boot}:{fields[19].decode()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Living:
+    """A running process as ``living`` lists it."""
+
+    pgid: int
+    started: str  # as ``start_time`` gives it
+
+
+def living() -> dict[int, Living]:
+    """Every process of this host that is not a zombie, by pid; {} without ``/proc``.
+    Blocking (reads ``/proc``)."""
+    try:
+        names = os.listdir("/proc")
+        with open(_BOOT_ID, "rb") as f:
+            boot = f.read().strip().decode()
+    except OSError:
+        return {}
+    table: dict[int, Living] = {}
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # ended meanwhile
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 19 and fields[0] not in (b"Z", b"X"):
+            table[int(name)] = Living(int(fields[2]), f"{boot}:{fields[19].decode()}")
+    return table

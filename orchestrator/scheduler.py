@@ -22,11 +22,17 @@ Contract:
   and the session marked ``interrupted``. ``kill()`` cancels everything at once (a second
   Ctrl-C), leaving the state for ``resume``.
 - ``resume(session_id)`` continues an interrupted or killed session: it refuses while the
-  orchestrator recorded on a live claim still runs, then ``recover_session(force=True)``
-  requeues what the dead orchestrator left running or merging. The workflow skips phases
-  recorded complete, and the merge queue answers ``already_merged`` for work already on the
-  base, so nothing is done or merged twice; a task whose merge landed but was never recorded
-  is marked done from its ``Council-Task`` trailer, as ``run()`` does.
+  orchestrator recorded on a live claim still runs, stops the CLIs the dead orchestrator left
+  running (``orphans``: they lead process groups of their own, so its SIGKILL did not reach
+  them) and waits until they are gone, then ``recover_session(force=True)`` requeues what it
+  left running or merging. The workflow skips phases recorded complete, and the merge queue
+  answers ``already_merged`` for work already on the base, so nothing is done or merged twice;
+  a task whose merge landed but was never recorded is marked done from its ``Council-Task``
+  trailer, as ``run()`` does. Worktrees the dead orchestrator made for this session and
+  would have removed are removed, under the usual safety rules (work committed, tip kept by a
+  rescue ref unless the base has it): those of tasks that are done, and those no task names
+  any more (made just before the orchestrator died, or let go of just before it could remove
+  them).
 - Events (``run.started``, ``task.dispatched``, ``task.retry``, ``adapter.parked``,
   ``task.failed``, ``task.swept``, ``merge.forecast_conflict``, ``run.finished``, ...) go
   through the store to its subscribers; the workflow's own events reach ``on_event`` listeners.
@@ -58,7 +64,7 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.retry import RetryPolicy
-from orchestrator.scheduler_attempt import Attempt, Services
+from orchestrator.scheduler_attempt import WORKTREE, Attempt, Services
 from orchestrator.scheduler_cancel import request_cancel
 from orchestrator.scheduler_candidates import (
     candidate_ready,
@@ -171,6 +177,19 @@ class Scheduler(ReconcileLifecycle):
             )
             await self._emit("task.already_merged", {"task_id": task.id, "commit": commit})
 
+    async def _retire_left_worktrees(self, since: datetime) -> None:
+        """Remove the worktrees made since ``since`` for this session's tasks that a crash
+        left behind (see the module doc). A council task's candidates are its own business."""
+        assert self.session_id is not None
+        states = {s.task_id: s for s in await self.services.store.list_tasks(self.session_id)}
+        for worktree in (await self.services.worktrees.sessions()).values():
+            task, state = self.tasks.get(worktree.task_id), states.get(worktree.task_id)
+            if task is None or task.council or state is None or worktree.created_at < since:
+                continue
+            named = state.metadata.get(WORKTREE) == worktree.session_id
+            if state.status == TaskStatus.DONE or not named:
+                await self._remove_worktree(worktree.session_id)
+
     async def run(self) -> None:
         """Run until every task is settled, or until stopped."""
         await self.start()
@@ -180,6 +199,7 @@ class Scheduler(ReconcileLifecycle):
         """Continue session ``session_id`` from where it stood (see the module docstring)."""
         store = self.services.store
         await self._refuse_if_alive(session_id)
+        await self.stop_orphans()
         snapshot = await store.recover_session(session_id, force=True)
         for task in snapshot.tasks:
             if task.status == TaskStatus.MERGING:
@@ -198,6 +218,7 @@ class Scheduler(ReconcileLifecycle):
         # trailer on the base says it is done (running it again could only fail or merge twice).
         unfinished = {t.task_id for t in snapshot.tasks if t.status not in TERMINAL_TASK_STATUSES}
         await self._skip_landed(t for t in self.tasks.values() if t.id in unfinished)
+        await self._retire_left_worktrees(snapshot.session.created_at)
         await self.prepare_candidates(self.tasks.values(), resuming=True)
         metadata = {**snapshot.session.metadata, ORCHESTRATOR: procid.current().as_dict()}
         await store.update_session(session_id, {"metadata": metadata})

@@ -35,6 +35,7 @@ from typing import Any
 import anyio
 
 from orchestrator.best_of import COUNCIL_PHASE, CandidateResult, pick_best
+from orchestrator.cli_runs import CliRunBook
 from orchestrator.config_models import TaskConfig
 from orchestrator.errors import CouncilError, WorkspaceError
 from orchestrator.merge_types import MergeResult, MergeStatus
@@ -171,6 +172,7 @@ class CouncilLifecycle(AttemptLifecycle):
             adapter=attempt.adapter,
             cancel=attempt.cancel,
             on_event=lambda event: self._attempt_event(attempt, event),
+            watch=CliRunBook(services.store, task.id, COUNCIL_PHASE),
         )
         self.slots.give_back(attempt.key)  # the judge is done; the merge holds no slot
         attempt.slot_free = True

@@ -11,7 +11,9 @@
 3. **Sweep** (every ``min(heartbeat_interval, stale_threshold / 2)``): claims whose lease
    lapsed are expired; their tasks go back to the queue with a backoff, or fail once they
    used up ``max_retries``; an attempt of ours whose claim lapsed is cancelled and may not
-   write again. Another session's tasks are left to their own scheduler.
+   write again. Another session's tasks are left to their own scheduler. When a swept claim
+   was held by another orchestrator, whatever a dead one left running is stopped first
+   (``orphans``): its CLIs would otherwise go on beside the next attempt.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.errors import RecordNotFound, StaleClaim
+from orchestrator.errors import RecordNotFound, RunError, StaleClaim
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
+from orchestrator.orphans import stop_orphans
 from orchestrator.scheduler_attempt import FAILURES, WORKTREE, Attempt
 from orchestrator.scheduler_cancel import cancelled_updates, clear_cancel, pending_cancels
 from orchestrator.scheduler_council import CouncilLifecycle
@@ -120,9 +123,21 @@ class ReconcileLifecycle(CouncilLifecycle):
             attempt.cancel.set()
             await self._emit("task.claim_lost", {"task_id": attempt.key}, "warning")
 
+    async def stop_orphans(self) -> None:
+        """Stop what dead orchestrators left running in this repository (``orphans``);
+        ``RunError`` when some of it does not die."""
+        layout = await self.services.worktrees.layout()
+        await stop_orphans(self.services.store, layout.council)
+
     async def _sweep(self) -> None:
         store = self.services.store
-        for claim in await store.sweep_expired_claims():
+        swept = await store.sweep_expired_claims()
+        if any(claim.holder != self.holder for claim in swept):
+            try:
+                await self.stop_orphans()
+            except RunError as exc:
+                await self._emit("cli.orphans_left", {"error": str(exc)}, "warning")
+        for claim in swept:
             attempt = self.running.get(claim.task_id)
             if attempt is not None and attempt.token == claim.token:
                 attempt.lost = True

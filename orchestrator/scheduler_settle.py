@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 
+from orchestrator.crashpoints import crash_point
 from orchestrator.errors import WorkspaceError
 from orchestrator.merge_types import MergeResult, MergeStatus
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
@@ -206,6 +207,7 @@ class SettleLifecycle(AttemptBase):
         if merged.tip_contained:
             meta.pop(WORKTREE, None)
         await self._release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
+        crash_point("merge.recorded")
         await self._release_locks(attempt)
         if merged.tip_contained:
             try:

@@ -48,6 +48,7 @@ import anyio
 
 from orchestrator.adapter import Outcome, OutcomeKind, Usage
 from orchestrator.best_of import CandidateResult, WorkflowError, pick_best
+from orchestrator.cli_runs import CliRunBook
 from orchestrator.config_models import PhaseConfig
 from orchestrator.errors import AdapterError, CouncilError, LockError, PathEscapeError
 from orchestrator.handoff import (
@@ -231,6 +232,7 @@ class _Workflow:
                 log_dir=self.run.log_dir,
                 cancel=self.run.cancel,
                 on_event=self.run.on_event,
+                watch=CliRunBook(self.run.store, self.task.id, name),
             )
         except AdapterError as exc:  # not installed, bad options: another attempt won't help
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))

@@ -4,8 +4,11 @@ the kill runs again; no task is merged twice, even when the kill falls between a
 and its record; no CLI process of the run is left; nothing the dead orchestrator held (claims,
 file locks, the merge lock) blocks the resume.
 
-Known gap (the xfail below): the dead orchestrator's CLIs are not stopped, so a resume can run
-a phase again beside the old CLI, in the same worktree."""
+The dead orchestrator's CLIs lead process groups of their own, so its SIGKILL does not reach
+them: the resume stops them (``orchestrator.orphans``, from the ``cli-runs`` records and the
+marker in their environment) and waits until they are gone before it runs anything, so a phase
+never runs again beside the old CLI in the same worktree. Every named crash point has its own
+test in ``test_crash_points.py``."""
 
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from scheduler_helpers import merged_tasks, new_repo
 
 from orchestrator.models import PhaseStatus, TaskState
@@ -45,6 +47,7 @@ retry: {max_retries: 2, backoff_initial: 0.05, backoff_max: 0.2}
 scheduler: {tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}
 tasks:
 """
+STALE_SOON = "heartbeat_interval: 0.2, stale_threshold: 1"
 
 
 def task(task_id: str, build: str, *, after: str | None = None) -> str:
@@ -159,10 +162,12 @@ def task_status(repo: Path, task_id: str) -> str:
     return str(json.loads(decode(current.read_bytes()))["status"])
 
 
-def start_run(tmp_path: Path, tasks: str) -> tuple[Path, Path, subprocess.Popen[bytes]]:
+def start_run(
+    tmp_path: Path, tasks: str, settings: str = CONFIG
+) -> tuple[Path, Path, subprocess.Popen[bytes]]:
     repo = new_repo(tmp_path)
     config = tmp_path / "run.yaml"
-    config.write_text(CONFIG + tasks)
+    config.write_text(settings + tasks)
     process = subprocess.Popen(
         [*COUNCIL, "run", str(config), "--json"],
         cwd=tmp_path,
@@ -216,8 +221,7 @@ def resume_and_check(
         )
         assert shown.returncode == 0, task_id
 
-    # Nothing of the run is left running. (The dead orchestrator's CLIs are not stopped by the
-    # resume: they end on their own, here while the resumed builds run.)
+    # Nothing of the run is left running: the resume stopped the dead orchestrator's CLIs.
     assert not scripted_processes(tmp_path)
     return before
 
@@ -289,13 +293,6 @@ def test_sigkill_after_a_merge_landed_before_it_was_recorded(tmp_path: Path) -> 
     resume_and_check(tmp_path, repo, config, ["quick", "after-quick"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the killed orchestrator's CLIs run on in process groups of their own; the resume "
-    "neither stops them nor waits for them, and starts the same phase again in the same "
-    "worktree beside them",
-)
 def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) -> None:
     repo, config, process = start_run(tmp_path, task("slow", "SLEEP 6\nWRITE slow.txt slow"))
     try:
@@ -309,8 +306,7 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
     finally:
         if process.poll() is None:
             process.kill()
-    if not scripted_processes(tmp_path):  # not the failure this test is about
-        raise RuntimeError("the build's CLI did not outlive the orchestrator")
+    (left,) = scripted_processes(tmp_path)  # the build's CLI outlived the orchestrator
 
     resumed = subprocess.Popen(
         [*COUNCIL, "resume", str(config), "--json"],
@@ -328,3 +324,36 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
     assert resumed.wait(timeout=60) == 0
     assert merged_tasks(repo) == ["slow"]
     assert most == 1
+    # The resume stopped it (the CLI would have slept on for seconds), by its record.
+    stopped = [e["data"]["orphans"] for e in events(repo) if e["type"] == "cli.orphans_stopped"]
+    assert stopped == [[{"pid": left, "group": True, "task": "slow"}]]
+
+
+def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) -> None:
+    # Two runs share a repository. The first is killed while its build's CLI sleeps; the
+    # second, running other tasks, sweeps the first's claim once its lease lapsed, and stops
+    # the CLI the dead run left before anything can run that task again.
+    short_lease = CONFIG.replace("heartbeat_interval: 0.5, stale_threshold: 10m", STALE_SOON)
+    slow = task("slow", "SLEEP 30\nWRITE slow.txt slow")
+    repo, _, process = start_run(tmp_path, slow, short_lease)
+    try:
+        wait_for(lambda: any(map(sleeping, scripted_processes(tmp_path))), 30, "the build's CLI")
+        kill(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    (left,) = scripted_processes(tmp_path)
+    (tmp_path / "other.yaml").write_text(CONFIG + task("other", "WRITE other.txt other"))
+    other = subprocess.run(
+        [*COUNCIL, "run", str(tmp_path / "other.yaml"), "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert other.returncode == 0, other.stderr[-3000:]
+    stopped = [e["data"]["orphans"] for e in events(repo) if e["type"] == "cli.orphans_stopped"]
+    assert stopped == [[{"pid": left, "group": True, "task": "slow"}]]
+    assert not scripted_processes(tmp_path)
+    assert task_status(repo, "slow") == "running"  # the dead run's task waits for its resume

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from orchestrator.crashpoints import crash_point
 from orchestrator.errors import RecordNotFound, StateCorrupted, StateError
 from orchestrator.ids import check_id
 from orchestrator.models import Checkpoint, CheckpointInfo
@@ -36,6 +37,7 @@ class CheckpointFiles:
             durable_write(target, encode(checkpoint.model_dump_json().encode()), self.ops)
         except OSError as exc:
             raise StateError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        crash_point("checkpoint.written")
         for old in self.list(checkpoint.session_id)[: -self.limit]:
             self.path(old.checkpoint_id).unlink(missing_ok=True)
 

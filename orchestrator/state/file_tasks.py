@@ -9,6 +9,7 @@ from typing import Any
 import anyio.to_thread
 
 from orchestrator import filelock
+from orchestrator.crashpoints import crash_point
 from orchestrator.errors import RecordNotFound, StateError
 from orchestrator.events import Event, EventType
 from orchestrator.ids import check_id
@@ -126,7 +127,9 @@ class FileTasks(FileBase):
                 expires_at=now + timedelta(seconds=lease_seconds),
             )
             fields = {**(updates or {}), "claim": claim}
+            crash_point("claim.before_record")
             new = self._write_merged(self.tasks, task_id, current, fields, {}, events)
+            crash_point("claim.recorded")
             events.append(claim_event(EventType.CLAIM_ACQUIRED, claim))
             return new, current
 

@@ -12,6 +12,8 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.crashpoints import crash_point
+
 __all__ = ["FileOps", "durable_write"]
 
 
@@ -70,13 +72,16 @@ def durable_write(
     try:
         try:
             ops.write(fd, data)
+            crash_point("write.temp_written")
             if sync:
                 ops.fsync(fd)
+                crash_point("write.fsynced")
         finally:
             ops.close(fd)
         if before_replace is not None:
             before_replace()
         ops.replace(tmp, path)
+        crash_point("write.replaced")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -1,0 +1,223 @@
+"""SIGKILL at every named crash point (``orchestrator.crashpoints``), then ``council resume``.
+
+Each test starts a real ``council run`` process with ``COUNCIL_CRASH_AT`` set, checks that it
+died by SIGKILL at that very point (a point the run never reached fails the test: the run
+would have ended by itself), resumes the run to the end and runs the invariant checker
+(``tests/invariants.py``): every task done, no commit lost, nothing merged twice, no record
+version gone back, no conflict marker, no process and no lock of the dead run left.
+
+The soak (``--soak``) does the same 200 times from a seeded random (point, count), killing the
+resumes too (up to three kills in a row) before the last resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import invariants
+import pytest
+from scheduler_helpers import new_repo
+
+from orchestrator.crashpoints import ENV, POINTS
+
+COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
+BASE_ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
+BASE_ENV.pop(ENV, None)
+
+# Three small tasks, the third waiting for the first to land, so a kill can find one task
+# merged, one merging and one not started. stale_threshold is far longer than a test: a
+# resume that waited for the dead run's leases would time out rather than pass.
+CONFIG = """\
+repo: repo
+adapters:
+  cli: {type: scripted, options: {delay: 0}}
+default_adapter: cli
+capacity: {sessions: 2}
+workflow: {phases: [{name: plan}, {name: build}]}
+retry: {max_retries: 3, backoff_initial: 0.02, backoff_max: 0.1}
+scheduler: {tick: 0.02, heartbeat_interval: 0.5, stale_threshold: 10m}
+tasks:
+"""
+IDS = ["one", "two", "three"]
+
+
+def task(task_id: str, *, after: str | None = None) -> str:
+    instructions = {"plan": f"SAY FILES: {task_id}.txt", "build": f"WRITE {task_id}.txt {task_id}"}
+    entry: dict[str, Any] = {
+        "id": task_id,
+        "prompt": f"Write {task_id}.txt.",
+        "files": [f"{task_id}.txt"],
+        "metadata": {"phase_instructions": instructions},
+    }
+    if after is not None:
+        entry["depends_on"] = [after]
+    return f"  - {json.dumps(entry)}\n"
+
+
+TASKS = task("one") + task("two") + task("three", after="one")
+
+# (point, nth): where each default test kills the run. The counts put the kill in the middle
+# of the run (a first task landed or landing) where the run reaches the point more than once;
+# a run of these tasks makes about 70 durable writes.
+KILLS = [
+    ("claim.before_record", 1),
+    ("claim.recorded", 3),
+    ("write.temp_written", 30),
+    ("write.fsynced", 25),
+    ("write.replaced", 40),
+    ("cli.spawned", 3),
+    ("phase.completed", 2),
+    ("checkpoint.written", 1),
+    ("merge.locked", 1),
+    ("merge.committed", 1),
+    ("merge.ref_updated", 2),
+    ("merge.recorded", 1),
+]
+# A checkpoint is written when a run stops gracefully: that run gets a SIGTERM first.
+STOPPED_FIRST = {"checkpoint.written"}
+
+
+def setup_run(tmp_path: Path) -> tuple[Path, Path]:
+    repo = new_repo(tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text(CONFIG + TASKS)
+    return repo, config
+
+
+class Council(subprocess.Popen[str]):
+    events_from = 0  # where this process's events begin in events.jsonl
+
+
+def council(tmp_path: Path, command: str, config: Path, crash_at: str | None = None) -> Council:
+    events = tmp_path / "repo" / ".council" / "events.jsonl"
+    env = dict(BASE_ENV)
+    if crash_at is not None:
+        env[ENV] = crash_at
+    process = Council(
+        [*COUNCIL, command, str(config), "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    process.events_from = events.stat().st_size if events.exists() else 0
+    return process
+
+
+def started_a_phase(process: Council, repo: Path) -> bool:
+    """Has ``process`` started a phase (its signal handlers are in place by then)?"""
+    path = repo / ".council" / "events.jsonl"
+    if not path.exists():
+        return False
+    with path.open("rb") as events:
+        events.seek(process.events_from)
+        return b'"phase.started"' in events.read()
+
+
+def crashed(process: Council, repo: Path, point: str) -> tuple[bool, str]:
+    """Wait for the process to end; (killed at ``point``, what it printed). Where the point
+    is only reached by a graceful stop, the process gets a SIGTERM once it runs a phase."""
+    if point in STOPPED_FIRST:
+        deadline = time.monotonic() + 60
+        while not started_a_phase(process, repo) and process.poll() is None:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise TimeoutError("the run started no phase within 60s")
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+    try:
+        out, err = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        raise
+    killed = process.returncode == -signal.SIGKILL and f"crash point {point} reached" in err
+    return killed, out[-3000:] + err[-3000:]
+
+
+def next_command(repo: Path) -> str:
+    """``resume`` once the killed run recorded its session, else ``run`` again."""
+    return "resume" if invariants.recorded_sessions(repo) else "run"
+
+
+def to_the_end(tmp_path: Path, repo: Path, config: Path) -> dict[str, Any]:
+    resumed = council(tmp_path, next_command(repo), config)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, out[-4000:] + err[-4000:]
+    report: dict[str, Any] = json.loads(out)
+    return report
+
+
+def finished_everything(tmp_path: Path, repo: Path, config: Path) -> None:
+    before = invariants.snapshot(repo)
+    report = to_the_end(tmp_path, repo, config)
+    assert report["status"] == "completed"
+    assert {t["task_id"]: t["status"] for t in report["tasks"]} == dict.fromkeys(IDS, "done")
+    invariants.check(repo, before=before, all_done=True, root=tmp_path)
+
+
+def test_every_crash_point_has_a_test() -> None:
+    assert sorted(point for point, _ in KILLS) == sorted(POINTS)
+
+
+@pytest.mark.parametrize(("point", "nth"), KILLS, ids=[p for p, _ in KILLS])
+def test_sigkill_at_crash_point_then_resume_finishes_everything(
+    tmp_path: Path, point: str, nth: int
+) -> None:
+    repo, config = setup_run(tmp_path)
+    run = council(tmp_path, "run", config, f"{point}:{nth}")
+    killed, output = crashed(run, repo, point)
+    assert killed, f"the run ended with {run.returncode} without reaching {point}:{nth}\n{output}"
+    finished_everything(tmp_path, repo, config)
+
+
+def test_a_mistyped_crash_point_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    _, config = setup_run(tmp_path)
+    run = council(tmp_path, "run", config, "merge.landed")
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 2, out + err
+    assert "unknown crash point 'merge.landed'" in err
+    assert all(point in err for point in POINTS)
+    assert not (tmp_path / "repo" / ".council" / "state" / "sessions").exists()  # ran nothing
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3 * 3600)  # 200 iterations of up to four council processes each
+def test_soak_random_crash_points_then_resume(tmp_path: Path) -> None:
+    rng = random.Random(20240611)
+    points = sorted(POINTS)
+    for iteration in range(200):
+        root = tmp_path / f"i{iteration}"
+        root.mkdir()
+        repo, config = setup_run(root)
+        command, finished = "run", False
+        for _ in range(rng.randint(1, 3)):
+            point = rng.choice(points)
+            # A stopped run writes one checkpoint; a run makes about 70 durable writes.
+            most = 1 if point in STOPPED_FIRST else 80 if point.startswith("write.") else 4
+            nth = rng.randint(1, most)
+            process = council(root, command, config, f"{point}:{nth}")
+            killed, output = crashed(process, repo, point)
+            where = f"iteration {iteration}: {command} with {point}:{nth}"
+            if not killed:
+                # The count was past the end of the run: it ended by itself, every task done.
+                assert process.returncode == 0, f"{where} ended {process.returncode}\n{output}"
+                finished = True
+                break
+            # Between kills: nothing merged twice or lost, nothing stranded or blocking; the
+            # dead run's CLIs may still run until the next resume stops them.
+            invariants.check(repo, settled=False)
+            command = next_command(repo)
+        if finished:
+            invariants.check(repo, all_done=True, root=root)
+        else:
+            finished_everything(root, repo, config)
