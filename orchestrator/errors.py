@@ -21,11 +21,13 @@ ever needs to import an outside library to handle a failure::
         ├── VersionConflict           `expected_version` did not match the stored version
         ├── StaleClaim                a write carried a fencing token that no longer holds
         ├── RecordNotFound            the record asked for does not exist
-        └── StateCorrupted            a record is damaged and no valid history could replace it
+        ├── StateCorrupted            a record is damaged and no valid history could replace it
+        └── StateWriteError           the disk refused a state write (full, read-only, failing)
 """
 
 from __future__ import annotations
 
+import errno as errno_codes
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,7 @@ __all__ = [
     "StaleClaim",
     "StateCorrupted",
     "StateError",
+    "StateWriteError",
     "VersionConflict",
     "WorkspaceError",
 ]
@@ -211,3 +214,33 @@ class StateCorrupted(StateError):
         self.detail = detail
         self.way_out = way_out
         super().__init__(f"{path}: {detail}; {way_out}")
+
+
+_RESUME = "(`council resume` continues a run)"
+_WAYS_OUT = {
+    errno_codes.ENOSPC: f"free space on its file system, then retry {_RESUME}",
+    errno_codes.EDQUOT: f"free space within your disk quota, then retry {_RESUME}",
+    errno_codes.EROFS: "the file system is read-only: remount it writable, then retry",
+    errno_codes.EACCES: "make its directory writable for this user, then retry",
+    errno_codes.EPERM: "make its directory writable for this user, then retry",
+    errno_codes.EIO: "the disk reported an I/O error: check it (the kernel log names the device) "
+    "before you retry",
+}
+
+
+class StateWriteError(StateError):
+    """The disk refused a write of the state store: ``path`` is the file, ``errno`` the code.
+
+    ``applied`` is False when nothing changed (the previous version is intact) and True when
+    the new version is in place but could not be made durable (its directory fsync failed).
+    The message says which, and what to do.
+    """
+
+    def __init__(
+        self, path: Path, reason: str, outcome: str, errno: int | None, *, applied: bool = False
+    ) -> None:
+        self.path = path
+        self.errno = errno
+        self.applied = applied
+        way_out = _WAYS_OUT.get(errno or 0, "fix the cause, then retry")
+        super().__init__(f"cannot write {path}: {reason}; {outcome}; {way_out}")

@@ -80,7 +80,9 @@ class FileBase:
         )
         self.counters = RecordKind(self.root, "counters", Counter, "name", ops, history_limit)
         self.checkpoints = CheckpointFiles(self.root / "checkpoints", ops, checkpoint_limit)
-        self.events = EventLog(Path(events_path) if events_path else self.root / "events.jsonl")
+        self.events = EventLog(
+            Path(events_path) if events_path else self.root / "events.jsonl", ops
+        )
 
     def _namespace(self, namespace: str) -> RecordKind[KeyedRecord]:
         kind = self._namespaces.get(namespace)
@@ -257,6 +259,10 @@ class FileBase:
                 else:
                     lock.release()
                 cleaned += leftovers
+        lock = filelock.try_acquire(self.checkpoints.lock_path)
+        if lock is not None:
+            with lock:
+                cleaned += await anyio.to_thread.run_sync(self.checkpoints.remove_temp_files)
         if cleaned:
             await self.emit(Event(type=EventType.LOCK_CLEANED, data={"count": cleaned}))
         return cleaned
