@@ -64,19 +64,26 @@ class CheckpointFiles:
             raise RecordNotFound(f"checkpoint {checkpoint_id!r} does not exist") from None
         except (RecordDamaged, ValidationError) as exc:
             raise StateCorrupted(
-                target, f"checkpoint is damaged ({exc})", "use an earlier checkpoint"
+                target,
+                f"checkpoint is damaged ({_first_line(exc)})",
+                "it is left as it is; use an earlier one (`council checkpoint list`)",
             ) from None
 
-    def list(self, session_id: str | None = None) -> list[CheckpointInfo]:
-        """Intact checkpoints, oldest first (damaged ones are left alone and not listed)."""
+    def ids(self) -> list[str]:
+        """Every checkpoint file's id, intact or not."""
         try:
             names = sorted(e.name for e in os.scandir(self.directory) if e.name.endswith(".json"))
         except FileNotFoundError:
             return []
+        return [name.removesuffix(".json") for name in names]
+
+    def list(self, session_id: str | None = None) -> list[CheckpointInfo]:
+        """Intact checkpoints, oldest first (damaged ones are left alone and not listed;
+        ``verify_records`` reports them)."""
         found: list[CheckpointInfo] = []
-        for name in names:
+        for name in self.ids():
             try:
-                checkpoint = self.read(name.removesuffix(".json"))
+                checkpoint = self.read(name)
             except StateError:
                 continue
             if session_id is None or checkpoint.session_id == session_id:
@@ -97,3 +104,8 @@ class CheckpointFiles:
     def delete_session(self, session_id: str) -> None:
         for info in self.list(session_id):
             self.path(info.checkpoint_id).unlink(missing_ok=True)
+
+
+def _first_line(exc: Exception) -> str:
+    """A pydantic error's summary line, without the pages of detail under it."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -230,6 +230,27 @@ class FileBase:
                     problems.append(
                         RecordProblem(kind=kind.name, key=key, reason=reason, recovered=True)
                     )
+        problems += await anyio.to_thread.run_sync(self._damaged_checkpoints)
+        return problems
+
+    def _damaged_checkpoints(self) -> list[RecordProblem]:
+        """Checkpoints are immutable and have no history: a damaged one is only reported."""
+        problems = []
+        for checkpoint_id in self.checkpoints.ids():
+            try:
+                self.checkpoints.read(checkpoint_id)
+            except StateCorrupted as exc:
+                problems.append(
+                    RecordProblem(
+                        kind="checkpoints",
+                        key=checkpoint_id,
+                        reason=exc.detail,
+                        recovered=False,
+                        detail=str(exc),
+                    )
+                )
+            except StateError:
+                continue  # removed meanwhile
         return problems
 
     async def clean_stale_locks(self) -> int:

@@ -301,7 +301,8 @@ class RecordKind(Generic[M]):
             raise StateCorrupted(
                 current,
                 f"{self.name} record {key!r} is damaged ({reason}) and has no valid history",
-                f"{where}; restore a checkpoint, or move {current} away to start the record afresh",
+                f"{where}; restore a checkpoint (`council checkpoint list`, then `council "
+                f"checkpoint restore`), or move {current} away to start the record afresh",
             )
         try:
             return self._replace_from_history(key, reason, versions, source)
