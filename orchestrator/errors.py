@@ -9,7 +9,8 @@ ever needs to import an outside library to handle a failure::
     ├── PluginError                   a plugin failed to load or registered something bad
     │   └── AdapterError              an adapter is unknown, misconfigured or its binary is missing
     ├── RunError                      a run cannot start or continue
-    │   └── InvalidIdError            an id (task, session, adapter) fails the safe-id rule
+    │   ├── InvalidIdError            an id (task, session, adapter) fails the safe-id rule
+    │   └── OutOfSpace                a file system the run writes to is full: it stops, resumable
     ├── WorkspaceError                a worktree or path problem in the user's repository
     │   ├── PathEscapeError           a path resolves outside the root it must stay under
     │   ├── GitError                  a git command failed; carries argv and stderr
@@ -43,6 +44,7 @@ __all__ = [
     "LockError",
     "LockTimeout",
     "MergeContention",
+    "OutOfSpace",
     "PathEscapeError",
     "PluginError",
     "RecordNotFound",
@@ -53,6 +55,7 @@ __all__ = [
     "StateWriteError",
     "VersionConflict",
     "WorkspaceError",
+    "out_of_space",
 ]
 
 
@@ -98,6 +101,23 @@ class RunError(CouncilError):
 
 class InvalidIdError(RunError, ValueError):
     """An id does not match ``^[a-z0-9][a-z0-9._-]{0,63}$``."""
+
+
+class OutOfSpace(RunError):
+    """A file system the run writes to (the repository, its worktrees, the state) is full.
+
+    Not the task's fault, and no retry can help until someone frees space: the run stops
+    where it stands, as a killed run would, and ``council resume`` continues it. ``detail``
+    is the refused operation (naming the file), ``kept`` where the interrupted work is.
+    """
+
+    def __init__(self, detail: str, kept: str) -> None:
+        self.detail = detail
+        self.kept = kept
+        super().__init__(
+            f"no space left: {detail}; nothing is lost: {kept}; free space on that file "
+            "system, then `council resume` continues the run"
+        )
 
 
 class WorkspaceError(CouncilError):
@@ -244,3 +264,24 @@ class StateWriteError(StateError):
         self.applied = applied
         way_out = _WAYS_OUT.get(errno or 0, "fix the cause, then retry")
         super().__init__(f"cannot write {path}: {reason}; {outcome}; {way_out}")
+
+
+_FULL_ERRNOS = frozenset({errno_codes.ENOSPC, errno_codes.EDQUOT})
+# What git prints when a write runs out of space (its own wording, or strerror's).
+_FULL_MESSAGES = ("No space left on device", "Out of diskspace", "Disk quota exceeded")
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Did ``error``, or an error it was raised from, come of a full file system?"""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OutOfSpace):
+            return True
+        if isinstance(current, OSError | StateWriteError) and current.errno in _FULL_ERRNOS:
+            return True
+        if isinstance(current, GitError) and any(m in current.stderr for m in _FULL_MESSAGES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

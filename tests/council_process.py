@@ -30,7 +30,7 @@ adapters:
   cli: {{type: scripted, options: {{delay: 0}}}}
 default_adapter: cli
 capacity: {{sessions: 3}}
-workflow: {{phases: [{{name: plan}}, {{name: build}}]}}
+workflow: {{phases: [{phases}]}}
 retry: {{max_retries: 2, backoff_initial: 0.05, backoff_max: 0.2}}
 scheduler: {{tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}}
 tasks:
@@ -51,9 +51,12 @@ def task(task_id: str, build: str, *, after: str | None = None) -> str:
     return f"  - {json.dumps(entry)}\n"
 
 
-def write_config(directory: Path, repo: Path, tasks: str) -> Path:
+def write_config(
+    directory: Path, repo: Path, tasks: str, phases: Sequence[str] = ("plan", "build")
+) -> Path:
     config = directory / "run.yaml"
-    config.write_text(CONFIG.format(repo=repo) + tasks)
+    listed = ", ".join(f"{{name: {name}}}" for name in phases)
+    config.write_text(CONFIG.format(repo=repo, phases=listed) + tasks)
     return config
 
 
