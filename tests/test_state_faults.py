@@ -328,3 +328,29 @@ async def test_a_refused_event_append_loses_only_events_and_says_so_once(
     expected = ["test.before", "test.before"]
     expected += ["test.next"] if code is None else ["test.after", "test.next"]
     assert [k for k in kinds if k.startswith("test.")] == expected
+
+
+# -- a recovery from history the disk refuses -------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ["mkdir", "replace", "open", "write", "fsync"])
+async def test_a_refused_recovery_loses_nothing_and_the_next_read_recovers(
+    seeded: Path, tmp_path: Path, op: str
+) -> None:
+    root = fresh_copy(seeded, tmp_path / "state")
+    current = root / "tasks" / "t1" / "current.json"
+    damaged = current.read_bytes()[:-5]
+    current.write_bytes(damaged)
+    ops = FaultyFileOps(sync=False)
+    async with FileStateStore(root, file_ops=ops) as store:
+        ops.fail(op, code=errno.ENOSPC, persistent=True)
+        with pytest.raises(StateWriteError) as refused:
+            await store.get_task_state("t1")
+        assert refused.value.path == current
+        assert "damaged" in str(refused.value) and "not recovered" in str(refused.value)
+        assert temp_files(root) == []
+        ops.heal()
+        task = await store.get_task_state("t1")
+        assert task is not None and task.priority == 0  # the version before the damaged one
+    quarantined = [p.read_bytes() for p in (root / "quarantine" / "tasks").iterdir()]
+    assert quarantined == [damaged]
