@@ -15,8 +15,12 @@ is injected there and then:
 - after a crash, a new store (the next process) reads the old or the new version, never a
   damaged one, the crashed writer's temp files are cleaned, and the write succeeds again.
 
-Each case starts from a copy of one seeded store, so the matrix costs a file copy per case
-rather than a dozen fsyncs.
+Also: an event-log append the disk refuses (only events are lost, with one warning), and a
+recovery from history the disk refuses (nothing lost; the next read recovers).
+
+Each case starts from a copy of one seeded store, and fsyncs are counted and faulted but not
+made (what they make durable cannot be seen from inside one process), so the whole matrix
+costs a file copy per case rather than a dozen disk flushes.
 """
 
 from __future__ import annotations
