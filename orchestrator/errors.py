@@ -9,7 +9,8 @@ ever needs to import an outside library to handle a failure::
     ├── PluginError                   a plugin failed to load or registered something bad
     │   └── AdapterError              an adapter is unknown, misconfigured or its binary is missing
     ├── RunError                      a run cannot start or continue
-    │   └── InvalidIdError            an id (task, session, adapter) fails the safe-id rule
+    │   ├── InvalidIdError            an id (task, session, adapter) fails the safe-id rule
+    │   └── OutOfSpace                a file system the run writes to is full: it stops, resumable
     ├── WorkspaceError                a worktree or path problem in the user's repository
     │   ├── PathEscapeError           a path resolves outside the root it must stay under
     │   ├── GitError                  a git command failed; carries argv and stderr
@@ -21,11 +22,13 @@ ever needs to import an outside library to handle a failure::
         ├── VersionConflict           `expected_version` did not match the stored version
         ├── StaleClaim                a write carried a fencing token that no longer holds
         ├── RecordNotFound            the record asked for does not exist
-        └── StateCorrupted            a record is damaged and no valid history could replace it
+        ├── StateCorrupted            a record is damaged and no valid history could replace it
+        └── StateWriteError           the disk refused a state write (full, read-only, failing)
 """
 
 from __future__ import annotations
 
+import errno as errno_codes
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,7 @@ __all__ = [
     "LockError",
     "LockTimeout",
     "MergeContention",
+    "OutOfSpace",
     "PathEscapeError",
     "PluginError",
     "RecordNotFound",
@@ -48,8 +52,10 @@ __all__ = [
     "StaleClaim",
     "StateCorrupted",
     "StateError",
+    "StateWriteError",
     "VersionConflict",
     "WorkspaceError",
+    "out_of_space",
 ]
 
 
@@ -95,6 +101,23 @@ class RunError(CouncilError):
 
 class InvalidIdError(RunError, ValueError):
     """An id does not match ``^[a-z0-9][a-z0-9._-]{0,63}$``."""
+
+
+class OutOfSpace(RunError):
+    """A file system the run writes to (the repository, its worktrees, the state) is full.
+
+    Not the task's fault, and no retry can help until someone frees space: the run stops
+    where it stands, as a killed run would, and ``council resume`` continues it. ``detail``
+    is the refused operation (naming the file), ``kept`` where the interrupted work is.
+    """
+
+    def __init__(self, detail: str, kept: str) -> None:
+        self.detail = detail
+        self.kept = kept
+        super().__init__(
+            f"no space left: {detail}; nothing is lost: {kept}; free space on that file "
+            "system, then `council resume` continues the run"
+        )
 
 
 class WorkspaceError(CouncilError):
@@ -211,3 +234,54 @@ class StateCorrupted(StateError):
         self.detail = detail
         self.way_out = way_out
         super().__init__(f"{path}: {detail}; {way_out}")
+
+
+_RESUME = "(`council resume` continues a run)"
+_WAYS_OUT = {
+    errno_codes.ENOSPC: f"free space on its file system, then retry {_RESUME}",
+    errno_codes.EDQUOT: f"free space within your disk quota, then retry {_RESUME}",
+    errno_codes.EROFS: "the file system is read-only: remount it writable, then retry",
+    errno_codes.EACCES: "make its directory writable for this user, then retry",
+    errno_codes.EPERM: "make its directory writable for this user, then retry",
+    errno_codes.EIO: "the disk reported an I/O error: check it (the kernel log names the device) "
+    "before you retry",
+}
+
+
+class StateWriteError(StateError):
+    """The disk refused a write of the state store: ``path`` is the file, ``errno`` the code.
+
+    ``applied`` is False when nothing changed (the previous version is intact) and True when
+    the new version is in place but could not be made durable (its directory fsync failed).
+    The message says which, and what to do.
+    """
+
+    def __init__(
+        self, path: Path, reason: str, outcome: str, errno: int | None, *, applied: bool = False
+    ) -> None:
+        self.path = path
+        self.errno = errno
+        self.applied = applied
+        way_out = _WAYS_OUT.get(errno or 0, "fix the cause, then retry")
+        super().__init__(f"cannot write {path}: {reason}; {outcome}; {way_out}")
+
+
+_FULL_ERRNOS = frozenset({errno_codes.ENOSPC, errno_codes.EDQUOT})
+# What git prints when a write runs out of space (its own wording, or strerror's).
+_FULL_MESSAGES = ("No space left on device", "Out of diskspace", "Disk quota exceeded")
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Did ``error``, or an error it was raised from, come of a full file system?"""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OutOfSpace):
+            return True
+        if isinstance(current, OSError | StateWriteError) and current.errno in _FULL_ERRNOS:
+            return True
+        if isinstance(current, GitError) and any(m in current.stderr for m in _FULL_MESSAGES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -7,7 +7,9 @@ of log, and keeps only tails in memory:
 - ``LineSplitter`` cuts a byte stream into lines as chunks arrive; of a line longer than the
   cap it keeps the head and counts the rest (never joining the whole line in memory);
 - ``LogSink`` writes each (redacted) line to ``<log_dir>/<name>.log`` with its stream, marks cut
-  lines, and after ``limit`` bytes writes ``[log truncated]`` once and drops the rest;
+  lines, and after ``limit`` bytes writes ``[log truncated]`` once and drops the rest; a disk
+  that refuses the log (full, read-only), also when the buffer is flushed at the end, stops
+  the logging with one warning naming the file, and the run goes on;
 - ``TextTail`` keeps the last lines of a stream (stderr: where a CLI says what went wrong).
 
 Log writes go through a 64 KiB buffer on the event loop: they land in the page cache, and a
@@ -145,9 +147,7 @@ class LogSink:
             self._file.write(data)
         except OSError as exc:
             # A full disk must not cost the run: stop logging, say so once, carry on.
-            self.truncated = True
-            self.error = str(exc)
-            log.warning("log %s: %s; not logging the rest of this run", self.path, exc)
+            self._refused(exc)
 
     def close(self, footer: str) -> None:
         self.create()
@@ -156,11 +156,18 @@ class LogSink:
             return
         try:
             self._file.write(f"# {footer}\n".encode("utf-8", "replace"))
+            self._file.close()  # flushes what the buffer still holds: most of a short run
         except OSError as exc:
-            self.error = self.error or str(exc)
+            self._refused(exc)
         finally:
             with contextlib.suppress(OSError):
                 self._file.close()
+
+    def _refused(self, exc: OSError) -> None:
+        self.truncated = True
+        if self.error is None:
+            self.error = str(exc)
+            log.warning("log %s: %s; the rest of this run is not logged", self.path, exc)
 
 
 class TextTail:

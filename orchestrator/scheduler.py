@@ -22,7 +22,8 @@ Contract:
   and the session marked ``interrupted``. ``kill()`` cancels everything at once (a second
   Ctrl-C), leaving the state for ``resume``.
 - ``resume(session_id)`` continues an interrupted or killed session: it refuses while the
-  orchestrator recorded on a live claim still runs, stops the CLIs the dead orchestrator left
+  orchestrator recorded as running it (or on a live claim) is alive, even while it holds no
+  claim (waiting for a rate limit to lift), stops the CLIs the dead orchestrator left
   running (``orphans``: they lead process groups of their own, so its SIGKILL did not reach
   them) and waits until they are gone, then ``recover_session(force=True)`` requeues what it
   left running or merging. The workflow skips phases recorded complete, and the merge queue
@@ -477,6 +478,19 @@ class Scheduler(ReconcileLifecycle):
             return  # recover_session restores it from a checkpoint, or says why not
         recorded = session.metadata.get(ORCHESTRATOR)
         proc = procid.ProcessId.from_dict(recorded) if isinstance(recorded, dict) else None
+        if (
+            proc is not None
+            and proc != procid.current()
+            and session.status == SessionStatus.ACTIVE
+            and procid.is_alive(proc) is not False
+        ):
+            # It may hold no claim right now (every task parked on a rate limit, or waiting
+            # for a dependency) and still dispatch the next moment: two orchestrators would
+            # then run the same tasks.
+            raise RunError(
+                f"session {session_id!r} is still being run by process {proc.pid} on "
+                f"{proc.host}; stop that process first, or let it finish"
+            )
         for task in await store.list_tasks(session_id):
             claim = task.claim
             if claim is None or not claim.is_live() or proc is None:

@@ -19,7 +19,9 @@ taken, and goes:
    for a council candidate ``merging`` with its result kept for the comparison
    (``scheduler_candidates``); cancelled by a stop → back to the queue, claim abandoned;
    anything else → ``RetryPolicy.decide``: retry later, park the adapter, or fail with the
-   CLI's message.
+   CLI's message. A full file system is nobody's attempt failing: its error (``OutOfSpace``,
+   or the store's ``StateWriteError``) stops the run where it stands, nothing counted as
+   failed, for ``council resume`` once there is space.
 
 Locks are released when the attempt ends (a candidate's, held for its whole council task, when
 that task ends); the worktree is removed only when the base contains the branch tip (otherwise
@@ -36,7 +38,14 @@ import time
 
 import anyio
 
-from orchestrator.errors import CouncilError, LockError, WorkspaceError
+from orchestrator.errors import (
+    CouncilError,
+    LockError,
+    OutOfSpace,
+    StateWriteError,
+    WorkspaceError,
+    out_of_space,
+)
 from orchestrator.events import Event
 from orchestrator.models import TaskStatus, utcnow
 from orchestrator.scheduler_attempt_base import (
@@ -93,6 +102,8 @@ class AttemptLifecycle(SettleLifecycle):
             attempt.slot_free = True
             await self._settle(attempt, result)
         except (CouncilError, OSError) as exc:
+            if out_of_space(exc):
+                raise _stopped_for_space(attempt, exc) from exc
             # The orchestrator's own step failed (git, store, disk): count it like a failed
             # attempt, so a persistent fault ends in `failed` rather than a respawn loop.
             log.warning("task %s: attempt failed in the orchestrator: %s", attempt.key, exc)
@@ -193,16 +204,21 @@ class AttemptLifecycle(SettleLifecycle):
             on_event=lambda event: self._attempt_event(attempt, event),
             lock_owner=attempt.lock_owner(attempt.session.session_id),
         )
+        full: CouncilError | OSError | None = None
         async with anyio.create_task_group() as group:
             if attempt.task.timeout is not None:
                 group.start_soon(self._watchdog, attempt, attempt.task.timeout)
             try:
                 result = await self.workflow(run)
             except (CouncilError, OSError) as exc:
+                if out_of_space(exc):
+                    full = exc  # raised below: out of the group it would come as a group
                 result = WorkflowResult(
                     WorkflowStatus.FAILED, message=str(exc), retryable=True, outcome_kind="crashed"
                 )
             group.cancel_scope.cancel()
+        if full is not None:
+            raise full
         if attempt.timed_out and result.status != WorkflowStatus.READY_TO_MERGE:
             limit = attempt.task.timeout
             return WorkflowResult(
@@ -229,6 +245,20 @@ class AttemptLifecycle(SettleLifecycle):
         if isinstance(text, str) and text:
             attempt.last_message = text[:200]
         self.on_event(event)
+
+
+def _stopped_for_space(attempt: Attempt, exc: BaseException) -> CouncilError:
+    """The error a full disk stops the run with: ``exc`` itself when it already says what to
+    do (a refused state write), else ``OutOfSpace`` saying where the attempt's work is."""
+    if isinstance(exc, StateWriteError | OutOfSpace):
+        return exc
+    session = attempt.session
+    kept = (
+        f"task {attempt.key}'s work stays in its worktree {session.path} (branch {session.branch})"
+        if session is not None
+        else f"task {attempt.key} had not started"
+    )
+    return OutOfSpace(str(exc), kept)
 
 
 def _new_session_id(task_id: str) -> str:

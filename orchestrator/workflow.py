@@ -50,7 +50,13 @@ from orchestrator.adapter import Outcome, OutcomeKind, Usage
 from orchestrator.best_of import CandidateResult, WorkflowError, pick_best
 from orchestrator.cli_runs import CliRunBook
 from orchestrator.config_models import PhaseConfig
-from orchestrator.errors import AdapterError, CouncilError, LockError, PathEscapeError
+from orchestrator.errors import (
+    AdapterError,
+    CouncilError,
+    LockError,
+    PathEscapeError,
+    out_of_space,
+)
 from orchestrator.handoff import (
     Handoff,
     VerifyRecord,
@@ -238,6 +244,8 @@ class _Workflow:
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
             raise await self._failure(name, outcome, retryable=False) from exc
         except CouncilError as exc:
+            if out_of_space(exc):
+                raise  # not the phase failing: the run stops (see scheduler_attempt)
             outcome = Outcome(kind=OutcomeKind.CRASHED, message=str(exc))
             raise await self._failure(name, outcome, retryable=True) from exc
         self.usage = add_usage(self.usage, ran.cli.outcome.usage)
@@ -310,6 +318,8 @@ class _Workflow:
             )
             facts = await collect_facts(self.run.worktrees, self.session)
         except CouncilError as exc:
+            if out_of_space(exc):
+                raise  # the CLI's work stays in the worktree; the run stops until there is room
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
             raise await self._failure(BUILD, outcome, retryable=True) from exc
         if not facts.files:

@@ -24,7 +24,7 @@ from orchestrator.cli import (
 )
 from orchestrator.errors import ConfigError, CouncilError
 
-__all__ = ["CouncilGroup", "app", "exit_code_for", "main"]
+__all__ = ["CouncilGroup", "app", "council_errors", "exit_code_for", "main"]
 
 
 def exit_code_for(error: CouncilError) -> int:
@@ -41,9 +41,37 @@ class CouncilGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except CouncilError as exc:
-            text = str(exc) if isinstance(exc, ConfigError) else f"error: {exc}"
-            console.print_error(text)
+            _report(exc)
             raise typer.Exit(exit_code_for(exc)) from None
+        except BaseExceptionGroup as group:
+            # A run's error comes up through the task group that also ran the live table
+            # and the signal handler: it is still one error of ours, not a crash.
+            errors = council_errors(group)
+            if errors is None:
+                raise
+            for error in errors:
+                _report(error)
+            raise typer.Exit(max(map(exit_code_for, errors))) from None
+
+
+def council_errors(group: BaseExceptionGroup[BaseException]) -> list[CouncilError] | None:
+    """The errors of ``group`` (nested groups flattened) when all are ours, else None."""
+    found: list[CouncilError] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            inner = council_errors(error)
+            if inner is None:
+                return None
+            found += inner
+        elif isinstance(error, CouncilError):
+            found.append(error)
+        else:
+            return None
+    return found
+
+
+def _report(error: CouncilError) -> None:
+    console.print_error(str(error) if isinstance(error, ConfigError) else f"error: {error}")
 
 
 app = typer.Typer(

@@ -3,6 +3,13 @@
 Lines are appended with one ``write`` on an ``O_APPEND`` descriptor, so lines from several
 processes never interleave. The log is not fsynced: it is the audit trail, and the state
 records (which are durable) remain the truth after a crash.
+
+A full or failing disk never takes a state write down with it: the append is dropped with one
+warning naming the file (not one per event while the disk stays full), and a count of what was
+lost once appends work again. An append that failed or was cut short by a dying process may
+leave part of a line behind, so the next append of this process, and the first of any
+process, starts on a fresh line; readers skip any line that is not a whole event (a torn
+tail, a damaged byte) and count it, instead of failing on the rest of the log.
 """
 
 from __future__ import annotations
@@ -12,7 +19,10 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from orchestrator.events import Event, Subscriber
+from orchestrator.state.fsops import FileOps
 
 __all__ = ["EventLog"]
 
@@ -20,9 +30,12 @@ log = logging.getLogger(__name__)
 
 
 class EventLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ops: FileOps | None = None) -> None:
         self.path = path
+        self.ops = ops or FileOps()
+        self.skipped = 0  # lines ``read`` could not parse
         self._fd: int | None = None
+        self._lost = 0  # events dropped since appends last worked
         self._subscribers: list[Subscriber] = []
 
     def subscribe(self, subscriber: Subscriber) -> None:
@@ -37,15 +50,27 @@ class EventLog:
         if not events:
             return
         data = b"".join(e.model_dump_json().encode() + b"\n" for e in events)
+        if self._lost:
+            data = b"\n" + data  # end whatever part of a line the failed append left
         try:
             if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-                self._fd = os.open(self.path, flags, 0o644)
-            os.write(self._fd, data)
+                self.ops.makedirs(self.path.parent)
+                if _ends_mid_line(self.path):
+                    data = b"\n" + data  # torn by a process that died or hit a full disk
+                self._fd = self.ops.open_append(self.path)
+            self.ops.write(self._fd, data)
         except OSError as exc:
-            # The audit trail must never take a state write down with it.
-            log.warning("cannot append to %s: %s", self.path, exc.strerror or exc)
+            if not self._lost:
+                log.warning(
+                    "cannot append to %s: %s; events are not logged until it works again",
+                    self.path,
+                    exc.strerror or exc,
+                )
+            self._lost += len(events)
+            return
+        if self._lost:
+            log.warning("%s: appending works again; %d events were lost", self.path, self._lost)
+            self._lost = 0
 
     def notify(self, events: Sequence[Event]) -> None:
         """Hand events to subscribers; a failing subscriber is logged, never fatal."""
@@ -59,16 +84,34 @@ class EventLog:
                     log.exception("event subscriber %r failed on %s", subscriber, event.type)
 
     def read(self) -> Iterator[Event]:
-        """Every event in the file, oldest first; a torn last line is skipped."""
+        """Every whole event in the file, oldest first; other lines are skipped and counted
+        in ``skipped``."""
+        self.skipped = 0
         try:
             with self.path.open("rb") as handle:
                 for line in handle:
-                    if line.endswith(b"\n"):
+                    if not line.endswith(b"\n"):
+                        self.skipped += 1  # torn by a crash or a full disk mid-append
+                        continue
+                    if not line.strip():
+                        continue
+                    try:
                         yield Event.model_validate_json(line)
+                    except ValidationError:
+                        self.skipped += 1
         except FileNotFoundError:
             return
 
     def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
-            os.close(fd)
+            self.ops.close(fd)
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except OSError:  # absent or empty
+        return False

@@ -80,7 +80,9 @@ class FileBase:
         )
         self.counters = RecordKind(self.root, "counters", Counter, "name", ops, history_limit)
         self.checkpoints = CheckpointFiles(self.root / "checkpoints", ops, checkpoint_limit)
-        self.events = EventLog(Path(events_path) if events_path else self.root / "events.jsonl")
+        self.events = EventLog(
+            Path(events_path) if events_path else self.root / "events.jsonl", ops
+        )
 
     def _namespace(self, namespace: str) -> RecordKind[KeyedRecord]:
         kind = self._namespaces.get(namespace)
@@ -228,6 +230,27 @@ class FileBase:
                     problems.append(
                         RecordProblem(kind=kind.name, key=key, reason=reason, recovered=True)
                     )
+        problems += await anyio.to_thread.run_sync(self._damaged_checkpoints)
+        return problems
+
+    def _damaged_checkpoints(self) -> list[RecordProblem]:
+        """Checkpoints are immutable and have no history: a damaged one is only reported."""
+        problems = []
+        for checkpoint_id in self.checkpoints.ids():
+            try:
+                self.checkpoints.read(checkpoint_id)
+            except StateCorrupted as exc:
+                problems.append(
+                    RecordProblem(
+                        kind="checkpoints",
+                        key=checkpoint_id,
+                        reason=exc.detail,
+                        recovered=False,
+                        detail=str(exc),
+                    )
+                )
+            except StateError:
+                continue  # removed meanwhile
         return problems
 
     async def clean_stale_locks(self) -> int:
@@ -257,6 +280,10 @@ class FileBase:
                 else:
                     lock.release()
                 cleaned += leftovers
+        lock = filelock.try_acquire(self.checkpoints.lock_path)
+        if lock is not None:
+            with lock:
+                cleaned += await anyio.to_thread.run_sync(self.checkpoints.remove_temp_files)
         if cleaned:
             await self.emit(Event(type=EventType.LOCK_CLEANED, data={"count": cleaned}))
         return cleaned

@@ -127,7 +127,7 @@ class FileStateStore(FileTasks, FileRecords):
         async with self._locked(self.sessions, session_id):
             record = await self._in_thread(run)
         if "task_ids" in updates:
-            return await self._refresh_metrics(session_id) or record
+            return await self._refresh_metrics_after(session_id) or record
         return record
 
     async def get_active_sessions(self) -> list[SessionRecord]:
@@ -225,7 +225,13 @@ class FileStateStore(FileTasks, FileRecords):
                 )
             )
 
-        await self._in_thread(run)
+        lock = await filelock.acquire(
+            self.checkpoints.lock_path, shared=True, timeout=self.lock_timeout
+        )
+        try:
+            await self._in_thread(run)
+        finally:
+            lock.release()
         return checkpoint.info()
 
     async def list_checkpoints(self, session_id: str | None = None) -> list[CheckpointInfo]:

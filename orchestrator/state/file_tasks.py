@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,7 +11,7 @@ import anyio.to_thread
 
 from orchestrator import filelock
 from orchestrator.crashpoints import crash_point
-from orchestrator.errors import RecordNotFound, StateError
+from orchestrator.errors import RecordNotFound, StateError, StateWriteError
 from orchestrator.events import Event, EventType
 from orchestrator.ids import check_id
 from orchestrator.models import Claim, ClaimStatus, SessionRecord, TaskState, utcnow
@@ -27,6 +28,8 @@ from orchestrator.state.file_base import (
 from orchestrator.state.metrics import compute_metrics
 
 __all__ = ["FileTasks"]
+
+log = logging.getLogger(__name__)
 
 
 class FileTasks(FileBase):
@@ -71,7 +74,20 @@ class FileTasks(FileBase):
             return
         for session_id in touched:
             assert session_id is not None
-            await self._refresh_metrics(session_id)
+            await self._refresh_metrics_after(session_id)
+
+    async def _refresh_metrics_after(self, session_id: str) -> SessionRecord | None:
+        """Refresh the metrics after a write that has already succeeded.
+
+        Metrics are derived: a disk that refuses their write must not make the write they
+        follow look failed (a retried claim release would then be refused as stale). They stay
+        one change behind and every later refresh recomputes them from all the tasks.
+        """
+        try:
+            return await self._refresh_metrics(session_id)
+        except StateWriteError as exc:
+            log.warning("session %s: metrics not refreshed: %s", session_id, exc)
+            return None
 
     async def _refresh_metrics(self, session_id: str) -> SessionRecord | None:
         def run(events: list[Event]) -> SessionRecord | None:

@@ -1,27 +1,46 @@
 """The file operations the state store is built on, behind one narrow object.
 
 Every durable write goes through a ``FileOps`` so tests can put a fault-injecting one in its
-place (ENOSPC on write, EIO on fsync, a crash between replace and the directory fsync) and check
-that the previous state survives.
+place (``orchestrator.testing.faulty_fs``: ENOSPC on write, EIO on fsync, a crash between
+replace and the directory fsync) and check that the previous state survives. That covers the
+records, their history links, quarantine, checkpoints and the event log: nothing of the store
+creates, writes, renames or links a file past this object.
+
+``durable_write`` tells its caller how far it got: an ``OSError`` means the old file is still
+in place; ``NotSynced`` (an ``OSError`` too) means the new file replaced it but the directory
+could not be synced, so every process already sees the new bytes and only a machine crash
+could bring the old ones back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.crashpoints import crash_point
+from orchestrator.errors import StateWriteError
 
-__all__ = ["FileOps", "durable_write"]
+__all__ = ["FileOps", "NotSynced", "durable_write", "write_error"]
+
+
+class NotSynced(OSError):
+    """The new file is in place, but the fsync of its directory failed."""
 
 
 class FileOps:
     """Plain POSIX file operations; subclass and override to inject faults."""
 
+    def makedirs(self, directory: Path) -> None:
+        os.makedirs(directory, exist_ok=True)
+
     def open_new(self, path: Path) -> int:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+
+    def open_append(self, path: Path) -> int:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def write(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
@@ -40,6 +59,9 @@ class FileOps:
 
     def link(self, src: Path, dst: Path) -> None:
         os.link(src, dst)
+
+    def unlink(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
 
     def fsync_dir(self, directory: Path) -> None:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -64,8 +86,8 @@ def durable_write(
     (the record store links the old version into its history there). ``sync=False`` keeps
     the atomic replace but skips both fsyncs: for records that describe live processes (lock
     owners), which a machine crash makes moot anyway.
-    On any failure the temp file is removed and the old file is untouched; the OSError
-    propagates for the caller to name.
+    On a failure up to the replace the temp file is removed, the old file is untouched and the
+    OSError propagates for the caller to name; a failed directory fsync raises ``NotSynced``.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = ops.open_new(tmp)
@@ -83,7 +105,20 @@ def durable_write(
         ops.replace(tmp, path)
         crash_point("write.replaced")
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        # The error that stopped the write is the one to report, not the cleanup's.
+        with contextlib.suppress(OSError):
+            ops.unlink(tmp)
         raise
     if sync:
-        ops.fsync_dir(path.parent)
+        try:
+            ops.fsync_dir(path.parent)
+        except OSError as exc:
+            raise NotSynced(exc.errno, exc.strerror, str(path.parent)) from exc
+
+
+def write_error(path: Path, exc: OSError, outcome: str) -> StateWriteError:
+    """The one error a refused write of ``path`` raises; ``outcome`` says what state it left."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, NotSynced):
+        reason += " (syncing its directory)"
+    return StateWriteError(path, reason, outcome, exc.errno, applied=isinstance(exc, NotSynced))

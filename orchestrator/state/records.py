@@ -34,7 +34,7 @@ from orchestrator.events import Event, EventType
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.state.codec import RecordDamaged, decode, encode
-from orchestrator.state.fsops import FileOps, durable_write
+from orchestrator.state.fsops import FileOps, NotSynced, durable_write, write_error
 
 __all__ = ["RecordKind", "Recovery"]
 
@@ -202,10 +202,34 @@ class RecordKind(Generic[M]):
     def write(
         self, key: str, record: M, previous_version: int | None, *, durable: bool = True
     ) -> None:
-        """Make ``record`` current, archiving ``previous_version`` (if any) into history."""
+        """Make ``record`` current, archiving ``previous_version`` (if any) into history.
+
+        A refused write raises ``StateWriteError`` naming the file; the record is then
+        unchanged, unless only the directory fsync failed after the replace (``applied``).
+        """
+        current = self.current_path(key)
+        what = f"{self.name} record {key!r}"
+        try:
+            self._write_file(key, record, previous_version, durable)
+        except NotSynced as exc:
+            version = getattr(record, "version", "?")
+            raise write_error(
+                current,
+                exc,
+                f"{what} is at version {version} now, but its directory could not be synced, "
+                "so a machine crash could bring back the version before",
+            ) from exc
+        except OSError as exc:
+            unchanged = (
+                f"{what} was not created"
+                if previous_version is None
+                else f"{what} is unchanged (still version {previous_version})"
+            )
+            raise write_error(current, exc, unchanged) from exc
+
+    def _write_file(self, key: str, record: M, previous_version: int | None, durable: bool) -> None:
+        """``write`` without the translation of OSError."""
         directory, current, _ = self._paths(key)
-        if previous_version is None:
-            directory.mkdir(parents=True, exist_ok=True)
         data = encode(record.model_dump_json().encode())
 
         def archive_previous() -> None:
@@ -217,20 +241,19 @@ class RecordKind(Generic[M]):
                 self.ops.link(current, self.history_path(key, previous_version))
 
         self._bytes_cache.pop(key, None)
-        try:
-            durable_write(current, data, self.ops, before_replace=archive_previous, sync=durable)
-        except OSError as exc:
-            raise StateError(
-                f"cannot write {current}: {exc.strerror or exc}; the previous version is intact"
-            ) from exc
+        if previous_version is None:
+            self.ops.makedirs(directory)
+        durable_write(current, data, self.ops, before_replace=archive_previous, sync=durable)
         with contextlib.suppress(OSError):
             self._remember(key, _identity(os.stat(current)), data)
         if previous_version is not None:
             # Only the version that just fell off the end; strays a crash left between two
-            # steps are removed by ``prune_history`` during upkeep.
+            # steps (or an unlink the disk refused) are removed by ``prune_history`` during
+            # upkeep. The write itself has succeeded by now, so nothing here may fail it.
             dropped = previous_version - self.history_limit
             if dropped > 0:
-                self.history_path(key, dropped).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.ops.unlink(self.history_path(key, dropped))
 
     def prune_history(self, key: str) -> int:
         """Remove history beyond the newest ``history_limit`` versions; return how many."""
@@ -270,13 +293,30 @@ class RecordKind(Generic[M]):
         versions = self.history_versions(key)
         source = next(self.iter_history(key), None)
         if source is None:
-            kept = self._quarantine_copy(key, current)
-            where = f"a copy is kept at {kept}" if kept else "no copy could be kept"
+            try:
+                kept = self._quarantine_copy(key, current)
+                where = f"a copy is kept at {kept}" if kept else "no copy could be kept"
+            except OSError as exc:
+                where = f"no copy could be kept ({exc.strerror or exc})"
             raise StateCorrupted(
                 current,
                 f"{self.name} record {key!r} is damaged ({reason}) and has no valid history",
-                f"{where}; restore a checkpoint, or move {current} away to start the record afresh",
+                f"{where}; restore a checkpoint (`council checkpoint list`, then `council "
+                f"checkpoint restore`), or move {current} away to start the record afresh",
             )
+        try:
+            return self._replace_from_history(key, reason, versions, source)
+        except OSError as exc:
+            # The damaged file is in quarantine (then the current version is missing) or still
+            # in place, and history is untouched: the next read recovers it.
+            raise write_error(
+                current, exc, f"{self.name} record {key!r} is damaged ({reason}) and not recovered"
+            ) from exc
+
+    def _replace_from_history(
+        self, key: str, reason: str, versions: list[int], source: M
+    ) -> tuple[M, Recovery]:
+        current = self.current_path(key)
         quarantined = self._quarantine_move(key, current)
         # One past the highest version this record can have had (the damaged current was at
         # most the newest history entry + 1), so a holder of the lost version gets a
@@ -284,20 +324,22 @@ class RecordKind(Generic[M]):
         new_version = max(versions) + 2
         source_version = int(getattr(source, "version", 0))
         recovered = source.model_copy(update={"version": new_version, "updated_at": utcnow()})
-        self.write(key, recovered, previous_version=None)
+        self._write_file(key, recovered, None, True)
         # History must name the highest version handed out, or a second damage of this same
         # file would compute the same new version again. The link shares the current file's
         # bytes, so if those are damaged in place it is skipped as a source, but its name
-        # still counts.
-        with contextlib.suppress(FileExistsError):
-            self.ops.link(current, self.history_path(key, new_version))
-        self.ops.fsync_dir(current.parent)
-        self.prune_history(key)
+        # still counts. The record is recovered by now: a disk that refuses these last steps
+        # costs only that safeguard, never the read.
+        with contextlib.suppress(OSError):
+            with contextlib.suppress(FileExistsError):
+                self.ops.link(current, self.history_path(key, new_version))
+            self.ops.fsync_dir(current.parent)
+            self.prune_history(key)
         return recovered, Recovery(self.name, key, reason, quarantined, source_version, new_version)
 
     def _quarantine_target(self, key: str, raw: bytes) -> Path:
         digest = hashlib.sha256(raw).hexdigest()[:16]
-        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        self.ops.makedirs(self.quarantine_dir)
         return self.quarantine_dir / f"{key}.{digest}.json"
 
     def _quarantine_move(self, key: str, current: Path) -> Path | None:
