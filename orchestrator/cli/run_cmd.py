@@ -32,6 +32,7 @@ import typer
 from orchestrator.cli import console
 from orchestrator.cli.store_access import newest_report
 from orchestrator.council import Council, stored_report
+from orchestrator.errors import CouncilError
 from orchestrator.models import SessionStatus
 from orchestrator.plan import RunPlan
 from orchestrator.report import RunReport
@@ -110,12 +111,20 @@ async def _drive(
 ) -> RunReport:
     async with council:
         report: RunReport | None = None
+        refused: CouncilError | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(_on_signals, council)
             if live:
                 group.start_soon(_show_live, council)
-            report = await start()
+            try:
+                report = await start()
+            except CouncilError as exc:
+                # Raised here, the task group would wrap it in an ExceptionGroup, which the
+                # command's error handler does not know: a traceback instead of one line.
+                refused = exc
             group.cancel_scope.cancel()
+        if refused is not None:
+            raise refused
         assert report is not None  # start() returned, or its error went up
         return report
 
