@@ -73,8 +73,11 @@ def resume_completes(tmp_path: Path, config: Path, session_id: str, ids: list[st
     assert {t["task_id"]: t["status"] for t in report["tasks"]} == dict.fromkeys(ids, "done")
     repo = tmp_path / "repo"
     assert sorted(merged_tasks(repo)) == sorted(ids)
+    states = task_states(repo)
     for task_id in ids:
         assert file_on(repo, "main", f"{task_id}.txt") == "done\n"
+        # The stop cost no attempt: the interrupted conversation was continued, not failed.
+        assert states[task_id].metadata.get("failures", 0) == 0, task_id
     assert not scripted_clis(tmp_path)
 
 
