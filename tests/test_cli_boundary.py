@@ -254,3 +254,21 @@ def test_the_real_command_refuses_in_one_line(tmp_path: Path, case: str) -> None
     assert "Traceback" not in done.stderr
     assert_one_line_and_nothing_created(tmp_path, before, done.returncode, done.stderr, expected)
     assert done.stdout == ""
+
+
+def test_an_error_inside_the_run_driver_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """``resume`` raises inside the task group that also watches for signals; the error must
+    reach the handler as itself, not wrapped in an exception group (a traceback)."""
+    config = prepared(tmp_path, GOOD, None)
+    env = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
+    ran = subprocess.run(
+        [*COUNCIL, "run", str(config), "--json"], capture_output=True, text=True, env=env
+    )
+    assert ran.returncode == 0, ran.stderr
+
+    resumed = subprocess.run(
+        [*COUNCIL, "resume", str(config)], capture_output=True, text=True, env=env, timeout=60
+    )
+
+    assert resumed.returncode == 1
+    assert resumed.stderr == "error: there is no interrupted session to resume\n"
