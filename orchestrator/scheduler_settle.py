@@ -70,9 +70,9 @@ class SettleLifecycle(AttemptBase):
         """Back to the queue, uncounted, when the worktree was deleted under the attempt (the
         reconcile saw it, or it went after the last tick's look); see the module doc."""
         session = attempt.session
-        if not attempt.worktree_gone and (
-            session is None or await self.services.worktrees.present(session)
-        ):
+        if attempt.lost or attempt.token == 0 or session is None:
+            return False
+        if not attempt.worktree_gone and await self.services.worktrees.present(session):
             return False
         state = await self.services.store.get_task_state(attempt.key)
         if state is None:
