@@ -12,9 +12,14 @@
   has ended, the run stopped, or its orchestrator is gone, then prints the report and exits
   with the run's exit code; Ctrl-C exits 130.
 
+``run`` and ``resume`` refuse, before they write anything, a config or a setup that cannot
+work (``preflight``: a missing CLI binary, a symlinked ``.council``...) and a repository on
+which another orchestrator is running (``run_lock``), each in one line.
+
 Ctrl-C (or SIGTERM) stops gracefully: no new sessions, running CLIs cancelled with their work
-committed, a checkpoint written; a second one stops at once. Exit codes: 0 every task done,
-1 some task did not end done, 2 bad usage or config, 130 interrupted.
+committed, a checkpoint written; a second one stops at once, CLIs killed. Exit codes: 0 every
+task done, 1 some task did not end done, 2 bad usage or config (or another orchestrator runs
+on the repository), 130 interrupted.
 """
 
 from __future__ import annotations
