@@ -163,7 +163,16 @@ class Cli:
 
     def run(self) -> int:
         steps, text = parse(self.prompt)
-        earlier = self.session.data["turns"]
+        earlier = list(self.session.data["turns"])
+        # Kept from the start, as real CLIs write their transcript as they go: a run stopped
+        # midway (SIGTERM, a crash) can still be resumed with --resume.
+        turn: dict[str, Any] = {
+            "prompt": self.prompt[:500],
+            "result": None,
+            "at": _now().isoformat(),
+        }
+        self.session.data["turns"].append(turn)
+        self.session.save()
         self.emit(
             {
                 "type": "system",
@@ -192,8 +201,7 @@ class Cli:
         except Stop as stop:
             code = stop.code
             final = "(stopped)"
-        turn = {"prompt": self.prompt[:500], "result": final, "at": _now().isoformat()}
-        self.session.data["turns"].append(turn)
+        turn["result"] = final
         self.session.save()
         return code
 

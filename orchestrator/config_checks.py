@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.durations import format_duration
 from orchestrator.fieldpath import Loc, format_loc
+from orchestrator.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from orchestrator.config_models import RunConfig, TaskConfig
@@ -85,7 +86,8 @@ def _check_phases(config: RunConfig) -> Iterator[Problem]:
 def _unknown_adapter(config: RunConfig, name: str) -> str:
     if not config.adapters:
         return f"unknown adapter {name!r}: no adapters are defined under `adapters:`"
-    return f"unknown adapter {name!r} (defined: {_names(config.adapters)})"
+    hint = did_you_mean(name, config.adapters)
+    return f"unknown adapter {name!r}{hint} (defined: {_names(config.adapters)})"
 
 
 def _check_adapters(config: RunConfig) -> Iterator[Problem]:

@@ -10,9 +10,13 @@
 Contract:
 
 - ``Council(config)`` or ``Council.from_config(path)`` only builds; entering the async
-  context opens the state store (``config.state_dir``, events in ``<repo>/.council/``), the
-  plugin host, the worktree and lock managers and the merge queue; leaving it releases every
-  lock this process holds and closes the store. Calls that need them fail outside the context.
+  context first checks what can be refused without writing (``preflight``: the repository,
+  a symlinked ``.council``, and, with the default workflow, that every adapter the tasks use
+  can run here), then takes the repository's run lock (``run_lock``: a second orchestrator on
+  the same repository is refused with ``RunLocked``), then opens the state store
+  (``config.state_dir``, events in ``<repo>/.council/``), the plugin host, the worktree and
+  lock managers and the merge queue; leaving it releases every lock this process holds and
+  closes the store. Calls that need them fail outside the context.
 - ``run()`` runs the config's tasks (and any ``submit``-ted ones) to the end and returns the
   ``RunReport``; ``resume(session_id=None)`` continues an interrupted or killed session (the
   newest one not finished when no id is given) and returns its report.
@@ -53,7 +57,9 @@ from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskStat
 from orchestrator.phase_cli import PHASE_EVENT
 from orchestrator.plan import RunPlan, build_plan, plan_paths
 from orchestrator.plugins import PluginHost, default_plugins
+from orchestrator.preflight import check_adapters, check_repository
 from orchestrator.report import RunReport, build_report
+from orchestrator.run_lock import RunLock, acquire_run_lock
 from orchestrator.sample_repo import ensure_sample_repo
 from orchestrator.scheduler import Scheduler, Services
 from orchestrator.scheduler_cancel import CancelError, request_cancel
@@ -91,6 +97,7 @@ class Council:
         self._plugins = plugins
         self._subscribers: list[Callback] = []
         self._store: FileStateStore | None = None
+        self._run_lock: RunLock | None = None
         self._locks: LockManager | None = None
         self._scheduler: Scheduler | None = None
         self._pending: list[TaskConfig] = []
@@ -107,8 +114,13 @@ class Council:
         config = self.config
         if config.state.backend != "file":
             raise RunError(f"the {config.state.backend} state backend is not available yet")
+        # Everything that can be refused is, before the first write (see ``preflight``).
+        if self._workflow is None:  # a workflow of the caller's own may not use the adapters
+            check_adapters(config, self.plugins.registry)
+        await check_repository(config)
         if config.sample_repo:
             await ensure_sample_repo(config.repo, config.base_branch)
+        run_lock = await anyio.to_thread.run_sync(acquire_run_lock, config.repo)
         store = FileStateStore(
             config.state_dir, events_path=config.repo / ".council" / "events.jsonl"
         )
@@ -119,7 +131,9 @@ class Council:
             await worktrees.layout()  # a repository problem surfaces here, before any write
         except BaseException:
             await store.aclose()
+            run_lock.release()
             raise
+        self._run_lock = run_lock
         self._store = store
         self._locks = locks = LockManager(config.repo, store=store)
         log_dir, home_root = plan_paths(config)
@@ -153,9 +167,13 @@ class Council:
             if self._locks is not None:
                 await self._locks.aclose()
         finally:
-            if self._store is not None:
-                await self._store.aclose()
-            self._store = self._locks = self._scheduler = None
+            try:
+                if self._store is not None:
+                    await self._store.aclose()
+            finally:
+                if self._run_lock is not None:
+                    self._run_lock.release()
+                self._store = self._locks = self._scheduler = self._run_lock = None
 
     @property
     def plugins(self) -> PluginHost:

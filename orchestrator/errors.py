@@ -8,11 +8,14 @@ ever needs to import an outside library to handle a failure::
     ├── ConfigError                   a run config (YAML) is unreadable or invalid; carries issues
     ├── PluginError                   a plugin failed to load or registered something bad
     │   └── AdapterError              an adapter is unknown, misconfigured or its binary is missing
+    │       └── AdapterUnavailable    ...found by the check before a run writes anything (usage)
     ├── RunError                      a run cannot start or continue
     │   ├── InvalidIdError            an id (task, session, adapter) fails the safe-id rule
-    │   └── OutOfSpace                a file system the run writes to is full: it stops, resumable
+    │   ├── OutOfSpace                a file system the run writes to is full: it stops, resumable
+    │   └── RunLocked                 another orchestrator is running on the same repository
     ├── WorkspaceError                a worktree or path problem in the user's repository
     │   ├── PathEscapeError           a path resolves outside the root it must stay under
+    │   ├── UnusableRepository        the repository or its .council cannot be used as it is
     │   ├── GitError                  a git command failed; carries argv and stderr
     │   └── MergeContention           the base branch kept moving under the merge queue
     ├── LockError                     a lock could not be taken or released
@@ -35,6 +38,7 @@ from pathlib import Path
 
 __all__ = [
     "AdapterError",
+    "AdapterUnavailable",
     "ConfigError",
     "ConfigIssue",
     "CouncilError",
@@ -49,10 +53,12 @@ __all__ = [
     "PluginError",
     "RecordNotFound",
     "RunError",
+    "RunLocked",
     "StaleClaim",
     "StateCorrupted",
     "StateError",
     "StateWriteError",
+    "UnusableRepository",
     "VersionConflict",
     "WorkspaceError",
     "out_of_space",
@@ -95,8 +101,18 @@ class AdapterError(PluginError):
     """An adapter is unknown, misconfigured, or its CLI binary cannot be found."""
 
 
+class AdapterUnavailable(AdapterError, ValueError):
+    """An adapter a run would use cannot run here (unknown type, bad options, binary not
+    found); found before the run writes anything, and the user's to fix (exit code 2)."""
+
+
 class RunError(CouncilError):
     """A run cannot start or continue."""
+
+
+class RunLocked(RunError):
+    """Another live orchestrator holds the repository's run lock (exit code 2: the command
+    was refused before it changed anything)."""
 
 
 class InvalidIdError(RunError, ValueError):
@@ -126,6 +142,11 @@ class WorkspaceError(CouncilError):
 
 class PathEscapeError(WorkspaceError, ValueError):
     """A path resolves outside the directory it must stay under."""
+
+
+class UnusableRepository(WorkspaceError, ValueError):
+    """The configured repository cannot be used as it is (not a git checkout, a symlinked
+    ``.council``); refused before anything is written, and the user's to fix (exit code 2)."""
 
 
 class GitError(WorkspaceError):

@@ -74,6 +74,17 @@ class FileLock:
             os.ftruncate(self._fd, len(data))
         return value
 
+    def write_note(self, data: bytes) -> None:
+        """Replace the lock file's bytes with ``data`` (who holds it, say) for others to read.
+
+        The file is emptied first, so a reader sees nothing, a prefix, or all of ``data``,
+        never a mix with what an earlier holder left; only the exclusive holder may write.
+        """
+        if self._fd is None or self.shared:
+            raise LockError(f"{self.path}: only the holder of an exclusive lock writes its note")
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+
     def unlink_and_release(self) -> None:
         """Remove the lock file while still holding it (racers re-check the inode and retry)."""
         if self._fd is None:

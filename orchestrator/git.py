@@ -67,11 +67,13 @@ class Git:
     """Runs git in ``cwd`` with the hardened settings above.
 
     ``hooks_dir`` is the empty directory ``core.hooksPath`` points at (created on first use);
+    None points it at ``/dev/null``, which holds no hook either, for read-only questions about
+    a repository in which nothing may be created yet (the checks before a run).
     ``env`` is added to every command (for example the orchestrator's commit identity).
     """
 
     cwd: Path
-    hooks_dir: Path
+    hooks_dir: Path | None
     env: Mapping[str, str] = field(default_factory=dict)
 
     def at(self, cwd: Path) -> Git:
@@ -84,7 +86,7 @@ class Git:
             "-C",
             str(self.cwd),
             "-c",
-            f"core.hooksPath={self.hooks_dir}",
+            f"core.hooksPath={self.hooks_dir or os.devnull}",
             "-c",
             "core.fsmonitor=false",
             *args,
@@ -98,7 +100,8 @@ class Git:
         strip_stdout: bool = False,
     ) -> GitResult:
         """Run git now, in this thread (call it from a worker thread, never the event loop)."""
-        self.hooks_dir.mkdir(parents=True, exist_ok=True)
+        if self.hooks_dir is not None:
+            self.hooks_dir.mkdir(parents=True, exist_ok=True)
         argv = self.argv(args)
         merged = {**_BASE_ENV, **self.env, **(env or {})}
         with open(os.devnull, "rb") as devnull:

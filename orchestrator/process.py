@@ -2,9 +2,9 @@
 
 ``run_command`` runs a short command to completion (worktree setup commands, verify commands):
 an argument list, never a shell; stdin closed; its own process group, so a timeout or a
-cancellation takes down everything it started, grandchildren included (SIGTERM, a grace
-period, then SIGKILL to the group); output captured up to a bound, keeping the tail, which is
-where errors are.
+cancellation takes down everything it started, grandchildren included (on a timeout SIGTERM,
+a grace period, then SIGKILL to the group; a cancelled caller SIGKILLs at once); output
+captured up to a bound, keeping the tail, which is where errors are.
 
 ``run_cli`` runs one AI CLI invocation through its adapter, end to end::
 
@@ -22,11 +22,12 @@ where errors are.
 - stdout and stderr are read line by line into ``adapter.parse_line``; memory stays bounded
   whatever the CLI prints (``orchestrator.process_output``, ``orchestrator.event_tail``); every
   line goes, redacted, to ``<log_dir>/<task>-<phase>-<time>-<pid>-<n>.log`` (capped at 50 MB);
-- ``idle_timeout`` (seconds without a byte of output), ``total_timeout``, setting the
-  ``cancel`` event, or cancelling the calling task stop the CLI: SIGTERM to its group (and to
-  descendants that left the group, found through /proc), ``grace`` seconds, then SIGKILL.
-  Cancellation of the caller is re-raised once the group is dead; the other three return a
-  ``CliRun`` classified ``timed_out`` or ``cancelled``;
+- ``idle_timeout`` (seconds without a byte of output), ``total_timeout`` or setting the
+  ``cancel`` event stop the CLI gracefully: SIGTERM to its group (and to descendants that left
+  the group, found through /proc), ``grace`` seconds, then SIGKILL; they return a ``CliRun``
+  classified ``timed_out`` or ``cancelled``. Cancelling the calling task means stop now (the
+  orchestrator's second Ctrl-C): SIGKILL at once, also when a graceful stop is already
+  waiting out its grace period, and the cancellation is re-raised once the group is dead;
 - after a normal exit the group is killed too, so daemons the CLI forked die with it. One that
   called ``setsid()`` escapes (the kernel gives no handle on it after its parent exits); the
   runner then stops reading its output after a short drain instead of waiting for it;
@@ -188,7 +189,7 @@ async def run_command(
                 await kill_group(process, grace)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await kill_group(process, grace)
+            await kill_group(process, 0)  # the caller stops now: no grace
         raise
     finally:
         with contextlib.suppress(Exception):
@@ -292,7 +293,7 @@ async def run_cli(
         await _supervise(process, (out_fd, err_fd), spec.stdin, reader, stop, started, limits)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await kill_group(process, grace)
+            await kill_group(process, 0)  # the caller stops now: no grace
             sink.close("cancelled: the orchestrator stopped this run")
         raise
     finally:

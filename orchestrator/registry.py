@@ -23,6 +23,7 @@ from orchestrator import config_models
 from orchestrator.adapter import Adapter, AdapterConfig
 from orchestrator.errors import AdapterError, PluginError
 from orchestrator.ids import is_safe_id
+from orchestrator.suggest import did_you_mean
 
 __all__ = ["AdapterRegistry", "PluginInfo"]
 
@@ -67,8 +68,8 @@ class AdapterRegistry:
         except KeyError:
             known = ", ".join(self.names()) or "none"
             raise AdapterError(
-                f"unknown adapter {name!r}; known adapters: {known} "
-                "(a plugin's adapter? see `council adapters list`)"
+                f"unknown adapter {name!r}{did_you_mean(name, self.names())}; known adapters: "
+                f"{known} (a plugin's adapter? see `council adapters list`)"
             ) from None
 
     def plugin_of(self, name: str) -> PluginInfo:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 FAILURES = "failures"  # metadata: failed attempts so far (what RetryPolicy.decide counts)
 WORKTREE = "worktree_session"  # metadata: the session id of the task's kept worktree
+WORKTREE_LOSSES = "worktree_losses"  # metadata: attempts requeued because it was deleted
 RESOLVE_ROUNDS = "resolve_rounds"  # metadata: conflicts answered by building again on the base
 MAX_RESOLVE_ROUNDS = 1
 USAGE = "usage"  # metadata: tokens and cost summed over attempts
@@ -83,6 +84,7 @@ class Attempt:
     group: str | None = None  # a council candidate: the council task it is a candidate of
     picking: bool = False  # the council step of a council task (compare, merge the winner)
     cancel_requested: bool = False  # someone asked for the task to be cancelled
+    worktree_gone: bool = False  # its worktree was deleted under it (seen by the reconcile)
     cancel: anyio.Event = field(default_factory=anyio.Event)
     finished: anyio.Event = field(default_factory=anyio.Event)
 

@@ -14,6 +14,12 @@
    write again. Another session's tasks are left to their own scheduler. When a swept claim
    was held by another orchestrator, whatever a dead one left running is stopped first
    (``orphans``): its CLIs would otherwise go on beside the next attempt.
+4. **Worktrees**: a running attempt whose worktree is gone (deleted by hand, its ``.git``
+   file missing) is cancelled at once, CLI stopped, rather than left to fail in a directory
+   that no longer exists (or, worse, to go on for an hour and have its edits lost); settling
+   puts the task back in the queue without counting a failure, and the next attempt checks
+   the branch out again (``recreate_session_worktree``), so the work committed on it and the
+   phases recorded complete are kept.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class ReconcileLifecycle(CouncilLifecycle):
         if now - self._last_sweep >= min(settings.heartbeat_interval, settings.stale_threshold / 2):
             self._last_sweep = now
             await self._sweep()
+        await self._check_worktrees()
 
     # -- cancel requests ------------------------------------------------------------------
 
@@ -106,6 +113,22 @@ class ReconcileLifecycle(CouncilLifecycle):
         if isinstance(worktree, str):
             await self._remove_worktree(worktree)
         return True
+
+    # -- worktrees ------------------------------------------------------------------------
+
+    async def _check_worktrees(self) -> None:
+        for attempt in list(self.running.values()):
+            if attempt.worktree_gone or attempt.slot_free or attempt.session is None:
+                continue  # flagged already, or the CLI work is over (merging needs no worktree)
+            if await self.services.worktrees.present(attempt.session):
+                continue
+            attempt.worktree_gone = True
+            attempt.cancel.set()
+            await self._emit(
+                "task.worktree_lost",
+                {"task_id": attempt.key, "worktree": str(attempt.session.path)},
+                "warning",
+            )
 
     # -- claims ---------------------------------------------------------------------------
 

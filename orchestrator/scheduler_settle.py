@@ -1,6 +1,11 @@
 """Settling an attempt's result: cancelled, a council candidate, merged, retried, parked or
 failed, and the merge itself (held first while a forecast says it would conflict with an
 earlier in-flight branch; a conflict answered once by building again on the updated base).
+
+An attempt whose worktree was deleted under it goes back to the queue without a failure
+counted (the next attempt checks its branch out again), up to ``max_retries`` times per task;
+after that, such an attempt settles like any other (a CLI that deletes its own worktree must
+not loop forever).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from orchestrator.scheduler_attempt_base import (
     MAX_RESOLVE_ROUNDS,
     RESOLVE_ROUNDS,
     WORKTREE,
+    WORKTREE_LOSSES,
     Attempt,
     AttemptBase,
 )
@@ -58,8 +64,33 @@ class SettleLifecycle(AttemptBase):
             await self._merge(attempt, result)
         elif result.status == WorkflowStatus.CANCELLED and self.stopping:
             await self._requeue(attempt, None, "interrupted")
-        else:
+        elif not await self._requeued_for_lost_worktree(attempt):
             await self._decide(attempt, result)
+
+    async def _requeued_for_lost_worktree(self, attempt: Attempt) -> bool:
+        """Back to the queue, uncounted, when the worktree was deleted under the attempt (the
+        reconcile saw it, or it went after the last tick's look); see the module doc."""
+        session = attempt.session
+        if attempt.lost or attempt.token == 0 or session is None:
+            return False
+        if not attempt.worktree_gone and await self.services.worktrees.present(session):
+            return False
+        state = await self.services.store.get_task_state(attempt.key)
+        if state is None:
+            return False
+        losses = int(state.metadata.get(WORKTREE_LOSSES, 0)) + 1
+        if losses > self.policy.max_retries:
+            return False
+        updates = {
+            "status": TaskStatus.QUEUED,
+            "current_phase": None,
+            "metadata": {**state.metadata, WORKTREE_LOSSES: losses},
+        }
+        await self._release(attempt, ClaimStatus.ABANDONED, updates)
+        await self._emit(
+            "task.requeued", {"task_id": attempt.key, "reason": "its worktree was deleted"}
+        )
+        return True
 
     async def _decide(self, attempt: Attempt, result: WorkflowResult) -> None:
         if attempt.lost or attempt.token == 0:

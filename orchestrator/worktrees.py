@@ -17,7 +17,8 @@
   deleted only when the base contains its tip (a compare-and-swap ``update-ref -d``). A
   worktree in which processes still run is refused (``WorktreeBusy``) unless ``force=True``.
 - ``list_worktrees``, ``reconcile`` and ``recreate_session_worktree`` (``worktree_reconcile``)
-  repair what a crash or a human left behind.
+  repair what a crash or a human left behind; ``present`` is the cheap check (one stat) the
+  scheduler makes every tick for the worktrees its CLIs work in.
 
 Git's worktree metadata steps (add, move, lock, unlock, remove, ref deletion) hold one
 repository-level lock (``worktree_repo.MetaLock``); checkouts, setup and commits run outside
@@ -254,7 +255,7 @@ class WorktreeManager:
             counted = await git.run("rev-list", "--count", f"{self.base_ref}..{tip}")
             ahead = int(counted.out or 0)
         dirty = False
-        if await self._present(found):
+        if await self.present(found):
             status = await read_status(git.at(found.path))
             dirty = bool(status.work(self.settings.copy_files))
         return SessionStats(
@@ -377,7 +378,7 @@ class WorktreeManager:
         self._busy.add(sid)
         try:
             async with self._session_lock(sid):
-                if await self._present(found):
+                if await self.present(found):
                     return found
                 if await anyio.to_thread.run_sync(found.path.exists):
                     raise WorkspaceError(
@@ -415,11 +416,12 @@ class WorktreeManager:
             if not lock.locked() and lock.statistics().tasks_waiting == 0:
                 self._session_locks.pop(session_id, None)
 
-    async def _present(self, session: SessionWorktree) -> bool:
+    async def present(self, session: SessionWorktree) -> bool:
+        """The session's checkout is there (its `.git` file): False once it was deleted."""
         return await anyio.to_thread.run_sync((session.path / ".git").is_file)
 
     async def _require_present(self, session: SessionWorktree) -> None:
-        if not await self._present(session):
+        if not await self.present(session):
             raise WorkspaceError(
                 f"the worktree of session {session.session_id} ({session.path}) is gone; "
                 "run reconcile and recreate_session_worktree"

@@ -164,9 +164,13 @@ class _CheckedLoader(yaml.SafeLoader):
 
 def _syntax_issue(source: str, text: str, exc: yaml.YAMLError) -> ConfigError:
     if isinstance(exc, yaml.MarkedYAMLError):
-        words = [part for part in (exc.context, exc.problem) if part]
+        context = exc.context
+        opened, mark = exc.context_mark, exc.problem_mark or exc.context_mark
+        if context and opened is not None and mark is not None and opened.line != mark.line:
+            # An unclosed bracket is found where the text ends; say where it was opened too.
+            context = f"{context} at line {opened.line + 1}"
+        words = [part for part in (context, exc.problem) if part]
         message = "; ".join(words) or "invalid YAML"
-        mark = exc.problem_mark or exc.context_mark
         if mark is None:
             return _issue(source, None, f"invalid YAML: {message}")
         message = " ".join(message.split())

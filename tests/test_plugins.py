@@ -246,6 +246,8 @@ def test_unknown_adapter_lists_the_known_names() -> None:
     registry = load().registry
     with pytest.raises(AdapterError, match="unknown adapter 'claud'; known adapters: command, "):
         registry.get("claud")
+    with pytest.raises(AdapterError, match=r"unknown adapter 'scriptd' \(did you mean 'scripted'"):
+        registry.get("scriptd")
     with pytest.raises(AdapterError):
         registry.plugin_of("claud")
 

@@ -328,6 +328,32 @@ async def test_the_cancel_event_stops_the_cli_and_reports_cancelled(
     assert wait_gone(pids_in(pidfile), timeout=1.0) == []
 
 
+async def test_cancelling_the_caller_kills_at_once_even_during_a_graceful_stop(
+    run_fake: RunFake, pidfile: Path
+) -> None:
+    """The orchestrator's second Ctrl-C: the cancel event began a graceful stop whose grace
+    period (ten minutes here) the CLI, ignoring SIGTERM, would wait out; cancelling the caller
+    then SIGKILLs it at once instead of waiting for the rest of the grace period."""
+    cli = FakeCli(ignore_term=True, children=1, pidfile=pidfile, lines=["ready"], hang=True)
+    cancel = anyio.Event()
+    ready = anyio.Event()
+
+    def on_event(event: AgentEvent) -> None:
+        if event.text == "ready":
+            ready.set()
+
+    with anyio.move_on_after(60) as outer:  # an upper bound, far below the grace period
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(lambda: run_fake(cli, grace=600, cancel=cancel, on_event=on_event))
+            await ready.wait()
+            cancel.set()  # the graceful stop: SIGTERM, ignored
+            await anyio.sleep(0.2)
+            assert all(map(alive, pids_in(pidfile)))  # still waiting out its grace
+            tasks.cancel_scope.cancel()
+    assert not outer.cancelled_caught
+    assert wait_gone(pids_in(pidfile), timeout=5.0) == []
+
+
 async def test_daemons_forked_by_a_cli_die_when_it_exits(run_fake: RunFake, pidfile: Path) -> None:
     # The children ignore SIGTERM, sleep for minutes and hold stdout open.
     cli = FakeCli(children=2, pidfile=pidfile, lines=[event_line("completed", "done")])

@@ -2,7 +2,9 @@
 
 Commands raise ``CouncilError`` subclasses and never print tracebacks for them: the handler
 below turns them into a red message on stderr and an exit code, 2 when the user's input was at
-fault (a bad config, an invalid value) and 1 for everything else.
+fault (a bad config, an invalid value, an adapter that cannot run here) or the command was
+refused before it changed anything (another orchestrator runs on the repository), and 1 for
+everything else.
 """
 
 from __future__ import annotations
@@ -22,16 +24,16 @@ from orchestrator.cli import (
     run_cmd,
     worktrees_cmd,
 )
-from orchestrator.errors import ConfigError, CouncilError
+from orchestrator.errors import ConfigError, CouncilError, RunLocked
 
 __all__ = ["CouncilGroup", "app", "council_errors", "exit_code_for", "main"]
 
 
 def exit_code_for(error: CouncilError) -> int:
-    """2 when the user's input is at fault, 1 otherwise."""
-    # CouncilErrors that are also ValueErrors (InvalidIdError, PathEscapeError) mean a value
-    # the user supplied was refused.
-    return 2 if isinstance(error, ConfigError | ValueError) else 1
+    """2 when the user's input is at fault or the command was refused, 1 otherwise."""
+    # CouncilErrors that are also ValueErrors (InvalidIdError, PathEscapeError,
+    # AdapterUnavailable, UnusableRepository) mean a value the user supplied was refused.
+    return 2 if isinstance(error, ConfigError | ValueError | RunLocked) else 1
 
 
 class CouncilGroup(TyperGroup):

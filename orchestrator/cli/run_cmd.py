@@ -12,9 +12,14 @@
   has ended, the run stopped, or its orchestrator is gone, then prints the report and exits
   with the run's exit code; Ctrl-C exits 130.
 
+``run`` and ``resume`` refuse, before they write anything, a config or a setup that cannot
+work (``preflight``: a missing CLI binary, a symlinked ``.council``...) and a repository on
+which another orchestrator is running (``run_lock``), each in one line.
+
 Ctrl-C (or SIGTERM) stops gracefully: no new sessions, running CLIs cancelled with their work
-committed, a checkpoint written; a second one stops at once. Exit codes: 0 every task done,
-1 some task did not end done, 2 bad usage or config, 130 interrupted.
+committed, a checkpoint written; a second one stops at once, CLIs killed. Exit codes: 0 every
+task done, 1 some task did not end done, 2 bad usage or config (or another orchestrator runs
+on the repository), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import typer
 from orchestrator.cli import console
 from orchestrator.cli.store_access import newest_report
 from orchestrator.council import Council, stored_report
+from orchestrator.errors import CouncilError
 from orchestrator.models import SessionStatus
 from orchestrator.plan import RunPlan, TaskPlan
 from orchestrator.report import RunReport
@@ -110,12 +116,20 @@ async def _drive(
 ) -> RunReport:
     async with council:
         report: RunReport | None = None
+        refused: CouncilError | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(_on_signals, council)
             if live:
                 group.start_soon(_show_live, council)
-            report = await start()
+            try:
+                report = await start()
+            except CouncilError as exc:
+                # Raised here, the task group would wrap it in an ExceptionGroup, which the
+                # command's error handler does not know: a traceback instead of one line.
+                refused = exc
             group.cancel_scope.cancel()
+        if refused is not None:
+            raise refused
         assert report is not None  # start() returned, or its error went up
         return report
 

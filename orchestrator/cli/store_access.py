@@ -1,7 +1,8 @@
 """What the maintenance commands (cancel, checkpoint, worktrees, clean) share.
 
 - ``open_store(config)``: the state store a run config writes to, opened only when a run has
-  been recorded there (a command never creates ``.council/state`` in someone's repository).
+  been recorded there (a command never creates ``.council/state`` in someone's repository)
+  and never through a symbolic link in ``.council`` (``preflight.council_dir_problem``).
 - ``pick_session``: the session a command acts on, the newest by default.
 - ``newest_report``: the newest session's report, for ``status --watch``.
 - ``running_process``: the live orchestrator process running a session, if any. It is known
@@ -21,8 +22,9 @@ import anyio.to_thread
 
 from orchestrator import procid
 from orchestrator.config_models import RunConfig
-from orchestrator.errors import CouncilError, RecordNotFound, RunError
+from orchestrator.errors import CouncilError, RecordNotFound, RunError, UnusableRepository
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
+from orchestrator.preflight import council_dir_problem
 from orchestrator.report import RunReport, build_report
 from orchestrator.scheduler import ORCHESTRATOR
 from orchestrator.state import FileStateStore
@@ -47,6 +49,9 @@ async def open_store(config: RunConfig) -> AsyncIterator[FileStateStore]:
     """The run's state store; ``RecordNotFound`` when no run has been recorded yet."""
     if config.state.backend != "file":
         raise RunError(f"the {config.state.backend} state backend is not available yet")
+    problem = await anyio.to_thread.run_sync(council_dir_problem, config.repo)
+    if problem is not None:
+        raise UnusableRepository(problem)  # never follow a link with the commands that write
     state_dir = config.state_dir
     if not await anyio.to_thread.run_sync(state_dir.is_dir):
         raise RecordNotFound(f"no run has been recorded in {state_dir}")

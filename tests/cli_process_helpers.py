@@ -1,0 +1,110 @@
+"""The ``council`` command as a real process, and what a test watches while it runs: its
+event log, the scripted CLIs it started (found through /proc), the store's task records."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from orchestrator.models import TaskState
+from orchestrator.state import FileStateStore
+
+COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
+ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
+
+
+def council(*args: object, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``council ARGS`` to the end."""
+    return subprocess.run(
+        [*COUNCIL, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+    )
+
+
+def spawn(*args: object, cwd: Path) -> subprocess.Popen[str]:
+    """Start ``council ARGS``; its stdout and stderr are pipes (read them with communicate)."""
+    return subprocess.Popen(
+        [*COUNCIL, *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    """Poll ``condition``; ``seconds`` is only an upper bound for "it eventually happens"."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def events(repo: Path) -> list[dict[str, Any]]:
+    path = repo / ".council" / "events.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.endswith("}")]
+
+
+def seen(repo: Path, kind: str, **data: str) -> bool:
+    return any(
+        event["type"] == kind and all(event["data"].get(k) == v for k, v in data.items())
+        for event in events(repo)
+    )
+
+
+def scripted_clis(root: Path) -> list[int]:
+    """Pids of scripted-cli processes working anywhere under ``root``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            cwd = Path(os.readlink(entry / "cwd"))
+            state = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):  # gone meanwhile, or not ours to look at
+            continue
+        if b"scripted_cli" in command and cwd.is_relative_to(root) and state != b"Z":
+            found.append(int(entry.name))
+    return found
+
+
+def sleeping(pid: int) -> bool:
+    """Is the process in a sleep call (the scripted CLI's ``SLEEP``)?"""
+    try:
+        return "nanosleep" in Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+
+
+def task_states(repo: Path) -> dict[str, TaskState]:
+    async def read() -> list[TaskState]:
+        async with FileStateStore(repo / ".council" / "state") as store:
+            return await store.list_tasks()
+
+    return {state.task_id: state for state in anyio.run(read)}
+
+
+def file_on(repo: Path, ref: str, path: str) -> str | None:
+    """The text of ``path`` at ``ref``, or None when it is not there."""
+    shown = subprocess.run(
+        ["git", "-C", str(repo), "show", f"{ref}:{path}"], capture_output=True, text=True
+    )
+    return shown.stdout if shown.returncode == 0 else None
