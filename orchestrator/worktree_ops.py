@@ -135,6 +135,7 @@ async def retire(
             task_id=session.task_id,
             session_id=sid,
             keep_out=ws.settings.copy_files,
+            lock_age=ws.settings.stale_lock_age,
         )
         tip, rescue_commit, needs_force = saved.tip, saved.rescue_commit, saved.needs_force
         on_branch = saved.branch == session.branch

@@ -8,7 +8,8 @@
   ``git worktree add --lock`` (the reason names session, CLI and task, so ownership survives
   without a store), then copies files in and runs setup commands (``worktree_setup``).
   Ownership is also recorded in the state store (namespace ``worktrees``, key = session id).
-- ``commit_in_worktree`` commits everything with the orchestrator's identity and trailers;
+- ``commit_in_worktree`` commits everything with the orchestrator's identity and trailers
+  (a stale ``index.lock`` a killed CLI left is moved aside first, one in use never);
   ``get_session_stats`` reports the branch's diff against its merge-base with the base.
 - ``remove_session_worktree`` follows the safety rules: uncommitted and untracked work is
   committed first; unless the base branch already contains the tip, the tip is saved under
@@ -46,7 +47,7 @@ from orchestrator.git import Git
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.state.protocol import StateStore
-from orchestrator.worktree_commits import commit_all, read_status
+from orchestrator.worktree_commits import commit_all, read_status, settle_index_lock
 from orchestrator.worktree_models import (
     CommitResult,
     ReconcileReport,
@@ -222,6 +223,7 @@ class WorktreeManager:
         worktree = (await self._workspace()).git.at(found.path)
         async with self._session_lock(found.session_id):
             await self._require_present(found)
+            await settle_index_lock(found.path, None, min_age=self.settings.stale_lock_age)
             status = await read_status(worktree)
             if status.branch != found.branch:
                 where = f"branch {status.branch}" if status.branch else "a detached HEAD"
