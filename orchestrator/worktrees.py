@@ -19,6 +19,8 @@
   worktree in which processes still run is refused (``WorktreeBusy``) unless ``force=True``.
 - ``list_worktrees``, ``reconcile`` and ``recreate_session_worktree`` (``worktree_reconcile``)
   repair what a crash or a human left behind.
+- ``tamper_guard`` is the repository's check of what a CLI changed outside its worktree
+  (``orchestrator.tamper``), which the workflow runs around every CLI session.
 
 Git's worktree metadata steps (add, move, lock, unlock, remove, ref deletion) hold one
 repository-level lock (``worktree_repo.MetaLock``); checkouts, setup and commits run outside
@@ -47,6 +49,7 @@ from orchestrator.git import Git
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.state.protocol import StateStore
+from orchestrator.tamper import TamperGuard
 from orchestrator.worktree_commits import commit_all, read_status, settle_index_lock
 from orchestrator.worktree_models import (
     CommitResult,
@@ -64,6 +67,7 @@ from orchestrator.worktree_ops import (
     new_branch,
     remove_registered,
     retire,
+    share_worktree_config,
 )
 from orchestrator.worktree_parse import parse_numstat
 from orchestrator.worktree_pool import WorktreePool
@@ -108,6 +112,7 @@ class WorktreeManager:
         self._busy: set[str] = set()  # sessions being created or removed by this manager
         self._reserved: defaultdict[str, set[int]] = defaultdict(set)
         self._session_locks: dict[str, anyio.Lock] = {}
+        self._guard: TamperGuard | None = None
 
     @property
     def base_ref(self) -> str:
@@ -128,8 +133,21 @@ class WorktreeManager:
                     pool = WorktreePool(
                         git, layout.pool_dir, meta, self.settings.pool_size, self.settings.sparse
                     )
-                    self._ws = Workspace(layout, git, meta, pool, self.settings, self.base_ref)
+                    ws = Workspace(layout, git, meta, pool, self.settings, self.base_ref)
+                    if self.settings.sparse:
+                        await share_worktree_config(ws)
+                    self._ws = ws
         return self._ws
+
+    async def tamper_guard(self) -> TamperGuard:
+        """The repository's check of what CLIs must not change (``orchestrator.tamper``)."""
+        if self._guard is None:
+            ws = await self._workspace()
+            layout = ws.layout
+            self._guard = TamperGuard(
+                ws.git, layout.git_dir, layout.common_dir, layout.worktrees_dir
+            )
+        return self._guard
 
     # --- create ------------------------------------------------------------------------------
 
