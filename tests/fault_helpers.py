@@ -124,13 +124,15 @@ class FaultRun:
     def write_config(self) -> None:
         self.config_path.write_text(json.dumps(self.config(), indent=2))  # JSON is YAML
 
-    def run(self, *, timeout: float = 60.0, env: dict[str, str] | None = None) -> Finished:
-        """``council run --json`` as a process; returns once it has exited."""
+    def run(
+        self, *, timeout: float = 60.0, env: dict[str, str] | None = None, as_json: bool = True
+    ) -> Finished:
+        """``council run [--json]`` as a process; returns once it has exited."""
         out, err = self.tmp_path / "council.out", self.tmp_path / "council.err"
         started = time.monotonic()
         with out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(
-                [*COUNCIL, "run", str(self.config_path), "--json"],
+                [*COUNCIL, "run", str(self.config_path), *(["--json"] if as_json else [])],
                 cwd=self.tmp_path,
                 stdout=stdout,
                 stderr=stderr,
