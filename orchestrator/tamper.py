@@ -1,9 +1,10 @@
 """What a CLI must not change outside its worktree: looked at before its session, checked after.
 
 A CLI runs in its own worktree, but nothing stops it from writing elsewhere. ``TamperGuard``
-(one per repository) takes a ``Watch`` before every CLI session and ``Watch.finish()``
-compares after it; a change is a ``Tampering``, and the workflow fails the attempt with its
-message, not retryable, so the work does not land (the branch and worktree are kept).
+(one per repository, ``WorktreeManager.tamper_guard``) takes a ``Watch`` before every CLI
+session and ``finish(watch)`` compares after it; a change is a ``Tampering``, and the workflow
+fails the attempt with its message, not retryable, so the work does not land (the branch and
+worktree are kept).
 
 What is watched, and why these (each is cheap, and only the CLI should be writing there):
 
@@ -17,7 +18,9 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
   (``tamper_files.restore``: the CLI's version is kept beside it, nothing is deleted) before
   any other git command of the orchestrator runs, and the undo is remembered for a while:
   every other session that was running at that moment is flagged too, since one of them did
-  it and the compare alone would no longer show it.
+  it and the compare alone would no longer show it. The orchestrator's own one change there,
+  ``extensions.worktreeConfig`` for sparse worktrees, is made before any session
+  (``worktree_ops.share_worktree_config``).
 - **the main checkout**, as ``git status`` lists it (tracked changes and untracked files, not
   ignored ones), with each listed path's size and mtime: a file created, changed or deleted
   there. Reported only: the user's checkout is never modified. Never looked at while the merge
@@ -26,13 +29,15 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
 - **``.council/worktrees/``**: a new entry that is not a worktree (a CLI writing ``../x``).
 
 Limits, on purpose: files ignored by git in the main checkout (``node_modules/``, ``.council/``
-itself), other sessions' worktrees (their own CLIs write there at the same time), submodules'
-git dirs (``modules/``), and anything outside the repository (the CLI's HOME is private, so its
-``git config --global`` lands there; the rest of the disk takes a sandbox to protect) are not
-watched. A change made and reverted within one session is not seen. Writers cannot be told
-apart: when sessions run side by side every one whose session saw a change is flagged, and
-so is a session during which a *human* edited the main checkout (the error names the paths).
-Two orchestrators on one repository do not share the memory of undone changes.
+itself, so the orchestrator's own state too), other sessions' worktrees (their own CLIs write
+there at the same time, and a ``git status`` of each would cost a process per worktree),
+submodules' git dirs (``modules/``), and anything outside the repository (the CLI's HOME is
+private, so its ``git config --global`` lands there; the rest of the disk takes a sandbox) are
+not watched. A change made and reverted within one session is not seen, nor what another
+session's git commands ran between a CLI's change and its session's end. Writers cannot be
+told apart: when sessions run side by side every one whose session saw a change is flagged,
+and so is a session during which a *human* edited the main checkout (the error names the
+paths). Two orchestrators on one repository do not share the memory of undone changes.
 
 Cost per session: a few small file reads and two ``git status`` of the main checkout (one
 before, one after; sessions starting or ending together share one), about 15 ms on a small
@@ -65,7 +70,8 @@ _STATUS = (
     *("--untracked-files=all", "--ignore-submodules=all"),
 )
 
-Listed = dict[str, tuple[str, int, int]]  # path -> (status code, size, mtime_ns); -1: gone
+# path -> (status code, size, mtime_ns), size and mtime -1 when gone; None: git status failed
+Listed = dict[str, tuple[str, int, int]] | None
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class TamperGuard:
         self._serials = itertools.count(1)
         self._status_lock = anyio.Lock()
         self._status_started = 0  # git status runs started, and the last one's number and answer
-        self._status_done: tuple[int, Listed] = (0, {})
+        self._status_done: tuple[int, Listed] = (0, None)
 
     async def watch(self, worktree: Path) -> Watch:
         started = time.monotonic()
@@ -189,7 +195,7 @@ class TamperGuard:
         with checkout_lock(self.root):
             result = self.git.run_sync(*_STATUS, check=False)
         if not result.ok:
-            return {}
+            return None
         entries = [entry for entry in result.stdout.split("\0") if len(entry) > 3]
         return _stat_all(self.root, {entry[3:]: entry[:2] for entry in entries})
 
@@ -226,6 +232,8 @@ def _what_changed(path: Path, before: FileState, now: FileState) -> str:
 
 
 def _checkout_changes(before: Listed, now: Listed) -> list[str]:
+    if before is None or now is None:
+        return []  # git status failed once: nothing to compare (git said why in its error)
     changes = []
     for path in sorted(before.keys() | now.keys()):
         old, new = before.get(path), now.get(path)
@@ -243,8 +251,8 @@ def _checkout_changes(before: Listed, now: Listed) -> list[str]:
     return changes
 
 
-def _stat_all(root: Path, codes: dict[str, str]) -> Listed:
-    listed: Listed = {}
+def _stat_all(root: Path, codes: dict[str, str]) -> dict[str, tuple[str, int, int]]:
+    listed: dict[str, tuple[str, int, int]] = {}
     for path, code in codes.items():
         try:
             info = os.lstat(root / path)
