@@ -97,3 +97,22 @@ def test_a_write_outside_the_worktree_is_named_and_blocks_the_merge(
     if target.startswith("{repo}"):  # the user's checkout is reported, never touched
         written = Path(target.format(repo=run.repo)).read_text()
         assert written == "written from outside the worktree\n"
+
+
+def test_hooks_already_in_the_repository_never_run_in_the_orchestrators_git(
+    tmp_path: Path,
+) -> None:
+    # Not tampering (they were there before the session), yet the orchestrator's commits,
+    # merges, ref updates and fast-forward of the main checkout must not run them either.
+    marker = tmp_path / "marker"
+    run = FaultRun(tmp_path, "outside.py", env={"FAULT_TARGET": "inside.txt"})
+    hooks = run.repo / ".git" / "hooks"
+    for name in ("pre-commit", "commit-msg", "post-commit", "post-merge", "post-checkout",
+                 "reference-transaction", "post-rewrite", "pre-merge-commit"):  # fmt: skip
+        (hooks / name).write_text(f"#!/bin/sh\necho {name} >> '{marker}'\n")
+        (hooks / name).chmod(0o755)
+    finished = run.run()
+
+    assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+    assert run.on_main("work.txt") and run.on_main("inside.txt")
+    assert not marker.exists()
