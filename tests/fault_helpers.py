@@ -27,6 +27,14 @@ from orchestrator.state.codec import decode
 FAULT_CLIS = Path(__file__).with_name("fault_clis")
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 TASK = "fault"
+# Runs argv[2:], then writes the peak RSS (KiB) of it and everything it waited for to argv[1].
+_MEASURED = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
 
 
 def alive(pid: int) -> bool:
@@ -127,24 +135,37 @@ class FaultRun:
     def run(
         self, *, timeout: float = 60.0, env: dict[str, str] | None = None, as_json: bool = True
     ) -> Finished:
-        """``council run [--json]`` as a process; returns once it has exited."""
+        """``council run [--json]`` as a process; returns once it has exited.
+
+        It is started by a small Python wrapper that reports its children's peak RSS: a child
+        forked straight from the test process would inherit the test's own high-water mark
+        (Linux keeps the larger of the pre-exec and post-exec peaks).
+        """
         out, err = self.tmp_path / "council.out", self.tmp_path / "council.err"
+        peak = self.tmp_path / "council.maxrss"
+        argv = [*COUNCIL, "run", str(self.config_path), *(["--json"] if as_json else [])]
         started = time.monotonic()
         with out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(
-                [*COUNCIL, "run", str(self.config_path), *(["--json"] if as_json else [])],
+                [sys.executable, "-c", _MEASURED, str(peak), *argv],
                 cwd=self.tmp_path,
                 stdout=stdout,
                 stderr=stderr,
                 env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1", **(env or {})},
+                start_new_session=True,
             )
-            status, usage = _wait4(process, timeout)
+            try:
+                returncode = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise TimeoutError(f"council run did not finish within {timeout:g}s") from None
         return Finished(
-            returncode=os.waitstatus_to_exitcode(status),
+            returncode=returncode,
             stdout=out.read_bytes(),
             stderr=err.read_bytes(),
             seconds=time.monotonic() - started,
-            max_rss=usage.ru_maxrss * 1024,
+            max_rss=int(peak.read_text()) * 1024,
         )
 
     def state(self, task_id: str = TASK) -> dict[str, Any]:
@@ -179,20 +200,3 @@ class FaultRun:
 
     def on_main(self, path: str) -> bool:
         return self.branch_has("main", path)
-
-
-def _wait4(process: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any]:
-    """Wait for ``process`` with ``os.wait4`` (for its resource usage), killing it after
-    ``timeout`` seconds so a hung orchestrator fails the test instead of hanging it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            process.returncode = os.waitstatus_to_exitcode(status)
-            return status, usage
-        if time.monotonic() > deadline:
-            process.kill()
-            os.wait4(process.pid, 0)
-            process.returncode = -9
-            raise TimeoutError(f"council run did not finish within {timeout:g}s")
-        time.sleep(0.02)
