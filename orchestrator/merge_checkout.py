@@ -31,7 +31,7 @@ from pathlib import Path
 
 from orchestrator.merge_tree import GitCalls
 
-__all__ = ["Blocked", "Checkout", "CheckoutFinder", "blocked", "fast_forward"]
+__all__ = ["Blocked", "Checkout", "CheckoutFinder", "blocked", "checkout_lock", "fast_forward"]
 
 _IN_PROGRESS = {
     "MERGE_HEAD": "a merge",
@@ -157,8 +157,23 @@ def blocked(calls: GitCalls, checkout: Checkout, base_branch: str) -> Blocked | 
 
 def fast_forward(calls: GitCalls, checkout: Checkout, commit: str) -> str | None:
     """Fast-forward the checkout (ref, index and files) to ``commit``; git's refusal, or None."""
-    result = calls.run(*_FAST_FORWARD, commit, cwd=checkout.path, check=False)
+    with checkout_lock(checkout.path):
+        result = calls.run(*_FAST_FORWARD, commit, cwd=checkout.path, check=False)
     return None if result.ok else (result.stderr.strip() or result.stdout.strip() or "refused")
+
+
+_checkout_locks: dict[str, threading.Lock] = {}
+_checkout_locks_guard = threading.Lock()
+
+
+def checkout_lock(path: Path) -> threading.Lock:
+    """The lock held while a fast-forward changes the checkout at ``path`` (one per path, in
+    this process): whoever must not see its files half moved (the tamper check's
+    ``git status``, ``orchestrator.tamper``) takes it too. A threading lock, since both sides
+    run git in worker threads."""
+    key = os.path.realpath(path)
+    with _checkout_locks_guard:
+        return _checkout_locks.setdefault(key, threading.Lock())
 
 
 def _status_paths(porcelain_z: str) -> list[str]:

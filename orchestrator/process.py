@@ -23,20 +23,24 @@ captured up to a bound, keeping the tail, which is where errors are.
   whatever the CLI prints (``orchestrator.process_output``, ``orchestrator.event_tail``); every
   line goes, redacted, to ``<log_dir>/<task>-<phase>-<time>-<pid>-<n>.log`` (capped at 50 MB);
 - ``idle_timeout`` (seconds without a byte of output), ``total_timeout`` or setting the
-  ``cancel`` event stop the CLI gracefully: SIGTERM to its group (and to descendants that left
-  the group, found through /proc), ``grace`` seconds, then SIGKILL; they return a ``CliRun``
+  ``cancel`` event stop the CLI gracefully: SIGTERM to its group and to the family members that
+  left it (``orchestrator.process_tree``: descendants, and processes carrying the CLI run's mark
+  in their environment, double-forked ``setsid()`` daemons included), ``grace`` seconds, then
+  SIGKILL, then one more sweep for marked processes started meanwhile; they return a ``CliRun``
   classified ``timed_out`` or ``cancelled``. Cancelling the calling task means stop now (the
-  orchestrator's second Ctrl-C): SIGKILL at once, also when a graceful stop is already
-  waiting out its grace period, and the cancellation is re-raised once the group is dead;
-- after a normal exit the group is killed too, so daemons the CLI forked die with it. One that
-  called ``setsid()`` escapes (the kernel gives no handle on it after its parent exits); the
-  runner then stops reading its output after a short drain instead of waiting for it;
+  orchestrator's second Ctrl-C): SIGKILL at once, also when a graceful stop is already waiting
+  out its grace period, and the cancellation is re-raised once the group is dead;
+- after a normal exit the group and every marked process are killed too, so daemons the CLI
+  forked die with it, even those that called ``setsid()``. One that also dropped its
+  environment escapes (``process_tree`` says why); the runner then stops reading its output
+  after a short drain instead of waiting for it;
 - ``adapter.classify`` turns the result and the kept events into the ``Outcome``;
 - ``watch`` (a ``CliWatch``) hears the CLI's pid once it started and again once its group is
   dead, so the caller can record running CLIs durably (``orchestrator.cli_runs``): SIGKILL of
   the orchestrator does not reach a CLI in its own group, and a successor must stop it. Every
-  process started here also carries the orchestrator's ``procid.MARKER_ENV``, which finds an
-  orphan whose pid was never recorded (``orchestrator.orphans``).
+  process started here also carries the orchestrator's ``procid.MARKER_ENV`` (who started it,
+  where ``COUNCIL_RUN_MARK`` says which CLI run), which finds an orphan whose pid was never
+  recorded (``orchestrator.orphans``).
 
 Errors: ``AdapterError`` when the CLI's binary cannot be found or the adapter built no
 command, ``RunError`` when the working directory is missing, ``PathEscapeError`` when a home
@@ -79,7 +83,7 @@ from orchestrator.errors import AdapterError, RunError
 from orchestrator.process_env import Redactor, child_env, home_ready, prepare_home
 from orchestrator.process_output import LOG_LIMIT, LogSink, log_name
 from orchestrator.process_reader import EventCallback, OutputReader
-from orchestrator.process_tree import find_strays, signal_strays
+from orchestrator.process_tree import MARK_NAME, Family, find_strays, signal_strays
 
 __all__ = [
     "CliRun",
@@ -96,6 +100,7 @@ log = logging.getLogger(__name__)
 _OUTPUT_LIMIT = 256 * 1024
 _GRACE = 5.0
 _DRAIN = 1.0  # after the CLI exited: how long output may still arrive from escaped children
+_SWEEPS = 3  # passes over /proc for marked processes: a member may fork while we kill
 _PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
 
@@ -186,10 +191,10 @@ async def run_command(
         if scope.cancelled_caught:
             timed_out = True
             with anyio.CancelScope(shield=True):
-                await kill_group(process, grace)
+                await kill_group(process, Family(process.pid), grace)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await kill_group(process, 0)  # the caller stops now: no grace
+            await kill_group(process, Family(process.pid), 0)  # the caller stops now: no grace
         raise
     finally:
         with contextlib.suppress(Exception):
@@ -203,16 +208,15 @@ async def run_command(
     )
 
 
-async def kill_group(process: anyio.abc.Process, grace: float = _GRACE) -> None:
+async def kill_group(process: anyio.abc.Process, family: Family, grace: float = _GRACE) -> None:
     """SIGTERM the process's group, wait up to ``grace`` seconds, then SIGKILL it.
 
-    Descendants that left the group (``setsid``) while the leader still runs get the same
-    signals, found through /proc before the leader can die and orphan them.
+    Members of ``family`` that left the group get the same signals: found through /proc
+    before the leader can die and orphan them, and once more after it died.
     """
-    pgid = process.pid  # start_new_session made the child its group's leader
-    strays = (
-        [] if process.returncode is not None else await anyio.to_thread.run_sync(find_strays, pgid)
-    )
+    pgid = family.pgid  # start_new_session made the child its group's leader
+    alive = process.returncode is None
+    strays = await anyio.to_thread.run_sync(lambda: find_strays(family, leader_alive=alive))
     log.debug("pid %d: SIGTERM to its group and %d strays", pgid, len(strays))
     _signal_group(pgid, signal.SIGTERM)
     signal_strays(strays, signal.SIGTERM)
@@ -224,6 +228,19 @@ async def kill_group(process: anyio.abc.Process, grace: float = _GRACE) -> None:
     _signal_group(pgid, signal.SIGKILL)
     signal_strays(strays, signal.SIGKILL)
     await process.wait()
+    await _sweep(family)
+
+
+async def _sweep(family: Family) -> None:
+    """SIGKILL every marked member of ``family`` still alive (the leader has exited)."""
+    if family.mark is None:
+        return
+    for _ in range(_SWEEPS):
+        strays = await anyio.to_thread.run_sync(lambda: find_strays(family, leader_alive=False))
+        if not strays:
+            return
+        log.info("pid %d: killing %d processes it left behind", family.pgid, len(strays))
+        signal_strays(strays, signal.SIGKILL)
 
 
 def _marked(env: Mapping[str, str]) -> dict[str, str]:
@@ -256,6 +273,8 @@ async def run_cli(
     if not spec.argv or not spec.argv[0]:
         raise AdapterError(f"adapter {adapter.name!r} built an empty command")
     home, env, redact = _environment(adapter, request, spec)
+    mark, since = Family.new_mark()
+    env[MARK_NAME] = mark
     if spec.home_files or not home_ready(home):
         await anyio.to_thread.run_sync(prepare_home, home, spec.home_files)
     argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
@@ -267,12 +286,13 @@ async def run_cli(
         with contextlib.suppress(OSError):  # the start error matters more than its log line
             sink.close(f"not started: {exc}")
         raise
+    family = Family(process.pid, mark, since)
     crash_point("cli.spawned")
     try:
         sink.create()  # after the start, so it overlaps the CLI's own start-up
     except OSError as exc:
         with anyio.CancelScope(shield=True):
-            await kill_group(process, grace)
+            await kill_group(process, family, grace)
             await _close(process, out_fd, err_fd)
         raise RunError(f"cannot write the run's log {path}: {exc}") from exc
     if watch is not None:
@@ -280,7 +300,7 @@ async def run_cli(
             await watch.started(process.pid)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await kill_group(process, grace)
+                await kill_group(process, family, grace)
                 await _close(process, out_fd, err_fd)
                 sink.close("stopped: the run could not be recorded")
                 await _ended(watch, process.pid)
@@ -290,10 +310,12 @@ async def run_cli(
     stop = _Stop()
     started = time.monotonic()
     try:
-        await _supervise(process, (out_fd, err_fd), spec.stdin, reader, stop, started, limits)
+        await _supervise(
+            process, family, (out_fd, err_fd), spec.stdin, reader, stop, started, limits
+        )
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await kill_group(process, 0)  # the caller stops now: no grace
+            await kill_group(process, family, 0)  # the caller stops now: no grace
             sink.close("cancelled: the orchestrator stopped this run")
         raise
     finally:
@@ -379,6 +401,7 @@ class _Stop:
 
 async def _supervise(
     process: anyio.abc.Process,
+    family: Family,
     fds: tuple[int, int],
     stdin: str | None,
     reader: OutputReader,
@@ -402,11 +425,12 @@ async def _supervise(
         if waiting.cancelled_caught:
             if stop.reason is None:
                 stop.reason = "timeout"
-            await kill_group(process, limits.grace)
+            await kill_group(process, family, limits.grace)
         else:
             stop.reason = None
             stop.scope = None  # a watchdog waking now must not mark a finished run
             _signal_group(process.pid, signal.SIGKILL)  # daemons it forked die with it
+            await _sweep(family)  # and so do those that left its group
         with anyio.move_on_after(_DRAIN):
             await reader.finished.wait()
         tasks.cancel_scope.cancel()

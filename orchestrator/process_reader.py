@@ -7,11 +7,12 @@ After every chunk the pump yields once, so a CLI flooding its output cannot star
 sessions on the loop.
 
 For each line: decode (invalid UTF-8 becomes U+FFFD), redact secrets, write it to the log,
-hand it to ``adapter.parse_line``, keep the resulting events in a bounded ``EventTail`` and pass
-each to ``on_event``. A parser that raises (breaking the adapter contract) does not stop the
-run: the line becomes a ``raw`` event carrying the error, and the failure is logged once.
-``on_event`` is treated like a plugin observer: an exception there is logged (once per run)
-and ignored, so a broken live display never costs a CLI run.
+hand it to ``adapter.parse_line``, redact the events it returns once more (a parser decodes
+JSON escapes, which can spell a secret the line did not show as such), keep them in a bounded
+``EventTail`` and pass each to ``on_event``. A parser that raises (breaking the adapter
+contract) does not stop the run: the line becomes a ``raw`` event carrying the error, and the
+failure is logged once. ``on_event`` is treated like a plugin observer: an exception there is
+logged (once per run) and ignored, so a broken live display never costs a CLI run.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ class OutputReader:
             events = self.adapter.parse_line(text, stream)
         except Exception as exc:
             events = [self._parser_error(text, exc)]
+        if self.redact:
+            events = [self._scrub(event) for event in events]
         size = len(raw)
         for event in events:
             self.tail.add(event, size)
@@ -115,6 +118,15 @@ class OutputReader:
                     if not self._callback_failed:
                         self._callback_failed = True
                         log.exception("on_event callback raised; ignored for the rest of the run")
+
+    def _scrub(self, event: AgentEvent) -> AgentEvent:
+        redact = self.redact
+        text = redact(event.text)
+        tool = redact(event.tool) if event.tool else event.tool
+        data = redact.deep(event.data)
+        if text is event.text and tool is event.tool and data is event.data:
+            return event
+        return event.model_copy(update={"text": text, "tool": tool, "data": data})
 
     def _parser_error(self, text: str, exc: Exception) -> AgentEvent:
         if not self._parser_failed:

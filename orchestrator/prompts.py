@@ -13,8 +13,12 @@ other brace (JSON, code) is left alone and never needs escaping:
     {instructions}  the task's extra instructions for this phase (below)
 
 ``{handoff}`` and ``{instructions}`` are appended when a template does not place them, so a
-custom template can never lose them. Per-task, per-phase instructions live in the task's
-metadata, a string or a list with one entry per round (the last one repeats)::
+custom template can never lose them. What a handoff brings along is clipped (head and tail
+kept, the cut marked): the diff to 60 kB, the CLI's summary to 16 kB and each message it
+quotes to 4 kB, so a CLI's megabyte answer cannot make the next prompt too long to pass.
+
+Per-task, per-phase instructions live in the task's metadata, a string or a list with one
+entry per round (the last one repeats)::
 
     metadata:
       phase_instructions:
@@ -52,7 +56,12 @@ __all__ = [
 
 INSTRUCTIONS_KEY = "phase_instructions"
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# Bytes of UTF-8, not characters: the prompt is often one command-line argument, which Linux
+# caps at 128 KiB (MAX_ARG_STRLEN); past it the next CLI cannot even start (E2BIG). A CLI's
+# final answer can be a whole megabyte, so what it said is clipped too, head and tail kept.
 _PROMPT_DIFF_LIMIT = 60_000
+_PROMPT_SUMMARY_LIMIT = 16_000
+_PROMPT_MESSAGE_LIMIT = 4_000
 _PROMPT_MESSAGES = 5
 
 SCOUT_TEMPLATE = """\
@@ -257,9 +266,16 @@ def _render_key(handoff: Handoff, key: HandoffKey) -> list[str]:
     if key == "constraints":
         return ["### Constraints", _bullets(handoff.constraints)]
     if key == "summary":
-        return ["### Summary", handoff.summary.strip() or "(no summary)"]
+        return [
+            "### Summary",
+            _clip(handoff.summary.strip(), _PROMPT_SUMMARY_LIMIT) or "(no summary)",
+        ]
     if key == "messages":
-        said = [m.strip() for m in handoff.messages[-_PROMPT_MESSAGES:] if m.strip()]
+        said = [
+            _clip(m.strip(), _PROMPT_MESSAGE_LIMIT)
+            for m in handoff.messages[-_PROMPT_MESSAGES:]
+            if m.strip()
+        ]
         return ["### What it said", *said] if said else []
     if key == "files_to_touch":
         return ["### Files to touch", _bullets(handoff.files_to_touch)]
@@ -291,12 +307,24 @@ def _verify_lines(handoff: Handoff) -> list[str]:
 
 def _fenced(handoff: Handoff) -> str:
     diff = handoff.diff
-    cut = len(diff) > _PROMPT_DIFF_LIMIT or handoff.diff_truncated
-    if len(diff) > _PROMPT_DIFF_LIMIT:
-        diff = diff[:_PROMPT_DIFF_LIMIT]
+    data = diff.encode("utf-8", "surrogatepass")
+    cut = len(data) > _PROMPT_DIFF_LIMIT or handoff.diff_truncated
+    if len(data) > _PROMPT_DIFF_LIMIT:
+        diff = data[:_PROMPT_DIFF_LIMIT].decode("utf-8", "ignore")
     fence = "````" if "```" in diff else "```"
     note = "\n(diff cut short; read the files in the working tree)" if cut else ""
     return f"{fence}diff\n{diff.rstrip()}\n{fence}{note}"
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` within ``limit`` bytes of UTF-8: its head and tail, with the cut marked."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    half = limit // 2
+    head = data[:half].decode("utf-8", "ignore")
+    tail = data[-half:].decode("utf-8", "ignore")
+    return f"{head}\n[... {len(data) - 2 * half} bytes cut ...]\n{tail}"
 
 
 def _bullets(items: Sequence[str]) -> str:

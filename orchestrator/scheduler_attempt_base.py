@@ -77,6 +77,7 @@ class Attempt:
     token: int = 0
     session: SessionWorktree | None = None
     lost: bool = False  # the claim lapsed: this attempt may not write any more
+    releasing: bool = False  # its claim is being released: a renewal failing now is no loss
     timed_out: bool = False
     files_changed: frozenset[str] = frozenset()
     last_message: str = ""
@@ -154,11 +155,14 @@ class AttemptBase:
     async def _release(
         self, attempt: Attempt, status: ClaimStatus, updates: dict[str, Any]
     ) -> None:
+        attempt.releasing = True
         try:
             await self.services.store.release_claim(attempt.key, attempt.token, status, updates)
         except StaleClaim:
             attempt.lost = True  # swept meanwhile: the sweeper has settled the task
             return
+        finally:
+            attempt.releasing = False
         attempt.token = 0
 
     async def _release_locks(self, attempt: Attempt) -> None:

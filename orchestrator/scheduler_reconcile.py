@@ -140,7 +140,7 @@ class ReconcileLifecycle(CouncilLifecycle):
             )
             attempt.renewed = now
         except (StaleClaim, RecordNotFound):
-            if attempt.token != token:
+            if attempt.token != token or attempt.releasing:
                 return  # released while we renewed: the attempt settled normally
             attempt.lost = True
             attempt.cancel.set()

@@ -34,6 +34,10 @@ The scheduler hands over a ``TaskRun`` (worktree made, claim held) and gets a
   continues that conversation with ``resume_session_id``; so does one that was cancelled.
 - **Council mode** (best of N): ``pick_best`` (``best_of``, re-exported here) compares the
   candidates the scheduler ran and names the one to merge.
+- **Outside the worktree**: each CLI session runs between two looks at what it must not
+  change (``tamper``: git's shared hooks and config, the main checkout); a change fails the
+  attempt, not retryable, naming what changed (git's setup is put back first), so the work
+  does not land; its branch is kept.
 - **Nothing is lost**: whatever ends an attempt early (failure, park, cancel, the caller's
   cancellation), the worktree is committed to the session branch first.
 """
@@ -74,6 +78,7 @@ from orchestrator.phase_cli import (
     call_phase_cli,
 )
 from orchestrator.prompts import PromptContext, render_prompt, template_for
+from orchestrator.tamper import Tampering
 from orchestrator.task_run import TaskRun, WorkflowResult, WorkflowStatus
 from orchestrator.verify import DEFAULT_VERIFY_TIMEOUT, failure_message, run_verify
 from orchestrator.work_facts import WorkFacts, collect_facts
@@ -231,15 +236,7 @@ class _Workflow:
             resume_session_id=resume,
         )
         try:
-            ran = await call_phase_cli(
-                self.run.config,
-                self.run.plugins,
-                call,
-                log_dir=self.run.log_dir,
-                cancel=self.run.cancel,
-                on_event=self.run.on_event,
-                watch=CliRunBook(self.run.store, self.task.id, name),
-            )
+            ran = await self._call_watched(call)
         except AdapterError as exc:  # not installed, bad options: another attempt won't help
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
             raise await self._failure(name, outcome, retryable=False) from exc
@@ -254,6 +251,46 @@ class _Workflow:
         handoff = await self._complete(index, round_, adapter, ran)
         self.running = None
         return handoff
+
+    async def _call_watched(self, call: PhaseCall) -> PhaseRun:
+        """Run the phase's CLI between two looks at what it must not change (``tamper``)."""
+        guard = await self.run.worktrees.tamper_guard()
+        watch = await guard.watch(self.session.path)
+        try:
+            ran = await call_phase_cli(
+                self.run.config,
+                self.run.plugins,
+                call,
+                log_dir=self.run.log_dir,
+                cancel=self.run.cancel,
+                on_event=self.run.on_event,
+                watch=CliRunBook(self.run.store, self.task.id, call.phase),
+            )
+        except Exception as exc:
+            found = await guard.finish(watch)
+            if found is None:
+                raise
+            raise await self._tampered(call.phase, found) from exc
+        except BaseException:  # cancelled: undo what it changed, say so, go on cancelling
+            with anyio.CancelScope(shield=True):
+                found = await guard.finish(watch)
+            if found is not None:
+                log.error("task %s, phase %s: %s", self.task.id, call.phase, found.message)
+            raise
+        found = await guard.finish(watch)
+        if found is not None:
+            self.usage = add_usage(self.usage, ran.cli.outcome.usage)
+            raise await self._tampered(call.phase, found)
+        return ran
+
+    async def _tampered(self, phase: str, found: Tampering) -> _Stop:
+        message = (
+            f"blocked, not merged: the CLI {found.message}; the work stays on branch "
+            f"{self.session.branch} for a human to review"
+        )
+        return await self._failure(
+            phase, Outcome(kind=OutcomeKind.FAILED, message=message), retryable=False
+        )
 
     def _adapter_for(self, phase: PhaseConfig) -> str:
         chain = self.run.config.adapter_chain(self.task, phase)

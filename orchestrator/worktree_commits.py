@@ -9,6 +9,11 @@
   work becomes a ``council: rescue uncommitted work`` commit, and the worktree must be clean
   of work afterwards; what git cannot commit (changes inside a submodule, say) stops the
   removal with a ``WorkspaceError`` listing the paths, since nothing may be lost.
+- ``settle_index_lock`` runs before both: an ``index.lock`` a killed CLI (or its git) left in
+  the worktree's git dir would fail every ``git add``. Nobody holding it (no process has it
+  open, no git runs in that checkout; ``worktree_safety``), it is moved aside, once it is
+  ``min_age`` old (waiting that long if need be); one that is held is never touched, and the
+  commit fails naming the holder.
 - ``keep_tip`` points ``refs/council/rescue/<session>`` at a tip with a compare-and-swap; an
   older, unrelated value found there (a reused session id) is first kept under
   ``refs/council/rescue-old/<session>/<sha>`` rather than overwritten.
@@ -16,16 +21,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import anyio
 import anyio.to_thread
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.git import Git
 from orchestrator.worktree_models import CommitResult
-from orchestrator.worktree_parse import Status, parse_status
+from orchestrator.worktree_parse import Status, parse_status, read_gitfile
+from orchestrator.worktree_safety import move_stale_lock
 
 __all__ = [
     "RESCUE_MESSAGE",
@@ -35,10 +45,38 @@ __all__ = [
     "keep_tip",
     "read_status",
     "save_uncommitted",
+    "settle_index_lock",
 ]
 
 RESCUE_MESSAGE = "council: rescue uncommitted work"
 _CAS_ATTEMPTS = 8
+log = logging.getLogger(__name__)
+
+
+async def settle_index_lock(worktree: Path, admin_dir: Path | None, *, min_age: float) -> None:
+    """Move aside a stale ``index.lock`` of the worktree (see the module doc)."""
+    settle = partial(_settle_lock, worktree, admin_dir, min_age)
+    verdict, lock, moved = await anyio.to_thread.run_sync(settle)
+    if verdict == "young":
+        await anyio.sleep(min_age)
+        verdict, lock, moved = await anyio.to_thread.run_sync(settle)
+    if verdict == "young":
+        raise WorkspaceError(
+            f"{lock} keeps coming back though no process holds it; nothing was committed"
+        )
+    if moved is not None:
+        log.warning("%s: moved a stale %s aside to %s", worktree, lock.name, moved.name)
+
+
+def _settle_lock(
+    worktree: Path, admin_dir: Path | None, min_age: float
+) -> tuple[str, Path, Path | None]:
+    admin = admin_dir or read_gitfile(worktree)
+    lock = (admin or worktree) / "index.lock"
+    if admin is None or not os.path.lexists(lock):  # the common case: one read, one stat
+        return "absent", lock, None
+    verdict, moved = move_stale_lock(lock, [worktree, admin], min_age=min_age)
+    return verdict, lock, moved
 
 
 async def read_status(git: Git) -> Status:
@@ -102,8 +140,10 @@ async def save_uncommitted(
     task_id: str,
     session_id: str,
     keep_out: Sequence[str] = (),
+    lock_age: float = 2.0,
 ) -> Saved:
     """Commit whatever work the worktree holds; return where its HEAD ends up."""
+    await settle_index_lock(git.cwd, admin_dir, min_age=lock_age)
     has_index = admin_dir is not None and await anyio.to_thread.run_sync(
         (admin_dir / "index").exists
     )

@@ -30,7 +30,15 @@ from orchestrator.worktree_pool import WorktreePool
 from orchestrator.worktree_repo import MetaLock, RepoLayout, branch_name, rescue_ref
 from orchestrator.worktree_safety import WorktreeBusy, processes_inside
 
-__all__ = ["Workspace", "add_worktree", "drop_branch", "new_branch", "remove_registered", "retire"]
+__all__ = [
+    "Workspace",
+    "add_worktree",
+    "drop_branch",
+    "new_branch",
+    "remove_registered",
+    "retire",
+    "share_worktree_config",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,19 @@ async def new_branch(ws: Workspace, task: str, tip: str, reserved: set[int]) -> 
             reserved.discard(attempt)
 
 
+async def share_worktree_config(ws: Workspace) -> None:
+    """Turn on ``extensions.worktreeConfig`` once, up front, for sparse worktrees.
+
+    The first ``sparse-checkout set`` in a worktree writes it to the shared config; in the
+    middle of a run that change would look like a CLI's doing to the tamper check
+    (``orchestrator.tamper``), which flags any change of the shared config during a session.
+    """
+    current = await ws.git.run("config", "--bool", "extensions.worktreeConfig", check=False)
+    if current.out != "true":
+        async with ws.meta.hold():
+            await ws.git.run("config", "extensions.worktreeConfig", "true")
+
+
 async def add_worktree(ws: Workspace, session: SessionWorktree, reason: str) -> None:
     """Register the worktree (under the lock), then check it out (outside it)."""
     worktree = ws.git.at(session.path)
@@ -85,7 +106,7 @@ async def add_worktree(ws: Workspace, session: SessionWorktree, reason: str) -> 
             str(session.path), session.branch,
         )  # fmt: skip
         if ws.settings.sparse:
-            # Under the lock: the first sparse worktree also writes the shared config.
+            # Writes the worktree's own config.worktree (share_worktree_config ran first).
             await worktree.run("sparse-checkout", "set", "--cone", *ws.settings.sparse)
     await worktree.run("reset", "--hard", "--quiet")
 
@@ -135,6 +156,7 @@ async def retire(
             task_id=session.task_id,
             session_id=sid,
             keep_out=ws.settings.copy_files,
+            lock_age=ws.settings.stale_lock_age,
         )
         tip, rescue_commit, needs_force = saved.tip, saved.rescue_commit, saved.needs_force
         on_branch = saved.branch == session.branch

@@ -8,7 +8,8 @@
   ``git worktree add --lock`` (the reason names session, CLI and task, so ownership survives
   without a store), then copies files in and runs setup commands (``worktree_setup``).
   Ownership is also recorded in the state store (namespace ``worktrees``, key = session id).
-- ``commit_in_worktree`` commits everything with the orchestrator's identity and trailers;
+- ``commit_in_worktree`` commits everything with the orchestrator's identity and trailers
+  (a stale ``index.lock`` a killed CLI left is moved aside first, one in use never);
   ``get_session_stats`` reports the branch's diff against its merge-base with the base.
 - ``remove_session_worktree`` follows the safety rules: uncommitted and untracked work is
   committed first; unless the base branch already contains the tip, the tip is saved under
@@ -19,6 +20,8 @@
 - ``list_worktrees``, ``reconcile`` and ``recreate_session_worktree`` (``worktree_reconcile``)
   repair what a crash or a human left behind; ``present`` is the cheap check (one stat) the
   scheduler makes every tick for the worktrees its CLIs work in.
+- ``tamper_guard`` is the repository's check of what a CLI changed outside its worktree
+  (``orchestrator.tamper``), which the workflow runs around every CLI session.
 
 Git's worktree metadata steps (add, move, lock, unlock, remove, ref deletion) hold one
 repository-level lock (``worktree_repo.MetaLock``); checkouts, setup and commits run outside
@@ -47,7 +50,8 @@ from orchestrator.git import Git
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.state.protocol import StateStore
-from orchestrator.worktree_commits import commit_all, read_status
+from orchestrator.tamper import TamperGuard
+from orchestrator.worktree_commits import commit_all, read_status, settle_index_lock
 from orchestrator.worktree_models import (
     CommitResult,
     ReconcileReport,
@@ -64,6 +68,7 @@ from orchestrator.worktree_ops import (
     new_branch,
     remove_registered,
     retire,
+    share_worktree_config,
 )
 from orchestrator.worktree_parse import parse_numstat
 from orchestrator.worktree_pool import WorktreePool
@@ -108,6 +113,7 @@ class WorktreeManager:
         self._busy: set[str] = set()  # sessions being created or removed by this manager
         self._reserved: defaultdict[str, set[int]] = defaultdict(set)
         self._session_locks: dict[str, anyio.Lock] = {}
+        self._guard: TamperGuard | None = None
 
     @property
     def base_ref(self) -> str:
@@ -128,8 +134,21 @@ class WorktreeManager:
                     pool = WorktreePool(
                         git, layout.pool_dir, meta, self.settings.pool_size, self.settings.sparse
                     )
-                    self._ws = Workspace(layout, git, meta, pool, self.settings, self.base_ref)
+                    ws = Workspace(layout, git, meta, pool, self.settings, self.base_ref)
+                    if self.settings.sparse:
+                        await share_worktree_config(ws)
+                    self._ws = ws
         return self._ws
+
+    async def tamper_guard(self) -> TamperGuard:
+        """The repository's check of what CLIs must not change (``orchestrator.tamper``)."""
+        if self._guard is None:
+            ws = await self._workspace()
+            layout = ws.layout
+            self._guard = TamperGuard(
+                ws.git, layout.git_dir, layout.common_dir, layout.worktrees_dir
+            )
+        return self._guard
 
     # --- create ------------------------------------------------------------------------------
 
@@ -223,6 +242,7 @@ class WorktreeManager:
         worktree = (await self._workspace()).git.at(found.path)
         async with self._session_lock(found.session_id):
             await self._require_present(found)
+            await settle_index_lock(found.path, None, min_age=self.settings.stale_lock_age)
             status = await read_status(worktree)
             if status.branch != found.branch:
                 where = f"branch {status.branch}" if status.branch else "a detached HEAD"

@@ -364,12 +364,22 @@ async def test_daemons_forked_by_a_cli_die_when_it_exits(run_fake: RunFake, pidf
     assert wait_gone(pids_in(pidfile), timeout=1.0) == []
 
 
-async def test_a_setsid_daemon_escapes_a_finished_cli_but_cannot_hang_the_run(
+async def test_a_setsid_daemon_dies_with_its_finished_cli(run_fake: RunFake, pidfile: Path) -> None:
+    # Found after the CLI exited by the mark in its environment, not by ancestry.
+    cli = FakeCli(setsid_child=True, pidfile=pidfile, lines=[event_line("completed", "done")])
+    run = await run_fake(cli)
+    assert run.outcome.kind is OutcomeKind.SUCCEEDED
+    assert wait_gone(pids_in(pidfile), timeout=2.0) == []
+
+
+async def test_a_setsid_daemon_without_the_mark_escapes_but_cannot_hang_the_run(
     run_fake: RunFake, pidfile: Path
 ) -> None:
-    # Documented limit: after a normal exit a child in its own session cannot be found; the
-    # runner stops reading after a short drain instead of waiting for the pipe to close.
-    cli = FakeCli(setsid_child=True, pidfile=pidfile, lines=[event_line("completed", "done")])
+    # Documented limit: a daemon that dropped its environment cannot be found once the CLI
+    # exited; the runner stops reading after a short drain instead of waiting for the pipe.
+    cli = FakeCli(
+        setsid_child=True, bare_env=True, pidfile=pidfile, lines=[event_line("completed", "done")]
+    )
     started = time.monotonic()
     run = await run_fake(cli)
     assert run.outcome.kind is OutcomeKind.SUCCEEDED

@@ -1,5 +1,6 @@
 """Retries driven by the outcome: backoff then give up, no retry for auth, parking on a rate
-limit with fallback adapters meanwhile, and a stale claim swept and requeued."""
+limit with fallback adapters meanwhile, a stale claim swept and requeued, and a heartbeat
+that races the attempt's own release taking nothing for a lost claim."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
+import pytest
 from scheduler_helpers import Probe, failure, new_repo, run_config
 
+from orchestrator import council as council_module
 from orchestrator.config_models import RetryConfig
 from orchestrator.council import Council
 from orchestrator.events import Event
-from orchestrator.models import ClaimStatus, TaskStatus, utcnow
+from orchestrator.models import Claim, ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.retry import GiveUp, Park, Retry, RetryPolicy
+from orchestrator.state import FileStateStore
 from orchestrator.task_run import TaskRun, WorkflowResult, WorkflowStatus
 
 
@@ -151,3 +156,45 @@ async def test_a_stale_claim_is_swept_and_the_task_requeued(tmp_path: Path) -> N
     assert swept and swept[0].data["holder"] == "elsewhere:4242:gone"
     expired = [h for h in history if h.claim is not None and h.claim.token == dead.token]
     assert any(h.claim is not None and h.claim.status == ClaimStatus.EXPIRED for h in expired)
+
+
+class _RenewDuringRelease(FileStateStore):
+    """A real store that makes the heartbeat's renewal fail while the attempt is releasing
+    its claim: the renewal waits for the release to be written, then runs (StaleClaim), and
+    only then does ``release_claim`` return to the attempt."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entered, self.written, self.renew_failed = anyio.Event(), anyio.Event(), anyio.Event()
+
+    async def release_claim(self, *args: Any, **kwargs: Any) -> TaskState:
+        self.entered.set()
+        state = await super().release_claim(*args, **kwargs)
+        self.written.set()
+        with anyio.move_on_after(5):
+            await self.renew_failed.wait()
+        return state
+
+    async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
+        await self.entered.wait()
+        await self.written.wait()
+        try:
+            return await super().renew_claim(task_id, token, lease_seconds)
+        finally:
+            self.renew_failed.set()
+
+
+async def test_a_renewal_racing_the_attempts_own_release_is_no_lost_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(council_module, "FileStateStore", _RenewDuringRelease)
+    repo = new_repo(tmp_path)
+    config = run_config(repo, [{"id": "t1", "prompt": "p"}])
+    events: list[Event] = []
+    async with Council(config, workflow=Probe(pause=0.3)) as council:
+        council.subscribe(events.append)
+        report = await council.run()
+    assert report.task("t1").status == TaskStatus.DONE
+    stored = Path(config.state_dir).parent / "events.jsonl"
+    assert b"claim_lost" not in stored.read_bytes()
+    assert "task.claim_lost" not in {event.type for event in events}

@@ -62,6 +62,7 @@ class FakeCli:
     long_line: int = 0  # one line of this many bytes and no newline, written in 1 MiB blocks
     children: int = 0  # grandchildren that ignore SIGTERM and sleep, holding stdout
     setsid_child: bool = False  # a child in a session (and process group) of its own
+    bare_env: bool = False  # that child starts with an empty environment
     ignore_term: bool = False
     ticks: int = 0  # lines "tick N", one every `tick` seconds
     tick: float = 0.1
@@ -86,7 +87,10 @@ class FakeCli:
         for _ in range(self.children):
             code.append(f"pids.append(subprocess.Popen({sleeper}).pid)")
         if self.setsid_child:
-            code.append(f"pids.append(subprocess.Popen({sleeper}, start_new_session=True).pid)")
+            env = ", env={}" if self.bare_env else ""
+            code.append(
+                f"pids.append(subprocess.Popen({sleeper}, start_new_session=True{env}).pid)"
+            )
         if self.pidfile is not None:
             code.append(f"open({str(self.pidfile)!r}, 'w').write(' '.join(map(str, pids)))")
         if self.echo_argv:

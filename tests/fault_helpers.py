@@ -1,0 +1,202 @@
+"""Running the real orchestrator against the misbehaving CLIs of ``tests/fault_clis``.
+
+``FaultRun`` is one repository, one run config and the ``council run`` process (or a Council
+in this process) driving it; the CLI is a ``command`` adapter preset running one of the
+scripts with the environment a test gives it. Helpers read what the run left behind: the
+task's stored state, the process table, every byte under ``.council/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scheduler_helpers import new_repo
+
+from orchestrator.state.codec import decode
+
+FAULT_CLIS = Path(__file__).with_name("fault_clis")
+COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
+TASK = "fault"
+# Runs argv[2:], then writes the peak RSS (KiB) of it and everything it waited for to argv[1].
+_MEASURED = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
+    """The pids still alive after ``timeout`` seconds (an upper bound: it returns early)."""
+    deadline = time.monotonic() + timeout
+    while (left := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left
+
+
+def kill_all(pids: list[int]) -> None:
+    """Leave no sleeper behind for the rest of the suite, whatever a test found."""
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class Finished:
+    """What ``council run --json`` left: its exit code, report, output and peak memory."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+    max_rss: int  # bytes: the largest of the orchestrator and every process it waited for
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return dict(json.loads(self.stdout))
+
+    def task(self, task_id: str = TASK) -> dict[str, Any]:
+        return next(t for t in self.report["tasks"] if t["task_id"] == task_id)
+
+
+@dataclass
+class FaultRun:
+    tmp_path: Path
+    script: str
+    env: dict[str, str] = field(default_factory=dict)
+    phases: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "build"}])
+    retry: dict[str, Any] = field(
+        default_factory=lambda: {"max_retries": 0, "backoff_initial": 0.05, "backoff_max": 0.1}
+    )
+    task_timeout: float | None = None
+    passthrough: list[str] = field(default_factory=list)
+    output: dict[str, Any] = field(default_factory=dict)
+    more: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)  # id: (script, env)
+
+    def __post_init__(self) -> None:
+        self.repo = new_repo(self.tmp_path)
+        self.council_dir = self.repo / ".council"
+        self.config_path = self.tmp_path / "run.yaml"
+        self.write_config()
+
+    def config(self) -> dict[str, Any]:
+        """One task per CLI: ``fault`` runs ``script``; each of ``more`` its own, each through
+        an adapter of its own name."""
+        clis = {TASK: (self.script, self.env), **self.more}
+        tasks, adapters = [], {}
+        for task_id, (script, env) in clis.items():
+            task: dict[str, Any] = {"id": task_id, "prompt": "Do the work.", "adapters": [task_id]}
+            if self.task_timeout is not None:
+                task["timeout"] = self.task_timeout
+            options: dict[str, Any] = {
+                "binary": sys.executable,
+                "args": [str(FAULT_CLIS / script), "{prompt}"],
+                "passthrough_env": self.passthrough,
+                **self.output,
+            }
+            tasks.append(task)
+            adapters[task_id] = {"type": "command", "options": options, "env": env}
+        return {
+            "repo": str(self.repo),
+            "adapters": adapters,
+            "default_adapter": TASK,
+            "capacity": {"sessions": len(tasks)},
+            "workflow": {"phases": self.phases},
+            "retry": self.retry,
+            "scheduler": {"tick": 0.05, "heartbeat_interval": 0.5, "stale_threshold": 30},
+            "tasks": tasks,
+        }
+
+    def write_config(self) -> None:
+        self.config_path.write_text(json.dumps(self.config(), indent=2))  # JSON is YAML
+
+    def run(
+        self, *, timeout: float = 60.0, env: dict[str, str] | None = None, as_json: bool = True
+    ) -> Finished:
+        """``council run [--json]`` as a process; returns once it has exited.
+
+        It is started by a small Python wrapper that reports its children's peak RSS: a child
+        forked straight from the test process would inherit the test's own high-water mark
+        (Linux keeps the larger of the pre-exec and post-exec peaks).
+        """
+        out, err = self.tmp_path / "council.out", self.tmp_path / "council.err"
+        peak = self.tmp_path / "council.maxrss"
+        argv = [*COUNCIL, "run", str(self.config_path), *(["--json"] if as_json else [])]
+        started = time.monotonic()
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-c", _MEASURED, str(peak), *argv],
+                cwd=self.tmp_path,
+                stdout=stdout,
+                stderr=stderr,
+                env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1", **(env or {})},
+                start_new_session=True,
+            )
+            try:
+                returncode = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise TimeoutError(f"council run did not finish within {timeout:g}s") from None
+        return Finished(
+            returncode=returncode,
+            stdout=out.read_bytes(),
+            stderr=err.read_bytes(),
+            seconds=time.monotonic() - started,
+            max_rss=int(peak.read_text()) * 1024,
+        )
+
+    def state(self, task_id: str = TASK) -> dict[str, Any]:
+        """The task's stored record, read straight from its file."""
+        current = self.council_dir / "state" / "tasks" / task_id / "current.json"
+        return dict(json.loads(decode(current.read_bytes())))
+
+    def files(self) -> Iterator[Path]:
+        """Every regular file under ``.council/``."""
+        for root, _dirs, names in os.walk(self.council_dir):
+            for name in names:
+                path = Path(root) / name
+                if path.is_file() and not path.is_symlink():
+                    yield path
+
+    def logs(self, task_id: str = TASK) -> list[Path]:
+        return sorted((self.council_dir / "logs").glob(f"{task_id}-*.log"))
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The run's events (``.council/events.jsonl``), of one type if ``kind`` is given."""
+        lines = (self.council_dir / "events.jsonl").read_text().splitlines()
+        found = [json.loads(line) for line in lines if line.endswith("}")]
+        return [event for event in found if kind is None or event["type"] == kind]
+
+    def branch_has(self, branch: str, path: str) -> bool:
+        """Whether ``branch`` exists and holds ``path`` in its tip."""
+        done = subprocess.run(
+            ["git", "-C", str(self.repo), "cat-file", "-e", f"refs/heads/{branch}:{path}"],
+            capture_output=True,
+        )
+        return done.returncode == 0
+
+    def on_main(self, path: str) -> bool:
+        return self.branch_has("main", path)

@@ -1,0 +1,172 @@
+"""CLIs that hang, ignore SIGTERM, spawn daemons, die by a signal or always fail, run by the
+real ``council run`` process: each session ends within its time limit with the right outcome,
+no process of the CLI's family outlives it (a double-forked ``setsid()`` daemon included),
+the work it did is committed on its kept branch and worktree, and retries follow the backoff
+up to ``max_retries`` with the last error in the task's state."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from fault_helpers import FAULT_CLIS, FaultRun, alive, kill_all, wait_gone
+
+GRACE = 5.0  # the runner's SIGTERM-to-SIGKILL grace (orchestrator.process)
+SLACK = 30.0  # start-up, git and a loaded machine: an upper bound, not a timing claim
+
+
+@pytest.fixture
+def pidfile(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "family.pids"
+    yield path
+    if path.exists():  # a failing test must not leave sleepers behind for the suite
+        kill_all(pids_in(path))
+
+
+def pids_in(path: Path) -> list[int]:
+    return [int(pid) for pid in path.read_text().split()]
+
+
+def fault_processes(root: Path) -> list[int]:
+    """Living processes running a fault CLI with their working directory under ``root``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if str(FAULT_CLIS).encode() in command and cwd.is_relative_to(root):
+            found.append(int(entry.name))
+    return [pid for pid in found if alive(pid)]
+
+
+def times(run: FaultRun, kind: str) -> list[datetime]:
+    return [datetime.fromisoformat(event["ts"]) for event in run.events(kind)]
+
+
+def kept(run: FaultRun) -> None:
+    """The failed task's worktree and branch are still there, with the CLI's work committed."""
+    state = run.state()
+    assert state["branch"] and Path(state["worktree"]).is_dir()
+    assert run.branch_has(state["branch"], "work.txt")
+    assert not run.on_main("work.txt")
+
+
+def test_a_hung_cli_times_out_and_is_retried_after_the_backoff(tmp_path: Path) -> None:
+    run = FaultRun(
+        tmp_path,
+        "hang.py",
+        phases=[{"name": "build", "timeout": 1}],
+        retry={"max_retries": 1, "backoff_initial": 0.4, "jitter": False},
+    )
+    finished = run.run()
+
+    assert finished.returncode == 1
+    task = finished.task()
+    assert (task["status"], task["attempts"]) == ("failed", 2)
+    state = run.state()
+    assert state["error"].startswith("gave up after 2 attempts; last error: time limit")
+    assert state["phases"]["build"]["outcome"] == "timed_out"
+    (retry,) = run.events("task.retry")
+    assert retry["data"]["delay"] == 0.4
+    first, second = times(run, "task.dispatched")
+    assert (second - datetime.fromisoformat(retry["ts"])).total_seconds() >= 0.4
+    assert second > first
+    assert state["branch"] and Path(state["worktree"]).is_dir()
+    assert fault_processes(tmp_path) == []
+    assert finished.seconds < 2 * 1 + SLACK
+
+
+def test_the_task_time_limit_stops_a_hung_cli(tmp_path: Path) -> None:
+    run = FaultRun(tmp_path, "hang.py", task_timeout=1.5)
+    finished = run.run()
+
+    task = finished.task()
+    assert (task["status"], task["attempts"]) == ("failed", 1)
+    assert "task time limit of 1.5s reached" in run.state()["error"]
+    assert fault_processes(tmp_path) == []
+    assert finished.seconds < 1.5 + SLACK
+
+
+def test_a_cli_ignoring_sigterm_dies_with_its_whole_family(tmp_path: Path, pidfile: Path) -> None:
+    # The CLI, a child in its group and a double-forked setsid() daemon all ignore SIGTERM.
+    run = FaultRun(
+        tmp_path,
+        "family.py",
+        env={"FAULT_PIDS": str(pidfile), "FAULT_THEN": "hang", "FAULT_IGNORE_TERM": "1"},
+        phases=[{"name": "build", "timeout": 1}],
+    )
+    finished = run.run()
+
+    pids = pids_in(pidfile)
+    assert len(pids) == 3
+    assert wait_gone(pids) == []
+    assert finished.task()["status"] == "failed"
+    state = run.state()
+    assert state["phases"]["build"]["outcome"] == "timed_out"
+    assert "time limit" in state["error"]
+    assert state["branch"] and Path(state["worktree"]).is_dir()
+    assert finished.seconds < 1 + GRACE + SLACK
+
+
+def test_daemons_of_a_cli_that_exits_die_with_it_setsid_ones_too(
+    tmp_path: Path, pidfile: Path
+) -> None:
+    run = FaultRun(tmp_path, "family.py", env={"FAULT_PIDS": str(pidfile)})
+    finished = run.run()
+
+    assert finished.task()["status"] == "done"
+    assert run.on_main("work.txt")
+    pids = pids_in(pidfile)
+    assert len(pids) == 3
+    assert wait_gone(pids) == []
+    # Nothing ran on in the worktree, so it was removed, not kept as busy.
+    assert b"was not removed" not in finished.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV])
+def test_a_cli_killed_by_a_signal_crashed_and_its_work_is_kept(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    run = FaultRun(tmp_path, "killed.py", env={"FAULT_SIGNAL": sig.name.removeprefix("SIG")})
+    finished = run.run()
+
+    assert finished.task()["status"] == "failed"
+    state = run.state()
+    assert state["phases"]["build"]["outcome"] == "crashed"
+    assert state["error"].endswith(f"killed by signal {int(sig)}")
+    kept(run)
+
+
+def test_a_cli_that_always_fails_is_retried_with_backoff_up_to_max_retries(
+    tmp_path: Path,
+) -> None:
+    run = FaultRun(
+        tmp_path,
+        "fail.py",
+        retry={"max_retries": 2, "backoff_initial": 0.2, "multiplier": 2, "jitter": False},
+    )
+    finished = run.run()
+
+    task = finished.task()
+    assert (task["status"], task["attempts"]) == ("failed", 3)
+    state = run.state()
+    assert state["error"].startswith("gave up after 3 attempts; last error: ")
+    assert "the model refused to cooperate" in state["error"]
+    retries = run.events("task.retry")
+    assert [event["data"]["delay"] for event in retries] == [0.2, 0.4]
+    dispatched = times(run, "task.dispatched")
+    assert len(dispatched) == 3
+    for retry, next_start in zip(retries, dispatched[1:], strict=True):
+        waited = (next_start - datetime.fromisoformat(retry["ts"])).total_seconds()
+        assert waited >= retry["data"]["delay"]
+    assert [event["data"]["failures"] for event in retries] == [1, 2]
+    assert run.events("task.failed")[-1]["data"]["error"] == state["error"]
+    assert state["branch"] and Path(state["worktree"]).is_dir()
