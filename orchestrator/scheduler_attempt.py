@@ -38,7 +38,7 @@ import anyio
 
 from orchestrator.errors import CouncilError, LockError, WorkspaceError
 from orchestrator.events import Event
-from orchestrator.models import TaskStatus, utcnow
+from orchestrator.models import TERMINAL_TASK_STATUSES, TaskStatus, utcnow
 from orchestrator.scheduler_attempt_base import (
     _LOCK_TIMEOUT,
     _MERGE_RECHECK,
@@ -114,8 +114,8 @@ class AttemptLifecycle(SettleLifecycle):
     async def _setup(self, attempt: Attempt) -> bool:
         store, task = self.services.store, attempt.task
         state = await store.get_task_state(task.id)
-        if state is None or self.stopping:
-            return False
+        if state is None or self.stopping or state.status in TERMINAL_TASK_STATUSES:
+            return False  # ended meanwhile (cancelled by another process, say)
         claim = await store.acquire_claim(
             task.id,
             self.holder,
@@ -132,13 +132,14 @@ class AttemptLifecycle(SettleLifecycle):
             return False  # someone else holds it; the sweeper or its holder settles it
         attempt.token = claim.token
         attempt.renewed = time.monotonic()
-        session_id = str(state.metadata.get(WORKTREE) or _new_session_id(task.id))
+        kept = state.metadata.get(WORKTREE)
+        session_id = str(kept or _new_session_id(task.id))
         locks, owner = self.services.locks, attempt.lock_owner(session_id)
         wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
         try:
             if wanted:
                 await locks.acquire_file_locks(owner, wanted, timeout=_LOCK_TIMEOUT)
-            attempt.session = await self._worktree(session_id, attempt)
+            attempt.session = await self._worktree(session_id, attempt, new=not kept)
         except LockError as exc:
             await self._requeue(attempt, state, f"waiting for files: {exc}")
             return False
@@ -164,8 +165,12 @@ class AttemptLifecycle(SettleLifecycle):
             return await self._requeue(attempt, None, "stopped")
         return True
 
-    async def _worktree(self, session_id: str, attempt: Attempt) -> SessionWorktree:
+    async def _worktree(self, session_id: str, attempt: Attempt, *, new: bool) -> SessionWorktree:
         worktrees = self.services.worktrees
+        if new:  # a session id just drawn at random: nobody can have a worktree for it yet
+            return await worktrees.create_session_worktree(
+                session_id, attempt.adapter, attempt.worktree_task
+            )
         try:
             kept = await worktrees.get_session(session_id)
         except WorkspaceError:

@@ -163,17 +163,21 @@ class AttemptBase:
         if attempt.session is not None:
             await self.services.locks.release_all_session_locks(attempt.session.session_id)
 
-    async def _add_usage(self, attempt: Attempt, result: WorkflowResult) -> None:
-        if result.usage is None:
-            return
-        state = await self.services.store.get_task_state(attempt.key)
-        if state is None:
-            return
-        total = dict(state.metadata.get(USAGE) or {})
-        for name, value in result.usage.model_dump().items():
-            if value is not None:
-                total[name] = (total.get(name) or 0) + value
-        await self._write(attempt, {"metadata": {**state.metadata, USAGE: total}})
+    async def _add_usage(
+        self, attempt: Attempt, result: WorkflowResult, updates: dict[str, Any] | None = None
+    ) -> None:
+        """Add the attempt's usage to the task's total, in one write with ``updates``."""
+        fields = dict(updates or {})
+        if result.usage is not None:
+            state = await self.services.store.get_task_state(attempt.key)
+            if state is not None:
+                total = dict(state.metadata.get(USAGE) or {})
+                for name, value in result.usage.model_dump().items():
+                    if value is not None:
+                        total[name] = (total.get(name) or 0) + value
+                fields["metadata"] = {**state.metadata, USAGE: total}
+        if fields:
+            await self._write(attempt, fields)
 
     async def _emit(self, kind: str, data: dict[str, Any], level: str = "info") -> None:
         await self.services.store.emit(Event(type=kind, data=data, level=level))

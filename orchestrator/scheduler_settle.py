@@ -47,12 +47,22 @@ class SettleLifecycle(AttemptBase):
     async def _settle(self, attempt: Attempt, result: WorkflowResult) -> None:
         if attempt.lost:
             return
-        await self._add_usage(attempt, result)
+        merging = (
+            result.status == WorkflowStatus.READY_TO_MERGE
+            and attempt.group is None
+            and not attempt.cancel_requested
+        )
+        if merging:
+            # The usage goes into the write that marks the task merging.
+            merge_state = {"status": TaskStatus.MERGING, "current_phase": None}
+            await self._add_usage(attempt, result, merge_state)
+        else:
+            await self._add_usage(attempt, result)
         if attempt.cancel_requested:
             await self._cancelled(attempt)
         elif result.status == WorkflowStatus.READY_TO_MERGE and attempt.group is not None:
             await self._candidate_ready(attempt, result)
-        elif result.status == WorkflowStatus.READY_TO_MERGE:
+        elif merging:
             attempt.files_changed = frozenset(result.files_changed)
             await self._merge(attempt, result)
         elif result.status == WorkflowStatus.CANCELLED and self.stopping:
@@ -163,8 +173,8 @@ class SettleLifecycle(AttemptBase):
     # -- merging --------------------------------------------------------------------------
 
     async def _merge(self, attempt: Attempt, result: WorkflowResult) -> None:
+        """Land the attempt's branch; the task is already written ``merging``."""
         assert attempt.session is not None
-        await self._write(attempt, {"status": TaskStatus.MERGING, "current_phase": None})
         await self._hold_for_forecast(attempt)
         while True:
             merged = await self.services.merges.merge(

@@ -120,6 +120,8 @@ class _Workflow:
         self.phases_run: list[str] = []
         self.usage: Usage | None = None
         self.verified_head: str | None = None
+        self.facts: WorkFacts | None = None  # the last build's, while HEAD stays where it was
+        self.committed_head: str | None = None  # HEAD after the last commit of the worktree
         self.running: str | None = None
         timeout = run.task.timeout
         self.deadline = time.monotonic() + timeout if timeout is not None else None
@@ -306,7 +308,7 @@ class _Workflow:
             await self.run.worktrees.commit_in_worktree(
                 self.session, f"council: {self.task.id} build (round {round_})"
             )
-            facts = await collect_facts(self.run.worktrees, self.session)
+            facts = self.facts = await collect_facts(self.run.worktrees, self.session)
         except CouncilError as exc:
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
             raise await self._failure(BUILD, outcome, retryable=True) from exc
@@ -328,7 +330,10 @@ class _Workflow:
     async def _final_check(self) -> WorkflowResult:
         last = self.names[-1]
         await self._commit("final changes")
-        facts = await collect_facts(self.run.worktrees, self.session)
+        facts = self.facts
+        if facts is None or facts.head is None or facts.head != self.committed_head:
+            # Something moved HEAD since the build's facts (a reviewer's edit): read them anew.
+            facts = await collect_facts(self.run.worktrees, self.session)
         if not facts.files:
             message = "the task's branch holds no changes against the base"
             return result_for(Outcome(kind=OutcomeKind.NO_CHANGES, message=message), last)
@@ -406,13 +411,15 @@ class _Workflow:
 
     async def _commit(self, why: str) -> str:
         """Commit whatever the worktree holds; a note for the message if that failed."""
+        self.committed_head = None
         try:
-            await self.run.worktrees.commit_in_worktree(
+            done = await self.run.worktrees.commit_in_worktree(
                 self.session, f"council: {self.task.id} {why}"
             )
         except CouncilError as exc:
             log.warning("task %s: could not commit the worktree: %s", self.task.id, exc)
             return f" (the worktree could not be committed: {exc})"
+        self.committed_head = done.head
         return ""
 
     async def _save_after_cancellation(self) -> None:

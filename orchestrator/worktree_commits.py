@@ -31,9 +31,11 @@ __all__ = [
     "RESCUE_MESSAGE",
     "Saved",
     "commit_all",
+    "commit_all_sync",
     "gitlinks",
     "keep_tip",
     "read_status",
+    "read_status_sync",
     "save_uncommitted",
 ]
 
@@ -41,19 +43,26 @@ RESCUE_MESSAGE = "council: rescue uncommitted work"
 _CAS_ATTEMPTS = 8
 
 
+_STATUS = (
+    "status",
+    "--porcelain=v2",
+    "--branch",
+    "-z",
+    "--untracked-files=all",
+    "--ignore-submodules=none",
+)
+
+
+def read_status_sync(git: Git) -> Status:
+    """``read_status`` in this thread (a worker thread, never the event loop)."""
+    return parse_status(git.run_sync(*_STATUS).stdout)
+
+
 async def read_status(git: Git) -> Status:
-    result = await git.run(
-        "status",
-        "--porcelain=v2",
-        "--branch",
-        "-z",
-        "--untracked-files=all",
-        "--ignore-submodules=none",
-    )
-    return parse_status(result.stdout)
+    return await anyio.to_thread.run_sync(read_status_sync, git)
 
 
-async def commit_all(
+def commit_all_sync(
     git: Git,
     message: str,
     *,
@@ -61,16 +70,17 @@ async def commit_all(
     session_id: str,
     keep_out: Sequence[str] = (),
 ) -> CommitResult:
+    """``commit_all`` in this thread: its git steps cost one worker-thread call, not four."""
     # --sparse: work a CLI wrote outside a sparse cone is still work.
     add = ["add", "-A", "--sparse"]
     if keep_out:
         add += ["--", ".", *(f":(top,exclude,literal){path}" for path in keep_out)]
-    await git.run(*add)
-    staged = await git.run("diff", "--cached", "--name-only", "--no-renames", "-z")
+    git.run_sync(*add)
+    staged = git.run_sync("diff", "--cached", "--name-only", "--no-renames", "-z")
     files = [name for name in staged.stdout.split("\0") if name]
     if not files:
         return CommitResult(committed=False)
-    await git.run(
+    git.run_sync(
         "-c",
         "commit.gpgSign=false",
         "commit",
@@ -83,8 +93,23 @@ async def commit_all(
         "--trailer",
         f"Council-Session: {session_id}",
     )
-    sha = (await git.run("rev-parse", "HEAD")).out
-    return CommitResult(committed=True, sha=sha, files=files)
+    sha = git.run_sync("rev-parse", "HEAD").out
+    return CommitResult(committed=True, sha=sha, files=files, head=sha)
+
+
+async def commit_all(
+    git: Git,
+    message: str,
+    *,
+    task_id: str,
+    session_id: str,
+    keep_out: Sequence[str] = (),
+) -> CommitResult:
+    return await anyio.to_thread.run_sync(
+        lambda: commit_all_sync(
+            git, message, task_id=task_id, session_id=session_id, keep_out=keep_out
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from orchestrator.git import Git
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.state.protocol import StateStore
-from orchestrator.worktree_commits import commit_all, read_status
+from orchestrator.worktree_commits import commit_all_sync, read_status, read_status_sync
 from orchestrator.worktree_models import (
     CommitResult,
     ReconcileReport,
@@ -215,29 +215,41 @@ class WorktreeManager:
     async def commit_in_worktree(
         self, session: SessionWorktree | str, message: str
     ) -> CommitResult:
-        """Commit all of the session's work on its branch; ``committed=False`` if none."""
+        """Commit all of the session's work on its branch; ``committed=False`` if none.
+
+        The result's ``head`` is the worktree's HEAD afterwards either way. Every git step
+        (status, add, commit, ...) runs in one worker-thread call."""
         found = await self.get_session(session)
         if not message.strip():
             raise WorkspaceError("a commit message must not be empty")
         worktree = (await self._workspace()).git.at(found.path)
-        async with self._session_lock(found.session_id):
-            await self._require_present(found)
-            status = await read_status(worktree)
+        keep_out = self.settings.copy_files
+
+        def commit() -> CommitResult:
+            if not (found.path / ".git").is_file():
+                raise WorkspaceError(
+                    f"the worktree of session {found.session_id} ({found.path}) is gone; "
+                    "run reconcile and recreate_session_worktree"
+                )
+            status = read_status_sync(worktree)
             if status.branch != found.branch:
                 where = f"branch {status.branch}" if status.branch else "a detached HEAD"
                 raise WorkspaceError(
                     f"{found.path} is on {where}, not on the session's branch {found.branch}; "
                     "nothing was committed"
                 )
-            if not status.work(self.settings.copy_files):
-                return CommitResult(committed=False)
-            return await commit_all(
+            if not status.work(keep_out):
+                return CommitResult(committed=False, head=status.head)
+            return commit_all_sync(
                 worktree,
                 message,
                 task_id=found.task_id,
                 session_id=found.session_id,
-                keep_out=self.settings.copy_files,
+                keep_out=keep_out,
             )
+
+        async with self._session_lock(found.session_id):
+            return await anyio.to_thread.run_sync(commit)
 
     async def get_session_stats(self, session: SessionWorktree | str) -> SessionStats:
         """The branch's committed diff against its merge-base with the base, and ``dirty``."""
@@ -417,13 +429,6 @@ class WorktreeManager:
 
     async def _present(self, session: SessionWorktree) -> bool:
         return await anyio.to_thread.run_sync((session.path / ".git").is_file)
-
-    async def _require_present(self, session: SessionWorktree) -> None:
-        if not await self._present(session):
-            raise WorkspaceError(
-                f"the worktree of session {session.session_id} ({session.path}) is gone; "
-                "run reconcile and recreate_session_worktree"
-            )
 
     async def _put_record(self, session: SessionWorktree, expected_version: int | None) -> None:
         if self.store is not None:

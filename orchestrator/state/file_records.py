@@ -77,6 +77,4 @@ class FileRecords(FileBase):
         return existed
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
-        kind = self._namespace(namespace)
-        found = [await self._read(kind, key) for key in await anyio.to_thread.run_sync(kind.keys)]
-        return [r for r in found if r is not None]
+        return await self._read_many(self._namespace(namespace), None)
