@@ -116,6 +116,12 @@ class AttemptLifecycle(SettleLifecycle):
         state = await store.get_task_state(task.id)
         if state is None or self.stopping or state.status in TERMINAL_TASK_STATUSES:
             return False  # ended meanwhile (cancelled by another process, say)
+        kept = state.metadata.get(WORKTREE)
+        session_id = str(kept or _new_session_id(task.id))
+        # The worktree's session id goes into the claim write, before the worktree exists: a
+        # crash after its creation still finds it (the next attempt reuses it), and no second
+        # write is needed once it is made. Its branch and path are written by the workflow's
+        # first phase record and by whatever write settles the attempt.
         claim = await store.acquire_claim(
             task.id,
             self.holder,
@@ -126,14 +132,13 @@ class AttemptLifecycle(SettleLifecycle):
                 "adapter": attempt.adapter,
                 "started_at": state.started_at or utcnow(),
                 "current_phase": attempt.phase,
+                "metadata": {**state.metadata, WORKTREE: session_id},
             },
         )
         if claim is None:
             return False  # someone else holds it; the sweeper or its holder settles it
         attempt.token = claim.token
         attempt.renewed = time.monotonic()
-        kept = state.metadata.get(WORKTREE)
-        session_id = str(kept or _new_session_id(task.id))
         locks, owner = self.services.locks, attempt.lock_owner(session_id)
         wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
         try:
@@ -143,14 +148,6 @@ class AttemptLifecycle(SettleLifecycle):
         except LockError as exc:
             await self._requeue(attempt, state, f"waiting for files: {exc}")
             return False
-        await self._write(
-            attempt,
-            {
-                "branch": attempt.session.branch,
-                "worktree": str(attempt.session.path),
-                "metadata": {**state.metadata, WORKTREE: attempt.session.session_id},
-            },
-        )
         await self._emit(
             "task.dispatched",
             {

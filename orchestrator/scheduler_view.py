@@ -7,7 +7,8 @@ of the run. ``TaskView`` keeps the states in memory instead and re-reads only wh
 
 - every write to a task record made through this process's store announces itself
   (``state.updated`` / ``state.recovered`` events, to which the view subscribes): that task is
-  marked dirty and read again on the next ``current()``;
+  marked dirty and read again on the next ``current()`` when the write touched a field the
+  queue reads (status, metadata, priority, ...; not a claim renewal or a phase record);
 - a task the scheduler learns about some other way (a cancel request another process made)
   is marked with ``touch``;
 - writes by other processes announce nothing here, so the whole session is read again every
@@ -31,6 +32,10 @@ __all__ = ["REFRESH_EVERY", "TaskView"]
 
 REFRESH_EVERY = 5.0  # seconds between full reads (other processes' writes show up by then)
 _TASK_EVENTS = frozenset({EventType.STATE_UPDATED, EventType.STATE_RECOVERED})
+# What the scheduler's queue reads of a task (``scheduler_queue``, ``Scheduler._dispatch``).
+# Phase records matter only when an attempt starts, and every attempt ends with a status
+# write, which brings them along.
+_QUEUE_FIELDS = frozenset({"status", "metadata", "priority", "created_at", "session_id"})
 
 
 class TaskView:
@@ -45,11 +50,21 @@ class TaskView:
         self._read_at = 0.0
 
     def on_event(self, event: Event) -> None:
-        """Store subscriber: a task written in this process is read again next time."""
-        if event.type in _TASK_EVENTS and event.data.get("kind") == "tasks":
-            key = event.data.get("key")
-            if isinstance(key, str):
-                self._dirty.add(key)
+        """Store subscriber: a task written in this process is read again next time, unless
+        the write changed only what the queue never reads (a claim renewal, phase records)."""
+        if event.type not in _TASK_EVENTS or event.data.get("kind") != "tasks":
+            return
+        key = event.data.get("key")
+        fields = event.data.get("fields")
+        if not isinstance(key, str):
+            return
+        renewal_or_phase = (
+            event.type == EventType.STATE_UPDATED
+            and isinstance(fields, list)
+            and _QUEUE_FIELDS.isdisjoint(fields)
+        )
+        if not renewal_or_phase:
+            self._dirty.add(key)
 
     def touch(self, task_id: str) -> None:
         """Read ``task_id`` again next time (it may have changed behind our back)."""

@@ -112,7 +112,12 @@ class _Workflow:
         self.phases = run.config.phases_for(run.task)
         self.names = [phase.name for phase in self.phases]
         self.book = PhaseBook(
-            run.store, run.task.id, run.claim_token, run.session.session_id, run.on_event
+            run.store,
+            run.task.id,
+            run.claim_token,
+            run.session.session_id,
+            run.on_event,
+            fields={"branch": run.session.branch, "worktree": str(run.session.path)},
         )
         self.verify = run.config.verify_for(run.task)
         self.max_rounds = run.config.workflow.max_review_rounds

@@ -37,6 +37,7 @@ __all__ = [
     "read_status",
     "read_status_sync",
     "save_uncommitted",
+    "save_uncommitted_sync",
 ]
 
 RESCUE_MESSAGE = "council: rescue uncommitted work"
@@ -120,6 +121,41 @@ class Saved:
     needs_force: bool  # git would object, but only to the orchestrator's own copied files
 
 
+def save_uncommitted_sync(
+    git: Git,
+    admin_dir: Path | None,
+    *,
+    task_id: str,
+    session_id: str,
+    keep_out: Sequence[str] = (),
+) -> Saved:
+    """Commit whatever work the worktree holds; return where its HEAD ends up (blocking: its
+    git steps run in the calling worker thread)."""
+    has_index = admin_dir is not None and (admin_dir / "index").exists()
+    if not has_index:
+        # Added with --no-checkout, then a crash before the checkout finished: git would call
+        # every file deleted. Finish the checkout without overwriting anything that is there
+        # (checkout-index without --force fails on existing files, by design), then save
+        # whatever differs like in any other worktree.
+        git.run_sync("read-tree", "HEAD")
+        git.run_sync("checkout-index", "--all", check=False)
+    status = read_status_sync(git)
+    if not status.work(keep_out):
+        return Saved(status.head, status.branch, None, needs_force=bool(status.paths))
+    result = commit_all_sync(
+        git, RESCUE_MESSAGE, task_id=task_id, session_id=session_id, keep_out=keep_out
+    )
+    after = read_status_sync(git)
+    unsaved = after.work(keep_out)
+    if unsaved:
+        shown = ", ".join(unsaved[:10]) + (" ..." if len(unsaved) > 10 else "")
+        raise WorkspaceError(
+            f"{git.cwd}: git cannot commit these changes, so the worktree was kept: {shown} "
+            "(changes inside a submodule or nested repository must be committed there)"
+        )
+    return Saved(after.head, after.branch, result.sha, needs_force=bool(after.paths))
+
+
 async def save_uncommitted(
     git: Git,
     admin_dir: Path | None,
@@ -129,31 +165,11 @@ async def save_uncommitted(
     keep_out: Sequence[str] = (),
 ) -> Saved:
     """Commit whatever work the worktree holds; return where its HEAD ends up."""
-    has_index = admin_dir is not None and await anyio.to_thread.run_sync(
-        (admin_dir / "index").exists
-    )
-    if not has_index:
-        # Added with --no-checkout, then a crash before the checkout finished: git would call
-        # every file deleted. Finish the checkout without overwriting anything that is there
-        # (checkout-index without --force fails on existing files, by design), then save
-        # whatever differs like in any other worktree.
-        await git.run("read-tree", "HEAD")
-        await git.run("checkout-index", "--all", check=False)
-    status = await read_status(git)
-    if not status.work(keep_out):
-        return Saved(status.head, status.branch, None, needs_force=bool(status.paths))
-    result = await commit_all(
-        git, RESCUE_MESSAGE, task_id=task_id, session_id=session_id, keep_out=keep_out
-    )
-    after = await read_status(git)
-    unsaved = after.work(keep_out)
-    if unsaved:
-        shown = ", ".join(unsaved[:10]) + (" ..." if len(unsaved) > 10 else "")
-        raise WorkspaceError(
-            f"{git.cwd}: git cannot commit these changes, so the worktree was kept: {shown} "
-            "(changes inside a submodule or nested repository must be committed there)"
+    return await anyio.to_thread.run_sync(
+        lambda: save_uncommitted_sync(
+            git, admin_dir, task_id=task_id, session_id=session_id, keep_out=keep_out
         )
-    return Saved(after.head, after.branch, result.sha, needs_force=bool(after.paths))
+    )
 
 
 async def gitlinks(git: Git) -> list[str]:

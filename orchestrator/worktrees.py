@@ -30,6 +30,7 @@ is dead when no orchestrator is still creating it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -57,10 +58,11 @@ from orchestrator.worktree_models import (
     WorktreeSettings,
 )
 from orchestrator.worktree_ops import (
+    Fork,
     Workspace,
     add_worktree,
     drop_branch,
-    new_branch,
+    fork_branch,
     remove_registered,
     retire,
 )
@@ -106,6 +108,7 @@ class WorktreeManager:
         self._known: dict[str, SessionWorktree] = {}
         self._busy: set[str] = set()  # sessions being created or removed by this manager
         self._reserved: defaultdict[str, set[int]] = defaultdict(set)
+        self._reserved_lock = threading.Lock()  # branch numbers are picked in worker threads
         self._session_locks: dict[str, anyio.Lock] = {}
 
     @property
@@ -145,12 +148,16 @@ class WorktreeManager:
             raise WorkspaceError(f"session {sid!r} already has a worktree in this orchestrator")
         self._busy.add(sid)
         try:
-            if await anyio.to_thread.run_sync(path.exists):
-                raise WorkspaceError(
-                    f"{path} already exists; remove that session or run reconcile first"
-                )
-            base_tip = await ws.base_tip()
-            branch = await new_branch(ws, task, base_tip, self._reserved[task])
+
+            def fork() -> Fork:
+                if path.exists():
+                    raise WorkspaceError(
+                        f"{path} already exists; remove that session or run reconcile first"
+                    )
+                return fork_branch(ws, task, self._reserved[task], self._reserved_lock)
+
+            forked = await anyio.to_thread.run_sync(fork)
+            branch, base_tip = forked.branch, forked.base
             session = SessionWorktree(
                 session_id=sid,
                 cli=cli,

@@ -3,12 +3,25 @@
 Lines are appended with one ``write`` on an ``O_APPEND`` descriptor, so lines from several
 processes never interleave. The log is not fsynced: it is the audit trail, and the state
 records (which are durable) remain the truth after a crash.
+
+Two ways in, one order out:
+
+- ``write`` (blocking) is what the store's own worker-thread calls use: their events are
+  appended before the call returns;
+- ``post`` is for an event on its own (``StateStore.emit``) from the event loop: it never
+  touches the disk itself, so an event costs no worker-thread hop. The line is queued and a
+  writer thread of the log's own appends it at once, together with whatever else queued
+  meanwhile. ``flush`` (also done by ``read`` and ``close``) waits for the queue to be empty.
+
+Both go through one queue, taken and written under one lock, so the file keeps the order in
+which events were handed over.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,12 +31,19 @@ __all__ = ["EventLog"]
 
 log = logging.getLogger(__name__)
 
+_IDLE = 5.0  # seconds a writer thread waits for more events before it ends
+
 
 class EventLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
         self._subscribers: list[Subscriber] = []
+        self._queued: list[bytes] = []
+        self._queue_lock = threading.Condition(threading.Lock())  # guards _queued, _writer
+        self._write_lock = threading.Lock()  # held while lines are taken and written
+        self._writer: threading.Thread | None = None
+        self._closing = False
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -33,19 +53,37 @@ class EventLog:
             self._subscribers.remove(subscriber)
 
     def write(self, events: Sequence[Event]) -> None:
-        """Append events to the file (blocking: call from a worker thread)."""
+        """Append events to the file now (blocking: call from a worker thread)."""
         if not events:
             return
-        data = b"".join(e.model_dump_json().encode() + b"\n" for e in events)
-        try:
-            if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-                self._fd = os.open(self.path, flags, 0o644)
-            os.write(self._fd, data)
-        except OSError as exc:
-            # The audit trail must never take a state write down with it.
-            log.warning("cannot append to %s: %s", self.path, exc.strerror or exc)
+        with self._write_lock:
+            with self._queue_lock:
+                data = b"".join([*self._queued, _encode(events)])
+                self._queued.clear()
+            self._append(data)
+
+    def post(self, events: Sequence[Event]) -> None:
+        """Queue events for the writer thread (never blocks on the disk)."""
+        if not events:
+            return
+        data = _encode(events)
+        with self._queue_lock:
+            self._queued.append(data)
+            if self._writer is None and not self._closing:
+                self._writer = threading.Thread(
+                    target=self._drain, name="council-event-log", daemon=True
+                )
+                self._writer.start()
+            self._queue_lock.notify()
+
+    def flush(self) -> None:
+        """Append whatever is queued (blocking)."""
+        with self._write_lock:
+            with self._queue_lock:
+                data = b"".join(self._queued)
+                self._queued.clear()
+            if data:
+                self._append(data)
 
     def notify(self, events: Sequence[Event]) -> None:
         """Hand events to subscribers; a failing subscriber is logged, never fatal."""
@@ -60,6 +98,7 @@ class EventLog:
 
     def read(self) -> Iterator[Event]:
         """Every event in the file, oldest first; a torn last line is skipped."""
+        self.flush()
         try:
             with self.path.open("rb") as handle:
                 for line in handle:
@@ -69,6 +108,46 @@ class EventLog:
             return
 
     def close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        with self._queue_lock:
+            self._closing = True
+            writer, self._writer = self._writer, None
+            self._queue_lock.notify()
+        if writer is not None:
+            writer.join()
+        self.flush()
+        with self._write_lock:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
+        with self._queue_lock:
+            self._closing = False  # a store used again after close starts a new writer
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while True:
+            with self._queue_lock:
+                if not self._queued and not self._closing:
+                    self._queue_lock.wait(_IDLE)
+                if not self._queued:
+                    # Closing, or idle for a while: end (the next ``post`` starts a writer).
+                    if self._writer is threading.current_thread():
+                        self._writer = None
+                    return
+            self.flush()
+
+    def _append(self, data: bytes) -> None:
+        """Write ``data`` at the end of the file; the caller holds the write lock."""
+        try:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                self._fd = os.open(self.path, flags, 0o644)
+            os.write(self._fd, data)
+        except OSError as exc:
+            # The audit trail must never take a state write down with it.
+            log.warning("cannot append to %s: %s", self.path, exc.strerror or exc)
+
+
+def _encode(events: Sequence[Event]) -> bytes:
+    return b"".join(e.model_dump_json().encode() + b"\n" for e in events)

@@ -230,7 +230,7 @@ class FileBase:
         self.events.unsubscribe(subscriber)
 
     async def emit(self, event: Event) -> None:
-        await anyio.to_thread.run_sync(self.events.write, [event])
+        self.events.post([event])  # appended by the log's writer thread: no hop here
         self.events.notify([event])
 
     async def verify_records(self) -> list[RecordProblem]:

@@ -37,6 +37,7 @@ class FileTasks(FileBase):
         expected_version: int | None = None,
         *,
         fencing_token: int | None = None,
+        durable: bool = True,
     ) -> TaskState:
         check_id(task_id, "task id")
 
@@ -45,7 +46,9 @@ class FileTasks(FileBase):
             check_version(self.tasks, task_id, current, expected_version)
             if fencing_token is not None:
                 check_fence(task_id, current, fencing_token)
-            return self._write_merged(self.tasks, task_id, current, updates, {}, events)
+            return self._write_merged(
+                self.tasks, task_id, current, updates, {}, events, durable=durable
+            )
 
         async with self._locked(self.tasks, task_id):
             return await self._in_thread(run)
