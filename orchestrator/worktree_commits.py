@@ -4,7 +4,8 @@
   (``.env`` and the like, which are configuration, not work, and often secrets), and commits
   with the orchestrator's identity (from the ``Git`` environment), signing off (a signing agent
   may need a terminal we do not have), no hooks, and ``Council-Task`` / ``Council-Session``
-  trailers. Nothing staged is a result (``committed=False``), not an error.
+  trailers. Nothing staged is a result (``committed=False``), not an error. Three git
+  processes: ``add``, ``commit``, and ``diff-tree`` for the new commit and its files.
 - ``save_uncommitted`` is the rescue before a removal or reuse: any uncommitted or untracked
   work becomes a ``council: rescue uncommitted work`` commit, and the worktree must be clean
   of work afterwards; what git cannot commit (changes inside a submodule, say) stops the
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from orchestrator.errors import WorkspaceError
+from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import Git
 from orchestrator.worktree_models import CommitResult
 from orchestrator.worktree_parse import Status, parse_status
@@ -77,11 +78,7 @@ def commit_all_sync(
     if keep_out:
         add += ["--", ".", *(f":(top,exclude,literal){path}" for path in keep_out)]
     git.run_sync(*add)
-    staged = git.run_sync("diff", "--cached", "--name-only", "--no-renames", "-z")
-    files = [name for name in staged.stdout.split("\0") if name]
-    if not files:
-        return CommitResult(committed=False)
-    git.run_sync(
+    committed = git.run_sync(
         "-c",
         "commit.gpgSign=false",
         "commit",
@@ -93,8 +90,17 @@ def commit_all_sync(
         f"Council-Task: {task_id}",
         "--trailer",
         f"Council-Session: {session_id}",
+        check=False,
     )
-    sha = git.run_sync("rev-parse", "HEAD").out
+    if not committed.ok:
+        # Nothing staged (changes git cannot stage, inside a submodule say) is a result, not
+        # an error; asked only when the commit refused, so the usual path costs no process.
+        if git.run_sync("diff", "--cached", "--quiet", check=False).returncode == 0:
+            return CommitResult(committed=False)
+        raise GitError(["commit"], committed.returncode, committed.stderr or committed.stdout)
+    # The new commit and the files it changed, in one process: "<sha>\0<path>\0<path>...".
+    shown = git.run_sync("diff-tree", "-r", "-z", "--name-only", "--no-renames", "--root", "HEAD")
+    sha, *files = [field for field in shown.stdout.split("\0") if field]
     return CommitResult(committed=True, sha=sha, files=files, head=sha)
 
 

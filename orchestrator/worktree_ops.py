@@ -175,6 +175,16 @@ def _drop_sync(ws: Workspace, branch: str, expected: str) -> bool:
     return ws.git.run_sync("update-ref", "-d", ref, expected, check=False).ok
 
 
+def _contains(git: Git, base_ref: str, tip: str) -> bool:
+    """``Git.is_ancestor(tip, base_ref)`` in this thread."""
+    result = git.run_sync("merge-base", "--is-ancestor", tip, base_ref, check=False)
+    if result.returncode not in (0, 1):
+        raise GitError(
+            ["merge-base", "--is-ancestor", tip, base_ref], result.returncode, result.stderr
+        )
+    return result.returncode == 0
+
+
 def _save_work(ws: Workspace, session: SessionWorktree, *, check_busy: bool) -> Saved | None:
     """The first steps of ``retire`` in one worker thread: is the worktree there, does a
     process still run inside, and the rescue commit of whatever work it holds (None when the
@@ -203,17 +213,26 @@ async def retire(
     """Save the session's work, then remove or pool its worktree and maybe drop its branch."""
     git = ws.git
     sid = session.session_id
-    saved = await anyio.to_thread.run_sync(lambda: _save_work(ws, session, check_busy=not force))
+
+    def save_and_look() -> tuple[Saved | None, str | None, bool]:
+        saved = _save_work(ws, session, check_busy=not force)
+        if saved is not None:
+            tip = saved.tip
+        else:
+            ref = f"refs/heads/{session.branch}^{{commit}}"
+            found = git.run_sync("rev-parse", "--verify", "--quiet", ref, check=False)
+            tip = found.out if found.ok else None
+        return saved, tip, tip is None or _contains(git, ws.base_ref, tip)
+
+    # One worker-thread call: the rescue commit, the tip, and whether the base contains it.
+    saved, tip, merged = await anyio.to_thread.run_sync(save_and_look)
     present = saved is not None
     rescue_commit: str | None = None
     needs_force = False
     on_branch = True
     if saved is not None:
-        tip, rescue_commit, needs_force = saved.tip, saved.rescue_commit, saved.needs_force
+        rescue_commit, needs_force = saved.rescue_commit, saved.needs_force
         on_branch = saved.branch == session.branch
-    else:
-        tip = await git.rev_parse(f"refs/heads/{session.branch}")
-    merged = tip is None or await git.is_ancestor(tip, ws.base_ref)
     saved_ref = None
     if not merged and tip is not None:
         saved_ref = rescue_ref(sid)
