@@ -207,12 +207,82 @@ def _save_work(ws: Workspace, session: SessionWorktree, *, check_busy: bool) -> 
     )
 
 
+def _merged_tip(ws: Workspace, session: SessionWorktree, *, check_busy: bool) -> str | None:
+    """The first step of ``retire``'s fast path (blocking): the tip, when the worktree is
+    there, nobody runs inside, its HEAD is its branch's tip and the base contains it; else
+    None (the full path then finds out what is what). One git process answers the last
+    three questions: ``for-each-ref --merged=<base> --points-at=HEAD <branch>``."""
+    if not (session.path / ".git").is_file():
+        return None
+    admin = read_gitfile(session.path)
+    if admin is None or not (admin / "index").exists():
+        return None  # a checkout a crash left half made: the full path finishes it
+    if check_busy and processes_inside(session.path):
+        return None  # the full path names the process
+    found = ws.git.at(session.path).run_sync(
+        "for-each-ref",
+        f"--merged={ws.base_ref}",
+        "--points-at=HEAD",
+        "--format=%(objectname)",
+        f"refs/heads/{session.branch}",
+        check=False,
+    )
+    tip = found.out.strip()
+    return tip if found.ok and tip else None
+
+
+def _remove_clean(ws: Workspace, session: SessionWorktree, tip: str) -> bool | None:
+    """The rest of the fast path (blocking; the metadata lock held): remove the worktree
+    without force, so that git itself refuses if it holds any change or untracked file, and
+    delete the branch (still at ``tip``). Whether the branch was deleted; None when git
+    refused (nothing was changed: the lock is put back) and the full path must run.
+
+    The unlock is the removal of the ``locked`` file from the worktree's admin directory,
+    which is all ``git worktree unlock`` does (git-worktree(1), DETAILS), without a process.
+    """
+    admin = read_gitfile(session.path)
+    locked = admin / "locked" if admin is not None else None
+    reason: str | None = None
+    if locked is not None:
+        try:
+            reason = locked.read_text(encoding="utf-8")
+            locked.unlink()
+        except FileNotFoundError:
+            reason = None
+    removed = ws.git.run_sync("worktree", "remove", str(session.path), check=False)
+    if not removed.ok:
+        if locked is not None and reason is not None:
+            locked.write_text(reason, encoding="utf-8")  # as it was: the full path decides
+        return None
+    return _drop_sync(ws, session.branch, tip)
+
+
 async def retire(
     ws: Workspace, session: SessionWorktree, *, force: bool, pool_it: bool
 ) -> RemovalResult:
-    """Save the session's work, then remove or pool its worktree and maybe drop its branch."""
+    """Save the session's work, then remove or pool its worktree and maybe drop its branch.
+
+    The usual case (merged, clean, nobody inside, no pool, no copied files) takes a fast
+    path of three git processes; anything else, or any doubt, takes the full path."""
     git = ws.git
     sid = session.session_id
+    fast = not ws.settings.copy_files and not (pool_it and not force and ws.pool.size > 0)
+    tip = None
+    if fast:
+        tip = await anyio.to_thread.run_sync(lambda: _merged_tip(ws, session, check_busy=not force))
+    if tip is not None:
+        merged_tip = tip
+        async with ws.meta.hold():
+            deleted = await anyio.to_thread.run_sync(lambda: _remove_clean(ws, session, merged_tip))
+        if deleted is not None:
+            return RemovalResult(
+                session_id=sid,
+                branch=session.branch,
+                tip=tip,
+                merged=True,
+                worktree_removed=True,
+                branch_deleted=deleted,
+            )
 
     def save_and_look() -> tuple[Saved | None, str | None, bool]:
         saved = _save_work(ws, session, check_busy=not force)
