@@ -22,8 +22,15 @@ medians. Targets (issue 5): council <= 1.25x bare at 64 tasks, and council's tim
 flat from 16 to 256 tasks.
 
     python bench/overhead_bench.py [--tasks 64] [--capacity 8] [--rounds 3] [--quick]
+    python bench/overhead_bench.py --counts 16 256      # council only: counts, CPU per task
+    python bench/overhead_bench.py --profile out.txt    # council only, under pyinstrument
 
 ``--quick`` takes one round per size and stops the growth table at 64 tasks.
+
+Wall times depend on what else the machine runs; the load-independent measures are printed
+too (``overhead_counts``): per task and per step of the run, the git processes started, the
+worker-thread hops, the durable state writes and fsyncs, and this process's own CPU time
+against its children's (``getrusage``).
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ from orchestrator.config_models import RunConfig
 from orchestrator.council import Council
 from orchestrator.plugins import DISABLE_ENV
 
+sys.path.insert(0, str(Path(__file__).parent))
+from overhead_counts import Counts, counting, install, table
+
 ENV = {
     **os.environ,
     "GIT_AUTHOR_NAME": "bench",
@@ -67,6 +77,7 @@ class Sample:
     wall: float
     own_cpu: float
     child_cpu: float
+    counts: Counts
 
 
 def cpu_times() -> tuple[float, float]:
@@ -219,9 +230,10 @@ async def measure(
         for name in order:
             repo = fresh_copy(template, root, f"{name}-{tasks}")
             own, children = cpu_times()
-            wall = await runners[name](repo, tasks, capacity)
+            with counting() as counts:
+                wall = await runners[name](repo, tasks, capacity)
             own_after, children_after = cpu_times()
-            results[name].append(Sample(wall, own_after - own, children_after - children))
+            results[name].append(Sample(wall, own_after - own, children_after - children, counts))
             shutil.rmtree(repo.parent)
     return results
 
@@ -231,9 +243,64 @@ def per_task_ms(samples: list[Sample], tasks: int, field: str = "wall") -> float
     return statistics.median(values) / tasks * 1000
 
 
-async def main(tasks: int, capacity: int, rounds: int, files: int, quick: bool) -> None:
+def median_counts(samples: list[Sample]) -> Counts:
+    """The counts of the run with the median wall time (counts barely vary between runs)."""
+    ranked = sorted(samples, key=lambda sample: sample.wall)
+    return ranked[len(ranked) // 2].counts
+
+
+def totals_per_task(counts: Counts, tasks: int) -> str:
+    git = sum(counts.git.values()) / tasks
+    hops = sum(counts.hops.values()) / tasks
+    writes = sum(counts.writes.values()) / tasks
+    fsyncs = sum(counts.fsyncs.values()) / tasks
+    return f"{git:5.1f} {hops:6.1f} {writes:6.1f} {fsyncs:6.1f}"
+
+
+async def profile_council(template: Path, root: Path, tasks: int, capacity: int, out: Path) -> None:
+    """One council run under pyinstrument (the event loop's thread: where its CPU goes)."""
+    from pyinstrument import Profiler
+
+    repo = fresh_copy(template, root, f"profile-{tasks}")
+    profiler = Profiler(interval=0.0005, async_mode="disabled")
+    profiler.start()
+    await council_run(repo, tasks, capacity)
+    profiler.stop()
+    out.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(f"\n== profile of one council run of {tasks} tasks written to {out}")
+    shutil.rmtree(repo.parent)
+
+
+async def counts_only(template: Path, root: Path, sizes: list[int], capacity: int) -> None:
+    """One council run per size: its counts and CPU per task, no bare side, no rounds."""
+    for size in sizes:
+        repo = fresh_copy(template, root, f"counts-{size}")
+        own, children = cpu_times()
+        with counting() as counts:
+            wall = await council_run(repo, size, capacity)
+        own_after, children_after = cpu_times()
+        shutil.rmtree(repo.parent)
+        print(
+            f"\n== council, {size} tasks: {wall:.2f} s; CPU per task: this process "
+            f"{(own_after - own) / size * 1000:.1f} ms, git and CLI processes "
+            f"{(children_after - children) / size * 1000:.1f} ms"
+        )
+        for line in table(counts, size):
+            print(line)
+
+
+async def main(
+    tasks: int,
+    capacity: int,
+    rounds: int,
+    files: int,
+    quick: bool,
+    profile: Path | None,
+    counts_sizes: list[int] | None,
+) -> None:
     os.environ[DISABLE_ENV] = "1"  # built-in adapters only: the run must not depend on plugins
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    install()
     sizes = [16, 64] if quick else [16, 64, 256]
     print(
         f"overhead: {tasks} tasks, capacity {capacity}, {files}-file repository, "
@@ -244,6 +311,12 @@ async def main(tasks: int, capacity: int, rounds: int, files: int, quick: bool) 
         root = Path(tmp)
         template = make_template(root / "template", files)
         await measure(template, root, 8, capacity, 1)  # warm the page cache and imports
+        if profile is not None:
+            await profile_council(template, root, tasks, capacity, profile)
+            return
+        if counts_sizes:
+            await counts_only(template, root, counts_sizes, capacity)
+            return
 
         results = await measure(template, root, tasks, capacity, rounds)
         floor, cost = (per_task_ms(results[name], tasks) for name in ("bare", "council"))
@@ -261,24 +334,36 @@ async def main(tasks: int, capacity: int, rounds: int, files: int, quick: bool) 
                 f"  {name:8} rounds {walls} s; CPU per task: this process {own:6.1f} ms, "
                 f"git and CLI processes {children:6.1f} ms"
             )
+        for name in ("bare", "council"):
+            print(f"\n== {name}: per task, by step (load-independent counts)")
+            for line in table(median_counts(results[name]), tasks):
+                print(line)
 
-        print("\n== time per task as the run grows (median wall time / tasks)")
-        print(f"  {'tasks':>5}  {'bare':>9}  {'council':>9}  {'ratio':>5}  council - bare")
+        print("\n== per task as the run grows (wall: median / tasks; counts: council's)")
+        print(
+            f"  {'tasks':>5}  {'bare':>9}  {'council':>9}  {'ratio':>5}  {'own CPU':>9}  "
+            f"{'git':>5} {'hops':>6} {'writes':>6} {'fsyncs':>6}"
+        )
         growth: list[float] = []
+        cpu_growth: list[float] = []
         for size in sizes:
             if size == tasks:
                 by_size = results
             else:
                 by_size = await measure(template, root, size, capacity, rounds)
             floor, cost = (per_task_ms(by_size[name], size) for name in ("bare", "council"))
+            own = per_task_ms(by_size["council"], size, "own_cpu")
             growth.append(cost)
+            cpu_growth.append(own)
+            counts = totals_per_task(median_counts(by_size["council"]), size)
             print(
                 f"  {size:5d}  {floor:6.1f} ms  {cost:6.1f} ms  {cost / floor:4.2f}x  "
-                f"{cost - floor:+6.1f} ms/task"
+                f"{own:6.1f} ms  {counts}"
             )
         print(
-            f"  council per task at {sizes[-1]} tasks / at {sizes[0]} tasks: "
-            f"{growth[-1] / growth[0]:4.2f}x  (target: flat, about 1.00x)"
+            f"  council per task at {sizes[-1]} tasks / at {sizes[0]} tasks: wall "
+            f"{growth[-1] / growth[0]:4.2f}x, own CPU {cpu_growth[-1] / cpu_growth[0]:4.2f}x  "
+            "(target: flat, about 1.00x)"
         )
 
 
@@ -289,6 +374,18 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3, help="runs of each side per size")
     parser.add_argument("--files", type=int, default=100, help="files in the small repository")
     parser.add_argument("--quick", action="store_true", help="one round per size, up to 64 tasks")
+    parser.add_argument(
+        "--profile", type=Path, help="only profile one council run (pyinstrument) into this file"
+    )
+    parser.add_argument(
+        "--counts",
+        type=int,
+        nargs="+",
+        metavar="TASKS",
+        help="only one council run per size given: counts and CPU per task (no wall ratio)",
+    )
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
-    anyio.run(main, args.tasks, args.capacity, rounds, args.files, args.quick)
+    anyio.run(
+        main, args.tasks, args.capacity, rounds, args.files, args.quick, args.profile, args.counts
+    )

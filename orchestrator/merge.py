@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -175,11 +175,22 @@ class MergeQueue:
     async def landed_commit(self, task_id: str) -> str | None:
         """The base commit that landed ``task_id`` (a ``Council-Task`` trailer on the base's
         first-parent history), or None: lets a new run skip work that is already merged."""
+        return (await self.landed_commits([task_id])).get(task_id)
 
-        def lookup() -> str | None:
+    async def landed_commits(self, task_ids: Iterable[str]) -> dict[str, str]:
+        """``landed_commit`` of many tasks at once (the base is read once for all of them):
+        task id -> commit, for those already landed."""
+        wanted = list(task_ids)
+        if not wanted:
+            return {}
+
+        def lookup() -> dict[str, str]:
             calls = GitCalls(self.git)
             base = calls.rev_parse(self.base_ref)
-            return None if base is None else self._history.lookup(calls, base, task_id)
+            if base is None:
+                return {}
+            found = {task: self._history.lookup(calls, base, task) for task in wanted}
+            return {task: commit for task, commit in found.items() if commit is not None}
 
         return await anyio.to_thread.run_sync(lookup)
 

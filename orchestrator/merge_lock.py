@@ -104,7 +104,7 @@ class MergeLock:
         with anyio.CancelScope(shield=True):
             try:
                 with contextlib.suppress(VersionConflict):  # someone reclaimed the record
-                    await self._records.delete_record(MERGE_OWNER, _KEY, version)
+                    await self._records.delete_record(MERGE_OWNER, _KEY, version, durable=False)
             finally:
                 lock.release()
                 self._slot.release()
@@ -144,8 +144,10 @@ class MergeLock:
         token = lock.bump_counter(previous if isinstance(previous, int) else 0)
         grant = MergeGrant(session, token, utcnow())
         data = {"session": session, "token": token, "since": grant.since.isoformat()}
+        # Not fsynced, like the file-lock owners: it names a live holder of the OS lock,
+        # which a machine crash makes moot (the token lives in the lock file itself).
         record = await self._records.put_record(
-            MERGE_OWNER, _KEY, {**data, **procid.current().as_dict()}
+            MERGE_OWNER, _KEY, {**data, **procid.current().as_dict()}, durable=False
         )
         return grant, record.version
 

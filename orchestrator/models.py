@@ -170,7 +170,8 @@ TERMINAL_SESSION_STATUSES = frozenset(
 
 
 class SessionMetrics(_Record):
-    """Counts over a session's tasks, recomputed by the store whenever one of them changes."""
+    """Counts over a session's tasks, computed by the store from their states whenever the
+    session is read (so they always follow the latest change of any of them)."""
 
     total: int = 0
     queued: int = 0

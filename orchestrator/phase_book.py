@@ -11,7 +11,9 @@ A record goes ``running`` (``started_at``, ``attempt`` + 1, ``result`` holding t
 the branch) → ``completed`` (``outcome``, ``native_session_id``, ``handoff_sha256``, the
 result's facts) or ``failed`` (``outcome``, ``error``, and the CLI's ``native_session_id`` so
 the next attempt can continue that conversation). ``send_back`` returns a completed build to
-``pending`` for the next review round. Each transition is also an event through the store:
+``pending`` for the next review round. Completions, failures and send-backs are durable
+writes; a start is not fsynced (after a machine crash a phase recorded ``running`` and one
+never started are both simply run again). Each transition is also an event through the store:
 ``phase.started``, ``phase.completed``, ``phase.failed``, ``phase.sent_back``, also handed to
 ``on_event`` (the scheduler's live view learns the phase without waiting for CLI output).
 """
@@ -51,12 +53,14 @@ class PhaseBook:
         claim_token: int,
         session_id: str,
         on_event: Callable[[Event], None] | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.on_event = on_event
         self.task_id = task_id
         self.claim_token = claim_token
         self.session_id = session_id
+        self.fields = dict(fields or {})  # written along with every record (branch, worktree)
         self.records: dict[str, PhaseRecord] = {}
 
     async def load(self) -> None:
@@ -77,7 +81,9 @@ class PhaseBook:
             started_at=utcnow(),
             result=result,
         )
-        await self._put(record, current=name)
+        # Not fsynced: a machine crash that loses it leaves the phase as it was before, which
+        # a resumed run treats the same way (only ``completed`` phases are skipped).
+        await self._put(record, current=name, durable=False)
         await self._emit(PHASE_STARTED, record, round=result.get("round"))
         return record
 
@@ -144,12 +150,13 @@ class PhaseBook:
             raise KeyError(f"phase {name!r} of task {self.task_id!r} was never started")
         return record
 
-    async def _put(self, record: PhaseRecord, *, current: str) -> None:
+    async def _put(self, record: PhaseRecord, *, current: str, durable: bool = True) -> None:
         phases = {**self.records, record.name: record}
         await self.store.update_task_state(
             self.task_id,
-            {"phases": phases, "current_phase": current},
+            {**self.fields, "phases": phases, "current_phase": current},
             fencing_token=self.claim_token,
+            durable=durable,
         )
         self.records = phases
 

@@ -86,6 +86,7 @@ from orchestrator.scheduler_queue import (
     waiting_on,
 )
 from orchestrator.scheduler_reconcile import ReconcileLifecycle
+from orchestrator.scheduler_view import TaskView
 from orchestrator.task_run import TaskRun, WorkflowFn, WorkflowResult
 
 __all__ = ["Scheduler", "Services", "default_workflow"]
@@ -133,6 +134,7 @@ class Scheduler(ReconcileLifecycle):
         self._group: anyio.abc.TaskGroup | None = None
         self._seq = 0
         self._last_sweep = 0.0
+        self._view: TaskView | None = None
 
     # -- public ---------------------------------------------------------------------------
 
@@ -161,8 +163,10 @@ class Scheduler(ReconcileLifecycle):
         """Tasks whose work an earlier run already merged (their ``Council-Task`` trailer is on
         the base) are done from the start: running them again could only merge them twice."""
         store, merges = self.services.store, self.services.merges
-        for task in tasks:
-            commit = await merges.landed_commit(task.id)
+        pending = list(tasks)
+        landed = await merges.landed_commits(task.id for task in pending)
+        for task in pending:
+            commit = landed.get(task.id)
             if commit is None:
                 continue
             now = utcnow()
@@ -266,22 +270,32 @@ class Scheduler(ReconcileLifecycle):
     # -- the loop -------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            async with anyio.create_task_group() as group:
-                self._group = group
-                while True:
-                    await self._add_submitted()
-                    await self._reconcile()
-                    states = await self._states()
-                    if self.stopping:
-                        if not self.running:
-                            break
-                    elif not self.running and self._settled(states):
-                        break
-                    else:
-                        await self._dispatch(states)
-                    await self._nap()
+        assert self.session_id is not None
+        store = self.services.store
+        self._view = view = TaskView(store, self.session_id)
+        store.subscribe(view.on_event)
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                async with anyio.create_task_group() as group:
+                    self._group = group
+                    while True:
+                        await self._add_submitted()
+                        await self._reconcile()
+                        states = await self._states()
+                        if self.stopping:
+                            if not self.running:
+                                break
+                        elif not self.running and self._settled(states):
+                            # The view may lag behind other processes: end on a fresh read.
+                            if self._settled(await self._states(full=True)):
+                                break
+                        else:
+                            await self._dispatch(states)
+                        await self._nap()
+        finally:
+            store.unsubscribe(view.on_event)
+            self._view = None
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await self._finish()
 
@@ -296,11 +310,15 @@ class Scheduler(ReconcileLifecycle):
             for task_id in self.tasks
         )
 
-    async def _states(self) -> dict[str, TaskState]:
-        """The session's tasks, and the candidates of its unfinished council tasks."""
+    async def _states(self, *, full: bool = False) -> dict[str, TaskState]:
+        """The session's tasks (``TaskView``: only what changed is read again), and the
+        candidates of its unfinished council tasks."""
         assert self.session_id is not None
-        tasks = await self.services.store.list_tasks(self.session_id)
-        states = {task.task_id: task for task in tasks}
+        if self._view is None:
+            tasks = await self.services.store.list_tasks(self.session_id)
+            states = {task.task_id: task for task in tasks}
+        else:
+            states = await self._view.current(full=full)
         await self.add_candidate_states(self.tasks.values(), states)
         return states
 

@@ -47,7 +47,7 @@ from orchestrator.errors import (
     out_of_space,
 )
 from orchestrator.events import Event
-from orchestrator.models import TaskStatus, utcnow
+from orchestrator.models import TERMINAL_TASK_STATUSES, TaskStatus, utcnow
 from orchestrator.scheduler_attempt_base import (
     _LOCK_TIMEOUT,
     _MERGE_RECHECK,
@@ -125,8 +125,14 @@ class AttemptLifecycle(SettleLifecycle):
     async def _setup(self, attempt: Attempt) -> bool:
         store, task = self.services.store, attempt.task
         state = await store.get_task_state(task.id)
-        if state is None or self.stopping:
-            return False
+        if state is None or self.stopping or state.status in TERMINAL_TASK_STATUSES:
+            return False  # ended meanwhile (cancelled by another process, say)
+        kept = state.metadata.get(WORKTREE)
+        session_id = str(kept or _new_session_id(task.id))
+        # The worktree's session id goes into the claim write, before the worktree exists: a
+        # crash after its creation still finds it (the next attempt reuses it), and no second
+        # write is needed once it is made. Its branch and path are written by the workflow's
+        # first phase record and by whatever write settles the attempt.
         claim = await store.acquire_claim(
             task.id,
             self.holder,
@@ -137,30 +143,22 @@ class AttemptLifecycle(SettleLifecycle):
                 "adapter": attempt.adapter,
                 "started_at": state.started_at or utcnow(),
                 "current_phase": attempt.phase,
+                "metadata": {**state.metadata, WORKTREE: session_id},
             },
         )
         if claim is None:
             return False  # someone else holds it; the sweeper or its holder settles it
         attempt.token = claim.token
         attempt.renewed = time.monotonic()
-        session_id = str(state.metadata.get(WORKTREE) or _new_session_id(task.id))
         locks, owner = self.services.locks, attempt.lock_owner(session_id)
         wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
         try:
             if wanted:
                 await locks.acquire_file_locks(owner, wanted, timeout=_LOCK_TIMEOUT)
-            attempt.session = await self._worktree(session_id, attempt)
+            attempt.session = await self._worktree(session_id, attempt, new=not kept)
         except LockError as exc:
             await self._requeue(attempt, state, f"waiting for files: {exc}")
             return False
-        await self._write(
-            attempt,
-            {
-                "branch": attempt.session.branch,
-                "worktree": str(attempt.session.path),
-                "metadata": {**state.metadata, WORKTREE: attempt.session.session_id},
-            },
-        )
         await self._emit(
             "task.dispatched",
             {
@@ -175,8 +173,12 @@ class AttemptLifecycle(SettleLifecycle):
             return await self._requeue(attempt, None, "stopped")
         return True
 
-    async def _worktree(self, session_id: str, attempt: Attempt) -> SessionWorktree:
+    async def _worktree(self, session_id: str, attempt: Attempt, *, new: bool) -> SessionWorktree:
         worktrees = self.services.worktrees
+        if new:  # a session id just drawn at random: nobody can have a worktree for it yet
+            return await worktrees.create_session_worktree(
+                session_id, attempt.adapter, attempt.worktree_task
+            )
         try:
             kept = await worktrees.get_session(session_id)
         except WorkspaceError:

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from orchestrator.adapter import Usage
 from orchestrator.config_models import RunConfig, TaskConfig
 from orchestrator.errors import StaleClaim, WorkspaceError
 from orchestrator.events import Event
@@ -86,6 +87,10 @@ class Attempt:
     picking: bool = False  # the council step of a council task (compare, merge the winner)
     cancel_requested: bool = False  # someone asked for the task to be cancelled
     worktree_gone: bool = False  # its worktree was deleted under it (seen by the reconcile)
+    locks_released: bool = False  # the session's locks were released (the attempt is over)
+    written: TaskState | None = None  # the task as this attempt's last fenced write left it
+    merging_written: bool = False  # the task was written ``merging`` (its merge had to wait)
+    usage: Usage | None = None  # the attempt's usage, not yet added to the task's total
     cancel: anyio.Event = field(default_factory=anyio.Event)
     finished: anyio.Event = field(default_factory=anyio.Event)
 
@@ -143,21 +148,31 @@ class AttemptBase:
 
     # -- store writes, all fenced ---------------------------------------------------------
 
-    async def _write(self, attempt: Attempt, updates: dict[str, Any]) -> None:
+    def _where(self, attempt: Attempt) -> dict[str, Any]:
+        """The attempt's branch and worktree, written with every write that settles it (the
+        workflow's phase records carry them too; ``_setup`` writes no extra record for them)."""
+        if attempt.session is None:
+            return {}
+        return {"branch": attempt.session.branch, "worktree": str(attempt.session.path)}
+
+    async def _write(self, attempt: Attempt, updates: dict[str, Any]) -> TaskState:
         try:
-            await self.services.store.update_task_state(
-                attempt.key, updates, fencing_token=attempt.token
+            state = await self.services.store.update_task_state(
+                attempt.key, {**self._where(attempt), **updates}, fencing_token=attempt.token
             )
         except StaleClaim:
             attempt.lost = True
             raise
+        attempt.written = state
+        return state
 
     async def _release(
         self, attempt: Attempt, status: ClaimStatus, updates: dict[str, Any]
     ) -> None:
         attempt.releasing = True
+        fields = {**self._where(attempt), **updates}
         try:
-            await self.services.store.release_claim(attempt.key, attempt.token, status, updates)
+            await self.services.store.release_claim(attempt.key, attempt.token, status, fields)
         except StaleClaim:
             attempt.lost = True  # swept meanwhile: the sweeper has settled the task
             return
@@ -166,20 +181,32 @@ class AttemptBase:
         attempt.token = 0
 
     async def _release_locks(self, attempt: Attempt) -> None:
-        if attempt.session is not None:
+        # Once is enough: after its settling step released them, an attempt takes no more.
+        if attempt.session is not None and not attempt.locks_released:
             await self.services.locks.release_all_session_locks(attempt.session.session_id)
+            attempt.locks_released = True
 
     async def _add_usage(self, attempt: Attempt, result: WorkflowResult) -> None:
+        """Add the attempt's usage to the task's total (a write of its own)."""
         if result.usage is None:
             return
         state = await self.services.store.get_task_state(attempt.key)
         if state is None:
             return
-        total = dict(state.metadata.get(USAGE) or {})
-        for name, value in result.usage.model_dump().items():
+        attempt.usage = result.usage
+        await self._write(attempt, {"metadata": self._with_usage(attempt, state.metadata)})
+
+    def _with_usage(self, attempt: Attempt, metadata: dict[str, Any]) -> dict[str, Any]:
+        """``metadata`` with ``attempt.usage`` added to the task's total; the usage is then
+        spent (the caller writes it), so it is never counted twice."""
+        usage, attempt.usage = attempt.usage, None
+        if usage is None:
+            return dict(metadata)
+        total = dict(metadata.get(USAGE) or {})
+        for name, value in usage.model_dump().items():
             if value is not None:
                 total[name] = (total.get(name) or 0) + value
-        await self._write(attempt, {"metadata": {**state.metadata, USAGE: total}})
+        return {**metadata, USAGE: total}
 
     async def _emit(self, kind: str, data: dict[str, Any], level: str = "info") -> None:
         await self.services.store.emit(Event(type=kind, data=data, level=level))

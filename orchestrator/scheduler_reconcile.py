@@ -35,6 +35,7 @@ from orchestrator.scheduler_attempt import FAILURES, WORKTREE, Attempt
 from orchestrator.scheduler_cancel import cancelled_updates, clear_cancel, pending_cancels
 from orchestrator.scheduler_council import CouncilLifecycle
 from orchestrator.scheduler_queue import NOT_BEFORE
+from orchestrator.scheduler_view import TaskView
 
 __all__ = ["ReconcileLifecycle"]
 
@@ -43,6 +44,12 @@ class ReconcileLifecycle(CouncilLifecycle):
     """The reconcile half of ``Scheduler`` (which sets these attributes)."""
 
     _last_sweep: float
+    _view: TaskView | None
+
+    def touch(self, task_id: str) -> None:
+        """Someone else may have changed ``task_id``: read it again on the next tick."""
+        if self._view is not None:
+            self._view.touch(task_id)
 
     async def _reconcile(self) -> None:
         settings = self.services.config.scheduler
@@ -67,6 +74,7 @@ class ReconcileLifecycle(CouncilLifecycle):
             return
         store = self.services.store
         for task_id in await pending_cancels(store, self.session_id):
+            self.touch(task_id)  # another process may have written it cancelled already
             task = self.tasks.get(task_id)
             if task is not None and task.council:
                 step = self.running.get(task_id)

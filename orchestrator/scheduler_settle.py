@@ -54,12 +54,20 @@ class SettleLifecycle(AttemptBase):
     async def _settle(self, attempt: Attempt, result: WorkflowResult) -> None:
         if attempt.lost:
             return
-        await self._add_usage(attempt, result)
+        merging = (
+            result.status == WorkflowStatus.READY_TO_MERGE
+            and attempt.group is None
+            and not attempt.cancel_requested
+        )
+        if merging:
+            attempt.usage = result.usage  # goes into the next write of the task
+        else:
+            await self._add_usage(attempt, result)
         if attempt.cancel_requested:
             await self._cancelled(attempt)
         elif result.status == WorkflowStatus.READY_TO_MERGE and attempt.group is not None:
             await self._candidate_ready(attempt, result)
-        elif result.status == WorkflowStatus.READY_TO_MERGE:
+        elif merging:
             attempt.files_changed = frozenset(result.files_changed)
             await self._merge(attempt, result)
         elif result.status == WorkflowStatus.CANCELLED and self.stopping:
@@ -102,7 +110,7 @@ class SettleLifecycle(AttemptBase):
         if result.status != WorkflowStatus.PARKED and result.outcome_kind != "rate_limited":
             failures += 1
         decision = self.policy.decide(result, failures)
-        meta = {**state.metadata, FAILURES: failures}
+        meta = {**self._with_usage(attempt, state.metadata), FAILURES: failures}
         now = utcnow()
         if isinstance(decision, Park):
             self.parked[attempt.adapter] = max(
@@ -144,6 +152,7 @@ class SettleLifecycle(AttemptBase):
         state = await self.services.store.get_task_state(attempt.key)
         if state is None:
             return
+        state = state.model_copy(update=self._where(attempt))  # the branch the work is kept on
         meta = dict(state.metadata)
         meta.pop(WORKTREE, None)
         updates = {**cancelled_updates(state), "metadata": meta}
@@ -195,8 +204,14 @@ class SettleLifecycle(AttemptBase):
     # -- merging --------------------------------------------------------------------------
 
     async def _merge(self, attempt: Attempt, result: WorkflowResult) -> None:
+        """Land the attempt's branch.
+
+        The task stays ``running`` through a merge that goes straight through (a crash then
+        requeues it like a ``merging`` one, and the merge queue answers ``already_merged`` if
+        it had landed): it is written ``merging`` only when the merge has to wait, for an
+        earlier conflicting branch or for the base's checkout. The write that ends the task
+        (done, conflict) is the durable record of the merge either way."""
         assert attempt.session is not None
-        await self._write(attempt, {"status": TaskStatus.MERGING, "current_phase": None})
         await self._hold_for_forecast(attempt)
         while True:
             merged = await self.services.merges.merge(
@@ -204,6 +219,7 @@ class SettleLifecycle(AttemptBase):
             )
             if merged.status != MergeStatus.WAITING_FOR_CHECKOUT:
                 break
+            await self._mark_merging(attempt)
             if self.stopping:
                 await self._requeue(attempt, None, "stopped while waiting for the checkout")
                 return
@@ -232,8 +248,11 @@ class SettleLifecycle(AttemptBase):
                 "error": f"merge conflict in {paths}; branch {merged.branch} kept",
                 "finished_at": now,
             }
-        state = await self.services.store.get_task_state(attempt.key)
-        meta = dict(state.metadata) if state is not None else {}
+        # After a merging write, the task as that write left it: while we hold the claim
+        # nobody else writes its metadata (renewals change only the claim).
+        written = attempt.written if attempt.merging_written else None
+        state = written or await self.services.store.get_task_state(attempt.key)
+        meta = self._with_usage(attempt, state.metadata if state is not None else {})
         meta["conflicts"] = list(merged.conflicts)
         if merged.tip_contained:
             meta.pop(WORKTREE, None)
@@ -259,7 +278,8 @@ class SettleLifecycle(AttemptBase):
         if rounds >= MAX_RESOLVE_ROUNDS:
             return False
         paths = ", ".join(merged.conflicts) or "unknown paths"
-        meta = {**state.metadata, RESOLVE_ROUNDS: rounds + 1, "conflicts": list(merged.conflicts)}
+        meta = self._with_usage(attempt, state.metadata)
+        meta |= {RESOLVE_ROUNDS: rounds + 1, "conflicts": list(merged.conflicts)}
         meta.pop(WORKTREE, None)  # the next attempt forks a fresh worktree from the base
         await self._release(
             attempt,
@@ -307,4 +327,16 @@ class SettleLifecycle(AttemptBase):
                 {"task_id": attempt.key, "held_for": other.key, "paths": forecast.paths},
                 level="warning",
             )
+            await self._mark_merging(attempt)
             await other.finished.wait()
+
+    async def _mark_merging(self, attempt: Attempt) -> None:
+        """Write the task ``merging`` (with the attempt's usage), once: its merge waits."""
+        if attempt.merging_written:
+            return
+        state = await self.services.store.get_task_state(attempt.key)
+        meta = self._with_usage(attempt, state.metadata if state is not None else {})
+        await self._write(
+            attempt, {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta}
+        )
+        attempt.merging_written = True

@@ -1,19 +1,28 @@
 """The facts of a session's work that the orchestrator reads from git itself.
 
-``collect_facts`` reports the session branch against its merge-base with the base branch
-(``WorktreeManager.get_session_stats``): the files changed, the diff stat, the commits ahead
-(newest first), the diff text (kept up to ``DIFF_LIMIT`` characters, its sha256 taken over
-all of it) and the worktree's HEAD. An empty ``files`` list is an empty piece of work, whatever
-the CLI said.
+``collect_facts`` reports the session branch against its merge-base with the base branch:
+the files changed, the diff stat, the commits ahead (newest first), the diff text (kept up to
+``DIFF_LIMIT`` characters, its sha256 taken over all of it) and the branch tip. An empty
+``files`` list is an empty piece of work, whatever the CLI said.
+
+Two git processes, run in one worker-thread call: ``rev-list <branch> ^<base>`` (the commits
+ahead; the newest is the tip) and one ``diff --numstat -z -p <base>...<tip>`` whose numstat
+block gives the files and the stat and whose patch is the diff text (``A...B`` diffs from
+their merge-base, as ``git diff $(git merge-base A B) B`` does). Only a branch with nothing
+ahead costs a third (``rev-parse``, for its tip).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import anyio.to_thread
+
+from orchestrator.errors import WorkspaceError
 from orchestrator.git import Git
 from orchestrator.handoff import DiffStat, sha256_text
 from orchestrator.worktree_models import SessionWorktree
+from orchestrator.worktree_parse import parse_numstat
 from orchestrator.worktrees import WorktreeManager
 
 __all__ = ["DIFF_LIMIT", "WorkFacts", "collect_facts"]
@@ -32,34 +41,60 @@ class WorkFacts:
     diff_sha256: str
 
 
-async def _git(worktrees: WorktreeManager, session: SessionWorktree) -> Git:
-    layout = await worktrees.layout()
-    return Git(session.path, layout.hooks_dir)
-
-
 async def collect_facts(worktrees: WorktreeManager, session: SessionWorktree) -> WorkFacts:
-    stats = await worktrees.get_session_stats(session)
-    git = await _git(worktrees, session)
-    files: list[str] = []
-    commits: list[str] = []
-    diff = ""
-    if stats.merge_base is not None and stats.tip is not None:
-        names = await git.run(
-            "diff", "--name-only", "--no-renames", "-z", stats.merge_base, stats.tip
-        )
-        files = [name for name in names.stdout.split("\0") if name]
-        listed = await git.run("rev-list", f"{stats.merge_base}..{stats.tip}")
-        commits = listed.out.split()
-        text = await git.run("diff", "--no-color", "--no-renames", stats.merge_base, stats.tip)
-        diff = text.stdout
+    layout = await worktrees.layout()
+    git = Git(session.path, layout.hooks_dir)
+    return await anyio.to_thread.run_sync(_collect, git, worktrees.base_ref, session)
+
+
+def _collect(git: Git, base_ref: str, session: SessionWorktree) -> WorkFacts:
+    branch_ref = f"refs/heads/{session.branch}"
+    listed = git.run_sync("rev-list", branch_ref, f"^{base_ref}", "--", check=False)
+    if not listed.ok:
+        if git.run_sync("rev-parse", "--verify", "--quiet", branch_ref, check=False).ok:
+            listed = git.run_sync("rev-list", branch_ref, f"^{base_ref}", "--")  # raises
+        raise WorkspaceError(f"branch {session.branch} of session {session.session_id} is gone")
+    commits = listed.out.split()
+    if not commits:
+        tip = git.run_sync("rev-parse", "--verify", "--quiet", f"{branch_ref}^{{commit}}").out
+        return _facts(tip, [], (0, 0, 0), [], "")
+    tip = commits[0]
+    numstat, diff = _numstat_and_patch(git, base_ref, tip)
+    files = [entry.split("\t", 2)[2] for entry in numstat.split("\0") if entry.count("\t") >= 2]
+    return _facts(tip, files, parse_numstat(numstat), commits, diff)
+
+
+def _numstat_and_patch(git: Git, base_ref: str, tip: str) -> tuple[str, str]:
+    result = git.run_sync(
+        "diff", "--numstat", "-z", "-p", "--no-renames", "--no-color", "--no-ext-diff",
+        f"{base_ref}...{tip}", "--",
+        check=False,
+    )  # fmt: skip
+    if not result.ok:
+        if "no merge base" in result.stderr:
+            return "", ""  # unrelated histories: nothing to compare against, as before
+        git.run_sync("diff", "--numstat", f"{base_ref}...{tip}", "--")  # raises with git's words
+    # The numstat block is NUL-terminated entries followed by one more NUL, then the patch.
+    numstat, _, patch = result.stdout.partition("\0\0")
+    return numstat, patch
+
+
+def _facts(
+    tip: str | None,
+    files: list[str],
+    stat: tuple[int, int, int],
+    commits: list[str],
+    diff: str,
+) -> WorkFacts:
+    changed, insertions, deletions = stat
     return WorkFacts(
-        head=stats.tip,
+        head=tip,
         files=files,
         stat=DiffStat(
-            files=stats.files_changed,
-            insertions=stats.insertions,
-            deletions=stats.deletions,
-            commits_ahead=stats.commits_ahead,
+            files=changed,
+            insertions=insertions,
+            deletions=deletions,
+            commits_ahead=len(commits),
         ),
         commits=commits,
         diff=diff[:DIFF_LIMIT],

@@ -25,7 +25,9 @@ The scheduler hands over a ``TaskRun`` (worktree made, claim held) and gets a
 - **Verified completion**: after build the orchestrator commits the worktree; an empty diff
   against the base is ``no_changes``, then each verify command must pass (``verify``). After
   the last phase anything left uncommitted (a reviewer's edit) is committed, and verify runs
-  again if HEAD moved since it last passed. Exit code 0 proves nothing.
+  again if HEAD moved since it last passed; when the build itself ran last and no verify
+  command ran after its commit, that commit and its facts stand (nothing else has run in the
+  worktree since). Exit code 0 proves nothing.
 - **Review** ends with ``VERDICT: approve`` or ``VERDICT: request-changes`` (none stated:
   approve). Request-changes sends the task back to build with the review as a second
   handoff, at most ``workflow.max_review_rounds`` times; once more is FAILED, not retryable.
@@ -124,7 +126,12 @@ class _Workflow:
         self.phases = run.config.phases_for(run.task)
         self.names = [phase.name for phase in self.phases]
         self.book = PhaseBook(
-            run.store, run.task.id, run.claim_token, run.session.session_id, run.on_event
+            run.store,
+            run.task.id,
+            run.claim_token,
+            run.session.session_id,
+            run.on_event,
+            fields={"branch": run.session.branch, "worktree": str(run.session.path)},
         )
         self.verify = run.config.verify_for(run.task)
         self.max_rounds = run.config.workflow.max_review_rounds
@@ -132,6 +139,11 @@ class _Workflow:
         self.phases_run: list[str] = []
         self.usage: Usage | None = None
         self.verified_head: str | None = None
+        self.facts: WorkFacts | None = None  # the last build's, while HEAD stays where it was
+        # The build's facts while nothing has run in the worktree since its commit: no CLI
+        # (the next phase clears it) and no verify command (only kept when there are none).
+        self.untouched: WorkFacts | None = None
+        self.committed_head: str | None = None  # HEAD after the last commit of the worktree
         self.running: str | None = None
         timeout = run.task.timeout
         self.deadline = time.monotonic() + timeout if timeout is not None else None
@@ -221,6 +233,7 @@ class _Workflow:
         await self.book.start(name, adapter, started)
         self.phases_run.append(name)
         self.running = name
+        self.untouched = None
         call = PhaseCall(
             task_id=self.task.id,
             phase=name,
@@ -353,7 +366,7 @@ class _Workflow:
             await self.run.worktrees.commit_in_worktree(
                 self.session, f"council: {self.task.id} build (round {round_})"
             )
-            facts = await collect_facts(self.run.worktrees, self.session)
+            facts = self.facts = await collect_facts(self.run.worktrees, self.session)
         except CouncilError as exc:
             if out_of_space(exc):
                 raise  # the CLI's work stays in the worktree; the run stops until there is room
@@ -372,12 +385,18 @@ class _Workflow:
             outcome = Outcome(kind=OutcomeKind.FAILED, message=failure_message(failed))
             raise await self._failure(BUILD, outcome, retryable=True)
         self.verified_head = facts.head
+        self.untouched = None if self.verify else facts
         return facts, checks
 
     async def _final_check(self) -> WorkflowResult:
         last = self.names[-1]
-        await self._commit("final changes")
-        facts = await collect_facts(self.run.worktrees, self.session)
+        facts = self.untouched  # the build was the last thing to run: it just committed all
+        if facts is None:
+            await self._commit("final changes")
+            facts = self.facts
+            if facts is None or facts.head is None or facts.head != self.committed_head:
+                # Something moved HEAD since the build's facts (a reviewer's edit): read anew.
+                facts = await collect_facts(self.run.worktrees, self.session)
         if not facts.files:
             message = "the task's branch holds no changes against the base"
             return result_for(Outcome(kind=OutcomeKind.NO_CHANGES, message=message), last)
@@ -455,13 +474,15 @@ class _Workflow:
 
     async def _commit(self, why: str) -> str:
         """Commit whatever the worktree holds; a note for the message if that failed."""
+        self.committed_head = None
         try:
-            await self.run.worktrees.commit_in_worktree(
+            done = await self.run.worktrees.commit_in_worktree(
                 self.session, f"council: {self.task.id} {why}"
             )
         except CouncilError as exc:
             log.warning("task %s: could not commit the worktree: %s", self.task.id, exc)
             return f" (the worktree could not be committed: {exc})"
+        self.committed_head = done.head
         return ""
 
     async def _save_after_cancellation(self) -> None:

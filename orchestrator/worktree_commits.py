@@ -4,7 +4,8 @@
   (``.env`` and the like, which are configuration, not work, and often secrets), and commits
   with the orchestrator's identity (from the ``Git`` environment), signing off (a signing agent
   may need a terminal we do not have), no hooks, and ``Council-Task`` / ``Council-Session``
-  trailers. Nothing staged is a result (``committed=False``), not an error.
+  trailers. Nothing staged is a result (``committed=False``), not an error. Three git
+  processes: ``add``, ``commit``, and ``diff-tree`` for the new commit and its files.
 - ``save_uncommitted`` is the rescue before a removal or reuse: any uncommitted or untracked
   work becomes a ``council: rescue uncommitted work`` commit, and the worktree must be clean
   of work afterwards; what git cannot commit (changes inside a submodule, say) stops the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +33,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from orchestrator.errors import WorkspaceError
+from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import Git
 from orchestrator.worktree_models import CommitResult
 from orchestrator.worktree_parse import Status, parse_status, read_gitfile
@@ -41,11 +43,15 @@ __all__ = [
     "RESCUE_MESSAGE",
     "Saved",
     "commit_all",
+    "commit_all_sync",
     "gitlinks",
     "keep_tip",
     "read_status",
+    "read_status_sync",
     "save_uncommitted",
+    "save_uncommitted_sync",
     "settle_index_lock",
+    "settle_index_lock_sync",
 ]
 
 RESCUE_MESSAGE = "council: rescue uncommitted work"
@@ -55,11 +61,17 @@ log = logging.getLogger(__name__)
 
 async def settle_index_lock(worktree: Path, admin_dir: Path | None, *, min_age: float) -> None:
     """Move aside a stale ``index.lock`` of the worktree (see the module doc)."""
-    settle = partial(_settle_lock, worktree, admin_dir, min_age)
-    verdict, lock, moved = await anyio.to_thread.run_sync(settle)
+    await anyio.to_thread.run_sync(partial(settle_index_lock_sync, worktree, admin_dir, min_age))
+
+
+def settle_index_lock_sync(worktree: Path, admin_dir: Path | None, min_age: float) -> None:
+    """``settle_index_lock`` in this (worker) thread: a lock too young to judge is looked at
+    again after ``min_age`` seconds, which blocks the thread that long (rare: git itself was
+    just holding it)."""
+    verdict, lock, moved = _settle_lock(worktree, admin_dir, min_age)
     if verdict == "young":
-        await anyio.sleep(min_age)
-        verdict, lock, moved = await anyio.to_thread.run_sync(settle)
+        time.sleep(min_age)
+        verdict, lock, moved = _settle_lock(worktree, admin_dir, min_age)
     if verdict == "young":
         raise WorkspaceError(
             f"{lock} keeps coming back though no process holds it; nothing was committed"
@@ -79,19 +91,26 @@ def _settle_lock(
     return verdict, lock, moved
 
 
+_STATUS = (
+    "status",
+    "--porcelain=v2",
+    "--branch",
+    "-z",
+    "--untracked-files=all",
+    "--ignore-submodules=none",
+)
+
+
+def read_status_sync(git: Git) -> Status:
+    """``read_status`` in this thread (a worker thread, never the event loop)."""
+    return parse_status(git.run_sync(*_STATUS).stdout)
+
+
 async def read_status(git: Git) -> Status:
-    result = await git.run(
-        "status",
-        "--porcelain=v2",
-        "--branch",
-        "-z",
-        "--untracked-files=all",
-        "--ignore-submodules=none",
-    )
-    return parse_status(result.stdout)
+    return await anyio.to_thread.run_sync(read_status_sync, git)
 
 
-async def commit_all(
+def commit_all_sync(
     git: Git,
     message: str,
     *,
@@ -99,16 +118,13 @@ async def commit_all(
     session_id: str,
     keep_out: Sequence[str] = (),
 ) -> CommitResult:
+    """``commit_all`` in this thread: its git steps cost one worker-thread call, not four."""
     # --sparse: work a CLI wrote outside a sparse cone is still work.
     add = ["add", "-A", "--sparse"]
     if keep_out:
         add += ["--", ".", *(f":(top,exclude,literal){path}" for path in keep_out)]
-    await git.run(*add)
-    staged = await git.run("diff", "--cached", "--name-only", "--no-renames", "-z")
-    files = [name for name in staged.stdout.split("\0") if name]
-    if not files:
-        return CommitResult(committed=False)
-    await git.run(
+    git.run_sync(*add)
+    committed = git.run_sync(
         "-c",
         "commit.gpgSign=false",
         "commit",
@@ -120,9 +136,33 @@ async def commit_all(
         f"Council-Task: {task_id}",
         "--trailer",
         f"Council-Session: {session_id}",
+        check=False,
     )
-    sha = (await git.run("rev-parse", "HEAD")).out
-    return CommitResult(committed=True, sha=sha, files=files)
+    if not committed.ok:
+        # Nothing staged (changes git cannot stage, inside a submodule say) is a result, not
+        # an error; asked only when the commit refused, so the usual path costs no process.
+        if git.run_sync("diff", "--cached", "--quiet", check=False).returncode == 0:
+            return CommitResult(committed=False)
+        raise GitError(["commit"], committed.returncode, committed.stderr or committed.stdout)
+    # The new commit and the files it changed, in one process: "<sha>\0<path>\0<path>...".
+    shown = git.run_sync("diff-tree", "-r", "-z", "--name-only", "--no-renames", "--root", "HEAD")
+    sha, *files = [field for field in shown.stdout.split("\0") if field]
+    return CommitResult(committed=True, sha=sha, files=files, head=sha)
+
+
+async def commit_all(
+    git: Git,
+    message: str,
+    *,
+    task_id: str,
+    session_id: str,
+    keep_out: Sequence[str] = (),
+) -> CommitResult:
+    return await anyio.to_thread.run_sync(
+        lambda: commit_all_sync(
+            git, message, task_id=task_id, session_id=session_id, keep_out=keep_out
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -131,6 +171,43 @@ class Saved:
     branch: str | None  # the branch HEAD is on, None when detached
     rescue_commit: str | None
     needs_force: bool  # git would object, but only to the orchestrator's own copied files
+
+
+def save_uncommitted_sync(
+    git: Git,
+    admin_dir: Path | None,
+    *,
+    task_id: str,
+    session_id: str,
+    keep_out: Sequence[str] = (),
+    lock_age: float = 2.0,
+) -> Saved:
+    """Commit whatever work the worktree holds; return where its HEAD ends up (blocking: its
+    git steps run in the calling worker thread)."""
+    settle_index_lock_sync(git.cwd, admin_dir, lock_age)
+    has_index = admin_dir is not None and (admin_dir / "index").exists()
+    if not has_index:
+        # Added with --no-checkout, then a crash before the checkout finished: git would call
+        # every file deleted. Finish the checkout without overwriting anything that is there
+        # (checkout-index without --force fails on existing files, by design), then save
+        # whatever differs like in any other worktree.
+        git.run_sync("read-tree", "HEAD")
+        git.run_sync("checkout-index", "--all", check=False)
+    status = read_status_sync(git)
+    if not status.work(keep_out):
+        return Saved(status.head, status.branch, None, needs_force=bool(status.paths))
+    result = commit_all_sync(
+        git, RESCUE_MESSAGE, task_id=task_id, session_id=session_id, keep_out=keep_out
+    )
+    after = read_status_sync(git)
+    unsaved = after.work(keep_out)
+    if unsaved:
+        shown = ", ".join(unsaved[:10]) + (" ..." if len(unsaved) > 10 else "")
+        raise WorkspaceError(
+            f"{git.cwd}: git cannot commit these changes, so the worktree was kept: {shown} "
+            "(changes inside a submodule or nested repository must be committed there)"
+        )
+    return Saved(after.head, after.branch, result.sha, needs_force=bool(after.paths))
 
 
 async def save_uncommitted(
@@ -143,32 +220,16 @@ async def save_uncommitted(
     lock_age: float = 2.0,
 ) -> Saved:
     """Commit whatever work the worktree holds; return where its HEAD ends up."""
-    await settle_index_lock(git.cwd, admin_dir, min_age=lock_age)
-    has_index = admin_dir is not None and await anyio.to_thread.run_sync(
-        (admin_dir / "index").exists
-    )
-    if not has_index:
-        # Added with --no-checkout, then a crash before the checkout finished: git would call
-        # every file deleted. Finish the checkout without overwriting anything that is there
-        # (checkout-index without --force fails on existing files, by design), then save
-        # whatever differs like in any other worktree.
-        await git.run("read-tree", "HEAD")
-        await git.run("checkout-index", "--all", check=False)
-    status = await read_status(git)
-    if not status.work(keep_out):
-        return Saved(status.head, status.branch, None, needs_force=bool(status.paths))
-    result = await commit_all(
-        git, RESCUE_MESSAGE, task_id=task_id, session_id=session_id, keep_out=keep_out
-    )
-    after = await read_status(git)
-    unsaved = after.work(keep_out)
-    if unsaved:
-        shown = ", ".join(unsaved[:10]) + (" ..." if len(unsaved) > 10 else "")
-        raise WorkspaceError(
-            f"{git.cwd}: git cannot commit these changes, so the worktree was kept: {shown} "
-            "(changes inside a submodule or nested repository must be committed there)"
+    return await anyio.to_thread.run_sync(
+        lambda: save_uncommitted_sync(
+            git,
+            admin_dir,
+            task_id=task_id,
+            session_id=session_id,
+            keep_out=keep_out,
+            lock_age=lock_age,
         )
-    return Saved(after.head, after.branch, result.sha, needs_force=bool(after.paths))
+    )
 
 
 async def gitlinks(git: Git) -> list[str]:

@@ -76,6 +76,9 @@ class CommitResult(_Result):
     committed: bool
     sha: str | None = None
     files: list[str] = Field(default_factory=list)
+    head: str | None = Field(
+        default=None, description="the worktree's HEAD afterwards, committed or not (if read)"
+    )
 
     @property
     def files_changed(self) -> int:

@@ -16,14 +16,15 @@ Rules kept here:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
 
 from orchestrator.errors import GitError, WorkspaceError
-from orchestrator.git import Git
-from orchestrator.worktree_commits import gitlinks, keep_tip, save_uncommitted
+from orchestrator.git import ZERO_SHA, Git
+from orchestrator.worktree_commits import Saved, gitlinks, keep_tip, save_uncommitted_sync
 from orchestrator.worktree_models import RemovalResult, SessionWorktree, WorktreeSettings
 from orchestrator.worktree_parse import read_gitfile
 from orchestrator.worktree_pool import WorktreePool
@@ -31,10 +32,12 @@ from orchestrator.worktree_repo import MetaLock, RepoLayout, branch_name, rescue
 from orchestrator.worktree_safety import WorktreeBusy, processes_inside
 
 __all__ = [
+    "Fork",
     "Workspace",
     "add_worktree",
     "drop_branch",
-    "new_branch",
+    "fork_branch",
+    "remove_and_drop",
     "remove_registered",
     "retire",
     "share_worktree_config",
@@ -58,30 +61,64 @@ class Workspace:
         return tip
 
 
-async def new_branch(ws: Workspace, task: str, tip: str, reserved: set[int]) -> str:
-    """Create ``council/<task>/<n>`` at ``tip`` for the next free ``n``.
+def fork_branch(ws: Workspace, task: str, reserved: set[int], lock: threading.Lock) -> Fork:
+    """Create ``council/<task>/<n>`` at the base tip as it is now, for the next free ``n``
+    (blocking: run it in a worker thread; two git processes).
 
-    ``reserved`` holds numbers this process is trying right now, so parallel sessions of one
-    task try different numbers instead of colliding; the ref compare-and-swap settles races
-    with other processes.
+    One ``for-each-ref`` reads the base tip and the task's existing branches together.
+    ``reserved`` (guarded by ``lock``) holds numbers this process is trying right now, so
+    parallel sessions of one task try different numbers instead of colliding; the ref
+    compare-and-swap (``update-ref <ref> <tip> <zero>``) settles races with other processes.
     """
     prefix = f"refs/heads/council/{task}/"
-    listed = await ws.git.run("for-each-ref", "--format=%(refname)", prefix)
-    taken = {
-        int(suffix)
-        for suffix in (ref.removeprefix(prefix) for ref in listed.out.splitlines())
-        if suffix.isdigit() and not suffix.startswith("0")
-    }
+    listed = ws.git.run_sync(
+        "for-each-ref", "--format=%(objecttype) %(objectname) %(refname)", ws.base_ref, prefix
+    )
+    tip: str | None = None
+    taken: set[int] = set()
+    for line in listed.out.splitlines():
+        kind, sha, ref = line.split(" ", 2)
+        if ref == ws.base_ref:
+            tip = sha if kind == "commit" else None
+        elif ref.startswith(prefix):
+            suffix = ref.removeprefix(prefix)
+            if suffix.isdigit() and not suffix.startswith("0"):
+                taken.add(int(suffix))
+    if tip is None:
+        peeled = ws.git.run_sync(
+            "rev-parse", "--verify", "--quiet", f"{ws.base_ref}^{{commit}}", check=False
+        )
+        if not peeled.ok:
+            name = ws.base_ref.removeprefix("refs/heads/")
+            raise WorkspaceError(f"base branch {name!r} does not exist in {ws.layout.root}")
+        tip = peeled.out
     while True:
-        attempt = max(taken | reserved, default=0) + 1
-        reserved.add(attempt)  # before any await
+        with lock:
+            attempt = max(taken | reserved, default=0) + 1
+            reserved.add(attempt)
         try:
             branch = branch_name(task, attempt)
-            if await ws.git.update_ref(f"refs/heads/{branch}", tip, None, "council: new session"):
-                return branch
-            taken.add(attempt)
+            ref = f"refs/heads/{branch}"
+            created = ws.git.run_sync(
+                "update-ref", "-m", "council: new session", ref, tip, ZERO_SHA, check=False
+            )
+            if created.ok:
+                return Fork(branch, tip)
+            if ws.git.run_sync("rev-parse", "--verify", "--quiet", ref, check=False).ok:
+                taken.add(attempt)  # someone else took this number: try the next
+                continue
+            raise GitError(["update-ref", ref, tip], created.returncode, created.stderr)
         finally:
-            reserved.discard(attempt)
+            with lock:
+                reserved.discard(attempt)
+
+
+@dataclass(frozen=True)
+class Fork:
+    """A new session branch and the base commit it starts from."""
+
+    branch: str
+    base: str
 
 
 async def share_worktree_config(ws: Workspace) -> None:
@@ -117,59 +154,185 @@ async def remove_registered(ws: Workspace, path: Path, *, force: bool) -> None:
     ``force`` is only passed when the caller verified that all git would object to is the
     orchestrator's own copied files, not session work.
     """
+    await remove_and_drop(ws, path, force=force)
+
+
+async def remove_and_drop(
+    ws: Workspace, path: Path, *, force: bool, branch: str | None = None, tip: str | None = None
+) -> bool:
+    """``remove_registered``, then (if ``branch`` is given) ``drop_branch(branch, tip)``: one
+    hold of the metadata lock and one worker-thread call for all of it. Whether the branch
+    was deleted."""
     args = ["worktree", "remove", *(["--force"] if force else []), str(path)]
+
+    def steps() -> bool:
+        ws.git.run_sync("worktree", "unlock", str(path), check=False)
+        removed = ws.git.run_sync(*args, check=False)
+        if not removed.ok and "is not a working tree" not in removed.stderr:
+            raise GitError(args, removed.returncode, removed.stderr)
+        if branch is None or tip is None:
+            return False
+        return _drop_sync(ws, branch, tip)
+
     async with ws.meta.hold():
-        await ws.git.run("worktree", "unlock", str(path), check=False)
-        removed = await ws.git.run(*args, check=False)
-    if not removed.ok and "is not a working tree" not in removed.stderr:
-        raise GitError(args, removed.returncode, removed.stderr)
+        return await anyio.to_thread.run_sync(steps)
 
 
 async def drop_branch(ws: Workspace, branch: str, expected: str) -> bool:
     """Delete ``branch`` if it still points at ``expected`` (never a branch that moved)."""
     async with ws.meta.hold():
-        result = await ws.git.run("update-ref", "-d", f"refs/heads/{branch}", expected, check=False)
-    return result.ok
+        return await anyio.to_thread.run_sync(_drop_sync, ws, branch, expected)
 
 
-async def retire(
-    ws: Workspace, session: SessionWorktree, *, force: bool, pool_it: bool
-) -> RemovalResult:
-    """Save the session's work, then remove or pool its worktree and maybe drop its branch."""
-    git = ws.git
-    sid = session.session_id
-    present = await anyio.to_thread.run_sync((session.path / ".git").is_file)
-    if present and not force:
-        inside = await anyio.to_thread.run_sync(processes_inside, session.path)
+def _drop_sync(ws: Workspace, branch: str, expected: str) -> bool:
+    ref = f"refs/heads/{branch}"
+    return ws.git.run_sync("update-ref", "-d", ref, expected, check=False).ok
+
+
+def _contains(git: Git, base_ref: str, tip: str) -> bool:
+    """``Git.is_ancestor(tip, base_ref)`` in this thread."""
+    result = git.run_sync("merge-base", "--is-ancestor", tip, base_ref, check=False)
+    if result.returncode not in (0, 1):
+        raise GitError(
+            ["merge-base", "--is-ancestor", tip, base_ref], result.returncode, result.stderr
+        )
+    return result.returncode == 0
+
+
+def _save_work(ws: Workspace, session: SessionWorktree, *, check_busy: bool) -> Saved | None:
+    """The first steps of ``retire`` in one worker thread: is the worktree there, does a
+    process still run inside, and the rescue commit of whatever work it holds (None when the
+    worktree is gone)."""
+    if not (session.path / ".git").is_file():
+        return None
+    if check_busy:
+        inside = processes_inside(session.path)
         if inside:
             raise WorktreeBusy(
                 f"{session.path} was not removed: {inside[0]} (stop the session's processes "
                 "first, or pass force=True)"
             )
+    return save_uncommitted_sync(
+        ws.git.at(session.path),
+        read_gitfile(session.path),
+        task_id=session.task_id,
+        session_id=session.session_id,
+        keep_out=ws.settings.copy_files,
+        lock_age=ws.settings.stale_lock_age,
+    )
+
+
+def _merged_tip(ws: Workspace, session: SessionWorktree, *, check_busy: bool) -> str | None:
+    """The first step of ``retire``'s fast path (blocking): the tip, when the worktree is
+    there, nobody runs inside, its HEAD is its branch's tip and the base contains it; else
+    None (the full path then finds out what is what). One git process answers the last
+    three questions: ``for-each-ref --merged=<base> --points-at=HEAD <branch>``."""
+    if not (session.path / ".git").is_file():
+        return None
+    admin = read_gitfile(session.path)
+    if admin is None or not (admin / "index").exists():
+        return None  # a checkout a crash left half made: the full path finishes it
+    if check_busy and processes_inside(session.path):
+        return None  # the full path names the process
+    found = ws.git.at(session.path).run_sync(
+        "for-each-ref",
+        f"--merged={ws.base_ref}",
+        "--points-at=HEAD",
+        "--format=%(objectname)",
+        f"refs/heads/{session.branch}",
+        check=False,
+    )
+    tip = found.out.strip()
+    return tip if found.ok and tip else None
+
+
+def _remove_clean(ws: Workspace, session: SessionWorktree, tip: str) -> bool | None:
+    """The rest of the fast path (blocking; the metadata lock held): remove the worktree
+    without force, so that git itself refuses if it holds any change or untracked file, and
+    delete the branch (still at ``tip``). Whether the branch was deleted; None when git
+    refused (nothing was changed: the lock is put back) and the full path must run.
+
+    The unlock is the removal of the ``locked`` file from the worktree's admin directory,
+    which is all ``git worktree unlock`` does (git-worktree(1), DETAILS), without a process.
+    """
+    admin = read_gitfile(session.path)
+    locked = admin / "locked" if admin is not None else None
+    reason: str | None = None
+    if locked is not None:
+        try:
+            reason = locked.read_text(encoding="utf-8")
+            locked.unlink()
+        except FileNotFoundError:
+            reason = None
+    removed = ws.git.run_sync("worktree", "remove", str(session.path), check=False)
+    if not removed.ok:
+        if locked is not None and reason is not None:
+            locked.write_text(reason, encoding="utf-8")  # as it was: the full path decides
+        return None
+    return _drop_sync(ws, session.branch, tip)
+
+
+async def retire(
+    ws: Workspace, session: SessionWorktree, *, force: bool, pool_it: bool
+) -> RemovalResult:
+    """Save the session's work, then remove or pool its worktree and maybe drop its branch.
+
+    The usual case (merged, clean, nobody inside, no pool, no copied files) takes a fast
+    path of three git processes; anything else, or any doubt, takes the full path."""
+    git = ws.git
+    sid = session.session_id
+    fast = not ws.settings.copy_files and not (pool_it and not force and ws.pool.size > 0)
+    tip = None
+    if fast:
+        tip = await anyio.to_thread.run_sync(lambda: _merged_tip(ws, session, check_busy=not force))
+    if tip is not None:
+        merged_tip = tip
+        async with ws.meta.hold():
+            deleted = await anyio.to_thread.run_sync(lambda: _remove_clean(ws, session, merged_tip))
+        if deleted is not None:
+            return RemovalResult(
+                session_id=sid,
+                branch=session.branch,
+                tip=tip,
+                merged=True,
+                worktree_removed=True,
+                branch_deleted=deleted,
+            )
+
+    def save_and_look() -> tuple[Saved | None, str | None, bool]:
+        saved = _save_work(ws, session, check_busy=not force)
+        if saved is not None:
+            tip = saved.tip
+        else:
+            ref = f"refs/heads/{session.branch}^{{commit}}"
+            found = git.run_sync("rev-parse", "--verify", "--quiet", ref, check=False)
+            tip = found.out if found.ok else None
+        return saved, tip, tip is None or _contains(git, ws.base_ref, tip)
+
+    # One worker-thread call: the rescue commit, the tip, and whether the base contains it.
+    saved, tip, merged = await anyio.to_thread.run_sync(save_and_look)
+    present = saved is not None
     rescue_commit: str | None = None
     needs_force = False
     on_branch = True
-    if present:
-        saved = await save_uncommitted(
-            git.at(session.path),
-            await anyio.to_thread.run_sync(read_gitfile, session.path),
-            task_id=session.task_id,
-            session_id=sid,
-            keep_out=ws.settings.copy_files,
-            lock_age=ws.settings.stale_lock_age,
-        )
-        tip, rescue_commit, needs_force = saved.tip, saved.rescue_commit, saved.needs_force
+    if saved is not None:
+        rescue_commit, needs_force = saved.rescue_commit, saved.needs_force
         on_branch = saved.branch == session.branch
-    else:
-        tip = await git.rev_parse(f"refs/heads/{session.branch}")
-    merged = tip is None or await git.is_ancestor(tip, ws.base_ref)
     saved_ref = None
     if not merged and tip is not None:
         saved_ref = rescue_ref(sid)
         await keep_tip(git, saved_ref, tip, owner=sid, reason=f"council: rescue {sid}")
+    # The branch goes only when the base contains its tip (decided before anything is
+    # removed: removing the worktree does not move the branch).
+    branch_tip = tip if on_branch else await git.rev_parse(f"refs/heads/{session.branch}")
+    drop = branch_tip is not None and (
+        merged if branch_tip == tip else await git.is_ancestor(branch_tip, ws.base_ref)
+    )
 
     # Every step from here is destructive; the tip is in the base or in the rescue ref.
     pooled = False
+    deleted = False
+    removed = False
     if present:
         # Cleaning for reuse is not done under force: a process still inside may be writing.
         pool_it = pool_it and not force and ws.pool.size > 0
@@ -177,15 +340,13 @@ async def retire(
             await _refuse_nested(git.at(session.path), session.path)
         if pool_it:
             pooled = await ws.pool.give(session.path, await ws.base_tip())
-        if not pooled:
-            await remove_registered(ws, session.path, force=needs_force)
-    else:
-        await remove_registered(ws, session.path, force=False)
-    branch_tip = tip if on_branch else await git.rev_parse(f"refs/heads/{session.branch}")
-    deleted = False
-    if branch_tip is not None and (
-        merged if branch_tip == tip else await git.is_ancestor(branch_tip, ws.base_ref)
-    ):
+    if not pooled:
+        dropping = session.branch if drop else None
+        deleted = await remove_and_drop(
+            ws, session.path, force=present and needs_force, branch=dropping, tip=branch_tip
+        )
+        removed = True
+    if drop and not removed and branch_tip is not None:
         deleted = await drop_branch(ws, session.branch, branch_tip)
     return RemovalResult(
         session_id=sid,

@@ -48,10 +48,18 @@ class Holder:
 
 def processes_inside(directory: Path) -> list[Holder]:
     """Processes (other than this one) whose working directory is inside ``directory``."""
+    # Plain strings: this looks at every process on the machine, once per worktree removal,
+    # and pathlib would cost ten times the readlink itself.
+    root = os.path.normpath(directory)
+    prefix = root.rstrip("/") + "/"
+    proc = str(_PROC)
     found = []
     for pid in _pids():
-        cwd = _cwd(pid)
-        if cwd is not None and _within(cwd, [directory]):
+        try:
+            cwd = os.readlink(f"{proc}/{pid}/cwd")
+        except OSError:
+            continue
+        if cwd == root or cwd.startswith(prefix):
             found.append(Holder(pid, _command(pid), f"runs in {cwd}"))
     return found
 

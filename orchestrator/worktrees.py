@@ -34,6 +34,7 @@ is dead when no orchestrator is still creating it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -51,7 +52,12 @@ from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.state.protocol import StateStore
 from orchestrator.tamper import TamperGuard
-from orchestrator.worktree_commits import commit_all, read_status, settle_index_lock
+from orchestrator.worktree_commits import (
+    commit_all_sync,
+    read_status,
+    read_status_sync,
+    settle_index_lock_sync,
+)
 from orchestrator.worktree_models import (
     CommitResult,
     ReconcileReport,
@@ -62,10 +68,11 @@ from orchestrator.worktree_models import (
     WorktreeSettings,
 )
 from orchestrator.worktree_ops import (
+    Fork,
     Workspace,
     add_worktree,
     drop_branch,
-    new_branch,
+    fork_branch,
     remove_registered,
     retire,
     share_worktree_config,
@@ -112,6 +119,7 @@ class WorktreeManager:
         self._known: dict[str, SessionWorktree] = {}
         self._busy: set[str] = set()  # sessions being created or removed by this manager
         self._reserved: defaultdict[str, set[int]] = defaultdict(set)
+        self._reserved_lock = threading.Lock()  # branch numbers are picked in worker threads
         self._session_locks: dict[str, anyio.Lock] = {}
         self._guard: TamperGuard | None = None
 
@@ -165,12 +173,16 @@ class WorktreeManager:
             raise WorkspaceError(f"session {sid!r} already has a worktree in this orchestrator")
         self._busy.add(sid)
         try:
-            if await anyio.to_thread.run_sync(path.exists):
-                raise WorkspaceError(
-                    f"{path} already exists; remove that session or run reconcile first"
-                )
-            base_tip = await ws.base_tip()
-            branch = await new_branch(ws, task, base_tip, self._reserved[task])
+
+            def fork() -> Fork:
+                if path.exists():
+                    raise WorkspaceError(
+                        f"{path} already exists; remove that session or run reconcile first"
+                    )
+                return fork_branch(ws, task, self._reserved[task], self._reserved_lock)
+
+            forked = await anyio.to_thread.run_sync(fork)
+            branch, base_tip = forked.branch, forked.base
             session = SessionWorktree(
                 session_id=sid,
                 cli=cli,
@@ -235,30 +247,42 @@ class WorktreeManager:
     async def commit_in_worktree(
         self, session: SessionWorktree | str, message: str
     ) -> CommitResult:
-        """Commit all of the session's work on its branch; ``committed=False`` if none."""
+        """Commit all of the session's work on its branch; ``committed=False`` if none.
+
+        The result's ``head`` is the worktree's HEAD afterwards either way. Every git step
+        (status, add, commit, ...) runs in one worker-thread call."""
         found = await self.get_session(session)
         if not message.strip():
             raise WorkspaceError("a commit message must not be empty")
         worktree = (await self._workspace()).git.at(found.path)
-        async with self._session_lock(found.session_id):
-            await self._require_present(found)
-            await settle_index_lock(found.path, None, min_age=self.settings.stale_lock_age)
-            status = await read_status(worktree)
+        keep_out = self.settings.copy_files
+
+        def commit() -> CommitResult:
+            if not (found.path / ".git").is_file():
+                raise WorkspaceError(
+                    f"the worktree of session {found.session_id} ({found.path}) is gone; "
+                    "run reconcile and recreate_session_worktree"
+                )
+            settle_index_lock_sync(found.path, None, self.settings.stale_lock_age)
+            status = read_status_sync(worktree)
             if status.branch != found.branch:
                 where = f"branch {status.branch}" if status.branch else "a detached HEAD"
                 raise WorkspaceError(
                     f"{found.path} is on {where}, not on the session's branch {found.branch}; "
                     "nothing was committed"
                 )
-            if not status.work(self.settings.copy_files):
-                return CommitResult(committed=False)
-            return await commit_all(
+            if not status.work(keep_out):
+                return CommitResult(committed=False, head=status.head)
+            return commit_all_sync(
                 worktree,
                 message,
                 task_id=found.task_id,
                 session_id=found.session_id,
-                keep_out=self.settings.copy_files,
+                keep_out=keep_out,
             )
+
+        async with self._session_lock(found.session_id):
+            return await anyio.to_thread.run_sync(commit)
 
     async def get_session_stats(self, session: SessionWorktree | str) -> SessionStats:
         """The branch's committed diff against its merge-base with the base, and ``dirty``."""
@@ -439,13 +463,6 @@ class WorktreeManager:
     async def present(self, session: SessionWorktree) -> bool:
         """The session's checkout is there (its `.git` file): False once it was deleted."""
         return await anyio.to_thread.run_sync((session.path / ".git").is_file)
-
-    async def _require_present(self, session: SessionWorktree) -> None:
-        if not await self.present(session):
-            raise WorkspaceError(
-                f"the worktree of session {session.session_id} ({session.path}) is gone; "
-                "run reconcile and recreate_session_worktree"
-            )
 
     async def _put_record(self, session: SessionWorktree, expected_version: int | None) -> None:
         if self.store is not None:

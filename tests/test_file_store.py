@@ -169,20 +169,24 @@ async def test_a_held_write_lock_times_out(tmp_path: Path) -> None:
             assert held is not None
             with pytest.raises(LockTimeout):
                 await store.update_task_state("t1", {"priority": 1})
+            (store.tasks.current_path("t1")).write_bytes(b"damaged")
             with pytest.raises(LockTimeout):
-                await store.get_task_state("t1")
+                await store.get_task_state("t1")  # recovering needs the lock
 
 
-async def test_readers_share_and_wait_for_a_writer(store: FileStateStore) -> None:
+async def test_reads_take_no_lock_and_a_damaged_record_waits_for_the_writer(
+    store: FileStateStore,
+) -> None:
     await store.update_task_state("t1", {"priority": 1})
+    await store.update_task_state("t1", {"priority": 2})
     lock_path = store.tasks.lock_path("t1")
-    reader = filelock.try_acquire(lock_path, shared=True)
-    assert reader is not None
-    assert await store.get_task_state("t1") is not None  # shared with another reader
-    assert filelock.try_acquire(lock_path) is None  # but a writer must wait
-    reader.release()
     writer = filelock.try_acquire(lock_path)
     assert writer is not None
+    # Records are replaced atomically: a read while someone writes sees the last whole version.
+    task = await store.get_task_state("t1")
+    assert task is not None and task.priority == 2 and task.version == 2
+    # A damaged record is recovered under the lock, so that read waits for the writer.
+    store.tasks.current_path("t1").write_bytes(b"damaged")
     ticks = 0
 
     async def release_later() -> None:
@@ -194,7 +198,8 @@ async def test_readers_share_and_wait_for_a_writer(store: FileStateStore) -> Non
     async with anyio.create_task_group() as group:
         group.start_soon(release_later)
         task = await store.get_task_state("t1")
-    assert task is not None and ticks == 1
+    assert ticks == 1
+    assert task is not None and task.priority == 1  # recovered from history (version 1)
 
 
 async def test_clean_stale_locks(store: FileStateStore) -> None:

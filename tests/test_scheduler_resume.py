@@ -21,6 +21,7 @@ from worktree_helpers import git
 
 from orchestrator.config_models import RunConfig
 from orchestrator.council import Council
+from orchestrator.errors import RecordNotFound
 from orchestrator.events import Event
 from orchestrator.models import ClaimStatus, SessionStatus, TaskStatus
 from orchestrator.report import RunReport
@@ -69,7 +70,11 @@ async def test_stop_then_resume_finishes_every_task_once(tmp_path: Path) -> None
 
     async def poll(council: Council) -> None:
         while True:
-            report = await council.status()
+            try:
+                report = await council.status()
+            except RecordNotFound:  # the run has not created its session yet
+                await anyio.sleep(0.02)
+                continue
             slow = [t for t in report.tasks if t.task_id != "quick"]
             if report.task("quick").status == TaskStatus.DONE and all(
                 t.phases.get("scout") == "completed" for t in slow

@@ -10,12 +10,25 @@ lost once appends work again. An append that failed or was cut short by a dying 
 leave part of a line behind, so the next append of this process, and the first of any
 process, starts on a fresh line; readers skip any line that is not a whole event (a torn
 tail, a damaged byte) and count it, instead of failing on the rest of the log.
+
+Two ways in, one order out:
+
+- ``write`` (blocking) is what the store's own worker-thread calls use: their events are
+  appended before the call returns;
+- ``post`` is for an event on its own (``StateStore.emit``) from the event loop: it never
+  touches the disk itself, so an event costs no worker-thread hop. The line is queued and a
+  writer thread of the log's own appends it at once, together with whatever else queued
+  meanwhile. ``flush`` (also done by ``read`` and ``close``) waits for the queue to be empty.
+
+Both go through one queue, taken and written under one lock, so the file keeps the order in
+which events were handed over.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -28,6 +41,8 @@ __all__ = ["EventLog"]
 
 log = logging.getLogger(__name__)
 
+_IDLE = 5.0  # seconds a writer thread waits for more events before it ends
+
 
 class EventLog:
     def __init__(self, path: Path, ops: FileOps | None = None) -> None:
@@ -37,6 +52,11 @@ class EventLog:
         self._fd: int | None = None
         self._lost = 0  # events dropped since appends last worked
         self._subscribers: list[Subscriber] = []
+        self._queued: list[bytes] = []
+        self._queue_lock = threading.Condition(threading.Lock())  # guards _queued, _writer
+        self._write_lock = threading.Lock()  # held while lines are taken and written
+        self._writer: threading.Thread | None = None
+        self._closing = False
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -46,31 +66,37 @@ class EventLog:
             self._subscribers.remove(subscriber)
 
     def write(self, events: Sequence[Event]) -> None:
-        """Append events to the file (blocking: call from a worker thread)."""
+        """Append events to the file now (blocking: call from a worker thread)."""
         if not events:
             return
-        data = b"".join(e.model_dump_json().encode() + b"\n" for e in events)
-        if self._lost:
-            data = b"\n" + data  # end whatever part of a line the failed append left
-        try:
-            if self._fd is None:
-                self.ops.makedirs(self.path.parent)
-                if _ends_mid_line(self.path):
-                    data = b"\n" + data  # torn by a process that died or hit a full disk
-                self._fd = self.ops.open_append(self.path)
-            self.ops.write(self._fd, data)
-        except OSError as exc:
-            if not self._lost:
-                log.warning(
-                    "cannot append to %s: %s; events are not logged until it works again",
-                    self.path,
-                    exc.strerror or exc,
-                )
-            self._lost += len(events)
+        with self._write_lock:
+            with self._queue_lock:
+                data = b"".join([*self._queued, _encode(events)])
+                self._queued.clear()
+            self._append(data)
+
+    def post(self, events: Sequence[Event]) -> None:
+        """Queue events for the writer thread (never blocks on the disk)."""
+        if not events:
             return
-        if self._lost:
-            log.warning("%s: appending works again; %d events were lost", self.path, self._lost)
-            self._lost = 0
+        data = _encode(events)
+        with self._queue_lock:
+            self._queued.append(data)
+            if self._writer is None and not self._closing:
+                self._writer = threading.Thread(
+                    target=self._drain, name="council-event-log", daemon=True
+                )
+                self._writer.start()
+            self._queue_lock.notify()
+
+    def flush(self) -> None:
+        """Append whatever is queued (blocking)."""
+        with self._write_lock:
+            with self._queue_lock:
+                data = b"".join(self._queued)
+                self._queued.clear()
+            if data:
+                self._append(data)
 
     def notify(self, events: Sequence[Event]) -> None:
         """Hand events to subscribers; a failing subscriber is logged, never fatal."""
@@ -86,6 +112,7 @@ class EventLog:
     def read(self) -> Iterator[Event]:
         """Every whole event in the file, oldest first; other lines are skipped and counted
         in ``skipped``."""
+        self.flush()
         self.skipped = 0
         try:
             with self.path.open("rb") as handle:
@@ -103,9 +130,63 @@ class EventLog:
             return
 
     def close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            self.ops.close(fd)
+        with self._queue_lock:
+            self._closing = True
+            writer, self._writer = self._writer, None
+            self._queue_lock.notify()
+        if writer is not None:
+            writer.join()
+        self.flush()
+        with self._write_lock:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                self.ops.close(fd)
+        with self._queue_lock:
+            self._closing = False  # a store used again after close starts a new writer
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while True:
+            with self._queue_lock:
+                if not self._queued and not self._closing:
+                    self._queue_lock.wait(_IDLE)
+                if not self._queued:
+                    # Closing, or idle for a while: end (the next ``post`` starts a writer).
+                    if self._writer is threading.current_thread():
+                        self._writer = None
+                    return
+            self.flush()
+
+    def _append(self, data: bytes) -> None:
+        """Write ``data`` at the end of the file; the caller holds the write lock.
+
+        The audit trail must never take a state write down with it: a failed append is
+        dropped with one warning (not one per event while the disk stays full)."""
+        if self._lost:
+            data = b"\n" + data  # end whatever part of a line the failed append left
+        try:
+            if self._fd is None:
+                self.ops.makedirs(self.path.parent)
+                if _ends_mid_line(self.path):
+                    data = b"\n" + data  # torn by a process that died or hit a full disk
+                self._fd = self.ops.open_append(self.path)
+            self.ops.write(self._fd, data)
+        except OSError as exc:
+            if not self._lost:
+                log.warning(
+                    "cannot append to %s: %s; events are not logged until it works again",
+                    self.path,
+                    exc.strerror or exc,
+                )
+            self._lost += data.lstrip(b"\n").count(b"\n")
+            return
+        if self._lost:
+            log.warning("%s: appending works again; %d events were lost", self.path, self._lost)
+            self._lost = 0
+
+def _encode(events: Sequence[Event]) -> bytes:
+    return b"".join(e.model_dump_json().encode() + b"\n" for e in events)
 
 
 def _ends_mid_line(path: Path) -> bool:

@@ -8,10 +8,12 @@ Layout under ``root`` (default ``<repo>/.council/state/``)::
     checkpoints/<id>.json      immutable snapshots of a session and its tasks
     quarantine/                damaged records, moved aside intact
 
-Each operation takes the record's lock asynchronously (non-blocking tries with backoff, so
-the event loop never waits on another holder) and then does its file work in one worker
-thread call. Locks on different records are never held in a cycle: a task lock may be held
-while the fencing counter is taken, and nothing else nests.
+Each write takes the record's lock asynchronously (non-blocking tries with backoff, so the
+event loop never waits on another holder) and then does its file work in one worker thread
+call. Reads take no lock: records are replaced atomically, so a read sees one whole version
+(``peek``); only a record that reads as damaged is loaded again under the exclusive lock, which
+also waits for a recovery under way. Locks on different records are never held in a cycle: a
+task lock may be held while the fencing counter is taken, and nothing else nests.
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ __all__ = ["FileBase"]
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
-METRIC_FIELDS = frozenset({"status", "started_at", "finished_at", "session_id"})
 STORE_OWNED = frozenset({"version", "updated_at"})
 
 
@@ -142,15 +143,38 @@ class FileBase:
             self.events.write(events)
 
     async def _read(self, kind: RecordKind[M], key: str) -> M | None:
+        try:
+            return await anyio.to_thread.run_sync(peek, kind, key)
+        except RecordDamaged:
+            return await self._recover(kind, key)
+
+    async def _recover(self, kind: RecordKind[M], key: str) -> M | None:
+        """The slow path of a read: under the exclusive lock, load or recover the record."""
         if not kind.dir_for(key).exists():
-            return None
-        async with self._locked(kind, key, shared=True):
-            try:
-                return await anyio.to_thread.run_sync(kind.load, key)
-            except RecordDamaged:
-                pass
+            return None  # deleted meanwhile (taking its lock would create the directory again)
         async with self._locked(kind, key):
             return await self._in_thread(lambda ev: load_or_recover(kind, key, ev))
+
+    async def _read_many(self, kind: RecordKind[M], keys: list[str] | None) -> list[M]:
+        """The records of ``keys`` (None: every one of the kind) that exist, in order, read in
+        one worker-thread call; only a damaged one takes the locked path of its own."""
+
+        def read_all() -> list[tuple[str, M | None, bool]]:
+            found: list[tuple[str, M | None, bool]] = []
+            for key in kind.keys() if keys is None else keys:
+                try:
+                    found.append((key, peek(kind, key), False))
+                except RecordDamaged:
+                    found.append((key, None, True))
+            return found
+
+        records: list[M] = []
+        for key, record, damaged in await anyio.to_thread.run_sync(read_all):
+            if damaged:
+                record = await self._recover(kind, key)
+            if record is not None:
+                records.append(record)
+        return records
 
     def _write_merged(
         self,
@@ -208,7 +232,7 @@ class FileBase:
         self.events.unsubscribe(subscriber)
 
     async def emit(self, event: Event) -> None:
-        await anyio.to_thread.run_sync(self.events.write, [event])
+        self.events.post([event])  # appended by the log's writer thread: no hop here
         self.events.notify([event])
 
     async def verify_records(self) -> list[RecordProblem]:
@@ -287,6 +311,18 @@ class FileBase:
         if cleaned:
             await self.emit(Event(type=EventType.LOCK_CLEANED, data={"count": cleaned}))
         return cleaned
+
+
+def peek(kind: RecordKind[M], key: str) -> M | None:
+    """Read a record without its lock (blocking; RecordDamaged if it is damaged).
+
+    Every file is replaced atomically, so a lock-free read sees one whole version: the one
+    current when it opened the file. A recovery or deletion under way shows as damage (the
+    current file missing while history exists), which sends the reader to the locked path.
+    """
+    if not kind.dir_for(key).exists():
+        return None
+    return kind.load(key)
 
 
 def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import anyio.to_thread
-
 from orchestrator import filelock
 from orchestrator.events import Event
 from orchestrator.ids import check_id
@@ -60,23 +58,26 @@ class FileRecords(FileBase):
                 check_version(kind, key, None, expected_version)
             return False
         lock = await filelock.acquire(kind.lock_path(key), timeout=self.lock_timeout)
-        try:
 
-            def run(events: list[Event]) -> bool:
+        def run(events: list[Event]) -> bool:
+            try:
                 current = load_or_recover(kind, key, events)
                 check_version(kind, key, current, expected_version)
                 kind.delete(key)
-                return current is not None
+            except BaseException:
+                lock.release()
+                raise
+            # The lock file goes last, while held (a racer that opened it notices), and the
+            # directory with it: all in this one worker-thread call.
+            lock.unlink_and_release()
+            kind.remove_dir_if_empty(key)
+            return current is not None
 
-            existed = await self._in_thread(run)
-        except BaseException:
-            lock.release()
-            raise
-        lock.unlink_and_release()
-        await anyio.to_thread.run_sync(kind.remove_dir_if_empty, key)
-        return existed
+        try:
+            return await self._in_thread(run)
+        finally:
+            if lock.held:  # the thread never ran (cancelled before it started)
+                lock.release()
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
-        kind = self._namespace(namespace)
-        found = [await self._read(kind, key) for key in await anyio.to_thread.run_sync(kind.keys)]
-        return [r for r in found if r is not None]
+        return await self._read_many(self._namespace(namespace), None)

@@ -21,6 +21,7 @@ from orchestrator.models import (
     ACTIVE_SESSION_STATUSES,
     Checkpoint,
     CheckpointInfo,
+    SessionMetrics,
     SessionRecord,
     SessionSnapshot,
     TaskState,
@@ -47,15 +48,13 @@ class FileStateStore(FileTasks, FileRecords):
     """The file backend of ``StateStore``; safe across threads, tasks and OS processes."""
 
     async def list_tasks(self, session_id: str | None = None) -> list[TaskState]:
-        if session_id is not None:
-            session = await self.get_session(session_id)
-            keys = session.task_ids if session else []
-        else:
-            keys = await anyio.to_thread.run_sync(self.tasks.keys)
-        found = [await self.get_task_state(key) for key in keys]
-        return [
-            t for t in found if t is not None and (session_id is None or t.session_id == session_id)
-        ]
+        if session_id is None:
+            return await self._read_many(self.tasks, None)
+        session = await self._read(self.sessions, session_id)
+        if session is None:
+            return []
+        found = await self._read_many(self.tasks, list(session.task_ids))
+        return [t for t in found if t.session_id == session_id]
 
     async def create_session(
         self,
@@ -68,7 +67,7 @@ class FileStateStore(FileTasks, FileRecords):
         task_ids = [str(f["task_id"]) for f in inits]
         if len(set(task_ids)) != len(task_ids):
             raise StateError(f"session {sid!r}: duplicate task ids in {task_ids}")
-        if await self.get_session(sid) is not None:
+        if await self._read(self.sessions, sid) is not None:
             raise StateError(f"session {sid!r} already exists")
         for fields in inits:
             await self._claim_task_for_session(sid, fields)
@@ -93,7 +92,7 @@ class FileStateStore(FileTasks, FileRecords):
         task_id = str(fields["task_id"])
         current = await self.get_task_state(task_id)
         if current is not None and current.session_id not in (None, session_id):
-            owner = await self.get_session(current.session_id)
+            owner = await self._read(self.sessions, current.session_id)
             if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
                 raise StateError(
                     f"task {task_id!r} belongs to session {owner.session_id!r}, which is "
@@ -103,7 +102,24 @@ class FileStateStore(FileTasks, FileRecords):
         await self.update_task_state(task_id, {**fresh, **fields})
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
-        return await self._read(self.sessions, session_id)
+        session = await self._read(self.sessions, session_id)
+        return await self._with_metrics(session) if session is not None else None
+
+    async def _with_metrics(self, session: SessionRecord) -> SessionRecord:
+        """``session`` with its metrics computed from its tasks as they are now.
+
+        Metrics are derived, so they are computed when a session is read rather than written
+        into the session record on every task change: a task write then costs no session
+        lock, no second durable write and no read of every other task of the session.
+        """
+        sid = session.session_id
+
+        def compute() -> SessionMetrics:
+            members = (self._peek_task(task_id) for task_id in session.task_ids)
+            return compute_metrics(t for t in members if t is not None and t.session_id == sid)
+
+        metrics = await anyio.to_thread.run_sync(compute)
+        return session.model_copy(update={"metrics": metrics})
 
     async def update_session(
         self,
@@ -126,15 +142,11 @@ class FileStateStore(FileTasks, FileRecords):
 
         async with self._locked(self.sessions, session_id):
             record = await self._in_thread(run)
-        if "task_ids" in updates:
-            return await self._refresh_metrics_after(session_id) or record
-        return record
+        return await self._with_metrics(record)
 
     async def get_active_sessions(self) -> list[SessionRecord]:
-        found = [
-            await self.get_session(k) for k in await anyio.to_thread.run_sync(self.sessions.keys)
-        ]
-        return [s for s in found if s is not None and s.status in ACTIVE_SESSION_STATUSES]
+        found = await self._read_many(self.sessions, None)
+        return [await self._with_metrics(s) for s in found if s.status in ACTIVE_SESSION_STATUSES]
 
     async def recover_session(self, session_id: str, *, force: bool = False) -> SessionSnapshot:
         try:
@@ -167,14 +179,13 @@ class FileStateStore(FileTasks, FileRecords):
                 data={"session_id": session_id, "requeued": requeued},
             )
         )
-        refreshed = await self._refresh_metrics(session_id) or session
-        return SessionSnapshot(session=refreshed, tasks=await self.list_tasks(session_id))
+        return SessionSnapshot(session=session, tasks=await self.list_tasks(session_id))
 
     async def cleanup_old_sessions(self, days: float) -> int:
         cutoff = utcnow() - timedelta(days=days)
         removed = 0
         for session_id in await anyio.to_thread.run_sync(self.sessions.keys):
-            session = await self.get_session(session_id)
+            session = await self._read(self.sessions, session_id)
             if session is None or not removable_session(session, cutoff):
                 continue
             for task_id in session.task_ids:
@@ -251,7 +262,7 @@ class FileStateStore(FileTasks, FileRecords):
                 data={"checkpoint_id": checkpoint_id, "session_id": checkpoint.session_id},
             )
         )
-        session = await self._refresh_metrics(checkpoint.session_id)
+        session = await self.get_session(checkpoint.session_id)
         assert session is not None
         return SessionSnapshot(session=session, tasks=await self.list_tasks(session.session_id))
 

@@ -11,13 +11,12 @@ import anyio.to_thread
 
 from orchestrator import filelock
 from orchestrator.crashpoints import crash_point
-from orchestrator.errors import RecordNotFound, StateError, StateWriteError
+from orchestrator.errors import RecordNotFound, StateError
 from orchestrator.events import Event, EventType
 from orchestrator.ids import check_id
-from orchestrator.models import Claim, ClaimStatus, SessionRecord, TaskState, utcnow
+from orchestrator.models import Claim, ClaimStatus, TaskState, utcnow
 from orchestrator.state.codec import RecordDamaged
 from orchestrator.state.file_base import (
-    METRIC_FIELDS,
     FileBase,
     check_fence,
     check_version,
@@ -25,7 +24,6 @@ from orchestrator.state.file_base import (
     lapsed,
     load_or_recover,
 )
-from orchestrator.state.metrics import compute_metrics
 
 __all__ = ["FileTasks"]
 
@@ -43,21 +41,21 @@ class FileTasks(FileBase):
         expected_version: int | None = None,
         *,
         fencing_token: int | None = None,
+        durable: bool = True,
     ) -> TaskState:
         check_id(task_id, "task id")
 
-        def run(events: list[Event]) -> tuple[TaskState, TaskState | None]:
+        def run(events: list[Event]) -> TaskState:
             current = load_or_recover(self.tasks, task_id, events)
             check_version(self.tasks, task_id, current, expected_version)
             if fencing_token is not None:
                 check_fence(task_id, current, fencing_token)
-            new = self._write_merged(self.tasks, task_id, current, updates, {}, events)
-            return new, current
+            return self._write_merged(
+                self.tasks, task_id, current, updates, {}, events, durable=durable
+            )
 
         async with self._locked(self.tasks, task_id):
-            new, old = await self._in_thread(run)
-        await self._after_task_change(new, old)
-        return new
+            return await self._in_thread(run)
 
     async def task_history(self, task_id: str) -> list[TaskState]:
         current = await self.get_task_state(task_id)
@@ -67,46 +65,6 @@ class FileTasks(FileBase):
             found = await anyio.to_thread.run_sync(lambda: list(self.tasks.iter_history(task_id)))
         # After a recovery the current version is linked into history too (see records).
         return [t for t in found if t.version < current.version]
-
-    async def _after_task_change(self, new: TaskState, old: TaskState | None) -> None:
-        touched = {new.session_id, old.session_id if old else None} - {None}
-        if old is not None and all(getattr(new, f) == getattr(old, f) for f in METRIC_FIELDS):
-            return
-        for session_id in touched:
-            assert session_id is not None
-            await self._refresh_metrics_after(session_id)
-
-    async def _refresh_metrics_after(self, session_id: str) -> SessionRecord | None:
-        """Refresh the metrics after a write that has already succeeded.
-
-        Metrics are derived: a disk that refuses their write must not make the write they
-        follow look failed (a retried claim release would then be refused as stale). They stay
-        one change behind and every later refresh recomputes them from all the tasks.
-        """
-        try:
-            return await self._refresh_metrics(session_id)
-        except StateWriteError as exc:
-            log.warning("session %s: metrics not refreshed: %s", session_id, exc)
-            return None
-
-    async def _refresh_metrics(self, session_id: str) -> SessionRecord | None:
-        def run(events: list[Event]) -> SessionRecord | None:
-            session = load_or_recover(self.sessions, session_id, events)
-            if session is None:
-                return None
-            # Member tasks are read without their locks: every file is replaced atomically,
-            # so a read sees one whole version, and the writer of any newer version refreshes
-            # these metrics again after us (it waits for this session lock).
-            tasks = [t for t in map(self._peek_task, session.task_ids) if t is not None]
-            metrics = compute_metrics(t for t in tasks if t.session_id == session_id)
-            if metrics == session.metrics:
-                return session
-            return self._write_merged(
-                self.sessions, session_id, session, {"metrics": metrics}, {}, events
-            )
-
-        async with self._locked(self.sessions, session_id):
-            return await self._in_thread(run)
 
     def _peek_task(self, task_id: str) -> TaskState | None:
         try:
@@ -125,7 +83,7 @@ class FileTasks(FileBase):
     ) -> Claim | None:
         check_id(task_id, "task id")
 
-        def run(events: list[Event]) -> tuple[TaskState, TaskState] | None:
+        def run(events: list[Event]) -> TaskState | None:
             current = load_or_recover(self.tasks, task_id, events)
             if current is None:
                 raise RecordNotFound(f"task {task_id!r} does not exist")
@@ -147,23 +105,22 @@ class FileTasks(FileBase):
             new = self._write_merged(self.tasks, task_id, current, fields, {}, events)
             crash_point("claim.recorded")
             events.append(claim_event(EventType.CLAIM_ACQUIRED, claim))
-            return new, current
+            return new
 
         async with self._locked(self.tasks, task_id):
             result = await self._in_thread(run)
-        if result is None:
-            return None
-        await self._after_task_change(*result)
-        assert result[0].claim is not None
-        return result[0].claim
+        return result.claim if result is not None else None
 
     def _next_token(self, events: list[Event]) -> int:
         with filelock.acquire_blocking(
             self.counters.lock_path("fencing"), timeout=self.lock_timeout
         ):
             current = load_or_recover(self.counters, "fencing", events)
+            # Not fsynced: a token only has to beat the tokens of its own task, and the claim
+            # write takes at least the task's durable last token + 1 (``floor``), so a machine
+            # crash that loses the counter's last steps cannot hand out a token twice per task.
             counter = self._write_merged(
-                self.counters, "fencing", current, {}, {}, events, announce=False
+                self.counters, "fencing", current, {}, {}, events, announce=False, durable=False
             )
             return counter.version
 
@@ -174,7 +131,7 @@ class FileTasks(FileBase):
             )
             return {"claim": renewed}
 
-        new, _ = await self._claim_write(task_id, token, change, EventType.CLAIM_RENEWED)
+        new = await self._claim_write(task_id, token, change, EventType.CLAIM_RENEWED)
         assert new.claim is not None
         return new.claim
 
@@ -192,9 +149,7 @@ class FileTasks(FileBase):
             released = claim.model_copy(update={"status": status, "released_at": now})
             return {**(updates or {}), "claim": released}
 
-        new, old = await self._claim_write(task_id, token, change, EventType.CLAIM_RELEASED)
-        await self._after_task_change(new, old)
-        return new
+        return await self._claim_write(task_id, token, change, EventType.CLAIM_RELEASED)
 
     async def _claim_write(
         self,
@@ -202,10 +157,10 @@ class FileTasks(FileBase):
         token: int,
         change: Callable[[Claim, datetime], Mapping[str, Any]],
         event_type: EventType,
-    ) -> tuple[TaskState, TaskState]:
+    ) -> TaskState:
         check_id(task_id, "task id")
 
-        def run(events: list[Event]) -> tuple[TaskState, TaskState]:
+        def run(events: list[Event]) -> TaskState:
             current = load_or_recover(self.tasks, task_id, events)
             if current is None:
                 raise RecordNotFound(f"task {task_id!r} does not exist")
@@ -214,7 +169,7 @@ class FileTasks(FileBase):
             new = self._write_merged(self.tasks, task_id, current, fields, {}, events)
             assert new.claim is not None
             events.append(claim_event(event_type, new.claim))
-            return new, current
+            return new
 
         async with self._locked(self.tasks, task_id):
             return await self._in_thread(run)
@@ -222,10 +177,14 @@ class FileTasks(FileBase):
     async def sweep_expired_claims(self, now: datetime | None = None) -> list[Claim]:
         moment = now or utcnow()
         expired: list[Claim] = []
-        for task_id in await anyio.to_thread.run_sync(self.tasks.keys):
-            peek = await anyio.to_thread.run_sync(self._peek_task, task_id)
-            if peek is None or not lapsed(peek.claim, moment):
-                continue
+
+        def lapsed_tasks() -> list[str]:
+            # One worker-thread call looks at every task; only the lapsed ones are locked.
+            keys = self.tasks.keys()  # the record directories, not a dict
+            found = (self._peek_task(task_id) for task_id in keys)
+            return [t.task_id for t in found if t is not None and lapsed(t.claim, moment)]
+
+        for task_id in await anyio.to_thread.run_sync(lapsed_tasks):
 
             def run(events: list[Event], task_id: str = task_id) -> Claim | None:
                 current = load_or_recover(self.tasks, task_id, events)

@@ -68,8 +68,12 @@ class StateStore(Protocol):
         expected_version: int | None = None,
         *,
         fencing_token: int | None = None,
+        durable: bool = True,
     ) -> TaskState:
-        """Merge ``updates`` (top-level fields) into the task, creating it if absent."""
+        """Merge ``updates`` (top-level fields) into the task, creating it if absent.
+
+        ``durable=False`` keeps the write atomic but need not survive a machine crash (for
+        what a crash makes moot anyway, like a phase marked started)."""
         ...
 
     async def list_tasks(self, session_id: str | None = None) -> list[TaskState]: ...

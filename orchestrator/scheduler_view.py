@@ -1,0 +1,90 @@
+"""The scheduler's view of its session's task states, kept current without reading them all.
+
+Every tick needs the state of every task (to order the queue, check dependencies and see
+whether the run is over), but reading all of them from the store each tick costs O(tasks) per
+tick, and a run has O(tasks) ticks: the orchestrator's time per task would grow with the size
+of the run. ``TaskView`` keeps the states in memory instead and re-reads only what changed:
+
+- every write to a task record made through this process's store announces itself
+  (``state.updated`` / ``state.recovered`` events, to which the view subscribes): that task is
+  marked dirty and read again on the next ``current()`` when the write touched a field the
+  queue reads (status, metadata, priority, ...; not a claim renewal or a phase record);
+- a task the scheduler learns about some other way (a cancel request another process made)
+  is marked with ``touch``;
+- writes by other processes announce nothing here, so the whole session is read again every
+  ``refresh_every`` seconds, and whenever the caller asks (``current(full=True)``: the
+  scheduler does before it concludes that the run is over).
+
+The view never decides anything on its own: a stale entry can at worst make the scheduler try
+a dispatch that the claim (read fresh, compare-and-set) then refuses, or wait until the next
+full read.
+"""
+
+from __future__ import annotations
+
+import time
+
+from orchestrator.events import Event, EventType
+from orchestrator.models import TaskState
+from orchestrator.state.protocol import StateStore
+
+__all__ = ["REFRESH_EVERY", "TaskView"]
+
+REFRESH_EVERY = 5.0  # seconds between full reads (other processes' writes show up by then)
+_TASK_EVENTS = frozenset({EventType.STATE_UPDATED, EventType.STATE_RECOVERED})
+# What the scheduler's queue reads of a task (``scheduler_queue``, ``Scheduler._dispatch``).
+# Phase records matter only when an attempt starts, and every attempt ends with a status
+# write, which brings them along.
+_QUEUE_FIELDS = frozenset({"status", "metadata", "priority", "created_at", "session_id"})
+
+
+class TaskView:
+    def __init__(
+        self, store: StateStore, session_id: str, refresh_every: float = REFRESH_EVERY
+    ) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.refresh_every = refresh_every
+        self._states: dict[str, TaskState] | None = None
+        self._dirty: set[str] = set()
+        self._read_at = 0.0
+
+    def on_event(self, event: Event) -> None:
+        """Store subscriber: a task written in this process is read again next time, unless
+        the write changed only what the queue never reads (a claim renewal, phase records)."""
+        if event.type not in _TASK_EVENTS or event.data.get("kind") != "tasks":
+            return
+        key = event.data.get("key")
+        fields = event.data.get("fields")
+        if not isinstance(key, str):
+            return
+        renewal_or_phase = (
+            event.type == EventType.STATE_UPDATED
+            and isinstance(fields, list)
+            and _QUEUE_FIELDS.isdisjoint(fields)
+        )
+        if not renewal_or_phase:
+            self._dirty.add(key)
+
+    def touch(self, task_id: str) -> None:
+        """Read ``task_id`` again next time (it may have changed behind our back)."""
+        self._dirty.add(task_id)
+
+    async def current(self, *, full: bool = False) -> dict[str, TaskState]:
+        """The session's task states by id (a new dict; the states are shared, never mutate
+        them)."""
+        now = time.monotonic()
+        if full or self._states is None or now - self._read_at >= self.refresh_every:
+            self._dirty = set()  # before the read: a write landing during it marks again
+            tasks = await self.store.list_tasks(self.session_id)
+            self._states = {task.task_id: task for task in tasks}
+            self._read_at = now
+        elif self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            for task_id in sorted(dirty):
+                state = await self.store.get_task_state(task_id)
+                if state is not None and state.session_id == self.session_id:
+                    self._states[task_id] = state
+                else:
+                    self._states.pop(task_id, None)
+        return dict(self._states)
