@@ -305,8 +305,9 @@ async def test_a_refused_event_append_loses_only_events_and_says_so_once(
     async with FileStateStore(tmp_path / "state", events_path=events, file_ops=ops) as store:
         if code is None:
             ops.crash(op)
+            await store.emit(Event(type="test.lost", data={}))  # queued for the log's writer
             with pytest.raises(SimulatedCrash):
-                await store.emit(Event(type="test.lost", data={}))
+                store.events.flush()
         else:
             # The disk stays full for three appends and one state write: the appends are
             # dropped with one warning, the state write fails on its own terms.
@@ -314,6 +315,7 @@ async def test_a_refused_event_append_loses_only_events_and_says_so_once(
             with caplog.at_level(logging.WARNING, logger=LOG):
                 for n in range(3):
                     await store.emit(Event(type="test.lost", data={"n": n}))
+                store.events.flush()
                 warnings = [r.getMessage() for r in caplog.records if r.name == LOG]
                 assert len(warnings) == 1 and str(events) in warnings[0], warnings
                 assert os.strerror(code) in warnings[0]
@@ -321,6 +323,7 @@ async def test_a_refused_event_append_loses_only_events_and_says_so_once(
                     await store.update_task_state("t1", {"priority": 1})
                 ops.heal()
                 await store.emit(Event(type="test.after", data={}))
+                store.events.flush()
                 last = [r.getMessage() for r in caplog.records if r.name == LOG][-1]
                 assert "3 events were lost" in last
     assert events.read_bytes().startswith(before)  # what was logged stays as it was
@@ -331,7 +334,9 @@ async def test_a_refused_event_append_loses_only_events_and_says_so_once(
         assert store.events.skipped <= 1  # at most the half line the refused append left
     expected = ["test.before", "test.before"]
     expected += ["test.next"] if code is None else ["test.after", "test.next"]
-    assert [k for k in kinds if k.startswith("test.")] == expected
+    # Appends queued together go in one write: a refused write may still have put whole lines
+    # of it on the disk before it failed. Those are real events; only torn lines are skipped.
+    assert [k for k in kinds if k.startswith("test.") and k != "test.lost"] == expected
 
 
 # -- a recovery from history the disk refuses -------------------------------------------------

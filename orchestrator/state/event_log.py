@@ -57,6 +57,7 @@ class EventLog:
         self._write_lock = threading.Lock()  # held while lines are taken and written
         self._writer: threading.Thread | None = None
         self._closing = False
+        self._failed: BaseException | None = None  # what stopped the writer thread
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -90,13 +91,22 @@ class EventLog:
             self._queue_lock.notify()
 
     def flush(self) -> None:
-        """Append whatever is queued (blocking)."""
+        """Append whatever is queued (blocking). What stopped the writer thread (anything but
+        the disk refusing, which ``_append`` takes in its stride) is raised here, once."""
         with self._write_lock:
+            failed, self._failed = self._failed, None
+            if failed is not None:
+                raise failed
             with self._queue_lock:
                 data = b"".join(self._queued)
                 self._queued.clear()
             if data:
-                self._append(data)
+                try:
+                    self._append(data)
+                except BaseException as exc:
+                    if threading.current_thread() is self._writer:
+                        self._failed = exc  # for the next caller who waits for the log
+                    raise
 
     def notify(self, events: Sequence[Event]) -> None:
         """Hand events to subscribers; a failing subscriber is logged, never fatal."""
@@ -147,16 +157,20 @@ class EventLog:
     # -- the writer thread ----------------------------------------------------------------
 
     def _drain(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._queue_lock:
+                    if not self._queued and not self._closing:
+                        self._queue_lock.wait(_IDLE)
+                    if not self._queued:
+                        return  # closing, or idle for a while (the next ``post`` starts one)
+                self.flush()
+        except BaseException:
+            return  # kept for the next ``flush`` to raise
+        finally:
             with self._queue_lock:
-                if not self._queued and not self._closing:
-                    self._queue_lock.wait(_IDLE)
-                if not self._queued:
-                    # Closing, or idle for a while: end (the next ``post`` starts a writer).
-                    if self._writer is threading.current_thread():
-                        self._writer = None
-                    return
-            self.flush()
+                if self._writer is threading.current_thread():
+                    self._writer = None
 
     def _append(self, data: bytes) -> None:
         """Write ``data`` at the end of the file; the caller holds the write lock.
