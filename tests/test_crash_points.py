@@ -183,6 +183,22 @@ def test_sigkill_at_crash_point_then_resume_finishes_everything(
     finished_everything(tmp_path, repo, config)
 
 
+def test_killed_before_its_session_was_recorded_the_run_is_started_again(tmp_path: Path) -> None:
+    # The first durable write is the first task's record: the session record comes after the
+    # tasks'. There is nothing to resume; a new run takes the tasks over.
+    repo, config = setup_run(tmp_path)
+    run = council(tmp_path, "run", config, "write.replaced:1")
+    killed, output = crashed(run, repo, "write.replaced")
+    assert killed, output
+    assert invariants.recorded_sessions(repo) == []
+    resumed = council(tmp_path, "resume", config)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 1, out + err
+    assert "no interrupted session to resume; start the run with `council run`" in err
+    invariants.check(repo, settled=False)
+    finished_everything(tmp_path, repo, config)
+
+
 def test_a_mistyped_crash_point_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
     _, config = setup_run(tmp_path)
     run = council(tmp_path, "run", config, "merge.landed")
