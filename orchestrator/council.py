@@ -202,7 +202,11 @@ class Council:
         if session_id is None:
             session = await self._newest(resumable=True)
             if session is None:
-                raise RunError("there is no interrupted session to resume")
+                # Also what a run killed before its session was written leaves: its tasks
+                # are taken over by the next `run`.
+                raise RunError(
+                    "there is no interrupted session to resume; start the run with `council run`"
+                )
             session_id = session.session_id
         await scheduler.resume(session_id)
         return await self.status()

@@ -2,9 +2,10 @@
 
 A CLI leads its own process group, so it outlives an orchestrator killed with SIGKILL and goes
 on editing its worktree. Whoever takes the dead orchestrator's work over calls
-``stop_orphans(store, scope)`` first: ``Scheduler.resume`` before anything is requeued,
-``Scheduler.start`` before anything is dispatched, and the reconcile sweep when it expires a
-claim another holder let lapse. It:
+``stop_orphans(store, scope)`` first: ``Scheduler.resume`` before anything is requeued, and
+the reconcile sweep when it expires a claim another holder let lapse. (A new ``council run``
+does not: the dead run's tasks belong to its unfinished session, which only a resume takes
+up.) It:
 
 1. takes the ``cli-runs`` records (``orchestrator.cli_runs``) whose orchestrator is dead, on
    this host (a live one, and one on another host, is left alone), and SIGKILLs each recorded

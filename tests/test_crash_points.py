@@ -92,16 +92,18 @@ def setup_run(tmp_path: Path) -> tuple[Path, Path]:
     return repo, config
 
 
-class Council(subprocess.Popen[str]):
+class CouncilProcess(subprocess.Popen[str]):
     events_from = 0  # where this process's events begin in events.jsonl
 
 
-def council(tmp_path: Path, command: str, config: Path, crash_at: str | None = None) -> Council:
+def council(
+    tmp_path: Path, command: str, config: Path, crash_at: str | None = None
+) -> CouncilProcess:
     events = tmp_path / "repo" / ".council" / "events.jsonl"
     env = dict(BASE_ENV)
     if crash_at is not None:
         env[ENV] = crash_at
-    process = Council(
+    process = CouncilProcess(
         [*COUNCIL, command, str(config), "--json"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -113,7 +115,7 @@ def council(tmp_path: Path, command: str, config: Path, crash_at: str | None = N
     return process
 
 
-def started_a_phase(process: Council, repo: Path) -> bool:
+def started_a_phase(process: CouncilProcess, repo: Path) -> bool:
     """Has ``process`` started a phase (its signal handlers are in place by then)?"""
     path = repo / ".council" / "events.jsonl"
     if not path.exists():
@@ -123,7 +125,7 @@ def started_a_phase(process: Council, repo: Path) -> bool:
         return b'"phase.started"' in events.read()
 
 
-def crashed(process: Council, repo: Path, point: str) -> tuple[bool, str]:
+def crashed(process: CouncilProcess, repo: Path, point: str) -> tuple[bool, str]:
     """Wait for the process to end; (killed at ``point``, what it printed). Where the point
     is only reached by a graceful stop, the process gets a SIGTERM once it runs a phase."""
     if point in STOPPED_FIRST:
@@ -177,6 +179,23 @@ def test_sigkill_at_crash_point_then_resume_finishes_everything(
     run = council(tmp_path, "run", config, f"{point}:{nth}")
     killed, output = crashed(run, repo, point)
     assert killed, f"the run ended with {run.returncode} without reaching {point}:{nth}\n{output}"
+    invariants.check(repo, settled=False)  # as the kill left it: nothing lost or merged twice
+    finished_everything(tmp_path, repo, config)
+
+
+def test_killed_before_its_session_was_recorded_the_run_is_started_again(tmp_path: Path) -> None:
+    # The first durable write is the first task's record: the session record comes after the
+    # tasks'. There is nothing to resume; a new run takes the tasks over.
+    repo, config = setup_run(tmp_path)
+    run = council(tmp_path, "run", config, "write.replaced:1")
+    killed, output = crashed(run, repo, "write.replaced")
+    assert killed, output
+    assert invariants.recorded_sessions(repo) == []
+    resumed = council(tmp_path, "resume", config)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 1, out + err
+    assert "no interrupted session to resume; start the run with `council run`" in err
+    invariants.check(repo, settled=False)
     finished_everything(tmp_path, repo, config)
 
 
