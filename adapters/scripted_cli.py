@@ -13,6 +13,8 @@ instructions written in its prompt, one per line; other lines are the task's tex
     SAY text                  an assistant message
     ECHO_ENV NAME             say the value of an environment variable
     SLEEP seconds             pause
+    WAIT_FOR path [seconds]   pause until path exists (at most seconds, default 60); a test's
+                              gate, so an absolute path is allowed (only its existence is read)
     FAIL message              end with an error result, exit 1
     RATE_LIMIT [reset=<seconds|ISO time>] [times=N]
                               end with a Claude-like 429 result, exit 1 -- only the first N
@@ -262,6 +264,13 @@ class Cli:
     def do_sleep(self, argument: str, body: str | None) -> None:
         time.sleep(float(argument or 0))
 
+    def do_wait_for(self, argument: str, body: str | None) -> None:
+        path, _, limit = argument.partition(" ")
+        gate = Path(path) if os.path.isabs(path) else Path.cwd() / path
+        deadline = time.monotonic() + float(limit or 60)
+        while not gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def do_fail(self, argument: str, body: str | None) -> None:
         self.result(argument or "failed", error=True)
         raise Stop(1)
@@ -330,8 +339,8 @@ class Cli:
 
 
 KEYWORDS = frozenset(
-    {"WRITE", "APPEND", "DELETE", "READ", "SAY", "ECHO_ENV", "SLEEP", "FAIL", "RATE_LIMIT",
-     "AUTH_ERROR", "DENY", "HANG", "IGNORE_TERM", "CRASH", "EXIT"}
+    {"WRITE", "APPEND", "DELETE", "READ", "SAY", "ECHO_ENV", "SLEEP", "WAIT_FOR", "FAIL",
+     "RATE_LIMIT", "AUTH_ERROR", "DENY", "HANG", "IGNORE_TERM", "CRASH", "EXIT"}
 )  # fmt: skip
 
 

@@ -252,6 +252,7 @@ class CouncilLifecycle(AttemptLifecycle):
         if merged.landed:
             outcome: dict[str, Any] = {
                 "status": TaskStatus.DONE,
+                "current_phase": None,
                 "merged_commit": commit,
                 "error": None,
             }

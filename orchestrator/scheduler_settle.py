@@ -237,6 +237,7 @@ class SettleLifecycle(AttemptBase):
         if merged.landed:
             updates: dict[str, Any] = {
                 "status": TaskStatus.DONE,
+                "current_phase": None,
                 "merged_commit": merged.merge_commit or merged.branch_tip,
                 "finished_at": now,
                 "error": None,
@@ -245,6 +246,7 @@ class SettleLifecycle(AttemptBase):
             paths = ", ".join(merged.conflicts) or "unknown paths"
             updates = {
                 "status": TaskStatus.CONFLICT,
+                "current_phase": None,
                 "error": f"merge conflict in {paths}; branch {merged.branch} kept",
                 "finished_at": now,
             }

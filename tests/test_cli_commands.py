@@ -383,22 +383,34 @@ def test_clean_removes_only_old_finished_sessions(tmp_path: Path) -> None:
 
 
 def test_status_watch_follows_a_run_until_it_finishes(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"  # task one builds until the watcher has seen it running
     config = write_config(
         tmp_path,
-        '  - {id: one, prompt: "SLEEP 2\\nWRITE one.txt x"}\n'
+        f'  - {{id: one, prompt: "WAIT_FOR {gate}\\nWRITE one.txt x"}}\n'
         '  - {id: two, prompt: "WRITE two.txt y"}\n',
     )
     run = spawn("run", config, "--json", cwd=tmp_path)
     try:
         wait_for(lambda: status_of(config, "one") == "running")
-        watch = council("status", config, "--watch", cwd=tmp_path)
+        watcher = spawn("status", config, "--watch", cwd=tmp_path)
+        assert watcher.stdout is not None
+        seen: list[str] = []
+        while "one: running (build)" not in seen:
+            line = watcher.stdout.readline()
+            assert line, f"the watcher ended before it showed task one running: {seen}"
+            seen.append(line.rstrip("\n"))
+        gate.touch()
+        rest, errors = watcher.communicate(timeout=60)
     finally:
+        gate.touch()
         run.communicate(timeout=60)
     assert run.returncode == 0
-    assert watch.returncode == 0, watch.stderr
-    lines = watch.stdout.splitlines()
+    assert watcher.returncode == 0, errors
+    lines = [*seen, *rest.splitlines()]
+    watch_stdout = "\n".join(lines)
+    assert "one: done" in lines, lines
     assert lines.index("one: running (build)") < lines.index("one: done")
-    assert "2/2 done" in watch.stdout
+    assert "2/2 done" in watch_stdout
 
     # On a finished run it returns at once, with the run's exit code and report.
     done = invoke("status", config, "--watch", "--json")

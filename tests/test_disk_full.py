@@ -154,7 +154,9 @@ def test_a_full_repository_disk_stops_the_run_before_a_commit_and_keeps_the_work
     disk: SmallDisk, tmp_path: Path
 ) -> None:
     repo = make_repo(disk, ("state", "logs", "homes"))
-    code, stderr = run_until_full(disk, tmp_path, repo, repo)
+    # Filled beside the repository, on its disk: a file in the checkout would be a change a
+    # CLI made outside its worktree, which blocks the merge for another reason.
+    code, stderr = run_until_full(disk, tmp_path, repo, disk.base)
 
     assert code == 1, stderr
     errors = errors_in(stderr)
@@ -166,7 +168,7 @@ def test_a_full_repository_disk_stops_the_run_before_a_commit_and_keeps_the_work
     state_is_intact(disk, repo)
     assert work_kept(disk, repo)
 
-    disk.free(repo / ".filler")
+    disk.free(disk.base / ".filler")
     resume_lands_the_work(disk, tmp_path, repo)
 
 
@@ -174,7 +176,9 @@ def test_one_full_disk_for_everything(disk: SmallDisk, tmp_path: Path) -> None:
     # The CLIs' homes keep a mount of their own: scripted-cli saves its session there on its
     # way out, and a CLI that crashes on a full disk is another test's subject.
     repo = make_repo(disk, ("homes",))
-    code, stderr = run_until_full(disk, tmp_path, repo, repo)
+    # Filled beside the repository, on its disk: a file in the checkout would be a change a
+    # CLI made outside its worktree, which blocks the merge for another reason.
+    code, stderr = run_until_full(disk, tmp_path, repo, disk.base)
 
     assert code == 1, stderr
     errors = errors_in(stderr)
@@ -183,5 +187,5 @@ def test_one_full_disk_for_everything(disk: SmallDisk, tmp_path: Path) -> None:
     state_is_intact(disk, repo)
     assert work_kept(disk, repo)
 
-    disk.free(repo / ".filler")
+    disk.free(disk.base / ".filler")
     resume_lands_the_work(disk, tmp_path, repo)

@@ -201,10 +201,10 @@ def test_resume_is_refused_while_the_run_lives_and_goes_ahead_once_it_is_killed(
         )
         assert (task_record(repo, "limited") or {}).get("claim", {}).get("status") != "active"
         refused = council(["resume", str(config), "--json"], tmp_path)
-        assert refused.returncode == 1, refused.stderr
+        assert refused.returncode == 2, refused.stderr
         lines = refused.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: session "), refused.stderr
-        assert f"still being run by process {run.pid}" in lines[0]
+        assert len(lines) == 1 and lines[0].startswith("error: another orchestrator"), lines
+        assert f"pid {run.pid} on " in lines[0]
         assert (task_record(repo, "limited") or {}).get("status") == "parked"  # untouched
 
         run.send_signal(signal.SIGKILL)
