@@ -59,7 +59,9 @@ KEEPERS = ("--glob=refs/heads/council/*", "--glob=refs/council/*")
 def recorded_sessions(repo: Path) -> list[str]:
     """The sessions the repository's store holds: none when the first run was killed before
     its session was written, and then ``council run`` (not ``resume``) is what comes next."""
-    return FileStateStore.for_repo(repo).sessions.keys()
+    sessions = FileStateStore.for_repo(repo).sessions
+    # A directory alone is a session killed before its first version landed.
+    return [key for key in sessions.keys() if sessions.load(key) is not None]  # noqa: SIM118
 
 
 def snapshot(repo: Path) -> Snapshot:
