@@ -200,6 +200,7 @@ class SettleLifecycle(AttemptBase):
                 "error": f"merge conflict in {paths}; branch {merged.branch} kept",
                 "finished_at": now,
             }
+        attempt.landed = merged.landed  # its branch may go from now on (below)
         state = await self.services.store.get_task_state(attempt.key)
         meta = dict(state.metadata) if state is not None else {}
         meta["conflicts"] = list(merged.conflicts)
@@ -264,9 +265,16 @@ class SettleLifecycle(AttemptBase):
             ours, theirs = attempt.touches(), other.touches()
             if ours and theirs and not ours & theirs:
                 continue  # both known and disjoint: they cannot conflict
-            forecast = await self.services.merges.forecast_conflicts(
-                other.session.branch, attempt.session.branch
-            )
+            if other.landed:
+                continue  # its work is on the base already: our merge will see it there
+            try:
+                forecast = await self.services.merges.forecast_conflicts(
+                    other.session.branch, attempt.session.branch
+                )
+            except WorkspaceError:
+                if other.landed:
+                    continue  # it landed, and its branch went, while we looked
+                raise
             if not forecast.conflicts:
                 continue
             await self._emit(
