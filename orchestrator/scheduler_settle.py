@@ -183,6 +183,7 @@ class SettleLifecycle(AttemptBase):
 
     async def _landed(self, attempt: Attempt, merged: MergeResult) -> None:
         assert attempt.session is not None
+        attempt.landed = merged.landed  # its branch may go (below) while it is still in flight
         now = utcnow()
         if not merged.landed and await self._resolve_round(attempt, merged):
             return
@@ -200,7 +201,6 @@ class SettleLifecycle(AttemptBase):
                 "error": f"merge conflict in {paths}; branch {merged.branch} kept",
                 "finished_at": now,
             }
-        attempt.landed = merged.landed  # its branch may go from now on (below)
         state = await self.services.store.get_task_state(attempt.key)
         meta = dict(state.metadata) if state is not None else {}
         meta["conflicts"] = list(merged.conflicts)
