@@ -79,6 +79,7 @@ class Attempt:
     session: SessionWorktree | None = None
     lost: bool = False  # the claim lapsed: this attempt may not write any more
     releasing: bool = False  # its claim is being released: a renewal failing now is no loss
+    landed: bool = False  # merged into the base: its branch may be deleted at any moment
     timed_out: bool = False
     files_changed: frozenset[str] = frozenset()
     last_message: str = ""

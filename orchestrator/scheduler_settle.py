@@ -231,6 +231,7 @@ class SettleLifecycle(AttemptBase):
 
     async def _landed(self, attempt: Attempt, merged: MergeResult) -> None:
         assert attempt.session is not None
+        attempt.landed = merged.landed  # its branch may go (below) while it is still in flight
         now = utcnow()
         if not merged.landed and await self._resolve_round(attempt, merged):
             return
@@ -319,9 +320,16 @@ class SettleLifecycle(AttemptBase):
             ours, theirs = attempt.touches(), other.touches()
             if ours and theirs and not ours & theirs:
                 continue  # both known and disjoint: they cannot conflict
-            forecast = await self.services.merges.forecast_conflicts(
-                other.session.branch, attempt.session.branch
-            )
+            if other.landed:
+                continue  # its work is on the base already: our merge will see it there
+            try:
+                forecast = await self.services.merges.forecast_conflicts(
+                    other.session.branch, attempt.session.branch
+                )
+            except WorkspaceError:
+                if other.landed:
+                    continue  # it landed, and its branch went, while we looked
+                raise
             if not forecast.conflicts:
                 continue
             await self._emit(

@@ -1,9 +1,10 @@
 """Running the real orchestrator against the misbehaving CLIs of ``tests/fault_clis``.
 
-``FaultRun`` is one repository, one run config and the ``council run`` process (or a Council
-in this process) driving it; the CLI is a ``command`` adapter preset running one of the
-scripts with the environment a test gives it. Helpers read what the run left behind: the
-task's stored state, the process table, every byte under ``.council/``.
+``FaultRun`` is one repository, one run config and the ``council run`` process (``run``) or a
+``Council`` in this process (``run_here``) driving it; the CLI is a ``command`` adapter
+preset running one of the scripts with the environment a test gives it. Helpers read what
+the run left behind: the task's stored state, its events, its branches, every byte under
+``.council/``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from scheduler_helpers import new_repo
 
+from orchestrator.council import Council
 from orchestrator.state.codec import decode
 
 FAULT_CLIS = Path(__file__).with_name("fault_clis")
@@ -167,6 +169,13 @@ class FaultRun:
             seconds=time.monotonic() - started,
             max_rss=int(peak.read_text()) * 1024,
         )
+
+    async def run_here(self) -> dict[str, Any]:
+        """The same run through the ``Council`` API in this process (no interpreter to start,
+        which is most of a small run's time); its report, as ``--json`` would print it."""
+        async with Council.from_config(self.config_path) as council:
+            report = await council.run()
+        return dict(report.model_dump(mode="json"))
 
     def state(self, task_id: str = TASK) -> dict[str, Any]:
         """The task's stored record, read straight from its file."""

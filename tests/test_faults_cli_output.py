@@ -65,7 +65,7 @@ def test_floods_keep_memory_bounded_and_logs_capped(tmp_path: Path) -> None:
     assert max(path.stat().st_size for path in others) < 4 * MiB
 
 
-def test_a_megabyte_final_answer_still_lets_the_next_phase_start(tmp_path: Path) -> None:
+async def test_a_megabyte_final_answer_still_lets_the_next_phase_start(tmp_path: Path) -> None:
     # The build's final answer becomes the review prompt's summary; a prompt passed as one
     # argument over 128 KiB could not even be started (E2BIG).
     run = FaultRun(
@@ -75,9 +75,9 @@ def test_a_megabyte_final_answer_still_lets_the_next_phase_start(tmp_path: Path)
         phases=[{"name": "build"}, {"name": "review"}],
         output={"output": "jsonl", "result_key": "result", "result_when": {"type": "result"}},
     )
-    finished = run.run()
+    report = await run.run_here()
 
-    assert finished.task()["status"] == "done", finished.task()["error"]
+    assert report["totals"]["done"] == 1, report["tasks"]
     review = next(path for path in run.logs() if "-review-" in path.name).read_bytes()
     header = review[: review.index(b"\nstdout| ")]  # the logged argv, prompt included
     assert b"bytes cut ..." in header and len(header) < 128 * 1024

@@ -1,4 +1,4 @@
-"""CLIs that reach outside their worktree, run by the real ``council run`` process: a hook
+"""CLIs that reach outside their worktree, run by the real orchestrator (``Council``): a hook
 planted in the shared ``.git/hooks``, ``core.hooksPath``, an alias or a filter added to
 ``.git/config``, a file written into the main checkout or next to the worktree. Each is found
 after the session and named in the task's error; the task fails without merging, its branch
@@ -44,7 +44,7 @@ def user_commits(repo: Path) -> None:
         ("filter", [".git/config: added filter.evil.clean=", ".git/info/attributes: created"]),
     ],
 )
-def test_tampering_with_git_is_undone_named_and_blocks_the_merge(
+async def test_tampering_with_git_is_undone_named_and_blocks_the_merge(
     tmp_path: Path, how: str, named: list[str]
 ) -> None:
     marker = tmp_path / "marker"
@@ -58,9 +58,8 @@ def test_tampering_with_git_is_undone_named_and_blocks_the_merge(
         },
     )
     config_before = (run.repo / ".git" / "config").read_bytes()
-    finished = run.run()
+    await run.run_here()
 
-    assert finished.returncode == 1
     error = blocked(run)
     for part in named:
         assert part in error
@@ -84,22 +83,21 @@ def test_tampering_with_git_is_undone_named_and_blocks_the_merge(
         ("../escaped.txt", ".council/worktrees/escaped.txt: created"),
     ],
 )
-def test_a_write_outside_the_worktree_is_named_and_blocks_the_merge(
+async def test_a_write_outside_the_worktree_is_named_and_blocks_the_merge(
     tmp_path: Path, target: str, named: str
 ) -> None:
     run = FaultRun(tmp_path, "outside.py")
     run.env = {"FAULT_TARGET": target.format(repo=run.repo)}
     run.write_config()
-    finished = run.run()
+    await run.run_here()
 
-    assert finished.returncode == 1
     assert named in blocked(run)
     if target.startswith("{repo}"):  # the user's checkout is reported, never touched
         written = Path(target.format(repo=run.repo)).read_text()
         assert written == "written from outside the worktree\n"
 
 
-def test_hooks_already_in_the_repository_never_run_in_the_orchestrators_git(
+async def test_hooks_already_in_the_repository_never_run_in_the_orchestrators_git(
     tmp_path: Path,
 ) -> None:
     # Not tampering (they were there before the session), yet the orchestrator's commits,
@@ -111,8 +109,8 @@ def test_hooks_already_in_the_repository_never_run_in_the_orchestrators_git(
                  "reference-transaction", "post-rewrite", "pre-merge-commit"):  # fmt: skip
         (hooks / name).write_text(f"#!/bin/sh\necho {name} >> '{marker}'\n")
         (hooks / name).chmod(0o755)
-    finished = run.run()
+    report = await run.run_here()
 
-    assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+    assert report["totals"]["done"] == 1, report["tasks"]
     assert run.on_main("work.txt") and run.on_main("inside.txt")
     assert not marker.exists()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
+import pytest
 from scheduler_helpers import (
     Probe,
     edit_and_commit,
@@ -20,12 +22,15 @@ from scheduler_helpers import (
 )
 from worktree_helpers import git
 
+from orchestrator import council as council_module
 from orchestrator.config_models import RunConfig
 from orchestrator.council import Council
 from orchestrator.events import Event
+from orchestrator.merge import MergeQueue
 from orchestrator.models import TaskStatus
 from orchestrator.report import RunReport
 from orchestrator.task_run import TaskRun, WorkflowResult
+from orchestrator.worktrees import WorktreeManager
 
 
 async def run(config: RunConfig, probe: Probe) -> RunReport:
@@ -229,3 +234,49 @@ async def test_a_task_an_earlier_run_merged_is_not_run_again(tmp_path: Path) -> 
     assert report.task("once").merged_commit == git(repo, "rev-parse", "main~1").strip()
     log = git(repo, "log", "--first-parent", "--format=%B", "main")
     assert log.count("Council-Task: once\n") == 1
+
+
+async def test_a_branch_that_landed_and_went_while_a_later_merge_looks_is_no_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `early` lands; its branch is deleted with its worktree while it still counts as in
+    # flight. `late` (files unknown, so it must forecast against every earlier branch) is
+    # ready exactly then: the branch it would look at is gone, which is no failure.
+    gone = anyio.Event()
+    looked = anyio.Event()
+
+    class SlowToLeave(WorktreeManager):
+        async def remove_session_worktree(self, session: Any, *, force: bool = False) -> Any:
+            removed = await super().remove_session_worktree(session, force=force)
+            gone.set()
+            with anyio.move_on_after(5):
+                await looked.wait()  # still in flight until `late` has looked
+            return removed
+
+    class Looking(MergeQueue):
+        async def forecast_conflicts(self, branch_a: str, branch_b: str) -> Any:
+            try:
+                return await super().forecast_conflicts(branch_a, branch_b)
+            finally:
+                looked.set()
+
+    monkeypatch.setattr(council_module, "WorktreeManager", SlowToLeave)
+    monkeypatch.setattr(council_module, "MergeQueue", Looking)
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [
+        {"id": "early", "prompt": "p", "priority": 1},
+        {"id": "late", "prompt": "p"},
+    ]
+
+    async def when_early_is_gone(run: TaskRun, call: int) -> WorkflowResult:
+        await gone.wait()
+        result = await edit_and_commit(run, {"out/late.txt": "x\n"})
+        result.files_changed = []  # as if unknown: forecast against every earlier branch
+        return result
+
+    probe = Probe(behave={"late": when_early_is_gone})
+    report = await run(run_config(repo, tasks), probe)
+
+    assert report.task("early").status == TaskStatus.DONE
+    assert report.task("late").status == TaskStatus.DONE, report.task("late").error
+    assert probe.calls["late"] == 1
