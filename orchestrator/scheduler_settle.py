@@ -208,6 +208,7 @@ class SettleLifecycle(AttemptBase):
                 "merged_commit": merged.merge_commit or merged.branch_tip,
                 "finished_at": now,
                 "error": None,
+                "current_phase": None,
             }
         else:
             paths = ", ".join(merged.conflicts) or "unknown paths"
@@ -215,6 +216,7 @@ class SettleLifecycle(AttemptBase):
                 "status": TaskStatus.CONFLICT,
                 "error": f"merge conflict in {paths}; branch {merged.branch} kept",
                 "finished_at": now,
+                "current_phase": None,
             }
         # After a merging write, the task as that write left it: while we hold the claim
         # nobody else writes its metadata (renewals change only the claim).
