@@ -4,7 +4,8 @@
 taken, and goes:
 
 1. **claim** the task (holder ``<host>:<pid>:<run id>``, lease = ``stale_threshold``) in the
-   same write that marks it ``running`` and counts the attempt; someone else's live claim means
+   same write that marks it ``running``, counts the attempt and names the worktree's session
+   (so a crash after the worktree is made still finds it); someone else's live claim means
    the task is not ours to run and the attempt ends quietly;
 2. **lock** the task's declared files for the attempt's session (all or none, short timeout);
    contention puts the task back in the queue untouched (no attempt counted as failed);
@@ -15,7 +16,8 @@ taken, and goes:
    cancel event so the workflow commits what the CLI did and returns;
 5. **settle** the result with the fencing token: cancelled on request (``scheduler_cancel``)
    → ``cancelled``, claim abandoned, worktree removed with its branch kept; ready → merge
-   queue (held first while a forecast says it conflicts with an earlier in-flight branch), or
+   queue (held first while a forecast says it conflicts with an earlier in-flight branch; the
+   task is written ``merging`` only if its merge has to wait), or
    for a council candidate ``merging`` with its result kept for the comparison
    (``scheduler_candidates``); cancelled by a stop → back to the queue, claim abandoned;
    anything else → ``RetryPolicy.decide``: retry later, park the adapter, or fail with the

@@ -12,8 +12,9 @@ of the run. ``TaskView`` keeps the states in memory instead and re-reads only wh
 - a task the scheduler learns about some other way (a cancel request another process made)
   is marked with ``touch``;
 - writes by other processes announce nothing here, so the whole session is read again every
-  ``refresh_every`` seconds, and whenever the caller asks (``current(full=True)``: the
-  scheduler does before it concludes that the run is over).
+  ``refresh_every`` seconds (longer for a big session: about 50 records a second at most, so
+  this costs the same per task at any size), and whenever the caller asks
+  (``current(full=True)``: the scheduler does before it concludes that the run is over).
 
 The view never decides anything on its own: a stale entry can at worst make the scheduler try
 a dispatch that the claim (read fresh, compare-and-set) then refuses, or wait until the next
@@ -31,6 +32,7 @@ from orchestrator.state.protocol import StateStore
 __all__ = ["REFRESH_EVERY", "TaskView"]
 
 REFRESH_EVERY = 5.0  # seconds between full reads (other processes' writes show up by then)
+_SECONDS_PER_TASK = 0.02  # ... and at least this much per task between them
 _TASK_EVENTS = frozenset({EventType.STATE_UPDATED, EventType.STATE_RECOVERED})
 # What the scheduler's queue reads of a task (``scheduler_queue``, ``Scheduler._dispatch``).
 # Phase records matter only when an attempt starts, and every attempt ends with a status
@@ -74,7 +76,9 @@ class TaskView:
         """The session's task states by id (a new dict; the states are shared, never mutate
         them)."""
         now = time.monotonic()
-        if full or self._states is None or now - self._read_at >= self.refresh_every:
+        known = len(self._states) if self._states is not None else 0
+        every = max(self.refresh_every, known * _SECONDS_PER_TASK)
+        if full or self._states is None or now - self._read_at >= every:
             self._dirty = set()  # before the read: a write landing during it marks again
             tasks = await self.store.list_tasks(self.session_id)
             self._states = {task.task_id: task for task in tasks}

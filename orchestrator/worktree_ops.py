@@ -166,9 +166,13 @@ async def remove_and_drop(
     args = ["worktree", "remove", *(["--force"] if force else []), str(path)]
 
     def steps() -> bool:
-        ws.git.run_sync("worktree", "unlock", str(path), check=False)
+        admin = read_gitfile(path)
+        if admin is None:  # no checkout left to find the admin directory by: ask git
+            ws.git.run_sync("worktree", "unlock", str(path), check=False)
+        reason = _unlock(admin)
         removed = ws.git.run_sync(*args, check=False)
         if not removed.ok and "is not a working tree" not in removed.stderr:
+            _relock(admin, reason)  # kept: so is the record of whose it is
             raise GitError(args, removed.returncode, removed.stderr)
         if branch is None or tip is None:
             return False
@@ -176,6 +180,27 @@ async def remove_and_drop(
 
     async with ws.meta.hold():
         return await anyio.to_thread.run_sync(steps)
+
+
+def _unlock(admin: Path | None) -> str | None:
+    """Unlock a worktree by its admin directory: remove its ``locked`` file, which is all
+    ``git worktree unlock`` does (git-worktree(1), DETAILS), without starting a process. The
+    lock's reason, for ``_relock``; None when it was not locked."""
+    if admin is None:
+        return None
+    locked = admin / "locked"
+    try:
+        reason = locked.read_text(encoding="utf-8")
+        locked.unlink()
+    except FileNotFoundError:
+        return None
+    return reason
+
+
+def _relock(admin: Path | None, reason: str | None) -> None:
+    """Put back the lock ``_unlock`` took off (the worktree stays, and so does its owner)."""
+    if admin is not None and reason is not None and admin.is_dir():
+        (admin / "locked").write_text(reason, encoding="utf-8")
 
 
 async def drop_branch(ws: Workspace, branch: str, expected: str) -> bool:
@@ -250,24 +275,12 @@ def _remove_clean(ws: Workspace, session: SessionWorktree, tip: str) -> bool | N
     """The rest of the fast path (blocking; the metadata lock held): remove the worktree
     without force, so that git itself refuses if it holds any change or untracked file, and
     delete the branch (still at ``tip``). Whether the branch was deleted; None when git
-    refused (nothing was changed: the lock is put back) and the full path must run.
-
-    The unlock is the removal of the ``locked`` file from the worktree's admin directory,
-    which is all ``git worktree unlock`` does (git-worktree(1), DETAILS), without a process.
-    """
+    refused (nothing was changed: the lock is put back) and the full path must run."""
     admin = read_gitfile(session.path)
-    locked = admin / "locked" if admin is not None else None
-    reason: str | None = None
-    if locked is not None:
-        try:
-            reason = locked.read_text(encoding="utf-8")
-            locked.unlink()
-        except FileNotFoundError:
-            reason = None
+    reason = _unlock(admin)
     removed = ws.git.run_sync("worktree", "remove", str(session.path), check=False)
     if not removed.ok:
-        if locked is not None and reason is not None:
-            locked.write_text(reason, encoding="utf-8")  # as it was: the full path decides
+        _relock(admin, reason)  # as it was: the full path decides
         return None
     return _drop_sync(ws, session.branch, tip)
 

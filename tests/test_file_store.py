@@ -241,3 +241,46 @@ async def test_a_lost_session_is_recovered_from_its_checkpoint(store: FileStateS
     assert snapshot.session.metrics.completed == 1
     assert sorted(t.task_id for t in snapshot.tasks) == ["a", "b"]
     assert list((store.root / "quarantine" / "sessions").iterdir())
+
+
+async def test_emitted_and_written_events_keep_their_order_in_the_log(tmp_path: Path) -> None:
+    # ``emit`` queues its line for the log's writer thread; a store write appends its own
+    # events at once. Both go through one queue, so the file keeps the order they came in.
+    async with FileStateStore.for_repo(tmp_path) as store:
+        for n in range(50):
+            await store.emit(Event(type="test.emitted", data={"n": n}))
+            await store.update_task_state("t1", {"priority": n})
+        logged = [(e.type, e.data.get("n", e.data.get("version"))) for e in store.events.read()]
+    expected: list[tuple[str, object]] = []
+    for n in range(50):
+        expected += [("test.emitted", n), (EventType.STATE_UPDATED, n + 1)]
+    assert logged == expected
+
+
+async def test_closing_the_store_writes_every_emitted_event(tmp_path: Path) -> None:
+    async with FileStateStore.for_repo(tmp_path) as store:
+        for n in range(200):
+            await store.emit(Event(type="test.emitted", data={"n": n}))
+    lines = (tmp_path / ".council" / "events.jsonl").read_text().splitlines()
+    assert [json.loads(line)["data"]["n"] for line in lines] == list(range(200))
+    # A store used again after closing starts a new writer.
+    await store.emit(Event(type="test.emitted", data={"n": 200}))
+    await store.aclose()
+    assert len((tmp_path / ".council" / "events.jsonl").read_text().splitlines()) == 201
+
+
+async def test_session_metrics_are_computed_from_the_tasks_when_read(
+    store: FileStateStore,
+) -> None:
+    await store.create_session({}, ["a", "b"], session_id="s1")
+    before = (store.root / "sessions" / "s1" / "current.json").read_bytes()
+    await store.update_task_state("a", {"status": TaskStatus.DONE})
+    await store.update_task_state("b", {"status": TaskStatus.RUNNING})
+    # A task write no longer touches its session record...
+    assert (store.root / "sessions" / "s1" / "current.json").read_bytes() == before
+    # ...yet every read of the session counts the tasks as they are now.
+    session = await store.get_session("s1")
+    assert session is not None
+    assert (session.metrics.completed, session.metrics.in_progress) == (1, 1)
+    listed = await store.get_active_sessions()
+    assert [(s.session_id, s.metrics.completed) for s in listed] == [("s1", 1)]

@@ -29,6 +29,7 @@ from orchestrator.events import Event
 from orchestrator.merge import MergeQueue
 from orchestrator.models import TaskStatus
 from orchestrator.report import RunReport
+from orchestrator.state import FileStateStore
 from orchestrator.task_run import TaskRun, WorkflowResult
 from orchestrator.worktrees import WorktreeManager
 
@@ -280,3 +281,47 @@ async def test_a_branch_that_landed_and_went_while_a_later_merge_looks_is_no_fai
     assert report.task("early").status == TaskStatus.DONE
     assert report.task("late").status == TaskStatus.DONE, report.task("late").error
     assert probe.calls["late"] == 1
+
+
+async def test_a_task_is_written_merging_only_while_its_merge_waits(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [{"id": "first", "prompt": "p"}, {"id": "second", "prompt": "p"}]
+
+    async def build(run: TaskRun, call: int) -> WorkflowResult:
+        return await edit_and_commit(run, {f"out/{run.task.id}.txt": "x\n"})
+
+    config = run_config(repo, tasks[:1])
+    async with Council(config, workflow=Probe(behave={"first": build})) as council:
+        report = await council.run()
+        store = council.scheduler.services.store
+        history = [await store.get_task_state("first"), *await store.task_history("first")]
+    # Straight through: running, then done, never merging (one write less per task).
+    assert report.task("first").status == TaskStatus.DONE
+    assert TaskStatus.MERGING not in {state.status for state in history if state is not None}
+    final = history[0]
+    assert final is not None and final.current_phase is None
+
+    # The user's checkout of the base has an uncommitted change: the merge waits, and the task
+    # says so (``merging``) until the checkout is clean again.
+    (repo / "README.md").write_text("edited by the user\n")
+    config = run_config(repo, tasks[1:])
+    reports: list[RunReport] = []
+    async with (
+        Council(config, workflow=Probe(behave={"second": build})) as council,
+        anyio.create_task_group() as group,
+    ):
+
+        async def go() -> None:
+            reports.append(await council.run())
+
+        group.start_soon(go)
+        async with FileStateStore(config.state_dir) as outside:
+            with anyio.fail_after(30):
+                while True:
+                    state = await outside.get_task_state("second")
+                    if state is not None and state.status == TaskStatus.MERGING:
+                        break
+                    await anyio.sleep(0.02)
+        git(repo, "checkout", "--", "README.md")
+    assert reports[0].task("second").status == TaskStatus.DONE
+    assert merged_tasks(repo) == ["first", "second"]

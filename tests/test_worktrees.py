@@ -185,6 +185,7 @@ async def test_commit_with_trailers_identity_and_stats(
     result = await manager.commit_in_worktree(session, "Fix the login form")
 
     assert result.committed and result.sha == git(session.path, "rev-parse", "HEAD")
+    assert result.head == result.sha
     assert sorted(result.files) == ["README.md", "src/app.py", "src/new.py"]
     assert result.files_changed == 3
     assert not (repo / "hook-ran").exists()
@@ -208,9 +209,27 @@ async def test_nothing_to_commit_is_a_result(repo: Path, manager: WorktreeManage
     session = await manager.create_session_worktree("s1", "claude", "t1")
     result = await manager.commit_in_worktree(session, "nothing")
     assert not result.committed and result.sha is None and result.files_changed == 0
+    assert result.head == session.base_commit
     assert git(repo, "rev-parse", session.branch) == session.base_commit
     stats = await manager.get_session_stats(session)
     assert (stats.commits_ahead, stats.files_changed, stats.dirty) == (0, 0, False)
+
+
+async def test_changes_git_cannot_stage_are_nothing_to_commit(
+    tmp_path: Path, repo: Path, manager: WorktreeManager
+) -> None:
+    library = make_repo(tmp_path / "library", {"lib.py": "v = 1\n"})
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    git(session.path, "-c", "protocol.file.allow=always", "submodule", "add", "-q",
+        str(library), "lib")  # fmt: skip
+    first = await manager.commit_in_worktree(session, "add the submodule")
+    assert first.committed and sorted(first.files) == [".gitmodules", "lib"]
+    # An edit inside the submodule shows in the worktree's status, but `git add` there stages
+    # nothing: the commit is refused, and that is a result, not an error.
+    write(session.path / "lib", {"lib.py": "v = 2\n"})
+    result = await manager.commit_in_worktree(session, "edit inside the submodule")
+    assert not result.committed and result.sha is None
+    assert git(repo, "rev-parse", session.branch) == first.sha
 
 
 async def test_commit_refuses_a_worktree_moved_off_its_branch(
@@ -275,6 +294,26 @@ async def test_branch_deleted_only_once_the_base_contains_it(
     assert gone.merged and gone.branch_deleted and gone.rescue_ref is None
     assert "council/t2/1" not in branches(repo)
     assert git_ok(repo, "merge-base", "--is-ancestor", gone.tip or "", "main")
+
+
+async def test_merged_work_changed_again_is_rescued_not_removed(
+    repo: Path, manager: WorktreeManager
+) -> None:
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"work.txt": "merged\n"})
+    await manager.commit_in_worktree(session, "work")
+    git(repo, "merge", "-q", "--ff-only", session.branch)
+    write(session.path, {"work.txt": "changed after the merge\n", "more.txt": "new\n"})
+
+    result = await manager.remove_session_worktree(session)
+
+    # git refused the plain removal (the worktree was not clean), so the full path ran: the
+    # changes are a rescue commit the base lacks, kept on the branch and a rescue ref.
+    assert result.rescue_commit is not None and not result.merged
+    assert not result.branch_deleted and result.rescue_ref == "refs/council/rescue/s1"
+    assert git(repo, "show", f"{result.rescue_commit}:work.txt") == "changed after the merge"
+    assert git(repo, "show", f"{result.rescue_commit}:more.txt") == "new"
+    assert result.worktree_removed and not session.path.exists()
 
 
 async def test_untouched_session_leaves_nothing_behind(
@@ -348,4 +387,8 @@ async def test_a_nested_repository_is_never_deleted(repo: Path, pool_size: int) 
     assert (nested / "lib.py").read_text() == "only here\n"
     assert git(nested, "log", "--format=%s") == "history that lives only in the nested repository"
     assert session.path in registered_paths(repo)
+    # The fast removal (the branch is merged: it never left the base) was refused by git and
+    # put the worktree's lock back as it was before the full path refused too.
+    listed = git(repo, "worktree", "list", "--porcelain")
+    assert "locked council session=s1 cli=claude task=t1" in listed
     assert git(repo, "ls-tree", "council/t1/1", "vendor/lib").startswith("160000 commit")

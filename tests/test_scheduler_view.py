@@ -1,0 +1,77 @@
+"""The scheduler's task view: writes made through its store are seen on the next look without
+reading every task, other processes' writes on the next full read, and claim renewals or phase
+records (which the queue never reads) cause no read at all."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.models import TaskStatus
+from orchestrator.scheduler_view import TaskView
+from orchestrator.state import FileStateStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[FileStateStore]:
+    async with FileStateStore(tmp_path / "state") as opened:
+        await opened.create_session({}, ["a", "b"], session_id="s1")
+        yield opened
+
+
+@pytest.fixture
+async def outside(tmp_path: Path, store: FileStateStore) -> AsyncIterator[FileStateStore]:
+    """Another process's handle on the same state: its writes announce nothing to ``store``."""
+    async with FileStateStore(tmp_path / "state") as opened:
+        yield opened
+
+
+@pytest.fixture
+def view(store: FileStateStore) -> Iterator[TaskView]:
+    watching = TaskView(store, "s1", refresh_every=3600)
+    store.subscribe(watching.on_event)
+    yield watching
+    store.unsubscribe(watching.on_event)
+
+
+async def test_a_write_through_the_store_is_seen_on_the_next_look(
+    store: FileStateStore, view: TaskView
+) -> None:
+    first = await view.current()
+    assert {k: s.status for k, s in first.items()} == {"a": "queued", "b": "queued"}
+    await store.update_task_state("a", {"status": TaskStatus.RUNNING})
+    assert (await view.current())["a"].status == TaskStatus.RUNNING
+    assert first["a"].status == TaskStatus.QUEUED  # a look is a new dict, never changed after
+
+
+async def test_another_process_write_waits_for_a_full_read_or_a_touch(
+    outside: FileStateStore, view: TaskView
+) -> None:
+    await view.current()
+    await outside.update_task_state("a", {"status": TaskStatus.CANCELLED})
+    await outside.update_task_state("b", {"status": TaskStatus.CANCELLED})
+    assert (await view.current())["a"].status == TaskStatus.QUEUED  # not announced here
+    view.touch("a")
+    touched = await view.current()
+    assert touched["a"].status == TaskStatus.CANCELLED
+    assert touched["b"].status == TaskStatus.QUEUED
+    assert (await view.current(full=True))["b"].status == TaskStatus.CANCELLED
+
+
+async def test_a_claim_renewal_or_phase_record_is_not_read_again(
+    store: FileStateStore, outside: FileStateStore, view: TaskView
+) -> None:
+    claim = await store.acquire_claim("a", "me", 60, {"status": TaskStatus.RUNNING})
+    assert claim is not None
+    assert (await view.current())["a"].status == TaskStatus.RUNNING
+    # Changed behind the view's back, then written here in ways the queue does not read: the
+    # view keeps what it had, which shows these writes caused no read.
+    await outside.update_task_state("a", {"priority": 5})
+    await store.renew_claim("a", claim.token, 60)
+    await store.update_task_state("a", {"current_phase": "build"}, fencing_token=claim.token)
+    assert (await view.current())["a"].priority == 0
+    await store.update_task_state("a", {"status": TaskStatus.MERGING}, fencing_token=claim.token)
+    seen = (await view.current())["a"]
+    assert seen.status == TaskStatus.MERGING and seen.priority == 5

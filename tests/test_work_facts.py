@@ -1,0 +1,70 @@
+"""The facts the orchestrator reads from git about a session's work (``collect_facts``): the
+same files, stat, commits and diff that separate git commands give, from two processes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from worktree_helpers import commit_on_main, git, make_repo, write
+
+from orchestrator.errors import WorkspaceError
+from orchestrator.state import FileStateStore
+from orchestrator.work_facts import collect_facts
+from orchestrator.worktrees import WorktreeManager
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+async def manager(repo: Path) -> AsyncIterator[WorktreeManager]:
+    async with FileStateStore.for_repo(repo) as store:
+        yield WorktreeManager(repo, store=store)
+
+
+async def test_facts_match_what_git_says(repo: Path, manager: WorktreeManager) -> None:
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"src/new.py": "a = 1\nb = 2\n", "odd\tname.txt": "tab\n"})
+    (session.path / "blob.bin").write_bytes(b"\x00\x01binary")
+    await manager.commit_in_worktree(session, "first")
+    (session.path / "src" / "app.py").unlink()
+    await manager.commit_in_worktree(session, "second")
+    commit_on_main(repo, {"elsewhere.txt": "the base moved on\n"})  # not part of the work
+
+    facts = await collect_facts(manager, session)
+
+    tip = git(repo, "rev-parse", session.branch)
+    fork = git(repo, "merge-base", "main", session.branch)
+    names = git(repo, "diff", "--name-only", "-z", "--no-renames", fork, tip)
+    assert facts.head == tip
+    assert facts.files == [name for name in names.split("\0") if name]
+    assert sorted(facts.files) == ["blob.bin", "odd\tname.txt", "src/app.py", "src/new.py"]
+    assert facts.commits == git(repo, "rev-list", f"{fork}..{tip}").split()
+    assert (facts.stat.files, facts.stat.insertions, facts.stat.deletions) == (4, 3, 1)
+    assert facts.stat.commits_ahead == 2
+    diff = git(repo, "diff", "--no-color", "--no-renames", fork, tip)
+    assert facts.diff.rstrip("\n") == diff
+    assert facts.diff_sha256 == hashlib.sha256(facts.diff.encode()).hexdigest()
+    assert not facts.diff_truncated
+
+
+async def test_a_branch_with_nothing_ahead_has_no_files(
+    repo: Path, manager: WorktreeManager
+) -> None:
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    facts = await collect_facts(manager, session)
+    assert facts.head == session.base_commit
+    assert (facts.files, facts.commits, facts.diff, facts.stat.commits_ahead) == ([], [], "", 0)
+
+
+async def test_a_branch_that_is_gone_is_a_clear_error(repo: Path, manager: WorktreeManager) -> None:
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    git(session.path, "checkout", "-q", "--detach")
+    git(repo, "branch", "-q", "-D", session.branch)
+    with pytest.raises(WorkspaceError, match="branch council/t1/1 of session s1 is gone"):
+        await collect_facts(manager, session)
