@@ -95,6 +95,11 @@ class AttemptLifecycle(SettleLifecycle):
             attempt.slot_free = True
             await self._settle(attempt, result)
         except (CouncilError, OSError) as exc:
+            if self.killed:
+                # A step that was already running in a worker thread when the run was killed
+                # finished with an error: the state is left as it stands, for ``resume``.
+                log.warning("task %s: failed while the run was killed: %s", attempt.key, exc)
+                return
             # The orchestrator's own step failed (git, store, disk): count it like a failed
             # attempt, so a persistent fault ends in `failed` rather than a respawn loop.
             log.warning("task %s: attempt failed in the orchestrator: %s", attempt.key, exc)
