@@ -104,6 +104,11 @@ class AttemptLifecycle(SettleLifecycle):
             attempt.slot_free = True
             await self._settle(attempt, result)
         except (CouncilError, OSError) as exc:
+            if self.killed:
+                # A step that was already running in a worker thread when the run was killed
+                # finished with an error: the state is left as it stands, for ``resume``.
+                log.warning("task %s: failed while the run was killed: %s", attempt.key, exc)
+                return
             if out_of_space(exc):
                 raise _stopped_for_space(attempt, exc) from exc
             # The orchestrator's own step failed (git, store, disk): count it like a failed

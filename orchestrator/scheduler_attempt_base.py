@@ -123,6 +123,7 @@ class AttemptBase:
     running: dict[str, Attempt]
     parked: dict[str, datetime]
     stopping: bool
+    killed: bool
     tasks: dict[str, TaskConfig]
     listeners: list[Callable[[Event], None]]
 

@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 
+_VANISHED_TRIES = 8  # a branch number seen taken, then free again: looked at again this often
+
+
 @dataclass(frozen=True)
 class Workspace:
     layout: RepoLayout
@@ -92,6 +95,7 @@ def fork_branch(ws: Workspace, task: str, reserved: set[int], lock: threading.Lo
             name = ws.base_ref.removeprefix("refs/heads/")
             raise WorkspaceError(f"base branch {name!r} does not exist in {ws.layout.root}")
         tip = peeled.out
+    vanished = 0
     while True:
         with lock:
             attempt = max(taken | reserved, default=0) + 1
@@ -106,6 +110,11 @@ def fork_branch(ws: Workspace, task: str, reserved: set[int], lock: threading.Lo
                 return Fork(branch, tip)
             if ws.git.run_sync("rev-parse", "--verify", "--quiet", ref, check=False).ok:
                 taken.add(attempt)  # someone else took this number: try the next
+                continue
+            if "already exists" in created.stderr and vanished < _VANISHED_TRIES:
+                # Taken and dropped again meanwhile (a racer's worktree failed and was
+                # cleaned up): the number is free after all, so look again.
+                vanished += 1
                 continue
             raise GitError(["update-ref", ref, tip], created.returncode, created.stderr)
         finally:
