@@ -6,12 +6,12 @@
   may need a terminal we do not have), no hooks, and ``Council-Task`` / ``Council-Session``
   trailers. Nothing staged is a result (``committed=False``), not an error. Three git
   processes: ``add``, ``commit``, and ``diff-tree`` for the new commit and its files.
-- ``save_uncommitted`` is the rescue before a removal or reuse: any uncommitted or untracked
-  work becomes a ``council: rescue uncommitted work`` commit, and the worktree must be clean
-  of work afterwards; what git cannot commit (changes inside a submodule, say) stops the
-  removal with a ``WorkspaceError`` listing the paths, since nothing may be lost.
-- ``settle_index_lock`` runs before both: an ``index.lock`` a killed CLI (or its git) left in
-  the worktree's git dir would fail every ``git add``. Nobody holding it (no process has it
+- ``save_uncommitted_sync`` is the rescue before a removal or reuse: any uncommitted or
+  untracked work becomes a ``council: rescue uncommitted work`` commit, and the worktree must
+  be clean of work afterwards; what git cannot commit (changes inside a submodule, say) stops
+  the removal with a ``WorkspaceError`` listing the paths, since nothing may be lost.
+- ``settle_index_lock_sync`` runs before both: an ``index.lock`` a killed CLI (or its git) left
+  in the worktree's git dir would fail every ``git add``. Nobody holding it (no process has it
   open, no git runs in that checkout; ``worktree_safety``), it is moved aside, once it is
   ``min_age`` old (waiting that long if need be); one that is held is never touched, and the
   commit fails naming the holder.
@@ -27,7 +27,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import anyio
@@ -48,9 +47,7 @@ __all__ = [
     "keep_tip",
     "read_status",
     "read_status_sync",
-    "save_uncommitted",
     "save_uncommitted_sync",
-    "settle_index_lock",
     "settle_index_lock_sync",
 ]
 
@@ -59,15 +56,11 @@ _CAS_ATTEMPTS = 8
 log = logging.getLogger(__name__)
 
 
-async def settle_index_lock(worktree: Path, admin_dir: Path | None, *, min_age: float) -> None:
-    """Move aside a stale ``index.lock`` of the worktree (see the module doc)."""
-    await anyio.to_thread.run_sync(partial(settle_index_lock_sync, worktree, admin_dir, min_age))
-
-
 def settle_index_lock_sync(worktree: Path, admin_dir: Path | None, min_age: float) -> None:
-    """``settle_index_lock`` in this (worker) thread: a lock too young to judge is looked at
-    again after ``min_age`` seconds, which blocks the thread that long (rare: git itself was
-    just holding it)."""
+    """Move aside a stale ``index.lock`` of the worktree (blocking: call it in a worker
+    thread; see the module doc). A lock too young to judge is looked at again after
+    ``min_age`` seconds, which blocks the thread that long (rare: git itself was just
+    holding it)."""
     verdict, lock, moved = _settle_lock(worktree, admin_dir, min_age)
     if verdict == "young":
         time.sleep(min_age)
@@ -208,28 +201,6 @@ def save_uncommitted_sync(
             "(changes inside a submodule or nested repository must be committed there)"
         )
     return Saved(after.head, after.branch, result.sha, needs_force=bool(after.paths))
-
-
-async def save_uncommitted(
-    git: Git,
-    admin_dir: Path | None,
-    *,
-    task_id: str,
-    session_id: str,
-    keep_out: Sequence[str] = (),
-    lock_age: float = 2.0,
-) -> Saved:
-    """Commit whatever work the worktree holds; return where its HEAD ends up."""
-    return await anyio.to_thread.run_sync(
-        lambda: save_uncommitted_sync(
-            git,
-            admin_dir,
-            task_id=task_id,
-            session_id=session_id,
-            keep_out=keep_out,
-            lock_age=lock_age,
-        )
-    )
 
 
 async def gitlinks(git: Git) -> list[str]:

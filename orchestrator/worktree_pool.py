@@ -23,13 +23,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import anyio.to_thread
 
 from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import Git
-from orchestrator.worktree_commits import gitlinks, keep_tip, save_uncommitted
+from orchestrator.worktree_commits import gitlinks, keep_tip, save_uncommitted_sync
 from orchestrator.worktree_parse import read_gitfile
 from orchestrator.worktree_repo import MetaLock, check_inside
 
@@ -83,7 +84,9 @@ class WorktreePool:
         """Put a taken worktree on ``branch`` (which the caller created), clean."""
         worktree = self.git.at(path)
         admin = await anyio.to_thread.run_sync(read_gitfile, path)
-        saved = await save_uncommitted(worktree, admin, task_id="pool", session_id="pool")
+        saved = await anyio.to_thread.run_sync(
+            partial(save_uncommitted_sync, worktree, admin, task_id="pool", session_id="pool")
+        )
         if saved.rescue_commit is not None:
             await keep_tip(
                 self.git,
