@@ -19,6 +19,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -171,16 +174,54 @@ def test_every_crash_point_has_a_test() -> None:
     assert sorted(point for point, _ in KILLS) == sorted(POINTS)
 
 
+@dataclass(frozen=True)
+class KilledRun:
+    root: Path
+    repo: Path
+    config: Path
+    killed: bool  # by SIGKILL at its crash point
+    output: str
+
+
+def kill_run(root: Path, point: str, nth: int) -> KilledRun:
+    repo, config = setup_run(root)
+    run = council(root, "run", config, f"{point}:{nth}")
+    killed, output = crashed(run, repo, point)
+    return KilledRun(root, repo, config, killed, f"ended {run.returncode}\n{output}")
+
+
+@pytest.fixture(scope="module")
+def killed_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Future[KilledRun]]]:
+    """The runs the selected kill tests need, killed one after another in a background thread
+    in the order the tests come: while a test resumes one, the next is being killed (two
+    council processes at a time, one per core; each startup costs a second of CPU)."""
+    wanted = [
+        item.callspec.params["point"]
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.originalname == KILL_TEST
+    ]
+    nths = dict(KILLS)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield {
+            point: pool.submit(kill_run, tmp_path_factory.mktemp(point), point, nths[point])
+            for point in wanted
+        }
+        pool.shutdown(cancel_futures=True)
+
+
 @pytest.mark.parametrize(("point", "nth"), KILLS, ids=[p for p, _ in KILLS])
 def test_sigkill_at_crash_point_then_resume_finishes_everything(
-    tmp_path: Path, point: str, nth: int
+    killed_runs: dict[str, Future[KilledRun]], point: str, nth: int
 ) -> None:
-    repo, config = setup_run(tmp_path)
-    run = council(tmp_path, "run", config, f"{point}:{nth}")
-    killed, output = crashed(run, repo, point)
-    assert killed, f"the run ended with {run.returncode} without reaching {point}:{nth}\n{output}"
-    invariants.check(repo, settled=False)  # as the kill left it: nothing lost or merged twice
-    finished_everything(tmp_path, repo, config)
+    run = killed_runs[point].result(timeout=100)
+    assert run.killed, f"the run did not die at {point}:{nth}: {run.output}"
+    invariants.check(run.repo, settled=False)  # as the kill left it: nothing lost or twice
+    finished_everything(run.root, run.repo, run.config)
+
+
+KILL_TEST = test_sigkill_at_crash_point_then_resume_finishes_everything.__name__
 
 
 def test_killed_before_its_session_was_recorded_the_run_is_started_again(tmp_path: Path) -> None:
