@@ -12,6 +12,15 @@ Rules kept here:
 - ``retire`` is the removal order of the design: save work, save the tip unless the base has
   it, then the destructive steps; a branch is deleted only when the base contains its tip, and
   only if it still points where it was checked (``update-ref -d <ref> <old>``).
+
+Git processes are what a session costs most, so the steps are shaped to need few, and each
+group of them runs in one worker-thread call: ``fork_branch`` reads the base tip and the
+task's branches with one ``for-each-ref``; a merged, clean worktree nobody runs in is removed
+by a fast path of three processes (``for-each-ref --merged=<base> --points-at=HEAD``, a plain
+``worktree remove``, which git itself refuses while anything is uncommitted or untracked, and
+the compare-and-swap branch deletion); any doubt takes the full path. A worktree is unlocked
+by removing the ``locked`` file of its admin directory (what ``git worktree unlock`` does),
+and locked again the same way when git then refuses to remove it.
 """
 
 from __future__ import annotations
