@@ -55,11 +55,17 @@ def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> N
 
 
 def events(repo: Path) -> list[dict[str, Any]]:
+    """The run's events so far (a line still being written, or torn, is not one)."""
     path = repo / ".council" / "events.jsonl"
     if not path.exists():
         return []
-    lines = path.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.endswith("}")]
+    found = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return found
 
 
 def seen(repo: Path, kind: str, **data: str) -> bool:

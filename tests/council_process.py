@@ -9,18 +9,27 @@ state records (read without the store's locks, so this works while the run holds
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cli_process_helpers import COUNCIL, ENV, events, seen, wait_for
+
 from orchestrator.state.codec import decode
 
-COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
-ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
+__all__ = [
+    "COUNCIL",
+    "ENV",
+    "council",
+    "events",
+    "seen",
+    "start",
+    "task",
+    "task_record",
+    "wait_for",
+    "write_config",
+]
 
 # stale_threshold is far longer than any test may take: a resume that had to wait for a dead
 # orchestrator's leases or locks to lapse would time out instead of finishing.
@@ -83,35 +92,6 @@ def council(
         env=env or ENV,
         timeout=timeout,
     )
-
-
-def events(repo: Path) -> list[dict[str, Any]]:
-    """The run's events so far (a line still being written is not one yet)."""
-    path = repo / ".council" / "events.jsonl"
-    if not path.exists():
-        return []
-    found = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            found.append(json.loads(line))
-        except ValueError:
-            continue
-    return found
-
-
-def seen(repo: Path, kind: str, **data: str) -> bool:
-    return any(
-        e["type"] == kind and all(e["data"].get(k) == v for k, v in data.items())
-        for e in events(repo)
-    )
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def task_record(repo: Path, task_id: str) -> dict[str, Any] | None:

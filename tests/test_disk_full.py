@@ -70,7 +70,7 @@ def run_until_full(disk: SmallDisk, tmp_path: Path, repo: Path, full: Path) -> t
     run = disk.popen([*COUNCIL, "run", str(config), "--json"], cwd=tmp_path)
     try:
         worktrees = disk.view(repo / ".council" / "worktrees")
-        wait_for(lambda: any(worktrees.glob("*/work.txt")), 90, "the CLI's work")
+        wait_for(lambda: any(worktrees.glob("*/work.txt")), "the CLI's work", 90)
         disk.fill(full)
         _, stderr = run.communicate(timeout=120)
     finally:

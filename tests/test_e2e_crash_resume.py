@@ -16,23 +16,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
+from cli_process_helpers import COUNCIL, ENV, events, scripted_clis, seen, sleeping, wait_for
+from council_process import task
 from scheduler_helpers import merged_tasks, new_repo
 
 from orchestrator.models import PhaseStatus, TaskState
 from orchestrator.state import FileStateStore
 from orchestrator.state.codec import decode
-
-COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
-ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
 
 # stale_threshold is far longer than the test may take: if the resume had to wait for the dead
 # orchestrator's leases or locks to lapse, it would time out instead of finishing.
@@ -47,22 +43,6 @@ retry: {max_retries: 2, backoff_initial: 0.05, backoff_max: 0.2}
 scheduler: {tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}
 tasks:
 """
-STALE_SOON = "heartbeat_interval: 0.2, stale_threshold: 1"
-
-
-def task(task_id: str, build: str, *, after: str | None = None) -> str:
-    """One task: plan declares its file, build does ``build`` (scripted-cli lines)."""
-    instructions = {"plan": f"SAY FILES: {task_id}.txt", "build": build}
-    entry: dict[str, Any] = {
-        "id": task_id,
-        "prompt": f"Write {task_id}.txt.",
-        "files": [f"{task_id}.txt"],
-        "metadata": {"phase_instructions": instructions},
-    }
-    if after is not None:
-        entry["depends_on"] = [after]
-    return f"  - {json.dumps(entry)}\n"
-
 
 TASKS = (
     task("quick", "WRITE quick.txt quick")
@@ -77,53 +57,7 @@ IDS = ["quick", "slow-1", "slow-2", "after-slow"]
 TWO_TASKS = task("quick", "WRITE quick.txt quick") + task(
     "after-quick", "WRITE after-quick.txt after", after="quick"
 )
-
-
-def events(repo: Path) -> list[dict[str, Any]]:
-    path = repo / ".council" / "events.jsonl"
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.endswith("}")]
-
-
-def seen(repo: Path, kind: str, **data: str) -> bool:
-    return any(
-        e["type"] == kind and all(e["data"].get(k) == v for k, v in data.items())
-        for e in events(repo)
-    )
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def scripted_processes(root: Path) -> list[int]:
-    """Pids of scripted-cli processes working anywhere under ``root``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-            cwd = Path(os.readlink(entry / "cwd"))
-        except OSError:  # gone meanwhile, or not ours to look at
-            continue
-        if b"scripted_cli" in command and cwd.is_relative_to(root):
-            found.append(int(entry.name))
-    return found
-
-
-def sleeping(pid: int) -> bool:
-    """Is the process in a sleep call (``time.sleep``)?"""
-    try:
-        return "nanosleep" in Path(f"/proc/{pid}/wchan").read_text()
-    except OSError:
-        return False
+STALE_SOON = "heartbeat_interval: 0.2, stale_threshold: 1"
 
 
 def cwd_of(pid: int) -> str | None:
@@ -222,7 +156,7 @@ def resume_and_check(
         assert shown.returncode == 0, task_id
 
     # Nothing of the run is left running: the resume stopped the dead orchestrator's CLIs.
-    assert not scripted_processes(tmp_path)
+    assert not scripted_clis(tmp_path)
     return before
 
 
@@ -236,14 +170,14 @@ def test_sigkill_mid_run_then_resume_completes_everything_once(tmp_path: Path) -
                 and seen(repo, "phase.started", task="slow-1", phase="build")
                 and seen(repo, "phase.started", task="slow-2", phase="build")
             ),
-            30,
             "quick merged and both slow tasks building",
+            30,
         )
         assert not seen(repo, "merge.started", task_id="slow-1")
         kill(process)
         # The CLIs it started are in process groups of their own: SIGKILL of the orchestrator
         # does not reach them, and the slow builds are still running.
-        assert scripted_processes(tmp_path)
+        assert scripted_clis(tmp_path)
     finally:
         if process.poll() is None:
             process.kill()
@@ -282,7 +216,7 @@ def test_sigkill_after_a_merge_landed_before_it_was_recorded(tmp_path: Path) -> 
     # count it done from the trailer, neither building it again nor merging it twice.
     repo, config, process = start_run(tmp_path, TWO_TASKS)
     try:
-        wait_for(lambda: seen(repo, "merge.started", task_id="quick"), 30, "quick merging")
+        wait_for(lambda: seen(repo, "merge.started", task_id="quick"), "quick merging", 30)
         freeze_between_merge_and_record(process, repo, "quick", 30)
         kill(process)
     finally:
@@ -297,16 +231,16 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
     repo, config, process = start_run(tmp_path, task("slow", "SLEEP 6\nWRITE slow.txt slow"))
     try:
         wait_for(
-            lambda: seen(repo, "phase.started", task="slow", phase="build"), 30, "slow building"
+            lambda: seen(repo, "phase.started", task="slow", phase="build"), "slow building", 30
         )
         # Killed once the build's CLI is past its first output, sleeping: it runs on (until it
         # next writes to the pipe the dead orchestrator read).
-        wait_for(lambda: any(map(sleeping, scripted_processes(tmp_path))), 10, "the build's CLI")
+        wait_for(lambda: any(map(sleeping, scripted_clis(tmp_path))), "the build's CLI", 10)
         kill(process)
     finally:
         if process.poll() is None:
             process.kill()
-    (left,) = scripted_processes(tmp_path)  # the build's CLI outlived the orchestrator
+    (left,) = scripted_clis(tmp_path)  # the build's CLI outlived the orchestrator
 
     resumed = subprocess.Popen(
         [*COUNCIL, "resume", str(config), "--json"],
@@ -317,7 +251,7 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
     )
     most = 0  # CLIs working in one worktree at the same time
     while resumed.poll() is None:
-        cwds = Counter(cwd_of(pid) for pid in scripted_processes(tmp_path))
+        cwds = Counter(cwd_of(pid) for pid in scripted_clis(tmp_path))
         cwds.pop(None, None)
         most = max([most, *cwds.values()])
         time.sleep(0.05)
@@ -337,12 +271,12 @@ def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) 
     slow = task("slow", "SLEEP 30\nWRITE slow.txt slow")
     repo, _, process = start_run(tmp_path, slow, short_lease)
     try:
-        wait_for(lambda: any(map(sleeping, scripted_processes(tmp_path))), 30, "the build's CLI")
+        wait_for(lambda: any(map(sleeping, scripted_clis(tmp_path))), "the build's CLI", 30)
         kill(process)
     finally:
         if process.poll() is None:
             process.kill()
-    (left,) = scripted_processes(tmp_path)
+    (left,) = scripted_clis(tmp_path)
     (tmp_path / "other.yaml").write_text(CONFIG + task("other", "WRITE other.txt other"))
     other = subprocess.run(
         [*COUNCIL, "run", str(tmp_path / "other.yaml"), "--json"],
@@ -355,5 +289,5 @@ def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) 
     assert other.returncode == 0, other.stderr[-3000:]
     stopped = [e["data"]["orphans"] for e in events(repo) if e["type"] == "cli.orphans_stopped"]
     assert stopped == [[{"pid": left, "group": True, "task": "slow"}]]
-    assert not scripted_processes(tmp_path)
+    assert not scripted_clis(tmp_path)
     assert task_status(repo, "slow") == "running"  # the dead run's task waits for its resume

@@ -11,20 +11,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from cli_process_helpers import COUNCIL, ENV, council, wait_for
 from scheduler_helpers import merged_tasks, new_repo
 from worktree_helpers import git
 
 from orchestrator.procid import ProcessId
 from orchestrator.run_lock import RUN_LOCK, RunHolder, acquire_run_lock, read_holder
-
-COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
-ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
 
 CONFIG = """\
 repo: repo
@@ -36,20 +33,6 @@ scheduler: {tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}
 tasks:
   - {id: slow, prompt: "SLEEP 60\\nWRITE slow.txt done"}
 """
-
-
-def council(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*COUNCIL, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=ENV, timeout=60
-    )
-
-
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def building(repo: Path) -> bool:

@@ -196,7 +196,6 @@ def test_resume_is_refused_while_the_run_lives_and_goes_ahead_once_it_is_killed(
     try:
         wait_for(
             lambda: (task_record(repo, "limited") or {}).get("status") == "parked",
-            60,
             "the task parked on its rate limit",
         )
         assert (task_record(repo, "limited") or {}).get("claim", {}).get("status") != "active"
