@@ -125,16 +125,24 @@ class ReconcileLifecycle(CouncilLifecycle):
     # -- worktrees ------------------------------------------------------------------------
 
     async def _check_worktrees(self) -> None:
-        for attempt in list(self.running.values()):
-            if attempt.worktree_gone or attempt.slot_free or attempt.session is None:
-                continue  # flagged already, or the CLI work is over (merging needs no worktree)
-            if await self.services.worktrees.present(attempt.session):
-                continue
+        watched = [
+            attempt
+            for attempt in self.running.values()
+            # Not flagged already, and its CLI work not over (merging needs no worktree).
+            if not (attempt.worktree_gone or attempt.slot_free or attempt.session is None)
+        ]
+        if not watched:
+            return
+        sessions = [attempt.session for attempt in watched if attempt.session is not None]
+        present = await self.services.worktrees.present_all(sessions)  # one hop per tick
+        for attempt, session, there in zip(watched, sessions, present, strict=True):
+            if there or attempt.slot_free or attempt.worktree_gone:
+                continue  # there, or its CLI work ended while we looked
             attempt.worktree_gone = True
             attempt.cancel.set()
             await self._emit(
                 "task.worktree_lost",
-                {"task_id": attempt.key, "worktree": str(attempt.session.path)},
+                {"task_id": attempt.key, "worktree": str(session.path)},
                 "warning",
             )
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -463,6 +463,11 @@ class WorktreeManager:
     async def present(self, session: SessionWorktree) -> bool:
         """The session's checkout is there (its `.git` file): False once it was deleted."""
         return await anyio.to_thread.run_sync((session.path / ".git").is_file)
+
+    async def present_all(self, sessions: Sequence[SessionWorktree]) -> list[bool]:
+        """``present`` for each of ``sessions``, in one worker-thread call."""
+        paths = [session.path / ".git" for session in sessions]
+        return await anyio.to_thread.run_sync(lambda: [path.is_file() for path in paths])
 
     async def _put_record(self, session: SessionWorktree, expected_version: int | None) -> None:
         if self.store is not None:
