@@ -43,8 +43,6 @@ import anyio
 from orchestrator.errors import (
     CouncilError,
     LockError,
-    OutOfSpace,
-    StateWriteError,
     WorkspaceError,
     out_of_space,
 )
@@ -104,21 +102,7 @@ class AttemptLifecycle(SettleLifecycle):
             attempt.slot_free = True
             await self._settle(attempt, result)
         except (CouncilError, OSError) as exc:
-            if self.killed:
-                # A step that was already running in a worker thread when the run was killed
-                # finished with an error: the state is left as it stands, for ``resume``.
-                log.warning("task %s: failed while the run was killed: %s", attempt.key, exc)
-                return
-            if out_of_space(exc):
-                raise _stopped_for_space(attempt, exc) from exc
-            # The orchestrator's own step failed (git, store, disk): count it like a failed
-            # attempt, so a persistent fault ends in `failed` rather than a respawn loop.
-            log.warning("task %s: attempt failed in the orchestrator: %s", attempt.key, exc)
-            failed = WorkflowResult(
-                WorkflowStatus.FAILED, message=str(exc), retryable=True, outcome_kind="crashed"
-            )
-            with anyio.CancelScope(shield=True):
-                await self._decide(attempt, failed)
+            await self._failed_in_orchestrator(attempt, exc)
         finally:
             self.slots.give_back(attempt.key)
             self.running.pop(attempt.key, None)
@@ -254,20 +238,6 @@ class AttemptLifecycle(SettleLifecycle):
         if isinstance(text, str) and text:
             attempt.last_message = text[:200]
         self.on_event(event)
-
-
-def _stopped_for_space(attempt: Attempt, exc: BaseException) -> CouncilError:
-    """The error a full disk stops the run with: ``exc`` itself when it already says what to
-    do (a refused state write), else ``OutOfSpace`` saying where the attempt's work is."""
-    if isinstance(exc, StateWriteError | OutOfSpace):
-        return exc
-    session = attempt.session
-    kept = (
-        f"task {attempt.key}'s work stays in its worktree {session.path} (branch {session.branch})"
-        if session is not None
-        else f"task {attempt.key} had not started"
-    )
-    return OutOfSpace(str(exc), kept)
 
 
 def _new_session_id(task_id: str) -> str:

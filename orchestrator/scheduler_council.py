@@ -118,12 +118,7 @@ class CouncilLifecycle(AttemptLifecycle):
             if await self._claim_step(attempt):
                 await self._pick_and_merge(attempt)
         except (CouncilError, OSError) as exc:
-            log.warning("task %s: council step failed in the orchestrator: %s", attempt.key, exc)
-            failed = WorkflowResult(
-                WorkflowStatus.FAILED, message=str(exc), retryable=True, outcome_kind="crashed"
-            )
-            with anyio.CancelScope(shield=True):
-                await self._decide(attempt, failed)
+            await self._failed_in_orchestrator(attempt, exc)
         finally:
             self.slots.give_back(attempt.key)
             self.running.pop(attempt.key, None)

@@ -17,7 +17,13 @@ from typing import Any
 import anyio
 
 from orchestrator.crashpoints import crash_point
-from orchestrator.errors import WorkspaceError
+from orchestrator.errors import (
+    CouncilError,
+    OutOfSpace,
+    StateWriteError,
+    WorkspaceError,
+    out_of_space,
+)
 from orchestrator.merge_types import MergeResult, MergeStatus
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
 from orchestrator.retry import GiveUp, Park, Retry
@@ -48,6 +54,24 @@ log = logging.getLogger(__name__)
 
 class SettleLifecycle(AttemptBase):
     """What happens to an attempt once its workflow has returned."""
+
+    async def _failed_in_orchestrator(self, attempt: Attempt, exc: BaseException) -> None:
+        """The orchestrator's own step (git, store, disk) failed in ``attempt``: counted like a
+        failed attempt, so a persistent fault ends in ``failed`` rather than a respawn loop;
+        a full disk stops the run instead (resumable); after ``kill()`` nothing is written."""
+        if self.killed:
+            # A step that was already running in a worker thread when the run was killed
+            # finished with an error: the state is left as it stands, for ``resume``.
+            log.warning("task %s: failed while the run was killed: %s", attempt.key, exc)
+            return
+        if out_of_space(exc):
+            raise stopped_for_space(attempt, exc) from exc
+        log.warning("task %s: failed in the orchestrator: %s", attempt.key, exc)
+        failed = WorkflowResult(
+            WorkflowStatus.FAILED, message=str(exc), retryable=True, outcome_kind="crashed"
+        )
+        with anyio.CancelScope(shield=True):
+            await self._decide(attempt, failed)
 
     # -- settling a result ----------------------------------------------------------------
 
@@ -350,3 +374,17 @@ class SettleLifecycle(AttemptBase):
             attempt, {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta}
         )
         attempt.merging_written = True
+
+
+def stopped_for_space(attempt: Attempt, exc: BaseException) -> CouncilError:
+    """The error a full disk stops the run with: ``exc`` itself when it already says what to
+    do (a refused state write), else ``OutOfSpace`` saying where the attempt's work is."""
+    if isinstance(exc, StateWriteError | OutOfSpace):
+        return exc
+    session = attempt.session
+    kept = (
+        f"task {attempt.key}'s work stays in its worktree {session.path} (branch {session.branch})"
+        if session is not None
+        else f"task {attempt.key} had not started"
+    )
+    return OutOfSpace(str(exc), kept)
