@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,6 +44,15 @@ def spawn(*args: object, cwd: Path) -> subprocess.Popen[str]:
         text=True,
         env=ENV,
     )
+
+
+def reap(process: subprocess.Popen[Any]) -> None:
+    """Make sure ``process`` is gone and waited for, frozen or not (a test's ``finally``): a
+    Popen left unwaited warns when it is collected, and fails whichever test is running then."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGCONT)
+        process.kill()
+    process.wait(timeout=30)
 
 
 def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:

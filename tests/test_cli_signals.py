@@ -17,6 +17,7 @@ import pytest
 from cli_process_helpers import (
     council,
     file_on,
+    reap,
     scripted_clis,
     seen,
     sleeping,
@@ -91,8 +92,7 @@ def test_one_signal_stops_gracefully_and_resume_completes(
         process.send_signal(signum)
         out, err = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
+        reap(process)
 
     assert process.returncode == 130, err
     assert "stopping: sessions are committing their work" in err
@@ -134,8 +134,7 @@ def test_a_second_sigint_kills_at_once_and_resume_still_completes(tmp_path: Path
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
+        reap(process)
 
     assert process.returncode == 130, err
     assert json.loads(out)["status"] == "interrupted"

@@ -46,8 +46,7 @@ def test_the_demo_runs_every_task_to_the_base(tmp_path: Path) -> None:
     )
     assert tests.returncode == 0
     events = [
-        json.loads(line)
-        for line in (repo / ".council" / "events.jsonl").read_text().splitlines()
+        json.loads(line) for line in (repo / ".council" / "events.jsonl").read_text().splitlines()
     ]
     kinds = [e["type"] for e in events]
     assert "merge.resolve_round" in kinds  # the README conflict, answered without loss

@@ -19,6 +19,7 @@ from typing import Any
 from cli_process_helpers import (
     events,
     file_on,
+    reap,
     scripted_clis,
     seen,
     sleeping,
@@ -100,8 +101,7 @@ def test_removed_between_phases_the_next_attempt_checks_the_branch_out_again(
             process.send_signal(signal.SIGCONT)
         report = finish(process)
     finally:
-        if process.poll() is None:
-            process.kill()
+        reap(process)
     assert_completed_from_the_branch(repo, report)
 
 
@@ -115,8 +115,7 @@ def test_removed_while_its_cli_runs_the_run_notices_and_resumes_from_the_branch(
         shutil.rmtree(worktree_of(repo)[0])
         report = finish(process)
     finally:
-        if process.poll() is None:
-            process.kill()
+        reap(process)
     assert_completed_from_the_branch(repo, report)
     # Noticed while the CLI ran: it was stopped (not left to fail in a vanished directory),
     # and the task went back to the queue without a failure counted against it.

@@ -199,6 +199,7 @@ class EventLog:
             log.warning("%s: appending works again; %d events were lost", self.path, self._lost)
             self._lost = 0
 
+
 def _encode(events: Sequence[Event]) -> bytes:
     return b"".join(e.model_dump_json().encode() + b"\n" for e in events)
 
