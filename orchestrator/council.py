@@ -49,7 +49,7 @@ import anyio.to_thread
 from orchestrator import crashpoints
 from orchestrator.config import load_config
 from orchestrator.config_models import RunConfig, TaskConfig
-from orchestrator.errors import RecordNotFound, RunError
+from orchestrator.errors import NothingToResume, RecordNotFound, RunError
 from orchestrator.events import Event
 from orchestrator.locks import LockManager
 from orchestrator.merge import MergeQueue
@@ -109,15 +109,20 @@ class Council:
 
     # -- context --------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Council:
+    async def preflight(self) -> None:
+        """Refuse, before anything is written, what cannot work (see ``preflight``): a mistyped
+        crash point, an unavailable backend or adapter, an unusable repository."""
         crashpoints.check_armed()  # a mistyped crash point must not pass as a survived crash
         config = self.config
         if config.state.backend != "file":
             raise RunError(f"the {config.state.backend} state backend is not available yet")
-        # Everything that can be refused is, before the first write (see ``preflight``).
         if self._workflow is None:  # a workflow of the caller's own may not use the adapters
             check_adapters(config, self.plugins.registry)
         await check_repository(config)
+
+    async def __aenter__(self) -> Council:
+        await self.preflight()
+        config = self.config
         if config.sample_repo:
             await ensure_sample_repo(config.repo, config.base_branch)
         run_lock = await anyio.to_thread.run_sync(acquire_run_lock, config.repo)
@@ -202,11 +207,7 @@ class Council:
         if session_id is None:
             session = await self._newest(resumable=True)
             if session is None:
-                # Also what a run killed before its session was written leaves: its tasks
-                # are taken over by the next `run`.
-                raise RunError(
-                    "there is no interrupted session to resume; start the run with `council run`"
-                )
+                raise nothing_to_resume(self.config.state_dir)
             session_id = session.session_id
         await scheduler.resume(session_id)
         return await self.status()
@@ -297,6 +298,21 @@ class Council:
         if resumable:
             sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
         return max(sessions, key=lambda s: s.created_at, default=None)
+
+
+def nothing_to_resume(state_dir: Path) -> NothingToResume:
+    # Also what a run killed before its session was written leaves: its tasks are taken
+    # over by the next `run`.
+    return NothingToResume(
+        f"there is no interrupted session to resume in {state_dir}; "
+        "start the run with `council run`"
+    )
+
+
+def check_resumable(state_dir: Path) -> None:
+    """Refuse a resume before anything is created when no run ever kept state here."""
+    if not state_dir.is_dir():
+        raise nothing_to_resume(state_dir)
 
 
 async def stored_report(state_dir: Path) -> RunReport:

@@ -48,6 +48,7 @@ __all__ = [
     "LockError",
     "LockTimeout",
     "MergeContention",
+    "NothingToResume",
     "OutOfSpace",
     "PathEscapeError",
     "PluginError",
@@ -113,6 +114,11 @@ class RunError(CouncilError):
 class RunLocked(RunError):
     """Another live orchestrator holds the repository's run lock (exit code 2: the command
     was refused before it changed anything)."""
+
+
+class NothingToResume(RunError, ValueError):
+    """``resume`` found no interrupted session (exit code 2: the user asked for something
+    that is not there; nothing was created)."""
 
 
 class InvalidIdError(RunError, ValueError):

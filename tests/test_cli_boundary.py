@@ -257,9 +257,20 @@ def test_an_error_inside_the_run_driver_is_one_line_not_a_traceback(tmp_path: Pa
     """``resume`` raises inside the task group that also watches for signals; the error must
     reach the handler as itself, not wrapped in an exception group (a traceback)."""
     config = prepared(tmp_path, GOOD, None)
+    (tmp_path / "repo" / ".council" / "state").mkdir(parents=True)  # state, but no session
 
     result = CliRunner().invoke(app, ["resume", str(config)])
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: there is no interrupted session to resume")
+
+
+def test_resume_where_no_run_ever_was_is_refused_creating_nothing(tmp_path: Path) -> None:
+    config = prepared(tmp_path, GOOD, None)
+    before = snapshot(tmp_path)
+
+    result = CliRunner().invoke(app, ["resume", str(config)])
+
+    expected = "there is no interrupted session to resume in"
+    assert_one_line_and_nothing_created(tmp_path, before, result.exit_code, result.stderr, expected)

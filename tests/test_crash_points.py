@@ -234,8 +234,8 @@ def test_killed_before_its_session_was_recorded_the_run_is_started_again(tmp_pat
     assert invariants.recorded_sessions(repo) == []
     resumed = council(tmp_path, "resume", config)
     out, err = resumed.communicate(timeout=60)
-    assert resumed.returncode == 1, out + err
-    assert "no interrupted session to resume; start the run with `council run`" in err
+    assert resumed.returncode == 2, out + err
+    assert "no interrupted session to resume in" in err
     invariants.check(repo, settled=False)
     finished_everything(tmp_path, repo, config)
 

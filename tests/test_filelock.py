@@ -77,7 +77,7 @@ def test_blocking_acquire_times_out(tmp_path: Path) -> None:
         started = time.monotonic()
         with pytest.raises(LockTimeout):
             filelock.acquire_blocking(path, timeout=0.1)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 10
 
 
 def bump(path: Path, at_least: int) -> int:

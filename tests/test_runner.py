@@ -253,7 +253,7 @@ async def test_timeout_kills_a_term_ignoring_cli_and_its_children_within_grace(
     assert run.outcome.kind is OutcomeKind.TIMED_OUT and run.result.timed_out
     assert run.result.signal == signal.SIGKILL  # it ignored SIGTERM
     assert "time limit" in run.outcome.message
-    assert elapsed < 1.5 + 0.5 + 1.5
+    assert elapsed < 1.5 + 0.5 + 6  # bounded, where ignoring SIGTERM would hang forever
     pids = pids_in(pidfile)
     assert len(pids) == 3 and wait_gone(pids, timeout=1.0) == []
 
@@ -273,7 +273,7 @@ async def test_idle_timeout(run_fake: RunFake) -> None:
     assert run.outcome.kind is OutcomeKind.TIMED_OUT
     assert run.result.idle_timed_out and not run.result.timed_out
     assert "no output" in run.outcome.message
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 10
 
 
 async def test_steady_output_is_not_idle(run_fake: RunFake) -> None:

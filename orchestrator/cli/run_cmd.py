@@ -36,7 +36,7 @@ import typer
 
 from orchestrator.cli import console
 from orchestrator.cli.store_access import newest_report
-from orchestrator.council import Council, stored_report
+from orchestrator.council import Council, check_resumable, stored_report
 from orchestrator.errors import CouncilError
 from orchestrator.models import SessionStatus
 from orchestrator.plan import RunPlan, TaskPlan
@@ -84,6 +84,10 @@ def resume(
 ) -> None:
     """Continue an interrupted or killed run from where it stood."""
     council = Council.from_config(file)
+    # Refused in this order, and before `async with` creates `.council`: the setup's own
+    # problems first, then a repository where no run ever kept state.
+    anyio.run(council.preflight)
+    check_resumable(council.config.state_dir)
     report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
     _finish(report, as_json)
 
