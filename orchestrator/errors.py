@@ -59,6 +59,7 @@ __all__ = [
     "StateCorrupted",
     "StateError",
     "StateWriteError",
+    "TaskInActiveSession",
     "UnusableRepository",
     "VersionConflict",
     "WorkspaceError",
@@ -244,6 +245,11 @@ class StaleClaim(StateError):
         super().__init__(
             f"{record}: fencing token {token} is stale (current claim token: {current})"
         )
+
+
+class TaskInActiveSession(StateError, ValueError):
+    """A new session names a task an unfinished session still owns (exit code 2: refused
+    before the new session changed anything)."""
 
 
 class RecordNotFound(StateError, KeyError):

@@ -193,6 +193,19 @@ def test_sigkill_mid_run_then_resume_completes_everything_once(tmp_path: Path) -
     assert merged_tasks(repo) == ["quick"]
     assert task_status(repo, "quick") == "done"
 
+    # A new `run` of the same tasks is refused, pointing at the resume, and changes nothing.
+    again = subprocess.run(
+        [*COUNCIL, "run", str(config), "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert again.returncode == 2, again.stderr
+    assert "still active: continue that run with `council resume <config>`" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1, again.stderr
+
     before = resume_and_check(tmp_path, repo, config, IDS)
     assert {("quick", "plan"), ("quick", "build"), ("slow-1", "plan"), ("slow-2", "plan")} <= set(
         before

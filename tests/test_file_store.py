@@ -12,9 +12,15 @@ import anyio
 import pytest
 
 from orchestrator import filelock
-from orchestrator.errors import LockTimeout, StateCorrupted, StateError, VersionConflict
+from orchestrator.errors import (
+    LockTimeout,
+    StateCorrupted,
+    StateError,
+    TaskInActiveSession,
+    VersionConflict,
+)
 from orchestrator.events import Event, EventType
-from orchestrator.models import TaskStatus
+from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.state import FileStateStore
 from orchestrator.state.fsops import FileOps
 
@@ -284,3 +290,28 @@ async def test_session_metrics_are_computed_from_the_tasks_when_read(
     assert (session.metrics.completed, session.metrics.in_progress) == (1, 1)
     listed = await store.get_active_sessions()
     assert [(s.session_id, s.metrics.completed) for s in listed] == [("s1", 1)]
+
+
+async def test_a_session_naming_a_task_of_an_unfinished_one_is_refused_changing_nothing(
+    store: FileStateStore,
+) -> None:
+    await store.create_session({}, ["a"], session_id="s1")  # left active: its run was killed
+    await store.create_session({}, ["x"], session_id="s0")
+    await store.update_session("s0", {"status": SessionStatus.COMPLETED})
+    before = await store.get_task_state("x")
+
+    with pytest.raises(TaskInActiveSession) as refused:
+        await store.create_session({}, ["x", "a", "new"], session_id="s2")
+
+    message = str(refused.value)
+    assert "task 'a' belongs to session 's1'" in message
+    assert "council resume" in message and "council cancel <config> a" in message
+    # Checked before anything was taken: the finished session's task and the new one are
+    # untouched, and no session s2 exists.
+    assert await store.get_task_state("x") == before
+    assert await store.get_task_state("new") is None
+    assert await store.get_session("s2") is None
+    # A task of a finished session is taken over by a new one.
+    await store.create_session({}, ["x", "new"], session_id="s3")
+    taken = await store.get_task_state("x")
+    assert taken is not None and taken.session_id == "s3"

@@ -14,7 +14,12 @@ import anyio.to_thread
 from pydantic import BaseModel
 
 from orchestrator import filelock
-from orchestrator.errors import RecordNotFound, StateCorrupted, StateError
+from orchestrator.errors import (
+    RecordNotFound,
+    StateCorrupted,
+    StateError,
+    TaskInActiveSession,
+)
 from orchestrator.events import Event, EventType
 from orchestrator.ids import check_id
 from orchestrator.models import (
@@ -69,8 +74,13 @@ class FileStateStore(FileTasks, FileRecords):
             raise StateError(f"session {sid!r}: duplicate task ids in {task_ids}")
         if await self._read(self.sessions, sid) is not None:
             raise StateError(f"session {sid!r} already exists")
+        # Every task is checked before any is taken: a refused session leaves no record of
+        # another session pointing at it.
+        for task_id in task_ids:
+            await self._refuse_if_owned(task_id)
         for fields in inits:
-            await self._claim_task_for_session(sid, fields)
+            fresh = TaskState(task_id=str(fields["task_id"]), session_id=sid).model_dump()
+            await self.update_task_state(str(fields["task_id"]), {**fresh, **fields})
 
         def run(events: list[Event]) -> SessionRecord:
             if load_or_recover(self.sessions, sid, events) is not None:
@@ -88,18 +98,17 @@ class FileStateStore(FileTasks, FileRecords):
         async with self._locked(self.sessions, sid):
             return await self._in_thread(run)
 
-    async def _claim_task_for_session(self, session_id: str, fields: Mapping[str, Any]) -> None:
-        task_id = str(fields["task_id"])
+    async def _refuse_if_owned(self, task_id: str) -> None:
         current = await self.get_task_state(task_id)
-        if current is not None and current.session_id not in (None, session_id):
-            owner = await self._read(self.sessions, current.session_id)
-            if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
-                raise StateError(
-                    f"task {task_id!r} belongs to session {owner.session_id!r}, which is "
-                    f"still {owner.status}; finish or cancel it first"
-                )
-        fresh = TaskState(task_id=task_id, session_id=session_id).model_dump()
-        await self.update_task_state(task_id, {**fresh, **fields})
+        if current is None or current.session_id is None:
+            return
+        owner = await self._read(self.sessions, current.session_id)
+        if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
+            raise TaskInActiveSession(
+                f"task {task_id!r} belongs to session {owner.session_id!r}, which is still "
+                f"{owner.status}: continue that run with `council resume <config>`, or drop "
+                f"the task from it with `council cancel <config> {task_id}`"
+            )
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         session = await self._read(self.sessions, session_id)
