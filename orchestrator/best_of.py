@@ -105,6 +105,7 @@ async def pick_best(
         model=phase.model,
         timeout=phase.timeout or DEFAULT_TIMEOUT,
         idle_timeout=phase.idle_timeout or DEFAULT_IDLE_TIMEOUT,
+        grace=run_config.scheduler.stop_grace,
     )
     ids = [c.session.session_id for c in verified]
     names = _names(verified)

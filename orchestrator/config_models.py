@@ -263,6 +263,11 @@ class SchedulerConfig(_Section):
         default=300.0, description="a claim not renewed for this long is swept"
     )
     tick: PositiveDuration = 1.0
+    stop_grace: PositiveDuration = Field(
+        default=5.0,
+        description="time a CLI gets between SIGTERM and SIGKILL when it is stopped "
+        "(time limit, cancel, Ctrl-C)",
+    )
 
 
 class StateConfig(_Section):

@@ -30,7 +30,7 @@ from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.paths import ensure_under
 from orchestrator.plugins import PluginHost
-from orchestrator.process import CliRun, CliWatch, run_cli
+from orchestrator.process import DEFAULT_GRACE, CliRun, CliWatch, run_cli
 from orchestrator.session_info import SessionInfo
 
 __all__ = [
@@ -67,6 +67,7 @@ class PhaseCall:
     model: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    grace: float = DEFAULT_GRACE  # SIGTERM to SIGKILL when the CLI is stopped
     resume_session_id: str | None = None
 
 
@@ -148,6 +149,7 @@ async def call_phase_cli(
         log_dir=log_dir,
         idle_timeout=call.idle_timeout,
         total_timeout=call.timeout,
+        grace=call.grace,
         on_event=forward,
         resume_session_id=resume,
         cancel=cancel,

@@ -86,6 +86,7 @@ from orchestrator.process_reader import EventCallback, OutputReader
 from orchestrator.process_tree import MARK_NAME, Family, find_strays, signal_strays
 
 __all__ = [
+    "DEFAULT_GRACE",
     "CliRun",
     "CliWatch",
     "CommandResult",
@@ -98,7 +99,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _OUTPUT_LIMIT = 256 * 1024
-_GRACE = 5.0
+DEFAULT_GRACE = 5.0
 _DRAIN = 1.0  # after the CLI exited: how long output may still arrive from escaped children
 _SWEEPS = 3  # passes over /proc for marked processes: a member may fork while we kill
 _PIPE_SIZE = 1024 * 1024
@@ -156,7 +157,7 @@ async def run_command(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
-    grace: float = _GRACE,
+    grace: float = DEFAULT_GRACE,
 ) -> CommandResult:
     """Run ``argv`` in ``cwd`` to completion or until ``timeout`` seconds pass."""
     if not argv:
@@ -208,7 +209,9 @@ async def run_command(
     )
 
 
-async def kill_group(process: anyio.abc.Process, family: Family, grace: float = _GRACE) -> None:
+async def kill_group(
+    process: anyio.abc.Process, family: Family, grace: float = DEFAULT_GRACE
+) -> None:
     """SIGTERM the process's group, wait up to ``grace`` seconds, then SIGKILL it.
 
     Members of ``family`` that left the group get the same signals: found through /proc
@@ -260,7 +263,7 @@ async def run_cli(
     log_dir: Path,
     idle_timeout: float | None = None,
     total_timeout: float | None = None,
-    grace: float = _GRACE,
+    grace: float = DEFAULT_GRACE,
     on_event: EventCallback | None = None,
     resume_session_id: str | None = None,
     cancel: anyio.Event | None = None,

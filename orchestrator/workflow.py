@@ -246,6 +246,7 @@ class _Workflow:
             model=phase.model,
             timeout=timeout,
             idle_timeout=phase.idle_timeout or DEFAULT_IDLE_TIMEOUT,
+            grace=self.run.config.scheduler.stop_grace,
             resume_session_id=resume,
         )
         try:

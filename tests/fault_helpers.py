@@ -96,6 +96,7 @@ class FaultRun:
     passthrough: list[str] = field(default_factory=list)
     output: dict[str, Any] = field(default_factory=dict)
     more: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)  # id: (script, env)
+    scheduler: dict[str, Any] = field(default_factory=dict)  # over the quick test settings
 
     def __post_init__(self) -> None:
         self.repo = new_repo(self.tmp_path)
@@ -127,7 +128,12 @@ class FaultRun:
             "capacity": {"sessions": len(tasks)},
             "workflow": {"phases": self.phases},
             "retry": self.retry,
-            "scheduler": {"tick": 0.05, "heartbeat_interval": 0.5, "stale_threshold": 30},
+            "scheduler": {
+                "tick": 0.05,
+                "heartbeat_interval": 0.5,
+                "stale_threshold": 30,
+                **self.scheduler,
+            },
             "tasks": tasks,
         }
 

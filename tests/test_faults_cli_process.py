@@ -7,6 +7,7 @@ to ``max_retries`` with the last error in the task's state."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -123,6 +124,26 @@ def test_a_cli_ignoring_sigterm_dies_with_its_whole_family(tmp_path: Path, pidfi
     assert "time limit" in state["error"]
     assert state["branch"] and Path(state["worktree"]).is_dir()
     assert finished.seconds < 1 + GRACE + SLACK
+
+
+async def test_the_stop_grace_is_the_configured_one(
+    tmp_path: Path, pidfile: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = FaultRun(
+        tmp_path,
+        "family.py",
+        env={"FAULT_PIDS": str(pidfile), "FAULT_THEN": "hang", "FAULT_IGNORE_TERM": "1"},
+        phases=[{"name": "build", "timeout": 1}],
+        scheduler={"stop_grace": 0.3},
+    )
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="orchestrator.process"):
+        task = task_of(await run.run_here())
+
+    assert task["status"] == "failed"
+    assert "still running 0.3s after SIGTERM; sending SIGKILL" in caplog.text
+    assert wait_gone(pids_in(pidfile)) == []
+    assert time.monotonic() - started >= 1 + 0.3  # it ignored SIGTERM: the grace was waited
 
 
 async def test_daemons_of_a_cli_that_exits_die_with_it_setsid_ones_too(
