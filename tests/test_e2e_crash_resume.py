@@ -57,8 +57,8 @@ tasks:
 TASKS = (
     task("quick", "WRITE quick.txt quick")
     # Still building when the orchestrator dies: their plan phase is complete by then.
-    + task("slow-1", "SLEEP 2.5\nWRITE slow-1.txt slow one")
-    + task("slow-2", "SLEEP 2.5\nWRITE slow-2.txt slow two")
+    + task("slow-1", "SLEEP 4\nWRITE slow-1.txt slow one")
+    + task("slow-2", "SLEEP 4\nWRITE slow-2.txt slow two")
     # Not started when the orchestrator dies.
     + task("after-slow", "WRITE after-slow.txt after", after="slow-1")
 )

@@ -88,7 +88,8 @@ def assert_completed_from_the_branch(repo: Path, report: dict[str, Any]) -> None
 def test_removed_between_phases_the_next_attempt_checks_the_branch_out_again(
     tmp_path: Path,
 ) -> None:
-    repo, process = start(tmp_path, "RATE_LIMIT reset=3\nSAY VERDICT: approve")
+    repo, process = start(tmp_path, "RATE_LIMIT reset=8\nSAY VERDICT: approve")
+    # The park (8 s) is the window the test freezes the run in: wide enough for a loaded machine.
     try:
         wait_for(lambda: seen(repo, "adapter.parked", task_id="busy"), "the review to park")
         process.send_signal(signal.SIGSTOP)  # so the removal surely falls between attempts
