@@ -277,9 +277,11 @@ async def test_idle_timeout(run_fake: RunFake) -> None:
 
 
 async def test_steady_output_is_not_idle(run_fake: RunFake) -> None:
-    cli = FakeCli(ticks=8, tick=0.1, lines=[event_line("completed", "done")])
-    run = await run_fake(cli, idle_timeout=0.6)
-    assert run.outcome.kind is OutcomeKind.SUCCEEDED and len(texts(run)) == 8
+    # Runs 1.8 s in all, longer than the idle limit; the limit leaves a loaded machine 1.2 s
+    # to start the fake CLI's interpreter before its first line.
+    cli = FakeCli(ticks=6, tick=0.3, lines=[event_line("completed", "done")])
+    run = await run_fake(cli, idle_timeout=1.5)
+    assert run.outcome.kind is OutcomeKind.SUCCEEDED and len(texts(run)) == 6
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV])

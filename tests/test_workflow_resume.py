@@ -158,7 +158,7 @@ async def test_a_cancel_before_a_phase_starts_ends_without_running_it(harness: H
 async def test_a_phase_over_its_time_limit_fails_retryable(harness: Harness) -> None:
     config = harness.config(
         task({"build": f"{WRITE_FEATURE}\nHANG"}, phases=["build"]),
-        workflow={"phases": [{"name": "build", "timeout": 1}]},
+        workflow={"phases": [{"name": "build", "timeout": 3}]},
     )
     run = await harness.start(config)
 
