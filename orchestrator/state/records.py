@@ -252,8 +252,14 @@ class RecordKind(Generic[M]):
             # upkeep. The write itself has succeeded by now, so nothing here may fail it.
             dropped = previous_version - self.history_limit
             if dropped > 0:
+                victim = self.history_path(key, dropped)
                 with contextlib.suppress(OSError):
-                    self.ops.unlink(self.history_path(key, dropped))
+                    if victim.exists():
+                        self.ops.unlink(victim)
+                    else:
+                        # A recovery skipped version numbers, so the oldest kept version is
+                        # another one: find it (rare, and only until the gap has passed).
+                        self.prune_history(key)
 
     def prune_history(self, key: str) -> int:
         """Remove history beyond the newest ``history_limit`` versions; return how many."""
