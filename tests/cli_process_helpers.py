@@ -87,6 +87,12 @@ def seen(repo: Path, kind: str, **data: str) -> bool:
 
 def scripted_clis(root: Path) -> list[int]:
     """Pids of scripted-cli processes working anywhere under ``root``."""
+    return processes_running(b"scripted_cli", root)
+
+
+def processes_running(command_part: bytes, root: Path) -> list[int]:
+    """Pids of live (not zombie) processes whose command line holds ``command_part`` and whose
+    working directory is under ``root``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -97,7 +103,7 @@ def scripted_clis(root: Path) -> list[int]:
             state = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError):  # gone meanwhile, or not ours to look at
             continue
-        if b"scripted_cli" in command and cwd.is_relative_to(root) and state != b"Z":
+        if command_part in command and cwd.is_relative_to(root) and state != b"Z":
             found.append(int(entry.name))
     return found
 

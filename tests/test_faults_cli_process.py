@@ -8,7 +8,6 @@ to ``max_retries`` with the last error in the task's state."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -17,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_helpers import FAULT_CLIS, FaultRun, alive, kill_all, wait_gone
+from cli_process_helpers import processes_running
+from fault_helpers import FAULT_CLIS, FaultRun, kill_all, wait_gone
 
 GRACE = 5.0  # the runner's SIGTERM-to-SIGKILL grace (orchestrator.process)
 SLACK = 30.0  # start-up, git and a loaded machine: an upper bound, not a timing claim
@@ -37,18 +37,7 @@ def pids_in(path: Path) -> list[int]:
 
 def fault_processes(root: Path) -> list[int]:
     """Living processes running a fault CLI with their working directory under ``root``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-            cwd = Path(os.readlink(entry / "cwd"))
-        except OSError:
-            continue
-        if str(FAULT_CLIS).encode() in command and cwd.is_relative_to(root):
-            found.append(int(entry.name))
-    return [pid for pid in found if alive(pid)]
+    return processes_running(str(FAULT_CLIS).encode(), root)
 
 
 def times(run: FaultRun, kind: str) -> list[datetime]:
