@@ -25,7 +25,9 @@ import anyio
 from cli_process_helpers import (
     COUNCIL,
     ENV,
+    council,
     events,
+    file_on,
     reap,
     scripted_clis,
     seen,
@@ -136,14 +138,7 @@ def resume_and_check(
     before = completed_phases(repo / ".council" / "state")
     assert {cli_runs(repo, *key) for key in before} <= {1}
     started = time.monotonic()
-    resumed = subprocess.run(
-        [*COUNCIL, "resume", str(config), "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=60,
-    )
+    resumed = council("resume", config, "--json", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-6000:] + resumed.stderr[-3000:]
     assert time.monotonic() - started < 45  # nothing waited for the dead holder's leases
     report = json.loads(resumed.stdout)
@@ -160,10 +155,7 @@ def resume_and_check(
     landed = merged_tasks(repo)
     assert sorted(landed) == sorted(ids), landed
     for task_id in ids:
-        shown = subprocess.run(
-            ["git", "-C", str(repo), "show", f"main:{task_id}.txt"], capture_output=True
-        )
-        assert shown.returncode == 0, task_id
+        assert file_on(repo, "main", f"{task_id}.txt") is not None, task_id
 
     # Nothing of the run is left running: the resume stopped the dead orchestrator's CLIs.
     assert not scripted_clis(tmp_path)
@@ -194,14 +186,7 @@ def test_sigkill_mid_run_then_resume_completes_everything_once(tmp_path: Path) -
     assert task_status(repo, "quick") == "done"
 
     # A new `run` of the same tasks is refused, pointing at the resume, and changes nothing.
-    again = subprocess.run(
-        [*COUNCIL, "run", str(config), "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=60,
-    )
+    again = council("run", config, "--json", cwd=tmp_path)
     assert again.returncode == 2, again.stderr
     assert "still active: continue that run with `council resume <config>`" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1, again.stderr
@@ -283,14 +268,7 @@ def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) 
         reap(process)
     (left,) = scripted_clis(tmp_path)
     (tmp_path / "other.yaml").write_text(CONFIG + task("other", "WRITE other.txt other"))
-    other = subprocess.run(
-        [*COUNCIL, "run", str(tmp_path / "other.yaml"), "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=60,
-    )
+    other = council("run", tmp_path / "other.yaml", "--json", cwd=tmp_path)
     assert other.returncode == 0, other.stderr[-3000:]
     stopped = [e["data"]["orphans"] for e in events(repo) if e["type"] == "cli.orphans_stopped"]
     assert stopped == [[{"pid": left, "group": True, "task": "slow"}]]
