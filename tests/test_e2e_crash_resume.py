@@ -267,7 +267,10 @@ def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) 
     finally:
         reap(process)
     (left,) = scripted_clis(tmp_path)
-    (tmp_path / "other.yaml").write_text(CONFIG + task("other", "WRITE other.txt other"))
+    # The other run lasts past the dead run's lease (1 s): a run started within a second of
+    # the kill finds the claim still live at its first sweep and must meet it lapsed later.
+    other_task = task("other", "SLEEP 2.5\nWRITE other.txt other")
+    (tmp_path / "other.yaml").write_text(CONFIG + other_task)
     other = council("run", tmp_path / "other.yaml", "--json", cwd=tmp_path)
     assert other.returncode == 0, other.stderr[-3000:]
     stopped = [e["data"]["orphans"] for e in events(repo) if e["type"] == "cli.orphans_stopped"]
