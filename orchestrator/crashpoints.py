@@ -13,6 +13,13 @@ code for good. A value naming no known point (or a bad count) arms nothing; ``ch
 called where a council starts (``Council.__aenter__``), refuses it with a ``ConfigError`` that
 lists the known points, so a typo never passes as a run that "survived" its crash.
 
+Two points are reached by every step of their kind, whatever the command or record, so a
+test can sweep them (``tests/test_crash_sweep.py``): ``git.ran`` after every git command the
+orchestrator runs (``orchestrator.git``), ``write.replaced`` after every durable state write.
+``COUNCIL_CRASH_TRACE=<file>`` appends one line per arrival at any point, ``<point>\t<what>``
+(the git subcommand, the file written), armed or not: a run traced once tells the sweep how
+many steps of each kind there are and what each k is.
+
 Points may be reached from worker threads (the state store writes there); counting is locked.
 """
 
@@ -24,9 +31,10 @@ import threading
 
 from orchestrator.errors import ConfigError, ConfigIssue
 
-__all__ = ["ENV", "POINTS", "check_armed", "crash_point"]
+__all__ = ["ENV", "POINTS", "TRACE_ENV", "check_armed", "crash_point"]
 
 ENV = "COUNCIL_CRASH_AT"
+TRACE_ENV = "COUNCIL_CRASH_TRACE"
 
 POINTS: dict[str, str] = {
     "claim.before_record": "a claim is about to be written (its fencing token is already taken)",
@@ -34,6 +42,7 @@ POINTS: dict[str, str] = {
     "write.temp_written": "a durable state write: the temp file holds the new bytes, unsynced",
     "write.fsynced": "a durable state write: the temp file is synced, not yet in place",
     "write.replaced": "a durable state write: the new file is in place, its directory unsynced",
+    "git.ran": "a git command has just finished, before its caller saw the result",
     "cli.spawned": "a CLI has just been started, before anything about it is recorded",
     "phase.completed": "a phase has just been recorded completed",
     "checkpoint.written": "a checkpoint file has just been written",
@@ -60,6 +69,7 @@ def _parse(value: str | None) -> tuple[tuple[str, int] | None, str | None]:
 
 
 _ARMED, _PROBLEM = _parse(os.environ.get(ENV))
+_TRACE = os.environ.get(TRACE_ENV) or None
 _reached = 0
 _count_lock = threading.Lock()
 
@@ -70,11 +80,25 @@ def check_armed() -> None:
         raise ConfigError([ConfigIssue("environment", None, ENV, _PROBLEM)])
 
 
-def crash_point(name: str) -> None:
-    """Die here with SIGKILL if this is the armed point's nth arrival (module doc)."""
-    if _ARMED is None:
+def crash_point(name: str, what: str = "") -> None:
+    """Die here with SIGKILL if this is the armed point's nth arrival (module doc); ``what``
+    names the step for the trace."""
+    if _ARMED is None and _TRACE is None:
         return
-    _arrive(name, *_ARMED)
+    if _TRACE is not None:
+        _trace(_TRACE, name, what)
+    if _ARMED is not None:
+        _arrive(name, *_ARMED)
+
+
+def _trace(path: str, name: str, what: str) -> None:
+    line = f"{name}\t{what}".replace("\n", " ") + "\n"
+    # One O_APPEND write per line: lines from threads (and a resumed process) never interleave.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
 
 
 def _arrive(name: str, armed: str, nth: int) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import anyio.to_thread
 import git as gitpython
 
+from orchestrator.crashpoints import crash_point
 from orchestrator.errors import GitError
 
 __all__ = ["ZERO_SHA", "Git", "GitResult"]
@@ -116,6 +117,7 @@ class Git:
                 )
             except gitpython.GitCommandNotFound as exc:
                 raise GitError(args, None, f"git could not be started: {exc}") from None
+        crash_point("git.ran", _step(args))
         result = GitResult(argv, int(status or 0), _text(stdout), _text(stderr))
         if check and not result.ok:
             raise GitError(args, result.returncode, result.stderr or result.stdout)
@@ -161,6 +163,22 @@ class Git:
         if current != (expected_old or None):
             return False  # somebody moved it: the caller re-reads and retries
         raise GitError(["update-ref", ref, new, old], result.returncode, result.stderr)
+
+
+def _step(args: Sequence[str]) -> str:
+    """The kind of git step ``args`` is, for the crash trace: ``worktree add``, ``commit``."""
+    words: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg == "-c":
+            next(rest, None)  # its value
+        elif not arg.startswith("-"):
+            words.append(arg)
+            if len(words) == 2:
+                break
+    if words[:1] and words[0] in {"worktree", "stash", "config", "notes"}:
+        return " ".join(words)
+    return words[0] if words else ""
 
 
 def _text(value: object) -> str:

@@ -76,6 +76,7 @@ KILLS = [
     ("write.temp_written", 30),
     ("write.fsynced", 25),
     ("write.replaced", 40),
+    ("git.ran", 45),
     ("cli.spawned", 3),
     ("phase.completed", 2),
     ("checkpoint.written", 1),

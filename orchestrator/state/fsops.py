@@ -103,7 +103,7 @@ def durable_write(
         if before_replace is not None:
             before_replace()
         ops.replace(tmp, path)
-        crash_point("write.replaced")
+        crash_point("write.replaced", str(path))
     except BaseException:
         # The error that stopped the write is the one to report, not the cleanup's.
         with contextlib.suppress(OSError):
