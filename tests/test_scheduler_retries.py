@@ -102,13 +102,14 @@ async def test_a_rate_limit_parks_the_adapter_and_others_use_the_fallback(
 
     async def hits_the_limit(run: TaskRun, call: int) -> WorkflowResult:
         if call == 1:
-            reset.append(time.monotonic() + 0.5)
+            # Long enough that a loaded machine still dispatches "other" inside the park.
+            reset.append(time.monotonic() + 2.0)
             return WorkflowResult(
                 WorkflowStatus.PARKED,
                 phase="build",
                 message="usage limit reached",
                 outcome_kind="rate_limited",
-                retry_at=utcnow() + timedelta(seconds=0.5),
+                retry_at=utcnow() + timedelta(seconds=2.0),
             )
         return await probe.default(run, call)
 
