@@ -63,6 +63,7 @@ from orchestrator.errors import (
     PathEscapeError,
     out_of_space,
 )
+from orchestrator.events import Event
 from orchestrator.handoff import (
     Handoff,
     VerifyRecord,
@@ -380,7 +381,7 @@ class _Workflow:
             )
             outcome = Outcome(kind=OutcomeKind.NO_CHANGES, message=message)
             raise await self._failure(BUILD, outcome, retryable=True)
-        checks = await run_verify(self.verify, self.session.path, timeout=self._verify_timeout())
+        checks = await self._run_verify()
         failed = next((check for check in checks if not check.ok), None)
         if failed is not None:
             outcome = Outcome(kind=OutcomeKind.FAILED, message=failure_message(failed))
@@ -402,9 +403,7 @@ class _Workflow:
             message = "the task's branch holds no changes against the base"
             return result_for(Outcome(kind=OutcomeKind.NO_CHANGES, message=message), last)
         if facts.head != self.verified_head:
-            checks = await run_verify(
-                self.verify, self.session.path, timeout=self._verify_timeout()
-            )
+            checks = await self._run_verify()
             failed = next((check for check in checks if not check.ok), None)
             if failed is not None:
                 message = failure_message(failed)
@@ -416,6 +415,18 @@ class _Workflow:
             commit=facts.head,
             files_changed=facts.files,
         )
+
+    async def _run_verify(self) -> list[VerifyRecord]:
+        """The verify commands, then the worktree put back to the commit they checked: what
+        they wrote (reports, caches, a dump of their environment) is no CLI's work and must
+        never be committed with it."""
+        checks = await run_verify(self.verify, self.session.path, timeout=self._verify_timeout())
+        left = await self.run.worktrees.discard_uncommitted(self.session)
+        if left:
+            log.info("task %s: verify left %s; not committed", self.task.id, ", ".join(left[:20]))
+            event = Event(type="verify.discarded", data={"task": self.task.id, "paths": left[:50]})
+            await self.run.store.emit(event)
+        return checks
 
     def _verify_timeout(self) -> float:
         if self.deadline is None:

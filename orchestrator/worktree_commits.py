@@ -43,6 +43,7 @@ __all__ = [
     "Saved",
     "commit_all",
     "commit_all_sync",
+    "discard_uncommitted_sync",
     "gitlinks",
     "keep_tip",
     "read_status",
@@ -156,6 +157,18 @@ async def commit_all(
             git, message, task_id=task_id, session_id=session_id, keep_out=keep_out
         )
     )
+
+
+def discard_uncommitted_sync(git: Git, keep_out: Sequence[str] = ()) -> list[str]:
+    """Put the worktree back to its HEAD: tracked changes undone, untracked files removed
+    (ignored ones and the orchestrator's copied files stay); the paths that were changed.
+    Only for what no CLI made: a verify command's by-products, which must never be
+    committed as the task's work."""
+    changed = read_status_sync(git).work(keep_out)
+    if changed:
+        git.run_sync("reset", "--hard", "--quiet", "HEAD")
+        git.run_sync("clean", "-f", "-d", "--quiet", "--", *(f":(literal){p}" for p in changed))
+    return changed
 
 
 @dataclass(frozen=True)

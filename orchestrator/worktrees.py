@@ -54,6 +54,7 @@ from orchestrator.state.protocol import StateStore
 from orchestrator.tamper import TamperGuard
 from orchestrator.worktree_commits import (
     commit_all_sync,
+    discard_uncommitted_sync,
     read_status,
     read_status_sync,
     settle_index_lock_sync,
@@ -283,6 +284,15 @@ class WorktreeManager:
 
         async with self._session_lock(found.session_id):
             return await anyio.to_thread.run_sync(commit)
+
+    async def discard_uncommitted(self, session: SessionWorktree | str) -> list[str]:
+        """Undo every uncommitted change in the session's worktree (``discard_uncommitted_sync``:
+        for a verify command's by-products); the paths that were changed."""
+        found = await self.get_session(session)
+        worktree = (await self._workspace()).git.at(found.path)
+        keep_out = self.settings.copy_files
+        async with self._session_lock(found.session_id):
+            return await anyio.to_thread.run_sync(discard_uncommitted_sync, worktree, keep_out)
 
     async def get_session_stats(self, session: SessionWorktree | str) -> SessionStats:
         """The branch's committed diff against its merge-base with the base, and ``dirty``."""

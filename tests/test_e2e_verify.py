@@ -77,3 +77,41 @@ def test_a_task_failing_verify_is_not_merged_and_keeps_its_branch(tmp_path: Path
     assert branch and git(repo, "rev-parse", "--verify", f"refs/heads/{branch}")
     assert git(repo, "show", f"{branch}:broken.txt") == "BROKEN on purpose"
     assert git(repo, "merge-base", "--is-ancestor", base_before, branch) == ""
+
+
+# A verify command that leaves files behind, as real ones do (reports, caches, a dump of the
+# environment it ran with): they are no CLI's work and must never land with the task.
+LEAVES_FILES = (
+    "import os, pathlib; pathlib.Path('report.txt').write_text('ok'); "
+    "pathlib.Path('good.txt').write_text('rewritten by verify')"
+)
+
+
+def test_what_a_verify_command_leaves_is_never_committed(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        CONFIG.split("verify:")[0]
+        + f"verify:\n  - [python3, -c, {json.dumps(LEAVES_FILES)}]\n"
+        + "tasks:\n  - {id: good, prompt: 'WRITE good.txt all fine', files: [good.txt]}\n"
+    )
+    done = subprocess.run(
+        [*COUNCIL, "run", str(config), "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert merged_tasks(repo) == ["good"]
+    assert git(repo, "show", "main:good.txt") == "all fine"
+    assert git(repo, "ls-tree", "--name-only", "main").split() == [
+        "README.md",
+        "good.txt",
+        "shared.txt",
+    ]
+    lines = (repo / ".council" / "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    discarded = [e["data"]["paths"] for e in events if e["type"] == "verify.discarded"]
+    assert discarded and all(sorted(paths) == ["good.txt", "report.txt"] for paths in discarded)
