@@ -11,11 +11,13 @@ verify command is a script its CLI wrote that dumps its environment into a file.
 ``trace`` runs it once with ``COUNCIL_CRASH_TRACE`` to count the steps: N git commands
 (``git.ran``) and M durable writes (``write.replaced``), each with its kind (``worktree add``,
 ``commit``, ``merge-tree``, ``tasks/...json``). Then, for every k of both, a fresh copy of the
-run is killed at its k-th step, checked as the kill left it (``invariants``: nothing lost,
-nothing twice; ``content_invariants``: no base file lost, no edit applied twice, nothing
-landed that no CLI wrote), resumed to the end (a sample of the resumes is killed too, then
-resumed again) and checked again: every task done, every content promise, the user's checkout,
-no canary secret anywhere in git's objects or under ``.council/``.
+run is killed at its k-th step (for even k the user's checkout is their own work in progress
+on another branch, for odd k a clean checkout of the base), checked as the kill left it
+(``invariants``: nothing lost, nothing twice; ``content_invariants``: no base file lost, no
+edit applied twice, nothing landed that no CLI wrote), resumed to the end (a sample of the
+resumes is killed too, then resumed again) and checked again: every task done, every content
+promise, the user's checkout, no canary secret anywhere in git's objects or under
+``.council/``.
 
 The schedule of two sessions varies a little between runs, so the k-th step of a killed run
 is not always the k-th step of the traced one; ``points`` keeps every kind of step covered
@@ -111,9 +113,16 @@ class Run:
     before: content_invariants.Before
 
 
-def prepare(root: Path) -> Run:
+def prepare(root: Path, *, busy_checkout: bool = False) -> Run:
+    """A fresh repository and run. Its checkout is a clean one of the base (fast-forwarded as
+    work lands), or with ``busy_checkout`` the user's own work in progress on another branch
+    (a changed file, an untracked one), which must stay byte for byte as it is."""
     root.mkdir(parents=True, exist_ok=True)
     repo = new_repo(root)
+    if busy_checkout:
+        subprocess.run(["git", "-C", str(repo), "switch", "-q", "-c", "feature"], check=True)
+        (repo / "README.md").write_text("hello\nmy unsaved edit\n")
+        (repo / "notes.txt").write_text("untracked notes\n")
     config = root / "run.yaml"
     config.write_text(CONFIG + "".join(task_entry(t) for t in PHASES))
     return Run(root, repo, config, content_invariants.before_run(repo))
@@ -201,9 +210,9 @@ class Outcome:
 def kill_resume_check(root: Path, point: str, k: int, resume_crash: str | None) -> Outcome:
     """Kill a fresh run at ``point:k``, check, (kill its resume at ``resume_crash``, check,)
     resume to the end, check."""
-    run = prepare(root)
-    where = f"{point}:{k}"
-    status, output = council(run, "run", crash_at=where)
+    run = prepare(root, busy_checkout=k % 2 == 0)  # both kinds of checkout at every step kind
+    status, output = council(run, "run", crash_at=f"{point}:{k}")
+    where = f"{point}:{k}" + (" (checkout busy on another branch)" if k % 2 == 0 else "")
     if status != -signal.SIGKILL:
         # This run's schedule had fewer steps than k: it ended by itself, and must be whole.
         problems = [] if status == 0 else [f"ended {status} unkilled: {output}"]
