@@ -50,6 +50,7 @@ POINTS: dict[str, str] = {
     "merge.committed": "a merge commit has been written, the base ref not yet moved",
     "merge.ref_updated": "the base ref has just been moved to the merge commit",
     "merge.recorded": "a landed merge has just been recorded (task done, claim released)",
+    "sample.half_made": "the demo's sample repository has its files but no commit yet",
 }
 """Every crash point, with where exactly it sits."""
 

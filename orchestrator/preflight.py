@@ -34,6 +34,7 @@ from orchestrator.config_models import RunConfig
 from orchestrator.errors import AdapterError, AdapterUnavailable, UnusableRepository
 from orchestrator.git import Git
 from orchestrator.registry import AdapterRegistry
+from orchestrator.sample_repo import SampleState, sample_state
 from orchestrator.worktree_repo import COUNCIL_DIR
 
 __all__ = ["check_adapters", "check_repository", "council_dir_problem"]
@@ -44,8 +45,10 @@ _CHECKED_INSIDE = ("locks", "state")  # subdirectories whose entries are checked
 async def check_repository(config: RunConfig) -> None:
     """``UnusableRepository`` when the run's repository cannot be used as it is."""
     repo = config.repo
-    if config.sample_repo and not await anyio.to_thread.run_sync(os.path.lexists, repo):
-        return  # the run creates the sample repository there
+    if config.sample_repo:
+        state = await anyio.to_thread.run_sync(sample_state, repo, config.base_branch)
+        if state in (SampleState.ABSENT, SampleState.HALF_MADE):
+            return  # the run creates (or finishes) the sample repository there
     problem = await anyio.to_thread.run_sync(_checkout_problem, repo)
     if problem is not None:
         raise UnusableRepository(problem)

@@ -171,8 +171,15 @@ def finished_everything(tmp_path: Path, repo: Path, config: Path) -> None:
     invariants.check(repo, before=before, all_done=True, root=tmp_path)
 
 
+# Points this run never reaches, each killed by a test of its own.
+ELSEWHERE = {
+    "sample.half_made": "test_sample_repo.py::"
+    "test_a_kill_while_the_sample_is_built_leaves_nothing_a_later_run_refuses",
+}
+
+
 def test_every_crash_point_has_a_test() -> None:
-    assert sorted(point for point, _ in KILLS) == sorted(POINTS)
+    assert sorted([*(point for point, _ in KILLS), *ELSEWHERE]) == sorted(POINTS)
 
 
 @dataclass(frozen=True)
