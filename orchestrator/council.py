@@ -58,6 +58,8 @@ from orchestrator.phase_cli import PHASE_EVENT
 from orchestrator.plan import RunPlan, build_plan, plan_paths
 from orchestrator.plugins import PluginHost, default_plugins
 from orchestrator.preflight import check_adapters, check_repository
+from orchestrator.process import stop_adopted
+from orchestrator.process_tree import become_subreaper, now_ticks
 from orchestrator.report import RunReport, build_report
 from orchestrator.run_lock import RunLock, acquire_run_lock
 from orchestrator.sample_repo import ensure_sample_repo
@@ -199,7 +201,11 @@ class Council:
     # -- running --------------------------------------------------------------------------
 
     async def run(self) -> RunReport:
-        await self.scheduler.run()
+        since = now_ticks()
+        try:
+            await self.scheduler.run()
+        finally:
+            await self._stop_leftovers(since)
         return await self.status()
 
     async def resume(self, session_id: str | None = None) -> RunReport:
@@ -209,8 +215,32 @@ class Council:
             if session is None:
                 raise nothing_to_resume(self.config.state_dir)
             session_id = session.session_id
-        await scheduler.resume(session_id)
+        since = now_ticks()
+        try:
+            await scheduler.resume(session_id)
+        finally:
+            await self._stop_leftovers(since)
         return await self.status()
+
+    @staticmethod
+    def adopt_orphans() -> bool:
+        """Make this process the one a CLI's double-forked daemons are reparented to, so the
+        run finds and stops every one of them, even one that dropped its environment and left
+        its worktree (``process_tree``, adoption; Linux). The ``council`` command does this; a
+        program of your own should only if no other part of it starts processes in sessions
+        of their own and waits for them by pid. False where it is not possible."""
+        return become_subreaper()
+
+    async def _stop_leftovers(self, since: int) -> None:
+        """Stop what the run's CLIs left running that no CLI's own end could claim (a daemon
+        adopted while several CLIs ran; ``process_tree``), and say so."""
+        with anyio.CancelScope(shield=True):
+            stopped = await stop_adopted(since)
+            if stopped and self._store is not None:
+                event = Event(
+                    type="cli.survivors_stopped", data={"processes": stopped}, level="warning"
+                )
+                await self._store.emit(event)
 
     def submit(self, task: TaskConfig | Mapping[str, Any]) -> TaskConfig:
         """Add a task to the run; before ``run`` or while it runs."""

@@ -59,7 +59,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -83,7 +83,17 @@ from orchestrator.errors import AdapterError, RunError
 from orchestrator.process_env import Redactor, child_env, home_ready, prepare_home
 from orchestrator.process_output import LOG_LIMIT, LogSink, log_name
 from orchestrator.process_reader import EventCallback, OutputReader
-from orchestrator.process_tree import MARK_NAME, Family, find_strays, signal_strays
+from orchestrator.process_tree import (
+    MARK_NAME,
+    Family,
+    Stray,
+    adopted_strays,
+    describe,
+    find_strays,
+    now_ticks,
+    reap,
+    signal_strays,
+)
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -92,8 +102,10 @@ __all__ = [
     "CommandResult",
     "cli_version",
     "kill_group",
+    "own_processes",
     "run_cli",
     "run_command",
+    "stop_adopted",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,6 +116,50 @@ _DRAIN = 1.0  # after the CLI exited: how long output may still arrive from esca
 _SWEEPS = 3  # passes over /proc for marked processes: a member may fork while we kill
 _PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+
+
+# The processes started here and not yet waited for (never taken for a CLI's strays), and
+# the CLIs running now with their start (ticks): a double-forked daemon the orchestrator
+# adopted while one CLI ran alone is that CLI's (``process_tree``, adoption).
+_STARTED: set[int] = set()
+_RUNNING_CLIS: dict[int, int] = {}
+_last_cli_end = 0
+_spawning = 0  # starts under way: a child may exist whose pid is not in _STARTED yet
+
+
+def own_processes() -> frozenset[int] | None:
+    """The processes started here and still running; None while a start is under way (then
+    no child of ours can be told from an adopted one)."""
+    return None if _spawning else frozenset(_STARTED)
+
+
+@contextlib.contextmanager
+def _starting() -> Iterator[None]:
+    global _spawning
+    _spawning += 1
+    try:
+        yield
+    finally:
+        _spawning -= 1
+
+
+def _alone_since(pid: int) -> int | None:
+    """Since when (ticks) the CLI ``pid`` has been the only one running; None while others run."""
+    if any(other != pid for other in _RUNNING_CLIS):
+        return None
+    return max(_RUNNING_CLIS.get(pid, 0), _last_cli_end)
+
+
+def _cli_started(pid: int, since: int) -> None:
+    _STARTED.add(pid)
+    _RUNNING_CLIS[pid] = since
+
+
+def _cli_ended(pid: int) -> None:
+    global _last_cli_end
+    _STARTED.discard(pid)
+    if _RUNNING_CLIS.pop(pid, None) is not None:
+        _last_cli_end = now_ticks()
 
 
 class CliWatch(Protocol):
@@ -141,6 +197,7 @@ class CliRun:
     truncated_lines: int  # lines longer than the cap, of which only the head was kept
     dropped_events: int  # events let go of to bound memory (on_event saw them all)
     log_truncated: bool
+    survivors: tuple[str, ...] = ()  # processes it left running after it exited, now stopped
 
     @property
     def ok(self) -> bool:
@@ -164,15 +221,9 @@ async def run_command(
         raise RunError("cannot run an empty command")
     started = time.monotonic()
     try:
-        process = await anyio.open_process(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=_marked(os.environ if env is None else env),
-            start_new_session=True,
-        )
+        with _starting():
+            process = await _open_command(argv, cwd, env)
+            _STARTED.add(process.pid)
     except FileNotFoundError:
         raise RunError(f"{argv[0]}: command not found (cwd {cwd})") from None
     except PermissionError:
@@ -198,6 +249,7 @@ async def run_command(
             await kill_group(process, Family(process.pid), 0)  # the caller stops now: no grace
         raise
     finally:
+        _STARTED.discard(process.pid)
         with contextlib.suppress(Exception):
             await process.aclose()
     return CommandResult(
@@ -206,6 +258,20 @@ async def run_command(
         output=tail.decode("utf-8", "replace"),
         timed_out=timed_out,
         seconds=time.monotonic() - started,
+    )
+
+
+async def _open_command(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None
+) -> anyio.abc.Process:
+    return await anyio.open_process(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=_marked(os.environ if env is None else env),
+        start_new_session=True,
     )
 
 
@@ -231,19 +297,39 @@ async def kill_group(
     _signal_group(pgid, signal.SIGKILL)
     signal_strays(strays, signal.SIGKILL)
     await process.wait()
+    await anyio.to_thread.run_sync(reap, strays)
     await _sweep(family)
 
 
-async def _sweep(family: Family) -> None:
-    """SIGKILL every marked member of ``family`` still alive (the leader has exited)."""
-    if family.mark is None:
-        return
+async def _sweep(family: Family) -> list[str]:
+    """SIGKILL every member of ``family`` still alive outside its group (the leader has
+    exited); what they were."""
+    if family.mark is None and not family.roots:
+        return []
+    stopped: dict[Stray, str] = {}
     for _ in range(_SWEEPS):
         strays = await anyio.to_thread.run_sync(lambda: find_strays(family, leader_alive=False))
         if not strays:
-            return
+            break
+        stopped.update((stray, describe(stray)) for stray in strays if stray not in stopped)
         log.info("pid %d: killing %d processes it left behind", family.pgid, len(strays))
         signal_strays(strays, signal.SIGKILL)
+        await anyio.to_thread.run_sync(reap, strays)  # dead before the next look
+    return list(stopped.values())
+
+
+async def stop_adopted(since: int) -> list[str]:
+    """SIGKILL every process this orchestrator adopted (a CLI's double-forked daemon, where
+    it is a subreaper) that was started since ``since`` (ticks); what they were. For the end
+    of a run, when no CLI runs any more to own them."""
+    strays: list[Stray] = await anyio.to_thread.run_sync(adopted_strays, since, own_processes)
+    if not strays:
+        return []
+    stopped = [describe(stray) for stray in strays]
+    log.warning("stopping %d processes the run's CLIs left behind: %s", len(strays), stopped)
+    signal_strays(strays, signal.SIGKILL)
+    await anyio.to_thread.run_sync(reap, strays)
+    return stopped
 
 
 def _marked(env: Mapping[str, str]) -> dict[str, str]:
@@ -284,12 +370,16 @@ async def run_cli(
     path = Path(log_dir) / log_name(request.task_id, request.phase)
     sink = LogSink(path, log_limit, argv, request.workdir)
     try:
-        process, out_fd, err_fd = await _spawn(adapter, spec, request.workdir, env)
+        with _starting():
+            process, out_fd, err_fd = await _spawn(adapter, spec, request.workdir, env)
+            _cli_started(process.pid, since)
     except BaseException as exc:
         with contextlib.suppress(OSError):  # the start error matters more than its log line
             sink.close(f"not started: {exc}")
         raise
-    family = Family(process.pid, mark, since)
+    pid = process.pid
+    roots = (str(request.workdir), str(home))  # resolved where /proc is read
+    family = Family(pid, mark, since, roots, own_processes, lambda: _alone_since(pid))
     crash_point("cli.spawned")
     try:
         sink.create()  # after the start, so it overlaps the CLI's own start-up
@@ -313,7 +403,7 @@ async def run_cli(
     stop = _Stop()
     started = time.monotonic()
     try:
-        await _supervise(
+        survivors = await _supervise(
             process, family, (out_fd, err_fd), spec.stdin, reader, stop, started, limits
         )
     except BaseException:
@@ -322,9 +412,12 @@ async def run_cli(
             sink.close("cancelled: the orchestrator stopped this run")
         raise
     finally:
+        _cli_ended(pid)
         with anyio.CancelScope(shield=True):
             await _close(process, out_fd, err_fd)
             await _ended(watch, process.pid)
+    if survivors:
+        log.warning("%s left processes running after it exited: %s", argv[0], survivors)
     code = process.returncode
     result = ProcessResult(
         exit_code=code if code is not None and code >= 0 else None,
@@ -351,6 +444,7 @@ async def run_cli(
         truncated_lines=reader.truncated_lines,
         dropped_events=reader.tail.dropped,
         log_truncated=sink.truncated,
+        survivors=tuple(survivors),
     )
 
 
@@ -411,7 +505,9 @@ async def _supervise(
     stop: _Stop,
     started: float,
     limits: _Limits,
-) -> None:
+) -> list[str]:
+    """Run the CLI to its end; the processes it left running after a normal exit (stopped)."""
+    survivors: list[str] = []
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(reader.pump, fds[0], "stdout")
         tasks.start_soon(reader.pump, fds[1], "stderr")
@@ -433,10 +529,11 @@ async def _supervise(
             stop.reason = None
             stop.scope = None  # a watchdog waking now must not mark a finished run
             _signal_group(process.pid, signal.SIGKILL)  # daemons it forked die with it
-            await _sweep(family)  # and so do those that left its group
+            survivors = await _sweep(family)  # and so do those that left its group
         with anyio.move_on_after(_DRAIN):
             await reader.finished.wait()
         tasks.cancel_scope.cancel()
+    return survivors
 
 
 async def _spawn(

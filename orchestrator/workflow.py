@@ -292,6 +292,11 @@ class _Workflow:
             if found is not None:
                 log.error("task %s, phase %s: %s", self.task.id, call.phase, found.message)
             raise
+        if ran.cli.survivors:  # stopped already; the user should know their CLI does this
+            data = {"task": self.task.id, "phase": call.phase, "processes": ran.cli.survivors}
+            await self.run.store.emit(
+                Event(type="cli.survivors_stopped", data=data, level="warning")
+            )
         found = await guard.finish(watch)
         if found is not None:
             self.usage = add_usage(self.usage, ran.cli.outcome.usage)

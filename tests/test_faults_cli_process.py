@@ -150,6 +150,28 @@ async def test_daemons_of_a_cli_that_exits_die_with_it_setsid_ones_too(
     assert not Path(run.state()["worktree"]).exists()
 
 
+def test_a_fully_detached_daemon_is_found_stopped_and_reported(
+    tmp_path: Path, pidfile: Path
+) -> None:
+    # No run mark (empty environment), not in the CLI's group or session, cwd / and no open
+    # file in the worktree: the `council` process adopted it (a child subreaper), so it is
+    # found once the CLI exits, stopped before the worktree is committed and removed, and
+    # named in the events.
+    run = FaultRun(tmp_path, "daemon.py", env={"FAULT_PIDS": str(pidfile)})
+    finished = run.run(timeout=60)
+
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.task()["status"] == "done"
+    (daemon,) = pids_in(pidfile)
+    assert wait_gone([daemon], timeout=2.0) == []
+    assert run.on_main("work.txt")
+    assert not Path(run.state()["worktree"]).exists()
+    stopped = [e["data"] for e in run.events() if e["type"] == "cli.survivors_stopped"]
+    assert [(d["phase"], [p.split(":")[0] for p in d["processes"]]) for d in stopped] == [
+        ("build", [f"pid {daemon}"])
+    ]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV])
 async def test_a_cli_killed_by_a_signal_crashed_and_its_work_is_kept(
     tmp_path: Path, sig: signal.Signals
