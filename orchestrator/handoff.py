@@ -22,7 +22,6 @@ Contract:
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, Self
@@ -32,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.ids import SafeId, is_safe_id
 from orchestrator.models import utcnow
-from orchestrator.paths import ensure_under
+from orchestrator.safe_write import write_atomic
 from orchestrator.state.protocol import StateStore
 
 __all__ = [
@@ -196,14 +195,9 @@ async def load_handoff(
 
 async def write_handoff_file(worktree: Path, handoff: Handoff) -> Path:
     """Write the handoff to ``<worktree>/.council/handoff/<phase>.json`` (atomically)."""
-    target = ensure_under(worktree, worktree / HANDOFF_DIR / f"{handoff.phase}.json")
-    text = handoff.model_dump_json(indent=2) + "\n"
-
-    def write() -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_suffix(".json.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, target)
-
-    await anyio.to_thread.run_sync(write)
+    # The CLI owns the worktree: no link it planted on the way, at the file or at a temp
+    # name, may turn this write into one outside it (``safe_write``).
+    target = worktree / HANDOFF_DIR / f"{handoff.phase}.json"
+    data = (handoff.model_dump_json(indent=2) + "\n").encode()
+    await anyio.to_thread.run_sync(write_atomic, worktree, target, data)
     return target

@@ -123,10 +123,10 @@ class LogSink:
             os.makedirs(directory, exist_ok=True)
             _made.add(directory)
         try:
-            self._file = open(self.path, "wb", buffering=64 * 1024)  # noqa: SIM115
+            self._file = _open_new(self.path)
         except FileNotFoundError:  # the directory was removed since: make it again
             os.makedirs(directory, exist_ok=True)
-            self._file = open(self.path, "wb", buffering=64 * 1024)  # noqa: SIM115
+            self._file = _open_new(self.path)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self._file.write(f"# {when} cwd={self._cwd}\n# argv: {shlex.join(self._argv)}\n".encode())
 
@@ -184,3 +184,9 @@ class TextTail:
 
     def text(self, limit: int = 8000) -> str:
         return "\n".join(self._lines)[-limit:]
+
+
+def _open_new(path: Path) -> IO[bytes]:
+    """The log, opened without following a link someone left at its (predictable) path."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.fdopen(os.open(path, flags, 0o644), "wb", buffering=64 * 1024)

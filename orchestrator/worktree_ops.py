@@ -33,6 +33,7 @@ import anyio.to_thread
 
 from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import ZERO_SHA, Git
+from orchestrator.safe_write import write_atomic
 from orchestrator.worktree_commits import Saved, gitlinks, keep_tip, save_uncommitted_sync
 from orchestrator.worktree_models import RemovalResult, SessionWorktree, WorktreeSettings
 from orchestrator.worktree_parse import read_gitfile
@@ -218,7 +219,7 @@ def _unlock(admin: Path | None) -> str | None:
 def _relock(admin: Path | None, reason: str | None) -> None:
     """Put back the lock ``_unlock`` took off (the worktree stays, and so does its owner)."""
     if admin is not None and reason is not None and admin.is_dir():
-        (admin / "locked").write_text(reason, encoding="utf-8")
+        write_atomic(admin, admin / "locked", reason.encode())
 
 
 async def drop_branch(ws: Workspace, branch: str, expected: str) -> bool:

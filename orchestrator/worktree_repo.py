@@ -34,6 +34,7 @@ from orchestrator import filelock
 from orchestrator.errors import GitError, InvalidIdError, PathEscapeError, WorkspaceError
 from orchestrator.git import Git
 from orchestrator.ids import check_id, is_safe_id
+from orchestrator.safe_write import open_append
 
 __all__ = [
     "COUNCIL_DIR",
@@ -196,9 +197,11 @@ def _ensure_excluded(exclude_file: Path) -> None:
         text = ""
     if any(line.strip() in _EXCLUDE_FORMS for line in text.splitlines()):
         return
-    exclude_file.parent.mkdir(parents=True, exist_ok=True)
     prefix = "" if not text or text.endswith("\n") else "\n"
-    with exclude_file.open("a", encoding="utf-8") as handle:
+    # A CLI can write in the git directory: a link at info/exclude must not be followed.
+    git_dir = exclude_file.parent.parent
+    fd = open_append(git_dir, exclude_file)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(f"{prefix}# CLI Council's worktrees, state and logs\n{_EXCLUDE_LINE}\n")
 
 

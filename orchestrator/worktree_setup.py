@@ -125,5 +125,7 @@ class _Log:
 
     def _append(self, text: str, mode: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open(mode, encoding="utf-8") as handle:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags |= os.O_APPEND if mode == "a" else os.O_TRUNC
+        with os.fdopen(os.open(self.path, flags, 0o644), "w", encoding="utf-8") as handle:
             handle.write(text)
