@@ -114,6 +114,17 @@ def try_acquire(path: Path, *, shared: bool = False) -> FileLock | None:
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
             continue
+        except IsADirectoryError:
+            # A directory where the lock file belongs (made by hand, or by a tool): an empty
+            # one is nobody's, and goes; anything in it is left for a person to look at.
+            try:
+                os.rmdir(path)
+            except OSError:
+                raise LockError(
+                    f"cannot use lock file {path}: a directory with files in it is in its "
+                    "place; move it away, then run `council resume`"
+                ) from None
+            continue
         except OSError as exc:
             raise LockError(f"cannot open lock file {path}: {exc.strerror}") from exc
         try:

@@ -53,7 +53,7 @@ import anyio.abc
 from orchestrator import procid
 from orchestrator.best_of import COUNCIL_PHASE, judge_adapter
 from orchestrator.config_models import TaskConfig
-from orchestrator.errors import RunError
+from orchestrator.errors import RunError, StateError
 from orchestrator.events import Event
 from orchestrator.models import (
     ACTIVE_SESSION_STATUSES,
@@ -283,6 +283,8 @@ class Scheduler(ReconcileLifecycle):
                         await self._add_submitted()
                         await self._reconcile()
                         states = await self._states()
+                        if any(task_id not in states for task_id in self.tasks):
+                            states = await self._records_lost()
                         if self.stopping:
                             if not self.running:
                                 break
@@ -298,6 +300,31 @@ class Scheduler(ReconcileLifecycle):
             self._view = None
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await self._finish()
+
+    async def _records_lost(self) -> dict[str, TaskState]:
+        """Some task of the run has no record (the view may lag: read again). The whole store
+        gone (no session record either) stops the run with a way forward; a task record moved
+        away alone (as a damaged record's error advises) is started afresh, queued."""
+        assert self.session_id is not None
+        states = await self._states(full=True)
+        missing = [task_id for task_id in self.tasks if task_id not in states]
+        if not missing:
+            return states
+        store = self.services.store
+        if await store.get_session(self.session_id) is None:
+            raise StateError(
+                f"the run's state disappeared while it ran (session {self.session_id} and "
+                f"tasks {', '.join(missing)} have no record any more): stopped. Start the run "
+                "again with `council run <config>`: work that landed is recognised on the "
+                "base and never merged twice"
+            )
+        for task_id in missing:
+            fresh = TaskState(task_id=task_id, session_id=self.session_id).model_dump()
+            await store.update_task_state(task_id, fresh)
+            await self._emit(
+                "task.record_recreated", {"task_id": task_id, "reason": "its record was missing"}
+            )
+        return await self._states(full=True)
 
     async def _nap(self) -> None:
         with anyio.move_on_after(self.services.config.scheduler.tick):

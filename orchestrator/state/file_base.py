@@ -188,7 +188,12 @@ class FileBase:
         announce: bool = True,
         durable: bool = True,
     ) -> M:
-        version = int(getattr(current, "version", 0)) if current is not None else 0
+        if current is not None:
+            version = int(getattr(current, "version", 0))
+        else:
+            # A record started afresh where one was moved away keeps versions increasing
+            # past the history it left (a holder of an old version gets a conflict).
+            version = max(kind.history_versions(key), default=0)
         base = current.model_dump() if current is not None else dict(defaults)
         now = utcnow()
         fields = {k: v for k, v in updates.items() if k not in STORE_OWNED}

@@ -175,7 +175,27 @@ class FileStateStore(FileTasks, FileRecords):
         requeued: list[str] = []
         for task_id in session.task_ids:
             task = await self.get_task_state(task_id)
-            if task is None or task.session_id != session_id:
+            if task is None:
+                # Its record was moved away (as a damaged record's error advises) or lost:
+                # started afresh, queued; the run's checks of the base and the task's branch
+                # decide what is left to do.
+                fresh = TaskState(task_id=task_id, session_id=session_id).model_dump()
+                await self.update_task_state(task_id, fresh)
+                requeued.append(task_id)
+                await self.emit(
+                    Event(
+                        type=EventType.STATE_RECOVERED,
+                        data={
+                            "kind": "tasks",
+                            "key": task_id,
+                            "reason": "record missing",
+                            "started_afresh": True,
+                        },
+                        level="warning",
+                    )
+                )
+                continue
+            if task.session_id != session_id:
                 continue
             fix = recovery_updates(task, now, force)
             if fix:
