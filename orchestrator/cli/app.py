@@ -24,6 +24,7 @@ from orchestrator.cli import (
     run_cmd,
     worktrees_cmd,
 )
+from orchestrator.council import Council
 from orchestrator.errors import ConfigError, CouncilError, RunLocked
 
 __all__ = ["CouncilGroup", "app", "council_errors", "exit_code_for", "main"]
@@ -95,6 +96,9 @@ clean_cmd.register(app)
 
 def main() -> None:
     """Console-script entry point (``council``)."""
+    # This process exists for the command: the orphans of the CLIs' daemons may come to it
+    # (never done where the commands run inside another program, such as a test runner).
+    Council.adopt_orphans()
     app(prog_name="council")
 
 

@@ -118,8 +118,6 @@ def status(
 async def _drive(
     council: Council, start: Callable[[], Awaitable[RunReport]], live: bool
 ) -> RunReport:
-    # This process exists for the run: the orphans of the CLIs' daemons may come to it.
-    council.adopt_orphans()
     async with council:
         report: RunReport | None = None
         refused: CouncilError | None = None
