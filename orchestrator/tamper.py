@@ -51,6 +51,7 @@ import os
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,12 +102,22 @@ class Watch:
 class TamperGuard:
     """The repository's watcher: ``watch(worktree)`` before a session, ``finish`` after."""
 
-    def __init__(self, git: Git, git_dir: Path, common_dir: Path, worktrees_dir: Path) -> None:
+    def __init__(
+        self,
+        git: Git,
+        git_dir: Path,
+        common_dir: Path,
+        worktrees_dir: Path,
+        ours: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
         self.git = git  # runs in the main checkout
         self.root = git.cwd
         self.git_dir = git_dir
         self.common_dir = common_dir
         self.worktrees_dir = worktrees_dir
+        # The worktrees the orchestrator made or is making: never a CLI's doing, however
+        # slowly git gets to writing their .git on a loaded machine.
+        self._ours = ours
         self._undone: deque[tuple[float, str, int]] = deque(maxlen=_REMEMBERED)
         self._serials = itertools.count(1)
         self._status_lock = anyio.Lock()
@@ -207,7 +218,7 @@ class TamperGuard:
 
     def _new_entries(self, before: frozenset[str]) -> list[str]:
         found = []
-        for name in sorted(self._entries() - before):
+        for name in sorted(self._entries() - before - set(self._ours())):
             path = self.worktrees_dir / name
             # A worktree the orchestrator is adding right now gets its .git within
             # milliseconds; anything else a CLI wrote there (``../x``) never does.

@@ -155,7 +155,11 @@ class WorktreeManager:
             ws = await self._workspace()
             layout = ws.layout
             self._guard = TamperGuard(
-                ws.git, layout.git_dir, layout.common_dir, layout.worktrees_dir
+                ws.git,
+                layout.git_dir,
+                layout.common_dir,
+                layout.worktrees_dir,
+                ours=lambda: self._busy | self._known.keys(),
             )
         return self._guard
 

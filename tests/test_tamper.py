@@ -132,3 +132,22 @@ async def test_sessions_overlapping_merges_and_fast_forwards_flag_nobody(tmp_pat
         report = await council.run()
     assert report.exit_code == 0, [t.error for t in report.tasks]
     assert sorted(merged_tasks(repo)) == sorted(t["id"] for t in tasks)
+
+
+async def test_a_worktree_the_orchestrator_is_still_making_is_never_taken_for_tampering(
+    tmp_path: Path,
+) -> None:
+    # A session's worktree directory appears before git writes its .git file; on a loaded
+    # machine that can take longer than any wait. The guard knows the orchestrator's own.
+    made, repo, one, _ = await two_sessions(tmp_path)
+    ours = {"one", "two", "three"}
+    guard = TamperGuard(
+        made.git, made.git_dir, made.common_dir, made.worktrees_dir, ours=lambda: ours
+    )
+    watch = await guard.watch(one.path)
+    worktrees = repo / ".council" / "worktrees"
+    (worktrees / "three").mkdir()  # what `git worktree add` has made so far
+    (worktrees / "stray").mkdir()  # what a CLI writing ../stray leaves
+    found = await guard.finish(watch)
+    assert found is not None
+    assert found.changes == (".council/worktrees/stray: created",)
