@@ -58,7 +58,13 @@ from orchestrator.errors import BaseLocked, CouncilError, GitError, MergeContent
 from orchestrator.events import Event, EventType
 from orchestrator.git import Git
 from orchestrator.ids import check_id
-from orchestrator.merge_checkout import Blocked, Checkout, CheckoutFinder, fast_forward, inspect
+from orchestrator.merge_checkout import (
+    Blocked,
+    Checkout,
+    CheckoutFinder,
+    fast_forward,
+    inspect_checkout,
+)
 from orchestrator.merge_git_locks import GitLockFile, held_git_locks
 from orchestrator.merge_history import TaskIndex
 from orchestrator.merge_tree import (
@@ -322,7 +328,7 @@ class MergeQueue:
             return locked
         clean = True
         if checkout is not None:
-            state = inspect(calls, checkout, self.base_branch, tree)
+            state = inspect_checkout(calls, checkout, self.base_branch, tree)
             if isinstance(state, Blocked):
                 return _waiting(report, state.message, state.details, checkout.path)
             clean = not state.cut_short

@@ -20,7 +20,7 @@ back exactly (``git read-tree -m -u <new> <old>``, the same two-tree step in rev
 refuses to overwrite anything that changed meanwhile) before it reports git's refusal. A
 checkout found holding exactly the tree about to land, staged and checked out with the ref
 behind (what a fast-forward killed between its index and its ref leaves), is not the user's
-work: ``inspect`` calls it ``cut_short`` and the fast-forward finishes it.
+work: ``inspect_checkout`` calls it ``cut_short`` and the fast-forward finishes it.
 
 Untracked files do not make a checkout "dirty": the fast-forward refuses by itself to
 overwrite one, and the merge then waits naming it. Ignoring them avoids stalling every merge
@@ -49,7 +49,7 @@ __all__ = [
     "Ready",
     "checkout_lock",
     "fast_forward",
-    "inspect",
+    "inspect_checkout",
 ]
 
 _IN_PROGRESS = {
@@ -167,7 +167,9 @@ class CheckoutFinder:
         return found
 
 
-def inspect(calls: GitCalls, checkout: Checkout, base_branch: str, tree: str) -> Blocked | Ready:
+def inspect_checkout(
+    calls: GitCalls, checkout: Checkout, base_branch: str, tree: str
+) -> Blocked | Ready:
     """Whether ``checkout`` may be fast-forwarded to a commit of ``tree`` now, and if not why."""
     where = f"base branch {base_branch!r} is checked out in {checkout.path}"
     if not checkout.path.is_dir():
