@@ -96,3 +96,24 @@ def test_a_failing_verify_printing_a_passed_secret_stores_only_the_mask(tmp_path
     assert task["status"] == "failed" and "DATABASE_PASSWORD=***" in task["error"]
     assert leaks(run.repo) == []
     assert "DATABASE_PASSWORD=***" in json.dumps(run.state())
+
+
+def test_a_cli_reading_the_orchestrators_environment_stores_none_of_it(tmp_path: Path) -> None:
+    """The allow-list keeps keys out of a child's environment, not out of its reach: the
+    orchestrator's own environment is readable through /proc by the same user. What the CLI
+    says of it (its log, its messages, its answer, which becomes the handoff) is masked."""
+    run = env_test_run(tmp_path, fails=False)
+    config = json.loads(run.config_path.read_text())
+    config["adapters"][TASK]["env"]["FAULT_PARENT_ENV"] = "1"
+    run.config_path.write_text(json.dumps(config, indent=2))
+
+    finished = run.run(env=CANARIES)
+
+    assert finished.task()["status"] == "done", finished.task()
+    assert leaks(run.repo) == []
+    log = run.logs()[0].read_text()
+    assert "GITHUB_TOKEN=***" in log  # it did say it
+    handoff = next((run.council_dir / "state" / "records" / "handoffs").rglob("current.json"))
+    assert "GITHUB_TOKEN=***" in handoff.read_text()
+    for name, value in CANARIES.items():
+        assert value.encode() not in finished.stdout + finished.stderr, name
