@@ -148,6 +148,16 @@ def _no_duplicates(values: list[str]) -> list[str]:
 UniqueIds = Annotated[list[Id], AfterValidator(_no_duplicates)]
 
 
+def _env_name(name: str) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid environment variable name")
+    return name
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+EnvNames = Annotated[list[EnvName], AfterValidator(_no_duplicates)]
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
@@ -307,6 +317,13 @@ class WorktreeConfig(_Section):
     )
     setup_timeout: PositiveDuration = Field(
         default=600.0, description="time limit for each setup command"
+    )
+    passthrough_env: EnvNames = Field(
+        default_factory=list,
+        description="variables of the orchestrator's environment that setup and verify "
+        "commands get besides the allow-listed ones (PATH, HOME, locale, TERM, TZ, proxies, "
+        "CA bundles), such as JAVA_HOME or VIRTUAL_ENV; they run code the CLIs wrote, so pass "
+        "no secret they do not need (a secret's value is masked in everything stored)",
     )
     pool_size: int = Field(
         default=0,

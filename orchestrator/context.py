@@ -45,6 +45,7 @@ from orchestrator import filelock
 from orchestrator.ids import SafeId, check_id
 from orchestrator.models import utcnow
 from orchestrator.paths import RepoPaths, StrPath
+from orchestrator.secret_mask import masked_json
 from orchestrator.state.fsops import FileOps, durable_write
 
 __all__ = ["ContextManager", "SessionContext", "WorkStatus"]
@@ -191,7 +192,7 @@ class ContextManager:
         if not self._dir_ready:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._dir_ready = True
-        durable_write(self._file(session), context.model_dump_json().encode(), self._ops)
+        durable_write(self._file(session), masked_json(context), self._ops)
         return context
 
     def _normalized(self, paths: Iterable[StrPath]) -> list[str]:

@@ -18,6 +18,7 @@ ever needs to import an outside library to handle a failure::
     │   ├── UnusableRepository        the repository or its .council cannot be used as it is
     │   ├── GitError                  a git command failed; carries argv and stderr
     │   └── MergeContention           the base branch kept moving under the merge queue
+    │       └── BaseLocked            a lock file of git's (a crash's leftover) blocks the base
     ├── LockError                     a lock could not be taken or released
     │   ├── LockTimeout               a lock stayed held by someone else until the timeout
     │   └── DeadlockError             waiting would close a cycle in the wait-for graph
@@ -39,6 +40,7 @@ from pathlib import Path
 __all__ = [
     "AdapterError",
     "AdapterUnavailable",
+    "BaseLocked",
     "ConfigError",
     "ConfigIssue",
     "CouncilError",
@@ -184,6 +186,28 @@ class MergeContention(WorkspaceError):
             f"base branch {base_branch!r} moved or was locked during each of {attempts} merge "
             f"attempts{hint}"
         )
+
+
+class BaseLocked(MergeContention):
+    """A lock file of git's own (``<ref>.lock``, ``HEAD.lock``, ``packed-refs.lock``, the
+    checkout's ``index.lock``) kept the merge queue from moving the base branch; ``locks``
+    describes each (path, age, who holds it). Nothing was changed."""
+
+    def __init__(self, base_branch: str, locks: Sequence[str], waited: float = 0.0) -> None:
+        self.locks = list(locks)
+        self.waited = waited
+        how = f"waited {waited:.1f} s for it; " if waited > 0 else ""
+        detail = "; ".join(self.locks)
+        WorkspaceError.__init__(
+            self,
+            f"cannot move base branch {base_branch!r}: {detail}; {how}nothing was changed "
+            "and the task's branch keeps its work. Once no git command runs in that "
+            "repository any more, remove the lock file (git's own advice after a crash) and "
+            "run the task again",
+        )
+        self.base_branch = base_branch
+        self.attempts = 1
+        self.last_error = detail
 
 
 class LockError(CouncilError):

@@ -8,6 +8,10 @@ Contract:
   ``verify`` results, the plan's ``files_to_touch``, the review's ``verdict``), the task's
   ``requirements`` and ``constraints``, and a sha256 of each artifact (``summary``, ``diff``)
   so a reader can tell the text it holds is the text that was produced.
+- A ``Handoff`` never holds a secret: every known one (``secret_mask``) is masked as the model
+  is made, before anything stores it (a CLI may write its key into a file, which the diff then
+  shows; a verify command may print one), and the digest of an artifact the mask changed is
+  that of its masked text, so the digests describe what is stored.
 - ``needs`` names the keys the next phase reads (``NEEDS`` by consumer: plan reads the
   requirements, constraints and the scout's findings; build reads the plan; review reads the
   implementation; a build sent back by review reads the review, ``FEEDBACK_NEEDS``). Only those
@@ -24,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -32,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from orchestrator.ids import SafeId, is_safe_id
 from orchestrator.models import utcnow
 from orchestrator.safe_write import write_atomic
+from orchestrator.secret_mask import mask, plain
 from orchestrator.state.protocol import StateStore
 
 __all__ = [
@@ -142,6 +147,28 @@ class Handoff(_Doc):
     )
     sha256: dict[Literal["summary", "diff"], str] = Field(default_factory=dict)
     needs: list[HandoffKey] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        """Every known secret masked (``secret_mask``) before the document exists, wherever it
+        came from (a CLI's words, the diff of files it wrote, a verify command's output), so
+        the store and the worktree file hold it as it is. An artifact the mask changed gets
+        the digest of its masked text (a truncated diff keeps that of its whole text)."""
+        hide = mask()
+        if not isinstance(data, dict) or not hide:
+            return data
+        flat = plain(data)
+        masked = hide.deep(flat)
+        if masked is flat:
+            return data
+        digests = dict(masked.get("sha256") or {})
+        if "summary" in digests and masked.get("summary") != data.get("summary"):
+            digests["summary"] = sha256_text(str(masked.get("summary", "")))
+        diff_changed = masked.get("diff") != data.get("diff")
+        if "diff" in digests and diff_changed and not masked.get("diff_truncated"):
+            digests["diff"] = sha256_text(str(masked.get("diff", "")))
+        return {**masked, "sha256": digests}
 
     @model_validator(mode="after")
     def _artifacts_match_their_digests(self) -> Self:

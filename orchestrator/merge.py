@@ -20,7 +20,14 @@ Contract of ``MergeQueue.merge(session_id, branch, task_id=...)``:
 - **The user's checkout is never modified behind their back.** If the base is checked out
   somewhere it is fast-forwarded in place only when clean (see ``merge_checkout``); otherwise
   ``waiting_for_checkout`` names the checkout and what is in the way, nothing moves, and a
-  later ``merge`` retries.
+  later ``merge`` retries. A fast-forward git refused half-way is put back exactly: the
+  checkout never keeps a merge whose ref did not move.
+- **Git's lock files are looked for first.** Before writing, the queue looks for the lock files
+  of git's the update needs (``merge_git_locks``: ``<base ref>.lock``, ``packed-refs.lock``
+  and, for a checkout of the base, its ``HEAD.lock`` and ``index.lock``). One that no process
+  holds (a crashed git's) fails the merge at once with ``BaseLocked``, naming it, its age and
+  that nobody holds it; one a live git may hold is waited for up to ``lock_wait`` seconds,
+  then ``BaseLocked`` names its holder. The queue never removes one (the user's repository).
 - **Hooks never run.** Git runs with ``core.hooksPath`` at an empty directory
   (``<repo>/.council/git-hooks`` unless told otherwise).
 
@@ -47,11 +54,18 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.crashpoints import crash_point
-from orchestrator.errors import CouncilError, GitError, MergeContention
+from orchestrator.errors import BaseLocked, CouncilError, GitError, MergeContention
 from orchestrator.events import Event, EventType
 from orchestrator.git import Git
 from orchestrator.ids import check_id
-from orchestrator.merge_checkout import CheckoutFinder, blocked, fast_forward
+from orchestrator.merge_checkout import (
+    Blocked,
+    Checkout,
+    CheckoutFinder,
+    fast_forward,
+    inspect_checkout,
+)
+from orchestrator.merge_git_locks import GitLockFile, held_git_locks
 from orchestrator.merge_history import TaskIndex
 from orchestrator.merge_tree import (
     GitCalls,
@@ -77,6 +91,7 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_START = 0.01  # seconds before the third attempt; doubles each time after
 _BACKOFF_CAP = 1.0
+_LOCK_POLL = 0.1  # seconds between looks at a git lock file a live process holds
 
 MergeLockFactory = Callable[[str], AbstractAsyncContextManager[object]]
 """``merge_lock(session_id)``: an async context manager held for the whole merge."""
@@ -94,6 +109,13 @@ class _Retry:
     """The attempt must start over; ``reason`` is git's refusal when there was one."""
 
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Locked:
+    """Git lock files the update needs are present; nothing was written."""
+
+    locks: list[GitLockFile]
 
 
 @dataclass(frozen=True)
@@ -118,12 +140,14 @@ class MergeQueue:
         identity: GitIdentity | None = None,
         hooks_dir: Path | str | None = None,
         max_attempts: int = 10,
+        lock_wait: float = 30.0,
     ) -> None:
         self.repo_path = Path(repo_path)
         self.base_branch = base_branch
         self.base_ref = branch_ref(base_branch, "base branch")
         self.identity = identity or GitIdentity()
         self.max_attempts = max(1, max_attempts)
+        self.lock_wait = max(0.0, lock_wait)
         # The same empty hooks directory the worktree layer uses (``RepoLayout.hooks_dir``).
         hooks = Path(hooks_dir) if hooks_dir else self.repo_path / ".council" / "git-hooks"
         self.git = Git(self.repo_path, hooks, self.identity.env())
@@ -219,16 +243,29 @@ class MergeQueue:
     async def _attempts(self, request: _Request) -> MergeResult:
         calls = GitCalls(self.git)
         last = _Retry()
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = 0
+        locked_since: float | None = None
+        while attempt < self.max_attempts:
             outcome = await anyio.to_thread.run_sync(self._attempt, calls, request)
             if isinstance(outcome, MergeResult):
-                return replace(outcome, attempts=attempt, git_calls=calls.count)
+                return replace(outcome, attempts=attempt + 1, git_calls=calls.count)
+            if isinstance(outcome, _Locked):
+                # Not an attempt that lost a race: waiting for a lock is bounded by time.
+                now = time.monotonic()
+                locked_since = now if locked_since is None else locked_since
+                waited = now - locked_since
+                if any(lock.stale for lock in outcome.locks) or waited >= self.lock_wait:
+                    described = [lock.describe() for lock in outcome.locks]
+                    raise BaseLocked(self.base_branch, described, waited)
+                await anyio.sleep(min(_LOCK_POLL, self.lock_wait - waited))
+                continue
+            attempt += 1
             last = outcome
             if attempt < self.max_attempts:
                 await anyio.sleep(_backoff(attempt))
         raise MergeContention(self.base_branch, self.max_attempts, last.reason)
 
-    def _attempt(self, calls: GitCalls, request: _Request) -> MergeResult | _Retry:
+    def _attempt(self, calls: GitCalls, request: _Request) -> MergeResult | _Retry | _Locked:
         tips = read_tips(calls, self.base_ref, request.ref)
         base = tips.base
         report = MergeResult(
@@ -274,7 +311,7 @@ class MergeQueue:
 
     def _land(
         self, calls: GitCalls, request: _Request, report: MergeResult, tree: str
-    ) -> MergeResult | _Retry:
+    ) -> MergeResult | _Retry | _Locked:
         """Commit the merged ``tree`` and move the base to it (via its checkout, if any)."""
         base = report.base_before
         owners = self._checkouts.owners(calls)
@@ -286,10 +323,15 @@ class MergeQueue:
                 [str(o.path) for o in owners],
             )
         checkout = owners[0] if owners else None
+        locked = self._git_locks(calls, checkout)
+        if locked is not None:
+            return locked
+        clean = True
         if checkout is not None:
-            problem = blocked(calls, checkout, self.base_branch)
-            if problem is not None:
-                return _waiting(report, problem.message, problem.details, checkout.path)
+            state = inspect_checkout(calls, checkout, self.base_branch, tree)
+            if isinstance(state, Blocked):
+                return _waiting(report, state.message, state.details, checkout.path)
+            clean = not state.cut_short
         text = commit_message(request.branch, request.task_id, request.session_id, request.message)
         new = calls.run(
             "commit-tree", "--no-gpg-sign", tree, "-p", base, "-p", report.branch_tip, "-m", text
@@ -302,7 +344,7 @@ class MergeQueue:
         else:
             if not self._checkouts.still_holds(checkout):
                 return _Retry()  # the user switched branches there: look for the owner again
-            refusal = fast_forward(calls, checkout, new)
+            refusal = fast_forward(calls, checkout, base, new, clean=clean)
             if refusal is None and not self._checkouts.still_holds(checkout):
                 # Switched away in the instant before the fast-forward: what moved was not the
                 # base, so start over and look again.
@@ -310,6 +352,10 @@ class MergeQueue:
             if refusal is not None:
                 if calls.rev_parse(self.base_ref) != base:
                     return _Retry()
+                # A lock that appeared after the look above: name it, not git's words.
+                locked = self._git_locks(calls, checkout)
+                if locked is not None:
+                    return locked
                 return _waiting(
                     report,
                     f"base branch {self.base_branch!r} is checked out in {checkout.path}, which "
@@ -326,6 +372,14 @@ class MergeQueue:
             tip_contained=True,
             checkout=checkout.path if checkout else None,
         )
+
+    def _git_locks(self, calls: GitCalls, checkout: Checkout | None) -> _Locked | None:
+        """The git lock files the update needs that are present, if any (see the module doc)."""
+        common = self._checkouts.common_dir(calls)
+        places = [common, self.repo_path, *([checkout.path] if checkout else [])]
+        admin = checkout.admin if checkout else None
+        found = held_git_locks(common, self.base_ref, admin, places)
+        return _Locked(found) if found else None
 
     def _compare_and_swap(
         self, calls: GitCalls, old: str, new: str, request: _Request

@@ -12,6 +12,16 @@ would see the merge as reversed, uncommitted changes. There the queue instead:
   files (``--no-overwrite-ignore``: ignored ones too), and only moves HEAD if it is still the
   commit it read.
 
+The ref move is the commit point. Git writes the index and the files first and moves the ref
+last, so a ref it cannot lock (a ``<ref>.lock`` or ``HEAD.lock`` that appeared after the queue
+looked for them, ``merge_git_locks``) leaves the merge staged with the ref unmoved. The
+checkout then follows only a moved ref: ``fast_forward`` puts such a half-done fast-forward
+back exactly (``git read-tree -m -u <new> <old>``, the same two-tree step in reverse, which
+refuses to overwrite anything that changed meanwhile) before it reports git's refusal. A
+checkout found holding exactly the tree about to land, staged and checked out with the ref
+behind (what a fast-forward killed between its index and its ref leaves), is not the user's
+work: ``inspect_checkout`` calls it ``cut_short`` and the fast-forward finishes it.
+
 Untracked files do not make a checkout "dirty": the fast-forward refuses by itself to
 overwrite one, and the merge then waits naming it. Ignoring them avoids stalling every merge
 on a stray notes file the merge never touches.
@@ -29,9 +39,18 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.errors import WorkspaceError
 from orchestrator.merge_tree import GitCalls
 
-__all__ = ["Blocked", "Checkout", "CheckoutFinder", "blocked", "checkout_lock", "fast_forward"]
+__all__ = [
+    "Blocked",
+    "Checkout",
+    "CheckoutFinder",
+    "Ready",
+    "checkout_lock",
+    "fast_forward",
+    "inspect_checkout",
+]
 
 _IN_PROGRESS = {
     "MERGE_HEAD": "a merge",
@@ -68,6 +87,14 @@ class Blocked:
     details: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Ready:
+    """The checkout may be fast-forwarded: it is clean, or ``cut_short`` (it already holds the
+    tree about to land, staged, with the ref behind)."""
+
+    cut_short: bool = False
+
+
 class CheckoutFinder:
     def __init__(self, base_ref: str) -> None:
         self.base_ref = base_ref
@@ -78,15 +105,21 @@ class CheckoutFinder:
 
     def owners(self, calls: GitCalls) -> list[Checkout]:
         """The checkouts holding the base branch now (normally none or one)."""
+        common = self.common_dir(calls)
+        with self._lock:
+            holders = self._scan(common)
+            if holders != self._holders:
+                self._owners = self._resolve(calls, common, holders)
+                self._holders = holders
+            return self._owners
+
+    def common_dir(self, calls: GitCalls) -> Path:
+        """The repository's common git directory (asked once)."""
         with self._lock:
             if self._common is None:
                 out = calls.run("rev-parse", "--path-format=absolute", "--git-common-dir").out
                 self._common = Path(out)
-            holders = self._scan(self._common)
-            if holders != self._holders:
-                self._owners = self._resolve(calls, self._common, holders)
-                self._holders = holders
-            return self._owners
+            return self._common
 
     def still_holds(self, checkout: Checkout) -> bool:
         """Re-read the checkout's HEAD right before touching it (the user may have switched)."""
@@ -134,8 +167,10 @@ class CheckoutFinder:
         return found
 
 
-def blocked(calls: GitCalls, checkout: Checkout, base_branch: str) -> Blocked | None:
-    """Why ``checkout`` must not be fast-forwarded now, or None when it is clean."""
+def inspect_checkout(
+    calls: GitCalls, checkout: Checkout, base_branch: str, tree: str
+) -> Blocked | Ready:
+    """Whether ``checkout`` may be fast-forwarded to a commit of ``tree`` now, and if not why."""
     where = f"base branch {base_branch!r} is checked out in {checkout.path}"
     if not checkout.path.is_dir():
         return Blocked(f"{where}, which no longer exists; run `git worktree prune` there")
@@ -146,20 +181,60 @@ def blocked(calls: GitCalls, checkout: Checkout, base_branch: str) -> Blocked | 
             return Blocked(f"{where} with {what} in progress; finish or abort it there")
     out = calls.run(*_STATUS, cwd=checkout.path).stdout
     dirty = _status_paths(out)
-    if dirty:
-        return Blocked(
-            f"{where} with uncommitted changes ({len(dirty)} path(s)); commit or stash them "
-            "there and merge again",
-            dirty[:_MAX_LISTED],
-        )
-    return None
+    if not dirty:
+        return Ready()
+    if _holds_tree(calls, checkout, dirty, tree):
+        return Ready(cut_short=True)
+    return Blocked(
+        f"{where} with uncommitted changes ({len(dirty)} path(s)); commit or stash them "
+        "there and merge again",
+        dirty[:_MAX_LISTED],
+    )
 
 
-def fast_forward(calls: GitCalls, checkout: Checkout, commit: str) -> str | None:
-    """Fast-forward the checkout (ref, index and files) to ``commit``; git's refusal, or None."""
+def _holds_tree(calls: GitCalls, checkout: Checkout, dirty: list[str], tree: str) -> bool:
+    """Every change is staged (the files match the index) and the index is exactly ``tree``."""
+    return all(entry[1] == " " for entry in dirty) and _index_is(calls, checkout, tree)
+
+
+def _index_is(calls: GitCalls, checkout: Checkout, tree: str) -> bool:
+    """The checkout's index holds exactly ``tree`` (a commit's tree, or a tree)."""
+    args = ("diff-index", "--cached", "--quiet", tree, "--")
+    return calls.run(*args, cwd=checkout.path, check=False).returncode == 0
+
+
+def fast_forward(
+    calls: GitCalls, checkout: Checkout, old: str, new: str, *, clean: bool
+) -> str | None:
+    """Fast-forward the checkout (ref, index and files) from ``old`` to ``new``; git's refusal,
+    or None. A refusal that came after git had updated the index and files (``clean``: they
+    were at ``old`` before) puts them back first, so the checkout follows only a moved ref."""
     with checkout_lock(checkout.path):
-        result = calls.run(*_FAST_FORWARD, commit, cwd=checkout.path, check=False)
-    return None if result.ok else (result.stderr.strip() or result.stdout.strip() or "refused")
+        result = calls.run(*_FAST_FORWARD, new, cwd=checkout.path, check=False)
+        if result.ok:
+            return None
+        refusal = result.stderr.strip() or result.stdout.strip() or "refused"
+        if clean:
+            _put_back(calls, checkout, old, new, refusal)
+    return refusal
+
+
+def _put_back(calls: GitCalls, checkout: Checkout, old: str, new: str, refusal: str) -> None:
+    """Undo a fast-forward git left half done: its HEAD still ``old``, its index ``new``'s."""
+    head = calls.run("rev-parse", "--verify", "--quiet", "HEAD", cwd=checkout.path, check=False)
+    if head.out != old:
+        return  # the ref moved after all, or someone else moved it: nothing of ours to undo
+    if not _index_is(calls, checkout, new):
+        return  # git refused before it touched the index (local changes, an index.lock)
+    undo = calls.run("read-tree", "-m", "-u", new, old, cwd=checkout.path, check=False)
+    if not undo.ok:
+        raise WorkspaceError(
+            f"the merge could not move the base in {checkout.path} ({refusal.splitlines()[0]}) "
+            f"after git had already updated its index and files, and putting them back failed "
+            f"({undo.stderr.strip() or 'no output'}); nothing is lost: commit {new} holds the "
+            f"merge. There, `git read-tree -m -u {new} {old}` undoes it, or `git merge "
+            f"--ff-only {new}` finishes it"
+        )
 
 
 _checkout_locks: dict[str, threading.Lock] = {}

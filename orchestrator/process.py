@@ -1,7 +1,9 @@
 """Processes: the one module that starts them.
 
 ``run_command`` runs a short command to completion (worktree setup commands, verify commands):
-an argument list, never a shell; stdin closed; its own process group, so a timeout or a
+an argument list, never a shell; stdin closed; the allow-listed environment of
+``process_env.command_env`` unless the caller passes one (never this process's whole
+environment, which holds its keys); its own process group, so a timeout or a
 cancellation takes down everything it started, grandchildren included (on a timeout SIGTERM,
 a grace period, then SIGKILL to the group; a cancelled caller SIGKILLs at once); output
 captured up to a bound, keeping the tail, which is where errors are.
@@ -68,7 +70,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from orchestrator import procid
+from orchestrator import procid, secret_mask
 from orchestrator.adapter import (
     Adapter,
     AdapterRequest,
@@ -80,7 +82,7 @@ from orchestrator.adapter import (
 )
 from orchestrator.crashpoints import crash_point
 from orchestrator.errors import AdapterError, RunError
-from orchestrator.process_env import Redactor, child_env, home_ready, prepare_home
+from orchestrator.process_env import Redactor, child_env, command_env, home_ready, prepare_home
 from orchestrator.process_output import LOG_LIMIT, LogSink, log_name
 from orchestrator.process_reader import EventCallback, OutputReader
 from orchestrator.process_tree import (
@@ -270,7 +272,7 @@ async def _open_command(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         cwd=cwd,
-        env=_marked(os.environ if env is None else env),
+        env=_marked(command_env()[0] if env is None else env),
         start_new_session=True,
     )
 
@@ -472,7 +474,11 @@ def _environment(
 ) -> tuple[Path, dict[str, str], Redactor]:
     home = Path(os.path.abspath(request.home))
     env, secrets = child_env(adapter.passthrough_env, spec.env, request.env, home)
-    return home, _marked(env), Redactor([*secrets, *spec.secrets])
+    given = [*secrets, *spec.secrets]
+    secret_mask.remember(given)  # masked in everything stored from now on
+    # Its log and events also hide what it was not given but may have found anyway: this
+    # process's environment is readable through /proc by any process of the same user.
+    return home, _marked(env), Redactor([*given, *secret_mask.known()])
 
 
 @dataclass(frozen=True)

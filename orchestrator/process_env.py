@@ -10,6 +10,12 @@ the private directories, which nothing overrides::
     XDG_CACHE_HOME=<home>/.cache  XDG_STATE_HOME=<home>/.local/state
     CODEX_HOME=<home>/.codex  TMPDIR=<home>/tmp
 
+Every other child the orchestrator starts (setup and verify commands, ``command_env``) gets the
+same allow-list, with the user's own ``HOME`` (their toolchains and caches live there) and the
+names the run config's ``worktrees.passthrough_env`` lists, never the orchestrator's whole
+environment: a test a CLI wrote runs as a verify command, and what it can read it can print or
+write into the worktree.
+
 Secrets are the values of variables whose names contain KEY, TOKEN, SECRET, PASSWORD, PASSWD
 or CREDENTIAL (wherever they came from) plus ``CommandSpec.secrets``; ``Redactor`` replaces
 them with ``***``, as written and as a JSON string would escape them (a quote, a backslash or
@@ -34,6 +40,7 @@ __all__ = [
     "MASK",
     "Redactor",
     "child_env",
+    "command_env",
     "home_ready",
     "is_sensitive",
     "prepare_home",
@@ -102,6 +109,33 @@ def child_env(
     return env, secrets
 
 
+def command_env(
+    passthrough: Iterable[str] = (),
+    extra: Mapping[str, str] | None = None,
+    parent: Mapping[str, str] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """The environment of a child that is not a CLI (a setup or verify command), and the
+    secret values in it: the allow-list, ``HOME``, the ``passthrough`` names, then ``extra``."""
+    parent = os.environ if parent is None else parent
+    env = {
+        name: parent[name]
+        for name in parent
+        if name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES) or name == "HOME"
+    }
+    secrets: list[str] = []
+    for name in passthrough:
+        value = parent.get(name)
+        if value is not None:
+            env[name] = value
+            if is_sensitive(name):
+                secrets.append(value)
+    for name, value in (extra or {}).items():
+        env[name] = value
+        if is_sensitive(name):
+            secrets.append(value)
+    return env, secrets
+
+
 def home_ready(home: Path) -> bool:
     return os.path.isdir(f"{home}/{_LAST_DIR}")  # per CLI start: no pathlib objects
 
@@ -149,6 +183,10 @@ class Redactor:
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
+
+    def finds(self, text: str) -> bool:
+        """Whether ``text`` holds any secret (as written or JSON-escaped)."""
+        return any(secret in text for secret in self._secrets)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:

@@ -1,7 +1,10 @@
 """Verify commands: the task's own proof that the build works.
 
 Each command is an argument list (never a shell) run in the session's worktree through
-``process.run_command``, in its own process group, with a time limit. They run in order and
+``process.run_command``, in its own process group, with a time limit, and with the
+allow-listed environment of every non-CLI child plus the ``passthrough`` names
+(``process_env.command_env``), never the orchestrator's whole environment: a verify command
+runs tests a CLI wrote, which can print or write whatever they can read. They run in order and
 stop at the first failure (later commands usually depend on earlier ones, and a failure is
 already decisive). A command that cannot be started, exits non-zero or runs out of time
 fails; ``failure_message`` names it and quotes the tail of its output, which is where errors
@@ -17,6 +20,8 @@ from pathlib import Path
 from orchestrator.errors import RunError
 from orchestrator.handoff import VerifyRecord
 from orchestrator.process import run_command
+from orchestrator.process_env import command_env
+from orchestrator.secret_mask import remember
 
 __all__ = ["DEFAULT_VERIFY_TIMEOUT", "failure_message", "run_verify"]
 
@@ -25,13 +30,19 @@ _TAIL = 4000
 
 
 async def run_verify(
-    commands: Sequence[Sequence[str]], cwd: Path, *, timeout: float = DEFAULT_VERIFY_TIMEOUT
+    commands: Sequence[Sequence[str]],
+    cwd: Path,
+    *,
+    timeout: float = DEFAULT_VERIFY_TIMEOUT,
+    passthrough: Sequence[str] = (),
 ) -> list[VerifyRecord]:
     """Run ``commands`` in ``cwd`` until one fails; the records of those that ran."""
+    env, secrets = command_env(passthrough)
+    remember(secrets)
     records: list[VerifyRecord] = []
     for argv in commands:
         try:
-            result = await run_command(argv, cwd=cwd, timeout=timeout)
+            result = await run_command(argv, cwd=cwd, env=env, timeout=timeout)
         except RunError as exc:
             records.append(
                 VerifyRecord(argv=list(argv), ok=False, returncode=None, output_tail=str(exc))

@@ -425,7 +425,12 @@ class _Workflow:
         """The verify commands, then the worktree put back to the commit they checked: what
         they wrote (reports, caches, a dump of their environment) is no CLI's work and must
         never be committed with it."""
-        checks = await run_verify(self.verify, self.session.path, timeout=self._verify_timeout())
+        checks = await run_verify(
+            self.verify,
+            self.session.path,
+            timeout=self._verify_timeout(),
+            passthrough=self.run.config.worktrees.passthrough_env,
+        )
         left = await self.run.worktrees.discard_uncommitted(self.session)
         if left:
             log.info("task %s: verify left %s; not committed", self.task.id, ", ".join(left[:20]))

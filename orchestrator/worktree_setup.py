@@ -7,11 +7,14 @@ missing source is skipped and noted in the log (an optional ``.env`` is common).
 in a worker thread.
 
 Setup commands are argument lists run in the worktree through ``process.run_command`` (no
-shell, own process group, killed with their children on timeout), with the current
-environment plus ``COUNCIL_SESSION_ID``, ``COUNCIL_TASK_ID``, ``COUNCIL_WORKTREE`` and
-``COUNCIL_REPO``. Everything is logged to ``.council/logs/setup-<session>.log``; the first
-failing command raises ``WorkspaceError`` with the command, its exit code and the log path
-(the caller then removes the worktree under the usual safety rules).
+shell, own process group, killed with their children on timeout), with the allow-listed
+environment of every non-CLI child (``process_env.command_env``: never the orchestrator's
+whole environment, since a setup script or the package scripts it runs come from the
+repository, which CLIs write), the ``passthrough`` names, and ``COUNCIL_SESSION_ID``,
+``COUNCIL_TASK_ID``, ``COUNCIL_WORKTREE`` and ``COUNCIL_REPO``. Everything is logged, with
+secrets masked (``secret_mask``), to ``.council/logs/setup-<session>.log``; the first failing
+command raises ``WorkspaceError`` with the command, its exit code and the log path (the caller
+then removes the worktree under the usual safety rules).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import anyio.to_thread
 from orchestrator.errors import RunError, WorkspaceError
 from orchestrator.paths import ensure_under
 from orchestrator.process import run_command
+from orchestrator.process_env import command_env
+from orchestrator.secret_mask import mask, remember
 
 __all__ = ["copy_in", "prepare_worktree"]
 
@@ -64,6 +69,7 @@ async def prepare_worktree(
     setup: Sequence[Sequence[str]],
     timeout: float,
     log_path: Path,
+    passthrough: Sequence[str] = (),
 ) -> None:
     """Copy files in and run the setup commands; raise ``WorkspaceError`` on the first failure."""
     if not copy_files and not setup:
@@ -73,13 +79,14 @@ async def prepare_worktree(
     if copy_files:
         lines = await anyio.to_thread.run_sync(copy_in, repo_root, worktree, list(copy_files))
         await log.write("".join(line + "\n" for line in lines))
-    env = {
-        **os.environ,
+    ours = {
         "COUNCIL_SESSION_ID": session_id,
         "COUNCIL_TASK_ID": task_id,
         "COUNCIL_WORKTREE": str(worktree),
         "COUNCIL_REPO": str(repo_root),
     }
+    env, secrets = command_env(passthrough, ours)
+    remember(secrets)
     for argv in setup:
         shown = shlex.join(argv)
         await log.write(f"$ {shown}\n")
@@ -121,7 +128,7 @@ class _Log:
         # Each setup starts a fresh log; a recreated or retried session overwrites the old one.
         mode = "a" if self._started else "w"
         self._started = True
-        await anyio.to_thread.run_sync(self._append, text, mode)
+        await anyio.to_thread.run_sync(self._append, mask()(text), mode)
 
     def _append(self, text: str, mode: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

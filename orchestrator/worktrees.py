@@ -237,6 +237,7 @@ class WorktreeManager:
                 setup=self.settings.setup,
                 timeout=self.settings.setup_timeout,
                 log_path=ws.layout.setup_log(session.session_id),
+                passthrough=self.settings.passthrough_env,
             )
         except BaseException as exc:
             with anyio.CancelScope(shield=True):

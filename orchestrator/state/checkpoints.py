@@ -18,6 +18,7 @@ from orchestrator.crashpoints import crash_point
 from orchestrator.errors import RecordNotFound, StateCorrupted, StateError
 from orchestrator.ids import check_id
 from orchestrator.models import Checkpoint, CheckpointInfo
+from orchestrator.secret_mask import masked_json
 from orchestrator.state.codec import RecordDamaged, decode, encode
 from orchestrator.state.fsops import FileOps, NotSynced, durable_write, write_error
 
@@ -41,7 +42,7 @@ class CheckpointFiles:
         target = self.path(checkpoint.checkpoint_id)
         try:
             self.ops.makedirs(self.directory)
-            durable_write(target, encode(checkpoint.model_dump_json().encode()), self.ops)
+            durable_write(target, encode(masked_json(checkpoint)), self.ops)
         except NotSynced as exc:
             raise write_error(
                 target,

@@ -22,6 +22,9 @@ Two ways in, one order out:
 
 Both go through one queue, taken and written under one lock, so the file keeps the order in
 which events were handed over.
+
+No secret is written or handed on: each event's strings are masked (``secret_mask``) as it is
+encoded for the file and before subscribers (the live table, plugins, the log) see it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from orchestrator.events import Event, Subscriber
+from orchestrator.secret_mask import masked_json, masked_model
 from orchestrator.state.fsops import FileOps
 
 __all__ = ["EventLog"]
@@ -110,7 +114,7 @@ class EventLog:
 
     def notify(self, events: Sequence[Event]) -> None:
         """Hand events to subscribers; a failing subscriber is logged, never fatal."""
-        for event in events:
+        for event in map(masked_model, events):
             if event.level == "warning":
                 log.warning("%s %s", event.type, event.data)
             for subscriber in list(self._subscribers):
@@ -201,7 +205,7 @@ class EventLog:
 
 
 def _encode(events: Sequence[Event]) -> bytes:
-    return b"".join(e.model_dump_json().encode() + b"\n" for e in events)
+    return b"".join(masked_json(e) + b"\n" for e in events)
 
 
 def _ends_mid_line(path: Path) -> bool:

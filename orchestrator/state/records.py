@@ -33,6 +33,7 @@ from orchestrator.errors import StateCorrupted, StateError
 from orchestrator.events import Event, EventType
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
+from orchestrator.secret_mask import masked_json
 from orchestrator.state.codec import RecordDamaged, decode, encode
 from orchestrator.state.fsops import FileOps, NotSynced, durable_write, write_error
 
@@ -230,7 +231,7 @@ class RecordKind(Generic[M]):
     def _write_file(self, key: str, record: M, previous_version: int | None, durable: bool) -> None:
         """``write`` without the translation of OSError."""
         directory, current, _ = self._paths(key)
-        data = encode(record.model_dump_json().encode())
+        data = encode(masked_json(record))  # no secret is ever stored (``secret_mask``)
 
         def archive_previous() -> None:
             if previous_version is None:
