@@ -44,6 +44,7 @@ __all__ = [
     "commit_all",
     "commit_all_sync",
     "discard_uncommitted_sync",
+    "finish_checkout_sync",
     "gitlinks",
     "keep_tip",
     "read_status",
@@ -159,6 +160,22 @@ async def commit_all(
     )
 
 
+def finish_checkout_sync(git: Git, admin_dir: Path | None) -> bool:
+    """Finish a checkout a crash cut short; True when there was one to finish.
+
+    A worktree is added with ``--no-checkout`` and then checked out: killed in between, it
+    has no index, and git calls every file of its branch deleted, which a commit would
+    record and a merge would land. So before anything reads or commits a worktree, the
+    index is made from HEAD and the files are written without overwriting anything that is
+    there (``checkout-index`` without ``--force`` leaves existing files alone, by design).
+    """
+    if admin_dir is None or (admin_dir / "index").exists():
+        return False
+    git.run_sync("read-tree", "HEAD")
+    git.run_sync("checkout-index", "--all", check=False)
+    return True
+
+
 def discard_uncommitted_sync(git: Git, keep_out: Sequence[str] = ()) -> list[str]:
     """Put the worktree back to its HEAD: tracked changes undone, untracked files removed
     (ignored ones and the orchestrator's copied files stay); the paths that were changed.
@@ -191,14 +208,7 @@ def save_uncommitted_sync(
     """Commit whatever work the worktree holds; return where its HEAD ends up (blocking: its
     git steps run in the calling worker thread)."""
     settle_index_lock_sync(git.cwd, admin_dir, lock_age)
-    has_index = admin_dir is not None and (admin_dir / "index").exists()
-    if not has_index:
-        # Added with --no-checkout, then a crash before the checkout finished: git would call
-        # every file deleted. Finish the checkout without overwriting anything that is there
-        # (checkout-index without --force fails on existing files, by design), then save
-        # whatever differs like in any other worktree.
-        git.run_sync("read-tree", "HEAD")
-        git.run_sync("checkout-index", "--all", check=False)
+    finish_checkout_sync(git, admin_dir)
     status = read_status_sync(git)
     if not status.work(keep_out):
         return Saved(status.head, status.branch, None, needs_force=bool(status.paths))

@@ -50,11 +50,13 @@ from orchestrator.events import Event
 from orchestrator.git import Git
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
+from orchestrator.safe_write import write_atomic
 from orchestrator.state.protocol import StateStore
 from orchestrator.tamper import TamperGuard
 from orchestrator.worktree_commits import (
     commit_all_sync,
     discard_uncommitted_sync,
+    finish_checkout_sync,
     read_status,
     read_status_sync,
     settle_index_lock_sync,
@@ -78,7 +80,7 @@ from orchestrator.worktree_ops import (
     retire,
     share_worktree_config,
 )
-from orchestrator.worktree_parse import parse_numstat
+from orchestrator.worktree_parse import parse_numstat, read_gitfile
 from orchestrator.worktree_pool import WorktreePool
 from orchestrator.worktree_reconcile import Reconciler, list_worktrees
 from orchestrator.worktree_repo import (
@@ -225,20 +227,12 @@ class WorktreeManager:
         reason = lock_reason(session.session_id, session.cli, session.task_id)
         try:
             if await ws.pool.take(session.path, reason):
+                # Its mark is its last session's: this making has not finished.
+                await anyio.to_thread.run_sync(_unmark_ready, session)
                 await ws.pool.prepare_taken(session.path, session.branch)
             else:
                 await add_worktree(ws, session, reason)
-            await prepare_worktree(
-                repo_root=ws.layout.root,
-                worktree=session.path,
-                session_id=session.session_id,
-                task_id=session.task_id,
-                copy_files=self.settings.copy_files,
-                setup=self.settings.setup,
-                timeout=self.settings.setup_timeout,
-                log_path=ws.layout.setup_log(session.session_id),
-                passthrough=self.settings.passthrough_env,
-            )
+            await self._set_up(ws, session)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 try:
@@ -247,6 +241,33 @@ class WorktreeManager:
                     log.warning("cleaning up %s failed: %s", session.path, cleanup)
                     exc.add_note(f"cleaning up {session.path} failed too: {cleanup}")
             raise
+
+    async def _set_up(self, ws: Workspace, session: SessionWorktree) -> None:
+        """Copy files and run setup in a checked-out worktree, then mark it ready: the last of
+        its multi-step making, so a worktree without the mark was cut short (``_finish``)."""
+        await prepare_worktree(
+            repo_root=ws.layout.root,
+            worktree=session.path,
+            session_id=session.session_id,
+            task_id=session.task_id,
+            copy_files=self.settings.copy_files,
+            setup=self.settings.setup,
+            timeout=self.settings.setup_timeout,
+            log_path=ws.layout.setup_log(session.session_id),
+            passthrough=self.settings.passthrough_env,
+        )
+        await anyio.to_thread.run_sync(_mark_ready, session)
+
+    async def _finish(self, ws: Workspace, session: SessionWorktree) -> bool:
+        """Finish the making of a worktree a crash cut short (its checkout, its setup);
+        False when it was whole already."""
+        admin = await anyio.to_thread.run_sync(read_gitfile, session.path)
+        if admin is not None and await anyio.to_thread.run_sync((admin / _READY).is_file):
+            return False
+        git = ws.git.at(session.path)
+        await anyio.to_thread.run_sync(finish_checkout_sync, git, admin)
+        await self._set_up(ws, session)
+        return True
 
     # --- work in a session ---------------------------------------------------------------------
 
@@ -269,7 +290,10 @@ class WorktreeManager:
                     f"the worktree of session {found.session_id} ({found.path}) is gone; "
                     "run reconcile and recreate_session_worktree"
                 )
-            settle_index_lock_sync(found.path, None, self.settings.stale_lock_age)
+            admin = read_gitfile(found.path)
+            settle_index_lock_sync(found.path, admin, self.settings.stale_lock_age)
+            # Never a commit of a checkout a crash cut short: it would delete every file.
+            finish_checkout_sync(worktree, admin)
             status = read_status_sync(worktree)
             if status.branch != found.branch:
                 where = f"branch {status.branch}" if status.branch else "a detached HEAD"
@@ -438,6 +462,8 @@ class WorktreeManager:
         try:
             async with self._session_lock(sid):
                 if await self.present(found):
+                    if await self._finish(ws, found):
+                        await self._emit("worktree.finished", {"session_id": sid})
                     return found
                 if await anyio.to_thread.run_sync(found.path.exists):
                     raise WorkspaceError(
@@ -501,3 +527,19 @@ class WorktreeManager:
             await self.store.emit(Event(type=kind, data=data))
         except Exception as exc:  # the audit trail must not undo work that already happened
             log.warning("could not record event %s: %s", kind, exc)
+
+
+_READY = "council-ready"  # in the worktree's admin directory: its making is complete
+
+
+def _mark_ready(session: SessionWorktree) -> None:
+    admin = read_gitfile(session.path)
+    if admin is None:
+        raise WorkspaceError(f"{session.path} has no .git file after its checkout")
+    write_atomic(admin, admin / _READY, f"{session.session_id}\n".encode())
+
+
+def _unmark_ready(session: SessionWorktree) -> None:
+    admin = read_gitfile(session.path)
+    if admin is not None:
+        (admin / _READY).unlink(missing_ok=True)

@@ -85,6 +85,7 @@ def test_schema_lists_the_section() -> None:
     assert section["additionalProperties"] is False
     assert set(section["properties"]) == {
         "copy_files",
+        "passthrough_env",
         "setup",
         "setup_timeout",
         "pool_size",

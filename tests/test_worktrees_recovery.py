@@ -331,3 +331,41 @@ async def test_recreate_takes_a_pooled_worktree_and_keeps_the_record_on_failure(
     assert git(again.path, "rev-parse", "HEAD") == done.sha
     assert (again.path / "work.py").read_text() == "w = 1\n"
     assert git(again.path, "status", "--porcelain", "--ignored") == ""
+
+
+def cut_short(session: SessionWorktree) -> None:
+    """The worktree as a kill between `worktree add --no-checkout` and its checkout leaves it:
+    registered, its .git file there, no index, no files, not marked ready."""
+    admin = Path(git(session.path, "rev-parse", "--absolute-git-dir"))
+    for entry in session.path.iterdir():
+        if entry.name != ".git":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    (admin / "index").unlink()
+    (admin / "council-ready").unlink(missing_ok=True)
+
+
+async def test_a_worktree_cut_short_is_finished_on_reuse_and_never_commits_deletions(
+    repo: Path, manager: WorktreeManager
+) -> None:
+    session = await manager.create_session_worktree("s1", "cli", "t1")
+    cut_short(session)
+
+    reused = await manager.recreate_session_worktree(session)  # what a resumed attempt does
+
+    assert (reused.path / "README.md").read_text() == "hello\n"
+    assert git(reused.path, "status", "--porcelain") == ""
+    write(reused.path, {"work.txt": "the CLI's work\n"})
+    done = await manager.commit_in_worktree(reused, "council: t1 build")
+    assert done.files == ["work.txt"]  # not every file of the base as deleted
+
+
+async def test_a_commit_in_a_worktree_cut_short_never_deletes_what_it_never_checked_out(
+    repo: Path, manager: WorktreeManager
+) -> None:
+    # The commit itself refuses to take a missing index for deletions, whoever calls it.
+    session = await manager.create_session_worktree("s1", "cli", "t1")
+    cut_short(session)
+    write(session.path, {"work.txt": "work\n"})
+    done = await manager.commit_in_worktree(session, "council: t1 build")
+    assert done.files == ["work.txt"]
+    assert git(repo, "show", f"{session.branch}:src/app.py") == "print('app')"
