@@ -11,11 +11,11 @@ A record goes ``running`` (``started_at``, ``attempt`` + 1, ``result`` holding t
 the branch) → ``completed`` (``outcome``, ``native_session_id``, ``handoff_sha256``, the
 result's facts) or ``failed`` (``outcome``, ``error``, and the CLI's ``native_session_id`` so
 the next attempt can continue that conversation). ``send_back`` returns a completed build to
-``pending`` for the next review round. Completions, failures and send-backs are durable
-writes; a start is not fsynced (after a machine crash a phase recorded ``running`` and one
-never started are both simply run again). Each transition is also an event through the store:
-``phase.started``, ``phase.completed``, ``phase.failed``, ``phase.sent_back``, also handed to
-``on_event`` (the scheduler's live view learns the phase without waiting for CLI output).
+``pending`` for the next review round. Every transition is a durable write: a start records
+the commit the phase starts from, which a resumed run needs. Each transition is also an
+event through the store: ``phase.started``, ``phase.completed``, ``phase.failed``,
+``phase.sent_back``, also handed to ``on_event`` (the scheduler's live view learns the phase
+without waiting for CLI output).
 """
 
 from __future__ import annotations
@@ -81,9 +81,9 @@ class PhaseBook:
             started_at=utcnow(),
             result=result,
         )
-        # Not fsynced: a machine crash that loses it leaves the phase as it was before, which
-        # a resumed run treats the same way (only ``completed`` phases are skipped).
-        await self._put(record, current=name, durable=False)
+        # Durable: it names the commit the phase starts from (``start_commit``), which a
+        # resumed run needs to put back what a cut-off phase left (``workflow``).
+        await self._put(record, current=name)
         await self._emit(PHASE_STARTED, record, round=result.get("round"))
         return record
 

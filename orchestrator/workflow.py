@@ -56,6 +56,7 @@ from orchestrator.adapter import Outcome, OutcomeKind, Usage
 from orchestrator.best_of import CandidateResult, WorkflowError, pick_best
 from orchestrator.cli_runs import CliRunBook
 from orchestrator.config_models import PhaseConfig
+from orchestrator.crashpoints import crash_point
 from orchestrator.errors import (
     AdapterError,
     CouncilError,
@@ -72,6 +73,7 @@ from orchestrator.handoff import (
     store_handoff,
     write_handoff_file,
 )
+from orchestrator.models import PhaseStatus
 from orchestrator.phase_book import PhaseBook
 from orchestrator.phase_cli import (
     DEFAULT_IDLE_TIMEOUT,
@@ -231,6 +233,9 @@ class _Workflow:
         if name == BUILD and round_ > 1:
             started["feedback"] = REVIEW
         timeout = self._limit(phase.timeout or DEFAULT_TIMEOUT, name)  # before it is recorded
+        start = await self._start_point(name)
+        if start is not None:
+            started["start_commit"] = start
         await self.book.start(name, adapter, started)
         self.phases_run.append(name)
         self.running = name
@@ -266,6 +271,42 @@ class _Workflow:
         handoff = await self._complete(index, round_, adapter, ran)
         self.running = None
         return handoff
+
+    async def _start_point(self, name: str) -> str | None:
+        """The commit the phase starts from, recorded before its CLI runs, so that what it
+        did can always be told from what was there before.
+
+        A phase recorded ``running`` on this branch was cut off (the orchestrator died while
+        it ran, or before its end was recorded): what it left, committed or not, is kept on a
+        rescue ref and the worktree put back at its start, so running it again never stacks
+        a second copy of its work on the first. (A phase that failed or was parked continues
+        its CLI's conversation instead, and keeps what that conversation did.) Any other
+        phase starts by committing what the worktree holds, so its start is a commit too."""
+        previous = self.book.get(name)
+        start = previous.result.get("start_commit") if previous is not None else None
+        if (
+            previous is not None
+            and previous.status == PhaseStatus.RUNNING
+            and previous.result.get("branch") == self.session.branch
+            and isinstance(start, str)
+        ):
+            ref = f"refs/council/rescue-phase/{self.session.session_id}/{name}-{previous.attempt}"
+            kept = await self.run.worktrees.rewind(self.session, start, ref)
+            if kept is not None:
+                log.warning(
+                    "task %s: phase %s was cut off; its leftovers are on %s",
+                    self.task.id,
+                    name,
+                    ref,
+                )
+                data = {"task": self.task.id, "phase": name, "ref": ref, "tip": kept}
+                await self.run.store.emit(
+                    Event(type="phase.leftovers_kept", data=data, level="warning")
+                )
+            self.committed_head = None
+            return start
+        note = await self._commit(f"before {name}")
+        return None if note else self.committed_head
 
     async def _call_watched(self, call: PhaseCall) -> PhaseRun:
         """Run the phase's CLI between two looks at what it must not change (``tamper``)."""
@@ -355,6 +396,7 @@ class _Workflow:
         handoff = make_handoff(output, self.verify)
         await store_handoff(self.run.store, handoff)
         await write_handoff_file(self.session.path, handoff)
+        crash_point("phase.ended")
         await self.book.complete(
             name,
             native_session_id=ran.cli.native_session_id,

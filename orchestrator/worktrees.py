@@ -57,8 +57,10 @@ from orchestrator.worktree_commits import (
     commit_all_sync,
     discard_uncommitted_sync,
     finish_checkout_sync,
+    keep_tip,
     read_status,
     read_status_sync,
+    save_uncommitted_sync,
     settle_index_lock_sync,
 )
 from orchestrator.worktree_models import (
@@ -313,6 +315,34 @@ class WorktreeManager:
 
         async with self._session_lock(found.session_id):
             return await anyio.to_thread.run_sync(commit)
+
+    async def rewind(self, session: SessionWorktree | str, commit: str, ref: str) -> str | None:
+        """Put the session's worktree and branch back at ``commit`` (a phase's start), keeping
+        whatever was done since on ``ref`` first: uncommitted work committed, then ``ref``
+        pointed at the tip. The tip kept, or None when there was nothing since ``commit``."""
+        found = await self.get_session(session)
+        ws = await self._workspace()
+        worktree = ws.git.at(found.path)
+        keep_out = self.settings.copy_files
+
+        def save() -> str | None:
+            saved = save_uncommitted_sync(
+                worktree,
+                read_gitfile(found.path),
+                task_id=found.task_id,
+                session_id=found.session_id,
+                keep_out=keep_out,
+                lock_age=self.settings.stale_lock_age,
+            )
+            return None if saved.tip == commit else saved.tip
+
+        async with self._session_lock(found.session_id):
+            tip = await anyio.to_thread.run_sync(save)
+            if tip is None:
+                return None
+            await keep_tip(ws.git, ref, tip, owner=found.session_id, reason="council: rewind")
+            await worktree.run("reset", "--hard", "--quiet", commit)
+        return tip
 
     async def discard_uncommitted(self, session: SessionWorktree | str) -> list[str]:
         """Undo every uncommitted change in the session's worktree (``discard_uncommitted_sync``:

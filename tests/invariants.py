@@ -64,6 +64,17 @@ def recorded_sessions(repo: Path) -> list[str]:
     return [key for key in sessions.keys() if sessions.load(key) is not None]  # noqa: SIM118
 
 
+def resumable_sessions(repo: Path) -> list[str]:
+    """The recorded sessions ``council resume`` would continue (active or interrupted)."""
+    sessions = FileStateStore.for_repo(repo).sessions
+    found = []
+    for key in sessions.keys():  # noqa: SIM118
+        record = sessions.load(key)
+        if record is not None and record.status in ACTIVE_SESSION_STATUSES:
+            found.append(key)
+    return found
+
+
 def snapshot(repo: Path) -> Snapshot:
     """The version of every record in the repository's state store now."""
     return {name: version for name, version, _ in _records(repo)}

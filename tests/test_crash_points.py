@@ -78,6 +78,7 @@ KILLS = [
     ("write.replaced", 40),
     ("git.ran", 45),
     ("cli.spawned", 3),
+    ("phase.ended", 4),
     ("phase.completed", 2),
     ("checkpoint.written", 1),
     ("merge.locked", 1),

@@ -148,8 +148,12 @@ def council(
     return done.returncode, done.stdout[-2000:] + done.stderr[-3000:]
 
 
-def next_command(run: Run) -> str:
-    return "resume" if invariants.recorded_sessions(run.repo) else "run"
+def next_command(run: Run) -> str | None:
+    """``resume`` a session left unfinished, ``run`` again when none was recorded yet, or
+    None when the kill came after the run had recorded its end (nothing is left to do)."""
+    if not invariants.recorded_sessions(run.repo):
+        return "run"
+    return "resume" if invariants.resumable_sessions(run.repo) else None
 
 
 def settled_problems(run: Run) -> list[str]:
@@ -219,15 +223,17 @@ def kill_resume_check(root: Path, point: str, k: int, resume_crash: str | None) 
         return Outcome(where, False, problems + settled_problems(run))
     problems = [f"after the kill: {p}" for p in killed_problems(run)]
     status = -signal.SIGKILL
-    if resume_crash is not None:
-        status, output = council(run, next_command(run), crash_at=resume_crash)
+    command = next_command(run)
+    if resume_crash is not None and command is not None:
+        status, output = council(run, command, crash_at=resume_crash)
         where += f" then {resume_crash}"
         if status == -signal.SIGKILL:
             problems += [f"after the resume's kill: {p}" for p in killed_problems(run)]
         elif status != 0:  # 0: the resume had fewer steps than its count and finished
             problems.append(f"the armed resume ended {status}: {output}")
-    if status == -signal.SIGKILL:
-        status, output = council(run, next_command(run))
+        command = next_command(run)
+    if status == -signal.SIGKILL and command is not None:
+        status, output = council(run, command)
         if status != 0:
             problems.append(f"the resume ended {status}: {output}")
     problems += [f"at the end: {p}" for p in settled_problems(run)]

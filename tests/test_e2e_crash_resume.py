@@ -277,3 +277,29 @@ def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) 
     assert stopped == [[{"pid": left, "group": True, "task": "slow"}]]
     assert not scripted_clis(tmp_path)
     assert task_status(repo, "slow") == "running"  # the dead run's task waits for its resume
+
+
+def test_a_phase_cut_off_after_its_work_was_committed_never_lands_it_twice(
+    tmp_path: Path,
+) -> None:
+    # Killed after the build's CLI appended its line and the work was committed, before the
+    # phase was recorded: resume puts the worktree back at the phase's start (what it left
+    # kept on a rescue ref) and runs it again, so the line lands once, not twice.
+    appends = task("tally", "APPEND tally.txt counted once")
+    env = {**ENV, CRASH_ENV: "phase.ended:2"}  # the plan's end is the first
+    repo, config, process = start_run(tmp_path, appends, env=env)
+    try:
+        assert process.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        reap(process)
+    resume_and_check(tmp_path, repo, config, ["tally"])
+    assert file_on(repo, "main", "tally.txt") == "counted once\n"
+    refs = subprocess.run(
+        ["git", "-C", str(repo), "for-each-ref", "--format=%(refname)", "refs/council/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    kept = [ref for ref in refs if ref.startswith("refs/council/rescue-phase/")]
+    assert len(kept) == 1 and kept[0].endswith("/build-1"), refs
+    assert file_on(repo, kept[0], "tally.txt") == "counted once\n"
