@@ -18,6 +18,9 @@ from pathlib import Path
 import anyio
 from fault_helpers import COUNCIL, TASK, FaultRun
 from merge_repo import git
+from scheduler_helpers import new_repo
+
+from orchestrator.worktrees import WorktreeManager
 
 BLOCKED = "blocked, not merged: the CLI changed outside its worktree: "
 
@@ -154,3 +157,22 @@ async def test_a_cli_switching_its_worktree_to_the_base_fails_and_prune_never_co
     assert git(run.repo, "rev-parse", "main") == before  # nothing was committed onto the base
     work = [sha for ref, sha in kept(run.repo).items() if "/worktree-" in ref]
     assert work and git(run.repo, "show", f"{work[0]}:switched.txt") == "left on the base"
+
+
+async def test_no_cleanup_commits_onto_a_branch_the_task_does_not_own(tmp_path: Path) -> None:
+    # A worktree left on the base however it got there (a crash before the tamper check ran,
+    # another orchestrator's CLI): removing it commits the work on a detached HEAD, kept by
+    # the rescue ref, never on the base.
+    repo = new_repo(tmp_path)
+    before = git(repo, "rev-parse", "main")
+    manager = WorktreeManager(repo, base_branch="main")
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    git(session.path, "switch", "-q", "--ignore-other-worktrees", "main")
+    (session.path / "left.txt").write_text("left on the base\n")
+
+    removed = await manager.remove_session_worktree(session)
+
+    assert git(repo, "rev-parse", "main") == before
+    assert removed.rescue_commit and removed.rescue_ref
+    assert git(repo, "show", f"{removed.rescue_ref}:left.txt") == "left on the base"
+    assert git(repo, "branch", "--list", "council/t1/1") == ""  # merged (at the base): dropped
