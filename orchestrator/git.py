@@ -28,6 +28,7 @@ from pathlib import Path
 import anyio.to_thread
 import git as gitpython
 
+from orchestrator import ref_book
 from orchestrator.crashpoints import crash_point
 from orchestrator.errors import GitError
 
@@ -156,7 +157,16 @@ class Git:
         ``expected_old=None`` means the ref must not exist yet.
         """
         old = expected_old or ZERO_SHA
-        result = await self.run("update-ref", "-m", reason, ref, new, old, check=False)
+
+        def write() -> GitResult:
+            # Noted with the write, for the tamper check (``orchestrator.ref_book``).
+            with ref_book.writing():
+                result = self.run_sync("update-ref", "-m", reason, ref, new, old, check=False)
+                if result.ok:
+                    ref_book.note(ref, expected_old, new)
+            return result
+
+        result = await anyio.to_thread.run_sync(write)
         if result.ok:
             return True
         current = await self.rev_parse(ref)

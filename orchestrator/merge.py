@@ -53,6 +53,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from orchestrator import ref_book
 from orchestrator.crashpoints import crash_point
 from orchestrator.errors import BaseLocked, CouncilError, GitError, MergeContention
 from orchestrator.events import Event, EventType
@@ -344,7 +345,7 @@ class MergeQueue:
         else:
             if not self._checkouts.still_holds(checkout):
                 return _Retry()  # the user switched branches there: look for the owner again
-            refusal = fast_forward(calls, checkout, base, new, clean=clean)
+            refusal = fast_forward(calls, checkout, self.base_ref, base, new, clean=clean)
             if refusal is None and not self._checkouts.still_holds(checkout):
                 # Switched away in the instant before the fast-forward: what moved was not the
                 # base, so start over and look again.
@@ -387,7 +388,10 @@ class MergeQueue:
         """Move the base from ``old`` to ``new``: None when done, a ``_Retry`` when the base
         moved or its ref is locked by another writer."""
         reason = f"council: merge {request.branch} (task {request.task_id})"
-        update = calls.run("update-ref", "-m", reason, self.base_ref, new, old, check=False)
+        with ref_book.writing():  # noted with the write, for the tamper check
+            update = calls.run("update-ref", "-m", reason, self.base_ref, new, old, check=False)
+            if update.ok:
+                ref_book.note(self.base_ref, old, new)
         if update.ok:
             return None
         if calls.rev_parse(self.base_ref) != old:

@@ -39,6 +39,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator import ref_book
 from orchestrator.errors import WorkspaceError
 from orchestrator.merge_tree import GitCalls
 
@@ -204,13 +205,17 @@ def _index_is(calls: GitCalls, checkout: Checkout, tree: str) -> bool:
 
 
 def fast_forward(
-    calls: GitCalls, checkout: Checkout, old: str, new: str, *, clean: bool
+    calls: GitCalls, checkout: Checkout, ref: str, old: str, new: str, *, clean: bool
 ) -> str | None:
     """Fast-forward the checkout (ref, index and files) from ``old`` to ``new``; git's refusal,
     or None. A refusal that came after git had updated the index and files (``clean``: they
-    were at ``old`` before) puts them back first, so the checkout follows only a moved ref."""
+    were at ``old`` before) puts them back first, so the checkout follows only a moved ref.
+    The move of ``ref`` is noted in ``ref_book`` with it, for the tamper check."""
     with checkout_lock(checkout.path):
-        result = calls.run(*_FAST_FORWARD, new, cwd=checkout.path, check=False)
+        with ref_book.writing():
+            result = calls.run(*_FAST_FORWARD, new, cwd=checkout.path, check=False)
+            if result.ok:
+                ref_book.note(ref, old, new)
         if result.ok:
             return None
         refusal = result.stderr.strip() or result.stdout.strip() or "refused"

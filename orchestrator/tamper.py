@@ -12,7 +12,10 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
   session's own ``config.worktree``, every file in the common ``hooks/`` (but ``*.sample``,
   which git never runs) and in ``info/`` (``attributes``, ``exclude``, ``sparse-checkout``).
   These decide what *every* later git command runs: a hook, ``core.hooksPath``, a filter or
-  diff driver fed by ``info/attributes``. The orchestrator's own git already ignores hooks
+  diff driver fed by ``info/attributes``. (Of ``info/`` only the files git reads to decide
+  what it does; ``info/refs``, which ``git gc`` rewrites, is bookkeeping, like packs,
+  ``packed-refs``, reflogs, ``FETCH_HEAD`` and ``gc.pid``, none of which is watched.) The
+  orchestrator's own git already ignores hooks
   (``orchestrator.git`` points ``core.hooksPath`` at an empty directory), but not filters, and
   the user's git honours all of it. So a change found here is also **undone**
   (``tamper_files.restore``: the CLI's version is kept beside it, nothing is deleted) before
@@ -21,6 +24,13 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
   it and the compare alone would no longer show it. The orchestrator's own one change there,
   ``extensions.worktreeConfig`` for sparse worktrees, is made before any session
   (``worktree_ops.share_worktree_config``).
+- **the shared refs and the base's checkouts** (``tamper_refs``, when the guard is given the
+  base ref): the base, every session's branch but the session's own, and the rescue refs
+  under ``refs/council/``, compared by value and followed through the orchestrator's own
+  writes (``ref_book``); a change nobody noted is undone (the moved-to commit kept under
+  ``refs/council/tampered/``), and a linked worktree that took the base branch is detached,
+  its uncommitted work committed and kept, so no merge waits for it and no cleanup commits
+  onto the base. Remembered like the undone setup changes.
 - **the main checkout**, as ``git status`` lists it (tracked changes and untracked files, not
   ignored ones), with each listed path's size and mtime: a file created, changed or deleted
   there. Reported only: the user's checkout is never modified. Never looked at while the merge
@@ -39,9 +49,9 @@ told apart: when sessions run side by side every one whose session saw a change 
 and so is a session during which a *human* edited the main checkout (the error names the
 paths). Two orchestrators on one repository do not share the memory of undone changes.
 
-Cost per session: a few small file reads and two ``git status`` of the main checkout (one
-before, one after; sessions starting or ending together share one), about 15 ms on a small
-repository; ``git status`` grows with the checkout, as it does for the user.
+Cost per session: a few small file reads, two ``git for-each-ref`` and two ``git status`` of
+the main checkout (one before, one after; sessions starting or ending together share one),
+about 20 ms on a small repository; ``git status`` grows with the checkout, as it does for the user.
 """
 
 from __future__ import annotations
@@ -61,10 +71,13 @@ import anyio.to_thread
 from orchestrator.git import Git
 from orchestrator.merge_checkout import checkout_lock
 from orchestrator.tamper_files import ASIDE, FileState, describe_config, restore
+from orchestrator.tamper_refs import RefSnapshot, SharedRefs
+from orchestrator.worktree_commits import head_branch
 from orchestrator.worktree_parse import read_gitfile
 
 __all__ = ["TamperGuard", "Tampering", "Watch"]
 
+_INFO = ("attributes", "exclude", "sparse-checkout", "grafts")
 _REMEMBERED = 200  # undone changes kept for the sessions that overlapped them
 _STATUS = (
     *("--no-optional-locks", "status", "--porcelain=v1", "-z", "--no-renames"),
@@ -97,6 +110,8 @@ class Watch:
     files: dict[Path, FileState]
     listed: Listed
     entries: frozenset[str]
+    refs: RefSnapshot | None  # None: the guard watches no refs (no base ref given)
+    own: str | None  # the session's own branch (a ref), its CLI's to move
 
 
 class TamperGuard:
@@ -109,6 +124,7 @@ class TamperGuard:
         common_dir: Path,
         worktrees_dir: Path,
         ours: Callable[[], Collection[str]] = frozenset,
+        base_ref: str | None = None,
     ) -> None:
         self.git = git  # runs in the main checkout
         self.root = git.cwd
@@ -118,22 +134,31 @@ class TamperGuard:
         # The worktrees the orchestrator made or is making: never a CLI's doing, however
         # slowly git gets to writing their .git on a loaded machine.
         self._ours = ours
+        self._refs = SharedRefs(git, common_dir, base_ref) if base_ref else None
         self._undone: deque[tuple[float, str, int]] = deque(maxlen=_REMEMBERED)
         self._serials = itertools.count(1)
         self._status_lock = anyio.Lock()
         self._status_started = 0  # git status runs started, and the last one's number and answer
         self._status_done: tuple[int, Listed] = (0, None)
 
-    async def watch(self, worktree: Path) -> Watch:
+    async def watch(self, worktree: Path, branch: str | None = None) -> Watch:
+        """Look before a session in ``worktree``, on its own ``branch`` (short name; read from
+        the worktree when not given)."""
         started = time.monotonic()
         files, entries = await anyio.to_thread.run_sync(self._look, worktree)
+        refs = None if self._refs is None else await anyio.to_thread.run_sync(self._refs.snapshot)
+        own = f"refs/heads/{branch}" if branch else head_branch(worktree)
         listed = await self._main_status()
-        return Watch(next(self._serials), worktree, started, files, listed, entries)
+        serial = next(self._serials)
+        return Watch(serial, worktree, started, files, listed, entries, refs, own)
 
     async def finish(self, watch: Watch) -> Tampering | None:
         """Compare with ``watch``; undo changes to git's setup; ``None`` when nothing changed."""
         # Git's setup first, undone before any git command runs (a planted filter would).
         changes = await anyio.to_thread.run_sync(self._undo_setup, watch)
+        # Then the base's checkouts (before the refs: a base put back under a checkout still
+        # holding it would turn its files into reversed changes), then the shared refs.
+        changes += await anyio.to_thread.run_sync(self._undo_refs, watch)
         changes += [
             f"{what} (undone by the check of a session running beside this one)"
             for when, what, by in self._undone
@@ -154,20 +179,23 @@ class TamperGuard:
         found = {self.common_dir / "config", self.git_dir / "config.worktree"}
         if admin is not None:
             found.add(admin / "config.worktree")
-        for directory in (self.common_dir / "hooks", self.common_dir / "info"):
-            try:
-                names = os.listdir(directory)
-            except OSError:
-                continue
-            found.update(
-                directory / name
-                for name in names
-                if not name.endswith((".sample", ".lock")) and ASIDE not in name
-            )
+        # info/: only what git reads to decide what it does; ``info/refs`` (which ``git gc``
+        # and ``update-server-info`` rewrite for dumb transports) is git's own bookkeeping.
+        found.update(self.common_dir / "info" / name for name in _INFO)
+        hooks = self.common_dir / "hooks"
+        try:
+            names = os.listdir(hooks)
+        except OSError:
+            names = []
+        found.update(
+            hooks / name
+            for name in names
+            if not name.endswith((".sample", ".lock")) and ASIDE not in name
+        )
         return found
 
     def _undo_setup(self, watch: Watch) -> list[str]:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+        stamp = _stamp()
         changes = []
         for path in sorted(self._files(watch.worktree) | watch.files.keys()):
             before = watch.files.get(path, FileState())
@@ -181,6 +209,16 @@ class TamperGuard:
                 done = f"could not be undone: {exc}"
             self._undone.append((time.monotonic(), what, watch.serial))
             changes.append(f"{what} ({done})")
+        return changes
+
+    def _undo_refs(self, watch: Watch) -> list[str]:
+        if self._refs is None or watch.refs is None:
+            return []
+        stamp = _stamp()
+        changes = self._refs.release_base(watch.refs, stamp)
+        changes += self._refs.check(watch.refs, watch.own, stamp)
+        for what in changes:
+            self._undone.append((time.monotonic(), what, watch.serial))
         return changes
 
     async def _main_status(self) -> Listed:
@@ -230,6 +268,10 @@ class TamperGuard:
 
     def _show(self, path: Path) -> str:
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
 def _what_changed(path: Path, before: FileState, now: FileState) -> str:

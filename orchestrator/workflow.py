@@ -311,7 +311,7 @@ class _Workflow:
     async def _call_watched(self, call: PhaseCall) -> PhaseRun:
         """Run the phase's CLI between two looks at what it must not change (``tamper``)."""
         guard = await self.run.worktrees.tamper_guard()
-        watch = await guard.watch(self.session.path)
+        watch = await guard.watch(self.session.path, self.session.branch)
         try:
             ran = await call_phase_cli(
                 self.run.config,

@@ -8,8 +8,11 @@
   processes: ``add``, ``commit``, and ``diff-tree`` for the new commit and its files.
 - ``save_uncommitted_sync`` is the rescue before a removal or reuse: any uncommitted or
   untracked work becomes a ``council: rescue uncommitted work`` commit, and the worktree must
-  be clean of work afterwards; what git cannot commit (changes inside a submodule, say) stops
-  the removal with a ``WorkspaceError`` listing the paths, since nothing may be lost.
+  be clean of work afterwards. It commits only on the task's own ``council/<task>/...``
+  branch or a detached HEAD: a worktree found on any other branch (a CLI switched it to the
+  base) is detached first, so no cleanup ever commits to the base. What git cannot commit
+  (changes inside a submodule, say) stops the removal with a ``WorkspaceError`` listing the
+  paths, since nothing may be lost.
 - ``settle_index_lock_sync`` runs before both: an ``index.lock`` a killed CLI (or its git) left
   in the worktree's git dir would fail every ``git add``. Nobody holding it (no process has it
   open, no git runs in that checkout; ``worktree_safety``), it is moved aside, once it is
@@ -32,6 +35,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from orchestrator import ref_book
 from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import Git
 from orchestrator.worktree_models import CommitResult
@@ -119,29 +123,36 @@ def commit_all_sync(
     if keep_out:
         add += ["--", ".", *(f":(top,exclude,literal){path}" for path in keep_out)]
     git.run_sync(*add)
-    committed = git.run_sync(
-        "-c",
-        "commit.gpgSign=false",
-        "commit",
-        "--quiet",
-        "--no-verify",
-        "-m",
-        message,
-        "--trailer",
-        f"Council-Task: {task_id}",
-        "--trailer",
-        f"Council-Session: {session_id}",
-        check=False,
-    )
+    branch = head_branch(git.cwd)
+    with ref_book.writing():  # the branch's move is noted with it, for the tamper check
+        committed = git.run_sync(
+            "-c",
+            "commit.gpgSign=false",
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            message,
+            "--trailer",
+            f"Council-Task: {task_id}",
+            "--trailer",
+            f"Council-Session: {session_id}",
+            check=False,
+        )
+        if committed.ok:
+            # The new commit and the files it changed, in one process: "<sha>\0<path>...".
+            shown = git.run_sync(
+                "diff-tree", "-r", "-z", "--name-only", "--no-renames", "--root", "HEAD"
+            )
+            sha, *files = [field for field in shown.stdout.split("\0") if field]
+            if branch is not None:
+                ref_book.note(branch, None, sha)
     if not committed.ok:
         # Nothing staged (changes git cannot stage, inside a submodule say) is a result, not
         # an error; asked only when the commit refused, so the usual path costs no process.
         if git.run_sync("diff", "--cached", "--quiet", check=False).returncode == 0:
             return CommitResult(committed=False)
         raise GitError(["commit"], committed.returncode, committed.stderr or committed.stdout)
-    # The new commit and the files it changed, in one process: "<sha>\0<path>\0<path>...".
-    shown = git.run_sync("diff-tree", "-r", "-z", "--name-only", "--no-renames", "--root", "HEAD")
-    sha, *files = [field for field in shown.stdout.split("\0") if field]
     return CommitResult(committed=True, sha=sha, files=files, head=sha)
 
 
@@ -212,6 +223,13 @@ def save_uncommitted_sync(
     status = read_status_sync(git)
     if not status.work(keep_out):
         return Saved(status.head, status.branch, None, needs_force=bool(status.paths))
+    if status.branch is not None and not status.branch.startswith(f"council/{task_id}/"):
+        # Never a cleanup's commit on a branch the task does not own (the base, switched to
+        # by its CLI): HEAD is detached where it is (files and index untouched), and the
+        # commit below is kept by the caller's rescue ref instead.
+        log.warning("%s: on branch %s, detached before saving its work", git.cwd, status.branch)
+        if status.head is not None:
+            git.run_sync("update-ref", "--no-deref", "-m", "council: detach", "HEAD", status.head)
     result = commit_all_sync(
         git, RESCUE_MESSAGE, task_id=task_id, session_id=session_id, keep_out=keep_out
     )
@@ -224,6 +242,18 @@ def save_uncommitted_sync(
             "(changes inside a submodule or nested repository must be committed there)"
         )
     return Saved(after.head, after.branch, result.sha, needs_force=bool(after.paths))
+
+
+def head_branch(worktree: Path) -> str | None:
+    """The ref the worktree's HEAD is on (``refs/heads/...``), None when detached or unknown;
+    read from its git dir's ``HEAD`` file (no process: every commit asks)."""
+    admin = read_gitfile(worktree)
+    head = (admin or worktree / ".git") / "HEAD"
+    try:
+        text = head.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return text.removeprefix("ref: ") if text.startswith("ref: refs/") else None
 
 
 async def gitlinks(git: Git) -> list[str]:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from orchestrator import ref_book
 from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import ZERO_SHA, Git
 from orchestrator.safe_write import write_atomic
@@ -113,9 +114,12 @@ def fork_branch(ws: Workspace, task: str, reserved: set[int], lock: threading.Lo
         try:
             branch = branch_name(task, attempt)
             ref = f"refs/heads/{branch}"
-            created = ws.git.run_sync(
-                "update-ref", "-m", "council: new session", ref, tip, ZERO_SHA, check=False
-            )
+            with ref_book.writing():
+                created = ws.git.run_sync(
+                    "update-ref", "-m", "council: new session", ref, tip, ZERO_SHA, check=False
+                )
+                if created.ok:
+                    ref_book.note(ref, None, tip)
             if created.ok:
                 return Fork(branch, tip)
             if ws.git.run_sync("rev-parse", "--verify", "--quiet", ref, check=False).ok:
@@ -230,7 +234,11 @@ async def drop_branch(ws: Workspace, branch: str, expected: str) -> bool:
 
 def _drop_sync(ws: Workspace, branch: str, expected: str) -> bool:
     ref = f"refs/heads/{branch}"
-    return ws.git.run_sync("update-ref", "-d", ref, expected, check=False).ok
+    with ref_book.writing():
+        dropped = ws.git.run_sync("update-ref", "-d", ref, expected, check=False).ok
+        if dropped:
+            ref_book.note(ref, expected, None)
+    return dropped
 
 
 def _contains(git: Git, base_ref: str, tip: str) -> bool:

@@ -164,6 +164,7 @@ class WorktreeManager:
                 layout.common_dir,
                 layout.worktrees_dir,
                 ours=lambda: self._busy | self._known.keys(),
+                base_ref=self.base_ref,
             )
         return self._guard
 

@@ -20,14 +20,22 @@ LEGACY = {
             "status": "active",
             "options": {"max_parallel": 3},
             "tasks": [
-                {"id": "auth", "status": "completed", "branch": "feature/auth",
-                 "started_at": "2024-01-05T10:00:00+00:00",
-                 "completed_at": "2024-01-05T10:30:00+00:00", "cli": "claude"},
+                {
+                    "id": "auth",
+                    "status": "completed",
+                    "branch": "feature/auth",
+                    "started_at": "2024-01-05T10:00:00+00:00",
+                    "completed_at": "2024-01-05T10:30:00+00:00",
+                    "cli": "claude",
+                },
                 {"id": "Fix Login/Bug", "status": "in_progress", "worktree": "/tmp/wt"},
             ],
         },
-        {"session_id": "old-done", "status": "completed",
-         "tasks": {"docs": {"status": "failed", "error": "timeout"}}},
+        {
+            "session_id": "old-done",
+            "status": "completed",
+            "tasks": {"docs": {"status": "failed", "error": "timeout"}},
+        },
     ],
 }
 
@@ -40,9 +48,7 @@ def legacy_file(tmp_path: Path) -> Path:
     return path
 
 
-async def test_import_maps_sessions_tasks_and_statuses(
-    tmp_path: Path, legacy_file: Path
-) -> None:
+async def test_import_maps_sessions_tasks_and_statuses(tmp_path: Path, legacy_file: Path) -> None:
     original = legacy_file.read_bytes()
     async with FileStateStore.for_repo(tmp_path) as store:
         report = await import_legacy_state(store, legacy_file)
@@ -91,8 +97,15 @@ async def test_bad_legacy_files_are_refused(tmp_path: Path, content: str, messag
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("ok-id", "ok-id"), ("../etc", "etc"), ("A B", "a-b"), ("", "fb"), (None, "fb"),
-     ("...", "fb"), ("x" * 80, "x" * 64)],
+    [
+        ("ok-id", "ok-id"),
+        ("../etc", "etc"),
+        ("A B", "a-b"),
+        ("", "fb"),
+        (None, "fb"),
+        ("...", "fb"),
+        ("x" * 80, "x" * 64),
+    ],
 )
 def test_legacy_ids_become_safe(raw: object, expected: str) -> None:
     assert legacy_id(raw, "fb") == expected
