@@ -44,6 +44,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from orchestrator import ref_book
 from orchestrator.config_models import WorktreeConfig
 from orchestrator.errors import VersionConflict, WorkspaceError
 from orchestrator.events import Event
@@ -337,12 +338,17 @@ class WorktreeManager:
             )
             return None if saved.tip == commit else saved.tip
 
+        def reset(tip: str) -> None:
+            with ref_book.writing():  # the branch's move is noted with it, for the tamper check
+                worktree.run_sync("reset", "--hard", "--quiet", commit)
+                ref_book.note(f"refs/heads/{found.branch}", tip, commit)
+
         async with self._session_lock(found.session_id):
             tip = await anyio.to_thread.run_sync(save)
             if tip is None:
                 return None
             await keep_tip(ws.git, ref, tip, owner=found.session_id, reason="council: rewind")
-            await worktree.run("reset", "--hard", "--quiet", commit)
+            await anyio.to_thread.run_sync(reset, tip)
         return tip
 
     async def discard_uncommitted(self, session: SessionWorktree | str) -> list[str]:
