@@ -15,6 +15,7 @@ ever needs to import an outside library to handle a failure::
     │   └── RunLocked                 another orchestrator is running on the same repository
     ├── WorkspaceError                a worktree or path problem in the user's repository
     │   ├── PathEscapeError           a path resolves outside the root it must stay under
+    │   ├── SecretInWork              a known key was in a CLI's files: masked, not landed
     │   ├── UnusableRepository        the repository or its .council cannot be used as it is
     │   ├── GitError                  a git command failed; carries argv and stderr
     │   └── MergeContention           the base branch kept moving under the merge queue
@@ -57,6 +58,7 @@ __all__ = [
     "RecordNotFound",
     "RunError",
     "RunLocked",
+    "SecretInWork",
     "StaleClaim",
     "StateCorrupted",
     "StateError",
@@ -147,6 +149,20 @@ class OutOfSpace(RunError):
 
 class WorkspaceError(CouncilError):
     """A problem with the user's repository, a worktree, or a path inside them."""
+
+
+class SecretInWork(WorkspaceError):
+    """A secret of this environment was in files a CLI wrote: masked, then committed."""
+
+    def __init__(self, branch: str, paths: list[str]) -> None:
+        self.branch = branch
+        self.paths = paths
+        shown = ", ".join(paths[:10]) + (" ..." if len(paths) > 10 else "")
+        super().__init__(
+            f"the work held the value of an API key or token of this environment in {shown}: "
+            f"replaced by *** before it was committed (branch {branch}); not landed, so a "
+            "person can look (a CLI should read keys from the environment, never write them)"
+        )
 
 
 class PathEscapeError(WorkspaceError, ValueError):

@@ -62,6 +62,7 @@ from orchestrator.errors import (
     CouncilError,
     LockError,
     PathEscapeError,
+    SecretInWork,
     out_of_space,
 )
 from orchestrator.events import Event
@@ -147,6 +148,7 @@ class _Workflow:
         # (the next phase clears it) and no verify command (only kept when there are none).
         self.untouched: WorkFacts | None = None
         self.committed_head: str | None = None  # HEAD after the last commit of the worktree
+        self.secret_found: SecretInWork | None = None  # a known key masked in a commit
         self.running: str | None = None
         timeout = run.task.timeout
         self.deadline = time.monotonic() + timeout if timeout is not None else None
@@ -420,7 +422,9 @@ class _Workflow:
             if out_of_space(exc):
                 raise  # the CLI's work stays in the worktree; the run stops until there is room
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
-            raise await self._failure(BUILD, outcome, retryable=True) from exc
+            # A key in the work is the CLI's doing, not a passing fault: a person looks.
+            retryable = not isinstance(exc, SecretInWork)
+            raise await self._failure(BUILD, outcome, retryable=retryable) from exc
         if not facts.files:
             message = (
                 "the build changed nothing: no commits ahead of the base and nothing to commit "
@@ -446,6 +450,11 @@ class _Workflow:
             if facts is None or facts.head is None or facts.head != self.committed_head:
                 # Something moved HEAD since the build's facts (a reviewer's edit): read anew.
                 facts = await collect_facts(self.run.worktrees, self.session)
+        if self.secret_found is not None:  # masked and committed by now; never landed
+            found = Outcome(kind=OutcomeKind.FAILED, message=str(self.secret_found))
+            result = result_for(found, last)
+            result.retryable = False
+            return result
         if not facts.files:
             message = "the task's branch holds no changes against the base"
             return result_for(Outcome(kind=OutcomeKind.NO_CHANGES, message=message), last)
@@ -543,6 +552,9 @@ class _Workflow:
             done = await self.run.worktrees.commit_in_worktree(
                 self.session, f"council: {self.task.id} {why}"
             )
+        except SecretInWork as exc:
+            self.secret_found = exc  # committed, masked: the task must not land (final check)
+            return f" ({exc})"
         except CouncilError as exc:
             log.warning("task %s: could not commit the worktree: %s", self.task.id, exc)
             return f" (the worktree could not be committed: {exc})"

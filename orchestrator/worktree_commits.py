@@ -38,6 +38,7 @@ import anyio.to_thread
 from orchestrator import ref_book
 from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import Git
+from orchestrator.secret_scrub import scrub_sync
 from orchestrator.worktree_models import CommitResult
 from orchestrator.worktree_parse import Status, parse_status, read_gitfile
 from orchestrator.worktree_safety import move_stale_lock
@@ -116,8 +117,13 @@ def commit_all_sync(
     task_id: str,
     session_id: str,
     keep_out: Sequence[str] = (),
+    work: Sequence[str] | None = None,
 ) -> CommitResult:
-    """``commit_all`` in this thread: its git steps cost one worker-thread call, not four."""
+    """``commit_all`` in this thread: its git steps cost one worker-thread call, not four.
+    Known secrets in the files about to be committed (``work``, the changed paths, when the
+    caller has just read them) are masked first (``secret_scrub``)."""
+    changed = read_status_sync(git).work(keep_out) if work is None else work
+    scrubbed = scrub_sync(git.cwd, changed)
     # --sparse: work a CLI wrote outside a sparse cone is still work.
     add = ["add", "-A", "--sparse"]
     if keep_out:
@@ -153,7 +159,7 @@ def commit_all_sync(
         if git.run_sync("diff", "--cached", "--quiet", check=False).returncode == 0:
             return CommitResult(committed=False)
         raise GitError(["commit"], committed.returncode, committed.stderr or committed.stdout)
-    return CommitResult(committed=True, sha=sha, files=files, head=sha)
+    return CommitResult(committed=True, sha=sha, files=files, head=sha, scrubbed=scrubbed)
 
 
 async def commit_all(
@@ -221,7 +227,8 @@ def save_uncommitted_sync(
     settle_index_lock_sync(git.cwd, admin_dir, lock_age)
     finish_checkout_sync(git, admin_dir)
     status = read_status_sync(git)
-    if not status.work(keep_out):
+    work = status.work(keep_out)
+    if not work:
         return Saved(status.head, status.branch, None, needs_force=bool(status.paths))
     if status.branch is not None and not status.branch.startswith(f"council/{task_id}/"):
         # Never a cleanup's commit on a branch the task does not own (the base, switched to
@@ -231,7 +238,7 @@ def save_uncommitted_sync(
         if status.head is not None:
             git.run_sync("update-ref", "--no-deref", "-m", "council: detach", "HEAD", status.head)
     result = commit_all_sync(
-        git, RESCUE_MESSAGE, task_id=task_id, session_id=session_id, keep_out=keep_out
+        git, RESCUE_MESSAGE, task_id=task_id, session_id=session_id, keep_out=keep_out, work=work
     )
     after = read_status_sync(git)
     unsaved = after.work(keep_out)

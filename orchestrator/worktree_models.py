@@ -79,6 +79,9 @@ class CommitResult(_Result):
     head: str | None = Field(
         default=None, description="the worktree's HEAD afterwards, committed or not (if read)"
     )
+    scrubbed: list[str] = Field(
+        default_factory=list, description="files a known secret was masked in before the commit"
+    )
 
     @property
     def files_changed(self) -> int:

@@ -46,7 +46,7 @@ import anyio.to_thread
 
 from orchestrator import ref_book
 from orchestrator.config_models import WorktreeConfig
-from orchestrator.errors import VersionConflict, WorkspaceError
+from orchestrator.errors import SecretInWork, VersionConflict, WorkspaceError
 from orchestrator.events import Event
 from orchestrator.git import Git
 from orchestrator.ids import check_id
@@ -305,7 +305,8 @@ class WorktreeManager:
                     f"{found.path} is on {where}, not on the session's branch {found.branch}; "
                     "nothing was committed"
                 )
-            if not status.work(keep_out):
+            work = status.work(keep_out)
+            if not work:
                 return CommitResult(committed=False, head=status.head)
             return commit_all_sync(
                 worktree,
@@ -313,10 +314,14 @@ class WorktreeManager:
                 task_id=found.task_id,
                 session_id=found.session_id,
                 keep_out=keep_out,
+                work=work,
             )
 
         async with self._session_lock(found.session_id):
-            return await anyio.to_thread.run_sync(commit)
+            done = await anyio.to_thread.run_sync(commit)
+        if done.scrubbed:
+            raise SecretInWork(found.branch, done.scrubbed)
+        return done
 
     async def rewind(self, session: SessionWorktree | str, commit: str, ref: str) -> str | None:
         """Put the session's worktree and branch back at ``commit`` (a phase's start), keeping
