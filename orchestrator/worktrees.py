@@ -139,7 +139,9 @@ class WorktreeManager:
                     layout = await RepoLayout.discover(self.repo_path)
                     await layout.prepare(self.settings.meta_lock_timeout)
                     git = Git(layout.root, layout.hooks_dir, IDENTITY)
-                    meta = MetaLock(layout.meta_lock_path, self.settings.meta_lock_timeout)
+                    meta = MetaLock(
+                        layout.meta_lock_path, self.settings.meta_lock_timeout, layout.root
+                    )
                     pool = WorktreePool(
                         git, layout.pool_dir, meta, self.settings.pool_size, self.settings.sparse
                     )

@@ -267,7 +267,7 @@ class RecordKind(Generic[M]):
         versions = self.history_versions(key)
         excess = versions[: max(0, len(versions) - self.history_limit)]
         for version in excess:
-            self.history_path(key, version).unlink(missing_ok=True)
+            self.ops.unlink(self.history_path(key, version))
         return len(excess)
 
     def delete(self, key: str) -> None:
@@ -280,11 +280,11 @@ class RecordKind(Generic[M]):
             return
         for entry in entries:
             if entry.name != _LOCK:
-                Path(entry.path).unlink(missing_ok=True)
+                self.ops.unlink(Path(entry.path))
 
     def remove_dir_if_empty(self, key: str) -> None:
         with contextlib.suppress(OSError):
-            self.dir_for(key).rmdir()
+            self.ops.rmdir(self.dir_for(key))
 
     # -- integrity (exclusive lock held) ----------------------------------------------------
 
