@@ -46,6 +46,7 @@ __all__ = [
     "real_dir",
     "replace",
     "rmdir",
+    "symlink",
     "unlink",
     "write_atomic",
 ]
@@ -138,6 +139,18 @@ def link(root: Path, src: Path, dst: Path) -> None:
             os.link(src.name, dst.name, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
         except OSError as exc:
             raise _named(exc, src if exc.errno == errno.ENOENT else dst) from None
+
+
+def symlink(root: Path, path: Path, value: str) -> None:
+    """A symbolic link at ``path`` holding ``value``, in place of whatever file or link was
+    there (never through a link on the way)."""
+    with real_dir(root, path.parent) as dir_fd:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path.name, dir_fd=dir_fd)
+        try:
+            os.symlink(value, path.name, dir_fd=dir_fd)
+        except OSError as exc:
+            raise _named(exc, path) from None
 
 
 def unlink(root: Path, path: Path) -> None:
