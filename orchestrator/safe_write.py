@@ -64,10 +64,7 @@ def real_dir(
     """A descriptor of ``directory`` (under ``root``) reached without following any link;
     missing directories are made (with ``mode``) when ``create``, else
     ``FileNotFoundError``."""
-    parts = _parts(root, directory)
-    fd = _opened_as_named(root, directory, parts)
-    if fd is None:
-        fd = _walk(root, directory, parts, mode if create else None)
+    fd = _dir_fd(os.fspath(root), os.fspath(directory), mode if create else None)
     try:
         yield fd
     finally:
@@ -80,15 +77,19 @@ def open_file(
     """``os.open(path, flags)`` under ``root``, never through a link: a link at ``path``
     or on the way raises ``PathEscapeError``. Missing directories are made only with
     ``make_dirs``."""
-    with real_dir(root, path.parent, create=make_dirs) as dir_fd:
-        try:
-            return os.open(path.name, flags | _FILE_FLAGS, mode, dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise PathEscapeError(
-                    f"refused to write {path}: it is a symbolic link{_target(dir_fd, path.name)}"
-                ) from None
-            raise _named(exc, path) from None
+    # Strings, not Path objects: a lock is taken through here, and this is its whole cost.
+    directory, _, name = os.fspath(path).rpartition(os.sep)
+    dir_fd = _dir_fd(os.fspath(root), directory or os.sep, 0o755 if make_dirs else None)
+    try:
+        return os.open(name, flags | _FILE_FLAGS, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PathEscapeError(
+                f"refused to write {path}: it is a symbolic link{_target(dir_fd, name)}"
+            ) from None
+        raise _named(exc, path) from None
+    finally:
+        os.close(dir_fd)
 
 
 def open_append(root: Path, path: Path, *, truncate: bool = False, mode: int = 0o644) -> int:
@@ -190,50 +191,51 @@ def _dir_pair(root: Path, src: Path, dst: Path) -> Iterator[tuple[int, int]]:
                 yield src_fd, dst_fd
 
 
-def _parts(root: Path, directory: Path) -> tuple[str, ...]:
-    """The components of ``directory`` below ``root`` (lexically; ``..`` is refused)."""
+def _dir_fd(root: str, directory: str, mode: int | None) -> int:
+    """``directory``'s descriptor (see ``real_dir``); ``mode`` None: make nothing.
+
+    First one open of the whole path and the kernel's own name for what it opened: opening a
+    directory has no effect on anything, so opening it through a link and looking afterwards
+    is safe, and an existing directory with no link on the way (the common case) costs three
+    system calls where the walk costs two per component. Otherwise (a link, a missing
+    directory, no ``/proc``) the walk, which makes what is missing and names what it
+    refused."""
+    parts, expected = _plan(root, directory)
+    if _HAVE_FD_NAMES:
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                if os.readlink(f"{_FD_NAMES}{fd}") == expected:
+                    return fd
+            except OSError:
+                pass
+            os.close(fd)
+    return _walk(root, directory, parts, mode)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(root: str, directory: str) -> tuple[tuple[str, ...], str]:
+    """The components of ``directory`` below ``root`` (lexically; ``..`` is refused), and the
+    name the kernel gives the directory when no link is on the way. Cached: a root that
+    resolves differently later (moved) only sends callers to the walk."""
     top = os.path.normpath(root)
     inner = os.path.normpath(directory)
     if inner == top:
-        return ()
-    prefix = top if top.endswith(os.sep) else top + os.sep
-    if not inner.startswith(prefix):
-        raise PathEscapeError(f"{directory} is not under {root}")
-    parts = tuple(inner[len(prefix) :].split(os.sep))
-    if ".." in parts:
-        raise PathEscapeError(f"{directory} leaves {root}")
-    return parts
+        parts: tuple[str, ...] = ()
+    else:
+        prefix = top if top.endswith(os.sep) else top + os.sep
+        if not inner.startswith(prefix):
+            raise PathEscapeError(f"{directory} is not under {root}")
+        parts = tuple(inner[len(prefix) :].split(os.sep))
+        if ".." in parts:
+            raise PathEscapeError(f"{directory} leaves {root}")
+    return parts, os.path.join(os.path.realpath(root), *parts)
 
 
-def _opened_as_named(root: Path, directory: Path, parts: tuple[str, ...]) -> int | None:
-    """``directory`` opened in one call, if the kernel's name for what was opened is the
-    name it must have (no link on the way); None otherwise, or without ``/proc``.
-
-    Opening a directory has no effect on anything, so opening it through a link first and
-    looking afterwards is safe; an existing directory is the common case, and this costs
-    three system calls where the walk costs two per component."""
-    if not _HAVE_FD_NAMES:
-        return None
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if os.readlink(_FD_NAMES + str(fd)) == os.path.join(_resolved(os.fspath(root)), *parts):
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
-
-
-@functools.lru_cache(maxsize=64)
-def _resolved(root: str) -> str:
-    # Cached: a root resolved again differently (moved) only sends callers to the walk.
-    return os.path.realpath(root)
-
-
-def _walk(root: Path, directory: Path, parts: tuple[str, ...], mode: int | None) -> int:
+def _walk(root: str, directory: str, parts: tuple[str, ...], mode: int | None) -> int:
     """Open ``directory`` one component at a time; ``mode`` None: make nothing."""
     try:
         fd = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)  # the root itself is trusted
@@ -253,16 +255,14 @@ def _walk(root: Path, directory: Path, parts: tuple[str, ...], mode: int | None)
     return fd
 
 
-def _step(fd: int, name: str, directory: Path, mode: int | None) -> int:
+def _step(fd: int, name: str, directory: str, mode: int | None) -> int:
     """Open ``name`` under the directory ``fd`` as a real directory (made with ``mode`` if
     missing, unless ``mode`` is None)."""
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=fd)
     except FileNotFoundError:
         if mode is None:
-            raise FileNotFoundError(
-                errno.ENOENT, os.strerror(errno.ENOENT), os.fspath(directory)
-            ) from None
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), directory) from None
         with contextlib.suppress(FileExistsError):
             os.mkdir(name, mode, dir_fd=fd)
         return _step(fd, name, directory, None)
