@@ -26,6 +26,7 @@ from orchestrator.state.fsops import FileOps, durable_write
 
 def floor_round(directory: Path, payload: bytes, updates: int) -> float:
     ops = FileOps()
+    ops.confine(directory)
     target = directory / "current.json"
     started = time.perf_counter()
     for _ in range(updates):

@@ -28,6 +28,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from orchestrator import safe_write
 from orchestrator.config_models import PhaseConfig, RunConfig, TaskConfig
 from orchestrator.errors import CouncilError, RunError
 from orchestrator.events import Event
@@ -93,7 +94,7 @@ async def pick_best(
     sections = [await _describe(worktrees, candidate) for candidate in verified]
     context = PromptContext(task, COUNCIL_PHASE, extra={"handoff": "\n".join(sections)})
     workdir = phase_home(home_root, task.id, judge, COUNCIL_PHASE) / "workdir"
-    await anyio.to_thread.run_sync(lambda: workdir.mkdir(parents=True, exist_ok=True))
+    await anyio.to_thread.run_sync(safe_write.make_dirs, home_root, workdir)
     call = PhaseCall(
         task_id=task.id,
         phase=COUNCIL_PHASE,

@@ -9,6 +9,7 @@ names, cycles) live in ``config_checks`` and run when a ``RunConfig`` is built.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path, PurePosixPath
@@ -432,6 +433,13 @@ class RunConfig(_Section):
     def state_dir(self) -> Path:
         """Where the file state backend keeps its records."""
         return self.state.path or self.repo / ".council" / "state"
+
+    @property
+    def state_anchor(self) -> Path:
+        """The directory the state store's files are reached from without following a link:
+        the repository when the state lives in it, else the state directory itself."""
+        inside = Path(os.path.normpath(self.state_dir)).is_relative_to(os.path.normpath(self.repo))
+        return self.repo if inside else self.state_dir
 
     def phase(self, name: str) -> PhaseConfig:
         """The phase called ``name`` (``KeyError`` if the workflow has none)."""

@@ -29,7 +29,6 @@ Contract:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -93,6 +92,7 @@ class ContextManager:
         self._locks = self.project_dir / ".council" / "locks" / "context"
         self._paths = RepoPaths(self.project_dir)
         self._ops = FileOps()
+        self._ops.confine(self.project_dir)  # no link below the project is ever followed
         self._dir_ready = False
 
     async def update_context(self, session: str, **fields: Any) -> SessionContext:
@@ -102,7 +102,7 @@ class ContextManager:
         unknown = set(fields) - UPDATABLE
         if unknown:
             raise TypeError(f"unknown context fields {sorted(unknown)}; known: {sorted(UPDATABLE)}")
-        lock = await filelock.acquire(self._locks / f"{session}.lock")
+        lock = await filelock.acquire(self._locks / f"{session}.lock", root=self.project_dir)
         try:
             return await anyio.to_thread.run_sync(self._update, session, fields)
         finally:
@@ -164,9 +164,9 @@ class ContextManager:
     async def remove_context(self, session: str) -> bool:
         """Delete ``session``'s context; False when it had none."""
         check_id(session, "session id")
-        lock = await filelock.acquire(self._locks / f"{session}.lock")
+        lock = await filelock.acquire(self._locks / f"{session}.lock", root=self.project_dir)
         try:
-            return await anyio.to_thread.run_sync(_unlink, self._file(session))
+            return await anyio.to_thread.run_sync(self._unlink, self._file(session))
         finally:
             lock.release()
 
@@ -190,7 +190,7 @@ class ContextManager:
         merged["updated_at"] = utcnow()
         context = SessionContext.model_validate(merged)
         if not self._dir_ready:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self._ops.makedirs(self.directory)
             self._dir_ready = True
         durable_write(self._file(session), masked_json(context), self._ops)
         return context
@@ -217,9 +217,15 @@ class ContextManager:
         found = (self._read(self.directory / n) for n in names if _is_context_file(n))
         return [c for c in found if c is not None]
 
+    def _unlink(self, file: Path) -> bool:
+        if not os.path.lexists(file):
+            return False
+        self._ops.unlink(file)
+        return True
+
     async def _remove_if_unchanged(self, seen: SessionContext) -> bool:
         # An update may land between our listing and the removal: only remove what we judged.
-        lock = await filelock.acquire(self._locks / f"{seen.session}.lock")
+        lock = await filelock.acquire(self._locks / f"{seen.session}.lock", root=self.project_dir)
         try:
 
             def run() -> bool:
@@ -227,7 +233,7 @@ class ContextManager:
                 return (
                     now is not None
                     and now.updated_at == seen.updated_at
-                    and _unlink(self._file(seen.session))
+                    and self._unlink(self._file(seen.session))
                 )
 
             return await anyio.to_thread.run_sync(run)
@@ -237,10 +243,3 @@ class ContextManager:
 
 def _is_context_file(name: str) -> bool:
     return name.endswith(".json") and not name.startswith(".")
-
-
-def _unlink(file: Path) -> bool:
-    with contextlib.suppress(FileNotFoundError):
-        file.unlink()
-        return True
-    return False

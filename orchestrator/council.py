@@ -129,7 +129,9 @@ class Council:
             await ensure_sample_repo(config.repo, config.base_branch)
         run_lock = await anyio.to_thread.run_sync(acquire_run_lock, config.repo)
         store = FileStateStore(
-            config.state_dir, events_path=config.repo / ".council" / "events.jsonl"
+            config.state_dir,
+            events_path=config.repo / ".council" / "events.jsonl",
+            anchor=config.state_anchor,
         )
         try:
             worktrees = WorktreeManager(

@@ -22,6 +22,8 @@ ever needs to import an outside library to handle a failure::
     │       └── BaseLocked            a lock file of git's (a crash's leftover) blocks the base
     ├── LockError                     a lock could not be taken or released
     │   ├── LockTimeout               a lock stayed held by someone else until the timeout
+    │   ├── LockUnusable              a lock file nobody holds cannot be used (a link, a full
+    │   │                             directory in its place): a person must fix it first
     │   └── DeadlockError             waiting would close a cycle in the wait-for graph
     └── StateError                    the state store could not do what was asked
         ├── VersionConflict           `expected_version` did not match the stored version
@@ -34,7 +36,7 @@ ever needs to import an outside library to handle a failure::
 from __future__ import annotations
 
 import errno as errno_codes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,7 @@ __all__ = [
     "InvalidIdError",
     "LockError",
     "LockTimeout",
+    "LockUnusable",
     "MergeContention",
     "NothingToResume",
     "OutOfSpace",
@@ -67,7 +70,9 @@ __all__ = [
     "UnusableRepository",
     "VersionConflict",
     "WorkspaceError",
+    "needs_repair",
     "out_of_space",
+    "stops_the_run",
 ]
 
 
@@ -242,6 +247,12 @@ class LockTimeout(LockError, TimeoutError):
         super().__init__(f"lock {self.path} still held by {holder} after {timeout:g}s")
 
 
+class LockUnusable(LockError):
+    """A lock file cannot be taken for a reason other than a holder: a symbolic link or a
+    directory with files in its place, or the OS refusing it. Nobody holds it, so waiting
+    cannot help: the message names the file and what to do, then `council resume`."""
+
+
 class DeadlockError(LockError):
     """Waiting for a lock would close a cycle: each session in ``cycle`` waits for a path held
     by the next one, and the last waits for a path held by the first.
@@ -318,6 +329,8 @@ _WAYS_OUT = {
     errno_codes.EPERM: "make its directory writable for this user, then retry",
     errno_codes.EIO: "the disk reported an I/O error: check it (the kernel log names the device) "
     "before you retry",
+    errno_codes.ELOOP: "a symbolic link CLI Council did not make is in its way (it is never "
+    f"followed): remove the link (its target is untouched), then retry {_RESUME}",
 }
 
 
@@ -344,17 +357,46 @@ _FULL_ERRNOS = frozenset({errno_codes.ENOSPC, errno_codes.EDQUOT})
 _FULL_MESSAGES = ("No space left on device", "Out of diskspace", "Disk quota exceeded")
 
 
+def needs_repair(error: BaseException) -> bool:
+    """Did ``error``, or an error it was raised from, come of the orchestrator's own files
+    being unusable: a damaged record, a state write the disk or a planted link refused, a
+    lock file nobody holds that cannot be taken? Not the task's fault, and no retry helps
+    until someone repairs it (the message says how), so the run stops, resumable, instead of
+    failing or requeueing tasks forever. Only what the error was raised *from* counts (not
+    an error that was merely being handled when it came)."""
+    return _in_chain(error, _unusable, context=False)
+
+
+def stops_the_run(error: BaseException) -> bool:
+    """Is ``error`` one that stops a run (resumable) instead of failing the task it hit?"""
+    return out_of_space(error) or needs_repair(error)
+
+
 def out_of_space(error: BaseException) -> bool:
     """Did ``error``, or an error it was raised from, come of a full file system?"""
+    return _in_chain(error, _full, context=True)
+
+
+def _full(error: BaseException) -> bool:
+    if isinstance(error, OutOfSpace):
+        return True
+    if isinstance(error, OSError | StateWriteError) and error.errno in _FULL_ERRNOS:
+        return True
+    return isinstance(error, GitError) and any(m in error.stderr for m in _FULL_MESSAGES)
+
+
+def _unusable(error: BaseException) -> bool:
+    return isinstance(error, StateCorrupted | StateWriteError | LockUnusable)
+
+
+def _in_chain(
+    error: BaseException, test: Callable[[BaseException], bool], *, context: bool
+) -> bool:
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OutOfSpace):
+        if test(current):
             return True
-        if isinstance(current, OSError | StateWriteError) and current.errno in _FULL_ERRNOS:
-            return True
-        if isinstance(current, GitError) and any(m in current.stderr for m in _FULL_MESSAGES):
-            return True
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ or (current.__context__ if context else None)
     return False

@@ -8,10 +8,19 @@ never leaves a lock that blocks the next run.
 Acquisition is always tried non-blocking; waiting is an async backoff, so the event loop never
 blocks on someone else's lock. A lock file may be unlinked by a cleaner while a racer holds it
 open, so after locking we check the path still names the inode we locked and retry if not.
+
+Only a holder makes anyone wait. A lock file that cannot be used for any other reason (a
+symbolic link or a directory with files in its place, the OS refusing to open or lock it)
+raises ``LockUnusable`` at once, naming the file and what to do: waiting for it, or retrying
+the task that needed it, would go on forever. A lock file is reached from ``root`` (the
+directory the caller's files live under, trusted as given) without following a link on the
+way or at the file itself (``orchestrator.safe_write``): the counter and notes some locks
+keep in their own bytes would otherwise be written wherever a planted link points.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -20,7 +29,8 @@ from types import TracebackType
 import anyio
 import portalocker
 
-from orchestrator.errors import LockError, LockTimeout
+from orchestrator import safe_write
+from orchestrator.errors import LockError, LockTimeout, LockUnusable, PathEscapeError
 
 __all__ = ["FileLock", "acquire", "acquire_blocking", "try_acquire"]
 
@@ -34,12 +44,13 @@ _TRY_SHARED = portalocker.LockFlags.SHARED | portalocker.LockFlags.NON_BLOCKING
 class FileLock:
     """A held lock on ``path``; release it (or leave the ``with`` block) exactly once."""
 
-    __slots__ = ("_fd", "path", "shared")
+    __slots__ = ("_fd", "_root", "path", "shared")
 
-    def __init__(self, path: Path, fd: int, shared: bool) -> None:
+    def __init__(self, path: Path, fd: int, shared: bool, root: Path) -> None:
         self.path = path
         self.shared = shared
         self._fd: int | None = fd
+        self._root = root
 
     @property
     def held(self) -> bool:
@@ -90,7 +101,9 @@ class FileLock:
         if self._fd is None:
             raise LockError(f"{self.path}: cannot unlink a lock that is not held")
         if not self.shared:
-            self.path.unlink(missing_ok=True)
+            # A link on the way means the path is not our file any more: nothing to remove.
+            with contextlib.suppress(PathEscapeError):
+                safe_write.unlink(self._root, self.path)
         self.release()
 
     def __enter__(self) -> FileLock:
@@ -105,48 +118,79 @@ class FileLock:
         self.release()
 
 
-def try_acquire(path: Path, *, shared: bool = False) -> FileLock | None:
-    """Take the lock on ``path`` now, or return None when another holder has it."""
+def try_acquire(path: Path, *, shared: bool = False, root: Path | None = None) -> FileLock | None:
+    """Take the lock on ``path`` now, or return None when another holder has it.
+
+    ``root`` is the directory ``path`` must be reached from without a link on the way
+    (default: the lock's own directory, so only the file itself is checked)."""
     flags = _TRY_SHARED if shared else _TRY_EXCLUSIVE
+    top = path.parent if root is None else root
     while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            continue
-        except IsADirectoryError:
-            # A directory where the lock file belongs (made by hand, or by a tool): an empty
-            # one is nobody's, and goes; anything in it is left for a person to look at.
-            try:
-                os.rmdir(path)
-            except OSError:
-                raise LockError(
-                    f"cannot use lock file {path}: a directory with files in it is in its "
-                    "place; move it away, then run `council resume`"
-                ) from None
-            continue
-        except OSError as exc:
-            raise LockError(f"cannot open lock file {path}: {exc.strerror}") from exc
+        fd = _open(top, path)
         try:
             portalocker.lock(fd, flags)
-        except portalocker.exceptions.LockException:
+        except portalocker.exceptions.AlreadyLocked:
             os.close(fd)
             return None
+        except portalocker.exceptions.LockException as exc:
+            os.close(fd)
+            raise LockUnusable(
+                f"cannot lock {path}: {_reason(exc)} (the OS refused the lock, nobody "
+                "holds it); fix its file system, then run `council resume`"
+            ) from None
         except BaseException:
             os.close(fd)
             raise
         try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            here = os.stat(path, follow_symlinks=False)
+            opened = os.fstat(fd)
+            same = (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
         except FileNotFoundError:
             same = False
         if same:
-            return FileLock(path, fd, shared)
-        os.close(fd)  # the file was unlinked under us: lock the new one instead
+            return FileLock(path, fd, shared, top)
+        os.close(fd)  # the file was unlinked or replaced under us: lock the one there now
 
 
-async def acquire(path: Path, *, shared: bool = False, timeout: float = 10.0) -> FileLock:
-    """Take the lock, waiting with async exponential backoff up to ``timeout`` seconds."""
-    lock = try_acquire(path, shared=shared)
+def _reason(exc: portalocker.exceptions.LockException) -> str:
+    cause = exc.args[0] if exc.args else exc
+    return str(getattr(cause, "strerror", None) or cause)
+
+
+def _open(root: Path, path: Path) -> int:
+    """The lock file's descriptor (created, and its directories, when missing)."""
+    while True:
+        try:
+            return safe_write.open_file(root, path, os.O_RDWR | os.O_CREAT, make_dirs=True)
+        except PathEscapeError as exc:
+            raise LockUnusable(
+                f"cannot use lock file {path}: {exc}; CLI Council never made that link and "
+                "never follows it: remove it (its target is untouched), then run "
+                "`council resume`"
+            ) from None
+        except IsADirectoryError:
+            # A directory where the lock file belongs (made by hand, or by a tool): an empty
+            # one is nobody's, and goes; anything in it is left for a person to look at.
+            try:
+                safe_write.rmdir(root, path)
+            except OSError:
+                raise LockUnusable(
+                    f"cannot use lock file {path}: a directory with files in it is in its "
+                    "place; move it away, then run `council resume`"
+                ) from None
+        except OSError as exc:
+            raise LockUnusable(
+                f"cannot open lock file {path}: {exc.strerror or exc}; fix that (nobody holds "
+                "the lock), then run `council resume`"
+            ) from None
+
+
+async def acquire(
+    path: Path, *, shared: bool = False, timeout: float = 10.0, root: Path | None = None
+) -> FileLock:
+    """Take the lock, waiting with async exponential backoff up to ``timeout`` seconds while
+    someone holds it (``try_acquire``)."""
+    lock = try_acquire(path, shared=shared, root=root)
     if lock is not None:
         return lock
     deadline = time.monotonic() + timeout
@@ -156,18 +200,20 @@ async def acquire(path: Path, *, shared: bool = False, timeout: float = 10.0) ->
         if now >= deadline:
             raise LockTimeout(path, timeout)
         await anyio.sleep(min(delay, deadline - now))
-        lock = try_acquire(path, shared=shared)
+        lock = try_acquire(path, shared=shared, root=root)
         if lock is not None:
             return lock
         delay = min(delay * 2, _MAX_BACKOFF)
 
 
-def acquire_blocking(path: Path, *, shared: bool = False, timeout: float = 10.0) -> FileLock:
+def acquire_blocking(
+    path: Path, *, shared: bool = False, timeout: float = 10.0, root: Path | None = None
+) -> FileLock:
     """The same for code already running in a worker thread (never call it on the event loop)."""
     deadline = time.monotonic() + timeout
     delay = _MIN_BACKOFF
     while True:
-        lock = try_acquire(path, shared=shared)
+        lock = try_acquire(path, shared=shared, root=root)
         if lock is not None:
             return lock
         now = time.monotonic()

@@ -115,7 +115,7 @@ class LockManager:
         self._shared = store is not None
         records: Records = store if store is not None else MemoryRecords()
         self.registry = OwnerRegistry(records)
-        self._merge = MergeLock(locks_dir / "merge.lock", records, self._emit)
+        self._merge = MergeLock(locks_dir / "merge.lock", records, self._emit, self.project_dir)
         self._held: dict[str, _Held] = {}  # registry key → what this manager holds
         self._spelled: dict[tuple[str, str], str] = {}  # (session, path as given) → held key
         self._waiting: dict[str, str] = {}  # session → path it waits for here
@@ -229,7 +229,7 @@ class LockManager:
         current = await self.registry.owner(key) if self._shared else None
         if current is None:
             return None
-        probe = filelock.try_acquire(lock_path)
+        probe = filelock.try_acquire(lock_path, root=self.project_dir)
         if probe is not None:
             probe.release()
             return None
@@ -310,7 +310,7 @@ class LockManager:
         if held is not None:
             return _Blocked(held.grant.session)
         current = await self.registry.owner(key) if self._shared else None
-        lock = filelock.try_acquire(lock_path)
+        lock = filelock.try_acquire(lock_path, root=self.project_dir)
         if lock is None:
             return _Blocked(await self._live_session(current))
         # The OS lock is ours, so the path is free or its entry is a dead holder's.
@@ -453,7 +453,7 @@ class LockManager:
             if current is None or current.session != session:
                 done.append(key)  # released, or taken over by someone else since
                 continue
-            probe = filelock.try_acquire(self._files_dir / f"{key}.lock")
+            probe = filelock.try_acquire(self._files_dir / f"{key}.lock", root=self.project_dir)
             if probe is None:
                 continue  # held by a live process (another incarnation of the session)
             try:

@@ -53,8 +53,9 @@ class MergeGrant:
 
 
 class MergeLock:
-    def __init__(self, path: Path, records: Records, emit: Emit) -> None:
+    def __init__(self, path: Path, records: Records, emit: Emit, root: Path) -> None:
         self.path = path
+        self._root = root  # the lock file is reached from here without following a link
         self._records = records
         self._emit = emit
         self._slot = anyio.Semaphore(1)
@@ -119,7 +120,7 @@ class MergeLock:
         record = await self._records.get_record(MERGE_OWNER, _KEY)
         if record is None or record.data.get("session") != session or self._held is not None:
             return False
-        probe = filelock.try_acquire(self.path)
+        probe = filelock.try_acquire(self.path, root=self._root)
         if probe is None:
             return False
         try:
@@ -131,7 +132,7 @@ class MergeLock:
 
     async def _os_lock(self, remaining: float, limit: float) -> FileLock:
         try:
-            return await filelock.acquire(self.path, timeout=max(remaining, 0.0))
+            return await filelock.acquire(self.path, timeout=max(remaining, 0.0), root=self._root)
         except LockTimeout:
             record = await self._records.get_record(MERGE_OWNER, _KEY)
             owner = record.data.get("session") if record is not None else None

@@ -370,7 +370,7 @@ async def run_cli(
         await anyio.to_thread.run_sync(prepare_home, home, spec.home_files)
     argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
     path = Path(log_dir) / log_name(request.task_id, request.phase)
-    sink = LogSink(path, log_limit, argv, request.workdir)
+    sink = LogSink(path, log_limit, argv, request.workdir, root=Path(log_dir))
     try:
         with _starting():
             process, out_fd, err_fd = await _spawn(adapter, spec, request.workdir, env)

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from orchestrator import safe_write
 from orchestrator.errors import PathEscapeError
 
 __all__ = [
@@ -144,26 +145,23 @@ def prepare_home(home: Path, files: Mapping[str, str]) -> None:
     """Create the private directories and write ``files`` (HOME-relative paths) below ``home``.
 
     Blocking; run it in a worker thread. Files are private (0600): they often hold API keys.
+    The CLI owns its HOME, so nothing here follows a link it left there: a link at a file is
+    replaced, a link in place of a directory on the way is refused (``safe_write``).
     """
     for directory in private_dirs(home).values():
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-    root = home.resolve()
+        safe_write.make_dirs(home, Path(directory), mode=0o700)
     for relative, content in files.items():
-        target = _inside(root, relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(content)
+        target = _inside(home, relative)
+        safe_write.write_atomic(home, target, content.encode("utf-8"), mode=0o600)
 
 
 def _inside(root: Path, relative: str) -> Path:
     path = PurePosixPath(relative)
     if not relative or "\0" in relative or path.is_absolute() or ".." in path.parts:
         raise PathEscapeError(f"home file {relative!r} must be a relative path below HOME")
-    # resolve() follows symlinks: a link a CLI left in its HOME must not redirect the write.
-    target = (root / path).resolve()
-    if not target.is_relative_to(root) or target == root:
-        raise PathEscapeError(f"home file {relative!r} resolves outside HOME ({target})")
+    target = root / path
+    if os.path.normpath(target) == os.path.normpath(root):
+        raise PathEscapeError(f"home file {relative!r} is HOME itself, not a file in it")
     return target
 
 

@@ -19,6 +19,7 @@ worker-thread hop per write would cost more than the write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import os
@@ -30,6 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from orchestrator import safe_write
+from orchestrator.errors import PathEscapeError
+
 __all__ = ["LINE_CAP", "LOG_LIMIT", "LineSplitter", "LogSink", "TextTail", "log_name"]
 
 LINE_CAP = 1024 * 1024
@@ -39,7 +43,6 @@ log = logging.getLogger("orchestrator.process")
 _PREFIX = {"stdout": b"stdout| ", "stderr": b"stderr| "}
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 _sequence = itertools.count(1)
-_made: set[str] = set()  # log directories known to exist: one mkdir per directory, not per run
 
 
 class LineSplitter:
@@ -104,8 +107,13 @@ class LogSink:
     same file system), while a hop to a worker thread costs about 0.3 ms on every run.
     """
 
-    def __init__(self, path: Path, limit: int, argv: Sequence[str], cwd: Path) -> None:
+    def __init__(
+        self, path: Path, limit: int, argv: Sequence[str], cwd: Path, root: Path | None = None
+    ) -> None:
         self.path = path
+        # The log is reached from ``root`` (default: its own directory) without following a
+        # link on the way or at the file: its name is predictable, and a CLI can write there.
+        self.root = path.parent if root is None else root
         self.limit = limit
         self.written = 0
         self.truncated = False
@@ -118,15 +126,7 @@ class LogSink:
         """Create the file and write its header (once)."""
         if self._file is not None:
             return
-        directory = str(self.path.parent)
-        if directory not in _made:
-            os.makedirs(directory, exist_ok=True)
-            _made.add(directory)
-        try:
-            self._file = _open_new(self.path)
-        except FileNotFoundError:  # the directory was removed since: make it again
-            os.makedirs(directory, exist_ok=True)
-            self._file = _open_new(self.path)
+        self._file = _open_new(self.root, self.path)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self._file.write(f"# {when} cwd={self._cwd}\n# argv: {shlex.join(self._argv)}\n".encode())
 
@@ -186,7 +186,12 @@ class TextTail:
         return "\n".join(self._lines)[-limit:]
 
 
-def _open_new(path: Path) -> IO[bytes]:
-    """The log, opened without following a link someone left at its (predictable) path."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    return os.fdopen(os.open(path, flags, 0o644), "wb", buffering=64 * 1024)
+def _open_new(root: Path, path: Path) -> IO[bytes]:
+    """The log (its directories made), opened without following a link someone left at its
+    (predictable) path or on the way to it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = safe_write.open_file(root, path, flags, make_dirs=True)
+    except PathEscapeError as exc:  # refused like a disk refusing the log: named, run goes on
+        raise OSError(errno.ELOOP, str(exc), str(path)) from None
+    return os.fdopen(fd, "wb", buffering=64 * 1024)

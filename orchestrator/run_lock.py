@@ -109,7 +109,7 @@ def acquire_run_lock(repo: Path) -> RunLock:
     path = repo / RUN_LOCK
     deadline = time.monotonic() + _SETTLE
     while True:
-        lock = filelock.try_acquire(path)
+        lock = filelock.try_acquire(path, root=repo)
         if lock is not None:
             holder = RunHolder(procid.current(), utcnow())
             try:

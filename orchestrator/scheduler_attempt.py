@@ -23,7 +23,10 @@ taken, and goes:
    anything else → ``RetryPolicy.decide``: retry later, park the adapter, or fail with the
    CLI's message. A full file system is nobody's attempt failing: its error (``OutOfSpace``,
    or the store's ``StateWriteError``) stops the run where it stands, nothing counted as
-   failed, for ``council resume`` once there is space.
+   failed, for ``council resume`` once there is space. So do the orchestrator's own files
+   needing a person's repair (``errors.needs_repair``: a damaged record, a refused state
+   write, a lock file nobody holds that cannot be used): the error names the file and what
+   to do, then ``council resume``; requeueing the task instead would dispatch it forever.
 
 Locks are released when the attempt ends (a candidate's, held for its whole council task, when
 that task ends); the worktree is removed only when the base contains the branch tip (otherwise
@@ -44,7 +47,8 @@ from orchestrator.errors import (
     CouncilError,
     LockError,
     WorkspaceError,
-    out_of_space,
+    needs_repair,
+    stops_the_run,
 )
 from orchestrator.events import Event
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskStatus, utcnow
@@ -148,6 +152,8 @@ class AttemptLifecycle(SettleLifecycle):
                 await locks.acquire_file_locks(owner, wanted, timeout=_LOCK_TIMEOUT)
             attempt.session = await self._worktree(session_id, attempt, new=not kept)
         except LockError as exc:
+            if needs_repair(exc):
+                raise  # a lock file nobody holds cannot be used: waiting would never end
             await self._requeue(attempt, state, f"waiting for files: {exc}")
             return False
         await self._emit(
@@ -204,7 +210,7 @@ class AttemptLifecycle(SettleLifecycle):
             try:
                 result = await self.workflow(run)
             except (CouncilError, OSError) as exc:
-                if out_of_space(exc):
+                if stops_the_run(exc):
                     full = exc  # raised below: out of the group it would come as a group
                 result = WorkflowResult(
                     WorkflowStatus.FAILED, message=str(exc), retryable=True, outcome_kind="crashed"

@@ -22,6 +22,7 @@ from orchestrator.errors import (
     OutOfSpace,
     StateWriteError,
     WorkspaceError,
+    needs_repair,
     out_of_space,
 )
 from orchestrator.merge_types import MergeResult, MergeStatus
@@ -58,7 +59,13 @@ class SettleLifecycle(AttemptBase):
     async def _failed_in_orchestrator(self, attempt: Attempt, exc: BaseException) -> None:
         """The orchestrator's own step (git, store, disk) failed in ``attempt``: counted like a
         failed attempt, so a persistent fault ends in ``failed`` rather than a respawn loop;
-        a full disk stops the run instead (resumable); after ``kill()`` nothing is written."""
+        after ``kill()`` nothing is written.
+
+        A full disk, and the orchestrator's own files needing a person's repair (a damaged
+        record, a refused state write, an unusable lock file: ``needs_repair``), stop the run
+        instead (resumable) with the error that names the file and what to do: no task is to
+        blame, and no retry can help. Such a failure may also come before the claim, where
+        nothing could be counted, so the task would be dispatched again forever."""
         if self.killed:
             # A step that was already running in a worker thread when the run was killed
             # finished with an error: the state is left as it stands, for ``resume``.
@@ -66,6 +73,8 @@ class SettleLifecycle(AttemptBase):
             return
         if out_of_space(exc):
             raise stopped_for_space(attempt, exc) from exc
+        if needs_repair(exc):
+            raise exc
         log.warning("task %s: failed in the orchestrator: %s", attempt.key, exc)
         failed = WorkflowResult(
             WorkflowStatus.FAILED, message=str(exc), retryable=True, outcome_kind="crashed"

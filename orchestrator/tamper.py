@@ -68,6 +68,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from orchestrator.errors import PathEscapeError
 from orchestrator.git import Git
 from orchestrator.merge_checkout import checkout_lock
 from orchestrator.tamper_files import ASIDE, FileState, describe_config, restore
@@ -204,8 +205,8 @@ class TamperGuard:
                 continue
             what = f"{self._show(path)}: {_what_changed(path, before, now)}"
             try:
-                done = restore(path, before, now, stamp)
-            except OSError as exc:
+                done = restore(self.common_dir, path, before, now, stamp)
+            except (OSError, PathEscapeError) as exc:
                 done = f"could not be undone: {exc}"
             self._undone.append((time.monotonic(), what, watch.serial))
             changes.append(f"{what} ({done})")

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from orchestrator import safe_write
+
 __all__ = ["CAP", "FileState", "describe_config", "restore"]
 
 CAP = 1024 * 1024
@@ -82,42 +84,53 @@ class FileState:
 ABSENT = FileState()
 
 
-def restore(path: Path, before: FileState, now: FileState, stamp: str) -> str:
-    """Put ``before`` back at ``path`` (see the module doc); what was done, for the error."""
+def restore(root: Path, path: Path, before: FileState, now: FileState, stamp: str) -> str:
+    """Put ``before`` back at ``path`` (see the module doc); what was done, for the error.
+
+    Every step works in ``path``'s directory reached from ``root`` (git's common directory)
+    without following a link (``safe_write``): a CLI that put a link in place of ``hooks/``
+    must not turn the restore into a write wherever the link points (``PathEscapeError``)."""
     if not before.restorable:
         return "left in place (too large or not a file to restore)"
     aside = path.with_name(f"{path.name}{ASIDE}{stamp}")
     kept = f"the changed one kept as {aside.name}"
     if before.kind == "absent":
-        os.rename(path, aside)  # the CLI's new file, moved out of git's way
+        safe_write.replace(root, path, aside)  # the CLI's new file, moved out of git's way
         return f"moved aside to {aside.name}"
     if now.kind == "file" and now.data is not None:
-        _write_new(aside, now.data, now.mode)  # a copy: the original stays readable till the swap
+        _write_new(root, aside, now.data, now.mode)  # a copy: the original stays readable
     elif now.kind != "absent":
-        os.rename(path, aside)
+        safe_write.replace(root, path, aside)
     else:
         kept = "it had been deleted"
     lock = path.with_name(path.name + ".lock")
     try:
         if before.kind == "link":
             assert before.data is not None
-            os.symlink(os.fsdecode(before.data), lock)
+            _link_new(root, lock, os.fsdecode(before.data))
         else:
             assert before.data is not None
-            _write_new(lock, before.data, before.mode)
+            _write_new(root, lock, before.data, before.mode)
     except FileExistsError:
         return f"not restored: {lock.name} exists (a git command is writing it); {kept}"
-    os.rename(lock, path)
+    safe_write.replace(root, lock, path)
     return f"restored; {kept}"
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode or 0o644)
+def _write_new(root: Path, path: Path, data: bytes, mode: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    descriptor = safe_write.open_file(root, path, flags, mode or 0o644)
     try:
         os.write(descriptor, data)
         os.fchmod(descriptor, mode or 0o644)
     finally:
         os.close(descriptor)
+
+
+def _link_new(root: Path, path: Path, value: str) -> None:
+    """A new link at ``path`` (``FileExistsError`` if anything is there: git's own lock)."""
+    with safe_write.real_dir(root, path.parent, create=False) as dir_fd:
+        os.symlink(value, path.name, dir_fd=dir_fd)
 
 
 def describe_config(before: FileState, now: FileState) -> str:

@@ -63,7 +63,8 @@ from orchestrator.errors import (
     LockError,
     PathEscapeError,
     SecretInWork,
-    out_of_space,
+    needs_repair,
+    stops_the_run,
 )
 from orchestrator.events import Event
 from orchestrator.handoff import (
@@ -263,7 +264,7 @@ class _Workflow:
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
             raise await self._failure(name, outcome, retryable=False) from exc
         except CouncilError as exc:
-            if out_of_space(exc):
+            if stops_the_run(exc):
                 raise  # not the phase failing: the run stops (see scheduler_attempt)
             outcome = Outcome(kind=OutcomeKind.CRASHED, message=str(exc))
             raise await self._failure(name, outcome, retryable=True) from exc
@@ -419,8 +420,8 @@ class _Workflow:
             )
             facts = self.facts = await collect_facts(self.run.worktrees, self.session)
         except CouncilError as exc:
-            if out_of_space(exc):
-                raise  # the CLI's work stays in the worktree; the run stops until there is room
+            if stops_the_run(exc):
+                raise  # the CLI's work stays in the worktree; the run stops until repaired
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
             # A key in the work is the CLI's doing, not a passing fault: a person looks.
             retryable = not isinstance(exc, SecretInWork)
@@ -516,6 +517,8 @@ class _Workflow:
         try:
             await locks.acquire_file_locks(sid, wanted, timeout=PLAN_LOCK_TIMEOUT)
         except LockError as exc:
+            if needs_repair(exc):
+                raise  # nobody holds it: the run stops for the repair (see scheduler_attempt)
             raise _Stop(
                 WorkflowResult(
                     status=WorkflowStatus.FAILED,

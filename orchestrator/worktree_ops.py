@@ -34,7 +34,7 @@ import anyio.to_thread
 from orchestrator import ref_book
 from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import ZERO_SHA, Git
-from orchestrator.safe_write import write_atomic
+from orchestrator.safe_write import unlink, write_atomic
 from orchestrator.worktree_commits import Saved, gitlinks, keep_tip, save_uncommitted_sync
 from orchestrator.worktree_models import RemovalResult, SessionWorktree, WorktreeSettings
 from orchestrator.worktree_parse import read_gitfile
@@ -192,10 +192,10 @@ async def remove_and_drop(
         admin = read_gitfile(path)
         if admin is None:  # no checkout left to find the admin directory by: ask git
             ws.git.run_sync("worktree", "unlock", str(path), check=False)
-        reason = _unlock(admin)
+        reason = _unlock(ws, admin)
         removed = ws.git.run_sync(*args, check=False)
         if not removed.ok and "is not a working tree" not in removed.stderr:
-            _relock(admin, reason)  # kept: so is the record of whose it is
+            _relock(ws, admin, reason)  # kept: so is the record of whose it is
             raise GitError(args, removed.returncode, removed.stderr)
         if branch is None or tip is None:
             return False
@@ -205,25 +205,28 @@ async def remove_and_drop(
         return await anyio.to_thread.run_sync(steps)
 
 
-def _unlock(admin: Path | None) -> str | None:
+def _unlock(ws: Workspace, admin: Path | None) -> str | None:
     """Unlock a worktree by its admin directory: remove its ``locked`` file, which is all
     ``git worktree unlock`` does (git-worktree(1), DETAILS), without starting a process. The
-    lock's reason, for ``_relock``; None when it was not locked."""
+    lock's reason, for ``_relock``; None when it was not locked.
+
+    The admin directory is read from the worktree's ``.git`` file, which the CLI can rewrite:
+    it is only ever written under git's common directory (``PathEscapeError`` otherwise)."""
     if admin is None:
         return None
     locked = admin / "locked"
     try:
         reason = locked.read_text(encoding="utf-8")
-        locked.unlink()
     except FileNotFoundError:
         return None
+    unlink(ws.layout.common_dir, locked)
     return reason
 
 
-def _relock(admin: Path | None, reason: str | None) -> None:
+def _relock(ws: Workspace, admin: Path | None, reason: str | None) -> None:
     """Put back the lock ``_unlock`` took off (the worktree stays, and so does its owner)."""
     if admin is not None and reason is not None and admin.is_dir():
-        write_atomic(admin, admin / "locked", reason.encode())
+        write_atomic(ws.layout.common_dir, admin / "locked", reason.encode())
 
 
 async def drop_branch(ws: Workspace, branch: str, expected: str) -> bool:
@@ -304,10 +307,10 @@ def _remove_clean(ws: Workspace, session: SessionWorktree, tip: str) -> bool | N
     delete the branch (still at ``tip``). Whether the branch was deleted; None when git
     refused (nothing was changed: the lock is put back) and the full path must run."""
     admin = read_gitfile(session.path)
-    reason = _unlock(admin)
+    reason = _unlock(ws, admin)
     removed = ws.git.run_sync("worktree", "remove", str(session.path), check=False)
     if not removed.ok:
-        _relock(admin, reason)  # as it was: the full path decides
+        _relock(ws, admin, reason)  # as it was: the full path decides
         return None
     return _drop_sync(ws, session.branch, tip)
 

@@ -34,7 +34,7 @@ from orchestrator import filelock
 from orchestrator.errors import GitError, InvalidIdError, PathEscapeError, WorkspaceError
 from orchestrator.git import Git
 from orchestrator.ids import check_id, is_safe_id
-from orchestrator.safe_write import open_append
+from orchestrator.safe_write import make_dirs, open_append
 
 __all__ = [
     "COUNCIL_DIR",
@@ -168,9 +168,11 @@ class RepoLayout:
 
         def run() -> None:
             for directory in (self.worktrees_dir, self.pool_dir, self.logs_dir, self.hooks_dir):
-                directory.mkdir(parents=True, exist_ok=True)
+                make_dirs(self.root, directory)  # a link CLI Council did not make is refused
             # Two orchestrators starting together must not both append the line.
-            with filelock.acquire_blocking(self.meta_lock_path, timeout=meta_timeout):
+            with filelock.acquire_blocking(
+                self.meta_lock_path, timeout=meta_timeout, root=self.root
+            ):
                 _ensure_excluded(self.exclude_file)
 
         await anyio.to_thread.run_sync(run)
@@ -208,15 +210,16 @@ def _ensure_excluded(exclude_file: Path) -> None:
 class MetaLock:
     """The repository's lock around git worktree metadata steps (never around checkouts)."""
 
-    def __init__(self, path: Path, timeout: float) -> None:
+    def __init__(self, path: Path, timeout: float, root: Path) -> None:
         self.path = path
         self.timeout = timeout
+        self.root = root  # the lock file is reached from here without following a link
         self._local = anyio.Lock()
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
         async with self._local:
-            held = await filelock.acquire(self.path, timeout=self.timeout)
+            held = await filelock.acquire(self.path, timeout=self.timeout, root=self.root)
             try:
                 yield
             finally:

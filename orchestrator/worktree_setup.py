@@ -1,10 +1,11 @@
 """Preparing a new worktree: files copied in from the main checkout, then setup commands.
 
 Copies (``copy_files``: ``.env``, local config) come from the user's checkout, which is only
-read. Each is a repository-relative path; source and destination are resolved, symlinks
-included, and must stay inside the main checkout and the worktree (``PathEscapeError``). A
-missing source is skipped and noted in the log (an optional ``.env`` is common). Copying runs
-in a worker thread.
+read. Each is a repository-relative path; the source is resolved, symlinks included, and must
+stay inside the main checkout, and the copy is written into the worktree without following a
+link on the way or at the file (``safe_write``: a tracked or planted link in the worktree
+could point the copy anywhere), else ``PathEscapeError``. A missing source is skipped and
+noted in the log (an optional ``.env`` is common). Copying runs in a worker thread.
 
 Setup commands are argument lists run in the worktree through ``process.run_command`` (no
 shell, own process group, killed with their children on timeout), with the allow-listed
@@ -21,13 +22,14 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
+import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import anyio.to_thread
 
+from orchestrator import safe_write
 from orchestrator.errors import RunError, WorkspaceError
 from orchestrator.paths import ensure_under
 from orchestrator.process import run_command
@@ -46,17 +48,30 @@ def copy_in(repo_root: Path, worktree: Path, paths: Sequence[str]) -> list[str]:
             lines.append(f"copy {relative}: not in the main checkout, skipped")
             continue
         target = worktree / relative
-        # A tracked symlink in the worktree could point the copy somewhere else entirely.
-        ensure_under(worktree, Path(relative).parent, allow_root=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_symlink():
-            target.unlink()
         if source.is_dir():
-            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+            _copy_tree(worktree, source, target)
         else:
-            shutil.copy2(source, target)
+            _copy_file(worktree, source, target)
         lines.append(f"copy {relative}: done")
     return lines
+
+
+def _copy_tree(worktree: Path, source: Path, target: Path) -> None:
+    """``source``'s files and links (as links) into ``target``, over what is there."""
+    for top, directories, files in os.walk(source):
+        here = Path(top)
+        into = target / here.relative_to(source)
+        safe_write.make_dirs(worktree, into)
+        for name in [*files, *(d for d in directories if (here / d).is_symlink())]:
+            if (here / name).is_symlink():
+                safe_write.symlink(worktree, into / name, os.readlink(here / name))
+            else:
+                _copy_file(worktree, here / name, into / name)
+
+
+def _copy_file(worktree: Path, source: Path, target: Path) -> None:
+    mode = stat.S_IMODE(source.stat().st_mode)
+    safe_write.write_atomic(worktree, target, source.read_bytes(), mode)
 
 
 async def prepare_worktree(
@@ -74,7 +89,7 @@ async def prepare_worktree(
     """Copy files in and run the setup commands; raise ``WorkspaceError`` on the first failure."""
     if not copy_files and not setup:
         return
-    log = _Log(log_path)
+    log = _Log(log_path, repo_root)
     await log.write(f"# setup of session {session_id} in {worktree}, {_now()}\n")
     if copy_files:
         lines = await anyio.to_thread.run_sync(copy_in, repo_root, worktree, list(copy_files))
@@ -120,8 +135,9 @@ def _now() -> str:
 
 
 class _Log:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, root: Path) -> None:
         self.path = path
+        self.root = root  # the log is reached from here without following a link
         self._started = False
 
     async def write(self, text: str) -> None:
@@ -131,8 +147,6 @@ class _Log:
         await anyio.to_thread.run_sync(self._append, mask()(text), mode)
 
     def _append(self, text: str, mode: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        flags |= os.O_APPEND if mode == "a" else os.O_TRUNC
-        with os.fdopen(os.open(self.path, flags, 0o644), "w", encoding="utf-8") as handle:
+        fd = safe_write.open_append(self.root, self.path, truncate=mode == "w")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

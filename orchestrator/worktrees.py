@@ -51,7 +51,7 @@ from orchestrator.events import Event
 from orchestrator.git import Git
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
-from orchestrator.safe_write import write_atomic
+from orchestrator.safe_write import unlink, write_atomic
 from orchestrator.state.protocol import StateStore
 from orchestrator.tamper import TamperGuard
 from orchestrator.worktree_commits import (
@@ -144,7 +144,9 @@ class WorktreeManager:
                     layout = await RepoLayout.discover(self.repo_path)
                     await layout.prepare(self.settings.meta_lock_timeout)
                     git = Git(layout.root, layout.hooks_dir, IDENTITY)
-                    meta = MetaLock(layout.meta_lock_path, self.settings.meta_lock_timeout)
+                    meta = MetaLock(
+                        layout.meta_lock_path, self.settings.meta_lock_timeout, layout.root
+                    )
                     pool = WorktreePool(
                         git, layout.pool_dir, meta, self.settings.pool_size, self.settings.sparse
                     )
@@ -232,7 +234,7 @@ class WorktreeManager:
         try:
             if await ws.pool.take(session.path, reason):
                 # Its mark is its last session's: this making has not finished.
-                await anyio.to_thread.run_sync(_unmark_ready, session)
+                await anyio.to_thread.run_sync(_unmark_ready, ws, session)
                 await ws.pool.prepare_taken(session.path, session.branch)
             else:
                 await add_worktree(ws, session, reason)
@@ -260,7 +262,7 @@ class WorktreeManager:
             log_path=ws.layout.setup_log(session.session_id),
             passthrough=self.settings.passthrough_env,
         )
-        await anyio.to_thread.run_sync(_mark_ready, session)
+        await anyio.to_thread.run_sync(_mark_ready, ws, session)
 
     async def _finish(self, ws: Workspace, session: SessionWorktree) -> bool:
         """Finish the making of a worktree a crash cut short (its checkout, its setup);
@@ -574,14 +576,16 @@ class WorktreeManager:
 _READY = "council-ready"  # in the worktree's admin directory: its making is complete
 
 
-def _mark_ready(session: SessionWorktree) -> None:
+def _mark_ready(ws: Workspace, session: SessionWorktree) -> None:
+    # The admin directory comes from the worktree's .git file, which its CLI can rewrite:
+    # written only under git's common directory.
     admin = read_gitfile(session.path)
     if admin is None:
         raise WorkspaceError(f"{session.path} has no .git file after its checkout")
-    write_atomic(admin, admin / _READY, f"{session.session_id}\n".encode())
+    write_atomic(ws.layout.common_dir, admin / _READY, f"{session.session_id}\n".encode())
 
 
-def _unmark_ready(session: SessionWorktree) -> None:
+def _unmark_ready(ws: Workspace, session: SessionWorktree) -> None:
     admin = read_gitfile(session.path)
-    if admin is not None:
-        (admin / _READY).unlink(missing_ok=True)
+    if admin is not None and (admin / _READY).exists():
+        unlink(ws.layout.common_dir, admin / _READY)

@@ -16,6 +16,7 @@ from orchestrator.errors import (
     LockTimeout,
     StateCorrupted,
     StateError,
+    StateWriteError,
     TaskInActiveSession,
     VersionConflict,
 )
@@ -332,3 +333,26 @@ async def test_a_session_naming_a_task_of_an_unfinished_one_is_refused_changing_
     await store.create_session({}, ["x", "new"], session_id="s3")
     taken = await store.get_task_state("x")
     assert taken is not None and taken.session_id == "s3"
+
+
+async def test_a_link_in_the_store_is_refused_as_a_write_error_never_followed(
+    tmp_path: Path,
+) -> None:
+    # A damaged record is moved into quarantine/: with a link in place of that directory,
+    # the recovery would have moved the damaged file (and its bytes) wherever it points.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "state"
+    async with FileStateStore(root) as store:
+        await store.update_task_state("t1", {"priority": 1})
+        await store.update_task_state("t1", {"priority": 2})
+        (root / "quarantine").mkdir()
+        (root / "quarantine" / "tasks").symlink_to(outside, target_is_directory=True)
+        store.tasks.current_path("t1").write_bytes(b"damaged")
+        with pytest.raises(StateWriteError, match="'tasks' on the way is a symbolic link") as no:
+            await store.get_task_state("t1")
+        assert "remove the link (its target is untouched)" in str(no.value)
+        assert list(outside.iterdir()) == []
+        (root / "quarantine" / "tasks").unlink()  # the advice, followed
+        task = await store.get_task_state("t1")
+        assert task is not None and task.priority == 1  # recovered from its history

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import filelock
-from orchestrator.errors import LockError, LockTimeout
+from orchestrator.errors import LockError, LockTimeout, LockUnusable
 
 
 def hold_forever(path: str, ready: multiprocessing.Event) -> None:  # type: ignore[valid-type]
@@ -104,3 +104,26 @@ def test_only_an_exclusive_holder_bumps_the_counter(tmp_path: Path) -> None:
     reader.release()
     with pytest.raises(LockError):
         reader.bump_counter()
+
+
+def test_a_link_at_a_lock_file_or_on_its_way_is_refused_never_followed(tmp_path: Path) -> None:
+    # Some locks keep a counter or a note in their own bytes: through a link, taking the lock
+    # would write into whatever it points at (and a link is nobody holding it: no waiting).
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("precious\n")
+    root = tmp_path / "root"
+    (root / "locks").mkdir(parents=True)
+    at_file = root / "locks" / "counter.lock"
+    at_file.symlink_to(outside / "victim")
+    with pytest.raises(LockUnusable, match=r"counter\.lock: refused .* is a symbolic link"):
+        filelock.try_acquire(at_file, root=root)
+    (root / "dir").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(LockUnusable, match="'dir' on the way is a symbolic link"):
+        filelock.try_acquire(root / "dir" / "x.lock", root=root)
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+    assert (outside / "victim").read_text() == "precious\n"
+    at_file.unlink()  # what the message says to do
+    lock = filelock.try_acquire(at_file, root=root)
+    assert lock is not None and lock.bump_counter() == 1
+    lock.release()

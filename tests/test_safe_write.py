@@ -1,6 +1,8 @@
 """Writes where a CLI can reach never follow a link it planted (``orchestrator.safe_write``):
-on real files, and through a real run whose CLI plants links where the orchestrator writes
-the phase's handoff next."""
+on real files, and through real runs whose CLI plants links where the orchestrator writes
+next (the phase's handoff, the merge lock, its task's state record, git's hooks): the file
+outside the repository the link points at is never written, and the run says what it
+refused."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from council_process import council
 from fault_helpers import FaultRun
 
 from orchestrator.errors import PathEscapeError
@@ -90,3 +93,59 @@ async def test_a_cli_that_links_the_handoff_directory_outside_fails_saying_so(
     assert "symbolic link" in task["error"] and "handoff" in task["error"]
     assert sorted(p.name for p in outside.iterdir()) == ["victim"]
     assert not run.on_main("work.txt")
+
+
+def planted(tmp_path: Path, outside: Path, where: str) -> FaultRun:
+    """A run whose CLI plants a link at ``where`` (``fault_clis/links.py``) during its build."""
+    env = {"FAULT_OUTSIDE": str(outside), "FAULT_LINKS": where, "FAULT_TASK": "fault"}
+    return FaultRun(tmp_path, "links.py", env=env)
+
+
+def untouched(outside: Path) -> None:
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]  # nothing written there
+    assert (outside / "victim").read_text() == "precious\n"
+
+
+def test_a_link_at_the_merge_lock_is_refused_and_removing_it_lets_the_run_resume(
+    tmp_path: Path, outside: Path
+) -> None:
+    # The merge lock keeps its fencing counter in its own bytes: followed, the link would
+    # have the orchestrator overwrite whatever it points at with a number.
+    run = planted(tmp_path, outside, "merge-lock")
+    lock = run.council_dir / "locks" / "merge.lock"
+    refused = run.run()
+    said = refused.stderr.decode()
+    assert refused.returncode == 1, said[-3000:]
+    assert f"cannot use lock file {lock}" in said and "is a symbolic link" in said
+    assert "remove it" in said and "council resume" in said
+    untouched(outside)
+    lock.unlink()  # the advice, followed
+    resumed = council(["resume", str(run.config_path), "--json"], tmp_path, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert run.state()["status"] == "done" and run.on_main("work.txt")
+    untouched(outside)
+
+
+def test_a_link_in_place_of_a_state_record_directory_is_never_written_through(
+    tmp_path: Path, outside: Path
+) -> None:
+    run = planted(tmp_path, outside, "record-dir")
+    refused = run.run()
+    said = refused.stderr.decode()
+    assert refused.returncode == 1, said[-3000:]
+    record = run.council_dir / "state" / "tasks" / "fault"
+    assert f"'fault' on the way is a symbolic link (to {outside})" in said, said[-3000:]
+    assert str(record) in said and "council resume" in said
+    untouched(outside)
+
+
+async def test_a_link_in_place_of_gits_hooks_is_never_restored_through(
+    tmp_path: Path, outside: Path
+) -> None:
+    # The tamper guard finds the hooks "changed" (the link's directory lists a new file) and
+    # puts back what was there: through the link, that moved and rewrote the outside file.
+    run = planted(tmp_path, outside, "hooks")
+    task = next(t for t in (await run.run_here())["tasks"] if t["task_id"] == "fault")
+    assert task["status"] == "failed" and "hooks" in task["error"], task["error"]
+    assert "symbolic link" in task["error"]
+    untouched(outside)

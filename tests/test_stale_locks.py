@@ -148,7 +148,7 @@ async def test_a_killed_holder_of_every_lock_blocks_nobody(tmp_path: Path) -> No
 
 
 async def hold_meta(project: Path, timeout: float) -> None:
-    async with MetaLock(meta_lock(project), timeout).hold():
+    async with MetaLock(meta_lock(project), timeout, project).hold():
         pass
 
 

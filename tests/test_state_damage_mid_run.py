@@ -1,15 +1,19 @@
-"""State damaged beyond bad bytes, with a real ``council run`` going: the state directory
-deleted, a record's lock file replaced by a directory, a record moved away as a damaged
-record's error advises. Each ends in a clear error whose advice, followed, finishes the run,
-or in a record started afresh; never in a hang (every process here runs under a timeout)."""
+"""State damaged beyond bad bytes, with a real ``council run`` going or found by ``council
+resume``: the state directory deleted, a record's lock file replaced by a directory (nobody
+holds it), a record moved away as a damaged record's error advises, the fencing counter
+damaged, a record whose history is damaged too, a directory in place of a record's file.
+Each ends in a clear error whose advice, followed as written, finishes the run, or in a
+record started afresh; never in a hang (every process here runs under a timeout)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import invariants
+import pytest
 from cli_process_helpers import reap
 from council_process import council, seen, start, task, wait_for, write_config
 from scheduler_helpers import new_repo
@@ -99,3 +103,111 @@ def test_a_task_record_moved_away_as_advised_is_started_afresh_on_resume(
         old.unlink()
     all_landed(tmp_path, repo, config, "resume")
     assert seen(repo, "state.recovered", key="a")
+
+
+# -- damage a killed run left, found by `council resume` ----------------------------------------
+
+
+def killed(root: Path) -> tuple[Path, Path]:
+    """A run of two tasks killed during task a's build (both records have a few versions)."""
+    repo, config, process = started(root)
+    process.kill()
+    ended(process)
+    return repo, config
+
+
+def refused(root: Path, config: Path) -> str:
+    """``council resume`` ends at once with exit 1 (never a hang); its error line."""
+    done = council(["resume", str(config), "--json"], root, timeout=30)
+    assert done.returncode == 1, done.stderr[-3000:]
+    return done.stderr.strip().splitlines()[-1]
+
+
+def moved_as_advised(error: str, pattern: str, root: Path) -> Path:
+    """Follow the advice: move away what the error names (``pattern``'s group)."""
+    found = re.search(pattern, error)
+    assert found is not None, error
+    named = Path(found.group(1))
+    named.rename(root / "moved-away")
+    return named
+
+
+def damaged_without_history(record: Path) -> None:
+    for old in record.glob("v*.json"):
+        old.unlink()
+    (record / "current.json").write_bytes(b"damaged\n")
+
+
+MOVE_RECORD = r"move the record's directory (\S+) away to start the record afresh; then `council"
+
+
+def test_a_damaged_fencing_counter_stops_the_resume_and_its_advice_finishes_the_run(
+    tmp_path: Path,
+) -> None:
+    # Every claim takes a token from the counter: the claim failed before anything about the
+    # task could be recorded, so the task went back to the queue, and again, forever.
+    repo, config = killed(tmp_path)
+    counter = repo / ".council" / "state" / "counters" / "fencing"
+    damaged_without_history(counter)
+    error = refused(tmp_path, config)
+    assert "counters record 'fencing' is damaged" in error
+    assert moved_as_advised(error, MOVE_RECORD, tmp_path) == counter
+    all_landed(tmp_path, repo, config, "resume")
+
+
+@pytest.mark.parametrize("lock", ["state/counters/fencing/.lock", "locks/merge.lock"])
+def test_a_full_directory_in_place_of_a_lock_stops_the_resume_and_its_advice_finishes_it(
+    tmp_path: Path, lock: str
+) -> None:
+    # Nobody holds such a lock, so waiting or retrying the task never ends (the counter's
+    # lock hung the resume; the merge lock failed the task, and the run, for good).
+    repo, config = killed(tmp_path)
+    path = repo / ".council" / lock
+    path.unlink(missing_ok=True)
+    path.mkdir()
+    (path / "something").write_text("not ours to delete\n")
+    error = refused(tmp_path, config)
+    assert error == (
+        f"error: cannot use lock file {path}: a directory with files in it is in its place; "
+        "move it away, then run `council resume`"
+    )
+    assert moved_as_advised(error, r"cannot use lock file (\S+):", tmp_path) == path
+    all_landed(tmp_path, repo, config, "resume")
+    assert (tmp_path / "moved-away" / "something").read_text() == "not ours to delete\n"
+
+
+def test_a_record_whose_history_is_damaged_too_starts_afresh_once_moved_as_advised(
+    tmp_path: Path,
+) -> None:
+    # Moving only current.json away (the advice before) left the damaged history behind: the
+    # record was found damaged again, with the same advice.
+    repo, config = killed(tmp_path)
+    record = repo / ".council" / "state" / "tasks" / "a"
+    assert list(record.glob("v*.json"))
+    for file in record.glob("*.json"):
+        file.write_bytes(b"damaged\n")
+    error = refused(tmp_path, config)
+    assert "tasks record 'a' is damaged" in error and "no valid history" in error
+    assert moved_as_advised(error, MOVE_RECORD, tmp_path) == record
+    all_landed(tmp_path, repo, config, "resume")
+    assert seen(repo, "state.recovered", key="a")
+
+
+@pytest.mark.parametrize("blocked", ["current.json", "record"])
+def test_a_record_file_that_is_no_file_is_named_with_what_to_move(
+    tmp_path: Path, blocked: str
+) -> None:
+    repo, config = killed(tmp_path)
+    record = repo / ".council" / "state" / "tasks" / "a"
+    if blocked == "current.json":
+        (record / "current.json").unlink()
+        (record / "current.json").mkdir()  # its history recovers it
+        culprit = record / "current.json"
+    else:
+        shutil.rmtree(record)
+        record.write_text("not a directory\n")  # started afresh
+        culprit = record
+    error = refused(tmp_path, config)
+    assert "tasks record 'a' cannot be read" in error
+    assert moved_as_advised(error, r"; move (\S+) away", tmp_path) == culprit
+    all_landed(tmp_path, repo, config, "resume")

@@ -56,7 +56,7 @@ async def open_store(config: RunConfig) -> AsyncIterator[FileStateStore]:
     if not await anyio.to_thread.run_sync(state_dir.is_dir):
         raise RecordNotFound(f"no run has been recorded in {state_dir}")
     events = config.repo / ".council" / "events.jsonl"
-    async with FileStateStore(state_dir, events_path=events) as store:
+    async with FileStateStore(state_dir, events_path=events, anchor=config.state_anchor) as store:
         yield store
 
 

@@ -100,13 +100,13 @@ class CheckpointFiles:
         with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
             for entry in entries:
                 if entry.name.endswith(".tmp"):
-                    Path(entry.path).unlink(missing_ok=True)
+                    self.ops.unlink(Path(entry.path))
                     removed += 1
         return removed
 
     def delete_session(self, session_id: str) -> None:
         for info in self.list(session_id):
-            self.path(info.checkpoint_id).unlink(missing_ok=True)
+            self.ops.unlink(self.path(info.checkpoint_id))
 
 
 def _first_line(exc: Exception) -> str:

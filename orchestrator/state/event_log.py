@@ -52,6 +52,7 @@ class EventLog:
     def __init__(self, path: Path, ops: FileOps | None = None) -> None:
         self.path = path
         self.ops = ops or FileOps()
+        self.ops.confine(path.parent)  # a store's ops reach it from the store's anchor already
         self.skipped = 0  # lines ``read`` could not parse
         self._fd: int | None = None
         self._lost = 0  # events dropped since appends last worked

@@ -69,11 +69,15 @@ class FileBase:
         checkpoint_limit: int = 20,
         lock_timeout: float = 10.0,
         file_ops: FileOps | None = None,
+        anchor: Path | str | None = None,
     ) -> None:
         self.root = Path(root)
+        # Every file and lock of the store is reached from here without following a link.
+        self.anchor = Path(anchor) if anchor is not None else self.root
         self.lock_timeout = lock_timeout
         self.history_limit = history_limit
         self.ops = ops = file_ops or FileOps()
+        ops.confine(self.anchor)
         self._namespaces: dict[str, RecordKind[KeyedRecord]] = {}
         self.tasks = RecordKind(self.root, "tasks", TaskState, "task_id", ops, history_limit)
         self.sessions = RecordKind(
@@ -102,8 +106,10 @@ class FileBase:
 
     @classmethod
     def for_repo(cls, repo: Path | str, **kwargs: Any) -> Self:
-        """The store of a repository: ``.council/state/``, events in ``.council/events.jsonl``."""
+        """The store of a repository: ``.council/state/``, events in ``.council/events.jsonl``;
+        no link anywhere below the repository is followed."""
         council = Path(repo) / ".council"
+        kwargs.setdefault("anchor", repo)
         return cls(council / "state", events_path=council / "events.jsonl", **kwargs)
 
     async def __aenter__(self) -> Self:
@@ -121,7 +127,9 @@ class FileBase:
     async def _locked(
         self, kind: RecordKind[Any], key: str, *, shared: bool = False
     ) -> AsyncIterator[None]:
-        lock = await filelock.acquire(kind.lock_path(key), shared=shared, timeout=self.lock_timeout)
+        lock = await filelock.acquire(
+            kind.lock_path(key), shared=shared, timeout=self.lock_timeout, root=self.anchor
+        )
         try:
             yield
         finally:
@@ -292,7 +300,7 @@ class FileBase:
         cleaned = 0
         for kind in await self._kinds():
             for key in await anyio.to_thread.run_sync(kind.keys):
-                lock = filelock.try_acquire(kind.lock_path(key))
+                lock = filelock.try_acquire(kind.lock_path(key), root=self.anchor)
                 if lock is None:
                     continue
                 try:
@@ -309,7 +317,7 @@ class FileBase:
                 else:
                     lock.release()
                 cleaned += leftovers
-        lock = filelock.try_acquire(self.checkpoints.lock_path)
+        lock = filelock.try_acquire(self.checkpoints.lock_path, root=self.anchor)
         if lock is not None:
             with lock:
                 cleaned += await anyio.to_thread.run_sync(self.checkpoints.remove_temp_files)
@@ -386,7 +394,7 @@ def remove_temp_files(kind: RecordKind[Any], key: str) -> int:
     with contextlib.suppress(FileNotFoundError), os.scandir(kind.dir_for(key)) as entries:
         for entry in entries:
             if entry.name.endswith(".tmp"):
-                Path(entry.path).unlink(missing_ok=True)
+                kind.ops.unlink(Path(entry.path))
                 removed += 1
     return removed
 

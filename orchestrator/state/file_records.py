@@ -57,7 +57,9 @@ class FileRecords(FileBase):
             if expected_version not in (None, 0):
                 check_version(kind, key, None, expected_version)
             return False
-        lock = await filelock.acquire(kind.lock_path(key), timeout=self.lock_timeout)
+        lock = await filelock.acquire(
+            kind.lock_path(key), timeout=self.lock_timeout, root=self.anchor
+        )
 
         def run(events: list[Event]) -> bool:
             try:

@@ -228,7 +228,9 @@ class FileStateStore(FileTasks, FileRecords):
         return removed
 
     async def _delete(self, kind: RecordKind[Any], key: str) -> None:
-        lock = await filelock.acquire(kind.lock_path(key), timeout=self.lock_timeout)
+        lock = await filelock.acquire(
+            kind.lock_path(key), timeout=self.lock_timeout, root=self.anchor
+        )
         try:
             await anyio.to_thread.run_sync(kind.delete, key)
         finally:
@@ -266,7 +268,7 @@ class FileStateStore(FileTasks, FileRecords):
             )
 
         lock = await filelock.acquire(
-            self.checkpoints.lock_path, shared=True, timeout=self.lock_timeout
+            self.checkpoints.lock_path, shared=True, timeout=self.lock_timeout, root=self.anchor
         )
         try:
             await self._in_thread(run)

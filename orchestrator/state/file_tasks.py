@@ -113,7 +113,7 @@ class FileTasks(FileBase):
 
     def _next_token(self, events: list[Event]) -> int:
         with filelock.acquire_blocking(
-            self.counters.lock_path("fencing"), timeout=self.lock_timeout
+            self.counters.lock_path("fencing"), timeout=self.lock_timeout, root=self.anchor
         ):
             current = load_or_recover(self.counters, "fencing", events)
             # Not fsynced: a token only has to beat the tokens of its own task, and the claim

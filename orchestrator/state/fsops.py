@@ -4,7 +4,8 @@ Every durable write goes through a ``FileOps`` so tests can put a fault-injectin
 place (``orchestrator.testing.faulty_fs``: ENOSPC on write, EIO on fsync, a crash between
 replace and the directory fsync) and check that the previous state survives. That covers the
 records, their history links, quarantine, checkpoints and the event log: nothing of the store
-creates, writes, renames or links a file past this object.
+creates, writes, renames, links or removes a file past this object, and nothing it does
+follows a symbolic link (``FileOps``).
 
 ``durable_write`` tells its caller how far it got: an ``OSError`` means the old file is still
 in place; ``NotSynced`` (an ``OSError`` too) means the new file replaced it but the directory
@@ -15,13 +16,15 @@ could bring the old ones back.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from orchestrator import safe_write
 from orchestrator.crashpoints import crash_point
-from orchestrator.errors import StateWriteError
+from orchestrator.errors import PathEscapeError, StateWriteError
 
 __all__ = ["FileOps", "NotSynced", "durable_write", "write_error"]
 
@@ -31,18 +34,51 @@ class NotSynced(OSError):
 
 
 class FileOps:
-    """Plain POSIX file operations; subclass and override to inject faults."""
+    """Plain POSIX file operations; subclass and override to inject faults.
+
+    Each operation stays under a directory it was confined to (``confine``: the store's
+    root, the event log's directory) and never follows a link on the way or at the file
+    (``orchestrator.safe_write``): a link someone planted in the store is refused as an
+    ``OSError`` with ``errno.ELOOP`` naming it, like any other file the disk refuses. A path
+    under no confined directory is refused the same way.
+    """
+
+    _roots: tuple[str, ...] = ()
+
+    def confine(self, root: Path) -> None:
+        """Allow writes under ``root`` (trusted as given), reached without following links.
+        An instance shared by several stores holds the roots of all of them."""
+        normal = os.path.normpath(root)
+        if normal not in self._roots:
+            self._roots = (*self._roots, normal)
+
+    def root_of(self, path: Path) -> Path:
+        """The outermost confined directory holding ``path``: every directory below it is
+        checked on the way."""
+        inner = os.path.normpath(path)
+        found = ""
+        for root in self._roots:
+            prefix = root if root.endswith(os.sep) else root + os.sep
+            inside = inner == root or inner.startswith(prefix)
+            if inside and (not found or len(root) < len(found)):
+                found = root
+        if not found:
+            raise OSError(errno.EPERM, "outside the directories the store writes in", str(path))
+        return Path(found)
 
     def makedirs(self, directory: Path) -> None:
-        os.makedirs(directory, exist_ok=True)
+        with _refused_links(directory):
+            safe_write.make_dirs(self.root_of(directory), directory)
 
     def open_new(self, path: Path) -> int:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        return os.open(path, flags, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        with _refused_links(path):
+            return safe_write.open_file(self.root_of(path), path, flags)
 
     def open_append(self, path: Path) -> int:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        return os.open(path, flags, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        with _refused_links(path):
+            return safe_write.open_file(self.root_of(path), path, flags)
 
     def write(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
@@ -57,20 +93,34 @@ class FileOps:
         os.close(fd)
 
     def replace(self, src: Path, dst: Path) -> None:
-        os.replace(src, dst)
+        with _refused_links(dst):
+            safe_write.replace(self.root_of(dst), src, dst)
 
     def link(self, src: Path, dst: Path) -> None:
-        os.link(src, dst)
+        with _refused_links(dst):
+            safe_write.link(self.root_of(dst), src, dst)
 
     def unlink(self, path: Path) -> None:
-        path.unlink(missing_ok=True)
+        with _refused_links(path):
+            safe_write.unlink(self.root_of(path), path)
+
+    def rmdir(self, directory: Path) -> None:
+        with _refused_links(directory):
+            safe_write.rmdir(self.root_of(directory), directory)
 
     def fsync_dir(self, directory: Path) -> None:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with _refused_links(directory):
+            safe_write.fsync_dir(self.root_of(directory), directory)
+
+
+@contextlib.contextmanager
+def _refused_links(path: Path) -> Iterator[None]:
+    """A link refused on the way to ``path`` as the OSError every caller of the store already
+    handles (it names the file and says the state is unchanged)."""
+    try:
+        yield
+    except PathEscapeError as exc:
+        raise OSError(errno.ELOOP, str(exc), str(path)) from None
 
 
 def durable_write(

@@ -20,6 +20,7 @@ shared to read, exclusive to write or recover. The async store runs it in worker
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.errors import StateCorrupted, StateError
+from orchestrator.errors import StateCorrupted
 from orchestrator.events import Event, EventType
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
@@ -154,7 +155,7 @@ class RecordKind(Generic[M]):
                 raise RecordDamaged("current version missing but history exists") from None
             return None
         except OSError as exc:
-            raise StateError(f"cannot read {path}: {exc.strerror}") from exc
+            raise _unreadable(path, f"{self.name} record {key!r}", exc) from exc
         return self.parse(key, raw)
 
     def _read_current(self, key: str, path: Path) -> bytes:
@@ -267,7 +268,7 @@ class RecordKind(Generic[M]):
         versions = self.history_versions(key)
         excess = versions[: max(0, len(versions) - self.history_limit)]
         for version in excess:
-            self.history_path(key, version).unlink(missing_ok=True)
+            self.ops.unlink(self.history_path(key, version))
         return len(excess)
 
     def delete(self, key: str) -> None:
@@ -280,11 +281,11 @@ class RecordKind(Generic[M]):
             return
         for entry in entries:
             if entry.name != _LOCK:
-                Path(entry.path).unlink(missing_ok=True)
+                self.ops.unlink(Path(entry.path))
 
     def remove_dir_if_empty(self, key: str) -> None:
         with contextlib.suppress(OSError):
-            self.dir_for(key).rmdir()
+            self.ops.rmdir(self.dir_for(key))
 
     # -- integrity (exclusive lock held) ----------------------------------------------------
 
@@ -305,11 +306,14 @@ class RecordKind(Generic[M]):
                 where = f"a copy is kept at {kept}" if kept else "no copy could be kept"
             except OSError as exc:
                 where = f"no copy could be kept ({exc.strerror or exc})"
+            # The whole directory: its damaged history goes with it, or the record would be
+            # found damaged again (a missing current version with history is a damage too).
             raise StateCorrupted(
                 current,
                 f"{self.name} record {key!r} is damaged ({reason}) and has no valid history",
                 f"{where}; restore a checkpoint (`council checkpoint list`, then `council "
-                f"checkpoint restore`), or move {current} away to start the record afresh",
+                f"checkpoint restore`), or move the record's directory {self.dir_for(key)} "
+                "away to start the record afresh; then `council resume`",
             )
         try:
             return self._replace_from_history(key, reason, versions, source)
@@ -375,6 +379,22 @@ class RecordKind(Generic[M]):
         except RecordDamaged as damage:
             return str(damage)
         return None
+
+
+def _unreadable(path: Path, what: str, exc: OSError) -> StateCorrupted:
+    """The error for a record file that is not a readable file (a directory in its place, a
+    file in place of its directory, no permission), with what to move or fix."""
+    if exc.errno == errno.EACCES:
+        way_out = f"make {path} readable for this user, then `council resume`"
+    else:
+        blocker = path
+        if exc.errno == errno.ENOTDIR:
+            blocker = next((p for p in reversed(path.parents) if p.is_file()), path)
+        way_out = (
+            f"move {blocker} away (the record is then recovered from its history or "
+            "started afresh), then `council resume`"
+        )
+    return StateCorrupted(path, f"{what} cannot be read ({exc.strerror or exc})", way_out)
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
