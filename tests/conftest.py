@@ -1,11 +1,13 @@
 """Shared fixtures: tests see only the plugins they ask for; ``slow`` soak variants run only
-with ``--soak`` (``.venv/bin/python -m pytest --soak -m slow``)."""
+with ``--soak`` (``.venv/bin/python -m pytest --soak -m slow``); ``real_cli`` tests only where
+their CLI is installed, or with ``COUNCIL_REQUIRE_REAL_CLIS=1`` (see ``real_clis``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+import real_clis
 
 from orchestrator import plugins
 
@@ -20,6 +22,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    real_clis.deselect_missing(config, items)  # the real-CLI tier without its CLIs installed
     # Deselected, not skipped: the default run reports them as not collected for this run,
     # so a soak test is never counted as passing when it did not run.
     if config.getoption("--soak"):
@@ -28,6 +31,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    real_clis.report_deselected(config, terminalreporter)
 
 
 @pytest.fixture(autouse=True)
