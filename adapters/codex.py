@@ -8,7 +8,8 @@ Quirks handled:
 
 - ``exec`` never asks for approval; its default sandbox is read-only and a rejected patch
   still exits 0. The rejection shows only on stderr ("patch rejected: writing is blocked by
-  read-only sandbox"), which makes the run ``permission_denied``.
+  read-only sandbox"), which makes the run ``permission_denied``; ``sandbox: read-only``
+  makes ``can_write`` False.
 - ``exec resume`` has no ``-s``: the sandbox goes in as ``-c sandbox_mode="..."``, and every
   flag comes after ``resume``.
 - With a prompt argument and a piped stdin, codex appends stdin to the prompt: stdin stays
@@ -130,6 +131,11 @@ class CodexAdapter(Adapter):
         if opts.stream_max_retries is not None:
             lines.append(f"stream_max_retries = {opts.stream_max_retries}")
         return "\n".join(lines) + "\n"
+
+    def read_only_reason(self) -> str | None:
+        if self.config.sandbox == "read-only":
+            return "codex: sandbox 'read-only' rejects every patch; use 'workspace-write'"
+        return None
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
         if stream == "stderr":
