@@ -28,6 +28,9 @@ Quirks handled:
   ``permission_denied``; both options make ``can_write`` False.
 - ``OPENCODE_DISABLE_AUTOUPDATE``, ``..._MODELS_FETCH``, ``..._LSP_DOWNLOAD``,
   ``..._DEFAULT_PLUGINS`` keep it off the network apart from the model API; sharing is off.
+  None of them stops the npm install of ``@opencode-ai/plugin`` into the config directory on
+  every start (measured: registry.npmjs.org, ~19 MB into ``~/.npm`` per run): a lock file
+  that already lists it (``_PLUGIN_LOCK``) does.
 """
 
 from __future__ import annotations
@@ -65,6 +68,21 @@ _OFFLINE_ENV = {
     "OPENCODE_DISABLE_SHARE": "true",
 }
 _CONFIG_PATH = ".config/opencode/council.json"
+# On every start opencode 1.18 installs @opencode-ai/plugin (the types user plugins import) into
+# each config directory, from registry.npmjs.org (~5 MB, in the background, cut off when the
+# run ends, so again next run), unless the directory has a node_modules/ and its lock file
+# lists every dependency. CLI Council loads no plugin: the seed says the one dependency is
+# there, so the check passes and nothing is downloaded.
+_PLUGIN_LOCK = {
+    ".config/opencode/package-lock.json": json_file(
+        {
+            "name": "cli-council-seed",
+            "lockfileVersion": 3,
+            "packages": {"": {"dependencies": {"@opencode-ai/plugin": "*"}}},
+        }
+    ),
+    ".config/opencode/node_modules/.cli-council": "no plugins are installed here\n",
+}
 _AUTH_ERROR_NAMES = ("ProviderAuthError", "AuthError")
 _MAX_TOOL_TEXT = 4000
 # A tool call refused by a permission rule or by a headless "ask" (measured on 1.18.33).
@@ -131,7 +149,7 @@ class OpencodeAdapter(Adapter):
         return CommandSpec(
             argv=argv,
             env=env,
-            home_files={_CONFIG_PATH: json_file(self._config(model))},
+            home_files={_CONFIG_PATH: json_file(self._config(model)), **_PLUGIN_LOCK},
             secrets=secrets,
         )
 
