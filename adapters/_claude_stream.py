@@ -1,7 +1,8 @@
 """The Claude-Code-shaped stream-json, spoken by Claude Code and by Qwen Code.
 
 One JSON object per line: ``system`` (``init`` carries the session id), ``assistant`` and
-``user`` (Anthropic message content blocks), ``result`` (the authoritative end: final text,
+``user`` (Anthropic message content blocks), ``system/permission_denied`` (Claude 2.1.330: a
+tool call refused by the permission mode), ``result`` (the authoritative end: final text,
 ``is_error``, usage and cost for the whole run, ``permission_denials``), and from Claude alone
 ``system/api_retry`` and ``rate_limit_event``. ``-o json`` of Qwen prints the same objects as
 one JSON array, which :func:`parse_value` also takes.
@@ -74,6 +75,18 @@ def _system(line: dict[str, Any], session: str | None) -> list[AgentEvent]:
                     "version": text(line.get("claude_code_version"))
                     or text(line.get("qwen_code_version")),
                 },
+            )
+        ]
+    if subtype == "permission_denied":
+        # Claude 2.1.330 says each denial as it happens (the result lists them again).
+        tool = text(line.get("tool_name")) or "a tool"
+        why = text(line.get("message")) or f"{tool} was denied"
+        return [
+            AgentEvent(
+                kind=EventKind.ERROR,
+                text=f"permission denied: {why}",
+                error_kind="permission",
+                data={"tool": tool, "tool_use_id": text(line.get("tool_use_id"))},
             )
         ]
     if subtype == "api_retry":

@@ -19,8 +19,16 @@ Quirks handled:
   from adding ``.aider*`` to the repository's ``.gitignore``, and the chat and input history
   live in HOME, so neither shows up in the diff.
 - ``--yes-always`` approves file edits but never a model-suggested shell command.
-- Update check, analytics, release notes, model warnings, colors and streaming are off;
-  ``LITELLM_LOCAL_MODEL_COST_MAP`` keeps litellm from downloading its price map.
+- Update check, analytics, release notes, model warnings, colors and streaming are off.
+  ``LITELLM_LOCAL_MODEL_COST_MAP`` keeps litellm on its bundled price map, but aider fetches
+  the same list itself (raw.githubusercontent.com) whenever ``~/.aider/caches/
+  model_prices_and_context_window.json`` is missing, empty or older than a day: a small
+  non-empty one is written into the private HOME on every run, so aider finds nothing in it
+  and falls back to litellm's bundled copy, offline.
+- An edit to a path the repository ignores is refused: "Skipping edits to F that matches
+  gitignore spec." is a denial (``permission_denied``).
+- Aider's repo-map cache ``.aider.tags.cache.v4/`` (at the repository root, no option moves
+  it) is excluded from git by the orchestrator, so it is never committed as work.
 - A prompt that starts with ``-`` goes in as ``--message=...``; files go in as ``--file F``.
 """
 
@@ -72,6 +80,15 @@ _TOKENS = re.compile(
     r"(?: Cost: \$(?P<cost>[\d.]+) message)?"
 )
 _APPLIED = re.compile(r"^Applied edit to (.+)$")
+_SKIPPED = re.compile(r"^Skipping edits to (.+) that matches gitignore spec\.?$")
+# Aider downloads litellm's price list unless this cache holds a fresh, non-empty object; one
+# entry no model is named after makes it ask litellm, which reads its bundled copy offline.
+_PRICE_CACHE = ".aider/caches/model_prices_and_context_window.json"
+_PRICE_CACHE_SEED = (
+    '{"cli-council-seed": {"note": "written by CLI Council so that aider does not download '
+    "litellm's price list; model facts come from litellm's bundled copy "
+    '(LITELLM_LOCAL_MODEL_COST_MAP)"}}\n'
+)
 _AUTH_HINT = "The API provider is not able to authenticate you"
 # Status lines of aider itself, and the markup of its edit blocks: not part of the reply text.
 _NOISE = re.compile(
@@ -136,7 +153,9 @@ class AiderAdapter(Adapter):
         for path in opts.files:
             argv += ["--file", path]
         env, secrets = command_env(request, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
-        return CommandSpec(argv=argv, env=env, secrets=secrets)
+        return CommandSpec(
+            argv=argv, env=env, home_files={_PRICE_CACHE: _PRICE_CACHE_SEED}, secrets=secrets
+        )
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
         line = strip_ansi(line).rstrip()
@@ -157,6 +176,10 @@ class AiderAdapter(Adapter):
         applied = _APPLIED.match(line)
         if applied:
             return [AgentEvent(kind=EventKind.TOOL_RESULT, tool="edit", text=applied[1])]
+        skipped = _SKIPPED.match(line)
+        if skipped:
+            why = f"aider refused to edit {skipped[1]}: the repository ignores it (gitignore)"
+            return [AgentEvent(kind=EventKind.ERROR, text=why, error_kind="permission")]
         if _NOISE.match(line):
             return []
         if stream == "stderr":

@@ -8,8 +8,11 @@ Quirks handled:
 - ``stream-json`` in print mode needs ``--verbose`` (without it claude exits 1).
 - A prompt that starts with ``-`` would be read as a flag, so it goes through stdin instead
   (``-p`` reads the prompt from stdin when none is given).
-- Permission denials exit 0 with ``subtype: "success"``; the only trace is the result's
-  ``permission_denials`` list, which makes the run ``permission_denied``.
+- Permission denials exit 0 with ``subtype: "success"``; the trace is the result's
+  ``permission_denials`` list (and, since 2.1.330, a ``system/permission_denied`` event per
+  refusal), which makes the run ``permission_denied``. Modes ``plan`` (never writes) and
+  ``default``/``dontAsk`` without a writing tool in ``allowed_tools`` (they ask, and nobody
+  answers headless) make ``can_write`` False.
 - API failures end with ``subtype: "success"`` too, but ``is_error: true`` and
   ``api_error_status`` (429, 401); each retry before that is a ``system/api_retry`` event
   (rate limited with its delay). Subscription quotas come as ``rate_limit_event`` with
@@ -50,6 +53,10 @@ _QUIET_ENV = {
     "DISABLE_TELEMETRY": "1",
     "DISABLE_ERROR_REPORTING": "1",
 }
+
+
+# Tools that change the worktree; "Bash(git *)"-style rules count by their tool name.
+_WRITING_TOOLS = ("Write", "Edit", "MultiEdit", "NotebookEdit", "Bash")
 
 
 class ClaudeCodeAdapter(Adapter):
@@ -118,6 +125,20 @@ class ClaudeCodeAdapter(Adapter):
             knobs["ANTHROPIC_BASE_URL"] = opts.base_url
         env, secrets = command_env(request, knobs)
         return CommandSpec(argv=argv, env=env, stdin=stdin, secrets=secrets)
+
+    def read_only_reason(self) -> str | None:
+        mode = self.config.permission_mode
+        if mode == "plan":
+            return "claude: permission mode 'plan' never writes; use 'acceptEdits'"
+        allowed = any(
+            rule.split("(")[0].strip() in _WRITING_TOOLS for rule in self.config.allowed_tools
+        )
+        if mode in ("default", "dontAsk") and not allowed:
+            return (
+                f"claude: permission mode {mode!r} refuses edits headless unless allowed_tools "
+                "names them; use 'acceptEdits'"
+            )
+        return None
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
         value = loads(line) if stream == "stdout" else None

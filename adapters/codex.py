@@ -8,7 +8,8 @@ Quirks handled:
 
 - ``exec`` never asks for approval; its default sandbox is read-only and a rejected patch
   still exits 0. The rejection shows only on stderr ("patch rejected: writing is blocked by
-  read-only sandbox"), which makes the run ``permission_denied``.
+  read-only sandbox"), which makes the run ``permission_denied``; ``sandbox: read-only``
+  makes ``can_write`` False.
 - ``exec resume`` has no ``-s``: the sandbox goes in as ``-c sandbox_mode="..."``, and every
   flag comes after ``resume``.
 - With a prompt argument and a piped stdin, codex appends stdin to the prompt: stdin stays
@@ -20,7 +21,10 @@ Quirks handled:
   human log with "session id: ..."; both are understood.
 - ``CODEX_HOME`` is the session's private ``~/.codex``; a custom endpoint (``base_url``) is a
   ``[model_providers.council]`` block in its ``config.toml`` (the ``OPENAI_BASE_URL`` env is
-  ignored by codex), with the retry knobs that keep 429 retries short.
+  ignored by codex), with the retry knobs that keep 429 retries short. The file always
+  turns off the plugins feature (a ``git clone`` of github.com/openai/plugins.git and calls
+  to api.github.com on every run, measured) and analytics, so a run needs no network but
+  the model's endpoint.
 - OpenAI counts cached input inside ``input_tokens``; it is split out as cache reads here.
 """
 
@@ -108,28 +112,36 @@ class CodexAdapter(Adapter):
         argv += [*ids, "-" if stdin is not None else request.prompt]
         codex_home = request.home / ".codex"
         env, secrets = command_env(request, {"CODEX_HOME": str(codex_home)})
-        config = self._config_toml()
-        home_files = {".codex/config.toml": config} if config else {}
+        home_files = {".codex/config.toml": self._config_toml()}
         return CommandSpec(argv=argv, env=env, home_files=home_files, stdin=stdin, secrets=secrets)
 
     def _config_toml(self) -> str:
         opts = self.config
-        if not opts.base_url:
-            return ""
-        lines = [
-            f"model_provider = {toml_string(opts.provider_name)}",
-            "",
-            f"[model_providers.{opts.provider_name}]",
-            f"name = {toml_string(opts.provider_name)}",
-            f"base_url = {toml_string(opts.base_url)}",
-            f"env_key = {toml_string(opts.env_key)}",
-            'wire_api = "responses"',  # "chat" is refused by codex 0.169
-        ]
-        if opts.request_max_retries is not None:
-            lines.append(f"request_max_retries = {opts.request_max_retries}")
-        if opts.stream_max_retries is not None:
-            lines.append(f"stream_max_retries = {opts.stream_max_retries}")
+        lines: list[str] = []
+        if opts.base_url:
+            lines += [
+                f"model_provider = {toml_string(opts.provider_name)}",
+                "",
+                f"[model_providers.{opts.provider_name}]",
+                f"name = {toml_string(opts.provider_name)}",
+                f"base_url = {toml_string(opts.base_url)}",
+                f"env_key = {toml_string(opts.env_key)}",
+                'wire_api = "responses"',  # "chat" is refused by codex 0.169
+            ]
+            if opts.request_max_retries is not None:
+                lines.append(f"request_max_retries = {opts.request_max_retries}")
+            if opts.stream_max_retries is not None:
+                lines.append(f"stream_max_retries = {opts.stream_max_retries}")
+            lines.append("")
+        # Measured on 0.169: the plugins feature clones github.com/openai/plugins.git and asks
+        # api.github.com on every run; analytics report usage. Neither is the model's endpoint.
+        lines += ["[features]", "plugins = false", "", "[analytics]", "enabled = false"]
         return "\n".join(lines) + "\n"
+
+    def read_only_reason(self) -> str | None:
+        if self.config.sandbox == "read-only":
+            return "codex: sandbox 'read-only' rejects every patch; use 'workspace-write'"
+        return None
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
         if stream == "stderr":

@@ -7,9 +7,12 @@ Quirks handled:
 
 - In an untrusted folder ``--yolo`` is silently downgraded to "default", so the workspace is
   trusted through the env; the downgrade notice on stderr makes the run ``permission_denied``.
-- Headless, approval mode "default" offers no tool that needs approval (file writes, shell):
-  nothing can change and the run "succeeds" with exit 0, so with ``approval_mode: default``
-  a finished run is ``permission_denied`` (use "plan" for a deliberately read-only phase).
+- Headless, approval mode "default" offers no tool that needs approval (file writes, shell;
+  a call the model makes anyway ends "Tool "write_file" not found") and "plan" refuses
+  writes outside its plans directory ("Access denied: plan path ... must be within the
+  designated plans directory", a denial): both exit 0 and "succeed", and both make
+  ``can_write`` False, so a build that changed nothing is ``permission_denied`` while a
+  read-only phase (scout, plan, review) in those modes succeeds.
 - With ``GOOGLE_GEMINI_BASE_URL`` set, 0.61 picks the "gateway" auth type and exits 41; the
   settings file pins ``security.auth.selectedType`` (``auth_type``, default
   ``gemini-api-key``). It is written always, since the base URL may come through the
@@ -65,6 +68,12 @@ _API_FAILURE = "Error when talking to Gemini API"
 # `-o json` pretty-prints one object; its top-level keys sit at exactly two spaces.
 _JSON_FORM_KEY = re.compile(r'^  "(session_id|response|error)": (.*?),?$')
 _MAX_TOOL_TEXT = 4000
+_ACCESS_DENIED = re.compile(r"^\s*Access denied\b", re.IGNORECASE)
+_READ_ONLY_MODES = {
+    "plan": "approval mode 'plan' writes only into its plans directory, never the repository",
+    "default": "approval mode 'default' runs headless without the tools that need approval "
+    "(file edits, shell)",
+}
 
 
 class GeminiAdapter(Adapter):
@@ -151,14 +160,11 @@ class GeminiAdapter(Adapter):
         if outcome.kind == OutcomeKind.FAILED and code in GEMINI_FAMILY_EXITS:
             kind, why = GEMINI_FAMILY_EXITS[code]
             outcome = reclassify(outcome, kind, f"{why} (exit {code}): {outcome.message}")
-        if outcome.kind == OutcomeKind.SUCCEEDED and self.config.approval_mode == "default":
-            outcome = reclassify(
-                outcome,
-                OutcomeKind.PERMISSION_DENIED,
-                "approval mode 'default' runs headless without the tools that need approval "
-                "(file edits, shell), so nothing could be changed; use 'yolo' or 'auto_edit'",
-            )
         return finish(outcome, events)
+
+    def read_only_reason(self) -> str | None:
+        why = _READ_ONLY_MODES.get(self.config.approval_mode)
+        return f"gemini: {why}; use 'yolo' or 'auto_edit'" if why else None
 
 
 def _stderr(line: str) -> list[AgentEvent]:
@@ -211,13 +217,17 @@ def _event(event: dict[str, Any]) -> list[AgentEvent]:
     if kind == "tool_result":
         status = text(event.get("status"))
         output = text(event.get("output")) or text(dig(event, "error", "message"))
-        return [
+        events = [
             AgentEvent(
                 kind=EventKind.TOOL_RESULT,
                 text=output[:_MAX_TOOL_TEXT],
                 data={"tool_id": text(event.get("tool_id")), "status": status},
             )
         ]
+        if status == "error" and _ACCESS_DENIED.match(output):
+            denied = AgentEvent(kind=EventKind.ERROR, text=output[:500], error_kind="permission")
+            events.append(denied)
+        return events
     if kind == "error":
         message = text(event.get("message"))
         if text(event.get("severity")) != "error":

@@ -19,20 +19,31 @@ Quirks handled:
 - ``model`` without a slash gets the configured ``provider`` in front; ``base_url`` adds an
   OpenAI-compatible provider block (``@ai-sdk/openai-compatible``, key from ``{env:VAR}``, so
   the key never lands in a file).
+- Edits and shell are allowed by opencode's default permissions, so ``auto_approve: false``
+  alone changed nothing: it also writes ``"permission": {"edit": "ask", "bash": "ask"}``,
+  which a headless run refuses ("permission requested: edit (F); auto-rejecting" on stderr,
+  the tool call ending in error "The user rejected permission to use this specific tool
+  call", exit 0). The ``plan`` agent refuses edits by a deny rule ("The user has specified a
+  rule which prevents you from using this specific tool call"). Both are denials, the run
+  ``permission_denied``; both options make ``can_write`` False.
 - ``OPENCODE_DISABLE_AUTOUPDATE``, ``..._MODELS_FETCH``, ``..._LSP_DOWNLOAD``,
   ``..._DEFAULT_PLUGINS`` keep it off the network apart from the model API; sharing is off.
+  None of them stops the npm install of ``@opencode-ai/plugin`` into the config directory on
+  every start (measured: registry.npmjs.org, ~19 MB into ``~/.npm`` per run): a lock file
+  that already lists it (``_PLUGIN_LOCK``) does.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self
 
 from pydantic import Field, model_validator
 
 from adapters._build import command_env, flag_like, json_file, native_id
-from adapters._jsonl import count, dig, loads, money, obj, text
+from adapters._jsonl import count, dig, loads, money, obj, strip_ansi, text
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
     Adapter,
@@ -57,8 +68,29 @@ _OFFLINE_ENV = {
     "OPENCODE_DISABLE_SHARE": "true",
 }
 _CONFIG_PATH = ".config/opencode/council.json"
+# On every start opencode 1.18 installs @opencode-ai/plugin (the types user plugins import) into
+# each config directory, from registry.npmjs.org (~5 MB, in the background, cut off when the
+# run ends, so again next run), unless the directory has a node_modules/ and its lock file
+# lists every dependency. CLI Council loads no plugin: the seed says the one dependency is
+# there, so the check passes and nothing is downloaded.
+_PLUGIN_LOCK = {
+    ".config/opencode/package-lock.json": json_file(
+        {
+            "name": "cli-council-seed",
+            "lockfileVersion": 3,
+            "packages": {"": {"dependencies": {"@opencode-ai/plugin": "*"}}},
+        }
+    ),
+    ".config/opencode/node_modules/.cli-council": "no plugins are installed here\n",
+}
 _AUTH_ERROR_NAMES = ("ProviderAuthError", "AuthError")
 _MAX_TOOL_TEXT = 4000
+# A tool call refused by a permission rule or by a headless "ask" (measured on 1.18.33).
+_REFUSED_TOOL = re.compile(
+    r"rejected permission to use|rule which prevents you from using", re.IGNORECASE
+)
+_AUTO_REJECTING = re.compile(r"permission requested: (.*?);\s*auto-rejecting", re.IGNORECASE)
+_READ_ONLY_AGENTS = frozenset({"plan"})
 
 
 class OpencodeAdapter(Adapter):
@@ -117,7 +149,7 @@ class OpencodeAdapter(Adapter):
         return CommandSpec(
             argv=argv,
             env=env,
-            home_files={_CONFIG_PATH: json_file(self._config(model))},
+            home_files={_CONFIG_PATH: json_file(self._config(model)), **_PLUGIN_LOCK},
             secrets=secrets,
         )
 
@@ -134,6 +166,9 @@ class OpencodeAdapter(Adapter):
             "autoupdate": False,
             "share": "disabled",
         }
+        if not opts.auto_approve:
+            # opencode allows edits and shell by default; "ask" is refused in a headless run.
+            config["permission"] = {"edit": "ask", "bash": "ask"}
         if opts.base_url and opts.provider:
             model_id = model.split("/", 1)[1] if model and "/" in model else model
             config["provider"] = {
@@ -146,8 +181,24 @@ class OpencodeAdapter(Adapter):
             }
         return config
 
+    def read_only_reason(self) -> str | None:
+        if self.config.agent in _READ_ONLY_AGENTS:
+            return f"opencode: agent {self.config.agent!r} refuses file edits"
+        if not self.config.auto_approve:
+            return (
+                "opencode: auto_approve is false, so edits and shell wait for an approval "
+                "nobody can give headless"
+            )
+        return None
+
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
-        value = loads(line) if stream == "stdout" else None
+        if stream == "stderr":
+            rejected = _AUTO_REJECTING.search(strip_ansi(line))
+            if rejected:
+                what = f"opencode refused {rejected[1]} (permission 'ask', headless)"
+                return [AgentEvent(kind=EventKind.ERROR, text=what, error_kind="permission")]
+            return plain_line(line)
+        value = loads(line)
         if not isinstance(value, dict):
             return plain_line(line)
         return _event(value)
@@ -204,6 +255,16 @@ def _tool(part: dict[str, Any], session: str | None) -> list[AgentEvent]:
                 data={"status": status},
             )
         )
+        if status == "error" and _REFUSED_TOOL.search(output):
+            events.append(
+                AgentEvent(
+                    kind=EventKind.ERROR,
+                    text=f"opencode refused {tool or 'a tool'} {target}".strip()
+                    + f": {output[:300]}",
+                    error_kind="permission",
+                    native_session_id=session,
+                )
+            )
     return events
 
 

@@ -1,7 +1,8 @@
-"""Qwen Code (``qwen``), measured on version 0.15.10 (a fork of Gemini CLI).
+"""Qwen Code (``qwen``), a fork of Gemini CLI.
 
-Command: ``qwen PROMPT --auth-type openai -o stream-json --yolo [-m M] [--resume SESSION_ID]``
-with ``~/.qwen/settings.json`` in the private HOME.
+Command: ``qwen PROMPT --auth-type openai -o stream-json --approval-mode yolo [-m M]
+[--resume SESSION_ID]`` with ``~/.qwen/settings.json`` in the private HOME. Measured on 0.15.10
+and 0.24.4.
 
 Quirks handled:
 
@@ -16,8 +17,14 @@ Quirks handled:
   ``model.generationConfig.maxRetries`` (``max_retries``, default 0), which brings the
   "[API Error: 429" out after about 90 s instead of >150 s. A run stopped before that shows no
   sign of the 429 at all and stays ``timed_out``.
-- Headless, approval mode "default" drops the edit and shell tools: the ``init`` event then
-  lists no edit tool, and the run is ``permission_denied`` although it exits 0.
+- The approval mode is always passed (``--approval-mode``): 0.24 starts in its new ``auto``
+  mode when none is given (an LLM classifier approves "safe" actions), where headless file
+  edits are declined ("Matching deny rule: edit").
+- Headless, approval modes "default", "auto" and "plan" drop the edit and shell tools: the
+  ``init`` event then lists no edit tool (``denials`` names it, so a build that changed
+  nothing is ``permission_denied``), and a tool call the model tries anyway is declined
+  and listed in the result's ``permission_denials`` (``permission_denied`` at once). All
+  three exit 0. Those modes make ``can_write`` False.
 - Exit codes 41/42/44/52/53/54 are Gemini CLI's FatalError codes.
 - Usage statistics, telemetry and auto-update are off in the settings file.
 """
@@ -49,6 +56,11 @@ from orchestrator.hookspecs import hookimpl
 __all__ = ["QwenAdapter", "register_adapters"]
 
 _EDIT_TOOLS = frozenset({"edit", "write_file", "replace", "run_shell_command"})
+_READ_ONLY_MODES = {
+    "plan": "approval mode 'plan' only analyses: it never modifies files",
+    "default": "approval mode 'default' asks before each edit, and nobody answers headless",
+    "auto": "approval mode 'auto' declines file edits headless",
+}
 
 
 class QwenAdapter(Adapter):
@@ -70,7 +82,7 @@ class QwenAdapter(Adapter):
     )
 
     class Config(Adapter.Config):
-        approval_mode: Literal["yolo", "auto-edit", "plan", "default"] = "yolo"
+        approval_mode: Literal["yolo", "auto-edit", "auto", "plan", "default"] = "yolo"
         auth_type: Literal["openai", "anthropic", "gemini", "vertex-ai", "qwen-oauth"] | None = (
             "openai"
         )
@@ -93,10 +105,8 @@ class QwenAdapter(Adapter):
         if opts.auth_type:
             argv += ["--auth-type", opts.auth_type]
         argv += ["-o", "stream-json"]
-        if opts.approval_mode == "yolo":
-            argv.append("--yolo")
-        elif opts.approval_mode != "default":
-            argv += ["--approval-mode", opts.approval_mode]
+        # Always explicit: without it 0.24 starts in "auto", which declines edits headless.
+        argv += ["--approval-mode", opts.approval_mode]
         if opts.max_session_turns is not None:
             argv += ["--max-session-turns", str(opts.max_session_turns)]
         if request.model:
@@ -125,12 +135,20 @@ class QwenAdapter(Adapter):
             settings["model"] = {"generationConfig": {"maxRetries": self.config.max_retries}}
         return settings
 
+    def read_only_reason(self) -> str | None:
+        why = _READ_ONLY_MODES.get(self.config.approval_mode)
+        return f"qwen: {why}; use 'yolo' or 'auto-edit'" if why else None
+
+    def denials(self, events: Sequence[AgentEvent]) -> list[str]:
+        # A session started without edit tools could not have written, whatever it was told.
+        started = [_no_edit_tools(e) for e in events if _lacks_edit_tools(e)]
+        return [*super().denials(events), *started]
+
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
         value = loads(line) if stream == "stdout" else None
         if value is None:
             return plain_line(line)
-        events = _claude_stream.parse_value(value)
-        return [*events, *(_no_edit_tools(e) for e in events if _lacks_edit_tools(e))]
+        return _claude_stream.parse_value(value)
 
     def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
         outcome = super().classify(result, events)
@@ -145,20 +163,15 @@ def _lacks_edit_tools(event: AgentEvent) -> bool:
     tools = event.data.get("tools")
     return (
         event.kind == EventKind.STARTED
-        and event.data.get("permission_mode") == "default"
         and isinstance(tools, list)
+        and bool(tools)
         and not _EDIT_TOOLS.intersection(tools)
     )
 
 
-def _no_edit_tools(started: AgentEvent) -> AgentEvent:
-    return AgentEvent(
-        kind=EventKind.ERROR,
-        error_kind="permission",
-        text="approval mode 'default' runs headless without edit or shell tools, so nothing "
-        "could be changed; use 'yolo' or 'auto-edit'",
-        data={"tools": started.data.get("tools")},
-    )
+def _no_edit_tools(started: AgentEvent) -> str:
+    mode = started.data.get("permission_mode") or "unknown"
+    return f"qwen started in approval mode {mode!r} without edit or shell tools"
 
 
 @hookimpl

@@ -223,6 +223,32 @@ class Adapter(ABC):
     def version_command(self) -> list[str]:
         return [self.binary, "--version"]
 
+    def read_only_reason(self) -> str | None:
+        """Why this adapter, with its options, cannot change files at all (a plan or read-only
+        mode, edits left to an approval nobody can give headless); None when it can."""
+        return None if self.edits_files else f"adapter {self.name!r} does not edit files"
+
+    @property
+    def can_write(self) -> bool:
+        """Can this adapter, with its options, write at all? A build phase that changed nothing
+        through an adapter that cannot is ``permission_denied``, not "no changes, retry"."""
+        return self.read_only_reason() is None
+
+    def denials(self, events: Sequence[AgentEvent]) -> list[str]:
+        """What the CLI was refused in this run (a tool call, an edit, a file), one line each.
+
+        The base lists the permission and sandbox errors the parser emitted; an adapter whose
+        CLI reports refusals elsewhere overrides it. The core asks after the run: a build that
+        changed nothing after a denial ends ``permission_denied`` even where ``classify``
+        (which may discount errors the CLI recovered from) called the run a success."""
+        found: list[str] = []
+        for event in events:
+            if event.kind == EventKind.ERROR and event.error_kind in _DENIAL_KINDS:
+                text = event.text or "a tool call was denied"
+                if text not in found:
+                    found.append(text)
+        return found
+
     def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
         """The outcome every CLI shares; adapters check their own failure shapes first."""
         session = next((e.native_session_id for e in events if e.native_session_id), None)
@@ -244,8 +270,8 @@ class Adapter(ABC):
         if any(e.error_kind == "auth" for e in errors):
             first = next(e for e in errors if e.error_kind == "auth")
             return outcome(OutcomeKind.AUTH_REQUIRED, first.text)
-        if any(e.error_kind in ("permission", "sandbox") for e in errors):
-            first = next(e for e in errors if e.error_kind in ("permission", "sandbox"))
+        if any(e.error_kind in _DENIAL_KINDS for e in errors):
+            first = next(e for e in errors if e.error_kind in _DENIAL_KINDS)
             return outcome(OutcomeKind.PERMISSION_DENIED, first.text)
         failed = (
             result.exit_code != 0
@@ -284,6 +310,9 @@ class Adapter(ABC):
             ok=path is not None,
             message="found" if path else f"{self.binary!r} not found on PATH",
         )
+
+
+_DENIAL_KINDS = frozenset({"permission", "sandbox"})
 
 
 def _total_usage(events: Sequence[AgentEvent]) -> Usage | None:

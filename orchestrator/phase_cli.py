@@ -12,7 +12,9 @@ limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
   and for reading the conventions (``orchestrator.review``);
 - observer plugins hear ``on_session_start`` / ``on_session_end`` around the run;
 - ``resume_session_id`` is only passed to an adapter that can resume;
-- ``watch`` hears the CLI's pid when it started and when it ended (``process.CliWatch``).
+- ``watch`` hears the CLI's pid when it started and when it ended (``process.CliWatch``);
+- the adapter's ``denials`` of the run and its ``read_only_reason`` come back with the run:
+  the workflow tells a refused build from one that merely changed nothing.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class PhaseRun:
     cli: CliRun
     messages: list[str] = field(default_factory=list)
     resumed: str | None = None  # the native session id that was continued, if any
+    denials: list[str] = field(default_factory=list)  # what the CLI was refused (adapter.denials)
+    read_only: str | None = None  # why the adapter cannot write with its options, if it cannot
 
     @property
     def summary(self) -> str:
@@ -156,4 +160,10 @@ async def call_phase_cli(
         watch=watch,
     )
     plugins.session_ended(info, cli.outcome)
-    return PhaseRun(cli=cli, messages=list(messages), resumed=resume)
+    return PhaseRun(
+        cli=cli,
+        messages=list(messages),
+        resumed=resume,
+        denials=adapter.denials(cli.events),
+        read_only=adapter.read_only_reason(),
+    )

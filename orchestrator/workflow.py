@@ -23,11 +23,12 @@ The scheduler hands over a ``TaskRun`` (worktree made, claim held) and gets a
   (``locks.acquire_file_locks``, waiting up to ``PLAN_LOCK_TIMEOUT``); busy files fail the
   attempt, retryable. Locks are never released here: the scheduler releases the session's.
 - **Verified completion**: after build the orchestrator commits the worktree; an empty diff
-  against the base is ``no_changes``, then each verify command must pass (``verify``). After
-  the last phase anything left uncommitted (a reviewer's edit) is committed, and verify runs
-  again if HEAD moved since it last passed; when the build itself ran last and no verify
-  command ran after its commit, that commit and its facts stand (nothing else has run in the
-  worktree since). Exit code 0 proves nothing.
+  against the base is ``no_changes`` (``permission_denied``, final, when the CLI was refused
+  something or its adapter cannot write with its options), then each verify command must
+  pass (``verify``). After the last phase anything left uncommitted (a reviewer's edit) is
+  committed, and verify runs again if HEAD moved since it last passed; when the build itself
+  ran last and no verify command ran after its commit, that commit and its facts stand
+  (nothing else has run in the worktree since). Exit code 0 proves nothing.
 - **Review** ends with ``VERDICT: approve`` or ``VERDICT: request-changes`` (none stated:
   approve). Request-changes sends the task back to build with the review as a second
   handoff, at most ``workflow.max_review_rounds`` times; once more is FAILED, not retryable.
@@ -90,7 +91,7 @@ from orchestrator.task_run import TaskRun, WorkflowResult, WorkflowStatus
 from orchestrator.verify import DEFAULT_VERIFY_TIMEOUT, failure_message, run_verify
 from orchestrator.work_facts import WorkFacts, collect_facts
 from orchestrator.workflow_handoffs import PhaseOutput, add_usage, make_handoff, record_result
-from orchestrator.workflow_results import result_for
+from orchestrator.workflow_results import empty_build_outcome, result_for
 from orchestrator.workflow_resume import find_resume_point, resume_session_id
 
 __all__ = [
@@ -427,12 +428,9 @@ class _Workflow:
             retryable = not isinstance(exc, SecretInWork)
             raise await self._failure(BUILD, outcome, retryable=retryable) from exc
         if not facts.files:
-            message = (
-                "the build changed nothing: no commits ahead of the base and nothing to commit "
-                f"(the CLI said: {ran.summary[:300]!r})"
-            )
-            outcome = Outcome(kind=OutcomeKind.NO_CHANGES, message=message)
-            raise await self._failure(BUILD, outcome, retryable=True)
+            # Refused, or unable to write with its options: the same again would be refused.
+            outcome = empty_build_outcome(ran.denials, ran.read_only, ran.summary)
+            raise await self._failure(BUILD, outcome)
         checks = await self._run_verify()
         failed = next((check for check in checks if not check.ok), None)
         if failed is not None:

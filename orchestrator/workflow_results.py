@@ -14,6 +14,11 @@ timed_out
 
 ``retry_at`` of a parked result is the CLI's reset time, else now plus its ``retry_after``,
 else None (the scheduler then backs off on its own).
+
+A build that changed nothing is ``permission_denied`` rather than ``no_changes`` when the
+CLI was refused something on the way (``Adapter.denials``) or its adapter cannot write with
+its options (``Adapter.can_write``: a plan or read-only mode): another attempt with the same
+options would be refused the same way, so it is final (``empty_build_outcome``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from orchestrator.adapter import Outcome, OutcomeKind
 from orchestrator.models import utcnow
 from orchestrator.task_run import WorkflowResult, WorkflowStatus
 
-__all__ = ["NOT_RETRYABLE", "result_for"]
+__all__ = ["NOT_RETRYABLE", "empty_build_outcome", "result_for"]
 
 NOT_RETRYABLE = frozenset({OutcomeKind.AUTH_REQUIRED, OutcomeKind.PERMISSION_DENIED})
 
@@ -56,3 +61,23 @@ def result_for(outcome: Outcome, phase: str, message: str | None = None) -> Work
         retryable=kind not in NOT_RETRYABLE,
         outcome_kind=str(kind),
     )
+
+
+def empty_build_outcome(denials: list[str], read_only: str | None, said: str) -> Outcome:
+    """Why a build changed nothing: ``permission_denied`` after a denial or through an adapter
+    that cannot write (``read_only`` says why), else ``no_changes``; ``said`` is the CLI's
+    summary."""
+    quoted = f"(the CLI said: {said[:300]!r})"
+    if denials:
+        shown = "; ".join(denials[:5]) + (
+            f"; and {len(denials) - 5} more" if len(denials) > 5 else ""
+        )
+        message = f"the build changed nothing and the CLI was refused: {shown} {quoted}"
+        return Outcome(kind=OutcomeKind.PERMISSION_DENIED, message=message)
+    if read_only is not None:
+        message = f"the build changed nothing: {read_only} {quoted}"
+        return Outcome(kind=OutcomeKind.PERMISSION_DENIED, message=message)
+    message = (
+        f"the build changed nothing: no commits ahead of the base and nothing to commit {quoted}"
+    )
+    return Outcome(kind=OutcomeKind.NO_CHANGES, message=message)

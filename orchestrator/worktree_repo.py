@@ -5,7 +5,9 @@ Layout: everything is under ``<repo>/.council/``: ``worktrees/<session>`` (live 
 ``pool/<key>-<token>`` (clean worktrees kept for reuse), ``locks/``, ``logs/`` and an empty
 ``git-hooks/`` that every git command uses as its hooks directory. ``.council/`` is listed
 once in the repository's ``info/exclude`` (of the common git dir, so it also holds when the
-repository is itself a linked worktree or a submodule with a ``.git`` file).
+repository is itself a linked worktree or a submodule with a ``.git`` file), with the caches
+a CLI writes at a worktree's root that no option moves (aider's ``.aider.tags.cache.v4/``),
+so they are never committed as work.
 
 Names: session branches are ``council/<task>/<n>``; a session's saved tip is
 ``refs/council/rescue/<session>``. Ids are safe ids that also may not end in ``.lock`` (git
@@ -60,6 +62,9 @@ IDENTITY = {
 }
 _EXCLUDE_LINE = f"/{COUNCIL_DIR}/"
 _EXCLUDE_FORMS = {COUNCIL_DIR, f"{COUNCIL_DIR}/", f"/{COUNCIL_DIR}", _EXCLUDE_LINE}
+# What a CLI leaves at a worktree's root that is its own state, never work, and that no option
+# of the CLI moves: aider's repo-map cache (an sqlite database, rewritten on every run).
+_CLI_STATE_LINES = ("/.aider.tags.cache.v*/",)
 _REASON = re.compile(r"^council session=(?P<session>\S+) cli=(?P<cli>\S+) task=(?P<task>\S+)$")
 
 
@@ -197,14 +202,23 @@ def _ensure_excluded(exclude_file: Path) -> None:
         text = exclude_file.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = ""
-    if any(line.strip() in _EXCLUDE_FORMS for line in text.splitlines()):
+    present = {line.strip() for line in text.splitlines()}
+    added = ""
+    if not present & _EXCLUDE_FORMS:
+        added += f"# CLI Council's worktrees, state and logs\n{_EXCLUDE_LINE}\n"
+    missing = [line for line in _CLI_STATE_LINES if line not in present]
+    if missing:
+        added += "# caches the CLIs write in a worktree (never work)\n" + "".join(
+            f"{line}\n" for line in missing
+        )
+    if not added:
         return
     prefix = "" if not text or text.endswith("\n") else "\n"
     # A CLI can write in the git directory: a link at info/exclude must not be followed.
     git_dir = exclude_file.parent.parent
     fd = open_append(git_dir, exclude_file)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
-        handle.write(f"{prefix}# CLI Council's worktrees, state and logs\n{_EXCLUDE_LINE}\n")
+        handle.write(prefix + added)
 
 
 class MetaLock:

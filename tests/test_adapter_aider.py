@@ -111,7 +111,8 @@ def test_build_command_has_the_recorded_headless_flags() -> None:
     for flag in ["--openai-api-base", "--chat-history-file", "--input-history-file"]:
         assert flag in spec.argv and flag in recorded, flag
     assert spec.env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
-    assert spec.home_files == {}
+    # Only the seeded price list, so aider does not download it (test_adapter_denials).
+    assert list(spec.home_files) == [".aider/caches/model_prices_and_context_window.json"]
 
 
 def test_files_and_read_only_context() -> None:

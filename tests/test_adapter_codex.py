@@ -136,7 +136,10 @@ def test_default_is_the_workspace_write_sandbox() -> None:
         "Create the file hello.txt as scripted.",
     ]
     assert spec.env["CODEX_HOME"] == "/home/s1/.codex"
-    assert spec.stdin is None and spec.home_files == {}
+    assert spec.stdin is None and list(spec.home_files) == [".codex/config.toml"]
+    config = tomllib.loads(spec.home_files[".codex/config.toml"])
+    # Off the network but for the model: no plugin sync from GitHub, no analytics.
+    assert config == {"features": {"plugins": False}, "analytics": {"enabled": False}}
 
 
 def test_resume_has_no_sandbox_flag_so_it_uses_a_config_override() -> None:

@@ -25,7 +25,9 @@ CLI = "gemini"
 EXPECTED = {
     "auth_error": OutcomeKind.AUTH_REQUIRED,
     "json": OutcomeKind.SUCCEEDED,
-    "no_approval": OutcomeKind.PERMISSION_DENIED,
+    # Nothing was refused: the mode offered no write tool. The run "succeeds"; the adapter
+    # cannot write with these options, so a build that changed nothing is permission_denied.
+    "no_approval": OutcomeKind.SUCCEEDED,
     "ratelimit": OutcomeKind.RATE_LIMITED,
     "ratelimit_capped": OutcomeKind.RATE_LIMITED,
     "ratelimit_once": OutcomeKind.SUCCEEDED,
@@ -113,10 +115,12 @@ def test_settings_file_pins_auth_and_turns_off_telemetry() -> None:
     assert "security" not in json.loads(vertex.home_files[".gemini/settings.json"])
 
 
-def test_no_approval_with_exit_0_is_denied() -> None:
-    run = replay(GeminiAdapter({"approval_mode": "default"}), CLI, "no_approval")
+def test_no_approval_with_exit_0_cannot_write() -> None:
+    adapter = GeminiAdapter({"approval_mode": "default"})
+    run = replay(adapter, CLI, "no_approval")
     assert run.result.exit_code == 0 and not run.of(EventKind.ERROR)
-    assert "approval mode 'default'" in run.outcome.message
+    assert not adapter.can_write
+    assert "approval mode 'default'" in (adapter.read_only_reason() or "")
 
 
 def test_untrusted_folder_downgrade_is_denied() -> None:
