@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from orchestrator import plugins
 from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, CommandSpec, Stream
+from orchestrator.cli import console
 from orchestrator.cli.app import app
 from orchestrator.hookspecs import hookimpl
 
@@ -45,7 +46,9 @@ def chosen_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setattr(plugins, "default_plugins", lambda: host)
     monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
+    # rich fixes the width from COLUMNS when the console is created (pytest-xdist workers
+    # export COLUMNS=80 before that), so set it on the console itself.
+    monkeypatch.setattr(console.stdout, "width", 200)
 
 
 def invoke(*args: str) -> Any:
