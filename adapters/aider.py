@@ -55,6 +55,7 @@ from orchestrator.adapter import (
     Stream,
     Usage,
 )
+from orchestrator.credentials import AWS_PROFILES, GCLOUD_ADC, Credential
 from orchestrator.hookspecs import hookimpl
 
 __all__ = ["AiderAdapter", "register_adapters"]
@@ -119,6 +120,7 @@ class AiderAdapter(Adapter):
         "OPENROUTER_API_KEY",
         "DEEPSEEK_API_KEY",
     )
+    credentials: ClassVar[tuple[Credential, ...]] = (AWS_PROFILES, GCLOUD_ADC)
 
     class Config(Adapter.Config):
         edit_format: str | None = Field(default=None, pattern=r"^[a-z-]+$")  # diff, whole, udiff…

@@ -25,6 +25,7 @@ Quirks handled:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
@@ -43,6 +44,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
 )
+from orchestrator.credentials import AWS_PROFILES, GCLOUD_ADC, Credential
 from orchestrator.hookspecs import hookimpl
 
 __all__ = ["ClaudeCodeAdapter", "register_adapters"]
@@ -75,6 +77,22 @@ class ClaudeCodeAdapter(Adapter):
         "CLAUDE_CODE_USE_BEDROCK",
         "CLAUDE_CODE_USE_VERTEX",
         "CLAUDE_CODE_USE_FOUNDRY",
+        "CLAUDE_CODE_OAUTH_TOKEN",  # `claude setup-token`: a login without the keychain
+        # Bedrock and Vertex: the cloud login in the environment rather than in ~/.aws, gcloud.
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_BEARER_TOKEN_BEDROCK",
+        "ANTHROPIC_VERTEX_PROJECT_ID",
+        "CLOUD_ML_REGION",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    )
+    credentials: ClassVar[tuple[Credential, ...]] = (
+        Credential(".claude/.credentials.json", "account login", moved_by="CLAUDE_CONFIG_DIR"),
+        AWS_PROFILES,
+        GCLOUD_ADC,
     )
 
     class Config(Adapter.Config):
@@ -90,6 +108,15 @@ class ClaudeCodeAdapter(Adapter):
         max_budget_usd: float | None = Field(default=None, gt=0)
 
     config: Config  # the base class validates the run config's options into this model
+
+    def login_out_of_reach(self) -> str | None:
+        if sys.platform != "darwin":
+            return None
+        return (
+            "macOS: an account login is kept in the keychain, out of reach with a private "
+            "HOME; run `claude setup-token` and export CLAUDE_CODE_OAUTH_TOKEN, or set "
+            "ANTHROPIC_API_KEY"
+        )
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         return self._command(request, resume=request.resume_session_id)

@@ -50,6 +50,7 @@ from orchestrator.adapter import (
     Stream,
     Usage,
 )
+from orchestrator.credentials import Credential
 from orchestrator.hookspecs import hookimpl
 
 __all__ = ["CodexAdapter", "register_adapters"]
@@ -69,6 +70,11 @@ class CodexAdapter(Adapter):
     can_choose_model = True
     edits_files = True
     passthrough_env: ClassVar[tuple[str, ...]] = ("CODEX_API_KEY", "OPENAI_API_KEY")
+    credentials: ClassVar[tuple[Credential, ...]] = (
+        Credential(
+            ".codex/auth.json", "`codex login` (ChatGPT account or key)", moved_by="CODEX_HOME"
+        ),
+    )
 
     class Config(Adapter.Config):
         # "bypass" = --dangerously-bypass-approvals-and-sandbox, for externally sandboxed hosts.

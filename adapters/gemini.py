@@ -58,6 +58,7 @@ from orchestrator.adapter import (
     Stream,
     Usage,
 )
+from orchestrator.credentials import GCLOUD_ADC, Credential
 from orchestrator.hookspecs import hookimpl
 
 __all__ = ["GeminiAdapter", "register_adapters"]
@@ -91,6 +92,13 @@ class GeminiAdapter(Adapter):
         "GOOGLE_GENAI_USE_VERTEXAI",
         "GOOGLE_CLOUD_PROJECT",
         "GOOGLE_CLOUD_LOCATION",
+        "GOOGLE_GENAI_USE_GCA",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    )
+    credentials: ClassVar[tuple[Credential, ...]] = (
+        Credential(".gemini/oauth_creds.json", "Google login (auth_type oauth-personal)"),
+        Credential(".gemini/google_accounts.json", "Google account of that login"),
+        GCLOUD_ADC,
     )
 
     class Config(Adapter.Config):

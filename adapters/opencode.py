@@ -56,6 +56,7 @@ from orchestrator.adapter import (
     Stream,
     Usage,
 )
+from orchestrator.credentials import Credential
 from orchestrator.hookspecs import hookimpl
 
 __all__ = ["OpencodeAdapter", "register_adapters"]
@@ -107,6 +108,14 @@ class OpencodeAdapter(Adapter):
         "GOOGLE_GENERATIVE_AI_API_KEY",
         "GROQ_API_KEY",
         "DEEPSEEK_API_KEY",
+    )
+    credentials: ClassVar[tuple[Credential, ...]] = (
+        Credential(
+            ".local/share/opencode/auth.json",
+            "`opencode auth login` keys and logins",
+            moved_by="XDG_DATA_HOME",
+            moved_path="opencode/auth.json",
+        ),
     )
 
     class Config(Adapter.Config):

@@ -51,6 +51,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
 )
+from orchestrator.credentials import Credential
 from orchestrator.hookspecs import hookimpl
 
 __all__ = ["QwenAdapter", "register_adapters"]
@@ -79,6 +80,9 @@ class QwenAdapter(Adapter):
         "ANTHROPIC_MODEL",
         "GEMINI_API_KEY",
         "DASHSCOPE_API_KEY",
+    )
+    credentials: ClassVar[tuple[Credential, ...]] = (
+        Credential(".qwen/oauth_creds.json", "Qwen login (auth_type qwen-oauth)"),
     )
 
     class Config(Adapter.Config):

@@ -43,6 +43,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.credentials import Credential
 from orchestrator.errors import AdapterError
 
 __all__ = [
@@ -83,6 +84,7 @@ class AdapterRequest(_Value):
     session_id: str = ""
     resume_session_id: str | None = None  # the CLI's own id of a conversation to continue
     env: Mapping[str, str] = Field(default_factory=dict)  # from the run config
+    share_credentials: bool = True  # link the user's logins into ``home`` (else remove them)
 
 
 class CommandSpec(_Value):
@@ -190,6 +192,9 @@ class Adapter(ABC):
     # runner passes only an allow-list (PATH, locale, TERM, TZ, CA bundles...) plus these;
     # values of those named like *KEY*, *TOKEN*, *SECRET*, *PASSWORD* are redacted from logs.
     passthrough_env: ClassVar[tuple[str, ...]] = ()
+    # Where this CLI keeps the user's login (their own files, linked into the private HOME
+    # unless the adapter is configured ``credentials: isolated``; see orchestrator.credentials).
+    credentials: ClassVar[tuple[Credential, ...]] = ()
 
     class Config(AdapterConfig):
         pass
@@ -298,6 +303,11 @@ class Adapter(ABC):
                 message or f"exit code {result.exit_code}: {result.stderr_tail[-500:]}".strip(),
             )
         return outcome(OutcomeKind.SUCCEEDED, final.text if final else "")
+
+    def login_out_of_reach(self) -> str | None:
+        """Where, on this system, this CLI keeps a login a private HOME cannot reach (and what
+        to do instead); None when its logins are files ``credentials`` lists."""
+        return None
 
     def check(self) -> AdapterCheck:
         """Is the CLI installed? (The version is filled in by the core, which runs processes.)"""

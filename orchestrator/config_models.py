@@ -217,6 +217,11 @@ class AdapterConfig(_Section):
         default_factory=dict, description="adapter-specific; validated by the adapter plugin"
     )
     env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    credentials: Literal["shared", "isolated"] = Field(
+        default="shared",
+        description="shared: the CLI sees the user's own login (their credential files, "
+        "linked into its private HOME); isolated: only what the run config gives it",
+    )
     fallback: UniqueIds = Field(
         default_factory=list, description="adapters to try, in order, when this one is parked"
     )

@@ -127,6 +127,7 @@ async def call_phase_cli(
         task_id=call.task_id,
         session_id=call.session_id,
         env={**identity, **(configured.env if configured else {})},
+        share_credentials=configured is None or configured.credentials == "shared",
     )
     messages: deque[str] = deque(maxlen=_MESSAGES_KEPT)
     base = {"task": call.task_id, "phase": call.phase, "adapter": call.adapter}

@@ -81,6 +81,7 @@ from orchestrator.adapter import (
     ProcessResult,
 )
 from orchestrator.crashpoints import crash_point
+from orchestrator.credentials import Credential, link_credentials, unlink_credentials
 from orchestrator.errors import AdapterError, RunError
 from orchestrator.process_env import Redactor, child_env, command_env, home_ready, prepare_home
 from orchestrator.process_output import LOG_LIMIT, LogSink, log_name
@@ -366,8 +367,8 @@ async def run_cli(
     home, env, redact = _environment(adapter, request, spec)
     mark, since = Family.new_mark()
     env[MARK_NAME] = mark
-    if spec.home_files or not home_ready(home):
-        await anyio.to_thread.run_sync(prepare_home, home, spec.home_files)
+    if spec.home_files or adapter.credentials or not home_ready(home):
+        await anyio.to_thread.run_sync(_prepare, home, spec, adapter.credentials, request)
     argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
     path = Path(log_dir) / log_name(request.task_id, request.phase)
     sink = LogSink(path, log_limit, argv, request.workdir, root=Path(log_dir))
@@ -467,6 +468,18 @@ async def _close(process: anyio.abc.Process, out_fd: int, err_fd: int) -> None:
     os.close(err_fd)
     with contextlib.suppress(Exception):
         await process.aclose()  # the process has exited: this only releases its transport
+
+
+def _prepare(
+    home: Path, spec: CommandSpec, credentials: Sequence[Credential], request: AdapterRequest
+) -> None:
+    # One worker-thread hop for all of it: this runs at every CLI start.
+    if spec.home_files or not home_ready(home):
+        prepare_home(home, spec.home_files)
+    if request.share_credentials:
+        link_credentials(home, credentials)
+    else:
+        unlink_credentials(home, credentials)
 
 
 def _environment(

@@ -10,7 +10,7 @@ declares, with their options), any failed check exits 1.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
@@ -22,8 +22,10 @@ from orchestrator import config_models, plugins
 from orchestrator.adapter import Adapter
 from orchestrator.cli import console
 from orchestrator.config import load_config
+from orchestrator.credentials import login_summary
 from orchestrator.errors import AdapterError
 from orchestrator.process import cli_version
+from orchestrator.process_env import is_sensitive
 from orchestrator.registry import AdapterRegistry
 
 __all__ = ["Report", "app", "survey"]
@@ -50,18 +52,22 @@ class Report:
     capabilities: list[str]
     ok: bool
     message: str
+    login: str  # where the CLI would find its login: paths and variable names, never values
 
 
 async def survey(
-    registry: AdapterRegistry, adapters: Sequence[tuple[str, Adapter | AdapterError, str]]
+    registry: AdapterRegistry,
+    adapters: Sequence[tuple[str, Adapter | AdapterError, str]],
+    isolated: Collection[str] = (),
 ) -> list[Report]:
-    """A report per (name, adapter or why it could not be made, type), versions in parallel."""
+    """A report per (name, adapter or why it could not be made, type), versions in parallel;
+    ``isolated`` names the adapters configured ``credentials: isolated``."""
     reports: list[Report | None] = [None] * len(adapters)
     limiter = anyio.CapacityLimiter(_PARALLEL)
 
     async def one(index: int, name: str, adapter: Adapter | AdapterError, kind: str) -> None:
         async with limiter:
-            reports[index] = await _report(registry, name, adapter, kind)
+            reports[index] = await _report(registry, name, adapter, kind, name in isolated)
 
     async with anyio.create_task_group() as tasks:
         for index, (name, adapter, kind) in enumerate(adapters):
@@ -70,11 +76,15 @@ async def survey(
 
 
 async def _report(
-    registry: AdapterRegistry, name: str, adapter: Adapter | AdapterError, kind: str
+    registry: AdapterRegistry,
+    name: str,
+    adapter: Adapter | AdapterError,
+    kind: str,
+    isolated: bool = False,
 ) -> Report:
     plugin = registry.plugin_of(kind).name if kind in registry else "-"
     if isinstance(adapter, AdapterError):
-        return Report(name, kind, plugin, None, False, None, None, [], False, str(adapter))
+        return Report(name, kind, plugin, None, False, None, None, [], False, str(adapter), "-")
     check = adapter.check()
     version = await cli_version(adapter) if check.found else None
     ok = check.found and version is not None
@@ -95,6 +105,12 @@ async def _report(
         capabilities=_capabilities(adapter),
         ok=ok,
         message=message,
+        login=login_summary(
+            adapter.credentials,
+            [key for key in adapter.passthrough_env if is_sensitive(key)],
+            isolated=isolated,
+            keychain=adapter.login_out_of_reach(),
+        ),
     )
 
 
@@ -129,6 +145,11 @@ def _configured(
         (name, _create(registry, name, settings), settings.type or name)
         for name, settings in chosen.items()
     ]
+
+
+def _isolated(config_file: Path) -> set[str]:
+    adapters = load_config(config_file).adapters
+    return {name for name, settings in adapters.items() if settings.credentials == "isolated"}
 
 
 def _create(
@@ -177,16 +198,18 @@ def check_adapters(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
 ) -> None:
-    """Is each adapter's CLI installed, and does its version command run?"""
+    """Is each adapter's CLI installed, does its version command run, and where would it find
+    its login (paths and variable names, never their contents)?"""
     registry = plugins.default_plugins().registry
     chosen = _configured(registry, config, name) if config else _registered(registry, name)
-    reports = anyio.run(survey, registry, chosen)
+    isolated = _isolated(config) if config else set()
+    reports = anyio.run(survey, registry, chosen, isolated)
     if as_json:
         console.print_lines(json.dumps([asdict(report) for report in reports], indent=2))
     else:
         console.print_table(
-            ["adapter", "verdict", "detail"],
-            ([r.name, "ok" if r.ok else "FAIL", r.message] for r in reports),
+            ["adapter", "verdict", "detail", "login"],
+            ([r.name, "ok" if r.ok else "FAIL", r.message, r.login] for r in reports),
         )
     strict = name is not None or config is not None
     if strict and not all(report.ok for report in reports):

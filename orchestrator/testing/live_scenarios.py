@@ -211,6 +211,7 @@ def _config(
         "executable": str(binary),
         "options": target.options(model),
         "env": dict(target.env),
+        **target.settings,
     }
     if target.model:
         adapter["model"] = target.model

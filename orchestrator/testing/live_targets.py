@@ -43,6 +43,7 @@ class LiveTarget:
     model: str | None  # a model name the CLI accepts (some pick their tools by it)
     options: Callable[[FakeModel], dict[str, Any]]  # adapter options for this server
     env: Mapping[str, str] = field(default_factory=dict)  # the CLI's key variables
+    settings: Mapping[str, Any] = field(default_factory=dict)  # more adapter keys (credentials)
 
 
 BUILTIN_TARGETS: dict[str, LiveTarget] = {

@@ -1,0 +1,161 @@
+"""The user's own CLI logins, made visible inside a CLI's private HOME.
+
+Each CLI runs with a private HOME so sessions never write into each other's CLI state or the
+user's. Their logins live in that state, though (``claude`` logged in with an account,
+``codex login``, gemini and qwen OAuth, ``~/.aws``), and most people use exactly those. So each
+adapter lists where its CLI keeps a login (``Credential``), and before each start the files the
+user has are linked into the private HOME: only those files, never the rest of the CLI's
+state. A link holds a path, never the secret, so nothing of a credential is copied into
+``.council/`` or a log; a CLI that refreshes a token through the link refreshes the user's own.
+
+``credentials: isolated`` on an adapter removes the links: the CLI sees only what the run gives
+it (API keys through ``passthrough_env`` and ``env``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator import safe_write
+
+__all__ = [
+    "AWS_PROFILES",
+    "GCLOUD_ADC",
+    "Credential",
+    "found_credentials",
+    "link_credentials",
+    "login_summary",
+    "unlink_credentials",
+]
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One place a CLI keeps a login.
+
+    ``home_path`` is where the CLI reads it, relative to its HOME (the private one points the
+    CLI's own variables, ``CODEX_HOME``, ``XDG_DATA_HOME``, at their default places), and where
+    the user's own is relative to theirs. ``moved_by`` names a variable that moves the user's
+    directory of it (``CLAUDE_CONFIG_DIR``, ``CODEX_HOME``): when the user sets it, the file is
+    ``$VAR/<moved_path>`` (by default ``home_path`` without its first directory).
+    """
+
+    home_path: str
+    what: str  # said in `council adapters check`: "account login", "AWS profiles (Bedrock)"
+    moved_by: str | None = None
+    moved_path: str | None = None
+
+    def source(self, env: Mapping[str, str]) -> Path:
+        """The user's file (or directory), which may not exist."""
+        moved = env.get(self.moved_by) if self.moved_by else None
+        if moved:
+            rest = self.moved_path or str(Path(*Path(self.home_path).parts[1:]))
+            return Path(moved).expanduser() / rest
+        return Path(env.get("HOME") or Path.home()) / self.home_path
+
+    @property
+    def target(self) -> str:
+        return self.home_path
+
+
+# Cloud logins several CLIs use (Claude Code and aider on Bedrock or Vertex, gemini on Vertex).
+AWS_PROFILES = Credential(".aws", "AWS profiles and SSO cache (Bedrock)")
+GCLOUD_ADC = Credential(
+    ".config/gcloud/application_default_credentials.json",
+    "gcloud application-default login (Vertex AI)",
+    moved_by="CLOUDSDK_CONFIG",
+    moved_path="application_default_credentials.json",
+)
+
+
+def found_credentials(
+    credentials: Sequence[Credential], env: Mapping[str, str] | None = None
+) -> list[tuple[Credential, Path]]:
+    """The credentials the user has, each with its path (for ``adapters check``)."""
+    env = os.environ if env is None else env
+    return [(c, c.source(env)) for c in credentials if c.source(env).exists()]
+
+
+def link_credentials(
+    home: Path, credentials: Sequence[Credential], env: Mapping[str, str] | None = None
+) -> list[Path]:
+    """Link each credential the user has into the private ``home``; the links made.
+
+    Blocking; run it in a worker thread. A credential the user does not have is left alone
+    (the CLI may have logged in inside its private HOME). Whatever stands at a link's place
+    (an older link, a copy the CLI wrote by replacing the link) is replaced: the user's file
+    is the login.
+    """
+    env = os.environ if env is None else env
+    made: list[Path] = []
+    for credential in credentials:
+        source = credential.source(env)
+        if not source.exists():
+            continue
+        target = _inside(home, credential.target)
+        if target.is_dir() and not target.is_symlink():
+            continue  # the CLI made a directory of its own there: not ours to replace
+        if _links_to(target, source):
+            made.append(target)
+            continue
+        safe_write.make_dirs(home, target.parent, mode=0o700)
+        safe_write.symlink(home, target, str(source))
+        made.append(target)
+    return made
+
+
+def unlink_credentials(home: Path, credentials: Sequence[Credential]) -> None:
+    """Remove links to the user's credentials from ``home`` (``credentials: isolated``)."""
+    for credential in credentials:
+        target = _inside(home, credential.target)
+        if target.is_symlink():
+            safe_write.unlink(home, target)
+
+
+def _links_to(target: Path, source: Path) -> bool:
+    try:
+        return os.readlink(target) == str(source)
+    except OSError:
+        return False
+
+
+def _inside(home: Path, relative: str) -> Path:
+    path = Path(relative)
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"credential path {relative!r} must stay inside the CLI's HOME")
+    return home / path
+
+
+def login_summary(
+    credentials: Sequence[Credential],
+    key_names: Sequence[str],
+    *,
+    isolated: bool = False,
+    keychain: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Where a CLI would find its login, in one line: paths and variable names, never values.
+
+    ``key_names`` are the adapter's variables that carry a key or token; ``keychain`` says
+    where this CLI keeps a login out of our reach on this system (the macOS keychain), if it
+    does.
+    """
+    env = os.environ if env is None else env
+    found = [] if isolated else found_credentials(credentials, env)
+    parts = [f"{c.what}: {_tilde(path, env)}" for c, path in found]
+    parts += [f"{name} set" for name in key_names if env.get(name)]
+    if isolated:
+        parts.append("credentials: isolated (only keys from the run)")
+    if keychain:
+        parts.append(keychain)
+    return "; ".join(parts) if parts else "no login found (a key variable or the CLI's login)"
+
+
+def _tilde(path: Path, env: Mapping[str, str]) -> str:
+    home = env.get("HOME")
+    if home and path.is_relative_to(home):
+        return "~/" + str(path.relative_to(home))
+    return str(path)

@@ -1,0 +1,86 @@
+"""A CLI logged in with the user's account, not a key (issue 11, "their logins"): the user's
+credential file reaches the CLI's private HOME as a link, the CLI uses it against the fake
+model, and nothing of it is copied under `.council/`; `credentials: isolated` hides it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.testing.live_scenarios import WRITE, run_scenario
+from orchestrator.testing.live_targets import BUILTIN_TARGETS
+
+TOKEN = "sk-ant-oat01-user-account-login-token-0123456789"
+
+
+def _claude_login(home: Path) -> Path:
+    """What `claude` writes on Linux after an account login (`/login`)."""
+    credentials = home / ".claude" / ".credentials.json"
+    credentials.parent.mkdir(parents=True)
+    expires = int((time.time() + 86400) * 1000)
+    login = {
+        "claudeAiOauth": {
+            "accessToken": TOKEN,
+            "refreshToken": "sk-ant-ort01-user-refresh-token-0123456789",
+            "expiresAt": expires,
+            "scopes": ["user:inference", "user:profile"],
+            "subscriptionType": "max",
+        }
+    }
+    credentials.write_text(json.dumps(login))
+    credentials.chmod(0o600)
+    return credentials
+
+
+@pytest.fixture
+def user_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "user-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def _no_copy_under_council(repo: Path) -> None:
+    for path in (repo / ".council").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.real_cli("claude")
+def test_claude_uses_the_users_account_login(
+    tmp_path: Path, real_cli_binary: Path, user_home: Path
+) -> None:
+    credentials = _claude_login(user_home)
+    target = dataclasses.replace(BUILTIN_TARGETS["claude"], env={})  # no key: the login only
+
+    outcome = run_scenario("claude", WRITE, tmp_path, target=target, executable=real_cli_binary)
+
+    assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
+    asked = [r for r in outcome.requests if r.protocol == "anthropic"]
+    assert asked and all("authorization" in r.headers for r in asked), asked[:1]
+    links = [p for p in (tmp_path / "repo" / ".council").rglob(".credentials.json")]
+    assert links and all(p.is_symlink() and p.resolve() == credentials for p in links)
+    _no_copy_under_council(tmp_path / "repo")
+
+
+@pytest.mark.real_cli("claude")
+def test_isolated_credentials_hide_the_login(
+    tmp_path: Path, real_cli_binary: Path, user_home: Path
+) -> None:
+    _claude_login(user_home)
+    target = dataclasses.replace(
+        BUILTIN_TARGETS["claude"], env={}, settings={"credentials": "isolated"}
+    )
+
+    outcome = run_scenario("claude", WRITE, tmp_path, target=target, executable=real_cli_binary)
+
+    assert not outcome.passed
+    assert outcome.status == "failed" and "Not logged in" in (outcome.error or ""), outcome
+    assert not [r for r in outcome.requests if r.protocol == "anthropic"]
+    assert not list((tmp_path / "repo" / ".council").rglob(".credentials.json"))

@@ -1,0 +1,63 @@
+"""`council adapters check` says where each CLI would find its login: the user's credential
+files and key variables by name, never their contents; `credentials: isolated` says so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator import plugins
+from orchestrator.cli.app import app
+
+SECRET = "sk-ant-oat01-never-printed-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def claude_and_codex(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    host = plugins.load_plugins(
+        builtins=("adapters.claude_code", "adapters.codex"), entry_points=(), environ={}
+    )
+    monkeypatch.setattr(plugins, "default_plugins", lambda: host)
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    (home / ".claude" / ".credentials.json").write_text(json.dumps({"token": SECRET}))
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    return home
+
+
+def _check(*args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["adapters", "check", *args, "--json"])
+    assert SECRET not in result.output
+    return {report["name"]: report for report in json.loads(result.stdout)}
+
+
+def test_the_login_files_and_key_names_are_reported() -> None:
+    reports = _check()
+    assert "account login: ~/.claude/.credentials.json" in reports["claude_code"]["login"]
+    assert reports["codex"]["login"] == "OPENAI_API_KEY set"
+
+
+def test_isolated_credentials_are_said_and_the_files_not_offered(tmp_path: Path) -> None:
+    config = tmp_path / "council.yaml"
+    config.write_text(
+        f"repo: {tmp_path}\n"
+        "adapters:\n"
+        "  claude_code: {credentials: isolated}\n"
+        "default_adapter: claude_code\n"
+        "tasks: [{id: t1, prompt: hi}]\n"
+    )
+    login = _check("--config", str(config))["claude_code"]["login"]
+    assert "isolated" in login and ".credentials.json" not in login
+
+
+def test_no_login_at_all_is_said(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "nobody"))
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert _check()["codex"]["login"].startswith("no login found")
