@@ -33,6 +33,7 @@ from pathlib import Path
 import anyio
 
 from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind, OutcomeKind
+from orchestrator.cli_identity import identity_env, user_identity
 from orchestrator.config_models import RunConfig
 from orchestrator.events import Event
 from orchestrator.ids import check_id
@@ -132,6 +133,8 @@ async def call_phase_cli(
     configured = config.adapters.get(call.adapter)
     adapter = plugins.registry.create(call.adapter, configured)
     resume = call.resume_session_id if adapter.can_resume else None
+    # The user's git identity first: a run config's own env may still set another.
+    identity = identity_env(await user_identity(config.repo))
     request = AdapterRequest(
         prompt=call.prompt,
         workdir=call.workdir,
@@ -140,7 +143,7 @@ async def call_phase_cli(
         phase=call.phase,
         task_id=call.task_id,
         session_id=call.session_id,
-        env=dict(configured.env) if configured else {},
+        env={**identity, **(configured.env if configured else {})},
     )
     messages: deque[str] = deque(maxlen=_MESSAGES_KEPT)
     base = {"task": call.task_id, "phase": call.phase, "adapter": call.adapter}

@@ -11,20 +11,9 @@ import real_clis
 
 from orchestrator.testing.live_scenarios import EDIT, WRITE, Scenario, run_scenario
 
-# Only the assertion may be the expected failure: a missing aider (pytest.fail) still fails.
-_AIDER_LANDS_NOTHING = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="defect 1 (issue 11): with no git identity in its private HOME, aider writes "
-    "user.name into the shared .git/config and the tamper guard blocks the merge",
-)
-
 
 def _cli(name: str) -> object:
-    marks = [pytest.mark.real_cli(name)]
-    if name == "aider":
-        marks.append(_AIDER_LANDS_NOTHING)
-    return pytest.param(name, marks=marks, id=name)
+    return pytest.param(name, marks=[pytest.mark.real_cli(name)], id=name)
 
 
 @pytest.mark.parametrize("scenario", [WRITE, EDIT], ids=lambda s: s.name)
@@ -42,3 +31,6 @@ def test_the_change_lands_on_the_base_branch(
     if cli != "aider":  # aider has no tools: its edits are blocks in the reply text
         assert any(answer.startswith("tool ") for answer in conversation), conversation
     assert outcome.seconds < 30, f"{cli} {scenario.name} took {outcome.seconds:.1f}s"
+    # Issue 11, defect 1: with the user's identity in its environment no CLI writes one of
+    # its own into the shared config (aider wrote `user.name=Your Name`, blocking the merge).
+    assert "[user]" not in (tmp_path / "repo" / ".git" / "config").read_text()
