@@ -90,19 +90,30 @@ def _system(line: dict[str, Any], session: str | None) -> list[AgentEvent]:
             )
         ]
     if subtype == "api_retry":
-        status = count(line.get("error_status"))
-        if status != 429 and text(line.get("error")) != "rate_limit":
-            return []  # other retried errors surface in the result if they persist
-        delay = money(line.get("retry_delay_ms"))
-        return [
-            AgentEvent(
-                kind=EventKind.RATE_LIMITED,
-                text=f"HTTP 429, retry {count(line.get('attempt'))}"
-                f" of {count(line.get('max_retries'))}",
-                retry_after=delay / 1000 if delay is not None else None,
-            )
-        ]
+        return _api_retry(line)
     return []
+
+
+def _api_retry(line: dict[str, Any]) -> list[AgentEvent]:
+    """One retry claude is about to make. A refused key (401, 403, ``authentication_failed``)
+    is an auth error at once: claude retries it ten times (~3 minutes) before it gives up, and
+    the core stops it at this event. A 429 is a rate-limit event; its ``retry_delay_ms`` is
+    claude's own backoff, not when the limit lifts, so it is kept as data, not as a reset."""
+    status = count(line.get("error_status"))
+    error = text(line.get("error"))
+    attempt = f"retry {count(line.get('attempt'))} of {count(line.get('max_retries'))}"
+    if status in (401, 403) or _ERROR_FIELD_KINDS.get(error) == "auth":
+        message = f"HTTP {status or '?'} ({error or 'refused'}), {attempt}: the API key was refused"
+        return error_events(message, "auth", data={"error_status": status, "error": error})
+    if status != 429 and error != "rate_limit":
+        return []  # other retried errors surface in the result if they persist
+    return [
+        AgentEvent(
+            kind=EventKind.RATE_LIMITED,
+            text=f"HTTP 429, {attempt}",
+            data={"retry_delay_ms": money(line.get("retry_delay_ms"))},
+        )
+    ]
 
 
 def _assistant(line: dict[str, Any]) -> list[AgentEvent]:

@@ -41,7 +41,7 @@ _RATE_LIMIT = re.compile(
 )
 _AUTH = re.compile(
     r"unauthori[sz]ed|forbidden|invalid (?:x-)?api.?key|api.?key (?:is )?(?:invalid|not valid)"
-    r"|authenticat|not logged in|please run /login|credit balance is too low",
+    r"|incorrect api.?key|authenticat|not logged in|please run /login|credit balance is too low",
     re.IGNORECASE,
 )
 _USAGE_LIMIT_RESET = re.compile(r"usage limit reached\|(\d{9,13})", re.IGNORECASE)

@@ -13,6 +13,10 @@ Quirks handled:
   ~86 s of retries, a 401 with "litellm.BadRequestError ... invalid API key". Errors after the
   last reply decide the run (``rate_limited``, ``auth_required``, else ``failed``); errors
   aider recovered from (a reply followed) do not.
+- A 429 is retried inside aider for about a minute (0.25 s doubling to 32 s, no option caps
+  it), each retry a "litellm.RateLimitError" line: the run ends at the first one
+  (``ends_run``), and the orchestrator's park waits instead, without holding a slot. Aider
+  cannot resume a conversation anyway, so stopping it there loses nothing.
 - No session ids, so ``can_resume`` is False: ``restore_chat_history`` continues whatever
   conversation the HOME's history file holds (``--restore-chat-history``).
 - The orchestrator commits, not aider (``--no-auto-commits``); ``--no-gitignore`` keeps aider
@@ -187,6 +191,9 @@ class AiderAdapter(Adapter):
         if stream == "stderr":
             return plain_line(line)
         return [AgentEvent(kind=EventKind.MESSAGE, text=line)]
+
+    def ends_run(self, event: AgentEvent) -> bool:
+        return event.kind == EventKind.RATE_LIMITED or super().ends_run(event)
 
     def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
         # Aider retries and reflects on its own; only errors after its last reply (a usage

@@ -15,8 +15,9 @@ Quirks handled:
 - With a prompt argument and a piped stdin, codex appends stdin to the prompt: stdin stays
   closed, and a prompt that starts with ``-`` is passed as ``-`` plus stdin instead.
 - ``error`` events starting "Reconnecting..." are retries, not the end: a 429 among them is a
-  rate-limit event, and a run that completes after it succeeds. The end is ``turn.completed``
-  (usage, counted once) or ``turn.failed``.
+  rate-limit event, and a run that completes after it succeeds. A 401 among them is an auth
+  error at once (codex 0.169 retries a refused key five times): the core stops codex there.
+  The end is ``turn.completed`` (usage, counted once) or ``turn.failed``.
 - Without ``--json`` (the recorded ``json`` case) stdout is the last message and stderr a
   human log with "session id: ..."; both are understood.
 - ``CODEX_HOME`` is the session's private ``~/.codex``; a custom endpoint (``base_url``) is a
@@ -205,8 +206,12 @@ def _event(event: dict[str, Any]) -> list[AgentEvent]:
     if kind == "error":
         message = text(event.get("message"))
         if message.startswith("Reconnecting"):
-            # A retry in progress: only a rate limit is worth an event, and not an ERROR.
-            if error_kind(message) != "rate_limit":
+            # A retry in progress: a rate limit is worth an event, and not an ERROR; a refused
+            # key is the end (codex retries a 401 five times), the core stops it there.
+            kind = error_kind(message)
+            if kind == "auth":
+                return error_events(message, kind)
+            if kind != "rate_limit":
                 return plain_line(message)
             return [AgentEvent(kind=EventKind.RATE_LIMITED, text=message)]
         return error_events(message, error_kind(message))

@@ -19,6 +19,7 @@ A preset is the adapter's ``options``::
           rate_limit_pattern: "429|rate limit.*?resets? at (?P<reset>\\S+)"
           auth_pattern: "401|invalid api key"
           error_pattern: "^Error:"
+          resume_refused_pattern: "no session found"   # a resume it refused: start afresh
           passthrough_env: [MYCLI_API_KEY]         # from the orchestrator's environment
           env: {MYCLI_NO_UPDATE: "1"}              # set for the CLI
           stdin_prompt: false                      # true: the prompt goes to stdin instead
@@ -39,7 +40,10 @@ Output formats:
 The patterns are searched in every line of both streams: ``rate_limit_pattern`` makes a
 failed run ``rate_limited`` (a named group ``reset`` holding an ISO time or Unix seconds, or
 ``seconds`` holding a delay, says when to retry), ``auth_pattern`` makes it ``auth_required``,
-``error_pattern`` makes a run without a final answer ``failed`` even if it exited 0.
+``error_pattern`` makes a run without a final answer ``failed`` even if it exited 0. An auth
+match also stops the CLI at once (no retry fixes a refused key). ``resume_refused_pattern``
+matched in a resumed run means the CLI refused to continue that session: the run starts again
+as a fresh session with the same prompt instead of failing.
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ class Preset(AdapterConfig):
     rate_limit_pattern: re.Pattern[str] | None = None
     auth_pattern: re.Pattern[str] | None = None
     error_pattern: re.Pattern[str] | None = None
+    resume_refused_pattern: re.Pattern[str] | None = None
     passthrough_env: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     stdin_prompt: bool = False
@@ -211,6 +216,13 @@ class CommandAdapter(Adapter):
         if document is None:  # in json output, a piece of a pretty-printed document
             return [*events, AgentEvent(kind=EventKind.RAW, text=line, data={"stdout": True})]
         return [*events, *self._json_events(document, line)]
+
+    def resume_refused(self, result: ProcessResult, events: Sequence[AgentEvent]) -> bool:
+        pattern = self.config.resume_refused_pattern
+        if pattern is None:
+            return False
+        said = [result.stderr_tail, *(e.text for e in events)]
+        return any(pattern.search(text) for text in said if text)
 
     def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
         events = list(events)

@@ -22,6 +22,9 @@ Quirks handled:
 - 429s are retried with backoff for minutes, visible only on stderr ("Attempt N failed with
   status 429"); ``max_attempts`` (``general.maxAttempts``, default 3 here, 10 in gemini) keeps
   that short, and a run stopped while still retrying counts as rate limited.
+- A session whose only request got a 429 was never saved: resuming it after a park fails
+  ("Error resuming session: No previous sessions found for this project.", exit 42).
+  ``resume_refused`` says so, and the core starts a fresh session with the same prompt.
 - The answer is streamed as ``message`` deltas, joined into the final text; usage comes once,
   from the ``result`` event's stats. ``-o json`` (one pretty-printed object) is understood
   through its top-level ``session_id`` and ``response`` lines.
@@ -64,6 +67,7 @@ from orchestrator.hookspecs import hookimpl
 __all__ = ["GeminiAdapter", "register_adapters"]
 
 _ATTEMPT = re.compile(r"^Attempt \d+ failed with status (\d{3})")
+_RESUME_REFUSED = re.compile(r"Error resuming session|No previous sessions found", re.IGNORECASE)
 _DOWNGRADE = re.compile(r"Approval mode overridden to .{0,3}default.{0,3} because", re.IGNORECASE)
 _API_FAILURE = "Error when talking to Gemini API"
 # `-o json` pretty-prints one object; its top-level keys sit at exactly two spaces.
@@ -161,6 +165,12 @@ class GeminiAdapter(Adapter):
         if isinstance(value, dict):
             return _event(value)
         return _json_form_line(line)
+
+    def resume_refused(self, result: ProcessResult, events: Sequence[AgentEvent]) -> bool:
+        # Measured on 0.61.0: a session whose only request got a 429 was never saved, and
+        # "--resume ID" ends with this line on stderr and exit 42 (bad input).
+        said = [result.stderr_tail, *(e.text for e in events if e.kind == EventKind.RAW)]
+        return result.exit_code == 42 and any(_RESUME_REFUSED.search(t) for t in said if t)
 
     def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
         outcome = super().classify(result, events)

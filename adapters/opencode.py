@@ -13,8 +13,11 @@ Quirks handled:
   reasoning tokens opencode keeps apart are added to the output.
 - API errors are one ``error`` event (``error.data.statusCode`` 429/401, ``retry-after``
   header) and exit 1; releases before 1.18 exited 0 after such an event, which still fails
-  here because the error is not followed by a finished step. Retries happen inside the AI SDK
-  and print nothing, so a single 429 before success leaves no trace.
+  here because the error is not followed by a finished step. opencode retries a 429 itself
+  (5 times, 2 s doubling to 30 s, no option caps it) and says so only in its log: the run
+  passes ``--print-logs --log-level ERROR``, whose "stream error" line on stderr is each
+  failed request. The run ends at the first one that is a rate limit (``ends_run``), and
+  the orchestrator's park waits instead (then continues the session).
 - A prompt that starts with ``-`` follows a ``--`` so yargs keeps it a message.
 - ``model`` without a slash gets the configured ``provider`` in front; ``base_url`` adds an
   OpenAI-compatible provider block (``@ai-sdk/openai-compatible``, key from ``{env:VAR}``, so
@@ -92,6 +95,8 @@ _REFUSED_TOOL = re.compile(
 )
 _AUTO_REJECTING = re.compile(r"permission requested: (.*?);\s*auto-rejecting", re.IGNORECASE)
 _READ_ONLY_AGENTS = frozenset({"plan"})
+# opencode's log line for a failed model request ends with error.error="<name>: <message>".
+_LOGGED_ERROR = re.compile(r'error\.error="((?:[^"\\]|\\.)*)"')
 
 
 class OpencodeAdapter(Adapter):
@@ -142,7 +147,7 @@ class OpencodeAdapter(Adapter):
 
     def _command(self, request: AdapterRequest, session: str | None) -> CommandSpec:
         opts = self.config
-        argv = [self.binary, "run", "--format", "json"]
+        argv = [self.binary, "run", "--print-logs", "--log-level", "ERROR", "--format", "json"]
         model = self._model(request)
         if model:
             argv += ["-m", model]
@@ -206,14 +211,31 @@ class OpencodeAdapter(Adapter):
             if rejected:
                 what = f"opencode refused {rejected[1]} (permission 'ask', headless)"
                 return [AgentEvent(kind=EventKind.ERROR, text=what, error_kind="permission")]
-            return plain_line(line)
+            return _log_line(strip_ansi(line)) or plain_line(line)
         value = loads(line)
         if not isinstance(value, dict):
             return plain_line(line)
         return _event(value)
 
+    def ends_run(self, event: AgentEvent) -> bool:
+        return event.kind == EventKind.RATE_LIMITED or super().ends_run(event)
+
     def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
         return finish(super().classify(result, events), events)
+
+
+def _log_line(line: str) -> list[AgentEvent]:
+    """A failed model request in opencode's log (``--print-logs``): a rate limit or a refused
+    key becomes its event (the final ``error`` event on stdout comes only after opencode's
+    own retries); any other failure is left to that final event."""
+    if 'message="stream error"' not in line:
+        return []
+    found = _LOGGED_ERROR.search(line)
+    message = (found[1] if found else line).strip()
+    kind = error_kind(message)
+    if kind not in ("rate_limit", "auth"):
+        return []
+    return error_events(message, kind, data={"logged": True})
 
 
 def _event(event: dict[str, Any]) -> list[AgentEvent]:

@@ -165,6 +165,7 @@ class ProcessResult(_Value):
     timed_out: bool = False
     idle_timed_out: bool = False
     cancelled: bool = False
+    ended_early: bool = False  # stopped by the core at an event that settled it (ends_run)
     seconds: float = 0.0
     stderr_tail: str = ""
 
@@ -238,6 +239,21 @@ class Adapter(ABC):
         """Can this adapter, with its options, write at all? A build phase that changed nothing
         through an adapter that cannot is ``permission_denied``, not "no changes, retry"."""
         return self.read_only_reason() is None
+
+    def ends_run(self, event: AgentEvent) -> bool:
+        """Does ``event`` settle the run, so the core stops the CLI now instead of waiting out
+        its own retries? An auth error does: no retry can fix a refused key (claude retries a
+        401 ten times, for minutes). An adapter whose CLI retries rate limits for long and
+        cannot be told not to also ends at its first rate-limit event: the orchestrator's
+        park waits instead, without holding a slot (``orchestrator.parks``)."""
+        return event.kind == EventKind.ERROR and event.error_kind == "auth"
+
+    def resume_refused(self, result: ProcessResult, events: Sequence[AgentEvent]) -> bool:
+        """Did the CLI refuse to continue the conversation it was asked to resume (gemini:
+        "No previous sessions found", exit 42, for a session whose only request got a 429)?
+        The core then starts a fresh session with the same prompt, which carries the task's
+        handoff like any first run. Only asked of a run that resumed a session."""
+        return False
 
     def denials(self, events: Sequence[AgentEvent]) -> list[str]:
         """What the CLI was refused in this run (a tool call, an edit, a file), one line each.

@@ -40,6 +40,7 @@ __all__ = [
     "CommandList",
     "Id",
     "PhaseConfig",
+    "RateLimitConfig",
     "RepoPath",
     "RetryConfig",
     "RunConfig",
@@ -273,6 +274,29 @@ class RetryConfig(_Section):
     jitter: bool = True
 
 
+class RateLimitConfig(_Section):
+    """Parks on a rate limit: how long a task waits for the limit to lift, and for how long
+    waiting goes on before the task ends ``failed`` as ``rate_limited`` (``orchestrator.parks``)."""
+
+    backoff_initial: PositiveDuration = Field(
+        default=30.0,
+        description="the first park of a task when the CLI gives no reset time; each next "
+        "one is `multiplier` times longer",
+    )
+    multiplier: float = Field(default=2.0, ge=1.0)
+    backoff_max: PositiveDuration = Field(
+        default=1800.0, description="the longest park without a reset time"
+    )
+    max_parks: int = Field(
+        default=10, ge=1, description="parks per task; one more rate limit ends it"
+    )
+    max_parked_time: PositiveDuration = Field(
+        default=21600.0,
+        description="how long an adapter may stay rate limited (from its first park in a "
+        "row) before the tasks parked on it end",
+    )
+
+
 class SchedulerConfig(_Section):
     heartbeat_interval: PositiveDuration = 60.0
     stale_threshold: PositiveDuration = Field(
@@ -402,6 +426,7 @@ class RunConfig(_Section):
     default_adapter: Id | None = None
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     verify: CommandList = Field(
         default_factory=list, description="commands that must pass before a task merges"

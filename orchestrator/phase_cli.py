@@ -11,7 +11,12 @@ limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
   (cut to ``EVENT_TEXT_LIMIT``); assistant messages are also kept (bounded) for the handoff
   and for reading the conventions (``orchestrator.review``);
 - observer plugins hear ``on_session_start`` / ``on_session_end`` around the run;
-- ``resume_session_id`` is only passed to an adapter that can resume;
+- ``resume_session_id`` is only passed to an adapter that can resume. When the CLI refuses
+  that resume (``Adapter.resume_refused``: gemini's "No previous sessions found" for a
+  session whose only request got a 429), the phase runs again at once as a fresh session
+  with the same prompt, which carries the task's handoff like any first run; the refused id
+  comes back as ``PhaseRun.resume_refused`` (the workflow records ``phase.resume_refused``),
+  and the refusal is no failure;
 - ``watch`` hears the CLI's pid when it started and when it ended (``process.CliWatch``);
 - the adapter's ``denials`` of the run and its ``read_only_reason`` come back with the run:
   the workflow tells a refused build from one that merely changed nothing.
@@ -19,6 +24,7 @@ limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +32,7 @@ from pathlib import Path
 
 import anyio
 
-from orchestrator.adapter import AdapterRequest, AgentEvent, EventKind, OutcomeKind
+from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind, OutcomeKind
 from orchestrator.cli_identity import identity_env, user_identity
 from orchestrator.config_models import RunConfig
 from orchestrator.events import Event
@@ -46,6 +52,8 @@ __all__ = [
     "call_phase_cli",
     "phase_home",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30 * 60.0
 DEFAULT_IDLE_TIMEOUT = 5 * 60.0
@@ -79,6 +87,7 @@ class PhaseRun:
     cli: CliRun
     messages: list[str] = field(default_factory=list)
     resumed: str | None = None  # the native session id that was continued, if any
+    resume_refused: str | None = None  # the native session id the CLI refused to continue
     denials: list[str] = field(default_factory=list)  # what the CLI was refused (adapter.denials)
     read_only: str | None = None  # why the adapter cannot write with its options, if it cannot
 
@@ -96,6 +105,14 @@ class PhaseRun:
     def texts(self) -> list[str]:
         """Everything the CLI said, in order, ending with its summary."""
         return [*self.messages, self.summary]
+
+
+def _refused(adapter: Adapter, cli: CliRun) -> bool:
+    try:
+        return adapter.resume_refused(cli.result, cli.events)
+    except Exception:  # a plugin's bug: the run stands as it ended
+        log.exception("adapter %r: resume_refused raised; ignored", adapter.name)
+        return False
 
 
 def phase_home(home_root: Path, task_id: str, adapter: str, phase: str) -> Path:
@@ -151,23 +168,33 @@ async def call_phase_cli(
         native_session_id=resume,
     )
     plugins.session_started(info)
-    cli = await run_cli(
-        adapter,
-        request,
-        log_dir=log_dir,
-        idle_timeout=call.idle_timeout,
-        total_timeout=call.timeout,
-        grace=call.grace,
-        on_event=forward,
-        resume_session_id=resume,
-        cancel=cancel,
-        watch=watch,
-    )
+
+    async def run(native: str | None) -> CliRun:
+        return await run_cli(
+            adapter,
+            request,
+            log_dir=log_dir,
+            idle_timeout=call.idle_timeout,
+            total_timeout=call.timeout,
+            grace=call.grace,
+            on_event=forward,
+            resume_session_id=native,
+            cancel=cancel,
+            watch=watch,
+        )
+
+    cli = await run(resume)
+    refused: str | None = None
+    if resume is not None and _refused(adapter, cli) and not (cancel and cancel.is_set()):
+        refused, resume = resume, None
+        messages.clear()
+        cli = await run(None)
     plugins.session_ended(info, cli.outcome)
     return PhaseRun(
         cli=cli,
         messages=list(messages),
         resumed=resume,
+        resume_refused=refused,
         denials=adapter.denials(cli.events),
         read_only=adapter.read_only_reason(),
     )

@@ -36,6 +36,9 @@ captured up to a bound, keeping the tail, which is where errors are.
   forked die with it, even those that called ``setsid()``. One that also dropped its
   environment escapes (``process_tree`` says why); the runner then stops reading its output
   after a short drain instead of waiting for it;
+- an event that settles the run (``Adapter.ends_run``: an auth error; a rate limit where the
+  CLI's own retries cannot be capped) stops the CLI at once, gracefully like a timeout, and the
+  result says ``ended_early``: no CLI spends minutes retrying what no retry can fix;
 - ``adapter.classify`` turns the result and the kept events into the ``Outcome``;
 - ``watch`` (a ``CliWatch``) hears the CLI's pid once it started and again once its group is
   dead, so the caller can record running CLIs durably (``orchestrator.cli_runs``): SIGKILL of
@@ -401,9 +404,9 @@ async def run_cli(
                 sink.close("stopped: the run could not be recorded")
                 await _ended(watch, process.pid)
             raise
-    reader = OutputReader(adapter, redact, sink, on_event)
-    limits = _Limits(idle_timeout, total_timeout, grace, cancel)
     stop = _Stop()
+    reader = OutputReader(adapter, redact, sink, on_event, on_settled=lambda _: stop("settled"))
+    limits = _Limits(idle_timeout, total_timeout, grace, cancel)
     started = time.monotonic()
     try:
         survivors = await _supervise(
@@ -428,6 +431,7 @@ async def run_cli(
         timed_out=stop.reason == "timeout",
         idle_timed_out=stop.reason == "idle",
         cancelled=stop.reason == "cancelled",
+        ended_early=stop.reason == "settled",
         seconds=time.monotonic() - started,
         stderr_tail=reader.stderr.text(),
     )

@@ -13,6 +13,10 @@ JSON escapes, which can spell a secret the line did not show as such), keep them
 contract) does not stop the run: the line becomes a ``raw`` event carrying the error, and the
 failure is logged once. ``on_event`` is treated like a plugin observer: an exception there is
 logged (once per run) and ignored, so a broken live display never costs a CLI run.
+
+The first event the adapter says settles the run (``Adapter.ends_run``: an auth error, or a
+rate limit of a CLI whose own retries cannot be capped) is kept as ``settled`` and handed to
+``on_settled``, which stops the CLI; reading goes on until its output ends.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class OutputReader:
         sink: LogSink,
         on_event: EventCallback | None = None,
         *,
+        on_settled: EventCallback | None = None,
         streams: int = 2,
         line_cap: int = LINE_CAP,
     ) -> None:
@@ -53,6 +58,8 @@ class OutputReader:
         self.redact = redact
         self.sink = sink
         self.on_event = on_event
+        self.on_settled = on_settled
+        self.settled: AgentEvent | None = None  # the event that settled the run, if one did
         self.line_cap = line_cap
         self.tail = EventTail()
         self.stderr = TextTail()
@@ -63,6 +70,7 @@ class OutputReader:
         self._open = streams
         self._parser_failed = False
         self._callback_failed = False
+        self._ends_failed = False
 
     async def pump(self, fd: int, stream: Stream) -> None:
         """Read ``fd`` (non-blocking) to end of file, handling each line as it completes."""
@@ -111,6 +119,10 @@ class OutputReader:
         size = len(raw)
         for event in events:
             self.tail.add(event, size)
+            if self.settled is None and self._ends(event):
+                self.settled = event
+                if self.on_settled is not None:
+                    self.on_settled(event)
             if self.on_event is not None:
                 try:
                     self.on_event(event)
@@ -118,6 +130,15 @@ class OutputReader:
                     if not self._callback_failed:
                         self._callback_failed = True
                         log.exception("on_event callback raised; ignored for the rest of the run")
+
+    def _ends(self, event: AgentEvent) -> bool:
+        try:
+            return self.adapter.ends_run(event)
+        except Exception:
+            if not self._ends_failed:  # a plugin's bug must not cost the run: let it go on
+                self._ends_failed = True
+                log.exception("adapter %r: ends_run raised; ignored", self.adapter.name)
+            return False
 
     def _scrub(self, event: AgentEvent) -> AgentEvent:
         redact = self.redact

@@ -50,6 +50,10 @@ class TaskReport(_Report):
     branch: str | None = None
     merged_commit: str | None = None
     error: str | None = None
+    outcome: str | None = None  # why a failed task failed: rate_limited, auth_required...
+    parked_until: datetime | None = None  # while parked: when its rate limit should lift
+    parked_adapter: str | None = None  # while parked: the adapter it waits for
+    parks: int = 0  # how many times it was parked on a rate limit
     conflicts: list[str] = []
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -99,6 +103,8 @@ def _task_report(state: TaskState) -> TaskReport:
     if state.started_at is not None and state.finished_at is not None:
         duration = (state.finished_at - state.started_at).total_seconds()
     conflicts = state.metadata.get("conflicts")
+    parked = state.status == TaskStatus.PARKED
+    outcome = state.metadata.get("outcome") if state.status == TaskStatus.FAILED else None
     return TaskReport(
         task_id=state.task_id,
         status=state.status,
@@ -109,6 +115,10 @@ def _task_report(state: TaskState) -> TaskReport:
         branch=state.branch,
         merged_commit=state.merged_commit,
         error=state.error,
+        outcome=outcome if isinstance(outcome, str) else None,
+        parked_until=_time(state.metadata, "parked_until") if parked else None,
+        parked_adapter=_text(state.metadata, "parked_adapter") if parked else None,
+        parks=_count(state.metadata, "parks"),
         conflicts=list(conflicts) if isinstance(conflicts, list) else [],
         started_at=state.started_at,
         finished_at=state.finished_at,
@@ -118,6 +128,28 @@ def _task_report(state: TaskState) -> TaskReport:
         cost_usd=_usage(state.metadata, "cost_usd"),
         candidates=_candidates(state.metadata),
     )
+
+
+# Metadata keys written by the scheduler (``scheduler_queue``, ``parks``): read by name here,
+# so the report stays a function of the stored records alone.
+def _time(metadata: dict[str, Any], name: str) -> datetime | None:
+    value = metadata.get(name)
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _text(metadata: dict[str, Any], name: str) -> str | None:
+    value = metadata.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _count(metadata: dict[str, Any], name: str) -> int:
+    value = metadata.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _candidates(metadata: dict[str, Any]) -> list[CandidateReport]:

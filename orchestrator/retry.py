@@ -8,18 +8,15 @@ The only module that imports tenacity. A ``RetryPolicy`` is built from the run c
   ``jitter`` it is "equal jitter": half of that delay is fixed and the other half random, so
   parallel sessions that failed together spread out, yet no delay is ever shorter than half the
   exponential one (a retry can never become a tight respawn loop).
-- ``decide(result, failures)``: what to do with an attempt that did not end ready to merge,
+- ``decide(result, failures)``: what to do with an attempt that failed (a rate-limited one is
+  parked instead, by ``orchestrator.parks``: it is not a failure and uses up no retry),
   driven by its classified outcome:
 
   ===========================================  ====================================
-  rate limited (``parked`` / ``rate_limited``)  ``Park(until)``: the reset time the CLI
-                                               reported, or now + backoff without one
   auth, permission, config, or not retryable   ``GiveUp(reason)`` with the CLI's message
   retryable, fewer than ``max_retries`` so far ``Retry(delay)``
   retryable, retries used up                   ``GiveUp`` naming the last error
   ===========================================  ====================================
-
-  A park is not a failure: the limit lifts by itself, so it does not use up a retry.
 
 ``retry_async(fn, retry_on=...)`` runs an async callable under the same backoff, for the
 transient errors of the orchestrator's own steps.
@@ -32,20 +29,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 import tenacity
 
 from orchestrator.config_models import RetryConfig
-from orchestrator.models import utcnow
 
 __all__ = [
     "NEVER_RETRIED",
     "AttemptOutcome",
     "Decision",
     "GiveUp",
-    "Park",
     "Retry",
     "RetryPolicy",
 ]
@@ -54,9 +49,6 @@ T = TypeVar("T")
 
 NEVER_RETRIED = frozenset({"auth_required", "permission_denied", "config"})
 """Outcome kinds another attempt cannot fix: the user has to act (log in, allow, fix)."""
-
-_RATE_LIMITED = "rate_limited"
-_PARKED = "parked"
 
 
 class AttemptOutcome(Protocol):
@@ -86,20 +78,13 @@ class Retry:
 
 
 @dataclass(frozen=True)
-class Park:
-    """The adapter hit a quota: leave it (and this task) alone until ``until``."""
-
-    until: datetime
-
-
-@dataclass(frozen=True)
 class GiveUp:
     """No further attempt: ``reason`` says why, in the CLI's own words where it gave any."""
 
     reason: str
 
 
-Decision = Retry | Park | GiveUp
+Decision = Retry | GiveUp
 
 
 class RetryPolicy:
@@ -131,19 +116,13 @@ class RetryPolicy:
         state.attempt_number = max(1, attempt)
         return float(self._wait(state))
 
-    def decide(
-        self, result: AttemptOutcome, failures: int, now: datetime | None = None
-    ) -> Decision:
-        """What to do after an attempt that did not end ready to merge.
+    def decide(self, result: AttemptOutcome, failures: int) -> Decision:
+        """What to do after an attempt that failed (not one that was rate limited: see
+        ``orchestrator.parks``).
 
         ``failures`` counts the failed attempts of the task so far, this one included.
         """
-        moment = now or utcnow()
         kind = result.outcome_kind or ""
-        if result.status == _PARKED or kind == _RATE_LIMITED:
-            fallback = moment + timedelta(seconds=self.next_delay(max(1, failures)))
-            until = result.retry_at if result.retry_at is not None else fallback
-            return Park(until=max(until, moment))
         message = result.message or kind or "failed"
         if kind in NEVER_RETRIED or not result.retryable:
             return GiveUp(reason=message)

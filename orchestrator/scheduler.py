@@ -64,6 +64,7 @@ from orchestrator.models import (
     TaskStatus,
     utcnow,
 )
+from orchestrator.parks import PARKED_SINCE, ParkPolicy
 from orchestrator.retry import RetryPolicy
 from orchestrator.scheduler_attempt import WORKTREE, Attempt, Services
 from orchestrator.scheduler_cancel import request_cancel
@@ -117,12 +118,14 @@ class Scheduler(ReconcileLifecycle):
         self.services = services
         self.workflow = workflow or default_workflow
         self.policy = RetryPolicy(config.retry)
+        self.parks = ParkPolicy(config.rate_limits)
         self.slots = Slots(config.capacity)
         self.run_id = secrets.token_hex(4)
         proc = procid.current()
         self.holder = f"{proc.host}:{proc.pid}:{self.run_id}"
         self.running: dict[str, Attempt] = {}
         self.parked: dict[str, datetime] = {}
+        self.rate_limited_since: dict[str, datetime] = {}
         self.stopping = False
         self.killed = False
         self.tasks: dict[str, TaskConfig] = {task.id: task for task in config.tasks}
@@ -214,6 +217,10 @@ class Scheduler(ReconcileLifecycle):
                 adapter = task.metadata.get(PARKED_ADAPTER)
                 if until is not None and isinstance(adapter, str):
                     self.parked[adapter] = max(until, self.parked.get(adapter, until))
+                    since = time_of(task.metadata, PARKED_SINCE)
+                    if since is not None:
+                        began = self.rate_limited_since.get(adapter, since)
+                        self.rate_limited_since[adapter] = min(began, since)
         for raw in snapshot.session.options.get(TASKS_OPTION, []):
             saved = TaskConfig.model_validate(raw)
             self.tasks.setdefault(saved.id, saved)

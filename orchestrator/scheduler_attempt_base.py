@@ -25,6 +25,7 @@ from orchestrator.events import Event
 from orchestrator.locks import LockManager
 from orchestrator.merge import MergeQueue
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
+from orchestrator.parks import ParkPolicy
 from orchestrator.plugins import PluginHost
 from orchestrator.retry import RetryPolicy
 from orchestrator.scheduler_candidates import (
@@ -118,10 +119,12 @@ class AttemptBase:
     services: Services
     workflow: WorkflowFn
     policy: RetryPolicy
+    parks: ParkPolicy
     slots: Slots
     holder: str
     running: dict[str, Attempt]
     parked: dict[str, datetime]
+    rate_limited_since: dict[str, datetime]  # adapter -> its first park in a row
     stopping: bool
     killed: bool
     tasks: dict[str, TaskConfig]

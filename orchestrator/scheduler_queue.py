@@ -24,6 +24,7 @@ from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus
 
 __all__ = [
     "NOT_BEFORE",
+    "OUTCOME",
     "PARKED_ADAPTER",
     "PARKED_UNTIL",
     "broken_dependency",
@@ -38,6 +39,7 @@ __all__ = [
 NOT_BEFORE = "not_before"  # metadata: ISO time before which a retried task is not dispatched
 PARKED_UNTIL = "parked_until"  # metadata: ISO time a parked task's quota lifts
 PARKED_ADAPTER = "parked_adapter"  # metadata: the adapter it parked on
+OUTCOME = "outcome"  # metadata: the outcome kind a failed task ended with (rate_limited...)
 
 
 def time_of(metadata: Mapping[str, Any], key: str) -> datetime | None:

@@ -6,12 +6,17 @@ An attempt whose worktree was deleted under it goes back to the queue without a 
 counted (the next attempt checks its branch out again), up to ``max_retries`` times per task;
 after that, such an attempt settles like any other (a CLI that deletes its own worktree must
 not loop forever).
+
+A rate-limited attempt is parked by ``orchestrator.parks`` (no failure counted), or ends the
+task ``failed`` once the park budget is spent; any other failure goes to ``RetryPolicy``. A
+failed task keeps its outcome kind in ``metadata.outcome`` (``rate_limited``,
+``auth_required``...).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -27,7 +32,8 @@ from orchestrator.errors import (
 )
 from orchestrator.merge_types import MergeResult, MergeStatus
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
-from orchestrator.retry import GiveUp, Park, Retry
+from orchestrator.parks import PARKED_SINCE, PARKS, Park
+from orchestrator.retry import Decision, GiveUp, Retry
 from orchestrator.scheduler_attempt_base import (
     _MERGE_RECHECK,
     FAILURES,
@@ -45,12 +51,20 @@ from orchestrator.scheduler_candidates import (
     council_summary,
     group_lock_owner,
 )
-from orchestrator.scheduler_queue import NOT_BEFORE, PARKED_ADAPTER, PARKED_UNTIL
+from orchestrator.scheduler_queue import (
+    NOT_BEFORE,
+    OUTCOME,
+    PARKED_ADAPTER,
+    PARKED_UNTIL,
+    time_of,
+)
 from orchestrator.task_run import WorkflowResult, WorkflowStatus
 
 __all__ = ["SettleLifecycle"]
 
 log = logging.getLogger(__name__)
+
+RATE_LIMITED = "rate_limited"
 
 
 class SettleLifecycle(AttemptBase):
@@ -92,6 +106,8 @@ class SettleLifecycle(AttemptBase):
             and attempt.group is None
             and not attempt.cancel_requested
         )
+        if result.status == WorkflowStatus.READY_TO_MERGE:
+            self.rate_limited_since.pop(attempt.adapter, None)  # the API answered again
         if merging:
             attempt.usage = result.usage  # goes into the next write of the task
         else:
@@ -139,45 +155,89 @@ class SettleLifecycle(AttemptBase):
         state = await self.services.store.get_task_state(attempt.key)
         if state is None:
             return
-        failures = int(state.metadata.get(FAILURES, 0))
-        if result.status != WorkflowStatus.PARKED and result.outcome_kind != "rate_limited":
-            failures += 1
-        decision = self.policy.decide(result, failures)
-        meta = {**self._with_usage(attempt, state.metadata), FAILURES: failures}
+        meta = self._with_usage(attempt, state.metadata)
         now = utcnow()
+        limited = result.status == WorkflowStatus.PARKED or result.outcome_kind == RATE_LIMITED
+        if limited:
+            decision: Decision | Park = self._park_decision(attempt, result, meta, now)
+        else:
+            # The API answered: whatever the adapter's rate limits were, they are over.
+            self.rate_limited_since.pop(attempt.adapter, None)
+            meta[FAILURES] = int(meta.get(FAILURES, 0)) + 1
+            decision = self.policy.decide(result, meta[FAILURES])
         if isinstance(decision, Park):
-            self.parked[attempt.adapter] = max(
-                decision.until, self.parked.get(attempt.adapter, now)
-            )
-            meta |= {PARKED_UNTIL: decision.until.isoformat(), PARKED_ADAPTER: attempt.adapter}
-            updates: dict[str, Any] = {"status": TaskStatus.PARKED, "error": result.message}
-            await self._emit(
-                "adapter.parked",
-                {
-                    "adapter": attempt.adapter,
-                    "until": decision.until.isoformat(),
-                    "task_id": attempt.key,
-                    "message": result.message,
-                },
-            )
-        elif isinstance(decision, Retry):
+            await self._park(attempt, result, decision, meta)
+            return
+        for key in (PARKED_ADAPTER, PARKED_UNTIL, PARKED_SINCE):
+            meta.pop(key, None)
+        if isinstance(decision, Retry):
             meta[NOT_BEFORE] = (now + timedelta(seconds=decision.delay)).isoformat()
-            meta.pop(PARKED_ADAPTER, None)
-            updates = {"status": TaskStatus.QUEUED, "error": result.message}
+            updates: dict[str, Any] = {"status": TaskStatus.QUEUED, "error": result.message}
             await self._emit(
                 "task.retry",
                 {
                     "task_id": attempt.key,
                     "delay": decision.delay,
-                    "failures": failures,
+                    "failures": meta[FAILURES],
                     "error": result.message,
                 },
             )
         else:
             assert isinstance(decision, GiveUp)
+            if result.outcome_kind:
+                meta[OUTCOME] = result.outcome_kind  # why it failed: rate_limited, auth_required...
             updates = {"status": TaskStatus.FAILED, "error": decision.reason, "finished_at": now}
-            await self._emit("task.failed", {"task_id": attempt.key, "error": decision.reason})
+            await self._emit(
+                "task.failed",
+                {"task_id": attempt.key, "error": decision.reason, "outcome": result.outcome_kind},
+            )
         await self._release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
+
+    def _park_decision(
+        self, attempt: Attempt, result: WorkflowResult, meta: dict[str, Any], now: datetime
+    ) -> Park | GiveUp:
+        """Park the rate-limited task again, or end it (``orchestrator.parks``)."""
+        adapter = attempt.adapter
+        since = self.rate_limited_since.get(adapter)
+        own = time_of(meta, PARKED_SINCE) if meta.get(PARKED_ADAPTER) == adapter else None
+        if own is not None:
+            since = own if since is None else min(since, own)
+        return self.parks.decide(
+            adapter=adapter,
+            parks=int(meta.get(PARKS, 0)),
+            since=since,
+            reset_at=result.retry_at,
+            message=result.message,
+            now=now,
+        )
+
+    async def _park(
+        self, attempt: Attempt, result: WorkflowResult, park: Park, meta: dict[str, Any]
+    ) -> None:
+        adapter = attempt.adapter
+        self.parked[adapter] = max(park.until, self.parked.get(adapter, park.until))
+        self.rate_limited_since[adapter] = min(
+            park.since, self.rate_limited_since.get(adapter, park.since)
+        )
+        meta |= {
+            PARKED_UNTIL: park.until.isoformat(),
+            PARKED_ADAPTER: adapter,
+            PARKED_SINCE: park.since.isoformat(),
+            PARKS: park.park,
+        }
+        updates = {"status": TaskStatus.PARKED, "error": result.message, "metadata": meta}
+        await self._emit(
+            "adapter.parked",
+            {
+                "adapter": adapter,
+                "until": park.until.isoformat(),
+                "task_id": attempt.key,
+                "park": park.park,
+                "max_parks": self.parks.config.max_parks,
+                "message": result.message,
+            },
+        )
+        await self._release(attempt, ClaimStatus.COMPLETED, updates)
 
     async def _cancelled(self, attempt: Attempt) -> None:
         """End the task ``cancelled`` on request: claim abandoned, the worktree removed (its

@@ -34,7 +34,9 @@ The scheduler hands over a ``TaskRun`` (worktree made, claim held) and gets a
   handoff, at most ``workflow.max_review_rounds`` times; once more is FAILED, not retryable.
 - **Outcomes** map to results as ``workflow_results`` tables them. A rate-limited phase keeps
   the CLI's native session id in its record and the next attempt (same adapter, same branch)
-  continues that conversation with ``resume_session_id``; so does one that was cancelled.
+  continues that conversation with ``resume_session_id``; so does one that was cancelled. A
+  CLI that refuses that resume runs the phase as a fresh session (``phase_cli``): the event
+  ``phase.resume_refused`` says so, and it is not a failure.
 - **Council mode** (best of N): ``pick_best`` (``best_of``, re-exported here) compares the
   candidates the scheduler ran and names the one to merge.
 - **Outside the worktree**: each CLI session runs between two looks at what it must not
@@ -269,6 +271,12 @@ class _Workflow:
                 raise  # not the phase failing: the run stops (see scheduler_attempt)
             outcome = Outcome(kind=OutcomeKind.CRASHED, message=str(exc))
             raise await self._failure(name, outcome, retryable=True) from exc
+        if ran.resume_refused is not None:
+            data = {"task": self.task.id, "phase": name, "adapter": adapter}
+            data["refused_session"] = ran.resume_refused
+            await self.run.store.emit(
+                Event(type="phase.resume_refused", data=data, level="warning")
+            )
         self.usage = add_usage(self.usage, ran.cli.outcome.usage)
         if not ran.cli.ok:
             raise await self._failure(name, ran.cli.outcome)

@@ -125,9 +125,12 @@ def test_permission_denial_with_exit_0_is_denied() -> None:
 
 def test_rate_limit_retries_are_events_and_the_run_is_parked() -> None:
     run = replay(ClaudeCodeAdapter(), CLI, "ratelimit")
-    retries = [e for e in run.of(EventKind.RATE_LIMITED) if e.retry_after is not None]
-    assert [e.retry_after for e in retries] == pytest.approx([1.0, 1.142749205922684])
-    assert "429" in run.outcome.message
+    # retry_delay_ms is claude's own backoff, not when the limit lifts: data, not a reset.
+    retries = [e for e in run.of(EventKind.RATE_LIMITED) if "retry_delay_ms" in e.data]
+    delays = [e.data["retry_delay_ms"] for e in retries]
+    assert delays == pytest.approx([1000, 1142.749205922684])
+    assert all(e.retry_after is None and e.reset_at is None for e in retries)
+    assert "429" in run.outcome.message and run.outcome.retry_after is None
 
 
 def test_single_rate_limit_then_success_succeeds() -> None:
@@ -144,7 +147,12 @@ def test_usage_limit_is_rate_limited_without_a_made_up_reset() -> None:
 def test_auth_error_is_auth_required() -> None:
     run = replay(ClaudeCodeAdapter(), CLI, "auth_error")
     assert run.result.exit_code == 1
-    assert run.outcome.message.startswith("Failed to authenticate")
+    assert run.outcome.kind == OutcomeKind.AUTH_REQUIRED
+    assert run.outcome.message.startswith("HTTP 401 (authentication_failed), retry 1 of 2")
+    # Its first retry of the refused key already settles the run: the core stops it there.
+    adapter = ClaudeCodeAdapter()
+    first = next(e for e in run.events if adapter.ends_run(e))
+    assert first == next(e for e in run.events if e.kind == EventKind.ERROR)
 
 
 def test_subscription_rate_limit_event_gives_the_reset_time() -> None:
@@ -223,7 +231,8 @@ def test_timeout_while_retrying_429_is_rate_limited() -> None:
     }
     events = adapter.parse_line(json.dumps(retry), "stdout")
     outcome = adapter.classify(ProcessResult(exit_code=None, timed_out=True), events)
-    assert outcome.kind == OutcomeKind.RATE_LIMITED and outcome.retry_after == 8.0
+    assert outcome.kind == OutcomeKind.RATE_LIMITED
+    assert outcome.retry_after is None and outcome.retry_at is None  # no reset time was given
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from orchestrator.config_models import RetryConfig
 from orchestrator.council import Council
 from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState, TaskStatus, utcnow
-from orchestrator.retry import GiveUp, Park, Retry, RetryPolicy
+from orchestrator.retry import GiveUp, Retry, RetryPolicy
 from orchestrator.state import FileStateStore
 from orchestrator.task_run import TaskRun, WorkflowResult, WorkflowStatus
 
@@ -36,20 +36,12 @@ def test_backoff_grows_with_jitter_and_stays_under_the_cap() -> None:
 
 def test_decisions_follow_the_outcome() -> None:
     policy = RetryPolicy(RetryConfig(max_retries=2, backoff_initial=1, jitter=False))
-    now = utcnow()
     flaky = failure("exit code 1", retryable=True)
-    assert policy.decide(flaky, 1, now) == Retry(1)
-    assert policy.decide(flaky, 2, now) == Retry(2)
-    assert policy.decide(flaky, 3, now) == GiveUp(
-        "gave up after 3 attempts; last error: exit code 1"
-    )
+    assert policy.decide(flaky, 1) == Retry(1)
+    assert policy.decide(flaky, 2) == Retry(2)
+    assert policy.decide(flaky, 3) == GiveUp("gave up after 3 attempts; last error: exit code 1")
     auth = failure("Invalid API key", retryable=True, kind="auth_required")
-    assert policy.decide(auth, 1, now) == GiveUp("Invalid API key")
-    reset = now + timedelta(minutes=5)
-    limited = WorkflowResult(WorkflowStatus.PARKED, outcome_kind="rate_limited", retry_at=reset)
-    assert policy.decide(limited, 0, now) == Park(reset)
-    unknown = WorkflowResult(WorkflowStatus.PARKED, outcome_kind="rate_limited")
-    assert policy.decide(unknown, 0, now) == Park(now + timedelta(seconds=1))
+    assert policy.decide(auth, 1) == GiveUp("Invalid API key")
 
 
 async def test_a_retryable_failure_backs_off_then_fails_with_the_last_error(

@@ -7,10 +7,12 @@
   nothing.
 - ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository.
 - ``status [FILE]``: the report of the newest session (of FILE's repository, or of the current
-  directory's ``.council/state``), ``--json`` for machine output. ``--watch`` redraws the table
-  every second (on anything but a terminal: one line per task status change) until every task
-  has ended, the run stopped, or its orchestrator is gone, then prints the report and exits
-  with the run's exit code; Ctrl-C exits 130.
+  directory's ``.council/state``), ``--json`` for machine output. A parked task shows
+  ``parked until HH:MM:SS (adapter, park n)`` (``parked_until``, ``parked_adapter`` and
+  ``parks`` in the JSON); a failed one its ``outcome`` (``rate_limited``, ...) in the JSON.
+  ``--watch`` redraws the table every second (on anything but a terminal: one line per task
+  status change) until every task has ended, the run stopped, or its orchestrator is gone,
+  then prints the report and exits with the run's exit code; Ctrl-C exits 130.
 
 ``run`` and ``resume`` refuse, before they write anything, a config or a setup that cannot
 work (``preflight``: a missing CLI binary, a symlinked ``.council``...) and a repository on
@@ -38,9 +40,9 @@ from orchestrator.cli import console
 from orchestrator.cli.store_access import newest_report
 from orchestrator.council import Council, check_resumable, stored_report
 from orchestrator.errors import CouncilError
-from orchestrator.models import SessionStatus
+from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.plan import RunPlan, TaskPlan
-from orchestrator.report import RunReport
+from orchestrator.report import RunReport, TaskReport
 
 __all__ = ["register"]
 
@@ -206,7 +208,7 @@ def _summary(report: RunReport) -> tuple[list[tuple[object, ...]], str]:
     rows: list[tuple[object, ...]] = [
         (
             t.task_id,
-            t.status,
+            _status(t),
             t.adapter or "-",
             t.attempts,
             t.branch or "-",
@@ -222,6 +224,15 @@ def _summary(report: RunReport) -> tuple[list[tuple[object, ...]], str]:
         f"{totals.failed} failed, {totals.conflict} in conflict"
     )
     return rows, title
+
+
+def _status(task: TaskReport) -> str:
+    """A task's status; a parked one says when its park lifts (local time), on which
+    adapter, and which park of the task it is."""
+    if task.status != TaskStatus.PARKED or task.parked_until is None:
+        return str(task.status)
+    clock = task.parked_until.astimezone().strftime("%H:%M:%S")
+    return f"parked until {clock} ({task.parked_adapter or task.adapter or '-'}, park {task.parks})"
 
 
 def _print_plan(plan: RunPlan, as_json: bool) -> None:
