@@ -21,6 +21,7 @@ import typer
 from orchestrator import config_models, plugins
 from orchestrator.adapter import Adapter
 from orchestrator.cli import console
+from orchestrator.cli.adapters_live import live_check, live_targets
 from orchestrator.config import load_config
 from orchestrator.credentials import login_summary
 from orchestrator.errors import AdapterError
@@ -197,9 +198,20 @@ def check_adapters(
         typer.Option("--config", "-c", help="Check the adapters this run config declares."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Run a real write task through each installed CLI against a local fake "
+            "model (offline, seconds per CLI): does this CLI release work with CLI Council?",
+        ),
+    ] = False,
 ) -> None:
     """Is each adapter's CLI installed, does its version command run, and where would it find
     its login (paths and variable names, never their contents)?"""
+    if live:
+        _check_live(name, as_json)
+        return
     registry = plugins.default_plugins().registry
     chosen = _configured(registry, config, name) if config else _registered(registry, name)
     isolated = _isolated(config) if config else set()
@@ -213,4 +225,28 @@ def check_adapters(
         )
     strict = name is not None or config is not None
     if strict and not all(report.ok for report in reports):
+        raise typer.Exit(1)
+
+
+def _check_live(name: str | None, as_json: bool) -> None:
+    reports = anyio.run(live_check, live_targets(name), console.print_progress)
+    if as_json:
+        console.print_lines(json.dumps([asdict(report) for report in reports], indent=2))
+    else:
+        console.print_table(
+            ["cli", "version", "verdict", "seconds", "detail"],
+            (
+                [
+                    r.cli,
+                    r.version or "-",
+                    {True: "works", False: "FAILS", None: "not installed"}[r.works],
+                    "-" if r.seconds is None else f"{r.seconds:.1f}",
+                    r.detail,
+                ]
+                for r in reports
+            ),
+            title="this machine's CLIs against the fake model (offline)",
+        )
+    failed = any(r.works is False for r in reports)
+    if failed or (name is not None and not all(r.installed for r in reports)):
         raise typer.Exit(1)

@@ -20,6 +20,7 @@ __all__ = [
     "live_table",
     "print_error",
     "print_lines",
+    "print_progress",
     "print_success",
     "print_table",
     "print_warning",
@@ -53,6 +54,11 @@ def print_warning(message: str) -> None:
 def print_success(message: str) -> None:
     """A green confirmation line on stdout."""
     stdout.print(Text(message, style="green"))
+
+
+def print_progress(message: str) -> None:
+    """A dim progress line on stderr (stdout stays data for ``--json``)."""
+    stderr.print(Text(message, style="dim"))
 
 
 def print_lines(text: str) -> None:
