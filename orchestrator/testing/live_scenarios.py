@@ -70,6 +70,7 @@ class Scenario:
     script: tuple[Step, ...]
     prompt: str
     expected_status: str = "done"  # the task's final status (done, failed, ...)
+    expected_failure: str | None = None  # for a failed task: rate_limited, auth_required...
     expected_files: Mapping[str, str | None] = field(default_factory=dict)  # None: absent
     seed_files: Mapping[str, str] = field(default_factory=dict)  # on the base before the run
     timeout: float = 60.0  # seconds for the whole `council run`
@@ -85,6 +86,8 @@ class ScenarioOutcome:
     scenario: Scenario
     status: str | None  # the task's final status; None when no report could be read
     error: str | None  # the task's error, or why there is no report
+    failure: str | None  # why a failed task failed: rate_limited, auth_required, ...
+    parks: int  # how many times the task was parked on a rate limit
     exit_code: int | None  # of `council run`; None when it was stopped for its timeout
     landed: dict[str, str | None]  # expected path -> its content on the base branch
     requests: list[RecordedRequest]
@@ -106,6 +109,9 @@ class ScenarioOutcome:
                 f"task {self.status or 'unknown'}, expected {self.scenario.expected_status}"
                 + (f": {self.error}" if self.error else "")
             )
+        wanted_failure = self.scenario.expected_failure
+        if wanted_failure is not None and self.failure != wanted_failure:
+            problems.append(f"failed as {self.failure}, expected {wanted_failure}")
         for path, wanted in self.scenario.expected_files.items():
             got = self.landed.get(path)
             if got != wanted:
@@ -189,13 +195,15 @@ async def _run(
         done = await run_command(argv, cwd=tmp_path, env=env, timeout=scenario.timeout)
         requests = model.requests
     seconds = time.monotonic() - started
-    status, error = await _task(repo)
+    status, error, failure, parks = await _task(repo)
     landed = {path: await _on_base(repo, path) for path in scenario.expected_files}
     return ScenarioOutcome(
         cli=target.cli,
         scenario=scenario,
         status=status,
         error=error,
+        failure=failure,
+        parks=parks,
         exit_code=done.returncode,
         landed=landed,
         requests=requests,
@@ -258,12 +266,13 @@ async def _on_base(repo: Path, path: str) -> str | None:
     return done.output if done.ok else None
 
 
-async def _task(repo: Path) -> tuple[str | None, str | None]:
+async def _task(repo: Path) -> tuple[str | None, str | None, str | None, int]:
+    """The task's status, error, why it failed (``rate_limited``...) and its park count."""
     try:
         report = await stored_report(repo / ".council" / "state")
     except (CouncilError, OSError) as exc:
-        return None, f"no run report: {exc}"
+        return None, f"no run report: {exc}", None, 0
     task = next((t for t in report.tasks if t.task_id == TASK_ID), None)
     if task is None:
-        return None, "the run report has no task"
-    return str(task.status), task.error
+        return None, "the run report has no task", None, 0
+    return str(task.status), task.error, task.outcome, task.parks
