@@ -41,7 +41,9 @@ _RATE_LIMIT = re.compile(
 )
 _AUTH = re.compile(
     r"unauthori[sz]ed|forbidden|invalid (?:x-)?api.?key|api.?key (?:is )?(?:invalid|not valid)"
-    r"|incorrect api.?key|authenticat|not logged in|please run /login|credit balance is too low",
+    r"|incorrect api.?key|authenticat|not logged in|please run /login|credit balance is too low"
+    # codex with a custom provider whose env_key is unset: a missing key, not a flaky failure
+    r"|missing environment variable",
     re.IGNORECASE,
 )
 _USAGE_LIMIT_RESET = re.compile(r"usage limit reached\|(\d{9,13})", re.IGNORECASE)

@@ -90,6 +90,10 @@ class CodexAdapter(Adapter):
 
     config: Config  # the base class validates the run config's options into this model
 
+    def env_names(self) -> tuple[str, ...]:
+        # A custom endpoint's key may live under a name of the user's choosing.
+        return (*self.passthrough_env, self.config.env_key)
+
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         if request.resume_session_id is not None:
             return self.resume_command(request, request.resume_session_id)

@@ -139,6 +139,10 @@ class OpencodeAdapter(Adapter):
 
     config: Config  # the base class validates the run config's options into this model
 
+    def env_names(self) -> tuple[str, ...]:
+        # A custom endpoint's key may live under a name of the user's choosing.
+        return (*self.passthrough_env, self.config.api_key_env)
+
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         return self._command(request, request.resume_session_id)
 

@@ -85,6 +85,7 @@ class AdapterRequest(_Value):
     resume_session_id: str | None = None  # the CLI's own id of a conversation to continue
     env: Mapping[str, str] = Field(default_factory=dict)  # from the run config
     share_credentials: bool = True  # link the user's logins into ``home`` (else remove them)
+    pass_env: tuple[str, ...] = ()  # more variables to pass as they are (the run config's)
 
 
 class CommandSpec(_Value):
@@ -319,6 +320,11 @@ class Adapter(ABC):
                 message or f"exit code {result.exit_code}: {result.stderr_tail[-500:]}".strip(),
             )
         return outcome(OutcomeKind.SUCCEEDED, final.text if final else "")
+
+    def env_names(self) -> tuple[str, ...]:
+        """The variables of the orchestrator's environment this CLI gets: ``passthrough_env``,
+        plus any its options name (a key variable of the user's choosing)."""
+        return self.passthrough_env
 
     def login_out_of_reach(self) -> str | None:
         """Where, on this system, this CLI keeps a login a private HOME cannot reach (and what

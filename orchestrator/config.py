@@ -11,13 +11,18 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from orchestrator.config_adapters import (
+    adapter_options_problems,
+    unset_references,
+    with_adapter_options,
+)
 from orchestrator.config_checks import find_problems
 from orchestrator.config_models import (
     DEFER_CHECKS,
@@ -38,6 +43,7 @@ from orchestrator.yaml_source import YamlDocument, parse_yaml_mapping, read_conf
 __all__ = [
     "AdapterConfig",
     "CapacityConfig",
+    "OptionsModels",
     "PhaseConfig",
     "RetryConfig",
     "RunConfig",
@@ -53,15 +59,43 @@ __all__ = [
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate the run config at ``path``; errors name ``path`` as given."""
+# Adapter type -> the model its ``options`` must match (the plugin host knows them; this layer
+# does not import it, so callers that have plugins pass them in).
+OptionsModels = Mapping[str, type[BaseModel]]
+
+
+def load_config(
+    path: str | Path,
+    *,
+    options_models: OptionsModels | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunConfig:
+    """Read and validate the run config at ``path``; errors name ``path`` as given.
+
+    With ``options_models``, each adapter's ``options`` are checked against its type's model;
+    with ``environ``, every ``${NAME}`` in an adapter's ``env`` must be set there (what a run
+    is about to start with). Each problem names its line.
+    """
     source = str(path)
     file = Path(path)
     text = read_config_text(file, source)
-    return parse_config(text, source=source, base_dir=file.absolute().parent)
+    return parse_config(
+        text,
+        source=source,
+        base_dir=file.absolute().parent,
+        options_models=options_models,
+        environ=environ,
+    )
 
 
-def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> RunConfig:
+def parse_config(
+    text: str,
+    *,
+    source: str = "<config>",
+    base_dir: Path | None = None,
+    options_models: OptionsModels | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunConfig:
     """Validate config ``text``; relative paths resolve against ``base_dir`` (default: cwd)."""
     document = parse_yaml_mapping(text, source)
     context = {"base_dir": base_dir or Path.cwd(), DEFER_CHECKS: True}
@@ -70,6 +104,10 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
     except ValidationError as exc:
         raise ConfigError(_sorted(_issue(document, error) for error in exc.errors())) from None
     problems = find_problems(config)
+    if options_models is not None:
+        problems += adapter_options_problems(config, options_models)
+    if environ is not None:
+        problems += unset_references(config, environ)
     if problems:
         raise ConfigError(
             _sorted(
@@ -80,9 +118,12 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
     return config
 
 
-def run_config_json_schema() -> dict[str, Any]:
-    """The JSON Schema of a run config file (what ``council config schema`` prints)."""
+def run_config_json_schema(options_models: OptionsModels | None = None) -> dict[str, Any]:
+    """The JSON Schema of a run config file (what ``council config schema`` prints); with
+    ``options_models``, each adapter type's ``options`` are spelled out (``config_schema``)."""
     schema = RunConfig.model_json_schema(mode="validation")
+    if options_models:
+        schema = with_adapter_options(schema, options_models)
     return {"$schema": _SCHEMA_DIALECT, **schema}
 
 

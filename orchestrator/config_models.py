@@ -217,7 +217,17 @@ class AdapterConfig(_Section):
     options: dict[str, Any] = Field(
         default_factory=dict, description="adapter-specific; validated by the adapter plugin"
     )
-    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra environment variables; `${NAME}` in a value is NAME from the "
+        "environment council runs in (a secret stays out of this file; `$${` is a literal "
+        "`${`); an unset NAME is an error before the run starts",
+    )
+    pass_env: EnvNames = Field(
+        default_factory=list,
+        description="more variables of the environment council runs in that this CLI gets "
+        "as they are (a key under a name of your own); values of secret-like names are masked",
+    )
     credentials: Literal["shared", "isolated"] = Field(
         default="shared",
         description="shared: the CLI sees the user's own login (their credential files, "

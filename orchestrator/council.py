@@ -37,6 +37,7 @@ Contract:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -106,8 +107,14 @@ class Council:
 
     @classmethod
     def from_config(cls, path: str | Path, **kwargs: Any) -> Council:
-        """A council for the run config file at ``path`` (``ConfigError`` if it is invalid)."""
-        return cls(load_config(path), **kwargs)
+        """A council for the run config file at ``path`` (``ConfigError`` if it is invalid:
+        its adapters' options are checked against their plugins' models, and every ``${NAME}``
+        in their ``env`` must be set in this process's environment)."""
+        host = kwargs.get("plugins") or default_plugins()
+        config = load_config(
+            path, options_models=host.registry.options_models(), environ=os.environ
+        )
+        return cls(config, **kwargs)
 
     # -- context --------------------------------------------------------------------------
 

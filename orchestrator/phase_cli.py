@@ -27,17 +27,21 @@ limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 
+from orchestrator import secret_mask
 from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind, OutcomeKind
 from orchestrator.cli_identity import identity_env, user_identity
 from orchestrator.config_models import RunConfig
 from orchestrator.credentials import settle_credentials, user_copies
+from orchestrator.env_refs import UnsetVariable, expand
+from orchestrator.errors import ConfigError, ConfigIssue
 from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.paths import ensure_under
@@ -118,6 +122,23 @@ def _refused(adapter: Adapter, cli: CliRun) -> bool:
         return False
 
 
+def expand_env(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """``env`` with its ``${NAME}`` references filled from this process's environment, and
+    the values brought in. A variable unset since the run config was checked is a
+    ``ConfigError`` naming it (the run stops; set it and ``council resume``)."""
+    expanded: dict[str, str] = {}
+    brought: list[str] = []
+    for name, value in env.items():
+        try:
+            expanded[name], values = expand(value, os.environ)
+        except UnsetVariable as exc:
+            raise ConfigError(
+                [ConfigIssue("<run config>", None, f"env.{name}", f"${{{exc.name}}} is not set")]
+            ) from None
+        brought += values
+    return expanded, brought
+
+
 def phase_home(home_root: Path, task_id: str, adapter: str, phase: str) -> Path:
     parts = [check_id(task_id, "task id"), check_id(adapter, "adapter name")]
     return ensure_under(home_root, Path(*parts, check_id(phase, "phase name")))
@@ -138,6 +159,8 @@ async def call_phase_cli(
     resume = call.resume_session_id if adapter.can_resume else None
     # The user's git identity first: a run config's own env may still set another.
     identity = identity_env(await user_identity(config.repo))
+    env, brought = expand_env(configured.env if configured else {})
+    secret_mask.remember(brought)  # they came from the environment: masked wherever stored
     request = AdapterRequest(
         prompt=call.prompt,
         workdir=call.workdir,
@@ -146,8 +169,9 @@ async def call_phase_cli(
         phase=call.phase,
         task_id=call.task_id,
         session_id=call.session_id,
-        env={**identity, **(configured.env if configured else {})},
+        env={**identity, **env},
         share_credentials=configured is None or configured.credentials == "shared",
+        pass_env=tuple(configured.pass_env) if configured else (),
     )
     messages: deque[str] = deque(maxlen=_MESSAGES_KEPT)
     base = {"task": call.task_id, "phase": call.phase, "adapter": call.adapter}

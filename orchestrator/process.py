@@ -490,7 +490,8 @@ def _environment(
     adapter: Adapter, request: AdapterRequest, spec: CommandSpec
 ) -> tuple[Path, dict[str, str], Redactor]:
     home = Path(os.path.abspath(request.home))
-    env, secrets = child_env(adapter.passthrough_env, spec.env, request.env, home)
+    names = (*adapter.env_names(), *request.pass_env)
+    env, secrets = child_env(names, spec.env, request.env, home)
     given = [*secrets, *spec.secrets]
     secret_mask.remember(given)  # masked in everything stored from now on
     # Its log and events also hide what it was not given but may have found anyway: this
@@ -657,7 +658,7 @@ async def cli_version(adapter: Adapter, *, timeout: float = 10.0) -> str | None:
     home = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "council-version-"))
     try:
         await anyio.to_thread.run_sync(prepare_home, home, {})
-        env, _ = child_env(adapter.passthrough_env, {}, {}, home)
+        env, _ = child_env(adapter.env_names(), {}, {}, home)
         result = await run_command(argv, cwd=home, env=env, timeout=timeout, grace=1.0)
     except RunError:
         return None

@@ -72,6 +72,10 @@ class AdapterRegistry:
                 f"{known} (a plugin's adapter? see `council adapters list`)"
             ) from None
 
+    def options_models(self) -> dict[str, type[AdapterConfig]]:
+        """Each adapter type's options model (for ``load_config`` and the JSON Schema)."""
+        return {name: adapter_class.Config for name, adapter_class in self._classes.items()}
+
     def plugin_of(self, name: str) -> PluginInfo:
         self.get(name)
         return self._plugins[name]

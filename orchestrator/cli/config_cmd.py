@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from orchestrator import plugins
 from orchestrator.cli import console
 from orchestrator.config import RunConfig, load_config, run_config_json_schema
 from orchestrator.errors import ConfigError
@@ -41,7 +43,11 @@ def validate(
     """Check FILE without running anything; exit 0 when valid, 2 with every problem if not."""
     source = str(file)
     try:
-        config = load_config(file)
+        config = load_config(
+            file,
+            options_models=plugins.default_plugins().registry.options_models(),
+            environ=os.environ,
+        )
     except ConfigError as exc:
         if as_json:
             _print_json(source, exc, None)
@@ -70,4 +76,5 @@ def _print_json(source: str, error: ConfigError | None, summary: dict[str, int] 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of run config files (for editors and CI checks)."""
-    console.print_lines(json.dumps(run_config_json_schema(), indent=2))
+    models = plugins.default_plugins().registry.options_models()
+    console.print_lines(json.dumps(run_config_json_schema(models), indent=2))

@@ -74,6 +74,7 @@ class Scenario:
     seed_files: Mapping[str, str] = field(default_factory=dict)  # on the base before the run
     timeout: float = 60.0  # seconds for the whole `council run`
     config: Mapping[str, Any] = field(default_factory=dict)  # run-config sections to override
+    api_key: str | None = None  # the key the fake model accepts (None: any)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ async def _run(
     repo = tmp_path / "repo"
     await _seed(repo, scenario.seed_files)
     started = time.monotonic()
-    with FakeModel(scenario.script) as model:
+    with FakeModel(scenario.script, api_key=scenario.api_key) as model:
         config = _config(repo, target, binary, model, scenario)
         config_file = tmp_path / "council.yaml"  # JSON is YAML
         await anyio.to_thread.run_sync(
