@@ -124,7 +124,14 @@ class AiderAdapter(Adapter):
         "OPENROUTER_API_KEY",
         "DEEPSEEK_API_KEY",
     )
-    credentials: ClassVar[tuple[Credential, ...]] = (AWS_PROFILES, GCLOUD_ADC)
+    # aider 0.86 loads keys from ~/.env and from the OpenRouter login it saved itself
+    # (main.load_dotenv_files); ~/.aider.conf.yml is settings, not a login: not shared.
+    credentials: ClassVar[tuple[Credential, ...]] = (
+        Credential(".env", "keys in ~/.env"),
+        Credential(".aider/oauth-keys.env", "OpenRouter login"),
+        AWS_PROFILES,
+        GCLOUD_ADC,
+    )
 
     class Config(Adapter.Config):
         edit_format: str | None = Field(default=None, pattern=r"^[a-z-]+$")  # diff, whole, udiff…

@@ -100,8 +100,19 @@ class GeminiAdapter(Adapter):
         "GOOGLE_APPLICATION_CREDENTIALS",
     )
     credentials: ClassVar[tuple[Credential, ...]] = (
-        Credential(".gemini/oauth_creds.json", "Google login (auth_type oauth-personal)"),
-        Credential(".gemini/google_accounts.json", "Google account of that login"),
+        # GEMINI_CLI_HOME moves the whole ~ of gemini 0.61 (its .gemini/ is below it).
+        Credential(
+            ".gemini/oauth_creds.json",
+            "Google login (auth_type oauth-personal)",
+            moved_by="GEMINI_CLI_HOME",
+            moved_path=".gemini/oauth_creds.json",
+        ),
+        Credential(
+            ".gemini/google_accounts.json",
+            "Google account of that login",
+            moved_by="GEMINI_CLI_HOME",
+            moved_path=".gemini/google_accounts.json",
+        ),
         GCLOUD_ADC,
     )
 

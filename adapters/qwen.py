@@ -82,7 +82,9 @@ class QwenAdapter(Adapter):
         "DASHSCOPE_API_KEY",
     )
     credentials: ClassVar[tuple[Credential, ...]] = (
-        Credential(".qwen/oauth_creds.json", "Qwen login (auth_type qwen-oauth)"),
+        Credential(
+            ".qwen/oauth_creds.json", "Qwen login (auth_type qwen-oauth)", moved_by="QWEN_HOME"
+        ),
     )
 
     class Config(Adapter.Config):

@@ -18,6 +18,8 @@ limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
   comes back as ``PhaseRun.resume_refused`` (the workflow records ``phase.resume_refused``),
   and the refusal is no failure;
 - ``watch`` hears the CLI's pid when it started and when it ended (``process.CliWatch``);
+- after each CLI run, a login the CLI saved anew in place of its link to the user's file goes
+  back over the user's copy (``credentials.settle_credentials``), not left under ``.council/``;
 - the adapter's ``denials`` of the run and its ``read_only_reason`` come back with the run:
   the workflow tells a refused build from one that merely changed nothing.
 """
@@ -37,6 +39,7 @@ from orchestrator import secret_mask
 from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind, OutcomeKind
 from orchestrator.cli_identity import identity_env, user_identity
 from orchestrator.config_models import RunConfig
+from orchestrator.credentials import settle_credentials, user_copies
 from orchestrator.env_refs import UnsetVariable, expand
 from orchestrator.errors import ConfigError, ConfigIssue
 from orchestrator.events import Event
@@ -194,18 +197,25 @@ async def call_phase_cli(
     plugins.session_started(info)
 
     async def run(native: str | None) -> CliRun:
-        return await run_cli(
-            adapter,
-            request,
-            log_dir=log_dir,
-            idle_timeout=call.idle_timeout,
-            total_timeout=call.timeout,
-            grace=call.grace,
-            on_event=forward,
-            resume_session_id=native,
-            cancel=cancel,
-            watch=watch,
-        )
+        shared = adapter.credentials if request.share_credentials else ()
+        before = await anyio.to_thread.run_sync(user_copies, shared) if shared else {}
+        try:
+            return await run_cli(
+                adapter,
+                request,
+                log_dir=log_dir,
+                idle_timeout=call.idle_timeout,
+                total_timeout=call.timeout,
+                grace=call.grace,
+                on_event=forward,
+                resume_session_id=native,
+                cancel=cancel,
+                watch=watch,
+            )
+        finally:
+            if before:  # a login the CLI saved over its link must not stay under .council/
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(settle_credentials, request.home, shared, before)
 
     cli = await run(resume)
     refused: str | None = None

@@ -6,15 +6,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from adapters.aider import AiderAdapter
 from adapters.claude_code import ClaudeCodeAdapter
 from adapters.codex import CodexAdapter
+from adapters.gemini import GeminiAdapter
 from adapters.opencode import OpencodeAdapter
+from adapters.qwen import QwenAdapter
 from orchestrator.credentials import (
     GCLOUD_ADC,
     Credential,
     found_credentials,
     link_credentials,
+    settle_credentials,
     unlink_credentials,
+    user_copies,
 )
 
 LOGIN = Credential(".cli/login.json", "login", moved_by="CLI_DIR")
@@ -108,3 +113,56 @@ def test_each_cli_looks_where_it_keeps_its_login(tmp_path: Path) -> None:
     opencode = OpencodeAdapter.credentials[0]
     assert opencode.source({"HOME": user}) == tmp_path / ".local/share/opencode/auth.json"
     assert opencode.source({"XDG_DATA_HOME": "/d"}) == Path("/d/opencode/auth.json")
+
+
+def test_a_link_whose_login_is_gone_is_removed_not_left_dangling(tmp_path: Path) -> None:
+    user, private = tmp_path / "user", tmp_path / "private"
+    source = _file(user / ".cli" / "login.json")
+    link_credentials(private, [LOGIN], {"HOME": str(user)})
+    source.unlink()  # the user logged out
+
+    assert link_credentials(private, [LOGIN], {"HOME": str(user)}) == []
+
+    assert not os.path.lexists(private / ".cli" / "login.json")
+
+
+def test_a_login_saved_anew_is_dropped_when_the_user_signed_in_again_meanwhile(
+    tmp_path: Path,
+) -> None:
+    user, private = tmp_path / "user", tmp_path / "private"
+    env = {"HOME": str(user)}
+    source = _file(user / ".cli" / "login.json", "first sign-in")
+    before = user_copies([LOGIN], env)
+    link_credentials(private, [LOGIN], env)
+    target = private / ".cli" / "login.json"
+    target.unlink()
+    _file(target, "the CLI's refresh")  # in place of the link, as qwen saves it
+    _file(source, "the user signed in again, a longer token")
+
+    settle_credentials(private, [LOGIN], before, env)
+
+    assert source.read_text() == "the user signed in again, a longer token"
+    assert not os.path.lexists(target)
+
+
+def test_a_login_the_cli_made_where_the_user_has_none_stays(tmp_path: Path) -> None:
+    user, private = tmp_path / "user", tmp_path / "private"
+    env = {"HOME": str(user)}
+    own = _file(private / ".cli" / "login.json", "logged in inside")
+
+    settle_credentials(private, [LOGIN], user_copies([LOGIN], env), env)
+
+    assert own.read_text() == "logged in inside"
+
+
+def test_gemini_qwen_and_aider_look_where_they_keep_their_logins(tmp_path: Path) -> None:
+    user = str(tmp_path)
+    oauth, account = GeminiAdapter.credentials[:2]
+    assert oauth.source({"HOME": user, "GEMINI_CLI_HOME": "/g"}) == Path(
+        "/g/.gemini/oauth_creds.json"
+    )
+    assert account.source({"HOME": user}) == tmp_path / ".gemini" / "google_accounts.json"
+    qwen = QwenAdapter.credentials[0]
+    assert qwen.source({"HOME": user, "QWEN_HOME": "/q"}) == Path("/q/oauth_creds.json")
+    aider = [c.source({"HOME": user}) for c in AiderAdapter.credentials[:2]]
+    assert aider == [tmp_path / ".env", tmp_path / ".aider" / "oauth-keys.env"]
