@@ -39,6 +39,7 @@ Quirks handled:
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self
@@ -167,7 +168,7 @@ class OpencodeAdapter(Adapter):
         return CommandSpec(
             argv=argv,
             env=env,
-            home_files={_CONFIG_PATH: json_file(self._config(model)), **_PLUGIN_LOCK},
+            home_files={_CONFIG_PATH: json_file(self._config(model, request)), **_PLUGIN_LOCK},
             secrets=secrets,
         )
 
@@ -177,7 +178,7 @@ class OpencodeAdapter(Adapter):
             return f"{self.config.provider}/{model}"
         return model
 
-    def _config(self, model: str | None) -> dict[str, Any]:
+    def _config(self, model: str | None, request: AdapterRequest) -> dict[str, Any]:
         opts = self.config
         config: dict[str, Any] = {
             "$schema": "https://opencode.ai/config.json",
@@ -189,11 +190,16 @@ class OpencodeAdapter(Adapter):
             config["permission"] = {"edit": "ask", "bash": "ask"}
         if opts.base_url and opts.provider:
             model_id = model.split("/", 1)[1] if model and "/" in model else model
+            options = {"baseURL": opts.base_url}
+            # opencode reads the user's `opencode auth login` key for this provider only when
+            # the config names none: name the variable only when it is set.
+            if opts.api_key_env in request.env or opts.api_key_env in os.environ:
+                options["apiKey"] = f"{{env:{opts.api_key_env}}}"
             config["provider"] = {
                 opts.provider: {
                     "npm": "@ai-sdk/openai-compatible",
                     "name": opts.provider,
-                    "options": {"baseURL": opts.base_url, "apiKey": f"{{env:{opts.api_key_env}}}"},
+                    "options": options,
                     "models": {model_id: {"name": model_id}} if model_id else {},
                 }
             }

@@ -127,7 +127,8 @@ def test_build_command_is_the_recorded_one() -> None:
     assert spec.env["OPENCODE_CONFIG"] == "/home/s1/.config/opencode/council.json"
 
 
-def test_config_file_is_json_with_the_custom_provider() -> None:
+def test_config_file_is_json_with_the_custom_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCAL_KEY", "sk-local-0123456789")
     adapter = OpencodeAdapter(
         {
             "provider": "localmodel",
@@ -148,6 +149,20 @@ def test_config_file_is_json_with_the_custom_provider() -> None:
         OpencodeAdapter().build_command(request()).home_files[".config/opencode/council.json"]
     )
     assert "provider" not in plain and "-m" not in OpencodeAdapter().build_command(request()).argv
+
+
+def test_without_its_key_variable_the_provider_takes_the_users_login(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # opencode reads `opencode auth login`'s key for a provider only when the config names
+    # none: an apiKey naming an unset variable would send no key at all (401).
+    monkeypatch.delenv("LOCAL_KEY", raising=False)
+    options = {"provider": "localmodel", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    adapter = OpencodeAdapter({**options, "api_key_env": "LOCAL_KEY"})
+    config = json.loads(
+        adapter.build_command(request()).home_files[".config/opencode/council.json"]
+    )
+    assert config["provider"]["localmodel"]["options"] == {"baseURL": "http://127.0.0.1:9/v1"}
 
 
 def test_prompt_stays_one_argument() -> None:

@@ -84,3 +84,27 @@ def test_isolated_credentials_hide_the_login(
     assert outcome.status == "failed" and "Not logged in" in (outcome.error or ""), outcome
     assert not [r for r in outcome.requests if r.protocol == "anthropic"]
     assert not list((tmp_path / "repo" / ".council").rglob(".credentials.json"))
+
+
+@pytest.mark.real_cli("opencode")
+def test_opencode_uses_the_key_of_opencode_auth_login(
+    tmp_path: Path, real_cli_binary: Path, user_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `opencode auth login` writes for the provider the run config names.
+    auth = user_home / ".local" / "share" / "opencode" / "auth.json"
+    auth.parent.mkdir(parents=True)
+    auth.write_text(json.dumps({"fake": {"type": "api", "key": TOKEN}}))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    target = dataclasses.replace(BUILTIN_TARGETS["opencode"], env={})
+
+    outcome = run_scenario(
+        "opencode",
+        dataclasses.replace(WRITE, api_key=TOKEN),  # the model takes only the login's key
+        tmp_path,
+        target=target,
+        executable=real_cli_binary,
+    )
+
+    assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
+    _no_copy_under_council(tmp_path / "repo")
