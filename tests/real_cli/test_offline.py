@@ -1,0 +1,52 @@
+"""A run needs no network beyond the model's endpoint (issue 11, defect 6): aider used to fetch
+a price list and opencode ~5 MB of npm packages on every run. Each real CLI runs under strace
+through `council run`; every connection it or any child makes goes to 127.0.0.1 (the fake
+model) or a local socket, nothing else, not even a DNS lookup."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import real_clis
+
+from orchestrator.testing.live_scenarios import WRITE, run_scenario
+
+_CONNECT = re.compile(r"connect\(\d+, \{sa_family=(AF_INET6?), (.*?)\}")
+_LOOPBACK = re.compile(r'inet_addr\("127\.|inet_pton\(AF_INET6, "::1"|"::ffff:127\.')
+
+
+def _traced(tmp_path: Path, binary: Path) -> tuple[Path, Path]:
+    """A launcher that runs ``binary`` under strace, and the trace it writes."""
+    strace = shutil.which("strace")
+    if strace is None:
+        if real_clis.required():
+            pytest.fail("strace is not installed (CI installs it: apt-get install strace)")
+        pytest.skip("strace is not installed: apt-get install strace to run this test")
+    trace = tmp_path / "connections.trace"
+    launcher = tmp_path / "bin" / binary.name
+    launcher.parent.mkdir()
+    launcher.write_text(
+        f'#!/bin/sh\nexec {strace} -f -qq -e trace=connect -o {trace} {binary} "$@"\n'
+    )
+    launcher.chmod(0o755)
+    return launcher, trace
+
+
+@pytest.mark.parametrize(
+    "cli", [pytest.param(name, marks=pytest.mark.real_cli(name)) for name in real_clis.CLIS]
+)
+def test_a_run_connects_to_nothing_but_the_model(
+    cli: str, tmp_path: Path, real_cli_binary: Path
+) -> None:
+    launcher, trace = _traced(tmp_path, real_cli_binary)
+
+    outcome = run_scenario(cli, WRITE, tmp_path, executable=launcher)
+
+    assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
+    connections = _CONNECT.findall(trace.read_text())
+    assert connections, "the trace saw no connection at all (not even to the model)"
+    elsewhere = [address for family, address in connections if not _LOOPBACK.search(address)]
+    assert not elsewhere, f"{cli} connected beyond the model: {sorted(set(elsewhere))}"
