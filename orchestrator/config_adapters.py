@@ -48,6 +48,8 @@ def _option_message(kind: str, model: type[BaseModel], error: Any) -> str:
         key = str(error["loc"][-1])
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}? " if close else ""
+        if not allowed:  # a plugin adapter that declares no options model
+            return f"unknown option: adapter type {kind!r} takes no options"
         return f"unknown option for adapter type {kind!r} ({hint}allowed: {', '.join(allowed)})"
     return f"{error['msg']} (adapter type {kind!r})"
 

@@ -226,7 +226,7 @@ class AdapterConfig(_Section):
     pass_env: EnvNames = Field(
         default_factory=list,
         description="more variables of the environment council runs in that this CLI gets "
-        "as they are (a key under a name of your own); values of secret-like names are masked",
+        "as they are (a key under a name of your own); their values are masked wherever stored",
     )
     credentials: Literal["shared", "isolated"] = Field(
         default="shared",

@@ -492,7 +492,11 @@ def _environment(
     home = Path(os.path.abspath(request.home))
     names = (*adapter.env_names(), *request.pass_env)
     env, secrets = child_env(names, spec.env, request.env, home)
-    given = [*secrets, *spec.secrets]
+    # A variable the user names for this CLI (``pass_env``, a key variable its options name)
+    # is passed for a reason, often a key under a name of their own: its value is a secret
+    # whatever the name says.
+    named = [env[name] for name in names if name not in adapter.passthrough_env and name in env]
+    given = [*secrets, *named, *spec.secrets]
     secret_mask.remember(given)  # masked in everything stored from now on
     # Its log and events also hide what it was not given but may have found anyway: this
     # process's environment is readable through /proc by any process of the same user.

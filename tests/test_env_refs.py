@@ -4,6 +4,7 @@ masked in what is stored."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -13,12 +14,20 @@ import yaml
 
 from adapters.command import CommandAdapter
 from orchestrator import plugins, secret_mask
-from orchestrator.adapter import AdapterRequest
+from orchestrator.adapter import (
+    Adapter,
+    AdapterConfig,
+    AdapterRequest,
+    AgentEvent,
+    CommandSpec,
+    Stream,
+)
 from orchestrator.config import load_config, parse_config, run_config_json_schema
 from orchestrator.env_refs import UnsetVariable, expand, references
 from orchestrator.errors import ConfigError
 from orchestrator.phase_cli import expand_env
 from orchestrator.process import run_cli
+from orchestrator.registry import AdapterRegistry
 
 MODELS = plugins.default_plugins().registry.options_models()
 
@@ -118,7 +127,10 @@ async def test_referenced_and_passed_values_reach_the_cli_and_are_masked(
     monkeypatch.setenv("TEAM_EXTRA", "passed-as-it-is-7f3a")
     env, brought = expand_env({"MY_ENDPOINT": "${TEAM_GATEWAY_URL}"})
     secret_mask.remember(brought)
-    show = "import os; print(os.environ.get('MY_ENDPOINT'), os.environ.get('TEAM_EXTRA'))"
+    show = (
+        "import os; a, b = os.environ['MY_ENDPOINT'], os.environ['TEAM_EXTRA']; "
+        "print(a, b, len(a), len(b))"
+    )
     adapter = CommandAdapter({"binary": sys.executable, "args": ["-c", show, "{prompt}"]})
     (tmp_path / "work").mkdir()
     request = AdapterRequest(
@@ -131,8 +143,109 @@ async def test_referenced_and_passed_values_reach_the_cli_and_are_masked(
 
     run = await run_cli(adapter, request, log_dir=tmp_path / "logs")
 
-    # The CLI got both; what is stored hides the value that came from a reference.
+    # The CLI got both (their lengths say so); what is stored hides both: each came from the
+    # environment, one by a reference, the other named in pass_env (names that do not look
+    # secret: the origin is what makes them secrets).
     assert run.result.exit_code == 0
     log = run.log_path.read_text()
-    assert "https://gateway.example/v1" not in log
-    assert "*** passed-as-it-is-7f3a" in log  # the CLI printed the URL, masked, and the other
+    assert "stdout| *** *** 26 20\n" in log
+
+
+# What each built-in adapter type reads from its options, endpoint and key variable included.
+BUILTIN_OPTIONS = {
+    "claude_code": {"base_url", "permission_mode", "max_retries", "fallback_model"},
+    "codex": {"base_url", "env_key", "provider_name", "sandbox"},
+    "gemini": {"base_url", "auth_type", "approval_mode", "max_attempts"},
+    "qwen": {"base_url", "auth_type", "approval_mode", "max_retries"},
+    "opencode": {"base_url", "api_key_env", "provider", "model", "agent"},
+    "aider": {"base_url", "edit_format", "map_tokens"},
+    "ollama": {"host", "model", "think"},
+    "command": {"binary", "args", "passthrough_env", "env", "output"},
+    "scripted": {"persona", "delay"},
+}
+
+
+def test_council_config_schema_spells_out_every_builtin_adapters_options() -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.app import app
+
+    printed = CliRunner().invoke(app, ["config", "schema"])
+    assert printed.exit_code == 0, printed.output
+    schema = json.loads(printed.stdout)
+    by_type = schema["$defs"]["AdapterConfig"]["allOf"]
+    for kind, keys in BUILTIN_OPTIONS.items():
+        options = schema["$defs"][f"AdapterOptions_{kind}"]
+        assert keys <= set(options["properties"]), kind
+        assert options["additionalProperties"] is False, kind  # unknown keys refused
+        # Chosen by its `type`, or by its key under `adapters:` when it has no `type`.
+        assert any(rule["if"]["properties"]["type"]["const"] == kind for rule in by_type)
+        assert kind in schema["properties"]["adapters"]["properties"]
+    adapter = schema["$defs"]["AdapterConfig"]["properties"]
+    assert adapter["pass_env"]["type"] == "array" and "${NAME}" in adapter["env"]["description"]
+
+
+class _Gateway(Adapter):
+    """A third-party adapter with an options model of its own."""
+
+    name = "gateway-cli"
+    executable = "gateway-cli"
+
+    class Config(AdapterConfig):
+        endpoint: str = "https://gateway.invalid/v1"
+        key_variable: str = "GATEWAY_CLI_KEY"
+
+    def build_command(self, request: AdapterRequest) -> CommandSpec:
+        return CommandSpec(argv=[self.binary, request.prompt])
+
+    def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
+        return []
+
+
+class _Bare(_Gateway):
+    """A third-party adapter that declares no options."""
+
+    name = "bare-cli"
+    Config = Adapter.Config
+
+
+def test_a_plugin_adapters_own_options_model_is_checked_and_in_the_schema(tmp_path: Path) -> None:
+    registry = AdapterRegistry()
+    registry.add(_Gateway, "tests")
+    registry.add(_Bare, "tests")
+    models = registry.options_models()
+    text = (
+        f"repo: {tmp_path}\n"
+        "adapters:\n"
+        "  gw:\n"
+        "    type: gateway-cli\n"
+        "    options: {endpoint: 'https://x/v1', key_varible: K}\n"
+        "  bare:\n"
+        "    type: bare-cli\n"
+        "    options: {anything: 1}\n"
+        "default_adapter: gw\n"
+        "tasks: [{id: t1, prompt: hi}]\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        parse_config(text, source="plugin.yaml", options_models=models)
+    found = {(issue.line, issue.field): issue.message for issue in error.value.issues}
+    assert "did you mean 'key_variable'?" in found[(5, "adapters.gw.options.key_varible")]
+    assert "'bare-cli' takes no options" in found[(8, "adapters.bare.options.anything")]
+    schema = run_config_json_schema(models)
+    assert set(schema["$defs"]["AdapterOptions_gateway_cli"]["properties"]) == {
+        "endpoint",
+        "key_variable",
+    }
+
+
+def test_escapes_and_several_references_in_one_value() -> None:
+    environ = {"HOST": "gw.internal", "PORT": "8443"}
+    assert expand("https://${HOST}:${PORT}/v1", environ) == (
+        "https://gw.internal:8443/v1",
+        ["gw.internal", "8443"],
+    )
+    assert expand("$${HOST} stays, $$ and $HOST too", environ) == (
+        "${HOST} stays, $$ and $HOST too",
+        [],
+    )
+    assert references("${1BAD} ${} ${A-B}") == []  # not variable names: left as they are

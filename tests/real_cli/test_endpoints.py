@@ -7,6 +7,7 @@ under `.council/`."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,34 @@ def test_opencode_sends_the_key_its_api_key_env_names(
     _landed(outcome)
     asked = [r for r in outcome.requests if r.protocol]
     assert asked and all("authorization" in r.headers for r in asked)
+
+
+@pytest.mark.real_cli("codex")
+def test_codex_without_its_key_variable_is_auth_required_at_once(
+    tmp_path: Path, real_cli_binary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: codex's "Missing environment variable" was a generic failure, retried.
+    monkeypatch.delenv("TEAM_CODEX_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    target = BUILTIN_TARGETS["codex"]
+    custom = dataclasses.replace(
+        target,
+        env={},
+        options=lambda model: {**target.options(model), "env_key": "TEAM_CODEX_KEY"},
+    )
+    scenario = dataclasses.replace(
+        WRITE,
+        expected_status="failed",
+        expected_failure="auth_required",
+        expected_files={"hello.txt": None},
+        config={"retry": {"max_retries": 3, "backoff_initial": 0.05, "backoff_max": 0.1}},
+    )
+
+    outcome = run_scenario("codex", scenario, tmp_path, target=custom, executable=real_cli_binary)
+
+    assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
+    assert outcome.error is not None and "TEAM_CODEX_KEY" in outcome.error
+    assert outcome.requests == []  # it never reached the model
+    events = (tmp_path / "repo" / ".council" / "events.jsonl").read_text().splitlines()
+    started = [line for line in events if json.loads(line)["type"] == "phase.started"]
+    assert len(started) == 1  # not retried, though three retries were allowed
