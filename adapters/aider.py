@@ -31,6 +31,10 @@ Quirks handled:
   and falls back to litellm's bundled copy, offline.
 - An edit to a path the repository ignores is refused: "Skipping edits to F that matches
   gitignore spec." is a denial (``permission_denied``).
+- Aider has no permission prompt that refuses an edit headless; its read-only modes are
+  ``dry_run`` (``--dry-run``: "Did not apply edit to F (--dry-run)", a denial) and the chat
+  modes that make no edits (``edit_format: ask``, ``help``, ``context``). Either makes the
+  adapter read-only, so a build through it that changed nothing is ``permission_denied``.
 - Aider's repo-map cache ``.aider.tags.cache.v4/`` (at the repository root, no option moves
   it) is excluded from git by the orchestrator, so it is never committed as work.
 - A prompt that starts with ``-`` goes in as ``--message=...``; files go in as ``--file F``.
@@ -86,6 +90,8 @@ _TOKENS = re.compile(
 )
 _APPLIED = re.compile(r"^Applied edit to (.+)$")
 _SKIPPED = re.compile(r"^Skipping edits to (.+) that matches gitignore spec\.?$")
+_NOT_APPLIED = re.compile(r"^Did not apply edit to (.+) \(--dry-run\)$")
+_NO_EDIT_MODES = ("ask", "help", "context")  # chat modes whose coders never edit a file
 # Aider downloads litellm's price list unless this cache holds a fresh, non-empty object; one
 # entry no model is named after makes it ask litellm, which reads its bundled copy offline.
 _PRICE_CACHE = ".aider/caches/model_prices_and_context_window.json"
@@ -140,6 +146,7 @@ class AiderAdapter(Adapter):
         base_url: str | None = None  # --openai-api-base
         map_tokens: int | None = Field(default=None, ge=0)  # 0 turns the repo map off
         restore_chat_history: bool = False
+        dry_run: bool = False  # --dry-run: aider shows its edits without applying them
 
     config: Config  # the base class validates the run config's options into this model
 
@@ -161,6 +168,8 @@ class AiderAdapter(Adapter):
         argv += ["--input-history-file", str(request.home / ".aider.input.history")]
         if opts.restore_chat_history:
             argv.append("--restore-chat-history")
+        if opts.dry_run:
+            argv.append("--dry-run")
         for path in opts.read_files:
             argv += ["--read", path]
         for path in opts.files:
@@ -169,6 +178,13 @@ class AiderAdapter(Adapter):
         return CommandSpec(
             argv=argv, env=env, home_files={_PRICE_CACHE: _PRICE_CACHE_SEED}, secrets=secrets
         )
+
+    def read_only_reason(self) -> str | None:
+        if self.config.dry_run:
+            return "aider: dry_run shows edits without applying them; drop dry_run to write"
+        if self.config.edit_format in _NO_EDIT_MODES:
+            return f"aider: edit_format {self.config.edit_format!r} makes no edits"
+        return None
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
         line = strip_ansi(line).rstrip()
@@ -189,6 +205,10 @@ class AiderAdapter(Adapter):
         applied = _APPLIED.match(line)
         if applied:
             return [AgentEvent(kind=EventKind.TOOL_RESULT, tool="edit", text=applied[1])]
+        not_applied = _NOT_APPLIED.match(line)
+        if not_applied:
+            why = f"aider did not apply its edit to {not_applied[1]}: dry_run (--dry-run)"
+            return [AgentEvent(kind=EventKind.ERROR, text=why, error_kind="permission")]
         skipped = _SKIPPED.match(line)
         if skipped:
             why = f"aider refused to edit {skipped[1]}: the repository ignores it (gitignore)"

@@ -17,6 +17,9 @@ Quirks handled:
 - A prompt that starts with ``-`` goes through stdin (one-shot when stdin is not a TTY).
 - Errors from ollama.com cloud models ("unauthorized", "usage limit") map to auth_required
   and rate_limited; "model not found" and "could not connect" are failures.
+- **A 401 exits 0**: ``ollama run`` turns the server's 401 into "You need to be signed in to
+  Ollama to run Cloud models." on stdout (plus a sign-in URL) and returns no error (cmd/cmd.go,
+  ``handleCloudAuthorizationError``, v0.33): that line is an auth error, not the answer.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = ["OllamaAdapter", "register_adapters"]
 _COUNT = re.compile(r"^(prompt eval|eval) count:\s+(\d{1,12}) token")
 _SPINNER = re.compile(r"^[\s\u2800-\u28ff]*$")  # braille spinner frames, nothing else
 _STATS = re.compile(r"^(total|load|prompt eval|eval) (duration|rate):")
+_SIGN_IN = "You need to be signed in to Ollama"  # stdout, exit 0: the server said 401
 
 
 class OllamaAdapter(Adapter):
@@ -96,7 +100,10 @@ class OllamaAdapter(Adapter):
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
         if stream == "stdout":
-            return [AgentEvent(kind=EventKind.MESSAGE, text=strip_ansi(line).rstrip())]
+            text = strip_ansi(line).rstrip()
+            if text.startswith(_SIGN_IN):
+                return error_events(text, "auth")
+            return [AgentEvent(kind=EventKind.MESSAGE, text=text)]
         line = strip_ansi(line).strip()
         if _SPINNER.match(line) or _STATS.match(line):
             return []

@@ -124,6 +124,24 @@ def test_files_and_read_only_context() -> None:
     assert argv[-6:] == ["--read", "NOTES.md", "--file", "src/a.py", "--file", "-weird.py"]
 
 
+def test_dry_run_and_the_no_edit_chat_modes_are_read_only() -> None:
+    dry = AiderAdapter({"dry_run": True})
+    assert "--dry-run" in dry.build_command(request()).argv
+    assert not dry.can_write and "dry_run" in (dry.read_only_reason() or "")
+    assert not AiderAdapter({"edit_format": "ask"}).can_write
+    assert AiderAdapter({"edit_format": "diff"}).can_write and AiderAdapter().can_write
+    assert "--dry-run" not in AiderAdapter().build_command(request()).argv
+
+
+def test_an_edit_dry_run_did_not_apply_is_a_denial() -> None:
+    # aider 0.86.2, coders/base_coder.py apply_updates: the line it prints per unapplied edit.
+    adapter = AiderAdapter({"dry_run": True})
+    events = adapter.parse_line("Did not apply edit to hello.txt (--dry-run)", "stdout")
+    assert adapter.denials(events) == [
+        "aider did not apply its edit to hello.txt: dry_run (--dry-run)"
+    ]
+
+
 def test_prompt_stays_one_argument() -> None:
     prompt = 'Add `x`; then run $(make) "now"'
     argv = AiderAdapter().build_command(request(prompt)).argv

@@ -88,6 +88,20 @@ def test_error_text_with_exit_0_still_fails() -> None:
     assert outcome.kind == OutcomeKind.FAILED
 
 
+def test_a_refused_sign_in_exits_0_but_is_auth_required() -> None:
+    # `ollama run` prints this on stdout and exits 0 when the server answers 401 (cmd/cmd.go,
+    # handleCloudAuthorizationError, v0.33).
+    stdout = [
+        "You need to be signed in to Ollama to run Cloud models.",
+        "",
+        "If your browser did not open, navigate to:",
+        "    https://ollama.com/connect?name=host&key=abc",
+    ]
+    _, outcome = run(stdout, [], 0)
+    assert outcome.kind == OutcomeKind.AUTH_REQUIRED
+    assert "signed in" in (outcome.message or "")
+
+
 def test_build_command() -> None:
     adapter = OllamaAdapter({"model": "llama3.2", "host": "127.0.0.1:11500", "keepalive": "10m"})
     spec = adapter.build_command(request('What\'s in $(ls)? "quoted"'))

@@ -3,7 +3,9 @@
 It speaks the four wire protocols these CLIs use: Anthropic Messages (``/v1/messages``, SSE),
 OpenAI Responses (``/v1/responses``, SSE), OpenAI Chat Completions (``/v1/chat/completions``,
 SSE or one JSON object) and Gemini (``/v1beta/models/M:streamGenerateContent``,
-``:generateContent``, ``:countTokens``). Every request is answered from a script::
+``:generateContent``, ``:countTokens``); and Ollama's native API (``/api/chat``,
+``/api/generate``, NDJSON; ``/api/tags``, ``/api/show``, ``/api/version``, ``HEAD /``), which
+``ollama run`` and Ollama client libraries speak. Every request is answered from a script::
 
     from orchestrator.testing.fake_model import FakeModel, FinalText, RateLimited, WriteFile
 
@@ -46,11 +48,13 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from orchestrator.testing.model_server import ollama
 from orchestrator.testing.model_server.answers import is_side_request, replies, turn
 from orchestrator.testing.model_server.anthropic import AnthropicMessages
 from orchestrator.testing.model_server.chat import ChatCompletions
 from orchestrator.testing.model_server.conversation import Conversation, Reply, TextReply, ToolCall
 from orchestrator.testing.model_server.gemini import GeminiGenerateContent
+from orchestrator.testing.model_server.ollama import OllamaChat, OllamaGenerate
 from orchestrator.testing.model_server.responses import OpenAIResponses
 from orchestrator.testing.model_server.steps import (
     EditFile,
@@ -85,6 +89,15 @@ _ANTHROPIC = AnthropicMessages()
 _RESPONSES = OpenAIResponses()
 _CHAT = ChatCompletions()
 _GEMINI = GeminiGenerateContent()
+_OLLAMA_CHAT = OllamaChat()
+_OLLAMA_GENERATE = OllamaGenerate()
+# Ollama's routes around a conversation: what each answers.
+_OLLAMA_INFO = {
+    "heartbeat": lambda body: ollama.heartbeat(),
+    "version": lambda body: ollama.version(),
+    "tags": lambda body: ollama.tags(),
+    "show": ollama.show,
+}
 
 
 @dataclass(frozen=True)
@@ -93,11 +106,12 @@ class RecordedRequest:
 
     method: str
     path: str  # with a ``key=`` query parameter masked
-    protocol: str | None  # anthropic | responses | chat | gemini; None for an unknown route
+    protocol: str | None  # anthropic | responses | chat | gemini | ollama; None: unknown route
     headers: dict[str, str]  # lower-case names; credentials masked
     body: Any  # the parsed JSON body (None when there was none or it was not JSON)
     status: int
-    answer: str  # "tool NAME", "text", "side", "429", "401", "count_tokens", "models", "not found"
+    answer: str  # "tool NAME", "text", "side", "429", "401", "count_tokens", "models",
+    # "not found", and Ollama's "heartbeat", "version", "tags", "show"
     side: bool = False  # outside the scripted conversation (a title or summary call)
     turn: int | None = None  # the conversation turn it answered (the script position)
     tools: tuple[str, ...] = ()  # the tools the request offered
@@ -210,6 +224,8 @@ class FakeModel:
             return self._record(record, json_response(404, error), "not found")
         if kind == "count_tokens":
             return self._record(record, protocol.count_tokens(), "count_tokens")
+        if kind in _OLLAMA_INFO:
+            return self._record(record, _OLLAMA_INFO[kind](body), kind)
         if kind == "models":
             listing = {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
             return self._record(record, json_response(200, listing), "models")
@@ -263,7 +279,15 @@ def _said(reply: Reply) -> str:
 
 
 def _route(method: str, path: str) -> tuple[WireProtocol | None, str | None]:
-    """The protocol of a path, and what is asked: generate, count_tokens or models."""
+    """The protocol of a path, and what is asked: generate, count_tokens, models, or one of
+    Ollama's heartbeat, version, tags and show."""
+    if method in ("GET", "HEAD"):
+        if path == "/":
+            return _OLLAMA_CHAT, "heartbeat"
+        if path in ("/api/version", "/api/tags"):
+            return _OLLAMA_CHAT, path.rsplit("/", 1)[1]
+    if method == "HEAD":
+        return None, None
     if method == "GET":
         if path.rstrip("/").endswith("/models"):
             protocol = _GEMINI if path.startswith("/v1beta") else _CHAT
@@ -275,6 +299,12 @@ def _route(method: str, path: str) -> tuple[WireProtocol | None, str | None]:
         return _ANTHROPIC, "generate"
     if path.endswith("/responses"):
         return _RESPONSES, "generate"
+    if path == "/api/show":
+        return _OLLAMA_CHAT, "show"
+    if path == "/api/chat":
+        return _OLLAMA_CHAT, "generate"
+    if path == "/api/generate":
+        return _OLLAMA_GENERATE, "generate"
     if path.endswith("/chat/completions"):
         return _CHAT, "generate"
     if ":countTokens" in path:
@@ -328,6 +358,9 @@ def _handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._serve()
 
+        def do_HEAD(self) -> None:  # Ollama's heartbeat
+            self._serve()
+
         def _serve(self) -> None:
             headers = {name.lower(): value for name, value in self.headers.items()}
             try:
@@ -361,7 +394,8 @@ def _handler(model: FakeModel) -> type[BaseHTTPRequestHandler]:
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(response.body)
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
             self.wfile.flush()
 
         def log_message(self, format: str, *args: Any) -> None:

@@ -1,8 +1,8 @@
 """A run that could not write is never success (issue 11, defect 5): each real CLI in a mode
 that refuses writes (its own permission setting) is asked to write a file through `council
 run`; the build ends `failed` as `permission_denied`, nothing lands, and it is not retried as
-"no changes". aider has no mode that refuses an edit (it applies what the model writes), so it
-has no case here."""
+"no changes". aider has no permission mode that refuses an edit (it applies what the model
+writes): its case is the adapter's read-only mode, ``dry_run`` (aider's ``--dry-run``)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ READ_ONLY: Mapping[str, Mapping[str, Any]] = {
     "gemini": {"approval_mode": "default"},
     "qwen": {"approval_mode": "default"},
     "opencode": {"auto_approve": False},
+    "aider": {"dry_run": True},
 }
 
 REFUSED = Scenario(

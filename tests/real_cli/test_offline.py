@@ -5,6 +5,7 @@ model) or a local socket, nothing else, not even a DNS lookup."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import real_clis
 
-from orchestrator.testing.live_scenarios import WRITE, run_scenario
+from orchestrator.testing.live_scenarios import WRITE, Scenario, run_scenario
 
 _CONNECT = re.compile(r"connect\(\d+, \{sa_family=(AF_INET6?), (.*?)\}")
 _LOOPBACK = re.compile(r'inet_addr\("127\.|inet_pton\(AF_INET6, "::1"|"::ffff:127\.')
@@ -41,9 +42,33 @@ def _traced(tmp_path: Path, binary: Path) -> tuple[Path, Path]:
 def test_a_run_connects_to_nothing_but_the_model(
     cli: str, tmp_path: Path, real_cli_binary: Path
 ) -> None:
-    launcher, trace = _traced(tmp_path, real_cli_binary)
+    _assert_offline(cli, WRITE, tmp_path, real_cli_binary)
 
-    outcome = run_scenario(cli, WRITE, tmp_path, executable=launcher)
+
+# A repository's own opencode configuration directory (agents, commands): opencode 1.18.33
+# installs @opencode-ai/plugin into every config directory whose node_modules/ is missing
+# (Npm.install in its bundle), and a fresh worktree never has one: registry.npmjs.org on
+# every run (measured: 203.0.113.80:443 and a DNS lookup). Seeding the worktree's .opencode/
+# the way the private config directory is seeded is not done yet (it writes into the user's
+# tree); this case flips to passing when it is.
+_REPO_OPENCODE = dataclasses.replace(
+    WRITE,
+    seed_files={".opencode/agent/reviewer.md": "---\ndescription: Reviews\n---\nReview it.\n"},
+)
+
+
+@pytest.mark.real_cli("opencode")
+@pytest.mark.xfail(strict=True, reason="a repository .opencode/ makes opencode install from npm")
+def test_a_repository_opencode_directory_needs_no_network(
+    tmp_path: Path, real_cli_binary: Path
+) -> None:
+    _assert_offline("opencode", _REPO_OPENCODE, tmp_path, real_cli_binary)
+
+
+def _assert_offline(cli: str, scenario: Scenario, tmp_path: Path, binary: Path) -> None:
+    launcher, trace = _traced(tmp_path, binary)
+
+    outcome = run_scenario(cli, scenario, tmp_path, executable=launcher)
 
     assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
     connections = _CONNECT.findall(trace.read_text())

@@ -83,8 +83,11 @@ def turn(actions: Sequence[Action], conversation: Conversation) -> int:
 
 def is_side_request(conversation: Conversation) -> bool:
     """A request outside the scripted conversation: a CLI's session-title or summary call,
-    which offers no tools (a tool-less CLI's own system prompt names its edit format)."""
-    return not conversation.tools and not any(m in conversation.system for m in _EDIT_FORMATS)
+    which offers no tools (a tool-less CLI's own system prompt names its edit format; on a
+    plain chat API like Ollama's, a request without tools is the conversation itself)."""
+    if conversation.tools or conversation.plain_chat:
+        return False
+    return not any(m in conversation.system for m in _EDIT_FORMATS)
 
 
 def working_directory(text: str) -> str | None:

@@ -35,6 +35,7 @@ class Conversation:
     system: str  # the system prompt
     text: str  # the system and user text, where a CLI states its working directory
     usage_chunk: bool = False  # Chat Completions: stream_options.include_usage
+    plain_chat: bool = False  # Ollama's API: a request without tools is no side call
 
 
 @dataclass(frozen=True)
