@@ -6,6 +6,7 @@ task, backs off, and the park budget ends it as `rate_limited`; a 401 ends it as
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,11 @@ def _run(cli: str, scenario: Scenario, tmp_path: Path, binary: Path) -> Scenario
     return outcome
 
 
+def _event_types(tmp_path: Path) -> set[str]:
+    log = tmp_path / "repo" / ".council" / "events.jsonl"
+    return {json.loads(line)["type"] for line in log.read_text().splitlines() if line.strip()}
+
+
 _CLIS = [pytest.param(name, marks=pytest.mark.real_cli(name)) for name in real_clis.CLIS]
 
 
@@ -67,6 +73,10 @@ def test_a_429_once_is_waited_out_and_the_work_lands(
     )
     outcome = _run(cli, scenario, tmp_path, real_cli_binary)
     assert [r.answer for r in outcome.requests].count("429") >= 1
+    if cli == "gemini":
+        # Defect 3: gemini refuses to resume a session whose only request got a 429 (exit 42,
+        # "No previous sessions found"); the phase reran as a fresh session instead of failing.
+        assert "phase.resume_refused" in _event_types(tmp_path), outcome.output
 
 
 @pytest.mark.parametrize("cli", _CLIS)
