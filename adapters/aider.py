@@ -52,10 +52,13 @@ from adapters._build import command_env, flag_like
 from adapters._jsonl import strip_ansi
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
+    AWS_PROFILES,
+    GCLOUD_ADC,
     Adapter,
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    Credential,
     EventKind,
     Outcome,
     OutcomeKind,
@@ -63,8 +66,7 @@ from orchestrator.adapter import (
     Stream,
     Usage,
 )
-from orchestrator.credentials import AWS_PROFILES, GCLOUD_ADC, Credential
-from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["AiderAdapter", "register_adapters"]
 

@@ -36,16 +36,18 @@ from adapters._build import command_env, flag_like, native_id
 from adapters._jsonl import loads
 from adapters._outcomes import finish, plain_line
 from orchestrator.adapter import (
+    AWS_PROFILES,
+    GCLOUD_ADC,
     Adapter,
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    Credential,
     Outcome,
     ProcessResult,
     Stream,
 )
-from orchestrator.credentials import AWS_PROFILES, GCLOUD_ADC, Credential
-from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["ClaudeCodeAdapter", "register_adapters"]
 

@@ -69,7 +69,7 @@ from orchestrator.adapter import (
     Stream,
 )
 from orchestrator.errors import AdapterError
-from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["CommandAdapter", "register_adapters"]
 

@@ -50,10 +50,12 @@ from adapters._outcomes import (
     reclassify,
 )
 from orchestrator.adapter import (
+    GCLOUD_ADC,
     Adapter,
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    Credential,
     EventKind,
     Outcome,
     OutcomeKind,
@@ -61,8 +63,7 @@ from orchestrator.adapter import (
     Stream,
     Usage,
 )
-from orchestrator.credentials import GCLOUD_ADC, Credential
-from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["GeminiAdapter", "register_adapters"]
 

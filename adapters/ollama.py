@@ -44,7 +44,7 @@ from orchestrator.adapter import (
     Usage,
 )
 from orchestrator.errors import AdapterError
-from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["OllamaAdapter", "register_adapters"]
 

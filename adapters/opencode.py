@@ -54,14 +54,14 @@ from orchestrator.adapter import (
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    Credential,
     EventKind,
     Outcome,
     ProcessResult,
     Stream,
     Usage,
 )
-from orchestrator.credentials import Credential
-from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["OpencodeAdapter", "register_adapters"]
 

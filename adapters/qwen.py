@@ -45,14 +45,14 @@ from orchestrator.adapter import (
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    Credential,
     EventKind,
     Outcome,
     OutcomeKind,
     ProcessResult,
     Stream,
 )
-from orchestrator.credentials import Credential
-from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["QwenAdapter", "register_adapters"]
 

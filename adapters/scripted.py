@@ -37,7 +37,7 @@ from orchestrator.adapter import (
     Stream,
     Usage,
 )
-from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["SCRIPT", "Scripted", "register_adapters"]
 

@@ -33,8 +33,8 @@ import lock_bench
 import merge_bench
 import worktree_bench
 
-from orchestrator.worktree_models import WorktreeSettings
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.worktrees.manager import WorktreeManager
+from orchestrator.worktrees.models import WorktreeSettings
 
 
 def _git(repo: Path, *args: str) -> None:

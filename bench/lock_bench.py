@@ -33,7 +33,7 @@ from pathlib import Path
 import anyio
 import portalocker
 
-from orchestrator.locks import LockManager
+from orchestrator.locks.manager import LockManager
 from orchestrator.state import FileStateStore
 
 FLAGS = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING

@@ -9,7 +9,7 @@ shape in the same run, interleaved (the order rotates) so disk and CPU noise hit
 - ``floor``: the bare sequence started straight from ``anyio.run_process``:
   ``git merge-tree --write-tree`` + ``git commit-tree`` + ``git update-ref`` (it knows its own
   base tip, so it reads nothing and checks nothing);
-- ``floor-git``: the same three commands through ``orchestrator.git.Git.run``, to separate
+- ``floor-git``: the same three commands through ``orchestrator.git.repo.Git.run``, to separate
   the wrapper's cost from the queue's;
 - ``floor-sync``: the same three commands with a blocking ``subprocess.run`` (no event loop,
   no thread: the cheapest way to start git from Python, shown for reference).
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import anyio
 
-from orchestrator.git import Git
-from orchestrator.merge import GitIdentity, MergeQueue, MergeStatus
+from orchestrator.git.repo import Git
+from orchestrator.merge.queue import GitIdentity, MergeQueue, MergeStatus
 
 IDENTITY = GitIdentity().env()
 FLOORS = ("floor", "floor-git", "floor-sync")

@@ -51,9 +51,9 @@ from pathlib import Path
 import anyio
 
 from adapters.scripted import SCRIPT
-from orchestrator.config_models import RunConfig
+from orchestrator.config.run import RunConfig
 from orchestrator.council import Council
-from orchestrator.plugins import DISABLE_ENV
+from orchestrator.plugins.host import DISABLE_ENV
 
 sys.path.insert(0, str(Path(__file__).parent))
 from overhead_counts import Counts, counting, install, table

@@ -24,8 +24,8 @@ import anyio
 
 from adapters.command import CommandAdapter
 from orchestrator.adapter import AdapterRequest
-from orchestrator.process import run_cli
-from orchestrator.process_output import LOG_LIMIT, LogSink, log_name
+from orchestrator.process.output import LOG_LIMIT, LogSink, log_name
+from orchestrator.runner.cli_run import run_cli
 
 TRUE = "/bin/true"
 

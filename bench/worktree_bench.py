@@ -29,8 +29,8 @@ from pathlib import Path
 import anyio
 
 from orchestrator.state import FileStateStore
-from orchestrator.worktree_models import WorktreeSettings
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.worktrees.manager import WorktreeManager
+from orchestrator.worktrees.models import WorktreeSettings
 
 ENV = {
     **os.environ,

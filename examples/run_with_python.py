@@ -24,10 +24,10 @@ from typing import Any
 
 import anyio
 
-from orchestrator.config_models import RunConfig
+from orchestrator.config.run import RunConfig
 from orchestrator.council import Council
 from orchestrator.events import Event
-from orchestrator.report import RunReport
+from orchestrator.run.report import RunReport
 
 # The events worth a line here; the store also reports every state write, claim and lock.
 SHOWN = {

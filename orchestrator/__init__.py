@@ -1,3 +1,1 @@
 """CLI Council: run several AI coding CLIs in parallel on one git repository, losing nothing."""
-
-__version__ = "0.1.0"

@@ -31,7 +31,7 @@ Contract:
   scheduler's ``task.*`` and ``run.*``) and the workflow's. Callbacks must not block.
 - ``plan()`` is the dry run: what would run, in which order, with which exact commands.
 
-``workflow=`` replaces the ADW workflow (``orchestrator.workflow.run_workflow``) with any
+``workflow=`` replaces the ADW workflow (``orchestrator.workflow.workflow.run_workflow``) with any
 ``WorkflowFn``, for tests and for callers with a workflow of their own.
 """
 
@@ -47,28 +47,29 @@ from typing import Any
 
 import anyio.to_thread
 
-from orchestrator import crashpoints
-from orchestrator.config import load_config
-from orchestrator.config_models import RunConfig, TaskConfig
+from orchestrator.config.load import load_config
+from orchestrator.config.run import RunConfig
+from orchestrator.config.task import TaskConfig
 from orchestrator.errors import NothingToResume, RecordNotFound, RunError
 from orchestrator.events import Event
-from orchestrator.locks import LockManager
-from orchestrator.merge import MergeQueue
+from orchestrator.locks.manager import LockManager
+from orchestrator.merge.queue import MergeQueue
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState
-from orchestrator.phase_cli import PHASE_EVENT
-from orchestrator.plan import RunPlan, build_plan, plan_paths
-from orchestrator.plugins import PluginHost, default_plugins
-from orchestrator.preflight import check_adapters, check_repository
-from orchestrator.process import stop_adopted
-from orchestrator.process_tree import become_subreaper, now_ticks
-from orchestrator.report import RunReport, build_report
-from orchestrator.run_lock import RunLock, acquire_run_lock
-from orchestrator.sample_repo import ensure_sample_repo
-from orchestrator.scheduler import Scheduler, Services
-from orchestrator.scheduler_cancel import CancelError, request_cancel
+from orchestrator.plugins.host import PluginHost, default_plugins
+from orchestrator.process.stop import stop_adopted
+from orchestrator.process.tree import become_subreaper, now_ticks
+from orchestrator.run.demo_repo import ensure_sample_repo
+from orchestrator.run.plan import RunPlan, build_plan, plan_paths
+from orchestrator.run.preflight import check_adapters, check_repository
+from orchestrator.run.report import RunReport, build_report
+from orchestrator.run.run_lock import RunLock, acquire_run_lock
+from orchestrator.runner.phase import PHASE_EVENT
+from orchestrator.safety import crashpoints
+from orchestrator.scheduler.cancel import CancelError, request_cancel
+from orchestrator.scheduler.scheduler import Scheduler, Services
 from orchestrator.state import FileStateStore
-from orchestrator.task_run import WorkflowFn
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.workflow.task_run import WorkflowFn
+from orchestrator.worktrees.manager import WorktreeManager
 
 __all__ = ["CancelError", "Council", "LiveSession", "request_cancel", "stored_report"]
 

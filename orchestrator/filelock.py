@@ -14,7 +14,7 @@ symbolic link or a directory with files in its place, the OS refusing to open or
 raises ``LockUnusable`` at once, naming the file and what to do: waiting for it, or retrying
 the task that needed it, would go on forever. A lock file is reached from ``root`` (the
 directory the caller's files live under, trusted as given) without following a link on the
-way or at the file itself (``orchestrator.safe_write``): the counter and notes some locks
+way or at the file itself (``orchestrator.safety.safe_write``): the counter and notes some locks
 keep in their own bytes would otherwise be written wherever a planted link points.
 """
 
@@ -29,8 +29,8 @@ from types import TracebackType
 import anyio
 import portalocker
 
-from orchestrator import safe_write
 from orchestrator.errors import LockError, LockTimeout, LockUnusable, PathEscapeError
+from orchestrator.safety import safe_write
 
 __all__ = ["FileLock", "acquire", "acquire_blocking", "try_acquire"]
 

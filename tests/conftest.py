@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import real_clis
 
-from orchestrator import plugins
+from orchestrator.plugins import host as plugins
 
 # Held here because a test may monkeypatch plugins.default_plugins itself.
 _default_plugins = plugins.default_plugins

@@ -16,7 +16,7 @@ from typing import Any
 
 from cli_process_helpers import COUNCIL, ENV, events, seen, wait_for
 
-from orchestrator.state.codec import decode
+from orchestrator.state.file.codec import decode
 
 __all__ = [
     "COUNCIL",

@@ -24,7 +24,7 @@ from typing import Any
 from scheduler_helpers import new_repo
 
 from orchestrator.council import Council
-from orchestrator.state.codec import decode
+from orchestrator.state.file.codec import decode
 
 FAULT_CLIS = Path(__file__).with_name("fault_clis")
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]

@@ -42,15 +42,15 @@ import anyio
 
 from orchestrator import filelock
 from orchestrator.council import stored_report
-from orchestrator.lock_registry import FILE_OWNERS
-from orchestrator.locks import LockManager
+from orchestrator.locks.manager import LockManager
+from orchestrator.locks.registry import FILE_OWNERS
 from orchestrator.models import (
     ACTIVE_SESSION_STATUSES,
     TERMINAL_TASK_STATUSES,
     TaskStatus,
 )
 from orchestrator.state import FileStateStore
-from orchestrator.state.records import RecordKind
+from orchestrator.state.file.records import RecordKind
 
 Snapshot = dict[str, int]  # "<kind>/<key>" -> version
 KEEPERS = ("--glob=refs/heads/council/*", "--glob=refs/council/*")

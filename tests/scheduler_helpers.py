@@ -18,9 +18,9 @@ from typing import Any
 import anyio
 from worktree_helpers import git, make_repo
 
-from orchestrator.config_models import RunConfig
+from orchestrator.config.run import RunConfig
 from orchestrator.models import PhaseStatus, TaskState, utcnow
-from orchestrator.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 
 Behaviour = Callable[[TaskRun, int], Awaitable[WorkflowResult]]
 

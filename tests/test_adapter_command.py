@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from adapters.command import CommandAdapter
-from orchestrator import config_models
 from orchestrator.adapter import (
     Adapter,
     AdapterRequest,
@@ -20,9 +19,10 @@ from orchestrator.adapter import (
     OutcomeKind,
     ProcessResult,
 )
+from orchestrator.config import models as config_models
 from orchestrator.errors import AdapterError
-from orchestrator.plugins import load_plugins
-from orchestrator.process import CliRun, run_cli
+from orchestrator.plugins.host import load_plugins
+from orchestrator.runner.cli_run import CliRun, run_cli
 
 
 def request(tmp_path: Path, prompt: str = "do it", model: str | None = None) -> AdapterRequest:

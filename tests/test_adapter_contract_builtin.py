@@ -20,7 +20,6 @@ import pytest
 
 from adapters.command import CommandAdapter
 from adapters.scripted import Scripted
-from orchestrator import config_models, plugins
 from orchestrator.adapter import (
     Adapter,
     AdapterRequest,
@@ -32,7 +31,9 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
 )
-from orchestrator.process import run_cli
+from orchestrator.config import adapter_entry
+from orchestrator.plugins import host as plugins
+from orchestrator.runner.cli_run import run_cli
 from orchestrator.testing.adapter_contract import AdapterContract
 from orchestrator.testing.fake_cli import FakeAdapter
 
@@ -130,7 +131,7 @@ class TestFakeAdapter(AdapterContract):
 class TestExamplePlugin(AdapterContract):
     @pytest.fixture
     def adapter(self, example_plugins: plugins.PluginHost) -> Adapter:
-        config = config_models.AdapterConfig(type="echo-cli", options={"prefix": "parrot: "})
+        config = adapter_entry.AdapterConfig(type="echo-cli", options={"prefix": "parrot: "})
         return example_plugins.registry.create("parrot", config)
 
 
@@ -146,7 +147,7 @@ def test_the_example_plugin_registers_through_its_entry_point(
 async def test_the_example_plugin_runs_for_real(
     example_plugins: plugins.PluginHost, tmp_path: Path
 ) -> None:
-    config = config_models.AdapterConfig(type="echo-cli", options={"prefix": "parrot: "})
+    config = adapter_entry.AdapterConfig(type="echo-cli", options={"prefix": "parrot: "})
     adapter = example_plugins.registry.create("parrot", config)
     request = AdapterRequest(prompt="hello $(whoami)", workdir=tmp_path, home=tmp_path / "home")
     run = await run_cli(adapter, request, log_dir=tmp_path / "logs")

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.scripted import SCRIPT, Scripted
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind
-from orchestrator.process import CliRun, run_cli
+from orchestrator.runner.cli_run import CliRun, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from worktree_helpers import git
 from orchestrator.council import Council
 from orchestrator.events import Event
 from orchestrator.models import TaskStatus
-from orchestrator.report import RunReport
+from orchestrator.run.report import RunReport
 from orchestrator.state.protocol import StateStore
 
 ADAPTERS = ["alpha", "beta", "gamma"]

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator import plugins
 from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, CommandSpec, Stream
 from orchestrator.cli import console
 from orchestrator.cli.app import app
-from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins import host as plugins
+from orchestrator.plugins.hookspecs import hookimpl
 
 
 class Missing(Adapter):

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator import plugins
 from orchestrator.cli.app import app
+from orchestrator.plugins import host as plugins
 
 SECRET = "sk-ant-oat01-never-printed-0123456789"
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from worktree_helpers import git
 
 from orchestrator.cli.app import app
-from orchestrator.yaml_source import MAX_CONFIG_BYTES
+from orchestrator.config.yaml_source import MAX_CONFIG_BYTES
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 

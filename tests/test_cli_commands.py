@@ -21,7 +21,7 @@ from typer.testing import CliRunner, Result
 from worktree_helpers import git
 
 from orchestrator.cli.app import app
-from orchestrator.config import load_config
+from orchestrator.config.load import load_config
 from orchestrator.council import Council
 from orchestrator.models import SessionRecord, TaskState, utcnow
 from orchestrator.state import FileStateStore

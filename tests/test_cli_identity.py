@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli_identity import FALLBACK, identity_env, read_identity
+from orchestrator.runner.identity import FALLBACK, identity_env, read_identity
 
 
 @pytest.fixture

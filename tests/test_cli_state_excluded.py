@@ -13,7 +13,7 @@ from pathlib import Path
 from worktree_helpers import git, make_repo
 
 from orchestrator.state import FileStateStore
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.worktrees.manager import WorktreeManager
 
 
 async def test_aider_repo_map_cache_is_not_committed(tmp_path: Path) -> None:

@@ -12,16 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.config import RunConfig, load_config, parse_config, run_config_json_schema
-from orchestrator.durations import (
+from orchestrator.config.durations import (
     DURATION_PATTERN,
     Duration,
     format_duration,
     parse_duration,
 )
+from orchestrator.config.load import RunConfig, load_config, parse_config, run_config_json_schema
+from orchestrator.config.yaml_source import MAX_CONFIG_BYTES
 from orchestrator.errors import ConfigError
 from orchestrator.models import DEFAULT_PHASES
-from orchestrator.yaml_source import MAX_CONFIG_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = "tasks:\n  - id: a\n    prompt: do a\n"

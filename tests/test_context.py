@@ -10,9 +10,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from orchestrator.context import ContextManager, SessionContext, WorkStatus
 from orchestrator.errors import InvalidIdError, PathEscapeError
 from orchestrator.models import utcnow
+from orchestrator.state.context import ContextManager, SessionContext, WorkStatus
 
 
 @pytest.fixture
@@ -196,7 +196,7 @@ async def test_a_damaged_file_is_skipped_and_replaced_by_the_next_update(
     await contexts.update_context("s2", progress=4)
     (contexts.directory / "s1.json").write_text('{"session": "s1", "progr')
     (contexts.directory / ".s2.json.123.abcd.tmp").write_text("half a write")
-    with caplog.at_level(logging.WARNING, logger="orchestrator.context"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.state.context"):
         assert [c.session for c in await contexts.all_contexts()] == ["s2"]
     assert "s1.json" in caplog.text
     assert await contexts.get_context("s1") is None

@@ -16,11 +16,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from orchestrator.context import ContextManager, WorkStatus
-from orchestrator.locks import LockManager
-from orchestrator.merge import MergeQueue
+from orchestrator.locks.manager import LockManager
+from orchestrator.merge.queue import MergeQueue
 from orchestrator.state import FileStateStore
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.state.context import ContextManager, WorkStatus
+from orchestrator.worktrees.manager import WorktreeManager
 
 
 def git(repo: Path, *args: str) -> str:

@@ -1,4 +1,5 @@
-"""SIGKILL at every named crash point (``orchestrator.crashpoints``), then ``council resume``.
+"""SIGKILL at every named crash point (``orchestrator.safety.crashpoints``), then ``council
+resume``.
 
 Each test starts a real ``council run`` process with ``COUNCIL_CRASH_AT`` set, checks that it
 died by SIGKILL at that very point (a point the run never reached fails the test: the run
@@ -29,7 +30,7 @@ import invariants
 import pytest
 from scheduler_helpers import new_repo
 
-from orchestrator.crashpoints import ENV, POINTS
+from orchestrator.safety.crashpoints import ENV, POINTS
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 BASE_ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}

@@ -44,8 +44,8 @@ import invariants
 import pytest
 from scheduler_helpers import new_repo
 
-from orchestrator.crashpoints import ENV as CRASH_ENV
-from orchestrator.crashpoints import TRACE_ENV
+from orchestrator.safety.crashpoints import ENV as CRASH_ENV
+from orchestrator.safety.crashpoints import TRACE_ENV
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 BASE_ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1", **canary.CANARIES}

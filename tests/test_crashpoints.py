@@ -1,4 +1,4 @@
-"""``orchestrator.crashpoints`` on its own: a real Python process arms a point through the
+"""``orchestrator.safety.crashpoints`` on its own: a real Python process arms a point through the
 environment, as the crash tests' ``council run`` does, and dies by SIGKILL exactly there."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from orchestrator import crashpoints
+from orchestrator.safety import crashpoints
 
 SCRIPT = """
 import sys, threading
-from orchestrator.crashpoints import check_armed, crash_point
+from orchestrator.safety.crashpoints import check_armed, crash_point
 check_armed()
 for step in range(1, 4):
     crash_point("merge.committed")  # another point: never counted

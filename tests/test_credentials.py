@@ -1,4 +1,4 @@
-"""The user's logins linked into a CLI's private HOME (orchestrator.credentials), on a real
+"""The user's logins linked into a CLI's private HOME (orchestrator.runner.logins), on a real
 file system: links, never copies; only the files the user has; moved directories; isolated."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from adapters.codex import CodexAdapter
 from adapters.gemini import GeminiAdapter
 from adapters.opencode import OpencodeAdapter
 from adapters.qwen import QwenAdapter
-from orchestrator.credentials import (
-    GCLOUD_ADC,
-    Credential,
+from orchestrator.adapter import GCLOUD_ADC, Credential
+from orchestrator.runner.logins import (
     found_credentials,
     link_credentials,
     settle_credentials,

@@ -5,7 +5,7 @@ and its record; no CLI process of the run is left; nothing the dead orchestrator
 file locks, the merge lock) blocks the resume.
 
 The dead orchestrator's CLIs lead process groups of their own, so its SIGKILL does not reach
-them: the resume stops them (``orchestrator.orphans``, from the ``cli-runs`` records and the
+them: the resume stops them (``orchestrator.runner.orphans``, from the ``cli-runs`` records and the
 marker in their environment) and waits until they are gone before it runs anything, so a phase
 never runs again beside the old CLI in the same worktree. Every named crash point has its own
 test in ``test_crash_points.py``."""
@@ -37,10 +37,10 @@ from cli_process_helpers import (
 from council_process import task
 from scheduler_helpers import merged_tasks, new_repo
 
-from orchestrator.crashpoints import ENV as CRASH_ENV
 from orchestrator.models import PhaseStatus, TaskState
+from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.state import FileStateStore
-from orchestrator.state.codec import decode
+from orchestrator.state.file.codec import decode
 
 # stale_threshold is far longer than the test may take: if the resume had to wait for the dead
 # orchestrator's leases or locks to lapse, it would time out instead of finishing.

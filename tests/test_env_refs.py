@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from adapters.command import CommandAdapter
-from orchestrator import plugins, secret_mask
 from orchestrator.adapter import (
     Adapter,
     AdapterConfig,
@@ -22,12 +21,14 @@ from orchestrator.adapter import (
     CommandSpec,
     Stream,
 )
-from orchestrator.config import load_config, parse_config, run_config_json_schema
-from orchestrator.env_refs import UnsetVariable, expand, references
+from orchestrator.config.env_refs import UnsetVariable, expand, references
+from orchestrator.config.load import load_config, parse_config, run_config_json_schema
 from orchestrator.errors import ConfigError
-from orchestrator.phase_cli import expand_env
-from orchestrator.process import run_cli
-from orchestrator.registry import AdapterRegistry
+from orchestrator.plugins import host as plugins
+from orchestrator.plugins.registry import AdapterRegistry
+from orchestrator.runner.cli_run import run_cli
+from orchestrator.runner.phase import expand_env
+from orchestrator.safety import secret_mask
 
 MODELS = plugins.default_plugins().registry.options_models()
 

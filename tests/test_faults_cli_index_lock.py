@@ -17,9 +17,9 @@ from fault_helpers import FaultRun, wait_gone
 from scheduler_helpers import new_repo
 
 from orchestrator.errors import WorkspaceError
-from orchestrator.worktree_models import WorktreeSettings
-from orchestrator.worktree_parse import read_gitfile
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.git.parse import read_gitfile
+from orchestrator.worktrees.manager import WorktreeManager
+from orchestrator.worktrees.models import WorktreeSettings
 
 
 async def test_a_stale_index_lock_left_by_a_cli_is_moved_aside_and_the_task_lands(

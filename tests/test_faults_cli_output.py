@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fault_helpers import FaultRun
 
-from orchestrator.process_output import LINE_CAP, LOG_LIMIT
+from orchestrator.process.output import LINE_CAP, LOG_LIMIT
 
 MiB = 1024 * 1024
 MEMORY_BOUND = 128 * MiB  # peak RSS of the orchestrator (or any process it waited for)

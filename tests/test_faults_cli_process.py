@@ -19,7 +19,7 @@ import pytest
 from cli_process_helpers import processes_running
 from fault_helpers import FAULT_CLIS, FaultRun, kill_all, wait_gone
 
-GRACE = 5.0  # the runner's SIGTERM-to-SIGKILL grace (orchestrator.process)
+GRACE = 5.0  # the runner's SIGTERM-to-SIGKILL grace (orchestrator.process.stop)
 SLACK = 30.0  # start-up, git and a loaded machine: an upper bound, not a timing claim
 
 
@@ -126,7 +126,7 @@ async def test_the_stop_grace_is_the_configured_one(
         scheduler={"stop_grace": 0.3},
     )
     started = time.monotonic()
-    with caplog.at_level(logging.INFO, logger="orchestrator.process"):
+    with caplog.at_level(logging.INFO, logger="orchestrator.process.stop"):
         task = task_of(await run.run_here())
 
     assert task["status"] == "failed"

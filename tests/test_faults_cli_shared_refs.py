@@ -20,7 +20,7 @@ from fault_helpers import COUNCIL, TASK, FaultRun
 from merge_repo import git
 from scheduler_helpers import new_repo
 
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.worktrees.manager import WorktreeManager
 
 BLOCKED = "blocked, not merged: the CLI changed outside its worktree: "
 

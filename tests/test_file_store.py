@@ -23,7 +23,7 @@ from orchestrator.errors import (
 from orchestrator.events import Event, EventType
 from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.state import FileStateStore
-from orchestrator.state.fsops import FileOps
+from orchestrator.state.file.fsops import FileOps
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from worktree_helpers import commit_on_main, git
 
 from orchestrator import filelock
 from orchestrator.council import Council
-from orchestrator.locks import LockManager
+from orchestrator.locks.manager import LockManager
 from orchestrator.models import TaskStatus
 from orchestrator.state import FileStateStore
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import anyio
 import pytest
 
-from orchestrator import procid
 from orchestrator.errors import (
     DeadlockError,
     InvalidIdError,
@@ -26,8 +25,9 @@ from orchestrator.errors import (
     StaleClaim,
 )
 from orchestrator.events import Event
-from orchestrator.locks import FileLockGrant, LockManager
-from orchestrator.procid import ProcessId
+from orchestrator.locks.manager import FileLockGrant, LockManager
+from orchestrator.process import procid
+from orchestrator.process.procid import ProcessId
 from orchestrator.state import FileStateStore
 
 Pair = tuple[LockManager, LockManager]

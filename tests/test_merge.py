@@ -25,11 +25,11 @@ from merge_repo import (
     tip,
 )
 
-from orchestrator import merge as merge_module
 from orchestrator.errors import InvalidIdError, MergeContention, WorkspaceError
 from orchestrator.events import Event
-from orchestrator.merge import MergeQueue, MergeStatus
-from orchestrator.merge_tree import GitCalls, Tips, read_tips
+from orchestrator.git.merge_tree import GitCalls, Tips, read_tips
+from orchestrator.merge import queue as merge_module
+from orchestrator.merge.queue import MergeQueue, MergeStatus
 from orchestrator.state import FileStateStore
 
 

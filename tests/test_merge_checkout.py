@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from merge_repo import commit_on, git, init_repo, show, tip
 
-from orchestrator.merge import MergeQueue, MergeStatus
+from orchestrator.merge.queue import MergeQueue, MergeStatus
 
 HOOKS = (
     "pre-commit",

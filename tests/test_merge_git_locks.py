@@ -20,9 +20,9 @@ import pytest
 from fault_helpers import TASK, FaultRun
 from merge_repo import ENV, commit_on, git, init_repo, tip
 
-from orchestrator import merge as merge_module
 from orchestrator.errors import BaseLocked, MergeContention
-from orchestrator.merge import MergeQueue, MergeStatus
+from orchestrator.merge import queue as merge_module
+from orchestrator.merge.queue import MergeQueue, MergeStatus
 
 HOUR = 3600.0
 JSON_RESULT = {"output": "jsonl", "result_key": "result", "result_when": {"type": "result"}}

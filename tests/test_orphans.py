@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import procid
 from orchestrator.adapter import AdapterRequest
-from orchestrator.cli_runs import CLI_RUNS, CliRunBook, recorded_clis
-from orchestrator.orphans import ORPHANS_STOPPED, stop_orphans
-from orchestrator.process import run_cli
-from orchestrator.procid import ProcessId
+from orchestrator.process import procid
+from orchestrator.process.procid import ProcessId
+from orchestrator.runner.cli_run import run_cli
+from orchestrator.runner.cli_runs import CLI_RUNS, CliRunBook, recorded_clis
+from orchestrator.runner.orphans import ORPHANS_STOPPED, stop_orphans
 from orchestrator.state import FileStateStore
 from orchestrator.testing.fake_cli import FakeAdapter, FakeCli
 

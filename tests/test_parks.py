@@ -17,14 +17,15 @@ from pydantic import ValidationError
 from scheduler_helpers import Probe, new_repo, run_config
 
 from orchestrator.cli.run_cmd import _status
-from orchestrator.config_models import RateLimitConfig, RunConfig
+from orchestrator.config.run import RunConfig
+from orchestrator.config.sections import RateLimitConfig
 from orchestrator.council import Council
 from orchestrator.events import Event
 from orchestrator.models import SessionStatus, TaskStatus, utcnow
-from orchestrator.parks import Park, ParkPolicy
-from orchestrator.report import TaskReport
 from orchestrator.retry import GiveUp
-from orchestrator.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from orchestrator.run.report import TaskReport
+from orchestrator.scheduler.parks import Park, ParkPolicy
+from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 
 NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
 

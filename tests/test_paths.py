@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import PathEscapeError
-from orchestrator.paths import RepoPaths, ensure_under, normalize_repo_path
+from orchestrator.safety.paths import RepoPaths, ensure_under, normalize_repo_path
 
 
 @pytest.fixture

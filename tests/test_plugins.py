@@ -15,7 +15,6 @@ import pytest
 
 from adapters.command import CommandAdapter
 from adapters.scripted import Scripted
-from orchestrator import config_models, hookspecs, plugins
 from orchestrator.adapter import (
     Adapter,
     AdapterRequest,
@@ -25,11 +24,14 @@ from orchestrator.adapter import (
     OutcomeKind,
     Stream,
 )
+from orchestrator.config import adapter_entry
 from orchestrator.errors import AdapterError, PluginError
 from orchestrator.events import Event
-from orchestrator.hookspecs import hookimpl
-from orchestrator.registry import AdapterRegistry, PluginInfo
-from orchestrator.session_info import SessionInfo
+from orchestrator.plugins import hookspecs
+from orchestrator.plugins import host as plugins
+from orchestrator.plugins.hookspecs import hookimpl
+from orchestrator.plugins.registry import AdapterRegistry, PluginInfo
+from orchestrator.plugins.session_info import SessionInfo
 
 OURS = ("adapters.command", "adapters.scripted")
 
@@ -254,20 +256,20 @@ def test_unknown_adapter_lists_the_known_names() -> None:
 
 def test_create_validates_options_and_names_the_adapter_and_option() -> None:
     registry = load().registry
-    config = config_models.AdapterConfig(type="scripted", options={"persona": "quick", "dely": 1})
+    config = adapter_entry.AdapterConfig(type="scripted", options={"persona": "quick", "dely": 1})
     with pytest.raises(AdapterError) as caught:
         registry.create("bob", config)
     message = str(caught.value)
     assert "adapter 'bob' (type 'scripted')" in message
     assert "unknown option 'dely'" in message and "valid options: persona, delay" in message
-    bad_value = config_models.AdapterConfig(type="scripted", options={"delay": -1})
+    bad_value = adapter_entry.AdapterConfig(type="scripted", options={"delay": -1})
     with pytest.raises(AdapterError, match="option 'delay': Input should be greater"):
         registry.create("bob", bad_value)
 
 
 def test_create_builds_a_configured_instance() -> None:
     registry = load().registry
-    config = config_models.AdapterConfig(
+    config = adapter_entry.AdapterConfig(
         type="scripted", executable="/usr/bin/python3", options={"persona": "careful"}
     )
     adapter = registry.create("alice", config)
@@ -275,7 +277,7 @@ def test_create_builds_a_configured_instance() -> None:
     assert adapter.binary == "/usr/bin/python3" and adapter.config.persona == "careful"
     assert isinstance(registry.create("scripted"), Scripted)  # type defaults to the name
     with pytest.raises(AdapterError, match="adapter 'x' \\(type 'nope'\\): unknown adapter"):
-        registry.create("x", config_models.AdapterConfig(type="nope"))
+        registry.create("x", adapter_entry.AdapterConfig(type="nope"))
 
 
 def test_create_reports_an_adapter_whose_init_fails() -> None:
@@ -346,7 +348,7 @@ def test_a_failing_observer_is_logged_and_the_others_still_run(
             calls.append(event.type)
 
     host = plugins.load_plugins(builtins=(), extra=[Broken(), Fine()], entry_points=(), environ={})
-    with caplog.at_level(logging.ERROR, logger="orchestrator.plugins"):
+    with caplog.at_level(logging.ERROR, logger="orchestrator.plugins.host"):
         host.event(Event(type="state.updated"))
         host.event(Event(type="state.updated"))
     assert calls == ["state.updated", "state.updated"]

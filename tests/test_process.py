@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import RunError
-from orchestrator.process import run_command
+from orchestrator.process.command import run_command
 
 
 def alive(pid: int) -> bool:

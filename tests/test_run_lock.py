@@ -20,8 +20,8 @@ from cli_process_helpers import COUNCIL, ENV, council, wait_for
 from scheduler_helpers import merged_tasks, new_repo
 from worktree_helpers import git
 
-from orchestrator.procid import ProcessId
-from orchestrator.run_lock import RUN_LOCK, RunHolder, acquire_run_lock, read_holder
+from orchestrator.process.procid import ProcessId
+from orchestrator.run.run_lock import RUN_LOCK, RunHolder, acquire_run_lock, read_holder
 
 CONFIG = """\
 repo: repo

@@ -23,7 +23,8 @@ from orchestrator.adapter import (
     Stream,
 )
 from orchestrator.errors import AdapterError, PathEscapeError, RunError
-from orchestrator.process import CliRun, cli_version, run_cli
+from orchestrator.runner.cli_run import CliRun, run_cli
+from orchestrator.runner.version import cli_version
 from orchestrator.testing.fake_cli import FakeAdapter, FakeCli, event_line
 
 CANARY = "canary-7f3e9a41-do-not-leak"

@@ -10,10 +10,10 @@ from pathlib import Path
 import anyio
 
 from orchestrator.adapter import AdapterRequest, AgentEvent, EventKind, OutcomeKind
-from orchestrator.config_models import RunConfig
-from orchestrator.phase_cli import PhaseCall, call_phase_cli
-from orchestrator.plugins import load_plugins
-from orchestrator.process import run_cli
+from orchestrator.config.run import RunConfig
+from orchestrator.plugins.host import load_plugins
+from orchestrator.runner.cli_run import run_cli
+from orchestrator.runner.phase import PhaseCall, call_phase_cli
 from orchestrator.testing.fake_cli import FakeAdapter, FakeCli, event_line
 
 

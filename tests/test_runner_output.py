@@ -8,10 +8,10 @@ from pathlib import Path
 import anyio
 
 from orchestrator.adapter import AdapterRequest, AgentEvent, EventKind, Usage
-from orchestrator.event_tail import EventTail
-from orchestrator.process import CliRun, run_cli
-from orchestrator.process_env import Redactor
-from orchestrator.process_output import LINE_CAP, LOG_LIMIT, LineSplitter, LogSink
+from orchestrator.process.output import LINE_CAP, LOG_LIMIT, LineSplitter, LogSink
+from orchestrator.runner.cli_run import CliRun, run_cli
+from orchestrator.runner.event_tail import EventTail
+from orchestrator.safety.redaction import Redactor
 from orchestrator.testing.fake_cli import FakeAdapter, FakeCli, event_line
 
 MiB = 1024 * 1024

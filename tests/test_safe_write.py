@@ -1,4 +1,4 @@
-"""Writes where a CLI can reach never follow a link it planted (``orchestrator.safe_write``):
+"""Writes where a CLI can reach never follow a link it planted (``orchestrator.safety.safe_write``):
 on real files, and through real runs whose CLI plants links where the orchestrator writes
 next (the phase's handoff, the merge lock, its task's state record, git's hooks): the file
 outside the repository the link points at is never written, and the run says what it
@@ -14,7 +14,7 @@ from council_process import council
 from fault_helpers import FaultRun
 
 from orchestrator.errors import PathEscapeError
-from orchestrator.safe_write import open_append, real_dir, write_atomic
+from orchestrator.safety.safe_write import open_append, real_dir, write_atomic
 
 
 @pytest.fixture

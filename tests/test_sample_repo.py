@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import WorkspaceError
-from orchestrator.sample_repo import SAMPLE_FILES, SampleState, ensure_sample_repo, sample_state
+from orchestrator.run.demo_repo import SAMPLE_FILES, SampleState, ensure_sample_repo, sample_state
 
 
 def git(repo: Path, *args: str) -> str:

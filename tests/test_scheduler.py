@@ -23,15 +23,15 @@ from scheduler_helpers import (
 from worktree_helpers import git
 
 from orchestrator import council as council_module
-from orchestrator.config_models import RunConfig
+from orchestrator.config.run import RunConfig
 from orchestrator.council import Council
 from orchestrator.events import Event
-from orchestrator.merge import MergeQueue
+from orchestrator.merge.queue import MergeQueue
 from orchestrator.models import TaskStatus
-from orchestrator.report import RunReport
+from orchestrator.run.report import RunReport
 from orchestrator.state import FileStateStore
-from orchestrator.task_run import TaskRun, WorkflowResult
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.workflow.task_run import TaskRun, WorkflowResult
+from orchestrator.worktrees.manager import WorktreeManager
 
 
 async def run(config: RunConfig, probe: Probe) -> RunReport:

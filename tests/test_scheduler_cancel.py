@@ -11,11 +11,11 @@ import pytest
 from scheduler_helpers import Probe, merged_tasks, new_repo, run_config
 from worktree_helpers import git
 
-from orchestrator.config_models import RunConfig
+from orchestrator.config.run import RunConfig
 from orchestrator.council import CancelError, Council, request_cancel
 from orchestrator.errors import RecordNotFound
 from orchestrator.models import ClaimStatus, PhaseStatus, TaskState, TaskStatus
-from orchestrator.report import RunReport
+from orchestrator.run.report import RunReport
 from orchestrator.state import FileStateStore
 
 SCRIPTED = {"type": "scripted", "options": {"delay": 0}}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from orchestrator.config_models import CapacityConfig
-from orchestrator.scheduler_capacity import Slots
+from orchestrator.config.sections import CapacityConfig
+from orchestrator.scheduler.capacity import Slots
 
 
 def test_every_limit_is_checked_and_phases_follow_the_workflow() -> None:

@@ -19,13 +19,13 @@ from scheduler_helpers import (
 )
 from worktree_helpers import git
 
-from orchestrator.config_models import RunConfig
+from orchestrator.config.run import RunConfig
 from orchestrator.council import Council
 from orchestrator.errors import RecordNotFound
 from orchestrator.events import Event
 from orchestrator.models import ClaimStatus, SessionStatus, TaskStatus
-from orchestrator.report import RunReport
-from orchestrator.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from orchestrator.run.report import RunReport
+from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 
 TASKS: list[dict[str, Any]] = [
     {"id": "quick", "prompt": "p", "priority": 9},

@@ -15,13 +15,13 @@ import pytest
 from scheduler_helpers import Probe, failure, new_repo, run_config
 
 from orchestrator import council as council_module
-from orchestrator.config_models import RetryConfig
+from orchestrator.config.sections import RetryConfig
 from orchestrator.council import Council
 from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.retry import GiveUp, Retry, RetryPolicy
 from orchestrator.state import FileStateStore
-from orchestrator.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 
 
 def test_backoff_grows_with_jitter_and_stays_under_the_cap() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.models import TaskStatus
-from orchestrator.scheduler_view import TaskView
+from orchestrator.scheduler.view import TaskView
 from orchestrator.state import FileStateStore
 
 

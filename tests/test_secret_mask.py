@@ -1,5 +1,5 @@
 """No secret is stored: each sink masks the values of the orchestrator's sensitive-named
-variables and of the keys handed to children (``orchestrator.secret_mask``), one choke point
+variables and of the keys handed to children (``orchestrator.safety.secret_mask``), one choke point
 per sink (state records, checkpoints, the event log and its subscribers, session context,
 handoffs). Settings in ``*_KEY`` variables (``ollama``, ``false``, a path) are not secrets and
 never rewrite what a record holds. Children that are not CLIs get the allow-list, not the
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import secret_mask
-from orchestrator.context import ContextManager
 from orchestrator.events import Event
-from orchestrator.handoff import Handoff, load_handoff, sha256_text, store_handoff
-from orchestrator.process import run_command
-from orchestrator.state.file_store import FileStateStore
-from orchestrator.verify import run_verify
+from orchestrator.process.command import run_command
+from orchestrator.safety import secret_mask
+from orchestrator.state.context import ContextManager
+from orchestrator.state.file.store import FileStateStore
+from orchestrator.workflow.handoff import Handoff, load_handoff, sha256_text, store_handoff
+from orchestrator.workflow.verify import run_verify
 
 
 def canary() -> str:

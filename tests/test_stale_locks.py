@@ -28,10 +28,10 @@ from scheduler_helpers import merged_tasks, new_repo
 
 from orchestrator import filelock
 from orchestrator.errors import LockTimeout, StaleClaim
-from orchestrator.locks import LockManager
+from orchestrator.locks.manager import LockManager
 from orchestrator.state import FileStateStore
-from orchestrator.state.fsops import FileOps
-from orchestrator.worktree_repo import MetaLock
+from orchestrator.state.file.fsops import FileOps
+from orchestrator.worktrees.layout import MetaLock
 
 
 class StuckBeforeReplace(FileOps):

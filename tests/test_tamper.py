@@ -1,4 +1,5 @@
-"""The tamper check itself (``orchestrator.tamper``), on real repositories: sessions side by
+"""The tamper check itself (``orchestrator.worktrees.tamper.guard``), on real repositories:
+sessions side by
 side are all flagged for a change one of them made, the main checkout is never looked at in
 the middle of the merge queue's fast-forward, git's own lock on a config file is respected,
 and a run whose sessions overlap each other's merges flags nobody."""
@@ -13,11 +14,11 @@ import anyio
 from scheduler_helpers import merged_tasks, new_repo, run_config
 
 from orchestrator.council import Council
-from orchestrator.merge_checkout import checkout_lock
-from orchestrator.tamper import TamperGuard
-from orchestrator.tamper_files import CAP
-from orchestrator.worktree_models import SessionWorktree
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.merge.checkout import checkout_lock
+from orchestrator.worktrees.manager import WorktreeManager
+from orchestrator.worktrees.models import SessionWorktree
+from orchestrator.worktrees.tamper.files import CAP
+from orchestrator.worktrees.tamper.guard import TamperGuard
 
 
 async def two_sessions(

@@ -12,8 +12,8 @@ from worktree_helpers import commit_on_main, git, make_repo, write
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.state import FileStateStore
-from orchestrator.work_facts import collect_facts
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.workflow.work_facts import collect_facts
+from orchestrator.worktrees.manager import WorktreeManager
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import json
 import pytest
 from workflow_helpers import HAPPY, PY, WRITE_FEATURE, Harness, git, harness, task
 
-from orchestrator import workflow
-from orchestrator.handoff import sha256_text
 from orchestrator.models import PhaseStatus
-from orchestrator.task_run import WorkflowStatus
-from orchestrator.workflow import run_workflow
+from orchestrator.workflow import workflow
+from orchestrator.workflow.handoff import sha256_text
+from orchestrator.workflow.task_run import WorkflowStatus
+from orchestrator.workflow.workflow import run_workflow
 
 __all__ = ["harness"]
 

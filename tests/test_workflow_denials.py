@@ -19,8 +19,8 @@ import pytest
 from workflow_helpers import Harness, harness, task
 
 from orchestrator.models import PhaseStatus
-from orchestrator.task_run import WorkflowResult, WorkflowStatus
-from orchestrator.workflow import run_workflow
+from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
+from orchestrator.workflow.workflow import run_workflow
 
 __all__ = ["harness"]
 

@@ -9,13 +9,18 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.adapter import Outcome, OutcomeKind
-from orchestrator.config_models import TaskConfig
-from orchestrator.handoff import Handoff, handoff_key, needs_for, sha256_text
+from orchestrator.config.task import TaskConfig
 from orchestrator.ids import is_safe_id
-from orchestrator.prompts import PromptContext, instructions_for, render_handoff, render_prompt
-from orchestrator.review import parse_plan_files, parse_verdict, parse_winner
-from orchestrator.task_run import WorkflowStatus
-from orchestrator.workflow_results import result_for
+from orchestrator.workflow.handoff import Handoff, handoff_key, needs_for, sha256_text
+from orchestrator.workflow.prompts import (
+    PromptContext,
+    instructions_for,
+    render_handoff,
+    render_prompt,
+)
+from orchestrator.workflow.results import result_for
+from orchestrator.workflow.review import parse_plan_files, parse_verdict, parse_winner
+from orchestrator.workflow.task_run import WorkflowStatus
 
 
 def handoff(**fields: object) -> Handoff:

@@ -12,8 +12,8 @@ from workflow_helpers import HAPPY, WRITE_FEATURE, Harness, git, harness, task
 
 from orchestrator.errors import StaleClaim
 from orchestrator.models import PhaseStatus, utcnow
-from orchestrator.task_run import WorkflowResult, WorkflowStatus
-from orchestrator.workflow import run_workflow
+from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
+from orchestrator.workflow.workflow import run_workflow
 
 __all__ = ["harness"]
 

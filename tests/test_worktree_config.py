@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import load_config, parse_config, run_config_json_schema
-from orchestrator.config_models import WorktreeConfig
+from orchestrator.config.load import load_config, parse_config, run_config_json_schema
+from orchestrator.config.sections import WorktreeConfig
 from orchestrator.errors import ConfigError
-from orchestrator.worktree_models import WorktreeSettings
+from orchestrator.worktrees.models import WorktreeSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = "tasks:\n  - id: a\n    prompt: do a\n"

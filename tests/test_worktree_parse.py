@@ -7,14 +7,14 @@ from pathlib import Path
 
 from worktree_helpers import git, make_repo, write
 
-from orchestrator.worktree_parse import (
+from orchestrator.git.parse import (
     covered_by,
     parse_numstat,
     parse_status,
     parse_worktree_list,
     read_gitfile,
 )
-from orchestrator.worktree_repo import lock_reason, parse_lock_reason
+from orchestrator.worktrees.layout import lock_reason, parse_lock_reason
 
 
 def test_worktree_list_with_odd_paths_and_reasons(tmp_path: Path) -> None:

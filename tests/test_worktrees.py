@@ -21,10 +21,10 @@ from worktree_helpers import (
 )
 
 from orchestrator.errors import InvalidIdError, WorkspaceError
+from orchestrator.process.path_users import WorktreeBusy
 from orchestrator.state import FileStateStore
-from orchestrator.worktree_models import WorktreeSettings
-from orchestrator.worktree_safety import WorktreeBusy
-from orchestrator.worktrees import NAMESPACE, WorktreeManager
+from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
+from orchestrator.worktrees.models import WorktreeSettings
 
 
 @pytest.fixture

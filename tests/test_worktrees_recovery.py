@@ -17,8 +17,8 @@ from worktree_helpers import ENV, branches, git, make_repo, registered_paths, wr
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.state import FileStateStore
-from orchestrator.worktree_models import SessionWorktree, WorktreeSettings
-from orchestrator.worktrees import NAMESPACE, WorktreeManager
+from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
+from orchestrator.worktrees.models import SessionWorktree, WorktreeSettings
 
 OLD = time.time() - 3600
 

@@ -12,8 +12,8 @@ from worktree_helpers import branches, commit_on_main, git, make_repo, registere
 
 from orchestrator.errors import PathEscapeError, WorkspaceError
 from orchestrator.state import FileStateStore
-from orchestrator.worktree_models import WorktreeSettings
-from orchestrator.worktrees import NAMESPACE, WorktreeManager
+from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
+from orchestrator.worktrees.models import WorktreeSettings
 
 PY = sys.executable
 

@@ -16,7 +16,7 @@ import anyio
 from worktree_helpers import branches, git, make_repo, registered_paths, write
 
 from orchestrator.state import FileStateStore
-from orchestrator.worktrees import NAMESPACE, WorktreeManager
+from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
 
 CONCURRENCY = 8
 

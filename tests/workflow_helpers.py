@@ -14,16 +14,17 @@ from typing import Any
 
 import pytest
 
-from orchestrator.config_models import RunConfig, TaskConfig
+from orchestrator.config.run import RunConfig
+from orchestrator.config.task import TaskConfig
 from orchestrator.events import Event
-from orchestrator.handoff import Handoff, load_handoff
-from orchestrator.locks import LockManager
+from orchestrator.locks.manager import LockManager
 from orchestrator.models import ClaimStatus, TaskState
-from orchestrator.plugins import PluginHost, default_plugins
+from orchestrator.plugins.host import PluginHost, default_plugins
 from orchestrator.state import FileStateStore
-from orchestrator.task_run import TaskRun
-from orchestrator.worktree_models import SessionWorktree
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.workflow.handoff import Handoff, load_handoff
+from orchestrator.workflow.task_run import TaskRun
+from orchestrator.worktrees.manager import WorktreeManager
+from orchestrator.worktrees.models import SessionWorktree
 
 PY = sys.executable
 

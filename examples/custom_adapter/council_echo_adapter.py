@@ -27,7 +27,7 @@ from orchestrator.adapter import (
     EventKind,
     Stream,
 )
-from orchestrator.hookspecs import hookimpl
+from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["EchoCli", "register_adapters"]
 

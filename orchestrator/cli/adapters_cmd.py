@@ -18,16 +18,17 @@ from typing import Annotated
 import anyio
 import typer
 
-from orchestrator import config_models, plugins
 from orchestrator.adapter import Adapter
 from orchestrator.cli import console
 from orchestrator.cli.adapters_live import live_check, live_targets
-from orchestrator.config import load_config
-from orchestrator.credentials import login_summary
+from orchestrator.config import adapter_entry
+from orchestrator.config.load import load_config
 from orchestrator.errors import AdapterError
-from orchestrator.process import cli_version
-from orchestrator.process_env import is_sensitive
-from orchestrator.registry import AdapterRegistry
+from orchestrator.plugins import host as plugins
+from orchestrator.plugins.registry import AdapterRegistry
+from orchestrator.runner.logins import login_summary
+from orchestrator.runner.version import cli_version
+from orchestrator.safety.redaction import is_sensitive
 
 __all__ = ["Report", "app", "survey"]
 
@@ -154,7 +155,7 @@ def _isolated(config_file: Path) -> set[str]:
 
 
 def _create(
-    registry: AdapterRegistry, name: str, settings: config_models.AdapterConfig | None
+    registry: AdapterRegistry, name: str, settings: adapter_entry.AdapterConfig | None
 ) -> Adapter | AdapterError:
     try:
         return registry.create(name, settings)

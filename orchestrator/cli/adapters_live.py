@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.errors import AdapterError, RunError
-from orchestrator.process import run_command
+from orchestrator.process.command import run_command
 from orchestrator.testing.live_scenarios import WRITE, arun_scenario
 from orchestrator.testing.live_targets import BUILTIN_TARGETS, LiveTarget, find_cli
 

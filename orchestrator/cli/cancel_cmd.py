@@ -1,7 +1,7 @@
 """``council cancel FILE TASK``: end one task of an unfinished run for good.
 
 The task belongs to the newest active or interrupted session of FILE's repository (or to
-``--session``). The cancel is ``request_cancel`` (``orchestrator.scheduler_cancel``): a task
+``--session``). The cancel is ``request_cancel`` (``orchestrator.scheduler.cancel``): a task
 nobody works on (queued or parked) is ``cancelled`` at once and never started; a running one
 is cancelled by the orchestrator running its session at its next tick (the CLI's work is
 committed on the task's branch, which is kept), or, when that orchestrator is gone, by
@@ -21,14 +21,14 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from orchestrator import procid
 from orchestrator.cli import console
 from orchestrator.cli.store_access import UsageError, open_store, pick_session, running_process
-from orchestrator.config import load_config
-from orchestrator.config_models import RunConfig
+from orchestrator.config.load import load_config
+from orchestrator.config.run import RunConfig
 from orchestrator.council import request_cancel
 from orchestrator.ids import check_id
 from orchestrator.models import TaskStatus
+from orchestrator.process import procid
 
 __all__ = ["register"]
 

@@ -24,12 +24,12 @@ import typer
 
 from orchestrator.cli import console
 from orchestrator.cli.store_access import UsageError, open_store, pick_session, running_process
-from orchestrator.config import load_config
-from orchestrator.config_models import RunConfig
+from orchestrator.config.load import load_config
+from orchestrator.config.run import RunConfig
 from orchestrator.errors import RecordNotFound, RunError
 from orchestrator.ids import check_id
 from orchestrator.models import ACTIVE_SESSION_STATUSES, CheckpointInfo, SessionSnapshot
-from orchestrator.scheduler_cancel import CANCEL_REQUESTS, clear_cancel
+from orchestrator.scheduler.cancel import CANCEL_REQUESTS, clear_cancel
 
 __all__ = ["app"]
 

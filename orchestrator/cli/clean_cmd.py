@@ -23,9 +23,9 @@ import typer
 from orchestrator.cli import console
 from orchestrator.cli.store_access import UsageError, open_store
 from orchestrator.cli.worktrees_cmd import PruneOutcome, describe_prune, prune_dead
-from orchestrator.config import load_config
-from orchestrator.config_models import RunConfig
-from orchestrator.durations import format_duration, parse_duration
+from orchestrator.config.durations import format_duration, parse_duration
+from orchestrator.config.load import load_config
+from orchestrator.config.run import RunConfig
 
 __all__ = ["register"]
 

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator import plugins
 from orchestrator.cli import console
-from orchestrator.config import RunConfig, load_config, run_config_json_schema
+from orchestrator.config.load import RunConfig, load_config, run_config_json_schema
 from orchestrator.errors import ConfigError
+from orchestrator.plugins import host as plugins
 
 __all__ = ["app"]
 

@@ -41,8 +41,8 @@ from orchestrator.cli.store_access import newest_report
 from orchestrator.council import Council, check_resumable, stored_report
 from orchestrator.errors import CouncilError
 from orchestrator.models import SessionStatus, TaskStatus
-from orchestrator.plan import RunPlan, TaskPlan
-from orchestrator.report import RunReport, TaskReport
+from orchestrator.run.plan import RunPlan, TaskPlan
+from orchestrator.run.report import RunReport, TaskReport
 
 __all__ = ["register"]
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from orchestrator import procid
-from orchestrator.config_models import RunConfig
+from orchestrator.config.run import RunConfig
 from orchestrator.errors import CouncilError, RecordNotFound, RunError, UnusableRepository
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
-from orchestrator.preflight import council_dir_problem
-from orchestrator.report import RunReport, build_report
-from orchestrator.scheduler import ORCHESTRATOR
+from orchestrator.process import procid
+from orchestrator.run.preflight import council_dir_problem
+from orchestrator.run.report import RunReport, build_report
+from orchestrator.scheduler.scheduler import ORCHESTRATOR
 from orchestrator.state import FileStateStore
 
 __all__ = [

@@ -27,21 +27,21 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from orchestrator import procid
 from orchestrator.cli import console
 from orchestrator.cli.store_access import open_store, running_process, sessions_by_age
-from orchestrator.config import load_config
-from orchestrator.config_models import RunConfig
+from orchestrator.config.load import load_config
+from orchestrator.config.run import RunConfig
 from orchestrator.models import (
     ACTIVE_SESSION_STATUSES,
     TERMINAL_TASK_STATUSES,
     SessionRecord,
     TaskState,
 )
-from orchestrator.scheduler_attempt import WORKTREE
+from orchestrator.process import procid
+from orchestrator.scheduler.attempt_runner import WORKTREE
 from orchestrator.state import FileStateStore
-from orchestrator.worktree_models import ReconcileReport, RemovalResult, WorktreeInfo
-from orchestrator.worktrees import WorktreeManager
+from orchestrator.worktrees.manager import WorktreeManager
+from orchestrator.worktrees.models import ReconcileReport, RemovalResult, WorktreeInfo
 
 __all__ = ["PruneOutcome", "app", "describe_prune", "prune_dead"]
 

@@ -1,6 +1,6 @@
 """File layers for tests: one that fails on purpose, one that skips fsync.
 
-``FaultyFileOps`` is a ``FileOps`` (``orchestrator.state.fsops``) that makes the nth call of a
+``FaultyFileOps`` is a ``FileOps`` (``orchestrator.state.file.fsops``) that makes the nth call of a
 chosen operation fail the way a disk does, so a test can hand it to a ``FileStateStore`` and
 check what survives::
 
@@ -38,7 +38,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.state.fsops import FileOps
+from orchestrator.state.file.fsops import FileOps
 
 __all__ = ["OPERATIONS", "FaultyFileOps", "Fired", "SimulatedCrash", "UnsyncedFileOps"]
 

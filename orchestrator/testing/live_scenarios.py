@@ -34,7 +34,7 @@ import anyio
 
 from orchestrator.council import stored_report
 from orchestrator.errors import CouncilError
-from orchestrator.process import run_command
+from orchestrator.process.command import run_command
 from orchestrator.testing.fake_model import (
     EditFile,
     FakeModel,

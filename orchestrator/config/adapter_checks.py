@@ -1,0 +1,108 @@
+"""The checks of a run config's ``adapters:`` that need more than the config itself: each
+adapter's ``options`` against its plugin's options model, and ``${NAME}`` references in its
+``env`` against the environment a run starts with; and the JSON Schema that spells out each
+adapter type's options.
+
+The plugin host is above this layer, so the options models come in as a mapping (adapter type
+-> model), from ``plugins.options_models()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.config.checks import Problem
+from orchestrator.config.env_refs import references
+from orchestrator.config.run import RunConfig
+
+__all__ = ["adapter_options_problems", "unset_references", "with_adapter_options"]
+
+
+def adapter_options_problems(
+    config: RunConfig, models: Mapping[str, type[BaseModel]]
+) -> list[Problem]:
+    """Each adapter option its type's model refuses, at its own place in the file."""
+    problems: list[Problem] = []
+    for name, adapter in config.adapters.items():
+        kind = adapter.type or name
+        model = models.get(kind)
+        if model is None:
+            continue  # an unknown type is reported by the run config's own checks
+        try:
+            model.model_validate(adapter.options)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = ("adapters", name, "options", *error["loc"])
+                problems.append((loc, _option_message(kind, model, error)))
+    return problems
+
+
+def _option_message(kind: str, model: type[BaseModel], error: Any) -> str:
+    allowed = list(model.model_fields)
+    if error["type"] == "extra_forbidden":
+        key = str(error["loc"][-1])
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        if not allowed:  # a plugin adapter that declares no options model
+            return f"unknown option: adapter type {kind!r} takes no options"
+        return f"unknown option for adapter type {kind!r} ({hint}allowed: {', '.join(allowed)})"
+    return f"{error['msg']} (adapter type {kind!r})"
+
+
+def unset_references(config: RunConfig, environ: Mapping[str, str]) -> list[Problem]:
+    """Each ``${NAME}`` in an adapter's ``env`` whose variable ``environ`` lacks."""
+    problems: list[Problem] = []
+    for name, adapter in config.adapters.items():
+        for variable, value in adapter.env.items():
+            for missing in (ref for ref in references(value) if ref not in environ):
+                problems.append(
+                    (
+                        ("adapters", name, "env", variable),
+                        f"${{{missing}}} is not set in the environment council runs in "
+                        "(export it, or write $${ for a literal ${)",
+                    )
+                )
+    return problems
+
+
+def with_adapter_options(
+    schema: dict[str, Any], models: Mapping[str, type[BaseModel]]
+) -> dict[str, Any]:
+    """``schema`` (a run config's) with each adapter type's ``options`` spelled out.
+
+    An adapter's type is its ``type`` or, without one, its key under ``adapters:``; the schema
+    says both: ``if type is T then options match T's model`` on every adapter, and for the key
+    ``T`` without a ``type``, the same.
+    """
+    schema = copy.deepcopy(schema)
+    defs = schema.setdefault("$defs", {})
+    by_type: list[dict[str, Any]] = []
+    by_key: dict[str, Any] = {}
+    for kind, model in sorted(models.items()):
+        ref = f"#/$defs/{_def_name(kind)}"
+        options = model.model_json_schema(ref_template="#/$defs/{model}", mode="validation")
+        defs.update(options.pop("$defs", {}))
+        options["title"] = f"options of adapter type {kind!r}"
+        defs[_def_name(kind)] = options
+        uses = {"properties": {"options": {"$ref": ref}}}
+        by_type.append(
+            {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]}, "then": uses}
+        )
+        by_key[kind] = {
+            "allOf": [
+                {"$ref": "#/$defs/AdapterConfig"},
+                {"if": {"not": {"required": ["type"]}}, "then": uses},
+            ]
+        }
+    defs["AdapterConfig"]["allOf"] = by_type
+    schema["properties"]["adapters"]["properties"] = by_key
+    return schema
+
+
+def _def_name(kind: str) -> str:
+    return "AdapterOptions_" + "".join(c if c.isalnum() else "_" for c in kind)

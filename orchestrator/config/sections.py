@@ -1,0 +1,150 @@
+"""The run config's settings sections: capacity, retries, rate-limit parks, the scheduler's clock,
+the state backend, and how worktrees are prepared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+
+from orchestrator.config.durations import Duration, PositiveDuration
+from orchestrator.config.fields import (
+    CommandList,
+    EnvNames,
+    Id,
+    NonBlank,
+    RepoPath,
+    Section,
+    no_duplicates,
+    resolve_path,
+)
+
+__all__ = [
+    "CapacityConfig",
+    "RateLimitConfig",
+    "RetryConfig",
+    "SchedulerConfig",
+    "StateConfig",
+    "WorktreeConfig",
+]
+
+
+class CapacityConfig(Section):
+    """How many CLI sessions may run at once: overall, per adapter and per phase."""
+
+    sessions: int = Field(default=4, ge=1, description="global maximum of concurrent sessions")
+    per_adapter: dict[Id, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="adapter name -> maximum concurrent sessions"
+    )
+    per_phase: dict[Id, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="phase name -> maximum concurrent sessions"
+    )
+
+
+class RetryConfig(Section):
+    """Retries of a failed attempt, with exponential backoff."""
+
+    max_retries: int = Field(default=3, ge=0)
+    backoff_initial: Duration = 5.0
+    backoff_max: Duration = 600.0
+    multiplier: float = Field(default=2.0, ge=1.0)
+    jitter: bool = True
+
+
+class RateLimitConfig(Section):
+    """Parks on a rate limit: how long a task waits for the limit to lift, and for how long
+    waiting goes on before the task ends ``failed`` as ``rate_limited``
+    (``orchestrator.scheduler.parks``)."""
+
+    backoff_initial: PositiveDuration = Field(
+        default=30.0,
+        description="the first park of a task when the CLI gives no reset time; each next "
+        "one is `multiplier` times longer",
+    )
+    multiplier: float = Field(default=2.0, ge=1.0)
+    backoff_max: PositiveDuration = Field(
+        default=1800.0, description="the longest park without a reset time"
+    )
+    max_parks: int = Field(
+        default=10, ge=1, description="parks per task; one more rate limit ends it"
+    )
+    max_parked_time: PositiveDuration = Field(
+        default=21600.0,
+        description="how long an adapter may stay rate limited (from its first park in a "
+        "row) before the tasks parked on it end",
+    )
+
+
+class SchedulerConfig(Section):
+    heartbeat_interval: PositiveDuration = 60.0
+    stale_threshold: PositiveDuration = Field(
+        default=300.0, description="a claim not renewed for this long is swept"
+    )
+    tick: PositiveDuration = 1.0
+    stop_grace: PositiveDuration = Field(
+        default=5.0,
+        description="time a CLI gets between SIGTERM and SIGKILL when it is stopped "
+        "(time limit, cancel, Ctrl-C)",
+    )
+
+
+class StateConfig(Section):
+    backend: Literal["file", "postgresql"] = "file"
+    path: Path | None = Field(
+        default=None, description="file backend directory; default <repo>/.council/state"
+    )
+    dsn: NonBlank | None = Field(default=None, description="required for postgresql")
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        return None if path is None else resolve_path(path, info)
+
+
+def _not_council_owned(values: list[str]) -> list[str]:
+    for value in values:
+        if value.split("/", 1)[0] in (".git", ".council"):
+            raise ValueError(f"{value!r} is git's or the orchestrator's own directory")
+    return values
+
+
+class WorktreeConfig(Section):
+    """How each session's worktree is prepared, and whether finished ones are recycled."""
+
+    copy_files: Annotated[
+        list[RepoPath], AfterValidator(no_duplicates), AfterValidator(_not_council_owned)
+    ] = Field(
+        default_factory=list,
+        description="files or directories copied from the main checkout into every new "
+        "worktree (such as .env); skipped when absent, never committed by the orchestrator",
+    )
+    setup: CommandList = Field(
+        default_factory=list,
+        description="commands run in every new worktree before its session starts, without "
+        "a shell; output goes to .council/logs/setup-<session>.log",
+    )
+    setup_timeout: PositiveDuration = Field(
+        default=600.0, description="time limit for each setup command"
+    )
+    passthrough_env: EnvNames = Field(
+        default_factory=list,
+        description="variables of the orchestrator's environment that setup and verify "
+        "commands get besides the allow-listed ones (PATH, HOME, locale, TERM, TZ, proxies, "
+        "CA bundles), such as JAVA_HOME or VIRTUAL_ENV; they run code the CLIs wrote, so pass "
+        "no secret they do not need (a secret's value is masked in everything stored)",
+    )
+    pool_size: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="finished worktrees kept for reuse (0: remove them); reuse is much faster "
+        "than a fresh checkout on large repositories",
+    )
+    sparse: Annotated[
+        list[RepoPath], AfterValidator(no_duplicates), AfterValidator(_not_council_owned)
+    ] = Field(
+        default_factory=list,
+        description="sparse-checkout cone: directories to check out (files at the top level "
+        "always are); empty for a full checkout",
+    )

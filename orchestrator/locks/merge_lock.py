@@ -1,0 +1,157 @@
+"""Layer 3 of the locks: one merge into the base branch at a time.
+
+Contract:
+
+- In one process, holders are serialized by a one-slot anyio semaphore (first come, first
+  served). It is a semaphore rather than an ``anyio.Lock`` because the lock belongs to a
+  *session*, not to a task: ``release_all_session_locks`` may run in the reconcile loop, another
+  task than the one that acquired.
+- Across processes on this machine, the holder also holds the OS lock on
+  ``<project>/.council/locks/merge.lock``; the kernel drops it if the holder dies.
+- The holder is recorded as the ``merge-lock/merge`` keyed record (session, fencing token,
+  since, process) so other processes can name who merges; the token grows with every grant.
+- Only the session holding the lock releases it; a release by anyone else returns False and
+  changes nothing. A session asking again while it holds the lock gets ``LockError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from orchestrator import filelock
+from orchestrator.errors import LockError, LockTimeout, VersionConflict
+from orchestrator.events import EventType
+from orchestrator.filelock import FileLock
+from orchestrator.ids import check_id
+from orchestrator.locks.registry import Records
+from orchestrator.models import utcnow
+from orchestrator.process import procid
+
+__all__ = ["MERGE_OWNER", "MergeGrant", "MergeLock"]
+
+MERGE_OWNER = "merge-lock"
+_KEY = "merge"
+
+Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class MergeGrant:
+    """The right to merge into the base branch, held by ``session`` since ``since``."""
+
+    session: str
+    token: int
+    since: datetime
+
+
+class MergeLock:
+    def __init__(self, path: Path, records: Records, emit: Emit, root: Path) -> None:
+        self.path = path
+        self._root = root  # the lock file is reached from here without following a link
+        self._records = records
+        self._emit = emit
+        self._slot = anyio.Semaphore(1)
+        self._held: tuple[MergeGrant, FileLock, int] | None = None
+
+    @property
+    def holder(self) -> MergeGrant | None:
+        """The grant held through this manager, if any."""
+        return self._held[0] if self._held else None
+
+    async def acquire(self, session: str, timeout: float | None = None) -> MergeGrant:
+        """Wait for the merge lock (``timeout=None``: as long as it takes)."""
+        check_id(session, "session id")
+        if self._held is not None and self._held[0].session == session:
+            raise LockError(f"session {session} already holds the merge lock")
+        limit = math.inf if timeout is None else timeout
+        started = time.monotonic()
+        try:
+            with anyio.fail_after(timeout):
+                await self._slot.acquire()
+        except TimeoutError:
+            raise LockTimeout(self.path, limit, self._holder_name()) from None
+        try:
+            lock = await self._os_lock(limit - (time.monotonic() - started), limit)
+            try:
+                with anyio.CancelScope(shield=True):
+                    grant, version = await self._record(session, lock)
+                    self._held = (grant, lock, version)
+            except BaseException:
+                lock.release()
+                raise
+        except BaseException:
+            self._slot.release()
+            raise
+        await self._emit(
+            EventType.LOCK_ACQUIRED, {"lock": "merge", "session": session, "token": grant.token}
+        )
+        return grant
+
+    async def release(self, session: str) -> bool:
+        """Let go of the merge lock if ``session`` holds it here; False otherwise."""
+        held = self._held
+        if held is None or held[0].session != session:
+            return False
+        grant, lock, version = held
+        self._held = None
+        with anyio.CancelScope(shield=True):
+            try:
+                with contextlib.suppress(VersionConflict):  # someone reclaimed the record
+                    await self._records.delete_record(MERGE_OWNER, _KEY, version, durable=False)
+            finally:
+                lock.release()
+                self._slot.release()
+        await self._emit(
+            EventType.LOCK_RELEASED, {"lock": "merge", "session": session, "token": grant.token}
+        )
+        return True
+
+    async def clear_stale(self, session: str) -> bool:
+        """Remove a record naming ``session`` as merger when no process holds the lock (its
+        holder died); True when one was removed."""
+        record = await self._records.get_record(MERGE_OWNER, _KEY)
+        if record is None or record.data.get("session") != session or self._held is not None:
+            return False
+        probe = filelock.try_acquire(self.path, root=self._root)
+        if probe is None:
+            return False
+        try:
+            with contextlib.suppress(VersionConflict):
+                return await self._records.delete_record(MERGE_OWNER, _KEY, record.version)
+            return False
+        finally:
+            probe.release()
+
+    async def _os_lock(self, remaining: float, limit: float) -> FileLock:
+        try:
+            return await filelock.acquire(self.path, timeout=max(remaining, 0.0), root=self._root)
+        except LockTimeout:
+            record = await self._records.get_record(MERGE_OWNER, _KEY)
+            owner = record.data.get("session") if record is not None else None
+            raise LockTimeout(self.path, limit, owner if isinstance(owner, str) else None) from None
+
+    async def _record(self, session: str, lock: FileLock) -> tuple[MergeGrant, int]:
+        # We hold the OS lock, so any record still there is a dead holder's: overwrite it.
+        current = await self._records.get_record(MERGE_OWNER, _KEY)
+        previous = current.data.get("token", 0) if current is not None else 0
+        token = lock.bump_counter(previous if isinstance(previous, int) else 0)
+        grant = MergeGrant(session, token, utcnow())
+        data = {"session": session, "token": token, "since": grant.since.isoformat()}
+        # Not fsynced, like the file-lock owners: it names a live holder of the OS lock,
+        # which a machine crash makes moot (the token lives in the lock file itself).
+        record = await self._records.put_record(
+            MERGE_OWNER, _KEY, {**data, **procid.current().as_dict()}, durable=False
+        )
+        return grant, record.version
+
+    def _holder_name(self) -> str | None:
+        return self._held[0].session if self._held is not None else None

@@ -1,0 +1,79 @@
+"""Which tasks the base branch already landed, read from its ``Council-Task`` trailers.
+
+A task's branch may be rebased or recreated (a new attempt after a crash), so "the base
+contains the branch tip" does not catch every earlier landing; the trailer on the base's
+first-parent history does. Scanning that history on every merge would cost a git process per
+merge, so the index remembers the tip it was built for and only reads what is new:
+
+- base unchanged since the last look: no git call;
+- base moved forward along its first-parent chain (by us: recorded without a call; by another
+  writer: one ``git log <base> ^<known>``);
+- base rewritten (reset, force-push): rebuilt from the whole first-parent history.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from orchestrator.git.merge_tree import TASK_TRAILER, GitCalls
+
+__all__ = ["TaskIndex"]
+
+_TRAILERS = f"%(trailers:key={TASK_TRAILER},valueonly,separator=%x1f)"
+
+
+class TaskIndex:
+    """task id -> the first-parent commit of the base whose message names it."""
+
+    def __init__(self) -> None:
+        self._tip: str | None = None
+        self._tasks: dict[str, str] = {}
+        self._lock = threading.Lock()  # merges of one queue may run in different threads
+
+    def lookup(self, calls: GitCalls, base: str, task_id: str) -> str | None:
+        """The commit that landed ``task_id`` on ``base``'s first-parent history, or None."""
+        with self._lock:
+            if self._tip != base:
+                self._sync(calls, base)
+            return self._tasks.get(task_id)
+
+    def record(self, old_base: str, new_base: str, task_id: str) -> None:
+        """Our own merge moved the base from ``old_base`` to ``new_base``: no need to re-read."""
+        with self._lock:
+            if self._tip == old_base:
+                self._tip = new_base
+                self._tasks.setdefault(task_id, new_base)
+
+    def _sync(self, calls: GitCalls, base: str) -> None:
+        if self._tip is not None and self._extend(calls, base, self._tip):
+            return
+        out = calls.run(
+            "log",
+            "--first-parent",
+            f"--grep=^{TASK_TRAILER}:",
+            f"--format=%H%x1f{_TRAILERS}%x1e",
+            base,
+        ).stdout
+        tasks: dict[str, str] = {}
+        for record in out.split("\x1e"):
+            sha, *names = record.strip().split("\x1f")
+            for name in names:
+                tasks[name.strip()] = sha  # newest first: the oldest landing wins
+        tasks.pop("", None)
+        self._tip, self._tasks = base, tasks
+
+    def _extend(self, calls: GitCalls, base: str, known: str) -> bool:
+        """Add the commits between ``known`` and ``base``; False when ``base`` does not extend
+        ``known``'s first-parent chain (the caller then rebuilds)."""
+        out = calls.run(
+            "log", "--first-parent", f"--format=%H%x1f%P%x1f{_TRAILERS}%x1e", base, f"^{known}"
+        ).stdout
+        records = [r.strip().split("\x1f") for r in out.split("\x1e") if r.strip()]
+        if not records or records[-1][1].split(" ")[0] != known:
+            return False
+        for sha, _parents, *names in reversed(records):
+            for name in names:
+                if name.strip():
+                    self._tasks.setdefault(name.strip(), sha)
+        self._tip = base
+        return True

@@ -1,0 +1,449 @@
+"""The merge queue: lands finished session branches on the base branch, one at a time.
+
+Contract of ``MergeQueue.merge(session_id, branch, task_id=...)``:
+
+- **Serialized.** Each merge runs inside ``merge_lock(session_id)``, the layer-3 lock (the
+  ``LockManager``'s, across processes); without one, an in-process ``anyio.Lock`` shared by
+  this queue's merges, which serializes one process only. Either way the ref update is a
+  compare-and-swap, so even a writer outside every lock cannot cause a lost update.
+- **No working tree.** ``git merge-tree --write-tree`` computes the merged tree from objects;
+  ``git commit-tree`` makes a two-parent merge commit (always, even when a fast-forward would
+  do, so each landing is one revertable commit) carrying the trailers
+  ``Council-Task: <task-id>`` and ``Council-Session: <session-id>``, committed by ``identity``;
+  ``git update-ref <base> <new> <old>`` moves the base only if nobody moved it meanwhile,
+  otherwise the whole computation is redone on the new tip: at once, then with jittered
+  exponential backoff (``max_attempts``, about 3 s in all by default, then ``MergeContention``).
+- **Never twice.** If the base already contains the branch tip, or its first-parent history
+  already has a commit with this task's ``Council-Task`` trailer (a rebased or recreated
+  branch), the answer is ``already_merged`` and nothing is written.
+- **Conflicts change nothing.** ``conflict`` lists the conflicted paths; base and branch stay.
+- **The user's checkout is never modified behind their back.** If the base is checked out
+  somewhere it is fast-forwarded in place only when clean (see ``merge_checkout``); otherwise
+  ``waiting_for_checkout`` names the checkout and what is in the way, nothing moves, and a
+  later ``merge`` retries. A fast-forward git refused half-way is put back exactly: the
+  checkout never keeps a merge whose ref did not move.
+- **Git's lock files are looked for first.** Before writing, the queue looks for the lock files
+  of git's the update needs (``merge_git_locks``: ``<base ref>.lock``, ``packed-refs.lock``
+  and, for a checkout of the base, its ``HEAD.lock`` and ``index.lock``). One that no process
+  holds (a crashed git's) fails the merge at once with ``BaseLocked``, naming it, its age and
+  that nobody holds it; one a live git may hold is waited for up to ``lock_wait`` seconds,
+  then ``BaseLocked`` names its holder. The queue never removes one (the user's repository).
+- **Hooks never run.** Git runs with ``core.hooksPath`` at an empty directory
+  (``<repo>/.council/git-hooks`` unless told otherwise).
+
+Each attempt's git steps run in one worker thread call (the event loop never blocks; a
+cancelled caller waits for that call, so an attempt is never abandoned half-way). On the hot
+path (base not checked out, task not yet landed) a merge starts 4 git processes: one
+``rev-parse`` for both tips and the base tree, ``merge-tree``, ``commit-tree``,
+``update-ref``. The ancestry check runs only when the merged tree equals the base's tree
+(only then can the base already contain the tip); the trailer history is read once per queue
+and then only when another writer moved the base.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from orchestrator.errors import BaseLocked, CouncilError, GitError, MergeContention
+from orchestrator.events import Event, EventType
+from orchestrator.git import ref_book
+from orchestrator.git.merge_tree import (
+    GitCalls,
+    branch_ref,
+    commit_message,
+    merge_trees,
+    missing_branch,
+    read_tips,
+)
+from orchestrator.git.repo import Git
+from orchestrator.ids import check_id
+from orchestrator.merge.checkout import (
+    Blocked,
+    Checkout,
+    CheckoutFinder,
+    fast_forward,
+    inspect_checkout,
+)
+from orchestrator.merge.git_locks import GitLockFile, held_git_locks
+from orchestrator.merge.history import TaskIndex
+from orchestrator.merge.types import ConflictForecast, GitIdentity, MergeResult, MergeStatus
+from orchestrator.safety.crashpoints import crash_point
+from orchestrator.state.protocol import StateStore
+
+__all__ = [
+    "ConflictForecast",
+    "GitIdentity",
+    "MergeLockFactory",
+    "MergeQueue",
+    "MergeResult",
+    "MergeStatus",
+]
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_START = 0.01  # seconds before the third attempt; doubles each time after
+_BACKOFF_CAP = 1.0
+_LOCK_POLL = 0.1  # seconds between looks at a git lock file a live process holds
+
+MergeLockFactory = Callable[[str], AbstractAsyncContextManager[object]]
+"""``merge_lock(session_id)``: an async context manager held for the whole merge."""
+
+_EVENTS = {
+    MergeStatus.MERGED: EventType.MERGE_COMPLETED,
+    MergeStatus.ALREADY_MERGED: EventType.MERGE_ALREADY_MERGED,
+    MergeStatus.CONFLICT: EventType.MERGE_CONFLICT,
+    MergeStatus.WAITING_FOR_CHECKOUT: EventType.MERGE_WAITING,
+}
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """The attempt must start over; ``reason`` is git's refusal when there was one."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Locked:
+    """Git lock files the update needs are present; nothing was written."""
+
+    locks: list[GitLockFile]
+
+
+@dataclass(frozen=True)
+class _Request:
+    session_id: str
+    task_id: str
+    branch: str
+    ref: str
+    message: str | None
+
+
+class MergeQueue:
+    """Merges session branches into ``base_branch`` of the repository at ``repo_path``."""
+
+    def __init__(
+        self,
+        repo_path: Path | str,
+        base_branch: str,
+        *,
+        merge_lock: MergeLockFactory | None = None,
+        store: StateStore | None = None,
+        identity: GitIdentity | None = None,
+        hooks_dir: Path | str | None = None,
+        max_attempts: int = 10,
+        lock_wait: float = 30.0,
+    ) -> None:
+        self.repo_path = Path(repo_path)
+        self.base_branch = base_branch
+        self.base_ref = branch_ref(base_branch, "base branch")
+        self.identity = identity or GitIdentity()
+        self.max_attempts = max(1, max_attempts)
+        self.lock_wait = max(0.0, lock_wait)
+        # The same empty hooks directory the worktree layer uses (``RepoLayout.hooks_dir``).
+        hooks = Path(hooks_dir) if hooks_dir else self.repo_path / ".council" / "git-hooks"
+        self.git = Git(self.repo_path, hooks, self.identity.env())
+        self._store = store
+        self._merge_lock = merge_lock
+        self._own_lock: anyio.Lock | None = None
+        self._history = TaskIndex()
+        self._checkouts = CheckoutFinder(self.base_ref)
+
+    async def merge(
+        self, session_id: str, branch: str, *, task_id: str, message: str | None = None
+    ) -> MergeResult:
+        """Land ``branch`` on the base; see the module docstring for every outcome."""
+        request = _Request(
+            check_id(session_id, "session id"),
+            check_id(task_id, "task id"),
+            branch,
+            branch_ref(branch),
+            message,
+        )
+        started = time.perf_counter()
+        async with self._lock_for(session_id):
+            crash_point("merge.locked")
+            locked = time.perf_counter()
+            await self._emit(
+                EventType.MERGE_STARTED,
+                {
+                    "session_id": session_id,
+                    "task_id": task_id,
+                    "branch": branch,
+                    "base_branch": self.base_branch,
+                },
+            )
+            try:
+                result = await self._attempts(request)
+            except CouncilError as exc:
+                failure = {"session_id": session_id, "task_id": task_id, "branch": branch}
+                await self._emit(EventType.MERGE_FAILED, {**failure, "error": str(exc)}, "warning")
+                raise
+            done = time.perf_counter()
+        result = replace(
+            result,
+            timings={"lock_wait": locked - started, "git": done - locked, "total": done - started},
+        )
+        level = "warning" if result.status is MergeStatus.WAITING_FOR_CHECKOUT else "info"
+        await self._emit(_EVENTS[result.status], result.event_data(), level)
+        return result
+
+    async def landed_commit(self, task_id: str) -> str | None:
+        """The base commit that landed ``task_id`` (a ``Council-Task`` trailer on the base's
+        first-parent history), or None: lets a new run skip work that is already merged."""
+        return (await self.landed_commits([task_id])).get(task_id)
+
+    async def landed_commits(self, task_ids: Iterable[str]) -> dict[str, str]:
+        """``landed_commit`` of many tasks at once (the base is read once for all of them):
+        task id -> commit, for those already landed."""
+        wanted = list(task_ids)
+        if not wanted:
+            return {}
+
+        def lookup() -> dict[str, str]:
+            calls = GitCalls(self.git)
+            base = calls.rev_parse(self.base_ref)
+            if base is None:
+                return {}
+            found = {task: self._history.lookup(calls, base, task) for task in wanted}
+            return {task: commit for task, commit in found.items() if commit is not None}
+
+        return await anyio.to_thread.run_sync(lookup)
+
+    async def forecast_conflicts(self, branch_a: str, branch_b: str) -> ConflictForecast:
+        """Would merging these two branches conflict? Computed at their merge base by
+        ``merge-tree``: no ref, index or file changes (only unreferenced objects are written)."""
+        refs = (branch_ref(branch_a), branch_ref(branch_b))
+
+        def forecast() -> ConflictForecast:
+            calls = GitCalls(self.git)
+            try:
+                merged = merge_trees(calls, *refs)
+            except GitError:
+                for ref in refs:
+                    if calls.rev_parse(ref) is None:
+                        raise missing_branch(calls, ref, "branch") from None
+                raise
+            return ConflictForecast(
+                branch_a, branch_b, not merged.clean, merged.conflicts, merged.messages
+            )
+
+        return await anyio.to_thread.run_sync(forecast)
+
+    # -- attempts: each one a single worker-thread call ------------------------------------
+
+    async def _attempts(self, request: _Request) -> MergeResult:
+        calls = GitCalls(self.git)
+        last = _Retry()
+        attempt = 0
+        locked_since: float | None = None
+        while attempt < self.max_attempts:
+            outcome = await anyio.to_thread.run_sync(self._attempt, calls, request)
+            if isinstance(outcome, MergeResult):
+                return replace(outcome, attempts=attempt + 1, git_calls=calls.count)
+            if isinstance(outcome, _Locked):
+                # Not an attempt that lost a race: waiting for a lock is bounded by time.
+                now = time.monotonic()
+                locked_since = now if locked_since is None else locked_since
+                waited = now - locked_since
+                if any(lock.stale for lock in outcome.locks) or waited >= self.lock_wait:
+                    described = [lock.describe() for lock in outcome.locks]
+                    raise BaseLocked(self.base_branch, described, waited)
+                await anyio.sleep(min(_LOCK_POLL, self.lock_wait - waited))
+                continue
+            attempt += 1
+            last = outcome
+            if attempt < self.max_attempts:
+                await anyio.sleep(_backoff(attempt))
+        raise MergeContention(self.base_branch, self.max_attempts, last.reason)
+
+    def _attempt(self, calls: GitCalls, request: _Request) -> MergeResult | _Retry | _Locked:
+        tips = read_tips(calls, self.base_ref, request.ref)
+        base = tips.base
+        report = MergeResult(
+            status=MergeStatus.MERGED,
+            session_id=request.session_id,
+            task_id=request.task_id,
+            branch=request.branch,
+            base_branch=self.base_branch,
+            branch_tip=tips.branch,
+            base_before=base,
+            base_after=base,
+        )
+        earlier = self._history.lookup(calls, base, request.task_id)
+        if earlier is not None:
+            return replace(
+                report,
+                status=MergeStatus.ALREADY_MERGED,
+                merge_commit=earlier,
+                tip_contained=calls.is_ancestor(tips.branch, base),
+                message=f"task {request.task_id!r} already landed on {self.base_branch!r} "
+                f"in {earlier}",
+            )
+        merged = merge_trees(calls, base, tips.branch)
+        if not merged.clean:
+            return replace(
+                report,
+                status=MergeStatus.CONFLICT,
+                conflicts=merged.conflicts,
+                details=merged.messages,
+                message=f"{request.branch} conflicts with {self.base_branch} in "
+                f"{len(merged.conflicts)} path(s)",
+            )
+        # Only an unchanged tree can mean the base already holds the tip (or the branch brings
+        # nothing new, which still gets a merge commit so its tip is contained afterwards).
+        if merged.tree == tips.base_tree and calls.is_ancestor(tips.branch, base):
+            return replace(
+                report,
+                status=MergeStatus.ALREADY_MERGED,
+                tip_contained=True,
+                message=f"{self.base_branch!r} already contains {request.branch} ({tips.branch})",
+            )
+        return self._land(calls, request, report, merged.tree)
+
+    def _land(
+        self, calls: GitCalls, request: _Request, report: MergeResult, tree: str
+    ) -> MergeResult | _Retry | _Locked:
+        """Commit the merged ``tree`` and move the base to it (via its checkout, if any)."""
+        base = report.base_before
+        owners = self._checkouts.owners(calls)
+        if len(owners) > 1:
+            return _waiting(
+                report,
+                f"base branch {self.base_branch!r} is checked out in {len(owners)} worktrees; "
+                "check it out in one at most",
+                [str(o.path) for o in owners],
+            )
+        checkout = owners[0] if owners else None
+        locked = self._git_locks(calls, checkout)
+        if locked is not None:
+            return locked
+        clean = True
+        if checkout is not None:
+            state = inspect_checkout(calls, checkout, self.base_branch, tree)
+            if isinstance(state, Blocked):
+                return _waiting(report, state.message, state.details, checkout.path)
+            clean = not state.cut_short
+        text = commit_message(request.branch, request.task_id, request.session_id, request.message)
+        new = calls.run(
+            "commit-tree", "--no-gpg-sign", tree, "-p", base, "-p", report.branch_tip, "-m", text
+        ).out
+        crash_point("merge.committed")
+        if checkout is None:
+            retry = self._compare_and_swap(calls, base, new, request)
+            if retry is not None:
+                return retry
+        else:
+            if not self._checkouts.still_holds(checkout):
+                return _Retry()  # the user switched branches there: look for the owner again
+            refusal = fast_forward(calls, checkout, self.base_ref, base, new, clean=clean)
+            if refusal is None and not self._checkouts.still_holds(checkout):
+                # Switched away in the instant before the fast-forward: what moved was not the
+                # base, so start over and look again.
+                return _Retry()
+            if refusal is not None:
+                if calls.rev_parse(self.base_ref) != base:
+                    return _Retry()
+                # A lock that appeared after the look above: name it, not git's words.
+                locked = self._git_locks(calls, checkout)
+                if locked is not None:
+                    return locked
+                return _waiting(
+                    report,
+                    f"base branch {self.base_branch!r} is checked out in {checkout.path}, which "
+                    "git refused to fast-forward; clear what it names and merge again",
+                    refusal.splitlines()[:20],
+                    checkout.path,
+                )
+        crash_point("merge.ref_updated")
+        self._history.record(base, new, request.task_id)
+        return replace(
+            report,
+            merge_commit=new,
+            base_after=new,
+            tip_contained=True,
+            checkout=checkout.path if checkout else None,
+        )
+
+    def _git_locks(self, calls: GitCalls, checkout: Checkout | None) -> _Locked | None:
+        """The git lock files the update needs that are present, if any (see the module doc)."""
+        common = self._checkouts.common_dir(calls)
+        places = [common, self.repo_path, *([checkout.path] if checkout else [])]
+        admin = checkout.admin if checkout else None
+        found = held_git_locks(common, self.base_ref, admin, places)
+        return _Locked(found) if found else None
+
+    def _compare_and_swap(
+        self, calls: GitCalls, old: str, new: str, request: _Request
+    ) -> _Retry | None:
+        """Move the base from ``old`` to ``new``: None when done, a ``_Retry`` when the base
+        moved or its ref is locked by another writer."""
+        reason = f"council: merge {request.branch} (task {request.task_id})"
+        with ref_book.writing():  # noted with the write, for the tamper check
+            update = calls.run("update-ref", "-m", reason, self.base_ref, new, old, check=False)
+            if update.ok:
+                ref_book.note(self.base_ref, old, new)
+        if update.ok:
+            return None
+        if calls.rev_parse(self.base_ref) != old:
+            return _Retry()
+        if "File exists" in update.stderr:
+            # Another writer holds the ref's lock right now (or a crash left it behind: the
+            # error after the last attempt names the file).
+            return _Retry(update.stderr.strip())
+        raise GitError(["update-ref", self.base_ref, new, old], update.returncode, update.stderr)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _lock_for(self, session_id: str) -> AbstractAsyncContextManager[object]:
+        if self._merge_lock is not None:
+            return self._merge_lock(session_id)
+        if self._own_lock is None:
+            self._own_lock = anyio.Lock()  # created inside the event loop that uses it
+        return self._own_lock
+
+    async def _emit(self, kind: EventType, data: dict[str, object], level: str = "info") -> None:
+        if self._store is None:
+            return
+        try:
+            await self._store.emit(Event(type=kind, data=data, level=level))
+        except Exception:
+            # The merge already happened (or was refused); a failing audit trail must not turn
+            # that into an error the caller would retry.
+            log.exception("cannot record %s", kind)
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt + 1``.
+
+    The first retry is immediate: usually one other writer landed one commit, and recomputing
+    at once is the fastest way to follow it. After that, a writer outside our lock is merging
+    in a tight loop, and it always wins a race it started first (it begins its next merge the
+    moment its update lands, we only after noticing ours failed); backing off, jittered so two
+    queues do not stay in step, lets its burst finish instead of losing every race to it.
+    """
+    if attempt <= 1:
+        return 0.0
+    jitter = 0.5 + secrets.randbelow(1001) / 1000
+    return min(_BACKOFF_CAP, _BACKOFF_START * 2.0 ** (attempt - 2)) * jitter
+
+
+def _waiting(
+    report: MergeResult, message: str, details: list[str], checkout: Path | None = None
+) -> MergeResult:
+    return replace(
+        report,
+        status=MergeStatus.WAITING_FOR_CHECKOUT,
+        message=message,
+        details=details,
+        checkout=checkout,
+    )

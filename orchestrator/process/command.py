@@ -1,0 +1,120 @@
+"""Short commands run to completion: worktree setup commands, verify commands, version checks.
+
+``run_command`` runs an argument list, never a shell; stdin closed; the allow-listed environment
+of ``orchestrator.process.env.command_env`` unless the caller passes one (never this process's
+whole environment, which holds its keys); its own process group, so a timeout or a
+cancellation takes down everything it started, grandchildren included (on a timeout SIGTERM, a
+grace period, then SIGKILL to the group; a cancelled caller SIGKILLs at once); output captured
+up to a bound, keeping the tail, which is where errors are. Every process started here carries
+the orchestrator's ``procid.MARKER_ENV`` (``marked``), which finds an orphan whose pid was never
+recorded (``orchestrator.runner.orphans``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+from orchestrator.errors import RunError
+from orchestrator.process import procid
+from orchestrator.process.env import command_env
+from orchestrator.process.started import forget, started, starting
+from orchestrator.process.stop import DEFAULT_GRACE, kill_group, signal_group
+from orchestrator.process.tree import Family
+
+__all__ = ["OUTPUT_LIMIT", "CommandResult", "marked", "run_command"]
+
+OUTPUT_LIMIT = 256 * 1024
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: list[str]
+    returncode: int | None  # None when it was killed for its timeout
+    output: str  # stdout and stderr interleaved, the last 256 KiB
+    timed_out: bool
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+async def run_command(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    grace: float = DEFAULT_GRACE,
+) -> CommandResult:
+    """Run ``argv`` in ``cwd`` to completion or until ``timeout`` seconds pass."""
+    if not argv:
+        raise RunError("cannot run an empty command")
+    began = time.monotonic()
+    try:
+        with starting():
+            process = await _open_command(argv, cwd, env)
+            started(process.pid)
+    except FileNotFoundError:
+        raise RunError(f"{argv[0]}: command not found (cwd {cwd})") from None
+    except PermissionError:
+        raise RunError(f"{argv[0]}: permission denied") from None
+    tail = bytearray()
+    timed_out = False
+    try:
+        with anyio.move_on_after(timeout) as scope:
+            assert process.stdout is not None
+            async for chunk in process.stdout:
+                tail += chunk
+                if len(tail) > OUTPUT_LIMIT:
+                    del tail[: len(tail) - OUTPUT_LIMIT]
+            await process.wait()
+            # Nothing it started may outlive it (a daemon a setup script forked, say).
+            signal_group(process.pid, signal.SIGKILL)
+        if scope.cancelled_caught:
+            timed_out = True
+            with anyio.CancelScope(shield=True):
+                await kill_group(process, Family(process.pid), grace)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await kill_group(process, Family(process.pid), 0)  # the caller stops now: no grace
+        raise
+    finally:
+        forget(process.pid)
+        with contextlib.suppress(Exception):
+            await process.aclose()
+    return CommandResult(
+        argv=list(argv),
+        returncode=None if timed_out else process.returncode,
+        output=tail.decode("utf-8", "replace"),
+        timed_out=timed_out,
+        seconds=time.monotonic() - began,
+    )
+
+
+async def _open_command(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None
+) -> anyio.abc.Process:
+    return await anyio.open_process(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=marked(command_env()[0] if env is None else env),
+        start_new_session=True,
+    )
+
+
+def marked(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with this orchestrator's marker, which its successor finds orphans by."""
+    return {**env, procid.MARKER_ENV: procid.current().marker()}

@@ -1,0 +1,148 @@
+"""The environment a CLI runs in: an allow-list, a private HOME, and redaction of secrets.
+
+A CLI never inherits the orchestrator's environment wholesale. It gets, in this order (later
+wins): the allow-listed variables of the parent (``PATH``, locale, ``TERM``, ``TZ``, CA bundles,
+proxies, ``USER``/``SHELL``), the variables its adapter declares in ``passthrough_env`` (API keys,
+base URLs), the adapter's own overlay (``CommandSpec.env``), the run config's ``env``, and last
+the private directories, which nothing overrides::
+
+    HOME=<home>  XDG_CONFIG_HOME=<home>/.config  XDG_DATA_HOME=<home>/.local/share
+    XDG_CACHE_HOME=<home>/.cache  XDG_STATE_HOME=<home>/.local/state
+    CODEX_HOME=<home>/.codex  TMPDIR=<home>/tmp
+
+Every other child the orchestrator starts (setup and verify commands, ``command_env``) gets the
+same allow-list, with the user's own ``HOME`` (their toolchains and caches live there) and the
+names the run config's ``worktrees.passthrough_env`` lists, never the orchestrator's whole
+environment: a test a CLI wrote runs as a verify command, and what it can read it can print or
+write into the worktree.
+
+Which values are secrets, and how they are hidden: ``orchestrator.safety.redaction``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+
+from orchestrator.errors import PathEscapeError
+from orchestrator.safety import safe_write
+from orchestrator.safety.redaction import is_sensitive
+
+__all__ = [
+    "ALLOWED_NAMES",
+    "ALLOWED_PREFIXES",
+    "child_env",
+    "command_env",
+    "home_ready",
+    "prepare_home",
+    "private_dirs",
+]
+
+ALLOWED_NAMES = frozenset(
+    {
+        "PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "SHELL",
+        "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+        "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+    }
+)  # fmt: skip
+ALLOWED_PREFIXES = ("LC_", "SSL_CERT_")
+_LAST_DIR = "tmp"  # created last by prepare_home, so its presence means the home is complete
+
+
+def private_dirs(home: Path) -> dict[str, str]:
+    root = str(home)  # string joins: this runs for every CLI start
+    return {
+        "HOME": root,
+        "XDG_CONFIG_HOME": f"{root}/.config",
+        "XDG_DATA_HOME": f"{root}/.local/share",
+        "XDG_CACHE_HOME": f"{root}/.cache",
+        "XDG_STATE_HOME": f"{root}/.local/state",
+        "CODEX_HOME": f"{root}/.codex",
+        "TMPDIR": f"{root}/{_LAST_DIR}",
+    }
+
+
+def child_env(
+    passthrough: Iterable[str],
+    overlay: Mapping[str, str],
+    config_env: Mapping[str, str],
+    home: Path,
+    parent: Mapping[str, str] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """The CLI's environment, and the secret values in it (to redact)."""
+    parent = os.environ if parent is None else parent
+    # Names first, values only for the few kept: os.environ decodes each value it hands out.
+    env = {
+        name: parent[name]
+        for name in parent
+        if name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES)
+    }
+    secrets: list[str] = []
+    for name in passthrough:
+        value = parent.get(name)
+        if value is not None:
+            env[name] = value
+            if is_sensitive(name):
+                secrets.append(value)
+    for extra in (overlay, config_env):
+        env.update(extra)
+        secrets.extend(value for name, value in extra.items() if is_sensitive(name))
+    env.update(private_dirs(home))
+    return env, secrets
+
+
+def command_env(
+    passthrough: Iterable[str] = (),
+    extra: Mapping[str, str] | None = None,
+    parent: Mapping[str, str] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """The environment of a child that is not a CLI (a setup or verify command), and the
+    secret values in it: the allow-list, ``HOME``, the ``passthrough`` names, then ``extra``."""
+    parent = os.environ if parent is None else parent
+    env = {
+        name: parent[name]
+        for name in parent
+        if name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES) or name == "HOME"
+    }
+    secrets: list[str] = []
+    for name in passthrough:
+        value = parent.get(name)
+        if value is not None:
+            env[name] = value
+            if is_sensitive(name):
+                secrets.append(value)
+    for name, value in (extra or {}).items():
+        env[name] = value
+        if is_sensitive(name):
+            secrets.append(value)
+    return env, secrets
+
+
+def home_ready(home: Path) -> bool:
+    return os.path.isdir(f"{home}/{_LAST_DIR}")  # per CLI start: no pathlib objects
+
+
+def prepare_home(home: Path, files: Mapping[str, str]) -> None:
+    """Create the private directories and write ``files`` (HOME-relative paths) below ``home``.
+
+    Blocking; run it in a worker thread. Files are private (0600): they often hold API keys.
+    The CLI owns its HOME, so nothing here follows a link it left there: a link at a file is
+    replaced, a link in place of a directory on the way is refused (``safe_write``).
+    """
+    for directory in private_dirs(home).values():
+        safe_write.make_dirs(home, Path(directory), mode=0o700)
+    for relative, content in files.items():
+        target = _inside(home, relative)
+        safe_write.write_atomic(home, target, content.encode("utf-8"), mode=0o600)
+
+
+def _inside(root: Path, relative: str) -> Path:
+    path = PurePosixPath(relative)
+    if not relative or "\0" in relative or path.is_absolute() or ".." in path.parts:
+        raise PathEscapeError(f"home file {relative!r} must be a relative path below HOME")
+    target = root / path
+    if os.path.normpath(target) == os.path.normpath(root):
+        raise PathEscapeError(f"home file {relative!r} is HOME itself, not a file in it")
+    return target

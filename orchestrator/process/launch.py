@@ -1,0 +1,59 @@
+"""Starting a long-running child (a CLI) leading its own process group, its stdout and stderr
+on non-blocking pipes the caller reads; stdout gets a bigger pipe than the default (fewer
+wake-ups under a flood)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+__all__ = ["spawn_piped"]
+
+_PIPE_SIZE = 1024 * 1024
+_F_SETPIPE_SZ: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+
+
+async def spawn_piped(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], *, stdin: bool
+) -> tuple[anyio.abc.Process, int, int]:
+    """Start ``argv`` leading a new process group; the read ends of its stdout and stderr.
+
+    A failed start raises the ``OSError`` of ``exec``, with every descriptor closed."""
+    out_read, out_write = _pipe(_PIPE_SIZE)
+    err_read, err_write = _pipe(None)  # stderr is rarely a flood: the default size will do
+    try:
+        process = await anyio.open_process(
+            list(argv),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=out_write,
+            stderr=err_write,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(out_read)
+        os.close(err_read)
+        raise
+    finally:
+        # The child holds its own copies; ours must go, or the pipes never reach end of file.
+        os.close(out_write)
+        os.close(err_write)
+    return process, out_read, err_read
+
+
+def _pipe(size: int | None) -> tuple[int, int]:
+    read, write = os.pipe()  # both ends close-on-exec: only the dup2'd copies reach the child
+    if size is not None and _F_SETPIPE_SZ is not None:
+        # A bigger pipe means fewer wake-ups under a flood; refused above pipe-max-size.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(read, _F_SETPIPE_SZ, size)
+    os.set_blocking(read, False)
+    return read, write

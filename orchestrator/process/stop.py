@@ -1,0 +1,98 @@
+"""Stopping a process and its whole family: its group, and the members that left it.
+
+SIGTERM to the group and to the family members that left it (``orchestrator.process.tree``:
+descendants, and processes carrying a CLI run's mark in their environment, double-forked
+``setsid()`` daemons included), a grace period, then SIGKILL, then sweeps for marked processes
+started meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from orchestrator.process.started import own_processes
+from orchestrator.process.tree import (
+    Family,
+    Stray,
+    adopted_strays,
+    describe,
+    find_strays,
+    reap,
+    signal_strays,
+)
+
+__all__ = ["DEFAULT_GRACE", "kill_group", "signal_group", "stop_adopted", "sweep"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE = 5.0
+_SWEEPS = 3  # passes over /proc for marked processes: a member may fork while we kill
+
+
+async def kill_group(
+    process: anyio.abc.Process, family: Family, grace: float = DEFAULT_GRACE
+) -> None:
+    """SIGTERM the process's group, wait up to ``grace`` seconds, then SIGKILL it.
+
+    Members of ``family`` that left the group get the same signals: found through /proc
+    before the leader can die and orphan them, and once more after it died.
+    """
+    pgid = family.pgid  # start_new_session made the child its group's leader
+    alive = process.returncode is None
+    strays = await anyio.to_thread.run_sync(lambda: find_strays(family, leader_alive=alive))
+    log.debug("pid %d: SIGTERM to its group and %d strays", pgid, len(strays))
+    signal_group(pgid, signal.SIGTERM)
+    signal_strays(strays, signal.SIGTERM)
+    with anyio.move_on_after(grace) as waited:
+        await process.wait()
+    if waited.cancelled_caught:
+        log.info("pid %d still running %.1fs after SIGTERM; sending SIGKILL", pgid, grace)
+    # Even when the leader exited, a child that ignored SIGTERM may live on in the group.
+    signal_group(pgid, signal.SIGKILL)
+    signal_strays(strays, signal.SIGKILL)
+    await process.wait()
+    await anyio.to_thread.run_sync(reap, strays)
+    await sweep(family)
+
+
+async def sweep(family: Family) -> list[str]:
+    """SIGKILL every member of ``family`` still alive outside its group (the leader has
+    exited); what they were."""
+    if family.mark is None and not family.roots:
+        return []
+    stopped: dict[Stray, str] = {}
+    for _ in range(_SWEEPS):
+        strays = await anyio.to_thread.run_sync(lambda: find_strays(family, leader_alive=False))
+        if not strays:
+            break
+        stopped.update((stray, describe(stray)) for stray in strays if stray not in stopped)
+        log.info("pid %d: killing %d processes it left behind", family.pgid, len(strays))
+        signal_strays(strays, signal.SIGKILL)
+        await anyio.to_thread.run_sync(reap, strays)  # dead before the next look
+    return list(stopped.values())
+
+
+async def stop_adopted(since: int) -> list[str]:
+    """SIGKILL every process this orchestrator adopted (a CLI's double-forked daemon, where
+    it is a subreaper) that was started since ``since`` (ticks); what they were. For the end
+    of a run, when no CLI runs any more to own them."""
+    strays: list[Stray] = await anyio.to_thread.run_sync(adopted_strays, since, own_processes)
+    if not strays:
+        return []
+    stopped = [describe(stray) for stray in strays]
+    log.warning("stopping %d processes the run's CLIs left behind: %s", len(strays), stopped)
+    signal_strays(strays, signal.SIGKILL)
+    await anyio.to_thread.run_sync(reap, strays)
+    return stopped
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,3 @@
+"""A run as a whole, around the scheduler: what it checks before it writes anything
+(``preflight``), its plan without running it (``plan``), its report (``report``), the one run
+per repository (``run_lock``), and the offline demo's repository (``demo_repo``)."""

@@ -1,0 +1,297 @@
+"""One AI CLI invocation through its adapter, end to end.
+
+``run_cli`` runs one AI CLI invocation through its adapter, end to end::
+
+    run = await run_cli(adapter, request, log_dir=repo / ".council" / "logs",
+                        idle_timeout=90, total_timeout=600, on_event=table.update)
+    run.outcome.kind      # succeeded | failed | rate_limited | timed_out | crashed | ...
+    run.outcome.native_session_id   # pass as resume_session_id to continue the conversation
+
+- the command comes from ``adapter.build_command`` (``adapter.resume_command`` when a
+  ``resume_session_id`` is given or the request carries one) and runs without a shell, with
+  stdin closed (or fed ``CommandSpec.stdin``, then closed), as the leader of a new process
+  group, in ``request.workdir``, with the allow-listed environment and private HOME/XDG/TMPDIR
+  under ``request.home`` described in ``orchestrator.process.env`` (``CommandSpec.home_files``
+  are written there first);
+- stdout and stderr are read line by line into ``adapter.parse_line``; memory stays bounded
+  whatever the CLI prints (``orchestrator.process.output``, ``orchestrator.runner.event_tail``);
+  every
+  line goes, redacted, to ``<log_dir>/<task>-<phase>-<time>-<pid>-<n>.log`` (capped at 50 MB);
+- ``idle_timeout`` (seconds without a byte of output), ``total_timeout`` or setting the
+  ``cancel`` event stop the CLI gracefully: SIGTERM to its group and to the family members that
+  left it (``orchestrator.process.tree``: descendants, and processes carrying the CLI run's mark
+  in their environment, double-forked ``setsid()`` daemons included), ``grace`` seconds, then
+  SIGKILL, then one more sweep for marked processes started meanwhile; they return a ``CliRun``
+  classified ``timed_out`` or ``cancelled``. Cancelling the calling task means stop now (the
+  orchestrator's second Ctrl-C): SIGKILL at once, also when a graceful stop is already waiting
+  out its grace period, and the cancellation is re-raised once the group is dead;
+- after a normal exit the group and every marked process are killed too, so daemons the CLI
+  forked die with it, even those that called ``setsid()``. One that also dropped its
+  environment escapes (``orchestrator.process.tree`` says why); the runner then stops reading its
+  output
+  after a short drain instead of waiting for it;
+- an event that settles the run (``Adapter.ends_run``: an auth error; a rate limit where the
+  CLI's own retries cannot be capped) stops the CLI at once, gracefully like a timeout, and the
+  result says ``ended_early``: no CLI spends minutes retrying what no retry can fix;
+- ``adapter.classify`` turns the result and the kept events into the ``Outcome``;
+- ``watch`` (a ``CliWatch``) hears the CLI's pid once it started and again once its group is
+  dead, so the caller can record running CLIs durably (``orchestrator.runner.cli_runs``): SIGKILL of
+  the orchestrator does not reach a CLI in its own group, and a successor must stop it. Every
+  process started here also carries the orchestrator's ``procid.MARKER_ENV`` (who started it,
+  where ``COUNCIL_RUN_MARK`` says which CLI run), which finds an orphan whose pid was never
+  recorded (``orchestrator.runner.orphans``).
+
+Errors: ``AdapterError`` when the CLI's binary cannot be found or the adapter built no
+command, ``RunError`` when the working directory is missing, ``PathEscapeError`` when a home
+file would land outside HOME. Everything that happens after the start is in the ``CliRun``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from orchestrator.adapter import (
+    Adapter,
+    AdapterRequest,
+    AgentEvent,
+    CommandSpec,
+    Credential,
+    Outcome,
+    OutcomeKind,
+    ProcessResult,
+)
+from orchestrator.errors import AdapterError, RunError
+from orchestrator.process.command import marked
+from orchestrator.process.env import child_env, home_ready, prepare_home
+from orchestrator.process.output import LOG_LIMIT, LogSink, log_name
+from orchestrator.process.started import (
+    alone_since,
+    cli_ended,
+    cli_started,
+    own_processes,
+    starting,
+)
+from orchestrator.process.stop import DEFAULT_GRACE, kill_group
+from orchestrator.process.tree import MARK_NAME, Family
+from orchestrator.runner.launch import spawn_cli
+from orchestrator.runner.logins import link_credentials, unlink_credentials
+from orchestrator.runner.reader import EventCallback, OutputReader
+from orchestrator.runner.supervise import Limits, Stop, supervise
+from orchestrator.safety import secret_mask
+from orchestrator.safety.crashpoints import crash_point
+from orchestrator.safety.redaction import Redactor
+
+__all__ = ["CliRun", "CliWatch", "classified", "run_cli"]
+
+log = logging.getLogger(__name__)
+
+
+class CliWatch(Protocol):
+    """Told each CLI's pid (it leads its own process group) when it has started, and again
+    once that group is dead."""
+
+    async def started(self, pid: int) -> None: ...
+
+    async def ended(self, pid: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """One finished CLI invocation."""
+
+    argv: list[str]  # as run, with secrets shown as ***
+    events: list[AgentEvent]  # significant events and the most recent others (bounded)
+    result: ProcessResult
+    outcome: Outcome
+    log_path: Path
+    lines: int  # lines read from stdout and stderr
+    truncated_lines: int  # lines longer than the cap, of which only the head was kept
+    dropped_events: int  # events let go of to bound memory (on_event saw them all)
+    log_truncated: bool
+    survivors: tuple[str, ...] = ()  # processes it left running after it exited, now stopped
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    @property
+    def native_session_id(self) -> str | None:
+        return self.outcome.native_session_id
+
+
+async def run_cli(
+    adapter: Adapter,
+    request: AdapterRequest,
+    *,
+    log_dir: Path,
+    idle_timeout: float | None = None,
+    total_timeout: float | None = None,
+    grace: float = DEFAULT_GRACE,
+    on_event: EventCallback | None = None,
+    resume_session_id: str | None = None,
+    cancel: anyio.Event | None = None,
+    log_limit: int = LOG_LIMIT,
+    watch: CliWatch | None = None,
+) -> CliRun:
+    """Run one CLI invocation as the module docstring describes."""
+    native = resume_session_id or request.resume_session_id
+    spec = adapter.resume_command(request, native) if native else adapter.build_command(request)
+    if not spec.argv or not spec.argv[0]:
+        raise AdapterError(f"adapter {adapter.name!r} built an empty command")
+    home, env, redact = _environment(adapter, request, spec)
+    mark, since = Family.new_mark()
+    env[MARK_NAME] = mark
+    if spec.home_files or adapter.credentials or not home_ready(home):
+        await anyio.to_thread.run_sync(_prepare, home, spec, adapter.credentials, request)
+    argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
+    path = Path(log_dir) / log_name(request.task_id, request.phase)
+    sink = LogSink(path, log_limit, argv, request.workdir, root=Path(log_dir))
+    try:
+        with starting():
+            process, out_fd, err_fd = await spawn_cli(adapter, spec, request.workdir, env)
+            cli_started(process.pid, since)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # the start error matters more than its log line
+            sink.close(f"not started: {exc}")
+        raise
+    pid = process.pid
+    roots = (str(request.workdir), str(home))  # resolved where /proc is read
+    family = Family(pid, mark, since, roots, own_processes, lambda: alone_since(pid))
+    crash_point("cli.spawned")
+    try:
+        sink.create()  # after the start, so it overlaps the CLI's own start-up
+    except OSError as exc:
+        with anyio.CancelScope(shield=True):
+            await kill_group(process, family, grace)
+            await _close(process, out_fd, err_fd)
+        raise RunError(f"cannot write the run's log {path}: {exc}") from exc
+    if watch is not None:
+        try:
+            await watch.started(process.pid)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await kill_group(process, family, grace)
+                await _close(process, out_fd, err_fd)
+                sink.close("stopped: the run could not be recorded")
+                await _ended(watch, process.pid)
+            raise
+    stop = Stop()
+    reader = OutputReader(adapter, redact, sink, on_event, on_settled=lambda _: stop("settled"))
+    limits = Limits(idle_timeout, total_timeout, grace, cancel)
+    started = time.monotonic()
+    try:
+        survivors = await supervise(
+            process, family, (out_fd, err_fd), spec.stdin, reader, stop, started, limits
+        )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await kill_group(process, family, 0)  # the caller stops now: no grace
+            sink.close("cancelled: the orchestrator stopped this run")
+        raise
+    finally:
+        cli_ended(pid)
+        with anyio.CancelScope(shield=True):
+            await _close(process, out_fd, err_fd)
+            await _ended(watch, process.pid)
+    if survivors:
+        log.warning("%s left processes running after it exited: %s", argv[0], survivors)
+    code = process.returncode
+    result = ProcessResult(
+        exit_code=code if code is not None and code >= 0 else None,
+        signal=-code if code is not None and code < 0 else None,
+        timed_out=stop.reason == "timeout",
+        idle_timed_out=stop.reason == "idle",
+        cancelled=stop.reason == "cancelled",
+        ended_early=stop.reason == "settled",
+        seconds=time.monotonic() - started,
+        stderr_tail=reader.stderr.text(),
+    )
+    events = reader.tail.events()
+    outcome = classified(adapter, result, events)
+    sink.close(
+        f"exit_code={result.exit_code} signal={result.signal} seconds={result.seconds:.2f} "
+        f"outcome={outcome.kind}"
+    )
+    return CliRun(
+        argv=argv,
+        events=events,
+        result=result,
+        outcome=outcome,
+        log_path=sink.path,
+        lines=reader.lines,
+        truncated_lines=reader.truncated_lines,
+        dropped_events=reader.tail.dropped,
+        log_truncated=sink.truncated,
+        survivors=tuple(survivors),
+    )
+
+
+async def _ended(watch: CliWatch | None, pid: int) -> None:
+    if watch is None:
+        return
+    try:
+        await watch.ended(pid)
+    except Exception as exc:
+        # The record stays, naming a process that is gone: whoever stops orphans later finds
+        # nothing to kill and drops it. Not worth failing a finished run for.
+        log.warning("pid %d ended but could not be recorded as ended: %s", pid, exc)
+
+
+async def _close(process: anyio.abc.Process, out_fd: int, err_fd: int) -> None:
+    # The pumps are done with the descriptors: the task group that ran them has exited.
+    os.close(out_fd)
+    os.close(err_fd)
+    with contextlib.suppress(Exception):
+        await process.aclose()  # the process has exited: this only releases its transport
+
+
+def _prepare(
+    home: Path, spec: CommandSpec, credentials: Sequence[Credential], request: AdapterRequest
+) -> None:
+    # One worker-thread hop for all of it: this runs at every CLI start.
+    if spec.home_files or not home_ready(home):
+        prepare_home(home, spec.home_files)
+    if request.share_credentials:
+        link_credentials(home, credentials)
+    else:
+        unlink_credentials(home, credentials)
+
+
+def _environment(
+    adapter: Adapter, request: AdapterRequest, spec: CommandSpec
+) -> tuple[Path, dict[str, str], Redactor]:
+    home = Path(os.path.abspath(request.home))
+    names = (*adapter.env_names(), *request.pass_env)
+    env, secrets = child_env(names, spec.env, request.env, home)
+    # A variable the user names for this CLI (``pass_env``, a key variable its options name)
+    # is passed for a reason, often a key under a name of their own: its value is a secret
+    # whatever the name says.
+    named = [env[name] for name in names if name not in adapter.passthrough_env and name in env]
+    given = [*secrets, *named, *spec.secrets]
+    secret_mask.remember(given)  # masked in everything stored from now on
+    # Its log and events also hide what it was not given but may have found anyway: this
+    # process's environment is readable through /proc by any process of the same user.
+    return home, marked(env), Redactor([*given, *secret_mask.known()])
+
+
+def classified(adapter: Adapter, result: ProcessResult, events: list[AgentEvent]) -> Outcome:
+    try:
+        return adapter.classify(result, events)
+    except Exception as exc:
+        log.exception("adapter %r: classify raised", adapter.name)
+        return Outcome(
+            kind=OutcomeKind.FAILED,
+            message=f"adapter {adapter.name!r} could not classify the run: "
+            f"{type(exc).__name__}: {exc}",
+        )

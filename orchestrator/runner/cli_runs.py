@@ -1,0 +1,93 @@
+"""The CLIs running now, recorded in the state store so a successor can stop them.
+
+Each CLI runs as the leader of its own process group, so SIGKILL of the orchestrator does not
+reach it: it runs on, editing its worktree, until it next writes to the pipe nobody reads. A
+``council resume`` (or a scheduler sweeping the dead orchestrator's claims) must stop it
+before running the same phase again in the same worktree. ``CliRunBook`` is the
+``process.CliWatch`` the workflow hands to ``run_cli``: when the CLI has started, the keyed
+record ``cli-runs/<task>`` says which process it is (pid, process group, start time, host),
+for which task and phase, under which orchestrator; once its group is dead the record is
+removed, only if it still names that pid (a later attempt's CLI may have replaced it).
+
+One record per task: a task's phases run one after another, and one attempt runs a task at a
+time. The record is written without fsync (``durable=False``) but by atomic replace, so it
+survives the death of the orchestrator, which is what it is for; a machine crash takes the CLI
+down with it. ``orchestrator.runner.orphans`` reads these records back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+
+from orchestrator.errors import VersionConflict
+from orchestrator.process import procid
+from orchestrator.process.procid import ProcessId
+from orchestrator.state.protocol import StateStore
+
+__all__ = ["CLI_RUNS", "CliRunBook", "RecordedCli", "recorded_clis"]
+
+CLI_RUNS = "cli-runs"  # keyed-record namespace, one record per task
+
+
+@dataclass(frozen=True)
+class RecordedCli:
+    """A CLI as recorded when it started: itself (the group's leader) and its orchestrator."""
+
+    task_id: str
+    phase: str
+    process: ProcessId
+    pgid: int
+    orchestrator: ProcessId
+    version: int  # of its record, to remove exactly this one
+
+    @classmethod
+    def parse(cls, key: str, data: dict[str, Any], version: int) -> RecordedCli | None:
+        process = ProcessId.from_dict(data)
+        orchestrator = data.get("orchestrator")
+        owner = ProcessId.from_dict(orchestrator) if isinstance(orchestrator, dict) else None
+        pgid, phase = data.get("pgid"), data.get("phase")
+        if process is None or owner is None or not isinstance(pgid, int):
+            return None
+        return cls(key, str(phase or ""), process, pgid, owner, version)
+
+
+class CliRunBook:
+    """Records the CLI of one task's phase while it runs (a ``process.CliWatch``)."""
+
+    def __init__(self, store: StateStore, task_id: str, phase: str) -> None:
+        self.store = store
+        self.task_id = task_id
+        self.phase = phase
+
+    async def started(self, pid: int) -> None:
+        started = await anyio.to_thread.run_sync(procid.start_time, pid)
+        me = procid.current()
+        data = {
+            **ProcessId(pid, me.host, started or "").as_dict(),
+            "pgid": pid,  # run_cli starts every CLI as the leader of a new group
+            "task": self.task_id,
+            "phase": self.phase,
+            "orchestrator": me.as_dict(),
+        }
+        await self.store.put_record(CLI_RUNS, self.task_id, data, durable=False)
+
+    async def ended(self, pid: int) -> None:
+        record = await self.store.get_record(CLI_RUNS, self.task_id)
+        if record is None or record.data.get("pid") != pid:
+            return
+        with contextlib.suppress(VersionConflict):  # replaced meanwhile: not ours to remove
+            await self.store.delete_record(CLI_RUNS, self.task_id, record.version)
+
+
+async def recorded_clis(store: StateStore) -> list[RecordedCli]:
+    """Every CLI recorded as running (damaged records are skipped)."""
+    found = []
+    for record in await store.list_records(CLI_RUNS):
+        parsed = RecordedCli.parse(record.key, record.data, record.version)
+        if parsed is not None:
+            found.append(parsed)
+    return found

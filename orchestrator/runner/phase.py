@@ -1,0 +1,235 @@
+"""One phase's CLI invocation: adapter, private HOME, limits, events, observer hooks.
+
+``call_phase_cli`` creates the adapter from the run config (``plugins.registry.create``), runs
+it through ``process.run_cli`` in the given working directory with the phase's model and
+limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
+
+- HOME is ``<home_root>/<task>/<adapter>/<phase>``: stable across attempts, so a resumed
+  conversation finds the CLI's own session files, and private to one adapter and phase;
+- every event the adapter parses is forwarded to ``on_event`` as an orchestrator ``Event``
+  of type ``phase.event`` with ``task``, ``phase``, ``adapter``, ``kind`` and ``text``
+  (cut to ``EVENT_TEXT_LIMIT``); assistant messages are also kept (bounded) for the handoff
+  and for reading the conventions (``orchestrator.workflow.review``);
+- observer plugins hear ``on_session_start`` / ``on_session_end`` around the run;
+- ``resume_session_id`` is only passed to an adapter that can resume. When the CLI refuses
+  that resume (``Adapter.resume_refused``: gemini's "No previous sessions found" for a
+  session whose only request got a 429), the phase runs again at once as a fresh session
+  with the same prompt, which carries the task's handoff like any first run; the refused id
+  comes back as ``PhaseRun.resume_refused`` (the workflow records ``phase.resume_refused``),
+  and the refusal is no failure;
+- ``watch`` hears the CLI's pid when it started and when it ended (``process.CliWatch``);
+- after each CLI run, a login the CLI saved anew in place of its link to the user's file goes
+  back over the user's copy (``credentials.settle_credentials``), not left under ``.council/``;
+- the adapter's ``denials`` of the run and its ``read_only_reason`` come back with the run:
+  the workflow tells a refused build from one that merely changed nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind, OutcomeKind
+from orchestrator.config.env_refs import UnsetVariable, expand
+from orchestrator.config.run import RunConfig
+from orchestrator.errors import ConfigError, ConfigIssue
+from orchestrator.events import Event
+from orchestrator.ids import check_id
+from orchestrator.plugins.host import PluginHost
+from orchestrator.plugins.session_info import SessionInfo
+from orchestrator.process.stop import DEFAULT_GRACE
+from orchestrator.runner.cli_run import CliRun, CliWatch, run_cli
+from orchestrator.runner.identity import identity_env, user_identity
+from orchestrator.runner.logins import settle_credentials, user_copies
+from orchestrator.safety import secret_mask
+from orchestrator.safety.paths import ensure_under
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "EVENT_TEXT_LIMIT",
+    "PHASE_EVENT",
+    "PhaseCall",
+    "PhaseRun",
+    "call_phase_cli",
+    "phase_home",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30 * 60.0
+DEFAULT_IDLE_TIMEOUT = 5 * 60.0
+EVENT_TEXT_LIMIT = 1000
+PHASE_EVENT = "phase.event"
+_MESSAGES_KEPT = 50
+_MESSAGE_LIMIT = 8000
+
+
+@dataclass(frozen=True)
+class PhaseCall:
+    """What to run: one phase of one task through one configured adapter."""
+
+    task_id: str
+    phase: str
+    adapter: str  # a key of the run config's ``adapters`` (or a registered adapter name)
+    prompt: str
+    workdir: Path
+    home_root: Path
+    session_id: str
+    attempt: int = 1
+    model: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    grace: float = DEFAULT_GRACE  # SIGTERM to SIGKILL when the CLI is stopped
+    resume_session_id: str | None = None
+
+
+@dataclass
+class PhaseRun:
+    cli: CliRun
+    messages: list[str] = field(default_factory=list)
+    resumed: str | None = None  # the native session id that was continued, if any
+    resume_refused: str | None = None  # the native session id the CLI refused to continue
+    denials: list[str] = field(default_factory=list)  # what the CLI was refused (adapter.denials)
+    read_only: str | None = None  # why the adapter cannot write with its options, if it cannot
+
+    @property
+    def summary(self) -> str:
+        """The CLI's own summary: its final text, else its last message."""
+        if self.cli.outcome.kind == OutcomeKind.SUCCEEDED and self.cli.outcome.message:
+            return self.cli.outcome.message
+        final = next((e for e in reversed(self.cli.events) if e.kind == EventKind.COMPLETED), None)
+        if final is not None and final.text:
+            return final.text
+        return self.messages[-1] if self.messages else ""
+
+    @property
+    def texts(self) -> list[str]:
+        """Everything the CLI said, in order, ending with its summary."""
+        return [*self.messages, self.summary]
+
+
+def _refused(adapter: Adapter, cli: CliRun) -> bool:
+    try:
+        return adapter.resume_refused(cli.result, cli.events)
+    except Exception:  # a plugin's bug: the run stands as it ended
+        log.exception("adapter %r: resume_refused raised; ignored", adapter.name)
+        return False
+
+
+def expand_env(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """``env`` with its ``${NAME}`` references filled from this process's environment, and
+    the values brought in. A variable unset since the run config was checked is a
+    ``ConfigError`` naming it (the run stops; set it and ``council resume``)."""
+    expanded: dict[str, str] = {}
+    brought: list[str] = []
+    for name, value in env.items():
+        try:
+            expanded[name], values = expand(value, os.environ)
+        except UnsetVariable as exc:
+            raise ConfigError(
+                [ConfigIssue("<run config>", None, f"env.{name}", f"${{{exc.name}}} is not set")]
+            ) from None
+        brought += values
+    return expanded, brought
+
+
+def phase_home(home_root: Path, task_id: str, adapter: str, phase: str) -> Path:
+    parts = [check_id(task_id, "task id"), check_id(adapter, "adapter name")]
+    return ensure_under(home_root, Path(*parts, check_id(phase, "phase name")))
+
+
+async def call_phase_cli(
+    config: RunConfig,
+    plugins: PluginHost,
+    call: PhaseCall,
+    *,
+    log_dir: Path,
+    cancel: anyio.Event | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    watch: CliWatch | None = None,
+) -> PhaseRun:
+    configured = config.adapters.get(call.adapter)
+    adapter = plugins.registry.create(call.adapter, configured)
+    resume = call.resume_session_id if adapter.can_resume else None
+    # The user's git identity first: a run config's own env may still set another.
+    identity = identity_env(await user_identity(config.repo))
+    env, brought = expand_env(configured.env if configured else {})
+    secret_mask.remember(brought)  # they came from the environment: masked wherever stored
+    request = AdapterRequest(
+        prompt=call.prompt,
+        workdir=call.workdir,
+        home=phase_home(call.home_root, call.task_id, call.adapter, call.phase),
+        model=call.model or (configured.model if configured else None),
+        phase=call.phase,
+        task_id=call.task_id,
+        session_id=call.session_id,
+        env={**identity, **env},
+        share_credentials=configured is None or configured.credentials == "shared",
+        pass_env=tuple(configured.pass_env) if configured else (),
+    )
+    messages: deque[str] = deque(maxlen=_MESSAGES_KEPT)
+    base = {"task": call.task_id, "phase": call.phase, "adapter": call.adapter}
+
+    def forward(event: AgentEvent) -> None:
+        if event.kind == EventKind.MESSAGE and event.text:
+            messages.append(event.text[:_MESSAGE_LIMIT])
+        if on_event is not None:
+            data = {**base, "kind": str(event.kind), "text": event.text[:EVENT_TEXT_LIMIT]}
+            if event.tool:
+                data["tool"] = event.tool
+            on_event(Event(type=PHASE_EVENT, data=data))
+
+    info = SessionInfo(
+        session_id=call.session_id,
+        task_id=call.task_id,
+        phase=call.phase,
+        adapter=call.adapter,
+        attempt=max(call.attempt, 1),
+        workdir=call.workdir,
+        native_session_id=resume,
+    )
+    plugins.session_started(info)
+
+    async def run(native: str | None) -> CliRun:
+        shared = adapter.credentials if request.share_credentials else ()
+        before = await anyio.to_thread.run_sync(user_copies, shared) if shared else {}
+        try:
+            return await run_cli(
+                adapter,
+                request,
+                log_dir=log_dir,
+                idle_timeout=call.idle_timeout,
+                total_timeout=call.timeout,
+                grace=call.grace,
+                on_event=forward,
+                resume_session_id=native,
+                cancel=cancel,
+                watch=watch,
+            )
+        finally:
+            if before:  # a login the CLI saved over its link must not stay under .council/
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(settle_credentials, request.home, shared, before)
+
+    cli = await run(resume)
+    refused: str | None = None
+    if resume is not None and _refused(adapter, cli) and not (cancel and cancel.is_set()):
+        refused, resume = resume, None
+        messages.clear()
+        cli = await run(None)
+    plugins.session_ended(info, cli.outcome)
+    return PhaseRun(
+        cli=cli,
+        messages=list(messages),
+        resumed=resume,
+        resume_refused=refused,
+        denials=adapter.denials(cli.events),
+        read_only=adapter.read_only_reason(),
+    )

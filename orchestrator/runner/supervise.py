@@ -1,0 +1,113 @@
+"""Watching a started CLI to its end: its output pumped, its limits kept, its family stopped.
+
+``idle_timeout`` (seconds without a byte of output), ``total_timeout`` or a ``cancel`` event stop
+the CLI gracefully (``orchestrator.process.stop.kill_group``); so does an event that settles the
+run (``Stop("settled")``). After a normal exit the group and every marked process are killed
+too, so daemons the CLI forked die with it; the reader is given a short drain for output from
+escaped children, never more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+
+from orchestrator.process.stop import kill_group, signal_group, sweep
+from orchestrator.process.tree import Family
+from orchestrator.runner.reader import OutputReader
+
+__all__ = ["DRAIN", "Limits", "Stop", "supervise"]
+
+DRAIN = 1.0  # after the CLI exited: how long output may still arrive from escaped children
+
+
+@dataclass(frozen=True)
+class Limits:
+    idle: float | None
+    total: float | None
+    grace: float
+    cancel: anyio.Event | None
+
+
+class Stop:
+    """Why the run is being stopped early, and the scope waiting on the CLI to exit."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.scope: anyio.CancelScope | None = None
+
+    def __call__(self, reason: str) -> None:
+        if self.reason is None and self.scope is not None:
+            self.reason = reason
+            self.scope.cancel()
+
+
+async def supervise(
+    process: anyio.abc.Process,
+    family: Family,
+    fds: tuple[int, int],
+    stdin: str | None,
+    reader: OutputReader,
+    stop: Stop,
+    started: float,
+    limits: Limits,
+) -> list[str]:
+    """Run the CLI to its end; the processes it left running after a normal exit (stopped)."""
+    survivors: list[str] = []
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(reader.pump, fds[0], "stdout")
+        tasks.start_soon(reader.pump, fds[1], "stderr")
+        if stdin is not None:
+            tasks.start_soon(_feed, process, stdin)
+        deadline = started + limits.total if limits.total is not None else math.inf
+        with anyio.CancelScope(deadline=deadline) as waiting:
+            stop.scope = waiting
+            if limits.idle is not None:
+                tasks.start_soon(_watch_idle, reader, limits.idle, stop)
+            if limits.cancel is not None:
+                tasks.start_soon(_watch_cancel, limits.cancel, stop)
+            await process.wait()
+        if waiting.cancelled_caught:
+            if stop.reason is None:
+                stop.reason = "timeout"
+            await kill_group(process, family, limits.grace)
+        else:
+            stop.reason = None
+            stop.scope = None  # a watchdog waking now must not mark a finished run
+            signal_group(process.pid, signal.SIGKILL)  # daemons it forked die with it
+            survivors = await sweep(family)  # and so do those that left its group
+        with anyio.move_on_after(DRAIN):
+            await reader.finished.wait()
+        tasks.cancel_scope.cancel()
+    return survivors
+
+
+async def _feed(process: anyio.abc.Process, text: str) -> None:
+    assert process.stdin is not None
+    try:
+        await process.stdin.send(text.encode("utf-8"))
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass  # the CLI exited or closed stdin without reading it all: its choice
+    finally:
+        with contextlib.suppress(Exception):
+            await process.stdin.aclose()
+
+
+async def _watch_idle(reader: OutputReader, idle_timeout: float, stop: Stop) -> None:
+    while True:
+        remaining = reader.last_output + idle_timeout - time.monotonic()
+        if remaining <= 0:
+            stop("idle")
+            return
+        await anyio.sleep(remaining)
+
+
+async def _watch_cancel(cancel: anyio.Event, stop: Stop) -> None:
+    await cancel.wait()
+    stop("cancelled")

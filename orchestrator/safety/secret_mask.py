@@ -1,0 +1,166 @@
+"""The secrets this process knows, and masking them in everything the orchestrator stores.
+
+Secrets are:
+
+- the values of sensitive-named variables (``process_env.is_sensitive``) of this process's own
+  environment: children no longer inherit it (``process_env``), but a child can still read it
+  (``/proc/<pid>/environ`` of its parent is readable by the same user) and print it;
+- every secret handed to a child, told here by ``remember`` (a CLI's passthrough keys, its
+  adapter's overlay and the run config's ``env``, its ``CommandSpec.secrets``; the values a
+  setup or verify command was passed through).
+
+Masking happens where text is stored, one choke point per sink, never at each caller: state
+records (``state.records``), checkpoints (``state.checkpoints``), the event log and what its
+subscribers are handed (``state.event_log``), session context files (``context``), setup logs
+(``worktree_setup``), handoffs (masked as they are made, by the ``Handoff`` model itself, so
+their digests describe what is stored), and CLI logs (the run's ``Redactor`` includes these).
+
+Stores mask only values that can be told from ordinary text (``storable``): at least 8
+characters, not an absolute path (a variable naming *where* a key is kept is not the key), and
+letters mixed with digits or other characters. ``ollama``, ``false`` or ``development`` in a
+``*_KEY`` variable are settings, not secrets, and masking them would rewrite task ids, adapter
+names and paths inside the records. Real keys and passwords have the mix.
+
+A record's strings are masked (``Redactor.deep``), never its JSON text: a mask can neither
+break the JSON nor turn a number into a string. The usual record holds no secret, which one
+scan of its JSON tells (``masked_json``); only a hit costs a second serialization.
+
+``mask()`` is cheap enough to call for every record: the environment is read again only when
+its size or one of the kept values changed (a full scan decodes every variable).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import StateError
+from orchestrator.safety.redaction import Redactor, is_sensitive
+
+__all__ = [
+    "known",
+    "mask",
+    "masked_json",
+    "masked_model",
+    "plain",
+    "remember",
+    "storable",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+_MIN_LENGTH = 8
+
+
+def storable(value: str) -> bool:
+    """Whether ``value`` is masked in stores (the module doc says why some are not)."""
+    if len(value) < _MIN_LENGTH or os.path.isabs(value):
+        return False
+    letters = sum(1 for c in value if c.isalpha())
+    return 0 < letters < len(value)
+
+
+@dataclass(frozen=True)
+class _Known:
+    size: int  # len(os.environ) when it was read
+    names: tuple[str, ...]  # its sensitive-named variables
+    values: tuple[str | None, ...]  # and their values then
+    remembered: frozenset[str]
+    secrets: frozenset[str]  # every piece masked: the environment's and the remembered
+    redactor: Redactor
+
+
+_guard = threading.Lock()
+_remembered: set[str] = set()
+_known = _Known(-1, (), (), frozenset(), frozenset(), Redactor(()))
+
+
+def remember(values: Iterable[str]) -> None:
+    """Secrets handed to a child: masked in everything stored from now on."""
+    fresh = {piece for value in values for piece in _pieces(value)} - _remembered
+    if fresh:
+        with _guard:
+            _remembered.update(fresh)
+
+
+def mask() -> Redactor:
+    """The redactor of every secret known now (see the module doc)."""
+    return _current().redactor
+
+
+def known() -> frozenset[str]:
+    """Every secret known now (each line of a multi-line one on its own)."""
+    return _current().secrets
+
+
+def _current() -> _Known:
+    known = _known
+    if (
+        len(os.environ) != known.size
+        or tuple(os.environ.get(name) for name in known.names) != known.values
+        or len(_remembered) != len(known.remembered)
+    ):
+        known = _refresh()
+    return known
+
+
+def masked_json(model: BaseModel) -> bytes:
+    """``model``'s JSON (as ``model_dump_json``) with every known secret masked."""
+    text = model.model_dump_json()
+    hide = mask()
+    if not hide or not hide.finds(text):
+        return text.encode()
+    return _rebuilt(model, hide).model_dump_json().encode()
+
+
+def masked_model(model: M) -> M:
+    """``model`` with every known secret masked; the same object when it held none."""
+    hide = mask()
+    if not hide or not hide.finds(model.model_dump_json()):
+        return model
+    return _rebuilt(model, hide)
+
+
+def _rebuilt(model: M, hide: Redactor) -> M:
+    data = hide.deep(model.model_dump(mode="json"))
+    try:
+        return type(model).model_validate(data)
+    except ValidationError as exc:
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+        raise StateError(
+            f"a {type(model).__name__} would hold a secret's value in {where}, which must keep "
+            "its exact value, so it was not stored; that value is in a sensitive-named "
+            "environment variable or a key the run config gives a CLI"
+        ) from None
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every pydantic model in it as its JSON-mode data, tuples as lists."""
+    if isinstance(value, BaseModel):
+        return plain(value.model_dump(mode="json"))
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def _refresh() -> _Known:
+    global _known
+    with _guard:
+        names = tuple(name for name in os.environ if is_sensitive(name))
+        values = tuple(os.environ.get(name) for name in names)
+        remembered = frozenset(_remembered)
+        pieces = remembered | {piece for value in values if value for piece in _pieces(value)}
+        _known = _Known(len(os.environ), names, values, remembered, pieces, Redactor(pieces))
+        return _known
+
+
+def _pieces(value: str) -> list[str]:
+    # A secret spanning lines (a PEM key) is masked line by line, like ``Redactor`` does.
+    return [piece for piece in value.splitlines() if storable(piece)]

@@ -1,0 +1,251 @@
+"""One attempt at one task, from claim to merge: the half of the scheduler that runs in a task.
+
+``AttemptLifecycle.run_attempt`` is started by the scheduler's dispatch with a slot already
+taken, and goes:
+
+1. **claim** the task (holder ``<host>:<pid>:<run id>``, lease = ``stale_threshold``) in the
+   same write that marks it ``running``, counts the attempt and names the worktree's session
+   (so a crash after the worktree is made still finds it); someone else's live claim means
+   the task is not ours to run and the attempt ends quietly;
+2. **lock** the task's declared files for the attempt's session (all or none, short timeout);
+   contention puts the task back in the queue untouched (no attempt counted as failed);
+3. **worktree**: the task's previous one when it still exists (a retry or a resumed run
+   continues the work already on its branch, so phases the workflow skips as completed are
+   really there), else a new one forked from the base tip as it is now;
+4. **workflow**: ``await workflow(TaskRun)``; ``task.timeout`` and ``stop()`` set the run's
+   cancel event so the workflow commits what the CLI did and returns;
+5. **settle** the result with the fencing token: cancelled on request (``scheduler_cancel``)
+   → ``cancelled``, claim abandoned, worktree removed with its branch kept; ready → merge
+   queue (held first while a forecast says it conflicts with an earlier in-flight branch; the
+   task is written ``merging`` only if its merge has to wait), or
+   for a council candidate ``merging`` with its result kept for the comparison
+   (``scheduler_candidates``); cancelled by a stop → back to the queue, claim abandoned;
+   anything else → ``RetryPolicy.decide``: retry later, park the adapter, or fail with the
+   CLI's message. A full file system is nobody's attempt failing: its error (``OutOfSpace``,
+   or the store's ``StateWriteError``) stops the run where it stands, nothing counted as
+   failed, for ``council resume`` once there is space. So do the orchestrator's own files
+   needing a person's repair (``errors.needs_repair``: a damaged record, a refused state
+   write, a lock file nobody holds that cannot be used): the error names the file and what
+   to do, then ``council resume``; requeueing the task instead would dispatch it forever.
+
+Locks are released when the attempt ends (a candidate's, held for its whole council task, when
+that task ends); the worktree is removed only when the base contains the branch tip (otherwise
+it is kept for the next attempt, a resolve round or the user).
+An attempt whose claim was lost (lease lapsed and swept) writes nothing more: the sweeper owns
+the task now.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+import anyio
+
+from orchestrator.errors import (
+    CouncilError,
+    LockError,
+    WorkspaceError,
+    needs_repair,
+    stops_the_run,
+)
+from orchestrator.events import Event
+from orchestrator.models import TERMINAL_TASK_STATUSES, TaskStatus, utcnow
+from orchestrator.scheduler.attempt import (
+    _LOCK_TIMEOUT,
+    _MERGE_RECHECK,
+    FAILURES,
+    MAX_RESOLVE_ROUNDS,
+    RESOLVE_ROUNDS,
+    USAGE,
+    WORKTREE,
+    Attempt,
+    Services,
+)
+from orchestrator.scheduler.lander import SettleLifecycle
+from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from orchestrator.worktrees.models import SessionWorktree
+
+__all__ = [
+    "FAILURES",
+    "MAX_RESOLVE_ROUNDS",
+    "RESOLVE_ROUNDS",
+    "USAGE",
+    "WORKTREE",
+    "_MERGE_RECHECK",
+    "Attempt",
+    "AttemptLifecycle",
+    "Services",
+]
+
+log = logging.getLogger(__name__)
+
+
+class AttemptLifecycle(SettleLifecycle):
+    """The attempt half of ``Scheduler``: claim, lock, worktree, workflow, then settle."""
+
+    def on_event(self, event: Event) -> None:
+        """A workflow event: to the plugins' observers, then to every listener."""
+        self.services.plugins.event(event)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener must never break a run
+                log.exception("event listener failed; ignored")
+
+    # -- the whole attempt ----------------------------------------------------------------
+
+    async def run_attempt(self, attempt: Attempt) -> None:
+        """Run ``attempt`` from claim to settled (module doc); never raises a council error."""
+        try:
+            if not await self._setup(attempt):
+                return
+            result = await self._execute(attempt)
+            self.slots.give_back(attempt.key)  # the CLI is done; a waiting merge holds no slot
+            attempt.slot_free = True
+            await self._settle(attempt, result)
+        except (CouncilError, OSError) as exc:
+            await self._failed_in_orchestrator(attempt, exc)
+        finally:
+            self.slots.give_back(attempt.key)
+            self.running.pop(attempt.key, None)
+            with anyio.CancelScope(shield=True):
+                if attempt.group is None:
+                    await self._release_locks(attempt)
+                else:
+                    await self._release_group_if_over(attempt.group)
+            attempt.finished.set()
+
+    async def _setup(self, attempt: Attempt) -> bool:
+        store, task = self.services.store, attempt.task
+        state = await store.get_task_state(task.id)
+        if state is None or self.stopping or state.status in TERMINAL_TASK_STATUSES:
+            return False  # ended meanwhile (cancelled by another process, say)
+        kept = state.metadata.get(WORKTREE)
+        session_id = str(kept or _new_session_id(task.id))
+        # The worktree's session id goes into the claim write, before the worktree exists: a
+        # crash after its creation still finds it (the next attempt reuses it), and no second
+        # write is needed once it is made. Its branch and path are written by the workflow's
+        # first phase record and by whatever write settles the attempt.
+        claim = await store.acquire_claim(
+            task.id,
+            self.holder,
+            self.services.config.scheduler.stale_threshold,
+            {
+                "status": TaskStatus.RUNNING,
+                "attempt": state.attempt + 1,
+                "adapter": attempt.adapter,
+                "started_at": state.started_at or utcnow(),
+                "current_phase": attempt.phase,
+                "metadata": {**state.metadata, WORKTREE: session_id},
+            },
+        )
+        if claim is None:
+            return False  # someone else holds it; the sweeper or its holder settles it
+        attempt.token = claim.token
+        attempt.renewed = time.monotonic()
+        locks, owner = self.services.locks, attempt.lock_owner(session_id)
+        wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
+        try:
+            if wanted:
+                await locks.acquire_file_locks(owner, wanted, timeout=_LOCK_TIMEOUT)
+            attempt.session = await self._worktree(session_id, attempt, new=not kept)
+        except LockError as exc:
+            if needs_repair(exc):
+                raise  # a lock file nobody holds cannot be used: waiting would never end
+            await self._requeue(attempt, state, f"waiting for files: {exc}")
+            return False
+        await self._emit(
+            "task.dispatched",
+            {
+                "task_id": task.id,
+                "adapter": attempt.adapter,
+                "attempt": state.attempt + 1,
+                "branch": attempt.session.branch,
+                "phase": attempt.phase,
+            },
+        )
+        if self.stopping:
+            return await self._requeue(attempt, None, "stopped")
+        return True
+
+    async def _worktree(self, session_id: str, attempt: Attempt, *, new: bool) -> SessionWorktree:
+        worktrees = self.services.worktrees
+        if new:  # a session id just drawn at random: nobody can have a worktree for it yet
+            return await worktrees.create_session_worktree(
+                session_id, attempt.adapter, attempt.worktree_task
+            )
+        try:
+            kept = await worktrees.get_session(session_id)
+        except WorkspaceError:
+            return await worktrees.create_session_worktree(
+                session_id, attempt.adapter, attempt.worktree_task
+            )
+        return await worktrees.recreate_session_worktree(kept)
+
+    async def _execute(self, attempt: Attempt) -> WorkflowResult:
+        assert attempt.session is not None
+        services = self.services
+        run = TaskRun(
+            config=services.config,
+            task=attempt.task,
+            session=attempt.session,
+            adapter=attempt.adapter,
+            claim_token=attempt.token,
+            store=services.store,
+            worktrees=services.worktrees,
+            locks=services.locks,
+            plugins=services.plugins,
+            log_dir=services.log_dir,
+            home_root=services.home_root,
+            cancel=attempt.cancel,
+            on_event=lambda event: self._attempt_event(attempt, event),
+            lock_owner=attempt.lock_owner(attempt.session.session_id),
+        )
+        full: CouncilError | OSError | None = None
+        async with anyio.create_task_group() as group:
+            if attempt.task.timeout is not None:
+                group.start_soon(self._watchdog, attempt, attempt.task.timeout)
+            try:
+                result = await self.workflow(run)
+            except (CouncilError, OSError) as exc:
+                if stops_the_run(exc):
+                    full = exc  # raised below: out of the group it would come as a group
+                result = WorkflowResult(
+                    WorkflowStatus.FAILED, message=str(exc), retryable=True, outcome_kind="crashed"
+                )
+            group.cancel_scope.cancel()
+        if full is not None:
+            raise full
+        if attempt.timed_out and result.status != WorkflowStatus.READY_TO_MERGE:
+            limit = attempt.task.timeout
+            return WorkflowResult(
+                WorkflowStatus.FAILED,
+                phase=result.phase,
+                message=f"task time limit of {limit:g}s reached",
+                retryable=True,
+                outcome_kind="timed_out",
+                usage=result.usage,
+            )
+        return result
+
+    async def _watchdog(self, attempt: Attempt, seconds: float) -> None:
+        await anyio.sleep(seconds)
+        attempt.timed_out = True
+        attempt.cancel.set()
+
+    def _attempt_event(self, attempt: Attempt, event: Event) -> None:
+        phase = event.data.get("phase")
+        if isinstance(phase, str) and phase != attempt.phase:
+            attempt.phase = phase
+            self.slots.move(attempt.key, phase)
+        text = event.data.get("text") or event.data.get("message")
+        if isinstance(text, str) and text:
+            attempt.last_message = text[:200]
+        self.on_event(event)
+
+
+def _new_session_id(task_id: str) -> str:
+    # Random, so a worktree a finished run kept for the same task id never collides.
+    return f"{task_id[:52]}.{secrets.token_hex(3)}"

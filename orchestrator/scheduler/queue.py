@@ -1,0 +1,121 @@
+"""The queue's rules: which task goes next, and why a task waits. Pure functions of state.
+
+- Order: highest ``priority`` first, then the oldest (created first; config order breaks ties).
+- A task is **ready** when it is ``queued`` and its retry backoff (``metadata.not_before``) has
+  passed, or ``parked`` and its park (``metadata.parked_until``) has lifted.
+- It **waits on its dependencies** until every task in ``depends_on`` is ``done`` (merged); a
+  dependency that ended any other way (failed, conflict, cancelled) can never be merged, so the
+  dependent is failed at once instead of waiting forever (``broken_dependency``).
+- Its **adapter** is the first of its chain not parked on a quota; a parked task keeps the
+  adapter it parked on, because it resumes that CLI's own conversation.
+
+Whether its declared files are free and whether a slot is free are asked by the scheduler,
+which holds the locks and the slots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from orchestrator.config.run import RunConfig
+from orchestrator.config.task import TaskConfig
+from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus
+
+__all__ = [
+    "NOT_BEFORE",
+    "OUTCOME",
+    "PARKED_ADAPTER",
+    "PARKED_UNTIL",
+    "broken_dependency",
+    "choose_adapter",
+    "first_phase",
+    "ordered",
+    "ready",
+    "time_of",
+    "waiting_on",
+]
+
+NOT_BEFORE = "not_before"  # metadata: ISO time before which a retried task is not dispatched
+PARKED_UNTIL = "parked_until"  # metadata: ISO time a parked task's quota lifts
+PARKED_ADAPTER = "parked_adapter"  # metadata: the adapter it parked on
+OUTCOME = "outcome"  # metadata: the outcome kind a failed task ended with (rate_limited...)
+
+
+def time_of(metadata: Mapping[str, Any], key: str) -> datetime | None:
+    value = metadata.get(key)
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def ordered(tasks: Sequence[TaskConfig], states: Mapping[str, TaskState]) -> list[TaskConfig]:
+    """``tasks`` in dispatch order: priority, then age, then position."""
+    position = {task.id: index for index, task in enumerate(tasks)}
+
+    def key(task: TaskConfig) -> tuple[int, datetime, int]:
+        return (-task.priority, states[task.id].created_at, position[task.id])
+
+    # A task the store does not know yet (submitted a moment ago) goes after the known ones.
+    dated = [t for t in tasks if t.id in states]
+    undated = [t for t in tasks if t.id not in states]
+    return sorted(dated, key=key) + undated
+
+
+def ready(state: TaskState, now: datetime) -> bool:
+    if state.status == TaskStatus.QUEUED:
+        not_before = time_of(state.metadata, NOT_BEFORE)
+        return not_before is None or not_before <= now
+    if state.status == TaskStatus.PARKED:
+        until = time_of(state.metadata, PARKED_UNTIL)
+        return until is None or until <= now
+    return False
+
+
+def waiting_on(task: TaskConfig, states: Mapping[str, TaskState]) -> list[str]:
+    """Dependencies not merged yet."""
+    return [
+        dep
+        for dep in task.depends_on
+        if (state := states.get(dep)) is None or state.status != TaskStatus.DONE
+    ]
+
+
+def broken_dependency(task: TaskConfig, states: Mapping[str, TaskState]) -> str | None:
+    """Why ``task`` can never start (a dependency ended without merging), or None."""
+    for dep in task.depends_on:
+        state = states.get(dep)
+        if (
+            state is not None
+            and state.status in TERMINAL_TASK_STATUSES
+            and state.status != TaskStatus.DONE
+        ):
+            return f"dependency {dep!r} ended {state.status}"
+    return None
+
+
+def first_phase(config: RunConfig, task: TaskConfig, state: TaskState | None) -> str:
+    """The phase an attempt starts in: the first one not recorded completed."""
+    phases = config.phases_for(task)
+    done = state.phases if state is not None else {}
+    for phase in phases:
+        record = done.get(phase.name)
+        if record is None or record.status != "completed":
+            return phase.name
+    return phases[-1].name
+
+
+def choose_adapter(
+    chain: Sequence[str],
+    parked: Mapping[str, datetime],
+    now: datetime,
+    sticky: str | None = None,
+) -> str | None:
+    """The adapter for the next attempt, or None while every candidate is parked."""
+    if sticky is not None:
+        until = parked.get(sticky)
+        return sticky if until is None or until <= now else None
+    for name in chain:
+        until = parked.get(name)
+        if until is None or until <= now:
+            return name
+    return None

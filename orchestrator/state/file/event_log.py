@@ -1,0 +1,218 @@
+"""The append-only ``events.jsonl`` and its in-process subscribers.
+
+Lines are appended with one ``write`` on an ``O_APPEND`` descriptor, so lines from several
+processes never interleave. The log is not fsynced: it is the audit trail, and the state
+records (which are durable) remain the truth after a crash.
+
+A full or failing disk never takes a state write down with it: the append is dropped with one
+warning naming the file (not one per event while the disk stays full), and a count of what was
+lost once appends work again. An append that failed or was cut short by a dying process may
+leave part of a line behind, so the next append of this process, and the first of any
+process, starts on a fresh line; readers skip any line that is not a whole event (a torn
+tail, a damaged byte) and count it, instead of failing on the rest of the log.
+
+Two ways in, one order out:
+
+- ``write`` (blocking) is what the store's own worker-thread calls use: their events are
+  appended before the call returns;
+- ``post`` is for an event on its own (``StateStore.emit``) from the event loop: it never
+  touches the disk itself, so an event costs no worker-thread hop. The line is queued and a
+  writer thread of the log's own appends it at once, together with whatever else queued
+  meanwhile. ``flush`` (also done by ``read`` and ``close``) waits for the queue to be empty.
+
+Both go through one queue, taken and written under one lock, so the file keeps the order in
+which events were handed over.
+
+No secret is written or handed on: each event's strings are masked (``secret_mask``) as it is
+encoded for the file and before subscribers (the live table, plugins, the log) see it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from orchestrator.events import Event, Subscriber
+from orchestrator.safety.secret_mask import masked_json, masked_model
+from orchestrator.state.file.fsops import FileOps
+
+__all__ = ["EventLog"]
+
+log = logging.getLogger(__name__)
+
+_IDLE = 5.0  # seconds a writer thread waits for more events before it ends
+
+
+class EventLog:
+    def __init__(self, path: Path, ops: FileOps | None = None) -> None:
+        self.path = path
+        self.ops = ops or FileOps()
+        self.ops.confine(path.parent)  # a store's ops reach it from the store's anchor already
+        self.skipped = 0  # lines ``read`` could not parse
+        self._fd: int | None = None
+        self._lost = 0  # events dropped since appends last worked
+        self._subscribers: list[Subscriber] = []
+        self._queued: list[bytes] = []
+        self._queue_lock = threading.Condition(threading.Lock())  # guards _queued, _writer
+        self._write_lock = threading.Lock()  # held while lines are taken and written
+        self._writer: threading.Thread | None = None
+        self._closing = False
+        self._failed: BaseException | None = None  # what stopped the writer thread
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Append events to the file now (blocking: call from a worker thread)."""
+        if not events:
+            return
+        with self._write_lock:
+            with self._queue_lock:
+                data = b"".join([*self._queued, _encode(events)])
+                self._queued.clear()
+            self._append(data)
+
+    def post(self, events: Sequence[Event]) -> None:
+        """Queue events for the writer thread (never blocks on the disk)."""
+        if not events:
+            return
+        data = _encode(events)
+        with self._queue_lock:
+            self._queued.append(data)
+            if self._writer is None and not self._closing:
+                self._writer = threading.Thread(
+                    target=self._drain, name="council-event-log", daemon=True
+                )
+                self._writer.start()
+            self._queue_lock.notify()
+
+    def flush(self) -> None:
+        """Append whatever is queued (blocking). What stopped the writer thread (anything but
+        the disk refusing, which ``_append`` takes in its stride) is raised here, once."""
+        with self._write_lock:
+            failed, self._failed = self._failed, None
+            if failed is not None:
+                raise failed
+            with self._queue_lock:
+                data = b"".join(self._queued)
+                self._queued.clear()
+            if data:
+                try:
+                    self._append(data)
+                except BaseException as exc:
+                    if threading.current_thread() is self._writer:
+                        self._failed = exc  # for the next caller who waits for the log
+                    raise
+
+    def notify(self, events: Sequence[Event]) -> None:
+        """Hand events to subscribers; a failing subscriber is logged, never fatal."""
+        for event in map(masked_model, events):
+            if event.level == "warning":
+                log.warning("%s %s", event.type, event.data)
+            for subscriber in list(self._subscribers):
+                try:
+                    subscriber(event)
+                except Exception:
+                    log.exception("event subscriber %r failed on %s", subscriber, event.type)
+
+    def read(self) -> Iterator[Event]:
+        """Every whole event in the file, oldest first; other lines are skipped and counted
+        in ``skipped``."""
+        self.flush()
+        self.skipped = 0
+        try:
+            with self.path.open("rb") as handle:
+                for line in handle:
+                    if not line.endswith(b"\n"):
+                        self.skipped += 1  # torn by a crash or a full disk mid-append
+                        continue
+                    if not line.strip():
+                        continue
+                    try:
+                        yield Event.model_validate_json(line)
+                    except ValidationError:
+                        self.skipped += 1
+        except FileNotFoundError:
+            return
+
+    def close(self) -> None:
+        with self._queue_lock:
+            self._closing = True
+            writer, self._writer = self._writer, None
+            self._queue_lock.notify()
+        if writer is not None:
+            writer.join()
+        self.flush()
+        with self._write_lock:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                self.ops.close(fd)
+        with self._queue_lock:
+            self._closing = False  # a store used again after close starts a new writer
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                with self._queue_lock:
+                    if not self._queued and not self._closing:
+                        self._queue_lock.wait(_IDLE)
+                    if not self._queued:
+                        return  # closing, or idle for a while (the next ``post`` starts one)
+                self.flush()
+        except BaseException:
+            return  # kept for the next ``flush`` to raise
+        finally:
+            with self._queue_lock:
+                if self._writer is threading.current_thread():
+                    self._writer = None
+
+    def _append(self, data: bytes) -> None:
+        """Write ``data`` at the end of the file; the caller holds the write lock.
+
+        The audit trail must never take a state write down with it: a failed append is
+        dropped with one warning (not one per event while the disk stays full)."""
+        if self._lost:
+            data = b"\n" + data  # end whatever part of a line the failed append left
+        try:
+            if self._fd is None:
+                self.ops.makedirs(self.path.parent)
+                if _ends_mid_line(self.path):
+                    data = b"\n" + data  # torn by a process that died or hit a full disk
+                self._fd = self.ops.open_append(self.path)
+            self.ops.write(self._fd, data)
+        except OSError as exc:
+            if not self._lost:
+                log.warning(
+                    "cannot append to %s: %s; events are not logged until it works again",
+                    self.path,
+                    exc.strerror or exc,
+                )
+            self._lost += data.lstrip(b"\n").count(b"\n")
+            return
+        if self._lost:
+            log.warning("%s: appending works again; %d events were lost", self.path, self._lost)
+            self._lost = 0
+
+
+def _encode(events: Sequence[Event]) -> bytes:
+    return b"".join(masked_json(e) + b"\n" for e in events)
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except OSError:  # absent or empty
+        return False

@@ -1,0 +1,176 @@
+"""The file operations the state store is built on, behind one narrow object.
+
+Every durable write goes through a ``FileOps`` so tests can put a fault-injecting one in its
+place (``orchestrator.testing.faulty_fs``: ENOSPC on write, EIO on fsync, a crash between
+replace and the directory fsync) and check that the previous state survives. That covers the
+records, their history links, quarantine, checkpoints and the event log: nothing of the store
+creates, writes, renames, links or removes a file past this object, and nothing it does
+follows a symbolic link (``FileOps``).
+
+``durable_write`` tells its caller how far it got: an ``OSError`` means the old file is still
+in place; ``NotSynced`` (an ``OSError`` too) means the new file replaced it but the directory
+could not be synced, so every process already sees the new bytes and only a machine crash
+could bring the old ones back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from orchestrator.errors import PathEscapeError, StateWriteError
+from orchestrator.safety import safe_write
+from orchestrator.safety.crashpoints import crash_point
+
+__all__ = ["FileOps", "NotSynced", "durable_write", "write_error"]
+
+
+class NotSynced(OSError):
+    """The new file is in place, but the fsync of its directory failed."""
+
+
+class FileOps:
+    """Plain POSIX file operations; subclass and override to inject faults.
+
+    Each operation stays under a directory it was confined to (``confine``: the store's
+    root, the event log's directory) and never follows a link on the way or at the file
+    (``orchestrator.safety.safe_write``): a link someone planted in the store is refused as an
+    ``OSError`` with ``errno.ELOOP`` naming it, like any other file the disk refuses. A path
+    under no confined directory is refused the same way.
+    """
+
+    _roots: tuple[str, ...] = ()
+
+    def confine(self, root: Path) -> None:
+        """Allow writes under ``root`` (trusted as given), reached without following links.
+        An instance shared by several stores holds the roots of all of them."""
+        normal = os.path.normpath(root)
+        if normal not in self._roots:
+            self._roots = (*self._roots, normal)
+
+    def root_of(self, path: Path) -> Path:
+        """The outermost confined directory holding ``path``: every directory below it is
+        checked on the way."""
+        inner = os.path.normpath(path)
+        found = ""
+        for root in self._roots:
+            prefix = root if root.endswith(os.sep) else root + os.sep
+            inside = inner == root or inner.startswith(prefix)
+            if inside and (not found or len(root) < len(found)):
+                found = root
+        if not found:
+            raise OSError(errno.EPERM, "outside the directories the store writes in", str(path))
+        return Path(found)
+
+    def makedirs(self, directory: Path) -> None:
+        with _refused_links(directory):
+            safe_write.make_dirs(self.root_of(directory), directory)
+
+    def open_new(self, path: Path) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        with _refused_links(path):
+            return safe_write.open_file(self.root_of(path), path, flags)
+
+    def open_append(self, path: Path) -> int:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        with _refused_links(path):
+            return safe_write.open_file(self.root_of(path), path, flags)
+
+    def write(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def replace(self, src: Path, dst: Path) -> None:
+        with _refused_links(dst):
+            safe_write.replace(self.root_of(dst), src, dst)
+
+    def link(self, src: Path, dst: Path) -> None:
+        with _refused_links(dst):
+            safe_write.link(self.root_of(dst), src, dst)
+
+    def unlink(self, path: Path) -> None:
+        with _refused_links(path):
+            safe_write.unlink(self.root_of(path), path)
+
+    def rmdir(self, directory: Path) -> None:
+        with _refused_links(directory):
+            safe_write.rmdir(self.root_of(directory), directory)
+
+    def fsync_dir(self, directory: Path) -> None:
+        with _refused_links(directory):
+            safe_write.fsync_dir(self.root_of(directory), directory)
+
+
+@contextlib.contextmanager
+def _refused_links(path: Path) -> Iterator[None]:
+    """A link refused on the way to ``path`` as the OSError every caller of the store already
+    handles (it names the file and says the state is unchanged)."""
+    try:
+        yield
+    except PathEscapeError as exc:
+        raise OSError(errno.ELOOP, str(exc), str(path)) from None
+
+
+def durable_write(
+    path: Path,
+    data: bytes,
+    ops: FileOps,
+    *,
+    before_replace: Callable[[], None] | None = None,
+    sync: bool = True,
+) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
+
+    Temp file in the same directory → write → fsync → ``os.replace`` → fsync the directory.
+    ``before_replace`` runs once the new bytes are durable and the old file is still in place
+    (the record store links the old version into its history there). ``sync=False`` keeps
+    the atomic replace but skips both fsyncs: for records that describe live processes (lock
+    owners), which a machine crash makes moot anyway.
+    On a failure up to the replace the temp file is removed, the old file is untouched and the
+    OSError propagates for the caller to name; a failed directory fsync raises ``NotSynced``.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = ops.open_new(tmp)
+    try:
+        try:
+            ops.write(fd, data)
+            crash_point("write.temp_written")
+            if sync:
+                ops.fsync(fd)
+                crash_point("write.fsynced")
+        finally:
+            ops.close(fd)
+        if before_replace is not None:
+            before_replace()
+        ops.replace(tmp, path)
+        crash_point("write.replaced", str(path))
+    except BaseException:
+        # The error that stopped the write is the one to report, not the cleanup's.
+        with contextlib.suppress(OSError):
+            ops.unlink(tmp)
+        raise
+    if sync:
+        try:
+            ops.fsync_dir(path.parent)
+        except OSError as exc:
+            raise NotSynced(exc.errno, exc.strerror, str(path.parent)) from exc
+
+
+def write_error(path: Path, exc: OSError, outcome: str) -> StateWriteError:
+    """The one error a refused write of ``path`` raises; ``outcome`` says what state it left."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, NotSynced):
+        reason += " (syncing its directory)"
+    return StateWriteError(path, reason, outcome, exc.errno, applied=isinstance(exc, NotSynced))

@@ -1,0 +1,401 @@
+"""Versioned records on disk: one directory per record, its history beside it.
+
+::
+
+    <root>/<kind>/<key>/current.json     the record (see ``codec`` for the format)
+    <root>/<kind>/<key>/v000000000007.json  earlier versions, the newest ``history_limit`` kept
+    <root>/<kind>/<key>/.lock            the reader/writer lock, never replaced
+    <root>/quarantine/<kind>/<key>.<digest>.json  damaged records, moved aside intact
+
+History entries are hard links to the previous ``current.json`` made just before it is replaced,
+so archiving costs a link rather than a second durable write, and the one directory fsync that
+follows the replace makes both durable. A record that fails its checksum or its model is moved
+to quarantine and the newest valid history version takes its place, under a version number
+higher than any this record has had, so versions only ever increase.
+
+Everything here is synchronous and expects the caller to hold the record's lock (``lock_path``):
+shared to read, exclusive to write or recover. The async store runs it in worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import StateCorrupted
+from orchestrator.events import Event, EventType
+from orchestrator.ids import check_id
+from orchestrator.models import utcnow
+from orchestrator.safety.secret_mask import masked_json
+from orchestrator.state.file.codec import RecordDamaged, decode, encode
+from orchestrator.state.file.fsops import FileOps, NotSynced, durable_write, write_error
+
+__all__ = ["RecordKind", "Recovery"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_CURRENT = "current.json"
+_CACHE_SIZE = 4096
+_LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What a recovery did, for the warning event."""
+
+    kind: str
+    key: str
+    reason: str
+    quarantined: Path | None
+    recovered_from: int
+    new_version: int
+
+    def event(self) -> Event:
+        return Event(
+            type=EventType.STATE_RECOVERED,
+            level="warning",
+            data={
+                "kind": self.kind,
+                "key": self.key,
+                "reason": self.reason,
+                "quarantined": str(self.quarantined) if self.quarantined else None,
+                "recovered_from_version": self.recovered_from,
+                "new_version": self.new_version,
+            },
+        )
+
+
+class RecordKind(Generic[M]):
+    """All records of one model (tasks, sessions, ...) under ``<root>/<name>/``."""
+
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        model: type[M],
+        key_field: str,
+        ops: FileOps,
+        history_limit: int = 10,
+    ) -> None:
+        self.root = root
+        self.name = name
+        self.model = model
+        self.key_field = key_field
+        self.ops = ops
+        self.history_limit = history_limit
+        self.base = root / name
+        self.quarantine_dir = root / "quarantine" / name
+        self._path_cache: dict[str, tuple[Path, Path, Path]] = {}
+        # The bytes of each record as last read or written here, keyed by the file's identity
+        # (inode, size, mtime, ctime): any write to the file, by us or anyone, changes the
+        # ctime, so a match means the bytes on disk are these. Parsing still happens on every
+        # load, so callers never share a model instance.
+        self._bytes_cache: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+
+    # -- paths ------------------------------------------------------------------------------
+
+    def _paths(self, key: str) -> tuple[Path, Path, Path]:
+        paths = self._path_cache.get(key)
+        if paths is None:
+            directory = self.base / check_id(key, f"{self.name} id")
+            paths = (directory, directory / _CURRENT, directory / _LOCK)
+            if len(self._path_cache) > _CACHE_SIZE:
+                self._path_cache.clear()
+            self._path_cache[key] = paths
+        return paths
+
+    def dir_for(self, key: str) -> Path:
+        return self._paths(key)[0]
+
+    def current_path(self, key: str) -> Path:
+        return self._paths(key)[1]
+
+    def lock_path(self, key: str) -> Path:
+        return self._paths(key)[2]
+
+    def keys(self) -> list[str]:
+        try:
+            entries = os.scandir(self.base)
+        except FileNotFoundError:
+            return []
+        with entries:
+            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def parse(self, key: str, raw: bytes) -> M:
+        """Bytes → model, or RecordDamaged saying why."""
+        body = decode(raw)
+        try:
+            record = self.model.model_validate_json(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "record"
+            raise RecordDamaged(f"does not validate: {where}: {first['msg']}") from None
+        if getattr(record, self.key_field) != key:
+            raise RecordDamaged(f"holds {self.key_field}={getattr(record, self.key_field)!r}")
+        return record
+
+    def load(self, key: str) -> M | None:
+        """The current record, None if there never was one; RecordDamaged if it is damaged."""
+        path = self.current_path(key)
+        try:
+            raw = self._read_current(key, path)
+        except FileNotFoundError:
+            self._bytes_cache.pop(key, None)
+            if self.history_versions(key):
+                raise RecordDamaged("current version missing but history exists") from None
+            return None
+        except OSError as exc:
+            raise _unreadable(path, f"{self.name} record {key!r}", exc) from exc
+        return self.parse(key, raw)
+
+    def _read_current(self, key: str, path: Path) -> bytes:
+        cached = self._bytes_cache.get(key)
+        if cached is not None and _identity(os.stat(path)) == cached[0]:
+            return cached[1]
+        with path.open("rb") as handle:
+            identity = _identity(os.fstat(handle.fileno()))
+            raw = handle.read()
+        self._remember(key, identity, raw)
+        return raw
+
+    def _remember(self, key: str, identity: tuple[int, int, int, int], raw: bytes) -> None:
+        if len(self._bytes_cache) > _CACHE_SIZE:
+            self._bytes_cache.clear()
+        self._bytes_cache[key] = (identity, raw)
+
+    def history_versions(self, key: str) -> list[int]:
+        """Versions kept in history, oldest first."""
+        try:
+            entries = os.scandir(self.dir_for(key))
+        except FileNotFoundError:
+            return []
+        versions = []
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith("v") and name.endswith(".json") and name[1:-5].isdigit():
+                    versions.append(int(name[1:-5]))
+        return sorted(versions)
+
+    def history_path(self, key: str, version: int) -> Path:
+        return self.dir_for(key) / f"v{version:012d}.json"
+
+    def load_version(self, key: str, version: int) -> M:
+        return self.parse(key, self.history_path(key, version).read_bytes())
+
+    def iter_history(self, key: str) -> Iterator[M]:
+        """Valid history versions, newest first (damaged ones are skipped)."""
+        for version in reversed(self.history_versions(key)):
+            with contextlib.suppress(RecordDamaged, OSError):
+                yield self.load_version(key, version)
+
+    # -- writing (exclusive lock held) ------------------------------------------------------
+
+    def write(
+        self, key: str, record: M, previous_version: int | None, *, durable: bool = True
+    ) -> None:
+        """Make ``record`` current, archiving ``previous_version`` (if any) into history.
+
+        A refused write raises ``StateWriteError`` naming the file; the record is then
+        unchanged, unless only the directory fsync failed after the replace (``applied``).
+        """
+        current = self.current_path(key)
+        what = f"{self.name} record {key!r}"
+        try:
+            self._write_file(key, record, previous_version, durable)
+        except NotSynced as exc:
+            version = getattr(record, "version", "?")
+            raise write_error(
+                current,
+                exc,
+                f"{what} is at version {version} now, but its directory could not be synced, "
+                "so a machine crash could bring back the version before",
+            ) from exc
+        except OSError as exc:
+            unchanged = (
+                f"{what} was not created"
+                if previous_version is None
+                else f"{what} is unchanged (still version {previous_version})"
+            )
+            raise write_error(current, exc, unchanged) from exc
+
+    def _write_file(self, key: str, record: M, previous_version: int | None, durable: bool) -> None:
+        """``write`` without the translation of OSError."""
+        directory, current, _ = self._paths(key)
+        data = encode(masked_json(record))  # no secret is ever stored (``secret_mask``)
+
+        def archive_previous() -> None:
+            if previous_version is None:
+                return
+            # A link left by an earlier attempt that crashed before its replace is the same
+            # file, so an existing entry is fine.
+            with contextlib.suppress(FileExistsError, FileNotFoundError):
+                self.ops.link(current, self.history_path(key, previous_version))
+
+        self._bytes_cache.pop(key, None)
+        if previous_version is None:
+            self.ops.makedirs(directory)
+        durable_write(current, data, self.ops, before_replace=archive_previous, sync=durable)
+        with contextlib.suppress(OSError):
+            self._remember(key, _identity(os.stat(current)), data)
+        if previous_version is not None:
+            # Only the version that just fell off the end; strays a crash left between two
+            # steps (or an unlink the disk refused) are removed by ``prune_history`` during
+            # upkeep. The write itself has succeeded by now, so nothing here may fail it.
+            dropped = previous_version - self.history_limit
+            if dropped > 0:
+                victim = self.history_path(key, dropped)
+                with contextlib.suppress(OSError):
+                    if victim.exists():
+                        self.ops.unlink(victim)
+                    else:
+                        # A recovery skipped version numbers, so the oldest kept version is
+                        # another one: find it (rare, and only until the gap has passed).
+                        self.prune_history(key)
+
+    def prune_history(self, key: str) -> int:
+        """Remove history beyond the newest ``history_limit`` versions; return how many."""
+        versions = self.history_versions(key)
+        excess = versions[: max(0, len(versions) - self.history_limit)]
+        for version in excess:
+            self.ops.unlink(self.history_path(key, version))
+        return len(excess)
+
+    def delete(self, key: str) -> None:
+        """Remove every file of the record but its lock (the caller unlinks that last)."""
+        directory = self.dir_for(key)
+        self._bytes_cache.pop(key, None)
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.name != _LOCK:
+                self.ops.unlink(Path(entry.path))
+
+    def remove_dir_if_empty(self, key: str) -> None:
+        with contextlib.suppress(OSError):
+            self.ops.rmdir(self.dir_for(key))
+
+    # -- integrity (exclusive lock held) ----------------------------------------------------
+
+    def load_or_recover(self, key: str) -> tuple[M | None, Recovery | None]:
+        """Like ``load``, but a damaged record is quarantined and replaced from history."""
+        try:
+            return self.load(key), None
+        except RecordDamaged as damage:
+            return self._recover(key, str(damage))
+
+    def _recover(self, key: str, reason: str) -> tuple[M, Recovery]:
+        current = self.current_path(key)
+        versions = self.history_versions(key)
+        source = next(self.iter_history(key), None)
+        if source is None:
+            try:
+                kept = self._quarantine_copy(key, current)
+                where = f"a copy is kept at {kept}" if kept else "no copy could be kept"
+            except OSError as exc:
+                where = f"no copy could be kept ({exc.strerror or exc})"
+            # The whole directory: its damaged history goes with it, or the record would be
+            # found damaged again (a missing current version with history is a damage too).
+            raise StateCorrupted(
+                current,
+                f"{self.name} record {key!r} is damaged ({reason}) and has no valid history",
+                f"{where}; restore a checkpoint (`council checkpoint list`, then `council "
+                f"checkpoint restore`), or move the record's directory {self.dir_for(key)} "
+                "away to start the record afresh; then `council resume`",
+            )
+        try:
+            return self._replace_from_history(key, reason, versions, source)
+        except OSError as exc:
+            # The damaged file is in quarantine (then the current version is missing) or still
+            # in place, and history is untouched: the next read recovers it.
+            raise write_error(
+                current, exc, f"{self.name} record {key!r} is damaged ({reason}) and not recovered"
+            ) from exc
+
+    def _replace_from_history(
+        self, key: str, reason: str, versions: list[int], source: M
+    ) -> tuple[M, Recovery]:
+        current = self.current_path(key)
+        quarantined = self._quarantine_move(key, current)
+        # One past the highest version this record can have had (the damaged current was at
+        # most the newest history entry + 1), so a holder of the lost version gets a
+        # VersionConflict and versions only ever increase.
+        new_version = max(versions) + 2
+        source_version = int(getattr(source, "version", 0))
+        recovered = source.model_copy(update={"version": new_version, "updated_at": utcnow()})
+        self._write_file(key, recovered, None, True)
+        # History must name the highest version handed out, or a second damage of this same
+        # file would compute the same new version again. The link shares the current file's
+        # bytes, so if those are damaged in place it is skipped as a source, but its name
+        # still counts. The record is recovered by now: a disk that refuses these last steps
+        # costs only that safeguard, never the read.
+        with contextlib.suppress(OSError):
+            with contextlib.suppress(FileExistsError):
+                self.ops.link(current, self.history_path(key, new_version))
+            self.ops.fsync_dir(current.parent)
+            self.prune_history(key)
+        return recovered, Recovery(self.name, key, reason, quarantined, source_version, new_version)
+
+    def _quarantine_target(self, key: str, raw: bytes) -> Path:
+        digest = hashlib.sha256(raw).hexdigest()[:16]
+        self.ops.makedirs(self.quarantine_dir)
+        return self.quarantine_dir / f"{key}.{digest}.json"
+
+    def _quarantine_move(self, key: str, current: Path) -> Path | None:
+        try:
+            raw = current.read_bytes()
+        except FileNotFoundError:
+            return None
+        target = self._quarantine_target(key, raw)
+        self.ops.replace(current, target)
+        return target
+
+    def _quarantine_copy(self, key: str, current: Path) -> Path | None:
+        try:
+            raw = current.read_bytes()
+        except FileNotFoundError:
+            return None
+        target = self._quarantine_target(key, raw)
+        if not target.exists():
+            durable_write(target, raw, self.ops)
+        return target
+
+    def verify(self, key: str) -> str | None:
+        """Why the current record is damaged, or None when it is intact (or absent)."""
+        try:
+            self.load(key)
+        except RecordDamaged as damage:
+            return str(damage)
+        return None
+
+
+def _unreadable(path: Path, what: str, exc: OSError) -> StateCorrupted:
+    """The error for a record file that is not a readable file (a directory in its place, a
+    file in place of its directory, no permission), with what to move or fix."""
+    if exc.errno == errno.EACCES:
+        way_out = f"make {path} readable for this user, then `council resume`"
+    else:
+        blocker = path
+        if exc.errno == errno.ENOTDIR:
+            blocker = next((p for p in reversed(path.parents) if p.is_file()), path)
+        way_out = (
+            f"move {blocker} away (the record is then recovered from its history or "
+            "started afresh), then `council resume`"
+        )
+    return StateCorrupted(path, f"{what} cannot be read ({exc.strerror or exc})", way_out)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

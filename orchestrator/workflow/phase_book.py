@@ -1,0 +1,182 @@
+"""The task's phase records in the state store, written by one attempt under its claim.
+
+``PhaseBook`` keeps ``TaskState.phases`` (``name -> PhaseRecord``) and ``current_phase`` up to
+date through ``update_task_state(..., fencing_token=claim_token)``: an attempt whose lease
+lapsed gets ``StaleClaim`` on its next write and can change nothing. Only the workflow of the
+claim holder writes these fields, so each write replaces the whole ``phases`` map from the
+book's copy, without a read-modify-write race against the scheduler (which writes other
+fields: status, claim, attempt).
+
+A record goes ``running`` (``started_at``, ``attempt`` + 1, ``result`` holding the round and
+the branch) → ``completed`` (``outcome``, ``native_session_id``, ``handoff_sha256``, the
+result's facts) or ``failed`` (``outcome``, ``error``, and the CLI's ``native_session_id`` so
+the next attempt can continue that conversation). ``send_back`` returns a completed build to
+``pending`` for the next review round. Every transition is a durable write: a start records
+the commit the phase starts from, which a resumed run needs. Each transition is also an
+event through the store: ``phase.started``, ``phase.completed``, ``phase.failed``,
+``phase.sent_back``, also handed to ``on_event`` (the scheduler's live view learns the phase
+without waiting for CLI output).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.events import Event
+from orchestrator.models import PhaseRecord, PhaseStatus, utcnow
+from orchestrator.safety.crashpoints import crash_point
+from orchestrator.state.protocol import StateStore
+
+__all__ = [
+    "PHASE_COMPLETED",
+    "PHASE_FAILED",
+    "PHASE_SENT_BACK",
+    "PHASE_STARTED",
+    "PhaseBook",
+]
+
+log = logging.getLogger(__name__)
+
+PHASE_STARTED = "phase.started"
+PHASE_COMPLETED = "phase.completed"
+PHASE_FAILED = "phase.failed"
+PHASE_SENT_BACK = "phase.sent_back"
+
+
+class PhaseBook:
+    def __init__(
+        self,
+        store: StateStore,
+        task_id: str,
+        claim_token: int,
+        session_id: str,
+        on_event: Callable[[Event], None] | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.on_event = on_event
+        self.task_id = task_id
+        self.claim_token = claim_token
+        self.session_id = session_id
+        self.fields = dict(fields or {})  # written along with every record (branch, worktree)
+        self.records: dict[str, PhaseRecord] = {}
+
+    async def load(self) -> None:
+        state = await self.store.get_task_state(self.task_id)
+        self.records = dict(state.phases) if state is not None else {}
+
+    def get(self, name: str) -> PhaseRecord | None:
+        return self.records.get(name)
+
+    async def start(self, name: str, adapter: str, result: dict[str, Any]) -> PhaseRecord:
+        old = self.records.get(name)
+        record = PhaseRecord(
+            name=name,
+            status=PhaseStatus.RUNNING,
+            attempt=(old.attempt if old else 0) + 1,
+            adapter=adapter,
+            native_session_id=old.native_session_id if old else None,
+            started_at=utcnow(),
+            result=result,
+        )
+        # Durable: it names the commit the phase starts from (``start_commit``), which a
+        # resumed run needs to put back what a cut-off phase left (``workflow``).
+        await self._put(record, current=name)
+        await self._emit(PHASE_STARTED, record, round=result.get("round"))
+        return record
+
+    async def complete(
+        self,
+        name: str,
+        *,
+        native_session_id: str | None,
+        handoff_sha256: str,
+        result: dict[str, Any],
+    ) -> PhaseRecord:
+        record = self._require(name).model_copy(
+            update={
+                "status": PhaseStatus.COMPLETED,
+                "finished_at": utcnow(),
+                "outcome": "succeeded",
+                "error": None,
+                "native_session_id": native_session_id,
+                "handoff_sha256": handoff_sha256,
+                "result": {**self._require(name).result, **result},
+            }
+        )
+        await self._put(record, current=name)
+        crash_point("phase.completed")
+        await self._emit(PHASE_COMPLETED, record)
+        return record
+
+    async def fail(
+        self, name: str, *, outcome: str, error: str, native_session_id: str | None
+    ) -> PhaseRecord:
+        old = self._require(name)
+        record = old.model_copy(
+            update={
+                "status": PhaseStatus.FAILED,
+                "finished_at": utcnow(),
+                "outcome": outcome,
+                "error": error[:4000],
+                "native_session_id": native_session_id or old.native_session_id,
+                "handoff_sha256": None,
+            }
+        )
+        await self._put(record, current=name)
+        await self._emit(PHASE_FAILED, record, error=error[:500])
+        return record
+
+    async def send_back(self, name: str, result: dict[str, Any]) -> PhaseRecord:
+        """Make completed phase ``name`` due again (the next review round)."""
+        old = self.records.get(name) or PhaseRecord(name=name)
+        record = old.model_copy(
+            update={
+                "status": PhaseStatus.PENDING,
+                "finished_at": None,
+                "handoff_sha256": None,
+                "result": {**old.result, **result},
+            }
+        )
+        await self._put(record, current=name)
+        await self._emit(PHASE_SENT_BACK, record, round=result.get("round"))
+        return record
+
+    def _require(self, name: str) -> PhaseRecord:
+        record = self.records.get(name)
+        if record is None:
+            raise KeyError(f"phase {name!r} of task {self.task_id!r} was never started")
+        return record
+
+    async def _put(self, record: PhaseRecord, *, current: str, durable: bool = True) -> None:
+        phases = {**self.records, record.name: record}
+        await self.store.update_task_state(
+            self.task_id,
+            {**self.fields, "phases": phases, "current_phase": current},
+            fencing_token=self.claim_token,
+            durable=durable,
+        )
+        self.records = phases
+
+    async def _emit(self, event_type: str, record: PhaseRecord, **extra: Any) -> None:
+        data: dict[str, Any] = {
+            "task": self.task_id,
+            "phase": record.name,
+            "adapter": record.adapter,
+            "session": self.session_id,
+            "status": str(record.status),
+            "attempt": record.attempt,
+        }
+        if record.outcome is not None:
+            data["outcome"] = record.outcome
+        data.update({k: v for k, v in extra.items() if v is not None})
+        level = "warning" if event_type == PHASE_FAILED else "info"
+        event = Event(type=event_type, data=data, level=level)
+        await self.store.emit(event)
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a listener must never break the attempt
+                log.exception("on_event listener failed on %s; ignored", event_type)

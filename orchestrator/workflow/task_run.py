@@ -1,0 +1,80 @@
+"""The hand-over between the scheduler and the workflow: one attempt at one task.
+
+The scheduler owns the queue, capacity, claims, retries and merging; the workflow owns what
+happens inside one attempt (the phases, their CLIs, handoffs, the orchestrator's commit and the
+verify commands). The scheduler builds a ``TaskRun``, awaits ``run_workflow(run)`` and acts on
+the ``WorkflowResult``: merge it, park it, retry it or fail it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+import anyio
+
+from orchestrator.adapter import Usage
+from orchestrator.config.run import RunConfig
+from orchestrator.config.task import TaskConfig
+from orchestrator.events import Event
+from orchestrator.locks.manager import LockManager
+from orchestrator.plugins.host import PluginHost
+from orchestrator.state.protocol import StateStore
+from orchestrator.worktrees.manager import WorktreeManager
+from orchestrator.worktrees.models import SessionWorktree
+
+__all__ = ["TaskRun", "WorkflowFn", "WorkflowResult", "WorkflowStatus"]
+
+
+@dataclass
+class TaskRun:
+    """Everything one attempt needs. The worktree exists and the claim is held."""
+
+    config: RunConfig
+    task: TaskConfig
+    session: SessionWorktree  # the attempt's worktree and branch
+    adapter: str  # the adapter chosen for this attempt (a phase's own adapter may override)
+    claim_token: int  # fencing token: every state write of this attempt carries it
+    store: StateStore
+    worktrees: WorktreeManager
+    locks: LockManager
+    plugins: PluginHost
+    log_dir: Path
+    home_root: Path  # private HOMEs live below, one per task, adapter and phase (stable across
+    # attempts, so a resumed conversation finds the CLI's own session files)
+    cancel: anyio.Event = field(default_factory=anyio.Event)
+    on_event: Callable[[Event], None] | None = None
+    lock_owner: str | None = None  # who file locks are taken for (None: the session); the
+    # candidates of a council task share one owner, so they never wait for each other
+
+    @property
+    def lock_session(self) -> str:
+        """The owner id the attempt's file locks are taken and released under."""
+        return self.lock_owner or self.session.session_id
+
+
+class WorkflowStatus(StrEnum):
+    READY_TO_MERGE = "ready_to_merge"  # committed, non-empty, verified, approved
+    FAILED = "failed"  # a phase failed for good (retryable says whether another attempt helps)
+    PARKED = "parked"  # rate limited: resume the same conversation after retry_at
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class WorkflowResult:
+    status: WorkflowStatus
+    phase: str | None = None  # the phase that decided the result
+    message: str = ""
+    retryable: bool = False
+    outcome_kind: str | None = None  # the CLI outcome that decided it (OutcomeKind value)
+    retry_at: datetime | None = None
+    commit: str | None = None
+    files_changed: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    phases_run: list[str] = field(default_factory=list)
+
+
+WorkflowFn = Callable[[TaskRun], Awaitable[WorkflowResult]]

@@ -1,0 +1,170 @@
+"""What the worktree manager hands back: session worktrees, commit and removal results, reports.
+
+All are frozen pydantic models, so a caller can log them (``model_dump_json``), store them, or
+compare them, and nothing downstream can change a result after the fact. ``WorktreeSettings``
+is the run config's ``worktrees:`` section plus the knobs that only code sets.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.config.durations import Duration, PositiveDuration
+from orchestrator.config.sections import WorktreeConfig
+from orchestrator.ids import SafeId
+
+__all__ = [
+    "CommitResult",
+    "MovedLock",
+    "ReconcileReport",
+    "RemovalResult",
+    "SessionStats",
+    "SessionWorktree",
+    "WorktreeInfo",
+    "WorktreeKind",
+    "WorktreeSettings",
+]
+
+_ATTEMPT = re.compile(r"/([1-9][0-9]*)$")
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorktreeSettings(WorktreeConfig):
+    """How worktrees are prepared (``worktrees:`` in a run config) and the code-only knobs."""
+
+    meta_lock_timeout: PositiveDuration = Field(
+        default=120.0, description="wait at most this long for the repository's worktree lock"
+    )
+    stale_lock_age: Duration = Field(
+        default=2.0,
+        description="an index.lock younger than this is never moved aside: git may be "
+        "creating it right now",
+    )
+
+    @classmethod
+    def from_config(cls, config: WorktreeConfig) -> WorktreeSettings:
+        return cls(**config.model_dump())
+
+
+class SessionWorktree(_Result):
+    """One CLI session's worktree: where it is, which branch it works on, what it forked from."""
+
+    session_id: SafeId
+    cli: SafeId
+    task_id: SafeId
+    path: Path
+    branch: str
+    base_commit: str
+    created_at: datetime
+
+    @property
+    def attempt(self) -> int:
+        """The ``<n>`` of ``council/<task>/<n>``."""
+        match = _ATTEMPT.search(self.branch)
+        return int(match.group(1)) if match else 0
+
+
+class CommitResult(_Result):
+    committed: bool
+    sha: str | None = None
+    files: list[str] = Field(default_factory=list)
+    head: str | None = Field(
+        default=None, description="the worktree's HEAD afterwards, committed or not (if read)"
+    )
+    scrubbed: list[str] = Field(
+        default_factory=list, description="files a known secret was masked in before the commit"
+    )
+
+    @property
+    def files_changed(self) -> int:
+        return len(self.files)
+
+
+class SessionStats(_Result):
+    """The branch's committed work against its merge-base with the base branch."""
+
+    session_id: str
+    branch: str
+    tip: str | None
+    merge_base: str | None
+    commits_ahead: int
+    files_changed: int
+    insertions: int
+    deletions: int
+    dirty: bool = Field(description="the worktree holds changes not committed yet")
+
+
+class RemovalResult(_Result):
+    session_id: str
+    branch: str
+    tip: str | None = Field(description="the last commit of the session's work")
+    merged: bool = Field(description="the base branch contains the tip")
+    rescue_commit: str | None = Field(
+        default=None, description="the commit that saved uncommitted work, if there was any"
+    )
+    rescue_ref: str | None = Field(
+        default=None, description="the ref holding the tip (when the base does not contain it)"
+    )
+    worktree_removed: bool = False
+    pooled: bool = Field(default=False, description="kept, clean, for reuse by a new session")
+    branch_deleted: bool = False
+
+
+WorktreeKind = Literal["main", "linked", "session", "pool"]
+"""``main``: the user's checkout; ``linked``: a worktree the user made; ``session`` and
+``pool``: the orchestrator's (under ``.council/worktrees`` and ``.council/pool``)."""
+
+
+class WorktreeInfo(_Result):
+    path: Path
+    kind: WorktreeKind
+    head: str | None = None
+    branch: str | None = Field(default=None, description="short branch name; None if detached")
+    locked: bool = False
+    lock_reason: str | None = None
+    prunable: bool = False
+    registered: bool = Field(default=True, description="git's worktree metadata knows it")
+    exists: bool = Field(default=True, description="its directory is on disk")
+    session_id: str | None = None
+    cli: str | None = None
+    task_id: str | None = None
+
+    @property
+    def ours(self) -> bool:
+        return self.kind in ("session", "pool")
+
+
+class MovedLock(_Result):
+    path: Path
+    moved_to: Path
+
+
+class ReconcileReport(_Result):
+    moved_locks: list[MovedLock] = Field(default_factory=list)
+    pruned: list[Path] = Field(
+        default_factory=list, description="worktrees whose directory was gone: metadata removed"
+    )
+    missing: list[str] = Field(
+        default_factory=list,
+        description="live sessions without a worktree; recreate_session_worktree brings them back",
+    )
+    removed: list[RemovalResult] = Field(
+        default_factory=list, description="worktrees of dead sessions, cleaned up safely"
+    )
+    busy: list[str] = Field(
+        default_factory=list, description="dead sessions left alone: processes still run inside"
+    )
+    pool_trimmed: list[Path] = Field(default_factory=list)
+    orphans: list[Path] = Field(
+        default_factory=list,
+        description="directories under .council that git does not know; left for a human",
+    )
+    problems: list[str] = Field(default_factory=list)

@@ -1,0 +1,3 @@
+"""What a CLI must not change outside its worktree: looked at before its session, checked
+after (``guard``); git's shared files byte for byte (``files``), the shared refs and the base
+checkout (``refs``)."""

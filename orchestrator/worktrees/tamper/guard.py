@@ -1,0 +1,316 @@
+"""What a CLI must not change outside its worktree: looked at before its session, checked after.
+
+A CLI runs in its own worktree, but nothing stops it from writing elsewhere. ``TamperGuard``
+(one per repository, ``WorktreeManager.tamper_guard``) takes a ``Watch`` before every CLI
+session and ``finish(watch)`` compares after it; a change is a ``Tampering``, and the workflow
+fails the attempt with its message, not retryable, so the work does not land (the branch and
+worktree are kept).
+
+What is watched, and why these (each is cheap, and only the CLI should be writing there):
+
+- **git's shared setup**, byte for byte: the common ``config``, the main checkout's and the
+  session's own ``config.worktree``, every file in the common ``hooks/`` (but ``*.sample``,
+  which git never runs) and in ``info/`` (``attributes``, ``exclude``, ``sparse-checkout``).
+  These decide what *every* later git command runs: a hook, ``core.hooksPath``, a filter or
+  diff driver fed by ``info/attributes``. (Of ``info/`` only the files git reads to decide
+  what it does; ``info/refs``, which ``git gc`` rewrites, is bookkeeping, like packs,
+  ``packed-refs``, reflogs, ``FETCH_HEAD`` and ``gc.pid``, none of which is watched.) The
+  orchestrator's own git already ignores hooks
+  (``orchestrator.git.repo`` points ``core.hooksPath`` at an empty directory), but not filters, and
+  the user's git honours all of it. So a change found here is also **undone**
+  (``tamper_files.restore``: the CLI's version is kept beside it, nothing is deleted) before
+  any other git command of the orchestrator runs, and the undo is remembered for a while:
+  every other session that was running at that moment is flagged too, since one of them did
+  it and the compare alone would no longer show it. The orchestrator's own one change there,
+  ``extensions.worktreeConfig`` for sparse worktrees, is made before any session
+  (``worktree_ops.share_worktree_config``).
+- **the shared refs and the base's checkouts** (``tamper_refs``, when the guard is given the
+  base ref): the base, every session's branch but the session's own, and the rescue refs
+  under ``refs/council/``, compared by value and followed through the orchestrator's own
+  writes (``ref_book``); a change nobody noted is undone (the moved-to commit kept under
+  ``refs/council/tampered/``), and a linked worktree that took the base branch is detached,
+  its uncommitted work committed and kept, so no merge waits for it and no cleanup commits
+  onto the base. Remembered like the undone setup changes.
+- **the main checkout**, as ``git status`` lists it (tracked changes and untracked files, not
+  ignored ones), with each listed path's size and mtime: a file created, changed or deleted
+  there. Reported only: the user's checkout is never modified. Never looked at while the merge
+  queue fast-forwards that checkout (``merge_checkout.checkout_lock``): its files change one
+  by one before HEAD moves, which would look like edits.
+- **``.council/worktrees/``**: a new entry that is not a worktree (a CLI writing ``../x``).
+
+Limits, on purpose: files ignored by git in the main checkout (``node_modules/``, ``.council/``
+itself, so the orchestrator's own state too), other sessions' worktrees (their own CLIs write
+there at the same time, and a ``git status`` of each would cost a process per worktree),
+submodules' git dirs (``modules/``), and anything outside the repository (the CLI's HOME is
+private, so its ``git config --global`` lands there; the rest of the disk takes a sandbox) are
+not watched. A change made and reverted within one session is not seen, nor what another
+session's git commands ran between a CLI's change and its session's end. Writers cannot be
+told apart: when sessions run side by side every one whose session saw a change is flagged,
+and so is a session during which a *human* edited the main checkout (the error names the
+paths). Two orchestrators on one repository do not share the memory of undone changes.
+
+Cost per session: a few small file reads, two ``git for-each-ref`` and two ``git status`` of
+the main checkout (one before, one after; sessions starting or ending together share one),
+about 20 ms on a small repository; ``git status`` grows with the checkout, as it does for the user.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from orchestrator.errors import PathEscapeError
+from orchestrator.git.parse import read_gitfile
+from orchestrator.git.repo import Git
+from orchestrator.merge.checkout import checkout_lock
+from orchestrator.worktrees.commits import head_branch
+from orchestrator.worktrees.tamper.files import ASIDE, FileState, describe_config, restore
+from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
+
+__all__ = ["TamperGuard", "Tampering", "Watch"]
+
+_INFO = ("attributes", "exclude", "sparse-checkout", "grafts")
+_REMEMBERED = 200  # undone changes kept for the sessions that overlapped them
+_STATUS = (
+    *("--no-optional-locks", "status", "--porcelain=v1", "-z", "--no-renames"),
+    *("--untracked-files=all", "--ignore-submodules=all"),
+)
+
+# path -> (status code, size, mtime_ns), size and mtime -1 when gone; None: git status failed
+Listed = dict[str, tuple[str, int, int]] | None
+
+
+@dataclass(frozen=True)
+class Tampering:
+    """What changed outside a session's worktree, one line per thing, for a human."""
+
+    changes: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        shown = "; ".join(self.changes[:12]) + (" ..." if len(self.changes) > 12 else "")
+        return f"changed outside its worktree: {shown}"
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One session's snapshot, taken before its CLI started."""
+
+    serial: int
+    worktree: Path
+    started: float  # time.monotonic()
+    files: dict[Path, FileState]
+    listed: Listed
+    entries: frozenset[str]
+    refs: RefSnapshot | None  # None: the guard watches no refs (no base ref given)
+    own: str | None  # the session's own branch (a ref), its CLI's to move
+
+
+class TamperGuard:
+    """The repository's watcher: ``watch(worktree)`` before a session, ``finish`` after."""
+
+    def __init__(
+        self,
+        git: Git,
+        git_dir: Path,
+        common_dir: Path,
+        worktrees_dir: Path,
+        ours: Callable[[], Collection[str]] = frozenset,
+        base_ref: str | None = None,
+    ) -> None:
+        self.git = git  # runs in the main checkout
+        self.root = git.cwd
+        self.git_dir = git_dir
+        self.common_dir = common_dir
+        self.worktrees_dir = worktrees_dir
+        # The worktrees the orchestrator made or is making: never a CLI's doing, however
+        # slowly git gets to writing their .git on a loaded machine.
+        self._ours = ours
+        self._refs = SharedRefs(git, common_dir, base_ref) if base_ref else None
+        self._undone: deque[tuple[float, str, int]] = deque(maxlen=_REMEMBERED)
+        self._serials = itertools.count(1)
+        self._status_lock = anyio.Lock()
+        self._status_started = 0  # git status runs started, and the last one's number and answer
+        self._status_done: tuple[int, Listed] = (0, None)
+
+    async def watch(self, worktree: Path, branch: str | None = None) -> Watch:
+        """Look before a session in ``worktree``, on its own ``branch`` (short name; read from
+        the worktree when not given)."""
+        started = time.monotonic()
+        files, entries = await anyio.to_thread.run_sync(self._look, worktree)
+        refs = None if self._refs is None else await anyio.to_thread.run_sync(self._refs.snapshot)
+        own = f"refs/heads/{branch}" if branch else head_branch(worktree)
+        listed = await self._main_status()
+        serial = next(self._serials)
+        return Watch(serial, worktree, started, files, listed, entries, refs, own)
+
+    async def finish(self, watch: Watch) -> Tampering | None:
+        """Compare with ``watch``; undo changes to git's setup; ``None`` when nothing changed."""
+        # Git's setup first, undone before any git command runs (a planted filter would).
+        changes = await anyio.to_thread.run_sync(self._undo_setup, watch)
+        # Then the base's checkouts (before the refs: a base put back under a checkout still
+        # holding it would turn its files into reversed changes), then the shared refs.
+        changes += await anyio.to_thread.run_sync(self._undo_refs, watch)
+        changes += [
+            f"{what} (undone by the check of a session running beside this one)"
+            for when, what, by in self._undone
+            if when >= watch.started and by != watch.serial
+        ]
+        changes += _checkout_changes(watch.listed, await self._main_status())
+        changes += await anyio.to_thread.run_sync(self._new_entries, watch.entries)
+        return Tampering(tuple(changes)) if changes else None
+
+    # --- the pieces; all but git status run in a worker thread ---------------------------
+
+    def _look(self, worktree: Path) -> tuple[dict[Path, FileState], frozenset[str]]:
+        files = {path: FileState.read(path) for path in self._files(worktree)}
+        return files, self._entries()
+
+    def _files(self, worktree: Path) -> set[Path]:
+        admin = read_gitfile(worktree)
+        found = {self.common_dir / "config", self.git_dir / "config.worktree"}
+        if admin is not None:
+            found.add(admin / "config.worktree")
+        # info/: only what git reads to decide what it does; ``info/refs`` (which ``git gc``
+        # and ``update-server-info`` rewrite for dumb transports) is git's own bookkeeping.
+        found.update(self.common_dir / "info" / name for name in _INFO)
+        hooks = self.common_dir / "hooks"
+        try:
+            names = os.listdir(hooks)
+        except OSError:
+            names = []
+        found.update(
+            hooks / name
+            for name in names
+            if not name.endswith((".sample", ".lock")) and ASIDE not in name
+        )
+        return found
+
+    def _undo_setup(self, watch: Watch) -> list[str]:
+        stamp = _stamp()
+        changes = []
+        for path in sorted(self._files(watch.worktree) | watch.files.keys()):
+            before = watch.files.get(path, FileState())
+            now = FileState.read(path)
+            if before.same(now):
+                continue
+            what = f"{self._show(path)}: {_what_changed(path, before, now)}"
+            try:
+                done = restore(self.common_dir, path, before, now, stamp)
+            except (OSError, PathEscapeError) as exc:
+                done = f"could not be undone: {exc}"
+            self._undone.append((time.monotonic(), what, watch.serial))
+            changes.append(f"{what} ({done})")
+        return changes
+
+    def _undo_refs(self, watch: Watch) -> list[str]:
+        if self._refs is None or watch.refs is None:
+            return []
+        stamp = _stamp()
+        changes = self._refs.release_base(watch.refs, stamp)
+        changes += self._refs.check(watch.refs, watch.own, stamp)
+        for what in changes:
+            self._undone.append((time.monotonic(), what, watch.serial))
+        return changes
+
+    async def _main_status(self) -> Listed:
+        """The main checkout's status, from a ``git status`` that started after this call.
+
+        Sessions ending or starting together share one run: any run that starts after a
+        caller asked is as good as its own (its CLI has ended, or not yet started, by then).
+        """
+        asked = self._status_started
+        async with self._status_lock:
+            number, listed = self._status_done
+            if number > asked:
+                return listed
+            self._status_started += 1
+            number = self._status_started
+            listed = await anyio.to_thread.run_sync(self._status_now)
+            self._status_done = (number, listed)
+            return listed
+
+    def _status_now(self) -> Listed:
+        # Never in the middle of the merge queue's fast-forward of this checkout: its files
+        # change one by one before HEAD moves, which would look like someone's edits.
+        with checkout_lock(self.root):
+            result = self.git.run_sync(*_STATUS, check=False)
+        if not result.ok:
+            return None
+        entries = [entry for entry in result.stdout.split("\0") if len(entry) > 3]
+        return _stat_all(self.root, {entry[3:]: entry[:2] for entry in entries})
+
+    def _entries(self) -> frozenset[str]:
+        try:
+            return frozenset(os.listdir(self.worktrees_dir))
+        except OSError:
+            return frozenset()
+
+    def _new_entries(self, before: frozenset[str]) -> list[str]:
+        found = []
+        for name in sorted(self._entries() - before - set(self._ours())):
+            path = self.worktrees_dir / name
+            # A worktree the orchestrator is adding right now gets its .git within
+            # milliseconds; anything else a CLI wrote there (``../x``) never does.
+            if os.path.isdir(path) and not os.path.lexists(path / ".git"):
+                time.sleep(0.5)
+            if not os.path.isfile(path / ".git"):
+                found.append(f"{self._show(path)}: created")
+        return found
+
+    def _show(self, path: Path) -> str:
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def _what_changed(path: Path, before: FileState, now: FileState) -> str:
+    if before.kind == "absent":
+        return "created"
+    if now.kind == "absent":
+        return "deleted"
+    if path.name in ("config", "config.worktree") and before.kind == now.kind == "file":
+        return describe_config(before, now)
+    return "changed"
+
+
+def _checkout_changes(before: Listed, now: Listed) -> list[str]:
+    if before is None or now is None:
+        return []  # git status failed once: nothing to compare (git said why in its error)
+    changes = []
+    for path in sorted(before.keys() | now.keys()):
+        old, new = before.get(path), now.get(path)
+        if old == new:
+            continue
+        if new is None:
+            what = "no longer differs from HEAD (restored or committed)"
+        elif new[0] == "??":
+            what = "untracked, new" if old is None else "untracked, changed"
+        elif new[1] < 0:
+            what = "deleted"
+        else:
+            what = "modified"
+        changes.append(f"main checkout {path}: {what}")
+    return changes
+
+
+def _stat_all(root: Path, codes: dict[str, str]) -> dict[str, tuple[str, int, int]]:
+    listed: dict[str, tuple[str, int, int]] = {}
+    for path, code in codes.items():
+        try:
+            info = os.lstat(root / path)
+            listed[path] = (code, info.st_size, info.st_mtime_ns)
+        except OSError:
+            listed[path] = (code, -1, -1)
+    return listed

@@ -1,0 +1,190 @@
+"""The shared refs and the base checkout a CLI must leave alone: read before, checked after.
+
+``tamper`` runs this around every CLI session (blocking: call it in a worker thread):
+
+- **Refs, compared by value, never by file.** ``snapshot`` reads the base ref and every ref
+  under ``refs/heads/council/`` and ``refs/council/`` (sessions' branches, rescue refs) with
+  one ``git for-each-ref``; ``check`` reads them again. Git's own bookkeeping (``git gc``
+  packing loose refs into ``packed-refs``, reflogs, ``FETCH_HEAD``, ``ORIG_HEAD``, packs)
+  changes no value, so it is never a change here. Between the two reads the orchestrator
+  itself moves these refs (merges, commits, new and dropped branches, rescue refs); each
+  such write is noted in ``ref_book``, so a ref's expected value is its value at the
+  snapshot followed through the orchestrator's own notes. Anything else is someone else's
+  doing and is **undone**: a moved ref is put back (compare-and-swap: never over a value
+  that changed again) with the value it was moved to kept under
+  ``refs/council/tampered/<stamp>/...``, so nothing a CLI committed becomes unreachable; a
+  deleted ref is created again at the value the orchestrator last knew. A ref created under
+  those prefixes by someone else is named and left in place. The session's own branch
+  (``own``) is its CLI's to move, and is not looked at.
+- **Base checkouts.** A linked worktree that holds the base branch checked out (a CLI's
+  ``git worktree add --ignore-other-worktrees <dir> <base>``, or its own worktree switched
+  to the base) would make the merge queue wait for that checkout forever, and a later
+  cleanup commit onto the base. ``base_holders`` lists the linked worktrees' git dirs whose
+  HEAD is the base (a few small file reads, no process); ``release_base`` detaches every one
+  that did not hold the base at the snapshot (HEAD stays at its commit, files and index
+  untouched), then commits any uncommitted work there on that detached HEAD and keeps it
+  under ``refs/council/tampered/<stamp>/worktree-<name>``. It runs before ``check``, so a
+  base moved by a commit in such a checkout is then put back without the checkout's files
+  turning into reversed changes. The user's main checkout is never touched.
+
+Limits: a ref moved by someone else and then moved again by the orchestrator (a merge landed
+on top of a base a CLI had moved) cannot be put back without undoing the merge: it is named,
+not undone. Refs written by another orchestrator process on the same repository are not in
+this process's book and would be taken for a CLI's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import CouncilError
+from orchestrator.git import ref_book
+from orchestrator.git.repo import ZERO_SHA, Git
+from orchestrator.merge.checkout import checkout_lock
+from orchestrator.worktrees.commits import save_uncommitted_sync
+
+__all__ = ["KEPT_PREFIX", "PROTECTED", "RefSnapshot", "SharedRefs"]
+
+PROTECTED = ("refs/heads/council", "refs/council")
+KEPT_PREFIX = "refs/council/tampered"
+_REASON = "council: undo a change made outside the orchestrator"
+
+
+@dataclass(frozen=True)
+class RefSnapshot:
+    values: dict[str, str]  # ref -> object id
+    at: int  # ref_book.now() at the read: the orchestrator's notes after it follow it
+    holders: frozenset[Path]  # linked worktrees' git dirs holding the base at the snapshot
+
+
+@dataclass(frozen=True)
+class SharedRefs:
+    git: Git  # runs in the main checkout
+    common_dir: Path
+    base_ref: str
+
+    def snapshot(self) -> RefSnapshot:
+        holders = self.base_holders()
+        with ref_book.writing():
+            return RefSnapshot(self._read(), ref_book.now(), holders)
+
+    def base_holders(self) -> frozenset[Path]:
+        """Linked worktrees' git dirs whose HEAD is the base branch."""
+        try:
+            with os.scandir(self.common_dir / "worktrees") as entries:
+                admins = [Path(entry.path) for entry in entries if entry.is_dir()]
+        except OSError:
+            return frozenset()
+        wanted = f"ref: {self.base_ref}"
+        return frozenset(admin for admin in admins if _read(admin / "HEAD") == wanted)
+
+    def release_base(self, before: RefSnapshot, stamp: str) -> list[str]:
+        """Detach every linked worktree that took the base since ``before`` (module doc)."""
+        changes = []
+        for admin in sorted(self.base_holders() - before.holders):
+            gitdir = _read(admin / "gitdir")
+            path = (admin / gitdir).parent if gitdir else None
+            shown = str(path) if path is not None else str(admin)
+            name = self.base_ref.removeprefix("refs/heads/")
+            what = f"worktree {shown}: has the base branch {name} checked out"
+            try:
+                changes.append(f"{what} ({self._release(admin, path, stamp)})")
+            except CouncilError as exc:
+                changes.append(f"{what} (could not be detached: {exc})")
+        return changes
+
+    def _release(self, admin: Path, path: Path | None, stamp: str) -> str:
+        here = self.git.run_sync("--git-dir", str(admin), "rev-parse", "--verify", "-q", "HEAD")
+        head = here.out
+        lock = checkout_lock(path) if path is not None else checkout_lock(admin)
+        with lock:  # never while the merge queue fast-forwards that checkout
+            self.git.run_sync(
+                *("--git-dir", str(admin), "update-ref", "--no-deref", "-m", _REASON),
+                *("HEAD", head),
+            )
+            if path is None or not (path / ".git").is_file():
+                return f"detached at {head[:10]}; its directory is gone"
+            saved = save_uncommitted_sync(
+                self.git.at(path), admin, task_id="tamper-check", session_id="tamper-check"
+            )
+        if saved.rescue_commit is None:
+            return f"detached at {head[:10]}"
+        kept = f"{KEPT_PREFIX}/{stamp}/worktree-{admin.name}"
+        with ref_book.writing():
+            self._write(kept, saved.rescue_commit, None)
+        return f"detached at {head[:10]}; its uncommitted work committed and kept at {kept}"
+
+    def check(self, before: RefSnapshot, own: str | None, stamp: str) -> list[str]:
+        """What changed in the watched refs since ``before`` that the orchestrator did not
+        write, each undone where it can be (module doc); one line per ref, for a human."""
+        changes = []
+        with ref_book.writing():
+            if not ref_book.complete_since(before.at):
+                return []  # too many of the orchestrator's own writes since to tell them apart
+            now = self._read()
+            noted = ref_book.refs_since(before.at)
+            watched = before.values.keys() | now.keys() | {r for r in noted if self._watched(r)}
+            for ref in sorted(watched - {own}):
+                expected = before.values.get(ref)
+                for step in ref_book.since(ref, before.at):
+                    if step.old is not None and step.old != expected:
+                        changes.append(
+                            f"{ref}: moved from {_short(expected)} to {_short(step.old)} before "
+                            "the orchestrator moved it on (not undone)"
+                        )
+                    expected = step.new
+                current = now.get(ref)
+                if current != expected:
+                    changes.append(self._undo(ref, expected, current, stamp))
+        return changes
+
+    def _undo(self, ref: str, expected: str | None, current: str | None, stamp: str) -> str:
+        if expected is None:
+            return f"{ref}: created at {_short(current)} (left in place)"
+        kept = ""
+        if current is not None:
+            aside = f"{KEPT_PREFIX}/{stamp}/{ref.removeprefix('refs/')}"
+            if self._write(aside, current, None):
+                kept = f"; the value it was moved to kept at {aside}"
+            what = f"moved from {_short(expected)} to {_short(current)}"
+        else:
+            what = f"deleted (it was at {_short(expected)})"
+        if self._write(ref, expected, current):
+            return f"{ref}: {what} (restored to {_short(expected)}{kept})"
+        return f"{ref}: {what} (not restored: it changed again meanwhile{kept})"
+
+    def _write(self, ref: str, new: str, old: str | None) -> bool:
+        """Compare-and-swap ``ref`` from ``old`` (None: absent) to ``new``, noted (the caller
+        holds ``ref_book.writing``)."""
+        args = ("update-ref", "-m", _REASON, ref, new, old or ZERO_SHA)
+        if not self.git.run_sync(*args, check=False).ok:
+            return False
+        ref_book.note(ref, old, new)
+        return True
+
+    def _watched(self, ref: str) -> bool:
+        return ref == self.base_ref or any(ref.startswith(p + "/") for p in PROTECTED)
+
+    def _read(self) -> dict[str, str]:
+        listed = self.git.run_sync(
+            "for-each-ref", "--format=%(objectname) %(refname)", self.base_ref, *PROTECTED
+        )
+        values = {}
+        for line in listed.out.splitlines():
+            sha, _, ref = line.partition(" ")
+            if self._watched(ref):
+                values[ref] = sha
+        return values
+
+
+def _short(sha: str | None) -> str:
+    return sha[:10] if sha else "nothing"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
