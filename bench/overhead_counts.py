@@ -132,11 +132,11 @@ def _wrap_async(owner: Any, name: str, step: str) -> None:
 STEPS = [
     ("orchestrator.scheduler.scheduler", "Scheduler.start", "run.start"),
     ("orchestrator.scheduler.scheduler", "Scheduler._finish", "run.finish"),
-    ("orchestrator.scheduler.scheduler", "Scheduler._reconcile", "tick"),
+    ("orchestrator.scheduler.reconciler", "Reconciler.reconcile", "tick"),
     ("orchestrator.scheduler.scheduler", "Scheduler._states", "tick"),
-    ("orchestrator.scheduler.scheduler", "Scheduler._dispatch", "tick"),
+    ("orchestrator.scheduler.dispatcher", "Dispatcher.dispatch", "tick"),
     ("orchestrator.scheduler.scheduler", "Scheduler._run_and_wake", "attempt"),
-    ("orchestrator.scheduler.attempt_runner", "AttemptLifecycle._setup", "setup"),
+    ("orchestrator.scheduler.attempt_runner", "AttemptRunner._setup", "setup"),
     ("orchestrator.worktrees.manager", "WorktreeManager.create_session_worktree", "setup.worktree"),
     ("orchestrator.workflow.workflow", "_Workflow.execute", "workflow"),
     ("orchestrator.workflow.phase_book", "PhaseBook.start", "phase.start"),
@@ -146,10 +146,10 @@ STEPS = [
     ("orchestrator.workflow.workflow", "_Workflow._final_check", "final.check"),
     ("orchestrator.worktrees.manager", "WorktreeManager.commit_in_worktree", "commit"),
     ("orchestrator.workflow.workflow", "collect_facts", "facts"),
-    ("orchestrator.scheduler.lander", "SettleLifecycle._settle", "settle"),
+    ("orchestrator.scheduler.settler", "Settler.settle", "settle"),
     ("orchestrator.merge.queue", "MergeQueue.merge", "merge"),
     ("orchestrator.worktrees.manager", "WorktreeManager.remove_session_worktree", "cleanup"),
-    ("orchestrator.scheduler.attempt", "AttemptBase._release_locks", "release"),
+    ("orchestrator.scheduler.writes", "AttemptWrites.release_locks", "release"),
 ]
 ORDER = [
     "run.start",

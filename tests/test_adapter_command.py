@@ -19,7 +19,7 @@ from orchestrator.adapter import (
     OutcomeKind,
     ProcessResult,
 )
-from orchestrator.config import models as config_models
+from orchestrator.config import adapter_entry
 from orchestrator.errors import AdapterError
 from orchestrator.plugins.host import load_plugins
 from orchestrator.runner.cli_run import CliRun, run_cli
@@ -69,7 +69,7 @@ def classify(adapter: CommandAdapter, lines: list[str], exit_code: int = 0) -> A
 )
 def test_bad_presets_are_refused_naming_the_option(preset: dict[str, Any], problem: str) -> None:
     registry = load_plugins(builtins=("adapters.command",), entry_points=(), environ={}).registry
-    config = config_models.AdapterConfig(type="command", options=preset)
+    config = adapter_entry.AdapterConfig(type="command", options=preset)
     with pytest.raises(AdapterError, match="adapter 'mycli' \\(type 'command'\\)") as caught:
         registry.create("mycli", config)
     assert problem in str(caught.value)

@@ -26,7 +26,7 @@ from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionS
 from orchestrator.process import procid
 from orchestrator.run.preflight import council_dir_problem
 from orchestrator.run.report import RunReport, build_report
-from orchestrator.scheduler.scheduler import ORCHESTRATOR
+from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore
 
 __all__ = [

@@ -1,7 +1,6 @@
-"""One attempt at one task, from claim to merge: the half of the scheduler that runs in a task.
+"""One attempt at one task, from claim to settled.
 
-``AttemptLifecycle.run_attempt`` is started by the scheduler's dispatch with a slot already
-taken, and goes:
+``AttemptRunner.run`` is started by the dispatcher with a slot already taken, and goes:
 
 1. **claim** the task (holder ``<host>:<pid>:<run id>``, lease = ``stale_threshold``) in the
    same write that marks it ``running``, counts the attempt and names the worktree's session
@@ -14,113 +13,88 @@ taken, and goes:
    really there), else a new one forked from the base tip as it is now;
 4. **workflow**: ``await workflow(TaskRun)``; ``task.timeout`` and ``stop()`` set the run's
    cancel event so the workflow commits what the CLI did and returns;
-5. **settle** the result with the fencing token: cancelled on request (``scheduler_cancel``)
-   → ``cancelled``, claim abandoned, worktree removed with its branch kept; ready → merge
-   queue (held first while a forecast says it conflicts with an earlier in-flight branch; the
-   task is written ``merging`` only if its merge has to wait), or
-   for a council candidate ``merging`` with its result kept for the comparison
-   (``scheduler_candidates``); cancelled by a stop → back to the queue, claim abandoned;
-   anything else → ``RetryPolicy.decide``: retry later, park the adapter, or fail with the
-   CLI's message. A full file system is nobody's attempt failing: its error (``OutOfSpace``,
-   or the store's ``StateWriteError``) stops the run where it stands, nothing counted as
-   failed, for ``council resume`` once there is space. So do the orchestrator's own files
-   needing a person's repair (``errors.needs_repair``: a damaged record, a refused state
-   write, a lock file nobody holds that cannot be used): the error names the file and what
-   to do, then ``council resume``; requeueing the task instead would dispatch it forever.
+5. **settle** the result with the fencing token (``settler``): cancelled on request →
+   ``cancelled``, claim abandoned, worktree removed with its branch kept; ready → the merge
+   queue (``lander``), or for a council candidate ``merging`` with its result kept for the
+   comparison; cancelled by a stop → back to the queue, claim abandoned; anything else →
+   ``RetryPolicy.decide``: retry later, park the adapter, or fail with the CLI's message. A
+   full file system is nobody's attempt failing: its error (``OutOfSpace``, or the store's
+   ``StateWriteError``) stops the run where it stands, nothing counted as failed, for
+   ``council resume`` once there is space. So do the orchestrator's own files needing a
+   person's repair (``errors.needs_repair``: a damaged record, a refused state write, a lock
+   file nobody holds that cannot be used): the error names the file and what to do, then
+   ``council resume``; requeueing the task instead would dispatch it forever.
 
 Locks are released when the attempt ends (a candidate's, held for its whole council task, when
 that task ends); the worktree is removed only when the base contains the branch tip (otherwise
-it is kept for the next attempt, a resolve round or the user).
-An attempt whose claim was lost (lease lapsed and swept) writes nothing more: the sweeper owns
-the task now.
+it is kept for the next attempt, a resolve round or the user). An attempt whose claim was lost
+(lease lapsed and swept) writes nothing more: the sweeper owns the task now.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 
 import anyio
 
-from orchestrator.errors import (
-    CouncilError,
-    LockError,
-    WorkspaceError,
-    needs_repair,
-    stops_the_run,
-)
-from orchestrator.events import Event
+from orchestrator.errors import CouncilError, LockError, WorkspaceError, needs_repair, stops_the_run
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskStatus, utcnow
-from orchestrator.scheduler.attempt import (
-    _LOCK_TIMEOUT,
-    _MERGE_RECHECK,
-    FAILURES,
-    MAX_RESOLVE_ROUNDS,
-    RESOLVE_ROUNDS,
-    USAGE,
-    WORKTREE,
-    Attempt,
-    Services,
-)
-from orchestrator.scheduler.lander import SettleLifecycle
-from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from orchestrator.scheduler.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.council.members import CouncilMembers
+from orchestrator.scheduler.inflight import InFlight
+from orchestrator.scheduler.settler import Settler
+from orchestrator.scheduler.writes import AttemptWrites
+from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.models import SessionWorktree
 
-__all__ = [
-    "FAILURES",
-    "MAX_RESOLVE_ROUNDS",
-    "RESOLVE_ROUNDS",
-    "USAGE",
-    "WORKTREE",
-    "_MERGE_RECHECK",
-    "Attempt",
-    "AttemptLifecycle",
-    "Services",
-]
+__all__ = ["AttemptRunner"]
 
-log = logging.getLogger(__name__)
+LOCK_TIMEOUT = 0.5  # seconds to wait for a task's declared files before it goes back
 
 
-class AttemptLifecycle(SettleLifecycle):
-    """The attempt half of ``Scheduler``: claim, lock, worktree, workflow, then settle."""
+class AttemptRunner:
+    def __init__(
+        self,
+        run: RunContext,
+        workflow: WorkflowFn,
+        inflight: InFlight,
+        writes: AttemptWrites,
+        settler: Settler,
+        members: CouncilMembers,
+    ) -> None:
+        self._run = run
+        self._workflow = workflow
+        self._inflight = inflight
+        self._writes = writes
+        self._settler = settler
+        self._members = members
 
-    def on_event(self, event: Event) -> None:
-        """A workflow event: to the plugins' observers, then to every listener."""
-        self.services.plugins.event(event)
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:  # a listener must never break a run
-                log.exception("event listener failed; ignored")
-
-    # -- the whole attempt ----------------------------------------------------------------
-
-    async def run_attempt(self, attempt: Attempt) -> None:
+    async def run(self, attempt: Attempt) -> None:
         """Run ``attempt`` from claim to settled (module doc); never raises a council error."""
         try:
             if not await self._setup(attempt):
                 return
             result = await self._execute(attempt)
-            self.slots.give_back(attempt.key)  # the CLI is done; a waiting merge holds no slot
-            attempt.slot_free = True
-            await self._settle(attempt, result)
+            self._inflight.cli_done(attempt)  # the CLI is done; a waiting merge holds no slot
+            await self._settler.settle(attempt, result)
         except (CouncilError, OSError) as exc:
-            await self._failed_in_orchestrator(attempt, exc)
+            await self._settler.failed_in_orchestrator(attempt, exc)
         finally:
-            self.slots.give_back(attempt.key)
-            self.running.pop(attempt.key, None)
+            self._inflight.end(attempt)
             with anyio.CancelScope(shield=True):
                 if attempt.group is None:
-                    await self._release_locks(attempt)
+                    await self._writes.release_locks(attempt)
                 else:
-                    await self._release_group_if_over(attempt.group)
+                    await self._members.release_group_if_over(attempt.group)
             attempt.finished.set()
 
     async def _setup(self, attempt: Attempt) -> bool:
-        store, task = self.services.store, attempt.task
+        services, task = self._run.services, attempt.task
+        store = services.store
         state = await store.get_task_state(task.id)
-        if state is None or self.stopping or state.status in TERMINAL_TASK_STATUSES:
+        if state is None or self._run.stopping or state.status in TERMINAL_TASK_STATUSES:
             return False  # ended meanwhile (cancelled by another process, say)
         kept = state.metadata.get(WORKTREE)
         session_id = str(kept or _new_session_id(task.id))
@@ -130,8 +104,8 @@ class AttemptLifecycle(SettleLifecycle):
         # first phase record and by whatever write settles the attempt.
         claim = await store.acquire_claim(
             task.id,
-            self.holder,
-            self.services.config.scheduler.stale_threshold,
+            self._run.holder,
+            services.config.scheduler.stale_threshold,
             {
                 "status": TaskStatus.RUNNING,
                 "attempt": state.attempt + 1,
@@ -145,18 +119,18 @@ class AttemptLifecycle(SettleLifecycle):
             return False  # someone else holds it; the sweeper or its holder settles it
         attempt.token = claim.token
         attempt.renewed = time.monotonic()
-        locks, owner = self.services.locks, attempt.lock_owner(session_id)
+        locks, owner = services.locks, attempt.lock_owner(session_id)
         wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
         try:
             if wanted:
-                await locks.acquire_file_locks(owner, wanted, timeout=_LOCK_TIMEOUT)
+                await locks.acquire_file_locks(owner, wanted, timeout=LOCK_TIMEOUT)
             attempt.session = await self._worktree(session_id, attempt, new=not kept)
         except LockError as exc:
             if needs_repair(exc):
                 raise  # a lock file nobody holds cannot be used: waiting would never end
-            await self._requeue(attempt, state, f"waiting for files: {exc}")
+            await self._writes.requeue(attempt, f"waiting for files: {exc}")
             return False
-        await self._emit(
+        await self._run.events.emit(
             "task.dispatched",
             {
                 "task_id": task.id,
@@ -166,12 +140,12 @@ class AttemptLifecycle(SettleLifecycle):
                 "phase": attempt.phase,
             },
         )
-        if self.stopping:
-            return await self._requeue(attempt, None, "stopped")
+        if self._run.stopping:
+            return await self._writes.requeue(attempt, "stopped")
         return True
 
     async def _worktree(self, session_id: str, attempt: Attempt, *, new: bool) -> SessionWorktree:
-        worktrees = self.services.worktrees
+        worktrees = self._run.services.worktrees
         if new:  # a session id just drawn at random: nobody can have a worktree for it yet
             return await worktrees.create_session_worktree(
                 session_id, attempt.adapter, attempt.worktree_task
@@ -186,7 +160,7 @@ class AttemptLifecycle(SettleLifecycle):
 
     async def _execute(self, attempt: Attempt) -> WorkflowResult:
         assert attempt.session is not None
-        services = self.services
+        services = self._run.services
         run = TaskRun(
             config=services.config,
             task=attempt.task,
@@ -200,15 +174,15 @@ class AttemptLifecycle(SettleLifecycle):
             log_dir=services.log_dir,
             home_root=services.home_root,
             cancel=attempt.cancel,
-            on_event=lambda event: self._attempt_event(attempt, event),
+            on_event=self._inflight.listener(attempt, self._run.events.on_event),
             lock_owner=attempt.lock_owner(attempt.session.session_id),
         )
         full: CouncilError | OSError | None = None
         async with anyio.create_task_group() as group:
             if attempt.task.timeout is not None:
-                group.start_soon(self._watchdog, attempt, attempt.task.timeout)
+                group.start_soon(_watchdog, attempt, attempt.task.timeout)
             try:
-                result = await self.workflow(run)
+                result = await self._workflow(run)
             except (CouncilError, OSError) as exc:
                 if stops_the_run(exc):
                     full = exc  # raised below: out of the group it would come as a group
@@ -230,20 +204,11 @@ class AttemptLifecycle(SettleLifecycle):
             )
         return result
 
-    async def _watchdog(self, attempt: Attempt, seconds: float) -> None:
-        await anyio.sleep(seconds)
-        attempt.timed_out = True
-        attempt.cancel.set()
 
-    def _attempt_event(self, attempt: Attempt, event: Event) -> None:
-        phase = event.data.get("phase")
-        if isinstance(phase, str) and phase != attempt.phase:
-            attempt.phase = phase
-            self.slots.move(attempt.key, phase)
-        text = event.data.get("text") or event.data.get("message")
-        if isinstance(text, str) and text:
-            attempt.last_message = text[:200]
-        self.on_event(event)
+async def _watchdog(attempt: Attempt, seconds: float) -> None:
+    await anyio.sleep(seconds)
+    attempt.timed_out = True
+    attempt.cancel.set()
 
 
 def _new_session_id(task_id: str) -> str:

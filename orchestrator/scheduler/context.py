@@ -1,0 +1,83 @@
+"""What every part of the scheduler is given: the services it works with, where its events go,
+and the few facts of the run they all read (its session, its tasks, who holds its claims, and
+whether it is stopping). Only the ``Scheduler`` changes these facts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config.run import RunConfig
+from orchestrator.config.task import TaskConfig
+from orchestrator.events import Event
+from orchestrator.locks.manager import LockManager
+from orchestrator.merge.queue import MergeQueue
+from orchestrator.plugins.host import PluginHost
+from orchestrator.state.protocol import StateStore
+from orchestrator.worktrees.manager import WorktreeManager
+
+__all__ = ["ORCHESTRATOR", "TASKS_OPTION", "RunContext", "RunEvents", "Services"]
+
+log = logging.getLogger(__name__)
+
+# What a run keeps in its session record.
+TASKS_OPTION = "tasks"  # session options: every task's config, so a resume can rebuild them
+ORCHESTRATOR = "orchestrator"  # session metadata: the process running it (pid, host, start)
+
+
+@dataclass
+class Services:
+    """What the scheduler works with; the ``Council`` facade builds and closes them."""
+
+    config: RunConfig
+    store: StateStore
+    worktrees: WorktreeManager
+    locks: LockManager
+    merges: MergeQueue
+    plugins: PluginHost
+    log_dir: Path
+    home_root: Path
+
+
+class RunEvents:
+    """The run's events: its own go through the store to the store's subscribers; the
+    workflow's (phases, CLI output) go to the plugins' observers and to ``listeners``."""
+
+    def __init__(
+        self, services: Services, listeners: list[Callable[[Event], None]] | None = None
+    ) -> None:
+        self._store = services.store
+        self._plugins = services.plugins
+        self.listeners = listeners if listeners is not None else []
+
+    async def emit(self, kind: str, data: dict[str, Any], level: str = "info") -> None:
+        await self._store.emit(Event(type=kind, data=data, level=level))
+
+    def on_event(self, event: Event) -> None:
+        """A workflow event: to the plugins' observers, then to every listener."""
+        self._plugins.event(event)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener must never break a run
+                log.exception("event listener failed; ignored")
+
+
+@dataclass
+class RunContext:
+    """The run as every part of the scheduler sees it."""
+
+    services: Services
+    events: RunEvents
+    holder: str  # who this run's claims are held by: ``<host>:<pid>:<run id>``
+    tasks: dict[str, TaskConfig] = field(default_factory=dict)
+    session_id: str | None = None
+    stopping: bool = False  # no new dispatch; running attempts are told to stop
+    killed: bool = False  # stopped at once: nothing more is written
+
+    def council_tasks(self) -> dict[str, TaskConfig]:
+        """The council tasks of this run, by id."""
+        return {task.id: task for task in self.tasks.values() if task.council}

@@ -1,0 +1,140 @@
+"""The candidates' records in the store: made for a new run, recovered on resume, read for
+the comparison, ended when the council task is cancelled or decided.
+
+A council task's candidates share one owner for their file locks; those locks go, and the
+council task's summary is brought up to date, once the council task has ended and none of its
+candidates is in flight (``release_group_if_over``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from orchestrator.config.task import TaskConfig
+from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskState, TaskStatus, utcnow
+from orchestrator.scheduler.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.cancel import cancelled_updates
+from orchestrator.scheduler.candidates import (
+    COUNCIL_SUMMARY,
+    candidates_of,
+    council_summary,
+    group_lock_owner,
+)
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.inflight import InFlight
+from orchestrator.scheduler.writes import AttemptWrites
+from orchestrator.state.session_rules import recovery_updates
+
+__all__ = ["CouncilMembers", "Member"]
+
+Member = tuple[TaskConfig, TaskState]
+
+
+class CouncilMembers:
+    def __init__(self, run: RunContext, inflight: InFlight, writes: AttemptWrites) -> None:
+        self._run = run
+        self._inflight = inflight
+        self._writes = writes
+
+    async def prepare(self, tasks: Iterable[TaskConfig], *, resuming: bool) -> None:
+        """Give every unfinished council task's candidates a record in this session: fresh
+        ones for a new run, recovered ones (left running by a dead orchestrator: back to the
+        queue) when resuming."""
+        store, now, session_id = self._run.services.store, utcnow(), self._run.session_id
+        for task in tasks:
+            if not task.council:
+                continue
+            parent = await store.get_task_state(task.id)
+            if parent is None or parent.status in TERMINAL_TASK_STATUSES:
+                continue
+            for member in candidates_of(task):
+                state = await store.get_task_state(member.id)
+                if resuming and state is not None and state.session_id == session_id:
+                    fix = recovery_updates(state, now, force=True)
+                    if fix:
+                        await store.update_task_state(member.id, fix)
+                    continue
+                fresh = TaskState(task_id=member.id, session_id=session_id, priority=task.priority)
+                await store.update_task_state(member.id, fresh.model_dump(exclude={"version"}))
+
+    async def add_states(self, tasks: Iterable[TaskConfig], states: dict[str, TaskState]) -> None:
+        """Add the candidates of the unfinished council tasks to ``states``."""
+        for task in tasks:
+            parent = states.get(task.id)
+            if not task.council or parent is None or parent.status in TERMINAL_TASK_STATUSES:
+                continue
+            for member in candidates_of(task):
+                state = await self._run.services.store.get_task_state(member.id)
+                if state is not None:
+                    states[member.id] = state
+
+    async def members(self, task: TaskConfig) -> list[Member]:
+        found = []
+        for member in candidates_of(task):
+            state = await self._run.services.store.get_task_state(member.id)
+            if state is not None:
+                found.append((member, state))
+        return found
+
+    async def cancel(self, task: TaskConfig, step: Attempt | None = None) -> bool:
+        """Cancel council task ``task`` and its candidates; True once all of them ended
+        (running candidates end when their attempts do)."""
+        ended = True
+        for member, member_state in await self.members(task):
+            running = self._inflight.get(member.id)
+            if running is not None:
+                running.request_cancel()
+                ended = False
+            elif member_state.status not in TERMINAL_TASK_STATUSES:
+                worktree = member_state.metadata.get(WORKTREE)
+                await self.end_candidate(member.id, "cancelled on request", worktree)
+        store, emit = self._run.services.store, self._run.events.emit
+        state = await store.get_task_state(task.id)
+        if state is None:
+            return ended
+        if state.status in TERMINAL_TASK_STATUSES and not (step is not None and step.token):
+            if state.status != TaskStatus.CANCELLED:
+                await emit("task.cancel_too_late", {"task_id": task.id, "status": state.status})
+            return ended
+        meta = {**state.metadata, COUNCIL_SUMMARY: await council_summary(store, task, None)}
+        updates = {**cancelled_updates(state), "metadata": meta}
+        if step is not None and step.token:
+            await self._writes.release(step, ClaimStatus.ABANDONED, updates)
+        else:
+            await store.update_task_state(task.id, updates)
+        await emit("task.cancelled", {"task_id": task.id})
+        return ended
+
+    async def end_candidate(self, task_id: str, why: str, worktree: object) -> None:
+        """A candidate that will never be merged ends ``cancelled``; its branch is kept."""
+        store = self._run.services.store
+        state = await store.get_task_state(task_id)
+        if state is None:
+            return
+        meta = dict(state.metadata)
+        meta.pop(WORKTREE, None)
+        await store.update_task_state(task_id, {**cancelled_updates(state, why), "metadata": meta})
+        if isinstance(worktree, str) and worktree:
+            await self._writes.remove_worktree(worktree, f"session {worktree}")
+
+    async def release_group_if_over(self, group: str) -> None:
+        """Once council task ``group`` has ended and none of its candidates runs any more:
+        its summary shows how each candidate ended, and their shared file locks go."""
+        if self._inflight.group_busy(group):
+            return
+        services = self._run.services
+        store = services.store
+        state = await store.get_task_state(group)
+        if state is not None and state.status not in TERMINAL_TASK_STATUSES:
+            return
+        await services.locks.release_all_session_locks(group_lock_owner(group))
+        task = self._run.council_tasks().get(group)
+        if state is None or task is None:
+            return
+        summary = state.metadata.get(COUNCIL_SUMMARY)
+        winner = summary.get("winner") if isinstance(summary, dict) else None
+        fresh = await council_summary(store, task, winner if isinstance(winner, str) else None)
+        if fresh != summary:
+            await store.update_task_state(
+                group, {"metadata": {**state.metadata, COUNCIL_SUMMARY: fresh}}
+            )

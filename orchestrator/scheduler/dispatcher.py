@@ -1,0 +1,159 @@
+"""Dispatch: fill the free slots with attempts, in queue order (``queue``).
+
+A task is skipped while it is not ready (backoff, park), its dependencies are not merged, all
+of its adapters are parked on a quota (the first unparked one of its chain is used; a parked
+task keeps its own), no slot is free for its adapter and phase, or its declared files are held
+by another running session (another task is picked meanwhile). A dependency that can never be
+merged fails the task at once. A council task dispatches its candidates, each like a task, and
+once all of them have settled its council step (``council.step``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from orchestrator.config.task import TaskConfig
+from orchestrator.errors import RunError
+from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus, utcnow
+from orchestrator.scheduler.adapter_parks import AdapterParks
+from orchestrator.scheduler.attempt import Attempt
+from orchestrator.scheduler.candidates import (
+    candidate_ready,
+    candidate_settled,
+    candidates_of,
+    group_lock_owner,
+)
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.council.members import CouncilMembers
+from orchestrator.scheduler.inflight import InFlight
+from orchestrator.scheduler.queue import (
+    PARKED_ADAPTER,
+    broken_dependency,
+    first_phase,
+    ordered,
+    ready,
+    waiting_on,
+)
+from orchestrator.workflow.best_of import COUNCIL_PHASE, judge_adapter
+
+__all__ = ["Dispatcher", "adapter_chain"]
+
+States = dict[str, TaskState]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        run: RunContext,
+        inflight: InFlight,
+        parks: AdapterParks,
+        members: CouncilMembers,
+        launch: Callable[[Attempt], None],
+    ) -> None:
+        self._run = run
+        self._inflight = inflight
+        self._parks = parks
+        self._members = members
+        self._launch = launch  # starts the attempt (the scheduler owns the task group)
+        self._seq = 0
+
+    async def dispatch(self, states: States) -> None:
+        store, emit = self._run.services.store, self._run.events.emit
+        now = utcnow()
+        for task in ordered(list(self._run.tasks.values()), states):
+            if self._inflight.full():
+                return
+            state = states.get(task.id)
+            if state is None or task.id in self._inflight:
+                continue
+            if state.status in TERMINAL_TASK_STATUSES or not (task.council or ready(state, now)):
+                continue
+            broken = broken_dependency(task, states)
+            if broken is not None:
+                error = f"not started: {broken}"
+                await store.update_task_state(
+                    task.id, {"status": TaskStatus.FAILED, "error": error, "finished_at": now}
+                )
+                await emit("task.failed", {"task_id": task.id, "error": error})
+                if task.council:
+                    await self._members.cancel(task)
+                continue
+            if waiting_on(task, states):
+                continue
+            if task.council:
+                await self._dispatch_council(task, state, states, now)
+            else:
+                await self._start(task, state, now)
+
+    async def _start(
+        self, task: TaskConfig, state: TaskState, now: datetime, group: str | None = None
+    ) -> bool:
+        """Start an attempt at ``task`` if its adapter, a slot and its files are free."""
+        sticky = state.metadata.get(PARKED_ADAPTER) if state.status == TaskStatus.PARKED else None
+        chain = adapter_chain(self._run, task)
+        adapter = self._parks.choose(chain, now, sticky if isinstance(sticky, str) else None)
+        if adapter is None:
+            return False
+        phase = first_phase(self._run.services.config, task, state)
+        files = frozenset(task.files)
+        if not self._inflight.free(adapter, phase) or not await self._files_free(files, group):
+            return False
+        self._launch(Attempt(task, adapter, phase, self._next_seq(), files, group=group))
+        return True
+
+    async def _dispatch_council(
+        self, task: TaskConfig, state: TaskState, states: States, now: datetime
+    ) -> None:
+        """Start the candidates that are ready to run, or, once all of them have settled,
+        the council step that compares them and merges the winner."""
+        members = [(m, states.get(m.id)) for m in candidates_of(task)]
+        if all(candidate_settled(s) for _, s in members):
+            if state.status == TaskStatus.RUNNING or ready(state, now):
+                ready_ones = [m for m, s in members if s is not None and candidate_ready(s)]
+                first = (ready_ones or [m for m, _ in members])[0].adapters[0]
+                judge = judge_adapter(self._run.services.config, first)
+                if self._parks.choose([judge], now) and self._inflight.free(judge, COUNCIL_PHASE):
+                    attempt = Attempt(task, judge, COUNCIL_PHASE, self._next_seq(), frozenset())
+                    attempt.picking = True
+                    self._launch(attempt)
+            return
+        for member, member_state in members:
+            if self._inflight.full():
+                return
+            if member_state is None or member.id in self._inflight or not ready(member_state, now):
+                continue
+            started = await self._start(member, member_state, now, group=task.id)
+            if started and state.status != TaskStatus.RUNNING:
+                running = {"status": TaskStatus.RUNNING, "started_at": state.started_at or now}
+                state = await self._run.services.store.update_task_state(task.id, running)
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def _files_free(self, files: frozenset[str], group: str | None) -> bool:
+        """No other running session declared or owns any of ``files`` (a council
+        candidate's siblings share its files and their lock owner)."""
+        if not files:
+            return True
+        if self._inflight.holding(files, group):
+            return False
+        mine = group_lock_owner(group) if group is not None else None
+        for path in sorted(files):
+            owner = await self._run.services.locks.owner_of(path)
+            if owner is not None and owner.session != mine:
+                return False
+        return True
+
+
+def adapter_chain(run: RunContext, task: TaskConfig) -> list[str]:
+    """The adapters ``task`` may start on, primary first; ``RunError`` when it has none."""
+    config = run.services.config
+    chain = config.adapter_chain(task, config.phases_for(task)[0])
+    if not chain:
+        raise RunError(
+            f"task {task.id!r}: no adapter configured; define one under `adapters:` or set "
+            "the task's adapters"
+        )
+    return chain

@@ -1,0 +1,144 @@
+"""Taking a session back up after its orchestrator stopped or died.
+
+``council resume`` refuses while the orchestrator recorded as running the session (or on a
+live claim) is alive, even while it holds no claim (waiting for a rate limit to lift); stops
+the CLIs a dead orchestrator left running (``runner.orphans``: they lead process groups of
+their own, so its SIGKILL did not reach them) and waits until they are gone; then
+``recover_session(force=True)`` requeues what it left running or merging, and the parks it
+recorded are taken back. The workflow skips phases recorded complete, and the merge queue
+answers ``already_merged`` for work already on the base, so nothing is done or merged twice;
+a task whose merge landed but was never recorded is marked done from its ``Council-Task``
+trailer (``skip_landed``, as a new run does too). Worktrees the dead orchestrator made for this
+session and would have removed are removed, under the usual safety rules (work committed, tip
+kept by a rescue ref unless the base has it): those of tasks that are done, and those no task
+names any more (made just before the orchestrator died, or let go of just before it could
+remove them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from orchestrator.config.task import TaskConfig
+from orchestrator.errors import RunError
+from orchestrator.models import (
+    ClaimStatus,
+    SessionSnapshot,
+    SessionStatus,
+    TaskState,
+    TaskStatus,
+    utcnow,
+)
+from orchestrator.process import procid
+from orchestrator.scheduler.adapter_parks import AdapterParks
+from orchestrator.scheduler.attempt import WORKTREE
+from orchestrator.scheduler.context import ORCHESTRATOR, TASKS_OPTION, RunContext
+from orchestrator.scheduler.writes import AttemptWrites
+from orchestrator.state.protocol import StateStore
+
+__all__ = ["recover", "refuse_if_alive", "retire_left_worktrees", "skip_landed"]
+
+
+async def recover(run: RunContext, parks: AdapterParks, session_id: str) -> SessionSnapshot:
+    """Recover session ``session_id`` in the store and make it this run's: what it left
+    running or merging goes back to the queue, its parks hold again, its tasks are rebuilt
+    from the configs it saved."""
+    store = run.services.store
+    snapshot = await store.recover_session(session_id, force=True)
+    for task in snapshot.tasks:
+        if task.status == TaskStatus.MERGING:
+            await store.update_task_state(task.task_id, _abandoned(task, TaskStatus.QUEUED))
+        if task.status == TaskStatus.PARKED:
+            parks.restore(task)
+    for raw in snapshot.session.options.get(TASKS_OPTION, []):
+        saved = TaskConfig.model_validate(raw)
+        run.tasks.setdefault(saved.id, saved)
+    run.tasks = {k: v for k, v in run.tasks.items() if k in snapshot.session.task_ids}
+    run.session_id = session_id
+    return snapshot
+
+
+async def skip_landed(run: RunContext, tasks: Iterable[TaskConfig]) -> None:
+    """Tasks whose work an earlier run already merged (their ``Council-Task`` trailer is on
+    the base) are done from the start: running them again could only merge them twice."""
+    store, merges = run.services.store, run.services.merges
+    pending = list(tasks)
+    landed = await merges.landed_commits(task.id for task in pending)
+    for task in pending:
+        commit = landed.get(task.id)
+        if commit is None:
+            continue
+        now = utcnow()
+        await store.update_task_state(
+            task.id,
+            {
+                "status": TaskStatus.DONE,
+                "merged_commit": commit,
+                "started_at": now,
+                "finished_at": now,
+                "error": None,
+            },
+        )
+        await run.events.emit("task.already_merged", {"task_id": task.id, "commit": commit})
+
+
+async def retire_left_worktrees(run: RunContext, writes: AttemptWrites, since: datetime) -> None:
+    """Remove the worktrees made since ``since`` for this session's tasks that a crash
+    left behind (see the module doc). A council task's candidates are its own business."""
+    assert run.session_id is not None
+    services = run.services
+    states = {s.task_id: s for s in await services.store.list_tasks(run.session_id)}
+    for worktree in (await services.worktrees.sessions()).values():
+        task, state = run.tasks.get(worktree.task_id), states.get(worktree.task_id)
+        if task is None or task.council or state is None or worktree.created_at < since:
+            continue
+        named = state.metadata.get(WORKTREE) == worktree.session_id
+        if state.status == TaskStatus.DONE or not named:
+            session_id = worktree.session_id
+            await writes.remove_worktree(session_id, f"session {session_id}")
+
+
+async def refuse_if_alive(store: StateStore, session_id: str) -> None:
+    """``RunError`` while another live orchestrator runs session ``session_id``."""
+    session = await store.get_session(session_id)
+    if session is None:
+        return  # recover_session restores it from a checkpoint, or says why not
+    recorded = session.metadata.get(ORCHESTRATOR)
+    proc = procid.ProcessId.from_dict(recorded) if isinstance(recorded, dict) else None
+    if (
+        proc is not None
+        and proc != procid.current()
+        and session.status == SessionStatus.ACTIVE
+        and procid.is_alive(proc) is not False
+    ):
+        # It may hold no claim right now (every task parked on a rate limit, or waiting
+        # for a dependency) and still dispatch the next moment: two orchestrators would
+        # then run the same tasks.
+        raise RunError(
+            f"session {session_id!r} is still being run by process {proc.pid} on "
+            f"{proc.host}; stop that process first, or let it finish"
+        )
+    for task in await store.list_tasks(session_id):
+        claim = task.claim
+        if claim is None or not claim.is_live() or proc is None:
+            continue
+        if claim.holder.split(":")[:2] != [proc.host, str(proc.pid)]:
+            continue
+        if proc == procid.current():
+            continue  # an earlier scheduler of this very process: stopped, not running
+        if procid.is_alive(proc) is not False:
+            raise RunError(
+                f"session {session_id!r} is still being run by process {proc.pid} on "
+                f"{proc.host} (it holds task {task.task_id!r}); stop that process first"
+            )
+
+
+def _abandoned(task: TaskState, status: TaskStatus) -> dict[str, Any]:
+    updates: dict[str, Any] = {"status": status, "current_phase": None}
+    if task.claim is not None and task.claim.status == ClaimStatus.ACTIVE:
+        updates["claim"] = task.claim.model_copy(
+            update={"status": ClaimStatus.ABANDONED, "released_at": utcnow()}
+        )
+    return updates

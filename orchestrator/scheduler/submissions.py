@@ -1,0 +1,71 @@
+"""Tasks added to a run after it was built: checked at once, written into its session on the
+next tick (a task id another unfinished session owns is refused, never overwritten)."""
+
+from __future__ import annotations
+
+from orchestrator.config.task import TaskConfig
+from orchestrator.errors import RunError
+from orchestrator.models import ACTIVE_SESSION_STATUSES, TaskState
+from orchestrator.scheduler.context import TASKS_OPTION, RunContext
+from orchestrator.scheduler.council.members import CouncilMembers
+from orchestrator.scheduler.dispatcher import adapter_chain
+
+__all__ = ["Submissions"]
+
+
+class Submissions:
+    def __init__(self, run: RunContext, members: CouncilMembers) -> None:
+        self._run = run
+        self._members = members
+        self._pending: list[TaskConfig] = []
+
+    def submit(self, task: TaskConfig) -> None:
+        """Add ``task`` to the run; ``RunError`` when it cannot be part of it."""
+        tasks = self._run.tasks
+        if task.id in tasks:
+            raise RunError(f"task {task.id!r} is already part of this run")
+        unknown = [dep for dep in task.depends_on if dep not in tasks]
+        if unknown:
+            raise RunError(f"task {task.id!r} depends on unknown tasks: {', '.join(unknown)}")
+        adapter_chain(self._run, task)
+        tasks[task.id] = task
+        self._pending.append(task)
+
+    def clear(self) -> None:
+        """The session is being created with every task in it: nothing is pending."""
+        self._pending.clear()
+
+    async def write_pending(self) -> None:
+        """Write the tasks submitted since the last tick into the run's session."""
+        run = self._run
+        if not self._pending or run.session_id is None:
+            return
+        store = run.services.store
+        session = await store.get_session(run.session_id)
+        assert session is not None
+        batch = [t for t in self._pending if t.id not in session.task_ids]
+        self._pending.clear()
+        for task in list(batch):
+            current = await store.get_task_state(task.id)
+            if current is not None and current.session_id not in (None, run.session_id):
+                owner = await store.get_session(current.session_id)
+                if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
+                    # The id belongs to another unfinished run: never overwrite its state.
+                    batch.remove(task)
+                    del run.tasks[task.id]
+                    error = f"task id taken by unfinished session {owner.session_id!r}"
+                    await run.events.emit("task.rejected", {"task_id": task.id, "error": error})
+                    continue
+            fresh = TaskState(task_id=task.id, session_id=run.session_id, priority=task.priority)
+            await store.update_task_state(task.id, fresh.model_dump(exclude={"version"}))
+        await self._members.prepare(batch, resuming=False)
+        saved = list(session.options.get(TASKS_OPTION, []))
+        saved += [task.model_dump(mode="json") for task in batch]
+        await store.update_session(
+            run.session_id,
+            {
+                "task_ids": [*session.task_ids, *(t.id for t in batch)],
+                "options": {**session.options, TASKS_OPTION: saved},
+            },
+        )
+        await run.events.emit("task.submitted", {"task_ids": [t.id for t in batch]})

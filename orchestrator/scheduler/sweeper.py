@@ -1,0 +1,74 @@
+"""The sweep of lapsed claims, which any orchestrator on the store may run.
+
+Claims whose lease lapsed are expired; their tasks go back to the queue with a backoff, or
+fail once they used up ``max_retries``; an attempt of ours whose claim lapsed is cancelled and
+may not write again. Another session's tasks are left to their own scheduler. When a swept
+claim was held by another orchestrator, whatever a dead one left running is stopped first
+(``runner.orphans``): its CLIs would otherwise go on beside the next attempt.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from orchestrator.errors import RunError
+from orchestrator.models import TaskStatus, utcnow
+from orchestrator.retry import RetryPolicy
+from orchestrator.runner.orphans import stop_orphans
+from orchestrator.scheduler.attempt import FAILURES
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.inflight import InFlight
+from orchestrator.scheduler.queue import NOT_BEFORE
+
+__all__ = ["Sweeper"]
+
+
+class Sweeper:
+    def __init__(self, run: RunContext, policy: RetryPolicy) -> None:
+        self._run = run
+        self._policy = policy
+
+    async def stop_orphans(self) -> None:
+        """Stop what dead orchestrators left running in this repository (``orphans``);
+        ``RunError`` when some of it does not die."""
+        services = self._run.services
+        layout = await services.worktrees.layout()
+        await stop_orphans(services.store, layout.council)
+
+    async def sweep(self, inflight: InFlight) -> None:
+        run = self._run
+        store = run.services.store
+        swept = await store.sweep_expired_claims()
+        if any(claim.holder != run.holder for claim in swept):
+            try:
+                await self.stop_orphans()
+            except RunError as exc:
+                await run.events.emit("cli.orphans_left", {"error": str(exc)}, "warning")
+        for claim in swept:
+            attempt = inflight.get(claim.task_id)
+            if attempt is not None and attempt.token == claim.token:
+                attempt.lost = True
+                attempt.cancel.set()
+            state = await store.get_task_state(claim.task_id)
+            if state is None or state.session_id != run.session_id:
+                continue  # another run's task: its own scheduler settles it
+            if state.status not in (TaskStatus.RUNNING, TaskStatus.MERGING):
+                continue
+            failures = int(state.metadata.get(FAILURES, 0)) + 1
+            error = f"claim of {claim.holder} expired (no heartbeat)"
+            meta = {**state.metadata, FAILURES: failures}
+            updates: dict[str, Any]
+            if failures > self._policy.max_retries:
+                reason = f"gave up after {failures} attempts; last error: {error}"
+                updates = {"status": TaskStatus.FAILED, "error": reason, "finished_at": utcnow()}
+            else:
+                delay = self._policy.next_delay(failures)
+                meta[NOT_BEFORE] = (utcnow() + timedelta(seconds=delay)).isoformat()
+                updates = {"status": TaskStatus.QUEUED, "error": error}
+            await store.update_task_state(claim.task_id, {**updates, "metadata": meta})
+            await run.events.emit(
+                "task.swept",
+                {"task_id": claim.task_id, "holder": claim.holder, "status": updates["status"]},
+                "warning",
+            )

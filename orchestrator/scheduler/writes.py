@@ -1,0 +1,125 @@
+"""The store writes an attempt makes, all fenced by its claim's token, and what goes with them.
+
+A write after the claim was swept raises ``StaleClaim`` and marks the attempt ``lost``:
+nothing more is written for it (the sweeper owns the task now). The attempt's usage (tokens,
+cost) goes into the next write of the task exactly once (``with_usage``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from orchestrator.errors import StaleClaim, WorkspaceError
+from orchestrator.models import ClaimStatus, TaskState, TaskStatus
+from orchestrator.scheduler.attempt import USAGE, WORKTREE, Attempt
+from orchestrator.scheduler.cancel import cancelled_updates
+from orchestrator.scheduler.context import RunContext
+from orchestrator.workflow.task_run import WorkflowResult
+from orchestrator.worktrees.models import SessionWorktree
+
+__all__ = ["AttemptWrites"]
+
+log = logging.getLogger(__name__)
+
+
+class AttemptWrites:
+    def __init__(self, run: RunContext) -> None:
+        self._services = run.services
+        self._events = run.events
+
+    def where(self, attempt: Attempt) -> dict[str, Any]:
+        """The attempt's branch and worktree, written with every write that settles it (the
+        workflow's phase records carry them too; the claim write does not)."""
+        if attempt.session is None:
+            return {}
+        return {"branch": attempt.session.branch, "worktree": str(attempt.session.path)}
+
+    async def write(self, attempt: Attempt, updates: dict[str, Any]) -> TaskState:
+        try:
+            state = await self._services.store.update_task_state(
+                attempt.key, {**self.where(attempt), **updates}, fencing_token=attempt.token
+            )
+        except StaleClaim:
+            attempt.lost = True
+            raise
+        attempt.written = state
+        return state
+
+    async def release(self, attempt: Attempt, status: ClaimStatus, updates: dict[str, Any]) -> None:
+        """Release the attempt's claim as ``status``, writing ``updates`` with it."""
+        attempt.releasing = True
+        fields = {**self.where(attempt), **updates}
+        try:
+            await self._services.store.release_claim(attempt.key, attempt.token, status, fields)
+        except StaleClaim:
+            attempt.lost = True  # swept meanwhile: the sweeper has settled the task
+            return
+        finally:
+            attempt.releasing = False
+        attempt.token = 0
+
+    async def requeue(self, attempt: Attempt, why: str) -> bool:
+        """Give the task back to the queue as it was (nothing counted); False, for callers."""
+        if attempt.token and not attempt.lost:
+            await self.release(
+                attempt, ClaimStatus.ABANDONED, {"status": TaskStatus.QUEUED, "current_phase": None}
+            )
+            await self._events.emit("task.requeued", {"task_id": attempt.key, "reason": why})
+        return False
+
+    async def cancelled(self, attempt: Attempt) -> None:
+        """End the task ``cancelled`` on request: claim abandoned, the worktree removed (its
+        work is committed; the branch, which the base lacks, is kept)."""
+        state = await self._services.store.get_task_state(attempt.key)
+        if state is None:
+            return
+        state = state.model_copy(update=self.where(attempt))  # the branch the work is kept on
+        meta = dict(state.metadata)
+        meta.pop(WORKTREE, None)
+        updates = {**cancelled_updates(state), "metadata": meta}
+        await self.release(attempt, ClaimStatus.ABANDONED, updates)
+        await self._events.emit("task.cancelled", {"task_id": attempt.key, "branch": state.branch})
+        if attempt.group is None:
+            await self.release_locks(attempt)
+        await self.retire_worktree(attempt)
+
+    async def release_locks(self, attempt: Attempt) -> None:
+        # Once is enough: after its settling step released them, an attempt takes no more.
+        if attempt.session is not None and not attempt.locks_released:
+            await self._services.locks.release_all_session_locks(attempt.session.session_id)
+            attempt.locks_released = True
+
+    async def retire_worktree(self, attempt: Attempt) -> None:
+        if attempt.session is not None:
+            await self.remove_worktree(attempt.session, attempt.key)
+
+    async def remove_worktree(self, session: SessionWorktree | str, whose: str) -> None:
+        """Remove a worktree the scheduler is done with; its branch keeps the work."""
+        try:
+            await self._services.worktrees.remove_session_worktree(session)
+        except WorkspaceError as exc:  # the branch keeps the work either way
+            log.warning("could not remove the worktree of %s: %s", whose, exc)
+
+    async def add_usage(self, attempt: Attempt, result: WorkflowResult) -> None:
+        """Add the attempt's usage to the task's total (a write of its own)."""
+        if result.usage is None:
+            return
+        state = await self._services.store.get_task_state(attempt.key)
+        if state is None:
+            return
+        attempt.usage = result.usage
+        await self.write(attempt, {"metadata": self.with_usage(attempt, state.metadata)})
+
+    @staticmethod
+    def with_usage(attempt: Attempt, metadata: dict[str, Any]) -> dict[str, Any]:
+        """``metadata`` with ``attempt.usage`` added to the task's total; the usage is then
+        spent (the caller writes it), so it is never counted twice."""
+        usage, attempt.usage = attempt.usage, None
+        if usage is None:
+            return dict(metadata)
+        total = dict(metadata.get(USAGE) or {})
+        for name, value in usage.model_dump().items():
+            if value is not None:
+                total[name] = (total.get(name) or 0) + value
+        return {**metadata, USAGE: total}
