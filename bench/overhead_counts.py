@@ -136,7 +136,7 @@ STEPS = [
     ("orchestrator.scheduler.scheduler", "Scheduler._states", "tick"),
     ("orchestrator.scheduler.dispatcher", "Dispatcher.dispatch", "tick"),
     ("orchestrator.scheduler.scheduler", "Scheduler._run_and_wake", "attempt"),
-    ("orchestrator.scheduler.attempt_runner", "AttemptRunner._setup", "setup"),
+    ("orchestrator.scheduler.attempts.runner", "AttemptRunner._setup", "setup"),
     ("orchestrator.worktrees.manager", "WorktreeManager.create_session_worktree", "setup.worktree"),
     ("orchestrator.workflow.workflow", "_Workflow.execute", "workflow"),
     ("orchestrator.workflow.phase_book", "PhaseBook.start", "phase.start"),
@@ -146,10 +146,10 @@ STEPS = [
     ("orchestrator.workflow.workflow", "_Workflow._final_check", "final.check"),
     ("orchestrator.worktrees.manager", "WorktreeManager.commit_in_worktree", "commit"),
     ("orchestrator.workflow.workflow", "collect_facts", "facts"),
-    ("orchestrator.scheduler.settler", "Settler.settle", "settle"),
+    ("orchestrator.scheduler.attempts.settler", "Settler.settle", "settle"),
     ("orchestrator.merge.queue", "MergeQueue.merge", "merge"),
     ("orchestrator.worktrees.manager", "WorktreeManager.remove_session_worktree", "cleanup"),
-    ("orchestrator.scheduler.writes", "AttemptWrites.release_locks", "release"),
+    ("orchestrator.scheduler.attempts.writes", "AttemptWrites.release_locks", "release"),
 ]
 ORDER = [
     "run.start",

@@ -9,7 +9,8 @@ The only module that imports tenacity. A ``RetryPolicy`` is built from the run c
   parallel sessions that failed together spread out, yet no delay is ever shorter than half the
   exponential one (a retry can never become a tight respawn loop).
 - ``decide(result, failures)``: what to do with an attempt that failed (a rate-limited one is
-  parked instead, by ``orchestrator.scheduler.parks``: it is not a failure and uses up no retry),
+  parked instead, by ``orchestrator.scheduler.rules.parks``: it is not a failure and uses up no
+  retry),
   driven by its classified outcome:
 
   ===========================================  ====================================
@@ -118,7 +119,7 @@ class RetryPolicy:
 
     def decide(self, result: AttemptOutcome, failures: int) -> Decision:
         """What to do after an attempt that failed (not one that was rate limited: see
-        ``orchestrator.scheduler.parks``).
+        ``orchestrator.scheduler.rules.parks``).
 
         ``failures`` counts the failed attempts of the task so far, this one included.
         """

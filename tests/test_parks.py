@@ -24,7 +24,7 @@ from orchestrator.events import Event
 from orchestrator.models import SessionStatus, TaskStatus, utcnow
 from orchestrator.retry import GiveUp
 from orchestrator.run.report import TaskReport
-from orchestrator.scheduler.parks import Park, ParkPolicy
+from orchestrator.scheduler.rules.parks import Park, ParkPolicy
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 
 NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.config.sections import CapacityConfig
-from orchestrator.scheduler.capacity import Slots
+from orchestrator.scheduler.rules.capacity import Slots
 
 
 def test_every_limit_is_checked_and_phases_follow_the_workflow() -> None:

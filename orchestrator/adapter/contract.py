@@ -246,7 +246,7 @@ class Adapter(ABC):
         its own retries? An auth error does: no retry can fix a refused key (claude retries a
         401 ten times, for minutes). An adapter whose CLI retries rate limits for long and
         cannot be told not to also ends at its first rate-limit event: the orchestrator's
-        park waits instead, without holding a slot (``orchestrator.scheduler.parks``)."""
+        park waits instead, without holding a slot (``orchestrator.scheduler.rules.parks``)."""
         return event.kind == EventKind.ERROR and event.error_kind == "auth"
 
     def resume_refused(self, result: ProcessResult, events: Sequence[AgentEvent]) -> bool:

@@ -38,7 +38,7 @@ from orchestrator.models import (
     TaskState,
 )
 from orchestrator.process import procid
-from orchestrator.scheduler.attempt import WORKTREE
+from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import ReconcileReport, RemovalResult, WorktreeInfo

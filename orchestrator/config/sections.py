@@ -55,7 +55,7 @@ class RetryConfig(Section):
 class RateLimitConfig(Section):
     """Parks on a rate limit: how long a task waits for the limit to lift, and for how long
     waiting goes on before the task ends ``failed`` as ``rate_limited``
-    (``orchestrator.scheduler.parks``)."""
+    (``orchestrator.scheduler.rules.parks``)."""
 
     backoff_initial: PositiveDuration = Field(
         default=30.0,

@@ -16,8 +16,9 @@ from datetime import datetime
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import RunError
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus, utcnow
-from orchestrator.scheduler.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempt import Attempt
+from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
+from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.candidates import (
     candidate_ready,
     candidate_settled,
@@ -26,8 +27,7 @@ from orchestrator.scheduler.candidates import (
 )
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
-from orchestrator.scheduler.inflight import InFlight
-from orchestrator.scheduler.queue import (
+from orchestrator.scheduler.rules.queue import (
     PARKED_ADAPTER,
     broken_dependency,
     first_phase,

@@ -25,13 +25,13 @@ from typing import Any
 
 from orchestrator.errors import RecordNotFound, StaleClaim
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
-from orchestrator.scheduler.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.cancel import cancelled_updates, clear_cancel, pending_cancels
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
-from orchestrator.scheduler.inflight import InFlight
 from orchestrator.scheduler.sweeper import Sweeper
-from orchestrator.scheduler.writes import AttemptWrites
 
 __all__ = ["Reconciler"]
 

@@ -32,10 +32,10 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.process import procid
-from orchestrator.scheduler.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempt import WORKTREE
+from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
+from orchestrator.scheduler.attempts.attempt import WORKTREE
+from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import ORCHESTRATOR, TASKS_OPTION, RunContext
-from orchestrator.scheduler.writes import AttemptWrites
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["recover", "refuse_if_alive", "retire_left_worktrees", "skip_landed"]

@@ -43,9 +43,13 @@ from orchestrator.events import Event
 from orchestrator.models import TERMINAL_TASK_STATUSES, SessionStatus, TaskState, TaskStatus
 from orchestrator.process import procid
 from orchestrator.retry import RetryPolicy
-from orchestrator.scheduler.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempt import Attempt
-from orchestrator.scheduler.attempt_runner import AttemptRunner
+from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
+from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.lander import Lander
+from orchestrator.scheduler.attempts.runner import AttemptRunner
+from orchestrator.scheduler.attempts.settler import Settler
+from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.cancel import request_cancel
 from orchestrator.scheduler.context import (
     ORCHESTRATOR,
@@ -57,8 +61,6 @@ from orchestrator.scheduler.context import (
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.council.step import CouncilStep
 from orchestrator.scheduler.dispatcher import Dispatcher, adapter_chain
-from orchestrator.scheduler.inflight import InFlight
-from orchestrator.scheduler.lander import Lander
 from orchestrator.scheduler.reconciler import Reconciler
 from orchestrator.scheduler.resume import (
     recover,
@@ -66,11 +68,9 @@ from orchestrator.scheduler.resume import (
     retire_left_worktrees,
     skip_landed,
 )
-from orchestrator.scheduler.settler import Settler
 from orchestrator.scheduler.submissions import Submissions
 from orchestrator.scheduler.sweeper import Sweeper
 from orchestrator.scheduler.view import TaskView
-from orchestrator.scheduler.writes import AttemptWrites
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult
 
 __all__ = ["Scheduler", "Services", "default_workflow"]
@@ -108,7 +108,12 @@ class Scheduler:
         self._members = members = CouncilMembers(run, inflight, writes)
         settler = Settler(run, writes, parks, policy, Lander(run, writes, inflight))
         self._runner = AttemptRunner(
-            run, workflow or default_workflow, inflight, writes, settler, members
+            run,
+            workflow or default_workflow,
+            inflight,
+            writes,
+            settler,
+            candidate_ended=members.release_group_if_over,
         )
         self._council = CouncilStep(run, inflight, writes, members, settler)
         self._dispatcher = Dispatcher(run, inflight, parks, members, self._launch)

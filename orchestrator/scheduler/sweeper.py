@@ -16,10 +16,10 @@ from orchestrator.errors import RunError
 from orchestrator.models import TaskStatus, utcnow
 from orchestrator.retry import RetryPolicy
 from orchestrator.runner.orphans import stop_orphans
-from orchestrator.scheduler.attempt import FAILURES
+from orchestrator.scheduler.attempts.attempt import FAILURES
+from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.inflight import InFlight
-from orchestrator.scheduler.queue import NOT_BEFORE
+from orchestrator.scheduler.rules.queue import NOT_BEFORE
 
 __all__ = ["Sweeper"]
 

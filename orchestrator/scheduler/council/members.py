@@ -12,7 +12,9 @@ from collections.abc import Iterable
 
 from orchestrator.config.task import TaskConfig
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskState, TaskStatus, utcnow
-from orchestrator.scheduler.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.candidates import (
     COUNCIL_SUMMARY,
@@ -21,8 +23,6 @@ from orchestrator.scheduler.candidates import (
     group_lock_owner,
 )
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.inflight import InFlight
-from orchestrator.scheduler.writes import AttemptWrites
 from orchestrator.state.session_rules import recovery_updates
 
 __all__ = ["CouncilMembers", "Member"]

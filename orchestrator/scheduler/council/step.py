@@ -37,7 +37,10 @@ from orchestrator.errors import CouncilError, WorkspaceError
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
 from orchestrator.runner.cli_runs import CliRunBook
-from orchestrator.scheduler.attempt import MERGE_RECHECK, WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import MERGE_RECHECK, WORKTREE, Attempt
+from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.settler import Settler
+from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.candidates import (
     CANDIDATE_RESULT,
     COUNCIL_SUMMARY,
@@ -46,9 +49,6 @@ from orchestrator.scheduler.candidates import (
 )
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers, Member
-from orchestrator.scheduler.inflight import InFlight
-from orchestrator.scheduler.settler import Settler
-from orchestrator.scheduler.writes import AttemptWrites
 from orchestrator.workflow.best_of import COUNCIL_PHASE, CandidateResult, pick_best
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 

@@ -29,14 +29,14 @@ from orchestrator.errors import (
 )
 from orchestrator.models import ClaimStatus, TaskStatus, utcnow
 from orchestrator.retry import Decision, GiveUp, Retry, RetryPolicy
-from orchestrator.scheduler.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempt import FAILURES, WORKTREE_LOSSES, Attempt
+from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
+from orchestrator.scheduler.attempts.attempt import FAILURES, WORKTREE_LOSSES, Attempt
+from orchestrator.scheduler.attempts.lander import Lander
+from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.candidates import CANDIDATE_RESULT
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.lander import Lander
-from orchestrator.scheduler.parks import PARKED_SINCE, PARKS, Park
-from orchestrator.scheduler.queue import NOT_BEFORE, OUTCOME, PARKED_ADAPTER, PARKED_UNTIL
-from orchestrator.scheduler.writes import AttemptWrites
+from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS, Park
+from orchestrator.scheduler.rules.queue import NOT_BEFORE, OUTCOME, PARKED_ADAPTER, PARKED_UNTIL
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 
 __all__ = ["Settler", "stopped_for_space"]

@@ -1,5 +1,5 @@
 """The run's rate limits: which adapters are parked until when, and since when each has been
-rate limited without a break. The rules are ``orchestrator.scheduler.parks``; this part keeps
+rate limited without a break. The rules are ``orchestrator.scheduler.rules.parks``; this part keeps
 the state they are applied to, and rebuilds it from the tasks' records on resume."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 from orchestrator.config.sections import RateLimitConfig
 from orchestrator.models import TaskState
 from orchestrator.retry import GiveUp
-from orchestrator.scheduler.parks import PARKED_SINCE, PARKS, Park, ParkPolicy
-from orchestrator.scheduler.queue import PARKED_ADAPTER, PARKED_UNTIL, choose_adapter, time_of
+from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS, Park, ParkPolicy
+from orchestrator.scheduler.rules.queue import PARKED_ADAPTER, PARKED_UNTIL, choose_adapter, time_of
 
 __all__ = ["AdapterParks"]
 

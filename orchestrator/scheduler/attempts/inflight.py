@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 
 from orchestrator.config.sections import CapacityConfig
 from orchestrator.events import Event
-from orchestrator.scheduler.attempt import Attempt
-from orchestrator.scheduler.capacity import Slots
+from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.scheduler.rules.capacity import Slots
 
 __all__ = ["InFlight"]
 

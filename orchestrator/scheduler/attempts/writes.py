@@ -12,7 +12,7 @@ from typing import Any
 
 from orchestrator.errors import StaleClaim, WorkspaceError
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
-from orchestrator.scheduler.attempt import USAGE, WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import USAGE, WORKTREE, Attempt
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.context import RunContext
 from orchestrator.workflow.task_run import WorkflowResult

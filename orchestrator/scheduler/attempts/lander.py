@@ -17,16 +17,16 @@ from orchestrator.errors import WorkspaceError
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.models import ClaimStatus, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
-from orchestrator.scheduler.attempt import (
+from orchestrator.scheduler.attempts.attempt import (
     MAX_RESOLVE_ROUNDS,
     MERGE_RECHECK,
     RESOLVE_ROUNDS,
     WORKTREE,
     Attempt,
 )
+from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.inflight import InFlight
-from orchestrator.scheduler.writes import AttemptWrites
 
 __all__ = ["Lander"]
 

@@ -35,17 +35,17 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 
 from orchestrator.errors import CouncilError, LockError, WorkspaceError, needs_repair, stops_the_run
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskStatus, utcnow
-from orchestrator.scheduler.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.settler import Settler
+from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.council.members import CouncilMembers
-from orchestrator.scheduler.inflight import InFlight
-from orchestrator.scheduler.settler import Settler
-from orchestrator.scheduler.writes import AttemptWrites
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -62,14 +62,15 @@ class AttemptRunner:
         inflight: InFlight,
         writes: AttemptWrites,
         settler: Settler,
-        members: CouncilMembers,
+        candidate_ended: Callable[[str], Awaitable[None]],
     ) -> None:
         self._run = run
         self._workflow = workflow
         self._inflight = inflight
         self._writes = writes
         self._settler = settler
-        self._members = members
+        # A council candidate ended: its council task may now be over (``CouncilMembers``).
+        self._candidate_ended = candidate_ended
 
     async def run(self, attempt: Attempt) -> None:
         """Run ``attempt`` from claim to settled (module doc); never raises a council error."""
@@ -87,7 +88,7 @@ class AttemptRunner:
                 if attempt.group is None:
                     await self._writes.release_locks(attempt)
                 else:
-                    await self._members.release_group_if_over(attempt.group)
+                    await self._candidate_ended(attempt.group)
             attempt.finished.set()
 
     async def _setup(self, attempt: Attempt) -> bool:
