@@ -8,9 +8,8 @@ The only module that imports tenacity. A ``RetryPolicy`` is built from the run c
   ``jitter`` it is "equal jitter": half of that delay is fixed and the other half random, so
   parallel sessions that failed together spread out, yet no delay is ever shorter than half the
   exponential one (a retry can never become a tight respawn loop).
-- ``decide(result, failures)``: what to do with an attempt that failed (a rate-limited one is
-  parked instead, by ``orchestrator.scheduler.rules.parks``: it is not a failure and uses up no
-  retry),
+- ``decide(result, failures)``: what to do with an attempt that failed (a rate-limited one is parked
+  instead, by ``orchestrator.scheduler.rules.parks``: it is not a failure and uses up no retry),
   driven by its classified outcome:
 
   ===========================================  ====================================

@@ -20,8 +20,13 @@ from orchestrator.process.command import run_command
 from orchestrator.safety import secret_mask
 from orchestrator.state.context import ContextManager
 from orchestrator.state.file.store import FileStateStore
-from orchestrator.workflow.handoff import Handoff, load_handoff, sha256_text, store_handoff
-from orchestrator.workflow.verify import run_verify
+from orchestrator.workflow.checks.verify import run_verify
+from orchestrator.workflow.handoffs.document import (
+    Handoff,
+    load_handoff,
+    sha256_text,
+    store_handoff,
+)
 
 
 def canary() -> str:

@@ -1,6 +1,5 @@
-"""The tamper check itself (``orchestrator.worktrees.tamper.guard``), on real repositories:
-sessions side by
-side are all flagged for a change one of them made, the main checkout is never looked at in
+"""The tamper check itself (``orchestrator.worktrees.tamper.guard``), on real repositories: sessions
+side by side are all flagged for a change one of them made, the main checkout is never looked at in
 the middle of the merge queue's fast-forward, git's own lock on a config file is respected,
 and a run whose sessions overlap each other's merges flags nobody."""
 

@@ -12,7 +12,7 @@ from worktree_helpers import commit_on_main, git, make_repo, write
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.state import FileStateStore
-from orchestrator.workflow.work_facts import collect_facts
+from orchestrator.workflow.handoffs.facts import collect_facts
 from orchestrator.worktrees.manager import WorktreeManager
 
 

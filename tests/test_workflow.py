@@ -9,7 +9,7 @@ from workflow_helpers import HAPPY, PY, WRITE_FEATURE, Harness, git, harness, ta
 
 from orchestrator.models import PhaseStatus
 from orchestrator.workflow import workflow
-from orchestrator.workflow.handoff import sha256_text
+from orchestrator.workflow.handoffs.document import sha256_text
 from orchestrator.workflow.task_run import WorkflowStatus
 from orchestrator.workflow.workflow import run_workflow
 

@@ -11,15 +11,15 @@ from pydantic import ValidationError
 from orchestrator.adapter import Outcome, OutcomeKind
 from orchestrator.config.task import TaskConfig
 from orchestrator.ids import is_safe_id
-from orchestrator.workflow.handoff import Handoff, handoff_key, needs_for, sha256_text
-from orchestrator.workflow.prompts import (
+from orchestrator.workflow.handoffs.document import Handoff, handoff_key, needs_for, sha256_text
+from orchestrator.workflow.handoffs.prompts import (
     PromptContext,
     instructions_for,
     render_handoff,
     render_prompt,
 )
+from orchestrator.workflow.handoffs.review import parse_plan_files, parse_verdict, parse_winner
 from orchestrator.workflow.results import result_for
-from orchestrator.workflow.review import parse_plan_files, parse_verdict, parse_winner
 from orchestrator.workflow.task_run import WorkflowStatus
 
 

@@ -21,7 +21,7 @@ from orchestrator.locks.manager import LockManager
 from orchestrator.models import ClaimStatus, TaskState
 from orchestrator.plugins.host import PluginHost, default_plugins
 from orchestrator.state import FileStateStore
-from orchestrator.workflow.handoff import Handoff, load_handoff
+from orchestrator.workflow.handoffs.document import Handoff, load_handoff
 from orchestrator.workflow.task_run import TaskRun
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree

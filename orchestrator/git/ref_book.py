@@ -1,11 +1,10 @@
 """The refs the orchestrator itself moved: what tells its own ref writes apart from a CLI's.
 
-A CLI runs beside the orchestrator, which keeps writing shared refs while it runs: the base
-(each merge), every session's branch (its commits, its creation and deletion) and the rescue
-refs under ``refs/council/``. The tamper check (``orchestrator.worktrees.tamper.guard``) reads
-those refs
-before and after a CLI session; a change between the two is the orchestrator's own exactly
-when this book holds it.
+A CLI runs beside the orchestrator, which keeps writing shared refs while it runs: the base (each
+merge), every session's branch (its commits, its creation and deletion) and the rescue refs under
+``refs/council/``. The tamper check (``orchestrator.worktrees.tamper.guard``) reads those refs
+before and after a CLI session; a change between the two is the orchestrator's own exactly when this
+book holds it.
 
 - ``writing()`` is held around every ref write of the orchestrator together with its
   ``note(ref, old, new)`` (``old``: the value the write replaced, ``None`` when it is not

@@ -248,9 +248,8 @@ _checkout_locks_guard = threading.Lock()
 
 def checkout_lock(path: Path) -> threading.Lock:
     """The lock held while a fast-forward changes the checkout at ``path`` (one per path, in
-    this process): whoever must not see its files half moved (the tamper check's
-    ``git status``, ``orchestrator.worktrees.tamper.guard``) takes it too. A threading lock, since
-    both sides
+    this process): whoever must not see its files half moved (the tamper check's ``git status``,
+    ``orchestrator.worktrees.tamper.guard``) takes it too. A threading lock, since both sides
     run git in worker threads."""
     key = os.path.realpath(path)
     with _checkout_locks_guard:

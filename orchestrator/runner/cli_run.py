@@ -8,15 +8,14 @@
     run.outcome.native_session_id   # pass as resume_session_id to continue the conversation
 
 - the command comes from ``adapter.build_command`` (``adapter.resume_command`` when a
-  ``resume_session_id`` is given or the request carries one) and runs without a shell, with
-  stdin closed (or fed ``CommandSpec.stdin``, then closed), as the leader of a new process
-  group, in ``request.workdir``, with the allow-listed environment and private HOME/XDG/TMPDIR
-  under ``request.home`` described in ``orchestrator.process.env`` (``CommandSpec.home_files``
-  are written there first);
-- stdout and stderr are read line by line into ``adapter.parse_line``; memory stays bounded
-  whatever the CLI prints (``orchestrator.process.output``, ``orchestrator.runner.event_tail``);
-  every
-  line goes, redacted, to ``<log_dir>/<task>-<phase>-<time>-<pid>-<n>.log`` (capped at 50 MB);
+  ``resume_session_id`` is given or the request carries one) and runs without a shell, with stdin
+  closed (or fed ``CommandSpec.stdin``, then closed), as the leader of a new process group, in
+  ``request.workdir``, with the allow-listed environment and private HOME/XDG/TMPDIR under
+  ``request.home`` described in ``orchestrator.process.env`` (``CommandSpec.home_files`` are written
+  there first);
+- stdout and stderr are read line by line into ``adapter.parse_line``; memory stays bounded whatever
+  the CLI prints (``orchestrator.process.output``, ``orchestrator.runner.event_tail``); every line
+  goes, redacted, to ``<log_dir>/<task>-<phase>-<time>-<pid>-<n>.log`` (capped at 50 MB);
 - ``idle_timeout`` (seconds without a byte of output), ``total_timeout`` or setting the
   ``cancel`` event stop the CLI gracefully: SIGTERM to its group and to the family members that
   left it (``orchestrator.process.tree``: descendants, and processes carrying the CLI run's mark
@@ -25,11 +24,10 @@
   classified ``timed_out`` or ``cancelled``. Cancelling the calling task means stop now (the
   orchestrator's second Ctrl-C): SIGKILL at once, also when a graceful stop is already waiting
   out its grace period, and the cancellation is re-raised once the group is dead;
-- after a normal exit the group and every marked process are killed too, so daemons the CLI
-  forked die with it, even those that called ``setsid()``. One that also dropped its
-  environment escapes (``orchestrator.process.tree`` says why); the runner then stops reading its
-  output
-  after a short drain instead of waiting for it;
+- after a normal exit the group and every marked process are killed too, so daemons the CLI forked
+  die with it, even those that called ``setsid()``. One that also dropped its environment escapes
+  (``orchestrator.process.tree`` says why); the runner then stops reading its output after a short
+  drain instead of waiting for it;
 - an event that settles the run (``Adapter.ends_run``: an auth error; a rate limit where the
   CLI's own retries cannot be capped) stops the CLI at once, gracefully like a timeout, and the
   result says ``ended_early``: no CLI spends minutes retrying what no retry can fix;

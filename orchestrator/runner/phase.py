@@ -9,7 +9,7 @@ limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
 - every event the adapter parses is forwarded to ``on_event`` as an orchestrator ``Event``
   of type ``phase.event`` with ``task``, ``phase``, ``adapter``, ``kind`` and ``text``
   (cut to ``EVENT_TEXT_LIMIT``); assistant messages are also kept (bounded) for the handoff
-  and for reading the conventions (``orchestrator.workflow.review``);
+  and for reading the conventions (``orchestrator.workflow.handoffs.review``);
 - observer plugins hear ``on_session_start`` / ``on_session_end`` around the run;
 - ``resume_session_id`` is only passed to an adapter that can resume. When the CLI refuses
   that resume (``Adapter.resume_refused``: gemini's "No previous sessions found" for a

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.models import PhaseRecord, PhaseStatus
 from orchestrator.state.protocol import StateStore
-from orchestrator.workflow.handoff import Handoff, load_handoff, write_handoff_file
+from orchestrator.workflow.handoffs.document import Handoff, load_handoff, write_handoff_file
 from orchestrator.workflow.phase_book import PhaseBook
 from orchestrator.worktrees.models import SessionWorktree
 

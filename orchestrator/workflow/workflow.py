@@ -78,7 +78,14 @@ from orchestrator.runner.phase import (
 )
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.workflow.best_of import CandidateResult, WorkflowError, pick_best
-from orchestrator.workflow.handoff import (
+from orchestrator.workflow.checks.verify import DEFAULT_VERIFY_TIMEOUT, failure_message, run_verify
+from orchestrator.workflow.handoffs.assemble import (
+    PhaseOutput,
+    add_usage,
+    make_handoff,
+    record_result,
+)
+from orchestrator.workflow.handoffs.document import (
     Handoff,
     VerifyRecord,
     load_handoff,
@@ -86,14 +93,12 @@ from orchestrator.workflow.handoff import (
     store_handoff,
     write_handoff_file,
 )
-from orchestrator.workflow.handoffs import PhaseOutput, add_usage, make_handoff, record_result
+from orchestrator.workflow.handoffs.facts import WorkFacts, collect_facts
+from orchestrator.workflow.handoffs.prompts import PromptContext, render_prompt, template_for
 from orchestrator.workflow.phase_book import PhaseBook
-from orchestrator.workflow.prompts import PromptContext, render_prompt, template_for
 from orchestrator.workflow.results import empty_build_outcome, result_for
 from orchestrator.workflow.resume import find_resume_point, resume_session_id
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
-from orchestrator.workflow.verify import DEFAULT_VERIFY_TIMEOUT, failure_message, run_verify
-from orchestrator.workflow.work_facts import WorkFacts, collect_facts
 from orchestrator.worktrees.tamper.guard import Tampering
 
 __all__ = [

@@ -147,8 +147,8 @@ class Fork:
 async def share_worktree_config(ws: Workspace) -> None:
     """Turn on ``extensions.worktreeConfig`` once, up front, for sparse worktrees.
 
-    The first ``sparse-checkout set`` in a worktree writes it to the shared config; in the
-    middle of a run that change would look like a CLI's doing to the tamper check
+    The first ``sparse-checkout set`` in a worktree writes it to the shared config; in the middle of
+    a run that change would look like a CLI's doing to the tamper check
     (``orchestrator.worktrees.tamper.guard``), which flags any change of the shared config during a
     session.
     """

@@ -1,0 +1,210 @@
+"""Making a session's worktree: a new branch ``council/<task>/<n>`` forked from the base tip as it
+is right now (the next free attempt number; parallel sessions of one task each get their own),
+checked out at ``<repo>/.council/worktrees/<session>`` (from the pool when one is free), files
+copied in and setup commands run (``setup``), and only then marked ready.
+
+A worktree without the ready mark was cut short by a crash: its checkout and setup are finished
+before anyone works in it (``finish``). A recreated worktree (its directory deleted by hand, say) is
+checked out again from its branch, or from its rescue ref when the branch is gone, keeping every
+commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.to_thread
+
+from orchestrator.errors import VersionConflict, WorkspaceError
+from orchestrator.git.parse import read_gitfile
+from orchestrator.ids import check_id
+from orchestrator.models import utcnow
+from orchestrator.safety.safe_write import unlink, write_atomic
+from orchestrator.worktrees.commits import finish_checkout_sync
+from orchestrator.worktrees.layout import check_ref_id, lock_reason, rescue_ref
+from orchestrator.worktrees.models import SessionWorktree, WorktreeSettings
+from orchestrator.worktrees.ops import (
+    Fork,
+    Workspace,
+    add_worktree,
+    drop_branch,
+    fork_branch,
+    remove_registered,
+)
+from orchestrator.worktrees.sessions import SessionBook
+from orchestrator.worktrees.setup import prepare_worktree
+
+__all__ = ["WorktreeMaker"]
+
+log = logging.getLogger(__name__)
+
+_READY = "council-ready"  # in the worktree's admin directory: its making is complete
+
+
+class WorktreeMaker:
+    def __init__(
+        self,
+        book: SessionBook,
+        workspace: Callable[[], Awaitable[Workspace]],
+        settings: WorktreeSettings,
+    ) -> None:
+        self._book = book
+        self._workspace = workspace
+        self._settings = settings
+        self._reserved: defaultdict[str, set[int]] = defaultdict(set)
+        self._reserved_lock = threading.Lock()  # branch numbers are picked in worker threads
+
+    async def create(self, session_id: str, cli_name: str, task_id: str) -> SessionWorktree:
+        """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip."""
+        book = self._book
+        sid = check_ref_id(session_id, "session id")
+        cli = check_id(cli_name, "adapter name")
+        task = check_ref_id(task_id, "task id")
+        ws = await self._workspace()
+        path = ws.layout.session_path(sid)
+        if sid in book.busy or sid in book.known:
+            raise WorkspaceError(f"session {sid!r} already has a worktree in this orchestrator")
+        with book.making_or_removing(sid):
+
+            def fork() -> Fork:
+                if path.exists():
+                    raise WorkspaceError(
+                        f"{path} already exists; remove that session or run reconcile first"
+                    )
+                return fork_branch(ws, task, self._reserved[task], self._reserved_lock)
+
+            forked = await anyio.to_thread.run_sync(fork)
+            branch, base_tip = forked.branch, forked.base
+            session = SessionWorktree(
+                session_id=sid,
+                cli=cli,
+                task_id=task,
+                path=path,
+                branch=branch,
+                base_commit=base_tip,
+                created_at=utcnow(),
+            )
+            try:
+                await book.put(session, expected_version=0)
+            except BaseException as exc:
+                with anyio.CancelScope(shield=True):
+                    await drop_branch(ws, branch, base_tip)  # unused, still at the base tip
+                if isinstance(exc, VersionConflict):
+                    raise WorkspaceError(
+                        f"session {sid!r} already owns a worktree record; remove it or reconcile"
+                    ) from None
+                raise
+            async with book.lock(sid):
+                await self._materialize(ws, session, recreating=False)
+                book.known[sid] = session
+        await book.emit("worktree.created", session.model_dump(mode="json"))
+        return session
+
+    async def recreate(self, session: SessionWorktree | str) -> SessionWorktree:
+        """Check a session's branch out again at its path, keeping every commit (after the
+        directory was deleted by hand, say); returns the session unchanged if it is there."""
+        book = self._book
+        found = await book.get(session)
+        ws = await self._workspace()
+        git = ws.git
+        sid = found.session_id
+        with book.making_or_removing(sid):
+            async with book.lock(sid):
+                if await anyio.to_thread.run_sync((found.path / ".git").is_file):
+                    if await self._finish(ws, found):
+                        await book.emit("worktree.finished", {"session_id": sid})
+                    return found
+                if await anyio.to_thread.run_sync(found.path.exists):
+                    raise WorkspaceError(
+                        f"{found.path} exists but is not a git worktree; move it away first"
+                    )
+                ref = f"refs/heads/{found.branch}"
+                if await git.rev_parse(ref) is None:
+                    saved = await git.rev_parse(rescue_ref(sid))
+                    if saved is None:
+                        raise WorkspaceError(
+                            f"cannot recreate session {sid!r}: branch {found.branch} and "
+                            f"{rescue_ref(sid)} are both gone"
+                        )
+                    await git.update_ref(ref, saved, None, "council: branch from rescue ref")
+                await remove_registered(ws, found.path, force=False)
+                recreated = found.model_copy(update={"created_at": utcnow()})
+                await book.put(recreated, expected_version=None)
+                await self._materialize(ws, recreated, recreating=True)
+                book.known[sid] = recreated
+        await book.emit("worktree.recreated", recreated.model_dump(mode="json"))
+        return recreated
+
+    async def _materialize(
+        self, ws: Workspace, session: SessionWorktree, *, recreating: bool
+    ) -> None:
+        """Check the session's branch out at its path and set it up; on any failure the
+        half-made worktree is removed under the safety rules and the error re-raised (a
+        recreated session keeps its ownership record, so it can be recreated again).
+        The caller holds the session's lock."""
+        reason = lock_reason(session.session_id, session.cli, session.task_id)
+        try:
+            if await ws.pool.take(session.path, reason):
+                # Its mark is its last session's: this making has not finished.
+                await anyio.to_thread.run_sync(_unmark_ready, ws, session)
+                await ws.pool.prepare_taken(session.path, session.branch)
+            else:
+                await add_worktree(ws, session, reason)
+            await self._set_up(ws, session)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._book.retire(
+                        session, force=True, pool_it=False, forget=not recreating
+                    )
+                except Exception as cleanup:
+                    log.warning("cleaning up %s failed: %s", session.path, cleanup)
+                    exc.add_note(f"cleaning up {session.path} failed too: {cleanup}")
+            raise
+
+    async def _set_up(self, ws: Workspace, session: SessionWorktree) -> None:
+        """Copy files and run setup in a checked-out worktree, then mark it ready: the last of
+        its multi-step making, so a worktree without the mark was cut short (``_finish``)."""
+        settings = self._settings
+        await prepare_worktree(
+            repo_root=ws.layout.root,
+            worktree=session.path,
+            session_id=session.session_id,
+            task_id=session.task_id,
+            copy_files=settings.copy_files,
+            setup=settings.setup,
+            timeout=settings.setup_timeout,
+            log_path=ws.layout.setup_log(session.session_id),
+            passthrough=settings.passthrough_env,
+        )
+        await anyio.to_thread.run_sync(_mark_ready, ws, session)
+
+    async def _finish(self, ws: Workspace, session: SessionWorktree) -> bool:
+        """Finish the making of a worktree a crash cut short (its checkout, its setup);
+        False when it was whole already."""
+        admin = await anyio.to_thread.run_sync(read_gitfile, session.path)
+        if admin is not None and await anyio.to_thread.run_sync((admin / _READY).is_file):
+            return False
+        git = ws.git.at(session.path)
+        await anyio.to_thread.run_sync(finish_checkout_sync, git, admin)
+        await self._set_up(ws, session)
+        return True
+
+
+def _mark_ready(ws: Workspace, session: SessionWorktree) -> None:
+    # The admin directory comes from the worktree's .git file, which its CLI can rewrite:
+    # written only under git's common directory.
+    admin = read_gitfile(session.path)
+    if admin is None:
+        raise WorkspaceError(f"{session.path} has no .git file after its checkout")
+    write_atomic(ws.layout.common_dir, admin / _READY, f"{session.session_id}\n".encode())
+
+
+def _unmark_ready(ws: Workspace, session: SessionWorktree) -> None:
+    admin = read_gitfile(session.path)
+    if admin is not None and (admin / _READY).exists():
+        unlink(ws.layout.common_dir, admin / _READY)

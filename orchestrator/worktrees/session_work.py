@@ -1,0 +1,168 @@
+"""Work in a session's worktree, done by the orchestrator (never the CLI): committing everything
+with its identity and trailers, rewinding to a phase's start, undoing a verify command's
+by-products, and the branch's statistics against the base.
+
+Every git step of one call runs in one worker-thread hop, under the session's lock. A stale
+``index.lock`` a killed CLI left is moved aside first (one in use never), and a checkout a crash cut
+short is finished before anything is committed: a commit of it would record every file as deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio.to_thread
+
+from orchestrator.errors import SecretInWork, WorkspaceError
+from orchestrator.git import ref_book
+from orchestrator.git.parse import parse_numstat, read_gitfile
+from orchestrator.worktrees.commits import (
+    commit_all_sync,
+    discard_uncommitted_sync,
+    finish_checkout_sync,
+    keep_tip,
+    read_status,
+    read_status_sync,
+    save_uncommitted_sync,
+    settle_index_lock_sync,
+)
+from orchestrator.worktrees.models import (
+    CommitResult,
+    SessionStats,
+    SessionWorktree,
+    WorktreeSettings,
+)
+from orchestrator.worktrees.ops import Workspace
+from orchestrator.worktrees.sessions import SessionBook
+
+__all__ = ["SessionWork"]
+
+
+class SessionWork:
+    def __init__(
+        self,
+        book: SessionBook,
+        workspace: Callable[[], Awaitable[Workspace]],
+        settings: WorktreeSettings,
+    ) -> None:
+        self._book = book
+        self._workspace = workspace
+        self._settings = settings
+
+    async def commit(self, session: SessionWorktree | str, message: str) -> CommitResult:
+        """Commit all of the session's work on its branch; ``committed=False`` if none.
+
+        The result's ``head`` is the worktree's HEAD afterwards either way."""
+        found = await self._book.get(session)
+        if not message.strip():
+            raise WorkspaceError("a commit message must not be empty")
+        worktree = (await self._workspace()).git.at(found.path)
+        keep_out, lock_age = self._settings.copy_files, self._settings.stale_lock_age
+
+        def commit() -> CommitResult:
+            if not (found.path / ".git").is_file():
+                raise WorkspaceError(
+                    f"the worktree of session {found.session_id} ({found.path}) is gone; "
+                    "run reconcile and recreate_session_worktree"
+                )
+            admin = read_gitfile(found.path)
+            settle_index_lock_sync(found.path, admin, lock_age)
+            # Never a commit of a checkout a crash cut short: it would delete every file.
+            finish_checkout_sync(worktree, admin)
+            status = read_status_sync(worktree)
+            if status.branch != found.branch:
+                where = f"branch {status.branch}" if status.branch else "a detached HEAD"
+                raise WorkspaceError(
+                    f"{found.path} is on {where}, not on the session's branch {found.branch}; "
+                    "nothing was committed"
+                )
+            work = status.work(keep_out)
+            if not work:
+                return CommitResult(committed=False, head=status.head)
+            return commit_all_sync(
+                worktree,
+                message,
+                task_id=found.task_id,
+                session_id=found.session_id,
+                keep_out=keep_out,
+                work=work,
+            )
+
+        async with self._book.lock(found.session_id):
+            done = await anyio.to_thread.run_sync(commit)
+        if done.scrubbed:
+            raise SecretInWork(found.branch, done.scrubbed)
+        return done
+
+    async def rewind(self, session: SessionWorktree | str, commit: str, ref: str) -> str | None:
+        """Put the session's worktree and branch back at ``commit`` (a phase's start), keeping
+        whatever was done since on ``ref`` first: uncommitted work committed, then ``ref``
+        pointed at the tip. The tip kept, or None when there was nothing since ``commit``."""
+        found = await self._book.get(session)
+        ws = await self._workspace()
+        worktree = ws.git.at(found.path)
+        keep_out, lock_age = self._settings.copy_files, self._settings.stale_lock_age
+
+        def save() -> str | None:
+            saved = save_uncommitted_sync(
+                worktree,
+                read_gitfile(found.path),
+                task_id=found.task_id,
+                session_id=found.session_id,
+                keep_out=keep_out,
+                lock_age=lock_age,
+            )
+            return None if saved.tip == commit else saved.tip
+
+        def reset(tip: str) -> None:
+            with ref_book.writing():  # the branch's move is noted with it, for the tamper check
+                worktree.run_sync("reset", "--hard", "--quiet", commit)
+                ref_book.note(f"refs/heads/{found.branch}", tip, commit)
+
+        async with self._book.lock(found.session_id):
+            tip = await anyio.to_thread.run_sync(save)
+            if tip is None:
+                return None
+            await keep_tip(ws.git, ref, tip, owner=found.session_id, reason="council: rewind")
+            await anyio.to_thread.run_sync(reset, tip)
+        return tip
+
+    async def discard_uncommitted(self, session: SessionWorktree | str) -> list[str]:
+        """Undo every uncommitted change in the session's worktree (``discard_uncommitted_sync``:
+        for a verify command's by-products); the paths that were changed."""
+        found = await self._book.get(session)
+        worktree = (await self._workspace()).git.at(found.path)
+        keep_out = self._settings.copy_files
+        async with self._book.lock(found.session_id):
+            return await anyio.to_thread.run_sync(discard_uncommitted_sync, worktree, keep_out)
+
+    async def stats(self, session: SessionWorktree | str) -> SessionStats:
+        """The branch's committed diff against its merge-base with the base, and ``dirty``."""
+        found = await self._book.get(session)
+        ws = await self._workspace()
+        git, base_ref = ws.git, ws.base_ref
+        tip = await git.rev_parse(f"refs/heads/{found.branch}")
+        if tip is None:
+            raise WorkspaceError(f"branch {found.branch} of session {found.session_id} is gone")
+        merge_base = (await git.run("merge-base", base_ref, tip, check=False)).out or None
+        files = insertions = deletions = ahead = 0
+        if merge_base is not None:
+            numstat = await git.run("diff", "--numstat", "--no-renames", "-z", merge_base, tip)
+            files, insertions, deletions = parse_numstat(numstat.stdout)
+            counted = await git.run("rev-list", "--count", f"{base_ref}..{tip}")
+            ahead = int(counted.out or 0)
+        dirty = False
+        if await anyio.to_thread.run_sync((found.path / ".git").is_file):
+            status = await read_status(git.at(found.path))
+            dirty = bool(status.work(self._settings.copy_files))
+        return SessionStats(
+            session_id=found.session_id,
+            branch=found.branch,
+            tip=tip,
+            merge_base=merge_base,
+            commits_ahead=ahead,
+            files_changed=files,
+            insertions=insertions,
+            deletions=deletions,
+            dirty=dirty,
+        )

@@ -1,0 +1,137 @@
+"""The session worktrees a manager knows, and the bookkeeping around each one.
+
+Ownership is kept three ways, so it survives the loss of any one: in memory (``known``), in the
+state store (namespace ``worktrees``, key = session id) and in the reason git's worktree lock
+holds (session, CLI, task). ``busy`` sessions are being made or removed right now; one anyio
+lock per session keeps two git operations on one worktree apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import anyio
+
+from orchestrator.errors import WorkspaceError
+from orchestrator.events import Event
+from orchestrator.ids import check_id
+from orchestrator.models import utcnow
+from orchestrator.state.protocol import StateStore
+from orchestrator.worktrees.models import RemovalResult, SessionWorktree, WorktreeInfo
+from orchestrator.worktrees.ops import Workspace, retire
+from orchestrator.worktrees.reconcile import list_worktrees
+
+__all__ = ["NAMESPACE", "SessionBook"]
+
+NAMESPACE = "worktrees"
+log = logging.getLogger(__name__)
+
+
+class SessionBook:
+    def __init__(
+        self, store: StateStore | None, workspace: Callable[[], Awaitable[Workspace]]
+    ) -> None:
+        self.store = store
+        self._workspace = workspace
+        self.known: dict[str, SessionWorktree] = {}
+        self.busy: set[str] = set()  # sessions being created or removed by this manager
+        self._locks: dict[str, anyio.Lock] = {}
+
+    @contextmanager
+    def making_or_removing(self, session_id: str) -> Iterator[None]:
+        """Mark ``session_id`` busy for the duration; ``WorkspaceError`` if it already is."""
+        if session_id in self.busy:
+            raise WorkspaceError(f"session {session_id!r} is being created or removed")
+        self.busy.add(session_id)
+        try:
+            yield
+        finally:
+            self.busy.discard(session_id)
+
+    @asynccontextmanager
+    async def lock(self, session_id: str) -> AsyncIterator[None]:
+        """One git operation on a session's worktree at a time (not reentrant)."""
+        lock = self._locks.setdefault(session_id, anyio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._locks.pop(session_id, None)
+
+    # -- finding --------------------------------------------------------------------------
+
+    async def get(self, session: SessionWorktree | str) -> SessionWorktree:
+        """The session's worktree, from memory, the store, or git's lock reason."""
+        if isinstance(session, SessionWorktree):
+            return session
+        sid = check_id(session, "session id")
+        if sid in self.known:
+            return self.known[sid]
+        if self.store is not None:
+            record = await self.store.get_record(NAMESPACE, sid)
+            if record is not None:
+                return SessionWorktree.model_validate(record.data)
+        ws = await self._workspace()
+        for info in await self.list_worktrees():
+            if info.kind == "session" and info.session_id == sid and info.branch:
+                return SessionWorktree(
+                    session_id=sid,
+                    cli=info.cli or "unknown",
+                    task_id=info.task_id or "unknown",
+                    path=info.path,
+                    branch=info.branch,
+                    base_commit=(await ws.git.run("merge-base", ws.base_ref, info.branch)).out,
+                    created_at=utcnow(),
+                )
+        raise WorkspaceError(f"no worktree is known for session {sid!r} in {ws.layout.root}")
+
+    async def all(self) -> dict[str, SessionWorktree]:
+        """Every session this manager or the store knows a worktree for."""
+        found = dict(self.known)
+        if self.store is not None:
+            for record in await self.store.list_records(NAMESPACE):
+                try:
+                    found.setdefault(record.key, SessionWorktree.model_validate(record.data))
+                except ValueError as exc:
+                    log.warning("worktree record %s is not readable: %s", record.key, exc)
+        return found
+
+    async def list_worktrees(self) -> list[WorktreeInfo]:
+        """Git's worktrees (ours marked, with their owners) plus recorded ones git lacks."""
+        ws = await self._workspace()
+        return await list_worktrees(ws.git, ws.layout, await self.all())
+
+    # -- records and events ---------------------------------------------------------------
+
+    async def put(self, session: SessionWorktree, expected_version: int | None) -> None:
+        if self.store is not None:
+            await self.store.put_record(
+                NAMESPACE, session.session_id, session.model_dump(mode="json"), expected_version
+            )
+
+    async def retire(
+        self, session: SessionWorktree, *, force: bool, pool_it: bool, forget: bool = True
+    ) -> RemovalResult:
+        """``ops.retire`` plus the bookkeeping; the caller holds the session's lock."""
+        sid = session.session_id
+        result = await retire(await self._workspace(), session, force=force, pool_it=pool_it)
+        if forget:
+            if self.store is not None:
+                await self.store.delete_record(NAMESPACE, sid)
+            self.known.pop(sid, None)
+        if result.rescue_commit is not None:
+            await self.emit("worktree.rescued", {"session_id": sid, "commit": result.rescue_commit})
+        await self.emit("worktree.removed", result.model_dump(mode="json"))
+        return result
+
+    async def emit(self, kind: str, data: dict[str, Any]) -> None:
+        if self.store is None:
+            return
+        try:
+            await self.store.emit(Event(type=kind, data=data))
+        except Exception as exc:  # the audit trail must not undo work that already happened
+            log.warning("could not record event %s: %s", kind, exc)
