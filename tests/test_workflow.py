@@ -8,7 +8,7 @@ import pytest
 from workflow_helpers import HAPPY, PY, WRITE_FEATURE, Harness, git, harness, task
 
 from orchestrator.models import PhaseStatus
-from orchestrator.workflow import workflow
+from orchestrator.workflow import plan_locks
 from orchestrator.workflow.handoffs.document import sha256_text
 from orchestrator.workflow.task_run import WorkflowStatus
 from orchestrator.workflow.workflow import run_workflow
@@ -186,7 +186,7 @@ async def test_no_verdict_counts_as_approve(harness: Harness) -> None:
 async def test_busy_plan_files_fail_the_attempt_before_build(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(workflow, "PLAN_LOCK_TIMEOUT", 0.2)
+    monkeypatch.setattr(plan_locks, "PLAN_LOCK_TIMEOUT", 0.2)
     await harness.locks.acquire_file_lock("other", "src/feature.py")
     config = harness.config(task(HAPPY, phases=["plan", "build"]))
 

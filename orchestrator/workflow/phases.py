@@ -1,0 +1,234 @@
+"""One phase of an attempt: one CLI invocation in the session's worktree.
+
+Each phase runs its CLI (``runner.phase``) with its own adapter, model, prompt template and
+limits (``timeout`` default 30 min, ``idle_timeout`` 5 min, both capped by what is left of the
+task's ``timeout``). The adapter is ``run.adapter`` when it is in the phase's ``adapter_chain``
+(the scheduler's choice, fallbacks included), else the chain's first (a phase with its own
+CLI: gemini scouts, codex reviews), else ``run.adapter``. Its prompt is the phase's template
+rendered with the handoff before it (``handoffs.prompts``); a build sent back also reads the
+review that sent it. A rate-limited or cancelled phase keeps the CLI's native session id and
+the next attempt (same adapter, same branch) continues that conversation; a CLI that refuses
+that resume runs the phase as a fresh session (``phase.resume_refused``, not a failure).
+
+Every CLI session runs between two looks at what it must not change (``worktrees.tamper``:
+git's shared hooks and config, the main checkout); a change fails the attempt, not retryable,
+naming what changed (git's setup is put back first), so the work does not land; its branch is
+kept.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from orchestrator.adapter import Outcome, OutcomeKind
+from orchestrator.config.workflow import PhaseConfig
+from orchestrator.errors import AdapterError, CouncilError, stops_the_run
+from orchestrator.events import Event
+from orchestrator.runner.cli_runs import CliRunBook
+from orchestrator.runner.phase import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    PhaseCall,
+    PhaseRun,
+    call_phase_cli,
+)
+from orchestrator.safety.crashpoints import crash_point
+from orchestrator.workflow.checks.build import BuildChecks
+from orchestrator.workflow.handoffs.assemble import (
+    PhaseOutput,
+    add_usage,
+    make_handoff,
+    record_result,
+)
+from orchestrator.workflow.handoffs.document import (
+    Handoff,
+    VerifyRecord,
+    load_handoff,
+    sha256_text,
+    store_handoff,
+    write_handoff_file,
+)
+from orchestrator.workflow.handoffs.facts import WorkFacts
+from orchestrator.workflow.handoffs.prompts import PromptContext, render_prompt, template_for
+from orchestrator.workflow.phase_book import PhaseBook
+from orchestrator.workflow.phase_start import start_point
+from orchestrator.workflow.plan_locks import lock_plan_files
+from orchestrator.workflow.progress import BUILD, PLAN, REVIEW, Progress, Stop
+from orchestrator.workflow.resume import resume_session_id
+from orchestrator.workflow.saving import Saver
+from orchestrator.workflow.task_run import TaskRun
+from orchestrator.worktrees.tamper.guard import Tampering
+
+__all__ = ["PhaseSteps"]
+
+log = logging.getLogger(__name__)
+
+
+class PhaseSteps:
+    def __init__(
+        self,
+        run: TaskRun,
+        book: PhaseBook,
+        progress: Progress,
+        saver: Saver,
+        checks: BuildChecks,
+    ) -> None:
+        self._run = run
+        self._book = book
+        self._progress = progress
+        self._saver = saver
+        self._checks = checks
+        self.phases = run.config.phases_for(run.task)
+        self.names = [phase.name for phase in self.phases]
+        self.max_rounds = run.config.workflow.max_review_rounds
+
+    async def run_phase(self, index: int, round_: int) -> Handoff:
+        """Run phase ``index`` in review round ``round_``; its handoff, or a ``Stop``."""
+        run, progress, session = self._run, self._progress, self._run.session
+        phase = self.phases[index]
+        name = phase.name
+        adapter = self._adapter_for(phase)
+        if name == BUILD:
+            await lock_plan_files(run, progress.handoffs.get(PLAN))
+        inputs = await self._inputs(index, round_)
+        template = template_for(name, phase.prompt_template)
+        verify = self._checks.verify
+        context = PromptContext(run.task, name, round_, self.max_rounds + 1, verify, inputs)
+        prompt = render_prompt(template, context)
+        resume = resume_session_id(self._book.get(name), adapter, session.branch)
+        started = {"round": round_, "branch": session.branch, "prompt_sha256": sha256_text(prompt)}
+        if name == BUILD and round_ > 1:
+            started["feedback"] = REVIEW
+        timeout = progress.limit(phase.timeout or DEFAULT_TIMEOUT, name)  # before it is recorded
+        start = await start_point(run, self._book, progress, self._saver, name)
+        if start is not None:
+            started["start_commit"] = start
+        await self._book.start(name, adapter, started)
+        progress.phases_run.append(name)
+        progress.running = name
+        progress.untouched = None
+        call = PhaseCall(
+            task_id=run.task.id,
+            phase=name,
+            adapter=adapter,
+            prompt=prompt,
+            workdir=session.path,
+            home_root=run.home_root,
+            session_id=session.session_id,
+            attempt=max(session.attempt, 1),
+            model=phase.model,
+            timeout=timeout,
+            idle_timeout=phase.idle_timeout or DEFAULT_IDLE_TIMEOUT,
+            grace=run.config.scheduler.stop_grace,
+            resume_session_id=resume,
+        )
+        try:
+            ran = await self._call_watched(call)
+        except AdapterError as exc:  # not installed, bad options: another attempt won't help
+            outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
+            raise await self._saver.failure(name, outcome, retryable=False) from exc
+        except CouncilError as exc:
+            if stops_the_run(exc):
+                raise  # not the phase failing: the run stops (the scheduler's runner)
+            outcome = Outcome(kind=OutcomeKind.CRASHED, message=str(exc))
+            raise await self._saver.failure(name, outcome, retryable=True) from exc
+        if ran.resume_refused is not None:
+            data = {"task": run.task.id, "phase": name, "adapter": adapter}
+            data["refused_session"] = ran.resume_refused
+            await run.store.emit(Event(type="phase.resume_refused", data=data, level="warning"))
+        progress.usage = add_usage(progress.usage, ran.cli.outcome.usage)
+        if not ran.cli.ok:
+            raise await self._saver.failure(name, ran.cli.outcome)
+        handoff = await self._complete(index, round_, adapter, ran)
+        progress.running = None
+        return handoff
+
+    async def _call_watched(self, call: PhaseCall) -> PhaseRun:
+        """Run the phase's CLI between two looks at what it must not change (``tamper``)."""
+        run = self._run
+        guard = await run.worktrees.tamper_guard()
+        watch = await guard.watch(run.session.path, run.session.branch)
+        try:
+            ran = await call_phase_cli(
+                run.config,
+                run.plugins,
+                call,
+                log_dir=run.log_dir,
+                cancel=run.cancel,
+                on_event=run.on_event,
+                watch=CliRunBook(run.store, run.task.id, call.phase),
+            )
+        except Exception as exc:
+            found = await guard.finish(watch)
+            if found is None:
+                raise
+            raise await self._tampered(call.phase, found) from exc
+        except BaseException:  # cancelled: undo what it changed, say so, go on cancelling
+            with anyio.CancelScope(shield=True):
+                found = await guard.finish(watch)
+            if found is not None:
+                log.error("task %s, phase %s: %s", run.task.id, call.phase, found.message)
+            raise
+        if ran.cli.survivors:  # stopped already; the user should know their CLI does this
+            data = {"task": run.task.id, "phase": call.phase, "processes": ran.cli.survivors}
+            await run.store.emit(Event(type="cli.survivors_stopped", data=data, level="warning"))
+        found = await guard.finish(watch)
+        if found is not None:
+            self._progress.usage = add_usage(self._progress.usage, ran.cli.outcome.usage)
+            raise await self._tampered(call.phase, found)
+        return ran
+
+    async def _tampered(self, phase: str, found: Tampering) -> Stop:
+        message = (
+            f"blocked, not merged: the CLI {found.message}; the work stays on branch "
+            f"{self._run.session.branch} for a human to review"
+        )
+        outcome = Outcome(kind=OutcomeKind.FAILED, message=message)
+        return await self._saver.failure(phase, outcome, retryable=False)
+
+    def _adapter_for(self, phase: PhaseConfig) -> str:
+        chain = self._run.config.adapter_chain(self._run.task, phase)
+        if not chain or self._run.adapter in chain:
+            return self._run.adapter
+        return chain[0]
+
+    async def _inputs(self, index: int, round_: int) -> list[Handoff]:
+        """The previous phase's handoff, and for a build sent back, the review that did it."""
+        handoffs = self._progress.handoffs
+        inputs = []
+        if index > 0 and (previous := handoffs.get(self.names[index - 1])) is not None:
+            inputs.append(previous)
+        if self.names[index] == BUILD and round_ > 1:
+            # A resumed attempt starting at this build has not loaded the review (it comes
+            # after build): read it from the store, if it is the one that sent the task back.
+            feedback = handoffs.get(REVIEW) or await load_handoff(
+                self._run.store, self._run.task.id, REVIEW
+            )
+            if feedback is not None and feedback.round == round_ - 1:
+                inputs.append(feedback)
+        return inputs
+
+    async def _complete(self, index: int, round_: int, adapter: str, ran: PhaseRun) -> Handoff:
+        run, name = self._run, self.names[index]
+        facts: WorkFacts | None = None
+        checks: list[VerifyRecord] = []
+        if name == BUILD:
+            facts, checks = await self._checks.build(round_, ran)
+        following = self.names[index + 1] if index + 1 < len(self.names) else None
+        output = PhaseOutput(
+            run.task, name, following, round_, adapter, run.session.branch, ran, facts, checks
+        )
+        handoff = make_handoff(output, self._checks.verify)
+        await store_handoff(run.store, handoff)
+        await write_handoff_file(run.session.path, handoff)
+        crash_point("phase.ended")
+        await self._book.complete(
+            name,
+            native_session_id=ran.cli.native_session_id,
+            handoff_sha256=handoff.digest,
+            result=record_result(handoff),
+        )
+        self._progress.handoffs[name] = handoff
+        return handoff
