@@ -6,8 +6,9 @@ values (``AdapterRequest``, ``CommandSpec``, ``AgentEvent``, ``Outcome``, ...), 
 a line and classifying a run need no process, no git and no store.
 """
 
-from orchestrator.adapter.contract import (
-    Adapter,
+from orchestrator.adapter.contract import Adapter
+from orchestrator.adapter.logins import AWS_PROFILES, GCLOUD_ADC, Credential
+from orchestrator.adapter.values import (
     AdapterCheck,
     AdapterConfig,
     AdapterRequest,
@@ -20,7 +21,6 @@ from orchestrator.adapter.contract import (
     Stream,
     Usage,
 )
-from orchestrator.adapter.logins import AWS_PROFILES, GCLOUD_ADC, Credential
 
 __all__ = [
     "AWS_PROFILES",

@@ -44,8 +44,9 @@ from orchestrator.runner.phase import (
     phase_home,
 )
 from orchestrator.safety import safe_write
-from orchestrator.workflow.handoffs.prompts import COUNCIL_TEMPLATE, PromptContext, render_prompt
+from orchestrator.workflow.handoffs.prompts import PromptContext, render_prompt
 from orchestrator.workflow.handoffs.review import parse_winner
+from orchestrator.workflow.handoffs.templates import COUNCIL_TEMPLATE
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
