@@ -14,7 +14,7 @@ from orchestrator.git.parse import (
     parse_worktree_list,
     read_gitfile,
 )
-from orchestrator.worktrees.layout import lock_reason, parse_lock_reason
+from orchestrator.worktrees.names import lock_reason, parse_lock_reason
 
 
 def test_worktree_list_with_odd_paths_and_reasons(tmp_path: Path) -> None:

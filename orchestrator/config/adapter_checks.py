@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.config.checks import Problem
+from orchestrator.config.checks.problems import Problem
 from orchestrator.config.env_refs import references
 from orchestrator.config.run import RunConfig
 

@@ -24,7 +24,7 @@ from orchestrator.config.adapter_checks import (
     with_adapter_options,
 )
 from orchestrator.config.adapter_entry import AdapterConfig
-from orchestrator.config.checks import find_problems
+from orchestrator.config.checks.run import find_problems
 from orchestrator.config.fieldpath import Loc, format_loc
 from orchestrator.config.run import DEFER_CHECKS, RunConfig
 from orchestrator.config.sections import CapacityConfig, RetryConfig, SchedulerConfig, StateConfig

@@ -4,7 +4,7 @@ Every model forbids unknown keys, so a misspelt setting is an error instead of a
 ignored line. Relative paths (``repo``, ``state.path``) are resolved against the directory of
 the config file, passed as the validation context ``{"base_dir": ...}``; without it they are
 resolved against the current directory. Checks that span several fields (unknown task or adapter
-names, cycles) live in ``orchestrator.config.checks`` and run when a ``RunConfig`` is built.
+names, cycles) live in ``orchestrator.config.checks.run`` and run when a ``RunConfig`` is built.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.config.adapter_entry import AdapterConfig
-from orchestrator.config.checks import find_problems, format_problems
+from orchestrator.config.checks.problems import format_problems
+from orchestrator.config.checks.run import find_problems
 from orchestrator.config.fields import CommandList, Id, Section, branch_name, resolve_path
 from orchestrator.config.sections import (
     CapacityConfig,

@@ -1,5 +1,4 @@
-"""Where things live in a user's repository, what the orchestrator's refs are called, and the
-one lock around git's worktree metadata.
+"""Where things live in a user's repository, and the one lock around git's worktree metadata.
 
 Layout: everything is under ``<repo>/.council/``: ``worktrees/<session>`` (live sessions),
 ``pool/<key>-<token>`` (clean worktrees kept for reuse), ``locks/``, ``logs/`` and an empty
@@ -9,9 +8,7 @@ repository is itself a linked worktree or a submodule with a ``.git`` file), wit
 a CLI writes at a worktree's root that no option moves (aider's ``.aider.tags.cache.v4/``),
 so they are never committed as work.
 
-Names: session branches are ``council/<task>/<n>``; a session's saved tip is
-``refs/council/rescue/<session>``. Ids are safe ids that also may not end in ``.lock`` (git
-refuses such ref names), and every path built from one is checked to stay under its root.
+Names of branches and refs, and the ids they are built from: ``names``.
 
 The metadata lock: git 2.39 races when worktrees are added, moved, locked or removed
 concurrently (about 2% of concurrent adds failed reading another worktree's ``commondir``,
@@ -23,7 +20,6 @@ run outside it, so the cost measured was 1.09x for zero failures.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,27 +29,22 @@ import anyio
 import anyio.to_thread
 
 from orchestrator import filelock
-from orchestrator.errors import GitError, InvalidIdError, PathEscapeError, WorkspaceError
+from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git.repo import Git
-from orchestrator.ids import check_id, is_safe_id
+from orchestrator.ids import check_id
 from orchestrator.safety.safe_write import make_dirs, open_append
+from orchestrator.worktrees.names import (
+    check_inside,
+)
 
 __all__ = [
     "COUNCIL_DIR",
     "IDENTITY",
-    "RESCUE_PREFIX",
     "MetaLock",
     "RepoLayout",
-    "branch_name",
-    "check_inside",
-    "check_ref_id",
-    "lock_reason",
-    "parse_lock_reason",
-    "rescue_ref",
 ]
 
 COUNCIL_DIR = ".council"
-RESCUE_PREFIX = "refs/council/rescue/"
 IDENTITY = {
     "GIT_AUTHOR_NAME": "CLI Council",
     "GIT_AUTHOR_EMAIL": "council@localhost",
@@ -65,50 +56,6 @@ _EXCLUDE_FORMS = {COUNCIL_DIR, f"{COUNCIL_DIR}/", f"/{COUNCIL_DIR}", _EXCLUDE_LI
 # What a CLI leaves at a worktree's root that is its own state, never work, and that no option
 # of the CLI moves: aider's repo-map cache (an sqlite database, rewritten on every run).
 _CLI_STATE_LINES = ("/.aider.tags.cache.v*/",)
-_REASON = re.compile(r"^council session=(?P<session>\S+) cli=(?P<cli>\S+) task=(?P<task>\S+)$")
-
-
-def check_ref_id(value: str, kind: str) -> str:
-    """A safe id that can also be a ref component (git refuses components ending in .lock)."""
-    check_id(value, kind)
-    if value.endswith(".lock"):
-        raise InvalidIdError(f"{kind} {value!r} ends in '.lock', which git refuses in ref names")
-    return value
-
-
-def branch_name(task_id: str, attempt: int) -> str:
-    return f"council/{task_id}/{attempt}"
-
-
-def rescue_ref(session_id: str) -> str:
-    return f"{RESCUE_PREFIX}{session_id}"
-
-
-def lock_reason(session_id: str, cli: str, task_id: str) -> str:
-    """The reason ``git worktree lock`` records; it names the owner even without a store."""
-    return f"council session={session_id} cli={cli} task={task_id}"
-
-
-def parse_lock_reason(reason: str | None) -> tuple[str, str, str] | None:
-    """(session, cli, task) from a reason ``lock_reason`` wrote, else None (also when a
-    hand-written reason holds anything but safe ids)."""
-    match = _REASON.match(reason or "")
-    if match is None:
-        return None
-    found = (match["session"], match["cli"], match["task"])
-    return found if all(is_safe_id(value) for value in found) else None
-
-
-def check_inside(root: Path, path: Path) -> Path:
-    """``path`` made absolute and normalized, or ``PathEscapeError`` if it leaves ``root``.
-
-    Lexical only: callers pass roots that are already resolved and components that are safe
-    ids; ``paths.ensure_under`` is the check that also follows symlinks.
-    """
-    absolute = _normal(root / path)
-    if absolute != root and root not in absolute.parents:
-        raise PathEscapeError(f"{path} resolves outside {root}")
-    return absolute
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.safety.safe_write import unlink, write_atomic
 from orchestrator.worktrees.commits import finish_checkout_sync
-from orchestrator.worktrees.layout import check_ref_id, lock_reason, rescue_ref
 from orchestrator.worktrees.models import SessionWorktree, WorktreeSettings
+from orchestrator.worktrees.names import check_ref_id, lock_reason, rescue_ref
 from orchestrator.worktrees.ops import (
     Fork,
     Workspace,

@@ -32,8 +32,9 @@ from orchestrator.git import ref_book
 from orchestrator.git.parse import read_gitfile
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety.safe_write import unlink, write_atomic
-from orchestrator.worktrees.layout import MetaLock, RepoLayout, branch_name
+from orchestrator.worktrees.layout import MetaLock, RepoLayout
 from orchestrator.worktrees.models import SessionWorktree, WorktreeSettings
+from orchestrator.worktrees.names import branch_name
 from orchestrator.worktrees.pool import WorktreePool
 
 __all__ = [

@@ -32,7 +32,8 @@ from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git.parse import read_gitfile
 from orchestrator.git.repo import Git
 from orchestrator.worktrees.commits import gitlinks, keep_tip, save_uncommitted_sync
-from orchestrator.worktrees.layout import MetaLock, check_inside
+from orchestrator.worktrees.layout import MetaLock
+from orchestrator.worktrees.names import check_inside
 
 __all__ = ["WorktreePool", "pool_key"]
 

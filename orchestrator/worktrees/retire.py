@@ -18,8 +18,8 @@ from orchestrator.git.parse import read_gitfile
 from orchestrator.git.repo import Git
 from orchestrator.process.path_users import WorktreeBusy, processes_inside
 from orchestrator.worktrees.commits import Saved, gitlinks, keep_tip, save_uncommitted_sync
-from orchestrator.worktrees.layout import rescue_ref
 from orchestrator.worktrees.models import RemovalResult, SessionWorktree
+from orchestrator.worktrees.names import rescue_ref
 from orchestrator.worktrees.ops import (
     Workspace,
     drop_branch,

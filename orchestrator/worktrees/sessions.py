@@ -20,9 +20,9 @@ from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.state.protocol import StateStore
+from orchestrator.worktrees.listing import list_worktrees
 from orchestrator.worktrees.models import RemovalResult, SessionWorktree, WorktreeInfo
 from orchestrator.worktrees.ops import Workspace
-from orchestrator.worktrees.reconcile import list_worktrees
 from orchestrator.worktrees.retire import retire
 
 __all__ = ["NAMESPACE", "SessionBook"]
