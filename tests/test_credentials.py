@@ -13,13 +13,8 @@ from adapters.gemini import GeminiAdapter
 from adapters.opencode import OpencodeAdapter
 from adapters.qwen import QwenAdapter
 from orchestrator.adapter import GCLOUD_ADC, Credential
-from orchestrator.runner.logins import (
-    found_credentials,
-    link_credentials,
-    settle_credentials,
-    unlink_credentials,
-    user_copies,
-)
+from orchestrator.runner.login_refresh import settle_credentials, user_copies
+from orchestrator.runner.logins import found_credentials, link_credentials, unlink_credentials
 
 LOGIN = Credential(".cli/login.json", "login", moved_by="CLI_DIR")
 

@@ -13,7 +13,8 @@ from orchestrator.adapter import AdapterRequest, AgentEvent, EventKind, OutcomeK
 from orchestrator.config.run import RunConfig
 from orchestrator.plugins.host import load_plugins
 from orchestrator.runner.cli_run import run_cli
-from orchestrator.runner.phase import PhaseCall, call_phase_cli
+from orchestrator.runner.phase import call_phase_cli
+from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.testing.fake_cli import FakeAdapter, FakeCli, event_line
 
 

@@ -30,12 +30,11 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 
-from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind, OutcomeKind
+from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind
 from orchestrator.config.env_refs import UnsetVariable, expand
 from orchestrator.config.run import RunConfig
 from orchestrator.errors import ConfigError, ConfigIssue
@@ -43,76 +42,26 @@ from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.plugins.host import PluginHost
 from orchestrator.plugins.session_info import SessionInfo
-from orchestrator.process.stop import DEFAULT_GRACE
 from orchestrator.runner.cli_run import CliRun, CliWatch, run_cli
 from orchestrator.runner.identity import identity_env, user_identity
-from orchestrator.runner.logins import settle_credentials, user_copies
+from orchestrator.runner.login_refresh import settle_credentials, user_copies
+from orchestrator.runner.phase_call import PhaseCall, PhaseRun
 from orchestrator.safety import secret_mask
 from orchestrator.safety.paths import ensure_under
 
 __all__ = [
-    "DEFAULT_IDLE_TIMEOUT",
-    "DEFAULT_TIMEOUT",
     "EVENT_TEXT_LIMIT",
     "PHASE_EVENT",
-    "PhaseCall",
-    "PhaseRun",
     "call_phase_cli",
     "phase_home",
 ]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 30 * 60.0
-DEFAULT_IDLE_TIMEOUT = 5 * 60.0
 EVENT_TEXT_LIMIT = 1000
 PHASE_EVENT = "phase.event"
 _MESSAGES_KEPT = 50
 _MESSAGE_LIMIT = 8000
-
-
-@dataclass(frozen=True)
-class PhaseCall:
-    """What to run: one phase of one task through one configured adapter."""
-
-    task_id: str
-    phase: str
-    adapter: str  # a key of the run config's ``adapters`` (or a registered adapter name)
-    prompt: str
-    workdir: Path
-    home_root: Path
-    session_id: str
-    attempt: int = 1
-    model: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
-    grace: float = DEFAULT_GRACE  # SIGTERM to SIGKILL when the CLI is stopped
-    resume_session_id: str | None = None
-
-
-@dataclass
-class PhaseRun:
-    cli: CliRun
-    messages: list[str] = field(default_factory=list)
-    resumed: str | None = None  # the native session id that was continued, if any
-    resume_refused: str | None = None  # the native session id the CLI refused to continue
-    denials: list[str] = field(default_factory=list)  # what the CLI was refused (adapter.denials)
-    read_only: str | None = None  # why the adapter cannot write with its options, if it cannot
-
-    @property
-    def summary(self) -> str:
-        """The CLI's own summary: its final text, else its last message."""
-        if self.cli.outcome.kind == OutcomeKind.SUCCEEDED and self.cli.outcome.message:
-            return self.cli.outcome.message
-        final = next((e for e in reversed(self.cli.events) if e.kind == EventKind.COMPLETED), None)
-        if final is not None and final.text:
-            return final.text
-        return self.messages[-1] if self.messages else ""
-
-    @property
-    def texts(self) -> list[str]:
-        """Everything the CLI said, in order, ending with its summary."""
-        return [*self.messages, self.summary]
 
 
 def _refused(adapter: Adapter, cli: CliRun) -> bool:

@@ -36,13 +36,8 @@ from orchestrator.events import Event
 from orchestrator.git.repo import Git
 from orchestrator.plugins.host import PluginHost
 from orchestrator.runner.cli_run import CliWatch
-from orchestrator.runner.phase import (
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_TIMEOUT,
-    PhaseCall,
-    call_phase_cli,
-    phase_home,
-)
+from orchestrator.runner.phase import call_phase_cli, phase_home
+from orchestrator.runner.phase_call import DEFAULT_IDLE_TIMEOUT, DEFAULT_TIMEOUT, PhaseCall
 from orchestrator.safety import safe_write
 from orchestrator.workflow.handoffs.prompts import PromptContext, render_prompt
 from orchestrator.workflow.handoffs.review import parse_winner

@@ -27,12 +27,12 @@ from orchestrator.config.workflow import PhaseConfig
 from orchestrator.errors import AdapterError, CouncilError, stops_the_run
 from orchestrator.events import Event
 from orchestrator.runner.cli_runs import CliRunBook
-from orchestrator.runner.phase import (
+from orchestrator.runner.phase import call_phase_cli
+from orchestrator.runner.phase_call import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_TIMEOUT,
     PhaseCall,
     PhaseRun,
-    call_phase_cli,
 )
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.workflow.checks.build import BuildChecks

@@ -17,7 +17,7 @@ import time
 from orchestrator.adapter import Outcome, OutcomeKind
 from orchestrator.errors import CouncilError, SecretInWork, stops_the_run
 from orchestrator.events import Event
-from orchestrator.runner.phase import PhaseRun
+from orchestrator.runner.phase_call import PhaseRun
 from orchestrator.workflow.checks.verify import (
     DEFAULT_VERIFY_TIMEOUT,
     failure_message,

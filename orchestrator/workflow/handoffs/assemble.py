@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.adapter import Usage
 from orchestrator.config.task import TaskConfig
-from orchestrator.runner.phase import PhaseRun
+from orchestrator.runner.phase_call import PhaseRun
 from orchestrator.workflow.handoffs.document import (
     FEEDBACK_NEEDS,
     Handoff,

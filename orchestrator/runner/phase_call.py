@@ -1,0 +1,60 @@
+"""What one phase's CLI call is given (``PhaseCall``) and gives back (``PhaseRun``: the CLI's run,
+what it said, whether it resumed its conversation, what it was refused)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.adapter import EventKind, OutcomeKind
+from orchestrator.process.stop import DEFAULT_GRACE
+from orchestrator.runner.cli_run import CliRun
+
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_TIMEOUT", "PhaseCall", "PhaseRun"]
+
+DEFAULT_TIMEOUT = 30 * 60.0
+DEFAULT_IDLE_TIMEOUT = 5 * 60.0
+
+
+@dataclass(frozen=True)
+class PhaseCall:
+    """What to run: one phase of one task through one configured adapter."""
+
+    task_id: str
+    phase: str
+    adapter: str  # a key of the run config's ``adapters`` (or a registered adapter name)
+    prompt: str
+    workdir: Path
+    home_root: Path
+    session_id: str
+    attempt: int = 1
+    model: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    grace: float = DEFAULT_GRACE  # SIGTERM to SIGKILL when the CLI is stopped
+    resume_session_id: str | None = None
+
+
+@dataclass
+class PhaseRun:
+    cli: CliRun
+    messages: list[str] = field(default_factory=list)
+    resumed: str | None = None  # the native session id that was continued, if any
+    resume_refused: str | None = None  # the native session id the CLI refused to continue
+    denials: list[str] = field(default_factory=list)  # what the CLI was refused (adapter.denials)
+    read_only: str | None = None  # why the adapter cannot write with its options, if it cannot
+
+    @property
+    def summary(self) -> str:
+        """The CLI's own summary: its final text, else its last message."""
+        if self.cli.outcome.kind == OutcomeKind.SUCCEEDED and self.cli.outcome.message:
+            return self.cli.outcome.message
+        final = next((e for e in reversed(self.cli.events) if e.kind == EventKind.COMPLETED), None)
+        if final is not None and final.text:
+            return final.text
+        return self.messages[-1] if self.messages else ""
+
+    @property
+    def texts(self) -> list[str]:
+        """Everything the CLI said, in order, ending with its summary."""
+        return [*self.messages, self.summary]

@@ -1,0 +1,162 @@
+"""What a failed attempt becomes: retried later (``RetryPolicy``: a backoff, counted), parked on
+a rate limit (``AdapterParks``: no failure counted) or, once the budget is spent, ``failed``
+with its outcome kind kept in ``metadata.outcome`` (``rate_limited``, ``auth_required``...).
+
+A failure of the orchestrator's own step (git, store, disk) counts like a failed attempt, so a
+persistent fault ends rather than loops; a full disk and files needing a person's repair stop
+the run instead (``stopped_for_space``, ``errors.needs_repair``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import anyio
+
+from orchestrator.errors import (
+    CouncilError,
+    OutOfSpace,
+    StateWriteError,
+    needs_repair,
+    out_of_space,
+)
+from orchestrator.models import ClaimStatus, TaskStatus, utcnow
+from orchestrator.retry import Decision, GiveUp, Retry, RetryPolicy
+from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
+from orchestrator.scheduler.attempts.attempt import FAILURES, Attempt
+from orchestrator.scheduler.attempts.writes import AttemptWrites
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS, Park
+from orchestrator.scheduler.rules.queue import NOT_BEFORE, OUTCOME, PARKED_ADAPTER, PARKED_UNTIL
+from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
+
+__all__ = ["Failures", "stopped_for_space"]
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = "rate_limited"
+
+
+class Failures:
+    def __init__(
+        self, run: RunContext, writes: AttemptWrites, parks: AdapterParks, policy: RetryPolicy
+    ) -> None:
+        self._run = run
+        self._writes = writes
+        self._parks = parks
+        self._policy = policy
+
+    async def in_orchestrator(self, attempt: Attempt, exc: BaseException) -> None:
+        """The orchestrator's own step (git, store, disk) failed in ``attempt``: counted like a
+        failed attempt, so a persistent fault ends in ``failed`` rather than a respawn loop;
+        after ``kill()`` nothing is written.
+
+        A full disk, and the orchestrator's own files needing a person's repair (a damaged
+        record, a refused state write, an unusable lock file: ``needs_repair``), stop the run
+        instead (resumable) with the error that names the file and what to do: no task is to
+        blame, and no retry can help. Such a failure may also come before the claim, where
+        nothing could be counted, so the task would be dispatched again forever."""
+        if self._run.killed:
+            # A step that was already running in a worker thread when the run was killed
+            # finished with an error: the state is left as it stands, for ``resume``.
+            log.warning("task %s: failed while the run was killed: %s", attempt.key, exc)
+            return
+        if out_of_space(exc):
+            raise stopped_for_space(attempt, exc) from exc
+        if needs_repair(exc):
+            raise exc
+        log.warning("task %s: failed in the orchestrator: %s", attempt.key, exc)
+        failed = WorkflowResult(
+            WorkflowStatus.FAILED, message=str(exc), retryable=True, outcome_kind="crashed"
+        )
+        with anyio.CancelScope(shield=True):
+            await self.decide(attempt, failed)
+
+    async def decide(self, attempt: Attempt, result: WorkflowResult) -> None:
+        """Retry the task later, park it, or end it ``failed``."""
+        if attempt.lost or attempt.token == 0:
+            return
+        state = await self._run.services.store.get_task_state(attempt.key)
+        if state is None:
+            return
+        meta = self._writes.with_usage(attempt, state.metadata)
+        now = utcnow()
+        limited = result.status == WorkflowStatus.PARKED or result.outcome_kind == RATE_LIMITED
+        decision: Decision | Park
+        if limited:
+            decision = self._parks.decide(
+                attempt.adapter, meta, result.message, result.retry_at, now
+            )
+        else:
+            self._parks.answered(attempt.adapter)  # the API answered: its limits are over
+            meta[FAILURES] = int(meta.get(FAILURES, 0)) + 1
+            decision = self._policy.decide(result, meta[FAILURES])
+        if isinstance(decision, Park):
+            await self._park(attempt, result, decision, meta)
+            return
+        for key in (PARKED_ADAPTER, PARKED_UNTIL, PARKED_SINCE):
+            meta.pop(key, None)
+        emit = self._run.events.emit
+        if isinstance(decision, Retry):
+            meta[NOT_BEFORE] = (now + timedelta(seconds=decision.delay)).isoformat()
+            updates: dict[str, Any] = {"status": TaskStatus.QUEUED, "error": result.message}
+            await emit(
+                "task.retry",
+                {
+                    "task_id": attempt.key,
+                    "delay": decision.delay,
+                    "failures": meta[FAILURES],
+                    "error": result.message,
+                },
+            )
+        else:
+            assert isinstance(decision, GiveUp)
+            if result.outcome_kind:
+                meta[OUTCOME] = result.outcome_kind  # why it failed: rate_limited, auth_required...
+            updates = {"status": TaskStatus.FAILED, "error": decision.reason, "finished_at": now}
+            await emit(
+                "task.failed",
+                {"task_id": attempt.key, "error": decision.reason, "outcome": result.outcome_kind},
+            )
+        await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
+
+    async def _park(
+        self, attempt: Attempt, result: WorkflowResult, park: Park, meta: dict[str, Any]
+    ) -> None:
+        adapter = attempt.adapter
+        self._parks.park(adapter, park)
+        meta |= {
+            PARKED_UNTIL: park.until.isoformat(),
+            PARKED_ADAPTER: adapter,
+            PARKED_SINCE: park.since.isoformat(),
+            PARKS: park.park,
+        }
+        updates = {"status": TaskStatus.PARKED, "error": result.message, "metadata": meta}
+        await self._run.events.emit(
+            "adapter.parked",
+            {
+                "adapter": adapter,
+                "until": park.until.isoformat(),
+                "task_id": attempt.key,
+                "park": park.park,
+                "max_parks": self._parks.policy.config.max_parks,
+                "message": result.message,
+            },
+        )
+        await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
+
+
+def stopped_for_space(attempt: Attempt, exc: BaseException) -> CouncilError:
+    """The error a full disk stops the run with: ``exc`` itself when it already says what to
+    do (a refused state write), else ``OutOfSpace`` saying where the attempt's work is."""
+    if isinstance(exc, StateWriteError | OutOfSpace):
+        return exc
+    session = attempt.session
+    kept = (
+        f"task {attempt.key}'s work stays in its worktree {session.path} (branch {session.branch})"
+        if session is not None
+        else f"task {attempt.key} had not started"
+    )
+    return OutOfSpace(str(exc), kept)
