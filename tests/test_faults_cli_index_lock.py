@@ -17,7 +17,7 @@ from fault_helpers import FaultRun, wait_gone
 from scheduler_helpers import new_repo
 
 from orchestrator.errors import WorkspaceError
-from orchestrator.git.parse import read_gitfile
+from orchestrator.git.gitfile import read_gitfile
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings
 

@@ -8,7 +8,7 @@ import itertools
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import pytest
@@ -191,3 +191,53 @@ async def test_a_renewal_racing_the_attempts_own_release_is_no_lost_claim(
     stored = Path(config.state_dir).parent / "events.jsonl"
     assert b"claim_lost" not in stored.read_bytes()
     assert "task.claim_lost" not in {event.type for event in events}
+
+
+class _SlowToSettle(FileStateStore):
+    """A real store that takes a second over the first read of a task after its CLI reported
+    a rate limit (``slow_next``): the read that settling the attempt starts with."""
+
+    slow_next: ClassVar[set[str]] = set()
+
+    async def get_task_state(self, task_id: str) -> TaskState | None:
+        if task_id in self.slow_next:
+            self.slow_next.discard(task_id)
+            await anyio.sleep(1.0)
+        return await super().get_task_state(task_id)
+
+
+async def test_a_slot_is_not_free_before_its_attempt_is_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Freed as soon as the CLI was done, the only slot went to "other" while the park of
+    # "limited" was still being written, and "other" started on the adapter being parked.
+    monkeypatch.setattr(council_module, "FileStateStore", _SlowToSettle)
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [
+        {"id": "limited", "prompt": "p", "priority": 5},
+        {"id": "other", "prompt": "p"},
+    ]
+    adapters = {"alpha": {"type": "scripted", "fallback": ["beta"]}, "beta": {"type": "scripted"}}
+    config = run_config(repo, tasks, adapters=adapters, capacity={"sessions": 1})
+
+    async def hits_the_limit(run: TaskRun, call: int) -> WorkflowResult:
+        if call == 1:
+            _SlowToSettle.slow_next.add("limited")
+            return WorkflowResult(
+                WorkflowStatus.PARKED,
+                phase="build",
+                message="usage limit reached",
+                outcome_kind="rate_limited",
+                retry_at=utcnow() + timedelta(seconds=3.0),
+            )
+        return await probe.default(run, call)
+
+    probe = Probe(behave={"limited": hits_the_limit}, pause=0.05)
+    async with Council(config, workflow=probe) as council:
+        report = await council.run()
+
+    assert report.totals.done == 2
+    assert [(s.task_id, s.adapter) for s in probe.starts][:2] == [
+        ("limited", "alpha"),
+        ("other", "beta"),
+    ]

@@ -7,13 +7,8 @@ from pathlib import Path
 
 from worktree_helpers import git, make_repo, write
 
-from orchestrator.git.parse import (
-    covered_by,
-    parse_numstat,
-    parse_status,
-    parse_worktree_list,
-    read_gitfile,
-)
+from orchestrator.git.gitfile import read_gitfile
+from orchestrator.git.parse import covered_by, parse_numstat, parse_status, parse_worktree_list
 from orchestrator.worktrees.names import lock_reason, parse_lock_reason
 
 

@@ -1,9 +1,8 @@
-"""Readers of git's machine output (``-z`` forms only, so any byte in a path is safe) and of a
-worktree's ``.git`` file. Pure functions, apart from ``read_gitfile`` which reads one file."""
+"""Readers of git's machine output (``-z`` forms only, so any byte in a path is safe). Pure
+functions (a worktree's ``.git`` file is ``gitfile``)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,6 @@ __all__ = [
     "parse_numstat",
     "parse_status",
     "parse_worktree_list",
-    "read_gitfile",
 ]
 
 
@@ -115,15 +113,3 @@ def parse_numstat(out: str) -> tuple[int, int, int]:
         insertions += int(parts[0]) if parts[0].isdigit() else 0
         deletions += int(parts[1]) if parts[1].isdigit() else 0
     return files, insertions, deletions
-
-
-def read_gitfile(worktree: Path) -> Path | None:
-    """The admin directory a linked worktree's ``.git`` file points at (blocking)."""
-    try:
-        text = (worktree / ".git").read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
-    if not text.startswith("gitdir: "):
-        return None
-    target = text.removeprefix("gitdir: ").strip()
-    return Path(os.path.normpath(worktree / target))

@@ -1,18 +1,17 @@
 """Taking a session back up after its orchestrator stopped or died.
 
-``council resume`` refuses while the orchestrator recorded as running the session (or on a
-live claim) is alive, even while it holds no claim (waiting for a rate limit to lift); stops
-the CLIs a dead orchestrator left running (``runner.orphans``: they lead process groups of
+``council resume`` refuses while the orchestrator recorded as running the session (or on a live
+claim) is alive (``liveness``), even while it holds no claim (waiting for a rate limit to lift);
+stops the CLIs a dead orchestrator left running (``runner.orphans``: they lead process groups of
 their own, so its SIGKILL did not reach them) and waits until they are gone; then
-``recover_session(force=True)`` requeues what it left running or merging, and the parks it
-recorded are taken back. The workflow skips phases recorded complete, and the merge queue
-answers ``already_merged`` for work already on the base, so nothing is done or merged twice;
-a task whose merge landed but was never recorded is marked done from its ``Council-Task``
-trailer (``skip_landed``, as a new run does too). Worktrees the dead orchestrator made for this
-session and would have removed are removed, under the usual safety rules (work committed, tip
-kept by a rescue ref unless the base has it): those of tasks that are done, and those no task
-names any more (made just before the orchestrator died, or let go of just before it could
-remove them).
+``recover_session(force=True)`` requeues what it left running or merging, and the parks it recorded
+are taken back. The workflow skips phases recorded complete, and the merge queue answers
+``already_merged`` for work already on the base, so nothing is done or merged twice; a task whose
+merge landed but was never recorded is marked done from its ``Council-Task`` trailer
+(``skip_landed``, as a new run does too). Worktrees the dead orchestrator made for this session and
+would have removed are removed, under the usual safety rules (work committed, tip kept by a rescue
+ref unless the base has it): those of tasks that are done, and those no task names any more (made
+just before the orchestrator died, or let go of just before it could remove them).
 """
 
 from __future__ import annotations
@@ -22,23 +21,19 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import RunError
 from orchestrator.models import (
     ClaimStatus,
     SessionSnapshot,
-    SessionStatus,
     TaskState,
     TaskStatus,
     utcnow,
 )
-from orchestrator.process import procid
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.attempts.writes import AttemptWrites
-from orchestrator.scheduler.context import ORCHESTRATOR, TASKS_OPTION, RunContext
-from orchestrator.state.protocol import StateStore
+from orchestrator.scheduler.context import TASKS_OPTION, RunContext
 
-__all__ = ["recover", "refuse_if_alive", "retire_left_worktrees", "skip_landed"]
+__all__ = ["recover", "retire_left_worktrees", "skip_landed"]
 
 
 async def recover(run: RunContext, parks: AdapterParks, session_id: str) -> SessionSnapshot:
@@ -98,41 +93,6 @@ async def retire_left_worktrees(run: RunContext, writes: AttemptWrites, since: d
         if state.status == TaskStatus.DONE or not named:
             session_id = worktree.session_id
             await writes.remove_worktree(session_id, f"session {session_id}")
-
-
-async def refuse_if_alive(store: StateStore, session_id: str) -> None:
-    """``RunError`` while another live orchestrator runs session ``session_id``."""
-    session = await store.get_session(session_id)
-    if session is None:
-        return  # recover_session restores it from a checkpoint, or says why not
-    recorded = session.metadata.get(ORCHESTRATOR)
-    proc = procid.ProcessId.from_dict(recorded) if isinstance(recorded, dict) else None
-    if (
-        proc is not None
-        and proc != procid.current()
-        and session.status == SessionStatus.ACTIVE
-        and procid.is_alive(proc) is not False
-    ):
-        # It may hold no claim right now (every task parked on a rate limit, or waiting
-        # for a dependency) and still dispatch the next moment: two orchestrators would
-        # then run the same tasks.
-        raise RunError(
-            f"session {session_id!r} is still being run by process {proc.pid} on "
-            f"{proc.host}; stop that process first, or let it finish"
-        )
-    for task in await store.list_tasks(session_id):
-        claim = task.claim
-        if claim is None or not claim.is_live() or proc is None:
-            continue
-        if claim.holder.split(":")[:2] != [proc.host, str(proc.pid)]:
-            continue
-        if proc == procid.current():
-            continue  # an earlier scheduler of this very process: stopped, not running
-        if procid.is_alive(proc) is not False:
-            raise RunError(
-                f"session {session_id!r} is still being run by process {proc.pid} on "
-                f"{proc.host} (it holds task {task.task_id!r}); stop that process first"
-            )
 
 
 def _abandoned(task: TaskState, status: TaskStatus) -> dict[str, Any]:

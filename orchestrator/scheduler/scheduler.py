@@ -58,16 +58,13 @@ from orchestrator.scheduler.context import (
     RunEvents,
     Services,
 )
+from orchestrator.scheduler.council.closing import CouncilClosing
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.council.step import CouncilStep
 from orchestrator.scheduler.dispatcher import Dispatcher, adapter_chain
+from orchestrator.scheduler.liveness import refuse_if_alive
 from orchestrator.scheduler.reconciler import Reconciler
-from orchestrator.scheduler.resume import (
-    recover,
-    refuse_if_alive,
-    retire_left_worktrees,
-    skip_landed,
-)
+from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.submissions import Submissions
 from orchestrator.scheduler.sweeper import Sweeper
 from orchestrator.scheduler.view import TaskView
@@ -106,6 +103,7 @@ class Scheduler:
         self._parks = parks = AdapterParks(config.rate_limits)
         self._writes = writes = AttemptWrites(run)
         self._members = members = CouncilMembers(run, inflight, writes)
+        closing = CouncilClosing(run, inflight)
         settler = Settler(run, writes, parks, policy, Lander(run, writes, inflight))
         self._runner = AttemptRunner(
             run,
@@ -113,9 +111,9 @@ class Scheduler:
             inflight,
             writes,
             settler,
-            candidate_ended=members.release_group_if_over,
+            candidate_ended=closing.release_if_over,
         )
-        self._council = CouncilStep(run, inflight, writes, members, settler)
+        self._council = CouncilStep(run, inflight, writes, members, closing, settler)
         self._dispatcher = Dispatcher(run, inflight, parks, members, self._launch)
         self._sweeper = Sweeper(run, policy)
         self._reconciler = Reconciler(run, inflight, writes, members, self._sweeper, self._touch)

@@ -37,7 +37,8 @@ import anyio.to_thread
 
 from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import ref_book
-from orchestrator.git.parse import Status, parse_status, read_gitfile
+from orchestrator.git.gitfile import read_gitfile
+from orchestrator.git.parse import Status, parse_status
 from orchestrator.git.repo import Git
 from orchestrator.process.path_users import move_stale_lock
 from orchestrator.safety.secret_scrub import scrub_sync

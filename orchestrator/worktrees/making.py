@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.errors import VersionConflict, WorkspaceError
-from orchestrator.git.parse import read_gitfile
+from orchestrator.git.gitfile import read_gitfile
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.safety.safe_write import unlink, write_atomic

@@ -29,7 +29,7 @@ import anyio.to_thread
 
 from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import ref_book
-from orchestrator.git.parse import read_gitfile
+from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety.safe_write import unlink, write_atomic
 from orchestrator.worktrees.layout import MetaLock, RepoLayout

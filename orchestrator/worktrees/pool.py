@@ -29,7 +29,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.errors import GitError, WorkspaceError
-from orchestrator.git.parse import read_gitfile
+from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.repo import Git
 from orchestrator.worktrees.commits import gitlinks, keep_tip, save_uncommitted_sync
 from orchestrator.worktrees.layout import MetaLock

@@ -29,7 +29,8 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.errors import WorkspaceError
-from orchestrator.git.parse import parse_worktree_list, read_gitfile
+from orchestrator.git.gitfile import read_gitfile
+from orchestrator.git.parse import parse_worktree_list
 from orchestrator.git.repo import Git
 from orchestrator.process.path_users import WorktreeBusy, move_stale_lock
 from orchestrator.worktrees.layout import RepoLayout

@@ -15,7 +15,8 @@ import anyio.to_thread
 
 from orchestrator.errors import SecretInWork, WorkspaceError
 from orchestrator.git import ref_book
-from orchestrator.git.parse import parse_numstat, read_gitfile
+from orchestrator.git.gitfile import read_gitfile
+from orchestrator.git.parse import parse_numstat
 from orchestrator.worktrees.commits import (
     commit_all_sync,
     discard_uncommitted_sync,

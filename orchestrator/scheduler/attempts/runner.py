@@ -78,7 +78,11 @@ class AttemptRunner:
             if not await self._setup(attempt):
                 return
             result = await self._execute(attempt)
-            self._inflight.cli_done(attempt)  # the CLI is done; a waiting merge holds no slot
+            if result.status == WorkflowStatus.READY_TO_MERGE:
+                # The CLI is done; a merge that has to wait holds no slot. Any other result
+                # keeps its slot until it is settled: freed earlier, the next dispatch could
+                # pick the adapter this very result is about to park.
+                self._inflight.cli_done(attempt)
             await self._settler.settle(attempt, result)
         except (CouncilError, OSError) as exc:
             await self._settler.failed_in_orchestrator(attempt, exc)

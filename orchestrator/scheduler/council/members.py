@@ -1,9 +1,7 @@
 """The candidates' records in the store: made for a new run, recovered on resume, read for
 the comparison, ended when the council task is cancelled or decided.
 
-A council task's candidates share one owner for their file locks; those locks go, and the
-council task's summary is brought up to date, once the council task has ended and none of its
-candidates is in flight (``release_group_if_over``).
+What happens once a council task is over is ``closing``.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from orchestrator.scheduler.candidates import (
     COUNCIL_SUMMARY,
     candidates_of,
     council_summary,
-    group_lock_owner,
 )
 from orchestrator.scheduler.context import RunContext
 from orchestrator.state.session_rules import recovery_updates
@@ -116,25 +113,3 @@ class CouncilMembers:
         await store.update_task_state(task_id, {**cancelled_updates(state, why), "metadata": meta})
         if isinstance(worktree, str) and worktree:
             await self._writes.remove_worktree(worktree, f"session {worktree}")
-
-    async def release_group_if_over(self, group: str) -> None:
-        """Once council task ``group`` has ended and none of its candidates runs any more:
-        its summary shows how each candidate ended, and their shared file locks go."""
-        if self._inflight.group_busy(group):
-            return
-        services = self._run.services
-        store = services.store
-        state = await store.get_task_state(group)
-        if state is not None and state.status not in TERMINAL_TASK_STATUSES:
-            return
-        await services.locks.release_all_session_locks(group_lock_owner(group))
-        task = self._run.council_tasks().get(group)
-        if state is None or task is None:
-            return
-        summary = state.metadata.get(COUNCIL_SUMMARY)
-        winner = summary.get("winner") if isinstance(summary, dict) else None
-        fresh = await council_summary(store, task, winner if isinstance(winner, str) else None)
-        if fresh != summary:
-            await store.update_task_state(
-                group, {"metadata": {**state.metadata, COUNCIL_SUMMARY: fresh}}
-            )

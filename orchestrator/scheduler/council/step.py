@@ -48,6 +48,7 @@ from orchestrator.scheduler.candidates import (
     council_summary,
 )
 from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.council.closing import CouncilClosing
 from orchestrator.scheduler.council.members import CouncilMembers, Member
 from orchestrator.workflow.best_of import COUNCIL_PHASE, CandidateResult, pick_best
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
@@ -66,12 +67,14 @@ class CouncilStep:
         inflight: InFlight,
         writes: AttemptWrites,
         members: CouncilMembers,
+        closing: CouncilClosing,
         settler: Settler,
     ) -> None:
         self._run = run
         self._inflight = inflight
         self._writes = writes
         self._members = members
+        self._closing = closing
         self._settler = settler
 
     async def run(self, attempt: Attempt) -> None:
@@ -84,7 +87,7 @@ class CouncilStep:
         finally:
             self._inflight.end(attempt)
             with anyio.CancelScope(shield=True):
-                await self._members.release_group_if_over(attempt.key)
+                await self._closing.release_if_over(attempt.key)
             attempt.finished.set()
 
     async def _claim(self, attempt: Attempt) -> bool:

@@ -69,7 +69,7 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.errors import PathEscapeError
-from orchestrator.git.parse import read_gitfile
+from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.repo import Git
 from orchestrator.merge.checkout import checkout_lock
 from orchestrator.worktrees.commits import head_branch
