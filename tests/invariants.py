@@ -229,7 +229,7 @@ def _kinds(store: FileStateStore) -> list[RecordKind[Any]]:
     kinds: list[RecordKind[Any]] = [store.tasks, store.sessions, store.counters]
     records = store.root / "records"
     if records.is_dir():
-        kinds += [store._namespace(p.name) for p in sorted(records.iterdir()) if p.is_dir()]
+        kinds += [store.core.namespace(p.name) for p in sorted(records.iterdir()) if p.is_dir()]
     return kinds
 
 

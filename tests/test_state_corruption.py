@@ -72,7 +72,7 @@ RECORDS = {
     ),
     "keyed-record": Record(
         "k",
-        lambda s: s._namespace("file-owners"),
+        lambda s: s.core.namespace("file-owners"),
         lambda s: all_of(
             s.put_record("file-owners", "k", {"path": "a.py", "token": 1}),
             s.put_record("file-owners", "k", {"path": "a.py", "token": 2}),
@@ -83,7 +83,7 @@ RECORDS = {
         "fencing",
         lambda s: s.counters,
         claim_twice,
-        lambda s: s._read(s.counters, "fencing"),
+        lambda s: s.core.read(s.counters, "fencing"),
     ),
 }
 

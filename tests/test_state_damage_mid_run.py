@@ -11,12 +11,19 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import invariants
 import pytest
 from cli_process_helpers import reap
 from council_process import council, seen, start, task, wait_for, write_config
-from scheduler_helpers import new_repo
+from scheduler_helpers import new_repo, run_config
+
+from orchestrator import council as council_module
+from orchestrator.council import Council
+from orchestrator.errors import StateError
+from orchestrator.state import FileStateStore
+from orchestrator.state.file.fsops import FileOps
 
 TASKS = task("a", "SLEEP 1.5\nWRITE a.txt a") + task("b", "SLEEP 2\nWRITE b.txt b")
 
@@ -211,3 +218,39 @@ def test_a_record_file_that_is_no_file_is_named_with_what_to_move(
     assert "tasks record 'a' cannot be read" in error
     assert moved_as_advised(error, r"; move (\S+) away", tmp_path) == culprit
     all_landed(tmp_path, repo, config, "resume")
+
+
+class _StateDeletedDuringAHandoffWrite(FileOps):
+    """Real file operations, but the whole state directory is deleted just as the first handoff
+    file is opened: a deletion racing a write, as ``rm -r .council/state`` mid-run can."""
+
+    def __init__(self, state: Path) -> None:
+        super().__init__()
+        self.state, self.struck = state, False
+
+    def open_new(self, path: Path) -> int:
+        if not self.struck and "handoffs" in path.parts:
+            self.struck = True
+            shutil.rmtree(self.state)
+        return super().open_new(path)
+
+
+def _store_losing_its_state(root: Path, **kwargs: Any) -> FileStateStore:
+    return FileStateStore(root, file_ops=_StateDeletedDuringAHandoffWrite(Path(root)), **kwargs)
+
+
+async def test_a_write_that_finds_the_state_deleted_says_the_state_disappeared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(council_module, "FileStateStore", _store_losing_its_state)
+    repo = new_repo(tmp_path)
+    build = {"phase_instructions": {"build": "WRITE t1.txt t1"}}
+    config = run_config(repo, [{"id": "t1", "prompt": "p", "metadata": build}])
+    async with Council(config) as council:  # the real workflow, which stores handoffs
+        with pytest.raises(BaseException) as raised:
+            await council.run()
+    errors = raised.value.exceptions if isinstance(raised.value, BaseExceptionGroup) else []
+    error = errors[0] if len(errors) == 1 else raised.value
+    assert isinstance(error, StateError), repr(raised.value)
+    assert str(error).startswith("the run's state disappeared while it ran"), str(error)
+    assert "council run <config>" in str(error)

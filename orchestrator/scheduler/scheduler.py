@@ -38,7 +38,7 @@ import anyio
 import anyio.abc
 
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import StateError
+from orchestrator.errors import CouncilError, StateError
 from orchestrator.events import Event
 from orchestrator.models import TERMINAL_TASK_STATUSES, SessionStatus, TaskState, TaskStatus
 from orchestrator.process import procid
@@ -122,6 +122,7 @@ class Scheduler:
         self._scope: anyio.CancelScope | None = None
         self._group: anyio.abc.TaskGroup | None = None
         self._view: TaskView | None = None
+        self._lost_reported = False  # the state was found gone and said so already
 
     # -- public ---------------------------------------------------------------------------
 
@@ -217,31 +218,40 @@ class Scheduler:
         self._view = view = TaskView(store, run.session_id)
         store.subscribe(view.on_event)
         try:
-            with anyio.CancelScope() as scope:
-                self._scope = scope
-                async with anyio.create_task_group() as group:
-                    self._group = group
-                    while True:
-                        await self._submissions.write_pending()
-                        await self._reconciler.reconcile()
-                        states = await self._states()
-                        if any(task_id not in states for task_id in run.tasks):
-                            states = await self._records_lost()
-                        if run.stopping:
-                            if not self._inflight:
-                                break
-                        elif not self._inflight and self._settled(states):
-                            # The view may lag behind other processes: end on a fresh read.
-                            if self._settled(await self._states(full=True)):
-                                break
-                        else:
-                            await self._dispatcher.dispatch(states)
-                        await self._nap()
+            await self._ticks()
+        except Exception as exc:
+            # A write that failed because the whole state was deleted says so, not which file.
+            if not self._lost_reported and await self._state_gone():
+                raise _state_disappeared(run.session_id, []) from exc
+            raise
         finally:
             store.unsubscribe(view.on_event)
             self._view = None
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await self._finish()
+
+    async def _ticks(self) -> None:
+        run = self._run
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            async with anyio.create_task_group() as group:
+                self._group = group
+                while True:
+                    await self._submissions.write_pending()
+                    await self._reconciler.reconcile()
+                    states = await self._states()
+                    if any(task_id not in states for task_id in run.tasks):
+                        states = await self._records_lost()
+                    if run.stopping:
+                        if not self._inflight:
+                            break
+                    elif not self._inflight and self._settled(states):
+                        # The view may lag behind other processes: end on a fresh read.
+                        if self._settled(await self._states(full=True)):
+                            break
+                    else:
+                        await self._dispatcher.dispatch(states)
+                    await self._nap()
 
     def _launch(self, attempt: Attempt) -> None:
         self._inflight.launch(attempt)
@@ -274,12 +284,8 @@ class Scheduler:
             return states
         store = self.services.store
         if await store.get_session(run.session_id) is None:
-            raise StateError(
-                f"the run's state disappeared while it ran (session {run.session_id} and "
-                f"tasks {', '.join(missing)} have no record any more): stopped. Start the run "
-                "again with `council run <config>`: work that landed is recognised on the "
-                "base and never merged twice"
-            )
+            self._lost_reported = True
+            raise _state_disappeared(run.session_id, missing)
         for task_id in missing:
             fresh = TaskState(task_id=task_id, session_id=run.session_id).model_dump()
             await store.update_task_state(task_id, fresh)
@@ -287,6 +293,14 @@ class Scheduler:
                 "task.record_recreated", {"task_id": task_id, "reason": "its record was missing"}
             )
         return await self._states(full=True)
+
+    async def _state_gone(self) -> bool:
+        """The run's session has no record any more (its whole state was deleted)."""
+        assert self._run.session_id is not None
+        try:
+            return await self.services.store.get_session(self._run.session_id) is None
+        except CouncilError:
+            return False
 
     async def _nap(self) -> None:
         with anyio.move_on_after(self.services.config.scheduler.tick):
@@ -327,3 +341,16 @@ class Scheduler:
         status = SessionStatus.COMPLETED if done else SessionStatus.FAILED
         await store.update_session(run.session_id, {"status": status})
         await run.events.emit("run.finished", {"session_id": run.session_id, "status": status})
+
+
+def _state_disappeared(session_id: str, tasks: list[str]) -> StateError:
+    records = (
+        f"session {session_id} and tasks {', '.join(tasks)} have"
+        if tasks
+        else (f"session {session_id} has")
+    )
+    return StateError(
+        f"the run's state disappeared while it ran ({records} no record any more): stopped. "
+        "Start the run again with `council run <config>`: work that landed is recognised on "
+        "the base and never merged twice"
+    )

@@ -13,14 +13,19 @@ from orchestrator import filelock
 from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord
-from orchestrator.state.file.base import FileBase, check_version, load_or_recover
+from orchestrator.state.file.core import FileCore, load_or_recover
+from orchestrator.state.file.rules import check_version
 
 __all__ = ["FileRecords"]
 
 
-class FileRecords(FileBase):
+class FileRecords:
+    def __init__(self, core: FileCore) -> None:
+        self._core = core
+
     async def get_record(self, namespace: str, key: str) -> KeyedRecord | None:
-        return await self._read(self._namespace(namespace), key)
+        core = self._core
+        return await core.read(core.namespace(namespace), key)
 
     async def put_record(
         self,
@@ -31,17 +36,18 @@ class FileRecords(FileBase):
         *,
         durable: bool = True,
     ) -> KeyedRecord:
-        kind = self._namespace(namespace)
+        core = self._core
+        kind = core.namespace(namespace)
         check_id(key, f"{namespace} key")
 
         def run(events: list[Event]) -> KeyedRecord:
             current = load_or_recover(kind, key, events)
             check_version(kind, key, current, expected_version)
             fields = {"namespace": namespace, "data": dict(data)}
-            return self._write_merged(kind, key, current, fields, {}, events, durable=durable)
+            return core.write_merged(kind, key, current, fields, {}, events, durable=durable)
 
-        async with self._locked(kind, key):
-            return await self._in_thread(run)
+        async with core.locked(kind, key):
+            return await core.in_thread(run)
 
     async def delete_record(
         self,
@@ -51,14 +57,15 @@ class FileRecords(FileBase):
         *,
         durable: bool = True,
     ) -> bool:
+        core = self._core
         del durable  # removing files needs no fsync to be atomic; a crash may undo it
-        kind = self._namespace(namespace)
+        kind = core.namespace(namespace)
         if not kind.dir_for(key).exists():
             if expected_version not in (None, 0):
                 check_version(kind, key, None, expected_version)
             return False
         lock = await filelock.acquire(
-            kind.lock_path(key), timeout=self.lock_timeout, root=self.anchor
+            kind.lock_path(key), timeout=core.lock_timeout, root=core.anchor
         )
 
         def run(events: list[Event]) -> bool:
@@ -76,10 +83,11 @@ class FileRecords(FileBase):
             return current is not None
 
         try:
-            return await self._in_thread(run)
+            return await core.in_thread(run)
         finally:
             if lock.held:  # the thread never ran (cancelled before it started)
                 lock.release()
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
-        return await self._read_many(self._namespace(namespace), None)
+        core = self._core
+        return await core.read_many(core.namespace(namespace), None)

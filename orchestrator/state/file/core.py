@@ -1,4 +1,4 @@
-"""``FileStateStore``: the embedded state backend, versioned JSON records on local disk.
+"""The core of the file backend (``FileStateStore``): versioned JSON records on local disk.
 
 Layout under ``root`` (default ``<repo>/.council/state/``)::
 
@@ -20,22 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import filelock
-from orchestrator.errors import StaleClaim, StateCorrupted, StateError, VersionConflict
+from orchestrator.errors import StateError
 from orchestrator.events import Event, EventType, Subscriber
 from orchestrator.ids import check_id
 from orchestrator.models import (
-    Claim,
-    ClaimStatus,
     Counter,
     KeyedRecord,
     SessionRecord,
@@ -47,18 +43,16 @@ from orchestrator.state.file.codec import RecordDamaged
 from orchestrator.state.file.event_log import EventLog
 from orchestrator.state.file.fsops import FileOps
 from orchestrator.state.file.records import RecordKind
-from orchestrator.state.protocol import RecordProblem
+from orchestrator.state.file.rules import STORE_OWNED
 
-__all__ = ["FileBase"]
+__all__ = ["FileCore", "load_or_recover", "peek"]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
-STORE_OWNED = frozenset({"version", "updated_at"})
 
-
-class FileBase:
-    """Plumbing shared by the file backend's parts: record kinds, locks, threads, events."""
+class FileCore:
+    """What the file backend's parts share: record kinds, locks, worker threads, events."""
 
     def __init__(
         self,
@@ -89,7 +83,7 @@ class FileBase:
             Path(events_path) if events_path else self.root / "events.jsonl", ops
         )
 
-    def _namespace(self, namespace: str) -> RecordKind[KeyedRecord]:
+    def namespace(self, namespace: str) -> RecordKind[KeyedRecord]:
         kind = self._namespaces.get(namespace)
         if kind is None:
             check_id(namespace, "record namespace")
@@ -99,32 +93,15 @@ class FileBase:
             self._namespaces[namespace] = kind
         return kind
 
-    async def _kinds(self) -> list[RecordKind[Any]]:
+    async def kinds(self) -> list[RecordKind[Any]]:
         """Every kind of record on disk: tasks, sessions, counters and each namespace."""
         names = await anyio.to_thread.run_sync(_subdirectories, self.root / "records")
-        return [self.tasks, self.sessions, self.counters, *map(self._namespace, names)]
-
-    @classmethod
-    def for_repo(cls, repo: Path | str, **kwargs: Any) -> Self:
-        """The store of a repository: ``.council/state/``, events in ``.council/events.jsonl``;
-        no link anywhere below the repository is followed."""
-        council = Path(repo) / ".council"
-        kwargs.setdefault("anchor", repo)
-        return cls(council / "state", events_path=council / "events.jsonl", **kwargs)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        self.events.close()
+        return [self.tasks, self.sessions, self.counters, *map(self.namespace, names)]
 
     # -- plumbing ---------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _locked(
+    async def locked(
         self, kind: RecordKind[Any], key: str, *, shared: bool = False
     ) -> AsyncIterator[None]:
         lock = await filelock.acquire(
@@ -135,7 +112,7 @@ class FileBase:
         finally:
             lock.release()
 
-    async def _in_thread(self, fn: Callable[[list[Event]], T]) -> T:
+    async def in_thread(self, fn: Callable[[list[Event]], T]) -> T:
         """Run ``fn`` in a worker thread; whatever events it produced are logged and handed to
         subscribers even when it raises (a recovery warning must not vanish with the error)."""
         events: list[Event] = []
@@ -150,20 +127,20 @@ class FileBase:
         finally:
             self.events.write(events)
 
-    async def _read(self, kind: RecordKind[M], key: str) -> M | None:
+    async def read(self, kind: RecordKind[M], key: str) -> M | None:
         try:
             return await anyio.to_thread.run_sync(peek, kind, key)
         except RecordDamaged:
-            return await self._recover(kind, key)
+            return await self.recover(kind, key)
 
-    async def _recover(self, kind: RecordKind[M], key: str) -> M | None:
+    async def recover(self, kind: RecordKind[M], key: str) -> M | None:
         """The slow path of a read: under the exclusive lock, load or recover the record."""
         if not kind.dir_for(key).exists():
             return None  # deleted meanwhile (taking its lock would create the directory again)
-        async with self._locked(kind, key):
-            return await self._in_thread(lambda ev: load_or_recover(kind, key, ev))
+        async with self.locked(kind, key):
+            return await self.in_thread(lambda ev: load_or_recover(kind, key, ev))
 
-    async def _read_many(self, kind: RecordKind[M], keys: list[str] | None) -> list[M]:
+    async def read_many(self, kind: RecordKind[M], keys: list[str] | None) -> list[M]:
         """The records of ``keys`` (None: every one of the kind) that exist, in order, read in
         one worker-thread call; only a damaged one takes the locked path of its own."""
 
@@ -179,12 +156,12 @@ class FileBase:
         records: list[M] = []
         for key, record, damaged in await anyio.to_thread.run_sync(read_all):
             if damaged:
-                record = await self._recover(kind, key)
+                record = await self.recover(kind, key)
             if record is not None:
                 records.append(record)
         return records
 
-    def _write_merged(
+    def write_merged(
         self,
         kind: RecordKind[M],
         key: str,
@@ -234,9 +211,7 @@ class FileBase:
             )
         return record
 
-    # -- tasks ------------------------------------------------------------------------------
-
-    # -- events and upkeep ------------------------------------------------------------------
+    # -- events ---------------------------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.events.subscribe(subscriber)
@@ -248,82 +223,24 @@ class FileBase:
         self.events.post([event])  # appended by the log's writer thread: no hop here
         self.events.notify([event])
 
-    async def verify_records(self) -> list[RecordProblem]:
-        problems: list[RecordProblem] = []
-        for kind in await self._kinds():
-            for key in await anyio.to_thread.run_sync(kind.keys):
-                reason = await anyio.to_thread.run_sync(kind.verify, key)
-                if reason is None:
-                    continue
-                try:
-                    await self._read(kind, key)
-                except StateCorrupted as exc:
-                    problems.append(
-                        RecordProblem(
-                            kind=kind.name, key=key, reason=reason, recovered=False, detail=str(exc)
-                        )
-                    )
-                else:
-                    problems.append(
-                        RecordProblem(kind=kind.name, key=key, reason=reason, recovered=True)
-                    )
-        problems += await anyio.to_thread.run_sync(self._damaged_checkpoints)
-        return problems
+    def peek_task(self, task_id: str) -> TaskState | None:
+        """A task as it is on disk, without its lock (blocking); None when it is damaged (the
+        next locked read recovers it)."""
+        try:
+            return self.tasks.load(task_id)
+        except RecordDamaged:
+            return None
 
-    def _damaged_checkpoints(self) -> list[RecordProblem]:
-        """Checkpoints are immutable and have no history: a damaged one is only reported."""
-        problems = []
-        for checkpoint_id in self.checkpoints.ids():
-            try:
-                self.checkpoints.read(checkpoint_id)
-            except StateCorrupted as exc:
-                problems.append(
-                    RecordProblem(
-                        kind="checkpoints",
-                        key=checkpoint_id,
-                        reason=exc.detail,
-                        recovered=False,
-                        detail=str(exc),
-                    )
-                )
-            except StateError:
-                continue  # removed meanwhile
-        return problems
-
-    async def clean_stale_locks(self) -> int:
-        """Remove lock files of records that are gone, and what crashed writers left behind
-        (temp files, history entries past the limit).
-
-        Only a lock nobody holds is touched, and it is unlinked while we hold it, so a racer
-        that opened it before the unlink notices the changed inode and retries.
-        """
-        cleaned = 0
-        for kind in await self._kinds():
-            for key in await anyio.to_thread.run_sync(kind.keys):
-                lock = filelock.try_acquire(kind.lock_path(key), root=self.anchor)
-                if lock is None:
-                    continue
-                try:
-                    leftovers = await anyio.to_thread.run_sync(remove_temp_files, kind, key)
-                    leftovers += await anyio.to_thread.run_sync(kind.prune_history, key)
-                    gone = not await anyio.to_thread.run_sync(has_data, kind, key)
-                except BaseException:
-                    lock.release()
-                    raise
-                if gone:
-                    lock.unlink_and_release()
-                    await anyio.to_thread.run_sync(kind.remove_dir_if_empty, key)
-                    cleaned += 1
-                else:
-                    lock.release()
-                cleaned += leftovers
-        lock = filelock.try_acquire(self.checkpoints.lock_path, root=self.anchor)
-        if lock is not None:
-            with lock:
-                cleaned += await anyio.to_thread.run_sync(self.checkpoints.remove_temp_files)
-        if cleaned:
-            await self.emit(Event(type=EventType.LOCK_CLEANED, data={"count": cleaned}))
-        return cleaned
+    async def delete(self, kind: RecordKind[Any], key: str) -> None:
+        """Remove a record with its history and lock file."""
+        lock = await filelock.acquire(
+            kind.lock_path(key), timeout=self.lock_timeout, root=self.anchor
+        )
+        try:
+            await anyio.to_thread.run_sync(kind.delete, key)
+        finally:
+            lock.unlink_and_release()
+        await anyio.to_thread.run_sync(kind.remove_dir_if_empty, key)
 
 
 def peek(kind: RecordKind[M], key: str) -> M | None:
@@ -343,60 +260,6 @@ def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | N
     if recovery is not None:
         events.append(recovery.event())
     return record
-
-
-def check_version(
-    kind: RecordKind[Any], key: str, current: BaseModel | None, expected: int | None
-) -> None:
-    if expected is None:
-        return
-    actual = int(getattr(current, "version", 0)) if current is not None else 0
-    if actual != expected:
-        raise VersionConflict(f"{kind.name}/{key}", expected, actual if current else None)
-
-
-def check_fence(task_id: str, current: TaskState | None, token: int) -> Claim:
-    claim = current.claim if current is not None else None
-    if claim is None or claim.token != token or claim.status != ClaimStatus.ACTIVE:
-        raise StaleClaim(f"tasks/{task_id}", token, claim.token if claim else None)
-    return claim
-
-
-def lapsed(claim: Claim | None, now: datetime) -> bool:
-    return claim is not None and claim.status == ClaimStatus.ACTIVE and claim.expires_at <= now
-
-
-def claim_event(event_type: EventType, claim: Claim) -> Event:
-    return Event(
-        type=event_type,
-        data={
-            "task_id": claim.task_id,
-            "holder": claim.holder,
-            "token": claim.token,
-            "status": claim.status,
-            "expires_at": claim.expires_at.isoformat(),
-        },
-    )
-
-
-def new_id(prefix: str) -> str:
-    stamp = utcnow().strftime("%Y%m%dt%H%M%S%f")
-    return f"{prefix}-{stamp}-{secrets.token_hex(3)}"
-
-
-def has_data(kind: RecordKind[Any], key: str) -> bool:
-    return kind.current_path(key).exists() or bool(kind.history_versions(key))
-
-
-def remove_temp_files(kind: RecordKind[Any], key: str) -> int:
-    """Temp files under a record we hold exclusively can only be a crashed writer's."""
-    removed = 0
-    with contextlib.suppress(FileNotFoundError), os.scandir(kind.dir_for(key)) as entries:
-        for entry in entries:
-            if entry.name.endswith(".tmp"):
-                kind.ops.unlink(Path(entry.path))
-                removed += 1
-    return removed
 
 
 def _subdirectories(directory: Path) -> list[str]:
