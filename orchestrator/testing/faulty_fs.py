@@ -1,8 +1,8 @@
 """File layers for tests: one that fails on purpose, one that skips fsync.
 
-``FaultyFileOps`` is a ``FileOps`` (``orchestrator.state.file.fsops``) that makes the nth call of a
-chosen operation fail the way a disk does, so a test can hand it to a ``FileStateStore`` and
-check what survives::
+``FaultyFileOps`` wraps a real ``FileOps`` (``orchestrator.state.file.fsops``) and makes the nth
+call of a chosen operation fail the way a disk does, so a test can hand it to a
+``FileStateStore`` and check what survives::
 
     ops = FaultyFileOps()
     store = FileStateStore(root, file_ops=ops)
@@ -68,8 +68,11 @@ class _Fault:
     persistent: bool  # fire at every call from ``at`` on, until healed
 
 
-class FaultyFileOps(FileOps):
+class FaultyFileOps:
+    """``FileOperations`` that fail on purpose (module doc), over real ones."""
+
     def __init__(self, *, sync: bool = True) -> None:
+        self._real = FileOps()
         self.sync = sync
         self.calls: Counter[str] = Counter()
         self.fired: list[Fired] = []
@@ -126,19 +129,28 @@ class FaultyFileOps(FileOps):
 
     # -- the operations ---------------------------------------------------------------------
 
+    def confine(self, root: Path) -> None:
+        self._real.confine(root)
+
+    def root_of(self, path: Path) -> Path:
+        return self._real.root_of(path)
+
+    def rmdir(self, directory: Path) -> None:
+        self._real.rmdir(directory)
+
     def makedirs(self, directory: Path) -> None:
         self._check("mkdir", directory)
-        super().makedirs(directory)
+        self._real.makedirs(directory)
 
     def open_new(self, path: Path) -> int:
         self._check("open", path)
-        fd = super().open_new(path)
+        fd = self._real.open_new(path)
         self._fd_paths[fd] = path
         return fd
 
     def open_append(self, path: Path) -> int:
         self._check("open", path)
-        fd = super().open_append(path)
+        fd = self._real.open_append(path)
         self._fd_paths[fd] = path
         return fd
 
@@ -147,42 +159,39 @@ class FaultyFileOps(FileOps):
         fault = self._fault("write", path)
         if fault is not None:
             if not (fault.persistent and self.calls["write"] > fault.at):
-                super().write(fd, data[: len(data) // 2])  # after that, the disk is full
+                self._real.write(fd, data[: len(data) // 2])  # after that, the disk is full
             self._raise(fault, path)
-        super().write(fd, data)
+        self._real.write(fd, data)
 
     def fsync(self, fd: int) -> None:
         self._check("fsync", self._fd_paths.get(fd))
         if self.sync:
-            super().fsync(fd)
+            self._real.fsync(fd)
 
     def close(self, fd: int) -> None:
         self._fd_paths.pop(fd, None)
-        super().close(fd)
+        self._real.close(fd)
 
     def replace(self, src: Path, dst: Path) -> None:
         self._check("replace", dst)
-        super().replace(src, dst)
+        self._real.replace(src, dst)
 
     def link(self, src: Path, dst: Path) -> None:
         self._check("link", dst)
-        super().link(src, dst)
+        self._real.link(src, dst)
 
     def unlink(self, path: Path) -> None:
         self._check("unlink", path)
-        super().unlink(path)
+        self._real.unlink(path)
 
     def fsync_dir(self, directory: Path) -> None:
         self._check("fsync_dir", directory)
         if self.sync:
-            super().fsync_dir(directory)
+            self._real.fsync_dir(directory)
 
 
-class UnsyncedFileOps(FileOps):
-    """Plain file operations without fsync (see the module docstring)."""
+class UnsyncedFileOps(FaultyFileOps):
+    """Plain file operations without fsync (see the module docstring): no fault armed."""
 
-    def fsync(self, fd: int) -> None:
-        pass
-
-    def fsync_dir(self, directory: Path) -> None:
-        pass
+    def __init__(self) -> None:
+        super().__init__(sync=False)

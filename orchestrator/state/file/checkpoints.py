@@ -20,13 +20,18 @@ from orchestrator.models import Checkpoint, CheckpointInfo
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.safety.secret_mask import masked_json
 from orchestrator.state.file.codec import RecordDamaged, decode, encode
-from orchestrator.state.file.fsops import FileOps, NotSynced, durable_write, write_error
+from orchestrator.state.file.fsops import (
+    FileOperations,
+    NotSynced,
+    durable_write,
+    write_error,
+)
 
 __all__ = ["CheckpointFiles"]
 
 
 class CheckpointFiles:
-    def __init__(self, directory: Path, ops: FileOps, limit: int) -> None:
+    def __init__(self, directory: Path, ops: FileOperations, limit: int) -> None:
         self.directory = directory
         self.ops = ops
         self.limit = limit

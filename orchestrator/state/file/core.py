@@ -41,7 +41,7 @@ from orchestrator.models import (
 from orchestrator.state.file.checkpoints import CheckpointFiles
 from orchestrator.state.file.codec import RecordDamaged
 from orchestrator.state.file.event_log import EventLog
-from orchestrator.state.file.fsops import FileOps
+from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.records import RecordKind
 from orchestrator.state.file.rules import STORE_OWNED
 
@@ -62,7 +62,7 @@ class FileCore:
         history_limit: int = 10,
         checkpoint_limit: int = 20,
         lock_timeout: float = 10.0,
-        file_ops: FileOps | None = None,
+        file_ops: FileOperations | None = None,
         anchor: Path | str | None = None,
     ) -> None:
         self.root = Path(root)

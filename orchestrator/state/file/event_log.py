@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from orchestrator.events import Event, Subscriber
 from orchestrator.safety.secret_mask import masked_json, masked_model
-from orchestrator.state.file.fsops import FileOps
+from orchestrator.state.file.fsops import FileOperations, FileOps
 
 __all__ = ["EventLog"]
 
@@ -49,7 +49,7 @@ _IDLE = 5.0  # seconds a writer thread waits for more events before it ends
 
 
 class EventLog:
-    def __init__(self, path: Path, ops: FileOps | None = None) -> None:
+    def __init__(self, path: Path, ops: FileOperations | None = None) -> None:
         self.path = path
         self.ops = ops or FileOps()
         self.ops.confine(path.parent)  # a store's ops reach it from the store's anchor already

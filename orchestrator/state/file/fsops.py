@@ -1,10 +1,10 @@
 """The file operations the state store is built on, behind one narrow object.
 
-Every durable write goes through a ``FileOps`` so tests can put a fault-injecting one in its
-place (``orchestrator.testing.faulty_fs``: ENOSPC on write, EIO on fsync, a crash between
-replace and the directory fsync) and check that the previous state survives. That covers the
-records, their history links, quarantine, checkpoints and the event log: nothing of the store
-creates, writes, renames, links or removes a file past this object, and nothing it does
+Every durable write goes through a ``FileOperations`` (``FileOps``) so tests can put a
+fault-injecting one in its place (``orchestrator.testing.faulty_fs``: ENOSPC on write, EIO on fsync,
+a crash between replace and the directory fsync) and check that the previous state survives. That
+covers the records, their history links, quarantine, checkpoints and the event log: nothing of the
+store creates, writes, renames, links or removes a file past this object, and nothing it does
 follows a symbolic link (``FileOps``).
 
 ``durable_write`` tells its caller how far it got: an ``OSError`` means the old file is still
@@ -21,20 +21,40 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 from orchestrator.errors import PathEscapeError, StateWriteError
 from orchestrator.safety import safe_write
 from orchestrator.safety.crashpoints import crash_point
 
-__all__ = ["FileOps", "NotSynced", "durable_write", "write_error"]
+__all__ = ["FileOperations", "FileOps", "NotSynced", "durable_write", "write_error"]
 
 
 class NotSynced(OSError):
     """The new file is in place, but the fsync of its directory failed."""
 
 
+class FileOperations(Protocol):
+    """What the store does to files, and all it does: ``FileOps`` is the real thing; the fakes
+    of ``orchestrator.testing.faulty_fs`` wrap one to fail or skip on purpose."""
+
+    def confine(self, root: Path) -> None: ...
+    def root_of(self, path: Path) -> Path: ...
+    def makedirs(self, directory: Path) -> None: ...
+    def open_new(self, path: Path) -> int: ...
+    def open_append(self, path: Path) -> int: ...
+    def write(self, fd: int, data: bytes) -> None: ...
+    def fsync(self, fd: int) -> None: ...
+    def close(self, fd: int) -> None: ...
+    def replace(self, src: Path, dst: Path) -> None: ...
+    def link(self, src: Path, dst: Path) -> None: ...
+    def unlink(self, path: Path) -> None: ...
+    def rmdir(self, directory: Path) -> None: ...
+    def fsync_dir(self, directory: Path) -> None: ...
+
+
 class FileOps:
-    """Plain POSIX file operations; subclass and override to inject faults.
+    """Plain POSIX file operations (``FileOperations``).
 
     Each operation stays under a directory it was confined to (``confine``: the store's
     root, the event log's directory) and never follows a link on the way or at the file
@@ -126,7 +146,7 @@ def _refused_links(path: Path) -> Iterator[None]:
 def durable_write(
     path: Path,
     data: bytes,
-    ops: FileOps,
+    ops: FileOperations,
     *,
     before_replace: Callable[[], None] | None = None,
     sync: bool = True,

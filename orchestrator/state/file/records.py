@@ -36,7 +36,12 @@ from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.safety.secret_mask import masked_json
 from orchestrator.state.file.codec import RecordDamaged, decode, encode
-from orchestrator.state.file.fsops import FileOps, NotSynced, durable_write, write_error
+from orchestrator.state.file.fsops import (
+    FileOperations,
+    NotSynced,
+    durable_write,
+    write_error,
+)
 
 __all__ = ["RecordKind", "Recovery"]
 
@@ -82,7 +87,7 @@ class RecordKind(Generic[M]):
         name: str,
         model: type[M],
         key_field: str,
-        ops: FileOps,
+        ops: FileOperations,
         history_limit: int = 10,
     ) -> None:
         self.root = root

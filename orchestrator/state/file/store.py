@@ -26,7 +26,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
-from orchestrator.state.file.fsops import FileOps
+from orchestrator.state.file.fsops import FileOperations
 from orchestrator.state.file.keyed import FileRecords
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
@@ -48,7 +48,7 @@ class FileStateStore:
         history_limit: int = 10,
         checkpoint_limit: int = 20,
         lock_timeout: float = 10.0,
-        file_ops: FileOps | None = None,
+        file_ops: FileOperations | None = None,
         anchor: Path | str | None = None,
     ) -> None:
         self.core = core = FileCore(
