@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         AdapterError,
         AdapterUnavailable,
         BaseLocked,
+        CancelError,
         ConfigError,
         ConfigIssue,
         CouncilError,
@@ -58,8 +59,11 @@ if TYPE_CHECKING:
         StateWriteError,
         TaskInActiveSession,
         UnusableRepository,
+        UsageError,
         VersionConflict,
+        WorkflowError,
         WorkspaceError,
+        WorktreeBusy,
     )
     from orchestrator.events import Event, EventType, Subscriber
     from orchestrator.models import SessionStatus, TaskState, TaskStatus
@@ -71,6 +75,7 @@ _ERRORS = [
     "AdapterError",
     "AdapterUnavailable",
     "BaseLocked",
+    "CancelError",
     "ConfigError",
     "ConfigIssue",
     "CouncilError",
@@ -95,8 +100,11 @@ _ERRORS = [
     "StateWriteError",
     "TaskInActiveSession",
     "UnusableRepository",
+    "UsageError",
     "VersionConflict",
+    "WorkflowError",
     "WorkspaceError",
+    "WorktreeBusy",
 ]
 
 # name -> the module that defines it
@@ -124,6 +132,7 @@ __all__ = [
     "AdapterError",
     "AdapterUnavailable",
     "BaseLocked",
+    "CancelError",
     "ConfigError",
     "ConfigIssue",
     "Council",
@@ -162,8 +171,11 @@ __all__ = [
     "TaskState",
     "TaskStatus",
     "UnusableRepository",
+    "UsageError",
     "VersionConflict",
+    "WorkflowError",
     "WorkspaceError",
+    "WorktreeBusy",
     "load_config",
     "parse_config",
 ]

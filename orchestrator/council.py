@@ -50,7 +50,7 @@ import anyio.to_thread
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import NothingToResume, RecordNotFound, RunError
+from orchestrator.errors import CancelError, NothingToResume, RecordNotFound, RunError
 from orchestrator.events import Event
 from orchestrator.locks.manager import LockManager
 from orchestrator.merge.queue import MergeQueue
@@ -65,7 +65,7 @@ from orchestrator.run.report import RunReport, build_report
 from orchestrator.run.run_lock import RunLock, acquire_run_lock
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.safety import crashpoints
-from orchestrator.scheduler.cancel import CancelError, request_cancel
+from orchestrator.scheduler.cancel import request_cancel
 from orchestrator.scheduler.scheduler import Scheduler, Services
 from orchestrator.state import FileStateStore
 from orchestrator.workflow.task_run import WorkflowFn

@@ -9,13 +9,17 @@ ever needs to import an outside library to handle a failure::
     ├── PluginError                   a plugin failed to load or registered something bad
     │   └── AdapterError              an adapter is unknown, misconfigured or its binary is missing
     │       └── AdapterUnavailable    ...found by the check before a run writes anything (usage)
+    ├── UsageError                    a value given on the command line names nothing there is
     ├── RunError                      a run cannot start or continue
+    │   ├── CancelError               the task cannot be cancelled: it already ended
+    │   ├── WorkflowError             the workflow cannot go on as asked (no candidate to pick)
     │   ├── InvalidIdError            an id (task, session, adapter) fails the safe-id rule
     │   ├── OutOfSpace                a file system the run writes to is full: it stops, resumable
     │   └── RunLocked                 another orchestrator is running on the same repository
     ├── WorkspaceError                a worktree or path problem in the user's repository
     │   ├── PathEscapeError           a path resolves outside the root it must stay under
     │   ├── SecretInWork              a known key was in a CLI's files: masked, not landed
+    │   ├── WorktreeBusy              processes still run inside a worktree that was to go
     │   ├── UnusableRepository        the repository or its .council cannot be used as it is
     │   ├── GitError                  a git command failed; carries argv and stderr
     │   └── MergeContention           the base branch kept moving under the merge queue
@@ -44,6 +48,7 @@ __all__ = [
     "AdapterError",
     "AdapterUnavailable",
     "BaseLocked",
+    "CancelError",
     "ConfigError",
     "ConfigIssue",
     "CouncilError",
@@ -68,8 +73,11 @@ __all__ = [
     "StateWriteError",
     "TaskInActiveSession",
     "UnusableRepository",
+    "UsageError",
     "VersionConflict",
+    "WorkflowError",
     "WorkspaceError",
+    "WorktreeBusy",
     "needs_repair",
     "out_of_space",
     "stops_the_run",
@@ -117,6 +125,10 @@ class AdapterUnavailable(AdapterError, ValueError):
     found); found before the run writes anything, and the user's to fix (exit code 2)."""
 
 
+class UsageError(CouncilError, ValueError):
+    """A value the user gave names nothing there is (exit code 2, like any bad input)."""
+
+
 class RunError(CouncilError):
     """A run cannot start or continue."""
 
@@ -129,6 +141,14 @@ class RunLocked(RunError):
 class NothingToResume(RunError, ValueError):
     """``resume`` found no interrupted session (exit code 2: the user asked for something
     that is not there; nothing was created)."""
+
+
+class CancelError(RunError):
+    """The task cannot be cancelled (it already ended)."""
+
+
+class WorkflowError(RunError):
+    """The workflow cannot go on as asked (for example: no candidate to pick from)."""
 
 
 class InvalidIdError(RunError, ValueError):
@@ -168,6 +188,10 @@ class SecretInWork(WorkspaceError):
             f"replaced by *** before it was committed (branch {branch}); not landed, so a "
             "person can look (a CLI should read keys from the environment, never write them)"
         )
+
+
+class WorktreeBusy(WorkspaceError):
+    """Processes still run inside a worktree that was to be removed."""
 
 
 class PathEscapeError(WorkspaceError, ValueError):

@@ -12,8 +12,8 @@ from scheduler_helpers import Probe, merged_tasks, new_repo, run_config
 from worktree_helpers import git
 
 from orchestrator.config.run import RunConfig
-from orchestrator.council import CancelError, Council, request_cancel
-from orchestrator.errors import RecordNotFound
+from orchestrator.council import Council, request_cancel
+from orchestrator.errors import CancelError, RecordNotFound
 from orchestrator.models import ClaimStatus, PhaseStatus, TaskState, TaskStatus
 from orchestrator.run.report import RunReport
 from orchestrator.state import FileStateStore

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from workflow_helpers import Harness, git, harness, task
 
+from orchestrator.errors import WorkflowError
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
-from orchestrator.workflow.workflow import CandidateResult, WorkflowError, pick_best
+from orchestrator.workflow.workflow import CandidateResult, pick_best
 
 __all__ = ["harness"]
 

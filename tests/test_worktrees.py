@@ -20,8 +20,7 @@ from worktree_helpers import (
     write,
 )
 
-from orchestrator.errors import InvalidIdError, WorkspaceError
-from orchestrator.process.path_users import WorktreeBusy
+from orchestrator.errors import InvalidIdError, WorkspaceError, WorktreeBusy
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings

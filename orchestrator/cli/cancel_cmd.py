@@ -22,10 +22,11 @@ import anyio
 import typer
 
 from orchestrator.cli import console
-from orchestrator.cli.store_access import UsageError, open_store, pick_session, running_process
+from orchestrator.cli.store_access import open_store, pick_session, running_process
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
 from orchestrator.council import request_cancel
+from orchestrator.errors import UsageError
 from orchestrator.ids import check_id
 from orchestrator.models import TaskStatus
 from orchestrator.process import procid

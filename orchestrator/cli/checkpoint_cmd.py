@@ -23,10 +23,10 @@ import anyio
 import typer
 
 from orchestrator.cli import console
-from orchestrator.cli.store_access import UsageError, open_store, pick_session, running_process
+from orchestrator.cli.store_access import open_store, pick_session, running_process
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
-from orchestrator.errors import RecordNotFound, RunError
+from orchestrator.errors import RecordNotFound, RunError, UsageError
 from orchestrator.ids import check_id
 from orchestrator.models import ACTIVE_SESSION_STATUSES, CheckpointInfo, SessionSnapshot
 from orchestrator.scheduler.cancel import CANCEL_REQUESTS, clear_cancel

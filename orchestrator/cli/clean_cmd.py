@@ -21,11 +21,12 @@ import anyio
 import typer
 
 from orchestrator.cli import console
-from orchestrator.cli.store_access import UsageError, open_store
+from orchestrator.cli.store_access import open_store
 from orchestrator.cli.worktrees_cmd import PruneOutcome, describe_prune, prune_dead
 from orchestrator.config.durations import format_duration, parse_duration
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
+from orchestrator.errors import UsageError
 
 __all__ = ["register"]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.config.run import RunConfig
-from orchestrator.errors import CouncilError, RecordNotFound, RunError, UnusableRepository
+from orchestrator.errors import RecordNotFound, RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
 from orchestrator.process import procid
 from orchestrator.run.preflight import council_dir_problem
@@ -30,7 +30,6 @@ from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore
 
 __all__ = [
-    "UsageError",
     "newest_report",
     "open_store",
     "orchestrator_gone",
@@ -38,10 +37,6 @@ __all__ = [
     "running_process",
     "sessions_by_age",
 ]
-
-
-class UsageError(CouncilError, ValueError):
-    """A value the user gave names nothing there is (exit code 2, like any bad input)."""
 
 
 @asynccontextmanager

@@ -27,13 +27,9 @@ from typing import Literal
 
 from orchestrator.errors import WorkspaceError
 
-__all__ = ["Holder", "WorktreeBusy", "lock_holders", "move_stale_lock", "processes_inside"]
+__all__ = ["Holder", "lock_holders", "move_stale_lock", "processes_inside"]
 
 _PROC = Path("/proc")
-
-
-class WorktreeBusy(WorkspaceError):
-    """Processes still run inside a worktree that was to be removed."""
 
 
 @dataclass(frozen=True)

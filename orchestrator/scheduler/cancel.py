@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.errors import RecordNotFound, RunError, VersionConflict
+from orchestrator.errors import CancelError, RecordNotFound, RunError, VersionConflict
 from orchestrator.events import Event
 from orchestrator.models import (
     RESUMABLE_TASK_STATUSES,
@@ -41,7 +41,6 @@ from orchestrator.state.protocol import StateStore
 
 __all__ = [
     "CANCEL_REQUESTS",
-    "CancelError",
     "clear_cancel",
     "pending_cancels",
     "request_cancel",
@@ -50,10 +49,6 @@ __all__ = [
 CANCEL_REQUESTS = "cancel_requests"  # keyed-record namespace: task id -> the request
 CANCELLED_BY_REQUEST = "cancelled on request"
 _CAS_TRIES = 20
-
-
-class CancelError(RunError):
-    """The task cannot be cancelled (it already ended)."""
 
 
 async def request_cancel(store: StateStore, task_id: str) -> TaskState:

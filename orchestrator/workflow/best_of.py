@@ -31,7 +31,7 @@ import anyio.to_thread
 from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
 from orchestrator.config.workflow import PhaseConfig
-from orchestrator.errors import CouncilError, RunError
+from orchestrator.errors import CouncilError, WorkflowError
 from orchestrator.events import Event
 from orchestrator.git.repo import Git
 from orchestrator.plugins.host import PluginHost
@@ -46,16 +46,12 @@ from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
 
-__all__ = ["COUNCIL_PHASE", "CandidateResult", "WorkflowError", "judge_adapter", "pick_best"]
+__all__ = ["COUNCIL_PHASE", "CandidateResult", "judge_adapter", "pick_best"]
 
 log = logging.getLogger(__name__)
 
 COUNCIL_PHASE = "council"
 _DIFF_LIMIT = 40_000
-
-
-class WorkflowError(RunError):
-    """The workflow cannot go on as asked (for example: no candidate to pick from)."""
 
 
 @dataclass(frozen=True)

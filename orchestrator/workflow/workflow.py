@@ -51,7 +51,8 @@ import time
 import anyio
 
 from orchestrator.adapter import Outcome, OutcomeKind
-from orchestrator.workflow.best_of import CandidateResult, WorkflowError, pick_best
+from orchestrator.errors import WorkflowError
+from orchestrator.workflow.best_of import CandidateResult, pick_best
 from orchestrator.workflow.checks.build import BuildChecks
 from orchestrator.workflow.phase_book import PhaseBook
 from orchestrator.workflow.phases import PhaseSteps

@@ -41,8 +41,8 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.config.sections import WorktreeConfig
+from orchestrator.errors import WorktreeBusy
 from orchestrator.git.repo import Git
-from orchestrator.process.path_users import WorktreeBusy
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.layout import IDENTITY, MetaLock, RepoLayout
 from orchestrator.worktrees.making import WorktreeMaker
@@ -75,15 +75,13 @@ class WorktreeManager:
         *,
         store: StateStore | None = None,
         base_branch: str = "main",
-        settings: WorktreeConfig | None = None,
+        settings: WorktreeConfig | WorktreeSettings | None = None,
     ) -> None:
         self.repo_path = Path(repo_path)
         self.store = store
         self.base_branch = base_branch
-        if settings is None:
-            settings = WorktreeSettings()
-        elif not isinstance(settings, WorktreeSettings):
-            settings = WorktreeSettings.from_config(settings)
+        if not isinstance(settings, WorktreeSettings):
+            settings = WorktreeSettings(settings)
         self.settings: WorktreeSettings = settings
         self._ws: Workspace | None = None
         self._init_lock = anyio.Lock()

@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.config.durations import Duration, PositiveDuration
 from orchestrator.config.sections import WorktreeConfig
 from orchestrator.ids import SafeId
 
@@ -37,21 +36,53 @@ class _Result(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class WorktreeSettings(WorktreeConfig):
-    """How worktrees are prepared (``worktrees:`` in a run config) and the code-only knobs."""
+class WorktreeSettings:
+    """How worktrees are prepared: the run config's ``worktrees:`` section (``config``, or its
+    fields given by name) and the knobs only code sets."""
 
-    meta_lock_timeout: PositiveDuration = Field(
-        default=120.0, description="wait at most this long for the repository's worktree lock"
-    )
-    stale_lock_age: Duration = Field(
-        default=2.0,
-        description="an index.lock younger than this is never moved aside: git may be "
-        "creating it right now",
-    )
+    def __init__(
+        self,
+        config: WorktreeConfig | None = None,
+        *,
+        meta_lock_timeout: float = 120.0,  # wait at most this long for the worktree lock
+        stale_lock_age: float = 2.0,  # a younger index.lock is never moved: git may be making it
+        **fields: Any,
+    ) -> None:
+        if config is not None and fields:
+            raise TypeError("give WorktreeSettings a WorktreeConfig or its fields, not both")
+        self.config = config if config is not None else WorktreeConfig.model_validate(fields)
+        if meta_lock_timeout <= 0 or stale_lock_age < 0:
+            raise ValueError("meta_lock_timeout must be positive and stale_lock_age not negative")
+        self.meta_lock_timeout = meta_lock_timeout
+        self.stale_lock_age = stale_lock_age
 
     @classmethod
     def from_config(cls, config: WorktreeConfig) -> WorktreeSettings:
-        return cls(**config.model_dump())
+        return cls(config)
+
+    @property
+    def copy_files(self) -> list[str]:
+        return self.config.copy_files
+
+    @property
+    def setup(self) -> list[list[str]]:
+        return self.config.setup
+
+    @property
+    def setup_timeout(self) -> float:
+        return self.config.setup_timeout
+
+    @property
+    def passthrough_env(self) -> list[str]:
+        return self.config.passthrough_env
+
+    @property
+    def pool_size(self) -> int:
+        return self.config.pool_size
+
+    @property
+    def sparse(self) -> list[str]:
+        return self.config.sparse
 
 
 class SessionWorktree(_Result):

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from orchestrator.errors import WorkspaceError
+from orchestrator.errors import WorkspaceError, WorktreeBusy
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.parse import parse_worktree_list
 from orchestrator.git.repo import Git
-from orchestrator.process.path_users import WorktreeBusy, move_stale_lock
+from orchestrator.process.path_users import move_stale_lock
 from orchestrator.worktrees.layout import RepoLayout
 from orchestrator.worktrees.models import (
     MovedLock,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from orchestrator.errors import GitError, WorkspaceError
+from orchestrator.errors import GitError, WorkspaceError, WorktreeBusy
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.repo import Git
-from orchestrator.process.path_users import WorktreeBusy, processes_inside
+from orchestrator.process.path_users import processes_inside
 from orchestrator.worktrees.commits import Saved, gitlinks, keep_tip, save_uncommitted_sync
 from orchestrator.worktrees.models import RemovalResult, SessionWorktree
 from orchestrator.worktrees.names import rescue_ref
