@@ -8,28 +8,17 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from orchestrator.adapter import AdapterConfig, AdapterRequest
-from orchestrator.errors import AdapterError
 
 __all__ = [
     "command_env",
     "flag_like",
     "json_file",
-    "native_id",
     "toml_string",
 ]
 
 C = TypeVar("C", bound=AdapterConfig)
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
-# UUIDs (claude, codex, gemini, qwen) and "ses_..." (opencode); never a flag, never whitespace.
-_NATIVE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-
-
-def native_id(name: str, session_id: str) -> str:
-    """A CLI session id that is safe to put in argv: it came from the CLI's own output."""
-    if not _NATIVE_ID.match(session_id):
-        raise AdapterError(f"adapter {name!r}: unusable session id {session_id!r}")
-    return session_id
 
 
 def command_env(

@@ -32,7 +32,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from adapters import _claude_stream
-from adapters._build import command_env, flag_like, native_id
+from adapters._build import command_env, flag_like
 from adapters._jsonl import loads
 from adapters._outcomes import finish, plain_line
 from orchestrator.adapter import (
@@ -46,6 +46,7 @@ from orchestrator.adapter import (
     Outcome,
     ProcessResult,
     Stream,
+    native_id,
 )
 from orchestrator.plugins.hookspecs import hookimpl
 

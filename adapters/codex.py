@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from adapters._build import command_env, flag_like, native_id, toml_string
+from adapters._build import command_env, flag_like, toml_string
 from adapters._jsonl import count, dig, items, loads, obj, text
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -51,6 +51,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     Usage,
+    native_id,
 )
 from orchestrator.plugins.hookspecs import hookimpl
 

@@ -67,6 +67,7 @@ from orchestrator.adapter import (
     OutcomeKind,
     ProcessResult,
     Stream,
+    native_id,
 )
 from orchestrator.errors import AdapterError
 from orchestrator.plugins.hookspecs import hookimpl
@@ -178,7 +179,8 @@ class CommandAdapter(Adapter):
     def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
         if self.config.resume_args is None:
             return super().resume_command(request, native_session_id)
-        return self._command(request, self.config.resume_args, native_session_id)
+        session = native_id(self.name, native_session_id)
+        return self._command(request, self.config.resume_args, session)
 
     def version_command(self) -> list[str]:
         return [self.binary, *self.config.version_args]

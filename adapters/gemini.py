@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from adapters._build import command_env, flag_like, json_file, native_id
+from adapters._build import command_env, flag_like, json_file
 from adapters._jsonl import count, dig, loads, obj, text
 from adapters._outcomes import (
     GEMINI_FAMILY_EXITS,
@@ -62,6 +62,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     Usage,
+    native_id,
 )
 from orchestrator.plugins.hookspecs import hookimpl
 

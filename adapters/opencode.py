@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import Field, model_validator
 
-from adapters._build import command_env, flag_like, json_file, native_id
+from adapters._build import command_env, flag_like, json_file
 from adapters._jsonl import count, dig, loads, money, obj, strip_ansi, text
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -60,6 +60,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     Usage,
+    native_id,
 )
 from orchestrator.plugins.hookspecs import hookimpl
 

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from adapters import _claude_stream
-from adapters._build import command_env, flag_like, json_file, native_id
+from adapters._build import command_env, flag_like, json_file
 from adapters._jsonl import loads
 from adapters._outcomes import GEMINI_FAMILY_EXITS, finish, plain_line, reclassify
 from orchestrator.adapter import (
@@ -51,6 +51,7 @@ from orchestrator.adapter import (
     OutcomeKind,
     ProcessResult,
     Stream,
+    native_id,
 )
 from orchestrator.plugins.hookspecs import hookimpl
 

@@ -36,6 +36,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     Usage,
+    native_id,
 )
 from orchestrator.plugins.hookspecs import hookimpl
 
@@ -74,7 +75,8 @@ class Scripted(Adapter):
         return CommandSpec(argv=[*self._argv(request), "-p", request.prompt])
 
     def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
-        argv = [*self._argv(request), "--resume", native_session_id, "-p", request.prompt]
+        session = native_id(self.name, native_session_id)
+        argv = [*self._argv(request), "--resume", session, "-p", request.prompt]
         return CommandSpec(argv=argv)
 
     def version_command(self) -> list[str]:

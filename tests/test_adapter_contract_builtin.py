@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from adapter_replay import TRANSCRIPTS
 
 from adapters.command import CommandAdapter
 from adapters.scripted import Scripted
@@ -34,7 +35,7 @@ from orchestrator.adapter import (
 from orchestrator.config import adapter_entry
 from orchestrator.plugins import host as plugins
 from orchestrator.runner.cli_run import run_cli
-from orchestrator.testing.adapter_contract import AdapterContract
+from orchestrator.testing.adapter_contract import AdapterContract, LineHints
 from orchestrator.testing.fake_cli import FakeAdapter
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_adapter"
@@ -211,9 +212,70 @@ def test_every_built_in_adapter_is_registered() -> None:
 
 
 class TestEveryRegisteredBuiltin(AdapterContract):
-    """Every built-in adapter the plugin host registers, with its default options."""
+    """Every built-in adapter the plugin host registers, with its default options, fed random
+    lines shaped like its CLI's and its CLI's recorded output with wrong-typed fields."""
 
     @pytest.fixture(params=_registered_builtin_names())
-    def adapter(self, request: pytest.FixtureRequest) -> Adapter:
+    def builtin(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+    @pytest.fixture
+    def adapter(self, builtin: str) -> Adapter:
         registry = plugins.load_plugins(entry_points=[], environ={}).registry
-        return registry.create(str(request.param))
+        return registry.create(builtin)
+
+    @pytest.fixture
+    def line_hints(self, builtin: str) -> LineHints:
+        return LINE_HINTS.get(builtin, LineHints())
+
+    @pytest.fixture
+    def recordings(self, builtin: str) -> Path | None:
+        cli = RECORDED.get(builtin)
+        return TRANSCRIPTS / cli if cli is not None else None
+
+
+_CLAUDE_KEYS = [
+    "subtype", "message", "result", "usage", "is_error", "session_id", "permission_denials",
+    "api_error_status", "total_cost_usd", "rate_limit_info", "error", "error_status",
+    "retry_delay_ms", "tools", "permission_mode",
+]  # fmt: skip
+LINE_HINTS = {
+    "aider": LineHints(
+        prefixes=["Tokens: ", "litellm.", "Applied edit to ", "Aider v", "Retrying in "]
+    ),
+    "claude_code": LineHints(
+        json_types=["system", "assistant", "user", "result", "rate_limit_event"],
+        json_keys=_CLAUDE_KEYS,
+    ),
+    "qwen": LineHints(json_types=["system", "assistant", "user", "result"], json_keys=_CLAUDE_KEYS),
+    "codex": LineHints(
+        json_types=[
+            "thread.started", "turn.started", "item.started", "item.completed",
+            "turn.completed", "turn.failed", "error",
+        ],
+        json_keys=["thread_id", "item", "usage", "error", "message"],
+    ),
+    "gemini": LineHints(
+        json_types=["init", "message", "tool_use", "tool_result", "error", "result"],
+        json_keys=[
+            "session_id", "role", "content", "delta", "tool_name", "parameters", "status",
+            "output", "error", "stats", "severity", "message",
+        ],
+    ),
+    "opencode": LineHints(
+        json_types=["step_start", "text", "tool_use", "step_finish", "error"],
+        json_keys=["sessionID", "part", "error", "timestamp"],
+    ),
+    "ollama": LineHints(
+        prefixes=["Error: ", "prompt eval count: ", "eval count: ", "total duration: "]
+    ),
+}  # fmt: skip
+# The recorded output of the real CLIs (tests/transcripts/<cli>), by adapter.
+RECORDED = {
+    "aider": "aider",
+    "claude_code": "claude",
+    "codex": "codex",
+    "gemini": "gemini",
+    "opencode": "opencode",
+    "qwen": "qwen",
+}

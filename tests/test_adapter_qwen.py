@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 from adapter_replay import (
-    GARBAGE,
-    assert_mutated_recordings_never_raise,
     cases,
-    json_lines,
     replay,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from adapters.qwen import QwenAdapter, register_adapters
-from orchestrator.adapter import Adapter, AdapterRequest, EventKind, OutcomeKind, ProcessResult
+from adapters.qwen import QwenAdapter
+from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind, ProcessResult
 from orchestrator.errors import AdapterError
 
 CLI = "qwen"
@@ -185,56 +180,8 @@ def test_exit_codes() -> None:
     assert outcome.kind == OutcomeKind.AUTH_REQUIRED and "(exit 41)" in outcome.message
 
 
-@pytest.mark.parametrize("session", ["--yolo", "a b", "", "x\ny"])
-def test_a_session_id_that_could_be_a_flag_is_refused(session: str) -> None:
-    with pytest.raises(AdapterError, match="unusable session id"):
-        QwenAdapter().resume_command(request(), session)
-
-
 def test_config_refuses_unknown_and_bad_keys() -> None:
     with pytest.raises(AdapterError, match="openai_api_key"):
         QwenAdapter({"openai_api_key": "sk"})
     with pytest.raises(AdapterError):
         QwenAdapter({"approval_mode": "auto_edit"})  # gemini spells it with "_", qwen with "-"
-
-
-def test_class_attributes_and_registration() -> None:
-    registered: list[type[Adapter]] = []
-    register_adapters(registered.append)
-    assert registered == [QwenAdapter]
-    assert QwenAdapter.name == "qwen" and QwenAdapter.can_resume
-    assert "OPENAI_API_KEY" in QwenAdapter.passthrough_env
-
-
-def test_recorded_lines_with_wrong_typed_fields_never_raise() -> None:
-    assert_mutated_recordings_never_raise(QwenAdapter(), CLI)
-
-
-@pytest.mark.parametrize("line", GARBAGE)
-@pytest.mark.parametrize("stream", ["stdout", "stderr"])
-def test_garbage_never_raises(line: str, stream: str) -> None:
-    adapter = QwenAdapter()
-    adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, stream))  # type: ignore[arg-type]
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    json_lines(
-        ["system", "assistant", "user", "result"],
-        [
-            "subtype",
-            "message",
-            "result",
-            "usage",
-            "is_error",
-            "session_id",
-            "permission_mode",
-            "tools",
-            "permission_denials",
-        ],
-    )
-    | st.text(max_size=200)
-)
-def test_random_lines_never_raise(line: str) -> None:
-    adapter = QwenAdapter()
-    adapter.classify(ProcessResult(exit_code=0), adapter.parse_line(line, "stdout"))

@@ -6,7 +6,7 @@ values (``AdapterRequest``, ``CommandSpec``, ``AgentEvent``, ``Outcome``, ...), 
 a line and classifying a run need no process, no git and no store.
 """
 
-from orchestrator.adapter.contract import Adapter
+from orchestrator.adapter.contract import Adapter, native_id
 from orchestrator.adapter.logins import AWS_PROFILES, GCLOUD_ADC, Credential
 from orchestrator.adapter.values import (
     AdapterCheck,
@@ -38,4 +38,5 @@ __all__ = [
     "ProcessResult",
     "Stream",
     "Usage",
+    "native_id",
 ]

@@ -33,6 +33,7 @@ and auth events); adapters add their own before calling it.
 
 from __future__ import annotations
 
+import re
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -54,7 +55,18 @@ from orchestrator.adapter.values import (
 )
 from orchestrator.errors import AdapterError
 
-__all__ = ["Adapter"]
+__all__ = ["Adapter", "native_id"]
+
+# UUIDs (claude, codex, gemini, qwen) and "ses_..." (opencode); never a flag, never whitespace.
+_NATIVE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+def native_id(adapter: str, session_id: str) -> str:
+    """A CLI's own session id, checked before it goes into argv: it came from the CLI's output,
+    so it must never turn into a flag or an argument of its own (``AdapterError`` if it could)."""
+    if not _NATIVE_ID.match(session_id):
+        raise AdapterError(f"adapter {adapter!r}: unusable session id {session_id!r}")
+    return session_id
 
 
 class Adapter(ABC):

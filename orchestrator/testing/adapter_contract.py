@@ -17,14 +17,18 @@ What it holds an adapter to, without running any process:
 - ``build_command`` is pure and returns an argument list: a prompt full of shell syntax
   (``$(rm -rf /)``, quotes, ``;``, newlines) stays one argument (or goes whole to stdin), no
   shell is wrapped around it, and nothing is created on disk;
-- ``parse_line`` never raises: not on garbage, invalid or deeply nested JSON, a 1 MiB line,
-  an empty line, or another CLI's JSON with fields of the wrong types;
+- ``parse_line`` never raises, and ``classify`` takes whatever it produced: not on garbage,
+  invalid or deeply nested JSON, a 1 MiB line, an empty line, another CLI's JSON with fields
+  of the wrong types, random lines shaped like the CLI's (the ``line_hints`` fixture), or the
+  CLI's own recorded lines (the ``recordings`` fixture) with each field given a wrong type;
 - ``classify`` says ``crashed`` for a run killed by a signal, ``timed_out`` for a time limit
   or an idle limit, ``cancelled`` for a cancelled run, and never ``succeeded`` for a run that
   exited 0 but reported an error, nor for a non-zero exit;
-- ``resume_command`` works if and only if ``can_resume`` (and passes the session id on).
+- ``resume_command`` works if and only if ``can_resume`` (and passes the session id on), and
+  refuses a session id that is no id (``--yolo``, one with a space or a newline, an empty one).
 
 Set ``contract_model`` on the subclass when the adapter needs a particular model name.
+Random lines come from Hypothesis (``pip install 'cli-council[testing]'`` has both).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given, settings
 
 from orchestrator.adapter import (
     Adapter,
@@ -47,58 +52,15 @@ from orchestrator.adapter import (
 )
 from orchestrator.errors import AdapterError
 from orchestrator.ids import is_safe_id
-
-__all__ = ["GARBAGE_LINES", "HOSTILE_PROMPTS", "AdapterContract"]
-
-HOSTILE_PROMPTS = (
-    "Add a README",
-    "fix it $(rm -rf /) and `reboot` now",
-    'it\'s "quoted" ; echo pwned | sh && exit 1',
-    "-rf --dangerous-flag",
-    "two\nlines with $HOME and * and ~ and > /etc/passwd",
-    "unicode: Grüße, 日本語, emoji 🚀",
+from orchestrator.testing.hostile_lines import (
+    GARBAGE_LINES,
+    HOSTILE_PROMPTS,
+    LineHints,
+    mutated_lines,
+    recorded_lines,
 )
 
-GARBAGE_LINES = (
-    "",
-    " ",
-    "\t",
-    "\r",
-    "{",
-    "}",
-    "[]",
-    "[",
-    "null",
-    "true",
-    "123",
-    '"a string"',
-    "{}",
-    "not json at all",
-    "\x00\x01\x02\x1b[31m",
-    "\ufffd\ufffd invalid bytes became this",
-    "[" * 100_000,
-    '{"a": ' * 20_000,
-    "x" * (1024 * 1024),
-    '{"type": "result", "result": "' + "x" * (1024 * 1024) + '"}',
-    '{"type": null}',
-    '{"type": ["not", "a", "string"], "session_id": 5}',
-    '{"type": "result"}',
-    '{"type": "result", "usage": "lots", "total_cost_usd": "free", "is_error": "yes"}',
-    '{"type": "result", "usage": {"input_tokens": "many", "output_tokens": -1e400}}',
-    '{"type": "assistant", "message": "text instead of an object"}',
-    '{"type": "assistant", "message": {"content": [null, 5, {"type": "tool_use"}]}}',
-    '{"type": "system", "subtype": "init", "session_id": {"nested": true}}',
-    '{"type": "thread.started", "thread_id": 5}',
-    '{"type": "item.completed", "item": null}',
-    '{"type": "turn.failed", "error": "a string"}',
-    '{"type": "init", "session_id": []}',
-    '{"type": "message", "role": 7, "content": {"x": 1}, "delta": "yes"}',
-    '{"type": "step_finish", "part": {"tokens": "many", "cost": "free"}}',
-    '{"type": "error", "error": {"data": {"statusCode": "429"}}}',
-    '{"type": "result", "status": "error", "error": {"message": null}}',
-    '{"type": "rate_limit_event", "rate_limit_info": {"resetsAt": 1e300}}',
-    "Error: 429 Too Many Requests; 401 Unauthorized; rate limit",
-)
+__all__ = ["GARBAGE_LINES", "HOSTILE_PROMPTS", "AdapterContract", "LineHints"]
 
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish", "csh", "tcsh", "cmd", "cmd.exe"})
 _SHELL_FLAGS = frozenset({"-c", "-lc", "-ic", "-ec", "/c"})
@@ -106,6 +68,16 @@ _SHELL_FLAGS = frozenset({"-c", "-lc", "-ic", "-ec", "/c"})
 
 class AdapterContract:
     contract_model: ClassVar[str | None] = "fake-model"
+
+    @pytest.fixture
+    def line_hints(self) -> LineHints:
+        """What the CLI's lines look like (override for sharper random lines)."""
+        return LineHints()
+
+    @pytest.fixture
+    def recordings(self) -> Path | None:
+        """A directory of the CLI's recorded output (``*.stdout.txt``), if there is one."""
+        return None
 
     @pytest.fixture
     def make_request(self, tmp_path: Path) -> Callable[..., AdapterRequest]:
@@ -178,6 +150,14 @@ class AdapterContract:
         in_argv = sum(request.prompt in arg for arg in spec.argv)
         assert in_argv == 1 or (spec.stdin is not None and request.prompt in spec.stdin)
 
+    @pytest.mark.parametrize("session", ["--yolo", "a b", "", "x\ny", "-c"])
+    def test_resume_refuses_a_session_id_that_is_no_id(
+        self, adapter: Adapter, make_request: Callable[..., AdapterRequest], session: str
+    ) -> None:
+        if adapter.can_resume:  # what a CLI printed must never become a flag of the next one
+            with pytest.raises(AdapterError):
+                adapter.resume_command(make_request(), session)
+
     def test_version_command_is_an_argument_list(self, adapter: Adapter) -> None:
         argv = adapter.version_command()
         assert argv and all(isinstance(arg, str) for arg in argv) and argv[0]
@@ -192,9 +172,25 @@ class AdapterContract:
     @pytest.mark.parametrize("stream", ["stdout", "stderr"])
     @pytest.mark.parametrize("line", GARBAGE_LINES, ids=range(len(GARBAGE_LINES)))
     def test_parse_line_never_raises(self, adapter: Adapter, line: str, stream: Any) -> None:
-        events = adapter.parse_line(line, stream)
-        assert isinstance(events, list)
-        assert all(isinstance(event, AgentEvent) for event in events)
+        _survives(adapter, line, stream)
+
+    def test_random_lines_never_raise(self, adapter: Adapter, line_hints: LineHints) -> None:
+        @settings(max_examples=100, deadline=None, database=None)
+        @given(line_hints.strategy())
+        def check(line: str) -> None:
+            _survives(adapter, line, "stdout")
+
+        check()
+
+    def test_recorded_lines_with_wrong_typed_fields_never_raise(
+        self, adapter: Adapter, recordings: Path | None
+    ) -> None:
+        # The CLI's own JSON lines (a text CLI has none), and the JSON among the garbage lines.
+        base = [*recorded_lines(recordings), *(line for line in GARBAGE_LINES if len(line) < 1000)]
+        lines = mutated_lines(base)
+        assert lines
+        for line in lines:
+            _survives(adapter, line, "stdout")
 
     # -- classification ------------------------------------------------------------------
 
@@ -246,6 +242,13 @@ class AdapterContract:
         for events in ([], [AgentEvent(kind=EventKind.COMPLETED, text="done")]):
             outcome = adapter.classify(ProcessResult(exit_code=1, stderr_tail="boom"), events)
             assert outcome.kind is not OutcomeKind.SUCCEEDED
+
+
+def _survives(adapter: Adapter, line: str, stream: Any) -> None:
+    events = adapter.parse_line(line, stream)
+    assert isinstance(events, list)
+    assert all(isinstance(event, AgentEvent) for event in events)
+    adapter.classify(ProcessResult(exit_code=0), events)
 
 
 def _check_spec(spec: CommandSpec) -> None:

@@ -37,6 +37,7 @@ from orchestrator.adapter import (
     CommandSpec,
     EventKind,
     Stream,
+    native_id,
 )
 
 __all__ = ["FakeAdapter", "FakeCli", "event_line"]
@@ -168,7 +169,8 @@ class FakeAdapter(Adapter):
         return self._spec([*self.config.argv, "--prompt", request.prompt])
 
     def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
-        argv = [*self.config.argv, "--resume", native_session_id, "--prompt", request.prompt]
+        session = native_id(self.name, native_session_id)
+        argv = [*self.config.argv, "--resume", session, "--prompt", request.prompt]
         return self._spec(argv)
 
     def _spec(self, argv: list[str]) -> CommandSpec:
