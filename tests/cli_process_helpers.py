@@ -130,3 +130,21 @@ def file_on(repo: Path, ref: str, path: str) -> str | None:
         ["git", "-C", str(repo), "show", f"{ref}:{path}"], capture_output=True, text=True
     )
     return shown.stdout if shown.returncode == 0 else None
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
+    """The pids still alive after ``timeout`` seconds (an upper bound: it returns early)."""
+    deadline = time.monotonic() + timeout
+    while (left := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left

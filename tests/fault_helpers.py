@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cli_process_helpers import alive
 from scheduler_helpers import new_repo
 
 from orchestrator.council import Council
@@ -37,24 +38,6 @@ with open(sys.argv[1], "w") as out:
     out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
 sys.exit(code)
 """
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its parent to reap it counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            state = handle.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in (b"Z", b"X")
-
-
-def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """The pids still alive after ``timeout`` seconds (an upper bound: it returns early)."""
-    deadline = time.monotonic() + timeout
-    while (left := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return left
 
 
 def kill_all(pids: list[int]) -> None:

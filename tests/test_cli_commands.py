@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from cli_process_helpers import spawn
 from scheduler_helpers import new_repo
 from typer.testing import CliRunner, Result
 from worktree_helpers import git
@@ -71,17 +72,6 @@ def council(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"},
         timeout=60,
-    )
-
-
-def spawn(*args: object, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*COUNCIL, *map(str, args)],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"},
     )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import invariants
 import pytest
+from council_process import task
 from scheduler_helpers import new_repo
 
 from orchestrator.safety.crashpoints import ENV, POINTS
@@ -53,20 +54,10 @@ tasks:
 IDS = ["one", "two", "three"]
 
 
-def task(task_id: str, *, after: str | None = None) -> str:
-    instructions = {"plan": f"SAY FILES: {task_id}.txt", "build": f"WRITE {task_id}.txt {task_id}"}
-    entry: dict[str, Any] = {
-        "id": task_id,
-        "prompt": f"Write {task_id}.txt.",
-        "files": [f"{task_id}.txt"],
-        "metadata": {"phase_instructions": instructions},
-    }
-    if after is not None:
-        entry["depends_on"] = [after]
-    return f"  - {json.dumps(entry)}\n"
-
-
-TASKS = task("one") + task("two") + task("three", after="one")
+TASKS = "".join(
+    task(name, f"WRITE {name}.txt {name}", after="one" if name == "three" else None)
+    for name in ("one", "two", "three")
+)
 
 # (point, nth): where each default test kills the run. The counts put the kill in the middle
 # of the run (a first task landed or landing) where the run reaches the point more than once;

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import anyio
 import pytest
-from fault_helpers import FaultRun, wait_gone
+from cli_process_helpers import wait_gone
+from fault_helpers import FaultRun
 from scheduler_helpers import new_repo
 
 from orchestrator.errors import WorkspaceError

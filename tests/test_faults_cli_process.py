@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process_helpers import processes_running
-from fault_helpers import FAULT_CLIS, FaultRun, kill_all, wait_gone
+from cli_process_helpers import processes_running, wait_gone
+from fault_helpers import FAULT_CLIS, FaultRun, kill_all
 
 GRACE = 5.0  # the runner's SIGTERM-to-SIGKILL grace (orchestrator.process.stop)
 SLACK = 30.0  # start-up, git and a loaded machine: an upper bound, not a timing claim

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from cli_process_helpers import COUNCIL, ENV, council, wait_for
+from cli_process_helpers import COUNCIL, ENV, council, scripted_clis, wait_for
 from scheduler_helpers import merged_tasks, new_repo
 from worktree_helpers import git
 
@@ -41,22 +41,6 @@ def building(repo: Path) -> bool:
         return False
     lines = [line for line in path.read_text().splitlines() if line.endswith("}")]
     return any(json.loads(line)["type"] == "phase.started" for line in lines)
-
-
-def scripted_clis(root: Path) -> list[int]:
-    """Pids of scripted-cli processes working under ``root``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-            cwd = Path(os.readlink(entry / "cwd"))
-        except OSError:
-            continue
-        if b"scripted_cli" in command and cwd.is_relative_to(root):
-            found.append(int(entry.name))
-    return found
 
 
 def snapshot(root: Path) -> dict[str, object]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
+from cli_process_helpers import alive, wait_gone
 
 from adapters.scripted import Scripted
 from orchestrator.adapter import (
@@ -29,23 +30,6 @@ from orchestrator.testing.fake_cli import FakeAdapter, FakeCli, event_line
 
 CANARY = "canary-7f3e9a41-do-not-leak"
 RunFake = Callable[..., Awaitable[CliRun]]
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its parent to reap it counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            state = handle.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in (b"Z", b"X")
-
-
-def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while (left := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return left
 
 
 def pids_in(pidfile: Path) -> list[int]:
