@@ -24,10 +24,7 @@ from typing import Any
 
 import anyio
 
-from orchestrator.config.run import RunConfig
-from orchestrator.council import Council
-from orchestrator.events import Event
-from orchestrator.run.report import RunReport
+from orchestrator import Council, Event, RunConfig, RunReport
 
 # The events worth a line here; the store also reports every state write, claim and lock.
 SHOWN = {
