@@ -52,13 +52,8 @@ from orchestrator.adapter import (
 )
 from orchestrator.errors import AdapterError
 from orchestrator.ids import is_safe_id
-from orchestrator.testing.hostile_lines import (
-    GARBAGE_LINES,
-    HOSTILE_PROMPTS,
-    LineHints,
-    mutated_lines,
-    recorded_lines,
-)
+from orchestrator.testing.hostile_lines import GARBAGE_LINES, HOSTILE_PROMPTS
+from orchestrator.testing.line_variants import LineHints, mutated_lines, recorded_lines
 
 __all__ = ["GARBAGE_LINES", "HOSTILE_PROMPTS", "AdapterContract", "LineHints"]
 
