@@ -58,10 +58,11 @@ from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskStat
 from orchestrator.plugins.host import PluginHost, default_plugins
 from orchestrator.process.stop import stop_adopted
 from orchestrator.process.tree import become_subreaper, now_ticks
+from orchestrator.run.build_report import build_report
 from orchestrator.run.demo_repo import ensure_sample_repo
 from orchestrator.run.plan import RunPlan, build_plan, plan_paths
 from orchestrator.run.preflight import check_adapters, check_repository
-from orchestrator.run.report import RunReport, build_report
+from orchestrator.run.report import RunReport
 from orchestrator.run.run_lock import RunLock, acquire_run_lock
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.safety import crashpoints

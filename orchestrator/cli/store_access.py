@@ -24,8 +24,9 @@ from orchestrator.config.run import RunConfig
 from orchestrator.errors import RecordNotFound, RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
 from orchestrator.process import procid
+from orchestrator.run.build_report import build_report
 from orchestrator.run.preflight import council_dir_problem
-from orchestrator.run.report import RunReport, build_report
+from orchestrator.run.report import RunReport
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore
 

@@ -1,9 +1,9 @@
 """What a run reports: per task and in total, built from the state store's records alone.
 
-``build_report(session, tasks)`` is a pure function of a ``SessionRecord`` and its
-``TaskState``s, so a report of a run in progress, a finished one, or one read back by
-``council status`` from another process are the same thing. Tokens and cost are summed from
-what the CLIs reported (``metadata.usage``); a CLI that reports nothing leaves them ``None``.
+``build_report(session, tasks)`` (``build_report``) is a pure function of a ``SessionRecord`` and
+its ``TaskState``s, so a report of a run in progress, a finished one, or one read back by ``council
+status`` from another process are the same thing. Tokens and cost are summed from what the CLIs
+reported (``metadata.usage``); a CLI that reports nothing leaves them ``None``.
 
 A council task (best of N) also lists its ``candidates`` (adapter, status, branch, which one
 was chosen); its ``adapter`` and ``branch`` are the winner's.
@@ -14,15 +14,13 @@ interrupted, 1 anything else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.models import SessionRecord, SessionStatus, TaskState, TaskStatus
+from orchestrator.models import SessionStatus, TaskStatus
 
-__all__ = ["CandidateReport", "RunReport", "RunTotals", "TaskReport", "build_report"]
+__all__ = ["CandidateReport", "RunReport", "RunTotals", "TaskReport"]
 
 
 class _Report(BaseModel):
@@ -91,101 +89,3 @@ class RunReport(_Report):
 
     def task(self, task_id: str) -> TaskReport:
         return next(t for t in self.tasks if t.task_id == task_id)
-
-
-def _usage(metadata: dict[str, Any], name: str) -> Any:
-    usage = metadata.get("usage")
-    return usage.get(name) if isinstance(usage, dict) else None
-
-
-def _task_report(state: TaskState) -> TaskReport:
-    duration = None
-    if state.started_at is not None and state.finished_at is not None:
-        duration = (state.finished_at - state.started_at).total_seconds()
-    conflicts = state.metadata.get("conflicts")
-    parked = state.status == TaskStatus.PARKED
-    outcome = state.metadata.get("outcome") if state.status == TaskStatus.FAILED else None
-    return TaskReport(
-        task_id=state.task_id,
-        status=state.status,
-        phases={name: str(record.status) for name, record in state.phases.items()},
-        current_phase=state.current_phase,
-        adapter=state.adapter,
-        attempts=state.attempt,
-        branch=state.branch,
-        merged_commit=state.merged_commit,
-        error=state.error,
-        outcome=outcome if isinstance(outcome, str) else None,
-        parked_until=_time(state.metadata, "parked_until") if parked else None,
-        parked_adapter=_text(state.metadata, "parked_adapter") if parked else None,
-        parks=_count(state.metadata, "parks"),
-        conflicts=list(conflicts) if isinstance(conflicts, list) else [],
-        started_at=state.started_at,
-        finished_at=state.finished_at,
-        duration_seconds=duration,
-        input_tokens=_usage(state.metadata, "input_tokens"),
-        output_tokens=_usage(state.metadata, "output_tokens"),
-        cost_usd=_usage(state.metadata, "cost_usd"),
-        candidates=_candidates(state.metadata),
-    )
-
-
-# Metadata keys written by the scheduler (``scheduler_queue``, ``parks``): read by name here,
-# so the report stays a function of the stored records alone.
-def _time(metadata: dict[str, Any], name: str) -> datetime | None:
-    value = metadata.get(name)
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def _text(metadata: dict[str, Any], name: str) -> str | None:
-    value = metadata.get(name)
-    return value if isinstance(value, str) else None
-
-
-def _count(metadata: dict[str, Any], name: str) -> int:
-    value = metadata.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _candidates(metadata: dict[str, Any]) -> list[CandidateReport]:
-    council = metadata.get("council")
-    listed = council.get("candidates") if isinstance(council, dict) else None
-    if not isinstance(listed, list):
-        return []
-    return [CandidateReport.model_validate(item) for item in listed if isinstance(item, dict)]
-
-
-def _total(values: Sequence[float | int | None]) -> Any:
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
-
-
-def build_report(session: SessionRecord, tasks: Sequence[TaskState]) -> RunReport:
-    """The report of ``session``, tasks in the session's order."""
-    by_id = {task.task_id: task for task in tasks}
-    reports = [_task_report(by_id[i]) for i in session.task_ids if i in by_id]
-    count = {status: sum(r.status == status for r in reports) for status in TaskStatus}
-    starts = [r.started_at for r in reports if r.started_at is not None]
-    ends = [r.finished_at for r in reports if r.finished_at is not None]
-    duration = (max(ends) - min(starts)).total_seconds() if starts and ends else None
-    terminal = (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CONFLICT, TaskStatus.CANCELLED)
-    totals = RunTotals(
-        tasks=len(reports),
-        done=count[TaskStatus.DONE],
-        failed=count[TaskStatus.FAILED],
-        conflict=count[TaskStatus.CONFLICT],
-        cancelled=count[TaskStatus.CANCELLED],
-        pending=sum(r.status not in terminal for r in reports),
-        input_tokens=_total([r.input_tokens for r in reports]),
-        output_tokens=_total([r.output_tokens for r in reports]),
-        cost_usd=_total([r.cost_usd for r in reports]),
-        duration_seconds=duration,
-    )
-    return RunReport(
-        session_id=session.session_id, status=session.status, tasks=reports, totals=totals
-    )
