@@ -184,7 +184,7 @@ def install() -> None:
     _installed = True
     import importlib
 
-    from orchestrator.state import fsops
+    from orchestrator.state.file import fsops
 
     for module_name, path, step in STEPS:
         owner: Any = importlib.import_module(module_name)
