@@ -21,7 +21,7 @@ Contract:
   ``RunReport``; ``resume(session_id=None)`` continues an interrupted or killed session (the
   newest one not finished when no id is given) and returns its report.
 - ``cancel(task_id)`` cancels one task, during a run or between runs (see
-  ``scheduler_cancel``): queued, it is never started; running, its attempt is cancelled and
+  ``scheduler.cancel``): queued, it is never started; running, its attempt is cancelled and
   the task ends ``cancelled`` with its work committed on its branch. ``CancelError`` when the
   task already ended. Another process can do the same with ``request_cancel(store, task_id)``.
 - ``stop()`` asks a running ``run``/``resume`` to stop gracefully (it then returns a report
@@ -237,14 +237,14 @@ class Council:
     def adopt_orphans() -> bool:
         """Make this process the one a CLI's double-forked daemons are reparented to, so the
         run finds and stops every one of them, even one that dropped its environment and left
-        its worktree (``process_tree``, adoption; Linux). The ``council`` command does this; a
+        its worktree (``process.tree``, adoption; Linux). The ``council`` command does this; a
         program of your own should only if no other part of it starts processes in sessions
         of their own and waits for them by pid. False where it is not possible."""
         return become_subreaper()
 
     async def _stop_leftovers(self, since: int) -> None:
         """Stop what the run's CLIs left running that no CLI's own end could claim (a daemon
-        adopted while several CLIs ran; ``process_tree``), and say so."""
+        adopted while several CLIs ran; ``process.tree``), and say so."""
         with anyio.CancelScope(shield=True):
             stopped = await stop_adopted(since)
             if stopped and self._store is not None:

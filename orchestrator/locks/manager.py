@@ -6,7 +6,7 @@ Contract:
   are one lock; a path resolving outside the repository raises ``PathEscapeError``. Session ids
   must be safe ids.
 - **Layer 2 before layer 1.** ``acquire_file_lock`` reads the ownership registry
-  (``lock_registry``) before it tries the OS lock. A path the same session already holds is a
+  (``locks.registry``) before it tries the OS lock. A path the same session already holds is a
   ``LockError`` at once (never a wait on itself).
 - **Layer 1.** The OS lock is ``<project>/.council/locks/files/<sha256 of path>.lock``, tried
   non-blocking; waiting is async exponential backoff up to ``timeout``, then ``LockTimeout``

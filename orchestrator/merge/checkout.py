@@ -14,7 +14,7 @@ would see the merge as reversed, uncommitted changes. There the queue instead:
 
 The ref move is the commit point. Git writes the index and the files first and moves the ref
 last, so a ref it cannot lock (a ``<ref>.lock`` or ``HEAD.lock`` that appeared after the queue
-looked for them, ``merge_git_locks``) leaves the merge staged with the ref unmoved. The
+looked for them, ``merge.git_locks``) leaves the merge staged with the ref unmoved. The
 checkout then follows only a moved ref: ``fast_forward`` puts such a half-done fast-forward
 back exactly (``git read-tree -m -u <new> <old>``, the same two-tree step in reverse, which
 refuses to overwrite anything that changed meanwhile) before it reports git's refusal. A

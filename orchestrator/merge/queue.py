@@ -18,12 +18,12 @@ Contract of ``MergeQueue.merge(session_id, branch, task_id=...)``:
   branch), the answer is ``already_merged`` and nothing is written.
 - **Conflicts change nothing.** ``conflict`` lists the conflicted paths; base and branch stay.
 - **The user's checkout is never modified behind their back.** If the base is checked out
-  somewhere it is fast-forwarded in place only when clean (see ``merge_checkout``); otherwise
+  somewhere it is fast-forwarded in place only when clean (see ``merge.checkout``); otherwise
   ``waiting_for_checkout`` names the checkout and what is in the way, nothing moves, and a
   later ``merge`` retries. A fast-forward git refused half-way is put back exactly: the
   checkout never keeps a merge whose ref did not move.
 - **Git's lock files are looked for first.** Before writing, the queue looks for the lock files
-  of git's the update needs (``merge_git_locks``: ``<base ref>.lock``, ``packed-refs.lock``
+  of git's the update needs (``merge.git_locks``: ``<base ref>.lock``, ``packed-refs.lock``
   and, for a checkout of the base, its ``HEAD.lock`` and ``index.lock``). One that no process
   holds (a crashed git's) fails the merge at once with ``BaseLocked``, naming it, its age and
   that nobody holds it; one a live git may hold is waited for up to ``lock_wait`` seconds,

@@ -50,7 +50,7 @@ def _task_report(state: TaskState) -> TaskReport:
     )
 
 
-# Metadata keys written by the scheduler (``scheduler_queue``, ``parks``): read by name here,
+# Metadata keys written by the scheduler (``scheduler.rules.queue``, ``parks``): read by name here,
 # so the report stays a function of the stored records alone.
 def _time(metadata: dict[str, Any], name: str) -> datetime | None:
     value = metadata.get(name)

@@ -5,7 +5,7 @@ create a directory, a branch, a lock or a record, so a run that cannot work is r
 clear line and leaves the user's repository exactly as it was:
 
 - ``check_repository(config)``: ``repo`` is the top level of a git checkout with the base
-  branch (unless ``sample_repo`` will create it), and neither ``.council`` nor anything
+  branch (unless ``run.demo_repo`` will create it), and neither ``.council`` nor anything
   directly inside it (nor inside ``.council/locks`` or ``.council/state``) is a symbolic
   link. The orchestrator writes its state, locks, worktrees and the CLIs' homes there; a link
   would send those writes wherever it points, so it is refused rather than followed.

@@ -3,7 +3,7 @@
 Secrets are:
 
 - the values of sensitive-named variables (``process_env.is_sensitive``) of this process's own
-  environment: children no longer inherit it (``process_env``), but a child can still read it
+  environment: children no longer inherit it (``process.env``), but a child can still read it
   (``/proc/<pid>/environ`` of its parent is readable by the same user) and print it;
 - every secret handed to a child, told here by ``remember`` (a CLI's passthrough keys, its
   adapter's overlay and the run config's ``env``, its ``CommandSpec.secrets``; the values a
@@ -12,7 +12,7 @@ Secrets are:
 Masking happens where text is stored, one choke point per sink, never at each caller: state
 records (``state.records``), checkpoints (``state.checkpoints``), the event log and what its
 subscribers are handed (``state.event_log``), session context files (``context``), setup logs
-(``worktree_setup``), handoffs (masked as they are made, by the ``Handoff`` model itself, so
+(``worktrees.setup``), handoffs (masked as they are made, by the ``Handoff`` model itself, so
 their digests describe what is stored), and CLI logs (the run's ``Redactor`` includes these).
 
 Stores mask only values that can be told from ordinary text (``storable``): at least 8

@@ -4,7 +4,7 @@ worktree's changed files before the orchestrator commits them.
 A CLI is given its API key, and a CLI (or what it runs) can write it into a file: a config it
 generates, a test fixture, a dump of its environment. Whatever the orchestrator commits ends
 up in git objects, on a task branch or a rescue ref, and from there on the base and in every
-clone. So every commit the orchestrator makes (``worktree_commits``: the phases' commits and
+clone. So every commit the orchestrator makes (``worktrees.commits``: the phases' commits and
 every rescue) first replaces each known secret (``secret_mask.known``, the values masked in
 everything stored) in the changed files with ``***``, and says which files it changed: the
 attempt that wrote them fails, naming them, so a person looks before anything lands.

@@ -34,7 +34,7 @@ __all__ = ["REFRESH_EVERY", "TaskView"]
 REFRESH_EVERY = 5.0  # seconds between full reads (other processes' writes show up by then)
 _SECONDS_PER_TASK = 0.02  # ... and at least this much per task between them
 _TASK_EVENTS = frozenset({EventType.STATE_UPDATED, EventType.STATE_RECOVERED})
-# What the scheduler's queue reads of a task (``scheduler_queue``, ``Scheduler._dispatch``).
+# What the scheduler's queue reads of a task (``scheduler.rules.queue``, ``Scheduler._dispatch``).
 # Phase records matter only when an attempt starts, and every attempt ends with a status
 # write, which brings them along.
 _QUEUE_FIELDS = frozenset({"status", "metadata", "priority", "created_at", "session_id"})

@@ -8,11 +8,11 @@ The scheduler hands over a ``TaskRun`` (worktree made, claim held) and gets a
   starts: ``phase_start``).
 - **State**: every transition is written to ``TaskState.phases`` with the claim's fencing
   token (``phase_book``); a ``StaleClaim`` propagates (the lease is gone: nothing more may be
-  written). A run resumes (``workflow_resume``) after the longest prefix of phases that are
+  written). A run resumes (``resume``) after the longest prefix of phases that are
   ``completed`` with their handoff still stored and intact; a completed phase whose handoff
   records commits is only reused on the same branch (its code must be in this worktree).
   Everything after the first phase that runs again, runs again.
-- **Handoffs** (``handoff``, assembled by ``workflow_handoffs``): stored as
+- **Handoffs** (``handoff``, assembled by ``handoffs.assemble``): stored as
   ``handoffs/<task>.<phase>``, written to ``.council/handoff/<phase>.json`` in the worktree
   (never committed), rendered into the next prompt with the keys that phase needs
   (``prompts``); a build sent back also reads the review that sent it.
@@ -29,10 +29,10 @@ The scheduler hands over a ``TaskRun`` (worktree made, claim held) and gets a
 - **Review** ends with ``VERDICT: approve`` or ``VERDICT: request-changes`` (none stated:
   approve). Request-changes sends the task back to build with the review as a second
   handoff, at most ``workflow.max_review_rounds`` times; once more is FAILED, not retryable.
-- **Outcomes** map to results as ``workflow_results`` tables them. A rate-limited phase keeps
+- **Outcomes** map to results as ``results`` tables them. A rate-limited phase keeps
   the CLI's native session id in its record and the next attempt (same adapter, same branch)
   continues that conversation with ``resume_session_id``; so does one that was cancelled. A
-  CLI that refuses that resume runs the phase as a fresh session (``phase_cli``): the event
+  CLI that refuses that resume runs the phase as a fresh session (``runner.phase``): the event
   ``phase.resume_refused`` says so, and it is not a failure.
 - **Council mode** (best of N): ``pick_best`` (``best_of``, re-exported here) compares the
   candidates the scheduler ran and names the one to merge.

@@ -15,7 +15,7 @@
   paths, since nothing may be lost.
 - ``settle_index_lock_sync`` runs before both: an ``index.lock`` a killed CLI (or its git) left
   in the worktree's git dir would fail every ``git add``. Nobody holding it (no process has it
-  open, no git runs in that checkout; ``worktree_safety``), it is moved aside, once it is
+  open, no git runs in that checkout; ``process.path_users``), it is moved aside, once it is
   ``min_age`` old (waiting that long if need be); one that is held is never touched, and the
   commit fails naming the holder.
 - ``keep_tip`` points ``refs/council/rescue/<session>`` at a tip with a compare-and-swap; an

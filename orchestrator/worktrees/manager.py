@@ -6,7 +6,7 @@
   ``council/<task>/<n>`` (the next free attempt number; parallel sessions of one task each get
   their own) forked from the base branch's tip as it is right now, registered with
   ``git worktree add --lock`` (the reason names session, CLI and task, so ownership survives
-  without a store), then copies files in and runs setup commands (``worktree_setup``).
+  without a store), then copies files in and runs setup commands (``worktrees.setup``).
   Ownership is also recorded in the state store (namespace ``worktrees``, key = session id).
 - ``commit_in_worktree`` commits everything with the orchestrator's identity and trailers
   (a stale ``index.lock`` a killed CLI left is moved aside first, one in use never);

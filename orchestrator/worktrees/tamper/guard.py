@@ -24,7 +24,7 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
   it and the compare alone would no longer show it. The orchestrator's own one change there,
   ``extensions.worktreeConfig`` for sparse worktrees, is made before any session
   (``worktree_ops.share_worktree_config``).
-- **the shared refs and the base's checkouts** (``tamper_refs``, when the guard is given the
+- **the shared refs and the base's checkouts** (``refs``, when the guard is given the
   base ref): the base, every session's branch but the session's own, and the rescue refs
   under ``refs/council/``, compared by value and followed through the orchestrator's own
   writes (``ref_book``); a change nobody noted is undone (the moved-to commit kept under
