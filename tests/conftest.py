@@ -1,11 +1,14 @@
 """Shared fixtures: tests see only the plugins they ask for; ``slow`` soak variants run only
 with ``--soak`` (``.venv/bin/python -m pytest --soak -m slow``); ``real_cli`` tests only where
-their CLI is installed, or with ``COUNCIL_REQUIRE_REAL_CLIS=1`` (see ``real_clis``)."""
+their CLI is installed, or with ``COUNCIL_REQUIRE_REAL_CLIS=1`` (see ``real_clis``);
+``postgres`` tests (any test using ``pg_dsn``) only where the PostgreSQL server binaries are,
+or with ``COUNCIL_REQUIRE_POSTGRES=1`` (see ``pg_tier``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pg_tier
 import pytest
 import real_clis
 
@@ -22,7 +25,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if {"pg_dsn", "pg_server"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
     real_clis.deselect_missing(config, items)  # the real-CLI tier without its CLIs installed
+    pg_tier.deselect_missing(config, items)  # the PostgreSQL tier without its server
     # Deselected, not skipped: the default run reports them as not collected for this run,
     # so a soak test is never counted as passing when it did not run.
     if config.getoption("--soak"):
@@ -37,6 +44,7 @@ def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
     real_clis.report_deselected(config, terminalreporter)
+    pg_tier.report_deselected(config, terminalreporter)
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +56,18 @@ def no_third_party_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     _default_plugins.cache_clear()
     yield
     _default_plugins.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pg_tier.TestDatabase]:
+    """This worker's PostgreSQL cluster (started once, stopped at the end)."""
+    yield from pg_tier.start_server()
+
+
+@pytest.fixture
+def pg_dsn(pg_server: pg_tier.TestDatabase, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The URL of a fresh migrated database of its own for this test."""
+    pg_tier.without_libpq_defaults(monkeypatch)
+    url = pg_server.fresh()
+    yield url
+    pg_server.drop(url)

@@ -55,14 +55,19 @@ async def run_command(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     grace: float = DEFAULT_GRACE,
+    mark: bool = True,
 ) -> CommandResult:
-    """Run ``argv`` in ``cwd`` to completion or until ``timeout`` seconds pass."""
+    """Run ``argv`` in ``cwd`` to completion or until ``timeout`` seconds pass.
+
+    ``mark=False`` leaves out the orchestrator's marker: for a command that starts a service
+    meant to outlive every run (a local database server), which no successor may take for an
+    orphan of this process."""
     if not argv:
         raise RunError("cannot run an empty command")
     began = time.monotonic()
     try:
         with starting():
-            process = await _open_command(argv, cwd, env)
+            process = await _open_command(argv, cwd, env, mark)
             started(process.pid)
     except FileNotFoundError:
         raise RunError(f"{argv[0]}: command not found (cwd {cwd})") from None
@@ -102,15 +107,16 @@ async def run_command(
 
 
 async def _open_command(
-    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None, mark: bool
 ) -> anyio.abc.Process:
+    given = command_env()[0] if env is None else dict(env)
     return await anyio.open_process(
         list(argv),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         cwd=cwd,
-        env=marked(command_env()[0] if env is None else env),
+        env=marked(given) if mark else given,
         start_new_session=True,
     )
 

@@ -18,7 +18,8 @@ from orchestrator.ids import check_id
 from orchestrator.models import Claim, ClaimStatus, TaskState, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.file.core import FileCore, load_or_recover
-from orchestrator.state.file.rules import check_fence, claim_event, lapsed
+from orchestrator.state.file.rules import lapsed
+from orchestrator.state.record_rules import check_fence, claim_event
 
 __all__ = ["FileClaims"]
 

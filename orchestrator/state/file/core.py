@@ -43,7 +43,7 @@ from orchestrator.state.file.codec import RecordDamaged
 from orchestrator.state.file.event_log import EventLog
 from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.records import RecordKind
-from orchestrator.state.file.rules import STORE_OWNED
+from orchestrator.state.record_rules import STORE_OWNED
 
 __all__ = ["FileCore", "load_or_recover", "peek"]
 

@@ -21,10 +21,11 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.state.file.core import FileCore, load_or_recover
-from orchestrator.state.file.rules import check_version, new_id
+from orchestrator.state.file.rules import check_version
 from orchestrator.state.file.tasks import FileTasks
 from orchestrator.state.metrics import compute_metrics
 from orchestrator.state.protocol import TaskInit
+from orchestrator.state.record_rules import new_id
 from orchestrator.state.session_rules import removable_session, task_init_fields
 
 __all__ = ["FileSessions"]

@@ -1,6 +1,5 @@
-"""Checkpoints of the file backend (immutable snapshots of a session and its tasks: made, listed,
-restored), and bringing a session whose orchestrator died back to a resumable state, from its
-last checkpoint when its own record is lost."""
+"""Checkpoints of the file backend: immutable snapshots of a session and its tasks, made, listed
+and restored (a restore writes each record's next version)."""
 
 from __future__ import annotations
 
@@ -12,13 +11,12 @@ from pydantic import BaseModel
 from orchestrator import filelock
 from orchestrator.errors import RecordNotFound, StateCorrupted
 from orchestrator.events import Event, EventType
-from orchestrator.models import Checkpoint, CheckpointInfo, SessionSnapshot, TaskState, utcnow
+from orchestrator.models import Checkpoint, CheckpointInfo, SessionSnapshot, utcnow
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.records import RecordKind
-from orchestrator.state.file.rules import STORE_OWNED, new_id
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.tasks import FileTasks
-from orchestrator.state.session_rules import recovery_updates
+from orchestrator.state.record_rules import STORE_OWNED, new_id
 
 __all__ = ["FileSnapshots"]
 
@@ -30,60 +28,6 @@ class FileSnapshots:
         self._core = core
         self._tasks = tasks
         self._sessions = sessions
-
-    async def recover_session(self, session_id: str, *, force: bool = False) -> SessionSnapshot:
-        core = self._core
-        try:
-            session = await self._sessions.get_session(session_id)
-        except StateCorrupted:
-            session = None
-        if session is None:
-            checkpoints = await self.list_checkpoints(session_id)
-            if not checkpoints:
-                raise RecordNotFound(
-                    f"session {session_id!r} is missing or damaged and has no checkpoint"
-                )
-            await self.restore_checkpoint(checkpoints[-1].checkpoint_id)
-            session = await self._sessions.get_session(session_id)
-            assert session is not None
-        now = utcnow()
-        requeued: list[str] = []
-        for task_id in session.task_ids:
-            task = await self._tasks.get_task_state(task_id)
-            if task is None:
-                # Its record was moved away (as a damaged record's error advises) or lost:
-                # started afresh, queued; the run's checks of the base and the task's branch
-                # decide what is left to do.
-                fresh = TaskState(task_id=task_id, session_id=session_id).model_dump()
-                await self._tasks.update_task_state(task_id, fresh)
-                requeued.append(task_id)
-                await core.emit(
-                    Event(
-                        type=EventType.STATE_RECOVERED,
-                        data={
-                            "kind": "tasks",
-                            "key": task_id,
-                            "reason": "record missing",
-                            "started_afresh": True,
-                        },
-                        level="warning",
-                    )
-                )
-                continue
-            if task.session_id != session_id:
-                continue
-            fix = recovery_updates(task, now, force)
-            if fix:
-                await self._tasks.update_task_state(task_id, fix)
-                requeued.append(task_id)
-        session = await self._sessions.update_session(session_id, {"status": "active"})
-        await core.emit(
-            Event(
-                type=EventType.SESSION_RECOVERED,
-                data={"session_id": session_id, "requeued": requeued},
-            )
-        )
-        return SessionSnapshot(session=session, tasks=await self._tasks.list_tasks(session_id))
 
     async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo:
         core = self._core

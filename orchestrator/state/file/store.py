@@ -23,6 +23,7 @@ from orchestrator.models import (
     SessionRecord,
     SessionSnapshot,
     TaskState,
+    utcnow,
 )
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
@@ -33,6 +34,7 @@ from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.tasks import FileTasks
 from orchestrator.state.file.upkeep import FileUpkeep
 from orchestrator.state.protocol import RecordProblem, TaskInit
+from orchestrator.state.recovery import recover_session
 
 __all__ = ["FileStateStore"]
 
@@ -161,7 +163,7 @@ class FileStateStore:
         return await self._sessions.get_active_sessions()
 
     async def recover_session(self, session_id: str, *, force: bool = False) -> SessionSnapshot:
-        return await self._snapshots.recover_session(session_id, force=force)
+        return await recover_session(self, session_id, force=force, now=utcnow())
 
     async def cleanup_old_sessions(self, days: float) -> int:
         return await self._sessions.cleanup_old_sessions(days)

@@ -1,0 +1,191 @@
+"""Session records in the PostgreSQL backend: a run's tasks, options and status, made in one
+transaction with its tasks (a task another unfinished session owns refuses the whole session);
+metrics computed from the tasks when read, never stored; finished sessions past an age
+removed with their tasks and checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from orchestrator.errors import RecordNotFound, StateError, TaskInActiveSession, VersionConflict
+from orchestrator.events import Event, EventType
+from orchestrator.ids import check_id
+from orchestrator.models import (
+    ACTIVE_SESSION_STATUSES,
+    TERMINAL_SESSION_STATUSES,
+    SessionRecord,
+    TaskState,
+)
+from orchestrator.state.metrics import compute_metrics
+from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
+from orchestrator.state.postgres.tasks import locked_task, write_task
+from orchestrator.state.protocol import TaskInit
+from orchestrator.state.record_rules import new_id
+from orchestrator.state.session_rules import task_init_fields
+
+__all__ = ["PgSessions", "read_session", "write_session"]
+
+
+class PgSessions:
+    def __init__(self, core: PgCore) -> None:
+        self._core = core
+
+    async def create_session(
+        self,
+        options: Mapping[str, Any],
+        tasks: Sequence[TaskInit],
+        session_id: str | None = None,
+    ) -> SessionRecord:
+        sid = check_id(session_id or new_id("s"), "session id")
+        inits = [task_init_fields(t) for t in tasks]
+        task_ids = [str(f["task_id"]) for f in inits]
+        if len(set(task_ids)) != len(task_ids):
+            raise StateError(f"session {sid!r}: duplicate task ids in {task_ids}")
+
+        async def work(conn: Conn, events: list[Event]) -> SessionRecord:
+            if await read_session(conn, sid) is not None:
+                raise StateError(f"session {sid!r} already exists")
+            now = await self._core.now(conn)
+            members = []
+            for fields in inits:
+                task_id = str(fields["task_id"])
+                current = await locked_task(conn, task_id)
+                await _refuse_if_owned(conn, task_id, current)
+                fresh = TaskState(task_id=task_id, session_id=sid).model_dump()
+                fresh.pop("created_at")
+                members.append(
+                    await write_task(conn, task_id, current, {**fresh, **fields}, now, events)
+                )
+            fields = {"options": dict(options), "task_ids": task_ids}
+            record = await write_session(conn, sid, None, fields, now, events)
+            events.append(Event(type=EventType.SESSION_CREATED, data={"session_id": sid}))
+            return record.model_copy(update={"metrics": compute_metrics(members)})
+
+        return await self._core.atomically(work)
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        check_id(session_id, "session id")
+        async with self._core.pool.connection() as conn:
+            session = await read_session(conn, session_id)
+            return await with_metrics(conn, session) if session is not None else None
+
+    async def update_session(
+        self,
+        session_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> SessionRecord:
+        check_id(session_id, "session id")
+        if "metrics" in updates:
+            raise StateError("session metrics are computed by the store, not written")
+
+        async def work(conn: Conn, events: list[Event]) -> SessionRecord:
+            current = await read_session(conn, session_id, lock=True)
+            if current is None:
+                raise RecordNotFound(f"session {session_id!r} does not exist")
+            if expected_version is not None and current.version != expected_version:
+                raise VersionConflict(f"sessions/{session_id}", expected_version, current.version)
+            now = await self._core.now(conn)
+            record = await write_session(conn, session_id, current, updates, now, events)
+            events.append(Event(type=EventType.SESSION_UPDATED, data={"session_id": session_id}))
+            return await with_metrics(conn, record)
+
+        return await self._core.atomically(work)
+
+    async def get_active_sessions(self) -> list[SessionRecord]:
+        statuses = [str(status) for status in ACTIVE_SESSION_STATUSES]
+        async with self._core.pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT doc FROM council.sessions WHERE status = ANY(%s) ORDER BY created_at",
+                (statuses,),
+            )
+            found = [SessionRecord.model_validate(row[0]) for row in await cursor.fetchall()]
+            return [await with_metrics(conn, session) for session in found]
+
+    async def cleanup_old_sessions(self, days: float) -> int:
+        finished = [str(status) for status in TERMINAL_SESSION_STATUSES]
+
+        async def work(conn: Conn, events: list[Event]) -> int:
+            cutoff = await self._core.now(conn) - timedelta(days=days)
+            cursor = await conn.execute(
+                "DELETE FROM council.sessions WHERE status = ANY(%s) AND updated_at < %s "
+                "RETURNING session_id",
+                (finished, cutoff),
+            )
+            gone = [row[0] for row in await cursor.fetchall()]
+            if gone:
+                await conn.execute(
+                    "DELETE FROM council.task_history WHERE task_id IN (SELECT task_id FROM "
+                    "council.tasks WHERE session_id = ANY(%s))",
+                    (gone,),
+                )
+                await conn.execute("DELETE FROM council.tasks WHERE session_id = ANY(%s)", (gone,))
+                await conn.execute(
+                    "DELETE FROM council.checkpoints WHERE session_id = ANY(%s)", (gone,)
+                )
+            events.extend(
+                Event(type=EventType.SESSION_REMOVED, data={"session_id": sid}) for sid in gone
+            )
+            return len(gone)
+
+        return await self._core.atomically(work)
+
+
+async def read_session(conn: Conn, session_id: str, *, lock: bool = False) -> SessionRecord | None:
+    query = "SELECT doc FROM council.sessions WHERE session_id = %s"
+    cursor = await conn.execute(query + (" FOR UPDATE" if lock else ""), (session_id,))
+    row = await cursor.fetchone()
+    return SessionRecord.model_validate(row[0]) if row is not None else None
+
+
+async def with_metrics(conn: Conn, session: SessionRecord) -> SessionRecord:
+    """``session`` with its metrics computed from its tasks as they are now."""
+    cursor = await conn.execute(
+        "SELECT doc FROM council.tasks WHERE task_id = ANY(%s) AND session_id = %s",
+        (list(session.task_ids), session.session_id),
+    )
+    members = [TaskState.model_validate(row[0]) for row in await cursor.fetchall()]
+    return session.model_copy(update={"metrics": compute_metrics(members)})
+
+
+async def write_session(
+    conn: Conn,
+    session_id: str,
+    current: SessionRecord | None,
+    updates: Mapping[str, Any],
+    now: Any,
+    events: list[Event],
+) -> SessionRecord:
+    version = current.version if current is not None else 0
+    record = merged(
+        SessionRecord, "sessions", "session_id", session_id, current, updates, version, now, events
+    )
+    record = record.model_copy(update={"metrics": type(record.metrics)()})  # never stored
+    values = (record.version, str(record.status), jsonb(record), now, session_id)
+    if current is None:
+        await conn.execute(
+            "INSERT INTO council.sessions (version, status, doc, updated_at, session_id, "
+            "created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+            (*values, record.created_at),
+        )
+    else:
+        await conn.execute(
+            "UPDATE council.sessions SET version = %s, status = %s, doc = %s, updated_at = %s "
+            "WHERE session_id = %s",
+            values,
+        )
+    return record
+
+
+async def _refuse_if_owned(conn: Conn, task_id: str, current: TaskState | None) -> None:
+    if current is None or current.session_id is None:
+        return
+    owner = await read_session(conn, current.session_id)
+    if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
+        raise TaskInActiveSession(
+            f"task {task_id!r} belongs to session {owner.session_id!r}, which is still "
+            f"{owner.status}: continue that run with `council resume <config>`, or drop "
+            f"the task from it with `council cancel <config> {task_id}`"
+        )

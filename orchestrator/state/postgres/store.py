@@ -1,0 +1,214 @@
+"""``PostgresStateStore``: the state store of several workstations sharing one queue.
+
+It implements the ``StateStore`` protocol like the file backend and passes the same contract
+suite (``orchestrator.testing.state_contract``), on PostgreSQL 13 or newer through psycopg 3
+and a connection pool. Each call is handed to the part that owns it, over one ``PgCore``
+(pool, short transactions, the database's clock, events): ``PgTasks``, ``PgClaims``,
+``PgSessions``, ``PgSnapshots``, ``PgRecords`` and ``PgUpkeep``; recovering a session is the
+backend-neutral ``state.recovery``.
+
+``PostgresStateStore.connect(dsn)`` opens the pool and brings the schema ``council`` up to
+date (``schema``). The connection string is libpq's, so ``PG*`` variables, ``.pgpass``,
+service files, ``sslmode`` and client certificates work as they do for ``psql``
+(``connection``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Self
+
+from psycopg_pool import AsyncConnectionPool
+
+from orchestrator.events import Event, Subscriber
+from orchestrator.models import (
+    Checkpoint,
+    CheckpointInfo,
+    Claim,
+    ClaimStatus,
+    KeyedRecord,
+    SessionRecord,
+    SessionSnapshot,
+    TaskState,
+)
+from orchestrator.state.postgres.claims import PgClaims
+from orchestrator.state.postgres.connection import open_pool
+from orchestrator.state.postgres.core import PgCore
+from orchestrator.state.postgres.keyed import PgRecords
+from orchestrator.state.postgres.sessions import PgSessions
+from orchestrator.state.postgres.snapshots import PgSnapshots
+from orchestrator.state.postgres.tasks import PgTasks
+from orchestrator.state.postgres.upkeep import PgUpkeep
+from orchestrator.state.protocol import RecordProblem, TaskInit
+from orchestrator.state.recovery import recover_session
+
+__all__ = ["PostgresStateStore"]
+
+
+class PostgresStateStore:
+    """The PostgreSQL backend of ``StateStore`` (module doc)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._core = core = PgCore(pool)
+        self._tasks = PgTasks(core)
+        self._claims = PgClaims(core)
+        self._sessions = PgSessions(core)
+        self._snapshots = PgSnapshots(core, self._tasks, self._sessions)
+        self._records = PgRecords(core)
+        self._upkeep = PgUpkeep(core)
+
+    @classmethod
+    async def connect(cls, dsn: str | None = None, **pool_options: Any) -> Self:
+        """A store on the database ``dsn`` names (libpq's defaults when None), its schema
+        migrated; ``StateError`` naming the server when it cannot be reached."""
+        return cls(await open_pool(dsn, **pool_options))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._core.pool.close()
+
+    # -- tasks and claims -------------------------------------------------------------------
+
+    async def get_task_state(self, task_id: str) -> TaskState | None:
+        return await self._tasks.get_task_state(task_id)
+
+    async def update_task_state(
+        self,
+        task_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        fencing_token: int | None = None,
+        durable: bool = True,
+    ) -> TaskState:
+        return await self._tasks.update_task_state(
+            task_id, updates, expected_version, fencing_token=fencing_token, durable=durable
+        )
+
+    async def list_tasks(self, session_id: str | None = None) -> list[TaskState]:
+        return await self._tasks.list_tasks(session_id)
+
+    async def task_history(self, task_id: str) -> list[TaskState]:
+        return await self._tasks.task_history(task_id)
+
+    async def acquire_claim(
+        self,
+        task_id: str,
+        holder: str,
+        lease_seconds: float,
+        updates: Mapping[str, Any] | None = None,
+    ) -> Claim | None:
+        return await self._claims.acquire_claim(task_id, holder, lease_seconds, updates)
+
+    async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
+        return await self._claims.renew_claim(task_id, token, lease_seconds)
+
+    async def release_claim(
+        self,
+        task_id: str,
+        token: int,
+        status: ClaimStatus = ClaimStatus.COMPLETED,
+        updates: Mapping[str, Any] | None = None,
+    ) -> TaskState:
+        return await self._claims.release_claim(task_id, token, status, updates)
+
+    async def sweep_expired_claims(self, now: datetime | None = None) -> list[Claim]:
+        return await self._claims.sweep_expired_claims(now)
+
+    # -- sessions and checkpoints -----------------------------------------------------------
+
+    async def create_session(
+        self,
+        options: Mapping[str, Any],
+        tasks: Sequence[TaskInit],
+        session_id: str | None = None,
+    ) -> SessionRecord:
+        return await self._sessions.create_session(options, tasks, session_id)
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        return await self._sessions.get_session(session_id)
+
+    async def update_session(
+        self,
+        session_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> SessionRecord:
+        return await self._sessions.update_session(session_id, updates, expected_version)
+
+    async def get_active_sessions(self) -> list[SessionRecord]:
+        return await self._sessions.get_active_sessions()
+
+    async def recover_session(self, session_id: str, *, force: bool = False) -> SessionSnapshot:
+        async with self._core.tx() as conn:
+            now = await self._core.now(conn)
+        return await recover_session(self, session_id, force=force, now=now)
+
+    async def cleanup_old_sessions(self, days: float) -> int:
+        return await self._sessions.cleanup_old_sessions(days)
+
+    async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo:
+        return await self._snapshots.create_checkpoint(session_id, reason)
+
+    async def list_checkpoints(self, session_id: str | None = None) -> list[CheckpointInfo]:
+        return await self._snapshots.list_checkpoints(session_id)
+
+    async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
+        return await self._snapshots.get_checkpoint(checkpoint_id)
+
+    async def restore_checkpoint(self, checkpoint_id: str) -> SessionSnapshot:
+        return await self._snapshots.restore_checkpoint(checkpoint_id)
+
+    # -- keyed records of other layers ------------------------------------------------------
+
+    async def get_record(self, namespace: str, key: str) -> KeyedRecord | None:
+        return await self._records.get_record(namespace, key)
+
+    async def put_record(
+        self,
+        namespace: str,
+        key: str,
+        data: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> KeyedRecord:
+        return await self._records.put_record(
+            namespace, key, data, expected_version, durable=durable
+        )
+
+    async def delete_record(
+        self,
+        namespace: str,
+        key: str,
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> bool:
+        return await self._records.delete_record(namespace, key, expected_version, durable=durable)
+
+    async def list_records(self, namespace: str) -> list[KeyedRecord]:
+        return await self._records.list_records(namespace)
+
+    # -- events and upkeep ------------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._core.subscribe(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._core.unsubscribe(subscriber)
+
+    async def emit(self, event: Event) -> None:
+        await self._core.emit(event)
+
+    async def verify_records(self) -> list[RecordProblem]:
+        return await self._upkeep.verify_records()
+
+    async def clean_stale_locks(self) -> int:
+        return await self._upkeep.clean_stale_locks()

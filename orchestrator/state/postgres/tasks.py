@@ -1,0 +1,153 @@
+"""Task records in the PostgreSQL backend: read, written (fenced when the caller holds a claim),
+their history (the ten versions before the current one), and the tasks of a session."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from orchestrator.errors import VersionConflict
+from orchestrator.events import Event
+from orchestrator.ids import check_id
+from orchestrator.models import TaskState
+from orchestrator.state.postgres.core import HISTORY_LIMIT, Conn, PgCore, jsonb, merged
+from orchestrator.state.record_rules import check_fence
+
+__all__ = ["PgTasks", "locked_task", "write_task"]
+
+
+class PgTasks:
+    def __init__(self, core: PgCore) -> None:
+        self._core = core
+
+    async def get_task_state(self, task_id: str) -> TaskState | None:
+        check_id(task_id, "task id")
+        async with self._core.pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT doc FROM council.tasks WHERE task_id = %s", (task_id,)
+            )
+            row = await cursor.fetchone()
+        return TaskState.model_validate(row[0]) if row is not None else None
+
+    async def update_task_state(
+        self,
+        task_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        fencing_token: int | None = None,
+        durable: bool = True,
+    ) -> TaskState:
+        del durable  # every commit is durable here; a faster kind buys nothing worth the risk
+        check_id(task_id, "task id")
+
+        async def work(conn: Conn, events: list[Event]) -> TaskState:
+            current = await locked_task(conn, task_id)
+            if expected_version is not None:
+                actual = current.version if current is not None else 0
+                if actual != expected_version:
+                    raise VersionConflict(
+                        f"tasks/{task_id}", expected_version, actual if current else None
+                    )
+            if fencing_token is not None:
+                check_fence(task_id, current, fencing_token)
+            now = await self._core.now(conn)
+            return await write_task(conn, task_id, current, updates, now, events)
+
+        return await self._core.atomically(work)
+
+    async def task_history(self, task_id: str) -> list[TaskState]:
+        check_id(task_id, "task id")
+        async with self._core.pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT h.doc FROM council.task_history h JOIN council.tasks t USING (task_id) "
+                "WHERE h.task_id = %s AND h.version < t.version ORDER BY h.version DESC",
+                (task_id,),
+            )
+            rows = await cursor.fetchall()
+        return [TaskState.model_validate(row[0]) for row in rows]
+
+    async def list_tasks(self, session_id: str | None = None) -> list[TaskState]:
+        async with self._core.pool.connection() as conn:
+            if session_id is None:
+                cursor = await conn.execute("SELECT doc FROM council.tasks ORDER BY task_id")
+            else:
+                cursor = await conn.execute(
+                    "SELECT t.doc FROM council.tasks t JOIN council.sessions s "
+                    "ON t.session_id = s.session_id AND s.session_id = %s "
+                    "WHERE s.doc->'task_ids' ? t.task_id "
+                    "ORDER BY array_position(ARRAY(SELECT jsonb_array_elements_text("
+                    "s.doc->'task_ids')), t.task_id)",
+                    (session_id,),
+                )
+            rows = await cursor.fetchall()
+        return [TaskState.model_validate(row[0]) for row in rows]
+
+
+async def locked_task(conn: Conn, task_id: str, *, skip_locked: bool = False) -> TaskState | None:
+    """The task, its row locked for this transaction (``skip_locked``: None at once when
+    another transaction holds it, as when it does not exist)."""
+    lock = "FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE"
+    cursor = await conn.execute(
+        f"SELECT doc FROM council.tasks WHERE task_id = %s {lock}",  # noqa: S608
+        (task_id,),
+    )
+    row = await cursor.fetchone()
+    return TaskState.model_validate(row[0]) if row is not None else None
+
+
+async def write_task(
+    conn: Conn,
+    task_id: str,
+    current: TaskState | None,
+    updates: Mapping[str, Any],
+    now: datetime,
+    events: list[Event],
+) -> TaskState:
+    """Write the task's next version (the caller holds its row lock); the previous one goes
+    to history, of which the newest ten stay."""
+    if current is None:
+        # A task started afresh keeps its versions increasing past the history it left.
+        cursor = await conn.execute(
+            "SELECT coalesce(max(version), 0) FROM council.task_history WHERE task_id = %s",
+            (task_id,),
+        )
+        row = await cursor.fetchone()
+        version = int(row[0]) if row is not None else 0
+    else:
+        version = current.version
+    record = merged(TaskState, "tasks", "task_id", task_id, current, updates, version, now, events)
+    claim = record.claim
+    values = (
+        record.session_id,
+        record.version,
+        str(record.status),
+        claim.token if claim else None,
+        str(claim.status) if claim else None,
+        claim.expires_at if claim else None,
+        jsonb(record),
+        now,
+    )
+    if current is None:
+        await conn.execute(
+            "INSERT INTO council.tasks (session_id, version, status, claim_token, claim_status,"
+            " claim_expires, doc, updated_at, task_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (*values, task_id),
+        )
+        return record
+    await conn.execute(
+        "INSERT INTO council.task_history (task_id, version, doc) VALUES (%s, %s, %s) "
+        "ON CONFLICT DO NOTHING",
+        (task_id, current.version, jsonb(current)),
+    )
+    await conn.execute(
+        "DELETE FROM council.task_history WHERE task_id = %s AND version <= %s",
+        (task_id, current.version - HISTORY_LIMIT),
+    )
+    await conn.execute(
+        "UPDATE council.tasks SET session_id = %s, version = %s, status = %s, claim_token = %s,"
+        " claim_status = %s, claim_expires = %s, doc = %s, updated_at = %s WHERE task_id = %s",
+        (*values, task_id),
+    )
+    return record
