@@ -37,6 +37,7 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -64,11 +65,13 @@ from orchestrator.run.plan import RunPlan, build_plan, plan_paths
 from orchestrator.run.preflight import check_adapters, check_repository
 from orchestrator.run.report import RunReport
 from orchestrator.run.run_lock import RunLock, acquire_run_lock
+from orchestrator.run.stores import describe_state, open_run_store
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.safety import crashpoints
 from orchestrator.scheduler.cancel import request_cancel
 from orchestrator.scheduler.scheduler import Scheduler, Services
-from orchestrator.state import FileStateStore
+from orchestrator.scheduler.team import remote_base_ref, team_for
+from orchestrator.state import FileStateStore, StateStore
 from orchestrator.workflow.task_run import WorkflowFn
 from orchestrator.worktrees.manager import WorktreeManager
 
@@ -101,7 +104,7 @@ class Council:
         self._workflow = workflow
         self._plugins = plugins
         self._subscribers: list[Callback] = []
-        self._store: FileStateStore | None = None
+        self._store: StateStore | None = None
         self._run_lock: RunLock | None = None
         self._locks: LockManager | None = None
         self._scheduler: Scheduler | None = None
@@ -125,8 +128,6 @@ class Council:
         crash point, an unavailable backend or adapter, an unusable repository."""
         crashpoints.check_armed()  # a mistyped crash point must not pass as a survived crash
         config = self.config
-        if config.state.backend != "file":
-            raise RunError(f"the {config.state.backend} state backend is not available yet")
         if self._workflow is None:  # a workflow of the caller's own may not use the adapters
             check_adapters(config, self.plugins.registry)
         await check_repository(config)
@@ -136,15 +137,20 @@ class Council:
         config = self.config
         if config.sample_repo:
             await ensure_sample_repo(config.repo, config.base_branch)
+        team = await team_for(config)
         run_lock = await anyio.to_thread.run_sync(acquire_run_lock, config.repo)
-        store = FileStateStore(
-            config.state_dir,
-            events_path=config.repo / ".council" / "events.jsonl",
-            anchor=config.state_anchor,
-        )
+        try:
+            store = await open_run_store(config)
+        except BaseException:
+            run_lock.release()
+            raise
         try:
             worktrees = WorktreeManager(
-                config.repo, store=store, base_branch=config.base_branch, settings=config.worktrees
+                config.repo,
+                store=store,
+                base_branch=config.base_branch,
+                settings=config.worktrees,
+                base_ref=None if team is None else remote_base_ref(team, config.base_branch),
             )
             await worktrees.layout()  # a repository problem surfaces here, before any write
         except BaseException:
@@ -166,6 +172,7 @@ class Council:
             plugins=self.plugins,
             log_dir=log_dir,
             home_root=home_root,
+            team=team,
         )
         self._scheduler = Scheduler(services, workflow=self._workflow, listeners=[])
         for callback in self._subscribers:
@@ -284,7 +291,7 @@ class Council:
         if session is None:
             session = await self._newest(resumable=False)
         if session is None:
-            raise RecordNotFound(f"no run has been recorded in {self.config.state_dir}")
+            raise RecordNotFound(f"no run has been recorded in {describe_state(self.config)}")
         return build_report(session, await store.list_tasks(session.session_id))
 
     def subscribe(self, callback: Callback) -> None:
@@ -327,15 +334,13 @@ class Council:
 
         self._scheduler.listeners.append(cli_output_only)
 
-    def _require_store(self) -> FileStateStore:
+    def _require_store(self) -> StateStore:
         if self._store is None:
             raise RunError("use the Council inside `async with` first")
         return self._store
 
     async def _newest(self, *, resumable: bool) -> SessionRecord | None:
-        store = self._require_store()
-        keys = await _session_keys(store)
-        sessions = [s for s in [await store.get_session(k) for k in keys] if s is not None]
+        sessions = await self._require_store().list_sessions()
         if resumable:
             sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
         return max(sessions, key=lambda s: s.created_at, default=None)
@@ -350,22 +355,24 @@ def nothing_to_resume(state_dir: Path) -> NothingToResume:
     )
 
 
-def check_resumable(state_dir: Path) -> None:
-    """Refuse a resume before anything is created when no run ever kept state here."""
-    if not state_dir.is_dir():
-        raise nothing_to_resume(state_dir)
+def check_resumable(config: RunConfig) -> None:
+    """Refuse a resume before anything is created when no run ever kept state here (a
+    database is asked once it is open)."""
+    if config.state.backend == "file" and not config.state_dir.is_dir():
+        raise nothing_to_resume(config.state_dir)
 
 
-async def stored_report(state_dir: Path) -> RunReport:
-    """The report of the newest session kept in ``state_dir`` (no run needed)."""
-    async with FileStateStore(state_dir) as store:
-        keys = await _session_keys(store)
-        sessions = [s for s in [await store.get_session(k) for k in keys] if s is not None]
+async def stored_report(where: Path | RunConfig) -> RunReport:
+    """The report of the newest session kept in a state directory, or in the store a run
+    config names (no run needed)."""
+    if isinstance(where, RunConfig):
+        store = await open_run_store(where)
+        place = describe_state(where)
+    else:
+        store, place = FileStateStore(where), str(where)
+    async with contextlib.aclosing(store):
+        sessions = await store.list_sessions()
         newest = max(sessions, key=lambda s: s.created_at, default=None)
         if newest is None:
-            raise RecordNotFound(f"no run has been recorded in {state_dir}")
+            raise RecordNotFound(f"no run has been recorded in {place}")
         return build_report(newest, await store.list_tasks(newest.session_id))
-
-
-async def _session_keys(store: FileStateStore) -> list[str]:
-    return await anyio.to_thread.run_sync(store.sessions.keys)

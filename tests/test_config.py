@@ -734,12 +734,17 @@ def test_timing_relations(workdir: Path) -> None:
     ]
 
 
-def test_state_dsn_rules(workdir: Path) -> None:
-    assert single_issue("state:\n  backend: postgresql\n" + MINIMAL) == (
-        "run.yaml:1: state.dsn: required when backend is postgresql"
-    )
+def test_state_backend_rules(workdir: Path) -> None:
+    # The DSN may come from COUNCIL_DATABASE_URL or libpq's own defaults: not required.
+    assert load_config(write("state:\n  backend: postgresql\n" + MINIMAL)).state.dsn is None
     assert single_issue("state: {dsn: 'postgresql://x'}\n" + MINIMAL) == (
         "run.yaml:1: state.dsn: only used with backend: postgresql"
+    )
+    assert single_issue("state: {remote: origin}\n" + MINIMAL) == (
+        "run.yaml:1: state.remote: only used with backend: postgresql"
+    )
+    assert single_issue("state: {backend: postgresql, path: x}\n" + MINIMAL) == (
+        "run.yaml:1: state.path: only used with backend: file"
     )
 
 
@@ -748,6 +753,6 @@ def test_all_problems_are_reported_in_line_order(workdir: Path) -> None:
         "tasks:\n"
         "  - {id: a, prompt: x, depends_on: [missing]}\n"
         "  - {id: a, prompt: y}\n"
-        "state: {backend: postgresql}\n"
+        "state: {backend: postgresql, path: x}\n"
     )
     assert [int(line.split(":")[1]) for line in lines] == [2, 3, 4]

@@ -30,6 +30,7 @@ from orchestrator.errors import UsageError
 from orchestrator.ids import check_id
 from orchestrator.models import TaskStatus
 from orchestrator.process import procid
+from orchestrator.run.stores import describe_state
 
 __all__ = ["register"]
 
@@ -92,7 +93,9 @@ def cancel(
 
 async def _cancel(config: RunConfig, task_id: str, session_id: str | None) -> CancelOutcome:
     async with open_store(config) as store:
-        session = await pick_session(store, session_id, unfinished=True)
+        session = await pick_session(
+            store, session_id, unfinished=True, place=describe_state(config)
+        )
         sid = session.session_id
         before = await store.get_task_state(task_id)
         if task_id not in session.task_ids or before is None or before.session_id != sid:

@@ -29,6 +29,7 @@ from orchestrator.config.run import RunConfig
 from orchestrator.errors import RecordNotFound, RunError, UsageError
 from orchestrator.ids import check_id
 from orchestrator.models import ACTIVE_SESSION_STATUSES, CheckpointInfo, SessionSnapshot
+from orchestrator.run.stores import describe_state
 from orchestrator.scheduler.cancel import CANCEL_REQUESTS, clear_cancel
 
 __all__ = ["app"]
@@ -108,14 +109,18 @@ def _row(info: CheckpointInfo) -> tuple[object, ...]:
 
 async def _create(config: RunConfig, session_id: str | None, reason: str) -> CheckpointInfo:
     async with open_store(config) as store:
-        session = await pick_session(store, session_id, unfinished=False)
+        session = await pick_session(
+            store, session_id, unfinished=False, place=describe_state(config)
+        )
         return await store.create_checkpoint(session.session_id, reason)
 
 
 async def _list(config: RunConfig, session_id: str | None) -> list[CheckpointInfo]:
     async with open_store(config) as store:
         if session_id is not None:
-            await pick_session(store, session_id, unfinished=False)  # an unknown id is an error
+            await pick_session(
+                store, session_id, unfinished=False, place=describe_state(config)
+            )  # an unknown id is an error
         return await store.list_checkpoints(session_id)
 
 
@@ -125,7 +130,7 @@ async def _restore(config: RunConfig, checkpoint_id: str) -> SessionSnapshot:
             checkpoint = await store.get_checkpoint(checkpoint_id)
         except RecordNotFound:
             raise UsageError(
-                f"checkpoint {checkpoint_id!r} does not exist in {store.root} "
+                f"checkpoint {checkpoint_id!r} does not exist in {describe_state(config)} "
                 "(see `council checkpoint list`)"
             ) from None
         sid = checkpoint.session_id

@@ -38,6 +38,7 @@ import typer
 
 from orchestrator.cli import console
 from orchestrator.cli.store_access import newest_report
+from orchestrator.config.run import RunConfig
 from orchestrator.council import Council, check_resumable, stored_report
 from orchestrator.errors import CouncilError
 from orchestrator.models import SessionStatus, TaskStatus
@@ -89,7 +90,7 @@ def resume(
     # Refused in this order, and before `async with` creates `.council`: the setup's own
     # problems first, then a repository where no run ever kept state.
     anyio.run(council.preflight)
-    check_resumable(council.config.state_dir)
+    check_resumable(council.config)
     report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
     _finish(report, as_json)
 
@@ -105,12 +106,13 @@ def status(
     ] = False,
 ) -> None:
     """Show the newest run's tasks."""
-    state_dir = Path(".council/state")
+    where: Path | RunConfig = Path(".council/state")
     if file is not None:
-        state_dir = Council.from_config(file).config.state_dir
+        config = Council.from_config(file).config
+        where = config.state_dir if config.state.backend == "file" else config
     if watch:
-        watch_status(state_dir, as_json)
-    report = anyio.run(stored_report, state_dir)
+        watch_status(where, as_json)
+    report = anyio.run(stored_report, where)
     if as_json:
         console.print_lines(report.model_dump_json(indent=2))
     else:
@@ -171,21 +173,21 @@ def _finish(report: RunReport, as_json: bool) -> None:
     raise typer.Exit(report.exit_code)
 
 
-def watch_status(state_dir: Path, as_json: bool) -> None:
+def watch_status(where: Path | RunConfig, as_json: bool) -> None:
     """``status --watch`` (see the module doc); always ends by raising ``typer.Exit``."""
     try:
-        report = anyio.run(_watch, state_dir, not as_json)
+        report = anyio.run(_watch, where, not as_json)
     except KeyboardInterrupt:
         console.print_error("interrupted")
         raise typer.Exit(130) from None
     _finish(report, as_json)
 
 
-async def _watch(state_dir: Path, show: bool) -> RunReport:
+async def _watch(where: Path | RunConfig, show: bool) -> RunReport:
     seen: dict[str, str] = {}
     with console.live_table(_SUMMARY) as update:
         while True:
-            report, gone = await newest_report(state_dir)
+            report, gone = await newest_report(where)
             rows, title = _summary(report)
             update(rows, title)
             if show and not console.is_terminal():

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -27,8 +28,9 @@ from orchestrator.process import procid
 from orchestrator.run.build_report import build_report
 from orchestrator.run.preflight import council_dir_problem
 from orchestrator.run.report import RunReport
+from orchestrator.run.stores import describe_state, open_run_store
 from orchestrator.scheduler.context import ORCHESTRATOR
-from orchestrator.state import FileStateStore
+from orchestrator.state import FileStateStore, StateStore
 
 __all__ = [
     "newest_report",
@@ -41,10 +43,13 @@ __all__ = [
 
 
 @asynccontextmanager
-async def open_store(config: RunConfig) -> AsyncIterator[FileStateStore]:
+async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
     """The run's state store; ``RecordNotFound`` when no run has been recorded yet."""
     if config.state.backend != "file":
-        raise RunError(f"the {config.state.backend} state backend is not available yet")
+        store = await open_run_store(config)
+        async with contextlib.aclosing(store):
+            yield store
+        return
     problem = await anyio.to_thread.run_sync(council_dir_problem, config.repo)
     if problem is not None:
         raise UnusableRepository(problem)  # never follow a link with the commands that write
@@ -56,32 +61,30 @@ async def open_store(config: RunConfig) -> AsyncIterator[FileStateStore]:
         yield store
 
 
-async def sessions_by_age(store: FileStateStore) -> list[SessionRecord]:
+async def sessions_by_age(store: StateStore) -> list[SessionRecord]:
     """Every session in the store, oldest first."""
-    keys = await anyio.to_thread.run_sync(store.sessions.keys)
-    found = [s for s in [await store.get_session(key) for key in keys] if s is not None]
-    return sorted(found, key=lambda s: (s.created_at, s.session_id))
+    return await store.list_sessions()
 
 
 async def pick_session(
-    store: FileStateStore, session_id: str | None, *, unfinished: bool
+    store: StateStore, session_id: str | None, *, unfinished: bool, place: str = "the store"
 ) -> SessionRecord:
     """Session ``session_id``, or the newest one (only active or interrupted ones when
     ``unfinished``); a clear error when there is none."""
     if session_id is not None:
         session = await store.get_session(session_id)
         if session is None:
-            raise UsageError(f"session {session_id!r} does not exist in {store.root}")
+            raise UsageError(f"session {session_id!r} does not exist in {place}")
         return session
     sessions = await sessions_by_age(store)
     if not sessions:
-        raise RecordNotFound(f"no run has been recorded in {store.root}")
+        raise RecordNotFound(f"no run has been recorded in {place}")
     newest = sessions[-1]
     if unfinished:
         sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
         if not sessions:
             raise RunError(
-                f"every run recorded in {store.root} has ended (the newest, "
+                f"every run recorded in {place} has ended (the newest, "
                 f"{newest.session_id}, {newest.status}); there is nothing left to act on"
             )
     return sessions[-1]
@@ -153,15 +156,21 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-async def newest_report(state_dir: Path) -> tuple[RunReport, bool]:
-    """The report of the newest session in ``state_dir``, and whether the orchestrator that ran
-    it is gone (so the report will not change until someone resumes it)."""
-    if not await anyio.to_thread.run_sync(state_dir.is_dir):
-        raise RecordNotFound(f"no run has been recorded in {state_dir}")
-    async with FileStateStore(state_dir) as store:
+async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
+    """The report of the newest session in a state directory (or the store a run config
+    names), and whether the orchestrator that ran it is gone (so the report will not change
+    until someone resumes it)."""
+    if isinstance(where, RunConfig):
+        store: StateStore = await open_run_store(where)
+        place = describe_state(where)
+    else:
+        if not await anyio.to_thread.run_sync(where.is_dir):
+            raise RecordNotFound(f"no run has been recorded in {where}")
+        store, place = FileStateStore(where), str(where)
+    async with contextlib.aclosing(store):
         sessions = await sessions_by_age(store)
         if not sessions:
-            raise RecordNotFound(f"no run has been recorded in {state_dir}")
+            raise RecordNotFound(f"no run has been recorded in {place}")
         newest = sessions[-1]
         report = build_report(newest, await store.list_tasks(newest.session_id))
         return report, orchestrator_gone(newest)

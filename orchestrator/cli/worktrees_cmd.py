@@ -39,7 +39,7 @@ from orchestrator.models import (
 )
 from orchestrator.process import procid
 from orchestrator.scheduler.attempts.attempt import WORKTREE
-from orchestrator.state import FileStateStore
+from orchestrator.state import StateStore
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import ReconcileReport, RemovalResult, WorktreeInfo
 
@@ -118,7 +118,7 @@ async def _prune(config: RunConfig) -> PruneOutcome:
         return await prune_dead(config, store)
 
 
-async def prune_dead(config: RunConfig, store: FileStateStore) -> PruneOutcome:
+async def prune_dead(config: RunConfig, store: StateStore) -> PruneOutcome:
     """Reconcile the repository's worktrees, removing those of dead sessions (module doc)."""
     manager = _manager(config, store)
     sessions = await sessions_by_age(store)
@@ -203,7 +203,7 @@ def _removal(result: RemovalResult, path: Path | None, repo: Path, base: str) ->
     return text
 
 
-def _manager(config: RunConfig, store: FileStateStore) -> WorktreeManager:
+def _manager(config: RunConfig, store: StateStore) -> WorktreeManager:
     return WorktreeManager(
         config.repo, store=store, base_branch=config.base_branch, settings=config.worktrees
     )

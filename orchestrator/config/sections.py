@@ -94,7 +94,20 @@ class StateConfig(Section):
     path: Path | None = Field(
         default=None, description="file backend directory; default <repo>/.council/state"
     )
-    dsn: NonBlank | None = Field(default=None, description="required for postgresql")
+    dsn: NonBlank | None = Field(
+        default=None,
+        description="postgresql: libpq connection string or URL; default COUNCIL_DATABASE_URL, "
+        "then libpq's own defaults (PG* variables, .pgpass, service files)",
+    )
+    run: Id | None = Field(
+        default=None,
+        description="postgresql: the team run workstations join; default "
+        "<repository name>-<base branch>",
+    )
+    remote: NonBlank | None = Field(
+        default=None,
+        description="postgresql: the shared git remote work lands on; default origin",
+    )
 
     @field_validator("path")
     @classmethod

@@ -16,6 +16,7 @@ from orchestrator.events import Event
 from orchestrator.locks.manager import LockManager
 from orchestrator.merge.queue import MergeQueue
 from orchestrator.plugins.host import PluginHost
+from orchestrator.scheduler.team import Team
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.manager import WorktreeManager
 
@@ -40,6 +41,7 @@ class Services:
     plugins: PluginHost
     log_dir: Path
     home_root: Path
+    team: Team | None = None  # several workstations, one queue (``team``); None: this one alone
 
 
 class RunEvents:

@@ -63,10 +63,12 @@ from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.council.step import CouncilStep
 from orchestrator.scheduler.dispatcher import Dispatcher, adapter_chain
 from orchestrator.scheduler.liveness import refuse_if_alive
+from orchestrator.scheduler.presence import Presence, alive_workstations
 from orchestrator.scheduler.reconciler import Reconciler
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.submissions import Submissions
 from orchestrator.scheduler.sweeper import Sweeper
+from orchestrator.scheduler.team_join import join_team_run
 from orchestrator.scheduler.view import TaskView
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult
 
@@ -123,6 +125,12 @@ class Scheduler:
         self._group: anyio.abc.TaskGroup | None = None
         self._view: TaskView | None = None
         self._lost_reported = False  # the state was found gone and said so already
+        team = services.team
+        self._presence = (
+            Presence(services.store, team, config.scheduler.heartbeat_interval / 2)
+            if team is not None
+            else None
+        )
 
     # -- public ---------------------------------------------------------------------------
 
@@ -136,16 +144,24 @@ class Scheduler:
         return self._run.events.listeners
 
     async def start(self) -> str:
-        """Create the run's session in the store (every task ``queued``); its id."""
+        """Create the run's session in the store (every task ``queued``), or in team mode join
+        the team's session when another workstation runs it (``team_join``); its id."""
         run = self._run
         if run.session_id is not None:
             return run.session_id
         for task in run.tasks.values():
             adapter_chain(run, task)  # fails early, before anything is written
-        store = self.services.store
+        store, team = self.services.store, self.services.team
+        wanted: str | None = None
+        if team is not None:
+            joined = await join_team_run(store, team, self._others_in)
+            if not joined.created:
+                return await self._join(joined.session_id)
+            wanted = joined.session_id
         session = await store.create_session(
             {TASKS_OPTION: [t.model_dump(mode="json") for t in run.tasks.values()]},
             [{"task_id": t.id, "priority": t.priority} for t in run.tasks.values()],
+            session_id=wanted,
         )
         run.session_id = session.session_id
         self._submissions.clear()  # submitted before the start: already in the session
@@ -156,6 +172,37 @@ class Scheduler:
         await skip_landed(run, run.tasks.values())
         await self._members.prepare(run.tasks.values(), resuming=False)
         return run.session_id
+
+    async def _join(self, session_id: str) -> str:
+        """Work in another workstation's session: its tasks that this config also has, plus
+        this config's tasks it lacks (added to it, like submitted ones)."""
+        run, store = self._run, self.services.store
+        session = await store.get_session(session_id)
+        if session is None:
+            raise StateError(f"team session {session_id!r} disappeared while joining it")
+        run.session_id = session_id
+        self._submissions.clear()
+        for task in run.tasks.values():
+            if task.id not in session.task_ids:
+                self._submissions.pending(task)
+        await run.events.emit(
+            "run.joined",
+            {"session_id": session_id, "holder": run.holder, "tasks": len(session.task_ids)},
+        )
+        await skip_landed(run, run.tasks.values())
+        await self._members.prepare(
+            [t for t in run.tasks.values() if t.id in session.task_ids], resuming=True
+        )
+        return session_id
+
+    async def _others_in(self, session_id: str) -> bool:
+        """Another workstation still works in ``session_id``."""
+        team = self.services.team
+        if team is None:
+            return False
+        stale = self.services.config.scheduler.stale_threshold
+        store = self.services.store
+        return bool(await alive_workstations(store, session_id, stale, but=team.workstation))
 
     async def run(self) -> None:
         """Run until every task is settled, or until stopped."""
@@ -228,7 +275,11 @@ class Scheduler:
             store.unsubscribe(view.on_event)
             self._view = None
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-            await self._finish()
+            try:
+                await self._finish()
+            finally:
+                if self._presence is not None:
+                    await self._presence.leave()
 
     async def _ticks(self) -> None:
         run = self._run
@@ -237,6 +288,8 @@ class Scheduler:
             async with anyio.create_task_group() as group:
                 self._group = group
                 while True:
+                    if self._presence is not None:
+                        await self._presence.beat(run.session_id or "", len(self._inflight))
                     await self._submissions.write_pending()
                     await self._reconciler.reconcile()
                     states = await self._states()
@@ -330,6 +383,10 @@ class Scheduler:
         run = self._run
         assert run.session_id is not None
         store = self.services.store
+        if run.stopping and await self._others_in(run.session_id):
+            # The team goes on without this workstation: its tasks are back in the queue.
+            await run.events.emit("run.left", {"session_id": run.session_id})
+            return
         if run.stopping:
             await store.update_session(run.session_id, {"status": SessionStatus.INTERRUPTED})
             if not run.killed:
@@ -337,6 +394,12 @@ class Scheduler:
             await run.events.emit("run.interrupted", {"session_id": run.session_id})
             return
         states = await store.list_tasks(run.session_id)
+        if self.services.team is not None and any(
+            s.status not in TERMINAL_TASK_STATUSES for s in states
+        ):
+            # A team session with tasks only other workstations know: theirs to finish.
+            await run.events.emit("run.left", {"session_id": run.session_id})
+            return
         done = all(s.status == TaskStatus.DONE for s in states)
         status = SessionStatus.COMPLETED if done else SessionStatus.FAILED
         await store.update_session(run.session_id, {"status": status})

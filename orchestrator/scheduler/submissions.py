@@ -4,7 +4,7 @@ next tick (a task id another unfinished session owns is refused, never overwritt
 from __future__ import annotations
 
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import RunError
+from orchestrator.errors import RunError, VersionConflict
 from orchestrator.models import ACTIVE_SESSION_STATUSES, TaskState
 from orchestrator.scheduler.context import TASKS_OPTION, RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
@@ -31,6 +31,11 @@ class Submissions:
         tasks[task.id] = task
         self._pending.append(task)
 
+    def pending(self, task: TaskConfig) -> None:
+        """A task of this run that its session lacks (a team session joined): written into
+        it on the next tick."""
+        self._pending.append(task)
+
     def clear(self) -> None:
         """The session is being created with every task in it: nothing is pending."""
         self._pending.clear()
@@ -47,6 +52,8 @@ class Submissions:
         self._pending.clear()
         for task in list(batch):
             current = await store.get_task_state(task.id)
+            if current is not None and current.session_id == run.session_id:
+                continue  # another workstation of the team added it a moment ago
             if current is not None and current.session_id not in (None, run.session_id):
                 owner = await store.get_session(current.session_id)
                 if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
@@ -61,11 +68,17 @@ class Submissions:
         await self._members.prepare(batch, resuming=False)
         saved = list(session.options.get(TASKS_OPTION, []))
         saved += [task.model_dump(mode="json") for task in batch]
-        await store.update_session(
-            run.session_id,
-            {
-                "task_ids": [*session.task_ids, *(t.id for t in batch)],
-                "options": {**session.options, TASKS_OPTION: saved},
-            },
-        )
+        try:
+            await store.update_session(
+                run.session_id,
+                {
+                    "task_ids": [*session.task_ids, *(t.id for t in batch)],
+                    "options": {**session.options, TASKS_OPTION: saved},
+                },
+                expected_version=session.version,
+            )
+        except VersionConflict:
+            # Another workstation of the team changed the session meanwhile: next tick.
+            self._pending.extend(batch)
+            return
         await run.events.emit("task.submitted", {"task_ids": [t.id for t in batch]})

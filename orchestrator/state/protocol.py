@@ -129,6 +129,10 @@ class StateStore(Protocol):
 
     async def get_active_sessions(self) -> list[SessionRecord]: ...
 
+    async def list_sessions(self) -> list[SessionRecord]:
+        """Every session the store keeps, oldest first."""
+        ...
+
     async def recover_session(self, session_id: str, *, force: bool = False) -> SessionSnapshot:
         """Bring a session whose orchestrator died back to a resumable state."""
         ...

@@ -204,6 +204,17 @@ class StateStoreContract:
         )
         assert metrics.queued == 1 and metrics.average_minutes == pytest.approx(3.0)
 
+    async def test_list_sessions_oldest_first_whatever_their_status(
+        self, store: StateStore
+    ) -> None:
+        assert await store.list_sessions() == []
+        await store.create_session({}, ["a"], session_id="s2")
+        await store.create_session({}, ["b"], session_id="s1")
+        await store.update_session("s2", {"status": SessionStatus.COMPLETED})
+        listed = await store.list_sessions()
+        assert [s.session_id for s in listed] == ["s2", "s1"]
+        assert listed[0].status == SessionStatus.COMPLETED and listed[1].metrics.total == 1
+
     async def test_update_session(self, store: StateStore) -> None:
         await store.create_session({}, ["a"], session_id="s1")
         updated = await store.update_session("s1", {"status": SessionStatus.COMPLETED})

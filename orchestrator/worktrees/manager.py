@@ -76,10 +76,13 @@ class WorktreeManager:
         store: StateStore | None = None,
         base_branch: str = "main",
         settings: WorktreeConfig | WorktreeSettings | None = None,
+        base_ref: str | None = None,
     ) -> None:
         self.repo_path = Path(repo_path)
         self.store = store
         self.base_branch = base_branch
+        # Team mode forks from the remote's base as last fetched (``refs/remotes/<remote>/``).
+        self._base_ref = base_ref or f"refs/heads/{base_branch}"
         if not isinstance(settings, WorktreeSettings):
             settings = WorktreeSettings(settings)
         self.settings: WorktreeSettings = settings
@@ -92,7 +95,7 @@ class WorktreeManager:
 
     @property
     def base_ref(self) -> str:
-        return f"refs/heads/{self.base_branch}"
+        return self._base_ref
 
     async def layout(self) -> RepoLayout:
         """The repository's layout; the first call also prepares ``.council/``."""

@@ -57,10 +57,12 @@ def _check_timing(config: RunSections) -> Iterator[Problem]:
 
 def _check_state(config: RunSections) -> Iterator[Problem]:
     state = config.state
-    if state.backend == "postgresql" and state.dsn is None:
-        yield ("state", "dsn"), "required when backend is postgresql"
-    if state.backend == "file" and state.dsn is not None:
-        yield ("state", "dsn"), "only used with backend: postgresql"
+    if state.backend == "file":
+        for name in ("dsn", "run", "remote"):
+            if getattr(state, name) is not None:
+                yield ("state", name), "only used with backend: postgresql"
+    elif state.path is not None:
+        yield ("state", "path"), "only used with backend: file"
 
 
 def _check_phases(config: RunSections) -> Iterator[Problem]:

@@ -42,6 +42,7 @@ from orchestrator.state.postgres.tasks import PgTasks
 from orchestrator.state.postgres.upkeep import PgUpkeep
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
+from orchestrator.state.scope import NamespaceScope
 
 __all__ = ["PostgresStateStore"]
 
@@ -49,7 +50,8 @@ __all__ = ["PostgresStateStore"]
 class PostgresStateStore:
     """The PostgreSQL backend of ``StateStore`` (module doc)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], scope: NamespaceScope | None = None) -> None:
+        self._scope = scope or NamespaceScope()
         self._core = core = PgCore(pool)
         self._tasks = PgTasks(core)
         self._claims = PgClaims(core)
@@ -59,10 +61,13 @@ class PostgresStateStore:
         self._upkeep = PgUpkeep(core)
 
     @classmethod
-    async def connect(cls, dsn: str | None = None, **pool_options: Any) -> Self:
+    async def connect(
+        cls, dsn: str | None = None, *, scope: NamespaceScope | None = None, **pool_options: Any
+    ) -> Self:
         """A store on the database ``dsn`` names (libpq's defaults when None), its schema
-        migrated; ``StateError`` naming the server when it cannot be reached."""
-        return cls(await open_pool(dsn, **pool_options))
+        migrated; ``StateError`` naming the server when it cannot be reached. ``scope`` keeps
+        one clone's own record namespaces apart from other clones' (``state.scope``)."""
+        return cls(await open_pool(dsn, **pool_options), scope)
 
     async def __aenter__(self) -> Self:
         return self
@@ -145,6 +150,9 @@ class PostgresStateStore:
     async def get_active_sessions(self) -> list[SessionRecord]:
         return await self._sessions.get_active_sessions()
 
+    async def list_sessions(self) -> list[SessionRecord]:
+        return await self._sessions.list_sessions()
+
     async def recover_session(self, session_id: str, *, force: bool = False) -> SessionSnapshot:
         async with self._core.tx() as conn:
             now = await self._core.now(conn)
@@ -168,7 +176,8 @@ class PostgresStateStore:
     # -- keyed records of other layers ------------------------------------------------------
 
     async def get_record(self, namespace: str, key: str) -> KeyedRecord | None:
-        return await self._records.get_record(namespace, key)
+        record = await self._records.get_record(self._scope.stored(namespace), key)
+        return None if record is None else self._scope.shown(namespace, record)
 
     async def put_record(
         self,
@@ -179,9 +188,10 @@ class PostgresStateStore:
         *,
         durable: bool = True,
     ) -> KeyedRecord:
-        return await self._records.put_record(
-            namespace, key, data, expected_version, durable=durable
+        record = await self._records.put_record(
+            self._scope.stored(namespace), key, data, expected_version, durable=durable
         )
+        return self._scope.shown(namespace, record)
 
     async def delete_record(
         self,
@@ -191,10 +201,12 @@ class PostgresStateStore:
         *,
         durable: bool = True,
     ) -> bool:
-        return await self._records.delete_record(namespace, key, expected_version, durable=durable)
+        stored = self._scope.stored(namespace)
+        return await self._records.delete_record(stored, key, expected_version, durable=durable)
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
-        return await self._records.list_records(namespace)
+        records = await self._records.list_records(self._scope.stored(namespace))
+        return [self._scope.shown(namespace, record) for record in records]
 
     # -- events and upkeep ------------------------------------------------------------------
 

@@ -1,0 +1,60 @@
+"""Which state store a run config names, opened; and how to name it in a message.
+
+- ``backend: file`` (the default): ``FileStateStore`` under ``config.state_dir``, its events
+  beside it in ``<repo>/.council/events.jsonl``.
+- ``backend: postgresql``: ``PostgresStateStore`` on the database ``state.dsn`` names, else
+  ``COUNCIL_DATABASE_URL``, else libpq's own defaults (``PG*`` variables, ``.pgpass``, service
+  files). psycopg is imported only then, so a run on the file backend never pays for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from orchestrator.config.run import RunConfig
+from orchestrator.locks.merge_lock import MERGE_OWNER
+from orchestrator.locks.registry import FILE_OWNERS, LOCK_WAITS, SESSION_LOCKS
+from orchestrator.process import procid
+from orchestrator.runner.cli_runs import CLI_RUNS
+from orchestrator.state.file.store import FileStateStore
+from orchestrator.state.protocol import StateStore
+from orchestrator.state.scope import NamespaceScope
+from orchestrator.worktrees.sessions import NAMESPACE as WORKTREES
+
+__all__ = ["CLONE_LOCAL", "clone_scope", "describe_state", "open_run_store"]
+
+CLONE_LOCAL = frozenset({WORKTREES, CLI_RUNS, FILE_OWNERS, SESSION_LOCKS, LOCK_WAITS, MERGE_OWNER})
+"""The record namespaces of one clone (``state.scope``): its worktrees, its CLI processes, its
+OS file locks and merge lock. Tasks, sessions, handoffs, cancel requests and the team's own
+records are shared by every workstation."""
+
+
+async def open_run_store(config: RunConfig) -> StateStore:
+    """The run's state store, open (``StateError`` naming the database when it cannot be
+    reached); the caller closes it (``aclose``)."""
+    if config.state.backend == "postgresql":
+        from orchestrator.state.postgres.store import PostgresStateStore
+
+        return await PostgresStateStore.connect(
+            config.state.dsn, scope=NamespaceScope.of(clone_scope(config), CLONE_LOCAL)
+        )
+    return FileStateStore(
+        config.state_dir,
+        events_path=config.repo / ".council" / "events.jsonl",
+        anchor=config.state_anchor,
+    )
+
+
+def describe_state(config: RunConfig) -> str:
+    """Where the run's state lives, for messages (a database never with its password)."""
+    if config.state.backend == "postgresql":
+        from orchestrator.state.postgres.connection import describe, resolve_dsn
+
+        return f"the database {describe(resolve_dsn(config.state.dsn))}"
+    return str(config.state_dir)
+
+
+def clone_scope(config: RunConfig) -> str:
+    """A stable id of this clone on this machine: its host and its path."""
+    where = f"{procid.current().host}:{config.repo.resolve()}"
+    return hashlib.sha256(where.encode()).hexdigest()[:12]

@@ -1,0 +1,78 @@
+"""Which workstations are in a team run: each keeps a presence record fresh while it runs.
+
+The record (namespace ``workstations``, key ``Team.workstation``) says who it is (host, pid),
+which session it works in, since when, and how many attempts it runs; it is written at most
+every ``every`` seconds and removed when the workstation leaves. It is for people and for
+the decision to mark a session interrupted (not while another workstation still runs it),
+never for correctness: that rests on claims and fences. A workstation counts as alive while
+its record is younger than ``stale`` seconds (the records' stamps come from the database's
+clock; the comparison allows for this machine's clock being off by a few seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import timedelta
+
+from orchestrator.errors import StateError
+from orchestrator.models import KeyedRecord, utcnow
+from orchestrator.process import procid
+from orchestrator.scheduler.team import Team
+from orchestrator.state.protocol import StateStore
+
+__all__ = ["NAMESPACE", "Presence", "alive_workstations"]
+
+NAMESPACE = "workstations"
+_SKEW = 5.0  # seconds this machine's clock may be off from the database's
+
+
+class Presence:
+    def __init__(self, store: StateStore, team: Team, every: float) -> None:
+        self._store = store
+        self._team = team
+        self._every = every
+        self._last = 0.0
+        self._since = utcnow().isoformat()
+
+    async def beat(self, session_id: str, running: int, *, force: bool = False) -> None:
+        """Refresh this workstation's record (at most every ``every`` seconds unless forced);
+        a store that cannot be reached now is tried again next time."""
+        now = time.monotonic()
+        if not force and now - self._last < self._every:
+            return
+        proc = procid.current()
+        data = {
+            "workstation": self._team.workstation,
+            "host": proc.host,
+            "pid": proc.pid,
+            "session_id": session_id,
+            "run": self._team.run_key,
+            "since": self._since,
+            "running": running,
+        }
+        try:
+            await self._store.put_record(NAMESPACE, self._team.workstation, data, durable=False)
+        except StateError:
+            return
+        self._last = now
+
+    async def leave(self) -> None:
+        with contextlib.suppress(StateError):  # else its record goes stale on its own
+            await self._store.delete_record(NAMESPACE, self._team.workstation, durable=False)
+
+
+async def alive_workstations(
+    store: StateStore, session_id: str, stale: float, *, but: str | None = None
+) -> list[KeyedRecord]:
+    """The presence records of the workstations working in ``session_id`` now (``but`` left
+    out), oldest first."""
+    cutoff = utcnow() - timedelta(seconds=stale + _SKEW)
+    found = [
+        record
+        for record in await store.list_records(NAMESPACE)
+        if record.data.get("session_id") == session_id
+        and record.key != but
+        and record.updated_at >= cutoff
+    ]
+    return sorted(found, key=lambda r: str(r.data.get("since", "")))
