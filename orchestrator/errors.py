@@ -34,7 +34,8 @@ ever needs to import an outside library to handle a failure::
         ├── StaleClaim                a write carried a fencing token that no longer holds
         ├── RecordNotFound            the record asked for does not exist
         ├── StateCorrupted            a record is damaged and no valid history could replace it
-        └── StateWriteError           the disk refused a state write (full, read-only, failing)
+        ├── StateWriteError           the disk refused a state write (full, read-only, failing)
+        └── StoreUnavailable          the state database cannot be reached (for now)
 """
 
 from __future__ import annotations
@@ -356,6 +357,15 @@ _WAYS_OUT = {
     errno_codes.ELOOP: "a symbolic link CLI Council did not make is in its way (it is never "
     f"followed): remove the link (its target is untouched), then retry {_RESUME}",
 }
+
+
+class StoreUnavailable(StateError):
+    """The state database could not be reached within the store's retry deadline.
+
+    Whatever was asked may or may not have happened (a connection lost during a commit);
+    callers treat it as "not known yet": a session keeps its work and fences itself when it
+    cannot renew its claim in time, and the run goes on once the database is back.
+    """
 
 
 class StateWriteError(StateError):

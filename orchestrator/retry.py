@@ -43,6 +43,7 @@ __all__ = [
     "GiveUp",
     "Retry",
     "RetryPolicy",
+    "retry_for",
 ]
 
 T = TypeVar("T")
@@ -149,3 +150,26 @@ class RetryPolicy:
             with attempt:
                 return await fn()
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
+async def retry_for(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    retry_on: tuple[type[BaseException], ...],
+    seconds: float,
+    first: float = 0.05,
+    cap: float = 1.0,
+) -> T:
+    """Await ``fn()``, retrying ``retry_on`` errors with jittered exponential backoff (from
+    ``first`` up to ``cap`` seconds) until ``seconds`` have passed; the last error is
+    re-raised as itself. For outages measured in time (a database restarting), not in tries."""
+    retrying = tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_delay(seconds),
+        wait=tenacity.wait_exponential_jitter(multiplier=first, max=cap),
+        retry=tenacity.retry_if_exception_type(retry_on),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await fn()
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover

@@ -82,9 +82,7 @@ class Team:
         clone = self.root / name
         git(self.root, "clone", "-q", str(self.remote), str(clone))
         config = self.root / f"{name}.yaml"
-        text = CONFIG.format(
-            repo=clone, sessions=sessions, heartbeat=heartbeat, stale=f"{stale}s"
-        )
+        text = CONFIG.format(repo=clone, sessions=sessions, heartbeat=heartbeat, stale=f"{stale}s")
         config.write_text(text + "".join(f"  - {json.dumps(t)}\n" for t in tasks))
         return config
 

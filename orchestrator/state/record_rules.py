@@ -4,12 +4,13 @@ writes, a claim's fencing token, what a claim event says, how new ids look."""
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 
 from orchestrator.errors import StaleClaim
 from orchestrator.events import Event, EventType
 from orchestrator.models import Claim, ClaimStatus, TaskState, utcnow
 
-__all__ = ["STORE_OWNED", "check_fence", "claim_event", "new_id"]
+__all__ = ["STORE_OWNED", "adopted", "check_fence", "claim_event", "new_id"]
 
 STORE_OWNED = frozenset({"version", "updated_at"})  # fields only the store writes
 
@@ -19,6 +20,15 @@ def check_fence(task_id: str, current: TaskState | None, token: int) -> Claim:
     if claim is None or claim.token != token or claim.status != ClaimStatus.ACTIVE:
         raise StaleClaim(f"tasks/{task_id}", token, claim.token if claim else None)
     return claim
+
+
+def adopted(claim: Claim, now: datetime, lease_seconds: float) -> Claim:
+    """A holder that claims a task it already holds keeps its claim and token, renewed: the
+    write of its first claim may have been committed while its answer was lost (a connection
+    dropped), or a release of its own failed; either way nobody else holds the task."""
+    return claim.model_copy(
+        update={"renewed_at": now, "expires_at": now + timedelta(seconds=lease_seconds)}
+    )
 
 
 def claim_event(event_type: EventType, claim: Claim) -> Event:

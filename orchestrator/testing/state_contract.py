@@ -116,6 +116,19 @@ class StateStoreContract:
         again = await store.acquire_claim("t1", "worker-b", 60)
         assert again is not None and again.token > claim.token
 
+    async def test_a_holder_claiming_again_keeps_its_claim(self, store: StateStore) -> None:
+        # Its first claim may have been committed while the answer was lost: claiming again
+        # must not lock it out of its own task until the lease lapses.
+        await store.create_session({}, ["t1"], session_id="s1")
+        first = await store.acquire_claim("t1", "worker-a", 60)
+        assert first is not None
+        again = await store.acquire_claim("t1", "worker-a", 120, {"attempt": 2})
+        assert again is not None and again.token == first.token
+        assert again.expires_at > first.expires_at
+        task = await store.get_task_state("t1")
+        assert task is not None and task.attempt == 2 and task.claim == again
+        assert await store.acquire_claim("t1", "worker-b", 60) is None
+
     async def test_fencing_refuses_a_stale_holder(self, store: StateStore) -> None:
         await store.update_task_state("t1", {})
         old = await store.acquire_claim("t1", "worker-a", 0.05)

@@ -19,7 +19,7 @@ from orchestrator.models import Claim, ClaimStatus, TaskState, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.rules import lapsed
-from orchestrator.state.record_rules import check_fence, claim_event
+from orchestrator.state.record_rules import adopted, check_fence, claim_event
 
 __all__ = ["FileClaims"]
 
@@ -46,7 +46,13 @@ class FileClaims:
                 raise RecordNotFound(f"task {task_id!r} does not exist")
             now = utcnow()
             if current.claim is not None and current.claim.is_live(now):
-                return None
+                if current.claim.holder != holder:
+                    return None
+                mine = adopted(current.claim, now, lease_seconds)
+                fields = {**(updates or {}), "claim": mine}
+                new = core.write_merged(core.tasks, task_id, current, fields, {}, events)
+                events.append(claim_event(EventType.CLAIM_RENEWED, mine))
+                return new
             floor = current.claim.token + 1 if current.claim else 1
             token = max(self._next_token(events), floor)
             claim = Claim(

@@ -22,7 +22,7 @@ from orchestrator.models import Claim, ClaimStatus, TaskState
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.postgres.core import Conn, PgCore
 from orchestrator.state.postgres.tasks import locked_task, write_task
-from orchestrator.state.record_rules import check_fence, claim_event
+from orchestrator.state.record_rules import adopted, check_fence, claim_event
 
 __all__ = ["PgClaims"]
 
@@ -48,7 +48,14 @@ class PgClaims:
                 raise RecordNotFound(f"task {task_id!r} does not exist")
             now = await self._core.now(conn)
             if current.claim is not None and current.claim.is_live(now):
-                return None
+                if current.claim.holder != holder:
+                    return None
+                claim = adopted(current.claim, now, lease_seconds)
+                await write_task(
+                    conn, task_id, current, {**(updates or {}), "claim": claim}, now, events
+                )
+                events.append(claim_event(EventType.CLAIM_RENEWED, claim))
+                return claim
             cursor = await conn.execute("SELECT nextval('council.fence_seq')")
             row = await cursor.fetchone()
             assert row is not None

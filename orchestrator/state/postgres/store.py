@@ -15,9 +15,9 @@ service files, ``sslmode`` and client certificates work as they do for ``psql``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -33,9 +33,10 @@ from orchestrator.models import (
     TaskState,
 )
 from orchestrator.state.postgres.claims import PgClaims
-from orchestrator.state.postgres.connection import open_pool
+from orchestrator.state.postgres.connection import describe, open_pool
 from orchestrator.state.postgres.core import PgCore
 from orchestrator.state.postgres.keyed import PgRecords
+from orchestrator.state.postgres.outages import resilient
 from orchestrator.state.postgres.sessions import PgSessions
 from orchestrator.state.postgres.snapshots import PgSnapshots
 from orchestrator.state.postgres.tasks import PgTasks
@@ -46,12 +47,15 @@ from orchestrator.state.scope import NamespaceScope
 
 __all__ = ["PostgresStateStore"]
 
+T = TypeVar("T")
+
 
 class PostgresStateStore:
     """The PostgreSQL backend of ``StateStore`` (module doc)."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], scope: NamespaceScope | None = None) -> None:
         self._scope = scope or NamespaceScope()
+        self._where = describe(pool.conninfo) if isinstance(pool.conninfo, str) else "(pool)"
         self._core = core = PgCore(pool)
         self._tasks = PgTasks(core)
         self._claims = PgClaims(core)
@@ -81,7 +85,7 @@ class PostgresStateStore:
     # -- tasks and claims -------------------------------------------------------------------
 
     async def get_task_state(self, task_id: str) -> TaskState | None:
-        return await self._tasks.get_task_state(task_id)
+        return await self._call(lambda: self._tasks.get_task_state(task_id))
 
     async def update_task_state(
         self,
@@ -92,15 +96,17 @@ class PostgresStateStore:
         fencing_token: int | None = None,
         durable: bool = True,
     ) -> TaskState:
-        return await self._tasks.update_task_state(
-            task_id, updates, expected_version, fencing_token=fencing_token, durable=durable
+        return await self._call(
+            lambda: self._tasks.update_task_state(
+                task_id, updates, expected_version, fencing_token=fencing_token, durable=durable
+            )
         )
 
     async def list_tasks(self, session_id: str | None = None) -> list[TaskState]:
-        return await self._tasks.list_tasks(session_id)
+        return await self._call(lambda: self._tasks.list_tasks(session_id))
 
     async def task_history(self, task_id: str) -> list[TaskState]:
-        return await self._tasks.task_history(task_id)
+        return await self._call(lambda: self._tasks.task_history(task_id))
 
     async def acquire_claim(
         self,
@@ -109,10 +115,12 @@ class PostgresStateStore:
         lease_seconds: float,
         updates: Mapping[str, Any] | None = None,
     ) -> Claim | None:
-        return await self._claims.acquire_claim(task_id, holder, lease_seconds, updates)
+        return await self._call(
+            lambda: self._claims.acquire_claim(task_id, holder, lease_seconds, updates)
+        )
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
-        return await self._claims.renew_claim(task_id, token, lease_seconds)
+        return await self._call(lambda: self._claims.renew_claim(task_id, token, lease_seconds))
 
     async def release_claim(
         self,
@@ -121,10 +129,10 @@ class PostgresStateStore:
         status: ClaimStatus = ClaimStatus.COMPLETED,
         updates: Mapping[str, Any] | None = None,
     ) -> TaskState:
-        return await self._claims.release_claim(task_id, token, status, updates)
+        return await self._call(lambda: self._claims.release_claim(task_id, token, status, updates))
 
     async def sweep_expired_claims(self, now: datetime | None = None) -> list[Claim]:
-        return await self._claims.sweep_expired_claims(now)
+        return await self._call(lambda: self._claims.sweep_expired_claims(now))
 
     # -- sessions and checkpoints -----------------------------------------------------------
 
@@ -134,10 +142,10 @@ class PostgresStateStore:
         tasks: Sequence[TaskInit],
         session_id: str | None = None,
     ) -> SessionRecord:
-        return await self._sessions.create_session(options, tasks, session_id)
+        return await self._call(lambda: self._sessions.create_session(options, tasks, session_id))
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
-        return await self._sessions.get_session(session_id)
+        return await self._call(lambda: self._sessions.get_session(session_id))
 
     async def update_session(
         self,
@@ -145,38 +153,45 @@ class PostgresStateStore:
         updates: Mapping[str, Any],
         expected_version: int | None = None,
     ) -> SessionRecord:
-        return await self._sessions.update_session(session_id, updates, expected_version)
+        return await self._call(
+            lambda: self._sessions.update_session(session_id, updates, expected_version)
+        )
 
     async def get_active_sessions(self) -> list[SessionRecord]:
-        return await self._sessions.get_active_sessions()
+        return await self._call(lambda: self._sessions.get_active_sessions())
 
     async def list_sessions(self) -> list[SessionRecord]:
-        return await self._sessions.list_sessions()
+        return await self._call(lambda: self._sessions.list_sessions())
 
     async def recover_session(self, session_id: str, *, force: bool = False) -> SessionSnapshot:
-        async with self._core.tx() as conn:
-            now = await self._core.now(conn)
+        async def clock() -> datetime:
+            async with self._core.tx() as conn:
+                return await self._core.now(conn)
+
+        now = await self._call(clock)
         return await recover_session(self, session_id, force=force, now=now)
 
     async def cleanup_old_sessions(self, days: float) -> int:
-        return await self._sessions.cleanup_old_sessions(days)
+        return await self._call(lambda: self._sessions.cleanup_old_sessions(days))
 
     async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo:
-        return await self._snapshots.create_checkpoint(session_id, reason)
+        return await self._call(lambda: self._snapshots.create_checkpoint(session_id, reason))
 
     async def list_checkpoints(self, session_id: str | None = None) -> list[CheckpointInfo]:
-        return await self._snapshots.list_checkpoints(session_id)
+        return await self._call(lambda: self._snapshots.list_checkpoints(session_id))
 
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
-        return await self._snapshots.get_checkpoint(checkpoint_id)
+        return await self._call(lambda: self._snapshots.get_checkpoint(checkpoint_id))
 
     async def restore_checkpoint(self, checkpoint_id: str) -> SessionSnapshot:
-        return await self._snapshots.restore_checkpoint(checkpoint_id)
+        return await self._call(lambda: self._snapshots.restore_checkpoint(checkpoint_id))
 
     # -- keyed records of other layers ------------------------------------------------------
 
     async def get_record(self, namespace: str, key: str) -> KeyedRecord | None:
-        record = await self._records.get_record(self._scope.stored(namespace), key)
+        record = await self._call(
+            lambda: self._records.get_record(self._scope.stored(namespace), key)
+        )
         return None if record is None else self._scope.shown(namespace, record)
 
     async def put_record(
@@ -188,8 +203,10 @@ class PostgresStateStore:
         *,
         durable: bool = True,
     ) -> KeyedRecord:
-        record = await self._records.put_record(
-            self._scope.stored(namespace), key, data, expected_version, durable=durable
+        record = await self._call(
+            lambda: self._records.put_record(
+                self._scope.stored(namespace), key, data, expected_version, durable=durable
+            )
         )
         return self._scope.shown(namespace, record)
 
@@ -202,10 +219,14 @@ class PostgresStateStore:
         durable: bool = True,
     ) -> bool:
         stored = self._scope.stored(namespace)
-        return await self._records.delete_record(stored, key, expected_version, durable=durable)
+        return await self._call(
+            lambda: self._records.delete_record(stored, key, expected_version, durable=durable)
+        )
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
-        records = await self._records.list_records(self._scope.stored(namespace))
+        records = await self._call(
+            lambda: self._records.list_records(self._scope.stored(namespace))
+        )
         return [self._scope.shown(namespace, record) for record in records]
 
     # -- events and upkeep ------------------------------------------------------------------
@@ -217,10 +238,14 @@ class PostgresStateStore:
         self._core.unsubscribe(subscriber)
 
     async def emit(self, event: Event) -> None:
-        await self._core.emit(event)
+        await self._call(lambda: self._core.emit(event))
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()``, tried again while the database cannot be reached (``outages``)."""
+        return await resilient(fn, self._where)
 
     async def verify_records(self) -> list[RecordProblem]:
-        return await self._upkeep.verify_records()
+        return await self._call(lambda: self._upkeep.verify_records())
 
     async def clean_stale_locks(self) -> int:
-        return await self._upkeep.clean_stale_locks()
+        return await self._call(lambda: self._upkeep.clean_stale_locks())

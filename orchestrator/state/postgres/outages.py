@@ -1,0 +1,42 @@
+"""What the PostgreSQL backend does when the database cannot be reached for a while.
+
+A restart, a failover or a network blip breaks every pooled connection at once. Each store
+call is tried again on a new connection, with backoff, for up to ``deadline`` seconds (psycopg's
+``OperationalError``: connection lost, server shutting down or starting up, a statement
+timeout); past it the call fails with ``StoreUnavailable`` naming the database, which the
+scheduler survives (it keeps ticking, and a session that cannot renew its claim in time
+fences itself). The deadline is kept well below the self-fence deadline, so one slow call
+never hides a lease that is about to lapse.
+
+Trying a write again is safe here: every transaction either checks the version or the fence
+it was given, or merges the same fields again (an update whose commit was lost in flight is
+applied once more, not twice in effect); a claim whose commit was lost is adopted by its own
+holder (``claims``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import psycopg
+
+from orchestrator.errors import StoreUnavailable
+from orchestrator.retry import retry_for
+
+__all__ = ["DEADLINE", "resilient"]
+
+T = TypeVar("T")
+DEADLINE = 5.0  # seconds a call keeps trying before StoreUnavailable
+
+
+async def resilient(fn: Callable[[], Awaitable[T]], where: str, deadline: float = DEADLINE) -> T:
+    """``fn()``, tried again on connection-class errors for ``deadline`` seconds."""
+    try:
+        return await retry_for(fn, retry_on=(psycopg.OperationalError,), seconds=deadline)
+    except psycopg.OperationalError as exc:
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        raise StoreUnavailable(
+            f"the state database {where} cannot be reached ({reason}); tried for {deadline:g}s"
+        ) from None
