@@ -59,6 +59,7 @@ from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import (
     GitCalls,
     branch_ref,
+    commit_merge,
     commit_message,
     merge_trees,
     missing_branch,
@@ -66,6 +67,9 @@ from orchestrator.git.merge_tree import (
 )
 from orchestrator.git.repo import Git
 from orchestrator.ids import check_id
+from orchestrator.merge.attempt import Request as _Request
+from orchestrator.merge.attempt import Retry as _Retry
+from orchestrator.merge.attempt import examine
 from orchestrator.merge.checkout import (
     Blocked,
     Checkout,
@@ -106,26 +110,10 @@ _EVENTS = {
 
 
 @dataclass(frozen=True)
-class _Retry:
-    """The attempt must start over; ``reason`` is git's refusal when there was one."""
-
-    reason: str = ""
-
-
-@dataclass(frozen=True)
 class _Locked:
     """Git lock files the update needs are present; nothing was written."""
 
     locks: list[GitLockFile]
-
-
-@dataclass(frozen=True)
-class _Request:
-    session_id: str
-    task_id: str
-    branch: str
-    ref: str
-    message: str | None
 
 
 class MergeQueue:
@@ -268,47 +256,10 @@ class MergeQueue:
 
     def _attempt(self, calls: GitCalls, request: _Request) -> MergeResult | _Retry | _Locked:
         tips = read_tips(calls, self.base_ref, request.ref)
-        base = tips.base
-        report = MergeResult(
-            status=MergeStatus.MERGED,
-            session_id=request.session_id,
-            task_id=request.task_id,
-            branch=request.branch,
-            base_branch=self.base_branch,
-            branch_tip=tips.branch,
-            base_before=base,
-            base_after=base,
-        )
-        earlier = self._history.lookup(calls, base, request.task_id)
-        if earlier is not None:
-            return replace(
-                report,
-                status=MergeStatus.ALREADY_MERGED,
-                merge_commit=earlier,
-                tip_contained=calls.is_ancestor(tips.branch, base),
-                message=f"task {request.task_id!r} already landed on {self.base_branch!r} "
-                f"in {earlier}",
-            )
-        merged = merge_trees(calls, base, tips.branch)
-        if not merged.clean:
-            return replace(
-                report,
-                status=MergeStatus.CONFLICT,
-                conflicts=merged.conflicts,
-                details=merged.messages,
-                message=f"{request.branch} conflicts with {self.base_branch} in "
-                f"{len(merged.conflicts)} path(s)",
-            )
-        # Only an unchanged tree can mean the base already holds the tip (or the branch brings
-        # nothing new, which still gets a merge commit so its tip is contained afterwards).
-        if merged.tree == tips.base_tree and calls.is_ancestor(tips.branch, base):
-            return replace(
-                report,
-                status=MergeStatus.ALREADY_MERGED,
-                tip_contained=True,
-                message=f"{self.base_branch!r} already contains {request.branch} ({tips.branch})",
-            )
-        return self._land(calls, request, report, merged.tree)
+        found = examine(calls, self._history, request, self.base_branch, tips)
+        if isinstance(found, MergeResult):
+            return found
+        return self._land(calls, request, found.report, found.tree)
 
     def _land(
         self, calls: GitCalls, request: _Request, report: MergeResult, tree: str
@@ -334,9 +285,7 @@ class MergeQueue:
                 return _waiting(report, state.message, state.details, checkout.path)
             clean = not state.cut_short
         text = commit_message(request.branch, request.task_id, request.session_id, request.message)
-        new = calls.run(
-            "commit-tree", "--no-gpg-sign", tree, "-p", base, "-p", report.branch_tip, "-m", text
-        ).out
+        new = commit_merge(calls, tree, base, report.branch_tip, text)
         crash_point("merge.committed")
         if checkout is None:
             retry = self._compare_and_swap(calls, base, new, request)
