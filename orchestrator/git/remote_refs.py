@@ -70,10 +70,11 @@ def check_remote_name(remote: str) -> str:
     return remote
 
 
-def fetch_ref(calls: GitCalls, remote: str, source: str, tracking: str) -> str | None:
+def fetch_ref(calls: GitCalls, remote: str, source: str, tracking: str) -> bool:
     """Fetch the remote's ``source`` ref into the local ``tracking`` ref (forced: a tracking
-    ref only mirrors the remote) and return its commit; None when the remote has no
-    ``source``. Any other failure (unreachable, no permission) is a ``GitError``."""
+    ref only mirrors the remote); False when the remote has no ``source`` (the tracking ref
+    is then left as it was). Any other failure (unreachable, no permission) is a
+    ``GitError``."""
     args = (
         *_QUIET,
         "fetch",
@@ -87,9 +88,9 @@ def fetch_ref(calls: GitCalls, remote: str, source: str, tracking: str) -> str |
     result = calls.run(*args, check=False)
     if not result.ok:
         if _NO_REMOTE_REF in result.stderr:
-            return None
+            return False
         raise GitError(args, result.returncode, result.stderr)
-    return calls.rev_parse(tracking)
+    return True
 
 
 def push_ref(calls: GitCalls, remote: str, commit: str, target: str, expected: str) -> str | None:

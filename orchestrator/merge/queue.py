@@ -31,7 +31,14 @@ Contract of ``MergeQueue.merge(session_id, branch, task_id=...)``:
 - **Hooks never run.** Git runs with ``core.hooksPath`` at an empty directory
   (``<repo>/.council/git-hooks`` unless told otherwise).
 
-Each attempt's git steps run in one worker thread call (the event loop never blocks; a
+**Remote mode.** ``remote="origin"`` makes the remote's ``refs/heads/<base>`` the base of
+record: each attempt fetches it, decides and builds the merge commit against its tip as above,
+awaits the ``before_push`` write-ahead callback, and pushes with a lease on that tip (never
+forced); a moved tip is retried like a moved local base, any other refusal is
+``RemotePushRefused``. The local base follows only when safe and never makes a landing wait
+(``merge.remote``, ``merge.follow``). ``landed_commit(s)`` fetch first.
+
+Each local attempt's git steps run in one worker thread call (the event loop never blocks; a
 cancelled caller waits for that call, so an attempt is never abandoned half-way). On the hot
 path (base not checked out, task not yet landed) a merge starts 4 git processes: one
 ``rev-parse`` for both tips and the base tree, ``merge-tree``, ``commit-tree``,
@@ -53,7 +60,13 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from orchestrator.errors import BaseLocked, CouncilError, GitError, MergeContention
+from orchestrator.errors import (
+    BaseLocked,
+    CouncilError,
+    GitError,
+    MergeContention,
+    WorkspaceError,
+)
 from orchestrator.events import Event, EventType
 from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import (
@@ -79,17 +92,20 @@ from orchestrator.merge.checkout import (
 )
 from orchestrator.merge.git_locks import GitLockFile, held_git_locks
 from orchestrator.merge.history import TaskIndex
+from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.types import ConflictForecast, GitIdentity, MergeResult, MergeStatus
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
 
 __all__ = [
+    "BeforePush",
     "ConflictForecast",
     "GitIdentity",
     "MergeLockFactory",
     "MergeQueue",
     "MergeResult",
     "MergeStatus",
+    "PushIntent",
 ]
 
 log = logging.getLogger(__name__)
@@ -130,6 +146,8 @@ class MergeQueue:
         hooks_dir: Path | str | None = None,
         max_attempts: int = 10,
         lock_wait: float = 30.0,
+        remote: str | None = None,
+        before_push: BeforePush | None = None,
     ) -> None:
         self.repo_path = Path(repo_path)
         self.base_branch = base_branch
@@ -145,6 +163,14 @@ class MergeQueue:
         self._own_lock: anyio.Lock | None = None
         self._history = TaskIndex()
         self._checkouts = CheckoutFinder(self.base_ref)
+        if before_push is not None and remote is None:
+            raise WorkspaceError("before_push is called before a push: it needs a remote")
+        self.remote = remote
+        self._remote = (
+            RemoteBase(remote, base_branch, self._history, self._checkouts, before_push)
+            if remote is not None
+            else None
+        )
 
     async def merge(
         self, session_id: str, branch: str, *, task_id: str, message: str | None = None
@@ -199,7 +225,10 @@ class MergeQueue:
 
         def lookup() -> dict[str, str]:
             calls = GitCalls(self.git)
-            base = calls.rev_parse(self.base_ref)
+            if self._remote is not None:
+                base = self._remote.current(calls)  # fetched first: the remote's is of record
+            else:
+                base = calls.rev_parse(self.base_ref)
             if base is None:
                 return {}
             found = {task: self._history.lookup(calls, base, task) for task in wanted}
@@ -235,7 +264,11 @@ class MergeQueue:
         attempt = 0
         locked_since: float | None = None
         while attempt < self.max_attempts:
-            outcome = await anyio.to_thread.run_sync(self._attempt, calls, request)
+            if self._remote is not None:
+                outcome: MergeResult | _Retry | _Locked
+                outcome = await self._remote.attempt(calls, request, attempt + 1)
+            else:
+                outcome = await anyio.to_thread.run_sync(self._attempt, calls, request)
             if isinstance(outcome, MergeResult):
                 return replace(outcome, attempts=attempt + 1, git_calls=calls.count)
             if isinstance(outcome, _Locked):
