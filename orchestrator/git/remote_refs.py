@@ -33,7 +33,8 @@ __all__ = ["PushLine", "check_remote_name", "fetch_ref", "parse_porcelain", "pus
 
 # Git's "the remote does not have this ref" (the wording of git 2.30 to 2.45).
 _NO_REMOTE_REF = "couldn't find remote ref"
-# Rejections that mean "the ref moved under us", by the reason git prints in parentheses.
+# Rejections that mean "the ref moved under us": the reason git prints in parentheses, and
+# what the server says when two pushes raced past the client's lease check together.
 _MOVED = ("stale info", "fetch first", "non-fast-forward")
 _MOVED_SERVER = ("cannot lock ref", "failed to lock", "incorrect old value")
 # Only a configured remote's name: a URL or path would make "the tracking ref" meaningless,
@@ -116,7 +117,7 @@ def push_ref(calls: GitCalls, remote: str, commit: str, target: str, expected: s
     if line is not None and not line.ok:
         reason = line.reason
         moved = line.summary.startswith("[rejected]") and reason in _MOVED
-        if moved or (line.summary.startswith("[remote") and _server_moved(reason)):
+        if moved or (line.summary.startswith("[remote") and _server_moved([reason, *server])):
             return reason
         raise RemotePushRefused(remote, target, reason, server, args, result.returncode)
     detail = [x for x in result.stderr.strip().splitlines() if x.strip()] or ["no output"]
@@ -134,8 +135,10 @@ def parse_porcelain(stdout: str) -> list[PushLine]:
     return lines
 
 
-def _server_moved(reason: str) -> bool:
-    return any(marker in reason for marker in _MOVED_SERVER)
+def _server_moved(said: list[str]) -> bool:
+    """The server's own compare-and-swap failed (its ``failed to update ref`` comes with a
+    ``cannot lock ref '<ref>': is at <x> but expected <y>``): another push won inside it."""
+    return any(marker in line for line in said for marker in _MOVED_SERVER)
 
 
 def _server_lines(stderr: str) -> list[str]:
