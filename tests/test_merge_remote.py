@@ -200,8 +200,10 @@ async def test_a_local_base_with_commits_of_its_own_is_left_alone(team: Team) ->
 async def test_a_missing_or_unreachable_remote_is_a_clear_error(team: Team) -> None:
     a = team.clone("a")
     commit_on(a, "council/t1/1", {"a.txt": "a\n"})
+    trunk = MergeQueue(a, "trunk", remote="origin")
     with pytest.raises(WorkspaceError, match="'trunk' does not exist on remote 'origin'"):
-        await MergeQueue(a, "trunk", remote="origin").merge("s1", "council/t1/1", task_id="t1")
+        await trunk.merge("s1", "council/t1/1", task_id="t1")
+    assert await trunk.landed_commits(["t1"]) == {}
     git(a, "remote", "add", "gone", str(team.root / "no-such-remote.git"))
     with pytest.raises(GitError, match="fetch"):
         await queue(a, remote="gone").merge("s1", "council/t1/1", task_id="t1")
