@@ -22,6 +22,8 @@ ever needs to import an outside library to handle a failure::
     │   ├── WorktreeBusy              processes still run inside a worktree that was to go
     │   ├── UnusableRepository        the repository or its .council cannot be used as it is
     │   ├── GitError                  a git command failed; carries argv and stderr
+    │   │   └── RemotePushRefused     the shared remote refused a push (hook, protection,
+    │   │                             access, unreachable); carries the server's message
     │   └── MergeContention           the base branch kept moving under the merge queue
     │       └── BaseLocked            a lock file of git's (a crash's leftover) blocks the base
     ├── LockError                     a lock could not be taken or released
@@ -65,6 +67,7 @@ __all__ = [
     "PathEscapeError",
     "PluginError",
     "RecordNotFound",
+    "RemotePushRefused",
     "RunError",
     "RunLocked",
     "SecretInWork",
@@ -213,6 +216,33 @@ class GitError(WorkspaceError):
         self.stderr = stderr
         detail = stderr.strip() or "no output"
         super().__init__(f"git {' '.join(self.argv)} failed ({returncode}): {detail}")
+
+
+class RemotePushRefused(GitError):
+    """The shared remote refused a push for a reason other than "the ref moved": a server
+    hook declined, the branch is protected, no permission, the remote is unreachable.
+    ``reason`` is git's short reason, ``server`` what the server said (a hook's lines).
+    Never retried, never forced: nothing was changed on the remote."""
+
+    def __init__(
+        self,
+        remote: str,
+        ref: str,
+        reason: str,
+        server: Sequence[str],
+        argv: Sequence[str],
+        returncode: int | None,
+    ) -> None:
+        self.remote = remote
+        self.ref = ref
+        self.reason = reason
+        self.server = list(server)
+        said = "; ".join(self.server)
+        detail = f"{reason}: {said}" if said and said != reason else reason
+        GitError.__init__(self, argv, returncode, "\n".join(self.server) or reason)
+        WorkspaceError.__init__(
+            self, f"remote {remote!r} refused the push to {ref} ({detail}); nothing was forced"
+        )
 
 
 class MergeContention(WorkspaceError):

@@ -25,6 +25,7 @@ __all__ = [
     "Tips",
     "TreeMerge",
     "branch_ref",
+    "commit_merge",
     "commit_message",
     "merge_trees",
     "missing_branch",
@@ -164,3 +165,9 @@ def commit_message(branch: str, task_id: str, session_id: str, message: str | No
     """The merge commit's message; the trailers are always the last paragraph."""
     body = (message or f"Merge {branch} (task {task_id})").rstrip()
     return f"{body}\n\n{TASK_TRAILER}: {task_id}\n{SESSION_TRAILER}: {session_id}\n"
+
+
+def commit_merge(calls: GitCalls, tree: str, base: str, tip: str, text: str) -> str:
+    """A two-parent merge commit of ``tree`` (base first, so ``--first-parent`` follows the
+    base), unsigned whatever the user's config says; no ref moves."""
+    return calls.run("commit-tree", "--no-gpg-sign", tree, "-p", base, "-p", tip, "-m", text).out

@@ -31,7 +31,14 @@ Contract of ``MergeQueue.merge(session_id, branch, task_id=...)``:
 - **Hooks never run.** Git runs with ``core.hooksPath`` at an empty directory
   (``<repo>/.council/git-hooks`` unless told otherwise).
 
-Each attempt's git steps run in one worker thread call (the event loop never blocks; a
+**Remote mode.** ``remote="origin"`` makes the remote's ``refs/heads/<base>`` the base of
+record: each attempt fetches it, decides and builds the merge commit against its tip as above,
+awaits the ``before_push`` write-ahead callback, and pushes with a lease on that tip (never
+forced); a moved tip is retried like a moved local base, any other refusal is
+``RemotePushRefused``. The local base follows only when safe and never makes a landing wait
+(``merge.remote``, ``merge.follow``). ``landed_commit(s)`` fetch first.
+
+Each local attempt's git steps run in one worker thread call (the event loop never blocks; a
 cancelled caller waits for that call, so an attempt is never abandoned half-way). On the hot
 path (base not checked out, task not yet landed) a merge starts 4 git processes: one
 ``rev-parse`` for both tips and the base tree, ``merge-tree``, ``commit-tree``,
@@ -53,12 +60,19 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from orchestrator.errors import BaseLocked, CouncilError, GitError, MergeContention
+from orchestrator.errors import (
+    BaseLocked,
+    CouncilError,
+    GitError,
+    MergeContention,
+    WorkspaceError,
+)
 from orchestrator.events import Event, EventType
 from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import (
     GitCalls,
     branch_ref,
+    commit_merge,
     commit_message,
     merge_trees,
     missing_branch,
@@ -66,6 +80,9 @@ from orchestrator.git.merge_tree import (
 )
 from orchestrator.git.repo import Git
 from orchestrator.ids import check_id
+from orchestrator.merge.attempt import Request as _Request
+from orchestrator.merge.attempt import Retry as _Retry
+from orchestrator.merge.attempt import examine
 from orchestrator.merge.checkout import (
     Blocked,
     Checkout,
@@ -75,17 +92,20 @@ from orchestrator.merge.checkout import (
 )
 from orchestrator.merge.git_locks import GitLockFile, held_git_locks
 from orchestrator.merge.history import TaskIndex
+from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.types import ConflictForecast, GitIdentity, MergeResult, MergeStatus
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
 
 __all__ = [
+    "BeforePush",
     "ConflictForecast",
     "GitIdentity",
     "MergeLockFactory",
     "MergeQueue",
     "MergeResult",
     "MergeStatus",
+    "PushIntent",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,26 +126,10 @@ _EVENTS = {
 
 
 @dataclass(frozen=True)
-class _Retry:
-    """The attempt must start over; ``reason`` is git's refusal when there was one."""
-
-    reason: str = ""
-
-
-@dataclass(frozen=True)
 class _Locked:
     """Git lock files the update needs are present; nothing was written."""
 
     locks: list[GitLockFile]
-
-
-@dataclass(frozen=True)
-class _Request:
-    session_id: str
-    task_id: str
-    branch: str
-    ref: str
-    message: str | None
 
 
 class MergeQueue:
@@ -142,6 +146,8 @@ class MergeQueue:
         hooks_dir: Path | str | None = None,
         max_attempts: int = 10,
         lock_wait: float = 30.0,
+        remote: str | None = None,
+        before_push: BeforePush | None = None,
     ) -> None:
         self.repo_path = Path(repo_path)
         self.base_branch = base_branch
@@ -157,6 +163,14 @@ class MergeQueue:
         self._own_lock: anyio.Lock | None = None
         self._history = TaskIndex()
         self._checkouts = CheckoutFinder(self.base_ref)
+        if before_push is not None and remote is None:
+            raise WorkspaceError("before_push is called before a push: it needs a remote")
+        self.remote = remote
+        self._remote = (
+            RemoteBase(remote, base_branch, self._history, self._checkouts, before_push)
+            if remote is not None
+            else None
+        )
 
     async def merge(
         self, session_id: str, branch: str, *, task_id: str, message: str | None = None
@@ -211,7 +225,10 @@ class MergeQueue:
 
         def lookup() -> dict[str, str]:
             calls = GitCalls(self.git)
-            base = calls.rev_parse(self.base_ref)
+            if self._remote is not None:
+                base = self._remote.current(calls)  # fetched first: the remote's is of record
+            else:
+                base = calls.rev_parse(self.base_ref)
             if base is None:
                 return {}
             found = {task: self._history.lookup(calls, base, task) for task in wanted}
@@ -247,7 +264,11 @@ class MergeQueue:
         attempt = 0
         locked_since: float | None = None
         while attempt < self.max_attempts:
-            outcome = await anyio.to_thread.run_sync(self._attempt, calls, request)
+            if self._remote is not None:
+                outcome: MergeResult | _Retry | _Locked
+                outcome = await self._remote.attempt(calls, request, attempt + 1)
+            else:
+                outcome = await anyio.to_thread.run_sync(self._attempt, calls, request)
             if isinstance(outcome, MergeResult):
                 return replace(outcome, attempts=attempt + 1, git_calls=calls.count)
             if isinstance(outcome, _Locked):
@@ -268,47 +289,10 @@ class MergeQueue:
 
     def _attempt(self, calls: GitCalls, request: _Request) -> MergeResult | _Retry | _Locked:
         tips = read_tips(calls, self.base_ref, request.ref)
-        base = tips.base
-        report = MergeResult(
-            status=MergeStatus.MERGED,
-            session_id=request.session_id,
-            task_id=request.task_id,
-            branch=request.branch,
-            base_branch=self.base_branch,
-            branch_tip=tips.branch,
-            base_before=base,
-            base_after=base,
-        )
-        earlier = self._history.lookup(calls, base, request.task_id)
-        if earlier is not None:
-            return replace(
-                report,
-                status=MergeStatus.ALREADY_MERGED,
-                merge_commit=earlier,
-                tip_contained=calls.is_ancestor(tips.branch, base),
-                message=f"task {request.task_id!r} already landed on {self.base_branch!r} "
-                f"in {earlier}",
-            )
-        merged = merge_trees(calls, base, tips.branch)
-        if not merged.clean:
-            return replace(
-                report,
-                status=MergeStatus.CONFLICT,
-                conflicts=merged.conflicts,
-                details=merged.messages,
-                message=f"{request.branch} conflicts with {self.base_branch} in "
-                f"{len(merged.conflicts)} path(s)",
-            )
-        # Only an unchanged tree can mean the base already holds the tip (or the branch brings
-        # nothing new, which still gets a merge commit so its tip is contained afterwards).
-        if merged.tree == tips.base_tree and calls.is_ancestor(tips.branch, base):
-            return replace(
-                report,
-                status=MergeStatus.ALREADY_MERGED,
-                tip_contained=True,
-                message=f"{self.base_branch!r} already contains {request.branch} ({tips.branch})",
-            )
-        return self._land(calls, request, report, merged.tree)
+        found = examine(calls, self._history, request, self.base_branch, tips)
+        if isinstance(found, MergeResult):
+            return found
+        return self._land(calls, request, found.report, found.tree)
 
     def _land(
         self, calls: GitCalls, request: _Request, report: MergeResult, tree: str
@@ -334,9 +318,7 @@ class MergeQueue:
                 return _waiting(report, state.message, state.details, checkout.path)
             clean = not state.cut_short
         text = commit_message(request.branch, request.task_id, request.session_id, request.message)
-        new = calls.run(
-            "commit-tree", "--no-gpg-sign", tree, "-p", base, "-p", report.branch_tip, "-m", text
-        ).out
+        new = commit_merge(calls, tree, base, report.branch_tip, text)
         crash_point("merge.committed")
         if checkout is None:
             retry = self._compare_and_swap(calls, base, new, request)

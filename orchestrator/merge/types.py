@@ -54,6 +54,10 @@ class MergeResult:
     the task landed from an earlier, different branch (then this tip's commits are not on the
     base, and the branch should be kept or rescued, not deleted).
     ``timings`` are seconds: ``lock_wait``, ``git`` (the attempts) and ``total``.
+    In remote mode (``MergeQueue(remote=...)``) the base is the remote's branch:
+    ``pushed_to`` names the remote when this call pushed the merge commit there, and
+    ``local_behind`` is true when this clone's own base branch was left where it was (a
+    dirty checkout, commits of its own; ``message`` says which): the landing still happened.
     """
 
     status: MergeStatus
@@ -73,6 +77,8 @@ class MergeResult:
     attempts: int = 1
     git_calls: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    pushed_to: str | None = None
+    local_behind: bool = False
 
     @property
     def landed(self) -> bool:
@@ -103,6 +109,10 @@ class MergeResult:
             data["details"] = list(self.details)
         if self.checkout is not None:
             data["checkout"] = str(self.checkout)
+        if self.pushed_to is not None:
+            data["pushed_to"] = self.pushed_to
+        if self.local_behind:
+            data["local_behind"] = True
         return data
 
 

@@ -1,0 +1,160 @@
+"""Landing on a shared remote's base branch: the merge queue's remote mode.
+
+With ``MergeQueue(remote="origin")`` the base branch of record is the remote's
+``refs/heads/<base>``, and the git server's own compare-and-swap is what makes a landing safe
+across workstations. One attempt:
+
+1. **Fetch** the remote's base into ``refs/remotes/<remote>/<base>`` and take its tip B.
+2. **Decide** exactly as the local queue does (``merge.attempt.examine``, against B): already
+   landed (``Council-Task`` trailer on B's first-parent history, or B contains the tip),
+   conflict, or a merged tree; then ``commit-tree`` makes the merge commit M. No ref moves.
+3. **Write ahead.** ``before_push(PushIntent)`` is awaited on the event loop, between the
+   worker-thread call that built M and the one that pushes it; if it raises, nothing is
+   pushed and the error propagates (a fenced-out workstation's record raises ``StaleClaim``).
+4. **Push** ``M`` to ``refs/heads/<base>`` with ``--force-with-lease=refs/heads/<base>:B``
+   and never a ``+`` (``git.remote_refs.push_ref``). "The tip moved" is a retry of the whole
+   attempt from 1 (bounded by the queue's ``max_attempts`` and backoff); any other refusal is
+   ``RemotePushRefused`` carrying the server's message.
+5. **Follow.** The tracking ref is set to M, and this clone's own base is brought to M only
+   when safe (``merge.follow``); if it stays behind the result says so, but never waits:
+   the work has landed.
+
+Git's lock files in this clone do not block a landing (the push writes none of them); a lock
+in the way of following leaves the local base behind, named in the result's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+import anyio.to_thread
+
+from orchestrator.errors import WorkspaceError
+from orchestrator.git.merge_tree import (
+    GitCalls,
+    branch_ref,
+    commit_merge,
+    commit_message,
+    read_tips,
+)
+from orchestrator.git.remote_refs import check_remote_name, fetch_ref, push_ref
+from orchestrator.merge.attempt import Request, Retry, examine
+from orchestrator.merge.checkout import CheckoutFinder
+from orchestrator.merge.follow import follow_landing
+from orchestrator.merge.history import TaskIndex
+from orchestrator.merge.types import MergeResult
+
+__all__ = ["BeforePush", "PushIntent", "RemoteBase"]
+
+
+@dataclass(frozen=True)
+class PushIntent:
+    """What is about to be pushed: the remote's base ``base`` (B) is to become
+    ``merge_commit`` (M), a merge of ``branch_tip`` for ``task_id``. ``attempt`` counts from
+    1; a retried landing announces each new M."""
+
+    remote: str
+    base_branch: str
+    task_id: str
+    session_id: str
+    branch: str
+    base: str
+    merge_commit: str
+    branch_tip: str
+    attempt: int
+
+
+BeforePush = Callable[[PushIntent], Awaitable[None]]
+"""The write-ahead callback: awaited before each push; raising stops the landing there."""
+
+
+@dataclass(frozen=True)
+class _Built:
+    report: MergeResult
+    tree: str
+    commit: str
+
+
+class RemoteBase:
+    """The base branch of record on ``remote``, for one ``MergeQueue``."""
+
+    def __init__(
+        self,
+        remote: str,
+        base_branch: str,
+        history: TaskIndex,
+        checkouts: CheckoutFinder,
+        before_push: BeforePush | None = None,
+    ) -> None:
+        self.remote = check_remote_name(remote)
+        self.base_branch = base_branch
+        self.source = branch_ref(base_branch, "base branch")
+        self.tracking = branch_ref(f"refs/remotes/{remote}/{base_branch}", "tracking branch")
+        self._history = history
+        self._checkouts = checkouts
+        self._before_push = before_push
+
+    def current(self, calls: GitCalls) -> str | None:
+        """Fetch, then the remote's base tip (None when the remote has no such branch)."""
+        if not fetch_ref(calls, self.remote, self.source, self.tracking):
+            return None
+        return calls.rev_parse(self.tracking)
+
+    async def attempt(self, calls: GitCalls, request: Request, number: int) -> MergeResult | Retry:
+        """One attempt (steps 1 to 5 above); a ``Retry`` when the remote's tip moved."""
+        built = await anyio.to_thread.run_sync(self._build, calls, request)
+        if isinstance(built, MergeResult):
+            return built
+        if self._before_push is not None:
+            report = built.report
+            await self._before_push(
+                PushIntent(
+                    remote=self.remote,
+                    base_branch=self.base_branch,
+                    task_id=request.task_id,
+                    session_id=request.session_id,
+                    branch=request.branch,
+                    base=report.base_before,
+                    merge_commit=built.commit,
+                    branch_tip=report.branch_tip,
+                    attempt=number,
+                )
+            )
+        return await anyio.to_thread.run_sync(self._push, calls, request, built)
+
+    def _build(self, calls: GitCalls, request: Request) -> MergeResult | _Built:
+        if not fetch_ref(calls, self.remote, self.source, self.tracking):
+            raise WorkspaceError(
+                f"base branch {self.base_branch!r} does not exist on remote {self.remote!r}; "
+                "push it there once before landing through the remote"
+            )
+        tips = read_tips(calls, self.tracking, request.ref)
+        found = examine(calls, self._history, request, self.base_branch, tips)
+        if isinstance(found, MergeResult):
+            return found
+        text = commit_message(request.branch, request.task_id, request.session_id, request.message)
+        commit = commit_merge(calls, found.tree, tips.base, tips.branch, text)
+        return _Built(found.report, found.tree, commit)
+
+    def _push(self, calls: GitCalls, request: Request, built: _Built) -> MergeResult | Retry:
+        base, commit = built.report.base_before, built.commit
+        moved = push_ref(calls, self.remote, commit, self.source, base)
+        if moved is not None:
+            return Retry(f"{self.remote} refused {self.source}: {moved}")
+        # The tracking ref only mirrors the remote (a later fetch overwrites it), so a plain
+        # update is right; our push is what the remote holds now.
+        calls.run("update-ref", "-m", "council: pushed a landing", self.tracking, commit)
+        self._history.record(base, commit, request.task_id)
+        followed = follow_landing(calls, self._checkouts, self.base_branch, commit, built.tree)
+        landed = f"landed on {self.remote}/{self.base_branch} in {commit}"
+        return replace(
+            built.report,
+            merge_commit=commit,
+            base_after=commit,
+            tip_contained=True,
+            pushed_to=self.remote,
+            checkout=followed.checkout,
+            local_behind=bool(followed.behind),
+            message=f"{landed}; {followed.behind}" if followed.behind else landed,
+        )
