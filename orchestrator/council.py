@@ -55,6 +55,7 @@ from orchestrator.errors import CancelError, NothingToResume, RecordNotFound, Ru
 from orchestrator.events import Event
 from orchestrator.locks.manager import LockManager
 from orchestrator.merge.queue import MergeQueue
+from orchestrator.merge.remote import PushIntent
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState
 from orchestrator.plugins.host import PluginHost, default_plugins
 from orchestrator.process.stop import stop_adopted
@@ -167,7 +168,12 @@ class Council:
             worktrees=worktrees,
             locks=locks,
             merges=MergeQueue(
-                config.repo, config.base_branch, merge_lock=locks.merge_lock, store=store
+                config.repo,
+                config.base_branch,
+                merge_lock=locks.merge_lock,
+                store=store,
+                remote=None if team is None else team.remote,
+                before_push=None if team is None else self._before_push,
             ),
             plugins=self.plugins,
             log_dir=log_dir,
@@ -199,6 +205,9 @@ class Council:
                 if self._run_lock is not None:
                     self._run_lock.release()
                 self._store = self._locks = self._scheduler = self._run_lock = None
+
+    async def _before_push(self, intent: PushIntent) -> None:
+        await self.scheduler.before_push(intent)
 
     @property
     def plugins(self) -> PluginHost:

@@ -211,6 +211,14 @@ class MergeQueue:
         await self._emit(_EVENTS[result.status], result.event_data(), level)
         return result
 
+    async def refresh(self) -> str | None:
+        """Fetch the remote's base (remote mode) so new work forks from what the team has
+        landed; its tip, or None without a remote or when the remote has no such branch."""
+        remote = self._remote
+        if remote is None:
+            return None
+        return await anyio.to_thread.run_sync(remote.current, GitCalls(self.git))
+
     async def landed_commit(self, task_id: str) -> str | None:
         """The base commit that landed ``task_id`` (a ``Council-Task`` trailer on the base's
         first-parent history), or None: lets a new run skip work that is already merged."""

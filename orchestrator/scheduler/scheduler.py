@@ -40,6 +40,7 @@ import anyio.abc
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import CouncilError, StateError
 from orchestrator.events import Event
+from orchestrator.merge.remote import PushIntent
 from orchestrator.models import TERMINAL_TASK_STATUSES, SessionStatus, TaskState, TaskStatus
 from orchestrator.process import procid
 from orchestrator.retry import RetryPolicy
@@ -47,8 +48,10 @@ from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.lander import Lander
+from orchestrator.scheduler.attempts.landing_log import LandingLog
 from orchestrator.scheduler.attempts.runner import AttemptRunner
 from orchestrator.scheduler.attempts.settler import Settler
+from orchestrator.scheduler.attempts.team_work import TeamWork
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.cancel import request_cancel
 from orchestrator.scheduler.context import (
@@ -106,7 +109,8 @@ class Scheduler:
         self._writes = writes = AttemptWrites(run)
         self._members = members = CouncilMembers(run, inflight, writes)
         closing = CouncilClosing(run, inflight)
-        settler = Settler(run, writes, parks, policy, Lander(run, writes, inflight))
+        self._landing = landing = LandingLog(run, inflight)
+        settler = Settler(run, writes, parks, policy, Lander(run, writes, inflight, landing))
         self._runner = AttemptRunner(
             run,
             workflow or default_workflow,
@@ -114,6 +118,7 @@ class Scheduler:
             writes,
             settler,
             candidate_ended=closing.release_if_over,
+            team_work=None if services.team is None else TeamWork(run, services.team),
         )
         self._council = CouncilStep(run, inflight, writes, members, closing, settler)
         self._dispatcher = Dispatcher(run, inflight, parks, members, self._launch)
@@ -251,6 +256,10 @@ class Scheduler:
         self._run.stopping = self._run.killed = True
         if self._scope is not None:
             self._scope.cancel()
+
+    async def before_push(self, intent: PushIntent) -> None:
+        """The merge queue's write-ahead callback in a team (``attempts.landing_log``)."""
+        await self._landing.before_push(intent)
 
     def attempts(self) -> list[Attempt]:
         """The attempts in flight now."""

@@ -231,4 +231,5 @@ class PhaseSteps:
             result=record_result(handoff),
         )
         self._progress.handoffs[name] = handoff
+        await run.phase_ended()
         return handoff

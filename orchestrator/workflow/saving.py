@@ -53,6 +53,7 @@ class Saver:
             native_session_id=outcome.native_session_id,
         )
         self._progress.running = None
+        await self._run.phase_ended()
         result = result_for(outcome, phase, message + note)
         if retryable is not None and result.status == WorkflowStatus.FAILED:
             result.retryable = retryable
@@ -70,3 +71,4 @@ class Saver:
                     error="the orchestrator cancelled this phase",
                     native_session_id=None,
                 )
+        await self._run.phase_ended()

@@ -49,6 +49,13 @@ class TaskRun:
     on_event: Callable[[Event], None] | None = None
     lock_owner: str | None = None  # who file locks are taken for (None: the session); the
     # candidates of a council task share one owner, so they never wait for each other
+    on_phase_end: Callable[[], Awaitable[None]] | None = None  # after each phase's work is
+    # saved (a team publishes the branch then); must not raise
+
+    async def phase_ended(self) -> None:
+        """Tell ``on_phase_end`` that a phase's work is saved on the branch."""
+        if self.on_phase_end is not None:
+            await self.on_phase_end()
 
     @property
     def lock_session(self) -> str:

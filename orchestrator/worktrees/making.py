@@ -58,8 +58,11 @@ class WorktreeMaker:
         self._reserved: defaultdict[str, set[int]] = defaultdict(set)
         self._reserved_lock = threading.Lock()  # branch numbers are picked in worker threads
 
-    async def create(self, session_id: str, cli_name: str, task_id: str) -> SessionWorktree:
-        """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip."""
+    async def create(
+        self, session_id: str, cli_name: str, task_id: str, at_least: int = 1
+    ) -> SessionWorktree:
+        """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
+        (``n`` at least ``at_least``)."""
         book = self._book
         sid = check_ref_id(session_id, "session id")
         cli = check_id(cli_name, "adapter name")
@@ -75,7 +78,7 @@ class WorktreeMaker:
                     raise WorkspaceError(
                         f"{path} already exists; remove that session or run reconcile first"
                     )
-                return fork_branch(ws, task, self._reserved[task], self._reserved_lock)
+                return fork_branch(ws, task, self._reserved[task], self._reserved_lock, at_least)
 
             forked = await anyio.to_thread.run_sync(fork)
             branch, base_tip = forked.branch, forked.base

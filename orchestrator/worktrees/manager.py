@@ -43,6 +43,8 @@ import anyio.to_thread
 from orchestrator.config.sections import WorktreeConfig
 from orchestrator.errors import WorktreeBusy
 from orchestrator.git.repo import Git
+from orchestrator.ids import check_id
+from orchestrator.models import utcnow
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.layout import IDENTITY, MetaLock, RepoLayout
 from orchestrator.worktrees.making import WorktreeMaker
@@ -132,17 +134,39 @@ class WorktreeManager:
                 layout.common_dir,
                 layout.worktrees_dir,
                 ours=lambda: book.busy | book.known.keys(),
-                base_ref=self.base_ref,
+                # This clone's own base, even where new work forks from the remote's: the
+                # remote-tracking ref is only a copy of the remote, fetched again before use.
+                base_ref=f"refs/heads/{self.base_branch}",
             )
         return self._guard
 
     # --- a session's worktree --------------------------------------------------------------
 
     async def create_session_worktree(
-        self, session_id: str, cli_name: str, task_id: str
+        self, session_id: str, cli_name: str, task_id: str, *, at_least: int = 1
     ) -> SessionWorktree:
-        """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip."""
-        return await self._maker.create(session_id, cli_name, task_id)
+        """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
+        (``n`` at least ``at_least``: in a team, the attempt's number, unique across clones)."""
+        return await self._maker.create(session_id, cli_name, task_id, at_least)
+
+    async def adopt_session_worktree(
+        self, session_id: str, cli_name: str, task_id: str, branch: str
+    ) -> SessionWorktree:
+        """A worktree in this clone for a session another clone started: ``branch`` (fetched
+        from the team's remote) checked out at this clone's path for ``session_id``, every
+        commit on it kept."""
+        ws = await self._workspace()
+        merge_base = await ws.git.run("merge-base", ws.base_ref, f"refs/heads/{branch}")
+        session = SessionWorktree(
+            session_id=check_id(session_id, "session id"),
+            cli=check_id(cli_name, "adapter name"),
+            task_id=check_id(task_id, "task id"),
+            path=ws.layout.session_path(session_id),
+            branch=branch,
+            base_commit=merge_base.out,
+            created_at=utcnow(),
+        )
+        return await self._maker.recreate(session)
 
     async def recreate_session_worktree(self, session: SessionWorktree | str) -> SessionWorktree:
         """Check a session's branch out again at its path, keeping every commit (after the

@@ -72,7 +72,9 @@ class Workspace:
         return tip
 
 
-def fork_branch(ws: Workspace, task: str, reserved: set[int], lock: threading.Lock) -> Fork:
+def fork_branch(
+    ws: Workspace, task: str, reserved: set[int], lock: threading.Lock, at_least: int = 1
+) -> Fork:
     """Create ``council/<task>/<n>`` at the base tip as it is now, for the next free ``n``
     (blocking: run it in a worker thread; two git processes).
 
@@ -106,7 +108,8 @@ def fork_branch(ws: Workspace, task: str, reserved: set[int], lock: threading.Lo
     vanished = 0
     while True:
         with lock:
-            attempt = max(taken | reserved, default=0) + 1
+            # ``at_least``: the team's attempt number, so workstations never pick one name.
+            attempt = max(max(taken | reserved, default=0) + 1, at_least)
             reserved.add(attempt)
         try:
             branch = branch_name(task, attempt)

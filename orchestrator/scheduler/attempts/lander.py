@@ -25,6 +25,7 @@ from orchestrator.scheduler.attempts.attempt import (
     Attempt,
 )
 from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.landing_log import LandingLog
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 
@@ -34,10 +35,13 @@ log = logging.getLogger(__name__)
 
 
 class Lander:
-    def __init__(self, run: RunContext, writes: AttemptWrites, inflight: InFlight) -> None:
+    def __init__(
+        self, run: RunContext, writes: AttemptWrites, inflight: InFlight, landing: LandingLog
+    ) -> None:
         self._run = run
         self._writes = writes
         self._inflight = inflight
+        self._landing = landing  # the write-ahead record of a landing on the team's remote
 
     async def merge(self, attempt: Attempt) -> None:
         """Land the attempt's branch.
@@ -68,6 +72,7 @@ class Lander:
 
     async def _landed(self, attempt: Attempt, merged: MergeResult) -> None:
         assert attempt.session is not None
+        await self._landing.landed(attempt.key, merged)
         attempt.landed = merged.landed  # its branch may go (below) while it is still in flight
         now = utcnow()
         if not merged.landed and await self._resolve_round(attempt, merged):

@@ -40,10 +40,11 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from orchestrator.errors import CouncilError, LockError, WorkspaceError, needs_repair, stops_the_run
-from orchestrator.models import TERMINAL_TASK_STATUSES, TaskStatus, utcnow
+from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus, utcnow
 from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.settler import Settler
+from orchestrator.scheduler.attempts.team_work import TeamWork
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult, WorkflowStatus
@@ -63,6 +64,7 @@ class AttemptRunner:
         writes: AttemptWrites,
         settler: Settler,
         candidate_ended: Callable[[str], Awaitable[None]],
+        team_work: TeamWork | None = None,
     ) -> None:
         self._run = run
         self._workflow = workflow
@@ -71,6 +73,7 @@ class AttemptRunner:
         self._settler = settler
         # A council candidate ended: its council task may now be over (``CouncilMembers``).
         self._candidate_ended = candidate_ended
+        self._team = team_work  # in a team: fresh base, published branches, take-overs
 
     async def run(self, attempt: Attempt) -> None:
         """Run ``attempt`` from claim to settled (module doc); never raises a council error."""
@@ -129,7 +132,7 @@ class AttemptRunner:
         try:
             if wanted:
                 await locks.acquire_file_locks(owner, wanted, timeout=LOCK_TIMEOUT)
-            attempt.session = await self._worktree(session_id, attempt, new=not kept)
+            attempt.session = await self._worktree(session_id, attempt, state, new=not kept)
         except LockError as exc:
             if needs_repair(exc):
                 raise  # a lock file nobody holds cannot be used: waiting would never end
@@ -149,19 +152,27 @@ class AttemptRunner:
             return await self._writes.requeue(attempt, "stopped")
         return True
 
-    async def _worktree(self, session_id: str, attempt: Attempt, *, new: bool) -> SessionWorktree:
-        worktrees = self._run.services.worktrees
-        if new:  # a session id just drawn at random: nobody can have a worktree for it yet
-            return await worktrees.create_session_worktree(
-                session_id, attempt.adapter, attempt.worktree_task
-            )
-        try:
-            kept = await worktrees.get_session(session_id)
-        except WorkspaceError:
-            return await worktrees.create_session_worktree(
-                session_id, attempt.adapter, attempt.worktree_task
-            )
-        return await worktrees.recreate_session_worktree(kept)
+    async def _worktree(
+        self, session_id: str, attempt: Attempt, state: TaskState, *, new: bool
+    ) -> SessionWorktree:
+        worktrees, team = self._run.services.worktrees, self._team
+        if not new:
+            try:
+                kept = await worktrees.get_session(session_id)
+            except WorkspaceError:
+                # Not in this clone: in a team, the last attempt may have run on another one.
+                adopted = None if team is None else await team.take_over(attempt, session_id, state)
+                if adopted is not None:
+                    return adopted
+            else:
+                return await worktrees.recreate_session_worktree(kept)
+        # A new worktree: ``new`` means a session id just drawn at random, so nobody can have
+        # a worktree for it yet.
+        if team is not None:
+            await team.fresh_base()
+        return await worktrees.create_session_worktree(
+            session_id, attempt.adapter, attempt.worktree_task, at_least=state.attempt + 1
+        )
 
     async def _execute(self, attempt: Attempt) -> WorkflowResult:
         assert attempt.session is not None
@@ -181,6 +192,7 @@ class AttemptRunner:
             cancel=attempt.cancel,
             on_event=self._inflight.listener(attempt, self._run.events.on_event),
             lock_owner=attempt.lock_owner(attempt.session.session_id),
+            on_phase_end=None if self._team is None else self._publisher(attempt),
         )
         full: CouncilError | OSError | None = None
         async with anyio.create_task_group() as group:
@@ -208,6 +220,15 @@ class AttemptRunner:
                 usage=result.usage,
             )
         return result
+
+    def _publisher(self, attempt: Attempt) -> Callable[[], Awaitable[None]]:
+        team = self._team
+        assert team is not None
+
+        async def publish() -> None:
+            await team.publish(attempt)
+
+        return publish
 
 
 async def _watchdog(attempt: Attempt, seconds: float) -> None:

@@ -1,0 +1,100 @@
+"""An attempt's git work in a team: a fresh base to fork from, the branch published at phase
+boundaries, and another workstation's committed work taken over.
+
+- **Fresh base.** Before a new worktree forks, the remote's base is fetched (at most once a
+  second for all the attempts that start together), so new work starts from what the team
+  has landed, not from what this clone last saw.
+- **Publish.** After every phase (and whenever an attempt stops early with its work saved),
+  the session's branch is pushed to the remote as ``refs/council/branches/<branch>``
+  (``git.publish``: a lease, never a force). A failure is a warning, never the attempt's end:
+  the work is still committed on this clone's branch.
+- **Take over.** A task whose last attempt ran on another workstation names that attempt's
+  worktree session and branch in its record; this clone fetches the published branch and
+  checks it out under the same session, so the phases already recorded complete are really
+  there. When nothing was published (the other workstation died before its first phase
+  ended), or this clone's own branch of that name has other commits, the attempt starts
+  afresh from the base: the other work stays on the remote, never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import anyio
+
+from orchestrator.errors import CouncilError
+from orchestrator.git.publish import fetch_branch, publish_branch
+from orchestrator.models import TaskState
+from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.team import Team
+from orchestrator.worktrees.models import SessionWorktree
+
+__all__ = ["TeamWork"]
+
+log = logging.getLogger(__name__)
+
+_FETCH_EVERY = 1.0  # seconds: attempts starting within this share one fetch of the base
+
+
+class TeamWork:
+    def __init__(self, run: RunContext, team: Team) -> None:
+        self._run = run
+        self._team = team
+        self._fetched = -_FETCH_EVERY
+        self._fetching = anyio.Lock()
+
+    async def fresh_base(self) -> None:
+        """Fetch the remote's base unless that was done in the last second."""
+        async with self._fetching:
+            if time.monotonic() - self._fetched < _FETCH_EVERY:
+                return
+            try:
+                await self._run.services.merges.refresh()
+            except CouncilError as exc:
+                # Forking from the base as last fetched is still right, only less fresh.
+                log.warning("cannot fetch the team's base: %s", exc)
+            self._fetched = time.monotonic()
+
+    async def publish(self, attempt: Attempt) -> None:
+        """Push the attempt's branch to the remote (a warning event when that fails)."""
+        if attempt.session is None or attempt.lost:
+            return
+        git = self._run.services.merges.git
+        try:
+            await publish_branch(git, self._team.remote, attempt.session.branch)
+        except CouncilError as exc:
+            await self._run.events.emit(
+                "task.publish_failed",
+                {"task_id": attempt.key, "branch": attempt.session.branch, "error": str(exc)},
+                "warning",
+            )
+
+    async def take_over(
+        self, attempt: Attempt, session_id: str, state: TaskState
+    ) -> SessionWorktree | None:
+        """The other workstation's worktree session continued here, or None to start afresh."""
+        branch = state.branch
+        if not branch:
+            return None
+        services = self._run.services
+        try:
+            tip = await fetch_branch(services.merges.git, self._team.remote, branch)
+            if tip is None:
+                return None
+            adopted = await services.worktrees.adopt_session_worktree(
+                session_id, attempt.adapter, attempt.worktree_task, branch
+            )
+        except CouncilError as exc:
+            await self._run.events.emit(
+                "task.takeover_refused",
+                {"task_id": attempt.key, "branch": branch, "error": str(exc)},
+                "warning",
+            )
+            return None
+        await self._run.events.emit(
+            "task.taken_over",
+            {"task_id": attempt.key, "branch": branch, "tip": tip, "session": session_id},
+        )
+        return adopted
