@@ -1,4 +1,5 @@
 from pathlib import Path
+
 import pytest
 from team_helpers import Team, team_task
 
