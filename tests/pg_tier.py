@@ -90,6 +90,11 @@ class TestDatabase:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE {TEMPLATE}')
         return self.cluster.url(name)
 
+    def restart(self) -> None:
+        """Restart the server where it stands (``pg_ctl restart -m fast``): every connection
+        is cut, as in a failover or a crash of the database."""
+        asyncio.run(self.cluster.restart())
+
     def drop(self, url: str) -> None:
         name = url.split("/")[-1].split("?")[0]
         with self.admin() as conn:

@@ -128,6 +128,31 @@ class Team:
                 os.kill(process.pid, signal.SIGCONT)
             reap(process)
 
+    def human_push(self, clone: Path, name: str, text: str) -> str:
+        """A person commits ``name`` on the remote's base from a clone of their own (made at
+        ``clone`` on first use) and pushes it the ordinary way, trying again on a lost race."""
+        if not clone.exists():
+            git(self.root, "clone", "-q", str(self.remote), str(clone))
+        for _ in range(30):
+            git(clone, "fetch", "-q", "origin")
+            git(clone, "reset", "-q", "--hard", "origin/main")
+            (clone / name).write_text(text)
+            git(clone, "add", name)
+            git(clone, "commit", "-q", "-m", f"human: {name}")
+            pushed = subprocess.run(
+                ["git", "-C", str(clone), "push", "-q", "origin", "HEAD:main"],
+                capture_output=True,
+                env=ENV,
+                check=False,
+            )
+            if pushed.returncode == 0:
+                return git(clone, "rev-parse", "HEAD")
+            time.sleep(0.05)
+        raise AssertionError("the human push kept losing the race")
+
+    def show(self, path: str) -> str:
+        return git(self.remote, "show", f"main:{path}")
+
     # -- what landed --------------------------------------------------------------------
 
     def landed_tasks(self) -> list[str]:
