@@ -150,6 +150,8 @@ class LocalCluster:
         bin_dir = find_server_binaries()
         as_server = _server_user()
         created = False
+        if port is not None and self.server_pid() is None:
+            _check_port_free(port)  # before making anything
         if not self.exists():
             if as_server is not None:
                 _check_reachable(self.directory, as_server)  # before making anything
@@ -169,8 +171,6 @@ class LocalCluster:
             self._make_socket_dir(as_server)
             await self.restart()
             return Started.RESTARTED
-        if port is not None:
-            _check_port_free(port)
         self._make_socket_dir(as_server)
         say(f"starting the PostgreSQL server of {self.directory}")
         await self._start(bin_dir, as_server, port)
