@@ -108,15 +108,15 @@ def test_up_prints_a_url_that_connects_and_up_again_says_it_runs(db_dir: Path) -
     assert url.startswith("postgresql://council@/council?host=")
     assert select_one(url) == 1  # the server outlived the command that started it
 
-    again = council("up", db_dir)
-    assert again.returncode == 0, again.stderr
+    printed = council("url", db_dir)  # as in export COUNCIL_DATABASE_URL=$(council db url)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == url + "\n"
+
+    again = invoke("up", db_dir)
+    assert again.exit_code == 0, again.stderr
     assert "already running" in again.stdout
     assert exported_url(again.stdout) == url
     assert again.stderr == ""  # nothing long was done
-
-    printed = council("url", db_dir)
-    assert printed.returncode == 0, printed.stderr
-    assert printed.stdout == url + "\n"
 
 
 @pytest.mark.postgres
