@@ -21,6 +21,7 @@ from orchestrator.cli import (
     clean_cmd,
     config_cmd,
     console,
+    db_cmd,
     run_cmd,
     worktrees_cmd,
 )
@@ -89,6 +90,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(adapters_cmd.app, name="adapters")
 app.add_typer(checkpoint_cmd.app, name="checkpoint")
 app.add_typer(worktrees_cmd.app, name="worktrees")
+app.add_typer(db_cmd.app, name="db")
 run_cmd.register(app)
 cancel_cmd.register(app)
 clean_cmd.register(app)

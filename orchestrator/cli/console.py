@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.live import Live
+from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
@@ -24,6 +25,7 @@ __all__ = [
     "print_success",
     "print_table",
     "print_warning",
+    "status",
     "stderr",
     "stdout",
 ]
@@ -97,3 +99,27 @@ def live_table(
             live.update(_table(columns, rows, title))
 
         yield update
+
+
+@contextmanager
+def status() -> Iterator[Callable[[str], None]]:
+    """A status line on stderr while the block runs; yields ``say(message)``, which replaces
+    it. On a terminal it is one line with a spinner that disappears at the end; elsewhere each
+    message is a progress line, so logs keep what happened."""
+    if not stderr.is_terminal:
+        yield print_progress
+        return
+    shown: list[Status] = []
+
+    def say(message: str) -> None:
+        if shown:
+            shown[0].update(Text(message, style="dim"))
+        else:
+            shown.append(stderr.status(Text(message, style="dim")))
+            shown[0].start()
+
+    try:
+        yield say
+    finally:
+        for line in shown:
+            line.stop()
