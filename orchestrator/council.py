@@ -60,12 +60,12 @@ from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskStat
 from orchestrator.plugins.host import PluginHost, default_plugins
 from orchestrator.process.stop import stop_adopted
 from orchestrator.process.tree import become_subreaper, now_ticks
-from orchestrator.run.build_report import build_report
 from orchestrator.run.demo_repo import ensure_sample_repo
 from orchestrator.run.plan import RunPlan, build_plan, plan_paths
 from orchestrator.run.preflight import check_adapters, check_repository
 from orchestrator.run.report import RunReport
 from orchestrator.run.run_lock import RunLock, acquire_run_lock
+from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.safety import crashpoints
@@ -301,7 +301,7 @@ class Council:
             session = await self._newest(resumable=False)
         if session is None:
             raise RecordNotFound(f"no run has been recorded in {describe_state(self.config)}")
-        return build_report(session, await store.list_tasks(session.session_id))
+        return await session_report(store, session, self.config.scheduler.stale_threshold)
 
     def subscribe(self, callback: Callback) -> None:
         self._subscribers.append(callback)
@@ -384,4 +384,5 @@ async def stored_report(where: Path | RunConfig) -> RunReport:
         newest = max(sessions, key=lambda s: s.created_at, default=None)
         if newest is None:
             raise RecordNotFound(f"no run has been recorded in {place}")
-        return build_report(newest, await store.list_tasks(newest.session_id))
+        stale = where.scheduler.stale_threshold if isinstance(where, RunConfig) else None
+        return await session_report(store, newest, stale)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from cli_process_helpers import COUNCIL, ENV, reap
 from merge_repo import git
 
@@ -127,6 +128,9 @@ class Team:
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGCONT)
             reap(process)
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
 
     def human_push(self, clone: Path, name: str, text: str) -> str:
         """A person commits ``name`` on the remote's base from a clone of their own (made at
@@ -152,6 +156,15 @@ class Team:
 
     def show(self, path: str) -> str:
         return git(self.remote, "show", f"main:{path}")
+
+    def events(self, *types: str) -> list[dict[str, Any]]:
+        """The run's events of these types as the database keeps them, oldest first."""
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                "SELECT type, data FROM council.events WHERE type = ANY(%s) ORDER BY id",
+                (list(types),),
+            ).fetchall()
+        return [{"type": kind, **data} for kind, data in rows]
 
     # -- what landed --------------------------------------------------------------------
 

@@ -51,7 +51,8 @@ def test_three_workstations_land_thirty_tasks_once(pg_dsn: str, tmp_path: Path) 
     shown = json.loads(status.stdout)
     assert shown["totals"]["done"] == 30 and shown["team"] == results["a"][1]["team"]
     table = team.council("status", str(tmp_path / "c.yaml"))
-    assert "held by" in table.stdout and "team" in table.stdout
+    assert f"(team {shown['team']})" in table.stdout
+    assert "no workstation is working in this run now" in table.stdout
 
 
 def test_a_killed_workstation_loses_nothing(pg_dsn: str, tmp_path: Path) -> None:
@@ -72,6 +73,9 @@ def test_a_killed_workstation_loses_nothing(pg_dsn: str, tmp_path: Path) -> None
         assert report["totals"]["done"] == 12
     assert sorted(team.landed_tasks()) == _expected(12)
     assert len(team.base_files()) == 12
+    # b's claims lapsed on the database's clock and another workstation swept them.
+    killed = f":{team.processes['b'].pid}:"
+    assert any(killed in e["holder"] for e in team.events("task.swept"))
 
 
 def test_a_paused_workstation_is_fenced_and_merges_nothing_twice(
@@ -98,6 +102,9 @@ def test_a_paused_workstation_is_fenced_and_merges_nothing_twice(
     assert code_b == 0, err_b[-2000:]
     assert sorted(team.landed_tasks()) == _expected(8)
     assert len(team.base_files()) == 8
+    paused = f":{team.processes['b'].pid}:"
+    assert any(paused in e["holder"] for e in team.events("task.swept"))
+    print(team.events("task.claim_lost", "merge.fenced", "task.swept", "phase.failed"))
 
 
 def test_a_human_push_mid_run_is_kept_and_landings_rebuild_on_it(

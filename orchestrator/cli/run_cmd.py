@@ -30,6 +30,7 @@ import json
 import shlex
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -203,7 +204,35 @@ async def _watch(where: Path | RunConfig, show: bool) -> RunReport:
 
 def _print_summary(report: RunReport) -> None:
     rows, title = _summary(report)
-    console.print_table(_SUMMARY, rows, title=title)
+    if report.team is None:
+        console.print_table(_SUMMARY, rows, title=title)
+        return
+    # A team run: who holds each task, and which workstations are in it now.
+    held = [(*row, _holder(task)) for row, task in zip(rows, report.tasks, strict=True)]
+    console.print_table((*_SUMMARY, "held by"), held, title=f"{title} (team {report.team})")
+    if not report.workstations:
+        console.print_lines("no workstation is working in this run now")
+    for station in report.workstations:
+        console.print_lines(
+            f"workstation {station.host}:{station.pid} ({station.workstation}): "
+            f"{station.running} running, last seen {_ago(station.last_seen)}"
+        )
+
+
+def _holder(task: TaskReport) -> str:
+    """``host:pid`` of the task's claim, with the time its lease has left while held."""
+    if task.holder is None:
+        return "-"
+    who = ":".join(task.holder.split(":")[:2])
+    if task.lease_expires is None:
+        return who
+    left = (task.lease_expires - datetime.now(UTC)).total_seconds()
+    return f"{who} (lease {left:.0f}s)" if left > 0 else f"{who} (lease lapsed)"
+
+
+def _ago(moment: datetime) -> str:
+    seconds = max(0.0, (datetime.now(UTC) - moment).total_seconds())
+    return f"{seconds:.0f}s ago"
 
 
 def _summary(report: RunReport) -> tuple[list[tuple[object, ...]], str]:

@@ -25,9 +25,9 @@ from orchestrator.config.run import RunConfig
 from orchestrator.errors import RecordNotFound, RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
 from orchestrator.process import procid
-from orchestrator.run.build_report import build_report
 from orchestrator.run.preflight import council_dir_problem
 from orchestrator.run.report import RunReport
+from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
@@ -160,9 +160,10 @@ async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
     """The report of the newest session in a state directory (or the store a run config
     names), and whether the orchestrator that ran it is gone (so the report will not change
     until someone resumes it)."""
+    stale: float | None = None
     if isinstance(where, RunConfig):
         store: StateStore = await open_run_store(where)
-        place = describe_state(where)
+        place, stale = describe_state(where), where.scheduler.stale_threshold
     else:
         if not await anyio.to_thread.run_sync(where.is_dir):
             raise RecordNotFound(f"no run has been recorded in {where}")
@@ -172,5 +173,5 @@ async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
         if not sessions:
             raise RecordNotFound(f"no run has been recorded in {place}")
         newest = sessions[-1]
-        report = build_report(newest, await store.list_tasks(newest.session_id))
+        report = await session_report(store, newest, stale)
         return report, orchestrator_gone(newest)

@@ -7,8 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from orchestrator.models import SessionRecord, TaskState, TaskStatus
-from orchestrator.run.report import CandidateReport, RunReport, RunTotals, TaskReport
+from orchestrator.models import ClaimStatus, SessionRecord, TaskState, TaskStatus
+from orchestrator.run.report import (
+    CandidateReport,
+    RunReport,
+    RunTotals,
+    TaskReport,
+    WorkstationReport,
+)
 
 __all__ = ["build_report"]
 
@@ -47,6 +53,12 @@ def _task_report(state: TaskState) -> TaskReport:
         output_tokens=_usage(state.metadata, "output_tokens"),
         cost_usd=_usage(state.metadata, "cost_usd"),
         candidates=_candidates(state.metadata),
+        holder=state.claim.holder if state.claim is not None else None,
+        lease_expires=(
+            state.claim.expires_at
+            if state.claim is not None and state.claim.status == ClaimStatus.ACTIVE
+            else None
+        ),
     )
 
 
@@ -85,8 +97,13 @@ def _total(values: Sequence[float | int | None]) -> Any:
     return sum(known) if known else None
 
 
-def build_report(session: SessionRecord, tasks: Sequence[TaskState]) -> RunReport:
-    """The report of ``session``, tasks in the session's order."""
+def build_report(
+    session: SessionRecord,
+    tasks: Sequence[TaskState],
+    workstations: Sequence[WorkstationReport] = (),
+) -> RunReport:
+    """The report of ``session``, tasks in the session's order (and, in a team, the
+    workstations working in it)."""
     by_id = {task.task_id: task for task in tasks}
     reports = [_task_report(by_id[i]) for i in session.task_ids if i in by_id]
     count = {status: sum(r.status == status for r in reports) for status in TaskStatus}
@@ -107,5 +124,10 @@ def build_report(session: SessionRecord, tasks: Sequence[TaskState]) -> RunRepor
         duration_seconds=duration,
     )
     return RunReport(
-        session_id=session.session_id, status=session.status, tasks=reports, totals=totals
+        session_id=session.session_id,
+        status=session.status,
+        tasks=reports,
+        totals=totals,
+        team=team if isinstance(team := session.metadata.get("team"), str) else None,
+        workstations=list(workstations),
     )

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.models import SessionStatus, TaskStatus
 
-__all__ = ["CandidateReport", "RunReport", "RunTotals", "TaskReport"]
+__all__ = ["CandidateReport", "RunReport", "RunTotals", "TaskReport", "WorkstationReport"]
 
 
 class _Report(BaseModel):
@@ -60,6 +60,19 @@ class TaskReport(_Report):
     output_tokens: int | None = None
     cost_usd: float | None = None
     candidates: list[CandidateReport] = []
+    holder: str | None = None  # who holds (or last held) its claim: ``<host>:<pid>:<run>``
+    lease_expires: datetime | None = None  # while its claim is held: when it lapses
+
+
+class WorkstationReport(_Report):
+    """A workstation working in a team run now (its presence record)."""
+
+    workstation: str
+    host: str
+    pid: int
+    since: datetime | None = None
+    last_seen: datetime
+    running: int = 0  # attempts it runs
 
 
 class RunTotals(_Report):
@@ -80,6 +93,8 @@ class RunReport(_Report):
     status: SessionStatus
     tasks: list[TaskReport]
     totals: RunTotals
+    team: str | None = None  # the team run this session is, if several workstations share it
+    workstations: list[WorkstationReport] = []  # team mode: the workstations alive in it
 
     @property
     def exit_code(self) -> int:

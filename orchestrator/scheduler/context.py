@@ -20,13 +20,14 @@ from orchestrator.scheduler.team import Team
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.manager import WorktreeManager
 
-__all__ = ["ORCHESTRATOR", "TASKS_OPTION", "RunContext", "RunEvents", "Services"]
+__all__ = ["ORCHESTRATOR", "TASKS_OPTION", "TEAM", "RunContext", "RunEvents", "Services"]
 
 log = logging.getLogger(__name__)
 
 # What a run keeps in its session record.
 TASKS_OPTION = "tasks"  # session options: every task's config, so a resume can rebuild them
 ORCHESTRATOR = "orchestrator"  # session metadata: the process running it (pid, host, start)
+TEAM = "team"  # session metadata: the team run it is (``team.Team.run_key``), if any
 
 
 @dataclass

@@ -57,6 +57,7 @@ from orchestrator.scheduler.cancel import request_cancel
 from orchestrator.scheduler.context import (
     ORCHESTRATOR,
     TASKS_OPTION,
+    TEAM,
     RunContext,
     RunEvents,
     Services,
@@ -171,7 +172,13 @@ class Scheduler:
         run.session_id = session.session_id
         self._submissions.clear()  # submitted before the start: already in the session
         await store.update_session(
-            run.session_id, {"metadata": {ORCHESTRATOR: procid.current().as_dict()}}
+            run.session_id,
+            {
+                "metadata": {
+                    ORCHESTRATOR: procid.current().as_dict(),
+                    **({TEAM: team.run_key} if team is not None else {}),
+                }
+            },
         )
         await run.events.emit("run.started", {"session_id": run.session_id, "holder": run.holder})
         await skip_landed(run, run.tasks.values())
