@@ -92,7 +92,7 @@ def test_a_paused_workstation_is_fenced_and_merges_nothing_twice(
         team.signal("b", signal.SIGSTOP)  # a GC pause, a laptop lid: past its lease
         code_a, report_a, err_a = team.finish("a", timeout=120)
         team.signal("b", signal.SIGCONT)
-        code_b, report_b, err_b = team.finish("b", timeout=60)
+        code_b, _report_b, err_b = team.finish("b", timeout=60)
     finally:
         team.stop_all()
     assert code_a == 0, err_a[-2000:]
@@ -104,7 +104,9 @@ def test_a_paused_workstation_is_fenced_and_merges_nothing_twice(
     assert len(team.base_files()) == 8
     paused = f":{team.processes['b'].pid}:"
     assert any(paused in e["holder"] for e in team.events("task.swept"))
-    print(team.events("task.claim_lost", "merge.fenced", "task.swept", "phase.failed"))
+    # ... and once continued it learned that it lost them, and wrote nothing under them.
+    lost = {e["task_id"] for e in team.events("task.claim_lost", "merge.fenced")}
+    assert lost, "the paused workstation never noticed it was fenced"
 
 
 def test_a_human_push_mid_run_is_kept_and_landings_rebuild_on_it(
