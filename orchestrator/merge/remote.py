@@ -25,6 +25,7 @@ in the way of following leaves the local base behind, named in the result's mess
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -94,12 +95,16 @@ class RemoteBase:
         self._history = history
         self._checkouts = checkouts
         self._before_push = before_push
+        # One writer of the tracking ref at a time in this process: two fetches (a landing's
+        # and a fresh base for new work) racing on it make git refuse one ("cannot lock ref").
+        self._tracking_lock = threading.Lock()
 
     def current(self, calls: GitCalls) -> str | None:
         """Fetch, then the remote's base tip (None when the remote has no such branch)."""
-        if not fetch_ref(calls, self.remote, self.source, self.tracking):
-            return None
-        return calls.rev_parse(self.tracking)
+        with self._tracking_lock:
+            if not fetch_ref(calls, self.remote, self.source, self.tracking):
+                return None
+            return calls.rev_parse(self.tracking)
 
     async def attempt(self, calls: GitCalls, request: Request, number: int) -> MergeResult | Retry:
         """One attempt (steps 1 to 5 above); a ``Retry`` when the remote's tip moved."""
@@ -124,7 +129,9 @@ class RemoteBase:
         return await anyio.to_thread.run_sync(self._push, calls, request, built)
 
     def _build(self, calls: GitCalls, request: Request) -> MergeResult | _Built:
-        if not fetch_ref(calls, self.remote, self.source, self.tracking):
+        with self._tracking_lock:
+            fetched = fetch_ref(calls, self.remote, self.source, self.tracking)
+        if not fetched:
             raise WorkspaceError(
                 f"base branch {self.base_branch!r} does not exist on remote {self.remote!r}; "
                 "push it there once before landing through the remote"
@@ -143,8 +150,12 @@ class RemoteBase:
         if moved is not None:
             return Retry(f"{self.remote} refused {self.source}: {moved}")
         # The tracking ref only mirrors the remote (a later fetch overwrites it), so a plain
-        # update is right; our push is what the remote holds now.
-        calls.run("update-ref", "-m", "council: pushed a landing", self.tracking, commit)
+        # update is right; our push is what the remote holds now. Failing to mirror it would
+        # only make the next fork start from an older base: never the landing's failure.
+        with self._tracking_lock:
+            calls.run(
+                "update-ref", "-m", "council: pushed a landing", self.tracking, commit, check=False
+            )
         self._history.record(base, commit, request.task_id)
         followed = follow_landing(calls, self._checkouts, self.base_branch, commit, built.tree)
         landed = f"landed on {self.remote}/{self.base_branch} in {commit}"

@@ -9,24 +9,22 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from orchestrator.config.run import RunConfig
 from orchestrator.locks.merge_lock import MERGE_OWNER
 from orchestrator.locks.registry import FILE_OWNERS, LOCK_WAITS, SESSION_LOCKS
-from orchestrator.process import procid
 from orchestrator.runner.cli_runs import CLI_RUNS
 from orchestrator.state.file.store import FileStateStore
+from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.protocol import StateStore
-from orchestrator.state.scope import NamespaceScope
 from orchestrator.worktrees.sessions import NAMESPACE as WORKTREES
 
-__all__ = ["CLONE_LOCAL", "clone_scope", "describe_state", "open_run_store"]
+__all__ = ["CLONE_LOCAL", "describe_state", "open_run_store"]
 
 CLONE_LOCAL = frozenset({WORKTREES, CLI_RUNS, FILE_OWNERS, SESSION_LOCKS, LOCK_WAITS, MERGE_OWNER})
-"""The record namespaces of one clone (``state.scope``): its worktrees, its CLI processes, its
-OS file locks and merge lock. Tasks, sessions, handoffs, cancel requests and the team's own
-records are shared by every workstation."""
+"""The record namespaces of one clone (``state.local_records``), kept in its own
+``.council/state`` even on a team's database: its worktrees, its CLI processes, its OS file
+locks and merge lock. Tasks, sessions, handoffs, cancel requests and the team's own records
+are shared by every workstation."""
 
 
 async def open_run_store(config: RunConfig) -> StateStore:
@@ -35,9 +33,16 @@ async def open_run_store(config: RunConfig) -> StateStore:
     if config.state.backend == "postgresql":
         from orchestrator.state.postgres.store import PostgresStateStore
 
-        return await PostgresStateStore.connect(
-            config.state.dsn, scope=NamespaceScope.of(clone_scope(config), CLONE_LOCAL)
-        )
+        local = LocalRecords.of(_file_store(config), CLONE_LOCAL)
+        try:
+            return await PostgresStateStore.connect(config.state.dsn, local=local)
+        except BaseException:
+            await local.store.aclose()
+            raise
+    return _file_store(config)
+
+
+def _file_store(config: RunConfig) -> FileStateStore:
     return FileStateStore(
         config.state_dir,
         events_path=config.repo / ".council" / "events.jsonl",
@@ -52,9 +57,3 @@ def describe_state(config: RunConfig) -> str:
 
         return f"the database {describe(resolve_dsn(config.state.dsn))}"
     return str(config.state_dir)
-
-
-def clone_scope(config: RunConfig) -> str:
-    """A stable id of this clone on this machine: its host and its path."""
-    where = f"{procid.current().host}:{config.repo.resolve()}"
-    return hashlib.sha256(where.encode()).hexdigest()[:12]

@@ -8,6 +8,8 @@
    task ended another way) is dropped with a ``task.cancel_too_late`` event.
 2. **Heartbeats**: the claims of running attempts are renewed every ``heartbeat_interval``;
    one that cannot be renewed (swept, or taken over) marks the attempt lost and cancels it.
+   One that could not be renewed at all for two thirds of ``stale_threshold`` (the store
+   unreachable) fences itself the same way, measured on this machine's monotonic clock.
 3. **Sweep** (``sweeper``, every ``min(heartbeat_interval, stale_threshold / 2)``).
 4. **Worktrees**: a running attempt whose worktree is gone (deleted by hand, its ``.git``
    file missing) is cancelled at once, CLI stopped, rather than left to fail in a directory
@@ -19,11 +21,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.errors import RecordNotFound, StaleClaim
+from orchestrator.errors import RecordNotFound, StaleClaim, StoreUnavailable
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
 from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
@@ -33,7 +37,13 @@ from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.sweeper import Sweeper
 
-__all__ = ["Reconciler"]
+__all__ = ["SELF_FENCE", "Reconciler"]
+
+log = logging.getLogger(__name__)
+
+SELF_FENCE = 2 / 3
+"""An attempt that could not renew its claim for this share of the lease stops itself: the
+rest of the lease is its margin to stop its CLI before anyone else may take the task."""
 
 
 class Reconciler:
@@ -58,13 +68,15 @@ class Reconciler:
         settings = self._run.services.config.scheduler
         await self._apply_cancels()
         now = time.monotonic()
+        fence_after = settings.stale_threshold * SELF_FENCE
         for attempt in self._inflight:
-            if (
-                attempt.token
-                and not attempt.lost
-                and now - attempt.renewed >= settings.heartbeat_interval
-            ):
-                await self._renew(attempt, now)
+            if not attempt.token or attempt.lost:
+                continue
+            if now - attempt.renewed >= settings.heartbeat_interval:
+                with contextlib.suppress(StoreUnavailable):  # the deadline below decides
+                    await self._renew(attempt, now)
+            if now - attempt.renewed >= fence_after and not attempt.lost:
+                await self._fence(attempt, now - attempt.renewed)
         if now - self._last_sweep >= min(settings.heartbeat_interval, settings.stale_threshold / 2):
             self._last_sweep = now
             await self._sweeper.sweep(self._inflight)
@@ -145,6 +157,24 @@ class Reconciler:
             )
 
     # -- heartbeats -----------------------------------------------------------------------
+
+    async def _fence(self, attempt: Attempt, silent: float) -> None:
+        """Stop an attempt whose claim could not be renewed in time (the store unreachable):
+        its lease may lapse any moment and another workstation take the task, so it writes,
+        merges and publishes nothing more; its CLI is stopped and its work committed on its
+        branch, which the next attempt continues."""
+        attempt.lost = True
+        attempt.cancel.set()
+        log.warning(
+            "task %s: claim not renewed for %.0fs (the state store cannot be reached): its "
+            "session fenced itself, work kept on its branch",
+            attempt.key,
+            silent,
+        )
+        with contextlib.suppress(StoreUnavailable):
+            await self._run.events.emit(
+                "task.self_fenced", {"task_id": attempt.key, "silent": round(silent, 1)}, "warning"
+            )
 
     async def _renew(self, attempt: Attempt, now: float) -> None:
         token = attempt.token

@@ -31,6 +31,7 @@ Contract:
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 
@@ -38,7 +39,7 @@ import anyio
 import anyio.abc
 
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import CouncilError, StateError
+from orchestrator.errors import CouncilError, StateError, StoreUnavailable
 from orchestrator.events import Event
 from orchestrator.merge.remote import PushIntent
 from orchestrator.models import TERMINAL_TASK_STATUSES, SessionStatus, TaskState, TaskStatus
@@ -67,6 +68,7 @@ from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.council.step import CouncilStep
 from orchestrator.scheduler.dispatcher import Dispatcher, adapter_chain
 from orchestrator.scheduler.liveness import refuse_if_alive
+from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
 from orchestrator.scheduler.reconciler import Reconciler
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
@@ -77,6 +79,8 @@ from orchestrator.scheduler.view import TaskView
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult
 
 __all__ = ["Scheduler", "Services", "default_workflow"]
+
+log = logging.getLogger(__name__)
 
 
 async def default_workflow(run: TaskRun) -> WorkflowResult:
@@ -131,6 +135,7 @@ class Scheduler:
         self._group: anyio.abc.TaskGroup | None = None
         self._view: TaskView | None = None
         self._lost_reported = False  # the state was found gone and said so already
+        self._outage = Outage()
         team = services.team
         self._presence = (
             Presence(services.store, team, config.scheduler.heartbeat_interval / 2)
@@ -293,34 +298,49 @@ class Scheduler:
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             try:
                 await self._finish()
+            except StoreUnavailable as exc:
+                # This workstation is done; the session's own end is recorded by whoever
+                # finishes next, or by `council run`/`resume` once the database is back.
+                log.warning("the end of the run could not be recorded: %s", exc)
             finally:
                 if self._presence is not None:
                     await self._presence.leave()
 
     async def _ticks(self) -> None:
-        run = self._run
         with anyio.CancelScope() as scope:
             self._scope = scope
             async with anyio.create_task_group() as group:
                 self._group = group
                 while True:
-                    if self._presence is not None:
-                        await self._presence.beat(run.session_id or "", len(self._inflight))
-                    await self._submissions.write_pending()
-                    await self._reconciler.reconcile()
-                    states = await self._states()
-                    if any(task_id not in states for task_id in run.tasks):
-                        states = await self._records_lost()
-                    if run.stopping:
-                        if not self._inflight:
+                    try:
+                        if await self._tick():
                             break
-                    elif not self._inflight and self._settled(states):
-                        # The view may lag behind other processes: end on a fresh read.
-                        if self._settled(await self._states(full=True)):
-                            break
+                    except StoreUnavailable as exc:
+                        # The team's database is away (a restart, the network): keep the
+                        # attempts going, let heartbeats fence what cannot be renewed in
+                        # time, and try again next tick; the run goes on once it is back.
+                        self._outage.down(exc)
                     else:
-                        await self._dispatcher.dispatch(states)
+                        self._outage.up()
                     await self._nap()
+
+    async def _tick(self) -> bool:
+        """One tick: reconcile, then dispatch; True when the run is over."""
+        run = self._run
+        if self._presence is not None:
+            await self._presence.beat(run.session_id or "", len(self._inflight))
+        await self._submissions.write_pending()
+        await self._reconciler.reconcile()
+        states = await self._states()
+        if any(task_id not in states for task_id in run.tasks):
+            states = await self._records_lost()
+        if run.stopping:
+            return not self._inflight
+        if not self._inflight and self._settled(states):
+            # The view may lag behind other processes: end on a fresh read.
+            return self._settled(await self._states(full=True))
+        await self._dispatcher.dispatch(states)
+        return False
 
     def _launch(self, attempt: Attempt) -> None:
         self._inflight.launch(attempt)

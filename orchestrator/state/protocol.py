@@ -90,9 +90,13 @@ class StateStore(Protocol):
         holder: str,
         lease_seconds: float,
         updates: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> Claim | None:
         """Lease the task to ``holder`` (applying ``updates`` in the same write), or None when
-        someone holds a live claim on it."""
+        someone holds a live claim on it, or, with ``expected_version``, when the task was
+        written since that version was read (another workstation ran or ended it meanwhile).
+        A holder that already holds a live claim on the task keeps it, renewed."""
         ...
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim: ...

@@ -116,6 +116,25 @@ class StateStoreContract:
         again = await store.acquire_claim("t1", "worker-b", 60)
         assert again is not None and again.token > claim.token
 
+    async def test_a_claim_on_the_version_read_fails_once_the_task_was_written(
+        self, store: StateStore
+    ) -> None:
+        # Another workstation ran and ended the task between this one's read and its claim.
+        await store.create_session({}, ["t1"], session_id="s1")
+        seen = await store.get_task_state("t1")
+        assert seen is not None
+        other = await store.acquire_claim("t1", "worker-b", 60)
+        assert other is not None
+        await store.release_claim("t1", other.token, updates={"status": TaskStatus.DONE})
+        late = await store.acquire_claim(
+            "t1", "worker-a", 60, {"status": TaskStatus.RUNNING}, expected_version=seen.version
+        )
+        assert late is None
+        task = await store.get_task_state("t1")
+        assert task is not None and task.status == TaskStatus.DONE
+        fresh = await store.acquire_claim("t1", "worker-a", 60, expected_version=task.version)
+        assert fresh is not None and fresh.holder == "worker-a"
+
     async def test_a_holder_claiming_again_keeps_its_claim(self, store: StateStore) -> None:
         # Its first claim may have been committed while the answer was lost: claiming again
         # must not lock it out of its own task until the lease lapses.

@@ -33,13 +33,21 @@ it is kept for the next attempt, a resolve round or the user). An attempt whose 
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 
 import anyio
 
-from orchestrator.errors import CouncilError, LockError, WorkspaceError, needs_repair, stops_the_run
+from orchestrator.errors import (
+    CouncilError,
+    LockError,
+    StoreUnavailable,
+    WorkspaceError,
+    needs_repair,
+    stops_the_run,
+)
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus, utcnow
 from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
@@ -51,6 +59,8 @@ from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult, 
 from orchestrator.worktrees.models import SessionWorktree
 
 __all__ = ["AttemptRunner"]
+
+log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT = 0.5  # seconds to wait for a task's declared files before it goes back
 
@@ -87,15 +97,23 @@ class AttemptRunner:
                 # pick the adapter this very result is about to park.
                 self._inflight.cli_done(attempt)
             await self._settler.settle(attempt, result)
+        except StoreUnavailable as exc:
+            _unrecorded(attempt, exc)
         except (CouncilError, OSError) as exc:
-            await self._settler.failed_in_orchestrator(attempt, exc)
+            try:
+                await self._settler.failed_in_orchestrator(attempt, exc)
+            except StoreUnavailable as down:
+                _unrecorded(attempt, down)
         finally:
             self._inflight.end(attempt)
             with anyio.CancelScope(shield=True):
-                if attempt.group is None:
-                    await self._writes.release_locks(attempt)
-                else:
-                    await self._candidate_ended(attempt.group)
+                try:
+                    if attempt.group is None:
+                        await self._writes.release_locks(attempt)
+                    else:
+                        await self._candidate_ended(attempt.group)
+                except StoreUnavailable as exc:
+                    _unrecorded(attempt, exc)
             attempt.finished.set()
 
     async def _setup(self, attempt: Attempt) -> bool:
@@ -122,6 +140,9 @@ class AttemptRunner:
                 "current_phase": attempt.phase,
                 "metadata": {**state.metadata, WORKTREE: session_id},
             },
+            # Only the task as read above: in a team another workstation may have run or
+            # ended it in between (its view of the queue lags a little behind).
+            expected_version=state.version,
         )
         if claim is None:
             return False  # someone else holds it; the sweeper or its holder settles it
@@ -229,6 +250,16 @@ class AttemptRunner:
             await team.publish(attempt)
 
         return publish
+
+
+def _unrecorded(attempt: Attempt, exc: StoreUnavailable) -> None:
+    """The attempt's end cannot be recorded now (the store is away): it writes nothing more.
+    Its claim lapses and the sweep puts the task back in the queue; its work is committed on
+    its branch, which the next attempt continues."""
+    attempt.lost = True
+    log.warning(
+        "task %s: its end cannot be recorded (%s); the task will be retried", attempt.key, exc
+    )
 
 
 async def _watchdog(attempt: Attempt, seconds: float) -> None:

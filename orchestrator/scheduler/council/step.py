@@ -106,6 +106,7 @@ class CouncilStep:
                 "started_at": state.started_at or utcnow(),
                 "current_phase": COUNCIL_PHASE,
             },
+            expected_version=state.version,
         )
         if claim is None:
             return False

@@ -36,6 +36,8 @@ class FileClaims:
         holder: str,
         lease_seconds: float,
         updates: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> Claim | None:
         core = self._core
         check_id(task_id, "task id")
@@ -53,6 +55,8 @@ class FileClaims:
                 new = core.write_merged(core.tasks, task_id, current, fields, {}, events)
                 events.append(claim_event(EventType.CLAIM_RENEWED, mine))
                 return new
+            if expected_version is not None and current.version != expected_version:
+                return None  # written since the caller read it: not its to claim now
             floor = current.claim.token + 1 if current.claim else 1
             token = max(self._next_token(events), floor)
             claim = Claim(

@@ -120,8 +120,12 @@ class FileStateStore:
         holder: str,
         lease_seconds: float,
         updates: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> Claim | None:
-        return await self._claims.acquire_claim(task_id, holder, lease_seconds, updates)
+        return await self._claims.acquire_claim(
+            task_id, holder, lease_seconds, updates, expected_version=expected_version
+        )
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
         return await self._claims.renew_claim(task_id, token, lease_seconds)

@@ -37,6 +37,8 @@ class PgClaims:
         holder: str,
         lease_seconds: float,
         updates: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> Claim | None:
         check_id(task_id, "task id")
 
@@ -56,6 +58,8 @@ class PgClaims:
                 )
                 events.append(claim_event(EventType.CLAIM_RENEWED, claim))
                 return claim
+            if expected_version is not None and current.version != expected_version:
+                return None  # written since the caller read it: not its to claim now
             cursor = await conn.execute("SELECT nextval('council.fence_seq')")
             row = await cursor.fetchone()
             assert row is not None

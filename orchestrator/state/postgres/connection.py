@@ -12,6 +12,7 @@ dead peer long before the lease it holds would lapse.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -26,10 +27,18 @@ __all__ = ["DSN_VARIABLE", "describe", "open_pool", "resolve_dsn"]
 
 DSN_VARIABLE = "COUNCIL_DATABASE_URL"
 
-# Server-side limits, in milliseconds; all below the 60 s a session waits before fencing itself.
+# The pool says at warning level each time it drops a broken connection or fails to open one:
+# expected while the database restarts, and the store's own error (``outages``) says what
+# matters once, in words a user can act on.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+# Server-side limits, in milliseconds. Every transaction of the store takes milliseconds, so a
+# transaction idle for seconds belongs to a workstation that stopped mid-way (SIGSTOP, a pause,
+# a lost network): the server ends it and frees its row locks long before anyone waiting for
+# them gives up (lock_timeout).
 _LIMITS = {
     "statement_timeout": "15000",
-    "idle_in_transaction_session_timeout": "60000",
+    "idle_in_transaction_session_timeout": "5000",
     "lock_timeout": "10000",
 }
 _KEEPALIVES = {

@@ -32,6 +32,7 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
+from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.postgres.claims import PgClaims
 from orchestrator.state.postgres.connection import describe, open_pool
 from orchestrator.state.postgres.core import PgCore
@@ -43,7 +44,6 @@ from orchestrator.state.postgres.tasks import PgTasks
 from orchestrator.state.postgres.upkeep import PgUpkeep
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
-from orchestrator.state.scope import NamespaceScope
 
 __all__ = ["PostgresStateStore"]
 
@@ -53,8 +53,8 @@ T = TypeVar("T")
 class PostgresStateStore:
     """The PostgreSQL backend of ``StateStore`` (module doc)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], scope: NamespaceScope | None = None) -> None:
-        self._scope = scope or NamespaceScope()
+    def __init__(self, pool: AsyncConnectionPool[Any], local: LocalRecords | None = None) -> None:
+        self._local = local
         self._where = describe(pool.conninfo) if isinstance(pool.conninfo, str) else "(pool)"
         self._core = core = PgCore(pool)
         self._tasks = PgTasks(core)
@@ -66,12 +66,12 @@ class PostgresStateStore:
 
     @classmethod
     async def connect(
-        cls, dsn: str | None = None, *, scope: NamespaceScope | None = None, **pool_options: Any
+        cls, dsn: str | None = None, *, local: LocalRecords | None = None, **pool_options: Any
     ) -> Self:
         """A store on the database ``dsn`` names (libpq's defaults when None), its schema
-        migrated; ``StateError`` naming the server when it cannot be reached. ``scope`` keeps
-        one clone's own record namespaces apart from other clones' (``state.scope``)."""
-        return cls(await open_pool(dsn, **pool_options), scope)
+        migrated; ``StateError`` naming the server when it cannot be reached. ``local`` keeps
+        one clone's own record namespaces on its own disk (``state.local_records``)."""
+        return cls(await open_pool(dsn, **pool_options), local)
 
     async def __aenter__(self) -> Self:
         return self
@@ -80,7 +80,11 @@ class PostgresStateStore:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._core.pool.close()
+        try:
+            await self._core.pool.close()
+        finally:
+            if self._local is not None:
+                await self._local.store.aclose()
 
     # -- tasks and claims -------------------------------------------------------------------
 
@@ -114,9 +118,13 @@ class PostgresStateStore:
         holder: str,
         lease_seconds: float,
         updates: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> Claim | None:
         return await self._call(
-            lambda: self._claims.acquire_claim(task_id, holder, lease_seconds, updates)
+            lambda: self._claims.acquire_claim(
+                task_id, holder, lease_seconds, updates, expected_version=expected_version
+            )
         )
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
@@ -189,10 +197,9 @@ class PostgresStateStore:
     # -- keyed records of other layers ------------------------------------------------------
 
     async def get_record(self, namespace: str, key: str) -> KeyedRecord | None:
-        record = await self._call(
-            lambda: self._records.get_record(self._scope.stored(namespace), key)
-        )
-        return None if record is None else self._scope.shown(namespace, record)
+        if self._local is not None and self._local.owns(namespace):
+            return await self._local.store.get_record(namespace, key)
+        return await self._call(lambda: self._records.get_record(namespace, key))
 
     async def put_record(
         self,
@@ -203,12 +210,14 @@ class PostgresStateStore:
         *,
         durable: bool = True,
     ) -> KeyedRecord:
-        record = await self._call(
+        if self._local is not None and self._local.owns(namespace):
+            local = self._local.store
+            return await local.put_record(namespace, key, data, expected_version, durable=durable)
+        return await self._call(
             lambda: self._records.put_record(
-                self._scope.stored(namespace), key, data, expected_version, durable=durable
+                namespace, key, data, expected_version, durable=durable
             )
         )
-        return self._scope.shown(namespace, record)
 
     async def delete_record(
         self,
@@ -218,16 +227,17 @@ class PostgresStateStore:
         *,
         durable: bool = True,
     ) -> bool:
-        stored = self._scope.stored(namespace)
+        if self._local is not None and self._local.owns(namespace):
+            local = self._local.store
+            return await local.delete_record(namespace, key, expected_version, durable=durable)
         return await self._call(
-            lambda: self._records.delete_record(stored, key, expected_version, durable=durable)
+            lambda: self._records.delete_record(namespace, key, expected_version, durable=durable)
         )
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
-        records = await self._call(
-            lambda: self._records.list_records(self._scope.stored(namespace))
-        )
-        return [self._scope.shown(namespace, record) for record in records]
+        if self._local is not None and self._local.owns(namespace):
+            return await self._local.store.list_records(namespace)
+        return await self._call(lambda: self._records.list_records(namespace))
 
     # -- events and upkeep ------------------------------------------------------------------
 

@@ -1,0 +1,63 @@
+"""Record namespaces that belong to one clone, kept on that clone's disk when the rest of the
+state is shared.
+
+On a team's database every workstation's records meet, but some describe things only one
+clone has: its worktrees, the CLI processes it started, its OS file locks and merge lock.
+Another workstation must never read those as its own (a worktree path of another machine, a
+pid there taken for a process here), and they must not depend on the database being
+reachable: a lock this process holds has to be released even while the database restarts.
+``LocalRecords`` names such namespaces and the store that keeps them (the clone's own file
+backend); the shared store hands every keyed-record call for them to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from orchestrator.models import KeyedRecord
+
+__all__ = ["KeyedRecords", "LocalRecords"]
+
+
+class KeyedRecords(Protocol):
+    """The keyed-record half of ``StateStore``."""
+
+    async def get_record(self, namespace: str, key: str) -> KeyedRecord | None: ...
+
+    async def put_record(
+        self,
+        namespace: str,
+        key: str,
+        data: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> KeyedRecord: ...
+
+    async def delete_record(
+        self,
+        namespace: str,
+        key: str,
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> bool: ...
+
+    async def list_records(self, namespace: str) -> list[KeyedRecord]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LocalRecords:
+    store: KeyedRecords
+    namespaces: frozenset[str]
+
+    @classmethod
+    def of(cls, store: KeyedRecords, namespaces: Iterable[str]) -> LocalRecords:
+        return cls(store, frozenset(namespaces))
+
+    def owns(self, namespace: str) -> bool:
+        return namespace in self.namespaces
