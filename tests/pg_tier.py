@@ -95,6 +95,13 @@ class TestDatabase:
         is cut, as in a failover or a crash of the database."""
         asyncio.run(self.cluster.restart())
 
+    def stop(self) -> None:
+        """Stop the server (fast shutdown): the database is unreachable until ``start``."""
+        asyncio.run(self.cluster.down())
+
+    def start(self) -> None:
+        asyncio.run(self.cluster.up())
+
     def drop(self, url: str) -> None:
         name = url.split("/")[-1].split("?")[0]
         with self.admin() as conn:

@@ -202,3 +202,31 @@ def _held_at_the_end(team: Team, name: str) -> set[str]:
         else:
             held.discard(event["task_id"])
     return held
+
+
+def test_a_database_away_longer_than_the_lease(
+    pg_dsn: str, pg_server: object, tmp_path: Path
+) -> None:
+    from pg_tier import TestDatabase
+
+    assert isinstance(pg_server, TestDatabase)
+    team = Team(tmp_path, pg_dsn)
+    tasks = [team_task(n, sleep=1.5) for n in range(1, 7)]
+    for name in ("a", "b"):
+        team.workstation(name, tasks, sessions=2, heartbeat=0.3, stale=3.0)
+    try:
+        team.start("a")
+        team.start("b")
+        wait_until(lambda: _running_on(team, "a"), "workstation a to run a task", 60)
+        pg_server.stop()
+        time.sleep(5)  # longer than the 3 s lease: every running session must fence itself
+        pg_server.start()
+        results = {name: team.finish(name, timeout=120) for name in ("a", "b")}
+    finally:
+        team.stop_all()
+    for name, (code, report, err) in results.items():
+        assert code == 0, f"workstation {name}: {err[-2000:]}"
+        assert report["totals"]["done"] == 6
+    errors = results["a"][2] + results["b"][2]
+    assert "fenced itself" in errors
+    assert sorted(team.landed_tasks()) == _expected(6)
