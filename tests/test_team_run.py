@@ -228,5 +228,7 @@ def test_a_database_away_longer_than_the_lease(
         assert code == 0, f"workstation {name}: {err[-2000:]}"
         assert report["totals"]["done"] == 6
     errors = results["a"][2] + results["b"][2]
-    assert "fenced itself" in errors
+    # Each session running then either fenced itself (its claim not renewed in time) or, its
+    # CLI done meanwhile, found it could record nothing: either way it wrote nothing more.
+    assert "fenced itself" in errors or "cannot be recorded" in errors
     assert sorted(team.landed_tasks()) == _expected(6)
