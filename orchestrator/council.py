@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -54,7 +54,8 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.errors import CancelError, NothingToResume, RecordNotFound, RunError
 from orchestrator.events import Event
 from orchestrator.locks.manager import LockManager
-from orchestrator.merge.queue import MergeQueue
+from orchestrator.locks.team_merge import TeamMergeLock
+from orchestrator.merge.queue import MergeLockFactory, MergeQueue
 from orchestrator.merge.remote import PushIntent
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState
 from orchestrator.plugins.host import PluginHost, default_plugins
@@ -79,6 +80,8 @@ from orchestrator.worktrees.manager import WorktreeManager
 __all__ = ["CancelError", "Council", "LiveSession", "request_cancel", "stored_report"]
 
 Callback = Callable[[Event], None]
+
+_TEAM_MERGE_LEASE = 30.0  # seconds: a landing takes well under one; a dead holder's lock lapses
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,11 @@ class Council:
         self._run_lock = run_lock
         self._store = store
         self._locks = locks = LockManager(config.repo, store=store)
+        merge_lock: MergeLockFactory = locks.merge_lock
+        if team is not None:
+            lease = min(_TEAM_MERGE_LEASE, config.scheduler.stale_threshold)
+            team_lock = TeamMergeLock(store, config.base_branch, team.workstation, lease)
+            merge_lock = _team_merge_lock(locks, team_lock)
         log_dir, home_root = plan_paths(config)
         services = Services(
             config=config,
@@ -170,7 +178,7 @@ class Council:
             merges=MergeQueue(
                 config.repo,
                 config.base_branch,
-                merge_lock=locks.merge_lock,
+                merge_lock=merge_lock,
                 store=store,
                 remote=None if team is None else team.remote,
                 before_push=None if team is None else self._before_push,
@@ -353,6 +361,17 @@ class Council:
         if resumable:
             sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
         return max(sessions, key=lambda s: s.created_at, default=None)
+
+
+def _team_merge_lock(locks: LockManager, team_lock: TeamMergeLock) -> MergeLockFactory:
+    """This clone's merge lock, then the team's (``locks.team_merge``)."""
+
+    @contextlib.asynccontextmanager
+    async def both(session_id: str) -> AsyncIterator[object]:
+        async with locks.merge_lock(session_id) as grant, team_lock.held():
+            yield grant
+
+    return both
 
 
 def nothing_to_resume(state_dir: Path) -> NothingToResume:

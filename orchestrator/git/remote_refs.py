@@ -24,6 +24,7 @@ Local hooks never run: ``core.hooksPath`` is an empty directory (``Git``), and
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from orchestrator.errors import GitError, RemotePushRefused, WorkspaceError
@@ -86,12 +87,23 @@ def fetch_ref(calls: GitCalls, remote: str, source: str, tracking: str) -> bool:
         remote,
         f"+{source}:{tracking}",
     )
-    result = calls.run(*args, check=False)
+    for pause in _PASSING:
+        result = calls.run(*args, check=False)
+        if result.ok or not any(sign in result.stderr for sign in _PASSING_SIGNS):
+            break
+        time.sleep(pause)
     if not result.ok:
         if _NO_REMOTE_REF in result.stderr:
             return False
         raise GitError(args, result.returncode, result.stderr)
     return True
+
+
+# A fetch checks the new objects against every ref of the clone, worktree HEADs included; one
+# caught while a worktree is being added or removed, or a ref another git of this clone is
+# writing at that moment, fails it for a moment only: tried again after these pauses.
+_PASSING = (0.05, 0.1, 0.2, 0.4, 0.0)
+_PASSING_SIGNS = ("bad object", "did not send all necessary objects", "cannot lock ref")
 
 
 def push_ref(calls: GitCalls, remote: str, commit: str, target: str, expected: str) -> str | None:

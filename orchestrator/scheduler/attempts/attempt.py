@@ -45,6 +45,7 @@ class Attempt:
     started: float = field(default_factory=time.monotonic)
     renewed: float = field(default_factory=time.monotonic)
     token: int = 0
+    team_token: int = 0  # the claim's token its team file ownership was taken under
     session: SessionWorktree | None = None
     lost: bool = False  # the claim lapsed: this attempt may not write any more
     releasing: bool = False  # its claim is being released: a renewal failing now is no loss

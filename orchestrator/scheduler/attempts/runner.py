@@ -48,7 +48,13 @@ from orchestrator.errors import (
     needs_repair,
     stops_the_run,
 )
-from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus, utcnow
+from orchestrator.models import (
+    TERMINAL_TASK_STATUSES,
+    ClaimStatus,
+    TaskState,
+    TaskStatus,
+    utcnow,
+)
 from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.settler import Settler
@@ -112,6 +118,8 @@ class AttemptRunner:
                         await self._writes.release_locks(attempt)
                     else:
                         await self._candidate_ended(attempt.group)
+                    if self._team is not None:
+                        await self._team.release_files(attempt, attempt.team_token)
                 except StoreUnavailable as exc:
                     _unrecorded(attempt, exc)
             attempt.finished.set()
@@ -148,6 +156,15 @@ class AttemptRunner:
             return False  # someone else holds it; the sweeper or its holder settles it
         attempt.token = claim.token
         attempt.renewed = time.monotonic()
+        if self._team is not None:
+            attempt.team_token = claim.token
+            if state.attempt > 0 and await self._landed_elsewhere(attempt):
+                return False
+            taken_by = await self._team.take_files(attempt)
+            if taken_by is not None:
+                holder = ":".join(taken_by.holder.split(":")[:2])
+                reason = f"{taken_by.path} is owned by task {taken_by.task_id} on {holder}"
+                return await self._writes.requeue(attempt, f"waiting for files: {reason}")
         locks, owner = services.locks, attempt.lock_owner(session_id)
         wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
         try:
@@ -171,6 +188,27 @@ class AttemptRunner:
         )
         if self._run.stopping:
             return await self._writes.requeue(attempt, "stopped")
+        return True
+
+    async def _landed_elsewhere(self, attempt: Attempt) -> bool:
+        """In a team, a task tried before may have landed from a workstation that stopped
+        right after its push (paused, killed, cut off) and never wrote it done: git is the
+        truth, so its ``Council-Task`` trailer on the remote's base ends it ``done`` here."""
+        commit = await self._run.services.merges.landed_commit(attempt.key)
+        if commit is None:
+            return False
+        now = utcnow()
+        updates = {
+            "status": TaskStatus.DONE,
+            "merged_commit": commit,
+            "current_phase": None,
+            "finished_at": now,
+            "error": None,
+        }
+        await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
+        await self._run.events.emit(
+            "task.already_merged", {"task_id": attempt.key, "commit": commit}
+        )
         return True
 
     async def _worktree(

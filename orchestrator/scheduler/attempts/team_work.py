@@ -8,6 +8,9 @@ boundaries, and another workstation's committed work taken over.
   the session's branch is pushed to the remote as ``refs/council/branches/<branch>``
   (``git.publish``: a lease, never a force). A failure is a warning, never the attempt's end:
   the work is still committed on this clone's branch.
+- **Files.** An attempt's declared files are owned in the team's registry too
+  (``locks.team_files``), so two workstations never build on one file at once; a file a live
+  attempt elsewhere owns sends the task back to the queue, like a local lock does.
 - **Take over.** A task whose last attempt ran on another workstation names that attempt's
   worktree session and branch in its record; this clone fetches the published branch and
   checks it out under the same session, so the phases already recorded complete are really
@@ -25,6 +28,7 @@ import anyio
 
 from orchestrator.errors import CouncilError
 from orchestrator.git.publish import fetch_branch, publish_branch
+from orchestrator.locks.team_files import Owned, TeamFiles
 from orchestrator.models import TaskState
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.context import RunContext
@@ -42,6 +46,7 @@ class TeamWork:
     def __init__(self, run: RunContext, team: Team) -> None:
         self._run = run
         self._team = team
+        self._files = TeamFiles(run.services.store)
         self._fetched = -_FETCH_EVERY
         self._fetching = anyio.Lock()
 
@@ -56,6 +61,18 @@ class TeamWork:
                 # Forking from the base as last fetched is still right, only less fresh.
                 log.warning("cannot fetch the team's base: %s", exc)
             self._fetched = time.monotonic()
+
+    async def take_files(self, attempt: Attempt) -> Owned | None:
+        """Own the attempt's declared files across the team; the live owner refusing one."""
+        if attempt.group is not None or not attempt.files:
+            return None  # a council's candidates share their files (one lock owner)
+        return await self._files.take(
+            attempt.key, attempt.token, self._run.holder, sorted(attempt.files)
+        )
+
+    async def release_files(self, attempt: Attempt, token: int) -> None:
+        if attempt.group is None and attempt.files and token:
+            await self._files.release(attempt.key, token, attempt.files)
 
     async def publish(self, attempt: Attempt) -> None:
         """Push the attempt's branch to the remote (a warning event when that fails)."""

@@ -1,0 +1,99 @@
+"""The merge lock across workstations: a lease record in the team's store.
+
+Landings on the team's remote are made safe by the remote itself (a push with a lease on the
+tip it was built on); this lock only keeps workstations from building merge commits that are
+bound to lose the race, so with several of them landing at once each landing is built once
+instead of again and again. It is therefore never waited for forever, and losing it changes
+nothing about correctness:
+
+- one record (namespace ``team-merge-lock``, key: the base branch) names its holder; taking it
+  is a compare-and-set, and its version is the holder's fence;
+- a holder that died leaves its record behind: a waiter that has seen the same version for
+  longer than ``lease`` seconds of its own monotonic clock replaces it (no clock of another
+  machine is compared with this one's);
+- a waiter gives up waiting after ``lease`` seconds and lands anyway (the remote's lease still
+  decides); releasing removes the record only if it is still the holder's (its random token:
+  versions start again once a record is removed, so a version alone could name another).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import anyio
+
+from orchestrator.errors import StateError, VersionConflict
+from orchestrator.ids import check_id
+from orchestrator.models import utcnow
+from orchestrator.state.protocol import StateStore
+
+__all__ = ["NAMESPACE", "TeamMergeLock"]
+
+NAMESPACE = "team-merge-lock"
+log = logging.getLogger(__name__)
+
+_POLL_FIRST = 0.02
+_POLL_MAX = 0.5
+
+
+class TeamMergeLock:
+    def __init__(self, store: StateStore, base_branch: str, holder: str, lease: float) -> None:
+        self._store = store
+        self._key = check_id(base_branch.replace("/", "-").lower()[:64], "merge lock key")
+        self._holder = holder
+        self._lease = lease
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[bool]:
+        """Hold the team's merge lock for the block; yields whether it was had (False when
+        not in time: the block runs anyway, the remote's lease keeps it safe)."""
+        token = secrets.token_hex(8)
+        had = await self._acquire(token)
+        try:
+            yield had
+        finally:
+            if had:
+                with anyio.CancelScope(shield=True):
+                    await self._release(token)
+
+    async def _acquire(self, token: str) -> bool:
+        store, started = self._store, time.monotonic()
+        seen: tuple[int, float] | None = None  # the holder's version and when we first saw it
+        pause = _POLL_FIRST
+        data = {
+            "holder": self._holder,
+            "token": token,
+            "since": utcnow().isoformat(),
+            "lease": self._lease,
+        }
+        while True:
+            try:
+                record = await store.get_record(NAMESPACE, self._key)
+                if record is None:
+                    await store.put_record(NAMESPACE, self._key, data, 0)
+                    return True
+                now = time.monotonic()
+                if seen is None or seen[0] != record.version:
+                    seen = (record.version, now)
+                elif now - seen[1] >= self._lease:  # its holder stopped renewing: lapsed
+                    await store.put_record(NAMESPACE, self._key, data, record.version)
+                    return True
+            except VersionConflict:
+                pass  # someone else took or released it: look again
+            except StateError as exc:
+                log.warning("the team's merge lock cannot be read (%s): landing without it", exc)
+                return False
+            if time.monotonic() - started >= self._lease:
+                return False
+            await anyio.sleep(pause * (0.5 + secrets.randbelow(1000) / 1000))
+            pause = min(_POLL_MAX, pause * 2)
+
+    async def _release(self, token: str) -> None:
+        with contextlib.suppress(StateError):  # taken over (VersionConflict) or unreachable
+            record = await self._store.get_record(NAMESPACE, self._key)
+            if record is not None and record.data.get("token") == token:
+                await self._store.delete_record(NAMESPACE, self._key, record.version)

@@ -1,0 +1,101 @@
+"""The team's protection layers on the store, against both backends: one owner per path
+(released by fence, a dead owner replaced once its claim lapsed) and the merge lock's lease."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from orchestrator.locks.team_files import TeamFiles
+from orchestrator.locks.team_merge import NAMESPACE as MERGE_LOCK
+from orchestrator.locks.team_merge import TeamMergeLock
+from orchestrator.state import FileStateStore, StateStore
+from orchestrator.state.postgres.store import PostgresStateStore
+
+
+@pytest.fixture(params=["file", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest) -> str | None:
+    """The backend: None for the file store, else a fresh database's URL (a sync fixture:
+    the server is started outside any event loop)."""
+    return None if request.param == "file" else str(request.getfixturevalue("pg_dsn"))
+
+
+@pytest.fixture
+async def store(database: str | None, tmp_path: Path) -> AsyncIterator[StateStore]:
+    if database is None:
+        async with FileStateStore(tmp_path / "state") as file_store:
+            yield file_store
+        return
+    async with await PostgresStateStore.connect(database) as pg_store:
+        yield pg_store
+
+
+async def _claimed(store: StateStore, task_id: str, holder: str, lease: float = 60) -> int:
+    claim = await store.acquire_claim(task_id, holder, lease)
+    assert claim is not None
+    return claim.token
+
+
+async def test_one_live_owner_per_path_all_or_nothing(store: StateStore) -> None:
+    await store.create_session({}, ["a", "b"], session_id="s1")
+    files = TeamFiles(store)
+    token_a = await _claimed(store, "a", "ws1:1:x")
+    token_b = await _claimed(store, "b", "ws2:2:y")
+    assert await files.take("a", token_a, "ws1:1:x", ["README.md", "src/x.py"]) is None
+    refused = await files.take("b", token_b, "ws2:2:y", ["docs/new.md", "src/x.py"])
+    assert refused is not None
+    assert (refused.path, refused.task_id, refused.holder) == ("src/x.py", "a", "ws1:1:x")
+    # Nothing of b's call was kept: docs/new.md is free for anyone.
+    assert await files.take("b", token_b, "ws2:2:y", ["docs/new.md"]) is None
+    await files.release("b", token_b, ["docs/new.md"])
+    # Released by fence: b cannot release a's path, a can.
+    await files.release("b", token_b, ["src/x.py"])
+    assert await files.take("b", token_b, "ws2:2:y", ["src/x.py"]) is not None
+    await files.release("a", token_a, ["README.md", "src/x.py"])
+    assert await files.take("b", token_b, "ws2:2:y", ["src/x.py"]) is None
+
+
+async def test_a_dead_owner_is_replaced_once_its_claim_lapsed(store: StateStore) -> None:
+    await store.create_session({}, ["a", "b"], session_id="s1")
+    files = TeamFiles(store)
+    dead = await _claimed(store, "a", "ws1:1:x", lease=0.2)
+    assert await files.take("a", dead, "ws1:1:x", ["src/x.py"]) is None
+    token_b = await _claimed(store, "b", "ws2:2:y")
+    assert await files.take("b", token_b, "ws2:2:y", ["src/x.py"]) is not None
+    await anyio.sleep(0.3)  # a's workstation died: its lease lapsed
+    assert await files.take("b", token_b, "ws2:2:y", ["src/x.py"]) is None
+    # a's late release (it comes back) leaves b's ownership alone.
+    await files.release("a", dead, ["src/x.py"])
+    assert await files.take("a", dead, "ws1:1:x", ["src/x.py"]) is not None
+
+
+async def test_the_merge_lock_serialises_and_a_dead_holder_lapses(store: StateStore) -> None:
+    first = TeamMergeLock(store, "main", "ws1", lease=0.5)
+    second = TeamMergeLock(store, "main", "ws2", lease=0.5)
+    order: list[str] = []
+
+    async def land(lock: TeamMergeLock, name: str) -> None:
+        async with lock.held() as had:
+            assert had
+            order.append(f"{name} in")
+            await anyio.sleep(0.1)
+            order.append(f"{name} out")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(land, first, "a")
+        await anyio.sleep(0.02)
+        group.start_soon(land, second, "b")
+    assert order == ["a in", "a out", "b in", "b out"]
+    assert await store.get_record(MERGE_LOCK, "main") is None
+    # A holder that died with the lock: the next one waits one lease, then takes it over.
+    await store.put_record(MERGE_LOCK, "main", {"holder": "dead", "token": "x"}, 0)
+    started = time.monotonic()
+    async with second.held() as had:
+        assert had
+        record = await store.get_record(MERGE_LOCK, "main")
+        assert record is not None and record.data["holder"] == "ws2"
+    assert 0.4 <= time.monotonic() - started < 3
