@@ -77,6 +77,20 @@ class Cluster:
         with self.admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def dump(self, name: str, directory: Path) -> None:
+        """The database's events and task histories as JSON lines in ``directory``: what a
+        failed round leaves for whoever reads it after the cluster is gone."""
+        queries = {
+            "events": "SELECT id, at, type, level, data FROM council.events ORDER BY id",
+            "task_history": "SELECT task_id, version, doc FROM council.task_history "
+            "ORDER BY task_id, version",
+        }
+        with psycopg.connect(self.local.url(name), autocommit=True) as conn:
+            for table, query in queries.items():
+                rows = conn.execute(query).fetchall()
+                lines = (json.dumps(list(row), default=str) for row in rows)
+                (directory / f"{table}.jsonl").write_text("".join(f"{x}\n" for x in lines))
+
     def server_cpu(self) -> float:
         """CPU seconds the server has used so far: the postmaster, its live processes
         (checkpointer, WAL writer, open connections' backends) and the backends that ended.
@@ -257,10 +271,16 @@ def run_processes(configs: list[Path], env: dict[str, str], timeout: float) -> f
 def failure_report(
     finished: list[Finished], env: dict[str, str], timed_out: bool, timeout: float
 ) -> str:
-    lines = [f"team run {'timed out after ' + str(timeout) + ' s' if timed_out else 'failed'}"]
+    """What happened, for the lead: each process's exit code and stderr, and ``council status
+    --json``; the whole of each is also written beside the configs (kept on failure)."""
+    directory = finished[0].config.parent
+    what = f"timed out after {timeout:g} s" if timed_out else "failed"
+    lines = [f"team run {what}; the whole output is kept in {directory}"]
     for done in finished:
+        (directory / f"{done.config.stem}.stderr").write_text(done.stderr)
+        (directory / f"{done.config.stem}.stdout").write_text(done.stdout)
         lines.append(f"--- council run {done.config} exited {done.code}; stderr (tail):")
-        lines.append(done.stderr[-4000:])
+        lines.append(done.stderr[-3000:])
     status = subprocess.run(
         [*COUNCIL, "status", str(finished[0].config), "--json"],
         capture_output=True,
@@ -268,6 +288,13 @@ def failure_report(
         env=env,
         timeout=60,
     )
+    (directory / "status.json").write_text(status.stdout + status.stderr)
+    try:
+        report = json.loads(status.stdout)
+        failed = [t for t in report.get("tasks", []) if t.get("status") != "done"]
+        summary = json.dumps({"totals": report.get("totals"), "not_done": failed}, indent=1)
+    except ValueError:
+        summary = status.stdout[-4000:] + status.stderr[-2000:]
     lines.append(f"--- council status {finished[0].config} --json (exit {status.returncode}):")
-    lines.append(status.stdout[-6000:] + status.stderr[-2000:])
+    lines.append(summary)
     return "\n".join(lines)

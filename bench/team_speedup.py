@@ -85,9 +85,13 @@ def one_round(
         for n in range(1, workstations + 1)
     ]
     client, server = cpu_of_children(), cluster.server_cpu()
-    wall = run_processes(configs, {**ENV, "COUNCIL_DATABASE_URL": url}, timeout)
-    client, server = cpu_of_children() - client, cluster.server_cpu() - server
-    check_landed(remote, [entry["id"] for entry in queue])
+    try:
+        wall = run_processes(configs, {**ENV, "COUNCIL_DATABASE_URL": url}, timeout)
+        client, server = cpu_of_children() - client, cluster.server_cpu() - server
+        check_landed(remote, [entry["id"] for entry in queue])
+    except RuntimeError:
+        cluster.dump(database, directory)  # the round's directory stays, for the report
+        raise
     cluster.drop(database)
     shutil.rmtree(directory)
     ideal = math.ceil(tasks / (sessions * workstations)) * sleep
@@ -105,12 +109,10 @@ def main(
             f"before the run {os.getloadavg()[0]:.1f}"
         )
     rounds: list[Round] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="council-team-speedup-") as tmp,
-        local_cluster() as cluster,
-    ):
+    root = Path(tempfile.mkdtemp(prefix="council-team-speedup-"))
+    with local_cluster() as cluster:
         for workstations in counts:
-            done = one_round(cluster, Path(tmp), workstations, tasks, sessions, sleep, timeout)
+            done = one_round(cluster, root, workstations, tasks, sessions, sleep, timeout)
             rounds.append(done)
             if not as_json:
                 print(
@@ -119,6 +121,7 @@ def main(
                     f"{done.client_cpu / tasks * 1000:5.0f} ms, PostgreSQL "
                     f"{done.server_cpu / tasks * 1000:4.0f} ms; {tasks} tasks landed once each"
                 )
+    shutil.rmtree(root)  # a failed round's stays (see failure_report)
     one = rounds[0]
     speedups = {f"1->{r.workstations}": one.wall / r.wall for r in rounds[1:]}
     ideals = {f"1->{r.workstations}": one.ideal / r.ideal for r in rounds[1:]}
