@@ -264,17 +264,19 @@ def run_processes(configs: list[Path], env: dict[str, str], timeout: float) -> f
         finished.append(Finished(config, process.returncode, out, err))
     wall = time.perf_counter() - started
     if timed_out or any(done.code != 0 for done in finished):
-        raise RuntimeError(failure_report(finished, env, timed_out, timeout))
+        raise RuntimeError(failure_report(finished, env, timed_out, timeout, wall))
     return wall
 
 
 def failure_report(
-    finished: list[Finished], env: dict[str, str], timed_out: bool, timeout: float
+    finished: list[Finished], env: dict[str, str], timed_out: bool, timeout: float, wall: float
 ) -> str:
     """What happened, for the lead: each process's exit code and stderr, and ``council status
     --json``; the whole of each is also written beside the configs (kept on failure)."""
     directory = finished[0].config.parent
-    what = f"timed out after {timeout:g} s" if timed_out else "failed"
+    what = (
+        f"timed out after {timeout:g} s" if timed_out else f"failed (all exited after {wall:.1f} s)"
+    )
     lines = [f"team run {what}; the whole output is kept in {directory}"]
     for done in finished:
         (directory / f"{done.config.stem}.stderr").write_text(done.stderr)

@@ -53,6 +53,7 @@ from orchestrator.council import Council
 from orchestrator.plugins.host import DISABLE_ENV
 
 sys.path.insert(0, str(Path(__file__).parent))
+from overhead_counts import counting, install
 from team_common import Cluster, check_landed, clone, local_cluster, make_remote, run_config, task
 
 GOAL = 1.2  # issue 13: PostgreSQL at most 1.2x file per task
@@ -65,6 +66,7 @@ class Sample:
     own_cpu: float  # this process: the orchestrator, all its threads
     child_cpu: float  # git and the CLIs
     server_cpu: float  # PostgreSQL
+    git: dict[str, int]  # git processes the run started, by subcommand (load-independent)
 
 
 def cpu_times() -> tuple[float, float]:
@@ -103,7 +105,7 @@ async def one_run(
     own, children = cpu_times()
     server = cluster.server_cpu()
     started = time.perf_counter()
-    with team_mode(variant == "team"):
+    with team_mode(variant == "team"), counting() as counts:
         async with Council(config) as council:
             report = await council.run()
     wall = time.perf_counter() - started
@@ -115,7 +117,10 @@ async def one_run(
     if variant != "file":
         cluster.drop(database)
     shutil.rmtree(directory)
-    return Sample(wall, own_after - own, children_after - children, server)
+    git: dict[str, int] = {}
+    for (_, subcommand), number in counts.git.items():
+        git[subcommand] = git.get(subcommand, 0) + number
+    return Sample(wall, own_after - own, children_after - children, server, git)
 
 
 async def measure(
@@ -132,12 +137,17 @@ async def measure(
     return results
 
 
+def by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
 def per_task_ms(samples: list[Sample], tasks: int, field: str) -> float:
     return statistics.median(float(getattr(sample, field)) for sample in samples) / tasks * 1000
 
 
 async def main(cluster: Cluster, tasks: int, sessions: int, rounds: int, as_json: bool) -> None:
     os.environ[DISABLE_ENV] = "1"  # built-in adapters only: the run must not depend on plugins
+    install()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if not as_json:
         print(
@@ -179,6 +189,11 @@ async def main(cluster: Cluster, tasks: int, sessions: int, rounds: int, as_json
     for name in VARIANTS:
         walls = "/".join(f"{sample.wall:.2f}" for sample in results[name])
         print(f"  {name:9} rounds {walls} s")
+    print("  git processes per task (the first round's; they barely vary):")
+    for name in VARIANTS:
+        git = results[name][0].git
+        top = ", ".join(f"{cmd} {n / tasks:.1f}" for cmd, n in sorted(git.items(), key=by_count))
+        print(f"    {name:9} {sum(git.values()) / tasks:5.1f}: {top}")
     print(
         f"  goal PostgreSQL/file <= {GOAL:.1f}x: store alone (pg-store) "
         f"{table['pg-store']['wall'] / floor:4.2f}x, team mode (team) "
