@@ -91,6 +91,16 @@ class Cluster:
                 lines = (json.dumps(list(row), default=str) for row in rows)
                 (directory / f"{table}.jsonl").write_text("".join(f"{x}\n" for x in lines))
 
+    def landing_seconds(self, name: str) -> list[float]:
+        """How long each landing held the team's merge lock (its ``merge.completed`` timings,
+        total less the wait for the lock): landings are serial, so their sum bounds the run."""
+        query = (
+            "SELECT (data->'timings'->>'total')::float - (data->'timings'->>'lock_wait')::float "
+            "FROM council.events WHERE type = 'merge.completed' ORDER BY id"
+        )
+        with psycopg.connect(self.local.url(name), autocommit=True) as conn:
+            return [float(row[0]) for row in conn.execute(query).fetchall()]
+
     def server_cpu(self) -> float:
         """CPU seconds the server has used so far: the postmaster, its live processes
         (checkpointer, WAL writer, open connections' backends) and the backends that ended.

@@ -13,7 +13,10 @@ Wall time runs from the first ``council run`` started to the last one's exit. Ea
 checked: every task landed on the remote's ``main`` exactly once (its ``Council-Task``
 trailers on the first-parent history). Printed: the wall times, the speed-ups 1->2 and 1->3,
 the ideal ones for this many tasks and slots (whole waves of ``--sleep``), and the goal
-(3 workstations >= 2.6x one).
+(3 workstations >= 2.6x one). Also per round: CPU per task of the council processes (with
+their git and CLI processes) and of the server, and how long the team's merge lock was held
+in all (landings are serial: fetch, merge, push with a lease; their sum bounds the wall time
+whatever the number of workstations).
 
     .venv/bin/python bench/team_speedup.py [--tasks 60] [--sessions 3] [--sleep 2]
         [--workstations 1 2 3] [--json]
@@ -59,6 +62,7 @@ class Round:
     ideal: float  # whole waves of sleeping sessions: the floor no coordination can beat
     client_cpu: float  # the council processes with their git and CLI processes
     server_cpu: float
+    landing: float  # seconds the team's merge lock was held, all landings together
 
 
 def one_round(
@@ -92,10 +96,11 @@ def one_round(
     except RuntimeError:
         cluster.dump(database, directory)  # the round's directory stays, for the report
         raise
+    landing = sum(cluster.landing_seconds(database))
     cluster.drop(database)
     shutil.rmtree(directory)
     ideal = math.ceil(tasks / (sessions * workstations)) * sleep
-    return Round(workstations, wall, ideal, client, server)
+    return Round(workstations, wall, ideal, client, server, landing)
 
 
 def main(
@@ -119,7 +124,9 @@ def main(
                     f"  {workstations} workstation(s): {done.wall:6.2f} s  (ideal "
                     f"{done.ideal:5.1f} s); CPU per task: council, git and CLIs "
                     f"{done.client_cpu / tasks * 1000:5.0f} ms, PostgreSQL "
-                    f"{done.server_cpu / tasks * 1000:4.0f} ms; {tasks} tasks landed once each"
+                    f"{done.server_cpu / tasks * 1000:4.0f} ms; {tasks} tasks landed once each; "
+                    f"merge lock held {done.landing:5.1f} s ({done.landing / done.wall:.0%} of "
+                    "the wall: landings are serial)"
                 )
     shutil.rmtree(root)  # a failed round's stays (see failure_report)
     one = rounds[0]
