@@ -14,12 +14,12 @@ import anyio
 import pytest
 from scheduler_helpers import Probe, failure, new_repo, run_config
 
-from orchestrator import council as council_module
 from orchestrator.config.sections import RetryConfig
 from orchestrator.council import Council
 from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.retry import GiveUp, Retry, RetryPolicy
+from orchestrator.run import stores as stores_module
 from orchestrator.state import FileStateStore
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 
@@ -180,7 +180,7 @@ class _RenewDuringRelease(FileStateStore):
 async def test_a_renewal_racing_the_attempts_own_release_is_no_lost_claim(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(council_module, "FileStateStore", _RenewDuringRelease)
+    monkeypatch.setattr(stores_module, "FileStateStore", _RenewDuringRelease)
     repo = new_repo(tmp_path)
     config = run_config(repo, [{"id": "t1", "prompt": "p"}])
     events: list[Event] = []
@@ -211,7 +211,7 @@ async def test_a_slot_is_not_free_before_its_attempt_is_settled(
 ) -> None:
     # Freed as soon as the CLI was done, the only slot went to "other" while the park of
     # "limited" was still being written, and "other" started on the adapter being parked.
-    monkeypatch.setattr(council_module, "FileStateStore", _SlowToSettle)
+    monkeypatch.setattr(stores_module, "FileStateStore", _SlowToSettle)
     repo = new_repo(tmp_path)
     tasks: list[dict[str, Any]] = [
         {"id": "limited", "prompt": "p", "priority": 5},

@@ -19,9 +19,9 @@ from cli_process_helpers import reap
 from council_process import council, seen, start, task, wait_for, write_config
 from scheduler_helpers import new_repo, run_config
 
-from orchestrator import council as council_module
 from orchestrator.council import Council
 from orchestrator.errors import StateError
+from orchestrator.run import stores as stores_module
 from orchestrator.state import FileStateStore
 from orchestrator.state.file.fsops import FileOps
 
@@ -242,7 +242,7 @@ def _store_losing_its_state(root: Path, **kwargs: Any) -> FileStateStore:
 async def test_a_write_that_finds_the_state_deleted_says_the_state_disappeared(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(council_module, "FileStateStore", _store_losing_its_state)
+    monkeypatch.setattr(stores_module, "FileStateStore", _store_losing_its_state)
     repo = new_repo(tmp_path)
     build = {"phase_instructions": {"build": "WRITE t1.txt t1"}}
     config = run_config(repo, [{"id": "t1", "prompt": "p", "metadata": build}])

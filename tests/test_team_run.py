@@ -68,7 +68,8 @@ def test_three_workstations_land_thirty_tasks_once(pg_dsn: str, tmp_path: Path) 
 
 def test_a_killed_workstation_loses_nothing(pg_dsn: str, tmp_path: Path) -> None:
     team = Team(tmp_path, pg_dsn)
-    tasks = [team_task(n, sleep=1.0) for n in range(1, 13)]
+    # Builds long enough that b is surely in the middle of some when it is killed.
+    tasks = [team_task(n, sleep=3.0) for n in range(1, 13)]
     for name in ("a", "b", "c"):
         team.workstation(name, tasks, sessions=2, heartbeat=0.3, stale=2.0)
     try:
