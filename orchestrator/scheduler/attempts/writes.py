@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from orchestrator.errors import StaleClaim, WorkspaceError
+from orchestrator.errors import CouncilError, StaleClaim, WorkspaceError
+from orchestrator.git.publish import publish_rescue
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
 from orchestrator.scheduler.attempts.attempt import USAGE, WORKTREE, Attempt
 from orchestrator.scheduler.cancel import cancelled_updates
@@ -97,9 +98,17 @@ class AttemptWrites:
     async def remove_worktree(self, session: SessionWorktree | str, whose: str) -> None:
         """Remove a worktree the scheduler is done with; its branch keeps the work."""
         try:
-            await self._services.worktrees.remove_session_worktree(session)
+            removed = await self._services.worktrees.remove_session_worktree(session)
         except WorkspaceError as exc:  # the branch keeps the work either way
             log.warning("could not remove the worktree of %s: %s", whose, exc)
+            return
+        team = self._services.team
+        if team is not None and removed.rescue_commit is not None:
+            # Work saved only at the removal: on the team's remote too, for whoever goes on.
+            try:
+                await publish_rescue(self._services.merges.git, team.remote, removed.session_id)
+            except CouncilError as exc:
+                log.warning("could not publish the rescue ref of %s: %s", whose, exc)
 
     async def add_usage(self, attempt: Attempt, result: WorkflowResult) -> None:
         """Add the attempt's usage to the task's total (a write of its own)."""
