@@ -283,7 +283,8 @@ class Scheduler:
         run = self._run
         assert run.session_id is not None
         store = self.services.store
-        self._view = view = TaskView(store, run.session_id)
+        # Another workstation's write to one of the run's tasks ends the nap at once.
+        self._view = view = TaskView(store, run.session_id, on_remote=lambda: self._wake.set())
         store.subscribe(view.on_event)
         try:
             await self._ticks()

@@ -11,10 +11,17 @@ of the run. ``TaskView`` keeps the states in memory instead and re-reads only wh
   queue reads (status, metadata, priority, ...; not a claim renewal or a phase record);
 - a task the scheduler learns about some other way (a cancel request another process made)
   is marked with ``touch``;
-- writes by other processes announce nothing here, so the whole session is read again every
-  ``refresh_every`` seconds (longer for a big session: about 50 records a second at most, so
-  this costs the same per task at any size), and whenever the caller asks
-  (``current(full=True)``: the scheduler does before it concludes that the run is over).
+- a store shared by several processes (PostgreSQL) also announces other processes' writes
+  (``state.updated`` marked ``remote``): a task of the session written elsewhere is marked
+  dirty the same way, and ``on_remote`` is called so the scheduler looks at once (a task whose
+  dependency another workstation just merged starts within milliseconds, not at the next full
+  read); ``state.resync`` (such announcements may have been lost, a reconnection) makes the
+  next ``current()`` a full read;
+- other writes announce nothing here (another process on a file store; a lost
+  announcement), so the whole session is read again every ``refresh_every`` seconds (longer
+  for a big session: about 50 records a second at most, so this costs the same per task at
+  any size), and whenever the caller asks (``current(full=True)``: the scheduler does before
+  it concludes that the run is over).
 
 The view never decides anything on its own: a stale entry can at worst make the scheduler try
 a dispatch that the claim (read fresh, compare-and-set) then refuses, or wait until the next
@@ -24,6 +31,7 @@ full read.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from orchestrator.events import Event, EventType
 from orchestrator.models import TaskState
@@ -42,24 +50,39 @@ _QUEUE_FIELDS = frozenset({"status", "metadata", "priority", "created_at", "sess
 
 class TaskView:
     def __init__(
-        self, store: StateStore, session_id: str, refresh_every: float = REFRESH_EVERY
+        self,
+        store: StateStore,
+        session_id: str,
+        refresh_every: float = REFRESH_EVERY,
+        *,
+        on_remote: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.session_id = session_id
         self.refresh_every = refresh_every
+        self._on_remote = on_remote
         self._states: dict[str, TaskState] | None = None
         self._dirty: set[str] = set()
         self._read_at = 0.0
+        self._resync = False
 
     def on_event(self, event: Event) -> None:
-        """Store subscriber: a task written in this process is read again next time, unless
-        the write changed only what the queue never reads (a claim renewal, phase records)."""
+        """Store subscriber: a task written (here or, announced as remote, elsewhere) is read
+        again next time, unless the write changed only what the queue never reads (a claim
+        renewal, phase records)."""
+        remote = event.data.get("remote") is True
+        if event.type == EventType.STATE_RESYNC:
+            self._resync = True
+            self._remote_change()
+            return
         if event.type not in _TASK_EVENTS or event.data.get("kind") != "tasks":
             return
         key = event.data.get("key")
         fields = event.data.get("fields")
         if not isinstance(key, str):
             return
+        if remote and self._states is not None and key not in self._states:
+            return  # another session's task (the database is shared by every run)
         renewal_or_phase = (
             event.type == EventType.STATE_UPDATED
             and isinstance(fields, list)
@@ -67,6 +90,12 @@ class TaskView:
         )
         if not renewal_or_phase:
             self._dirty.add(key)
+            if remote:
+                self._remote_change()
+
+    def _remote_change(self) -> None:
+        if self._on_remote is not None:
+            self._on_remote()
 
     def touch(self, task_id: str) -> None:
         """Read ``task_id`` again next time (it may have changed behind our back)."""
@@ -78,8 +107,9 @@ class TaskView:
         now = time.monotonic()
         known = len(self._states) if self._states is not None else 0
         every = max(self.refresh_every, known * _SECONDS_PER_TASK)
-        if full or self._states is None or now - self._read_at >= every:
+        if full or self._resync or self._states is None or now - self._read_at >= every:
             self._dirty = set()  # before the read: a write landing during it marks again
+            self._resync = False
             tasks = await self.store.list_tasks(self.session_id)
             self._states = {task.task_id: task for task in tasks}
             self._read_at = now

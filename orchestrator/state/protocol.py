@@ -12,7 +12,10 @@ Rules every backend keeps, checked by ``orchestrator.testing.state_contract``:
 - A damaged record is never silently reset: it is recovered from history with a warning event,
   or ``StateCorrupted`` is raised naming the record and the way out.
 - Events (``state.updated``, ``session.created``, ``checkpoint.created``, ...) reach every
-  subscriber of the store that wrote them; a failing subscriber never fails the write.
+  subscriber of the store that wrote them; a failing subscriber never fails the write. A
+  backend several processes share (PostgreSQL) also hands its subscribers the task writes of
+  other processes (``state.updated``, kind ``tasks``, ``data["remote"]`` true) and
+  ``state.resync`` when some may have gone unheard; a subscriber must not expect more.
 """
 
 from __future__ import annotations

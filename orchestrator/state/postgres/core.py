@@ -11,6 +11,7 @@ masked (``secret_mask``) before they are stored.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.errors import StateError
 from orchestrator.events import Event, EventType, Subscriber
 from orchestrator.safety.secret_mask import masked_model
+from orchestrator.state.postgres.notices import encode
 from orchestrator.state.record_rules import STORE_OWNED
 
 __all__ = ["CHANNEL", "HISTORY_LIMIT", "Conn", "PgCore", "jsonb", "merged"]
@@ -41,6 +43,8 @@ HISTORY_LIMIT = 10
 class PgCore:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self.pool = pool
+        # Names this store in its notices, so its own listener can drop them (``notices``).
+        self.origin = secrets.token_hex(8)
         self._subscribers: list[Subscriber] = []
 
     @asynccontextmanager
@@ -83,16 +87,16 @@ class PgCore:
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
 
-    @staticmethod
-    async def record_events(conn: Conn, events: list[Event]) -> None:
-        """Store ``events`` in the transaction that caused them, and tell the listeners."""
+    async def record_events(self, conn: Conn, events: list[Event]) -> None:
+        """Store ``events`` in the transaction that caused them, and tell the other
+        workstations (``notices``: delivered only if the transaction commits)."""
         for event in map(masked_model, events):
             data = Jsonb(event.data)
             await conn.execute(
                 "INSERT INTO council.events (at, type, level, data) VALUES (%s, %s, %s, %s)",
                 (event.ts, event.type, event.level, data),
             )
-            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, event.type))
+            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, encode(event, self.origin)))
 
     def notify(self, events: list[Event]) -> None:
         """Hand events to this process's subscribers (after their commit); a failing

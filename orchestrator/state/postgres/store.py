@@ -7,6 +7,11 @@ and a connection pool. Each call is handed to the part that owns it, over one ``
 ``PgSessions``, ``PgSnapshots``, ``PgRecords`` and ``PgUpkeep``; recovering a session is the
 backend-neutral ``state.recovery``.
 
+Subscribers also hear other workstations' task writes as they commit (``PgListener``, one
+listening connection started by the first ``subscribe`` or by ``listen()``): a
+``state.updated`` event marked ``remote``, and ``state.resync`` whenever some may have gone
+unheard (``notices``, ``listener``).
+
 ``PostgresStateStore.connect(dsn)`` opens the pool and brings the schema ``council`` up to
 date (``schema``). The connection string is libpq's, so ``PG*`` variables, ``.pgpass``,
 service files, ``sslmode`` and client certificates work as they do for ``psql``
@@ -37,6 +42,7 @@ from orchestrator.state.postgres.claims import PgClaims
 from orchestrator.state.postgres.connection import describe, open_pool
 from orchestrator.state.postgres.core import PgCore
 from orchestrator.state.postgres.keyed import PgRecords
+from orchestrator.state.postgres.listener import PgListener
 from orchestrator.state.postgres.outages import resilient
 from orchestrator.state.postgres.sessions import PgSessions
 from orchestrator.state.postgres.snapshots import PgSnapshots
@@ -63,6 +69,7 @@ class PostgresStateStore:
         self._snapshots = PgSnapshots(core, self._tasks, self._sessions)
         self._records = PgRecords(core)
         self._upkeep = PgUpkeep(core)
+        self._listener = PgListener(str(pool.conninfo), core.origin, core.notify)
 
     @classmethod
     async def connect(
@@ -81,10 +88,13 @@ class PostgresStateStore:
 
     async def aclose(self) -> None:
         try:
-            await self._core.pool.close()
+            await self._listener.aclose()
         finally:
-            if self._local is not None:
-                await self._local.store.aclose()
+            try:
+                await self._core.pool.close()
+            finally:
+                if self._local is not None:
+                    await self._local.store.aclose()
 
     # -- tasks and claims -------------------------------------------------------------------
 
@@ -243,6 +253,12 @@ class PostgresStateStore:
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._core.subscribe(subscriber)
+        self._listener.start()  # outside the event loop it starts with ``listen()``
+
+    async def listen(self) -> None:
+        """Hear other workstations' writes from now on: returns once the listening connection
+        is in place (it waits while the database cannot be reached: bring a deadline)."""
+        await self._listener.listening()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._core.unsubscribe(subscriber)
