@@ -67,7 +67,7 @@ from orchestrator.run.preflight import check_adapters, check_repository
 from orchestrator.run.report import RunReport
 from orchestrator.run.run_lock import RunLock, acquire_run_lock
 from orchestrator.run.session_report import session_report
-from orchestrator.run.stores import describe_state, open_run_store
+from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.safety import crashpoints
 from orchestrator.scheduler.cancel import request_cancel
@@ -357,7 +357,7 @@ class Council:
         return self._store
 
     async def _newest(self, *, resumable: bool) -> SessionRecord | None:
-        sessions = await self._require_store().list_sessions()
+        sessions = await run_sessions(self._require_store(), self.config)
         if resumable:
             sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
         return max(sessions, key=lambda s: s.created_at, default=None)
@@ -399,7 +399,7 @@ async def stored_report(where: Path | RunConfig) -> RunReport:
     else:
         store, place = FileStateStore(where), str(where)
     async with contextlib.aclosing(store):
-        sessions = await store.list_sessions()
+        sessions = await run_sessions(store, where if isinstance(where, RunConfig) else None)
         newest = max(sessions, key=lambda s: s.created_at, default=None)
         if newest is None:
             raise RecordNotFound(f"no run has been recorded in {place}")

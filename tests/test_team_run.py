@@ -235,3 +235,23 @@ def test_a_database_away_longer_than_the_lease(
     signs = ("fenced itself", "cannot be recorded", "task.claim_lost", "merge.fenced")
     assert any(sign in errors for sign in signs), errors[-3000:]
     assert sorted(team.landed_tasks()) == _expected(6)
+
+
+def test_council_resume_in_another_clone_finishes_a_dead_workstations_run(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    team = Team(tmp_path, pg_dsn)
+    tasks = [team_task(n, sleep=1.5) for n in range(1, 7)]
+    team.workstation("a", tasks, sessions=2, heartbeat=0.3, stale=2.0)
+    team.workstation("b", tasks, sessions=2, heartbeat=0.3, stale=2.0)
+    try:
+        team.start("a")
+        wait_until(lambda: _running_on(team, "a"), "workstation a to run a task", 60)
+        team.signal("a", signal.SIGKILL)  # the only workstation: nobody takes over by itself
+        resumed = team.council("resume", str(tmp_path / "b.yaml"), "--json", timeout=120)
+    finally:
+        team.stop_all()
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    report = json.loads(resumed.stdout)
+    assert report["totals"]["done"] == 6 and report["team"]
+    assert sorted(team.landed_tasks()) == _expected(6)

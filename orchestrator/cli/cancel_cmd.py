@@ -94,7 +94,7 @@ def cancel(
 async def _cancel(config: RunConfig, task_id: str, session_id: str | None) -> CancelOutcome:
     async with open_store(config) as store:
         session = await pick_session(
-            store, session_id, unfinished=True, place=describe_state(config)
+            store, session_id, unfinished=True, place=describe_state(config), config=config
         )
         sid = session.session_id
         before = await store.get_task_state(task_id)

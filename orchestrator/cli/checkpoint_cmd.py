@@ -110,7 +110,7 @@ def _row(info: CheckpointInfo) -> tuple[object, ...]:
 async def _create(config: RunConfig, session_id: str | None, reason: str) -> CheckpointInfo:
     async with open_store(config) as store:
         session = await pick_session(
-            store, session_id, unfinished=False, place=describe_state(config)
+            store, session_id, unfinished=False, place=describe_state(config), config=config
         )
         return await store.create_checkpoint(session.session_id, reason)
 
@@ -119,7 +119,7 @@ async def _list(config: RunConfig, session_id: str | None) -> list[CheckpointInf
     async with open_store(config) as store:
         if session_id is not None:
             await pick_session(
-                store, session_id, unfinished=False, place=describe_state(config)
+                store, session_id, unfinished=False, place=describe_state(config), config=config
             )  # an unknown id is an error
         return await store.list_checkpoints(session_id)
 

@@ -28,7 +28,7 @@ from orchestrator.process import procid
 from orchestrator.run.preflight import council_dir_problem
 from orchestrator.run.report import RunReport
 from orchestrator.run.session_report import session_report
-from orchestrator.run.stores import describe_state, open_run_store
+from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
 
@@ -61,13 +61,20 @@ async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
         yield store
 
 
-async def sessions_by_age(store: StateStore) -> list[SessionRecord]:
-    """Every session in the store, oldest first."""
-    return await store.list_sessions()
+async def sessions_by_age(
+    store: StateStore, config: RunConfig | None = None
+) -> list[SessionRecord]:
+    """Every session of the run in the store, oldest first (``run_sessions``)."""
+    return await run_sessions(store, config)
 
 
 async def pick_session(
-    store: StateStore, session_id: str | None, *, unfinished: bool, place: str = "the store"
+    store: StateStore,
+    session_id: str | None,
+    *,
+    unfinished: bool,
+    place: str = "the store",
+    config: RunConfig | None = None,
 ) -> SessionRecord:
     """Session ``session_id``, or the newest one (only active or interrupted ones when
     ``unfinished``); a clear error when there is none."""
@@ -76,7 +83,7 @@ async def pick_session(
         if session is None:
             raise UsageError(f"session {session_id!r} does not exist in {place}")
         return session
-    sessions = await sessions_by_age(store)
+    sessions = await sessions_by_age(store, config)
     if not sessions:
         raise RecordNotFound(f"no run has been recorded in {place}")
     newest = sessions[-1]
@@ -169,7 +176,7 @@ async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
             raise RecordNotFound(f"no run has been recorded in {where}")
         store, place = FileStateStore(where), str(where)
     async with contextlib.aclosing(store):
-        sessions = await sessions_by_age(store)
+        sessions = await sessions_by_age(store, where if isinstance(where, RunConfig) else None)
         if not sessions:
             raise RecordNotFound(f"no run has been recorded in {place}")
         newest = sessions[-1]

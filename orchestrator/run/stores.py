@@ -12,13 +12,16 @@ from __future__ import annotations
 from orchestrator.config.run import RunConfig
 from orchestrator.locks.merge_lock import MERGE_OWNER
 from orchestrator.locks.registry import FILE_OWNERS, LOCK_WAITS, SESSION_LOCKS
+from orchestrator.models import SessionRecord
 from orchestrator.runner.cli_runs import CLI_RUNS
+from orchestrator.scheduler.context import TEAM
+from orchestrator.scheduler.team import team_for
 from orchestrator.state.file.store import FileStateStore
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.sessions import NAMESPACE as WORKTREES
 
-__all__ = ["CLONE_LOCAL", "describe_state", "open_run_store"]
+__all__ = ["CLONE_LOCAL", "describe_state", "open_run_store", "run_sessions"]
 
 CLONE_LOCAL = frozenset({WORKTREES, CLI_RUNS, FILE_OWNERS, SESSION_LOCKS, LOCK_WAITS, MERGE_OWNER})
 """The record namespaces of one clone (``state.local_records``), kept in its own
@@ -57,3 +60,15 @@ def describe_state(config: RunConfig) -> str:
 
         return f"the database {describe(resolve_dsn(config.state.dsn))}"
     return str(config.state_dir)
+
+
+async def run_sessions(store: StateStore, config: RunConfig | None) -> list[SessionRecord]:
+    """The sessions of the run ``config`` describes, oldest first: every session of a file
+    store (it is the repository's own); on a shared database only its team run's (another
+    repository's runs may share the database)."""
+    sessions = await store.list_sessions()
+    if config is None or config.state.backend != "postgresql":
+        return sessions
+    team = await team_for(config)
+    assert team is not None
+    return [s for s in sessions if s.metadata.get(TEAM) == team.run_key]

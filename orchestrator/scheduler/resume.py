@@ -36,12 +36,14 @@ from orchestrator.scheduler.context import TASKS_OPTION, RunContext
 __all__ = ["recover", "retire_left_worktrees", "skip_landed"]
 
 
-async def recover(run: RunContext, parks: AdapterParks, session_id: str) -> SessionSnapshot:
+async def recover(
+    run: RunContext, parks: AdapterParks, session_id: str, *, force: bool = True
+) -> SessionSnapshot:
     """Recover session ``session_id`` in the store and make it this run's: what it left
-    running or merging goes back to the queue, its parks hold again, its tasks are rebuilt
-    from the configs it saved."""
+    running or merging goes back to the queue (with ``force=False`` only behind a lapsed
+    claim), its parks hold again, its tasks are rebuilt from the configs it saved."""
     store = run.services.store
-    snapshot = await store.recover_session(session_id, force=True)
+    snapshot = await store.recover_session(session_id, force=force)
     for task in snapshot.tasks:
         if task.status == TaskStatus.MERGING:
             await store.update_task_state(task.task_id, _abandoned(task, TaskStatus.QUEUED))

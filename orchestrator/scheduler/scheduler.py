@@ -74,7 +74,7 @@ from orchestrator.scheduler.reconciler import Reconciler
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.submissions import Submissions
 from orchestrator.scheduler.sweeper import Sweeper
-from orchestrator.scheduler.team_join import join_team_run
+from orchestrator.scheduler.team_join import join_team_run, point_team_run
 from orchestrator.scheduler.view import TaskView
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult
 
@@ -228,10 +228,20 @@ class Scheduler:
 
     async def resume(self, session_id: str) -> None:
         """Continue session ``session_id`` where it stood (``orchestrator.scheduler.resume``)."""
-        run, store = self._run, self.services.store
-        await refuse_if_alive(store, session_id)
+        run, store, team = self._run, self.services.store, self.services.team
+        if team is not None and await self._others_in(session_id):
+            # Teammates still run it: this workstation joins them, nothing to recover.
+            await self._join(session_id)
+            await self._loop()
+            return
+        if team is None:
+            await refuse_if_alive(store, session_id)
         await self._sweeper.stop_orphans()
-        snapshot = await recover(run, self._parks, session_id)
+        # In a team only lapsed claims go back to the queue: a teammate that is merely quiet
+        # (not in presence right now) keeps what it still holds until its lease says otherwise.
+        snapshot = await recover(run, self._parks, session_id, force=team is None)
+        if team is not None:
+            await point_team_run(store, team, session_id)
         # A merge that landed just before the old orchestrator died was never recorded: the
         # trailer on the base says it is done (running it again could only fail or merge twice).
         unfinished = {t.task_id for t in snapshot.tasks if t.status not in TERMINAL_TASK_STATUSES}

@@ -23,7 +23,7 @@ from orchestrator.scheduler.team import Team
 from orchestrator.state.protocol import StateStore
 from orchestrator.state.record_rules import new_id
 
-__all__ = ["NAMESPACE", "Joined", "join_team_run"]
+__all__ = ["NAMESPACE", "Joined", "join_team_run", "point_team_run"]
 
 NAMESPACE = "team_runs"
 CREATE_GRACE = 30.0  # seconds a joiner waits for the creator to write the session
@@ -67,3 +67,10 @@ async def join_team_run(
             continue  # another workstation wrote it first: read what it wrote
         except StateError as exc:
             raise StateError(f"cannot join team run {team.run_key!r}: {exc}") from exc
+
+
+async def point_team_run(store: StateStore, team: Team, session_id: str) -> None:
+    """Make ``session_id`` the team run's session (a resumed one): ``council run`` on another
+    workstation joins it from now on."""
+    data = {"session_id": session_id, "created_by": team.workstation, "at": utcnow().isoformat()}
+    await store.put_record(NAMESPACE, team.run_key, data)
