@@ -126,6 +126,8 @@ def test_a_paused_workstation_is_fenced_and_merges_nothing_twice(
     # ... and once continued it learned that it lost them, and wrote nothing under them.
     lost = {e["task_id"] for e in team.events("task.claim_lost", "merge.fenced")}
     assert lost, "the paused workstation never noticed it was fenced"
+    # ... and said so in words on its stderr, not as the event's raw data.
+    assert "warning: " in err_b and "{'" not in err_b, err_b[-2000:]
 
 
 def test_a_human_push_mid_run_is_kept_and_landings_rebuild_on_it(

@@ -101,6 +101,7 @@ def main() -> None:
     # This process exists for the command: the orphans of the CLIs' daemons may come to it
     # (never done where the commands run inside another program, such as a test runner).
     Council.adopt_orphans()
+    console.show_log_warnings()  # warnings as readable lines, not the last-resort handler's
     app(prog_name="council")
 
 

@@ -7,6 +7,7 @@ something fails. Lines are never wrapped: an error about one problem stays one l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -17,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 __all__ = [
+    "WarningLines",
     "is_terminal",
     "live_table",
     "print_error",
@@ -25,6 +27,7 @@ __all__ = [
     "print_success",
     "print_table",
     "print_warning",
+    "show_log_warnings",
     "status",
     "stderr",
     "stdout",
@@ -61,6 +64,31 @@ def print_success(message: str) -> None:
 def print_progress(message: str) -> None:
     """A dim progress line on stderr (stdout stays data for ``--json``)."""
     stderr.print(Text(message, style="dim"))
+
+
+class WarningLines(logging.Handler):
+    """Log records at warning level and above, as one line each on stderr: ``warning: `` (or
+    ``error: ``) and the message, never a logger name or a traceback (an exception adds its
+    own one line). Without it Python's last-resort handler prints bare messages."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                text = f"{text}: {record.exc_info[1]}"
+            if record.levelno >= logging.ERROR:
+                print_error(f"error: {text}")
+            else:
+                print_warning(f"warning: {text}")
+        except Exception:
+            self.handleError(record)
+
+
+def show_log_warnings() -> None:
+    """Route the library's warnings to ``WarningLines`` (once per process)."""
+    root = logging.getLogger()
+    if not any(isinstance(handler, WarningLines) for handler in root.handlers):
+        root.addHandler(WarningLines(logging.WARNING))
 
 
 def print_lines(text: str) -> None:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from orchestrator.event_text import sentence
 from orchestrator.events import Event, Subscriber
 from orchestrator.safety.secret_mask import masked_json, masked_model
 from orchestrator.state.file.fsops import FileOperations, FileOps
@@ -117,7 +118,7 @@ class EventLog:
         """Hand events to subscribers; a failing subscriber is logged, never fatal."""
         for event in map(masked_model, events):
             if event.level == "warning":
-                log.warning("%s %s", event.type, event.data)
+                log.warning("%s", sentence(event))  # the data stays in the event
             for subscriber in list(self._subscribers):
                 try:
                     subscriber(event)

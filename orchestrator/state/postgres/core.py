@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import StateError
+from orchestrator.event_text import sentence
 from orchestrator.events import Event, EventType, Subscriber
 from orchestrator.safety.secret_mask import masked_model
 from orchestrator.state.postgres.notices import encode
@@ -103,7 +104,7 @@ class PgCore:
         subscriber is logged, never fatal."""
         for event in map(masked_model, events):
             if event.level == "warning":
-                log.warning("%s %s", event.type, event.data)
+                log.warning("%s", sentence(event))  # the data stays in the event
             for subscriber in list(self._subscribers):
                 try:
                     subscriber(event)

@@ -1,0 +1,97 @@
+"""Events as one readable sentence each, for people (warnings on stderr, logs); the data stays
+in the event for programs (``--json``, the event log, subscribers).
+
+``sentence(event)`` uses the event type's own wording when it has one and every value it names
+is there; otherwise a plain line built from the data: the task first, then each field as
+words, lists joined with commas, never a Python dict or quotes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.events import Event, EventType
+
+__all__ = ["sentence"]
+
+_WORDING: dict[str, str] = {
+    EventType.MERGE_FAILED: "{task_id}: landing {branch} failed: {error}",
+    EventType.MERGE_WAITING: "{task_id}: waiting to land: {message}",
+    EventType.MERGE_CONFLICT: "{task_id}: {message}",
+    EventType.STATE_RECOVERED: (
+        "{kind} record {key} was damaged ({reason}): recovered from version "
+        "{recovered_from_version}"
+    ),
+    EventType.LOCK_DEADLOCK: "{session}: waiting for {path} would deadlock: refused",
+    "phase.failed": "{task}: {phase} failed ({outcome}): {error}",
+    "phase.resume_refused": "{task}: {phase} could not resume its conversation: started afresh",
+    "merge.forecast_conflict": (
+        "{task_id}: waits to land until {held_for} has (both change {paths})"
+    ),
+    "merge.resolve_round": (
+        "{task_id}: conflicts with the base in {paths}: building it again on the updated base "
+        "(round {round}; branch {kept_branch} kept)"
+    ),
+    "merge.fenced": "{task_id}: not landed: its claim no longer holds (taken over elsewhere)",
+    "task.claim_lost": (
+        "{task_id}: its claim lapsed and another took the task: this attempt writes nothing more"
+    ),
+    "task.self_fenced": (
+        "{task_id}: claim not renewed for {silent}s: the session stopped itself, its work kept "
+        "on its branch"
+    ),
+    "task.swept": "{task_id}: the claim of {holder} lapsed: the task is {status} again",
+    "task.worktree_lost": (
+        "{task_id}: its worktree {worktree} disappeared: the attempt stops, the task goes back "
+        "to the queue"
+    ),
+    "task.publish_failed": "{task_id}: could not push {branch} to the team's remote: {error}",
+    "task.takeover_refused": (
+        "{task_id}: cannot continue {branch} here ({error}): starting afresh from the base"
+    ),
+    "task.failed": "{task_id}: failed: {error}",
+    "task.retry": "{task_id}: trying again in {delay}s after: {error}",
+    "cli.orphans_left": "processes a dead run left could not all be stopped: {error}",
+}
+
+
+def sentence(event: Event) -> str:
+    """``event`` as one line a person reads (module doc)."""
+    data = event.data
+    wording = _WORDING.get(event.type)
+    if wording is not None:
+        try:
+            return wording.format_map(_Shown(data))
+        except KeyError:
+            pass  # a field the wording needs is missing: the plain line says what there is
+    return _plain(event.type, data)
+
+
+class _Shown(dict[str, str]):
+    """The event's values as text; a missing one is a ``KeyError`` (the wording is not used)."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        super().__init__({key: _text(value) for key, value in data.items() if value is not None})
+
+
+def _plain(kind: str, data: Mapping[str, Any]) -> str:
+    subject = data.get("task_id") or data.get("task")
+    what = kind.replace(".", " ").replace("_", " ")
+    rest = [
+        f"{key.replace('_', ' ')} {_text(value)}"
+        for key, value in data.items()
+        if value not in (None, "", [], {}) and key not in ("task_id", "task")
+    ]
+    head = f"{subject}: {what}" if subject else what
+    return f"{head}: {', '.join(rest)}" if rest else head
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(_text(item) for item in value) or "nothing"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{key} {_text(item)}" for key, item in value.items())
+    return str(value)
