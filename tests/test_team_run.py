@@ -234,7 +234,7 @@ def test_a_database_away_longer_than_the_lease(
     # Each session running then fenced itself (its claim not renewed in time), found it could
     # record nothing (its CLI done meanwhile), or was refused by the database once it was back
     # (its lease had lapsed): either way it wrote nothing more under that claim.
-    signs = ("fenced itself", "cannot be recorded", "task.claim_lost", "merge.fenced")
+    signs = ("fenced itself", "cannot be recorded", "its claim lapsed", "its claim no longer holds")
     assert any(sign in errors for sign in signs), errors[-3000:]
     assert sorted(team.landed_tasks()) == _expected(6)
 
