@@ -9,7 +9,8 @@ everything else.
 
 from __future__ import annotations
 
-from typing import Any
+from importlib.metadata import version as package_version
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -83,9 +84,34 @@ app = typer.Typer(
     cls=CouncilGroup,
     help="Run several AI coding CLIs in parallel on one git repository.",
     no_args_is_help=True,
-    add_completion=False,
+    # typer's own --install-completion / --show-completion for bash, zsh, fish, PowerShell.
+    add_completion=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        console.print_lines(f"council {package_version('cli-council')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version of CLI Council and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Run several AI coding CLIs in parallel on one git repository."""
+
+
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(adapters_cmd.app, name="adapters")
 app.add_typer(checkpoint_cmd.app, name="checkpoint")
