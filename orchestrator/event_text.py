@@ -13,7 +13,7 @@ from typing import Any
 
 from orchestrator.events import Event, EventType
 
-__all__ = ["sentence"]
+__all__ = ["TRANSITIONS", "sentence"]
 
 _WORDING: dict[str, str] = {
     EventType.MERGE_FAILED: "{task_id}: landing {branch} failed: {error}",
@@ -53,7 +53,47 @@ _WORDING: dict[str, str] = {
     "task.failed": "{task_id}: failed: {error}",
     "task.retry": "{task_id}: trying again in {delay}s after: {error}",
     "cli.orphans_left": "processes a dead run left could not all be stopped: {error}",
+    # A task's way through a run (what a piped or redirected ``council run`` prints).
+    "run.started": "run {session_id} started",
+    "run.joined": "joined team run {session_id} ({tasks} tasks)",
+    "run.finished": "run {session_id} finished: {status}",
+    "run.interrupted": "run {session_id} interrupted",
+    "task.dispatched": "{task_id}: attempt {attempt} started on {adapter} ({branch})",
+    "phase.started": "{task}: {phase} started on {adapter}",
+    "phase.completed": "{task}: {phase} done",
+    EventType.MERGE_COMPLETED: "{task_id}: landed on {base_branch} in {merge_commit}",
+    EventType.MERGE_ALREADY_MERGED: "{task_id}: already on {base_branch}: {message}",
+    "task.already_merged": "{task_id}: already landed in {commit}",
+    "task.cancelled": "{task_id}: cancelled",
+    "adapter.parked": (
+        "{task_id}: {adapter} is rate limited until {until} (park {park} of {max_parks}): {message}"
+    ),
 }
+
+TRANSITIONS = frozenset(
+    {
+        "run.started",
+        "run.joined",
+        "run.finished",
+        "run.interrupted",
+        "task.dispatched",
+        "phase.started",
+        "phase.completed",
+        "phase.failed",
+        EventType.MERGE_COMPLETED,
+        EventType.MERGE_ALREADY_MERGED,
+        EventType.MERGE_CONFLICT,
+        EventType.MERGE_WAITING,
+        "merge.resolve_round",
+        "task.already_merged",
+        "task.retry",
+        "task.failed",
+        "task.cancelled",
+        "task.swept",
+        "adapter.parked",
+    }
+)
+"""The events that move a task (or the run) from one state to the next."""
 
 
 def sentence(event: Event) -> str:

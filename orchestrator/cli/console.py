@@ -23,6 +23,7 @@ __all__ = [
     "live_table",
     "print_error",
     "print_lines",
+    "print_plain",
     "print_progress",
     "print_success",
     "print_table",
@@ -89,6 +90,13 @@ def show_log_warnings() -> None:
     root = logging.getLogger()
     if not any(isinstance(handler, WarningLines) for handler in root.handlers):
         root.addHandler(WarningLines(logging.WARNING))
+
+
+def print_plain(line: str, *, to_stderr: bool = False) -> None:
+    """One line as it is, flushed at once (a log line a pipe or a file shows right away)."""
+    target = (stderr if to_stderr else stdout).file
+    target.write(line + "\n")
+    target.flush()
 
 
 def print_lines(text: str) -> None:

@@ -42,6 +42,8 @@ from orchestrator.cli.store_access import newest_report
 from orchestrator.config.run import RunConfig
 from orchestrator.council import Council, check_resumable, stored_report
 from orchestrator.errors import CouncilError
+from orchestrator.event_text import TRANSITIONS, sentence
+from orchestrator.events import Event
 from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.run.plan import RunPlan, TaskPlan
 from orchestrator.run.report import RunReport, TaskReport
@@ -123,6 +125,10 @@ def status(
 async def _drive(
     council: Council, start: Callable[[], Awaitable[RunReport]], live: bool
 ) -> RunReport:
+    if not console.is_terminal():
+        # Piped or redirected (nohup, CI): no live table can be drawn, so one line per task
+        # transition says what happens as it happens (on stderr when stdout is --json data).
+        council.subscribe(_transition_lines(to_stderr=not live))
     async with council:
         report: RunReport | None = None
         refused: CouncilError | None = None
@@ -141,6 +147,15 @@ async def _drive(
             raise refused
         assert report is not None  # start() returned, or its error went up
         return report
+
+
+def _transition_lines(*, to_stderr: bool) -> Callable[[Event], None]:
+    def show(event: Event) -> None:
+        if event.type in TRANSITIONS:
+            stamp = event.ts.astimezone().strftime("%H:%M:%S")
+            console.print_plain(f"{stamp} {sentence(event)}", to_stderr=to_stderr)
+
+    return show
 
 
 async def _on_signals(council: Council) -> None:
