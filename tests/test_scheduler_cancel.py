@@ -14,7 +14,7 @@ from worktree_helpers import git
 from orchestrator.config.run import RunConfig
 from orchestrator.council import Council, request_cancel
 from orchestrator.errors import CancelError, RecordNotFound
-from orchestrator.models import ClaimStatus, PhaseStatus, TaskState, TaskStatus
+from orchestrator.models import ClaimStatus, KeyedRecord, PhaseStatus, TaskState, TaskStatus
 from orchestrator.run.report import RunReport
 from orchestrator.state import FileStateStore
 
@@ -153,3 +153,30 @@ async def test_cancelling_a_council_task_cancels_every_candidate(tmp_path: Path)
     branches = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/council/")
     assert sorted(branches.split()) == ["council/feature/1", "council/feature/2"]
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+async def test_a_request_the_running_orchestrator_carries_out_first_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The live scheduler sees the request record and cancels the queued task itself between
+    # the request and the command's own write: the command reports it cancelled, not "already
+    # ended".
+    from orchestrator.scheduler.cancel import CANCEL_REQUESTS, cancelled_updates
+
+    async with FileStateStore(tmp_path / "state") as store:
+        await store.create_session({}, ["t1"], session_id="s1")
+        put = store.put_record
+
+        async def put_then_the_scheduler_acts(
+            namespace: str, key: str, *args: Any, **kw: Any
+        ) -> KeyedRecord:
+            record = await put(namespace, key, *args, **kw)
+            if namespace == CANCEL_REQUESTS:
+                state = await store.get_task_state(key)
+                assert state is not None
+                await store.update_task_state(key, cancelled_updates(state))
+            return record
+
+        monkeypatch.setattr(store, "put_record", put_then_the_scheduler_acts)
+        state = await request_cancel(store, "t1")
+        assert state.status == TaskStatus.CANCELLED

@@ -53,15 +53,21 @@ _CAS_TRIES = 20
 
 async def request_cancel(store: StateStore, task_id: str) -> TaskState:
     """Ask for ``task_id`` to be cancelled (see the module doc); its state afterwards."""
+    requested = False
     for _ in range(_CAS_TRIES):
         state = await store.get_task_state(task_id)
         if state is None:
             raise RecordNotFound(f"there is no task {task_id!r}")
+        if requested and state.status == TaskStatus.CANCELLED:
+            # The running orchestrator carried out our request between our request and our
+            # own write (which then lost its compare-and-set): done, not "already ended".
+            return state
         if state.status in TERMINAL_TASK_STATUSES:
             raise CancelError(
                 f"task {task_id!r} already ended ({state.status}); there is nothing to cancel"
             )
         await store.put_record(CANCEL_REQUESTS, task_id, _request(state))
+        requested = True
         if state.status not in RESUMABLE_TASK_STATUSES:
             return state  # its orchestrator cancels the attempt on its next tick
         try:
