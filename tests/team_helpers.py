@@ -1,9 +1,9 @@
 """Team mode as a team runs it: one bare remote, several clones ("workstations"), one
 PostgreSQL database, and ``council run`` started in each clone as a real process.
 
-``Team`` builds it in a directory the PostgreSQL server's user can reach is not needed (the
-clients connect over the cluster's socket): each workstation has its clone and its own run
-config beside it. Helpers read what landed on the remote's base: the ``Council-Task`` trailers
+``Team`` builds it in one directory (the server's own files live elsewhere: the clients only
+connect over the cluster's socket): each workstation has its clone and its own run config
+beside it. Helpers read what landed on the remote's base: the ``Council-Task`` trailers
 on its first-parent history, and the files of its tree.
 """
 
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from cli_process_helpers import COUNCIL, ENV, reap
+from cli_process_helpers import COUNCIL, ENV, reap, wait_for
 from merge_repo import git
 
-__all__ = ["Team", "team_task"]
+__all__ = ["Team", "team_task", "wait_for"]
 
 CONFIG = """\
 repo: {repo}
@@ -185,11 +185,3 @@ class Team:
         """Path -> content of every file under ``tasks/`` on the remote's base."""
         names = git(self.remote, "ls-tree", "-r", "--name-only", "main", "tasks/").split()
         return {name: git(self.remote, "show", f"main:{name}") for name in names}
-
-
-def wait_until(condition: Any, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from team_helpers import Team, team_task, wait_until
+from team_helpers import Team, team_task, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -75,7 +75,7 @@ def test_a_killed_workstation_loses_nothing(pg_dsn: str, tmp_path: Path) -> None
     try:
         for name in ("a", "b", "c"):
             team.start(name)
-        wait_until(lambda: _running_on(team, "b"), "workstation b to run a task", 60)
+        wait_for(lambda: _running_on(team, "b"), "workstation b to run a task", 60)
         team.signal("b", signal.SIGKILL)
         results = {name: team.finish(name, timeout=120) for name in ("a", "c")}
     finally:
@@ -105,7 +105,7 @@ def test_a_paused_workstation_is_fenced_and_merges_nothing_twice(
     try:
         team.start("a")
         team.start("b")
-        wait_until(lambda: _running_on(team, "b"), "workstation b to run a task", 60)
+        wait_for(lambda: _running_on(team, "b"), "workstation b to run a task", 60)
         team.signal("b", signal.SIGSTOP)  # a GC pause, a laptop lid: past its lease
         code_a, report_a, err_a = team.finish("a", timeout=120)
         team.signal("b", signal.SIGCONT)
@@ -141,7 +141,7 @@ def test_a_human_push_mid_run_is_kept_and_landings_rebuild_on_it(
     try:
         team.start("a")
         team.start("b")
-        wait_until(lambda: len(team.landed_tasks()) >= 2, "two landings", 60)
+        wait_for(lambda: len(team.landed_tasks()) >= 2, "two landings", 60)
         team.human_push(human, "HUMAN.md", "a person was here\n")
         results = {name: team.finish(name, timeout=120) for name in ("a", "b")}
     finally:
@@ -164,7 +164,7 @@ def test_the_database_restarted_mid_run(pg_dsn: str, pg_server: object, tmp_path
     try:
         team.start("a")
         team.start("b")
-        wait_until(lambda: len(team.landed_tasks()) >= 2, "two landings", 60)
+        wait_for(lambda: len(team.landed_tasks()) >= 2, "two landings", 60)
         started = time.monotonic()
         pg_server.restart()
         assert time.monotonic() - started < 30
@@ -220,7 +220,7 @@ def test_a_database_away_longer_than_the_lease(
     try:
         team.start("a")
         team.start("b")
-        wait_until(lambda: _running_on(team, "a"), "workstation a to run a task", 60)
+        wait_for(lambda: _running_on(team, "a"), "workstation a to run a task", 60)
         pg_server.stop()
         time.sleep(5)  # longer than the 3 s lease: every running session must fence itself
         pg_server.start()
@@ -248,7 +248,7 @@ def test_council_resume_in_another_clone_finishes_a_dead_workstations_run(
     team.workstation("b", tasks, sessions=2, heartbeat=0.3, stale=2.0)
     try:
         team.start("a")
-        wait_until(lambda: _running_on(team, "a"), "workstation a to run a task", 60)
+        wait_for(lambda: _running_on(team, "a"), "workstation a to run a task", 60)
         team.signal("a", signal.SIGKILL)  # the only workstation: nobody takes over by itself
         resumed = team.council("resume", str(tmp_path / "b.yaml"), "--json", timeout=120)
     finally:

@@ -34,7 +34,6 @@ _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 class Team:
     run_key: str
     remote: str
-    remote_url: str
     workstation: str
 
 
@@ -56,7 +55,7 @@ async def team_for(config: RunConfig) -> Team | None:
     key = config.state.run or safe_key(f"{repository_name(url)}-{config.base_branch}")
     proc = procid.current()
     workstation = safe_key(f"{proc.host}-{proc.pid}-{secrets.token_hex(2)}")
-    return Team(run_key=key, remote=remote, remote_url=url, workstation=workstation)
+    return Team(run_key=key, remote=remote, workstation=workstation)
 
 
 def repository_name(url: str) -> str:

@@ -19,7 +19,14 @@ from orchestrator.models import Claim, ClaimStatus, TaskState, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.rules import lapsed
-from orchestrator.state.record_rules import adopted, check_fence, claim_event
+from orchestrator.state.record_rules import (
+    ClaimStep,
+    adopted,
+    check_fence,
+    claim_event,
+    claim_step,
+    new_claim,
+)
 
 __all__ = ["FileClaims"]
 
@@ -47,31 +54,22 @@ class FileClaims:
             if current is None:
                 raise RecordNotFound(f"task {task_id!r} does not exist")
             now = utcnow()
-            if current.claim is not None and current.claim.is_live(now):
-                if current.claim.holder != holder:
-                    return None
-                mine = adopted(current.claim, now, lease_seconds)
-                fields = {**(updates or {}), "claim": mine}
-                new = core.write_merged(core.tasks, task_id, current, fields, {}, events)
-                events.append(claim_event(EventType.CLAIM_RENEWED, mine))
-                return new
-            if expected_version is not None and current.version != expected_version:
-                return None  # written since the caller read it: not its to claim now
-            floor = current.claim.token + 1 if current.claim else 1
-            token = max(self._next_token(events), floor)
-            claim = Claim(
-                task_id=task_id,
-                holder=holder,
-                token=token,
-                acquired_at=now,
-                renewed_at=now,
-                expires_at=now + timedelta(seconds=lease_seconds),
-            )
+            step = claim_step(current, holder, now, expected_version)
+            if step is ClaimStep.REFUSE:
+                return None
+            if step is ClaimStep.ADOPT:
+                assert current.claim is not None
+                claim, kind = adopted(current.claim, now, lease_seconds), EventType.CLAIM_RENEWED
+            else:
+                drawn = self._next_token(events)
+                claim = new_claim(current, holder, now, lease_seconds, drawn)
+                kind = EventType.CLAIM_ACQUIRED
+                crash_point("claim.before_record")
             fields = {**(updates or {}), "claim": claim}
-            crash_point("claim.before_record")
             new = core.write_merged(core.tasks, task_id, current, fields, {}, events)
-            crash_point("claim.recorded")
-            events.append(claim_event(EventType.CLAIM_ACQUIRED, claim))
+            if step is ClaimStep.NEW:
+                crash_point("claim.recorded")
+            events.append(claim_event(kind, claim))
             return new
 
         async with core.locked(core.tasks, task_id):

@@ -22,7 +22,14 @@ from orchestrator.models import Claim, ClaimStatus, TaskState
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.postgres.core import Conn, PgCore
 from orchestrator.state.postgres.tasks import locked_task, write_task
-from orchestrator.state.record_rules import adopted, check_fence, claim_event
+from orchestrator.state.record_rules import (
+    ClaimStep,
+    adopted,
+    check_fence,
+    claim_event,
+    claim_step,
+    new_claim,
+)
 
 __all__ = ["PgClaims"]
 
@@ -49,33 +56,22 @@ class PgClaims:
                     return None  # another workstation holds its row this very moment
                 raise RecordNotFound(f"task {task_id!r} does not exist")
             now = await self._core.now(conn)
-            if current.claim is not None and current.claim.is_live(now):
-                if current.claim.holder != holder:
-                    return None
-                claim = adopted(current.claim, now, lease_seconds)
-                await write_task(
-                    conn, task_id, current, {**(updates or {}), "claim": claim}, now, events
-                )
-                events.append(claim_event(EventType.CLAIM_RENEWED, claim))
-                return claim
-            if expected_version is not None and current.version != expected_version:
-                return None  # written since the caller read it: not its to claim now
-            cursor = await conn.execute("SELECT nextval('council.fence_seq')")
-            row = await cursor.fetchone()
-            assert row is not None
-            floor = current.claim.token + 1 if current.claim else 1
-            claim = Claim(
-                task_id=task_id,
-                holder=holder,
-                token=max(int(row[0]), floor),
-                acquired_at=now,
-                renewed_at=now,
-                expires_at=now + timedelta(seconds=lease_seconds),
-            )
-            crash_point("claim.before_record")
+            step = claim_step(current, holder, now, expected_version)
+            if step is ClaimStep.REFUSE:
+                return None
+            if step is ClaimStep.ADOPT:
+                assert current.claim is not None
+                claim, kind = adopted(current.claim, now, lease_seconds), EventType.CLAIM_RENEWED
+            else:
+                cursor = await conn.execute("SELECT nextval('council.fence_seq')")
+                row = await cursor.fetchone()
+                assert row is not None
+                claim = new_claim(current, holder, now, lease_seconds, int(row[0]))
+                kind = EventType.CLAIM_ACQUIRED
+                crash_point("claim.before_record")
             fields = {**(updates or {}), "claim": claim}
             await write_task(conn, task_id, current, fields, now, events)
-            events.append(claim_event(EventType.CLAIM_ACQUIRED, claim))
+            events.append(claim_event(kind, claim))
             return claim
 
         claim = await self._core.atomically(work)
