@@ -224,8 +224,8 @@ def _finish(report: RunReport, as_json: bool, config: Path | None = None) -> Non
         # On stderr, so --json output stays one JSON document.
         left = report.totals.tasks - report.totals.done
         console.print_warning(
-            f"stopped with {left} of {report.totals.tasks} task(s) not done; continue with: "
-            f"council resume {shlex.quote(str(config))}"
+            f"stopped with {left} of {report.totals.tasks} task(s) not done; continue with:\n"
+            f"  council resume {shlex.quote(str(config))}"
         )
     raise typer.Exit(report.exit_code)
 
