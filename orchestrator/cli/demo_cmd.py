@@ -36,13 +36,12 @@ def demo(
 ) -> None:
     """Run the offline demo: three scripted CLIs, seven tasks, no network or API key.
 
-    Exit codes: 0 every task done, 1 some task did not land, 2 usage or config error,
-    130 interrupted.
+    Exit codes: 0 all done, 1 some task did not land, 2 usage or config error, 130 interrupted.
     """
     config = write_demo_config(directory)
     repo = directory / "repo"
     # On stderr with --json, where stdout is the report alone.
-    console.print_plain(f"the offline demo: {config}, sample repository {repo}", to_stderr=as_json)
+    console.print_plain(f"offline demo: {config} (sample repository {repo})", to_stderr=as_json)
     try:
         run_cmd.run(config, as_json=as_json)
     except typer.Exit as end:

@@ -44,7 +44,8 @@ def write_demo_config(directory: Path) -> Path:
             return path
         raise UsageError(
             f"{path} is not this version's demo config (edited, or written by another version):"
-            f" run it as it is with `council run {shlex.quote(str(path))}`, or remove it and run `council demo`"
+            f" run it as it is with `council run {shlex.quote(str(path))}`,"
+            " or remove it and run `council demo`"
         )
     try:
         write_atomic(directory, path, shipped)
