@@ -23,6 +23,7 @@ from orchestrator.cli import (
     config_cmd,
     console,
     db_cmd,
+    demo_cmd,
     run_cmd,
     worktrees_cmd,
 )
@@ -120,6 +121,7 @@ app.add_typer(db_cmd.app, name="db")
 run_cmd.register(app)
 cancel_cmd.register(app)
 clean_cmd.register(app)
+demo_cmd.register(app)
 
 
 def main() -> None:
