@@ -48,16 +48,10 @@ def prompt_problems(
             if problem is not None:
                 phases, _ = found.setdefault((use.index, name), ([], problem))
                 phases.append(use.phase.name)
-    tasks = config.tasks
     for (index, name), (phases, problem) in found.items():
         which = "phase" if len(phases) == 1 else "phases"
-        yield (
-            index,
-            (
-                f"task {tasks[index].id!r}, {which} {', '.join(phases)}: adapter {name!r} cannot be "
-                f"given the prompt: {problem}"
-            ),
-        )
+        where = f"task {config.tasks[index].id!r}, {which} {', '.join(phases)}"
+        yield index, f"{where}: adapter {name!r} cannot be given the prompt: {problem}"
 
 
 def _rendered(config: RunConfig, use: PhaseUse) -> str:
