@@ -30,8 +30,9 @@ _SHORT = "x"  # a prompt every adapter can pass, to tell a prompt's problem from
 def prompt_problems(
     config: RunConfig, registry: AdapterRegistry, *, skip: Collection[str] = ()
 ) -> Iterator[tuple[int, str]]:
-    """(task index, one line) for each phase whose prompt one of its adapters cannot pass
-    (``skip``: adapters whose entry is known bad)."""
+    """(task index, one line) for each task and adapter that cannot be given the prompt of
+    one or more of the task's phases, which the line names (``skip``: adapters whose entry is
+    known bad)."""
     adapters: dict[str, Adapter | None] = {}
     found: dict[tuple[int, str], tuple[list[str], str]] = {}  # one line per task and adapter
     for use in adapter_uses(config).phases:
