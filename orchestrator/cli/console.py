@@ -132,8 +132,8 @@ def print_table(
     every cell whole (``table_layout``)."""
     specs = [Column.of(column) for column in columns]
     cells = [[str(cell) for cell in row] for row in rows]
-    if title is not None:
-        stdout.print(Text(title, style="bold"))
+    if title is not None:  # wrapped between words on a terminal, so an id stays on one line
+        stdout.print(Text(title, style="bold"), soft_wrap=not stdout.is_terminal)
     layout = choose_columns(specs, cells, stdout.width, cell_len, wide=wide)
     if not stdout.is_terminal or layout.plain:
         print_lines("\n".join(plain_lines([c.header for c in specs], cells, cell_len)))
