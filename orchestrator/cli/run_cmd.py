@@ -140,7 +140,7 @@ def status(
     above it, else the one kept in the .council/state of the repository you stand in)."""
     where = _status_source(file)
     if watch:
-        watch_status(where, as_json)
+        watch_status(where, as_json, wide)
     try:
         report = anyio.run(stored_report, where)
     except RecordNotFound as exc:  # the config or directory named has no run: a usage error
@@ -231,14 +231,14 @@ def _finish(report: RunReport, as_json: bool, wide: bool = False) -> None:
     raise typer.Exit(report.exit_code)
 
 
-def watch_status(where: Path | RunConfig, as_json: bool) -> None:
+def watch_status(where: Path | RunConfig, as_json: bool, wide: bool = False) -> None:
     """``status --watch`` (see the module doc); always ends by raising ``typer.Exit``."""
     try:
         report = anyio.run(_watch, where, not as_json)
     except KeyboardInterrupt:
         console.print_error("interrupted")
         raise typer.Exit(130) from None
-    _finish(report, as_json)
+    _finish(report, as_json, wide)
 
 
 async def _watch(where: Path | RunConfig, show: bool) -> RunReport:
