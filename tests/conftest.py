@@ -6,6 +6,10 @@ or with ``COUNCIL_REQUIRE_POSTGRES=1`` (see ``pg_tier``)."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pg_tier
@@ -13,6 +17,13 @@ import pytest
 import real_clis
 
 from orchestrator.plugins import host as plugins
+
+# `council run` remembers where it was started, under the user's state directory
+# (orchestrator.cli.run_finder): the tests' runs, in process or not, keep theirs in a directory
+# of their own, never the developer's. Set before any test module copies the environment.
+_STATE_HOME = tempfile.mkdtemp(prefix="council-tests-state-")
+os.environ["XDG_STATE_HOME"] = _STATE_HOME
+atexit.register(shutil.rmtree, _STATE_HOME, True)
 
 # Held here because a test may monkeypatch plugins.default_plugins itself.
 _default_plugins = plugins.default_plugins

@@ -1,105 +1,97 @@
-"""``council`` on a real pseudo-terminal of a given size, its screen read back through a
-terminal emulator (pyte): what a person at that terminal sees, redraws and all.
-
-A Ctrl-C here is what a keyboard's does: the terminal echoes ``^C`` where the cursor is, and
-the process gets SIGINT.
-"""
+"""``council`` as a person sees it: a real process in a pseudo-terminal of a chosen width
+(``COLUMNS`` and the terminal's own size agree), its output with the terminal's control
+sequences taken out; and as a pipe sees it."""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import pty
+import re
 import select
-import signal
 import struct
 import subprocess
 import termios
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-import pyte
 from cli_process_helpers import COUNCIL, ENV
 
-__all__ = ["Terminal"]
+__all__ = ["Shown", "in_terminal", "piped"]
+
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
-class Terminal:
-    def __init__(self, argv: Sequence[object], cwd: Path, columns: int, lines: int = 40) -> None:
-        self.screen = pyte.Screen(columns, lines)
-        self._stream = pyte.ByteStream(self.screen)
-        self.raw = b""
-        env = {**ENV, "COLUMNS": str(columns), "LINES": str(lines), "TERM": "xterm-256color"}
-        env.pop("NO_COLOR", None)
-        # A new session, the terminal on its three standard streams: not pty.fork, which
-        # forks this (threaded) test process itself.
-        fd, child = pty.openpty()
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
-        self.process = subprocess.Popen(
-            [*COUNCIL, *map(str, argv)],
-            cwd=cwd,
-            env=env,
-            stdin=child,
-            stdout=child,
-            stderr=child,
-            start_new_session=True,
-        )
-        os.close(child)
-        self.fd = fd
+@dataclass(frozen=True)
+class Shown:
+    returncode: int
+    text: str  # in a terminal: stdout and stderr as they appeared; piped: stdout
+    stderr: str = ""
 
-    def text(self) -> str:
-        """The screen now, one line per row, trailing blanks cut."""
-        return "\n".join(line.rstrip() for line in self.screen.display)
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
 
-    def read_until(self, condition: Callable[[str], bool], seconds: float = 30) -> str:
-        """Read output until the screen satisfies ``condition`` (or the process ends)."""
-        deadline = time.monotonic() + seconds
+
+def in_terminal(
+    *args: object,
+    cwd: Path,
+    columns: int,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+) -> Shown:
+    """Run ``council ARGS`` in a ``columns``-wide terminal, to the end."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    environ = {**(env or ENV), "COLUMNS": str(columns), "TERM": "xterm-256color", "NO_COLOR": "1"}
+    environ.pop("LINES", None)
+    process = subprocess.Popen(
+        [*COUNCIL, *map(str, args)],
+        cwd=cwd,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=environ,
+        close_fds=True,
+    )
+    os.close(slave)
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
         while time.monotonic() < deadline:
-            if condition(self.text()):
-                return self.text()
-            if not self._read(0.05):
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every end of the terminal is closed
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            elif process.poll() is not None:
                 break
-        if condition(self.text()):
-            return self.text()
-        raise AssertionError(f"the screen never showed what was awaited:\n{self.text()}")
+        else:
+            process.kill()
+            raise TimeoutError(f"council {args} did not end in {timeout}s")
+    finally:
+        os.close(master)
+        process.wait(timeout=30)
+    text = _CONTROL.sub("", output.decode(errors="replace")).replace("\r\n", "\n")
+    return Shown(process.returncode, text)
 
-    def ctrl_c(self) -> None:
-        """Ctrl-C as typed: the terminal echoes ``^C`` and the process gets SIGINT."""
-        os.write(self.fd, b"\x03")
-        self.process.send_signal(signal.SIGINT)
 
-    def wait(self, seconds: float = 30) -> int:
-        """Read to the end; the exit code."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and self._read(0.1):
-            ended = self.process.poll() is not None
-            if ended and not select.select([self.fd], [], [], 0)[0]:
-                break  # it ended and everything it wrote is read
-        code = self.process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        os.close(self.fd)
-        return code
-
-    def kill(self) -> None:
-        """Make sure the process is gone and waited for (a test's ``finally``)."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=30)
-        with contextlib.suppress(OSError):  # wait() closed it already
-            os.close(self.fd)
-
-    def _read(self, timeout: float) -> bool:
-        """Feed what the process wrote to the emulator; False once it closed the terminal."""
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if not ready:
-            return True
-        try:
-            data = os.read(self.fd, 65536)
-        except OSError:  # EIO: every end of the terminal's slave side is closed
-            return False
-        if not data:
-            return False
-        self.raw += data
-        self._stream.feed(data)
-        return True
+def piped(
+    *args: object, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> Shown:
+    """Run ``council ARGS`` with stdout and stderr pipes (and COLUMNS=80, as CI often has)."""
+    done = subprocess.run(
+        [*COUNCIL, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**(env or ENV), "COLUMNS": "80"},
+        timeout=timeout,
+    )
+    return Shown(done.returncode, done.stdout, done.stderr)

@@ -76,9 +76,9 @@ def test_list_prints_a_table() -> None:
     assert "MissingPlugin" in result.stdout
 
 
-def test_check_everything_is_a_survey_that_exits_zero() -> None:
+def test_check_everything_exits_1_when_any_check_fails() -> None:
     result = invoke("check", "--json")
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     verdicts = {report["name"]: report["ok"] for report in json.loads(result.stdout)}
     assert verdicts == {"command": False, "missing-cli": False, "scripted": True}
 
@@ -91,7 +91,7 @@ def test_check_a_named_adapter_sets_the_exit_code() -> None:
     preset = invoke("check", "command")
     assert preset.exit_code == 1 and "needs options (a preset)" in preset.stdout
     unknown = invoke("check", "nope")
-    assert unknown.exit_code == 1
+    assert unknown.exit_code == 2  # a name that names nothing is a usage error
     assert "unknown adapter 'nope'; known adapters: command, missing-cli" in unknown.output
 
 
@@ -114,4 +114,4 @@ def test_check_a_run_configs_adapters(tmp_path: Path) -> None:
     assert "unknown option 'persnoa'" in reports["typo"]["message"]
     assert invoke("check", "alice", "--config", str(config)).exit_code == 0
     absent = invoke("check", "bob", "--config", str(config))
-    assert absent.exit_code == 1 and "declares no adapter 'bob'" in absent.output
+    assert absent.exit_code == 2 and "declares no adapter 'bob'" in absent.output

@@ -2,9 +2,11 @@
 
 ``list`` shows every adapter the loaded plugins provide (its plugin, binary, whether the binary
 is on PATH, its version, its capabilities). ``check`` gives each a verdict: the binary is found
-and its version command runs. Without a name it surveys everything and exits 0 (not every CLI
-is meant to be installed); with a name, or with ``--config`` (checking the adapters a run config
-declares, with their options), any failed check exits 1.
+and its version command runs; every adapter, the one named, or with ``--config`` the adapters a
+run config declares (with their options). Exit codes: 0 every check passed, 1 some check failed
+(a CLI not installed is a failed check: the table says which), 2 a name that names no adapter
+(the message lists the known ones) or a bad config. Tables keep adapter names whole; ``--wide``
+shows every column.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from orchestrator.cli import console
 from orchestrator.cli.adapters_live import live_check, live_targets
 from orchestrator.config import adapter_entry
 from orchestrator.config.load import load_config
-from orchestrator.errors import AdapterError
+from orchestrator.errors import AdapterError, UsageError
 from orchestrator.plugins import host as plugins
 from orchestrator.plugins.registry import AdapterRegistry
 from orchestrator.runner.logins import login_summary
@@ -129,7 +131,10 @@ def _capabilities(adapter: Adapter) -> list[str]:
 def _registered(
     registry: AdapterRegistry, only: str | None
 ) -> list[tuple[str, Adapter | AdapterError, str]]:
-    names = [registry.get(only).name] if only else registry.names()
+    try:
+        names = [registry.get(only).name] if only else registry.names()
+    except AdapterError as exc:  # a name that names nothing: the command line's fault
+        raise UsageError(str(exc)) from None
     return [(name, _create(registry, name, None), name) for name in names]
 
 
@@ -138,7 +143,7 @@ def _configured(
 ) -> list[tuple[str, Adapter | AdapterError, str]]:
     configured = load_config(config_file).adapters
     if only is not None and only not in configured:
-        raise AdapterError(
+        raise UsageError(
             f"{config_file} declares no adapter {only!r} (it declares: "
             f"{', '.join(configured) or 'none'})"
         )
@@ -165,10 +170,33 @@ def _create(
         return exc
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON array.")]
+WideOption = Annotated[bool, typer.Option("--wide", help="Show every column whole.")]
+_LIST = (
+    console.Column("adapter", key=True),
+    console.Column("plugin", drop=1),
+    console.Column("binary", wraps=True),
+    console.Column("found"),
+    console.Column("version", wraps=True),
+    console.Column("capabilities", wraps=True, drop=2),
+)
+_CHECK = (
+    console.Column("adapter", key=True),
+    console.Column("verdict"),
+    console.Column("detail", wraps=True),
+    console.Column("login", wraps=True, drop=1),
+)
+_LIVE = (
+    console.Column("cli", key=True),
+    console.Column("version", wraps=True),
+    console.Column("verdict"),
+    console.Column("seconds", drop=1),
+    console.Column("detail", wraps=True),
+)
+
+
 @app.command("list")
-def list_adapters(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
-) -> None:
+def list_adapters(as_json: JsonOption = False, wide: WideOption = False) -> None:
     """Every adapter the installed plugins provide, with its binary, version and plugin."""
     registry = plugins.default_plugins().registry
     reports = anyio.run(survey, registry, _registered(registry, None))
@@ -176,7 +204,7 @@ def list_adapters(
         console.print_lines(json.dumps([asdict(report) for report in reports], indent=2))
         return
     console.print_table(
-        ["adapter", "plugin", "binary", "found", "version", "capabilities"],
+        _LIST,
         (
             [
                 report.name,
@@ -188,6 +216,7 @@ def list_adapters(
             ]
             for report in reports
         ),
+        wide=wide,
     )
 
 
@@ -198,7 +227,8 @@ def check_adapters(
         Path | None,
         typer.Option("--config", "-c", help="Check the adapters this run config declares."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+    as_json: JsonOption = False,
+    wide: WideOption = False,
     live: Annotated[
         bool,
         typer.Option(
@@ -211,7 +241,7 @@ def check_adapters(
     """Is each adapter's CLI installed, does its version command run, and where would it find
     its login (paths and variable names, never their contents)?"""
     if live:
-        _check_live(name, as_json)
+        _check_live(name, as_json, wide)
         return
     registry = plugins.default_plugins().registry
     chosen = _configured(registry, config, name) if config else _registered(registry, name)
@@ -221,21 +251,21 @@ def check_adapters(
         console.print_lines(json.dumps([asdict(report) for report in reports], indent=2))
     else:
         console.print_table(
-            ["adapter", "verdict", "detail", "login"],
+            _CHECK,
             ([r.name, "ok" if r.ok else "FAIL", r.message, r.login] for r in reports),
+            wide=wide,
         )
-    strict = name is not None or config is not None
-    if strict and not all(report.ok for report in reports):
+    if not all(report.ok for report in reports):
         raise typer.Exit(1)
 
 
-def _check_live(name: str | None, as_json: bool) -> None:
+def _check_live(name: str | None, as_json: bool, wide: bool) -> None:
     reports = anyio.run(live_check, live_targets(name), console.print_progress)
     if as_json:
         console.print_lines(json.dumps([asdict(report) for report in reports], indent=2))
     else:
         console.print_table(
-            ["cli", "version", "verdict", "seconds", "detail"],
+            _LIVE,
             (
                 [
                     r.cli,
@@ -247,6 +277,7 @@ def _check_live(name: str | None, as_json: bool) -> None:
                 for r in reports
             ),
             title="this machine's CLIs against the fake model (offline)",
+            wide=wide,
         )
     failed = any(r.works is False for r in reports)
     if failed or (name is not None and not all(r.installed for r in reports)):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator.errors import AdapterError, RunError
+from orchestrator.errors import RunError, UsageError
 from orchestrator.process.command import run_command
 from orchestrator.testing.live_scenarios import WRITE, arun_scenario
 from orchestrator.testing.live_targets import BUILTIN_TARGETS, LiveTarget, find_cli
@@ -43,7 +43,7 @@ def live_targets(name: str | None) -> list[LiveTarget]:
     chosen = [t for t in targets if name in (t.cli, t.adapter_type)]
     if not chosen:
         known = ", ".join(f"{t.adapter_type} ({t.cli})" for t in targets)
-        raise AdapterError(f"no live check for {name!r}; there is one for: {known}")
+        raise UsageError(f"no live check for {name!r}; there is one for: {known}")
     return chosen
 
 

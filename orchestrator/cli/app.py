@@ -2,9 +2,10 @@
 
 Commands raise ``CouncilError`` subclasses and never print tracebacks for them: the handler
 below turns them into a red message on stderr and an exit code, 2 when the user's input was at
-fault (a bad config, an invalid value, an adapter that cannot run here) or the command was
-refused before it changed anything (another orchestrator runs on the repository), and 1 for
-everything else.
+fault (a bad config, an invalid value, a name that names nothing, an adapter that cannot run
+here) or the command was refused before it changed anything (another orchestrator runs on the
+repository), and 1 for everything else. Ctrl-C outside a run (which handles its own) exits 130.
+The convention, shown under ``council --help``, is ``EXIT_CODES``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ from orchestrator.cli import (
 from orchestrator.council import Council
 from orchestrator.errors import ConfigError, CouncilError, RunLocked
 
-__all__ = ["CouncilGroup", "app", "council_errors", "exit_code_for", "main"]
+__all__ = ["EXIT_CODES", "CouncilGroup", "app", "council_errors", "exit_code_for", "main"]
+
+EXIT_CODES = (
+    "Exit codes: 0 all done; 1 some task did not land or some check failed; "
+    "2 usage or config error; 130 interrupted."
+)
 
 
 def exit_code_for(error: CouncilError) -> int:
@@ -49,6 +55,10 @@ class CouncilGroup(TyperGroup):
         except CouncilError as exc:
             _report(exc)
             raise typer.Exit(exit_code_for(exc)) from None
+        except KeyboardInterrupt:
+            # click would say "Aborted!" and exit 1, which reads as a failure.
+            console.print_error("interrupted")
+            raise typer.Exit(130) from None
         except BaseExceptionGroup as group:
             # A run's error comes up through the task group that also ran the live table
             # and the signal handler: it is still one error of ours, not a crash.
@@ -84,6 +94,7 @@ app = typer.Typer(
     name="council",
     cls=CouncilGroup,
     help="Run several AI coding CLIs in parallel on one git repository.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     # typer's own --install-completion / --show-completion for bash, zsh, fish, PowerShell.
     add_completion=True,

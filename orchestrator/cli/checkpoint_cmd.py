@@ -1,7 +1,8 @@
 """``council checkpoint create|list|restore``: snapshots of a run's session and tasks.
 
 - ``create FILE [--reason TEXT] [--session ID]``: snapshot the newest session (or ``--session``).
-- ``list FILE [--session ID] [--json]``: the checkpoints kept in FILE's store, oldest first.
+- ``list FILE [--session ID] [--json] [--wide]``: the checkpoints kept in FILE's store, oldest
+  first; their ids are never cut (``restore`` needs them whole).
 - ``restore FILE CHECKPOINT_ID``: put the session and its tasks back as the checkpoint holds
   them. Refused while a live orchestrator runs that session (it would overwrite the restore,
   or act on tasks that changed under it); stop it first, restore, then ``council resume``.
@@ -46,7 +47,15 @@ SessionOption = Annotated[
     str | None, typer.Option("--session", help="Session id (default: the newest).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-_COLUMNS = ("checkpoint", "session", "created", "reason", "tasks")
+WideOption = Annotated[bool, typer.Option("--wide", help="Show every column whole.")]
+# The checkpoint id is what `restore` needs: a key, never cut.
+_COLUMNS = (
+    console.Column("checkpoint", key=True),
+    console.Column("session", key=True),
+    console.Column("created", drop=1),
+    console.Column("reason", wraps=True),
+    console.Column("tasks", drop=2),
+)
 
 
 @app.command()
@@ -68,7 +77,12 @@ def create(
 
 
 @app.command("list")
-def list_(file: FileArg, session: SessionOption = None, as_json: JsonOption = False) -> None:
+def list_(
+    file: FileArg,
+    session: SessionOption = None,
+    as_json: JsonOption = False,
+    wide: WideOption = False,
+) -> None:
     """List the checkpoints of FILE's runs, oldest first."""
     config = load_config(file)
     infos = anyio.run(_list, config, session)
@@ -77,7 +91,8 @@ def list_(file: FileArg, session: SessionOption = None, as_json: JsonOption = Fa
     elif not infos:
         console.print_lines(f"no checkpoints in {config.state_dir}")
     else:
-        console.print_table(_COLUMNS, map(_row, infos), title=f"{len(infos)} checkpoints")
+        title = f"{len(infos)} checkpoints"
+        console.print_table(_COLUMNS, map(_row, infos), title=title, wide=wide)
 
 
 @app.command()

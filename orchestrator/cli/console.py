@@ -11,15 +11,27 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.live import Live
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.cli.table_layout import (
+    FOLDED,
+    Column,
+    Layout,
+    choose_columns,
+    plain_lines,
+    table_width,
+)
+
 __all__ = [
+    "Column",
     "WarningLines",
     "height",
     "is_terminal",
@@ -146,22 +158,77 @@ def print_lines(text: str) -> None:
 
 
 def print_table(
-    columns: Sequence[str], rows: Iterable[Sequence[object]], title: str | None = None
+    columns: Sequence[Column | str],
+    rows: Iterable[Sequence[object]],
+    title: str | None = None,
+    *,
+    wide: bool = False,
 ) -> None:
-    """A table on stdout; cells are shown with ``str`` and never read as markup."""
-    stdout.print(_table(columns, rows, title))
+    """A table on stdout; cells are shown with ``str`` and never read as markup.
+
+    On a terminal: a boxed table as wide as the terminal, its key columns never cut; lesser
+    columns fold or are dropped, and a dim line after it says which (``--wide shows: ...``).
+    ``wide`` shows every column whole, however wide that makes it. Anywhere else (a pipe, a
+    file, a CI log), and on a terminal too narrow for even the key columns: the plain layout,
+    every cell whole (``table_layout``)."""
+    specs = [Column.of(column) for column in columns]
+    cells = [[str(cell) for cell in row] for row in rows]
+    if title is not None:  # wrapped between words on a terminal, so an id stays on one line
+        stdout.print(Text(title, style="bold"), soft_wrap=not stdout.is_terminal)
+    layout = choose_columns(specs, cells, stdout.width, cell_len, wide=wide)
+    if not stdout.is_terminal or layout.plain:
+        print_lines("\n".join(plain_lines([c.header for c in specs], cells, cell_len)))
+        return
+    table = _boxed(specs, cells, layout, wide=wide)
+    if wide:
+        # Console.print never draws wider than the console: a console as wide as the table.
+        width = max(stdout.width, table_width([layout.widths[i] for i in layout.kept]))
+        Console(file=stdout.file, width=width, highlight=False, force_terminal=True).print(table)
+    else:
+        stdout.print(table)
+    if layout.dropped:
+        stdout.print(Text(f"--wide shows: {', '.join(layout.dropped)}", style="dim"))
 
 
-def _table(columns: Sequence[str], rows: Iterable[Sequence[object]], title: str | None) -> Table:
-    table = Table(*columns, title=title)
-    for row in rows:
-        table.add_row(*(Text(str(cell)) for cell in row))
+def _boxed(
+    columns: Sequence[Column],
+    cells: Sequence[Sequence[str]],
+    layout: Layout,
+    *,
+    wide: bool = False,
+    title: str | None = None,
+) -> Table:
+    # No outer edge: two more columns for the cells, which matters at 80.
+    table = Table(title=title, show_edge=False)
+    for index in layout.kept:
+        column, width = columns[index], layout.widths[index]
+        if column.wraps and not wide:
+            table.add_column(column.header, overflow="fold", min_width=min(width, FOLDED))
+        else:
+            table.add_column(column.header, no_wrap=True, min_width=width)
+    for row in cells:
+        table.add_row(*(Text(row[index]) for index in layout.kept))
+    return table
+
+
+def _table(
+    columns: Sequence[Column | str], rows: Iterable[Sequence[object]], title: str | None
+) -> Table:
+    specs = [Column.of(column) for column in columns]
+    cells = [[str(cell) for cell in row] for row in rows]
+    layout = choose_columns(specs, cells, stdout.width, cell_len)
+    if layout.plain:  # redrawn in place, so boxed anyway: the key columns, each one whole
+        kept = tuple(i for i, column in enumerate(specs) if column.key) or layout.kept
+        layout = Layout(kept, (), layout.widths)
+    table = _boxed(specs, cells, layout, title=title)
+    if layout.dropped:
+        table.caption = f"too narrow to show: {', '.join(layout.dropped)}"
     return table
 
 
 @contextmanager
 def live_table(
-    columns: Sequence[str],
+    columns: Sequence[Column | str],
 ) -> Iterator[Callable[[Iterable[Sequence[object]], str | None], None]]:
     """A table redrawn in place on a terminal while the block runs; yields ``update(rows,
     title)``. It disappears at the end (the caller prints a summary), and on anything but a
@@ -169,11 +236,17 @@ def live_table(
     if not stdout.is_terminal:
         yield lambda rows, title: None
         return
-    with Live(_one_line_table(columns, [], None), console=stdout, transient=True) as live:
+    # Plain header names: one line per row (a live board); ``Column``s: the summary's layout.
+    names = [column for column in columns if isinstance(column, str)]
+    if len(names) == len(columns):
+        draw = partial(_one_line_table, names)
+    else:
+        draw = partial(_table, columns)
+    with Live(draw([], None), console=stdout, transient=True) as live:
         _live.append(live)
 
         def update(rows: Iterable[Sequence[object]], title: str | None) -> None:
-            live.update(_one_line_table(columns, rows, title))
+            live.update(draw(rows, title))
 
         try:
             yield update

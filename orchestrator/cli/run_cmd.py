@@ -6,13 +6,19 @@
   phases, adapters) and the exact redacted command of each phase's first adapter, and runs
   nothing.
 - ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository.
-- ``status [FILE]``: the report of the newest session (of FILE's repository, or of the current
-  directory's ``.council/state``), ``--json`` for machine output. A parked task shows
+- ``status [FILE]``: the report of the newest session (of FILE's repository; without FILE, of
+  the run meant here, see ``run_finder``: the one last started from this directory or one
+  above it, else the ``.council/state`` of the repository you stand in; exit 2 when there is
+  none), ``--json`` for machine output. A parked task shows
   ``parked until HH:MM:SS (adapter, park n)`` (``parked_until``, ``parked_adapter`` and
   ``parks`` in the JSON); a failed one its ``outcome`` (``rate_limited``, ...) in the JSON.
   ``--watch`` redraws the table every second (on anything but a terminal: one line per task
   status change) until every task has ended, the run stopped, or its orchestrator is gone,
   then prints the report and exits with the run's exit code; Ctrl-C exits 130.
+
+Tables keep ids (task, branch, commit) whole; a terminal too narrow for the rest drops lesser
+columns and says which, ``--wide`` shows them all and full commit ids, and piped output is the
+plain layout, every cell whole (``console.print_table``).
 
 ``run`` and ``resume`` refuse, before they write anything, a config or a setup that cannot
 work (``preflight``: a missing CLI binary, a symlinked ``.council``...) and a repository on
@@ -37,12 +43,12 @@ from typing import Annotated
 import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, run_finder
 from orchestrator.cli.live_board import Stopping, show_board
 from orchestrator.cli.store_access import newest_report
 from orchestrator.config.run import RunConfig
 from orchestrator.council import Council, check_resumable, stored_report
-from orchestrator.errors import CouncilError, TaskInActiveSession
+from orchestrator.errors import CouncilError, RecordNotFound, TaskInActiveSession, UsageError
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
 from orchestrator.models import SessionStatus, TaskStatus
@@ -52,10 +58,25 @@ from orchestrator.run.report import RunReport, TaskReport
 
 __all__ = ["register"]
 
-_SUMMARY = ("task", "status", "adapter", "attempts", "branch", "merged", "time", "error")
+# Ids are keys (never cut); at 80 columns attempts, time and error give way first.
+_SUMMARY = (
+    console.Column("task", key=True),
+    console.Column("status", wraps=True),
+    console.Column("adapter"),
+    console.Column("attempts", drop=3),
+    console.Column("branch", key=True),
+    console.Column("merged", key=True),
+    console.Column("time", drop=2),
+    console.Column("error", wraps=True, drop=1),
+)
+_HELD_BY = console.Column("held by", wraps=True, drop=1)
+_SHORT_COMMIT = 10  # what git accepts for a commit of any repository of ordinary size
 _WATCH_EVERY = 1.0
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Show every column whole (full commit ids), however wide.")
+]
 IfBaseDirtyOption = Annotated[
     IfBaseDirty,
     typer.Option(
@@ -71,7 +92,7 @@ def register(app: typer.Typer) -> None:
     """Add ``run``, ``resume`` and ``status`` to the root app."""
     app.command("run")(run)
     app.command("resume")(resume)
-    app.command("status")(status)
+    app.command("status", short_help="Show the newest run's tasks.")(status)
 
 
 def run(
@@ -80,6 +101,7 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and commands; run nothing.")
     ] = False,
+    wide: WideOption = False,
     if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
 ) -> None:
     """Run every task of FILE until each is merged, failed or in conflict."""
@@ -88,11 +110,12 @@ def run(
         _print_plan(council.plan(), as_json)
         return
     check_base_checkout(council, if_base_dirty)
+    run_finder.remember_run(file, council.config.repo)  # for `council status` from here
     try:
         report = anyio.run(_drive, council, council.run, not as_json)
     except TaskInActiveSession as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
-    _finish(report, as_json, file)
+    _finish(report, as_json, wide, file)
 
 
 def resume(
@@ -101,6 +124,7 @@ def resume(
         str | None, typer.Option("--session", help="Session id (default: the newest).")
     ] = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
     if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
 ) -> None:
     """Continue an interrupted or killed run from where it stood."""
@@ -110,32 +134,50 @@ def resume(
     anyio.run(council.preflight)
     check_resumable(council.config)
     check_base_checkout(council, if_base_dirty)
+    run_finder.remember_run(file, council.config.repo)
     report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
-    _finish(report, as_json, file)
+    _finish(report, as_json, wide, file)
 
 
 def status(
     file: Annotated[
-        Path | None, typer.Argument(help="Run config (default: the current directory's run).")
+        Path | None,
+        typer.Argument(help="Run config (default: the run meant here, see above)."),
     ] = None,
     as_json: JsonOption = False,
     watch: Annotated[
         bool,
         typer.Option("--watch", help="Refresh every second until every task has ended."),
     ] = False,
+    wide: WideOption = False,
 ) -> None:
-    """Show the newest run's tasks."""
-    where: Path | RunConfig = Path(".council/state")
-    if file is not None:
-        config = Council.from_config(file).config
-        where = config.state_dir if config.state.backend == "file" else config
+    """Show the newest run's tasks: of FILE or, without it, of the run meant here (the one
+    `council run` or `resume` was last started for from this directory or the nearest one
+    above it, else the one kept in the .council/state of the repository you stand in)."""
+    where = _status_source(file)
     if watch:
-        watch_status(where, as_json)
-    report = anyio.run(stored_report, where)
+        watch_status(where, as_json, wide)
+    try:
+        report = anyio.run(stored_report, where)
+    except RecordNotFound as exc:  # the config or directory named has no run: a usage error
+        raise UsageError(f"{exc}; start one with: council run <config>") from None
     if as_json:
         console.print_lines(report.model_dump_json(indent=2))
     else:
-        _print_summary(report)
+        _print_summary(report, wide)
+
+
+def _status_source(file: Path | None) -> Path | RunConfig:
+    """The state directory, or the config of a database-backed run, that status reads."""
+    if file is None:
+        found = run_finder.find_run(Path.cwd())
+        console.print_progress(f"status of {found.how}")
+        if found.config is None:
+            assert found.state_dir is not None  # a FoundRun has one or the other
+            return found.state_dir
+        file = found.config
+    config = Council.from_config(file).config
+    return config.state_dir if config.state.backend == "file" else config
 
 
 def check_base_checkout(council: Council, choice: IfBaseDirty) -> None:
@@ -215,11 +257,13 @@ async def _on_signals(council: Council, stopping: Stopping) -> None:
                 council.kill()
 
 
-def _finish(report: RunReport, as_json: bool, config: Path | None = None) -> None:
+def _finish(
+    report: RunReport, as_json: bool, wide: bool = False, config: Path | None = None
+) -> None:
     if as_json:
         console.print_lines(report.model_dump_json(indent=2))
     else:
-        _print_summary(report)
+        _print_summary(report, wide)
     if report.status == SessionStatus.INTERRUPTED and config is not None:
         # On stderr, so --json output stays one JSON document.
         left = report.totals.tasks - report.totals.done
@@ -230,14 +274,14 @@ def _finish(report: RunReport, as_json: bool, config: Path | None = None) -> Non
     raise typer.Exit(report.exit_code)
 
 
-def watch_status(where: Path | RunConfig, as_json: bool) -> None:
+def watch_status(where: Path | RunConfig, as_json: bool, wide: bool = False) -> None:
     """``status --watch`` (see the module doc); always ends by raising ``typer.Exit``."""
     try:
         report = anyio.run(_watch, where, not as_json)
     except KeyboardInterrupt:
         console.print_error("interrupted")
         raise typer.Exit(130) from None
-    _finish(report, as_json)
+    _finish(report, as_json, wide)
 
 
 async def _watch(where: Path | RunConfig, show: bool) -> RunReport:
@@ -258,14 +302,16 @@ async def _watch(where: Path | RunConfig, show: bool) -> RunReport:
             await anyio.sleep(_WATCH_EVERY)
 
 
-def _print_summary(report: RunReport) -> None:
-    rows, title = _summary(report)
+def _print_summary(report: RunReport, wide: bool = False) -> None:
+    rows, title = _summary(report, wide)
     if report.team is None:
-        console.print_table(_SUMMARY, rows, title=title)
+        console.print_table(_SUMMARY, rows, title=title, wide=wide)
         return
     # A team run: who holds each task, and which workstations are in it now.
     held = [(*row, _holder(task)) for row, task in zip(rows, report.tasks, strict=True)]
-    console.print_table((*_SUMMARY, "held by"), held, title=f"{title} (team {report.team})")
+    console.print_table(
+        (*_SUMMARY, _HELD_BY), held, title=f"{title} (team {report.team})", wide=wide
+    )
     if not report.workstations:
         console.print_lines("no workstation is working in this run now")
     for station in report.workstations:
@@ -291,7 +337,8 @@ def _ago(moment: datetime) -> str:
     return f"{seconds:.0f}s ago"
 
 
-def _summary(report: RunReport) -> tuple[list[tuple[object, ...]], str]:
+def _summary(report: RunReport, wide: bool = False) -> tuple[list[tuple[object, ...]], str]:
+    """The summary's rows (commit ids short unless ``wide``) and its title."""
     rows: list[tuple[object, ...]] = [
         (
             t.task_id,
@@ -299,7 +346,7 @@ def _summary(report: RunReport) -> tuple[list[tuple[object, ...]], str]:
             t.adapter or "-",
             t.attempts,
             t.branch or "-",
-            (t.merged_commit or "-")[:10],
+            _commit(t.merged_commit, wide),
             f"{t.duration_seconds:.1f}s" if t.duration_seconds is not None else "-",
             t.error or "",
         )
@@ -311,6 +358,12 @@ def _summary(report: RunReport) -> tuple[list[tuple[object, ...]], str]:
         f"{totals.failed} failed, {totals.conflict} in conflict"
     )
     return rows, title
+
+
+def _commit(commit: str | None, wide: bool) -> str:
+    if commit is None:
+        return "-"
+    return commit if wide else commit[:_SHORT_COMMIT]
 
 
 def _status(task: TaskReport) -> str:

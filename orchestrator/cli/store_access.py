@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.config.run import RunConfig
-from orchestrator.errors import RecordNotFound, RunError, UnusableRepository, UsageError
+from orchestrator.errors import RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
 from orchestrator.process import procid
 from orchestrator.run.preflight import council_dir_problem
@@ -44,7 +44,8 @@ __all__ = [
 
 @asynccontextmanager
 async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
-    """The run's state store; ``RecordNotFound`` when no run has been recorded yet."""
+    """The run's state store; ``UsageError`` when no run has been recorded yet (the config
+    names a repository with no run: exit 2, like any name that names nothing)."""
     if config.state.backend != "file":
         store = await open_run_store(config)
         async with contextlib.aclosing(store):
@@ -55,7 +56,7 @@ async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
         raise UnusableRepository(problem)  # never follow a link with the commands that write
     state_dir = config.state_dir
     if not await anyio.to_thread.run_sync(state_dir.is_dir):
-        raise RecordNotFound(f"no run has been recorded in {state_dir}")
+        raise UsageError(f"no run has been recorded in {state_dir}")
     events = config.repo / ".council" / "events.jsonl"
     async with FileStateStore(state_dir, events_path=events, anchor=config.state_anchor) as store:
         yield store
@@ -85,7 +86,7 @@ async def pick_session(
         return session
     sessions = await sessions_by_age(store, config)
     if not sessions:
-        raise RecordNotFound(f"no run has been recorded in {place}")
+        raise UsageError(f"no run has been recorded in {place}")
     newest = sessions[-1]
     if unfinished:
         sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
@@ -173,12 +174,12 @@ async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
         place, stale = describe_state(where), where.scheduler.stale_threshold
     else:
         if not await anyio.to_thread.run_sync(where.is_dir):
-            raise RecordNotFound(f"no run has been recorded in {where}")
+            raise UsageError(f"no run has been recorded in {where}")
         store, place = FileStateStore(where), str(where)
     async with contextlib.aclosing(store):
         sessions = await sessions_by_age(store, where if isinstance(where, RunConfig) else None)
         if not sessions:
-            raise RecordNotFound(f"no run has been recorded in {place}")
+            raise UsageError(f"no run has been recorded in {place}")
         newest = sessions[-1]
         report = await session_report(store, newest, stale)
         return report, orchestrator_gone(newest)

@@ -1,8 +1,9 @@
 """``council worktrees list|prune``: the repository's worktrees, and cleaning up after runs.
 
-- ``list FILE [--json]``: every worktree git knows (the user's checkout and worktrees too) plus
-  the ones the store records but git lacks, with owner session, task, branch, whether it is
-  locked, prunable (its directory is gone) and ours (made by CLI Council).
+- ``list FILE [--json] [--wide]``: every worktree git knows (the user's checkout and worktrees
+  too) plus the ones the store records but git lacks, with owner session, task, branch, whether
+  it is locked, prunable (its directory is gone) and ours (made by CLI Council). Paths, ids and
+  branches are never cut.
 - ``prune FILE [--json]``: the worktree manager's reconcile. Worktrees whose directory was
   deleted by hand lose their git metadata (their branches stay); worktrees of **dead**
   sessions are removed under the safety rules: uncommitted work is committed, an unmerged tip
@@ -54,7 +55,16 @@ app = typer.Typer(
 
 FileArg = Annotated[Path, typer.Argument(help="The run config (YAML) of the repository.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-_COLUMNS = ("path", "session", "task", "branch", "locked", "prunable", "ours")
+WideOption = Annotated[bool, typer.Option("--wide", help="Show every column whole.")]
+_COLUMNS = (
+    console.Column("path", key=True),
+    console.Column("session", key=True),
+    console.Column("task", key=True),
+    console.Column("branch", key=True),
+    console.Column("locked", drop=1),
+    console.Column("prunable", drop=2),
+    console.Column("ours", drop=3),
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ class PruneOutcome:
 
 
 @app.command("list")
-def list_(file: FileArg, as_json: JsonOption = False) -> None:
+def list_(file: FileArg, as_json: JsonOption = False, wide: WideOption = False) -> None:
     """List the worktrees of FILE's repository."""
     config = load_config(file)
     infos = anyio.run(_list, config)
@@ -91,7 +101,7 @@ def list_(file: FileArg, as_json: JsonOption = False) -> None:
         )
         for info in infos
     ]
-    console.print_table(_COLUMNS, table, title=f"worktrees of {config.repo}")
+    console.print_table(_COLUMNS, table, title=f"worktrees of {config.repo}", wide=wide)
 
 
 @app.command()

@@ -32,6 +32,7 @@ from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import TASKS_OPTION, RunContext
+from orchestrator.state.protocol import StateStore
 
 __all__ = ["recover", "retire_left_worktrees", "skip_landed"]
 
@@ -59,7 +60,8 @@ async def recover(
 
 async def skip_landed(run: RunContext, tasks: Iterable[TaskConfig]) -> None:
     """Tasks whose work an earlier run already merged (their ``Council-Task`` trailer is on
-    the base) are done from the start: running them again could only merge them twice."""
+    the base) are done from the start: running them again could only merge them twice. Each keeps
+    who landed it (``_who_landed``)."""
     store, merges = run.services.store, run.services.merges
     pending = list(tasks)
     landed = await merges.landed_commits(task.id for task in pending)
@@ -68,15 +70,11 @@ async def skip_landed(run: RunContext, tasks: Iterable[TaskConfig]) -> None:
         if commit is None:
             continue
         now = utcnow()
+        updates: dict[str, Any] = {"started_at": now, "finished_at": now}
+        updates |= await _who_landed(store, task.id, commit)
         await store.update_task_state(
             task.id,
-            {
-                "status": TaskStatus.DONE,
-                "merged_commit": commit,
-                "started_at": now,
-                "finished_at": now,
-                "error": None,
-            },
+            {**updates, "status": TaskStatus.DONE, "merged_commit": commit, "error": None},
         )
         await run.events.emit("task.already_merged", {"task_id": task.id, "commit": commit})
 
@@ -95,6 +93,22 @@ async def retire_left_worktrees(run: RunContext, writes: AttemptWrites, since: d
         if state.status == TaskStatus.DONE or not named:
             session_id = worktree.session_id
             await writes.remove_worktree(session_id, f"session {session_id}")
+
+
+async def _who_landed(store: StateStore, task_id: str, commit: str) -> dict[str, Any]:
+    """Who did the work that landed as ``commit`` and when, from the task's earlier records
+    (a new session starts each task afresh): a run with nothing left to do still says which
+    adapter landed each task from which branch."""
+    for earlier in await store.task_history(task_id):
+        if earlier.merged_commit == commit and earlier.adapter is not None:
+            return {
+                "adapter": earlier.adapter,
+                "branch": earlier.branch,
+                "attempt": earlier.attempt,
+                "started_at": earlier.started_at,
+                "finished_at": earlier.finished_at,
+            }
+    return {}
 
 
 def _abandoned(task: TaskState, status: TaskStatus) -> dict[str, Any]:

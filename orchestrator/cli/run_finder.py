@@ -1,0 +1,111 @@
+"""Which run ``council status`` means when it is given no config.
+
+``council run`` and ``council resume`` remember, before they start, the config they run: one
+small JSON record per directory, kept under the user's state directory
+(``$XDG_STATE_HOME/cli-council/runs/``, ``~/.local/state/cli-council/runs/`` when it is unset)
+and named by a hash of the directory's path, for the directory the command was started from
+and for the run's repository. Nothing is written into the user's checkout, a run started again
+from the same place replaces its record, and two runs never write the same file unless they
+start from the same directory (then the later one is the run meant).
+
+``find_run(start)`` walks up from ``start`` the way git looks for its repository: in each
+directory, first the run remembered for it (its config: a team run's PostgreSQL store is found
+as ``council status FILE`` would find it), then a ``.council/state`` in it (the repository one
+stands in, from any of its subdirectories or worktrees). The nearest one found wins, so after
+``council run configs/demo.yaml`` from a checkout, ``council status`` there shows the demo
+run, and inside the demo's repository it shows that repository's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import UsageError
+from orchestrator.models import utcnow
+from orchestrator.safety import safe_write
+
+__all__ = ["FoundRun", "find_run", "remember_run", "runs_dir"]
+
+log = logging.getLogger(__name__)
+
+_STATE = Path(".council") / "state"
+
+
+@dataclass(frozen=True)
+class FoundRun:
+    """A run found for a directory: its config (a remembered run) or its state directory."""
+
+    config: Path | None
+    state_dir: Path | None
+    how: str  # what was found where, for the user
+
+
+def runs_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the records are kept (the XDG base directory rule for state)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME") or ""
+    home = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state"
+    return home / "cli-council" / "runs"
+
+
+def _record_path(directory: Path, environ: Mapping[str, str] | None = None) -> Path:
+    digest = hashlib.sha256(str(directory).encode()).hexdigest()[:32]
+    return runs_dir(environ) / f"{digest}.json"
+
+
+def remember_run(config_file: Path, repo: Path, started_in: Path | None = None) -> None:
+    """Remember that the run of ``config_file`` (on ``repo``) was started from ``started_in``
+    (the current directory by default). A record that cannot be written is a warning: the run
+    matters more than finding it later."""
+    config = config_file.resolve()
+    places = {(started_in or Path.cwd()).resolve(), repo.resolve()}
+    for directory in sorted(places):
+        record = {
+            "directory": str(directory),
+            "config": str(config),
+            "repo": str(repo.resolve()),
+            "recorded_at": utcnow().isoformat(),
+        }
+        path = _record_path(directory)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            safe_write.write_atomic(path.parent, path, json.dumps(record).encode())
+        except OSError as exc:
+            log.warning("cannot remember this run for `council status` in %s: %s", path, exc)
+
+
+def _remembered(directory: Path) -> Path | None:
+    """The config of the run remembered for ``directory``, while that file is still there."""
+    try:
+        record = json.loads(_record_path(directory).read_text())
+    except (OSError, ValueError):
+        return None  # none, or unreadable: as good as none
+    if not isinstance(record, dict) or record.get("directory") != str(directory):
+        return None
+    config = record.get("config")
+    if not isinstance(config, str) or not Path(config).is_file():
+        return None
+    return Path(config)
+
+
+def find_run(start: Path) -> FoundRun:
+    """The run meant from ``start`` (module doc); ``UsageError`` naming where it looked."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        config = _remembered(directory)
+        if config is not None:
+            return FoundRun(config, None, f"the run of {config}, started from {directory}")
+        state = directory / _STATE
+        if state.is_dir():
+            return FoundRun(None, state, f"the run kept in {state}")
+    raise UsageError(
+        f"no run found from {start}: no `council run` was started there or in a directory "
+        f"above it, and none of them has a {_STATE}; pass the run config: "
+        "council status <config>"
+    )
