@@ -23,6 +23,8 @@ from orchestrator.cli import (
     config_cmd,
     console,
     db_cmd,
+    doctor_cmd,
+    init_cmd,
     run_cmd,
     worktrees_cmd,
 )
@@ -120,6 +122,8 @@ app.add_typer(db_cmd.app, name="db")
 run_cmd.register(app)
 cancel_cmd.register(app)
 clean_cmd.register(app)
+init_cmd.register(app)
+doctor_cmd.register(app)
 
 
 def main() -> None:
