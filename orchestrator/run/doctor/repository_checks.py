@@ -77,7 +77,8 @@ def _base_checkout(git: Git, base: str) -> Check:
     for checkout in owners:
         found = inspect_checkout(calls, checkout, base, tree)
         if isinstance(found, Blocked):
-            shown = ", ".join(found.details[:_SHOWN_PATHS])
+            # Each detail is a status entry, "XY path": the path is what a person acts on.
+            shown = ", ".join(entry[3:] for entry in found.details[:_SHOWN_PATHS])
             more = len(found.details) - _SHOWN_PATHS
             listed = f": {shown}" + (f" and {more} more" if more > 0 else "") if shown else ""
             return Check.fail(

@@ -27,7 +27,7 @@ _NAME = "state store"
 async def file_store_check(state_dir: Path, repo: Path, anchor: Path) -> Check:
     """The file store at ``state_dir`` (the events of ``repo``), reached from ``anchor``."""
     if not await anyio.to_thread.run_sync(state_dir.is_dir):
-        return Check.ok(_GROUP, _NAME, f"no run recorded yet ({state_dir} is made by the first)")
+        return Check.ok(_GROUP, _NAME, f"no run recorded yet (the first makes {state_dir})")
     try:
         events = repo / COUNCIL_DIR / "events.jsonl"
         async with FileStateStore(state_dir, events_path=events, anchor=anchor) as store:
@@ -44,7 +44,7 @@ async def file_store_check(state_dir: Path, repo: Path, anchor: Path) -> Check:
             _NAME,
             f"{len(lost)} damaged record(s) without a good version in {state_dir}: {named}",
             "restore a checkpoint (`council checkpoint list`, then `council checkpoint "
-            "restore <id>`)",
+            "restore <id>`), or move a damaged record's directory away to start it afresh",
         )
     runs = f"{len(sessions)} run{'s' * (len(sessions) != 1)} recorded"
     mended = f", {len(problems)} damaged record(s) recovered from history" if problems else ""
