@@ -62,8 +62,10 @@ def doctor(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
-    """Check git, the repository, each CLI and its login, and the state store; print a fix
-    for each failure. Exit 0 when nothing failed, 1 when a check failed, 2 on a bad config."""
+    """Check that a run can work here: git, the repository, each CLI and its login, the store.
+
+    Each failure comes with a one-line fix. Exit 0 when nothing failed, 1 when a check
+    failed, 2 on a bad config."""
     if file is None and DEFAULT_CONFIG.is_file():
         file = DEFAULT_CONFIG
     registry = plugins.default_plugins().registry

@@ -52,20 +52,24 @@ def init(
         return plan
 
     plan = anyio.run(make)
-    steps = _next_steps(output)
+    steps = _next_steps(output, plan)
     if as_json:
         console.print_lines(json.dumps(_as_json(plan, steps), indent=2))
         return
     _print(plan, output, steps)
 
 
-def _next_steps(output: Path) -> list[tuple[str, str]]:
+def _next_steps(output: Path, plan: InitPlan) -> list[tuple[str, str]]:
     shown = shlex.quote(str(output))
     doctor = "council doctor" if output == Path("council.yaml") else f"council doctor {shown}"
+    if plan.starter.demo:
+        run = f"run it: the personas add COUNCIL.md and land it on {plan.base_branch}"
+    else:
+        run = "run it (edit its task first: it is a starter)"
     return [
         (doctor, "check git, the repository, the CLIs and their logins"),
         (f"council run {shown} --dry-run", "see the plan and each phase's command"),
-        (f"council run {shown}", "run it (edit its task first: it is a starter)"),
+        (f"council run {shown}", run),
     ]
 
 
