@@ -160,6 +160,20 @@ def test_a_dirty_checkout_of_the_base_fails_with_its_paths(machine: Machine, rep
     assert code == 0 and _by_name(result)["base checkout"]["status"] == "ok"
 
 
+def test_a_linked_council_directory_is_refused_not_followed(
+    machine: Machine, repo: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "state").mkdir(parents=True)
+    (repo / ".council").symlink_to(elsewhere)
+    code, result = _doctor(machine, repo, _scripted(repo))
+    council, store = _by_name(result)[".council"], _by_name(result)["state store"]
+    assert code == 1 and council["status"] == "fail" and store["status"] == "fail"
+    assert council["detail"] == f"{repo / '.council'} is a symbolic link (to {elsewhere})"
+    assert council["fix"].startswith("replace the link with a real directory")
+    assert list(elsewhere.iterdir()) == [elsewhere / "state"]  # nothing written through it
+
+
 def test_a_base_branch_that_does_not_exist(machine: Machine, repo: Path) -> None:
     _scripted(repo, "base_branch: release\n")
     code, result = _doctor(machine, repo, "council.yaml")

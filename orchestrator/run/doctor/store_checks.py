@@ -13,8 +13,9 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.config.sections import StateConfig
-from orchestrator.errors import StateError
+from orchestrator.errors import CouncilError, StateError
 from orchestrator.run.doctor.checklist import Check
+from orchestrator.run.preflight import council_dir_problem
 from orchestrator.state.file.store import FileStateStore
 from orchestrator.worktrees.layout import COUNCIL_DIR
 
@@ -25,7 +26,13 @@ _NAME = "state store"
 
 
 async def file_store_check(state_dir: Path, repo: Path, anchor: Path) -> Check:
-    """The file store at ``state_dir`` (the events of ``repo``), reached from ``anchor``."""
+    """The file store at ``state_dir`` (the events of ``repo``), reached from ``anchor``;
+    never opened through a link planted in ``.council`` (the store's own rule)."""
+    if state_dir.is_relative_to(repo / COUNCIL_DIR):
+        problem = await anyio.to_thread.run_sync(council_dir_problem, repo)
+        if problem is not None:
+            fix = "replace the link with a real directory (its target is left alone)"
+            return Check.fail(_GROUP, _NAME, f"not opened: {problem.split('; ')[0]}", fix)
     if not await anyio.to_thread.run_sync(state_dir.is_dir):
         return Check.ok(_GROUP, _NAME, f"no run recorded yet (the first makes {state_dir})")
     try:
@@ -33,7 +40,7 @@ async def file_store_check(state_dir: Path, repo: Path, anchor: Path) -> Check:
         async with FileStateStore(state_dir, events_path=events, anchor=anchor) as store:
             sessions = await store.list_sessions()
             problems = await store.verify_records()
-    except (StateError, OSError) as exc:
+    except (CouncilError, OSError) as exc:  # a link in the way is one too (PathEscapeError)
         fix = "make its directory readable and writable for this user, then check again"
         return Check.fail(_GROUP, _NAME, f"{state_dir} cannot be read: {exc}", fix)
     lost = [p for p in problems if not p.recovered]
