@@ -32,8 +32,9 @@ turns remembered, rate limits already served not served again). Persona options 
 ``--delay`` between steps, ``--personality`` text that prefixes each message) change how it
 talks, never what it does.
 
-Run it as ``python -m adapters.scripted_cli``, ``council-scripted-cli`` or, as the ``scripted``
-adapter does, ``python -I -S <this file>`` (it imports only the standard library).
+Run it as ``python -m adapters.scripted_cli`` or, as the ``scripted`` adapter does,
+``python -I -S <this file>`` (it imports only the standard library, so it runs from an installed
+wheel with no command of its own on PATH).
 """
 
 from __future__ import annotations

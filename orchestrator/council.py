@@ -70,6 +70,7 @@ from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.safety import crashpoints
+from orchestrator.scheduler.board import TaskLine
 from orchestrator.scheduler.cancel import request_cancel
 from orchestrator.scheduler.scheduler import Scheduler, Services
 from orchestrator.scheduler.team import remote_base_ref, team_for
@@ -77,7 +78,7 @@ from orchestrator.state import FileStateStore, StateStore
 from orchestrator.workflow.task_run import WorkflowFn
 from orchestrator.worktrees.manager import WorktreeManager
 
-__all__ = ["CancelError", "Council", "LiveSession", "request_cancel", "stored_report"]
+__all__ = ["CancelError", "Council", "LiveSession", "TaskLine", "request_cancel", "stored_report"]
 
 Callback = Callable[[Event], None]
 
@@ -332,6 +333,11 @@ class Council:
             )
             for a in self._scheduler.attempts()
         ]
+
+    def board(self) -> list[TaskLine]:
+        """Every task of the run now, one line each: what it does, or why it waits (empty
+        outside a run)."""
+        return [] if self._scheduler is None else self._scheduler.board()
 
     def plan(self) -> RunPlan:
         return build_plan(self.config, self.plugins.registry)

@@ -355,7 +355,25 @@ class StaleClaim(StateError):
 
 class TaskInActiveSession(StateError, ValueError):
     """A new session names a task an unfinished session still owns (exit code 2: refused
-    before the new session changed anything)."""
+    before the new session changed anything). The message says how to go on: with the run
+    config's path once a caller that knows it names it (``for_config``)."""
+
+    def __init__(self, task_id: str, session_id: str, status: str, config: str = "<config>"):
+        self.task_id, self.session_id, self.status, self.config = (
+            task_id,
+            session_id,
+            status,
+            config,
+        )
+        super().__init__(
+            f"task {task_id!r} belongs to session {session_id!r}, which is still {status}: "
+            f"continue that run with `council resume {config}`, or drop the task from it "
+            f"with `council cancel {config} {task_id}`"
+        )
+
+    def for_config(self, config: str) -> TaskInActiveSession:
+        """The same refusal naming the run config (already shell-quoted) in its commands."""
+        return TaskInActiveSession(self.task_id, self.session_id, self.status, config)
 
 
 class RecordNotFound(StateError, KeyError):

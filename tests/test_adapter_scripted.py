@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import adapters.scripted_cli as stand_in
 from adapters.scripted import SCRIPT, Scripted
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind
 from orchestrator.runner.cli_run import CliRun, run_cli
@@ -174,7 +175,7 @@ async def test_persona_options_shape_the_messages(tmp_path: Path, workdir: Path)
     assert "--model" in argv and "--delay" not in argv
 
 
-def test_the_stand_in_runs_as_a_module_and_a_console_script() -> None:
+def test_the_stand_in_runs_as_a_module_and_needs_no_command_on_path() -> None:
     version = subprocess.run(
         [sys.executable, "-m", "adapters.scripted_cli", "--version"],
         capture_output=True,
@@ -183,6 +184,12 @@ def test_the_stand_in_runs_as_a_module_and_a_console_script() -> None:
         cwd=ROOT,
     )
     assert version.stdout.strip() == "scripted-cli 1.0.0 (cli-council)"
+    # A test helper: the package puts no command of its own on users' PATH...
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["council-scripted-cli"] == "adapters.scripted_cli:main"
-    assert Path(SCRIPT).name == "scripted_cli.py"
+    assert scripts == {"council": "orchestrator.cli.app:main"}
+    # ...and the adapter starts the module's own file with this interpreter, with no PATH at all.
+    assert Path(SCRIPT) == Path(stand_in.__file__ or "")
+    argv = Scripted({}).version_command()
+    assert argv[0] == sys.executable and SCRIPT in argv
+    found = subprocess.run(argv, capture_output=True, text=True, check=True, env={"PATH": ""})
+    assert found.stdout == version.stdout

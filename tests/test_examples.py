@@ -57,13 +57,11 @@ def test_the_preset_adapter_config_runs_offline_through_the_example(tmp_path: Pa
     configs = tmp_path / "configs"
     configs.mkdir()
     shutil.copy(CONFIGS / "preset_adapter.yaml", configs)
-    # The preset's binary, on PATH as the config asks (what `pip install` puts in the venv).
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stand_in = bin_dir / "council-scripted-cli"
-    stand_in.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m adapters.scripted_cli "$@"\n')
-    stand_in.chmod(0o755)
-    env = {**ENV, "PATH": f"{bin_dir}{os.pathsep}{ENV.get('PATH', '')}"}
+    # The preset's binary, python3 of CLI Council's environment, first on PATH as the config
+    # asks (`PATH="$PWD/.venv/bin:$PATH"`).
+    venv_bin = Path(sys.executable).parent
+    assert (venv_bin / "python3").exists()
+    env = {**ENV, "PATH": f"{venv_bin}{os.pathsep}{ENV.get('PATH', '')}"}
 
     done = run(
         sys.executable, EXAMPLE, "--config", "configs/preset_adapter.yaml", cwd=tmp_path, env=env
@@ -76,7 +74,7 @@ def test_the_preset_adapter_config_runs_offline_through_the_example(tmp_path: Pa
     assert "def char_count" in git(repo, "show", "main:textkit/words.py")
     # The command adapter ran the CLI through the preset: its logs name the stand-in.
     logs = list((repo / ".council" / "logs").glob("add-char-count-build-*.log"))
-    assert logs and "council-scripted-cli" in logs[0].read_text()
+    assert logs and "python3 -m adapters.scripted_cli" in logs[0].read_text()
 
 
 def test_the_example_configs_validate_and_plan_without_any_cli(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from orchestrator.cli import (
     config_cmd,
     console,
     db_cmd,
+    demo_cmd,
     doctor_cmd,
     init_cmd,
     run_cmd,
@@ -122,6 +123,7 @@ app.add_typer(db_cmd.app, name="db")
 run_cmd.register(app)
 cancel_cmd.register(app)
 clean_cmd.register(app)
+demo_cmd.register(app)
 init_cmd.register(app)
 doctor_cmd.register(app)
 

@@ -8,9 +8,11 @@ something fails. Lines are never wrapped: an error about one problem stays one l
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.status import Status
@@ -19,6 +21,7 @@ from rich.text import Text
 
 __all__ = [
     "WarningLines",
+    "height",
     "is_terminal",
     "live_table",
     "print_checklist",
@@ -29,7 +32,9 @@ __all__ = [
     "print_success",
     "print_table",
     "print_warning",
+    "same_file_for_both",
     "show_log_warnings",
+    "skip_warnings_for",
     "status",
     "stderr",
     "stdout",
@@ -46,16 +51,33 @@ def is_terminal() -> bool:
     return stdout.is_terminal
 
 
+_live: list[Live] = []  # the live display drawn now, if any
+_LAST_AT_LEAST = 24  # columns a live table's last column (what a task does) keeps at least
+_ECHO_ROOM = 3
+
+
+def height() -> int:
+    """Lines of the terminal standard output is (24 when it is not one)."""
+    return stdout.size.height
+
+
+def _diagnostics() -> Console:
+    # While a live display is drawn, a line written to stderr lands inside the drawing and
+    # the next redraw erases it (rich writes past its own stderr redirection). Printed
+    # through the display's console, it goes above the drawing and stays.
+    return stdout if _live and stderr.is_terminal else stderr
+
+
 def print_error(message: str) -> None:
     """Each line of ``message`` in red on stderr, exactly as given (no markup, no wrapping)."""
     for line in message.splitlines() or [""]:
-        stderr.print(Text(line, style="bold red"))
+        _diagnostics().print(Text(line, style="bold red"))
 
 
 def print_warning(message: str) -> None:
     """Each line of ``message`` in yellow on stderr, exactly as given."""
     for line in message.splitlines() or [""]:
-        stderr.print(Text(line, style="yellow"))
+        _diagnostics().print(Text(line, style="yellow"))
 
 
 def print_success(message: str) -> None:
@@ -65,7 +87,7 @@ def print_success(message: str) -> None:
 
 def print_progress(message: str) -> None:
     """A dim progress line on stderr (stdout stays data for ``--json``)."""
-    stderr.print(Text(message, style="dim"))
+    _diagnostics().print(Text(message, style="dim"))
 
 
 class WarningLines(logging.Handler):
@@ -73,7 +95,11 @@ class WarningLines(logging.Handler):
     ``error: ``) and the message, never a logger name or a traceback (an exception adds its
     own one line). Without it Python's last-resort handler prints bare messages."""
 
+    said_elsewhere: frozenset[str] = frozenset()  # event types another line already says
+
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "council_event", None) in self.said_elsewhere:
+            return
         try:
             text = record.getMessage()
             if record.exc_info and record.exc_info[1] is not None:
@@ -84,6 +110,20 @@ class WarningLines(logging.Handler):
                 print_warning(f"warning: {text}")
         except Exception:
             self.handleError(record)
+
+
+def same_file_for_both() -> bool:
+    """stdout and stderr are the same file (``> log 2>&1``, nohup): what one says, the
+    other need not."""
+    try:
+        return os.path.samestat(os.fstat(stdout.file.fileno()), os.fstat(stderr.file.fileno()))
+    except (OSError, ValueError, AttributeError):  # not real files (a test's capture)
+        return False
+
+
+def skip_warnings_for(event_types: Iterable[str]) -> None:
+    """Warnings about events of ``event_types`` are said by the caller in lines of its own."""
+    WarningLines.said_elsewhere = frozenset(event_types)
 
 
 def show_log_warnings() -> None:
@@ -130,12 +170,53 @@ def live_table(
     if not stdout.is_terminal:
         yield lambda rows, title: None
         return
-    with Live(_table(columns, [], None), console=stdout, transient=True) as live:
+    with Live(_one_line_table(columns, [], None), console=stdout, transient=True) as live:
+        _live.append(live)
 
         def update(rows: Iterable[Sequence[object]], title: str | None) -> None:
-            live.update(_table(columns, rows, title))
+            live.update(_one_line_table(columns, rows, title))
 
-        yield update
+        try:
+            yield update
+        finally:
+            _live.remove(live)
+
+
+def _one_line_table(
+    columns: Sequence[str], rows: Iterable[Sequence[object]], title: str | None
+) -> Table:
+    """One line per row however narrow the screen. The first column (the id) is never cut;
+    the last takes the width left and ends in an ellipsis; when that would leave it less
+    than ``_LAST_AT_LEAST``, the columns before it are dropped, the nearest first."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max((len(row[index]) for row in cells), default=0) for index in range(len(columns))]
+    widths = [max(width, len(name)) for width, name in zip(widths, columns, strict=True)]
+    kept = list(range(len(columns) - 1))
+    room = stdout.width - _ECHO_ROOM
+    while len(kept) > 2 and sum(widths[i] + 2 for i in kept) + _LAST_AT_LEAST > room:
+        kept.pop()
+    kept.append(len(columns) - 1)
+    # Narrower than the screen by _ECHO_ROOM: the terminal echoes ``^C`` after the last line
+    # drawn, and an echo that wraps shifts the drawing by a line the next redraw leaves behind.
+    table = Table(
+        title=title,
+        title_justify="left",
+        width=max(20, stdout.width - _ECHO_ROOM),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
+    for index in kept:
+        last = index == len(columns) - 1
+        table.add_column(
+            columns[index],
+            no_wrap=True,
+            overflow="ellipsis",
+            ratio=1 if last else None,
+            min_width=None if last else widths[index],
+        )
+    for row in cells:
+        table.add_row(*(Text(row[index]) for index in kept))
+    return table
 
 
 @contextmanager

@@ -38,24 +38,33 @@ import anyio
 import typer
 
 from orchestrator.cli import console
+from orchestrator.cli.live_board import Stopping, show_board
 from orchestrator.cli.store_access import newest_report
 from orchestrator.config.run import RunConfig
 from orchestrator.council import Council, check_resumable, stored_report
-from orchestrator.errors import CouncilError
+from orchestrator.errors import CouncilError, TaskInActiveSession
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
 from orchestrator.models import SessionStatus, TaskStatus
+from orchestrator.run.base_checkout import IfBaseDirty, detach, dirty_base_checkout
 from orchestrator.run.plan import RunPlan, TaskPlan
 from orchestrator.run.report import RunReport, TaskReport
 
 __all__ = ["register"]
 
-_COLUMNS = ("task", "phase", "adapter", "status", "elapsed", "last message")
 _SUMMARY = ("task", "status", "adapter", "attempts", "branch", "merged", "time", "error")
-_REFRESH = 0.25
 _WATCH_EVERY = 1.0
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+IfBaseDirtyOption = Annotated[
+    IfBaseDirty,
+    typer.Option(
+        "--if-base-dirty",
+        help="When the base branch's checkout has uncommitted changes: wait (finished tasks "
+        "land once it is clean), detach (detach that checkout, changes kept, and land on the "
+        "branch alone) or stop (start nothing).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -71,14 +80,19 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and commands; run nothing.")
     ] = False,
+    if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
 ) -> None:
     """Run every task of FILE until each is merged, failed or in conflict."""
     council = Council.from_config(file)
     if dry_run:
         _print_plan(council.plan(), as_json)
         return
-    report = anyio.run(_drive, council, council.run, not as_json)
-    _finish(report, as_json)
+    check_base_checkout(council, if_base_dirty)
+    try:
+        report = anyio.run(_drive, council, council.run, not as_json)
+    except TaskInActiveSession as refused:
+        raise refused.for_config(shlex.quote(str(file))) from None
+    _finish(report, as_json, file)
 
 
 def resume(
@@ -87,6 +101,7 @@ def resume(
         str | None, typer.Option("--session", help="Session id (default: the newest).")
     ] = None,
     as_json: JsonOption = False,
+    if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
 ) -> None:
     """Continue an interrupted or killed run from where it stood."""
     council = Council.from_config(file)
@@ -94,8 +109,9 @@ def resume(
     # problems first, then a repository where no run ever kept state.
     anyio.run(council.preflight)
     check_resumable(council.config)
+    check_base_checkout(council, if_base_dirty)
     report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
-    _finish(report, as_json)
+    _finish(report, as_json, file)
 
 
 def status(
@@ -122,6 +138,29 @@ def status(
         _print_summary(report)
 
 
+def check_base_checkout(council: Council, choice: IfBaseDirty) -> None:
+    """Say once, before anything starts, that the base's checkout holds uncommitted work,
+    and do what the user chose (``run.base_checkout``)."""
+    dirty = anyio.run(dirty_base_checkout, council.config)
+    if dirty is None:
+        return
+    console.print_warning(f"warning: {dirty.warning()}")
+    if choice == IfBaseDirty.STOP:
+        console.print_error("not started (--if-base-dirty stop); nothing was changed")
+        raise typer.Exit(2)
+    if choice == IfBaseDirty.DETACH:
+        commit = anyio.run(detach, dirty)
+        console.print_warning(
+            f"detached {dirty.checkout} at {commit}, your changes kept there; tasks land on "
+            f"{dirty.base_branch} alone. Afterwards: git -C {shlex.quote(str(dirty.checkout))} "
+            f"switch {dirty.base_branch}"
+        )
+        return
+    console.print_warning(
+        "(--if-base-dirty detach: land on the branch alone instead; stop: start nothing)"
+    )
+
+
 async def _drive(
     council: Council, start: Callable[[], Awaitable[RunReport]], live: bool
 ) -> RunReport:
@@ -129,13 +168,16 @@ async def _drive(
         # Piped or redirected (nohup, CI): no live table can be drawn, so one line per task
         # transition says what happens as it happens (on stderr when stdout is --json data).
         council.subscribe(_transition_lines(to_stderr=not live))
+        if not live or console.same_file_for_both():
+            console.skip_warnings_for(TRANSITIONS)  # each is one line already, not two
     async with council:
         report: RunReport | None = None
         refused: CouncilError | None = None
+        stopping = Stopping()
         async with anyio.create_task_group() as group:
-            group.start_soon(_on_signals, council)
+            group.start_soon(_on_signals, council, stopping)
             if live:
-                group.start_soon(_show_live, council)
+                group.start_soon(show_board, council, stopping)
             try:
                 report = await start()
             except CouncilError as exc:
@@ -158,34 +200,33 @@ def _transition_lines(*, to_stderr: bool) -> Callable[[Event], None]:
     return show
 
 
-async def _on_signals(council: Council) -> None:
+async def _on_signals(council: Council, stopping: Stopping) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         received = 0
         async for _ in signals:
             received += 1
             if received == 1:
-                console.print_error("stopping: sessions are committing their work (again: kill)")
+                stopping.said = "stopping: sessions commit their work (Ctrl-C again: kill them)"
+                console.print_error("stopping: no new sessions; running ones commit their work")
                 council.stop()
             else:
+                stopping.said = "killing the running CLIs"
+                console.print_error("killing the running CLIs; their worktrees stay")
                 council.kill()
 
 
-async def _show_live(council: Council) -> None:
-    with console.live_table(_COLUMNS) as update:
-        while True:
-            rows = [
-                (s.task_id, s.phase or "-", s.adapter, s.status, f"{s.elapsed:.0f}s", s.message)
-                for s in council.live()
-            ]
-            update(rows, f"council: {len(rows)} running")
-            await anyio.sleep(_REFRESH)
-
-
-def _finish(report: RunReport, as_json: bool) -> None:
+def _finish(report: RunReport, as_json: bool, config: Path | None = None) -> None:
     if as_json:
         console.print_lines(report.model_dump_json(indent=2))
     else:
         _print_summary(report)
+    if report.status == SessionStatus.INTERRUPTED and config is not None:
+        # On stderr, so --json output stays one JSON document.
+        left = report.totals.tasks - report.totals.done
+        console.print_warning(
+            f"stopped with {left} of {report.totals.tasks} task(s) not done; continue with:\n"
+            f"  council resume {shlex.quote(str(config))}"
+        )
     raise typer.Exit(report.exit_code)
 
 
@@ -276,7 +317,7 @@ def _status(task: TaskReport) -> str:
     """A task's status; a parked one says when its park lifts (local time), on which
     adapter, and which park of the task it is."""
     if task.status != TaskStatus.PARKED or task.parked_until is None:
-        return str(task.status)
+        return f"{task.status}: {task.waiting}" if task.waiting else str(task.status)
     clock = task.parked_until.astimezone().strftime("%H:%M:%S")
     return f"parked until {clock} ({task.parked_adapter or task.adapter or '-'}, park {task.parks})"
 

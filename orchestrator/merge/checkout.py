@@ -186,9 +186,10 @@ def inspect_checkout(
         return Ready()
     if _holds_tree(calls, checkout, dirty, tree):
         return Ready(cut_short=True)
+    names = [entry[3:] for entry in dirty]
+    more = f" and {len(names) - 1} more" if len(names) > 1 else ""
     return Blocked(
-        f"{where} with uncommitted changes ({len(dirty)} path(s)); commit or stash them "
-        "there and merge again",
+        f"{where} with uncommitted changes to {names[0]}{more}; commit or stash them there",
         dirty[:_MAX_LISTED],
     )
 

@@ -161,6 +161,7 @@ class MergeQueue:
         self._store = store
         self._merge_lock = merge_lock
         self._own_lock: anyio.Lock | None = None
+        self._said_waiting: dict[str, str] = {}  # task id -> why its merge waits, as last said
         self._history = TaskIndex()
         self._checkouts = CheckoutFinder(self.base_ref)
         if before_push is not None and remote is None:
@@ -207,8 +208,15 @@ class MergeQueue:
             result,
             timings={"lock_wait": locked - started, "git": done - locked, "total": done - started},
         )
-        level = "warning" if result.status is MergeStatus.WAITING_FOR_CHECKOUT else "info"
-        await self._emit(_EVENTS[result.status], result.event_data(), level)
+        if result.status is MergeStatus.WAITING_FOR_CHECKOUT:
+            # Said once per reason: a run retries a waiting merge every half second.
+            if self._said_waiting.get(task_id) == result.message:
+                return result
+            self._said_waiting[task_id] = result.message
+            await self._emit(_EVENTS[result.status], result.event_data(), "warning")
+            return result
+        self._said_waiting.pop(task_id, None)
+        await self._emit(_EVENTS[result.status], result.event_data(), "info")
         return result
 
     async def refresh(self) -> str | None:

@@ -1,3 +1,4 @@
 """A run as a whole, around the scheduler: what it checks before it writes anything
 (``preflight``), its plan without running it (``plan``), its report (``report``), the one run
-per repository (``run_lock``), and the offline demo's repository (``demo_repo``)."""
+per repository (``run_lock``), and the offline demo's repository (``demo_repo``) and config
+(``demo_config``)."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from orchestrator.models import ClaimStatus, SessionRecord, TaskState, TaskStatus
+from orchestrator.models import ClaimStatus, SessionRecord, TaskState, TaskStatus, utcnow
 from orchestrator.run.report import (
     CandidateReport,
     RunReport,
@@ -15,6 +15,7 @@ from orchestrator.run.report import (
     TaskReport,
     WorkstationReport,
 )
+from orchestrator.scheduler.rules.queue import dependencies, wait_reason
 
 __all__ = ["build_report"]
 
@@ -24,7 +25,9 @@ def _usage(metadata: dict[str, Any], name: str) -> Any:
     return usage.get(name) if isinstance(usage, dict) else None
 
 
-def _task_report(state: TaskState) -> TaskReport:
+def _task_report(
+    state: TaskState, depends_on: list[str], states: dict[str, TaskState], now: datetime
+) -> TaskReport:
     duration = None
     if state.started_at is not None and state.finished_at is not None:
         duration = (state.finished_at - state.started_at).total_seconds()
@@ -53,6 +56,7 @@ def _task_report(state: TaskState) -> TaskReport:
         output_tokens=_usage(state.metadata, "output_tokens"),
         cost_usd=_usage(state.metadata, "cost_usd"),
         candidates=_candidates(state.metadata),
+        waiting=wait_reason(depends_on, state, states, now),
         holder=state.claim.holder if state.claim is not None else None,
         lease_expires=(
             state.claim.expires_at
@@ -105,7 +109,10 @@ def build_report(
     """The report of ``session``, tasks in the session's order (and, in a team, the
     workstations working in it)."""
     by_id = {task.task_id: task for task in tasks}
-    reports = [_task_report(by_id[i]) for i in session.task_ids if i in by_id]
+    deps, now = dependencies(session.options), utcnow()
+    reports = [
+        _task_report(by_id[i], deps.get(i, []), by_id, now) for i in session.task_ids if i in by_id
+    ]
     count = {status: sum(r.status == status for r in reports) for status in TaskStatus}
     starts = [r.started_at for r in reports if r.started_at is not None]
     ends = [r.finished_at for r in reports if r.finished_at is not None]

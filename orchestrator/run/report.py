@@ -60,6 +60,7 @@ class TaskReport(_Report):
     output_tokens: int | None = None
     cost_usd: float | None = None
     candidates: list[CandidateReport] = []
+    waiting: str | None = None  # why an unfinished task waits: ``after add-cli``, a park...
     holder: str | None = None  # who holds (or last held) its claim: ``<host>:<pid>:<run>``
     lease_expires: datetime | None = None  # while its claim is held: when it lapses
 

@@ -16,6 +16,7 @@ from orchestrator.events import Event
 from orchestrator.locks.manager import LockManager
 from orchestrator.merge.queue import MergeQueue
 from orchestrator.plugins.host import PluginHost
+from orchestrator.scheduler.rules.queue import TASKS_OPTION
 from orchestrator.scheduler.team import Team
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.manager import WorktreeManager
@@ -25,7 +26,6 @@ __all__ = ["ORCHESTRATOR", "TASKS_OPTION", "TEAM", "RunContext", "RunEvents", "S
 log = logging.getLogger(__name__)
 
 # What a run keeps in its session record.
-TASKS_OPTION = "tasks"  # session options: every task's config, so a resume can rebuild them
 ORCHESTRATOR = "orchestrator"  # session metadata: the process running it (pid, host, start)
 TEAM = "team"  # session metadata: the team run it is (``team.Team.run_key``), if any
 

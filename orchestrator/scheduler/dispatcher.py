@@ -6,6 +6,10 @@ task keeps its own), no slot is free for its adapter and phase, or its declared 
 by another running session (another task is picked meanwhile). A dependency that can never be
 merged fails the task at once. A council task dispatches its candidates, each like a task, and
 once all of them have settled its council step (``council.step``).
+
+Each pass also leaves ``waits``: for every task it did not start, why (a phrase for the live
+view: ``after add-cli``, ``README.md is held by add-changelog``, ``no free slot``). It costs
+nothing extra: the reasons are the decisions the pass made anyway.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from orchestrator.scheduler.rules.queue import (
     first_phase,
     ordered,
     ready,
+    wait_reason,
     waiting_on,
 )
 from orchestrator.workflow.best_of import COUNCIL_PHASE, judge_adapter
@@ -57,17 +62,26 @@ class Dispatcher:
         self._members = members
         self._launch = launch  # starts the attempt (the scheduler owns the task group)
         self._seq = 0
+        self.waits: dict[str, str] = {}  # task id -> why the last pass did not start it
 
     async def dispatch(self, states: States) -> None:
         store, emit = self._run.services.store, self._run.events.emit
         now = utcnow()
+        waits: dict[str, str] = {}
+        self.waits = waits
         for task in ordered(list(self._run.tasks.values()), states):
-            if self._inflight.full():
-                return
             state = states.get(task.id)
             if state is None or task.id in self._inflight:
                 continue
-            if state.status in TERMINAL_TASK_STATUSES or not (task.council or ready(state, now)):
+            if state.status in TERMINAL_TASK_STATUSES:
+                continue
+            held = wait_reason(task.depends_on, state, states, now)
+            if held is not None:
+                waits[task.id] = held
+            if not (task.council or ready(state, now)):
+                continue
+            if self._inflight.full():
+                waits.setdefault(task.id, "no free slot")
                 continue
             broken = broken_dependency(task, states)
             if broken is not None:
@@ -84,23 +98,30 @@ class Dispatcher:
             if task.council:
                 await self._dispatch_council(task, state, states, now)
             else:
-                await self._start(task, state, now)
+                why = await self._start(task, state, now)
+                if why is not None:
+                    waits[task.id] = why
 
     async def _start(
         self, task: TaskConfig, state: TaskState, now: datetime, group: str | None = None
-    ) -> bool:
-        """Start an attempt at ``task`` if its adapter, a slot and its files are free."""
+    ) -> str | None:
+        """Start an attempt at ``task`` if its adapter, a slot and its files are free; None
+        when it started, else why not."""
         sticky = state.metadata.get(PARKED_ADAPTER) if state.status == TaskStatus.PARKED else None
         chain = adapter_chain(self._run, task)
         adapter = self._parks.choose(chain, now, sticky if isinstance(sticky, str) else None)
         if adapter is None:
-            return False
+            return f"{', '.join(chain)} parked on a quota"
         phase = first_phase(self._run.services.config, task, state)
-        files = frozenset(task.files)
-        if not self._inflight.free(adapter, phase) or not await self._files_free(files, group):
-            return False
-        self._launch(Attempt(task, adapter, phase, self._next_seq(), files, group=group))
-        return True
+        if not self._inflight.free(adapter, phase):
+            return f"no free slot for {adapter} ({phase})"
+        blocked = await self._file_held(frozenset(task.files), group)
+        if blocked is not None:
+            return blocked
+        self._launch(
+            Attempt(task, adapter, phase, self._next_seq(), frozenset(task.files), group=group)
+        )
+        return None
 
     async def _dispatch_council(
         self, task: TaskConfig, state: TaskState, states: States, now: datetime
@@ -123,7 +144,7 @@ class Dispatcher:
                 return
             if member_state is None or member.id in self._inflight or not ready(member_state, now):
                 continue
-            started = await self._start(member, member_state, now, group=task.id)
+            started = await self._start(member, member_state, now, group=task.id) is None
             if started and state.status != TaskStatus.RUNNING:
                 running = {"status": TaskStatus.RUNNING, "started_at": state.started_at or now}
                 state = await self._run.services.store.update_task_state(task.id, running)
@@ -132,19 +153,27 @@ class Dispatcher:
         self._seq += 1
         return self._seq
 
-    async def _files_free(self, files: frozenset[str], group: str | None) -> bool:
-        """No other running session declared or owns any of ``files`` (a council
-        candidate's siblings share its files and their lock owner)."""
+    async def _file_held(self, files: frozenset[str], group: str | None) -> str | None:
+        """Which of ``files`` another running session declared or owns (a council
+        candidate's siblings share its files and their lock owner), said for people; None
+        when all are free."""
         if not files:
-            return True
-        if self._inflight.holding(files, group):
-            return False
+            return None
+        others = [a for a in self._inflight if group is None or a.group != group]
+        for other in others:
+            shared = sorted(files & other.files)
+            if shared:
+                return f"{shared[0]} is held by {other.key}"
         mine = group_lock_owner(group) if group is not None else None
         for path in sorted(files):
             owner = await self._run.services.locks.owner_of(path)
             if owner is not None and owner.session != mine:
-                return False
-        return True
+                holder = next(
+                    (a.key for a in others if a.session and a.session.session_id == owner.session),
+                    f"session {owner.session}",
+                )
+                return f"{path} is held by {holder}"
+        return None
 
 
 def adapter_chain(run: RunContext, task: TaskConfig) -> list[str]:

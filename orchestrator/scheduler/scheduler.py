@@ -54,6 +54,7 @@ from orchestrator.scheduler.attempts.runner import AttemptRunner
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.team_work import TeamWork
 from orchestrator.scheduler.attempts.writes import AttemptWrites
+from orchestrator.scheduler.board import TaskLine, board
 from orchestrator.scheduler.cancel import request_cancel
 from orchestrator.scheduler.context import (
     ORCHESTRATOR,
@@ -134,6 +135,7 @@ class Scheduler:
         self._scope: anyio.CancelScope | None = None
         self._group: anyio.abc.TaskGroup | None = None
         self._view: TaskView | None = None
+        self._seen: dict[str, TaskState] = {}  # the task records as the last tick read them
         self._lost_reported = False  # the state was found gone and said so already
         self._outage = Outage()
         team = services.team
@@ -287,6 +289,10 @@ class Scheduler:
         """The attempts in flight now."""
         return list(self._inflight)
 
+    def board(self) -> list[TaskLine]:
+        """Every task of the run now, with what it does or why it waits (``board``)."""
+        return board(self._run.tasks.values(), self._seen, self._inflight, self._dispatcher.waits)
+
     # -- the tick -------------------------------------------------------------------------
 
     async def _loop(self) -> None:
@@ -345,6 +351,7 @@ class Scheduler:
         states = await self._states()
         if any(task_id not in states for task_id in run.tasks):
             states = await self._records_lost()
+        self._seen = states
         if run.stopping:
             return not self._inflight
         if not self._inflight and self._settled(states):

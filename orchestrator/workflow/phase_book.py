@@ -172,7 +172,9 @@ class PhaseBook:
         if record.outcome is not None:
             data["outcome"] = record.outcome
         data.update({k: v for k, v in extra.items() if v is not None})
-        level = "warning" if event_type == PHASE_FAILED else "info"
+        # A phase cancelled by a stop or a cancel request is what the user asked for.
+        failed = event_type == PHASE_FAILED and record.outcome != "cancelled"
+        level = "warning" if failed else "info"
         event = Event(type=event_type, data=data, level=level)
         await self.store.emit(event)
         if self.on_event is not None:

@@ -61,6 +61,8 @@ class Attempt:
     locks_released: bool = False  # the session's locks were released (the attempt is over)
     written: TaskState | None = None  # the task as this attempt's last fenced write left it
     merging_written: bool = False  # the task was written ``merging`` (its merge had to wait)
+    waiting: str = ""  # what its landing waits for now (an earlier branch, the checkout)
+    waiting_written: str = ""  # ... as last written into the task's metadata
     usage: Usage | None = None  # the attempt's usage, not yet added to the task's total
     cancel: anyio.Event = field(default_factory=anyio.Event)
     finished: anyio.Event = field(default_factory=anyio.Event)

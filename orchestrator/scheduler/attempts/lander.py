@@ -28,6 +28,7 @@ from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.landing_log import LandingLog
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.rules.queue import WAITING
 
 __all__ = ["Lander"]
 
@@ -60,7 +61,7 @@ class Lander:
             )
             if merged.status != MergeStatus.WAITING_FOR_CHECKOUT:
                 break
-            await self._mark_merging(attempt)
+            await self._mark_merging(attempt, merged.message)
             if self._run.stopping:
                 await self._writes.requeue(attempt, "stopped while waiting for the checkout")
                 return
@@ -68,6 +69,7 @@ class Lander:
                 await self._writes.cancelled(attempt)
                 return
             await anyio.sleep(max(MERGE_RECHECK, services.config.scheduler.tick))
+        attempt.waiting = ""
         await self._landed(attempt, merged)
 
     async def _landed(self, attempt: Attempt, merged: MergeResult) -> None:
@@ -99,6 +101,7 @@ class Lander:
         state = written or await self._run.services.store.get_task_state(attempt.key)
         meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
         meta["conflicts"] = list(merged.conflicts)
+        meta.pop(WAITING, None)
         if merged.tip_contained:
             meta.pop(WORKTREE, None)
         await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
@@ -175,16 +178,22 @@ class Lander:
                 {"task_id": attempt.key, "held_for": other.key, "paths": forecast.paths},
                 level="warning",
             )
-            await self._mark_merging(attempt)
+            both = ", ".join(forecast.paths) or "the same files"
+            await self._mark_merging(attempt, f"lands after {other.key} (both change {both})")
             await other.finished.wait()
+        attempt.waiting = ""
 
-    async def _mark_merging(self, attempt: Attempt) -> None:
-        """Write the task ``merging`` (with the attempt's usage), once: its merge waits."""
-        if attempt.merging_written:
+    async def _mark_merging(self, attempt: Attempt, why: str) -> None:
+        """Write the task ``merging`` (with the attempt's usage) and what its merge waits for
+        (``council status`` shows it): once per reason, a waiting merge is retried often."""
+        attempt.waiting = why
+        if attempt.merging_written and attempt.waiting_written == why:
             return
         state = await self._run.services.store.get_task_state(attempt.key)
         meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
+        meta[WAITING] = why
         await self._writes.write(
             attempt, {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta}
         )
         attempt.merging_written = True
+        attempt.waiting_written = why

@@ -189,7 +189,9 @@ class CouncilStep:
                 session.session_id, session.branch, task_id=attempt.key
             )
             if merged.status != MergeStatus.WAITING_FOR_CHECKOUT:
+                attempt.waiting = ""
                 return merged
+            attempt.waiting = merged.message  # the live view says why it waits
             if await self._interrupted(attempt):
                 return None
             await anyio.sleep(max(MERGE_RECHECK, services.config.scheduler.tick))

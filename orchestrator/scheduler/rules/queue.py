@@ -8,6 +8,8 @@
   dependent is failed at once instead of waiting forever (``broken_dependency``).
 - Its **adapter** is the first of its chain not parked on a quota; a parked task keeps the
   adapter it parked on, because it resumes that CLI's own conversation.
+- **Why it waits** (``wait_reason``), for people: what of the above holds it back, or, for a
+  ``merging`` task, what its landing waits for (``metadata.waiting``, written by the lander).
 
 Whether its declared files are free and whether a slot is free are asked by the scheduler,
 which holds the locks and the slots.
@@ -28,12 +30,16 @@ __all__ = [
     "OUTCOME",
     "PARKED_ADAPTER",
     "PARKED_UNTIL",
+    "TASKS_OPTION",
+    "WAITING",
     "broken_dependency",
     "choose_adapter",
+    "dependencies",
     "first_phase",
     "ordered",
     "ready",
     "time_of",
+    "wait_reason",
     "waiting_on",
 ]
 
@@ -41,6 +47,8 @@ NOT_BEFORE = "not_before"  # metadata: ISO time before which a retried task is n
 PARKED_UNTIL = "parked_until"  # metadata: ISO time a parked task's quota lifts
 PARKED_ADAPTER = "parked_adapter"  # metadata: the adapter it parked on
 OUTCOME = "outcome"  # metadata: the outcome kind a failed task ended with (rate_limited...)
+WAITING = "waiting"  # metadata: what a merging task's landing waits for (a sentence)
+TASKS_OPTION = "tasks"  # session options: every task's config, so a resume can rebuild them
 
 
 def time_of(metadata: Mapping[str, Any], key: str) -> datetime | None:
@@ -78,6 +86,46 @@ def waiting_on(task: TaskConfig, states: Mapping[str, TaskState]) -> list[str]:
         for dep in task.depends_on
         if (state := states.get(dep)) is None or state.status != TaskStatus.DONE
     ]
+
+
+def wait_reason(
+    depends_on: Sequence[str], state: TaskState, states: Mapping[str, TaskState], now: datetime
+) -> str | None:
+    """What holds a task (its record ``state``, its ``depends_on``) back, as a phrase
+    (``parked until 14:03:10 on claude``), or None when nothing in the records does (it may
+    still wait for a slot or a file: the dispatcher knows those). Times are this machine's
+    local clock."""
+    meta = state.metadata
+    if state.status == TaskStatus.MERGING:
+        waiting = meta.get(WAITING)
+        return waiting if isinstance(waiting, str) else None
+    if state.status == TaskStatus.PARKED:
+        until = time_of(meta, PARKED_UNTIL)
+        if until is not None and until > now:
+            return f"parked until {_clock(until)} on {meta.get(PARKED_ADAPTER) or '-'}"
+    if state.status == TaskStatus.QUEUED:
+        not_before = time_of(meta, NOT_BEFORE)
+        if not_before is not None and not_before > now:
+            return f"retry at {_clock(not_before)}"
+    if state.status in (TaskStatus.QUEUED, TaskStatus.PARKED):
+        done = TaskStatus.DONE
+        deps = [d for d in depends_on if (s := states.get(d)) is None or s.status != done]
+        if deps:
+            return f"after {', '.join(deps)}"
+    return None
+
+
+def dependencies(options: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Each task's ``depends_on``, from a session's options (``TASKS_OPTION``)."""
+    found: dict[str, list[str]] = {}
+    for raw in options.get(TASKS_OPTION, []):
+        if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
+            found[raw["id"]] = [d for d in raw.get("depends_on") or [] if isinstance(d, str)]
+    return found
+
+
+def _clock(moment: datetime) -> str:
+    return moment.astimezone().strftime("%H:%M:%S")
 
 
 def broken_dependency(task: TaskConfig, states: Mapping[str, TaskState]) -> str | None:

@@ -118,7 +118,9 @@ class EventLog:
         """Hand events to subscribers; a failing subscriber is logged, never fatal."""
         for event in map(masked_model, events):
             if event.level == "warning":
-                log.warning("%s", sentence(event))  # the data stays in the event
+                # The data stays in the event; the type lets a command that already says
+                # the event as a line of its own skip saying it again.
+                log.warning("%s", sentence(event), extra={"council_event": event.type})
             for subscriber in list(self._subscribers):
                 try:
                     subscriber(event)

@@ -81,11 +81,7 @@ class FileSessions:
             return
         owner = await core.read(core.sessions, current.session_id)
         if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
-            raise TaskInActiveSession(
-                f"task {task_id!r} belongs to session {owner.session_id!r}, which is still "
-                f"{owner.status}: continue that run with `council resume <config>`, or drop "
-                f"the task from it with `council cancel <config> {task_id}`"
-            )
+            raise TaskInActiveSession(task_id, owner.session_id, str(owner.status))
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         core = self._core

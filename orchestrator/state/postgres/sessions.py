@@ -192,8 +192,4 @@ async def _refuse_if_owned(conn: Conn, task_id: str, current: TaskState | None) 
         return
     owner = await read_session(conn, current.session_id)
     if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
-        raise TaskInActiveSession(
-            f"task {task_id!r} belongs to session {owner.session_id!r}, which is still "
-            f"{owner.status}: continue that run with `council resume <config>`, or drop "
-            f"the task from it with `council cancel <config> {task_id}`"
-        )
+        raise TaskInActiveSession(task_id, owner.session_id, str(owner.status))

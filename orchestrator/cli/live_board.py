@@ -1,0 +1,98 @@
+"""The live view of ``council run`` on a terminal: every task, one line each, under a
+headline that counts them (``council: 3/7 done · 2 running · 1 waiting · 1 queued``).
+
+A running task shows its phase, adapter, time and the CLI's last message; a waiting one why it
+waits (``after add-cli``, ``README.md is held by add-changelog``, ``parked until 14:03:10 on
+claude``, ``lands after add-changelog (both change README.md)``); an ended one how it ended.
+When the terminal is too short for every task, ended tasks are folded into one line first,
+then the queued ones, so what is happening stays on screen.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import anyio
+
+from orchestrator.cli import console
+from orchestrator.council import Council, TaskLine
+
+__all__ = ["COLUMNS", "Stopping", "headline", "rows_for", "show_board"]
+
+COLUMNS = ("task", "status", "phase", "adapter", "time", "doing / waiting for")
+_REFRESH = 0.25
+_ENDED = ("done", "failed", "conflict", "cancelled")
+# Which lines go first when the screen is short: the lower, the longer it stays shown.
+_KEEP = {"running": 0, "merging": 0, "waiting": 1, "parked": 1, "queued": 2}
+_CHROME = 8  # lines the headline, the table's borders and header and the shell prompt take
+
+
+class Stopping:
+    """What the user asked with Ctrl-C, for the headline."""
+
+    def __init__(self) -> None:
+        self.said = ""
+
+
+def headline(lines: Sequence[TaskLine], stopping: str = "") -> str:
+    """``council: 3/7 done · 2 running · 1 merging · 2 waiting · 1 queued · 1 failed``."""
+    kinds = Counter(_kind(line) for line in lines)
+    parts = [f"{kinds.pop('done', 0)}/{len(lines)} done"]
+    for kind in ("running", "merging", "waiting", "parked", "queued", *_ENDED[1:]):
+        if kinds.get(kind):
+            parts.append(f"{kinds[kind]} {kind}")
+    text = "council: " + " · ".join(parts)
+    return f"{text} · {stopping}" if stopping else text
+
+
+def rows_for(lines: Sequence[TaskLine], height: int) -> list[tuple[str, ...]]:
+    """The table's rows for a screen ``height`` lines high (see the module doc)."""
+    room = max(3, height - _CHROME)
+    shown = list(lines)
+    folded: Counter[str] = Counter()
+    for rank in ("ended", 2, 1):
+        if len(shown) + (1 if folded else 0) <= room:
+            break
+        for line in [x for x in shown if _rank(x) == rank]:
+            if len(shown) + 1 <= room:
+                break
+            shown.remove(line)
+            folded[_kind(line)] += 1
+    rows = [_row(line) for line in shown]
+    if folded:
+        summary = ", ".join(f"{count} {kind}" for kind, count in sorted(folded.items()))
+        rows.append(("…", f"{sum(folded.values())} more", "", "", "", summary))
+    return rows
+
+
+async def show_board(council: Council, stopping: Stopping) -> None:
+    """Redraw the board until cancelled (the run's end)."""
+    with console.live_table(COLUMNS) as update:
+        while True:
+            lines = council.board()
+            update(rows_for(lines, console.height()), headline(lines, stopping.said))
+            await anyio.sleep(_REFRESH)
+
+
+def _kind(line: TaskLine) -> str:
+    if line.status in ("queued", "parked") and line.detail:
+        return "parked" if line.status == "parked" else "waiting"
+    return line.status
+
+
+def _rank(line: TaskLine) -> object:
+    kind = _kind(line)
+    return "ended" if kind in _ENDED else _KEEP.get(kind, 0)
+
+
+def _row(line: TaskLine) -> tuple[str, ...]:
+    elapsed = f"{line.elapsed:.0f}s" if line.elapsed is not None else ""
+    return (
+        line.task_id,
+        _kind(line),
+        line.phase or "",
+        line.adapter or "",
+        elapsed,
+        line.detail,
+    )
