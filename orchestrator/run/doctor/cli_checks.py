@@ -47,6 +47,6 @@ def no_cli_found() -> Check:
         _GROUP,
         "AI coding CLIs",
         "none found on PATH",
-        f"{install_fix('claude_code', 'claude')} (or another), or write a config with the "
-        "offline demo personas: council init",
+        f"{install_fix('claude_code', 'claude')} (or another); meanwhile `council demo` "
+        "shows a whole run with offline stand-ins",
     )

@@ -20,7 +20,6 @@ from orchestrator.worktrees.layout import COUNCIL_DIR
 __all__ = ["repository_checks"]
 
 _GROUP = "repository"
-_SHOWN_PATHS = 3
 
 
 async def repository_checks(
@@ -77,14 +76,10 @@ def _base_checkout(git: Git, base: str) -> Check:
     for checkout in owners:
         found = inspect_checkout(calls, checkout, base, tree)
         if isinstance(found, Blocked):
-            # Each detail is a status entry, "XY path": the path is what a person acts on.
-            shown = ", ".join(entry[3:] for entry in found.details[:_SHOWN_PATHS])
-            more = len(found.details) - _SHOWN_PATHS
-            listed = f": {shown}" + (f" and {more} more" if more > 0 else "") if shown else ""
             return Check.fail(
                 _GROUP,
                 "base checkout",
-                found.message.split("; ")[0] + listed,
+                found.message.split("; ")[0],  # what is in the way; the fix is below
                 f"commit or stash the changes in {checkout.path} (or finish what is under "
                 "way there); until then finished work waits to land",
             )
