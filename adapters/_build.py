@@ -7,12 +7,13 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from orchestrator.adapter import AdapterConfig, AdapterRequest
+from orchestrator.adapter import AdapterConfig, AdapterRequest, too_long_for_argument
 
 __all__ = [
     "command_env",
     "flag_like",
     "json_file",
+    "stdin_prompt",
     "toml_string",
 ]
 
@@ -36,6 +37,12 @@ def command_env(
 def flag_like(prompt: str) -> bool:
     """Would an option parser read this prompt as a flag? Then it needs another way in."""
     return prompt.startswith("-")
+
+
+def stdin_prompt(prompt: str) -> str | None:
+    """The prompt to feed on stdin, for a CLI that reads it there when none is on its command
+    line: one an option parser would take for a flag, or one too long for an argument."""
+    return prompt if flag_like(prompt) or too_long_for_argument(prompt) else None
 
 
 def json_file(data: Mapping[str, Any]) -> str:

@@ -38,6 +38,8 @@ Quirks handled:
 - Aider's repo-map cache ``.aider.tags.cache.v4/`` (at the repository root, no option moves
   it) is excluded from git by the orchestrator, so it is never committed as work.
 - A prompt that starts with ``-`` goes in as ``--message=...``; files go in as ``--file F``.
+  A prompt over 100 KiB would not fit in an argument (``E2BIG``): it is written into the
+  private HOME and named with ``--message-file`` instead.
 """
 
 from __future__ import annotations
@@ -65,10 +67,11 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     Usage,
+    too_long_for_argument,
 )
 from orchestrator.plugins.hookspecs import hookimpl
 
-__all__ = ["AiderAdapter", "register_adapters"]
+__all__ = ["MESSAGE_FILE", "AiderAdapter", "register_adapters"]
 
 _QUIET_FLAGS = [
     "--yes-always",
@@ -102,6 +105,8 @@ _PRICE_CACHE_SEED = (
     "litellm's price list; model facts come from litellm's bundled copy "
     '(LITELLM_LOCAL_MODEL_COST_MAP)"}}\n'
 )
+# A prompt too long for an argument, written into the private HOME for --message-file.
+MESSAGE_FILE = ".aider.council-message.md"
 _AUTH_HINT = "The API provider is not able to authenticate you"
 # Status lines of aider itself, and the markup of its edit blocks: not part of the reply text.
 _NOISE = re.compile(
@@ -160,7 +165,12 @@ class AiderAdapter(Adapter):
         if opts.base_url:
             argv += ["--openai-api-base", opts.base_url]
         prompt = request.prompt
-        argv += [f"--message={prompt}"] if flag_like(prompt) else ["--message", prompt]
+        home_files = {_PRICE_CACHE: _PRICE_CACHE_SEED}
+        if too_long_for_argument(prompt):
+            home_files[MESSAGE_FILE] = prompt
+            argv += ["--message-file", str(request.home / MESSAGE_FILE)]
+        else:
+            argv += [f"--message={prompt}"] if flag_like(prompt) else ["--message", prompt]
         argv += _QUIET_FLAGS
         if opts.edit_format:
             argv += ["--edit-format", opts.edit_format]
@@ -177,9 +187,7 @@ class AiderAdapter(Adapter):
         for path in opts.files:
             argv += ["--file", path]
         env, secrets = command_env(request, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
-        return CommandSpec(
-            argv=argv, env=env, home_files={_PRICE_CACHE: _PRICE_CACHE_SEED}, secrets=secrets
-        )
+        return CommandSpec(argv=argv, env=env, home_files=home_files, secrets=secrets)
 
     def read_only_reason(self) -> str | None:
         if self.config.dry_run:

@@ -6,8 +6,9 @@ Command: ``claude -p PROMPT --output-format stream-json --verbose --permission-m
 Quirks handled:
 
 - ``stream-json`` in print mode needs ``--verbose`` (without it claude exits 1).
-- A prompt that starts with ``-`` would be read as a flag, so it goes through stdin instead
-  (``-p`` reads the prompt from stdin when none is given).
+- A prompt that starts with ``-`` would be read as a flag, and one over 100 KiB would not fit
+  in an argument (``E2BIG``), so those go through stdin instead (``-p`` reads the prompt from
+  stdin when none is given).
 - Permission denials exit 0 with ``subtype: "success"``; the trace is the result's
   ``permission_denials`` list (and, since 2.1.330, a ``system/permission_denied`` event per
   refusal), which makes the run ``permission_denied``. Modes ``plan`` (never writes) and
@@ -32,7 +33,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from adapters import _claude_stream
-from adapters._build import command_env, flag_like
+from adapters._build import command_env, stdin_prompt
 from adapters._jsonl import loads
 from adapters._outcomes import finish, plain_line
 from orchestrator.adapter import (
@@ -129,7 +130,7 @@ class ClaudeCodeAdapter(Adapter):
 
     def _command(self, request: AdapterRequest, resume: str | None) -> CommandSpec:
         opts = self.config
-        stdin = request.prompt if flag_like(request.prompt) else None
+        stdin = stdin_prompt(request.prompt)
         argv = [self.binary, "-p"] if stdin is not None else [self.binary, "-p", request.prompt]
         argv += ["--output-format", "stream-json", "--verbose"]
         argv += ["--permission-mode", opts.permission_mode]

@@ -13,7 +13,8 @@ Quirks handled:
 - ``exec resume`` has no ``-s``: the sandbox goes in as ``-c sandbox_mode="..."``, and every
   flag comes after ``resume``.
 - With a prompt argument and a piped stdin, codex appends stdin to the prompt: stdin stays
-  closed, and a prompt that starts with ``-`` is passed as ``-`` plus stdin instead.
+  closed, and a prompt that starts with ``-`` or is over 100 KiB (too long for an argument)
+  is passed as ``-`` plus stdin instead (``exec`` and ``exec resume`` read ``-`` from stdin).
 - ``error`` events starting "Reconnecting..." are retries, not the end: a 429 among them is a
   rate-limit event, and a run that completes after it succeeds. A 401 among them is an auth
   error at once (codex 0.169 retries a refused key five times): the core stops codex there.
@@ -37,7 +38,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from adapters._build import command_env, flag_like, toml_string
+from adapters._build import command_env, stdin_prompt, toml_string
 from adapters._jsonl import count, dig, items, loads, obj, text
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -120,7 +121,7 @@ class CodexAdapter(Adapter):
         argv = [self.binary, *head]
         if request.model:
             argv += ["-m", request.model]
-        stdin = request.prompt if flag_like(request.prompt) else None
+        stdin = stdin_prompt(request.prompt)
         argv += [*ids, "-" if stdin is not None else request.prompt]
         codex_home = request.home / ".codex"
         env, secrets = command_env(request, {"CODEX_HOME": str(codex_home)})

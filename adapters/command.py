@@ -27,7 +27,9 @@ A preset is the adapter's ``options``::
 
 Placeholders ``{prompt}``, ``{model}``, ``{workdir}`` (and ``{session_id}`` in ``resume_args``)
 are replaced inside each argument in one pass, so a prompt is always exactly one argument (or
-part of one) and text in it that looks like a placeholder is left alone.
+part of one) and text in it that looks like a placeholder is left alone. A prompt too long for
+an argument (over 128 KiB on Linux) cannot go in that way: without ``stdin_prompt: true`` the
+adapter refuses it, with an error that says so, instead of a start that fails with ``E2BIG``.
 
 Output formats:
 
@@ -68,7 +70,9 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     native_id,
+    too_long_for_argument,
 )
+from orchestrator.adapter.arg_limits import command_too_long, utf8_size
 from orchestrator.errors import AdapterError
 from orchestrator.plugins.hookspecs import hookimpl
 
@@ -200,8 +204,23 @@ class CommandAdapter(Adapter):
             )
         model = self.config.model_args if request.model else []
         argv = [self.binary, *(_fill(arg, values) for arg in [*model, *template])]
+        env = dict(self.config.env)
+        if not self.config.stdin_prompt:
+            self._refuse_too_long(argv, env, request.prompt)
         stdin = request.prompt if self.config.stdin_prompt else None
-        return CommandSpec(argv=argv, env=dict(self.config.env), stdin=stdin)
+        return CommandSpec(argv=argv, env=env, stdin=stdin)
+
+    def _refuse_too_long(self, argv: list[str], env: dict[str, str], prompt: str) -> None:
+        """A preset that puts the prompt on the command line cannot take one too long for it:
+        say so now, with the way out, rather than let the start fail with ``E2BIG``."""
+        problem = command_too_long(argv, env)
+        if problem is None or not too_long_for_argument(prompt):
+            return  # anything else too long is the core's to refuse, before it starts the CLI
+        raise AdapterError(
+            f"adapter {self.name!r}: a prompt of {utf8_size(prompt) // 1024} KiB is too long "
+            f"for the command line ({problem}); set stdin_prompt: true in the preset if "
+            f"{self.binary} reads its prompt from stdin"
+        )
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
         if not line.strip():

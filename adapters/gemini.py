@@ -29,6 +29,9 @@ Quirks handled:
   from the ``result`` event's stats. ``-o json`` (one pretty-printed object) is understood
   through its top-level ``session_id`` and ``response`` lines.
 - Usage statistics, telemetry and auto-update are off in the settings file.
+- A prompt over 100 KiB would not fit in an argument (``E2BIG``): it goes through stdin with
+  no ``-p`` (headless when stdin is not a terminal; ``-p`` text would be appended to it).
+  Gemini reads at most 8 MB of stdin.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from orchestrator.adapter import (
     Stream,
     Usage,
     native_id,
+    too_long_for_argument,
 )
 from orchestrator.plugins.hookspecs import hookimpl
 
@@ -134,10 +138,14 @@ class GeminiAdapter(Adapter):
 
     def _command(self, request: AdapterRequest, resume: str | None) -> CommandSpec:
         opts = self.config
-        # yargs would read a leading "-" as a flag; the "--prompt=" form keeps it a value.
-        prompt = (
-            [f"--prompt={request.prompt}"] if flag_like(request.prompt) else ["-p", request.prompt]
-        )
+        stdin = request.prompt if too_long_for_argument(request.prompt) else None
+        if stdin is not None:
+            prompt = []
+        elif flag_like(request.prompt):
+            # yargs would read a leading "-" as a flag; the "--prompt=" form keeps it a value.
+            prompt = [f"--prompt={request.prompt}"]
+        else:
+            prompt = ["-p", request.prompt]
         argv = [self.binary, *prompt, "-o", "stream-json"]
         if opts.approval_mode == "yolo":
             argv.append("--yolo")
@@ -155,6 +163,7 @@ class GeminiAdapter(Adapter):
             argv=argv,
             env=env,
             home_files={".gemini/settings.json": json_file(self._settings())},
+            stdin=stdin,
             secrets=secrets,
         )
 

@@ -14,7 +14,8 @@ Quirks handled:
   survive); stderr has "Error: ..." on failure (non-zero exit) and, with ``--verbose``, the
   timing block whose "prompt eval count" / "eval count" lines are the usage.
 - Spinner frames and ANSI codes on stderr are dropped.
-- A prompt that starts with ``-`` goes through stdin (one-shot when stdin is not a TTY).
+- A prompt that starts with ``-`` or is over 100 KiB (too long for an argument) goes through
+  stdin (one-shot when stdin is not a TTY).
 - Errors from ollama.com cloud models ("unauthorized", "usage limit") map to auth_required
   and rate_limited; "model not found" and "could not connect" are failures.
 - **A 401 exits 0**: ``ollama run`` turns the server's 401 into "You need to be signed in to
@@ -28,7 +29,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
-from adapters._build import command_env, flag_like
+from adapters._build import command_env, stdin_prompt
 from adapters._jsonl import strip_ansi
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -92,7 +93,7 @@ class OllamaAdapter(Adapter):
             argv.append(f"--think={opts.think}")
         if opts.hide_thinking:
             argv.append("--hidethinking")
-        stdin = request.prompt if flag_like(request.prompt) else None
+        stdin = stdin_prompt(request.prompt)
         if stdin is None:
             argv.append(request.prompt)
         env, secrets = command_env(request, {"OLLAMA_HOST": opts.host} if opts.host else {})

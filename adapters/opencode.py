@@ -18,7 +18,9 @@ Quirks handled:
   passes ``--print-logs --log-level ERROR``, whose "stream error" line on stderr is each
   failed request. The run ends at the first one that is a rate limit (``ends_run``), and
   the orchestrator's park waits instead (then continues the session).
-- A prompt that starts with ``-`` follows a ``--`` so yargs keeps it a message.
+- A prompt that starts with ``-`` follows a ``--`` so yargs keeps it a message. A prompt over
+  100 KiB would not fit in an argument (``E2BIG``): it goes through stdin with no message
+  argument (``run`` appends a stdin that is not a terminal to its message).
 - ``model`` without a slash gets the configured ``provider`` in front; ``base_url`` adds an
   OpenAI-compatible provider block (``@ai-sdk/openai-compatible``, key from ``{env:VAR}``, so
   the key never lands in a file).
@@ -61,6 +63,7 @@ from orchestrator.adapter import (
     Stream,
     Usage,
     native_id,
+    too_long_for_argument,
 )
 from orchestrator.plugins.hookspecs import hookimpl
 
@@ -163,13 +166,16 @@ class OpencodeAdapter(Adapter):
             argv += ["--agent", opts.agent]
         if session is not None:
             argv += ["--session", native_id(self.name, session)]
-        argv += ["--", request.prompt] if flag_like(request.prompt) else [request.prompt]
+        stdin = request.prompt if too_long_for_argument(request.prompt) else None
+        if stdin is None:
+            argv += ["--", request.prompt] if flag_like(request.prompt) else [request.prompt]
         config_file = request.home / _CONFIG_PATH
         env, secrets = command_env(request, {**_OFFLINE_ENV, "OPENCODE_CONFIG": str(config_file)})
         return CommandSpec(
             argv=argv,
             env=env,
             home_files={_CONFIG_PATH: json_file(self._config(model, request)), **_PLUGIN_LOCK},
+            stdin=stdin,
             secrets=secrets,
         )
 

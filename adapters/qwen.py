@@ -7,7 +7,9 @@ and 0.24.4.
 Quirks handled:
 
 - The positional prompt is one-shot (``-p`` is deprecated); a prompt that starts with ``-``
-  would be read as a flag, so it goes in as ``--prompt=...`` instead.
+  would be read as a flag, so it goes in as ``--prompt=...`` instead. A prompt over 100 KiB
+  would not fit in an argument (``E2BIG``): it goes through stdin, with no prompt argument
+  (qwen, like gemini, reads a stdin that is not a terminal, and appends ``-p`` text to it).
 - stream-json is Claude-shaped (parsed by the shared ``_claude_stream``); ``-o json`` is the
   same objects as one JSON array on one line.
 - **429 and 401 exit 0** with ``subtype: "success"`` and ``is_error: false``; the failure is
@@ -52,6 +54,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     native_id,
+    too_long_for_argument,
 )
 from orchestrator.plugins.hookspecs import hookimpl
 
@@ -107,8 +110,11 @@ class QwenAdapter(Adapter):
 
     def _command(self, request: AdapterRequest, resume: str | None) -> CommandSpec:
         opts = self.config
-        prompt = f"--prompt={request.prompt}" if flag_like(request.prompt) else request.prompt
-        argv = [self.binary, prompt]
+        stdin = request.prompt if too_long_for_argument(request.prompt) else None
+        argv = [self.binary]
+        if stdin is None:
+            flag = flag_like(request.prompt)
+            argv.append(f"--prompt={request.prompt}" if flag else request.prompt)
         if opts.auth_type:
             argv += ["--auth-type", opts.auth_type]
         argv += ["-o", "stream-json"]
@@ -129,6 +135,7 @@ class QwenAdapter(Adapter):
             argv=argv,
             env=env,
             home_files={".qwen/settings.json": json_file(self._settings())},
+            stdin=stdin,
             secrets=secrets,
         )
 

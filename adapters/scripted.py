@@ -10,7 +10,9 @@ of the tests. Options (``adapters.<name>.options`` in a run config)::
 
 Its output is Claude Code's stream-json, so this parser reads the same shapes (init, assistant
 text and tool_use, tool_result, api_retry, rate_limit_event, result with usage, cost, 429/401
-status and permission denials). Resuming passes ``--resume <session id>``.
+status and permission denials). Resuming passes ``--resume <session id>``. Like claude, the
+stand-in reads its prompt from stdin when ``-p`` has none: a prompt that starts with ``-`` or
+is too long for an argument goes in that way.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from pydantic import Field
 
+from adapters._build import stdin_prompt
 from orchestrator.adapter import (
     Adapter,
     AdapterConfig,
@@ -72,12 +75,15 @@ class Scripted(Adapter):
         return argv
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
-        return CommandSpec(argv=[*self._argv(request), "-p", request.prompt])
+        return self._command(self._argv(request), request.prompt)
 
     def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
         session = native_id(self.name, native_session_id)
-        argv = [*self._argv(request), "--resume", session, "-p", request.prompt]
-        return CommandSpec(argv=argv)
+        return self._command([*self._argv(request), "--resume", session], request.prompt)
+
+    def _command(self, argv: list[str], prompt: str) -> CommandSpec:
+        stdin = stdin_prompt(prompt)
+        return CommandSpec(argv=argv if stdin is not None else [*argv, "-p", prompt], stdin=stdin)
 
     def version_command(self) -> list[str]:
         return [self.binary, "-I", "-S", SCRIPT, "--version"]

@@ -89,8 +89,16 @@ CASES: dict[str, Case] = {
     "unknown adapter type": (
         "repo: repo\nadapters:\n  cli: {type: scriptd}\n" + TASK,
         None,
-        "error: adapter 'cli' (type 'scriptd'): unknown adapter 'scriptd' (did you mean "
-        "'scripted'?); known adapters: ",
+        "run.yaml:3: adapters.cli.type: unknown adapter type 'scriptd' (did you mean "
+        "'scripted'?); known types: ",
+    ),
+    "prompt too long for a preset": (
+        "repo: repo\nadapters:\n  cli: {type: command, options: {binary: cat}}\n"
+        f"tasks:\n  - {{id: one, prompt: {'x' * 140_000}}}\n",
+        None,
+        # (The rendered prompt's size depends on the phase templates: not spelled out here.)
+        "error: task 'one', phases scout, plan, build, review: adapter 'cli' cannot be given the "
+        "prompt: a prompt of ",
     ),
     "missing CLI binary": (
         "repo: repo\nadapters:\n  claude: {type: claude_code, executable: no-such-claude-xyz}\n"

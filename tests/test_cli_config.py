@@ -24,8 +24,10 @@ from orchestrator.errors import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-BAD = "tasks:\n  - id: a\n    prompt: x\n    depends_on: [ghost]\n"
-BAD_LINE = "bad.yaml:4: tasks[0].depends_on[0]: unknown task 'ghost'"
+# A repository the run would create and a CLI that is here: nothing about this machine to warn of.
+HERE = "repo: sample\nsample_repo: true\nadapters: {cli: {type: scripted}}\n"
+BAD = HERE + "tasks:\n  - id: a\n    prompt: x\n    depends_on: [ghost]\n"
+BAD_LINE = "bad.yaml:7: tasks[0].depends_on[0]: unknown task 'ghost'"
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +64,11 @@ def test_validate_demo(runner: CliRunner, in_root: Path) -> None:
 
 def test_validate_singular_summary(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "one.yaml"
-    path.write_text("adapters: {solo: {}}\ntasks: [{id: a, prompt: x}]\n", encoding="utf-8")
+    path.write_text(
+        "repo: sample\nsample_repo: true\nadapters: {solo: {type: scripted}}\n"
+        "tasks: [{id: a, prompt: x}]\n",
+        encoding="utf-8",
+    )
     result = runner.invoke(app, ["config", "validate", str(path)])
     assert result.exit_code == 0
     assert result.stdout == f"{path}: OK (1 task, 4 phases, 1 adapter)\n"
@@ -96,13 +102,13 @@ def test_validate_reports_every_issue(runner: CliRunner, tmp_path: Path) -> None
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [f"{path}:1: capacity.sessions: must be >= 1 (got 0)"]
     path.write_text(
-        "tasks:\n  - {id: a, prompt: x, depends_on: [b]}\n  - {id: a, prompt: y}\n",
+        HERE + "tasks:\n  - {id: a, prompt: x, depends_on: [b]}\n  - {id: a, prompt: y}\n",
         encoding="utf-8",
     )
     result = runner.invoke(app, ["config", "validate", str(path)])
     assert result.stderr.splitlines() == [
-        f"{path}:2: tasks[0].depends_on[0]: unknown task 'b'",
-        f"{path}:3: tasks[1].id: duplicate task id 'a' (first used by tasks[0])",
+        f"{path}:5: tasks[0].depends_on[0]: unknown task 'b'",
+        f"{path}:6: tasks[1].id: duplicate task id 'a' (first used by tasks[0])",
     ]
 
 
@@ -122,6 +128,7 @@ def test_validate_json_valid(runner: CliRunner, in_root: Path) -> None:
         "file": "configs/demo.yaml",
         "valid": True,
         "issues": [],
+        "warnings": [],
         "summary": {"tasks": 7, "phases": 4, "adapters": 3},
     }
 
@@ -136,11 +143,12 @@ def test_validate_json_invalid(runner: CliRunner, bad_file: str) -> None:
         "issues": [
             {
                 "file": "bad.yaml",
-                "line": 4,
+                "line": 7,
                 "field": "tasks[0].depends_on[0]",
                 "message": "unknown task 'ghost'",
             }
         ],
+        "warnings": [],
         "summary": None,
     }
 

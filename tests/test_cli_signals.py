@@ -95,7 +95,7 @@ def test_one_signal_stops_gracefully_and_resume_completes(
         reap(process)
 
     assert process.returncode == 130, err
-    assert "stopping: sessions are committing their work" in err
+    assert "stopping: no new sessions; running ones commit their work" in err
     report = json.loads(out)
     assert report["status"] == "interrupted"
     assert {t["task_id"]: t["status"] for t in report["tasks"]} == {

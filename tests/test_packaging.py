@@ -165,7 +165,8 @@ def test_the_wheel_installed_in_a_fresh_environment_runs_the_demo(
         capture_output=True,
         text=True,
         cwd=work,
-        env={**ENV, "PATH": path},
+        # The plugins installed beside this environment's packages are not the wheel's.
+        env={**ENV, "PATH": path, "COUNCIL_DISABLE_PLUGINS": "1"},
         timeout=240,
     )
 

@@ -1,11 +1,13 @@
 """The adapter contract: how CLI Council talks to one AI coding CLI (see ``contract``).
 
 Everything a plugin author implements or returns is importable from here: ``Adapter`` and its
-values (``AdapterRequest``, ``CommandSpec``, ``AgentEvent``, ``Outcome``, ...), and
-``Credential`` for where a CLI keeps its login. Adapters are pure: building a command, parsing
-a line and classifying a run need no process, no git and no store.
+values (``AdapterRequest``, ``CommandSpec``, ``AgentEvent``, ``Outcome``, ...), ``Credential``
+for where a CLI keeps its login, and ``too_long_for_argument`` for a prompt that must go in
+through stdin or a file instead of the command line. Adapters are pure: building a command,
+parsing a line and classifying a run need no process, no git and no store.
 """
 
+from orchestrator.adapter.arg_limits import too_long_for_argument
 from orchestrator.adapter.contract import Adapter, native_id
 from orchestrator.adapter.logins import AWS_PROFILES, GCLOUD_ADC, Credential
 from orchestrator.adapter.values import (
@@ -39,4 +41,5 @@ __all__ = [
     "Stream",
     "Usage",
     "native_id",
+    "too_long_for_argument",
 ]

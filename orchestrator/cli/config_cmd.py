@@ -1,4 +1,5 @@
-"""``council config``: check a run config file, and print the JSON Schema it follows."""
+"""``council config``: check a run config file (``orchestrator.run.config_check``), and print
+the JSON Schema it follows."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import typer
 
 from orchestrator.cli import console
-from orchestrator.config.load import RunConfig, load_config, run_config_json_schema
-from orchestrator.errors import ConfigError
+from orchestrator.config.load import RunConfig, run_config_json_schema
+from orchestrator.errors import ConfigIssue
 from orchestrator.plugins import host as plugins
 
 __all__ = ["app"]
@@ -39,38 +41,74 @@ def validate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as one JSON object.")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Count what this machine lacks for the run (a CLI, the repository) as errors.",
+        ),
+    ] = False,
 ) -> None:
-    """Check FILE without running anything; exit 0 when valid, 2 with every problem if not."""
-    source = str(file)
-    try:
-        config = load_config(
-            file,
-            options_models=plugins.default_plugins().registry.options_models(),
-            environ=os.environ,
-        )
-    except ConfigError as exc:
-        if as_json:
-            _print_json(source, exc, None)
-        else:
-            console.print_error(str(exc))
-        raise typer.Exit(2) from None
-    summary = _summary(config)
+    """Check FILE without running anything: every problem, and all that `council run` would
+    refuse before starting, one line each (`file:line: field: message`). What only this
+    machine lacks (a CLI not installed, the repository) is a warning unless --strict. Exit 0
+    when valid, 2 if not."""
+    # Imported here: the checks reach the workflow and the scheduler, which `council --help`
+    # and the other commands must not pay for.
+    from orchestrator.run.config_check import validate_config
+
+    registry = plugins.default_plugins().registry
+    found = anyio.run(validate_config, file, registry, os.environ)
+    errors, warnings = found.errors, found.warnings
+    if strict:
+        errors, warnings = sorted([*errors, *warnings], key=_line), []
     if as_json:
-        _print_json(source, None, summary)
-        return
-    console.print_success(
-        f"{source}: OK ({_plural(summary['tasks'], 'task')}, "
-        f"{_plural(summary['phases'], 'phase')}, {_plural(summary['adapters'], 'adapter')})"
+        _print_json(found.source, errors, warnings, found.config)
+    else:
+        if errors:
+            console.print_error("\n".join(str(issue) for issue in errors))
+        if warnings:
+            console.print_warning("\n".join(f"warning: {issue}" for issue in warnings))
+        if found.config is not None and not errors:
+            console.print_success(f"{found.source}: OK ({_counts(found.config, warnings)})")
+    if errors:
+        raise typer.Exit(2)
+
+
+def _line(issue: ConfigIssue) -> int:
+    return issue.line or 0
+
+
+def _counts(config: RunConfig, warnings: list[ConfigIssue]) -> str:
+    summary = _summary(config)
+    counts = (
+        f"{_plural(summary['tasks'], 'task')}, {_plural(summary['phases'], 'phase')}, "
+        f"{_plural(summary['adapters'], 'adapter')}"
     )
+    if warnings:
+        counts += f"; {_plural(len(warnings), 'warning')}: `council run` would refuse to start here"
+    return counts
 
 
-def _print_json(source: str, error: ConfigError | None, summary: dict[str, int] | None) -> None:
-    issues: list[dict[str, Any]] = [
-        {"file": issue.file, "line": issue.line, "field": issue.field, "message": issue.message}
-        for issue in (error.issues if error else [])
-    ]
-    result = {"file": source, "valid": error is None, "issues": issues, "summary": summary}
+def _print_json(
+    source: str,
+    errors: list[ConfigIssue],
+    warnings: list[ConfigIssue],
+    config: RunConfig | None,
+) -> None:
+    valid = config is not None and not errors
+    result = {
+        "file": source,
+        "valid": valid,
+        "issues": [_issue_json(issue) for issue in errors],
+        "warnings": [_issue_json(issue) for issue in warnings],
+        "summary": _summary(config) if valid and config is not None else None,
+    }
     console.print_lines(json.dumps(result, indent=2))
+
+
+def _issue_json(issue: ConfigIssue) -> dict[str, Any]:
+    return {"file": issue.file, "line": issue.line, "field": issue.field, "message": issue.message}
 
 
 @app.command()

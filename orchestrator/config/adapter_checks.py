@@ -1,7 +1,7 @@
 """The checks of a run config's ``adapters:`` that need more than the config itself: each
-adapter's ``options`` against its plugin's options model, and ``${NAME}`` references in its
-``env`` against the environment a run starts with; and the JSON Schema that spells out each
-adapter type's options.
+adapter's ``type`` against the types the plugins provide and its ``options`` against its
+plugin's options model, and ``${NAME}`` references in its ``env`` against the environment a
+run starts with; and the JSON Schema that spells out each adapter type's options.
 
 The plugin host is above this layer, so the options models come in as a mapping (adapter type
 -> model), from ``plugins.options_models()``.
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.config.checks.problems import Problem
 from orchestrator.config.env_refs import references
 from orchestrator.config.run import RunConfig
+from orchestrator.config.suggest import did_you_mean
 
 __all__ = ["adapter_options_problems", "unset_references", "with_adapter_options"]
 
@@ -26,13 +27,23 @@ __all__ = ["adapter_options_problems", "unset_references", "with_adapter_options
 def adapter_options_problems(
     config: RunConfig, models: Mapping[str, type[BaseModel]]
 ) -> list[Problem]:
-    """Each adapter option its type's model refuses, at its own place in the file."""
+    """Each adapter whose type no plugin provides, and each option its type's model refuses,
+    at its own place in the file (an adapter without ``type:`` is of the type its key names,
+    so the key's line is the place)."""
     problems: list[Problem] = []
     for name, adapter in config.adapters.items():
         kind = adapter.type or name
         model = models.get(kind)
         if model is None:
-            continue  # an unknown type is reported by the run config's own checks
+            known = ", ".join(sorted(models)) or "none"
+            problems.append(
+                (
+                    ("adapters", name, "type"),
+                    f"unknown adapter type {kind!r}{did_you_mean(kind, models)}; known types: "
+                    f"{known} (a plugin's adapter? see `council adapters list`)",
+                )
+            )
+            continue
         try:
             model.model_validate(adapter.options)
         except ValidationError as exc:

@@ -4,6 +4,10 @@ The error is the point of this module. Every problem, whether YAML syntax, a wro
 unknown key or a task depending on a task that does not exist, becomes one
 ``ConfigIssue(file, line, field, message)``, printed as ``configs/x.yaml:14: tasks[2].id: ...``,
 and all of them are reported at once so a user fixes a file in one pass.
+
+``check_config`` is the same reading without the raise, for ``council config validate``: the
+config whenever it could be built (a problem between its fields does not stop that), every
+issue, and the means to put more problems, found by later checks, at their lines.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,7 @@ from orchestrator.config.adapter_checks import (
     with_adapter_options,
 )
 from orchestrator.config.adapter_entry import AdapterConfig
+from orchestrator.config.checks.problems import Problem
 from orchestrator.config.checks.run import find_problems
 from orchestrator.config.fieldpath import Loc, format_loc
 from orchestrator.config.run import DEFER_CHECKS, RunConfig
@@ -36,6 +42,7 @@ from orchestrator.errors import ConfigError, ConfigIssue
 __all__ = [
     "AdapterConfig",
     "CapacityConfig",
+    "CheckedConfig",
     "OptionsModels",
     "PhaseConfig",
     "RetryConfig",
@@ -44,6 +51,7 @@ __all__ = [
     "StateConfig",
     "TaskConfig",
     "WorkflowConfig",
+    "check_config",
     "load_config",
     "parse_config",
     "run_config_json_schema",
@@ -57,6 +65,21 @@ _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 OptionsModels = Mapping[str, type[BaseModel]]
 
 
+@dataclass(frozen=True)
+class CheckedConfig:
+    """A run config file as its checks found it."""
+
+    source: str
+    config: RunConfig | None  # None when the file could not be read, parsed or typed
+    issues: list[ConfigIssue]
+    problems: list[Problem] = field(default_factory=list)  # the issues found on ``config``
+    document: YamlDocument | None = None
+
+    def located(self, problems: Iterable[Problem]) -> list[ConfigIssue]:
+        """``problems`` (a field path and a message each) as issues at their lines."""
+        return _located(self.source, self.document, problems)
+
+
 def load_config(
     path: str | Path,
     *,
@@ -65,14 +88,30 @@ def load_config(
 ) -> RunConfig:
     """Read and validate the run config at ``path``; errors name ``path`` as given.
 
-    With ``options_models``, each adapter's ``options`` are checked against its type's model;
-    with ``environ``, every ``${NAME}`` in an adapter's ``env`` must be set there (what a run
-    is about to start with). Each problem names its line.
+    With ``options_models``, each adapter's ``type`` must be one of them and its ``options``
+    are checked against its type's model; with ``environ``, every ``${NAME}`` in an adapter's
+    ``env`` must be set there (what a run is about to start with). Each problem names its line.
     """
+    checked = check_config(path, options_models=options_models, environ=environ)
+    if checked.issues or checked.config is None:
+        raise ConfigError(checked.issues)
+    return checked.config
+
+
+def check_config(
+    path: str | Path,
+    *,
+    options_models: OptionsModels | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> CheckedConfig:
+    """``load_config``'s checks, every issue returned instead of raised."""
     source = str(path)
     file = Path(path)
-    text = read_config_text(file, source)
-    return parse_config(
+    try:
+        text = read_config_text(file, source)
+    except ConfigError as exc:
+        return CheckedConfig(source, None, exc.issues)
+    return _checked(
         text,
         source=source,
         base_dir=file.absolute().parent,
@@ -90,25 +129,53 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
     """Validate config ``text``; relative paths resolve against ``base_dir`` (default: cwd)."""
-    document = parse_yaml_mapping(text, source)
+    checked = _checked(
+        text, source=source, base_dir=base_dir, options_models=options_models, environ=environ
+    )
+    if checked.issues or checked.config is None:
+        raise ConfigError(checked.issues)
+    return checked.config
+
+
+def _checked(
+    text: str,
+    *,
+    source: str,
+    base_dir: Path | None,
+    options_models: OptionsModels | None,
+    environ: Mapping[str, str] | None,
+) -> CheckedConfig:
+    try:
+        document = parse_yaml_mapping(text, source)
+    except ConfigError as exc:
+        return CheckedConfig(source, None, exc.issues)
     context = {"base_dir": base_dir or Path.cwd(), DEFER_CHECKS: True}
     try:
         config = RunConfig.model_validate(document.data, context=context)
     except ValidationError as exc:
-        raise ConfigError(_sorted(_issue(document, error) for error in exc.errors())) from None
+        issues = _sorted(_issue(document, error) for error in exc.errors())
+        return CheckedConfig(source, None, issues, document=document)
     problems = find_problems(config)
     if options_models is not None:
         problems += adapter_options_problems(config, options_models)
     if environ is not None:
         problems += unset_references(config, environ)
-    if problems:
-        raise ConfigError(
-            _sorted(
-                ConfigIssue(source, document.line_of(loc), format_loc(loc), message)
-                for loc, message in problems
-            )
+    issues = _sorted(_located(source, document, problems))
+    return CheckedConfig(source, config, issues, problems, document)
+
+
+def _located(
+    source: str, document: YamlDocument | None, problems: Iterable[Problem]
+) -> list[ConfigIssue]:
+    return [
+        ConfigIssue(
+            source,
+            document.line_of(loc) if document is not None else None,
+            format_loc(loc),
+            message,
         )
-    return config
+        for loc, message in problems
+    ]
 
 
 def run_config_json_schema(options_models: OptionsModels | None = None) -> dict[str, Any]:

@@ -15,50 +15,75 @@ clear line and leaves the user's repository exactly as it was:
   "did you mean"), accepts its options, and has its binary: a bare name must be on ``PATH``
   (the adapter's own ``env: PATH`` when it sets one, as the CLI will run with it), an absolute
   path must be an executable file. A path relative to the worktree cannot be checked before
-  the worktree exists and is left to the run.
+  the worktree exists and is left to the run. And each phase's prompt can be passed to each
+  of its adapters (``prompt_fit``: one too long for the command line, to an adapter that has
+  no other way in).
 
 Every problem is one line; a check raises once, with one line per problem, so a user fixes a
-config in one pass. The errors are the user's to fix (exit code 2).
+config in one pass. The errors are the user's to fix (exit code 2). ``council config
+validate`` reports the same problems as ``Finding`` s, each at the place in the file it is
+about (``adapter_findings``, ``repository_finding``).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
 
+from orchestrator.config.fieldpath import Loc
 from orchestrator.config.run import RunConfig
 from orchestrator.errors import AdapterError, AdapterUnavailable, UnusableRepository
 from orchestrator.git.repo import Git
 from orchestrator.plugins.registry import AdapterRegistry
+from orchestrator.run.adapter_uses import adapter_uses
 from orchestrator.run.demo_repo import SampleState, sample_state
-from orchestrator.workflow.best_of import judge_adapter
+from orchestrator.run.prompt_fit import prompt_problems
 from orchestrator.worktrees.layout import COUNCIL_DIR
 
-__all__ = ["check_adapters", "check_repository", "council_dir_problem"]
+__all__ = [
+    "Finding",
+    "adapter_findings",
+    "check_adapters",
+    "check_repository",
+    "council_dir_problem",
+    "repository_finding",
+]
 
 _CHECKED_INSIDE = ("locks", "state")  # subdirectories whose entries are checked too
 
 
 async def check_repository(config: RunConfig) -> None:
     """``UnusableRepository`` when the run's repository cannot be used as it is."""
+    found = await repository_finding(config)
+    if found is not None:
+        raise UnusableRepository(found.message)
+
+
+async def repository_finding(config: RunConfig) -> Finding | None:
+    """Why the run's repository cannot be used as it is, at the setting that names it."""
     repo = config.repo
     if config.sample_repo:
         state = await anyio.to_thread.run_sync(sample_state, repo, config.base_branch)
         if state in (SampleState.ABSENT, SampleState.HALF_MADE):
-            return  # the run creates (or finishes) the sample repository there
+            return None  # the run creates (or finishes) the sample repository there
     problem = await anyio.to_thread.run_sync(_checkout_problem, repo)
     if problem is not None:
-        raise UnusableRepository(problem)
+        return Finding(("repo",), problem, here=True)
     # No hooks directory: asking git must not create .council/ before the run may write.
     git = Git(repo, None)
     if await git.rev_parse(f"refs/heads/{config.base_branch}") is None:
-        raise UnusableRepository(
+        return Finding(
+            ("base_branch",),
             f"base branch {config.base_branch!r} does not exist in {repo} (base_branch: in the "
-            "run config; a repository without commits has no branch yet)"
+            "run config; a repository without commits has no branch yet)",
+            here=True,
         )
+    return None
 
 
 def _checkout_problem(repo: Path) -> str | None:
@@ -103,52 +128,72 @@ def _link_problem(link: Path) -> str:
 
 
 def check_adapters(config: RunConfig, registry: AdapterRegistry) -> None:
-    """``AdapterUnavailable`` when an adapter some task would use cannot run here."""
-    problems: list[str] = []
-    users: dict[str, str] = {}
-    for task in config.tasks:
-        for phase in config.phases_for(task):
-            chain = config.adapter_chain(task, phase)
-            if not chain:
-                # The config checks insist on a choice once any adapter is defined, so this
-                # is a config that defines none: one line says so.
-                raise AdapterUnavailable(
-                    f"task {task.id!r}: no adapter configured for phase {phase.name!r}; define "
-                    "the CLIs to run under `adapters:` (see `council adapters list`)"
-                )
-            for name in chain:
-                users.setdefault(name, f"task {task.id!r}, phase {phase.name!r}")
-        if task.council and task.adapters:
-            judge = judge_adapter(config, task.adapters[0])
-            users.setdefault(judge, f"council task {task.id!r}, the comparison")
-    for name, user in users.items():
-        problem = _adapter_problem(config, registry, name)
-        if problem is not None:
-            problems.append(f"{problem} (used by {user})")
+    """``AdapterUnavailable`` when an adapter some task would use cannot run here, or cannot
+    be given a task's prompt."""
+    problems = [finding.message for finding in adapter_findings(config, registry)]
+    problems += [message for _, message in prompt_problems(config, registry)]
     if problems:
         raise AdapterUnavailable("\n".join(dict.fromkeys(problems)))
 
 
-def _adapter_problem(config: RunConfig, registry: AdapterRegistry, name: str) -> str | None:
+@dataclass(frozen=True)
+class Finding:
+    """One thing a run would refuse, at the place in the run config it is about."""
+
+    loc: Loc
+    message: str
+    here: bool = False  # about this machine (a CLI not installed), not about the file
+
+
+def adapter_findings(
+    config: RunConfig, registry: AdapterRegistry, *, skip: Collection[str] = ()
+) -> list[Finding]:
+    """Each phase with no adapter, and each adapter some task would use that cannot be
+    created or whose binary is not here (``skip``: adapters whose entry is known bad)."""
+    uses = adapter_uses(config)
+    findings = [
+        Finding(
+            ("tasks", use.index),
+            f"task {use.task.id!r}: no adapter configured for phase {use.phase.name!r}; define "
+            "the CLIs to run under `adapters:` (see `council adapters list`)",
+        )
+        for use in uses.unassigned
+        if not config.adapters  # with adapters defined, the config's own checks say it
+    ]
+    for name, user in uses.users.items():
+        if name in skip:
+            continue
+        found = _adapter_finding(config, registry, name)
+        if found is not None:
+            findings.append(Finding(found.loc, f"{found.message} (used by {user})", found.here))
+    return findings
+
+
+def _adapter_finding(config: RunConfig, registry: AdapterRegistry, name: str) -> Finding | None:
     configured = config.adapters.get(name)
     try:
         adapter = registry.create(name, configured)
     except AdapterError as exc:
-        return str(exc)
+        return Finding(("adapters", name), str(exc))
     binary = adapter.binary
     kind = f" (type {adapter.name!r})" if adapter.name != name else ""
     setting = f"adapters.{name}.executable"
+    where: Loc = ("adapters", name)
+    if configured is not None and configured.executable:
+        where = (*where, "executable")
     if os.path.isabs(binary):
         if os.path.isfile(binary) and os.access(binary, os.X_OK):
             return None
-        return f"adapter {name!r}{kind}: its binary {binary} is not an executable file ({setting})"
+        message = f"adapter {name!r}{kind}: its binary {binary} is not an executable file"
+        return Finding(where, f"{message} ({setting})", here=True)
     if "/" in binary:
         return None  # relative to the worktree the CLI runs in: known only once it exists
     search = configured.env.get("PATH") if configured is not None else None
     if shutil.which(binary, path=search) is not None:
         return None
-    where = "the adapter's env PATH" if search is not None else "PATH"
-    return (
-        f"adapter {name!r}{kind}: its binary {binary!r} is not on {where}; install the CLI or "
+    path = "the adapter's env PATH" if search is not None else "PATH"
+    message = (
+        f"adapter {name!r}{kind}: its binary {binary!r} is not on {path}; install the CLI or "
         f"set {setting}"
     )
+    return Finding(where, message, here=True)

@@ -1,13 +1,20 @@
 """Starting a CLI for the runner: a failed start becomes an error naming the adapter and what
-is wrong (not installed, not executable, no working directory)."""
+is wrong (not installed, not executable, no working directory, a command too long to start).
+
+A command too long for ``exec`` (``E2BIG``: a prompt over what one argument may hold, say) is
+refused before anything starts, and should ``exec`` refuse one anyway, that too is an
+``AdapterError``: the same command would be refused again, so the phase fails for good instead
+of being retried as a crash."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import anyio.abc
 
 from orchestrator.adapter import Adapter, CommandSpec
+from orchestrator.adapter.arg_limits import command_too_long
 from orchestrator.errors import AdapterError, RunError
 from orchestrator.process.launch import spawn_piped
 
@@ -18,10 +25,21 @@ async def spawn_cli(
     adapter: Adapter, spec: CommandSpec, cwd: Path, env: dict[str, str]
 ) -> tuple[anyio.abc.Process, int, int]:
     """Start the adapter's command; the process and the read ends of its stdout and stderr."""
+    binary = spec.argv[0]
+    problem = command_too_long(spec.argv, env)
+    if problem is not None:
+        raise _too_long(adapter, binary, problem)
     try:
         return await spawn_piped(spec.argv, cwd, env, stdin=spec.stdin is not None)
     except OSError as exc:
-        raise _start_error(exc, adapter, spec.argv[0], cwd) from None
+        raise _start_error(exc, adapter, binary, cwd) from None
+
+
+def _too_long(adapter: Adapter, binary: str, problem: str) -> AdapterError:
+    return AdapterError(
+        f"adapter {adapter.name!r}: cannot start {binary!r}: its command line is too long "
+        f"({problem}); an adapter must pass a prompt that long through stdin or a file"
+    )
 
 
 def _start_error(error: OSError, adapter: Adapter, binary: str, cwd: Path) -> Exception:
@@ -33,4 +51,6 @@ def _start_error(error: OSError, adapter: Adapter, binary: str, cwd: Path) -> Ex
         )
     if isinstance(error, PermissionError):
         return AdapterError(f"adapter {adapter.name!r}: {binary!r}: permission denied")
+    if error.errno == errno.E2BIG:
+        return _too_long(adapter, binary, "the system said: argument list too long")
     return RunError(f"adapter {adapter.name!r}: cannot start {binary!r}: {error}")

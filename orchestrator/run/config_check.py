@@ -1,0 +1,77 @@
+"""What ``council config validate`` finds in one pass: every problem of a run config file, and
+everything ``council run`` would refuse before it starts, each at its line in the file.
+
+- **Errors** are the file's to fix, wherever it runs: what the loader finds (syntax, types,
+  unknown keys and names, adapter types no plugin provides, options an adapter refuses, unset
+  ``${NAME}`` references), a task with no adapter, and a phase whose prompt one of its
+  adapters cannot be given (``prompt_fit``).
+- **Warnings** are what this machine lacks for the run (``preflight``'s findings ``here``): a
+  CLI that is not installed, a repository that is missing, is not a git checkout or has no
+  base branch, a symbolic link in ``.council``. ``council run`` here would refuse each of them
+  too; a config checked in CI, away from the CLIs and the repository, is still valid.
+
+Nothing is written: the checks read the file, the registry and (for the repository) git.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.config.load import RunConfig, check_config
+from orchestrator.errors import ConfigIssue
+from orchestrator.plugins.registry import AdapterRegistry
+from orchestrator.run.preflight import Finding, adapter_findings, repository_finding
+from orchestrator.run.prompt_fit import prompt_problems
+
+__all__ = ["Validation", "validate_config"]
+
+
+@dataclass(frozen=True)
+class Validation:
+    source: str
+    config: RunConfig | None  # None when the file could not be read, parsed or typed
+    errors: list[ConfigIssue]
+    warnings: list[ConfigIssue]  # ``council run`` would refuse these here, not elsewhere
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+
+async def validate_config(
+    path: str | Path, registry: AdapterRegistry, environ: Mapping[str, str]
+) -> Validation:
+    """Every problem of the run config at ``path``, as ``council config validate`` reports."""
+    checked = check_config(path, options_models=registry.options_models(), environ=environ)
+    config = checked.config
+    if config is None:
+        return Validation(checked.source, None, checked.issues, [])
+    # An adapter that cannot be created (an unknown type, a bad option: issues already) is
+    # not reported a second time for what follows from it.
+    flagged = {
+        str(loc[1])
+        for loc, _ in checked.problems
+        if loc[:1] == ("adapters",) and len(loc) > 2 and loc[2] in ("type", "options")
+    }
+    findings = adapter_findings(config, registry, skip=flagged)
+    findings += [
+        Finding(("tasks", index, "prompt"), message)
+        for index, message in prompt_problems(config, registry, skip=flagged)
+    ]
+    repository = await repository_finding(config)
+    if repository is not None:
+        findings.append(repository)
+    errors = checked.located((f.loc, f.message) for f in findings if not f.here)
+    warnings = checked.located((f.loc, f.message) for f in findings if f.here)
+    return Validation(
+        checked.source,
+        config,
+        _by_line([*checked.issues, *errors]),
+        _by_line(warnings),
+    )
+
+
+def _by_line(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    return sorted(issues, key=lambda issue: issue.line or 0)
