@@ -210,13 +210,18 @@ def test_without_a_config_the_clis_found_are_checked(machine: Machine, repo: Pat
     assert names["base branch"]["detail"].startswith("'main' at ")
 
 
-def test_a_bad_config_exits_2_in_one_line(machine: Machine, repo: Path) -> None:
+def test_a_bad_config_exits_2_with_each_error_on_its_line(machine: Machine, repo: Path) -> None:
     config = repo / "council.yaml"
-    config.write_text("repo: .\ntasks:\n  - {id: one, prompt: x, priorty: 3}\n")
-    done = machine.council("doctor", cwd=repo)
+    config.write_text(
+        "repo: .\nadapters:\n  alice: {type: scripted}\ndefault_adapter: alice\n"
+        "tasks:\n  - {id: one, prompt: x, priorty: 3}\n  - {id: two, prompt: y, timeout: soon}\n"
+    )
+    done = machine.council("doctor", "--json", cwd=repo)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith("council.yaml:3: tasks[0].priorty: ")
-    assert done.stderr.count("\n") == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr
+    assert lines[0].startswith("council.yaml:6: tasks[0].priorty: ")
+    assert lines[1].startswith("council.yaml:7: tasks[1].timeout: ")
 
 
 def test_a_damaged_record_without_history_fails_the_store(machine: Machine, repo: Path) -> None:

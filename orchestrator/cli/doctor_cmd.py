@@ -11,8 +11,9 @@ database is reachable with a schema this release can use): ``orchestrator.run.do
 Without FILE it reads ``council.yaml`` when the current directory has one; otherwise it checks
 git, the repository it stands in and the CLIs found on this machine. On a terminal the
 checklist has a mark per line; piped, each line starts with its verdict (``OK`` or ``FAIL``);
-``--json`` prints the same data. Exit codes: 0 nothing failed, 1 some check failed,
-2 the run config is invalid.
+``--json`` prints the same data. A run config is first checked as ``council config validate``
+checks it. Exit codes: 0 nothing failed, 1 some check failed, 2 the run config is invalid
+(each of its errors on a line of its own).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import typer
 
 from orchestrator.cli import console
 from orchestrator.cli.adapters_live import LiveReport, live_check, live_targets
-from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
 from orchestrator.plugins import host as plugins
 from orchestrator.plugins.registry import AdapterRegistry
@@ -69,9 +69,7 @@ def doctor(
     if file is None and DEFAULT_CONFIG.is_file():
         file = DEFAULT_CONFIG
     registry = plugins.default_plugins().registry
-    config = None
-    if file is not None:
-        config = load_config(file, options_models=registry.options_models(), environ=os.environ)
+    config = None if file is None else _valid_config(file, registry)
     checks = anyio.run(_checks, config, registry, str(file) if file else None, live)
     checks.sort(key=lambda check: GROUPS.index(check.group))  # stable: order within a group
     failed = [check for check in checks if check.status is Status.FAIL]
@@ -86,6 +84,18 @@ def doctor(
         _print(checks, file, failed)
     if failed:
         raise typer.Exit(1)
+
+
+def _valid_config(file: Path, registry: AdapterRegistry) -> RunConfig:
+    """``file`` checked as ``council config validate`` checks it; every error (one line each)
+    and exit code 2 when it is invalid. What this machine lacks is for the checklist."""
+    from orchestrator.run.config_check import validate_config  # reaches the scheduler: lazily
+
+    found = anyio.run(validate_config, file, registry, os.environ)
+    if found.errors or found.config is None:
+        console.print_error("\n".join(str(issue) for issue in found.errors))
+        raise typer.Exit(2)
+    return found.config
 
 
 async def _checks(
