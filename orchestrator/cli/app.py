@@ -25,6 +25,8 @@ from orchestrator.cli import (
     console,
     db_cmd,
     demo_cmd,
+    doctor_cmd,
+    init_cmd,
     run_cmd,
     worktrees_cmd,
 )
@@ -133,6 +135,8 @@ run_cmd.register(app)
 cancel_cmd.register(app)
 clean_cmd.register(app)
 demo_cmd.register(app)
+init_cmd.register(app)
+doctor_cmd.register(app)
 
 
 def main() -> None:

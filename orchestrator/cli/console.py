@@ -36,6 +36,7 @@ __all__ = [
     "height",
     "is_terminal",
     "live_table",
+    "print_checklist",
     "print_error",
     "print_lines",
     "print_plain",
@@ -313,3 +314,36 @@ def status() -> Iterator[Callable[[str], None]]:
     finally:
         for line in shown:
             line.stop()
+
+
+_MARKS = {"ok": ("✓", "green"), "fail": ("✗", "bold red")}
+
+
+def print_checklist(rows: Sequence[tuple[str, str, str, str, str | None]], summary: str) -> None:
+    """Rows of (section, verdict ok|fail, name, detail, fix) on stdout, a fix on its own
+    line under its row, then ``summary`` (red when a row failed). On a terminal: a title per
+    section, a coloured mark per row, names in a column; elsewhere one plain line per row
+    (``FAIL name: detail``) that grep and CI logs keep whole. Nothing is cut: a long line
+    wraps."""
+    if not stdout.is_terminal:
+        for _, verdict, name, detail, fix in rows:
+            print_plain(f"{verdict.upper():<4} {name}: {detail}")
+            if fix:
+                print_plain(f"     fix: {fix}")
+        print_plain(summary)
+        return
+    width = min(max((len(row[2]) for row in rows), default=0), 24)
+    section = None
+    for title, verdict, name, detail, fix in rows:
+        if title != section:
+            stdout.print(Text(title, style="bold"))
+            section = title
+        mark, style = _MARKS.get(verdict, ("?", ""))
+        line = Text(f"  {mark} ", style=style)
+        line.append(f"{name:<{width}}  ", style="bold" if verdict != "ok" else "")
+        line.append(detail)
+        stdout.print(line)
+        if fix:
+            stdout.print(Text(f"    {'':<{width}}  fix: {fix}", style="cyan"))
+    failed = any(row[1] == "fail" for row in rows)
+    stdout.print(Text(summary, style="bold red" if failed else "green"))

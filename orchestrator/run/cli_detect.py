@@ -1,0 +1,163 @@
+"""Which AI coding CLIs this machine has, their versions, and whether each has a login.
+
+``council init`` surveys every adapter the plugins provide (``detect_clis``) to write a
+starter config; ``council doctor`` looks at the adapters a run config declares
+(``cli_state``). A login is looked for where the run would find one (``runner.logins``): the
+user's credential files the adapter lists, unless the adapter is configured
+``credentials: isolated``, and the key variables it passes on, set in the environment or given
+by the run config. Only paths and variable names are ever reported, never a value.
+
+Only CLIs that keep an account login (their adapter lists credential files) need one; a CLI
+without (a local model server, the scripted stand-in) is not asked for any. AWS profiles and
+gcloud's application-default login serve many tools: found alone they say nothing about this
+CLI, so they count only while one of its variables naming Bedrock or Vertex is set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from orchestrator.adapter import AWS_PROFILES, GCLOUD_ADC, Adapter
+from orchestrator.config.adapter_entry import AdapterConfig
+from orchestrator.errors import AdapterError
+from orchestrator.plugins.registry import AdapterRegistry
+from orchestrator.runner.logins import found_credentials, login_summary
+from orchestrator.runner.version import cli_version
+from orchestrator.safety.redaction import is_sensitive
+
+__all__ = ["SCRIPTED", "CliState", "Login", "cli_state", "detect_clis", "login_of"]
+
+SCRIPTED = "scripted"  # the offline stand-in: always there, never a CLI to detect
+# The built-in CLIs in the order a starter config prefers them; plugins' CLIs follow by name.
+_PREFERRED = ("claude_code", "codex", "gemini", "qwen", "opencode", "aider", "ollama")
+_CLOUD = (AWS_PROFILES, GCLOUD_ADC)
+_PARALLEL = 4  # version commands start whole runtimes (node, python): a few at a time
+
+
+@dataclass(frozen=True)
+class Login:
+    """Where the CLI would find a login; ``where`` says it in one line, names only."""
+
+    needed: bool  # the CLI keeps an account login (its adapter lists credential files)
+    found: bool
+    where: str
+    keys: list[str] = field(default_factory=list)  # the key variables it reads, by name
+    keys_set: list[str] = field(default_factory=list)  # of those, set (or given by the config)
+    files: list[str] = field(default_factory=list)  # the credential files found, by path
+    out_of_reach: str | None = None  # a login kept where a private HOME cannot see it
+
+    @property
+    def ok(self) -> bool:
+        return self.found or not self.needed
+
+
+@dataclass(frozen=True)
+class CliState:
+    """One configured or detected CLI: the adapter, its binary, version and login."""
+
+    name: str  # the name under `adapters:` (the adapter type when detected)
+    adapter_type: str
+    binary: str
+    path: str | None
+    version: str | None
+    login: Login
+    edits_files: bool
+
+    @property
+    def found(self) -> bool:
+        return self.path is not None
+
+
+def login_of(
+    adapter: Adapter, settings: AdapterConfig | None = None, env: Mapping[str, str] | None = None
+) -> Login:
+    """The login ``adapter`` would run with, configured as ``settings``, in ``env``."""
+    env = os.environ if env is None else env
+    settings = settings or AdapterConfig()
+    isolated = settings.credentials == "isolated"
+    named = (*adapter.env_names(), *settings.pass_env)
+    keys = list(dict.fromkeys(name for name in named if is_sensitive(name)))
+    files = [] if isolated else found_credentials(adapter.credentials, env)
+    if not _cloud_chosen(adapter, env):
+        files = [(c, path) for c, path in files if c not in _CLOUD]
+    given = [name for name in settings.env if is_sensitive(name)]
+    out_of_reach = adapter.login_out_of_reach()
+    where = login_summary(
+        adapter.credentials,
+        keys,
+        isolated=isolated,
+        keychain=out_of_reach,
+        env=env,
+    )
+    if given:
+        prefix = "" if where.startswith("no login found") else f"{where}; "
+        where = f"{prefix}{', '.join(given)} given by the run config"
+    keys_set = [name for name in keys if env.get(name)] + given
+    return Login(
+        needed=bool(adapter.credentials),
+        found=bool(files) or bool(keys_set),
+        where=where,
+        keys=keys,
+        keys_set=keys_set,
+        files=[str(path) for _, path in files],
+        out_of_reach=out_of_reach,
+    )
+
+
+def _cloud_chosen(adapter: Adapter, env: Mapping[str, str]) -> bool:
+    clouds = ("BEDROCK", "VERTEX")
+    return any(env.get(name) for name in adapter.env_names() if any(c in name for c in clouds))
+
+
+async def cli_state(
+    name: str,
+    adapter: Adapter,
+    settings: AdapterConfig | None = None,
+    env: Mapping[str, str] | None = None,
+) -> CliState:
+    """``adapter``'s binary on PATH, its version (None when its version command fails) and
+    its login."""
+    check = adapter.check()
+    version = await cli_version(adapter) if check.found else None
+    return CliState(
+        name=name,
+        adapter_type=adapter.name,
+        binary=adapter.binary,
+        path=check.path,
+        version=version,
+        login=login_of(adapter, settings, env),
+        edits_files=adapter.edits_files,
+    )
+
+
+async def detect_clis(
+    registry: AdapterRegistry, env: Mapping[str, str] | None = None
+) -> list[CliState]:
+    """Every CLI the plugins can drive without options (a preset adapter such as ``command``
+    needs some, and the scripted stand-in is left out), installed or not, preferred first."""
+    adapters: list[Adapter] = []
+    for name in _ordered(registry.names()):
+        try:
+            adapters.append(registry.create(name))
+        except AdapterError:
+            continue
+    states: list[CliState | None] = [None] * len(adapters)
+    limiter = anyio.CapacityLimiter(_PARALLEL)
+
+    async def one(index: int, adapter: Adapter) -> None:
+        async with limiter:
+            states[index] = await cli_state(adapter.name, adapter, None, env)
+
+    async with anyio.create_task_group() as tasks:
+        for index, adapter in enumerate(adapters):
+            tasks.start_soon(one, index, adapter)
+    return [state for state in states if state is not None]
+
+
+def _ordered(names: Sequence[str]) -> list[str]:
+    known = [name for name in _PREFERRED if name in names]
+    return known + sorted(name for name in names if name not in _PREFERRED and name != SCRIPTED)
