@@ -1,4 +1,4 @@
-"""``council run``, ``council resume`` and ``council status``: run a config, continue one, look.
+"""``council run`` and ``council resume``: run a config, continue one.
 
 - ``run FILE``: runs every task of FILE with a live table of the sessions (task, phase,
   adapter, status, elapsed, last message), then prints a summary table. ``--json`` prints the
@@ -6,13 +6,9 @@
   phases, adapters) and the exact redacted command of each phase's first adapter, and runs
   nothing.
 - ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository.
-- ``status [FILE]``: the report of the newest session (of FILE's repository, or of the current
-  directory's ``.council/state``), ``--json`` for machine output. A parked task shows
-  ``parked until HH:MM:SS (adapter, park n)`` (``parked_until``, ``parked_adapter`` and
-  ``parks`` in the JSON); a failed one its ``outcome`` (``rate_limited``, ...) in the JSON.
-  ``--watch`` redraws the table every second (on anything but a terminal: one line per task
-  status change) until every task has ended, the run stopped, or its orchestrator is gone,
-  then prints the report and exits with the run's exit code; Ctrl-C exits 130.
+
+The summary table is ``council status``'s too (``status_cmd``), so this module imports the run
+machinery (``Council``) only inside the commands that run.
 
 ``run`` and ``resume`` refuse, before they write anything, a config or a setup that cannot
 work (``preflight``: a missing CLI binary, a symlinked ``.council``...) and a repository on
@@ -32,37 +28,29 @@ import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import typer
 
 from orchestrator.cli import console
-from orchestrator.cli.store_access import newest_report
-from orchestrator.config.run import RunConfig
-from orchestrator.council import Council, check_resumable, stored_report
 from orchestrator.errors import CouncilError
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
-from orchestrator.models import SessionStatus, TaskStatus
-from orchestrator.run.plan import RunPlan, TaskPlan
+from orchestrator.models import TaskStatus
 from orchestrator.run.report import RunReport, TaskReport
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from orchestrator.council import Council
+    from orchestrator.run.plan import RunPlan, TaskPlan
+
+__all__ = ["resume", "run"]
 
 _COLUMNS = ("task", "phase", "adapter", "status", "elapsed", "last message")
 _SUMMARY = ("task", "status", "adapter", "attempts", "branch", "merged", "time", "error")
 _REFRESH = 0.25
-_WATCH_EVERY = 1.0
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``run``, ``resume`` and ``status`` to the root app."""
-    app.command("run")(run)
-    app.command("resume")(resume)
-    app.command("status")(status)
 
 
 def run(
@@ -73,6 +61,8 @@ def run(
     ] = False,
 ) -> None:
     """Run every task of FILE until each is merged, failed or in conflict."""
+    from orchestrator.council import Council
+
     council = Council.from_config(file)
     if dry_run:
         _print_plan(council.plan(), as_json)
@@ -89,6 +79,8 @@ def resume(
     as_json: JsonOption = False,
 ) -> None:
     """Continue an interrupted or killed run from where it stood."""
+    from orchestrator.council import Council, check_resumable
+
     council = Council.from_config(file)
     # Refused in this order, and before `async with` creates `.council`: the setup's own
     # problems first, then a repository where no run ever kept state.
@@ -96,30 +88,6 @@ def resume(
     check_resumable(council.config)
     report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
     _finish(report, as_json)
-
-
-def status(
-    file: Annotated[
-        Path | None, typer.Argument(help="Run config (default: the current directory's run).")
-    ] = None,
-    as_json: JsonOption = False,
-    watch: Annotated[
-        bool,
-        typer.Option("--watch", help="Refresh every second until every task has ended."),
-    ] = False,
-) -> None:
-    """Show the newest run's tasks."""
-    where: Path | RunConfig = Path(".council/state")
-    if file is not None:
-        config = Council.from_config(file).config
-        where = config.state_dir if config.state.backend == "file" else config
-    if watch:
-        watch_status(where, as_json)
-    report = anyio.run(stored_report, where)
-    if as_json:
-        console.print_lines(report.model_dump_json(indent=2))
-    else:
-        _print_summary(report)
 
 
 async def _drive(
@@ -187,34 +155,6 @@ def _finish(report: RunReport, as_json: bool) -> None:
     else:
         _print_summary(report)
     raise typer.Exit(report.exit_code)
-
-
-def watch_status(where: Path | RunConfig, as_json: bool) -> None:
-    """``status --watch`` (see the module doc); always ends by raising ``typer.Exit``."""
-    try:
-        report = anyio.run(_watch, where, not as_json)
-    except KeyboardInterrupt:
-        console.print_error("interrupted")
-        raise typer.Exit(130) from None
-    _finish(report, as_json)
-
-
-async def _watch(where: Path | RunConfig, show: bool) -> RunReport:
-    seen: dict[str, str] = {}
-    with console.live_table(_SUMMARY) as update:
-        while True:
-            report, gone = await newest_report(where)
-            rows, title = _summary(report)
-            update(rows, title)
-            if show and not console.is_terminal():
-                for task in report.tasks:
-                    if seen.get(task.task_id) != task.status:
-                        seen[task.task_id] = task.status
-                        phase = f" ({task.current_phase})" if task.current_phase else ""
-                        console.print_lines(f"{task.task_id}: {task.status}{phase}")
-            if report.totals.pending == 0 or report.status != SessionStatus.ACTIVE or gone:
-                return report
-            await anyio.sleep(_WATCH_EVERY)
 
 
 def _print_summary(report: RunReport) -> None:
