@@ -32,8 +32,8 @@ from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
 
 if TYPE_CHECKING:
-    # A type only: `status` of the current directory's run reads no config (and the config
-    # models cost it a third of its start-up).
+    # A type only: `status` of the current directory's run reads no config, and the config's
+    # models and checks (some twenty modules) are no part of reading a report.
     from orchestrator.config.run import RunConfig
 
 __all__ = [
