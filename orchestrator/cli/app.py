@@ -1,44 +1,88 @@
-"""The ``council`` entry point: the root typer app, its sub-apps, and the one error handler.
+"""The ``council`` entry point: the root typer app, its table of commands, the one error handler.
+
+Each command is one line of ``COMMANDS``: its name, where it lives and the line ``--help``
+shows for it. Its module is imported only when it runs, so ``council --help`` and a light
+command such as ``council status`` start without importing the run machinery (``lazy_group``).
 
 Commands raise ``CouncilError`` subclasses and never print tracebacks for them: the handler
 below turns them into a red message on stderr and an exit code, 2 when the user's input was at
-fault (a bad config, an invalid value, a name that names nothing, an adapter that cannot run
-here) or the command was refused before it changed anything (another orchestrator runs on the
-repository), and 1 for everything else. Ctrl-C outside a run (which handles its own) exits 130.
-The convention, shown under ``council --help``, is ``EXIT_CODES``.
+fault (a bad config, an invalid value, an adapter that cannot run here) or the command was
+refused before it changed anything (another orchestrator runs on the repository), and 1 for
+everything else.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
-from orchestrator.cli import (
-    adapters_cmd,
-    cancel_cmd,
-    checkpoint_cmd,
-    clean_cmd,
-    config_cmd,
-    console,
-    db_cmd,
-    demo_cmd,
-    doctor_cmd,
-    init_cmd,
-    run_cmd,
-    worktrees_cmd,
-)
-from orchestrator.council import Council
+from orchestrator.cli import console
+from orchestrator.cli.lazy_group import CommandRef, LazyGroup
 from orchestrator.errors import ConfigError, CouncilError, RunLocked
 
-__all__ = ["EXIT_CODES", "CouncilGroup", "app", "council_errors", "exit_code_for", "main"]
+__all__ = [
+    "COMMANDS",
+    "EXIT_CODES",
+    "CouncilGroup",
+    "app",
+    "council_errors",
+    "exit_code_for",
+    "main",
+]
 
 EXIT_CODES = (
     "Exit codes: 0 all done; 1 some task did not land or some check failed; "
     "2 usage or config error; 130 interrupted."
 )
+
+_CLI = "orchestrator.cli"
+
+# name -> where it lives and its line in `council --help` (the first line of its docstring or
+# its sub-app's help). Listed in this order.
+COMMANDS: dict[str, CommandRef] = {
+    "run": CommandRef(
+        f"{_CLI}.run_cmd:run", "Run every task of FILE until each is merged, failed or in conflict."
+    ),
+    "resume": CommandRef(
+        f"{_CLI}.run_cmd:resume", "Continue an interrupted or killed run from where it stood."
+    ),
+    "status": CommandRef(f"{_CLI}.status_cmd:status", "Show the newest run's tasks."),
+    "cancel": CommandRef(
+        f"{_CLI}.cancel_cmd:cancel", "Cancel TASK of the newest unfinished run of FILE."
+    ),
+    "clean": CommandRef(
+        f"{_CLI}.clean_cmd:clean",
+        "Remove old finished sessions and the worktrees of finished runs; never unmerged work.",
+    ),
+    "config": CommandRef(f"{_CLI}.config_cmd:app", "Check run config files."),
+    "adapters": CommandRef(
+        f"{_CLI}.adapters_cmd:app", "List the CLI adapters and check that their CLIs work."
+    ),
+    "checkpoint": CommandRef(
+        f"{_CLI}.checkpoint_cmd:app", "Create, list and restore checkpoints of a run."
+    ),
+    "worktrees": CommandRef(
+        f"{_CLI}.worktrees_cmd:app",
+        "List the repository's worktrees and clean up those of finished runs.",
+    ),
+    "init": CommandRef(
+        f"{_CLI}.init_cmd:init",
+        "Write a starter run config for this repository, with the CLIs installed here.",
+    ),
+    "demo": CommandRef(
+        f"{_CLI}.demo_cmd:demo",
+        "Run the offline demo: three scripted CLIs, seven tasks, no network or API key.",
+    ),
+    "doctor": CommandRef(
+        f"{_CLI}.doctor_cmd:doctor",
+        "Check that a run can work here: git, the repository, each CLI and its login, the store.",
+    ),
+    "db": CommandRef(
+        f"{_CLI}.db_cmd:app",
+        "Start, stop and locate a throwaway local PostgreSQL server for team mode.",
+    ),
+}
 
 
 def exit_code_for(error: CouncilError) -> int:
@@ -48,8 +92,10 @@ def exit_code_for(error: CouncilError) -> int:
     return 2 if isinstance(error, ConfigError | ValueError | RunLocked) else 1
 
 
-class CouncilGroup(TyperGroup):
-    """The root command group; every subcommand runs inside its ``invoke``."""
+class CouncilGroup(LazyGroup):
+    """The root command group: the commands of ``COMMANDS``, each run inside its ``invoke``."""
+
+    lazy_commands = COMMANDS
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -107,6 +153,8 @@ app = typer.Typer(
 
 def _version(shown: bool) -> None:
     if shown:
+        from importlib.metadata import version as package_version  # 20 ms only --version needs
+
         console.print_lines(f"council {package_version('cli-council')}")
         raise typer.Exit()
 
@@ -126,24 +174,15 @@ def _root(
     """Run several AI coding CLIs in parallel on one git repository."""
 
 
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(adapters_cmd.app, name="adapters")
-app.add_typer(checkpoint_cmd.app, name="checkpoint")
-app.add_typer(worktrees_cmd.app, name="worktrees")
-app.add_typer(db_cmd.app, name="db")
-run_cmd.register(app)
-cancel_cmd.register(app)
-clean_cmd.register(app)
-demo_cmd.register(app)
-init_cmd.register(app)
-doctor_cmd.register(app)
-
-
 def main() -> None:
     """Console-script entry point (``council``)."""
     # This process exists for the command: the orphans of the CLIs' daemons may come to it
     # (never done where the commands run inside another program, such as a test runner).
-    Council.adopt_orphans()
+    # ``Council.adopt_orphans()`` is this call; importing ``Council`` would cost every command
+    # the whole run machinery.
+    from orchestrator.process.tree import become_subreaper
+
+    become_subreaper()
     console.show_log_warnings()  # warnings as readable lines, not the last-resort handler's
     app(prog_name="council")
 

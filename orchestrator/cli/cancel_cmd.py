@@ -32,7 +32,7 @@ from orchestrator.models import TaskStatus
 from orchestrator.process import procid
 from orchestrator.run.stores import describe_state
 
-__all__ = ["register"]
+__all__ = ["cancel"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,6 @@ class CancelOutcome:
             "action": self.action,
             "process": self.process.as_dict() if self.process else None,
         }
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``cancel`` to the root app."""
-    app.command("cancel")(cancel)
 
 
 def cancel(

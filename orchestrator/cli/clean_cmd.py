@@ -28,14 +28,9 @@ from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
 from orchestrator.errors import UsageError
 
-__all__ = ["register"]
+__all__ = ["clean"]
 
 _DAY = 86400.0
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``clean`` to the root app."""
-    app.command("clean")(clean)
 
 
 def clean(

@@ -17,12 +17,7 @@ import typer
 from orchestrator.cli import console, run_cmd
 from orchestrator.run.demo_config import write_demo_config
 
-__all__ = ["register"]
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``demo`` to the root app."""
-    app.command("demo")(demo)
+__all__ = ["demo"]
 
 
 def demo(

@@ -36,15 +36,10 @@ from orchestrator.run.cli_fixes import install_fix
 from orchestrator.run.doctor.checklist import GROUPS, Check, Status
 from orchestrator.run.doctor.examine import Examination, examine
 
-__all__ = ["DEFAULT_CONFIG", "register"]
+__all__ = ["DEFAULT_CONFIG", "doctor"]
 
 DEFAULT_CONFIG = Path("council.yaml")
 _TITLES = {"git": "git", "repository": "repository", "cli": "CLIs", "state": "state store"}
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``doctor`` to the root app."""
-    app.command("doctor")(doctor)
 
 
 def doctor(

@@ -24,12 +24,7 @@ from orchestrator.run.cli_detect import CliState
 from orchestrator.run.cli_fixes import login_fix
 from orchestrator.run.init_config import InitPlan, plan_init, write_config
 
-__all__ = ["register"]
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``init`` to the root app."""
-    app.command("init")(init)
+__all__ = ["init"]
 
 
 def init(

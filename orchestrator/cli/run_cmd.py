@@ -36,7 +36,6 @@ import json
 import shlex
 import signal
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -45,38 +44,17 @@ import typer
 
 from orchestrator.cli import console, run_finder
 from orchestrator.cli.live_board import Stopping, show_board
-from orchestrator.cli.store_access import newest_report
-from orchestrator.config.run import RunConfig
-from orchestrator.council import Council, check_resumable, stored_report
-from orchestrator.errors import CouncilError, RecordNotFound, TaskInActiveSession, UsageError
+from orchestrator.cli.summary import JsonOption, WideOption, finish
+from orchestrator.council import Council, check_resumable
+from orchestrator.errors import CouncilError, TaskInActiveSession
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
-from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.run.base_checkout import IfBaseDirty, detach, dirty_base_checkout
 from orchestrator.run.plan import RunPlan, TaskPlan
-from orchestrator.run.report import RunReport, TaskReport
+from orchestrator.run.report import RunReport
 
-__all__ = ["register"]
+__all__ = ["resume", "run"]
 
-# Ids are keys (never cut); at 80 columns attempts, time and error give way first.
-_SUMMARY = (
-    console.Column("task", key=True),
-    console.Column("status", wraps=True),
-    console.Column("adapter"),
-    console.Column("attempts", drop=3),
-    console.Column("branch", key=True),
-    console.Column("merged", key=True),
-    console.Column("time", drop=2),
-    console.Column("error", wraps=True, drop=1),
-)
-_HELD_BY = console.Column("held by", wraps=True, drop=1)
-_SHORT_COMMIT = 10  # what git accepts for a commit of any repository of ordinary size
-_WATCH_EVERY = 1.0
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
-WideOption = Annotated[
-    bool, typer.Option("--wide", help="Show every column whole (full commit ids), however wide.")
-]
 IfBaseDirtyOption = Annotated[
     IfBaseDirty,
     typer.Option(
@@ -86,13 +64,6 @@ IfBaseDirtyOption = Annotated[
         "branch alone) or stop (start nothing).",
     ),
 ]
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``run``, ``resume`` and ``status`` to the root app."""
-    app.command("run")(run)
-    app.command("resume")(resume)
-    app.command("status", short_help="Show the newest run's tasks.")(status)
 
 
 def run(
@@ -115,7 +86,7 @@ def run(
         report = anyio.run(_drive, council, council.run, not as_json)
     except TaskInActiveSession as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
-    _finish(report, as_json, wide, file)
+    finish(report, as_json, wide, file)
 
 
 def resume(
@@ -136,48 +107,7 @@ def resume(
     check_base_checkout(council, if_base_dirty)
     run_finder.remember_run(file, council.config.repo)
     report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
-    _finish(report, as_json, wide, file)
-
-
-def status(
-    file: Annotated[
-        Path | None,
-        typer.Argument(help="Run config (default: the run meant here, see above)."),
-    ] = None,
-    as_json: JsonOption = False,
-    watch: Annotated[
-        bool,
-        typer.Option("--watch", help="Refresh every second until every task has ended."),
-    ] = False,
-    wide: WideOption = False,
-) -> None:
-    """Show the newest run's tasks: of FILE or, without it, of the run meant here (the one
-    `council run` or `resume` was last started for from this directory or the nearest one
-    above it, else the one kept in the .council/state of the repository you stand in)."""
-    where = _status_source(file)
-    if watch:
-        watch_status(where, as_json, wide)
-    try:
-        report = anyio.run(stored_report, where)
-    except RecordNotFound as exc:  # the config or directory named has no run: a usage error
-        raise UsageError(f"{exc}; start one with: council run <config>") from None
-    if as_json:
-        console.print_lines(report.model_dump_json(indent=2))
-    else:
-        _print_summary(report, wide)
-
-
-def _status_source(file: Path | None) -> Path | RunConfig:
-    """The state directory, or the config of a database-backed run, that status reads."""
-    if file is None:
-        found = run_finder.find_run(Path.cwd())
-        console.print_progress(f"status of {found.how}")
-        if found.config is None:
-            assert found.state_dir is not None  # a FoundRun has one or the other
-            return found.state_dir
-        file = found.config
-    config = Council.from_config(file).config
-    return config.state_dir if config.state.backend == "file" else config
+    finish(report, as_json, wide, file)
 
 
 def check_base_checkout(council: Council, choice: IfBaseDirty) -> None:
@@ -255,124 +185,6 @@ async def _on_signals(council: Council, stopping: Stopping) -> None:
                 stopping.said = "killing the running CLIs"
                 console.print_error("killing the running CLIs; their worktrees stay")
                 council.kill()
-
-
-def _finish(
-    report: RunReport, as_json: bool, wide: bool = False, config: Path | None = None
-) -> None:
-    if as_json:
-        console.print_lines(report.model_dump_json(indent=2))
-    else:
-        _print_summary(report, wide)
-    if report.status == SessionStatus.INTERRUPTED and config is not None:
-        # On stderr, so --json output stays one JSON document.
-        left = report.totals.tasks - report.totals.done
-        console.print_warning(
-            f"stopped with {left} of {report.totals.tasks} task(s) not done; continue with:\n"
-            f"  council resume {shlex.quote(str(config))}"
-        )
-    raise typer.Exit(report.exit_code)
-
-
-def watch_status(where: Path | RunConfig, as_json: bool, wide: bool = False) -> None:
-    """``status --watch`` (see the module doc); always ends by raising ``typer.Exit``."""
-    try:
-        report = anyio.run(_watch, where, not as_json)
-    except KeyboardInterrupt:
-        console.print_error("interrupted")
-        raise typer.Exit(130) from None
-    _finish(report, as_json, wide)
-
-
-async def _watch(where: Path | RunConfig, show: bool) -> RunReport:
-    seen: dict[str, str] = {}
-    with console.live_table(_SUMMARY) as update:
-        while True:
-            report, gone = await newest_report(where)
-            rows, title = _summary(report)
-            update(rows, title)
-            if show and not console.is_terminal():
-                for task in report.tasks:
-                    if seen.get(task.task_id) != task.status:
-                        seen[task.task_id] = task.status
-                        phase = f" ({task.current_phase})" if task.current_phase else ""
-                        console.print_lines(f"{task.task_id}: {task.status}{phase}")
-            if report.totals.pending == 0 or report.status != SessionStatus.ACTIVE or gone:
-                return report
-            await anyio.sleep(_WATCH_EVERY)
-
-
-def _print_summary(report: RunReport, wide: bool = False) -> None:
-    rows, title = _summary(report, wide)
-    if report.team is None:
-        console.print_table(_SUMMARY, rows, title=title, wide=wide)
-        return
-    # A team run: who holds each task, and which workstations are in it now.
-    held = [(*row, _holder(task)) for row, task in zip(rows, report.tasks, strict=True)]
-    console.print_table(
-        (*_SUMMARY, _HELD_BY), held, title=f"{title} (team {report.team})", wide=wide
-    )
-    if not report.workstations:
-        console.print_lines("no workstation is working in this run now")
-    for station in report.workstations:
-        console.print_lines(
-            f"workstation {station.host}:{station.pid} ({station.workstation}): "
-            f"{station.running} running, last seen {_ago(station.last_seen)}"
-        )
-
-
-def _holder(task: TaskReport) -> str:
-    """``host:pid`` of the task's claim, with the time its lease has left while held."""
-    if task.holder is None:
-        return "-"
-    who = ":".join(task.holder.split(":")[:2])
-    if task.lease_expires is None:
-        return who
-    left = (task.lease_expires - datetime.now(UTC)).total_seconds()
-    return f"{who} (lease {left:.0f}s)" if left > 0 else f"{who} (lease lapsed)"
-
-
-def _ago(moment: datetime) -> str:
-    seconds = max(0.0, (datetime.now(UTC) - moment).total_seconds())
-    return f"{seconds:.0f}s ago"
-
-
-def _summary(report: RunReport, wide: bool = False) -> tuple[list[tuple[object, ...]], str]:
-    """The summary's rows (commit ids short unless ``wide``) and its title."""
-    rows: list[tuple[object, ...]] = [
-        (
-            t.task_id,
-            _status(t),
-            t.adapter or "-",
-            t.attempts,
-            t.branch or "-",
-            _commit(t.merged_commit, wide),
-            f"{t.duration_seconds:.1f}s" if t.duration_seconds is not None else "-",
-            t.error or "",
-        )
-        for t in report.tasks
-    ]
-    totals = report.totals
-    title = (
-        f"session {report.session_id}: {report.status}, {totals.done}/{totals.tasks} done, "
-        f"{totals.failed} failed, {totals.conflict} in conflict"
-    )
-    return rows, title
-
-
-def _commit(commit: str | None, wide: bool) -> str:
-    if commit is None:
-        return "-"
-    return commit if wide else commit[:_SHORT_COMMIT]
-
-
-def _status(task: TaskReport) -> str:
-    """A task's status; a parked one says when its park lifts (local time), on which
-    adapter, and which park of the task it is."""
-    if task.status != TaskStatus.PARKED or task.parked_until is None:
-        return f"{task.status}: {task.waiting}" if task.waiting else str(task.status)
-    clock = task.parked_until.astimezone().strftime("%H:%M:%S")
-    return f"parked until {clock} ({task.parked_adapter or task.adapter or '-'}, park {task.parks})"
 
 
 def _print_plan(plan: RunPlan, as_json: bool) -> None:

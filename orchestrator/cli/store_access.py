@@ -4,7 +4,7 @@
   been recorded there (a command never creates ``.council/state`` in someone's repository)
   and never through a symbolic link in ``.council`` (``preflight.council_dir_problem``).
 - ``pick_session``: the session a command acts on, the newest by default.
-- ``newest_report``: the newest session's report, for ``status --watch``.
+- ``newest_report``: the newest session's report, for ``status``.
 - ``running_process``: the live orchestrator process running a session, if any. It is known
   from the session's metadata (pid, host and start time, so a reused pid is not mistaken for
   it) and from the holders of the session's live claims; a holder on another host counts as
@@ -18,19 +18,23 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
-from orchestrator.config.run import RunConfig
 from orchestrator.errors import RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
 from orchestrator.process import procid
-from orchestrator.run.preflight import council_dir_problem
 from orchestrator.run.report import RunReport
 from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
+
+if TYPE_CHECKING:
+    # A type only: `status` of the current directory's run reads no config, and the config's
+    # models and checks (some twenty modules) are no part of reading a report.
+    from orchestrator.config.run import RunConfig
 
 __all__ = [
     "newest_report",
@@ -51,6 +55,10 @@ async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
         async with contextlib.aclosing(store):
             yield store
         return
+    # preflight's checks need git and the plugins; `status` (newest_report) never opens a store
+    # this way, so only the commands that write pay for them.
+    from orchestrator.run.preflight import council_dir_problem
+
     problem = await anyio.to_thread.run_sync(council_dir_problem, config.repo)
     if problem is not None:
         raise UnusableRepository(problem)  # never follow a link with the commands that write
@@ -169,15 +177,18 @@ async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
     names), and whether the orchestrator that ran it is gone (so the report will not change
     until someone resumes it)."""
     stale: float | None = None
-    if isinstance(where, RunConfig):
-        store: StateStore = await open_run_store(where)
-        place, stale = describe_state(where), where.scheduler.stale_threshold
-    else:
+    config: RunConfig | None = None
+    if isinstance(where, Path):
         if not await anyio.to_thread.run_sync(where.is_dir):
             raise UsageError(f"no run has been recorded in {where}")
-        store, place = FileStateStore(where), str(where)
+        store: StateStore = FileStateStore(where)
+        place = str(where)
+    else:
+        config = where
+        store = await open_run_store(config)
+        place, stale = describe_state(config), config.scheduler.stale_threshold
     async with contextlib.aclosing(store):
-        sessions = await sessions_by_age(store, where if isinstance(where, RunConfig) else None)
+        sessions = await sessions_by_age(store, config)
         if not sessions:
             raise UsageError(f"no run has been recorded in {place}")
         newest = sessions[-1]

@@ -4,30 +4,38 @@
   beside it in ``<repo>/.council/events.jsonl``.
 - ``backend: postgresql``: ``PostgresStateStore`` on the database ``state.dsn`` names, else
   ``COUNCIL_DATABASE_URL``, else libpq's own defaults (``PG*`` variables, ``.pgpass``, service
-  files). psycopg is imported only then, so a run on the file backend never pays for it.
+  files). psycopg is imported only then, so a run on the file backend never pays for it;
+  nor does it pay for the team's parts (git, the worktrees), which ``council status`` on a
+  file store never needs.
 """
 
 from __future__ import annotations
 
-from orchestrator.config.run import RunConfig
-from orchestrator.locks.merge_lock import MERGE_OWNER
-from orchestrator.locks.registry import FILE_OWNERS, LOCK_WAITS, SESSION_LOCKS
+from typing import TYPE_CHECKING
+
 from orchestrator.models import SessionRecord
-from orchestrator.runner.cli_runs import CLI_RUNS
 from orchestrator.scheduler.context import TEAM
-from orchestrator.scheduler.team import team_for
 from orchestrator.state.file.store import FileStateStore
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.protocol import StateStore
-from orchestrator.worktrees.sessions import NAMESPACE as WORKTREES
 
-__all__ = ["CLONE_LOCAL", "describe_state", "open_run_store", "run_sessions"]
+if TYPE_CHECKING:
+    from orchestrator.config.run import RunConfig
 
-CLONE_LOCAL = frozenset({WORKTREES, CLI_RUNS, FILE_OWNERS, SESSION_LOCKS, LOCK_WAITS, MERGE_OWNER})
-"""The record namespaces of one clone (``state.local_records``), kept in its own
-``.council/state`` even on a team's database: its worktrees, its CLI processes, its OS file
-locks and merge lock. Tasks, sessions, handoffs, cancel requests and the team's own records
-are shared by every workstation."""
+__all__ = ["clone_local", "describe_state", "open_run_store", "run_sessions"]
+
+
+def clone_local() -> frozenset[str]:
+    """The record namespaces of one clone (``state.local_records``), kept in its own
+    ``.council/state`` even on a team's database: its worktrees, its CLI processes, its OS file
+    locks and merge lock. Tasks, sessions, handoffs, cancel requests and the team's own records
+    are shared by every workstation."""
+    from orchestrator.locks.merge_lock import MERGE_OWNER
+    from orchestrator.locks.registry import FILE_OWNERS, LOCK_WAITS, SESSION_LOCKS
+    from orchestrator.runner.cli_runs import CLI_RUNS
+    from orchestrator.worktrees.sessions import NAMESPACE as WORKTREES
+
+    return frozenset({WORKTREES, CLI_RUNS, FILE_OWNERS, SESSION_LOCKS, LOCK_WAITS, MERGE_OWNER})
 
 
 async def open_run_store(config: RunConfig) -> StateStore:
@@ -36,7 +44,7 @@ async def open_run_store(config: RunConfig) -> StateStore:
     if config.state.backend == "postgresql":
         from orchestrator.state.postgres.store import PostgresStateStore
 
-        local = LocalRecords.of(_file_store(config), CLONE_LOCAL)
+        local = LocalRecords.of(_file_store(config), clone_local())
         try:
             return await PostgresStateStore.connect(config.state.dsn, local=local)
         except BaseException:
@@ -69,6 +77,8 @@ async def run_sessions(store: StateStore, config: RunConfig | None) -> list[Sess
     sessions = await store.list_sessions()
     if config is None or config.state.backend != "postgresql":
         return sessions
+    from orchestrator.scheduler.team import team_for  # git: a team's database only
+
     team = await team_for(config)
     assert team is not None
     return [s for s in sessions if s.metadata.get(TEAM) == team.run_key]

@@ -8,18 +8,22 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.config.run import RunConfig
-from orchestrator.config.task import TaskConfig
 from orchestrator.events import Event
-from orchestrator.locks.manager import LockManager
-from orchestrator.merge.queue import MergeQueue
-from orchestrator.plugins.host import PluginHost
 from orchestrator.scheduler.rules.queue import TASKS_OPTION
-from orchestrator.scheduler.team import Team
-from orchestrator.state.protocol import StateStore
-from orchestrator.worktrees.manager import WorktreeManager
+
+if TYPE_CHECKING:
+    # Types only: the constants below are read by `council status` and other light commands,
+    # which must not pay for importing the services.
+    from orchestrator.config.run import RunConfig
+    from orchestrator.config.task import TaskConfig
+    from orchestrator.locks.manager import LockManager
+    from orchestrator.merge.queue import MergeQueue
+    from orchestrator.plugins.host import PluginHost
+    from orchestrator.scheduler.team import Team
+    from orchestrator.state.protocol import StateStore
+    from orchestrator.worktrees.manager import WorktreeManager
 
 __all__ = ["ORCHESTRATOR", "TASKS_OPTION", "TEAM", "RunContext", "RunEvents", "Services"]
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import StateError
 from orchestrator.models import KeyedRecord, utcnow
 from orchestrator.process import procid
-from orchestrator.scheduler.team import Team
 from orchestrator.state.protocol import StateStore
+
+if TYPE_CHECKING:
+    from orchestrator.scheduler.team import Team  # a type only: `council status` reads presence
 
 __all__ = ["NAMESPACE", "Presence", "alive_workstations"]
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.config.run import RunConfig
-from orchestrator.config.task import TaskConfig
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus
+
+if TYPE_CHECKING:  # `council status` reads the report through this module: no config needed
+    from orchestrator.config.run import RunConfig
+    from orchestrator.config.task import TaskConfig
 
 __all__ = [
     "NOT_BEFORE",

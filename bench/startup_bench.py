@@ -1,0 +1,151 @@
+"""Start-up cost of the ``council`` command as a ratio to a bare ``python -c pass``, same run.
+
+Each command runs ``--runs`` times, each time in a fresh process, in a temporary copy of the
+offline demo on which ``council run configs/demo.yaml`` has finished (so ``status`` reads a
+real report: seven tasks, their sessions and events):
+
+- floor ``python -c pass``: the interpreter alone (its start-up, ``site``, the venv).
+- ``council --help``: the root help, which lists every command from the table in
+  ``orchestrator/cli/app.py`` without importing one.
+- ``council --version``.
+- ``council status``: in the demo's repository, the newest run's table read from its store.
+
+Rounds alternate the commands so machine noise hits each alike; medians are compared. Wall
+time depends on what else the machine runs; the CPU time of the process (user + system,
+``getrusage`` of the children) much less so. Target (issue 14): ``--help`` and ``status`` in
+at most 0.25 s.
+
+    python bench/startup_bench.py [--runs 15] [--compare DIR]
+
+``--compare DIR`` adds the same commands run from the ``orchestrator`` package in DIR (made
+with ``git archive REV orchestrator adapters | tar -x -C DIR``), in the same environment and
+the same rounds: two versions compared under the same load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = 0.25  # seconds, for --help and status
+# Bytecode caches on, as after any install (pip writes them): with PYTHONDONTWRITEBYTECODE set,
+# every run would compile the project's modules from source again.
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    "COUNCIL_DISABLE_PLUGINS": "1",
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    argv: list[str]
+    cwd: Path
+
+
+# `council` from the code in argv[1]: an editable install's import hook would find the installed
+# package first, so it is taken out.
+FROM_SOURCE = """\
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+sys.path.insert(0, sys.argv.pop(1))
+sys.argv[0] = "council"
+from orchestrator.cli.app import main
+main()
+"""
+
+
+def council_argv(source: Path | None = None) -> list[str]:
+    """The installed ``council`` script beside this interpreter, as a user starts it; or the
+    command from the code in ``source``."""
+    if source is not None:
+        return [sys.executable, "-c", FROM_SOURCE, str(source)]
+    script = Path(sys.executable).parent / "council"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "orchestrator"]
+
+
+def finished_demo(tmp: Path) -> Path:
+    """``tmp`` with the demo config, after a whole demo run; returns the demo's repository."""
+    (tmp / "configs").mkdir()
+    shutil.copy(ROOT / "configs" / "demo.yaml", tmp / "configs" / "demo.yaml")
+    done = subprocess.run(
+        [*council_argv(), "run", "configs/demo.yaml", "--json"],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the demo run failed ({done.returncode}): {done.stderr.strip()}")
+    return tmp / ".council-demo" / "repo"
+
+
+def once(command: Command) -> tuple[float, float]:
+    """Wall and CPU seconds of one run of ``command`` in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command.argv, cwd=command.cwd, capture_output=True, env=ENV)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{command.name} failed ({done.returncode}): {done.stderr.decode()}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main(runs: int, compare: Path | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
+        repo = finished_demo(Path(tmp))
+        commands = [Command("python -c pass", [sys.executable, "-c", "pass"], repo)]
+        versions = [("", council_argv())]
+        if compare is not None:
+            versions.append((f" [{compare.name}]", council_argv(compare)))
+        for suffix, council in versions:
+            commands += [
+                Command(f"council --help{suffix}", [*council, "--help"], repo),
+                Command(f"council --version{suffix}", [*council, "--version"], repo),
+                Command(f"council status{suffix}", [*council, "status"], repo),
+            ]
+        for command in commands:
+            once(command)  # warm the page cache; write the bytecode caches
+        walls: dict[str, list[float]] = {c.name: [] for c in commands}
+        cpus: dict[str, list[float]] = {c.name: [] for c in commands}
+        for _ in range(runs):
+            for command in commands:
+                wall, cpu = once(command)
+                walls[command.name].append(wall)
+                cpus[command.name].append(cpu)
+    floor_wall = statistics.median(walls["python -c pass"])
+    floor_cpu = statistics.median(cpus["python -c pass"])
+    width = max(len(c.name) for c in commands)
+    print(f"{f'median of {runs} runs':{width}s}    wall      cpu  wall ratio  cpu ratio")
+    for command in commands:
+        wall = statistics.median(walls[command.name])
+        cpu = statistics.median(cpus[command.name])
+        print(
+            f"{command.name:{width}s} {wall:7.3f}s {cpu:7.3f}s "
+            f"{wall / floor_wall:9.1f}x {cpu / floor_cpu:9.1f}x"
+        )
+    for name in ("council --help", "council status"):
+        cpu = statistics.median(cpus[name])
+        verdict = "within" if cpu <= TARGET else "OVER"
+        print(f"{name}: {cpu:.3f}s of CPU, {verdict} the {TARGET}s target")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--compare", type=Path, help="also run council from the code in DIR")
+    args = parser.parse_args()
+    main(args.runs, args.compare.resolve() if args.compare else None)

@@ -1,0 +1,106 @@
+"""``council status [FILE]``: the newest run's tasks, once or until the run ends.
+
+The report of the newest session: of FILE's repository or, without FILE, of the run meant
+here (``run_finder``: the one last started from this directory or one above it, else the
+``.council/state`` of the repository you stand in; exit 2 when there is none); ``--json`` for
+machine output. A parked task shows ``parked until HH:MM:SS (adapter, park n)``
+(``parked_until``, ``parked_adapter`` and ``parks`` in the JSON); a waiting one why it waits
+(``waiting``); a failed one its ``outcome`` (``rate_limited``, ...) in the JSON. ``--watch``
+redraws the table every second (on anything but a terminal: one line per task status change)
+until every task has ended, the run stopped, or its orchestrator is gone, then prints the
+report and exits with the run's exit code; Ctrl-C exits 130.
+
+Reading a report needs the state store, the report and the table, never the run machinery
+(scheduler, merge queue, worktrees, git, plugins): this module imports only those, so the
+command starts at once (``tests/test_cli_startup.py`` keeps it so). FILE is read for where its
+state lives only: its adapters' options and ``${NAME}`` references are a run's business.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import anyio
+import typer
+
+from orchestrator.cli import console, run_finder
+from orchestrator.cli.store_access import newest_report
+from orchestrator.cli.summary import SUMMARY, JsonOption, WideOption, finish, print_summary, summary
+from orchestrator.models import SessionStatus
+
+if TYPE_CHECKING:
+    from orchestrator.config.run import RunConfig
+    from orchestrator.run.report import RunReport
+
+__all__ = ["status", "watch_status"]
+
+_WATCH_EVERY = 1.0
+
+
+def status(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Run config (default: the run meant here, see above)."),
+    ] = None,
+    as_json: JsonOption = False,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", help="Refresh every second until every task has ended."),
+    ] = False,
+    wide: WideOption = False,
+) -> None:
+    """Show the newest run's tasks: of FILE or, without it, of the run meant here (the one
+    `council run` or `resume` was last started for from this directory or the nearest one
+    above it, else the one kept in the .council/state of the repository you stand in)."""
+    where = _status_source(file)
+    if watch:
+        watch_status(where, as_json, wide)
+    report, _ = anyio.run(newest_report, where)
+    if as_json:
+        console.print_lines(report.model_dump_json(indent=2))
+    else:
+        print_summary(report, wide)
+
+
+def _status_source(file: Path | None) -> Path | RunConfig:
+    """The state directory, or the config of a database-backed run, that status reads."""
+    if file is None:
+        found = run_finder.find_run(Path.cwd())
+        console.print_progress(f"status of {found.how}")
+        if found.config is None:
+            assert found.state_dir is not None  # a FoundRun has one or the other
+            return found.state_dir
+        file = found.config
+    from orchestrator.config.load import load_config  # YAML and the checks: FILE only
+
+    config = load_config(file)
+    return config.state_dir if config.state.backend == "file" else config
+
+
+def watch_status(where: Path | RunConfig, as_json: bool, wide: bool = False) -> None:
+    """``status --watch`` (see the module doc); always ends by raising ``typer.Exit``."""
+    try:
+        report = anyio.run(_watch, where, not as_json)
+    except KeyboardInterrupt:
+        console.print_error("interrupted")
+        raise typer.Exit(130) from None
+    finish(report, as_json, wide)
+
+
+async def _watch(where: Path | RunConfig, show: bool) -> RunReport:
+    seen: dict[str, str] = {}
+    with console.live_table(SUMMARY) as update:
+        while True:
+            report, gone = await newest_report(where)
+            rows, title = summary(report)
+            update(rows, title)
+            if show and not console.is_terminal():
+                for task in report.tasks:
+                    if seen.get(task.task_id) != task.status:
+                        seen[task.task_id] = task.status
+                        phase = f" ({task.current_phase})" if task.current_phase else ""
+                        console.print_lines(f"{task.task_id}: {task.status}{phase}")
+            if report.totals.pending == 0 or report.status != SessionStatus.ACTIVE or gone:
+                return report
+            await anyio.sleep(_WATCH_EVERY)

@@ -1,0 +1,133 @@
+"""The run report as people read it: the summary table ``run``, ``resume`` and ``status``
+print, and how a run's command ends (its report, the command that continues a stopped run, the
+exit code).
+
+Tables keep ids (task, branch, commit) whole; a terminal too narrow for the rest drops lesser
+columns and says which, ``--wide`` shows them all and full commit ids, and piped output is the
+plain layout, every cell whole (``console.print_table``). Light on purpose: ``council status``
+imports it, and must not import the run machinery.
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli import console
+from orchestrator.models import SessionStatus, TaskStatus
+from orchestrator.run.report import RunReport, TaskReport
+
+__all__ = ["SUMMARY", "JsonOption", "WideOption", "finish", "print_summary", "summary"]
+
+# Ids are keys (never cut); at 80 columns attempts, time and error give way first.
+SUMMARY = (
+    console.Column("task", key=True),
+    console.Column("status", wraps=True),
+    console.Column("adapter"),
+    console.Column("attempts", drop=3),
+    console.Column("branch", key=True),
+    console.Column("merged", key=True),
+    console.Column("time", drop=2),
+    console.Column("error", wraps=True, drop=1),
+)
+_HELD_BY = console.Column("held by", wraps=True, drop=1)
+_SHORT_COMMIT = 10  # what git accepts for a commit of any repository of ordinary size
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Show every column whole (full commit ids), however wide.")
+]
+
+
+def finish(
+    report: RunReport, as_json: bool, wide: bool = False, config: Path | None = None
+) -> None:
+    if as_json:
+        console.print_lines(report.model_dump_json(indent=2))
+    else:
+        print_summary(report, wide)
+    if report.status == SessionStatus.INTERRUPTED and config is not None:
+        # On stderr, so --json output stays one JSON document.
+        left = report.totals.tasks - report.totals.done
+        console.print_warning(
+            f"stopped with {left} of {report.totals.tasks} task(s) not done; continue with:\n"
+            f"  council resume {shlex.quote(str(config))}"
+        )
+    raise typer.Exit(report.exit_code)
+
+
+def print_summary(report: RunReport, wide: bool = False) -> None:
+    rows, title = summary(report, wide)
+    if report.team is None:
+        console.print_table(SUMMARY, rows, title=title, wide=wide)
+        return
+    # A team run: who holds each task, and which workstations are in it now.
+    held = [(*row, _holder(task)) for row, task in zip(rows, report.tasks, strict=True)]
+    console.print_table(
+        (*SUMMARY, _HELD_BY), held, title=f"{title} (team {report.team})", wide=wide
+    )
+    if not report.workstations:
+        console.print_lines("no workstation is working in this run now")
+    for station in report.workstations:
+        console.print_lines(
+            f"workstation {station.host}:{station.pid} ({station.workstation}): "
+            f"{station.running} running, last seen {_ago(station.last_seen)}"
+        )
+
+
+def _holder(task: TaskReport) -> str:
+    """``host:pid`` of the task's claim, with the time its lease has left while held."""
+    if task.holder is None:
+        return "-"
+    who = ":".join(task.holder.split(":")[:2])
+    if task.lease_expires is None:
+        return who
+    left = (task.lease_expires - datetime.now(UTC)).total_seconds()
+    return f"{who} (lease {left:.0f}s)" if left > 0 else f"{who} (lease lapsed)"
+
+
+def _ago(moment: datetime) -> str:
+    seconds = max(0.0, (datetime.now(UTC) - moment).total_seconds())
+    return f"{seconds:.0f}s ago"
+
+
+def summary(report: RunReport, wide: bool = False) -> tuple[list[tuple[object, ...]], str]:
+    """The summary's rows (commit ids short unless ``wide``) and its title."""
+    rows: list[tuple[object, ...]] = [
+        (
+            t.task_id,
+            _status(t),
+            t.adapter or "-",
+            t.attempts,
+            t.branch or "-",
+            _commit(t.merged_commit, wide),
+            f"{t.duration_seconds:.1f}s" if t.duration_seconds is not None else "-",
+            t.error or "",
+        )
+        for t in report.tasks
+    ]
+    totals = report.totals
+    title = (
+        f"session {report.session_id}: {report.status}, {totals.done}/{totals.tasks} done, "
+        f"{totals.failed} failed, {totals.conflict} in conflict"
+    )
+    return rows, title
+
+
+def _commit(commit: str | None, wide: bool) -> str:
+    if commit is None:
+        return "-"
+    return commit if wide else commit[:_SHORT_COMMIT]
+
+
+def _status(task: TaskReport) -> str:
+    """A task's status; a parked one says when its park lifts (local time), on which
+    adapter, and which park of the task it is."""
+    if task.status != TaskStatus.PARKED or task.parked_until is None:
+        return f"{task.status}: {task.waiting}" if task.waiting else str(task.status)
+    clock = task.parked_until.astimezone().strftime("%H:%M:%S")
+    return f"parked until {clock} ({task.parked_adapter or task.adapter or '-'}, park {task.parks})"
