@@ -119,6 +119,7 @@ def test_help_lists_every_command_without_importing_any(tmp_path: Path, columns:
         "orchestrator.cli.app",
         "orchestrator.cli.console",
         "orchestrator.cli.lazy_group",
+        "orchestrator.cli.table_layout",
     ]
     rows = [line.strip("│ ").split(" ", 1) for line in shown.splitlines()]
     listed = {row[0]: " ".join(row[1].split()) for row in rows if len(row) == 2}
@@ -187,4 +188,4 @@ def test_completion_lists_commands_and_completes_a_deferred_one(tmp_path: Path) 
 
     assert complete("c") == ["cancel", "clean", "config", "checkpoint"]
     assert complete("checkpoint", "l") == ["list"]
-    assert complete("status", "--w") == ["--watch"]
+    assert complete("status", "--w") == ["--watch", "--wide"]

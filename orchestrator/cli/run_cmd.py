@@ -81,7 +81,7 @@ def run(
         _print_plan(council.plan(), as_json)
         return
     check_base_checkout(council, if_base_dirty)
-    run_finder.remember_run(file, council.config.repo)  # for `council status` from here
+    _remember(council, file)
     try:
         report = anyio.run(_drive, council, council.run, not as_json)
     except TaskInActiveSession as refused:
@@ -105,9 +105,16 @@ def resume(
     anyio.run(council.preflight)
     check_resumable(council.config)
     check_base_checkout(council, if_base_dirty)
-    run_finder.remember_run(file, council.config.repo)
+    _remember(council, file)
     report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
     finish(report, as_json, wide, file)
+
+
+def _remember(council: Council, file: Path) -> None:
+    """For ``council status`` without a config, from here or from the run's repository."""
+    config = council.config
+    state = config.state_dir if config.state.backend == "file" else None
+    run_finder.remember_run(file, config.repo, state_dir=state)
 
 
 def check_base_checkout(council: Council, choice: IfBaseDirty) -> None:

@@ -59,10 +59,16 @@ def _record_path(directory: Path, environ: Mapping[str, str] | None = None) -> P
     return runs_dir(environ) / f"{digest}.json"
 
 
-def remember_run(config_file: Path, repo: Path, started_in: Path | None = None) -> None:
-    """Remember that the run of ``config_file`` (on ``repo``) was started from ``started_in``
-    (the current directory by default). A record that cannot be written is a warning: the run
-    matters more than finding it later."""
+def remember_run(
+    config_file: Path,
+    repo: Path,
+    started_in: Path | None = None,
+    state_dir: Path | None = None,
+) -> None:
+    """Remember that the run of ``config_file`` (on ``repo``, its state in ``state_dir`` when
+    it keeps it in files) was started from ``started_in`` (the current directory by default).
+    A record that cannot be written is a warning: the run matters more than finding it
+    later."""
     config = config_file.resolve()
     places = {(started_in or Path.cwd()).resolve(), repo.resolve()}
     for directory in sorted(places):
@@ -70,6 +76,9 @@ def remember_run(config_file: Path, repo: Path, started_in: Path | None = None) 
             "directory": str(directory),
             "config": str(config),
             "repo": str(repo.resolve()),
+            # A file store is read from here without reading the config again (status stays
+            # quick); a database's run is found through its config.
+            "state_dir": str(state_dir.resolve()) if state_dir is not None else None,
             "recorded_at": utcnow().isoformat(),
         }
         path = _record_path(directory)
@@ -80,8 +89,8 @@ def remember_run(config_file: Path, repo: Path, started_in: Path | None = None) 
             log.warning("cannot remember this run for `council status` in %s: %s", path, exc)
 
 
-def _remembered(directory: Path) -> Path | None:
-    """The config of the run remembered for ``directory``, while that file is still there."""
+def _remembered(directory: Path) -> FoundRun | None:
+    """The run remembered for ``directory``, while its config file is still there."""
     try:
         record = json.loads(_record_path(directory).read_text())
     except (OSError, ValueError):
@@ -91,16 +100,20 @@ def _remembered(directory: Path) -> Path | None:
     config = record.get("config")
     if not isinstance(config, str) or not Path(config).is_file():
         return None
-    return Path(config)
+    how = f"the run of {config}, started from {directory}"
+    state = record.get("state_dir")
+    if isinstance(state, str) and Path(state).is_dir():
+        return FoundRun(None, Path(state), how)
+    return FoundRun(Path(config), None, how)
 
 
 def find_run(start: Path) -> FoundRun:
     """The run meant from ``start`` (module doc); ``UsageError`` naming where it looked."""
     start = start.resolve()
     for directory in (start, *start.parents):
-        config = _remembered(directory)
-        if config is not None:
-            return FoundRun(config, None, f"the run of {config}, started from {directory}")
+        remembered = _remembered(directory)
+        if remembered is not None:
+            return remembered
         state = directory / _STATE
         if state.is_dir():
             return FoundRun(None, state, f"the run kept in {state}")

@@ -50,9 +50,11 @@ def status(
     ] = False,
     wide: WideOption = False,
 ) -> None:
-    """Show the newest run's tasks: of FILE or, without it, of the run meant here (the one
-    `council run` or `resume` was last started for from this directory or the nearest one
-    above it, else the one kept in the .council/state of the repository you stand in)."""
+    """Show the newest run's tasks.
+
+    Of FILE or, without it, of the run meant here (the one `council run` or `resume` was last
+    started for from this directory or the nearest one above it, else the one kept in the
+    .council/state of the repository you stand in)."""
     where = _status_source(file)
     if watch:
         watch_status(where, as_json, wide)

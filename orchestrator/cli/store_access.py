@@ -45,6 +45,8 @@ __all__ = [
     "sessions_by_age",
 ]
 
+_START_ONE = "; start one with: council run <config>"  # how a user gets a run to show
+
 
 @asynccontextmanager
 async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
@@ -94,7 +96,7 @@ async def pick_session(
         return session
     sessions = await sessions_by_age(store, config)
     if not sessions:
-        raise UsageError(f"no run has been recorded in {place}")
+        raise UsageError(f"no run has been recorded in {place}{_START_ONE}")
     newest = sessions[-1]
     if unfinished:
         sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
@@ -180,7 +182,7 @@ async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
     config: RunConfig | None = None
     if isinstance(where, Path):
         if not await anyio.to_thread.run_sync(where.is_dir):
-            raise UsageError(f"no run has been recorded in {where}")
+            raise UsageError(f"no run has been recorded in {where}{_START_ONE}")
         store: StateStore = FileStateStore(where)
         place = str(where)
     else:
@@ -190,7 +192,7 @@ async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
     async with contextlib.aclosing(store):
         sessions = await sessions_by_age(store, config)
         if not sessions:
-            raise UsageError(f"no run has been recorded in {place}")
+            raise UsageError(f"no run has been recorded in {place}{_START_ONE}")
         newest = sessions[-1]
         report = await session_report(store, newest, stale)
         return report, orchestrator_gone(newest)
