@@ -134,7 +134,7 @@ def living() -> dict[int, Living]:
     """Every process of this host that is not a zombie (and whose start can be read), by pid.
     Blocking."""
     table: dict[int, Living] = {}
-    for proc in ps.processes():
+    for proc in ps.identified():
         group, started = ps.group(proc), _started(proc)
         if group is not None and started is not None and not ps.ended(proc):
             table[proc.pid] = Living(group, started)

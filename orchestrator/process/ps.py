@@ -23,7 +23,16 @@ from typing import TypeVar
 
 import psutil
 
-__all__ = ["ask", "boot_clock", "ended", "group", "process", "processes", "started"]
+__all__ = [
+    "ask",
+    "boot_clock",
+    "ended",
+    "group",
+    "identified",
+    "process",
+    "processes",
+    "started",
+]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -53,14 +62,24 @@ def process(pid: int) -> psutil.Process | None:
     return ask(lambda: psutil.Process(pid), None) if pid > 0 else None
 
 
-def processes() -> Iterator[psutil.Process]:
-    """Every process of the machine, each read afresh: a pid seen in an earlier scan may be
-    another process by now. Pid 0 is left out: on macOS it is the kernel, and for
-    ``os.getpgid`` or ``kill`` it means the caller."""
+def identified() -> Iterator[psutil.Process]:
+    """Every process of the machine, each identified afresh (its start read now): a pid seen
+    in an earlier scan may be another process by now. Pid 0 is left out: on macOS it is the
+    kernel, and for ``os.getpgid`` or ``kill`` it means the caller."""
     for pid in ask(psutil.pids, []):
         found = process(pid)
         if found is not None:
             yield found
+
+
+def processes() -> Iterator[psutil.Process]:
+    """Every process of the machine, from psutil's table (``process_iter``), which reads only
+    the processes it has not seen before: several times cheaper than ``identified``, but a pid
+    reused since it was seen keeps its old identity there. For what a process does now (its
+    working directory, open files, command line, all read when asked), never for its start."""
+    for proc in ask(psutil.process_iter, iter(())):
+        if proc.pid > 0:
+            yield proc
 
 
 def started(proc: psutil.Process) -> float | None:

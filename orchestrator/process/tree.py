@@ -110,7 +110,7 @@ def find_strays(family: Family, *, leader_alive: bool) -> list[Stray]:
     me, my_group = os.getpid(), os.getpgrp()
     later = [  # listed before ``own`` is asked: a process of ours in it is already known then
         (proc, start)
-        for proc in ps.processes()
+        for proc in ps.identified()
         if proc.pid != me
         and (start := ps.started(proc)) is not None
         and start >= family.since
@@ -212,7 +212,7 @@ def _marked(proc: Stray, mark: str) -> bool:
 def _works_in(proc: Stray, roots: tuple[str, ...]) -> bool:
     """Is ``proc``, with no controlling terminal (never a person's shell), working inside one
     of ``roots`` (its working directory, or a file it holds open)?"""
-    paths = [ps.ask(proc.cwd, "")]
-    paths += (f.path for f in ps.ask(proc.open_files, []))
-    inside = any((path + "/").startswith(roots) for path in paths if path)
+    cwd = ps.ask(proc.cwd, "")
+    inside = bool(cwd) and (cwd + "/").startswith(roots)
+    inside = inside or any(f.path.startswith(roots) for f in ps.ask(proc.open_files, []))
     return inside and ps.ask(proc.terminal, "?") is None
