@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -55,7 +55,7 @@ def processes_inside(directory: Path) -> list[Holder]:
     root = os.path.normpath(directory)
     prefix = root.rstrip("/") + "/"
     found = []
-    for proc in _others():
+    for proc in ps.others():
         cwd = ps.ask(proc.cwd, "")
         if cwd == root or cwd.startswith(prefix):
             found.append(Holder(proc.pid, _command(proc), f"runs in {cwd}"))
@@ -74,7 +74,7 @@ def lock_holders(lock: Path, places: Sequence[Path], outside: Sequence[Path] = (
     (but not in one of ``outside``, which are other checkouts nested inside them)."""
     target = str(lock)
     found = []
-    for proc in _others():
+    for proc in ps.others():
         if any(f.path == target for f in ps.ask(proc.open_files, [])):
             found.append(Holder(proc.pid, _command(proc), f"has {lock.name} open"))
             continue
@@ -127,11 +127,6 @@ def move_stale_lock(
     except FileNotFoundError:
         return "absent", None  # its owner finished (or another cleaner won) meanwhile
     return "moved", moved
-
-
-def _others() -> Iterator[psutil.Process]:
-    me = os.getpid()
-    return (proc for proc in ps.processes() if proc.pid != me)
 
 
 def _command(proc: psutil.Process) -> str:

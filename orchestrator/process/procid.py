@@ -40,15 +40,10 @@ __all__ = [
 MARKER_ENV = "COUNCIL_ORCHESTRATOR"
 
 
-def _boot_id() -> str:
-    """Linux's id of this boot ("" elsewhere): a start tick is only unique within one boot."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-_BOOT_ID = _boot_id()
+try:  # Linux's id of this boot: a start tick is only unique within one boot
+    _BOOT_ID = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+except OSError:
+    _BOOT_ID = ""  # not Linux: psutil's wall-clock start is the identity
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 

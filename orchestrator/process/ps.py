@@ -1,16 +1,13 @@
-"""The machine's processes through psutil, read so that a process ending mid-read is normal.
+"""The machine's processes through psutil, where a process ending mid-read is normal.
 
-Every read here answers for a process that may exit (``NoSuchProcess``), turn into a zombie
-(``ZombieProcess``) or not be ours to look at (``AccessDenied``) while it is read: ``ask``
-turns each of those into a default, so a scan of the whole machine never fails on one process.
+``ask`` turns what a read of a process that exits (``NoSuchProcess``), turns zombie
+(``ZombieProcess``) or is not ours to look at (``AccessDenied``) raises into a default, so a
+scan of the whole machine never fails on one process.
 
-Start times are seconds since boot (``boot_clock``), the clock that survives a step of the
-wall clock on Linux: there psutil gives a start as boot time plus the kernel's start tick, and
-taking the boot time away leaves the tick exactly. Elsewhere (macOS, the BSDs) the kernel keeps
-a wall-clock start, which a step of the system clock (NTP's slewing is no step) shifts against
-``boot_clock``; a scan straddling such a step may miss or misjudge a process started within the
-step. A process's start is read once per identity (pid and start, which psutil compares), since
-reading the boot time is most of what it costs on Linux.
+Start times are in seconds since boot (``boot_clock``). On Linux psutil gives a start as boot
+time plus the kernel's start tick, and taking the boot time away leaves the tick exactly, which
+no step of the wall clock moves. Elsewhere (macOS, the BSDs) the kernel keeps a wall-clock
+start, which a step of the system clock (not NTP's slewing) shifts against ``boot_clock``.
 """
 
 from __future__ import annotations
@@ -23,23 +20,12 @@ from typing import TypeVar
 
 import psutil
 
-__all__ = [
-    "ask",
-    "boot_clock",
-    "ended",
-    "group",
-    "identified",
-    "process",
-    "processes",
-    "started",
-]
+__all__ = ["ask", "boot_clock", "ended", "group", "identified", "others", "process", "started"]
 
 T = TypeVar("T")
 D = TypeVar("D")
 
-# What a read of a process that is ending, a zombie or not ours raises (ProcessLookupError and
-# PermissionError come from os.getpgid).
-_GONE = (psutil.Error, OSError)
+_GONE = (psutil.Error, OSError)  # OSError: os.getpgid's ProcessLookupError, PermissionError
 
 
 def ask(read: Callable[[], T], default: D) -> T | D:
@@ -72,14 +58,13 @@ def identified() -> Iterator[psutil.Process]:
             yield found
 
 
-def processes() -> Iterator[psutil.Process]:
-    """Every process of the machine, from psutil's table (``process_iter``), which reads only
-    the processes it has not seen before: several times cheaper than ``identified``, but a pid
-    reused since it was seen keeps its old identity there. For what a process does now (its
-    working directory, open files, command line, all read when asked), never for its start."""
-    for proc in ask(psutil.process_iter, iter(())):
-        if proc.pid > 0:
-            yield proc
+def others() -> Iterator[psutil.Process]:
+    """Every process of the machine but this one, from psutil's table (``process_iter``), which
+    reads only the processes it has not seen before: several times cheaper than ``identified``,
+    but a pid reused since it was seen keeps its old identity there. For what a process does
+    now (its working directory, open files, command line, read when asked), never its start."""
+    me = os.getpid()
+    return (proc for proc in ask(psutil.process_iter, iter(())) if proc.pid not in (0, me))
 
 
 def started(proc: psutil.Process) -> float | None:
@@ -89,8 +74,8 @@ def started(proc: psutil.Process) -> float | None:
 
 @functools.lru_cache(maxsize=8192)
 def _started(proc: psutil.Process) -> float:
-    # Cached by identity (psutil hashes a process by pid and start): a failed read raises,
-    # and is not cached.
+    # Cached by identity (psutil hashes a process by pid and start): reading the boot time
+    # is most of what this costs on Linux. A failed read raises, so it is not cached.
     return float(proc.create_time() - psutil.boot_time())
 
 

@@ -10,9 +10,8 @@ such strays, and the runner uses them all:
   everything once the CLI itself has exited;
 - **a mark**: the runner puts ``COUNCIL_RUN_MARK=<random>`` in the CLI's environment, which
   every descendant inherits, daemons included. A process started since the CLI whose
-  environment holds the mark is one of the family, whoever its parent is now. Only processes
-  started since the CLI (``Family.since``) are looked at closely, so a scan costs about one
-  read per process and a few environment reads, in a worker thread;
+  environment holds the mark is one of the family, whoever its parent is now. Only those
+  started since the CLI (``Family.since``) are read closely: a scan is one read per process;
 - **where it works**: a process started since the CLI, with no controlling terminal, outside
   the orchestrator's own process group, whose working directory or any open file is inside
   the CLI's worktree or private HOME (``Family.roots``) belongs to it, whatever its
@@ -29,11 +28,10 @@ A stray is a ``psutil.Process``: it compares by pid and start time, and is signa
 its pid is still that process's, never a newcomer's that got a dead stray's pid.
 
 Limits: a descendant that replaced its environment, left the worktree and its HOME, and was
-started while several CLIs ran, is only found by adoption at the end of the run, and only
-under the ``council`` command and on Linux (elsewhere there is no subreaper; a Python program
-using the API decides for itself whether to call ``become_subreaper``). On macOS a process's
-environment, working directory and open files can be read only for the user's own processes,
-which the CLI's family are.
+started while several CLIs ran, is only found by adoption at the end of the run, only under
+the ``council`` command (a program using the API decides whether to ``become_subreaper``) and
+only on Linux (no subreaper elsewhere). On macOS only the user's own processes show their
+environment, working directory and open files, which the CLI's family are.
 """
 
 from __future__ import annotations
@@ -105,8 +103,10 @@ def find_strays(family: Family, *, leader_alive: bool) -> list[Stray]:
     """
     group = family.pgid
     found: set[Stray] = set()
-    if leader_alive:  # not waited for yet, so its pid is still the CLI's
-        found.update(p for p in _descendants(group) if ps.group(p) not in (group, None))
+    # While the leader is alive (not waited for yet), its pid is still the CLI's.
+    if leader_alive and (leader := ps.process(group)) is not None:
+        descendants = ps.ask(lambda: leader.children(recursive=True), [])
+        found.update(p for p in descendants if ps.group(p) not in (group, None))
     me, my_group = os.getpid(), os.getpgrp()
     later = [  # listed before ``own`` is asked: a process of ours in it is already known then
         (proc, start)
@@ -198,11 +198,6 @@ def signal_strays(strays: list[Stray], sig: signal.Signals) -> None:
     for stray in strays:
         with contextlib.suppress(psutil.Error):
             stray.send_signal(sig)
-
-
-def _descendants(pid: int) -> list[Stray]:
-    leader = ps.process(pid)
-    return [] if leader is None else ps.ask(lambda: leader.children(recursive=True), [])
 
 
 def _marked(proc: Stray, mark: str) -> bool:
