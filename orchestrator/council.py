@@ -60,7 +60,7 @@ from orchestrator.merge.remote import PushIntent
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState
 from orchestrator.plugins.host import PluginHost, default_plugins
 from orchestrator.process.stop import stop_adopted
-from orchestrator.process.tree import become_subreaper, now_ticks
+from orchestrator.process.tree import become_subreaper, since_now
 from orchestrator.run.demo_repo import ensure_sample_repo
 from orchestrator.run.plan import RunPlan, build_plan, plan_paths
 from orchestrator.run.preflight import check_adapters, check_repository
@@ -237,7 +237,7 @@ class Council:
     # -- running --------------------------------------------------------------------------
 
     async def run(self) -> RunReport:
-        since = now_ticks()
+        since = since_now()
         try:
             await self.scheduler.run()
         finally:
@@ -251,7 +251,7 @@ class Council:
             if session is None:
                 raise nothing_to_resume(self.config.state_dir)
             session_id = session.session_id
-        since = now_ticks()
+        since = since_now()
         try:
             await scheduler.resume(session_id)
         finally:
@@ -267,7 +267,7 @@ class Council:
         of their own and waits for them by pid. False where it is not possible."""
         return become_subreaper()
 
-    async def _stop_leftovers(self, since: int) -> None:
+    async def _stop_leftovers(self, since: float) -> None:
         """Stop what the run's CLIs left running that no CLI's own end could claim (a daemon
         adopted while several CLIs ran; ``process.tree``), and say so."""
         with anyio.CancelScope(shield=True):

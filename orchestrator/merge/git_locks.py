@@ -22,8 +22,8 @@ that is older than ``min_age`` (git may be creating one this very moment): waiti
 pointless. The queue never removes one: it is in the user's repository, and only they know
 whether the git that left it is gone for good.
 
-Blocking (a few ``lstat`` calls; ``/proc`` is read only when a lock is there): call it in a
-worker thread.
+Blocking (a few ``lstat`` calls; the processes are looked at only when a lock is there): call it
+in a worker thread.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from orchestrator.process.path_users import Holder, lock_holders
 __all__ = ["GitLockFile", "describe_age", "held_git_locks"]
 
 _MIN_AGE = 2.0  # seconds: a younger lock without a holder may be one git is creating now
-_HAS_PROC = Path("/proc/self")
 
 
 @dataclass(frozen=True)
@@ -49,21 +48,18 @@ class GitLockFile:
     path: Path
     age: float  # seconds since it was last written
     holders: list[Holder] = field(default_factory=list)
-    known: bool = True  # False without /proc: nobody can be asked who holds it
     min_age: float = _MIN_AGE
 
     @property
     def stale(self) -> bool:
         """Nobody holds it and it is old enough that nobody is about to: it stays forever."""
-        return self.known and not self.holders and self.age >= self.min_age
+        return not self.holders and self.age >= self.min_age
 
     def describe(self) -> str:
         where = f"{self.path} exists ({describe_age(self.age)} old)"
         if self.holders:
             named = "; ".join(f"pid {h.pid} ({h.command}), which {h.how}" for h in self.holders[:3])
             return f"{where} and a git process may hold it: {named}"
-        if not self.known:
-            return f"{where}; whether a git process holds it cannot be told (no /proc)"
         if not self.stale:
             return f"{where}; no process holds it yet (a git command may be creating it)"
         return f"{where} and no git process holds it: a git command that crashed left it behind"
@@ -91,10 +87,9 @@ def held_git_locks(
             modified = os.lstat(path).st_mtime
         except FileNotFoundError:
             continue
-        known = _HAS_PROC.exists()
-        holders = lock_holders(path, places) if known else []
+        holders = lock_holders(path, places)
         age = max(0.0, time.time() - modified)
-        found.append(GitLockFile(path, age, holders, known, min_age))
+        found.append(GitLockFile(path, age, holders, min_age=min_age))
     return found
 
 

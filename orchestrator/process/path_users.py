@@ -1,6 +1,7 @@
-"""Who is using a path right now: the Linux ``/proc`` checks that keep live work from harm.
+"""Who is using a path right now: the checks that keep live work from harm.
 
-Two questions, each answered by reading ``/proc`` (blocking: call these in a worker thread):
+Two questions, each answered by looking at every process of the machine through psutil
+(blocking: call these in a worker thread):
 
 - ``processes_inside(dir)``: which processes run with their working directory inside a
   worktree. A session whose CLI (or a server the CLI started) still runs there is not removed,
@@ -12,24 +13,29 @@ Two questions, each answered by reading ``/proc`` (blocking: call these in a wor
 
 ``move_stale_lock`` moves an ``index.lock`` that nobody holds aside (renamed, never deleted, so
 a human can still look at it); a lock someone holds is refused with ``WorkspaceError`` naming
-the lock and the pid. Without ``/proc`` nobody can be asked, so nothing is moved. A lock younger
-than ``min_age`` is left alone even without a holder: git may be creating it this very moment.
+the lock and the pid. A lock younger than ``min_age`` is left alone even without a holder: git
+may be creating it this very moment.
+
+Only what may be read is seen: another user's processes keep their working directory and open
+files to themselves (on Linux without privileges, on macOS always), so a git run by another
+user in the same checkout is not seen.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import psutil
+
 from orchestrator.errors import WorkspaceError
+from orchestrator.process import ps
 
-__all__ = ["Holder", "lock_holders", "move_stale_lock", "processes_inside"]
-
-_PROC = Path("/proc")
+__all__ = ["Holder", "cwd_of", "lock_holders", "move_stale_lock", "processes_inside"]
 
 
 @dataclass(frozen=True)
@@ -45,19 +51,22 @@ class Holder:
 def processes_inside(directory: Path) -> list[Holder]:
     """Processes (other than this one) whose working directory is inside ``directory``."""
     # Plain strings: this looks at every process on the machine, once per worktree removal,
-    # and pathlib would cost ten times the readlink itself.
+    # and pathlib would cost more than reading the working directory itself.
     root = os.path.normpath(directory)
     prefix = root.rstrip("/") + "/"
-    proc = str(_PROC)
     found = []
-    for pid in _pids():
-        try:
-            cwd = os.readlink(f"{proc}/{pid}/cwd")
-        except OSError:
-            continue
+    for proc in ps.others():
+        cwd = ps.ask(proc.cwd, "")
         if cwd == root or cwd.startswith(prefix):
-            found.append(Holder(pid, _command(pid), f"runs in {cwd}"))
+            found.append(Holder(proc.pid, _command(proc), f"runs in {cwd}"))
     return found
+
+
+def cwd_of(pid: int) -> Path | None:
+    """The working directory of process ``pid``; None when it is gone or not ours to read."""
+    proc = ps.process(pid)
+    cwd = ps.ask(proc.cwd, "") if proc is not None else ""
+    return Path(cwd) if cwd else None
 
 
 def lock_holders(lock: Path, places: Sequence[Path], outside: Sequence[Path] = ()) -> list[Holder]:
@@ -65,16 +74,16 @@ def lock_holders(lock: Path, places: Sequence[Path], outside: Sequence[Path] = (
     (but not in one of ``outside``, which are other checkouts nested inside them)."""
     target = str(lock)
     found = []
-    for pid in _pids():
-        if any(link == target for link in _open_files(pid)):
-            found.append(Holder(pid, _command(pid), f"has {lock.name} open"))
+    for proc in ps.others():
+        if any(f.path == target for f in ps.ask(proc.open_files, [])):
+            found.append(Holder(proc.pid, _command(proc), f"has {lock.name} open"))
             continue
-        argv = _cmdline(pid)
+        argv = ps.ask(proc.cmdline, [])
         if not argv or not _is_git(argv[0]):
             continue
-        cwd = _cwd(pid)
-        if cwd is not None and _within(cwd, places) and not _within(cwd, outside):
-            found.append(Holder(pid, _command(pid), f"is git running in {cwd}"))
+        cwd = ps.ask(proc.cwd, "")
+        if cwd and _within(Path(cwd), places) and not _within(Path(cwd), outside):
+            found.append(Holder(proc.pid, _command(proc), f"is git running in {cwd}"))
             continue
         for arg in argv[1:]:
             value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
@@ -82,7 +91,7 @@ def lock_holders(lock: Path, places: Sequence[Path], outside: Sequence[Path] = (
                 continue
             path = Path(os.path.normpath(value))
             if _within(path, places) and not _within(path, outside):
-                found.append(Holder(pid, _command(pid), f"is git working on {path}"))
+                found.append(Holder(proc.pid, _command(proc), f"is git working on {path}"))
                 break
     return found
 
@@ -99,11 +108,6 @@ def move_stale_lock(
         stat = lock.stat()
     except FileNotFoundError:
         return "absent", None
-    if not (_PROC / "self").exists():
-        raise WorkspaceError(
-            f"{lock} exists and without /proc it cannot be told whether a git process holds "
-            "it; if no git command is running in that checkout, remove it by hand"
-        )
     holders = lock_holders(lock, places, outside)
     if holders:
         raise WorkspaceError(
@@ -125,52 +129,9 @@ def move_stale_lock(
     return "moved", moved
 
 
-# --- /proc readers; every one tolerates processes that exit while being read ----------------
-
-
-def _pids() -> Iterator[int]:
-    me = os.getpid()
-    try:
-        names = os.listdir(_PROC)
-    except OSError:
-        return
-    for name in names:
-        if name.isdigit() and int(name) != me:
-            yield int(name)
-
-
-def _cwd(pid: int) -> Path | None:
-    try:
-        return Path(os.readlink(_PROC / str(pid) / "cwd"))
-    except OSError:
-        return None
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = (_PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
-
-
-def _command(pid: int) -> str:
-    argv = _cmdline(pid)
-    text = " ".join(argv) if argv else "?"
+def _command(proc: psutil.Process) -> str:
+    text = " ".join(ps.ask(proc.cmdline, [])) or "?"
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _open_files(pid: int) -> Iterator[str]:
-    fd_dir = _PROC / str(pid) / "fd"
-    try:
-        fds = os.listdir(fd_dir)
-    except OSError:
-        return
-    for fd in fds:
-        try:
-            yield os.readlink(fd_dir / fd)
-        except OSError:
-            continue
 
 
 def _is_git(argv0: str) -> bool:

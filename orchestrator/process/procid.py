@@ -1,14 +1,17 @@
 """Process identity: which process holds something, in a form that survives pid reuse.
 
-A ``ProcessId`` is the pid, the host name and the process's start time (on Linux the boot id
-plus the start tick from ``/proc/<pid>/stat``), so a new process that happens to get the pid of
-a dead holder is not mistaken for it. ``is_alive`` answers only for the local host; a holder on
+A ``ProcessId`` is the pid, the host name and the process's start time, so a new process that
+happens to get the pid of a dead holder is not mistaken for it. On Linux the start is the boot
+id plus the start tick (the kernel's clock ticks since boot, as psutil reads them), which no
+step of the wall clock moves and no reboot repeats; elsewhere it is psutil's wall-clock start
+to the hundredth of a second (no boot id to ask), which a step of the system clock can move: a
+live holder is then taken for gone. ``is_alive`` answers only for the local host; a holder on
 another host is reported as unknown (None) and callers must treat it as alive.
 
 ``marker()`` is the same identity as one string, put in the environment of every process the
 orchestrator starts (``MARKER_ENV``; children inherit it): after the orchestrator died, its
-orphans are found by it (``orchestrator.runner.orphans``) even when nothing else about them was
-recorded in time.
+orphans are found by it (``orchestrator.runner.orphans``, through ``marker_of``) even when
+nothing else about them was recorded in time.
 """
 
 from __future__ import annotations
@@ -16,12 +19,32 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["MARKER_ENV", "Living", "ProcessId", "current", "is_alive", "living", "start_time"]
+import psutil
+
+from orchestrator.process import ps
+
+__all__ = [
+    "MARKER_ENV",
+    "Living",
+    "ProcessId",
+    "current",
+    "is_alive",
+    "living",
+    "marker_of",
+    "start_time",
+]
 
 MARKER_ENV = "COUNCIL_ORCHESTRATOR"
-_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+try:  # Linux's id of this boot: a start tick is only unique within one boot
+    _BOOT_ID = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+except OSError:
+    _BOOT_ID = ""  # not Linux: psutil's wall-clock start is the identity
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,36 +94,27 @@ def is_alive(proc: ProcessId) -> bool | None:
         return None
     if proc.pid == me.pid:
         return proc.started == me.started
-    started = start_time(proc.pid)
-    if started is not None:
-        return started == proc.started
-    if proc.started and os.path.exists(_BOOT_ID):
-        return False  # /proc works here and has no such pid
-    try:
-        os.kill(proc.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, it is just not ours
-    return True
+    now = ps.process(proc.pid)
+    if now is None or ps.ended(now):
+        return False  # a zombie has closed its files and released its locks: it is gone
+    started = _started(now)
+    if started is None or not proc.started:
+        return True  # it exists, and what it is cannot be told: taken for the holder
+    return started == proc.started
 
 
 def start_time(pid: int) -> str | None:
-    """``<boot id>:<start tick>`` of a Linux process, or None when it does not exist (or is a
-    zombie, or this is not Linux)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        with open(_BOOT_ID, "rb") as f:
-            boot = f.read().strip().decode()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses, so count from the last ')':
-    # the start time is field 22, the 20th field after it.
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    if len(fields) <= 19 or fields[0] in (b"Z", b"X"):
-        return None  # a zombie has closed its files and released its locks: it is gone
-    return f"{boot}:{fields[19].decode()}"
+    """The start of process ``pid`` as ``ProcessId.started`` holds it, or None when there is no
+    such process (or it is a zombie, or its start cannot be read)."""
+    proc = ps.process(pid)
+    return None if proc is None or ps.ended(proc) else _started(proc)
+
+
+def marker_of(pid: int) -> str | None:
+    """The ``MARKER_ENV`` in the environment of process ``pid`` (who started it), or None
+    without one, or when its environment is not ours to read."""
+    proc = ps.process(pid)
+    return None if proc is None else ps.ask(proc.environ, {}).get(MARKER_ENV)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,24 +126,19 @@ class Living:
 
 
 def living() -> dict[int, Living]:
-    """Every process of this host that is not a zombie, by pid; {} without ``/proc``.
-    Blocking (reads ``/proc``)."""
-    try:
-        names = os.listdir("/proc")
-        with open(_BOOT_ID, "rb") as f:
-            boot = f.read().strip().decode()
-    except OSError:
-        return {}
+    """Every process of this host that is not a zombie (and whose start can be read), by pid.
+    Blocking."""
     table: dict[int, Living] = {}
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue  # ended meanwhile
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 19 and fields[0] not in (b"Z", b"X"):
-            table[int(name)] = Living(int(fields[2]), f"{boot}:{fields[19].decode()}")
+    for proc in ps.identified():
+        group, started = ps.group(proc), _started(proc)
+        if group is not None and started is not None and not ps.ended(proc):
+            table[proc.pid] = Living(group, started)
     return table
+
+
+def _started(proc: psutil.Process) -> str | None:
+    if _BOOT_ID:
+        start = ps.started(proc)
+        return None if start is None else f"{_BOOT_ID}:{round(start * _TICKS)}"
+    created = ps.ask(proc.create_time, None)
+    return None if created is None else f"{created:.2f}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from orchestrator.process.tree import now_ticks
+from orchestrator.process.tree import since_now
 
 __all__ = [
     "alone_since",
@@ -22,8 +22,8 @@ __all__ = [
 ]
 
 _STARTED: set[int] = set()  # started here, not yet waited for
-_RUNNING_CLIS: dict[int, int] = {}  # the CLIs running now, with their start (ticks)
-_last_cli_end = 0
+_RUNNING_CLIS: dict[int, float] = {}  # the CLIs running now, with their start (``since_now``)
+_last_cli_end = 0.0
 _spawning = 0  # starts under way: a child may exist whose pid is not in _STARTED yet
 
 
@@ -53,14 +53,15 @@ def forget(pid: int) -> None:
     _STARTED.discard(pid)
 
 
-def alone_since(pid: int) -> int | None:
-    """Since when (ticks) the CLI ``pid`` has been the only one running; None while others run."""
+def alone_since(pid: int) -> float | None:
+    """Since when (seconds since boot) the CLI ``pid`` has been the only one running; None
+    while others run."""
     if any(other != pid for other in _RUNNING_CLIS):
         return None
     return max(_RUNNING_CLIS.get(pid, 0), _last_cli_end)
 
 
-def cli_started(pid: int, since: int) -> None:
+def cli_started(pid: int, since: float) -> None:
     _STARTED.add(pid)
     _RUNNING_CLIS[pid] = since
 
@@ -69,4 +70,4 @@ def cli_ended(pid: int) -> None:
     global _last_cli_end
     _STARTED.discard(pid)
     if _RUNNING_CLIS.pop(pid, None) is not None:
-        _last_cli_end = now_ticks()
+        _last_cli_end = since_now()

@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_GRACE", "kill_group", "signal_group", "stop_adopted", "sweep
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = 5.0
-_SWEEPS = 3  # passes over /proc for marked processes: a member may fork while we kill
+_SWEEPS = 3  # passes over the processes for marked ones: a member may fork while we kill
 
 
 async def kill_group(
@@ -41,8 +41,8 @@ async def kill_group(
 ) -> None:
     """SIGTERM the process's group, wait up to ``grace`` seconds, then SIGKILL it.
 
-    Members of ``family`` that left the group get the same signals: found through /proc
-    before the leader can die and orphan them, and once more after it died.
+    Members of ``family`` that left the group get the same signals: found before the leader
+    can die and orphan them, and once more after it died.
     """
     pgid = family.pgid  # start_new_session made the child its group's leader
     alive = process.returncode is None
@@ -79,10 +79,10 @@ async def sweep(family: Family) -> list[str]:
     return list(stopped.values())
 
 
-async def stop_adopted(since: int) -> list[str]:
+async def stop_adopted(since: float) -> list[str]:
     """SIGKILL every process this orchestrator adopted (a CLI's double-forked daemon, where
-    it is a subreaper) that was started since ``since`` (ticks); what they were. For the end
-    of a run, when no CLI runs any more to own them."""
+    it is a subreaper) that was started since ``since`` (``tree.since_now``); what they were.
+    For the end of a run, when no CLI runs any more to own them."""
     strays: list[Stray] = await anyio.to_thread.run_sync(adopted_strays, since, own_processes)
     if not strays:
         return []

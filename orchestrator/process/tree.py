@@ -1,20 +1,17 @@
-"""A CLI's whole family of processes, found through ``/proc`` (Linux), so none outlives it.
+"""A CLI's whole family of processes, found through psutil (``ps``), so none outlives it.
 
 Each CLI runs as the leader of its own process group, and killing the group takes down
 everything it started, except a descendant that called ``setsid()``/``setpgid()`` (a daemon
-launcher, a language server): it is in another group and escapes ``killpg``. Two ways find
-such strays, and the runner uses both:
+launcher, a language server): it is in another group and escapes ``killpg``. Four ways find
+such strays, and the runner uses them all:
 
-- **ancestry**: while the CLI is alive, its descendants are found by walking parent links.
-  This misses a daemon that was double-forked (its parent exited, so init adopted it) and
+- **ancestry**: while the CLI is alive, its descendants (``children(recursive=True)``). This
+  misses a daemon that was double-forked (its parent exited, so init adopted it) and
   everything once the CLI itself has exited;
 - **a mark**: the runner puts ``COUNCIL_RUN_MARK=<random>`` in the CLI's environment, which
-  every descendant inherits, daemons included. A process started since the CLI (its start
-  time, in clock ticks since boot, is in ``/proc/<pid>/stat``) whose ``/proc/<pid>/environ``
-  holds the mark is one of the family, whoever its parent is now. Only processes started after
-  the CLI are read, so the cost is one ``stat`` read per process plus a few ``environ`` reads:
-  about 3 ms for 75 processes, in a worker thread.
-
+  every descendant inherits, daemons included. A process started since the CLI whose
+  environment holds the mark is one of the family, whoever its parent is now. Only those
+  started since the CLI (``Family.since``) are read closely: a scan is one read per process;
 - **where it works**: a process started since the CLI, with no controlling terminal, outside
   the orchestrator's own process group, whose working directory or any open file is inside
   the CLI's worktree or private HOME (``Family.roots``) belongs to it, whatever its
@@ -27,11 +24,14 @@ such strays, and the runner uses both:
   another CLI may own are found when the run ends (``adopted_strays``). Killed adopted strays
   are reaped by ``reap``: their exit status is nobody else's to wait for.
 
+A stray is a ``psutil.Process``: it compares by pid and start time, and is signalled only while
+its pid is still that process's, never a newcomer's that got a dead stray's pid.
+
 Limits: a descendant that replaced its environment, left the worktree and its HOME, and was
-started while several CLIs ran, is only found by adoption at the end of the run, and only
-under the ``council`` command (a Python program using the API decides for itself whether to
-call ``become_subreaper``). Without ``/proc`` this module finds nothing, and only the process
-group is killed.
+started while several CLIs ran, is only found by adoption at the end of the run, only under
+the ``council`` command (a program using the API decides whether to ``become_subreaper``) and
+only on Linux (no subreaper elsewhere). On macOS only the user's own processes show their
+environment, working directory and open files, which the CLI's family are.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
+import psutil
+
+from orchestrator.process import ps
+
 __all__ = [
     "MARK_NAME",
     "Family",
@@ -54,15 +58,15 @@ __all__ = [
     "become_subreaper",
     "describe",
     "find_strays",
-    "now_ticks",
     "reap",
     "signal_strays",
+    "since_now",
 ]
 
 MARK_NAME = "COUNCIL_RUN_MARK"
-Stray = tuple[int, int]  # (pid, start time in clock ticks): the pair survives pid reuse checks
-_TICKS = os.sysconf("SC_CLK_TCK")
+Stray = psutil.Process
 _PR_SET_CHILD_SUBREAPER = 36
+_EARLY = 0.01  # seconds: Linux gives start times rounded down to a clock tick
 
 
 @dataclass(frozen=True)
@@ -71,86 +75,79 @@ class Family:
 
     pgid: int
     mark: str | None = None
-    since: int = 0  # clock ticks since boot, taken just before the start
+    since: float = 0.0  # seconds since boot (``ps.boot_clock``), taken just before the start
     roots: tuple[str, ...] = ()  # where it works: its worktree, its private HOME
     # The processes the orchestrator started itself (never a stray), asked when looking;
     # None while it cannot tell (a start under way): then nothing is taken for adopted.
     own: Callable[[], Collection[int] | None] = field(default=lambda: None, compare=False)
-    # When the CLI began to be the only one running (ticks), or None while others run:
-    # an adopted orphan started since then can only be its.
-    alone_since: Callable[[], int | None] = field(default=lambda: None, compare=False)
+    # Since when (seconds since boot) the CLI has been the only one running, or None while
+    # others run: an adopted orphan started since then can only be its.
+    alone_since: Callable[[], float | None] = field(default=lambda: None, compare=False)
 
     @staticmethod
-    def new_mark() -> tuple[str, int]:
-        """A fresh mark, and the time (in clock ticks since boot) to look for it from."""
-        return secrets.token_hex(8), now_ticks()
+    def new_mark() -> tuple[str, float]:
+        """A fresh mark, and the time (seconds since boot) to look for it from."""
+        return secrets.token_hex(8), since_now()
 
 
-def now_ticks() -> int:
-    """Now, in the clock ticks since boot that /proc gives start times in."""
-    # One tick early: /proc rounds start times down, and reading early costs nothing.
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS) - 1
+def since_now() -> float:
+    """Now, as the ``since`` (seconds since boot) from which processes started from now on are
+    looked for: a clock tick early, since Linux rounds start times down to one."""
+    return ps.boot_clock() - _EARLY
 
 
 def find_strays(family: Family, *, leader_alive: bool) -> list[Stray]:
-    """Living members of ``family`` outside its process group. Blocking (reads /proc).
+    """Living members of ``family`` outside its process group. Blocking.
 
-    Ancestry is only walked while the leader is alive; the mark is looked for either way.
+    Ancestry is only walked while the leader is alive; the rest is looked for either way.
     """
-    table = _table()
     group = family.pgid
-    found: dict[int, int] = {}
-    if leader_alive:
-        children: dict[int, list[int]] = {}
-        for child, (parent, _group, _start) in table.items():
-            children.setdefault(parent, []).append(child)
-        pending = list(children.get(group, ()))
-        while pending:
-            current = pending.pop()
-            _parent, its_group, start = table[current]
-            if its_group != group:
-                found[current] = start
-            pending.extend(children.get(current, ()))
+    found: set[Stray] = set()
+    # While the leader is alive (not waited for yet), its pid is still the CLI's.
+    if leader_alive and (leader := ps.process(group)) is not None:
+        descendants = ps.ask(lambda: leader.children(recursive=True), [])
+        found.update(p for p in descendants if ps.group(p) not in (group, None))
     me, my_group = os.getpid(), os.getpgrp()
-    later = {
-        pid: (parent, start)
-        for pid, (parent, its_group, start) in table.items()
-        if start >= family.since and its_group not in (group, my_group) and pid != me
-    }
+    later = [  # listed before ``own`` is asked: a process of ours in it is already known then
+        (proc, start)
+        for proc in ps.identified()
+        if proc.pid != me
+        and (start := ps.started(proc)) is not None
+        and start >= family.since
+        and ps.group(proc) not in (group, my_group, None)
+    ]
     if family.mark is not None:
-        needle = f"{MARK_NAME}={family.mark}\0".encode()
-        found.update((pid, start) for pid, (_, start) in later.items() if _has_mark(pid, needle))
+        found.update(p for p, _ in later if _marked(p, family.mark))
     if family.roots:
         roots = tuple(os.path.realpath(root) + "/" for root in family.roots)
-        found.update(
-            (pid, start)
-            for pid, (_, start) in later.items()
-            if pid not in found and _works_in(pid, roots)
-        )
+        found.update(p for p, _ in later if p not in found and _works_in(p, roots))
     alone = family.alone_since()
     own = family.own() if alone is not None else None
     if alone is not None and own is not None:
+        oldest = max(alone, family.since)
         found.update(
-            (pid, start)
-            for pid, (parent, start) in later.items()
-            if parent == me and pid not in own and start >= max(alone, family.since)
+            p
+            for p, start in later
+            if start >= oldest and p.pid not in own and ps.ask(p.ppid, None) == me
         )
-    return list(found.items())
+    return list(found)
 
 
-def adopted_strays(since: int, own: Callable[[], Collection[int] | None]) -> list[Stray]:
+def adopted_strays(since: float, own: Callable[[], Collection[int] | None]) -> list[Stray]:
     """Living processes the orchestrator adopted (it is their parent but did not start them)
-    that were started since ``since``: the CLIs' double-forked daemons, at the end of a run.
-    ``own`` is asked after /proc was read (module doc of ``Family.own``)."""
-    table = _table()
+    that were started since ``since`` (seconds since boot): the CLIs' double-forked daemons, at
+    the end of a run. ``own`` is asked after the children were listed (``Family.own``)."""
+    children = ps.ask(lambda: psutil.Process().children(), [])
     started_here = own()
     if started_here is None:
         return []
-    me, my_group = os.getpid(), os.getpgrp()
+    my_group = os.getpgrp()
     return [
-        (pid, start)
-        for pid, (parent, group, start) in table.items()
-        if parent == me and group != my_group and pid not in started_here and start >= since
+        child
+        for child in children
+        if child.pid not in started_here
+        and ps.group(child) not in (my_group, None)
+        and (ps.started(child) or -1.0) >= since
     ]
 
 
@@ -173,110 +170,44 @@ def reap(strays: Sequence[Stray], wait: float = 1.0) -> None:
     unreaped they would stay as zombies. Blocking."""
     left = list(strays)
     deadline = time.monotonic() + wait
-    while left and time.monotonic() < deadline:
-        for stray in list(left):
-            pid, start = stray
-            stat = _stat(pid)
-            if stat is None or stat[2] != start:
-                left.remove(stray)  # gone (a new process may have its pid: not ours to touch)
-            elif stat[0] == os.getpid():
-                with contextlib.suppress(ChildProcessError):
-                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                        left.remove(stray)
-            elif _zombie(pid):
-                left.remove(stray)  # dead; its own parent collects it
-        if left:
-            time.sleep(0.01)
+    while left:
+        left = [stray for stray in left if not _dead(stray)]
+        if not left or time.monotonic() >= deadline:
+            return
+        time.sleep(0.01)
 
 
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read()
-    except OSError:
-        return True
-    return raw[raw.rfind(b")") + 2 :][:1] in (b"Z", b"X")
+def _dead(stray: Stray) -> bool:
+    if not stray.is_running():
+        return True  # gone (a new process may have its pid: not ours to touch)
+    if ps.ask(stray.ppid, None) != os.getpid():
+        return ps.ended(stray)  # a zombie is dead; its own parent collects it
+    with contextlib.suppress(ChildProcessError):
+        return os.waitpid(stray.pid, os.WNOHANG)[0] == stray.pid
+    return False
 
 
 def describe(stray: Stray) -> str:
     """``pid 123: command line`` of a stray, for reports."""
-    pid = stray[0]
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            command = handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    except OSError:
-        command = "?"
-    return f"pid {pid}: {command[:200]}"
-
-
-def _works_in(pid: int, roots: tuple[str, ...]) -> bool:
-    """Is ``pid``, with no controlling terminal (never a person's shell), working inside one
-    of ``roots`` (its working directory, or a file it holds open)?"""
-    if _tty(pid) != 0:
-        return False
-    base = f"/proc/{pid}"
-    try:
-        links = [os.readlink(f"{base}/cwd")]
-        links += [os.readlink(f"{base}/fd/{fd}") for fd in os.listdir(f"{base}/fd")]
-    except OSError:  # gone, or not ours to look at
-        return False
-    return any((link + "/").startswith(roots) for link in links)
-
-
-def _tty(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[4])
-    except (IndexError, ValueError):
-        return None
+    command = " ".join(ps.ask(stray.cmdline, ["?"]))
+    return f"pid {stray.pid}: {command[:200]}"
 
 
 def signal_strays(strays: list[Stray], sig: signal.Signals) -> None:
-    """Send ``sig`` to each stray that is still the same process (its start time matches)."""
-    for pid, start in strays:
-        stat = _stat(pid)
-        if stat is not None and stat[2] == start:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
+    """Send ``sig`` to each stray that is still the same process (psutil checks its start)."""
+    for stray in strays:
+        with contextlib.suppress(psutil.Error):
+            stray.send_signal(sig)
 
 
-def _has_mark(pid: int, needle: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            return needle in handle.read()
-    except OSError:  # gone, or not ours to read
-        return False
+def _marked(proc: Stray, mark: str) -> bool:
+    return ps.ask(proc.environ, {}).get(MARK_NAME) == mark
 
 
-def _table() -> dict[int, tuple[int, int, int]]:
-    table: dict[int, tuple[int, int, int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return table
-    for name in entries:
-        if name.isdigit():
-            stat = _stat(int(name))
-            if stat is not None:
-                table[int(name)] = stat
-    return table
-
-
-def _stat(pid: int) -> tuple[int, int, int] | None:
-    """(parent pid, process group, start time) from /proc/<pid>/stat, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read()
-    except OSError:
-        return None
-    # The command name is in parentheses and may itself contain spaces or ')'.
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[1]), int(fields[2]), int(fields[19])
-    except (IndexError, ValueError):
-        return None
+def _works_in(proc: Stray, roots: tuple[str, ...]) -> bool:
+    """Is ``proc``, with no controlling terminal (never a person's shell), working inside one
+    of ``roots`` (its working directory, or a file it holds open)?"""
+    cwd = ps.ask(proc.cwd, "")
+    inside = bool(cwd) and (cwd + "/").startswith(roots)
+    inside = inside or any(f.path.startswith(roots) for f in ps.ask(proc.open_files, []))
+    return inside and ps.ask(proc.terminal, "?") is None

@@ -164,7 +164,7 @@ async def run_cli(
             sink.close(f"not started: {exc}")
         raise
     pid = process.pid
-    roots = (str(request.workdir), str(home))  # resolved where /proc is read
+    roots = (str(request.workdir), str(home))  # resolved where they are compared
     family = Family(pid, mark, since, roots, own_processes, lambda: alone_since(pid))
     crash_point("cli.spawned")
     try:

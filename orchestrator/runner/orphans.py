@@ -12,7 +12,7 @@ up.) It:
    CLI's process group, when its leader still is the recorded process (same start time) or is
    gone (the group lives on in its members: the kernel never gives a group's id to a new
    process while a member lives). A pid now used by another process is never signalled;
-2. looks through ``/proc`` for processes that carry the marker (``procid.MARKER_ENV``) of a
+2. looks through every process for those that carry the marker (``procid.MARKER_ENV``) of a
    dead orchestrator of this host and work inside ``scope`` (the repository's ``.council/``):
    a CLI whose orchestrator died before its record was written, a verify command, a child
    that left its group. Each is SIGKILLed, with its group when it leads one;
@@ -20,8 +20,8 @@ up.) It:
    code), or raises ``RunError`` after ``timeout`` seconds naming what would not die;
 4. removes the records of the dead orchestrators.
 
-Reading ``/proc`` blocks, so it runs in a worker thread. Without ``/proc`` only step 1 works,
-and a recorded leader's identity cannot be checked, so nothing is signalled at all.
+Looking at the processes blocks, so it runs in a worker thread. Where no process can be listed
+(psutil unsupported) a recorded leader's identity cannot be checked, so nothing is signalled.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import anyio.to_thread
 from orchestrator.errors import RunError, VersionConflict
 from orchestrator.events import Event
 from orchestrator.process import procid
+from orchestrator.process.path_users import cwd_of
 from orchestrator.process.procid import ProcessId
 from orchestrator.runner.cli_runs import CLI_RUNS, RecordedCli, recorded_clis
 from orchestrator.state.protocol import StateStore
@@ -46,9 +47,7 @@ from orchestrator.state.protocol import StateStore
 __all__ = ["ORPHANS_STOPPED", "Orphan", "stop_orphans"]
 
 ORPHANS_STOPPED = "cli.orphans_stopped"
-_PROC = Path("/proc")
 _POLL = 0.02
-_MARKER = procid.MARKER_ENV.encode() + b"="
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ async def stop_orphans(store: StateStore, scope: Path, *, timeout: float = 10.0)
 def _kill(records: list[RecordedCli], scope: Path) -> list[Orphan]:
     table = procid.living()
     if not table:
-        return []  # no /proc: no way to tell a recorded process from a stranger
+        return []  # no process listed: no way to tell a recorded process from a stranger
     killed: list[Orphan] = []
     for record in records:
         leader = table.get(record.process.pid)
@@ -106,7 +105,7 @@ def _kill(records: list[RecordedCli], scope: Path) -> list[Orphan]:
     for pid, proc in table.items():
         if proc.pgid in groups:
             continue  # signalled with its recorded group
-        marker = _marker_of(pid)
+        marker = procid.marker_of(pid)
         if marker is None or not _inside(pid, scope):
             continue
         if marker not in dead:
@@ -131,23 +130,9 @@ def _remaining(killed: list[Orphan]) -> list[Orphan]:
     ]
 
 
-def _marker_of(pid: int) -> str | None:
-    try:
-        environ = (_PROC / str(pid) / "environ").read_bytes()
-    except OSError:  # gone, or not ours to read
-        return None
-    for entry in environ.split(b"\0"):
-        if entry.startswith(_MARKER):
-            return entry[len(_MARKER) :].decode(errors="replace")
-    return None
-
-
 def _inside(pid: int, scope: Path) -> bool:
-    try:
-        cwd = Path(os.readlink(_PROC / str(pid) / "cwd"))
-    except OSError:
-        return False
-    return cwd.is_relative_to(scope)
+    cwd = cwd_of(pid)
+    return cwd is not None and cwd.is_relative_to(scope)
 
 
 def _signal(pid: int, *, group: bool) -> None:

@@ -1,0 +1,91 @@
+"""The machine's processes through psutil, where a process ending mid-read is normal.
+
+``ask`` turns what a read of a process that exits (``NoSuchProcess``), turns zombie
+(``ZombieProcess``) or is not ours to look at (``AccessDenied``) raises into a default, so a
+scan of the whole machine never fails on one process.
+
+Start times are in seconds since boot (``boot_clock``). On Linux psutil gives a start as boot
+time plus the kernel's start tick, and taking the boot time away leaves the tick exactly, which
+no step of the wall clock moves. Elsewhere (macOS, the BSDs) the kernel keeps a wall-clock
+start, which a step of the system clock (not NTP's slewing) shifts against ``boot_clock``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import psutil
+
+__all__ = ["ask", "boot_clock", "ended", "group", "identified", "others", "process", "started"]
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+_GONE = (psutil.Error, OSError)  # OSError: os.getpgid's ProcessLookupError, PermissionError
+
+
+def ask(read: Callable[[], T], default: D) -> T | D:
+    """``read()``, or ``default`` when the process it reads ended or is not ours to read."""
+    try:
+        return read()
+    except _GONE:
+        return default
+
+
+def boot_clock() -> float:
+    """Now, in seconds since boot: the clock ``started`` gives start times on."""
+    if hasattr(time, "CLOCK_BOOTTIME"):  # Linux: the clock /proc's start ticks count on
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.time() - psutil.boot_time()
+
+
+def process(pid: int) -> psutil.Process | None:
+    """The process ``pid`` now (its identity read now), or None when there is none."""
+    return ask(lambda: psutil.Process(pid), None) if pid > 0 else None
+
+
+def identified() -> Iterator[psutil.Process]:
+    """Every process of the machine, each identified afresh (its start read now): a pid seen
+    in an earlier scan may be another process by now. Pid 0 is left out: on macOS it is the
+    kernel, and for ``os.getpgid`` or ``kill`` it means the caller."""
+    for pid in ask(psutil.pids, []):
+        found = process(pid)
+        if found is not None:
+            yield found
+
+
+def others() -> Iterator[psutil.Process]:
+    """Every process of the machine but this one, from psutil's table (``process_iter``), which
+    reads only the processes it has not seen before: several times cheaper than ``identified``,
+    but a pid reused since it was seen keeps its old identity there. For what a process does
+    now (its working directory, open files, command line, read when asked), never its start."""
+    me = os.getpid()
+    return (proc for proc in ask(psutil.process_iter, iter(())) if proc.pid not in (0, me))
+
+
+def started(proc: psutil.Process) -> float | None:
+    """When ``proc`` started, in seconds since boot; None when it ended or cannot be read."""
+    return ask(lambda: _started(proc), None)
+
+
+@functools.lru_cache(maxsize=8192)
+def _started(proc: psutil.Process) -> float:
+    # Cached by identity (psutil hashes a process by pid and start): reading the boot time
+    # is most of what this costs on Linux. A failed read raises, so it is not cached.
+    return float(proc.create_time() - psutil.boot_time())
+
+
+def group(proc: psutil.Process) -> int | None:
+    """The process group of ``proc``; None when it ended."""
+    return ask(lambda: os.getpgid(proc.pid), None)
+
+
+def ended(proc: psutil.Process) -> bool:
+    """``proc`` has exited: it is gone, or a zombie waiting to be collected by its parent (it
+    holds no files and runs no code)."""
+    status = ask(proc.status, psutil.STATUS_DEAD)
+    return status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
