@@ -37,6 +37,7 @@ class _PhaseLifecycle(_PhaseScoped):
     status: str
     attempt: int
     outcome: str | None = None
+    round: int | None = None  # the review round it runs in (build and review repeat)
 
 
 class PhaseStarted(_PhaseLifecycle):
@@ -54,10 +55,9 @@ class PhaseFailed(_PhaseLifecycle):
 
 
 class PhaseSentBack(_PhaseLifecycle):
-    """Review sent the work back: the phase is due again (``round``)."""
+    """Review sent the work back: the phase is due again (in ``round``)."""
 
     type: Literal["phase.sent_back"] = "phase.sent_back"
-    round: int | None = None
 
 
 class PhaseEvent(_PhaseScoped):

@@ -60,6 +60,7 @@ class StateRecovered(TypedEvent):
     recovered_from_version: int | None = None
     new_version: int | None = None
     started_afresh: bool | None = None
+    remote: bool | None = None  # recovered by another workstation (PostgreSQL)
 
     @property
     def task_id(self) -> str | None:

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
@@ -56,8 +55,8 @@ class RunEvents:
         self._plugins = services.plugins
         self.listeners = listeners if listeners is not None else []
 
-    async def emit(self, kind: str, data: dict[str, Any], level: str = "info") -> None:
-        await self._store.emit(Event(type=kind, data=data, level=level))
+    async def emit(self, event: Event) -> None:
+        await self._store.emit(event)
 
     def on_event(self, event: Event) -> None:
         """A workflow event: to the plugins' observers, then to every listener."""
