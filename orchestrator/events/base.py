@@ -81,14 +81,10 @@ class Event(BaseModel):
 
     @property
     def data(self) -> dict[str, Any]:
-        """The payload as a dict (a new one each time): the fields the emitter gave."""
-        said = self.model_fields_set
-        own = {
-            name: getattr(self, name)
-            for name in type(self).model_fields
-            if name in said and name not in _ENVELOPE
-        }
-        return {**own, **(self.model_extra or {})}
+        """The payload as a dict of JSON values, as the log has it (a new one each time): the
+        fields the emitter gave. The typed fields are the attributes themselves."""
+        data: dict[str, Any] = self.model_dump(mode="json")["data"]
+        return data
 
 
 class TypedEvent(Event):
