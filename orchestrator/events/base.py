@@ -3,7 +3,8 @@
 On the wire (``events.jsonl``, ``model_dump``, ``--json``) an event is the same four keys it
 has always been: ``{"type", "ts", "data", "level"}``. In Python a typed event holds its
 payload as typed fields (``TaskDispatched(task_id=..., adapter=...)``), and ``data`` is a dict
-view of them, so code written for the one untyped ``Event`` keeps working.
+view of them in their JSON form (as the log line has them: a time is a string), so code
+written for the one untyped ``Event`` keeps working.
 
 - ``Event(type=..., data={...})`` is how a plugin emits a type of its own: the payload is kept
   as it is (``data``), unchecked. The typed models (``TypedEvent`` and below) refuse a key
