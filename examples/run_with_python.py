@@ -30,9 +30,9 @@ from orchestrator import Council, Event, RunConfig, RunReport
 SHOWN = {
     "run.started": "run {session_id} started",
     "task.dispatched": "{task_id}: dispatched to {adapter} (attempt {attempt}, {branch})",
-    "phase.completed": "{task}: {phase} done ({adapter})",
-    "phase.failed": "{task}: {phase} failed: {error}",
-    "phase.sent_back": "{task}: review sent it back to build",
+    "phase.completed": "{task_id}: {phase} done ({adapter})",
+    "phase.failed": "{task_id}: {phase} failed: {error}",
+    "phase.sent_back": "{task_id}: review sent it back to build",
     "task.retry": "{task_id}: will retry",
     "task.failed": "{task_id}: failed",
     "merge.completed": "{task_id}: merged into {base_branch}",

@@ -29,6 +29,17 @@ Contract:
 - ``status()`` is the report of the current session, or of the newest one in the store.
 - ``subscribe(callback)`` receives every event: the store's (state, claims, merges, the
   scheduler's ``task.*`` and ``run.*``) and the workflow's. Callbacks must not block.
+- ``events(buffer=10_000)`` is the same events for ``async for``, each its type's model
+  (``orchestrator.events``): an ``EventStream`` that hears from the call on, never makes the
+  run wait (a consumer that falls behind gets an ``EventsDropped`` marker where events had to
+  be dropped), and ends when the run ends::
+
+      stream = council.events()               # before the run starts: it hears all of it
+      async with anyio.create_task_group() as tg:
+          tg.start_soon(council.run)
+          async for event in stream:
+              if isinstance(event, TaskEvent):
+                  print(event.task_id, event.type)
 - ``plan()`` is the dry run: what would run, in which order, with which exact commands.
 
 ``workflow=`` replaces the ADW workflow (``orchestrator.workflow.workflow.run_workflow``) with any
@@ -53,6 +64,8 @@ from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import CancelError, NothingToResume, RecordNotFound, RunError
 from orchestrator.events import Event
+from orchestrator.events.catalogue import typed_event
+from orchestrator.events.phases import CliSurvivorsStopped
 from orchestrator.locks.manager import LockManager
 from orchestrator.locks.team_merge import TeamMergeLock
 from orchestrator.merge.queue import MergeLockFactory, MergeQueue
@@ -62,6 +75,7 @@ from orchestrator.plugins.host import PluginHost, default_plugins
 from orchestrator.process.stop import stop_adopted
 from orchestrator.process.tree import become_subreaper, since_now
 from orchestrator.run.demo_repo import ensure_sample_repo
+from orchestrator.run.event_stream import EventStream
 from orchestrator.run.plan import RunPlan, build_plan, plan_paths
 from orchestrator.run.preflight import check_adapters, check_repository
 from orchestrator.run.report import RunReport
@@ -108,7 +122,8 @@ class Council:
         self.config = config
         self._workflow = workflow
         self._plugins = plugins
-        self._subscribers: list[Callback] = []
+        self._streams: list[EventStream] = []
+        self._subscribers: list[Callback] = [self._fan_out]  # the streams hear every event
         self._store: StateStore | None = None
         self._run_lock: RunLock | None = None
         self._locks: LockManager | None = None
@@ -203,6 +218,7 @@ class Council:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._end_streams()
         try:
             if self._locks is not None:
                 await self._locks.aclose()
@@ -241,7 +257,10 @@ class Council:
         try:
             await self.scheduler.run()
         finally:
-            await self._stop_leftovers(since)
+            try:
+                await self._stop_leftovers(since)
+            finally:
+                self._end_streams()
         return await self.status()
 
     async def resume(self, session_id: str | None = None) -> RunReport:
@@ -255,7 +274,10 @@ class Council:
         try:
             await scheduler.resume(session_id)
         finally:
-            await self._stop_leftovers(since)
+            try:
+                await self._stop_leftovers(since)
+            finally:
+                self._end_streams()
         return await self.status()
 
     @staticmethod
@@ -273,10 +295,7 @@ class Council:
         with anyio.CancelScope(shield=True):
             stopped = await stop_adopted(since)
             if stopped and self._store is not None:
-                event = Event(
-                    type="cli.survivors_stopped", data={"processes": stopped}, level="warning"
-                )
-                await self._store.emit(event)
+                await self._store.emit(CliSurvivorsStopped(processes=stopped))
 
     def submit(self, task: TaskConfig | Mapping[str, Any]) -> TaskConfig:
         """Add a task to the run; before ``run`` or while it runs."""
@@ -317,6 +336,16 @@ class Council:
         if self._scheduler is not None:
             self._attach(callback)
 
+    def events(self, *, buffer: int = 10_000) -> EventStream:
+        """The events from now until the run ends, typed, for ``async for`` (module doc;
+        ``run.event_stream``); ``buffer`` is how many may wait for the consumer before newer
+        ones are dropped."""
+        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
+            raise ValueError(f"events(buffer={buffer!r}): the buffer must hold at least 1 event")
+        stream = EventStream(buffer, forget=self._streams.remove)
+        self._streams.append(stream)
+        return stream
+
     def live(self) -> list[LiveSession]:
         """The attempts running now (empty outside a run)."""
         if self._scheduler is None:
@@ -356,6 +385,16 @@ class Council:
                 callback(event)
 
         self._scheduler.listeners.append(cli_output_only)
+
+    def _fan_out(self, event: Event) -> None:
+        if self._streams:
+            event = typed_event(event)  # an emitter of a plugin's may have sent it untyped
+            for stream in list(self._streams):
+                stream.put(event)
+
+    def _end_streams(self) -> None:
+        for stream in list(self._streams):
+            stream.end()
 
     def _require_store(self) -> StateStore:
         if self._store is None:

@@ -24,8 +24,8 @@ _WORDING: dict[str, str] = {
         "{recovered_from_version}"
     ),
     EventType.LOCK_DEADLOCK: "{session}: waiting for {path} would deadlock: refused",
-    "phase.failed": "{task}: {phase} failed ({outcome}): {error}",
-    "phase.resume_refused": "{task}: {phase} could not resume its conversation: started afresh",
+    "phase.failed": "{task_id}: {phase} failed ({outcome}): {error}",
+    "phase.resume_refused": "{task_id}: {phase} could not resume its conversation: started afresh",
     "merge.forecast_conflict": (
         "{task_id}: waits to land until {held_for} has (both change {paths})"
     ),
@@ -59,8 +59,8 @@ _WORDING: dict[str, str] = {
     "run.finished": "run {session_id} finished: {status}",
     "run.interrupted": "run {session_id} interrupted",
     "task.dispatched": "{task_id}: attempt {attempt} started on {adapter} ({branch})",
-    "phase.started": "{task}: {phase} started on {adapter}",
-    "phase.completed": "{task}: {phase} done",
+    "phase.started": "{task_id}: {phase} started on {adapter}",
+    "phase.completed": "{task_id}: {phase} done",
     EventType.MERGE_COMPLETED: "{task_id}: landed on {base_branch} in {merge_commit}",
     EventType.MERGE_ALREADY_MERGED: "{task_id}: already on {base_branch}: {message}",
     "task.already_merged": "{task_id}: already landed in {commit}",
@@ -113,6 +113,8 @@ class _Shown(dict[str, str]):
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         super().__init__({key: _text(value) for key, value in data.items() if value is not None})
+        if "task_id" not in self and "task" in self:
+            self["task_id"] = self["task"]  # an event logged before phases said ``task_id``
 
 
 def _plain(kind: str, data: Mapping[str, Any]) -> str:

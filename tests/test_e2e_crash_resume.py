@@ -169,8 +169,8 @@ def test_sigkill_mid_run_then_resume_completes_everything_once(tmp_path: Path) -
         wait_for(
             lambda: (
                 seen(repo, "claim.released", task_id="quick")
-                and seen(repo, "phase.started", task="slow-1", phase="build")
-                and seen(repo, "phase.started", task="slow-2", phase="build")
+                and seen(repo, "phase.started", task_id="slow-1", phase="build")
+                and seen(repo, "phase.started", task_id="slow-2", phase="build")
             ),
             "quick merged and both slow tasks building",
             30,
@@ -223,7 +223,7 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
     repo, config, process = start_run(tmp_path, task("slow", "SLEEP 6\nWRITE slow.txt slow"))
     try:
         wait_for(
-            lambda: seen(repo, "phase.started", task="slow", phase="build"), "slow building", 30
+            lambda: seen(repo, "phase.started", task_id="slow", phase="build"), "slow building", 30
         )
         # Killed once the build's CLI is past its first output, sleeping: it runs on (until it
         # next writes to the pipe the dead orchestrator read).

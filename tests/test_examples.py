@@ -13,6 +13,7 @@ from worktree_helpers import git
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "run_with_python.py"
+WATCH = ROOT / "examples" / "watch_events.py"
 CONFIGS = ROOT / "configs"
 ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
 
@@ -110,3 +111,17 @@ def test_the_example_configs_validate_and_plan_without_any_cli(tmp_path: Path) -
     assert "--permission-mode acceptEdits" in build
     assert review.startswith("   review [codex]: codex exec ") and "-s workspace-write" in review
     assert "4. document-api (priority 2, after low-stock-endpoint, files docs/api.md)" in lines
+
+
+def test_watch_events_reads_the_run_with_async_for(tmp_path: Path) -> None:
+    done = run(sys.executable, WATCH, "--workdir", tmp_path / "work", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    for task in ("add-shout", "add-whisper"):  # matched by class, fields by name
+        assert f"{task}: build done" in out and f"{task}: review done" in out
+        assert f"{task}: landed on main in " in out
+    assert "run finished: completed" in out and "2 of 2 done" in out
+    assert "task.dispatched 2" in out and "merge.completed 2" in out  # counted by type
+    assert "events dropped" not in out
+    assert trailers(tmp_path / "work" / "repo") == ["add-shout", "add-whisper"]

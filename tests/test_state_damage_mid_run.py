@@ -33,7 +33,7 @@ def started(root: Path) -> tuple[Path, Path, subprocess.Popen[str]]:
     repo = new_repo(root)
     config = write_config(root, repo, TASKS)
     process = start("run", config)
-    wait_for(lambda: seen(repo, "phase.started", task="a", phase="build"), "a's build", 30)
+    wait_for(lambda: seen(repo, "phase.started", task_id="a", phase="build"), "a's build", 30)
     return repo, config, process
 
 

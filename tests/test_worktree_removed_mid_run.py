@@ -111,7 +111,7 @@ def test_removed_while_its_cli_runs_the_run_notices_and_resumes_from_the_branch(
 ) -> None:
     repo, process = start(tmp_path, "SLEEP 3\nWRITE reviewed.txt yes\nSAY VERDICT: approve")
     try:
-        wait_for(lambda: seen(repo, "phase.started", task="busy", phase="review"), "the review")
+        wait_for(lambda: seen(repo, "phase.started", task_id="busy", phase="review"), "the review")
         wait_for(lambda: any(map(sleeping, scripted_clis(tmp_path))), "the review's CLI")
         shutil.rmtree(worktree_of(repo)[0])
         report = finish(process)
@@ -121,7 +121,7 @@ def test_removed_while_its_cli_runs_the_run_notices_and_resumes_from_the_branch(
     # Noticed while the CLI ran: it was stopped (not left to fail in a vanished directory),
     # and the task went back to the queue without a failure counted against it.
     assert seen(repo, "task.worktree_lost", task_id="busy")
-    assert seen(repo, "phase.failed", task="busy", phase="review", outcome="cancelled")
+    assert seen(repo, "phase.failed", task_id="busy", phase="review", outcome="cancelled")
     metadata = task_states(repo)["busy"].metadata
     assert metadata.get("failures", 0) == 0 and metadata["worktree_losses"] == 1
     assert cli_runs(repo, "review") == 2

@@ -45,14 +45,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import anyio
 import anyio.to_thread
 
 from orchestrator import filelock
 from orchestrator.errors import DeadlockError, LockError, LockTimeout, StaleClaim, VersionConflict
-from orchestrator.events import Event, EventType
+from orchestrator.events import Event
+from orchestrator.events.locks import LockAcquired, LockDeadlock, LockReleased, LockWaiting
 from orchestrator.filelock import FileLock
 from orchestrator.ids import check_id
 from orchestrator.locks.merge_lock import MergeGrant, MergeLock
@@ -332,11 +332,11 @@ class LockManager:
             raise
         self._held[key] = _Held(grant, lock, version, [])
         if self._shared:
-            data: dict[str, Any] = {"lock": "file", "session": session, "path": rel}
-            data["token"] = grant.token
-            if current is not None:
-                data["reclaimed_from"] = current.session
-            await self._emit(EventType.LOCK_ACQUIRED, data)
+            reclaimed = {"reclaimed_from": current.session} if current is not None else {}
+            acquired = LockAcquired(
+                lock="file", session=session, path=rel, token=grant.token, **reclaimed
+            )
+            await self._emit(acquired)
         return grant
 
     async def _register(
@@ -403,11 +403,10 @@ class LockManager:
         cycle = find_cycle(session, await self.registry.waits())
         if cycle is not None:
             await self._emit(
-                EventType.LOCK_DEADLOCK,
-                {"session": session, "path": rel, "cycle": [list(step) for step in cycle]},
+                LockDeadlock(session=session, path=rel, cycle=[list(step) for step in cycle])
             )
             raise DeadlockError(cycle)
-        await self._emit(EventType.LOCK_WAITING, {"session": session, "path": rel, "owner": owner})
+        await self._emit(LockWaiting(session=session, path=rel, owner=owner))
 
     async def _live_session(self, current: Owner | None) -> str | None:
         """The entry's session if its process may be alive (then it holds the OS lock)."""
@@ -435,8 +434,7 @@ class LockManager:
             finally:
                 held.lock.release()
         await self._emit(
-            EventType.LOCK_RELEASED,
-            {"lock": "file", "session": grant.session, "path": grant.path, "token": grant.token},
+            LockReleased(lock="file", session=grant.session, path=grant.path, token=grant.token)
         )
 
     async def _registered_token(self, key: str) -> int | None:
@@ -462,8 +460,7 @@ class LockManager:
                     stale += 1
                     done.append(key)
                     await self._emit(
-                        EventType.LOCK_RELEASED,
-                        {"lock": "file", "session": session, "path": current.path, "stale": True},
+                        LockReleased(lock="file", session=session, path=current.path, stale=True)
                     )
             finally:
                 probe.release()
@@ -475,6 +472,6 @@ class LockManager:
         registry entry. Memory-registry calls never suspend, so they need no shield."""
         return anyio.CancelScope(shield=True) if self._store is not None else _NO_SHIELD
 
-    async def _emit(self, event_type: str, data: dict[str, Any]) -> None:
+    async def _emit(self, event: Event) -> None:
         if self._store is not None:
-            await self._store.emit(Event(type=event_type, data=data))
+            await self._store.emit(event)

@@ -23,13 +23,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 
 from orchestrator import filelock
 from orchestrator.errors import LockError, LockTimeout, VersionConflict
-from orchestrator.events import EventType
+from orchestrator.events import Event
+from orchestrator.events.locks import LockAcquired, LockReleased
 from orchestrator.filelock import FileLock
 from orchestrator.ids import check_id
 from orchestrator.locks.registry import Records
@@ -41,7 +41,7 @@ __all__ = ["MERGE_OWNER", "MergeGrant", "MergeLock"]
 MERGE_OWNER = "merge-lock"
 _KEY = "merge"
 
-Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+Emit = Callable[[Event], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +91,7 @@ class MergeLock:
         except BaseException:
             self._slot.release()
             raise
-        await self._emit(
-            EventType.LOCK_ACQUIRED, {"lock": "merge", "session": session, "token": grant.token}
-        )
+        await self._emit(LockAcquired(lock="merge", session=session, token=grant.token))
         return grant
 
     async def release(self, session: str) -> bool:
@@ -110,9 +108,7 @@ class MergeLock:
             finally:
                 lock.release()
                 self._slot.release()
-        await self._emit(
-            EventType.LOCK_RELEASED, {"lock": "merge", "session": session, "token": grant.token}
-        )
+        await self._emit(LockReleased(lock="merge", session=session, token=grant.token))
         return True
 
     async def clear_stale(self, session: str) -> bool:

@@ -67,7 +67,15 @@ from orchestrator.errors import (
     MergeContention,
     WorkspaceError,
 )
-from orchestrator.events import Event, EventType
+from orchestrator.events import Event
+from orchestrator.events.merge import (
+    MergeAlreadyMerged,
+    MergeCompleted,
+    MergeConflict,
+    MergeFailed,
+    MergeStarted,
+    MergeWaiting,
+)
 from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import (
     GitCalls,
@@ -117,11 +125,13 @@ _LOCK_POLL = 0.1  # seconds between looks at a git lock file a live process hold
 MergeLockFactory = Callable[[str], AbstractAsyncContextManager[object]]
 """``merge_lock(session_id)``: an async context manager held for the whole merge."""
 
-_EVENTS = {
-    MergeStatus.MERGED: EventType.MERGE_COMPLETED,
-    MergeStatus.ALREADY_MERGED: EventType.MERGE_ALREADY_MERGED,
-    MergeStatus.CONFLICT: EventType.MERGE_CONFLICT,
-    MergeStatus.WAITING_FOR_CHECKOUT: EventType.MERGE_WAITING,
+_EVENTS: dict[
+    MergeStatus, type[MergeCompleted | MergeAlreadyMerged | MergeConflict | MergeWaiting]
+] = {
+    MergeStatus.MERGED: MergeCompleted,
+    MergeStatus.ALREADY_MERGED: MergeAlreadyMerged,
+    MergeStatus.CONFLICT: MergeConflict,
+    MergeStatus.WAITING_FOR_CHECKOUT: MergeWaiting,  # a warning: the landing waits
 }
 
 
@@ -189,19 +199,20 @@ class MergeQueue:
             crash_point("merge.locked")
             locked = time.perf_counter()
             await self._emit(
-                EventType.MERGE_STARTED,
-                {
-                    "session_id": session_id,
-                    "task_id": task_id,
-                    "branch": branch,
-                    "base_branch": self.base_branch,
-                },
+                MergeStarted(
+                    session_id=session_id,
+                    task_id=task_id,
+                    branch=branch,
+                    base_branch=self.base_branch,
+                )
             )
             try:
                 result = await self._attempts(request)
             except CouncilError as exc:
-                failure = {"session_id": session_id, "task_id": task_id, "branch": branch}
-                await self._emit(EventType.MERGE_FAILED, {**failure, "error": str(exc)}, "warning")
+                failed = MergeFailed(
+                    session_id=session_id, task_id=task_id, branch=branch, error=str(exc)
+                )
+                await self._emit(failed)
                 raise
             done = time.perf_counter()
         result = replace(
@@ -213,10 +224,9 @@ class MergeQueue:
             if self._said_waiting.get(task_id) == result.message:
                 return result
             self._said_waiting[task_id] = result.message
-            await self._emit(_EVENTS[result.status], result.event_data(), "warning")
-            return result
-        self._said_waiting.pop(task_id, None)
-        await self._emit(_EVENTS[result.status], result.event_data(), "info")
+        else:
+            self._said_waiting.pop(task_id, None)
+        await self._emit(_EVENTS[result.status](**result.event_data()))
         return result
 
     async def refresh(self) -> str | None:
@@ -409,15 +419,15 @@ class MergeQueue:
             self._own_lock = anyio.Lock()  # created inside the event loop that uses it
         return self._own_lock
 
-    async def _emit(self, kind: EventType, data: dict[str, object], level: str = "info") -> None:
+    async def _emit(self, event: Event) -> None:
         if self._store is None:
             return
         try:
-            await self._store.emit(Event(type=kind, data=data, level=level))
+            await self._store.emit(event)
         except Exception:
             # The merge already happened (or was refused); a failing audit trail must not turn
             # that into an error the caller would retry.
-            log.exception("cannot record %s", kind)
+            log.exception("cannot record %s", event.type)
 
 
 def _backoff(attempt: int) -> float:

@@ -37,7 +37,7 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.errors import RunError, VersionConflict
-from orchestrator.events import Event
+from orchestrator.events.phases import CliOrphansStopped
 from orchestrator.process import procid
 from orchestrator.process.path_users import cwd_of
 from orchestrator.process.procid import ProcessId
@@ -83,8 +83,7 @@ async def stop_orphans(store: StateStore, scope: Path, *, timeout: float = 10.0)
         with contextlib.suppress(VersionConflict):  # rewritten meanwhile: someone else's now
             await store.delete_record(CLI_RUNS, record.task_id, record.version)
     if killed:
-        data = {"orphans": [o.as_dict() for o in killed]}
-        await store.emit(Event(type=ORPHANS_STOPPED, data=data, level="warning"))
+        await store.emit(CliOrphansStopped(orphans=[o.as_dict() for o in killed]))
     return killed
 
 

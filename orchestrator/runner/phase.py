@@ -39,6 +39,7 @@ from orchestrator.config.env_refs import UnsetVariable, expand
 from orchestrator.config.run import RunConfig
 from orchestrator.errors import ConfigError, ConfigIssue
 from orchestrator.events import Event
+from orchestrator.events.phases import PhaseEvent
 from orchestrator.ids import check_id
 from orchestrator.plugins.host import PluginHost
 from orchestrator.plugins.session_info import SessionInfo
@@ -124,16 +125,22 @@ async def call_phase_cli(
         pass_env=tuple(configured.pass_env) if configured else (),
     )
     messages: deque[str] = deque(maxlen=_MESSAGES_KEPT)
-    base = {"task": call.task_id, "phase": call.phase, "adapter": call.adapter}
 
     def forward(event: AgentEvent) -> None:
         if event.kind == EventKind.MESSAGE and event.text:
             messages.append(event.text[:_MESSAGE_LIMIT])
         if on_event is not None:
-            data = {**base, "kind": str(event.kind), "text": event.text[:EVENT_TEXT_LIMIT]}
-            if event.tool:
-                data["tool"] = event.tool
-            on_event(Event(type=PHASE_EVENT, data=data))
+            tool = {"tool": event.tool} if event.tool else {}
+            on_event(
+                PhaseEvent(
+                    task_id=call.task_id,
+                    phase=call.phase,
+                    adapter=call.adapter,
+                    kind=str(event.kind),
+                    text=event.text[:EVENT_TEXT_LIMIT],
+                    **tool,
+                )
+            )
 
     info = SessionInfo(
         session_id=call.session_id,

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.errors import CancelError, RecordNotFound, RunError, VersionConflict
-from orchestrator.events import Event
+from orchestrator.events.tasks import TaskCancelled
 from orchestrator.models import (
     RESUMABLE_TASK_STATUSES,
     TERMINAL_TASK_STATUSES,
@@ -76,7 +76,7 @@ async def request_cancel(store: StateStore, task_id: str) -> TaskState:
             )
         except VersionConflict:
             continue  # claimed or changed meanwhile: look again
-        await store.emit(Event(type="task.cancelled", data={"task_id": task_id}))
+        await store.emit(TaskCancelled(task_id=task_id))
         return cancelled
     raise RunError(f"task {task_id!r} kept changing; the cancel request stands for its run")
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orchestrator.events import Event
 from orchestrator.scheduler.rules.queue import TASKS_OPTION
@@ -60,8 +60,8 @@ class RunEvents:
         self._plugins = services.plugins
         self.listeners = listeners if listeners is not None else []
 
-    async def emit(self, kind: str, data: dict[str, Any], level: str = "info") -> None:
-        await self._store.emit(Event(type=kind, data=data, level=level))
+    async def emit(self, event: Event) -> None:
+        await self._store.emit(event)
 
     def on_event(self, event: Event) -> None:
         """A workflow event: to the plugins' observers, then to every listener."""

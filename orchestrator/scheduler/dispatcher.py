@@ -19,6 +19,7 @@ from datetime import datetime
 
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import RunError
+from orchestrator.events.tasks import TaskFailed
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus, utcnow
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import Attempt
@@ -89,7 +90,7 @@ class Dispatcher:
                 await store.update_task_state(
                     task.id, {"status": TaskStatus.FAILED, "error": error, "finished_at": now}
                 )
-                await emit("task.failed", {"task_id": task.id, "error": error})
+                await emit(TaskFailed(task_id=task.id, error=error))
                 if task.council:
                     await self._members.cancel(task)
                 continue

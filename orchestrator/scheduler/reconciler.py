@@ -28,6 +28,14 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import RecordNotFound, StaleClaim, StoreUnavailable
+from orchestrator.events.tasks import (
+    TaskCancelled,
+    TaskCancelRequested,
+    TaskCancelTooLate,
+    TaskClaimLost,
+    TaskSelfFenced,
+    TaskWorktreeLost,
+)
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
 from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
@@ -109,7 +117,7 @@ class Reconciler:
         if attempt is not None:
             if not attempt.cancel_requested:
                 attempt.request_cancel()
-                await emit("task.cancel_requested", {"task_id": task_id})
+                await emit(TaskCancelRequested(task_id=task_id))
             return False
         store = self._run.services.store
         state = await store.get_task_state(task_id)
@@ -117,7 +125,7 @@ class Reconciler:
             return True
         if state.status in TERMINAL_TASK_STATUSES:
             if state.status != TaskStatus.CANCELLED:
-                await emit("task.cancel_too_late", {"task_id": task_id, "status": state.status})
+                await emit(TaskCancelTooLate(task_id=task_id, status=state.status))
             return True
         meta = dict(state.metadata)
         worktree = meta.pop(WORKTREE, None)
@@ -127,7 +135,7 @@ class Reconciler:
                 update={"status": ClaimStatus.ABANDONED, "released_at": utcnow()}
             )
         await store.update_task_state(task_id, updates)
-        await emit("task.cancelled", {"task_id": task_id, "branch": state.branch})
+        await emit(TaskCancelled(task_id=task_id, branch=state.branch))
         if isinstance(worktree, str):
             await self._writes.remove_worktree(worktree, f"session {worktree}")
         return True
@@ -151,9 +159,7 @@ class Reconciler:
             attempt.worktree_gone = True
             attempt.cancel.set()
             await self._run.events.emit(
-                "task.worktree_lost",
-                {"task_id": attempt.key, "worktree": str(session.path)},
-                "warning",
+                TaskWorktreeLost(task_id=attempt.key, worktree=str(session.path))
             )
 
     # -- heartbeats -----------------------------------------------------------------------
@@ -173,7 +179,7 @@ class Reconciler:
         )
         with contextlib.suppress(StoreUnavailable):
             await self._run.events.emit(
-                "task.self_fenced", {"task_id": attempt.key, "silent": round(silent, 1)}, "warning"
+                TaskSelfFenced(task_id=attempt.key, silent=round(silent, 1))
             )
 
     async def _renew(self, attempt: Attempt, now: float) -> None:
@@ -189,4 +195,4 @@ class Reconciler:
                 return  # released while we renewed: the attempt settled normally
             attempt.lost = True
             attempt.cancel.set()
-            await self._run.events.emit("task.claim_lost", {"task_id": attempt.key}, "warning")
+            await self._run.events.emit(TaskClaimLost(task_id=attempt.key))

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.config.task import TaskConfig
+from orchestrator.events.tasks import TaskAlreadyMerged
 from orchestrator.models import (
     ClaimStatus,
     SessionSnapshot,
@@ -76,7 +77,7 @@ async def skip_landed(run: RunContext, tasks: Iterable[TaskConfig]) -> None:
             task.id,
             {**updates, "status": TaskStatus.DONE, "merged_commit": commit, "error": None},
         )
-        await run.events.emit("task.already_merged", {"task_id": task.id, "commit": commit})
+        await run.events.emit(TaskAlreadyMerged(task_id=task.id, commit=commit))
 
 
 async def retire_left_worktrees(run: RunContext, writes: AttemptWrites, since: datetime) -> None:

@@ -41,6 +41,15 @@ import anyio.abc
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import CouncilError, StateError, StoreUnavailable
 from orchestrator.events import Event
+from orchestrator.events.runs import (
+    RunFinished,
+    RunInterrupted,
+    RunJoined,
+    RunLeft,
+    RunResumed,
+    RunStarted,
+)
+from orchestrator.events.tasks import TaskRecordRecreated
 from orchestrator.merge.remote import PushIntent
 from orchestrator.models import TERMINAL_TASK_STATUSES, SessionStatus, TaskState, TaskStatus
 from orchestrator.process import procid
@@ -187,7 +196,7 @@ class Scheduler:
                 }
             },
         )
-        await run.events.emit("run.started", {"session_id": run.session_id, "holder": run.holder})
+        await run.events.emit(RunStarted(session_id=run.session_id, holder=run.holder))
         await skip_landed(run, run.tasks.values())
         await self._members.prepare(run.tasks.values(), resuming=False)
         return run.session_id
@@ -205,8 +214,7 @@ class Scheduler:
             if task.id not in session.task_ids:
                 self._submissions.pending(task)
         await run.events.emit(
-            "run.joined",
-            {"session_id": session_id, "holder": run.holder, "tasks": len(session.task_ids)},
+            RunJoined(session_id=session_id, holder=run.holder, tasks=len(session.task_ids))
         )
         await skip_landed(run, run.tasks.values())
         await self._members.prepare(
@@ -252,7 +260,7 @@ class Scheduler:
         await self._members.prepare(run.tasks.values(), resuming=True)
         metadata = {**snapshot.session.metadata, ORCHESTRATOR: procid.current().as_dict()}
         await store.update_session(session_id, {"metadata": metadata})
-        await run.events.emit("run.resumed", {"session_id": session_id, "holder": run.holder})
+        await run.events.emit(RunResumed(session_id=session_id, holder=run.holder))
         await self._loop()
 
     def submit(self, task: TaskConfig) -> None:
@@ -397,7 +405,7 @@ class Scheduler:
             fresh = TaskState(task_id=task_id, session_id=run.session_id).model_dump()
             await store.update_task_state(task_id, fresh)
             await run.events.emit(
-                "task.record_recreated", {"task_id": task_id, "reason": "its record was missing"}
+                TaskRecordRecreated(task_id=task_id, reason="its record was missing")
             )
         return await self._states(full=True)
 
@@ -439,25 +447,25 @@ class Scheduler:
         store = self.services.store
         if run.stopping and await self._others_in(run.session_id):
             # The team goes on without this workstation: its tasks are back in the queue.
-            await run.events.emit("run.left", {"session_id": run.session_id})
+            await run.events.emit(RunLeft(session_id=run.session_id))
             return
         if run.stopping:
             await store.update_session(run.session_id, {"status": SessionStatus.INTERRUPTED})
             if not run.killed:
                 await store.create_checkpoint(run.session_id, "interrupted")
-            await run.events.emit("run.interrupted", {"session_id": run.session_id})
+            await run.events.emit(RunInterrupted(session_id=run.session_id))
             return
         states = await store.list_tasks(run.session_id)
         if self.services.team is not None and any(
             s.status not in TERMINAL_TASK_STATUSES for s in states
         ):
             # A team session with tasks only other workstations know: theirs to finish.
-            await run.events.emit("run.left", {"session_id": run.session_id})
+            await run.events.emit(RunLeft(session_id=run.session_id))
             return
         done = all(s.status == TaskStatus.DONE for s in states)
         status = SessionStatus.COMPLETED if done else SessionStatus.FAILED
         await store.update_session(run.session_id, {"status": status})
-        await run.events.emit("run.finished", {"session_id": run.session_id, "status": status})
+        await run.events.emit(RunFinished(session_id=run.session_id, status=status))
 
 
 def _state_disappeared(session_id: str, tasks: list[str]) -> StateError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import RunError, VersionConflict
+from orchestrator.events.tasks import TaskRejected, TaskSubmitted
 from orchestrator.models import ACTIVE_SESSION_STATUSES, TaskState
 from orchestrator.scheduler.context import TASKS_OPTION, RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
@@ -61,7 +62,7 @@ class Submissions:
                     batch.remove(task)
                     del run.tasks[task.id]
                     error = f"task id taken by unfinished session {owner.session_id!r}"
-                    await run.events.emit("task.rejected", {"task_id": task.id, "error": error})
+                    await run.events.emit(TaskRejected(task_id=task.id, error=error))
                     continue
             fresh = TaskState(task_id=task.id, session_id=run.session_id, priority=task.priority)
             await store.update_task_state(task.id, fresh.model_dump(exclude={"version"}))
@@ -81,4 +82,4 @@ class Submissions:
             # Another workstation of the team changed the session meanwhile: next tick.
             self._pending.extend(batch)
             return
-        await run.events.emit("task.submitted", {"task_ids": [t.id for t in batch]})
+        await run.events.emit(TaskSubmitted(task_ids=[t.id for t in batch]))

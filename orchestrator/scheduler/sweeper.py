@@ -13,6 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from orchestrator.errors import RunError
+from orchestrator.events.phases import CliOrphansLeft
+from orchestrator.events.tasks import TaskSwept
 from orchestrator.models import TaskStatus, utcnow
 from orchestrator.retry import RetryPolicy
 from orchestrator.runner.orphans import stop_orphans
@@ -44,7 +46,7 @@ class Sweeper:
             try:
                 await self.stop_orphans()
             except RunError as exc:
-                await run.events.emit("cli.orphans_left", {"error": str(exc)}, "warning")
+                await run.events.emit(CliOrphansLeft(error=str(exc)))
         for claim in swept:
             attempt = inflight.get(claim.task_id)
             if attempt is not None and attempt.token == claim.token:
@@ -68,7 +70,5 @@ class Sweeper:
                 updates = {"status": TaskStatus.QUEUED, "error": error}
             await store.update_task_state(claim.task_id, {**updates, "metadata": meta})
             await run.events.emit(
-                "task.swept",
-                {"task_id": claim.task_id, "holder": claim.holder, "status": updates["status"]},
-                "warning",
+                TaskSwept(task_id=claim.task_id, holder=claim.holder, status=updates["status"])
             )

@@ -21,7 +21,7 @@ import anyio.to_thread
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.errors import StateError
-from orchestrator.events import Event, EventType
+from orchestrator.events.state import LegacyImported
 from orchestrator.ids import is_safe_id
 from orchestrator.models import SessionStatus, TaskStatus, utcnow
 from orchestrator.state.protocol import StateStore
@@ -108,12 +108,7 @@ async def import_legacy_state(store: StateStore, path: Path | str) -> LegacyImpo
         await store.update_session(session_id, {"status": status, "metadata": metadata})
         imported.append(session_id)
         task_count += len(tasks)
-    await store.emit(
-        Event(
-            type=EventType.LEGACY_IMPORTED,
-            data={"source": str(source), "backup": str(backup), "sessions": imported},
-        )
-    )
+    await store.emit(LegacyImported(source=str(source), backup=str(backup), sessions=imported))
     return LegacyImportReport(
         source=source,
         backup=backup,

@@ -9,6 +9,7 @@ from enum import Enum
 
 from orchestrator.errors import StaleClaim
 from orchestrator.events import Event, EventType
+from orchestrator.events.state import ClaimAcquired, ClaimExpired, ClaimReleased, ClaimRenewed
 from orchestrator.models import Claim, ClaimStatus, TaskState, utcnow
 
 __all__ = [
@@ -78,16 +79,21 @@ def adopted(claim: Claim, now: datetime, lease_seconds: float) -> Claim:
     )
 
 
+_CLAIM_EVENTS: dict[str, type[ClaimAcquired | ClaimRenewed | ClaimReleased | ClaimExpired]] = {
+    EventType.CLAIM_ACQUIRED: ClaimAcquired,
+    EventType.CLAIM_RENEWED: ClaimRenewed,
+    EventType.CLAIM_RELEASED: ClaimReleased,
+    EventType.CLAIM_EXPIRED: ClaimExpired,
+}
+
+
 def claim_event(event_type: EventType, claim: Claim) -> Event:
-    return Event(
-        type=event_type,
-        data={
-            "task_id": claim.task_id,
-            "holder": claim.holder,
-            "token": claim.token,
-            "status": claim.status,
-            "expires_at": claim.expires_at.isoformat(),
-        },
+    return _CLAIM_EVENTS[event_type](
+        task_id=claim.task_id,
+        holder=claim.holder,
+        token=claim.token,
+        status=claim.status,
+        expires_at=claim.expires_at,
     )
 
 

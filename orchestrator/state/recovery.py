@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from orchestrator.errors import RecordNotFound, StateCorrupted
-from orchestrator.events import Event, EventType
+from orchestrator.events.state import SessionRecovered, StateRecovered
 from orchestrator.models import SessionSnapshot, TaskState
 from orchestrator.state.protocol import StateStore
 from orchestrator.state.session_rules import recovery_updates
@@ -48,15 +48,8 @@ async def recover_session(
             await store.update_task_state(task_id, fresh)
             requeued.append(task_id)
             await store.emit(
-                Event(
-                    type=EventType.STATE_RECOVERED,
-                    data={
-                        "kind": "tasks",
-                        "key": task_id,
-                        "reason": "record missing",
-                        "started_afresh": True,
-                    },
-                    level="warning",
+                StateRecovered(
+                    kind="tasks", key=task_id, reason="record missing", started_afresh=True
                 )
             )
             continue
@@ -67,9 +60,5 @@ async def recover_session(
             await store.update_task_state(task_id, fix)
             requeued.append(task_id)
     session = await store.update_session(session_id, {"status": "active"})
-    await store.emit(
-        Event(
-            type=EventType.SESSION_RECOVERED, data={"session_id": session_id, "requeued": requeued}
-        )
-    )
+    await store.emit(SessionRecovered(session_id=session_id, requeued=requeued))
     return SessionSnapshot(session=session, tasks=await store.list_tasks(session_id))

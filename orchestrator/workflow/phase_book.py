@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.events import Event
+from orchestrator.events.phases import PhaseCompleted, PhaseFailed, PhaseSentBack, PhaseStarted
 from orchestrator.models import PhaseRecord, PhaseStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
@@ -43,6 +44,13 @@ PHASE_STARTED = "phase.started"
 PHASE_COMPLETED = "phase.completed"
 PHASE_FAILED = "phase.failed"
 PHASE_SENT_BACK = "phase.sent_back"
+
+_MODELS: dict[str, type[PhaseStarted | PhaseCompleted | PhaseFailed | PhaseSentBack]] = {
+    PHASE_STARTED: PhaseStarted,
+    PHASE_COMPLETED: PhaseCompleted,
+    PHASE_FAILED: PhaseFailed,
+    PHASE_SENT_BACK: PhaseSentBack,
+}
 
 
 class PhaseBook:
@@ -161,8 +169,8 @@ class PhaseBook:
         self.records = phases
 
     async def _emit(self, event_type: str, record: PhaseRecord, **extra: Any) -> None:
-        data: dict[str, Any] = {
-            "task": self.task_id,
+        fields: dict[str, Any] = {
+            "task_id": self.task_id,
             "phase": record.name,
             "adapter": record.adapter,
             "session": self.session_id,
@@ -170,12 +178,12 @@ class PhaseBook:
             "attempt": record.attempt,
         }
         if record.outcome is not None:
-            data["outcome"] = record.outcome
-        data.update({k: v for k, v in extra.items() if v is not None})
-        # A phase cancelled by a stop or a cancel request is what the user asked for.
-        failed = event_type == PHASE_FAILED and record.outcome != "cancelled"
-        level = "warning" if failed else "info"
-        event = Event(type=event_type, data=data, level=level)
+            fields["outcome"] = record.outcome
+        fields.update({k: v for k, v in extra.items() if v is not None})
+        event = _MODELS[event_type](**fields)
+        if event_type == PHASE_FAILED and record.outcome == "cancelled":
+            # A phase cancelled by a stop or a cancel request is what the user asked for.
+            event = event.model_copy(update={"level": "info"})
         await self.store.emit(event)
         if self.on_event is not None:
             try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.events import Event
+from orchestrator.events.phases import PhaseLeftoversKept
 from orchestrator.models import PhaseStatus
 from orchestrator.workflow.phase_book import PhaseBook
 from orchestrator.workflow.progress import Progress
@@ -44,8 +44,8 @@ async def start_point(
             log.warning(
                 "task %s: phase %s was cut off; its leftovers are on %s", run.task.id, name, ref
             )
-            data = {"task": run.task.id, "phase": name, "ref": ref, "tip": kept}
-            await run.store.emit(Event(type="phase.leftovers_kept", data=data, level="warning"))
+            kept_event = PhaseLeftoversKept(task_id=run.task.id, phase=name, ref=ref, tip=kept)
+            await run.store.emit(kept_event)
         progress.committed_head = None
         return start
     note = await saver.commit(f"before {name}")

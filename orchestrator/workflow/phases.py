@@ -25,7 +25,7 @@ import anyio
 from orchestrator.adapter import Outcome, OutcomeKind
 from orchestrator.config.workflow import PhaseConfig
 from orchestrator.errors import AdapterError, CouncilError, stops_the_run
-from orchestrator.events import Event
+from orchestrator.events.phases import CliSurvivorsStopped, PhaseResumeRefused
 from orchestrator.runner.cli_runs import CliRunBook
 from orchestrator.runner.phase import call_phase_cli
 from orchestrator.runner.phase_call import (
@@ -135,9 +135,13 @@ class PhaseSteps:
             outcome = Outcome(kind=OutcomeKind.CRASHED, message=str(exc))
             raise await self._saver.failure(name, outcome, retryable=True) from exc
         if ran.resume_refused is not None:
-            data = {"task": run.task.id, "phase": name, "adapter": adapter}
-            data["refused_session"] = ran.resume_refused
-            await run.store.emit(Event(type="phase.resume_refused", data=data, level="warning"))
+            refused = PhaseResumeRefused(
+                task_id=run.task.id,
+                phase=name,
+                adapter=adapter,
+                refused_session=ran.resume_refused,
+            )
+            await run.store.emit(refused)
         progress.usage = add_usage(progress.usage, ran.cli.outcome.usage)
         if not ran.cli.ok:
             raise await self._saver.failure(name, ran.cli.outcome)
@@ -172,8 +176,10 @@ class PhaseSteps:
                 log.error("task %s, phase %s: %s", run.task.id, call.phase, found.message)
             raise
         if ran.cli.survivors:  # stopped already; the user should know their CLI does this
-            data = {"task": run.task.id, "phase": call.phase, "processes": ran.cli.survivors}
-            await run.store.emit(Event(type="cli.survivors_stopped", data=data, level="warning"))
+            stopped = CliSurvivorsStopped(
+                task_id=run.task.id, phase=call.phase, processes=list(ran.cli.survivors)
+            )
+            await run.store.emit(stopped)
         found = await guard.finish(watch)
         if found is not None:
             self._progress.usage = add_usage(self._progress.usage, ran.cli.outcome.usage)

@@ -20,6 +20,7 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.errors import VersionConflict, WorkspaceError
+from orchestrator.events.worktrees import WorktreeCreated, WorktreeFinished, WorktreeRecreated
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
@@ -104,7 +105,7 @@ class WorktreeMaker:
             async with book.lock(sid):
                 await self._materialize(ws, session, recreating=False)
                 book.known[sid] = session
-        await book.emit("worktree.created", session.model_dump(mode="json"))
+        await book.emit(WorktreeCreated(**session.model_dump(mode="json")))
         return session
 
     async def recreate(self, session: SessionWorktree | str) -> SessionWorktree:
@@ -119,7 +120,8 @@ class WorktreeMaker:
             async with book.lock(sid):
                 if await anyio.to_thread.run_sync((found.path / ".git").is_file):
                     if await self._finish(ws, found):
-                        await book.emit("worktree.finished", {"session_id": sid})
+                        finished = WorktreeFinished(task_id=found.task_id, session_id=sid)
+                        await book.emit(finished)
                     return found
                 if await anyio.to_thread.run_sync(found.path.exists):
                     raise WorkspaceError(
@@ -139,7 +141,7 @@ class WorktreeMaker:
                 await book.put(recreated, expected_version=None)
                 await self._materialize(ws, recreated, recreating=True)
                 book.known[sid] = recreated
-        await book.emit("worktree.recreated", recreated.model_dump(mode="json"))
+        await book.emit(WorktreeRecreated(**recreated.model_dump(mode="json")))
         return recreated
 
     async def _materialize(

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
 
 import anyio
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.events import Event
+from orchestrator.events.worktrees import WorktreeRemoved, WorktreeRescued
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.state.protocol import StateStore
@@ -124,15 +124,17 @@ class SessionBook:
             if self.store is not None:
                 await self.store.delete_record(NAMESPACE, sid)
             self.known.pop(sid, None)
+        task_id = session.task_id
         if result.rescue_commit is not None:
-            await self.emit("worktree.rescued", {"session_id": sid, "commit": result.rescue_commit})
-        await self.emit("worktree.removed", result.model_dump(mode="json"))
+            rescued = WorktreeRescued(task_id=task_id, session_id=sid, commit=result.rescue_commit)
+            await self.emit(rescued)
+        await self.emit(WorktreeRemoved(task_id=task_id, **result.model_dump(mode="json")))
         return result
 
-    async def emit(self, kind: str, data: dict[str, Any]) -> None:
+    async def emit(self, event: Event) -> None:
         if self.store is None:
             return
         try:
-            await self.store.emit(Event(type=kind, data=data))
+            await self.store.emit(event)
         except Exception as exc:  # the audit trail must not undo work that already happened
-            log.warning("could not record event %s: %s", kind, exc)
+            log.warning("could not record event %s: %s", event.type, exc)

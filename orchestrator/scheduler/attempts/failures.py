@@ -22,6 +22,7 @@ from orchestrator.errors import (
     needs_repair,
     out_of_space,
 )
+from orchestrator.events.tasks import AdapterParked, TaskFailed, TaskRetry
 from orchestrator.models import ClaimStatus, TaskStatus, utcnow
 from orchestrator.retry import Decision, GiveUp, Retry, RetryPolicy
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
@@ -103,13 +104,12 @@ class Failures:
             meta[NOT_BEFORE] = (now + timedelta(seconds=decision.delay)).isoformat()
             updates: dict[str, Any] = {"status": TaskStatus.QUEUED, "error": result.message}
             await emit(
-                "task.retry",
-                {
-                    "task_id": attempt.key,
-                    "delay": decision.delay,
-                    "failures": meta[FAILURES],
-                    "error": result.message,
-                },
+                TaskRetry(
+                    task_id=attempt.key,
+                    delay=decision.delay,
+                    failures=meta[FAILURES],
+                    error=result.message,
+                )
             )
         else:
             assert isinstance(decision, GiveUp)
@@ -117,8 +117,7 @@ class Failures:
                 meta[OUTCOME] = result.outcome_kind  # why it failed: rate_limited, auth_required...
             updates = {"status": TaskStatus.FAILED, "error": decision.reason, "finished_at": now}
             await emit(
-                "task.failed",
-                {"task_id": attempt.key, "error": decision.reason, "outcome": result.outcome_kind},
+                TaskFailed(task_id=attempt.key, error=decision.reason, outcome=result.outcome_kind)
             )
         await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
 
@@ -135,15 +134,14 @@ class Failures:
         }
         updates = {"status": TaskStatus.PARKED, "error": result.message, "metadata": meta}
         await self._run.events.emit(
-            "adapter.parked",
-            {
-                "adapter": adapter,
-                "until": park.until.isoformat(),
-                "task_id": attempt.key,
-                "park": park.park,
-                "max_parks": self._parks.policy.config.max_parks,
-                "message": result.message,
-            },
+            AdapterParked(
+                adapter=adapter,
+                until=park.until.isoformat(),
+                task_id=attempt.key,
+                park=park.park,
+                max_parks=self._parks.policy.config.max_parks,
+                message=result.message,
+            )
         )
         await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
 

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from orchestrator.errors import WorkspaceError
+from orchestrator.events.merge import MergeForecastConflict, MergeResolveRound
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.models import ClaimStatus, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
@@ -140,14 +141,12 @@ class Lander:
         )
         await self._writes.release_locks(attempt)
         await self._run.events.emit(
-            "merge.resolve_round",
-            {
-                "task_id": attempt.key,
-                "paths": list(merged.conflicts),
-                "kept_branch": merged.branch,
-                "round": rounds + 1,
-            },
-            level="warning",
+            MergeResolveRound(
+                task_id=attempt.key,
+                paths=list(merged.conflicts),
+                kept_branch=merged.branch,
+                round=rounds + 1,
+            )
         )
         await self._writes.retire_worktree(attempt)
         return True
@@ -174,9 +173,9 @@ class Lander:
             if not forecast.conflicts:
                 continue
             await self._run.events.emit(
-                "merge.forecast_conflict",
-                {"task_id": attempt.key, "held_for": other.key, "paths": forecast.paths},
-                level="warning",
+                MergeForecastConflict(
+                    task_id=attempt.key, held_for=other.key, paths=list(forecast.paths)
+                )
             )
             both = ", ".join(forecast.paths) or "the same files"
             await self._mark_merging(attempt, f"lands after {other.key} (both change {both})")

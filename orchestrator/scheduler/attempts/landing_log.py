@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 
 from orchestrator.errors import StaleClaim, StateError
+from orchestrator.events.merge import MergeFenced
 from orchestrator.merge.remote import PushIntent
 from orchestrator.merge.types import MergeResult
 from orchestrator.scheduler.attempts.inflight import InFlight
@@ -45,9 +46,7 @@ class LandingLog:
         except StaleClaim:
             attempt.lost = True
             await self._run.events.emit(
-                "merge.fenced",
-                {"task_id": intent.task_id, "token": attempt.token, "base": intent.base},
-                "warning",
+                MergeFenced(task_id=intent.task_id, token=attempt.token, base=intent.base)
             )
             raise
         attempt.renewed = time.monotonic()

@@ -48,6 +48,7 @@ from orchestrator.errors import (
     needs_repair,
     stops_the_run,
 )
+from orchestrator.events.tasks import TaskAlreadyMerged, TaskDispatched
 from orchestrator.models import (
     TERMINAL_TASK_STATUSES,
     ClaimStatus,
@@ -177,14 +178,13 @@ class AttemptRunner:
             await self._writes.requeue(attempt, f"waiting for files: {exc}")
             return False
         await self._run.events.emit(
-            "task.dispatched",
-            {
-                "task_id": task.id,
-                "adapter": attempt.adapter,
-                "attempt": state.attempt + 1,
-                "branch": attempt.session.branch,
-                "phase": attempt.phase,
-            },
+            TaskDispatched(
+                task_id=task.id,
+                adapter=attempt.adapter,
+                attempt=state.attempt + 1,
+                branch=attempt.session.branch,
+                phase=attempt.phase,
+            )
         )
         if self._run.stopping:
             return await self._writes.requeue(attempt, "stopped")
@@ -206,9 +206,7 @@ class AttemptRunner:
             "error": None,
         }
         await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
-        await self._run.events.emit(
-            "task.already_merged", {"task_id": attempt.key, "commit": commit}
-        )
+        await self._run.events.emit(TaskAlreadyMerged(task_id=attempt.key, commit=commit))
         return True
 
     async def _worktree(

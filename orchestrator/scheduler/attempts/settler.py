@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 
+from orchestrator.events.council_mode import CouncilCandidateReady
+from orchestrator.events.tasks import TaskRequeued
 from orchestrator.models import ClaimStatus, TaskStatus
 from orchestrator.retry import RetryPolicy
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
@@ -93,7 +95,7 @@ class Settler:
         }
         await self._writes.release(attempt, ClaimStatus.ABANDONED, updates)
         await self._run.events.emit(
-            "task.requeued", {"task_id": attempt.key, "reason": "its worktree was deleted"}
+            TaskRequeued(task_id=attempt.key, reason="its worktree was deleted")
         )
         return True
 
@@ -111,6 +113,7 @@ class Settler:
         updates = {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta}
         await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
         await self._run.events.emit(
-            "council.candidate_ready",
-            {"task_id": attempt.group, "candidate": attempt.key, "adapter": attempt.adapter},
+            CouncilCandidateReady(
+                task_id=attempt.worktree_task, candidate=attempt.key, adapter=attempt.adapter
+            )
         )

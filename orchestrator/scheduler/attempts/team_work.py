@@ -27,6 +27,7 @@ import time
 import anyio
 
 from orchestrator.errors import CouncilError
+from orchestrator.events.tasks import TaskPublishFailed, TaskTakenOver, TaskTakeoverRefused
 from orchestrator.git.publish import fetch_branch, publish_branch
 from orchestrator.locks.team_files import Owned, TeamFiles
 from orchestrator.models import TaskState
@@ -83,9 +84,9 @@ class TeamWork:
             await publish_branch(git, self._team.remote, attempt.session.branch)
         except CouncilError as exc:
             await self._run.events.emit(
-                "task.publish_failed",
-                {"task_id": attempt.key, "branch": attempt.session.branch, "error": str(exc)},
-                "warning",
+                TaskPublishFailed(
+                    task_id=attempt.key, branch=attempt.session.branch, error=str(exc)
+                )
             )
 
     async def take_over(
@@ -105,13 +106,10 @@ class TeamWork:
             )
         except CouncilError as exc:
             await self._run.events.emit(
-                "task.takeover_refused",
-                {"task_id": attempt.key, "branch": branch, "error": str(exc)},
-                "warning",
+                TaskTakeoverRefused(task_id=attempt.key, branch=branch, error=str(exc))
             )
             return None
         await self._run.events.emit(
-            "task.taken_over",
-            {"task_id": attempt.key, "branch": branch, "tip": tip, "session": session_id},
+            TaskTakenOver(task_id=attempt.key, branch=branch, tip=tip, session=session_id)
         )
         return adopted

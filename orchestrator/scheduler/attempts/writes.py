@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from orchestrator.errors import CouncilError, StaleClaim, WorkspaceError
+from orchestrator.events.tasks import TaskCancelled, TaskRequeued
 from orchestrator.git.publish import publish_rescue
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
 from orchestrator.scheduler.attempts.attempt import USAGE, WORKTREE, Attempt
@@ -66,7 +67,7 @@ class AttemptWrites:
             await self.release(
                 attempt, ClaimStatus.ABANDONED, {"status": TaskStatus.QUEUED, "current_phase": None}
             )
-            await self._events.emit("task.requeued", {"task_id": attempt.key, "reason": why})
+            await self._events.emit(TaskRequeued(task_id=attempt.key, reason=why))
         return False
 
     async def cancelled(self, attempt: Attempt) -> None:
@@ -80,7 +81,7 @@ class AttemptWrites:
         meta.pop(WORKTREE, None)
         updates = {**cancelled_updates(state), "metadata": meta}
         await self.release(attempt, ClaimStatus.ABANDONED, updates)
-        await self._events.emit("task.cancelled", {"task_id": attempt.key, "branch": state.branch})
+        await self._events.emit(TaskCancelled(task_id=attempt.key, branch=state.branch))
         if attempt.group is None:
             await self.release_locks(attempt)
         await self.retire_worktree(attempt)

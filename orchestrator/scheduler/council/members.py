@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from orchestrator.config.task import TaskConfig
+from orchestrator.events.tasks import TaskCancelled, TaskCancelTooLate
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
@@ -91,7 +92,7 @@ class CouncilMembers:
             return ended
         if state.status in TERMINAL_TASK_STATUSES and not (step is not None and step.token):
             if state.status != TaskStatus.CANCELLED:
-                await emit("task.cancel_too_late", {"task_id": task.id, "status": state.status})
+                await emit(TaskCancelTooLate(task_id=task.id, status=state.status))
             return ended
         meta = {**state.metadata, COUNCIL_SUMMARY: await council_summary(store, task, None)}
         updates = {**cancelled_updates(state), "metadata": meta}
@@ -99,7 +100,7 @@ class CouncilMembers:
             await self._writes.release(step, ClaimStatus.ABANDONED, updates)
         else:
             await store.update_task_state(task.id, updates)
-        await emit("task.cancelled", {"task_id": task.id})
+        await emit(TaskCancelled(task_id=task.id))
         return ended
 
     async def end_candidate(self, task_id: str, why: str, worktree: object) -> None:

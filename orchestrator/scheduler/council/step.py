@@ -34,6 +34,8 @@ import anyio
 
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import CouncilError, WorkspaceError
+from orchestrator.events.council_mode import CouncilComparing, CouncilWinner
+from orchestrator.events.tasks import TaskFailed
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
 from orchestrator.runner.cli_runs import CliRunBook
@@ -111,9 +113,7 @@ class CouncilStep:
         if claim is None:
             return False
         attempt.token = claim.token
-        await self._run.events.emit(
-            "council.comparing", {"task_id": attempt.key, "judge": attempt.adapter}
-        )
+        await self._run.events.emit(CouncilComparing(task_id=attempt.key, judge=attempt.adapter))
         return True
 
     async def _pick_and_merge(self, attempt: Attempt) -> None:
@@ -142,8 +142,7 @@ class CouncilStep:
         winner = next(m for m, c in ready if c.session.session_id == winner_id)
         chosen = next(c for m, c in ready if m is winner)
         await self._run.events.emit(
-            "council.winner",
-            {"task_id": task.id, "candidate": winner.id, "adapter": chosen.adapter},
+            CouncilWinner(task_id=task.id, candidate=winner.id, adapter=chosen.adapter)
         )
         merged = await self._merge_winner(attempt, chosen)
         if merged is not None:
@@ -260,4 +259,4 @@ class CouncilStep:
         error = f"no candidate passed its checks: {reasons}"
         updates = {"status": TaskStatus.FAILED, "error": error, "finished_at": utcnow()}
         await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
-        await self._run.events.emit("task.failed", {"task_id": attempt.key, "error": error})
+        await self._run.events.emit(TaskFailed(task_id=attempt.key, error=error))

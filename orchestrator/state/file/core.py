@@ -29,7 +29,8 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator import filelock
 from orchestrator.errors import StateError
-from orchestrator.events import Event, EventType, Subscriber
+from orchestrator.events import Event, Subscriber
+from orchestrator.events.state import StateUpdated
 from orchestrator.ids import check_id
 from orchestrator.models import (
     Counter,
@@ -199,15 +200,7 @@ class FileCore:
         )
         if announce:
             events.append(
-                Event(
-                    type=EventType.STATE_UPDATED,
-                    data={
-                        "kind": kind.name,
-                        "key": key,
-                        "version": version + 1,
-                        "fields": sorted(fields),
-                    },
-                )
+                StateUpdated(kind=kind.name, key=key, version=version + 1, fields=sorted(fields))
             )
         return record
 

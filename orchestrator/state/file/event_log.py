@@ -39,6 +39,7 @@ from pydantic import ValidationError
 
 from orchestrator.event_text import sentence
 from orchestrator.events import Event, Subscriber
+from orchestrator.events.catalogue import read_event
 from orchestrator.safety.secret_mask import masked_json, masked_model
 from orchestrator.state.file.fsops import FileOperations, FileOps
 
@@ -128,8 +129,9 @@ class EventLog:
                     log.exception("event subscriber %r failed on %s", subscriber, event.type)
 
     def read(self) -> Iterator[Event]:
-        """Every whole event in the file, oldest first; other lines are skipped and counted
-        in ``skipped``."""
+        """Every whole event in the file, oldest first, each as its type's model where it
+        fits one (``events.catalogue.read_event``); other lines are skipped and counted in
+        ``skipped``."""
         self.flush()
         self.skipped = 0
         try:
@@ -141,7 +143,7 @@ class EventLog:
                     if not line.strip():
                         continue
                     try:
-                        yield Event.model_validate_json(line)
+                        yield read_event(line)
                     except ValidationError:
                         self.skipped += 1
         except FileNotFoundError:

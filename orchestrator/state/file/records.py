@@ -31,7 +31,8 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import StateCorrupted
-from orchestrator.events import Event, EventType
+from orchestrator.events import Event
+from orchestrator.events.state import StateRecovered
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.safety.secret_mask import masked_json
@@ -64,17 +65,13 @@ class Recovery:
     new_version: int
 
     def event(self) -> Event:
-        return Event(
-            type=EventType.STATE_RECOVERED,
-            level="warning",
-            data={
-                "kind": self.kind,
-                "key": self.key,
-                "reason": self.reason,
-                "quarantined": str(self.quarantined) if self.quarantined else None,
-                "recovered_from_version": self.recovered_from,
-                "new_version": self.new_version,
-            },
+        return StateRecovered(
+            kind=self.kind,
+            key=self.key,
+            reason=self.reason,
+            quarantined=str(self.quarantined) if self.quarantined else None,
+            recovered_from_version=self.recovered_from,
+            new_version=self.new_version,
         )
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import anyio.to_thread
 
 from orchestrator.errors import RecordNotFound, StateError, TaskInActiveSession
-from orchestrator.events import Event, EventType
+from orchestrator.events import Event
+from orchestrator.events.state import SessionCreated, SessionRemoved, SessionUpdated
 from orchestrator.ids import check_id
 from orchestrator.models import (
     ACTIVE_SESSION_STATUSES,
@@ -68,7 +69,7 @@ class FileSessions:
                 "metrics": compute_metrics(members),
             }
             record = core.write_merged(core.sessions, sid, None, fields, {}, events)
-            events.append(Event(type=EventType.SESSION_CREATED, data={"session_id": sid}))
+            events.append(SessionCreated(session_id=sid))
             return record
 
         async with core.locked(core.sessions, sid):
@@ -122,7 +123,7 @@ class FileSessions:
                 raise RecordNotFound(f"session {session_id!r} does not exist")
             check_version(core.sessions, session_id, current, expected_version)
             new = core.write_merged(core.sessions, session_id, current, updates, {}, events)
-            events.append(Event(type=EventType.SESSION_UPDATED, data={"session_id": session_id}))
+            events.append(SessionUpdated(session_id=session_id))
             return new
 
         async with core.locked(core.sessions, session_id):
@@ -154,6 +155,6 @@ class FileSessions:
                     await core.delete(core.tasks, task_id)
             await anyio.to_thread.run_sync(core.checkpoints.delete_session, session_id)
             await core.delete(core.sessions, session_id)
-            await core.emit(Event(type=EventType.SESSION_REMOVED, data={"session_id": session_id}))
+            await core.emit(SessionRemoved(session_id=session_id))
             removed += 1
         return removed

@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from orchestrator import filelock
 from orchestrator.errors import RecordNotFound, StateCorrupted
-from orchestrator.events import Event, EventType
+from orchestrator.events import Event
+from orchestrator.events.state import CheckpointCreated, CheckpointRestored
 from orchestrator.models import Checkpoint, CheckpointInfo, SessionSnapshot, utcnow
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.records import RecordKind
@@ -48,13 +49,8 @@ class FileSnapshots:
         def run(events: list[Event]) -> None:
             core.checkpoints.write(checkpoint)
             events.append(
-                Event(
-                    type=EventType.CHECKPOINT_CREATED,
-                    data={
-                        "checkpoint_id": checkpoint.checkpoint_id,
-                        "session_id": session_id,
-                        "reason": reason,
-                    },
+                CheckpointCreated(
+                    checkpoint_id=checkpoint.checkpoint_id, session_id=session_id, reason=reason
                 )
             )
 
@@ -82,10 +78,7 @@ class FileSnapshots:
             await self._restore_record(core.tasks, task.task_id, task)
         await self._restore_record(core.sessions, checkpoint.session_id, checkpoint.session)
         await core.emit(
-            Event(
-                type=EventType.CHECKPOINT_RESTORED,
-                data={"checkpoint_id": checkpoint_id, "session_id": checkpoint.session_id},
-            )
+            CheckpointRestored(checkpoint_id=checkpoint_id, session_id=checkpoint.session_id)
         )
         session = await self._sessions.get_session(checkpoint.session_id)
         assert session is not None

@@ -7,7 +7,7 @@ import anyio.to_thread
 
 from orchestrator import filelock
 from orchestrator.errors import StateCorrupted, StateError
-from orchestrator.events import Event, EventType
+from orchestrator.events.locks import LockCleaned
 from orchestrator.state.file.core import FileCore
 from orchestrator.state.file.rules import has_data, remove_temp_files
 from orchestrator.state.protocol import RecordProblem
@@ -93,5 +93,5 @@ class FileUpkeep:
             with lock:
                 cleaned += await anyio.to_thread.run_sync(self._core.checkpoints.remove_temp_files)
         if cleaned:
-            await self._core.emit(Event(type=EventType.LOCK_CLEANED, data={"count": cleaned}))
+            await self._core.emit(LockCleaned(count=cleaned))
         return cleaned

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import StateError
 from orchestrator.event_text import sentence
-from orchestrator.events import Event, EventType, Subscriber
+from orchestrator.events import Event, Subscriber
+from orchestrator.events.state import StateUpdated
 from orchestrator.safety.secret_mask import masked_model
 from orchestrator.state.postgres.notices import encode
 from orchestrator.state.record_rules import STORE_OWNED
@@ -146,12 +147,7 @@ def merged(
             f"invalid update of {kind} record {key!r}: {where}: {problem['msg']}"
         ) from None
     if announce:
-        events.append(
-            Event(
-                type=EventType.STATE_UPDATED,
-                data={"kind": kind, "key": key, "version": version + 1, "fields": sorted(fields)},
-            )
-        )
+        events.append(StateUpdated(kind=kind, key=key, version=version + 1, fields=sorted(fields)))
     return record
 
 

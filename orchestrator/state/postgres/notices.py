@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 from orchestrator.events import Event, EventType
+from orchestrator.events.state import StateRecovered, StateResync, StateUpdated
 
 __all__ = ["MAX_PAYLOAD", "REMOTE", "encode", "remote_event", "resync"]
 
@@ -68,19 +69,24 @@ def remote_event(payload: str, origin: str) -> Event | None:
     key = note.get("key")
     if not isinstance(key, str):
         return resync("a task notice too large to name its task")
+    version = note.get("v")
+    version = version if isinstance(version, int) else None
+    if event_type == EventType.STATE_RECOVERED:
+        why = "recovered by another workstation"
+        return StateRecovered(kind=kind, key=key, reason=why, new_version=version, remote=True)
     data: dict[str, Any] = {"kind": kind, "key": key, REMOTE: True}
-    if isinstance(version := note.get("v"), int):
+    if version is not None:
         data["version"] = version
     fields = note.get("f")
     if isinstance(fields, list) and all(isinstance(f, str) for f in fields):
         data["fields"] = fields
-    return Event(type=event_type, data=data)
+    return StateUpdated(**data)
 
 
 def resync(reason: str) -> Event:
     """Tells subscribers that other processes' writes may have gone unheard: read everything
     again."""
-    return Event(type=EventType.STATE_RESYNC, data={REMOTE: True, "reason": reason})
+    return StateResync(remote=True, reason=reason)
 
 
 def _dumps(note: dict[str, Any]) -> str:

@@ -10,7 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 from orchestrator.errors import RecordNotFound, StateError, TaskInActiveSession, VersionConflict
-from orchestrator.events import Event, EventType
+from orchestrator.events import Event
+from orchestrator.events.state import SessionCreated, SessionRemoved, SessionUpdated
 from orchestrator.ids import check_id
 from orchestrator.models import (
     ACTIVE_SESSION_STATUSES,
@@ -60,7 +61,7 @@ class PgSessions:
                 )
             fields = {"options": dict(options), "task_ids": task_ids}
             record = await write_session(conn, sid, None, fields, now, events)
-            events.append(Event(type=EventType.SESSION_CREATED, data={"session_id": sid}))
+            events.append(SessionCreated(session_id=sid))
             return record.model_copy(update={"metrics": compute_metrics(members)})
 
         return await self._core.atomically(work)
@@ -89,7 +90,7 @@ class PgSessions:
                 raise VersionConflict(f"sessions/{session_id}", expected_version, current.version)
             now = await self._core.now(conn)
             record = await write_session(conn, session_id, current, updates, now, events)
-            events.append(Event(type=EventType.SESSION_UPDATED, data={"session_id": session_id}))
+            events.append(SessionUpdated(session_id=session_id))
             return await with_metrics(conn, record)
 
         return await self._core.atomically(work)
@@ -133,9 +134,7 @@ class PgSessions:
                 await conn.execute(
                     "DELETE FROM council.checkpoints WHERE session_id = ANY(%s)", (gone,)
                 )
-            events.extend(
-                Event(type=EventType.SESSION_REMOVED, data={"session_id": sid}) for sid in gone
-            )
+            events.extend(SessionRemoved(session_id=sid) for sid in gone)
             return len(gone)
 
         return await self._core.atomically(work)

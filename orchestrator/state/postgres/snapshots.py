@@ -4,7 +4,8 @@ listed and restored (a restore writes each record's next version, in one transac
 from __future__ import annotations
 
 from orchestrator.errors import RecordNotFound
-from orchestrator.events import Event, EventType
+from orchestrator.events import Event
+from orchestrator.events.state import CheckpointCreated, CheckpointRestored
 from orchestrator.ids import check_id
 from orchestrator.models import Checkpoint, CheckpointInfo, SessionSnapshot
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb
@@ -42,12 +43,10 @@ class PgSnapshots:
                 "VALUES (%s, %s, %s, %s)",
                 (checkpoint.checkpoint_id, session_id, checkpoint.created_at, jsonb(checkpoint)),
             )
-            data = {
-                "checkpoint_id": checkpoint.checkpoint_id,
-                "session_id": session_id,
-                "reason": reason,
-            }
-            events.append(Event(type=EventType.CHECKPOINT_CREATED, data=data))
+            created = CheckpointCreated(
+                checkpoint_id=checkpoint.checkpoint_id, session_id=session_id, reason=reason
+            )
+            events.append(created)
             return checkpoint.info()
 
         return await self._core.atomically(work)
@@ -86,8 +85,7 @@ class PgSnapshots:
             current_session = await read_session(conn, sid, lock=True)
             fields = checkpoint.session.model_dump(exclude={*STORE_OWNED, "metrics"})
             await write_session(conn, sid, current_session, fields, now, events)
-            data = {"checkpoint_id": checkpoint_id, "session_id": sid}
-            events.append(Event(type=EventType.CHECKPOINT_RESTORED, data=data))
+            events.append(CheckpointRestored(checkpoint_id=checkpoint_id, session_id=sid))
 
         await self._core.atomically(work)
         session = await self._sessions.get_session(checkpoint.session_id)

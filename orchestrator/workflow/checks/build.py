@@ -16,7 +16,7 @@ import time
 
 from orchestrator.adapter import Outcome, OutcomeKind
 from orchestrator.errors import CouncilError, SecretInWork, stops_the_run
-from orchestrator.events import Event
+from orchestrator.events.phases import VerifyDiscarded
 from orchestrator.runner.phase_call import PhaseRun
 from orchestrator.workflow.checks.verify import (
     DEFAULT_VERIFY_TIMEOUT,
@@ -116,7 +116,7 @@ class BuildChecks:
         left = await run.worktrees.discard_uncommitted(run.session)
         if left:
             log.info("task %s: verify left %s; not committed", run.task.id, ", ".join(left[:20]))
-            event = Event(type="verify.discarded", data={"task": run.task.id, "paths": left[:50]})
+            event = VerifyDiscarded(task_id=run.task.id, paths=left[:50])
             await run.store.emit(event)
         return checks
 

@@ -1,0 +1,106 @@
+"""The merge queue's events, and the scheduler's decisions about landing a task."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from orchestrator.events.base import TaskEvent
+
+__all__ = [
+    "MergeAlreadyMerged",
+    "MergeCompleted",
+    "MergeConflict",
+    "MergeFailed",
+    "MergeFenced",
+    "MergeForecastConflict",
+    "MergeResolveRound",
+    "MergeStarted",
+    "MergeWaiting",
+]
+
+
+class MergeStarted(TaskEvent):
+    type: Literal["merge.started"] = "merge.started"
+    session_id: str
+    branch: str
+    base_branch: str
+
+
+class _MergeResult(TaskEvent):
+    """What one landing came to (``merge.types.MergeResult``)."""
+
+    status: str
+    session_id: str
+    branch: str
+    base_branch: str
+    branch_tip: str
+    base_before: str
+    base_after: str
+    merge_commit: str | None = None
+    tip_contained: bool = False
+    attempts: int = 1
+    git_calls: int = 0
+    timings: dict[str, float] = Field(default_factory=dict)
+    conflicts: list[str] = Field(default_factory=list)
+    message: str | None = None
+    details: list[str] = Field(default_factory=list)
+    checkout: str | None = None
+    pushed_to: str | None = None
+    local_behind: bool | None = None
+
+
+class MergeCompleted(_MergeResult):
+    type: Literal["merge.completed"] = "merge.completed"
+
+
+class MergeAlreadyMerged(_MergeResult):
+    type: Literal["merge.already_merged"] = "merge.already_merged"
+
+
+class MergeConflict(_MergeResult):
+    type: Literal["merge.conflict"] = "merge.conflict"
+
+
+class MergeWaiting(_MergeResult):
+    """The base's checkout is dirty: the landing waits for it (``message`` says why)."""
+
+    type: Literal["merge.waiting"] = "merge.waiting"
+    level: str = "warning"
+
+
+class MergeFailed(TaskEvent):
+    type: Literal["merge.failed"] = "merge.failed"
+    level: str = "warning"
+    session_id: str
+    branch: str
+    error: str
+
+
+class MergeForecastConflict(TaskEvent):
+    """The task waits to land until ``held_for`` has: both change ``paths``."""
+
+    type: Literal["merge.forecast_conflict"] = "merge.forecast_conflict"
+    level: str = "warning"
+    held_for: str
+    paths: list[str]
+
+
+class MergeResolveRound(TaskEvent):
+    """The task conflicts with the base: built again on it (``kept_branch`` kept)."""
+
+    type: Literal["merge.resolve_round"] = "merge.resolve_round"
+    level: str = "warning"
+    paths: list[str]
+    kept_branch: str
+    round: int
+
+
+class MergeFenced(TaskEvent):
+    """Not landed: the task's claim (``token``) no longer holds."""
+
+    type: Literal["merge.fenced"] = "merge.fenced"
+    level: str = "warning"
+    token: int
+    base: str
