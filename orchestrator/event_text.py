@@ -96,10 +96,15 @@ TRANSITIONS = frozenset(
 """The events that move a task (or the run) from one state to the next."""
 
 
+_CANCELLED_PHASE = "{task_id}: {phase} stopped"
+
+
 def sentence(event: Event) -> str:
     """``event`` as one line a person reads (module doc)."""
     data = event.data
     wording = _WORDING.get(event.type)
+    if event.type == "phase.failed" and data.get("outcome") == "cancelled":
+        wording = _CANCELLED_PHASE  # a stop or a cancel request: what the user asked for
     if wording is not None:
         try:
             return wording.format_map(_Shown(data))
