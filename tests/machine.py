@@ -5,20 +5,15 @@ or on a real pseudo-terminal of a chosen width."""
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
-import pty
 import re
-import select
 import shutil
-import struct
 import subprocess
 import sys
-import termios
-import time
 from collections.abc import Mapping
 from pathlib import Path
+
+from terminal import in_terminal
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 # Colours, cursor moves and the like: what a terminal draws, not what it says.
@@ -88,44 +83,8 @@ class Machine:
     ) -> tuple[int, str]:
         """``council ARGS`` on a pseudo-terminal ``columns`` wide: its exit code and what the
         terminal received (stdout and stderr, escapes removed, ``\\r\\n`` as ``\\n``)."""
-        leader, follower = pty.openpty()
-        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-        env = {**self.env(), "COLUMNS": str(columns), "TERM": "xterm-256color"}
-        process = subprocess.Popen(
-            [*COUNCIL, *map(str, args)],
-            cwd=cwd,
-            env=env,
-            stdin=follower,
-            stdout=follower,
-            stderr=follower,
-        )
-        os.close(follower)
-        received = bytearray()
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                ready, _, _ = select.select([leader], [], [], 0.5)
-                if not ready:
-                    if process.poll() is not None:
-                        break
-                    continue
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError as exc:  # EIO: every writer closed the terminal
-                    if exc.errno != errno.EIO:
-                        raise
-                    break
-                if not chunk:
-                    break
-                received += chunk
-            code = process.wait(timeout=max(deadline - time.monotonic(), 1))
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            os.close(leader)
-        text = _ESCAPES.sub("", received.decode("utf-8", "replace")).replace("\r\n", "\n")
-        return code, text
+        shown = in_terminal(*args, cwd=cwd, columns=columns, env=self.env(), timeout=timeout)
+        return shown.returncode, shown.text
 
 
 def new_repo(path: Path, files: Mapping[str, str] | None = None) -> Path:

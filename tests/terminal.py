@@ -1,25 +1,29 @@
 """``council`` as a person sees it: a real process in a pseudo-terminal of a chosen width
 (``COLUMNS`` and the terminal's own size agree), its output with the terminal's control
-sequences taken out; and as a pipe sees it."""
+sequences taken out (``in_terminal``), or its screen as it runs, read back through a terminal
+emulator (``Terminal``); and as a pipe sees it (``piped``)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import termios
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyte
 from cli_process_helpers import COUNCIL, ENV
 
-__all__ = ["Shown", "in_terminal", "piped"]
+__all__ = ["Shown", "Terminal", "in_terminal", "piped"]
 
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
@@ -95,3 +99,87 @@ def piped(
         timeout=timeout,
     )
     return Shown(done.returncode, done.stdout, done.stderr)
+
+
+class Terminal:
+    """``council`` on a pseudo-terminal of a given size, as it runs, its screen read back
+    through a terminal emulator (pyte): what a person at that terminal sees, redraws and all.
+    A Ctrl-C here is what a keyboard's does: the terminal echoes ``^C`` where the cursor is,
+    and the process gets SIGINT."""
+
+    def __init__(self, argv: Sequence[object], cwd: Path, columns: int, lines: int = 40) -> None:
+        self.screen = pyte.Screen(columns, lines)
+        self._stream = pyte.ByteStream(self.screen)
+        self.raw = b""
+        env = {**ENV, "COLUMNS": str(columns), "LINES": str(lines), "TERM": "xterm-256color"}
+        env.pop("NO_COLOR", None)
+        # A new session, the terminal on its three standard streams: not pty.fork, which
+        # forks this (threaded) test process itself.
+        fd, child = pty.openpty()
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        self.process = subprocess.Popen(
+            [*COUNCIL, *map(str, argv)],
+            cwd=cwd,
+            env=env,
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            start_new_session=True,
+        )
+        os.close(child)
+        self.fd = fd
+
+    def text(self) -> str:
+        """The screen now, one line per row, trailing blanks cut."""
+        return "\n".join(line.rstrip() for line in self.screen.display)
+
+    def read_until(self, condition: Callable[[str], bool], seconds: float = 30) -> str:
+        """Read output until the screen satisfies ``condition`` (or the process ends)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if condition(self.text()):
+                return self.text()
+            if not self._read(0.05):
+                break
+        if condition(self.text()):
+            return self.text()
+        raise AssertionError(f"the screen never showed what was awaited:\n{self.text()}")
+
+    def ctrl_c(self) -> None:
+        """Ctrl-C as typed: the terminal echoes ``^C`` and the process gets SIGINT."""
+        os.write(self.fd, b"\x03")
+        self.process.send_signal(signal.SIGINT)
+
+    def wait(self, seconds: float = 30) -> int:
+        """Read to the end; the exit code."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self._read(0.1):
+            ended = self.process.poll() is not None
+            if ended and not select.select([self.fd], [], [], 0)[0]:
+                break  # it ended and everything it wrote is read
+        code = self.process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        os.close(self.fd)
+        return code
+
+    def kill(self) -> None:
+        """Make sure the process is gone and waited for (a test's ``finally``)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        with contextlib.suppress(OSError):  # wait() closed it already
+            os.close(self.fd)
+
+    def _read(self, timeout: float) -> bool:
+        """Feed what the process wrote to the emulator; False once it closed the terminal."""
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:  # EIO: every end of the terminal's slave side is closed
+            return False
+        if not data:
+            return False
+        self.raw += data
+        self._stream.feed(data)
+        return True

@@ -6,22 +6,15 @@ columns: no line is ever cut or wrapped."""
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
-import pty
-import re
-import select
-import struct
 import subprocess
 import sys
-import termios
-import time
 from pathlib import Path
 
 import pytest
 from scheduler_helpers import new_repo
+from terminal import in_terminal
 from worktree_helpers import git
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
@@ -93,43 +86,8 @@ def council(tmp_path: Path, *args: str, columns: int = 80) -> subprocess.Complet
 def council_on_terminal(tmp_path: Path, *args: str, columns: int) -> tuple[int, str]:
     """``council ARGS`` on a pseudo-terminal ``columns`` wide: its exit code and all the
     terminal received (stdout and stderr), escapes removed and ``\\r\\n`` as ``\\n``."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    process = subprocess.Popen(
-        [*COUNCIL, *args],
-        cwd=tmp_path,
-        env={**_env(columns), "TERM": "xterm-256color"},
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-    )
-    os.close(follower)
-    received = bytearray()
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.5)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError as exc:  # EIO: every writer has closed the terminal
-                if exc.errno != errno.EIO:
-                    raise
-                break
-            if not chunk:
-                break
-            received += chunk
-        code = process.wait(timeout=max(deadline - time.monotonic(), 1))
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(leader)
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", received.decode("utf-8", "replace"))
-    return code, text.replace("\r\n", "\n")
+    shown = in_terminal(*args, cwd=tmp_path, columns=columns, env=_env(columns), timeout=120)
+    return shown.returncode, shown.text
 
 
 def assert_lines(lines: list[str], expected: list[str]) -> None:

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pty_screen import Terminal
+from terminal import Terminal
 
 from orchestrator.cli.live_board import headline, rows_for
 from orchestrator.council import TaskLine

@@ -188,7 +188,9 @@ def test_sigkill_mid_run_then_resume_completes_everything_once(tmp_path: Path) -
     # A new `run` of the same tasks is refused, pointing at the resume, and changes nothing.
     again = council("run", config, "--json", cwd=tmp_path)
     assert again.returncode == 2, again.stderr
-    assert "still active: continue that run with `council resume <config>`" in again.stderr
+    # ... naming the config as typed, so the command can be copied as it is.
+    assert f"still active: continue that run with `council resume {config}`" in again.stderr
+    assert f"`council cancel {config} quick`" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1, again.stderr
 
     before = resume_and_check(tmp_path, repo, config, IDS)

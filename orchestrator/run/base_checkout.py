@@ -24,6 +24,7 @@ from pathlib import Path
 
 from orchestrator.config.run import RunConfig
 from orchestrator.git.repo import Git
+from orchestrator.merge.checkout import status_entries
 
 __all__ = ["DirtyBase", "IfBaseDirty", "detach", "dirty_base_checkout"]
 
@@ -72,7 +73,7 @@ async def dirty_base_checkout(config: RunConfig) -> DirtyBase | None:
             "--untracked-files=no",
             check=False,
         )
-        changed = _paths(status.stdout) if status.ok else []
+        changed = [e[3:] for e in status_entries(status.stdout)] if status.ok else []
         if changed:
             return DirtyBase(checkout, config.base_branch, changed)
     return None
@@ -95,18 +96,3 @@ def _holding(porcelain: str, ref: str) -> list[Path]:
         elif line == f"branch {ref}" and path is not None:
             found.append(path)
     return found
-
-
-def _paths(porcelain_z: str) -> list[str]:
-    fields = porcelain_z.split("\0")
-    paths: list[str] = []
-    index = 0
-    while index < len(fields):
-        entry = fields[index]
-        index += 1
-        if len(entry) < 4:
-            continue
-        paths.append(entry[3:])
-        if entry[0] in "RC":
-            index += 1  # a rename or copy is followed by its source path
-    return paths
