@@ -50,7 +50,9 @@ def utcnow() -> datetime:
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # Each model builds its validator on first use: a command that reads only tasks and
+    # sessions (`council status`) does not pay for the rest.
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, defer_build=True)
 
 
 class TaskStatus(StrEnum):

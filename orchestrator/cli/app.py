@@ -180,7 +180,7 @@ def main() -> None:
     # (never done where the commands run inside another program, such as a test runner).
     # ``Council.adopt_orphans()`` is this call; importing ``Council`` would cost every command
     # the whole run machinery.
-    from orchestrator.process.tree import become_subreaper
+    from orchestrator.process.subreaper import become_subreaper
 
     become_subreaper()
     console.show_log_warnings()  # warnings as readable lines, not the last-resort handler's

@@ -37,11 +37,9 @@ environment, working directory and open files, which the CLI's family are.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import secrets
 import signal
-import sys
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +47,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from orchestrator.process import ps
+from orchestrator.process.subreaper import become_subreaper
 
 __all__ = [
     "MARK_NAME",
@@ -65,7 +64,6 @@ __all__ = [
 
 MARK_NAME = "COUNCIL_RUN_MARK"
 Stray = psutil.Process
-_PR_SET_CHILD_SUBREAPER = 36
 _EARLY = 0.01  # seconds: Linux gives start times rounded down to a clock tick
 
 
@@ -149,19 +147,6 @@ def adopted_strays(since: float, own: Callable[[], Collection[int] | None]) -> l
         and ps.group(child) not in (my_group, None)
         and (ps.started(child) or -1.0) >= since
     ]
-
-
-def become_subreaper() -> bool:
-    """Make this process the one orphaned descendants are reparented to (Linux
-    ``PR_SET_CHILD_SUBREAPER``), so a double-forked daemon of a CLI stays findable; False
-    where that is not possible."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def reap(strays: Sequence[Stray], wait: float = 1.0) -> None:

@@ -24,7 +24,7 @@ __all__ = ["CandidateReport", "RunReport", "RunTotals", "TaskReport", "Workstati
 
 
 class _Report(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class CandidateReport(_Report):

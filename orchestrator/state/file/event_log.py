@@ -39,7 +39,6 @@ from pydantic import ValidationError
 
 from orchestrator.event_text import sentence
 from orchestrator.events import Event, Subscriber
-from orchestrator.events.catalogue import read_event
 from orchestrator.safety.secret_mask import masked_json, masked_model
 from orchestrator.state.file.fsops import FileOperations, FileOps
 
@@ -132,6 +131,10 @@ class EventLog:
         """Every whole event in the file, oldest first, each as its type's model where it
         fits one (``events.catalogue.read_event``); other lines are skipped and counted in
         ``skipped``."""
+        # The catalogue builds a model per event type (tens of ms): only readers pay for it,
+        # not every command that opens the store (``council status``).
+        from orchestrator.events.catalogue import read_event
+
         self.flush()
         self.skipped = 0
         try:
