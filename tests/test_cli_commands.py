@@ -154,7 +154,7 @@ def test_checkpoint_round_trip_undoes_a_cancel_and_the_run_resumes(tmp_path: Pat
     listed = invoke("checkpoint", "list", config, "--json")
     assert [c["checkpoint_id"] for c in json.loads(listed.stdout)] == [info["checkpoint_id"]]
     table = invoke("checkpoint", "list", config)
-    assert "before-cancel" in table.stdout and "1 checkpoints" in table.stdout
+    assert "before-cancel" in table.stdout and "1 checkpoint\n" in table.stdout
 
     restored = invoke("checkpoint", "restore", config, info["checkpoint_id"])
     assert restored.exit_code == 0, restored.output

@@ -91,7 +91,7 @@ def list_(
     elif not infos:
         console.print_lines(f"no checkpoints in {config.state_dir}")
     else:
-        title = f"{len(infos)} checkpoints"
+        title = f"{len(infos)} checkpoint{'' if len(infos) == 1 else 's'}"
         console.print_table(_COLUMNS, map(_row, infos), title=title, wide=wide)
 
 
