@@ -78,6 +78,9 @@ COMMANDS: dict[str, CommandRef] = {
         f"{_CLI}.doctor_cmd:doctor",
         "Check that a run can work here: git, the repository, each CLI and its login, the store.",
     ),
+    "state": CommandRef(
+        f"{_CLI}.state_cmd:app", "Look at and settle the state store's pending write conflicts."
+    ),
     "db": CommandRef(
         f"{_CLI}.db_cmd:app",
         "Start, stop and locate a throwaway local PostgreSQL server for team mode.",

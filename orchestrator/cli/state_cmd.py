@@ -1,0 +1,120 @@
+"""``council state conflicts|resolve``: writes a ``manual`` conflict strategy kept aside.
+
+- ``conflicts FILE [--json]``: every pending conflict of FILE's state store, oldest first:
+  its id (what ``resolve`` needs, never cut), the record, the versions and the fields both
+  sides changed.
+- ``resolve FILE CONFLICT_ID --take ours|theirs|merge``: write the late change (``ours``),
+  keep what the record holds (``theirs``) or combine them (``merge``; refused, naming the
+  fields, when both set one differently). Refused when the record moved again since the
+  conflict was kept (look again, then resolve); the conflict goes once settled.
+
+The strategies themselves are ``orchestrator.state.conflicts``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+
+from orchestrator.cli import console
+from orchestrator.cli.store_access import open_store
+from orchestrator.config.load import load_config
+from orchestrator.errors import UsageError, VersionConflict
+from orchestrator.state.conflicts import (
+    MergeConflict,
+    PendingConflict,
+    list_conflicts,
+    resolve_conflict,
+)
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="state",
+    help="Look at and settle the state store's pending write conflicts.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+FileArg = Annotated[Path, typer.Argument(help="The run config (YAML) whose store to use.")]
+_COLUMNS = (
+    console.Column("conflict", key=True),
+    console.Column("record", key=True),
+    console.Column("versions", drop=1),
+    console.Column("fields", wraps=True),
+)
+
+
+class Take(StrEnum):
+    OURS = "ours"
+    THEIRS = "theirs"
+    MERGE = "merge"
+
+
+@app.command()
+def conflicts(
+    file: FileArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
+) -> None:
+    """List the pending conflicts of FILE's store, oldest first."""
+    config = load_config(file)
+
+    async def read() -> list[PendingConflict]:
+        async with open_store(config) as store:
+            return await list_conflicts(store)
+
+    pending = anyio.run(read)
+    if as_json:
+        console.print_lines(json.dumps([asdict(c) for c in pending], indent=2))
+    elif not pending:
+        console.print_lines("no pending conflicts")
+    else:
+        rows = [
+            (
+                c.conflict_id,
+                f"{c.namespace}/{c.key}",
+                f"{c.base_version} -> {c.theirs_version}",
+                ", ".join(c.fields) or "-",
+            )
+            for c in pending
+        ]
+        title = f"{len(rows)} pending conflict{'' if len(rows) == 1 else 's'}"
+        console.print_table(_COLUMNS, rows, title=title)
+
+
+@app.command()
+def resolve(
+    file: FileArg,
+    conflict_id: Annotated[str, typer.Argument(help="The conflict (council state conflicts).")],
+    take: Annotated[
+        Take, typer.Option("--take", help="ours (the late write), theirs, or merge both.")
+    ],
+) -> None:
+    """Settle a pending conflict of FILE's store."""
+    config = load_config(file)
+
+    async def settle() -> str:
+        async with open_store(config) as store:
+            known = {c.conflict_id for c in await list_conflicts(store)}
+            if conflict_id not in known:
+                raise UsageError(
+                    f"no pending conflict {conflict_id!r}; `council state conflicts {file}` "
+                    "lists them"
+                )
+            try:
+                record = await resolve_conflict(store, conflict_id, take.value)
+            except VersionConflict:
+                raise UsageError(
+                    f"the record of {conflict_id} changed again since; look at it and resolve again"
+                ) from None
+            except MergeConflict as clash:
+                raise UsageError(f"{clash}; take ours or theirs instead") from None
+            return f"{record.namespace}/{record.key} is at version {record.version}"
+
+    console.print_success(f"resolved {conflict_id} ({take.value}): {anyio.run(settle)}")

@@ -1,0 +1,101 @@
+"""``council state conflicts|resolve`` through the real command: a ``manual`` write kept
+aside is listed whole (piped and at 80 columns on a terminal) and settled, and what cannot be
+settled is refused in one line with exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+from cli_process_helpers import council
+from council_process import task, write_config
+from scheduler_helpers import new_repo
+from terminal import in_terminal
+
+from orchestrator.models import KeyedRecord
+from orchestrator.state import FileStateStore
+from orchestrator.state.conflicts import ConflictStrategy, PendingConflict, write_with_strategy
+
+
+def _store(repo: Path) -> FileStateStore:
+    return FileStateStore(repo / ".council" / "state", events_path=repo / ".council" / "e.jsonl")
+
+
+def _kept_aside(repo: Path) -> PendingConflict:
+    """Two writers of one record: the second, ``manual``, finds it moved on."""
+
+    async def write() -> PendingConflict:
+        async with _store(repo) as store:
+            read = await store.put_record("settings", "team", {"reviewers": 1, "lang": "en"})
+            await store.put_record("settings", "team", {"reviewers": 2, "lang": "en"})
+            kept = await write_with_strategy(
+                store,
+                "settings",
+                "team",
+                {"reviewers": 3, "lang": "en"},
+                based_on=read,
+                strategy=ConflictStrategy.MANUAL,
+            )
+            assert isinstance(kept, PendingConflict)
+            return kept
+
+    return anyio.run(write)
+
+
+def _record(repo: Path) -> KeyedRecord | None:
+    async def read() -> KeyedRecord | None:
+        async with _store(repo) as store:
+            return await store.get_record("settings", "team")
+
+    return anyio.run(read)
+
+
+def _setup(tmp_path: Path) -> tuple[Path, Path, PendingConflict]:
+    repo = new_repo(tmp_path)
+    config = write_config(tmp_path, repo, task("one", "WRITE one.txt 1"))
+    assert council("run", config, cwd=tmp_path, timeout=120).returncode == 0
+    return repo, config, _kept_aside(repo)
+
+
+def test_a_kept_conflict_is_listed_whole_and_settled(tmp_path: Path) -> None:
+    repo, config, kept = _setup(tmp_path)
+    listed = council("state", "conflicts", config, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert kept.conflict_id in listed.stdout and "settings/team" in listed.stdout
+    assert "1 pending conflict\n" in listed.stdout and "reviewers" in listed.stdout
+    shown = in_terminal("state", "conflicts", config, cwd=tmp_path, columns=80)
+    assert shown.returncode == 0 and kept.conflict_id in shown.text  # the id, whole
+    data = json.loads(council("state", "conflicts", config, "--json", cwd=tmp_path).stdout)
+    assert [(c["conflict_id"], c["fields"]) for c in data] == [(kept.conflict_id, ["reviewers"])]
+
+    done = council("state", "resolve", config, kept.conflict_id, "--take", "ours", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"resolved {kept.conflict_id} (ours): settings/team is at version 3" in done.stdout
+    record = _record(repo)
+    assert record is not None and record.data == {"reviewers": 3, "lang": "en"}
+    assert council("state", "conflicts", config, cwd=tmp_path).stdout == "no pending conflicts\n"
+
+
+def test_what_cannot_be_settled_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    repo, config, kept = _setup(tmp_path)
+    unknown = council("state", "resolve", config, "nosuch", "--take", "ours", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("error: no pending conflict 'nosuch'")
+    clash = council("state", "resolve", config, kept.conflict_id, "--take", "merge", cwd=tmp_path)
+    assert clash.returncode == 2
+    assert "both changes set reviewers differently; take ours or theirs instead" in clash.stderr
+    before = _record(repo)
+    assert before is not None and before.data["reviewers"] == 2
+
+    async def move_on() -> None:
+        async with _store(repo) as store:
+            await store.put_record("settings", "team", {"reviewers": 5})
+
+    anyio.run(move_on)
+    stale = council("state", "resolve", config, kept.conflict_id, "--take", "ours", cwd=tmp_path)
+    assert stale.returncode == 2
+    assert "changed again since; look at it and resolve again" in stale.stderr
+    after = _record(repo)
+    assert after is not None and after.data == {"reviewers": 5}
+    assert kept.conflict_id in council("state", "conflicts", config, cwd=tmp_path).stdout
