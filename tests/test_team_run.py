@@ -123,8 +123,11 @@ def test_a_paused_workstation_is_fenced_and_merges_nothing_twice(
         e for e in team.events("claim.acquired") if f":{team.processes['a'].pid}:" in e["holder"]
     ]
     assert taken, "a never claimed anything"
-    # ... and once continued it learned that it lost them, and wrote nothing under them.
-    lost = {e["task_id"] for e in team.events("task.claim_lost", "merge.fenced")}
+    # ... and once continued it learned that it lost them (its own lease clock ran out, or the
+    # store refused its renewal or its landing), and wrote nothing under them.
+    lost = {
+        e["task_id"] for e in team.events("task.self_fenced", "task.claim_lost", "merge.fenced")
+    }
     assert lost, "the paused workstation never noticed it was fenced"
     # ... and said so in words on its stderr, not as the event's raw data.
     assert "warning: " in err_b and "{'" not in err_b, err_b[-2000:]

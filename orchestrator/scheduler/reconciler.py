@@ -75,16 +75,15 @@ class Reconciler:
     async def reconcile(self) -> None:
         settings = self._run.services.config.scheduler
         await self._apply_cancels()
-        now = time.monotonic()
-        fence_after = settings.stale_threshold * SELF_FENCE
         for attempt in self._inflight:
             if not attempt.token or attempt.lost:
                 continue
+            now = time.monotonic()
             if now - attempt.renewed >= settings.heartbeat_interval:
                 with contextlib.suppress(StoreUnavailable):  # the deadline below decides
                     await self._renew(attempt, now)
-            if now - attempt.renewed >= fence_after and not attempt.lost:
-                await self._fence(attempt, now - attempt.renewed)
+        await self.fence_overdue()
+        now = time.monotonic()
         if now - self._last_sweep >= min(settings.heartbeat_interval, settings.stale_threshold / 2):
             self._last_sweep = now
             await self._sweeper.sweep(self._inflight)
@@ -164,23 +163,36 @@ class Reconciler:
 
     # -- heartbeats -----------------------------------------------------------------------
 
-    async def _fence(self, attempt: Attempt, silent: float) -> None:
-        """Stop an attempt whose claim could not be renewed in time (the store unreachable):
-        its lease may lapse any moment and another workstation take the task, so it writes,
-        merges and publishes nothing more; its CLI is stopped and its work committed on its
-        branch, which the next attempt continues."""
-        attempt.lost = True
-        attempt.cancel.set()
-        log.warning(
-            "task %s: claim not renewed for %.0fs (the state store cannot be reached): its "
-            "session fenced itself, work kept on its branch",
-            attempt.key,
-            silent,
-        )
-        with contextlib.suppress(StoreUnavailable):
-            await self._run.events.emit(
-                TaskSelfFenced(task_id=attempt.key, silent=round(silent, 1))
+    async def fence_overdue(self) -> None:
+        """Stop every attempt whose claim could not be renewed in time (the store
+        unreachable): its lease may lapse any moment and another workstation take the task,
+        so it writes, merges and publishes nothing more; its CLI is stopped and its work
+        committed on its branch, which the next attempt continues.
+
+        A local deadline, read on this machine's clock without the store: the scheduler also
+        calls it on a timer of its own (``Scheduler._watch_leases``), so a tick held up by an
+        unreachable store cannot hold the fence up too."""
+        fence_after = self._run.services.config.scheduler.stale_threshold * SELF_FENCE
+        now = time.monotonic()
+        late = [
+            (attempt, now - attempt.renewed)
+            for attempt in self._inflight
+            if attempt.token and not attempt.lost and now - attempt.renewed >= fence_after
+        ]
+        for attempt, silent in late:  # all stopped first: the events below may wait
+            attempt.lost = True
+            attempt.cancel.set()
+            log.warning(
+                "task %s: claim not renewed for %.0fs (the state store cannot be reached): its "
+                "session fenced itself, work kept on its branch",
+                attempt.key,
+                silent,
             )
+        for attempt, silent in late:
+            with contextlib.suppress(StoreUnavailable):
+                await self._run.events.emit(
+                    TaskSelfFenced(task_id=attempt.key, silent=round(silent, 1))
+                )
 
     async def _renew(self, attempt: Attempt, now: float) -> None:
         token = attempt.token

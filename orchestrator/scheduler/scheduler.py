@@ -336,9 +336,12 @@ class Scheduler:
             self._scope = scope
             async with anyio.create_task_group() as group:
                 self._group = group
+                watch = anyio.CancelScope()
+                group.start_soon(self._watch_leases, watch)
                 while True:
                     try:
                         if await self._tick():
+                            watch.cancel()
                             break
                     except StoreUnavailable as exc:
                         # The team's database is away (a restart, the network): keep the
@@ -348,6 +351,15 @@ class Scheduler:
                     else:
                         self._outage.up()
                     await self._nap()
+
+    async def _watch_leases(self, scope: anyio.CancelScope) -> None:
+        """Fence, on time, the attempts whose claims went unrenewed too long, even while a
+        tick waits for an unreachable store (``Reconciler.fence_overdue``)."""
+        every = max(0.05, self.services.config.scheduler.heartbeat_interval / 2)
+        with scope:
+            while True:
+                await anyio.sleep(every)
+                await self._reconciler.fence_overdue()
 
     async def _tick(self) -> bool:
         """One tick: reconcile, then dispatch; True when the run is over."""
