@@ -99,3 +99,21 @@ def test_what_cannot_be_settled_is_refused_and_nothing_is_written(tmp_path: Path
     after = _record(repo)
     assert after is not None and after.data == {"reviewers": 5}
     assert kept.conflict_id in council("state", "conflicts", config, cwd=tmp_path).stdout
+
+
+def test_verify_finds_a_damaged_record_recovers_it_and_then_finds_none(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    config = write_config(tmp_path, repo, task("one", "WRITE one.txt 1"))
+    assert council("run", config, cwd=tmp_path, timeout=120).returncode == 0
+    sound = council("state", "verify", config, cwd=tmp_path)
+    assert (sound.returncode, sound.stdout) == (0, "every record is sound\n"), sound.stderr
+
+    record = repo / ".council" / "state" / "tasks" / "one" / "current.json"
+    record.write_text(record.read_text().replace('"status"', '"stat\\u00fcs"', 1))
+    damaged = council("state", "verify", config, cwd=tmp_path)
+    assert damaged.returncode == 1, damaged.stderr
+    lines = damaged.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tasks/one: ")
+    assert lines[0].endswith(": recovered from its history")
+    data = json.loads(council("state", "verify", config, "--json", cwd=tmp_path).stdout)
+    assert data == []  # recovered: the store is sound again

@@ -79,7 +79,8 @@ COMMANDS: dict[str, CommandRef] = {
         "Check that a run can work here: git, the repository, each CLI and its login, the store.",
     ),
     "state": CommandRef(
-        f"{_CLI}.state_cmd:app", "Look at and settle the state store's pending write conflicts."
+        f"{_CLI}.state_cmd:app",
+        "Look at and settle the state store's pending write conflicts; verify its records.",
     ),
     "db": CommandRef(
         f"{_CLI}.db_cmd:app",

@@ -1,4 +1,4 @@
-"""``council state conflicts|resolve``: writes a ``manual`` conflict strategy kept aside.
+"""``council state conflicts|resolve|verify``: the state store's conflicts and health.
 
 - ``conflicts FILE [--json]``: every pending conflict of FILE's state store, oldest first:
   its id (what ``resolve`` needs, never cut), the record, the versions and the fields both
@@ -7,6 +7,9 @@
   keep what the record holds (``theirs``) or combine them (``merge``; refused, naming the
   fields, when both set one differently). Refused when the record moved again since the
   conflict was kept (look again, then resolve); the conflict goes once settled.
+- ``verify FILE [--json]``: read every record of FILE's store and check it (checksum,
+  schema); a damaged one is quarantined and, where its history allows, recovered. Each
+  problem is one line; exit 1 when any was found, 0 when the store is sound.
 
 The strategies themselves are ``orchestrator.state.conflicts``.
 """
@@ -32,12 +35,13 @@ from orchestrator.state.conflicts import (
     list_conflicts,
     resolve_conflict,
 )
+from orchestrator.state.protocol import RecordProblem
 
 __all__ = ["app"]
 
 app = typer.Typer(
     name="state",
-    help="Look at and settle the state store's pending write conflicts.",
+    help="Look at and settle the state store's pending write conflicts; verify its records.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -118,3 +122,30 @@ def resolve(
             return f"{record.namespace}/{record.key} is at version {record.version}"
 
     console.print_success(f"resolved {conflict_id} ({take.value}): {anyio.run(settle)}")
+
+
+@app.command()
+def verify(
+    file: FileArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the problems as JSON.")] = False,
+) -> None:
+    """Check every record of FILE's store; exit 1 when any is damaged."""
+    config = load_config(file)
+    # Each problem is said once, below, not also as the store's own recovery warning.
+    console.skip_warnings_for(("state.recovered", "state.quarantined"))
+
+    async def check() -> list[RecordProblem]:
+        async with open_store(config) as store:
+            return await store.verify_records()
+
+    problems = anyio.run(check)
+    if as_json:
+        console.print_lines(json.dumps([p.model_dump() for p in problems], indent=2))
+    elif not problems:
+        console.print_success("every record is sound")
+    for problem in problems if not as_json else []:
+        fate = "recovered from its history" if problem.recovered else "NOT recovered"
+        detail = f" ({problem.detail})" if problem.detail else ""
+        console.print_warning(f"{problem.kind}/{problem.key}: {problem.reason}{detail}: {fate}")
+    if problems:
+        raise typer.Exit(1)
