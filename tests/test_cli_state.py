@@ -117,3 +117,28 @@ def test_verify_finds_a_damaged_record_recovers_it_and_then_finds_none(tmp_path:
     assert lines[0].endswith(": recovered from its history")
     data = json.loads(council("state", "verify", config, "--json", cwd=tmp_path).stdout)
     assert data == []  # recovered: the store is sound again
+
+
+def test_history_and_diff_show_what_changed_with_the_values(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    config = write_config(tmp_path, repo, task("one", "WRITE one.txt 1"))
+    assert council("run", config, cwd=tmp_path, timeout=120).returncode == 0
+    shown = council("state", "history", config, "one", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].endswith(": (the oldest kept)")
+    assert any('status: "queued" -> "running"' in line for line in lines)
+    assert any('status: "running" -> "done"' in line for line in lines)
+    steps = json.loads(council("state", "history", config, "one", "--json", cwd=tmp_path).stdout)
+    assert [s["version"] for s in steps] == sorted(s["version"] for s in steps)
+    first, last = steps[0]["version"], steps[-1]["version"]
+    assert len(lines) == len(steps)
+
+    diff = council("state", "diff", config, "one", first, last, cwd=tmp_path)
+    assert diff.returncode == 0, diff.stderr
+    assert 'status: "queued" -> "done"' in diff.stdout.splitlines()
+    assert council("state", "diff", config, "one", last, last, cwd=tmp_path).stdout == "no change\n"
+    missing = council("state", "diff", config, "one", 999, last, cwd=tmp_path)
+    assert missing.returncode == 2 and "has no version 999 kept (kept: " in missing.stderr
+    nobody = council("state", "history", config, "nosuch", cwd=tmp_path)
+    assert nobody.returncode == 2 and "no task 'nosuch'" in nobody.stderr

@@ -7,6 +7,10 @@
   keep what the record holds (``theirs``) or combine them (``merge``; refused, naming the
   fields, when both set one differently). Refused when the record moved again since the
   conflict was kept (look again, then resolve); the conflict goes once settled.
+- ``history FILE TASK_ID [--json]``: the task's versions the store keeps, oldest first, each
+  with what changed from the one before (values, not only names: ``status: "queued" ->
+  "running"``).
+- ``diff FILE TASK_ID V1 V2``: what changed between two of those versions.
 - ``verify FILE [--json]``: read every record of FILE's store and check it (checksum,
   schema); a damaged one is quarantined and, where its history allows, recovered. Each
   problem is one line; exit 1 when any was found, 0 when the store is sound.
@@ -20,7 +24,7 @@ import json
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import typer
@@ -28,7 +32,10 @@ import typer
 from orchestrator.cli import console
 from orchestrator.cli.store_access import open_store
 from orchestrator.config.load import load_config
+from orchestrator.config.run import RunConfig
 from orchestrator.errors import UsageError, VersionConflict
+from orchestrator.ids import check_id
+from orchestrator.run.stores import describe_state
 from orchestrator.state.conflicts import (
     MergeConflict,
     PendingConflict,
@@ -36,6 +43,7 @@ from orchestrator.state.conflicts import (
     resolve_conflict,
 )
 from orchestrator.state.protocol import RecordProblem
+from orchestrator.state.record_diff import field_changes
 
 __all__ = ["app"]
 
@@ -149,3 +157,60 @@ def verify(
         console.print_warning(f"{problem.kind}/{problem.key}: {problem.reason}{detail}: {fate}")
     if problems:
         raise typer.Exit(1)
+
+
+async def _versions(config: RunConfig, task_id: str) -> list[dict[str, Any]]:
+    """The task's kept versions, oldest first, as JSON-shaped dicts (the current one last)."""
+    check_id(task_id, "task id")
+    async with open_store(config) as store:
+        current = await store.get_task_state(task_id)
+        if current is None:
+            raise UsageError(f"no task {task_id!r} in {describe_state(config)}")
+        history = await store.task_history(task_id)
+    return [v.model_dump(mode="json") for v in [*reversed(history), current]]
+
+
+@app.command()
+def history(
+    file: FileArg,
+    task_id: Annotated[str, typer.Argument(help="The task whose versions to show.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
+) -> None:
+    """Show a task's kept versions, oldest first, with what each changed."""
+    versions = anyio.run(_versions, load_config(file), task_id)
+    # Each version against the one before it; the oldest kept has nothing to compare with.
+    steps = [
+        (new, field_changes(old, new) if old is not None else None)
+        for old, new in zip([None, *versions], versions, strict=False)
+    ]
+    if as_json:
+        data = [
+            {
+                "version": new["version"],
+                "updated_at": new["updated_at"],
+                "changes": None if changes is None else [asdict(c) for c in changes],
+            }
+            for new, changes in steps
+        ]
+        console.print_lines(json.dumps(data, indent=2, default=str))
+        return
+    for new, changes in steps:
+        said = "(the oldest kept)" if changes is None else "; ".join(c.text() for c in changes)
+        console.print_lines(f"v{new['version']} {new['updated_at']}: {said or 'no change'}")
+
+
+@app.command()
+def diff(
+    file: FileArg,
+    task_id: Annotated[str, typer.Argument(help="The task.")],
+    first: Annotated[int, typer.Argument(help="A version (council state history).")],
+    second: Annotated[int, typer.Argument(help="Another version.")],
+) -> None:
+    """Show what changed in a task between two of its kept versions."""
+    versions = {v["version"]: v for v in anyio.run(_versions, load_config(file), task_id)}
+    missing = [v for v in (first, second) if v not in versions]
+    if missing:
+        kept = ", ".join(map(str, sorted(versions)))
+        raise UsageError(f"task {task_id!r} has no version {missing[0]} kept (kept: {kept})")
+    changes = field_changes(versions[first], versions[second])
+    console.print_lines("\n".join(c.text() for c in changes) or "no change")
