@@ -51,7 +51,6 @@ __all__ = [
     "checkout_lock",
     "fast_forward",
     "inspect_checkout",
-    "status_entries",
 ]
 
 _IN_PROGRESS = {
@@ -182,7 +181,7 @@ def inspect_checkout(
         if (checkout.admin / name).exists():
             return Blocked(f"{where} with {what} in progress; finish or abort it there")
     out = calls.run(*_STATUS, cwd=checkout.path).stdout
-    dirty = status_entries(out)
+    dirty = _status_paths(out)
     if not dirty:
         return Ready()
     if _holds_tree(calls, checkout, dirty, tree):
@@ -258,8 +257,7 @@ def checkout_lock(path: Path) -> threading.Lock:
         return _checkout_locks.setdefault(key, threading.Lock())
 
 
-def status_entries(porcelain_z: str) -> list[str]:
-    """``XY path`` for each entry of ``git status --porcelain=v1 -z`` output."""
+def _status_paths(porcelain_z: str) -> list[str]:
     fields = porcelain_z.split("\0")
     paths: list[str] = []
     index = 0

@@ -12,8 +12,10 @@ before the run starts, once, the user can choose:
   and tasks land on the base's ref alone; ``git switch <base>`` there afterwards;
 - ``stop``: change nothing and start nothing.
 
-Untracked files do not count, as in the merge queue: a fast-forward refuses by itself to
-overwrite one, and a stray notes file must not hold a run back.
+What counts as "not clean" is the merge queue's own judgement (``merge.checkout``: changes to
+tracked files, a merge, cherry-pick, revert or rebase under way; untracked files do not
+count), so the warning says exactly what a landing would wait for. ``council doctor`` asks
+the same question (``base_checkout_block``).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import anyio.to_thread
+
 from orchestrator.config.run import RunConfig
+from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.repo import Git
-from orchestrator.merge.checkout import status_entries
+from orchestrator.merge.checkout import Blocked, CheckoutFinder, inspect_checkout
 
-__all__ = ["DirtyBase", "IfBaseDirty", "detach", "dirty_base_checkout"]
-
-_LISTED = 3  # changed paths named in the warning; the rest are counted
+__all__ = ["DirtyBase", "IfBaseDirty", "base_checkout_block", "detach", "dirty_base_checkout"]
 
 
 class IfBaseDirty(StrEnum):
@@ -39,44 +42,41 @@ class IfBaseDirty(StrEnum):
 
 @dataclass(frozen=True)
 class DirtyBase:
-    """The base branch ``base_branch`` is checked out in ``checkout`` with ``changed``
-    tracked paths not committed."""
+    """The base branch ``base_branch`` is checked out in ``checkout``, which a landing could
+    not fast-forward now: ``what`` is in the way, ``fix`` what the user does about it."""
 
     checkout: Path
     base_branch: str
-    changed: list[str]
+    what: str
+    fix: str
 
     def warning(self) -> str:
-        named = ", ".join(self.changed[:_LISTED])
-        more = len(self.changed) - _LISTED
-        if more > 0:
-            named += f" and {more} more"
-        return (
-            f"{self.base_branch} is checked out in {self.checkout} with uncommitted changes "
-            f"to {named}: finished tasks wait to land until you commit or stash them there"
-        )
+        return f"{self.what}: finished tasks wait to land until then; {self.fix}"
+
+
+def base_checkout_block(git: Git, base_branch: str) -> DirtyBase | None:
+    """The first checkout of ``base_branch`` a landing would wait for, or None (none holds
+    the branch, or each is clean). Blocking: call it from a worker thread."""
+    calls = GitCalls(git)
+    owners = CheckoutFinder(f"refs/heads/{base_branch}").owners(calls)
+    if not owners:
+        return None
+    tree = calls.run("rev-parse", f"refs/heads/{base_branch}^{{tree}}").out
+    for checkout in owners:
+        found = inspect_checkout(calls, checkout, base_branch, tree)
+        if isinstance(found, Blocked):
+            what, _, fix = found.message.partition("; ")
+            return DirtyBase(checkout.path, base_branch, what, fix or "finish or abort it there")
+    return None
 
 
 async def dirty_base_checkout(config: RunConfig) -> DirtyBase | None:
-    """The base's checkout when it has uncommitted changes to tracked files, else None (also
-    when the repository or the base does not exist yet: the run's own checks say so)."""
+    """``base_checkout_block`` for a run's repository, or None also when the repository or
+    its base does not exist yet (the run's own checks say so)."""
     git = Git(config.repo, None)  # no hooks directory: nothing may be created before a run
-    listing = await git.run("worktree", "list", "--porcelain", check=False)
-    if not listing.ok:
+    if not config.repo.is_dir() or await git.rev_parse(f"refs/heads/{config.base_branch}") is None:
         return None
-    for checkout in _holding(listing.stdout, f"refs/heads/{config.base_branch}"):
-        status = await git.at(checkout).run(
-            "--no-optional-locks",
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=no",
-            check=False,
-        )
-        changed = [e[3:] for e in status_entries(status.stdout)] if status.ok else []
-        if changed:
-            return DirtyBase(checkout, config.base_branch, changed)
-    return None
+    return await anyio.to_thread.run_sync(base_checkout_block, git, config.base_branch)
 
 
 async def detach(dirty: DirtyBase) -> str:
@@ -84,15 +84,3 @@ async def detach(dirty: DirtyBase) -> str:
     git = Git(dirty.checkout, None)
     await git.run("switch", "--quiet", "--detach")  # GitError, with git's reason, if refused
     return (await git.run("rev-parse", "--short", "HEAD")).out
-
-
-def _holding(porcelain: str, ref: str) -> list[Path]:
-    """The worktrees of a ``git worktree list --porcelain`` listing with ``ref`` checked out."""
-    found: list[Path] = []
-    path: Path | None = None
-    for line in porcelain.splitlines():
-        if line.startswith("worktree "):
-            path = Path(line.removeprefix("worktree "))
-        elif line == f"branch {ref}" and path is not None:
-            found.append(path)
-    return found

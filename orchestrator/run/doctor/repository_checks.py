@@ -11,7 +11,8 @@ import anyio.to_thread
 
 from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.repo import Git
-from orchestrator.merge.checkout import Blocked, CheckoutFinder, inspect_checkout
+from orchestrator.merge.checkout import CheckoutFinder
+from orchestrator.run.base_checkout import base_checkout_block
 from orchestrator.run.demo_repo import SampleState, sample_state
 from orchestrator.run.doctor.checklist import Check
 from orchestrator.run.preflight import council_dir_problem
@@ -67,22 +68,17 @@ async def _no_base(git: Git, base: str, where: str) -> Check:
 
 def _base_checkout(git: Git, base: str) -> Check:
     """The checkout holding the base, if any: a landing fast-forwards it only while clean."""
-    calls = GitCalls(git)
-    owners = CheckoutFinder(f"refs/heads/{base}").owners(calls)
+    blocked = base_checkout_block(git, base)
+    if blocked is not None:
+        fix = (
+            f"commit or stash the changes in {blocked.checkout} (or finish what is under way "
+            "there); until then finished work waits to land"
+        )
+        return Check.fail(_GROUP, "base checkout", blocked.what, fix)
+    owners = CheckoutFinder(f"refs/heads/{base}").owners(GitCalls(git))
     if not owners:
         detail = f"{base!r} is checked out nowhere: landings move the branch alone"
         return Check.ok(_GROUP, "base checkout", detail)
-    tree = calls.run("rev-parse", f"refs/heads/{base}^{{tree}}").out
-    for checkout in owners:
-        found = inspect_checkout(calls, checkout, base, tree)
-        if isinstance(found, Blocked):
-            return Check.fail(
-                _GROUP,
-                "base checkout",
-                found.message.split("; ")[0],  # what is in the way; the fix is below
-                f"commit or stash the changes in {checkout.path} (or finish what is under "
-                "way there); until then finished work waits to land",
-            )
     paths = ", ".join(str(checkout.path) for checkout in owners)
     detail = f"{base!r} is checked out in {paths}, clean: landings fast-forward it"
     return Check.ok(_GROUP, "base checkout", detail)
