@@ -160,17 +160,19 @@ class Dispatcher:
         when all are free."""
         if not files:
             return None
-        others = [a for a in self._inflight if group is None or a.group != group]
-        for other in others:
-            shared = sorted(files & other.files)
-            if shared:
-                return f"{shared[0]} is held by {other.key}"
+        declared = self._inflight.holding(files, group)
+        if declared is not None:
+            return f"{declared[0]} is held by {declared[1].key}"
         mine = group_lock_owner(group) if group is not None else None
         for path in sorted(files):
             owner = await self._run.services.locks.owner_of(path)
             if owner is not None and owner.session != mine:
                 holder = next(
-                    (a.key for a in others if a.session and a.session.session_id == owner.session),
+                    (
+                        a.key
+                        for a in self._inflight
+                        if a.session is not None and a.session.session_id == owner.session
+                    ),
                     f"session {owner.session}",
                 )
                 return f"{path} is held by {holder}"

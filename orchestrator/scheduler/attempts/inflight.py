@@ -61,11 +61,16 @@ class InFlight:
         """A candidate of council task ``group``, or its council step, is in flight."""
         return any(a.group == group or a.key == group for a in self._running.values())
 
-    def holding(self, files: frozenset[str], group: str | None) -> bool:
-        """Another attempt in flight declared one of ``files`` (a council candidate's
-        siblings, which share its files, do not count)."""
-        others = [a for a in self._running.values() if group is None or a.group != group]
-        return any(files & other.files for other in others)
+    def holding(self, files: frozenset[str], group: str | None) -> tuple[str, Attempt] | None:
+        """The first of ``files`` another attempt in flight declared, and that attempt (a
+        council candidate's siblings, which share its files, do not count); None if none."""
+        for other in self._running.values():
+            if group is not None and other.group == group:
+                continue
+            shared = sorted(files & other.files)
+            if shared:
+                return shared[0], other
+        return None
 
     def listener(
         self, attempt: Attempt, forward: Callable[[Event], None]
