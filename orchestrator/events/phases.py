@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+from pydantic import model_validator
+
 from orchestrator.events.base import TaskEvent, TypedEvent
 
 __all__ = [
@@ -52,6 +54,14 @@ class PhaseFailed(_PhaseLifecycle):
     type: Literal["phase.failed"] = "phase.failed"
     level: str = "warning"
     error: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _asked_for(cls, data: Any) -> Any:
+        # A phase a stop or a cancel request ended is what the user asked for: no warning.
+        if isinstance(data, dict) and data.get("outcome") == "cancelled" and "level" not in data:
+            return {**data, "level": "info"}
+        return data
 
 
 class PhaseSentBack(_PhaseLifecycle):

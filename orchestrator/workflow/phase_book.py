@@ -181,9 +181,6 @@ class PhaseBook:
             fields["outcome"] = record.outcome
         fields.update({k: v for k, v in extra.items() if v is not None})
         event = _MODELS[event_type](**fields)
-        if event_type == PHASE_FAILED and record.outcome == "cancelled":
-            # A phase cancelled by a stop or a cancel request is what the user asked for.
-            event = event.model_copy(update={"level": "info"})
         await self.store.emit(event)
         if self.on_event is not None:
             try:
