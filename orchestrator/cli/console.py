@@ -64,7 +64,6 @@ def is_terminal() -> bool:
 
 
 _live: list[Live] = []  # the live display drawn now, if any
-_LAST_AT_LEAST = 24  # columns a live table's last column (what a task does) keeps at least
 _ECHO_ROOM = 3
 
 
@@ -229,20 +228,16 @@ def _table(
 
 @contextmanager
 def live_table(
-    columns: Sequence[Column | str],
+    columns: Sequence[Column | str], *, one_line: bool = False
 ) -> Iterator[Callable[[Iterable[Sequence[object]], str | None], None]]:
     """A table redrawn in place on a terminal while the block runs; yields ``update(rows,
     title)``. It disappears at the end (the caller prints a summary), and on anything but a
-    terminal nothing is drawn, so piped output stays clean."""
+    terminal nothing is drawn, so piped output stays clean. ``one_line``: each row one line
+    however narrow the screen (a live board), else the summary's layout."""
     if not stdout.is_terminal:
         yield lambda rows, title: None
         return
-    # Plain header names: one line per row (a live board); ``Column``s: the summary's layout.
-    names = [column for column in columns if isinstance(column, str)]
-    if len(names) == len(columns):
-        draw = partial(_one_line_table, names)
-    else:
-        draw = partial(_table, columns)
+    draw = partial(_one_line_table if one_line else _table, columns)
     with Live(draw([], None), console=stdout, transient=True) as live:
         _live.append(live)
 
@@ -256,36 +251,30 @@ def live_table(
 
 
 def _one_line_table(
-    columns: Sequence[str], rows: Iterable[Sequence[object]], title: str | None
+    columns: Sequence[Column | str], rows: Iterable[Sequence[object]], title: str | None
 ) -> Table:
-    """One line per row however narrow the screen. The first column (the id) is never cut;
-    the last takes the width left and ends in an ellipsis; when that would leave it less
-    than ``_LAST_AT_LEAST``, the columns before it are dropped, the nearest first."""
+    """One line per row: the columns ``choose_columns`` keeps, key ones whole, the last kept
+    taking the width left and ending in an ellipsis."""
+    specs = [Column.of(column) for column in columns]
     cells = [[str(cell) for cell in row] for row in rows]
-    widths = [max((len(row[index]) for row in cells), default=0) for index in range(len(columns))]
-    widths = [max(width, len(name)) for width, name in zip(widths, columns, strict=True)]
-    kept = list(range(len(columns) - 1))
-    room = stdout.width - _ECHO_ROOM
-    while len(kept) > 2 and sum(widths[i] + 2 for i in kept) + _LAST_AT_LEAST > room:
-        kept.pop()
-    kept.append(len(columns) - 1)
     # Narrower than the screen by _ECHO_ROOM: the terminal echoes ``^C`` after the last line
     # drawn, and an echo that wraps shifts the drawing by a line the next redraw leaves behind.
+    width = max(20, stdout.width - _ECHO_ROOM)
+    layout = choose_columns(specs, cells, width, cell_len)
+    kept = layout.kept
+    if layout.plain:  # redrawn in place, so a table anyway: the key columns
+        kept = tuple(i for i, column in enumerate(specs) if column.key) or kept
     table = Table(
-        title=title,
-        title_justify="left",
-        width=max(20, stdout.width - _ECHO_ROOM),
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
+        title=title, title_justify="left", width=width, box=box.SIMPLE_HEAD, show_edge=False
     )
     for index in kept:
-        last = index == len(columns) - 1
+        last = index == kept[-1]
         table.add_column(
-            columns[index],
+            specs[index].header,
             no_wrap=True,
             overflow="ellipsis",
             ratio=1 if last else None,
-            min_width=None if last else widths[index],
+            min_width=layout.widths[index] if specs[index].key else None,
         )
     for row in cells:
         table.add_row(*(Text(row[index]) for index in kept))

@@ -20,7 +20,15 @@ from orchestrator.council import Council, TaskLine
 
 __all__ = ["COLUMNS", "Stopping", "headline", "rows_for", "show_board"]
 
-COLUMNS = ("task", "status", "phase", "adapter", "time", "doing / waiting for")
+# The task and why it waits are what the board is for; time, adapter, phase give way first.
+COLUMNS = (
+    console.Column("task", key=True),
+    console.Column("status", key=True),
+    console.Column("phase", drop=1),
+    console.Column("adapter", drop=2),
+    console.Column("time", drop=3),
+    console.Column("doing / waiting for", wraps=True),
+)
 _REFRESH = 0.25
 _ENDED = ("done", "failed", "conflict", "cancelled")
 # Which lines go first when the screen is short: the lower, the longer it stays shown.
@@ -68,7 +76,7 @@ def rows_for(lines: Sequence[TaskLine], height: int) -> list[tuple[str, ...]]:
 
 async def show_board(council: Council, stopping: Stopping) -> None:
     """Redraw the board until cancelled (the run's end)."""
-    with console.live_table(COLUMNS) as update:
+    with console.live_table(COLUMNS, one_line=True) as update:
         while True:
             lines = council.board()
             update(rows_for(lines, console.height()), headline(lines, stopping.said))
