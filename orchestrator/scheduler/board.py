@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from orchestrator.config.task import TaskConfig
-from orchestrator.models import TaskState, TaskStatus
+from orchestrator.models import ClaimStatus, TaskState, TaskStatus
 from orchestrator.scheduler.attempts.attempt import Attempt
 
 __all__ = ["TaskLine", "board"]
@@ -74,7 +74,8 @@ def _recorded(task_id: str, state: TaskState | None, why: str | None) -> TaskLin
         detail = f"landed {state.merged_commit[:12]}"
     elif state.status in (TaskStatus.FAILED, TaskStatus.CONFLICT, TaskStatus.CANCELLED):
         detail = state.error or ""
-    elif state.claim is not None and not detail:  # in a team: another workstation has it
+    elif state.claim is not None and state.claim.status == ClaimStatus.ACTIVE and not detail:
+        # Held, but not by an attempt of ours: in a team, another workstation has it.
         detail = f"on {':'.join(state.claim.holder.split(':')[:2])}"
     return TaskLine(
         task_id, str(state.status), state.current_phase, state.adapter or None, detail=detail
