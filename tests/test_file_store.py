@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -356,3 +357,26 @@ async def test_a_link_in_the_store_is_refused_as_a_write_error_never_followed(
         (root / "quarantine" / "tasks").unlink()  # the advice, followed
         task = await store.get_task_state("t1")
         assert task is not None and task.priority == 1  # recovered from its history
+
+
+async def test_the_identity_is_shared_by_every_store_on_the_data_and_lost_with_it(
+    tmp_path: Path,
+) -> None:
+    # A deletion of the whole state, even one a racing write partly refilled, gives the data
+    # another identity: record writes never make the mark again.
+    async with (
+        FileStateStore.for_repo(tmp_path) as first,
+        FileStateStore.for_repo(tmp_path) as second,
+    ):
+        mark = await first.identity()
+        assert await second.identity() == mark
+        session = await first.create_session({}, [{"task_id": "t1"}])
+        saved = (first.root / "sessions" / session.session_id / "current.json").read_bytes()
+        shutil.rmtree(first.root)
+        await first.update_task_state("t1", {"priority": 2})
+        written_back = first.root / "sessions" / session.session_id / "current.json"
+        written_back.parent.mkdir(parents=True)
+        written_back.write_bytes(saved)
+        assert await first.get_session(session.session_id) is not None
+        assert not (first.root / "store-id").exists()
+        assert await second.identity() not in (None, mark)

@@ -222,27 +222,38 @@ def test_a_record_file_that_is_no_file_is_named_with_what_to_move(
 
 class _StateDeletedDuringAHandoffWrite(FileOps):
     """Real file operations, but the whole state directory is deleted just as the first handoff
-    file is opened: a deletion racing a write, as ``rm -r .council/state`` mid-run can."""
+    file is opened: a deletion racing a write, as ``rm -rf .council/state`` mid-run can. Like
+    ``rm -rf`` it goes on past a directory the run's other writes refill meanwhile. With
+    ``session_written_back`` the session record is written again at once, as a write that read
+    it just before the deletion does: a session record alone cannot tell the state was lost."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, *, session_written_back: bool) -> None:
         super().__init__()
         self.state, self.struck = state, False
+        self.session_written_back = session_written_back
 
     def open_new(self, path: Path) -> int:
         if not self.struck and "handoffs" in path.parts:
             self.struck = True
-            shutil.rmtree(self.state)
+            sessions = {f: f.read_bytes() for f in self.state.glob("sessions/*/current.json")}
+            shutil.rmtree(self.state, ignore_errors=True)
+            for file, data in sessions.items() if self.session_written_back else ():
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_bytes(data)
         return super().open_new(path)
 
 
-def _store_losing_its_state(root: Path, **kwargs: Any) -> FileStateStore:
-    return FileStateStore(root, file_ops=_StateDeletedDuringAHandoffWrite(Path(root)), **kwargs)
-
-
+@pytest.mark.parametrize("session_written_back", [False, True])
 async def test_a_write_that_finds_the_state_deleted_says_the_state_disappeared(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_written_back: bool
 ) -> None:
-    monkeypatch.setattr(stores_module, "FileStateStore", _store_losing_its_state)
+    def store_losing_its_state(root: Path, **kwargs: Any) -> FileStateStore:
+        ops = _StateDeletedDuringAHandoffWrite(
+            Path(root), session_written_back=session_written_back
+        )
+        return FileStateStore(root, file_ops=ops, **kwargs)
+
+    monkeypatch.setattr(stores_module, "FileStateStore", store_losing_its_state)
     repo = new_repo(tmp_path)
     build = {"phase_instructions": {"build": "WRITE t1.txt t1"}}
     config = run_config(repo, [{"id": "t1", "prompt": "p", "metadata": build}])

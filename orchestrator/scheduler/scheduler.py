@@ -146,6 +146,7 @@ class Scheduler:
         self._view: TaskView | None = None
         self._seen: dict[str, TaskState] = {}  # the task records as the last tick read them
         self._lost_reported = False  # the state was found gone and said so already
+        self._identity: str | None = None  # the store's data this run started on
         self._outage = Outage()
         team = services.team
         self._presence = (
@@ -307,6 +308,7 @@ class Scheduler:
         run = self._run
         assert run.session_id is not None
         store = self.services.store
+        self._identity = await store.identity()
         # Another workstation's write to one of the run's tasks ends the nap at once.
         self._view = view = TaskView(store, run.session_id, on_remote=lambda: self._wake.set())
         store.subscribe(view.on_event)
@@ -410,7 +412,7 @@ class Scheduler:
         if not missing:
             return states
         store = self.services.store
-        if await store.get_session(run.session_id) is None:
+        if await self._state_gone():
             self._lost_reported = True
             raise _state_disappeared(run.session_id, missing)
         for task_id in missing:
@@ -422,10 +424,15 @@ class Scheduler:
         return await self._states(full=True)
 
     async def _state_gone(self) -> bool:
-        """The run's session has no record any more (its whole state was deleted)."""
+        """The run's state was deleted: its session has no record any more, or the store's
+        data is not the data the run started on (a deletion racing the run's own writes can
+        leave a session record behind, written back by a write under way)."""
         assert self._run.session_id is not None
+        store = self.services.store
         try:
-            return await self.services.store.get_session(self._run.session_id) is None
+            if await store.get_session(self._run.session_id) is None:
+                return True
+            return self._identity is not None and await store.identity() != self._identity
         except CouncilError:
             return False
 

@@ -100,6 +100,15 @@ class StateStoreContract:
         assert [h.version for h in history] == list(range(14, 4, -1))
         assert [h.priority for h in history] == list(range(13, 3, -1))
 
+    async def test_the_identity_of_the_data_holds_across_calls_and_writes(
+        self, store: StateStore
+    ) -> None:
+        first = await store.identity()
+        assert first
+        await store.update_task_state("t1", {"priority": 1})
+        await store.create_session({}, [{"task_id": "t2"}])
+        assert await store.identity() == first
+
     async def test_list_tasks(self, store: StateStore) -> None:
         for task_id in ("b", "a"):
             await store.update_task_state(task_id, {})

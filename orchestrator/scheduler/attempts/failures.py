@@ -10,13 +10,16 @@ the run instead (``stopped_for_space``, ``errors.needs_repair``).
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from orchestrator.errors import (
     CouncilError,
+    GitError,
     OutOfSpace,
     StateWriteError,
     needs_repair,
@@ -65,7 +68,8 @@ class Failures:
             log.warning("task %s: failed while the run was killed: %s", attempt.key, exc)
             return
         if out_of_space(exc):
-            raise stopped_for_space(attempt, exc) from exc
+            layout = await self._run.services.worktrees.layout()
+            raise stopped_for_space(attempt, exc, layout.common_dir) from exc
         if needs_repair(exc):
             raise exc
         log.warning("task %s: failed in the orchestrator: %s", attempt.key, exc)
@@ -146,15 +150,20 @@ class Failures:
         await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
 
 
-def stopped_for_space(attempt: Attempt, exc: BaseException) -> CouncilError:
+def stopped_for_space(attempt: Attempt, exc: BaseException, git_dir: Path) -> CouncilError:
     """The error a full disk stops the run with: ``exc`` itself when it already says what to
-    do (a refused state write), else ``OutOfSpace`` saying where the attempt's work is."""
+    do (a refused state write), else ``OutOfSpace`` saying where the attempt's work is. Git
+    names the file it could not write only sometimes ("unable to write loose object file"
+    names none): a failed git command says it writes in the repository's ``git_dir``."""
     if isinstance(exc, StateWriteError | OutOfSpace):
         return exc
+    detail = str(exc)
+    if isinstance(exc, GitError) and f"{git_dir}{os.sep}" not in detail:
+        detail += f" (git writes to {git_dir}{os.sep})"
     session = attempt.session
     kept = (
         f"task {attempt.key}'s work stays in its worktree {session.path} (branch {session.branch})"
         if session is not None
         else f"task {attempt.key} had not started"
     )
-    return OutOfSpace(str(exc), kept)
+    return OutOfSpace(detail, kept)

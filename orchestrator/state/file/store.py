@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
+import anyio.to_thread
+
 from orchestrator.events import Event, Subscriber
 from orchestrator.models import (
     Checkpoint,
@@ -28,6 +30,7 @@ from orchestrator.models import (
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
 from orchestrator.state.file.fsops import FileOperations
+from orchestrator.state.file.identity import store_identity
 from orchestrator.state.file.keyed import FileRecords
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
@@ -228,6 +231,10 @@ class FileStateStore:
 
     async def emit(self, event: Event) -> None:
         await self.core.emit(event)
+
+    async def identity(self) -> str | None:
+        core = self.core
+        return await anyio.to_thread.run_sync(store_identity, core.root, core.ops)
 
     async def verify_records(self) -> list[RecordProblem]:
         return await self._upkeep.verify_records()

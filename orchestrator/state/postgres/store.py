@@ -270,6 +270,9 @@ class PostgresStateStore:
         """``fn()``, tried again while the database cannot be reached (``outages``)."""
         return await resilient(fn, self._where)
 
+    async def identity(self) -> str | None:
+        return await self._call(lambda: self._upkeep.identity())
+
     async def verify_records(self) -> list[RecordProblem]:
         return await self._call(lambda: self._upkeep.verify_records())
 

@@ -24,6 +24,13 @@ class PgUpkeep:
     def __init__(self, core: PgCore) -> None:
         self._core = core
 
+    async def identity(self) -> str | None:
+        """The sessions table's oid: dropping the schema (and migrating it again) changes it."""
+        async with self._core.pool.connection() as conn:
+            cursor = await conn.execute("SELECT to_regclass('council.sessions')::oid")
+            row = await cursor.fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
     async def verify_records(self) -> list[RecordProblem]:
         problems: list[RecordProblem] = []
         async with self._core.pool.connection() as conn:
