@@ -106,3 +106,68 @@ async def test_a_prompt_names_the_files_another_task_owns_until_it_lands(tmp_pat
     assert "- a.py (task owner)" not in owner_build
     (later_build,) = logged_prompts(logs, "later", "build")
     assert HEADING not in later_build and "a.py" not in later_build
+
+
+async def test_council_candidates_share_their_files_and_others_are_told(tmp_path: Path) -> None:
+    """A council task's candidates hold its files under one owner: none of them is told the
+    files are someone else's, while a task running beside them is."""
+    repo = new_repo(tmp_path)
+    candidates_go, other_go = tmp_path / "candidates-go", tmp_path / "other-go"
+    adapters = ["alpha", "beta", "gamma"]
+    builds = {
+        name: {"phase_instructions": {"build": f"WAIT_FOR {candidates_go} 60\nWRITE f.py N = 1"}}
+        for name in adapters
+    }
+    feature = {
+        "id": "feature",
+        "prompt": "Add f.py",
+        "files": ["f.py"],
+        "council": True,
+        "adapters": adapters,
+        "metadata": {
+            "phase_instructions": {"review": "SAY VERDICT: approve", "council": "SAY WINNER: beta"},
+            "candidates": builds,
+        },
+    }
+    other = scripted_task(
+        "other", ["o.txt"], plan=f"WAIT_FOR {other_go} 60\nSAY FILES: o.txt", build="WRITE o.txt x"
+    )
+    scripted = {"type": "scripted", "options": {"delay": 0}}
+    config = run_config(
+        repo,
+        [{**feature, "priority": 10}, {**other, "adapters": ["alpha"]}],
+        adapters={name: scripted for name in adapters},
+        workflow={"phases": [{"name": "plan"}, {"name": "build"}, {"name": "review"}]},
+    )
+    reports: list[RunReport] = []
+    async with Council(config) as council:
+        store = council.scheduler.services.store
+        contexts = ContextManager(store, repo)
+
+        async def run() -> None:
+            reports.append(await council.run())
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(run)
+            with anyio.fail_after(60):
+                while await context_of(contexts, "feature") is None:
+                    await anyio.sleep(0.02)
+                other_go.touch()
+                while (
+                    await status_of(store, "other") != TaskStatus.DONE
+                    or await context_of(contexts, "other") is not None
+                ):
+                    await anyio.sleep(0.02)
+                candidates_go.touch()
+        assert await contexts.all_contexts() == []
+
+    (report,) = reports
+    assert report.exit_code == 0, report.model_dump_json(indent=2)
+    logs = repo / ".council" / "logs"
+    (other_build,) = logged_prompts(logs, "other", "build")
+    assert "- f.py (task feature)" in other_build
+    candidate_builds = [
+        p for n in (1, 2, 3) for p in logged_prompts(logs, f"feature.c{n}", "build")
+    ]
+    assert len(candidate_builds) == 3
+    assert not any("- f.py (task" in prompt for prompt in candidate_builds)
