@@ -219,10 +219,20 @@ class ContextManager:
                 continue
         return removed
 
-    async def remove_context(self, session: str) -> bool:
-        """Delete ``session``'s context; False when it had none."""
+    async def remove_context(self, session: str, *, task: str | None = None) -> bool:
+        """Delete ``session``'s context (given ``task``: only while it is that task's, as read
+        just before, so a new context written meanwhile stays); False when none went."""
         check_id(session, "session id")
-        return await self.store.delete_record(CONTEXTS, session, durable=False)
+        if task is None:
+            return await self.store.delete_record(CONTEXTS, session, durable=False)
+        record = await self.store.get_record(CONTEXTS, session)
+        context = _parse(record)
+        if record is None or context is None or context.task != task:
+            return False
+        try:
+            return await self.store.delete_record(CONTEXTS, session, record.version, durable=False)
+        except VersionConflict:
+            return False
 
     # -- internals --------------------------------------------------------------------------
 

@@ -226,6 +226,11 @@ class ContextContract:
         assert await contexts.remove_context("s1") is False
         assert await contexts.get_context("s1") is None
         assert await contexts.all_contexts() == []
+        await contexts.update_context("s2", task="t2")
+        assert await contexts.remove_context("s2", task="t1") is False  # not t1's: it stays
+        assert await contexts.get_context("s2") is not None
+        assert await contexts.remove_context("s2", task="t2") is True
+        assert await contexts.remove_context("s2", task="t2") is False
 
     async def test_context_concurrent_updates_of_one_session_are_all_kept(
         self, store: StateStore, tmp_path: Path

@@ -12,6 +12,8 @@ workstation or, through a shared store, on another one.
   ones); they are added, with whatever more the owner now holds locked.
 - ``ended``: the owner's locks were released (the attempt ended or landed; a council task's
   candidates are all over); its context goes with them.
+- ``swept``: a task's claim lapsed under an orchestrator that is gone (``sweeper``); the
+  context its session left goes, if it still is that task's.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class SessionContextFeed:
 
     async def ended(self, owner: str) -> None:
         await self.contexts.remove_context(owner)
+
+    async def swept(self, task_id: str, session: str) -> None:
+        await self.contexts.remove_context(session, task=task_id)
 
     def _held(self, owner: str) -> list[str]:
         return [grant.path for grant in self._locks.held(owner)]
