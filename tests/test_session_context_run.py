@@ -171,4 +171,3 @@ async def test_council_candidates_share_their_files_and_others_are_told(tmp_path
     ]
     assert len(candidate_builds) == 3
     assert not any("- f.py (task" in prompt for prompt in candidate_builds)
-
