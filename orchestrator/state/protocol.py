@@ -213,3 +213,22 @@ class StateStore(Protocol):
     async def clean_stale_locks(self) -> int: ...
 
     async def aclose(self) -> None: ...
+
+    # -- history --
+    # A record's versions leaving its recent window are compacted into a compressed archive
+    # (``state.history_archive``), never dropped, so every version stays readable.
+
+    async def record_history(
+        self,
+        kind: str,
+        key: str,
+        *,
+        limit: int | None = None,
+        before_version: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every version the store has of a record, newest first (the current one first),
+        each the whole document as stored (JSON-shaped, secrets masked): only versions below
+        ``before_version`` (to page back), at most ``limit``. ``kind`` is ``tasks``,
+        ``sessions``, ``counters`` or ``records/<namespace>``; [] for a record never written
+        (a backend without counter records has no history for them either)."""
+        ...
