@@ -170,12 +170,16 @@ class StateStore(Protocol):
         expected_version: int | None = None,
         *,
         durable: bool = True,
+        ttl: float | None = None,
     ) -> KeyedRecord:
         """Replace the record's data (``expected_version=0``: only if it does not exist).
 
         ``durable=False`` is for records about live processes (lock owners, waits): the write
         is still atomic and visible to every process at once, but a machine crash may lose it,
         which is harmless because it also ended every process such a record describes.
+        ``ttl`` (seconds): the record expires then (``expires_at``; ``state.expiry``): it reads
+        as absent, to a compare-and-set too, and ``purge_expired`` removes it. A write
+        without ``ttl`` makes the record last.
         """
         ...
 
@@ -231,4 +235,11 @@ class StateStore(Protocol):
         ``before_version`` (to page back), at most ``limit``. ``kind`` is ``tasks``,
         ``sessions``, ``counters`` or ``records/<namespace>``; [] for a record never written
         (a backend without counter records has no history for them either)."""
+        ...
+
+    # -- ttl --
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        """Remove every keyed record expired by ``now`` (the store's clock when None), its
+        history with it; how many were removed."""
         ...

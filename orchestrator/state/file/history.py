@@ -24,7 +24,12 @@ class FileHistory:
         core = self._core
         if namespace is not None:
             return core.namespace(namespace)
-        return {"tasks": core.tasks, "sessions": core.sessions, "counters": core.counters}[name]
+        kinds: dict[str, RecordKind[Any]] = {
+            "tasks": core.tasks,
+            "sessions": core.sessions,
+            "counters": core.counters,
+        }
+        return kinds[name]
 
     async def record_history(
         self,

@@ -205,9 +205,10 @@ class FileStateStore:
         expected_version: int | None = None,
         *,
         durable: bool = True,
+        ttl: float | None = None,
     ) -> KeyedRecord:
         return await self._records.put_record(
-            namespace, key, data, expected_version, durable=durable
+            namespace, key, data, expected_version, durable=durable, ttl=ttl
         )
 
     async def delete_record(
@@ -257,3 +258,8 @@ class FileStateStore:
         return await self._history.record_history(
             kind, key, limit=limit, before_version=before_version
         )
+
+    # -- ttl --------------------------------------------------------------------------------
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        return await self._records.purge_expired(now)
