@@ -90,6 +90,11 @@ async def test_a_damaged_archive_is_named_and_writes_go_on(tmp_path: Path) -> No
         with pytest.raises(StateCorrupted, match="history archive") as raised:
             await store.record_history("tasks", "t1")
         assert str(archive) in str(raised.value)
+        problems = await store.verify_records()
+        assert [(p.kind, p.key, p.reason, p.recovered) for p in problems] == [
+            ("tasks", "t1", "history archive damaged", False)
+        ]
+        assert f"move {archive} away" in problems[0].detail
         # The recent versions need no archive; writes go on and keep what leaves the window
         # whole beside the damaged archive rather than behind it.
         recent = await store.record_history("tasks", "t1", limit=5)
@@ -98,5 +103,6 @@ async def test_a_damaged_archive_is_named_and_writes_go_on(tmp_path: Path) -> No
             await store.update_task_state("t1", {"priority": n})
         assert len(list(archive.parent.glob("a*.json"))) >= ARCHIVE_BATCH
         archive.unlink()  # moved away as the error advises: the rest reads again
+        assert await store.verify_records() == []
         history = await store.record_history("tasks", "t1")
         assert history[0]["version"] == MANY + ARCHIVE_BATCH

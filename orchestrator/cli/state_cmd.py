@@ -52,7 +52,7 @@ __all__ = ["app"]
 
 app = typer.Typer(
     name="state",
-    help="Look at and settle the state store's pending write conflicts; verify its records.",
+    help="Settle the state store's write conflicts, verify its records, show their history.",
     no_args_is_help=True,
     add_completion=False,
 )
