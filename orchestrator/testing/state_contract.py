@@ -39,11 +39,13 @@ from orchestrator.state.conflicts import (
     write_with_strategy,
 )
 from orchestrator.state.protocol import StateStore
+from orchestrator.testing.contract_history import HistoryContract
+from orchestrator.testing.contract_ttl import TtlContract
 
 __all__ = ["StateStoreContract"]
 
 
-class StateStoreContract:
+class StateStoreContract(HistoryContract, TtlContract):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     # -- tasks ------------------------------------------------------------------------------
