@@ -39,13 +39,14 @@ from orchestrator.state.conflicts import (
     write_with_strategy,
 )
 from orchestrator.state.protocol import StateStore
+from orchestrator.testing.contract_context import ContextContract
 from orchestrator.testing.contract_history import HistoryContract
 from orchestrator.testing.contract_ttl import TtlContract
 
 __all__ = ["StateStoreContract"]
 
 
-class StateStoreContract(HistoryContract, TtlContract):
+class StateStoreContract(HistoryContract, TtlContract, ContextContract):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     # -- tasks ------------------------------------------------------------------------------
