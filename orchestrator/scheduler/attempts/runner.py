@@ -94,6 +94,9 @@ class AttemptRunner:
         # A council candidate ended: its council task may now be over (``CouncilMembers``).
         self._candidate_ended = candidate_ended
         self._team = team_work  # in a team: fresh base, published branches, take-overs
+        # Council candidates share one lock owner: two starting at once must not both take
+        # the files it lacks (the second would find them held by its own owner).
+        self._taking: dict[str, anyio.Lock] = {}
 
     async def run(self, attempt: Attempt) -> None:
         """Run ``attempt`` from claim to settled (module doc); never raises a council error."""
@@ -170,10 +173,11 @@ class AttemptRunner:
                 reason = f"{taken_by.path} is owned by task {taken_by.task_id} on {holder}"
                 return await self._writes.requeue(attempt, f"waiting for files: {reason}")
         locks, owner = services.locks, attempt.lock_owner(session_id)
-        wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
         try:
-            if wanted:
-                await locks.acquire_file_locks(owner, wanted, timeout=LOCK_TIMEOUT)
+            async with self._taking.setdefault(owner, anyio.Lock()):
+                wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
+                if wanted:
+                    await locks.acquire_file_locks(owner, wanted, timeout=LOCK_TIMEOUT)
             attempt.session = await self._worktree(session_id, attempt, state, new=not kept)
         except LockError as exc:
             if needs_repair(exc):
