@@ -29,13 +29,16 @@ from orchestrator.models import (
 )
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
+from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES
 from orchestrator.state.file.fsops import FileOperations
+from orchestrator.state.file.health import FileHealth
 from orchestrator.state.file.identity import store_identity
 from orchestrator.state.file.keyed import FileRecords
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.tasks import FileTasks
 from orchestrator.state.file.upkeep import FileUpkeep
+from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
 
@@ -55,6 +58,7 @@ class FileStateStore:
         lock_timeout: float = 10.0,
         file_ops: FileOperations | None = None,
         anchor: Path | str | None = None,
+        events_rotate_bytes: int | None = DEFAULT_ROTATE_BYTES,
     ) -> None:
         self.core = core = FileCore(
             root,
@@ -64,6 +68,7 @@ class FileStateStore:
             lock_timeout=lock_timeout,
             file_ops=file_ops,
             anchor=anchor,
+            events_rotate_bytes=events_rotate_bytes,
         )
         # What tests and tools look at directly: where it lives, its record kinds, its log.
         self.root, self.events = core.root, core.events
@@ -75,6 +80,7 @@ class FileStateStore:
         self._snapshots = FileSnapshots(core, self._tasks, self._sessions)
         self._records = FileRecords(core)
         self._upkeep = FileUpkeep(core)
+        self._health = FileHealth(core)
 
     @classmethod
     def for_repo(cls, repo: Path | str, **kwargs: Any) -> Self:
@@ -241,3 +247,8 @@ class FileStateStore:
 
     async def clean_stale_locks(self) -> int:
         return await self._upkeep.clean_stale_locks()
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def health(self, *, large_record_bytes: int = DEFAULT_LARGE_RECORD_BYTES) -> StoreHealth:
+        return await self._health.health(large_record_bytes)

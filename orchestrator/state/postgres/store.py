@@ -37,6 +37,7 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
+from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.postgres.claims import PgClaims
 from orchestrator.state.postgres.connection import describe, open_pool
@@ -46,6 +47,7 @@ from orchestrator.state.postgres.listener import PgListener
 from orchestrator.state.postgres.outages import resilient
 from orchestrator.state.postgres.sessions import PgSessions
 from orchestrator.state.postgres.snapshots import PgSnapshots
+from orchestrator.state.postgres.store_health import PgHealth
 from orchestrator.state.postgres.tasks import PgTasks
 from orchestrator.state.postgres.upkeep import PgUpkeep
 from orchestrator.state.protocol import RecordProblem, TaskInit
@@ -69,6 +71,7 @@ class PostgresStateStore:
         self._snapshots = PgSnapshots(core, self._tasks, self._sessions)
         self._records = PgRecords(core)
         self._upkeep = PgUpkeep(core)
+        self._health = PgHealth(core, self._where)
         self._listener = PgListener(str(pool.conninfo), core.origin, core.notify)
 
     @classmethod
@@ -278,3 +281,8 @@ class PostgresStateStore:
 
     async def clean_stale_locks(self) -> int:
         return await self._call(lambda: self._upkeep.clean_stale_locks())
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def health(self, *, large_record_bytes: int = DEFAULT_LARGE_RECORD_BYTES) -> StoreHealth:
+        return await self._call(lambda: self._health.health(large_record_bytes))
