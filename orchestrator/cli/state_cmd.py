@@ -11,6 +11,7 @@
   with what changed from the one before (values, not only names: ``status: "queued" ->
   "running"``).
 - ``diff FILE TASK_ID V1 V2``: what changed between two of those versions.
+- ``health FILE [--json]`` and ``import-legacy FILE [LEGACY]``: ``state_health_cmd``.
 - ``verify FILE [--json]``: read every record of FILE's store and check it (checksum,
   schema); a damaged one is quarantined and, where its history allows, recovered. Each
   problem is one line; exit 1 when any was found, 0 when the store is sound.
@@ -29,7 +30,7 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, state_health_cmd
 from orchestrator.cli.store_access import open_store
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -49,10 +50,12 @@ __all__ = ["app"]
 
 app = typer.Typer(
     name="state",
-    help="Look at and settle the state store's pending write conflicts; verify its records.",
+    help="Check the state store's health and records, settle its conflicts, import legacy state.",
     no_args_is_help=True,
     add_completion=False,
 )
+app.command("health")(state_health_cmd.health)
+app.command("import-legacy")(state_health_cmd.import_legacy)
 
 FileArg = Annotated[Path, typer.Argument(help="The run config (YAML) whose store to use.")]
 _COLUMNS = (
