@@ -21,8 +21,9 @@ MONITOR = (
 )
 
 
-def _config(tmp_path: Path, repo: Path) -> Path:
-    config = write_config(tmp_path, repo, task("slow", "SLEEP 4\nWRITE slow.txt done"))
+def _config(tmp_path: Path, repo: Path, gate: Path) -> Path:
+    build = f"WAIT_FOR {gate} 120\nWRITE slow.txt done"
+    config = write_config(tmp_path, repo, task("slow", build))
     text = config.read_text()
     config.write_text(text.replace("tasks:\n", MONITOR + "tasks:\n", 1))
     return config
@@ -44,7 +45,8 @@ def _auto_checkpoints(repo: Path) -> list[dict[str, object]]:
 
 def test_a_run_checkpoints_cleans_a_stale_lock_and_flags_a_large_record(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
-    config = _config(tmp_path, repo)
+    gate = tmp_path / "go"  # the task's CLI waits for it: the run lasts until the test is done
+    config = _config(tmp_path, repo, gate)
     run = start("run", config)
     try:
         wait_for(lambda: seen(repo, "run.started"), "the run to start", 60)
@@ -62,6 +64,7 @@ def test_a_run_checkpoints_cleans_a_stale_lock_and_flags_a_large_record(tmp_path
         wait_for(lambda: len(_auto_checkpoints(repo)) >= 2, "two auto-checkpoints", 30)
         assert run.poll() is None
     finally:
+        gate.touch()
         _, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     assert merged_tasks(repo) == ["slow"]

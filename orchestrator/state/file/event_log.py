@@ -82,6 +82,7 @@ class EventLog:
         self._closing = False
         self._failed: BaseException | None = None  # what stopped the writer thread
         self._checked = 0.0  # when the descriptor was last checked against the file
+        self.recheck = _RECHECK  # seconds between those checks (tests make it 0)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -260,7 +261,7 @@ class EventLog:
         and reopen when the descriptor is no longer the file's (this process or another
         rotated it). The caller holds the write lock."""
         now = time.monotonic()
-        if self._fd is None or now - self._checked < _RECHECK:
+        if self._fd is None or now - self._checked < self.recheck:
             return
         self._checked = now
         held = os.fstat(self._fd)
