@@ -38,6 +38,9 @@ def test_health_of_a_run_and_of_a_damaged_store(tmp_path: Path) -> None:
     assert report["backend_details"]["free_disk_bytes"] > 0
     assert report["event_log_bytes"] > 0
 
+    doctor = council("doctor", config, cwd=tmp_path)
+    assert "state health: " in doctor.stdout and "MiB free" in doctor.stdout
+
     # A stale lock (a record never written) is worth a warning; the store stays healthy.
     ghost = repo / ".council" / "state" / "records" / "planted" / "ghost"
     ghost.mkdir(parents=True)
