@@ -8,6 +8,7 @@ file that is not one is refused naming it, with nothing written.
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -98,3 +99,16 @@ def test_import_legacy_refuses_what_is_not_a_legacy_file(tmp_path: Path) -> None
     missing = council("state", "import-legacy", config, cwd=tmp_path)
     assert missing.returncode == 2 and "no legacy state file there" in missing.stderr
     assert not (repo / ".council" / "state" / "sessions").exists()  # nothing written
+
+
+def test_clean_drops_the_event_archives_of_the_sessions_it_removes(tmp_path: Path) -> None:
+    repo, config = _ran(tmp_path)
+    council_dir = repo / ".council"
+    archive = council_dir / "events.20200101T000000000000Z.jsonl.gz"
+    archive.write_bytes(gzip.compress(b'{"type": "old", "ts": "2020-01-01T00:00:00Z"}\n'))
+    log = (council_dir / "events.jsonl").read_bytes()
+    done = council("clean", config, "--older-than", "0s", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "removed 1 finished session" in done.stdout
+    assert not archive.exists()
+    assert (council_dir / "events.jsonl").read_bytes().startswith(log)  # never cut in place
