@@ -111,7 +111,9 @@ class FileHealth:
         """A record directory holding only what a dead writer left (a lock of a record that
         is gone, temp files), and nobody holds its lock now."""
         leftovers = _has_temp_files(kind.dir_for(key))
-        if not leftovers and (has_data(kind, key) or not kind.lock_path(key).exists()):
+        if not kind.lock_path(key).exists():
+            return leftovers  # a writer takes the lock first: nobody is writing these
+        if not leftovers and has_data(kind, key):
             return False
         lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor)
         if lock is None:
