@@ -117,3 +117,26 @@ async def test_session_cleanup_drops_archives_older_than_every_kept_session(
         left = [e for e in store.events.read() if e.type == "state.updated"]
         assert {e.data["key"] for e in left} >= {"t2"}
         assert [e.data["key"] for e in left].count("t1") < 40
+
+
+def test_a_real_run_rotates_and_every_event_is_still_found(tmp_path: Path) -> None:
+    from cli_process_helpers import council, events
+    from council_process import task, write_config
+    from scheduler_helpers import new_repo
+
+    repo = new_repo(tmp_path)
+    build = "SAY one\nSLEEP 1.5\nSAY two\nSLEEP 1.5\nWRITE a.txt done"
+    config = write_config(tmp_path, repo, task("a", build))
+    text = config.read_text().replace(
+        "tasks:\n", "state: {monitor: {events_rotate_size: 1KiB}}\ntasks:\n", 1
+    )
+    config.write_text(text)
+    done = council("run", config, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    council_dir = repo / ".council"
+    assert list(council_dir.glob("events.*.jsonl*")), "the log was rotated during the run"
+    kinds = [e["type"] for e in events(repo)]
+    assert "session.created" in kinds and "run.started" in kinds and "run.finished" in kinds
+    assert kinds.index("run.started") < kinds.index("task.dispatched") < kinds.index("run.finished")
+    shown = council("status", config, cwd=tmp_path)
+    assert shown.returncode == 0 and "done" in shown.stdout
