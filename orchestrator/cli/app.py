@@ -80,7 +80,7 @@ COMMANDS: dict[str, CommandRef] = {
     ),
     "state": CommandRef(
         f"{_CLI}.state_cmd:app",
-        "Check the state store's health and records, settle its conflicts, import legacy state.",
+        "Settle the store's conflicts, verify its records, show their history and health.",
     ),
     "db": CommandRef(
         f"{_CLI}.db_cmd:app",

@@ -4,7 +4,8 @@ Every run starts one beside its scheduler (``Scheduler._ticks``, in the run's ta
 it ends with the run), timed by ``state.monitor`` in the run config. At its own interval each
 duty runs:
 
-- ``clean_up``: remove lock and temp files left by dead processes (and, outside a run, sweep
+- ``clean_up``: remove lock and temp files left by dead processes and keyed records that
+  expired (and, outside a run, sweep
   claims whose lease lapsed: inside one the scheduler's ``Sweeper`` does that, since only it
   knows how to put their tasks back in the queue);
 - ``verify``: re-read every record, recovering damaged ones from history, and flag each record
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 class MonitorStats:
     claims_expired: int = 0
     locks_cleaned: int = 0
+    records_expired: int = 0
     records_recovered: int = 0
     records_unrecoverable: int = 0
     records_large: int = 0
@@ -96,6 +98,7 @@ class StateMonitor:
         if self._sweep_claims:
             self.stats.claims_expired += len(await self.store.sweep_expired_claims())
         self.stats.locks_cleaned += await self.store.clean_stale_locks()
+        self.stats.records_expired += await self.store.purge_expired()
 
     async def verify(self) -> None:
         for problem in await self.store.verify_records():

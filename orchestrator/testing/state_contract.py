@@ -40,11 +40,13 @@ from orchestrator.state.conflicts import (
 )
 from orchestrator.state.protocol import StateStore
 from orchestrator.testing.contract_health import HealthContract
+from orchestrator.testing.contract_history import HistoryContract
+from orchestrator.testing.contract_ttl import TtlContract
 
 __all__ = ["StateStoreContract"]
 
 
-class StateStoreContract(HealthContract):
+class StateStoreContract(HealthContract, HistoryContract, TtlContract):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     # -- tasks ------------------------------------------------------------------------------
