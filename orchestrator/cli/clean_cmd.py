@@ -2,7 +2,8 @@
 
 1. Finished sessions (completed, failed, cancelled) last written before the cutoff are removed
    from the state store with their tasks and checkpoints. Active and interrupted sessions are
-   never removed, whatever their age.
+   never removed, whatever their age. The event log's archives older than every session
+   kept go with them (``event_archive``; on PostgreSQL, the events older than those).
 2. Worktrees are pruned as ``council worktrees prune`` does: those deleted by hand lose their
    metadata, those of finished runs are removed under the safety rules (an unmerged branch is
    kept and its tip saved under ``refs/council/rescue/``), so no work is lost.

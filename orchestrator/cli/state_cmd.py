@@ -13,6 +13,7 @@
   too, or the newest N. KIND is tasks (the default), sessions, counters or a namespace of
   keyed records.
 - ``diff FILE KEY V1 V2 [--kind KIND]``: what changed between any two of those versions.
+- ``health FILE [--json]`` and ``import-legacy FILE [LEGACY]``: ``state_health_cmd``.
 - ``verify FILE [--json]``: read every record of FILE's store and check it (checksum,
   schema); a damaged one is quarantined and, where its history allows, recovered. Each
   problem is one line; exit 1 when any was found, 0 when the store is sound.
@@ -31,7 +32,7 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, state_health_cmd
 from orchestrator.cli.store_access import open_store
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -52,10 +53,12 @@ __all__ = ["app"]
 
 app = typer.Typer(
     name="state",
-    help="Settle the state store's write conflicts, verify its records, show their history.",
+    help="Settle the store's conflicts, verify its records, show their history and health.",
     no_args_is_help=True,
     add_completion=False,
 )
+app.command("health")(state_health_cmd.health)
+app.command("import-legacy")(state_health_cmd.import_legacy)
 
 FileArg = Annotated[Path, typer.Argument(help="The run config (YAML) whose store to use.")]
 _COLUMNS = (

@@ -58,6 +58,7 @@ def _file_store(config: RunConfig) -> FileStateStore:
         config.state_dir,
         events_path=config.repo / ".council" / "events.jsonl",
         anchor=config.state_anchor,
+        events_rotate_bytes=int(config.state.monitor.events_rotate_size),
     )
 
 

@@ -37,6 +37,7 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
+from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 
 __all__ = ["RecordProblem", "StateStore", "TaskInit"]
 
@@ -242,4 +243,12 @@ class StateStore(Protocol):
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Remove every keyed record expired by ``now`` (the store's clock when None), its
         history with it; how many were removed."""
+        ...
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def health(self, *, large_record_bytes: int = DEFAULT_LARGE_RECORD_BYTES) -> StoreHealth:
+        """How the store is doing now (``state.health``), read-only: record counts, damaged
+        records, stale locks, the oldest active claim, records over ``large_record_bytes``,
+        the event log's size, the newest checkpoint, and the backend's own figures."""
         ...

@@ -40,13 +40,14 @@ from orchestrator.state.conflicts import (
 )
 from orchestrator.state.protocol import StateStore
 from orchestrator.testing.contract_context import ContextContract
+from orchestrator.testing.contract_health import HealthContract
 from orchestrator.testing.contract_history import HistoryContract
 from orchestrator.testing.contract_ttl import TtlContract
 
 __all__ = ["StateStoreContract"]
 
 
-class StateStoreContract(HistoryContract, TtlContract, ContextContract):
+class StateStoreContract(HistoryContract, TtlContract, ContextContract, HealthContract):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     # -- tasks ------------------------------------------------------------------------------

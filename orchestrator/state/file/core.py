@@ -41,7 +41,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.file.checkpoints import CheckpointFiles
 from orchestrator.state.file.codec import RecordDamaged
-from orchestrator.state.file.event_log import EventLog
+from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES, EventLog
 from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.records import RecordKind
 from orchestrator.state.record_rules import STORE_OWNED
@@ -65,6 +65,7 @@ class FileCore:
         lock_timeout: float = 10.0,
         file_ops: FileOperations | None = None,
         anchor: Path | str | None = None,
+        events_rotate_bytes: int | None = DEFAULT_ROTATE_BYTES,
     ) -> None:
         self.root = Path(root)
         # Every file and lock of the store is reached from here without following a link.
@@ -81,7 +82,9 @@ class FileCore:
         self.counters = RecordKind(self.root, "counters", Counter, "name", ops, history_limit)
         self.checkpoints = CheckpointFiles(self.root / "checkpoints", ops, checkpoint_limit)
         self.events = EventLog(
-            Path(events_path) if events_path else self.root / "events.jsonl", ops
+            Path(events_path) if events_path else self.root / "events.jsonl",
+            ops,
+            rotate_bytes=events_rotate_bytes,
         )
 
     def namespace(self, namespace: str) -> RecordKind[KeyedRecord]:

@@ -29,7 +29,9 @@ from orchestrator.models import (
 )
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
+from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES
 from orchestrator.state.file.fsops import FileOperations
+from orchestrator.state.file.health import FileHealth
 from orchestrator.state.file.history import FileHistory
 from orchestrator.state.file.identity import store_identity
 from orchestrator.state.file.keyed import FileRecords
@@ -37,6 +39,7 @@ from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.tasks import FileTasks
 from orchestrator.state.file.upkeep import FileUpkeep
+from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
 
@@ -56,6 +59,7 @@ class FileStateStore:
         lock_timeout: float = 10.0,
         file_ops: FileOperations | None = None,
         anchor: Path | str | None = None,
+        events_rotate_bytes: int | None = DEFAULT_ROTATE_BYTES,
     ) -> None:
         self.core = core = FileCore(
             root,
@@ -65,6 +69,7 @@ class FileStateStore:
             lock_timeout=lock_timeout,
             file_ops=file_ops,
             anchor=anchor,
+            events_rotate_bytes=events_rotate_bytes,
         )
         # What tests and tools look at directly: where it lives, its record kinds, its log.
         self.root, self.events = core.root, core.events
@@ -77,6 +82,7 @@ class FileStateStore:
         self._records = FileRecords(core)
         self._upkeep = FileUpkeep(core)
         self._history = FileHistory(core)
+        self._health = FileHealth(core)
 
     @classmethod
     def for_repo(cls, repo: Path | str, **kwargs: Any) -> Self:
@@ -263,3 +269,8 @@ class FileStateStore:
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         return await self._records.purge_expired(now)
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def health(self, *, large_record_bytes: int = DEFAULT_LARGE_RECORD_BYTES) -> StoreHealth:
+        return await self._health.health(large_record_bytes)

@@ -140,6 +140,12 @@ class PgSessions:
                 await conn.execute(
                     "DELETE FROM council.checkpoints WHERE session_id = ANY(%s)", (gone,)
                 )
+            # The events of removed sessions go with them: every event older than the
+            # oldest session kept (all, when none is) tells of sessions no longer stored.
+            await conn.execute(
+                "DELETE FROM council.events WHERE at < coalesce("
+                "(SELECT min(created_at) FROM council.sessions), 'infinity')"
+            )
             events.extend(SessionRemoved(session_id=sid) for sid in gone)
             return len(gone)
 

@@ -37,6 +37,7 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
+from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.postgres.claims import PgClaims
 from orchestrator.state.postgres.connection import describe, open_pool
@@ -47,6 +48,7 @@ from orchestrator.state.postgres.listener import PgListener
 from orchestrator.state.postgres.outages import resilient
 from orchestrator.state.postgres.sessions import PgSessions
 from orchestrator.state.postgres.snapshots import PgSnapshots
+from orchestrator.state.postgres.store_health import PgHealth
 from orchestrator.state.postgres.tasks import PgTasks
 from orchestrator.state.postgres.upkeep import PgUpkeep
 from orchestrator.state.protocol import RecordProblem, TaskInit
@@ -71,6 +73,7 @@ class PostgresStateStore:
         self._records = PgRecords(core)
         self._upkeep = PgUpkeep(core)
         self._history = PgHistory(core)
+        self._health = PgHealth(core, self._where)
         self._listener = PgListener(str(pool.conninfo), core.origin, core.notify)
 
     @classmethod
@@ -309,3 +312,8 @@ class PostgresStateStore:
     async def purge_expired(self, now: datetime | None = None) -> int:
         purged = await self._local.store.purge_expired(now) if self._local is not None else 0
         return purged + await self._call(lambda: self._records.purge_expired(now))
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def health(self, *, large_record_bytes: int = DEFAULT_LARGE_RECORD_BYTES) -> StoreHealth:
+        return await self._call(lambda: self._health.health(large_record_bytes))
