@@ -37,6 +37,7 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
+from orchestrator.state.transactions import Committed, RecordWrite
 
 __all__ = ["RecordProblem", "StateStore", "TaskInit"]
 
@@ -213,3 +214,13 @@ class StateStore(Protocol):
     async def clean_stale_locks(self) -> int: ...
 
     async def aclose(self) -> None: ...
+
+    # -- transactions -----------------------------------------------------------------------
+
+    async def write_many(self, writes: Sequence[RecordWrite]) -> Committed:
+        """Apply every write (task updates, session updates, keyed puts and deletes; each
+        record at most once) or none: a ``VersionConflict``, ``StaleClaim``, missing session
+        or invalid update in any one refuses them all, and a process that dies in the middle
+        leaves all applied or none. Events follow only the commit. ``transaction(store)``
+        (``state.transactions``) gathers the writes in an ``async with`` block."""
+        ...

@@ -35,9 +35,11 @@ from orchestrator.state.file.keyed import FileRecords
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.tasks import FileTasks
+from orchestrator.state.file.transactions import FileTransactions
 from orchestrator.state.file.upkeep import FileUpkeep
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
+from orchestrator.state.transactions import Committed, RecordWrite
 
 __all__ = ["FileStateStore"]
 
@@ -75,6 +77,7 @@ class FileStateStore:
         self._snapshots = FileSnapshots(core, self._tasks, self._sessions)
         self._records = FileRecords(core)
         self._upkeep = FileUpkeep(core)
+        self._transactions = FileTransactions(core)
 
     @classmethod
     def for_repo(cls, repo: Path | str, **kwargs: Any) -> Self:
@@ -241,3 +244,8 @@ class FileStateStore:
 
     async def clean_stale_locks(self) -> int:
         return await self._upkeep.clean_stale_locks()
+
+    # -- transactions -----------------------------------------------------------------------
+
+    async def write_many(self, writes: Sequence[RecordWrite]) -> Committed:
+        return await self._transactions.write_many(writes)

@@ -4,6 +4,7 @@ PostgreSQL backend, one namespace each, versioned like tasks."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from orchestrator.errors import VersionConflict
@@ -12,7 +13,7 @@ from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
 
-__all__ = ["PgRecords"]
+__all__ = ["PgRecords", "expect_version", "read_record", "write_record"]
 
 
 class PgRecords:
@@ -22,7 +23,7 @@ class PgRecords:
     async def get_record(self, namespace: str, key: str) -> KeyedRecord | None:
         _check(namespace, key)
         async with self._core.pool.connection() as conn:
-            return await _read(conn, namespace, key)
+            return await read_record(conn, namespace, key)
 
     async def put_record(
         self,
@@ -37,26 +38,10 @@ class PgRecords:
         _check(namespace, key)
 
         async def work(conn: Conn, events: list[Event]) -> KeyedRecord:
-            current = await _read(conn, namespace, key, lock=True)
-            _expect(namespace, key, current, expected_version)
-            version = current.version if current is not None else 0
-            fields = {"namespace": namespace, "data": dict(data)}
+            current = await read_record(conn, namespace, key, lock=True)
+            expect_version(namespace, key, current, expected_version)
             now = await self._core.now(conn)
-            kind = f"records/{namespace}"
-            record = merged(KeyedRecord, kind, "key", key, current, fields, version, now, events)
-            if current is None:  # two creations race: the second fails here and runs again
-                await conn.execute(
-                    "INSERT INTO council.records (version, doc, updated_at, namespace, key) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    (record.version, jsonb(record), now, namespace, key),
-                )
-            else:
-                await conn.execute(
-                    "UPDATE council.records SET version = %s, doc = %s, updated_at = %s "
-                    "WHERE namespace = %s AND key = %s",
-                    (record.version, jsonb(record), now, namespace, key),
-                )
-            return record
+            return await write_record(conn, namespace, key, current, data, now, events)
 
         return await self._core.atomically(work)
 
@@ -72,10 +57,10 @@ class PgRecords:
         _check(namespace, key)
 
         async def work(conn: Conn, events: list[Event]) -> bool:
-            current = await _read(conn, namespace, key, lock=True)
+            current = await read_record(conn, namespace, key, lock=True)
             if current is None and expected_version in (None, 0):
                 return False
-            _expect(namespace, key, current, expected_version)
+            expect_version(namespace, key, current, expected_version)
             await conn.execute(
                 "DELETE FROM council.records WHERE namespace = %s AND key = %s", (namespace, key)
             )
@@ -98,7 +83,9 @@ def _check(namespace: str, key: str) -> None:
     check_id(key, f"{namespace} key")
 
 
-def _expect(namespace: str, key: str, current: KeyedRecord | None, expected: int | None) -> None:
+def expect_version(
+    namespace: str, key: str, current: KeyedRecord | None, expected: int | None
+) -> None:
     if expected is None:
         return
     actual = current.version if current is not None else 0
@@ -106,8 +93,39 @@ def _expect(namespace: str, key: str, current: KeyedRecord | None, expected: int
         raise VersionConflict(f"records/{namespace}/{key}", expected, actual if current else None)
 
 
-async def _read(conn: Conn, namespace: str, key: str, *, lock: bool = False) -> KeyedRecord | None:
+async def read_record(
+    conn: Conn, namespace: str, key: str, *, lock: bool = False
+) -> KeyedRecord | None:
     query = "SELECT doc FROM council.records WHERE namespace = %s AND key = %s"
     cursor = await conn.execute(query + (" FOR UPDATE" if lock else ""), (namespace, key))
     row = await cursor.fetchone()
     return KeyedRecord.model_validate(row[0]) if row is not None else None
+
+
+async def write_record(
+    conn: Conn,
+    namespace: str,
+    key: str,
+    current: KeyedRecord | None,
+    data: Mapping[str, Any],
+    now: datetime,
+    events: list[Event],
+) -> KeyedRecord:
+    """Write the record's next version (the caller holds its row lock, if it has a row)."""
+    version = current.version if current is not None else 0
+    fields = {"namespace": namespace, "data": dict(data)}
+    kind = f"records/{namespace}"
+    record = merged(KeyedRecord, kind, "key", key, current, fields, version, now, events)
+    if current is None:  # two creations race: the second fails here and runs again
+        await conn.execute(
+            "INSERT INTO council.records (version, doc, updated_at, namespace, key) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (record.version, jsonb(record), now, namespace, key),
+        )
+    else:
+        await conn.execute(
+            "UPDATE council.records SET version = %s, doc = %s, updated_at = %s "
+            "WHERE namespace = %s AND key = %s",
+            (record.version, jsonb(record), now, namespace, key),
+        )
+    return record

@@ -26,6 +26,7 @@ from typing import Any, Self, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 
+from orchestrator.errors import StateError
 from orchestrator.events import Event, Subscriber
 from orchestrator.models import (
     Checkpoint,
@@ -47,9 +48,11 @@ from orchestrator.state.postgres.outages import resilient
 from orchestrator.state.postgres.sessions import PgSessions
 from orchestrator.state.postgres.snapshots import PgSnapshots
 from orchestrator.state.postgres.tasks import PgTasks
+from orchestrator.state.postgres.transactions import PgTransactions
 from orchestrator.state.postgres.upkeep import PgUpkeep
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
+from orchestrator.state.transactions import Committed, DeleteRecord, PutRecord, RecordWrite
 
 __all__ = ["PostgresStateStore"]
 
@@ -69,6 +72,7 @@ class PostgresStateStore:
         self._snapshots = PgSnapshots(core, self._tasks, self._sessions)
         self._records = PgRecords(core)
         self._upkeep = PgUpkeep(core)
+        self._transactions = PgTransactions(core)
         self._listener = PgListener(str(pool.conninfo), core.origin, core.notify)
 
     @classmethod
@@ -278,3 +282,20 @@ class PostgresStateStore:
 
     async def clean_stale_locks(self) -> int:
         return await self._call(lambda: self._upkeep.clean_stale_locks())
+
+    # -- transactions -----------------------------------------------------------------------
+
+    async def write_many(self, writes: Sequence[RecordWrite]) -> Committed:
+        local = self._local
+        for write in writes:
+            if (
+                isinstance(write, PutRecord | DeleteRecord)
+                and local
+                and local.owns(write.namespace)
+            ):
+                # Kept on this clone's disk: no database transaction can take it along.
+                raise StateError(
+                    f"records of namespace {write.namespace!r} are kept on this workstation's "
+                    "disk and cannot be part of a transaction of the shared store"
+                )
+        return await self._call(lambda: self._transactions.write_many(writes))
