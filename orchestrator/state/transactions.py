@@ -16,14 +16,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from orchestrator.errors import StateError
 from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord, SessionRecord, TaskState
-
-if TYPE_CHECKING:
-    from orchestrator.state.protocol import StateStore
 
 __all__ = [
     "Committed",
@@ -33,6 +30,7 @@ __all__ = [
     "Transaction",
     "UpdateSession",
     "UpdateTask",
+    "WritesMany",
     "checked",
     "record_of",
     "transaction",
@@ -122,6 +120,12 @@ def checked(writes: Sequence[RecordWrite]) -> list[RecordWrite]:
     return sorted(writes, key=record_of)
 
 
+class WritesMany(Protocol):
+    """The part of ``StateStore`` a ``transaction`` needs."""
+
+    async def write_many(self, writes: Sequence[RecordWrite]) -> Committed: ...
+
+
 class Transaction:
     """Writes gathered by ``transaction``; applied together when the block ends."""
 
@@ -158,7 +162,7 @@ class Transaction:
 
 
 @contextlib.asynccontextmanager
-async def transaction(store: StateStore) -> AsyncIterator[Transaction]:
+async def transaction(store: WritesMany) -> AsyncIterator[Transaction]:
     """Gather writes in the block and commit them with ``store.write_many`` when it ends; an
     exception in the block writes nothing. ``txn.committed`` holds the result afterwards."""
     txn = Transaction()
