@@ -111,7 +111,7 @@ class IntentLog:
             for entry in entries:
                 if entry.name.endswith(".json") and not entry.name.startswith("."):
                     found.append(Path(entry.path))
-        if not found and not self._orphan_temps():
+        if not found:  # temp files of dead writers are cleared on first use and by upkeep
             self._clean_mtime = mtime
         return sorted(found)
 
