@@ -3,7 +3,8 @@
 It implements the ``StateStore`` protocol by handing each call to the part that owns it, all
 over one ``FileCore`` (layout, record kinds, locks, worker threads, events): ``FileTasks``,
 ``FileClaims``, ``FileSessions``, ``FileSnapshots`` (checkpoints, recovery), ``FileRecords``
-(other layers' keyed records) and ``FileUpkeep``. Safe across threads, tasks and OS processes.
+(other layers' keyed records), ``FileUpkeep`` and ``FileTransactions`` (several records
+written all or nothing). Safe across threads, tasks and OS processes.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ It implements the ``StateStore`` protocol like the file backend and passes the s
 suite (``orchestrator.testing.state_contract``), on PostgreSQL 13 or newer through psycopg 3
 and a connection pool. Each call is handed to the part that owns it, over one ``PgCore``
 (pool, short transactions, the database's clock, events): ``PgTasks``, ``PgClaims``,
-``PgSessions``, ``PgSnapshots``, ``PgRecords`` and ``PgUpkeep``; recovering a session is the
+``PgSessions``, ``PgSnapshots``, ``PgRecords``, ``PgUpkeep`` and ``PgTransactions``; recovering a session is the
 backend-neutral ``state.recovery``.
 
 Subscribers also hear other workstations' task writes as they commit (``PgListener``, one
