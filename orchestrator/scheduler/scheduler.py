@@ -150,7 +150,12 @@ class Scheduler:
         self._outage = Outage()
         team = services.team
         self._presence = (
-            Presence(services.store, team, config.scheduler.heartbeat_interval / 2)
+            Presence(
+                services.store,
+                team,
+                config.scheduler.heartbeat_interval / 2,
+                stale=config.scheduler.stale_threshold,
+            )
             if team is not None
             else None
         )

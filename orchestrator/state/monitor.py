@@ -1,9 +1,9 @@
 """The store's caretaker: a background task that keeps a long run's state healthy.
 
-At its own interval each duty runs: sweep claims whose lease lapsed and clean lock and temp
-files left by dead processes; re-verify every record (recovering damaged ones from history);
-checkpoint every active session. A duty that fails is logged and tried again next time: the
-monitor must never take a run down.
+At its own interval each duty runs: sweep claims whose lease lapsed, clean lock and temp
+files left by dead processes and remove keyed records that expired; re-verify every record
+(recovering damaged ones from history); checkpoint every active session. A duty that fails
+is logged and tried again next time: the monitor must never take a run down.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 class MonitorStats:
     claims_expired: int = 0
     locks_cleaned: int = 0
+    records_expired: int = 0
     records_recovered: int = 0
     records_unrecoverable: int = 0
     checkpoints: int = 0
@@ -76,6 +77,7 @@ class StateMonitor:
     async def clean_up(self) -> None:
         self.stats.claims_expired += len(await self.store.sweep_expired_claims())
         self.stats.locks_cleaned += await self.store.clean_stale_locks()
+        self.stats.records_expired += await self.store.purge_expired()
 
     async def verify(self) -> None:
         for problem in await self.store.verify_records():

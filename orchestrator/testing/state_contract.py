@@ -39,12 +39,14 @@ from orchestrator.state.conflicts import (
     write_with_strategy,
 )
 from orchestrator.state.protocol import StateStore
+from orchestrator.testing.contract_history import HistoryContract
 from orchestrator.testing.contract_transactions import TransactionsContract
+from orchestrator.testing.contract_ttl import TtlContract
 
 __all__ = ["StateStoreContract"]
 
 
-class StateStoreContract(TransactionsContract):
+class StateStoreContract(HistoryContract, TtlContract, TransactionsContract):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     # -- tasks ------------------------------------------------------------------------------

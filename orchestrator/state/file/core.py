@@ -52,7 +52,7 @@ from orchestrator.state.file.intents import Intent, IntentEntry, IntentLog, repl
 from orchestrator.state.file.records import RecordKind
 from orchestrator.state.record_rules import STORE_OWNED
 
-__all__ = ["FileCore", "load_or_recover", "peek"]
+__all__ = ["FileCore", "load_or_recover", "peek", "subdirectories"]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -104,7 +104,7 @@ class FileCore:
 
     async def kinds(self) -> list[RecordKind[Any]]:
         """Every kind of record on disk: tasks, sessions, counters and each namespace."""
-        names = await anyio.to_thread.run_sync(_subdirectories, self.root / "records")
+        names = await anyio.to_thread.run_sync(subdirectories, self.root / "records")
         return [self.tasks, self.sessions, self.counters, *map(self.namespace, names)]
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | N
     return record
 
 
-def _subdirectories(directory: Path) -> list[str]:
+def subdirectories(directory: Path) -> list[str]:
     try:
         with os.scandir(directory) as entries:
             return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))

@@ -31,6 +31,7 @@ from orchestrator.models import (
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
 from orchestrator.state.file.fsops import FileOperations
+from orchestrator.state.file.history import FileHistory
 from orchestrator.state.file.identity import store_identity
 from orchestrator.state.file.keyed import FileRecords
 from orchestrator.state.file.sessions import FileSessions
@@ -78,6 +79,7 @@ class FileStateStore:
         self._snapshots = FileSnapshots(core, self._tasks, self._sessions)
         self._records = FileRecords(core)
         self._upkeep = FileUpkeep(core)
+        self._history = FileHistory(core)
         self._transactions = FileTransactions(core)
 
     @classmethod
@@ -207,9 +209,10 @@ class FileStateStore:
         expected_version: int | None = None,
         *,
         durable: bool = True,
+        ttl: float | None = None,
     ) -> KeyedRecord:
         return await self._records.put_record(
-            namespace, key, data, expected_version, durable=durable
+            namespace, key, data, expected_version, durable=durable, ttl=ttl
         )
 
     async def delete_record(
@@ -245,6 +248,25 @@ class FileStateStore:
 
     async def clean_stale_locks(self) -> int:
         return await self._upkeep.clean_stale_locks()
+
+    # -- history ----------------------------------------------------------------------------
+
+    async def record_history(
+        self,
+        kind: str,
+        key: str,
+        *,
+        limit: int | None = None,
+        before_version: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return await self._history.record_history(
+            kind, key, limit=limit, before_version=before_version
+        )
+
+    # -- ttl --------------------------------------------------------------------------------
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        return await self._records.purge_expired(now)
 
     # -- transactions -----------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from orchestrator import filelock
 from orchestrator.errors import RecordNotFound, StateWriteError
 from orchestrator.events import Event
 from orchestrator.events.state import SessionUpdated, StateUpdated
-from orchestrator.models import KeyedRecord, SessionRecord, TaskState
+from orchestrator.models import KeyedRecord, SessionRecord, TaskState, utcnow
+from orchestrator.state.expiry import live
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.fsops import write_error
 from orchestrator.state.file.intents import IntentEntry, replay
@@ -78,13 +79,21 @@ class FileTransactions:
         entries: list[IntentEntry] = []
         bodies: list[BaseModel | None] = []
         announced: list[Event] = []
+        deleted: dict[tuple[str, str], bool] = {}
+        now = utcnow()
         for write in ordered:
             kind = self._kind(write)
             name, namespace, key = record_of(write)
             current = load_or_recover(kind, key, events)
-            check_version(kind, key, current, write.expected_version)
+            if isinstance(current, KeyedRecord):
+                # An expired record is absent to the version check, but its versions go on.
+                check_version(kind, key, live(current, now), write.expected_version)
+            else:
+                check_version(kind, key, current, write.expected_version)
             previous = int(getattr(current, "version", 0)) if current is not None else None
             if isinstance(write, DeleteRecord):
+                # An expired record goes too; ``deleted`` tells only of a live one.
+                deleted[(namespace, key)] = live(current, now) is not None
                 entries.append(IntentEntry(name, namespace, key, previous, None, None))
                 bodies.append(None)
                 continue
@@ -99,7 +108,7 @@ class FileTransactions:
                 updates = dict(write.updates)
             else:
                 assert isinstance(write, PutRecord)
-                updates = {"namespace": namespace, "data": dict(write.data)}
+                updates = {"namespace": namespace, "data": dict(write.data), "expires_at": None}
             record, fields = core.merge(kind, key, current, updates, {})
             version = int(getattr(record, "version", 0))
             entries.append(IntentEntry(name, namespace, key, previous, version, None))
@@ -124,20 +133,15 @@ class FileTransactions:
             raise
         core.intents.remove(intent)
         events.extend(announced)
-        return self._result(ordered, entries, bodies)
+        done = self._result(ordered, bodies)
+        done.deleted = deleted
+        return done
 
-    def _result(
-        self,
-        ordered: list[RecordWrite],
-        entries: list[IntentEntry],
-        bodies: list[BaseModel | None],
-    ) -> Committed:
+    def _result(self, ordered: list[RecordWrite], bodies: list[BaseModel | None]) -> Committed:
         core = self._core
         done = Committed()
-        for write, entry, body in zip(ordered, entries, bodies, strict=True):
+        for write, body in zip(ordered, bodies, strict=True):
             _, namespace, key = record_of(write)
-            if isinstance(write, DeleteRecord):
-                done.deleted[(namespace, key)] = entry.previous is not None
             if isinstance(body, TaskState):
                 done.tasks[key] = body
             elif isinstance(body, SessionRecord):

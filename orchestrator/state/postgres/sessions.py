@@ -21,6 +21,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.metrics import compute_metrics
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
+from orchestrator.state.postgres.history import forget_history, keep_old_version
 from orchestrator.state.postgres.tasks import locked_task, write_task
 from orchestrator.state.protocol import TaskInit
 from orchestrator.state.record_rules import new_id
@@ -125,6 +126,11 @@ class PgSessions:
             )
             gone = [row[0] for row in await cursor.fetchall()]
             if gone:
+                await forget_history(conn, "sessions", gone)
+                cursor = await conn.execute(
+                    "SELECT task_id FROM council.tasks WHERE session_id = ANY(%s)", (gone,)
+                )
+                await forget_history(conn, "tasks", [row[0] for row in await cursor.fetchall()])
                 await conn.execute(
                     "DELETE FROM council.task_history WHERE task_id IN (SELECT task_id FROM "
                     "council.tasks WHERE session_id = ANY(%s))",
@@ -178,6 +184,7 @@ async def write_session(
             (*values, record.created_at),
         )
     else:
+        await keep_old_version(conn, "sessions", session_id, jsonb(current), current.version)
         await conn.execute(
             "UPDATE council.sessions SET version = %s, status = %s, doc = %s, updated_at = %s "
             "WHERE session_id = %s",

@@ -4,8 +4,8 @@ It implements the ``StateStore`` protocol like the file backend and passes the s
 suite (``orchestrator.testing.state_contract``), on PostgreSQL 13 or newer through psycopg 3
 and a connection pool. Each call is handed to the part that owns it, over one ``PgCore``
 (pool, short transactions, the database's clock, events): ``PgTasks``, ``PgClaims``,
-``PgSessions``, ``PgSnapshots``, ``PgRecords``, ``PgUpkeep`` and ``PgTransactions``; recovering a session is the
-backend-neutral ``state.recovery``.
+``PgSessions``, ``PgSnapshots``, ``PgRecords``, ``PgUpkeep``, ``PgHistory`` and
+``PgTransactions``; recovering a session is the backend-neutral ``state.recovery``.
 
 Subscribers also hear other workstations' task writes as they commit (``PgListener``, one
 listening connection started by the first ``subscribe`` or by ``listen()``): a
@@ -42,6 +42,7 @@ from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.postgres.claims import PgClaims
 from orchestrator.state.postgres.connection import describe, open_pool
 from orchestrator.state.postgres.core import PgCore
+from orchestrator.state.postgres.history import PgHistory
 from orchestrator.state.postgres.keyed import PgRecords
 from orchestrator.state.postgres.listener import PgListener
 from orchestrator.state.postgres.outages import resilient
@@ -72,6 +73,7 @@ class PostgresStateStore:
         self._snapshots = PgSnapshots(core, self._tasks, self._sessions)
         self._records = PgRecords(core)
         self._upkeep = PgUpkeep(core)
+        self._history = PgHistory(core)
         self._transactions = PgTransactions(core)
         self._listener = PgListener(str(pool.conninfo), core.origin, core.notify)
 
@@ -223,13 +225,15 @@ class PostgresStateStore:
         expected_version: int | None = None,
         *,
         durable: bool = True,
+        ttl: float | None = None,
     ) -> KeyedRecord:
         if self._local is not None and self._local.owns(namespace):
-            local = self._local.store
-            return await local.put_record(namespace, key, data, expected_version, durable=durable)
+            return await self._local.store.put_record(
+                namespace, key, data, expected_version, durable=durable, ttl=ttl
+            )
         return await self._call(
             lambda: self._records.put_record(
-                namespace, key, data, expected_version, durable=durable
+                namespace, key, data, expected_version, durable=durable, ttl=ttl
             )
         )
 
@@ -282,6 +286,33 @@ class PostgresStateStore:
 
     async def clean_stale_locks(self) -> int:
         return await self._call(lambda: self._upkeep.clean_stale_locks())
+
+    # -- history ----------------------------------------------------------------------------
+
+    async def record_history(
+        self,
+        kind: str,
+        key: str,
+        *,
+        limit: int | None = None,
+        before_version: int | None = None,
+    ) -> list[dict[str, Any]]:
+        local = self._local
+        if local is not None and kind.startswith("records/") and local.owns(kind[8:]):
+            return await local.store.record_history(
+                kind, key, limit=limit, before_version=before_version
+            )
+        return await self._call(
+            lambda: self._history.record_history(
+                kind, key, limit=limit, before_version=before_version
+            )
+        )
+
+    # -- ttl --------------------------------------------------------------------------------
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        purged = await self._local.store.purge_expired(now) if self._local is not None else 0
+        return purged + await self._call(lambda: self._records.purge_expired(now))
 
     # -- transactions -----------------------------------------------------------------------
 

@@ -12,8 +12,14 @@ from collections.abc import Sequence
 from orchestrator.errors import RecordNotFound, VersionConflict
 from orchestrator.events import Event
 from orchestrator.events.state import SessionUpdated
+from orchestrator.state.expiry import live
 from orchestrator.state.postgres.core import Conn, PgCore
-from orchestrator.state.postgres.keyed import expect_version, read_record, write_record
+from orchestrator.state.postgres.keyed import (
+    delete_records,
+    expect_version,
+    read_record,
+    write_record,
+)
 from orchestrator.state.postgres.sessions import read_session, with_metrics, write_session
 from orchestrator.state.postgres.tasks import locked_task, write_task
 from orchestrator.state.record_rules import check_fence
@@ -64,19 +70,19 @@ class PgTransactions:
                         events.append(SessionUpdated(session_id=key))
                     case PutRecord(namespace=namespace, key=key):
                         record = await read_record(conn, namespace, key, lock=True)
-                        expect_version(namespace, key, record, write.expected_version)
+                        # An expired record is absent to the version check (``put_record``).
+                        expect_version(namespace, key, live(record, now), write.expected_version)
                         done.records[(namespace, key)] = await write_record(
-                            conn, namespace, key, record, write.data, now, events
+                            conn, namespace, key, record, write.data, None, now, events
                         )
                     case DeleteRecord(namespace=namespace, key=key):
-                        record = await read_record(conn, namespace, key, lock=True)
-                        expect_version(namespace, key, record, write.expected_version)
-                        await conn.execute(
-                            "DELETE FROM council.records WHERE namespace = %s AND key = %s",
-                            (namespace, key),
-                        )
+                        stored = await read_record(conn, namespace, key, lock=True)
+                        current = live(stored, now)
+                        expect_version(namespace, key, current, write.expected_version)
+                        if stored is not None:
+                            await delete_records(conn, namespace, [key])
                         done.records[(namespace, key)] = None
-                        done.deleted[(namespace, key)] = record is not None
+                        done.deleted[(namespace, key)] = current is not None
             for session in sessions:  # after the tasks of this same transaction
                 done.sessions[session.session_id] = await with_metrics(conn, session)
             return done
