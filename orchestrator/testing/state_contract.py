@@ -39,6 +39,7 @@ from orchestrator.state.conflicts import (
     write_with_strategy,
 )
 from orchestrator.state.protocol import StateStore
+from orchestrator.testing.contract_context import ContextContract
 from orchestrator.testing.contract_history import HistoryContract
 from orchestrator.testing.contract_transactions import TransactionsContract
 from orchestrator.testing.contract_ttl import TtlContract
@@ -46,7 +47,7 @@ from orchestrator.testing.contract_ttl import TtlContract
 __all__ = ["StateStoreContract"]
 
 
-class StateStoreContract(HistoryContract, TtlContract, TransactionsContract):
+class StateStoreContract(HistoryContract, TtlContract, ContextContract, TransactionsContract):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     # -- tasks ------------------------------------------------------------------------------

@@ -225,9 +225,25 @@ class CouncilStep:
         meta = dict(winner_state.metadata)
         if merged.tip_contained:
             meta.pop(WORKTREE, None)
+        ends: dict[str, dict[str, Any]] = {
+            winner.id: {**outcome, "finished_at": now, "metadata": meta}
+        }
+        losers: list[str] = []
+        for member, candidate in ready:
+            if member is not winner:
+                why = f"not chosen: {winner.id} ({chosen.adapter}) won"
+                updates = await self._members.ended_candidate(member.id, why)
+                if updates is not None:
+                    ends[member.id] = updates
+                    losers.append(candidate.session.session_id)
         state = await store.get_task_state(attempt.key)
         parent_meta = dict(state.metadata) if state is not None else {}
-        parent_meta[COUNCIL_SUMMARY] = await council_summary(store, attempt.task, winner.id)
+        summary = await council_summary(store, attempt.task, winner.id)
+        for entry in summary["candidates"]:  # as they will stand once this is written
+            end = ends.get(entry["task_id"])
+            if end is not None:
+                entry |= {"status": str(end["status"]), "error": end.get("error")}
+        parent_meta[COUNCIL_SUMMARY] = summary
         parent_meta["conflicts"] = list(merged.conflicts)
         settled = {
             **self._writes.where(attempt),
@@ -242,25 +258,18 @@ class CouncilStep:
         # the step, run again on resume, would then compare only those and merge a loser.
         # The council task's write is fenced by the step's claim, so a step swept meanwhile
         # writes nothing at all.
-        losers: list[tuple[str, object]] = []
         try:
             async with transaction(store) as txn:
                 txn.update_task(attempt.key, settled, fencing_token=attempt.token)
-                txn.update_task(winner.id, {**outcome, "finished_at": now, "metadata": meta})
-                for member, candidate in ready:
-                    if member is not winner:
-                        why = f"not chosen: {winner.id} ({chosen.adapter}) won"
-                        updates = await self._members.ended_candidate(member.id, why)
-                        if updates is not None:
-                            txn.update_task(member.id, updates)
-                            losers.append((member.id, candidate.session.session_id))
+                for task_id, updates in ends.items():
+                    txn.update_task(task_id, updates)
         except StaleClaim:
             attempt.lost = True  # swept meanwhile: the sweeper has settled the task
             return
         # The claim goes too (the outcome is already written, so a crash before this line
         # leaves an ended task whose claim simply lapses).
         await self._writes.release(attempt, ClaimStatus.COMPLETED, settled)
-        for _, worktree in losers:
+        for worktree in losers:
             await self._members.remove_candidate_worktree(worktree)
         if merged.tip_contained:
             session_id = chosen.session.session_id
