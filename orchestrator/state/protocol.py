@@ -38,6 +38,7 @@ from orchestrator.models import (
     TaskState,
 )
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
+from orchestrator.state.transactions import Committed, RecordWrite
 
 __all__ = ["RecordProblem", "StateStore", "TaskInit"]
 
@@ -251,4 +252,14 @@ class StateStore(Protocol):
         """How the store is doing now (``state.health``), read-only: record counts, damaged
         records, stale locks, the oldest active claim, records over ``large_record_bytes``,
         the event log's size, the newest checkpoint, and the backend's own figures."""
+        ...
+
+    # -- transactions -----------------------------------------------------------------------
+
+    async def write_many(self, writes: Sequence[RecordWrite]) -> Committed:
+        """Apply every write (task updates, session updates, keyed puts and deletes; each
+        record at most once) or none: a ``VersionConflict``, ``StaleClaim``, missing session
+        or invalid update in any one refuses them all, and a process that dies in the middle
+        leaves all applied or none. Events follow only the commit. ``transaction(store)``
+        (``state.transactions``) gathers the writes in an ``async with`` block."""
         ...

@@ -42,12 +42,15 @@ from orchestrator.state.protocol import StateStore
 from orchestrator.testing.contract_context import ContextContract
 from orchestrator.testing.contract_health import HealthContract
 from orchestrator.testing.contract_history import HistoryContract
+from orchestrator.testing.contract_transactions import TransactionsContract
 from orchestrator.testing.contract_ttl import TtlContract
 
 __all__ = ["StateStoreContract"]
 
 
-class StateStoreContract(HistoryContract, TtlContract, ContextContract, HealthContract):
+class StateStoreContract(
+    HistoryContract, TtlContract, ContextContract, HealthContract, TransactionsContract
+):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     # -- tasks ------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 It implements the ``StateStore`` protocol by handing each call to the part that owns it, all
 over one ``FileCore`` (layout, record kinds, locks, worker threads, events): ``FileTasks``,
 ``FileClaims``, ``FileSessions``, ``FileSnapshots`` (checkpoints, recovery), ``FileRecords``
-(other layers' keyed records) and ``FileUpkeep``. Safe across threads, tasks and OS processes.
+(other layers' keyed records), ``FileUpkeep`` and ``FileTransactions`` (several records
+written all or nothing). Safe across threads, tasks and OS processes.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ from orchestrator.state.file.keyed import FileRecords
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.tasks import FileTasks
+from orchestrator.state.file.transactions import FileTransactions
 from orchestrator.state.file.upkeep import FileUpkeep
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
+from orchestrator.state.transactions import Committed, RecordWrite
 
 __all__ = ["FileStateStore"]
 
@@ -83,6 +86,7 @@ class FileStateStore:
         self._upkeep = FileUpkeep(core)
         self._history = FileHistory(core)
         self._health = FileHealth(core)
+        self._transactions = FileTransactions(core)
 
     @classmethod
     def for_repo(cls, repo: Path | str, **kwargs: Any) -> Self:
@@ -274,3 +278,8 @@ class FileStateStore:
 
     async def health(self, *, large_record_bytes: int = DEFAULT_LARGE_RECORD_BYTES) -> StoreHealth:
         return await self._health.health(large_record_bytes)
+
+    # -- transactions -----------------------------------------------------------------------
+
+    async def write_many(self, writes: Sequence[RecordWrite]) -> Committed:
+        return await self._transactions.write_many(writes)

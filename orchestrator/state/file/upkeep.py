@@ -82,7 +82,8 @@ class FileUpkeep:
         Only a lock nobody holds is touched, and it is unlinked while we hold it, so a racer
         that opened it before the unlink notices the changed inode and retries.
         """
-        cleaned = 0
+        # An intent a dead writer never committed (its transaction changed nothing).
+        cleaned = await anyio.to_thread.run_sync(self._core.intents.roll_back_orphans)
         for kind in await self._core.kinds():
             for key in await anyio.to_thread.run_sync(kind.keys):
                 lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor)

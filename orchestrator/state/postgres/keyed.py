@@ -16,7 +16,7 @@ from orchestrator.state.expiry import expires_at, live
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
 from orchestrator.state.postgres.history import forget_history, keep_old_version
 
-__all__ = ["PgRecords"]
+__all__ = ["PgRecords", "delete_records", "expect_version", "read_record", "write_record"]
 
 
 class PgRecords:
@@ -26,7 +26,7 @@ class PgRecords:
     async def get_record(self, namespace: str, key: str) -> KeyedRecord | None:
         _check(namespace, key)
         async with self._core.pool.connection() as conn:
-            return await _read(conn, namespace, key, live_only=True)
+            return await read_record(conn, namespace, key, live_only=True)
 
     async def put_record(
         self,
@@ -42,29 +42,11 @@ class PgRecords:
         _check(namespace, key)
 
         async def work(conn: Conn, events: list[Event]) -> KeyedRecord:
-            current = await _read(conn, namespace, key, lock=True)
+            current = await read_record(conn, namespace, key, lock=True)
             now = await self._core.now(conn)
             # An expired record is absent to the version check, but its versions go on.
-            _expect(namespace, key, live(current, now), expected_version)
-            version = current.version if current is not None else 0
-            expiry = expires_at(now, ttl)
-            fields = {"namespace": namespace, "data": dict(data), "expires_at": expiry}
-            kind = f"records/{namespace}"
-            record = merged(KeyedRecord, kind, "key", key, current, fields, version, now, events)
-            if current is None:  # two creations race: the second fails here and runs again
-                await conn.execute(
-                    "INSERT INTO council.records (version, doc, updated_at, expires_at, "
-                    "namespace, key) VALUES (%s, %s, %s, %s, %s, %s)",
-                    (record.version, jsonb(record), now, expiry, namespace, key),
-                )
-            else:
-                await keep_old_version(conn, kind, key, jsonb(current), current.version)
-                await conn.execute(
-                    "UPDATE council.records SET version = %s, doc = %s, updated_at = %s, "
-                    "expires_at = %s WHERE namespace = %s AND key = %s",
-                    (record.version, jsonb(record), now, expiry, namespace, key),
-                )
-            return record
+            expect_version(namespace, key, live(current, now), expected_version)
+            return await write_record(conn, namespace, key, current, data, ttl, now, events)
 
         return await self._core.atomically(work)
 
@@ -80,11 +62,11 @@ class PgRecords:
         _check(namespace, key)
 
         async def work(conn: Conn, events: list[Event]) -> bool:
-            stored = await _read(conn, namespace, key, lock=True)
+            stored = await read_record(conn, namespace, key, lock=True)
             current = live(stored, await self._core.now(conn))
-            _expect(namespace, key, current, expected_version)
+            expect_version(namespace, key, current, expected_version)
             if stored is not None:
-                await _delete(conn, namespace, [key])
+                await delete_records(conn, namespace, [key])
             return current is not None
 
         return await self._core.atomically(work)
@@ -113,7 +95,7 @@ class PgRecords:
             for namespace, key in await cursor.fetchall():
                 expired.setdefault(namespace, []).append(key)
             for namespace, keys in expired.items():
-                await _delete(conn, namespace, keys)
+                await delete_records(conn, namespace, keys)
             return sum(map(len, expired.values()))
 
         return await self._core.atomically(work)
@@ -124,7 +106,9 @@ def _check(namespace: str, key: str) -> None:
     check_id(key, f"{namespace} key")
 
 
-def _expect(namespace: str, key: str, current: KeyedRecord | None, expected: int | None) -> None:
+def expect_version(
+    namespace: str, key: str, current: KeyedRecord | None, expected: int | None
+) -> None:
     if expected is None:
         return
     actual = current.version if current is not None else 0
@@ -135,7 +119,7 @@ def _expect(namespace: str, key: str, current: KeyedRecord | None, expected: int
 _LIVE = "(expires_at IS NULL OR expires_at > now())"
 
 
-async def _read(
+async def read_record(
     conn: Conn, namespace: str, key: str, *, lock: bool = False, live_only: bool = False
 ) -> KeyedRecord | None:
     """The record as stored (``live_only``: None once it expired)."""
@@ -146,9 +130,42 @@ async def _read(
     return KeyedRecord.model_validate(row[0]) if row is not None else None
 
 
-async def _delete(conn: Conn, namespace: str, keys: list[str]) -> None:
+async def delete_records(conn: Conn, namespace: str, keys: list[str]) -> None:
     """Remove these records of ``namespace`` with every version kept of them."""
     await conn.execute(
         "DELETE FROM council.records WHERE namespace = %s AND key = ANY(%s)", (namespace, keys)
     )
     await forget_history(conn, f"records/{namespace}", keys)
+
+
+async def write_record(
+    conn: Conn,
+    namespace: str,
+    key: str,
+    current: KeyedRecord | None,
+    data: Mapping[str, Any],
+    ttl: float | None,
+    now: datetime,
+    events: list[Event],
+) -> KeyedRecord:
+    """Write the record's next version (the caller holds its row lock, if it has a row); the
+    previous one goes to its history."""
+    version = current.version if current is not None else 0
+    expiry = expires_at(now, ttl)
+    fields = {"namespace": namespace, "data": dict(data), "expires_at": expiry}
+    kind = f"records/{namespace}"
+    record = merged(KeyedRecord, kind, "key", key, current, fields, version, now, events)
+    if current is None:  # two creations race: the second fails here and runs again
+        await conn.execute(
+            "INSERT INTO council.records (version, doc, updated_at, expires_at, "
+            "namespace, key) VALUES (%s, %s, %s, %s, %s, %s)",
+            (record.version, jsonb(record), now, expiry, namespace, key),
+        )
+    else:
+        await keep_old_version(conn, kind, key, jsonb(current), current.version)
+        await conn.execute(
+            "UPDATE council.records SET version = %s, doc = %s, updated_at = %s, "
+            "expires_at = %s WHERE namespace = %s AND key = %s",
+            (record.version, jsonb(record), now, expiry, namespace, key),
+        )
+    return record

@@ -4,8 +4,8 @@ It implements the ``StateStore`` protocol like the file backend and passes the s
 suite (``orchestrator.testing.state_contract``), on PostgreSQL 13 or newer through psycopg 3
 and a connection pool. Each call is handed to the part that owns it, over one ``PgCore``
 (pool, short transactions, the database's clock, events): ``PgTasks``, ``PgClaims``,
-``PgSessions``, ``PgSnapshots``, ``PgRecords`` and ``PgUpkeep``; recovering a session is the
-backend-neutral ``state.recovery``.
+``PgSessions``, ``PgSnapshots``, ``PgRecords``, ``PgUpkeep``, ``PgHistory`` and
+``PgTransactions``; recovering a session is the backend-neutral ``state.recovery``.
 
 Subscribers also hear other workstations' task writes as they commit (``PgListener``, one
 listening connection started by the first ``subscribe`` or by ``listen()``): a
@@ -26,6 +26,7 @@ from typing import Any, Self, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 
+from orchestrator.errors import StateError
 from orchestrator.events import Event, Subscriber
 from orchestrator.models import (
     Checkpoint,
@@ -50,9 +51,11 @@ from orchestrator.state.postgres.sessions import PgSessions
 from orchestrator.state.postgres.snapshots import PgSnapshots
 from orchestrator.state.postgres.store_health import PgHealth
 from orchestrator.state.postgres.tasks import PgTasks
+from orchestrator.state.postgres.transactions import PgTransactions
 from orchestrator.state.postgres.upkeep import PgUpkeep
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
+from orchestrator.state.transactions import Committed, DeleteRecord, PutRecord, RecordWrite
 
 __all__ = ["PostgresStateStore"]
 
@@ -74,6 +77,7 @@ class PostgresStateStore:
         self._upkeep = PgUpkeep(core)
         self._history = PgHistory(core)
         self._health = PgHealth(core, self._where)
+        self._transactions = PgTransactions(core)
         self._listener = PgListener(str(pool.conninfo), core.origin, core.notify)
 
     @classmethod
@@ -317,3 +321,20 @@ class PostgresStateStore:
 
     async def health(self, *, large_record_bytes: int = DEFAULT_LARGE_RECORD_BYTES) -> StoreHealth:
         return await self._call(lambda: self._health.health(large_record_bytes))
+
+    # -- transactions -----------------------------------------------------------------------
+
+    async def write_many(self, writes: Sequence[RecordWrite]) -> Committed:
+        local = self._local
+        for write in writes:
+            if (
+                isinstance(write, PutRecord | DeleteRecord)
+                and local
+                and local.owns(write.namespace)
+            ):
+                # Kept on this clone's disk: no database transaction can take it along.
+                raise StateError(
+                    f"records of namespace {write.namespace!r} are kept on this workstation's "
+                    "disk and cannot be part of a transaction of the shared store"
+                )
+        return await self._call(lambda: self._transactions.write_many(writes))
