@@ -38,6 +38,7 @@ from council_process import task
 from scheduler_helpers import merged_tasks, new_repo
 
 from orchestrator.models import PhaseStatus, TaskState
+from orchestrator.runner.cli_runs import CLI_RUNS
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.state import FileStateStore
 from orchestrator.state.file.codec import decode
@@ -221,6 +222,13 @@ def test_sigkill_after_a_merge_landed_before_it_was_recorded(tmp_path: Path) -> 
     resume_and_check(tmp_path, repo, config, ["quick", "after-quick"])
 
 
+def cli_recorded(repo: Path, task_id: str) -> bool:
+    """The run wrote the record of ``task_id``'s CLI (``cli_runs``): a CLI can be asleep
+    before its orchestrator, on a loaded machine, got to write it; killed then, it is found
+    by its marker alone, with no task to name."""
+    return (repo / ".council" / "state" / "records" / CLI_RUNS / task_id / "current.json").exists()
+
+
 def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) -> None:
     repo, config, process = start_run(tmp_path, task("slow", "SLEEP 6\nWRITE slow.txt slow"))
     try:
@@ -230,6 +238,7 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
         # Killed once the build's CLI is past its first output, sleeping: it runs on (until it
         # next writes to the pipe the dead orchestrator read).
         wait_for(lambda: any(map(sleeping, scripted_clis(tmp_path))), "the build's CLI", 10)
+        wait_for(lambda: cli_recorded(repo, "slow"), "the CLI's record", 10)
         kill(process)
     finally:
         reap(process)
@@ -265,6 +274,7 @@ def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) 
     repo, _, process = start_run(tmp_path, slow, short_lease)
     try:
         wait_for(lambda: any(map(sleeping, scripted_clis(tmp_path))), "the build's CLI", 30)
+        wait_for(lambda: cli_recorded(repo, "slow"), "the CLI's record", 10)
         kill(process)
     finally:
         reap(process)

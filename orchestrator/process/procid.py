@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ try:  # Linux's id of this boot: a start tick is only unique within one boot
 except OSError:
     _BOOT_ID = ""  # not Linux: psutil's wall-clock start is the identity
 _TICKS = os.sysconf("SC_CLK_TCK")
+_EXEC_RETRIES, _EXEC_PAUSE = 20, 0.0025  # up to 50 ms for an exec to set up its environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,18 @@ def marker_of(pid: int) -> str | None:
     """The ``MARKER_ENV`` in the environment of process ``pid`` (who started it), or None
     without one, or when its environment is not ours to read."""
     proc = ps.process(pid)
-    return None if proc is None else ps.ask(proc.environ, {}).get(MARKER_ENV)
+    if proc is None:
+        return None
+    environ = ps.ask(proc.environ, {})
+    # A process in the middle of exec shows an empty environment: its parent already saw the
+    # exec succeed (the close-on-exec pipe closes early in execve) before the kernel set up the
+    # new one. A process with truly no environment costs this short wait, nothing more.
+    for _ in range(_EXEC_RETRIES):
+        if environ or ps.ended(proc):
+            break
+        time.sleep(_EXEC_PAUSE)
+        environ = ps.ask(proc.environ, {})
+    return environ.get(MARKER_ENV)
 
 
 @dataclass(frozen=True, slots=True)
