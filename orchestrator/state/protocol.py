@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,8 +37,11 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
+from orchestrator.state.changes import ChangeStream, RecordRef
 
 __all__ = ["RecordProblem", "StateStore", "TaskInit"]
+
+R = TypeVar("R", bound=BaseModel)
 
 TaskInit = str | Mapping[str, Any]
 """A task given to ``create_session``: its id, or a mapping of initial fields with ``task_id``."""
@@ -213,3 +216,20 @@ class StateStore(Protocol):
     async def clean_stale_locks(self) -> int: ...
 
     async def aclose(self) -> None: ...
+
+    # -- watch ------------------------------------------------------------------------------
+
+    async def wait_for_update(
+        self, ref: RecordRef[R], after_version: int, timeout: float | None = None
+    ) -> R | None:
+        """The record ``ref`` names once its version is above ``after_version`` (at once when
+        it already is), written by this or any other process; None when ``timeout`` seconds
+        pass first (``state.waiting``)."""
+        ...
+
+    def watch(self, pattern: str = "*") -> ChangeStream:
+        """The changes (kind, key, version) of the records whose path (``tasks/<id>``,
+        ``sessions/<id>``, ``records/<namespace>/<key>``) matches the glob ``pattern``, written
+        by this or any other process, from when the stream is entered (``async with``) until
+        it is left (``state.changes``)."""
+        ...

@@ -39,11 +39,12 @@ from orchestrator.state.conflicts import (
     write_with_strategy,
 )
 from orchestrator.state.protocol import StateStore
+from orchestrator.testing.contract_watch import WatchContract
 
 __all__ = ["StateStoreContract"]
 
 
-class StateStoreContract:
+class StateStoreContract(WatchContract):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     # -- tasks ------------------------------------------------------------------------------
