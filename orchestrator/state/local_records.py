@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from orchestrator.models import KeyedRecord
+from orchestrator.state.changes import RecordRef
 
 __all__ = ["KeyedRecords", "LocalRecords"]
 
@@ -46,6 +47,10 @@ class KeyedRecords(Protocol):
     ) -> bool: ...
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]: ...
+
+    async def wait_for_update(
+        self, ref: RecordRef[KeyedRecord], after_version: int, timeout: float | None = None
+    ) -> KeyedRecord | None: ...
 
     async def aclose(self) -> None: ...
 

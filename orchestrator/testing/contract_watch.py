@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 from typing import ClassVar
 
 import anyio
@@ -131,21 +130,21 @@ class WatchContract:
         await store.wait_for_update(RecordRef.task("t0"), 1, timeout=0.1)
         await anyio.sleep(0.1)
         tasks, fds = len(asyncio.all_tasks()), _open_fds()
-        started = anyio.Event()
-        heard: list[RecordChange] = []
+        started, heard = anyio.Event(), anyio.Event()
 
         async def follow() -> None:
             async with store.watch() as changes:
                 started.set()
                 async for change in changes:
-                    heard.append(change)
+                    if change.path == "tasks/t1":
+                        heard.set()
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(follow)
             await started.wait()
             await store_twin.update_task_state("t1", {})
             with anyio.fail_after(_PATIENCE):
-                await _until(lambda: any(c.path == "tasks/t1" for c in heard))
+                await heard.wait()
             tg.cancel_scope.cancel()
         await anyio.sleep(0.1)
         assert len(asyncio.all_tasks()) == tasks
@@ -156,8 +155,3 @@ class WatchContract:
         await anyio.sleep(0.1)
         assert len(asyncio.all_tasks()) == tasks
         assert _open_fds() == fds
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await anyio.sleep(0.01)
