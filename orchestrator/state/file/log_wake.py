@@ -25,7 +25,7 @@ import anyio
 
 __all__ = ["POLL", "LogWake"]
 
-POLL = (0.02, 0.5)  # seconds between looks without inotify: first, and at most (x1.5 each)
+POLL = (0.02, 0.25)  # seconds between looks without inotify: first, and at most (x1.5 each)
 
 # <sys/inotify.h>: appended to, closed after writing, created, renamed in or away.
 _IN_MODIFY, _IN_CLOSE_WRITE = 0x002, 0x008
