@@ -49,9 +49,11 @@ _LIBC = _libc()
 class LogWake:
     """Wakes its owner when ``path`` may have changed (module doc)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, inotify: bool = True) -> None:
+        """``inotify=False`` looks on an interval even where inotify works (tests, bench)."""
         self.path = path
-        self._fd = self._inotify(path.parent)
+        self._kernel = inotify and _LIBC is not None
+        self._fd = self._inotify(path.parent) if self._kernel else None
         self._interval = POLL[0]
         self._seen = self._look()
 
@@ -73,7 +75,7 @@ class LogWake:
                 self._seen, self._interval = seen, POLL[0]
                 return
             self._interval = min(self._interval * 1.5, POLL[1])
-            if self._interval >= POLL[1] and self._fd is None:
+            if self._interval >= POLL[1] and self._kernel:
                 # The directory may exist by now (the first event of a run made it).
                 self._fd = self._inotify(self.path.parent)
                 if self._fd is not None:
