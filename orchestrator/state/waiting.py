@@ -55,7 +55,12 @@ async def wait_for_update(
     """The record once its version is above ``after_version``; None when ``timeout`` seconds
     pass first (module doc). ``stream`` is closed on return."""
     deadline = math.inf if timeout is None else time.monotonic() + max(timeout, 0.0)
-    async with stream:
+    try:
+        # Hearing is put in place first (within the deadline: a database that cannot be
+        # reached must not hold the caller past it); a record already newer is returned
+        # whether or not it is.
+        with anyio.move_on_after(deadline - time.monotonic()):
+            await stream.start()
         while True:
             record = await read_ref(store, ref)
             if record is not None and int(getattr(record, "version", 0)) > after_version:
@@ -66,3 +71,6 @@ async def wait_for_update(
             with anyio.move_on_after(min(left, recheck)):
                 while not matching(await stream.next_batch(), ref):
                     pass
+    finally:
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()

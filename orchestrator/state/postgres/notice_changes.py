@@ -22,12 +22,15 @@ class NoticeChanges:
         self._listener = listener
         self._heard: list[RecordChange] = []
         self._wake: anyio.Event | None = None
+        self._hearing = False
         self._started = False
 
     async def start(self) -> None:
         if self._started:
             return
-        self._listener.hear(self._hand)
+        if not self._hearing:  # once, even when a start cut short is tried again
+            self._listener.hear(self._hand)
+            self._hearing = True
         await self._listener.listening()
         self._heard.clear()
         self._started = True
