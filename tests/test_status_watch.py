@@ -2,8 +2,9 @@
 to the run's store: each write the watcher hears (``StateStore.watch``) is a redraw, piped as
 one line per task status change; it ends with the report when every task has ended.
 
-The writer here is the test process itself, standing for the orchestrator: its pid is the
-session's recorded orchestrator, alive all along, so only the writes move the watcher on.
+On the file backend the writer is the test process itself, standing for the orchestrator:
+its pid is the session's recorded orchestrator, alive all along, so only the writes move the
+watcher on. On PostgreSQL a real team run is followed from another process.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import pytest
-from cli_process_helpers import reap, spawn
+from cli_process_helpers import COUNCIL, reap, spawn
+from team_helpers import Team, team_task, wait_for
 
 from orchestrator.models import TaskStatus
 from orchestrator.process import procid
@@ -109,3 +111,32 @@ def test_a_waiter_wakes_when_another_process_writes(repo: Path) -> None:
             return after.version
 
     assert anyio.run(wait_for_the_writer) == 2
+
+
+@pytest.mark.postgres
+def test_a_team_runs_status_is_followed_through_the_database(pg_dsn: str, tmp_path: Path) -> None:
+    """On PostgreSQL the watcher hears the run's writes through LISTEN/NOTIFY."""
+    team = Team(tmp_path, pg_dsn)
+    team.workstation("a", [team_task(1, sleep=1.5), team_task(2, sleep=1.5)], sessions=1)
+    config = str(tmp_path / "a.yaml")
+    team.start("a")
+    wait_for(lambda: team.council("status", config, "--json").returncode == 0, "the session")
+    watcher = subprocess.Popen(
+        [*COUNCIL, "status", config, "--watch"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=team.env(),
+    )
+    try:
+        code, _, err = team.finish("a", timeout=60)
+        assert code == 0, err
+        out, errors = watcher.communicate(timeout=25)
+    finally:
+        reap(watcher)
+        team.stop_all()
+    assert watcher.returncode == 0, errors
+    lines = out.splitlines()
+    for task_id in ("t01", "t02"):
+        assert lines.index(f"{task_id}: running (build)") < lines.index(f"{task_id}: done"), out
