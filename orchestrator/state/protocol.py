@@ -16,6 +16,9 @@ Rules every backend keeps, checked by ``orchestrator.testing.state_contract``:
   backend several processes share (PostgreSQL) also hands its subscribers the task writes of
   other processes (``state.updated``, kind ``tasks``, ``data["remote"]`` true) and
   ``state.resync`` when some may have gone unheard; a subscriber must not expect more.
+- Watchers hear every record write of every process sharing the store, their own included:
+  ``wait_for_update`` returns a record once it is past a version, ``watch`` streams the
+  writes whose path matches a pattern (``state.changes``, ``state.waiting``).
 """
 
 from __future__ import annotations
