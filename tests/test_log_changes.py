@@ -110,3 +110,30 @@ async def test_a_watch_goes_on_across_a_rotation_of_the_log(tmp_path: Path) -> N
         assert (change.path, change.version) == ("tasks/t2", 1)
         written = await store.wait_for_update(RecordRef.task("t2"), 0, timeout=5)
         assert written is not None and written.version == 1
+
+
+def _inotify_instances() -> int:
+    fds = Path("/proc/self/fd")
+    return sum(os.readlink(fd) == "anon_inode:inotify" for fd in fds.iterdir() if fd.exists())
+
+
+async def test_many_waiters_share_one_inotify_instance_and_all_wake(tmp_path: Path) -> None:
+    async with FileStateStore.for_repo(tmp_path) as store:
+        await store.update_task_state("t1", {})
+        before = _inotify_instances()
+        woken: list[int] = []
+
+        async def waiter() -> None:
+            found = await store.wait_for_update(RecordRef.task("t1"), 1, timeout=20)
+            assert found is not None
+            woken.append(found.version)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(waiter)
+            await anyio.sleep(0.3)
+            assert _inotify_instances() == before + 1
+            async with FileStateStore.for_repo(tmp_path) as writer:
+                await writer.update_task_state("t1", {})
+        assert woken == [2] * 20
+        assert _inotify_instances() == before

@@ -125,6 +125,7 @@ class LogChanges:
         while True:
             # Read in a worker thread; what it read is kept on ``self`` before this call can
             # be cancelled, so a cancelled wait loses nothing.
+            self._wake.arm()
             await anyio.to_thread.run_sync(self._read)
             if self._heard:
                 heard, self._heard = self._heard, []

@@ -1,8 +1,9 @@
 """Being woken when the event log may have grown, without reading it over and over.
 
 On Linux one inotify descriptor watches the log's directory (the directory, not the file, so
-a log rotated away and started afresh is followed: its new file is created in the same place)
-and the event loop waits for it to become readable: no CPU at all while nothing is written,
+a log rotated away and started afresh is followed: its new file is created in the same place),
+shared by every waiter of the thread on it, and the event loop waits for it to become
+readable: no CPU at all while nothing is written,
 and a wake-up within the kernel's own latency after another process appends. Elsewhere, or
 when inotify is refused (its per-user limit reached) or the directory does not exist yet, the
 log's size and inode are looked at on an interval that starts short and grows while nothing
@@ -19,6 +20,7 @@ import ctypes.util
 import errno
 import os
 import sys
+import threading
 from pathlib import Path
 
 import anyio
@@ -46,27 +48,70 @@ def _libc() -> ctypes.CDLL | None:
 _LIBC = _libc()
 
 
+class _DirectoryWatch:
+    """One inotify descriptor on a directory, shared by every ``LogWake`` of one thread (one
+    event loop) on it: a process that waits on many records at once still holds one of the
+    few instances a user may have (128 by default). One waiter at a time reads the
+    descriptor; each notification read bumps ``generation`` and wakes every waiter."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.users = 0
+        self.generation = 0
+        self._reading = False
+        self._read = anyio.Event()
+
+    async def wait_past(self, generation: int) -> None:
+        """Return once ``generation`` has passed (what the kernel queued meanwhile counts)."""
+        while self.generation == generation:
+            if self._reading:
+                await self._read.wait()
+                continue
+            self._reading = True
+            try:
+                await anyio.wait_readable(self.fd)
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self.fd, 65536):
+                        pass  # what they say does not matter: the owner reads the log
+                self.generation += 1
+            finally:
+                # Cut short or not, the others wake: one of them reads from here on.
+                self._reading = False
+                self._read.set()
+                self._read = anyio.Event()
+
+
+_WATCHES: dict[tuple[int, Path], _DirectoryWatch] = {}
+
+
 class LogWake:
-    """Wakes its owner when ``path`` may have changed (module doc)."""
+    """Wakes its owner when ``path`` may have changed (module doc). Call ``arm`` before
+    reading the log, then ``wait``: a change after ``arm`` is never slept through."""
 
     def __init__(self, path: Path, *, inotify: bool = True) -> None:
         """``inotify=False`` looks on an interval even where inotify works (tests, bench)."""
         self.path = path
         self._kernel = inotify and _LIBC is not None
-        self._fd = self._inotify(path.parent) if self._kernel else None
+        self._watch: _DirectoryWatch | None = None
+        self._armed = 0
         self._interval = POLL[0]
         self._seen = self._look()
+        if self._kernel:
+            self._join()
 
     @property
     def efficient(self) -> bool:
         """Whether the kernel wakes it (inotify), rather than looking on an interval."""
-        return self._fd is not None
+        return self._watch is not None
+
+    def arm(self) -> None:
+        if self._watch is not None:
+            self._armed = self._watch.generation
 
     async def wait(self) -> None:
-        """Return once the log may have changed (it may return without a change)."""
-        if self._fd is not None:
-            await anyio.wait_readable(self._fd)
-            self._drain()
+        """Return once the log may have changed since ``arm`` (or without a change)."""
+        if self._watch is not None:
+            await self._watch.wait_past(self._armed)
             return
         while True:
             await anyio.sleep(self._interval)
@@ -75,18 +120,37 @@ class LogWake:
                 self._seen, self._interval = seen, POLL[0]
                 return
             self._interval = min(self._interval * 1.5, POLL[1])
-            if self._interval >= POLL[1] and self._kernel:
-                # The directory may exist by now (the first event of a run made it).
-                self._fd = self._inotify(self.path.parent)
-                if self._fd is not None:
-                    return  # look once more: a write may have come between the two
+            if self._interval >= POLL[1] and self._kernel and self._join():
+                # The directory exists by now (the first event of a run made it): look
+                # once more, a write may have come between the two.
+                return
 
     def close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
+        watch, self._watch = self._watch, None
+        if watch is None:
+            return
+        watch.users -= 1
+        if watch.users == 0:
+            key = next(k for k, v in _WATCHES.items() if v is watch)
+            del _WATCHES[key]
             with contextlib.suppress(OSError):
-                anyio.notify_closing(fd)
-            os.close(fd)
+                anyio.notify_closing(watch.fd)
+            os.close(watch.fd)
+
+    def _join(self) -> bool:
+        """Share this thread's watch on the log's directory, made if needed; False when
+        inotify cannot watch it (no directory yet, the user's limit reached)."""
+        key = (threading.get_ident(), self.path.parent)
+        watch = _WATCHES.get(key)
+        if watch is None:
+            fd = _inotify(self.path.parent)
+            if fd is None:
+                return False
+            watch = _WATCHES[key] = _DirectoryWatch(fd)
+        watch.users += 1
+        self._watch = watch
+        self._armed = watch.generation
+        return True
 
     def _look(self) -> tuple[int, int, int]:
         try:
@@ -95,26 +159,18 @@ class LogWake:
             return (0, 0, 0)
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def _drain(self) -> None:
-        """Read the queued notifications away (what they say does not matter: the owner
-        reads the log itself)."""
-        assert self._fd is not None
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._fd, 65536):
-                pass
 
-    @staticmethod
-    def _inotify(directory: Path) -> int | None:
-        if _LIBC is None:
-            return None
-        fd = int(_LIBC.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
-        if fd < 0:
-            return None  # the per-user limit of instances: look on an interval instead
-        watch = int(_LIBC.inotify_add_watch(fd, os.fsencode(directory), _MASK))
-        if watch < 0:
-            code = ctypes.get_errno()
-            os.close(fd)
-            if code not in (errno.ENOENT, errno.ENOTDIR, errno.ENOSPC, errno.EACCES):
-                raise OSError(code, os.strerror(code), str(directory))
-            return None
-        return fd
+def _inotify(directory: Path) -> int | None:
+    if _LIBC is None:
+        return None
+    fd = int(_LIBC.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
+    if fd < 0:
+        return None  # the per-user limit of instances: look on an interval instead
+    watch = int(_LIBC.inotify_add_watch(fd, os.fsencode(directory), _MASK))
+    if watch < 0:
+        code = ctypes.get_errno()
+        os.close(fd)
+        if code not in (errno.ENOENT, errno.ENOTDIR, errno.ENOSPC, errno.EACCES):
+            raise OSError(code, os.strerror(code), str(directory))
+        return None
+    return fd
