@@ -19,6 +19,10 @@ _WORDING: dict[str, str] = {
     EventType.MERGE_FAILED: "{task_id}: landing {branch} failed: {error}",
     EventType.MERGE_WAITING: "{task_id}: waiting to land: {message}",
     EventType.MERGE_CONFLICT: "{task_id}: {message}",
+    EventType.STATE_RECORD_LARGE: (
+        "{kind} record {key} is {size} bytes, over state.monitor.large_record ({threshold}): "
+        "every write rewrites it whole"
+    ),
     EventType.STATE_RECOVERED: (
         "{kind} record {key} was damaged ({reason}): recovered from version "
         "{recovered_from_version}"

@@ -239,3 +239,6 @@ class KeyedRecord(_Record):
     version: int = Field(default=0, ge=0)
     updated_at: datetime = Field(default_factory=utcnow)
     data: dict[str, Any] = Field(default_factory=dict)
+    # Past this moment the record reads as absent and upkeep removes it (``put_record``'s
+    # ``ttl``); None: it lasts until deleted.
+    expires_at: datetime | None = None

@@ -3,6 +3,7 @@ event log, the scripted CLIs it started (found through /proc), the store's task 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import anyio
 
 from orchestrator.models import TaskState
 from orchestrator.state import FileStateStore
+from orchestrator.state.file.event_archive import archive_lines, archives
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
@@ -65,12 +67,14 @@ def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> N
 
 
 def events(repo: Path) -> list[dict[str, Any]]:
-    """The run's events so far (a line still being written, or torn, is not one)."""
+    """The run's events so far, the rotated archives' first (a line still being written, or
+    torn, is not one)."""
     path = repo / ".council" / "events.jsonl"
-    if not path.exists():
-        return []
+    lines = [line for archive in archives(path) for line in archive_lines(archive)]
+    with contextlib.suppress(FileNotFoundError):
+        lines += path.read_bytes().splitlines()
     found = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in lines:
         try:
             found.append(json.loads(line))
         except ValueError:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli_process_helpers import alive
+from cli_process_helpers import alive, events
 from scheduler_helpers import new_repo
 
 from orchestrator.council import Council
@@ -183,10 +183,9 @@ class FaultRun:
         return sorted((self.council_dir / "logs").glob(f"{task_id}-*.log"))
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """The run's events (``.council/events.jsonl``), of one type if ``kind`` is given."""
-        lines = (self.council_dir / "events.jsonl").read_text().splitlines()
-        found = [json.loads(line) for line in lines if line.endswith("}")]
-        return [event for event in found if kind is None or event["type"] == kind]
+        """The run's events (``.council/events.jsonl`` and its archives), of one type if
+        ``kind`` is given."""
+        return [event for event in events(self.repo) if kind is None or event["type"] == kind]
 
     def branch_has(self, branch: str, path: str) -> bool:
         """Whether ``branch`` exists and holds ``path`` in its tip."""

@@ -349,7 +349,7 @@ def test_clean_removes_only_old_finished_sessions(tmp_path: Path) -> None:
     assert cleaned.exit_code == 0, cleaned.output
     assert cleaned.stdout.splitlines()[-1] == (
         "removed 1 finished session older than 2s, 1 worktree of finished runs "
-        "(1 unmerged branch kept), 0 vanished worktrees and 0 stale lock files"
+        "(1 unmerged branch kept), 0 vanished worktrees, 0 stale lock files and 0 expired records"
     )
     assert session_ids(old) == {young_sid, active_sid}
     assert task_state(old, "a-done") is None and task_state(old, "a-failed") is None

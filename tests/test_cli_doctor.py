@@ -16,6 +16,7 @@ from machine import Machine, git, new_repo
 from pg_tier import TestDatabase
 
 from orchestrator.state import FileStateStore
+from orchestrator.state.postgres.schema import MIGRATIONS
 
 SECRET = "sk-ant-api03-never-printed-0123456789abcdef"
 
@@ -262,12 +263,15 @@ def test_the_database_schema_version_is_checked(
     code, result = _doctor(machine, repo, config)
     check = _by_name(result)["database"]
     assert code == 0, result
-    assert check["detail"].endswith("reachable, schema version 1")
+    assert check["detail"].endswith(f"reachable, schema version {len(MIGRATIONS)}")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO council.schema_migrations (version) VALUES (99)")
     code, result = _doctor(machine, repo, config)
     check = _by_name(result)["database"]
-    assert code == 1 and "schema version 99 is newer than this release's (1)" in check["detail"]
+    assert (
+        code == 1
+        and f"schema version 99 is newer than this release's ({len(MIGRATIONS)})" in check["detail"]
+    )
     assert check["fix"] == "upgrade cli-council here to the release the team uses"
 
 

@@ -59,7 +59,7 @@ async def test_full_parallel_workflow(repo: Path) -> None:
     async with FileStateStore.for_repo(repo) as store:
         worktrees = WorktreeManager(repo, store=store)
         locks = LockManager(repo, store=store)
-        contexts = ContextManager(repo)
+        contexts = ContextManager(store, repo)
         queue = MergeQueue(repo, "main", merge_lock=locks.merge_lock, store=store)
         results: dict[str, str] = {}
         overlapping: list[str] = []

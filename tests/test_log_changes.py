@@ -137,3 +137,33 @@ async def test_many_waiters_share_one_inotify_instance_and_all_wake(tmp_path: Pa
                 await writer.update_task_state("t1", {})
         assert woken == [2] * 20
         assert _inotify_instances() == before
+
+
+def test_a_log_rotated_away_is_still_read_while_its_writers_move_on(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    append(log, b"")
+    follower = LogFollower(log)
+    rotated = tmp_path / "events.20260101T000000Z.jsonl"
+    log.rename(rotated)
+    append(log, b"new\n")
+    assert follower.read_new() == [b"new"]
+    append(rotated, b"late to the old one\n")  # a writer that has not looked yet
+    assert follower.read_new() == [b"late to the old one"]
+    follower.close()
+
+
+async def test_a_watch_hears_every_write_while_the_writer_rotates_the_log(tmp_path: Path) -> None:
+    async with (
+        FileStateStore.for_repo(tmp_path) as store,
+        FileStateStore.for_repo(tmp_path, events_rotate_bytes=1) as writer,
+    ):
+        writer.events.recheck = 0  # rotate on every append past the first
+        await writer.update_task_state("t0", {})  # the log exists when the watch starts
+        async with store.watch("tasks/*") as changes:
+            heard: list[str] = []
+            for n in range(1, 11):
+                await writer.update_task_state(f"t{n}", {})
+                with anyio.fail_after(10):
+                    heard += [c.key for c in await changes.next_batch()]
+        assert heard == [f"t{n}" for n in range(1, 11)]
+        assert len(writer.events.archives()) >= 9  # it did rotate, again and again

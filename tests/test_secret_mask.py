@@ -56,9 +56,9 @@ async def test_every_store_masks_a_secret_of_the_environment(
         await store.emit(Event(type="verify.failed", data={"output": said, "n": 3}))
         await store.put_record("notes", "k1", {"text": said, "ok": True})
         await store.create_checkpoint("s1", said)
+        await ContextManager(store, tmp_path).update_context("s1", message=said)
         state = await store.get_task_state("t1")
         events = list(store.events.read())
-    await ContextManager(tmp_path).update_context("s1", message=said)
 
     assert holding(tmp_path, token) == []
     assert state is not None and state.error == said.replace(token, "***")

@@ -48,3 +48,20 @@ async def test_run_repeats_duties_and_survives_failures(tmp_path: Path) -> None:
             await monitor.run()
         assert calls >= 3 and len(monitor.stats.failures) == calls
         assert monitor.stats.checkpoints >= 2
+
+
+async def test_in_a_run_lapsed_claims_are_left_to_the_scheduler(tmp_path: Path) -> None:
+    """A run's monitor checkpoints only its session and never sweeps claims: the scheduler's
+    own sweep must see them lapse, to put their tasks back in the queue."""
+    async with FileStateStore(tmp_path) as store:
+        await store.create_session({}, ["a"], session_id="mine")
+        await store.create_session({}, ["b"], session_id="other")
+        assert await store.acquire_claim("a", "dead-worker", 0.01) is not None
+        await anyio.sleep(0.05)
+
+        monitor = StateMonitor(store, session_id="mine", sweep_claims=False)
+        stats = await monitor.run_once()
+
+        assert (stats.claims_expired, stats.checkpoints) == (0, 1)
+        assert [c.session_id for c in await store.list_checkpoints()] == ["mine"]
+        assert len(await store.sweep_expired_claims()) == 1  # still there for the scheduler

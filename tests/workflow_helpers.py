@@ -136,12 +136,22 @@ class Harness:
 
     def argv(self, phase: str, task_id: str = "t1") -> list[list[str]]:
         """The command lines the CLI ran with in ``phase``, oldest first (from the run logs)."""
-        logs = sorted((self.tmp / "logs").glob(f"{task_id}-{phase}-*.log"), key=_log_order)
-        return [_logged_argv(log.read_text()) for log in logs]
+        return logged_argvs(self.tmp / "logs", task_id, phase)
 
     def prompts(self, phase: str, task_id: str = "t1") -> list[str]:
         """The prompts the CLI got in ``phase``, oldest first."""
-        return [argv[argv.index("-p") + 1] for argv in self.argv(phase, task_id)]
+        return logged_prompts(self.tmp / "logs", task_id, phase)
+
+
+def logged_argvs(log_dir: Path, task_id: str, phase: str) -> list[list[str]]:
+    """The command lines ``task_id``'s CLI ran with in ``phase``, oldest first (from its logs)."""
+    logs = sorted(log_dir.glob(f"{task_id}-{phase}-*.log"), key=_log_order)
+    return [_logged_argv(log.read_text()) for log in logs]
+
+
+def logged_prompts(log_dir: Path, task_id: str, phase: str) -> list[str]:
+    """The prompts ``task_id``'s scripted CLI got in ``phase``, oldest first."""
+    return [argv[argv.index("-p") + 1] for argv in logged_argvs(log_dir, task_id, phase)]
 
 
 def _logged_argv(text: str) -> list[str]:

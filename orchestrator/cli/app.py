@@ -80,7 +80,7 @@ COMMANDS: dict[str, CommandRef] = {
     ),
     "state": CommandRef(
         f"{_CLI}.state_cmd:app",
-        "Look at and settle the state store's pending write conflicts; verify its records.",
+        "Settle the store's conflicts, verify its records, show their history and health.",
     ),
     "db": CommandRef(
         f"{_CLI}.db_cmd:app",

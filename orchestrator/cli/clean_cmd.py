@@ -2,11 +2,14 @@
 
 1. Finished sessions (completed, failed, cancelled) last written before the cutoff are removed
    from the state store with their tasks and checkpoints. Active and interrupted sessions are
-   never removed, whatever their age.
+   never removed, whatever their age. The event log's archives older than every session
+   kept go with them (``event_archive``; on PostgreSQL, the events older than those).
 2. Worktrees are pruned as ``council worktrees prune`` does: those deleted by hand lose their
    metadata, those of finished runs are removed under the safety rules (an unmerged branch is
    kept and its tip saved under ``refs/council/rescue/``), so no work is lost.
 3. Lock files of records that are gone, and what crashed writers left behind, are removed.
+4. Keyed records that expired (``put_record``'s ``ttl``: a workstation's presence record
+   once it stopped refreshing it) are removed.
 
 It prints what it removed, in counts (``--json`` for the details).
 """
@@ -49,12 +52,13 @@ def clean(
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
     config = load_config(file)
-    removed, locks, outcome = anyio.run(_clean, config, seconds)
+    removed, locks, expired, outcome = anyio.run(_clean, config, seconds)
     if as_json:
         result: dict[str, Any] = {
             "older_than_seconds": seconds,
             "sessions_removed": removed,
             "stale_locks_removed": locks,
+            "expired_records_removed": expired,
             "worktrees": outcome.as_dict(),
         }
         console.print_lines(json.dumps(result, indent=2))
@@ -70,17 +74,18 @@ def clean(
         f"removed {_count(removed, 'finished session')} older than {format_duration(seconds)}, "
         f"{_count(len(report.removed), 'worktree')} of finished runs "
         f"({_count(kept, 'unmerged branch', 'unmerged branches')} kept), "
-        f"{_count(len(report.pruned), 'vanished worktree')} and "
-        f"{_count(locks, 'stale lock file')}"
+        f"{_count(len(report.pruned), 'vanished worktree')}, "
+        f"{_count(locks, 'stale lock file')} and {_count(expired, 'expired record')}"
     )
 
 
-async def _clean(config: RunConfig, seconds: float) -> tuple[int, int, PruneOutcome]:
+async def _clean(config: RunConfig, seconds: float) -> tuple[int, int, int, PruneOutcome]:
     async with open_store(config) as store:
         removed = await store.cleanup_old_sessions(seconds / _DAY)
         outcome = await prune_dead(config, store)
         locks = await store.clean_stale_locks()
-        return removed, locks, outcome
+        expired = await store.purge_expired()
+        return removed, locks, expired, outcome
 
 
 def _count(n: int, word: str, plural: str | None = None) -> str:

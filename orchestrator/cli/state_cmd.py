@@ -7,10 +7,13 @@
   keep what the record holds (``theirs``) or combine them (``merge``; refused, naming the
   fields, when both set one differently). Refused when the record moved again since the
   conflict was kept (look again, then resolve); the conflict goes once settled.
-- ``history FILE TASK_ID [--json]``: the task's versions the store keeps, oldest first, each
-  with what changed from the one before (values, not only names: ``status: "queued" ->
-  "running"``).
-- ``diff FILE TASK_ID V1 V2``: what changed between two of those versions.
+- ``history FILE KEY [--kind KIND] [--limit N] [--json]``: a record's versions, oldest
+  first, each with what changed from the one before (values, not only names: ``status:
+  "queued" -> "running"``): every version, those compacted into the store's history archive
+  too, or the newest N. KIND is tasks (the default), sessions, counters or a namespace of
+  keyed records.
+- ``diff FILE KEY V1 V2 [--kind KIND]``: what changed between any two of those versions.
+- ``health FILE [--json]`` and ``import-legacy FILE [LEGACY]``: ``state_health_cmd``.
 - ``verify FILE [--json]``: read every record of FILE's store and check it (checksum,
   schema); a damaged one is quarantined and, where its history allows, recovered. Each
   problem is one line; exit 1 when any was found, 0 when the store is sound.
@@ -29,11 +32,11 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, state_health_cmd
 from orchestrator.cli.store_access import open_store
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
-from orchestrator.errors import UsageError, VersionConflict
+from orchestrator.errors import StateError, UsageError, VersionConflict
 from orchestrator.ids import check_id
 from orchestrator.run.stores import describe_state
 from orchestrator.state.conflicts import (
@@ -42,6 +45,7 @@ from orchestrator.state.conflicts import (
     list_conflicts,
     resolve_conflict,
 )
+from orchestrator.state.history_kinds import KINDS
 from orchestrator.state.protocol import RecordProblem
 from orchestrator.state.record_diff import field_changes
 
@@ -49,10 +53,12 @@ __all__ = ["app"]
 
 app = typer.Typer(
     name="state",
-    help="Look at and settle the state store's pending write conflicts; verify its records.",
+    help="Settle the store's conflicts, verify its records, show their history and health.",
     no_args_is_help=True,
     add_completion=False,
 )
+app.command("health")(state_health_cmd.health)
+app.command("import-legacy")(state_health_cmd.import_legacy)
 
 FileArg = Annotated[Path, typer.Argument(help="The run config (YAML) whose store to use.")]
 _COLUMNS = (
@@ -159,30 +165,65 @@ def verify(
         raise typer.Exit(1)
 
 
-async def _versions(config: RunConfig, task_id: str) -> list[dict[str, Any]]:
-    """The task's kept versions, oldest first, as JSON-shaped dicts (the current one last)."""
-    check_id(task_id, "task id")
+KindOption = Annotated[
+    str,
+    typer.Option(
+        "--kind",
+        help="tasks, sessions, counters, or a namespace of keyed records (records/NAME or NAME).",
+    ),
+]
+
+
+def _kind(kind: str) -> str:
+    """The protocol's name of ``--kind``: a bare namespace means its keyed records."""
+    return kind if kind in KINDS or kind.startswith("records/") else f"records/{kind}"
+
+
+def _named(kind: str, key: str) -> str:
+    singular = {"tasks": "task", "sessions": "session", "counters": "counter"}
+    if kind in singular:
+        return f"{singular[kind]} {key!r}"
+    return f"record {kind.removeprefix('records/')}/{key}"
+
+
+async def _versions(
+    config: RunConfig, kind: str, key: str, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The record's versions, oldest first (the current one last): the newest ``limit`` and
+    the one before them (to say what the oldest shown changed), or every one."""
+    check_id(key, f"{kind} key")
     async with open_store(config) as store:
-        current = await store.get_task_state(task_id)
-        if current is None:
-            raise UsageError(f"no task {task_id!r} in {describe_state(config)}")
-        history = await store.task_history(task_id)
-    return [v.model_dump(mode="json") for v in [*reversed(history), current]]
+        try:
+            found = await store.record_history(
+                kind, key, limit=None if limit is None else limit + 1
+            )
+        except StateError as exc:
+            raise UsageError(str(exc)) from None
+    if not found:
+        raise UsageError(f"no {_named(kind, key)} in {describe_state(config)}")
+    return found[::-1]
 
 
 @app.command()
 def history(
     file: FileArg,
-    task_id: Annotated[str, typer.Argument(help="The task whose versions to show.")],
+    key: Annotated[str, typer.Argument(help="The record (a task id unless --kind says).")],
+    kind: KindOption = "tasks",
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the newest N versions.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
 ) -> None:
-    """Show a task's kept versions, oldest first, with what each changed."""
-    versions = anyio.run(_versions, load_config(file), task_id)
+    """Show a record's versions, oldest first, with what each changed (archived ones too)."""
+    kind = _kind(kind)
+    versions = anyio.run(_versions, load_config(file), kind, key, limit)
     # Each version against the one before it; the oldest kept has nothing to compare with.
     steps = [
         (new, field_changes(old, new) if old is not None else None)
         for old, new in zip([None, *versions], versions, strict=False)
     ]
+    if limit is not None:
+        steps = steps[-limit:]
     if as_json:
         data = [
             {
@@ -202,15 +243,17 @@ def history(
 @app.command()
 def diff(
     file: FileArg,
-    task_id: Annotated[str, typer.Argument(help="The task.")],
+    key: Annotated[str, typer.Argument(help="The record (a task id unless --kind says).")],
     first: Annotated[int, typer.Argument(help="A version (council state history).")],
     second: Annotated[int, typer.Argument(help="Another version.")],
+    kind: KindOption = "tasks",
 ) -> None:
-    """Show what changed in a task between two of its kept versions."""
-    versions = {v["version"]: v for v in anyio.run(_versions, load_config(file), task_id)}
+    """Show what changed in a record between two of its versions (archived ones too)."""
+    kind = _kind(kind)
+    versions = {v["version"]: v for v in anyio.run(_versions, load_config(file), kind, key)}
     missing = [v for v in (first, second) if v not in versions]
     if missing:
-        kept = ", ".join(map(str, sorted(versions)))
-        raise UsageError(f"task {task_id!r} has no version {missing[0]} kept (kept: {kept})")
+        kept = f"{min(versions)}-{max(versions)}"
+        raise UsageError(f"{_named(kind, key)} has no version {missing[0]} kept (kept: {kept})")
     changes = field_changes(versions[first], versions[second])
     console.print_lines("\n".join(c.text() for c in changes) or "no change")

@@ -71,7 +71,10 @@ async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
     if not await anyio.to_thread.run_sync(state_dir.is_dir):
         raise UsageError(f"no run has been recorded in {state_dir}")
     events = config.repo / ".council" / "events.jsonl"
-    async with FileStateStore(state_dir, events_path=events, anchor=config.state_anchor) as store:
+    rotate = int(config.state.monitor.events_rotate_size)
+    async with FileStateStore(
+        state_dir, events_path=events, anchor=config.state_anchor, events_rotate_bytes=rotate
+    ) as store:
         yield store
 
 

@@ -19,6 +19,7 @@ from orchestrator.config.fields import (
     no_duplicates,
     resolve_path,
 )
+from orchestrator.config.state_monitor import StateMonitorConfig
 
 __all__ = [
     "CapacityConfig",
@@ -108,6 +109,7 @@ class StateConfig(Section):
         default=None,
         description="postgresql: the shared git remote work lands on; default origin",
     )
+    monitor: StateMonitorConfig = Field(default_factory=StateMonitorConfig)
 
     @field_validator("path")
     @classmethod

@@ -16,6 +16,7 @@ class EventType(StrEnum):
     STATE_UPDATED = "state.updated"
     STATE_RECOVERED = "state.recovered"
     STATE_QUARANTINED = "state.quarantined"
+    STATE_RECORD_LARGE = "state.record_large"
     STATE_RESYNC = "state.resync"  # other processes' writes may have gone unheard: read all
     SESSION_CREATED = "session.created"
     SESSION_UPDATED = "session.updated"

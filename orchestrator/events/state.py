@@ -22,6 +22,7 @@ __all__ = [
     "SessionRemoved",
     "SessionUpdated",
     "StateQuarantined",
+    "StateRecordLarge",
     "StateRecovered",
     "StateResync",
     "StateUpdated",
@@ -75,6 +76,18 @@ class StateQuarantined(TypedEvent):
     kind: str
     key: str
     quarantined: str | None = None
+
+
+class StateRecordLarge(TypedEvent):
+    """A record grew past ``state.monitor.large_record`` (said once per record and run):
+    every write rewrites it whole, so it slows the run down as it grows."""
+
+    type: Literal["state.record_large"] = "state.record_large"
+    level: str = "warning"
+    kind: str
+    key: str
+    size: int
+    threshold: int
 
 
 class StateResync(TypedEvent):

@@ -391,7 +391,9 @@ class LockManager:
                     return outcome
                 blocked = outcome
         finally:
-            del self._waiting[session]
+            # pop: a caller's second wait of one session (a bug, refused above) must surface
+            # as its own LockError, not as a KeyError here.
+            self._waiting.pop(session, None)
             if edge is not None:
                 with anyio.CancelScope(shield=True):
                     await self.registry.clear_wait(session)

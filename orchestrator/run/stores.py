@@ -56,7 +56,10 @@ async def open_run_store(config: RunConfig) -> StateStore:
 
 def _file_store(config: RunConfig) -> FileStateStore:
     return FileStateStore(
-        config.state_dir, events_path=events_log(config.repo), anchor=config.state_anchor
+        config.state_dir,
+        events_path=events_log(config.repo),
+        anchor=config.state_anchor,
+        events_rotate_bytes=int(config.state.monitor.events_rotate_size),
     )
 
 

@@ -6,7 +6,9 @@ every ``every`` seconds and removed when the workstation leaves. It is for peopl
 the decision to mark a session interrupted (not while another workstation still runs it),
 never for correctness: that rests on claims and fences. A workstation counts as alive while
 its record is younger than ``stale`` seconds (the records' stamps come from the database's
-clock; the comparison allows for this machine's clock being off by a few seconds).
+clock; the comparison allows for this machine's clock being off by a few seconds). Given
+``stale``, the record also expires then (``put_record``'s ``ttl``), so a workstation that died
+without leaving leaves no record behind once upkeep purges it.
 """
 
 from __future__ import annotations
@@ -31,10 +33,15 @@ _SKEW = 5.0  # seconds this machine's clock may be off from the database's
 
 
 class Presence:
-    def __init__(self, store: StateStore, team: Team, every: float) -> None:
+    def __init__(
+        self, store: StateStore, team: Team, every: float, *, stale: float | None = None
+    ) -> None:
         self._store = store
         self._team = team
         self._every = every
+        # A record not refreshed for ``stale`` (and the clock skew allowed) describes a
+        # workstation that died without leaving: it expires then, and upkeep removes it.
+        self._ttl = stale + _SKEW if stale is not None else None
         self._last = 0.0
         self._since = utcnow().isoformat()
 
@@ -55,7 +62,9 @@ class Presence:
             "running": running,
         }
         try:
-            await self._store.put_record(NAMESPACE, self._team.workstation, data, durable=False)
+            await self._store.put_record(
+                NAMESPACE, self._team.workstation, data, durable=False, ttl=self._ttl
+            )
         except StateError:
             return
         self._last = now

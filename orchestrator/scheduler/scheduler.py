@@ -78,6 +78,7 @@ from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.council.step import CouncilStep
 from orchestrator.scheduler.dispatcher import Dispatcher, adapter_chain
 from orchestrator.scheduler.liveness import refuse_if_alive
+from orchestrator.scheduler.monitoring import run_monitor
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
 from orchestrator.scheduler.reconciler import Reconciler
@@ -150,7 +151,12 @@ class Scheduler:
         self._outage = Outage()
         team = services.team
         self._presence = (
-            Presence(services.store, team, config.scheduler.heartbeat_interval / 2)
+            Presence(
+                services.store,
+                team,
+                config.scheduler.heartbeat_interval / 2,
+                stale=config.scheduler.stale_threshold,
+            )
             if team is not None
             else None
         )
@@ -340,10 +346,13 @@ class Scheduler:
                 self._group = group
                 watch = anyio.CancelScope()
                 group.start_soon(self._watch_leases, watch)
+                care = anyio.CancelScope()
+                group.start_soon(self._monitor_state, care)
                 while True:
                     try:
                         if await self._tick():
                             watch.cancel()
+                            care.cancel()
                             break
                     except StoreUnavailable as exc:
                         # The team's database is away (a restart, the network): keep the
@@ -362,6 +371,13 @@ class Scheduler:
             while True:
                 await anyio.sleep(every)
                 await self._reconciler.fence_overdue()
+
+    async def _monitor_state(self, scope: anyio.CancelScope) -> None:
+        """The store's caretaker for as long as the run ticks (``state.monitor``): stale
+        locks, integrity, oversized records, auto-checkpoints. Its failures are logged and
+        never end the run."""
+        with scope:
+            await run_monitor(self.services.store, self.services.config, self._run.session_id)
 
     async def _tick(self) -> bool:
         """One tick: reconcile, then dispatch; True when the run is over."""

@@ -10,6 +10,7 @@ from orchestrator.models import ACTIVE_SESSION_STATUSES, TaskState
 from orchestrator.scheduler.context import TASKS_OPTION, RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.dispatcher import adapter_chain
+from orchestrator.state.transactions import RecordWrite, UpdateSession, UpdateTask
 
 __all__ = ["Submissions"]
 
@@ -42,7 +43,13 @@ class Submissions:
         self._pending.clear()
 
     async def write_pending(self) -> None:
-        """Write the tasks submitted since the last tick into the run's session."""
+        """Write the tasks submitted since the last tick into the run's session.
+
+        The new tasks and the session listing them are one transaction: a task record never
+        points at a session that does not list it (a crash in between used to leave exactly
+        that, and the submission lost), and when another workstation of the team changed the
+        session or one of the tasks meanwhile, nothing is written and the batch waits for the
+        next tick."""
         run = self._run
         if not self._pending or run.session_id is None:
             return
@@ -51,10 +58,9 @@ class Submissions:
         assert session is not None
         batch = [t for t in self._pending if t.id not in session.task_ids]
         self._pending.clear()
+        writes: list[RecordWrite] = []
         for task in list(batch):
             current = await store.get_task_state(task.id)
-            if current is not None and current.session_id == run.session_id:
-                continue  # another workstation of the team added it a moment ago
             if current is not None and current.session_id not in (None, run.session_id):
                 owner = await store.get_session(current.session_id)
                 if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
@@ -64,22 +70,25 @@ class Submissions:
                     error = f"task id taken by unfinished session {owner.session_id!r}"
                     await run.events.emit(TaskRejected(task_id=task.id, error=error))
                     continue
+            if current is not None and current.session_id == run.session_id:
+                continue  # another workstation of the team wrote it a moment ago: keep it
             fresh = TaskState(task_id=task.id, session_id=run.session_id, priority=task.priority)
-            await store.update_task_state(task.id, fresh.model_dump(exclude={"version"}))
-        await self._members.prepare(batch, resuming=False)
+            expected = current.version if current is not None else 0
+            writes.append(UpdateTask(task.id, fresh.model_dump(exclude={"version"}), expected))
         saved = list(session.options.get(TASKS_OPTION, []))
         saved += [task.model_dump(mode="json") for task in batch]
+        session_update = {
+            "task_ids": [*session.task_ids, *(t.id for t in batch)],
+            "options": {**session.options, TASKS_OPTION: saved},
+        }
+        writes.append(UpdateSession(run.session_id, session_update, session.version))
         try:
-            await store.update_session(
-                run.session_id,
-                {
-                    "task_ids": [*session.task_ids, *(t.id for t in batch)],
-                    "options": {**session.options, TASKS_OPTION: saved},
-                },
-                expected_version=session.version,
-            )
+            await store.write_many(writes)
         except VersionConflict:
-            # Another workstation of the team changed the session meanwhile: next tick.
+            # Another workstation of the team changed the session or a task meanwhile.
             self._pending.extend(batch)
             return
+        # Council candidates need their parents' records, written just now; a crash before
+        # they are made is mended by the resume, which makes the missing ones.
+        await self._members.prepare(batch, resuming=False)
         await run.events.emit(TaskSubmitted(task_ids=[t.id for t in batch]))

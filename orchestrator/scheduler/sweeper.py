@@ -4,7 +4,9 @@ Claims whose lease lapsed are expired; their tasks go back to the queue with a b
 fail once they used up ``max_retries``; an attempt of ours whose claim lapsed is cancelled and
 may not write again. Another session's tasks are left to their own scheduler. When a swept
 claim was held by another orchestrator, whatever a dead one left running is stopped first
-(``runner.orphans``): its CLIs would otherwise go on beside the next attempt.
+(``runner.orphans``): its CLIs would otherwise go on beside the next attempt. The session
+context of a task swept from under another orchestrator goes too (that orchestrator is gone, or
+cut off, and would never remove it): other sessions' prompts stop naming its files.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from orchestrator.events.tasks import TaskSwept
 from orchestrator.models import TaskStatus, utcnow
 from orchestrator.retry import RetryPolicy
 from orchestrator.runner.orphans import stop_orphans
-from orchestrator.scheduler.attempts.attempt import FAILURES
+from orchestrator.scheduler.attempts.attempt import FAILURES, WORKTREE
 from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.session_context import SessionContextFeed
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import NOT_BEFORE
 
@@ -30,6 +33,7 @@ class Sweeper:
     def __init__(self, run: RunContext, policy: RetryPolicy) -> None:
         self._run = run
         self._policy = policy
+        self._contexts = SessionContextFeed(run.services)
 
     async def stop_orphans(self) -> None:
         """Stop what dead orchestrators left running in this repository (``orphans``);
@@ -53,6 +57,9 @@ class Sweeper:
                 attempt.lost = True
                 attempt.cancel.set()
             state = await store.get_task_state(claim.task_id)
+            session = None if state is None else state.metadata.get(WORKTREE)
+            if attempt is None and isinstance(session, str):
+                await self._contexts.swept(claim.task_id, session)
             if state is None or state.session_id != run.session_id:
                 continue  # another run's task: its own scheduler settles it
             if state.status not in (TaskStatus.RUNNING, TaskStatus.MERGING):

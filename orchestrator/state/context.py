@@ -1,55 +1,63 @@
 """Session context: what each running session is doing, so the others (and the user) can see.
 
-One small JSON file per session, ``<project>/.council/context/<session>.json``, holding a
-``SessionContext``: its CLI, task, current file, status, progress, message, the files it has
-locked and when it last reported. It is advisory, a feed for prompts and dashboards; the
-source of truth for ownership stays the lock registry.
+One keyed record per session in the state store (namespace ``session-context``, key the
+session id), holding a ``SessionContext``: its CLI, task, current file, status, progress,
+message, the files it has locked, the files it reported changing, the process that wrote it and
+when it last reported. Being in the store, every orchestrator process sees it, on every
+workstation of a team when the store is shared (PostgreSQL). It is advisory, a feed for prompts
+and dashboards; the source of truth for ownership stays the lock registry.
 
 Contract:
 
 - ``update_context`` merges the given fields into the session's context (creating it) and
-  stamps ``updated_at``; it is a read-modify-write under a per-session OS lock
-  (``.council/locks/context/<session>.lock``, never replaced), so concurrent updates from
-  several tasks or processes are never lost. Files are replaced atomically and durably
-  (``durable_write``), so a reader sees the old context or the new one, never a mix.
-- Paths (``current_file``, ``files_locked``) are stored normalized (``orchestrator.safety.paths``),
-  so ``find_file_conflicts("./a//b")`` finds a session working on ``a/b``.
+  stamps ``updated_at`` and the writing process; ``add_files`` adds paths to its locked and
+  changing files. Both are a read-modify-write that compares and sets the record's version and
+  reads again when someone wrote in between, so concurrent updates from several tasks or
+  processes are never lost. Records are written ``durable=False``: a context describes a live
+  process, which a machine crash also ends.
+- Paths (``current_file``, ``files_locked``, ``files_changing``) are stored normalized
+  (``orchestrator.safety.paths``), so ``find_file_conflicts("./a//b")`` finds a session working
+  on ``a/b``.
 - ``blocked_on`` only means something while the status is ``blocked``: moving to any other
   status clears it.
-- Reads tolerate concurrent writers and removers: a file that vanishes between listing and
-  reading is skipped. A file that does not parse (written by hand, or by another version) is
-  reported as absent with a warning and replaced by the session's next update: context is
-  rebuilt by sessions every few seconds, so it is never worth refusing to work over.
+- A record that does not parse (written by hand, or by another version) is reported as absent
+  with a warning and replaced by the session's next update: context is rebuilt by sessions as
+  they go, so it is never worth refusing to work over.
+- ``busy_files`` is what a session's prompt is told about: every path the other sessions lock,
+  change or work on, by path. A context whose writer is known to be dead (same host, process
+  gone) is left out, as its locks went with it.
 - ``cleanup_stale_contexts(timeout_minutes)`` removes contexts not updated for that long whose
   status is not ``done`` (they describe work nobody is doing any more, typically a session
   whose process died); ``done`` contexts are the record that a task's work finished, counted by
   ``get_task_summary``, and stay until ``remove_context`` (or ``include_done=True``).
-- All file work happens in worker threads; the event loop only awaits.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator import filelock
+from orchestrator.errors import VersionConflict
 from orchestrator.ids import SafeId, check_id
-from orchestrator.models import utcnow
+from orchestrator.models import KeyedRecord, utcnow
+from orchestrator.process import procid
+from orchestrator.process.procid import ProcessId
 from orchestrator.safety.paths import RepoPaths, StrPath
-from orchestrator.safety.secret_mask import masked_json
-from orchestrator.state.file.fsops import FileOps, durable_write
+from orchestrator.safety.secret_mask import masked_model
+from orchestrator.state.protocol import StateStore
 
-__all__ = ["ContextManager", "SessionContext", "WorkStatus"]
+__all__ = ["CONTEXTS", "BusyFile", "ContextManager", "SessionContext", "WorkStatus"]
 
 log = logging.getLogger(__name__)
+
+CONTEXTS = "session-context"  # the store namespace: one record per session
 
 
 class WorkStatus(StrEnum):
@@ -73,27 +81,41 @@ class SessionContext(BaseModel):
     message: str = ""
     blocked_on: str | None = None
     files_locked: list[str] = Field(default_factory=list)
+    files_changing: list[str] = Field(default_factory=list)  # reported, not (yet) locked
+    writer: dict[str, Any] | None = None  # the process that wrote it last (``procid``)
     updated_at: datetime = Field(default_factory=utcnow)
 
+    def files(self) -> list[str]:
+        """Every path this session is on: its current, locked and changing files, sorted."""
+        found = {*self.files_locked, *self.files_changing}
+        if self.current_file is not None:
+            found.add(self.current_file)
+        return sorted(found)
+
     def touches(self, path: str) -> bool:
-        """True when ``path`` (normalized) is this session's current or a locked file."""
-        return self.current_file == path or path in self.files_locked
+        """True when ``path`` (normalized) is one of this session's files."""
+        return self.current_file == path or path in self.files_locked or path in self.files_changing
 
 
-UPDATABLE = frozenset(SessionContext.model_fields) - {"session", "updated_at"}
+@dataclass(frozen=True, slots=True)
+class BusyFile:
+    """A path another session is on: who, and for which task."""
+
+    path: str
+    session: str
+    task: str | None
+
+
+UPDATABLE = frozenset(SessionContext.model_fields) - {"session", "updated_at", "writer"}
+_PATH_LISTS = ("files_locked", "files_changing")
 
 
 class ContextManager:
-    """Reads and writes the context files of one project (see module docstring)."""
+    """Reads and writes the session contexts of one project (see module docstring)."""
 
-    def __init__(self, project_dir: StrPath) -> None:
-        self.project_dir = Path(project_dir)
-        self.directory = self.project_dir / ".council" / "context"
-        self._locks = self.project_dir / ".council" / "locks" / "context"
-        self._paths = RepoPaths(self.project_dir)
-        self._ops = FileOps()
-        self._ops.confine(self.project_dir)  # no link below the project is ever followed
-        self._dir_ready = False
+    def __init__(self, store: StateStore, project_dir: StrPath) -> None:
+        self.store = store
+        self._paths = RepoPaths(project_dir)
 
     async def update_context(self, session: str, **fields: Any) -> SessionContext:
         """Merge ``fields`` into ``session``'s context; unknown field names raise TypeError,
@@ -102,11 +124,28 @@ class ContextManager:
         unknown = set(fields) - UPDATABLE
         if unknown:
             raise TypeError(f"unknown context fields {sorted(unknown)}; known: {sorted(UPDATABLE)}")
-        lock = await filelock.acquire(self._locks / f"{session}.lock", root=self.project_dir)
-        try:
-            return await anyio.to_thread.run_sync(self._update, session, fields)
-        finally:
-            lock.release()
+        given = await anyio.to_thread.run_sync(self._normalized_fields, fields)
+
+        def merge(current: dict[str, Any]) -> dict[str, Any]:
+            return {**current, **given}
+
+        return await self._change(session, merge)
+
+    async def add_files(
+        self, session: str, *, locked: Iterable[StrPath] = (), changing: Iterable[StrPath] = ()
+    ) -> SessionContext:
+        """Add paths to ``session``'s locked and changing files (creating its context)."""
+        check_id(session, "session id")
+        lists = {"files_locked": list(locked), "files_changing": list(changing)}
+        given = await anyio.to_thread.run_sync(self._normalized_fields, lists)
+
+        def merge(current: dict[str, Any]) -> dict[str, Any]:
+            merged = dict(current)
+            for name in _PATH_LISTS:
+                merged[name] = sorted({*current.get(name, []), *given[name]})
+            return merged
+
+        return await self._change(session, merge)
 
     async def mark_blocked(
         self, session: str, reason: str, blocked_on: str | None = None
@@ -118,11 +157,12 @@ class ContextManager:
 
     async def get_context(self, session: str) -> SessionContext | None:
         check_id(session, "session id")
-        return await anyio.to_thread.run_sync(self._read, self._file(session))
+        return _parse(await self.store.get_record(CONTEXTS, session))
 
     async def all_contexts(self) -> list[SessionContext]:
         """Every readable context, by session id."""
-        return await anyio.to_thread.run_sync(self._read_all)
+        found = (_parse(r) for r in await self.store.list_records(CONTEXTS))
+        return sorted((c for c in found if c is not None), key=lambda c: c.session)
 
     async def find_file_conflicts(
         self, path: StrPath, *, exclude: str | None = None
@@ -133,6 +173,19 @@ class ContextManager:
         return [
             c for c in await self.all_contexts() if c.session != exclude and c.touches(normalized)
         ]
+
+    async def busy_files(self, exclude: Collection[str] = ()) -> list[BusyFile]:
+        """Every path a session not in ``exclude`` is on, by path then session; sessions of a
+        process known to be dead are left out (module doc)."""
+        contexts = [c for c in await self.all_contexts() if c.session not in exclude]
+        alive = await anyio.to_thread.run_sync(_alive_flags, contexts)
+        busy = [
+            BusyFile(path, c.session, c.task)
+            for c, ok in zip(contexts, alive, strict=True)
+            if ok
+            for path in c.files()
+        ]
+        return sorted(busy, key=lambda b: (b.path, b.session))
 
     async def get_task_summary(self, task_id: str) -> dict[WorkStatus, int]:
         """How many sessions of ``task_id`` are in each status (every status present)."""
@@ -152,94 +205,93 @@ class ContextManager:
             raise ValueError(f"timeout_minutes must be >= 0, got {timeout_minutes}")
         cutoff = utcnow() - timedelta(minutes=timeout_minutes)
         removed = 0
-        for context in await self.all_contexts():
-            if context.updated_at >= cutoff:
+        for record in await self.store.list_records(CONTEXTS):
+            context = _parse(record)
+            if context is None or context.updated_at >= cutoff:
                 continue
             if context.status == WorkStatus.DONE and not include_done:
                 continue
-            if await self._remove_if_unchanged(context):
-                removed += 1
+            # An update may land between our listing and the removal: only remove what we judged.
+            try:
+                if await self.store.delete_record(CONTEXTS, record.key, record.version):
+                    removed += 1
+            except VersionConflict:
+                continue
         return removed
 
-    async def remove_context(self, session: str) -> bool:
-        """Delete ``session``'s context; False when it had none."""
+    async def remove_context(self, session: str, *, task: str | None = None) -> bool:
+        """Delete ``session``'s context (given ``task``: only while it is that task's, as read
+        just before, so a new context written meanwhile stays); False when none went."""
         check_id(session, "session id")
-        lock = await filelock.acquire(self._locks / f"{session}.lock", root=self.project_dir)
-        try:
-            return await anyio.to_thread.run_sync(self._unlink, self._file(session))
-        finally:
-            lock.release()
-
-    # -- in worker threads --------------------------------------------------------------------
-
-    def _file(self, session: str) -> Path:
-        return self.directory / f"{session}.json"
-
-    def _update(self, session: str, fields: Mapping[str, Any]) -> SessionContext:
-        current = self._read(self._file(session))
-        merged: dict[str, Any] = (
-            current.model_dump() if current is not None else {"session": session}
-        )
-        merged.update(fields)
-        if merged.get("current_file") is not None:
-            merged["current_file"] = self._paths.normalize(merged["current_file"])
-        if "files_locked" in fields:
-            merged["files_locked"] = self._normalized(fields["files_locked"] or [])
-        if merged.get("status", WorkStatus.WORKING) != WorkStatus.BLOCKED:
-            merged["blocked_on"] = None
-        merged["updated_at"] = utcnow()
-        context = SessionContext.model_validate(merged)
-        if not self._dir_ready:
-            self._ops.makedirs(self.directory)
-            self._dir_ready = True
-        durable_write(self._file(session), masked_json(context), self._ops)
-        return context
-
-    def _normalized(self, paths: Iterable[StrPath]) -> list[str]:
-        return sorted({self._paths.normalize(p) for p in paths})
-
-    def _read(self, file: Path) -> SessionContext | None:
-        try:
-            raw = file.read_bytes()
-        except FileNotFoundError:
-            return None
-        try:
-            return SessionContext.model_validate_json(raw)
-        except ValidationError as exc:
-            log.warning("ignoring unreadable context file %s: %s", file, exc.errors()[0]["msg"])
-            return None
-
-    def _read_all(self) -> list[SessionContext]:
-        try:
-            names = sorted(os.listdir(self.directory))
-        except FileNotFoundError:
-            return []
-        found = (self._read(self.directory / n) for n in names if _is_context_file(n))
-        return [c for c in found if c is not None]
-
-    def _unlink(self, file: Path) -> bool:
-        if not os.path.lexists(file):
+        if task is None:
+            return await self.store.delete_record(CONTEXTS, session, durable=False)
+        record = await self.store.get_record(CONTEXTS, session)
+        context = _parse(record)
+        if record is None or context is None or context.task != task:
             return False
-        self._ops.unlink(file)
-        return True
-
-    async def _remove_if_unchanged(self, seen: SessionContext) -> bool:
-        # An update may land between our listing and the removal: only remove what we judged.
-        lock = await filelock.acquire(self._locks / f"{seen.session}.lock", root=self.project_dir)
         try:
+            return await self.store.delete_record(CONTEXTS, session, record.version, durable=False)
+        except VersionConflict:
+            return False
 
-            def run() -> bool:
-                now = self._read(self._file(seen.session))
-                return (
-                    now is not None
-                    and now.updated_at == seen.updated_at
-                    and self._unlink(self._file(seen.session))
+    # -- internals --------------------------------------------------------------------------
+
+    async def _change(
+        self, session: str, merge: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> SessionContext:
+        """Read, merge, compare-and-set; again from the read when someone wrote first."""
+        while True:
+            record = await self.store.get_record(CONTEXTS, session)
+            current = _parse(record)
+            base = current.model_dump() if current is not None else {"session": session}
+            merged = merge(base)
+            if merged.get("status", WorkStatus.WORKING) != WorkStatus.BLOCKED:
+                merged["blocked_on"] = None
+            merged["writer"] = procid.current().as_dict()
+            merged["updated_at"] = utcnow()
+            context = masked_model(SessionContext.model_validate(merged))
+            try:
+                await self.store.put_record(
+                    CONTEXTS,
+                    session,
+                    context.model_dump(mode="json"),
+                    record.version if record is not None else 0,
+                    durable=False,
                 )
+            except VersionConflict:
+                continue
+            return context
 
-            return await anyio.to_thread.run_sync(run)
-        finally:
-            lock.release()
+    def _normalized_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        given = dict(fields)
+        if given.get("current_file") is not None:
+            given["current_file"] = self._paths.normalize(given["current_file"])
+        for name in _PATH_LISTS:
+            if name in given:
+                given[name] = sorted({self._paths.normalize(p) for p in given[name] or []})
+        return given
 
 
-def _is_context_file(name: str) -> bool:
-    return name.endswith(".json") and not name.startswith(".")
+def _parse(record: KeyedRecord | None) -> SessionContext | None:
+    if record is None:
+        return None
+    try:
+        return SessionContext.model_validate(record.data)
+    except ValidationError as exc:
+        log.warning(
+            "ignoring unreadable session context %s/%s: %s",
+            CONTEXTS,
+            record.key,
+            exc.errors()[0]["msg"],
+        )
+        return None
+
+
+def _alive_flags(contexts: list[SessionContext]) -> list[bool]:
+    # Unknown (another host, no identity) counts as alive: telling a CLI to leave a file alone
+    # for nothing costs little; letting it edit one another session changes costs a conflict.
+    flags = []
+    for context in contexts:
+        writer = ProcessId.from_dict(context.writer) if context.writer else None
+        flags.append(writer is None or procid.is_alive(writer) is not False)
+    return flags

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from orchestrator.models import KeyedRecord
@@ -35,6 +36,7 @@ class KeyedRecords(Protocol):
         expected_version: int | None = None,
         *,
         durable: bool = True,
+        ttl: float | None = None,
     ) -> KeyedRecord: ...
 
     async def delete_record(
@@ -47,6 +49,17 @@ class KeyedRecords(Protocol):
     ) -> bool: ...
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]: ...
+
+    async def record_history(
+        self,
+        kind: str,
+        key: str,
+        *,
+        limit: int | None = None,
+        before_version: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    async def purge_expired(self, now: datetime | None = None) -> int: ...
 
     async def wait_for_update(
         self, ref: RecordRef[KeyedRecord], after_version: int, timeout: float | None = None

@@ -41,6 +41,8 @@ from orchestrator.models import (
     TaskState,
 )
 from orchestrator.state.changes import ChangeStream, RecordRef
+from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
+from orchestrator.state.transactions import Committed, RecordWrite
 
 __all__ = ["RecordProblem", "StateStore", "TaskInit"]
 
@@ -176,12 +178,16 @@ class StateStore(Protocol):
         expected_version: int | None = None,
         *,
         durable: bool = True,
+        ttl: float | None = None,
     ) -> KeyedRecord:
         """Replace the record's data (``expected_version=0``: only if it does not exist).
 
         ``durable=False`` is for records about live processes (lock owners, waits): the write
         is still atomic and visible to every process at once, but a machine crash may lose it,
         which is harmless because it also ended every process such a record describes.
+        ``ttl`` (seconds): the record expires then (``expires_at``; ``state.expiry``): it reads
+        as absent, to a compare-and-set too, and ``purge_expired`` removes it. A write
+        without ``ttl`` makes the record last.
         """
         ...
 
@@ -219,6 +225,50 @@ class StateStore(Protocol):
     async def clean_stale_locks(self) -> int: ...
 
     async def aclose(self) -> None: ...
+
+    # -- history --
+    # A record's versions leaving its recent window are compacted into a compressed archive
+    # (``state.history_archive``), never dropped, so every version stays readable.
+
+    async def record_history(
+        self,
+        kind: str,
+        key: str,
+        *,
+        limit: int | None = None,
+        before_version: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every version the store has of a record, newest first (the current one first),
+        each the whole document as stored (JSON-shaped, secrets masked): only versions below
+        ``before_version`` (to page back), at most ``limit``. ``kind`` is ``tasks``,
+        ``sessions``, ``counters`` or ``records/<namespace>``; [] for a record never written
+        (a backend without counter records has no history for them either)."""
+        ...
+
+    # -- ttl --
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        """Remove every keyed record expired by ``now`` (the store's clock when None), its
+        history with it; how many were removed."""
+        ...
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def health(self, *, large_record_bytes: int = DEFAULT_LARGE_RECORD_BYTES) -> StoreHealth:
+        """How the store is doing now (``state.health``), read-only: record counts, damaged
+        records, stale locks, the oldest active claim, records over ``large_record_bytes``,
+        the event log's size, the newest checkpoint, and the backend's own figures."""
+        ...
+
+    # -- transactions -----------------------------------------------------------------------
+
+    async def write_many(self, writes: Sequence[RecordWrite]) -> Committed:
+        """Apply every write (task updates, session updates, keyed puts and deletes; each
+        record at most once) or none: a ``VersionConflict``, ``StaleClaim``, missing session
+        or invalid update in any one refuses them all, and a process that dies in the middle
+        leaves all applied or none. Events follow only the commit. ``transaction(store)``
+        (``state.transactions``) gathers the writes in an ``async with`` block."""
+        ...
 
     # -- watch ------------------------------------------------------------------------------
 

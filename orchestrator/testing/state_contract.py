@@ -39,12 +39,24 @@ from orchestrator.state.conflicts import (
     write_with_strategy,
 )
 from orchestrator.state.protocol import StateStore
+from orchestrator.testing.contract_context import ContextContract
+from orchestrator.testing.contract_health import HealthContract
+from orchestrator.testing.contract_history import HistoryContract
+from orchestrator.testing.contract_transactions import TransactionsContract
+from orchestrator.testing.contract_ttl import TtlContract
 from orchestrator.testing.contract_watch import WatchContract
 
 __all__ = ["StateStoreContract"]
 
 
-class StateStoreContract(WatchContract):
+class StateStoreContract(
+    HistoryContract,
+    TtlContract,
+    ContextContract,
+    HealthContract,
+    TransactionsContract,
+    WatchContract,
+):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     # -- tasks ------------------------------------------------------------------------------

@@ -6,9 +6,11 @@ task's ``timeout``). The adapter is ``run.adapter`` when it is in the phase's ``
 (the scheduler's choice, fallbacks included), else the chain's first (a phase with its own
 CLI: gemini scouts, codex reviews), else ``run.adapter``. Its prompt is the phase's template
 rendered with the handoff before it (``handoffs.prompts``); a build sent back also reads the
-review that sent it. A rate-limited or cancelled phase keeps the CLI's native session id and
-the next attempt (same adapter, same branch) continues that conversation; a CLI that refuses
-that resume runs the phase as a fresh session (``phase.resume_refused``, not a failure).
+review that sent it. Every prompt names the files other sessions own or are changing (their
+session context, ``state.context``), and a build reports the files it changed for theirs. A
+rate-limited or cancelled phase keeps the CLI's native session id and the next attempt (same
+adapter, same branch) continues that conversation; a CLI that refuses that resume runs the
+phase as a fresh session (``phase.resume_refused``, not a failure).
 
 Every CLI session runs between two looks at what it must not change (``worktrees.tamper``:
 git's shared hooks and config, the main checkout); a change fails the attempt, not retryable,
@@ -35,6 +37,7 @@ from orchestrator.runner.phase_call import (
     PhaseRun,
 )
 from orchestrator.safety.crashpoints import crash_point
+from orchestrator.state.context import ContextManager
 from orchestrator.workflow.checks.build import BuildChecks
 from orchestrator.workflow.handoffs.assemble import (
     PhaseOutput,
@@ -83,6 +86,9 @@ class PhaseSteps:
         self.phases = run.config.phases_for(run.task)
         self.names = [phase.name for phase in self.phases]
         self.max_rounds = run.config.workflow.max_review_rounds
+        # What the other sessions are on, named in each prompt (its own files, and those of a
+        # council task's sibling candidates, share its lock owner and are left out).
+        self._contexts = ContextManager(run.store, run.locks.project_dir)
 
     async def run_phase(self, index: int, round_: int) -> Handoff:
         """Run phase ``index`` in review round ``round_``; its handoff, or a ``Stop``."""
@@ -95,7 +101,10 @@ class PhaseSteps:
         inputs = await self._inputs(index, round_)
         template = template_for(name, phase.prompt_template)
         verify = self._checks.verify
-        context = PromptContext(run.task, name, round_, self.max_rounds + 1, verify, inputs)
+        busy = await self._contexts.busy_files(exclude={run.lock_session})
+        context = PromptContext(
+            run.task, name, round_, self.max_rounds + 1, verify, inputs, busy=busy
+        )
         prompt = render_prompt(template, context)
         resume = resume_session_id(self._book.get(name), adapter, session.branch)
         started = {"round": round_, "branch": session.branch, "prompt_sha256": sha256_text(prompt)}
@@ -146,6 +155,8 @@ class PhaseSteps:
         if not ran.cli.ok:
             raise await self._saver.failure(name, ran.cli.outcome)
         handoff = await self._complete(index, round_, adapter, ran)
+        if name == BUILD:
+            await run.files_reported(handoff.files_changed)
         progress.running = None
         return handoff
 

@@ -1,6 +1,7 @@
 """Before build, the files the plan named (its ``FILES:`` line) are locked for the session
 (``locks.acquire_file_locks``, waiting up to ``PLAN_LOCK_TIMEOUT``); busy files fail the
-attempt, retryable. Locks are never released here: the scheduler releases the session's."""
+attempt, retryable. Locks are never released here: the scheduler releases the session's. The
+files locked are reported (``TaskRun.files_reported``) for the session context."""
 
 from __future__ import annotations
 
@@ -48,3 +49,4 @@ async def lock_plan_files(run: TaskRun, plan: Handoff | None) -> None:
                 retryable=True,
             )
         ) from exc
+    await run.files_reported(wanted)  # into the session context the others' prompts read

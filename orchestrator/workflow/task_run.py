@@ -8,7 +8,7 @@ the ``WorkflowResult``: merge it, park it, retry it or fail it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -51,6 +51,14 @@ class TaskRun:
     # candidates of a council task share one owner, so they never wait for each other
     on_phase_end: Callable[[], Awaitable[None]] | None = None  # after each phase's work is
     # saved (a team publishes the branch then); must not raise
+    on_files: Callable[[Sequence[str]], Awaitable[None]] | None = None  # files the attempt now
+    # owns or changes (the plan's once locked, the build's changed ones): the scheduler puts
+    # them in the session context, which the other sessions' prompts name
+
+    async def files_reported(self, paths: Sequence[str]) -> None:
+        """Tell ``on_files`` about files the attempt now owns or changes."""
+        if self.on_files is not None and paths:
+            await self.on_files(paths)
 
     async def phase_ended(self) -> None:
         """Tell ``on_phase_end`` that a phase's work is saved on the branch."""

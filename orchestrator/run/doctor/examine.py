@@ -21,7 +21,11 @@ from orchestrator.run.doctor.checklist import Check
 from orchestrator.run.doctor.cli_checks import cli_checks, no_cli_found
 from orchestrator.run.doctor.git_checks import git_check
 from orchestrator.run.doctor.repository_checks import repository_checks
-from orchestrator.run.doctor.store_checks import file_store_check, postgres_check
+from orchestrator.run.doctor.store_checks import (
+    file_store_checks,
+    postgres_check,
+    postgres_health_check,
+)
 from orchestrator.run.repo_here import repo_here
 from orchestrator.worktrees.layout import COUNCIL_DIR
 
@@ -51,9 +55,12 @@ async def examine(
         await _configured_clis(found, config, registry, env)
         if config.state.backend == "postgresql":
             found.checks.append(await postgres_check(config.state, source))
+            pg_health = await postgres_health_check(config.state)
+            if pg_health is not None:
+                found.checks.append(pg_health)
         if config.repo.is_dir():
-            found.checks.append(
-                await file_store_check(config.state_dir, config.repo, config.state_anchor)
+            found.checks += await file_store_checks(
+                config.state_dir, config.repo, config.state_anchor
             )
         return found
     repo = await _repository_here(found, cwd)
@@ -65,7 +72,7 @@ async def examine(
         found.checks.append(no_cli_found())
     if repo is not None:
         state_dir = repo / COUNCIL_DIR / "state"
-        found.checks.append(await file_store_check(state_dir, repo, repo))
+        found.checks += await file_store_checks(state_dir, repo, repo)
     return found
 
 

@@ -15,47 +15,51 @@ import anyio.to_thread
 from orchestrator.config.sections import StateConfig
 from orchestrator.errors import CouncilError, StateError
 from orchestrator.run.doctor.checklist import Check
+from orchestrator.run.doctor.health_check import health_check
 from orchestrator.run.preflight import council_dir_problem
 from orchestrator.state.file.store import FileStateStore
 from orchestrator.worktrees.layout import COUNCIL_DIR
 
-__all__ = ["file_store_check", "postgres_check"]
+__all__ = ["file_store_checks", "postgres_check", "postgres_health_check"]
 
 _GROUP = "state"
 _NAME = "state store"
 
 
-async def file_store_check(state_dir: Path, repo: Path, anchor: Path) -> Check:
+async def file_store_checks(state_dir: Path, repo: Path, anchor: Path) -> list[Check]:
     """The file store at ``state_dir`` (the events of ``repo``), reached from ``anchor``;
-    never opened through a link planted in ``.council`` (the store's own rule)."""
+    never opened through a link planted in ``.council`` (the store's own rule). Once it
+    could be read, a second line says how healthy it is (``health_check``)."""
     if state_dir.is_relative_to(repo / COUNCIL_DIR):
         problem = await anyio.to_thread.run_sync(council_dir_problem, repo)
         if problem is not None:
             fix = "replace the link with a real directory (its target is left alone)"
-            return Check.fail(_GROUP, _NAME, f"not opened: {problem.split('; ')[0]}", fix)
+            return [Check.fail(_GROUP, _NAME, f"not opened: {problem.split('; ')[0]}", fix)]
     if not await anyio.to_thread.run_sync(state_dir.is_dir):
-        return Check.ok(_GROUP, _NAME, f"no run recorded yet (the first makes {state_dir})")
+        return [Check.ok(_GROUP, _NAME, f"no run recorded yet (the first makes {state_dir})")]
     try:
         events = repo / COUNCIL_DIR / "events.jsonl"
         async with FileStateStore(state_dir, events_path=events, anchor=anchor) as store:
             sessions = await store.list_sessions()
             problems = await store.verify_records()
+            report = await store.health()
     except (CouncilError, OSError) as exc:  # a link in the way is one too (PathEscapeError)
         fix = "make its directory readable and writable for this user, then check again"
-        return Check.fail(_GROUP, _NAME, f"{state_dir} cannot be read: {exc}", fix)
+        return [Check.fail(_GROUP, _NAME, f"{state_dir} cannot be read: {exc}", fix)]
     lost = [p for p in problems if not p.recovered]
     if lost:
         named = ", ".join(f"{p.kind}/{p.key}" for p in lost[:3])
-        return Check.fail(
+        lost_check = Check.fail(
             _GROUP,
             _NAME,
             f"{len(lost)} damaged record(s) without a good version in {state_dir}: {named}",
             "restore a checkpoint (`council checkpoint list`, then `council checkpoint "
             "restore <id>`), or move a damaged record's directory away to start it afresh",
         )
+        return [lost_check, health_check(report)]
     runs = f"{len(sessions)} run{'s' * (len(sessions) != 1)} recorded"
     mended = f", {len(problems)} damaged record(s) recovered from history" if problems else ""
-    return Check.ok(_GROUP, _NAME, f"{state_dir}: {runs}{mended}")
+    return [Check.ok(_GROUP, _NAME, f"{state_dir}: {runs}{mended}"), health_check(report)]
 
 
 async def postgres_check(state: StateConfig, source: str | None) -> Check:
@@ -93,3 +97,20 @@ async def postgres_check(state: StateConfig, source: str | None) -> Check:
     return Check.ok(
         _GROUP, "database", f"{health.where} reachable, schema version {health.version}"
     )
+
+
+async def postgres_health_check(state: StateConfig) -> Check | None:
+    """The team database's health, when its schema is this release's own (opening the store
+    on any other would migrate it, which the doctor never does); None otherwise."""
+    from orchestrator.state.postgres.health import schema_health
+    from orchestrator.state.postgres.store import PostgresStateStore
+
+    try:
+        schema = await schema_health(state.dsn)
+        if schema.version != schema.known:
+            return None
+        async with await PostgresStateStore.connect(state.dsn) as store:
+            report = await store.health(large_record_bytes=int(state.monitor.large_record))
+    except StateError:
+        return None  # the database line above says what is wrong with reaching it
+    return health_check(report)

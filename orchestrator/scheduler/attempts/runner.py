@@ -7,7 +7,9 @@
    (so a crash after the worktree is made still finds it); someone else's live claim means
    the task is not ours to run and the attempt ends quietly;
 2. **lock** the task's declared files for the attempt's session (all or none, short timeout);
-   contention puts the task back in the queue untouched (no attempt counted as failed);
+   contention puts the task back in the queue untouched (no attempt counted as failed); once
+   they are held (and the worktree made), the session context says so (``session_context``),
+   and the files the workflow reports on the way (``TaskRun.on_files``) are added to it;
 3. **worktree**: the task's previous one when it still exists (a retry or a resumed run
    continues the work already on its branch, so phases the workflow skips as completed are
    really there), else a new one forked from the base tip as it is now;
@@ -25,10 +27,11 @@
    file nobody holds that cannot be used): the error names the file and what to do, then
    ``council resume``; requeueing the task instead would dispatch it forever.
 
-Locks are released when the attempt ends (a candidate's, held for its whole council task, when
-that task ends); the worktree is removed only when the base contains the branch tip (otherwise
-it is kept for the next attempt, a resolve round or the user). An attempt whose claim was lost
-(lease lapsed and swept) writes nothing more: the sweeper owns the task now.
+Locks, and the session context with them, are released when the attempt ends (a candidate's,
+held for its whole council task, when that task ends); the worktree is removed only when the
+base contains the branch tip (otherwise it is kept for the next attempt, a resolve round or the
+user). An attempt whose claim was lost (lease lapsed and swept) writes nothing more: the
+sweeper owns the task now.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -91,6 +94,9 @@ class AttemptRunner:
         # A council candidate ended: its council task may now be over (``CouncilMembers``).
         self._candidate_ended = candidate_ended
         self._team = team_work  # in a team: fresh base, published branches, take-overs
+        # Council candidates share one lock owner: two starting at once must not both take
+        # the files it lacks (the second would find them held by its own owner).
+        self._taking: dict[str, anyio.Lock] = {}
 
     async def run(self, attempt: Attempt) -> None:
         """Run ``attempt`` from claim to settled (module doc); never raises a council error."""
@@ -167,16 +173,18 @@ class AttemptRunner:
                 reason = f"{taken_by.path} is owned by task {taken_by.task_id} on {holder}"
                 return await self._writes.requeue(attempt, f"waiting for files: {reason}")
         locks, owner = services.locks, attempt.lock_owner(session_id)
-        wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
         try:
-            if wanted:
-                await locks.acquire_file_locks(owner, wanted, timeout=LOCK_TIMEOUT)
+            async with self._taking.setdefault(owner, anyio.Lock()):
+                wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
+                if wanted:
+                    await locks.acquire_file_locks(owner, wanted, timeout=LOCK_TIMEOUT)
             attempt.session = await self._worktree(session_id, attempt, state, new=not kept)
         except LockError as exc:
             if needs_repair(exc):
                 raise  # a lock file nobody holds cannot be used: waiting would never end
             await self._writes.requeue(attempt, f"waiting for files: {exc}")
             return False
+        await self._writes.contexts.started(attempt, owner)
         await self._run.events.emit(
             TaskDispatched(
                 task_id=task.id,
@@ -250,6 +258,7 @@ class AttemptRunner:
             on_event=self._inflight.listener(attempt, self._run.events.on_event),
             lock_owner=attempt.lock_owner(attempt.session.session_id),
             on_phase_end=None if self._team is None else self._publisher(attempt),
+            on_files=self._files_reporter(attempt),
         )
         full: CouncilError | OSError | None = None
         async with anyio.create_task_group() as group:
@@ -277,6 +286,16 @@ class AttemptRunner:
                 usage=result.usage,
             )
         return result
+
+    def _files_reporter(self, attempt: Attempt) -> Callable[[Sequence[str]], Awaitable[None]]:
+        contexts = self._writes.contexts
+        assert attempt.session is not None
+        owner = attempt.lock_owner(attempt.session.session_id)
+
+        async def report(paths: Sequence[str]) -> None:
+            await contexts.changing(owner, paths)
+
+        return report
 
     def _publisher(self, attempt: Attempt) -> Callable[[], Awaitable[None]]:
         team = self._team

@@ -15,6 +15,7 @@ from orchestrator.events.tasks import TaskCancelled, TaskRequeued
 from orchestrator.git.publish import publish_rescue
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
 from orchestrator.scheduler.attempts.attempt import USAGE, WORKTREE, Attempt
+from orchestrator.scheduler.attempts.session_context import SessionContextFeed
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.context import RunContext
 from orchestrator.workflow.task_run import WorkflowResult
@@ -29,6 +30,7 @@ class AttemptWrites:
     def __init__(self, run: RunContext) -> None:
         self._services = run.services
         self._events = run.events
+        self.contexts = SessionContextFeed(run.services)  # what the other sessions' prompts name
 
     def where(self, attempt: Attempt) -> dict[str, Any]:
         """The attempt's branch and worktree, written with every write that settles it (the
@@ -91,6 +93,7 @@ class AttemptWrites:
         if attempt.session is not None and not attempt.locks_released:
             await self._services.locks.release_all_session_locks(attempt.session.session_id)
             attempt.locks_released = True
+            await self.contexts.ended(attempt.session.session_id)
 
     async def retire_worktree(self, attempt: Attempt) -> None:
         if attempt.session is not None:

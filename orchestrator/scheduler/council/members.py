@@ -7,6 +7,7 @@ What happens once a council task is over is ``closing``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from orchestrator.config.task import TaskConfig
 from orchestrator.events.tasks import TaskCancelled, TaskCancelTooLate
@@ -105,12 +106,22 @@ class CouncilMembers:
 
     async def end_candidate(self, task_id: str, why: str, worktree: object) -> None:
         """A candidate that will never be merged ends ``cancelled``; its branch is kept."""
-        store = self._run.services.store
-        state = await store.get_task_state(task_id)
-        if state is None:
+        updates = await self.ended_candidate(task_id, why)
+        if updates is None:
             return
+        await self._run.services.store.update_task_state(task_id, updates)
+        await self.remove_candidate_worktree(worktree)
+
+    async def ended_candidate(self, task_id: str, why: str) -> dict[str, Any] | None:
+        """The write that ends candidate ``task_id`` ``cancelled`` (None: it has no record)."""
+        state = await self._run.services.store.get_task_state(task_id)
+        if state is None:
+            return None
         meta = dict(state.metadata)
         meta.pop(WORKTREE, None)
-        await store.update_task_state(task_id, {**cancelled_updates(state, why), "metadata": meta})
+        return {**cancelled_updates(state, why), "metadata": meta}
+
+    async def remove_candidate_worktree(self, worktree: object) -> None:
+        """The worktree of a candidate that ended (its branch is kept)."""
         if isinstance(worktree, str) and worktree:
             await self._writes.remove_worktree(worktree, f"session {worktree}")

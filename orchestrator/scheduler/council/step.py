@@ -33,7 +33,7 @@ from typing import Any
 import anyio
 
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import CouncilError, WorkspaceError
+from orchestrator.errors import CouncilError, StaleClaim, WorkspaceError
 from orchestrator.events.council_mode import CouncilComparing, CouncilWinner
 from orchestrator.events.tasks import TaskFailed
 from orchestrator.merge.types import MergeResult, MergeStatus
@@ -52,6 +52,7 @@ from orchestrator.scheduler.candidates import (
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.closing import CouncilClosing
 from orchestrator.scheduler.council.members import CouncilMembers, Member
+from orchestrator.state.transactions import transaction
 from orchestrator.workflow.best_of import COUNCIL_PHASE, CandidateResult, pick_best
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 
@@ -224,26 +225,52 @@ class CouncilStep:
         meta = dict(winner_state.metadata)
         if merged.tip_contained:
             meta.pop(WORKTREE, None)
-        await store.update_task_state(winner.id, {**outcome, "finished_at": now, "metadata": meta})
+        ends: dict[str, dict[str, Any]] = {
+            winner.id: {**outcome, "finished_at": now, "metadata": meta}
+        }
+        losers: list[str] = []
         for member, candidate in ready:
             if member is not winner:
                 why = f"not chosen: {winner.id} ({chosen.adapter}) won"
-                await self._members.end_candidate(member.id, why, candidate.session.session_id)
+                updates = await self._members.ended_candidate(member.id, why)
+                if updates is not None:
+                    ends[member.id] = updates
+                    losers.append(candidate.session.session_id)
         state = await store.get_task_state(attempt.key)
         parent_meta = dict(state.metadata) if state is not None else {}
-        parent_meta[COUNCIL_SUMMARY] = await council_summary(store, attempt.task, winner.id)
+        summary = await council_summary(store, attempt.task, winner.id)
+        for entry in summary["candidates"]:  # as they will stand once this is written
+            end = ends.get(entry["task_id"])
+            if end is not None:
+                entry |= {"status": str(end["status"]), "error": end.get("error")}
+        parent_meta[COUNCIL_SUMMARY] = summary
         parent_meta["conflicts"] = list(merged.conflicts)
-        await self._writes.release(
-            attempt,
-            ClaimStatus.COMPLETED,
-            {
-                **outcome,
-                "finished_at": now,
-                "adapter": chosen.adapter,
-                "branch": branch,
-                "metadata": parent_meta,
-            },
-        )
+        settled = {
+            **self._writes.where(attempt),
+            **outcome,
+            "finished_at": now,
+            "adapter": chosen.adapter,
+            "branch": branch,
+            "metadata": parent_meta,
+        }
+        # The council task, its winner and the candidates not chosen end in one transaction:
+        # a crash part-way used to leave the winner ended while the others still waited, and
+        # the step, run again on resume, would then compare only those and merge a loser.
+        # The council task's write is fenced by the step's claim, so a step swept meanwhile
+        # writes nothing at all.
+        try:
+            async with transaction(store) as txn:
+                txn.update_task(attempt.key, settled, fencing_token=attempt.token)
+                for task_id, updates in ends.items():
+                    txn.update_task(task_id, updates)
+        except StaleClaim:
+            attempt.lost = True  # swept meanwhile: the sweeper has settled the task
+            return
+        # The claim goes too (the outcome is already written, so a crash before this line
+        # leaves an ended task whose claim simply lapses).
+        await self._writes.release(attempt, ClaimStatus.COMPLETED, settled)
+        for worktree in losers:
+            await self._members.remove_candidate_worktree(worktree)
         if merged.tip_contained:
             session_id = chosen.session.session_id
             await self._writes.remove_worktree(session_id, f"session {session_id}")

@@ -13,7 +13,12 @@ event loop never waits on another holder) and then does its file work in one wor
 call. Reads take no lock: records are replaced atomically, so a read sees one whole version
 (``peek``); only a record that reads as damaged is loaded again under the exclusive lock, which
 also waits for a recovery under way. Locks on different records are never held in a cycle: a
-task lock may be held while the fencing counter is taken, and nothing else nests.
+task lock may be held while the fencing counter is taken; a transaction (``transactions``)
+holds the locks of all its records, taken in one global order (``state.transactions``) while
+holding no other; and nothing else nests.
+
+A transaction a process died in the middle of is finished (``intents``) before anything reads
+or writes one of its records, by whoever gets there first (``settle``).
 """
 
 from __future__ import annotations
@@ -41,12 +46,13 @@ from orchestrator.models import (
 )
 from orchestrator.state.file.checkpoints import CheckpointFiles
 from orchestrator.state.file.codec import RecordDamaged
-from orchestrator.state.file.event_log import EventLog
+from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES, EventLog
 from orchestrator.state.file.fsops import FileOperations, FileOps
+from orchestrator.state.file.intents import Intent, IntentEntry, IntentLog, replay
 from orchestrator.state.file.records import RecordKind
 from orchestrator.state.record_rules import STORE_OWNED
 
-__all__ = ["FileCore", "load_or_recover", "peek"]
+__all__ = ["FileCore", "load_or_recover", "peek", "subdirectories"]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -65,6 +71,7 @@ class FileCore:
         lock_timeout: float = 10.0,
         file_ops: FileOperations | None = None,
         anchor: Path | str | None = None,
+        events_rotate_bytes: int | None = DEFAULT_ROTATE_BYTES,
     ) -> None:
         self.root = Path(root)
         # Every file and lock of the store is reached from here without following a link.
@@ -81,8 +88,12 @@ class FileCore:
         self.counters = RecordKind(self.root, "counters", Counter, "name", ops, history_limit)
         self.checkpoints = CheckpointFiles(self.root / "checkpoints", ops, checkpoint_limit)
         self.events = EventLog(
-            Path(events_path) if events_path else self.root / "events.jsonl", ops
+            Path(events_path) if events_path else self.root / "events.jsonl",
+            ops,
+            rotate_bytes=events_rotate_bytes,
         )
+        self.intents = IntentLog(self.root / "transactions", ops)
+        self._settled_once = False
 
     def namespace(self, namespace: str) -> RecordKind[KeyedRecord]:
         kind = self._namespaces.get(namespace)
@@ -96,7 +107,7 @@ class FileCore:
 
     async def kinds(self) -> list[RecordKind[Any]]:
         """Every kind of record on disk: tasks, sessions, counters and each namespace."""
-        names = await anyio.to_thread.run_sync(_subdirectories, self.root / "records")
+        names = await anyio.to_thread.run_sync(subdirectories, self.root / "records")
         return [self.tasks, self.sessions, self.counters, *map(self.namespace, names)]
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -105,6 +116,8 @@ class FileCore:
     async def locked(
         self, kind: RecordKind[Any], key: str, *, shared: bool = False
     ) -> AsyncIterator[None]:
+        if kind is not self.counters:  # taken with a task lock held: it must not wait here
+            await self.settle(kind, key)
         lock = await filelock.acquire(
             kind.lock_path(key), shared=shared, timeout=self.lock_timeout, root=self.anchor
         )
@@ -129,6 +142,7 @@ class FileCore:
             self.events.write(events)
 
     async def read(self, kind: RecordKind[M], key: str) -> M | None:
+        await self.settle(kind, key)
         try:
             return await anyio.to_thread.run_sync(peek, kind, key)
         except RecordDamaged:
@@ -144,6 +158,7 @@ class FileCore:
     async def read_many(self, kind: RecordKind[M], keys: list[str] | None) -> list[M]:
         """The records of ``keys`` (None: every one of the kind) that exist, in order, read in
         one worker-thread call; only a damaged one takes the locked path of its own."""
+        await self.settle(kind, None)
 
         def read_all() -> list[tuple[str, M | None, bool]]:
             found: list[tuple[str, M | None, bool]] = []
@@ -162,18 +177,92 @@ class FileCore:
                 records.append(record)
         return records
 
-    def write_merged(
+    # -- transactions cut short -------------------------------------------------------------
+
+    def kind_of(self, entry: IntentEntry) -> RecordKind[Any]:
+        if entry.kind == "records":
+            return self.namespace(entry.namespace)
+        return self.tasks if entry.kind == "tasks" else self.sessions
+
+    def record_id(self, kind: RecordKind[Any], key: str) -> tuple[str, str, str]:
+        """How a transaction names a record (``state.transactions.record_of``)."""
+        if kind is self.tasks or kind is self.sessions:
+            return (kind.name, "", key)
+        return ("records", kind.name, key)
+
+    async def settle(self, kind: RecordKind[Any], key: str | None) -> None:
+        """Finish every transaction a dead process left that touches ``kind``'s record ``key``
+        (None: any record of the kind), so no one reads or writes half of one. One stat when
+        none is pending. An intent of a live transaction makes this wait for its locks, after
+        which it is gone. The first call of a store finishes or rolls back everything left."""
+        if not self._settled_once:
+            self._settled_once = True
+            await self.settle_all()
+            return
+        paths = self.intents.pending()
+        if not paths:
+            return
+        wanted = None if key is None else self.record_id(kind, key)
+        for path in paths:
+            intent = await anyio.to_thread.run_sync(self.intents.load, path)
+            if intent is None:
+                continue
+            if wanted is None:
+                if not any(self.kind_of(e) is kind for e in intent.entries):
+                    continue
+            elif not intent.touches(wanted):
+                continue
+            await self.finish(intent)
+
+    async def settle_all(self) -> None:
+        """Finish or roll back whatever transactions dead processes left (on first use)."""
+        await anyio.to_thread.run_sync(self.intents.roll_back_orphans)
+        for path in self.intents.pending():
+            intent = await anyio.to_thread.run_sync(self.intents.load, path)
+            if intent is not None:
+                await self.finish(intent)
+
+    async def finish(self, intent: Intent) -> None:
+        """Replay ``intent`` under the locks of its records, unless its transaction ended
+        while they were being taken."""
+        entries = sorted(intent.entries, key=lambda e: e.record)
+        held: list[filelock.FileLock] = []
+        try:
+            for entry in entries:
+                path = self.kind_of(entry).lock_path(entry.key)
+                lock = await filelock.acquire(path, timeout=self.lock_timeout, root=self.anchor)
+                held.append(lock)
+
+            def run(events: list[Event]) -> None:
+                still = self.intents.load(intent.path)
+                if still is None:
+                    return  # its own process finished it meanwhile
+                written = replay(still, self.kind_of, events)
+                self.intents.remove(still)
+                events.extend(
+                    StateUpdated(
+                        kind=self.kind_of(e).name, key=e.key, version=e.version or 0, fields=[]
+                    )
+                    for e in written
+                )
+
+            await self.in_thread(run)
+        finally:
+            for lock in reversed(held):
+                lock.release()
+
+    # -- merging updates --------------------------------------------------------------------
+
+    def merge(
         self,
         kind: RecordKind[M],
         key: str,
         current: M | None,
         updates: Mapping[str, Any],
         defaults: Mapping[str, Any],
-        events: list[Event],
-        *,
-        announce: bool = True,
-        durable: bool = True,
-    ) -> M:
+    ) -> tuple[M, list[str]]:
+        """``updates`` merged into ``current`` (or ``defaults`` for a new record) as the next
+        version, and the fields they set; ``StateError`` when the result is not valid."""
         if current is not None:
             version = int(getattr(current, "version", 0))
         else:
@@ -192,6 +281,22 @@ class FileCore:
             raise StateError(
                 f"invalid update of {kind.name} record {key!r}: {where}: {problem['msg']}"
             ) from None
+        return record, sorted(fields)
+
+    def write_merged(
+        self,
+        kind: RecordKind[M],
+        key: str,
+        current: M | None,
+        updates: Mapping[str, Any],
+        defaults: Mapping[str, Any],
+        events: list[Event],
+        *,
+        announce: bool = True,
+        durable: bool = True,
+    ) -> M:
+        record, fields = self.merge(kind, key, current, updates, defaults)
+        version = int(getattr(record, "version", 1)) - 1
         kind.write(
             key,
             record,
@@ -199,9 +304,7 @@ class FileCore:
             durable=durable,
         )
         if announce:
-            events.append(
-                StateUpdated(kind=kind.name, key=key, version=version + 1, fields=sorted(fields))
-            )
+            events.append(StateUpdated(kind=kind.name, key=key, version=version + 1, fields=fields))
         return record
 
     # -- events ---------------------------------------------------------------------------
@@ -226,6 +329,7 @@ class FileCore:
 
     async def delete(self, kind: RecordKind[Any], key: str) -> None:
         """Remove a record with its history and lock file."""
+        await self.settle(kind, key)
         lock = await filelock.acquire(
             kind.lock_path(key), timeout=self.lock_timeout, root=self.anchor
         )
@@ -255,7 +359,7 @@ def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | N
     return record
 
 
-def _subdirectories(directory: Path) -> list[str]:
+def subdirectories(directory: Path) -> list[str]:
     try:
         with os.scandir(directory) as entries:
             return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))

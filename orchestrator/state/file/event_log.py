@@ -23,6 +23,11 @@ Two ways in, one order out:
 Both go through one queue, taken and written under one lock, so the file keeps the order in
 which events were handed over.
 
+Rotation (``event_archive``): once the file holds ``rotate_bytes``, the process whose append
+found it so renames it to an archive; every process checks, at most once a second, that its
+descriptor is still the file's (the inode) and opens the new file when it is not. ``read``
+reads the archives first, so history goes on across rotations.
+
 No secret is written or handed on: each event's strings are masked (``secret_mask``) as it is
 encoded for the file and before subscribers (the live table, plugins, the log) see it.
 """
@@ -32,7 +37,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -40,18 +47,28 @@ from pydantic import ValidationError
 from orchestrator.event_text import sentence
 from orchestrator.events import Event, Subscriber
 from orchestrator.safety.secret_mask import masked_json, masked_model
+from orchestrator.state.file.event_archive import archive_lines, archives, rotate, trim_archives
 from orchestrator.state.file.fsops import FileOperations, FileOps
 
-__all__ = ["EventLog"]
+__all__ = ["DEFAULT_ROTATE_BYTES", "EventLog"]
 
 log = logging.getLogger(__name__)
 
 _IDLE = 5.0  # seconds a writer thread waits for more events before it ends
+_RECHECK = 1.0  # seconds between checks that the descriptor is still the file's
+DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024
 
 
 class EventLog:
-    def __init__(self, path: Path, ops: FileOperations | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        ops: FileOperations | None = None,
+        *,
+        rotate_bytes: int | None = DEFAULT_ROTATE_BYTES,
+    ) -> None:
         self.path = path
+        self.rotate_bytes = rotate_bytes  # None: never rotated
         self.ops = ops or FileOps()
         self.ops.confine(path.parent)  # a store's ops reach it from the store's anchor already
         self.skipped = 0  # lines ``read`` could not parse
@@ -64,6 +81,8 @@ class EventLog:
         self._writer: threading.Thread | None = None
         self._closing = False
         self._failed: BaseException | None = None  # what stopped the writer thread
+        self._checked = 0.0  # when the descriptor was last checked against the file
+        self.recheck = _RECHECK  # seconds between those checks (tests make it 0)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -127,30 +146,54 @@ class EventLog:
                 except Exception:
                     log.exception("event subscriber %r failed on %s", subscriber, event.type)
 
-    def read(self) -> Iterator[Event]:
-        """Every whole event in the file, oldest first, each as its type's model where it
-        fits one (``events.catalogue.read_event``); other lines are skipped and counted in
-        ``skipped``."""
+    def read(self, *, archived: bool = True) -> Iterator[Event]:
+        """Every whole event, oldest first (the archives' first unless ``archived`` is
+        False), each as its type's model where it fits one (``events.catalogue.read_event``);
+        other lines are skipped and counted in ``skipped``."""
         # The catalogue builds a model per event type (tens of ms): only readers pay for it,
         # not every command that opens the store (``council status``).
         from orchestrator.events.catalogue import read_event
 
         self.flush()
         self.skipped = 0
+        for line in self._lines(archived):
+            if not line.endswith(b"\n"):
+                self.skipped += 1  # torn by a crash or a full disk mid-append
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield read_event(line)
+            except ValidationError:
+                self.skipped += 1
+
+    def _lines(self, archived: bool) -> Iterator[bytes]:
+        for archive in archives(self.path) if archived else []:
+            yield from archive_lines(archive)
         try:
             with self.path.open("rb") as handle:
-                for line in handle:
-                    if not line.endswith(b"\n"):
-                        self.skipped += 1  # torn by a crash or a full disk mid-append
-                        continue
-                    if not line.strip():
-                        continue
-                    try:
-                        yield read_event(line)
-                    except ValidationError:
-                        self.skipped += 1
+                yield from handle
         except FileNotFoundError:
             return
+
+    def archives(self) -> list[Path]:
+        """The rotated archives, oldest first (``event_archive``)."""
+        return archives(self.path)
+
+    def trim_archives(self, before: datetime | None) -> int:
+        """Remove the archives whose events all predate ``before`` (all when None); how
+        many (blocking)."""
+        return trim_archives(self.path, before, self.ops)
+
+    def size(self) -> int:
+        """Bytes in the log and its archives (blocking)."""
+        total = 0
+        for path in [*archives(self.path), self.path]:
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                continue
+        return total
 
     def close(self) -> None:
         with self._queue_lock:
@@ -193,6 +236,7 @@ class EventLog:
         if self._lost:
             data = b"\n" + data  # end whatever part of a line the failed append left
         try:
+            self._follow_rotation()
             if self._fd is None:
                 self.ops.makedirs(self.path.parent)
                 if _ends_mid_line(self.path):
@@ -211,6 +255,28 @@ class EventLog:
         if self._lost:
             log.warning("%s: appending works again; %d events were lost", self.path, self._lost)
             self._lost = 0
+
+    def _follow_rotation(self) -> None:
+        """At most once a second: rotate the file when it is over its size (``rotate``),
+        and reopen when the descriptor is no longer the file's (this process or another
+        rotated it). The caller holds the write lock."""
+        now = time.monotonic()
+        if self._fd is None or now - self._checked < self.recheck:
+            return
+        self._checked = now
+        held = os.fstat(self._fd)
+        if self.rotate_bytes is not None and held.st_size >= self.rotate_bytes:
+            try:
+                rotate(self.path, self.rotate_bytes, self.ops)
+            except OSError as exc:  # the log goes on in the big file; tried again later
+                log.warning("cannot rotate %s: %s", self.path, exc.strerror or exc)
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            current = None
+        if current is None or (current.st_ino, current.st_dev) != (held.st_ino, held.st_dev):
+            fd, self._fd = self._fd, None
+            self.ops.close(fd)
 
 
 def _encode(events: Sequence[Event]) -> bytes:

@@ -1,19 +1,24 @@
 """Keyed records of other layers (worktree and file ownership), one namespace each.
 
 They live under ``<root>/records/<namespace>/<key>/`` with the same versioning, history,
-integrity checks and locking as tasks and sessions.
+integrity checks and locking as tasks and sessions. One written with a ``ttl`` expires
+(``state.expiry``), judged by this machine's clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+import anyio.to_thread
 
 from orchestrator import filelock
 from orchestrator.events import Event
 from orchestrator.ids import check_id
-from orchestrator.models import KeyedRecord
-from orchestrator.state.file.core import FileCore, load_or_recover
+from orchestrator.models import KeyedRecord, utcnow
+from orchestrator.state.expiry import expires_at, is_expired, live
+from orchestrator.state.file.core import FileCore, load_or_recover, subdirectories
 from orchestrator.state.file.rules import check_version
 
 __all__ = ["FileRecords"]
@@ -25,7 +30,7 @@ class FileRecords:
 
     async def get_record(self, namespace: str, key: str) -> KeyedRecord | None:
         core = self._core
-        return await core.read(core.namespace(namespace), key)
+        return live(await core.read(core.namespace(namespace), key), utcnow())
 
     async def put_record(
         self,
@@ -35,15 +40,23 @@ class FileRecords:
         expected_version: int | None = None,
         *,
         durable: bool = True,
+        ttl: float | None = None,
     ) -> KeyedRecord:
         core = self._core
         kind = core.namespace(namespace)
         check_id(key, f"{namespace} key")
+        expires_at(utcnow(), ttl)  # a bad ttl is refused before any lock is taken
 
         def run(events: list[Event]) -> KeyedRecord:
             current = load_or_recover(kind, key, events)
-            check_version(kind, key, current, expected_version)
-            fields = {"namespace": namespace, "data": dict(data)}
+            now = utcnow()
+            # An expired record is absent to the version check, but its versions go on.
+            check_version(kind, key, live(current, now), expected_version)
+            fields = {
+                "namespace": namespace,
+                "data": dict(data),
+                "expires_at": expires_at(now, ttl),
+            }
             return core.write_merged(kind, key, current, fields, {}, events, durable=durable)
 
         async with core.locked(kind, key):
@@ -57,8 +70,15 @@ class FileRecords:
         *,
         durable: bool = True,
     ) -> bool:
-        core = self._core
         del durable  # removing files needs no fsync to be atomic; a crash may undo it
+        return await self._delete(namespace, key, expected_version, None)
+
+    async def _delete(
+        self, namespace: str, key: str, expected_version: int | None, expired_by: datetime | None
+    ) -> bool:
+        """Remove the record; True when it was there and live. With ``expired_by``: only if it
+        expired by then (True when it did), whatever its version."""
+        core = self._core
         kind = core.namespace(namespace)
         if not kind.dir_for(key).exists():
             if expected_version not in (None, 0):
@@ -70,8 +90,15 @@ class FileRecords:
 
         def run(events: list[Event]) -> bool:
             try:
-                current = load_or_recover(kind, key, events)
-                check_version(kind, key, current, expected_version)
+                stored = load_or_recover(kind, key, events)
+                if expired_by is not None:
+                    if stored is None or not is_expired(stored, expired_by):
+                        lock.release()  # written again meanwhile: it stays
+                        return False
+                    current: KeyedRecord | None = stored
+                else:
+                    current = live(stored, utcnow())
+                    check_version(kind, key, current, expected_version)
                 kind.delete(key)
             except BaseException:
                 lock.release()
@@ -90,4 +117,18 @@ class FileRecords:
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         core = self._core
-        return await core.read_many(core.namespace(namespace), None)
+        now = utcnow()
+        found = await core.read_many(core.namespace(namespace), None)
+        return [record for record in found if not is_expired(record, now)]
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        """Remove every keyed record expired by ``now`` (this machine's clock when None)."""
+        core = self._core
+        moment = now or utcnow()
+        names = await anyio.to_thread.run_sync(subdirectories, core.root / "records")
+        purged = 0
+        for namespace in names:
+            for record in await core.read_many(core.namespace(namespace), None):
+                if is_expired(record, moment):
+                    purged += await self._delete(namespace, record.key, None, moment)
+        return purged

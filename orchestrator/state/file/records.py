@@ -4,6 +4,8 @@
 
     <root>/<kind>/<key>/current.json     the record (see ``codec`` for the format)
     <root>/<kind>/<key>/v000000000007.json  earlier versions, the newest ``history_limit`` kept
+    <root>/<kind>/<key>/a000000000003.json  older ones waiting to be archived (``archive``)
+    <root>/<kind>/<key>/history.jsonl.gz    all older ones, compressed (``history_archive``)
     <root>/<kind>/<key>/.lock            the reader/writer lock, never replaced
     <root>/quarantine/<kind>/<key>.<digest>.json  damaged records, moved aside intact
 
@@ -26,7 +28,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -36,6 +38,7 @@ from orchestrator.events.state import StateRecovered
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.safety.secret_mask import masked_json
+from orchestrator.state.file.archive import RecordArchive, read_doc
 from orchestrator.state.file.codec import RecordDamaged, decode, encode
 from orchestrator.state.file.fsops import (
     FileOperations,
@@ -43,6 +46,7 @@ from orchestrator.state.file.fsops import (
     durable_write,
     write_error,
 )
+from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 
 __all__ = ["RecordKind", "Recovery"]
 
@@ -96,6 +100,7 @@ class RecordKind(Generic[M]):
         self.base = root / name
         self.quarantine_dir = root / "quarantine" / name
         self._path_cache: dict[str, tuple[Path, Path, Path]] = {}
+        self.archive = RecordArchive(self.dir_for, ops)
         # The bytes of each record as last read or written here, keyed by the file's identity
         # (inode, size, mtime, ctime): any write to the file, by us or anyone, changes the
         # ctime, so a match means the bytes on disk are these. Parsing still happens on every
@@ -201,6 +206,26 @@ class RecordKind(Generic[M]):
             with contextlib.suppress(RecordDamaged, OSError):
                 yield self.load_version(key, version)
 
+    def version_docs(
+        self, key: str, *, limit: int | None = None, before_version: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every version of the record as stored (JSON-shaped), the current one first, then
+        its window, the versions waiting for the archive and the archive itself, which is
+        only opened when the others do not fill ``limit``. Damaged files are skipped."""
+        paths = [self.current_path(key)]
+        paths += [self.history_path(key, v) for v in reversed(self.history_versions(key))]
+        archive = self.archive
+        paths += [archive.pending_path(key, v) for v in reversed(archive.pending_versions(key))]
+        recent = []
+        for path in paths:
+            with contextlib.suppress(RecordDamaged, OSError, ValueError):
+                recent.append(read_doc(path))
+        found = window(recent, limit=limit, before_version=before_version)
+        if limit is not None and len(found) >= limit:
+            return found
+        older = archive.archived_docs(key)
+        return window([*recent, *older], limit=limit, before_version=before_version)
+
     # -- writing (exclusive lock held) ------------------------------------------------------
 
     def write(
@@ -259,18 +284,25 @@ class RecordKind(Generic[M]):
                 victim = self.history_path(key, dropped)
                 with contextlib.suppress(OSError):
                     if victim.exists():
-                        self.ops.unlink(victim)
+                        self.ops.replace(victim, self.archive.pending_path(key, dropped))
                     else:
                         # A recovery skipped version numbers, so the oldest kept version is
                         # another one: find it (rare, and only until the gap has passed).
                         self.prune_history(key)
+                    if dropped % ARCHIVE_BATCH == 0:
+                        self.archive.compact(key, sync=durable)
 
     def prune_history(self, key: str) -> int:
-        """Remove history beyond the newest ``history_limit`` versions; return how many."""
+        """Move history beyond the newest ``history_limit`` versions to the archive (it is
+        packed there once a batch is waiting); return how many moved."""
         versions = self.history_versions(key)
         excess = versions[: max(0, len(versions) - self.history_limit)]
         for version in excess:
-            self.ops.unlink(self.history_path(key, version))
+            self.ops.replace(
+                self.history_path(key, version), self.archive.pending_path(key, version)
+            )
+        if len(self.archive.pending_versions(key)) >= ARCHIVE_BATCH:
+            self.archive.compact(key)
         return len(excess)
 
     def delete(self, key: str) -> None:

@@ -157,4 +157,13 @@ class FileSessions:
             await core.delete(core.sessions, session_id)
             await core.emit(SessionRemoved(session_id=session_id))
             removed += 1
+        await self._trim_event_archives()
         return removed
+
+    async def _trim_event_archives(self) -> None:
+        """Drop the event archives whose events all predate every session still kept (all
+        of them when none is): what they tell is of sessions no longer in the store."""
+        core = self._core
+        kept = [s for s in await self.list_sessions() if s is not None]
+        oldest = min((s.created_at for s in kept), default=None)
+        await anyio.to_thread.run_sync(core.events.trim_archives, oldest)

@@ -3,7 +3,8 @@
 It implements the ``StateStore`` protocol by handing each call to the part that owns it, all
 over one ``FileCore`` (layout, record kinds, locks, worker threads, events): ``FileTasks``,
 ``FileClaims``, ``FileSessions``, ``FileSnapshots`` (checkpoints, recovery), ``FileRecords``
-(other layers' keyed records) and ``FileUpkeep``. Safe across threads, tasks and OS processes.
+(other layers' keyed records), ``FileUpkeep`` and ``FileTransactions`` (several records
+written all or nothing). Safe across threads, tasks and OS processes.
 """
 
 from __future__ import annotations
@@ -31,16 +32,22 @@ from orchestrator.models import (
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
+from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES
 from orchestrator.state.file.fsops import FileOperations
+from orchestrator.state.file.health import FileHealth
+from orchestrator.state.file.history import FileHistory
 from orchestrator.state.file.identity import store_identity
 from orchestrator.state.file.keyed import FileRecords
 from orchestrator.state.file.log_changes import LogChanges
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.tasks import FileTasks
+from orchestrator.state.file.transactions import FileTransactions
 from orchestrator.state.file.upkeep import FileUpkeep
+from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
+from orchestrator.state.transactions import Committed, RecordWrite
 from orchestrator.state.waiting import wait_for_update
 
 __all__ = ["FileStateStore"]
@@ -61,6 +68,7 @@ class FileStateStore:
         lock_timeout: float = 10.0,
         file_ops: FileOperations | None = None,
         anchor: Path | str | None = None,
+        events_rotate_bytes: int | None = DEFAULT_ROTATE_BYTES,
     ) -> None:
         self.core = core = FileCore(
             root,
@@ -70,6 +78,7 @@ class FileStateStore:
             lock_timeout=lock_timeout,
             file_ops=file_ops,
             anchor=anchor,
+            events_rotate_bytes=events_rotate_bytes,
         )
         # What tests and tools look at directly: where it lives, its record kinds, its log.
         self.root, self.events = core.root, core.events
@@ -81,6 +90,9 @@ class FileStateStore:
         self._snapshots = FileSnapshots(core, self._tasks, self._sessions)
         self._records = FileRecords(core)
         self._upkeep = FileUpkeep(core)
+        self._history = FileHistory(core)
+        self._health = FileHealth(core)
+        self._transactions = FileTransactions(core)
 
     @classmethod
     def for_repo(cls, repo: Path | str, **kwargs: Any) -> Self:
@@ -209,9 +221,10 @@ class FileStateStore:
         expected_version: int | None = None,
         *,
         durable: bool = True,
+        ttl: float | None = None,
     ) -> KeyedRecord:
         return await self._records.put_record(
-            namespace, key, data, expected_version, durable=durable
+            namespace, key, data, expected_version, durable=durable, ttl=ttl
         )
 
     async def delete_record(
@@ -247,6 +260,35 @@ class FileStateStore:
 
     async def clean_stale_locks(self) -> int:
         return await self._upkeep.clean_stale_locks()
+
+    # -- history ----------------------------------------------------------------------------
+
+    async def record_history(
+        self,
+        kind: str,
+        key: str,
+        *,
+        limit: int | None = None,
+        before_version: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return await self._history.record_history(
+            kind, key, limit=limit, before_version=before_version
+        )
+
+    # -- ttl --------------------------------------------------------------------------------
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        return await self._records.purge_expired(now)
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def health(self, *, large_record_bytes: int = DEFAULT_LARGE_RECORD_BYTES) -> StoreHealth:
+        return await self._health.health(large_record_bytes)
+
+    # -- transactions -----------------------------------------------------------------------
+
+    async def write_many(self, writes: Sequence[RecordWrite]) -> Committed:
+        return await self._transactions.write_many(writes)
 
     # -- watch ------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""The file backend's upkeep: checking every record and checkpoint (recovering what history can
-replace), and removing what crashed writers and deleted records left behind."""
+"""The file backend's upkeep: checking every record, its history archive and every checkpoint
+(recovering what history can replace), and removing what crashed writers and deleted records
+left behind."""
 
 from __future__ import annotations
 
@@ -23,6 +24,19 @@ class FileUpkeep:
         problems: list[RecordProblem] = []
         for kind in await self._core.kinds():
             for key in await anyio.to_thread.run_sync(kind.keys):
+                try:
+                    await anyio.to_thread.run_sync(kind.archive.archived_docs, key)
+                except StateCorrupted as exc:
+                    # Nothing to recover it from: only the versions archived there are lost.
+                    problems.append(
+                        RecordProblem(
+                            kind=kind.name,
+                            key=key,
+                            reason="history archive damaged",
+                            recovered=False,
+                            detail=str(exc),
+                        )
+                    )
                 reason = await anyio.to_thread.run_sync(kind.verify, key)
                 if reason is None:
                     continue
@@ -68,7 +82,8 @@ class FileUpkeep:
         Only a lock nobody holds is touched, and it is unlinked while we hold it, so a racer
         that opened it before the unlink notices the changed inode and retries.
         """
-        cleaned = 0
+        # An intent a dead writer never committed (its transaction changed nothing).
+        cleaned = await anyio.to_thread.run_sync(self._core.intents.roll_back_orphans)
         for kind in await self._core.kinds():
             for key in await anyio.to_thread.run_sync(kind.keys):
                 lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor)

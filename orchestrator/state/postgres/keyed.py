@@ -1,18 +1,22 @@
 """Keyed records of other layers (worktree and file ownership, the merge lock's holder) in the
-PostgreSQL backend, one namespace each, versioned like tasks."""
+PostgreSQL backend, one namespace each, versioned like tasks; one written with a ``ttl``
+expires (``state.expiry``), judged by the database's clock."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from orchestrator.errors import VersionConflict
 from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord
+from orchestrator.state.expiry import expires_at, live
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
+from orchestrator.state.postgres.history import forget_history, keep_old_version
 
-__all__ = ["PgRecords"]
+__all__ = ["PgRecords", "delete_records", "expect_version", "read_record", "write_record"]
 
 
 class PgRecords:
@@ -22,7 +26,7 @@ class PgRecords:
     async def get_record(self, namespace: str, key: str) -> KeyedRecord | None:
         _check(namespace, key)
         async with self._core.pool.connection() as conn:
-            return await _read(conn, namespace, key)
+            return await read_record(conn, namespace, key, live_only=True)
 
     async def put_record(
         self,
@@ -32,31 +36,17 @@ class PgRecords:
         expected_version: int | None = None,
         *,
         durable: bool = True,
+        ttl: float | None = None,
     ) -> KeyedRecord:
         del durable  # every commit is durable here
         _check(namespace, key)
 
         async def work(conn: Conn, events: list[Event]) -> KeyedRecord:
-            current = await _read(conn, namespace, key, lock=True)
-            _expect(namespace, key, current, expected_version)
-            version = current.version if current is not None else 0
-            fields = {"namespace": namespace, "data": dict(data)}
+            current = await read_record(conn, namespace, key, lock=True)
             now = await self._core.now(conn)
-            kind = f"records/{namespace}"
-            record = merged(KeyedRecord, kind, "key", key, current, fields, version, now, events)
-            if current is None:  # two creations race: the second fails here and runs again
-                await conn.execute(
-                    "INSERT INTO council.records (version, doc, updated_at, namespace, key) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    (record.version, jsonb(record), now, namespace, key),
-                )
-            else:
-                await conn.execute(
-                    "UPDATE council.records SET version = %s, doc = %s, updated_at = %s "
-                    "WHERE namespace = %s AND key = %s",
-                    (record.version, jsonb(record), now, namespace, key),
-                )
-            return record
+            # An expired record is absent to the version check, but its versions go on.
+            expect_version(namespace, key, live(current, now), expected_version)
+            return await write_record(conn, namespace, key, current, data, ttl, now, events)
 
         return await self._core.atomically(work)
 
@@ -72,13 +62,11 @@ class PgRecords:
         _check(namespace, key)
 
         async def work(conn: Conn, events: list[Event]) -> bool:
-            current = await _read(conn, namespace, key, lock=True)
-            if current is None and expected_version in (None, 0):
-                return False
-            _expect(namespace, key, current, expected_version)
-            await conn.execute(
-                "DELETE FROM council.records WHERE namespace = %s AND key = %s", (namespace, key)
-            )
+            stored = await read_record(conn, namespace, key, lock=True)
+            current = live(stored, await self._core.now(conn))
+            expect_version(namespace, key, current, expected_version)
+            if stored is not None:
+                await delete_records(conn, namespace, [key])
             return current is not None
 
         return await self._core.atomically(work)
@@ -87,10 +75,30 @@ class PgRecords:
         check_id(namespace, "record namespace")
         async with self._core.pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT doc FROM council.records WHERE namespace = %s ORDER BY key", (namespace,)
+                f"SELECT doc FROM council.records WHERE namespace = %s AND {_LIVE} "  # noqa: S608
+                "ORDER BY key",
+                (namespace,),
             )
             rows = await cursor.fetchall()
         return [KeyedRecord.model_validate(row[0]) for row in rows]
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        """Remove every keyed record expired by ``now`` (the database's clock when None)."""
+
+        async def work(conn: Conn, events: list[Event]) -> int:
+            cursor = await conn.execute(
+                "SELECT namespace, key FROM council.records "
+                "WHERE expires_at <= coalesce(%s, now()) FOR UPDATE",
+                (now,),
+            )
+            expired: dict[str, list[str]] = {}
+            for namespace, key in await cursor.fetchall():
+                expired.setdefault(namespace, []).append(key)
+            for namespace, keys in expired.items():
+                await delete_records(conn, namespace, keys)
+            return sum(map(len, expired.values()))
+
+        return await self._core.atomically(work)
 
 
 def _check(namespace: str, key: str) -> None:
@@ -98,7 +106,9 @@ def _check(namespace: str, key: str) -> None:
     check_id(key, f"{namespace} key")
 
 
-def _expect(namespace: str, key: str, current: KeyedRecord | None, expected: int | None) -> None:
+def expect_version(
+    namespace: str, key: str, current: KeyedRecord | None, expected: int | None
+) -> None:
     if expected is None:
         return
     actual = current.version if current is not None else 0
@@ -106,8 +116,56 @@ def _expect(namespace: str, key: str, current: KeyedRecord | None, expected: int
         raise VersionConflict(f"records/{namespace}/{key}", expected, actual if current else None)
 
 
-async def _read(conn: Conn, namespace: str, key: str, *, lock: bool = False) -> KeyedRecord | None:
+_LIVE = "(expires_at IS NULL OR expires_at > now())"
+
+
+async def read_record(
+    conn: Conn, namespace: str, key: str, *, lock: bool = False, live_only: bool = False
+) -> KeyedRecord | None:
+    """The record as stored (``live_only``: None once it expired)."""
     query = "SELECT doc FROM council.records WHERE namespace = %s AND key = %s"
+    query += f" AND {_LIVE}" if live_only else ""
     cursor = await conn.execute(query + (" FOR UPDATE" if lock else ""), (namespace, key))
     row = await cursor.fetchone()
     return KeyedRecord.model_validate(row[0]) if row is not None else None
+
+
+async def delete_records(conn: Conn, namespace: str, keys: list[str]) -> None:
+    """Remove these records of ``namespace`` with every version kept of them."""
+    await conn.execute(
+        "DELETE FROM council.records WHERE namespace = %s AND key = ANY(%s)", (namespace, keys)
+    )
+    await forget_history(conn, f"records/{namespace}", keys)
+
+
+async def write_record(
+    conn: Conn,
+    namespace: str,
+    key: str,
+    current: KeyedRecord | None,
+    data: Mapping[str, Any],
+    ttl: float | None,
+    now: datetime,
+    events: list[Event],
+) -> KeyedRecord:
+    """Write the record's next version (the caller holds its row lock, if it has a row); the
+    previous one goes to its history."""
+    version = current.version if current is not None else 0
+    expiry = expires_at(now, ttl)
+    fields = {"namespace": namespace, "data": dict(data), "expires_at": expiry}
+    kind = f"records/{namespace}"
+    record = merged(KeyedRecord, kind, "key", key, current, fields, version, now, events)
+    if current is None:  # two creations race: the second fails here and runs again
+        await conn.execute(
+            "INSERT INTO council.records (version, doc, updated_at, expires_at, "
+            "namespace, key) VALUES (%s, %s, %s, %s, %s, %s)",
+            (record.version, jsonb(record), now, expiry, namespace, key),
+        )
+    else:
+        await keep_old_version(conn, kind, key, jsonb(current), current.version)
+        await conn.execute(
+            "UPDATE council.records SET version = %s, doc = %s, updated_at = %s, "
+            "expires_at = %s WHERE namespace = %s AND key = %s",
+            (record.version, jsonb(record), now, expiry, namespace, key),
+        )
+    return record

@@ -6,9 +6,11 @@ which have run. A migration is never edited once released: a change is a new one
 
 Records keep their whole document as JSONB (``doc``, the pydantic model dumped), beside the
 columns the database itself must read: versions, the claim's token and lease, the session a
-task belongs to. A task's previous versions stay in ``task_history`` (the newest ten), events
-in ``events``, and fencing tokens come from one sequence, so a token is larger than every
-token handed out before it on any workstation.
+task belongs to. A task's previous versions stay in ``task_history`` (the newest ten), those of
+other records in ``record_history``, and older ones packed in ``history_archive`` (``history``);
+a keyed record may carry ``expires_at``. Events are in ``events``, and fencing tokens come
+from one sequence, so a token is larger than every token handed out before it on any
+workstation.
 """
 
 from __future__ import annotations
@@ -75,6 +77,26 @@ MIGRATIONS: tuple[str, ...] = (
         level text NOT NULL,
         data jsonb NOT NULL
     );
+    """,
+    # 2: history for every kind, the old versions compacted (``history``); record expiry.
+    """
+    CREATE TABLE council.record_history (
+        kind text NOT NULL,
+        key text NOT NULL,
+        version integer NOT NULL,
+        doc jsonb NOT NULL,
+        PRIMARY KEY (kind, key, version)
+    );
+    CREATE TABLE council.history_archive (
+        kind text NOT NULL,
+        key text NOT NULL,
+        first_version integer NOT NULL,
+        last_version integer NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (kind, key, first_version)
+    );
+    ALTER TABLE council.records ADD COLUMN expires_at timestamptz;
+    CREATE INDEX records_expiry ON council.records (expires_at) WHERE expires_at IS NOT NULL;
     """,
 )
 

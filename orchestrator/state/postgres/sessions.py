@@ -21,6 +21,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.metrics import compute_metrics
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
+from orchestrator.state.postgres.history import forget_history, keep_old_version
 from orchestrator.state.postgres.tasks import locked_task, write_task
 from orchestrator.state.protocol import TaskInit
 from orchestrator.state.record_rules import new_id
@@ -125,6 +126,11 @@ class PgSessions:
             )
             gone = [row[0] for row in await cursor.fetchall()]
             if gone:
+                await forget_history(conn, "sessions", gone)
+                cursor = await conn.execute(
+                    "SELECT task_id FROM council.tasks WHERE session_id = ANY(%s)", (gone,)
+                )
+                await forget_history(conn, "tasks", [row[0] for row in await cursor.fetchall()])
                 await conn.execute(
                     "DELETE FROM council.task_history WHERE task_id IN (SELECT task_id FROM "
                     "council.tasks WHERE session_id = ANY(%s))",
@@ -134,6 +140,12 @@ class PgSessions:
                 await conn.execute(
                     "DELETE FROM council.checkpoints WHERE session_id = ANY(%s)", (gone,)
                 )
+            # The events of removed sessions go with them: every event older than the
+            # oldest session kept (all, when none is) tells of sessions no longer stored.
+            await conn.execute(
+                "DELETE FROM council.events WHERE at < coalesce("
+                "(SELECT min(created_at) FROM council.sessions), 'infinity')"
+            )
             events.extend(SessionRemoved(session_id=sid) for sid in gone)
             return len(gone)
 
@@ -178,6 +190,7 @@ async def write_session(
             (*values, record.created_at),
         )
     else:
+        await keep_old_version(conn, "sessions", session_id, jsonb(current), current.version)
         await conn.execute(
             "UPDATE council.sessions SET version = %s, status = %s, doc = %s, updated_at = %s "
             "WHERE session_id = %s",

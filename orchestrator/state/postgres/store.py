@@ -4,8 +4,8 @@ It implements the ``StateStore`` protocol like the file backend and passes the s
 suite (``orchestrator.testing.state_contract``), on PostgreSQL 13 or newer through psycopg 3
 and a connection pool. Each call is handed to the part that owns it, over one ``PgCore``
 (pool, short transactions, the database's clock, events): ``PgTasks``, ``PgClaims``,
-``PgSessions``, ``PgSnapshots``, ``PgRecords`` and ``PgUpkeep``; recovering a session is the
-backend-neutral ``state.recovery``.
+``PgSessions``, ``PgSnapshots``, ``PgRecords``, ``PgUpkeep``, ``PgHistory`` and
+``PgTransactions``; recovering a session is the backend-neutral ``state.recovery``.
 
 Subscribers also hear other workstations' task writes as they commit (``PgListener``, one
 listening connection started by the first ``subscribe`` or by ``listen()``): a
@@ -27,6 +27,7 @@ from typing import Any, Self, TypeVar
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
+from orchestrator.errors import StateError
 from orchestrator.events import Event, Subscriber
 from orchestrator.models import (
     Checkpoint,
@@ -39,20 +40,25 @@ from orchestrator.models import (
     TaskState,
 )
 from orchestrator.state.changes import ChangeStream, RecordRef
+from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.postgres.claims import PgClaims
 from orchestrator.state.postgres.connection import describe, open_pool
 from orchestrator.state.postgres.core import PgCore
+from orchestrator.state.postgres.history import PgHistory
 from orchestrator.state.postgres.keyed import PgRecords
 from orchestrator.state.postgres.listener import PgListener
 from orchestrator.state.postgres.notice_changes import NoticeChanges
 from orchestrator.state.postgres.outages import resilient
 from orchestrator.state.postgres.sessions import PgSessions
 from orchestrator.state.postgres.snapshots import PgSnapshots
+from orchestrator.state.postgres.store_health import PgHealth
 from orchestrator.state.postgres.tasks import PgTasks
+from orchestrator.state.postgres.transactions import PgTransactions
 from orchestrator.state.postgres.upkeep import PgUpkeep
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
+from orchestrator.state.transactions import Committed, DeleteRecord, PutRecord, RecordWrite
 from orchestrator.state.waiting import wait_for_update
 
 __all__ = ["PostgresStateStore"]
@@ -74,6 +80,9 @@ class PostgresStateStore:
         self._snapshots = PgSnapshots(core, self._tasks, self._sessions)
         self._records = PgRecords(core)
         self._upkeep = PgUpkeep(core)
+        self._history = PgHistory(core)
+        self._health = PgHealth(core, self._where)
+        self._transactions = PgTransactions(core)
         self._listener = PgListener(str(pool.conninfo), core.origin, core.notify)
 
     @classmethod
@@ -224,13 +233,15 @@ class PostgresStateStore:
         expected_version: int | None = None,
         *,
         durable: bool = True,
+        ttl: float | None = None,
     ) -> KeyedRecord:
         if self._local is not None and self._local.owns(namespace):
-            local = self._local.store
-            return await local.put_record(namespace, key, data, expected_version, durable=durable)
+            return await self._local.store.put_record(
+                namespace, key, data, expected_version, durable=durable, ttl=ttl
+            )
         return await self._call(
             lambda: self._records.put_record(
-                namespace, key, data, expected_version, durable=durable
+                namespace, key, data, expected_version, durable=durable, ttl=ttl
             )
         )
 
@@ -283,6 +294,55 @@ class PostgresStateStore:
 
     async def clean_stale_locks(self) -> int:
         return await self._call(lambda: self._upkeep.clean_stale_locks())
+
+    # -- history ----------------------------------------------------------------------------
+
+    async def record_history(
+        self,
+        kind: str,
+        key: str,
+        *,
+        limit: int | None = None,
+        before_version: int | None = None,
+    ) -> list[dict[str, Any]]:
+        local = self._local
+        if local is not None and kind.startswith("records/") and local.owns(kind[8:]):
+            return await local.store.record_history(
+                kind, key, limit=limit, before_version=before_version
+            )
+        return await self._call(
+            lambda: self._history.record_history(
+                kind, key, limit=limit, before_version=before_version
+            )
+        )
+
+    # -- ttl --------------------------------------------------------------------------------
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        purged = await self._local.store.purge_expired(now) if self._local is not None else 0
+        return purged + await self._call(lambda: self._records.purge_expired(now))
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def health(self, *, large_record_bytes: int = DEFAULT_LARGE_RECORD_BYTES) -> StoreHealth:
+        return await self._call(lambda: self._health.health(large_record_bytes))
+
+    # -- transactions -----------------------------------------------------------------------
+
+    async def write_many(self, writes: Sequence[RecordWrite]) -> Committed:
+        local = self._local
+        for write in writes:
+            if (
+                isinstance(write, PutRecord | DeleteRecord)
+                and local
+                and local.owns(write.namespace)
+            ):
+                # Kept on this clone's disk: no database transaction can take it along.
+                raise StateError(
+                    f"records of namespace {write.namespace!r} are kept on this workstation's "
+                    "disk and cannot be part of a transaction of the shared store"
+                )
+        return await self._call(lambda: self._transactions.write_many(writes))
 
     # -- watch ------------------------------------------------------------------------------
 

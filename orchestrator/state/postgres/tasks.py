@@ -1,5 +1,5 @@
 """Task records in the PostgreSQL backend: read, written (fenced when the caller holds a claim),
-their history (the ten versions before the current one), and the tasks of a session."""
+their recent history (the ten versions before the current one), and the tasks of a session."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from orchestrator.errors import VersionConflict
 from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import TaskState
-from orchestrator.state.postgres.core import HISTORY_LIMIT, Conn, PgCore, jsonb, merged
+from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
+from orchestrator.state.postgres.history import move_out_of_task_window
 from orchestrator.state.record_rules import check_fence
 
 __all__ = ["PgTasks", "locked_task", "write_task"]
@@ -106,7 +107,7 @@ async def write_task(
     events: list[Event],
 ) -> TaskState:
     """Write the task's next version (the caller holds its row lock); the previous one goes
-    to history, of which the newest ten stay."""
+    to history, of which the newest ten stay whole and older ones are archived (``history``)."""
     if current is None:
         # A task started afresh keeps its versions increasing past the history it left.
         cursor = await conn.execute(
@@ -141,10 +142,7 @@ async def write_task(
         "ON CONFLICT DO NOTHING",
         (task_id, current.version, jsonb(current)),
     )
-    await conn.execute(
-        "DELETE FROM council.task_history WHERE task_id = %s AND version <= %s",
-        (task_id, current.version - HISTORY_LIMIT),
-    )
+    await move_out_of_task_window(conn, task_id, current.version)
     await conn.execute(
         "UPDATE council.tasks SET session_id = %s, version = %s, status = %s, claim_token = %s,"
         " claim_status = %s, claim_expires = %s, doc = %s, updated_at = %s WHERE task_id = %s",

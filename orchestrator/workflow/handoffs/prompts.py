@@ -12,11 +12,12 @@ other brace (JSON, code) is left alone and never needs escaping:
     {constraints}   the task's declared files and verify commands, as a list
     {handoff}       the handoffs this phase reads, each showing only the keys it needs
     {instructions}  the task's extra instructions for this phase (below)
+    {busy_files}    the files other sessions own or are changing (``busy_files``), if any
 
-``{handoff}`` and ``{instructions}`` are appended when a template does not place them, so a
-custom template can never lose them. What a handoff brings along is clipped (head and tail
-kept, the cut marked): the diff to 60 kB, the CLI's summary to 16 kB and each message it
-quotes to 4 kB, so a CLI's megabyte answer cannot make the next prompt too long to pass.
+``{handoff}``, ``{instructions}`` and ``{busy_files}`` are appended when a template does not
+place them, so a custom template can never lose them. What a handoff brings along is clipped
+(head and tail kept, the cut marked): the diff to 60 kB, the CLI's summary to 16 kB and each
+message it quotes to 4 kB, so a CLI's megabyte answer cannot make the next prompt too long to pass.
 
 Per-task, per-phase instructions live in the task's metadata, a string or a list with one
 entry per round (the last one repeats)::
@@ -41,6 +42,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestrator.config.task import TaskConfig
+from orchestrator.state.context import BusyFile
+from orchestrator.workflow.handoffs.busy_files import render_busy_files
 from orchestrator.workflow.handoffs.document import Handoff, HandoffKey
 from orchestrator.workflow.handoffs.templates import DEFAULT_TEMPLATES, GENERIC_TEMPLATE
 
@@ -85,6 +88,7 @@ class PromptContext:
     verify: Sequence[Sequence[str]] = ()
     handoffs: Sequence[Handoff] = ()  # what this phase reads, in order
     extra: Mapping[str, str] | None = None  # more placeholders (council mode's candidates)
+    busy: Sequence[BusyFile] = ()  # the files other sessions are on (their session context)
 
 
 def render_prompt(template: str, context: PromptContext) -> str:
@@ -101,11 +105,12 @@ def render_prompt(template: str, context: PromptContext) -> str:
         "constraints": _bullets(constraints),
         "handoff": handoff,
         "instructions": instructions_for(task, context.phase, context.round),
+        "busy_files": render_busy_files(context.busy),
         **(context.extra or {}),
     }
     used = set(_PLACEHOLDER.findall(template))
     text = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
-    for name in ("handoff", "instructions"):
+    for name in ("handoff", "instructions", "busy_files"):
         if name not in used and values[name]:
             text = f"{text.rstrip()}\n\n{values[name]}"
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
