@@ -19,6 +19,7 @@ import pytest
 from orchestrator.models import TaskStatus
 from orchestrator.state.changes import RecordChange, RecordRef
 from orchestrator.state.protocol import StateStore
+from orchestrator.state.transactions import transaction
 
 __all__ = ["WatchContract"]
 
@@ -120,6 +121,23 @@ class WatchContract:
                 while len(paths) < 2:
                     paths += [c.path for c in await changes.next_batch() if not c.resync]
         assert paths == ["records/owners/k1", "tasks/t9"]
+
+    async def test_each_write_of_a_transaction_is_heard(
+        self, store: StateStore, store_twin: StateStore
+    ) -> None:
+        await store.update_task_state("t1", {})
+        await store.update_task_state("t2", {})
+        heard: set[tuple[str, int | None]] = set()
+        async with store.watch("*") as changes:
+            async with transaction(store_twin) as txn:
+                txn.update_task("t1", {"priority": 1}, expected_version=1)
+                txn.update_task("t2", {"priority": 2}, expected_version=1)
+                txn.put_record("owners", "k1", {"who": "a"})
+            with anyio.fail_after(_PATIENCE):
+                while len(heard) < 3:
+                    batch = await changes.next_batch()
+                    heard |= {(c.path, c.version) for c in batch if not c.resync}
+        assert heard >= {("tasks/t1", 2), ("tasks/t2", 2), ("records/owners/k1", 1)}
 
     async def test_a_cancelled_watch_leaves_nothing_running(
         self, store: StateStore, store_twin: StateStore
