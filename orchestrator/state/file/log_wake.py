@@ -2,7 +2,7 @@
 
 On Linux one inotify descriptor watches the log's directory (the directory, not the file, so
 a log rotated away and started afresh is followed: its new file is created in the same place),
-shared by every waiter of the thread on it, and the event loop waits for it to become
+shared by every waiter of the event loop on it, and the event loop waits for it to become
 readable: no CPU at all while nothing is written,
 and a wake-up within the kernel's own latency after another process appends. Elsewhere, or
 when inotify is refused (its per-user limit reached) or the directory does not exist yet, the
@@ -20,10 +20,10 @@ import ctypes.util
 import errno
 import os
 import sys
-import threading
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 
 __all__ = ["POLL", "LogWake"]
 
@@ -49,8 +49,8 @@ _LIBC = _libc()
 
 
 class _DirectoryWatch:
-    """One inotify descriptor on a directory, shared by every ``LogWake`` of one thread (one
-    event loop) on it: a process that waits on many records at once still holds one of the
+    """One inotify descriptor on a directory, shared by every ``LogWake`` of one event loop on
+    it: a process that waits on many records at once still holds one of the
     few instances a user may have (128 by default). One waiter at a time reads the
     descriptor; each notification read bumps ``generation`` and wakes every waiter."""
 
@@ -81,7 +81,7 @@ class _DirectoryWatch:
                 self._read = anyio.Event()
 
 
-_WATCHES: dict[tuple[int, Path], _DirectoryWatch] = {}
+_WATCHES: dict[tuple[object, Path], _DirectoryWatch] = {}  # by event loop and directory
 
 
 class LogWake:
@@ -138,9 +138,9 @@ class LogWake:
             os.close(watch.fd)
 
     def _join(self) -> bool:
-        """Share this thread's watch on the log's directory, made if needed; False when
+        """Share this event loop's watch on the log's directory, made if needed; False when
         inotify cannot watch it (no directory yet, the user's limit reached)."""
-        key = (threading.get_ident(), self.path.parent)
+        key = (anyio.lowlevel.current_token(), self.path.parent)
         watch = _WATCHES.get(key)
         if watch is None:
             fd = _inotify(self.path.parent)
