@@ -3,8 +3,8 @@
 On Linux one inotify descriptor watches the log's directory (the directory, not the file, so
 a log rotated away and started afresh is followed: its new file is created in the same place),
 shared by every waiter of the event loop on it, and the event loop waits for it to become
-readable: no CPU at all while nothing is written,
-and a wake-up within the kernel's own latency after another process appends. Elsewhere, or
+readable: no CPU at all while nothing is written, and a wake-up within the kernel's own
+latency after another process appends. Elsewhere, or
 when inotify is refused (its per-user limit reached) or the directory does not exist yet, the
 log's size and inode are looked at on an interval that starts short and grows while nothing
 changes (``POLL``): a few cheap ``stat`` calls a second at most.
