@@ -17,6 +17,12 @@ class TestFileStateStore(StateStoreContract):
         async with FileStateStore.for_repo(tmp_path) as store:
             yield store
 
+    @pytest.fixture
+    async def store_twin(self, tmp_path: Path) -> AsyncIterator[StateStore]:
+        """A second store on the same directory, as another process opens it."""
+        async with FileStateStore.for_repo(tmp_path) as store:
+            yield store
+
 
 def test_file_store_satisfies_the_protocol(tmp_path: Path) -> None:
     assert isinstance(FileStateStore(tmp_path), StateStore)

@@ -19,6 +19,12 @@ class TestPostgresStateStore(StateStoreContract):
         async with await PostgresStateStore.connect(pg_dsn) as store:
             yield store
 
+    @pytest.fixture
+    async def store_twin(self, pg_dsn: str) -> AsyncIterator[StateStore]:
+        """A second store (its own pool) on the same database, as another workstation."""
+        async with await PostgresStateStore.connect(pg_dsn) as store:
+            yield store
+
 
 async def test_postgres_store_satisfies_the_protocol(pg_dsn: str) -> None:
     async with await PostgresStateStore.connect(pg_dsn) as store:

@@ -12,9 +12,10 @@
   none), ``--json`` for machine output. A parked task shows
   ``parked until HH:MM:SS (adapter, park n)`` (``parked_until``, ``parked_adapter`` and
   ``parks`` in the JSON); a failed one its ``outcome`` (``rate_limited``, ...) in the JSON.
-  ``--watch`` redraws the table every second (on anything but a terminal: one line per task
-  status change) until every task has ended, the run stopped, or its orchestrator is gone,
-  then prints the report and exits with the run's exit code; Ctrl-C exits 130.
+  ``--watch`` redraws the table on each change any process writes (on anything but a
+  terminal: one line per task status change) until every task has ended, the run stopped,
+  or its orchestrator is gone, then prints the report and exits with the run's exit code;
+  Ctrl-C exits 130.
 
 Tables keep ids (task, branch, commit) whole; a terminal too narrow for the rest drops lesser
 columns and says which, ``--wide`` shows them all and full commit ids, and piped output is the

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from orchestrator.errors import UsageError
 from orchestrator.models import utcnow
+from orchestrator.run.stores import events_log
 from orchestrator.safety import safe_write
 
 __all__ = ["FoundRun", "find_run", "remember_run", "runs_dir"]
@@ -44,6 +45,7 @@ class FoundRun:
     config: Path | None
     state_dir: Path | None
     how: str  # what was found where, for the user
+    events: Path | None = None  # the run's event log, with ``state_dir`` (status --watch)
 
 
 def runs_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -103,7 +105,9 @@ def _remembered(directory: Path) -> FoundRun | None:
     how = f"the run of {config}, started from {directory}"
     state = record.get("state_dir")
     if isinstance(state, str) and Path(state).is_dir():
-        return FoundRun(None, Path(state), how)
+        repo = record.get("repo")
+        events = events_log(Path(repo)) if isinstance(repo, str) else None
+        return FoundRun(None, Path(state), how, events)
     return FoundRun(Path(config), None, how)
 
 
@@ -116,7 +120,7 @@ def find_run(start: Path) -> FoundRun:
             return remembered
         state = directory / _STATE
         if state.is_dir():
-            return FoundRun(None, state, f"the run kept in {state}")
+            return FoundRun(None, state, f"the run kept in {state}", events_log(directory))
     raise UsageError(
         f"no run found from {start}: no `council run` was started there or in a directory "
         f"above it, and none of them has a {_STATE}; pass the run config: "

@@ -4,7 +4,8 @@
   been recorded there (a command never creates ``.council/state`` in someone's repository)
   and never through a symbolic link in ``.council`` (``preflight.council_dir_problem``).
 - ``pick_session``: the session a command acts on, the newest by default.
-- ``newest_report``: the newest session's report, for ``status``.
+- ``newest_report``: the newest session's report, for ``status``; ``report_reader`` keeps the
+  store open for one report after another (``status --watch``).
 - ``running_process``: the live orchestrator process running a session, if any. It is known
   from the session's metadata (pid, host and start time, so a reused pid is not mistaken for
   it) and from the holders of the session's live claims; a holder on another host counts as
@@ -37,10 +38,12 @@ if TYPE_CHECKING:
     from orchestrator.config.run import RunConfig
 
 __all__ = [
+    "ReportReader",
     "newest_report",
     "open_store",
     "orchestrator_gone",
     "pick_session",
+    "report_reader",
     "running_process",
     "sessions_by_age",
 ]
@@ -177,25 +180,50 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
-    """The report of the newest session in a state directory (or the store a run config
-    names), and whether the orchestrator that ran it is gone (so the report will not change
-    until someone resumes it)."""
+class ReportReader:
+    """A store opened once and read again for each report (``status --watch``)."""
+
+    def __init__(
+        self, store: StateStore, place: str, config: RunConfig | None, stale: float | None
+    ) -> None:
+        self.store = store
+        self._place, self._config, self._stale = place, config, stale
+
+    async def newest(self) -> tuple[RunReport, bool]:
+        """The newest session's report, and whether its orchestrator is gone (so the report
+        will not change until someone resumes it)."""
+        sessions = await sessions_by_age(self.store, self._config)
+        if not sessions:
+            raise UsageError(f"no run has been recorded in {self._place}{_START_ONE}")
+        newest = sessions[-1]
+        report = await session_report(self.store, newest, self._stale)
+        return report, orchestrator_gone(newest)
+
+
+@asynccontextmanager
+async def report_reader(
+    where: Path | RunConfig, events: Path | None = None
+) -> AsyncIterator[ReportReader]:
+    """The store of a state directory (its event log ``events``, for watching; beside it by
+    default) or of the store a run config names, open for reports."""
     stale: float | None = None
     config: RunConfig | None = None
     if isinstance(where, Path):
         if not await anyio.to_thread.run_sync(where.is_dir):
             raise UsageError(f"no run has been recorded in {where}{_START_ONE}")
-        store: StateStore = FileStateStore(where)
+        store: StateStore = FileStateStore(where, events_path=events)
         place = str(where)
     else:
         config = where
         store = await open_run_store(config)
         place, stale = describe_state(config), config.scheduler.stale_threshold
     async with contextlib.aclosing(store):
-        sessions = await sessions_by_age(store, config)
-        if not sessions:
-            raise UsageError(f"no run has been recorded in {place}{_START_ONE}")
-        newest = sessions[-1]
-        report = await session_report(store, newest, stale)
-        return report, orchestrator_gone(newest)
+        yield ReportReader(store, place, config, stale)
+
+
+async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
+    """The report of the newest session in a state directory (or the store a run config
+    names), and whether the orchestrator that ran it is gone (so the report will not change
+    until someone resumes it)."""
+    async with report_reader(where) as reader:
+        return await reader.newest()

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.models import SessionRecord
@@ -22,7 +23,7 @@ from orchestrator.state.protocol import StateStore
 if TYPE_CHECKING:
     from orchestrator.config.run import RunConfig
 
-__all__ = ["clone_local", "describe_state", "open_run_store", "run_sessions"]
+__all__ = ["clone_local", "describe_state", "events_log", "open_run_store", "run_sessions"]
 
 
 def clone_local() -> frozenset[str]:
@@ -56,10 +57,15 @@ async def open_run_store(config: RunConfig) -> StateStore:
 def _file_store(config: RunConfig) -> FileStateStore:
     return FileStateStore(
         config.state_dir,
-        events_path=config.repo / ".council" / "events.jsonl",
+        events_path=events_log(config.repo),
         anchor=config.state_anchor,
         events_rotate_bytes=int(config.state.monitor.events_rotate_size),
     )
+
+
+def events_log(repo: Path) -> Path:
+    """The event log of a run on ``repo`` (what a file store's watchers follow)."""
+    return repo / ".council" / "events.jsonl"
 
 
 def describe_state(config: RunConfig) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from orchestrator.models import KeyedRecord
+from orchestrator.state.changes import RecordRef
 
 __all__ = ["KeyedRecords", "LocalRecords"]
 
@@ -59,6 +60,10 @@ class KeyedRecords(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     async def purge_expired(self, now: datetime | None = None) -> int: ...
+
+    async def wait_for_update(
+        self, ref: RecordRef[KeyedRecord], after_version: int, timeout: float | None = None
+    ) -> KeyedRecord | None: ...
 
     async def aclose(self) -> None: ...
 

@@ -16,13 +16,16 @@ Rules every backend keeps, checked by ``orchestrator.testing.state_contract``:
   backend several processes share (PostgreSQL) also hands its subscribers the task writes of
   other processes (``state.updated``, kind ``tasks``, ``data["remote"]`` true) and
   ``state.resync`` when some may have gone unheard; a subscriber must not expect more.
+- Watchers hear every record write of every process sharing the store, their own included:
+  ``wait_for_update`` returns a record once it is past a version, ``watch`` streams the
+  writes whose path matches a pattern (``state.changes``, ``state.waiting``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,10 +40,13 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
+from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.transactions import Committed, RecordWrite
 
 __all__ = ["RecordProblem", "StateStore", "TaskInit"]
+
+R = TypeVar("R", bound=BaseModel)
 
 TaskInit = str | Mapping[str, Any]
 """A task given to ``create_session``: its id, or a mapping of initial fields with ``task_id``."""
@@ -262,4 +268,21 @@ class StateStore(Protocol):
         or invalid update in any one refuses them all, and a process that dies in the middle
         leaves all applied or none. Events follow only the commit. ``transaction(store)``
         (``state.transactions``) gathers the writes in an ``async with`` block."""
+        ...
+
+    # -- watch ------------------------------------------------------------------------------
+
+    async def wait_for_update(
+        self, ref: RecordRef[R], after_version: int, timeout: float | None = None
+    ) -> R | None:
+        """The record ``ref`` names once its version is above ``after_version`` (at once when
+        it already is), written by this or any other process; None when ``timeout`` seconds
+        pass first (``state.waiting``)."""
+        ...
+
+    def watch(self, pattern: str = "*") -> ChangeStream:
+        """The changes (kind, key, version) of the records whose path (``tasks/<id>``,
+        ``sessions/<id>``, ``records/<namespace>/<key>``) matches the glob ``pattern``, written
+        by this or any other process, from when the stream is entered (``async with``) until
+        it is left (``state.changes``)."""
         ...

@@ -44,12 +44,18 @@ from orchestrator.testing.contract_health import HealthContract
 from orchestrator.testing.contract_history import HistoryContract
 from orchestrator.testing.contract_transactions import TransactionsContract
 from orchestrator.testing.contract_ttl import TtlContract
+from orchestrator.testing.contract_watch import WatchContract
 
 __all__ = ["StateStoreContract"]
 
 
 class StateStoreContract(
-    HistoryContract, TtlContract, ContextContract, HealthContract, TransactionsContract
+    HistoryContract,
+    TtlContract,
+    ContextContract,
+    HealthContract,
+    TransactionsContract,
+    WatchContract,
 ):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import anyio.to_thread
+from pydantic import BaseModel
 
 from orchestrator.events import Event, Subscriber
 from orchestrator.models import (
@@ -28,6 +29,7 @@ from orchestrator.models import (
     TaskState,
     utcnow,
 )
+from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
 from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES
@@ -36,6 +38,7 @@ from orchestrator.state.file.health import FileHealth
 from orchestrator.state.file.history import FileHistory
 from orchestrator.state.file.identity import store_identity
 from orchestrator.state.file.keyed import FileRecords
+from orchestrator.state.file.log_changes import LogChanges
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.tasks import FileTasks
@@ -45,8 +48,11 @@ from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
 from orchestrator.state.transactions import Committed, RecordWrite
+from orchestrator.state.waiting import wait_for_update
 
 __all__ = ["FileStateStore"]
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class FileStateStore:
@@ -283,3 +289,14 @@ class FileStateStore:
 
     async def write_many(self, writes: Sequence[RecordWrite]) -> Committed:
         return await self._transactions.write_many(writes)
+
+    # -- watch ------------------------------------------------------------------------------
+
+    async def wait_for_update(
+        self, ref: RecordRef[R], after_version: int, timeout: float | None = None
+    ) -> R | None:
+        return await wait_for_update(self, self.watch(ref.path), ref, after_version, timeout)
+
+    def watch(self, pattern: str = "*") -> ChangeStream:
+        """Changes as any process appends them to the event log (``file.log_changes``)."""
+        return ChangeStream(LogChanges(self.core.events.path), pattern)

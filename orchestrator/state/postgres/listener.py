@@ -14,6 +14,9 @@ between the two is heard either way. The first LISTEN is followed by a resync as
 made between a subscriber's first read and the LISTEN would otherwise go unheard. A dead peer
 that sends nothing is found by the TCP keepalives every connection carries (``connection``).
 The scheduler's periodic full read stays the fallback for anything missed all the same.
+
+Watchers (``watch``, ``wait_for_update``) hear it too (``hear``): every record write, this
+store's own included, as a ``RecordChange``, and ``RESYNC`` whenever LISTEN is put in place.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from orchestrator.events import Event
+from orchestrator.state.changes import RESYNC, RecordChange
 from orchestrator.state.postgres.connection import connection_kwargs, describe
 from orchestrator.state.postgres.core import CHANNEL
-from orchestrator.state.postgres.notices import remote_event, resync
+from orchestrator.state.postgres.notices import record_change, remote_event, resync
 
 __all__ = ["BACKOFF", "PgListener"]
 
@@ -46,6 +50,7 @@ class PgListener:
         self._listening = asyncio.Event()
         self._closed = False
         self.connections = 0  # how many times LISTEN was put in place (tests, diagnostics)
+        self._hearers: list[Callable[[list[RecordChange]], None]] = []
 
     @property
     def running(self) -> bool:
@@ -69,6 +74,18 @@ class PgListener:
         if not self.start():
             raise RuntimeError("the listener of a closed store cannot start")
         await self._listening.wait()
+
+    def hear(self, hearer: Callable[[list[RecordChange]], None]) -> None:
+        """Hand ``hearer`` every record write heard from now on (module doc)."""
+        self._hearers.append(hearer)
+
+    def unhear(self, hearer: Callable[[list[RecordChange]], None]) -> None:
+        if hearer in self._hearers:
+            self._hearers.remove(hearer)
+
+    def _tell(self, changes: list[RecordChange]) -> None:
+        for hearer in list(self._hearers):
+            hearer(changes)
 
     async def aclose(self) -> None:
         """Stop listening and close the connection; waits for the task to end."""
@@ -110,7 +127,11 @@ class PgListener:
             self.connections += 1
             self._listening.set()
             self._deliver([resync("listening now: writes before may have gone unheard")])
+            self._tell([RESYNC])
             async for note in conn.notifies():
+                change = record_change(note.payload)
+                if change is not None:
+                    self._tell([change])
                 event = remote_event(note.payload, self._origin)
                 if event is not None:
                     self._deliver([event])

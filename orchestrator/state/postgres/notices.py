@@ -24,8 +24,9 @@ from typing import Any
 
 from orchestrator.events import Event, EventType
 from orchestrator.events.state import StateRecovered, StateResync, StateUpdated
+from orchestrator.state.changes import RESYNC, RecordChange, change_of
 
-__all__ = ["MAX_PAYLOAD", "REMOTE", "encode", "remote_event", "resync"]
+__all__ = ["MAX_PAYLOAD", "REMOTE", "encode", "record_change", "remote_event", "resync"]
 
 MAX_PAYLOAD = 2000  # bytes; PostgreSQL's own limit is 8000
 REMOTE = "remote"  # data key marking an event another process's write caused
@@ -81,6 +82,21 @@ def remote_event(payload: str, origin: str) -> Event | None:
     if isinstance(fields, list) and all(isinstance(f, str) for f in fields):
         data["fields"] = fields
     return StateUpdated(**data)
+
+
+def record_change(payload: str) -> RecordChange | None:
+    """The record write a notice tells of, whichever store sent it (a watcher of this store
+    waits for its own writes too), for ``watch``; ``RESYNC`` for a record write too large to
+    name its key; None for anything else."""
+    try:
+        note = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(note, dict) or note.get("t") not in _TASK_EVENTS:
+        return None
+    if "k" in note and not isinstance(note.get("key"), str):
+        return RESYNC
+    return change_of(note.get("k"), note.get("key"), note.get("v"))
 
 
 def resync(reason: str) -> Event:

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Self, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel
 
 from orchestrator.errors import StateError
 from orchestrator.events import Event, Subscriber
@@ -38,6 +39,7 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
+from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.postgres.claims import PgClaims
@@ -46,6 +48,7 @@ from orchestrator.state.postgres.core import PgCore
 from orchestrator.state.postgres.history import PgHistory
 from orchestrator.state.postgres.keyed import PgRecords
 from orchestrator.state.postgres.listener import PgListener
+from orchestrator.state.postgres.notice_changes import NoticeChanges
 from orchestrator.state.postgres.outages import resilient
 from orchestrator.state.postgres.sessions import PgSessions
 from orchestrator.state.postgres.snapshots import PgSnapshots
@@ -56,10 +59,12 @@ from orchestrator.state.postgres.upkeep import PgUpkeep
 from orchestrator.state.protocol import RecordProblem, TaskInit
 from orchestrator.state.recovery import recover_session
 from orchestrator.state.transactions import Committed, DeleteRecord, PutRecord, RecordWrite
+from orchestrator.state.waiting import wait_for_update
 
 __all__ = ["PostgresStateStore"]
 
 T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
 
 
 class PostgresStateStore:
@@ -338,3 +343,21 @@ class PostgresStateStore:
                     "disk and cannot be part of a transaction of the shared store"
                 )
         return await self._call(lambda: self._transactions.write_many(writes))
+
+    # -- watch ------------------------------------------------------------------------------
+
+    async def wait_for_update(
+        self, ref: RecordRef[R], after_version: int, timeout: float | None = None
+    ) -> R | None:
+        namespace = ref.namespace
+        if self._local is not None and namespace is not None and self._local.owns(namespace):
+            keyed = RecordRef.record(namespace, ref.key)
+            found = await self._local.store.wait_for_update(keyed, after_version, timeout)
+            assert found is None or isinstance(found, ref.model)
+            return found
+        return await wait_for_update(self, self.watch(ref.path), ref, after_version, timeout)
+
+    def watch(self, pattern: str = "*") -> ChangeStream:
+        """Changes as the listener hears them (``postgres.notice_changes``); those of a
+        clone's own namespaces (``local``) are its file store's, watched there."""
+        return ChangeStream(NoticeChanges(self._listener), pattern)
