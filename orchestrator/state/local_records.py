@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from orchestrator.models import KeyedRecord
+from orchestrator.state.validators import Validators
 
 __all__ = ["KeyedRecords", "LocalRecords"]
 
@@ -61,6 +62,9 @@ class KeyedRecords(Protocol):
     async def purge_expired(self, now: datetime | None = None) -> int: ...
 
     async def aclose(self) -> None: ...
+
+    @property
+    def validators(self) -> Validators: ...
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.transactions import Committed, RecordWrite
+from orchestrator.state.validators import Validators
 
 __all__ = ["RecordProblem", "StateStore", "TaskInit"]
 
@@ -262,4 +263,13 @@ class StateStore(Protocol):
         or invalid update in any one refuses them all, and a process that dies in the middle
         leaves all applied or none. Events follow only the commit. ``transaction(store)``
         (``state.transactions``) gathers the writes in an ``async with`` block."""
+        ...
+
+    # -- record rules -----------------------------------------------------------------------
+
+    @property
+    def validators(self) -> Validators:
+        """The rules every write must pass, checked before anything is written
+        (``store.validators.add(RecordRule(...))``; ``state.validators``): a write that breaks
+        one raises ``RecordRejected`` naming the rule."""
         ...
