@@ -89,6 +89,7 @@ from orchestrator.scheduler.cancel import request_cancel
 from orchestrator.scheduler.scheduler import Scheduler, Services
 from orchestrator.scheduler.team import remote_base_ref, team_for
 from orchestrator.state import FileStateStore, StateStore
+from orchestrator.workflow.record_rules import workflow_rules
 from orchestrator.workflow.task_run import WorkflowFn
 from orchestrator.worktrees.manager import WorktreeManager
 
@@ -179,6 +180,8 @@ class Council:
             raise
         self._run_lock = run_lock
         self._store = store
+        for rule in (*workflow_rules(), *self.plugins.record_rules):
+            store.validators.add(rule)  # every write of the run passes them (``validators``)
         self._locks = locks = LockManager(config.repo, store=store)
         merge_lock: MergeLockFactory = locks.merge_lock
         if team is not None:

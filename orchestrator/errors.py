@@ -67,6 +67,7 @@ __all__ = [
     "PathEscapeError",
     "PluginError",
     "RecordNotFound",
+    "RecordRejected",
     "RemotePushRefused",
     "RunError",
     "RunLocked",
@@ -329,6 +330,17 @@ class DeadlockError(LockError):
 
 class StateError(CouncilError):
     """The state store could not do what was asked."""
+
+
+class RecordRejected(StateError):
+    """A write broke a record rule (``RecordRule``: a plugin's, a caller's, or the workflow's
+    own); nothing was written."""
+
+    def __init__(self, rule: str, kind: str, key: str, problem: str) -> None:
+        self.rule, self.kind, self.key, self.problem = rule, kind, key, problem
+        super().__init__(
+            f"{kind} record {key!r} was not written: rule {rule!r} refused it: {problem}"
+        )
 
 
 class VersionConflict(StateError):

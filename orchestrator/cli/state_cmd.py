@@ -38,6 +38,7 @@ from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
 from orchestrator.errors import StateError, UsageError, VersionConflict
 from orchestrator.ids import check_id
+from orchestrator.models import TaskState
 from orchestrator.run.stores import describe_state
 from orchestrator.state.conflicts import (
     MergeConflict,
@@ -133,6 +134,8 @@ def resolve(
                 ) from None
             except MergeConflict as clash:
                 raise UsageError(f"{clash}; take ours or theirs instead") from None
+            if isinstance(record, TaskState):
+                return f"task {record.task_id} is at version {record.version}"
             return f"{record.namespace}/{record.key} is at version {record.version}"
 
     console.print_success(f"resolved {conflict_id} ({take.value}): {anyio.run(settle)}")

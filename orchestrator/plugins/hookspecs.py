@@ -42,6 +42,7 @@ import pluggy
 if TYPE_CHECKING:
     from orchestrator.adapter import Adapter, Outcome
     from orchestrator.events import Event
+    from orchestrator.plugins.record_rule import RecordRule
     from orchestrator.plugins.session_info import SessionInfo
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "on_session_end",
     "on_session_start",
     "register_adapters",
+    "register_record_rules",
 ]
 
 PROJECT = "cli_council"
@@ -71,6 +73,15 @@ def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
     The class must subclass ``orchestrator.adapter.Adapter``, implement its abstract methods and
     carry a safe ``name`` (``^[a-z0-9][a-z0-9._-]{0,63}$``) that no other plugin uses: a name
     registered twice fails the load with an error naming both plugins.
+    """
+
+
+@hookspec
+def register_record_rules(register: Callable[[RecordRule], None]) -> None:
+    """Call ``register(RecordRule(name, check, kinds))`` for each rule every write of a run's
+    state records must pass (``orchestrator.plugins.record_rule``): a write that breaks one is
+    refused with ``RecordRejected`` naming the rule, and nothing is written. Like
+    ``register_adapters`` it runs once, when plugins load; a rule name must be unique.
     """
 
 

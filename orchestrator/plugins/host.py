@@ -31,6 +31,7 @@ import pluggy
 
 from orchestrator.errors import PluginError
 from orchestrator.plugins import hookspecs
+from orchestrator.plugins.record_rule import RecordRule
 from orchestrator.plugins.registry import AdapterRegistry, PluginInfo
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT
 DISABLE_ENV = "COUNCIL_DISABLE_PLUGINS"
 ALLOW_ENV = "COUNCIL_PLUGINS"
 _TRUE = frozenset({"1", "true", "yes", "on"})
-_HOOKS = ("register_adapters", *hookspecs.OBSERVER_HOOKS)
+_HOOKS = ("register_adapters", "register_record_rules", *hookspecs.OBSERVER_HOOKS)
 
 
 class EntryPointLike(Protocol):
@@ -82,10 +83,15 @@ class PluginHost:
     """The loaded plugins: the adapter registry they filled, and their observer hooks."""
 
     def __init__(
-        self, manager: pluggy.PluginManager, registry: AdapterRegistry, plugins: list[PluginInfo]
+        self,
+        manager: pluggy.PluginManager,
+        registry: AdapterRegistry,
+        plugins: list[PluginInfo],
+        record_rules: list[RecordRule] | None = None,
     ) -> None:
         self.registry = registry
         self.plugins = plugins
+        self.record_rules = record_rules or []  # what ``register_record_rules`` gave
         # Plugins never change after loading, so the per-call lookup is done once here.
         self._observers = {
             name: getattr(manager.hook, name).get_hookimpls() for name in hookspecs.OBSERVER_HOOKS
@@ -152,7 +158,36 @@ def load_plugins(
             raise PluginError(
                 f"{info} failed in register_adapters: {type(exc).__name__}: {exc}"
             ) from exc
-    return PluginHost(manager, registry, list(infos.values()))
+    rules = _record_rules(manager, infos)
+    return PluginHost(manager, registry, list(infos.values()), rules)
+
+
+def _record_rules(manager: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> list[RecordRule]:
+    """Every ``RecordRule`` the plugins register; a wrong object or a name taken twice is a
+    ``PluginError`` naming the plugin."""
+    rules: dict[str, tuple[RecordRule, PluginInfo]] = {}
+    for impl in manager.hook.register_record_rules.get_hookimpls():
+        info = infos[impl.plugin_name]
+
+        def register(rule: Any, info: PluginInfo = info) -> None:
+            if not isinstance(rule, RecordRule):
+                raise PluginError(f"{info} registered {rule!r}, which is not a RecordRule")
+            if rule.name in rules:
+                raise PluginError(
+                    f"{info} registered record rule {rule.name!r}, "
+                    f"already registered by {rules[rule.name][1]}"
+                )
+            rules[rule.name] = (rule, info)
+
+        try:
+            impl.function(**dict.fromkeys(impl.argnames, register))
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"{info} failed in register_record_rules: {type(exc).__name__}: {exc}"
+            ) from exc
+    return [rule for rule, _ in rules.values()]
 
 
 @functools.cache

@@ -32,9 +32,10 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import anyio
+from pydantic_core import to_jsonable_python
 
 from orchestrator.errors import StateError, VersionConflict
-from orchestrator.models import KeyedRecord
+from orchestrator.models import KeyedRecord, TaskState
 from orchestrator.state.protocol import StateStore
 
 __all__ = [
@@ -48,10 +49,12 @@ __all__ = [
     "list_conflicts",
     "resolve_conflict",
     "three_way_merge",
+    "update_task_with_strategy",
     "write_with_strategy",
 ]
 
 CONFLICTS = "conflicts"  # the namespace pending conflicts are kept in
+RECORD, TASK = "record", "task"  # what a pending conflict is about
 ListRule = Literal["union", "ours", "theirs"]
 _MISSING: Any = object()  # a key absent from one side (distinct from a None value)
 _PAUSE_START, _PAUSE_CAP = 0.005, 0.5  # seconds between atomic_update's tries
@@ -86,6 +89,12 @@ class PendingConflict:
     base_version: int
     theirs_version: int
     fields: list[str]  # what the two changes fight over (``detect_conflicts``)
+    kind: str = RECORD  # RECORD: a keyed record of ``namespace``; TASK: task ``key``
+
+    @property
+    def record(self) -> str:
+        """What the conflict is about, as a person names it."""
+        return f"task {self.key}" if self.kind == TASK else f"{self.namespace}/{self.key}"
 
     @classmethod
     def of(cls, record: KeyedRecord) -> PendingConflict:
@@ -100,6 +109,7 @@ class PendingConflict:
             base_version=int(data["base_version"]),
             theirs_version=int(data["theirs_version"]),
             fields=list(data["fields"]),
+            kind=str(data.get("kind", RECORD)),
         )
 
 
@@ -198,9 +208,53 @@ async def write_with_strategy(
         current = await store.get_record(namespace, key)
         theirs = current.data if current is not None else {}
         if strategy == ConflictStrategy.MANUAL:
-            return await _keep_aside(store, namespace, key, base, ours, current, expected)
+            version = current.version if current is not None else 0
+            return await _keep_aside(store, namespace, key, base, ours, theirs, version, expected)
         ours = three_way_merge(base, ours, theirs, lists, record=f"{namespace}/{key}")
         base, expected = theirs, current.version if current is not None else 0
+
+
+async def update_task_with_strategy(
+    store: StateStore,
+    task_id: str,
+    updates: Mapping[str, Any],
+    *,
+    based_on: TaskState,
+    strategy: ConflictStrategy = ConflictStrategy.FIRST_WRITE_WINS,
+    lists: ListRule = "union",
+) -> TaskState | PendingConflict:
+    """``update_task_state`` with a strategy for a task that moved on since the writer read it
+    (``based_on``), as ``write_with_strategy`` does for keyed records. Only the fields the
+    update sets take part: another writer's change to other fields is never a conflict. A
+    ``manual`` conflict is kept aside as one about the task, resolved by ``resolve_conflict``
+    into the task record."""
+    if strategy == ConflictStrategy.LAST_WRITE_WINS:
+        return await store.update_task_state(task_id, updates)
+    ours = dict(to_jsonable_python(dict(updates)))  # compared as stored: enums, times as JSON
+    base = _task_fields(based_on, ours)
+    expected = based_on.version
+    while True:
+        try:
+            return await store.update_task_state(task_id, ours, expected_version=expected)
+        except VersionConflict:
+            if strategy == ConflictStrategy.FIRST_WRITE_WINS:
+                raise
+        current = await store.get_task_state(task_id)
+        if current is None:
+            raise StateError(f"task {task_id!r} was removed while it was being updated")
+        theirs = _task_fields(current, ours)
+        if strategy == ConflictStrategy.MANUAL:
+            return await _keep_aside(
+                store, "tasks", task_id, base, ours, theirs, current.version, expected, TASK
+            )
+        ours = three_way_merge(base, ours, theirs, lists, record=f"task {task_id}")
+        base, expected = theirs, current.version
+
+
+def _task_fields(task: TaskState, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``task``'s values of ``fields`` as JSON-shaped data (what an update of them compares)."""
+    dumped = task.model_dump(mode="json")
+    return {name: dumped[name] for name in fields if name in dumped}
 
 
 async def _keep_aside(
@@ -209,18 +263,20 @@ async def _keep_aside(
     key: str,
     base: Mapping[str, Any],
     ours: Mapping[str, Any],
-    current: KeyedRecord | None,
+    theirs: Mapping[str, Any],
+    theirs_version: int,
     base_version: int,
+    kind: str = RECORD,
 ) -> PendingConflict:
-    theirs = dict(current.data) if current is not None else {}
     fields = {
+        "kind": kind,
         "namespace": namespace,
         "key": key,
         "base": dict(base),
         "ours": dict(ours),
-        "theirs": theirs,
+        "theirs": dict(theirs),
         "base_version": base_version,
-        "theirs_version": current.version if current is not None else 0,
+        "theirs_version": theirs_version,
         "fields": detect_conflicts(base, ours, theirs),
     }
     # Unique without a counter record: the record's key, then a random suffix (ids are
@@ -241,7 +297,7 @@ async def resolve_conflict(
     conflict_id: str,
     take: Literal["ours", "theirs", "merge"] | Mapping[str, Any],
     lists: ListRule = "union",
-) -> KeyedRecord:
+) -> KeyedRecord | TaskState:
     """Settle a pending conflict: write ``ours``, keep ``theirs``, ``merge`` them (a
     ``MergeConflict`` when they fight over a field), or write the data given; the record must
     still be at the version the conflict saw it at (else ``VersionConflict``: look again).
@@ -250,7 +306,7 @@ async def resolve_conflict(
     if record is None:
         raise StateError(f"no pending conflict {conflict_id!r} (council state conflicts)")
     pending = PendingConflict.of(record)
-    where = f"{pending.namespace}/{pending.key}"
+    where = pending.record
     if take == "ours":
         data: Mapping[str, Any] = pending.ours
     elif take == "theirs":
@@ -259,9 +315,15 @@ async def resolve_conflict(
         data = three_way_merge(pending.base, pending.ours, pending.theirs, lists, record=where)
     else:
         data = take
-    settled = await store.put_record(
-        pending.namespace, pending.key, data, expected_version=pending.theirs_version
-    )
+    settled: KeyedRecord | TaskState
+    if pending.kind == TASK:
+        settled = await store.update_task_state(
+            pending.key, data, expected_version=pending.theirs_version
+        )
+    else:
+        settled = await store.put_record(
+            pending.namespace, pending.key, data, expected_version=pending.theirs_version
+        )
     await store.delete_record(CONFLICTS, conflict_id, expected_version=record.version)
     return settled
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from orchestrator.models import KeyedRecord
 from orchestrator.state.changes import RecordRef
+from orchestrator.state.validators import Validators
 
 __all__ = ["KeyedRecords", "LocalRecords"]
 
@@ -66,6 +67,9 @@ class KeyedRecords(Protocol):
     ) -> KeyedRecord | None: ...
 
     async def aclose(self) -> None: ...
+
+    @property
+    def validators(self) -> Validators: ...
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from orchestrator.models import (
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.transactions import Committed, RecordWrite
+from orchestrator.state.validators import Validators
 
 __all__ = ["RecordProblem", "StateStore", "TaskInit"]
 
@@ -285,4 +286,13 @@ class StateStore(Protocol):
         ``sessions/<id>``, ``records/<namespace>/<key>``) matches the glob ``pattern``, written
         by this or any other process, from when the stream is entered (``async with``) until
         it is left (``state.changes``)."""
+        ...
+
+    # -- record rules -----------------------------------------------------------------------
+
+    @property
+    def validators(self) -> Validators:
+        """The rules every write must pass, checked before anything is written
+        (``store.validators.add(RecordRule(...))``; ``state.validators``): a write that breaks
+        one raises ``RecordRejected`` naming the rule."""
         ...

@@ -42,8 +42,10 @@ from orchestrator.state.protocol import StateStore
 from orchestrator.testing.contract_context import ContextContract
 from orchestrator.testing.contract_health import HealthContract
 from orchestrator.testing.contract_history import HistoryContract
+from orchestrator.testing.contract_task_strategies import TaskStrategiesContract
 from orchestrator.testing.contract_transactions import TransactionsContract
 from orchestrator.testing.contract_ttl import TtlContract
+from orchestrator.testing.contract_validators import ValidatorsContract
 from orchestrator.testing.contract_watch import WatchContract
 
 __all__ = ["StateStoreContract"]
@@ -56,6 +58,8 @@ class StateStoreContract(
     HealthContract,
     TransactionsContract,
     WatchContract,
+    ValidatorsContract,
+    TaskStrategiesContract,
 ):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
@@ -451,7 +455,11 @@ class StateStoreContract(
         assert (await store.get_record("cfg", "k")) == theirs  # the record is untouched
         assert [c.conflict_id for c in await list_conflicts(store)] == [kept.conflict_id]
         settled = await resolve_conflict(store, kept.conflict_id, "ours")
-        assert settled.data == {"a": 3, "b": 1} and settled.version == theirs.version + 1
+        assert (
+            isinstance(settled, KeyedRecord)
+            and settled.data == {"a": 3, "b": 1}
+            and settled.version == theirs.version + 1
+        )
         assert await list_conflicts(store) == []
         # A conflict settled against a record that moved again is refused, nothing written.
         again = await write_with_strategy(

@@ -51,6 +51,7 @@ from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.intents import Intent, IntentEntry, IntentLog, replay
 from orchestrator.state.file.records import RecordKind
 from orchestrator.state.record_rules import STORE_OWNED
+from orchestrator.state.validators import Validators, keyed_kind
 
 __all__ = ["FileCore", "load_or_recover", "peek", "subdirectories"]
 
@@ -87,6 +88,12 @@ class FileCore:
         )
         self.counters = RecordKind(self.root, "counters", Counter, "name", ops, history_limit)
         self.checkpoints = CheckpointFiles(self.root / "checkpoints", ops, checkpoint_limit)
+        self._builtin_kinds: tuple[RecordKind[Any], ...] = (
+            self.tasks,
+            self.sessions,
+            self.counters,
+        )
+        self.validators = Validators()
         self.events = EventLog(
             Path(events_path) if events_path else self.root / "events.jsonl",
             ops,
@@ -281,7 +288,12 @@ class FileCore:
             raise StateError(
                 f"invalid update of {kind.name} record {key!r}: {where}: {problem['msg']}"
             ) from None
+        self.validators.check(self.rule_kind(kind), key, current, record)
         return record, sorted(fields)
+
+    def rule_kind(self, kind: RecordKind[Any]) -> str:
+        """How record rules name ``kind`` (``validators``)."""
+        return kind.name if kind in self._builtin_kinds else keyed_kind(kind.name)
 
     def write_merged(
         self,

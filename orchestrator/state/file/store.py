@@ -84,6 +84,7 @@ class FileStateStore:
         self.root, self.events = core.root, core.events
         self.tasks, self.sessions, self.counters = core.tasks, core.sessions, core.counters
         self.checkpoints = core.checkpoints
+        self.validators = core.validators
         self._tasks = FileTasks(core)
         self._claims = FileClaims(core)
         self._sessions = FileSessions(core, self._tasks)

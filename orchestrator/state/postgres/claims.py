@@ -70,7 +70,9 @@ class PgClaims:
                 kind = EventType.CLAIM_ACQUIRED
                 crash_point("claim.before_record")
             fields = {**(updates or {}), "claim": claim}
-            await write_task(conn, task_id, current, fields, now, events)
+            await write_task(
+                conn, task_id, current, fields, now, events, rules=self._core.validators
+            )
             events.append(claim_event(kind, claim))
             return claim
 
@@ -121,7 +123,15 @@ class PgClaims:
             check_fence(task_id, current, token)
             assert current.claim is not None
             now = await self._core.now(conn)
-            new = await write_task(conn, task_id, current, change(current.claim, now), now, events)
+            new = await write_task(
+                conn,
+                task_id,
+                current,
+                change(current.claim, now),
+                now,
+                events,
+                rules=self._core.validators,
+            )
             assert new.claim is not None
             events.append(claim_event(event_type, new.claim))
             return new
@@ -143,7 +153,15 @@ class PgClaims:
                 if current is None or current.claim is None:
                     continue
                 gone = current.claim.model_copy(update={"status": ClaimStatus.EXPIRED})
-                await write_task(conn, task_id, current, {"claim": gone}, clock, events)
+                await write_task(
+                    conn,
+                    task_id,
+                    current,
+                    {"claim": gone},
+                    clock,
+                    events,
+                    rules=self._core.validators,
+                )
                 events.append(claim_event(EventType.CLAIM_EXPIRED, gone))
                 expired.append(gone)
             return expired

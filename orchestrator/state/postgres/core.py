@@ -29,6 +29,7 @@ from orchestrator.events.state import StateUpdated
 from orchestrator.safety.secret_mask import masked_model
 from orchestrator.state.postgres.notices import encode
 from orchestrator.state.record_rules import STORE_OWNED
+from orchestrator.state.validators import Validators
 
 __all__ = ["CHANNEL", "HISTORY_LIMIT", "Conn", "PgCore", "jsonb", "merged"]
 
@@ -48,6 +49,7 @@ class PgCore:
         # Names this store in its notices, so its own listener can drop them (``notices``).
         self.origin = secrets.token_hex(8)
         self._subscribers: list[Subscriber] = []
+        self.validators = Validators()
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Conn]:
@@ -131,6 +133,7 @@ def merged(
     now: datetime,
     events: list[Event],
     *,
+    rules: Validators,
     announce: bool = True,
 ) -> M:
     """``updates`` merged into ``current`` (or a new record), version ``version + 1``; a
@@ -146,6 +149,7 @@ def merged(
         raise StateError(
             f"invalid update of {kind} record {key!r}: {where}: {problem['msg']}"
         ) from None
+    rules.check(kind, key, current, record)  # raised inside the transaction: nothing written
     if announce:
         events.append(StateUpdated(kind=kind, key=key, version=version + 1, fields=sorted(fields)))
     return record

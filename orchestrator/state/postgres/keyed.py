@@ -15,6 +15,7 @@ from orchestrator.models import KeyedRecord
 from orchestrator.state.expiry import expires_at, live
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
 from orchestrator.state.postgres.history import forget_history, keep_old_version
+from orchestrator.state.validators import Validators
 
 __all__ = ["PgRecords", "delete_records", "expect_version", "read_record", "write_record"]
 
@@ -46,7 +47,9 @@ class PgRecords:
             now = await self._core.now(conn)
             # An expired record is absent to the version check, but its versions go on.
             expect_version(namespace, key, live(current, now), expected_version)
-            return await write_record(conn, namespace, key, current, data, ttl, now, events)
+            return await write_record(
+                conn, namespace, key, current, data, ttl, now, events, rules=self._core.validators
+            )
 
         return await self._core.atomically(work)
 
@@ -147,6 +150,8 @@ async def write_record(
     ttl: float | None,
     now: datetime,
     events: list[Event],
+    *,
+    rules: Validators,
 ) -> KeyedRecord:
     """Write the record's next version (the caller holds its row lock, if it has a row); the
     previous one goes to its history."""
@@ -154,7 +159,9 @@ async def write_record(
     expiry = expires_at(now, ttl)
     fields = {"namespace": namespace, "data": dict(data), "expires_at": expiry}
     kind = f"records/{namespace}"
-    record = merged(KeyedRecord, kind, "key", key, current, fields, version, now, events)
+    record = merged(
+        KeyedRecord, kind, "key", key, current, fields, version, now, events, rules=rules
+    )
     if current is None:  # two creations race: the second fails here and runs again
         await conn.execute(
             "INSERT INTO council.records (version, doc, updated_at, expires_at, "

@@ -26,6 +26,7 @@ from orchestrator.state.postgres.tasks import locked_task, write_task
 from orchestrator.state.protocol import TaskInit
 from orchestrator.state.record_rules import new_id
 from orchestrator.state.session_rules import task_init_fields
+from orchestrator.state.validators import Validators
 
 __all__ = ["PgSessions", "read_session", "write_session"]
 
@@ -58,10 +59,20 @@ class PgSessions:
                 fresh = TaskState(task_id=task_id, session_id=sid).model_dump()
                 fresh.pop("created_at")
                 members.append(
-                    await write_task(conn, task_id, current, {**fresh, **fields}, now, events)
+                    await write_task(
+                        conn,
+                        task_id,
+                        current,
+                        {**fresh, **fields},
+                        now,
+                        events,
+                        rules=self._core.validators,
+                    )
                 )
             fields = {"options": dict(options), "task_ids": task_ids}
-            record = await write_session(conn, sid, None, fields, now, events)
+            record = await write_session(
+                conn, sid, None, fields, now, events, rules=self._core.validators
+            )
             events.append(SessionCreated(session_id=sid))
             return record.model_copy(update={"metrics": compute_metrics(members)})
 
@@ -90,7 +101,9 @@ class PgSessions:
             if expected_version is not None and current.version != expected_version:
                 raise VersionConflict(f"sessions/{session_id}", expected_version, current.version)
             now = await self._core.now(conn)
-            record = await write_session(conn, session_id, current, updates, now, events)
+            record = await write_session(
+                conn, session_id, current, updates, now, events, rules=self._core.validators
+            )
             events.append(SessionUpdated(session_id=session_id))
             return await with_metrics(conn, record)
 
@@ -176,10 +189,21 @@ async def write_session(
     updates: Mapping[str, Any],
     now: Any,
     events: list[Event],
+    *,
+    rules: Validators,
 ) -> SessionRecord:
     version = current.version if current is not None else 0
     record = merged(
-        SessionRecord, "sessions", "session_id", session_id, current, updates, version, now, events
+        SessionRecord,
+        "sessions",
+        "session_id",
+        session_id,
+        current,
+        updates,
+        version,
+        now,
+        events,
+        rules=rules,
     )
     record = record.model_copy(update={"metrics": type(record.metrics)()})  # never stored
     values = (record.version, str(record.status), jsonb(record), now, session_id)

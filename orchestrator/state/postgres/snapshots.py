@@ -80,11 +80,15 @@ class PgSnapshots:
             for task in checkpoint.tasks:
                 current = await locked_task(conn, task.task_id)
                 fields = task.model_dump(exclude=set(STORE_OWNED))
-                await write_task(conn, task.task_id, current, fields, now, events)
+                await write_task(
+                    conn, task.task_id, current, fields, now, events, rules=self._core.validators
+                )
             sid = checkpoint.session_id
             current_session = await read_session(conn, sid, lock=True)
             fields = checkpoint.session.model_dump(exclude={*STORE_OWNED, "metrics"})
-            await write_session(conn, sid, current_session, fields, now, events)
+            await write_session(
+                conn, sid, current_session, fields, now, events, rules=self._core.validators
+            )
             events.append(CheckpointRestored(checkpoint_id=checkpoint_id, session_id=sid))
 
         await self._core.atomically(work)

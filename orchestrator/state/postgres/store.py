@@ -74,6 +74,10 @@ class PostgresStateStore:
         self._local = local
         self._where = describe(pool.conninfo) if isinstance(pool.conninfo, str) else "(pool)"
         self._core = core = PgCore(pool)
+        if local is not None:
+            # The clone's own namespaces are written by its file store: one registry for both.
+            core.validators = local.store.validators
+        self.validators = core.validators
         self._tasks = PgTasks(core)
         self._claims = PgClaims(core)
         self._sessions = PgSessions(core)

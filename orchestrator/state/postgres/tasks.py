@@ -14,6 +14,7 @@ from orchestrator.models import TaskState
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
 from orchestrator.state.postgres.history import move_out_of_task_window
 from orchestrator.state.record_rules import check_fence
+from orchestrator.state.validators import Validators
 
 __all__ = ["PgTasks", "locked_task", "write_task"]
 
@@ -54,7 +55,9 @@ class PgTasks:
             if fencing_token is not None:
                 check_fence(task_id, current, fencing_token)
             now = await self._core.now(conn)
-            return await write_task(conn, task_id, current, updates, now, events)
+            return await write_task(
+                conn, task_id, current, updates, now, events, rules=self._core.validators
+            )
 
         return await self._core.atomically(work)
 
@@ -105,6 +108,8 @@ async def write_task(
     updates: Mapping[str, Any],
     now: datetime,
     events: list[Event],
+    *,
+    rules: Validators,
 ) -> TaskState:
     """Write the task's next version (the caller holds its row lock); the previous one goes
     to history, of which the newest ten stay whole and older ones are archived (``history``)."""
@@ -118,7 +123,9 @@ async def write_task(
         version = int(row[0]) if row is not None else 0
     else:
         version = current.version
-    record = merged(TaskState, "tasks", "task_id", task_id, current, updates, version, now, events)
+    record = merged(
+        TaskState, "tasks", "task_id", task_id, current, updates, version, now, events, rules=rules
+    )
     claim = record.claim
     values = (
         record.session_id,

@@ -57,7 +57,7 @@ class PgTransactions:
                         if write.fencing_token is not None:
                             check_fence(key, task, write.fencing_token)
                         done.tasks[key] = await write_task(
-                            conn, key, task, write.updates, now, events
+                            conn, key, task, write.updates, now, events, rules=self._core.validators
                         )
                     case UpdateSession(session_id=key):
                         session = await read_session(conn, key, lock=True)
@@ -65,7 +65,15 @@ class PgTransactions:
                             raise RecordNotFound(f"session {key!r} does not exist")
                         _expect("sessions", key, session.version, write)
                         sessions.append(
-                            await write_session(conn, key, session, write.updates, now, events)
+                            await write_session(
+                                conn,
+                                key,
+                                session,
+                                write.updates,
+                                now,
+                                events,
+                                rules=self._core.validators,
+                            )
                         )
                         events.append(SessionUpdated(session_id=key))
                     case PutRecord(namespace=namespace, key=key):
@@ -73,7 +81,15 @@ class PgTransactions:
                         # An expired record is absent to the version check (``put_record``).
                         expect_version(namespace, key, live(record, now), write.expected_version)
                         done.records[(namespace, key)] = await write_record(
-                            conn, namespace, key, record, write.data, None, now, events
+                            conn,
+                            namespace,
+                            key,
+                            record,
+                            write.data,
+                            None,
+                            now,
+                            events,
+                            rules=self._core.validators,
                         )
                     case DeleteRecord(namespace=namespace, key=key):
                         stored = await read_record(conn, namespace, key, lock=True)
