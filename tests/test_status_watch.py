@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,9 +116,16 @@ def test_a_waiter_wakes_when_another_process_writes(repo: Path) -> None:
 
 @pytest.mark.postgres
 def test_a_team_runs_status_is_followed_through_the_database(pg_dsn: str, tmp_path: Path) -> None:
-    """On PostgreSQL the watcher hears the run's writes through LISTEN/NOTIFY."""
+    """On PostgreSQL the watcher hears the run's writes through LISTEN/NOTIFY. The builds wait
+    for a gate opened once the watcher has shown the first one running: a watcher slow to
+    start on a loaded machine would otherwise begin after it ran."""
     team = Team(tmp_path, pg_dsn)
-    team.workstation("a", [team_task(1, sleep=1.5), team_task(2, sleep=1.5)], sessions=1)
+    gate = tmp_path / "gate"
+    tasks = [team_task(n, sleep=1.5) for n in (1, 2)]
+    for task in tasks:
+        build = task["metadata"]["phase_instructions"]["build"]
+        task["metadata"]["phase_instructions"]["build"] = f"WAIT_FOR {gate} 60\n{build}"
+    team.workstation("a", tasks, sessions=1)
     config = str(tmp_path / "a.yaml")
     team.start("a")
     wait_for(lambda: team.council("status", config, "--json").returncode == 0, "the session")
@@ -129,14 +137,31 @@ def test_a_team_runs_status_is_followed_through_the_database(pg_dsn: str, tmp_pa
         text=True,
         env=team.env(),
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter_lines(watcher)), daemon=True)
+    reader.start()
     try:
+        wait_for(lambda: "t01: running (build)" in lines, "the watcher showing t01 running")
+        gate.touch()
         code, _, err = team.finish("a", timeout=60)
         assert code == 0, err
-        out, errors = watcher.communicate(timeout=25)
+        watcher.wait(timeout=25)
+        reader.join(timeout=5)
+        errors = watcher.stderr.read() if watcher.stderr else ""
     finally:
         reap(watcher)
         team.stop_all()
+        for stream in (watcher.stdout, watcher.stderr):
+            if stream is not None:
+                stream.close()
     assert watcher.returncode == 0, errors
-    lines = out.splitlines()
+    out = "\n".join(lines)
     for task_id in ("t01", "t02"):
         assert lines.index(f"{task_id}: running (build)") < lines.index(f"{task_id}: done"), out
+
+
+def iter_lines(process: subprocess.Popen[str]) -> Iterator[str]:
+    """Each line ``process`` prints, as it prints it."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        yield line.rstrip("\n")
