@@ -71,6 +71,9 @@ def test_a_run_checkpoints_cleans_a_stale_lock_and_flags_a_large_record(tmp_path
     sessions = {c["session_id"] for c in _auto_checkpoints(repo)}
     started = [e["data"]["session_id"] for e in events(repo) if e["type"] == "run.started"]
     assert sessions == set(started), "only the run's own session is checkpointed"
-    flagged = [e for e in events(repo) if e["type"] == "state.record_large"]
+    # Only the big record is asserted on: a checkpoint of the run may outgrow 3 KiB too.
+    flagged = [
+        e for e in events(repo) if e["type"] == "state.record_large" and e["data"]["key"] == "big"
+    ]
     assert len(flagged) == 1, "flagged once per record and run"
     assert flagged[0]["data"]["size"] > 8000 and flagged[0]["data"]["threshold"] == 3072
