@@ -29,7 +29,11 @@ RUN_MACHINERY = (
     "orchestrator.runner",
     "orchestrator.worktrees",
     "orchestrator.workflow",
-    "orchestrator.plugins",
+    # The plugin host and pluggy; ``plugins.record_rule``, a small dataclass every store's
+    # rules are made of, is not machinery.
+    "orchestrator.plugins.host",
+    "orchestrator.plugins.hookspecs",
+    "orchestrator.plugins.registry",
     "orchestrator.git",
     "orchestrator.testing",
     "adapters",
