@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import anyio
 from cli_process_helpers import council
@@ -13,9 +14,14 @@ from council_process import task, write_config
 from scheduler_helpers import new_repo
 from terminal import in_terminal
 
-from orchestrator.models import KeyedRecord
+from orchestrator.models import KeyedRecord, TaskState
 from orchestrator.state import FileStateStore
-from orchestrator.state.conflicts import ConflictStrategy, PendingConflict, write_with_strategy
+from orchestrator.state.conflicts import (
+    ConflictStrategy,
+    PendingConflict,
+    update_task_with_strategy,
+    write_with_strategy,
+)
 
 
 def _store(repo: Path) -> FileStateStore:
@@ -142,3 +148,71 @@ def test_history_and_diff_show_what_changed_with_the_values(tmp_path: Path) -> N
     assert missing.returncode == 2 and "has no version 999 kept (kept: " in missing.stderr
     nobody = council("state", "history", config, "nosuch", cwd=tmp_path)
     assert nobody.returncode == 2 and "no task 'nosuch'" in nobody.stderr
+
+
+def _task_kept_aside(repo: Path, phases: dict[str, Any]) -> PendingConflict:
+    """Two writers of task ``one``: the second, ``manual``, finds it moved on."""
+
+    async def write() -> PendingConflict:
+        async with _store(repo) as store:
+            read = await store.get_task_state("one")
+            assert read is not None
+            await store.update_task_state("one", {"priority": read.priority + 1})
+            kept = await update_task_with_strategy(
+                store,
+                "one",
+                {"priority": read.priority + 5, "phases": phases},
+                based_on=read,
+                strategy=ConflictStrategy.MANUAL,
+            )
+            assert isinstance(kept, PendingConflict)
+            return kept
+
+    return anyio.run(write)
+
+
+def _task(repo: Path) -> TaskState:
+    async def read() -> TaskState | None:
+        async with _store(repo) as store:
+            return await store.get_task_state("one")
+
+    task = anyio.run(read)
+    assert task is not None
+    return task
+
+
+def test_a_tasks_kept_conflict_is_listed_and_settled_into_the_task(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    config = write_config(tmp_path, repo, task("one", "WRITE one.txt 1"))
+    assert council("run", config, cwd=tmp_path, timeout=120).returncode == 0
+    before = _task(repo)
+    kept = _task_kept_aside(repo, {name: p.model_dump() for name, p in before.phases.items()})
+    listed = council("state", "conflicts", config, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert kept.conflict_id in listed.stdout and "tasks/one" in listed.stdout
+    assert "priority" in listed.stdout
+
+    done = council("state", "resolve", config, kept.conflict_id, "--take", "ours", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    after = _task(repo)
+    assert f"resolved {kept.conflict_id} (ours): task one is at version {after.version}" in (
+        done.stdout
+    )
+    assert after.priority == before.priority + 5
+    assert council("state", "conflicts", config, cwd=tmp_path).stdout == "no pending conflicts\n"
+
+
+def test_settling_a_task_conflict_that_breaks_the_workflow_is_refused(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    config = write_config(tmp_path, repo, task("one", "WRITE one.txt 1"))
+    assert council("run", config, cwd=tmp_path, timeout=120).returncode == 0
+    both = {name: {"name": name, "status": "running"} for name in ("plan", "build")}
+    kept = _task_kept_aside(repo, both)
+    before = _task(repo)
+
+    refused = council("state", "resolve", config, kept.conflict_id, "--take", "ours", cwd=tmp_path)
+    assert refused.returncode != 0
+    assert "workflow.phase-order" in refused.stderr
+    assert "phases plan, build would run at once" in refused.stderr
+    assert _task(repo) == before  # nothing written
+    assert kept.conflict_id in council("state", "conflicts", config, cwd=tmp_path).stdout

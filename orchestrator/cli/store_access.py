@@ -2,7 +2,9 @@
 
 - ``open_store(config)``: the state store a run config writes to, opened only when a run has
   been recorded there (a command never creates ``.council/state`` in someone's repository)
-  and never through a symbolic link in ``.council`` (``preflight.council_dir_problem``).
+  and never through a symbolic link in ``.council`` (``preflight.council_dir_problem``),
+  checking the workflow's own record rules as a run does (``workflow_rules``), so what a
+  command writes (``state resolve``, ``cancel``) keeps a task's phases and handoffs sound.
 - ``pick_session``: the session a command acts on, the newest by default.
 - ``newest_report``: the newest session's report, for ``status``; ``report_reader`` keeps the
   store open for one report after another (``status --watch``).
@@ -31,6 +33,7 @@ from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
+from orchestrator.workflow.record_rules import workflow_rules
 
 if TYPE_CHECKING:
     # A type only: `status` of the current directory's run reads no config, and the config's
@@ -58,6 +61,7 @@ async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
     if config.state.backend != "file":
         store = await open_run_store(config)
         async with contextlib.aclosing(store):
+            _check_workflow_rules(store)
             yield store
         return
     # preflight's checks need git and the plugins; `status` (newest_report) never opens a store
@@ -75,7 +79,13 @@ async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
     async with FileStateStore(
         state_dir, events_path=events, anchor=config.state_anchor, events_rotate_bytes=rotate
     ) as store:
+        _check_workflow_rules(store)
         yield store
+
+
+def _check_workflow_rules(store: StateStore) -> None:
+    for rule in workflow_rules():
+        store.validators.add(rule)
 
 
 async def sessions_by_age(
