@@ -33,7 +33,6 @@ from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
-from orchestrator.workflow.record_rules import workflow_rules
 
 if TYPE_CHECKING:
     # A type only: `status` of the current directory's run reads no config, and the config's
@@ -84,6 +83,9 @@ async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
 
 
 def _check_workflow_rules(store: StateStore) -> None:
+    # Imported here: `status` never opens a store this way, and must not load the workflow.
+    from orchestrator.workflow.record_rules import workflow_rules
+
     for rule in workflow_rules():
         store.validators.add(rule)
 
