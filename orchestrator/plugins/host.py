@@ -147,29 +147,41 @@ def load_plugins(
         _register(manager, infos, plugin, info)
     _check_hooks(manager, infos)
     registry = AdapterRegistry()
-    for impl in manager.hook.register_adapters.get_hookimpls():
+    _each_registration(
+        manager,
+        infos,
+        "register_adapters",
+        lambda info: functools.partial(registry.add, plugin=info),
+    )
+    rules = _record_rules(manager, infos)
+    return PluginHost(manager, registry, list(infos.values()), rules)
+
+
+def _each_registration(
+    manager: pluggy.PluginManager,
+    infos: dict[str, PluginInfo],
+    hook: str,
+    register_for: Callable[[PluginInfo], Callable[[Any], None]],
+) -> None:
+    """Call each plugin's ``hook`` with the ``register`` function made for it; what it raises
+    becomes a ``PluginError`` naming the plugin and the hook."""
+    for impl in getattr(manager.hook, hook).get_hookimpls():
         info = infos[impl.plugin_name]
-        register: Callable[[Any], None] = functools.partial(registry.add, plugin=info)
         try:
-            impl.function(**dict.fromkeys(impl.argnames, register))
+            impl.function(**dict.fromkeys(impl.argnames, register_for(info)))
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(
-                f"{info} failed in register_adapters: {type(exc).__name__}: {exc}"
-            ) from exc
-    rules = _record_rules(manager, infos)
-    return PluginHost(manager, registry, list(infos.values()), rules)
+            raise PluginError(f"{info} failed in {hook}: {type(exc).__name__}: {exc}") from exc
 
 
 def _record_rules(manager: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> list[RecordRule]:
     """Every ``RecordRule`` the plugins register; a wrong object or a name taken twice is a
     ``PluginError`` naming the plugin."""
     rules: dict[str, tuple[RecordRule, PluginInfo]] = {}
-    for impl in manager.hook.register_record_rules.get_hookimpls():
-        info = infos[impl.plugin_name]
 
-        def register(rule: Any, info: PluginInfo = info) -> None:
+    def register_for(info: PluginInfo) -> Callable[[Any], None]:
+        def register(rule: Any) -> None:
             if not isinstance(rule, RecordRule):
                 raise PluginError(f"{info} registered {rule!r}, which is not a RecordRule")
             if rule.name in rules:
@@ -179,14 +191,9 @@ def _record_rules(manager: pluggy.PluginManager, infos: dict[str, PluginInfo]) -
                 )
             rules[rule.name] = (rule, info)
 
-        try:
-            impl.function(**dict.fromkeys(impl.argnames, register))
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(
-                f"{info} failed in register_record_rules: {type(exc).__name__}: {exc}"
-            ) from exc
+        return register
+
+    _each_registration(manager, infos, "register_record_rules", register_for)
     return [rule for rule, _ in rules.values()]
 
 
