@@ -380,3 +380,39 @@ async def test_the_identity_is_shared_by_every_store_on_the_data_and_lost_with_i
         assert await first.get_session(session.session_id) is not None
         assert not (first.root / "store-id").exists()
         assert await second.identity() not in (None, mark)
+
+
+class _UnlinkOrder(FileOps):
+    """Real file operations that note each file unlinked, and fail the ``fail_at``-th (a
+    process dying part way through a delete)."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.unlinked: list[str] = []
+        self.fail_at = fail_at
+
+    def unlink(self, path: Path) -> None:
+        if self.fail_at is not None and len(self.unlinked) + 1 == self.fail_at:
+            raise OSError(errno.EIO, "the process died here", str(path))
+        super().unlink(path)
+        self.unlinked.append(path.name)
+
+
+async def test_a_delete_cut_short_leaves_the_record_whole_never_history_alone(
+    tmp_path: Path,
+) -> None:
+    ops = _UnlinkOrder()
+    async with FileStateStore.for_repo(tmp_path, file_ops=ops) as store:
+        for n in range(12):
+            await store.put_record("notes", "k", {"n": n})
+        assert await store.delete_record("notes", "k") is True
+    deleted = [name for name in ops.unlinked if name != ".lock"]
+    assert deleted[-1] == "current.json", deleted  # history first: never history alone
+    ops = _UnlinkOrder(fail_at=3)
+    async with FileStateStore.for_repo(tmp_path, file_ops=ops) as store:
+        for n in range(5):
+            await store.put_record("notes", "k2", {"n": n})
+        with pytest.raises(OSError, match="the process died here"):
+            await store.delete_record("notes", "k2")
+        kept = await store.get_record("notes", "k2")
+        assert kept is not None and kept.data == {"n": 4}  # whole, not recovered from history

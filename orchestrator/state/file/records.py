@@ -313,7 +313,11 @@ class RecordKind(Generic[M]):
             entries = list(os.scandir(directory))
         except FileNotFoundError:
             return
-        for entry in entries:
+        # The current version last: a crash part way leaves the record whole with less history,
+        # never history without a current version (read as damage, and recovered: the deleted
+        # record would come back).
+        current = self.current_path(key).name
+        for entry in sorted(entries, key=lambda e: e.name == current):
             if entry.name != _LOCK:
                 self.ops.unlink(Path(entry.path))
 
