@@ -10,13 +10,17 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pg_tier
 import pytest
 import real_clis
 
 from orchestrator.plugins import host as plugins
+
+if TYPE_CHECKING:
+    from orchestrator.state.postgres.store import PostgresStateStore
 
 # `council run` remembers where it was started, under the user's state directory
 # (orchestrator.cli.run_finder): the tests' runs, in process or not, keep theirs in a directory
@@ -82,3 +86,15 @@ def pg_dsn(pg_server: pg_tier.TestDatabase, monkeypatch: pytest.MonkeyPatch) -> 
     url = pg_server.fresh()
     yield url
     pg_server.drop(url)
+
+
+@pytest.fixture
+async def stores(pg_dsn: str) -> AsyncIterator[tuple[PostgresStateStore, PostgresStateStore]]:
+    """Two workstations' stores on one fresh database."""
+    from orchestrator.state.postgres.store import PostgresStateStore
+
+    async with (
+        await PostgresStateStore.connect(pg_dsn) as a,
+        await PostgresStateStore.connect(pg_dsn) as b,
+    ):
+        yield a, b

@@ -15,9 +15,10 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anyio
 import psycopg
 import pytest
 
@@ -139,3 +140,10 @@ def without_libpq_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("PG") or name == DSN_VARIABLE:
             monkeypatch.delenv(name)
+
+
+async def until(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Wait until ``check()`` holds (a notice from another store arrived), at most ``seconds``."""
+    with anyio.fail_after(seconds):
+        while not check():
+            await anyio.sleep(0.005)

@@ -5,12 +5,10 @@ task view marks such a task dirty and wakes its scheduler, and a store closes it
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-
 import anyio
 import psycopg
 import pytest
-from pg_tier import TestDatabase
+from pg_tier import TestDatabase, until
 
 from orchestrator.events import Event, EventType
 from orchestrator.models import TaskStatus
@@ -18,22 +16,6 @@ from orchestrator.scheduler.view import TaskView
 from orchestrator.state.postgres.store import PostgresStateStore
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def stores(pg_dsn: str) -> AsyncIterator[tuple[PostgresStateStore, PostgresStateStore]]:
-    """Two workstations' stores on one database."""
-    async with (
-        await PostgresStateStore.connect(pg_dsn) as a,
-        await PostgresStateStore.connect(pg_dsn) as b,
-    ):
-        yield a, b
-
-
-async def _until(check: Callable[[], bool], seconds: float = 1.0) -> None:
-    with anyio.fail_after(seconds):
-        while not check():
-            await anyio.sleep(0.005)
 
 
 def _task_updates(events: list[Event], key: str) -> list[Event]:
@@ -60,7 +42,9 @@ async def test_a_write_on_one_store_reaches_the_other_once(
     await a.create_session({}, ["t1"], session_id="s1")
     await a.create_checkpoint("s1", "x")
     await a.update_task_state("t1", {"priority": 3})
-    await _until(lambda: any(e.data.get("version") == 2 for e in _task_updates(heard_b, "t1")))
+    await until(
+        lambda: any(e.data.get("version") == 2 for e in _task_updates(heard_b, "t1")), seconds=1.0
+    )
     remote = [e for e in heard_b if e.data.get("version") == 2]
     assert [e.data for e in remote] == [
         {"kind": "tasks", "key": "t1", "version": 2, "fields": ["priority"], "remote": True}
@@ -71,7 +55,9 @@ async def test_a_write_on_one_store_reaches_the_other_once(
     # A write by b, heard by a, comes after a's own notices on a's connection: once it is
     # heard, a's listener has seen (and dropped) the notices of a's own writes.
     await b.update_task_state("t1", {"priority": 4})
-    await _until(lambda: any(e.data.get("version") == 3 for e in _task_updates(heard_a, "t1")))
+    await until(
+        lambda: any(e.data.get("version") == 3 for e in _task_updates(heard_a, "t1")), seconds=1.0
+    )
     own = [e for e in _task_updates(heard_a, "t1") if e.data.get("version") == 2]
     assert [e.data.get("remote") for e in own] == [None]  # once, from the commit itself
     assert [e.data.get("remote") for e in _task_updates(heard_a, "t1")][-1] is True
@@ -91,14 +77,16 @@ async def test_the_listener_comes_back_after_a_restart_and_asks_for_a_full_read(
         await b.listen()
     assert resyncs() == 1  # the first LISTEN: writes before it may have gone unheard
     await anyio.to_thread.run_sync(pg_server.restart)
-    await _until(lambda: resyncs() == 2, seconds=15)
+    await until(lambda: resyncs() == 2, seconds=15)
     resync = [e for e in heard if e.type == EventType.STATE_RESYNC][-1]
     assert resync.data["remote"] is True
     with anyio.fail_after(5):
         await b.listen()  # in place again
     await a.create_session({}, ["t1"], session_id="s1")  # the pool reconnects on its own
     await a.update_task_state("t1", {"status": TaskStatus.CANCELLED})
-    await _until(lambda: any(e.data.get("version") == 2 for e in _task_updates(heard, "t1")))
+    await until(
+        lambda: any(e.data.get("version") == 2 for e in _task_updates(heard, "t1")), seconds=1.0
+    )
 
 
 async def test_the_view_marks_a_task_another_store_wrote_and_wakes_its_scheduler(
@@ -116,12 +104,12 @@ async def test_the_view_marks_a_task_another_store_wrote_and_wakes_its_scheduler
     wakes.clear()  # the first LISTEN's resync woke it once
     claim = await a.acquire_claim("t1", "ws-a", 60, {"status": TaskStatus.RUNNING})
     assert claim is not None
-    await _until(lambda: len(wakes) == 1)
+    await until(lambda: len(wakes) == 1, seconds=1.0)
     assert (await view.current())["t1"].status == TaskStatus.RUNNING
     await a.renew_claim("t1", claim.token, 60)  # the queue never reads a renewal
     await a.update_task_state("other", {"priority": 9})  # another session's task
     await a.update_task_state("t1", {"status": TaskStatus.CANCELLED}, fencing_token=claim.token)
-    await _until(lambda: len(wakes) == 2)
+    await until(lambda: len(wakes) == 2, seconds=1.0)
     seen = await view.current()  # no full read (an hour away): only the dirty task
     assert seen["t1"].status == TaskStatus.CANCELLED
     assert set(seen) == {"t1", "t2"}
@@ -160,7 +148,7 @@ async def test_a_store_closes_its_listener_and_its_connection(pg_dsn: str) -> No
         await store.listen()
     assert listening_backends() == 1
     await store.aclose()
-    await _until(lambda: listening_backends() == 0)
+    await until(lambda: listening_backends() == 0, seconds=1.0)
     store.subscribe(lambda event: None)  # a closed store does not start listening again
     with pytest.raises(RuntimeError, match="closed store"):
         await store.listen()

@@ -5,11 +5,11 @@ part of one (one database transaction)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
 import pytest
+from pg_tier import until
 
 from orchestrator.errors import StateError, VersionConflict
 from orchestrator.events import Event, EventType
@@ -19,21 +19,6 @@ from orchestrator.state.postgres.store import PostgresStateStore
 from orchestrator.state.transactions import PutRecord, RecordWrite, UpdateTask
 
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio]
-
-
-@pytest.fixture
-async def stores(pg_dsn: str) -> AsyncIterator[tuple[PostgresStateStore, PostgresStateStore]]:
-    async with (
-        await PostgresStateStore.connect(pg_dsn) as a,
-        await PostgresStateStore.connect(pg_dsn) as b,
-    ):
-        yield a, b
-
-
-async def _until(check: Callable[[], bool], seconds: float = 5.0) -> None:
-    with anyio.fail_after(seconds):
-        while not check():
-            await anyio.sleep(0.005)
 
 
 def _remote_tasks(events: list[Event]) -> set[tuple[str, int]]:
@@ -60,10 +45,10 @@ async def test_only_a_committed_transaction_is_heard_elsewhere(
     # A marker written after the refused transaction: once b hears it, b has heard everything
     # a sent before it.
     await a.update_task_state("marker", {})
-    await _until(lambda: ("marker", 1) in _remote_tasks(heard))
+    await until(lambda: ("marker", 1) in _remote_tasks(heard))
     assert _remote_tasks(heard) == {("marker", 1)}
     await a.write_many([UpdateTask("x", {"priority": 1}), UpdateTask("y", {"priority": 1})])
-    await _until(lambda: {("x", 2), ("y", 2)} <= _remote_tasks(heard))
+    await until(lambda: {("x", 2), ("y", 2)} <= _remote_tasks(heard))
 
 
 async def test_a_reader_elsewhere_never_sees_half_a_transaction(
