@@ -114,7 +114,8 @@ def start_time(pid: int) -> str | None:
 
 def marker_of(pid: int) -> str | None:
     """The ``MARKER_ENV`` in the environment of process ``pid`` (who started it), or None
-    without one, or when its environment is not ours to read."""
+    without one, or when its environment is not ours to read. Blocking (it may wait up to
+    50 ms for a process in the middle of exec): call it from a worker thread."""
     proc = ps.process(pid)
     if proc is None:
         return None

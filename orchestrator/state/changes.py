@@ -29,6 +29,7 @@ from typing import Generic, Protocol, Self, TypeVar
 from pydantic import BaseModel
 
 from orchestrator.models import KeyedRecord, SessionRecord, TaskState
+from orchestrator.state.history_kinds import keyed_kind
 
 __all__ = [
     "RECORDS",
@@ -67,7 +68,7 @@ class RecordRef(Generic[R]):
 
     @staticmethod
     def record(namespace: str, key: str) -> RecordRef[KeyedRecord]:
-        return RecordRef(f"{RECORDS}/{namespace}", key, KeyedRecord)
+        return RecordRef(keyed_kind(namespace), key, KeyedRecord)
 
     @property
     def namespace(self) -> str | None:
@@ -111,7 +112,7 @@ def change_of(kind: object, key: object, version: object) -> RecordChange | None
     if not isinstance(kind, str) or not isinstance(key, str) or kind in _UNWATCHED:
         return None
     if kind not in (TASKS, SESSIONS) and not kind.startswith(f"{RECORDS}/"):
-        kind = f"{RECORDS}/{kind}"
+        kind = keyed_kind(kind)
     return RecordChange(kind, key, version if isinstance(version, int) else None)
 
 

@@ -12,12 +12,7 @@ from typing import Any
 from orchestrator.errors import RecordRejected, StateError
 from orchestrator.plugins.record_rule import RecordRule
 
-__all__ = ["Validators", "keyed_kind"]
-
-
-def keyed_kind(namespace: str) -> str:
-    """How a rule names the keyed records of ``namespace``."""
-    return f"records/{namespace}"
+__all__ = ["Validators"]
 
 
 class Validators:

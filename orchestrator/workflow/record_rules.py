@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from orchestrator.models import KeyedRecord, PhaseStatus, TaskState
 from orchestrator.plugins.record_rule import RecordRule
-from orchestrator.state.validators import keyed_kind
+from orchestrator.state.history_kinds import keyed_kind
 from orchestrator.workflow.handoffs.document import NAMESPACE, Handoff, handoff_key
 
 __all__ = ["HANDOFF_DIGESTS", "PHASE_ORDER", "workflow_rules"]

@@ -50,8 +50,9 @@ from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES, EventLog
 from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.intents import Intent, IntentEntry, IntentLog, replay
 from orchestrator.state.file.records import RecordKind
+from orchestrator.state.history_kinds import keyed_kind
 from orchestrator.state.record_rules import STORE_OWNED
-from orchestrator.state.validators import Validators, keyed_kind
+from orchestrator.state.validators import Validators
 
 __all__ = ["FileCore", "load_or_recover", "peek", "subdirectories"]
 

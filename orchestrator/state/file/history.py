@@ -41,7 +41,7 @@ class FileHistory:
     ) -> list[dict[str, Any]]:
         records = self.kind(kind)
         check_id(key, f"{records.name} key")
-        if not records.dir_for(key).exists():
+        if not await anyio.to_thread.run_sync(records.dir_for(key).exists):
             return []  # never written (taking its lock would make its directory)
         # Shared: no version moves between the window, the waiting files and the archive
         # while they are read.

@@ -13,6 +13,7 @@ from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord
 from orchestrator.state.expiry import expires_at, live
+from orchestrator.state.history_kinds import keyed_kind
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
 from orchestrator.state.postgres.history import forget_history, keep_old_version
 from orchestrator.state.validators import Validators
@@ -138,7 +139,7 @@ async def delete_records(conn: Conn, namespace: str, keys: list[str]) -> None:
     await conn.execute(
         "DELETE FROM council.records WHERE namespace = %s AND key = ANY(%s)", (namespace, keys)
     )
-    await forget_history(conn, f"records/{namespace}", keys)
+    await forget_history(conn, keyed_kind(namespace), keys)
 
 
 async def write_record(
@@ -158,7 +159,7 @@ async def write_record(
     version = current.version if current is not None else 0
     expiry = expires_at(now, ttl)
     fields = {"namespace": namespace, "data": dict(data), "expires_at": expiry}
-    kind = f"records/{namespace}"
+    kind = keyed_kind(namespace)
     record = merged(
         KeyedRecord, kind, "key", key, current, fields, version, now, events, rules=rules
     )
