@@ -10,22 +10,29 @@ one file.
 - **bare**: only the unavoidable work per task: ``git worktree add -b`` (under one
   repository lock, since concurrent adds and removes race in git), run the CLI with a private
   HOME, ``git add -A`` + ``git commit``, land it with ``git merge-tree --write-tree`` +
-  ``git commit-tree`` + ``git update-ref`` (under a merge lock), then ``git worktree remove``
-  + ``git branch -D`` (under the repository lock).
+  ``git commit-tree`` + ``git merge --ff-only`` in the base's checkout (under a merge lock: the
+  same checkout update Council does, the tip kept in memory), then ``git worktree remove`` +
+  ``git branch -D`` (under the repository lock): 8 git processes per task.
 - **council**: ``Council(config).run()`` with one ``build`` phase, no verify commands and the
   default scheduler settings: state store, claims and heartbeats, the ADW workflow (prompt,
   handoff, phase records), the process runner (private HOME, logs, output parsing), the merge
   queue (which also fast-forwards the base's clean checkout) and the report.
 
-Rounds alternate bare and council so disk noise hits both alike; the ratio is taken from
-medians. Targets (issue 5): council <= 1.25x bare at 64 tasks, and council's time per task
-flat from 16 to 256 tasks.
+Rounds alternate bare and council so disk noise hits both alike, and every ratio is taken
+from medians of rounds of one size, run in one time window. Targets: council <= 1.25x bare at
+64 tasks (issue 5); per task (issue 16) <= 10 git processes and <= 30 ms of the orchestrator's
+own CPU, and council's wall and CPU per task flat from 16 to 1,024 tasks.
 
     python bench/overhead_bench.py [--tasks 64] [--capacity 8] [--rounds 3] [--quick]
+    python bench/overhead_bench.py --sizes 16 64 256 1024 --rounds 1  # the growth table
     python bench/overhead_bench.py --counts 16 256      # council only: counts, CPU per task
     python bench/overhead_bench.py --profile out.txt    # council only, under pyinstrument
+    python bench/overhead_bench.py --postgres ...       # council on a PostgreSQL store
 
-``--quick`` takes one round per size and stops the growth table at 64 tasks.
+``--quick`` takes one round per size and stops the growth table at 64 tasks. ``--postgres``
+starts a throwaway local server (``initdb``/``pg_ctl``) and gives each council run a fresh
+database, with team mode off (the store's cost on one machine: ``team_overhead.py`` measures
+team mode); the bare side has no store either way.
 
 Wall times depend on what else the machine runs; the load-independent measures are printed
 too (``overhead_counts``): per task and per step of the run, the git processes started, the
@@ -47,6 +54,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -78,6 +86,34 @@ class Sample:
     own_cpu: float
     child_cpu: float
     counts: Counts
+    footprint: Footprint
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a run left in ``.council/`` (worktrees and the pool excluded: they are checkouts)."""
+
+    files: int = 0
+    bytes: int = 0
+    event_bytes: int = 0  # the event log, archives included
+
+    @staticmethod
+    def of(repo: Path) -> Footprint:
+        files = size = events = 0
+        council = repo / ".council"
+        for directory, subdirectories, names in os.walk(council):
+            if Path(directory) == council:
+                subdirectories[:] = [d for d in subdirectories if d not in ("worktrees", "pool")]
+            for name in names:
+                try:
+                    length = os.lstat(os.path.join(directory, name)).st_size
+                except FileNotFoundError:
+                    continue
+                files += 1
+                size += length
+                if name.startswith("events"):
+                    events += length
+        return Footprint(files, size, events)
 
 
 def cpu_times() -> tuple[float, float]:
@@ -151,6 +187,8 @@ async def bare_run(repo: Path, tasks: int, capacity: int) -> float:
     worktrees.mkdir(parents=True)
     (repo / ".git" / "info" / "exclude").write_text(".bare/\n")
 
+    tip = [git_sync(repo, "rev-parse", BASE).strip()]  # the base tip, kept as it lands
+
     async def one(n: int) -> None:
         async with slots:
             branch, path, home = f"bare/t{n}", worktrees / f"t{n}", homes / f"t{n}"
@@ -163,11 +201,14 @@ async def bare_run(repo: Path, tasks: int, capacity: int) -> float:
             await git(path, "add", "-A")
             await git(path, "commit", "-q", "-m", f"t{n}: build")
             async with merge_lock:
-                old = (await git(repo, "rev-parse", BASE)).strip()
+                old = tip[0]
                 tree = (await git(repo, "merge-tree", "--write-tree", old, branch)).split()[0]
                 message = f"Merge {branch}\n\nCouncil-Task: t{n}\n"
                 new = await git(repo, "commit-tree", tree, "-p", old, "-p", branch, "-m", message)
-                await git(repo, "update-ref", f"refs/heads/{BASE}", new.strip(), old)
+                # What Council does too: the base's clean checkout follows the new tip (a
+                # fast-forward moves the branch and the files in one process).
+                await git(repo, "merge", "-q", "--ff-only", new.strip())
+                tip[0] = new.strip()
             async with repo_lock:
                 await git(repo, "worktree", "remove", "--force", str(path))
                 await git(repo, "branch", "-q", "-D", branch)
@@ -176,9 +217,22 @@ async def bare_run(repo: Path, tasks: int, capacity: int) -> float:
     async with anyio.create_task_group() as group:
         for n in range(tasks):
             group.start_soon(one, n)
-    elapsed = time.perf_counter() - started
-    check_landed(repo, tasks)
-    return elapsed
+    return time.perf_counter() - started
+
+
+class Stores:
+    """Where council runs keep their state: the file backend in the repository, or a fresh
+    database of a local PostgreSQL cluster for each run (``--postgres``)."""
+
+    cluster: Any = None  # team_common.Cluster while --postgres is on
+    _made = 0
+
+    @classmethod
+    def section(cls) -> dict[str, Any]:
+        if cls.cluster is None:
+            return {"backend": "file"}
+        cls._made += 1
+        return {"backend": "postgresql", "dsn": cls.cluster.fresh_database(f"run{cls._made}")}
 
 
 def council_config(repo: Path, tasks: int, capacity: int) -> RunConfig:
@@ -191,6 +245,7 @@ def council_config(repo: Path, tasks: int, capacity: int) -> RunConfig:
             "capacity": {"sessions": capacity},
             "workflow": {"phases": [{"name": "build"}]},
             "verify": [],
+            "state": Stores.section(),
             "tasks": [{"id": f"t{n}", "prompt": prompt_for(n)} for n in range(tasks)],
         }
     )
@@ -205,12 +260,13 @@ async def council_run(repo: Path, tasks: int, capacity: int) -> float:
     elapsed = time.perf_counter() - started
     if report.totals.done != tasks:
         raise RuntimeError(f"council finished {report.totals.done} of {tasks} tasks: {report}")
-    check_landed(repo, tasks)
     return elapsed
 
 
 def check_landed(repo: Path, tasks: int) -> None:
-    """Every task's file is on the base, each task merged once: both sides did the work."""
+    """Every task's file is on the base, each task merged once, and the base's checkout
+    follows it: both sides did the work. Called outside the counting (its git is the
+    bench's own)."""
     names = set(git_sync(repo, "ls-tree", "--name-only", BASE).split())
     missing = [n for n in range(tasks) if f"f{n}.txt" not in names]
     trailers = git_sync(
@@ -218,6 +274,9 @@ def check_landed(repo: Path, tasks: int) -> None:
     ).split()
     if missing or len(trailers) != tasks or len(set(trailers)) != tasks:
         raise RuntimeError(f"{repo}: missing {missing[:5]}, {len(trailers)} merges for {tasks}")
+    dirty = git_sync(repo, "status", "--porcelain", "--untracked-files=no")
+    if dirty:
+        raise RuntimeError(f"{repo}: the base's checkout does not follow its tip:\n{dirty}")
 
 
 async def measure(
@@ -233,7 +292,10 @@ async def measure(
             with counting() as counts:
                 wall = await runners[name](repo, tasks, capacity)
             own_after, children_after = cpu_times()
-            results[name].append(Sample(wall, own_after - own, children_after - children, counts))
+            check_landed(repo, tasks)
+            footprint = Footprint.of(repo) if name == "council" else Footprint()
+            sample = Sample(wall, own_after - own, children_after - children, counts, footprint)
+            results[name].append(sample)
             shutil.rmtree(repo.parent)
     return results
 
@@ -279,6 +341,8 @@ async def counts_only(template: Path, root: Path, sizes: list[int], capacity: in
         with counting() as counts:
             wall = await council_run(repo, size, capacity)
         own_after, children_after = cpu_times()
+        check_landed(repo, size)
+        footprint = Footprint.of(repo)
         shutil.rmtree(repo.parent)
         print(
             f"\n== council, {size} tasks: {wall:.2f} s; CPU per task: this process "
@@ -287,6 +351,31 @@ async def counts_only(template: Path, root: Path, sizes: list[int], capacity: in
         )
         for line in table(counts, size):
             print(line)
+        print(f"  .council/ per task: {footprint_text(footprint, size)}")
+
+
+def footprint_text(footprint: Footprint, tasks: int) -> str:
+    return (
+        f"{footprint.bytes / tasks / 1024:.1f} KiB in {footprint.files / tasks:.2f} files, "
+        f"events {footprint.event_bytes / tasks / 1024:.1f} KiB"
+    )
+
+
+def goals(results: dict[str, list[Sample]], tasks: int) -> list[str]:
+    """The issue's table for this size: council against the bare script and the goals."""
+    bare, council = (median_counts(results[name]) for name in ("bare", "council"))
+    git = [sum(counts.git.values()) / tasks for counts in (bare, council)]
+    own = [per_task_ms(results[name], tasks, "own_cpu") for name in ("bare", "council")]
+    hops = sum(council.hops.values()) / tasks
+    footprint = sorted(results["council"], key=lambda sample: sample.wall)
+    middle = footprint[len(footprint) // 2].footprint
+    return [
+        f"  {'per task':34} {'bare':>8} {'council':>8}  goal",
+        f"  {'git processes':34} {git[0]:8.1f} {git[1]:8.1f}  <= 10",
+        f"  {'orchestrator CPU (ms)':34} {own[0]:8.1f} {own[1]:8.1f}  <= 30",
+        f"  {'worker-thread hops':34} {'':8} {hops:8.1f}",
+        f"  {'.council/ (files, events)':34} {'':8} {footprint_text(middle, tasks)}",
+    ]
 
 
 async def main(
@@ -294,18 +383,18 @@ async def main(
     capacity: int,
     rounds: int,
     files: int,
-    quick: bool,
+    sizes: list[int],
     profile: Path | None,
     counts_sizes: list[int] | None,
 ) -> None:
     os.environ[DISABLE_ENV] = "1"  # built-in adapters only: the run must not depend on plugins
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     install()
-    sizes = [16, 64] if quick else [16, 64, 256]
+    store = "a PostgreSQL store" if Stores.cluster is not None else "the file store"
     print(
         f"overhead: {tasks} tasks, capacity {capacity}, {files}-file repository, "
-        f"{rounds} round(s); one scripted-cli process per task writes one file; "
-        f"{os.cpu_count()} CPUs, load average before the run {os.getloadavg()[0]:.1f}"
+        f"{rounds} round(s), council on {store}; one scripted-cli process per task writes one "
+        f"file; {os.cpu_count()} CPUs, load average before the run {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory(prefix="council-overhead-") as tmp:
         root = Path(tmp)
@@ -338,6 +427,9 @@ async def main(
             print(f"\n== {name}: per task, by step (load-independent counts)")
             for line in table(median_counts(results[name]), tasks):
                 print(line)
+        print(f"\n== the issue's goals at {tasks} tasks")
+        for line in goals(results, tasks):
+            print(line)
 
         print("\n== per task as the run grows (wall: median / tasks; counts: council's)")
         print(
@@ -375,6 +467,9 @@ if __name__ == "__main__":
     parser.add_argument("--files", type=int, default=100, help="files in the small repository")
     parser.add_argument("--quick", action="store_true", help="one round per size, up to 64 tasks")
     parser.add_argument(
+        "--sizes", type=int, nargs="+", metavar="TASKS", help="sizes of the growth table"
+    )
+    parser.add_argument(
         "--profile", type=Path, help="only profile one council run (pyinstrument) into this file"
     )
     parser.add_argument(
@@ -384,8 +479,26 @@ if __name__ == "__main__":
         metavar="TASKS",
         help="only one council run per size given: counts and CPU per task (no wall ratio)",
     )
+    parser.add_argument(
+        "--postgres", action="store_true", help="council on a local PostgreSQL server's store"
+    )
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
-    anyio.run(
-        main, args.tasks, args.capacity, rounds, args.files, args.quick, args.profile, args.counts
-    )
+    sizes = args.sizes or ([16, 64] if args.quick else [16, 64, 256])
+
+    def run() -> None:
+        anyio.run(
+            main, args.tasks, args.capacity, rounds, args.files, sizes, args.profile, args.counts
+        )
+
+    if args.postgres:
+        from team_common import local_cluster
+        from team_overhead import team_mode
+
+        # The store's cost on one machine: team mode (a shared remote, presence) stays off,
+        # as team_overhead's ``pg-store`` variant has it.
+        with local_cluster() as cluster, team_mode(False):
+            Stores.cluster = cluster
+            run()
+    else:
+        run()
