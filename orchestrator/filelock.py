@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 import anyio
+import anyio.to_thread
 import portalocker
 
 from orchestrator.errors import LockError, LockTimeout, LockUnusable, PathEscapeError
@@ -189,8 +190,9 @@ async def acquire(
     path: Path, *, shared: bool = False, timeout: float = 10.0, root: Path | None = None
 ) -> FileLock:
     """Take the lock, waiting with async exponential backoff up to ``timeout`` seconds while
-    someone holds it (``try_acquire``)."""
-    lock = try_acquire(path, shared=shared, root=root)
+    someone holds it (``try_acquire``). Each try runs in a worker thread: opening the lock
+    file walks its directories, which the event loop must never wait on."""
+    lock = await anyio.to_thread.run_sync(_try, path, shared, root)
     if lock is not None:
         return lock
     deadline = time.monotonic() + timeout
@@ -200,10 +202,14 @@ async def acquire(
         if now >= deadline:
             raise LockTimeout(path, timeout)
         await anyio.sleep(min(delay, deadline - now))
-        lock = try_acquire(path, shared=shared, root=root)
+        lock = await anyio.to_thread.run_sync(_try, path, shared, root)
         if lock is not None:
             return lock
         delay = min(delay * 2, _MAX_BACKOFF)
+
+
+def _try(path: Path, shared: bool, root: Path | None) -> FileLock | None:
+    return try_acquire(path, shared=shared, root=root)
 
 
 def acquire_blocking(

@@ -72,8 +72,7 @@ class FileClaims:
             events.append(claim_event(kind, claim))
             return new
 
-        async with core.locked(core.tasks, task_id):
-            result = await core.in_thread(run)
+        result = await core.locked_call(core.tasks, task_id, run)
         return result.claim if result is not None else None
 
     def _next_token(self, events: list[Event]) -> int:
@@ -138,8 +137,7 @@ class FileClaims:
             events.append(claim_event(event_type, new.claim))
             return new
 
-        async with core.locked(core.tasks, task_id):
-            return await core.in_thread(run)
+        return await core.locked_call(core.tasks, task_id, run)
 
     async def sweep_expired_claims(self, now: datetime | None = None) -> list[Claim]:
         core = self._core
@@ -164,8 +162,7 @@ class FileClaims:
                 events.append(claim_event(EventType.CLAIM_EXPIRED, gone))
                 return gone
 
-            async with core.locked(core.tasks, task_id):
-                claim = await core.in_thread(run)
+            claim = await core.locked_call(core.tasks, task_id, run)
             if claim is not None:
                 expired.append(claim)
         return expired

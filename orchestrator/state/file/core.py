@@ -8,14 +8,16 @@ Layout under ``root`` (default ``<repo>/.council/state/``)::
     checkpoints/<id>.json      immutable snapshots of a session and its tasks
     quarantine/                damaged records, moved aside intact
 
-Each write takes the record's lock asynchronously (non-blocking tries with backoff, so the
-event loop never waits on another holder) and then does its file work in one worker thread
-call. Reads take no lock: records are replaced atomically, so a read sees one whole version
-(``peek``); only a record that reads as damaged is loaded again under the exclusive lock, which
-also waits for a recovery under way. Locks on different records are never held in a cycle: a
-task lock may be held while the fencing counter is taken; a transaction (``transactions``)
-holds the locks of all its records, taken in one global order (``state.transactions``) while
-holding no other; and nothing else nests.
+An uncontended write is one worker-thread call (``locked_call``): it tries the record's lock
+without blocking, reads, merges, writes, logs its events and lets go, so the event loop never
+opens, locks or reads a file. When another holder has the lock, the call comes back empty and
+the loop waits (async exponential backoff) before the next try. Reads take no lock: records
+are replaced atomically, so a read sees one whole version (``peek``); only a record that reads
+as damaged is loaded again under the exclusive lock, which also waits for a recovery under
+way. Locks on different records are never held in a cycle: a task lock may be held while the
+fencing counter is taken; a transaction (``transactions``) holds the locks of all its records,
+taken in one global order (``state.transactions``) while holding no other; and nothing else
+nests.
 
 A transaction a process died in the middle of is finished (``intents``) before anything reads
 or writes one of its records, by whoever gets there first (``settle``).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +36,7 @@ import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import filelock
-from orchestrator.errors import StateError
+from orchestrator.errors import LockTimeout, StateError
 from orchestrator.events import Event, Subscriber
 from orchestrator.events.state import StateUpdated
 from orchestrator.ids import check_id
@@ -58,6 +61,20 @@ __all__ = ["FileCore", "load_or_recover", "peek", "subdirectories"]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+
+_MIN_BACKOFF = 0.0005  # seconds between tries of a lock someone else holds, doubling
+_MAX_BACKOFF = 0.05
+
+
+class _Busy:
+    """What a try of ``locked_call`` gives when it could not go ahead."""
+
+    def __init__(self, unsettled: bool) -> None:
+        self.unsettled = unsettled  # a dead process's transaction touches the record
+
+
+_HELD = _Busy(unsettled=False)
+_UNSETTLED = _Busy(unsettled=True)
 
 
 class FileCore:
@@ -124,6 +141,8 @@ class FileCore:
     async def locked(
         self, kind: RecordKind[Any], key: str, *, shared: bool = False
     ) -> AsyncIterator[None]:
+        """Hold the record's lock across awaits (for work that is more than one thread call;
+        one call is ``locked_call``)."""
         if kind is not self.counters:  # taken with a task lock held: it must not wait here
             await self.settle(kind, key)
         lock = await filelock.acquire(
@@ -133,6 +152,82 @@ class FileCore:
             yield
         finally:
             lock.release()
+
+    async def locked_call(
+        self,
+        kind: RecordKind[Any],
+        key: str,
+        fn: Callable[[list[Event]], T],
+        *,
+        shared: bool = False,
+        unlink: Callable[[T], bool] | None = None,
+    ) -> T:
+        """``fn`` run under the record's lock, in one worker-thread call when nobody else
+        holds the lock: the lock is tried there, ``fn`` runs, its events are logged and the
+        lock let go before the call returns. Whatever events ``fn`` produced reach
+        subscribers even when it raises (``in_thread``). A transaction a dead process left on
+        this record is finished first (``settle``). When ``unlink`` says so of ``fn``'s result
+        (a deletion), the lock file goes too, while held (a racer that opened it notices), and
+        the record's directory with it if it is empty."""
+        if not self._settled_once:
+            await self.settle(kind, key)
+        lock_path = kind.lock_path(key)
+        deadline: float | None = None
+        delay = _MIN_BACKOFF
+        while True:
+            events: list[Event] = []
+            try:
+                outcome = await anyio.to_thread.run_sync(
+                    self._try_locked, kind, key, lock_path, shared, fn, unlink, events
+                )
+            finally:
+                self.events.notify(events)
+            if not isinstance(outcome, _Busy):
+                return outcome
+            if outcome.unsettled:
+                await self.settle(kind, key)
+                continue
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.lock_timeout
+            if now >= deadline:
+                raise LockTimeout(lock_path, self.lock_timeout)
+            await anyio.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, _MAX_BACKOFF)
+
+    def _try_locked(
+        self,
+        kind: RecordKind[Any],
+        key: str,
+        lock_path: Path,
+        shared: bool,
+        fn: Callable[[list[Event]], T],
+        unlink: Callable[[T], bool] | None,
+        events: list[Event],
+    ) -> T | _Busy:
+        """One try of ``locked_call`` (blocking, in a worker thread)."""
+        # The fencing counter is taken with a task lock held: it must not wait for a settle.
+        if kind is not self.counters and self._unsettled(kind, key):
+            return _UNSETTLED
+        lock = filelock.try_acquire(lock_path, shared=shared, root=self.anchor)
+        if lock is None:
+            return _HELD
+        try:
+            result = self._logged(fn, events)
+        except BaseException:
+            lock.release()
+            raise
+        if unlink is not None and unlink(result):
+            lock.unlink_and_release()
+            kind.remove_dir_if_empty(key)
+        else:
+            lock.release()
+        return result
+
+    def _unsettled(self, kind: RecordKind[Any], key: str | None) -> bool:
+        """Whether a transaction's intent on disk touches ``kind``'s record ``key`` (None: any
+        of the kind). Blocking; one stat when there is none."""
+        return bool(self._touching(kind, key))
 
     async def in_thread(self, fn: Callable[[list[Event]], T]) -> T:
         """Run ``fn`` in a worker thread; whatever events it produced are logged and handed to
@@ -150,25 +245,40 @@ class FileCore:
             self.events.write(events)
 
     async def read(self, kind: RecordKind[M], key: str) -> M | None:
-        await self.settle(kind, key)
-        try:
-            return await anyio.to_thread.run_sync(peek, kind, key)
-        except RecordDamaged:
-            return await self.recover(kind, key)
+        """The record as it is now: one worker-thread call (its settle check and the read)."""
+        if not self._settled_once:
+            await self.settle(kind, key)
+
+        def look() -> M | _Busy | None:
+            if self._unsettled(kind, key):
+                return _UNSETTLED
+            return peek(kind, key)
+
+        while True:
+            try:
+                found = await anyio.to_thread.run_sync(look)
+            except RecordDamaged:
+                return await self.recover(kind, key)
+            if not isinstance(found, _Busy):
+                return found
+            await self.settle(kind, key)
 
     async def recover(self, kind: RecordKind[M], key: str) -> M | None:
         """The slow path of a read: under the exclusive lock, load or recover the record."""
-        if not kind.dir_for(key).exists():
+
+        if not await anyio.to_thread.run_sync(kind.dir_for(key).exists):
             return None  # deleted meanwhile (taking its lock would create the directory again)
-        async with self.locked(kind, key):
-            return await self.in_thread(lambda ev: load_or_recover(kind, key, ev))
+        return await self.locked_call(kind, key, lambda ev: load_or_recover(kind, key, ev))
 
     async def read_many(self, kind: RecordKind[M], keys: list[str] | None) -> list[M]:
         """The records of ``keys`` (None: every one of the kind) that exist, in order, read in
         one worker-thread call; only a damaged one takes the locked path of its own."""
-        await self.settle(kind, None)
+        if not self._settled_once:
+            await self.settle(kind, None)
 
-        def read_all() -> list[tuple[str, M | None, bool]]:
+        def read_all() -> list[tuple[str, M | None, bool]] | _Busy:
+            if self._unsettled(kind, None):
+                return _UNSETTLED
             found: list[tuple[str, M | None, bool]] = []
             for key in kind.keys() if keys is None else keys:
                 try:
@@ -177,8 +287,10 @@ class FileCore:
                     found.append((key, None, True))
             return found
 
+        while isinstance(listed := await anyio.to_thread.run_sync(read_all), _Busy):
+            await self.settle(kind, None)
         records: list[M] = []
-        for key, record, damaged in await anyio.to_thread.run_sync(read_all):
+        for key, record, damaged in listed:
             if damaged:
                 record = await self.recover(kind, key)
             if record is not None:
@@ -207,28 +319,38 @@ class FileCore:
             self._settled_once = True
             await self.settle_all()
             return
+        for intent in await anyio.to_thread.run_sync(self._touching, kind, key):
+            await self.finish(intent)
+
+    def _touching(self, kind: RecordKind[Any], key: str | None) -> list[Intent]:
+        """The intents on disk that touch ``kind``'s record ``key`` (None: any of the kind).
+        Blocking; one stat when there is none."""
         paths = self.intents.pending()
         if not paths:
-            return
+            return []
         wanted = None if key is None else self.record_id(kind, key)
+        found: list[Intent] = []
         for path in paths:
-            intent = await anyio.to_thread.run_sync(self.intents.load, path)
+            intent = self.intents.load(path)
             if intent is None:
                 continue
             if wanted is None:
-                if not any(self.kind_of(e) is kind for e in intent.entries):
-                    continue
-            elif not intent.touches(wanted):
-                continue
-            await self.finish(intent)
+                if any(self.kind_of(e) is kind for e in intent.entries):
+                    found.append(intent)
+            elif intent.touches(wanted):
+                found.append(intent)
+        return found
 
     async def settle_all(self) -> None:
         """Finish or roll back whatever transactions dead processes left (on first use)."""
-        await anyio.to_thread.run_sync(self.intents.roll_back_orphans)
-        for path in self.intents.pending():
-            intent = await anyio.to_thread.run_sync(self.intents.load, path)
-            if intent is not None:
-                await self.finish(intent)
+
+        def left() -> list[Intent]:
+            self.intents.roll_back_orphans()
+            loaded = (self.intents.load(path) for path in self.intents.pending())
+            return [intent for intent in loaded if intent is not None]
+
+        for intent in await anyio.to_thread.run_sync(left):
+            await self.finish(intent)
 
     async def finish(self, intent: Intent) -> None:
         """Replay ``intent`` under the locks of its records, unless its transaction ended
@@ -342,15 +464,7 @@ class FileCore:
 
     async def delete(self, kind: RecordKind[Any], key: str) -> None:
         """Remove a record with its history and lock file."""
-        await self.settle(kind, key)
-        lock = await filelock.acquire(
-            kind.lock_path(key), timeout=self.lock_timeout, root=self.anchor
-        )
-        try:
-            await anyio.to_thread.run_sync(kind.delete, key)
-        finally:
-            lock.unlink_and_release()
-        await anyio.to_thread.run_sync(kind.remove_dir_if_empty, key)
+        await self.locked_call(kind, key, lambda _: kind.delete(key), unlink=lambda _: True)
 
 
 def peek(kind: RecordKind[M], key: str) -> M | None:

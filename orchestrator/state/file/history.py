@@ -45,7 +45,9 @@ class FileHistory:
             return []  # never written (taking its lock would make its directory)
         # Shared: no version moves between the window, the waiting files and the archive
         # while they are read.
-        async with self._core.locked(records, key, shared=True):
-            return await anyio.to_thread.run_sync(
-                lambda: records.version_docs(key, limit=limit, before_version=before_version)
-            )
+        return await self._core.locked_call(
+            records,
+            key,
+            lambda _: records.version_docs(key, limit=limit, before_version=before_version),
+            shared=True,
+        )

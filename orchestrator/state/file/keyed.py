@@ -13,7 +13,6 @@ from typing import Any
 
 import anyio.to_thread
 
-from orchestrator import filelock
 from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord, utcnow
@@ -59,8 +58,7 @@ class FileRecords:
             }
             return core.write_merged(kind, key, current, fields, {}, events, durable=durable)
 
-        async with core.locked(kind, key):
-            return await core.in_thread(run)
+        return await core.locked_call(kind, key, run)
 
     async def delete_record(
         self,
@@ -80,40 +78,32 @@ class FileRecords:
         expired by then (True when it did), whatever its version."""
         core = self._core
         kind = core.namespace(namespace)
-        if not kind.dir_for(key).exists():
-            if expected_version not in (None, 0):
-                check_version(kind, key, None, expected_version)
-            return False
-        lock = await filelock.acquire(
-            kind.lock_path(key), timeout=core.lock_timeout, root=core.anchor
-        )
 
-        def run(events: list[Event]) -> bool:
-            try:
-                stored = load_or_recover(kind, key, events)
-                if expired_by is not None:
-                    if stored is None or not is_expired(stored, expired_by):
-                        lock.release()  # written again meanwhile: it stays
-                        return False
-                    current: KeyedRecord | None = stored
-                else:
-                    current = live(stored, utcnow())
-                    check_version(kind, key, current, expected_version)
-                kind.delete(key)
-            except BaseException:
-                lock.release()
-                raise
-            # The lock file goes last, while held (a racer that opened it notices), and the
-            # directory with it: all in this one worker-thread call.
-            lock.unlink_and_release()
-            kind.remove_dir_if_empty(key)
+        def run(events: list[Event]) -> bool | None:
+            """Whether it was there and live; None when it stays (written again meanwhile)."""
+            if not kind.dir_for(key).exists():  # (its lock was taken: the file goes below)
+                if expected_version not in (None, 0):
+                    check_version(kind, key, None, expected_version)
+                return False
+            stored = load_or_recover(kind, key, events)
+            if expired_by is not None:
+                if stored is None or not is_expired(stored, expired_by):
+                    return None
+                current: KeyedRecord | None = stored
+            else:
+                current = live(stored, utcnow())
+                check_version(kind, key, current, expected_version)
+            kind.delete(key)
             return current is not None
 
-        try:
-            return await core.in_thread(run)
-        finally:
-            if lock.held:  # the thread never ran (cancelled before it started)
-                lock.release()
+        if not await anyio.to_thread.run_sync(kind.dir_for(key).exists):
+            if expected_version not in (None, 0):
+                check_version(kind, key, None, expected_version)
+            return False  # taking its lock would make its directory again
+        # The lock file goes last, while held (a racer that opened it notices), and the
+        # directory with it: all in one worker-thread call.
+        deleted = await core.locked_call(kind, key, run, unlink=lambda done: done is not None)
+        return bool(deleted)
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         core = self._core

@@ -72,8 +72,7 @@ class FileSessions:
             events.append(SessionCreated(session_id=sid))
             return record
 
-        async with core.locked(core.sessions, sid):
-            return await core.in_thread(run)
+        return await core.locked_call(core.sessions, sid, run)
 
     async def _refuse_if_owned(self, task_id: str) -> None:
         core = self._core
@@ -126,8 +125,7 @@ class FileSessions:
             events.append(SessionUpdated(session_id=session_id))
             return new
 
-        async with core.locked(core.sessions, session_id):
-            record = await core.in_thread(run)
+        record = await core.locked_call(core.sessions, session_id, run)
         return await self._with_metrics(record)
 
     async def get_active_sessions(self) -> list[SessionRecord]:

@@ -97,5 +97,4 @@ class FileSnapshots:
             fields = saved.model_dump(exclude=set(STORE_OWNED))
             core.write_merged(kind, key, current, fields, {}, events)
 
-        async with core.locked(kind, key):
-            await core.in_thread(run)
+        await core.locked_call(kind, key, run)

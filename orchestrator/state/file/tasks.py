@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import anyio.to_thread
-
 from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import TaskState
@@ -47,16 +45,16 @@ class FileTasks:
                 core.tasks, task_id, current, updates, {}, events, durable=durable
             )
 
-        async with core.locked(core.tasks, task_id):
-            return await core.in_thread(run)
+        return await core.locked_call(core.tasks, task_id, run)
 
     async def task_history(self, task_id: str) -> list[TaskState]:
         core = self._core
         current = await self.get_task_state(task_id)
         if current is None:
             return []
-        async with core.locked(core.tasks, task_id, shared=True):
-            found = await anyio.to_thread.run_sync(lambda: list(core.tasks.iter_history(task_id)))
+        found = await core.locked_call(
+            core.tasks, task_id, lambda _: list(core.tasks.iter_history(task_id)), shared=True
+        )
         # After a recovery the current version is linked into history too (see records).
         return [t for t in found if t.version < current.version]
 
