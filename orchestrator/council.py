@@ -154,6 +154,8 @@ class Council:
         await check_repository(config)
 
     async def __aenter__(self) -> Council:
+        if self._plugins is None:  # reading every installed package's entry points: off the loop
+            self._plugins = await anyio.to_thread.run_sync(default_plugins)
         await self.preflight()
         config = self.config
         if config.sample_repo:

@@ -28,10 +28,10 @@ Contract:
   processes, but owners, waits and deadlocks are only known to this manager. With a store every
   orchestrator process sharing it sees them, and lock events are emitted through it.
 
-Event loop: waiting is always async. The uncontended path runs its few non-blocking syscalls
-(an ``lstat`` per path component, ``open`` + ``flock(LOCK_NB)`` + ``close`` of a local lock
-file) inline, as ``filelock.acquire`` does: a worker-thread hop costs 20-40x the whole lock on
-a small machine. Everything that can block for long (store I/O, ``/proc`` reads) is awaited.
+Event loop: waiting is always async, and the event loop never opens, locks or reads a file:
+each try of an OS lock (an ``lstat`` per path component, ``open`` + ``flock(LOCK_NB)``) runs in
+a worker thread, as do the store's reads and writes. A hop costs more than the lock itself on a
+small machine, but a loop that waits on a slow disk stalls every session at once.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ class LockManager:
         current = await self.registry.owner(key) if self._shared else None
         if current is None:
             return None
-        probe = filelock.try_acquire(lock_path, root=self.project_dir)
+        probe = await self._try_os_lock(lock_path)
         if probe is not None:
             probe.release()
             return None
@@ -311,7 +311,7 @@ class LockManager:
         if held is not None:
             return _Blocked(held.grant.session)
         current = await self.registry.owner(key) if self._shared else None
-        lock = filelock.try_acquire(lock_path, root=self.project_dir)
+        lock = await self._try_os_lock(lock_path)
         if lock is None:
             return _Blocked(await self._live_session(current))
         # The OS lock is ours, so the path is free or its entry is a dead holder's.
@@ -346,7 +346,8 @@ class LockManager:
         # Index first: a crash between the two writes leaves a hint, never an orphan entry.
         await self.registry.index_update(session, add={key: rel})
         for _ in range(_CLAIM_RETRIES):
-            token = lock.bump_counter(current.token if current else 0)
+            floor = current.token if current else 0
+            token = await anyio.to_thread.run_sync(lock.bump_counter, floor)
             grant = FileLockGrant(rel, session, token, utcnow())
             owner = Owner(rel, session, token, grant.since, procid.current(), 0)
             try:
@@ -454,7 +455,7 @@ class LockManager:
             if current is None or current.session != session:
                 done.append(key)  # released, or taken over by someone else since
                 continue
-            probe = filelock.try_acquire(self._files_dir / f"{key}.lock", root=self.project_dir)
+            probe = await self._try_os_lock(self._files_dir / f"{key}.lock")
             if probe is None:
                 continue  # held by a live process (another incarnation of the session)
             try:
@@ -468,6 +469,14 @@ class LockManager:
                 probe.release()
         await self.registry.index_update(session, remove=done)
         return stale
+
+    async def _try_os_lock(self, lock_path: Path) -> FileLock | None:
+        """The path's OS lock now, or None while another holder has it. In a worker thread:
+        opening the lock file walks its directories, which the event loop must not wait on."""
+        return await anyio.to_thread.run_sync(self._try_os_lock_sync, lock_path)
+
+    def _try_os_lock_sync(self, lock_path: Path) -> FileLock | None:
+        return filelock.try_acquire(lock_path, root=self.project_dir)
 
     def _critical(self) -> contextlib.AbstractContextManager[object]:
         """Shield a lock hand-over from cancellation, which would split the OS lock from its

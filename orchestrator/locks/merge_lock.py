@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 
 from orchestrator import filelock
 from orchestrator.errors import LockError, LockTimeout, VersionConflict
@@ -117,7 +118,7 @@ class MergeLock:
         record = await self._records.get_record(MERGE_OWNER, _KEY)
         if record is None or record.data.get("session") != session or self._held is not None:
             return False
-        probe = filelock.try_acquire(self.path, root=self._root)
+        probe = await anyio.to_thread.run_sync(self._try_os_lock)
         if probe is None:
             return False
         try:
@@ -139,7 +140,8 @@ class MergeLock:
         # We hold the OS lock, so any record still there is a dead holder's: overwrite it.
         current = await self._records.get_record(MERGE_OWNER, _KEY)
         previous = current.data.get("token", 0) if current is not None else 0
-        token = lock.bump_counter(previous if isinstance(previous, int) else 0)
+        floor = previous if isinstance(previous, int) else 0
+        token = await anyio.to_thread.run_sync(lock.bump_counter, floor)
         grant = MergeGrant(session, token, utcnow())
         data = {"session": session, "token": token, "since": grant.since.isoformat()}
         # Not fsynced, like the file-lock owners: it names a live holder of the OS lock,
@@ -148,6 +150,9 @@ class MergeLock:
             MERGE_OWNER, _KEY, {**data, **procid.current().as_dict()}, durable=False
         )
         return grant, record.version
+
+    def _try_os_lock(self) -> FileLock | None:
+        return filelock.try_acquire(self.path, root=self._root)
 
     def _holder_name(self) -> str | None:
         return self._held[0].session if self._held is not None else None

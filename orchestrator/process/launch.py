@@ -17,6 +17,9 @@ import anyio.abc
 __all__ = ["spawn_piped"]
 
 _PIPE_SIZE = 1024 * 1024
+# One descriptor of /dev/null for every start, opened with the module: a start runs on the
+# event loop, which must not open files (passing ``subprocess.DEVNULL`` opens it each time).
+_DEVNULL = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 _F_SETPIPE_SZ: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
 
 
@@ -31,7 +34,7 @@ async def spawn_piped(
     try:
         process = await anyio.open_process(
             list(argv),
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin else _DEVNULL,
             stdout=out_write,
             stderr=err_write,
             cwd=cwd,

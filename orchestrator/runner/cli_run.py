@@ -168,7 +168,9 @@ async def run_cli(
     family = Family(pid, mark, since, roots, own_processes, lambda: alone_since(pid))
     crash_point("cli.spawned")
     try:
-        sink.create()  # after the start, so it overlaps the CLI's own start-up
+        # After the start, so it overlaps the CLI's own start-up; in a worker thread, as the
+        # event loop never opens a file.
+        await anyio.to_thread.run_sync(sink.create)
     except OSError as exc:
         with anyio.CancelScope(shield=True):
             await kill_group(process, family, grace)
@@ -217,10 +219,11 @@ async def run_cli(
     )
     events = reader.tail.events()
     outcome = classified(adapter, result, events)
-    sink.close(
+    footer = (
         f"exit_code={result.exit_code} signal={result.signal} seconds={result.seconds:.2f} "
         f"outcome={outcome.kind}"
     )
+    await anyio.to_thread.run_sync(sink.close, footer)  # its last buffered lines are written
     return CliRun(
         argv=argv,
         events=events,

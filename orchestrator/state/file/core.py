@@ -161,6 +161,7 @@ class FileCore:
         *,
         shared: bool = False,
         unlink: Callable[[T], bool] | None = None,
+        absent: Callable[[], T] | None = None,
     ) -> T:
         """``fn`` run under the record's lock, in one worker-thread call when nobody else
         holds the lock: the lock is tried there, ``fn`` runs, its events are logged and the
@@ -168,7 +169,9 @@ class FileCore:
         subscribers even when it raises (``in_thread``). A transaction a dead process left on
         this record is finished first (``settle``). When ``unlink`` says so of ``fn``'s result
         (a deletion), the lock file goes too, while held (a racer that opened it notices), and
-        the record's directory with it if it is empty."""
+        the record's directory with it if it is empty. With ``absent``, a record that has no
+        directory is not locked (taking its lock would make the directory): ``absent()`` is
+        the answer."""
         if not self._settled_once:
             await self.settle(kind, key)
         lock_path = kind.lock_path(key)
@@ -178,7 +181,7 @@ class FileCore:
             events: list[Event] = []
             try:
                 outcome = await anyio.to_thread.run_sync(
-                    self._try_locked, kind, key, lock_path, shared, fn, unlink, events
+                    self._try_locked, kind, key, lock_path, shared, fn, unlink, absent, events
                 )
             finally:
                 self.events.notify(events)
@@ -203,12 +206,15 @@ class FileCore:
         shared: bool,
         fn: Callable[[list[Event]], T],
         unlink: Callable[[T], bool] | None,
+        absent: Callable[[], T] | None,
         events: list[Event],
     ) -> T | _Busy:
         """One try of ``locked_call`` (blocking, in a worker thread)."""
         # The fencing counter is taken with a task lock held: it must not wait for a settle.
         if kind is not self.counters and self._unsettled(kind, key):
             return _UNSETTLED
+        if absent is not None and not kind.dir_for(key).exists():
+            return absent()
         lock = filelock.try_acquire(lock_path, shared=shared, root=self.anchor)
         if lock is None:
             return _HELD
@@ -266,9 +272,9 @@ class FileCore:
     async def recover(self, kind: RecordKind[M], key: str) -> M | None:
         """The slow path of a read: under the exclusive lock, load or recover the record."""
 
-        if not await anyio.to_thread.run_sync(kind.dir_for(key).exists):
-            return None  # deleted meanwhile (taking its lock would create the directory again)
-        return await self.locked_call(kind, key, lambda ev: load_or_recover(kind, key, ev))
+        return await self.locked_call(  # not when deleted meanwhile
+            kind, key, lambda ev: load_or_recover(kind, key, ev), absent=lambda: None
+        )
 
     async def read_many(self, kind: RecordKind[M], keys: list[str] | None) -> list[M]:
         """The records of ``keys`` (None: every one of the kind) that exist, in order, read in

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
-
 from orchestrator.ids import check_id
 from orchestrator.state.file.core import FileCore
 from orchestrator.state.file.records import RecordKind
@@ -41,13 +39,12 @@ class FileHistory:
     ) -> list[dict[str, Any]]:
         records = self.kind(kind)
         check_id(key, f"{records.name} key")
-        if not await anyio.to_thread.run_sync(records.dir_for(key).exists):
-            return []  # never written (taking its lock would make its directory)
         # Shared: no version moves between the window, the waiting files and the archive
-        # while they are read.
+        # while they are read. Never written: [] (taking its lock would make its directory).
         return await self._core.locked_call(
             records,
             key,
             lambda _: records.version_docs(key, limit=limit, before_version=before_version),
             shared=True,
+            absent=list,
         )

@@ -96,13 +96,16 @@ class FileRecords:
             kind.delete(key)
             return current is not None
 
-        if not await anyio.to_thread.run_sync(kind.dir_for(key).exists):
+        def missing() -> bool | None:
             if expected_version not in (None, 0):
                 check_version(kind, key, None, expected_version)
-            return False  # taking its lock would make its directory again
+            return False
+
         # The lock file goes last, while held (a racer that opened it notices), and the
         # directory with it: all in one worker-thread call.
-        deleted = await core.locked_call(kind, key, run, unlink=lambda done: done is not None)
+        deleted = await core.locked_call(
+            kind, key, run, unlink=lambda done: done is not None, absent=missing
+        )
         return bool(deleted)
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
