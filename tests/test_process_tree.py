@@ -304,6 +304,68 @@ def test_an_orchestrator_that_adopts_orphans_finds_reaps_and_kills_them(tmp_path
         kill_pid(daemon)
 
 
+OWN_TREE = """
+import json, os, subprocess, sys, time
+import psutil
+from orchestrator.process import ps, tree
+
+def wait_for(condition):
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+assert tree.become_subreaper()
+def machine_wide():
+    raise AssertionError("every process of the machine was read")
+ps.identified = machine_wide  # a subreaper looks in its own tree only
+mark, since = tree.Family.new_mark()
+pidfile = sys.argv[2]
+cli = subprocess.Popen(
+    [sys.executable, "-c", sys.argv[1], pidfile], start_new_session=True,
+    env={tree.MARK_NAME: mark}, cwd="/",
+)
+wait_for(lambda: os.path.exists(pidfile))
+daemon = int(open(pidfile).read())
+family = tree.Family(cli.pid, mark, since, (), lambda: {cli.pid}, lambda: None)
+alive = [p.pid for p in tree.find_strays(family, leader_alive=True)]
+cli.kill()
+cli.wait()
+wait_for(lambda: psutil.Process(daemon).ppid() == os.getpid())
+after = [p.pid for p in tree.find_strays(family, leader_alive=False)]
+other = tree.Family(cli.pid, "another-cli", since, (), lambda: {cli.pid}, lambda: None)
+theirs = [p.pid for p in tree.find_strays(other, leader_alive=False)]
+tree.signal_strays([psutil.Process(daemon)], 9)
+tree.reap([psutil.Process(daemon)], wait=5.0)
+print(json.dumps({"daemon": daemon, "alive": alive, "after": after, "theirs": theirs}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a subreaper is Linux's")
+def test_a_subreaper_finds_a_clis_daemon_in_its_own_tree_without_reading_the_machine(
+    tmp_path: Path,
+) -> None:
+    # The double-forked, setsid daemon carries the CLI's mark: found while the CLI lives (its
+    # descendant) and after it exited (reparented to the orchestrator), never for another
+    # CLI's mark, and no process outside the orchestrator's own tree is read.
+    pidfile = tmp_path / "daemon.pid"
+    done = subprocess.run(
+        [sys.executable, "-c", OWN_TREE, DOUBLE_FORK, str(pidfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    try:
+        assert result["alive"] == [result["daemon"]]
+        assert result["after"] == [result["daemon"]]
+        assert result["theirs"] == []
+    finally:
+        kill_pid(result["daemon"])
+
+
 REUSE = """
 import json, signal, subprocess, time
 import psutil

@@ -20,7 +20,17 @@ from typing import TypeVar
 
 import psutil
 
-__all__ = ["ask", "boot_clock", "ended", "group", "identified", "others", "process", "started"]
+__all__ = [
+    "ask",
+    "boot_clock",
+    "descendants",
+    "ended",
+    "group",
+    "identified",
+    "others",
+    "process",
+    "started",
+]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -56,6 +66,53 @@ def identified() -> Iterator[psutil.Process]:
         found = process(pid)
         if found is not None:
             yield found
+
+
+def descendants(pid: int, *, leader_only: bool = False) -> list[psutil.Process] | None:
+    """Every living descendant of ``pid``, each identified afresh, found from the kernel's list
+    of each thread's children (``/proc/<pid>/task/<tid>/children``, Linux 3.5+): a walk of
+    ``pid``'s own tree, whatever else the machine runs (psutil's ``children`` reads every
+    process of the machine to find them). None where the kernel keeps no such list.
+
+    ``leader_only``: of ``pid`` itself, only the children of its main thread, which are those
+    it started from that thread and every orphan reparented to it as a subreaper (the kernel
+    hands orphans to the first living thread of the reaper, its main one). Deeper down every
+    thread's children are read: a CLI may start processes from any of its threads."""
+    if not _children_files():
+        return None
+    found: list[psutil.Process] = []
+    waiting = _children_of(pid, leader_only=leader_only)
+    seen = {pid}
+    while waiting:
+        child = waiting.pop()
+        if child in seen:
+            continue
+        seen.add(child)
+        proc = process(child)
+        if proc is not None:
+            found.append(proc)
+            waiting.extend(_children_of(child))
+    return found
+
+
+def _children_of(pid: int, *, leader_only: bool = False) -> list[int]:
+    children: list[int] = []
+    try:
+        threads = [str(pid)] if leader_only else os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children  # it ended
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children", "rb") as listed:
+                children.extend(int(word) for word in listed.read().split())
+        except OSError:
+            continue  # the thread ended
+    return children
+
+
+@functools.cache
+def _children_files() -> bool:
+    return os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 
 
 def others() -> Iterator[psutil.Process]:

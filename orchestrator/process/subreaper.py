@@ -9,9 +9,10 @@ from __future__ import annotations
 import ctypes
 import sys
 
-__all__ = ["become_subreaper"]
+__all__ = ["become_subreaper", "is_subreaper"]
 
-_PR_SET_CHILD_SUBREAPER = 36  # prctl option, <linux/prctl.h>
+_PR_SET_CHILD_SUBREAPER = 36  # prctl options, <linux/prctl.h>
+_PR_GET_CHILD_SUBREAPER = 37
 
 
 def become_subreaper() -> bool:
@@ -23,5 +24,20 @@ def become_subreaper() -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def is_subreaper() -> bool:
+    """Whether this process is a child subreaper now (``become_subreaper`` ran, here or in
+    the program that uses the API); False where there is no such thing."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        flag = ctypes.c_int(0)
+        if int(libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)) != 0:
+            return False
+        return flag.value != 0
     except (OSError, AttributeError):
         return False

@@ -27,6 +27,13 @@ such strays, and the runner uses them all:
 A stray is a ``psutil.Process``: it compares by pid and start time, and is signalled only while
 its pid is still that process's, never a newcomer's that got a dead stray's pid.
 
+Where they are looked for: under a subreaper, a CLI's family lives on only inside the
+orchestrator's own process tree (whatever a member's parent died, it is reparented to the
+orchestrator), so the look after every CLI's end walks that tree (``ps.descendants``), and costs
+the same however many processes the machine runs. Without a subreaper (a program using the API
+that did not ask for one, or not Linux) a double-forked daemon goes to init, so every process
+of the machine is looked at.
+
 Limits: a descendant that replaced its environment, left the worktree and its HOME, and was
 started while several CLIs ran, is only found by adoption at the end of the run, only under
 the ``council`` command (a program using the API decides whether to ``become_subreaper``) and
@@ -41,13 +48,13 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import psutil
 
 from orchestrator.process import ps
-from orchestrator.process.subreaper import become_subreaper
+from orchestrator.process.subreaper import become_subreaper, is_subreaper
 
 __all__ = [
     "MARK_NAME",
@@ -103,12 +110,14 @@ def find_strays(family: Family, *, leader_alive: bool) -> list[Stray]:
     found: set[Stray] = set()
     # While the leader is alive (not waited for yet), its pid is still the CLI's.
     if leader_alive and (leader := ps.process(group)) is not None:
-        descendants = ps.ask(lambda: leader.children(recursive=True), [])
+        descendants = ps.descendants(leader.pid)
+        if descendants is None:
+            descendants = ps.ask(lambda: leader.children(recursive=True), [])
         found.update(p for p in descendants if ps.group(p) not in (group, None))
     me, my_group = os.getpid(), os.getpgrp()
     later = [  # listed before ``own`` is asked: a process of ours in it is already known then
         (proc, start)
-        for proc in ps.identified()
+        for proc in _candidates(me)
         if proc.pid != me
         and (start := ps.started(proc)) is not None
         and start >= family.since
@@ -129,6 +138,18 @@ def find_strays(family: Family, *, leader_alive: bool) -> list[Stray]:
             if start >= oldest and p.pid not in own and ps.ask(p.ppid, None) == me
         )
     return list(found)
+
+
+def _candidates(me: int) -> Iterable[Stray]:
+    """Where a CLI's family can be: under a subreaper (Linux), every process a CLI left is
+    reparented into this process's own tree, so only that tree is walked (``ps.descendants``):
+    from the main thread, which starts the CLIs and is handed the orphans (the worker threads
+    start git, never a CLI); elsewhere, every process of the machine."""
+    if is_subreaper():
+        tree = ps.descendants(me, leader_only=True)
+        if tree is not None:
+            return tree
+    return ps.identified()
 
 
 def adopted_strays(since: float, own: Callable[[], Collection[int] | None]) -> list[Stray]:
