@@ -12,11 +12,11 @@ Rules kept here:
   deletion) hold the ``MetaLock``; the checkout (``reset --hard``) runs outside it;
 - removal happens only in the order ``retire`` keeps (save work, save the tip, then destroy).
 
-Git processes are what a session costs most, so the steps are shaped to need few, and each group of
-them runs in one worker-thread call: ``fork_branch`` reads the base tip and the task's branches with
-one ``for-each-ref``. A worktree is unlocked by removing the ``locked`` file of its admin directory
-(what ``git worktree unlock`` does), and locked again the same way when git then refuses to remove
-it.
+Git processes are what a session costs most, so the steps are shaped to need few, and each group
+of them runs in one worker-thread call: ``fork_branch`` reads the base tip and the task's branches
+from git's ref files (``git.ref_files``), or with one ``for-each-ref`` where those cannot be read
+exactly. A worktree is unlocked by removing the ``locked`` file of its admin directory (what
+``git worktree unlock`` does), and locked again the same way when git then refuses to remove it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import anyio.to_thread
 from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import ref_book
 from orchestrator.git.gitfile import read_gitfile
+from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety.safe_write import unlink, write_atomic
 from orchestrator.worktrees.layout import MetaLock, RepoLayout
@@ -84,13 +85,9 @@ def fork_branch(
     compare-and-swap (``update-ref <ref> <tip> <zero>``) settles races with other processes.
     """
     prefix = f"refs/heads/council/{task}/"
-    listed = ws.git.run_sync(
-        "for-each-ref", "--format=%(objecttype) %(objectname) %(refname)", ws.base_ref, prefix
-    )
     tip: str | None = None
     taken: set[int] = set()
-    for line in listed.out.splitlines():
-        kind, sha, ref = line.split(" ", 2)
+    for kind, sha, ref in _base_and_branches(ws, prefix):
         if ref == ws.base_ref:
             tip = sha if kind == "commit" else None
         elif ref.startswith(prefix):
@@ -134,6 +131,21 @@ def fork_branch(
         finally:
             with lock:
                 reserved.discard(attempt)
+
+
+def _base_and_branches(ws: Workspace, prefix: str) -> list[tuple[str, str, str]]:
+    """(object type, id, ref) of the base and of the task's branches under ``prefix``: from
+    git's ref files when they can be read exactly (no process), else one ``for-each-ref``.
+    A branch (``refs/heads/``, ``refs/remotes/``) holds a commit unless something outside git's
+    commands wrote it; any other base is asked of git, which tells its object type."""
+    branch_like = ws.base_ref.startswith(("refs/heads/", "refs/remotes/"))
+    found = read_refs(ws.layout.common_dir, (ws.base_ref, prefix)) if branch_like else None
+    if found is not None:
+        return [("commit", sha, ref) for ref, sha in found.items()]
+    listed = ws.git.run_sync(
+        "for-each-ref", "--format=%(objecttype) %(objectname) %(refname)", ws.base_ref, prefix
+    )
+    return [tuple(line.split(" ", 2)) for line in listed.out.splitlines()]  # type: ignore[misc]
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,8 @@ class BuildChecks:
         they wrote (reports, caches, a dump of their environment) is no CLI's work and must
         never be committed with it."""
         run = self._run
+        if not self.verify:
+            return []  # nothing ran in the worktree since its commit: nothing to put back
         checks = await run_verify(
             self.verify,
             run.session.path,

@@ -3,10 +3,11 @@
 ``tamper`` runs this around every CLI session (blocking: call it in a worker thread):
 
 - **Refs, compared by value, never by file.** ``snapshot`` reads the base ref and every ref
-  under ``refs/heads/council/`` and ``refs/council/`` (sessions' branches, rescue refs) with
-  one ``git for-each-ref``; ``check`` reads them again. Git's own bookkeeping (``git gc``
-  packing loose refs into ``packed-refs``, reflogs, ``FETCH_HEAD``, ``ORIG_HEAD``, packs)
-  changes no value, so it is never a change here. Between the two reads the orchestrator
+  under ``refs/heads/council/`` and ``refs/council/`` (sessions' branches, rescue refs) from
+  git's ref files (``git.ref_files``; one ``git for-each-ref`` where those cannot be read
+  exactly, as in a reftable repository); ``check`` reads them again. Git's own bookkeeping
+  (``git gc`` packing loose refs into ``packed-refs``, reflogs, ``FETCH_HEAD``, ``ORIG_HEAD``,
+  packs) changes no value, so it is never a change here. Between the two reads the orchestrator
   itself moves these refs (merges, commits, new and dropped branches, rescue refs); each
   such write is noted in ``ref_book``, so a ref's expected value is its value at the
   snapshot followed through the orchestrator's own notes. Anything else is someone else's
@@ -41,6 +42,7 @@ from pathlib import Path
 
 from orchestrator.errors import CouncilError
 from orchestrator.git import ref_book
+from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.merge.checkout import checkout_lock
 from orchestrator.worktrees.commits import save_uncommitted_sync
@@ -168,6 +170,10 @@ class SharedRefs:
         return ref == self.base_ref or any(ref.startswith(p + "/") for p in PROTECTED)
 
     def _read(self) -> dict[str, str]:
+        # From git's ref files when they can be read exactly (no process); else from git.
+        found = read_refs(self.common_dir, (self.base_ref, *PROTECTED))
+        if found is not None:
+            return {ref: sha for ref, sha in found.items() if self._watched(ref)}
         listed = self.git.run_sync(
             "for-each-ref", "--format=%(objectname) %(refname)", self.base_ref, *PROTECTED
         )

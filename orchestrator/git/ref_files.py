@@ -1,0 +1,116 @@
+"""Refs read from git's own files, without starting a git process.
+
+The orchestrator asks for a few refs before and after every CLI session (the tamper check's
+snapshot) and when it makes a session's branch; a ``git for-each-ref`` for each costs a process
+start, more than the answer. Git's "files" ref storage is simple and updated atomically: a loose
+ref is a file ``<common dir>/<refname>`` holding an object id, written by a rename; packed refs
+are lines ``<id> <refname>`` of ``<common dir>/packed-refs``, also replaced by a rename, and a
+loose ref wins over a packed one. Reading the loose files first and ``packed-refs`` second is
+the order git itself reads them in, and ``git pack-refs`` writes ``packed-refs`` before it
+deletes the loose files, so a ref being packed meanwhile is never missed.
+
+``read_refs`` answers None (the caller then asks git) whenever it cannot answer exactly: a
+reftable repository (``extensions.refStorage``), a symbolic ref among those asked for, a file
+that is not an object id, or a directory it cannot read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["read_refs"]
+
+_OID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+
+class _Unreadable(Exception):
+    """The refs cannot be read exactly from the files (the caller asks git)."""
+
+
+def read_refs(common_dir: Path, patterns: Sequence[str]) -> dict[str, str] | None:
+    """Every ref matching ``patterns`` (as ``git for-each-ref`` matches them: a pattern is a
+    whole ref name or the name of a hierarchy, ``refs/heads/council`` matching
+    ``refs/heads/council/t1/1``) and its object id; None when they cannot be read exactly
+    from the files. Blocking (a worker thread)."""
+    try:
+        if (common_dir / "reftable").exists():
+            return None
+        found: dict[str, str] = {}
+        for pattern in patterns:
+            _loose(common_dir, pattern.rstrip("/"), found)
+        packed = _packed(common_dir)
+    except _Unreadable:
+        return None
+    for name, oid in packed.items():
+        if name not in found and any(_matches(name, p.rstrip("/")) for p in patterns):
+            found[name] = oid
+    return found
+
+
+def _matches(name: str, pattern: str) -> bool:
+    return name == pattern or name.startswith(pattern + "/")
+
+
+def _loose(common_dir: Path, pattern: str, found: dict[str, str]) -> None:
+    path = common_dir / pattern
+    try:
+        if path.is_dir():
+            _walk(common_dir, path, found)
+            return
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _Unreadable(str(exc)) from exc
+    found[pattern] = _oid(data)
+
+
+def _walk(common_dir: Path, directory: Path, found: dict[str, str]) -> None:
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return  # removed meanwhile: what it held is in packed-refs, or gone
+    except OSError as exc:
+        raise _Unreadable(str(exc)) from exc
+    for entry in entries:
+        if entry.name.endswith(".lock") or entry.name.startswith("."):
+            continue  # a ref being written: its old value is still the file beside it
+        if entry.is_dir(follow_symlinks=False):
+            _walk(common_dir, Path(entry.path), found)
+            continue
+        try:
+            data = Path(entry.path).read_bytes()
+        except FileNotFoundError:
+            continue  # deleted (or packed) meanwhile
+        except OSError as exc:
+            raise _Unreadable(str(exc)) from exc
+        name = Path(entry.path).relative_to(common_dir).as_posix()
+        found[name] = _oid(data)
+
+
+def _oid(data: bytes) -> str:
+    value = data.strip()
+    if not _OID.fullmatch(value):
+        raise _Unreadable("not an object id (a symbolic ref, or damage)")
+    return value.decode()
+
+
+def _packed(common_dir: Path) -> dict[str, str]:
+    try:
+        text = (common_dir / "packed-refs").read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise _Unreadable(str(exc)) from exc
+    refs: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line or line.startswith((b"#", b"^")):
+            continue  # the header, or the peeled value of the tag above
+        oid, _, name = line.partition(b" ")
+        if not _OID.fullmatch(oid) or not name:
+            raise _Unreadable("packed-refs holds a line that is not <id> <ref>")
+        refs[name.decode()] = oid.decode()
+    return refs

@@ -1,0 +1,90 @@
+"""Refs read from git's files (``orchestrator.git.ref_files``) are exactly what ``git
+for-each-ref`` says, loose or packed, and nothing is answered where the files cannot tell."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestrator.git.ref_files import read_refs
+
+PATTERNS = ("refs/heads/main", "refs/heads/council", "refs/council")
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def for_each_ref(repo: Path) -> dict[str, str]:
+    listed = git(repo, "for-each-ref", "--format=%(objectname) %(refname)", *PATTERNS)
+    return {ref: sha for sha, _, ref in (line.partition(" ") for line in listed.splitlines())}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    git(
+        repo,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "1",
+    )
+    git(
+        repo,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "2",
+    )
+    git(repo, "branch", "council/t1/1", "HEAD~1")
+    git(repo, "branch", "council/t1/2")
+    git(repo, "branch", "councilor")  # not under refs/heads/council/: never matched
+    git(repo, "update-ref", "refs/council/rescue/s1", "HEAD~1")
+    return repo
+
+
+def test_loose_refs_read_as_git_lists_them(repo: Path) -> None:
+    assert read_refs(repo / ".git", PATTERNS) == for_each_ref(repo)
+    assert "refs/heads/councilor" not in (read_refs(repo / ".git", PATTERNS) or {})
+
+
+def test_packed_and_loose_refs_together_loose_winning(repo: Path) -> None:
+    git(repo, "pack-refs", "--all")
+    assert not (repo / ".git" / "refs" / "heads" / "main").exists()
+    git(repo, "update-ref", "refs/heads/council/t1/1", "HEAD")  # loose again, over its packed line
+    git(repo, "update-ref", "-d", "refs/council/rescue/s1")  # gone from packed-refs too
+    found = read_refs(repo / ".git", PATTERNS)
+    assert found == for_each_ref(repo)
+    assert found is not None and "refs/council/rescue/s1" not in found
+
+
+def test_a_symbolic_ref_among_them_is_left_to_git(repo: Path) -> None:
+    git(repo, "symbolic-ref", "refs/heads/council/t1/3", "refs/heads/main")
+    assert read_refs(repo / ".git", PATTERNS) is None
+
+
+def test_a_reftable_repository_is_left_to_git(tmp_path: Path) -> None:
+    repo = tmp_path / "reftable"
+    made = subprocess.run(
+        ["git", "init", "-q", "--ref-format=reftable", str(repo)], capture_output=True
+    )
+    if made.returncode != 0:
+        (repo / ".git" / "reftable").mkdir(parents=True)  # an older git: the layout alone
+    assert read_refs(repo / ".git", PATTERNS) is None
