@@ -6,7 +6,9 @@ before its end was recorded): what it left, committed or not, is kept on a rescu
 (``refs/council/rescue-phase/<session>/<phase>-<n>``) and the worktree put back at its start,
 so running it again never stacks a second copy of its work on the first. (A phase that failed
 or was parked continues its CLI's conversation instead, and keeps what that conversation did.)
-Any other phase starts by committing what the worktree holds, so its start is a commit too.
+Any other phase starts by committing what the worktree holds, so its start is a commit too;
+the first phase in a worktree just checked out at the base, which nothing has run in yet, starts
+at that commit (``TaskRun.fresh_head``) without asking git what there is to commit.
 """
 
 from __future__ import annotations
@@ -48,5 +50,9 @@ async def start_point(
             await run.store.emit(kept_event)
         progress.committed_head = None
         return start
+    fresh = run.take_fresh_head()
+    if fresh is not None:  # a worktree just checked out at the base: nothing to commit
+        progress.committed_head = fresh
+        return fresh
     note = await saver.commit(f"before {name}")
     return None if note else progress.committed_head

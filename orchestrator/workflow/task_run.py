@@ -54,6 +54,8 @@ class TaskRun:
     on_files: Callable[[Sequence[str]], Awaitable[None]] | None = None  # files the attempt now
     # owns or changes (the plan's once locked, the build's changed ones): the scheduler puts
     # them in the session context, which the other sessions' prompts name
+    fresh_head: str | None = None  # the HEAD of a worktree just made at the base, that nothing
+    # has run in yet (no setup commands): the first phase starts there, with nothing to commit
 
     async def files_reported(self, paths: Sequence[str]) -> None:
         """Tell ``on_files`` about files the attempt now owns or changes."""
@@ -64,6 +66,11 @@ class TaskRun:
         """Tell ``on_phase_end`` that a phase's work is saved on the branch."""
         if self.on_phase_end is not None:
             await self.on_phase_end()
+
+    def take_fresh_head(self) -> str | None:
+        """``fresh_head``, once: after the first phase starts, something has run."""
+        head, self.fresh_head = self.fresh_head, None
+        return head
 
     @property
     def lock_session(self) -> str:

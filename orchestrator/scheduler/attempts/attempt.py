@@ -47,6 +47,7 @@ class Attempt:
     token: int = 0
     team_token: int = 0  # the claim's token its team file ownership was taken under
     session: SessionWorktree | None = None
+    fresh_worktree: bool = False  # its worktree was made for it at the base, untouched since
     lost: bool = False  # the claim lapsed: this attempt may not write any more
     releasing: bool = False  # its claim is being released: a renewal failing now is no loss
     landed: bool = False  # merged into the base: its branch may be deleted at any moment

@@ -179,6 +179,8 @@ class AttemptRunner:
                 if wanted:
                     await locks.acquire_file_locks(owner, wanted, timeout=LOCK_TIMEOUT)
             attempt.session = await self._worktree(session_id, attempt, state, new=not kept)
+            # Made just now at the base, by checkout alone: nothing has run in it yet.
+            attempt.fresh_worktree = not kept and not services.config.worktrees.setup
         except LockError as exc:
             if needs_repair(exc):
                 raise  # a lock file nobody holds cannot be used: waiting would never end
@@ -259,6 +261,7 @@ class AttemptRunner:
             lock_owner=attempt.lock_owner(attempt.session.session_id),
             on_phase_end=None if self._team is None else self._publisher(attempt),
             on_files=self._files_reporter(attempt),
+            fresh_head=attempt.session.base_commit if attempt.fresh_worktree else None,
         )
         full: CouncilError | OSError | None = None
         async with anyio.create_task_group() as group:
