@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.git.ref_files import read_refs
+from orchestrator.git.ref_files import commit_parents, read_refs
 
 PATTERNS = ("refs/heads/main", "refs/heads/council", "refs/council")
 
@@ -88,3 +88,25 @@ def test_a_reftable_repository_is_left_to_git(tmp_path: Path) -> None:
     if made.returncode != 0:
         (repo / ".git" / "reftable").mkdir(parents=True)  # an older git: the layout alone
     assert read_refs(repo / ".git", PATTERNS) is None
+
+
+def test_a_loose_commits_parents_as_git_lists_them(repo: Path) -> None:
+    ident = ("-c", "user.name=t", "-c", "user.email=t@t")
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    merge = git(
+        repo, *ident, "commit-tree", tree, "-p", "main", "-p", "council/t1/1", "-m", "merge"
+    ).strip()
+    parents = git(repo, "rev-parse", f"{merge}^1", f"{merge}^2").split()
+    assert commit_parents(repo / ".git", merge) == parents
+    root = git(repo, "rev-list", "--max-parents=0", "HEAD").strip()
+    assert commit_parents(repo / ".git", root) == []
+
+
+def test_a_packed_commit_or_another_object_is_left_to_git(repo: Path) -> None:
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert commit_parents(repo / ".git", tree) is None  # a tree, not a commit
+    git(repo, "repack", "-a", "-d", "-q")
+    git(repo, "prune-packed")
+    assert commit_parents(repo / ".git", head) is None
+    assert commit_parents(repo / ".git", "not-an-id") is None

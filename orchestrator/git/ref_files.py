@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["read_refs"]
+__all__ = ["commit_parents", "read_refs"]
 
 _OID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
@@ -114,3 +115,26 @@ def _packed(common_dir: Path) -> dict[str, str]:
             raise _Unreadable("packed-refs holds a line that is not <id> <ref>")
         refs[name.decode()] = oid.decode()
     return refs
+
+
+def commit_parents(common_dir: Path, oid: str) -> list[str] | None:
+    """The parents of commit ``oid`` read from its loose object file (a commit the orchestrator
+    just wrote, such as a merge, is one); None when it is not a loose commit here (packed, in
+    an alternate object store, or not a commit): the caller asks git. Blocking."""
+    if not _OID.fullmatch(oid.encode()):
+        return None
+    path = common_dir / "objects" / oid[:2] / oid[2:]
+    try:
+        raw = zlib.decompressobj().decompress(path.read_bytes(), 64 * 1024)
+    except (OSError, zlib.error):
+        return None
+    header, _, body = raw.partition(b"\0")
+    if not header.startswith(b"commit "):
+        return None
+    parents: list[str] = []
+    for line in body.split(b"\n"):
+        if line.startswith(b"parent "):
+            parents.append(line[7:].decode("ascii", "replace"))
+        elif not line.startswith(b"tree "):
+            break  # the parents come right after the tree, before the author
+    return parents

@@ -15,6 +15,7 @@ import anyio.to_thread
 
 from orchestrator.errors import GitError, WorkspaceError, WorktreeBusy
 from orchestrator.git.gitfile import read_gitfile
+from orchestrator.git.ref_files import commit_parents, read_refs
 from orchestrator.git.repo import Git
 from orchestrator.process.path_users import processes_inside
 from orchestrator.worktrees.commits import Saved, gitlinks, keep_tip, save_uncommitted_sync
@@ -68,8 +69,9 @@ def _save_work(ws: Workspace, session: SessionWorktree, *, check_busy: bool) -> 
 def _merged_tip(ws: Workspace, session: SessionWorktree, *, check_busy: bool) -> str | None:
     """The first step of ``retire``'s fast path (blocking): the tip, when the worktree is
     there, nobody runs inside, its HEAD is its branch's tip and the base contains it; else
-    None (the full path then finds out what is what). One git process answers the last
-    three questions: ``for-each-ref --merged=<base> --points-at=HEAD <branch>``."""
+    None (the full path then finds out what is what). Right after its landing, git's files
+    answer the last three questions (``_just_landed``); else one git process does:
+    ``for-each-ref --merged=<base> --points-at=HEAD <branch>``."""
     if not (session.path / ".git").is_file():
         return None
     admin = read_gitfile(session.path)
@@ -77,6 +79,9 @@ def _merged_tip(ws: Workspace, session: SessionWorktree, *, check_busy: bool) ->
         return None  # a checkout a crash left half made: the full path finishes it
     if check_busy and processes_inside(session.path):
         return None  # the full path names the process
+    landed = _just_landed(ws, session, admin)
+    if landed is not None:
+        return landed
     found = ws.git.at(session.path).run_sync(
         "for-each-ref",
         f"--merged={ws.base_ref}",
@@ -87,6 +92,25 @@ def _merged_tip(ws: Workspace, session: SessionWorktree, *, check_busy: bool) ->
     )
     tip = found.out.strip()
     return tip if found.ok and tip else None
+
+
+def _just_landed(ws: Workspace, session: SessionWorktree, admin: Path) -> str | None:
+    """The branch tip, read from git's files, when the worktree's HEAD is on the branch and
+    the base's tip is the merge that just landed it (or the tip itself): the answer of
+    ``_merged_tip``'s ``for-each-ref`` without a process. None when that cannot be told so
+    (the base moved on since, objects packed, refs unreadable): git is asked then."""
+    ref = f"refs/heads/{session.branch}"
+    try:
+        head = (admin / "HEAD").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    refs = read_refs(ws.layout.common_dir, (ws.base_ref, ref))
+    if head != f"ref: {ref}" or refs is None or ref not in refs or ws.base_ref not in refs:
+        return None
+    tip, base = refs[ref], refs[ws.base_ref]
+    if base == tip or tip in (commit_parents(ws.layout.common_dir, base) or ()):
+        return tip
+    return None
 
 
 def _remove_clean(ws: Workspace, session: SessionWorktree, tip: str) -> bool | None:
