@@ -227,8 +227,10 @@ async def test_base_moved_between_read_and_update_is_retried(
     commit_on(repo, "council/t1/1", {"a.txt": "a\n"})
     moved: list[str] = []
 
-    def read_then_another_writer(calls: GitCalls, base_ref: str, ref: str) -> Tips:
-        tips = read_tips(calls, base_ref, ref)
+    def read_then_another_writer(
+        calls: GitCalls, base_ref: str, ref: str, common_dir: Path | None = None
+    ) -> Tips:
+        tips = read_tips(calls, base_ref, ref, common_dir)
         if not moved:  # another process lands a commit right after our read
             moved.append(commit_on(repo, "main", {"other.txt": "other\n"}, message="other"))
         return tips
@@ -247,8 +249,10 @@ async def test_base_that_never_stops_moving_is_a_clear_error(
 ) -> None:
     commit_on(repo, "b", {"a.txt": "a\n"})
 
-    def always_moving(calls: GitCalls, base_ref: str, ref: str) -> Tips:
-        tips = read_tips(calls, base_ref, ref)
+    def always_moving(
+        calls: GitCalls, base_ref: str, ref: str, common_dir: Path | None = None
+    ) -> Tips:
+        tips = read_tips(calls, base_ref, ref, common_dir)
         commit_on(repo, "main", {"n.txt": tips.base}, message="churn")
         return tips
 
@@ -339,15 +343,29 @@ async def test_missing_branches_and_bad_names_are_clear_errors(repo: Path) -> No
     assert first_parent_log(repo) == [tip(repo)]
 
 
-async def test_hot_path_starts_four_git_processes(repo: Path) -> None:
+async def test_hot_path_starts_three_git_processes(repo: Path) -> None:
     for name in ("a", "b", "c"):
         commit_on(repo, name, {f"{name}.txt": name})
     queue = MergeQueue(repo, "main")
     first = await queue.merge("s1", "a", task_id="a")
     rest = [await queue.merge("s1", name, task_id=name) for name in ("b", "c")]
-    # The first merge also reads the trailer history and the common git dir once.
-    assert first.git_calls == 6
-    assert [r.git_calls for r in rest] == [4, 4]
+    # merge-tree, commit-tree, update-ref: the tips and the base's tree come from git's files
+    # (the base tip is a loose commit). The first merge also reads the trailer history and
+    # the common git dir once.
+    assert first.git_calls == 5
+    assert [r.git_calls for r in rest] == [3, 3]
+
+
+async def test_a_packed_base_is_read_with_one_rev_parse(repo: Path) -> None:
+    for name in ("a", "b"):
+        commit_on(repo, name, {f"{name}.txt": name})
+    queue = MergeQueue(repo, "main")
+    await queue.merge("s1", "a", task_id="a")
+    git(repo, "repack", "-a", "-d", "-q")
+    git(repo, "prune-packed")  # no loose commit left: the files cannot tell the base's tree
+    second = await queue.merge("s1", "b", task_id="b")
+    assert second.status is MergeStatus.MERGED and second.git_calls == 4
+    assert show(repo, "main", "a.txt") == "a" and show(repo, "main", "b.txt") == "b"
 
 
 async def test_events_and_custom_lock(repo: Path) -> None:

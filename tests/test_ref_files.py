@@ -110,3 +110,15 @@ def test_a_packed_commit_or_another_object_is_left_to_git(repo: Path) -> None:
     git(repo, "prune-packed")
     assert commit_parents(repo / ".git", head) is None
     assert commit_parents(repo / ".git", "not-an-id") is None
+
+
+def test_the_tips_of_a_merge_read_from_files_match_git(repo: Path) -> None:
+    from orchestrator.git.merge_tree import GitCalls, read_tips
+    from orchestrator.git.repo import Git
+
+    calls = GitCalls(Git(repo, None))
+    from_files = read_tips(calls, "refs/heads/main", "refs/heads/council/t1/1", repo / ".git")
+    assert calls.count == 0  # no process: both tips are loose commits
+    from_git = read_tips(calls, "refs/heads/main", "refs/heads/council/t1/1")
+    assert calls.count == 1
+    assert from_files == from_git

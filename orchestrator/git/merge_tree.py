@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import GitError, WorkspaceError
+from orchestrator.git.ref_files import loose_commit, read_refs
 from orchestrator.git.repo import Git, GitResult
 
 __all__ = [
@@ -88,8 +89,16 @@ class Tips:
     branch: str
 
 
-def read_tips(calls: GitCalls, base_ref: str, ref: str) -> Tips:
-    """The base tip, its tree and the branch tip, in one process."""
+def read_tips(calls: GitCalls, base_ref: str, ref: str, common_dir: Path | None = None) -> Tips:
+    """The base tip, its tree and the branch tip: from git's files when they tell exactly (the
+    refs, and the base tip a loose commit, as a merge the orchestrator just made is), else in
+    one process."""
+    if common_dir is not None and base_ref.startswith(("refs/heads/", "refs/remotes/")):
+        refs = read_refs(common_dir, (base_ref, ref))
+        if refs is not None and base_ref in refs and ref in refs:
+            base = loose_commit(common_dir, refs[base_ref])
+            if base is not None and loose_commit(common_dir, refs[ref]) is not None:
+                return Tips(refs[base_ref], base[0], refs[ref])
     # The trailing "--" keeps a file that happens to be named like a ref from making the
     # arguments ambiguous; rev-parse echoes it as a last line, which is ignored.
     args = ("rev-parse", f"{base_ref}^{{commit}}", f"{base_ref}^{{tree}}", f"{ref}^{{commit}}")

@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["commit_parents", "read_refs"]
+__all__ = ["commit_parents", "loose_commit", "read_refs"]
 
 _OID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
@@ -121,6 +121,13 @@ def commit_parents(common_dir: Path, oid: str) -> list[str] | None:
     """The parents of commit ``oid`` read from its loose object file (a commit the orchestrator
     just wrote, such as a merge, is one); None when it is not a loose commit here (packed, in
     an alternate object store, or not a commit): the caller asks git. Blocking."""
+    found = loose_commit(common_dir, oid)
+    return None if found is None else found[1]
+
+
+def loose_commit(common_dir: Path, oid: str) -> tuple[str, list[str]] | None:
+    """The tree and parents of commit ``oid`` from its loose object file; None as for
+    ``commit_parents``."""
     if not _OID.fullmatch(oid.encode()):
         return None
     path = common_dir / "objects" / oid[:2] / oid[2:]
@@ -131,10 +138,15 @@ def commit_parents(common_dir: Path, oid: str) -> list[str] | None:
     header, _, body = raw.partition(b"\0")
     if not header.startswith(b"commit "):
         return None
+    tree: str | None = None
     parents: list[str] = []
     for line in body.split(b"\n"):
-        if line.startswith(b"parent "):
+        if line.startswith(b"tree ") and tree is None:
+            tree = line[5:].decode("ascii", "replace")
+        elif line.startswith(b"parent "):
             parents.append(line[7:].decode("ascii", "replace"))
-        elif not line.startswith(b"tree "):
-            break  # the parents come right after the tree, before the author
-    return parents
+        else:
+            break  # the tree and the parents come first, before the author
+    if tree is None or not _OID.fullmatch(tree.encode()):
+        return None
+    return tree, parents

@@ -40,11 +40,13 @@ forced); a moved tip is retried like a moved local base, any other refusal is
 
 Each local attempt's git steps run in one worker thread call (the event loop never blocks; a
 cancelled caller waits for that call, so an attempt is never abandoned half-way). On the hot
-path (base not checked out, task not yet landed) a merge starts 4 git processes: one
-``rev-parse`` for both tips and the base tree, ``merge-tree``, ``commit-tree``,
-``update-ref``. The ancestry check runs only when the merged tree equals the base's tree
-(only then can the base already contain the tip); the trailer history is read once per queue
-and then only when another writer moved the base.
+path (base not checked out, task not yet landed) a merge starts 3 git processes:
+``merge-tree``, ``commit-tree``, ``update-ref`` (the base's checked-out update instead of the
+last, where it is checked out); both tips and the base's tree are read from git's files
+(``git.ref_files``: the base tip is the loose merge commit of the last landing), or with one
+``rev-parse`` where those cannot tell. The ancestry check runs only when the merged tree
+equals the base's tree (only then can the base already contain the tip); the trailer history
+is read once per queue and then only when another writer moved the base.
 """
 
 from __future__ import annotations
@@ -314,7 +316,8 @@ class MergeQueue:
         raise MergeContention(self.base_branch, self.max_attempts, last.reason)
 
     def _attempt(self, calls: GitCalls, request: _Request) -> MergeResult | _Retry | _Locked:
-        tips = read_tips(calls, self.base_ref, request.ref)
+        common = self._checkouts.common_dir(calls)
+        tips = read_tips(calls, self.base_ref, request.ref, common)
         found = examine(calls, self._history, request, self.base_branch, tips)
         if isinstance(found, MergeResult):
             return found
