@@ -7,6 +7,7 @@ output is the plain layout, one line per row."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,45 @@ def test_a_wrapping_column_folds_before_it_is_dropped() -> None:
 def test_plain_lines_align_and_keep_each_row_on_one_line() -> None:
     lines = plain_lines(["task", "error"], [["a", "two\nlines"], ["longer-id", ""]], len)
     assert lines == ["task       error", "a          two lines", "longer-id"]
+
+
+def terminal_console(width: int) -> Any:
+    import io
+
+    from rich.console import Console
+
+    return Console(
+        file=io.StringIO(), width=width, force_terminal=True, highlight=False, soft_wrap=True
+    )
+
+
+def test_a_folding_column_gets_what_the_fixed_ones_leave(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.cli import console
+
+    screen = terminal_console(60)
+    monkeypatch.setattr(console, "stdout", screen)
+    columns = [console.Column("task", key=True), console.Column("error", wraps=True)]
+    console.print_table(columns, [["t1", "word " * 30], ["t2", "short"]])
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", screen.file.getvalue()).splitlines()
+    assert max(len(line) for line in lines) <= 60
+    assert lines[0].split()[0] == "task" and any("t1" in line for line in lines)
+    assert sum("word" in line for line in lines) > 1  # folded onto more lines, not cut
+
+
+def test_past_a_screenful_of_rows_a_terminal_gets_the_plain_layout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestrator.cli import console
+
+    screen = terminal_console(120)
+    monkeypatch.setattr(console, "stdout", screen)
+    columns = [console.Column("task", key=True), console.Column("status")]
+    rows = [[f"t{n}", "done"] for n in range(console.BOXED_ROWS + 1)]
+    console.print_table(columns, rows)
+    lines = screen.file.getvalue().splitlines()
+    assert not BOX & set("".join(lines))
+    assert len(lines) == len(rows) + 1 and lines[-1].split() == [f"t{console.BOXED_ROWS}", "done"]
+    screen = terminal_console(120)
+    monkeypatch.setattr(console, "stdout", screen)
+    console.print_table(columns, rows[: console.BOXED_ROWS])
+    assert BOX & set(screen.file.getvalue())

@@ -55,6 +55,7 @@ __all__ = [
 # Without a file argument rich looks up sys.stdout / sys.stderr at each write, so output
 # follows any redirection made after import (test runners do this).
 stdout = Console(highlight=False, soft_wrap=True)
+BOXED_ROWS = 200  # past this many rows a table is printed in the plain layout
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -169,14 +170,16 @@ def print_table(
     On a terminal: a boxed table as wide as the terminal, its key columns never cut; lesser
     columns fold or are dropped, and a dim line after it says which (``--wide shows: ...``).
     ``wide`` shows every column whole, however wide that makes it. Anywhere else (a pipe, a
-    file, a CI log), and on a terminal too narrow for even the key columns: the plain layout,
-    every cell whole (``table_layout``)."""
+    file, a CI log), on a terminal too narrow for even the key columns, and for more than
+    ``BOXED_ROWS`` rows (a box costs rich some 0.2 ms a row to draw, a plain line next to
+    nothing, and past a screenful nobody reads it boxed): the plain layout, every cell whole
+    (``table_layout``)."""
     specs = [Column.of(column) for column in columns]
     cells = [[str(cell) for cell in row] for row in rows]
     if title is not None:  # wrapped between words on a terminal, so an id stays on one line
         stdout.print(Text(title, style="bold"), soft_wrap=not stdout.is_terminal)
     layout = choose_columns(specs, cells, stdout.width, cell_len, wide=wide)
-    if not stdout.is_terminal or layout.plain:
+    if not stdout.is_terminal or layout.plain or len(cells) > BOXED_ROWS:
         print_lines("\n".join(plain_lines([c.header for c in specs], cells, cell_len)))
         return
     table = _boxed(specs, cells, layout, wide=wide)
@@ -198,17 +201,40 @@ def _boxed(
     wide: bool = False,
     title: str | None = None,
 ) -> Table:
-    # No outer edge: two more columns for the cells, which matters at 80.
+    # No outer edge: two more columns for the cells, which matters at 80. Every column gets
+    # a fixed width (its natural one; a folding column its share of what is left), so rich
+    # does not measure every cell again: the layout did, once.
     table = Table(title=title, show_edge=False)
-    for index in layout.kept:
-        column, width = columns[index], layout.widths[index]
+    widths = _fixed_widths(columns, layout, stdout.width, wide=wide)
+    for index, width in zip(layout.kept, widths, strict=True):
+        column = columns[index]
         if column.wraps and not wide:
-            table.add_column(column.header, overflow="fold", min_width=min(width, FOLDED))
+            table.add_column(column.header, overflow="fold", width=width)
         else:
-            table.add_column(column.header, no_wrap=True, min_width=width)
+            table.add_column(column.header, no_wrap=True, width=width)
     for row in cells:
         table.add_row(*(Text(row[index]) for index in layout.kept))
     return table
+
+
+def _fixed_widths(
+    columns: Sequence[Column], layout: Layout, space: int, *, wide: bool
+) -> list[int]:
+    """Each kept column's width: its natural one, but a folding column shares what the others
+    leave of ``space`` (at least ``FOLDED`` or its natural width), in order from the left."""
+    natural = [layout.widths[index] for index in layout.kept]
+    folding = [n for n, i in enumerate(layout.kept) if columns[i].wraps and not wide]
+    if not folding or table_width(natural) <= space:
+        return natural
+    widths = list(natural)
+    for n in folding:
+        widths[n] = min(natural[n], FOLDED)
+    left = space - table_width(widths)
+    for n in folding:
+        grow = max(0, min(natural[n] - widths[n], left))
+        widths[n] += grow
+        left -= grow
+    return widths
 
 
 def _table(
