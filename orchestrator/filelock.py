@@ -21,14 +21,15 @@ keep in their own bytes would otherwise be written wherever a planted link point
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
+from typing import Any
 
 import anyio
 import anyio.to_thread
-import portalocker
 
 from orchestrator.errors import LockError, LockTimeout, LockUnusable, PathEscapeError
 from orchestrator.safety import safe_write
@@ -37,9 +38,18 @@ __all__ = ["FileLock", "acquire", "acquire_blocking", "try_acquire"]
 
 _MIN_BACKOFF = 0.0005
 _MAX_BACKOFF = 0.05
-# Combined once: flag enum arithmetic costs as much as the flock call itself.
-_TRY_EXCLUSIVE = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
-_TRY_SHARED = portalocker.LockFlags.SHARED | portalocker.LockFlags.NON_BLOCKING
+
+
+@functools.cache
+def _portalocker() -> tuple[ModuleType, Any, Any]:
+    """portalocker and its two non-blocking flags, imported on the first lock: its import reads
+    the installed packages' metadata (some 15 ms), which a command that never locks (``council
+    status``) should not pay. The flags are combined once: flag enum arithmetic costs as much
+    as the flock call itself."""
+    import portalocker
+
+    flags = portalocker.LockFlags
+    return portalocker, flags.EXCLUSIVE | flags.NON_BLOCKING, flags.SHARED | flags.NON_BLOCKING
 
 
 class FileLock:
@@ -124,7 +134,8 @@ def try_acquire(path: Path, *, shared: bool = False, root: Path | None = None) -
 
     ``root`` is the directory ``path`` must be reached from without a link on the way
     (default: the lock's own directory, so only the file itself is checked)."""
-    flags = _TRY_SHARED if shared else _TRY_EXCLUSIVE
+    portalocker, exclusive, sharing = _portalocker()
+    flags = sharing if shared else exclusive
     top = path.parent if root is None else root
     while True:
         fd = _open(top, path)
@@ -153,7 +164,7 @@ def try_acquire(path: Path, *, shared: bool = False, root: Path | None = None) -
         os.close(fd)  # the file was unlinked or replaced under us: lock the one there now
 
 
-def _reason(exc: portalocker.exceptions.LockException) -> str:
+def _reason(exc: Exception) -> str:
     cause = exc.args[0] if exc.args else exc
     return str(getattr(cause, "strerror", None) or cause)
 

@@ -145,8 +145,10 @@ def test_status_reads_the_report_without_the_run_machinery(
     code, modules, shown = _probe("status", cwd=finished_run / "repo", columns=columns)
     assert code == 0
     assert "1/1 done" in shown and "one" in shown
-    # The current directory's run: no config is read either.
+    # The current directory's run: no config is read either. Nor is a process looked at for
+    # a finished run (psutil), nor a lock taken (portalocker reads package metadata on import).
     assert _heavy(modules, (*RUN_MACHINERY, "orchestrator.config", "yaml")) == []
+    assert _heavy(modules, ("psutil", "portalocker")) == []
 
 
 def test_status_of_a_config_reads_it_without_the_run_machinery(finished_run: Path) -> None:

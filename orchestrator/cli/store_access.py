@@ -27,7 +27,6 @@ import anyio.to_thread
 
 from orchestrator.errors import RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
-from orchestrator.process import procid
 from orchestrator.run.report import RunReport
 from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     # A type only: `status` of the current directory's run reads no config, and the config's
     # models and checks (some twenty modules) are no part of reading a report.
     from orchestrator.config.run import RunConfig
+    from orchestrator.process.procid import ProcessId
 
 __all__ = [
     "ReportReader",
@@ -126,18 +126,28 @@ async def pick_session(
     return sessions[-1]
 
 
-def _recorded(session: SessionRecord) -> procid.ProcessId | None:
+def _recorded(session: SessionRecord) -> ProcessId | None:
     data = session.metadata.get(ORCHESTRATOR)
-    return procid.ProcessId.from_dict(data) if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    from orchestrator.process import procid  # psutil: only when a process is to be looked at
+
+    return procid.ProcessId.from_dict(data)
 
 
-def running_process(session: SessionRecord, tasks: Sequence[TaskState]) -> procid.ProcessId | None:
+def running_process(session: SessionRecord, tasks: Sequence[TaskState]) -> ProcessId | None:
     """The live process (other than this one) running ``session``, or None.
 
     An active session whose recorded orchestrator is alive is being run, even while none of
     its tasks holds a claim (it may be waiting for a rate limit to lift); so is a session one
-    of whose tasks holds a live claim of a process that is alive or on another host.
+    of whose tasks holds a live claim of a process that is alive or on another host. A
+    finished session none of whose claims is live needs no look at any process (nor psutil).
     """
+    live = [task.claim for task in tasks if task.claim is not None and task.claim.is_live()]
+    if session.status != SessionStatus.ACTIVE and not live:
+        return None
+    from orchestrator.process import procid
+
     me = procid.current()
     recorded = _recorded(session)
     if (
@@ -169,6 +179,8 @@ def orchestrator_gone(session: SessionRecord) -> bool:
     recorded = _recorded(session)
     if recorded is None:
         return False
+    from orchestrator.process import procid
+
     return recorded == procid.current() or procid.is_alive(recorded) is False
 
 

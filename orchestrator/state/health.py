@@ -44,7 +44,7 @@ _LARGEST = 5  # how many of the largest records the report names
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class RecordSize(_Model):
