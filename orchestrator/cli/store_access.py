@@ -214,14 +214,16 @@ class ReportReader:
         self._place, self._config, self._stale = place, config, stale
 
     async def newest(self) -> tuple[RunReport, bool]:
-        """The newest session's report, and whether its orchestrator is gone (so the report
-        will not change until someone resumes it)."""
+        """The newest session's report, and whether it is active but its orchestrator gone (so
+        the report will not change until someone resumes it)."""
         sessions = await sessions_by_age(self.store, self._config)
         if not sessions:
             raise UsageError(f"no run has been recorded in {self._place}{_START_ONE}")
         newest = sessions[-1]
         report = await session_report(self.store, newest, self._stale)
-        return report, orchestrator_gone(newest)
+        # Only an active session's orchestrator can be gone unnoticed (no process is looked at
+        # for one that ended: status stays light).
+        return report, newest.status == SessionStatus.ACTIVE and orchestrator_gone(newest)
 
 
 @asynccontextmanager
@@ -247,7 +249,7 @@ async def report_reader(
 
 async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
     """The report of the newest session in a state directory (or the store a run config
-    names), and whether the orchestrator that ran it is gone (so the report will not change
-    until someone resumes it)."""
+    names), and whether it is active but the orchestrator that ran it is gone (so the report
+    will not change until someone resumes it)."""
     async with report_reader(where) as reader:
         return await reader.newest()

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from orchestrator.errors import StateError
 from orchestrator.models import KeyedRecord, utcnow
-from orchestrator.process import procid
 from orchestrator.state.protocol import StateStore
 
 if TYPE_CHECKING:
@@ -51,6 +50,8 @@ class Presence:
         now = time.monotonic()
         if not force and now - self._last < self._every:
             return
+        from orchestrator.process import procid  # psutil: `council status` reads presence only
+
         proc = procid.current()
         data = {
             "workstation": self._team.workstation,
