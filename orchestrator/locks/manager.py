@@ -311,22 +311,42 @@ class LockManager:
         if held is not None:
             return _Blocked(held.grant.session)
         current = await self.registry.owner(key) if self._shared else None
-        lock = await self._try_os_lock(lock_path)
-        if lock is None:
+        # The OS lock and the next fencing token in one worker-thread call: a token only has
+        # to be larger than every earlier one, so drawing it before the registry writes is safe.
+        floor = current.token if current else 0
+        taken = await anyio.to_thread.run_sync(self._take_os_lock_sync, lock_path, floor)
+        if taken is None:
             return _Blocked(await self._live_session(current))
+        lock, token = taken
         # The OS lock is ours, so the path is free or its entry is a dead holder's.
         with self._critical():
-            grant = await self._claim(session, rel, key, lock, current)
+            grant = await self._claim(session, rel, key, lock, token, current)
         return grant
 
+    def _take_os_lock_sync(self, lock_path: Path, floor: int) -> tuple[FileLock, int] | None:
+        lock = filelock.try_acquire(lock_path, root=self.project_dir)
+        if lock is None:
+            return None
+        try:
+            return lock, lock.bump_counter(floor)
+        except BaseException:
+            lock.release()
+            raise
+
     async def _claim(
-        self, session: str, rel: str, key: str, lock: FileLock, current: Owner | None
+        self,
+        session: str,
+        rel: str,
+        key: str,
+        lock: FileLock,
+        token: int,
+        current: Owner | None,
     ) -> FileLockGrant:
         try:
             if self._shared:
-                grant, version = await self._register(session, rel, key, lock, current)
+                grant, version = await self._register(session, rel, key, lock, token, current)
             else:
-                grant, version = FileLockGrant(rel, session, lock.bump_counter(), utcnow()), 0
+                grant, version = FileLockGrant(rel, session, token, utcnow()), 0
         except BaseException:
             lock.release()
             raise
@@ -340,14 +360,22 @@ class LockManager:
         return grant
 
     async def _register(
-        self, session: str, rel: str, key: str, lock: FileLock, current: Owner | None
+        self,
+        session: str,
+        rel: str,
+        key: str,
+        lock: FileLock,
+        token: int,
+        current: Owner | None,
     ) -> tuple[FileLockGrant, int]:
-        """Write the owner entry (we hold the OS lock); the grant and the entry's version."""
+        """Write the owner entry (we hold the OS lock) under ``token`` (drawn with the lock);
+        the grant and the entry's version."""
         # Index first: a crash between the two writes leaves a hint, never an orphan entry.
         await self.registry.index_update(session, add={key: rel})
-        for _ in range(_CLAIM_RETRIES):
-            floor = current.token if current else 0
-            token = await anyio.to_thread.run_sync(lock.bump_counter, floor)
+        for attempt in range(_CLAIM_RETRIES):
+            if attempt:  # the entry we read was replaced: a token above its one
+                floor = current.token if current else 0
+                token = await anyio.to_thread.run_sync(lock.bump_counter, floor)
             grant = FileLockGrant(rel, session, token, utcnow())
             owner = Owner(rel, session, token, grant.since, procid.current(), 0)
             try:
