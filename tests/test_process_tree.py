@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -245,7 +246,8 @@ def test_the_marker_of_who_started_a_process_is_read_from_its_environment(
     assert procid.marker_of(unmarked) is None
 
 
-ADOPTION = """
+# What the subreaper scripts below start with: their imports and a wait with a limit.
+SCRIPT_PRELUDE = """
 import json, os, subprocess, sys, time
 import psutil
 from orchestrator.process import tree
@@ -255,7 +257,10 @@ def wait_for(condition):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
-
+"""
+ADOPTION = (
+    SCRIPT_PRELUDE
+    + """
 assert tree.become_subreaper()
 since = tree.since_now()
 pidfile = sys.argv[2]
@@ -278,22 +283,28 @@ print(json.dumps({
     "adopted": [p.pid for p in adopted], "left": psutil.pid_exists(daemon),
 }))
 """
+)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a subreaper is Linux's")
-def test_an_orchestrator_that_adopts_orphans_finds_reaps_and_kills_them(tmp_path: Path) -> None:
-    # No mark, no worktree, not a descendant of the CLI any more: adopted by the orchestrator
-    # (a child subreaper) while this CLI ran alone, so it is this CLI's.
-    pidfile = tmp_path / "daemon.pid"
+def run_subreaper(script: str, tmp_path: Path) -> dict[str, Any]:
+    """What ``script`` (a subreaper starting ``DOUBLE_FORK`` as its CLI) printed as JSON."""
     done = subprocess.run(
-        [sys.executable, "-c", ADOPTION, DOUBLE_FORK, str(pidfile)],
+        [sys.executable, "-c", script, DOUBLE_FORK, str(tmp_path / "daemon.pid")],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=Path(__file__).parent.parent,
     )
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a subreaper is Linux's")
+def test_an_orchestrator_that_adopts_orphans_finds_reaps_and_kills_them(tmp_path: Path) -> None:
+    # No mark, no worktree, not a descendant of the CLI any more: adopted by the orchestrator
+    # (a child subreaper) while this CLI ran alone, so it is this CLI's.
+    result = run_subreaper(ADOPTION, tmp_path)
     daemon = result["daemon"]
     try:
         assert result["found"] == [daemon]
@@ -304,16 +315,10 @@ def test_an_orchestrator_that_adopts_orphans_finds_reaps_and_kills_them(tmp_path
         kill_pid(daemon)
 
 
-OWN_TREE = """
-import json, os, subprocess, sys, time
-import psutil
-from orchestrator.process import ps, tree
-
-def wait_for(condition):
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+OWN_TREE = (
+    SCRIPT_PRELUDE
+    + """
+from orchestrator.process import ps
 
 assert tree.become_subreaper()
 def machine_wide():
@@ -339,6 +344,7 @@ tree.signal_strays([psutil.Process(daemon)], 9)
 tree.reap([psutil.Process(daemon)], wait=5.0)
 print(json.dumps({"daemon": daemon, "alive": alive, "after": after, "theirs": theirs}))
 """
+)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a subreaper is Linux's")
@@ -348,16 +354,7 @@ def test_a_subreaper_finds_a_clis_daemon_in_its_own_tree_without_reading_the_mac
     # The double-forked, setsid daemon carries the CLI's mark: found while the CLI lives (its
     # descendant) and after it exited (reparented to the orchestrator), never for another
     # CLI's mark, and no process outside the orchestrator's own tree is read.
-    pidfile = tmp_path / "daemon.pid"
-    done = subprocess.run(
-        [sys.executable, "-c", OWN_TREE, DOUBLE_FORK, str(pidfile)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parent.parent,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = run_subreaper(OWN_TREE, tmp_path)
     try:
         assert result["alive"] == [result["daemon"]]
         assert result["after"] == [result["daemon"]]

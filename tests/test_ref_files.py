@@ -11,6 +11,7 @@ import pytest
 from orchestrator.git.ref_files import commit_parents, read_refs
 
 PATTERNS = ("refs/heads/main", "refs/heads/council", "refs/council")
+IDENT = ("-c", "user.name=t", "-c", "user.email=t@t")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -29,30 +30,8 @@ def for_each_ref(repo: Path) -> dict[str, str]:
 def repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     git(tmp_path, "init", "-q", "-b", "main", str(repo))
-    git(
-        repo,
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "1",
-    )
-    git(
-        repo,
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "2",
-    )
+    for message in ("1", "2"):
+        git(repo, *IDENT, "commit", "-q", "--allow-empty", "-m", message)
     git(repo, "branch", "council/t1/1", "HEAD~1")
     git(repo, "branch", "council/t1/2")
     git(repo, "branch", "councilor")  # not under refs/heads/council/: never matched
@@ -91,10 +70,9 @@ def test_a_reftable_repository_is_left_to_git(tmp_path: Path) -> None:
 
 
 def test_a_loose_commits_parents_as_git_lists_them(repo: Path) -> None:
-    ident = ("-c", "user.name=t", "-c", "user.email=t@t")
     tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
     merge = git(
-        repo, *ident, "commit-tree", tree, "-p", "main", "-p", "council/t1/1", "-m", "merge"
+        repo, *IDENT, "commit-tree", tree, "-p", "main", "-p", "council/t1/1", "-m", "merge"
     ).strip()
     parents = git(repo, "rev-parse", f"{merge}^1", f"{merge}^2").split()
     assert commit_parents(repo / ".git", merge) == parents
