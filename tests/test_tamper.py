@@ -1,7 +1,7 @@
 """The tamper check itself (``orchestrator.worktrees.tamper.guard``), on real repositories: sessions
 side by side are all flagged for a change one of them made, the main checkout is never looked at in
-the middle of the merge queue's fast-forward, git's own lock on a config file is respected,
-and a run whose sessions overlap each other's merges flags nobody."""
+the middle of the merge queue's fast-forward, git's own lock on a config file is respected by the
+guard while the run's seal still restores the config before git reads it, and a run whose sessions overlap each other's merges flags nobody."""
 
 from __future__ import annotations
 
@@ -83,19 +83,24 @@ async def _append(into: list[Any], awaitable: Any) -> None:
     into.append(await awaitable)
 
 
-async def test_a_config_git_is_writing_is_left_alone(tmp_path: Path) -> None:
+async def test_a_config_git_is_writing_keeps_its_lock_and_the_seal_still_restores_it(
+    tmp_path: Path,
+) -> None:
     guard, repo, one, _ = await two_sessions(tmp_path)
     config = repo / ".git" / "config"
+    sealed = config.read_bytes()
     watch = await guard.watch(one.path)
-    config.write_bytes(config.read_bytes() + b"[alias]\n\tst = status\n")
-    tampered = config.read_bytes()
+    config.write_bytes(sealed + b"[alias]\n\tst = status\n")
     (repo / ".git" / "config.lock").write_bytes(b"git's own pending write\n")
 
     found = await guard.finish(watch)
     assert found is not None
     assert "not restored: config.lock exists" in found.changes[0]
     assert (repo / ".git" / "config.lock").read_bytes() == b"git's own pending write\n"
-    assert config.read_bytes() == tampered
+    # The guard leaves a config git is writing alone, but no git command of the orchestrator
+    # reads it as it is: the run's seal put it back before the guard's own git status ran (a
+    # lock left lying around must not keep a planted filter in force).
+    assert config.read_bytes() == sealed
 
 
 async def test_a_huge_planted_hook_is_moved_aside_unread(tmp_path: Path) -> None:

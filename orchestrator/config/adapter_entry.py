@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from orchestrator.config.fields import ENV_NAME, EnvNames, Id, NonBlank, Section, UniqueIds
+from orchestrator.config.sandbox import SandboxConfig
 
 __all__ = ["AdapterConfig"]
 
@@ -39,6 +40,10 @@ class AdapterConfig(Section):
         default="shared",
         description="shared: the CLI sees the user's own login (their credential files, "
         "linked into its private HOME); isolated: only what the run config gives it",
+    )
+    sandbox: SandboxConfig | None = Field(
+        default=None,
+        description="this CLI's own sandbox settings, laid over the run's `sandbox:`",
     )
     fallback: UniqueIds = Field(
         default_factory=list, description="adapters to try, in order, when this one is parked"

@@ -19,6 +19,7 @@ from orchestrator.config.adapter_entry import AdapterConfig
 from orchestrator.config.checks.problems import format_problems
 from orchestrator.config.checks.run import find_problems
 from orchestrator.config.fields import CommandList, Id, Section, branch_name, resolve_path
+from orchestrator.config.sandbox import SandboxConfig
 from orchestrator.config.sections import (
     CapacityConfig,
     RateLimitConfig,
@@ -63,6 +64,11 @@ class RunConfig(Section):
     )
     state: StateConfig = Field(default_factory=StateConfig)
     worktrees: WorktreeConfig = Field(default_factory=WorktreeConfig)
+    sandbox: SandboxConfig = Field(
+        default_factory=SandboxConfig,
+        description="how each CLI is confined: auto | bubblewrap | none, or a mapping with "
+        "mode, network, read, write (orchestrator.sandbox)",
+    )
     tasks: list[TaskConfig]
 
     @field_validator("repo")

@@ -1,21 +1,26 @@
-"""Git, the one wrapper around GitPython.
+"""Git: every git command the orchestrator runs, started one way, that no CLI can steer.
 
-Every git command the orchestrator runs goes through ``Git.run``: an argument list (never a
-shell), started in a worker thread so the event loop never waits on git, with ``-C <dir>`` so
-a directory deleted under us fails loudly instead of git silently running in our own cwd, and
-with a hardened environment:
+Every git command goes through ``Git.run``: an argument list (never a shell), started in a
+worker thread so the event loop never waits on git, with ``-C <dir>`` so a directory deleted
+under us fails loudly instead of git silently running in our own cwd, and hardened against
+whatever a CLI may have written into the repository:
 
 - ``core.hooksPath`` points at an empty directory, so a hook a CLI planted never runs in the
-  orchestrator's own commits and merges;
-- ``core.fsmonitor`` is off, so no daemon is started or consulted;
-- no terminal prompts (``GIT_TERMINAL_PROMPT=0``), stdin is ``/dev/null``, ``LC_ALL=C`` so
-  messages parse the same everywhere;
-- the user's global and system config still apply (their identity, their aliases do not
-  matter since we never use aliases), but no hook or editor can be reached.
+  orchestrator's own commits and merges; ``core.fsmonitor`` is off, so no daemon is started;
+  ``protocol.ext.allow=never``, so no remote URL turns into a command;
+- the repository's setup (its config, ``info/attributes``, each worktree's ``.git`` file and
+  admin pointers) is checked against the run's snapshot before the process starts, and put
+  back if a CLI changed it (``orchestrator.git.seal``): a filter, textconv, merge driver, ssh
+  command, credential helper or ``include`` a CLI added never runs here;
+- the environment is exactly ``orchestrator.git.environment``'s: the user's git setup and
+  transport, never the orchestrator's keys or tokens, never a ``GIT_*`` variable the
+  orchestrator did not set; then no terminal prompts (``GIT_TERMINAL_PROMPT=0``), stdin is
+  ``/dev/null``, ``LC_ALL=C`` so messages parse the same everywhere.
 
-Only GitPython's command object is used, never ``Repo``: it keeps ``git cat-file`` processes
-alive per repository object, and a long orchestrator run must not leave processes behind.
-Failures become ``GitError`` carrying the command and git's stderr.
+Git is started through ``orchestrator.process.command.run_captured``, not GitPython: GitPython's
+command runner always starts git with a copy of this process's whole environment, which is
+the leak the bullet above closes. Failures become ``GitError`` carrying the command and
+git's stderr.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio.to_thread
-import git as gitpython
 
 from orchestrator.errors import GitError
-from orchestrator.git import ref_book
+from orchestrator.git import ref_book, seal
+from orchestrator.git.environment import git_environ
+from orchestrator.process.command import run_captured
 from orchestrator.safety.crashpoints import crash_point
 
 __all__ = ["ZERO_SHA", "Git", "GitResult"]
@@ -91,6 +97,8 @@ class Git:
             f"core.hooksPath={self.hooks_dir or os.devnull}",
             "-c",
             "core.fsmonitor=false",
+            "-c",
+            "protocol.ext.allow=never",
             *args,
         ]
 
@@ -105,21 +113,15 @@ class Git:
         if self.hooks_dir is not None:
             self.hooks_dir.mkdir(parents=True, exist_ok=True)
         argv = self.argv(args)
-        merged = {**_BASE_ENV, **self.env, **(env or {})}
-        with open(os.devnull, "rb") as devnull:
-            try:
-                status, stdout, stderr = gitpython.Git().execute(
-                    argv,
-                    istream=devnull,
-                    with_extended_output=True,
-                    with_exceptions=False,
-                    strip_newline_in_stdout=strip_stdout,
-                    env=merged,
-                )
-            except gitpython.GitCommandNotFound as exc:
-                raise GitError(args, None, f"git could not be started: {exc}") from None
+        merged = {**git_environ(), **_BASE_ENV, **self.env, **(env or {})}
+        seal.check(self.cwd)  # git's setup as the run sealed it, before git reads it
+        try:
+            status, stdout, stderr = run_captured(argv, merged)
+        except OSError as exc:
+            raise GitError(args, None, f"git could not be started: {exc}") from None
+        seal.refresh_after(self.cwd, args)
         crash_point("git.ran", _step(args))
-        result = GitResult(argv, int(status or 0), _text(stdout), _text(stderr))
+        result = GitResult(argv, status, _text(stdout, strip_stdout), _text(stderr, True))
         if check and not result.ok:
             raise GitError(args, result.returncode, result.stderr or result.stdout)
         return result
@@ -191,7 +193,6 @@ def _step(args: Sequence[str]) -> str:
     return words[0] if words else ""
 
 
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value) if value is not None else ""
+def _text(value: bytes, strip: bool = False) -> str:
+    text = value.decode("utf-8", "replace")
+    return text[:-1] if strip and text.endswith("\n") else text

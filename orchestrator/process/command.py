@@ -30,7 +30,7 @@ from orchestrator.process.started import forget, started, starting
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group, signal_group
 from orchestrator.process.tree import Family
 
-__all__ = ["OUTPUT_LIMIT", "CommandResult", "marked", "run_command"]
+__all__ = ["OUTPUT_LIMIT", "CommandResult", "marked", "run_captured", "run_command"]
 
 OUTPUT_LIMIT = 256 * 1024
 
@@ -119,6 +119,26 @@ async def _open_command(
         env=marked(given) if mark else given,
         start_new_session=True,
     )
+
+
+def run_captured(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None
+) -> tuple[int, bytes, bytes]:
+    """Run a short command now, in this thread: its exit code, stdout and stderr.
+
+    For git (``orchestrator.git.repo``), whose commands are short and whose callers are
+    already in a worker thread: stdin is ``/dev/null``, and ``env`` is the child's whole
+    environment, exactly (nothing of this process's own is added to it). A binary that is not
+    there raises ``FileNotFoundError``."""
+    done = subprocess.run(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=dict(env),
+        cwd=cwd,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
 
 
 def marked(env: Mapping[str, str]) -> dict[str, str]:

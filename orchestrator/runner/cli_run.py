@@ -89,8 +89,10 @@ from orchestrator.runner.supervise import Limits, Stop, supervise
 from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.safety.redaction import Redactor
+from orchestrator.sandbox import bubblewrap
+from orchestrator.sandbox.plan import GitReach, SandboxSettings, confinement
 
-__all__ = ["CliRun", "CliWatch", "classified", "run_cli"]
+__all__ = ["CliRun", "CliWatch", "Sandbox", "classified", "run_cli"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,14 @@ class CliWatch(Protocol):
     async def started(self, pid: int) -> None: ...
 
     async def ended(self, pid: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """The sandbox a CLI runs in: its settings and what of the repository it may reach."""
+
+    settings: SandboxSettings
+    reach: GitReach
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,7 @@ async def run_cli(
     cancel: anyio.Event | None = None,
     log_limit: int = LOG_LIMIT,
     watch: CliWatch | None = None,
+    sandbox: Sandbox | None = None,
 ) -> CliRun:
     """Run one CLI invocation as the module docstring describes."""
     native = resume_session_id or request.resume_session_id
@@ -153,11 +164,14 @@ async def run_cli(
     if spec.home_files or adapter.credentials or not home_ready(home):
         await anyio.to_thread.run_sync(_prepare, home, spec, adapter.credentials, request)
     argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
+    prefix: list[str] = []
+    if sandbox is not None:
+        prefix = await anyio.to_thread.run_sync(_confined, adapter, request, spec, env, sandbox)
     path = Path(log_dir) / log_name(request.task_id, request.phase)
     sink = LogSink(path, log_limit, argv, request.workdir, root=Path(log_dir))
     try:
         with starting():
-            process, out_fd, err_fd = await spawn_cli(adapter, spec, request.workdir, env)
+            process, out_fd, err_fd = await spawn_cli(adapter, spec, request.workdir, env, prefix)
             cli_started(process.pid, since)
     except BaseException as exc:
         with contextlib.suppress(OSError):  # the start error matters more than its log line
@@ -207,9 +221,13 @@ async def run_cli(
     if survivors:
         log.warning("%s left processes running after it exited: %s", argv[0], survivors)
     code = process.returncode
+    exit_code = code if code is not None and code >= 0 else None
+    killed_by = -code if code is not None and code < 0 else None
+    if prefix and exit_code is not None:  # the sandbox's status says how the CLI ended
+        exit_code, killed_by = bubblewrap.exit_status(exit_code)
     result = ProcessResult(
-        exit_code=code if code is not None and code >= 0 else None,
-        signal=-code if code is not None and code < 0 else None,
+        exit_code=exit_code,
+        signal=killed_by,
         timed_out=stop.reason == "timeout",
         idle_timed_out=stop.reason == "idle",
         cancelled=stop.reason == "cancelled",
@@ -255,6 +273,37 @@ async def _close(process: anyio.abc.Process, out_fd: int, err_fd: int) -> None:
     os.close(err_fd)
     with contextlib.suppress(Exception):
         await process.aclose()  # the process has exited: this only releases its transport
+
+
+def _confined(
+    adapter: Adapter,
+    request: AdapterRequest,
+    spec: CommandSpec,
+    env: dict[str, str],
+    sandbox: Sandbox,
+) -> list[str]:
+    """The sandbox's command line in front of the CLI's (blocking: it looks at the disk).
+
+    Only the part before the CLI's own arguments: ``spawn_cli`` puts the CLI's command after
+    it, resolved to a path first, so a CLI that is not installed is said as such."""
+    settings = sandbox.settings
+    assert settings.binary is not None
+    logins = (
+        [credential.source(os.environ) for credential in adapter.credentials]
+        if request.share_credentials
+        else []
+    )
+    plan = confinement(
+        settings,
+        sandbox.reach,
+        workdir=Path(os.path.abspath(request.workdir)),
+        home=Path(os.path.abspath(request.home)),
+        argv=spec.argv,
+        env=env,
+        logins=logins,
+    )
+    full = bubblewrap.command(settings.binary, plan, spec.argv)
+    return full[: len(full) - len(spec.argv)]
 
 
 def _prepare(

@@ -9,6 +9,8 @@ of being retried as a crash."""
 from __future__ import annotations
 
 import errno
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio.abc
@@ -22,15 +24,29 @@ __all__ = ["spawn_cli"]
 
 
 async def spawn_cli(
-    adapter: Adapter, spec: CommandSpec, cwd: Path, env: dict[str, str]
+    adapter: Adapter,
+    spec: CommandSpec,
+    cwd: Path,
+    env: dict[str, str],
+    sandbox: Sequence[str] = (),
 ) -> tuple[anyio.abc.Process, int, int]:
-    """Start the adapter's command; the process and the read ends of its stdout and stderr."""
+    """Start the adapter's command; the process and the read ends of its stdout and stderr.
+
+    ``sandbox`` is the sandbox's command line, ending where the CLI's program goes
+    (``orchestrator.sandbox.bubblewrap``): the CLI's program is found on the CLI's PATH first,
+    so one that is not installed fails as it would outside the sandbox."""
     binary = spec.argv[0]
-    problem = command_too_long(spec.argv, env)
+    argv = list(spec.argv)
+    if sandbox:
+        found = shutil.which(binary, path=env.get("PATH"))
+        if found is None:
+            raise _start_error(FileNotFoundError(binary), adapter, binary, cwd)
+        argv = [*sandbox, found, *spec.argv[1:]]
+    problem = command_too_long(argv, env)
     if problem is not None:
         raise _too_long(adapter, binary, problem)
     try:
-        return await spawn_piped(spec.argv, cwd, env, stdin=spec.stdin is not None)
+        return await spawn_piped(argv, cwd, env, stdin=spec.stdin is not None)
     except OSError as exc:
         raise _start_error(exc, adapter, binary, cwd) from None
 

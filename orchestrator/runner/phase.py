@@ -37,18 +37,21 @@ import anyio
 from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind
 from orchestrator.config.env_refs import UnsetVariable, expand
 from orchestrator.config.run import RunConfig
+from orchestrator.config.sandbox import merged_sandbox
 from orchestrator.errors import ConfigError, ConfigIssue
 from orchestrator.events import Event
 from orchestrator.events.phases import PhaseEvent
 from orchestrator.ids import check_id
 from orchestrator.plugins.host import PluginHost
 from orchestrator.plugins.session_info import SessionInfo
-from orchestrator.runner.cli_run import CliRun, CliWatch, run_cli
+from orchestrator.runner.cli_run import CliRun, CliWatch, Sandbox, run_cli
 from orchestrator.runner.identity import identity_env, user_identity
 from orchestrator.runner.login_refresh import settle_credentials, user_copies
 from orchestrator.runner.phase_call import PhaseCall, PhaseRun
 from orchestrator.safety import secret_mask
 from orchestrator.safety.paths import ensure_under
+from orchestrator.sandbox.choice import settings_for
+from orchestrator.sandbox.plan import SandboxSettings
 
 __all__ = [
     "EVENT_TEXT_LIMIT",
@@ -90,6 +93,17 @@ def expand_env(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     return expanded, brought
 
 
+async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
+    """The sandbox this call's CLI runs in, or None (no session worktree, or no sandbox)."""
+    if call.reach is None:
+        return None
+    configured = config.adapters.get(call.adapter)
+    own = configured.sandbox if configured else None
+    where = f"adapters.{call.adapter}.sandbox" if own is not None else "sandbox"
+    settings: SandboxSettings = await settings_for(merged_sandbox(config.sandbox, own), where)
+    return Sandbox(settings, call.reach) if settings.kind != "none" else None
+
+
 def phase_home(home_root: Path, task_id: str, adapter: str, phase: str) -> Path:
     parts = [check_id(task_id, "task id"), check_id(adapter, "adapter name")]
     return ensure_under(home_root, Path(*parts, check_id(phase, "phase name")))
@@ -124,6 +138,7 @@ async def call_phase_cli(
         share_credentials=configured is None or configured.credentials == "shared",
         pass_env=tuple(configured.pass_env) if configured else (),
     )
+    sandbox = await _sandbox(config, call)
     messages: deque[str] = deque(maxlen=_MESSAGES_KEPT)
 
     def forward(event: AgentEvent) -> None:
@@ -168,6 +183,7 @@ async def call_phase_cli(
                 resume_session_id=native,
                 cancel=cancel,
                 watch=watch,
+                sandbox=sandbox,
             )
         finally:
             if before:  # a login the CLI saved over its link must not stay under .council/

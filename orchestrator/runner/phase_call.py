@@ -9,6 +9,7 @@ from pathlib import Path
 from orchestrator.adapter import EventKind, OutcomeKind
 from orchestrator.process.stop import DEFAULT_GRACE
 from orchestrator.runner.cli_run import CliRun
+from orchestrator.sandbox.plan import GitReach
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_TIMEOUT", "PhaseCall", "PhaseRun"]
 
@@ -33,6 +34,9 @@ class PhaseCall:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     grace: float = DEFAULT_GRACE  # SIGTERM to SIGKILL when the CLI is stopped
     resume_session_id: str | None = None
+    # What of the repository the CLI may reach under a sandbox; None: a CLI run outside a
+    # session's worktree (``adapters check --live``), which gets no sandbox.
+    reach: GitReach | None = None
 
 
 @dataclass

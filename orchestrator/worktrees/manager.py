@@ -42,10 +42,13 @@ import anyio.to_thread
 
 from orchestrator.config.sections import WorktreeConfig
 from orchestrator.errors import WorktreeBusy
+from orchestrator.git import seal
 from orchestrator.git.repo import Git
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
+from orchestrator.sandbox.plan import GitReach
 from orchestrator.state.protocol import StateStore
+from orchestrator.worktrees.confine import git_reach
 from orchestrator.worktrees.layout import IDENTITY, MetaLock, RepoLayout
 from orchestrator.worktrees.making import WorktreeMaker
 from orchestrator.worktrees.models import (
@@ -119,6 +122,11 @@ class WorktreeManager:
                     ws = Workspace(layout, git, meta, pool, self.settings, self.base_ref)
                     if self.settings.sparse:
                         await share_worktree_config(ws)
+                    # From here on, git's setup is the run's: checked before every git command
+                    # (``orchestrator.git.seal``).
+                    await anyio.to_thread.run_sync(
+                        seal.seal_repository, layout.root, layout.git_dir, layout.common_dir
+                    )
                     self._ws = ws
         return self._ws
 
@@ -147,7 +155,7 @@ class WorktreeManager:
     ) -> SessionWorktree:
         """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
         (``n`` at least ``at_least``: in a team, the attempt's number, unique across clones)."""
-        return await self._maker.create(session_id, cli_name, task_id, at_least)
+        return await self._sealed(await self._maker.create(session_id, cli_name, task_id, at_least))
 
     async def adopt_session_worktree(
         self, session_id: str, cli_name: str, task_id: str, branch: str
@@ -166,12 +174,24 @@ class WorktreeManager:
             base_commit=merge_base.out,
             created_at=utcnow(),
         )
-        return await self._maker.recreate(session)
+        return await self._sealed(await self._maker.recreate(session))
 
     async def recreate_session_worktree(self, session: SessionWorktree | str) -> SessionWorktree:
         """Check a session's branch out again at its path, keeping every commit (after the
         directory was deleted by hand, say); returns the session unchanged if it is there."""
-        return await self._maker.recreate(session)
+        return await self._sealed(await self._maker.recreate(session))
+
+    async def sandbox_reach(self, session: SessionWorktree) -> GitReach:
+        """What of the repository the session's CLI may reach under a sandbox
+        (``orchestrator.worktrees.confine``)."""
+        layout = (await self._workspace()).layout
+        return await anyio.to_thread.run_sync(git_reach, layout, session.path, session.branch)
+
+    async def _sealed(self, session: SessionWorktree) -> SessionWorktree:
+        """``session`` with its ``.git`` file and admin pointers in the run's seal."""
+        root = (await self._workspace()).layout.root
+        await anyio.to_thread.run_sync(seal.expect_worktree, root, session.path)
+        return session
 
     async def commit_in_worktree(
         self, session: SessionWorktree | str, message: str
@@ -204,7 +224,10 @@ class WorktreeManager:
         found = await book.get(session)
         with book.making_or_removing(found.session_id):
             async with book.lock(found.session_id):
-                return await book.retire(found, force=force, pool_it=True)
+                removed = await book.retire(found, force=force, pool_it=True)
+        root = (await self._workspace()).layout.root
+        seal.forget_worktree(root, found.path)
+        return removed
 
     # --- finding and repair ----------------------------------------------------------------
 

@@ -1,0 +1,71 @@
+"""The run config's ``sandbox:`` section, run-wide and per adapter.
+
+::
+
+    sandbox: auto                 # auto | bubblewrap | none (shorthand for {mode: ...})
+    sandbox:
+      mode: auto                  # auto: bubblewrap where the machine has it, else none
+      network: open               # open | none (none: no network, loopback included)
+      read: [~/datasets]          # more paths the CLI may read (everything else of HOME is hidden)
+      write: [~/.cache/pip]       # more paths it may write
+    adapters:
+      ollama:
+        sandbox: {network: open}  # per adapter: what it sets overrides the run's
+      aider:
+        sandbox: none
+
+What the sandbox allows and hides: ``orchestrator.sandbox.plan``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from orchestrator.config.fields import Section, resolve_path
+
+__all__ = ["SandboxConfig", "merged_sandbox"]
+
+Mode = Literal["auto", "bubblewrap", "none"]
+
+
+class SandboxConfig(Section):
+    """How a CLI is confined (``orchestrator.sandbox``)."""
+
+    mode: Mode = Field(
+        default="auto",
+        description="auto: bubblewrap where the machine has a working one, else none (said "
+        "at the start of the run and by `council doctor`); bubblewrap: required, the run "
+        "refuses to start without it; none: the CLI reaches whatever the user can",
+    )
+    network: Literal["open", "none"] = Field(
+        default="open",
+        description="open: the CLI reaches the network (its model's API); none: no network "
+        "at all, the machine's loopback included",
+    )
+    read: list[Path] = Field(
+        default_factory=list, description="more paths the CLI may read (`~` allowed)"
+    )
+    write: list[Path] = Field(
+        default_factory=list, description="more paths the CLI may write (`~` allowed)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str) else value
+
+    @field_validator("read", "write")
+    @classmethod
+    def _paths(cls, paths: list[Path], info: ValidationInfo) -> list[Path]:
+        return [resolve_path(path.expanduser(), info) for path in paths]
+
+
+def merged_sandbox(run: SandboxConfig, adapter: SandboxConfig | None) -> SandboxConfig:
+    """The run's ``sandbox:`` with what the adapter's own sets laid over it."""
+    if adapter is None:
+        return run
+    given = {name: getattr(adapter, name) for name in adapter.model_fields_set}
+    return run.model_copy(update=given)

@@ -1,0 +1,60 @@
+"""Which sandbox a run's CLIs get: ``sandbox.mode`` against what this machine has.
+
+- ``bubblewrap``: ``bwrap`` must be on PATH and work here (a probe runs it once per process:
+  some machines forbid the user namespaces it needs); otherwise the run refuses to start,
+  saying why (``SandboxUnavailable``);
+- ``auto`` (the default): bubblewrap when it works, else none, with the reason, which the
+  run says when it starts and ``council doctor`` shows;
+- ``none``: no sandbox; the orchestrator's own checks (``orchestrator.git.seal``, the tamper
+  guard) still hold, before and after each CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from orchestrator.config.sandbox import SandboxConfig
+from orchestrator.errors import ConfigError, ConfigIssue
+from orchestrator.process.command import run_command
+from orchestrator.sandbox import bubblewrap
+from orchestrator.sandbox.plan import SandboxSettings
+
+__all__ = ["probe", "settings_for"]
+
+_PROBE_TIMEOUT = 20.0
+_probed: dict[str, str | None] = {}  # bwrap path -> why it does not work, None when it does
+
+
+async def probe() -> tuple[str | None, str]:
+    """``bwrap``'s path when it works on this machine (else None), and why, for a human."""
+    if not sys.platform.startswith("linux"):
+        return None, f"no sandbox for {sys.platform} yet (bubblewrap is Linux only)"
+    binary = bubblewrap.find()
+    if binary is None:
+        return None, "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt install bubblewrap)"
+    if binary not in _probed:
+        result = await run_command(
+            [binary, *bubblewrap.PROBE], cwd=Path("/"), timeout=_PROBE_TIMEOUT
+        )
+        _probed[binary] = None if result.ok else (result.output.strip() or "it failed")[-300:]
+    problem = _probed[binary]
+    if problem is not None:
+        return None, f"{binary} does not work here: {problem}"
+    return binary, f"bubblewrap ({binary})"
+
+
+async def settings_for(config: SandboxConfig, where: str = "sandbox") -> SandboxSettings:
+    """The resolved settings of ``config`` (``where`` names it in an error)."""
+    network = config.network == "open"
+    read, write = tuple(config.read), tuple(config.write)
+    if config.mode == "none":
+        return SandboxSettings("none", None, network, read, write, "sandbox: none (configured)")
+    binary, reason = await probe()
+    if binary is None:
+        if config.mode == "bubblewrap":
+            raise ConfigError(
+                [ConfigIssue("<run config>", None, f"{where}.mode", f"bubblewrap: {reason}")]
+            )
+        return SandboxSettings("none", None, network, read, write, f"no sandbox: {reason}")
+    return SandboxSettings("bubblewrap", binary, network, read, write, reason)

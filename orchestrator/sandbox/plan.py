@@ -1,0 +1,173 @@
+"""What one CLI may see and write: the plan a sandbox enforces.
+
+The whole filesystem is visible read-only, then, deepest path last (a deeper mount wins):
+
+- **hidden** (an empty, private tmpfs): the user's HOME (``~/.ssh``, ``~/.aws``, their other
+  repositories), ``/tmp``, and the repository's ``.council/`` (other sessions' worktrees and
+  homes, the run's state and logs);
+- **readable again** (read-only): the repository's main checkout (the user's files: readable,
+  never writable), the user's login files the CLI's adapter names (``Credential``), what the CLI
+  needs to start that lives under a hidden directory (the executable, the interpreter its
+  ``#!`` line names, the ``PATH`` entries there: ``~/.nvm``, ``~/.local``, ``~/.pyenv``; the
+  first directory below the hidden one is shown whole), and the run config's ``read:`` paths;
+- **writable**: the session's worktree, its private HOME (with its TMPDIR), the run config's
+  ``write:`` paths, and in the git common dir exactly what a commit on its own branch needs
+  (``GitReach``: the object store, its own ``worktrees/<name>`` admin dir, its own branch's
+  ref and reflog directories);
+- **sealed** (read-only inside the writable ones): the worktree's ``.git`` file and its admin
+  dir's ``commondir``, ``gitdir`` and ``config.worktree``, so no CLI points its git, or the
+  orchestrator's, at a git dir or a config of its own.
+
+So ``.git/config``, hooks, ``info/``, every other ref, other worktrees and their admin dirs,
+and the user's checkout are out of reach: a write there fails with "Read-only file system".
+The network stays open (the CLI talks to its model's API) unless ``network: none``, which
+leaves the CLI no network at all, the machine's loopback included.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["Confinement", "GitReach", "SandboxSettings", "confinement"]
+
+Kind = Literal["bubblewrap", "none"]
+_TMP = "/tmp"  # noqa: S108 - hidden from the CLI, never written by us
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """The run config's ``sandbox:`` for one adapter, resolved: which sandbox, and its knobs."""
+
+    kind: Kind
+    binary: str | None = None  # the sandbox's program (``bwrap``), when ``kind`` has one
+    network: bool = True
+    read: tuple[Path, ...] = ()
+    write: tuple[Path, ...] = ()
+    reason: str = ""  # why this kind, for ``council doctor`` and the run's start
+
+
+@dataclass(frozen=True)
+class GitReach:
+    """What a commit on the session's own branch needs of the repository, and what must stay
+    as the orchestrator made it (from ``orchestrator.worktrees.confine``)."""
+
+    repo_root: Path
+    council_dir: Path
+    writable: tuple[Path, ...]  # object store, own admin dir, own ref and reflog directories
+    sealed: tuple[Path, ...]  # the worktree's .git file, the admin dir's pointers
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """One CLI's plan: see the module doc. Paths are absolute and normalized."""
+
+    workdir: Path
+    hidden: tuple[Path, ...]
+    readable: tuple[Path, ...]
+    writable: tuple[Path, ...]
+    sealed: tuple[Path, ...]
+    network: bool = True
+    executable: str = ""  # the CLI's program, resolved to a path outside the sandbox
+    mounts: tuple[tuple[str, Path], ...] = field(default=(), repr=False)
+
+    @property
+    def ordered(self) -> tuple[tuple[str, Path], ...]:
+        """Every mount, shallowest first (a deeper one lands on top): ``(kind, path)`` with
+        kind ``hide``, ``read`` or ``write``; ``seal`` after them all."""
+        return self.mounts
+
+
+def confinement(
+    settings: SandboxSettings,
+    reach: GitReach,
+    *,
+    workdir: Path,
+    home: Path,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    logins: Iterable[Path] = (),
+    user_home: str | None = None,
+) -> Confinement:
+    """The plan for one CLI start (blocking: it looks at the disk)."""
+    user_home = user_home if user_home is not None else os.path.expanduser("~")
+    hidden = [_norm(path) for path in (user_home, _TMP, reach.council_dir) if path]
+    hidden = [path for path in hidden if path != Path("/")]
+    executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
+    needed = _needed_to_start(executable, env)
+    readable: list[Path] = [_norm(reach.repo_root)]
+    readable += [_norm(path) for path in logins if os.path.lexists(path)]
+    readable += [_norm(path) for path in settings.read if os.path.exists(path)]
+    readable += _tops_under(hidden, needed)
+    writable = [_norm(workdir), _norm(home)]
+    writable += [_norm(path) for path in reach.writable if os.path.exists(path)]
+    writable += [_norm(path) for path in settings.write if os.path.exists(path)]
+    sealed = [_norm(path) for path in reach.sealed if os.path.exists(path)]
+    mounts: dict[Path, str] = {}
+    for kind, paths in (("hide", hidden), ("read", readable), ("write", writable)):
+        for path in paths:
+            mounts[path] = kind  # the same path named twice: the later, stronger kind wins
+    ordered = sorted(mounts.items(), key=lambda item: (len(item[0].parts), str(item[0])))
+    return Confinement(
+        workdir=_norm(workdir),
+        hidden=tuple(hidden),
+        readable=tuple(readable),
+        writable=tuple(writable),
+        sealed=tuple(sealed),
+        network=settings.network,
+        executable=executable or (argv[0] if argv else ""),
+        mounts=(
+            *((kind, path) for path, kind in ordered),
+            *(("seal", path) for path in sealed),
+        ),
+    )
+
+
+def _norm(path: str | Path) -> Path:
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
+def _needed_to_start(executable: str | None, env: Mapping[str, str]) -> list[Path]:
+    """The executable (as found and as resolved), its ``#!`` interpreter, and the PATH."""
+    found: list[Path] = []
+    if executable:
+        found += [_norm(executable), _norm(os.path.realpath(executable))]
+        interpreter = _shebang(os.path.realpath(executable), env)
+        if interpreter:
+            found += [_norm(interpreter), _norm(os.path.realpath(interpreter))]
+    found += [_norm(entry) for entry in env.get("PATH", "").split(os.pathsep) if entry]
+    return found
+
+
+def _shebang(path: str, env: Mapping[str, str]) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode("utf-8", "replace").split()
+    if not words:
+        return None
+    if os.path.basename(words[0]) == "env":
+        rest = [word for word in words[1:] if not word.startswith("-")]
+        return shutil.which(rest[0], path=env.get("PATH")) if rest else None
+    return words[0]
+
+
+def _tops_under(hidden: Sequence[Path], needed: Iterable[Path]) -> list[Path]:
+    """For each needed path under a hidden directory, that directory's first entry on the way
+    (``~/.nvm`` for ``~/.nvm/versions/node/v22/bin/node``), when it exists."""
+    tops: list[Path] = []
+    for path in needed:
+        for root in hidden:
+            if path != root and path.is_relative_to(root):
+                top = root / path.relative_to(root).parts[0]
+                if top not in tops and os.path.exists(top):
+                    tops.append(top)
+    return tops

@@ -1,0 +1,45 @@
+"""What of the repository a session's CLI needs to commit on its own branch, for the sandbox.
+
+``git_reach(layout, worktree, branch)`` (blocking) answers ``orchestrator.sandbox``'s
+``GitReach``: writable, the object store, the worktree's own admin dir under
+``<common>/worktrees/`` and the directories of its own branch's ref and reflog (made if
+missing: a bind needs them to exist); sealed, the worktree's ``.git`` file and the admin
+dir's ``commondir``, ``gitdir`` and ``config.worktree`` (an empty one is made where git has
+none, so there is a file to hold read-only, and the run's seal is told it is the
+orchestrator's). An admin dir the ``.git`` file does not place under the common dir's
+``worktrees/`` is not made writable: the CLI then commits nothing, and nothing of it is
+trusted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestrator.git import seal
+from orchestrator.git.gitfile import read_gitfile
+from orchestrator.safety import safe_write
+from orchestrator.sandbox.plan import GitReach
+from orchestrator.worktrees.layout import RepoLayout
+
+__all__ = ["git_reach"]
+
+
+def git_reach(layout: RepoLayout, worktree: Path, branch: str | None) -> GitReach:
+    common = layout.common_dir
+    writable = [common / "objects"]
+    sealed = [worktree / ".git"]
+    admin = read_gitfile(worktree)
+    if admin is not None and admin.parent == common / "worktrees" and admin.is_dir():
+        writable.append(admin)
+        own_config = admin / "config.worktree"
+        if not os.path.lexists(own_config):
+            safe_write.write_atomic(common, own_config, b"")
+            seal.admit(layout.root, own_config)
+        sealed += [admin / "commondir", admin / "gitdir", own_config]
+    if branch:
+        for top in (common / "refs" / "heads", common / "logs" / "refs" / "heads"):
+            directory = (top / branch).parent
+            safe_write.make_dirs(common, directory)
+            writable.append(directory)
+    return GitReach(layout.root, layout.council, tuple(writable), tuple(sealed))
