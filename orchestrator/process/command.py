@@ -27,7 +27,7 @@ from orchestrator.errors import RunError
 from orchestrator.process import procid
 from orchestrator.process.env import command_env
 from orchestrator.process.started import forget, started, starting
-from orchestrator.process.stop import DEFAULT_GRACE, kill_group, signal_group
+from orchestrator.process.stop import DEFAULT_GRACE, kill_group, reap_group, signal_group
 from orchestrator.process.tree import Family
 
 __all__ = ["OUTPUT_LIMIT", "CommandResult", "marked", "run_captured", "run_command"]
@@ -85,6 +85,7 @@ async def run_command(
             await process.wait()
             # Nothing it started may outlive it (a daemon a setup script forked, say).
             signal_group(process.pid, signal.SIGKILL)
+            await anyio.to_thread.run_sync(reap_group, process.pid)
         if scope.cancelled_caught:
             timed_out = True
             with anyio.CancelScope(shield=True):

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 
 import anyio
 import anyio.abc
@@ -28,7 +29,14 @@ from orchestrator.process.tree import (
     signal_strays,
 )
 
-__all__ = ["DEFAULT_GRACE", "kill_group", "signal_group", "stop_adopted", "sweep"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "kill_group",
+    "reap_group",
+    "signal_group",
+    "stop_adopted",
+    "sweep",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,32 @@ async def kill_group(
     signal_strays(strays, signal.SIGKILL)
     await process.wait()
     await anyio.to_thread.run_sync(reap, strays)
+    await anyio.to_thread.run_sync(reap_group, pgid)
     await sweep(family)
+
+
+def reap_group(pgid: int, wait: float = 1.0) -> int:
+    """Wait for the members of group ``pgid`` that are this process's children, once they
+    were sent SIGKILL; how many. Blocking.
+
+    Such a member is one the group's leader left behind and this process adopted as a
+    subreaper: a sandbox's own init (``orchestrator.sandbox.bubblewrap``), whose parent exits
+    as soon as it hears the CLI's status, is one. Unwaited for, it would stay a zombie and
+    look like a process the CLI left running. ``wait`` bounds how long a member that has not
+    died yet is waited for."""
+    reaped = 0
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            pid, _ = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:
+            return reaped  # no child of ours left in that group
+        if pid:
+            reaped += 1
+        elif time.monotonic() >= deadline:
+            return reaped
+        else:
+            time.sleep(0.005)
 
 
 async def sweep(family: Family) -> list[str]:

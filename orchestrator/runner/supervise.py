@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
-from orchestrator.process.stop import kill_group, signal_group, sweep
+from orchestrator.process.stop import kill_group, reap_group, signal_group, sweep
 from orchestrator.process.tree import Family
 from orchestrator.runner.reader import OutputReader
 
@@ -81,6 +81,7 @@ async def supervise(
             stop.reason = None
             stop.scope = None  # a watchdog waking now must not mark a finished run
             signal_group(process.pid, signal.SIGKILL)  # daemons it forked die with it
+            await anyio.to_thread.run_sync(reap_group, process.pid)  # a sandbox's own init
             survivors = await sweep(family)  # and so do those that left its group
         with anyio.move_on_after(DRAIN):
             await reader.finished.wait()
