@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import pg_tier
+import sandbox_tier
 import pytest
 import real_clis
 
@@ -45,6 +46,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.postgres)
     real_clis.deselect_missing(config, items)  # the real-CLI tier without its CLIs installed
     pg_tier.deselect_missing(config, items)  # the PostgreSQL tier without its server
+    sandbox_tier.deselect_missing(config, items)  # the sandbox tier without bubblewrap
     # Deselected, not skipped: the default run reports them as not collected for this run,
     # so a soak test is never counted as passing when it did not run.
     if config.getoption("--soak"):
@@ -60,6 +62,7 @@ def pytest_terminal_summary(
 ) -> None:
     real_clis.report_deselected(config, terminalreporter)
     pg_tier.report_deselected(config, terminalreporter)
+    sandbox_tier.report_deselected(config, terminalreporter)
 
 
 @pytest.fixture(autouse=True)

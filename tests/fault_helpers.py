@@ -80,6 +80,9 @@ class FaultRun:
     output: dict[str, Any] = field(default_factory=dict)
     more: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)  # id: (script, env)
     scheduler: dict[str, Any] = field(default_factory=dict)  # over the quick test settings
+    # The run's ``sandbox:`` (None: the default, ``auto``); ``"none"`` for the tests of what
+    # the orchestrator's own checks do where there is no sandbox.
+    sandbox: str | dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.repo = new_repo(self.tmp_path)
@@ -104,7 +107,9 @@ class FaultRun:
             }
             tasks.append(task)
             adapters[task_id] = {"type": "command", "options": options, "env": env}
+        sandbox = {} if self.sandbox is None else {"sandbox": self.sandbox}
         return {
+            **sandbox,
             "repo": str(self.repo),
             "adapters": adapters,
             "default_adapter": TASK,

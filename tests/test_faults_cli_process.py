@@ -22,6 +22,12 @@ from fault_helpers import FAULT_CLIS, FaultRun, kill_all
 GRACE = 5.0  # the runner's SIGTERM-to-SIGKILL grace (orchestrator.process.stop)
 SLACK = 30.0  # start-up, git and a loaded machine: an upper bound, not a timing claim
 
+# The family tests write the pids they see to a file outside the worktree and compare them
+# with this machine's: a sandboxed CLI can neither write there nor see machine-wide pids (it
+# runs in a pid namespace of its own, whose end takes every process in it along). They test
+# the orchestrator's own search for a CLI's family, which is what holds without a sandbox.
+OUTSIDE = "none"
+
 
 @pytest.fixture
 def pidfile(tmp_path: Path) -> Iterator[Path]:
@@ -100,6 +106,7 @@ def test_a_cli_ignoring_sigterm_dies_with_its_whole_family(tmp_path: Path, pidfi
         tmp_path,
         "family.py",
         env={"FAULT_PIDS": str(pidfile), "FAULT_THEN": "hang", "FAULT_IGNORE_TERM": "1"},
+        sandbox=OUTSIDE,
         phases=[{"name": "build", "timeout": 2}],
     )
     finished = run.run()
@@ -122,6 +129,7 @@ async def test_the_stop_grace_is_the_configured_one(
         tmp_path,
         "family.py",
         env={"FAULT_PIDS": str(pidfile), "FAULT_THEN": "hang", "FAULT_IGNORE_TERM": "1"},
+        sandbox=OUTSIDE,
         phases=[{"name": "build", "timeout": 2}],
         scheduler={"stop_grace": 0.3},
     )
@@ -138,7 +146,7 @@ async def test_the_stop_grace_is_the_configured_one(
 async def test_daemons_of_a_cli_that_exits_die_with_it_setsid_ones_too(
     tmp_path: Path, pidfile: Path
 ) -> None:
-    run = FaultRun(tmp_path, "family.py", env={"FAULT_PIDS": str(pidfile)})
+    run = FaultRun(tmp_path, "family.py", env={"FAULT_PIDS": str(pidfile)}, sandbox=OUTSIDE)
     task = task_of(await run.run_here())
 
     assert task["status"] == "done"
@@ -157,7 +165,7 @@ def test_a_fully_detached_daemon_is_found_stopped_and_reported(
     # file in the worktree: the `council` process adopted it (a child subreaper), so it is
     # found once the CLI exits, stopped before the worktree is committed and removed, and
     # named in the events.
-    run = FaultRun(tmp_path, "daemon.py", env={"FAULT_PIDS": str(pidfile)})
+    run = FaultRun(tmp_path, "daemon.py", env={"FAULT_PIDS": str(pidfile)}, sandbox=OUTSIDE)
     finished = run.run(timeout=60)
 
     assert finished.returncode == 0, finished.stderr[-2000:]

@@ -40,7 +40,7 @@ async def run_within(run: FaultRun, seconds: float = 40.0) -> dict[str, object]:
 
 
 async def test_git_gc_in_the_users_checkout_is_not_tampering(tmp_path: Path) -> None:
-    run = FaultRun(tmp_path, "shared_refs.py", env={"FAULT_REFS": "gc"})
+    run = FaultRun(tmp_path, "shared_refs.py", sandbox="none", env={"FAULT_REFS": "gc"})
     for n in range(3):  # loose refs for gc to pack, and a remote-style ref namespace
         git(run.repo, "branch", f"user-{n}")
     report = await run_within(run)
@@ -51,7 +51,7 @@ async def test_git_gc_in_the_users_checkout_is_not_tampering(tmp_path: Path) -> 
 
 
 async def test_a_cli_moving_the_base_ref_fails_and_the_base_is_put_back(tmp_path: Path) -> None:
-    run = FaultRun(tmp_path, "shared_refs.py", env={"FAULT_REFS": "move-base"})
+    run = FaultRun(tmp_path, "shared_refs.py", sandbox="none", env={"FAULT_REFS": "move-base"})
     before = git(run.repo, "rev-parse", "main")
     await run_within(run)
 
@@ -68,7 +68,7 @@ async def test_a_cli_moving_the_base_ref_fails_and_the_base_is_put_back(tmp_path
 async def test_a_cli_deleting_other_sessions_refs_fails_and_they_are_restored(
     tmp_path: Path,
 ) -> None:
-    run = FaultRun(tmp_path, "shared_refs.py", env={"FAULT_REFS": "delete-others"})
+    run = FaultRun(tmp_path, "shared_refs.py", sandbox="none", env={"FAULT_REFS": "delete-others"})
     # What earlier runs left: a kept branch with work on it and a rescue ref.
     git(run.repo, "switch", "-q", "-c", "council/earlier/1")
     (run.repo / "earlier.txt").write_text("earlier work\n")
@@ -96,6 +96,7 @@ async def test_honest_sessions_side_by_side_are_not_blamed_for_the_orchestrators
     run = FaultRun(
         tmp_path,
         "shared_refs.py",
+        sandbox="none",
         env={"FAULT_REFS": "honest", "FAULT_SLEEP": "2.5"},
         more={"quick": ("outside.py", {"FAULT_TARGET": "quick.txt"})},
     )
@@ -113,6 +114,7 @@ async def test_a_worktree_of_the_base_added_by_a_cli_never_makes_merges_wait(
     run = FaultRun(
         tmp_path,
         "shared_refs.py",
+        sandbox="none",
         env={"FAULT_REFS": "add-base", "FAULT_DIR": str(checkout)},
         more={"after": ("outside.py", {"FAULT_TARGET": "after.txt"})},
     )
@@ -137,7 +139,7 @@ async def test_a_worktree_of_the_base_added_by_a_cli_never_makes_merges_wait(
 async def test_a_cli_switching_its_worktree_to_the_base_fails_and_prune_never_commits_to_it(
     tmp_path: Path,
 ) -> None:
-    run = FaultRun(tmp_path, "shared_refs.py", env={"FAULT_REFS": "switch-base"})
+    run = FaultRun(tmp_path, "shared_refs.py", sandbox="none", env={"FAULT_REFS": "switch-base"})
     before = git(run.repo, "rev-parse", "main")
     await run_within(run)
 

@@ -51,6 +51,7 @@ async def test_tampering_with_git_is_undone_named_and_blocks_the_merge(
     run = FaultRun(
         tmp_path,
         "tamper.py",
+        sandbox="none",
         env={
             "FAULT_TAMPER": how,
             "FAULT_MARKER": str(marker),
@@ -86,7 +87,7 @@ async def test_tampering_with_git_is_undone_named_and_blocks_the_merge(
 async def test_a_write_outside_the_worktree_is_named_and_blocks_the_merge(
     tmp_path: Path, target: str, named: str
 ) -> None:
-    run = FaultRun(tmp_path, "outside.py")
+    run = FaultRun(tmp_path, "outside.py", sandbox="none")
     run.env = {"FAULT_TARGET": target.format(repo=run.repo)}
     run.write_config()
     await run.run_here()
@@ -103,7 +104,7 @@ async def test_hooks_already_in_the_repository_never_run_in_the_orchestrators_gi
     # Not tampering (they were there before the session), yet the orchestrator's commits,
     # merges, ref updates and fast-forward of the main checkout must not run them either.
     marker = tmp_path / "marker"
-    run = FaultRun(tmp_path, "outside.py", env={"FAULT_TARGET": "inside.txt"})
+    run = FaultRun(tmp_path, "outside.py", sandbox="none", env={"FAULT_TARGET": "inside.txt"})
     hooks = run.repo / ".git" / "hooks"
     for name in ("pre-commit", "commit-msg", "post-commit", "post-merge", "post-checkout",
                  "reference-transaction", "post-rewrite", "pre-merge-commit"):  # fmt: skip

@@ -23,8 +23,10 @@ JSON_RESULT = {"output": "jsonl", "result_key": "result", "result_when": {"type"
 PRINT_ENV = "import os; print(sorted(os.environ.items()))"
 
 
-def env_test_run(tmp_path: Path, *, fails: bool, **more: object) -> FaultRun:
-    run = FaultRun(tmp_path, "env_test.py", output=JSON_RESULT)
+def env_test_run(
+    tmp_path: Path, *, fails: bool, sandbox: str | None = None, **more: object
+) -> FaultRun:
+    run = FaultRun(tmp_path, "env_test.py", output=JSON_RESULT, sandbox=sandbox)
     run.env = {"FAULT_VERIFY_FAILS": "1" if fails else "0"}
     config = run.config()
     config["verify"] = [[sys.executable, "check_env.py"]]
@@ -104,10 +106,11 @@ def test_a_failing_verify_printing_a_passed_secret_stores_only_the_mask(tmp_path
 
 
 def test_a_cli_reading_the_orchestrators_environment_stores_none_of_it(tmp_path: Path) -> None:
-    """The allow-list keeps keys out of a child's environment, not out of its reach: the
-    orchestrator's own environment is readable through /proc by the same user. What the CLI
-    says of it (its log, its messages, its answer, which becomes the handoff) is masked."""
-    run = env_test_run(tmp_path, fails=False)
+    """Without a sandbox, the allow-list keeps keys out of a child's environment, not out of
+    its reach: the orchestrator's own environment is readable through /proc by the same user.
+    What the CLI says of it (its log, its messages, its answer, which becomes the handoff) is
+    masked."""
+    run = env_test_run(tmp_path, fails=False, sandbox="none")
     config = json.loads(run.config_path.read_text())
     config["adapters"][TASK]["env"]["FAULT_PARENT_ENV"] = "1"
     run.config_path.write_text(json.dumps(config, indent=2))
@@ -122,3 +125,23 @@ def test_a_cli_reading_the_orchestrators_environment_stores_none_of_it(tmp_path:
     assert "GITHUB_TOKEN=***" in handoff.read_text()
     for name, value in CANARIES.items():
         assert value.encode() not in finished.stdout + finished.stderr, name
+
+
+@pytest.mark.sandbox
+def test_a_sandboxed_cli_cannot_read_the_orchestrators_environment(tmp_path: Path) -> None:
+    """Under the sandbox the CLI runs in a pid namespace of its own: its parent is the
+    sandbox's own init, which holds only the CLI's environment, and the orchestrator's process
+    is not there to read."""
+    run = env_test_run(tmp_path, fails=False, sandbox="bubblewrap")
+    config = json.loads(run.config_path.read_text())
+    config["adapters"][TASK]["env"]["FAULT_PARENT_ENV"] = "1"
+    run.config_path.write_text(json.dumps(config, indent=2))
+
+    finished = run.run(env=CANARIES)
+
+    assert finished.task()["status"] == "done", finished.task()
+    log = run.logs()[0].read_text()
+    assert "my parent has" in log  # it looked
+    for name in CANARIES:
+        assert name not in log, name  # and found none of the orchestrator's variables
+    assert leaks(run.repo) == []

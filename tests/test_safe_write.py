@@ -76,7 +76,7 @@ async def test_links_a_cli_plants_where_its_handoff_is_written_are_never_followe
     tmp_path: Path, outside: Path, where: str
 ) -> None:
     env = {"FAULT_OUTSIDE": str(outside), "FAULT_LINKS": where}
-    run = FaultRun(tmp_path, "links.py", env=env)
+    run = FaultRun(tmp_path, "links.py", env=env, sandbox="none")
     task = next(t for t in (await run.run_here())["tasks"] if t["task_id"] == "fault")
     assert task["status"] == "done", task["error"]
     assert sorted(p.name for p in outside.iterdir()) == ["victim"]  # nothing written there
@@ -87,7 +87,7 @@ async def test_a_cli_that_links_the_handoff_directory_outside_fails_saying_so(
     tmp_path: Path, outside: Path
 ) -> None:
     env = {"FAULT_OUTSIDE": str(outside), "FAULT_LINKS": "dir"}
-    run = FaultRun(tmp_path, "links.py", env=env)
+    run = FaultRun(tmp_path, "links.py", env=env, sandbox="none")
     task = next(t for t in (await run.run_here())["tasks"] if t["task_id"] == "fault")
     assert task["status"] == "failed"
     assert "symbolic link" in task["error"] and "handoff" in task["error"]
@@ -98,7 +98,7 @@ async def test_a_cli_that_links_the_handoff_directory_outside_fails_saying_so(
 def planted(tmp_path: Path, outside: Path, where: str) -> FaultRun:
     """A run whose CLI plants a link at ``where`` (``fault_clis/links.py``) during its build."""
     env = {"FAULT_OUTSIDE": str(outside), "FAULT_LINKS": where, "FAULT_TASK": "fault"}
-    return FaultRun(tmp_path, "links.py", env=env)
+    return FaultRun(tmp_path, "links.py", env=env, sandbox="none")
 
 
 def untouched(outside: Path) -> None:

@@ -6,6 +6,7 @@
           [--unshare-net]
           --tmpfs <hidden> ... --ro-bind <p> <p> ... --bind <p> <p> ...   (shallowest first)
           --ro-bind <sealed> <sealed> ...
+          --remount-ro <hidden> ...                                      (but /tmp)
           --chdir <worktree> -- <executable> <args...>
 
 - a new PID namespace with its own ``/proc``: the CLI sees no other process, so it cannot
@@ -13,6 +14,9 @@
   it ends, everything it started inside ends with it;
 - no ``--new-session``: the CLI stays in the process group the orchestrator made for it, so
   stopping the group stops it (the CLI has no terminal, the reason that flag exists);
+- the hidden directories are empty and read-only (a write into ``~/.ssh`` fails, it does not
+  land in a scratch copy), except ``/tmp``, which many programs write to whatever ``TMPDIR``
+  says: there the CLI gets a private, empty, writable one;
 - ``--unshare-net`` only for ``network: none``;
 - the environment is the one the orchestrator built for the CLI (bwrap passes its own on).
 
@@ -47,6 +51,8 @@ def command(binary: str, plan: Confinement, argv: Sequence[str]) -> list[str]:
     for kind, path in plan.ordered:
         where = str(path)
         out += [_FLAGS[kind], where] if kind == "hide" else [_FLAGS[kind], where, where]
+    for path in plan.frozen:  # after every mount inside them: their mount points exist
+        out += ["--remount-ro", str(path)]
     out += ["--chdir", str(plan.workdir), "--", plan.executable or argv[0], *argv[1:]]
     return out
 

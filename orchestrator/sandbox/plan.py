@@ -2,7 +2,8 @@
 
 The whole filesystem is visible read-only, then, deepest path last (a deeper mount wins):
 
-- **hidden** (an empty, private tmpfs): the user's HOME (``~/.ssh``, ``~/.aws``, their other
+- **hidden** (an empty tmpfs, read-only but for ``/tmp``, which is a private scratch): the
+  user's HOME (``~/.ssh``, ``~/.aws``, their other
   repositories), ``/tmp``, and the repository's ``.council/`` (other sessions' worktrees and
   homes, the run's state and logs);
 - **readable again** (read-only): the repository's main checkout (the user's files: readable,
@@ -74,6 +75,11 @@ class Confinement:
     network: bool = True
     executable: str = ""  # the CLI's program, resolved to a path outside the sandbox
     mounts: tuple[tuple[str, Path], ...] = field(default=(), repr=False)
+
+    @property
+    def frozen(self) -> tuple[Path, ...]:
+        """The hidden directories that stay read-only (all but ``/tmp``: a private scratch)."""
+        return tuple(path for path in self.hidden if path != Path(_TMP))
 
     @property
     def ordered(self) -> tuple[tuple[str, Path], ...]:

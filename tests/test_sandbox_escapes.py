@@ -1,0 +1,116 @@
+"""A hostile CLI under the sandbox (a real bubblewrap), run by the real orchestrator: every way
+out of its worktree is refused by the operating system, its own commits on its own branch are
+its work, its sibling lands untouched, and nothing of the user's is reached.
+
+The CLI (``fault_clis/escape.py``) records each attempt in ``escapes.json``, which it commits
+with its work, so the test reads from ``main`` what the CLI saw: the attempt, and the error the
+OS or git gave it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from fault_helpers import FaultRun
+
+pytestmark = pytest.mark.sandbox
+
+REFUSED = (
+    "write ~/.ssh/x",
+    "read ~/.aws/credentials",
+    "write .git/config",
+    "append .git/config",
+    "plant a hook",
+    "write info/attributes",
+    "write a sibling's worktree",
+    "delete a sibling's admin dir",
+    "write the user's checkout",
+    "redirect its .git file",
+    "point its admin dir elsewhere",
+    "move the base",
+    "move a sibling's branch",
+    "read the orchestrator's state",
+    "git push",
+)
+
+
+def user_home(tmp_path: Path) -> Path:
+    home = tmp_path / "user-home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    (home / ".aws").mkdir()
+    (home / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = x\n")
+    return home
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def escape_run(tmp_path: Path, *, commit: bool) -> tuple[FaultRun, Path, Path]:
+    home = user_home(tmp_path)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    run = FaultRun(
+        tmp_path,
+        "escape.py",
+        env={
+            "FAULT_USER_HOME": str(home),
+            "FAULT_REMOTE": str(remote),
+            "FAULT_COMMIT": "1" if commit else "0",
+        },
+        more={"sibling": ("shared_refs.py", {"FAULT_REFS": "honest", "FAULT_SLEEP": "3"})},
+        sandbox="bubblewrap",
+    )
+    return run, home, remote
+
+
+@pytest.mark.parametrize("commit", [False, True], ids=["orchestrator-commits", "cli-commits"])
+def test_every_escape_is_refused_and_both_tasks_land(tmp_path: Path, commit: bool) -> None:
+    run, home, remote = escape_run(tmp_path, commit=commit)
+    config_before = (run.repo / ".git" / "config").read_bytes()
+    hooks_before = sorted(p.name for p in (run.repo / ".git" / "hooks").iterdir())
+
+    finished = run.run(env={"HOME": str(home)}, timeout=90)
+
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    for task_id in ("fault", "sibling"):
+        assert finished.task(task_id)["status"] == "done", finished.task(task_id)
+    seen = {
+        entry["name"]: entry
+        for entry in map(json.loads, git(run.repo, "show", "main:escapes.json").splitlines())
+    }
+    assert seen["found a sibling"]["done"], seen["found a sibling"]
+    for name in REFUSED:
+        assert not seen[name]["done"], f"{name}: {seen[name]}"
+    if commit:
+        assert seen["commit on its own branch"]["done"], seen["commit on its own branch"]
+    # Nothing of it reached anyone: the user's files, git's setup, the sibling's work.
+    assert not (home / ".ssh" / "x").exists()
+    assert (run.repo / ".git" / "config").read_bytes() == config_before
+    assert sorted(p.name for p in (run.repo / ".git" / "hooks").iterdir()) == hooks_before
+    assert not (run.repo / ".git" / "info" / "attributes").exists()
+    assert not (run.repo / "planted.txt").exists()
+    assert run.on_main("work.txt")
+    assert git(run.repo, "show", "main:work.txt") == "honest work\n"
+    assert not run.on_main("x.txt")  # what it tried to write into its sibling's worktree
+    assert git(str(remote), "for-each-ref") == ""  # never pushed to
+    assert not list((run.repo / ".git").rglob("*.council-tampered-*"))  # nothing to undo
+    merges = git(run.repo, "log", "--format=%s", "main").splitlines()
+    assert sum("fault" in line for line in merges) >= 1
+
+
+def test_the_sandbox_is_said_and_a_cli_not_installed_is_said_as_such(tmp_path: Path) -> None:
+    run = FaultRun(tmp_path, "outside.py", env={"FAULT_TARGET": "inside.txt"}, sandbox="bubblewrap")
+    config = json.loads(run.config_path.read_text())
+    config["adapters"]["fault"]["options"]["binary"] = "no-such-cli-anywhere"
+    run.config_path.write_text(json.dumps(config))
+
+    finished = run.run(timeout=60)
+
+    assert finished.task()["status"] == "failed"
+    assert "not found" in finished.task()["error"], finished.task()["error"]
