@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import pg_tier
-import sandbox_tier
 import pytest
 import real_clis
+import sandbox_tier
 
 from orchestrator.plugins import host as plugins
 

@@ -46,7 +46,12 @@ def write(path, text="escaped\n"):
 attempt("write ~/.ssh/x", lambda: write(user_home / ".ssh" / "x"))
 attempt("read ~/.aws/credentials", lambda: (user_home / ".aws" / "credentials").read_text())
 attempt("write .git/config", lambda: git("config", "--local", "filter.x.clean", "cat"))
-attempt("append .git/config", lambda: open(git_dir / "config", "a").write("[x]\n\ty = 1\n"))
+def append(path, text):
+    with open(path, "a") as handle:
+        handle.write(text)
+
+
+attempt("append .git/config", lambda: append(git_dir / "config", "[x]\n\ty = 1\n"))
 attempt("plant a hook", lambda: write(git_dir / "hooks" / "pre-commit", "#!/bin/sh\n"))
 attempt("write info/attributes", lambda: write(git_dir / "info" / "attributes", "* filter=x\n"))
 deadline = time.monotonic() + 20
