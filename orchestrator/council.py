@@ -77,7 +77,7 @@ from orchestrator.process.tree import become_subreaper, since_now
 from orchestrator.run.demo_repo import ensure_sample_repo
 from orchestrator.run.event_stream import EventStream
 from orchestrator.run.plan import RunPlan, build_plan, plan_paths
-from orchestrator.run.preflight import check_adapters, check_repository
+from orchestrator.run.preflight import check_adapters, check_repository, check_sandbox
 from orchestrator.run.report import RunReport
 from orchestrator.run.run_lock import RunLock, acquire_run_lock
 from orchestrator.run.session_report import session_report
@@ -152,6 +152,7 @@ class Council:
         if self._workflow is None:  # a workflow of the caller's own may not use the adapters
             check_adapters(config, self.plugins.registry)
         await check_repository(config)
+        await check_sandbox(config)
 
     async def __aenter__(self) -> Council:
         if self._plugins is None:  # reading every installed package's entry points: off the loop

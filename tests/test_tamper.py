@@ -1,7 +1,8 @@
 """The tamper check itself (``orchestrator.worktrees.tamper.guard``), on real repositories: sessions
 side by side are all flagged for a change one of them made, the main checkout is never looked at
 in the middle of the merge queue's fast-forward, git's own lock on a config file is respected by
-the guard while the run's seal still restores the config before git reads it, and a run whose sessions overlap each other's merges flags nobody."""
+the guard while the run's seal still restores the config before git reads it, and a run whose
+sessions overlap each other's merges flags nobody."""
 
 from __future__ import annotations
 

@@ -331,11 +331,11 @@ def status() -> Iterator[Callable[[str], None]]:
             line.stop()
 
 
-_MARKS = {"ok": ("✓", "green"), "fail": ("✗", "bold red")}
+_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "bold red")}
 
 
 def print_checklist(rows: Sequence[tuple[str, str, str, str, str | None]], summary: str) -> None:
-    """Rows of (section, verdict ok|fail, name, detail, fix) on stdout, a fix on its own
+    """Rows of (section, verdict ok|warn|fail, name, detail, fix) on stdout, a fix on its own
     line under its row, then ``summary`` (red when a row failed). On a terminal: a title per
     section, a coloured mark per row, names in a column; elsewhere one plain line per row
     (``FAIL name: detail``) that grep and CI logs keep whole. Nothing is cut: a long line

@@ -39,7 +39,13 @@ from orchestrator.run.doctor.examine import Examination, examine
 __all__ = ["DEFAULT_CONFIG", "doctor"]
 
 DEFAULT_CONFIG = Path("council.yaml")
-_TITLES = {"git": "git", "repository": "repository", "cli": "CLIs", "state": "state store"}
+_TITLES = {
+    "git": "git",
+    "sandbox": "sandbox",
+    "repository": "repository",
+    "cli": "CLIs",
+    "state": "state store",
+}
 
 
 def doctor(

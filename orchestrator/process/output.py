@@ -108,7 +108,13 @@ class LogSink:
     """
 
     def __init__(
-        self, path: Path, limit: int, argv: Sequence[str], cwd: Path, root: Path | None = None
+        self,
+        path: Path,
+        limit: int,
+        argv: Sequence[str],
+        cwd: Path,
+        root: Path | None = None,
+        sandbox: str = "",
     ) -> None:
         self.path = path
         # The log is reached from ``root`` (default: its own directory) without following a
@@ -120,6 +126,7 @@ class LogSink:
         self.error: str | None = None  # why writing stopped, if the disk refused
         self._argv = argv
         self._cwd = cwd
+        self._sandbox = sandbox  # which sandbox the CLI runs in, said in the header
         self._file: IO[bytes] | None = None
 
     def create(self) -> None:
@@ -128,7 +135,10 @@ class LogSink:
             return
         self._file = _open_new(self.root, self.path)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self._file.write(f"# {when} cwd={self._cwd}\n# argv: {shlex.join(self._argv)}\n".encode())
+        header = f"# {when} cwd={self._cwd}\n# argv: {shlex.join(self._argv)}\n"
+        if self._sandbox:
+            header += f"# sandbox: {self._sandbox}\n"
+        self._file.write(header.encode())
 
     def line(self, stream: str, text: str, dropped: int) -> None:
         if self.truncated:

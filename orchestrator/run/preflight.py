@@ -19,6 +19,11 @@ clear line and leaves the user's repository exactly as it was:
   of its adapters (``prompt_fit``: one too long for the command line, to an adapter that has
   no other way in).
 
+- ``check_sandbox(config)``: a ``sandbox: bubblewrap`` (run-wide or an adapter's) that this
+  machine cannot give is refused (``ConfigError`` at that setting); ``auto`` that finds no
+  working bubblewrap is said once as a warning (the run goes on, unconfined, and the
+  orchestrator's own checks still hold).
+
 Every problem is one line; a check raises once, with one line per problem, so a user fixes a
 config in one pass. The errors are the user's to fix (exit code 2). ``council config
 validate`` reports the same problems as ``Finding`` s, each at the place in the file it is
@@ -27,6 +32,7 @@ about (``adapter_findings``, ``repository_finding``).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Collection
@@ -37,24 +43,49 @@ import anyio.to_thread
 
 from orchestrator.config.fieldpath import Loc
 from orchestrator.config.run import RunConfig
+from orchestrator.config.sandbox import merged_sandbox
 from orchestrator.errors import AdapterError, AdapterUnavailable, UnusableRepository
 from orchestrator.git.repo import Git
 from orchestrator.plugins.registry import AdapterRegistry
 from orchestrator.run.adapter_uses import adapter_uses
 from orchestrator.run.demo_repo import SampleState, sample_state
 from orchestrator.run.prompt_fit import prompt_problems
+from orchestrator.sandbox.choice import settings_for
 from orchestrator.worktrees.layout import COUNCIL_DIR
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Finding",
     "adapter_findings",
     "check_adapters",
     "check_repository",
+    "check_sandbox",
     "council_dir_problem",
     "repository_finding",
 ]
 
 _CHECKED_INSIDE = ("locks", "state")  # subdirectories whose entries are checked too
+
+
+async def check_sandbox(config: RunConfig) -> None:
+    """``ConfigError`` when a sandbox the config requires cannot be had here."""
+    said: set[str] = set()
+    wanted = [("sandbox", config.sandbox)]
+    wanted += [
+        (f"adapters.{name}.sandbox", merged_sandbox(config.sandbox, adapter.sandbox))
+        for name, adapter in config.adapters.items()
+        if adapter.sandbox is not None
+    ]
+    for where, sandbox in wanted:
+        settings = await settings_for(sandbox, where)
+        if settings.kind == "none" and sandbox.mode == "auto" and settings.reason not in said:
+            said.add(settings.reason)
+            log.warning(
+                "%s: the CLIs run unconfined, reaching whatever you can (the orchestrator still "
+                "checks git's setup before each git command and what changed after each CLI)",
+                settings.reason,
+            )
 
 
 async def check_repository(config: RunConfig) -> None:

@@ -165,10 +165,11 @@ async def run_cli(
         await anyio.to_thread.run_sync(_prepare, home, spec, adapter.credentials, request)
     argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
     prefix: list[str] = []
-    if sandbox is not None:
+    if sandbox is not None and sandbox.settings.kind == "bubblewrap":
         prefix = await anyio.to_thread.run_sync(_confined, adapter, request, spec, env, sandbox)
     path = Path(log_dir) / log_name(request.task_id, request.phase)
-    sink = LogSink(path, log_limit, argv, request.workdir, root=Path(log_dir))
+    said = sandbox.settings.reason if sandbox is not None else ""
+    sink = LogSink(path, log_limit, argv, request.workdir, root=Path(log_dir), sandbox=said)
     try:
         with starting():
             process, out_fd, err_fd = await spawn_cli(adapter, spec, request.workdir, env, prefix)

@@ -94,14 +94,15 @@ def expand_env(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
 
 
 async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
-    """The sandbox this call's CLI runs in, or None (no session worktree, or no sandbox)."""
+    """The sandbox this call's CLI runs in (its kind may be ``none``), or None when the call
+    runs outside a session's worktree."""
     if call.reach is None:
         return None
     configured = config.adapters.get(call.adapter)
     own = configured.sandbox if configured else None
     where = f"adapters.{call.adapter}.sandbox" if own is not None else "sandbox"
     settings: SandboxSettings = await settings_for(merged_sandbox(config.sandbox, own), where)
-    return Sandbox(settings, call.reach) if settings.kind != "none" else None
+    return Sandbox(settings, call.reach)
 
 
 def phase_home(home_root: Path, task_id: str, adapter: str, phase: str) -> Path:

@@ -46,6 +46,8 @@ def write(path, text="escaped\n"):
 attempt("write ~/.ssh/x", lambda: write(user_home / ".ssh" / "x"))
 attempt("read ~/.aws/credentials", lambda: (user_home / ".aws" / "credentials").read_text())
 attempt("write .git/config", lambda: git("config", "--local", "filter.x.clean", "cat"))
+
+
 def append(path, text):
     with open(path, "a") as handle:
         handle.write(text)

@@ -7,12 +7,13 @@ from enum import StrEnum
 
 __all__ = ["GROUPS", "Check", "Status"]
 
-GROUPS = ("git", "repository", "cli", "state")  # the order the checklist is shown in
+GROUPS = ("git", "sandbox", "repository", "cli", "state")  # the order the checklist is shown in
 
 
 class Status(StrEnum):
     OK = "ok"
     FAIL = "fail"  # a run would be refused, or would not land its work
+    WARN = "warn"  # a run works, with less protection than it could have
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class Check:
     @classmethod
     def ok(cls, group: str, name: str, detail: str) -> Check:
         return cls(group, name, Status.OK, detail)
+
+    @classmethod
+    def warn(cls, group: str, name: str, detail: str, fix: str) -> Check:
+        return cls(group, name, Status.WARN, detail, fix)
 
     @classmethod
     def fail(cls, group: str, name: str, detail: str, fix: str) -> Check:

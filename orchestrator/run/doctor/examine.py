@@ -21,6 +21,7 @@ from orchestrator.run.doctor.checklist import Check
 from orchestrator.run.doctor.cli_checks import cli_checks, no_cli_found
 from orchestrator.run.doctor.git_checks import git_check
 from orchestrator.run.doctor.repository_checks import repository_checks
+from orchestrator.run.doctor.sandbox_checks import sandbox_checks
 from orchestrator.run.doctor.store_checks import (
     file_store_checks,
     postgres_check,
@@ -47,7 +48,7 @@ async def examine(
     env: Mapping[str, str] | None = None,
 ) -> Examination:
     """Every offline check; ``source`` names the run config file ``config`` came from."""
-    found = Examination(checks=[await git_check()])
+    found = Examination(checks=[await git_check(), *await sandbox_checks(config)])
     if config is not None:
         found.checks += await repository_checks(
             config.repo, config.base_branch, sample=config.sample_repo, source=source
