@@ -67,7 +67,7 @@ def test_deeper_mounts_come_later_and_the_seals_last(tmp_path: Path) -> None:
 
 
 def test_the_bubblewrap_command(tmp_path: Path) -> None:
-    reach, worktree, home, user = layout(tmp_path)
+    reach, worktree, home, _ = layout(tmp_path)
     settings = SandboxSettings("bubblewrap", "/usr/bin/bwrap", network=False)
     plan = confinement(
         settings, reach, workdir=worktree, home=home, argv=["sh", "-c", "x"], env={"PATH": "/bin"}

@@ -1,0 +1,132 @@
+"""What the sandbox adds to one CLI launch: ``run_cli`` of ``/bin/true`` confined by bubblewrap
+against the same ``run_cli`` unconfined, and ``bwrap`` around ``/bin/true`` against a bare
+``/bin/true``, in the same run, rounds alternating so machine noise hits every side alike.
+
+Each side is a whole process start (the sandboxed one as the runner builds it: the plan of a
+real session worktree, its private HOME, the git pieces a commit needs, a hidden HOME and
+``.council/``). Wall time is per launch; CPU is this process's plus its children's
+(``RUSAGE_SELF`` + ``RUSAGE_CHILDREN``) per launch. Medians of the rounds. Goal: the sandbox
+adds at most 20 ms of wall time per launch over an unconfined one.
+
+    python bench/sandbox_bench.py [--runs 40] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+
+from adapters.command import CommandAdapter
+from orchestrator.adapter import AdapterRequest
+from orchestrator.process.subreaper import become_subreaper
+from orchestrator.runner.cli_run import Sandbox, run_cli
+from orchestrator.sandbox import bubblewrap, choice
+from orchestrator.sandbox.plan import GitReach, SandboxSettings, confinement
+
+TRUE = "/bin/true"
+
+
+def cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+async def timed(runs: int, once: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """Wall and CPU seconds per run of ``once``, run ``runs`` times one after another."""
+    wall, used = time.perf_counter(), cpu()
+    for _ in range(runs):
+        await once()
+    return (time.perf_counter() - wall) / runs, (cpu() - used) / runs
+
+
+def session(root: Path) -> tuple[GitReach, Path, Path]:
+    repo = root / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    council = repo / ".council"
+    worktree, home = council / "worktrees" / "s1", council / "homes" / "t" / "cli" / "build"
+    admin = repo / ".git" / "worktrees" / "s1"
+    for directory in (worktree, home, admin, repo / ".git" / "refs" / "heads" / "council" / "t"):
+        directory.mkdir(parents=True, exist_ok=True)
+    (worktree / ".git").write_text(f"gitdir: {admin}\n")
+    for name in ("commondir", "gitdir", "config.worktree"):
+        (admin / name).write_text("")
+    own_refs = repo / ".git" / "refs" / "heads" / "council" / "t"
+    writable = (repo / ".git" / "objects", admin, own_refs)
+    sealed = (worktree / ".git", admin / "commondir", admin / "gitdir", admin / "config.worktree")
+    return GitReach(repo, council, writable, sealed), worktree, home
+
+
+async def main(runs: int, rounds: int) -> None:
+    binary, reason = await choice.probe()
+    if binary is None:
+        sys.exit(f"no sandbox to measure: {reason}")
+    print(f"sandbox: {reason}; child subreaper: {'yes' if become_subreaper() else 'no'}")
+    with tempfile.TemporaryDirectory(prefix="council-sandbox-bench-", dir=Path.cwd()) as tmp:
+        root = Path(tmp)
+        reach, worktree, home = session(root)
+        settings = SandboxSettings("bubblewrap", binary, reason=reason)
+        adapter = CommandAdapter({"binary": TRUE, "args": ["{prompt}"]})
+        request = AdapterRequest(prompt="hello", workdir=worktree, home=home, task_id="bench")
+        sandbox = Sandbox(settings, reach)
+        plan = confinement(
+            settings, reach, workdir=worktree, home=home, argv=[TRUE], env={"PATH": "/usr/bin:/bin"}
+        )
+        wrapped = bubblewrap.command(binary, plan, [TRUE])
+
+        async def bare() -> None:
+            await anyio.run_process([TRUE], check=False)
+
+        async def bwrap() -> None:
+            done = await anyio.run_process(wrapped, check=False)
+            assert done.returncode == 0, done.stderr
+
+        async def runner() -> None:
+            run = await run_cli(adapter, request, log_dir=root / "logs")
+            assert run.ok, run.outcome
+
+        async def confined() -> None:
+            run = await run_cli(adapter, request, log_dir=root / "logs", sandbox=sandbox)
+            assert run.ok, run.outcome
+
+        sides = {"bare": bare, "bwrap": bwrap, "run_cli": runner, "run_cli sandboxed": confined}
+        for once in sides.values():  # warm: private home made, caches filled
+            await once()
+        walls: dict[str, list[float]] = {name: [] for name in sides}
+        cpus: dict[str, list[float]] = {name: [] for name in sides}
+        for _ in range(rounds):
+            for name, once in sides.items():
+                wall, used = await timed(runs, once)
+                walls[name].append(wall)
+                cpus[name].append(used)
+        median = {name: statistics.median(values) for name, values in walls.items()}
+        spent = {name: statistics.median(values) for name, values in cpus.items()}
+        for name in sides:
+            print(f"{name:<20} wall {median[name] * 1e3:7.2f} ms   cpu {spent[name] * 1e3:7.2f} ms")
+        for label, base, other in (
+            ("bwrap over bare", "bare", "bwrap"),
+            ("run_cli: sandbox adds", "run_cli", "run_cli sandboxed"),
+        ):
+            added = (median[other] - median[base]) * 1e3
+            print(
+                f"{label:<22} {added:+7.2f} ms wall ({median[other] / median[base]:.2f}x), "
+                f"{(spent[other] - spent[base]) * 1e3:+7.2f} ms cpu   "
+                f"goal: at most +20 ms wall: {'met' if added <= 20 else 'NOT met'}"
+            )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=5)
+    options = parser.parse_args()
+    anyio.run(main, options.runs, options.rounds)
