@@ -218,3 +218,29 @@ def test_bad_remote_settings_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(WorkspaceError, match="needs a remote"):
         MergeQueue(tmp_path, "main", before_push=noop)
+
+
+async def test_a_stray_push_onto_the_base_is_said_and_never_counts_as_a_landing(
+    team: Team, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CLI (or a person) pushes straight onto the remote's main, even with a forged
+    ``Council-Task`` trailer: the queue says the base moved outside it, keeps the commit, and
+    still lands the task it names, since no merge of the queue landed it."""
+    a = team.clone("a")
+    commit_on(a, "council/t0/1", {"zero.txt": "0\n"})
+    q = queue(a)
+    await q.merge("s0", "council/t0/1", task_id="t0")  # the queue knows the tip from here
+    commit_on(a, "council/t1/1", {"a.txt": "a\n"})
+    person = team.clone("stray", checked_out=True)
+    git(person, "pull", "-q", "origin", "main")
+    stray = commit_on(
+        person, "main", {"stray.txt": "not the task's work\n"}, message="t1\n\nCouncil-Task: t1"
+    )
+    git(person, "push", "-q", "origin", "main")
+
+    result = await q.merge("s1", "council/t1/1", task_id="t1")
+
+    assert result.status is MergeStatus.MERGED  # not "already merged" by the forged trailer
+    assert f"moved outside the merge queue: {stray[:10]}" in caplog.text
+    assert git(team.remote, "rev-parse", "main^1") == stray  # kept, and built on
+    assert show(team.remote, "main", "a.txt") == "a"

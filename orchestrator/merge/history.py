@@ -9,17 +9,25 @@ merge, so the index remembers the tip it was built for and only reads what is ne
 - base moved forward along its first-parent chain (by us: recorded without a call; by another
   writer: one ``git log <base> ^<known>``);
 - base rewritten (reset, force-push): rebuilt from the whole first-parent history.
+
+Only a merge commit (two parents) counts as a landing: the queue lands every task as one, so a
+commit pushed onto the base by hand or by a CLI (``git push origin HEAD:main``) that carries a
+``Council-Task`` trailer in its message does not make its task landed. Such commits, and every
+other first-parent commit that is no landing, are kept as ``outside`` while the index extends
+its known tip, for the queue to say the base moved outside it (``take_outside``).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 from orchestrator.git.merge_tree import TASK_TRAILER, GitCalls
 
 __all__ = ["TaskIndex"]
 
 _TRAILERS = f"%(trailers:key={TASK_TRAILER},valueonly,separator=%x1f)"
+_OUTSIDE_KEPT = 100
 
 
 class TaskIndex:
@@ -29,6 +37,15 @@ class TaskIndex:
         self._tip: str | None = None
         self._tasks: dict[str, str] = {}
         self._lock = threading.Lock()  # merges of one queue may run in different threads
+        self._outside: deque[tuple[str, str]] = deque(maxlen=_OUTSIDE_KEPT)  # (sha, subject)
+
+    def take_outside(self) -> list[tuple[str, str]]:
+        """The first-parent commits of the base that are no landing, seen since the last call:
+        ``(sha, subject)``, oldest first."""
+        with self._lock:
+            found = list(self._outside)
+            self._outside.clear()
+            return found
 
     def lookup(self, calls: GitCalls, base: str, task_id: str) -> str | None:
         """The commit that landed ``task_id`` on ``base``'s first-parent history, or None."""
@@ -51,12 +68,17 @@ class TaskIndex:
             "log",
             "--first-parent",
             f"--grep=^{TASK_TRAILER}:",
-            f"--format=%H%x1f{_TRAILERS}%x1e",
+            f"--format=%H%x1f%P%x1f{_TRAILERS}%x1e",
             base,
         ).stdout
         tasks: dict[str, str] = {}
         for record in out.split("\x1e"):
-            sha, *names = record.strip().split("\x1f")
+            fields = record.strip().split("\x1f")
+            if len(fields) < 2:
+                continue
+            sha, parents, *names = fields
+            if len(parents.split()) != 2:
+                continue  # not a landing: the queue lands every task as a merge
             for name in names:
                 tasks[name.strip()] = sha  # newest first: the oldest landing wins
         tasks.pop("", None)
@@ -66,14 +88,21 @@ class TaskIndex:
         """Add the commits between ``known`` and ``base``; False when ``base`` does not extend
         ``known``'s first-parent chain (the caller then rebuilds)."""
         out = calls.run(
-            "log", "--first-parent", f"--format=%H%x1f%P%x1f{_TRAILERS}%x1e", base, f"^{known}"
+            "log",
+            "--first-parent",
+            f"--format=%H%x1f%P%x1f%s%x1f{_TRAILERS}%x1e",
+            base,
+            f"^{known}",
         ).stdout
         records = [r.strip().split("\x1f") for r in out.split("\x1e") if r.strip()]
         if not records or records[-1][1].split(" ")[0] != known:
             return False
-        for sha, _parents, *names in reversed(records):
-            for name in names:
-                if name.strip():
-                    self._tasks.setdefault(name.strip(), sha)
+        for sha, parents, subject, *names in reversed(records):
+            landed = [name.strip() for name in names if name.strip()]
+            if not landed or len(parents.split()) != 2:
+                self._outside.append((sha, subject))
+                continue
+            for name in landed:
+                self._tasks.setdefault(name, sha)
         self._tip = base
         return True

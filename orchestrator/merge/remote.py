@@ -25,6 +25,7 @@ in the way of following leaves the local base behind, named in the result's mess
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -47,6 +48,8 @@ from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.types import MergeResult
 
 __all__ = ["BeforePush", "PushIntent", "RemoteBase"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,26 @@ class RemoteBase:
             )
         tips = read_tips(calls, self.tracking, request.ref)
         found = examine(calls, self._history, request, self.base_branch, tips)
+        self._say_outside()
         if isinstance(found, MergeResult):
             return found
         text = commit_message(request.branch, request.task_id, request.session_id, request.message)
         commit = commit_merge(calls, found.tree, tips.base, tips.branch, text)
         return _Built(found.report, found.tree, commit)
+
+    def _say_outside(self) -> None:
+        """Say each commit the remote's base gained that no merge queue landed (a push by
+        hand, or by a CLI that reached the remote): it stays, it is no landing, and nothing
+        of it counts as a task's landed work."""
+        for sha, subject in self._history.take_outside():
+            log.warning(
+                "%s/%s moved outside the merge queue: %s %r is no landing (pushed by hand or "
+                "by a CLI); no task counts it as landed",
+                self.remote,
+                self.base_branch,
+                sha[:10],
+                subject[:80],
+            )
 
     def _push(self, calls: GitCalls, request: Request, built: _Built) -> MergeResult | Retry:
         base, commit = built.report.base_before, built.commit
