@@ -32,6 +32,8 @@ REFUSED = (
     "move the base",
     "move a sibling's branch",
     "read the orchestrator's state",
+    "delete a shared object",
+    "plant an object in the shared store",
     "git push",
 )
 
@@ -100,17 +102,7 @@ def test_every_escape_is_refused_and_both_tasks_land(tmp_path: Path, commit: boo
     assert not run.on_main("x.txt")  # what it tried to write into its sibling's worktree
     assert git(str(remote), "for-each-ref") == ""  # never pushed to
     assert not list((run.repo / ".git").rglob("*.council-tampered-*"))  # nothing to undo
+    fsck = subprocess.run(["git", "-C", str(run.repo), "fsck", "--full"], capture_output=True)
+    assert fsck.returncode == 0, fsck.stderr  # every object of every ref still there, intact
     merges = git(run.repo, "log", "--format=%s", "main").splitlines()
     assert sum("fault" in line for line in merges) >= 1
-
-
-def test_the_sandbox_is_said_and_a_cli_not_installed_is_said_as_such(tmp_path: Path) -> None:
-    run = FaultRun(tmp_path, "outside.py", env={"FAULT_TARGET": "inside.txt"}, sandbox="bubblewrap")
-    config = json.loads(run.config_path.read_text())
-    config["adapters"]["fault"]["options"]["binary"] = "no-such-cli-anywhere"
-    run.config_path.write_text(json.dumps(config))
-
-    finished = run.run(timeout=60)
-
-    assert finished.task()["status"] == "failed"
-    assert "not found" in finished.task()["error"], finished.task()["error"]

@@ -11,10 +11,13 @@ import pytest
 from pydantic import ValidationError
 from scheduler_helpers import new_repo, run_config
 
+from adapters.command import CommandAdapter
+from orchestrator.adapter import AdapterRequest
 from orchestrator.config.sandbox import SandboxConfig, merged_sandbox
-from orchestrator.errors import ConfigError
+from orchestrator.errors import AdapterError, ConfigError
 from orchestrator.run.doctor.sandbox_checks import sandbox_checks
 from orchestrator.run.preflight import check_sandbox
+from orchestrator.runner.cli_run import Sandbox, run_cli
 from orchestrator.sandbox import bubblewrap, choice
 from orchestrator.sandbox.plan import GitReach, SandboxSettings, confinement
 
@@ -141,3 +144,32 @@ async def test_doctor_names_the_sandbox_a_run_will_use(tmp_path: Path) -> None:
     config = run_config(new_repo(tmp_path), [{"id": "t1", "prompt": "p"}])
     [check] = await sandbox_checks(config)
     assert check.status == "ok" and "bubblewrap" in check.detail
+
+
+@pytest.mark.sandbox
+async def test_a_confined_cli_that_is_not_installed_is_said_as_such(tmp_path: Path) -> None:
+    reach, worktree, home, _ = layout(tmp_path)
+    binary, reason = await choice.probe()
+    assert binary is not None, reason
+    adapter = CommandAdapter({"binary": "no-such-cli-anywhere", "args": ["{prompt}"]})
+    request = AdapterRequest(prompt="p", workdir=worktree, home=home, task_id="t1")
+    sandbox = Sandbox(SandboxSettings("bubblewrap", binary, reason=reason), reach)
+    with pytest.raises(AdapterError, match="'no-such-cli-anywhere' not found"):
+        await run_cli(adapter, request, log_dir=tmp_path / "logs", sandbox=sandbox)
+
+
+@pytest.mark.sandbox
+async def test_a_confined_cli_runs_with_its_log_naming_the_sandbox(tmp_path: Path) -> None:
+    reach, worktree, home, _ = layout(tmp_path)
+    binary, reason = await choice.probe()
+    assert binary is not None, reason
+    adapter = CommandAdapter({"binary": "sh", "args": ["-c", "echo {prompt}; ls /proc | wc -l"]})
+    request = AdapterRequest(prompt="hello", workdir=worktree, home=home, task_id="t1")
+    sandbox = Sandbox(SandboxSettings("bubblewrap", binary, reason=reason), reach)
+
+    run = await run_cli(adapter, request, log_dir=tmp_path / "logs", sandbox=sandbox)
+
+    assert run.ok, run.outcome
+    log = run.log_path.read_text()
+    assert f"# sandbox: {reason}" in log and "hello" in log
+    assert not run.survivors

@@ -70,6 +70,8 @@ from orchestrator.adapter import (
     ProcessResult,
 )
 from orchestrator.errors import AdapterError, RunError
+from orchestrator.git.objects import adopt_objects
+from orchestrator.git.repo import Git
 from orchestrator.process.command import marked
 from orchestrator.process.env import child_env, home_ready, prepare_home
 from orchestrator.process.output import LOG_LIMIT, LogSink, log_name
@@ -219,6 +221,8 @@ async def run_cli(
         with anyio.CancelScope(shield=True):
             await _close(process, out_fd, err_fd)
             await _ended(watch, process.pid)
+            if prefix and sandbox is not None:  # its objects, before any git looks at them
+                await anyio.to_thread.run_sync(_adopt, sandbox.reach)
     if survivors:
         log.warning("%s left processes running after it exited: %s", argv[0], survivors)
     code = process.returncode
@@ -274,6 +278,17 @@ async def _close(process: anyio.abc.Process, out_fd: int, err_fd: int) -> None:
     os.close(err_fd)
     with contextlib.suppress(Exception):
         await process.aclose()  # the process has exited: this only releases its transport
+
+
+def _adopt(reach: GitReach) -> None:
+    if reach.objects is None or reach.shared_objects is None:
+        return
+    adopted = adopt_objects(reach.objects, reach.shared_objects, Git(reach.repo_root, None))
+    if adopted.refused:
+        log.warning(
+            "objects the CLI wrote that are not what their names say were dropped: %s",
+            "; ".join(adopted.refused[:5]),
+        )
 
 
 def _confined(

@@ -53,6 +53,8 @@ def command(binary: str, plan: Confinement, argv: Sequence[str]) -> list[str]:
         out += [_FLAGS[kind], where] if kind == "hide" else [_FLAGS[kind], where, where]
     for path in plan.frozen:  # after every mount inside them: their mount points exist
         out += ["--remount-ro", str(path)]
+    for name, value in plan.env:
+        out += ["--setenv", name, value]
     out += ["--chdir", str(plan.workdir), "--", plan.executable or argv[0], *argv[1:]]
     return out
 

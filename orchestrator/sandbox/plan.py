@@ -13,8 +13,10 @@ The whole filesystem is visible read-only, then, deepest path last (a deeper mou
   first directory below the hidden one is shown whole), and the run config's ``read:`` paths;
 - **writable**: the session's worktree, its private HOME (with its TMPDIR), the run config's
   ``write:`` paths, and in the git common dir exactly what a commit on its own branch needs
-  (``GitReach``: the object store, its own ``worktrees/<name>`` admin dir, its own branch's
-  ref and reflog directories);
+  (``GitReach``: its own ``worktrees/<name>`` admin dir, its own branch's ref and reflog
+  directories), and an object store of its own (``GIT_OBJECT_DIRECTORY``, with the
+  repository's store, read-only, as its alternate), whose objects the orchestrator checks and
+  takes in after the CLI exits (``orchestrator.git.objects``);
 - **sealed** (read-only inside the writable ones): the worktree's ``.git`` file and its admin
   dir's ``commondir``, ``gitdir`` and ``config.worktree``, so no CLI points its git, or the
   orchestrator's, at a git dir or a config of its own.
@@ -59,8 +61,13 @@ class GitReach:
 
     repo_root: Path
     council_dir: Path
-    writable: tuple[Path, ...]  # object store, own admin dir, own ref and reflog directories
+    writable: tuple[Path, ...]  # own admin dir, own ref and reflog directories
     sealed: tuple[Path, ...]  # the worktree's .git file, the admin dir's pointers
+    # The CLI's own object store (``orchestrator.git.objects``), writable, given to its git as
+    # ``GIT_OBJECT_DIRECTORY``; the repository's store stays read-only. None: the repository's
+    # store is writable instead (for a caller that cannot take the objects in afterwards).
+    objects: Path | None = None
+    shared_objects: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class Confinement:
     sealed: tuple[Path, ...]
     network: bool = True
     executable: str = ""  # the CLI's program, resolved to a path outside the sandbox
+    env: tuple[tuple[str, str], ...] = ()  # set inside the sandbox (GIT_OBJECT_DIRECTORY)
     mounts: tuple[tuple[str, Path], ...] = field(default=(), repr=False)
 
     @property
@@ -111,6 +119,12 @@ def confinement(
     readable += _tops_under(hidden, needed)
     writable = [_norm(workdir), _norm(home)]
     writable += [_norm(path) for path in reach.writable if os.path.exists(path)]
+    inside: list[tuple[str, str]] = []
+    if reach.objects is not None and os.path.isdir(reach.objects):
+        writable.append(_norm(reach.objects))
+        inside.append(("GIT_OBJECT_DIRECTORY", str(_norm(reach.objects))))
+    elif reach.shared_objects is not None:
+        writable.append(_norm(reach.shared_objects))
     writable += [_norm(path) for path in settings.write if os.path.exists(path)]
     sealed = [_norm(path) for path in reach.sealed if os.path.exists(path)]
     mounts: dict[Path, str] = {}
@@ -126,6 +140,7 @@ def confinement(
         sealed=tuple(sealed),
         network=settings.network,
         executable=executable or (argv[0] if argv else ""),
+        env=tuple(inside),
         mounts=(
             *((kind, path) for path, kind in ordered),
             *(("seal", path) for path in sealed),

@@ -1,14 +1,18 @@
 """What of the repository a session's CLI needs to commit on its own branch, for the sandbox.
 
 ``git_reach(layout, worktree, branch)`` (blocking) answers ``orchestrator.sandbox``'s
-``GitReach``: writable, the object store, the worktree's own admin dir under
-``<common>/worktrees/`` and the directories of its own branch's ref and reflog (made if
-missing: a bind needs them to exist); sealed, the worktree's ``.git`` file and the admin
-dir's ``commondir``, ``gitdir`` and ``config.worktree`` (an empty one is made where git has
-none, so there is a file to hold read-only, and the run's seal is told it is the
+``GitReach``: writable, the worktree's own admin dir under ``<common>/worktrees/`` and the
+directories of its own branch's ref and reflog (made if missing: a bind needs them to exist),
+and an object store of its own, ``.council/objects/<worktree>`` (``orchestrator.git.objects``:
+the repository's store stays read-only to the CLI); sealed, the worktree's ``.git`` file and
+the admin dir's ``commondir``, ``gitdir`` and ``config.worktree`` (an empty one is made where
+git has none, so there is a file to hold read-only, and the run's seal is told it is the
 orchestrator's). An admin dir the ``.git`` file does not place under the common dir's
 ``worktrees/`` is not made writable: the CLI then commits nothing, and nothing of it is
 trusted.
+
+``adopt_left_objects`` takes in what CLIs of a run that died wrote to their own stores (the
+runner takes them in as each CLI exits), before anything else reads them.
 """
 
 from __future__ import annotations
@@ -18,16 +22,18 @@ from pathlib import Path
 
 from orchestrator.git import seal
 from orchestrator.git.gitfile import read_gitfile
+from orchestrator.git.objects import adopt_objects, private_store
+from orchestrator.git.repo import Git
 from orchestrator.safety import safe_write
 from orchestrator.sandbox.plan import GitReach
 from orchestrator.worktrees.layout import RepoLayout
 
-__all__ = ["git_reach"]
+__all__ = ["adopt_left_objects", "git_reach"]
 
 
 def git_reach(layout: RepoLayout, worktree: Path, branch: str | None) -> GitReach:
     common = layout.common_dir
-    writable = [common / "objects"]
+    writable: list[Path] = []
     sealed = [worktree / ".git"]
     admin = read_gitfile(worktree)
     if admin is not None and admin.parent == common / "worktrees" and admin.is_dir():
@@ -42,4 +48,24 @@ def git_reach(layout: RepoLayout, worktree: Path, branch: str | None) -> GitReac
             directory = (top / branch).parent
             safe_write.make_dirs(common, directory)
             writable.append(directory)
-    return GitReach(layout.root, layout.council, tuple(writable), tuple(sealed))
+    objects = layout.council / "objects" / worktree.name
+    private_store(objects, common / "objects")
+    return GitReach(
+        layout.root,
+        layout.council,
+        tuple(writable),
+        tuple(sealed),
+        objects=objects,
+        shared_objects=common / "objects",
+    )
+
+
+def adopt_left_objects(layout: RepoLayout, git: Git) -> None:
+    """Take in the objects left in every CLI's own store (blocking)."""
+    stores = layout.council / "objects"
+    try:
+        names = os.listdir(stores)
+    except FileNotFoundError:
+        return
+    for name in names:
+        adopt_objects(stores / name, layout.common_dir / "objects", git)

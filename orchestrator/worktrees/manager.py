@@ -48,7 +48,7 @@ from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.sandbox.plan import GitReach
 from orchestrator.state.protocol import StateStore
-from orchestrator.worktrees.confine import git_reach
+from orchestrator.worktrees.confine import adopt_left_objects, git_reach
 from orchestrator.worktrees.layout import IDENTITY, MetaLock, RepoLayout
 from orchestrator.worktrees.making import WorktreeMaker
 from orchestrator.worktrees.models import (
@@ -127,6 +127,8 @@ class WorktreeManager:
                     await anyio.to_thread.run_sync(
                         seal.seal_repository, layout.root, layout.git_dir, layout.common_dir
                     )
+                    # What sandboxed CLIs of a run that died wrote, before anything reads it.
+                    await anyio.to_thread.run_sync(adopt_left_objects, layout, git)
                     self._ws = ws
         return self._ws
 

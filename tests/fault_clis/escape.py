@@ -79,6 +79,19 @@ attempt(
 attempt("move the base", lambda: git("update-ref", "refs/heads/main", "HEAD"))
 attempt("move a sibling's branch", lambda: git("update-ref", sibling_branch, "HEAD"))
 attempt("read the orchestrator's state", lambda: os.listdir(council / "state"))
+
+
+def shared_object():
+    for fanout in sorted(os.listdir(git_dir / "objects")):
+        if len(fanout) == 2:
+            return next((git_dir / "objects" / fanout).iterdir())
+    return next((git_dir / "objects" / "pack").iterdir())
+
+
+attempt("delete a shared object", lambda: shared_object().unlink())
+attempt(
+    "plant an object in the shared store", lambda: write(git_dir / "objects" / "ab" / ("c" * 38))
+)
 if os.environ.get("FAULT_REMOTE"):
     attempt("git push", lambda: git("push", os.environ["FAULT_REMOTE"], "HEAD:refs/heads/main"))
 
