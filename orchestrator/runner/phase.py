@@ -112,6 +112,9 @@ async def call_phase_cli(
     identity = identity_env(await user_identity(config.repo))
     env, brought = expand_env(configured.env if configured else {})
     secret_mask.remember(brought)  # they came from the environment: masked wherever stored
+    secret_mask.remember_named(
+        {f"adapters.{call.adapter}.env.{name}": env[name] for name in env if env[name] in brought}
+    )
     request = AdapterRequest(
         prompt=call.prompt,
         workdir=call.workdir,
