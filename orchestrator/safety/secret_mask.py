@@ -18,6 +18,9 @@ subscribers are handed (``state.event_log``), session context files (``context``
 (``worktrees.setup``), handoffs (masked as they are made, by the ``Handoff`` model itself, so
 their digests describe what is stored), and CLI logs (the run's ``Redactor`` includes these).
 
+Stores mask each secret as is and in its common encodings (``secret_forms``: URL, hex,
+base64), since a handoff's diff shows what a CLI wrote and it may have encoded its key.
+
 Stores mask only values that can be told from ordinary text (``storable``): at least 8
 characters, not an absolute path (a variable naming *where* a key is kept is not the key), and
 letters mixed with digits or other characters. ``ollama``, ``false`` or ``development`` in a
@@ -44,6 +47,7 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import StateError
 from orchestrator.safety.redaction import Redactor, is_sensitive
+from orchestrator.safety.secret_forms import forms
 
 __all__ = [
     "known",
@@ -197,11 +201,22 @@ def _refresh() -> _Known:
         for piece in remembered:
             named[piece] = _names.get(piece) or named.get(piece) or UNNAMED
         pieces = frozenset(named)
-        redactor = Redactor(pieces)
+        redactor = Redactor(pieces | _encoded(pieces))
         _known = _Known(
             len(os.environ), names, values, remembered, pieces, redactor, named, len(_names)
         )
         return _known
+
+
+def _encoded(pieces: frozenset[str]) -> set[str]:
+    """Each piece base64-, hex- and URL-encoded (``secret_forms``): a diff in a handoff shows
+    what a CLI wrote, and it may have encoded its key."""
+    return {
+        form.needle.decode("ascii")
+        for piece in pieces
+        for form in forms(piece)
+        if form.encoding != "plain"
+    }
 
 
 def _pieces(value: str) -> list[str]:
