@@ -67,7 +67,8 @@ def check_failed(run: FaultRun, report: dict[str, object], name: str, value: str
     assert "path name keys/***.pem" in error
     assert "message holds the value" in error and "commit " in error
     assert "file docker.json holds the value of" in error and "(base64-encoded)" in error
-    assert run.state()["attempt"] == 1  # never retried
+    assert run.state()["attempt"] == 1  # never retried, though two retries were allowed
+    assert run.state()["metadata"]["outcome"] == "secret_in_work"
     assert run.on_main("sibling.txt") or run.on_main("work.txt")
     nowhere(run, value)
 
@@ -99,7 +100,37 @@ async def test_a_secret_passed_through_and_committed_by_the_cli_never_lands(
         env={"FAULT_LEAK_NAME": "FAULT_PASSED_TOKEN", "FAULT_LEAK_IN": LEAKS},
         more={"sibling": CLEAN},
         passthrough=["FAULT_PASSED_TOKEN"],
+        retry={"max_retries": 2, "backoff_initial": 0.05, "backoff_max": 0.1},
     )
     one_at_a_time(run)
     report = await run.run_here()
     check_failed(run, report, "FAULT_PASSED_TOKEN", value)
+
+
+async def test_a_council_winner_holding_a_secret_never_lands(tmp_path: Path) -> None:
+    """Best of 2: the candidate that fails leaves one ready, which wins without a judge; its
+    merge is refused by the gate like any other."""
+    value = f"best-{secrets.token_hex(12)}"
+    run = FaultRun(
+        tmp_path,
+        "secret_commit.py",
+        env={"MY_TOKEN": value, "FAULT_LEAK_NAME": "MY_TOKEN", "FAULT_LEAK_IN": LEAKS},
+        more={"loser": ("fail.py", {})},
+    )
+    config = run.config()
+    config["tasks"] = [
+        {"id": "feature", "prompt": "Do the work.", "council": True, "adapters": ["fault", "loser"]}
+    ]
+    config["capacity"] = {"sessions": 1}
+    run.config_path.write_text(json.dumps(config, indent=2))
+
+    report = await run.run_here()
+
+    feature = next(task for task in report["tasks"] if task["task_id"] == "feature")
+    assert feature["status"] == "failed", report["tasks"]
+    error = str(run.state("feature")["error"])
+    assert "adapters.fault.env.MY_TOKEN" in error and value not in error
+    assert "file settings.env" in error
+    assert run.state("feature")["metadata"]["outcome"] == "secret_in_work"
+    assert not run.on_main("work.txt")
+    nowhere(run, value)
