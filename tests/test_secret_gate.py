@@ -246,3 +246,21 @@ async def test_a_landing_through_a_remote_is_checked_too(
         check=True,
     ).stdout
     assert value.encode() not in pushed
+
+
+async def test_with_a_secret_known_a_landing_reads_its_objects_once(tmp_path: Path) -> None:
+    """Three git processes more per landing (rev-list, cat-file --batch-check, --batch); a
+    tip found clean is not read again (a merge retried after the base moved)."""
+    repo = init_repo(tmp_path / "repo", checked_out=False)
+    for name in ("a", "b"):
+        commit_on(repo, name, {f"{name}.txt": name})
+    known = {token(): NAME}
+    quiet = MergeQueue(repo, "main", secrets=dict)
+    gated = MergeQueue(repo, "main", secrets=lambda: known)
+    first = await quiet.merge("s1", "a", task_id="a")
+    second = await gated.merge("s1", "b", task_id="b")
+    assert first.status is second.status is MergeStatus.MERGED
+    assert second.git_calls == first.git_calls + 3
+    again = await gated.merge("s1", "b", task_id="b")
+    assert again.status is MergeStatus.ALREADY_MERGED
+    assert again.git_calls < second.git_calls

@@ -59,7 +59,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -110,6 +110,7 @@ from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.types import ConflictForecast, GitIdentity, MergeResult, MergeStatus
+from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
 
@@ -166,6 +167,7 @@ class MergeQueue:
         lock_wait: float = 30.0,
         remote: str | None = None,
         before_push: BeforePush | None = None,
+        secrets: Callable[[], Mapping[str, str]] = secret_mask.names,
     ) -> None:
         self.repo_path = Path(repo_path)
         self.base_branch = base_branch
@@ -182,7 +184,8 @@ class MergeQueue:
         self._said_waiting: dict[str, str] = {}  # task id -> why its merge waits, as last said
         self._history = TaskIndex()
         self._checkouts = CheckoutFinder(self.base_ref)
-        self._gate = SecretGate()  # no secret lands (``merge.secret_gate``)
+        # No secret lands (``merge.secret_gate``); ``secrets``: value -> name, all the run knows.
+        self._gate = SecretGate(secrets)
         if before_push is not None and remote is None:
             raise WorkspaceError("before_push is called before a push: it needs a remote")
         self.remote = remote

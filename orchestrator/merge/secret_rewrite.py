@@ -121,8 +121,8 @@ class _Rewriter:
         if not changed:
             new = oid
         else:
-            written = self._calls.git.feed_sync("mktree", "-z", "--missing", data=b"".join(listing))
             self._calls.count += 1
+            written = self._calls.git.feed_sync("mktree", "-z", "--missing", data=b"".join(listing))
             new = written.stdout.decode("ascii").strip()
         self.new[oid] = new
         return new

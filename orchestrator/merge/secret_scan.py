@@ -101,6 +101,7 @@ def scan(
     order = _listed(listed.encode("utf-8", "surrogateescape"), result)
     if not order:
         return result
+    calls.count += 1
     checked = calls.git.feed_sync(
         "cat-file", "--batch-check", data=b"".join(oid.encode() + b"\n" for oid in order)
     )
@@ -197,6 +198,7 @@ def _batches(wanted: Iterable[tuple[str, int]]) -> Iterable[list[str]]:
 
 
 def _read_batch(calls: GitCalls, batch: list[str]) -> dict[str, bytes]:
+    calls.count += 1
     out = calls.git.feed_sync(
         "cat-file", "--batch", data=b"".join(oid.encode() + b"\n" for oid in batch)
     ).stdout
