@@ -12,6 +12,7 @@ import json
 import secrets
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fault_helpers import FaultRun
@@ -56,8 +57,8 @@ def nowhere(run: FaultRun, value: str) -> None:
         assert form not in council
 
 
-def check_failed(run: FaultRun, report: dict[str, object], name: str, value: str) -> None:
-    tasks = {task["task_id"]: task for task in report["tasks"]}  # type: ignore[attr-defined]
+def check_failed(run: FaultRun, report: dict[str, Any], name: str, value: str) -> None:
+    tasks = {task["task_id"]: task for task in report["tasks"]}
     assert tasks["sibling"]["status"] == "done", tasks
     leaked = tasks["fault"]
     assert leaked["status"] == "failed", leaked

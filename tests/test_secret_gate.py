@@ -17,6 +17,7 @@ from merge_repo import commit_on, git, init_repo
 from remote_repo import make_team
 
 from orchestrator.errors import SecretInHistory
+from orchestrator.merge import secret_scan
 from orchestrator.merge.queue import MergeQueue
 from orchestrator.merge.types import MergeStatus
 from orchestrator.safety import secret_mask
@@ -264,3 +265,30 @@ async def test_with_a_secret_known_a_landing_reads_its_objects_once(tmp_path: Pa
     again = await gated.merge("s1", "b", task_id="b")
     assert again.status is MergeStatus.ALREADY_MERGED
     assert again.git_calls < second.git_calls
+
+
+async def test_hex_and_url_forms_are_found_and_a_large_file_is_named_unchecked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = f"p/w+{secrets.token_hex(8)}"
+    monkeypatch.setattr(secret_scan, "LIMIT", 64)
+    repo = init_repo(tmp_path / "repo", checked_out=False)
+    commit_on(
+        repo,
+        "council/enc/1",
+        {
+            "dump.txt": f"bytes: {value.encode().hex()}\n",
+            "url.txt": f"https://x/?k={quote(value, safe='')}\n",
+            "big.bin": "x" * 100,
+        },
+    )
+    queue = MergeQueue(repo, "main", secrets=lambda: {value: "adapters.x.env.K_TOKEN"})
+
+    with pytest.raises(SecretInHistory) as raised:
+        await queue.merge("s-enc", "council/enc/1", task_id="enc")
+
+    text = str(raised.value)
+    assert "file dump.txt holds the value of adapters.x.env.K_TOKEN (hex-encoded)" in text
+    assert "file url.txt holds the value of adapters.x.env.K_TOKEN (url-encoded)" in text
+    assert "not checked: big.bin" in caplog.text
+    assert value.encode().hex().encode() not in everywhere(repo)

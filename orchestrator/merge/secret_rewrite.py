@@ -83,9 +83,11 @@ class _Rewriter:
             return oid  # not read: not part of the work (the base's)
         lines, message = commit_fields(data)
         head: list[bytes] = []
+        whole: list[bytes] = []  # with the signature lines, kept while nothing else changes
         for line in lines:
             word, _, rest = line.partition(b" ")
             if word in _DROPPED_HEADERS:
+                whole.append(line)
                 continue
             if word == b"tree":
                 line = b"tree " + self.tree(rest.decode("ascii")).encode()
@@ -94,8 +96,12 @@ class _Rewriter:
             else:
                 line = masked(line, self._needles)
             head.append(line)
-        text = b"\n".join(head) + b"\n\n" + masked(message, self._needles)
-        new = oid if text == data else self._write("commit", text)
+            whole.append(line)
+        body = masked(message, self._needles)
+        if b"\n".join(whole) + b"\n\n" + body == data:
+            new = oid  # the same bytes (a signature stays valid)
+        else:
+            new = self._write("commit", b"\n".join(head) + b"\n\n" + body)
         self.new[oid] = new
         return new
 
