@@ -14,9 +14,10 @@ from urllib.parse import quote
 
 import pytest
 from merge_repo import commit_on, git, init_repo
-from remote_repo import make_team
+from remote_repo import make_team, plain_git
 
 from orchestrator.errors import SecretInHistory
+from orchestrator.git.publish import publish_branch
 from orchestrator.merge import secret_scan
 from orchestrator.merge.queue import MergeQueue
 from orchestrator.merge.types import MergeStatus
@@ -292,3 +293,32 @@ async def test_hex_and_url_forms_are_found_and_a_large_file_is_named_unchecked(
     assert "file url.txt holds the value of adapters.x.env.K_TOKEN (url-encoded)" in text
     assert "not checked: big.bin" in caplog.text
     assert value.encode().hex().encode() not in everywhere(repo)
+
+
+async def test_work_published_for_takeover_is_published_again_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = token()
+    monkeypatch.setenv(NAME, value)
+    team = make_team(tmp_path)
+    clone = team.clone("ws1")
+    commit_on(clone, "council/pub/1", {"out.txt": f"{value}\n"}, start="origin/main")
+    git_ = plain_git(clone)
+    published = await publish_branch(git_, "origin", "council/pub/1")
+    remote_ref = "refs/council/branches/council/pub/1"
+    assert git(team.remote, "rev-parse", remote_ref) == published
+
+    with pytest.raises(SecretInHistory):
+        await MergeQueue(clone, "main", remote="origin").merge(
+            "s-pub", "council/pub/1", task_id="pub"
+        )
+
+    masked_tip = git(clone, "rev-parse", "council/pub/1")
+    assert masked_tip != published
+    assert git(team.remote, "rev-parse", remote_ref) == masked_tip
+    assert git(team.remote, "show", f"{remote_ref}:out.txt") == "***"
+    record = "refs/council/published/origin/branches/council/pub/1"
+    assert git(clone, "rev-parse", record) == masked_tip
+    assert value.encode() not in everywhere(clone)
+    # The next publication leases on the masked tip, as on any other.
+    assert await publish_branch(git_, "origin", "council/pub/1") == masked_tip

@@ -9,9 +9,12 @@ When ``secret_gate`` finds a secret in what a branch would land, the work is not
    --missing``, ``hash-object -t commit -w --stdin``: the exact bytes, dates kept); each
    parent the rewrite of the old one. An unchanged object keeps its id;
 2. finds every local ref holding a rewritten commit (``for-each-ref --contains``: the session
-   branch, ``refs/council/tampered/*``, ``refs/council/rescue*/*``, a published copy; never
-   ``refs/remotes/``), rewrites what those hold beyond the branch the same way, and moves each
-   with a compare-and-swap noted in ``ref_book`` (the tamper check knows it is ours);
+   branch, ``refs/council/tampered/*``, ``refs/council/rescue*/*``), rewrites what those hold
+   beyond the branch the same way, and moves each with a compare-and-swap noted in
+   ``ref_book`` (the tamper check knows it is ours). Work published for takeover
+   (``refs/council/published/<remote>/...``, team mode) is pushed masked to the remote under
+   its lease first, then its record and tracking ref move; the remote keeps the old objects
+   until its own gc, and a refused push leaves the three as they were (named in the log);
 3. puts a worktree that has a moved branch checked out at the masked commit (``reset --hard``:
    its files and index hold no value any more);
 4. deletes the loose object files of the old objects that held a value or reached one, when
@@ -31,9 +34,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.errors import CouncilError
 from orchestrator.git import ref_book
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.merge_tree import GitCalls
+from orchestrator.git.remote_refs import push_ref
 from orchestrator.merge.secret_scan import (
     Needle,
     Scan,
@@ -50,6 +55,8 @@ log = logging.getLogger(__name__)
 
 _REASON = "council: the work masked (it held a secret's value)"
 _DROPPED_HEADERS = (b"gpgsig", b"gpgsig-sha256", b"mergetag")
+_RECORDS = "refs/council/published/"  # what this clone published for takeover, per remote
+_TRACKING = "refs/remotes/"  # moved only with a publication (see ``_republish``)
 
 
 @dataclass
@@ -176,7 +183,11 @@ def mask_history(
             rewriter.commit(oid)
     for ref, old in sorted(holders.items()):
         new = rewriter.new.get(old, old)
-        if new != old and _move(calls, ref, old, new):
+        if new == old or ref.startswith(_TRACKING):
+            continue
+        if ref.startswith(_RECORDS):
+            _republish(calls, ref, old, new, holders, result)
+        elif _move(calls, ref, old, new):
             result.moved[ref] = (old, new)
     moved_branches = {ref for ref in result.moved if ref.startswith("refs/heads/")}
     admins = _reset_worktrees(calls, common, moved_branches)
@@ -184,6 +195,32 @@ def mask_history(
     result.deleted, result.kept = _delete_loose(calls, common, gone, exclude)
     _scrub_logs(common, admins, result.moved, set(result.deleted), needles)
     return result
+
+
+def _republish(
+    calls: GitCalls,
+    record: str,
+    old: str,
+    new: str,
+    holders: dict[str, str],
+    result: Masked,
+) -> None:
+    """The work was published for takeover (``git.publish``): push its masked rewrite to the
+    remote's ref, leased on what this clone published there (the remote still holds the old
+    objects until its own gc), then move the record and the tracking ref that mirror it."""
+    remote, _, rest = record.removeprefix(_RECORDS).partition("/")
+    target = f"refs/council/{rest}"
+    try:
+        moved = push_ref(calls, remote, new, target, old)
+    except CouncilError as exc:
+        moved = str(exc)
+    if moved is not None:
+        log.warning("could not publish the masked work to %s %s: %s", remote, target, moved)
+        return
+    tracking = f"refs/remotes/{remote}/council/{rest}"
+    for ref in (record, tracking):
+        if holders.get(ref) == old and _move(calls, ref, old, new):
+            result.moved[ref] = (old, new)
 
 
 def _topo(calls: GitCalls, tips: Sequence[str], exclude: Sequence[str]) -> list[str]:
@@ -200,7 +237,7 @@ def _holders(calls: GitCalls, commits: Sequence[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for line in out.splitlines():
         oid, _, ref = line.partition(" ")
-        if ref and not ref.startswith("refs/remotes/"):
+        if ref and (not ref.startswith("refs/remotes/") or ref.startswith(_TRACKING)):
             found[ref] = oid
     return found
 
