@@ -71,6 +71,7 @@ __all__ = [
     "RemotePushRefused",
     "RunError",
     "RunLocked",
+    "SecretInHistory",
     "SecretInWork",
     "StaleClaim",
     "StateCorrupted",
@@ -192,6 +193,29 @@ class SecretInWork(WorkspaceError):
             f"the work held the value of an API key or token of this environment in {shown}: "
             f"replaced by *** before it was committed (branch {branch}); not landed, so a "
             "person can look (a CLI should read keys from the environment, never write them)"
+        )
+
+
+class SecretInHistory(WorkspaceError):
+    """A commit a task would land holds the value of a secret the run knows (in its message,
+    its author or committer, a path name or a file's content, as is or encoded): not landed,
+    and not retried. ``findings`` name where and which secret (by its name, never its
+    value); ``masked`` says whether the refs that held it now hold a masked rewrite."""
+
+    def __init__(self, branch: str, findings: list[str], masked: bool) -> None:
+        self.branch = branch
+        self.findings = findings
+        self.masked = masked
+        shown = "; ".join(findings[:10]) + (" ..." if len(findings) > 10 else "")
+        kept = (
+            f"the branch {branch} and every ref that held it now hold the work with each such "
+            "value replaced by ***"
+            if masked
+            else f"the branch {branch} is kept as it is"
+        )
+        super().__init__(
+            f"not landed: the work holds the value of a secret the run knows: {shown}; {kept} "
+            "(a CLI should read keys from the environment, never write them)"
         )
 
 

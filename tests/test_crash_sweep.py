@@ -269,7 +269,7 @@ def test_the_traced_run_covers_every_kind_of_step(trace: list[tuple[str, str]]) 
 
 # Each sweep is cut into slices (k = slice+1, slice+1+SLICES, ...) so that no test runs for
 # minutes: a slice is about ten kills, two at a time.
-SLICES = {"git.ran": 12, "write.replaced": 6}
+SLICES = {"git.ran": 14, "write.replaced": 6}
 RESUME_SLICES = 3
 
 

@@ -346,7 +346,7 @@ async def test_missing_branches_and_bad_names_are_clear_errors(repo: Path) -> No
 async def test_hot_path_starts_three_git_processes(repo: Path) -> None:
     for name in ("a", "b", "c"):
         commit_on(repo, name, {f"{name}.txt": name})
-    queue = MergeQueue(repo, "main")
+    queue = MergeQueue(repo, "main", secrets=dict)  # no secret known: the gate reads nothing
     first = await queue.merge("s1", "a", task_id="a")
     rest = [await queue.merge("s1", name, task_id=name) for name in ("b", "c")]
     # merge-tree, commit-tree, update-ref: the tips and the base's tree come from git's files
@@ -359,7 +359,7 @@ async def test_hot_path_starts_three_git_processes(repo: Path) -> None:
 async def test_a_packed_base_is_read_with_one_rev_parse(repo: Path) -> None:
     for name in ("a", "b"):
         commit_on(repo, name, {f"{name}.txt": name})
-    queue = MergeQueue(repo, "main")
+    queue = MergeQueue(repo, "main", secrets=dict)
     await queue.merge("s1", "a", task_id="a")
     git(repo, "repack", "-a", "-d", "-q")
     git(repo, "prune-packed")  # no loose commit left: the files cannot tell the base's tree

@@ -26,6 +26,7 @@ git's stderr.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from orchestrator.git.environment import git_environ
 from orchestrator.process.command import run_captured
 from orchestrator.safety.crashpoints import crash_point
 
-__all__ = ["ZERO_SHA", "Git", "GitResult"]
+__all__ = ["ZERO_SHA", "Git", "GitBytes", "GitResult"]
 
 ZERO_SHA = "0" * 40
 
@@ -68,6 +69,16 @@ class GitResult:
     def out(self) -> str:
         """stdout without its trailing newline."""
         return self.stdout.rstrip("\n")
+
+
+@dataclass(frozen=True)
+class GitBytes:
+    """What ``Git.feed_sync`` returns: stdout as git wrote it."""
+
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: str
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,35 @@ class Git:
         result = GitResult(argv, status, _text(stdout, strip_stdout), _text(stderr, True))
         if check and not result.ok:
             raise GitError(args, result.returncode, result.stderr or result.stdout)
+        return result
+
+    def feed_sync(self, *args: str, data: bytes = b"", check: bool = True) -> GitBytes:
+        """``run_sync`` with ``data`` as git's stdin and its stdout as bytes: one process for
+        a batch of objects (``cat-file --batch``) or an object's exact bytes
+        (``hash-object -w --stdin``, ``mktree -z``). Blocking, like ``run_sync``."""
+        if self.hooks_dir is not None:
+            self.hooks_dir.mkdir(parents=True, exist_ok=True)
+        argv = self.argv(args)
+        with tempfile.TemporaryFile() as stdin:
+            stdin.write(data)
+            stdin.seek(0)
+            try:
+                status, stdout, stderr = gitpython.Git().execute(
+                    argv,
+                    istream=stdin,
+                    with_extended_output=True,
+                    with_exceptions=False,
+                    stdout_as_string=False,
+                    strip_newline_in_stdout=False,
+                    env={**_BASE_ENV, **self.env},
+                )
+            except gitpython.GitCommandNotFound as exc:
+                raise GitError(args, None, f"git could not be started: {exc}") from None
+        crash_point("git.ran", _step(args))
+        out = stdout if isinstance(stdout, bytes) else _text(stdout).encode()
+        result = GitBytes(argv, int(status or 0), out, _text(stderr))
+        if check and result.returncode != 0:
+            raise GitError(args, result.returncode, result.stderr)
         return result
 
     async def run(

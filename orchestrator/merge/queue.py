@@ -28,6 +28,11 @@ Contract of ``MergeQueue.merge(session_id, branch, task_id=...)``:
   holds (a crashed git's) fails the merge at once with ``BaseLocked``, naming it, its age and
   that nobody holds it; one a live git may hold is waited for up to ``lock_wait`` seconds,
   then ``BaseLocked`` names its holder. The queue never removes one (the user's repository).
+- **No secret lands.** Each attempt first reads every object the branch would bring onto
+  the base and looks for the secrets the run knows (``merge.secret_gate``); a hit raises
+  ``SecretInHistory`` (naming where and which secret, never its value) after the branch and
+  every ref holding that work were pointed at a masked rewrite. Nothing runs when no secret
+  is known.
 - **Hooks never run.** Git runs with ``core.hooksPath`` at an empty directory
   (``<repo>/.council/git-hooks`` unless told otherwise).
 
@@ -54,7 +59,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -103,7 +108,9 @@ from orchestrator.merge.checkout import (
 from orchestrator.merge.git_locks import GitLockFile, held_git_locks
 from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
+from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.types import ConflictForecast, GitIdentity, MergeResult, MergeStatus
+from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
 
@@ -160,6 +167,7 @@ class MergeQueue:
         lock_wait: float = 30.0,
         remote: str | None = None,
         before_push: BeforePush | None = None,
+        secrets: Callable[[], Mapping[str, str]] = secret_mask.names,
     ) -> None:
         self.repo_path = Path(repo_path)
         self.base_branch = base_branch
@@ -176,11 +184,13 @@ class MergeQueue:
         self._said_waiting: dict[str, str] = {}  # task id -> why its merge waits, as last said
         self._history = TaskIndex()
         self._checkouts = CheckoutFinder(self.base_ref)
+        # No secret lands (``merge.secret_gate``); ``secrets``: value -> name, all the run knows.
+        self._gate = SecretGate(secrets)
         if before_push is not None and remote is None:
             raise WorkspaceError("before_push is called before a push: it needs a remote")
         self.remote = remote
         self._remote = (
-            RemoteBase(remote, base_branch, self._history, self._checkouts, before_push)
+            RemoteBase(remote, base_branch, self._history, self._checkouts, before_push, self._gate)
             if remote is not None
             else None
         )
@@ -318,6 +328,7 @@ class MergeQueue:
     def _attempt(self, calls: GitCalls, request: _Request) -> MergeResult | _Retry | _Locked:
         common = self._checkouts.common_dir(calls)
         tips = read_tips(calls, self.base_ref, request.ref, common)
+        self._gate.check(calls, request.branch, tips.branch, tips.base, common)
         found = examine(calls, self._history, request, self.base_branch, tips)
         if isinstance(found, MergeResult):
             return found

@@ -5,7 +5,8 @@ With ``MergeQueue(remote="origin")`` the base branch of record is the remote's
 across workstations. One attempt:
 
 1. **Fetch** the remote's base into ``refs/remotes/<remote>/<base>`` and take its tip B.
-2. **Decide** exactly as the local queue does (``merge.attempt.examine``, against B): already
+2. **Decide** exactly as the local queue does (the secret gate, ``merge.secret_gate``, then
+   ``merge.attempt.examine``, against B): already
    landed (``Council-Task`` trailer on B's first-parent history, or B contains the tip),
    conflict, or a merged tree; then ``commit-tree`` makes the merge commit M. No ref moves.
 3. **Write ahead.** ``before_push(PushIntent)`` is awaited on the event loop, between the
@@ -45,6 +46,7 @@ from orchestrator.merge.attempt import Request, Retry, examine
 from orchestrator.merge.checkout import CheckoutFinder
 from orchestrator.merge.follow import follow_landing
 from orchestrator.merge.history import TaskIndex
+from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.types import MergeResult
 
 __all__ = ["BeforePush", "PushIntent", "RemoteBase"]
@@ -90,6 +92,7 @@ class RemoteBase:
         history: TaskIndex,
         checkouts: CheckoutFinder,
         before_push: BeforePush | None = None,
+        gate: SecretGate | None = None,
     ) -> None:
         self.remote = check_remote_name(remote)
         self.base_branch = base_branch
@@ -98,6 +101,7 @@ class RemoteBase:
         self._history = history
         self._checkouts = checkouts
         self._before_push = before_push
+        self._gate = gate or SecretGate()
         # One writer of the tracking ref at a time in this process: two fetches (a landing's
         # and a fresh base for new work) racing on it make git refuse one ("cannot lock ref").
         self._tracking_lock = threading.Lock()
@@ -140,6 +144,8 @@ class RemoteBase:
                 "push it there once before landing through the remote"
             )
         tips = read_tips(calls, self.tracking, request.ref)
+        common = self._checkouts.common_dir(calls)
+        self._gate.check(calls, request.branch, tips.branch, tips.base, common)
         found = examine(calls, self._history, request, self.base_branch, tips)
         self._say_outside()
         if isinstance(found, MergeResult):

@@ -50,7 +50,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -345,10 +345,25 @@ def _environment(
     # whatever the name says.
     named = [env[name] for name in names if name not in adapter.passthrough_env and name in env]
     given = [*secrets, *named, *spec.secrets]
+    secret_mask.remember_named(_secret_names(adapter.name, env, request.env, given))
     secret_mask.remember(given)  # masked in everything stored from now on
     # Its log and events also hide what it was not given but may have found anyway: this
     # process's environment is readable through /proc by any process of the same user.
     return home, marked(env), Redactor([*given, *secret_mask.known()])
+
+
+def _secret_names(
+    adapter: str, env: Mapping[str, str], config_env: Mapping[str, str], given: Sequence[str]
+) -> dict[str, str]:
+    """Each secret of ``given`` under the name a report may say (never the value): the run
+    config's ``adapters.<name>.env.<VAR>``, else the variable it was passed as."""
+    secret = set(given)
+    named: dict[str, str] = {}
+    for name, value in env.items():
+        if value in secret:
+            config = config_env.get(name) == value
+            named[f"adapters.{adapter}.env.{name}" if config else name] = value
+    return named
 
 
 def classified(adapter: Adapter, result: ProcessResult, events: list[AgentEvent]) -> Outcome:

@@ -50,6 +50,7 @@ from orchestrator.runner.login_refresh import settle_credentials, user_copies
 from orchestrator.runner.phase_call import PhaseCall, PhaseRun
 from orchestrator.safety import secret_mask
 from orchestrator.safety.paths import ensure_under
+from orchestrator.safety.redaction import is_sensitive
 from orchestrator.sandbox.choice import settings_for
 from orchestrator.sandbox.plan import SandboxSettings
 
@@ -127,6 +128,13 @@ async def call_phase_cli(
     identity = identity_env(await user_identity(config.repo))
     env, brought = expand_env(configured.env if configured else {})
     secret_mask.remember(brought)  # they came from the environment: masked wherever stored
+    secret_mask.remember_named(  # each known by its place in the run config
+        {
+            f"adapters.{call.adapter}.env.{name}": value
+            for name, value in env.items()
+            if value in brought or is_sensitive(name)
+        }
+    )
     request = AdapterRequest(
         prompt=call.prompt,
         workdir=call.workdir,

@@ -7,13 +7,19 @@ Secrets are:
   (``/proc/<pid>/environ`` of its parent is readable by the same user) and print it;
 - every secret handed to a child, told here by ``remember`` (a CLI's passthrough keys, its
   adapter's overlay and the run config's ``env``, its ``CommandSpec.secrets``; the values a
-  setup or verify command was passed through).
+  setup or verify command was passed through), or by ``remember_named`` with the name it was
+  given under (``OPENAI_API_KEY``, ``adapters.codex.env.MY_TOKEN``): ``names`` tells, for each
+  known secret, that name, so a report can say *which* secret it found, never its value. A
+  sensitive-named variable of this process is known by its own name.
 
 Masking happens where text is stored, one choke point per sink, never at each caller: state
 records (``state.records``), checkpoints (``state.checkpoints``), the event log and what its
 subscribers are handed (``state.event_log``), session context files (``context``), setup logs
 (``worktrees.setup``), handoffs (masked as they are made, by the ``Handoff`` model itself, so
 their digests describe what is stored), and CLI logs (the run's ``Redactor`` includes these).
+
+Stores mask each secret as is and in its common encodings (``secret_forms``: URL, hex,
+base64), since a handoff's diff shows what a CLI wrote and it may have encoded its key.
 
 Stores mask only values that can be told from ordinary text (``storable``): at least 8
 characters, not an absolute path (a variable naming *where* a key is kept is not the key), and
@@ -33,7 +39,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,20 +47,24 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import StateError
 from orchestrator.safety.redaction import Redactor, is_sensitive
+from orchestrator.safety.secret_forms import forms
 
 __all__ = [
     "known",
     "mask",
     "masked_json",
     "masked_model",
+    "names",
     "plain",
     "remember",
+    "remember_named",
     "storable",
 ]
 
 M = TypeVar("M", bound=BaseModel)
 
 _MIN_LENGTH = 8
+UNNAMED = "a secret handed to a child process"
 
 
 def storable(value: str) -> bool:
@@ -73,11 +83,14 @@ class _Known:
     remembered: frozenset[str]
     secrets: frozenset[str]  # every piece masked: the environment's and the remembered
     redactor: Redactor
+    named: dict[str, str]  # piece -> the name it is known by
+    labels: int  # len(_names) when it was read
 
 
 _guard = threading.Lock()
 _remembered: set[str] = set()
-_known = _Known(-1, (), (), frozenset(), frozenset(), Redactor(()))
+_names: dict[str, str] = {}  # remembered piece -> the name it was first given under
+_known = _Known(-1, (), (), frozenset(), frozenset(), Redactor(()), {}, 0)
 
 
 def remember(values: Iterable[str]) -> None:
@@ -86,6 +99,28 @@ def remember(values: Iterable[str]) -> None:
     if fresh:
         with _guard:
             _remembered.update(fresh)
+
+
+def remember_named(named: Mapping[str, str]) -> None:
+    """``remember`` the values of ``named`` (name -> value), each known by its name (the first
+    name a value was given under stays its name)."""
+    fresh = {
+        piece: name
+        for name, value in named.items()
+        for piece in _pieces(value)
+        if piece not in _names
+    }
+    if fresh:
+        with _guard:
+            for piece, name in fresh.items():
+                _names.setdefault(piece, name)
+            _remembered.update(fresh)
+
+
+def names() -> dict[str, str]:
+    """Every secret known now (as ``known``) -> the name it is known by: the variable or the
+    config key it was given under, ``UNNAMED`` when it was remembered without one."""
+    return dict(_current().named)
 
 
 def mask() -> Redactor:
@@ -104,6 +139,7 @@ def _current() -> _Known:
         len(os.environ) != known.size
         or tuple(os.environ.get(name) for name in known.names) != known.values
         or len(_remembered) != len(known.remembered)
+        or len(_names) != known.labels
     ):
         known = _refresh()
     return known
@@ -156,9 +192,31 @@ def _refresh() -> _Known:
         names = tuple(name for name in os.environ if is_sensitive(name))
         values = tuple(os.environ.get(name) for name in names)
         remembered = frozenset(_remembered)
-        pieces = remembered | {piece for value in values if value for piece in _pieces(value)}
-        _known = _Known(len(os.environ), names, values, remembered, pieces, Redactor(pieces))
+        named = {
+            piece: name
+            for name, value in zip(names, values, strict=True)
+            if value
+            for piece in _pieces(value)
+        }
+        for piece in remembered:
+            named[piece] = _names.get(piece) or named.get(piece) or UNNAMED
+        pieces = frozenset(named)
+        redactor = Redactor(pieces | _encoded(pieces))
+        _known = _Known(
+            len(os.environ), names, values, remembered, pieces, redactor, named, len(_names)
+        )
         return _known
+
+
+def _encoded(pieces: frozenset[str]) -> set[str]:
+    """Each piece base64-, hex- and URL-encoded (``secret_forms``): a diff in a handoff shows
+    what a CLI wrote, and it may have encoded its key."""
+    return {
+        form.needle.decode("ascii")
+        for piece in pieces
+        for form in forms(piece)
+        if form.encoding != "plain"
+    }
 
 
 def _pieces(value: str) -> list[str]:

@@ -34,7 +34,7 @@ from orchestrator.process.command import run_command
 from orchestrator.process.env import command_env
 from orchestrator.safety import safe_write
 from orchestrator.safety.paths import ensure_under
-from orchestrator.safety.secret_mask import mask, remember
+from orchestrator.safety.secret_mask import mask, remember, remember_named
 
 __all__ = ["copy_in", "prepare_worktree"]
 
@@ -102,6 +102,7 @@ async def prepare_worktree(
     }
     env, secrets = command_env(passthrough, ours)
     remember(secrets)
+    remember_named({name: env[name] for name in passthrough if env.get(name) in secrets})
     for argv in setup:
         shown = shlex.join(argv)
         await log.write(f"$ {shown}\n")

@@ -1,5 +1,6 @@
 """Settling an attempt's result: cancelled, a council candidate, merged (``lander``), or a failure
-to retry, park or end (``failures``).
+to retry, park or end (``failures``). A merge the secret gate refused (``SecretInHistory``)
+ends the task ``failed``, never retried.
 
 An attempt whose worktree was deleted under it goes back to the queue without a failure
 counted (the next attempt checks its branch out again), up to ``max_retries`` times per task;
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from orchestrator.errors import SecretInHistory
 from orchestrator.events.council_mode import CouncilCandidateReady
 from orchestrator.events.tasks import TaskRequeued
 from orchestrator.models import ClaimStatus, TaskStatus
@@ -29,6 +31,7 @@ __all__ = ["Settler"]
 log = logging.getLogger(__name__)
 
 RATE_LIMITED = "rate_limited"
+SECRET_IN_WORK = "secret_in_work"  # noqa: S105 (metadata.outcome of a task the gate stopped)
 
 
 class Settler:
@@ -68,11 +71,23 @@ class Settler:
             await self._candidate_ready(attempt, result)
         elif merging:
             attempt.files_changed = frozenset(result.files_changed)
-            await self._lander.merge(attempt)
+            try:
+                await self._lander.merge(attempt)
+            except SecretInHistory as exc:
+                await self.secret_found(attempt, exc)
         elif result.status == WorkflowStatus.CANCELLED and self._run.stopping:
             await self._writes.requeue(attempt, "interrupted")
         elif not await self._requeued_for_lost_worktree(attempt):
             await self.failures.decide(attempt, result)
+
+    async def secret_found(self, attempt: Attempt, exc: SecretInHistory) -> None:
+        """The merge queue's gate found a secret in the work: failed, never retried (the
+        same CLI would write it again); a person looks at the masked branch."""
+        log.warning("task %s: %s", attempt.key, exc)
+        found = WorkflowResult(
+            WorkflowStatus.FAILED, message=str(exc), retryable=False, outcome_kind=SECRET_IN_WORK
+        )
+        await self.failures.decide(attempt, found)
 
     async def _requeued_for_lost_worktree(self, attempt: Attempt) -> bool:
         """Back to the queue, uncounted, when the worktree was deleted under the attempt (the

@@ -18,6 +18,9 @@ which takes a slot for the judging CLI (phase ``council``) and:
    their branches kept (never merged, never deleted); the winner's worktree is removed once
    the base contains its tip.
 
+The winner's work holding a secret the run knows (the merge queue's gate:
+``SecretInHistory``) ends the council task ``failed``, never retried.
+
 A stop during the step puts the council task back in the queue (the step runs again on
 resume; the merge queue answers ``already_merged`` if the winner had landed); a cancel request
 ends it and every candidate ``cancelled``. A fault of the orchestrator's own (git, store) is
@@ -33,7 +36,7 @@ from typing import Any
 import anyio
 
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import CouncilError, StaleClaim, WorkspaceError
+from orchestrator.errors import CouncilError, SecretInHistory, StaleClaim, WorkspaceError
 from orchestrator.events.council_mode import CouncilComparing, CouncilWinner
 from orchestrator.events.tasks import TaskFailed
 from orchestrator.merge.types import MergeResult, MergeStatus
@@ -85,6 +88,8 @@ class CouncilStep:
         try:
             if await self._claim(attempt):
                 await self._pick_and_merge(attempt)
+        except SecretInHistory as exc:  # the winner's work held a secret: never landed
+            await self._settler.secret_found(attempt, exc)
         except (CouncilError, OSError) as exc:
             await self._settler.failed_in_orchestrator(attempt, exc)
         finally:

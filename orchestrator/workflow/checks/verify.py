@@ -20,7 +20,7 @@ from pathlib import Path
 from orchestrator.errors import RunError
 from orchestrator.process.command import run_command
 from orchestrator.process.env import command_env
-from orchestrator.safety.secret_mask import remember
+from orchestrator.safety.secret_mask import remember, remember_named
 from orchestrator.workflow.handoffs.document import VerifyRecord
 
 __all__ = ["DEFAULT_VERIFY_TIMEOUT", "failure_message", "run_verify"]
@@ -39,6 +39,7 @@ async def run_verify(
     """Run ``commands`` in ``cwd`` until one fails; the records of those that ran."""
     env, secrets = command_env(passthrough)
     remember(secrets)
+    remember_named({name: env[name] for name in passthrough if env.get(name) in secrets})
     records: list[VerifyRecord] = []
     for argv in commands:
         try:

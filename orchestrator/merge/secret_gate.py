@@ -1,0 +1,80 @@
+"""No secret lands: the check every landing makes before it writes anything.
+
+``SecretGate.check(calls, branch_ref, tip, base)`` runs inside each merge attempt, on the tips
+that attempt read (the local queue's and the remote landing's alike, ``merge.attempt``), so
+what is checked is exactly what would land. It reads every object ``tip`` brings that
+``base`` lacks (the CLI's own commits as well as the orchestrator's: messages, authors and
+committers, path names, file contents; ``merge.secret_scan``) and looks for every secret the
+run knows (``safety.secret_mask.names``: the orchestrator's sensitive-named variables, and
+everything handed to a child, each known by the name it was given under), as is and encoded
+(``safety.secret_forms``).
+
+A hit raises ``SecretInHistory`` naming each place (commit short id and field, file, path
+name) and the secret's name, never its value; the task is not landed and not retried. Before
+it raises, the work is kept masked in every ref that held it and the old objects deleted
+(``merge.secret_rewrite``). A blob over ``secret_scan.LIMIT`` is not read: it is logged by
+name as unchecked.
+
+Without a known secret nothing runs. A tip found clean is remembered with the secrets it was
+checked for, so a merge retried on a moved base reads nothing again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from orchestrator.errors import SecretInHistory
+from orchestrator.git.merge_tree import GitCalls
+from orchestrator.merge.secret_rewrite import mask_history
+from orchestrator.merge.secret_scan import needles_for, scan
+from orchestrator.safety import secret_mask
+
+__all__ = ["SecretGate"]
+
+log = logging.getLogger(__name__)
+
+_CLEAN_KEPT = 256
+
+
+class SecretGate:
+    def __init__(self, known: Callable[[], Mapping[str, str]] = secret_mask.names) -> None:
+        self._known = known
+        self._clean: dict[str, frozenset[str]] = {}  # tip -> the secrets it was clean of
+        self._lock = threading.Lock()
+
+    def check(self, calls: GitCalls, branch: str, tip: str, base: str, common: Path) -> None:
+        """Raise ``SecretInHistory`` when what ``tip`` would bring onto ``base`` holds a
+        known secret (module doc); blocking, in the merge attempt's worker thread."""
+        known = dict(self._known())
+        if not known:
+            return
+        secrets = frozenset(known)
+        with self._lock:
+            if self._clean.get(tip) == secrets:
+                return
+        needles = needles_for(known)
+        found = scan(calls, [tip], [base], needles)
+        if found.unchecked:
+            log.warning(
+                "branch %s: files too large to look for secrets in, not checked: %s",
+                branch,
+                ", ".join(found.unchecked[:20]),
+            )
+        if not found.findings:
+            with self._lock:
+                if len(self._clean) >= _CLEAN_KEPT:
+                    self._clean.clear()
+                self._clean[tip] = secrets
+            return
+        findings = [finding.describe() for finding in found.findings]
+        masked = mask_history(calls, tip, [base], found, needles, common)
+        if masked.moved:
+            log.warning(
+                "branch %s held a secret's value; masked in %s",
+                branch,
+                ", ".join(sorted(masked.moved)),
+            )
+        raise SecretInHistory(branch, findings, bool(masked.moved))
