@@ -137,6 +137,8 @@ class WorktreeManager:
                 # This clone's own base, even where new work forks from the remote's: the
                 # remote-tracking ref is only a copy of the remote, fetched again before use.
                 base_ref=f"refs/heads/{self.base_branch}",
+                meta=ws.meta,
+                sparse=bool(self.settings.sparse),
             )
         return self._guard
 

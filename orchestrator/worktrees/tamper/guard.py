@@ -60,7 +60,6 @@ import itertools
 import os
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,18 +67,20 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from orchestrator.errors import PathEscapeError
+from orchestrator.errors import PathEscapeError, WorkspaceError
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.repo import Git
 from orchestrator.merge.checkout import checkout_lock
 from orchestrator.worktrees.commits import head_branch
+from orchestrator.worktrees.layout import MetaLock
+from orchestrator.worktrees.stranded import READY, restore_admin_sync, stranded_admin
+from orchestrator.worktrees.tamper.blame import Finding, Ledger, Window
 from orchestrator.worktrees.tamper.files import ASIDE, FileState, describe_config, restore
 from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
 
 __all__ = ["TamperGuard", "Tampering", "Watch"]
 
 _INFO = ("attributes", "exclude", "sparse-checkout", "grafts")
-_REMEMBERED = 200  # undone changes kept for the sessions that overlapped them
 _STATUS = (
     *("--no-optional-locks", "status", "--porcelain=v1", "-z", "--no-renames"),
     *("--untracked-files=all", "--ignore-submodules=all"),
@@ -91,13 +92,20 @@ Listed = dict[str, tuple[str, int, int]] | None
 
 @dataclass(frozen=True)
 class Tampering:
-    """What changed outside a session's worktree, one line per thing, for a human."""
+    """What changed outside a session's worktree, one line per thing, for a human.
+
+    ``retryable``: nothing of it is traced to this session (``tamper.blame``): it changed
+    while other sessions ran beside it, one of which did it; the session is checked again
+    (its phase runs again) rather than failed for good."""
 
     changes: tuple[str, ...]
+    retryable: bool = False
 
     @property
     def message(self) -> str:
         shown = "; ".join(self.changes[:12]) + (" ..." if len(self.changes) > 12 else "")
+        if self.retryable:
+            return f"something changed outside the worktrees while it ran: {shown}"
         return f"changed outside its worktree: {shown}"
 
 
@@ -113,6 +121,7 @@ class Watch:
     entries: frozenset[str]
     refs: RefSnapshot | None  # None: the guard watches no refs (no base ref given)
     own: str | None  # the session's own branch (a ref), its CLI's to move
+    window: Window  # the session as the blame ledger knows it
 
 
 class TamperGuard:
@@ -126,6 +135,8 @@ class TamperGuard:
         worktrees_dir: Path,
         ours: Callable[[], Collection[str]] = frozenset,
         base_ref: str | None = None,
+        meta: MetaLock | None = None,
+        sparse: bool = False,
     ) -> None:
         self.git = git  # runs in the main checkout
         self.root = git.cwd
@@ -136,7 +147,9 @@ class TamperGuard:
         # slowly git gets to writing their .git on a loaded machine.
         self._ours = ours
         self._refs = SharedRefs(git, common_dir, base_ref) if base_ref else None
-        self._undone: deque[tuple[float, str, int]] = deque(maxlen=_REMEMBERED)
+        self._meta = meta  # held while a stranded worktree's admin directory is recreated
+        self._sparse = sparse
+        self._ledger = Ledger()
         self._serials = itertools.count(1)
         self._status_lock = anyio.Lock()
         self._status_started = 0  # git status runs started, and the last one's number and answer
@@ -146,28 +159,51 @@ class TamperGuard:
         """Look before a session in ``worktree``, on its own ``branch`` (short name; read from
         the worktree when not given)."""
         started = time.monotonic()
-        files, entries = await anyio.to_thread.run_sync(self._look, worktree)
-        refs = None if self._refs is None else await anyio.to_thread.run_sync(self._refs.snapshot)
-        own = f"refs/heads/{branch}" if branch else head_branch(worktree)
-        listed = await self._main_status()
         serial = next(self._serials)
-        return Watch(serial, worktree, started, files, listed, entries, refs, own)
+        own = f"refs/heads/{branch}" if branch else head_branch(worktree)
+        admin, lock, ready = await anyio.to_thread.run_sync(_admin_of, worktree)
+        window = Window(serial, worktree, admin, own, lock, ready, started)
+        # Open before the snapshot: a check ending meanwhile counts this session among those
+        # that ran beside it.
+        self._ledger.open(window)
+        try:
+            files, entries = await anyio.to_thread.run_sync(self._look, worktree)
+            refs = None
+            if self._refs is not None:
+                refs = await anyio.to_thread.run_sync(self._refs.snapshot)
+            listed = await self._main_status()
+        except BaseException:
+            self._ledger.close(window)
+            raise
+        return Watch(serial, worktree, started, files, listed, entries, refs, own, window)
 
     async def finish(self, watch: Watch) -> Tampering | None:
-        """Compare with ``watch``; undo changes to git's setup; ``None`` when nothing changed."""
-        # Git's setup first, undone before any git command runs (a planted filter would).
-        changes = await anyio.to_thread.run_sync(self._undo_setup, watch)
-        # Then the base's checkouts (before the refs: a base put back under a checkout still
-        # holding it would turn its files into reversed changes), then the shared refs.
-        changes += await anyio.to_thread.run_sync(self._undo_refs, watch)
-        changes += [
-            f"{what} (undone by the check of a session running beside this one)"
-            for when, what, by in self._undone
-            if when >= watch.started and by != watch.serial
-        ]
-        changes += _checkout_changes(watch.listed, await self._main_status())
-        changes += await anyio.to_thread.run_sync(self._new_entries, watch.entries)
-        return Tampering(tuple(changes)) if changes else None
+        """Compare with ``watch``, undo what can be, and say what of it is this session's
+        (``tamper.blame``); ``None`` when nothing is."""
+        window = watch.window
+        try:
+            # Git's setup first, undone before any git command runs (a planted filter would).
+            found = await anyio.to_thread.run_sync(self._undo_setup, watch)
+            # Then the running sessions' checkouts a CLI cut off from git, given back before
+            # anything else touches them.
+            found += await self._restore_stranded()
+            # Then the base's checkouts (before the refs: a base put back under a checkout
+            # still holding it would turn its files into reversed changes), then the refs.
+            overlapping = self._ledger.overlapping(window)
+            owners = {w.own: w.serial for w in overlapping if w.own}
+            admins = {_real(w.admin): w.serial for w in overlapping if w.admin is not None}
+            found += await anyio.to_thread.run_sync(self._undo_refs, watch, owners, admins)
+            listed = await self._main_status()
+            moved = _checkout_changes(watch.listed, listed)
+            moved += await anyio.to_thread.run_sync(self._new_entries, watch.entries)
+            found += [Finding(what, undone=False) for what in moved]
+        except BaseException:
+            self._ledger.close(window)
+            raise
+        verdict = self._ledger.judge(window, found)
+        if not verdict.blocked and not verdict.rechecked:
+            return None
+        return Tampering(verdict.blocked + verdict.rechecked, retryable=not verdict.blocked)
 
     # --- the pieces; all but git status run in a worker thread ---------------------------
 
@@ -195,8 +231,9 @@ class TamperGuard:
         )
         return found
 
-    def _undo_setup(self, watch: Watch) -> list[str]:
+    def _undo_setup(self, watch: Watch) -> list[Finding]:
         stamp = _stamp()
+        own = None if watch.window.admin is None else watch.window.admin / "config.worktree"
         changes = []
         for path in sorted(self._files(watch.worktree) | watch.files.keys()):
             before = watch.files.get(path, FileState())
@@ -208,19 +245,70 @@ class TamperGuard:
                 done = restore(self.common_dir, path, before, now, stamp)
             except (OSError, PathEscapeError) as exc:
                 done = f"could not be undone: {exc}"
-            self._undone.append((time.monotonic(), what, watch.serial))
-            changes.append(f"{what} ({done})")
+            # The session's own config.worktree is its worktree's; the rest is everyone's.
+            traced = watch.serial if path == own else None
+            changes.append(Finding(f"{what} ({done})", traced))
         return changes
 
-    def _undo_refs(self, watch: Watch) -> list[str]:
+    async def _restore_stranded(self) -> list[Finding]:
+        """Recreate the admin directory of every running session's worktree a CLI deleted
+        (``worktrees.stranded``): who did it cannot be told from what is left."""
+        found = []
+        for window in self._ledger.live():
+            common = self.common_dir
+            if await anyio.to_thread.run_sync(stranded_admin, window.worktree, common) is None:
+                continue
+            what = f"{self._show(window.worktree)}: its git admin directory was deleted"
+            if window.own is None:
+                found.append(Finding(f"{what} (not restored: its branch is not known)"))
+                continue
+            branch = window.own.removeprefix("refs/heads/")
+            try:
+                if self._meta is None:
+                    done = await anyio.to_thread.run_sync(self._restore_admin, window, branch)
+                else:
+                    async with self._meta.hold():
+                        done = await anyio.to_thread.run_sync(self._restore_admin, window, branch)
+            except WorkspaceError as exc:
+                done = f"could not be restored: {exc}"
+            if done is not None:
+                found.append(Finding(f"{what} ({done})"))
+        return found
+
+    def _restore_admin(self, window: Window, branch: str) -> str | None:
+        if stranded_admin(window.worktree, self.common_dir) is None:
+            return None  # restored meanwhile, by another session's check
+        return restore_admin_sync(
+            self.git,
+            self.common_dir,
+            window.worktree,
+            branch,
+            lock_reason=window.lock,
+            ready=window.ready,
+            sparse=self._sparse,
+        )
+
+    def _undo_refs(
+        self, watch: Watch, owners: dict[str, int], admins: dict[Path, int]
+    ) -> list[Finding]:
+        """The base's checkouts released and the refs put back (``refs``), each traced where
+        it can be: a checkout of the base to the session whose worktree it is (its admin
+        directory), the base moved meanwhile to that same session."""
         if self._refs is None or watch.refs is None:
             return []
         stamp = _stamp()
-        changes = self._refs.release_base(watch.refs, stamp)
-        changes += self._refs.check(watch.refs, watch.own, stamp)
-        for what in changes:
-            self._undone.append((time.monotonic(), what, watch.serial))
-        return changes
+        found = []
+        holders = set()
+        for admin, what in self._refs.release_base(watch.refs, stamp):
+            traced = admins.get(_real(admin))
+            holders.add(traced)
+            found.append(Finding(what, traced))
+        base_by = holders.pop() if len(holders) == 1 else None
+        for ref, what in self._refs.check(watch.refs, owners.keys(), stamp):
+            # A running session's own branch deleted: whose doing cannot be told (its CLI
+            # cannot delete the branch its worktree is on with ``git branch -D``).
+            found.append(Finding(what, base_by if ref == self._refs.base_ref else None))
+        return found
 
     async def _main_status(self) -> Listed:
         """The main checkout's status, from a ``git status`` that started after this call.
@@ -269,6 +357,25 @@ class TamperGuard:
 
     def _show(self, path: Path) -> str:
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+
+def _admin_of(worktree: Path) -> tuple[Path | None, str | None, str | None]:
+    """A worktree's admin directory, its lock reason and its ready mark (blocking)."""
+    admin = read_gitfile(worktree)
+    if admin is None:
+        return None, None, None
+    return admin, _text(admin / "locked"), _text(admin / READY)
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
 
 
 def _stamp() -> str:
