@@ -1,0 +1,66 @@
+"""A CLI running beside another session (FAULT_DOES), for the blame tests. It writes its work
+(FAULT_WORK, ``work.txt`` when not given), then:
+
+- ``commit``: commits that work on its own session branch (``git add`` + ``git commit``),
+  as aider does by default;
+- ``switch-base``: switches its own worktree to the base branch (``main``);
+- ``config-once``: adds an alias to the repository's shared ``.git/config``, the first time
+  only (FAULT_MARKER is written then);
+- ``delete-admin``: waits (up to 20 s) until another worktree holds ``FAULT_WAIT_FOR``, then
+  deletes that worktree's admin directory (``.git/worktrees/<name>``), the first time only
+  (FAULT_MARKER);
+- ``work``: nothing more.
+
+Then it sleeps FAULT_SLEEP seconds (0 when not given), so its session overlaps the others.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+
+def git(*args: str) -> str:
+    done = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def first_time() -> bool:
+    marker = Path(os.environ["FAULT_MARKER"])
+    if marker.exists():
+        return False
+    marker.write_text("done\n")
+    return True
+
+
+work = os.environ.get("FAULT_WORK", "work.txt")
+Path(work).write_text(f"{work}: honest work\n")
+does = os.environ["FAULT_DOES"]
+common = Path(git("rev-parse", "--path-format=absolute", "--git-common-dir"))
+if does == "commit":
+    git("add", work)
+    git("commit", "-q", "-m", f"aider: {work}")
+elif does == "switch-base":
+    git("switch", "--quiet", "--ignore-other-worktrees", "main")
+elif does == "config-once" and first_time():
+    with open(common / "config", "a") as handle:
+        handle.write("[alias]\n\tst = status\n")
+elif does == "delete-admin" and first_time():
+    own = Path(git("rev-parse", "--path-format=absolute", "--git-dir"))
+    wanted = os.environ["FAULT_WAIT_FOR"]
+    deadline = time.monotonic() + 20
+    done = False
+    while not done and time.monotonic() < deadline:
+        for admin in sorted((common / "worktrees").iterdir()):
+            gitdir = admin / "gitdir"
+            if admin == own or not gitdir.is_file():
+                continue
+            worktree = Path(gitdir.read_text().strip()).parent
+            if (worktree / wanted).exists():
+                shutil.rmtree(admin)
+                done = True
+                break
+        time.sleep(0.05)
+time.sleep(float(os.environ.get("FAULT_SLEEP", "0")))
+print("done", flush=True)

@@ -1,0 +1,155 @@
+"""Blame is exact, through the real orchestrator (``Council``) with real git and real CLI
+processes (``fault_clis/neighbours.py``), two sessions side by side:
+
+- a CLI committing on its own session branch (aider's default) is its work: both land, on the
+  first attempt;
+- a CLI checking the base out in its own worktree is traced by that worktree's admin
+  directory: only it is blocked, its sibling lands on the first attempt;
+- a CLI adding to the shared ``.git/config`` cannot be traced: the change is undone and both
+  sessions are rechecked (retried), neither fails for good, both land;
+- a CLI deleting its sibling's admin directory (``.git/worktrees/<name>``): the sibling's
+  checkout is given back to git before anything else touches it, its edits committed on its
+  branch, both sessions named and retried, both land; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fault_helpers import TASK, FaultRun
+from merge_repo import git
+
+NEIGHBOURS = "neighbours.py"
+SIBLING = "sibling"
+RETRIES = {"max_retries": 2, "backoff_initial": 0.05, "backoff_max": 0.1}
+
+
+def side_by_side(
+    tmp_path: Path,
+    does: dict[str, str],
+    sibling: dict[str, str],
+    retry: dict[str, Any] | None = None,
+) -> FaultRun:
+    """``fault`` runs ``neighbours.py`` with ``does``, ``sibling`` with ``sibling``, at once."""
+    run = FaultRun(
+        tmp_path,
+        NEIGHBOURS,
+        env={"FAULT_WORK": "fault.txt", **does},
+        more={SIBLING: (NEIGHBOURS, {"FAULT_DOES": "work", "FAULT_WORK": "sibling.txt", **sibling})},
+    )
+    if retry is not None:
+        run.retry = retry
+    run.write_config()
+    return run
+
+
+async def run_within(run: FaultRun, seconds: float = 60.0) -> dict[str, Any]:
+    with anyio.fail_after(seconds):
+        return await run.run_here()
+
+
+def errors(run: FaultRun) -> dict[str, str | None]:
+    return {task: run.state(task)["error"] for task in (TASK, SIBLING)}
+
+
+def retried(run: FaultRun) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {TASK: [], SIBLING: []}
+    for event in run.events("task.retry"):
+        found[event["data"]["task_id"]].append(event["data"]["error"])
+    return found
+
+
+async def test_a_cli_committing_on_its_own_branch_beside_a_sibling_both_land(
+    tmp_path: Path,
+) -> None:
+    run = side_by_side(
+        tmp_path,
+        {"FAULT_DOES": "commit", "FAULT_SLEEP": "1.5"},
+        {"FAULT_SLEEP": "1.5"},
+    )  # no retries: a blamed session would fail for good
+    report = await run_within(run)
+
+    assert report["totals"]["done"] == 2, errors(run)
+    assert run.state()["attempt"] == 1 and run.state(SIBLING)["attempt"] == 1
+    assert run.on_main("fault.txt") and run.on_main("sibling.txt")
+    log = git(run.repo, "log", "--format=%s", "main")
+    assert "aider: fault.txt" in log  # the CLI's own commit is what landed
+
+
+async def test_a_cli_checking_the_base_out_in_its_own_worktree_is_the_only_one_blamed(
+    tmp_path: Path,
+) -> None:
+    run = side_by_side(
+        tmp_path,
+        {"FAULT_DOES": "switch-base", "FAULT_SLEEP": "0.5"},
+        {"FAULT_SLEEP": "2"},
+        retry=RETRIES,  # retries on offer: the culprit is still not retried
+    )
+    before = git(run.repo, "rev-parse", "main")
+    report = await run_within(run)
+
+    state = run.state()
+    assert state["status"] == "failed" and state["attempt"] == 1, state["error"]
+    assert state["error"].startswith("blocked, not merged: the CLI changed outside its worktree")
+    assert "has the base branch main checked out (detached" in state["error"]
+    sibling = run.state(SIBLING)
+    assert sibling["status"] == "done" and sibling["attempt"] == 1, sibling["error"]
+    assert report["totals"]["done"] == 1
+    assert run.on_main("sibling.txt") and not run.on_main("fault.txt")
+    assert git(run.repo, "rev-list", "--count", f"{before}..main") != "0"
+
+
+async def test_an_untraceable_config_change_beside_a_sibling_retries_both(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "config-changed"
+    run = side_by_side(
+        tmp_path,
+        {"FAULT_DOES": "config-once", "FAULT_MARKER": str(marker), "FAULT_SLEEP": "1"},
+        {"FAULT_SLEEP": "1.5"},
+        retry=RETRIES,
+    )
+    config = (run.repo / ".git" / "config").read_bytes()
+    report = await run_within(run)
+
+    assert marker.exists()
+    assert (run.repo / ".git" / "config").read_bytes() == config  # undone
+    assert report["totals"]["done"] == 2, errors(run)
+    assert run.on_main("fault.txt") and run.on_main("sibling.txt")
+    for task, said in retried(run).items():
+        assert said, f"{task} was not rechecked"
+        assert "rechecked, to run again" in said[0] and "added alias.st=status" in said[0]
+        assert "council/fault/1, council/sibling/1 ran then" in said[0]
+
+
+async def test_a_cli_deleting_its_siblings_admin_dir_loses_nothing_and_both_land(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "deleted"
+    run = side_by_side(
+        tmp_path,
+        {
+            "FAULT_DOES": "delete-admin",
+            "FAULT_MARKER": str(marker),
+            "FAULT_WAIT_FOR": "sibling.txt",
+        },
+        {"FAULT_SLEEP": "2.5"},
+        retry=RETRIES,
+    )
+    report = await run_within(run)
+
+    assert marker.exists()
+    assert report["totals"]["done"] == 2, errors(run)
+    assert run.on_main("fault.txt") and run.on_main("sibling.txt")
+    said = retried(run)
+    assert said[SIBLING] and said[TASK], said
+    for line in (said[SIBLING][0], said[TASK][0]):
+        assert ".council/worktrees/" in line and "its git admin directory was deleted" in line
+        assert "council/fault/1, council/sibling/1 ran then" in line  # the deleter named
+    # The sibling's edits, loose while git did not know them, were committed on its branch.
+    commits = git(run.repo, "log", "--format=%s", "main")
+    assert "council: sibling build stopped (failed)" in commits, commits
+    assert json.loads(json.dumps(run.state(SIBLING)))["status"] == "done"
