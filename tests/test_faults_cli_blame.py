@@ -38,7 +38,9 @@ def side_by_side(
         tmp_path,
         NEIGHBOURS,
         env={"FAULT_WORK": "fault.txt", **does},
-        more={SIBLING: (NEIGHBOURS, {"FAULT_DOES": "work", "FAULT_WORK": "sibling.txt", **sibling})},
+        more={
+            SIBLING: (NEIGHBOURS, {"FAULT_DOES": "work", "FAULT_WORK": "sibling.txt", **sibling})
+        },
     )
     if retry is not None:
         run.retry = retry

@@ -133,7 +133,7 @@ async def test_a_running_sessions_branch_deleted_is_put_back_and_blames_nobody_f
 async def test_a_change_traced_to_a_session_is_owed_to_it_alone_not_to_later_ones(
     tmp_path: Path,
 ) -> None:
-    _manager, guard, repo, one, two = await two_sessions(tmp_path)
+    _manager, guard, _repo, one, two = await two_sessions(tmp_path)
     culprit, sibling = await guard.watch(one.path, one.branch), await guard.watch(two.path)
     worktree_config = read_gitfile(one.path)
     assert worktree_config is not None
