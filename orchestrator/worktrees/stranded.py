@@ -20,10 +20,17 @@ knows, which no commit, rescue ref or removal would keep.
   session branch. (``git worktree repair`` cannot do this: it mends the links between the two
   halves, and needs both.) Callers hold the repository's metadata lock.
 
-Limit: a sparse worktree's own sparse-checkout file went with its admin directory; the
-recreated one is not sparse, so the files outside its cone show as deleted until its
-session's next checkout (a commit then would delete them: ``restore_admin_sync`` marks every
-tracked file missing from disk ``skip-worktree`` when ``sparse`` is set, so they are kept).
+- ``restore_stranded(ws, session)`` is the same for a session the orchestrator knows, under
+  the metadata lock: ``reconcile`` (``council worktrees prune`` and ``clean``), ``retire`` and
+  a retry's ``recreate`` call it before they touch the checkout; the tamper guard restores a
+  running session's at the next check.
+
+Limits: a sparse worktree's own sparse-checkout file went with its admin directory, and the
+recreated one is not sparse: every tracked file missing from disk is marked
+``skip-worktree`` so that no commit deletes what was never checked out, and a deletion the
+CLI made there is not recovered as one (its content is still on the branch). The admin
+directory's reflog is gone with it. A checkout the orchestrator knows no session for (not in
+the store) has no known branch, and is left for a human as before.
 """
 
 from __future__ import annotations

@@ -2,9 +2,13 @@
 
 A CLI runs in its own worktree, but nothing stops it from writing elsewhere. ``TamperGuard``
 (one per repository, ``WorktreeManager.tamper_guard``) takes a ``Watch`` before every CLI
-session and ``finish(watch)`` compares after it; a change is a ``Tampering``, and the workflow
-fails the attempt with its message, not retryable, so the work does not land (the branch and
-worktree are kept).
+session and ``finish(watch)`` compares after it. Each change found is traced, where it can
+be, to the one session whose doing it is (``blame``): a change traced to the session checked,
+or made while it ran alone, is a ``Tampering`` that fails the attempt with its message, not
+retryable, so the work does not land (the branch and worktree are kept); one traced to another
+running session is handed to that session's own check, and the checked one is not blamed; one
+that cannot be traced while sessions ran side by side is a retryable ``Tampering`` for each of
+them (rechecked: the phase runs again), so no innocent session fails for good.
 
 What is watched, and why these (each is cheap, and only the CLI should be writing there):
 
@@ -19,18 +23,25 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
   (``orchestrator.git.repo`` points ``core.hooksPath`` at an empty directory), but not filters, and
   the user's git honours all of it. So a change found here is also **undone**
   (``tamper_files.restore``: the CLI's version is kept beside it, nothing is deleted) before
-  any other git command of the orchestrator runs, and the undo is remembered for a while:
-  every other session that was running at that moment is flagged too, since one of them did
-  it and the compare alone would no longer show it. The orchestrator's own one change there,
+  any other git command of the orchestrator runs. A session's own ``config.worktree`` is
+  traced to it; the rest is everyone's, so every other session running then is told at its
+  own check (``blame``: the compare alone would no longer show it). The orchestrator's own
+  one change there,
   ``extensions.worktreeConfig`` for sparse worktrees, is made before any session
   (``worktree_ops.share_worktree_config``).
+- **the running sessions' checkouts cut off from git**: a worktree whose admin directory a CLI
+  deleted (``.git/worktrees/<name>``) is given back to git at once, on its branch
+  (``worktrees.stranded``, under the metadata lock), before its edits are committed or
+  anything else touches it; who deleted it cannot be told.
 - **the shared refs and the base's checkouts** (``refs``, when the guard is given the
-  base ref): the base, every session's branch but the session's own, and the rescue refs
+  base ref): the base, every session's branch but those of the sessions running (their CLIs'
+  to move: a commit of aider's is its session's work), and the rescue refs
   under ``refs/council/``, compared by value and followed through the orchestrator's own
   writes (``ref_book``); a change nobody noted is undone (the moved-to commit kept under
   ``refs/council/tampered/``), and a linked worktree that took the base branch is detached,
   its uncommitted work committed and kept, so no merge waits for it and no cleanup commits
-  onto the base. Remembered like the undone setup changes.
+  onto the base. Such a checkout is traced to the session whose worktree it is (its admin
+  directory), and so is a base moved meanwhile; one added elsewhere cannot be traced.
 - **the main checkout**, as ``git status`` lists it (tracked changes and untracked files, not
   ignored ones), with each listed path's size and mtime: a file created, changed or deleted
   there. Reported only: the user's checkout is never modified. Never looked at while the merge
@@ -44,10 +55,13 @@ there at the same time, and a ``git status`` of each would cost a process per wo
 submodules' git dirs (``modules/``), and anything outside the repository (the CLI's HOME is
 private, so its ``git config --global`` lands there; the rest of the disk takes a sandbox) are
 not watched. A change made and reverted within one session is not seen, nor what another
-session's git commands ran between a CLI's change and its session's end. Writers cannot be
-told apart: when sessions run side by side every one whose session saw a change is flagged,
-and so is a session during which a *human* edited the main checkout (the error names the
-paths). Two orchestrators on one repository do not share the memory of undone changes.
+session's git commands ran between a CLI's change and its session's end. Tracing goes by
+where a change lands, not by which process wrote it: a CLI that switches *another* session's
+worktree to the base, or writes its ``config.worktree``, gets that session blocked (a
+sandbox, where the machine has one, keeps a CLI out of other worktrees altogether). A
+change nobody can be traced to, a *human* editing the main checkout included, rechecks every
+session that ran then, a retry each (bounded by ``retry.max_retries``). Two orchestrators on
+one repository do not share their sessions' windows.
 
 Cost per session: a few small file reads, two ``git for-each-ref`` and two ``git status`` of
 the main checkout (one before, one after; sessions starting or ending together share one),
