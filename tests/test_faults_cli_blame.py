@@ -37,7 +37,7 @@ def side_by_side(
     run = FaultRun(
         tmp_path,
         NEIGHBOURS,
-        env={"FAULT_WORK": "fault.txt", **does},
+        env={"FAULT_WORK": "fault.txt", "FAULT_WAIT_FOR": "sibling.txt", **does},
         more={
             SIBLING: (NEIGHBOURS, {"FAULT_DOES": "work", "FAULT_WORK": "sibling.txt", **sibling})
         },
@@ -136,7 +136,6 @@ async def test_a_cli_deleting_its_siblings_admin_dir_loses_nothing_and_both_land
         {
             "FAULT_DOES": "delete-admin",
             "FAULT_MARKER": str(marker),
-            "FAULT_WAIT_FOR": "sibling.txt",
         },
         {"FAULT_SLEEP": "2.5"},
         retry=RETRIES,
