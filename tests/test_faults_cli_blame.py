@@ -153,4 +153,47 @@ async def test_a_cli_deleting_its_siblings_admin_dir_loses_nothing_and_both_land
     # The sibling's edits, loose while git did not know them, were committed on its branch.
     commits = git(run.repo, "log", "--format=%s", "main")
     assert "council: sibling build stopped (failed)" in commits, commits
-    assert json.loads(json.dumps(run.state(SIBLING)))["status"] == "done"
+    assert run.state(SIBLING)["status"] == "done"
+
+
+async def test_a_cli_deleting_a_kept_worktrees_admin_dir_while_it_runs_alone_is_named(
+    tmp_path: Path,
+) -> None:
+    # The victim's first attempt failed (its worktree kept for the retry); the deleter then
+    # runs alone and cuts that worktree off from git: it is the only one that could have.
+    run = FaultRun(
+        tmp_path,
+        NEIGHBOURS,
+        env={
+            "FAULT_DOES": "delete-admin",
+            "FAULT_MARKER": str(tmp_path / "deleted"),
+            "FAULT_WAIT_FOR": "victim.txt",
+            "FAULT_WORK": "fault.txt",
+        },
+        more={
+            "victim": (
+                NEIGHBOURS,
+                {
+                    "FAULT_DOES": "fail-once",
+                    "FAULT_MARKER": str(tmp_path / "failed"),
+                    "FAULT_WORK": "victim.txt",
+                },
+            )
+        },
+    )
+    config = run.config()
+    config["capacity"] = {"sessions": 1}
+    config["tasks"][1]["priority"] = 10  # the victim first; the deleter during its backoff
+    config["retry"] = {"max_retries": 2, "backoff_initial": 1.0, "backoff_max": 1.0}
+    run.config_path.write_text(json.dumps(config))
+    report = await run_within(run)
+
+    state = run.state()
+    assert state["status"] == "failed" and state["attempt"] == 1, state["error"]
+    assert state["error"].startswith("blocked, not merged: the CLI changed outside its worktree")
+    assert "its git admin directory was deleted (its admin directory" in state["error"]
+    assert "recreated on council/victim/1" in state["error"]
+    victim = run.state("victim")
+    assert victim["status"] == "done" and victim["attempt"] == 2, victim["error"]
+    assert report["totals"]["done"] == 1
+    assert run.on_main("victim.txt") and not run.on_main("fault.txt")

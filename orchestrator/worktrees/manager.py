@@ -139,6 +139,7 @@ class WorktreeManager:
                 base_ref=f"refs/heads/{self.base_branch}",
                 meta=ws.meta,
                 sparse=bool(self.settings.sparse),
+                kept=lambda: [s for sid, s in book.known.items() if sid not in book.busy],
             )
         return self._guard
 

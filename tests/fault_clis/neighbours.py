@@ -9,6 +9,7 @@
   only (FAULT_MARKER is written then);
 - ``delete-admin``: deletes the admin directory (``.git/worktrees/<name>``) of the worktree
   holding ``FAULT_WAIT_FOR``, the first time only (FAULT_MARKER);
+- ``fail-once``: exits 1, the first time only (FAULT_MARKER), its work left behind;
 - ``work``: nothing more.
 
 Then it sleeps FAULT_SLEEP seconds (0 when not given), so its session overlaps the others.
@@ -17,6 +18,7 @@ Then it sleeps FAULT_SLEEP seconds (0 when not given), so its session overlaps t
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -54,7 +56,7 @@ Path(work).write_text(f"{work}: honest work\n")
 does = os.environ["FAULT_DOES"]
 common = Path(git("rev-parse", "--path-format=absolute", "--git-common-dir"))
 waits = os.environ.get("FAULT_WAIT_FOR")
-once = does in ("config-once", "delete-admin")
+once = does in ("config-once", "delete-admin", "fail-once")
 if once and not first_time():
     does = "work"
 other = other_holding(waits) if waits and does != "work" else None
@@ -68,5 +70,8 @@ elif does == "config-once":
         handle.write("[alias]\n\tst = status\n")
 elif does == "delete-admin" and other is not None:
     shutil.rmtree(other)
+elif does == "fail-once":
+    print("failed, this once", flush=True)
+    sys.exit(1)
 time.sleep(float(os.environ.get("FAULT_SLEEP", "0")))
 print("done", flush=True)

@@ -10,6 +10,8 @@ fails it for good, what only sends it round again, and what belongs to another s
   it is the one being checked, else the finding is **owed** to it, handed over at its own
   check, and the session being checked is not blamed. A traced session whose window has
   closed can no longer be told; the finding is then treated as not traceable;
+- a finding made before a session starts (a stranded worktree given back then) is owed to the
+  sessions running at that moment, judged as if found at their checks;
 - a finding that **cannot be traced** (git's shared config or hooks, the base ref, the main
   checkout, a stranded worktree, a new entry beside the worktrees) is the doing of one of the
   sessions whose windows overlapped the checked one's: when that is only the checked session,
@@ -137,6 +139,22 @@ class Ledger:
             (blocked if traced_here else rechecked).append(line)
         self.close(window)
         return Verdict(tuple(blocked), tuple(rechecked))
+
+    def notice(self, findings: list[Finding]) -> None:
+        """``findings`` made outside any session's check (before a session starts): owed to
+        the sessions running now, the only ones that could have made them."""
+        live = self.live()
+        for finding in findings:
+            if len(live) == 1:
+                self._owed[live[0].serial].append((f"{finding.what} ({BESIDE})", True))
+                continue
+            names = ", ".join(sorted(w.name for w in live))
+            line = (
+                f"{finding.what} (not traceable to one session: {names} ran then, each is "
+                f"checked again) ({BESIDE})"
+            )
+            for window in live:
+                self._owed[window.serial].append((line, False))
 
     def close(self, window: Window) -> None:
         """``window``'s session has ended; windows nobody's check can overlap any more go."""

@@ -29,10 +29,12 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
   one change there,
   ``extensions.worktreeConfig`` for sparse worktrees, is made before any session
   (``worktree_ops.share_worktree_config``).
-- **the running sessions' checkouts cut off from git**: a worktree whose admin directory a CLI
-  deleted (``.git/worktrees/<name>``) is given back to git at once, on its branch
+- **the sessions' checkouts cut off from git**: a worktree of the orchestrator's (a running
+  session's, or one kept for a retry or a human) whose admin directory a CLI deleted
+  (``.git/worktrees/<name>``) is given back to git at once, on its branch
   (``worktrees.stranded``, under the metadata lock), before its edits are committed or
-  anything else touches it; who deleted it cannot be told.
+  anything else touches it, at every check and before every session starts (then the
+  sessions running are the ones told); who deleted it cannot be told.
 - **the shared refs and the base's checkouts** (``refs``, when the guard is given the
   base ref): the base, every session's branch but those of the sessions running (their CLIs'
   to move: a commit of aider's is its session's work), and the rescue refs
@@ -71,6 +73,7 @@ about 20 ms on a small repository; ``git status`` grows with the checkout, as it
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import secrets
 import time
@@ -87,12 +90,16 @@ from orchestrator.git.repo import Git
 from orchestrator.merge.checkout import checkout_lock
 from orchestrator.worktrees.commits import head_branch
 from orchestrator.worktrees.layout import MetaLock
+from orchestrator.worktrees.models import SessionWorktree
+from orchestrator.worktrees.names import lock_reason
 from orchestrator.worktrees.stranded import READY, restore_admin_sync, stranded_admin
 from orchestrator.worktrees.tamper.blame import Finding, Ledger, Window
 from orchestrator.worktrees.tamper.files import ASIDE, FileState, describe_config, restore
 from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
 
 __all__ = ["TamperGuard", "Tampering", "Watch"]
+
+log = logging.getLogger(__name__)
 
 _INFO = ("attributes", "exclude", "sparse-checkout", "grafts")
 _STATUS = (
@@ -151,6 +158,7 @@ class TamperGuard:
         base_ref: str | None = None,
         meta: MetaLock | None = None,
         sparse: bool = False,
+        kept: Callable[[], Collection[SessionWorktree]] = tuple,
     ) -> None:
         self.git = git  # runs in the main checkout
         self.root = git.cwd
@@ -163,6 +171,9 @@ class TamperGuard:
         self._refs = SharedRefs(git, common_dir, base_ref) if base_ref else None
         self._meta = meta  # held while a stranded worktree's admin directory is recreated
         self._sparse = sparse
+        # The sessions whose worktrees the orchestrator keeps (running or not), but those it
+        # is making or removing right now: a CLI must not cut any of them off from git.
+        self._kept = kept
         self._ledger = Ledger()
         self._serials = itertools.count(1)
         self._status_lock = anyio.Lock()
@@ -173,6 +184,12 @@ class TamperGuard:
         """Look before a session in ``worktree``, on its own ``branch`` (short name; read from
         the worktree when not given)."""
         started = time.monotonic()
+        # A checkout cut off from git since the last check is given back before this
+        # session starts; the sessions running now are the ones that could have done it.
+        found = await self._restore_stranded()
+        for finding in found:
+            log.warning("before a session in %s: %s", self._show(worktree), finding.what)
+        self._ledger.notice(found)
         serial = next(self._serials)
         own = f"refs/heads/{branch}" if branch else head_branch(worktree)
         admin, lock, ready = await anyio.to_thread.run_sync(_admin_of, worktree)
@@ -198,8 +215,8 @@ class TamperGuard:
         try:
             # Git's setup first, undone before any git command runs (a planted filter would).
             found = await anyio.to_thread.run_sync(self._undo_setup, watch)
-            # Then the running sessions' checkouts a CLI cut off from git, given back before
-            # anything else touches them.
+            # Then the sessions' checkouts a CLI cut off from git, given back before anything
+            # else touches them.
             found += await self._restore_stranded()
             # Then the base's checkouts (before the refs: a base put back under a checkout
             # still holding it would turn its files into reversed changes), then the refs.
@@ -265,40 +282,54 @@ class TamperGuard:
         return changes
 
     async def _restore_stranded(self) -> list[Finding]:
-        """Recreate the admin directory of every running session's worktree a CLI deleted
+        """Recreate the admin directory of every session's worktree a CLI deleted
         (``worktrees.stranded``): who did it cannot be told from what is left."""
+        owners: dict[Path, tuple[str | None, str | None, str | None]] = {}
+        for session in self._kept():
+            reason = lock_reason(session.session_id, session.cli, session.task_id)
+            owners[session.path] = (f"refs/heads/{session.branch}", reason, session.session_id)
+        for window in self._ledger.live():  # as they were at its watch, when known
+            owners[window.worktree] = (window.own, window.lock, window.ready)
+        common = self.common_dir
+        cut = await anyio.to_thread.run_sync(
+            lambda: [path for path in owners if stranded_admin(path, common) is not None]
+        )
         found = []
-        for window in self._ledger.live():
-            common = self.common_dir
-            if await anyio.to_thread.run_sync(stranded_admin, window.worktree, common) is None:
-                continue
-            what = f"{self._show(window.worktree)}: its git admin directory was deleted"
-            if window.own is None:
+        for path in cut:
+            own, lock, ready = owners[path]
+            what = f"{self._show(path)}: its git admin directory was deleted"
+            if own is None:
                 found.append(Finding(f"{what} (not restored: its branch is not known)"))
                 continue
-            branch = window.own.removeprefix("refs/heads/")
+            branch = own.removeprefix("refs/heads/")
             try:
                 if self._meta is None:
-                    done = await anyio.to_thread.run_sync(self._restore_admin, window, branch)
+                    done = await anyio.to_thread.run_sync(
+                        self._restore_admin, path, branch, lock, ready
+                    )
                 else:
                     async with self._meta.hold():
-                        done = await anyio.to_thread.run_sync(self._restore_admin, window, branch)
+                        done = await anyio.to_thread.run_sync(
+                            self._restore_admin, path, branch, lock, ready
+                        )
             except WorkspaceError as exc:
                 done = f"could not be restored: {exc}"
             if done is not None:
                 found.append(Finding(f"{what} ({done})"))
         return found
 
-    def _restore_admin(self, window: Window, branch: str) -> str | None:
-        if stranded_admin(window.worktree, self.common_dir) is None:
+    def _restore_admin(
+        self, worktree: Path, branch: str, lock: str | None, ready: str | None
+    ) -> str | None:
+        if stranded_admin(worktree, self.common_dir) is None:
             return None  # restored meanwhile, by another session's check
         return restore_admin_sync(
             self.git,
             self.common_dir,
-            window.worktree,
+            worktree,
             branch,
-            lock_reason=window.lock,
-            ready=window.ready,
+            lock_reason=lock,
+            ready=ready,
             sparse=self._sparse,
         )
 
