@@ -6,7 +6,8 @@ processes (``fault_clis/neighbours.py``), two sessions side by side:
 - a CLI checking the base out in its own worktree is traced by that worktree's admin
   directory: only it is blocked, its sibling lands on the first attempt;
 - a CLI adding to the shared ``.git/config`` cannot be traced: the change is undone and both
-  sessions are rechecked (retried), neither fails for good, both land;
+  sessions are rechecked (retried, not counted as failed attempts: even with
+  ``max_retries: 0``), neither fails for good, both land;
 - a CLI deleting its sibling's admin directory (``.git/worktrees/<name>``): the sibling's
   checkout is given back to git before anything else touches it, its edits committed on its
   branch, both sessions named and retried, both land; nothing is lost.
@@ -112,8 +113,7 @@ async def test_an_untraceable_config_change_beside_a_sibling_retries_both(
         tmp_path,
         {"FAULT_DOES": "config-once", "FAULT_MARKER": str(marker), "FAULT_SLEEP": "1"},
         {"FAULT_SLEEP": "1.5"},
-        retry=RETRIES,
-    )
+    )  # max_retries 0: a recheck is not a failed attempt
     config = (run.repo / ".git" / "config").read_bytes()
     report = await run_within(run)
 
@@ -123,6 +123,8 @@ async def test_an_untraceable_config_change_beside_a_sibling_retries_both(
     assert run.on_main("fault.txt") and run.on_main("sibling.txt")
     for task, said in retried(run).items():
         assert said, f"{task} was not rechecked"
+        assert run.state(task)["metadata"]["rechecks"] == 1
+        assert run.state(task)["metadata"].get("failures", 0) == 0
         assert "rechecked, to run again" in said[0] and "added alias.st=status" in said[0]
         assert "council/fault/1, council/sibling/1 ran then" in said[0]
 
@@ -138,8 +140,7 @@ async def test_a_cli_deleting_its_siblings_admin_dir_loses_nothing_and_both_land
             "FAULT_MARKER": str(marker),
         },
         {"FAULT_SLEEP": "2.5"},
-        retry=RETRIES,
-    )
+    )  # max_retries 0: a recheck is not a failed attempt
     report = await run_within(run)
 
     assert marker.exists()

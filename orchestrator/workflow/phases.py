@@ -17,8 +17,9 @@ git's shared hooks and config, the shared refs, the base's checkouts, the main c
 change traced to this session (or made while it ran alone) fails the attempt, not retryable,
 naming what changed (git's setup is put back first), so the work does not land; its branch is
 kept. A change that cannot be traced to one of the sessions that ran beside each other fails
-none of them for good: each is rechecked, a retryable failure (its work committed on its
-branch, the phase run again by the next attempt). Its own branch moved by its CLI's commits
+none of them for good: each is rechecked (outcome kind ``rechecked``: its work committed on
+its branch, the phase run again by the next attempt, not counted as a failed attempt up to
+``MAX_RECHECKS`` times, ``scheduler.attempts.failures``). Its own branch moved by its CLI's commits
 is its work.
 """
 
@@ -66,7 +67,7 @@ from orchestrator.workflow.progress import BUILD, PLAN, REVIEW, Progress, Stop
 from orchestrator.workflow.resume import resume_session_id
 from orchestrator.workflow.saving import Saver
 from orchestrator.workflow.task_run import TaskRun
-from orchestrator.worktrees.tamper.guard import Tampering
+from orchestrator.worktrees.tamper.guard import RECHECKED, Tampering
 
 __all__ = ["PhaseSteps"]
 
@@ -209,7 +210,9 @@ class PhaseSteps:
                 f"branch {branch}"
             )
             outcome = Outcome(kind=OutcomeKind.FAILED, message=message)
-            return await self._saver.failure(phase, outcome, retryable=True)
+            stop = await self._saver.failure(phase, outcome, retryable=True)
+            stop.result.outcome_kind = RECHECKED  # not its failure: not counted as one
+            return stop
         message = (
             f"blocked, not merged: the CLI {found.message}; the work stays on branch "
             f"{branch} for a human to review"

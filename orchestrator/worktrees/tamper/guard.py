@@ -97,7 +97,9 @@ from orchestrator.worktrees.tamper.blame import Finding, Ledger, Window
 from orchestrator.worktrees.tamper.files import ASIDE, FileState, describe_config, restore
 from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
 
-__all__ = ["TamperGuard", "Tampering", "Watch"]
+__all__ = ["RECHECKED", "TamperGuard", "Tampering", "Watch"]
+
+RECHECKED = "rechecked"  # the outcome kind of an attempt a retryable ``Tampering`` ended
 
 log = logging.getLogger(__name__)
 
