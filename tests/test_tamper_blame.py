@@ -143,3 +143,31 @@ async def test_a_change_traced_to_a_session_is_owed_to_it_alone_not_to_later_one
     assert found is not None and not found.retryable
     assert ".git/worktrees/one/config.worktree: created (moved aside" in found.message
     assert not (worktree_config / "config.worktree").exists()
+
+
+async def test_a_session_started_after_a_change_is_cleared_and_never_plants_it_again(
+    tmp_path: Path,
+) -> None:
+    _manager, guard, repo, one, two = await two_sessions(tmp_path)
+    config = repo / ".git" / "config"
+    before = config.read_bytes()
+    culprit = await guard.watch(one.path, one.branch)
+    config.write_bytes(before + b"[alias]\n\tst = status\n")
+    later = await guard.watch(two.path, two.branch)  # its watch already saw the change
+
+    found = await guard.finish(culprit)
+    assert found is not None and not found.retryable  # the only one that could have
+    assert config.read_bytes() == before
+    assert await guard.finish(later) is None
+    assert config.read_bytes() == before  # its check did not put its own snapshot back
+
+
+async def test_a_session_that_ended_before_a_change_is_cleared_of_it(tmp_path: Path) -> None:
+    _manager, guard, repo, one, two = await two_sessions(tmp_path)
+    config = repo / ".git" / "config"
+    culprit = await guard.watch(one.path, one.branch)
+    quick = await guard.watch(two.path, two.branch)
+    assert await guard.finish(quick) is None  # its check saw nothing: it ended clean
+    config.write_bytes(config.read_bytes() + b"[alias]\n\tst = status\n")
+    found = await guard.finish(culprit)
+    assert found is not None and not found.retryable

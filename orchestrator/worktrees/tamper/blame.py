@@ -14,7 +14,10 @@ fails it for good, what only sends it round again, and what belongs to another s
   sessions running at that moment, judged as if found at their checks;
 - a finding that **cannot be traced** (git's shared config or hooks, the base ref, the main
   checkout, a stranded worktree, a new entry beside the worktrees) is the doing of one of the
-  sessions whose windows overlapped the checked one's: when that is only the checked session,
+  sessions whose windows overlapped the checked one's. Of those, a session that has ended
+  already is cleared for a change that was undone (its own check would have found and undone
+  it, had it come in its window), and so is a running one whose watch already saw the change
+  (``cleared``: it started after it). When that leaves only the checked session,
   it is blocked; otherwise no innocent session fails for good: each of them is **rechecked**
   (a retryable failure: the phase runs again, its work kept on its branch), the checked one
   now, the others still running at their own check (``owed``), since the change is undone and
@@ -66,6 +69,7 @@ class Finding:
     what: str
     traced: int | None = None
     undone: bool = True
+    cleared: frozenset[int] = frozenset()  # sessions whose watch already saw it: not theirs
 
 
 @dataclass(frozen=True)
@@ -111,10 +115,16 @@ class Ledger:
     def judge(self, window: Window, findings: list[Finding]) -> Verdict:
         """What ``findings`` (and what is owed to it) mean for ``window``'s session, which
         ends here (module doc)."""
-        suspects = self.overlapping(window)
+        overlapping = self.overlapping(window)
+        live = [w for w in overlapping if w.ended is None]
         blocked: list[str] = []
         rechecked: list[str] = []
         for finding in findings:
+            # An undone change was made after every ended session's own check (which would
+            # have found and undone it) or before its watch: the running ones are suspects.
+            # One not undone (the main checkout's files) is judged by every overlapping one.
+            pool = live if finding.undone else overlapping
+            suspects = [w for w in pool if w is window or w.serial not in finding.cleared]
             traced = self._windows.get(finding.traced) if finding.traced is not None else None
             if traced is window:
                 blocked.append(finding.what)

@@ -177,6 +177,7 @@ class TamperGuard:
         # is making or removing right now: a CLI must not cut any of them off from git.
         self._kept = kept
         self._ledger = Ledger()
+        self._watches: dict[int, Watch] = {}  # the sessions running, by serial
         self._serials = itertools.count(1)
         self._status_lock = anyio.Lock()
         self._status_started = 0  # git status runs started, and the last one's number and answer
@@ -208,15 +209,19 @@ class TamperGuard:
         except BaseException:
             self._ledger.close(window)
             raise
-        return Watch(serial, worktree, started, files, listed, entries, refs, own, window)
+        watch = Watch(serial, worktree, started, files, listed, entries, refs, own, window)
+        self._watches[serial] = watch
+        return watch
 
     async def finish(self, watch: Watch) -> Tampering | None:
         """Compare with ``watch``, undo what can be, and say what of it is this session's
         (``tamper.blame``); ``None`` when nothing is."""
         window = watch.window
+        self._watches.pop(watch.serial, None)
+        others = list(self._watches.values())
         try:
             # Git's setup first, undone before any git command runs (a planted filter would).
-            found = await anyio.to_thread.run_sync(self._undo_setup, watch)
+            found = await anyio.to_thread.run_sync(self._undo_setup, watch, others)
             # Then the sessions' checkouts a CLI cut off from git, given back before anything
             # else touches them.
             found += await self._restore_stranded()
@@ -264,7 +269,11 @@ class TamperGuard:
         )
         return found
 
-    def _undo_setup(self, watch: Watch) -> list[Finding]:
+    def _undo_setup(self, watch: Watch, others: list[Watch]) -> list[Finding]:
+        """Git's setup put back as ``watch`` saw it. A session running beside it whose own
+        watch saw the changed version already started after the change (``cleared``); its
+        snapshot is set to the version put back, so its check does not plant the change
+        again."""
         stamp = _stamp()
         own = None if watch.window.admin is None else watch.window.admin / "config.worktree"
         changes = []
@@ -280,7 +289,13 @@ class TamperGuard:
                 done = f"could not be undone: {exc}"
             # The session's own config.worktree is its worktree's; the rest is everyone's.
             traced = watch.serial if path == own else None
-            changes.append(Finding(f"{what} ({done})", traced))
+            cleared = set()
+            for other in others:
+                seen = other.files.get(path)
+                if seen is not None and seen.same(now):
+                    other.files[path] = before
+                    cleared.add(other.serial)
+            changes.append(Finding(f"{what} ({done})", traced, cleared=frozenset(cleared)))
         return changes
 
     async def _restore_stranded(self) -> list[Finding]:
