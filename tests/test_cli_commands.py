@@ -321,6 +321,31 @@ def test_worktrees_list_and_prune_after_a_finished_run(tmp_path: Path) -> None:
     assert quiet.stdout == "nothing to prune\n"
 
 
+def test_worktrees_prune_recovers_a_worktree_whose_admin_dir_was_deleted(tmp_path: Path) -> None:
+    # A CLI deleted the kept worktree's `.git/worktrees/<name>`: its edits are loose files git
+    # no longer knows. Prune gives it back to git first, then keeps its work as for any other.
+    config = write_config(tmp_path, '  - {id: kept, prompt: "WRITE kept.txt y\\nAUTH_ERROR"}\n')
+    repo = tmp_path / "repo"
+    assert invoke("run", config, "--json").exit_code == 1
+    (kept,) = session_worktrees(config)
+    path = Path(kept["path"])
+    (path / "loose.txt").write_text("edited after the run\n")
+    gitfile = (path / ".git").read_text().removeprefix("gitdir: ").strip()
+    shutil.rmtree(gitfile)
+
+    pruned = invoke("worktrees", "prune", config)
+    assert pruned.exit_code == 0, pruned.output
+    sid = kept["session_id"]
+    recovered = f"recovered session {sid} ({path}): its admin directory {sid} recreated on "
+    assert any(line.startswith(recovered) for line in pruned.stdout.splitlines()), pruned.stdout
+    assert f"tip saved at refs/council/rescue/{sid}" in pruned.stdout
+    assert "git does not know it" not in pruned.output
+    rescued = f"refs/council/rescue/{sid}"
+    assert git(repo, "show", f"{rescued}:loose.txt").strip() == "edited after the run"
+    assert git(repo, "show", f"{rescued}:kept.txt").strip() == "y"
+    assert not path.exists()
+
+
 # -- clean --------------------------------------------------------------------------------
 
 

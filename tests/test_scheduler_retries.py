@@ -20,8 +20,10 @@ from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.retry import GiveUp, Retry, RetryPolicy
 from orchestrator.run import stores as stores_module
+from orchestrator.scheduler.attempts.attempt import MAX_RECHECKS
 from orchestrator.state import FileStateStore
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from orchestrator.worktrees.tamper.guard import RECHECKED
 
 
 def test_backoff_grows_with_jitter_and_stays_under_the_cap() -> None:
@@ -64,6 +66,38 @@ async def test_a_retryable_failure_backs_off_then_fails_with_the_last_error(
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert gaps[0] >= 0.025 and gaps[1] >= 0.05  # at least half of 0.05 s, then of 0.1 s
     assert report.exit_code == 1
+
+
+async def test_rechecks_are_not_failed_attempts_but_are_bounded(tmp_path: Path) -> None:
+    # The tamper check could not tell which of the sessions side by side changed something:
+    # each is sent round again (``rechecked``), which max_retries 0 does not stop; a task
+    # rechecked every time still ends, once its rechecks are spent and its retries too.
+    repo = new_repo(tmp_path)
+
+    async def beside_a_culprit(run: TaskRun, call: int) -> WorkflowResult:
+        result = failure(f"rechecked, to run again (call {call})", retryable=True)
+        result.outcome_kind = RECHECKED
+        return result
+
+    async def once(run: TaskRun, call: int) -> WorkflowResult:
+        if call == 1:
+            return await beside_a_culprit(run, call)
+        return WorkflowResult(WorkflowStatus.FAILED, message="done failing", retryable=False)
+
+    probe = Probe(behave={"always": beside_a_culprit, "once": once})
+    tasks = [{"id": "always", "prompt": "p"}, {"id": "once", "prompt": "p"}]
+    config = run_config(repo, tasks, retry={"max_retries": 0, "backoff_initial": 0.01})
+    async with Council(config, workflow=probe) as council:
+        report = await council.run()
+
+    assert probe.calls["once"] == 2  # rechecked once, though max_retries is 0
+    assert probe.calls["always"] == MAX_RECHECKS + 1
+    task = report.task("always")
+    assert task.status == TaskStatus.FAILED
+    assert (
+        task.error
+        == f"gave up after 1 attempt; last error: rechecked, to run again (call {MAX_RECHECKS + 1})"
+    )
 
 
 async def test_an_auth_failure_is_not_retried(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""The tamper check itself (``orchestrator.worktrees.tamper.guard``), on real repositories: sessions
-side by side are all flagged for a change one of them made, the main checkout is never looked at
-in the middle of the merge queue's fast-forward, git's own lock on a config file is respected by
-the guard while the run's seal still restores the config before git reads it, and a run whose
+"""The tamper check itself (``orchestrator.worktrees.tamper.guard``), on real repositories: a change
+nobody can be traced to rechecks (retries) every session side by side and fails none for good,
+one made while a session ran alone is that session's, the main checkout is never looked at in
+the middle of the merge queue's fast-forward, git's own lock on a config file is respected by the
+guard while the run's seal still restores the config before git reads it, and a run whose
 sessions overlap each other's merges flags nobody."""
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ async def two_sessions(
     return await manager.tamper_guard(), repo, one, two
 
 
-async def test_sessions_side_by_side_are_all_flagged_for_a_change_one_of_them_made(
+async def test_a_change_nobody_can_be_traced_to_rechecks_every_session_beside_it(
     tmp_path: Path,
 ) -> None:
     guard, repo, one, two = await two_sessions(tmp_path)
@@ -40,18 +41,30 @@ async def test_sessions_side_by_side_are_all_flagged_for_a_change_one_of_them_ma
     first, second = await guard.watch(one.path), await guard.watch(two.path)
     config.write_bytes(before + b"[core]\n\thooksPath = /tmp/elsewhere\n")
 
-    found = await guard.finish(second)  # it did not do it, but cannot be told apart
-    assert found is not None
+    found = await guard.finish(second)  # one of the two did it: which cannot be told
+    assert found is not None and found.retryable
     assert found.changes[0].startswith(".git/config: added core.hookspath=/tmp/elsewhere")
+    assert "not traceable to one session: council/t1/1, council/t2/1 ran then" in found.message
     assert config.read_bytes() == before  # undone at once, before any other git command
     later = await guard.watch(one.path)
     found = await guard.finish(first)  # the compare alone no longer shows it
-    assert found is not None
-    assert found.changes == (
-        ".git/config: added core.hookspath=/tmp/elsewhere "
-        "(undone by the check of a session running beside this one)",
-    )
+    assert found is not None and found.retryable
+    (line,) = found.changes
+    assert line.startswith(".git/config: added core.hookspath=/tmp/elsewhere (restored")
+    assert line.endswith("(undone by the check of a session running beside this one)")
     assert await guard.finish(later) is None  # it started after the undo
+
+
+async def test_a_change_made_while_one_session_ran_alone_is_that_sessions(
+    tmp_path: Path,
+) -> None:
+    guard, repo, one, _ = await two_sessions(tmp_path)
+    config = repo / ".git" / "config"
+    watch = await guard.watch(one.path)
+    config.write_bytes(config.read_bytes() + b"[alias]\n\tst = status\n")
+    found = await guard.finish(watch)
+    assert found is not None and not found.retryable
+    assert found.message.startswith("changed outside its worktree: .git/config: added alias.st")
 
 
 async def test_the_main_checkout_is_never_looked_at_mid_fast_forward(tmp_path: Path) -> None:

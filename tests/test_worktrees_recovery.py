@@ -369,3 +369,50 @@ async def test_a_commit_in_a_worktree_cut_short_never_deletes_what_it_never_chec
     done = await manager.commit_in_worktree(session, "council: t1 build")
     assert done.files == ["work.txt"]
     assert git(repo, "show", f"{session.branch}:src/app.py") == "print('app')"
+
+
+async def test_a_worktree_whose_admin_dir_was_deleted_is_recovered_by_reconcile(
+    repo: Path, store: FileStateStore, manager: WorktreeManager
+) -> None:
+    # A CLI deleted `.git/worktrees/<name>` of two sessions beside it: their edits are loose
+    # files git no longer knows. Reconcile gives both back to git on their branches first:
+    # the dead one's are then committed and saved, the live one's stay its changes.
+    dead = await manager.create_session_worktree("s1", "claude", "t1")
+    live = await manager.create_session_worktree("s2", "codex", "t2")
+    write(dead.path, {"half-done.py": "x = 1\n", "README.md": "edited\n"})
+    write(live.path, {"in-progress.py": "y = 2\n"})
+    shutil.rmtree(admin_dir(dead))
+    shutil.rmtree(admin_dir(live))
+
+    report = await WorktreeManager(repo, store=store).reconcile(live_sessions={"s2"})
+
+    assert len(report.recovered) == 2 and report.problems == [] and report.orphans == []
+    assert report.recovered[0].startswith(f"session s1 ({dead.path}): its admin directory")
+    (removed,) = report.removed
+    assert removed.session_id == "s1" and removed.rescue_commit is not None
+    assert git(repo, "show", "refs/council/rescue/s1:half-done.py") == "x = 1"
+    assert git(repo, "show", "refs/council/rescue/s1:README.md") == "edited"
+    assert not dead.path.exists()
+    status = git(live.path, "status", "--porcelain", "--untracked-files=all")
+    assert status == "?? in-progress.py"
+    listed = git(repo, "worktree", "list", "--porcelain")
+    assert f"worktree {live.path}\n" in listed and "locked council session=s2" in listed
+    assert (await manager.commit_in_worktree(live, "work")).committed
+    assert git(repo, "show", f"{live.branch}:in-progress.py") == "y = 2"
+
+
+async def test_a_kept_worktree_cut_off_from_git_is_recovered_before_its_next_attempt(
+    repo: Path, store: FileStateStore, manager: WorktreeManager
+) -> None:
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"work.txt": "committed\n"})
+    done = await manager.commit_in_worktree(session, "work")
+    write(session.path, {"loose.txt": "not committed yet\n"})
+    shutil.rmtree(admin_dir(session))
+
+    again = await WorktreeManager(repo, store=store).recreate_session_worktree("s1")
+
+    assert again == session  # the same checkout, not a new one: nothing was checked out
+    assert (session.path / "loose.txt").read_text() == "not committed yet\n"
+    assert git(session.path, "rev-parse", "HEAD") == done.sha
+    assert git(session.path, "status", "--porcelain", "--untracked-files=all") == "?? loose.txt"

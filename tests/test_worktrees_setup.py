@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -201,6 +202,24 @@ async def test_work_found_in_a_pooled_worktree_is_saved_before_reuse(repo: Path)
 
 
 # --- sparse checkouts --------------------------------------------------------------------------
+
+
+async def test_a_sparse_worktree_cut_off_from_git_never_commits_deleting_its_uncut_files(
+    repo: Path,
+) -> None:
+    # Its sparse-checkout file went with its admin directory: the files never checked out are
+    # kept out of the next commit (skip-worktree), the edits in it committed.
+    manager = WorktreeManager(repo, settings=WorktreeSettings(sparse=["app"]))
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"app/new.py": "n = 1\n"})
+    admin = Path((session.path / ".git").read_text().removeprefix("gitdir: ").strip())
+    shutil.rmtree(admin)
+
+    await manager.recreate_session_worktree(session)
+    result = await manager.commit_in_worktree(session, "after the repair")
+    assert result.files == ["app/new.py"]
+    assert git(repo, "show", f"{session.branch}:lib/util.py") == "util = 1"  # not deleted
+    assert not (session.path / "lib").exists()
 
 
 async def test_sparse_checkout(repo: Path) -> None:

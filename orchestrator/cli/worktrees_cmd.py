@@ -4,8 +4,10 @@
   too) plus the ones the store records but git lacks, with owner session, task, branch, whether
   it is locked, prunable (its directory is gone) and ours (made by CLI Council). Paths, ids and
   branches are never cut.
-- ``prune FILE [--json]``: the worktree manager's reconcile. Worktrees whose directory was
-  deleted by hand lose their git metadata (their branches stay); worktrees of **dead**
+- ``prune FILE [--json]``: the worktree manager's reconcile. A session's checkout whose git
+  admin directory was deleted (``.git/worktrees/<name>``) is given back to git on its branch
+  first, so its edits are kept like any others (``worktrees.stranded``); worktrees whose
+  directory was deleted by hand lose their git metadata (their branches stay); worktrees of **dead**
   sessions are removed under the safety rules: uncommitted work is committed, an unmerged tip
   is saved under ``refs/council/rescue/<session>`` and its branch kept; only a branch the base
   already contains is deleted. The user's own worktrees are never touched.
@@ -173,6 +175,7 @@ def describe_prune(outcome: PruneOutcome, repo: Path, base: str) -> tuple[list[s
     """What a prune did, as lines for stdout, and what needs a human, as warnings."""
     report = outcome.report
     lines = [f"moved stale lock {m.path} to {m.moved_to}" for m in report.moved_locks]
+    lines += [f"recovered {what}" for what in report.recovered]
     lines += [
         f"pruned {_shown(path, repo)}: its directory was gone, git's record of it is dropped"
         for path in report.pruned

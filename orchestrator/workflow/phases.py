@@ -13,9 +13,14 @@ adapter, same branch) continues that conversation; a CLI that refuses that resum
 phase as a fresh session (``phase.resume_refused``, not a failure).
 
 Every CLI session runs between two looks at what it must not change (``worktrees.tamper``:
-git's shared hooks and config, the main checkout); a change fails the attempt, not retryable,
+git's shared hooks and config, the shared refs, the base's checkouts, the main checkout). A
+change traced to this session (or made while it ran alone) fails the attempt, not retryable,
 naming what changed (git's setup is put back first), so the work does not land; its branch is
-kept.
+kept. A change that cannot be traced to one of the sessions that ran beside each other fails
+none of them for good: each is rechecked (outcome kind ``rechecked``: its work committed on
+its branch, the phase run again by the next attempt, not counted as a failed attempt up to
+``MAX_RECHECKS`` times, ``scheduler.attempts.failures``). Its own branch moved by its CLI's commits
+is its work.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ from orchestrator.workflow.progress import BUILD, PLAN, REVIEW, Progress, Stop
 from orchestrator.workflow.resume import resume_session_id
 from orchestrator.workflow.saving import Saver
 from orchestrator.workflow.task_run import TaskRun
-from orchestrator.worktrees.tamper.guard import Tampering
+from orchestrator.worktrees.tamper.guard import RECHECKED, Tampering
 
 __all__ = ["PhaseSteps"]
 
@@ -199,9 +204,19 @@ class PhaseSteps:
         return ran
 
     async def _tampered(self, phase: str, found: Tampering) -> Stop:
+        branch = self._run.session.branch
+        if found.retryable:  # one of the sessions beside it did it: checked again, not failed
+            message = (
+                f"rechecked, to run again: {found.message}; its work so far is kept on "
+                f"branch {branch}"
+            )
+            outcome = Outcome(kind=OutcomeKind.FAILED, message=message)
+            stop = await self._saver.failure(phase, outcome, retryable=True)
+            stop.result.outcome_kind = RECHECKED  # not its failure: not counted as one
+            return stop
         message = (
             f"blocked, not merged: the CLI {found.message}; the work stays on branch "
-            f"{self._run.session.branch} for a human to review"
+            f"{branch} for a human to review"
         )
         outcome = Outcome(kind=OutcomeKind.FAILED, message=message)
         return await self._saver.failure(phase, outcome, retryable=False)

@@ -37,9 +37,10 @@ The scheduler hands over a ``TaskRun`` (worktree made, claim held) and gets a
 - **Council mode** (best of N): ``pick_best`` (``best_of``, re-exported here) compares the
   candidates the scheduler ran and names the one to merge.
 - **Outside the worktree**: each CLI session runs between two looks at what it must not
-  change (``tamper``: git's shared hooks and config, the main checkout); a change fails the
-  attempt, not retryable, naming what changed (git's setup is put back first), so the work
-  does not land; its branch is kept.
+  change (``tamper``: git's shared hooks and config, the shared refs, the main checkout); a
+  change traced to the session fails the attempt, not retryable, naming what changed (git's
+  setup is put back first), so the work does not land; its branch is kept. One that cannot be
+  traced among sessions side by side makes each of them retryable (``phases``).
 - **Nothing is lost**: whatever ends an attempt early (failure, park, cancel, the caller's
   cancellation), the worktree is committed to the session branch first.
 """

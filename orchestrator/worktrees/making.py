@@ -38,12 +38,13 @@ from orchestrator.worktrees.ops import (
 )
 from orchestrator.worktrees.sessions import SessionBook
 from orchestrator.worktrees.setup import prepare_worktree
+from orchestrator.worktrees.stranded import READY, restore_stranded
 
 __all__ = ["WorktreeMaker"]
 
 log = logging.getLogger(__name__)
 
-_READY = "council-ready"  # in the worktree's admin directory: its making is complete
+_READY = READY  # in the worktree's admin directory: its making is complete
 
 
 class WorktreeMaker:
@@ -119,6 +120,7 @@ class WorktreeMaker:
         with book.making_or_removing(sid):
             async with book.lock(sid):
                 if await anyio.to_thread.run_sync((found.path / ".git").is_file):
+                    await restore_stranded(ws, found)  # before anything else touches it
                     if await self._finish(ws, found):
                         finished = WorktreeFinished(task_id=found.task_id, session_id=sid)
                         await book.emit(finished)

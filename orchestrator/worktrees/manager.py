@@ -19,8 +19,10 @@
   deleted only when the base contains its tip (a compare-and-swap ``update-ref -d``). A
   worktree in which processes still run is refused (``WorktreeBusy``) unless ``force=True``.
 - ``list_worktrees``, ``reconcile`` and ``recreate_session_worktree`` (``reconcile``, ``making``)
-  repair what a crash or a human left behind; ``present`` is the cheap check (one stat) the
-  scheduler makes every tick for the worktrees its CLIs work in.
+  repair what a crash or a human left behind (a checkout whose admin directory a CLI deleted
+  is given back to git first, ``stranded``, and so before ``remove_session_worktree``);
+  ``present`` is the cheap check (one stat) the scheduler makes every tick for the worktrees
+  its CLIs work in.
 - ``tamper_guard`` is the repository's check of what a CLI changed outside its worktree
   (``orchestrator.worktrees.tamper.guard``), which the workflow runs around every CLI session.
 
@@ -147,6 +149,9 @@ class WorktreeManager:
                 # This clone's own base, even where new work forks from the remote's: the
                 # remote-tracking ref is only a copy of the remote, fetched again before use.
                 base_ref=f"refs/heads/{self.base_branch}",
+                meta=ws.meta,
+                sparse=bool(self.settings.sparse),
+                kept=lambda: [s for sid, s in book.known.items() if sid not in book.busy],
             )
         return self._guard
 

@@ -183,6 +183,10 @@ class ReconcileReport(_Result):
     pruned: list[Path] = Field(
         default_factory=list, description="worktrees whose directory was gone: metadata removed"
     )
+    recovered: list[str] = Field(
+        default_factory=list,
+        description="sessions whose admin directory was deleted, given back to git: what was done",
+    )
     missing: list[str] = Field(
         default_factory=list,
         description="live sessions without a worktree; recreate_session_worktree brings them back",

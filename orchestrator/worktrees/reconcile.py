@@ -5,16 +5,20 @@ Reconcile, in this order, so each step sees the result of the one before:
 1. ``index.lock`` files of the main checkout and of our worktrees: a stale one (no process has
    it open, no git process works in that checkout) is renamed aside; one in use raises
    ``WorkspaceError`` naming the lock and the pid, since every git step after it would fail.
-2. Our worktrees whose directory is gone (deleted by hand): git's metadata for exactly that
+2. Our sessions' checkouts whose admin directory is gone (a CLI deleted
+   ``.git/worktrees/<name>``: ``stranded``) are given back to git first, on their branch, so
+   their uncommitted edits are changes again: kept by the session (live) or committed and
+   saved by its removal (dead), never left as loose files.
+3. Our worktrees whose directory is gone (deleted by hand): git's metadata for exactly that
    worktree is dropped (unlock, then ``worktree remove``; a repository-wide ``worktree prune``
    would also prune the user's own worktrees on unmounted disks). Their branches stay, so
    ``recreate_session_worktree`` can check them out again with every commit.
-3. Sessions: live ones without a worktree are reported as ``missing``; dead ones (not in
+4. Sessions: live ones without a worktree are reported as ``missing``; dead ones (not in
    ``live``, when given) are removed under the safety rules of removal, unless processes
    still run inside (``busy``).
-4. The pool: worktrees pooled for another checkout shape, or beyond the pool's size, are
+5. The pool: worktrees pooled for another checkout shape, or beyond the pool's size, are
    removed (plainly: git refuses if anything appeared in them, and that is reported).
-5. Directories under ``.council/worktrees`` or ``.council/pool`` that git does not know are
+6. Directories under ``.council/worktrees`` or ``.council/pool`` that git does not know are
    reported as orphans and left for a human; they may hold someone's files.
 """
 
@@ -43,6 +47,7 @@ from orchestrator.worktrees.models import (
 )
 from orchestrator.worktrees.ops import Workspace
 from orchestrator.worktrees.pool import WorktreePool
+from orchestrator.worktrees.stranded import restore_stranded
 
 __all__ = ["Reconciler"]
 
@@ -76,8 +81,9 @@ class Reconciler:
     ) -> ReconcileReport:
         infos = [info for info in infos if info.session_id not in self.skip]
         moved, young = await self._settle_locks(infos)
+        recovered, lost = await self._recover_stranded(sessions)
         pruned, problems = await self._drop_vanished(infos)
-        problems = young + problems
+        problems = young + lost + problems
         missing: list[str] = []
         removed: list[RemovalResult] = []
         busy: list[str] = []
@@ -102,6 +108,7 @@ class Reconciler:
         orphans = await anyio.to_thread.run_sync(self._orphans, [raw.path for raw in raws])
         return ReconcileReport(
             moved_locks=moved,
+            recovered=recovered,
             pruned=pruned,
             missing=missing,
             removed=removed,
@@ -131,6 +138,21 @@ class Reconciler:
             elif verdict == "young":
                 young.append(f"{lock} is only seconds old and was left in place")
         return moved, young
+
+    async def _recover_stranded(
+        self, sessions: dict[str, SessionWorktree]
+    ) -> tuple[list[str], list[str]]:
+        recovered: list[str] = []
+        problems: list[str] = []
+        for sid in sorted(set(sessions) - self.skip):
+            try:
+                done = await restore_stranded(self.ws, sessions[sid])
+            except WorkspaceError as exc:  # its branch is gone too: its files stay
+                problems.append(f"session {sid}: {exc}")
+                continue
+            if done is not None:
+                recovered.append(f"session {sid} ({sessions[sid].path}): {done}")
+        return recovered, problems
 
     async def _drop_vanished(self, infos: list[WorktreeInfo]) -> tuple[list[Path], list[str]]:
         pruned: list[Path] = []

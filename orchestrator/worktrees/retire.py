@@ -29,6 +29,7 @@ from orchestrator.worktrees.ops import (
     remove_and_drop,
     unlock_admin,
 )
+from orchestrator.worktrees.stranded import restore_stranded
 
 __all__ = ["retire"]
 
@@ -136,6 +137,9 @@ async def retire(
     path of three git processes; anything else, or any doubt, takes the full path."""
     git = ws.git
     sid = session.session_id
+    # A checkout whose admin directory a CLI deleted is git's again first: its edits are then
+    # committed and kept like any others, not left as loose files.
+    await restore_stranded(ws, session)
     fast = not ws.settings.copy_files and not (pool_it and not force and ws.pool.size > 0)
     tip = None
     if fast:

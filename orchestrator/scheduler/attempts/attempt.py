@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 FAILURES = "failures"  # metadata: failed attempts so far (what RetryPolicy.decide counts)
+RECHECKS = "rechecks"  # metadata: attempts sent round again by the tamper check (not failures)
+MAX_RECHECKS = 3  # beyond these, a recheck counts as a failed attempt (bounded either way)
 WORKTREE = "worktree_session"  # metadata: the session id of the task's kept worktree
 WORKTREE_LOSSES = "worktree_losses"  # metadata: attempts requeued because it was deleted
 RESOLVE_ROUNDS = "resolve_rounds"  # metadata: conflicts answered by building again on the base

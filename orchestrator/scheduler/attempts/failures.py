@@ -2,6 +2,12 @@
 a rate limit (``AdapterParks``: no failure counted) or, once the budget is spent, ``failed``
 with its outcome kind kept in ``metadata.outcome`` (``rate_limited``, ``auth_required``...).
 
+An attempt the tamper check sent round again (outcome ``rechecked``: something changed outside
+the worktrees while it ran beside other sessions, and which one did it cannot be told) is
+retried without counting as a failed attempt, up to ``MAX_RECHECKS`` times, then counted like
+any other: an innocent session is not failed for good by ``max_retries: 0``, and a culprit
+that does it every time still ends.
+
 A failure of the orchestrator's own step (git, store, disk) counts like a failed attempt, so a
 persistent fault ends rather than loops; a full disk and files needing a person's repair stop
 the run instead (``stopped_for_space``, ``errors.needs_repair``).
@@ -29,12 +35,13 @@ from orchestrator.events.tasks import AdapterParked, TaskFailed, TaskRetry
 from orchestrator.models import ClaimStatus, TaskStatus, utcnow
 from orchestrator.retry import Decision, GiveUp, Retry, RetryPolicy
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempts.attempt import FAILURES, Attempt
+from orchestrator.scheduler.attempts.attempt import FAILURES, MAX_RECHECKS, RECHECKS, Attempt
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS, Park
 from orchestrator.scheduler.rules.queue import NOT_BEFORE, OUTCOME, PARKED_ADAPTER, PARKED_UNTIL
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
+from orchestrator.worktrees.tamper.guard import RECHECKED
 
 __all__ = ["Failures", "stopped_for_space"]
 
@@ -96,8 +103,15 @@ class Failures:
             )
         else:
             self._parks.answered(attempt.adapter)  # the API answered: its limits are over
-            meta[FAILURES] = int(meta.get(FAILURES, 0)) + 1
-            decision = self._policy.decide(result, meta[FAILURES])
+            rechecks = int(meta.get(RECHECKS, 0))
+            if result.outcome_kind == RECHECKED and result.retryable and rechecks < MAX_RECHECKS:
+                # Not its failure: something changed outside the worktrees while it ran beside
+                # others, and which of them did it cannot be told (``tamper.blame``).
+                meta[RECHECKS] = rechecks + 1
+                decision = Retry(delay=self._policy.next_delay(rechecks + 1))
+            else:
+                meta[FAILURES] = int(meta.get(FAILURES, 0)) + 1
+                decision = self._policy.decide(result, meta[FAILURES])
         if isinstance(decision, Park):
             await self._park(attempt, result, decision, meta)
             return
@@ -111,7 +125,7 @@ class Failures:
                 TaskRetry(
                     task_id=attempt.key,
                     delay=decision.delay,
-                    failures=meta[FAILURES],
+                    failures=int(meta.get(FAILURES, 0)),
                     error=result.message,
                 )
             )

@@ -2,9 +2,13 @@
 
 A CLI runs in its own worktree, but nothing stops it from writing elsewhere. ``TamperGuard``
 (one per repository, ``WorktreeManager.tamper_guard``) takes a ``Watch`` before every CLI
-session and ``finish(watch)`` compares after it; a change is a ``Tampering``, and the workflow
-fails the attempt with its message, not retryable, so the work does not land (the branch and
-worktree are kept).
+session and ``finish(watch)`` compares after it. Each change found is traced, where it can
+be, to the one session whose doing it is (``blame``): a change traced to the session checked,
+or made while it ran alone, is a ``Tampering`` that fails the attempt with its message, not
+retryable, so the work does not land (the branch and worktree are kept); one traced to another
+running session is handed to that session's own check, and the checked one is not blamed; one
+that cannot be traced while sessions ran side by side is a retryable ``Tampering`` for each of
+them (rechecked: the phase runs again), so no innocent session fails for good.
 
 What is watched, and why these (each is cheap, and only the CLI should be writing there):
 
@@ -19,18 +23,27 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
   (``orchestrator.git.repo`` points ``core.hooksPath`` at an empty directory), but not filters, and
   the user's git honours all of it. So a change found here is also **undone**
   (``tamper_files.restore``: the CLI's version is kept beside it, nothing is deleted) before
-  any other git command of the orchestrator runs, and the undo is remembered for a while:
-  every other session that was running at that moment is flagged too, since one of them did
-  it and the compare alone would no longer show it. The orchestrator's own one change there,
+  any other git command of the orchestrator runs. A session's own ``config.worktree`` is
+  traced to it; the rest is everyone's, so every other session running then is told at its
+  own check (``blame``: the compare alone would no longer show it). The orchestrator's own
+  one change there,
   ``extensions.worktreeConfig`` for sparse worktrees, is made before any session
   (``worktree_ops.share_worktree_config``).
+- **the sessions' checkouts cut off from git**: a worktree of the orchestrator's (a running
+  session's, or one kept for a retry or a human) whose admin directory a CLI deleted
+  (``.git/worktrees/<name>``) is given back to git at once, on its branch
+  (``worktrees.stranded``, under the metadata lock), before its edits are committed or
+  anything else touches it, at every check and before every session starts (then the
+  sessions running are the ones told); who deleted it cannot be told.
 - **the shared refs and the base's checkouts** (``refs``, when the guard is given the
-  base ref): the base, every session's branch but the session's own, and the rescue refs
+  base ref): the base, every session's branch but those of the sessions running (their CLIs'
+  to move: a commit of aider's is its session's work), and the rescue refs
   under ``refs/council/``, compared by value and followed through the orchestrator's own
   writes (``ref_book``); a change nobody noted is undone (the moved-to commit kept under
   ``refs/council/tampered/``), and a linked worktree that took the base branch is detached,
   its uncommitted work committed and kept, so no merge waits for it and no cleanup commits
-  onto the base. Remembered like the undone setup changes.
+  onto the base. Such a checkout is traced to the session whose worktree it is (its admin
+  directory), and so is a base moved meanwhile; one added elsewhere cannot be traced.
 - **the main checkout**, as ``git status`` lists it (tracked changes and untracked files, not
   ignored ones), with each listed path's size and mtime: a file created, changed or deleted
   there. Reported only: the user's checkout is never modified. Never looked at while the merge
@@ -44,10 +57,13 @@ there at the same time, and a ``git status`` of each would cost a process per wo
 submodules' git dirs (``modules/``), and anything outside the repository (the CLI's HOME is
 private, so its ``git config --global`` lands there; the rest of the disk takes a sandbox) are
 not watched. A change made and reverted within one session is not seen, nor what another
-session's git commands ran between a CLI's change and its session's end. Writers cannot be
-told apart: when sessions run side by side every one whose session saw a change is flagged,
-and so is a session during which a *human* edited the main checkout (the error names the
-paths). Two orchestrators on one repository do not share the memory of undone changes.
+session's git commands ran between a CLI's change and its session's end. Tracing goes by
+where a change lands, not by which process wrote it: a CLI that switches *another* session's
+worktree to the base, or writes its ``config.worktree``, gets that session blocked (a
+sandbox, where the machine has one, keeps a CLI out of other worktrees altogether). A
+change nobody can be traced to, a *human* editing the main checkout included, rechecks every
+session that ran then, a retry each (bounded by ``retry.max_retries``). Two orchestrators on
+one repository do not share their sessions' windows.
 
 Cost per session: a few small file reads, two ``git for-each-ref`` and two ``git status`` of
 the main checkout (one before, one after; sessions starting or ending together share one),
@@ -57,10 +73,10 @@ about 20 ms on a small repository; ``git status`` grows with the checkout, as it
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,18 +84,26 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from orchestrator.errors import PathEscapeError
+from orchestrator.errors import PathEscapeError, WorkspaceError
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.repo import Git
 from orchestrator.merge.checkout import checkout_lock
 from orchestrator.worktrees.commits import head_branch
+from orchestrator.worktrees.layout import MetaLock
+from orchestrator.worktrees.models import SessionWorktree
+from orchestrator.worktrees.names import lock_reason
+from orchestrator.worktrees.stranded import READY, restore_admin_sync, stranded_admin
+from orchestrator.worktrees.tamper.blame import Finding, Ledger, Window
 from orchestrator.worktrees.tamper.files import ASIDE, FileState, describe_config, restore
 from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
 
-__all__ = ["TamperGuard", "Tampering", "Watch"]
+__all__ = ["RECHECKED", "TamperGuard", "Tampering", "Watch"]
+
+RECHECKED = "rechecked"  # the outcome kind of an attempt a retryable ``Tampering`` ended
+
+log = logging.getLogger(__name__)
 
 _INFO = ("attributes", "exclude", "sparse-checkout", "grafts")
-_REMEMBERED = 200  # undone changes kept for the sessions that overlapped them
 _STATUS = (
     *("--no-optional-locks", "status", "--porcelain=v1", "-z", "--no-renames"),
     *("--untracked-files=all", "--ignore-submodules=all"),
@@ -91,13 +115,20 @@ Listed = dict[str, tuple[str, int, int]] | None
 
 @dataclass(frozen=True)
 class Tampering:
-    """What changed outside a session's worktree, one line per thing, for a human."""
+    """What changed outside a session's worktree, one line per thing, for a human.
+
+    ``retryable``: nothing of it is traced to this session (``tamper.blame``): it changed
+    while other sessions ran beside it, one of which did it; the session is checked again
+    (its phase runs again) rather than failed for good."""
 
     changes: tuple[str, ...]
+    retryable: bool = False
 
     @property
     def message(self) -> str:
         shown = "; ".join(self.changes[:12]) + (" ..." if len(self.changes) > 12 else "")
+        if self.retryable:
+            return f"something changed outside the worktrees while it ran: {shown}"
         return f"changed outside its worktree: {shown}"
 
 
@@ -113,6 +144,7 @@ class Watch:
     entries: frozenset[str]
     refs: RefSnapshot | None  # None: the guard watches no refs (no base ref given)
     own: str | None  # the session's own branch (a ref), its CLI's to move
+    window: Window  # the session as the blame ledger knows it
 
 
 class TamperGuard:
@@ -126,6 +158,9 @@ class TamperGuard:
         worktrees_dir: Path,
         ours: Callable[[], Collection[str]] = frozenset,
         base_ref: str | None = None,
+        meta: MetaLock | None = None,
+        sparse: bool = False,
+        kept: Callable[[], Collection[SessionWorktree]] = tuple,
     ) -> None:
         self.git = git  # runs in the main checkout
         self.root = git.cwd
@@ -136,7 +171,13 @@ class TamperGuard:
         # slowly git gets to writing their .git on a loaded machine.
         self._ours = ours
         self._refs = SharedRefs(git, common_dir, base_ref) if base_ref else None
-        self._undone: deque[tuple[float, str, int]] = deque(maxlen=_REMEMBERED)
+        self._meta = meta  # held while a stranded worktree's admin directory is recreated
+        self._sparse = sparse
+        # The sessions whose worktrees the orchestrator keeps (running or not), but those it
+        # is making or removing right now: a CLI must not cut any of them off from git.
+        self._kept = kept
+        self._ledger = Ledger()
+        self._watches: dict[int, Watch] = {}  # the sessions running, by serial
         self._serials = itertools.count(1)
         self._status_lock = anyio.Lock()
         self._status_started = 0  # git status runs started, and the last one's number and answer
@@ -146,28 +187,61 @@ class TamperGuard:
         """Look before a session in ``worktree``, on its own ``branch`` (short name; read from
         the worktree when not given)."""
         started = time.monotonic()
-        files, entries = await anyio.to_thread.run_sync(self._look, worktree)
-        refs = None if self._refs is None else await anyio.to_thread.run_sync(self._refs.snapshot)
-        own = f"refs/heads/{branch}" if branch else head_branch(worktree)
-        listed = await self._main_status()
+        # A checkout cut off from git since the last check is given back before this
+        # session starts; the sessions running now are the ones that could have done it.
+        found = await self._restore_stranded()
+        for finding in found:
+            log.warning("before a session in %s: %s", self._show(worktree), finding.what)
+        self._ledger.notice(found)
         serial = next(self._serials)
-        return Watch(serial, worktree, started, files, listed, entries, refs, own)
+        own = f"refs/heads/{branch}" if branch else head_branch(worktree)
+        admin, lock, ready = await anyio.to_thread.run_sync(_admin_of, worktree)
+        window = Window(serial, worktree, admin, own, lock, ready, started)
+        # Open before the snapshot: a check ending meanwhile counts this session among those
+        # that ran beside it.
+        self._ledger.open(window)
+        try:
+            files, entries = await anyio.to_thread.run_sync(self._look, worktree)
+            refs = None
+            if self._refs is not None:
+                refs = await anyio.to_thread.run_sync(self._refs.snapshot)
+            listed = await self._main_status()
+        except BaseException:
+            self._ledger.close(window)
+            raise
+        watch = Watch(serial, worktree, started, files, listed, entries, refs, own, window)
+        self._watches[serial] = watch
+        return watch
 
     async def finish(self, watch: Watch) -> Tampering | None:
-        """Compare with ``watch``; undo changes to git's setup; ``None`` when nothing changed."""
-        # Git's setup first, undone before any git command runs (a planted filter would).
-        changes = await anyio.to_thread.run_sync(self._undo_setup, watch)
-        # Then the base's checkouts (before the refs: a base put back under a checkout still
-        # holding it would turn its files into reversed changes), then the shared refs.
-        changes += await anyio.to_thread.run_sync(self._undo_refs, watch)
-        changes += [
-            f"{what} (undone by the check of a session running beside this one)"
-            for when, what, by in self._undone
-            if when >= watch.started and by != watch.serial
-        ]
-        changes += _checkout_changes(watch.listed, await self._main_status())
-        changes += await anyio.to_thread.run_sync(self._new_entries, watch.entries)
-        return Tampering(tuple(changes)) if changes else None
+        """Compare with ``watch``, undo what can be, and say what of it is this session's
+        (``tamper.blame``); ``None`` when nothing is."""
+        window = watch.window
+        self._watches.pop(watch.serial, None)
+        others = list(self._watches.values())
+        try:
+            # Git's setup first, undone before any git command runs (a planted filter would).
+            found = await anyio.to_thread.run_sync(self._undo_setup, watch, others)
+            # Then the sessions' checkouts a CLI cut off from git, given back before anything
+            # else touches them.
+            found += await self._restore_stranded()
+            # Then the base's checkouts (before the refs: a base put back under a checkout
+            # still holding it would turn its files into reversed changes), then the refs.
+            overlapping = self._ledger.overlapping(window)
+            owners = {w.own: w.serial for w in overlapping if w.own}
+            admins = {_real(w.admin): w.serial for w in overlapping if w.admin is not None}
+            found += await anyio.to_thread.run_sync(self._undo_refs, watch, owners, admins)
+            listed = await self._main_status()
+            moved = _checkout_changes(watch.listed, listed)
+            moved += await anyio.to_thread.run_sync(self._new_entries, watch.entries)
+            found += [Finding(what, undone=False) for what in moved]
+        except BaseException:
+            self._ledger.close(window)
+            raise
+        verdict = self._ledger.judge(window, found)
+        if not verdict.blocked and not verdict.rechecked:
+            return None
+        return Tampering(verdict.blocked + verdict.rechecked, retryable=not verdict.blocked)
 
     # --- the pieces; all but git status run in a worker thread ---------------------------
 
@@ -195,8 +269,13 @@ class TamperGuard:
         )
         return found
 
-    def _undo_setup(self, watch: Watch) -> list[str]:
+    def _undo_setup(self, watch: Watch, others: list[Watch]) -> list[Finding]:
+        """Git's setup put back as ``watch`` saw it. A session running beside it whose own
+        watch saw the changed version already started after the change (``cleared``); its
+        snapshot is set to the version put back, so its check does not plant the change
+        again."""
         stamp = _stamp()
+        own = None if watch.window.admin is None else watch.window.admin / "config.worktree"
         changes = []
         for path in sorted(self._files(watch.worktree) | watch.files.keys()):
             before = watch.files.get(path, FileState())
@@ -208,19 +287,90 @@ class TamperGuard:
                 done = restore(self.common_dir, path, before, now, stamp)
             except (OSError, PathEscapeError) as exc:
                 done = f"could not be undone: {exc}"
-            self._undone.append((time.monotonic(), what, watch.serial))
-            changes.append(f"{what} ({done})")
+            # The session's own config.worktree is its worktree's; the rest is everyone's.
+            traced = watch.serial if path == own else None
+            cleared = set()
+            for other in others:
+                seen = other.files.get(path)
+                if seen is not None and seen.same(now):
+                    other.files[path] = before
+                    cleared.add(other.serial)
+            changes.append(Finding(f"{what} ({done})", traced, cleared=frozenset(cleared)))
         return changes
 
-    def _undo_refs(self, watch: Watch) -> list[str]:
+    async def _restore_stranded(self) -> list[Finding]:
+        """Recreate the admin directory of every session's worktree a CLI deleted
+        (``worktrees.stranded``): who did it cannot be told from what is left."""
+        owners: dict[Path, tuple[str | None, str | None, str | None]] = {}
+        for session in self._kept():
+            reason = lock_reason(session.session_id, session.cli, session.task_id)
+            owners[session.path] = (f"refs/heads/{session.branch}", reason, session.session_id)
+        for window in self._ledger.live():  # as they were at its watch, when known
+            owners[window.worktree] = (window.own, window.lock, window.ready)
+        common = self.common_dir
+        cut = await anyio.to_thread.run_sync(
+            lambda: [path for path in owners if stranded_admin(path, common) is not None]
+        )
+        found = []
+        for path in cut:
+            own, lock, ready = owners[path]
+            what = f"{self._show(path)}: its git admin directory was deleted"
+            if own is None:
+                found.append(Finding(f"{what} (not restored: its branch is not known)"))
+                continue
+            branch = own.removeprefix("refs/heads/")
+            try:
+                if self._meta is None:
+                    done = await anyio.to_thread.run_sync(
+                        self._restore_admin, path, branch, lock, ready
+                    )
+                else:
+                    async with self._meta.hold():
+                        done = await anyio.to_thread.run_sync(
+                            self._restore_admin, path, branch, lock, ready
+                        )
+            except WorkspaceError as exc:
+                done = f"could not be restored: {exc}"
+            if done is not None:
+                found.append(Finding(f"{what} ({done})"))
+        return found
+
+    def _restore_admin(
+        self, worktree: Path, branch: str, lock: str | None, ready: str | None
+    ) -> str | None:
+        if stranded_admin(worktree, self.common_dir) is None:
+            return None  # restored meanwhile, by another session's check
+        return restore_admin_sync(
+            self.git,
+            self.common_dir,
+            worktree,
+            branch,
+            lock_reason=lock,
+            ready=ready,
+            sparse=self._sparse,
+        )
+
+    def _undo_refs(
+        self, watch: Watch, owners: dict[str, int], admins: dict[Path, int]
+    ) -> list[Finding]:
+        """The base's checkouts released and the refs put back (``refs``), each traced where
+        it can be: a checkout of the base to the session whose worktree it is (its admin
+        directory), the base moved meanwhile to that same session."""
         if self._refs is None or watch.refs is None:
             return []
         stamp = _stamp()
-        changes = self._refs.release_base(watch.refs, stamp)
-        changes += self._refs.check(watch.refs, watch.own, stamp)
-        for what in changes:
-            self._undone.append((time.monotonic(), what, watch.serial))
-        return changes
+        found = []
+        holders = set()
+        for admin, what in self._refs.release_base(watch.refs, stamp):
+            traced = admins.get(_real(admin))
+            holders.add(traced)
+            found.append(Finding(what, traced))
+        base_by = holders.pop() if len(holders) == 1 else None
+        for ref, what in self._refs.check(watch.refs, owners.keys(), stamp):
+            # A running session's own branch deleted: whose doing cannot be told (its CLI
+            # cannot delete the branch its worktree is on with ``git branch -D``).
+            found.append(Finding(what, base_by if ref == self._refs.base_ref else None))
+        return found
 
     async def _main_status(self) -> Listed:
         """The main checkout's status, from a ``git status`` that started after this call.
@@ -269,6 +419,25 @@ class TamperGuard:
 
     def _show(self, path: Path) -> str:
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+
+def _admin_of(worktree: Path) -> tuple[Path | None, str | None, str | None]:
+    """A worktree's admin directory, its lock reason and its ready mark (blocking)."""
+    admin = read_gitfile(worktree)
+    if admin is None:
+        return None, None, None
+    return admin, _text(admin / "locked"), _text(admin / READY)
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
 
 
 def _stamp() -> str:

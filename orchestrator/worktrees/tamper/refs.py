@@ -15,8 +15,11 @@
   that changed again) with the value it was moved to kept under
   ``refs/council/tampered/<stamp>/...``, so nothing a CLI committed becomes unreachable; a
   deleted ref is created again at the value the orchestrator last knew. A ref created under
-  those prefixes by someone else is named and left in place. The session's own branch
-  (``own``) is its CLI's to move, and is not looked at.
+  those prefixes by someone else is named and left in place. The branches of the sessions
+  running (``own``: the checked session's and its neighbours', ``tamper.blame``) are their
+  CLIs' to move (aider commits on its own branch): a move there is its session's work, never
+  a change; only such a branch deleted is one, put back at the last value the orchestrator
+  knew (commits its CLI made since are still in its worktree's HEAD reflog).
 - **Base checkouts.** A linked worktree that holds the base branch checked out (a CLI's
   ``git worktree add --ignore-other-worktrees <dir> <base>``, or its own worktree switched
   to the base) would make the merge queue wait for that checkout forever, and a later
@@ -24,7 +27,8 @@
   HEAD is the base (a few small file reads, no process); ``release_base`` detaches every one
   that did not hold the base at the snapshot (HEAD stays at its commit, files and index
   untouched), then commits any uncommitted work there on that detached HEAD and keeps it
-  under ``refs/council/tampered/<stamp>/worktree-<name>``. It runs before ``check``, so a
+  under ``refs/council/tampered/<stamp>/worktree-<name>``; each is named with its admin
+  directory, which tells whose worktree it was (``tamper.blame``). It runs before ``check``, so a
   base moved by a commit in such a checkout is then put back without the checkout's files
   turning into reversed changes. The user's main checkout is never touched.
 
@@ -37,6 +41,7 @@ this process's book and would be taken for a CLI's.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +87,9 @@ class SharedRefs:
         wanted = f"ref: {self.base_ref}"
         return frozenset(admin for admin in admins if _read(admin / "HEAD") == wanted)
 
-    def release_base(self, before: RefSnapshot, stamp: str) -> list[str]:
-        """Detach every linked worktree that took the base since ``before`` (module doc)."""
+    def release_base(self, before: RefSnapshot, stamp: str) -> list[tuple[Path, str]]:
+        """Detach every linked worktree that took the base since ``before`` (module doc);
+        each one's admin directory (whose worktree it is), and what was done."""
         changes = []
         for admin in sorted(self.base_holders() - before.holders):
             gitdir = _read(admin / "gitdir")
@@ -92,9 +98,9 @@ class SharedRefs:
             name = self.base_ref.removeprefix("refs/heads/")
             what = f"worktree {shown}: has the base branch {name} checked out"
             try:
-                changes.append(f"{what} ({self._release(admin, path, stamp)})")
+                changes.append((admin, f"{what} ({self._release(admin, path, stamp)})"))
             except CouncilError as exc:
-                changes.append(f"{what} (could not be detached: {exc})")
+                changes.append((admin, f"{what} (could not be detached: {exc})"))
         return changes
 
     def _release(self, admin: Path, path: Path | None, stamp: str) -> str:
@@ -118,28 +124,40 @@ class SharedRefs:
             self._write(kept, saved.rescue_commit, None)
         return f"detached at {head[:10]}; its uncommitted work committed and kept at {kept}"
 
-    def check(self, before: RefSnapshot, own: str | None, stamp: str) -> list[str]:
+    def check(self, before: RefSnapshot, own: Collection[str], stamp: str) -> list[tuple[str, str]]:
         """What changed in the watched refs since ``before`` that the orchestrator did not
-        write, each undone where it can be (module doc); one line per ref, for a human."""
-        changes = []
+        write, each undone where it can be (module doc); each ref and one line, for a human.
+        The running sessions' own branches (``own``) are their CLIs' to move: only their
+        deletion is a change (put back)."""
+        changes: list[tuple[str, str]] = []
         with ref_book.writing():
             if not ref_book.complete_since(before.at):
                 return []  # too many of the orchestrator's own writes since to tell them apart
             now = self._read()
             noted = ref_book.refs_since(before.at)
             watched = before.values.keys() | now.keys() | {r for r in noted if self._watched(r)}
-            for ref in sorted(watched - {own}):
+            for ref in sorted(watched):
                 expected = before.values.get(ref)
+                current = now.get(ref)
+                if ref in own:
+                    last = ref_book.since(ref, before.at)
+                    if current is None and (last[-1].new if last else expected) is not None:
+                        # Its CLI's to move, not to delete: the last value known comes back.
+                        expected = last[-1].new if last else expected
+                        changes.append((ref, self._undo(ref, expected, current, stamp)))
+                    continue
                 for step in ref_book.since(ref, before.at):
                     if step.old is not None and step.old != expected:
                         changes.append(
-                            f"{ref}: moved from {_short(expected)} to {_short(step.old)} before "
-                            "the orchestrator moved it on (not undone)"
+                            (
+                                ref,
+                                f"{ref}: moved from {_short(expected)} to {_short(step.old)} "
+                                "before the orchestrator moved it on (not undone)",
+                            )
                         )
                     expected = step.new
-                current = now.get(ref)
                 if current != expected:
-                    changes.append(self._undo(ref, expected, current, stamp))
+                    changes.append((ref, self._undo(ref, expected, current, stamp)))
         return changes
 
     def _undo(self, ref: str, expected: str | None, current: str | None, stamp: str) -> str:
