@@ -26,7 +26,6 @@ git's stderr.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,24 +143,14 @@ class Git:
         if self.hooks_dir is not None:
             self.hooks_dir.mkdir(parents=True, exist_ok=True)
         argv = self.argv(args)
-        with tempfile.TemporaryFile() as stdin:
-            stdin.write(data)
-            stdin.seek(0)
-            try:
-                status, stdout, stderr = gitpython.Git().execute(
-                    argv,
-                    istream=stdin,
-                    with_extended_output=True,
-                    with_exceptions=False,
-                    stdout_as_string=False,
-                    strip_newline_in_stdout=False,
-                    env={**_BASE_ENV, **self.env},
-                )
-            except gitpython.GitCommandNotFound as exc:
-                raise GitError(args, None, f"git could not be started: {exc}") from None
+        merged = {**git_environ(), **_BASE_ENV, **self.env}
+        seal.check(self.cwd)
+        try:
+            status, out, stderr = run_captured(argv, merged, stdin=data)
+        except OSError as exc:
+            raise GitError(args, None, f"git could not be started: {exc}") from None
         crash_point("git.ran", _step(args))
-        out = stdout if isinstance(stdout, bytes) else _text(stdout).encode()
-        result = GitBytes(argv, int(status or 0), out, _text(stderr))
+        result = GitBytes(argv, status, out, _text(stderr, True))
         if check and result.returncode != 0:
             raise GitError(args, result.returncode, result.stderr)
         return result

@@ -123,17 +123,18 @@ async def _open_command(
 
 
 def run_captured(
-    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, stdin: bytes | None = None
 ) -> tuple[int, bytes, bytes]:
     """Run a short command now, in this thread: its exit code, stdout and stderr.
 
     For git (``orchestrator.git.repo``), whose commands are short and whose callers are
-    already in a worker thread: stdin is ``/dev/null``, and ``env`` is the child's whole
-    environment, exactly (nothing of this process's own is added to it). A binary that is not
-    there raises ``FileNotFoundError``."""
+    already in a worker thread: stdin is ``stdin`` (``/dev/null`` when None), and ``env`` is the
+    child's whole environment, exactly (nothing of this process's own is added to it). A binary
+    that is not there raises ``FileNotFoundError``."""
     done = subprocess.run(
         list(argv),
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         capture_output=True,
         env=dict(env),
         cwd=cwd,

@@ -85,6 +85,7 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.errors import PathEscapeError, WorkspaceError
+from orchestrator.git import seal
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.repo import Git
 from orchestrator.merge.checkout import checkout_lock
@@ -177,6 +178,7 @@ class TamperGuard:
         # is making or removing right now: a CLI must not cut any of them off from git.
         self._kept = kept
         self._ledger = Ledger()
+        self._sealed_seen: set[tuple[float, Path]] = set()  # the seal's restores judged already
         self._watches: dict[int, Watch] = {}  # the sessions running, by serial
         self._serials = itertools.count(1)
         self._status_lock = anyio.Lock()
@@ -235,6 +237,7 @@ class TamperGuard:
             moved = _checkout_changes(watch.listed, listed)
             moved += await anyio.to_thread.run_sync(self._new_entries, watch.entries)
             found += [Finding(what, undone=False) for what in moved]
+            found += self._sealed(window)
         except BaseException:
             self._ledger.close(window)
             raise
@@ -242,6 +245,30 @@ class TamperGuard:
         if not verdict.blocked and not verdict.rechecked:
             return None
         return Tampering(verdict.blocked + verdict.rechecked, retryable=not verdict.blocked)
+
+    def _sealed(self, window: Window) -> list[Finding]:
+        """What the run's seal put back before a git command (``orchestrator.git.seal``) since
+        ``window`` opened, each judged once: a worktree's own ``.git`` file or admin pointers
+        are that session's doing; the shared setup is nobody's in particular, but not of a
+        session that started after it was put back."""
+        found = []
+        live = self._ledger.live()
+        for entry in seal.restored_since(window.started):
+            key = (entry.when, entry.path)
+            if key in self._sealed_seen:
+                continue
+            self._sealed_seen.add(key)
+            owner = next((w for w in live if w.worktree == entry.worktree), None)
+            if entry.worktree is not None and entry.worktree == window.worktree:
+                owner = window
+            later = frozenset(w.serial for w in live if w.started > entry.when)
+            traced = owner.serial if owner is not None else None
+            what = f"{entry.what} (by the run's seal, before a git command)"
+            found.append(Finding(what, traced, cleared=later))
+        # Only a window open now can still ask for an entry: forget those older than them all.
+        oldest = min((w.started for w in live), default=window.started)
+        self._sealed_seen = {key for key in self._sealed_seen if key[0] >= oldest}
+        return found
 
     # --- the pieces; all but git status run in a worker thread ---------------------------
 
