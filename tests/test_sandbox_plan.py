@@ -66,7 +66,8 @@ def test_deeper_mounts_come_later_and_the_seals_last(tmp_path: Path) -> None:
     depths = [len(path.parts) for kind, path in plan.ordered if kind != "seal"]
     assert depths == sorted(depths)
     assert [kind for kind, _ in plan.ordered[-2:]] == ["seal", "seal"]
-    assert plan.frozen == (user, reach.council_dir)  # /tmp stays a writable scratch
+    assert user in plan.frozen and reach.council_dir in plan.frozen
+    assert Path("/tmp") not in plan.frozen  # a writable scratch
 
 
 def test_the_bubblewrap_command(tmp_path: Path) -> None:
@@ -173,3 +174,27 @@ async def test_a_confined_cli_runs_with_its_log_naming_the_sandbox(tmp_path: Pat
     log = run.log_path.read_text()
     assert f"# sandbox: {reason}" in log and "hello" in log
     assert not run.survivors
+
+
+def test_the_users_agents_and_runtime_directory_are_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reach, worktree, home, user = layout(tmp_path)
+    runtime, agent = tmp_path / "run-user", tmp_path / "ssh-agent"
+    runtime.mkdir()
+    agent.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(agent / "agent.1234"))
+    settings = SandboxSettings("bubblewrap", "/usr/bin/bwrap")
+    plan = confinement(
+        settings, reach, workdir=worktree, home=home, argv=["sh"], env={"PATH": "/bin"},
+        user_home=str(user),
+    )  # fmt: skip
+    assert runtime in plan.hidden and agent in plan.hidden
+    assert runtime in plan.frozen and agent in plan.frozen
+    monkeypatch.setenv("SSH_AUTH_SOCK", "/run/agent.sock")  # never a system directory
+    plan = confinement(
+        settings, reach, workdir=worktree, home=home, argv=["sh"], env={"PATH": "/bin"},
+        user_home=str(user),
+    )  # fmt: skip
+    assert Path("/run") not in plan.hidden

@@ -109,8 +109,8 @@ def confinement(
 ) -> Confinement:
     """The plan for one CLI start (blocking: it looks at the disk)."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
-    hidden = [_norm(path) for path in (user_home, _TMP, reach.council_dir) if path]
-    hidden = [path for path in hidden if path != Path("/")]
+    hidden = [_norm(path) for path in (user_home, _TMP, reach.council_dir, *_runtime()) if path]
+    hidden = [path for path in dict.fromkeys(hidden) if path != Path("/")]
     executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
     needed = _needed_to_start(executable, env)
     readable: list[Path] = [_norm(reach.repo_root)]
@@ -146,6 +146,16 @@ def confinement(
             *(("seal", path) for path in sealed),
         ),
     )
+
+
+def _runtime() -> list[str]:
+    """The user's runtime directories: their ssh and gpg agents' sockets, their keyring's and
+    session bus's, through which a CLI could sign, push or read secrets as the user."""
+    found = [os.environ.get("XDG_RUNTIME_DIR", ""), f"/run/user/{os.getuid()}"]
+    agent = os.path.dirname(os.environ.get("SSH_AUTH_SOCK", ""))
+    if len(Path(agent).parts) >= 3:  # its own directory, never a system one such as /run
+        found.append(agent)
+    return [path for path in found if path and os.path.isdir(path)]
 
 
 def _norm(path: str | Path) -> Path:
