@@ -1,6 +1,7 @@
 """Each real CLI writes a new file and edits an existing one through ``council run``, and the
 change lands on the base branch: the adapter's command line, the CLI's own tool calls against
-the fake model, the orchestrator's commit, verify-free merge, all real."""
+the fake model, the orchestrator's commit, verify-free merge, all real; and, where the machine
+has one, inside the sandbox (bubblewrap), as every run there is by default."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import real_clis
+import sandbox_tier
 
 from orchestrator.testing.live_scenarios import EDIT, WRITE, Scenario, run_scenario
 
@@ -34,3 +36,9 @@ def test_the_change_lands_on_the_base_branch(
     # Issue 11, defect 1: with the user's identity in its environment no CLI writes one of
     # its own into the shared config (aider wrote `user.name=Your Name`, blocking the merge).
     assert "[user]" not in (tmp_path / "repo" / ".git" / "config").read_text()
+    # Issue 27: where the machine has a sandbox (CI requires one) every CLI ran inside it.
+    if sandbox_tier.required() or sandbox_tier.available():
+        logs = list((tmp_path / "repo" / ".council" / "logs").glob("*.log"))
+        headers = [log.read_text(errors="replace")[:2000] for log in logs]
+        cli_logs = [h for h in headers if "# argv:" in h and "setup-" not in h]
+        assert cli_logs and all("# sandbox: bubblewrap" in h for h in cli_logs), headers
