@@ -172,7 +172,7 @@ async def test_a_confined_cli_runs_with_its_log_naming_the_sandbox(tmp_path: Pat
 
     assert run.ok, run.outcome
     log = run.log_path.read_text()
-    assert f"# sandbox: {reason}" in log and "hello" in log
+    assert f" sandbox: {reason}\n# argv: " in log and "hello" in log
     assert not run.survivors
 
 

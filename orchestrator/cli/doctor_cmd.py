@@ -136,10 +136,13 @@ def _print(checks: list[Check], file: Path | None, failed: list[Check]) -> None:
             f"no {DEFAULT_CONFIG} here: checking git, this repository and the CLIs found "
             "(council doctor FILE checks a run config)"
         )
+    warned = sum(1 for check in checks if check.status is Status.WARN)
     if failed:
         summary = f"{len(failed)} of {len(checks)} checks failed"
     else:
         summary = f"all {len(checks)} checks passed"
+        if warned:
+            summary += f", {warned} with a warning"
     console.print_checklist(
         [
             (_TITLES[check.group], check.status.value, check.name, check.detail, check.fix)

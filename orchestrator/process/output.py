@@ -126,7 +126,7 @@ class LogSink:
         self.error: str | None = None  # why writing stopped, if the disk refused
         self._argv = argv
         self._cwd = cwd
-        self._sandbox = sandbox  # which sandbox the CLI runs in, said in the header
+        self._sandbox = sandbox  # which sandbox the CLI runs in, said on the first line
         self._file: IO[bytes] | None = None
 
     def create(self) -> None:
@@ -135,9 +135,8 @@ class LogSink:
             return
         self._file = _open_new(self.root, self.path)
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        header = f"# {when} cwd={self._cwd}\n# argv: {shlex.join(self._argv)}\n"
-        if self._sandbox:
-            header += f"# sandbox: {self._sandbox}\n"
+        sandbox = f" sandbox: {self._sandbox}" if self._sandbox else ""
+        header = f"# {when} cwd={self._cwd}{sandbox}\n# argv: {shlex.join(self._argv)}\n"
         self._file.write(header.encode())
 
     def line(self, stream: str, text: str, dropped: int) -> None:
