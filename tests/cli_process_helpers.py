@@ -96,7 +96,7 @@ def scripted_clis(root: Path) -> list[int]:
 
 def processes_running(command_part: bytes, root: Path) -> list[int]:
     """Pids of live (not zombie) processes whose command line holds ``command_part`` and whose
-    working directory is under ``root``."""
+    working directory is under ``root`` (not the sandbox around one: its is the CLI's too)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -107,6 +107,8 @@ def processes_running(command_part: bytes, root: Path) -> list[int]:
             state = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
         except (OSError, IndexError):  # gone meanwhile, or not ours to look at
             continue
+        if os.path.basename(command.split(b"\0")[0]) == b"bwrap":
+            continue  # the sandbox around a CLI (its command line holds the CLI's)
         if command_part in command and cwd.is_relative_to(root) and state != b"Z":
             found.append(int(entry.name))
     return found

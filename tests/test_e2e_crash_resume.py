@@ -243,6 +243,7 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
     finally:
         reap(process)
     (left,) = scripted_clis(tmp_path)  # the build's CLI outlived the orchestrator
+    leader = os.getpgid(left)  # the group it runs in: its own, or its sandbox's
 
     resumed = subprocess.Popen(
         [*COUNCIL, "resume", str(config), "--json"],
@@ -262,7 +263,7 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
     assert most == 1
     # The resume stopped it (the CLI would have slept on for seconds), by its record.
     stopped = [e["data"]["orphans"] for e in events(repo) if e["type"] == "cli.orphans_stopped"]
-    assert stopped == [[{"pid": left, "group": True, "task": "slow"}]]
+    assert stopped == [[{"pid": leader, "group": True, "task": "slow"}]]
 
 
 def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) -> None:
@@ -279,6 +280,7 @@ def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) 
     finally:
         reap(process)
     (left,) = scripted_clis(tmp_path)
+    leader = os.getpgid(left)  # the group it runs in: its own, or its sandbox's
     # The other run lasts past the dead run's lease (1 s): a run started within a second of
     # the kill finds the claim still live at its first sweep and must meet it lapsed later.
     other_task = task("other", "SLEEP 2.5\nWRITE other.txt other")
@@ -286,7 +288,7 @@ def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) 
     other = council("run", tmp_path / "other.yaml", "--json", cwd=tmp_path)
     assert other.returncode == 0, other.stderr[-3000:]
     stopped = [e["data"]["orphans"] for e in events(repo) if e["type"] == "cli.orphans_stopped"]
-    assert stopped == [[{"pid": left, "group": True, "task": "slow"}]]
+    assert stopped == [[{"pid": leader, "group": True, "task": "slow"}]]
     assert not scripted_clis(tmp_path)
     assert task_status(repo, "slow") == "running"  # the dead run's task waits for its resume
 

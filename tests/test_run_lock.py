@@ -77,7 +77,7 @@ def first_run(tmp_path: Path) -> Iterator[tuple[Path, Path, subprocess.Popen[byt
         process.kill()
         process.wait(timeout=10)
     for pid in scripted_clis(tmp_path):
-        os.killpg(pid, signal.SIGKILL)  # each CLI leads its own process group
+        os.killpg(os.getpgid(pid), signal.SIGKILL)  # each CLI runs in a group of its own
 
 
 def test_a_second_run_or_resume_is_refused_at_once_and_changes_nothing(
@@ -124,7 +124,7 @@ def test_a_lock_left_by_a_killed_orchestrator_never_blocks(
     process.kill()
     process.wait(timeout=10)
     for pid in scripted_clis(tmp_path):
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
 
     # The dead holder's note is still in the lock file; only the OS lock died with it.
     holder = read_holder(repo)
