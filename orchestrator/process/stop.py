@@ -31,6 +31,7 @@ from orchestrator.process.tree import (
 
 __all__ = [
     "DEFAULT_GRACE",
+    "group_alive",
     "kill_group",
     "reap_group",
     "signal_group",
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = 5.0
 _SWEEPS = 3  # passes over the processes for marked ones: a member may fork while we kill
+_POLL = 0.02  # seconds between looks at a group whose leader has exited
 
 
 async def kill_group(
@@ -60,6 +62,10 @@ async def kill_group(
     signal_strays(strays, signal.SIGTERM)
     with anyio.move_on_after(grace) as waited:
         await process.wait()
+        # The rest of the group gets the rest of the grace too: a sandbox's wrapper (the
+        # group's leader) ends at SIGTERM at once while the CLI inside is still saving.
+        while group_alive(pgid):  # noqa: ASYNC110 - nothing tells when a group empties
+            await anyio.sleep(_POLL)
     if waited.cancelled_caught:
         log.info("pid %d still running %.1fs after SIGTERM; sending SIGKILL", pgid, grace)
     # Even when the leader exited, a child that ignored SIGTERM may live on in the group.
@@ -69,6 +75,21 @@ async def kill_group(
     await anyio.to_thread.run_sync(reap, strays)
     await anyio.to_thread.run_sync(reap_group, pgid)
     await sweep(family)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any member of group ``pgid`` is still running (the ones this process adopted
+    and that have exited are waited for first, so a zombie does not count)."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-pgid, os.WNOHANG)[0]:
+            pass
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def reap_group(pgid: int, wait: float = 1.0) -> int:
