@@ -78,12 +78,16 @@ class Team:
         sessions: int = 3,
         heartbeat: float = 0.5,
         stale: float = 10.0,
+        readable: Path | None = None,
     ) -> Path:
-        """Clone the remote as workstation ``name`` and write its run config; the config."""
+        """Clone the remote as workstation ``name`` and write its run config; the config.
+        ``readable``: a directory of the test's the CLIs may read under the sandbox (a gate)."""
         clone = self.root / name
         git(self.root, "clone", "-q", str(self.remote), str(clone))
         config = self.root / f"{name}.yaml"
         text = CONFIG.format(repo=clone, sessions=sessions, heartbeat=heartbeat, stale=f"{stale}s")
+        if readable is not None:
+            text = f"sandbox: {{read: [{readable}]}}\n{text}"
         config.write_text(text + "".join(f"  - {json.dumps(t)}\n" for t in tasks))
         return config
 

@@ -405,6 +405,8 @@ def test_status_watch_follows_a_run_until_it_finishes(tmp_path: Path) -> None:
         f'  - {{id: one, prompt: "WAIT_FOR {gate}\\nWRITE one.txt x"}}\n'
         '  - {id: two, prompt: "WRITE two.txt y"}\n',
     )
+    # The CLI waits for the test's gate: the sandbox shows it the test's directory.
+    config.write_text(f"sandbox: {{read: [{tmp_path}]}}\n" + config.read_text())
     run = spawn("run", config, "--json", cwd=tmp_path)
     try:
         wait_for(lambda: status_of(config, "one") == "running")

@@ -27,6 +27,10 @@ NEIGHBOURS = "neighbours.py"
 SIBLING = "sibling"
 RETRIES = {"max_retries": 2, "backoff_initial": 0.05, "backoff_max": 0.1}
 
+# What the orchestrator's own checks do where there is no sandbox: under one, none of these
+# CLIs could write where they write (``test_sandbox_escapes.py``).
+UNCONFINED = "none"
+
 
 def side_by_side(
     tmp_path: Path,
@@ -42,6 +46,7 @@ def side_by_side(
         more={
             SIBLING: (NEIGHBOURS, {"FAULT_DOES": "work", "FAULT_WORK": "sibling.txt", **sibling})
         },
+        sandbox=UNCONFINED,
     )
     if retry is not None:
         run.retry = retry
@@ -165,6 +170,7 @@ async def test_a_cli_deleting_a_kept_worktrees_admin_dir_while_it_runs_alone_is_
     run = FaultRun(
         tmp_path,
         NEIGHBOURS,
+        sandbox=UNCONFINED,
         env={
             "FAULT_DOES": "delete-admin",
             "FAULT_MARKER": str(tmp_path / "deleted"),

@@ -25,7 +25,9 @@ def _config(tmp_path: Path, repo: Path, gate: Path) -> Path:
     build = f"WAIT_FOR {gate} 120\nWRITE slow.txt done"
     config = write_config(tmp_path, repo, task("slow", build))
     text = config.read_text()
-    config.write_text(text.replace("tasks:\n", MONITOR + "tasks:\n", 1))
+    # The CLI waits for the test's gate: the sandbox shows it the test's directory.
+    readable = f"sandbox: {{read: [{tmp_path}]}}\n"
+    config.write_text(text.replace("tasks:\n", MONITOR + readable + "tasks:\n", 1))
     return config
 
 

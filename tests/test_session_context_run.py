@@ -60,6 +60,7 @@ async def test_a_prompt_names_the_files_another_task_owns_until_it_lands(tmp_pat
         [{**owner, "priority": 10}, watcher, later],
         adapters={"alpha": {"type": "scripted", "options": {"delay": 0}}},
         workflow={"phases": [{"name": "plan"}, {"name": "build"}]},
+        sandbox={"read": [str(tmp_path)]},  # the CLIs wait for the test's gates
     )
     reports: list[RunReport] = []
     async with Council(config) as council:
@@ -138,6 +139,7 @@ async def test_council_candidates_share_their_files_and_others_are_told(tmp_path
         [{**feature, "priority": 10}, {**other, "adapters": ["alpha"]}],
         adapters={name: scripted for name in adapters},
         workflow={"phases": [{"name": "plan"}, {"name": "build"}, {"name": "review"}]},
+        sandbox={"read": [str(tmp_path)]},  # the CLIs wait for the test's gates
     )
     reports: list[RunReport] = []
     async with Council(config) as council:

@@ -125,7 +125,7 @@ def test_a_team_runs_status_is_followed_through_the_database(pg_dsn: str, tmp_pa
     for task in tasks:
         build = task["metadata"]["phase_instructions"]["build"]
         task["metadata"]["phase_instructions"]["build"] = f"WAIT_FOR {gate} 60\n{build}"
-    team.workstation("a", tasks, sessions=1)
+    team.workstation("a", tasks, sessions=1, readable=tmp_path)
     config = str(tmp_path / "a.yaml")
     team.start("a")
     wait_for(lambda: team.council("status", config, "--json").returncode == 0, "the session")

@@ -44,12 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import PathEscapeError
+from orchestrator.git.config_text import describe_change
 from orchestrator.safety import safe_write
 
 __all__ = [
     "Restored",
     "admit",
     "check",
+    "covers",
     "expect_worktree",
     "forget_worktree",
     "refresh_after",
@@ -193,6 +195,17 @@ def admit(root: Path, path: Path) -> None:
                     entry.data, entry.signature = fresh.data, fresh.signature
 
 
+def covers(path: Path) -> bool:
+    """Whether ``path`` is a file of some sealed repository's setup (put back by ``check``)."""
+    with _lock:
+        for repo in _repos.values():
+            if path in repo.files:
+                return True
+            if any(entry.path == path for files in repo.worktrees.values() for entry in files):
+                return True
+    return False
+
+
 def restored_since(when: float) -> list[Restored]:
     """What was put back at or after ``when`` (``time.monotonic``), oldest first."""
     with _lock:
@@ -255,15 +268,31 @@ def _admin_dir(gitfile: bytes | None, worktree: Path) -> Path | None:
 def _put_back(repo: _Repo, entry: _Sealed) -> Restored | None:
     with _lock:
         now = _read(entry.path)
-        if now == entry.data:  # touched, not changed (git rewrote it the same): nothing to do
+        nothing = {None, b""}  # an empty config and none at all tell git the same
+        same = now == entry.data or (now in nothing and entry.data in nothing)
+        if same or not os.path.isdir(entry.path.parent):
+            # Touched, not changed (git rewrote it the same); or its whole directory is gone
+            # (a worktree or its admin dir deleted: ``worktrees.stranded`` gives those back,
+            # and a file put back alone would make a half admin dir git cannot use).
             entry.signature = _signature(entry.path)
             return None
         what = _restore(entry, now)
         entry.signature = _signature(entry.path)
         shown = _shown(repo, entry.path)
-        restored = Restored(time.monotonic(), entry.path, f"{shown}: {what}", entry.worktree)
+        said = f"{shown}: {_changed(entry, now)} ({what})"
+        restored = Restored(time.monotonic(), entry.path, said, entry.worktree)
         _journal.append(restored)
         return restored
+
+
+def _changed(entry: _Sealed, now: bytes | None) -> str:
+    if entry.data is None:
+        return "created"
+    if now is None:
+        return "deleted"
+    if entry.path.name.startswith("config"):
+        return describe_change(entry.data, now)
+    return "changed"
 
 
 def _restore(entry: _Sealed, now: bytes | None) -> str:
@@ -280,11 +309,11 @@ def _restore(entry: _Sealed, now: bytes | None) -> str:
             safe_write.replace(anchor, path, aside)
             kept = f"the changed one kept as {aside.name}"
         if entry.data is None:
-            return f"created, moved aside to {aside.name}"
+            return f"moved aside to {aside.name}"
         safe_write.write_atomic(anchor, path, entry.data)
     except (OSError, PathEscapeError) as exc:
-        return f"changed, and could not be put back: {exc}"
-    return f"changed; restored, {kept}"
+        return f"could not be put back: {exc}"
+    return f"restored; {kept}"
 
 
 def _shown(repo: _Repo, path: Path) -> str:

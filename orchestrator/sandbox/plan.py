@@ -109,7 +109,8 @@ def confinement(
 ) -> Confinement:
     """The plan for one CLI start (blocking: it looks at the disk)."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
-    hidden = [_norm(path) for path in (user_home, _TMP, reach.council_dir, *_runtime()) if path]
+    places: list[str | Path] = [user_home, _TMP, reach.council_dir, *_runtime()]
+    hidden = [_norm(path) for path in places if path]
     hidden = [path for path in dict.fromkeys(hidden) if path != Path("/")]
     executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
     needed = _needed_to_start(executable, env)

@@ -42,6 +42,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.errors import WorkspaceError
+from orchestrator.git import seal
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.repo import Git
 from orchestrator.safety.safe_write import make_dirs, write_atomic
@@ -88,6 +89,8 @@ def restore_admin_sync(
             f"{worktree}: its admin directory was deleted and its branch {branch} is gone; "
             "its files are left in place for a human"
         )
+    # The run's seal knew the old admin dir's files: they are made anew here, not put back.
+    seal.forget_worktree(git.cwd, worktree)
     make_dirs(common_dir, admin)
     gitdir = os.path.join(os.path.realpath(worktree), ".git")
     files = {
@@ -95,6 +98,7 @@ def restore_admin_sync(
         "gitdir": gitdir + "\n",
         **({"locked": lock_reason} if lock_reason is not None else {}),
         **({READY: ready.rstrip("\n") + "\n"} if ready is not None else {}),
+        "config.worktree": "",  # as the sandbox's reach makes it (``worktrees.confine``)
     }
     for name, text in files.items():
         write_atomic(common_dir, admin / name, text.encode())
@@ -108,6 +112,7 @@ def restore_admin_sync(
         check=False,
     )
     changed = len([entry for entry in listed.stdout.split("\0") if entry]) if listed.ok else 0
+    seal.expect_worktree(git.cwd, worktree)  # as made anew: sealed from here on
     return (
         f"its admin directory {admin.name} recreated on {branch}, "
         f"{changed} changed path{'' if changed == 1 else 's'} known to git again"

@@ -41,4 +41,6 @@ def test_the_change_lands_on_the_base_branch(
         logs = list((tmp_path / "repo" / ".council" / "logs").glob("*.log"))
         headers = [log.read_text(errors="replace")[:2000] for log in logs]
         cli_logs = [h for h in headers if "# argv:" in h and "setup-" not in h]
-        assert cli_logs and all(" sandbox: bubblewrap" in h.split("\n")[0] for h in cli_logs), headers
+        assert cli_logs and all(" sandbox: bubblewrap" in h.split("\n")[0] for h in cli_logs), (
+            headers
+        )

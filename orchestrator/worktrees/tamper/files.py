@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from orchestrator.git.config_text import describe_change
 from orchestrator.safety import safe_write
 
 __all__ = ["CAP", "FileState", "describe_config", "restore"]
@@ -135,35 +136,4 @@ def _link_new(root: Path, path: Path, value: str) -> None:
 
 def describe_config(before: FileState, now: FileState) -> str:
     """The settings ``now`` adds to and removes from ``before`` (both git config files)."""
-    old, new = _settings(before.data), _settings(now.data)
-    added = [entry for entry in new if entry not in old]
-    removed = [entry for entry in old if entry not in new]
-    parts = []
-    if added:
-        parts.append("added " + ", ".join(added[:8]) + (" ..." if len(added) > 8 else ""))
-    if removed:
-        parts.append("removed " + ", ".join(removed[:8]) + (" ..." if len(removed) > 8 else ""))
-    return "; ".join(parts) or "rewritten (the same settings, in another form)"
-
-
-def _settings(data: bytes | None) -> list[str]:
-    """``section.key=value`` entries of a git config file (a reader for messages, not git's
-    full grammar: enough to name what a change added)."""
-    if data is None:
-        return []
-    section = ""
-    entries: list[str] = []
-    for raw in data.decode("utf-8", "replace").splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            header = line[1 : line.find("]")] if "]" in line else line[1:]
-            name, _, sub = header.partition(" ")
-            section = name.lower() + (f".{sub.strip().strip(chr(34))}" if sub else "")
-            line = line[line.find("]") + 1 :].strip() if "]" in line else ""
-            if not line:
-                continue
-        key, _, value = line.partition("=")
-        entries.append(f"{section}.{key.strip().lower()}={value.strip()}"[:200])
-    return entries
+    return describe_change(before.data, now.data)

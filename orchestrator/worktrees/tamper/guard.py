@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import secrets
 import time
@@ -179,6 +180,7 @@ class TamperGuard:
         self._kept = kept
         self._ledger = Ledger()
         self._sealed_seen: set[tuple[float, Path]] = set()  # the seal's restores judged already
+        self._cli_from: dict[int, float] = {}  # when each running session's watch was done
         self._watches: dict[int, Watch] = {}  # the sessions running, by serial
         self._serials = itertools.count(1)
         self._status_lock = anyio.Lock()
@@ -213,6 +215,7 @@ class TamperGuard:
             raise
         watch = Watch(serial, worktree, started, files, listed, entries, refs, own, window)
         self._watches[serial] = watch
+        self._cli_from[serial] = time.monotonic()  # its CLI starts after this
         return watch
 
     async def finish(self, watch: Watch) -> Tampering | None:
@@ -221,8 +224,12 @@ class TamperGuard:
         window = watch.window
         self._watches.pop(watch.serial, None)
         others = list(self._watches.values())
+        self._cli_from.pop(watch.serial, None)
         try:
-            # Git's setup first, undone before any git command runs (a planted filter would).
+            # Git's setup first, undone before any git command runs (a planted filter would):
+            # what the run's seal holds, as the run sealed it (``_sealed`` says what it did),
+            # then the rest of it as this session's watch saw it.
+            await anyio.to_thread.run_sync(seal.check, watch.worktree)
             found = await anyio.to_thread.run_sync(self._undo_setup, watch, others)
             # Then the sessions' checkouts a CLI cut off from git, given back before anything
             # else touches them.
@@ -250,7 +257,7 @@ class TamperGuard:
         """What the run's seal put back before a git command (``orchestrator.git.seal``) since
         ``window`` opened, each judged once: a worktree's own ``.git`` file or admin pointers
         are that session's doing; the shared setup is nobody's in particular, but not of a
-        session that started after it was put back."""
+        session whose CLI had not started when it was put back."""
         found = []
         live = self._ledger.live()
         for entry in seal.restored_since(window.started):
@@ -261,7 +268,10 @@ class TamperGuard:
             owner = next((w for w in live if w.worktree == entry.worktree), None)
             if entry.worktree is not None and entry.worktree == window.worktree:
                 owner = window
-            later = frozenset(w.serial for w in live if w.started > entry.when)
+            # A session whose CLI had not started yet when it was put back did not do it.
+            later = frozenset(
+                w.serial for w in live if self._cli_from.get(w.serial, math.inf) > entry.when
+            )
             traced = owner.serial if owner is not None else None
             what = f"{entry.what} (by the run's seal, before a git command)"
             found.append(Finding(what, traced, cleared=later))
@@ -297,7 +307,10 @@ class TamperGuard:
         return found
 
     def _undo_setup(self, watch: Watch, others: list[Watch]) -> list[Finding]:
-        """Git's setup put back as ``watch`` saw it. A session running beside it whose own
+        """Git's setup put back as ``watch`` saw it, but for the files the run's seal puts back
+        itself (``orchestrator.git.seal``: to the run's version, never to a version a CLI
+        had changed before this session's watch; ``_sealed`` judges those). A session running
+        beside it whose own
         watch saw the changed version already started after the change (``cleared``); its
         snapshot is set to the version put back, so its check does not plant the change
         again."""
@@ -307,8 +320,12 @@ class TamperGuard:
         for path in sorted(self._files(watch.worktree) | watch.files.keys()):
             before = watch.files.get(path, FileState())
             now = FileState.read(path)
-            if before.same(now):
+            if before.same(now) or _nothing_either_way(path, before, now):
                 continue
+            if seal.covers(path):
+                continue  # the run's seal puts it back, before the next git command (_sealed)
+            if now.kind == "absent" and not os.path.isdir(path.parent):
+                continue  # a worktree's whole admin dir went: the stranded repair's to give back
             what = f"{self._show(path)}: {_what_changed(path, before, now)}"
             try:
                 done = restore(self.common_dir, path, before, now, stamp)
@@ -469,6 +486,15 @@ def _real(path: Path) -> Path:
 
 def _stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def _nothing_either_way(path: Path, before: FileState, now: FileState) -> bool:
+    """An empty git config file and none at all tell git the same: nothing (the stranded
+    repair and the sandbox's reach make an empty ``config.worktree`` where git had none)."""
+    if not path.name.startswith("config"):
+        return False
+    empty = {("absent", None), ("file", b"")}
+    return (before.kind, before.data) in empty and (now.kind, now.data) in empty
 
 
 def _what_changed(path: Path, before: FileState, now: FileState) -> str:
