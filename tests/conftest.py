@@ -17,6 +17,7 @@ import pg_tier
 import pytest
 import real_clis
 import sandbox_tier
+import tiers
 
 from orchestrator.plugins import host as plugins
 
@@ -60,9 +61,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    real_clis.report_deselected(config, terminalreporter)
-    pg_tier.report_deselected(config, terminalreporter)
-    sandbox_tier.report_deselected(config, terminalreporter)
+    tiers.report_deselected(config, terminalreporter)
 
 
 @pytest.fixture(autouse=True)

@@ -21,13 +21,14 @@ from pathlib import Path
 import anyio
 import psycopg
 import pytest
+import tiers
 
 from orchestrator.errors import RunError
 from orchestrator.state.postgres.cluster import LocalCluster, find_server_binaries
 from orchestrator.state.postgres.connection import DSN_VARIABLE
 from orchestrator.state.postgres.schema import migrate
 
-__all__ = ["REQUIRE_ENV", "TestDatabase", "deselect_missing", "report_deselected"]
+__all__ = ["REQUIRE_ENV", "TestDatabase", "deselect_missing"]
 
 REQUIRE_ENV = "COUNCIL_REQUIRE_POSTGRES"
 HOW_TO_RUN = (
@@ -35,7 +36,6 @@ HOW_TO_RUN = (
     "COUNCIL_REQUIRE_POSTGRES=1 .venv/bin/python -m pytest -m postgres"
 )
 TEMPLATE = "council_template"
-_NOTE = pytest.StashKey[str]()
 _numbers = itertools.count(1)
 
 
@@ -59,18 +59,8 @@ def deselect_missing(config: pytest.Config, items: list[pytest.Item]) -> None:
     dropped = [item for item in items if item.get_closest_marker("postgres") is not None]
     if not dropped:
         return
-    config.hook.pytest_deselected(items=dropped)
-    items[:] = [item for item in items if item not in dropped]
-    config.stash[_NOTE] = (
-        f"PostgreSQL tier: {len(dropped)} tests deselected (initdb/pg_ctl not found); "
-        f"to run them: {HOW_TO_RUN}"
-    )
-
-
-def report_deselected(config: pytest.Config, reporter: pytest.TerminalReporter) -> None:
-    note = config.stash.get(_NOTE, None)
-    if note:
-        reporter.write_line(note, yellow=True)
+    note = f"PostgreSQL tier: {len(dropped)} tests deselected (initdb/pg_ctl not found); "
+    tiers.deselect(config, items, dropped, f"{note}to run them: {HOW_TO_RUN}")
 
 
 class TestDatabase:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
+import tiers
 
 from orchestrator.testing.live_targets import find_cli
 
@@ -23,7 +24,6 @@ __all__ = [
     "REQUIRE_ENV",
     "binary_for",
     "deselect_missing",
-    "report_deselected",
 ]
 
 CLIS = ("claude", "codex", "gemini", "qwen", "opencode", "aider")
@@ -31,7 +31,6 @@ REQUIRE_ENV = "COUNCIL_REQUIRE_REAL_CLIS"
 HOW_TO_RUN = (
     "bash .ci/install-clis && COUNCIL_REQUIRE_REAL_CLIS=1 .venv/bin/python -m pytest tests/real_cli"
 )
-_NOTE = pytest.StashKey[str]()
 
 
 def required() -> bool:
@@ -56,21 +55,9 @@ def deselect_missing(config: pytest.Config, items: list[pytest.Item]) -> None:
                 missing[name] = find_cli(name) is None
         if any(missing[name] for name in names):
             dropped.append(item)
-    if not dropped:
-        return
-    config.hook.pytest_deselected(items=dropped)
-    items[:] = [item for item in items if item not in dropped]
     absent = ", ".join(sorted(name for name, gone in missing.items() if gone))
-    config.stash[_NOTE] = (
-        f"real-CLI tier: {len(dropped)} tests deselected ({absent} not installed); "
-        f"run it with: {HOW_TO_RUN}"
-    )
-
-
-def report_deselected(config: pytest.Config, reporter: pytest.TerminalReporter) -> None:
-    note = config.stash.get(_NOTE, None)
-    if note:
-        reporter.write_line(note, yellow=True)
+    note = f"real-CLI tier: {len(dropped)} tests deselected ({absent} not installed); "
+    tiers.deselect(config, items, dropped, f"{note}run it with: {HOW_TO_RUN}")
 
 
 def binary_for(item: pytest.Item) -> Path:

@@ -12,17 +12,17 @@ import os
 import subprocess
 
 import pytest
+import tiers
 
 from orchestrator.sandbox import bubblewrap
 
-__all__ = ["REQUIRE_ENV", "available", "deselect_missing", "report_deselected"]
+__all__ = ["REQUIRE_ENV", "available", "deselect_missing"]
 
 REQUIRE_ENV = "COUNCIL_REQUIRE_SANDBOX"
 HOW_TO_RUN = (
     "install bubblewrap (Debian: apt-get install bubblewrap) and run "
     "COUNCIL_REQUIRE_SANDBOX=1 .venv/bin/python -m pytest -m sandbox"
 )
-_NOTE = pytest.StashKey[str]()
 
 
 def required() -> bool:
@@ -42,15 +42,5 @@ def deselect_missing(config: pytest.Config, items: list[pytest.Item]) -> None:
     marked = [item for item in items if item.get_closest_marker("sandbox") is not None]
     if not marked or required() or available():
         return
-    config.hook.pytest_deselected(items=marked)
-    items[:] = [item for item in items if item not in marked]
-    config.stash[_NOTE] = (
-        f"sandbox tier: {len(marked)} tests deselected (no working bwrap here); "
-        f"to run them: {HOW_TO_RUN}"
-    )
-
-
-def report_deselected(config: pytest.Config, reporter: pytest.TerminalReporter) -> None:
-    note = config.stash.get(_NOTE, None)
-    if note:
-        reporter.write_line(note, yellow=True)
+    note = f"sandbox tier: {len(marked)} tests deselected (no working bwrap here); to run them: "
+    tiers.deselect(config, items, marked, note + HOW_TO_RUN)

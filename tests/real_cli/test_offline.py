@@ -26,7 +26,8 @@ def _traced(tmp_path: Path, binary: Path) -> tuple[Path, Path]:
         if real_clis.required():
             pytest.fail("strace is not installed (CI installs it: apt-get install strace)")
         pytest.skip("strace is not installed: apt-get install strace to run this test")
-    trace = tmp_path / "connections.trace"
+    trace = tmp_path / "trace" / "connections.trace"
+    trace.parent.mkdir()
     launcher = tmp_path / "bin" / binary.name
     launcher.parent.mkdir()
     launcher.write_text(
@@ -67,6 +68,9 @@ def test_a_repository_opencode_directory_needs_no_network(
 
 def _assert_offline(cli: str, scenario: Scenario, tmp_path: Path, binary: Path) -> None:
     launcher, trace = _traced(tmp_path, binary)
+    # strace runs inside the CLI's sandbox, beside it: it may write its trace there.
+    sandbox = {"write": [str(trace.parent)]}
+    scenario = dataclasses.replace(scenario, config={**scenario.config, "sandbox": sandbox})
 
     outcome = run_scenario(cli, scenario, tmp_path, executable=launcher)
 
