@@ -1,6 +1,6 @@
 """The one exception tree of CLI Council.
 
-Callers catch the level they can act on; outside libraries' errors (GitPython, portalocker,
+Callers catch the level they can act on; outside libraries' and git's errors (git, portalocker,
 PyYAML, pydantic) are translated into this tree at the wrapper that calls them, so no caller
 ever needs to import an outside library to handle a failure::
 
