@@ -190,7 +190,7 @@ class SecretInWork(WorkspaceError):
         self.paths = paths
         shown = ", ".join(paths[:10]) + (" ..." if len(paths) > 10 else "")
         super().__init__(
-            f"the work held the value of an API key or token of this environment in {shown}: "
+            f"the work held the value of a secret this run knows in {shown}: "
             f"replaced by *** before it was committed (branch {branch}); not landed, so a "
             "person can look (a CLI should read keys from the environment, never write them)"
         )

@@ -158,3 +158,29 @@ async def test_a_login_the_cli_saved_anew_goes_back_to_the_user(
     assert (user_home / CREDENTIALS).read_text() == refreshed
     assert not os.path.lexists(_private_home(tmp_path) / CREDENTIALS)
     assert _grep(tmp_path / "repo" / ".council", refreshed) == []
+
+
+async def test_a_login_token_the_cli_copies_into_its_work_never_lands(
+    tmp_path: Path, user_home: Path, secret: str
+) -> None:
+    """The run knows the tokens in the logins it shows a CLI (``runner.login_secrets``): one
+    copied into the work fails the task before it lands, naming the login, never the value."""
+    _configure(tmp_path, None, {"LOGIN_PROBE_PATHS": CREDENTIALS, "LOGIN_PROBE_LEAK": CREDENTIALS})
+
+    report = await _council_run(tmp_path)
+
+    (task,) = report["tasks"]
+    assert task["status"] == "failed", task
+    error = task["error"] or ""
+    # The fixture's user has the same token in two logins: either one names it.
+    assert "leaked.json (login '" in error, error
+    assert "leaked.json" in error and secret not in error
+    repo = tmp_path / "repo"
+    on_main = subprocess.run(["git", "-C", str(repo), "grep", "-I", secret, "main"])
+    assert on_main.returncode == 1  # not on the base
+    objects = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert secret.encode() not in objects  # nor in any object: the kept work is masked

@@ -85,6 +85,7 @@ from orchestrator.process.started import (
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group
 from orchestrator.process.tree import MARK_NAME, Family
 from orchestrator.runner.launch import spawn_cli
+from orchestrator.runner.login_secrets import login_secrets
 from orchestrator.runner.logins import link_credentials, unlink_credentials
 from orchestrator.runner.reader import EventCallback, OutputReader
 from orchestrator.runner.supervise import Limits, Stop, supervise
@@ -330,6 +331,8 @@ def _prepare(
         prepare_home(home, spec.home_files)
     if request.share_credentials:
         link_credentials(home, credentials)
+        # The CLI can read its logins: their tokens are secrets the run knows from now on.
+        secret_mask.remember_named(login_secrets(credentials))
     else:
         unlink_credentials(home, credentials)
 

@@ -29,7 +29,8 @@ _LIMIT = 64 * 1024 * 1024
 
 def scrub_sync(root: Path, paths: Sequence[str]) -> list[str]:
     """Mask every known secret in the files ``paths`` (relative to ``root``); the paths
-    changed. Blocking."""
+    changed, each with the names of the secrets found in it (``settings.env (OPENAI_API_KEY)``:
+    the name a report may say, never the value). Blocking."""
     secrets = sorted(
         (value.encode() for value in secret_mask.known() if secret_mask.storable(value)),
         key=len,
@@ -37,6 +38,7 @@ def scrub_sync(root: Path, paths: Sequence[str]) -> list[str]:
     )
     if not secrets:
         return []
+    names = secret_mask.names()
     changed = []
     for relative in paths:
         path = root / relative
@@ -47,12 +49,14 @@ def scrub_sync(root: Path, paths: Sequence[str]) -> list[str]:
         except OSError:
             continue
         scrubbed = data
+        found: list[str] = []
         for secret in secrets:
             if secret in scrubbed:
                 scrubbed = scrubbed.replace(secret, MASK.encode())
+                found.append(names.get(secret.decode(), secret_mask.UNNAMED))
         if scrubbed != data:
             _rewrite(path, scrubbed)
-            changed.append(relative)
+            changed.append(f"{relative} ({', '.join(sorted(set(found)))})")
     return changed
 
 

@@ -111,7 +111,9 @@ class CommitResult(_Result):
         default=None, description="the worktree's HEAD afterwards, committed or not (if read)"
     )
     scrubbed: list[str] = Field(
-        default_factory=list, description="files a known secret was masked in before the commit"
+        default_factory=list,
+        description="files a known secret was masked in before the commit, each with the "
+        "secrets' names: `settings.env (OPENAI_API_KEY)`",
     )
 
     @property

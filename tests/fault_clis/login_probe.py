@@ -22,6 +22,9 @@ for relative in filter(None, os.environ.get("LOGIN_PROBE_PATHS", "").split(":"))
     seen[relative] = entry
 variables = {name: name in os.environ for name in ("AWS_PROFILE", "CLAUDE_CODE_OAUTH_TOKEN")}
 Path("logins-seen.json").write_text(json.dumps({"paths": seen, "variables": variables}, indent=2))
+leak = os.environ.get("LOGIN_PROBE_LEAK")
+if leak:  # copies a login it can read into its work, as a careless CLI might
+    Path("leaked.json").write_text((home / leak).read_text())
 
 resave = os.environ.get("LOGIN_PROBE_RESAVE")
 if resave:
