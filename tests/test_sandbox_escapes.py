@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,33 @@ def test_every_escape_is_refused_and_both_tasks_land(tmp_path: Path, commit: boo
     assert fsck.returncode == 0, fsck.stderr  # every object of every ref still there, intact
     merges = git(run.repo, "log", "--format=%s", "main").splitlines()
     assert sum("fault" in line for line in merges) >= 1
+
+
+@pytest.mark.parametrize("sandbox", ["bubblewrap", "none"])
+def test_a_verify_command_runs_the_clis_tests_inside_the_sandbox(
+    tmp_path: Path, sandbox: str
+) -> None:
+    """A verify command runs tests a CLI wrote: inside the sandbox they reach what the CLI
+    could (and see the user's HOME without its keys); without one, what the user can."""
+    home = user_home(tmp_path)
+    (home / ".bashrc").write_text("# the user's\n")
+    # The user's HOME is under /tmp here, which a sandbox hides: shown, as /home/<user> is.
+    shown = {"mode": "bubblewrap", "read": [str(home)]} if sandbox == "bubblewrap" else sandbox
+    run = FaultRun(tmp_path, "verify_escape.py", sandbox=shown)
+    config = run.config()
+    config["verify"] = [[sys.executable, "check_escape.py"]]
+    run.config_path.write_text(json.dumps(config))
+    config_before = (run.repo / ".git" / "config").read_bytes()
+
+    finished = run.run(env={"HOME": str(home)}, timeout=90)
+
+    task = finished.task()
+    if sandbox == "none":  # the same test gets through: what the sandbox is for
+        assert task["status"] == "failed" and "escaped: write ~/.ssh/x" in task["error"], task
+        return
+    assert task["status"] == "done", task
+    assert not (home / ".ssh" / "x").exists()
+    assert (home / ".bashrc").read_text() == "# the user's\n"
+    assert (run.repo / ".git" / "config").read_bytes() == config_before
+    assert not (run.repo / ".git" / "hooks" / "post-merge").exists()
+    assert not (run.repo / "planted.txt").exists()

@@ -50,6 +50,12 @@ def command(binary: str, plan: Confinement, argv: Sequence[str]) -> list[str]:
         out.append("--unshare-net")
     for kind, path in plan.ordered:
         where = str(path)
+        if kind == "secret":  # a directory gets an empty one, a file an empty file
+            if path.is_dir():
+                out += ["--tmpfs", where, "--remount-ro", where]
+            else:
+                out += ["--ro-bind", "/dev/null", where]
+            continue
         out += [_FLAGS[kind], where] if kind == "hide" else [_FLAGS[kind], where, where]
     for path in plan.frozen:  # after every mount inside them: their mount points exist
         out += ["--remount-ro", str(path)]

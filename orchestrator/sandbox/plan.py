@@ -36,7 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Confinement", "GitReach", "SandboxSettings", "confinement"]
+__all__ = [
+    "SECRET_PLACES",
+    "Confinement",
+    "GitReach",
+    "SandboxSettings",
+    "command_confinement",
+    "confinement",
+]
 
 Kind = Literal["bubblewrap", "none"]
 _TMP = "/tmp"  # noqa: S108 - hidden from the CLI, never written by us
@@ -92,7 +99,8 @@ class Confinement:
     @property
     def ordered(self) -> tuple[tuple[str, Path], ...]:
         """Every mount, shallowest first (a deeper one lands on top): ``(kind, path)`` with
-        kind ``hide``, ``read`` or ``write``; ``seal`` after them all."""
+        kind ``hide``, ``read`` or ``write``; ``seal`` after them all, then ``secret`` (a
+        file or directory hidden whatever is above it)."""
         return self.mounts
 
 
@@ -203,3 +211,62 @@ def _tops_under(hidden: Sequence[Path], needed: Iterable[Path]) -> list[Path]:
                 if top not in tops and os.path.exists(top):
                     tops.append(top)
     return tops
+
+
+# What of the user's HOME a command the orchestrator runs for a task (a verify command, which
+# runs tests a CLI wrote) must not see: keys, tokens, logins of the CLIs and of the user's
+# other tools. The rest of HOME stays visible, read-only: toolchains and their settings.
+SECRET_PLACES = (
+    ".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials",
+    ".config/gh", ".config/gcloud", ".config/hub", ".npmrc", ".pypirc", ".env",
+    ".claude", ".claude.json", ".codex", ".gemini", ".qwen", ".aider",
+    ".config/opencode", ".local/share/opencode",
+)  # fmt: skip
+CACHE = ".cache"  # writable for such commands: the build and test tools' caches
+
+
+def command_confinement(
+    settings: SandboxSettings,
+    reach: GitReach,
+    *,
+    workdir: Path,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    user_home: str | None = None,
+) -> Confinement:
+    """The plan for a command run for a task in its worktree (blocking): the worktree and the
+    user's ``~/.cache`` writable, the rest of the user's HOME visible read-only but for its
+    secrets (``SECRET_PLACES``, hidden), git's setup as for a CLI (read-only, its pointers
+    sealed), ``.council/`` and ``/tmp`` hidden (``/tmp`` a private scratch)."""
+    user_home = user_home if user_home is not None else os.path.expanduser("~")
+    home = _norm(user_home) if user_home and user_home != "/" else None
+    secrets = [home / place for place in SECRET_PLACES if home and os.path.lexists(home / place)]
+    places: list[str | Path] = [_TMP, reach.council_dir, *_runtime()]
+    hidden = [_norm(path) for path in places if path]
+    executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
+    readable = [_norm(reach.repo_root), *(_norm(p) for p in settings.read if os.path.exists(p))]
+    readable += _tops_under(hidden, _needed_to_start(executable, env))
+    writable = [_norm(workdir), *(_norm(p) for p in settings.write if os.path.exists(p))]
+    if home is not None and os.path.isdir(home / CACHE):
+        writable.append(home / CACHE)
+    sealed = [_norm(path) for path in reach.sealed if os.path.exists(path)]
+    mounts: dict[Path, str] = {}
+    for kind, paths in (("hide", hidden), ("read", readable), ("write", writable)):
+        for path in paths:
+            mounts[path] = kind
+    ordered = sorted(mounts.items(), key=lambda item: (len(item[0].parts), str(item[0])))
+    # The secrets last of all: hidden whatever was shown above them (a file as well as a dir).
+    return Confinement(
+        workdir=_norm(workdir),
+        hidden=tuple(hidden),
+        readable=tuple(readable),
+        writable=tuple(writable),
+        sealed=tuple(sealed),
+        network=settings.network,
+        executable=executable or (argv[0] if argv else ""),
+        mounts=(
+            *((kind, path) for path, kind in ordered),
+            *(("seal", path) for path in sealed),
+            *(("secret", path) for path in secrets),
+        ),
+    )

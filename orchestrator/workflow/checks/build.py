@@ -17,7 +17,9 @@ import time
 from orchestrator.adapter import Outcome, OutcomeKind
 from orchestrator.errors import CouncilError, SecretInWork, stops_the_run
 from orchestrator.events.phases import VerifyDiscarded
+from orchestrator.runner.cli_run import Sandbox
 from orchestrator.runner.phase_call import PhaseRun
+from orchestrator.sandbox.choice import settings_for
 from orchestrator.workflow.checks.verify import (
     DEFAULT_VERIFY_TIMEOUT,
     failure_message,
@@ -109,11 +111,16 @@ class BuildChecks:
         run = self._run
         if not self.verify:
             return []  # nothing ran in the worktree since its commit: nothing to put back
+        settings = await settings_for(run.config.sandbox)
+        sandbox = None
+        if settings.kind == "bubblewrap":
+            sandbox = Sandbox(settings, await run.worktrees.sandbox_reach(run.session))
         checks = await run_verify(
             self.verify,
             run.session.path,
             timeout=self._verify_timeout(),
             passthrough=run.config.worktrees.passthrough_env,
+            sandbox=sandbox,
         )
         left = await run.worktrees.discard_uncommitted(run.session)
         if left:

@@ -9,21 +9,45 @@ stop at the first failure (later commands usually depend on earlier ones, and a 
 already decisive). A command that cannot be started, exits non-zero or runs out of time
 fails; ``failure_message`` names it and quotes the tail of its output, which is where errors
 are.
+
+Where the run has a sandbox, each runs inside it (``sandbox.plan.command_confinement``): the
+worktree and ``~/.cache`` writable, the rest of the user's HOME readable but for its keys and
+logins (hidden), git's setup and every other worktree out of reach. What a test a CLI wrote
+could reach is what the CLI could, not what the user can.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import anyio.to_thread
 
 from orchestrator.errors import RunError
 from orchestrator.process.command import run_command
 from orchestrator.process.env import command_env
+from orchestrator.runner.cli_run import Sandbox
 from orchestrator.safety.secret_mask import remember, remember_named
+from orchestrator.sandbox import bubblewrap
+from orchestrator.sandbox.plan import command_confinement
 from orchestrator.workflow.handoffs.document import VerifyRecord
 
 __all__ = ["DEFAULT_VERIFY_TIMEOUT", "failure_message", "run_verify"]
+
+
+def _confined(
+    sandbox: Sandbox, cwd: Path, argv: Sequence[str], env: Mapping[str, str]
+) -> list[str]:
+    """``argv`` inside the sandbox; as it is when its program is not found (the run then says
+    "command not found", as without a sandbox)."""
+    settings = sandbox.settings
+    if settings.binary is None or shutil.which(argv[0], path=env.get("PATH")) is None:
+        return list(argv)
+    plan = command_confinement(settings, sandbox.reach, workdir=cwd, argv=argv, env=env)
+    return bubblewrap.command(settings.binary, plan, argv)
+
 
 DEFAULT_VERIFY_TIMEOUT = 600.0
 _TAIL = 4000
@@ -35,15 +59,20 @@ async def run_verify(
     *,
     timeout: float = DEFAULT_VERIFY_TIMEOUT,
     passthrough: Sequence[str] = (),
+    sandbox: Sandbox | None = None,
 ) -> list[VerifyRecord]:
-    """Run ``commands`` in ``cwd`` until one fails; the records of those that ran."""
+    """Run ``commands`` in ``cwd`` until one fails; the records of those that ran. Each runs
+    in ``sandbox`` when given (it runs tests a CLI wrote: ``sandbox.plan.command_confinement``)."""
     env, secrets = command_env(passthrough)
     remember(secrets)
     remember_named({name: env[name] for name in passthrough if env.get(name) in secrets})
     records: list[VerifyRecord] = []
     for argv in commands:
+        started = list(argv)
+        if sandbox is not None:
+            started = await anyio.to_thread.run_sync(_confined, sandbox, cwd, argv, env)
         try:
-            result = await run_command(argv, cwd=cwd, env=env, timeout=timeout)
+            result = await run_command(started, cwd=cwd, env=env, timeout=timeout)
         except RunError as exc:
             records.append(
                 VerifyRecord(argv=list(argv), ok=False, returncode=None, output_tail=str(exc))
