@@ -21,6 +21,7 @@ from orchestrator.config.durations import (
 from orchestrator.config.load import RunConfig, load_config, parse_config, run_config_json_schema
 from orchestrator.config.yaml_source import MAX_CONFIG_BYTES
 from orchestrator.errors import ConfigError
+from orchestrator.ids import derived_id, is_safe_id
 from orchestrator.models import DEFAULT_PHASES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -485,11 +486,14 @@ def test_no_tasks(workdir: Path) -> None:
 def test_bad_task_id(workdir: Path) -> None:
     assert single_issue("tasks:\n  - id: ../etc\n    prompt: x\n") == (
         "run.yaml:2: tasks[0].id: id '../etc' is not a safe id: use 1-64 characters of a-z, "
-        "0-9, '.', '_', '-', starting with a letter or digit, with no '..'"
+        "0-9, '.', '_', '-', starting with a letter or digit, with no '..' and not ending in "
+        "'.' or '.lock' (git's rules for a ref name)"
     )
 
 
-@pytest.mark.parametrize("bad", ["Upper", "-dash", "a b", "x" * 65, "'.hidden'"])
+@pytest.mark.parametrize(
+    "bad", ["Upper", "-dash", "a b", "x" * 65, "'.hidden'", "x.lock", "end.", "a..b"]
+)
 def test_other_bad_task_ids(workdir: Path, bad: str) -> None:
     line = single_issue(f"tasks:\n  - id: {bad}\n    prompt: x\n")
     assert line.startswith("run.yaml:2: tasks[0].id: id ")
@@ -756,3 +760,22 @@ def test_all_problems_are_reported_in_line_order(workdir: Path) -> None:
         "state: {backend: postgresql, path: x}\n"
     )
     assert [int(line.split(":")[1]) for line in lines] == [2, 3, 4]
+
+
+def test_an_id_git_would_refuse_is_refused_up_front_and_every_derived_id_is_safe() -> None:
+    """``x.lock`` (a branch git will not make) and ``end.`` (a session id ``end..<hex>``)
+    passed once and then hung or failed a run; every id derived from a safe one is safe."""
+    for bad in ("x.lock", "end.", "a.b.", "feature.lock"):
+        assert not is_safe_id(bad)
+    for good in ("x.locked", "lock", "end.1", "a.b-c_d"):
+        assert is_safe_id(good)
+    for base in ("t1", "x" * 64, "a" * 52 + "." + "b" * 11, "a" * 51 + "." + "c" * 12):
+        derived = derived_id(base, "2f9d6c", limit=59)
+        assert is_safe_id(derived) and len(derived) <= 59, derived
+    assert derived_id("end", "2f9d6c") == "end.2f9d6c"
+
+
+@pytest.mark.parametrize("bad", ["feature/.hidden", "a.lock/b", "main.lock", "x/", "a..b"])
+def test_a_base_branch_git_would_refuse_is_refused(workdir: Path, bad: str) -> None:
+    line = single_issue(f"base_branch: '{bad}'\n" + MINIMAL)
+    assert "is not a valid git branch name" in line, line

@@ -160,6 +160,7 @@ def branch_name(value: str) -> str:
         or "//" in value
         or "@{" in value
         or _BAD_REF_CHARS.search(value)
+        or any(part.startswith(".") or part.endswith(".lock") for part in value.split("/"))
     ):
         raise ValueError(f"{value!r} is not a valid git branch name")
     return value

@@ -52,6 +52,7 @@ from orchestrator.errors import (
     stops_the_run,
 )
 from orchestrator.events.tasks import TaskAlreadyMerged, TaskDispatched
+from orchestrator.ids import derived_id
 from orchestrator.models import (
     TERMINAL_TASK_STATUSES,
     ClaimStatus,
@@ -328,4 +329,4 @@ async def _watchdog(attempt: Attempt, seconds: float) -> None:
 
 def _new_session_id(task_id: str) -> str:
     # Random, so a worktree a finished run kept for the same task id never collides.
-    return f"{task_id[:52]}.{secrets.token_hex(3)}"
+    return derived_id(task_id, secrets.token_hex(3), limit=59)
