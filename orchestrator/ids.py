@@ -27,9 +27,7 @@ _ID_RE = re.compile(ID_PATTERN)
 def is_safe_id(value: str) -> bool:
     """True when ``value`` matches the safe-id rule (see the module doc)."""
     return (
-        bool(_ID_RE.fullmatch(value))
-        and ".." not in value
-        and not value.endswith((".", ".lock"))
+        bool(_ID_RE.fullmatch(value)) and ".." not in value and not value.endswith((".", ".lock"))
     )
 
 
