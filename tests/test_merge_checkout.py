@@ -100,7 +100,10 @@ async def test_untracked_or_ignored_file_in_the_way_waits(repo: Path, ignored: b
     result = await queue.merge("s1", "b", task_id="t1")
 
     assert result.status is MergeStatus.WAITING_FOR_CHECKOUT
-    assert "refused to fast-forward" in result.message
+    assert "refused to fast-forward: the untracked file a.txt is where the landing" in (
+        result.message
+    )
+    assert "move or remove it there" in result.message
     assert any("a.txt" in line for line in result.details)
     assert tip(repo) == before and git(repo, "rev-parse", "HEAD") == before
     assert (repo / "a.txt").read_text() == "the user's own file\n"

@@ -225,6 +225,22 @@ def fast_forward(
     return refusal
 
 
+def refusal_cause(refusal: str) -> str:
+    """What git's refusal to fast-forward a checkout names, and the way out, in one line:
+    the first file in the way (and how many more), or git's own first line."""
+    paths = [line.strip() for line in refusal.splitlines() if line.startswith("\t")]
+    more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+    if "untracked working tree files would be" in refusal and paths:
+        return (
+            f"the untracked file {paths[0]}{more} is where the landing puts a file of its "
+            "own; move or remove it there (or commit it)"
+        )
+    if "local changes to the following files would be" in refusal and paths:
+        return f"uncommitted changes to {paths[0]}{more}; commit or stash them there"
+    first = next((line.strip() for line in refusal.splitlines() if line.strip()), "refused")
+    return f"git said: {first.removeprefix('error: ').removeprefix('fatal: ')}"
+
+
 def _put_back(calls: GitCalls, checkout: Checkout, old: str, new: str, refusal: str) -> None:
     """Undo a fast-forward git left half done: its HEAD still ``old``, its index ``new``'s."""
     head = calls.run("rev-parse", "--verify", "--quiet", "HEAD", cwd=checkout.path, check=False)

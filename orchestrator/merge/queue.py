@@ -104,6 +104,7 @@ from orchestrator.merge.checkout import (
     CheckoutFinder,
     fast_forward,
     inspect_checkout,
+    refusal_cause,
 )
 from orchestrator.merge.git_locks import GitLockFile, held_git_locks
 from orchestrator.merge.history import TaskIndex
@@ -382,7 +383,8 @@ class MergeQueue:
                 return _waiting(
                     report,
                     f"base branch {self.base_branch!r} is checked out in {checkout.path}, which "
-                    "git refused to fast-forward; clear what it names and merge again",
+                    f"git refused to fast-forward: {refusal_cause(refusal)}; the task lands by "
+                    "itself once that is cleared",
                     refusal.splitlines()[:20],
                     checkout.path,
                 )
