@@ -9,8 +9,10 @@ The whole filesystem is visible read-only, then, deepest path last (a deeper mou
 - **readable again** (read-only): the repository's main checkout (the user's files: readable,
   never writable), the user's login files the CLI's adapter names (``Credential``), what the CLI
   needs to start that lives under a hidden directory (the executable, the interpreter its
-  ``#!`` line names, the ``PATH`` entries there: ``~/.nvm``, ``~/.local``, ``~/.pyenv``; the
-  first directory below the hidden one is shown whole), and the run config's ``read:`` paths;
+  ``#!`` line names, the ``PATH`` entries there: ``~/.nvm``, ``~/.local``, ``~/.pyenv``, and
+  the orchestrator's own Python, which runs many an adapter's script; the first directory
+  below the hidden one is shown whole), and the run config's ``read:`` paths (what only a
+  wrapper script names inside its text, say);
 - **writable**: the session's worktree, its private HOME (with its TMPDIR), the run config's
   ``write:`` paths, and in the git common dir exactly what a commit on its own branch needs
   (``GitReach``: its own ``worktrees/<name>`` admin dir, its own branch's ref and reflog
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +183,11 @@ def _needed_to_start(executable: str | None, env: Mapping[str, str]) -> list[Pat
         if interpreter:
             found += [_norm(interpreter), _norm(os.path.realpath(interpreter))]
     found += [_norm(entry) for entry in env.get("PATH", "").split(os.pathsep) if entry]
+    # The orchestrator's own interpreter: an adapter's program is often a script run by it
+    # (``sys.executable``), a wrapper that names it only inside its text among them.
+    for path in (sys.executable, sys.prefix, sys.base_prefix):
+        if path:
+            found += [_norm(path), _norm(os.path.realpath(path))]
     return found
 
 

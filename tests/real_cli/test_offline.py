@@ -68,8 +68,9 @@ def test_a_repository_opencode_directory_needs_no_network(
 
 def _assert_offline(cli: str, scenario: Scenario, tmp_path: Path, binary: Path) -> None:
     launcher, trace = _traced(tmp_path, binary)
-    # strace runs inside the CLI's sandbox, beside it: it may write its trace there.
-    sandbox = {"write": [str(trace.parent)]}
+    # strace runs inside the CLI's sandbox, beside it: it may write its trace there, and it
+    # starts the CLI by a path the sandbox learns only from this wrapper's text.
+    sandbox = {"write": [str(trace.parent)], "read": [str(binary.parent.parent)]}
     scenario = dataclasses.replace(scenario, config={**scenario.config, "sandbox": sandbox})
 
     outcome = run_scenario(cli, scenario, tmp_path, executable=launcher)
