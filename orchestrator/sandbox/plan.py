@@ -139,11 +139,6 @@ def confinement(
         writable.append(_norm(reach.shared_objects))
     writable += [_norm(path) for path in settings.write if os.path.exists(path)]
     sealed = [_norm(path) for path in reach.sealed if os.path.exists(path)]
-    mounts: dict[Path, str] = {}
-    for kind, paths in (("hide", hidden), ("read", readable), ("write", writable)):
-        for path in paths:
-            mounts[path] = kind  # the same path named twice: the later, stronger kind wins
-    ordered = sorted(mounts.items(), key=lambda item: (len(item[0].parts), str(item[0])))
     return Confinement(
         workdir=_norm(workdir),
         hidden=tuple(hidden),
@@ -153,10 +148,28 @@ def confinement(
         network=settings.network,
         executable=executable or (argv[0] if argv else ""),
         env=tuple(inside),
-        mounts=(
-            *((kind, path) for path, kind in ordered),
-            *(("seal", path) for path in sealed),
-        ),
+        mounts=_mounts(hidden, readable, writable, sealed),
+    )
+
+
+def _mounts(
+    hidden: Sequence[Path],
+    readable: Sequence[Path],
+    writable: Sequence[Path],
+    sealed: Sequence[Path],
+    secrets: Sequence[Path] = (),
+) -> tuple[tuple[str, Path], ...]:
+    """Every mount in the order bwrap applies them: shallowest first (a path named twice takes
+    the later, stronger kind), then the seals, then the secrets, hidden whatever is above."""
+    kinds: dict[Path, str] = {}
+    for kind, paths in (("hide", hidden), ("read", readable), ("write", writable)):
+        for path in paths:
+            kinds[path] = kind
+    ordered = sorted(kinds.items(), key=lambda item: (len(item[0].parts), str(item[0])))
+    return (
+        *((kind, path) for path, kind in ordered),
+        *(("seal", path) for path in sealed),
+        *(("secret", path) for path in secrets),
     )
 
 
@@ -258,12 +271,6 @@ def command_confinement(
     if home is not None and os.path.isdir(home / CACHE):
         writable.append(home / CACHE)
     sealed = [_norm(path) for path in reach.sealed if os.path.exists(path)]
-    mounts: dict[Path, str] = {}
-    for kind, paths in (("hide", hidden), ("read", readable), ("write", writable)):
-        for path in paths:
-            mounts[path] = kind
-    ordered = sorted(mounts.items(), key=lambda item: (len(item[0].parts), str(item[0])))
-    # The secrets last of all: hidden whatever was shown above them (a file as well as a dir).
     return Confinement(
         workdir=_norm(workdir),
         hidden=tuple(hidden),
@@ -272,9 +279,5 @@ def command_confinement(
         sealed=tuple(sealed),
         network=settings.network,
         executable=executable or (argv[0] if argv else ""),
-        mounts=(
-            *((kind, path) for path, kind in ordered),
-            *(("seal", path) for path in sealed),
-            *(("secret", path) for path in secrets),
-        ),
+        mounts=_mounts(hidden, readable, writable, sealed, secrets),
     )
