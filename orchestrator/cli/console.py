@@ -290,6 +290,11 @@ def _one_line_table(
     kept = layout.kept
     if layout.plain:  # redrawn in place, so a table anyway: the key columns
         kept = tuple(i for i, column in enumerate(specs) if column.key) or kept
+    if title is not None and cell_len(title) > width:
+        # The headline is one line too, like every row: at 80 columns the headline of a run
+        # being stopped wrapped, and under load the "stopping: ..." line a Ctrl-C prints
+        # above the drawing was seen gone from the screen at its end (1 run in 3).
+        title = title[: width - 1] + "…"
     table = Table(
         title=title, title_justify="left", width=width, box=box.SIMPLE_HEAD, show_edge=False
     )
