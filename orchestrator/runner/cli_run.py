@@ -84,7 +84,7 @@ from orchestrator.process.started import (
 )
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group
 from orchestrator.process.tree import MARK_NAME, Family
-from orchestrator.runner.launch import spawn_cli
+from orchestrator.runner.launch import not_found, spawn_cli
 from orchestrator.runner.login_secrets import login_secrets
 from orchestrator.runner.logins import link_credentials, unlink_credentials
 from orchestrator.runner.reader import EventCallback, OutputReader
@@ -114,7 +114,7 @@ class Sandbox:
     """The sandbox a CLI runs in: its settings and what of the repository it may reach."""
 
     settings: SandboxSettings
-    reach: GitReach
+    reach: GitReach | None  # None where the kind is ``none``: nothing is confined
 
 
 @dataclass(frozen=True)
@@ -167,15 +167,15 @@ async def run_cli(
     if spec.home_files or adapter.credentials or not home_ready(home):
         await anyio.to_thread.run_sync(_prepare, home, spec, adapter.credentials, request)
     argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
-    prefix: list[str] = []
-    if sandbox is not None and sandbox.settings.kind == "bubblewrap":
-        prefix = await anyio.to_thread.run_sync(_confined, adapter, request, spec, env, sandbox)
+    command: list[str] | None = None  # the sandbox's, around the CLI's
+    if sandbox is not None and sandbox.reach is not None and sandbox.settings.binary:
+        command = await anyio.to_thread.run_sync(_confined, adapter, request, spec, env, sandbox)
     path = Path(log_dir) / log_name(request.task_id, request.phase)
     said = sandbox.settings.reason if sandbox is not None else ""
     sink = LogSink(path, log_limit, argv, request.workdir, root=Path(log_dir), sandbox=said)
     try:
         with starting():
-            process, out_fd, err_fd = await spawn_cli(adapter, spec, request.workdir, env, prefix)
+            process, out_fd, err_fd = await spawn_cli(adapter, spec, request.workdir, env, command)
             cli_started(process.pid, since)
     except BaseException as exc:
         with contextlib.suppress(OSError):  # the start error matters more than its log line
@@ -222,14 +222,15 @@ async def run_cli(
         with anyio.CancelScope(shield=True):
             await _close(process, out_fd, err_fd)
             await _ended(watch, process.pid)
-            if prefix and sandbox is not None:  # its objects, before any git looks at them
+            if command and sandbox is not None and sandbox.reach is not None:
+                # Its objects, before any git looks at them.
                 await anyio.to_thread.run_sync(_adopt, sandbox.reach)
     if survivors:
         log.warning("%s left processes running after it exited: %s", argv[0], survivors)
     code = process.returncode
     exit_code = code if code is not None and code >= 0 else None
     killed_by = -code if code is not None and code < 0 else None
-    if prefix and exit_code is not None:  # the sandbox's status says how the CLI ended
+    if command and exit_code is not None:  # the sandbox's status says how the CLI ended
         exit_code, killed_by = bubblewrap.exit_status(exit_code)
     result = ProcessResult(
         exit_code=exit_code,
@@ -299,12 +300,10 @@ def _confined(
     env: dict[str, str],
     sandbox: Sandbox,
 ) -> list[str]:
-    """The sandbox's command line in front of the CLI's (blocking: it looks at the disk).
-
-    Only the part before the CLI's own arguments: ``spawn_cli`` puts the CLI's command after
-    it, resolved to a path first, so a CLI that is not installed is said as such."""
-    settings = sandbox.settings
-    assert settings.binary is not None
+    """The CLI's command inside the sandbox (blocking: it looks at the disk); the CLI's
+    program found on its PATH first, so one that is not installed is said as such."""
+    settings, reach = sandbox.settings, sandbox.reach
+    assert settings.binary is not None and reach is not None
     logins = (
         [credential.source(os.environ) for credential in adapter.credentials]
         if request.share_credentials
@@ -312,15 +311,16 @@ def _confined(
     )
     plan = confinement(
         settings,
-        sandbox.reach,
+        reach,
         workdir=Path(os.path.abspath(request.workdir)),
         home=Path(os.path.abspath(request.home)),
         argv=spec.argv,
         env=env,
         logins=logins,
     )
-    full = bubblewrap.command(settings.binary, plan, spec.argv)
-    return full[: len(full) - len(spec.argv)]
+    if not os.path.isabs(plan.executable):  # not found on the CLI's PATH
+        raise not_found(adapter, spec.argv[0])
+    return bubblewrap.command(settings.binary, plan, spec.argv)
 
 
 def _prepare(

@@ -9,7 +9,6 @@ of being retried as a crash."""
 from __future__ import annotations
 
 import errno
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from orchestrator.adapter.arg_limits import command_too_long
 from orchestrator.errors import AdapterError, RunError
 from orchestrator.process.launch import spawn_piped
 
-__all__ = ["spawn_cli"]
+__all__ = ["not_found", "spawn_cli"]
 
 
 async def spawn_cli(
@@ -28,20 +27,13 @@ async def spawn_cli(
     spec: CommandSpec,
     cwd: Path,
     env: dict[str, str],
-    sandbox: Sequence[str] = (),
+    command: Sequence[str] | None = None,
 ) -> tuple[anyio.abc.Process, int, int]:
-    """Start the adapter's command; the process and the read ends of its stdout and stderr.
-
-    ``sandbox`` is the sandbox's command line, ending where the CLI's program goes
-    (``orchestrator.sandbox.bubblewrap``): the CLI's program is found on the CLI's PATH first,
-    so one that is not installed fails as it would outside the sandbox."""
+    """Start the adapter's command, or ``command`` (the same inside a sandbox,
+    ``orchestrator.sandbox.bubblewrap``); the process and the read ends of its stdout and
+    stderr."""
     binary = spec.argv[0]
-    argv = list(spec.argv)
-    if sandbox:
-        found = shutil.which(binary, path=env.get("PATH"))
-        if found is None:
-            raise _start_error(FileNotFoundError(binary), adapter, binary, cwd)
-        argv = [*sandbox, found, *spec.argv[1:]]
+    argv = list(spec.argv if command is None else command)
     problem = command_too_long(argv, env)
     if problem is not None:
         raise _too_long(adapter, binary, problem)
@@ -58,13 +50,17 @@ def _too_long(adapter: Adapter, binary: str, problem: str) -> AdapterError:
     )
 
 
+def not_found(adapter: Adapter, binary: str) -> AdapterError:
+    return AdapterError(
+        f"adapter {adapter.name!r}: {binary!r} not found (is the CLI installed and on PATH?)"
+    )
+
+
 def _start_error(error: OSError, adapter: Adapter, binary: str, cwd: Path) -> Exception:
     if isinstance(error, FileNotFoundError | NotADirectoryError) and not Path(cwd).is_dir():
         return RunError(f"working directory {cwd} does not exist")
     if isinstance(error, FileNotFoundError):
-        return AdapterError(
-            f"adapter {adapter.name!r}: {binary!r} not found (is the CLI installed and on PATH?)"
-        )
+        return not_found(adapter, binary)
     if isinstance(error, PermissionError):
         return AdapterError(f"adapter {adapter.name!r}: {binary!r}: permission denied")
     if error.errno == errno.E2BIG:

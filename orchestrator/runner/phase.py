@@ -103,7 +103,7 @@ async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
     own = configured.sandbox if configured else None
     where = f"adapters.{call.adapter}.sandbox" if own is not None else "sandbox"
     settings: SandboxSettings = await settings_for(merged_sandbox(config.sandbox, own), where)
-    return Sandbox(settings, call.reach)
+    return Sandbox(settings, await call.reach() if settings.kind == "bubblewrap" else None)
 
 
 def phase_home(home_root: Path, task_id: str, adapter: str, phase: str) -> Path:

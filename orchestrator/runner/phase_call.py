@@ -3,6 +3,7 @@ what it said, whether it resumed its conversation, what it was refused)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +35,10 @@ class PhaseCall:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     grace: float = DEFAULT_GRACE  # SIGTERM to SIGKILL when the CLI is stopped
     resume_session_id: str | None = None
-    # What of the repository the CLI may reach under a sandbox; None: a CLI run outside a
-    # session's worktree (``adapters check --live``), which gets no sandbox.
-    reach: GitReach | None = None
+    # How to learn what of the repository the CLI may reach, asked only when a sandbox will
+    # confine it; None: a CLI run outside a session's worktree (``adapters check --live``),
+    # which gets no sandbox.
+    reach: Callable[[], Awaitable[GitReach]] | None = None
 
 
 @dataclass

@@ -127,18 +127,16 @@ def confinement(
     needed = _needed_to_start(executable, env)
     readable: list[Path] = [_norm(reach.repo_root)]
     readable += [_norm(path) for path in logins if os.path.lexists(path)]
-    readable += [_norm(path) for path in settings.read if os.path.exists(path)]
-    readable += _tops_under(hidden, needed)
-    writable = [_norm(workdir), _norm(home)]
-    writable += [_norm(path) for path in reach.writable if os.path.exists(path)]
+    readable += [*_existing(settings.read), *_tops_under(hidden, needed)]
+    writable = [_norm(workdir), _norm(home), *_existing(reach.writable)]
     inside: list[tuple[str, str]] = []
     if reach.objects is not None and os.path.isdir(reach.objects):
         writable.append(_norm(reach.objects))
         inside.append(("GIT_OBJECT_DIRECTORY", str(_norm(reach.objects))))
     elif reach.shared_objects is not None:
         writable.append(_norm(reach.shared_objects))
-    writable += [_norm(path) for path in settings.write if os.path.exists(path)]
-    sealed = [_norm(path) for path in reach.sealed if os.path.exists(path)]
+    writable += _existing(settings.write)
+    sealed = _existing(reach.sealed)
     return Confinement(
         workdir=_norm(workdir),
         hidden=tuple(hidden),
@@ -181,6 +179,11 @@ def _runtime() -> list[str]:
     if len(Path(agent).parts) >= 3:  # its own directory, never a system one such as /run
         found.append(agent)
     return [path for path in found if path and os.path.isdir(path)]
+
+
+def _existing(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` that are there, normalized: a bind needs its source to exist."""
+    return [_norm(path) for path in paths if os.path.exists(path)]
 
 
 def _norm(path: str | Path) -> Path:
@@ -265,12 +268,12 @@ def command_confinement(
     places: list[str | Path] = [_TMP, reach.council_dir, *_runtime()]
     hidden = [_norm(path) for path in places if path]
     executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
-    readable = [_norm(reach.repo_root), *(_norm(p) for p in settings.read if os.path.exists(p))]
+    readable = [_norm(reach.repo_root), *_existing(settings.read)]
     readable += _tops_under(hidden, _needed_to_start(executable, env))
-    writable = [_norm(workdir), *(_norm(p) for p in settings.write if os.path.exists(p))]
+    writable = [_norm(workdir), *_existing(settings.write)]
     if home is not None and os.path.isdir(home / CACHE):
         writable.append(home / CACHE)
-    sealed = [_norm(path) for path in reach.sealed if os.path.exists(path)]
+    sealed = _existing(reach.sealed)
     return Confinement(
         workdir=_norm(workdir),
         hidden=tuple(hidden),

@@ -26,6 +26,7 @@ is its work.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import anyio
 
@@ -137,7 +138,7 @@ class PhaseSteps:
             idle_timeout=phase.idle_timeout or DEFAULT_IDLE_TIMEOUT,
             grace=run.config.scheduler.stop_grace,
             resume_session_id=resume,
-            reach=await run.worktrees.sandbox_reach(session),
+            reach=partial(run.worktrees.sandbox_reach, session),
         )
         try:
             ran = await self._call_watched(call)

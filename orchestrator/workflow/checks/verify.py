@@ -18,8 +18,8 @@ could reach is what the CLI could, not what the user can.
 
 from __future__ import annotations
 
+import os
 import shlex
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -42,10 +42,12 @@ def _confined(
 ) -> list[str]:
     """``argv`` inside the sandbox; as it is when its program is not found (the run then says
     "command not found", as without a sandbox)."""
-    settings = sandbox.settings
-    if settings.binary is None or shutil.which(argv[0], path=env.get("PATH")) is None:
+    settings, reach = sandbox.settings, sandbox.reach
+    if settings.binary is None or reach is None:
         return list(argv)
-    plan = command_confinement(settings, sandbox.reach, workdir=cwd, argv=argv, env=env)
+    plan = command_confinement(settings, reach, workdir=cwd, argv=argv, env=env)
+    if not os.path.isabs(plan.executable):  # not found: run as is, "command not found"
+        return list(argv)
     return bubblewrap.command(settings.binary, plan, argv)
 
 
