@@ -20,6 +20,7 @@ written anywhere: only kept in this process's memory, as the environment's keys 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -59,10 +60,9 @@ def _files(source: Path) -> Iterator[Path]:
         return
     if not source.is_dir():
         return
-    for count, path in enumerate(sorted(p for p in source.rglob("*") if p.is_file())):
-        if count >= _FILES:
-            return
-        yield path
+    # At most _FILES of them, looked for lazily: this runs at every CLI start, and a login
+    # directory (~/.config/gcloud) can hold logs and caches beside the login itself.
+    yield from itertools.islice((p for p in source.rglob("*") if p.is_file()), _FILES)
 
 
 def _read(path: Path) -> dict[str, str]:
