@@ -146,8 +146,17 @@ class Terminal:
         raise AssertionError(f"the screen never showed what was awaited:\n{self.text()}")
 
     def ctrl_c(self) -> None:
-        """Ctrl-C as typed: the terminal echoes ``^C`` and the process gets SIGINT."""
+        """Ctrl-C as typed: the terminal discards the output it has not shown yet, echoes
+        ``^C`` and only then the process gets SIGINT. The process has no controlling terminal
+        here, so the signal is sent once the echo is read: sent at once, what the process
+        writes on receiving it could be discarded by the terminal's later flush, which a real
+        Ctrl-C never does (its flush comes before the signal)."""
+        echoes = self.raw.count(b"^C")
         os.write(self.fd, b"\x03")
+        deadline = time.monotonic() + 10
+        while self.raw.count(b"^C") == echoes and time.monotonic() < deadline:
+            if not self._read(0.05):
+                break
         self.process.send_signal(signal.SIGINT)
 
     def wait(self, seconds: float = 30) -> int:
