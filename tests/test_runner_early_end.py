@@ -5,6 +5,7 @@ be capped; and a resume the CLI refuses is run again as a fresh session with the
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -155,3 +156,73 @@ async def test_a_cancelled_phase_is_not_run_again(tmp_path: Path) -> None:
         cancel=cancel,
     )
     assert ran.resume_refused is None and len(list((tmp_path / "l").iterdir())) == 1
+
+
+async def test_a_stop_that_comes_as_the_cli_exits_leaves_the_cli_its_own_end(
+    tmp_path: Path,
+) -> None:
+    """A workstation resumed after a pause: its CLI finished meanwhile, and the fence's stop
+    comes in the same instant as the exit. The CLI's own end stands (its result, not
+    "cancelled"), so its finished work is never recorded as a phase cut short."""
+    cancel = anyio.Event()
+    cli = FakeCli(lines=[event_line("completed", "done: appended one line")])
+
+    def paused_as_it_ends(event: AgentEvent) -> None:
+        if event.kind is EventKind.COMPLETED:
+            cancel.set()  # the stop is due ...
+            time.sleep(0.5)  # ... and the loop, paused, sees it with the CLI's exit
+
+    run = await run_cli(
+        FakeAdapter({"argv": cli.argv()}),
+        _request(tmp_path),
+        log_dir=tmp_path / "logs",
+        grace=1,
+        on_event=paused_as_it_ends,
+        cancel=cancel,
+    )
+    assert not run.result.cancelled and run.result.exit_code == 0
+    assert run.outcome.kind is OutcomeKind.SUCCEEDED
+
+
+async def test_a_new_session_in_place_of_a_refused_resume_starts_from_the_phase_start(
+    tmp_path: Path,
+) -> None:
+    plugins = load_plugins(entry_points=[])
+    restarts: list[int] = []
+
+    async def restart() -> None:  # the workflow puts the phase's start back here
+        restarts.append(len(list((tmp_path / "l").iterdir())))
+
+    call = replace(_call(tmp_path), restart=restart)
+    ran = await call_phase_cli(
+        _config(tmp_path, "no session found"), plugins, call, log_dir=tmp_path / "l"
+    )
+    assert ran.resume_refused == "native-1"
+    assert restarts == [1]  # once, after the refused resume, before the fresh session
+
+
+async def test_an_adapter_that_cannot_resume_starts_from_the_phase_start(tmp_path: Path) -> None:
+    plugins = load_plugins(entry_points=[])
+    restarts: list[str] = []
+
+    async def restart() -> None:
+        restarts.append("put back")
+
+    config = RunConfig.model_validate(
+        {
+            "repo": str(tmp_path),
+            "adapters": {
+                "preset": {
+                    "type": "command",
+                    "options": {
+                        "binary": "python3",
+                        "args": ["-c", "print('DONE')", "{prompt}"],
+                    },
+                }
+            },
+            "tasks": [{"id": "t", "prompt": "p"}],
+        }
+    )
+    call = replace(_call(tmp_path), restart=restart)
+    ran = await call_phase_cli(config, plugins, call, log_dir=tmp_path / "l")
+    assert ran.resumed is None and restarts == ["put back"]

@@ -124,6 +124,8 @@ async def call_phase_cli(
     configured = config.adapters.get(call.adapter)
     adapter = plugins.registry.create(call.adapter, configured)
     resume = call.resume_session_id if adapter.can_resume else None
+    if call.resume_session_id is not None and resume is None and call.restart is not None:
+        await call.restart()  # a new session: never on top of what the old one left
     # The user's git identity first: a run config's own env may still set another.
     identity = identity_env(await user_identity(config.repo))
     env, brought = expand_env(configured.env if configured else {})
@@ -204,6 +206,8 @@ async def call_phase_cli(
     if resume is not None and _refused(adapter, cli) and not (cancel and cancel.is_set()):
         refused, resume = resume, None
         messages.clear()
+        if call.restart is not None:
+            await call.restart()
         cli = await run(None)
     plugins.session_ended(info, cli.outcome)
     return PhaseRun(

@@ -35,6 +35,10 @@ class PhaseCall:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     grace: float = DEFAULT_GRACE  # SIGTERM to SIGKILL when the CLI is stopped
     resume_session_id: str | None = None
+    # Called before the CLI runs as a new session when ``resume_session_id`` asked to go on in
+    # one (its adapter cannot, or the CLI refused): the phase's start is put back first, so a
+    # new session never works on top of what the old one left.
+    restart: Callable[[], Awaitable[None]] | None = None
     # How to learn what of the repository the CLI may reach, asked only when a sandbox will
     # confine it; None: a CLI run outside a session's worktree (``adapters check --live``),
     # which gets no sandbox.

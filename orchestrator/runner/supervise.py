@@ -2,7 +2,8 @@
 
 ``idle_timeout`` (seconds without a byte of output), ``total_timeout`` or a ``cancel`` event stop
 the CLI gracefully (``orchestrator.process.stop.kill_group``); so does an event that settles the
-run (``Stop("settled")``). After a normal exit the group and every marked process are killed
+run (``Stop("settled")``); a CLI that had exited by the time a stop came is not stopped,
+its own end stands. After a normal exit the group and every marked process are killed
 too, so daemons the CLI forked die with it; the reader is given a short drain for output from
 escaped children, never more.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
+from orchestrator.process import ps
 from orchestrator.process.stop import kill_group, reap_group, signal_group, sweep
 from orchestrator.process.tree import Family
 from orchestrator.runner.reader import OutputReader
@@ -73,7 +75,7 @@ async def supervise(
             if limits.cancel is not None:
                 tasks.start_soon(_watch_cancel, limits.cancel, stop)
             await process.wait()
-        if waiting.cancelled_caught:
+        if waiting.cancelled_caught and not _ended_on_its_own(process):
             if stop.reason is None:
                 stop.reason = "timeout"
             await kill_group(process, family, limits.grace)
@@ -87,6 +89,16 @@ async def supervise(
             await reader.finished.wait()
         tasks.cancel_scope.cancel()
     return survivors
+
+
+def _ended_on_its_own(process: anyio.abc.Process) -> bool:
+    """The CLI exited before a stop could reach it: a stop and its exit came together (a
+    workstation resumed after a pause, a timeout at its last line). Its end is then its own:
+    its result stands, never "cancelled" work for a phase to run again on top of."""
+    if process.returncode is not None:
+        return True
+    found = ps.process(process.pid)
+    return found is None or ps.ended(found)
 
 
 async def _feed(process: anyio.abc.Process, text: str) -> None:

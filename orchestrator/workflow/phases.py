@@ -62,7 +62,7 @@ from orchestrator.workflow.handoffs.document import (
 from orchestrator.workflow.handoffs.facts import WorkFacts
 from orchestrator.workflow.handoffs.prompts import PromptContext, render_prompt, template_for
 from orchestrator.workflow.phase_book import PhaseBook
-from orchestrator.workflow.phase_start import start_point
+from orchestrator.workflow.phase_start import UNDONE, start_point
 from orchestrator.workflow.plan_locks import lock_plan_files
 from orchestrator.workflow.progress import BUILD, PLAN, REVIEW, Progress, Stop
 from orchestrator.workflow.resume import resume_session_id
@@ -118,8 +118,11 @@ class PhaseSteps:
             started["feedback"] = REVIEW
         timeout = progress.limit(phase.timeout or DEFAULT_TIMEOUT, name)  # before it is recorded
         start = await start_point(run, self._book, progress, self._saver, name)
-        if start is not None:
-            started["start_commit"] = start
+        if start.commit is not None:
+            started["start_commit"] = start.commit
+        if start.undone and resume is not None:  # the conversation goes on; its edits do not
+            prompt = UNDONE + prompt
+            started["prompt_sha256"] = sha256_text(prompt)
         await self._book.start(name, adapter, started)
         progress.phases_run.append(name)
         progress.running = name
@@ -138,6 +141,7 @@ class PhaseSteps:
             idle_timeout=phase.idle_timeout or DEFAULT_IDLE_TIMEOUT,
             grace=run.config.scheduler.stop_grace,
             resume_session_id=resume,
+            restart=start.restart,
             reach=partial(run.worktrees.sandbox_reach, session),
         )
         try:

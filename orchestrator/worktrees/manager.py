@@ -57,6 +57,7 @@ from orchestrator.worktrees.models import (
     CommitResult,
     ReconcileReport,
     RemovalResult,
+    Rewound,
     SessionStats,
     SessionWorktree,
     WorktreeInfo,
@@ -206,7 +207,7 @@ class WorktreeManager:
         """Commit all of the session's work on its branch; ``committed=False`` if none."""
         return await self._work.commit(session, message)
 
-    async def rewind(self, session: SessionWorktree | str, commit: str, ref: str) -> str | None:
+    async def rewind(self, session: SessionWorktree | str, commit: str, ref: str) -> Rewound:
         """Put the session back at ``commit``, keeping what was done since on ``ref``."""
         return await self._work.rewind(session, commit, ref)
 

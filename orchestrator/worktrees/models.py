@@ -22,6 +22,7 @@ __all__ = [
     "MovedLock",
     "ReconcileReport",
     "RemovalResult",
+    "Rewound",
     "SessionStats",
     "SessionWorktree",
     "WorktreeInfo",
@@ -119,6 +120,18 @@ class CommitResult(_Result):
     @property
     def files_changed(self) -> int:
         return len(self.files)
+
+
+class Rewound(_Result):
+    """A session put back at a phase's start (``SessionWork.rewind``)."""
+
+    head: str = Field(description="the branch's tip now: the start, or (not held) as it was")
+    kept: str | None = Field(
+        default=None, description="the tip kept on the rescue ref, when anything was undone"
+    )
+    held: bool = Field(
+        description="the branch held the start; False: it predates the phase, nothing undone"
+    )
 
 
 class SessionStats(_Result):

@@ -29,6 +29,7 @@ from orchestrator.worktrees.commits import (
 )
 from orchestrator.worktrees.models import (
     CommitResult,
+    Rewound,
     SessionStats,
     SessionWorktree,
     WorktreeSettings,
@@ -95,16 +96,18 @@ class SessionWork:
             raise SecretInWork(found.branch, done.scrubbed)
         return done
 
-    async def rewind(self, session: SessionWorktree | str, commit: str, ref: str) -> str | None:
+    async def rewind(self, session: SessionWorktree | str, commit: str, ref: str) -> Rewound:
         """Put the session's worktree and branch back at ``commit`` (a phase's start), keeping
         whatever was done since on ``ref`` first: uncommitted work committed, then ``ref``
-        pointed at the tip. The tip kept, or None when there was nothing since ``commit``."""
+        pointed at the tip. A branch that does not hold ``commit`` (taken over as published
+        before that phase started, so none of its work is on it) is left where it is, its
+        uncommitted work committed."""
         found = await self._book.get(session)
         ws = await self._workspace()
         worktree = ws.git.at(found.path)
         keep_out, lock_age = self._settings.copy_files, self._settings.stale_lock_age
 
-        def save() -> str | None:
+        def save() -> tuple[str, bool]:
             saved = save_uncommitted_sync(
                 worktree,
                 read_gitfile(found.path),
@@ -113,7 +116,9 @@ class SessionWork:
                 keep_out=keep_out,
                 lock_age=lock_age,
             )
-            return None if saved.tip == commit else saved.tip
+            tip = saved.tip or commit  # None only for a branch without commits
+            held = worktree.run_sync("merge-base", "--is-ancestor", commit, tip, check=False)
+            return tip, held.returncode == 0
 
         def reset(tip: str) -> None:
             with ref_book.writing():  # the branch's move is noted with it, for the tamper check
@@ -121,12 +126,14 @@ class SessionWork:
                 ref_book.note(f"refs/heads/{found.branch}", tip, commit)
 
         async with self._book.lock(found.session_id):
-            tip = await anyio.to_thread.run_sync(save)
-            if tip is None:
-                return None
+            tip, held = await anyio.to_thread.run_sync(save)
+            if not held:
+                return Rewound(head=tip, kept=None, held=False)
+            if tip == commit:
+                return Rewound(head=commit, kept=None, held=True)
             await keep_tip(ws.git, ref, tip, owner=found.session_id, reason="council: rewind")
             await anyio.to_thread.run_sync(reset, tip)
-        return tip
+        return Rewound(head=commit, kept=tip, held=True)
 
     async def discard_uncommitted(self, session: SessionWorktree | str) -> list[str]:
         """Undo every uncommitted change in the session's worktree (``discard_uncommitted_sync``:
