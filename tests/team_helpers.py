@@ -94,15 +94,18 @@ class Team:
     def env(self) -> dict[str, str]:
         return {**ENV, "COUNCIL_DATABASE_URL": self.dsn}
 
-    def start(self, name: str, *extra: str) -> subprocess.Popen[str]:
-        """``council run <name>.yaml --json`` in the background."""
+    def start(
+        self, name: str, *extra: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
+        """``council run <name>.yaml --json`` in the background (``env`` added to its
+        environment)."""
         process = subprocess.Popen(
             [*COUNCIL, "run", str(self.root / f"{name}.yaml"), "--json", *extra],
             cwd=self.root,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=self.env(),
+            env={**self.env(), **(env or {})},
         )
         self.processes[name] = process
         return process

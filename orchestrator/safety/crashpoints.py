@@ -20,6 +20,12 @@ orchestrator runs (``orchestrator.git.repo``), ``write.replaced`` after every du
 (the git subcommand, the file written), armed or not: a run traced once tells the sweep how
 many steps of each kind there are and what each k is.
 
+``COUNCIL_CRASH_SIGNAL=SIGSTOP`` makes the armed point pause the process instead (``council:
+crash point <point> reached (<nth>), SIGSTOP``): a workstation frozen past its lease (a laptop
+lid, a long GC pause) while its CLIs go on, until the test sends SIGCONT. The fence sweep
+(``tests/test_fence_sweep.py``) pauses a team run at every kind of step that way. Any other
+value arms nothing and is refused like a mistyped point.
+
 Points may be reached from worker threads (the state store writes there); counting is locked.
 """
 
@@ -31,10 +37,12 @@ import threading
 
 from orchestrator.errors import ConfigError, ConfigIssue
 
-__all__ = ["ENV", "POINTS", "TRACE_ENV", "check_armed", "crash_point"]
+__all__ = ["ENV", "POINTS", "SIGNAL_ENV", "TRACE_ENV", "check_armed", "crash_point"]
 
 ENV = "COUNCIL_CRASH_AT"
 TRACE_ENV = "COUNCIL_CRASH_TRACE"
+SIGNAL_ENV = "COUNCIL_CRASH_SIGNAL"
+_SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGSTOP": signal.SIGSTOP}
 
 POINTS: dict[str, str] = {
     "claim.before_record": "a claim is about to be written (its fencing token is already taken)",
@@ -71,6 +79,12 @@ def _parse(value: str | None) -> tuple[tuple[str, int] | None, str | None]:
 
 
 _ARMED, _PROBLEM = _parse(os.environ.get(ENV))
+_PROBLEM_AT = ENV
+_SIGNAL_NAME = os.environ.get(SIGNAL_ENV) or "SIGKILL"
+if _SIGNAL_NAME not in _SIGNALS:
+    _ARMED, _PROBLEM_AT = None, SIGNAL_ENV
+    _PROBLEM = f"{_SIGNAL_NAME!r}: the signal must be one of {', '.join(_SIGNALS)}"
+_SIGNAL = _SIGNALS.get(_SIGNAL_NAME, signal.SIGKILL)
 _TRACE = os.environ.get(TRACE_ENV) or None
 _reached = 0
 _count_lock = threading.Lock()
@@ -79,7 +93,7 @@ _count_lock = threading.Lock()
 def check_armed() -> None:
     """Refuse a ``COUNCIL_CRASH_AT`` that arms nothing (``ConfigError`` naming the points)."""
     if _PROBLEM is not None:
-        raise ConfigError([ConfigIssue("environment", None, ENV, _PROBLEM)])
+        raise ConfigError([ConfigIssue("environment", None, _PROBLEM_AT, _PROBLEM)])
 
 
 def crash_point(name: str, what: str = "") -> None:
@@ -111,6 +125,6 @@ def _arrive(name: str, armed: str, nth: int) -> None:
         _reached += 1
         if _reached != nth:
             return
-        line = f"council: crash point {name} reached ({nth}), SIGKILL\n"
+        line = f"council: crash point {name} reached ({nth}), {_SIGNAL_NAME}\n"
         os.write(2, line.encode())  # fd 2 itself: sys.stderr may be replaced
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _SIGNAL)

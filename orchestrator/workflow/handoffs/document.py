@@ -25,6 +25,8 @@ Contract:
 
 from __future__ import annotations
 
+import json
+
 import hashlib
 from datetime import datetime
 from pathlib import Path
@@ -184,8 +186,19 @@ class Handoff(_Doc):
 
     @property
     def digest(self) -> str:
-        """sha256 of the whole document as stored."""
-        return sha256_text(self.model_dump_json())
+        """sha256 of the whole document, its keys sorted: the same after any store's round
+        trip (PostgreSQL's jsonb orders an object's keys its own way, so a digest of the
+        document as written once never matched what a takeover read back, and every completed
+        build ran again on top of itself)."""
+        canonical = json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return sha256_text(canonical)
+
+    def matches(self, digest: str) -> bool:
+        """``digest`` is this document's (or, for a record written before the digest was
+        canonical, its digest then: the document as serialized in field order)."""
+        return digest in (self.digest, sha256_text(self.model_dump_json()))
 
 
 def handoff_key(task_id: str, phase: str) -> str:
@@ -215,7 +228,7 @@ async def load_handoff(
         handoff = Handoff.model_validate(record.data)
     except ValueError:
         return None
-    if digest is not None and handoff.digest != digest:
+    if digest is not None and not handoff.matches(digest):
         return None
     return handoff
 
