@@ -146,3 +146,23 @@ def test_a_handoff_recorded_before_the_digest_was_canonical_still_matches() -> N
     old = sha256_text(handoff.model_dump_json())  # how the digest was taken before
     assert handoff.matches(old) and handoff.matches(handoff.digest)
     assert not handoff.matches("f" * 64)
+
+
+async def test_a_build_recorded_complete_whose_commits_the_branch_lacks_runs_again(
+    harness: Harness,
+) -> None:
+    """A workstation paused right after recording its build complete, before it published
+    its branch: the one taking over has the record and the handoff, not the commits."""
+    config = harness.config(task({**HAPPY, "build": APPEND}))
+    first = await harness.start(config)
+    done = await run_workflow(first)
+    assert done.status == WorkflowStatus.READY_TO_MERGE
+    branch = first.session.branch
+    before_build = (await harness.state()).phases["build"].result["start_commit"]
+    git(first.session.path, "reset", "-q", "--hard", before_build)  # the branch as published
+
+    again = await run_workflow(await harness.start(config, session=first.session))
+
+    assert again.status == WorkflowStatus.READY_TO_MERGE, again.message
+    assert again.phases_run == ["build", "review"]  # scout and plan reused, build not
+    assert _notes(harness, branch) == "appended once\n"

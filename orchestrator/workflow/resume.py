@@ -2,8 +2,10 @@
 
 - ``find_resume_point`` walks the phases in order and reuses the longest prefix whose records
   are ``completed`` with their handoff still stored and matching the record's digest; a
-  completed phase whose handoff records commits (a build) is reused only on the same branch,
-  since its code must be in this worktree. Reused handoffs are written back into the worktree
+  completed phase whose handoff records commits (a build) is reused only on the same branch
+  and only when that branch holds its head, since its code must be in this worktree (a
+  phase recorded complete on another workstation that was paused before it published its
+  branch left its commits there alone). Reused handoffs are written back into the worktree
   (a new worktree has none). The round is the one the build record last carried (a build sent
   back by review is pending with the next round). A reused build that passed verify tells the
   final check which HEAD is verified already.
@@ -13,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.models import PhaseRecord, PhaseStatus
@@ -41,11 +43,13 @@ async def find_resume_point(
     session: SessionWorktree,
     phases: Sequence[str],
     *,
+    holds: Callable[[str], Awaitable[bool]],
     build: str = "build",
 ) -> ResumePoint:
+    """``holds(commit)``: the session's branch contains ``commit``."""
     point = ResumePoint(index=len(phases), round=1)
     for index, name in enumerate(phases):
-        handoff = await _reusable(store, book.task_id, book.get(name), session.branch)
+        handoff = await _reusable(store, book.task_id, book.get(name), session.branch, holds)
         if handoff is None:
             point.index = index
             break
@@ -61,13 +65,19 @@ async def find_resume_point(
 
 
 async def _reusable(
-    store: StateStore, task_id: str, record: PhaseRecord | None, branch: str
+    store: StateStore,
+    task_id: str,
+    record: PhaseRecord | None,
+    branch: str,
+    holds: Callable[[str], Awaitable[bool]],
 ) -> Handoff | None:
     if record is None or record.status != PhaseStatus.COMPLETED or not record.handoff_sha256:
         return None
     handoff = await load_handoff(store, task_id, record.name, record.handoff_sha256)
-    if handoff is None or (handoff.commits and handoff.branch != branch):
-        return None
+    if handoff is None or not handoff.commits:
+        return handoff
+    if handoff.branch != branch or not await holds(handoff.head or handoff.commits[0]):
+        return None  # its code is not in this worktree: run it again
     return handoff
 
 

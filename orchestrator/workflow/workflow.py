@@ -48,6 +48,7 @@ The scheduler hands over a ``TaskRun`` (worktree made, claim held) and gets a
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import anyio
 
@@ -106,8 +107,14 @@ class _Workflow:
 
     async def execute(self) -> WorkflowResult:
         await self.book.load()
+        session = self.run.session
         point = await find_resume_point(
-            self.run.store, self.book, self.run.session, self.names, build=BUILD
+            self.run.store,
+            self.book,
+            session,
+            self.names,
+            holds=partial(self.run.worktrees.branch_holds, session),
+            build=BUILD,
         )
         self.progress.handoffs, self.progress.verified_head = point.handoffs, point.verified_head
         try:

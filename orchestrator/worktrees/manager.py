@@ -207,6 +207,14 @@ class WorktreeManager:
         """Commit all of the session's work on its branch; ``committed=False`` if none."""
         return await self._work.commit(session, message)
 
+    async def branch_holds(self, session: SessionWorktree, commit: str) -> bool:
+        """The session's branch contains ``commit`` (False for a commit this clone lacks: a
+        phase completed on another workstation whose work was never published)."""
+        git = (await self._workspace()).git
+        if await git.rev_parse(f"{commit}^{{commit}}") is None:
+            return False
+        return await git.is_ancestor(commit, f"refs/heads/{session.branch}")
+
     async def rewind(self, session: SessionWorktree | str, commit: str, ref: str) -> Rewound:
         """Put the session back at ``commit``, keeping what was done since on ``ref``."""
         return await self._work.rewind(session, commit, ref)
