@@ -4,7 +4,10 @@
   adapter, status, elapsed, last message), then prints a summary table. ``--json`` prints the
   ``RunReport`` as JSON instead (and no table); ``--dry-run`` prints the plan (task order,
   phases, adapters) and the exact redacted command of each phase's first adapter, and runs
-  nothing.
+  nothing. In team mode (``scheduler.definitions``) a workstation whose tasks are not the
+  team run's is refused before it writes anything, one line per task naming the fields that
+  differ: ``--adopt`` works on the team's definitions instead (never changing them),
+  ``--add-tasks`` adds this config's tasks the team run lacks to it.
 - ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository.
 - ``status [FILE]``: the report of the newest session (of FILE's repository; without FILE, of
   the run meant here, see ``run_finder``: the one last started from this directory or one
@@ -53,6 +56,7 @@ from orchestrator.events import Event
 from orchestrator.run.base_checkout import IfBaseDirty, detach, dirty_base_checkout
 from orchestrator.run.plan import RunPlan, TaskPlan
 from orchestrator.run.report import RunReport
+from orchestrator.scheduler.definitions import DefinitionsDiffer, JoinChoice
 
 __all__ = ["resume", "run"]
 
@@ -75,9 +79,24 @@ def run(
     ] = False,
     wide: WideOption = False,
     if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
+    adopt: Annotated[
+        bool,
+        typer.Option(
+            "--adopt",
+            help="Joining a team run whose tasks differ from this config's: work on the "
+            "team's definitions of them.",
+        ),
+    ] = False,
+    add_tasks: Annotated[
+        bool,
+        typer.Option(
+            "--add-tasks",
+            help="Joining a team run that lacks some of this config's tasks: add them to it.",
+        ),
+    ] = False,
 ) -> None:
     """Run every task of FILE until each is merged, failed or in conflict."""
-    council = Council.from_config(file)
+    council = Council.from_config(file, join=JoinChoice(adopt=adopt, add_tasks=add_tasks))
     if dry_run:
         _print_plan(council.plan(), as_json)
         return
@@ -85,7 +104,7 @@ def run(
     _remember(council, file)
     try:
         report = anyio.run(_drive, council, council.run, not as_json)
-    except TaskInActiveSession as refused:
+    except (TaskInActiveSession, DefinitionsDiffer) as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
     finish(report, as_json, wide, file)
 
