@@ -6,6 +6,7 @@ workstation waits for a task another added instead of ending with exit 1."""
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,36 @@ def test_a_new_task_joins_only_through_add_tasks_and_the_first_workstation_waits
         assert {t["task_id"] for t in report["tasks"]} == {"t01", "t02", "t09"}
     assert sorted(team.landed_tasks()) == ["t01", "t02", "t09"]
     assert _holder_pid(team, "t09") == str(team.processes["b"].pid)
+
+
+@pytest.mark.postgres
+def test_a_clone_resuming_the_team_run_with_an_edited_task_is_refused_then_adopts(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    team = Team(tmp_path, pg_dsn)
+    gate = tmp_path / "gate"
+    hold = _gated(team_task(0), gate, priority=10)
+    t01 = team_task(1)
+    edited = {**t01, "metadata": {"phase_instructions": {"build": "WRITE tasks/t01.txt edited"}}}
+    team.workstation("a", [hold, t01], sessions=1, heartbeat=0.3, stale=2.0, readable=tmp_path)
+    team.workstation("b", [hold, edited], sessions=1, heartbeat=0.3, stale=2.0, readable=tmp_path)
+    config = str(tmp_path / "b.yaml")
+    try:
+        team.start("a")
+        wait_for(lambda: _at_gate(team, "t00"), "a to hold t00 at the gate", 60)
+        team.signal("a", signal.SIGKILL)  # the only workstation: b resumes its session
+        team.finish("a", timeout=30)
+        before = _store_facts(pg_dsn, but="")
+        refused = team.council("resume", config, "--json", timeout=60)
+        assert refused.returncode == 2, refused.stderr
+        err = refused.stderr
+        assert "task 't01' differs from the team's in metadata.phase_instructions" in err, err
+        assert f"`council resume {config} --adopt`" in err, err
+        assert _store_facts(pg_dsn, but="") == before  # nothing written
+        gate.touch()
+        resumed = team.council("resume", config, "--json", "--adopt", timeout=60)
+    finally:
+        team.stop_all()
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert sorted(team.landed_tasks()) == ["t00", "t01"]
+    assert team.base_files()["tasks/t01.txt"] == "done t01"  # the team's, not b's edit

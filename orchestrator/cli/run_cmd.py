@@ -8,7 +8,8 @@
   team run's is refused before it writes anything, one line per task naming the fields that
   differ: ``--adopt`` works on the team's definitions instead (never changing them),
   ``--add-tasks`` adds this config's tasks the team run lacks to it.
-- ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository.
+- ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository
+  (in a team, on the team's definitions, with the same ``--adopt`` and ``--add-tasks``).
 - ``status [FILE]``: the report of the newest session (of FILE's repository; without FILE, of
   the run meant here, see ``run_finder``: the one last started from this directory or one
   above it, else the ``.council/state`` of the repository you stand in; exit 2 when there is
@@ -71,6 +72,23 @@ IfBaseDirtyOption = Annotated[
 ]
 
 
+AdoptOption = Annotated[
+    bool,
+    typer.Option(
+        "--adopt",
+        help="Joining a team run whose tasks differ from this config's: work on the team's "
+        "definitions of them.",
+    ),
+]
+AddTasksOption = Annotated[
+    bool,
+    typer.Option(
+        "--add-tasks",
+        help="Joining a team run that lacks some of this config's tasks: add them to it.",
+    ),
+]
+
+
 def run(
     file: Annotated[Path, typer.Argument(help="Run config (YAML).")],
     as_json: JsonOption = False,
@@ -79,21 +97,8 @@ def run(
     ] = False,
     wide: WideOption = False,
     if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
-    adopt: Annotated[
-        bool,
-        typer.Option(
-            "--adopt",
-            help="Joining a team run whose tasks differ from this config's: work on the "
-            "team's definitions of them.",
-        ),
-    ] = False,
-    add_tasks: Annotated[
-        bool,
-        typer.Option(
-            "--add-tasks",
-            help="Joining a team run that lacks some of this config's tasks: add them to it.",
-        ),
-    ] = False,
+    adopt: AdoptOption = False,
+    add_tasks: AddTasksOption = False,
 ) -> None:
     """Run every task of FILE until each is merged, failed or in conflict."""
     council = Council.from_config(file, join=JoinChoice(adopt=adopt, add_tasks=add_tasks))
@@ -117,16 +122,21 @@ def resume(
     as_json: JsonOption = False,
     wide: WideOption = False,
     if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
+    adopt: AdoptOption = False,
+    add_tasks: AddTasksOption = False,
 ) -> None:
     """Continue an interrupted or killed run from where it stood."""
-    council = Council.from_config(file)
+    council = Council.from_config(file, join=JoinChoice(adopt=adopt, add_tasks=add_tasks))
     # Refused in this order, and before `async with` creates `.council`: the setup's own
     # problems first, then a repository where no run ever kept state.
     anyio.run(council.preflight)
     check_resumable(council.config)
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
-    report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
+    try:
+        report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
+    except DefinitionsDiffer as refused:
+        raise refused.for_config(shlex.quote(str(file)), "resume") from None
     finish(report, as_json, wide, file)
 
 

@@ -102,20 +102,23 @@ class DefinitionsDiffer(RunError, ValueError):
     config once a caller that knows it does (``for_config``)."""
 
     def __init__(
-        self, run_key: str, lines: list[str], *, adopt: bool, add: bool, config: str = "<config>"
+        self,
+        run_key: str,
+        lines: list[str],
+        *,
+        adopt: bool,
+        add: bool,
+        config: str = "<config>",
+        command: str = "run",
     ) -> None:
-        self.run_key, self.lines, self.adopt, self.add, self.config = (
-            run_key,
-            lines,
-            adopt,
-            add,
-            config,
-        )
+        self.run_key, self.lines, self.adopt, self.add = run_key, lines, adopt, add
         ways = []
         if adopt:
-            ways.append(f"`council run {config} --adopt` works on the team's definitions")
+            ways.append(f"`council {command} {config} --adopt` works on the team's definitions")
         if add:
-            ways.append(f"`council run {config} --add-tasks` adds the new tasks to the team run")
+            ways.append(
+                f"`council {command} {config} --add-tasks` adds the new tasks to the team run"
+            )
         way = "; ".join(ways) if ways else "make this config's sections the team's"
         super().__init__(
             "\n".join(
@@ -127,10 +130,11 @@ class DefinitionsDiffer(RunError, ValueError):
             )
         )
 
-    def for_config(self, config: str) -> DefinitionsDiffer:
-        """The same refusal naming the run config (already shell-quoted) in its commands."""
+    def for_config(self, config: str, command: str = "run") -> DefinitionsDiffer:
+        """The same refusal naming the run config (already shell-quoted) and the command
+        (``run``, ``resume``) in its ways out."""
         return DefinitionsDiffer(
-            self.run_key, self.lines, adopt=self.adopt, add=self.add, config=config
+            self.run_key, self.lines, adopt=self.adopt, add=self.add, config=config, command=command
         )
 
 

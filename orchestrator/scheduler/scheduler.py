@@ -276,10 +276,25 @@ class Scheduler:
             return
         if team is None:
             await refuse_if_alive(store, session_id)
+        added: list[TaskConfig] = []
+        if team is not None:
+            # A clone resuming the team's session works on the team's definitions, as one
+            # joining it does: refused here, before anything is written, when they differ.
+            session = await store.get_session(session_id)
+            if session is not None:
+                plan = plan_join(
+                    self.services.config, run.tasks, session, team.run_key, self._join_choice
+                )
+                run.tasks, self._foreign, added = plan.tasks, plan.foreign, plan.added
         await self._sweeper.stop_orphans()
         # In a team only lapsed claims go back to the queue: a teammate that is merely quiet
         # (not in presence right now) keeps what it still holds until its lease says otherwise.
         snapshot = await recover(run, self._parks, session_id, force=team is None)
+        for task_id in self._foreign:
+            run.tasks.pop(task_id, None)  # the team's to run: waited for
+        for task in added:
+            run.tasks[task.id] = task
+            self._submissions.pending(task)
         if team is not None:
             await point_team_run(store, team, session_id)
         # A merge that landed just before the old orchestrator died was never recorded: the
