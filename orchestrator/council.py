@@ -42,6 +42,10 @@ Contract:
                   print(event.task_id, event.type)
 - ``plan()`` is the dry run: what would run, in which order, with which exact commands.
 
+``join=`` (a ``JoinChoice``) says what joining a team run whose tasks differ from this config's
+may do (``scheduler.definitions``: work on the team's definitions, add this config's new tasks);
+by default such a join is refused before anything is written.
+
 ``workflow=`` replaces the ADW workflow (``orchestrator.workflow.workflow.run_workflow``) with any
 ``WorkflowFn``, for tests and for callers with a workflow of their own.
 """
@@ -86,6 +90,7 @@ from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.safety import crashpoints
 from orchestrator.scheduler.board import TaskLine
 from orchestrator.scheduler.cancel import request_cancel
+from orchestrator.scheduler.definitions import JoinChoice
 from orchestrator.scheduler.scheduler import Scheduler, Services
 from orchestrator.scheduler.team import remote_base_ref, team_for
 from orchestrator.state import FileStateStore, StateStore
@@ -119,9 +124,11 @@ class Council:
         *,
         workflow: WorkflowFn | None = None,
         plugins: PluginHost | None = None,
+        join: JoinChoice | None = None,
     ) -> None:
         self.config = config
         self._workflow = workflow
+        self._join = join
         self._plugins = plugins
         self._streams: list[EventStream] = []
         self._subscribers: list[Callback] = [self._fan_out]  # the streams hear every event
@@ -210,7 +217,9 @@ class Council:
             home_root=home_root,
             team=team,
         )
-        self._scheduler = Scheduler(services, workflow=self._workflow, listeners=[])
+        self._scheduler = Scheduler(
+            services, workflow=self._workflow, listeners=[], join=self._join
+        )
         for callback in self._subscribers:
             self._attach(callback)
         for task in self._pending:

@@ -4,8 +4,12 @@
   adapter, status, elapsed, last message), then prints a summary table. ``--json`` prints the
   ``RunReport`` as JSON instead (and no table); ``--dry-run`` prints the plan (task order,
   phases, adapters) and the exact redacted command of each phase's first adapter, and runs
-  nothing.
-- ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository.
+  nothing. In team mode (``scheduler.definitions``) a workstation whose tasks are not the
+  team run's is refused before it writes anything, one line per task naming the fields that
+  differ: ``--adopt`` works on the team's definitions instead (never changing them),
+  ``--add-tasks`` adds this config's tasks the team run lacks to it.
+- ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository
+  (in a team, on the team's definitions, with the same ``--adopt`` and ``--add-tasks``).
 - ``status [FILE]``: the report of the newest session (of FILE's repository; without FILE, of
   the run meant here, see ``run_finder``: the one last started from this directory or one
   above it, else the ``.council/state`` of the repository you stand in; exit 2 when there is
@@ -53,6 +57,7 @@ from orchestrator.events import Event
 from orchestrator.run.base_checkout import IfBaseDirty, detach, dirty_base_checkout
 from orchestrator.run.plan import RunPlan, TaskPlan
 from orchestrator.run.report import RunReport
+from orchestrator.scheduler.definitions import DefinitionsDiffer, JoinChoice
 
 __all__ = ["resume", "run"]
 
@@ -67,6 +72,23 @@ IfBaseDirtyOption = Annotated[
 ]
 
 
+AdoptOption = Annotated[
+    bool,
+    typer.Option(
+        "--adopt",
+        help="Joining a team run whose tasks differ from this config's: work on the team's "
+        "definitions of them.",
+    ),
+]
+AddTasksOption = Annotated[
+    bool,
+    typer.Option(
+        "--add-tasks",
+        help="Joining a team run that lacks some of this config's tasks: add them to it.",
+    ),
+]
+
+
 def run(
     file: Annotated[Path, typer.Argument(help="Run config (YAML).")],
     as_json: JsonOption = False,
@@ -75,9 +97,11 @@ def run(
     ] = False,
     wide: WideOption = False,
     if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
+    adopt: AdoptOption = False,
+    add_tasks: AddTasksOption = False,
 ) -> None:
     """Run every task of FILE until each is merged, failed or in conflict."""
-    council = Council.from_config(file)
+    council = Council.from_config(file, join=JoinChoice(adopt=adopt, add_tasks=add_tasks))
     if dry_run:
         _print_plan(council.plan(), as_json)
         return
@@ -85,7 +109,7 @@ def run(
     _remember(council, file)
     try:
         report = anyio.run(_drive, council, council.run, not as_json)
-    except TaskInActiveSession as refused:
+    except (TaskInActiveSession, DefinitionsDiffer) as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
     finish(report, as_json, wide, file)
 
@@ -98,16 +122,21 @@ def resume(
     as_json: JsonOption = False,
     wide: WideOption = False,
     if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
+    adopt: AdoptOption = False,
+    add_tasks: AddTasksOption = False,
 ) -> None:
     """Continue an interrupted or killed run from where it stood."""
-    council = Council.from_config(file)
+    council = Council.from_config(file, join=JoinChoice(adopt=adopt, add_tasks=add_tasks))
     # Refused in this order, and before `async with` creates `.council`: the setup's own
     # problems first, then a repository where no run ever kept state.
     anyio.run(council.preflight)
     check_resumable(council.config)
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
-    report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
+    try:
+        report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
+    except DefinitionsDiffer as refused:
+        raise refused.for_config(shlex.quote(str(file)), "resume") from None
     finish(report, as_json, wide, file)
 
 

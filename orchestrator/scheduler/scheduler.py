@@ -76,6 +76,12 @@ from orchestrator.scheduler.context import (
 from orchestrator.scheduler.council.closing import CouncilClosing
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.council.step import CouncilStep
+from orchestrator.scheduler.definitions import (
+    DEFINITIONS_OPTION,
+    JoinChoice,
+    definitions,
+    plan_join,
+)
 from orchestrator.scheduler.dispatcher import Dispatcher, adapter_chain
 from orchestrator.scheduler.liveness import refuse_if_alive
 from orchestrator.scheduler.monitoring import run_monitor
@@ -109,8 +115,10 @@ class Scheduler:
         *,
         workflow: WorkflowFn | None = None,
         listeners: list[Callable[[Event], None]] | None = None,
+        join: JoinChoice | None = None,
     ) -> None:
         config = services.config
+        self._join_choice = join or JoinChoice()
         self.services = services
         proc = procid.current()
         self._run = run = RunContext(
@@ -149,6 +157,11 @@ class Scheduler:
         self._lost_reported = False  # the state was found gone and said so already
         self._identity: str | None = None  # the store's data this run started on
         self._outage = Outage()
+        # A team session's tasks this workstation waits for without running them (their
+        # definition is not this config's to run: ``definitions``), and the ids of the
+        # session's records found not to be tasks of it (council candidates).
+        self._foreign: set[str] = set()
+        self._not_tasks: set[str] = set()
         team = services.team
         self._presence = (
             Presence(
@@ -188,7 +201,10 @@ class Scheduler:
                 return await self._join(joined.session_id)
             wanted = joined.session_id
         session = await store.create_session(
-            {TASKS_OPTION: [t.model_dump(mode="json") for t in run.tasks.values()]},
+            {
+                TASKS_OPTION: [t.model_dump(mode="json") for t in run.tasks.values()],
+                DEFINITIONS_OPTION: definitions(self.services.config, run.tasks.values()),
+            },
             [{"task_id": t.id, "priority": t.priority} for t in run.tasks.values()],
             session_id=wanted,
         )
@@ -209,17 +225,24 @@ class Scheduler:
         return run.session_id
 
     async def _join(self, session_id: str) -> str:
-        """Work in another workstation's session: its tasks that this config also has, plus
-        this config's tasks it lacks (added to it, like submitted ones)."""
-        run, store = self._run, self.services.store
+        """Work in another workstation's session, on the team's definition of each task
+        (``definitions.plan_join``: a config whose tasks differ is refused here, before
+        anything is written, unless the user allowed the difference); this config's tasks the
+        session lacks are added to it, like submitted ones, when the user asked for that."""
+        run, store, team = self._run, self.services.store, self.services.team
+        assert team is not None
         session = await store.get_session(session_id)
         if session is None:
             raise StateError(f"team session {session_id!r} disappeared while joining it")
+        plan = plan_join(self.services.config, run.tasks, session, team.run_key, self._join_choice)
+        for task in plan.tasks.values():
+            adapter_chain(run, task)  # fails early, before anything is written
+        run.tasks = plan.tasks
+        self._foreign = plan.foreign
         run.session_id = session_id
         self._submissions.clear()
-        for task in run.tasks.values():
-            if task.id not in session.task_ids:
-                self._submissions.pending(task)
+        for task in plan.added:
+            self._submissions.pending(task)
         await run.events.emit(
             RunJoined(session_id=session_id, holder=run.holder, tasks=len(session.task_ids))
         )
@@ -253,10 +276,25 @@ class Scheduler:
             return
         if team is None:
             await refuse_if_alive(store, session_id)
+        added: list[TaskConfig] = []
+        if team is not None:
+            # A clone resuming the team's session works on the team's definitions, as one
+            # joining it does: refused here, before anything is written, when they differ.
+            session = await store.get_session(session_id)
+            if session is not None:
+                plan = plan_join(
+                    self.services.config, run.tasks, session, team.run_key, self._join_choice
+                )
+                run.tasks, self._foreign, added = plan.tasks, plan.foreign, plan.added
         await self._sweeper.stop_orphans()
         # In a team only lapsed claims go back to the queue: a teammate that is merely quiet
         # (not in presence right now) keeps what it still holds until its lease says otherwise.
         snapshot = await recover(run, self._parks, session_id, force=team is None)
+        for task_id in self._foreign:
+            run.tasks.pop(task_id, None)  # the team's to run: waited for
+        for task in added:
+            run.tasks[task.id] = task
+            self._submissions.pending(task)
         if team is not None:
             await point_team_run(store, team, session_id)
         # A merge that landed just before the old orchestrator died was never recorded: the
@@ -387,16 +425,42 @@ class Scheduler:
         await self._submissions.write_pending()
         await self._reconciler.reconcile()
         states = await self._states()
+        await self._take_up_added(states)
         if any(task_id not in states for task_id in run.tasks):
             states = await self._records_lost()
         self._seen = states
         if run.stopping:
             return not self._inflight
         if not self._inflight and self._settled(states):
-            # The view may lag behind other processes: end on a fresh read.
-            return self._settled(await self._states(full=True))
+            # The view may lag behind other processes: end on a fresh read, which may also
+            # show a task another workstation of the team added meanwhile.
+            states = await self._states(full=True)
+            await self._take_up_added(states)
+            return self._settled(states)
         await self._dispatcher.dispatch(states)
         return False
+
+    async def _take_up_added(self, states: dict[str, TaskState]) -> None:
+        """Tasks another workstation added to the team session since this one read it
+        become this run's too: run here as the team defines them, or, when this config cannot
+        run them so, waited for (``definitions``). Either way this workstation's run ends only
+        once they have, and its report counts them like any other task of the team."""
+        run, team = self._run, self.services.team
+        if team is None or run.session_id is None:
+            return
+        unknown = states.keys() - run.tasks.keys() - self._foreign - self._not_tasks
+        if not unknown:
+            return
+        session = await self.services.store.get_session(run.session_id)
+        if session is None:
+            return  # the state is gone: the tick's own checks say so
+        plan = plan_join(self.services.config, {}, session, team.run_key, JoinChoice())
+        added = [task for task_id, task in plan.tasks.items() if task_id not in run.tasks]
+        run.tasks.update((task.id, task) for task in added)
+        self._foreign |= plan.foreign - run.tasks.keys()
+        self._not_tasks |= unknown - set(session.task_ids)
+        if added:
+            await self._members.prepare(added, resuming=True)
 
     def _launch(self, attempt: Attempt) -> None:
         self._inflight.launch(attempt)
@@ -460,7 +524,7 @@ class Scheduler:
     def _settled(self, states: dict[str, TaskState]) -> bool:
         return all(
             (state := states.get(task_id)) is not None and state.status in TERMINAL_TASK_STATUSES
-            for task_id in self._run.tasks
+            for task_id in [*self._run.tasks, *self._foreign]
         )
 
     async def _states(self, *, full: bool = False) -> dict[str, TaskState]:

@@ -1,5 +1,10 @@
 """Tasks added to a run after it was built: checked at once, written into its session on the
-next tick (a task id another unfinished session owns is refused, never overwritten)."""
+next tick (a task id another unfinished session owns is refused, never overwritten), each with
+its definition (``definitions``), which a workstation joining the team run later compares.
+
+In a team, this is how a task joins a running team run: ``Council.submit``, or a joining
+workstation's own new tasks when ``council run --add-tasks`` allowed it; the other
+workstations take the task up on their next full read (``Scheduler``)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from orchestrator.events.tasks import TaskRejected, TaskSubmitted
 from orchestrator.models import ACTIVE_SESSION_STATUSES, TaskState
 from orchestrator.scheduler.context import TASKS_OPTION, RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
+from orchestrator.scheduler.definitions import DEFINITIONS_OPTION, definitions
 from orchestrator.scheduler.dispatcher import adapter_chain
 from orchestrator.state.transactions import RecordWrite, UpdateSession, UpdateTask
 
@@ -77,10 +83,11 @@ class Submissions:
             writes.append(UpdateTask(task.id, fresh.model_dump(exclude={"version"}), expected))
         saved = list(session.options.get(TASKS_OPTION, []))
         saved += [task.model_dump(mode="json") for task in batch]
-        session_update = {
-            "task_ids": [*session.task_ids, *(t.id for t in batch)],
-            "options": {**session.options, TASKS_OPTION: saved},
-        }
+        shapes = dict(session.options.get(DEFINITIONS_OPTION) or {})
+        shapes |= definitions(run.services.config, batch)
+        options = {**session.options, TASKS_OPTION: saved, DEFINITIONS_OPTION: shapes}
+        task_ids = [*session.task_ids, *(t.id for t in batch)]
+        session_update = {"task_ids": task_ids, "options": options}
         writes.append(UpdateSession(run.session_id, session_update, session.version))
         try:
             await store.write_many(writes)
