@@ -25,9 +25,8 @@ Contract:
 
 from __future__ import annotations
 
-import json
-
 import hashlib
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Self
