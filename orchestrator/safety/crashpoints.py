@@ -23,8 +23,11 @@ many steps of each kind there are and what each k is.
 ``COUNCIL_CRASH_SIGNAL=SIGSTOP`` makes the armed point pause the process instead (``council:
 crash point <point> reached (<nth>), SIGSTOP``): a workstation frozen past its lease (a laptop
 lid, a long GC pause) while its CLIs go on, until the test sends SIGCONT. The fence sweep
-(``tests/test_fence_sweep.py``) pauses a team run at every kind of step that way. Any other
-value arms nothing and is refused like a mistyped point.
+(``tests/test_fence_sweep.py``) pauses a team run at every kind of step that way.
+``COUNCIL_CRASH_SIGNAL=SIGINT`` is a Ctrl-C there instead (the stop sweep,
+``tests/test_stop_sweep.py``: the run stops, its sessions commit their work, and ``council
+resume`` must land every edit once). Any other value arms nothing and is refused like a
+mistyped point.
 
 Points may be reached from worker threads (the state store writes there); counting is locked.
 """
@@ -42,7 +45,7 @@ __all__ = ["ENV", "POINTS", "SIGNAL_ENV", "TRACE_ENV", "check_armed", "crash_poi
 ENV = "COUNCIL_CRASH_AT"
 TRACE_ENV = "COUNCIL_CRASH_TRACE"
 SIGNAL_ENV = "COUNCIL_CRASH_SIGNAL"
-_SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGSTOP": signal.SIGSTOP}
+_SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGSTOP": signal.SIGSTOP, "SIGINT": signal.SIGINT}
 
 POINTS: dict[str, str] = {
     "claim.before_record": "a claim is about to be written (its fencing token is already taken)",
