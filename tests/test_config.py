@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
@@ -21,7 +22,7 @@ from orchestrator.config.durations import (
 from orchestrator.config.load import RunConfig, load_config, parse_config, run_config_json_schema
 from orchestrator.config.yaml_source import MAX_CONFIG_BYTES
 from orchestrator.errors import ConfigError
-from orchestrator.ids import derived_id, is_safe_id
+from orchestrator.ids import ID_PATTERN, derived_id, is_safe_id
 from orchestrator.models import DEFAULT_PHASES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -773,6 +774,23 @@ def test_an_id_git_would_refuse_is_refused_up_front_and_every_derived_id_is_safe
         derived = derived_id(base, "2f9d6c", limit=59)
         assert is_safe_id(derived) and len(derived) <= 59, derived
     assert derived_id("end", "2f9d6c") == "end.2f9d6c"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.from_regex(ID_PATTERN, fullmatch=True).filter(is_safe_id))
+def test_every_name_made_from_a_safe_id_is_one_git_takes(task_id: str) -> None:
+    """Checked by git itself (``git check-ref-format``), not by a copy of its rules: the
+    task's branch, its published copy, the session id made from it and a rescue ref."""
+    session = derived_id(task_id, "2f9d6c", limit=59)
+    assert is_safe_id(session)
+    for ref in (
+        f"refs/heads/council/{task_id}/12",
+        f"refs/council/branches/council/{task_id}/1",
+        f"refs/council/rescue-phase/{session}/build-3",
+        f"refs/heads/council/{session}",
+    ):
+        checked = subprocess.run(["git", "check-ref-format", ref], check=False)
+        assert checked.returncode == 0, ref
 
 
 @pytest.mark.parametrize("bad", ["feature/.hidden", "a.lock/b", "main.lock", "x/", "a..b"])
