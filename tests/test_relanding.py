@@ -140,3 +140,69 @@ def test_relanding_must_be_auto_or_report(tmp_path: Path) -> None:
     checked = council("config", "validate", config, cwd=tmp_path)
     assert checked.returncode != 0
     assert "landing.relanding" in checked.stdout + checked.stderr
+
+
+# -- team mode: the remote's base reset behind two landings mid-run ------------------------
+
+
+def _team_run(tmp_path: Path, pg_dsn: str, relanding: str) -> tuple[Any, str, int, dict[str, Any]]:
+    """One workstation of a team runs four tasks (t03 and t04 wait for a gate); once t01 and
+    t02 landed, a person resets the remote's main behind both, then opens the gate. The
+    team, the first commit, the run's exit code and its report."""
+    from team_helpers import Team
+
+    team = Team(tmp_path, pg_dsn)
+    first = git(team.remote, "rev-parse", "main")
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    gate = gates / "go"
+    tasks = [_task("t01"), _task("t02"), _task("t03", gate), _task("t04", gate)]
+    config = team.workstation("a", tasks, sessions=4, readable=gates)
+    config.write_text(f"landing: {{relanding: {relanding}}}\n{config.read_text()}")
+    try:
+        team.start("a")
+        wait_for(lambda: sorted(team.landed_tasks()) == ["t01", "t02"], "two landings", 60)
+        git(team.remote, "update-ref", "refs/heads/main", first)  # a force-push, in effect
+        gate.touch()
+        code, report, err = team.finish("a", timeout=90)
+    finally:
+        team.stop_all()
+    assert report, err[-3000:]
+    return team, first, code, report
+
+
+@pytest.mark.postgres
+def test_team_remote_reset_behind_two_landings_lands_them_again(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    team, first, code, report = _team_run(tmp_path, pg_dsn, "auto")
+    assert code == 0, report
+    assert report["totals"]["done"] == 4
+    # Each task's edit is on the remote's main exactly once.
+    assert sorted(team.landed_tasks()) == ["t01", "t02", "t03", "t04"]
+    assert team.base_files() == {f"tasks/t0{n}.txt": f"done t0{n}" for n in range(1, 5)}
+    vanished = {e["task_id"]: e for e in team.events("merge.vanished")}
+    assert sorted(vanished) == ["t01", "t02"]
+    for task_id, event in vanished.items():
+        assert event["action"] == "reland"
+        assert event["merge_base"] == first
+        task = next(t for t in report["tasks"] if t["task_id"] == task_id)
+        assert [v["commit"] for v in task["vanished"]] == [event["commit"]]
+    status = team.council("status", str(tmp_path / "a.yaml"))
+    assert "vanished; landed again" in status.stdout, status.stdout + status.stderr
+
+
+@pytest.mark.postgres
+def test_team_remote_reset_with_relanding_report_exits_non_zero(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    team, _first, code, report = _team_run(tmp_path, pg_dsn, "report")
+    assert code == 1
+    assert sorted(team.landed_tasks()) == ["t03", "t04"]
+    for task_id in ("t01", "t02"):
+        task = next(t for t in report["tasks"] if t["task_id"] == task_id)
+        assert task["status"] == "failed" and task["outcome"] == "landing_vanished"
+        (gone,) = task["vanished"]
+        assert gone["commit"] in task["error"]
+        assert gone["replaced_by"] or gone["base"] in task["error"]
+    assert sorted(e["task_id"] for e in team.events("merge.vanished")) == ["t01", "t02"]
