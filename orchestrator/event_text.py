@@ -37,6 +37,10 @@ _WORDING: dict[str, str] = {
         "{task_id}: conflicts with the base in {paths}: building it again on the updated base "
         "(round {round}; branch {kept_branch} kept)"
     ),
+    "merge.vanished": (
+        "{task_id}: its landing {commit} is no longer on {base_branch} (now at {base}, "
+        "replaced by: {replaced_by}): {action}"
+    ),
     "merge.fenced": "{task_id}: not landed: its claim no longer holds (taken over elsewhere)",
     "task.claim_lost": (
         "{task_id}: its claim lapsed and another took the task: this attempt writes nothing more"
@@ -89,6 +93,7 @@ TRANSITIONS = frozenset(
         EventType.MERGE_CONFLICT,
         EventType.MERGE_WAITING,
         "merge.resolve_round",
+        "merge.vanished",
         "task.already_merged",
         "task.retry",
         "task.failed",

@@ -128,6 +128,11 @@ def _status(task: TaskReport) -> str:
     """A task's status; a parked one says when its park lifts (local time), on which
     adapter, and which park of the task it is."""
     if task.status != TaskStatus.PARKED or task.parked_until is None:
-        return f"{task.status}: {task.waiting}" if task.waiting else str(task.status)
+        shown = f"{task.status}: {task.waiting}" if task.waiting else str(task.status)
+        if task.vanished:
+            gone = task.vanished[-1]
+            again = "landed again" if task.status == TaskStatus.DONE else "not landed again"
+            shown += f" (landing {gone.commit[:_SHORT_COMMIT]} vanished; {again})"
+        return shown
     clock = task.parked_until.astimezone().strftime("%H:%M:%S")
     return f"parked until {clock} ({task.parked_adapter or task.adapter or '-'}, park {task.parks})"

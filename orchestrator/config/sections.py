@@ -23,6 +23,7 @@ from orchestrator.config.state_monitor import StateMonitorConfig
 
 __all__ = [
     "CapacityConfig",
+    "LandingConfig",
     "RateLimitConfig",
     "RetryConfig",
     "SchedulerConfig",
@@ -40,6 +41,19 @@ class CapacityConfig(Section):
     )
     per_phase: dict[Id, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict, description="phase name -> maximum concurrent sessions"
+    )
+
+
+class LandingConfig(Section):
+    """What happens to a landed task whose landing vanished from the base (a reset, a
+    force-push, the branch recreated): ``auto`` lands it again from its kept branch through
+    the merge queue (its CLI phases never run again); ``report`` only says so, and the run
+    ends failed (``scheduler.attempts.relander``)."""
+
+    relanding: Literal["auto", "report"] = Field(
+        default="auto",
+        description="auto: land a vanished landing again from its kept branch; "
+        "report: name it in the report and end the run failed",
     )
 
 

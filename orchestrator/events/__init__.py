@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         MergeForecastConflict,
         MergeResolveRound,
         MergeStarted,
+        MergeVanished,
         MergeWaiting,
     )
     from orchestrator.events.phases import (
@@ -155,6 +156,7 @@ _WHERE: dict[str, str] = {
     "MergeFenced": "merge",
     "MergeForecastConflict": "merge",
     "MergeResolveRound": "merge",
+    "MergeVanished": "merge",
     "MergeStarted": "merge",
     "MergeWaiting": "merge",
     "PhaseCompleted": "phases",
@@ -240,6 +242,7 @@ __all__ = [
     "MergeForecastConflict",
     "MergeResolveRound",
     "MergeStarted",
+    "MergeVanished",
     "MergeWaiting",
     "PhaseCompleted",
     "PhaseEvent",

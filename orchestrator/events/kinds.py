@@ -45,6 +45,7 @@ class EventType(StrEnum):
     MERGE_FORECAST_CONFLICT = "merge.forecast_conflict"
     MERGE_RESOLVE_ROUND = "merge.resolve_round"
     MERGE_FENCED = "merge.fenced"
+    MERGE_VANISHED = "merge.vanished"
     # a run as a whole
     RUN_STARTED = "run.started"
     RUN_JOINED = "run.joined"

@@ -17,6 +17,7 @@ __all__ = [
     "MergeForecastConflict",
     "MergeResolveRound",
     "MergeStarted",
+    "MergeVanished",
     "MergeWaiting",
 ]
 
@@ -104,3 +105,23 @@ class MergeFenced(TaskEvent):
     level: str = "warning"
     token: int
     base: str
+
+
+class MergeVanished(TaskEvent):
+    """A task recorded ``done`` is no longer landed: no first-parent commit of the base
+    carries its ``Council-Task`` trailer (nor does the base contain ``commit``, the landing
+    recorded). ``base`` is the base's tip now (None: the branch is gone), ``merge_base`` where
+    it parts from the landing, ``replaced_by`` the first-parent commits of the base since then
+    (``<sha> <subject>``, newest first, at most 20). ``action``: ``reland`` (it goes through the
+    merge queue again from ``kept_branch``), ``report`` (``landing.relanding: report``) or
+    ``lost`` (no kept branch left to land it from)."""
+
+    type: Literal["merge.vanished"] = "merge.vanished"
+    level: str = "warning"
+    commit: str
+    base_branch: str
+    base: str | None = None
+    merge_base: str | None = None
+    replaced_by: list[str] = Field(default_factory=list)
+    kept_branch: str | None = None
+    action: Literal["reland", "report", "lost"]

@@ -93,7 +93,8 @@ from orchestrator.git.merge_tree import (
     missing_branch,
     read_tips,
 )
-from orchestrator.git.repo import Git
+from orchestrator.git.publish import fetch_branch
+from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.ids import check_id
 from orchestrator.merge.attempt import Request as _Request
 from orchestrator.merge.attempt import Retry as _Retry
@@ -111,6 +112,7 @@ from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.types import ConflictForecast, GitIdentity, MergeResult, MergeStatus
+from orchestrator.merge.vanished import VanishedLanding, find_vanished, kept_tip
 from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
@@ -124,6 +126,7 @@ __all__ = [
     "MergeResult",
     "MergeStatus",
     "PushIntent",
+    "VanishedLanding",
 ]
 
 log = logging.getLogger(__name__)
@@ -274,6 +277,67 @@ class MergeQueue:
             return {task: commit for task, commit in found.items() if commit is not None}
 
         return await anyio.to_thread.run_sync(lookup)
+
+    async def vanished(
+        self, landed: Mapping[str, str], *, at: str | None = None
+    ) -> list[VanishedLanding]:
+        """Of ``landed`` (task id -> its recorded landing commit), the landings the base no
+        longer has (``merge.vanished``). ``at``: the base tip a landing just read (no fetch, no
+        read; the trailer index already knows it); else the base is read now (fetched first in
+        remote mode). Nothing to look up costs nothing."""
+        if not landed:
+            return []
+
+        def look() -> list[VanishedLanding]:
+            calls = GitCalls(self.git)
+            base = at
+            if base is None:
+                if self._remote is not None:
+                    base = self._remote.current(calls)
+                else:
+                    base = calls.rev_parse(self.base_ref)
+            return find_vanished(calls, self._history, base, landed)
+
+        return await anyio.to_thread.run_sync(look)
+
+    async def restore_branch(self, branch: str, landing: str) -> str | None:
+        """Make sure ``branch`` holds the work of a landing that vanished, to land it again:
+        this clone's branch as kept; else, in remote mode, the one published on the remote
+        (``refs/council/branches/<branch>``); else created at the branch side of ``landing``
+        (its second parent) while git still has it. Its tip, or None when none is left."""
+        ref = branch_ref(branch)
+        if (
+            self._remote is not None
+            and await anyio.to_thread.run_sync(GitCalls(self.git).rev_parse, ref) is None
+        ):
+            try:
+                fetched = await fetch_branch(self.git, self._remote.remote, branch)
+            except CouncilError as exc:
+                log.warning("cannot fetch the kept branch %s: %s", branch, exc)
+                fetched = None
+            if fetched is not None:
+                return fetched
+
+        def restore() -> str | None:
+            calls = GitCalls(self.git)
+            tip = kept_tip(calls, ref, landing)
+            if tip is None or calls.rev_parse(ref) == tip:
+                return tip
+            with ref_book.writing():  # noted with the write, for the tamper check
+                made = calls.run(
+                    "update-ref",
+                    "-m",
+                    "council: kept branch of a vanished landing",
+                    ref,
+                    tip,
+                    ZERO_SHA,
+                    check=False,
+                )
+                if made.ok:
+                    ref_book.note(ref, None, tip)
+            return tip if made.ok else calls.rev_parse(ref)
+
+        return await anyio.to_thread.run_sync(restore)
 
     async def forecast_conflicts(self, branch_a: str, branch_b: str) -> ConflictForecast:
         """Would merging these two branches conflict? Computed at their merge base by

@@ -13,6 +13,7 @@ from orchestrator.run.report import (
     RunReport,
     RunTotals,
     TaskReport,
+    VanishedReport,
     WorkstationReport,
 )
 from orchestrator.scheduler.rules.queue import dependencies, wait_reason
@@ -63,6 +64,7 @@ def _task_report(
             if state.claim is not None and state.claim.status == ClaimStatus.ACTIVE
             else None
         ),
+        vanished=_vanished(state.metadata),
     )
 
 
@@ -94,6 +96,13 @@ def _candidates(metadata: dict[str, Any]) -> list[CandidateReport]:
     if not isinstance(listed, list):
         return []
     return [CandidateReport.model_validate(item) for item in listed if isinstance(item, dict)]
+
+
+def _vanished(metadata: dict[str, Any]) -> list[VanishedReport]:
+    listed = metadata.get("relanded")  # ``scheduler.attempts.relander.RELANDED``
+    if not isinstance(listed, list):
+        return []
+    return [VanishedReport.model_validate(item) for item in listed if isinstance(item, dict)]
 
 
 def _total(values: Sequence[float | int | None]) -> Any:

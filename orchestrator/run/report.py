@@ -20,7 +20,14 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.models import SessionStatus, TaskStatus
 
-__all__ = ["CandidateReport", "RunReport", "RunTotals", "TaskReport", "WorkstationReport"]
+__all__ = [
+    "CandidateReport",
+    "RunReport",
+    "RunTotals",
+    "TaskReport",
+    "VanishedReport",
+    "WorkstationReport",
+]
 
 
 class _Report(BaseModel):
@@ -36,6 +43,20 @@ class CandidateReport(_Report):
     branch: str | None = None
     chosen: bool = False
     error: str | None = None
+
+
+class VanishedReport(_Report):
+    """A landing of the task that vanished from the base (``scheduler.attempts.relander``):
+    the landing ``commit``, the base's tip when that was seen (None: the branch was gone),
+    where they part, the first-parent commits that replaced it (``<sha> <subject>``), and
+    ``action``: ``reland`` (landed again), ``report`` or ``lost`` (not landed again)."""
+
+    commit: str
+    base: str | None = None
+    merge_base: str | None = None
+    replaced_by: list[str] = []
+    action: str
+    seen_at: datetime | None = None
 
 
 class TaskReport(_Report):
@@ -63,6 +84,7 @@ class TaskReport(_Report):
     waiting: str | None = None  # why an unfinished task waits: ``after add-cli``, a park...
     holder: str | None = None  # who holds (or last held) its claim: ``<host>:<pid>:<run>``
     lease_expires: datetime | None = None  # while its claim is held: when it lapses
+    vanished: list[VanishedReport] = []  # its landings that vanished from the base, oldest first
 
 
 class WorkstationReport(_Report):

@@ -59,6 +59,7 @@ from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.lander import Lander
 from orchestrator.scheduler.attempts.landing_log import LandingLog
+from orchestrator.scheduler.attempts.relander import Relander
 from orchestrator.scheduler.attempts.runner import AttemptRunner
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.team_work import TeamWork
@@ -134,7 +135,12 @@ class Scheduler:
         self._members = members = CouncilMembers(run, inflight, writes)
         closing = CouncilClosing(run, inflight)
         self._landing = landing = LandingLog(run, inflight)
-        settler = Settler(run, writes, parks, policy, Lander(run, writes, inflight, landing))
+        lander = Lander(run, writes, inflight, landing)
+        settler = Settler(run, writes, parks, policy, lander)
+        # Landed means still landed: vanished landings land again (``attempts.relander``).
+        self._relander = Relander(
+            run, writes, inflight, lander, lambda: self._seen, self._launch_relandings
+        )
         self._runner = AttemptRunner(
             run,
             workflow or default_workflow,
@@ -433,10 +439,11 @@ class Scheduler:
             return not self._inflight
         if not self._inflight and self._settled(states):
             # The view may lag behind other processes: end on a fresh read, which may also
-            # show a task another workstation of the team added meanwhile.
-            states = await self._states(full=True)
-            await self._take_up_added(states)
-            return self._settled(states)
+            # show a task another workstation of the team added meanwhile; and only once
+            # every landing recorded done is still on the base (``attempts.relander``).
+            fresh = await self._states(full=True)
+            await self._take_up_added(fresh)
+            return self._settled(fresh) and not await self._relander.at_end(fresh)
         await self._dispatcher.dispatch(states)
         return False
 
@@ -466,6 +473,16 @@ class Scheduler:
         self._inflight.launch(attempt)
         assert self._group is not None
         self._group.start_soon(self._run_and_wake, attempt)
+
+    def _launch_relandings(self, attempts: list[Attempt]) -> None:
+        assert self._group is not None
+        self._group.start_soon(self._reland_and_wake, attempts)
+
+    async def _reland_and_wake(self, attempts: list[Attempt]) -> None:
+        try:
+            await self._relander.reland(attempts)
+        finally:
+            self._wake.set()
 
     async def _run_and_wake(self, attempt: Attempt) -> None:
         try:

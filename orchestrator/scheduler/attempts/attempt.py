@@ -67,6 +67,7 @@ class Attempt:
     waiting: str = ""  # what its landing waits for now (an earlier branch, the checkout)
     waiting_written: str = ""  # ... as last written into the task's metadata
     usage: Usage | None = None  # the attempt's usage, not yet added to the task's total
+    relanding: bool = False  # lands a vanished landing again from its kept branch (no CLI)
     cancel: anyio.Event = field(default_factory=anyio.Event)
     finished: anyio.Event = field(default_factory=anyio.Event)
 

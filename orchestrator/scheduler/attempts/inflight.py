@@ -36,6 +36,11 @@ class InFlight:
         self._slots.take(attempt.key, attempt.adapter, attempt.phase)
         self._running[attempt.key] = attempt
 
+    def track(self, attempt: Attempt) -> None:
+        """An attempt with no CLI work (a relanding): in flight, its claim renewed, no slot."""
+        self._running[attempt.key] = attempt
+        attempt.slot_free = True
+
     def cli_done(self, attempt: Attempt) -> None:
         """The attempt's CLI work is over: its slot goes back while it settles or merges."""
         self._slots.give_back(attempt.key)

@@ -9,6 +9,7 @@ which the task ends ``conflict`` with its branch kept.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -44,6 +45,9 @@ class Lander:
         self._writes = writes
         self._inflight = inflight
         self._landing = landing  # the write-ahead record of a landing on the team's remote
+        # Called after each landing is recorded: the check that earlier ones are still there
+        # (``relander``).
+        self.on_landed: Callable[[MergeResult], Awaitable[None]] | None = None
 
     async def merge(self, attempt: Attempt) -> None:
         """Land the attempt's branch.
@@ -108,11 +112,13 @@ class Lander:
         await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
         crash_point("merge.recorded")
         await self._writes.release_locks(attempt)
-        if merged.tip_contained:
+        if merged.tip_contained and not attempt.relanding:  # a relanding has no worktree
             try:
                 await self._run.services.worktrees.remove_session_worktree(attempt.session)
             except WorkspaceError as exc:  # its work is on the base; only the directory stays
                 log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
+        if merged.landed and self.on_landed is not None:
+            await self.on_landed(merged)
 
     async def _resolve_round(self, attempt: Attempt, merged: MergeResult) -> bool:
         """Answer a merge conflict by running the task again on a new branch from the base as
@@ -148,7 +154,8 @@ class Lander:
                 round=rounds + 1,
             )
         )
-        await self._writes.retire_worktree(attempt)
+        if not attempt.relanding:
+            await self._writes.retire_worktree(attempt)
         return True
 
     async def _hold_for_forecast(self, attempt: Attempt) -> None:
