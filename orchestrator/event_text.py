@@ -55,6 +55,10 @@ _WORDING: dict[str, str] = {
         "{task_id}: cannot continue {branch} here ({error}): starting afresh from the base"
     ),
     "task.failed": "{task_id}: failed: {error}",
+    "task.waiting_for_checkout": (
+        "{task_id}: stopped waiting to land after {waited}s ({message}); its work is kept on "
+        "{branch}: clear that, then `council resume` lands it"
+    ),
     "task.retry": "{task_id}: trying again in {delay}s after: {error}",
     "cli.orphans_left": "processes a dead run left could not all be stopped: {error}",
     # A task's way through a run (what a piped or redirected ``council run`` prints).
@@ -92,6 +96,7 @@ TRANSITIONS = frozenset(
         "task.already_merged",
         "task.retry",
         "task.failed",
+        "task.waiting_for_checkout",
         "task.cancelled",
         "task.swept",
         "adapter.parked",

@@ -22,6 +22,7 @@ from orchestrator.config.fields import CommandList, Id, Section, branch_name, re
 from orchestrator.config.sandbox import SandboxConfig
 from orchestrator.config.sections import (
     CapacityConfig,
+    LandingConfig,
     RateLimitConfig,
     RetryConfig,
     SchedulerConfig,
@@ -58,6 +59,7 @@ class RunConfig(Section):
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    landing: LandingConfig = Field(default_factory=LandingConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     verify: CommandList = Field(
         default_factory=list, description="commands that must pass before a task merges"

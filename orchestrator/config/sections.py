@@ -23,6 +23,7 @@ from orchestrator.config.state_monitor import StateMonitorConfig
 
 __all__ = [
     "CapacityConfig",
+    "LandingConfig",
     "RateLimitConfig",
     "RetryConfig",
     "SchedulerConfig",
@@ -74,6 +75,18 @@ class RateLimitConfig(Section):
         default=21600.0,
         description="how long an adapter may stay rate limited (from its first park in a "
         "row) before the tasks parked on it end",
+    )
+
+
+class LandingConfig(Section):
+    """Landing finished work on the base (``scheduler.attempts.lander``)."""
+
+    wait_timeout: PositiveDuration = Field(
+        default=1800.0,
+        description="how long a finished task waits for the base branch's checkout to be "
+        "landable (uncommitted changes, a rebase or merge under way, an untracked file in the "
+        "way) before it ends `waiting_for_checkout`, its work kept on its branch, until "
+        "`council resume`",
     )
 
 
