@@ -55,6 +55,7 @@ _WORDING: dict[str, str] = {
         "{task_id}: cannot continue {branch} here ({error}): starting afresh from the base"
     ),
     "task.failed": "{task_id}: failed: {error}",
+    "worktree.adopted": "{task_id}: {message}",
     "task.waiting_for_checkout": (
         "{task_id}: stopped waiting to land after {waited}s ({message}); its work is kept on "
         "{branch}: clear that, then `council resume` lands it"

@@ -95,5 +95,6 @@ class EventType(StrEnum):
     WORKTREE_FINISHED = "worktree.finished"
     WORKTREE_RESCUED = "worktree.rescued"
     WORKTREE_REMOVED = "worktree.removed"
+    WORKTREE_ADOPTED = "worktree.adopted"
     # what an event iterator says of its own (``Council.events``), never logged
     EVENTS_DROPPED = "events.dropped"
