@@ -154,19 +154,20 @@ async def _list(config: RunConfig) -> list[WorktreeInfo]:
 
 
 async def _prune(config: RunConfig) -> PruneOutcome:
-    if config.state.backend == "file" and not await anyio.to_thread.run_sync(
-        config.state_dir.is_dir
-    ):
-        # No run recorded at all (its state deleted): every worktree of ours is an orphan.
+    if config.state.backend == "file" and await anyio.to_thread.run_sync(_state_deleted, config):
+        # A run made worktrees here, and its state is gone: every one of ours is an orphan.
         return await _adopt_only(config)
-    async with open_store(config) as store:
+    async with open_store(config) as store:  # no run ever here: a usage error naming it
         return await prune_dead(config, store)
+
+
+def _state_deleted(config: RunConfig) -> bool:
+    """Worktrees of a run are there (``.council/worktrees``), its state directory is not."""
+    return (config.repo / COUNCIL_DIR / "worktrees").is_dir() and not config.state_dir.is_dir()
 
 
 async def _adopt_only(config: RunConfig) -> PruneOutcome:
     """``prune`` where no state is kept: take in the orphans alone (module doc)."""
-    if not await anyio.to_thread.run_sync((config.repo / COUNCIL_DIR).is_dir):
-        return PruneOutcome(ReconcileReport(), {}, None)  # no run ever made anything here
     manager = _manager(config, None)
     try:
         run_lock = await anyio.to_thread.run_sync(acquire_run_lock, config.repo)
