@@ -18,8 +18,10 @@ Contract:
   lock managers and the merge queue; leaving it releases every lock this process holds and
   closes the store. Calls that need them fail outside the context.
 - ``run()`` runs the config's tasks (and any ``submit``-ted ones) to the end and returns the
-  ``RunReport``; ``resume(session_id=None)`` continues an interrupted or killed session (the
-  newest one not finished when no id is given) and returns its report.
+  ``RunReport``; before it dispatches anything it takes in the worktrees a run whose state is
+  gone left (``worktrees.orphans``: their work committed on their branches, a
+  ``worktree.adopted`` warning each); ``resume(session_id=None)`` continues an interrupted
+  or killed session (the newest one not finished when no id is given) and returns its report.
 - ``cancel(task_id)`` cancels one task, during a run or between runs (see
   ``scheduler.cancel``): queued, it is never started; running, its attempt is cancelled and
   the task ends ``cancelled`` with its work committed on its branch. ``CancelError`` when the
@@ -88,6 +90,7 @@ from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.safety import crashpoints
+from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.board import TaskLine
 from orchestrator.scheduler.cancel import request_cancel
 from orchestrator.scheduler.definitions import JoinChoice
@@ -269,6 +272,7 @@ class Council:
 
     async def run(self) -> RunReport:
         since = since_now()
+        await self._take_in_left_worktrees()
         try:
             await self.scheduler.run()
         finally:
@@ -294,6 +298,16 @@ class Council:
             finally:
                 self._end_streams()
         return await self.status()
+
+    async def _take_in_left_worktrees(self) -> None:
+        """Take in the worktrees a run whose state is gone left (``worktrees.orphans``), before
+        anything is dispatched: this process holds the run lock, so none is a live run's."""
+        store = self._require_store()
+        tasks = await store.list_tasks()
+        claimed = {str(t.metadata[WORKTREE]) for t in tasks if t.metadata.get(WORKTREE)}
+        await self.scheduler.services.worktrees.adopt_orphans(
+            claimed=claimed, tasks={t.task_id for t in tasks}
+        )
 
     @staticmethod
     def adopt_orphans() -> bool:

@@ -59,6 +59,11 @@ _WORDING: dict[str, str] = {
         "{task_id}: cannot continue {branch} here ({error}): starting afresh from the base"
     ),
     "task.failed": "{task_id}: failed: {error}",
+    "worktree.adopted": "{task_id}: {message}",
+    "task.waiting_for_checkout": (
+        "{task_id}: stopped waiting to land after {waited}s ({message}); its work is kept on "
+        "{branch}: clear that, then `council resume` lands it"
+    ),
     "task.retry": "{task_id}: trying again in {delay}s after: {error}",
     "cli.orphans_left": "processes a dead run left could not all be stopped: {error}",
     # A task's way through a run (what a piped or redirected ``council run`` prints).
@@ -97,6 +102,7 @@ TRANSITIONS = frozenset(
         "task.already_merged",
         "task.retry",
         "task.failed",
+        "task.waiting_for_checkout",
         "task.cancelled",
         "task.swept",
         "adapter.parked",

@@ -64,13 +64,20 @@ class TaskStatus(StrEnum):
     FAILED = "failed"  # retries exhausted, or a failure that is never retried
     CANCELLED = "cancelled"
     CONFLICT = "conflict"  # the merge conflicted; the branch is kept for a resolve round
+    # Ready to land, but the base's checkout kept it from landing for ``landing.wait_timeout``:
+    # its work is on its branch (worktree kept); the run ends without it, `council resume` lands
+    # it once the checkout is cleared.
+    WAITING_FOR_CHECKOUT = "waiting_for_checkout"
 
 
 TERMINAL_TASK_STATUSES = frozenset(
     {TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.CONFLICT}
 )
 ACTIVE_TASK_STATUSES = frozenset({TaskStatus.RUNNING, TaskStatus.MERGING})
-RESUMABLE_TASK_STATUSES = frozenset({TaskStatus.QUEUED, TaskStatus.PARKED})
+# Nobody works on these: a cancel writes them ``cancelled`` at once.
+RESUMABLE_TASK_STATUSES = frozenset(
+    {TaskStatus.QUEUED, TaskStatus.PARKED, TaskStatus.WAITING_FOR_CHECKOUT}
+)
 
 
 class PhaseStatus(StrEnum):

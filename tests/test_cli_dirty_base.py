@@ -14,7 +14,7 @@ from cli_process_helpers import council, reap, spawn, wait_for
 from council_process import task, write_config
 from scheduler_helpers import new_repo
 
-WARNING = "with uncommitted changes to README.md: finished tasks wait to land"
+WARNING = "README.md in {}: finished tasks wait to land until then; commit or stash them there"
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -37,7 +37,7 @@ def test_stop_starts_nothing_and_says_why(tmp_path: Path) -> None:
     main_before = _git(repo, "rev-parse", "main")
     done = council("run", config, "--if-base-dirty", "stop", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.count(WARNING) == 1
+    assert done.stderr.count(WARNING.format(repo)) == 1
     assert "not started (--if-base-dirty stop); nothing was changed" in done.stderr
     assert not (repo / ".council").exists()
     assert _git(repo, "rev-parse", "main") == main_before
@@ -65,7 +65,7 @@ def test_wait_says_it_once_shows_why_in_status_and_lands_once_clean(tmp_path: Pa
     finally:
         reap(process)
     assert process.returncode == 0, err
-    assert err.count(WARNING) == 1  # before the start, once
+    assert err.count(WARNING.format(repo)) == 1  # before the start, once
     said = out.splitlines()
     for task_id in ("one", "two"):
         assert sum(f"{task_id}: waiting to land" in line for line in said) == 1

@@ -155,10 +155,8 @@ def test_a_dirty_checkout_of_the_base_fails_with_its_paths(machine: Machine, rep
     code, result = _doctor(machine, repo, config)
     check = _by_name(result)["base checkout"]
     assert code == 1 and check["status"] == "fail"
-    assert check["detail"] == (
-        f"base branch 'main' is checked out in {repo} with uncommitted changes to README.md"
-    )
-    assert check["fix"].startswith(f"commit or stash the changes in {repo}")
+    assert check["detail"] == f"uncommitted changes to README.md in {repo}"
+    assert check["fix"].startswith("commit or stash them there (git stash)")
     git(repo, "stash", "-q")
     code, result = _doctor(machine, repo, config)
     assert code == 0 and _by_name(result)["base checkout"]["status"] == "ok"

@@ -100,11 +100,12 @@ async def test_untracked_or_ignored_file_in_the_way_waits(repo: Path, ignored: b
     result = await queue.merge("s1", "b", task_id="t1")
 
     assert result.status is MergeStatus.WAITING_FOR_CHECKOUT
-    assert "refused to fast-forward: the untracked file a.txt is where the landing" in (
-        result.message
+    # Named before git is asked (not parsed from its refusal): the path and the way out.
+    assert result.message == (
+        f"untracked file at {repo / 'a.txt'}, where the landing puts a file of its own: "
+        f"move or delete {repo / 'a.txt'}"
     )
-    assert "move or remove it there" in result.message
-    assert any("a.txt" in line for line in result.details)
+    assert result.details == [str(repo / "a.txt")]
     assert tip(repo) == before and git(repo, "rev-parse", "HEAD") == before
     assert (repo / "a.txt").read_text() == "the user's own file\n"
 
@@ -119,7 +120,10 @@ async def test_merge_in_progress_in_the_checkout_waits(repo: Path) -> None:
     before = tip(repo)
     result = await MergeQueue(repo, "main").merge("s1", "b", task_id="t1")
     assert result.status is MergeStatus.WAITING_FOR_CHECKOUT
-    assert "a merge in progress" in result.message and tip(repo) == before
+    assert result.message == (
+        f"merge in progress in {repo}: finish it (git commit) or abort it (git merge --abort)"
+    )
+    assert tip(repo) == before
 
 
 async def test_rebase_of_the_base_in_progress_waits(repo: Path) -> None:
@@ -134,12 +138,64 @@ async def test_rebase_of_the_base_in_progress_waits(repo: Path) -> None:
     result = await queue.merge("s1", "b", task_id="t1")
 
     assert result.status is MergeStatus.WAITING_FOR_CHECKOUT
-    assert result.message == f"a rebase of 'main' is in progress in {repo}"
+    assert result.message == (
+        f"rebase in progress in {repo}: finish it (git rebase --continue) or abort it "
+        "(git rebase --abort)"
+    )
     assert tip(repo) == before
 
     git(repo, "rebase", "--abort")
     assert (await queue.merge("s1", "b", task_id="t1")).status is MergeStatus.MERGED
     assert status(repo) == "" and (repo / "a.txt").exists()
+
+
+async def test_untracked_file_where_the_landing_needs_a_directory_waits(repo: Path) -> None:
+    commit_on(repo, "b", {"docs/guide/a.md": "a\n", "b.txt": "b\n"})
+    (repo / "docs").write_text("the user's file called docs\n")
+    (repo / "b.txt").write_text("mine\n")
+    before = tip(repo)
+
+    result = await MergeQueue(repo, "main").merge("s1", "b", task_id="t1")
+
+    assert result.status is MergeStatus.WAITING_FOR_CHECKOUT and tip(repo) == before
+    assert result.details == [str(repo / "b.txt"), str(repo / "docs")]  # git's order
+    assert result.message.startswith(f"untracked file at {repo / 'b.txt'} and 1 more, where")
+    assert result.message.endswith(f"move or delete {repo / 'b.txt'} and the others listed")
+
+
+async def test_cherry_pick_in_progress_waits_naming_its_way_out(repo: Path) -> None:
+    (repo / "README.md").write_text("main side\n")
+    git(repo, "commit", "-q", "-am", "main side")
+    commit_on(repo, "other", {"README.md": "other side\n"}, start="main~1")
+    commit_on(repo, "b", {"a.txt": "a\n"})
+    git(repo, "cherry-pick", "other", check=False)  # stops on the conflict
+    before = tip(repo)
+
+    result = await MergeQueue(repo, "main").merge("s1", "b", task_id="t1")
+
+    assert result.status is MergeStatus.WAITING_FOR_CHECKOUT and tip(repo) == before
+    assert result.message == (
+        f"cherry-pick in progress in {repo}: finish it (git cherry-pick --continue) or abort "
+        "it (git cherry-pick --abort)"
+    )
+
+
+async def test_bisect_from_the_base_waits_until_reset(repo: Path) -> None:
+    (repo / "c.txt").write_text("c\n")
+    git(repo, "add", "c.txt")
+    git(repo, "commit", "-q", "-m", "c")
+    commit_on(repo, "b", {"a.txt": "a\n"})
+    git(repo, "bisect", "start", "main", "main~1")  # HEAD detached, bisecting from main
+    before = tip(repo)
+    queue = MergeQueue(repo, "main")
+
+    result = await queue.merge("s1", "b", task_id="t1")
+
+    assert result.status is MergeStatus.WAITING_FOR_CHECKOUT and tip(repo) == before
+    assert result.message == f"bisect in progress in {repo}: end it there (git bisect reset)"
+    git(repo, "bisect", "reset")
+    assert (await queue.merge("s1", "b", task_id="t1")).status is MergeStatus.MERGED
+    assert (repo / "a.txt").exists() and status(repo) == ""
 
 
 async def test_linked_worktree_holding_the_base_is_fast_forwarded(tmp_path: Path) -> None:

@@ -50,7 +50,18 @@ def finish(
         console.print_lines(report.model_dump_json(indent=2))
     else:
         print_summary(report, wide)
-    if report.status == SessionStatus.INTERRUPTED and config is not None:
+    if report.totals.waiting_for_checkout and config is not None:
+        # On stderr, so --json output stays one JSON document.
+        for task in report.tasks:
+            if task.status == TaskStatus.WAITING_FOR_CHECKOUT:
+                console.print_warning(
+                    f"{task.task_id} did not land, its work is kept on {task.branch or '-'}: "
+                    f"{task.waiting or 'the base branch checkout was not landable'}"
+                )
+        console.print_warning(
+            f"once that is cleared, land it with:\n  council resume {shlex.quote(str(config))}"
+        )
+    elif report.status == SessionStatus.INTERRUPTED and config is not None:
         # On stderr, so --json output stays one JSON document.
         left = report.totals.tasks - report.totals.done
         console.print_warning(

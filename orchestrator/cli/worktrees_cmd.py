@@ -16,6 +16,11 @@ A worktree is live, and kept, when its task is not finished or belongs to a run 
 finished (active or interrupted: ``council resume`` continues in it). While any run of the
 repository is being executed by a live orchestrator, no session is treated as dead at all: that
 orchestrator may be creating a worktree it has not recorded yet.
+
+``prune`` first takes in the worktrees of a run whose state was deleted (``worktrees.orphans``:
+no record knows them; their work is committed on their branches, the worktrees removed), also
+when no run is recorded at all, holding the repository's run lock (``run.run_lock``) meanwhile;
+while an orchestrator holds it, nothing is adopted and no session is treated as dead.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from orchestrator.cli import console
 from orchestrator.cli.store_access import open_store, running_process, sessions_by_age
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
+from orchestrator.errors import RunLocked
 from orchestrator.models import (
     ACTIVE_SESSION_STATUSES,
     TERMINAL_TASK_STATUSES,
@@ -41,10 +47,13 @@ from orchestrator.models import (
     TaskState,
 )
 from orchestrator.process import procid
+from orchestrator.run.run_lock import RunLock, acquire_run_lock
 from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.state import StateStore
+from orchestrator.worktrees.layout import COUNCIL_DIR
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import ReconcileReport, RemovalResult, WorktreeInfo
+from orchestrator.worktrees.orphans import Adoption
 
 __all__ = ["PruneOutcome", "app", "describe_prune", "prune_dead"]
 
@@ -74,12 +83,31 @@ class PruneOutcome:
     report: ReconcileReport
     paths: dict[str, Path]  # session id -> worktree path, as they were before the prune
     held_by: tuple[str, procid.ProcessId] | None  # a live run: dead sessions were left alone
+    adopted: tuple[Adoption, ...] = ()  # worktrees of runs whose state is gone (``orphans``)
+    run_locked: str | None = None  # another orchestrator holds the run lock: this says who
 
     def as_dict(self) -> dict[str, Any]:
         held = None
         if self.held_by is not None:
             held = {"session_id": self.held_by[0], "process": self.held_by[1].as_dict()}
-        return {"report": self.report.model_dump(mode="json"), "held_by": held}
+        adopted = [
+            {
+                "session_id": a.session_id,
+                "task_id": a.task_id,
+                "path": str(a.path),
+                "branch": a.branch,
+                "removal": a.removal.model_dump(mode="json") if a.removal else None,
+                "problem": a.problem,
+                "message": a.describe(),
+            }
+            for a in self.adopted
+        ]
+        return {
+            "report": self.report.model_dump(mode="json"),
+            "held_by": held,
+            "adopted": adopted,
+            "run_locked": self.run_locked,
+        }
 
 
 @app.command("list")
@@ -126,12 +154,46 @@ async def _list(config: RunConfig) -> list[WorktreeInfo]:
 
 
 async def _prune(config: RunConfig) -> PruneOutcome:
-    async with open_store(config) as store:
+    if config.state.backend == "file" and await anyio.to_thread.run_sync(_state_deleted, config):
+        # A run made worktrees here, and its state is gone: every one of ours is an orphan.
+        return await _adopt_only(config)
+    async with open_store(config) as store:  # no run ever here: a usage error naming it
         return await prune_dead(config, store)
+
+
+def _state_deleted(config: RunConfig) -> bool:
+    """Worktrees of a run are there (``.council/worktrees``), its state directory is not."""
+    return (config.repo / COUNCIL_DIR / "worktrees").is_dir() and not config.state_dir.is_dir()
+
+
+async def _adopt_only(config: RunConfig) -> PruneOutcome:
+    """``prune`` where no state is kept: take in the orphans alone (module doc)."""
+    manager = _manager(config, None)
+    try:
+        run_lock = await anyio.to_thread.run_sync(acquire_run_lock, config.repo)
+    except RunLocked as exc:
+        return PruneOutcome(ReconcileReport(), {}, None, run_locked=str(exc))
+    with run_lock:
+        adopted = await manager.adopt_orphans()
+    return PruneOutcome(ReconcileReport(), {}, None, tuple(adopted))
 
 
 async def prune_dead(config: RunConfig, store: StateStore) -> PruneOutcome:
     """Reconcile the repository's worktrees, removing those of dead sessions (module doc)."""
+    run_lock: RunLock | None = None
+    locked: str | None = None
+    try:
+        run_lock = await anyio.to_thread.run_sync(acquire_run_lock, config.repo)
+    except RunLocked as exc:
+        locked = str(exc)
+    try:
+        return await _prune_dead(config, store, locked)
+    finally:
+        if run_lock is not None:
+            run_lock.release()
+
+
+async def _prune_dead(config: RunConfig, store: StateStore, run_locked: str | None) -> PruneOutcome:
     manager = _manager(config, store)
     sessions = await sessions_by_age(store)
     tasks = await store.list_tasks()
@@ -144,11 +206,17 @@ async def prune_dead(config: RunConfig, store: StateStore) -> PruneOutcome:
         if runner is not None:
             held_by = (session.session_id, runner)
             break
+    adopted: list[Adoption] = []
+    if run_locked is None and held_by is None:
+        claimed = {str(t.metadata[WORKTREE]) for t in tasks if t.metadata.get(WORKTREE)}
+        tasks_known = {t.task_id for t in tasks}
+        adopted = await manager.adopt_orphans(claimed=claimed, tasks=tasks_known)
     infos = await manager.list_worktrees()
     paths = {info.session_id: info.path for info in infos if info.ours and info.session_id}
-    live = None if held_by is not None else live_worktrees(sessions, tasks, infos)
+    keep_all = held_by is not None or run_locked is not None
+    live = None if keep_all else live_worktrees(sessions, tasks, infos)
     report = await manager.reconcile(live_sessions=live)
-    return PruneOutcome(report, paths, held_by)
+    return PruneOutcome(report, paths, held_by, tuple(adopted), run_locked)
 
 
 def live_worktrees(
@@ -174,7 +242,8 @@ def live_worktrees(
 def describe_prune(outcome: PruneOutcome, repo: Path, base: str) -> tuple[list[str], list[str]]:
     """What a prune did, as lines for stdout, and what needs a human, as warnings."""
     report = outcome.report
-    lines = [f"moved stale lock {m.path} to {m.moved_to}" for m in report.moved_locks]
+    lines = [a.describe() for a in outcome.adopted if a.problem is None]
+    lines += [f"moved stale lock {m.path} to {m.moved_to}" for m in report.moved_locks]
     lines += [f"recovered {what}" for what in report.recovered]
     lines += [
         f"pruned {_shown(path, repo)}: its directory was gone, git's record of it is dropped"
@@ -191,7 +260,10 @@ def describe_prune(outcome: PruneOutcome, repo: Path, base: str) -> tuple[list[s
         f"left {_shown(p, repo)} alone: git does not know it, check it and delete it by hand"
         for p in report.orphans
     ]
+    warnings += [a.describe() for a in outcome.adopted if a.problem is not None]
     warnings += list(report.problems)
+    if outcome.run_locked is not None:
+        warnings.append(f"nothing was adopted and every worktree was kept: {outcome.run_locked}")
     if outcome.held_by is not None:
         sid, proc = outcome.held_by
         warnings.append(
@@ -216,7 +288,7 @@ def _removal(result: RemovalResult, path: Path | None, repo: Path, base: str) ->
     return text
 
 
-def _manager(config: RunConfig, store: StateStore) -> WorktreeManager:
+def _manager(config: RunConfig, store: StateStore | None) -> WorktreeManager:
     return WorktreeManager(
         config.repo, store=store, base_branch=config.base_branch, settings=config.worktrees
     )

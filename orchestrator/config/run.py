@@ -59,8 +59,8 @@ class RunConfig(Section):
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     landing: LandingConfig = Field(default_factory=LandingConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     verify: CommandList = Field(
         default_factory=list, description="commands that must pass before a task merges"
     )

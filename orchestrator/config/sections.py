@@ -45,11 +45,20 @@ class CapacityConfig(Section):
 
 
 class LandingConfig(Section):
-    """What happens to a landed task whose landing vanished from the base (a reset, a
+    """Landing finished work on the base (``scheduler.attempts.lander``). ``wait_timeout``:
+    how long a finished task waits for the base's checkout to be landable. ``relanding``:
+    what happens to a landed task whose landing vanished from the base (a reset, a
     force-push, the branch recreated): ``auto`` lands it again from its kept branch through
     the merge queue (its CLI phases never run again); ``report`` only says so, and the run
     ends failed (``scheduler.attempts.relander``)."""
 
+    wait_timeout: PositiveDuration = Field(
+        default=1800.0,
+        description="how long a finished task waits for the base branch's checkout to be "
+        "landable (uncommitted changes, a rebase or merge under way, an untracked file in the "
+        "way) before it ends `waiting_for_checkout`, its work kept on its branch, until "
+        "`council resume`",
+    )
     relanding: Literal["auto", "report"] = Field(
         default="auto",
         description="auto: land a vanished landing again from its kept branch; "

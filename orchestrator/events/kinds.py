@@ -68,6 +68,7 @@ class EventType(StrEnum):
     TASK_CLAIM_LOST = "task.claim_lost"
     TASK_SELF_FENCED = "task.self_fenced"
     TASK_WORKTREE_LOST = "task.worktree_lost"
+    TASK_WAITING_FOR_CHECKOUT = "task.waiting_for_checkout"
     TASK_RECORD_RECREATED = "task.record_recreated"
     TASK_PUBLISH_FAILED = "task.publish_failed"
     TASK_TAKEOVER_REFUSED = "task.takeover_refused"
@@ -95,5 +96,6 @@ class EventType(StrEnum):
     WORKTREE_FINISHED = "worktree.finished"
     WORKTREE_RESCUED = "worktree.rescued"
     WORKTREE_REMOVED = "worktree.removed"
+    WORKTREE_ADOPTED = "worktree.adopted"
     # what an event iterator says of its own (``Council.events``), never logged
     EVENTS_DROPPED = "events.dropped"

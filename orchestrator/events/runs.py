@@ -50,7 +50,8 @@ class RunInterrupted(TypedEvent):
 
 
 class RunFinished(TypedEvent):
-    """Every task settled: ``status`` is ``completed`` (all done) or ``failed``."""
+    """Every task settled: ``status`` is ``completed`` (all done) or ``failed``, or
+    ``interrupted`` when some task ended ``waiting_for_checkout`` (`council resume` lands it)."""
 
     type: Literal["run.finished"] = "run.finished"
     session_id: str

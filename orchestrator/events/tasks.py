@@ -26,6 +26,7 @@ __all__ = [
     "TaskSwept",
     "TaskTakenOver",
     "TaskTakeoverRefused",
+    "TaskWaitingForCheckout",
     "TaskWorktreeLost",
 ]
 
@@ -123,6 +124,18 @@ class TaskWorktreeLost(TaskEvent):
     type: Literal["task.worktree_lost"] = "task.worktree_lost"
     level: str = "warning"
     worktree: str
+
+
+class TaskWaitingForCheckout(TaskEvent):
+    """Its landing waited ``waited`` seconds (``landing.wait_timeout``) for the base's
+    checkout, which ``message`` says what is in the way of and how to clear: the task ended
+    ``waiting_for_checkout``, its work kept on ``branch``; `council resume` lands it."""
+
+    type: Literal["task.waiting_for_checkout"] = "task.waiting_for_checkout"
+    level: str = "warning"
+    branch: str
+    waited: float
+    message: str
 
 
 class TaskRecordRecreated(TaskEvent):

@@ -1,4 +1,4 @@
-"""Session worktrees: made, made again, finished, rescued, removed."""
+"""Session worktrees: made, made again, finished, rescued, removed, adopted."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Literal
 from orchestrator.events.base import TaskEvent
 
 __all__ = [
+    "WorktreeAdopted",
     "WorktreeCreated",
     "WorktreeFinished",
     "WorktreeRecreated",
@@ -63,3 +64,18 @@ class WorktreeRemoved(TaskEvent):
     worktree_removed: bool = False
     pooled: bool = False
     branch_deleted: bool = False
+
+
+class WorktreeAdopted(TaskEvent):
+    """A worktree left by a run whose state is gone, taken in (``worktrees.orphans``): its
+    uncommitted work committed as ``commit`` on ``branch`` (tip ``tip``), the worktree removed;
+    or, its directory gone, git's record of it dropped. ``message`` says it in one line."""
+
+    type: Literal["worktree.adopted"] = "worktree.adopted"
+    level: str = "warning"
+    session_id: str
+    path: str
+    branch: str
+    tip: str | None = None
+    commit: str | None = None
+    message: str

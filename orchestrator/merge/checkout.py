@@ -22,9 +22,19 @@ checkout found holding exactly the tree about to land, staged and checked out wi
 behind (what a fast-forward killed between its index and its ref leaves), is not the user's
 work: ``inspect_checkout`` calls it ``cut_short`` and the fast-forward finishes it.
 
-Untracked files do not make a checkout "dirty": the fast-forward refuses by itself to
-overwrite one, and the merge then waits naming it. Ignoring them avoids stalling every merge
-on a stray notes file the merge never touches.
+Untracked files do not make a checkout "dirty": only one (or an ignored one) at a path the
+landing creates is in the way, and ``inspect_checkout`` names it before git is asked (the
+paths the landing adds, ``git diff-tree``, each looked at with one ``lstat``); a stray notes
+file the merge never touches stalls nothing.
+
+Every ``Blocked`` says what is in the way and where, and its way out, in one line
+(``Blocked.message``: ``rebase in progress in /repo: finish it (git rebase --continue) or abort
+it (git rebase --abort)``): the state of a git operation is read from the checkout's admin
+directory (``rebase-merge``, ``rebase-apply``, ``MERGE_HEAD``, ``CHERRY_PICK_HEAD``,
+``REVERT_HEAD``, ``BISECT_LOG``), never guessed from git's refusal; a checkout bisecting from
+the base (HEAD detached, ``BISECT_START`` naming it) counts as holding it, like a rebase of it.
+That line is what the run prints, what its ``merge.waiting`` event says and what ``council
+status`` shows for the task.
 
 Finding the owner costs no git process on the hot path: each merge reads the ``HEAD`` (and
 rebase ``head-name``) files of the repository's worktree admin directories, a few small
@@ -50,16 +60,32 @@ __all__ = [
     "Ready",
     "checkout_lock",
     "fast_forward",
+    "in_progress",
     "inspect_checkout",
+    "refusal_cause",
+    "untracked_in_the_way",
 ]
 
-_IN_PROGRESS = {
-    "MERGE_HEAD": "a merge",
-    "CHERRY_PICK_HEAD": "a cherry-pick",
-    "REVERT_HEAD": "a revert",
-    "rebase-merge": "a rebase",
-    "rebase-apply": "a rebase or git am",
-}
+# The git operations a checkout can be in the middle of: the file of its admin directory that
+# says so, its name, and the way out. The first found is named.
+_REBASE = "finish it (git rebase --continue) or abort it (git rebase --abort)"
+_IN_PROGRESS = (
+    ("BISECT_LOG", "bisect", "end it there (git bisect reset)"),
+    ("rebase-merge", "rebase", _REBASE),
+    (
+        "rebase-apply/applying",
+        "git am",
+        "finish it (git am --continue) or abort it (git am --abort)",
+    ),
+    ("rebase-apply", "rebase", _REBASE),
+    ("MERGE_HEAD", "merge", "finish it (git commit) or abort it (git merge --abort)"),
+    (
+        "CHERRY_PICK_HEAD",
+        "cherry-pick",
+        "finish it (git cherry-pick --continue) or abort it (git cherry-pick --abort)",
+    ),
+    ("REVERT_HEAD", "revert", "finish it (git revert --continue) or abort it (git revert --abort)"),
+)
 _MAX_LISTED = 20
 # --no-optional-locks: looking must not rewrite the user's index (status refreshes it).
 _STATUS = ("--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=no")
@@ -82,10 +108,17 @@ class Checkout:
 
 @dataclass(frozen=True)
 class Blocked:
-    """Why a checkout cannot be fast-forwarded now, and what exactly is in the way."""
+    """Why a checkout cannot be fast-forwarded now: ``what`` is in the way and where, ``fix``
+    the way out (a command, or what to move), ``details`` everything in the way."""
 
-    message: str
+    what: str
+    fix: str
     details: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        """The wait's one line: what, where and the way out (module doc)."""
+        return f"{self.what}: {self.fix}"
 
 
 @dataclass(frozen=True)
@@ -134,14 +167,15 @@ class CheckoutFinder:
         except FileNotFoundError:
             pass
         held: set[tuple[Path, bool]] = set()
+        short = self.base_ref.removeprefix("refs/heads/")
         for admin in admins:
             if _read(admin / "HEAD") == f"ref: {self.base_ref}":
                 held.add((admin, False))
             elif any(
                 _read(admin / d / "head-name") == self.base_ref
                 for d in ("rebase-merge", "rebase-apply")
-            ):
-                held.add((admin, True))
+            ) or _read(admin / "BISECT_START") in (short, self.base_ref):
+                held.add((admin, True))  # detached by a rebase or bisect of the base
         return frozenset(held)
 
     def _resolve(
@@ -169,29 +203,91 @@ class CheckoutFinder:
 
 
 def inspect_checkout(
-    calls: GitCalls, checkout: Checkout, base_branch: str, tree: str
+    calls: GitCalls, checkout: Checkout, base_branch: str, tree: str, base: str | None = None
 ) -> Blocked | Ready:
-    """Whether ``checkout`` may be fast-forwarded to a commit of ``tree`` now, and if not why."""
-    where = f"base branch {base_branch!r} is checked out in {checkout.path}"
-    if not checkout.path.is_dir():
-        return Blocked(f"{where}, which no longer exists; run `git worktree prune` there")
-    if checkout.rebasing:
-        return Blocked(f"a rebase of {base_branch!r} is in progress in {checkout.path}")
-    for name, what in _IN_PROGRESS.items():
-        if (checkout.admin / name).exists():
-            return Blocked(f"{where} with {what} in progress; finish or abort it there")
-    out = calls.run(*_STATUS, cwd=checkout.path).stdout
+    """Whether ``checkout`` may be fast-forwarded to a commit of ``tree`` now, and if not why
+    (module doc). With ``base``, the commit it would be fast-forwarded from, an untracked
+    file at a path the landing creates is looked for too."""
+    where = checkout.path
+    if not where.is_dir():
+        return Blocked(
+            f"base branch {base_branch!r} is checked out in {where}, which no longer exists",
+            f"run `git worktree prune` in {where.parent}",
+        )
+    operation = in_progress(checkout.admin)
+    if operation is not None:
+        name, fix = operation
+        return Blocked(f"{name} in progress in {where}", fix)
+    if checkout.rebasing:  # its files are gone, yet HEAD still names the base only through it
+        return Blocked(f"rebase of {base_branch!r} in progress in {where}", _REBASE)
+    out = calls.run(*_STATUS, cwd=where).stdout
     dirty = _status_paths(out)
-    if not dirty:
-        return Ready()
-    if _holds_tree(calls, checkout, dirty, tree):
-        return Ready(cut_short=True)
-    names = [entry[3:] for entry in dirty]
-    more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-    return Blocked(
-        f"{where} with uncommitted changes to {names[0]}{more}; commit or stash them there",
-        dirty[:_MAX_LISTED],
+    if dirty:
+        if _holds_tree(calls, checkout, dirty, tree):
+            return Ready(cut_short=True)
+        names = [entry[3:] for entry in dirty]
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        return Blocked(
+            f"uncommitted changes to {names[0]}{more} in {where}",
+            "commit or stash them there (git stash)",
+            dirty[:_MAX_LISTED],
+        )
+    if base is not None:
+        in_the_way = untracked_in_the_way(calls, where, base, tree)
+        if in_the_way:
+            first = where / in_the_way[0]
+            more = f" and {len(in_the_way) - 1} more" if len(in_the_way) > 1 else ""
+            return Blocked(
+                f"untracked file at {first}{more}, where the landing puts a file of its own",
+                f"move or delete {first}" + (" and the others listed" if more else ""),
+                [str(where / path) for path in in_the_way[:_MAX_LISTED]],
+            )
+    return Ready()
+
+
+def in_progress(admin: Path) -> tuple[str, str] | None:
+    """The git operation the checkout whose admin directory is ``admin`` is in the middle of,
+    and its way out (``_IN_PROGRESS``); None when none is. A few stats, no process."""
+    for marker, name, fix in _IN_PROGRESS:
+        if os.path.lexists(admin / marker):
+            return name, fix
+    return None
+
+
+def untracked_in_the_way(calls: GitCalls, checkout: Path, base: str, tree: str) -> list[str]:
+    """The paths (relative to ``checkout``) that a fast-forward from ``base`` to ``tree``
+    would create where something untracked already is: a file (or directory) at a path it
+    adds, or a file where it needs a directory. One ``git diff-tree`` and an ``lstat`` each."""
+    listed = calls.run(
+        *("diff-tree", "-r", "-z", "--no-renames", "--name-status", "--diff-filter=AD"),
+        *(base, tree),
+        check=False,
     )
+    if not listed.ok:
+        return []  # git will say itself why it cannot; ``refusal_cause`` names it then
+    fields = listed.stdout.split("\0")
+    added: list[str] = []
+    deleted: set[str] = set()
+    for status, path in zip(fields[0::2], fields[1::2], strict=False):
+        if status == "A":
+            added.append(path)
+        else:
+            deleted.add(path)
+    found: list[str] = []
+    seen: set[str] = set()
+    for path in added:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in seen or parent in deleted:
+                continue
+            seen.add(parent)
+            full = checkout / parent
+            if os.path.lexists(full) and (full.is_symlink() or not full.is_dir()):
+                found.append(parent)
+        if path not in deleted and os.path.lexists(checkout / path):
+            found.append(path)
+    return found
 
 
 def _holds_tree(calls: GitCalls, checkout: Checkout, dirty: list[str], tree: str) -> bool:

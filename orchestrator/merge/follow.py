@@ -57,7 +57,7 @@ def follow_landing(
                 ref_book.note(ref, local, new)
         return Followed() if moved else Followed(f"{left}: it moved meanwhile")
     checkout = owners[0]
-    state = inspect_checkout(calls, checkout, base_branch, tree)
+    state = inspect_checkout(calls, checkout, base_branch, tree, local)
     if isinstance(state, Blocked):
         return Followed(f"{left}: {state.message}")
     if not checkouts.still_holds(checkout):

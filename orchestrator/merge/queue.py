@@ -418,7 +418,7 @@ class MergeQueue:
             return locked
         clean = True
         if checkout is not None:
-            state = inspect_checkout(calls, checkout, self.base_branch, tree)
+            state = inspect_checkout(calls, checkout, self.base_branch, tree, base)
             if isinstance(state, Blocked):
                 return _waiting(report, state.message, state.details, checkout.path)
             clean = not state.cut_short
@@ -446,9 +446,9 @@ class MergeQueue:
                     return locked
                 return _waiting(
                     report,
-                    f"base branch {self.base_branch!r} is checked out in {checkout.path}, which "
-                    f"git refused to fast-forward: {refusal_cause(refusal)}; the task lands by "
-                    "itself once that is cleared",
+                    f"git refused to fast-forward {checkout.path} (base branch "
+                    f"{self.base_branch!r} is checked out there): {refusal_cause(refusal)}; "
+                    "the task lands by itself once that is cleared",
                     refusal.splitlines()[:20],
                     checkout.path,
                 )

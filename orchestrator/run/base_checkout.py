@@ -65,8 +65,7 @@ def base_checkout_block(git: Git, base_branch: str) -> DirtyBase | None:
     for checkout in owners:
         found = inspect_checkout(calls, checkout, base_branch, tree)
         if isinstance(found, Blocked):
-            what, _, fix = found.message.partition("; ")
-            return DirtyBase(checkout.path, base_branch, what, fix or "finish or abort it there")
+            return DirtyBase(checkout.path, base_branch, found.what, found.fix)
     return None
 
 

@@ -133,6 +133,7 @@ def build_report(
         failed=count[TaskStatus.FAILED],
         conflict=count[TaskStatus.CONFLICT],
         cancelled=count[TaskStatus.CANCELLED],
+        waiting_for_checkout=count[TaskStatus.WAITING_FOR_CHECKOUT],
         pending=sum(r.status not in terminal for r in reports),
         input_tokens=_total([r.input_tokens for r in reports]),
         output_tokens=_total([r.output_tokens for r in reports]),

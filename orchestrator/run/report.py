@@ -9,7 +9,8 @@ A council task (best of N) also lists its ``candidates`` (adapter, status, branc
 was chosen); its ``adapter`` and ``branch`` are the winner's.
 
 ``RunReport.exit_code`` is the ``council`` command's: 0 every task done, 130 the run was
-interrupted, 1 anything else.
+interrupted (but 1 when some task ended ``waiting_for_checkout``: the run ended by itself),
+1 anything else.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ class RunTotals(_Report):
     failed: int
     conflict: int
     cancelled: int
-    pending: int  # queued, parked, running or merging
+    pending: int  # queued, parked, running, merging or waiting_for_checkout
+    waiting_for_checkout: int = 0  # ended waiting for the base's checkout: `council resume`
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
@@ -121,7 +123,7 @@ class RunReport(_Report):
 
     @property
     def exit_code(self) -> int:
-        if self.status == SessionStatus.INTERRUPTED:
+        if self.status == SessionStatus.INTERRUPTED and not self.totals.waiting_for_checkout:
             return 130
         return 0 if self.totals.done == self.totals.tasks else 1
 

@@ -4,10 +4,11 @@
 claim) is alive (``liveness``), even while it holds no claim (waiting for a rate limit to lift);
 stops the CLIs a dead orchestrator left running (``runner.orphans``: they lead process groups of
 their own, so its SIGKILL did not reach them) and waits until they are gone; then
-``recover_session(force=True)`` requeues what it left running or merging, and the parks it recorded
-are taken back. The workflow skips phases recorded complete, and the merge queue answers
-``already_merged`` for work already on the base, so nothing is done or merged twice; a task whose
-merge landed but was never recorded is marked done from its ``Council-Task`` trailer
+``recover_session(force=True)`` requeues what it left running or merging (or
+``waiting_for_checkout``: it lands now if the checkout was cleared, else waits again), and the
+parks it recorded are taken back. The workflow skips phases recorded complete, and the merge queue
+answers ``already_merged`` for work already on the base, so nothing is done or merged twice; a task
+whose merge landed but was never recorded is marked done from its ``Council-Task`` trailer
 (``skip_landed``, as a new run does too). Worktrees the dead orchestrator made for this session and
 would have removed are removed, under the usual safety rules (work committed, tip kept by a rescue
 ref unless the base has it): those of tasks that are done, and those no task names any more (made
@@ -47,7 +48,7 @@ async def recover(
     store = run.services.store
     snapshot = await store.recover_session(session_id, force=force)
     for task in snapshot.tasks:
-        if task.status == TaskStatus.MERGING:
+        if task.status in (TaskStatus.MERGING, TaskStatus.WAITING_FOR_CHECKOUT):
             await store.update_task_state(task.task_id, _abandoned(task, TaskStatus.QUEUED))
         if task.status == TaskStatus.PARKED:
             parks.restore(task)

@@ -18,7 +18,10 @@ Contract:
   it is never dispatched; running, its attempt is cancelled on the next tick and the task
   ends ``cancelled`` with its work committed on its branch.
 - The run ends when every task is terminal (done, failed, cancelled, conflict); the session
-  is then ``completed`` (all done) or ``failed``.
+  is then ``completed`` (all done) or ``failed``. A task that ended ``waiting_for_checkout``
+  (its landing waited ``landing.wait_timeout`` for the base's checkout), and every task that
+  waits for it through ``depends_on``, no longer holds the run: it ends when the rest is
+  settled, the session ``interrupted`` (checkpoint written), so `council resume` lands it.
 - ``stop()``: no new dispatch; running workflows are told to cancel (they commit the CLI's work
   and return); their tasks go back to the queue with claims abandoned; a checkpoint is written
   and the session marked ``interrupted``. ``kill()`` cancels everything at once (a second
@@ -90,6 +93,7 @@ from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
 from orchestrator.scheduler.reconciler import Reconciler
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
+from orchestrator.scheduler.rules.queue import held_for_checkout
 from orchestrator.scheduler.submissions import Submissions
 from orchestrator.scheduler.sweeper import Sweeper
 from orchestrator.scheduler.team_join import join_team_run, point_team_run
@@ -539,9 +543,15 @@ class Scheduler:
         self._wake = anyio.Event()
 
     def _settled(self, states: dict[str, TaskState]) -> bool:
+        tasks = self._run.tasks
+        depends_on = {task.id: task.depends_on for task in tasks.values()}
         return all(
-            (state := states.get(task_id)) is not None and state.status in TERMINAL_TASK_STATUSES
-            for task_id in [*self._run.tasks, *self._foreign]
+            (state := states.get(task_id)) is not None
+            and (
+                state.status in TERMINAL_TASK_STATUSES
+                or held_for_checkout(task_id, depends_on, states)
+            )
+            for task_id in [*tasks, *self._foreign]
         )
 
     async def _states(self, *, full: bool = False) -> dict[str, TaskState]:
@@ -580,6 +590,10 @@ class Scheduler:
             return
         done = all(s.status == TaskStatus.DONE for s in states)
         status = SessionStatus.COMPLETED if done else SessionStatus.FAILED
+        if any(s.status == TaskStatus.WAITING_FOR_CHECKOUT for s in states):
+            # Work that only waits for the user's checkout: `council resume` lands it.
+            status = SessionStatus.INTERRUPTED
+            await store.create_checkpoint(run.session_id, "waiting_for_checkout")
         await store.update_session(run.session_id, {"status": status})
         await run.events.emit(RunFinished(session_id=run.session_id, status=status))
 

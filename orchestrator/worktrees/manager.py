@@ -21,6 +21,7 @@
 - ``list_worktrees``, ``reconcile`` and ``recreate_session_worktree`` (``reconcile``, ``making``)
   repair what a crash or a human left behind (a checkout whose admin directory a CLI deleted
   is given back to git first, ``stranded``, and so before ``remove_session_worktree``);
+  ``adopt_orphans`` takes in the worktrees of a run whose state is gone (``orphans``);
   ``present`` is the cheap check (one stat) the scheduler makes every tick for the worktrees
   its CLIs work in.
 - ``tamper_guard`` is the repository's check of what a CLI changed outside its worktree
@@ -64,6 +65,7 @@ from orchestrator.worktrees.models import (
     WorktreeSettings,
 )
 from orchestrator.worktrees.ops import Workspace, share_worktree_config
+from orchestrator.worktrees.orphans import Adoption, adopt_orphans
 from orchestrator.worktrees.pool import WorktreePool
 from orchestrator.worktrees.reconcile import Reconciler
 from orchestrator.worktrees.session_work import SessionWork
@@ -271,6 +273,15 @@ class WorktreeManager:
             sessions=await self.sessions(),
             live=None if live_sessions is None else set(live_sessions),
             remove=self.remove_session_worktree,
+        )
+
+    async def adopt_orphans(
+        self, *, claimed: Collection[str] = (), tasks: Collection[str] = ()
+    ) -> list[Adoption]:
+        """Take in the worktrees a run whose state is gone left (``orphans``): work committed
+        on their branches, worktrees removed. Only while holding the repository's run lock."""
+        return await adopt_orphans(
+            self._book, await self._workspace(), claimed=claimed, tasks=tasks
         )
 
     async def present(self, session: SessionWorktree) -> bool:

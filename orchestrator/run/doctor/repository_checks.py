@@ -70,10 +70,7 @@ def _base_checkout(git: Git, base: str) -> Check:
     """The checkout holding the base, if any: a landing fast-forwards it only while clean."""
     blocked = base_checkout_block(git, base)
     if blocked is not None:
-        fix = (
-            f"commit or stash the changes in {blocked.checkout} (or finish what is under way "
-            "there); until then finished work waits to land"
-        )
+        fix = f"{blocked.fix}; until then finished work waits to land"
         return Check.fail(_GROUP, "base checkout", blocked.what, fix)
     owners = CheckoutFinder(f"refs/heads/{base}").owners(GitCalls(git))
     if not owners:

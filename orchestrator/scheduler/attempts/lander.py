@@ -1,14 +1,22 @@
 """Landing a finished attempt's branch through the merge queue.
 
 The merge is held first while a forecast says it would conflict with an earlier in-flight
-branch (the earlier one lands first); it waits, retried, while the base's checkout is dirty;
-a conflict is answered once by building again on the updated base (a resolve round), after
+branch (the earlier one lands first); it waits, retried, while the base's checkout is dirty
+(the task ``merging``, what is in the way and the way out in its ``waiting`` line); a
+conflict is answered once by building again on the updated base (a resolve round), after
 which the task ends ``conflict`` with its branch kept.
+
+A wait for the checkout is bounded: after ``landing.wait_timeout`` the task ends
+``waiting_for_checkout`` (claim released, locks let go, worktree and branch kept, the
+``waiting`` line kept), with a ``task.waiting_for_checkout`` event; the run ends without it
+(``Scheduler``: session ``interrupted``) and `council resume` requeues it, its phases recorded
+complete, so it goes straight to landing once the checkout is cleared.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +24,7 @@ import anyio
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.events.merge import MergeForecastConflict, MergeResolveRound
+from orchestrator.events.tasks import TaskWaitingForCheckout
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.models import ClaimStatus, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
@@ -60,6 +69,7 @@ class Lander:
         assert attempt.session is not None
         services = self._run.services
         await self._hold_for_forecast(attempt)
+        since: float | None = None  # when its landing first had to wait for the checkout
         while True:
             merged = await services.merges.merge(
                 attempt.session.session_id, attempt.session.branch, task_id=attempt.key
@@ -73,9 +83,36 @@ class Lander:
             if attempt.cancel_requested:
                 await self._writes.cancelled(attempt)
                 return
+            now = time.monotonic()
+            since = now if since is None else since
+            if now - since >= services.config.landing.wait_timeout:
+                await self._stop_waiting(attempt, merged.message, now - since)
+                return
             await anyio.sleep(max(MERGE_RECHECK, services.config.scheduler.tick))
         attempt.waiting = ""
         await self._landed(attempt, merged)
+
+    async def _stop_waiting(self, attempt: Attempt, why: str, waited: float) -> None:
+        """End the task ``waiting_for_checkout`` (module doc): nothing of its work goes."""
+        assert attempt.session is not None
+        branch = attempt.session.branch
+        state = attempt.written or await self._run.services.store.get_task_state(attempt.key)
+        meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
+        meta[WAITING] = why
+        updates = {
+            "status": TaskStatus.WAITING_FOR_CHECKOUT,
+            "current_phase": None,
+            "error": f"not landed: {why}; its work is kept on {branch}, `council resume` lands it",
+            "metadata": meta,
+        }
+        await self._writes.release(attempt, ClaimStatus.ABANDONED, updates)
+        await self._writes.release_locks(attempt)
+        attempt.waiting = ""
+        await self._run.events.emit(
+            TaskWaitingForCheckout(
+                task_id=attempt.key, branch=branch, waited=round(waited, 1), message=why
+            )
+        )
 
     async def _landed(self, attempt: Attempt, merged: MergeResult) -> None:
         assert attempt.session is not None

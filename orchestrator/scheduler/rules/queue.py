@@ -38,6 +38,7 @@ __all__ = [
     "choose_adapter",
     "dependencies",
     "first_phase",
+    "held_for_checkout",
     "ordered",
     "ready",
     "time_of",
@@ -98,7 +99,7 @@ def wait_reason(
     still wait for a slot or a file: the dispatcher knows those). Times are this machine's
     local clock."""
     meta = state.metadata
-    if state.status == TaskStatus.MERGING:
+    if state.status in (TaskStatus.MERGING, TaskStatus.WAITING_FOR_CHECKOUT):
         waiting = meta.get(WAITING)
         return waiting if isinstance(waiting, str) else None
     if state.status == TaskStatus.PARKED:
@@ -128,6 +129,28 @@ def dependencies(options: Mapping[str, Any]) -> dict[str, list[str]]:
 
 def _clock(moment: datetime) -> str:
     return moment.astimezone().strftime("%H:%M:%S")
+
+
+def held_for_checkout(
+    task_id: str, depends_on: Mapping[str, Sequence[str]], states: Mapping[str, TaskState]
+) -> bool:
+    """The task ended ``waiting_for_checkout``, or waits (queued, parked) for a dependency
+    that did, directly or further up: nothing in this run can move it any more; `council
+    resume` takes it up once the checkout is cleared."""
+    seen: set[str] = set()
+    todo = [task_id]
+    while todo:
+        current = todo.pop()
+        state = states.get(current)
+        if current in seen or state is None:
+            continue
+        seen.add(current)
+        if state.status == TaskStatus.WAITING_FOR_CHECKOUT:
+            return True
+        if current == task_id and state.status not in (TaskStatus.QUEUED, TaskStatus.PARKED):
+            return False
+        todo += depends_on.get(current, [])
+    return False
 
 
 def broken_dependency(task: TaskConfig, states: Mapping[str, TaskState]) -> str | None:
