@@ -15,7 +15,7 @@ from typing import Any
 
 import invariants
 import pytest
-from cli_process_helpers import reap
+from cli_process_helpers import events, reap
 from council_process import council, seen, start, task, wait_for, write_config
 from scheduler_helpers import new_repo, run_config
 
@@ -45,14 +45,12 @@ def ended(process: subprocess.Popen[str]) -> tuple[int, str]:
     return process.returncode, err
 
 
-def all_landed(root: Path, repo: Path, config: Path, command: str, *, forgotten: int = 0) -> None:
-    """``council COMMAND`` finishes every task, and every invariant holds, but for the
-    ``forgotten`` worktrees of a run whose records were deleted (kept, work and all)."""
+def all_landed(root: Path, repo: Path, config: Path, command: str) -> None:
+    """``council COMMAND`` finishes every task, and every invariant holds."""
     done = council([command, str(config), "--json"], root, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     found = invariants.problems(repo, all_done=True, root=root)
-    left = [p for p in found if p.startswith("worktree ") and p.endswith(" is left")]
-    assert len(left) == forgotten and [p for p in found if p not in left] == []
+    assert found == []
 
 
 def test_the_state_deleted_mid_run_stops_it_saying_how_to_go_on(tmp_path: Path) -> None:
@@ -65,8 +63,10 @@ def test_the_state_deleted_mid_run_stops_it_saying_how_to_go_on(tmp_path: Path) 
     assert "the run's state disappeared while it ran" in err
     assert "council run <config>" in err
     # The advice, followed. The dead run's two worktrees were recorded only in the deleted
-    # state: they stay (their work committed on their branches) for `council worktrees`.
-    all_landed(tmp_path, repo, config, "run", forgotten=2)
+    # state: the next run adopts them (their work committed on their branches, then removed).
+    all_landed(tmp_path, repo, config, "run")
+    adopted = [e for e in events(repo) if e["type"] == "worktree.adopted"]
+    assert len(adopted) == 2, adopted
 
 
 def test_an_empty_directory_in_place_of_a_records_lock_is_cleared(tmp_path: Path) -> None:
