@@ -164,7 +164,9 @@ def _user(line: dict[str, Any]) -> list[AgentEvent]:
 
 
 def _result(line: dict[str, Any], session: str | None) -> list[AgentEvent]:
-    body = text(line.get("result"))
+    # Qwen 0.24 names a failure before any request (no key, a refused login) only in
+    # "error.message", with no "result" text.
+    body = text(line.get("result")) or text(dig(line, "error", "message"))
     subtype = text(line.get("subtype"))
     status = count(line.get("api_error_status")) or None
     api_error = status is not None or bool(API_ERROR.match(body))

@@ -43,7 +43,9 @@ _AUTH = re.compile(
     r"unauthori[sz]ed|forbidden|invalid (?:x-)?api.?key|api.?key (?:is )?(?:invalid|not valid)"
     r"|incorrect api.?key|authenticat|not logged in|please run /login|credit balance is too low"
     # codex with a custom provider whose env_key is unset: a missing key, not a flaky failure
-    r"|missing environment variable",
+    r"|missing environment variable"
+    # qwen 0.24 without its key, or logged in with the discontinued Qwen OAuth free tier
+    r"|missing api.?key|run /auth\b",
     re.IGNORECASE,
 )
 _USAGE_LIMIT_RESET = re.compile(r"usage limit reached\|(\d{9,13})", re.IGNORECASE)

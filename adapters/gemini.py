@@ -28,6 +28,11 @@ Quirks handled:
 - The answer is streamed as ``message`` deltas, joined into the final text; usage comes once,
   from the ``result`` event's stats. ``-o json`` (one pretty-printed object) is understood
   through its top-level ``session_id`` and ``response`` lines.
+- An API failure prints "Error when talking to Gemini API Full report available at: PATH"
+  then the error; PATH (a JSON file with ``error.message``) is under the CLI's temp dir, which
+  the sandbox maps into the private HOME at the same path. The outcome names the cause first
+  (HTTP status, API status, message), read from the report when it is there, else from the
+  rest of the line; the report's path comes last.
 - Usage statistics, telemetry and auto-update are off in the settings file.
 - A prompt over 100 KiB would not fit in an argument (``E2BIG``): it goes through stdin with
   no ``-p`` (headless when stdin is not a terminal; ``-p`` text would be appended to it).
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -76,6 +82,8 @@ _ATTEMPT = re.compile(r"^Attempt \d+ failed with status (\d{3})")
 _RESUME_REFUSED = re.compile(r"Error resuming session|No previous sessions found", re.IGNORECASE)
 _DOWNGRADE = re.compile(r"Approval mode overridden to .{0,3}default.{0,3} because", re.IGNORECASE)
 _API_FAILURE = "Error when talking to Gemini API"
+_REPORT = re.compile(r"Full report available at: (\S+\.json)\s*(.*)$")
+_MAX_REPORT_BYTES = 1_000_000
 # `-o json` pretty-prints one object; its top-level keys sit at exactly two spaces.
 _JSON_FORM_KEY = re.compile(r'^  "(session_id|response|error)": (.*?),?$')
 _MAX_TOOL_TEXT = 4000
@@ -216,10 +224,46 @@ def _stderr(line: str) -> list[AgentEvent]:
     if _DOWNGRADE.search(line):
         return [AgentEvent(kind=EventKind.ERROR, text=line.strip(), error_kind="permission")]
     if line.startswith(_API_FAILURE):
-        return error_events(line.strip(), error_kind(line))
+        message, status = _api_failure(line.strip())
+        return error_events(message, error_kind(message, status))
     if line.startswith("    at "):
         return []  # stack frames of the error above
     return plain_line(line)
+
+
+def _api_failure(line: str) -> tuple[str, int | None]:
+    """The cause of an "Error when talking to Gemini API" line, and its HTTP status.
+
+    The line itself leads with the report's long path; the cause is the report's
+    ``error.message`` (or the line's rest, ``_ApiError: {"error": {...}}``), often a JSON error
+    body, which is quoted as "HTTP 401 UNAUTHENTICATED: API key not valid ...".
+    """
+    found = _REPORT.search(line)
+    if found is None:
+        return line, None
+    path, rest = found.groups()
+    cause = _report_message(Path(path)) or rest
+    if not cause:
+        return f"{_API_FAILURE} (no cause given; full report: {path})", None
+    body = obj(dig(obj(loads(cause[cause.find("{") :])), "error"))
+    status = count(body.get("code")) or None
+    if body.get("message"):
+        code = " ".join(
+            p for p in (f"HTTP {status}" if status else "", text(body.get("status"))) if p
+        )
+        cause = f"{code}: {text(body.get('message'))}" if code else text(body.get("message"))
+    return f"{_API_FAILURE}: {cause} (full report: {path})", status
+
+
+def _report_message(path: Path) -> str:
+    """``error.message`` of gemini's error report, if it can be read."""
+    try:
+        if not path.is_file() or path.stat().st_size > _MAX_REPORT_BYTES:
+            return ""
+        report = loads(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return ""
+    return text(dig(obj(report), "error", "message"))
 
 
 def _event(event: dict[str, Any]) -> list[AgentEvent]:

@@ -145,6 +145,41 @@ def test_auth_error_exit_145() -> None:
     assert run.result.exit_code == 145 and "401" in run.outcome.message
 
 
+def test_auth_error_names_its_cause_before_the_report_path() -> None:
+    # Before: "Error when talking to Gemini API Full report available at: /var/tmp/...".
+    run = replay(GeminiAdapter(), CLI, "auth_error")
+    (error,) = [e for e in run.of(EventKind.ERROR) if e.text.startswith("Error when")]
+    assert error.text.startswith(
+        "Error when talking to Gemini API: HTTP 401 INTERNAL: localmodel: invalid API key"
+    ), error.text
+    assert error.text.endswith("(full report: /var/tmp/gemini-client-error-Turn.run-"
+                               "sendMessageStream-2026-11-21T11-29-48-744Z.json)")  # fmt: skip
+
+
+def test_a_line_without_its_cause_quotes_the_report_file(tmp_path: Path) -> None:
+    # What gemini 0.61.0 wrote for a 401 of the fake model (the line may end at the path).
+    report = tmp_path / "gemini-client-error-Turn.run-sendMessageStream.json"
+    body = {"error": {"code": 401, "message": "API key not valid.", "status": "UNAUTHENTICATED"}}
+    report.write_text(json.dumps({"error": {"message": json.dumps(body), "stack": "ApiError"}}))
+    line = f"Error when talking to Gemini API Full report available at: {report}"
+
+    (error,) = GeminiAdapter().parse_line(line, "stderr")
+
+    assert error.error_kind == "auth"
+    assert error.text == (
+        "Error when talking to Gemini API: HTTP 401 UNAUTHENTICATED: API key not valid. "
+        f"(full report: {report})"
+    )
+
+
+def test_a_report_that_cannot_be_read_says_so(tmp_path: Path) -> None:
+    line = f"Error when talking to Gemini API Full report available at: {tmp_path}/gone.json"
+    (error,) = GeminiAdapter().parse_line(line, "stderr")
+    assert error.text == (
+        f"Error when talking to Gemini API (no cause given; full report: {tmp_path}/gone.json)"
+    )
+
+
 @pytest.mark.parametrize(
     ("code", "kind"),
     [

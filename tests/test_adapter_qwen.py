@@ -19,6 +19,10 @@ CLI = "qwen"
 EXPECTED = {
     "auth_error": OutcomeKind.AUTH_REQUIRED,
     "json": OutcomeKind.SUCCEEDED,
+    # qwen 0.24.4 without OPENAI_API_KEY, and with --auth-type qwen-oauth (the free tier is
+    # gone): exit 1 before any request, the cause only in the result's "error.message".
+    "missing_key": OutcomeKind.AUTH_REQUIRED,
+    "oauth_refused": OutcomeKind.AUTH_REQUIRED,
     # Nothing was refused (the model never tried): the init event's tool list is the
     # evidence, reported by ``denials`` for the workflow, not failing a read-only phase.
     "no_approval": OutcomeKind.SUCCEEDED,
@@ -88,6 +92,17 @@ def test_api_error_text_with_exit_0_and_is_error_false(
     (done,) = run.of(EventKind.COMPLETED)
     assert done.data["cli_is_error"] is False and done.is_error
     assert run.outcome.kind == kind and run.outcome.message.startswith(text)
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [("missing_key", "Missing API key"), ("oauth_refused", "Run /auth")],
+)
+def test_a_missing_or_refused_login_names_itself(case: str, words: str) -> None:
+    # Before: "error_during_execution", failed and retried; the cause was in error.message.
+    run = replay(QwenAdapter(), CLI, case)
+    assert run.result.exit_code == 1
+    assert run.outcome.kind == OutcomeKind.AUTH_REQUIRED and words in run.outcome.message
 
 
 def test_other_api_errors_fail() -> None:

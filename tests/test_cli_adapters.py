@@ -76,11 +76,50 @@ def test_list_prints_a_table() -> None:
     assert "MissingPlugin" in result.stdout
 
 
-def test_check_everything_exits_1_when_any_check_fails() -> None:
+def test_check_everything_lists_absent_clis_and_presets_without_failing() -> None:
+    # Before: exit 1 on a machine where every installed CLI worked (issue 29).
+    result = invoke("check", "--json")
+    assert result.exit_code == 0, result.output
+    verdicts = {report["name"]: report["verdict"] for report in json.loads(result.stdout)}
+    assert verdicts == {
+        "command": "needs options",
+        "missing-cli": "not installed",
+        "scripted": "ok",
+    }
+    table = invoke("check")
+    assert table.exit_code == 0 and "not installed" in table.stdout and "FAIL" not in table.stdout
+
+
+class Broken(Adapter):
+    name = "broken-cli"
+    executable = "false"  # on PATH; its "--version" exits 1
+
+    def build_command(self, request: AdapterRequest) -> CommandSpec:
+        return CommandSpec(argv=[self.binary, request.prompt])
+
+    def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
+        return []
+
+
+class BrokenPlugin:
+    @hookimpl
+    def register_adapters(self, register: Any) -> None:
+        register(Broken)
+
+
+def test_check_everything_exits_1_when_an_installed_cli_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = plugins.load_plugins(
+        builtins=("adapters.scripted",), extra=[BrokenPlugin()], entry_points=(), environ={}
+    )
+    monkeypatch.setattr(plugins, "default_plugins", lambda: host)
     result = invoke("check", "--json")
     assert result.exit_code == 1
-    verdicts = {report["name"]: report["ok"] for report in json.loads(result.stdout)}
-    assert verdicts == {"command": False, "missing-cli": False, "scripted": True}
+    verdicts = {report["name"]: report["verdict"] for report in json.loads(result.stdout)}
+    assert verdicts == {"broken-cli": "FAIL", "scripted": "ok"}
+    (broken,) = [r for r in json.loads(result.stdout) if r["name"] == "broken-cli"]
+    assert broken["message"].endswith("but 'false --version' failed")
 
 
 def test_check_a_named_adapter_sets_the_exit_code() -> None:

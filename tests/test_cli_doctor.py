@@ -15,6 +15,9 @@ import pytest
 from machine import Machine, git, new_repo
 from pg_tier import TestDatabase
 
+from orchestrator.run.cli_detect import CliState, Login
+from orchestrator.run.doctor.checklist import Status
+from orchestrator.run.doctor.cli_checks import cli_checks
 from orchestrator.state import FileStateStore
 from orchestrator.state.postgres.schema import MIGRATIONS
 
@@ -147,6 +150,16 @@ def test_a_cli_whose_version_command_fails(machine: Machine, repo: Path) -> None
     assert code == 1 and check["status"] == "fail"
     assert check["detail"].endswith("but `gemini --version` failed")
     assert "npm i -g @google/gemini-cli@0.61.0" in check["fix"]
+
+
+def test_a_version_command_that_times_out_is_not_called_broken() -> None:
+    # Before: "failed" and "reinstall" for a gemini that took 11 s to start under load.
+    login = Login(needed=False, found=False, where="-")
+    slow = CliState("gemini", "gemini", "gemini", "/opt/bin/gemini", None, login, True, 30.0)
+    (check,) = cli_checks(slow, configured=True)
+    assert check.status == Status.WARN
+    assert check.detail == "found at /opt/bin/gemini, but `gemini --version` timed out after 30 s"
+    assert check.fix is not None and "reinstall" not in check.fix
 
 
 def test_a_dirty_checkout_of_the_base_fails_with_its_paths(machine: Machine, repo: Path) -> None:

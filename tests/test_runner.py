@@ -25,7 +25,7 @@ from orchestrator.adapter import (
 )
 from orchestrator.errors import AdapterError, PathEscapeError, RunError
 from orchestrator.runner.cli_run import CliRun, run_cli
-from orchestrator.runner.version import cli_version
+from orchestrator.runner.version import cli_version, version_answer, version_line
 from orchestrator.testing.fake_cli import FakeAdapter, FakeCli, event_line
 
 CANARY = "canary-7f3e9a41-do-not-leak"
@@ -453,3 +453,24 @@ async def test_cli_version() -> None:
     started = time.monotonic()
     assert await cli_version(Hanging(), timeout=0.5) is None
     assert time.monotonic() - started < 5
+    # A hung version command says so, not "failed" (which reads as "reinstall").
+    hung = await version_answer(Hanging(), timeout=0.5)
+    assert hung.version is None and hung.timed_out_after == 0.5
+    assert hung.failure("gemini --version") == "'gemini --version' timed out after 0.5 s"
+    broken = await version_answer(FakeAdapter(executable="false"))
+    assert (
+        broken.timed_out_after is None and broken.failure("x --version") == "'x --version' failed"
+    )
+
+
+def test_the_version_is_the_first_line_that_looks_like_one() -> None:
+    # codex 0.169.0 with HOME under /tmp prints a WARNING line first (measured).
+    warned = (
+        "WARNING: proceeding, even though we could not create PATH aliases: Refusing to create "
+        'helper binaries under temporary dir "/tmp" (codex_home: AbsolutePathBuf("/tmp/1.2.3"))\n'
+        "codex-cli 0.169.0\n"
+    )
+    assert version_line(warned) == "codex-cli 0.169.0"
+    assert version_line("\n2.1.330 (Claude Code)\n") == "2.1.330 (Claude Code)"
+    assert version_line("something odd\n") == "something odd"  # no version: still the line
+    assert version_line("  \n") is None

@@ -3,10 +3,11 @@
 ``list`` shows every adapter the loaded plugins provide (its plugin, binary, whether the binary
 is on PATH, its version, its capabilities). ``check`` gives each a verdict: the binary is found
 and its version command runs; every adapter, the one named, or with ``--config`` the adapters a
-run config declares (with their options). Exit codes: 0 every check passed, 1 some check failed
-(a CLI not installed is a failed check: the table says which), 2 a name that names no adapter
-(the message lists the known ones) or a bad config. Tables keep adapter names whole; ``--wide``
-shows every column.
+run config declares (with their options). Exit codes: 0 every check passed, 1 some check failed,
+2 a name that names no adapter (the message lists the known ones) or a bad config. Checking
+every adapter, a CLI not installed ("not installed") and a preset that needs options ("needs
+options") are listed, not failed; one named or declared by a run config must work. Tables keep
+adapter names whole; ``--wide`` shows every column.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from orchestrator.errors import AdapterError, UsageError
 from orchestrator.plugins import host as plugins
 from orchestrator.plugins.registry import AdapterRegistry
 from orchestrator.runner.logins import login_summary
-from orchestrator.runner.version import cli_version
+from orchestrator.runner.version import VersionAnswer, version_answer
 from orchestrator.safety.redaction import is_sensitive
 
 __all__ = ["Report", "app", "survey"]
@@ -90,12 +91,15 @@ async def _report(
     if isinstance(adapter, AdapterError):
         return Report(name, kind, plugin, None, False, None, None, [], False, str(adapter), "-")
     check = adapter.check()
-    version = await cli_version(adapter) if check.found else None
+    answer = await version_answer(adapter) if check.found else VersionAnswer(None)
+    version = answer.version
     ok = check.found and version is not None
     if not check.found:
         message = check.message
     elif version is None:
-        message = f"found at {check.path}, but {' '.join(adapter.version_command())!r} failed"
+        message = (
+            f"found at {check.path}, but {answer.failure(' '.join(adapter.version_command()))}"
+        )
     else:
         message = f"ok: {version}"
     return Report(
@@ -247,16 +251,29 @@ def check_adapters(
     chosen = _configured(registry, config, name) if config else _registered(registry, name)
     isolated = _isolated(config) if config else set()
     reports = anyio.run(survey, registry, chosen, isolated)
+    # Surveying everything, a CLI this machine lacks and a preset without options are listed,
+    # not failures; one named, or declared by a run config, has to work.
+    verdicts = [_verdict(report, surveyed=config is None and name is None) for report in reports]
     if as_json:
-        console.print_lines(json.dumps([asdict(report) for report in reports], indent=2))
+        rows = [{**asdict(r), "verdict": v} for r, v in zip(reports, verdicts, strict=True)]
+        console.print_lines(json.dumps(rows, indent=2))
     else:
         console.print_table(
             _CHECK,
-            ([r.name, "ok" if r.ok else "FAIL", r.message, r.login] for r in reports),
+            ([r.name, v, r.message, r.login] for r, v in zip(reports, verdicts, strict=True)),
             wide=wide,
         )
-    if not all(report.ok for report in reports):
+    if "FAIL" in verdicts:
         raise typer.Exit(1)
+
+
+def _verdict(report: Report, *, surveyed: bool) -> str:
+    """``ok``, ``FAIL``, or (surveying every adapter) ``not installed`` / ``needs options``."""
+    if report.ok:
+        return "ok"
+    if surveyed and not report.found:
+        return "needs options" if report.binary is None else "not installed"
+    return "FAIL"
 
 
 def _check_live(name: str | None, as_json: bool, wide: bool) -> None:

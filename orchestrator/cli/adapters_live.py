@@ -17,6 +17,7 @@ from pathlib import Path
 
 from orchestrator.errors import RunError, UsageError
 from orchestrator.process.command import run_command
+from orchestrator.runner.version import VERSION_TIMEOUT, version_line
 from orchestrator.testing.live_scenarios import WRITE, arun_scenario
 from orchestrator.testing.live_targets import BUILTIN_TARGETS, LiveTarget, find_cli
 
@@ -95,8 +96,7 @@ async def _check_one(target: LiveTarget, binary: Path) -> LiveReport:
 
 async def _version(binary: Path, cwd: Path) -> str | None:
     try:
-        done = await run_command([str(binary), "--version"], cwd=cwd, timeout=30)
+        done = await run_command([str(binary), "--version"], cwd=cwd, timeout=VERSION_TIMEOUT)
     except RunError:
         return None
-    line = done.output.strip().splitlines()
-    return line[0] if done.returncode == 0 and line else None
+    return version_line(done.output) if done.ok else None

@@ -26,7 +26,7 @@ from orchestrator.config.adapter_entry import AdapterConfig
 from orchestrator.errors import AdapterError
 from orchestrator.plugins.registry import AdapterRegistry
 from orchestrator.runner.logins import found_credentials, login_summary
-from orchestrator.runner.version import cli_version
+from orchestrator.runner.version import version_answer
 from orchestrator.safety.redaction import is_sensitive
 
 __all__ = ["SCRIPTED", "CliState", "Login", "cli_state", "detect_clis", "login_of"]
@@ -66,6 +66,7 @@ class CliState:
     version: str | None
     login: Login
     edits_files: bool
+    version_timed_out_after: float | None = None  # its version command's limit, when it hung
 
     @property
     def found(self) -> bool:
@@ -122,15 +123,16 @@ async def cli_state(
     """``adapter``'s binary on PATH, its version (None when its version command fails) and
     its login."""
     check = adapter.check()
-    version = await cli_version(adapter) if check.found else None
+    answer = await version_answer(adapter) if check.found else None
     return CliState(
         name=name,
         adapter_type=adapter.name,
         binary=adapter.binary,
         path=check.path,
-        version=version,
+        version=answer.version if answer else None,
         login=login_of(adapter, settings, env),
         edits_files=adapter.edits_files,
+        version_timed_out_after=answer.timed_out_after if answer else None,
     )
 
 

@@ -108,3 +108,38 @@ def test_opencode_uses_the_key_of_opencode_auth_login(
 
     assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
     _no_copy_under_council(tmp_path / "repo")
+
+
+@pytest.mark.real_cli("qwen")
+@pytest.mark.parametrize(
+    ("login", "words"),
+    [("missing", "Missing API key"), ("qwen-oauth", "Qwen OAuth free tier was discontinued")],
+)
+def test_qwen_without_a_usable_login_is_auth_required_at_once(
+    login: str, words: str, tmp_path: Path, real_cli_binary: Path, user_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Before: qwen's "error_during_execution" was a generic failure, retried.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    target = dataclasses.replace(BUILTIN_TARGETS["qwen"], env={})
+    if login == "qwen-oauth":
+        options = target.options
+        target = dataclasses.replace(
+            target, options=lambda model: {**options(model), "auth_type": "qwen-oauth"}
+        )
+    scenario = dataclasses.replace(
+        WRITE,
+        expected_status="failed",
+        expected_failure="auth_required",
+        expected_files={"hello.txt": None},
+        config={"retry": {"max_retries": 3, "backoff_initial": 0.05, "backoff_max": 0.1}},
+    )
+
+    outcome = run_scenario("qwen", scenario, tmp_path, target=target, executable=real_cli_binary)
+
+    assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
+    assert outcome.error is not None and words in outcome.error, outcome.error
+    assert outcome.requests == []  # it never reached the model
+    events = (tmp_path / "repo" / ".council" / "events.jsonl").read_text().splitlines()
+    started = [line for line in events if json.loads(line)["type"] == "phase.started"]
+    assert len(started) == 1  # not retried, though three retries were allowed

@@ -112,3 +112,7 @@ def test_a_401_is_auth_required_at_once(cli: str, tmp_path: Path, real_cli_binar
     refused = [r for r in outcome.requests if r.answer == "401"]
     assert 1 <= len(refused) <= 2, [(r.path, r.answer) for r in outcome.requests]  # no retries
     assert outcome.parks == 0
+    if cli == "gemini":
+        # Before: "Error when talking to Gemini API Full report available at: <path>" (the
+        # cause followed the path, or was only in the report file).
+        assert "HTTP 401 UNAUTHENTICATED: API key not valid" in (outcome.error or ""), outcome

@@ -24,6 +24,12 @@ def cli_checks(cli: CliState, *, configured: bool) -> list[Check]:
         detail = f"{cli.binary!r} is not on PATH"
         fix = install_fix(cli.adapter_type, cli.binary, setting)
         return [Check.fail(_GROUP, cli.name, detail, fix)]
+    if cli.version is None and cli.version_timed_out_after is not None:
+        # A slow start (node on a loaded machine), not a broken install: no "reinstall".
+        limit = f"{cli.version_timed_out_after:g} s"
+        detail = f"found at {cli.path}, but `{cli.binary} --version` timed out after {limit}"
+        fix = f"run `{cli.path} --version` to see how long it takes; check again when idle"
+        return [Check.warn(_GROUP, cli.name, detail, fix)]
     if cli.version is None:
         detail = f"found at {cli.path}, but `{cli.binary} --version` failed"
         again = install_fix(cli.adapter_type, cli.binary)
