@@ -39,6 +39,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from orchestrator.adapter.extra_args import ExtraArgsConfig
 from orchestrator.adapter.logins import Credential
 from orchestrator.adapter.values import (
     AdapterCheck,
@@ -86,7 +87,11 @@ class Adapter(ABC):
     # unless the adapter is configured ``credentials: isolated``; see orchestrator.runner.logins).
     credentials: ClassVar[tuple[Credential, ...]] = ()
 
-    class Config(AdapterConfig):
+    # Options with ``extra_args`` (``orchestrator.adapter.extra_args``): an adapter whose
+    # Config derives from this one puts ``self.extra_args()`` into every command it builds and
+    # declares the flags it sets itself in its Config's ``owned_flags``. A plugin that does not
+    # place them derives its Config from ``AdapterConfig`` instead, and the option is refused.
+    class Config(ExtraArgsConfig):
         pass
 
     def __init__(
@@ -114,6 +119,10 @@ class Adapter(ABC):
     def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
         """The command that continues conversation ``native_session_id`` with ``request``."""
         raise AdapterError(f"adapter {self.name!r} cannot resume a session")
+
+    def extra_args(self) -> list[str]:
+        """The run config's ``extra_args`` for this adapter, to go into its command line."""
+        return list(getattr(self.config, "extra_args", []))
 
     def version_command(self) -> list[str]:
         return [self.binary, "--version"]
