@@ -56,7 +56,7 @@ EVERY_OPTION: dict[type[Adapter], list[dict[str, Any]]] = {
 }
 # codex's `-c key=value` is its own escape hatch: the adapter sets sandbox_mode with it on a
 # resumed session, and a user's other keys stay theirs.
-SHARED = {CodexAdapter: {"-c"}}
+SHARED: dict[type[Adapter], set[str]] = {CodexAdapter: {"-c"}}
 PROMPTS = ["fix the bug", "-starts like a flag", "x" * 200_000]
 
 
