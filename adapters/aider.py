@@ -62,6 +62,7 @@ from orchestrator.adapter import (
     CommandSpec,
     Credential,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     OutcomeKind,
     ProcessResult,
@@ -153,7 +154,7 @@ class AiderAdapter(Adapter):
         GCLOUD_ADC,
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         edit_format: str | None = Field(default=None, pattern=r"^[a-z-]+$")  # diff, whole, udiff…
         files: list[str] = Field(default_factory=list)  # paths aider may edit, relative to the repo
         read_files: list[str] = Field(default_factory=list)  # read-only context (--read)

@@ -44,6 +44,7 @@ from orchestrator.adapter import (
     AgentEvent,
     CommandSpec,
     Credential,
+    ExtraArgsConfig,
     Outcome,
     ProcessResult,
     Stream,
@@ -99,7 +100,7 @@ class ClaudeCodeAdapter(Adapter):
         GCLOUD_ADC,
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         permission_mode: Literal[
             "acceptEdits", "bypassPermissions", "default", "dontAsk", "plan", "auto"
         ] = "acceptEdits"

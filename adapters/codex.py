@@ -57,6 +57,7 @@ from orchestrator.adapter import (
     CommandSpec,
     Credential,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     ProcessResult,
     Stream,
@@ -88,7 +89,7 @@ class CodexAdapter(Adapter):
         ),
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         # "bypass" = --dangerously-bypass-approvals-and-sandbox, for externally sandboxed hosts.
         sandbox: Literal["workspace-write", "read-only", "danger-full-access", "bypass"] = (
             "workspace-write"

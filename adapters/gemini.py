@@ -70,6 +70,7 @@ from orchestrator.adapter import (
     CommandSpec,
     Credential,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     OutcomeKind,
     ProcessResult,
@@ -132,7 +133,7 @@ class GeminiAdapter(Adapter):
         GCLOUD_ADC,
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         approval_mode: Literal["yolo", "auto_edit", "plan", "default"] = "yolo"
         auth_type: str | None = "gemini-api-key"  # settings security.auth.selectedType
         base_url: str | None = None  # GOOGLE_GEMINI_BASE_URL (https unless localhost)

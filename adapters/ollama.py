@@ -38,6 +38,7 @@ from orchestrator.adapter import (
     AgentEvent,
     CommandSpec,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     OutcomeKind,
     ProcessResult,
@@ -64,7 +65,7 @@ class OllamaAdapter(Adapter):
     edits_files = False
     passthrough_env: ClassVar[tuple[str, ...]] = ("OLLAMA_HOST", "OLLAMA_API_KEY")
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         model: str | None = None  # used when the request names no model
         host: str | None = None  # OLLAMA_HOST, default 127.0.0.1:11434
         verbose: bool = True  # timing block on stderr: the only source of token counts

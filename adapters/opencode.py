@@ -68,6 +68,7 @@ from orchestrator.adapter import (
     CommandSpec,
     Credential,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     ProcessResult,
     Stream,
@@ -138,7 +139,7 @@ class OpencodeAdapter(Adapter):
         ),
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         provider: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
         model: str | None = None  # used when the request names no model
         base_url: str | None = None  # an OpenAI-compatible endpoint for ``provider``

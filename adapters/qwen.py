@@ -59,6 +59,7 @@ from orchestrator.adapter import (
     CommandSpec,
     Credential,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     OutcomeKind,
     ProcessResult,
@@ -101,7 +102,7 @@ class QwenAdapter(Adapter):
         ),
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         approval_mode: Literal["yolo", "auto-edit", "auto", "plan", "default"] = "yolo"
         auth_type: Literal["openai", "anthropic", "gemini", "vertex-ai", "qwen-oauth"] | None = (
             "openai"

@@ -18,7 +18,7 @@ from adapters.gemini import GeminiAdapter
 from adapters.ollama import OllamaAdapter
 from adapters.opencode import OpencodeAdapter
 from adapters.qwen import QwenAdapter
-from orchestrator.adapter import Adapter, AdapterRequest
+from orchestrator.adapter import Adapter, AdapterRequest, ExtraArgsConfig
 from orchestrator.config import adapter_entry
 from orchestrator.config.load import parse_config, run_config_json_schema
 from orchestrator.errors import AdapterError, ConfigError
@@ -87,7 +87,9 @@ def _flags(argv: list[str], prompt: str) -> set[str]:
 def test_every_flag_an_adapter_emits_is_one_it_declares(
     adapter_class: type[Adapter], tmp_path: Path
 ) -> None:
-    owned = set(adapter_class.Config.owned_flags) | SHARED.get(adapter_class, set())
+    model = adapter_class.Config
+    assert issubclass(model, ExtraArgsConfig)
+    owned = set(model.owned_flags) | SHARED.get(adapter_class, set())
     choices = EVERY_OPTION[adapter_class]
     merged = {k: v for options in choices for k, v in options.items()}
     emitted: set[str] = set()

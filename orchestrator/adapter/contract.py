@@ -39,7 +39,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from orchestrator.adapter.extra_args import ExtraArgsConfig
 from orchestrator.adapter.logins import Credential
 from orchestrator.adapter.values import (
     AdapterCheck,
@@ -87,11 +86,11 @@ class Adapter(ABC):
     # unless the adapter is configured ``credentials: isolated``; see orchestrator.runner.logins).
     credentials: ClassVar[tuple[Credential, ...]] = ()
 
-    # Options with ``extra_args`` (``orchestrator.adapter.extra_args``): an adapter whose
-    # Config derives from this one puts ``self.extra_args()`` into every command it builds and
-    # declares the flags it sets itself in its Config's ``owned_flags``. A plugin that does not
-    # place them derives its Config from ``AdapterConfig`` instead, and the option is refused.
-    class Config(ExtraArgsConfig):
+    # A plugin's options derive from this (unknown keys refused). One that derives from
+    # ``ExtraArgsConfig`` instead takes ``extra_args`` (``orchestrator.adapter.extra_args``): it
+    # puts ``self.extra_args()`` into every command it builds and declares the flags it sets
+    # in its Config's ``owned_flags``, as the built-in CLI adapters do.
+    class Config(AdapterConfig):
         pass
 
     def __init__(
