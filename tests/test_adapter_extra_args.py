@@ -87,7 +87,7 @@ def _flags(argv: list[str], prompt: str) -> set[str]:
 def test_every_flag_an_adapter_emits_is_one_it_declares(
     adapter_class: type[Adapter], tmp_path: Path
 ) -> None:
-    model = adapter_class.Config
+    model: type[Any] = adapter_class.Config
     assert issubclass(model, ExtraArgsConfig)
     owned = set(model.owned_flags) | SHARED.get(adapter_class, set())
     choices = EVERY_OPTION[adapter_class]
