@@ -87,9 +87,9 @@ def _flags(argv: list[str], prompt: str) -> set[str]:
 def test_every_flag_an_adapter_emits_is_one_it_declares(
     adapter_class: type[Adapter], tmp_path: Path
 ) -> None:
-    model: type[Any] = adapter_class.Config
-    assert issubclass(model, ExtraArgsConfig)
-    owned = set(model.owned_flags) | SHARED.get(adapter_class, set())
+    options_model: type[Any] = adapter_class.Config
+    assert issubclass(options_model, ExtraArgsConfig)
+    owned = set(options_model.owned_flags) | SHARED.get(adapter_class, set())
     choices = EVERY_OPTION[adapter_class]
     merged = {k: v for options in choices for k, v in options.items()}
     emitted: set[str] = set()
