@@ -10,9 +10,15 @@ from typing import Any, TypeVar
 from orchestrator.adapter import AdapterConfig, AdapterRequest, too_long_for_argument
 
 __all__ = [
+    "MODEL",
+    "OUTPUT",
+    "PROMPT",
+    "SESSION",
     "command_env",
     "flag_like",
     "json_file",
+    "option",
+    "owns",
     "stdin_prompt",
     "toml_string",
 ]
@@ -32,6 +38,22 @@ def command_env(
         {value for name, value in request.env.items() if value and _SECRET_NAME.search(name)}
     )
     return env, secrets
+
+
+# What to use instead of a flag the adapter sets itself (``owned_flags`` of its options).
+MODEL = "set `model:` (the adapter's or the phase's) instead"
+OUTPUT = "the adapter reads the output format it asks for"
+PROMPT = "the prompt is the task's, given by the adapter"
+SESSION = "the orchestrator continues sessions itself"
+
+
+def owns(instead: str, *flags: str) -> dict[str, str]:
+    """``owned_flags`` entries: each of ``flags`` (aliases included) -> ``instead``."""
+    return dict.fromkeys(flags, instead)
+
+
+def option(name: str) -> str:
+    return f"set the adapter's option `{name}` instead"
 
 
 def flag_like(prompt: str) -> bool:

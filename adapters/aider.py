@@ -45,12 +45,12 @@ Quirks handled:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 from pydantic import Field
 
-from adapters._build import command_env, flag_like
+from adapters._build import MODEL, PROMPT, command_env, flag_like, option, owns
 from adapters._jsonl import strip_ansi
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -62,6 +62,7 @@ from orchestrator.adapter import (
     CommandSpec,
     Credential,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     OutcomeKind,
     ProcessResult,
@@ -86,6 +87,13 @@ _QUIET_FLAGS = [
     "--no-gitignore",
 ]
 _VERSION = re.compile(r"^Aider v(\S+)")
+
+
+def _opposite(switch: str) -> str:
+    """``--no-pretty`` <-> ``--pretty``: configargparse's pair of a boolean switch."""
+    return "--" + switch[5:] if switch.startswith("--no-") else "--no-" + switch[2:]
+
+
 _LITELLM_ERROR = re.compile(r"^litellm\.(\w+):\s*(.*)$")
 _TOKENS = re.compile(
     r"^Tokens: (?P<sent>[\d.]+k?) sent"
@@ -146,7 +154,7 @@ class AiderAdapter(Adapter):
         GCLOUD_ADC,
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         edit_format: str | None = Field(default=None, pattern=r"^[a-z-]+$")  # diff, whole, udiff…
         files: list[str] = Field(default_factory=list)  # paths aider may edit, relative to the repo
         read_files: list[str] = Field(default_factory=list)  # read-only context (--read)
@@ -154,6 +162,34 @@ class AiderAdapter(Adapter):
         map_tokens: int | None = Field(default=None, ge=0)  # 0 turns the repo map off
         restore_chat_history: bool = False
         dry_run: bool = False  # --dry-run: aider shows its edits without applying them
+
+        # Every flag ``build_command`` sets, and the opposite of each switch it sets
+        # (tests/test_adapter_extra_args.py checks it).
+        owned_flags: ClassVar[Mapping[str, str]] = {
+            **owns(MODEL, "--model"),
+            **owns(option("base_url"), "--openai-api-base"),
+            **owns(PROMPT, "-m", "--message", "--msg", "-f", "--message-file"),
+            **owns(
+                "the adapter runs aider headless with it",
+                *_QUIET_FLAGS,
+                *(_opposite(flag) for flag in _QUIET_FLAGS),
+            ),
+            **owns(option("edit_format"), "--edit-format", "--chat-mode"),
+            **owns(option("map_tokens"), "--map-tokens"),
+            **owns(
+                "the adapter keeps aider's history in the session's private HOME",
+                "--chat-history-file",
+                "--input-history-file",
+            ),
+            **owns(
+                option("restore_chat_history"),
+                "--restore-chat-history",
+                "--no-restore-chat-history",
+            ),
+            **owns(option("dry_run"), "--dry-run", "--no-dry-run"),
+            **owns(option("read_files"), "--read"),
+            **owns(option("files"), "--file"),
+        }
 
     config: Config  # the base class validates the run config's options into this model
 
@@ -186,6 +222,7 @@ class AiderAdapter(Adapter):
             argv += ["--read", path]
         for path in opts.files:
             argv += ["--file", path]
+        argv += self.extra_args()
         env, secrets = command_env(request, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
         return CommandSpec(argv=argv, env=env, home_files=home_files, secrets=secrets)
 

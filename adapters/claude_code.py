@@ -27,13 +27,13 @@ Quirks handled:
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from adapters import _claude_stream
-from adapters._build import command_env, stdin_prompt
+from adapters._build import MODEL, OUTPUT, PROMPT, SESSION, command_env, option, owns, stdin_prompt
 from adapters._jsonl import loads
 from adapters._outcomes import finish, plain_line
 from orchestrator.adapter import (
@@ -44,6 +44,7 @@ from orchestrator.adapter import (
     AgentEvent,
     CommandSpec,
     Credential,
+    ExtraArgsConfig,
     Outcome,
     ProcessResult,
     Stream,
@@ -99,7 +100,7 @@ class ClaudeCodeAdapter(Adapter):
         GCLOUD_ADC,
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         permission_mode: Literal[
             "acceptEdits", "bypassPermissions", "default", "dontAsk", "plan", "auto"
         ] = "acceptEdits"
@@ -110,6 +111,22 @@ class ClaudeCodeAdapter(Adapter):
         base_url: str | None = None  # ANTHROPIC_BASE_URL, without /v1
         fallback_model: str | None = None
         max_budget_usd: float | None = Field(default=None, gt=0)
+
+        # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
+        owned_flags: ClassVar[Mapping[str, str]] = {
+            **owns(PROMPT, "-p", "--print"),
+            **owns(OUTPUT, "--output-format", "--verbose"),
+            **owns(
+                option("permission_mode"), "--permission-mode", "--dangerously-skip-permissions"
+            ),
+            **owns(option("max_turns"), "--max-turns"),
+            **owns(option("max_budget_usd"), "--max-budget-usd"),
+            **owns(option("fallback_model"), "--fallback-model"),
+            **owns(option("allowed_tools"), "--allowedTools", "--allowed-tools"),
+            **owns(option("disallowed_tools"), "--disallowedTools", "--disallowed-tools"),
+            **owns(MODEL, "--model"),
+            **owns(SESSION, "-r", "--resume", "-c", "--continue", "--session-id"),
+        }
 
     config: Config  # the base class validates the run config's options into this model
 
@@ -140,6 +157,8 @@ class ClaudeCodeAdapter(Adapter):
             argv += ["--max-budget-usd", str(opts.max_budget_usd)]
         if opts.fallback_model:
             argv += ["--fallback-model", opts.fallback_model]
+        # Before the variadic tool lists, which would take a loose value of these as a tool.
+        argv += self.extra_args()
         # Both lists are variadic: the next "--option" ends them, and the prompt came earlier.
         if opts.allowed_tools:
             argv += ["--allowedTools", *opts.allowed_tools]

@@ -33,12 +33,21 @@ Quirks handled:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from adapters._build import command_env, stdin_prompt, toml_string
+from adapters._build import (
+    MODEL,
+    OUTPUT,
+    SESSION,
+    command_env,
+    option,
+    owns,
+    stdin_prompt,
+    toml_string,
+)
 from adapters._jsonl import count, dig, items, loads, obj, text
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -48,6 +57,7 @@ from orchestrator.adapter import (
     CommandSpec,
     Credential,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     ProcessResult,
     Stream,
@@ -79,7 +89,7 @@ class CodexAdapter(Adapter):
         ),
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         # "bypass" = --dangerously-bypass-approvals-and-sandbox, for externally sandboxed hosts.
         sandbox: Literal["workspace-write", "read-only", "danger-full-access", "bypass"] = (
             "workspace-write"
@@ -89,6 +99,18 @@ class CodexAdapter(Adapter):
         env_key: str = "OPENAI_API_KEY"  # the variable holding the custom endpoint's key
         request_max_retries: int | None = Field(default=None, ge=0)
         stream_max_retries: int | None = Field(default=None, ge=0)
+
+        # Every flag ``build_command`` and ``resume_command`` set (tests/test_adapter_extra_args.py
+        # checks it). ``-c key=value`` stays open: it is codex's own escape hatch.
+        owned_flags: ClassVar[Mapping[str, str]] = {
+            **owns(OUTPUT, "--json"),
+            **owns("the run's worktree need not be a git repository", "--skip-git-repo-check"),
+            **owns(
+                option("sandbox"), "-s", "--sandbox", "--dangerously-bypass-approvals-and-sandbox"
+            ),
+            **owns(MODEL, "-m", "--model"),
+            **owns(SESSION, "--last"),
+        }
 
     config: Config  # the base class validates the run config's options into this model
 
@@ -121,6 +143,7 @@ class CodexAdapter(Adapter):
         argv = [self.binary, *head]
         if request.model:
             argv += ["-m", request.model]
+        argv += self.extra_args()  # after `exec` or `exec resume`: options of that subcommand
         stdin = stdin_prompt(request.prompt)
         argv += [*ids, "-" if stdin is not None else request.prompt]
         codex_home = request.home / ".codex"

@@ -42,13 +42,23 @@ Quirks handled:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from adapters._build import command_env, flag_like, json_file
+from adapters._build import (
+    MODEL,
+    OUTPUT,
+    PROMPT,
+    SESSION,
+    command_env,
+    flag_like,
+    json_file,
+    option,
+    owns,
+)
 from adapters._jsonl import count, dig, loads, obj, text
 from adapters._outcomes import (
     GEMINI_FAMILY_EXITS,
@@ -66,6 +76,7 @@ from orchestrator.adapter import (
     CommandSpec,
     Credential,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     OutcomeKind,
     ProcessResult,
@@ -130,11 +141,20 @@ class GeminiAdapter(Adapter):
         GCLOUD_ADC,
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         approval_mode: Literal["yolo", "auto_edit", "plan", "default"] = "yolo"
         auth_type: str | None = "gemini-api-key"  # settings security.auth.selectedType
         base_url: str | None = None  # GOOGLE_GEMINI_BASE_URL (https unless localhost)
         max_attempts: int | None = Field(default=3, ge=1, le=10)
+
+        # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
+        owned_flags: ClassVar[Mapping[str, str]] = {
+            **owns(PROMPT, "-p", "--prompt", "-i", "--prompt-interactive"),
+            **owns(OUTPUT, "-o", "--output-format"),
+            **owns(option("approval_mode"), "-y", "--yolo", "--approval-mode"),
+            **owns(MODEL, "-m", "--model"),
+            **owns(SESSION, "-r", "--resume", "--session-id", "--session-file"),
+        }
 
     config: Config  # the base class validates the run config's options into this model
 
@@ -163,6 +183,7 @@ class GeminiAdapter(Adapter):
             argv += ["-m", request.model]
         if resume is not None:
             argv += ["--resume", native_id(self.name, resume)]
+        argv += self.extra_args()
         knobs = {"GEMINI_CLI_TRUST_WORKSPACE": "true"}
         if opts.base_url:
             knobs["GOOGLE_GEMINI_BASE_URL"] = opts.base_url

@@ -26,10 +26,10 @@ Quirks handled:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Literal
 
-from adapters._build import command_env, stdin_prompt
+from adapters._build import command_env, option, owns, stdin_prompt
 from adapters._jsonl import strip_ansi
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -38,6 +38,7 @@ from orchestrator.adapter import (
     AgentEvent,
     CommandSpec,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     OutcomeKind,
     ProcessResult,
@@ -64,7 +65,7 @@ class OllamaAdapter(Adapter):
     edits_files = False
     passthrough_env: ClassVar[tuple[str, ...]] = ("OLLAMA_HOST", "OLLAMA_API_KEY")
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         model: str | None = None  # used when the request names no model
         host: str | None = None  # OLLAMA_HOST, default 127.0.0.1:11434
         verbose: bool = True  # timing block on stderr: the only source of token counts
@@ -72,6 +73,16 @@ class OllamaAdapter(Adapter):
         keepalive: str | None = None  # e.g. "5m"; how long the model stays loaded
         think: Literal["true", "false", "low", "medium", "high"] | None = None
         hide_thinking: bool = False
+
+        # Every flag ``build_command`` sets (tests/test_adapter_extra_args.py checks it).
+        owned_flags: ClassVar[Mapping[str, str]] = {
+            **owns("the adapter reads plain text, without line wrapping", "--nowordwrap"),
+            **owns(option("verbose"), "--verbose"),
+            **owns(option("format_json"), "--format"),
+            **owns(option("keepalive"), "--keepalive"),
+            **owns(option("think"), "--think"),
+            **owns(option("hide_thinking"), "--hidethinking"),
+        }
 
     config: Config  # the base class validates the run config's options into this model
 
@@ -93,6 +104,7 @@ class OllamaAdapter(Adapter):
             argv.append(f"--think={opts.think}")
         if opts.hide_thinking:
             argv.append("--hidethinking")
+        argv += self.extra_args()  # `ollama run MODEL [flags] PROMPT`
         stdin = stdin_prompt(request.prompt)
         if stdin is None:
             argv.append(request.prompt)

@@ -43,12 +43,22 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 from pydantic import Field, model_validator
 
-from adapters._build import command_env, flag_like, json_file
+from adapters._build import (
+    MODEL,
+    OUTPUT,
+    PROMPT,
+    SESSION,
+    command_env,
+    flag_like,
+    json_file,
+    option,
+    owns,
+)
 from adapters._jsonl import count, dig, loads, money, obj, strip_ansi, text
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -58,6 +68,7 @@ from orchestrator.adapter import (
     CommandSpec,
     Credential,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     ProcessResult,
     Stream,
@@ -128,13 +139,25 @@ class OpencodeAdapter(Adapter):
         ),
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         provider: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
         model: str | None = None  # used when the request names no model
         base_url: str | None = None  # an OpenAI-compatible endpoint for ``provider``
         api_key_env: str = "OPENAI_API_KEY"
         auto_approve: bool = True  # --auto: approve what is not explicitly denied
         agent: str | None = None
+
+        # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
+        owned_flags: ClassVar[Mapping[str, str]] = {
+            **owns("the adapter reads opencode's errors from its logs", "--print-logs"),
+            **owns("the adapter reads opencode's errors at this level", "--log-level"),
+            **owns(OUTPUT, "--format"),
+            **owns(MODEL + " (or the option `model`)", "-m", "--model"),
+            **owns(option("auto_approve"), "--auto"),
+            **owns(option("agent"), "--agent"),
+            **owns(SESSION, "-s", "--session", "-c", "--continue"),
+            **owns(PROMPT, "--prompt"),
+        }
 
         @model_validator(mode="after")
         def _endpoint_needs_a_provider(self) -> Self:
@@ -166,6 +189,7 @@ class OpencodeAdapter(Adapter):
             argv += ["--agent", opts.agent]
         if session is not None:
             argv += ["--session", native_id(self.name, session)]
+        argv += self.extra_args()  # before the prompt, which may follow a "--"
         stdin = request.prompt if too_long_for_argument(request.prompt) else None
         if stdin is None:
             argv += ["--", request.prompt] if flag_like(request.prompt) else [request.prompt]

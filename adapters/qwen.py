@@ -33,13 +33,23 @@ Quirks handled:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from adapters import _claude_stream
-from adapters._build import command_env, flag_like, json_file
+from adapters._build import (
+    MODEL,
+    OUTPUT,
+    PROMPT,
+    SESSION,
+    command_env,
+    flag_like,
+    json_file,
+    option,
+    owns,
+)
 from adapters._jsonl import loads
 from adapters._outcomes import GEMINI_FAMILY_EXITS, finish, plain_line, reclassify
 from orchestrator.adapter import (
@@ -49,6 +59,7 @@ from orchestrator.adapter import (
     CommandSpec,
     Credential,
     EventKind,
+    ExtraArgsConfig,
     Outcome,
     OutcomeKind,
     ProcessResult,
@@ -91,7 +102,7 @@ class QwenAdapter(Adapter):
         ),
     )
 
-    class Config(Adapter.Config):
+    class Config(ExtraArgsConfig):
         approval_mode: Literal["yolo", "auto-edit", "auto", "plan", "default"] = "yolo"
         auth_type: Literal["openai", "anthropic", "gemini", "vertex-ai", "qwen-oauth"] | None = (
             "openai"
@@ -99,6 +110,17 @@ class QwenAdapter(Adapter):
         base_url: str | None = None  # OPENAI_BASE_URL with auth_type openai
         max_retries: int | None = Field(default=0, ge=0)
         max_session_turns: int | None = Field(default=None, ge=1)
+
+        # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
+        owned_flags: ClassVar[Mapping[str, str]] = {
+            **owns(PROMPT, "-p", "--prompt", "-i", "--prompt-interactive"),
+            **owns(option("auth_type"), "--auth-type"),
+            **owns(OUTPUT, "-o", "--output-format"),
+            **owns(option("approval_mode"), "-y", "--yolo", "--approval-mode"),
+            **owns(option("max_session_turns"), "--max-session-turns"),
+            **owns(MODEL, "-m", "--model"),
+            **owns(SESSION, "-r", "--resume", "-c", "--continue", "--session-id"),
+        }
 
     config: Config  # the base class validates the run config's options into this model
 
@@ -126,6 +148,7 @@ class QwenAdapter(Adapter):
             argv += ["-m", request.model]
         if resume is not None:
             argv += ["--resume", native_id(self.name, resume)]
+        argv += self.extra_args()  # after the positional prompt: yargs takes options anywhere
         knobs: dict[str, str] = {}
         if opts.base_url:
             base_var = "ANTHROPIC_BASE_URL" if opts.auth_type == "anthropic" else "OPENAI_BASE_URL"

@@ -9,6 +9,7 @@ parsing a line and classifying a run need no process, no git and no store.
 
 from orchestrator.adapter.arg_limits import too_long_for_argument
 from orchestrator.adapter.contract import Adapter, native_id
+from orchestrator.adapter.extra_args import ExtraArgsConfig
 from orchestrator.adapter.logins import AWS_PROFILES, GCLOUD_ADC, Credential
 from orchestrator.adapter.values import (
     AdapterCheck,
@@ -35,6 +36,7 @@ __all__ = [
     "CommandSpec",
     "Credential",
     "EventKind",
+    "ExtraArgsConfig",
     "Outcome",
     "OutcomeKind",
     "ProcessResult",

@@ -86,6 +86,10 @@ class Adapter(ABC):
     # unless the adapter is configured ``credentials: isolated``; see orchestrator.runner.logins).
     credentials: ClassVar[tuple[Credential, ...]] = ()
 
+    # A plugin's options derive from this (unknown keys refused). One that derives from
+    # ``ExtraArgsConfig`` instead takes ``extra_args`` (``orchestrator.adapter.extra_args``): it
+    # puts ``self.extra_args()`` into every command it builds and declares the flags it sets
+    # in its Config's ``owned_flags``, as the built-in CLI adapters do.
     class Config(AdapterConfig):
         pass
 
@@ -114,6 +118,10 @@ class Adapter(ABC):
     def resume_command(self, request: AdapterRequest, native_session_id: str) -> CommandSpec:
         """The command that continues conversation ``native_session_id`` with ``request``."""
         raise AdapterError(f"adapter {self.name!r} cannot resume a session")
+
+    def extra_args(self) -> list[str]:
+        """The run config's ``extra_args`` for this adapter, to go into its command line."""
+        return list(getattr(self.config, "extra_args", []))
 
     def version_command(self) -> list[str]:
         return [self.binary, "--version"]
