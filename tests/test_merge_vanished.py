@@ -76,3 +76,25 @@ async def test_a_deleted_base_branch_has_every_landing_vanished(repo: Path) -> N
     (gone,) = await queue.vanished({"t1": landed.merge_commit})
 
     assert gone.base is None and gone.replaced_by == []
+
+
+async def test_a_landing_made_after_the_tip_a_look_read_is_not_taken_for_vanished(
+    repo: Path,
+) -> None:
+    """The look after a landing sees the tip that landing read; a task that landed after it
+    (here, or on another workstation) is newer than that tip, not gone from the base. The
+    fence sweep found a workstation continued after a pause relanding a teammate's task."""
+    commit_on(repo, "council/t1/1", {"a.txt": "a\n"})
+    commit_on(repo, "council/t2/1", {"b.txt": "b\n"})
+    queue = MergeQueue(repo, "main")
+    first = await queue.merge("s1", "council/t1/1", task_id="t1")
+    second = await queue.merge("s2", "council/t2/1", task_id="t2")
+    assert second.merge_commit is not None
+    unknown = "f" * 40  # a landing on the team's remote this clone has not fetched yet
+
+    assert await queue.vanished({"t2": second.merge_commit}, at=first.base_after) == []
+    assert await queue.vanished({"t9": unknown}, at=first.base_after) == []
+    # Read afresh, the base is the judge: reset behind t2's landing, it has vanished.
+    git(repo, "update-ref", "refs/heads/main", first.base_after or "")
+    (gone,) = await queue.vanished({"t2": second.merge_commit})
+    assert gone.task_id == "t2" and gone.base == first.base_after

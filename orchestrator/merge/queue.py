@@ -296,7 +296,7 @@ class MergeQueue:
                     base = self._remote.current(calls)
                 else:
                     base = calls.rev_parse(self.base_ref)
-            return find_vanished(calls, self._history, base, landed)
+            return find_vanished(calls, self._history, base, landed, fresh=at is None)
 
         return await anyio.to_thread.run_sync(look)
 

@@ -41,16 +41,29 @@ class VanishedLanding:
 
 
 def find_vanished(
-    calls: GitCalls, history: TaskIndex, base: str | None, landed: Mapping[str, str]
+    calls: GitCalls,
+    history: TaskIndex,
+    base: str | None,
+    landed: Mapping[str, str],
+    *,
+    fresh: bool = True,
 ) -> list[VanishedLanding]:
-    """The landings of ``landed`` (task id -> recorded landing commit) ``base`` lacks."""
+    """The landings of ``landed`` (task id -> recorded landing commit) ``base`` lacks.
+
+    ``fresh``: ``base`` was read after the records of ``landed`` (the end-of-run look). A tip
+    read before them (the look after a landing, at the tip that landing read) may simply be
+    older than a landing made meanwhile, here or on another workstation: there, a landing
+    this clone does not know yet, or one that ``base`` precedes, is not judged."""
     gone: list[VanishedLanding] = []
     for task_id, commit in landed.items():
         if base is not None:
             if history.lookup(calls, base, task_id) is not None:
                 continue
-            if calls.rev_parse(commit) is not None and calls.is_ancestor(commit, base):
+            known = calls.rev_parse(commit) is not None
+            if known and calls.is_ancestor(commit, base):
                 continue
+            if not fresh and (not known or calls.is_ancestor(base, commit)):
+                continue  # landed after the tip looked at: not for this look to judge
         gone.append(_describe(calls, task_id, commit, base))
     return gone
 
