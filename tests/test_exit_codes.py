@@ -54,13 +54,16 @@ def test_the_convention_is_in_the_root_help(tmp_path: Path) -> None:
     assert " ".join(shown.stdout.split()).count(" ".join(EXIT_CODES.split())) == 1
 
 
-def test_adapters_check_exits_1_when_any_check_fails_and_2_for_an_unknown_name(
+def test_adapters_check_exits_1_when_a_check_fails_and_2_for_an_unknown_name(
     config: Path,
 ) -> None:
+    # Surveying every adapter: a CLI not installed here, or a preset without its options, is
+    # listed, not a failure; only an installed CLI whose check fails makes the exit code 1.
     survey = council("adapters", "check", "--json", cwd=config.parent)
-    verdicts = [report["ok"] for report in json.loads(survey.stdout)]
-    assert False in verdicts  # the CLIs of most built-in adapters are not installed here
-    assert survey.returncode == 1
+    verdicts = [report["verdict"] for report in json.loads(survey.stdout)]
+    assert "needs options" in verdicts  # the command preset, without a binary of its own
+    assert set(verdicts) <= {"ok", "not installed", "needs options", "FAIL"}
+    assert survey.returncode == (1 if "FAIL" in verdicts else 0)
 
     configured = council("adapters", "check", "--config", config, cwd=config.parent)
     assert configured.returncode == 1  # ghost's binary is missing
