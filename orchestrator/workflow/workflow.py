@@ -31,8 +31,10 @@ The scheduler hands over a ``TaskRun`` (worktree made, claim held) and gets a
   handoff, at most ``workflow.max_review_rounds`` times; once more is FAILED, not retryable.
 - **Outcomes** map to results as ``results`` tables them. A rate-limited phase keeps
   the CLI's native session id in its record and the next attempt (same adapter, same branch)
-  continues that conversation with ``resume_session_id``; so does one that was cancelled. A
-  CLI that refuses that resume runs the phase as a fresh session (``runner.phase``): the event
+  continues that conversation with ``resume_session_id``; so does one that was cancelled.
+  Either way the phase starts again from its recorded start, its leftovers kept aside
+  (``phase_start``), and the continued conversation is told so. A CLI that refuses that
+  resume runs the phase as a fresh session (``runner.phase``): the event
   ``phase.resume_refused`` says so, and it is not a failure.
 - **Council mode** (best of N): ``pick_best`` (``best_of``, re-exported here) compares the
   candidates the scheduler ran and names the one to merge.

@@ -213,9 +213,11 @@ class WorktreeManager:
         """The session's branch contains ``commit`` (False for a commit this clone lacks: a
         phase completed on another workstation whose work was never published)."""
         git = (await self._workspace()).git
-        if await git.rev_parse(f"{commit}^{{commit}}") is None:
-            return False
-        return await git.is_ancestor(commit, f"refs/heads/{session.branch}")
+        # One process: an unknown commit makes git exit 128, which is "no" here too.
+        held = await git.run(
+            "merge-base", "--is-ancestor", commit, f"refs/heads/{session.branch}", check=False
+        )
+        return held.returncode == 0
 
     async def rewind(self, session: SessionWorktree | str, commit: str, ref: str) -> Rewound:
         """Put the session back at ``commit``, keeping what was done since on ``ref``."""

@@ -197,7 +197,7 @@ class Handoff(_Doc):
     def matches(self, digest: str) -> bool:
         """``digest`` is this document's (or, for a record written before the digest was
         canonical, its digest then: the document as serialized in field order)."""
-        return digest in (self.digest, sha256_text(self.model_dump_json()))
+        return digest == self.digest or digest == sha256_text(self.model_dump_json())
 
 
 def handoff_key(task_id: str, phase: str) -> str:
