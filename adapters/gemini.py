@@ -42,6 +42,7 @@ Quirks handled:
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -95,6 +96,7 @@ _DOWNGRADE = re.compile(r"Approval mode overridden to .{0,3}default.{0,3} becaus
 _API_FAILURE = "Error when talking to Gemini API"
 _REPORT = re.compile(r"Full report available at: (\S+\.json)\s*(.*)$")
 _MAX_REPORT_BYTES = 1_000_000
+_REPORT_NAME = "gemini-client-error-"
 # `-o json` pretty-prints one object; its top-level keys sit at exactly two spaces.
 _JSON_FORM_KEY = re.compile(r'^  "(session_id|response|error)": (.*?),?$')
 _MAX_TOOL_TEXT = 4000
@@ -277,9 +279,15 @@ def _api_failure(line: str) -> tuple[str, int | None]:
 
 
 def _report_message(path: Path) -> str:
-    """``error.message`` of gemini's error report, if it can be read."""
+    """``error.message`` of gemini's error report, if it can be read. The path comes from the
+    CLI's output, so only a regular file (no link followed, no fifo) named as gemini names
+    its reports is read: a line a CLI prints must not make the orchestrator read anything
+    else with the user's rights."""
+    if not path.name.startswith(_REPORT_NAME):
+        return ""
     try:
-        if not path.is_file() or path.stat().st_size > _MAX_REPORT_BYTES:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_REPORT_BYTES:
             return ""
         report = loads(path.read_text(encoding="utf-8", errors="replace"))
     except OSError:

@@ -225,3 +225,16 @@ def test_config_refuses_unknown_and_bad_keys() -> None:
         GeminiAdapter({"approval_mode": "auto-edit"})
     with pytest.raises(AdapterError):
         GeminiAdapter({"max_attempts": 0})
+
+
+def test_only_a_report_of_gemini_s_own_is_read(tmp_path: Path) -> None:
+    """The path comes from the CLI's output: a link or another file is never read."""
+    body = {"error": {"message": '{"error": {"code": 401, "message": "leaked"}}'}}
+    elsewhere = tmp_path / "secrets.json"
+    elsewhere.write_text(json.dumps(body))
+    link = tmp_path / "gemini-client-error-link.json"
+    link.symlink_to(elsewhere)
+    for path in (elsewhere, link):
+        line = f"Error when talking to Gemini API Full report available at: {path}"
+        (error,) = GeminiAdapter().parse_line(line, "stderr")
+        assert "leaked" not in error.text and "no cause given" in error.text
