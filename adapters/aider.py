@@ -38,6 +38,9 @@ Quirks handled:
 - Aider's repo-map cache ``.aider.tags.cache.v4/`` (at the repository root, no option moves
   it) is excluded from git by the orchestrator, so it is never committed as work.
 - A prompt that starts with ``-`` goes in as ``--message=...``; files go in as ``--file F``.
+- ``~/.aider.conf.yml`` is the user's own with what the command line sets written over it
+  (the flags win anyway; the CLI's log names each of the user's keys they beat); their model
+  settings and metadata files are linked in.
   A prompt over 100 KiB would not fit in an argument (``E2BIG``): it is written into the
   private HOME and named with ``--message-file`` instead.
 """
@@ -46,7 +49,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -60,6 +63,7 @@ from orchestrator.adapter import (
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    ConfigFile,
     Credential,
     EventKind,
     ExtraArgsConfig,
@@ -68,6 +72,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     Usage,
+    UserFile,
     too_long_for_argument,
 )
 from orchestrator.plugins.hookspecs import hookimpl
@@ -87,6 +92,13 @@ _QUIET_FLAGS = [
     "--no-gitignore",
 ]
 _VERSION = re.compile(r"^Aider v(\S+)")
+_USER_CONFIG = ".aider.conf.yml"
+_CONF_LOGINS = (("api-key",), ("openai-api-key",), ("anthropic-api-key",))  # conf keys
+
+
+def _switch(flag: str) -> str:
+    """``--no-pretty`` -> ``pretty``: the key of a switch in ``.aider.conf.yml``."""
+    return flag.removeprefix("--").removeprefix("no-")
 
 
 def _opposite(switch: str) -> str:
@@ -152,6 +164,12 @@ class AiderAdapter(Adapter):
         Credential(".aider/oauth-keys.env", "OpenRouter login"),
         AWS_PROFILES,
         GCLOUD_ADC,
+    )
+
+    user_files: ClassVar[tuple[UserFile, ...]] = (
+        UserFile(_USER_CONFIG, "settings"),
+        UserFile(".aider.model.settings.yml", "model settings"),
+        UserFile(".aider.model.metadata.json", "model metadata"),
     )
 
     class Config(ExtraArgsConfig):
@@ -224,7 +242,29 @@ class AiderAdapter(Adapter):
             argv += ["--file", path]
         argv += self.extra_args()
         env, secrets = command_env(request, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
-        return CommandSpec(argv=argv, env=env, home_files=home_files, secrets=secrets)
+        config = {_USER_CONFIG: self._conf(request)}
+        return CommandSpec(
+            argv=argv, env=env, home_files=home_files, config_files=config, secrets=secrets
+        )
+
+    def _conf(self, request: AdapterRequest) -> ConfigFile:
+        """``~/.aider.conf.yml``: the user's own with what the command line sets over it (the
+        flags win anyway; written into it, the log names each of the user's keys they beat)."""
+        opts = self.config
+        required: dict[str, Any] = {
+            _switch(flag): not flag.startswith("--no-") for flag in _QUIET_FLAGS
+        }
+        if request.model:
+            required["model"] = request.model
+        if opts.base_url:
+            required["openai-api-base"] = opts.base_url
+        if opts.edit_format:
+            required["edit-format"] = opts.edit_format
+        if opts.map_tokens is not None:
+            required["map-tokens"] = opts.map_tokens
+        required["restore-chat-history"] = opts.restore_chat_history
+        required["dry-run"] = opts.dry_run
+        return ConfigFile(format="yaml", required=required, logins=_CONF_LOGINS)
 
     def read_only_reason(self) -> str | None:
         if self.config.dry_run:

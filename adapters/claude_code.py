@@ -21,6 +21,10 @@ Quirks handled:
 - Usage and cost are read once, from the final ``result`` (assistant messages repeat them).
 - ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` and friends keep it off the network apart from
   the model API; ``max_retries`` sets ``CLAUDE_CODE_MAX_RETRIES`` (default 10 retries).
+- The user's ``~/.claude/settings.json`` (hooks, permissions, env) and ``~/.claude.json``
+  (user-scope MCP servers, without its per-directory ``projects``) are merged with the run's
+  keys (the quiet and endpoint env, the permission mode, the model); their ``CLAUDE.md``,
+  agents, commands, skills, hook scripts and output styles are linked in.
 - ``bypassPermissions`` refuses to run as root unless ``IS_SANDBOX=1`` is in the run's env.
 """
 
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -43,11 +47,13 @@ from orchestrator.adapter import (
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    ConfigFile,
     Credential,
     ExtraArgsConfig,
     Outcome,
     ProcessResult,
     Stream,
+    UserFile,
     native_id,
 )
 from orchestrator.plugins.hookspecs import hookimpl
@@ -62,6 +68,7 @@ _QUIET_ENV = {
 }
 
 
+_MOVED = "CLAUDE_CONFIG_DIR"  # moves ~/.claude, and ~/.claude.json into it
 # Tools that change the worktree; "Bash(git *)"-style rules count by their tool name.
 _WRITING_TOOLS = ("Write", "Edit", "MultiEdit", "NotebookEdit", "Bash")
 
@@ -95,9 +102,27 @@ class ClaudeCodeAdapter(Adapter):
         "GOOGLE_APPLICATION_CREDENTIALS",
     )
     credentials: ClassVar[tuple[Credential, ...]] = (
-        Credential(".claude/.credentials.json", "account login", moved_by="CLAUDE_CONFIG_DIR"),
+        Credential(".claude/.credentials.json", "account login", moved_by=_MOVED),
         AWS_PROFILES,
         GCLOUD_ADC,
+    )
+
+    user_files: ClassVar[tuple[UserFile, ...]] = (
+        UserFile(".claude/settings.json", "settings (hooks, permissions, env)", moved_by=_MOVED),
+        UserFile(
+            ".claude.json", "MCP servers and state", moved_by=_MOVED, moved_path=".claude.json"
+        ),
+        *(
+            UserFile(f".claude/{name}", what, moved_by=_MOVED)
+            for name, what in (
+                ("CLAUDE.md", "instructions"),
+                ("agents", "agents"),
+                ("commands", "custom commands"),
+                ("skills", "skills"),
+                ("hooks", "hook scripts"),
+                ("output-styles", "output styles"),
+            )
+        ),
     )
 
     class Config(ExtraArgsConfig):
@@ -174,7 +199,38 @@ class ClaudeCodeAdapter(Adapter):
         if opts.base_url:
             knobs["ANTHROPIC_BASE_URL"] = opts.base_url
         env, secrets = command_env(request, knobs)
-        return CommandSpec(argv=argv, env=env, stdin=stdin, secrets=secrets)
+        return CommandSpec(
+            argv=argv,
+            env=env,
+            stdin=stdin,
+            secrets=secrets,
+            config_files=self._config_files(request, knobs),
+        )
+
+    def _config_files(
+        self, request: AdapterRequest, knobs: Mapping[str, str]
+    ) -> dict[str, ConfigFile]:
+        """The user's ``settings.json`` (hooks, permissions, env) and ``~/.claude.json`` (MCP
+        servers) with the run's over them. The settings' ``env`` would beat the process's, so
+        the run's knobs go there too."""
+        settings: dict[str, Any] = {
+            "env": dict(knobs),
+            "permissions": {"defaultMode": self.config.permission_mode},  # as the flag says
+        }
+        if request.model:
+            settings["model"] = request.model
+        return {
+            ".claude/settings.json": ConfigFile(
+                format="json", required=settings, logins=(("apiKeyHelper",),)
+            ),
+            # Global state too; what is kept per directory (``projects``) is of the user's own
+            # checkouts, not the run's worktrees.
+            ".claude.json": ConfigFile(
+                format="json",
+                dropped=(("projects",),),
+                logins=(("primaryApiKey",), ("oauthAccount",)),
+            ),
+        }
 
     def read_only_reason(self) -> str | None:
         mode = self.config.permission_mode

@@ -21,17 +21,20 @@ Quirks handled:
   The end is ``turn.completed`` (usage, counted once) or ``turn.failed``.
 - Without ``--json`` (the recorded ``json`` case) stdout is the last message and stderr a
   human log with "session id: ..."; both are understood.
-- ``CODEX_HOME`` is the session's private ``~/.codex``; a custom endpoint (``base_url``) is a
-  ``[model_providers.council]`` block in its ``config.toml`` (the ``OPENAI_BASE_URL`` env is
-  ignored by codex), with the retry knobs that keep 429 retries short. The file always
-  turns off the plugins feature (a ``git clone`` of github.com/openai/plugins.git and calls
-  to api.github.com on every run, measured) and analytics, so a run needs no network but
-  the model's endpoint.
+- ``CODEX_HOME`` is the session's private ``~/.codex``. Its ``config.toml`` is the user's own
+  (profiles, ``mcp_servers``, ``model_reasoning_effort``) with the run's keys over it: a custom
+  endpoint (``base_url``) is a ``[model_providers.council]`` block (the ``OPENAI_BASE_URL`` env
+  is ignored by codex), with the retry knobs that keep 429 retries short, and
+  ``requires_openai_auth`` instead of ``env_key`` when the user's ``codex login`` is the only
+  key. Unless the user's file turns them on, the plugins feature (a ``git clone`` of
+  github.com/openai/plugins.git and calls to api.github.com on every run, measured) and
+  analytics are off, so a run needs no network but the model's endpoint.
 - OpenAI counts cached input inside ``input_tokens``; it is split out as cache reads here.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
@@ -55,6 +58,7 @@ from orchestrator.adapter import (
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    ConfigFile,
     Credential,
     EventKind,
     ExtraArgsConfig,
@@ -62,6 +66,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     Usage,
+    UserFile,
     native_id,
 )
 from orchestrator.plugins.hookspecs import hookimpl
@@ -73,6 +78,7 @@ _SANDBOX_REJECTION = re.compile(
 )
 _SESSION_HEADER = re.compile(r"^session id:\s*([0-9a-fA-F-]{8,})\s*$")
 _MAX_TOOL_TEXT = 4000
+_LOGIN = ".codex/auth.json"
 
 
 class CodexAdapter(Adapter):
@@ -84,9 +90,17 @@ class CodexAdapter(Adapter):
     edits_files = True
     passthrough_env: ClassVar[tuple[str, ...]] = ("CODEX_API_KEY", "OPENAI_API_KEY")
     credentials: ClassVar[tuple[Credential, ...]] = (
-        Credential(
-            ".codex/auth.json", "`codex login` (ChatGPT account or key)", moved_by="CODEX_HOME"
+        Credential(_LOGIN, "`codex login` (ChatGPT account or key)", moved_by="CODEX_HOME"),
+    )
+    user_files: ClassVar[tuple[UserFile, ...]] = (
+        UserFile(
+            ".codex/config.toml",
+            "settings (profiles, MCP servers, model settings)",
+            moved_by="CODEX_HOME",
         ),
+        UserFile(".codex/AGENTS.md", "instructions", moved_by="CODEX_HOME"),
+        UserFile(".codex/prompts", "custom prompts", moved_by="CODEX_HOME"),
+        UserFile(".codex/skills", "skills", moved_by="CODEX_HOME"),
     )
 
     class Config(ExtraArgsConfig):
@@ -148,31 +162,49 @@ class CodexAdapter(Adapter):
         argv += [*ids, "-" if stdin is not None else request.prompt]
         codex_home = request.home / ".codex"
         env, secrets = command_env(request, {"CODEX_HOME": str(codex_home)})
-        home_files = {".codex/config.toml": self._config_toml()}
-        return CommandSpec(argv=argv, env=env, home_files=home_files, stdin=stdin, secrets=secrets)
+        config_files = {".codex/config.toml": self._config_file(request)}
+        return CommandSpec(
+            argv=argv, env=env, config_files=config_files, stdin=stdin, secrets=secrets
+        )
 
-    def _config_toml(self) -> str:
+    def _config_file(self, request: AdapterRequest) -> ConfigFile:
+        """``config.toml``: the user's own (profiles, MCP servers, reasoning effort) with the
+        run's endpoint and model over it."""
         opts = self.config
-        lines: list[str] = []
+        required: dict[str, Any] = {}
+        if request.model:
+            required["model"] = request.model  # as `-m` says: named so the log shows it
+        if opts.sandbox != "bypass":
+            required["sandbox_mode"] = opts.sandbox
         if opts.base_url:
-            lines += [
-                f"model_provider = {toml_string(opts.provider_name)}",
-                "",
-                f"[model_providers.{opts.provider_name}]",
-                f"name = {toml_string(opts.provider_name)}",
-                f"base_url = {toml_string(opts.base_url)}",
-                f"env_key = {toml_string(opts.env_key)}",
-                'wire_api = "responses"',  # "chat" is refused by codex 0.169
-            ]
+            provider: dict[str, Any] = {
+                "name": opts.provider_name,
+                "base_url": opts.base_url,
+                "env_key": opts.env_key,
+                "wire_api": "responses",  # "chat" is refused by codex 0.169
+            }
+            if self._uses_login(request):
+                # Without it codex never reads `codex login`'s auth.json for this provider.
+                provider["requires_openai_auth"] = True
+                del provider["env_key"]
             if opts.request_max_retries is not None:
-                lines.append(f"request_max_retries = {opts.request_max_retries}")
+                provider["request_max_retries"] = opts.request_max_retries
             if opts.stream_max_retries is not None:
-                lines.append(f"stream_max_retries = {opts.stream_max_retries}")
-            lines.append("")
+                provider["stream_max_retries"] = opts.stream_max_retries
+            required["model_provider"] = opts.provider_name
+            required["model_providers"] = {opts.provider_name: provider}
         # Measured on 0.169: the plugins feature clones github.com/openai/plugins.git and asks
-        # api.github.com on every run; analytics report usage. Neither is the model's endpoint.
-        lines += ["[features]", "plugins = false", "", "[analytics]", "enabled = false"]
-        return "\n".join(lines) + "\n"
+        # api.github.com on every run; analytics report usage. Neither is the model's endpoint,
+        # so both are off unless the user's own config.toml turns them on.
+        defaults = {"features": {"plugins": False}, "analytics": {"enabled": False}}
+        return ConfigFile(format="toml", defaults=defaults, required=required)
+
+    def _uses_login(self, request: AdapterRequest) -> bool:
+        """A custom endpoint authenticated by the user's `codex login`: their auth.json is
+        there and the endpoint's key variable is not."""
+        key = self.config.env_key
+        has_key = bool(request.env.get(key) or os.environ.get(key))
+        return not has_key and _LOGIN in request.logins
 
     def read_only_reason(self) -> str | None:
         if self.config.sandbox == "read-only":

@@ -15,8 +15,12 @@ Quirks handled:
   read-only phase (scout, plan, review) in those modes succeeds.
 - With ``GOOGLE_GEMINI_BASE_URL`` set, 0.61 picks the "gateway" auth type and exits 41; the
   settings file pins ``security.auth.selectedType`` (``auth_type``, default
-  ``gemini-api-key``). It is written always, since the base URL may come through the
-  passthrough env, which the adapter never sees.
+  ``gemini-api-key``) over the user's own when ``auth_type`` or ``base_url`` is set in the run
+  config, and under it otherwise (the user's Google login stays theirs). It is written
+  always, since the base URL may come through the passthrough env, which the adapter never
+  sees.
+- ``~/.gemini/settings.json`` is the user's own (``mcpServers``, model settings) with the
+  run's keys over it; their ``GEMINI.md``, commands, extensions and agents are linked in.
 - API errors exit with the HTTP status mod 256 (429 -> 173, 401 -> 145); FatalError codes 41
   (auth), 52 (config), 55 (untrusted) and the rest are mapped when the output says no more.
 - 429s are retried with backoff for minutes, visible only on stderr ("Attempt N failed with
@@ -33,7 +37,8 @@ Quirks handled:
   the sandbox maps into the private HOME at the same path. The outcome names the cause first
   (HTTP status, API status, message), read from the report when it is there, else from the
   rest of the line; the report's path comes last.
-- Usage statistics, telemetry and auto-update are off in the settings file.
+- Usage statistics, telemetry and auto-update are off in the settings file, unless the user's
+  own turns them on.
 - A prompt over 100 KiB would not fit in an argument (``E2BIG``): it goes through stdin with
   no ``-p`` (headless when stdin is not a terminal; ``-p`` text would be appended to it).
   Gemini reads at most 8 MB of stdin.
@@ -56,7 +61,6 @@ from adapters._build import (
     SESSION,
     command_env,
     flag_like,
-    json_file,
     option,
     owns,
 )
@@ -75,6 +79,7 @@ from orchestrator.adapter import (
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    ConfigFile,
     Credential,
     EventKind,
     ExtraArgsConfig,
@@ -83,6 +88,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     Usage,
+    UserFile,
     native_id,
     too_long_for_argument,
 )
@@ -142,6 +148,16 @@ class GeminiAdapter(Adapter):
         ),
         GCLOUD_ADC,
     )
+    user_files: ClassVar[tuple[UserFile, ...]] = tuple(
+        UserFile(path, what, moved_by="GEMINI_CLI_HOME", moved_path=path)
+        for path, what in (
+            (".gemini/settings.json", "settings (mcpServers, model settings)"),
+            (".gemini/GEMINI.md", "instructions"),
+            (".gemini/commands", "custom commands"),
+            (".gemini/extensions", "extensions"),
+            (".gemini/agents", "agents"),
+        )
+    )
 
     class Config(ExtraArgsConfig):
         approval_mode: Literal["yolo", "auto_edit", "plan", "default"] = "yolo"
@@ -193,23 +209,31 @@ class GeminiAdapter(Adapter):
         return CommandSpec(
             argv=argv,
             env=env,
-            home_files={".gemini/settings.json": json_file(self._settings())},
+            config_files={".gemini/settings.json": self._settings(request)},
             stdin=stdin,
             secrets=secrets,
         )
 
-    def _settings(self) -> dict[str, Any]:
-        general: dict[str, Any] = {"disableAutoUpdate": True, "disableUpdateNag": True}
-        if self.config.max_attempts is not None:
-            general["maxAttempts"] = self.config.max_attempts
-        settings: dict[str, Any] = {
-            "general": general,
+    def _settings(self, request: AdapterRequest) -> ConfigFile:
+        """``settings.json``: the user's own (``mcpServers``, model settings, their login's
+        ``security.auth``) with the run's options over it."""
+        opts = self.config
+        defaults: dict[str, Any] = {
+            "general": {"disableAutoUpdate": True, "disableUpdateNag": True},
             "privacy": {"usageStatisticsEnabled": False},
             "telemetry": {"enabled": False},
         }
-        if self.config.auth_type:
-            settings["security"] = {"auth": {"selectedType": self.config.auth_type}}
-        return settings
+        required: dict[str, Any] = {}
+        if opts.max_attempts is not None:  # the orchestrator retries: gemini's own stay few
+            required["general"] = {"maxAttempts": opts.max_attempts}
+        if opts.auth_type:
+            # Set in the run config, it is the run's; by default only where the user chose none.
+            chosen = "auth_type" in opts.model_fields_set or opts.base_url
+            layer = required if chosen else defaults
+            layer["security"] = {"auth": {"selectedType": opts.auth_type}}
+        if request.model:
+            required["model"] = {"name": request.model}  # as `-m` says
+        return ConfigFile(format="json", defaults=defaults, required=required)
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
         if stream == "stderr":

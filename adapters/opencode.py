@@ -2,7 +2,8 @@
 
 Command: ``opencode run --format json [-m PROVIDER/MODEL] --auto [--session ses_...] PROMPT``
 with the offline env knobs and ``OPENCODE_CONFIG`` pointing at a config file in the private
-HOME.
+HOME: the user's own ``~/.config/opencode/opencode.json`` (``mcp``, providers, agents) with the
+run's keys over it. Their ``AGENTS.md``, agents and commands are linked in.
 
 Quirks handled:
 
@@ -66,6 +67,7 @@ from orchestrator.adapter import (
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    ConfigFile,
     Credential,
     EventKind,
     ExtraArgsConfig,
@@ -73,6 +75,7 @@ from orchestrator.adapter import (
     ProcessResult,
     Stream,
     Usage,
+    UserFile,
     native_id,
     too_long_for_argument,
 )
@@ -88,6 +91,7 @@ _OFFLINE_ENV = {
     "OPENCODE_DISABLE_SHARE": "true",
 }
 _CONFIG_PATH = ".config/opencode/council.json"
+_USER_CONFIG = ".config/opencode/opencode.json"  # merged into _CONFIG_PATH, never linked
 # On every start opencode 1.18 installs @opencode-ai/plugin (the types user plugins import) into
 # each config directory, from registry.npmjs.org (~5 MB, in the background, cut off when the
 # run ends, so again next run), unless the directory has a node_modules/ and its lock file
@@ -137,6 +141,16 @@ class OpencodeAdapter(Adapter):
             moved_by="XDG_DATA_HOME",
             moved_path="opencode/auth.json",
         ),
+    )
+
+    user_files: ClassVar[tuple[UserFile, ...]] = tuple(
+        UserFile(path, what, moved_by="XDG_CONFIG_HOME", moved_path=path.removeprefix(".config/"))
+        for path, what in (
+            (_USER_CONFIG, "settings (mcp, providers, agents)"),
+            (".config/opencode/AGENTS.md", "instructions"),
+            (".config/opencode/agent", "agents"),
+            (".config/opencode/command", "custom commands"),
+        )
     )
 
     class Config(ExtraArgsConfig):
@@ -198,7 +212,8 @@ class OpencodeAdapter(Adapter):
         return CommandSpec(
             argv=argv,
             env=env,
-            home_files={_CONFIG_PATH: json_file(self._config(model, request)), **_PLUGIN_LOCK},
+            home_files=_PLUGIN_LOCK,
+            config_files={_CONFIG_PATH: self._config(model, request)},
             stdin=stdin,
             secrets=secrets,
         )
@@ -209,16 +224,21 @@ class OpencodeAdapter(Adapter):
             return f"{self.config.provider}/{model}"
         return model
 
-    def _config(self, model: str | None, request: AdapterRequest) -> dict[str, Any]:
+    def _config(self, model: str | None, request: AdapterRequest) -> ConfigFile:
+        """The run's config file: the user's own ``opencode.json`` (``mcp``, providers,
+        agents, instructions) with the run's endpoint and permissions over it."""
         opts = self.config
-        config: dict[str, Any] = {
+        defaults: dict[str, Any] = {
             "$schema": "https://opencode.ai/config.json",
             "autoupdate": False,
             "share": "disabled",
         }
+        required: dict[str, Any] = {}
         if not opts.auto_approve:
             # opencode allows edits and shell by default; "ask" is refused in a headless run.
-            config["permission"] = {"edit": "ask", "bash": "ask"}
+            required["permission"] = {"edit": "ask", "bash": "ask"}
+        if model:
+            required["model"] = model  # as `-m` says
         if opts.base_url and opts.provider:
             model_id = model.split("/", 1)[1] if model and "/" in model else model
             options = {"baseURL": opts.base_url}
@@ -226,7 +246,7 @@ class OpencodeAdapter(Adapter):
             # the config names none: name the variable only when it is set.
             if opts.api_key_env in request.env or opts.api_key_env in os.environ:
                 options["apiKey"] = f"{{env:{opts.api_key_env}}}"
-            config["provider"] = {
+            required["provider"] = {
                 opts.provider: {
                     "npm": "@ai-sdk/openai-compatible",
                     "name": opts.provider,
@@ -234,7 +254,7 @@ class OpencodeAdapter(Adapter):
                     "models": {model_id: {"name": model_id}} if model_id else {},
                 }
             }
-        return config
+        return ConfigFile(format="json", defaults=defaults, required=required, user=_USER_CONFIG)
 
     def read_only_reason(self) -> str | None:
         if self.config.agent in _READ_ONLY_AGENTS:

@@ -28,7 +28,10 @@ Quirks handled:
   and listed in the result's ``permission_denials`` (``permission_denied`` at once). All
   three exit 0. Those modes make ``can_write`` False.
 - Exit codes 41/42/44/52/53/54 are Gemini CLI's FatalError codes.
-- Usage statistics, telemetry and auto-update are off in the settings file.
+- ``~/.qwen/settings.json`` is the user's own (``mcpServers``, model settings, the key of
+  ``security.auth.apiKey``) with the run's keys over it; usage statistics, telemetry and
+  auto-update are off unless it turns them on. Their ``QWEN.md``, commands, agents and
+  extensions are linked in.
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ from adapters._build import (
     SESSION,
     command_env,
     flag_like,
-    json_file,
     option,
     owns,
 )
@@ -57,6 +59,7 @@ from orchestrator.adapter import (
     AdapterRequest,
     AgentEvent,
     CommandSpec,
+    ConfigFile,
     Credential,
     EventKind,
     ExtraArgsConfig,
@@ -64,6 +67,7 @@ from orchestrator.adapter import (
     OutcomeKind,
     ProcessResult,
     Stream,
+    UserFile,
     native_id,
     too_long_for_argument,
 )
@@ -71,6 +75,7 @@ from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["QwenAdapter", "register_adapters"]
 
+_SETTINGS_KEY = ("security", "auth", "apiKey")  # a key qwen 0.24 reads from settings.json
 _EDIT_TOOLS = frozenset({"edit", "write_file", "replace", "run_shell_command"})
 _READ_ONLY_MODES = {
     "plan": "approval mode 'plan' only analyses: it never modifies files",
@@ -100,6 +105,17 @@ class QwenAdapter(Adapter):
         Credential(
             ".qwen/oauth_creds.json", "Qwen login (auth_type qwen-oauth)", moved_by="QWEN_HOME"
         ),
+    )
+
+    user_files: ClassVar[tuple[UserFile, ...]] = tuple(
+        UserFile(path, what, moved_by="QWEN_HOME")
+        for path, what in (
+            (".qwen/settings.json", "settings (mcpServers, model settings, security.auth)"),
+            (".qwen/QWEN.md", "instructions"),
+            (".qwen/commands", "custom commands"),
+            (".qwen/agents", "agents"),
+            (".qwen/extensions", "extensions"),
+        )
     )
 
     class Config(ExtraArgsConfig):
@@ -157,20 +173,28 @@ class QwenAdapter(Adapter):
         return CommandSpec(
             argv=argv,
             env=env,
-            home_files={".qwen/settings.json": json_file(self._settings())},
+            config_files={".qwen/settings.json": self._settings(request)},
             stdin=stdin,
             secrets=secrets,
         )
 
-    def _settings(self) -> dict[str, Any]:
-        settings: dict[str, Any] = {
+    def _settings(self, request: AdapterRequest) -> ConfigFile:
+        """``settings.json``: the user's own (``mcpServers``, model settings, the key of
+        ``security.auth.apiKey``) with the run's options over it."""
+        defaults: dict[str, Any] = {
             "general": {"disableAutoUpdate": True},
             "privacy": {"usageStatisticsEnabled": False},
             "telemetry": {"enabled": False},
         }
+        model: dict[str, Any] = {}
         if self.config.max_retries is not None:
-            settings["model"] = {"generationConfig": {"maxRetries": self.config.max_retries}}
-        return settings
+            model["generationConfig"] = {"maxRetries": self.config.max_retries}
+        if request.model:
+            model["name"] = request.model  # as `-m` says
+        required = {"model": model} if model else {}
+        return ConfigFile(
+            format="json", defaults=defaults, required=required, logins=(_SETTINGS_KEY,)
+        )
 
     def read_only_reason(self) -> str | None:
         why = _READ_ONLY_MODES.get(self.config.approval_mode)

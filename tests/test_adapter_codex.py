@@ -15,6 +15,7 @@ from adapter_replay import (
 from adapters.codex import CodexAdapter
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind
 from orchestrator.errors import AdapterError
+from orchestrator.runner.config_merge import render
 
 CLI = "codex"
 EXPECTED = {
@@ -131,10 +132,16 @@ def test_default_is_the_workspace_write_sandbox() -> None:
         "Create the file hello.txt as scripted.",
     ]
     assert spec.env["CODEX_HOME"] == "/home/s1/.codex"
-    assert spec.stdin is None and list(spec.home_files) == [".codex/config.toml"]
-    config = tomllib.loads(spec.home_files[".codex/config.toml"])
-    # Off the network but for the model: no plugin sync from GitHub, no analytics.
-    assert config == {"features": {"plugins": False}, "analytics": {"enabled": False}}
+    assert spec.stdin is None and list(spec.config_files) == [".codex/config.toml"]
+    config = tomllib.loads(render(spec.config_files[".codex/config.toml"]))
+    # Off the network but for the model: no plugin sync from GitHub, no analytics; the model
+    # and sandbox the flags set are named too, so a user's own value they beat is said.
+    assert config == {
+        "features": {"plugins": False},
+        "analytics": {"enabled": False},
+        "model": "gpt-5.5",
+        "sandbox_mode": "workspace-write",
+    }
 
 
 def test_resume_has_no_sandbox_flag_so_it_uses_a_config_override() -> None:
@@ -173,7 +180,7 @@ def test_custom_endpoint_config_is_valid_toml() -> None:
         }
     )
     spec = adapter.build_command(request(env={"LOCAL_KEY": "secret-1"}))
-    config = tomllib.loads(spec.home_files[".codex/config.toml"])
+    config = tomllib.loads(render(spec.config_files[".codex/config.toml"]))
     assert config["model_provider"] == "council"
     provider = config["model_providers"]["council"]
     assert provider == {

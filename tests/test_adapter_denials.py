@@ -24,6 +24,7 @@ from adapters.gemini import GeminiAdapter
 from adapters.opencode import OpencodeAdapter
 from adapters.qwen import QwenAdapter
 from orchestrator.adapter import Adapter, AdapterRequest, OutcomeKind
+from orchestrator.runner.config_merge import render
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 ADAPTERS: dict[str, type[Adapter]] = {
@@ -148,11 +149,13 @@ def test_qwen_always_names_its_approval_mode() -> None:
 def test_opencode_without_auto_approve_asks_for_edits_and_shell() -> None:
     request = AdapterRequest(prompt="p", workdir=Path("/r"), home=Path("/h"))
     spec = OpencodeAdapter({"auto_approve": False}).build_command(request)
-    config = json.loads(spec.home_files[".config/opencode/council.json"])
+    config = json.loads(render(spec.config_files[".config/opencode/council.json"]))
     assert config["permission"] == {"edit": "ask", "bash": "ask"}
     assert "--auto" not in spec.argv
     default = OpencodeAdapter().build_command(request)
-    assert "permission" not in json.loads(default.home_files[".config/opencode/council.json"])
+    assert "permission" not in json.loads(
+        render(default.config_files[".config/opencode/council.json"])
+    )
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from adapter_replay import (
 from adapters.gemini import GeminiAdapter
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind, ProcessResult
 from orchestrator.errors import AdapterError
+from orchestrator.runner.config_merge import render
 
 CLI = "gemini"
 EXPECTED = {
@@ -99,7 +100,7 @@ def test_build_command_is_the_recorded_one() -> None:
 
 def test_settings_file_pins_auth_and_turns_off_telemetry() -> None:
     spec = GeminiAdapter({"base_url": "http://127.0.0.1:7000"}).build_command(request())
-    settings_json = json.loads(spec.home_files[".gemini/settings.json"])
+    settings_json = json.loads(render(spec.config_files[".gemini/settings.json"]))
     assert settings_json["security"]["auth"]["selectedType"] == "gemini-api-key"
     assert settings_json["general"]["maxAttempts"] == 3
     assert settings_json["general"]["disableAutoUpdate"] is True
@@ -107,7 +108,7 @@ def test_settings_file_pins_auth_and_turns_off_telemetry() -> None:
     assert settings_json["telemetry"]["enabled"] is False
     assert spec.env["GOOGLE_GEMINI_BASE_URL"] == "http://127.0.0.1:7000"
     vertex = GeminiAdapter({"auth_type": None, "max_attempts": None}).build_command(request())
-    assert "security" not in json.loads(vertex.home_files[".gemini/settings.json"])
+    assert "security" not in json.loads(render(vertex.config_files[".gemini/settings.json"]))
 
 
 def test_no_approval_with_exit_0_cannot_write() -> None:

@@ -14,6 +14,7 @@ from adapter_replay import (
 from adapters.opencode import OpencodeAdapter
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind, ProcessResult
 from orchestrator.errors import AdapterError
+from orchestrator.runner.config_merge import render
 
 CLI = "opencode"
 EXPECTED = {
@@ -134,14 +135,16 @@ def test_config_file_is_json_with_the_custom_provider(monkeypatch: pytest.Monkey
     )
     spec = adapter.build_command(request())
     assert spec.argv[spec.argv.index("-m") + 1] == "localmodel/fake-model"
-    config = json.loads(spec.home_files[".config/opencode/council.json"])
+    config = json.loads(render(spec.config_files[".config/opencode/council.json"]))
     assert config["autoupdate"] is False and config["share"] == "disabled"
     provider = config["provider"]["localmodel"]
     assert provider["npm"] == "@ai-sdk/openai-compatible"
     assert provider["options"] == {"baseURL": "http://127.0.0.1:9/v1", "apiKey": "{env:LOCAL_KEY}"}
     assert provider["models"] == {"fake-model": {"name": "fake-model"}}
     plain = json.loads(
-        OpencodeAdapter().build_command(request()).home_files[".config/opencode/council.json"]
+        render(
+            OpencodeAdapter().build_command(request()).config_files[".config/opencode/council.json"]
+        )
     )
     assert "provider" not in plain and "-m" not in OpencodeAdapter().build_command(request()).argv
 
@@ -155,7 +158,7 @@ def test_without_its_key_variable_the_provider_takes_the_users_login(
     options = {"provider": "localmodel", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
     adapter = OpencodeAdapter({**options, "api_key_env": "LOCAL_KEY"})
     config = json.loads(
-        adapter.build_command(request()).home_files[".config/opencode/council.json"]
+        render(adapter.build_command(request()).config_files[".config/opencode/council.json"])
     )
     assert config["provider"]["localmodel"]["options"] == {"baseURL": "http://127.0.0.1:9/v1"}
 

@@ -14,6 +14,7 @@ from adapter_replay import (
 from adapters.qwen import QwenAdapter
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind, ProcessResult
 from orchestrator.errors import AdapterError
+from orchestrator.runner.config_merge import render
 
 CLI = "qwen"
 EXPECTED = {
@@ -167,7 +168,7 @@ def test_build_command_is_the_recorded_one() -> None:
 
 def test_settings_file_caps_retries_and_turns_off_telemetry() -> None:
     spec = QwenAdapter({"base_url": "http://127.0.0.1:9/v1"}).build_command(request(model="m1"))
-    settings_json = json.loads(spec.home_files[".qwen/settings.json"])
+    settings_json = json.loads(render(spec.config_files[".qwen/settings.json"]))
     assert settings_json["model"]["generationConfig"]["maxRetries"] == 0
     assert settings_json["privacy"]["usageStatisticsEnabled"] is False
     assert settings_json["telemetry"]["enabled"] is False

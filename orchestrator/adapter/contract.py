@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from orchestrator.adapter.logins import Credential
+from orchestrator.adapter.user_files import UserFile
 from orchestrator.adapter.values import (
     AdapterCheck,
     AdapterConfig,
@@ -85,6 +86,10 @@ class Adapter(ABC):
     # Where this CLI keeps the user's login (their own files, linked into the private HOME
     # unless the adapter is configured ``credentials: isolated``; see orchestrator.runner.logins).
     credentials: ClassVar[tuple[Credential, ...]] = ()
+    # The user's own configuration of this CLI: settings, MCP servers, instructions, agents
+    # (carried into the private HOME unless ``user_config: ignore``; a ``ConfigFile`` the
+    # command names at the same path is merged with it; see orchestrator.adapter.user_files).
+    user_files: ClassVar[tuple[UserFile, ...]] = ()
 
     # A plugin's options derive from this (unknown keys refused). One that derives from
     # ``ExtraArgsConfig`` instead takes ``extra_args`` (``orchestrator.adapter.extra_args``): it

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.adapter.user_files import user_path
+
 __all__ = ["AWS_PROFILES", "GCLOUD_ADC", "Credential"]
 
 
@@ -28,11 +30,7 @@ class Credential:
 
     def source(self, env: Mapping[str, str]) -> Path:
         """The user's file (or directory), which may not exist."""
-        moved = env.get(self.moved_by) if self.moved_by else None
-        if moved:
-            rest = self.moved_path or str(Path(*Path(self.home_path).parts[1:]))
-            return Path(moved).expanduser() / rest
-        return Path(env.get("HOME") or Path.home()) / self.home_path
+        return user_path(self.home_path, self.moved_by, self.moved_path, env)
 
     @property
     def target(self) -> str:

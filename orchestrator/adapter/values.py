@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.adapter.user_files import ConfigFile
+
 __all__ = [
     "AdapterCheck",
     "AdapterConfig",
@@ -51,6 +53,12 @@ class AdapterRequest(_Value):
     env: Mapping[str, str] = Field(default_factory=dict)  # from the run config
     share_credentials: bool = True  # link the user's logins into ``home`` (else remove them)
     pass_env: tuple[str, ...] = ()  # more variables to pass as they are (the run config's)
+    # Carry the user's own configuration of the CLI (``UserFile``) into ``home``
+    # (``user_config: merge``), or nothing of it (``ignore``).
+    user_config: bool = True
+    # The HOME paths of the adapter's ``credentials`` the user has and this run shares: a
+    # command may depend on a login being there (codex's ``requires_openai_auth``).
+    logins: tuple[str, ...] = ()
 
 
 class CommandSpec(_Value):
@@ -59,6 +67,8 @@ class CommandSpec(_Value):
     argv: list[str]
     env: dict[str, str] = Field(default_factory=dict)  # added to the core's allow-listed env
     home_files: dict[str, str] = Field(default_factory=dict)  # HOME-relative path -> content
+    # HOME-relative path -> a config file merged with the user's own (``user_files``)
+    config_files: dict[str, ConfigFile] = Field(default_factory=dict)
     stdin: str | None = None  # None: stdin is closed
     secrets: list[str] = Field(default_factory=list)  # values to redact from logs and events
 

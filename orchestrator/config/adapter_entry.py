@@ -41,6 +41,12 @@ class AdapterConfig(Section):
         description="shared: the CLI sees the user's own login (their credential files, "
         "linked into its private HOME); isolated: only what the run config gives it",
     )
+    user_config: Literal["merge", "ignore"] = Field(
+        default="merge",
+        description="merge: the CLI runs with its user's own configuration (settings, MCP "
+        "servers, instructions, agents), merged with what the run must set, each key the run "
+        "replaced said in the CLI's log; ignore: none of it (a reproducible run)",
+    )
     sandbox: SandboxConfig | None = Field(
         default=None,
         description="this CLI's own sandbox settings, laid over the run's `sandbox:`",

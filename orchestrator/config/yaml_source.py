@@ -10,6 +10,7 @@ Every failure is a ``ConfigError`` whose issues name the file and, when known, t
 from __future__ import annotations
 
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_DEPTH",
     "YamlDocument",
+    "dump_yaml_mapping",
     "parse_yaml_mapping",
     "read_config_text",
 ]
@@ -301,3 +303,9 @@ def parse_yaml_mapping(text: str, source: str) -> YamlDocument:
     finally:
         loader.dispose()
     return YamlDocument(source=source, data=data, root=root)
+
+
+def dump_yaml_mapping(data: Mapping[str, Any]) -> str:
+    """``data`` as a YAML document (plain types only: what ``parse_yaml_mapping`` gives)."""
+    text: str = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
+    return text

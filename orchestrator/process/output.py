@@ -115,6 +115,7 @@ class LogSink:
         cwd: Path,
         root: Path | None = None,
         sandbox: str = "",
+        notes: Sequence[str] = (),
     ) -> None:
         self.path = path
         # The log is reached from ``root`` (default: its own directory) without following a
@@ -127,6 +128,7 @@ class LogSink:
         self._argv = argv
         self._cwd = cwd
         self._sandbox = sandbox  # which sandbox the CLI runs in, said on the first line
+        self._notes = tuple(notes)  # more header lines: what the run carried into its HOME
         self._file: IO[bytes] | None = None
 
     def create(self) -> None:
@@ -137,6 +139,7 @@ class LogSink:
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         sandbox = f" sandbox: {self._sandbox}" if self._sandbox else ""
         header = f"# {when} cwd={self._cwd}{sandbox}\n# argv: {shlex.join(self._argv)}\n"
+        header += "".join(f"# {' '.join(note.split())}\n" for note in self._notes)
         self._file.write(header.encode())
 
     def line(self, stream: str, text: str, dropped: int) -> None:

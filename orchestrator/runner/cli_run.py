@@ -64,7 +64,6 @@ from orchestrator.adapter import (
     AdapterRequest,
     AgentEvent,
     CommandSpec,
-    Credential,
     Outcome,
     OutcomeKind,
     ProcessResult,
@@ -89,6 +88,7 @@ from orchestrator.runner.login_secrets import login_secrets
 from orchestrator.runner.logins import link_credentials, unlink_credentials
 from orchestrator.runner.reader import EventCallback, OutputReader
 from orchestrator.runner.supervise import Limits, Stop, supervise
+from orchestrator.runner.user_config import Carried, carry_user_config, forget
 from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.safety.redaction import Redactor
@@ -164,15 +164,54 @@ async def run_cli(
     home, env, redact = _environment(adapter, request, spec)
     mark, since = Family.new_mark()
     env[MARK_NAME] = mark
-    if spec.home_files or adapter.credentials or not home_ready(home):
-        await anyio.to_thread.run_sync(_prepare, home, spec, adapter.credentials, request)
+    carried = Carried()
+    if spec.home_files or spec.config_files or adapter.credentials or adapter.user_files:
+        carried = await anyio.to_thread.run_sync(_prepare, home, spec, adapter, request)
+    elif not home_ready(home):
+        await anyio.to_thread.run_sync(prepare_home, home, {})
+    try:
+        return await _run_prepared(
+            adapter, request, spec, home, env, redact, mark, since, carried,
+            log_dir=log_dir, limits=Limits(idle_timeout, total_timeout, grace, cancel),
+            on_event=on_event, log_limit=log_limit, watch=watch, sandbox=sandbox,
+        )  # fmt: skip
+    finally:
+        if carried.written:  # the user's settings, with any token in them, leave .council/
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(forget, home, carried)
+
+
+async def _run_prepared(
+    adapter: Adapter,
+    request: AdapterRequest,
+    spec: CommandSpec,
+    home: Path,
+    env: dict[str, str],
+    redact: Redactor,
+    mark: str,
+    since: float,
+    carried: Carried,
+    *,
+    log_dir: Path,
+    limits: Limits,
+    on_event: EventCallback | None,
+    log_limit: int,
+    watch: CliWatch | None,
+    sandbox: Sandbox | None,
+) -> CliRun:
+    grace = limits.grace
     argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
     command: list[str] | None = None  # the sandbox's, around the CLI's
     if sandbox is not None and sandbox.reach is not None and sandbox.settings.binary:
-        command = await anyio.to_thread.run_sync(_confined, adapter, request, spec, env, sandbox)
+        command = await anyio.to_thread.run_sync(
+            _confined, adapter, request, spec, env, sandbox, carried.readable
+        )
     path = Path(log_dir) / log_name(request.task_id, request.phase)
     said = sandbox.settings.reason if sandbox is not None else ""
-    sink = LogSink(path, log_limit, argv, request.workdir, root=Path(log_dir), sandbox=said)
+    sink = LogSink(
+        path, log_limit, argv, request.workdir, root=Path(log_dir), sandbox=said,
+        notes=carried.notes,
+    )  # fmt: skip
     try:
         with starting():
             process, out_fd, err_fd = await spawn_cli(adapter, spec, request.workdir, env, command)
@@ -206,7 +245,6 @@ async def run_cli(
             raise
     stop = Stop()
     reader = OutputReader(adapter, redact, sink, on_event, on_settled=lambda _: stop("settled"))
-    limits = Limits(idle_timeout, total_timeout, grace, cancel)
     started = time.monotonic()
     try:
         survivors = await supervise(
@@ -299,6 +337,7 @@ def _confined(
     spec: CommandSpec,
     env: dict[str, str],
     sandbox: Sandbox,
+    user_paths: Sequence[Path],
 ) -> list[str]:
     """The CLI's command inside the sandbox (blocking: it looks at the disk); the CLI's
     program found on its PATH first, so one that is not installed is said as such."""
@@ -316,17 +355,16 @@ def _confined(
         home=Path(os.path.abspath(request.home)),
         argv=spec.argv,
         env=env,
-        logins=logins,
+        logins=[*logins, *user_paths],
     )
     if not os.path.isabs(plan.executable):  # not found on the CLI's PATH
         raise not_found(adapter, spec.argv[0])
     return bubblewrap.command(settings.binary, plan, spec.argv)
 
 
-def _prepare(
-    home: Path, spec: CommandSpec, credentials: Sequence[Credential], request: AdapterRequest
-) -> None:
+def _prepare(home: Path, spec: CommandSpec, adapter: Adapter, request: AdapterRequest) -> Carried:
     # One worker-thread hop for all of it: this runs at every CLI start.
+    credentials = adapter.credentials
     if spec.home_files or not home_ready(home):
         prepare_home(home, spec.home_files)
     if request.share_credentials:
@@ -335,6 +373,7 @@ def _prepare(
         secret_mask.remember_named(login_secrets(credentials))
     else:
         unlink_credentials(home, credentials)
+    return carry_user_config(home, spec, adapter.user_files, request)
 
 
 def _environment(

@@ -20,19 +20,31 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from orchestrator.adapter import Credential
 from orchestrator.safety import safe_write
 
 __all__ = [
+    "UserPath",
     "found_credentials",
     "inside_home",
     "link_credentials",
     "login_summary",
+    "tilde",
     "unlink_credentials",
 ]
 
 log = logging.getLogger(__name__)
+
+
+class UserPath(Protocol):
+    """A file of the user's a CLI reads in its HOME: a ``Credential`` or a ``UserFile``."""
+
+    def source(self, env: Mapping[str, str]) -> Path: ...
+
+    @property
+    def target(self) -> str: ...
 
 
 def found_credentials(
@@ -44,7 +56,7 @@ def found_credentials(
 
 
 def link_credentials(
-    home: Path, credentials: Sequence[Credential], env: Mapping[str, str] | None = None
+    home: Path, credentials: Sequence[UserPath], env: Mapping[str, str] | None = None
 ) -> list[Path]:
     """Link each credential the user has into the private ``home``; the links made.
 
@@ -75,7 +87,7 @@ def link_credentials(
     return made
 
 
-def unlink_credentials(home: Path, credentials: Sequence[Credential]) -> None:
+def unlink_credentials(home: Path, credentials: Sequence[UserPath]) -> None:
     """Remove links to the user's credentials from ``home`` (``credentials: isolated``)."""
     for credential in credentials:
         target = inside_home(home, credential.target)
@@ -113,7 +125,7 @@ def login_summary(
     """
     env = os.environ if env is None else env
     found = [] if isolated else found_credentials(credentials, env)
-    parts = [f"{c.what}: {_tilde(path, env)}" for c, path in found]
+    parts = [f"{c.what}: {tilde(path, env)}" for c, path in found]
     parts += [f"{name} set" for name in key_names if env.get(name)]
     if isolated:
         parts.append("credentials: isolated (only keys from the run)")
@@ -122,7 +134,7 @@ def login_summary(
     return "; ".join(parts) if parts else "no login found (a key variable or the CLI's login)"
 
 
-def _tilde(path: Path, env: Mapping[str, str]) -> str:
+def tilde(path: Path, env: Mapping[str, str]) -> str:
     home = env.get("HOME")
     if home and path.is_relative_to(home):
         return "~/" + str(path.relative_to(home))

@@ -47,6 +47,7 @@ from orchestrator.plugins.session_info import SessionInfo
 from orchestrator.runner.cli_run import CliRun, CliWatch, Sandbox, run_cli
 from orchestrator.runner.identity import identity_env, user_identity
 from orchestrator.runner.login_refresh import settle_credentials, user_copies
+from orchestrator.runner.logins import found_credentials
 from orchestrator.runner.phase_call import PhaseCall, PhaseRun
 from orchestrator.safety import secret_mask
 from orchestrator.safety.paths import ensure_under
@@ -106,6 +107,14 @@ async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
     return Sandbox(settings, await call.reach() if settings.kind == "bubblewrap" else None)
 
 
+async def _logins(adapter: Adapter) -> tuple[str, ...]:
+    """The HOME paths of the adapter's credentials the user has (a stat each)."""
+    if not adapter.credentials:
+        return ()
+    found = await anyio.to_thread.run_sync(found_credentials, adapter.credentials)
+    return tuple(credential.home_path for credential, _ in found)
+
+
 def phase_home(home_root: Path, task_id: str, adapter: str, phase: str) -> Path:
     parts = [check_id(task_id, "task id"), check_id(adapter, "adapter name")]
     return ensure_under(home_root, Path(*parts, check_id(phase, "phase name")))
@@ -137,6 +146,7 @@ async def call_phase_cli(
             if value in brought or is_sensitive(name)
         }
     )
+    share = configured is None or configured.credentials == "shared"
     request = AdapterRequest(
         prompt=call.prompt,
         workdir=call.workdir,
@@ -146,8 +156,10 @@ async def call_phase_cli(
         task_id=call.task_id,
         session_id=call.session_id,
         env={**identity, **env},
-        share_credentials=configured is None or configured.credentials == "shared",
+        share_credentials=share,
         pass_env=tuple(configured.pass_env) if configured else (),
+        user_config=configured is None or configured.user_config == "merge",
+        logins=await _logins(adapter) if share else (),
     )
     sandbox = await _sandbox(config, call)
     messages: deque[str] = deque(maxlen=_MESSAGES_KEPT)
