@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from orchestrator.adapter import AdapterConfig, AdapterRequest, too_long_for_argument
+from pydantic import Field
+
+from orchestrator.adapter import AdapterConfig, AdapterRequest, McpServer, too_long_for_argument
 
 __all__ = [
     "MODEL",
     "OUTPUT",
     "PROMPT",
     "SESSION",
+    "absolute_dirs",
+    "add_dirs_field",
     "command_env",
     "flag_like",
     "json_file",
+    "mcp_entry",
     "option",
     "owns",
     "stdin_prompt",
+    "system_prompt_field",
     "toml_string",
 ]
 
@@ -74,3 +81,57 @@ def json_file(data: Mapping[str, Any]) -> str:
 def toml_string(value: str) -> str:
     """A TOML basic string: JSON's escapes (ASCII-only) are a subset TOML accepts."""
     return json.dumps(value, ensure_ascii=True)
+
+
+# The typed options several adapters share, each documented once for the JSON schema.
+def system_prompt_field() -> Any:
+    return Field(
+        default=None,
+        description="text added to the CLI's own system prompt (its instructions), on every "
+        "phase; the CLI's default prompt and the user's instruction files stay",
+    )
+
+
+def add_dirs_field() -> Any:
+    return Field(
+        default_factory=list,
+        description="more directories the CLI may read beside its worktree (absolute, `~` "
+        "allowed); under the sandbox they are read-only: work lands only from the worktree",
+    )
+
+
+def absolute_dirs(dirs: list[str]) -> list[str]:
+    """``add_dirs`` as absolute paths (``~`` expanded); a relative one is refused."""
+    out = []
+    for entry in dirs:
+        path = os.path.expanduser(entry)
+        if not os.path.isabs(path) or "\0" in path:
+            raise ValueError(f"add_dirs: {entry!r} is not an absolute path")
+        out.append(os.path.normpath(path))
+    return out
+
+
+def mcp_entry(server: McpServer, style: str) -> dict[str, Any]:
+    """One MCP server in a CLI's own format: ``claude`` (``.mcp.json``), ``gemini`` (gemini's
+    and qwen's ``mcpServers``), ``codex`` (``[mcp_servers.NAME]``), ``opencode`` (``mcp``)."""
+    env, headers = dict(server.env), dict(server.headers)
+    if server.command is not None:
+        if style == "opencode":
+            entry: dict[str, Any] = {"type": "local", "command": [server.command, *server.args]}
+            return {**entry, "enabled": True, **({"environment": env} if env else {})}
+        entry = {"command": server.command, "args": list(server.args)}
+        if style == "claude":
+            entry["type"] = "stdio"
+        return {**entry, **({"env": env} if env else {})}
+    url = server.url or ""
+    if style == "opencode":
+        return {"type": "remote", "url": url, "enabled": True, **_maybe("headers", headers)}
+    if style == "codex":
+        return {"url": url, **_maybe("http_headers", headers)}
+    if style == "gemini":
+        return {"httpUrl": url, **_maybe("headers", headers)}
+    return {"type": "http", "url": url, **_maybe("headers", headers)}
+
+
+def _maybe(key: str, value: dict[str, str]) -> dict[str, Any]:
+    return {key: value} if value else {}

@@ -53,7 +53,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from adapters._build import MODEL, PROMPT, command_env, flag_like, option, owns
+from adapters._build import (
+    MODEL,
+    PROMPT,
+    command_env,
+    flag_like,
+    option,
+    owns,
+    system_prompt_field,
+)
 from adapters._jsonl import strip_ansi
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -93,6 +101,7 @@ _QUIET_FLAGS = [
 ]
 _VERSION = re.compile(r"^Aider v(\S+)")
 _USER_CONFIG = ".aider.conf.yml"
+_INSTRUCTIONS = ".aider.council-instructions.md"  # the option system_prompt, as --read
 _CONF_LOGINS = (("api-key",), ("openai-api-key",), ("anthropic-api-key",))  # conf keys
 
 
@@ -180,6 +189,14 @@ class AiderAdapter(Adapter):
         map_tokens: int | None = Field(default=None, ge=0)  # 0 turns the repo map off
         restore_chat_history: bool = False
         dry_run: bool = False  # --dry-run: aider shows its edits without applying them
+        reasoning_effort: str | None = Field(
+            default=None,
+            pattern=r"^[A-Za-z0-9._-]+$",
+            description="--reasoning-effort: the reasoning_effort API parameter",
+        )
+        # aider has no system prompt option: a file in the private HOME, given as --read
+        # (read-only context, where aider's own docs put conventions).
+        system_prompt: str | None = system_prompt_field()
 
         # Every flag ``build_command`` sets, and the opposite of each switch it sets
         # (tests/test_adapter_extra_args.py checks it).
@@ -207,6 +224,7 @@ class AiderAdapter(Adapter):
             **owns(option("dry_run"), "--dry-run", "--no-dry-run"),
             **owns(option("read_files"), "--read"),
             **owns(option("files"), "--file"),
+            **owns(option("reasoning_effort"), "--reasoning-effort"),
         }
 
     config: Config  # the base class validates the run config's options into this model
@@ -238,6 +256,11 @@ class AiderAdapter(Adapter):
             argv.append("--dry-run")
         for path in opts.read_files:
             argv += ["--read", path]
+        if opts.system_prompt:
+            home_files[_INSTRUCTIONS] = opts.system_prompt
+            argv += ["--read", str(request.home / _INSTRUCTIONS)]
+        if opts.reasoning_effort:
+            argv += ["--reasoning-effort", opts.reasoning_effort]
         for path in opts.files:
             argv += ["--file", path]
         argv += self.extra_args()
@@ -262,6 +285,8 @@ class AiderAdapter(Adapter):
             required["edit-format"] = opts.edit_format
         if opts.map_tokens is not None:
             required["map-tokens"] = opts.map_tokens
+        if opts.reasoning_effort:
+            required["reasoning-effort"] = opts.reasoning_effort
         required["restore-chat-history"] = opts.restore_chat_history
         required["dry-run"] = opts.dry_run
         return ConfigFile(format="yaml", required=required, logins=_CONF_LOGINS)

@@ -34,10 +34,23 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from adapters import _claude_stream
-from adapters._build import MODEL, OUTPUT, PROMPT, SESSION, command_env, option, owns, stdin_prompt
+from adapters._build import (
+    MODEL,
+    OUTPUT,
+    PROMPT,
+    SESSION,
+    absolute_dirs,
+    add_dirs_field,
+    command_env,
+    mcp_entry,
+    option,
+    owns,
+    stdin_prompt,
+    system_prompt_field,
+)
 from adapters._jsonl import loads
 from adapters._outcomes import finish, plain_line
 from orchestrator.adapter import (
@@ -68,6 +81,7 @@ _QUIET_ENV = {
 }
 
 
+_MCP_FILE = ".claude/council-mcp.json"  # the run's mcp_servers, for --mcp-config
 _MOVED = "CLAUDE_CONFIG_DIR"  # moves ~/.claude, and ~/.claude.json into it
 # Tools that change the worktree; "Bash(git *)"-style rules count by their tool name.
 _WRITING_TOOLS = ("Write", "Edit", "MultiEdit", "NotebookEdit", "Bash")
@@ -80,6 +94,7 @@ class ClaudeCodeAdapter(Adapter):
     can_resume = True
     can_choose_model = True
     edits_files = True
+    takes_mcp_servers = True
     passthrough_env: ClassVar[tuple[str, ...]] = (
         "ANTHROPIC_API_KEY",
         "ANTHROPIC_AUTH_TOKEN",
@@ -136,6 +151,21 @@ class ClaudeCodeAdapter(Adapter):
         base_url: str | None = None  # ANTHROPIC_BASE_URL, without /v1
         fallback_model: str | None = None
         max_budget_usd: float | None = Field(default=None, gt=0)
+        reasoning_effort: Literal["low", "medium", "high", "xhigh", "max"] | None = Field(
+            default=None, description="--effort: how hard the model thinks"
+        )
+        system_prompt: str | None = system_prompt_field()  # --append-system-prompt
+        add_dirs: list[str] = add_dirs_field()  # --add-dir
+
+        option_flags: ClassVar[Mapping[str, str]] = {
+            "--append-system-prompt": "system_prompt",
+            "--add-dir": "add_dirs",
+        }
+
+        @field_validator("add_dirs")
+        @classmethod
+        def _absolute(cls, dirs: list[str]) -> list[str]:
+            return absolute_dirs(dirs)
 
         # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {
@@ -146,6 +176,7 @@ class ClaudeCodeAdapter(Adapter):
             ),
             **owns(option("max_turns"), "--max-turns"),
             **owns(option("max_budget_usd"), "--max-budget-usd"),
+            **owns(option("reasoning_effort"), "--effort"),
             **owns(option("fallback_model"), "--fallback-model"),
             **owns(option("allowed_tools"), "--allowedTools", "--allowed-tools"),
             **owns(option("disallowed_tools"), "--disallowedTools", "--disallowed-tools"),
@@ -182,9 +213,17 @@ class ClaudeCodeAdapter(Adapter):
             argv += ["--max-budget-usd", str(opts.max_budget_usd)]
         if opts.fallback_model:
             argv += ["--fallback-model", opts.fallback_model]
+        if opts.reasoning_effort:
+            argv += ["--effort", opts.reasoning_effort]
+        if opts.system_prompt:
+            argv.append(f"--append-system-prompt={opts.system_prompt}")
+        if request.mcp_servers:  # claude reads the run's servers beside the user's own
+            argv += ["--mcp-config", str(request.home / _MCP_FILE)]
         # Before the variadic tool lists, which would take a loose value of these as a tool.
         argv += self.extra_args()
         # Both lists are variadic: the next "--option" ends them, and the prompt came earlier.
+        for directory in opts.add_dirs:
+            argv.append(f"--add-dir={directory}")
         if opts.allowed_tools:
             argv += ["--allowedTools", *opts.allowed_tools]
         if opts.disallowed_tools:
@@ -219,7 +258,12 @@ class ClaudeCodeAdapter(Adapter):
         }
         if request.model:
             settings["model"] = request.model
+        files: dict[str, ConfigFile] = {}
+        if request.mcp_servers:
+            servers = {s.name: mcp_entry(s, "claude") for s in request.mcp_servers}
+            files[_MCP_FILE] = ConfigFile(format="json", required={"mcpServers": servers})
         return {
+            **files,
             ".claude/settings.json": ConfigFile(
                 format="json", required=settings, logins=(("apiKeyHelper",),)
             ),

@@ -39,16 +39,20 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from adapters._build import (
     MODEL,
     OUTPUT,
     SESSION,
+    absolute_dirs,
+    add_dirs_field,
     command_env,
+    mcp_entry,
     option,
     owns,
     stdin_prompt,
+    system_prompt_field,
     toml_string,
 )
 from adapters._jsonl import count, dig, items, loads, obj, text
@@ -88,6 +92,7 @@ class CodexAdapter(Adapter):
     can_resume = True
     can_choose_model = True
     edits_files = True
+    takes_mcp_servers = True
     passthrough_env: ClassVar[tuple[str, ...]] = ("CODEX_API_KEY", "OPENAI_API_KEY")
     credentials: ClassVar[tuple[Credential, ...]] = (
         Credential(_LOGIN, "`codex login` (ChatGPT account or key)", moved_by="CODEX_HOME"),
@@ -113,6 +118,20 @@ class CodexAdapter(Adapter):
         env_key: str = "OPENAI_API_KEY"  # the variable holding the custom endpoint's key
         request_max_retries: int | None = Field(default=None, ge=0)
         stream_max_retries: int | None = Field(default=None, ge=0)
+        reasoning_effort: Literal["minimal", "low", "medium", "high", "xhigh"] | None = Field(
+            default=None, description="config.toml's model_reasoning_effort, over the user's"
+        )
+        system_prompt: str | None = system_prompt_field()  # config.toml's developer_instructions
+        # config.toml's sandbox_workspace_write.writable_roots, what `exec --add-dir` sets
+        # (`exec resume` has no --add-dir)
+        add_dirs: list[str] = add_dirs_field()
+
+        option_flags: ClassVar[Mapping[str, str]] = {"--add-dir": "add_dirs"}
+
+        @field_validator("add_dirs")
+        @classmethod
+        def _absolute(cls, dirs: list[str]) -> list[str]:
+            return absolute_dirs(dirs)
 
         # Every flag ``build_command`` and ``resume_command`` set (tests/test_adapter_extra_args.py
         # checks it). ``-c key=value`` stays open: it is codex's own escape hatch.
@@ -176,6 +195,14 @@ class CodexAdapter(Adapter):
             required["model"] = request.model  # as `-m` says: named so the log shows it
         if opts.sandbox != "bypass":
             required["sandbox_mode"] = opts.sandbox
+        if opts.reasoning_effort:
+            required["model_reasoning_effort"] = opts.reasoning_effort
+        if opts.system_prompt:
+            required["developer_instructions"] = opts.system_prompt
+        if opts.add_dirs:
+            required["sandbox_workspace_write"] = {"writable_roots": list(opts.add_dirs)}
+        if request.mcp_servers:
+            required["mcp_servers"] = {s.name: mcp_entry(s, "codex") for s in request.mcp_servers}
         if opts.base_url:
             provider: dict[str, Any] = {
                 "name": opts.provider_name,

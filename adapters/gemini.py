@@ -52,17 +52,21 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from adapters._build import (
     MODEL,
     OUTPUT,
     PROMPT,
     SESSION,
+    absolute_dirs,
+    add_dirs_field,
     command_env,
     flag_like,
+    mcp_entry,
     option,
     owns,
+    system_prompt_field,
 )
 from adapters._jsonl import count, dig, loads, obj, text
 from adapters._outcomes import (
@@ -106,6 +110,7 @@ _REPORT_NAME = "gemini-client-error-"
 # `-o json` pretty-prints one object; its top-level keys sit at exactly two spaces.
 _JSON_FORM_KEY = re.compile(r'^  "(session_id|response|error)": (.*?),?$')
 _MAX_TOOL_TEXT = 4000
+_CONTEXT_FILE = ".gemini/COUNCIL.md"  # the option system_prompt, a global context file
 _ACCESS_DENIED = re.compile(r"^\s*Access denied\b", re.IGNORECASE)
 _READ_ONLY_MODES = {
     "plan": "approval mode 'plan' writes only into its plans directory, never the repository",
@@ -121,6 +126,7 @@ class GeminiAdapter(Adapter):
     can_resume = True
     can_choose_model = True
     edits_files = True
+    takes_mcp_servers = True
     passthrough_env: ClassVar[tuple[str, ...]] = (
         "GEMINI_API_KEY",
         "GOOGLE_API_KEY",
@@ -164,6 +170,17 @@ class GeminiAdapter(Adapter):
         auth_type: str | None = "gemini-api-key"  # settings security.auth.selectedType
         base_url: str | None = None  # GOOGLE_GEMINI_BASE_URL (https unless localhost)
         max_attempts: int | None = Field(default=3, ge=1, le=10)
+        # gemini has no flag for it: a context file in the private HOME, named in the settings'
+        # context.fileName beside GEMINI.md (global context files load from ~/.gemini/).
+        system_prompt: str | None = system_prompt_field()
+        add_dirs: list[str] = add_dirs_field()  # --include-directories
+
+        option_flags: ClassVar[Mapping[str, str]] = {"--include-directories": "add_dirs"}
+
+        @field_validator("add_dirs")
+        @classmethod
+        def _absolute(cls, dirs: list[str]) -> list[str]:
+            return absolute_dirs(dirs)
 
         # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {
@@ -201,6 +218,8 @@ class GeminiAdapter(Adapter):
             argv += ["-m", request.model]
         if resume is not None:
             argv += ["--resume", native_id(self.name, resume)]
+        for directory in opts.add_dirs:
+            argv.append(f"--include-directories={directory}")
         argv += self.extra_args()
         knobs = {"GEMINI_CLI_TRUST_WORKSPACE": "true"}
         if opts.base_url:
@@ -209,6 +228,7 @@ class GeminiAdapter(Adapter):
         return CommandSpec(
             argv=argv,
             env=env,
+            home_files={_CONTEXT_FILE: opts.system_prompt} if opts.system_prompt else {},
             config_files={".gemini/settings.json": self._settings(request)},
             stdin=stdin,
             secrets=secrets,
@@ -233,6 +253,10 @@ class GeminiAdapter(Adapter):
             layer["security"] = {"auth": {"selectedType": opts.auth_type}}
         if request.model:
             required["model"] = {"name": request.model}  # as `-m` says
+        if opts.system_prompt:
+            required["context"] = {"fileName": ["GEMINI.md", _CONTEXT_FILE.split("/")[-1]]}
+        if request.mcp_servers:
+            required["mcpServers"] = {s.name: mcp_entry(s, "gemini") for s in request.mcp_servers}
         return ConfigFile(format="json", defaults=defaults, required=required)
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:

@@ -57,8 +57,10 @@ from adapters._build import (
     command_env,
     flag_like,
     json_file,
+    mcp_entry,
     option,
     owns,
+    system_prompt_field,
 )
 from adapters._jsonl import count, dig, loads, money, obj, strip_ansi, text
 from adapters._outcomes import error_events, error_kind, finish, plain_line
@@ -91,6 +93,7 @@ _OFFLINE_ENV = {
     "OPENCODE_DISABLE_SHARE": "true",
 }
 _CONFIG_PATH = ".config/opencode/council.json"
+_INSTRUCTIONS = ".config/opencode/council-instructions.md"  # the option system_prompt
 _USER_CONFIG = ".config/opencode/opencode.json"  # merged into _CONFIG_PATH, never linked
 # On every start opencode 1.18 installs @opencode-ai/plugin (the types user plugins import) into
 # each config directory, from registry.npmjs.org (~5 MB, in the background, cut off when the
@@ -126,6 +129,7 @@ class OpencodeAdapter(Adapter):
     can_resume = True
     can_choose_model = True
     edits_files = True
+    takes_mcp_servers = True
     passthrough_env: ClassVar[tuple[str, ...]] = (
         "OPENAI_API_KEY",
         "ANTHROPIC_API_KEY",
@@ -160,6 +164,14 @@ class OpencodeAdapter(Adapter):
         api_key_env: str = "OPENAI_API_KEY"
         auto_approve: bool = True  # --auto: approve what is not explicitly denied
         agent: str | None = None
+        reasoning_effort: str | None = Field(
+            default=None,
+            pattern=r"^[A-Za-z0-9._-]+$",
+            description="--variant: the model's reasoning effort (provider-specific: minimal, "
+            "low, medium, high, max)",
+        )
+        # A file in the private HOME named in the config's `instructions`.
+        system_prompt: str | None = system_prompt_field()
 
         # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {
@@ -169,6 +181,7 @@ class OpencodeAdapter(Adapter):
             **owns(MODEL + " (or the option `model`)", "-m", "--model"),
             **owns(option("auto_approve"), "--auto"),
             **owns(option("agent"), "--agent"),
+            **owns(option("reasoning_effort"), "--variant"),
             **owns(SESSION, "-s", "--session", "-c", "--continue"),
             **owns(PROMPT, "--prompt"),
         }
@@ -201,6 +214,8 @@ class OpencodeAdapter(Adapter):
             argv.append("--auto")
         if opts.agent:
             argv += ["--agent", opts.agent]
+        if opts.reasoning_effort:
+            argv += ["--variant", opts.reasoning_effort]
         if session is not None:
             argv += ["--session", native_id(self.name, session)]
         argv += self.extra_args()  # before the prompt, which may follow a "--"
@@ -212,11 +227,15 @@ class OpencodeAdapter(Adapter):
         return CommandSpec(
             argv=argv,
             env=env,
-            home_files=_PLUGIN_LOCK,
+            home_files={**_PLUGIN_LOCK, **self._instructions()},
             config_files={_CONFIG_PATH: self._config(model, request)},
             stdin=stdin,
             secrets=secrets,
         )
+
+    def _instructions(self) -> dict[str, str]:
+        prompt = self.config.system_prompt
+        return {_INSTRUCTIONS: prompt} if prompt else {}
 
     def _model(self, request: AdapterRequest) -> str | None:
         model = request.model or self.config.model
@@ -239,6 +258,10 @@ class OpencodeAdapter(Adapter):
             required["permission"] = {"edit": "ask", "bash": "ask"}
         if model:
             required["model"] = model  # as `-m` says
+        if opts.system_prompt:
+            required["instructions"] = [str(request.home / _INSTRUCTIONS)]
+        if request.mcp_servers:
+            required["mcp"] = {s.name: mcp_entry(s, "opencode") for s in request.mcp_servers}
         if opts.base_url and opts.provider:
             model_id = model.split("/", 1)[1] if model and "/" in model else model
             options = {"baseURL": opts.base_url}

@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from adapters import _claude_stream
 from adapters._build import (
@@ -47,10 +47,14 @@ from adapters._build import (
     OUTPUT,
     PROMPT,
     SESSION,
+    absolute_dirs,
+    add_dirs_field,
     command_env,
     flag_like,
+    mcp_entry,
     option,
     owns,
+    system_prompt_field,
 )
 from adapters._jsonl import loads
 from adapters._outcomes import GEMINI_FAMILY_EXITS, finish, plain_line, reclassify
@@ -91,6 +95,7 @@ class QwenAdapter(Adapter):
     can_resume = True
     can_choose_model = True
     edits_files = True
+    takes_mcp_servers = True
     passthrough_env: ClassVar[tuple[str, ...]] = (
         "OPENAI_API_KEY",
         "OPENAI_BASE_URL",
@@ -126,6 +131,22 @@ class QwenAdapter(Adapter):
         base_url: str | None = None  # OPENAI_BASE_URL with auth_type openai
         max_retries: int | None = Field(default=0, ge=0)
         max_session_turns: int | None = Field(default=None, ge=1)
+        reasoning_effort: Literal["low", "medium", "high", "xhigh", "max"] | None = Field(
+            default=None, description="settings' model.reasoningEffort, over the user's"
+        )
+        system_prompt: str | None = system_prompt_field()  # --append-system-prompt
+        add_dirs: list[str] = add_dirs_field()  # --include-directories
+
+        option_flags: ClassVar[Mapping[str, str]] = {
+            "--append-system-prompt": "system_prompt",
+            "--include-directories": "add_dirs",
+            "--add-dir": "add_dirs",
+        }
+
+        @field_validator("add_dirs")
+        @classmethod
+        def _absolute(cls, dirs: list[str]) -> list[str]:
+            return absolute_dirs(dirs)
 
         # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {
@@ -164,6 +185,10 @@ class QwenAdapter(Adapter):
             argv += ["-m", request.model]
         if resume is not None:
             argv += ["--resume", native_id(self.name, resume)]
+        if opts.system_prompt:
+            argv.append(f"--append-system-prompt={opts.system_prompt}")
+        for directory in opts.add_dirs:
+            argv.append(f"--include-directories={directory}")
         argv += self.extra_args()  # after the positional prompt: yargs takes options anywhere
         knobs: dict[str, str] = {}
         if opts.base_url:
@@ -191,7 +216,11 @@ class QwenAdapter(Adapter):
             model["generationConfig"] = {"maxRetries": self.config.max_retries}
         if request.model:
             model["name"] = request.model  # as `-m` says
-        required = {"model": model} if model else {}
+        if self.config.reasoning_effort:
+            model["reasoningEffort"] = self.config.reasoning_effort
+        required: dict[str, Any] = {"model": model} if model else {}
+        if request.mcp_servers:
+            required["mcpServers"] = {s.name: mcp_entry(s, "gemini") for s in request.mcp_servers}
         return ConfigFile(
             format="json", defaults=defaults, required=required, logins=(_SETTINGS_KEY,)
         )

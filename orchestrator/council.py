@@ -83,7 +83,12 @@ from orchestrator.process.tree import become_subreaper, since_now
 from orchestrator.run.demo_repo import ensure_sample_repo
 from orchestrator.run.event_stream import EventStream
 from orchestrator.run.plan import RunPlan, build_plan, plan_paths
-from orchestrator.run.preflight import check_adapters, check_repository, check_sandbox
+from orchestrator.run.preflight import (
+    check_adapters,
+    check_repository,
+    check_sandbox,
+    warn_mcp_servers,
+)
 from orchestrator.run.report import RunReport
 from orchestrator.run.run_lock import RunLock, acquire_run_lock
 from orchestrator.run.session_report import session_report
@@ -161,6 +166,7 @@ class Council:
         config = self.config
         if self._workflow is None:  # a workflow of the caller's own may not use the adapters
             check_adapters(config, self.plugins.registry)
+            warn_mcp_servers(config, self.plugins.registry)
         await check_repository(config)
         await check_sandbox(config)
 

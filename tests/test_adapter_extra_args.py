@@ -40,19 +40,36 @@ EVERY_OPTION: dict[type[Adapter], list[dict[str, Any]]] = {
         {"edit_format": "whole", "map_tokens": 0, "base_url": "http://x/v1"},
         {"restore_chat_history": True, "dry_run": True},
         {"files": ["a.py"], "read_files": ["b.md"]},
+        {"reasoning_effort": "high", "system_prompt": "be brief"},
     ],
     ClaudeCodeAdapter: [
         {"max_turns": 3, "max_budget_usd": 1.5, "fallback_model": "m2"},
         {"allowed_tools": ["Edit"], "disallowed_tools": ["Bash"], "permission_mode": "plan"},
+        {"reasoning_effort": "high", "system_prompt": "be brief", "add_dirs": ["/srv/docs"]},
     ],
-    CodexAdapter: [{"sandbox": "read-only"}, {"sandbox": "bypass"}],
-    GeminiAdapter: [{"approval_mode": "auto_edit"}, {"approval_mode": "default"}],
+    CodexAdapter: [
+        {"sandbox": "read-only"},
+        {"sandbox": "bypass"},
+        {"reasoning_effort": "high", "system_prompt": "be brief", "add_dirs": ["/srv/docs"]},
+    ],
+    GeminiAdapter: [
+        {"approval_mode": "auto_edit"},
+        {"approval_mode": "default"},
+        {"system_prompt": "be brief", "add_dirs": ["/srv/docs"]},
+    ],
     OllamaAdapter: [
         {"model": "m", "format_json": True, "keepalive": "5m", "think": "low"},
         {"model": "m", "hide_thinking": True, "verbose": False},
     ],
-    OpencodeAdapter: [{"agent": "build", "model": "p/m", "auto_approve": False}],
-    QwenAdapter: [{"max_session_turns": 4, "auth_type": None}, {"approval_mode": "plan"}],
+    OpencodeAdapter: [
+        {"agent": "build", "model": "p/m", "auto_approve": False},
+        {"reasoning_effort": "high", "system_prompt": "be brief"},
+    ],
+    QwenAdapter: [
+        {"max_session_turns": 4, "auth_type": None},
+        {"approval_mode": "plan"},
+        {"reasoning_effort": "high", "system_prompt": "be brief", "add_dirs": ["/srv/docs"]},
+    ],
 }
 # codex's `-c key=value` is its own escape hatch: the adapter sets sandbox_mode with it on a
 # resumed session, and a user's other keys stay theirs.
@@ -90,6 +107,7 @@ def test_every_flag_an_adapter_emits_is_one_it_declares(
     options_model: type[Any] = adapter_class.Config
     assert issubclass(options_model, ExtraArgsConfig)
     owned = set(options_model.owned_flags) | SHARED.get(adapter_class, set())
+    owned |= set(options_model.option_flags)  # set only from their option, refused beside it
     choices = EVERY_OPTION[adapter_class]
     merged = {k: v for options in choices for k, v in options.items()}
     emitted: set[str] = set()
@@ -106,7 +124,7 @@ def test_every_flag_an_adapter_emits_is_one_it_declares(
 CASES = {
     # adapter: (extra args, what must follow them in a first run's argv: the prompt or nothing)
     AiderAdapter: ["--cache-prompts"],
-    ClaudeCodeAdapter: ["--effort", "low"],
+    ClaudeCodeAdapter: ["--agent", "reviewer"],
     CodexAdapter: ["-c", "model_reasoning_effort=low"],
     GeminiAdapter: ["--include-directories", "docs"],
     OllamaAdapter: ["--insecure"],
@@ -136,7 +154,7 @@ def test_extra_args_are_appended_as_they_are_before_the_prompt(
             .build_command(_request(tmp_path))
             .argv
         )
-        assert argv.index("--effort") < argv.index("--allowedTools")
+        assert argv.index("--agent") < argv.index("--allowedTools")
 
 
 def test_codex_puts_them_after_the_subcommand_and_before_the_session_and_prompt(
@@ -190,9 +208,11 @@ def test_a_double_dash_is_refused() -> None:
 
 
 def test_a_value_that_only_looks_like_a_flag_name_passes() -> None:
-    # `--effort` is claude's; "low" is a value; `--flag=-x` keeps a dash value a value.
-    adapter = ClaudeCodeAdapter({"extra_args": ["--effort", "low", "--append-system-prompt=-x"]})
-    assert adapter.extra_args() == ["--effort", "low", "--append-system-prompt=-x"]
+    # `--agent` is claude's; "reviewer" is a value; `--flag=-x` keeps a dash value a value.
+    adapter = ClaudeCodeAdapter(
+        {"extra_args": ["--agent", "reviewer", "--append-system-prompt=-x"]}
+    )
+    assert adapter.extra_args() == ["--agent", "reviewer", "--append-system-prompt=-x"]
 
 
 def test_config_validate_names_the_adapter_and_the_flag(tmp_path: Path) -> None:
@@ -201,7 +221,7 @@ repo: {tmp_path}
 adapters:
   claude_code:
     options:
-      extra_args: ["--effort", "low"]
+      extra_args: ["--agent", "reviewer"]
   reviewer:
     type: codex
     options:
@@ -220,9 +240,9 @@ tasks:
 
 def test_the_registry_builds_an_adapter_with_them() -> None:
     registry = plugins.default_plugins().registry
-    entry = adapter_entry.AdapterConfig(options={"extra_args": ["--effort", "low"]})
+    entry = adapter_entry.AdapterConfig(options={"extra_args": ["--agent", "reviewer"]})
     adapter = registry.create("claude_code", entry)
-    assert adapter.extra_args() == ["--effort", "low"]
+    assert adapter.extra_args() == ["--agent", "reviewer"]
 
 
 @pytest.mark.parametrize("adapter_class", CLI_ADAPTERS, ids=lambda c: c.name)
@@ -237,3 +257,22 @@ def test_adapters_without_a_place_for_them_refuse_them() -> None:
     # The command preset has `args` (its whole command line); scripted is the test stand-in.
     for name in ("command", "scripted"):
         assert "extra_args" not in MODELS[name].model_fields
+
+
+@pytest.mark.parametrize(
+    ("adapter_class", "options", "flag"),
+    [
+        (ClaudeCodeAdapter, {"system_prompt": "be brief"}, "--append-system-prompt"),
+        (ClaudeCodeAdapter, {"add_dirs": ["/srv"]}, "--add-dir"),
+        (QwenAdapter, {"system_prompt": "be brief"}, "--append-system-prompt"),
+        (QwenAdapter, {"add_dirs": ["/srv"]}, "--include-directories"),
+        (GeminiAdapter, {"add_dirs": ["/srv"]}, "--include-directories"),
+    ],
+)
+def test_a_flag_an_option_sets_is_refused_beside_that_option(
+    adapter_class: type[Adapter], options: dict[str, Any], flag: str
+) -> None:
+    # Alone, the flag is the user's; beside the option that sets it, one of the two is lost.
+    adapter_class({"extra_args": [f"{flag}=x"]})
+    with pytest.raises(AdapterError, match=f"{flag} is set by the adapter from its option"):
+        adapter_class({**options, "extra_args": [f"{flag}=x"]})

@@ -90,6 +90,9 @@ class Adapter(ABC):
     # (carried into the private HOME unless ``user_config: ignore``; a ``ConfigFile`` the
     # command names at the same path is merged with it; see orchestrator.adapter.user_files).
     user_files: ClassVar[tuple[UserFile, ...]] = ()
+    # Does ``build_command`` give the CLI the run's ``mcp_servers`` (``request.mcp_servers``)?
+    # A run that names some warns once for each adapter that does not.
+    takes_mcp_servers: ClassVar[bool] = False
 
     # A plugin's options derive from this (unknown keys refused). One that derives from
     # ``ExtraArgsConfig`` instead takes ``extra_args`` (``orchestrator.adapter.extra_args``): it
@@ -127,6 +130,11 @@ class Adapter(ABC):
     def extra_args(self) -> list[str]:
         """The run config's ``extra_args`` for this adapter, to go into its command line."""
         return list(getattr(self.config, "extra_args", []))
+
+    def readable_dirs(self) -> tuple[str, ...]:
+        """Directories outside the worktree the CLI is told to use (``add_dirs``): absolute
+        paths the sandbox shows it read-only."""
+        return tuple(getattr(self.config, "add_dirs", ()))
 
     def version_command(self) -> list[str]:
         return [self.binary, "--version"]

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from orchestrator.adapter.values import AdapterConfig
 
@@ -63,6 +63,9 @@ class ExtraArgsConfig(AdapterConfig):
     )
     # The flags the adapter's commands set, each with what to use instead of repeating it.
     owned_flags: ClassVar[Mapping[str, str]] = {}
+    # Flags the adapter sets only when one of its options is set: flag -> that option's name.
+    # Either is fine alone; both are refused (two --append-system-prompt: one is lost).
+    option_flags: ClassVar[Mapping[str, str]] = {}
 
     @field_validator("extra_args")
     @classmethod
@@ -71,3 +74,14 @@ class ExtraArgsConfig(AdapterConfig):
         if problem is not None:
             raise ValueError(problem)
         return args
+
+    @model_validator(mode="after")
+    def _no_clash_with_options(self) -> Self:
+        given = {arg.split("=", 1)[0] for arg in self.extra_args if arg.startswith("-")}
+        for flag, name in self.option_flags.items():
+            if flag in given and getattr(self, name, None):
+                raise ValueError(
+                    f"extra_args: {flag} is set by the adapter from its option `{name}`; "
+                    f"give it once, in `{name}`"
+                )
+        return self

@@ -21,6 +21,7 @@ __all__ = [
     "AgentEvent",
     "CommandSpec",
     "EventKind",
+    "McpServer",
     "Outcome",
     "OutcomeKind",
     "ProcessResult",
@@ -37,6 +38,18 @@ class _Value(BaseModel):
 
 class AdapterConfig(_Value):
     """Base of every adapter's options model: unknown keys are refused."""
+
+
+class McpServer(_Value):
+    """One MCP server of the run config's ``mcp_servers:``, which every CLI that takes MCP
+    servers gets in its own format: a local command (stdio) or a URL (streamable HTTP)."""
+
+    name: str
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = Field(default_factory=dict)  # ``${NAME}`` already expanded
+    url: str | None = None
+    headers: Mapping[str, str] = Field(default_factory=dict)
 
 
 class AdapterRequest(_Value):
@@ -59,6 +72,7 @@ class AdapterRequest(_Value):
     # The HOME paths of the adapter's ``credentials`` the user has and this run shares: a
     # command may depend on a login being there (codex's ``requires_openai_auth``).
     logins: tuple[str, ...] = ()
+    mcp_servers: tuple[McpServer, ...] = ()  # the run's, for a CLI that takes them
 
 
 class CommandSpec(_Value):

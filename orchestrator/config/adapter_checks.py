@@ -66,18 +66,26 @@ def _option_message(kind: str, model: type[BaseModel], error: Any) -> str:
 
 
 def unset_references(config: RunConfig, environ: Mapping[str, str]) -> list[Problem]:
-    """Each ``${NAME}`` in an adapter's ``env`` whose variable ``environ`` lacks."""
+    """Each ``${NAME}`` in an adapter's ``env``, or an MCP server's ``env`` and ``headers``,
+    whose variable ``environ`` lacks."""
     problems: list[Problem] = []
-    for name, adapter in config.adapters.items():
-        for variable, value in adapter.env.items():
-            for missing in (ref for ref in references(value) if ref not in environ):
-                problems.append(
-                    (
-                        ("adapters", name, "env", variable),
-                        f"${{{missing}}} is not set in the environment council runs in "
-                        "(export it, or write $${ for a literal ${)",
-                    )
+    places: list[tuple[tuple[str, ...], str]] = [
+        (("adapters", name, "env", variable), value)
+        for name, adapter in config.adapters.items()
+        for variable, value in adapter.env.items()
+    ]
+    for name, server in config.mcp_servers.items():
+        for key, values in (("env", server.env), ("headers", server.headers)):
+            places += [(("mcp_servers", name, key, var), value) for var, value in values.items()]
+    for place, value in places:
+        for missing in (ref for ref in references(value) if ref not in environ):
+            problems.append(
+                (
+                    place,
+                    f"${{{missing}}} is not set in the environment council runs in "
+                    "(export it, or write $${ for a literal ${)",
                 )
+            )
     return problems
 
 

@@ -19,6 +19,7 @@ from orchestrator.config.adapter_entry import AdapterConfig
 from orchestrator.config.checks.problems import format_problems
 from orchestrator.config.checks.run import find_problems
 from orchestrator.config.fields import CommandList, Id, Section, branch_name, resolve_path
+from orchestrator.config.mcp import McpServerConfig
 from orchestrator.config.sandbox import SandboxConfig
 from orchestrator.config.sections import (
     CapacityConfig,
@@ -70,6 +71,11 @@ class RunConfig(Section):
         default_factory=SandboxConfig,
         description="how each CLI is confined: auto | bubblewrap | none, or a mapping with "
         "mode, network, read, write (orchestrator.sandbox)",
+    )
+    mcp_servers: dict[Id, McpServerConfig] = Field(
+        default_factory=dict,
+        description="MCP servers every CLI of the run gets, in its own format, beside the "
+        "user's own (orchestrator.config.mcp)",
     )
     tasks: list[TaskConfig]
 

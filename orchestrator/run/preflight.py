@@ -19,6 +19,8 @@ clear line and leaves the user's repository exactly as it was:
   of its adapters (``prompt_fit``: one too long for the command line, to an adapter that has
   no other way in).
 
+- ``warn_mcp_servers(config, registry)``: the run's ``mcp_servers`` and an adapter whose CLI
+  cannot take them (aider), said once as a warning;
 - ``check_sandbox(config)``: a ``sandbox: bubblewrap`` (run-wide or an adapter's) that this
   machine cannot give is refused (``ConfigError`` at that setting); ``auto`` that finds no
   working bubblewrap is said once as a warning (the run goes on, unconfined, and the
@@ -165,6 +167,27 @@ def check_adapters(config: RunConfig, registry: AdapterRegistry) -> None:
     problems += [message for _, message in prompt_problems(config, registry)]
     if problems:
         raise AdapterUnavailable("\n".join(dict.fromkeys(problems)))
+
+
+def warn_mcp_servers(config: RunConfig, registry: AdapterRegistry) -> list[str]:
+    """With ``mcp_servers:`` set, one warning for each adapter a task uses whose CLI cannot be
+    given them (aider has no MCP): the run goes on without them there. The warnings said."""
+    if not config.mcp_servers:
+        return []
+    said: list[str] = []
+    for name in adapter_uses(config).users:
+        try:
+            adapter = registry.create(name, config.adapters.get(name))
+        except AdapterError:
+            continue  # check_adapters says why
+        if not adapter.takes_mcp_servers:
+            said.append(
+                f"adapter {name!r} (type {adapter.name!r}) takes no MCP servers: the run's "
+                f"mcp_servers ({', '.join(config.mcp_servers)}) are not given to it"
+            )
+    for warning in said:
+        log.warning("%s", warning)
+    return said
 
 
 @dataclass(frozen=True)

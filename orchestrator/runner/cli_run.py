@@ -176,7 +176,7 @@ async def run_cli(
             on_event=on_event, log_limit=log_limit, watch=watch, sandbox=sandbox,
         )  # fmt: skip
     finally:
-        if carried.written:  # the user's settings, with any token in them, leave .council/
+        if carried.written:  # settings and MCP servers, with any token in them, leave .council/
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(forget, home, carried)
 
@@ -355,7 +355,7 @@ def _confined(
         home=Path(os.path.abspath(request.home)),
         argv=spec.argv,
         env=env,
-        logins=[*logins, *user_paths],
+        logins=[*logins, *user_paths, *map(Path, adapter.readable_dirs())],
     )
     if not os.path.isabs(plan.executable):  # not found on the CLI's PATH
         raise not_found(adapter, spec.argv[0])

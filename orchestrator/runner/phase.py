@@ -34,7 +34,7 @@ from pathlib import Path
 
 import anyio
 
-from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind
+from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind, McpServer
 from orchestrator.config.env_refs import UnsetVariable, expand
 from orchestrator.config.run import RunConfig
 from orchestrator.config.sandbox import merged_sandbox
@@ -78,7 +78,7 @@ def _refused(adapter: Adapter, cli: CliRun) -> bool:
         return False
 
 
-def expand_env(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+def expand_env(env: Mapping[str, str], where: str = "env") -> tuple[dict[str, str], list[str]]:
     """``env`` with its ``${NAME}`` references filled from this process's environment, and
     the values brought in. A variable unset since the run config was checked is a
     ``ConfigError`` naming it (the run stops; set it and ``council resume``)."""
@@ -89,7 +89,11 @@ def expand_env(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
             expanded[name], values = expand(value, os.environ)
         except UnsetVariable as exc:
             raise ConfigError(
-                [ConfigIssue("<run config>", None, f"env.{name}", f"${{{exc.name}}} is not set")]
+                [
+                    ConfigIssue(
+                        "<run config>", None, f"{where}.{name}", f"${{{exc.name}}} is not set"
+                    )
+                ]
             ) from None
         brought += values
     return expanded, brought
@@ -105,6 +109,37 @@ async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
     where = f"adapters.{call.adapter}.sandbox" if own is not None else "sandbox"
     settings: SandboxSettings = await settings_for(merged_sandbox(config.sandbox, own), where)
     return Sandbox(settings, await call.reach() if settings.kind == "bubblewrap" else None)
+
+
+def _mcp_servers(config: RunConfig) -> tuple[McpServer, ...]:
+    """The run's MCP servers, ``${NAME}`` filled in; what came from the environment, and any
+    header value, is masked from now on, each named by its place in the run config."""
+    servers: list[McpServer] = []
+    for name, server in config.mcp_servers.items():
+        env, brought = expand_env(server.env, f"mcp_servers.{name}.env")
+        headers, brought_too = expand_env(server.headers, f"mcp_servers.{name}.headers")
+        secret_mask.remember([*brought, *brought_too])
+        secret_mask.remember_named(
+            {
+                **{
+                    f"mcp_servers.{name}.env.{k}": v
+                    for k, v in env.items()
+                    if v in brought or is_sensitive(k)
+                },
+                **{f"mcp_servers.{name}.headers.{k}": v for k, v in headers.items()},
+            }
+        )
+        servers.append(
+            McpServer(
+                name=name,
+                command=server.command,
+                args=tuple(server.args),
+                env=env,
+                url=server.url,
+                headers=headers,
+            )
+        )
+    return tuple(servers)
 
 
 async def _logins(adapter: Adapter) -> tuple[str, ...]:
@@ -146,6 +181,7 @@ async def call_phase_cli(
             if value in brought or is_sensitive(name)
         }
     )
+    servers = _mcp_servers(config) if adapter.takes_mcp_servers else ()
     share = configured is None or configured.credentials == "shared"
     request = AdapterRequest(
         prompt=call.prompt,
@@ -160,6 +196,7 @@ async def call_phase_cli(
         pass_env=tuple(configured.pass_env) if configured else (),
         user_config=configured is None or configured.user_config == "merge",
         logins=await _logins(adapter) if share else (),
+        mcp_servers=servers,
     )
     sandbox = await _sandbox(config, call)
     messages: deque[str] = deque(maxlen=_MESSAGES_KEPT)

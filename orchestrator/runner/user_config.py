@@ -4,10 +4,10 @@
 Before each start: every ``ConfigFile`` of the command is written merged with the user's file
 (``config_merge``), and every other ``UserFile`` the user has is linked, as logins are
 (``logins.link_credentials``); the sandbox shows the linked ones read-only. What was carried,
-and which of the user's keys the run's own replaced, is said in the CLI's log. A file that
-holds something of the user's is removed when the CLI ends (``forget``): their settings may
-hold tokens, and nothing of theirs stays under ``.council/``. The secrets found in them are
-masked from then on, each named by its file and key.
+and which of the user's keys the run's own replaced, is said in the CLI's log. The config
+files are removed when the CLI ends (``forget``; the next start writes them anew): the user's
+settings and the run's MCP servers may hold tokens, and none stays under ``.council/``. The
+secrets found in the user's files are masked from then on, each named by its file and key.
 
 ``user_config: ignore`` carries nothing and removes what an earlier start linked.
 """
@@ -45,7 +45,7 @@ class Carried:
 
     notes: list[str] = field(default_factory=list)  # for the CLI's log
     readable: list[Path] = field(default_factory=list)  # user paths linked in (read-only)
-    written: list[Path] = field(default_factory=list)  # files holding the user's settings
+    written: list[Path] = field(default_factory=list)  # the config files written
 
 
 def carry_user_config(
@@ -115,9 +115,9 @@ def _write_merged(
         return
     safe_write.make_dirs(home, target.parent, mode=0o700)
     safe_write.write_atomic(home, target, dump(merged.data, config.format).encode(), mode=0o600)
+    carried.written.append(target)
     if user is None or source is None or user_file is None:
         return
-    carried.written.append(target)
     where = tilde(source, env)
     secret_mask.remember_named(
         {f"{where}: {key}": value for key, value in secret_values(user, config.logins).items()}
