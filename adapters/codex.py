@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -150,6 +151,15 @@ class CodexAdapter(Adapter):
     def env_names(self) -> tuple[str, ...]:
         # A custom endpoint's key may live under a name of the user's choosing.
         return (*self.passthrough_env, self.config.env_key)
+
+    def logins_used(self, env: Mapping[str, str]) -> tuple[Credential, ...]:
+        # With base_url, codex sends the endpoint's key variable when the run has it, and the
+        # `codex login` only when it does not (the provider then says requires_openai_auth).
+        if not self.config.base_url:
+            return self.credentials
+        if env.get(self.config.env_key):
+            return ()
+        return tuple(replace(c, what=f"{c.what} (requires_openai_auth)") for c in self.credentials)
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         if request.resume_session_id is not None:

@@ -100,6 +100,8 @@ from orchestrator.plugins.hookspecs import hookimpl
 
 __all__ = ["GeminiAdapter", "register_adapters"]
 
+# The variables that make a dotenv file a gemini login (an API key, or Vertex AI's project).
+_KEY_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT")
 _ATTEMPT = re.compile(r"^Attempt \d+ failed with status (\d{3})")
 _RESUME_REFUSED = re.compile(r"Error resuming session|No previous sessions found", re.IGNORECASE)
 _DOWNGRADE = re.compile(r"Approval mode overridden to .{0,3}default.{0,3} because", re.IGNORECASE)
@@ -151,6 +153,30 @@ class GeminiAdapter(Adapter):
             "Google account of that login",
             moved_by="GEMINI_CLI_HOME",
             moved_path=".gemini/google_accounts.json",
+        ),
+        # Gemini reads keys from the first dotenv file it finds walking up from the working
+        # directory, then ~/.gemini/.env (in a trusted workspace: the adapter trusts it) and
+        # ~/.env (gemini-cli's docs/get-started/authentication.md and
+        # docs/reference/configuration.md on .env files; findEnvFile in 0.61's bundle, ~ being
+        # GEMINI_CLI_HOME when set).
+        Credential(
+            ".gemini/.env",
+            "keys in ~/.gemini/.env",
+            moved_by="GEMINI_CLI_HOME",
+            moved_path=".gemini/.env",
+            keys=_KEY_NAMES,
+        ),
+        Credential(
+            ".env", "keys in ~/.env", moved_by="GEMINI_CLI_HOME", moved_path=".env", keys=_KEY_NAMES
+        ),
+        # A key entered in gemini's /auth dialog goes to the system keychain, or where there is
+        # none (no keytar or Secret Service, as headless), to this file, encrypted with a key
+        # derived from the host and user names (apiKeyCredentialStorage, FileKeychain in 0.61).
+        Credential(
+            ".gemini/gemini-credentials.json",
+            "key saved by gemini's /auth (file keychain)",
+            moved_by="GEMINI_CLI_HOME",
+            moved_path=".gemini/gemini-credentials.json",
         ),
         GCLOUD_ADC,
     )

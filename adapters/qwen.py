@@ -32,6 +32,11 @@ Quirks handled:
   ``security.auth.apiKey``) with the run's keys over it; usage statistics, telemetry and
   auto-update are off unless it turns them on. Their ``QWEN.md``, commands, agents and
   extensions are linked in.
+- ``auth_type: openai-responses`` (0.23.3 on) speaks the OpenAI Responses API with the same
+  ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``. ``qwen-oauth`` is refused by the options model:
+  0.24 exits "Qwen OAuth free tier was discontinued on 2026-04-15" (measured), so the error
+  comes at ``council config validate`` with the way to log in instead.
+- A key in ``~/.qwen/.env`` or ``~/.env`` is a login (``credentials``), linked like any.
 """
 
 from __future__ import annotations
@@ -80,6 +85,23 @@ from orchestrator.plugins.hookspecs import hookimpl
 __all__ = ["QwenAdapter", "register_adapters"]
 
 _SETTINGS_KEY = ("security", "auth", "apiKey")  # a key qwen 0.24 reads from settings.json
+_QWEN_OAUTH_GONE = (
+    "auth_type 'qwen-oauth' is refused: the Qwen OAuth free tier was discontinued on "
+    "2026-04-15 and qwen 0.24 no longer logs in with it. Use an API key: auth_type 'openai' "
+    "(or 'openai-responses') with OPENAI_API_KEY set (and base_url for DashScope, OpenRouter or "
+    "another OpenAI-compatible endpoint), or the key in ~/.qwen/.env or ~/.env"
+)
+# The variables that make a dotenv file a qwen login: the keys its auth types read.
+_KEY_NAMES = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "DASHSCOPE_API_KEY",
+    "OPENROUTER_API_KEY",
+    "BAILIAN_CODING_PLAN_API_KEY",
+    "BAILIAN_TOKEN_PLAN_API_KEY",
+)
 _EDIT_TOOLS = frozenset({"edit", "write_file", "replace", "run_shell_command"})
 _READ_ONLY_MODES = {
     "plan": "approval mode 'plan' only analyses: it never modifies files",
@@ -106,10 +128,15 @@ class QwenAdapter(Adapter):
         "GEMINI_API_KEY",
         "DASHSCOPE_API_KEY",
     )
+    # Qwen 0.24 reads keys from the first dotenv file it finds, walking up from the working
+    # directory, then ~/.qwen/.env ($QWEN_HOME/.env) and ~/.env (docs/configuration/auth.md,
+    # "Step 2: Set environment variables"; findEnvFiles in its bundle). Its Qwen OAuth login
+    # (~/.qwen/oauth_creds.json) is not listed: that free tier was discontinued on 2026-04-15
+    # and 0.24 refuses it ("Qwen OAuth free tier was discontinued"). A key kept in
+    # ~/.qwen/settings.json (`env`, or the deprecated `security.auth.apiKey`) is settings.
     credentials: ClassVar[tuple[Credential, ...]] = (
-        Credential(
-            ".qwen/oauth_creds.json", "Qwen login (auth_type qwen-oauth)", moved_by="QWEN_HOME"
-        ),
+        Credential(".qwen/.env", "keys in ~/.qwen/.env", moved_by="QWEN_HOME", keys=_KEY_NAMES),
+        Credential(".env", "keys in ~/.env", keys=_KEY_NAMES),
     )
 
     user_files: ClassVar[tuple[UserFile, ...]] = tuple(
@@ -125,10 +152,12 @@ class QwenAdapter(Adapter):
 
     class Config(ExtraArgsConfig):
         approval_mode: Literal["yolo", "auto-edit", "auto", "plan", "default"] = "yolo"
-        auth_type: Literal["openai", "anthropic", "gemini", "vertex-ai", "qwen-oauth"] | None = (
-            "openai"
-        )
-        base_url: str | None = None  # OPENAI_BASE_URL with auth_type openai
+        # openai-responses: the OpenAI Responses API (/v1/responses), since qwen 0.23.3, with
+        # the same OPENAI_API_KEY and OPENAI_BASE_URL as openai.
+        auth_type: (
+            Literal["openai", "openai-responses", "anthropic", "gemini", "vertex-ai"] | None
+        ) = "openai"
+        base_url: str | None = None  # OPENAI_BASE_URL (ANTHROPIC_BASE_URL with anthropic)
         max_retries: int | None = Field(default=0, ge=0)
         max_session_turns: int | None = Field(default=None, ge=1)
         reasoning_effort: Literal["low", "medium", "high", "xhigh", "max"] | None = Field(
@@ -147,6 +176,13 @@ class QwenAdapter(Adapter):
         @classmethod
         def _absolute(cls, dirs: list[str]) -> list[str]:
             return absolute_dirs(dirs)
+
+        @field_validator("auth_type", mode="before")
+        @classmethod
+        def _no_qwen_oauth(cls, value: object) -> object:
+            if value == "qwen-oauth":
+                raise ValueError(_QWEN_OAUTH_GONE)
+            return value
 
         # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {

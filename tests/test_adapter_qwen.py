@@ -201,3 +201,22 @@ def test_config_refuses_unknown_and_bad_keys() -> None:
         QwenAdapter({"openai_api_key": "sk"})
     with pytest.raises(AdapterError):
         QwenAdapter({"approval_mode": "auto_edit"})  # gemini spells it with "_", qwen with "-"
+
+
+def test_openai_responses_is_an_auth_type_with_the_openai_endpoint() -> None:
+    adapter = QwenAdapter({"auth_type": "openai-responses", "base_url": "http://127.0.0.1:9/v1"})
+    spec = adapter.build_command(request())
+    at = spec.argv.index("--auth-type")
+    assert spec.argv[at + 1] == "openai-responses"
+    assert spec.env["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1"
+
+
+def test_the_discontinued_qwen_oauth_is_refused_with_the_way_to_log_in() -> None:
+    with pytest.raises(AdapterError) as refused:
+        QwenAdapter({"auth_type": "qwen-oauth"})
+    words = str(refused.value)
+    assert "adapter 'qwen'" in words and "auth_type" in words
+    assert "discontinued on 2026-04-15" in words
+    assert "OPENAI_API_KEY" in words and "~/.qwen/.env" in words
+    schema = QwenAdapter.Config.model_json_schema()
+    assert "qwen-oauth" not in json.dumps(schema)  # not offered by the config's schema either

@@ -61,3 +61,30 @@ def test_no_login_at_all_is_said(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("HOME", str(tmp_path / "nobody"))
     monkeypatch.delenv("OPENAI_API_KEY")
     assert _check()["codex"]["login"].startswith("no login found")
+
+
+def test_codex_with_a_base_url_reports_the_login_its_run_uses(
+    claude_and_codex: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # With base_url, codex sends the endpoint's key when the run has it, else its login.
+    (claude_and_codex / ".codex").mkdir()
+    (claude_and_codex / ".codex" / "auth.json").write_text(json.dumps({"token": SECRET}))
+    config = tmp_path / "council.yaml"
+    config.write_text(
+        f"repo: {tmp_path}\n"
+        "adapters:\n"
+        "  codex: {options: {base_url: 'http://127.0.0.1:9/v1'}}\n"
+        "default_adapter: codex\n"
+        "tasks: [{id: t1, prompt: hi}]\n"
+    )
+    assert _check("--config", str(config))["codex"]["login"] == "OPENAI_API_KEY set"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    login = _check("--config", str(config))["codex"]["login"]
+    assert login == (
+        "`codex login` (ChatGPT account or key) (requires_openai_auth): ~/.codex/auth.json"
+    )
+    # Without base_url, both are there for codex to choose from, as before.
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    assert _check()["codex"]["login"] == (
+        "`codex login` (ChatGPT account or key): ~/.codex/auth.json; OPENAI_API_KEY set"
+    )

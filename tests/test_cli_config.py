@@ -261,3 +261,22 @@ def test_real_process_schema() -> None:
     done = _council("config", "schema", cwd=ROOT)
     assert done.returncode == 0
     assert "tasks" in json.loads(done.stdout)["properties"]
+
+
+def test_validate_refuses_qwens_discontinued_oauth_at_its_line(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # qwen 0.24 refuses it only once started; the config says so before anything runs.
+    path = tmp_path / "qwen.yaml"
+    path.write_text(
+        "repo: sample\nsample_repo: true\n"
+        "adapters:\n  qwen:\n    options: {auth_type: qwen-oauth}\n"
+        "tasks: [{id: a, prompt: x}]\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == 2
+    (line,) = [line for line in result.stderr.splitlines() if "auth_type" in line]
+    assert line.startswith(f"{path}:5: adapters.qwen.options.auth_type: ")
+    assert "free tier was discontinued on 2026-04-15" in line
+    assert "auth_type 'openai'" in line and "OPENAI_API_KEY" in line

@@ -143,6 +143,20 @@ def test_a_login_file_counts_and_isolated_credentials_do_not_see_it(
     assert SECRET not in json.dumps(result)
 
 
+def test_codex_with_a_base_url_reports_the_login_its_run_uses(machine: Machine, repo: Path) -> None:
+    # With base_url, codex sends the endpoint's key variable when the run has it, and the
+    # `codex login` only without it (its provider then says requires_openai_auth).
+    machine.add_cli("codex", "codex-cli 0.169.0")
+    machine.add_login(".codex/auth.json", json.dumps({"OPENAI_API_KEY": SECRET}))
+    config = _config(repo, "  codex: {options: {base_url: 'http://127.0.0.1:9/v1'}}\n", "codex")
+    code, result = _doctor(machine, repo, config)
+    detail = _by_name(result)["codex login"]["detail"]
+    assert code == 0 and detail.endswith("(requires_openai_auth): ~/.codex/auth.json"), detail
+    code, result = _doctor(machine, repo, config, OPENAI_API_KEY=SECRET)
+    assert code == 0 and _by_name(result)["codex login"]["detail"] == "OPENAI_API_KEY set"
+    assert SECRET not in json.dumps(result)
+
+
 def test_a_cli_whose_version_command_fails(machine: Machine, repo: Path) -> None:
     machine.add_cli("gemini", "Error: cannot find module", version_exit=1)
     code, result = _doctor(machine, repo, _config(repo, "  gemini: {}\n", "gemini"))

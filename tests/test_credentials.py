@@ -156,7 +156,14 @@ def test_gemini_qwen_and_aider_look_where_they_keep_their_logins(tmp_path: Path)
         "/g/.gemini/oauth_creds.json"
     )
     assert account.source({"HOME": user}) == tmp_path / ".gemini" / "google_accounts.json"
-    qwen = QwenAdapter.credentials[0]
-    assert qwen.source({"HOME": user, "QWEN_HOME": "/q"}) == Path("/q/oauth_creds.json")
+    moved = {"HOME": user, "GEMINI_CLI_HOME": "/g"}
+    gemini_files = [c.source(moved) for c in GeminiAdapter.credentials[2:5]]
+    assert gemini_files == [
+        Path("/g/.gemini/.env"),
+        Path("/g/.env"),
+        Path("/g/.gemini/gemini-credentials.json"),
+    ]
+    qwen = [c.source({"HOME": user, "QWEN_HOME": "/q"}) for c in QwenAdapter.credentials]
+    assert qwen == [Path("/q/.env"), tmp_path / ".env"]  # its discontinued OAuth: not a login
     aider = [c.source({"HOME": user}) for c in AiderAdapter.credentials[:2]]
     assert aider == [tmp_path / ".env", tmp_path / ".aider" / "oauth-keys.env"]

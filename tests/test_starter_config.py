@@ -61,7 +61,6 @@ def test_two_logged_in_clis_build_and_review(tmp_path: Path) -> None:
     ("kind", "keys_set", "option"),
     [
         ("gemini", (), "auth_type: oauth-personal"),
-        ("qwen", (), "auth_type: qwen-oauth"),
         ("gemini", ("GEMINI_API_KEY",), None),
     ],
 )
@@ -74,6 +73,15 @@ def test_an_account_login_is_said_to_the_adapter(
         assert "auth_type" not in starter.text  # the adapter's default: the key
     else:
         assert option in starter.text
+    _checked(starter.text, tmp_path)
+
+
+def test_a_qwen_key_in_its_env_file_keeps_the_default_auth_type(tmp_path: Path) -> None:
+    # Qwen's OAuth is discontinued: its login is a key (here in ~/.qwen/.env), which the
+    # adapter's default auth_type (openai) reads; a config with qwen-oauth would be refused.
+    cli = _cli("qwen", files=("/home/u/.qwen/.env",))
+    starter = starter_config("council.yaml", ".", "main", [cli])
+    assert "auth_type" not in starter.text and "qwen:" in starter.text
     _checked(starter.text, tmp_path)
 
 

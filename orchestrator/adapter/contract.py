@@ -235,6 +235,13 @@ class Adapter(ABC):
         plus any its options name (a key variable of the user's choosing)."""
         return self.passthrough_env
 
+    def logins_used(self, env: Mapping[str, str]) -> tuple[Credential, ...]:
+        """Of ``credentials``, those this CLI, with its options, would really use in a run whose
+        environment is ``env`` (what ``init``, ``doctor`` and ``adapters check`` report). All of
+        them by default; an adapter whose options make the CLI ignore a login (codex with
+        ``base_url`` and the endpoint's key set) leaves it out, or says how it is used."""
+        return self.credentials
+
     def login_out_of_reach(self) -> str | None:
         """Where, on this system, this CLI keeps a login a private HOME cannot reach (and what
         to do instead); None when its logins are files ``credentials`` lists."""

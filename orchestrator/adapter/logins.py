@@ -21,12 +21,17 @@ class Credential:
     the user's own is relative to theirs. ``moved_by`` names a variable that moves the user's
     directory of it (``CLAUDE_CONFIG_DIR``, ``CODEX_HOME``): when the user sets it, the file is
     ``$VAR/<moved_path>`` (by default ``home_path`` without its first directory).
+
+    ``keys`` is for a file of variables (``.env``): it is a login of this CLI only where it
+    sets one of them, so a ``~/.env`` holding only another tool's key is not reported as one
+    (it is linked all the same: the CLI reads it whole).
     """
 
     home_path: str
     what: str  # said in `council adapters check`: "account login", "AWS profiles (Bedrock)"
     moved_by: str | None = None
     moved_path: str | None = None
+    keys: tuple[str, ...] = ()
 
     def source(self, env: Mapping[str, str]) -> Path:
         """The user's file (or directory), which may not exist."""

@@ -13,7 +13,7 @@ adapter names whole; ``--wide`` shows every column.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
@@ -29,9 +29,8 @@ from orchestrator.config.load import load_config
 from orchestrator.errors import AdapterError, UsageError
 from orchestrator.plugins import host as plugins
 from orchestrator.plugins.registry import AdapterRegistry
-from orchestrator.runner.logins import login_summary
+from orchestrator.run.cli_detect import login_of
 from orchestrator.runner.version import VersionAnswer, version_answer
-from orchestrator.safety.redaction import is_sensitive
 
 __all__ = ["Report", "app", "survey"]
 
@@ -63,16 +62,18 @@ class Report:
 async def survey(
     registry: AdapterRegistry,
     adapters: Sequence[tuple[str, Adapter | AdapterError, str]],
-    isolated: Collection[str] = (),
+    configured: Mapping[str, adapter_entry.AdapterConfig] | None = None,
 ) -> list[Report]:
     """A report per (name, adapter or why it could not be made, type), versions in parallel;
-    ``isolated`` names the adapters configured ``credentials: isolated``."""
+    ``configured`` holds the run config's entries by name (their ``credentials``, ``env`` and
+    ``pass_env`` say which login the run would use)."""
+    entries = configured or {}
     reports: list[Report | None] = [None] * len(adapters)
     limiter = anyio.CapacityLimiter(_PARALLEL)
 
     async def one(index: int, name: str, adapter: Adapter | AdapterError, kind: str) -> None:
         async with limiter:
-            reports[index] = await _report(registry, name, adapter, kind, name in isolated)
+            reports[index] = await _report(registry, name, adapter, kind, entries.get(name))
 
     async with anyio.create_task_group() as tasks:
         for index, (name, adapter, kind) in enumerate(adapters):
@@ -85,7 +86,7 @@ async def _report(
     name: str,
     adapter: Adapter | AdapterError,
     kind: str,
-    isolated: bool = False,
+    settings: adapter_entry.AdapterConfig | None = None,
 ) -> Report:
     plugin = registry.plugin_of(kind).name if kind in registry else "-"
     if isinstance(adapter, AdapterError):
@@ -113,12 +114,8 @@ async def _report(
         capabilities=_capabilities(adapter),
         ok=ok,
         message=message,
-        login=login_summary(
-            adapter.credentials,
-            [key for key in adapter.passthrough_env if is_sensitive(key)],
-            isolated=isolated,
-            keychain=adapter.login_out_of_reach(),
-        ),
+        # The same words as `init` and `doctor`: only the logins the run would really use.
+        login=login_of(adapter, settings).where,
     )
 
 
@@ -158,9 +155,8 @@ def _configured(
     ]
 
 
-def _isolated(config_file: Path) -> set[str]:
-    adapters = load_config(config_file).adapters
-    return {name for name, settings in adapters.items() if settings.credentials == "isolated"}
+def _entries(config_file: Path) -> dict[str, adapter_entry.AdapterConfig]:
+    return dict(load_config(config_file).adapters)
 
 
 def _create(
@@ -249,8 +245,8 @@ def check_adapters(
         return
     registry = plugins.default_plugins().registry
     chosen = _configured(registry, config, name) if config else _registered(registry, name)
-    isolated = _isolated(config) if config else set()
-    reports = anyio.run(survey, registry, chosen, isolated)
+    entries = _entries(config) if config else None
+    reports = anyio.run(survey, registry, chosen, entries)
     # Surveying everything, a CLI this machine lacks and a preset without options are listed,
     # not failures; one named, or declared by a run config, has to work.
     verdicts = [_verdict(report, surveyed=config is None and name is None) for report in reports]

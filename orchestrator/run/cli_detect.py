@@ -3,9 +3,10 @@
 ``council init`` surveys every adapter the plugins provide (``detect_clis``) to write a
 starter config; ``council doctor`` looks at the adapters a run config declares
 (``cli_state``). A login is looked for where the run would find one (``runner.logins``): the
-user's credential files the adapter lists, unless the adapter is configured
-``credentials: isolated``, and the key variables it passes on, set in the environment or given
-by the run config. Only paths and variable names are ever reported, never a value.
+user's credential files the adapter lists and its options make the CLI use
+(``Adapter.logins_used``), unless the adapter is configured ``credentials: isolated``, and the
+key variables it passes on, set in the environment or given by the run config. Only paths and
+variable names are ever reported, never a value.
 
 Only CLIs that keep an account login (their adapter lists credential files) need one; a CLI
 without (a local model server, the scripted stand-in) is not asked for any. AWS profiles and
@@ -82,13 +83,15 @@ def login_of(
     isolated = settings.credentials == "isolated"
     named = (*adapter.env_names(), *settings.pass_env)
     keys = list(dict.fromkeys(name for name in named if is_sensitive(name)))
-    files = [] if isolated else found_credentials(adapter.credentials, env)
+    # The run's environment, as far as a login goes: the run config's env over the user's.
+    used = adapter.logins_used({**env, **settings.env})
     if not _cloud_chosen(adapter, env):
-        files = [(c, path) for c, path in files if c not in _CLOUD]
+        used = tuple(c for c in used if c not in _CLOUD)
+    files = [] if isolated else found_credentials(used, env)
     given = [name for name in settings.env if is_sensitive(name)]
     out_of_reach = adapter.login_out_of_reach()
     where = login_summary(
-        adapter.credentials,
+        used,
         keys,
         isolated=isolated,
         keychain=out_of_reach,

@@ -47,7 +47,7 @@ _LOGINS = {
     "claude_code": "run `claude` and type /login",
     "codex": "run `codex login`",
     "gemini": "run `gemini` and choose Login with Google",
-    "qwen": "run `qwen` and log in",
+    "qwen": "put the key in ~/.qwen/.env",  # its OAuth free tier was discontinued (2026-04-15)
     "opencode": "run `opencode auth login`",
     "aider": "put the key in ~/.env",
 }

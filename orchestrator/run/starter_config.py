@@ -38,8 +38,7 @@ _OPTIONS: dict[str, list[tuple[str, str, str]]] = {
 # default to the key): the key variables that make the default right, and the option if not.
 _ACCOUNT_LOGINS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "gemini": (("GEMINI_API_KEY", "GOOGLE_API_KEY"), "auth_type", "oauth-personal"),
-    "qwen": (("OPENAI_API_KEY",), "auth_type", "qwen-oauth"),
-}
+}  # qwen has none left: its OAuth free tier was discontinued (2026-04-15), a key is the login
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,12 @@
 
 Each CLI runs with a private HOME so sessions never write into each other's CLI state or the
 user's. Their logins live in that state, though (``claude`` logged in with an account,
-``codex login``, gemini and qwen OAuth, ``~/.aws``), and most people use exactly those. So each
-adapter lists where its CLI keeps a login (``Credential``), and before each start the files the
-user has are linked into the private HOME: only those files, never the rest of the CLI's
-state. A link holds a path, never the secret, so nothing of a credential is copied into
-``.council/`` or a log; a CLI that refreshes a token through the link refreshes the user's own.
+``codex login``, gemini's Google login, keys in ``~/.gemini/.env``, ``~/.aws``), and most
+people use exactly those. So each adapter lists where its CLI keeps a login (``Credential``),
+and before each start the files the user has are linked into the private HOME: only those
+files, never the rest of the CLI's state. A link holds a path, never the secret, so nothing
+of a credential is copied into ``.council/`` or a log; a CLI that refreshes a token through the
+link refreshes the user's own.
 
 ``credentials: isolated`` on an adapter removes the links: the CLI sees only what the run gives
 it (API keys through ``passthrough_env`` and ``env``).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -50,9 +52,33 @@ class UserPath(Protocol):
 def found_credentials(
     credentials: Sequence[Credential], env: Mapping[str, str] | None = None
 ) -> list[tuple[Credential, Path]]:
-    """The credentials the user has, each with its path (for ``adapters check``)."""
+    """The credentials the user has, each with its path (for ``adapters check``): a file of
+    variables (``Credential.keys``) counts only where it sets one of its keys."""
     env = os.environ if env is None else env
-    return [(c, c.source(env)) for c in credentials if c.source(env).exists()]
+    found: list[tuple[Credential, Path]] = []
+    for credential in credentials:
+        path = credential.source(env)
+        if path.exists() and (not credential.keys or _sets_any(path, credential.keys)):
+            found.append((credential, path))
+    return found
+
+
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+_MAX_ENV_FILE = 1_000_000
+
+
+def _sets_any(path: Path, keys: Sequence[str]) -> bool:
+    """Does the dotenv file at ``path`` give one of ``keys`` a value? Names only are kept."""
+    try:
+        with path.open("rb") as file:
+            text = file.read(_MAX_ENV_FILE).decode("utf-8", "replace")
+    except OSError:  # unreadable, or a directory: the CLI could not read it either
+        return False
+    for line in text.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match and match.group(1) in keys and match.group(2).strip().strip("'\"").strip():
+            return True
+    return False
 
 
 def link_credentials(
