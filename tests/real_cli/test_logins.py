@@ -198,3 +198,29 @@ def test_gemini_uses_the_key_in_the_users_gemini_env_file(
     links = list((tmp_path / "repo" / ".council").rglob(".env"))
     assert links and all(p.is_symlink() for p in links)
     _no_copy_under_council(tmp_path / "repo")
+
+
+@pytest.mark.real_cli("codex")
+def test_codex_uses_the_key_of_codex_login_with_a_custom_endpoint(
+    tmp_path: Path, real_cli_binary: Path, user_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `codex login --with-api-key` writes. Before: the generated provider named only
+    # env_key, so codex never read this file with base_url, while doctor reported it "OK".
+    auth = user_home / ".codex" / "auth.json"
+    auth.parent.mkdir(parents=True)
+    auth.write_text(json.dumps({"OPENAI_API_KEY": TOKEN, "tokens": None, "last_refresh": None}))
+    auth.chmod(0o600)
+    for name in ("OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    target = dataclasses.replace(BUILTIN_TARGETS["codex"], env={})
+
+    outcome = run_scenario(
+        "codex",
+        dataclasses.replace(WRITE, api_key=TOKEN),  # the model takes only the login's key
+        tmp_path,
+        target=target,
+        executable=real_cli_binary,
+    )
+
+    assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
+    _no_copy_under_council(tmp_path / "repo")
