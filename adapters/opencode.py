@@ -251,6 +251,10 @@ class OpencodeAdapter(Adapter):
             "$schema": "https://opencode.ai/config.json",
             "autoupdate": False,
             "share": "disabled",
+            # Its undo snapshots: a second git repository of the worktree in the private HOME,
+            # written with git at every step and left running when it exits (a survivor on
+            # every run, measured on 1.18.33). The orchestrator commits and rewinds itself.
+            "snapshot": False,
         }
         required: dict[str, Any] = {}
         if not opts.auto_approve:

@@ -137,6 +137,7 @@ def test_config_file_is_json_with_the_custom_provider(monkeypatch: pytest.Monkey
     assert spec.argv[spec.argv.index("-m") + 1] == "localmodel/fake-model"
     config = json.loads(render(spec.config_files[".config/opencode/council.json"]))
     assert config["autoupdate"] is False and config["share"] == "disabled"
+    assert config["snapshot"] is False  # its undo snapshots ran git after it exited
     provider = config["provider"]["localmodel"]
     assert provider["npm"] == "@ai-sdk/openai-compatible"
     assert provider["options"] == {"baseURL": "http://127.0.0.1:9/v1", "apiKey": "{env:LOCAL_KEY}"}
