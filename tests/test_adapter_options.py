@@ -214,3 +214,50 @@ def test_an_adapter_that_takes_no_mcp_servers_is_warned_about(tmp_path: Path) ->
     registry = plugins.default_plugins().registry
     said = warn_mcp_servers(config, registry)
     assert len(said) == 1 and "'aider'" in said[0] and "docs" in said[0], said
+
+
+def test_a_phase_lays_its_own_options_over_the_adapters(tmp_path: Path) -> None:
+    from orchestrator.config.adapter_entry import AdapterConfig
+    from orchestrator.runner.phase import with_phase_options
+
+    entry = AdapterConfig(type="codex", options={"sandbox": "read-only", "extra_args": ["-x"]})
+    review = with_phase_options(entry, {"reasoning_effort": "high", "extra_args": ["-y"]})
+    assert review is not None and review.options == {
+        "sandbox": "read-only",
+        "reasoning_effort": "high",
+        "extra_args": ["-y"],  # key by key: the phase's list replaces the adapter's
+    }
+    assert with_phase_options(entry, {}) is entry
+    registry = plugins.default_plugins().registry
+    adapter = registry.create("codex", review)
+    spec = _spec(adapter)
+    assert _written(spec, ".codex/config.toml")["model_reasoning_effort"] == "high"
+    assert "-y" in spec.argv and "-x" not in spec.argv
+
+
+def test_a_phases_options_are_checked_against_each_adapter_it_may_run(tmp_path: Path) -> None:
+    models = plugins.default_plugins().registry.options_models()
+    text = f"""
+repo: {tmp_path}
+adapters:
+  claude_code: {{}}
+  aider: {{}}
+workflow:
+  phases:
+    - name: build
+    - name: review
+      options: {{reasoning_effort: xhigh, add_dirs: [/srv/docs]}}
+tasks:
+  - id: t1
+    prompt: hi
+    adapters: [claude_code]
+  - id: t2
+    prompt: hi
+    adapters: [aider]
+"""
+    with pytest.raises(ConfigError) as error:
+        parse_config(text, source="run.yaml", options_models=models)
+    fields = [issue.field for issue in error.value.issues]
+    # claude takes both; aider has no add_dirs and no xhigh check: one problem, at its place.
+    assert fields == ["workflow.phases[1].options.add_dirs"], error.value.issues
+    assert "for adapter 'aider'" in str(error.value)

@@ -50,6 +50,38 @@ def adapter_options_problems(
             for error in exc.errors():
                 loc = ("adapters", name, "options", *error["loc"])
                 problems.append((loc, _option_message(kind, model, error)))
+    return problems + _phase_options_problems(config, models)
+
+
+def _phase_options_problems(
+    config: RunConfig, models: Mapping[str, type[BaseModel]]
+) -> list[Problem]:
+    """A phase's ``options`` over each adapter it may run (its tasks' chains), checked by
+    that adapter's model: once per phase and adapter, at the phase's options."""
+    problems: list[Problem] = []
+    checked: set[tuple[int, str]] = set()
+    index = {id(phase): i for i, phase in enumerate(config.workflow.phases)}
+    for task in config.tasks:
+        for phase in config.phases_for(task):
+            if not phase.options or id(phase) not in index:
+                continue
+            for name in config.adapter_chain(task, phase):
+                adapter = config.adapters.get(name)
+                key = (index[id(phase)], name)
+                if key in checked or adapter is None:
+                    continue
+                checked.add(key)
+                kind = adapter.type or name
+                model = models.get(kind)
+                if model is None:
+                    continue  # the adapter's own entry says so
+                try:
+                    model.model_validate({**adapter.options, **phase.options})
+                except ValidationError as exc:
+                    for error in exc.errors():
+                        loc = ("workflow", "phases", key[0], "options", *error["loc"])
+                        message = _option_message(kind, model, error)
+                        problems.append((loc, f"{message}, for adapter {name!r}"))
     return problems
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from orchestrator.config.durations import PositiveDuration
@@ -19,6 +21,12 @@ class PhaseConfig(Section):
         default=None, description="adapter for this phase when the task names none"
     )
     model: NonBlank | None = None
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="adapter options for this phase, laid over the adapter's own key by key "
+        "(extra_args, reasoning_effort, system_prompt...); checked against each adapter the "
+        "phase may run",
+    )
     prompt_template: str | None = None
     timeout: PositiveDuration | None = Field(default=None, description="total time limit")
     idle_timeout: PositiveDuration | None = Field(

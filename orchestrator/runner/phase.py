@@ -31,10 +31,12 @@ import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from orchestrator.adapter import Adapter, AdapterRequest, AgentEvent, EventKind, McpServer
+from orchestrator.config.adapter_entry import AdapterConfig
 from orchestrator.config.env_refs import UnsetVariable, expand
 from orchestrator.config.run import RunConfig
 from orchestrator.config.sandbox import merged_sandbox
@@ -111,6 +113,16 @@ async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
     return Sandbox(settings, await call.reach() if settings.kind == "bubblewrap" else None)
 
 
+def with_phase_options(
+    configured: AdapterConfig | None, options: Mapping[str, Any]
+) -> AdapterConfig | None:
+    """The adapter's entry with the phase's ``options`` laid over its own, key by key."""
+    if not options:
+        return configured
+    entry = configured or AdapterConfig()
+    return entry.model_copy(update={"options": {**entry.options, **options}})
+
+
 def _mcp_servers(config: RunConfig) -> tuple[McpServer, ...]:
     """The run's MCP servers, ``${NAME}`` filled in; what came from the environment, and any
     header value, is masked from now on, each named by its place in the run config."""
@@ -165,7 +177,7 @@ async def call_phase_cli(
     on_event: Callable[[Event], None] | None = None,
     watch: CliWatch | None = None,
 ) -> PhaseRun:
-    configured = config.adapters.get(call.adapter)
+    configured = with_phase_options(config.adapters.get(call.adapter), call.options)
     adapter = plugins.registry.create(call.adapter, configured)
     resume = call.resume_session_id if adapter.can_resume else None
     if call.resume_session_id is not None and resume is None and call.restart is not None:

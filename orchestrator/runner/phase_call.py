@@ -3,9 +3,10 @@ what it said, whether it resumed its conversation, what it was refused)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from orchestrator.adapter import EventKind, OutcomeKind
 from orchestrator.process.stop import DEFAULT_GRACE
@@ -31,6 +32,7 @@ class PhaseCall:
     session_id: str
     attempt: int = 1
     model: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)  # the phase's, over the adapter's
     timeout: float = DEFAULT_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     grace: float = DEFAULT_GRACE  # SIGTERM to SIGKILL when the CLI is stopped

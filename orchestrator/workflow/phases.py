@@ -137,6 +137,7 @@ class PhaseSteps:
             session_id=session.session_id,
             attempt=max(session.attempt, 1),
             model=phase.model,
+            options=phase.options,
             timeout=timeout,
             idle_timeout=phase.idle_timeout or DEFAULT_IDLE_TIMEOUT,
             grace=run.config.scheduler.stop_grace,
