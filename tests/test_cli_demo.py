@@ -74,6 +74,9 @@ def test_the_demo_runs_every_task_in_the_directory_it_is_given(tmp_path: Path) -
     lines = first.stdout.splitlines()
     assert lines[0] == "offline demo: my demo/demo.yaml (sample repository my demo/repo)"
     assert any(re.match(r"\d\d:\d\d:\d\d add-cli: landed on main", line) for line in lines)
+    # The review that asks for a test sends write-tests back, and the line stream says so.
+    sent_back = "write-tests: review sent the work back: build again (round 2)"
+    assert any(line.endswith(sent_back) for line in lines), lines
     assert f"completed, {TASKS}/{TASKS} done, 0 failed" in first.stdout
     assert lines[-1] == "what landed: git -C 'my demo/repo' log --oneline --graph main"
     assert (tmp_path / "my demo" / "demo.yaml").read_bytes() == shipped_demo_config()
