@@ -5,6 +5,7 @@ exact command that continues the run."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def test_the_live_view_shows_every_task_and_why_it_waits(tmp_path: Path, columns
             "document-usage",
         ):
             assert f" {task_id} " in board  # whole, never cut
+        # Nor in what a task waits for: cut between words ("after add-word-coun…" was).
+        assert not re.search(r"[\w-]…", board), board
         assert "waiting" in board
         assert terminal.wait() == 0
     finally:

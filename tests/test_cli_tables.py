@@ -263,3 +263,13 @@ def test_past_a_screenful_of_rows_a_terminal_gets_the_plain_layout(
     monkeypatch.setattr(console, "stdout", screen)
     console.print_table(columns, rows[: console.BOXED_ROWS])
     assert BOX & set(screen.file.getvalue())
+
+
+def test_a_line_is_cut_between_words_never_inside_an_id() -> None:
+    from orchestrator.cli.table_layout import whole_words
+
+    assert whole_words("after add-word-count", 40, len) == "after add-word-count"
+    assert whole_words("after add-word-count and add-cli", 24, len) == "after add-word-count …"
+    assert whole_words("after add-word-count", 18, len) == "after …"
+    assert whole_words("add-word-count", 5, len) == "…"
+    assert whole_words("  two\nlines ", 20, len) == "two lines"

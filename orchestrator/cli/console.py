@@ -28,6 +28,7 @@ from orchestrator.cli.table_layout import (
     choose_columns,
     plain_lines,
     table_width,
+    whole_words,
 )
 
 __all__ = [
@@ -290,11 +291,21 @@ def _one_line_table(
     kept = layout.kept
     if layout.plain:  # redrawn in place, so a table anyway: the key columns
         kept = tuple(i for i, column in enumerate(specs) if column.key) or kept
-    if title is not None and cell_len(title) > width:
+    if title is not None:
         # The headline is one line too, like every row: at 80 columns the headline of a run
         # being stopped wrapped, and under load the "stopping: ..." line a Ctrl-C prints
         # above the drawing was seen gone from the screen at its end (1 run in 3).
-        title = title[: width - 1] + "…"
+        title = whole_words(title, width, cell_len)
+    # The last column takes the width left; its text is cut between words, never inside an
+    # id ("after add-word-coun…" was), and never by the table's own ellipsis.
+    # (Its room: the width less the other columns, each with its padding and rule, less its
+    # own padding, and one cell to spare should the table round a column up.)
+    if len(kept) > 1 and not specs[kept[-1]].key:
+        last = kept[-1]
+        room = max(1, width - table_width([layout.widths[i] for i in kept[:-1]]) - 4)
+        cells = [
+            [*row[:last], whole_words(row[last], room, cell_len), *row[last + 1 :]] for row in cells
+        ]
     table = Table(
         title=title, title_justify="left", width=width, box=box.SIMPLE_HEAD, show_edge=False
     )

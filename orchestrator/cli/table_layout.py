@@ -18,7 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["FOLDED", "Column", "Layout", "choose_columns", "plain_lines", "table_width"]
+__all__ = [
+    "FOLDED",
+    "Column",
+    "Layout",
+    "choose_columns",
+    "plain_lines",
+    "table_width",
+    "whole_words",
+]
 
 _BORDER = 3  # a column's share of a boxed table: one space each side and a rule
 FOLDED = 16  # the narrowest a wrapping column is made before it is dropped instead
@@ -124,3 +132,19 @@ def plain_lines(
         padded = [cell + " " * (widths[i] - measure(cell)) for i, cell in enumerate(row)]
         lines.append(_GAP.join(padded).rstrip())
     return lines
+
+
+def whole_words(text: str, room: int, measure: Callable[[str], int]) -> str:
+    """``text`` in ``room`` cells on one line, cut between words, never inside one (a word may
+    be an id someone copies: ``after add-word-count``): the words that fit, then ``…``. A first
+    word longer than the room is dropped whole too: ``…`` alone says there is more."""
+    text = " ".join(text.split())
+    if measure(text) <= room:
+        return text
+    shown = ""
+    for word in text.split(" "):
+        longer = f"{shown} {word}" if shown else word
+        if measure(longer + " …") > room:
+            break
+        shown = longer
+    return f"{shown} …" if shown else "…"
