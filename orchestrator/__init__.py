@@ -28,7 +28,12 @@ the package does not import all of it.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
+
+# A library says nothing unless asked: without a handler of its own, a warning would reach
+# Python's last-resort handler and print on stderr. The `council` command sets up its own.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from orchestrator.config.load import load_config, parse_config

@@ -57,7 +57,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -279,14 +279,7 @@ class Council:
     async def run(self) -> RunReport:
         since = since_now()
         await self._take_in_left_worktrees()
-        try:
-            await self.scheduler.run()
-        finally:
-            try:
-                await self._stop_leftovers(since)
-            finally:
-                self._end_streams()
-        return await self.status()
+        return await self._reported(self.scheduler.run(), since)
 
     async def resume(self, session_id: str | None = None) -> RunReport:
         scheduler = self.scheduler
@@ -296,14 +289,22 @@ class Council:
                 raise nothing_to_resume(self.config.state_dir)
             session_id = session.session_id
         since = since_now()
+        return await self._reported(scheduler.resume(session_id), since)
+
+    async def _reported(self, running: Awaitable[object], since: float) -> RunReport:
+        """Await the run, stop what it left, end the event streams (each given the report
+        when there is one) and return the report."""
         try:
-            await scheduler.resume(session_id)
-        finally:
             try:
-                await self._stop_leftovers(since)
+                await running
             finally:
-                self._end_streams()
-        return await self.status()
+                await self._stop_leftovers(since)
+            report = await self.status()
+        except BaseException:
+            self._end_streams()
+            raise
+        self._end_streams(report)
+        return report
 
     async def _take_in_left_worktrees(self) -> None:
         """Take in the worktrees a run whose state is gone left (``worktrees.orphans``), before
@@ -371,13 +372,18 @@ class Council:
         if self._scheduler is not None:
             self._attach(callback)
 
-    def events(self, *, buffer: int = 10_000) -> EventStream:
+    def events(
+        self, *, buffer: int = 10_000, types: Iterable[type[Event] | str] | None = None
+    ) -> EventStream:
         """The events from now until the run ends, typed, for ``async for`` (module doc;
         ``run.event_stream``); ``buffer`` is how many may wait for the consumer before newer
-        ones are dropped."""
+        ones are dropped; ``types`` keeps only those (event classes or type names); the
+        stream's ``report`` is the run's once it ended."""
         if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
             raise ValueError(f"events(buffer={buffer!r}): the buffer must hold at least 1 event")
-        stream = EventStream(buffer, forget=self._streams.remove)
+        if isinstance(types, str | type):
+            raise ValueError("events(types=...): a list of event classes or type names")
+        stream = EventStream(buffer, forget=self._streams.remove, types=types)
         self._streams.append(stream)
         return stream
 
@@ -427,9 +433,9 @@ class Council:
             for stream in list(self._streams):
                 stream.put(event)
 
-    def _end_streams(self) -> None:
+    def _end_streams(self, report: RunReport | None = None) -> None:
         for stream in list(self._streams):
-            stream.end()
+            stream.end(report)
 
     def _require_store(self) -> StateStore:
         if self._store is None:

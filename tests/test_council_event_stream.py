@@ -114,6 +114,33 @@ async def test_the_iterator_yields_the_run_typed_in_order_and_ends_with_it(
         ]
 
 
+async def test_types_keep_only_those_events_and_the_stream_ends_with_the_report(
+    tmp_path: Path,
+) -> None:
+    heard: list[Event] = []
+    landings: list[Event] = []
+    tasks: list[Event] = []
+    async with two_tasks(new_repo(tmp_path)) as council:
+        council.subscribe(heard.append)
+        by_class = council.events(types=[MergeCompleted])
+        by_base = council.events(types=[TaskEvent, "run.finished"])
+        with pytest.raises(ValueError, match="a list of event classes"):
+            council.events(types=MergeCompleted)  # type: ignore[arg-type]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(council.run)
+            tg.start_soon(collect, by_class, landings)
+            tg.start_soon(collect, by_base, tasks)
+
+    assert [e.task_id for e in landings if isinstance(e, MergeCompleted)] == [
+        e.task_id for e in heard if isinstance(e, MergeCompleted)
+    ]
+    assert all(type(e) is MergeCompleted for e in landings) and len(landings) == 2
+    wanted = [e for e in heard if isinstance(e, TaskEvent) or e.type == "run.finished"]
+    assert tasks == wanted
+    for stream in (by_class, by_base):
+        assert stream.report is not None and stream.report.totals.done == 2
+
+
 async def test_several_iterators_at_once_and_a_slow_one_is_told_what_it_missed(
     tmp_path: Path,
 ) -> None:

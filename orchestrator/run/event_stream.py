@@ -12,26 +12,49 @@
   the council's ``async with`` is left, after the events buffered until then. ``aclose()``, or
   leaving ``async with stream``, ends it at once and stops it hearing more.
 
+- ``types``: only events of those classes (``MergeCompleted``, ``TaskEvent``: a base class
+  takes its subclasses) or type names (``"merge.completed"``) are buffered; ``EventsDropped``
+  markers always are.
+- ``report``: once the iteration has ended because ``Council.run`` or ``resume`` returned,
+  the ``RunReport`` it returned (None while the run goes on, or when it raised), so one loop
+  gets both the events and the report.
+
 One consumer per stream; any number of streams at once, each with its own buffer.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import anyio
 
 from orchestrator.events import Event
 from orchestrator.events.dropped import EventsDropped
+from orchestrator.run.report import RunReport
 
 __all__ = ["EventStream"]
 
 
+EventKind = type[Event] | str
+"""An event class (its subclasses too) or an event type name, for ``types``."""
+
+
 class EventStream:
-    def __init__(self, limit: int, forget: Callable[[EventStream], None]) -> None:
+    def __init__(
+        self,
+        limit: int,
+        forget: Callable[[EventStream], None],
+        types: Iterable[EventKind] | None = None,
+    ) -> None:
         self._limit = limit
+        kinds = list(types) if types is not None else None
+        self._classes = tuple(k for k in kinds or () if isinstance(k, type))
+        self._names = frozenset(k for k in kinds or () if isinstance(k, str))
+        self._filtered = kinds is not None
+        self.report: RunReport | None = None
+        """The run's report, once the stream ended because the run returned (module doc)."""
         self._forget = forget  # the council stops handing it events
         self._buffer: deque[Event] = deque()
         self._gap = 0  # events dropped since the last one buffered
@@ -42,7 +65,7 @@ class EventStream:
 
     def put(self, event: Event) -> None:
         """Buffer ``event``, or count it dropped; never blocks (module doc)."""
-        if self._ended:
+        if self._ended or not self.wants(event):
             return
         if len(self._buffer) >= self._limit:
             self._gap += 1
@@ -52,10 +75,18 @@ class EventStream:
         self._buffer.append(event)
         self._wake_consumer()
 
-    def end(self) -> None:
-        """No more events: the consumer takes what is buffered, then the iteration stops."""
+    def wants(self, event: Event) -> bool:
+        """Is ``event`` of a type this stream asked for (every one, without ``types``)?"""
+        if not self._filtered:
+            return True
+        return event.type in self._names or isinstance(event, self._classes)
+
+    def end(self, report: RunReport | None = None) -> None:
+        """No more events: the consumer takes what is buffered, then the iteration stops;
+        ``report`` is the run's, when it returned one."""
         if self._ended:
             return
+        self.report = report
         self._mark_gap()
         self._ended = True
         self._forget(self)
