@@ -88,3 +88,12 @@ def test_gemini_follows_gemini_cli_home_for_its_env_files(tmp_path: Path) -> Non
     _file(moved, ".env", f"GOOGLE_API_KEY={SECRET}\n")
     login = login_of(GeminiAdapter(), None, _env(tmp_path / "home", GEMINI_CLI_HOME=str(moved)))
     assert login.files == [str(moved / ".env")]
+
+
+def test_a_cli_that_needs_no_login_is_not_said_to_lack_one() -> None:
+    # Before: `adapters check scripted` said "no login found" for the offline persona.
+    from adapters.scripted import Scripted
+    from orchestrator.run.cli_detect import login_of
+
+    login = login_of(Scripted(), env={"HOME": "/nowhere"})
+    assert login.where == "no login needed" and not login.needed

@@ -100,6 +100,8 @@ def login_of(
     if given:
         prefix = "" if where.startswith("no login found") else f"{where}; "
         where = f"{prefix}{', '.join(given)} given by the run config"
+    elif not adapter.credentials and not keys:
+        where = "no login needed"  # an offline persona, a local model, a plain command
     keys_set = [name for name in keys if env.get(name)] + given
     return Login(
         needed=bool(adapter.credentials),
