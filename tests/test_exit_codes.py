@@ -175,3 +175,19 @@ def test_ctrl_c_during_a_status_watch_is_130(config: Path) -> None:
         os.kill(run.pid, signal.SIGINT)
         run.communicate(timeout=60)
     assert run.returncode == 130
+
+
+def test_with_json_an_error_is_json_on_stdout_too(config: Path) -> None:
+    # Before: stdout was empty, and a script reading it got "" instead of JSON.
+    for args, code in (
+        (["status", "--json", config], 2),  # no run yet
+        (["status", "--json", config.parent / "nosuch.yaml"], 2),
+        (["cancel", "--json", config, "lands"], 2),
+    ):
+        done = council(*args, cwd=config.parent)
+        assert done.returncode == code, (args, done.stderr)
+        said = json.loads(done.stdout)
+        assert said["exit_code"] == code and said["error"], said
+        assert done.stderr.strip(), "the person reading stderr is told too"
+    plain = council("status", config, cwd=config.parent)
+    assert plain.returncode == 2 and plain.stdout == ""

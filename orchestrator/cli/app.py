@@ -102,14 +102,19 @@ class CouncilGroup(LazyGroup):
     lazy_commands = COMMANDS
 
     def invoke(self, ctx: Any) -> Any:
+        # The command's words, read before click's own invoke takes them out of the context.
+        words = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        wants_json = "--json" in (words[: words.index("--")] if "--" in words else words)
         try:
             return super().invoke(ctx)
         except CouncilError as exc:
             _report(exc)
+            _json_error(wants_json, [exc], exit_code_for(exc))
             raise typer.Exit(exit_code_for(exc)) from None
         except KeyboardInterrupt:
             # click would say "Aborted!" and exit 1, which reads as a failure.
             console.print_error("interrupted")
+            _json_error(wants_json, [], 130, "interrupted")
             raise typer.Exit(130) from None
         except BaseExceptionGroup as group:
             # A run's error comes up through the task group that also ran the live table
@@ -119,6 +124,7 @@ class CouncilGroup(LazyGroup):
                 raise
             for error in errors:
                 _report(error)
+            _json_error(wants_json, errors, max(map(exit_code_for, errors)))
             raise typer.Exit(max(map(exit_code_for, errors))) from None
 
 
@@ -136,6 +142,26 @@ def council_errors(group: BaseExceptionGroup[BaseException]) -> list[CouncilErro
         else:
             return None
     return found
+
+
+def _json_error(wanted: bool, errors: list[CouncilError], code: int, said: str = "") -> None:
+    """With ``--json``, the error as JSON on stdout too: a script reading stdout gets an
+    object saying what went wrong, never an empty string."""
+    if not wanted:
+        return
+    import json  # only on this path
+
+    messages = [str(error) for error in errors] or [said]
+    issues = [
+        {"file": i.file, "line": i.line, "field": i.field, "message": i.message}
+        for error in errors
+        if isinstance(error, ConfigError)
+        for i in error.issues
+    ]
+    body: dict[str, Any] = {"error": "\n".join(messages), "exit_code": code}
+    if issues:
+        body["issues"] = issues
+    console.print_lines(json.dumps(body, indent=2))
 
 
 def _report(error: CouncilError) -> None:
