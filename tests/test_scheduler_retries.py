@@ -100,6 +100,39 @@ async def test_rechecks_are_not_failed_attempts_but_are_bounded(tmp_path: Path) 
     )
 
 
+async def test_a_build_that_changed_nothing_is_retried_once_told_why_then_ends(
+    tmp_path: Path,
+) -> None:
+    # Before: retried max_retries times with back-off, the same prompt each time.
+    repo = new_repo(tmp_path)
+    notes: list[str | None] = []
+
+    async def empty(run: TaskRun, call: int) -> WorkflowResult:
+        notes.append(run.note)
+        return failure("the build changed no files", retryable=True, kind="no_changes")
+
+    async def then_works(run: TaskRun, call: int) -> WorkflowResult:
+        notes.append(run.note)
+        if call == 1:
+            return failure("the build changed no files", retryable=True, kind="no_changes")
+        return await probe.default(run, call)
+
+    probe = Probe(behave={"empty": empty, "second": then_works})
+    tasks = [{"id": "empty", "prompt": "p"}, {"id": "second", "prompt": "p"}]
+    config = run_config(repo, tasks, retry={"max_retries": 4, "backoff_initial": 0.01})
+    async with Council(config, workflow=probe) as council:
+        report = await council.run()
+
+    assert probe.calls["empty"] == 2 and probe.calls["second"] == 2
+    assert sorted(notes, key=str) == sorted(
+        [None, "the build changed no files", None, "the build changed no files"], key=str
+    )
+    failed = report.task("empty")
+    assert failed.status == TaskStatus.FAILED and failed.error is not None
+    assert failed.error.startswith("the build changed nothing, again after being told so")
+    assert report.task("second").status == TaskStatus.DONE
+
+
 async def test_an_auth_failure_is_not_retried(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
 

@@ -10,6 +10,7 @@ from workflow_helpers import HAPPY, PY, WRITE_FEATURE, Harness, git, harness, ta
 from orchestrator.models import PhaseStatus
 from orchestrator.workflow import plan_locks
 from orchestrator.workflow.handoffs.document import sha256_text
+from orchestrator.workflow.phases import NOTHING_CHANGED
 from orchestrator.workflow.task_run import WorkflowStatus
 from orchestrator.workflow.workflow import run_workflow
 
@@ -93,6 +94,19 @@ async def test_an_empty_diff_fails_with_no_changes(harness: Harness) -> None:
     assert result.phases_run == ["scout", "plan", "build"]
     record = (await harness.state()).phases["build"]
     assert record.status == PhaseStatus.FAILED and record.outcome == "no_changes"
+
+
+async def test_the_retry_of_an_empty_build_is_told_why_in_its_prompt(harness: Harness) -> None:
+    config = harness.config(task(HAPPY))
+    run = await harness.start(config)
+    run.note = "the build changed no files"
+
+    result = await run_workflow(run)
+
+    assert result.status == WorkflowStatus.READY_TO_MERGE
+    build = harness.prompts("build")[0]
+    assert build.startswith(NOTHING_CHANGED.format(reason="the build changed no files"))
+    assert not harness.prompts("plan")[0].startswith("NOTE:")  # the build's alone
 
 
 async def test_a_failing_verify_command_fails_the_build_and_keeps_the_work(

@@ -70,7 +70,13 @@ from orchestrator.workflow.saving import Saver
 from orchestrator.workflow.task_run import TaskRun
 from orchestrator.worktrees.tamper.guard import RECHECKED, Tampering
 
-__all__ = ["PhaseSteps"]
+__all__ = ["NOTHING_CHANGED", "PhaseSteps"]
+
+# The one retry of a build that changed nothing: the same prompt would change nothing again.
+NOTHING_CHANGED = (
+    "NOTE: the previous attempt at this task changed no files ({reason}). This time, make the "
+    "change in the files themselves; if it cannot be done, say exactly why.\n\n"
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +118,8 @@ class PhaseSteps:
             run.task, name, round_, self.max_rounds + 1, verify, inputs, busy=busy
         )
         prompt = render_prompt(template, context)
+        if name == BUILD and round_ == 1 and run.note:
+            prompt = NOTHING_CHANGED.format(reason=run.note) + prompt
         resume = resume_session_id(self._book.get(name), adapter, session.branch)
         started = {"round": round_, "branch": session.branch, "prompt_sha256": sha256_text(prompt)}
         if name == BUILD and round_ > 1:

@@ -7,7 +7,8 @@ rate_limited       PARKED       yes         resume the same conversation after `
 auth_required      FAILED       no          a human must log in; the CLI's message says how
 permission_denied  FAILED       no          the CLI was refused what the task needs
 cancelled          CANCELLED    no          stopped on request; the work is committed
-no_changes         FAILED       yes         the orchestrator found an empty diff
+no_changes         FAILED       once        the orchestrator found an empty diff: one retry at
+                                            once, its build told why; a second ends the task
 failed, crashed,   FAILED       yes         transient until the retries run out
 timed_out
 =================  ===========  ==========  ==================================================

@@ -54,6 +54,7 @@ class TaskRun:
     on_files: Callable[[Sequence[str]], Awaitable[None]] | None = None  # files the attempt now
     # owns or changes (the plan's once locked, the build's changed ones): the scheduler puts
     # them in the session context, which the other sessions' prompts name
+    note: str | None = None  # why the last attempt's build changed nothing: said to this build
     fresh_head: str | None = None  # the HEAD of a worktree just made at the base, that nothing
     # has run in yet (no setup commands): the first phase starts there, with nothing to commit
 

@@ -14,6 +14,7 @@ from orchestrator.scheduler.candidates import group_lock_owner
 from orchestrator.worktrees.models import SessionWorktree
 
 __all__ = [
+    "EMPTY_BUILDS",
     "FAILURES",
     "MAX_RESOLVE_ROUNDS",
     "MERGE_RECHECK",
@@ -27,6 +28,8 @@ __all__ = [
 FAILURES = "failures"  # metadata: failed attempts so far (what RetryPolicy.decide counts)
 RECHECKS = "rechecks"  # metadata: attempts sent round again by the tamper check (not failures)
 MAX_RECHECKS = 3  # beyond these, a recheck counts as a failed attempt (bounded either way)
+EMPTY_BUILDS = "empty_builds"  # metadata: attempts whose build changed nothing (no_changes)
+RETRY_NOTE = "retry_note"  # metadata: why the last attempt changed nothing, for the next build
 WORKTREE = "worktree_session"  # metadata: the session id of the task's kept worktree
 WORKTREE_LOSSES = "worktree_losses"  # metadata: attempts requeued because it was deleted
 RESOLVE_ROUNDS = "resolve_rounds"  # metadata: conflicts answered by building again on the base
@@ -67,6 +70,7 @@ class Attempt:
     waiting: str = ""  # what its landing waits for now (an earlier branch, the checkout)
     waiting_written: str = ""  # ... as last written into the task's metadata
     usage: Usage | None = None  # the attempt's usage, not yet added to the task's total
+    note: str | None = None  # why the task's last attempt changed nothing (its build is told)
     relanding: bool = False  # lands a vanished landing again from its kept branch (no CLI)
     cancel: anyio.Event = field(default_factory=anyio.Event)
     finished: anyio.Event = field(default_factory=anyio.Event)

@@ -35,7 +35,14 @@ from orchestrator.events.tasks import AdapterParked, TaskFailed, TaskRetry
 from orchestrator.models import ClaimStatus, TaskStatus, utcnow
 from orchestrator.retry import Decision, GiveUp, Retry, RetryPolicy
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempts.attempt import FAILURES, MAX_RECHECKS, RECHECKS, Attempt
+from orchestrator.scheduler.attempts.attempt import (
+    EMPTY_BUILDS,
+    FAILURES,
+    MAX_RECHECKS,
+    RECHECKS,
+    RETRY_NOTE,
+    Attempt,
+)
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS, Park
@@ -48,6 +55,7 @@ __all__ = ["Failures", "stopped_for_space"]
 log = logging.getLogger(__name__)
 
 RATE_LIMITED = "rate_limited"
+NO_CHANGES = "no_changes"
 
 
 class Failures:
@@ -112,6 +120,9 @@ class Failures:
             else:
                 meta[FAILURES] = int(meta.get(FAILURES, 0)) + 1
                 decision = self._policy.decide(result, meta[FAILURES])
+                meta.pop(RETRY_NOTE, None)
+                if result.outcome_kind == NO_CHANGES:
+                    decision = self._empty_build(result, decision, meta)
         if isinstance(decision, Park):
             await self._park(attempt, result, decision, meta)
             return
@@ -138,6 +149,21 @@ class Failures:
                 TaskFailed(task_id=attempt.key, error=decision.reason, outcome=result.outcome_kind)
             )
         await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
+
+    def _empty_build(
+        self, result: WorkflowResult, decision: Decision, meta: dict[str, Any]
+    ) -> Decision:
+        """A build that changed nothing is not chance: the same prompt would change nothing
+        again. One retry, at once, with the reason in the build's prompt; then the task ends
+        (within the retries the policy allows at all)."""
+        empties = int(meta.get(EMPTY_BUILDS, 0)) + 1
+        meta[EMPTY_BUILDS] = empties
+        if isinstance(decision, GiveUp):
+            return decision
+        if empties >= 2:
+            return GiveUp(f"the build changed nothing, again after being told so: {result.message}")
+        meta[RETRY_NOTE] = result.message
+        return Retry(delay=0.0)
 
     async def _park(
         self, attempt: Attempt, result: WorkflowResult, park: Park, meta: dict[str, Any]

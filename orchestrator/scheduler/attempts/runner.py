@@ -60,7 +60,7 @@ from orchestrator.models import (
     TaskStatus,
     utcnow,
 )
-from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import RETRY_NOTE, WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.team_work import TeamWork
@@ -139,6 +139,7 @@ class AttemptRunner:
         if state is None or self._run.stopping or state.status in TERMINAL_TASK_STATUSES:
             return False  # ended meanwhile (cancelled by another process, say)
         kept = state.metadata.get(WORKTREE)
+        attempt.note = _retry_note(state)
         session_id = str(kept or _new_session_id(task.id))
         # The worktree's session id goes into the claim write, before the worktree exists: a
         # crash after its creation still finds it (the next attempt reuses it), and no second
@@ -263,6 +264,7 @@ class AttemptRunner:
             on_phase_end=None if self._team is None else self._publisher(attempt),
             on_files=self._files_reporter(attempt),
             fresh_head=attempt.session.base_commit if attempt.fresh_worktree else None,
+            note=attempt.note,
         )
         full: CouncilError | OSError | None = None
         async with anyio.create_task_group() as group:
@@ -330,3 +332,9 @@ async def _watchdog(attempt: Attempt, seconds: float) -> None:
 def _new_session_id(task_id: str) -> str:
     # Random, so a worktree a finished run kept for the same task id never collides.
     return derived_id(task_id, secrets.token_hex(3), limit=59)
+
+
+def _retry_note(state: TaskState) -> str | None:
+    """Why the task's last attempt changed nothing, when it did (``failures``)."""
+    note = state.metadata.get(RETRY_NOTE)
+    return note if isinstance(note, str) and note else None
