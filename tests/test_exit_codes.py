@@ -123,6 +123,10 @@ def test_after_a_run_unknown_names_exit_2_and_refusals_exit_1(config: Path) -> N
     ended = council("cancel", config, "lands", cwd=root)
     assert ended.returncode == 1
     one_line_error(ended, "has ended")
+    # ... but a task no run has is an unknown name, whether runs ended or not.
+    unknown = council("cancel", config, "nosuch", cwd=root)
+    assert unknown.returncode == 2
+    one_line_error(unknown, "task 'nosuch' is not part of session")
     assert council("worktrees", "list", config, cwd=root).returncode == 0
     assert council("clean", config, cwd=root).returncode == 0
 

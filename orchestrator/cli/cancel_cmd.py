@@ -26,7 +26,7 @@ from orchestrator.cli.store_access import open_store, pick_session, running_proc
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
 from orchestrator.council import request_cancel
-from orchestrator.errors import UsageError
+from orchestrator.errors import RunError, UsageError
 from orchestrator.ids import check_id
 from orchestrator.models import TaskStatus
 from orchestrator.process import procid
@@ -88,9 +88,21 @@ def cancel(
 
 async def _cancel(config: RunConfig, task_id: str, session_id: str | None) -> CancelOutcome:
     async with open_store(config) as store:
-        session = await pick_session(
-            store, session_id, unfinished=True, place=describe_state(config), config=config
-        )
+        try:
+            session = await pick_session(
+                store, session_id, unfinished=True, place=describe_state(config), config=config
+            )
+        except RunError:
+            # Every run ended: a task no run has is still an unknown name (exit 2), said
+            # before that there is nothing left to cancel (exit 1).
+            newest = await pick_session(store, None, unfinished=False, config=config)
+            if task_id not in newest.task_ids:
+                known = ", ".join(newest.task_ids) or "none"
+                raise UsageError(
+                    f"task {task_id!r} is not part of session {newest.session_id} "
+                    f"(its tasks: {known})"
+                ) from None
+            raise
         sid = session.session_id
         before = await store.get_task_state(task_id)
         if task_id not in session.task_ids or before is None or before.session_id != sid:
