@@ -64,6 +64,9 @@ def test_the_clis_found_are_used_by_login_and_no_secret_is_shown(
     assert result["demo"] is False
     assert result["adapters"] == ["claude_code", "gemini"]
     assert (result["builder"], result["reviewer"]) == ("claude_code", "gemini")
+    assert result["why"] == (
+        "claude_code, gemini: installed and logged in; codex left commented out: no login found"
+    )
     clis = {cli["name"]: cli for cli in result["clis"]}  # type: ignore[attr-defined]
     assert clis["claude_code"]["version"] == "2.1.330 (Claude Code)"
     assert clis["claude_code"]["logged_in"] is True
@@ -94,14 +97,21 @@ def test_a_key_in_the_environment_is_a_login_named_never_shown(
     _valid(machine, repo / "council.yaml")
 
 
-def test_a_cli_found_without_any_login_is_still_declared(machine: Machine, repo: Path) -> None:
+def test_a_cli_found_without_any_login_leaves_the_run_to_the_personas(
+    machine: Machine, repo: Path
+) -> None:
+    # Before: claude was declared though it had no login, and the first run failed 4 times.
     machine.add_cli("claude", "2.1.330 (Claude Code)")
     result = _init_json(machine, repo)
-    assert result["adapters"] == ["claude_code"]
+    assert result["adapters"] == ["alice", "bob"] and result["demo"] is True
+    assert result["why"] == "no CLI found has a login (claude_code): the offline personas stand in"
     text = (repo / "council.yaml").read_text()
     assert "  # claude_code: no login found. To log in: run `claude` and type /login" in text
-    assert "\n  claude_code:\n    type: claude_code\n" in text
+    assert "\n  # claude_code:\n  #   type: claude_code\n" in text  # there, commented out
     _valid(machine, repo / "council.yaml")
+    shown = machine.council("init", "--force", cwd=repo)
+    assert shown.returncode == 0, shown.stderr
+    assert "why: no CLI found has a login (claude_code)" in shown.stdout
 
 
 def test_outside_a_git_checkout_it_refuses_in_one_line(machine: Machine, tmp_path: Path) -> None:

@@ -76,8 +76,8 @@ def _print(plan: InitPlan, output: Path, steps: list[tuple[str, str]]) -> None:
     starter = plan.starter
     if starter.demo:
         roles = (
-            f"none is installed, so the offline scripted personas stand in ({starter.builder} "
-            f"builds, {starter.reviewer} reviews)"
+            f"the offline scripted personas stand in ({starter.builder} builds, "
+            f"{starter.reviewer} reviews)"
         )
     elif starter.builder == starter.reviewer:
         roles = f"{starter.builder} plans, builds and reviews"
@@ -86,6 +86,8 @@ def _print(plan: InitPlan, output: Path, steps: list[tuple[str, str]]) -> None:
     console.print_success(
         f"wrote {output} for {plan.repo} (base branch {plan.base_branch}): {roles}"
     )
+    if starter.why:
+        console.print_plain(f"why: {starter.why}")
     console.print_plain("next:")
     width = max(len(command) for command, _ in steps)
     for command, why in steps:
@@ -115,6 +117,7 @@ def _as_json(plan: InitPlan, steps: list[tuple[str, str]]) -> dict[str, Any]:
         "adapters": starter.adapters,
         "builder": starter.builder,
         "reviewer": starter.reviewer,
+        "why": starter.why,
         "clis": [
             {
                 "name": cli.name,

@@ -4,10 +4,11 @@ task to try them on, and a comment on every section saying what it is for.
 Roles: the first CLI with a login (in ``cli_detect``'s order of preference) plans and builds,
 a second one with a login reviews (another model's eyes on the work), else the first reviews
 its own. A CLI found without a login is written commented out, with the way to log in, so
-``council doctor`` checks only what the run will use; when no CLI has a login, the first one
-found is declared anyway (and the doctor says how to log it in). A CLI that does not edit
-files (a plain model runner) is left out. With no usable CLI at all, the offline ``scripted``
-personas stand in, and their task says exactly what they write.
+``council doctor`` checks only what the run will use. A CLI that does not edit files (a plain
+model runner) is left out. With no usable CLI, or none with a login (a first run would fail
+on every attempt), the offline ``scripted`` personas stand in, their task says exactly what
+they write, and the CLIs found are written commented out with the way to log each in.
+``Starter.why`` says which CLIs were chosen and why, for ``init`` to print.
 
 Every value that comes from outside (a path, a branch, a version) is written as a JSON
 string, which YAML reads back unchanged; comments carry no line breaks of their own.
@@ -50,6 +51,7 @@ class Starter:
     adapters: list[str]  # every adapter it declares
     builder: str  # plans and builds (the default adapter)
     reviewer: str
+    why: str = ""  # which CLIs were chosen and why, in a sentence
 
 
 def starter_config(name: str, repo: str, base_branch: str, clis: Sequence[CliState]) -> Starter:
@@ -57,10 +59,10 @@ def starter_config(name: str, repo: str, base_branch: str, clis: Sequence[CliSta
     ``repo`` (as the config names it: relative to the config's directory, or absolute) landing
     on ``base_branch``."""
     usable = [cli for cli in clis if cli.found and cli.edits_files]
-    if not usable:
-        return _demo(name, repo, base_branch, clis)
     ready = [cli for cli in usable if cli.login.ok]
-    declared = ready or usable[:1]
+    if not ready:
+        return _demo(name, repo, base_branch, clis, waiting=usable)
+    declared = ready
     builder = declared[0]
     reviewer = declared[1] if len(declared) > 1 else builder
     lines = [
@@ -81,12 +83,17 @@ def starter_config(name: str, repo: str, base_branch: str, clis: Sequence[CliSta
         *_verify(),
         *_real_task(),
     ]
+    unready = [cli.name for cli in usable if cli not in declared]
+    why = f"{', '.join(cli.name for cli in declared)}: installed and logged in"
+    if unready:
+        why += f"; {', '.join(unready)} left commented out: no login found"
     return Starter(
         text="\n".join(lines) + "\n",
         demo=False,
         adapters=[cli.name for cli in declared],
         builder=builder.name,
         reviewer=reviewer.name,
+        why=why,
     )
 
 
@@ -210,14 +217,34 @@ def _real_task() -> list[str]:
     ]
 
 
-def _demo(name: str, repo: str, base_branch: str, clis: Sequence[CliState]) -> Starter:
+def _demo(
+    name: str,
+    repo: str,
+    base_branch: str,
+    clis: Sequence[CliState],
+    waiting: Sequence[CliState] = (),
+) -> Starter:
     alice, bob = DEMO_ADAPTERS
+    if waiting:
+        found = ", ".join(cli.name for cli in waiting)
+        intro = [
+            _comment(f"# The AI coding CLIs found ({found}) have no login yet, so two offline"),
+            "# stand-ins take their place: the `scripted` personas need no network and no key,",
+            "# and really edit files, exactly as each task's metadata tells them. Log a CLI in",
+            "# (how: below), then run `council init --force` to use it.",
+        ]
+        why = f"no CLI found has a login ({found}): the offline personas stand in"
+    else:
+        intro = [
+            "# No AI coding CLI was found, so two offline stand-ins take their place: the",
+            "# `scripted` personas need no network and no key, and really edit files, exactly as",
+            "# each task's metadata tells them. Install a CLI and run `council init --force` to",
+            "# replace them.",
+        ]
+        why = "no AI coding CLI is installed: the offline personas stand in"
     lines = [
         *_header(name, clis),
-        "# No AI coding CLI was found, so two offline stand-ins take their place: the",
-        "# `scripted` personas need no network and no key, and really edit files, exactly as",
-        "# each task's metadata tells them. Install a CLI and run `council init --force` to",
-        "# replace them.",
+        *intro,
         "",
         *_place(repo, base_branch, sessions=2),
         "adapters:",
@@ -229,6 +256,10 @@ def _demo(name: str, repo: str, base_branch: str, clis: Sequence[CliState]) -> S
         "    type: scripted",
         "    options:",
         "      persona: reviewer",
+    ]
+    for cli in waiting:
+        lines += _adapter(cli, commented=True)
+    lines += [
         "",
         "# Tasks that name no adapters of their own use this one.",
         f"default_adapter: {alice}",
@@ -260,6 +291,7 @@ def _demo(name: str, repo: str, base_branch: str, clis: Sequence[CliState]) -> S
         adapters=[alice, bob],
         builder=alice,
         reviewer=bob,
+        why=why,
     )
 
 
