@@ -330,6 +330,20 @@ def test_forget_removes_the_files_holding_the_users_settings(
     assert (user_home / ".claude.json").is_file()  # the user's own untouched
 
 
+def test_forget_removes_the_copies_the_cli_made_of_them(user_home: Path, private: Path) -> None:
+    _write(user_home / ".claude.json", json.dumps({"mcpServers": MCP}))
+    carried, _ = _carry(ClaudeCodeAdapter(), private, {"HOME": str(user_home)})
+    # What claude 2.1.330 does with the ~/.claude.json it finds:
+    backups = private / ".claude" / "backups"
+    backup = _write(backups / ".claude.json.backup.1795529347161", json.dumps({"mcpServers": MCP}))
+    other = _write(backups / "unrelated.json", "{}")
+
+    forget(private, carried)
+
+    assert not backup.exists() and not (private / ".claude.json").exists()
+    assert other.exists()
+
+
 def test_a_run_file_without_anything_of_the_users_is_not_forgotten(
     user_home: Path, private: Path
 ) -> None:
