@@ -146,6 +146,19 @@ def _carried(repo: Path) -> list[str]:
     return [line for line in lines if line.startswith("# user config:")]
 
 
+def _left_behind(repo: Path, text: str) -> list[Path]:
+    """Regular files under ``.council/`` (the CLI logs aside) holding ``text``."""
+    council = repo / ".council"
+    return [
+        path
+        for path in council.rglob("*")
+        if path.is_file()
+        and not path.is_symlink()
+        and not path.is_relative_to(council / "logs")
+        and text.encode() in path.read_bytes()
+    ]
+
+
 def _max_tokens(outcome: ScenarioOutcome) -> list[Any]:
     return [
         r.body.get("max_tokens")
@@ -192,6 +205,8 @@ def test_a_user_level_setting_reaches_the_cli(
     assert any(f" ~/{where} merged into ~/" in line for line in said), said
     if cli == "aider":  # and the model settings linked in
         assert any(" ~/.aider.model.settings.yml linked" in line for line in said), said
+    else:  # nothing of the user's file stays once the CLI ended (claude's backups included)
+        assert _left_behind(tmp_path / "repo", PROBE[-1]) == []
 
 
 @pytest.mark.real_cli("codex")
@@ -199,7 +214,11 @@ def test_user_config_ignore_keeps_the_users_settings_out(
     tmp_path: Path, real_cli_binary: Path, user_home: Path
 ) -> None:
     _codex(user_home)
-    target = dataclasses.replace(BUILTIN_TARGETS["codex"], settings={"user_config": "ignore"})
+    target = dataclasses.replace(
+        BUILTIN_TARGETS["codex"],
+        model=CODEX_UNLISTED_MODEL,  # would list the user's MCP tools (see above)
+        settings={"user_config": "ignore"},
+    )
 
     outcome = run_scenario("codex", WRITE, tmp_path, target=target, executable=real_cli_binary)
 
@@ -228,3 +247,92 @@ def test_a_project_level_file_in_the_repository_is_honoured(
         assert any(PROJECT_TOOL in body for body in _bodies(outcome)), [
             r.tools for r in outcome.requests
         ]
+
+
+def _codex_project_config() -> str:
+    args = ", ".join(json.dumps(arg) for arg in PROJECT_PROBE[1:])
+    return (
+        'model_reasoning_effort = "minimal"\n\n'
+        "[mcp_servers.project]\n"
+        f"command = {json.dumps(PROJECT_PROBE[0])}\n"
+        f"args = [{args}]\n"
+    )
+
+
+@pytest.mark.real_cli("codex")
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
+def test_codex_reads_the_projects_config_toml_only_where_the_user_trusts_the_checkout(
+    trusted: bool, tmp_path: Path, real_cli_binary: Path, user_home: Path
+) -> None:
+    # Codex reads a project's .codex/config.toml only for a trusted project. The session's
+    # worktree counts as the user's checkout (codex resolves a worktree to its repository), so
+    # the trust the user gave their checkout in ~/.codex/config.toml, carried in, holds.
+    if trusted:
+        config = user_home / ".codex" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(
+            f'[projects.{json.dumps(str(tmp_path / "repo"))}]\ntrust_level = "trusted"\n'
+        )
+    scenario = dataclasses.replace(
+        WRITE, seed_files={".codex/config.toml": _codex_project_config()}
+    )
+    target = dataclasses.replace(BUILTIN_TARGETS["codex"], model=CODEX_UNLISTED_MODEL)
+
+    outcome = run_scenario("codex", scenario, tmp_path, target=target, executable=real_cli_binary)
+
+    assert outcome.passed, _said(outcome)
+    listed = any(PROJECT_TOOL in body for body in _bodies(outcome))
+    efforts = _efforts(outcome)
+    assert efforts, outcome.requests
+    if trusted:
+        assert listed and set(efforts) == {"minimal"}, efforts
+    else:
+        assert not listed and "minimal" not in efforts, efforts
+
+
+@pytest.mark.real_cli("claude")
+@pytest.mark.parametrize("level", ["user", "project"])
+def test_claude_settings_json_can_turn_off_a_project_mcp_server(
+    level: str, tmp_path: Path, real_cli_binary: Path, user_home: Path
+) -> None:
+    # Headless claude starts the servers of a project's .mcp.json with no approval (the test
+    # above); a settings.json, the user's own (merged) or the project's, can refuse one.
+    refuse = json.dumps({"disabledMcpjsonServers": ["project"]})
+    seed = dict(PROJECT_FILES["claude"])
+    if level == "user":
+        _json(user_home / ".claude" / "settings.json", json.loads(refuse))
+    else:
+        seed[".claude/settings.json"] = refuse
+    scenario = dataclasses.replace(WRITE, seed_files=seed)
+
+    outcome = run_scenario("claude", scenario, tmp_path, executable=real_cli_binary)
+
+    assert outcome.passed, _said(outcome)
+    asked = [r for r in outcome.requests if r.protocol == "anthropic" and not r.side]
+    assert asked and not any(PROJECT_TOOL in json.dumps(r.body) for r in asked)
+    if level == "user":
+        said = _carried(tmp_path / "repo")
+        assert any(" ~/.claude/settings.json merged into ~/" in line for line in said), said
+
+
+@pytest.mark.real_cli("claude")
+@pytest.mark.parametrize("readable", [False, True], ids=["hidden", "sandbox-read"])
+def test_an_mcp_server_installed_under_the_users_home_needs_sandbox_read(
+    readable: bool, tmp_path: Path, real_cli_binary: Path, user_home: Path
+) -> None:
+    # The sandbox hides the user's HOME: a server whose program lives there (~/.local/bin,
+    # pipx, uv tools) cannot start, and the CLI goes on without it. `sandbox: {read: [...]}`
+    # shows that directory to the CLI, read-only.
+    program = user_home / ".local" / "bin" / "council-probe"
+    program.parent.mkdir(parents=True)
+    program.write_text(f'#!/bin/sh\nexec {" ".join(PROBE)} "$@"\n')
+    program.chmod(0o755)
+    _json(user_home / ".claude.json", {"mcpServers": {"probe": {"command": str(program)}}})
+    settings = {"sandbox": {"read": [str(program.parent)]}} if readable else {}
+    target = dataclasses.replace(BUILTIN_TARGETS["claude"], settings=settings)
+
+    outcome = run_scenario("claude", WRITE, tmp_path, target=target, executable=real_cli_binary)
+
+    assert outcome.passed, _said(outcome)
+    asked = [r for r in outcome.requests if r.protocol == "anthropic" and not r.side]
+    assert asked and any(TOOL in json.dumps(r.body) for r in asked) is readable
