@@ -336,3 +336,30 @@ def test_an_mcp_server_installed_under_the_users_home_needs_sandbox_read(
     assert outcome.passed, _said(outcome)
     asked = [r for r in outcome.requests if r.protocol == "anthropic" and not r.side]
     assert asked and any(TOOL in json.dumps(r.body) for r in asked) is readable
+
+
+# cli -> the user's instructions file below HOME: linked in, read-only under the sandbox
+INSTRUCTIONS = {
+    "claude": ".claude/CLAUDE.md",
+    "codex": ".codex/AGENTS.md",
+    "gemini": ".gemini/GEMINI.md",
+    "qwen": ".qwen/QWEN.md",
+    "opencode": ".config/opencode/AGENTS.md",
+}
+USER_MARK = "council-user-instructions-mark-8c4f"
+
+
+@pytest.mark.parametrize("cli", [_cli(name) for name in INSTRUCTIONS])
+def test_the_users_instructions_file_is_linked_in_and_read(
+    cli: str, tmp_path: Path, real_cli_binary: Path, user_home: Path
+) -> None:
+    path = user_home / INSTRUCTIONS[cli]
+    path.parent.mkdir(parents=True)
+    path.write_text(f"# My instructions\n\nAlways mention {USER_MARK}.\n")
+
+    outcome = run_scenario(cli, WRITE, tmp_path, executable=real_cli_binary)
+
+    assert outcome.passed, _said(outcome)
+    assert any(USER_MARK in body for body in _bodies(outcome)), _bodies(outcome)[:1]
+    said = _carried(tmp_path / "repo")
+    assert any(f" ~/{INSTRUCTIONS[cli]} linked" in line for line in said), said
