@@ -6,6 +6,8 @@ project-level file in the repository is honoured too.
 The MCP server each CLI is configured to start is ``orchestrator.testing.mcp_probe`` (the
 official ``mcp`` SDK, one tool named ``council_probe_tool``): its tool in the tools list the CLI
 sent proves the CLI read the setting and started the server inside the sandbox.
+
+The merge and the carrying themselves, without a real CLI: ``tests/test_user_config_carry.py``.
 """
 
 from __future__ import annotations
