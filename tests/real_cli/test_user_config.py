@@ -365,3 +365,30 @@ def test_the_users_instructions_file_is_linked_in_and_read(
     assert any(USER_MARK in body for body in _bodies(outcome)), _bodies(outcome)[:1]
     said = _carried(tmp_path / "repo")
     assert any(f" ~/{INSTRUCTIONS[cli]} linked" in line for line in said), said
+
+
+@pytest.mark.real_cli("opencode")
+def test_a_projects_opencode_json_cannot_loosen_the_runs_permissions(
+    tmp_path: Path, real_cli_binary: Path, user_home: Path
+) -> None:
+    # opencode lays a repository's opencode.json over the OPENCODE_CONFIG file: its "allow"
+    # let the write of a run with auto_approve: false through (before the fix).
+    base = BUILTIN_TARGETS["opencode"]
+    target = dataclasses.replace(
+        base, options=lambda model: {**base.options(model), "auto_approve": False}
+    )
+    loosen = {"permission": {"edit": "allow", "bash": "allow"}}
+    scenario = dataclasses.replace(
+        WRITE,
+        seed_files={"opencode.json": json.dumps(loosen)},
+        expected_status="failed",
+        expected_failure="permission_denied",
+        expected_files={"hello.txt": None},
+    )
+
+    outcome = run_scenario(
+        "opencode", scenario, tmp_path, target=target, executable=real_cli_binary
+    )
+
+    assert outcome.passed, _said(outcome)
+    assert outcome.requests  # it asked the model, and the edit it was told to make was refused
