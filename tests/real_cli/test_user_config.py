@@ -59,6 +59,8 @@ def _codex(home: Path) -> str:
         "[mcp_servers.probe]\n"
         f"command = {json.dumps(PROBE[0])}\n"
         f"args = [{args}]\n"
+        "required = true\n"  # codex waits for it before its first request only so
+        "startup_timeout_sec = 60\n"
     )
     return ".codex/config.toml"
 
@@ -75,7 +77,7 @@ def _qwen(home: Path) -> str:
 
 def _opencode(home: Path) -> str:
     path = home / ".config" / "opencode" / "opencode.json"
-    _json(path, {"mcp": {"probe": {"type": "local", "command": PROBE, "enabled": True}}})
+    _json(path, {"mcp": {"probe": {"type": "local", "command": PROBE, "timeout": 60_000}}})
     return ".config/opencode/opencode.json"
 
 
@@ -107,7 +109,7 @@ PROJECT_FILES: dict[str, dict[str, str]] = {
     "qwen": {".qwen/settings.json": json.dumps({"mcpServers": {"project": _stdio(PROJECT_PROBE)}})},
     "opencode": {
         "opencode.json": json.dumps(
-            {"mcp": {"project": {"type": "local", "command": PROJECT_PROBE, "enabled": True}}}
+            {"mcp": {"project": {"type": "local", "command": PROJECT_PROBE, "timeout": 60_000}}}
         )
     },
     "aider": {
@@ -258,6 +260,8 @@ def _codex_project_config() -> str:
         "[mcp_servers.project]\n"
         f"command = {json.dumps(PROJECT_PROBE[0])}\n"
         f"args = [{args}]\n"
+        "required = true\n"  # codex waits for it before its first request only so
+        "startup_timeout_sec = 60\n"
     )
 
 
