@@ -273,6 +273,8 @@ class ClaudeCodeAdapter(Adapter):
                 format="json",
                 dropped=(("projects",),),
                 logins=(("primaryApiKey",), ("oauthAccount",)),
+                # 2.1.330 keeps a copy of the file it found in ~/.claude/backups/ (measured)
+                copies=(".claude/backups/.claude.json.backup.*",),
             ),
         }
 

@@ -29,9 +29,11 @@ Quirks handled:
   alone changed nothing: it also writes ``"permission": {"edit": "ask", "bash": "ask"}``,
   which a headless run refuses ("permission requested: edit (F); auto-rejecting" on stderr,
   the tool call ending in error "The user rejected permission to use this specific tool
-  call", exit 0). The ``plan`` agent refuses edits by a deny rule ("The user has specified a
-  rule which prevents you from using this specific tool call"). Both are denials, the run
-  ``permission_denied``; both options make ``can_write`` False.
+  call", exit 0). The same goes in ``OPENCODE_PERMISSION``: a repository's ``opencode.json``
+  beats the ``OPENCODE_CONFIG`` file (its ``"edit": "allow"`` let a write through, measured
+  on 1.18.33), the variable beats both. The ``plan`` agent refuses edits by a deny rule ("The
+  user has specified a rule which prevents you from using this specific tool call"). Both are
+  denials, the run ``permission_denied``; both options make ``can_write`` False.
 - ``OPENCODE_DISABLE_AUTOUPDATE``, ``..._MODELS_FETCH``, ``..._LSP_DOWNLOAD``,
   ``..._DEFAULT_PLUGINS`` keep it off the network apart from the model API; sharing is off.
   None of them stops the npm install of ``@opencode-ai/plugin`` into the config directory on
@@ -41,6 +43,7 @@ Quirks handled:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -94,6 +97,7 @@ _OFFLINE_ENV = {
 }
 _CONFIG_PATH = ".config/opencode/council.json"
 _INSTRUCTIONS = ".config/opencode/council-instructions.md"  # the option system_prompt
+_ASK = {"edit": "ask", "bash": "ask"}  # auto_approve: false (refused in a headless run)
 _USER_CONFIG = ".config/opencode/opencode.json"  # merged into _CONFIG_PATH, never linked
 # On every start opencode 1.18 installs @opencode-ai/plugin (the types user plugins import) into
 # each config directory, from registry.npmjs.org (~5 MB, in the background, cut off when the
@@ -223,7 +227,11 @@ class OpencodeAdapter(Adapter):
         if stdin is None:
             argv += ["--", request.prompt] if flag_like(request.prompt) else [request.prompt]
         config_file = request.home / _CONFIG_PATH
-        env, secrets = command_env(request, {**_OFFLINE_ENV, "OPENCODE_CONFIG": str(config_file)})
+        knobs = {**_OFFLINE_ENV, "OPENCODE_CONFIG": str(config_file)}
+        if not opts.auto_approve:
+            # A repository's opencode.json beats OPENCODE_CONFIG; this beats both (measured).
+            knobs["OPENCODE_PERMISSION"] = json.dumps(_ASK)
+        env, secrets = command_env(request, knobs)
         return CommandSpec(
             argv=argv,
             env=env,
@@ -259,7 +267,7 @@ class OpencodeAdapter(Adapter):
         required: dict[str, Any] = {}
         if not opts.auto_approve:
             # opencode allows edits and shell by default; "ask" is refused in a headless run.
-            required["permission"] = {"edit": "ask", "bash": "ask"}
+            required["permission"] = dict(_ASK)
         if model:
             required["model"] = model  # as `-m` says
         if opts.system_prompt:

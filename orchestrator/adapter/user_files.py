@@ -82,3 +82,6 @@ class ConfigFile(BaseModel):
     user: str | None = None  # the UserFile merged in, when not the file's own HOME path
     logins: tuple[KeyPath, ...] = ()  # keys of the user's file holding a login
     dropped: tuple[KeyPath, ...] = ()  # keys of the user's file never carried (per-path state)
+    # HOME-relative globs of the copies the CLI itself makes of the file (its backups): they
+    # hold the user's settings too, so they go when the file goes.
+    copies: tuple[str, ...] = ()

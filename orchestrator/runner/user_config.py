@@ -46,6 +46,7 @@ class Carried:
     notes: list[str] = field(default_factory=list)  # for the CLI's log
     readable: list[Path] = field(default_factory=list)  # user paths linked in (read-only)
     written: list[Path] = field(default_factory=list)  # the config files written
+    copies: list[str] = field(default_factory=list)  # globs of the CLI's own copies of them
 
 
 def carry_user_config(
@@ -79,8 +80,10 @@ def carry_user_config(
 
 
 def forget(home: Path, carried: Carried) -> None:
-    """Remove the files that held the user's settings (blocking; after the CLI ended)."""
-    for path in carried.written:
+    """Remove the files that held the user's settings, and the copies the CLI made of them
+    (blocking; after the CLI ended)."""
+    copies = [path for pattern in carried.copies for path in sorted(home.glob(pattern))]
+    for path in [*carried.written, *copies]:
         try:
             safe_write.unlink(home, path)
         except FileNotFoundError:
@@ -118,6 +121,7 @@ def _write_merged(
     carried.written.append(target)
     if user is None or source is None or user_file is None:
         return
+    carried.copies.extend(config.copies)
     where = tilde(source, env)
     secret_mask.remember_named(
         {f"{where}: {key}": value for key, value in secret_values(user, config.logins).items()}
