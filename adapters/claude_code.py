@@ -74,6 +74,10 @@ from orchestrator.plugins.hookspecs import hookimpl
 __all__ = ["ClaudeCodeAdapter", "register_adapters"]
 
 _QUIET_ENV = {
+    # 2.1.330 connects MCP servers in the background and asks the model at once by default:
+    # a server slower to start than that (seen under load) is missing from the first request.
+    # Headless, the user's and the run's MCP servers are waited for (up to MCP_TIMEOUT).
+    "MCP_CONNECTION_NONBLOCKING": "false",
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     "DISABLE_AUTOUPDATER": "1",
     "DISABLE_TELEMETRY": "1",

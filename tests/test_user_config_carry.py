@@ -248,7 +248,9 @@ def test_a_users_file_that_is_not_valid_is_said_and_nothing_of_it_carried(
 
     written = _json(private / ".qwen" / "settings.json")
     assert "mcpServers" not in written and written["telemetry"] == {"enabled": False}
-    assert carried.written == []  # nothing of the user's in it: nothing to forget
+    # Removed when the CLI ends like every config file the run writes (the next start writes
+    # it anew): the run's own MCP servers may hold tokens too.
+    assert carried.written == [private / ".qwen" / "settings.json"]
     assert len(carried.notes) == 1 and carried.notes[0].startswith(
         "user config: settings (mcpServers, model settings, security.auth) not carried:"
     )
@@ -344,13 +346,16 @@ def test_forget_removes_the_copies_the_cli_made_of_them(user_home: Path, private
     assert other.exists()
 
 
-def test_a_run_file_without_anything_of_the_users_is_not_forgotten(
+def test_a_run_file_without_anything_of_the_users_is_forgotten_too(
     user_home: Path, private: Path
 ) -> None:
     carried, _ = _carry(CodexAdapter(), private, {"HOME": str(user_home)})
 
-    assert carried.written == [] and carried.notes == []
-    assert (private / ".codex" / "config.toml").is_file()  # the run's own, kept as before
+    assert carried.notes == []
+    assert carried.written == [private / ".codex" / "config.toml"]
+    assert (private / ".codex" / "config.toml").is_file()  # the run's own, until the CLI ends
+    forget(private, carried)
+    assert not (private / ".codex" / "config.toml").exists()  # the next start writes it anew
 
 
 def test_other_user_files_are_linked_and_removed_under_ignore(
@@ -376,7 +381,8 @@ def test_other_user_files_are_linked_and_removed_under_ignore(
     assert not (private / ".claude" / "CLAUDE.md").is_symlink()
     assert not (private / ".claude" / "agents").exists()
     assert ignored.notes == ["user config: ignored (user_config: ignore)"]
-    assert ignored.readable == [] and ignored.written == []
+    assert ignored.readable == []
+    assert ignored.written == [private / ".claude" / "settings.json"]  # the run's own keys
     assert not (private / ".claude.json").exists()  # claude's has no keys of the run's own
     settings = _json(private / ".claude" / "settings.json")  # the run's keys only
     assert set(settings) == {"env", "permissions"}
