@@ -118,19 +118,28 @@ def mcp_entry(server: McpServer, style: str) -> dict[str, Any]:
     if server.command is not None:
         if style == "opencode":
             entry: dict[str, Any] = {"type": "local", "command": [server.command, *server.args]}
-            return {**entry, "enabled": True, **({"environment": env} if env else {})}
+            return {**entry, **_OPENCODE_WAIT, **({"environment": env} if env else {})}
         entry = {"command": server.command, "args": list(server.args)}
         if style == "claude":
             entry["type"] = "stdio"
+        if style == "codex":
+            entry |= _CODEX_WAIT
         return {**entry, **({"env": env} if env else {})}
     url = server.url or ""
     if style == "opencode":
-        return {"type": "remote", "url": url, "enabled": True, **_maybe("headers", headers)}
+        return {"type": "remote", "url": url, **_OPENCODE_WAIT, **_maybe("headers", headers)}
     if style == "codex":
-        return {"url": url, **_maybe("http_headers", headers)}
+        return {"url": url, **_CODEX_WAIT, **_maybe("http_headers", headers)}
     if style == "gemini":
         return {"httpUrl": url, **_maybe("headers", headers)}
     return {"type": "http", "url": url, **_maybe("headers", headers)}
+
+
+# The run's servers are there on the first request: codex 0.169 waits for a server before it
+# only when it is `required` (measured: under load the first request went without it), and
+# opencode gives one 5 s to start by default (an `npx` server's first start takes longer).
+_CODEX_WAIT: dict[str, Any] = {"required": True, "startup_timeout_sec": 60}
+_OPENCODE_WAIT: dict[str, Any] = {"enabled": True, "timeout": 60_000}
 
 
 def _maybe(key: str, value: dict[str, str]) -> dict[str, Any]:

@@ -91,9 +91,19 @@ def test_codex_takes_them_in_its_config_toml_on_a_first_run_and_a_resumed_one() 
         assert config["model_reasoning_effort"] == "high"
         assert config["developer_instructions"] == "Be brief."
         assert config["sandbox_workspace_write"] == {"writable_roots": ["/srv/docs"]}
+        wait = {"required": True, "startup_timeout_sec": 60}  # there on the first request
         assert config["mcp_servers"] == {
-            "docs": {"command": "docs-mcp", "args": ["--root", "/srv"], "env": {"TOKEN": "t-1"}},
-            "tracker": {"url": "https://mcp.example.com/mcp", "http_headers": {"X-Key": "k-1"}},
+            "docs": {
+                "command": "docs-mcp",
+                "args": ["--root", "/srv"],
+                "env": {"TOKEN": "t-1"},
+                **wait,
+            },
+            "tracker": {
+                "url": "https://mcp.example.com/mcp",
+                "http_headers": {"X-Key": "k-1"},
+                **wait,
+            },
         }
         assert not any(arg.startswith("--add-dir") for arg in spec.argv)  # resume has none
 
@@ -139,12 +149,14 @@ def test_opencode_takes_effort_as_variant_prompt_as_instructions_and_servers_as_
             "type": "local",
             "command": ["docs-mcp", "--root", "/srv"],
             "enabled": True,
+            "timeout": 60_000,
             "environment": {"TOKEN": "t-1"},
         },
         "tracker": {
             "type": "remote",
             "url": "https://mcp.example.com/mcp",
             "enabled": True,
+            "timeout": 60_000,
             "headers": {"X-Key": "k-1"},
         },
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,41 @@ def test_codex_reasoning_effort_reaches_the_request(tmp_path: Path, real_cli_bin
         if r.protocol == "responses" and not r.side
     ]
     assert efforts and set(efforts) == {"high"}, efforts
+
+
+RUN_TOOL = "council_run_probe_tool"  # the run's own server: told apart from a user's
+UNLISTED = {"codex": "council-fake-model"}  # codex lists MCP tools only for a model outside
+# its catalog (a catalog model reaches them through its tool_search tool)
+
+
+@pytest.mark.parametrize("cli", [_cli(name) for name in real_clis.CLIS if name != "aider"])
+def test_the_runs_mcp_servers_reach_every_cli_that_takes_them(
+    cli: str, tmp_path: Path, real_cli_binary: Path
+) -> None:
+    probe = [sys.executable, "-m", "orchestrator.testing.mcp_probe", RUN_TOOL]
+    servers = {"probe": {"command": probe[0], "args": probe[1:]}}
+    scenario = dataclasses.replace(WRITE, config={"mcp_servers": servers})
+    target = BUILTIN_TARGETS[cli]
+    if cli in UNLISTED:
+        target = dataclasses.replace(target, model=UNLISTED[cli])
+
+    outcome = run_scenario(cli, scenario, tmp_path, target=target, executable=real_cli_binary)
+
+    assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
+    bodies = [json.dumps(r.body) for r in outcome.requests if not r.side]
+    assert any(RUN_TOOL in body for body in bodies), [r.tools for r in outcome.requests]
+
+
+@pytest.mark.real_cli("aider")
+def test_aider_runs_without_the_runs_mcp_servers_and_says_so(
+    tmp_path: Path, real_cli_binary: Path
+) -> None:
+    servers = {"probe": {"command": sys.executable, "args": ["-m", "nothing"]}}
+    scenario = dataclasses.replace(WRITE, config={"mcp_servers": servers})
+
+    outcome = run_scenario("aider", scenario, tmp_path, executable=real_cli_binary)
+
+    assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
+    assert "takes no MCP servers: the run's mcp_servers (probe) are not given to it" in (
+        outcome.output
+    )
