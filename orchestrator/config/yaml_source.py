@@ -351,4 +351,10 @@ def without_top_level_key(text: str, source: str, key: str) -> str:
     lines = text.splitlines(keepends=True)
     end = value.end_mark
     stop = end.line if end.column == 0 else end.line + 1
+    # The value ends where the next key starts: the comments and blank lines before that key
+    # (at the margin, so no part of an indented value) are the next key's, and stay.
+    while stop > name.start_mark.line + 1 and (
+        not lines[stop - 1].strip() or lines[stop - 1].startswith("#")
+    ):
+        stop -= 1
     return "".join(lines[: name.start_mark.line] + lines[stop:])
