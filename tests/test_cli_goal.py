@@ -151,6 +151,10 @@ def test_a_bad_config_or_planner_is_refused_before_any_cli_plans(tmp_path: Path)
     assert unknown.returncode == 2
     assert "--planner nosuch: no such adapter in the run config (it has: fast)" in unknown.stderr
 
+    empty = council("plan", "  ", str(good), cwd=tmp_path)
+    assert empty.returncode == 2
+    assert "the goal is empty" in empty.stderr
+
     missing = council("run", "-g", GOAL, cwd=tmp_path)
     assert missing.returncode == 2
     assert "no run config: name FILE, or write council.yaml here" in missing.stderr

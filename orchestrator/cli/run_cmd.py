@@ -8,6 +8,8 @@
   team run's is refused before it writes anything, one line per task naming the fields that
   differ: ``--adopt`` works on the team's definitions instead (never changing them),
   ``--add-tasks`` adds this config's tasks the team run lacks to it.
+- ``run -g GOAL [FILE]``: the tasks planned from GOAL by the config's planning CLI
+  (``goal_cmd``, ``orchestrator.run.goal``), shown, saved beside FILE and run.
 - ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository
   (in a team, on the team's definitions, with the same ``--adopt`` and ``--add-tasks``).
 - ``status [FILE]``: the report of the newest session (of FILE's repository; without FILE, of
