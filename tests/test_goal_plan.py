@@ -3,7 +3,10 @@ sent back, how its answer is read, and the config's own tasks set aside."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import anyio
 import pytest
 from scheduler_helpers import new_repo
 
+from adapters.scripted import SCRIPT
 from orchestrator.config.yaml_source import parse_yaml_mapping, without_top_level_key
 from orchestrator.errors import ConfigError, PlanRefused
 from orchestrator.plugins.host import PluginHost, default_plugins
@@ -165,3 +169,36 @@ def test_a_planner_that_fails_is_refused_at_once(tmp_path: Path) -> None:
         anyio.run(
             lambda: plan_from_goal(config, "Anything\nAUTH_ERROR", default_plugins(), os.environ)
         )
+
+
+def _scripted(prompt: str, home: Path) -> str:
+    """The scripted CLI's final result text for ``prompt`` (a real process)."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", SCRIPT, "--delay", "0", "-p", prompt],
+        capture_output=True,
+        text=True,
+        cwd=home,
+        env={"HOME": str(home), "PATH": os.environ.get("PATH", "")},
+        timeout=30,
+        check=True,
+    )
+    results = [json.loads(line) for line in done.stdout.splitlines() if '"result"' in line]
+    return str(results[-1]["result"])
+
+
+def test_the_scripted_persona_answers_a_planning_request(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x\n")
+    first = planner_prompt("Tidy the notes\nPLAN invalid=1", "main", 1, 2)
+    block = extract_task_list([_scripted(first, tmp_path)])
+    assert block is not None
+    assert [task["id"] for task in json.loads(block)["tasks"]] == ["First Step"]
+
+    second = planner_prompt("Tidy the notes\nPLAN invalid=1", "main", 2, 2)
+    block = extract_task_list([_scripted(second, tmp_path)])
+    assert block is not None
+    tasks = json.loads(block)["tasks"]
+    assert [task["id"] for task in tasks] == ["tidy-the-notes", "tidy-the-notes-checklist"]
+    assert tasks[1]["depends_on"] == ["tidy-the-notes"]
+    # No PLAN line at all: a prompt asking for a task list is a planning request.
+    plain = extract_task_list([_scripted(planner_prompt("Tidy", "main", 1, 2), tmp_path)])
+    assert plain is not None and '"id": "tidy"' in plain
