@@ -25,6 +25,12 @@ instructions written in its prompt, one per line; other lines are the task's tex
     IGNORE_TERM               ignore SIGTERM from now on
     CRASH [SIGNAL]            kill itself with a signal (default SIGKILL)
     EXIT code                 exit with that code at once, without a result
+    PLAN [invalid=N]          answer a planning request (goal mode, ``orchestrator.run.goal``):
+                              list the files here, then end with a task list for the goal
+                              between its BEGIN/END COUNCIL TASKS lines, each task with the
+                              scripted lines that build it; the first N rounds (default 0) give
+                              an invalid list instead (a bad id, an unknown dependency). A
+                              prompt that asks for such a list and has no PLAN line is a PLAN.
 
 Paths are relative to the working directory and may not leave it. Sessions live in
 ``$HOME/.scripted-cli/sessions/<id>.json``: ``--resume <id>`` continues one (same id, earlier
@@ -42,6 +48,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -97,6 +104,7 @@ class Cli:
         self.done: list[str] = []
         self.denials: list[dict[str, Any]] = []
         self.turns = 1
+        self.answer: str | None = None  # the final message, when a step gives one (PLAN)
 
     # -- output ---------------------------------------------------------------------------
 
@@ -166,6 +174,8 @@ class Cli:
 
     def run(self) -> int:
         steps, text = parse(self.prompt)
+        if PLAN_BEGIN in text and not any(keyword == "PLAN" for keyword, _, _ in steps):
+            steps.append(("PLAN", "", None))
         earlier = list(self.session.data["turns"])
         # Kept from the start, as real CLIs write their transcript as they go: a run stopped
         # midway (SIGTERM, a crash) can still be resumed with --resume.
@@ -200,6 +210,8 @@ class Cli:
                 self.step(keyword, argument, body)
             summary = "; ".join(self.done) or "nothing to change"
             final = f"{self.personality} Done: {summary}.".strip()
+            if self.answer is not None:
+                final = self.answer
             self.result(final)
         except Stop as stop:
             code = stop.code
@@ -331,6 +343,26 @@ class Cli:
     def do_exit(self, argument: str, body: str | None) -> None:
         raise Stop(int(argument or 0))
 
+    def do_plan(self, argument: str, body: str | None) -> None:
+        options = dict(word.partition("=")[::2] for word in argument.split())
+        _, text = parse(self.prompt)
+        goal = _between(text, GOAL_BEGIN, GOAL_END)
+        round_number = next(
+            (int(m.group(1)) for line in text if (m := ROUND.match(line.strip()))), 1
+        )
+
+        def listing() -> str:
+            names = sorted(os.listdir("."))
+            return "\n".join(f"{n}/" if os.path.isdir(n) else n for n in names) or "(empty)"
+
+        self.tool("Glob", {"pattern": "*"}, listing)
+        invalid = round_number <= int(options.get("invalid", "0") or 0)
+        tasks = _invalid_plan(goal) if invalid else _plan(goal)
+        self.say(f"A plan of {len(tasks)} task(s) for: {goal[0] if goal else 'the goal'}")
+        block = json.dumps({"tasks": tasks}, indent=2)
+        self.answer = f"Here is the plan.\n{PLAN_BEGIN}\n{block}\n{PLAN_END}"
+        self.done.append("planned")
+
     def inside(self, path: str) -> Path:
         root = Path.cwd().resolve()
         target = (root / path).resolve()
@@ -341,8 +373,74 @@ class Cli:
 
 KEYWORDS = frozenset(
     {"WRITE", "APPEND", "DELETE", "READ", "SAY", "ECHO_ENV", "SLEEP", "WAIT_FOR", "FAIL",
-     "RATE_LIMIT", "AUTH_ERROR", "DENY", "HANG", "IGNORE_TERM", "CRASH", "EXIT"}
+     "RATE_LIMIT", "AUTH_ERROR", "DENY", "HANG", "IGNORE_TERM", "CRASH", "EXIT", "PLAN"}
 )  # fmt: skip
+
+# Goal mode's planning request (orchestrator/run/goal.py says the same lines): this script
+# imports nothing of the orchestrator, so they are repeated here.
+PLAN_BEGIN = "BEGIN COUNCIL TASKS"
+PLAN_END = "END COUNCIL TASKS"
+GOAL_BEGIN = "--- goal ---"
+GOAL_END = "--- end of goal ---"
+ROUND = re.compile(r"^Planning round: (\d+) of \d+$")
+
+
+def _between(lines: list[str], begin: str, end: str) -> list[str]:
+    """The non-blank lines between the first ``begin`` line and the next ``end`` line."""
+    stripped = [line.strip() for line in lines]
+    if begin not in stripped:
+        return []
+    start = stripped.index(begin) + 1
+    stop = stripped.index(end, start) if end in stripped[start:] else len(lines)
+    return [line.strip() for line in lines[start:stop] if line.strip()]
+
+
+def _slug(goal: list[str]) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", (goal[0] if goal else "").lower()).strip("-")
+    return words[:40].strip("-") or "goal"
+
+
+def _plan(goal: list[str]) -> list[dict[str, Any]]:
+    """Two tasks for ``goal``: a note of what it asks, then a checklist after it; each task's
+    phase_instructions are the scripted lines that do its work."""
+    slug, title = _slug(goal), (goal[0] if goal else "the goal")
+    note, checklist = f"goal/{slug}.md", f"goal/{slug}-checklist.md"
+    body = "\n".join(f"- {line}" for line in goal) or "- (no words)"
+    return [
+        {
+            "id": slug,
+            "prompt": f"Write {note}: what the goal asks ({title}).",
+            "files": [note],
+            "metadata": {
+                "phase_instructions": {
+                    "scout": f"SAY Nothing in the repository covers {title!r} yet.",
+                    "plan": f"SAY FILES: {note}",
+                    "build": f"WRITE {note} <<GOAL_EOF\n# {title}\n\n{body}\nGOAL_EOF",
+                    "review": "SAY VERDICT: approve",
+                }
+            },
+        },
+        {
+            "id": f"{slug}-checklist",
+            "prompt": f"Write {checklist}: a checklist for the goal, after {note} exists.",
+            "files": [checklist],
+            "depends_on": [slug],
+            "metadata": {
+                "phase_instructions": {
+                    "scout": f"SAY {note} is on the base now.",
+                    "plan": f"SAY FILES: {checklist}",
+                    "build": f"WRITE {checklist} <<GOAL_EOF\n- [ ] {title}\nGOAL_EOF",
+                    "review": "SAY VERDICT: approve",
+                }
+            },
+        },
+    ]
+
+
+def _invalid_plan(goal: list[str]) -> list[dict[str, Any]]:
+    """A list no run config accepts: an unsafe id and a dependency on no task."""
+    title = goal[0] if goal else "the goal"
+    return [{"id": "First Step", "prompt": title, "depends_on": ["no-such-task"]}]
 
 
 def parse(prompt: str) -> tuple[list[tuple[str, str, str | None]], list[str]]:

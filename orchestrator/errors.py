@@ -65,6 +65,7 @@ __all__ = [
     "NothingToResume",
     "OutOfSpace",
     "PathEscapeError",
+    "PlanRefused",
     "PluginError",
     "RecordNotFound",
     "RecordRejected",
@@ -116,6 +117,19 @@ class ConfigError(CouncilError):
     def __init__(self, issues: Sequence[ConfigIssue]) -> None:
         self.issues = list(issues)
         super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class PlanRefused(ConfigError):
+    """Goal mode: no valid task list came of the goal (``orchestrator.run.goal``); ``issues``
+    are the last plan's problems, each at its line of that plan; nothing was changed."""
+
+    def __init__(self, headline: str, issues: Sequence[ConfigIssue]) -> None:
+        super().__init__(issues)
+        self.headline = headline
+        self.args = ("\n".join([headline, *(str(issue) for issue in self.issues)]),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class PluginError(CouncilError):

@@ -42,7 +42,12 @@ _CLI = "orchestrator.cli"
 # its sub-app's help). Listed in this order.
 COMMANDS: dict[str, CommandRef] = {
     "run": CommandRef(
-        f"{_CLI}.run_cmd:run", "Run every task of FILE until each is merged, failed or in conflict."
+        f"{_CLI}.run_cmd:run",
+        "Run every task of FILE (or of a goal, -g) until each is merged, failed or in conflict.",
+    ),
+    "plan": CommandRef(
+        f"{_CLI}.goal_cmd:plan",
+        "Plan GOAL into a task list with the run config's planning CLI; print it, run nothing.",
     ),
     "resume": CommandRef(
         f"{_CLI}.run_cmd:resume", "Continue an interrupted or killed run from where it stood."

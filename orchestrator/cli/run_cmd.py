@@ -8,6 +8,8 @@
   team run's is refused before it writes anything, one line per task naming the fields that
   differ: ``--adopt`` works on the team's definitions instead (never changing them),
   ``--add-tasks`` adds this config's tasks the team run lacks to it.
+- ``run -g GOAL [FILE]``: the tasks planned from GOAL by the config's planning CLI
+  (``goal_cmd``, ``orchestrator.run.goal``), shown, saved beside FILE and run.
 - ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository
   (in a team, on the team's definitions, with the same ``--adopt`` and ``--add-tasks``).
 - ``status [FILE]``: the report of the newest session (of FILE's repository; without FILE, of
@@ -48,13 +50,15 @@ import anyio
 import typer
 
 from orchestrator.cli import console, run_finder
+from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
 from orchestrator.cli.live_board import Stopping, show_board
 from orchestrator.cli.summary import JsonOption, WideOption, finish
 from orchestrator.council import Council, check_resumable
-from orchestrator.errors import CouncilError, TaskInActiveSession
+from orchestrator.errors import CouncilError, TaskInActiveSession, UsageError
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
 from orchestrator.run.base_checkout import IfBaseDirty, detach, dirty_base_checkout
+from orchestrator.run.goal import DEFAULT_ROUNDS, save_planned_config
 from orchestrator.run.plan import RunPlan, TaskPlan
 from orchestrator.run.report import RunReport
 from orchestrator.scheduler.definitions import DefinitionsDiffer, JoinChoice
@@ -90,7 +94,22 @@ AddTasksOption = Annotated[
 
 
 def run(
-    file: Annotated[Path, typer.Argument(help="Run config (YAML).")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Run config (YAML); with -g, default council.yaml here."),
+    ] = None,
+    goal: Annotated[
+        str | None,
+        typer.Option(
+            "--goal",
+            "-g",
+            metavar="GOAL",
+            help="Plan the tasks from GOAL with the config's planning CLI, show them, run "
+            "them (FILE's own tasks: are replaced; `council plan` shows the plan only).",
+        ),
+    ] = None,
+    planner: PlannerOption = None,
+    rounds: RoundsOption = DEFAULT_ROUNDS,
     as_json: JsonOption = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan and commands; run nothing.")
@@ -100,8 +119,15 @@ def run(
     adopt: AdoptOption = False,
     add_tasks: AddTasksOption = False,
 ) -> None:
-    """Run every task of FILE until each is merged, failed or in conflict."""
-    council = Council.from_config(file, join=JoinChoice(adopt=adopt, add_tasks=add_tasks))
+    """Run every task of FILE (or of a goal, -g) until each is merged, failed or in conflict."""
+    join = JoinChoice(adopt=adopt, add_tasks=add_tasks)
+    if goal is not None:
+        file, council = _from_goal(config_file(file), goal, planner, rounds, as_json, dry_run)
+        council = council or Council.from_config(file, join=join)
+    elif file is None:
+        raise UsageError("missing FILE: the run config to run (or -g GOAL to plan the tasks)")
+    else:
+        council = Council.from_config(file, join=join)
     if dry_run:
         _print_plan(council.plan(), as_json)
         return
@@ -112,6 +138,22 @@ def run(
     except (TaskInActiveSession, DefinitionsDiffer) as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
     finish(report, as_json, wide, file)
+
+
+def _from_goal(
+    file: Path, goal: str, planner: str | None, rounds: int, as_json: bool, dry_run: bool
+) -> tuple[Path, Council | None]:
+    """The goal's plan, shown; saved beside FILE and that file returned to be run (a dry run:
+    FILE and a council of the plan, nothing saved)."""
+    found = make_plan(file, goal, planner, rounds)
+    show_plan(found, file, to_stderr=as_json)
+    if dry_run:
+        return file, Council(found.config)
+    saved = save_planned_config(file, found)
+    console.print_plain(
+        f"saved as {saved} (give it to council status and council resume)", to_stderr=as_json
+    )
+    return saved, None
 
 
 def resume(

@@ -52,6 +52,7 @@ __all__ = [
     "TaskConfig",
     "WorkflowConfig",
     "check_config",
+    "check_config_text",
     "load_config",
     "parse_config",
     "run_config_json_schema",
@@ -117,6 +118,21 @@ def check_config(
         base_dir=file.absolute().parent,
         options_models=options_models,
         environ=environ,
+    )
+
+
+def check_config_text(
+    text: str,
+    *,
+    source: str,
+    base_dir: Path,
+    options_models: OptionsModels | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> CheckedConfig:
+    """``check_config`` on config ``text`` that is not (yet) a file of its own: relative
+    paths resolve against ``base_dir``, issues name ``source``."""
+    return _checked(
+        text, source=source, base_dir=base_dir, options_models=options_models, environ=environ
     )
 
 

@@ -28,8 +28,10 @@ __all__ = [
     "MAX_DEPTH",
     "YamlDocument",
     "dump_yaml_mapping",
+    "dump_yaml_readable",
     "parse_yaml_mapping",
     "read_config_text",
+    "without_top_level_key",
 ]
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -309,3 +311,50 @@ def dump_yaml_mapping(data: Mapping[str, Any]) -> str:
     """``data`` as a YAML document (plain types only: what ``parse_yaml_mapping`` gives)."""
     text: str = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
     return text
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """Safe dumping, with each multi-line string as a literal block (``|``), as a person
+    writes one in a run config."""
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value.rstrip("\n") and value == value.strip(" ") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ReadableDumper.add_representer(str, _string)
+
+
+def dump_yaml_readable(data: Mapping[str, Any]) -> str:
+    """``dump_yaml_mapping`` for a person to read and edit: multi-line strings as literal
+    blocks, lines not folded; reads back as the same data."""
+    text: str = yaml.dump(
+        dict(data), Dumper=_ReadableDumper, sort_keys=False, allow_unicode=True, width=1 << 16
+    )
+    return text
+
+
+def without_top_level_key(text: str, source: str, key: str) -> str:
+    """``text`` with the top-level ``key`` and its value taken out, every other line as it was
+    (comments included); ``text`` itself when it has no such key. A file whose top level is a
+    flow mapping (``{repo: x, tasks: [...]}``) cannot be cut by lines: a ``ConfigError``."""
+    document = parse_yaml_mapping(text, source)
+    found = _lookup(document.root, key)
+    if found is None:
+        return text
+    if document.root.flow_style:
+        raise _issue(
+            source, _line(document.root), f"write the top level in block style to replace {key}:"
+        )
+    name, value = found
+    lines = text.splitlines(keepends=True)
+    end = value.end_mark
+    stop = end.line if end.column == 0 else end.line + 1
+    # The value ends where the next key starts: the comments and blank lines before that key
+    # (at the margin, so no part of an indented value) are the next key's, and stay.
+    while stop > name.start_mark.line + 1 and (
+        not lines[stop - 1].strip() or lines[stop - 1].startswith("#")
+    ):
+        stop -= 1
+    return "".join(lines[: name.start_mark.line] + lines[stop:])

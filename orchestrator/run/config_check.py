@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.config.load import RunConfig, check_config
+from orchestrator.config.load import CheckedConfig, RunConfig, check_config, check_config_text
 from orchestrator.errors import ConfigIssue
 from orchestrator.plugins.registry import AdapterRegistry
 from orchestrator.run.preflight import Finding, adapter_findings, repository_finding
 from orchestrator.run.prompt_fit import prompt_problems
 
-__all__ = ["Validation", "validate_config"]
+__all__ = ["Validation", "validate_config", "validate_config_text"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,30 @@ async def validate_config(
 ) -> Validation:
     """Every problem of the run config at ``path``, as ``council config validate`` reports."""
     checked = check_config(path, options_models=registry.options_models(), environ=environ)
+    return await _validated(checked, registry)
+
+
+async def validate_config_text(
+    text: str,
+    *,
+    source: str,
+    base_dir: Path,
+    registry: AdapterRegistry,
+    environ: Mapping[str, str],
+) -> Validation:
+    """``validate_config`` on config ``text`` that is not a file yet (a planned run, goal
+    mode): the same checks, relative paths against ``base_dir``, issues naming ``source``."""
+    checked = check_config_text(
+        text,
+        source=source,
+        base_dir=base_dir,
+        options_models=registry.options_models(),
+        environ=environ,
+    )
+    return await _validated(checked, registry)
+
+
+async def _validated(checked: CheckedConfig, registry: AdapterRegistry) -> Validation:
     config = checked.config
     if config is None:
         return Validation(checked.source, None, checked.issues, [])
