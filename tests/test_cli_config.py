@@ -100,7 +100,10 @@ def test_validate_reports_every_issue(runner: CliRunner, tmp_path: Path) -> None
     )
     result = runner.invoke(app, ["config", "validate", str(path)])
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == [f"{path}:1: capacity.sessions: must be >= 1 (got 0)"]
+    assert result.stderr.splitlines() == [  # one pass: a refused value hides nothing else
+        f"{path}:1: capacity.sessions: must be >= 1 (got 0)",
+        f"{path}:4: tasks[1].id: duplicate task id 'a' (first used by tasks[0])",
+    ]
     path.write_text(
         HERE + "tasks:\n  - {id: a, prompt: x, depends_on: [b]}\n  - {id: a, prompt: y}\n",
         encoding="utf-8",

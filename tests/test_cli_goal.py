@@ -113,7 +113,7 @@ def test_a_plan_that_fails_validation_is_sent_back_and_the_second_is_run(tmp_pat
     done = council("run", "-g", f"{GOAL}\nPLAN invalid=1", str(config), "--json", cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
-    assert "plan sent back to fast with 1 problem(s); round 2 of 2" in done.stderr
+    assert "plan sent back to fast with 2 problem(s); round 2 of 2" in done.stderr
     assert "by fast in 2 rounds" in done.stderr
     assert [t["status"] for t in json.loads(done.stdout)["tasks"]] == ["done", "done"]
     assert merged_tasks(tmp_path / "repo") == TASKS

@@ -797,3 +797,34 @@ def test_every_name_made_from_a_safe_id_is_one_git_takes(task_id: str) -> None:
 def test_a_base_branch_git_would_refuse_is_refused(workdir: Path, bad: str) -> None:
     line = single_issue(f"base_branch: '{bad}'\n" + MINIMAL)
     assert "is not a valid git branch name" in line, line
+
+
+def test_validate_is_one_pass_a_refused_value_hides_no_other_problem(tmp_path: Path) -> None:
+    # Before: an unsafe id stopped the checks between fields, so the unknown dependency
+    # showed only once the id was fixed.
+    text = f"""
+repo: {tmp_path}
+adapters:
+  a: {{type: scripted}}
+tasks:
+  - id: "bad id!"
+    prompt: x
+  - id: t2
+    prompt: y
+    depends_on: [nosuch]
+  - id: t3
+    prompt: z
+    timeout: soon
+    depends_on: [t2, also-missing]
+"""
+    with pytest.raises(ConfigError) as error:
+        parse_config(text, source="run.yaml")
+    fields = [issue.field for issue in error.value.issues]
+    assert fields == [
+        "tasks[0].id",
+        "tasks[1].depends_on[0]",
+        "tasks[2].timeout",
+        "tasks[2].depends_on[1]",
+    ], error.value.issues
+    assert "unknown task 'nosuch'" in str(error.value)
+    assert "set-aside" not in str(error.value)  # the stand-ins are never named

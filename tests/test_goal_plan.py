@@ -129,7 +129,7 @@ def test_an_invalid_plan_goes_back_with_its_problems_at_their_lines(
     assert "- plan:2: tasks[0].id: id 'First Step' is not a safe id" in back
     assert said == [
         "planner is planning the goal (round 1 of 2)",
-        "plan sent back to planner with 1 problem(s); round 2 of 2",
+        "plan sent back to planner with 2 problem(s); round 2 of 2",
     ]
     # The run config of the plan: the file's settings, the plan's tasks.
     assert plan.config_text.startswith(CONFIG)
@@ -158,7 +158,7 @@ def test_refused_after_the_last_round_with_the_last_plans_problems(
         )
     assert len(prompts) == 3
     assert str(refused.value).startswith("no valid task list from builder in 3 round(s)")
-    assert [issue.file for issue in refused.value.issues] == ["plan"]
+    assert [issue.file for issue in refused.value.issues] == ["plan", "plan"]  # both, one pass
 
 
 def test_a_planner_that_fails_is_refused_at_once(tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ issue, and the means to put more problems, found by later checks, at their lines
 
 from __future__ import annotations
 
+import copy
 import difflib
+import itertools
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -169,8 +171,11 @@ def _checked(
     try:
         config = RunConfig.model_validate(document.data, context=context)
     except ValidationError as exc:
-        issues = _sorted(_issue(document, error) for error in exc.errors())
-        return CheckedConfig(source, None, issues, document=document)
+        issues = [_issue(document, error) for error in exc.errors()]
+        # One pass: the checks between fields (a dependency on a task that does not exist)
+        # still run, on the config with each refused value set aside.
+        issues += _beyond_refused(document, context, exc.errors(), source)
+        return CheckedConfig(source, None, _sorted(issues), document=document)
     problems = find_problems(config)
     if options_models is not None:
         problems += adapter_options_problems(config, options_models)
@@ -178,6 +183,70 @@ def _checked(
         problems += unset_references(config, environ)
     issues = _sorted(_located(source, document, problems))
     return CheckedConfig(source, config, issues, problems, document)
+
+
+_ROUNDS = 4  # rounds of setting refused values aside before giving the later checks up
+
+
+def _beyond_refused(
+    document: YamlDocument, context: dict[str, Any], errors: list[ErrorDetails], source: str
+) -> list[ConfigIssue]:
+    """The problems the checks between fields find once every refused value is set aside
+    (a refused key removed; a required one that then goes missing given a stand-in), except
+    those about what was set aside. None when the config cannot be made whole that way."""
+    data = copy.deepcopy(document.data)
+    aside: list[Loc] = []
+    stand_ins = itertools.count(1)
+    for _ in range(_ROUNDS):
+        for error in errors:
+            loc: Loc = tuple(error["loc"])
+            if error["type"] == "missing" and loc in aside and loc and loc[-1] in _STAND_INS:
+                _put(data, loc, f"{_STAND_INS[loc[-1]]}-{next(stand_ins)}")
+            elif not _drop(data, loc):
+                return []  # a list item, or a shape this cannot set aside
+            aside.append(loc)
+        try:
+            config = RunConfig.model_validate(data, context=context)
+        except ValidationError as exc:
+            errors = exc.errors()
+            continue
+        problems = [
+            (loc, message)
+            for loc, message in find_problems(config)
+            if not any(loc[: len(gone)] == gone for gone in aside)
+        ]
+        return _located(source, document, problems)
+    return []
+
+
+# A required key set aside is given a stand-in the later checks accept: its name, numbered.
+_STAND_INS = {"id": "set-aside", "name": "set-aside", "prompt": "set aside"}
+
+
+def _drop(data: Any, loc: Loc) -> bool:
+    """Remove the value at ``loc`` from a mapping; False where it is not a mapping's key."""
+    loc = loc[:-1] if loc and loc[-1] == "[key]" else loc
+    if not loc:
+        return False  # the whole document: nothing to set aside
+    *path, last = loc
+    here = data
+    for part in path:
+        try:
+            here = here[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if isinstance(here, dict) and last in here:
+        del here[last]
+        return True
+    return False
+
+
+def _put(data: Any, loc: Loc, value: str) -> None:
+    *path, last = loc
+    here = data
+    for part in path:
+        here = here[part]
+    here[last] = value
 
 
 def _located(
