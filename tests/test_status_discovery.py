@@ -86,6 +86,26 @@ def test_without_a_record_the_repository_you_stand_in_is_found(tmp_path: Path) -
     assert lost.returncode == 2
 
 
+def test_a_directory_holding_its_own_council_yaml_shows_that_run(tmp_path: Path) -> None:
+    # Before: a run remembered for a directory above was shown instead of this one's own.
+    root, env = checkout(tmp_path), state_env(tmp_path)
+    outer = piped("run", "configs/run.yaml", "--json", cwd=root, env=env, timeout=120)
+    assert outer.returncode == 0, outer.stderr
+    team = root / "docs"  # a directory of its own, with the config `council init` writes
+    new_repo(team)
+    (team / "council.yaml").write_text(CONFIG.replace("../work/repo", "repo"))
+    inner = piped("run", "council.yaml", "--json", cwd=team, env=env, timeout=120)
+    assert inner.returncode == 0, inner.stderr
+    for record in runs_dir(env).iterdir():
+        if json.loads(record.read_text())["directory"] == str(team.resolve()):
+            record.unlink()  # as if run from elsewhere: only the file says which run it is
+
+    report, said = status_json(team, env)
+
+    assert report["session_id"] == json.loads(inner.text)["session_id"]
+    assert said.strip() == f"status of the run of {(team / 'council.yaml').resolve()}"
+
+
 @pytest.mark.parametrize("columns", [80, 160, None])
 def test_no_run_anywhere_is_one_line_naming_where_it_looked(
     tmp_path: Path, columns: int | None

@@ -10,8 +10,10 @@ start from the same directory (then the later one is the run meant).
 
 ``find_run(start)`` walks up from ``start`` the way git looks for its repository: in each
 directory, first the run remembered for it (its config: a team run's PostgreSQL store is found
-as ``council status FILE`` would find it), then a ``.council/state`` in it (the repository one
-stands in, from any of its subdirectories or worktrees). The nearest one found wins, so after
+as ``council status FILE`` would find it), then a ``council.yaml`` in it (the directory's own
+config, as ``council init`` writes it: before, a run remembered for a directory above was
+shown instead), then a ``.council/state`` in it (the repository one stands in, from any of its
+subdirectories or worktrees). The nearest one found wins, so after
 ``council run configs/demo.yaml`` from a checkout, ``council status`` there shows the demo
 run, and inside the demo's repository it shows that repository's own.
 """
@@ -36,6 +38,7 @@ __all__ = ["FoundRun", "find_run", "remember_run", "runs_dir"]
 log = logging.getLogger(__name__)
 
 _STATE = Path(".council") / "state"
+OWN_CONFIG = "council.yaml"  # what `council init` writes, and `council doctor` looks for
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,9 @@ def find_run(start: Path) -> FoundRun:
         remembered = _remembered(directory)
         if remembered is not None:
             return remembered
+        own = directory / OWN_CONFIG
+        if own.is_file():  # the config `council init` writes there: its run, wherever it ran
+            return FoundRun(own, None, f"the run of {own}")
         state = directory / _STATE
         if state.is_dir():
             return FoundRun(None, state, f"the run kept in {state}", events_log(directory))
