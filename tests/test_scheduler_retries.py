@@ -130,14 +130,16 @@ async def test_a_rate_limit_parks_the_adapter_and_others_use_the_fallback(
 
     async def hits_the_limit(run: TaskRun, call: int) -> WorkflowResult:
         if call == 1:
-            # Long enough that a loaded machine still dispatches "other" inside the park.
-            reset.append(time.monotonic() + 2.0)
+            # Long enough that a loaded machine still dispatches "other" inside the park (the
+            # order asserted below), scaled with the machine's load (``timing.patience``).
+            park = patience(2.0)
+            reset.append(time.monotonic() + park)
             return WorkflowResult(
                 WorkflowStatus.PARKED,
                 phase="build",
                 message="usage limit reached",
                 outcome_kind="rate_limited",
-                retry_at=utcnow() + timedelta(seconds=2.0),
+                retry_at=utcnow() + timedelta(seconds=park),
             )
         return await probe.default(run, call)
 
@@ -278,7 +280,7 @@ async def test_a_slot_is_not_free_before_its_attempt_is_settled(
                 phase="build",
                 message="usage limit reached",
                 outcome_kind="rate_limited",
-                retry_at=utcnow() + timedelta(seconds=3.0),
+                retry_at=utcnow() + timedelta(seconds=patience(3.0)),  # "other" starts inside
             )
         return await probe.default(run, call)
 
