@@ -43,6 +43,7 @@ settings.register_profile(
     "council", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.load_profile("council")
+timing.pin()  # one factor for the whole run: its workers and the processes its tests start
 
 # Held here because a test may monkeypatch plugins.default_plugins itself.
 _default_plugins = plugins.default_plugins

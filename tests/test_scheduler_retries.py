@@ -161,7 +161,18 @@ async def test_a_rate_limit_parks_the_adapter_and_others_use_the_fallback(
     assert report.task("limited").attempts == 2 and report.task("limited").error is None
 
 
-async def test_a_stale_claim_is_swept_and_the_task_requeued(tmp_path: Path) -> None:
+class _LongHistory(FileStateStore):
+    """A real store that keeps every version of a record: the default keeps the last 10, which
+    the heartbeat's renewals of a run on a slow machine push the swept version out of."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "history_limit": 10_000})
+
+
+async def test_a_stale_claim_is_swept_and_the_task_requeued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stores_module, "FileStateStore", _LongHistory)
     repo = new_repo(tmp_path)
     config = run_config(
         repo,

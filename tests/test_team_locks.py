@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -106,3 +107,36 @@ async def test_the_merge_lock_serialises_and_a_dead_holder_lapses(store: StateSt
         record = await store.get_record(MERGE_LOCK, "main")
         assert record is not None and record.data["holder"] == "ws2"
     assert time.monotonic() - started >= 0.4  # it waited for the lease (never more: no bound)
+
+
+class _SlowFirstRead:
+    """The store, with its first read of the merge lock slower than the lease (a loaded
+    machine, a far database): what the waiter saw must still lapse, not be given up on."""
+
+    def __init__(self, store: StateStore, delay: float) -> None:
+        self._store, self._delay, self.reads = store, delay, 0
+
+    async def get_record(self, namespace: str, key: str) -> Any:
+        self.reads += 1
+        if self.reads == 1:
+            await anyio.sleep(self._delay)  # the slowness itself, not a wait for something
+        return await self._store.get_record(namespace, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_a_dead_holder_is_replaced_even_when_the_first_read_is_slow(
+    store: StateStore,
+) -> None:
+    # Counted from before the first read, the wait ran out the moment that read came back:
+    # the waiter gave up (landing without the lock) just before the lapse it waited for, so a
+    # dead holder's record was never replaced and every landing after it waited a lease.
+    await store.put_record(MERGE_LOCK, "main", {"holder": "dead", "token": "x"}, 0)
+    slow = _SlowFirstRead(store, delay=0.3)
+    heir = TeamMergeLock(cast(StateStore, slow), "main", "ws2", lease=0.2)
+    async with heir.held() as had:
+        assert had
+        record = await store.get_record(MERGE_LOCK, "main")
+        assert record is not None and record.data["holder"] == "ws2"
+    assert slow.reads >= 2

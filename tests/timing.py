@@ -7,14 +7,16 @@ test reaches it on an idle machine, and it is multiplied by ``factor()``: the nu
 pytest`` beside another run of the suite), otherwise the machine's measured load, the
 one-minute load average per core when this module is first imported (1 on an idle machine,
 at most ``MAX_MEASURED``). pytest's own per-test timeout (``timeout`` in pyproject.toml, or a
-test's ``timeout`` mark) is scaled by the same factor (``tests/conftest.py``)."""
+test's ``timeout`` mark) is scaled by the same factor (``tests/conftest.py``), and the factor
+is put in the environment (``pin()``), so xdist's workers, the processes the tests start and
+``orchestrator.testing.live_scenarios`` (its scenarios' timeouts) all use the same one."""
 
 from __future__ import annotations
 
 import functools
 import os
 
-__all__ = ["MAX_MEASURED", "PATIENCE_ENV", "factor", "patience"]
+__all__ = ["MAX_MEASURED", "PATIENCE_ENV", "factor", "patience", "pin"]
 
 PATIENCE_ENV = "COUNCIL_TEST_PATIENCE"
 MAX_MEASURED = 6.0
@@ -34,6 +36,11 @@ def factor() -> float:
     except OSError:  # no load average on this platform
         return 1.0
     return min(max(load, 1.0), MAX_MEASURED)
+
+
+def pin() -> None:
+    """Put ``factor()`` in ``COUNCIL_TEST_PATIENCE`` for everything started from here on."""
+    os.environ[PATIENCE_ENV] = f"{factor():g}"
 
 
 def patience(seconds: float) -> float:

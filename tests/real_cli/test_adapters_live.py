@@ -35,7 +35,7 @@ def test_a_working_release_is_said_to_work(real_cli_binary: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = _reports(done)["claude"]
     assert report["works"] is True and report["path"] == str(real_cli_binary)
-    assert report["version"] and report["seconds"] < 30
+    assert report["version"] and report["seconds"] > 0
     assert "landed hello.txt" in report["detail"]
     assert "checking claude" in done.stderr  # progress, kept off stdout
 
