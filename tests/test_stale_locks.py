@@ -190,8 +190,10 @@ def test_resume_is_refused_while_the_run_lives_and_goes_ahead_once_it_is_killed(
 ) -> None:
     repo = new_repo(tmp_path)
     # Parked on a rate limit, the run holds no claim, yet it will dispatch again by itself.
+    # The park outlasts the refused resume below however loaded the machine (timing.patience).
+    reset = round(patience(8))
     config = write_config(
-        tmp_path, repo, task("limited", "RATE_LIMIT reset=8\nWRITE limited.txt done")
+        tmp_path, repo, task("limited", f"RATE_LIMIT reset={reset}\nWRITE limited.txt done")
     )
     run = start("run", config)
     try:
