@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from timing import patience
 
 from orchestrator.models import TaskState
 from orchestrator.state import FileStateStore
@@ -32,7 +33,7 @@ def council(*args: object, cwd: Path, timeout: float = 60) -> subprocess.Complet
         capture_output=True,
         text=True,
         env=ENV,
-        timeout=timeout,
+        timeout=patience(timeout),
     )
 
 
@@ -54,12 +55,13 @@ def reap(process: subprocess.Popen[Any]) -> None:
     if process.poll() is None:
         os.kill(process.pid, signal.SIGCONT)
         process.kill()
-    process.wait(timeout=30)
+    process.wait(timeout=patience(30))
 
 
 def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    """Poll ``condition``; ``seconds`` is only an upper bound for "it eventually happens"."""
-    deadline = time.monotonic() + seconds
+    """Poll ``condition``; ``seconds`` (scaled, ``timing.patience``) is only an upper bound
+    for "it eventually happens"."""
+    deadline = time.monotonic() + patience(seconds)
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
@@ -149,8 +151,9 @@ def alive(pid: int) -> bool:
 
 
 def wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """The pids still alive after ``timeout`` seconds (an upper bound: it returns early)."""
-    deadline = time.monotonic() + timeout
+    """The pids still alive after ``timeout`` seconds, scaled (``timing.patience``; an upper
+    bound: it returns early)."""
+    deadline = time.monotonic() + patience(timeout)
     while (left := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
         time.sleep(0.02)
     return left

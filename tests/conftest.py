@@ -2,7 +2,10 @@
 with ``--soak`` (``.venv/bin/python -m pytest --soak -m slow``); ``real_cli`` tests only where
 their CLI is installed, or with ``COUNCIL_REQUIRE_REAL_CLIS=1`` (see ``real_clis``);
 ``postgres`` tests (any test using ``pg_dsn``) only where the PostgreSQL server binaries are,
-or with ``COUNCIL_REQUIRE_POSTGRES=1`` (see ``pg_tier``)."""
+or with ``COUNCIL_REQUIRE_POSTGRES=1`` (see ``pg_tier``). Every safety-net timeout, pytest's
+per-test one included, is scaled for a loaded machine (``timing.patience``,
+``COUNCIL_TEST_PATIENCE``); Hypothesis runs under the ``council`` profile, which has no
+deadline and no health check that measures the machine's speed."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import pytest
 import real_clis
 import sandbox_tier
 import tiers
+import timing
+from hypothesis import HealthCheck, settings
 
 from orchestrator.plugins import host as plugins
 
@@ -31,6 +36,15 @@ _STATE_HOME = tempfile.mkdtemp(prefix="council-tests-state-")
 os.environ["XDG_STATE_HOME"] = _STATE_HOME
 atexit.register(shutil.rmtree, _STATE_HOME, True)
 
+# Hypothesis measures the machine twice by default: a 200 ms deadline per example and the
+# "input generation is slow" health check. Neither says anything about the product; both trip
+# on a loaded machine. Tests that set their own ``settings`` still inherit the rest of this.
+settings.register_profile(
+    "council", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("council")
+timing.pin()  # one factor for the whole run: its workers and the processes its tests start
+
 # Held here because a test may monkeypatch plugins.default_plugins itself.
 _default_plugins = plugins.default_plugins
 
@@ -42,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    scale_timeouts(config, items)
     for item in items:
         if {"pg_dsn", "pg_server"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
@@ -56,6 +71,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    scale = timing.factor()
+    return f"safety-net timeouts x{scale:.1f} ({timing.PATIENCE_ENV} or the load per core)"
+
+
+def scale_timeouts(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """pytest-timeout's limit per test (the ini's, or the test's own ``timeout`` mark) times
+    ``timing.factor()``: a safety net for a hung test, never a bound on a slow machine."""
+    scale = timing.factor()
+    if scale == 1.0:
+        return
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        base = float(mark.args[0]) if mark is not None and mark.args else default
+        if base > 0:
+            item.add_marker(pytest.mark.timeout(base * scale), append=False)
 
 
 def pytest_terminal_summary(

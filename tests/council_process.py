@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cli_process_helpers import COUNCIL, ENV, events, seen, wait_for
+from timing import patience
 
 from orchestrator.state.file.codec import decode
 
@@ -90,7 +91,7 @@ def council(
         capture_output=True,
         text=True,
         env=env or ENV,
-        timeout=timeout,
+        timeout=patience(timeout),
     )
 
 

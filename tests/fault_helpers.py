@@ -23,6 +23,7 @@ from typing import Any
 
 from cli_process_helpers import alive, events
 from scheduler_helpers import new_repo
+from timing import patience
 
 from orchestrator.council import Council
 from orchestrator.state.file.codec import decode
@@ -151,7 +152,7 @@ class FaultRun:
                 start_new_session=True,
             )
             try:
-                returncode = process.wait(timeout=timeout)
+                returncode = process.wait(timeout=patience(timeout))
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()

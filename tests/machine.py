@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from terminal import in_terminal
+from timing import patience
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 # Colours, cursor moves and the like: what a terminal draws, not what it says.
@@ -75,7 +76,7 @@ class Machine:
             capture_output=True,
             text=True,
             env={**self.env(), **(env or {})},
-            timeout=timeout,
+            timeout=patience(timeout),
         )
 
     def council_on_terminal(

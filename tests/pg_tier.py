@@ -22,6 +22,7 @@ import anyio
 import psycopg
 import pytest
 import tiers
+from timing import patience
 
 from orchestrator.errors import RunError
 from orchestrator.state.postgres.cluster import LocalCluster, find_server_binaries
@@ -134,6 +135,6 @@ def without_libpq_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def until(check: Callable[[], bool], seconds: float = 5.0) -> None:
     """Wait until ``check()`` holds (a notice from another store arrived), at most ``seconds``."""
-    with anyio.fail_after(seconds):
+    with anyio.fail_after(patience(seconds)):
         while not check():
             await anyio.sleep(0.005)

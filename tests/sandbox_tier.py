@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 import tiers
+from timing import patience
 
 from orchestrator.sandbox import bubblewrap
 
@@ -34,7 +35,7 @@ def available() -> bool:
     binary = bubblewrap.find()
     if binary is None:
         return False
-    done = subprocess.run([binary, *bubblewrap.PROBE], capture_output=True, timeout=30)
+    done = subprocess.run([binary, *bubblewrap.PROBE], capture_output=True, timeout=patience(30))
     return done.returncode == 0
 
 

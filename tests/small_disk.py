@@ -22,6 +22,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from timing import patience
+
 __all__ = ["SmallDisk", "unavailable"]
 
 _PROBE = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c"]
@@ -37,7 +39,7 @@ def unavailable() -> str | None:
         [*_PROBE, "mount -t tmpfs -o size=1m tmpfs /mnt"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=patience(30),
     )
     if probe.returncode != 0:
         return (
@@ -63,7 +65,7 @@ class SmallDisk:
         )
         assert self._holder.stdout is not None
         if self._holder.stdout.readline().strip() != "ready":
-            _, err = self._holder.communicate(timeout=30)
+            _, err = self._holder.communicate(timeout=patience(30))
             raise RuntimeError(f"could not mount the small disk at {base}: {err}")
 
     @property
@@ -83,7 +85,7 @@ class SmallDisk:
             capture_output=True,
             text=True,
             env=self.env,
-            timeout=timeout,
+            timeout=patience(timeout),
         )
 
     def check(self, argv: Sequence[str], cwd: Path | None = None) -> str:
@@ -125,4 +127,4 @@ class SmallDisk:
         """End the holder; the mounts go with the last process inside the namespace."""
         if self._holder.poll() is None:
             os.kill(self._holder.pid, signal.SIGKILL)
-        self._holder.communicate(timeout=30)
+        self._holder.communicate(timeout=patience(30))

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from cli_process_helpers import COUNCIL, ENV, reap, wait_for
 from merge_repo import git
+from timing import patience
 
 __all__ = ["Team", "team_task", "wait_for"]
 
@@ -117,13 +118,13 @@ class Team:
             capture_output=True,
             text=True,
             env=self.env(),
-            timeout=timeout,
+            timeout=patience(timeout),
         )
 
     def finish(self, name: str, timeout: float = 120) -> tuple[int, dict[str, Any], str]:
         """Wait for workstation ``name``'s run: exit code, its JSON report, its stderr."""
         process = self.processes[name]
-        out, err = process.communicate(timeout=timeout)
+        out, err = process.communicate(timeout=patience(timeout))
         report = json.loads(out) if out.strip().startswith("{") else {}
         return process.returncode, report, err
 

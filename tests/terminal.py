@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pyte
 from cli_process_helpers import COUNCIL, ENV
+from timing import patience
 
 __all__ = ["Shown", "Terminal", "in_terminal", "piped"]
 
@@ -62,7 +63,7 @@ def in_terminal(
     )
     os.close(slave)
     output = bytearray()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     try:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 0.2)
@@ -81,7 +82,7 @@ def in_terminal(
             raise TimeoutError(f"council {args} did not end in {timeout}s")
     finally:
         os.close(master)
-        process.wait(timeout=30)
+        process.wait(timeout=patience(30))
     text = _CONTROL.sub("", output.decode(errors="replace")).replace("\r\n", "\n")
     return Shown(process.returncode, text)
 
@@ -96,7 +97,7 @@ def piped(
         capture_output=True,
         text=True,
         env={**(env or ENV), "COLUMNS": "80"},
-        timeout=timeout,
+        timeout=patience(timeout),
     )
     return Shown(done.returncode, done.stdout, done.stderr)
 
@@ -135,7 +136,7 @@ class Terminal:
 
     def read_until(self, condition: Callable[[str], bool], seconds: float = 30) -> str:
         """Read output until the screen satisfies ``condition`` (or the process ends)."""
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + patience(seconds)
         while time.monotonic() < deadline:
             if condition(self.text()):
                 return self.text()
@@ -153,7 +154,7 @@ class Terminal:
         Ctrl-C never does (its flush comes before the signal)."""
         echoes = self.raw.count(b"^C")
         os.write(self.fd, b"\x03")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + patience(10)
         while self.raw.count(b"^C") == echoes and time.monotonic() < deadline:
             if not self._read(0.05):
                 break
@@ -161,7 +162,7 @@ class Terminal:
 
     def wait(self, seconds: float = 30) -> int:
         """Read to the end; the exit code."""
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + patience(seconds)
         while time.monotonic() < deadline and self._read(0.1):
             ended = self.process.poll() is not None
             if ended and not select.select([self.fd], [], [], 0)[0]:
@@ -174,7 +175,7 @@ class Terminal:
         """Make sure the process is gone and waited for (a test's ``finally``)."""
         if self.process.poll() is None:
             self.process.kill()
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=patience(30))
         with contextlib.suppress(OSError):  # wait() closed it already
             os.close(self.fd)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 from scheduler_helpers import merged_tasks, new_repo, run_config
+from timing import patience
 from worktree_helpers import git
 
 from orchestrator.council import Council
@@ -176,7 +177,7 @@ async def test_a_killed_council_run_resumes_and_still_merges_one_candidate(
         store = council.scheduler.services.store
         async with anyio.create_task_group() as group:
             group.start_soon(council.run)
-            with anyio.fail_after(20):
+            with anyio.fail_after(patience(20)):
                 while not all([await claimed(store, task_id) for task_id in ids]):
                     await anyio.sleep(0.02)
             council.kill()  # all three candidates are running: their claims are left behind

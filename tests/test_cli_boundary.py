@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from scheduler_helpers import new_repo
+from timing import patience
 from typer.testing import CliRunner
 from worktree_helpers import git
 
@@ -253,7 +254,7 @@ def test_the_real_command_refuses_in_one_line(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"},
-        timeout=60,
+        timeout=patience(60),
     )
 
     assert "Traceback" not in done.stderr

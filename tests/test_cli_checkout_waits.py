@@ -14,6 +14,7 @@ from typing import Any
 from cli_process_helpers import council, events, reap, spawn, wait_for
 from council_process import task, write_config
 from scheduler_helpers import new_repo
+from timing import patience
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> str:
@@ -80,7 +81,7 @@ def test_untracked_file_in_the_way_is_named_in_output_event_and_status(tmp_path:
         assert f"merging: {line}" in table  # piped: every cell whole
         assert (repo / "one.txt").read_text() == "the user's own one.txt\n"
         (repo / "one.txt").unlink()  # the way out it named: the run goes on by itself
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=patience(60))
     finally:
         reap(process)
     assert process.returncode == 0, err
@@ -104,7 +105,7 @@ def test_rebase_in_progress_is_named_with_its_way_out(tmp_path: Path) -> None:
         wait_for(lambda: _waiting_line(config, tmp_path) == line, "status naming the rebase")
         assert _said_waiting(repo) == [line]
         _git(repo, "rebase", "--abort")
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=patience(60))
     finally:
         reap(process)
     assert process.returncode == 0, err

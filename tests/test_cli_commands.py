@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 from cli_process_helpers import spawn
 from scheduler_helpers import new_repo
+from timing import patience
 from typer.testing import CliRunner, Result
 from worktree_helpers import git
 
@@ -71,7 +72,7 @@ def council(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"},
-        timeout=60,
+        timeout=patience(60),
     )
 
 
@@ -111,7 +112,7 @@ def session_ids(config: Path) -> set[str]:
 
 
 def wait_for(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.05)
@@ -232,7 +233,7 @@ def test_a_live_run_refuses_a_restore_and_takes_cancel_requests(tmp_path: Path) 
         assert watch.stdout is not None
         assert watch.stdout.readline() == "slow-a: running (build)\n"
         watch.send_signal(signal.SIGINT)
-        _, watch_err = watch.communicate(timeout=30)
+        _, watch_err = watch.communicate(timeout=patience(30))
         assert watch.returncode == 130 and "interrupted" in watch_err
 
         # Queued: cancelled at once, even while the run goes on.
@@ -250,7 +251,7 @@ def test_a_live_run_refuses_a_restore_and_takes_cancel_requests(tmp_path: Path) 
         assert status_of(config, "slow-b") == "running"
     finally:
         run.send_signal(signal.SIGINT)
-        out, err = run.communicate(timeout=30)
+        out, err = run.communicate(timeout=patience(30))
     assert run.returncode == 130, err
     assert json.loads(out)["status"] == "interrupted"
 
@@ -418,10 +419,10 @@ def test_status_watch_follows_a_run_until_it_finishes(tmp_path: Path) -> None:
             assert line, f"the watcher ended before it showed task one running: {seen}"
             seen.append(line.rstrip("\n"))
         gate.touch()
-        rest, errors = watcher.communicate(timeout=60)
+        rest, errors = watcher.communicate(timeout=patience(60))
     finally:
         gate.touch()
-        run.communicate(timeout=60)
+        run.communicate(timeout=patience(60))
     assert run.returncode == 0
     assert watcher.returncode == 0, errors
     lines = [*seen, *rest.splitlines()]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from timing import patience
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import CouncilGroup, app, exit_code_for
@@ -241,7 +242,7 @@ def _council(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=patience(60),
         check=False,
     )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from scheduler_helpers import new_repo
 from terminal import in_terminal
+from timing import patience
 from worktree_helpers import git
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
@@ -78,7 +79,7 @@ def council(tmp_path: Path, *args: str, columns: int = 80) -> subprocess.Complet
         env=_env(columns),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=patience(120),
         check=False,
     )
 
@@ -86,7 +87,9 @@ def council(tmp_path: Path, *args: str, columns: int = 80) -> subprocess.Complet
 def council_on_terminal(tmp_path: Path, *args: str, columns: int) -> tuple[int, str]:
     """``council ARGS`` on a pseudo-terminal ``columns`` wide: its exit code and all the
     terminal received (stdout and stderr), escapes removed and ``\\r\\n`` as ``\\n``."""
-    shown = in_terminal(*args, cwd=tmp_path, columns=columns, env=_env(columns), timeout=120)
+    shown = in_terminal(
+        *args, cwd=tmp_path, columns=columns, env=_env(columns), timeout=patience(120)
+    )
     return shown.returncode, shown.text
 
 

@@ -15,6 +15,7 @@ import termios
 from pathlib import Path
 
 from cli_process_helpers import COUNCIL, ENV
+from timing import patience
 from worktree_helpers import git
 
 from orchestrator.run.demo_config import shipped_demo_config
@@ -32,7 +33,7 @@ def council(*args: str, cwd: Path, columns: int = 80) -> subprocess.CompletedPro
         capture_output=True,
         text=True,
         env={**ENV, "COLUMNS": str(columns)},
-        timeout=240,
+        timeout=patience(240),
     )
 
 
@@ -54,7 +55,7 @@ def in_terminal(*args: str, cwd: Path, columns: int) -> tuple[int, str]:
                 break
             shown += chunk
         os.close(main)
-        code = process.wait(timeout=60)
+        code = process.wait(timeout=patience(60))
     return code, _ESCAPES.sub("", shown.decode(errors="replace")).replace("\r", "")
 
 

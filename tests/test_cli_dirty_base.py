@@ -13,6 +13,7 @@ from pathlib import Path
 from cli_process_helpers import council, reap, spawn, wait_for
 from council_process import task, write_config
 from scheduler_helpers import new_repo
+from timing import patience
 
 WARNING = "README.md in {}: finished tasks wait to land until then; commit or stash them there"
 
@@ -61,7 +62,7 @@ def test_wait_says_it_once_shows_why_in_status_and_lands_once_clean(tmp_path: Pa
         table = council("status", config, cwd=tmp_path).stdout
         assert "merging:" in table and "uncommitted" in table  # the status column says why
         _git(repo, "stash")  # the user puts the edit aside: the run goes on by itself
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=patience(60))
     finally:
         reap(process)
     assert process.returncode == 0, err

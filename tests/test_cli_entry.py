@@ -9,6 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from cli_process_helpers import ENV
+from timing import patience
 
 
 def _council(*args: str, cwd: Path, env: dict[str, str] = ENV) -> subprocess.CompletedProcess[str]:
@@ -18,7 +19,7 @@ def _council(*args: str, cwd: Path, env: dict[str, str] = ENV) -> subprocess.Com
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=patience(60),
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from cli_process_helpers import council, reap, scripted_clis, sleeping, spawn, wait_for
 from council_process import task, write_config
 from scheduler_helpers import new_repo
+from timing import patience
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -50,7 +51,7 @@ def _orphaned(tmp_path: Path) -> tuple[Path, Path, Path]:
         )
         assert str(worktree) in _registered(repo)  # a live run's worktree is never adopted
         process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=10)
+        process.communicate(timeout=patience(10))
     finally:
         reap(process)
     for pid in scripted_clis(tmp_path):  # in a process group of its own: not killed with it

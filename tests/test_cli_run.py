@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from scheduler_helpers import merged_tasks, new_repo
+from timing import patience
 
 COUNCIL = [sys.executable, "-c", "from orchestrator.cli.app import main; main()"]
 
@@ -31,7 +32,7 @@ tasks:
 def council(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
     return subprocess.run(
-        [*COUNCIL, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=60
+        [*COUNCIL, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=patience(60)
     )
 
 
@@ -152,7 +153,7 @@ def test_ctrl_c_interrupts_with_130_and_resume_finishes(tmp_path: Path) -> None:
     while merged_tasks(repo) != ["fast"] and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
+    out, err = process.communicate(timeout=patience(30))
 
     assert process.returncode == 130, err
     report = json.loads(out)

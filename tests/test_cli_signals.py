@@ -26,6 +26,7 @@ from cli_process_helpers import (
     wait_for,
 )
 from scheduler_helpers import merged_tasks, new_repo
+from timing import patience
 
 from orchestrator.models import ClaimStatus
 
@@ -90,7 +91,7 @@ def test_one_signal_stops_gracefully_and_resume_completes(
     try:
         wait_for(lambda: both_sleeping(tmp_path), "both CLIs to sleep")
         process.send_signal(signum)
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=patience(60))
     finally:
         reap(process)
 
@@ -132,7 +133,7 @@ def test_a_second_sigint_kills_at_once_and_resume_still_completes(tmp_path: Path
         wait_for(lambda: seen(repo, "phase.failed", task_id="slow"), "the slow CLI to stop")
         assert len(scripted_clis(tmp_path)) == 1
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=patience(60))
     finally:
         reap(process)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from scheduler_helpers import new_repo
+from timing import patience
 
 from orchestrator.cli.app import COMMANDS
 from orchestrator.cli.lazy_group import load_command
@@ -82,7 +83,7 @@ def _probe(*args: str, cwd: Path, columns: int = 80) -> tuple[int, list[str], st
         capture_output=True,
         text=True,
         env={**ENV, "COLUMNS": str(columns)},
-        timeout=60,
+        timeout=patience(60),
     )
     assert out.exists(), shown.stderr
     found = json.loads(out.read_text())
@@ -106,7 +107,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         text=True,
         env=ENV,
-        timeout=120,
+        timeout=patience(120),
     )
     assert done.returncode == 0, done.stderr
     return root
@@ -187,7 +188,7 @@ def test_completion_lists_commands_and_completes_a_deferred_one(tmp_path: Path) 
             capture_output=True,
             text=True,
             env=env,
-            timeout=60,
+            timeout=patience(60),
         )
         assert done.returncode == 0, done.stderr
         return done.stdout.split()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from timing import patience
 
 from orchestrator.locks.manager import LockManager
 from orchestrator.merge.queue import MergeQueue
@@ -67,7 +68,7 @@ async def test_full_parallel_workflow(repo: Path) -> None:
         async def run_session(session_id: str) -> None:
             cli, task, files = SESSIONS[session_id]
             session = await worktrees.create_session_worktree(session_id, cli, task)
-            await locks.acquire_file_locks(session_id, list(files), timeout=30)
+            await locks.acquire_file_locks(session_id, list(files), timeout=patience(30))
             for path in files:
                 others = await contexts.find_file_conflicts(path, exclude=session_id)
                 overlapping.extend(

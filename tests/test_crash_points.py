@@ -30,6 +30,7 @@ import invariants
 import pytest
 from council_process import task
 from scheduler_helpers import new_repo
+from timing import patience
 
 from orchestrator.safety.crashpoints import ENV, POINTS
 
@@ -134,7 +135,7 @@ def crashed(process: CouncilProcess, repo: Path, point: str) -> tuple[bool, str]
             time.sleep(0.01)
         process.send_signal(signal.SIGTERM)
     try:
-        out, err = process.communicate(timeout=90)
+        out, err = process.communicate(timeout=patience(90))
     except subprocess.TimeoutExpired:
         process.kill()
         out, err = process.communicate()
@@ -150,7 +151,7 @@ def next_command(repo: Path) -> str:
 
 def to_the_end(tmp_path: Path, repo: Path, config: Path) -> dict[str, Any]:
     resumed = council(tmp_path, next_command(repo), config)
-    out, err = resumed.communicate(timeout=120)
+    out, err = resumed.communicate(timeout=patience(120))
     assert resumed.returncode == 0, out[-4000:] + err[-4000:]
     report: dict[str, Any] = json.loads(out)
     return report
@@ -216,7 +217,7 @@ def killed_runs(
 def test_sigkill_at_crash_point_then_resume_finishes_everything(
     killed_runs: dict[str, Future[KilledRun]], point: str, nth: int
 ) -> None:
-    run = killed_runs[point].result(timeout=100)
+    run = killed_runs[point].result(timeout=patience(100))
     assert run.killed, f"the run did not die at {point}:{nth}: {run.output}"
     invariants.check(run.repo, settled=False)  # as the kill left it: nothing lost or twice
     finished_everything(run.root, run.repo, run.config)
@@ -234,7 +235,7 @@ def test_killed_before_its_session_was_recorded_the_run_is_started_again(tmp_pat
     assert killed, output
     assert invariants.recorded_sessions(repo) == []
     resumed = council(tmp_path, "resume", config)
-    out, err = resumed.communicate(timeout=60)
+    out, err = resumed.communicate(timeout=patience(60))
     assert resumed.returncode == 2, out + err
     assert "no interrupted session to resume in" in err
     invariants.check(repo, settled=False)
@@ -244,7 +245,7 @@ def test_killed_before_its_session_was_recorded_the_run_is_started_again(tmp_pat
 def test_a_mistyped_crash_point_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
     _, config = setup_run(tmp_path)
     run = council(tmp_path, "run", config, "merge.landed")
-    out, err = run.communicate(timeout=60)
+    out, err = run.communicate(timeout=patience(60))
     assert run.returncode == 2, out + err
     assert "unknown crash point 'merge.landed'" in err
     assert all(point in err for point in POINTS)

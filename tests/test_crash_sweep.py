@@ -21,7 +21,10 @@ promise, the user's checkout, no canary secret anywhere in git's objects or unde
 
 The schedule of two sessions varies a little between runs, so the k-th step of a killed run
 is not always the k-th step of the traced one; ``points`` keeps every kind of step covered
-regardless. ``COUNCIL_SWEEP_EVERY=<n>`` runs every n-th k only (the default, 1, runs all).
+regardless. Each armed run is traced too, so the sweep counts what it did rather than expect
+a number of kills: a run killed at ``point:k`` reached its k-th step of that point, and a run
+that ended by itself (its schedule, on a loaded machine or not, had fewer) reached fewer than k.
+``COUNCIL_SWEEP_EVERY=<n>`` runs every n-th k only (the default, 1, runs all).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import content_invariants
 import invariants
 import pytest
 from scheduler_helpers import new_repo
+from timing import patience
 
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.safety.crashpoints import TRACE_ENV
@@ -131,7 +135,8 @@ def prepare(root: Path, *, busy_checkout: bool = False) -> Run:
 def council(
     run: Run, command: str, *, crash_at: str | None = None, trace: Path | None = None
 ) -> tuple[int, str]:
-    """Run ``council COMMAND`` to its end (or its SIGKILL): (exit status, what it printed)."""
+    """Run ``council COMMAND`` to its end (or its SIGKILL): (exit status, what it printed).
+    The timeout is a safety net for a hung run (``timing.patience``)."""
     env = dict(BASE_ENV)
     if crash_at is not None:
         env[CRASH_ENV] = crash_at
@@ -143,7 +148,7 @@ def council(
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=patience(120),
     )
     return done.returncode, done.stdout[-2000:] + done.stderr[-3000:]
 
@@ -204,6 +209,24 @@ def points(steps: list[tuple[str, str]], point: str) -> list[int]:
     return sorted({*range(1, len(of_point) + 1, EVERY), *first.values()})
 
 
+def reached(trace: Path, point: str) -> int:
+    """How many steps of ``point`` a traced run reached."""
+    if not trace.exists():
+        return 0
+    return sum(line.partition("\t")[0] == point for line in trace.read_text().splitlines())
+
+
+def count_problems(where: str, point: str, k: int, killed: bool, steps: int) -> list[str]:
+    """A kill at ``point:k`` comes at the k-th step (a step of another thread may be traced
+    between the arrival and the SIGKILL); a run it did not kill ended having made fewer than k
+    (a shorter schedule), never k or more (a missed kill)."""
+    if killed and steps < k:
+        return [f"{where}: killed after {steps} {point} steps, before the {k}th"]
+    if not killed and steps >= k:
+        return [f"{where}: reached {steps} {point} steps and was never killed at the {k}th"]
+    return []
+
+
 @dataclass(frozen=True)
 class Outcome:
     where: str
@@ -215,13 +238,16 @@ def kill_resume_check(root: Path, point: str, k: int, resume_crash: str | None) 
     """Kill a fresh run at ``point:k``, check, (kill its resume at ``resume_crash``, check,)
     resume to the end, check."""
     run = prepare(root, busy_checkout=k % 2 == 0)  # both kinds of checkout at every step kind
-    status, output = council(run, "run", crash_at=f"{point}:{k}")
+    steps = root / "armed-trace.txt"
+    status, output = council(run, "run", crash_at=f"{point}:{k}", trace=steps)
     where = f"{point}:{k}" + (" (checkout busy on another branch)" if k % 2 == 0 else "")
-    if status != -signal.SIGKILL:
+    killed = status == -signal.SIGKILL
+    problems = count_problems(where, point, k, killed, reached(steps, point))
+    if not killed:
         # This run's schedule had fewer steps than k: it ended by itself, and must be whole.
-        problems = [] if status == 0 else [f"ended {status} unkilled: {output}"]
+        problems += [] if status == 0 else [f"ended {status} unkilled: {output}"]
         return Outcome(where, False, problems + settled_problems(run))
-    problems = [f"after the kill: {p}" for p in killed_problems(run)]
+    problems += [f"after the kill: {p}" for p in killed_problems(run)]
     status = -signal.SIGKILL
     command = next_command(run)
     if resume_crash is not None and command is not None:
@@ -289,10 +315,10 @@ def test_sweep_kill_at_every_step_then_resume(
     assert ks, f"the traced run has too few {point} steps for slice {index}"
     outcomes = list(sweep(tmp_path, [(point, k, None) for k in ks]))
     assert not report(outcomes), report(outcomes)
-    killed = sum(o.killed for o in outcomes)
-    # Schedules differ a little from the traced one: a count past this run's last step lets
-    # it finish by itself (and it is checked whole), but most k must be reached.
-    assert killed >= len(ks) - 2, f"only {killed} of {len(ks)} runs were killed"
+    # Schedules differ a little from the traced one (more on a loaded machine): a count past
+    # a run's last step lets it finish by itself, checked whole and checked to have made
+    # fewer than k steps (count_problems). The first k of every slice is reached by any run.
+    assert any(o.killed for o in outcomes), f"no run of {ks} was killed"
 
 
 @pytest.mark.parametrize("index", range(RESUME_SLICES))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from timing import patience
 
 from orchestrator.safety import crashpoints
 
@@ -30,7 +31,11 @@ def run(crash_at: str | None) -> subprocess.CompletedProcess[str]:
     if crash_at is not None:
         env[crashpoints.ENV] = crash_at
     return subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=patience(60),
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from timing import patience
 from typer.testing import CliRunner, Result
 
 from orchestrator.cli.app import app
@@ -41,7 +42,7 @@ def council(*args: object) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=ENV,
-        timeout=60,
+        timeout=patience(60),
         check=False,
     )
 

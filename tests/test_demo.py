@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from timing import patience
+
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 
@@ -17,7 +19,7 @@ def council(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=patience(240),
     )
 
 

@@ -28,6 +28,7 @@ import anyio
 import pytest
 from council_process import COUNCIL, ENV, task, wait_for, write_config
 from small_disk import SmallDisk, unavailable
+from timing import patience
 
 from orchestrator.state import FileStateStore
 
@@ -72,11 +73,11 @@ def run_until_full(disk: SmallDisk, tmp_path: Path, repo: Path, full: Path) -> t
         worktrees = disk.view(repo / ".council" / "worktrees")
         wait_for(lambda: any(worktrees.glob("*/work.txt")), "the CLI's work", 90)
         disk.fill(full)
-        _, stderr = run.communicate(timeout=120)
+        _, stderr = run.communicate(timeout=patience(120))
     finally:
         if run.poll() is None:
             run.kill()
-            run.communicate(timeout=30)
+            run.communicate(timeout=patience(30))
     return run.returncode, stderr
 
 

@@ -36,6 +36,7 @@ from cli_process_helpers import (
 )
 from council_process import task
 from scheduler_helpers import merged_tasks, new_repo
+from timing import patience
 
 from orchestrator.models import PhaseStatus, TaskState
 from orchestrator.runner.cli_runs import CLI_RUNS
@@ -43,8 +44,9 @@ from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.state import FileStateStore
 from orchestrator.state.file.codec import decode
 
-# stale_threshold is far longer than the test may take: if the resume had to wait for the dead
-# orchestrator's leases or locks to lapse, it would time out instead of finishing.
+# stale_threshold is far longer than any safety net of the test's (``timing.patience``): if the
+# resume had to wait for the dead orchestrator's leases or locks to lapse, it would time out
+# instead of finishing, so no bound on its wall time is needed to tell.
 CONFIG = """\
 repo: repo
 adapters:
@@ -53,7 +55,7 @@ default_adapter: cli
 capacity: {sessions: 3}
 workflow: {phases: [{name: plan}, {name: build}]}
 retry: {max_retries: 2, backoff_initial: 0.05, backoff_max: 0.2}
-scheduler: {tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}
+scheduler: {tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 2h}
 tasks:
 """
 
@@ -128,7 +130,7 @@ def start_run(
 def kill(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGKILL)
     os.kill(process.pid, signal.SIGCONT)  # harmless if it was not frozen
-    process.wait(timeout=10)
+    process.wait(timeout=patience(10))
     assert process.returncode == -signal.SIGKILL
 
 
@@ -138,10 +140,8 @@ def resume_and_check(
     """Resume after the kill, check the promises; the phases completed before the kill."""
     before = completed_phases(repo / ".council" / "state")
     assert {cli_runs(repo, *key) for key in before} <= {1}
-    started = time.monotonic()
     resumed = council("resume", config, "--json", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-6000:] + resumed.stderr[-3000:]
-    assert time.monotonic() - started < 45  # nothing waited for the dead holder's leases
     report = json.loads(resumed.stdout)
     assert report["status"] == "completed"
     assert {t["task_id"]: t["status"] for t in report["tasks"]} == dict.fromkeys(ids, "done")
@@ -212,7 +212,7 @@ def test_sigkill_after_a_merge_landed_before_it_was_recorded(tmp_path: Path) -> 
         tmp_path, TWO_TASKS, env={**ENV, CRASH_ENV: "merge.ref_updated"}
     )
     try:
-        process.wait(timeout=60)
+        process.wait(timeout=patience(60))
     finally:
         reap(process)
     assert process.returncode == -signal.SIGKILL
@@ -258,7 +258,7 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
         cwds.pop(None, None)
         most = max([most, *cwds.values()])
         time.sleep(0.05)
-    assert resumed.wait(timeout=60) == 0
+    assert resumed.wait(timeout=patience(60)) == 0
     assert merged_tasks(repo) == ["slow"]
     assert most == 1
     # The resume stopped it (the CLI would have slept on for seconds), by its record.
@@ -270,7 +270,7 @@ def test_another_run_sweeping_the_dead_runs_claim_stops_its_cli(tmp_path: Path) 
     # Two runs share a repository. The first is killed while its build's CLI sleeps; the
     # second, running other tasks, sweeps the first's claim once its lease lapsed, and stops
     # the CLI the dead run left before anything can run that task again.
-    short_lease = CONFIG.replace("heartbeat_interval: 0.5, stale_threshold: 10m", STALE_SOON)
+    short_lease = CONFIG.replace("heartbeat_interval: 0.5, stale_threshold: 2h", STALE_SOON)
     slow = task("slow", "SLEEP 30\nWRITE slow.txt slow")
     repo, _, process = start_run(tmp_path, slow, short_lease)
     try:
@@ -303,7 +303,7 @@ def test_a_phase_cut_off_after_its_work_was_committed_never_lands_it_twice(
     env = {**ENV, CRASH_ENV: "phase.ended:2"}  # the plan's end is the first
     repo, config, process = start_run(tmp_path, appends, env=env)
     try:
-        assert process.wait(timeout=60) == -signal.SIGKILL
+        assert process.wait(timeout=patience(60)) == -signal.SIGKILL
     finally:
         reap(process)
     resume_and_check(tmp_path, repo, config, ["tally"])

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from scheduler_helpers import merged_tasks, new_repo
+from timing import patience
 from worktree_helpers import git
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
@@ -52,7 +53,7 @@ def test_a_task_failing_verify_is_not_merged_and_keeps_its_branch(tmp_path: Path
         capture_output=True,
         text=True,
         env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"},
-        timeout=60,
+        timeout=patience(60),
     )
 
     assert done.returncode == 1, done.stderr[-3000:]  # some task did not end done
@@ -101,7 +102,7 @@ def test_what_a_verify_command_leaves_is_never_committed(tmp_path: Path) -> None
         capture_output=True,
         text=True,
         env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"},
-        timeout=60,
+        timeout=patience(60),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert merged_tasks(repo) == ["good"]

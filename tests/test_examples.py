@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from timing import patience
 from worktree_helpers import git
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,12 @@ def run(
     *argv: str | Path, cwd: Path, env: dict[str, str] = ENV
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(arg) for arg in argv], cwd=cwd, capture_output=True, text=True, env=env, timeout=90
+        [str(arg) for arg in argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=patience(90),
     )
 
 

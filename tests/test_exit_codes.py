@@ -15,6 +15,7 @@ import pytest
 import typer
 from cli_process_helpers import COUNCIL, ENV, council, wait_for
 from scheduler_helpers import new_repo
+from timing import patience
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import EXIT_CODES, CouncilGroup
@@ -173,11 +174,11 @@ def test_ctrl_c_during_a_status_watch_is_130(config: Path) -> None:
         assert watch.stdout is not None
         assert watch.stdout.readline().startswith("lands: ")
         watch.send_signal(signal.SIGINT)
-        _, err = watch.communicate(timeout=30)
+        _, err = watch.communicate(timeout=patience(30))
         assert watch.returncode == 130 and "interrupted" in err
     finally:
         os.kill(run.pid, signal.SIGINT)
-        run.communicate(timeout=60)
+        run.communicate(timeout=patience(60))
     assert run.returncode == 130
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import ollama
 import pytest
+from timing import patience
 
 from adapters.ollama import OllamaAdapter
 from orchestrator.adapter import AdapterRequest
@@ -162,7 +163,11 @@ def test_the_adapters_host_option_is_an_ollama_host_that_reaches_the_fake(
     program = "import ollama; print(ollama.generate(model='llama3.2', prompt='hi').response)"
     env = {**os.environ, **spec.env}
     done = subprocess.run(
-        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", program],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patience(30),
     )
 
     assert done.returncode == 0, done.stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from canary import leaks
 from fault_helpers import COUNCIL, TASK, FaultRun
+from timing import patience
 
 JSON_OUTPUT = {"output": "jsonl", "result_key": "result", "result_when": {"type": "result"}}
 # Names without KEY/TOKEN/SECRET in them: the values are masked because of where they came from.
@@ -44,7 +45,7 @@ def _council(run: FaultRun, *args: str, env: dict[str, str]) -> subprocess.Compl
         env={**env, "COUNCIL_DISABLE_PLUGINS": "1", "COLUMNS": "200"},
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=patience(30),
     )
 
 

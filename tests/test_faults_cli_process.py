@@ -19,9 +19,6 @@ import pytest
 from cli_process_helpers import processes_running, wait_gone
 from fault_helpers import FAULT_CLIS, FaultRun, kill_all
 
-GRACE = 5.0  # the runner's SIGTERM-to-SIGKILL grace (orchestrator.process.stop)
-SLACK = 30.0  # start-up, git and a loaded machine: an upper bound, not a timing claim
-
 # The family tests write the pids they see to a file outside the worktree and compare them
 # with this machine's: a sandboxed CLI can neither write there nor see machine-wide pids (it
 # runs in a pid namespace of its own, whose end takes every process in it along). They test
@@ -70,8 +67,7 @@ async def test_a_hung_cli_times_out_and_is_retried_after_the_backoff(tmp_path: P
         phases=[{"name": "build", "timeout": 1}],
         retry={"max_retries": 1, "backoff_initial": 0.4, "jitter": False},
     )
-    started = time.monotonic()
-    report = await run.run_here()
+    report = await run.run_here()  # the CLI hangs forever: not stopped, this would hang
 
     assert report["totals"]["failed"] == 1
     task = task_of(report)
@@ -86,18 +82,15 @@ async def test_a_hung_cli_times_out_and_is_retried_after_the_backoff(tmp_path: P
     assert second > first
     assert state["branch"] and Path(state["worktree"]).is_dir()
     assert fault_processes(tmp_path) == []
-    assert time.monotonic() - started < 2 * 1 + SLACK
 
 
 async def test_the_task_time_limit_stops_a_hung_cli(tmp_path: Path) -> None:
     run = FaultRun(tmp_path, "hang.py", task_timeout=1.5)
-    started = time.monotonic()
-    task = task_of(await run.run_here())
+    task = task_of(await run.run_here())  # the CLI hangs forever: not stopped, this would hang
 
     assert (task["status"], task["attempts"]) == ("failed", 1)
     assert "task time limit of 1.5s reached" in run.state()["error"]
     assert fault_processes(tmp_path) == []
-    assert time.monotonic() - started < 1.5 + SLACK
 
 
 def test_a_cli_ignoring_sigterm_dies_with_its_whole_family(tmp_path: Path, pidfile: Path) -> None:
@@ -119,7 +112,6 @@ def test_a_cli_ignoring_sigterm_dies_with_its_whole_family(tmp_path: Path, pidfi
     assert state["phases"]["build"]["outcome"] == "timed_out"
     assert "time limit" in state["error"]
     assert state["branch"] and Path(state["worktree"]).is_dir()
-    assert finished.seconds < 2 + GRACE + SLACK
 
 
 async def test_the_stop_grace_is_the_configured_one(

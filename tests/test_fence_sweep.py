@@ -33,6 +33,7 @@ import pytest
 from cli_process_helpers import wait_for
 from merge_repo import git
 from team_helpers import Team
+from timing import patience
 
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.safety.crashpoints import SIGNAL_ENV, TRACE_ENV
@@ -40,7 +41,9 @@ from orchestrator.safety.crashpoints import SIGNAL_ENV, TRACE_ENV
 pytestmark = pytest.mark.postgres
 
 TASKS = ("t01", "t02", "t03")
-STALE = 2.0  # seconds of lease; a pause is held 1.5 times that
+# Seconds of lease (a pause is held 1.5 times that), scaled with the machine's load: the
+# partner's own renewals must not lapse on a loaded machine while a's pause does.
+STALE = patience(2.0)
 EVERY = int(os.environ.get("COUNCIL_SWEEP_EVERY", "4"))
 # Points reached a few times a run: each arrival is swept, up to this many.
 FEW = {

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from timing import patience
 
 from orchestrator.state import FileStateStore
 
@@ -59,7 +60,7 @@ def _run_child(repo: Path, op: str, nth: int, match: str) -> subprocess.Complete
         [sys.executable, "-c", _CHILD, str(repo), op, str(nth), match],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=patience(120),
         check=False,
     )
 

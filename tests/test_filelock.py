@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from timing import patience
 
 from orchestrator import filelock
 from orchestrator.errors import LockError, LockTimeout, LockUnusable
@@ -31,11 +32,11 @@ async def test_a_killed_holder_releases_its_lock(tmp_path: Path) -> None:
         assert ready.wait(60)
         assert filelock.try_acquire(path) is None
         with pytest.raises(LockTimeout):
-            await filelock.acquire(path, timeout=0.1)
+            await filelock.acquire(path, timeout=patience(0.1))
         assert holder.pid is not None
         os.kill(holder.pid, signal.SIGKILL)
         holder.join(30)
-        lock = await filelock.acquire(path, timeout=5)
+        lock = await filelock.acquire(path, timeout=patience(5))
         lock.release()
     finally:
         if holder.is_alive():
@@ -73,11 +74,8 @@ def test_blocking_acquire_times_out(tmp_path: Path) -> None:
     path = tmp_path / "x.lock"
     held = filelock.try_acquire(path)
     assert held is not None
-    with held:
-        started = time.monotonic()
-        with pytest.raises(LockTimeout):
-            filelock.acquire_blocking(path, timeout=0.1)
-        assert time.monotonic() - started < 10
+    with held, pytest.raises(LockTimeout):  # never raised, it would hang to pytest's timeout
+        filelock.acquire_blocking(path, timeout=0.1)
 
 
 def bump(path: Path, at_least: int) -> int:

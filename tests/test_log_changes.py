@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from timing import patience
 
 from orchestrator.state import FileStateStore, RecordRef
 from orchestrator.state.file.log_changes import LogFollower, record_change
@@ -90,7 +91,7 @@ async def test_a_wake_up_comes_after_an_append(tmp_path: Path, inotify: bool) ->
         assert wake.efficient is inotify
         async with anyio.create_task_group() as tg:
             tg.start_soon(anyio.to_thread.run_sync, append, log, b"line\n")
-            with anyio.fail_after(10):
+            with anyio.fail_after(patience(10)):
                 await wake.wait()
     finally:
         wake.close()
@@ -105,10 +106,10 @@ async def test_a_watch_goes_on_across_a_rotation_of_the_log(tmp_path: Path) -> N
             log.rename(log.with_name("events.1.jsonl"))
             async with FileStateStore.for_repo(tmp_path) as writer:
                 await writer.update_task_state("t2", {})
-                with anyio.fail_after(10):
+                with anyio.fail_after(patience(10)):
                     (change,) = await changes.next_batch()
         assert (change.path, change.version) == ("tasks/t2", 1)
-        written = await store.wait_for_update(RecordRef.task("t2"), 0, timeout=5)
+        written = await store.wait_for_update(RecordRef.task("t2"), 0, timeout=patience(5))
         assert written is not None and written.version == 1
 
 
@@ -124,7 +125,7 @@ async def test_many_waiters_share_one_inotify_instance_and_all_wake(tmp_path: Pa
         woken: list[int] = []
 
         async def waiter() -> None:
-            found = await store.wait_for_update(RecordRef.task("t1"), 1, timeout=20)
+            found = await store.wait_for_update(RecordRef.task("t1"), 1, timeout=patience(20))
             assert found is not None
             woken.append(found.version)
 
@@ -163,7 +164,7 @@ async def test_a_watch_hears_every_write_while_the_writer_rotates_the_log(tmp_pa
             heard: list[str] = []
             for n in range(1, 11):
                 await writer.update_task_state(f"t{n}", {})
-                with anyio.fail_after(10):
+                with anyio.fail_after(patience(10)):
                     heard += [c.key for c in await changes.next_batch()]
         assert heard == [f"t{n}" for n in range(1, 11)]
         assert len(writer.events.archives()) >= 9  # it did rotate, again and again

@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 from council_process import events, seen, start, task, wait_for, write_config
 from scheduler_helpers import merged_tasks, new_repo
+from timing import patience
 
 from orchestrator.state import FileStateStore
 from orchestrator.state.file.codec import decode
@@ -67,7 +68,7 @@ def test_a_run_checkpoints_cleans_a_stale_lock_and_flags_a_large_record(tmp_path
         assert run.poll() is None
     finally:
         gate.touch()
-        _, err = run.communicate(timeout=120)
+        _, err = run.communicate(timeout=patience(120))
     assert run.returncode == 0, err
     assert merged_tasks(repo) == ["slow"]
     sessions = {c["session_id"] for c in _auto_checkpoints(repo)}

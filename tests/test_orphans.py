@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from timing import patience
 
 from orchestrator.adapter import AdapterRequest
 from orchestrator.process import procid
@@ -116,7 +117,9 @@ async def test_a_recorded_cli_of_a_dead_orchestrator_is_killed_and_its_record_re
         store.subscribe(lambda event: seen.append(event.type))
         stopped = await stop_orphans(store, scope)
         assert [(o.pid, o.group, o.task_id) for o in stopped] == [(cli.pid, True, "t1")]
-        assert cli.wait(timeout=10) == -signal.SIGKILL  # gone by the time stop_orphans returns
+        assert (
+            cli.wait(timeout=patience(10)) == -signal.SIGKILL
+        )  # gone by the time stop_orphans returns
         assert await recorded_clis(store) == []
         assert ORPHANS_STOPPED in seen
 
@@ -132,7 +135,7 @@ async def test_the_group_is_killed_when_its_leader_already_exited(
     assert leader.stdout is not None
     child = int(leader.stdout.readline())
     leader.stdout.close()
-    leader.wait(timeout=10)
+    leader.wait(timeout=patience(10))
     assert alive(child) and os.getpgid(child) == leader.pid
     try:
         async with FileStateStore(tmp_path / "state") as store:
@@ -184,7 +187,7 @@ async def test_an_unrecorded_process_is_found_by_the_marker_of_its_dead_orchestr
     async with FileStateStore(tmp_path / "state") as store:
         stopped = await stop_orphans(store, scope)
     assert [(o.pid, o.task_id) for o in stopped] == [(inside.pid, None)]
-    assert inside.wait(timeout=10) == -signal.SIGKILL
+    assert inside.wait(timeout=patience(10)) == -signal.SIGKILL
     assert elsewhere.poll() is None and unmarked.poll() is None
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from timing import patience
 
 pytestmark = pytest.mark.packaging
 
@@ -36,7 +37,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         text=True,
         env=ENV,
-        timeout=180,
+        timeout=patience(180),
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     return out
@@ -118,7 +119,7 @@ def test_the_sdist_runs_its_own_tests(dist: Path, tmp_path: Path) -> None:
         text=True,
         env=env,
         cwd=source,
-        timeout=240,
+        timeout=patience(240),
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert f"{len(chosen)} passed" in ran.stdout
@@ -151,7 +152,7 @@ def test_the_wheel_installed_in_a_fresh_environment_runs_the_demo(
         capture_output=True,
         text=True,
         env=ENV,
-        timeout=120,
+        timeout=patience(120),
     )
     assert installed.returncode == 0, installed.stderr[-3000:]
     assert sorted(p.name for p in (venv / "bin").glob("council*")) == ["council"]
@@ -167,7 +168,7 @@ def test_the_wheel_installed_in_a_fresh_environment_runs_the_demo(
         cwd=work,
         # The plugins installed beside this environment's packages are not the wheel's.
         env={**ENV, "PATH": path, "COUNCIL_DISABLE_PLUGINS": "1"},
-        timeout=240,
+        timeout=patience(240),
     )
 
     assert demo.returncode == 0, demo.stderr[-3000:]

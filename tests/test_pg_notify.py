@@ -9,6 +9,7 @@ import anyio
 import psycopg
 import pytest
 from pg_tier import TestDatabase, until
+from timing import patience
 
 from orchestrator.events import Event, EventType
 from orchestrator.models import TaskStatus
@@ -36,7 +37,7 @@ async def test_a_write_on_one_store_reaches_the_other_once(
     heard_b: list[Event] = []
     a.subscribe(heard_a.append)
     b.subscribe(heard_b.append)
-    with anyio.fail_after(5):
+    with anyio.fail_after(patience(5)):
         await a.listen()
         await b.listen()
     await a.create_session({}, ["t1"], session_id="s1")
@@ -73,14 +74,14 @@ async def test_the_listener_comes_back_after_a_restart_and_asks_for_a_full_read(
     def resyncs() -> int:
         return sum(e.type == EventType.STATE_RESYNC for e in heard)
 
-    with anyio.fail_after(5):
+    with anyio.fail_after(patience(5)):
         await b.listen()
     assert resyncs() == 1  # the first LISTEN: writes before it may have gone unheard
     await anyio.to_thread.run_sync(pg_server.restart)
     await until(lambda: resyncs() == 2, seconds=15)
     resync = [e for e in heard if e.type == EventType.STATE_RESYNC][-1]
     assert resync.data["remote"] is True
-    with anyio.fail_after(5):
+    with anyio.fail_after(patience(5)):
         await b.listen()  # in place again
     await a.create_session({}, ["t1"], session_id="s1")  # the pool reconnects on its own
     await a.update_task_state("t1", {"status": TaskStatus.CANCELLED})
@@ -98,7 +99,7 @@ async def test_the_view_marks_a_task_another_store_wrote_and_wakes_its_scheduler
     wakes: list[int] = []
     view = TaskView(b, "s1", refresh_every=3600, on_remote=lambda: wakes.append(1))
     b.subscribe(view.on_event)
-    with anyio.fail_after(5):
+    with anyio.fail_after(patience(5)):
         await b.listen()
     await view.current()
     wakes.clear()  # the first LISTEN's resync woke it once
@@ -127,7 +128,7 @@ async def test_a_resync_makes_the_next_look_a_full_read(
     await a.update_task_state("t1", {"status": TaskStatus.CANCELLED})  # unheard: no listener
     assert (await view.current())["t1"].status == TaskStatus.QUEUED
     b.subscribe(view.on_event)
-    with anyio.fail_after(5):
+    with anyio.fail_after(patience(5)):
         await b.listen()  # the LISTEN's resync
     assert (await view.current())["t1"].status == TaskStatus.CANCELLED
 
@@ -144,7 +145,7 @@ async def test_a_store_closes_its_listener_and_its_connection(pg_dsn: str) -> No
 
     store = await PostgresStateStore.connect(pg_dsn)
     store.subscribe(lambda event: None)
-    with anyio.fail_after(5):
+    with anyio.fail_after(patience(5)):
         await store.listen()
     assert listening_backends() == 1
     await store.aclose()

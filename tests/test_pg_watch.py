@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import psycopg
 import pytest
+from timing import patience
 
 from orchestrator.state import FileStateStore, RecordChange, RecordRef
 from orchestrator.state.changes import RESYNC
@@ -42,7 +43,7 @@ async def test_a_watch_is_told_to_read_again_when_its_connection_was_lost(pg_dsn
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
             )
-        with anyio.fail_after(15):
+        with anyio.fail_after(patience(15)):
             assert RESYNC in await changes.next_batch()
             await other.update_task_state("t1", {})  # heard again, LISTEN in place anew
             heard: list[RecordChange] = []
@@ -63,6 +64,6 @@ async def test_a_clones_own_record_is_waited_for_on_its_disk(pg_dsn: str, tmp_pa
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(write_on_disk)
-            with anyio.fail_after(15):
+            with anyio.fail_after(patience(15)):
                 found = await store.wait_for_update(RecordRef.record("worktrees", "w1"), 1, 15)
         assert found is not None and found.data == {"path": "b"}

@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 from pg_tier import until
+from timing import patience
 
 from orchestrator.errors import StateError, VersionConflict
 from orchestrator.events import Event, EventType
@@ -37,7 +38,7 @@ async def test_only_a_committed_transaction_is_heard_elsewhere(
         await a.update_task_state(key, {"priority": 0})
     heard: list[Event] = []
     b.subscribe(heard.append)
-    with anyio.fail_after(5):
+    with anyio.fail_after(patience(5)):
         await b.listen()
     refused: list[RecordWrite] = [UpdateTask("x", {"priority": 1}), UpdateTask("y", {}, 7)]
     with pytest.raises(VersionConflict):
@@ -72,7 +73,7 @@ async def test_a_reader_elsewhere_never_sees_half_a_transaction(
             if tasks["x"] == rounds:
                 return
 
-    with anyio.fail_after(60):
+    with anyio.fail_after(patience(60)):
         async with anyio.create_task_group() as group:
             group.start_soon(writer)
             group.start_soon(reader)

@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 import pytest
 from cli_process_helpers import wait_for, wait_gone
+from timing import patience
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.process import procid
@@ -292,7 +293,7 @@ def run_subreaper(script: str, tmp_path: Path) -> dict[str, Any]:
         [sys.executable, "-c", script, DOUBLE_FORK, str(tmp_path / "daemon.pid")],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=patience(60),
         cwd=Path(__file__).parent.parent,
     )
     assert done.returncode == 0, done.stderr
@@ -419,7 +420,7 @@ def test_a_pid_reused_by_another_process_is_never_signalled_nor_taken_for_the_ol
         [*IN_PID_NAMESPACE, sys.executable, "-c", REUSE],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=patience(60),
         cwd=Path(__file__).parent.parent,
     )
     assert done.returncode == 0, done.stderr

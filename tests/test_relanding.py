@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from cli_process_helpers import council, reap, spawn, wait_for
 from merge_repo import git, init_repo
+from timing import patience
 
 CONFIG = """\
 repo: {repo}
@@ -72,7 +73,7 @@ def _local_run(tmp_path: Path, relanding: str) -> tuple[Path, Path, str, Path]:
         wait_for(lambda: _done(repo) >= {"t01", "t02"}, "t01 and t02 recorded done", 60)
         assert _trailers(repo) == ["t01", "t02"]
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=60)
+        process.communicate(timeout=patience(60))
         assert process.returncode == 130
     finally:
         reap(process)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from cli_process_helpers import COUNCIL, ENV, council, scripted_clis, wait_for
 from scheduler_helpers import merged_tasks, new_repo
+from timing import patience
 from worktree_helpers import git
 
 from orchestrator.process.procid import ProcessId
@@ -75,7 +76,7 @@ def first_run(tmp_path: Path) -> Iterator[tuple[Path, Path, subprocess.Popen[byt
     if process.poll() is None:
         os.kill(process.pid, signal.SIGCONT)
         process.kill()
-        process.wait(timeout=10)
+        process.wait(timeout=patience(10))
     for pid in scripted_clis(tmp_path):
         os.killpg(os.getpgid(pid), signal.SIGKILL)  # each CLI runs in a group of its own
 
@@ -122,7 +123,7 @@ def test_a_lock_left_by_a_killed_orchestrator_never_blocks(
     repo, config, process = first_run
     wait_for(lambda: building(repo), "the first run's CLI to start")
     process.kill()
-    process.wait(timeout=10)
+    process.wait(timeout=patience(10))
     for pid in scripted_clis(tmp_path):
         os.killpg(os.getpgid(pid), signal.SIGKILL)
 
@@ -173,7 +174,7 @@ def test_a_holder_that_does_not_say_who_it_is_still_blocks(tmp_path: Path) -> No
         assert snapshot(tmp_path) == before
     finally:
         holder.kill()
-        holder.wait(timeout=10)
+        holder.wait(timeout=patience(10))
         assert holder.stdout is not None
         holder.stdout.close()
 

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import anyio
 import pytest
 from cli_process_helpers import alive, wait_gone
+from timing import patience
 
 from adapters.scripted import Scripted
 from orchestrator.adapter import (
@@ -232,13 +232,10 @@ async def test_timeout_kills_a_term_ignoring_cli_and_its_children_within_grace(
     run_fake: RunFake, pidfile: Path
 ) -> None:
     cli = FakeCli(ignore_term=True, children=2, pidfile=pidfile, lines=["ready"], hang=True)
-    started = time.monotonic()
-    run = await run_fake(cli, total_timeout=1.5, grace=0.5)
-    elapsed = time.monotonic() - started
+    run = await run_fake(cli, total_timeout=1.5, grace=0.5)  # not killed, it would hang
     assert run.outcome.kind is OutcomeKind.TIMED_OUT and run.result.timed_out
     assert run.result.signal == signal.SIGKILL  # it ignored SIGTERM
     assert "time limit" in run.outcome.message
-    assert elapsed < 1.5 + 0.5 + 6  # bounded, where ignoring SIGTERM would hang forever
     pids = pids_in(pidfile)
     assert len(pids) == 3 and wait_gone(pids, timeout=1.0) == []
 
@@ -253,12 +250,10 @@ async def test_a_child_that_left_the_group_is_found_and_killed(
 
 
 async def test_idle_timeout(run_fake: RunFake) -> None:
-    started = time.monotonic()
     run = await run_fake(FakeCli(lines=["one line"], hang=True), idle_timeout=0.5, grace=0.5)
     assert run.outcome.kind is OutcomeKind.TIMED_OUT
     assert run.result.idle_timed_out and not run.result.timed_out
     assert "no output" in run.outcome.message
-    assert time.monotonic() - started < 10
 
 
 async def test_steady_output_is_not_idle(run_fake: RunFake) -> None:
@@ -287,14 +282,12 @@ async def test_a_cancelled_run_leaves_no_process_behind(
         if event.text == "ready":
             ready.set()
 
-    started = time.monotonic()
-    with anyio.move_on_after(20) as outer:
+    with anyio.move_on_after(patience(20)) as outer:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(lambda: run_fake(cli, grace=0.5, on_event=on_event))
             await ready.wait()
             tasks.cancel_scope.cancel()
     assert not outer.cancelled_caught
-    assert time.monotonic() - started < 10
     assert wait_gone(pids_in(pidfile), timeout=1.0) == []
     (log,) = (tmp_path / "logs").iterdir()
     assert log.read_text().rstrip().endswith("cancelled: the orchestrator stopped this run")
@@ -329,7 +322,7 @@ async def test_cancelling_the_caller_kills_at_once_even_during_a_graceful_stop(
         if event.text == "ready":
             ready.set()
 
-    with anyio.move_on_after(60) as outer:  # an upper bound, far below the grace period
+    with anyio.move_on_after(patience(60)) as outer:  # an upper bound, far below the grace period
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(lambda: run_fake(cli, grace=600, cancel=cancel, on_event=on_event))
             await ready.wait()
@@ -342,12 +335,11 @@ async def test_cancelling_the_caller_kills_at_once_even_during_a_graceful_stop(
 
 
 async def test_daemons_forked_by_a_cli_die_when_it_exits(run_fake: RunFake, pidfile: Path) -> None:
-    # The children ignore SIGTERM, sleep for minutes and hold stdout open.
+    # The children ignore SIGTERM, sleep for an hour and hold stdout open: a run that waited
+    # for them would hang to pytest's timeout.
     cli = FakeCli(children=2, pidfile=pidfile, lines=[event_line("completed", "done")])
-    started = time.monotonic()
     run = await run_fake(cli)
     assert run.outcome.kind is OutcomeKind.SUCCEEDED
-    assert time.monotonic() - started < 5
     assert wait_gone(pids_in(pidfile), timeout=1.0) == []
 
 
@@ -367,10 +359,8 @@ async def test_a_setsid_daemon_without_the_mark_is_found_where_it_works_and_repo
     cli = FakeCli(
         setsid_child=True, bare_env=True, pidfile=pidfile, lines=[event_line("completed", "done")]
     )
-    started = time.monotonic()
-    run = await run_fake(cli)
+    run = await run_fake(cli)  # waited for the daemon, it would hang to pytest's timeout
     assert run.outcome.kind is OutcomeKind.SUCCEEDED
-    assert time.monotonic() - started < 5
     leader, escaped = pids_in(pidfile)
     assert wait_gone([leader, escaped], timeout=2.0) == []
     assert [line.split(":")[0] for line in run.survivors] == [f"pid {escaped}"]
@@ -448,11 +438,9 @@ async def test_cli_version() -> None:
 
     class Hanging(FakeAdapter):
         def version_command(self) -> list[str]:
-            return [sys.executable, "-c", "import time; time.sleep(60)"]
+            return [sys.executable, "-c", "import time; time.sleep(3600)"]  # waited: a hang
 
-    started = time.monotonic()
     assert await cli_version(Hanging(), timeout=0.5) is None
-    assert time.monotonic() - started < 5
     # A hung version command says so, not "failed" (which reads as "reinstall").
     hung = await version_answer(Hanging(), timeout=0.5)
     assert hung.version is None and hung.timed_out_after == 0.5

@@ -29,11 +29,9 @@ async def test_an_auth_error_stops_a_cli_that_keeps_retrying(tmp_path: Path) -> 
     # Like claude with a refused key: an auth error, then minutes of retries.
     refused = event_line("error", "HTTP 401, retry 1 of 10", error_kind="auth")
     cli = FakeCli(lines=[event_line("started", native_session_id="s-1"), refused], hang=True)
-    started = time.monotonic()
-    run = await run_cli(
+    run = await run_cli(  # the CLI hangs: not stopped, this would hang to pytest's timeout
         FakeAdapter({"argv": cli.argv()}), _request(tmp_path), log_dir=tmp_path / "logs", grace=1
     )
-    assert time.monotonic() - started < 10
     assert run.result.ended_early and not run.result.timed_out and not run.result.cancelled
     assert run.outcome.kind is OutcomeKind.AUTH_REQUIRED
     assert run.outcome.message == "HTTP 401, retry 1 of 10"

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from timing import patience
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.run.demo_repo import SAMPLE_FILES, SampleState, ensure_sample_repo, sample_state
@@ -85,7 +86,7 @@ def council_run(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
         cwd=root,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=patience(120),
         env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1", **env},
     )
 

@@ -20,6 +20,7 @@ from scheduler_helpers import (
     run_config,
     wait_or_cancel,
 )
+from timing import patience
 from worktree_helpers import git
 
 from orchestrator import council as council_module
@@ -250,7 +251,7 @@ async def test_a_branch_that_landed_and_went_while_a_later_merge_looks_is_no_fai
         async def remove_session_worktree(self, session: Any, *, force: bool = False) -> Any:
             removed = await super().remove_session_worktree(session, force=force)
             gone.set()
-            with anyio.move_on_after(5):
+            with anyio.move_on_after(patience(5)):
                 await looked.wait()  # still in flight until `late` has looked
             return removed
 
@@ -316,7 +317,7 @@ async def test_a_task_is_written_merging_only_while_its_merge_waits(tmp_path: Pa
 
         group.start_soon(go)
         async with FileStateStore(config.state_dir) as outside:
-            with anyio.fail_after(30):
+            with anyio.fail_after(patience(30)):
                 while True:
                     state = await outside.get_task_state("second")
                     if state is not None and state.status == TaskStatus.MERGING:

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import pytest
 from scheduler_helpers import Probe, merged_tasks, new_repo, run_config
+from timing import patience
 from worktree_helpers import git
 
 from orchestrator.config.run import RunConfig
@@ -22,7 +23,7 @@ SCRIPTED = {"type": "scripted", "options": {"delay": 0}}
 
 
 async def wait_for(store: FileStateStore, task_id: str, check: Any) -> TaskState:
-    with anyio.fail_after(20):
+    with anyio.fail_after(patience(20)):
         while True:
             state = await store.get_task_state(task_id)
             if state is not None and check(state):

@@ -13,9 +13,11 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 from scheduler_helpers import Probe, failure, new_repo, run_config
+from timing import patience
 
 from orchestrator.config.sections import RetryConfig
 from orchestrator.council import Council
+from orchestrator.errors import StaleClaim
 from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.retry import GiveUp, Retry, RetryPolicy
@@ -161,14 +163,16 @@ async def test_a_rate_limit_parks_the_adapter_and_others_use_the_fallback(
 
     async def hits_the_limit(run: TaskRun, call: int) -> WorkflowResult:
         if call == 1:
-            # Long enough that a loaded machine still dispatches "other" inside the park.
-            reset.append(time.monotonic() + 2.0)
+            # Long enough that a loaded machine still dispatches "other" inside the park (the
+            # order asserted below), scaled with the machine's load (``timing.patience``).
+            park = patience(2.0)
+            reset.append(time.monotonic() + park)
             return WorkflowResult(
                 WorkflowStatus.PARKED,
                 phase="build",
                 message="usage limit reached",
                 outcome_kind="rate_limited",
-                retry_at=utcnow() + timedelta(seconds=2.0),
+                retry_at=utcnow() + timedelta(seconds=park),
             )
         return await probe.default(run, call)
 
@@ -190,7 +194,18 @@ async def test_a_rate_limit_parks_the_adapter_and_others_use_the_fallback(
     assert report.task("limited").attempts == 2 and report.task("limited").error is None
 
 
-async def test_a_stale_claim_is_swept_and_the_task_requeued(tmp_path: Path) -> None:
+class _LongHistory(FileStateStore):
+    """A real store that keeps every version of a record: the default keeps the last 10, which
+    the heartbeat's renewals of a run on a slow machine push the swept version out of."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "history_limit": 10_000})
+
+
+async def test_a_stale_claim_is_swept_and_the_task_requeued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stores_module, "FileStateStore", _LongHistory)
     repo = new_repo(tmp_path)
     config = run_config(
         repo,
@@ -219,27 +234,39 @@ async def test_a_stale_claim_is_swept_and_the_task_requeued(tmp_path: Path) -> N
 
 
 class _RenewDuringRelease(FileStateStore):
-    """A real store that makes the heartbeat's renewal fail while the attempt is releasing
-    its claim: the renewal waits for the release to be written, then runs (StaleClaim), and
-    only then does ``release_claim`` return to the attempt."""
+    """A real store that makes a heartbeat's renewal fail while the attempt is releasing its
+    claim: the release waits for the next renewal to start, writes itself, lets that renewal
+    run (StaleClaim), and only then returns to the attempt. Renewals before the release run
+    as usual, so the claim is never left unrenewed long enough for the attempt to fence
+    itself, however slow the machine: each step waits on the other's event, not the clock."""
+
+    raced: ClassVar[list[str]] = []  # the renewals that ran into the release and were refused
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.entered, self.written, self.renew_failed = anyio.Event(), anyio.Event(), anyio.Event()
+        self.entered, self.written = anyio.Event(), anyio.Event()
+        self.renew_started, self.renew_failed = anyio.Event(), anyio.Event()
 
     async def release_claim(self, *args: Any, **kwargs: Any) -> TaskState:
         self.entered.set()
+        with anyio.fail_after(patience(30)):  # the tick renews every heartbeat_interval
+            await self.renew_started.wait()
         state = await super().release_claim(*args, **kwargs)
         self.written.set()
-        with anyio.move_on_after(5):
+        with anyio.fail_after(patience(30)):
             await self.renew_failed.wait()
         return state
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
-        await self.entered.wait()
+        if not self.entered.is_set() or self.renew_started.is_set():
+            return await super().renew_claim(task_id, token, lease_seconds)
+        self.renew_started.set()
         await self.written.wait()
         try:
             return await super().renew_claim(task_id, token, lease_seconds)
+        except StaleClaim:
+            self.raced.append(task_id)
+            raise
         finally:
             self.renew_failed.set()
 
@@ -248,12 +275,14 @@ async def test_a_renewal_racing_the_attempts_own_release_is_no_lost_claim(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stores_module, "FileStateStore", _RenewDuringRelease)
+    monkeypatch.setattr(_RenewDuringRelease, "raced", [])
     repo = new_repo(tmp_path)
     config = run_config(repo, [{"id": "t1", "prompt": "p"}])
     events: list[Event] = []
     async with Council(config, workflow=Probe(pause=0.3)) as council:
         council.subscribe(events.append)
         report = await council.run()
+    assert _RenewDuringRelease.raced == ["t1"]  # the race happened: the renewal was refused
     assert report.task("t1").status == TaskStatus.DONE
     stored = Path(config.state_dir).parent / "events.jsonl"
     assert b"claim_lost" not in stored.read_bytes()
@@ -295,7 +324,7 @@ async def test_a_slot_is_not_free_before_its_attempt_is_settled(
                 phase="build",
                 message="usage limit reached",
                 outcome_kind="rate_limited",
-                retry_at=utcnow() + timedelta(seconds=3.0),
+                retry_at=utcnow() + timedelta(seconds=patience(3.0)),  # "other" starts inside
             )
         return await probe.default(run, call)
 

@@ -10,6 +10,7 @@ import anyio
 from cli_process_helpers import reap, scripted_clis, wait_gone
 from council_process import CONFIG, start, task
 from scheduler_helpers import new_repo, run_config
+from timing import patience
 from workflow_helpers import logged_prompts
 
 from orchestrator.council import Council
@@ -41,11 +42,11 @@ async def test_a_killed_runs_context_is_not_named_and_goes_with_its_swept_claim(
     config.write_text(text.format(repo=repo, phases="{name: build}") + stuck)
     process = start("run", config)
     try:
-        with anyio.fail_after(60):
+        with anyio.fail_after(patience(60)):
             while not [c for c in await contexts_of(repo) if c.task == "stuck"]:
                 await anyio.sleep(0.05)
         process.send_signal(signal.SIGKILL)  # no finally runs: its context is left behind
-        process.communicate(timeout=30)  # its pipes closed, not left to the collector
+        process.communicate(timeout=patience(30))  # its pipes closed, not left to the collector
     finally:
         reap(process)
     (left,) = await contexts_of(repo)

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 from scheduler_helpers import merged_tasks, new_repo, run_config
+from timing import patience
 from workflow_helpers import logged_prompts
 
 from orchestrator.council import Council
@@ -72,7 +73,7 @@ async def test_a_prompt_names_the_files_another_task_owns_until_it_lands(tmp_pat
 
         async with anyio.create_task_group() as group:
             group.start_soon(run)
-            with anyio.fail_after(60):
+            with anyio.fail_after(patience(60)):
                 # The owner's build holds its declared file and the one its plan added (the
                 # plan's files are locked, then reported, before the build's CLI starts).
                 while True:
@@ -151,7 +152,7 @@ async def test_council_candidates_share_their_files_and_others_are_told(tmp_path
 
         async with anyio.create_task_group() as group:
             group.start_soon(run)
-            with anyio.fail_after(60):
+            with anyio.fail_after(patience(60)):
                 while await context_of(contexts, "feature") is None:
                     await anyio.sleep(0.02)
                 other_go.touch()

@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 from team_helpers import Team
+from timing import patience
 from workflow_helpers import logged_prompts
 
 from orchestrator.models import TaskStatus
@@ -49,11 +50,11 @@ async def test_a_prompt_names_files_another_workstation_owns(pg_dsn: str, tmp_pa
         team.workstation(name, [owner, watcher], sessions=1)
     try:
         team.start("a")  # one session: it takes the owner first and holds it at the gate
-        with anyio.fail_after(60):
+        with anyio.fail_after(patience(60)):
             while not [c for c in await contexts_in(pg_dsn, tmp_path) if c.task == "owner"]:
                 await anyio.sleep(0.05)
         team.start("b")  # the watcher can only run here, while the owner runs on a
-        with anyio.fail_after(60):
+        with anyio.fail_after(patience(60)):
             while not await landed(pg_dsn, "watcher"):
                 await anyio.sleep(0.05)
         owner_go.touch()

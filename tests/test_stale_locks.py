@@ -25,6 +25,7 @@ import anyio
 import pytest
 from council_process import council, start, task, task_record, wait_for, write_config
 from scheduler_helpers import merged_tasks, new_repo
+from timing import patience
 
 from orchestrator import filelock
 from orchestrator.errors import LockTimeout, StaleClaim
@@ -106,12 +107,12 @@ async def test_a_killed_holder_of_every_lock_blocks_nobody(tmp_path: Path) -> No
             assert await blocked(lambda: store.acquire_claim("t2", "me", 60))
             assert await blocked(lambda: store.create_checkpoint("s1", "now"))
             assert await blocked(lambda: locks.acquire_file_lock("heir", "src/a.py", 0.3))
-            assert await blocked(lambda: locks.acquire_merge_lock("heir", timeout=0.3))
+            assert await blocked(lambda: locks.acquire_merge_lock("heir", timeout=patience(0.3)))
             assert await blocked(lambda: hold_meta(project, 0.3))
             owner = await locks.owner_of("src/a.py")
             assert owner is not None and owner.session == "victim"
             with pytest.raises(LockTimeout) as merge_refused:
-                await locks.acquire_merge_lock("heir", timeout=0.1)
+                await locks.acquire_merge_lock("heir", timeout=patience(0.1))
             assert merge_refused.value.owner == "victim"
             victim_merge = await store.get_record("merge-lock", "merge")
             assert victim_merge is not None
@@ -132,7 +133,7 @@ async def test_a_killed_holder_of_every_lock_blocks_nobody(tmp_path: Path) -> No
             assert await store.create_checkpoint("s1", "now") is not None
             grant = await locks.acquire_file_lock("heir", "src/a.py", 10)
             assert grant.token > owner.token
-            merge = await locks.acquire_merge_lock("heir", timeout=10)
+            merge = await locks.acquire_merge_lock("heir", timeout=patience(10))
             assert merge.token > victim_merge.data["token"]
             await hold_meta(project, 10)
             # What the dead writer left is ignored by readers and swept by upkeep.
@@ -167,7 +168,7 @@ async def test_the_lock_of_a_live_process_is_refused_with_its_owner(tmp_path: Pa
             locks = LockManager(project, store=store)
             for _ in range(3):
                 with pytest.raises(LockTimeout) as refused:
-                    await locks.acquire_file_lock("heir", "src/a.py", timeout=0.2)
+                    await locks.acquire_file_lock("heir", "src/a.py", timeout=patience(0.2))
                 assert refused.value.owner == "victim"
                 assert (await locks.release_all_session_locks("victim")) == 0
             owner = await locks.owner_of("src/a.py")
@@ -189,8 +190,10 @@ def test_resume_is_refused_while_the_run_lives_and_goes_ahead_once_it_is_killed(
 ) -> None:
     repo = new_repo(tmp_path)
     # Parked on a rate limit, the run holds no claim, yet it will dispatch again by itself.
+    # The park outlasts the refused resume below however loaded the machine (timing.patience).
+    reset = round(patience(8))
     config = write_config(
-        tmp_path, repo, task("limited", "RATE_LIMIT reset=8\nWRITE limited.txt done")
+        tmp_path, repo, task("limited", f"RATE_LIMIT reset={reset}\nWRITE limited.txt done")
     )
     run = start("run", config)
     try:
@@ -207,11 +210,11 @@ def test_resume_is_refused_while_the_run_lives_and_goes_ahead_once_it_is_killed(
         assert (task_record(repo, "limited") or {}).get("status") == "parked"  # untouched
 
         run.send_signal(signal.SIGKILL)
-        run.wait(timeout=30)
+        run.wait(timeout=patience(30))
     finally:
         if run.poll() is None:
             run.kill()
-        run.communicate(timeout=30)
+        run.communicate(timeout=patience(30))
 
     resumed = council(["resume", str(config), "--json"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -6,6 +6,7 @@ import multiprocessing
 from pathlib import Path
 
 import anyio
+from timing import patience
 
 from orchestrator.errors import VersionConflict
 from orchestrator.state import FileStateStore
@@ -46,7 +47,7 @@ async def test_no_update_is_lost_across_processes(tmp_path: Path) -> None:
     for process in processes:
         process.start()
     for process in processes:
-        process.join(timeout=120)
+        process.join(timeout=patience(120))
     assert [p.exitcode for p in processes] == [0] * WORKERS
 
     async with FileStateStore(tmp_path) as store:
@@ -78,6 +79,6 @@ async def test_exactly_one_process_wins_a_claim(tmp_path: Path) -> None:
     for process in processes:
         process.start()
     for process in processes:
-        process.join(timeout=120)
-    tokens = [results.get(timeout=5) for _ in processes]
+        process.join(timeout=patience(120))
+    tokens = [results.get(timeout=patience(5)) for _ in processes]
     assert len([t for t in tokens if t is not None]) == 1

@@ -18,6 +18,7 @@ import pytest
 from cli_process_helpers import events, reap
 from council_process import council, seen, start, task, wait_for, write_config
 from scheduler_helpers import new_repo, run_config
+from timing import patience
 
 from orchestrator.council import Council
 from orchestrator.errors import StateError
@@ -39,7 +40,7 @@ def started(root: Path) -> tuple[Path, Path, subprocess.Popen[str]]:
 
 def ended(process: subprocess.Popen[str]) -> tuple[int, str]:
     try:
-        _, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=patience(60))
     finally:
         reap(process)
     return process.returncode, err

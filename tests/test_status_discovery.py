@@ -15,6 +15,7 @@ from cli_process_helpers import ENV
 from scheduler_helpers import new_repo
 from team_helpers import Team, team_task
 from terminal import in_terminal, piped
+from timing import patience
 
 from orchestrator.cli.run_finder import runs_dir
 
@@ -56,7 +57,7 @@ def status_json(cwd: Path, env: dict[str, str]) -> tuple[dict[str, object], str]
 
 def test_after_a_run_from_the_checkout_status_finds_it_there_and_below(tmp_path: Path) -> None:
     root, env = checkout(tmp_path), state_env(tmp_path)
-    done = piped("run", "configs/run.yaml", "--json", cwd=root, env=env, timeout=120)
+    done = piped("run", "configs/run.yaml", "--json", cwd=root, env=env, timeout=patience(120))
     assert done.returncode == 0, done.stderr
     session = json.loads(done.text)["session_id"]
     config = root.resolve() / "configs" / "run.yaml"
@@ -140,11 +141,11 @@ def test_a_config_with_no_run_yet_is_exit_2(tmp_path: Path) -> None:
 
 def test_a_no_op_rerun_still_says_who_landed_each_task(tmp_path: Path) -> None:
     root, env = checkout(tmp_path), state_env(tmp_path)
-    first = piped("run", "configs/run.yaml", "--json", cwd=root, env=env, timeout=120)
+    first = piped("run", "configs/run.yaml", "--json", cwd=root, env=env, timeout=patience(120))
     assert first.returncode == 0, first.stderr
     before = {t["task_id"]: t for t in json.loads(first.text)["tasks"]}
     for _ in range(2):  # the second no-op run keeps what the first one carried over
-        again = piped("run", "configs/run.yaml", cwd=root, env=env, timeout=120)
+        again = piped("run", "configs/run.yaml", cwd=root, env=env, timeout=patience(120))
         assert again.returncode == 0, again.stderr
         assert "already landed in" in again.text
     report, _ = status_json(root, env)
@@ -165,7 +166,7 @@ def test_a_team_run_is_found_through_its_remembered_config(pg_dsn: str, tmp_path
     team = Team(tmp_path, pg_dsn)
     config = team.workstation("ws1", [team_task(1)])
     env = {**team.env(), "XDG_STATE_HOME": str(tmp_path / "state-home")}
-    done = piped("run", config, "--json", cwd=team.root, env=env, timeout=120)
+    done = piped("run", config, "--json", cwd=team.root, env=env, timeout=patience(120))
     assert done.returncode == 0, done.stderr
     session = json.loads(done.text)["session_id"]
     for where in (team.root, team.root / "ws1"):

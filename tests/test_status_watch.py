@@ -20,6 +20,7 @@ import anyio.to_thread
 import pytest
 from cli_process_helpers import COUNCIL, reap, spawn
 from team_helpers import Team, team_task, wait_for
+from timing import patience
 
 from orchestrator.models import TaskStatus
 from orchestrator.process import procid
@@ -63,7 +64,7 @@ def write(repo: Path, task_id: str, status: TaskStatus, phase: str | None = None
 def next_line(process: subprocess.Popen[str]) -> str:
     assert process.stdout is not None
     line = process.stdout.readline()
-    assert line, f"the watcher ended early: {process.communicate(timeout=10)}"
+    assert line, f"the watcher ended early: {process.communicate(timeout=patience(10))}"
     return line.rstrip("\n")
 
 
@@ -78,7 +79,7 @@ def test_each_write_of_another_process_is_shown_until_the_run_ends(
     write(repo, "one", TaskStatus.DONE)
     assert next_line(watcher) == "one: done"
     write(repo, "two", TaskStatus.FAILED)
-    out, err = watcher.communicate(timeout=25)
+    out, err = watcher.communicate(timeout=patience(25))
     assert watcher.returncode == 1, err  # a task failed: the run's exit code
     lines = out.splitlines()
     assert lines[0] == "two: failed"
@@ -145,8 +146,8 @@ def test_a_team_runs_status_is_followed_through_the_database(pg_dsn: str, tmp_pa
         gate.touch()
         code, _, err = team.finish("a", timeout=60)
         assert code == 0, err
-        watcher.wait(timeout=25)
-        reader.join(timeout=5)
+        watcher.wait(timeout=patience(25))
+        reader.join(timeout=patience(5))
         errors = watcher.stderr.read() if watcher.stderr else ""
     finally:
         reap(watcher)

@@ -6,6 +6,9 @@ at the content level (each appended line on the base exactly once, no base file 
 user's checkout as it was, no canary secret anywhere): a phase stopped mid-way and run again
 is rewound to its start, never run on top of what it left.
 
+Each armed run is traced, so the sweep counts what it did (``crash.count_problems``): a run
+stopped at ``point:k`` reached its k-th step, one that ended unstopped made fewer than k.
+
 ``COUNCIL_SWEEP_EVERY=<n>`` stops at every n-th git command and durable write (default 8).
 """
 
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import test_crash_sweep as crash
+from timing import patience
 
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.safety.crashpoints import SIGNAL_ENV, TRACE_ENV
@@ -40,19 +44,24 @@ def counts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
 def stop_resume_check(root: Path, point: str, k: int) -> tuple[bool, list[str]]:
     """Stop a fresh run at ``point:k``, check, resume, check: (stopped, problems)."""
     run = crash.prepare(root, busy_checkout=k % 2 == 0)
-    env = {**crash.BASE_ENV, CRASH_ENV: f"{point}:{k}", SIGNAL_ENV: "SIGINT"}
-    env.pop(TRACE_ENV, None)
+    steps = root / "armed-trace.txt"
+    env = {**crash.BASE_ENV, CRASH_ENV: f"{point}:{k}", SIGNAL_ENV: "SIGINT", TRACE_ENV: str(steps)}
     done = subprocess.run(
         [*crash.COUNCIL, "run", str(run.config), "--json"],
         cwd=run.root,
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=patience(120),
     )
     where = f"{point}:{k}"
+    counted = crash.count_problems(
+        where, point, k, done.returncode != 0, crash.reached(steps, point)
+    )
     if done.returncode == 0:  # fewer steps than k in this schedule: it must be whole
-        return False, [f"{where} (not reached): {p}" for p in crash.settled_problems(run)]
+        return False, counted + [f"{where} (not reached): {p}" for p in crash.settled_problems(run)]
+    if counted:
+        return True, counted
     if done.returncode != 128 + signal.SIGINT:
         return True, [f"{where}: the stopped run ended {done.returncode}: {done.stderr[-2000:]}"]
     # Said as a stop once the run is under way; before its signal handling is set up (its
@@ -86,6 +95,7 @@ def test_a_run_stopped_at_every_kind_of_step_resumes_with_every_edit_once(
         stopped += reached
         problems += found
     assert not problems, "\n".join(problems)
-    # A schedule a little shorter than the traced one lets a late k end the run unstopped
-    # (checked whole all the same), but most must be reached.
-    assert stopped >= len(ks) - 1, f"only {stopped} of {len(ks)} runs were stopped"
+    # A schedule shorter than the traced one (more likely on a loaded machine) lets a late k
+    # end the run unstopped, checked whole and checked to have made fewer than k steps; the
+    # first k of every slice is reached by any run.
+    assert stopped, f"no run of {ks} was stopped"

@@ -168,9 +168,7 @@ def test_the_database_restarted_mid_run(pg_dsn: str, pg_server: object, tmp_path
         team.start("a")
         team.start("b")
         wait_for(lambda: len(team.landed_tasks()) >= 2, "two landings", 60)
-        started = time.monotonic()
         pg_server.restart()
-        assert time.monotonic() - started < 30
         results = {name: team.finish(name, timeout=120) for name in ("a", "b")}
     finally:
         team.stop_all()

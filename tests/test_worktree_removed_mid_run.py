@@ -28,6 +28,7 @@ from cli_process_helpers import (
     wait_for,
 )
 from scheduler_helpers import merged_tasks, new_repo
+from timing import patience
 
 CONFIG = """\
 repo: repo
@@ -71,7 +72,7 @@ def worktree_of(repo: Path) -> tuple[Path, str]:
 
 
 def finish(process: subprocess.Popen[str]) -> dict[str, Any]:
-    out, err = process.communicate(timeout=90)
+    out, err = process.communicate(timeout=patience(90))
     assert process.returncode == 0, err
     report: dict[str, Any] = json.loads(out)
     return report

@@ -12,8 +12,12 @@ nothing about correctness:
   longer than ``lease`` seconds of its own monotonic clock replaces it (no clock of another
   machine is compared with this one's);
 - a waiter gives up waiting after ``lease`` seconds and lands anyway (the remote's lease still
-  decides); releasing removes the record only if it is still the holder's (its random token:
-  versions start again once a record is removed, so a version alone could name another).
+  decides), counted from its first read and decided on the same reading of the clock as the
+  lapse, so a dead holder's record is always replaced rather than given up on (counted from
+  before the first read, a slow read made the waiter give up just before the lapse it was
+  waiting for, often on a loaded machine); releasing removes the record only if it is still
+  the holder's (its random token: versions start again once a record is removed, so a version
+  alone could name another).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class TeamMergeLock:
     async def _acquire(self, token: str) -> bool:
         store, started = self._store, time.monotonic()
         seen: tuple[int, float] | None = None  # the holder's version and when we first saw it
+        first: float | None = None  # when a holder was first seen: the wait counts from there
         pause = _POLL_FIRST
         data = {
             "holder": self._holder,
@@ -71,12 +76,14 @@ class TeamMergeLock:
             "lease": self._lease,
         }
         while True:
+            now: float | None = None
             try:
                 record = await store.get_record(NAMESPACE, self._key)
                 if record is None:
                     await store.put_record(NAMESPACE, self._key, data, 0)
                     return True
                 now = time.monotonic()
+                first = now if first is None else first
                 if seen is None or seen[0] != record.version:
                     seen = (record.version, now)
                 elif now - seen[1] >= self._lease:  # its holder stopped renewing: lapsed
@@ -87,7 +94,12 @@ class TeamMergeLock:
             except StateError as exc:
                 log.warning("the team's merge lock cannot be read (%s): landing without it", exc)
                 return False
-            if time.monotonic() - started >= self._lease:
+            # The same reading as the lapse above: a holder unchanged for a lease was taken over
+            # there, before this could give up on it.
+            waited = now - first if now is not None and first is not None else None
+            if waited is None:
+                waited = time.monotonic() - started
+            if waited >= self._lease:
                 return False
             await anyio.sleep(pause * (0.5 + secrets.randbelow(1000) / 1000))
             pause = min(_POLL_MAX, pause * 2)

@@ -42,7 +42,7 @@ from orchestrator.adapter import (
 
 __all__ = ["FakeAdapter", "FakeCli", "event_line"]
 
-_SLEEPER = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+_SLEEPER = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"
 
 
 def event_line(kind: str | EventKind, text: str = "", **fields: Any) -> str:

@@ -59,6 +59,19 @@ __all__ = [
 TASK_ID = "scenario"
 BASE_BRANCH = "main"
 _IDENTITY = ["-c", "user.name=Scenario Seed", "-c", "user.email=seed@example.invalid"]
+PATIENCE_ENV = "COUNCIL_TEST_PATIENCE"
+"""A factor (at least 1) on ``Scenario.timeout``, a safety net for a hung run: a loaded machine
+sets more (the project's own tests set it from the machine's load, ``tests/timing.py``)."""
+
+
+def patience_factor() -> float:
+    """``COUNCIL_TEST_PATIENCE`` as a number, at least 1 (1 when unset or unreadable)."""
+    try:
+        return max(float(os.environ.get(PATIENCE_ENV) or 1), 1.0)
+    except ValueError:
+        return 1.0
+
+
 _README = "# Scenario repository\n\nMade by orchestrator.testing.live_scenarios.\n"
 
 
@@ -73,7 +86,7 @@ class Scenario:
     expected_failure: str | None = None  # for a failed task: rate_limited, auth_required...
     expected_files: Mapping[str, str | None] = field(default_factory=dict)  # None: absent
     seed_files: Mapping[str, str] = field(default_factory=dict)  # on the base before the run
-    timeout: float = 60.0  # seconds for the whole `council run`
+    timeout: float = 60.0  # seconds for the whole `council run`, times ``patience_factor()``
     config: Mapping[str, Any] = field(default_factory=dict)  # run-config sections to override
     api_key: str | None = None  # the key the fake model accepts (None: any)
 
@@ -192,7 +205,9 @@ async def _run(
         )
         argv = [sys.executable, "-m", "orchestrator.cli.app", "run", str(config_file), "--json"]
         env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-        done = await run_command(argv, cwd=tmp_path, env=env, timeout=scenario.timeout)
+        done = await run_command(
+            argv, cwd=tmp_path, env=env, timeout=scenario.timeout * patience_factor()
+        )
         requests = model.requests
     seconds = time.monotonic() - started
     status, error, failure, parks = await _task(repo)

@@ -50,5 +50,5 @@ def test_a_cli_that_may_not_write_ends_permission_denied(
     outcome = run_scenario(cli, REFUSED, tmp_path, target=read_only, executable=real_cli_binary)
 
     assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
+    assert outcome.exit_code is not None  # it ended by itself, not stopped for its timeout
     assert outcome.exit_code != 0  # a failed task fails the run
-    assert outcome.seconds < 30, f"{cli} took {outcome.seconds:.1f}s"

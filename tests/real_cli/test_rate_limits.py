@@ -25,6 +25,8 @@ _OWN_RETRIES_OFF: Mapping[str, Mapping[str, Any]] = {
     "codex": {"request_max_retries": 0, "stream_max_retries": 0},
     "gemini": {"max_attempts": 1},
 }
+# How many times one run of each CLI asks the model through a 429 with its retries capped.
+_OWN_TRIES = {"qwen": 7, "aider": 3}
 # A tiny park budget: one park of 100 ms, then the task ends.
 _BUDGET = {
     "rate_limits": {"backoff_initial": "100ms", "backoff_max": "200ms", "max_parks": 1},
@@ -52,7 +54,11 @@ def _target(cli: str) -> LiveTarget:
 def _run(cli: str, scenario: Scenario, tmp_path: Path, binary: Path) -> ScenarioOutcome:
     outcome = run_scenario(cli, scenario, tmp_path, target=_target(cli), executable=binary)
     assert outcome.passed, f"{outcome.reason}\n--- council output ---\n{outcome.output}"
-    assert outcome.seconds < 30, f"{cli} {scenario.name} took {outcome.seconds:.1f}s"
+    # The CLI's own retries are off: each of its runs (one, or one per park) met the 429 once,
+    # but for the two whose retries no option stops (qwen: 7, aider: 3). Counted, not timed.
+    runs = outcome.parks + 1
+    limited = [r.answer for r in outcome.requests].count("429")
+    assert limited <= runs * _OWN_TRIES.get(cli, 1), (cli, scenario.name, outcome.requests)
     return outcome
 
 

@@ -32,7 +32,6 @@ def test_the_change_lands_on_the_base_branch(
     assert conversation[-1] == "text", conversation
     if cli != "aider":  # aider has no tools: its edits are blocks in the reply text
         assert any(answer.startswith("tool ") for answer in conversation), conversation
-    assert outcome.seconds < 30, f"{cli} {scenario.name} took {outcome.seconds:.1f}s"
     # Issue 11, defect 1: with the user's identity in its environment no CLI writes one of
     # its own into the shared config (aider wrote `user.name=Your Name`, blocking the merge).
     assert "[user]" not in (tmp_path / "repo" / ".git" / "config").read_text()
