@@ -11,6 +11,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import signal
 import struct
 import subprocess
@@ -24,11 +25,11 @@ from pathlib import Path
 import pyte
 from cli_process_helpers import COUNCIL, ENV
 
-__all__ = ["Shown", "Terminal", "in_terminal", "piped"]
+__all__ = ["Shown", "Terminal", "in_terminal", "piped", "shell_council"]
 
 _CONTROLLING = (
     "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
-    "os.execv(sys.argv[1], sys.argv[1:])"
+    "os.execvp(sys.argv[1], sys.argv[1:])"
 )
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
@@ -106,6 +107,11 @@ def piped(
     return Shown(done.returncode, done.stdout, done.stderr)
 
 
+def shell_council(*args: object) -> str:
+    """``council ARGS`` as a shell command line."""
+    return shlex.join([*COUNCIL, *map(str, args)])
+
+
 class Terminal:
     """``council`` on a pseudo-terminal of a given size, as it runs, its screen read back
     through a terminal emulator (pyte): what a person at that terminal sees, redraws and all.
@@ -120,10 +126,13 @@ class Terminal:
         lines: int = 40,
         *,
         controlling: bool = False,
+        command: Sequence[str] | None = None,
     ) -> None:
         """``controlling``: the terminal is council's controlling terminal, council's process
         group its foreground group, as in a shell: a ``^C`` typed (``type``) is turned into
-        SIGINT by the terminal itself, for every process of that group."""
+        SIGINT by the terminal itself, for every process of that group. ``command``: run that
+        instead of ``council ARGV`` (a shell's pipeline, say; ``shell_council`` names council
+        in it)."""
         self.screen = pyte.Screen(columns, lines)
         self._stream = pyte.ByteStream(self.screen)
         self.raw = b""
@@ -137,7 +146,7 @@ class Terminal:
         # (then the only process group of the session is the terminal's foreground group).
         prefix = [sys.executable, "-c", _CONTROLLING] if controlling else []
         self.process = subprocess.Popen(
-            [*prefix, *COUNCIL, *map(str, argv)],
+            [*prefix, *(command or [*COUNCIL, *map(str, argv)])],
             cwd=cwd,
             env=env,
             stdin=child,

@@ -111,6 +111,12 @@ class CouncilGroup(LazyGroup):
             # click would say "Aborted!" and exit 1, which reads as a failure.
             console.print_error("interrupted")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader of the output went away (``council status | head -1``): as a shell
+            # says it, not a traceback, nor an error at exit when Python flushes stdout.
+            console.stdout_gone()
+            console.print_error("the output's reader went away (broken pipe)")
+            raise typer.Exit(141) from None
         except BaseExceptionGroup as group:
             # A run's error comes up through the task group that also ran the live table
             # and the signal handler: it is still one error of ours, not a crash.
