@@ -53,7 +53,7 @@ import typer
 from orchestrator.cli import console, run_finder
 from orchestrator.cli.live_board import Stopping, show_board
 from orchestrator.cli.summary import JsonOption, WideOption, finish
-from orchestrator.council import Council, check_resumable
+from orchestrator.council import Council, check_resumable, check_unblocked
 from orchestrator.errors import CouncilError, TaskInActiveSession
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
@@ -108,6 +108,13 @@ def run(
     if dry_run:
         _print_plan(council.plan(), as_json)
         return
+    # Every refusal before any change: the setup's problems, then a task an interrupted
+    # session still holds, and only then may the base's checkout be detached.
+    anyio.run(council.preflight)
+    try:
+        anyio.run(check_unblocked, council.config)
+    except TaskInActiveSession as refused:
+        raise refused.for_config(shlex.quote(str(file))) from None
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
     why = _Stop()
