@@ -475,6 +475,9 @@ async def check_unblocked(config: RunConfig) -> None:
     before anything touches the user's checkout (``--if-base-dirty detach``) or the state."""
     if config.state.backend == "file" and not config.state_dir.is_dir():
         return  # no run ever kept state here: nothing can own a task
+    # Another orchestrator running here is the first thing to say (its session is active
+    # because it runs): the run lock's own refusal, the lock given back at once.
+    (await anyio.to_thread.run_sync(acquire_run_lock, config.repo)).release()
     store = await open_run_store(config)
     async with contextlib.aclosing(store):
         for task in config.tasks:
