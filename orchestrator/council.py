@@ -469,15 +469,21 @@ def nothing_to_resume(state_dir: Path) -> NothingToResume:
     )
 
 
+async def check_run_lock(config: RunConfig) -> None:
+    """Refuse (``RunLocked``) when another orchestrator runs on the repository: the run lock
+    taken and given back at once, before anything touches the user's checkout."""
+    if config.state.backend == "file" and not config.state_dir.is_dir():
+        return  # no run ever kept state here, so none runs now
+    (await anyio.to_thread.run_sync(acquire_run_lock, config.repo)).release()
+
+
 async def check_unblocked(config: RunConfig) -> None:
     """Refuse a run, reading only, when one of its tasks belongs to a session that is still
     active or interrupted (``TaskInActiveSession``, as creating the session would): said
     before anything touches the user's checkout (``--if-base-dirty detach``) or the state."""
     if config.state.backend == "file" and not config.state_dir.is_dir():
         return  # no run ever kept state here: nothing can own a task
-    # Another orchestrator running here is the first thing to say (its session is active
-    # because it runs): the run lock's own refusal, the lock given back at once.
-    (await anyio.to_thread.run_sync(acquire_run_lock, config.repo)).release()
+    await check_run_lock(config)  # first: a session another orchestrator runs is active
     store = await open_run_store(config)
     async with contextlib.aclosing(store):
         for task in config.tasks:

@@ -53,7 +53,7 @@ import typer
 from orchestrator.cli import console, run_finder
 from orchestrator.cli.live_board import Stopping, show_board
 from orchestrator.cli.summary import JsonOption, WideOption, finish
-from orchestrator.council import Council, check_resumable, check_unblocked
+from orchestrator.council import Council, check_resumable, check_run_lock, check_unblocked
 from orchestrator.errors import CouncilError, TaskInActiveSession
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
@@ -142,6 +142,7 @@ def resume(
     # problems first, then a repository where no run ever kept state.
     anyio.run(council.preflight)
     check_resumable(council.config)
+    anyio.run(check_run_lock, council.config)  # before --if-base-dirty detach changes anything
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
     why = _Stop()
