@@ -68,7 +68,13 @@ import anyio.to_thread
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import CancelError, NothingToResume, RecordNotFound, RunError
+from orchestrator.errors import (
+    CancelError,
+    NothingToResume,
+    RecordNotFound,
+    RunError,
+    TaskInActiveSession,
+)
 from orchestrator.events import Event
 from orchestrator.events.catalogue import typed_event
 from orchestrator.events.phases import CliSurvivorsStopped
@@ -76,7 +82,7 @@ from orchestrator.locks.manager import LockManager
 from orchestrator.locks.team_merge import TeamMergeLock
 from orchestrator.merge.queue import MergeLockFactory, MergeQueue
 from orchestrator.merge.remote import PushIntent
-from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState
+from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState, TaskStatus
 from orchestrator.plugins.host import PluginHost, default_plugins
 from orchestrator.process.stop import stop_adopted
 from orchestrator.process.tree import become_subreaper, since_now
@@ -467,6 +473,38 @@ def nothing_to_resume(state_dir: Path) -> NothingToResume:
         f"there is no interrupted session to resume in {state_dir}; "
         "start the run with `council run`"
     )
+
+
+async def check_run_lock(config: RunConfig) -> None:
+    """Refuse (``RunLocked``) when another orchestrator runs on the repository: the run lock
+    taken and given back at once, before anything touches the user's checkout."""
+    if config.state.backend == "file" and not config.state_dir.is_dir():
+        return  # no run ever kept state here, so none runs now
+    (await anyio.to_thread.run_sync(acquire_run_lock, config.repo)).release()
+
+
+async def check_unblocked(config: RunConfig) -> None:
+    """Refuse a run, reading only, when one of its tasks belongs to a session that is still
+    active or interrupted (``TaskInActiveSession``, as creating the session would): said
+    before anything touches the user's checkout (``--if-base-dirty detach``) or the state."""
+    if config.state.backend == "file" and not config.state_dir.is_dir():
+        return  # no run ever kept state here: nothing can own a task
+    await check_run_lock(config)  # first: a session another orchestrator runs is active
+    if config.state.backend != "file":
+        # A team's tasks belong to the team run's active session, which a workstation joins
+        # (``scheduler.team_join`` decides, and ``definitions`` refuses a differing one).
+        return
+    store = await open_run_store(config)
+    async with contextlib.aclosing(store):
+        for task in config.tasks:
+            state = await store.get_task_state(task.id)
+            if state is None or state.session_id is None:
+                continue
+            if state.status == TaskStatus.CANCELLED:
+                continue  # nobody works on it: a new session takes it (``sessions``)
+            owner = await store.get_session(state.session_id)
+            if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
+                raise TaskInActiveSession(task.id, owner.session_id, str(owner.status))
 
 
 def check_resumable(config: RunConfig) -> None:

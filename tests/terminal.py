@@ -11,9 +11,11 @@ import os
 import pty
 import re
 import select
+import shlex
 import signal
 import struct
 import subprocess
+import sys
 import termios
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,8 +26,12 @@ import pyte
 from cli_process_helpers import COUNCIL, ENV
 from timing import patience
 
-__all__ = ["Shown", "Terminal", "in_terminal", "piped"]
+__all__ = ["Shown", "Terminal", "in_terminal", "piped", "shell_council"]
 
+_CONTROLLING = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
@@ -102,13 +108,32 @@ def piped(
     return Shown(done.returncode, done.stdout, done.stderr)
 
 
+def shell_council(*args: object) -> str:
+    """``council ARGS`` as a shell command line."""
+    return shlex.join([*COUNCIL, *map(str, args)])
+
+
 class Terminal:
     """``council`` on a pseudo-terminal of a given size, as it runs, its screen read back
     through a terminal emulator (pyte): what a person at that terminal sees, redraws and all.
     A Ctrl-C here is what a keyboard's does: the terminal echoes ``^C`` where the cursor is,
     and the process gets SIGINT."""
 
-    def __init__(self, argv: Sequence[object], cwd: Path, columns: int, lines: int = 40) -> None:
+    def __init__(
+        self,
+        argv: Sequence[object],
+        cwd: Path,
+        columns: int,
+        lines: int = 40,
+        *,
+        controlling: bool = False,
+        command: Sequence[str] | None = None,
+    ) -> None:
+        """``controlling``: the terminal is council's controlling terminal, council's process
+        group its foreground group, as in a shell: a ``^C`` typed (``type``) is turned into
+        SIGINT by the terminal itself, for every process of that group. ``command``: run that
+        instead of ``council ARGV`` (a shell's pipeline, say; ``shell_council`` names council
+        in it)."""
         self.screen = pyte.Screen(columns, lines)
         self._stream = pyte.ByteStream(self.screen)
         self.raw = b""
@@ -118,8 +143,11 @@ class Terminal:
         # forks this (threaded) test process itself.
         fd, child = pty.openpty()
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        # As a shell does: the session's leader takes the terminal as its controlling one
+        # (then the only process group of the session is the terminal's foreground group).
+        prefix = [sys.executable, "-c", _CONTROLLING] if controlling else []
         self.process = subprocess.Popen(
-            [*COUNCIL, *map(str, argv)],
+            [*prefix, *(command or [*COUNCIL, *map(str, argv)])],
             cwd=cwd,
             env=env,
             stdin=child,
@@ -159,6 +187,15 @@ class Terminal:
             if not self._read(0.05):
                 break
         self.process.send_signal(signal.SIGINT)
+
+    def type(self, data: bytes) -> None:
+        """Keys typed at the terminal (``b"\\x03"``: Ctrl-C, which the terminal itself turns
+        into SIGINT for its foreground process group when it is council's controlling one)."""
+        os.write(self.fd, data)
+
+    def foreground_group(self) -> int:
+        """The terminal's foreground process group."""
+        return os.tcgetpgrp(self.fd)
 
     def wait(self, seconds: float = 30) -> int:
         """Read to the end; the exit code."""

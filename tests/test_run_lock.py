@@ -112,6 +112,19 @@ def test_a_second_run_or_resume_is_refused_at_once_and_changes_nothing(
             )
             assert refused.stdout == ""
             assert snapshot(tmp_path) == before
+        # Every refusal before any change: --if-base-dirty detach leaves the checkout alone.
+        (repo / "README.md").write_text("the user's own edit\n")
+        for command in ("run", "resume"):
+            refused = council(command, config, "--if-base-dirty", "detach", cwd=tmp_path)
+            assert refused.returncode == 2, refused.stderr
+            assert "another orchestrator is running" in refused.stderr
+            head = subprocess.run(
+                ["git", "-C", str(repo), "symbolic-ref", "-q", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert head.stdout.strip() == "refs/heads/main", refused.stderr
     finally:
         process.send_signal(signal.SIGCONT)
     assert process.poll() is None  # the refusals did not disturb it

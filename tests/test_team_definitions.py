@@ -6,6 +6,7 @@ workstation waits for a task another added instead of ending with exit 1."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_the_fields_a_definition_is_made_of_are_pinned() -> None:
     assert set(TaskConfig.model_fields) == TASK_FIELDS | IGNORED_TASK_FIELDS
     assert set(PhaseConfig.model_fields) == PHASE_FIELDS | IGNORED_PHASE_FIELDS
     assert {"id", "priority", "timeout"} == IGNORED_TASK_FIELDS
-    assert {"timeout", "idle_timeout"} == IGNORED_PHASE_FIELDS
+    assert {"timeout", "idle_timeout", "options"} == IGNORED_PHASE_FIELDS
     base = team_task(1)
     config = _config([base])
     shape = definition(config, config.tasks[0])
@@ -141,7 +142,7 @@ def test_a_clone_with_an_edited_task_is_refused_and_adopt_runs_the_teams(
         before = _store_facts(pg_dsn, but="t00")
         refused = team.council("run", str(tmp_path / "b.yaml"), "--json", timeout=60)
         assert refused.returncode == 2, refused.stderr
-        assert refused.stdout == ""
+        assert json.loads(refused.stdout)["exit_code"] == 2  # --json: the error as JSON too
         err = refused.stderr
         assert "task 't01' differs from the team's in metadata.phase_instructions" in err, err
         assert "t00" not in err.split("\n", 1)[1], err  # the same task is not named

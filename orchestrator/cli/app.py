@@ -121,6 +121,12 @@ class CouncilGroup(LazyGroup):
             console.print_error("interrupted")
             _json_error(wants_json, [], 130, "interrupted")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader of the output went away (``council status | head -1``): as a shell
+            # says it, not a traceback, nor an error at exit when Python flushes stdout.
+            console.stdout_gone()
+            console.print_error("the output's reader went away (broken pipe)")
+            raise typer.Exit(141) from None
         except BaseExceptionGroup as group:
             # A run's error comes up through the task group that also ran the live table
             # and the signal handler: it is still one error of ours, not a crash.

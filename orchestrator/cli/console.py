@@ -3,6 +3,11 @@
 Data goes to stdout and diagnostics to stderr, so ``council ... --json | jq`` keeps working when
 something fails. Lines are never wrapped: an error about one problem stays one line that tools
 (editors, grep, CI annotations) can read as ``file:line: field: message``.
+
+A reader that goes away (``council demo | head -1``, a ``| cat`` the Ctrl-C ended) is a broken
+pipe on the next write: every print here catches it, points that stream at ``/dev/null`` (so no
+later write, nor the flush at exit, fails again) and calls what ``on_output_closed`` registered
+once (a run stops there: ``run_cmd``); ``output_closed`` says it happened (exit 141).
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
+from typing import IO
 
 from rich import box
 from rich.cells import cell_len
@@ -37,6 +43,8 @@ __all__ = [
     "height",
     "is_terminal",
     "live_table",
+    "on_output_closed",
+    "output_closed",
     "print_checklist",
     "print_error",
     "print_lines",
@@ -51,6 +59,7 @@ __all__ = [
     "status",
     "stderr",
     "stdout",
+    "stdout_gone",
 ]
 
 # Without a file argument rich looks up sys.stdout / sys.stderr at each write, so output
@@ -58,6 +67,56 @@ __all__ = [
 stdout = Console(highlight=False, soft_wrap=True)
 BOXED_ROWS = 200  # past this many rows a table is printed in the plain layout
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# Opened once, with the module: a broken pipe is found while a run's event loop prints, which
+# must not open files.
+_DEVNULL = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+_closed: list[bool] = []  # a reader went away (once is enough)
+_on_closed: list[Callable[[], None]] = []
+
+
+def output_closed() -> bool:
+    """A reader of stdout or stderr went away (a broken pipe) while this process wrote."""
+    return bool(_closed)
+
+
+def on_output_closed(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` once a reader goes away (at once if one has already); what it returns
+    forgets the callback."""
+    _on_closed.append(callback)
+    if _closed:
+        callback()
+    return partial(_forget, callback)
+
+
+def _forget(callback: Callable[[], None]) -> None:
+    with suppress(ValueError):
+        _on_closed.remove(callback)
+
+
+@contextmanager
+def _writing(target: Console | IO[str]) -> Iterator[None]:
+    """Writes to ``target``; a broken pipe there ends its output, not the command."""
+    try:
+        yield
+    except BrokenPipeError:
+        _reader_gone(target.file if isinstance(target, Console) else target)
+
+
+def stdout_gone() -> None:
+    """A broken pipe no print here caught (another library's write to stdout): as if one had."""
+    _reader_gone(stdout.file)
+
+
+def _reader_gone(file: IO[str]) -> None:
+    with suppress(OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+        os.dup2(_DEVNULL, file.fileno())
+    if _closed:
+        return
+    _closed.append(True)
+    for callback in list(_on_closed):
+        callback()
 
 
 def is_terminal() -> bool:
@@ -83,24 +142,31 @@ def _diagnostics() -> Console:
 
 def print_error(message: str) -> None:
     """Each line of ``message`` in red on stderr, exactly as given (no markup, no wrapping)."""
-    for line in message.splitlines() or [""]:
-        _diagnostics().print(Text(line, style="bold red"))
+    target = _diagnostics()
+    with _writing(target):
+        for line in message.splitlines() or [""]:
+            target.print(Text(line, style="bold red"))
 
 
 def print_warning(message: str) -> None:
     """Each line of ``message`` in yellow on stderr, exactly as given."""
-    for line in message.splitlines() or [""]:
-        _diagnostics().print(Text(line, style="yellow"))
+    target = _diagnostics()
+    with _writing(target):
+        for line in message.splitlines() or [""]:
+            target.print(Text(line, style="yellow"))
 
 
 def print_success(message: str) -> None:
     """A green confirmation line on stdout."""
-    stdout.print(Text(message, style="green"))
+    with _writing(stdout):
+        stdout.print(Text(message, style="green"))
 
 
 def print_progress(message: str) -> None:
     """A dim progress line on stderr (stdout stays data for ``--json``)."""
-    _diagnostics().print(Text(message, style="dim"))
+    target = _diagnostics()
+    with _writing(target):
+        target.print(Text(message, style="dim"))
 
 
 class WarningLines(logging.Handler):
@@ -149,17 +215,32 @@ def show_log_warnings() -> None:
 def print_plain(line: str, *, to_stderr: bool = False) -> None:
     """One line as it is, flushed at once (a log line a pipe or a file shows right away)."""
     target = (stderr if to_stderr else stdout).file
-    target.write(line + "\n")
-    target.flush()
+    with _writing(target):
+        target.write(line + "\n")
+        target.flush()
 
 
 def print_lines(text: str) -> None:
     """Plain text on stdout, byte for byte (for JSON and other machine-read output)."""
-    stdout.file.write(text if text.endswith("\n") else text + "\n")
-    stdout.file.flush()
+    target = stdout.file
+    with _writing(target):
+        target.write(text if text.endswith("\n") else text + "\n")
+        target.flush()
 
 
 def print_table(
+    columns: Sequence[Column | str],
+    rows: Iterable[Sequence[object]],
+    title: str | None = None,
+    *,
+    wide: bool = False,
+) -> None:
+    """A table on stdout (``_print_table``)."""
+    with _writing(stdout):
+        _print_table(columns, rows, title, wide=wide)
+
+
+def _print_table(
     columns: Sequence[Column | str],
     rows: Iterable[Sequence[object]],
     title: str | None = None,
@@ -351,6 +432,12 @@ _MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "bold
 
 
 def print_checklist(rows: Sequence[tuple[str, str, str, str, str | None]], summary: str) -> None:
+    """A checklist on stdout (``_print_checklist``)."""
+    with _writing(stdout):
+        _print_checklist(rows, summary)
+
+
+def _print_checklist(rows: Sequence[tuple[str, str, str, str, str | None]], summary: str) -> None:
     """Rows of (section, verdict ok|warn|fail, name, detail, fix) on stdout, a fix on its own
     line under its row, then ``summary`` (red when a row failed). On a terminal: a title per
     section, a coloured mark per row, names in a column; elsewhere one plain line per row

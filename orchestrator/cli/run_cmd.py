@@ -32,9 +32,11 @@ work (``preflight``: a missing CLI binary, a symlinked ``.council``...) and a re
 which another orchestrator is running (``run_lock``), each in one line.
 
 Ctrl-C (or SIGTERM) stops gracefully: no new sessions, running CLIs cancelled with their work
-committed, a checkpoint written; a second one stops at once, CLIs killed. Exit codes: 0 every
-task done, 1 some task did not end done, 2 bad usage or config (or another orchestrator runs
-on the repository), 130 interrupted.
+committed, a checkpoint written; a second one stops at once, CLIs killed. So does a reader of
+the output that goes away (``council demo | head -1``; a ``| cat`` the Ctrl-C ended too): the
+broken pipe stops the run the same way, said in one line on stderr. Exit codes: 0 every task
+done, 1 some task did not end done, 2 bad usage or config (or another orchestrator runs on the
+repository), 130 interrupted, 141 stopped by a broken pipe (a signal too: 130).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import json
 import shlex
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -53,7 +56,7 @@ from orchestrator.cli import console, run_finder
 from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
 from orchestrator.cli.live_board import Stopping, show_board
 from orchestrator.cli.summary import JsonOption, WideOption, finish
-from orchestrator.council import Council, check_resumable
+from orchestrator.council import Council, check_resumable, check_run_lock, check_unblocked
 from orchestrator.errors import CouncilError, TaskInActiveSession, UsageError
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
@@ -131,13 +134,21 @@ def run(
     if dry_run:
         _print_plan(council.plan(), as_json)
         return
+    # Every refusal before any change: the setup's problems, then a task an interrupted
+    # session still holds, and only then may the base's checkout be detached.
+    anyio.run(council.preflight)
+    try:
+        anyio.run(check_unblocked, council.config)
+    except TaskInActiveSession as refused:
+        raise refused.for_config(shlex.quote(str(file))) from None
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
+    why = _Stop()
     try:
-        report = anyio.run(_drive, council, council.run, not as_json)
+        report = anyio.run(_drive, council, council.run, not as_json, why)
     except (TaskInActiveSession, DefinitionsDiffer) as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
-    finish(report, as_json, wide, file)
+    _finish(report, as_json, wide, file, why)
 
 
 def _from_goal(
@@ -173,13 +184,36 @@ def resume(
     # problems first, then a repository where no run ever kept state.
     anyio.run(council.preflight)
     check_resumable(council.config)
+    anyio.run(check_run_lock, council.config)  # before --if-base-dirty detach changes anything
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
+    why = _Stop()
     try:
-        report = anyio.run(_drive, council, lambda: council.resume(session), not as_json)
+        report = anyio.run(_drive, council, lambda: council.resume(session), not as_json, why)
     except DefinitionsDiffer as refused:
         raise refused.for_config(shlex.quote(str(file)), "resume") from None
-    finish(report, as_json, wide, file)
+    _finish(report, as_json, wide, file, why)
+
+
+@dataclass
+class _Stop:
+    """What stopped the run, if anything did: a signal, or a reader of its output gone."""
+
+    signalled: bool = False
+    reader_gone: bool = False  # said, and the run stopped for it
+
+
+def _finish(report: RunReport, as_json: bool, wide: bool, file: Path, why: _Stop) -> None:
+    """``finish``; a reader of the output gone and no signal: exit 141 (as a shell says a
+    broken pipe), in one line on stderr if the run did not say it already."""
+    try:
+        finish(report, as_json, wide, file)
+    except typer.Exit:
+        if not console.output_closed() or why.signalled:
+            raise
+        if not why.reader_gone:
+            console.print_error("the output's reader went away (broken pipe): not all is shown")
+        raise typer.Exit(141) from None
 
 
 def _remember(council: Council, file: Path) -> None:
@@ -213,7 +247,7 @@ def check_base_checkout(council: Council, choice: IfBaseDirty) -> None:
 
 
 async def _drive(
-    council: Council, start: Callable[[], Awaitable[RunReport]], live: bool
+    council: Council, start: Callable[[], Awaitable[RunReport]], live: bool, why: _Stop
 ) -> RunReport:
     if not console.is_terminal():
         # Piped or redirected (nohup, CI): no live table can be drawn, so one line per task
@@ -225,8 +259,9 @@ async def _drive(
         report: RunReport | None = None
         refused: CouncilError | None = None
         stopping = Stopping()
+        forget = console.on_output_closed(lambda: _reader_gone(council, stopping, why))
         async with anyio.create_task_group() as group:
-            group.start_soon(_on_signals, council, stopping)
+            group.start_soon(_on_signals, council, stopping, why)
             if live:
                 group.start_soon(show_board, council, stopping)
             try:
@@ -235,6 +270,8 @@ async def _drive(
                 # Raised here, the task group would wrap it in an ExceptionGroup, which the
                 # command's error handler does not know: a traceback instead of one line.
                 refused = exc
+            finally:
+                forget()
             group.cancel_scope.cancel()
         if refused is not None:
             raise refused
@@ -251,11 +288,26 @@ def _transition_lines(*, to_stderr: bool) -> Callable[[Event], None]:
     return show
 
 
-async def _on_signals(council: Council, stopping: Stopping) -> None:
+def _reader_gone(council: Council, stopping: Stopping, why: _Stop) -> None:
+    """A reader of the output went away (``console.on_output_closed``): the run stops as on a
+    first Ctrl-C, resumable, unless a signal stops it already (which said so)."""
+    if why.signalled:
+        return
+    why.reader_gone = True
+    stopping.said = "stopping: the output's reader went away"
+    console.print_error(
+        "stopping: the output's reader went away (broken pipe); running sessions commit their "
+        "work, and council resume goes on"
+    )
+    council.stop()
+
+
+async def _on_signals(council: Council, stopping: Stopping, why: _Stop) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         received = 0
         async for _ in signals:
             received += 1
+            why.signalled = True
             if received == 1:
                 stopping.said = "stopping: sessions commit their work (Ctrl-C again: kill them)"
                 console.print_error("stopping: no new sessions; running ones commit their work")

@@ -15,9 +15,10 @@ field and its ``digest`` (sha256) names it in one string:
 
 Not part of it, and free to differ: ``priority`` (only the order: the team's queue keeps the
 creator's), ``timeout`` and the phases' ``timeout``/``idle_timeout`` (limits each workstation
-sets for its own machine), an adapter's options, executable and environment (where a CLI is
-installed on this machine). ``TASK_FIELDS``, ``IGNORED_TASK_FIELDS``, ``PHASE_FIELDS`` and
-``IGNORED_PHASE_FIELDS`` say the same in code, and a test pins them against the config models.
+sets for its own machine), an adapter's options (a phase's too), executable and environment
+(where a CLI is installed on this machine). ``TASK_FIELDS``, ``IGNORED_TASK_FIELDS``,
+``PHASE_FIELDS`` and ``IGNORED_PHASE_FIELDS`` say the same in code, and a test pins them
+against the config models.
 
 The creator stores every task's definition in the session's options (``DEFINITIONS_OPTION``),
 beside the task configs (``TASKS_OPTION``); a task added later (``Submissions``) stores its own
@@ -73,7 +74,7 @@ TASK_FIELDS = frozenset(
 )
 IGNORED_TASK_FIELDS = frozenset({"id", "priority", "timeout"})
 PHASE_FIELDS = frozenset({"name", "adapter", "model", "prompt_template"})
-IGNORED_PHASE_FIELDS = frozenset({"timeout", "idle_timeout"})
+IGNORED_PHASE_FIELDS = frozenset({"timeout", "idle_timeout", "options"})
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,9 @@ async def default_workflow(run: TaskRun) -> WorkflowResult:
     return result
 
 
+_DONE_OR_CANCELLED = frozenset({TaskStatus.DONE, TaskStatus.CANCELLED})
+
+
 class Scheduler:
     def __init__(
         self,
@@ -590,6 +593,8 @@ class Scheduler:
             return
         done = all(s.status == TaskStatus.DONE for s in states)
         status = SessionStatus.COMPLETED if done else SessionStatus.FAILED
+        if not done and all(s.status in _DONE_OR_CANCELLED for s in states):
+            status = SessionStatus.CANCELLED  # what happened: nothing failed, some cancelled
         if any(s.status == TaskStatus.WAITING_FOR_CHECKOUT for s in states):
             # Work that only waits for the user's checkout: `council resume` lands it.
             status = SessionStatus.INTERRUPTED

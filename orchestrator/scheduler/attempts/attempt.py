@@ -50,6 +50,7 @@ class Attempt:
     started: float = field(default_factory=time.monotonic)
     renewed: float = field(default_factory=time.monotonic)
     token: int = 0
+    number: int = 0  # the task's attempt count its claim wrote (``TaskState.attempt``)
     team_token: int = 0  # the claim's token its team file ownership was taken under
     session: SessionWorktree | None = None
     fresh_worktree: bool = False  # its worktree was made for it at the base, untouched since

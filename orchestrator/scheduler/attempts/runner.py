@@ -164,6 +164,7 @@ class AttemptRunner:
         if claim is None:
             return False  # someone else holds it; the sweeper or its holder settles it
         attempt.token = claim.token
+        attempt.number = state.attempt + 1
         attempt.renewed = time.monotonic()
         if self._team is not None:
             attempt.team_token = claim.token

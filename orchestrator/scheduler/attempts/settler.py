@@ -2,6 +2,12 @@
 to retry, park or end (``failures``). A merge the secret gate refused (``SecretInHistory``)
 ends the task ``failed``, never retried.
 
+An attempt that ends while the run is stopping (the user's Ctrl-C, SIGTERM, a broken pipe)
+goes back to the queue whatever it ended with: a stop is never a failure, a retry, nor an
+attempt (``AttemptWrites.requeue`` gives the claim's count back). The CLIs lead process groups
+of their own (``process.launch``), so a terminal's Ctrl-C reaches only the orchestrator, which
+decides how they stop.
+
 An attempt whose worktree was deleted under it goes back to the queue without a failure
 counted (the next attempt checks its branch out again), up to ``max_retries`` times per task;
 after that, such an attempt settles like any other (a CLI that deletes its own worktree must
@@ -75,7 +81,10 @@ class Settler:
                 await self._lander.merge(attempt)
             except SecretInHistory as exc:
                 await self.secret_found(attempt, exc)
-        elif result.status == WorkflowStatus.CANCELLED and self._run.stopping:
+        elif self._run.stopping:
+            # The user's stop (Ctrl-C, SIGTERM, a broken pipe) ended it, or it ended while the
+            # stop was under way: either way the stop is never a failure nor a retry; `council
+            # resume` runs it again, uncounted.
             await self._writes.requeue(attempt, "interrupted")
         elif not await self._requeued_for_lost_worktree(attempt):
             await self.failures.decide(attempt, result)

@@ -64,11 +64,14 @@ class AttemptWrites:
         attempt.token = 0
 
     async def requeue(self, attempt: Attempt, why: str) -> bool:
-        """Give the task back to the queue as it was (nothing counted); False, for callers."""
+        """Give the task back to the queue as it was, nothing counted: not a failure, and not
+        an attempt either (the claim counted one; a stop, or files another task holds, is no
+        attempt at the work). False, for callers."""
         if attempt.token and not attempt.lost:
-            await self.release(
-                attempt, ClaimStatus.ABANDONED, {"status": TaskStatus.QUEUED, "current_phase": None}
-            )
+            updates: dict[str, Any] = {"status": TaskStatus.QUEUED, "current_phase": None}
+            if attempt.number > 0:
+                updates["attempt"] = attempt.number - 1
+            await self.release(attempt, ClaimStatus.ABANDONED, updates)
             await self._events.emit(TaskRequeued(task_id=attempt.key, reason=why))
         return False
 

@@ -119,6 +119,7 @@ class CouncilStep:
         if claim is None:
             return False
         attempt.token = claim.token
+        attempt.number = state.attempt + 1
         await self._run.events.emit(CouncilComparing(task_id=attempt.key, judge=attempt.adapter))
         return True
 

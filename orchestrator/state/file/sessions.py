@@ -19,6 +19,7 @@ from orchestrator.models import (
     SessionMetrics,
     SessionRecord,
     TaskState,
+    TaskStatus,
     utcnow,
 )
 from orchestrator.state.file.core import FileCore, load_or_recover
@@ -79,6 +80,8 @@ class FileSessions:
         current = await self._tasks.get_task_state(task_id)
         if current is None or current.session_id is None:
             return
+        if current.status == TaskStatus.CANCELLED:
+            return  # nobody works on a cancelled task: a new session may take it
         owner = await core.read(core.sessions, current.session_id)
         if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
             raise TaskInActiveSession(task_id, owner.session_id, str(owner.status))

@@ -18,6 +18,7 @@ from orchestrator.models import (
     TERMINAL_SESSION_STATUSES,
     SessionRecord,
     TaskState,
+    TaskStatus,
 )
 from orchestrator.state.metrics import compute_metrics
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
@@ -226,6 +227,8 @@ async def write_session(
 async def _refuse_if_owned(conn: Conn, task_id: str, current: TaskState | None) -> None:
     if current is None or current.session_id is None:
         return
+    if current.status == TaskStatus.CANCELLED:
+        return  # nobody works on a cancelled task: a new session may take it
     owner = await read_session(conn, current.session_id)
     if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
         raise TaskInActiveSession(task_id, owner.session_id, str(owner.status))
