@@ -6,9 +6,9 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from orchestrator.adapter import AdapterConfig, AdapterRequest, McpServer, too_long_for_argument
 
@@ -17,6 +17,7 @@ __all__ = [
     "OUTPUT",
     "PROMPT",
     "SESSION",
+    "AddDirs",
     "absolute_dirs",
     "add_dirs_field",
     "command_env",
@@ -98,6 +99,10 @@ def add_dirs_field() -> Any:
         description="more directories the CLI may read beside its worktree (absolute, `~` "
         "allowed); under the sandbox they are read-only: work lands only from the worktree",
     )
+
+
+# The type of every adapter's ``add_dirs``: checked and made absolute as it is validated.
+AddDirs = Annotated[list[str], AfterValidator(lambda dirs: absolute_dirs(dirs))]
 
 
 def absolute_dirs(dirs: list[str]) -> list[str]:

@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from adapters import _claude_stream
 from adapters._build import (
@@ -42,7 +42,7 @@ from adapters._build import (
     OUTPUT,
     PROMPT,
     SESSION,
-    absolute_dirs,
+    AddDirs,
     add_dirs_field,
     command_env,
     mcp_entry,
@@ -159,17 +159,12 @@ class ClaudeCodeAdapter(Adapter):
             default=None, description="--effort: how hard the model thinks"
         )
         system_prompt: str | None = system_prompt_field()  # --append-system-prompt
-        add_dirs: list[str] = add_dirs_field()  # --add-dir
+        add_dirs: AddDirs = add_dirs_field()  # --add-dir
 
         option_flags: ClassVar[Mapping[str, str]] = {
             "--append-system-prompt": "system_prompt",
             "--add-dir": "add_dirs",
         }
-
-        @field_validator("add_dirs")
-        @classmethod
-        def _absolute(cls, dirs: list[str]) -> list[str]:
-            return absolute_dirs(dirs)
 
         # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {

@@ -40,13 +40,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from adapters._build import (
     MODEL,
     OUTPUT,
     SESSION,
-    absolute_dirs,
+    AddDirs,
     add_dirs_field,
     command_env,
     mcp_entry,
@@ -125,14 +125,9 @@ class CodexAdapter(Adapter):
         system_prompt: str | None = system_prompt_field()  # config.toml's developer_instructions
         # config.toml's sandbox_workspace_write.writable_roots, what `exec --add-dir` sets
         # (`exec resume` has no --add-dir)
-        add_dirs: list[str] = add_dirs_field()
+        add_dirs: AddDirs = add_dirs_field()
 
         option_flags: ClassVar[Mapping[str, str]] = {"--add-dir": "add_dirs"}
-
-        @field_validator("add_dirs")
-        @classmethod
-        def _absolute(cls, dirs: list[str]) -> list[str]:
-            return absolute_dirs(dirs)
 
         # Every flag ``build_command`` and ``resume_command`` set (tests/test_adapter_extra_args.py
         # checks it). ``-c key=value`` stays open: it is codex's own escape hatch.

@@ -52,14 +52,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from adapters._build import (
     MODEL,
     OUTPUT,
     PROMPT,
     SESSION,
-    absolute_dirs,
+    AddDirs,
     add_dirs_field,
     command_env,
     flag_like,
@@ -199,14 +199,9 @@ class GeminiAdapter(Adapter):
         # gemini has no flag for it: a context file in the private HOME, named in the settings'
         # context.fileName beside GEMINI.md (global context files load from ~/.gemini/).
         system_prompt: str | None = system_prompt_field()
-        add_dirs: list[str] = add_dirs_field()  # --include-directories
+        add_dirs: AddDirs = add_dirs_field()  # --include-directories
 
         option_flags: ClassVar[Mapping[str, str]] = {"--include-directories": "add_dirs"}
-
-        @field_validator("add_dirs")
-        @classmethod
-        def _absolute(cls, dirs: list[str]) -> list[str]:
-            return absolute_dirs(dirs)
 
         # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {

@@ -52,7 +52,7 @@ from adapters._build import (
     OUTPUT,
     PROMPT,
     SESSION,
-    absolute_dirs,
+    AddDirs,
     add_dirs_field,
     command_env,
     flag_like,
@@ -164,18 +164,13 @@ class QwenAdapter(Adapter):
             default=None, description="settings' model.reasoningEffort, over the user's"
         )
         system_prompt: str | None = system_prompt_field()  # --append-system-prompt
-        add_dirs: list[str] = add_dirs_field()  # --include-directories
+        add_dirs: AddDirs = add_dirs_field()  # --include-directories
 
         option_flags: ClassVar[Mapping[str, str]] = {
             "--append-system-prompt": "system_prompt",
             "--include-directories": "add_dirs",
             "--add-dir": "add_dirs",
         }
-
-        @field_validator("add_dirs")
-        @classmethod
-        def _absolute(cls, dirs: list[str]) -> list[str]:
-            return absolute_dirs(dirs)
 
         @field_validator("auth_type", mode="before")
         @classmethod
