@@ -5,14 +5,10 @@ like a hand-written config, sent back once, refused with nothing changed."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from cli_process_helpers import council
 from scheduler_helpers import git, merged_tasks, new_repo
-
-COUNCIL = [sys.executable, "-c", "from orchestrator.cli.app import main; main()"]
 
 CONFIG = """\
 repo: repo
@@ -27,13 +23,6 @@ scheduler: {tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 5}
 
 GOAL = "Add a greeting"
 TASKS = ["add-a-greeting", "add-a-greeting-checklist"]
-
-
-def council(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
-    return subprocess.run(
-        [*COUNCIL, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=60
-    )
 
 
 def setup(tmp_path: Path, extra: str = "") -> Path:

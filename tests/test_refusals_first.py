@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from pathlib import Path
 
 from cli_process_helpers import council, reap, scripted_clis, sleeping, spawn, wait_for
 from scheduler_helpers import new_repo
+from worktree_helpers import git
 
 CONFIG = """\
 repo: repo
@@ -43,10 +43,7 @@ def interrupted_run(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def head_of(repo: Path) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "symbolic-ref", "-q", "HEAD"], capture_output=True, text=True
-    )
-    return done.stdout.strip() or "detached"
+    return git(repo, "symbolic-ref", "-q", "HEAD", check=False) or "detached"
 
 
 def test_detach_with_an_interrupted_session_refuses_and_leaves_the_checkout_on_its_branch(
