@@ -73,7 +73,6 @@ from orchestrator.errors import (
     NothingToResume,
     RecordNotFound,
     RunError,
-    TaskInActiveSession,
 )
 from orchestrator.events import Event
 from orchestrator.events.catalogue import typed_event
@@ -82,7 +81,7 @@ from orchestrator.locks.manager import LockManager
 from orchestrator.locks.team_merge import TeamMergeLock
 from orchestrator.merge.queue import MergeLockFactory, MergeQueue
 from orchestrator.merge.remote import PushIntent
-from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState, TaskStatus
+from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState
 from orchestrator.plugins.host import PluginHost, default_plugins
 from orchestrator.process.stop import stop_adopted
 from orchestrator.process.tree import become_subreaper, since_now
@@ -108,6 +107,7 @@ from orchestrator.scheduler.definitions import JoinChoice
 from orchestrator.scheduler.scheduler import Scheduler, Services
 from orchestrator.scheduler.team import remote_base_ref, team_for
 from orchestrator.state import FileStateStore, StateStore
+from orchestrator.state.session_rules import holding_session, refuse_if_held
 from orchestrator.workflow.record_rules import workflow_rules
 from orchestrator.workflow.task_run import WorkflowFn
 from orchestrator.worktrees.manager import WorktreeManager
@@ -497,14 +497,9 @@ async def check_unblocked(config: RunConfig) -> None:
     store = await open_run_store(config)
     async with contextlib.aclosing(store):
         for task in config.tasks:
-            state = await store.get_task_state(task.id)
-            if state is None or state.session_id is None:
-                continue
-            if state.status == TaskStatus.CANCELLED:
-                continue  # nobody works on it: a new session takes it (``sessions``)
-            owner = await store.get_session(state.session_id)
-            if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
-                raise TaskInActiveSession(task.id, owner.session_id, str(owner.status))
+            held = holding_session(await store.get_task_state(task.id))
+            if held is not None:  # as creating the session would decide (``session_rules``)
+                refuse_if_held(task.id, await store.get_session(held))
 
 
 def check_resumable(config: RunConfig) -> None:

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from orchestrator.errors import StateError
+from orchestrator.errors import StateError, TaskInActiveSession
 from orchestrator.ids import check_id
 from orchestrator.models import (
+    ACTIVE_SESSION_STATUSES,
     TERMINAL_SESSION_STATUSES,
     ClaimStatus,
     SessionRecord,
@@ -17,7 +18,30 @@ from orchestrator.models import (
 )
 from orchestrator.state.protocol import TaskInit
 
-__all__ = ["recovery_updates", "removable_session", "task_init_fields"]
+__all__ = [
+    "holding_session",
+    "recovery_updates",
+    "refuse_if_held",
+    "removable_session",
+    "task_init_fields",
+]
+
+
+def holding_session(current: TaskState | None) -> str | None:
+    """The session that may still hold a task as it is now (None: nobody can: it has no
+    state, no session, or it was cancelled, so a new session may take it)."""
+    if current is None or current.session_id is None:
+        return None
+    if current.status == TaskStatus.CANCELLED:
+        return None  # nobody works on a cancelled task
+    return current.session_id
+
+
+def refuse_if_held(task_id: str, owner: SessionRecord | None) -> None:
+    """``TaskInActiveSession`` when ``owner`` (``holding_session``'s) is still active or
+    interrupted: one rule for both stores and the read-only check before a run."""
+    if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
+        raise TaskInActiveSession(task_id, owner.session_id, str(owner.status))
 
 
 def task_init_fields(task: TaskInit) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from orchestrator.errors import RecordNotFound, StateError, TaskInActiveSession
+from orchestrator.errors import RecordNotFound, StateError
 from orchestrator.events import Event
 from orchestrator.events.state import SessionCreated, SessionRemoved, SessionUpdated
 from orchestrator.ids import check_id
@@ -19,7 +19,6 @@ from orchestrator.models import (
     SessionMetrics,
     SessionRecord,
     TaskState,
-    TaskStatus,
     utcnow,
 )
 from orchestrator.state.file.core import FileCore, load_or_recover
@@ -28,7 +27,12 @@ from orchestrator.state.file.tasks import FileTasks
 from orchestrator.state.metrics import compute_metrics
 from orchestrator.state.protocol import TaskInit
 from orchestrator.state.record_rules import new_id
-from orchestrator.state.session_rules import removable_session, task_init_fields
+from orchestrator.state.session_rules import (
+    holding_session,
+    refuse_if_held,
+    removable_session,
+    task_init_fields,
+)
 
 __all__ = ["FileSessions"]
 
@@ -77,14 +81,9 @@ class FileSessions:
 
     async def _refuse_if_owned(self, task_id: str) -> None:
         core = self._core
-        current = await self._tasks.get_task_state(task_id)
-        if current is None or current.session_id is None:
-            return
-        if current.status == TaskStatus.CANCELLED:
-            return  # nobody works on a cancelled task: a new session may take it
-        owner = await core.read(core.sessions, current.session_id)
-        if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
-            raise TaskInActiveSession(task_id, owner.session_id, str(owner.status))
+        held = holding_session(await self._tasks.get_task_state(task_id))
+        if held is not None:
+            refuse_if_held(task_id, await core.read(core.sessions, held))
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         core = self._core

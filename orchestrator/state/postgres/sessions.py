@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.errors import RecordNotFound, StateError, TaskInActiveSession, VersionConflict
+from orchestrator.errors import RecordNotFound, StateError, VersionConflict
 from orchestrator.events import Event
 from orchestrator.events.state import SessionCreated, SessionRemoved, SessionUpdated
 from orchestrator.ids import check_id
@@ -18,7 +18,6 @@ from orchestrator.models import (
     TERMINAL_SESSION_STATUSES,
     SessionRecord,
     TaskState,
-    TaskStatus,
 )
 from orchestrator.state.metrics import compute_metrics
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
@@ -26,7 +25,7 @@ from orchestrator.state.postgres.history import forget_history, keep_old_version
 from orchestrator.state.postgres.tasks import locked_task, write_task
 from orchestrator.state.protocol import TaskInit
 from orchestrator.state.record_rules import new_id
-from orchestrator.state.session_rules import task_init_fields
+from orchestrator.state.session_rules import holding_session, refuse_if_held, task_init_fields
 from orchestrator.state.validators import Validators
 
 __all__ = ["PgSessions", "read_session", "write_session"]
@@ -225,10 +224,6 @@ async def write_session(
 
 
 async def _refuse_if_owned(conn: Conn, task_id: str, current: TaskState | None) -> None:
-    if current is None or current.session_id is None:
-        return
-    if current.status == TaskStatus.CANCELLED:
-        return  # nobody works on a cancelled task: a new session may take it
-    owner = await read_session(conn, current.session_id)
-    if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
-        raise TaskInActiveSession(task_id, owner.session_id, str(owner.status))
+    held = holding_session(current)
+    if held is not None:
+        refuse_if_held(task_id, await read_session(conn, held))
