@@ -19,11 +19,10 @@ import tomli_w
 from orchestrator.adapter import ConfigFile, KeyPath
 from orchestrator.config.yaml_source import dump_yaml_mapping, parse_yaml_mapping
 from orchestrator.errors import ConfigError
+from orchestrator.safety.redaction import is_sensitive
 
 __all__ = ["Merged", "dotted", "dump", "merge_config", "parse", "render", "secret_values"]
 
-# A key whose value is a secret: a login, an MCP server's token, a header's bearer.
-_SECRET_KEY = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTHORIZATION|BEARER", re.I)
 # JSON with comments: strings are matched first, so a "//" inside one is kept.
 _JSONC = re.compile(r'"(?:[^"\\]|\\.)*"|//[^\n]*|/\*.*?\*/', re.S)
 
@@ -87,9 +86,15 @@ def secret_values(data: Mapping[str, Any], logins: Sequence[KeyPath]) -> dict[st
     one (``apiKey``, ``GITHUB_TOKEN``, ``Authorization``), or one of ``logins``."""
     found: dict[str, str] = {}
     for path, value in _leaves(data):
-        if isinstance(value, str) and value and (path in logins or _SECRET_KEY.search(path[-1])):
+        if isinstance(value, str) and value and (path in logins or _secret_key(path[-1])):
             found[dotted(path)] = value
     return found
+
+
+def _secret_key(name: str) -> bool:
+    """A key named like a secret (``apiKey``, ``GITHUB_TOKEN``), or an HTTP header that
+    carries one (an MCP server's ``Authorization``)."""
+    return is_sensitive(name) or name.lower() in ("authorization", "proxy-authorization")
 
 
 def dotted(path: KeyPath) -> str:
