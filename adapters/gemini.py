@@ -207,7 +207,7 @@ class GeminiAdapter(Adapter):
         owned_flags: ClassVar[Mapping[str, str]] = {
             **owns(PROMPT, "-p", "--prompt", "-i", "--prompt-interactive"),
             **owns(OUTPUT, "-o", "--output-format"),
-            **owns(option("approval_mode"), "-y", "--yolo", "--approval-mode"),
+            **owns(option("approval_mode"), "-y", "--yolo", "--approval-mode", "--allowed-tools"),
             **owns(MODEL, "-m", "--model"),
             **owns(SESSION, "-r", "--resume", "--session-id", "--session-file"),
         }
@@ -278,6 +278,10 @@ class GeminiAdapter(Adapter):
             required["context"] = {"fileName": ["GEMINI.md", _CONTEXT_FILE.split("/")[-1]]}
         if request.mcp_servers:
             required["mcpServers"] = {s.name: mcp_entry(s, "gemini") for s in request.mcp_servers}
+        if self.read_only_reason():
+            # The user's tools.allowed runs the tools it names without approval, so an edit or
+            # shell tool there would write in a mode the run counts on not writing.
+            required["tools"] = {"allowed": []}
         return ConfigFile(format="json", defaults=defaults, required=required)
 
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:

@@ -184,7 +184,7 @@ class QwenAdapter(Adapter):
             **owns(PROMPT, "-p", "--prompt", "-i", "--prompt-interactive"),
             **owns(option("auth_type"), "--auth-type"),
             **owns(OUTPUT, "-o", "--output-format"),
-            **owns(option("approval_mode"), "-y", "--yolo", "--approval-mode"),
+            **owns(option("approval_mode"), "-y", "--yolo", "--approval-mode", "--allowed-tools"),
             **owns(option("max_session_turns"), "--max-session-turns"),
             **owns(MODEL, "-m", "--model"),
             **owns(SESSION, "-r", "--resume", "-c", "--continue", "--session-id"),
@@ -252,6 +252,10 @@ class QwenAdapter(Adapter):
         required: dict[str, Any] = {"model": model} if model else {}
         if request.mcp_servers:
             required["mcpServers"] = {s.name: mcp_entry(s, "gemini") for s in request.mcp_servers}
+        if self.read_only_reason():
+            # The user's tools.allowed runs the tools it names without approval, so an edit or
+            # shell tool there would write in a mode the run counts on not writing.
+            required["tools"] = {"allowed": []}
         return ConfigFile(
             format="json", defaults=defaults, required=required, logins=(_SETTINGS_KEY,)
         )

@@ -22,6 +22,7 @@ from adapters.codex import CodexAdapter
 from adapters.gemini import GeminiAdapter
 from adapters.qwen import QwenAdapter
 from orchestrator.adapter import Adapter, AdapterRequest, ConfigFile
+from orchestrator.errors import AdapterError
 from orchestrator.runner.config_merge import dump, merge_config, parse, render, secret_values
 from orchestrator.runner.user_config import MAX_USER_FILE, Carried, carry_user_config, forget
 from orchestrator.safety import secret_mask
@@ -445,3 +446,34 @@ def test_render_is_what_a_start_writes(user_home: Path, private: Path) -> None:
     })  # fmt: skip
 
     assert (private / ".qwen" / "settings.json").read_text() == render(config, user)
+
+
+@pytest.mark.parametrize(
+    ("adapter_type", "folder", "mode"),
+    [(GeminiAdapter, ".gemini", "plan"), (GeminiAdapter, ".gemini", "default")]
+    + [(QwenAdapter, ".qwen", mode) for mode in ("plan", "default", "auto")],
+)
+def test_a_read_only_approval_mode_is_not_loosened_by_the_users_allowed_tools(
+    user_home: Path, private: Path, adapter_type: type[Adapter], folder: str, mode: str
+) -> None:
+    """``tools.allowed`` runs the tools it names without approval: the user's list would let
+    an edit or shell tool write in a mode the run counts on not writing. Emptied there (and
+    said), kept in a mode that writes anyway."""
+    allowed = ["run_shell_command", "write_file", "edit", "replace"]
+    _write(user_home / folder / "settings.json", json.dumps({"tools": {"allowed": allowed}}))
+    env = {"HOME": str(user_home)}
+
+    read_only = adapter_type({"approval_mode": mode})
+    carried, _ = _carry(read_only, private, env)
+    assert read_only.read_only_reason()
+    assert _json(private / folder / "settings.json")["tools"]["allowed"] == []
+    assert carried.notes[0].endswith("the run's own value replaced the user's for: tools.allowed")
+
+    _carry(adapter_type({"approval_mode": "yolo"}), private, env)
+    assert _json(private / folder / "settings.json")["tools"]["allowed"] == allowed
+
+
+@pytest.mark.parametrize("adapter_type", [GeminiAdapter, QwenAdapter])
+def test_allowed_tools_flag_is_the_approval_modes_to_set(adapter_type: type[Adapter]) -> None:
+    with pytest.raises(AdapterError, match="--allowed-tools is set by the adapter itself"):
+        adapter_type({"approval_mode": "plan", "extra_args": ["--allowed-tools", "write_file"]})

@@ -22,7 +22,7 @@ import anyio
 import typer
 
 from orchestrator.adapter import Adapter
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.cli.adapters_live import live_check, live_targets
 from orchestrator.config import adapter_entry
 from orchestrator.config.load import load_config
@@ -199,7 +199,7 @@ _LIVE = (
 def list_adapters(as_json: JsonOption = False, wide: WideOption = False) -> None:
     """Every adapter the installed plugins provide, with its binary, version and plugin."""
     registry = plugins.default_plugins().registry
-    reports = anyio.run(survey, registry, _registered(registry, None))
+    reports = event_loop.run(survey, registry, _registered(registry, None))
     if as_json:
         console.print_lines(json.dumps([asdict(report) for report in reports], indent=2))
         return
@@ -246,7 +246,7 @@ def check_adapters(
     registry = plugins.default_plugins().registry
     chosen = _configured(registry, config, name) if config else _registered(registry, name)
     entries = _entries(config) if config else None
-    reports = anyio.run(survey, registry, chosen, entries)
+    reports = event_loop.run(survey, registry, chosen, entries)
     # Surveying everything, a CLI this machine lacks and a preset without options are listed,
     # not failures; one named, or declared by a run config, has to work.
     verdicts = [_verdict(report, surveyed=config is None and name is None) for report in reports]
@@ -273,7 +273,7 @@ def _verdict(report: Report, *, surveyed: bool) -> str:
 
 
 def _check_live(name: str | None, as_json: bool, wide: bool) -> None:
-    reports = anyio.run(live_check, live_targets(name), console.print_progress)
+    reports = event_loop.run(live_check, live_targets(name), console.print_progress)
     if as_json:
         console.print_lines(json.dumps([asdict(report) for report in reports], indent=2))
     else:

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.cli.store_access import open_store, pick_session, running_process
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -63,7 +62,7 @@ def cancel(
 ) -> None:
     """Cancel TASK of the newest unfinished run of FILE."""
     config = load_config(file)
-    outcome = anyio.run(_cancel, config, check_id(task, "task id"), session)
+    outcome = event_loop.run(_cancel, config, check_id(task, "task id"), session)
     if as_json:
         console.print_lines(json.dumps(outcome.as_dict(), indent=2))
     elif outcome.action == "cancelled":

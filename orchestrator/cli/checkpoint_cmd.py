@@ -20,10 +20,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
-import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.cli.store_access import open_store, pick_session, running_process
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -66,7 +65,7 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Snapshot the newest session of FILE (its record and every task's state)."""
-    info = anyio.run(_create, load_config(file), session, reason)
+    info = event_loop.run(_create, load_config(file), session, reason)
     if as_json:
         console.print_lines(info.model_dump_json(indent=2))
     else:
@@ -85,7 +84,7 @@ def list_(
 ) -> None:
     """List the checkpoints of FILE's runs, oldest first."""
     config = load_config(file)
-    infos = anyio.run(_list, config, session)
+    infos = event_loop.run(_list, config, session)
     if as_json:
         console.print_lines(json.dumps([i.model_dump(mode="json") for i in infos], indent=2))
     elif not infos:
@@ -102,7 +101,7 @@ def restore(
     as_json: JsonOption = False,
 ) -> None:
     """Put a session and its tasks back as checkpoint CHECKPOINT_ID holds them."""
-    snapshot = anyio.run(_restore, load_config(file), check_id(checkpoint_id, "checkpoint id"))
+    snapshot = event_loop.run(_restore, load_config(file), check_id(checkpoint_id, "checkpoint id"))
     if as_json:
         console.print_lines(snapshot.model_dump_json(indent=2))
         return

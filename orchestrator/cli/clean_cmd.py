@@ -20,10 +20,9 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.cli.store_access import open_store
 from orchestrator.cli.worktrees_cmd import PruneOutcome, describe_prune, prune_dead
 from orchestrator.config.durations import format_duration, parse_duration
@@ -52,7 +51,7 @@ def clean(
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
     config = load_config(file)
-    removed, locks, expired, outcome = anyio.run(_clean, config, seconds)
+    removed, locks, expired, outcome = event_loop.run(_clean, config, seconds)
     if as_json:
         result: dict[str, Any] = {
             "older_than_seconds": seconds,

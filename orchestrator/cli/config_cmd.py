@@ -8,10 +8,9 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.config.load import RunConfig, run_config_json_schema
 from orchestrator.errors import ConfigIssue
 from orchestrator.plugins import host as plugins
@@ -58,7 +57,7 @@ def validate(
     from orchestrator.run.config_check import validate_config
 
     registry = plugins.default_plugins().registry
-    found = anyio.run(validate_config, file, registry, os.environ)
+    found = event_loop.run(validate_config, file, registry, os.environ)
     errors, warnings = found.errors, found.warnings
     if strict:
         errors, warnings = sorted([*errors, *warnings], key=_line), []

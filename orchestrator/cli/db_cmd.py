@@ -21,10 +21,9 @@ import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.errors import RunError, UsageError
 from orchestrator.state.postgres.cluster import LocalCluster, Started
 from orchestrator.state.postgres.connection import DSN_VARIABLE
@@ -75,7 +74,7 @@ def up(
         with console.status() as say:
             return await cluster.up(port=port, progress=say)
 
-    started = anyio.run(start)
+    started = event_loop.run(start)
     if as_json:
         console.print_lines(json.dumps({**_describe(cluster), "action": str(started)}, indent=2))
         return
@@ -99,7 +98,7 @@ def down(directory: DirArg = DEFAULT_DIR, as_json: JsonOption = False) -> None:
     """Stop the local PostgreSQL server in DIR (its files stay)."""
     cluster = LocalCluster(directory)
     made = cluster.exists()
-    stopped = anyio.run(cluster.down) if made else False
+    stopped = event_loop.run(cluster.down) if made else False
     if as_json:
         action = "stopped" if stopped else "not running" if made else "no cluster"
         data = {"directory": str(cluster.directory), "action": action, "running": False}

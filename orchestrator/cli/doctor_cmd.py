@@ -24,10 +24,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
-import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.cli.adapters_live import LiveReport, live_check, live_targets
 from orchestrator.config.run import RunConfig
 from orchestrator.plugins import host as plugins
@@ -71,7 +70,7 @@ def doctor(
         file = DEFAULT_CONFIG
     registry = plugins.default_plugins().registry
     config = None if file is None else _valid_config(file, registry)
-    checks = anyio.run(_checks, config, registry, str(file) if file else None, live)
+    checks = event_loop.run(_checks, config, registry, str(file) if file else None, live)
     checks.sort(key=lambda check: GROUPS.index(check.group))  # stable: order within a group
     failed = [check for check in checks if check.status is Status.FAIL]
     if as_json:
@@ -92,7 +91,7 @@ def _valid_config(file: Path, registry: AdapterRegistry) -> RunConfig:
     and exit code 2 when it is invalid. What this machine lacks is for the checklist."""
     from orchestrator.run.config_check import validate_config  # reaches the scheduler: lazily
 
-    found = anyio.run(validate_config, file, registry, os.environ)
+    found = event_loop.run(validate_config, file, registry, os.environ)
     if found.errors or found.config is None:
         console.print_error("\n".join(str(issue) for issue in found.errors))
         raise typer.Exit(2)

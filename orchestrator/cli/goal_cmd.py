@@ -25,10 +25,9 @@ import shlex
 from pathlib import Path
 from typing import Annotated
 
-import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.errors import UsageError
 from orchestrator.plugins.host import default_plugins
 from orchestrator.run.goal import DEFAULT_ROUNDS, GoalPlan, plan_from_goal
@@ -79,7 +78,7 @@ def config_file(file: Path | None) -> Path:
 def make_plan(file: Path, goal: str, planner: str | None, rounds: int) -> GoalPlan:
     """The goal's valid plan (``PlanRefused`` when none came), progress said on stderr."""
     plugins = default_plugins()
-    return anyio.run(
+    return event_loop.run(
         lambda: plan_from_goal(
             file,
             goal,

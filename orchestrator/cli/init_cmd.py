@@ -15,10 +15,9 @@ import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.plugins import host as plugins
 from orchestrator.run.cli_detect import CliState
 from orchestrator.run.cli_fixes import login_fix
@@ -46,7 +45,7 @@ def init(
         await write_config(plan, force=force)
         return plan
 
-    plan = anyio.run(make)
+    plan = event_loop.run(make)
     steps = _next_steps(output, plan)
     if as_json:
         console.print_lines(json.dumps(_as_json(plan, steps), indent=2))

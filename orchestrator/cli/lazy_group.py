@@ -11,12 +11,13 @@ and ``council status`` do not import the modules of every other command.
 from __future__ import annotations
 
 import importlib
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 __all__ = ["CommandRef", "LazyGroup", "load_command"]
 
@@ -36,12 +37,37 @@ def load_command(name: str, ref: CommandRef) -> Any:
     module_name, _, attribute = ref.target.partition(":")
     found = getattr(importlib.import_module(module_name), attribute)
     if isinstance(found, typer.Typer):
-        return typer.main.get_group(found)
+        return plain_usage(typer.main.get_group(found))
     if callable(found):
         single = typer.Typer(add_completion=False)
         single.command(name)(found)
-        return typer.main.get_command(single)
+        return plain_usage(typer.main.get_command(single))
     raise TypeError(f"{ref.target} is neither a typer app nor a function")
+
+
+def plain_usage(command: Any) -> Any:
+    """``command`` (and its subcommands) with usage lines as click writes them, ``FILE`` for a
+    required argument and ``[FILE]`` for an optional one, the names the help texts use: typer
+    0.28 writes ``{file}`` and ``[file]`` instead."""
+    for param in getattr(command, "params", ()):
+        if isinstance(param, TyperArgument):
+            typer_metavar = param.make_metavar
+            param.make_metavar = types.MethodType(  # type: ignore[method-assign]
+                lambda self, ctx, *, usage=False, own=typer_metavar: (
+                    _usage_metavar(self) if usage else own(ctx)
+                ),
+                param,
+            )
+    for sub in getattr(command, "commands", {}).values():
+        plain_usage(sub)
+    return command
+
+
+def _usage_metavar(argument: Any) -> str:
+    name = str(argument.metavar or argument.name or "").strip("[]{}").upper()
+    if argument.nargs != 1:
+        name += "..."
+    return name if argument.required else f"[{name}]"
 
 
 class _Deferred(TyperCommand):

@@ -52,7 +52,7 @@ from typing import Annotated
 import anyio
 import typer
 
-from orchestrator.cli import console, run_finder
+from orchestrator.cli import console, event_loop, run_finder
 from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
 from orchestrator.cli.live_board import Stopping, show_board
 from orchestrator.cli.summary import JsonOption, WideOption, finish
@@ -136,16 +136,16 @@ def run(
         return
     # Every refusal before any change: the setup's problems, then a task an interrupted
     # session still holds, and only then may the base's checkout be detached.
-    anyio.run(council.preflight)
+    event_loop.run(council.preflight)
     try:
-        anyio.run(check_unblocked, council.config)
+        event_loop.run(check_unblocked, council.config)
     except TaskInActiveSession as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
     why = _Stop()
     try:
-        report = anyio.run(_drive, council, council.run, not as_json, why)
+        report = event_loop.run(_drive, council, council.run, not as_json, why)
     except (TaskInActiveSession, DefinitionsDiffer) as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
     _finish(report, as_json, wide, file, why)
@@ -182,14 +182,14 @@ def resume(
     council = Council.from_config(file, join=JoinChoice(adopt=adopt, add_tasks=add_tasks))
     # Refused in this order, and before `async with` creates `.council`: the setup's own
     # problems first, then a repository where no run ever kept state.
-    anyio.run(council.preflight)
+    event_loop.run(council.preflight)
     check_resumable(council.config)
-    anyio.run(check_run_lock, council.config)  # before --if-base-dirty detach changes anything
+    event_loop.run(check_run_lock, council.config)  # before --if-base-dirty detach changes anything
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
     why = _Stop()
     try:
-        report = anyio.run(_drive, council, lambda: council.resume(session), not as_json, why)
+        report = event_loop.run(_drive, council, lambda: council.resume(session), not as_json, why)
     except DefinitionsDiffer as refused:
         raise refused.for_config(shlex.quote(str(file)), "resume") from None
     _finish(report, as_json, wide, file, why)
@@ -226,7 +226,7 @@ def _remember(council: Council, file: Path) -> None:
 def check_base_checkout(council: Council, choice: IfBaseDirty) -> None:
     """Say once, before anything starts, that the base's checkout holds uncommitted work,
     and do what the user chose (``run.base_checkout``)."""
-    dirty = anyio.run(dirty_base_checkout, council.config)
+    dirty = event_loop.run(dirty_base_checkout, council.config)
     if dirty is None:
         return
     console.print_warning(f"warning: {dirty.warning()}")
@@ -234,7 +234,7 @@ def check_base_checkout(council: Council, choice: IfBaseDirty) -> None:
         console.print_error("not started (--if-base-dirty stop); nothing was changed")
         raise typer.Exit(2)
     if choice == IfBaseDirty.DETACH:
-        commit = anyio.run(detach, dirty)
+        commit = event_loop.run(detach, dirty)
         console.print_warning(
             f"detached {dirty.checkout} at {commit}, your changes kept there; tasks land on "
             f"{dirty.base_branch} alone. Afterwards: git -C {shlex.quote(str(dirty.checkout))} "

@@ -29,10 +29,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
 
-from orchestrator.cli import console, state_health_cmd
+from orchestrator.cli import console, event_loop, state_health_cmd
 from orchestrator.cli.store_access import open_store
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -88,7 +87,7 @@ def conflicts(
         async with open_store(config) as store:
             return await list_conflicts(store)
 
-    pending = anyio.run(read)
+    pending = event_loop.run(read)
     if as_json:
         console.print_lines(json.dumps([asdict(c) for c in pending], indent=2))
     elif not pending:
@@ -138,7 +137,7 @@ def resolve(
                 return f"task {record.task_id} is at version {record.version}"
             return f"{record.namespace}/{record.key} is at version {record.version}"
 
-    console.print_success(f"resolved {conflict_id} ({take.value}): {anyio.run(settle)}")
+    console.print_success(f"resolved {conflict_id} ({take.value}): {event_loop.run(settle)}")
 
 
 @app.command()
@@ -155,7 +154,7 @@ def verify(
         async with open_store(config) as store:
             return await store.verify_records()
 
-    problems = anyio.run(check)
+    problems = event_loop.run(check)
     if as_json:
         console.print_lines(json.dumps([p.model_dump() for p in problems], indent=2))
     elif not problems:
@@ -219,7 +218,7 @@ def history(
 ) -> None:
     """Show a record's versions, oldest first, with what each changed (archived ones too)."""
     kind = _kind(kind)
-    versions = anyio.run(_versions, load_config(file), kind, key, limit)
+    versions = event_loop.run(_versions, load_config(file), kind, key, limit)
     # Each version against the one before it; the oldest kept has nothing to compare with.
     steps = [
         (new, field_changes(old, new) if old is not None else None)
@@ -253,7 +252,7 @@ def diff(
 ) -> None:
     """Show what changed in a record between two of its versions (archived ones too)."""
     kind = _kind(kind)
-    versions = {v["version"]: v for v in anyio.run(_versions, load_config(file), kind, key)}
+    versions = {v["version"]: v for v in event_loop.run(_versions, load_config(file), kind, key)}
     missing = [v for v in (first, second) if v not in versions]
     if missing:
         kept = f"{min(versions)}-{max(versions)}"

@@ -21,11 +21,10 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import anyio
 import typer
 from pydantic import ByteSize, TypeAdapter, ValidationError
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.cli.store_access import open_store
 from orchestrator.config.durations import format_duration
 from orchestrator.config.load import load_config
@@ -59,7 +58,7 @@ def health(
         async with open_store(config) as store:
             return await store.health(large_record_bytes=threshold)
 
-    report = anyio.run(look)
+    report = event_loop.run(look)
     if as_json:
         data = report.model_dump(mode="json")
         data |= {"healthy": report.healthy, "last_checkpoint_age": report.last_checkpoint_age}
@@ -140,7 +139,7 @@ def import_legacy(
     config = load_config(file)
     source = legacy if legacy is not None else config.repo / LEGACY_STATE_PATH
     try:
-        report = anyio.run(_import, config, source)
+        report = event_loop.run(_import, config, source)
     except StateError as exc:
         raise UsageError(str(exc)) from None  # names the file and what is wrong with it
     if as_json:

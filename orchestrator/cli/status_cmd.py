@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Annotated
 import anyio
 import typer
 
-from orchestrator.cli import console, run_finder
+from orchestrator.cli import console, event_loop, run_finder
 from orchestrator.cli.store_access import newest_report, report_reader
 from orchestrator.cli.summary import SUMMARY, JsonOption, WideOption, finish, print_summary, summary
 from orchestrator.models import SessionStatus
@@ -68,7 +68,7 @@ def status(
     where, events = _status_source(file)
     if watch:
         watch_status(where, as_json, wide, events)
-    report, _ = anyio.run(newest_report, where)
+    report, _ = event_loop.run(newest_report, where)
     if as_json:
         console.print_lines(report.model_dump_json(indent=2))
     else:
@@ -99,7 +99,7 @@ def watch_status(
 ) -> None:
     """``status --watch`` (see the module doc); always ends by raising ``typer.Exit``."""
     try:
-        report = anyio.run(_watch, where, events, not as_json)
+        report = event_loop.run(_watch, where, events, not as_json)
     except KeyboardInterrupt:
         console.print_error("interrupted")
         raise typer.Exit(130) from None

@@ -35,7 +35,7 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.cli.store_access import open_store, running_process, sessions_by_age
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -114,7 +114,7 @@ class PruneOutcome:
 def list_(file: FileArg, as_json: JsonOption = False, wide: WideOption = False) -> None:
     """List the worktrees of FILE's repository."""
     config = load_config(file)
-    infos = anyio.run(_list, config)
+    infos = event_loop.run(_list, config)
     if as_json:
         rows = [{**info.model_dump(mode="json"), "ours": info.ours} for info in infos]
         console.print_lines(json.dumps(rows, indent=2))
@@ -138,7 +138,7 @@ def list_(file: FileArg, as_json: JsonOption = False, wide: WideOption = False) 
 def prune(file: FileArg, as_json: JsonOption = False) -> None:
     """Drop worktrees deleted by hand and clean up those of finished runs, losing nothing."""
     config = load_config(file)
-    outcome = anyio.run(_prune, config)
+    outcome = event_loop.run(_prune, config)
     if as_json:
         console.print_lines(json.dumps(outcome.as_dict(), indent=2))
         return

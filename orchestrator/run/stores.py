@@ -80,8 +80,9 @@ def describe_state(config: RunConfig) -> str:
 async def run_sessions(store: StateStore, config: RunConfig | None) -> list[SessionRecord]:
     """The sessions of the run ``config`` describes, oldest first: every session of a file
     store (it is the repository's own); on a shared database only its team run's (another
-    repository's runs may share the database)."""
-    sessions = await store.list_sessions()
+    repository's runs may share the database). Without their metrics: a caller picks one of
+    them, and computing them reads every task of every session."""
+    sessions = await store.list_sessions(metrics=False)
     if config is None or config.state.backend != "postgresql":
         return sessions
     from orchestrator.scheduler.team import team_for  # git: a team's database only

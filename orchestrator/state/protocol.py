@@ -145,8 +145,10 @@ class StateStore(Protocol):
 
     async def get_active_sessions(self) -> list[SessionRecord]: ...
 
-    async def list_sessions(self) -> list[SessionRecord]:
-        """Every session the store keeps, oldest first."""
+    async def list_sessions(self, *, metrics: bool = True) -> list[SessionRecord]:
+        """Every session the store keeps, oldest first; with ``metrics=False`` their
+        ``metrics`` are not computed from their tasks (they may be stale or empty), for a
+        caller that only picks a session: computing them reads every task of every session."""
         ...
 
     async def recover_session(self, session_id: str, *, force: bool = False) -> SessionSnapshot:

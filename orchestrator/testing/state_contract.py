@@ -28,7 +28,13 @@ from orchestrator.errors import (
     VersionConflict,
 )
 from orchestrator.events import Event, EventType
-from orchestrator.models import ClaimStatus, KeyedRecord, SessionStatus, TaskStatus, utcnow
+from orchestrator.models import (
+    ClaimStatus,
+    KeyedRecord,
+    SessionStatus,
+    TaskStatus,
+    utcnow,
+)
 from orchestrator.state.conflicts import (
     ConflictStrategy,
     MergeConflict,
@@ -282,6 +288,10 @@ class StateStoreContract(
         listed = await store.list_sessions()
         assert [s.session_id for s in listed] == ["s2", "s1"]
         assert listed[0].status == SessionStatus.COMPLETED and listed[1].metrics.total == 1
+        bare = await store.list_sessions(metrics=False)  # the same sessions, not counted
+        assert [
+            s.model_copy(update={"metrics": m.metrics}) for s, m in zip(bare, listed, strict=True)
+        ] == listed
 
     async def test_update_session(self, store: StateStore) -> None:
         await store.create_session({}, ["a"], session_id="s1")

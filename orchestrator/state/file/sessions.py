@@ -135,10 +135,12 @@ class FileSessions:
         found = await core.read_many(core.sessions, None)
         return [await self._with_metrics(s) for s in found if s.status in ACTIVE_SESSION_STATUSES]
 
-    async def list_sessions(self) -> list[SessionRecord]:
+    async def list_sessions(self, *, metrics: bool = True) -> list[SessionRecord]:
         core = self._core
         found = await core.read_many(core.sessions, None)
         ordered = sorted(found, key=lambda s: (s.created_at, s.session_id))
+        if not metrics:
+            return ordered
         return [await self._with_metrics(s) for s in ordered]
 
     async def cleanup_old_sessions(self, days: float) -> int:

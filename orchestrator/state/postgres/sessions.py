@@ -119,12 +119,14 @@ class PgSessions:
             found = [SessionRecord.model_validate(row[0]) for row in await cursor.fetchall()]
             return [await with_metrics(conn, session) for session in found]
 
-    async def list_sessions(self) -> list[SessionRecord]:
+    async def list_sessions(self, *, metrics: bool = True) -> list[SessionRecord]:
         async with self._core.pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT doc FROM council.sessions ORDER BY created_at, session_id"
             )
             found = [SessionRecord.model_validate(row[0]) for row in await cursor.fetchall()]
+            if not metrics:
+                return found
             return [await with_metrics(conn, session) for session in found]
 
     async def cleanup_old_sessions(self, days: float) -> int:

@@ -196,8 +196,8 @@ class PostgresStateStore:
     async def get_active_sessions(self) -> list[SessionRecord]:
         return await self._call(lambda: self._sessions.get_active_sessions())
 
-    async def list_sessions(self) -> list[SessionRecord]:
-        return await self._call(lambda: self._sessions.list_sessions())
+    async def list_sessions(self, *, metrics: bool = True) -> list[SessionRecord]:
+        return await self._call(lambda: self._sessions.list_sessions(metrics=metrics))
 
     async def recover_session(self, session_id: str, *, force: bool = False) -> SessionSnapshot:
         async def clock() -> datetime:
