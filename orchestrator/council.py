@@ -103,9 +103,11 @@ from orchestrator.safety import crashpoints
 from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.board import TaskLine
 from orchestrator.scheduler.cancel import request_cancel
-from orchestrator.scheduler.definitions import JoinChoice
+from orchestrator.scheduler.definitions import JoinChoice, plan_join
+from orchestrator.scheduler.presence import alive_workstations
 from orchestrator.scheduler.scheduler import Scheduler, Services
 from orchestrator.scheduler.team import remote_base_ref, team_for
+from orchestrator.scheduler.team_join import session_to_join
 from orchestrator.state import FileStateStore, StateStore
 from orchestrator.state.session_rules import holding_session, refuse_if_held
 from orchestrator.workflow.record_rules import workflow_rules
@@ -483,16 +485,19 @@ async def check_run_lock(config: RunConfig) -> None:
     (await anyio.to_thread.run_sync(acquire_run_lock, config.repo)).release()
 
 
-async def check_unblocked(config: RunConfig) -> None:
+async def check_unblocked(config: RunConfig, join: JoinChoice | None = None) -> None:
     """Refuse a run, reading only, when one of its tasks belongs to a session that is still
-    active or interrupted (``TaskInActiveSession``, as creating the session would): said
-    before anything touches the user's checkout (``--if-base-dirty detach``) or the state."""
+    active or interrupted (``TaskInActiveSession``, as creating the session would), or, in a
+    team, when the team's session it would join defines its tasks otherwise
+    (``DefinitionsDiffer``, as joining would, unless ``join`` allows it): said before
+    anything touches the user's checkout (``--if-base-dirty detach``) or the state."""
     if config.state.backend == "file" and not config.state_dir.is_dir():
         return  # no run ever kept state here: nothing can own a task
     await check_run_lock(config)  # first: a session another orchestrator runs is active
     if config.state.backend != "file":
         # A team's tasks belong to the team run's active session, which a workstation joins
         # (``scheduler.team_join`` decides, and ``definitions`` refuses a differing one).
+        await _check_team_join(config, join or JoinChoice())
         return
     store = await open_run_store(config)
     async with contextlib.aclosing(store):
@@ -500,6 +505,43 @@ async def check_unblocked(config: RunConfig) -> None:
             held = holding_session(await store.get_task_state(task.id))
             if held is not None:  # as creating the session would decide (``session_rules``)
                 refuse_if_held(task.id, await store.get_session(held))
+
+
+async def _check_team_join(config: RunConfig, join: JoinChoice) -> None:
+    team = await team_for(config)
+    assert team is not None  # a database-backed run is a team's
+    stale = config.scheduler.stale_threshold
+    store = await open_run_store(config)
+    async with contextlib.aclosing(store):
+
+        async def still_running(session_id: str) -> bool:
+            return bool(await alive_workstations(store, session_id, stale))
+
+        session = await session_to_join(store, team, still_running)
+        if session is not None:
+            plan_join(config, {t.id: t for t in config.tasks}, session, team.run_key, join)
+
+
+async def check_team_resume(
+    config: RunConfig, join: JoinChoice, session_id: str | None = None
+) -> None:
+    """Refuse a team's resume, reading only, when the session it would resume (``session_id``,
+    or the newest unfinished) defines its tasks otherwise (``DefinitionsDiffer``, as the
+    resume would, unless ``join`` allows it): said before anything touches the user's
+    checkout. Nothing to check on the file backend, which has no team."""
+    team = await team_for(config)
+    if team is None:
+        return
+    store = await open_run_store(config)
+    async with contextlib.aclosing(store):
+        sessions = await run_sessions(store, config)
+        if session_id is not None:
+            session = next((s for s in sessions if s.session_id == session_id), None)
+        else:
+            unfinished = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
+            session = max(unfinished, key=lambda s: s.created_at, default=None)
+        if session is not None:
+            plan_join(config, {t.id: t for t in config.tasks}, session, team.run_key, join)
 
 
 def check_resumable(config: RunConfig) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from team_helpers import Team, team_task, wait_for
+from worktree_helpers import git
 
 from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
@@ -140,8 +141,17 @@ def test_a_clone_with_an_edited_task_is_refused_and_adopt_runs_the_teams(
         team.start("a")
         wait_for(lambda: _at_gate(team, "t00"), "a to hold t00 at the gate", 60)
         before = _store_facts(pg_dsn, but="t00")
-        refused = team.council("run", str(tmp_path / "b.yaml"), "--json", timeout=60)
+        readme = tmp_path / "b" / "README.md"
+        readme.write_text("b's own edit\n")  # b's checkout is dirty
+        refused = team.council(
+            "run", str(tmp_path / "b.yaml"), "--json", "--if-base-dirty", "detach", timeout=60
+        )
         assert refused.returncode == 2, refused.stderr
+        # Refused before the detach: b's checkout stays on its branch, its edit in place.
+        assert "detached" not in refused.stderr, refused.stderr
+        assert git(tmp_path / "b", "symbolic-ref", "-q", "HEAD") == "refs/heads/main"
+        assert readme.read_text() == "b's own edit\n"
+        git(tmp_path / "b", "checkout", "--", "README.md")
         assert json.loads(refused.stdout)["exit_code"] == 2  # --json: the error as JSON too
         err = refused.stderr
         assert "task 't01' differs from the team's in metadata.phase_instructions" in err, err
@@ -222,9 +232,15 @@ def test_a_clone_resuming_the_team_run_with_an_edited_task_is_refused_then_adopt
         team.signal("a", signal.SIGKILL)  # the only workstation: b resumes its session
         team.finish("a", timeout=30)
         before = _store_facts(pg_dsn, but="")
-        refused = team.council("resume", config, "--json", timeout=60)
+        readme = tmp_path / "b" / "README.md"
+        readme.write_text("b's own edit\n")  # b's checkout is dirty
+        refused = team.council("resume", config, "--json", "--if-base-dirty", "detach", timeout=60)
         assert refused.returncode == 2, refused.stderr
         err = refused.stderr
+        assert "detached" not in err, err  # refused before the detach
+        assert git(tmp_path / "b", "symbolic-ref", "-q", "HEAD") == "refs/heads/main"
+        assert readme.read_text() == "b's own edit\n"
+        git(tmp_path / "b", "checkout", "--", "README.md")
         assert "task 't01' differs from the team's in metadata.phase_instructions" in err, err
         assert f"`council resume {config} --adopt`" in err, err
         assert _store_facts(pg_dsn, but="") == before  # nothing written

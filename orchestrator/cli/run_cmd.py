@@ -56,7 +56,13 @@ from orchestrator.cli import console, event_loop, run_finder
 from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
 from orchestrator.cli.live_board import Stopping, show_board
 from orchestrator.cli.summary import JsonOption, WideOption, finish
-from orchestrator.council import Council, check_resumable, check_run_lock, check_unblocked
+from orchestrator.council import (
+    Council,
+    check_resumable,
+    check_run_lock,
+    check_team_resume,
+    check_unblocked,
+)
 from orchestrator.errors import CouncilError, TaskInActiveSession, UsageError
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
@@ -138,8 +144,8 @@ def run(
     # session still holds, and only then may the base's checkout be detached.
     event_loop.run(council.preflight)
     try:
-        event_loop.run(check_unblocked, council.config)
-    except TaskInActiveSession as refused:
+        event_loop.run(check_unblocked, council.config, join)
+    except (TaskInActiveSession, DefinitionsDiffer) as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
@@ -179,12 +185,18 @@ def resume(
     add_tasks: AddTasksOption = False,
 ) -> None:
     """Continue an interrupted or killed run from where it stood."""
-    council = Council.from_config(file, join=JoinChoice(adopt=adopt, add_tasks=add_tasks))
+    join = JoinChoice(adopt=adopt, add_tasks=add_tasks)
+    council = Council.from_config(file, join=join)
     # Refused in this order, and before `async with` creates `.council`: the setup's own
-    # problems first, then a repository where no run ever kept state.
+    # problems first, then a repository where no run ever kept state; all of them before
+    # --if-base-dirty detach changes anything.
     event_loop.run(council.preflight)
     check_resumable(council.config)
-    event_loop.run(check_run_lock, council.config)  # before --if-base-dirty detach changes anything
+    event_loop.run(check_run_lock, council.config)
+    try:
+        event_loop.run(check_team_resume, council.config, join, session)
+    except DefinitionsDiffer as refused:
+        raise refused.for_config(shlex.quote(str(file)), "resume") from None
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
     why = _Stop()

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import anyio
 
 from orchestrator.errors import StateError, VersionConflict
-from orchestrator.models import SessionStatus, utcnow
+from orchestrator.models import SessionRecord, SessionStatus, utcnow
 from orchestrator.scheduler.team import Team
 from orchestrator.state.protocol import StateStore
 from orchestrator.state.record_rules import new_id
 
-__all__ = ["NAMESPACE", "Joined", "join_team_run", "point_team_run"]
+__all__ = ["NAMESPACE", "Joined", "join_team_run", "point_team_run", "session_to_join"]
 
 NAMESPACE = "team_runs"
 CREATE_GRACE = 30.0  # seconds a joiner waits for the creator to write the session
@@ -67,6 +67,23 @@ async def join_team_run(
             continue  # another workstation wrote it first: read what it wrote
         except StateError as exc:
             raise StateError(f"cannot join team run {team.run_key!r}: {exc}") from exc
+
+
+async def session_to_join(
+    store: StateStore, team: Team, still_running: Callable[[str], Awaitable[bool]]
+) -> SessionRecord | None:
+    """The session ``join_team_run`` would join now, reading only (None: it would create
+    one): for the checks made before anything is changed (``council.check_unblocked``)."""
+    record = await store.get_record(NAMESPACE, team.run_key)
+    session_id = str(record.data.get("session_id", "")) if record is not None else ""
+    session = await store.get_session(session_id) if session_id else None
+    if session is None:
+        return None
+    if session.status == SessionStatus.ACTIVE or (
+        session.status == SessionStatus.INTERRUPTED and await still_running(session_id)
+    ):
+        return session
+    return None
 
 
 async def point_team_run(store: StateStore, team: Team, session_id: str) -> None:
