@@ -180,11 +180,11 @@ async def test_a_killed_council_run_resumes_and_still_merges_one_candidate(
             with anyio.fail_after(patience(20)):
                 while not all([await claimed(store, task_id) for task_id in ids]):
                     await anyio.sleep(0.02)
-            council.kill()  # all three candidates are running: their claims are left behind
+            council.kill()  # all three candidates are running: each is given back, uncounted
         session_id = council.session_id
         left = [await store.get_task_state(task_id) for task_id in ids]
     assert session_id is not None
-    assert [s.status if s else None for s in left] == [TaskStatus.RUNNING] * 3
+    assert [(s.status, s.attempt) if s else None for s in left] == [(TaskStatus.QUEUED, 0)] * 3
 
     async with Council(config) as council:
         report = await council.resume(session_id)

@@ -73,6 +73,8 @@ def resume_completes(tmp_path: Path, config: Path, session_id: str, ids: list[st
     report = json.loads(resumed.stdout)
     assert report["session_id"] == session_id
     assert {t["task_id"]: t["status"] for t in report["tasks"]} == dict.fromkeys(ids, "done")
+    # A stop is no attempt, a second Ctrl-C's kill included: each task is done in one.
+    assert {t["task_id"]: t["attempts"] for t in report["tasks"]} == dict.fromkeys(ids, 1)
     repo = tmp_path / "repo"
     assert sorted(merged_tasks(repo)) == sorted(ids)
     states = task_states(repo)

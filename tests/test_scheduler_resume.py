@@ -137,9 +137,10 @@ async def test_a_killed_run_resumes_without_merging_anything_twice(tmp_path: Pat
         assert session_id is not None
         # Pretend the kill came between the merge and its state write: the task says merging.
         await store.update_task_state("quick", {"status": TaskStatus.MERGING})
-        states = {t.task_id: t.status for t in await store.list_tasks(session_id)}
+        states = {t.task_id: (t.status, t.attempt) for t in await store.list_tasks(session_id)}
 
-    assert states == {"quick": "merging", "slow-1": "running", "slow-2": "running"}
+    # The killed attempts were given back to the queue, not counted: the user stopped them.
+    assert states == {"quick": ("merging", 1), "slow-1": ("queued", 0), "slow-2": ("queued", 0)}
     events: list[Event] = []
     finish = TwoPhases(hang=False)
     async with Council(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 from cli_process_helpers import (
@@ -174,4 +175,38 @@ def test_ctrl_c_on_a_pipeline_into_cat_stops_the_run_resumable_exit_130(tmp_path
     assert code == 130, shown[-2000:]
     assert "Traceback" not in shown and "event subscriber" not in shown
     assert shown.count("stopping:") == 1, shown[-2000:]
+    stopped_and_resumable(tmp_path, repo, config)
+
+
+def test_ctrl_c_after_the_reader_went_away_says_the_stop_once(tmp_path: Path) -> None:
+    # The race of `council run | cat` and Ctrl-C, the other way round: the broken pipe is
+    # found (and said) first, then the signal arrives while the stop is under way.
+    repo, config, gate = piped_config(tmp_path)
+    stubborn = config.read_text().replace('"WRITE slow-draft', '"IGNORE_TERM\\nWRITE slow-draft')
+    config.write_text(stubborn)  # the slow CLI waits out the grace period: the stop lasts
+    process = spawn("run", config, cwd=tmp_path)
+    try:
+        wait_for(lambda: both_running(tmp_path), "both CLIs to run")
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        gate.touch()
+        said = []
+        for line in process.stderr:
+            said.append(line)
+            if "broken pipe" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=90)
+        err = "".join(said) + process.stderr.read()
+        process.stderr.close()
+    finally:
+        reap(process)
+
+    assert code == 130, err  # a signal stopped it too
+    assert [line for line in err.splitlines() if "stopping" in line] == [
+        "stopping: the output's reader went away (broken pipe); running sessions commit their "
+        "work, and council resume goes on"
+    ], err
+    assert "Traceback" not in err
+    config.write_text(stubborn.replace("IGNORE_TERM\\n", ""))
     stopped_and_resumable(tmp_path, repo, config)

@@ -322,7 +322,8 @@ async def _on_signals(council: Council, stopping: Stopping, why: _Stop) -> None:
             why.signalled = True
             if received == 1:
                 stopping.said = "stopping: sessions commit their work (Ctrl-C again: kill them)"
-                console.print_error("stopping: no new sessions; running ones commit their work")
+                if not why.reader_gone:  # else the broken pipe's line said the stop already
+                    console.print_error("stopping: no new sessions; running ones commit their work")
                 council.stop()
             else:
                 stopping.said = "killing the running CLIs"

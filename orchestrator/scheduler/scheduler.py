@@ -342,7 +342,8 @@ class Scheduler:
         self._wake.set()
 
     def kill(self) -> None:
-        """Stop at once: every attempt is cancelled where it stands."""
+        """Stop at once: every attempt is cancelled where it stands, and given back to the
+        queue uncounted (``AttemptRunner.run``): the user's stop is no attempt at the work."""
         self._run.stopping = self._run.killed = True
         if self._scope is not None:
             self._scope.cancel()

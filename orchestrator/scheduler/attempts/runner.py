@@ -122,6 +122,11 @@ class AttemptRunner:
             self._inflight.end(attempt)
             with anyio.CancelScope(shield=True):
                 try:
+                    if self._run.killed and attempt.token and not attempt.lost:
+                        # Killed where it stood (a second Ctrl-C): the user's stop is no
+                        # attempt at the work, as a graceful one is not. Its worktree stays
+                        # for the next attempt, which `resume` starts.
+                        await self._writes.requeue(attempt, "killed by the user")
                     if attempt.group is None:
                         await self._writes.release_locks(attempt)
                     else:
