@@ -29,6 +29,7 @@ _WORDING: dict[str, str] = {
     ),
     EventType.LOCK_DEADLOCK: "{session}: waiting for {path} would deadlock: refused",
     "phase.failed": "{task_id}: {phase} failed ({outcome}): {error}",
+    "phase.stopped": "{task_id}: {phase} stopped",
     "phase.resume_refused": "{task_id}: {phase} could not resume its conversation: started afresh",
     "merge.forecast_conflict": (
         "{task_id}: waits to land until {held_for} has (both change {paths})"
@@ -95,6 +96,7 @@ TRANSITIONS = frozenset(
         "phase.started",
         "phase.completed",
         "phase.failed",
+        "phase.stopped",
         "phase.sent_back",
         "task.taken_over",
         "task.takeover_refused",
@@ -124,7 +126,7 @@ def sentence(event: Event) -> str:
     data = event.data
     wording = _WORDING.get(event.type)
     if event.type == "phase.failed" and data.get("outcome") == "cancelled":
-        wording = _CANCELLED_PHASE  # a stop or a cancel request: what the user asked for
+        wording = _CANCELLED_PHASE  # an older version's log: a stop said as a failure
     if wording is not None:
         try:
             return wording.format_map(_Shown(data))

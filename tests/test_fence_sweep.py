@@ -233,6 +233,7 @@ _STORY_EVENTS = (
     "phase.started",
     "phase.completed",
     "phase.failed",
+    "phase.stopped",
     "phase.leftovers_kept",
     "task.taken_over",
     "task.merged",

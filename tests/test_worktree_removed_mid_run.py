@@ -122,7 +122,7 @@ def test_removed_while_its_cli_runs_the_run_notices_and_resumes_from_the_branch(
     # Noticed while the CLI ran: it was stopped (not left to fail in a vanished directory),
     # and the task went back to the queue without a failure counted against it.
     assert seen(repo, "task.worktree_lost", task_id="busy")
-    assert seen(repo, "phase.failed", task_id="busy", phase="review", outcome="cancelled")
+    assert seen(repo, "phase.stopped", task_id="busy", phase="review", outcome="cancelled")
     metadata = task_states(repo)["busy"].metadata
     assert metadata.get("failures", 0) == 0 and metadata["worktree_losses"] == 1
     assert cli_runs(repo, "review") == 2

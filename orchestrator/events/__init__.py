@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         PhaseResumeRefused,
         PhaseSentBack,
         PhaseStarted,
+        PhaseStopped,
         VerifyDiscarded,
     )
     from orchestrator.events.runs import (
@@ -166,6 +167,7 @@ _WHERE: dict[str, str] = {
     "PhaseResumeRefused": "phases",
     "PhaseSentBack": "phases",
     "PhaseStarted": "phases",
+    "PhaseStopped": "phases",
     "RunFinished": "runs",
     "RunInterrupted": "runs",
     "RunJoined": "runs",
@@ -251,6 +253,7 @@ __all__ = [
     "PhaseResumeRefused",
     "PhaseSentBack",
     "PhaseStarted",
+    "PhaseStopped",
     "RunFinished",
     "RunInterrupted",
     "RunJoined",

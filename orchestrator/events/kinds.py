@@ -82,6 +82,7 @@ class EventType(StrEnum):
     PHASE_STARTED = "phase.started"
     PHASE_COMPLETED = "phase.completed"
     PHASE_FAILED = "phase.failed"
+    PHASE_STOPPED = "phase.stopped"  # cut short by the user's stop or cancel: not a failure
     PHASE_SENT_BACK = "phase.sent_back"
     PHASE_EVENT = "phase.event"  # one line of the CLI's output, parsed (subscribers only)
     PHASE_RESUME_REFUSED = "phase.resume_refused"

@@ -21,6 +21,7 @@ __all__ = [
     "PhaseResumeRefused",
     "PhaseSentBack",
     "PhaseStarted",
+    "PhaseStopped",
     "VerifyDiscarded",
 ]
 
@@ -58,10 +59,19 @@ class PhaseFailed(_PhaseLifecycle):
     @model_validator(mode="before")
     @classmethod
     def _asked_for(cls, data: Any) -> Any:
-        # A phase a stop or a cancel request ended is what the user asked for: no warning.
+        # Logs of older versions say a stopped phase (now ``phase.stopped``) failed "cancelled":
+        # what the user asked for, no warning.
         if isinstance(data, dict) and data.get("outcome") == "cancelled" and "level" not in data:
             return {**data, "level": "info"}
         return data
+
+
+class PhaseStopped(_PhaseLifecycle):
+    """The phase was cut short by what the user asked for (a stop, a kill, a cancel request):
+    not a failure, and no attempt counted for it; the next attempt goes on from it."""
+
+    type: Literal["phase.stopped"] = "phase.stopped"
+    error: str | None = None
 
 
 class PhaseSentBack(_PhaseLifecycle):

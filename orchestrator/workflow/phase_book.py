@@ -25,7 +25,13 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.events import Event
-from orchestrator.events.phases import PhaseCompleted, PhaseFailed, PhaseSentBack, PhaseStarted
+from orchestrator.events.phases import (
+    PhaseCompleted,
+    PhaseFailed,
+    PhaseSentBack,
+    PhaseStarted,
+    PhaseStopped,
+)
 from orchestrator.models import PhaseRecord, PhaseStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
@@ -43,12 +49,16 @@ log = logging.getLogger(__name__)
 PHASE_STARTED = "phase.started"
 PHASE_COMPLETED = "phase.completed"
 PHASE_FAILED = "phase.failed"
+PHASE_STOPPED = "phase.stopped"
 PHASE_SENT_BACK = "phase.sent_back"
 
-_MODELS: dict[str, type[PhaseStarted | PhaseCompleted | PhaseFailed | PhaseSentBack]] = {
+_MODELS: dict[
+    str, type[PhaseStarted | PhaseCompleted | PhaseFailed | PhaseStopped | PhaseSentBack]
+] = {
     PHASE_STARTED: PhaseStarted,
     PHASE_COMPLETED: PhaseCompleted,
     PHASE_FAILED: PhaseFailed,
+    PHASE_STOPPED: PhaseStopped,
     PHASE_SENT_BACK: PhaseSentBack,
 }
 
@@ -134,7 +144,9 @@ class PhaseBook:
             }
         )
         await self._put(record, current=name)
-        await self._emit(PHASE_FAILED, record, error=error[:500])
+        # Cut short by the user (a stop, a kill, a cancel request): said as such, not a failure.
+        kind = PHASE_STOPPED if outcome == "cancelled" else PHASE_FAILED
+        await self._emit(kind, record, error=error[:500])
         return record
 
     async def send_back(self, name: str, result: dict[str, Any]) -> PhaseRecord:
