@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote
 
-from githubkit import GitHub
+from githubkit import GitHub, Response
 from githubkit.exception import RequestError, RequestFailed
 from githubkit_schemas.latest import models
 from pydantic import TypeAdapter, ValidationError
@@ -246,38 +247,25 @@ class GitHubForge:
             etag = self._cache.etag(key) if method == "GET" else None
             if etag is not None:
                 headers["If-None-Match"] = etag
-            try:
-                answer = await self._client.arequest(
-                    method, url, params=dict(params or {}), json=body, headers=headers
-                )
-            except RequestFailed as exc:
-                status = exc.response.status_code
-                lowered = {name.lower(): value for name, value in exc.response.headers.items()}
-                message = _message(exc.response.raw_response.content)
-                wait = self._pacing.rate_wait(status, lowered)
+            answer = await self._send(method, url, params, body, headers)
+            if isinstance(answer, _Failure):
+                # Raised here, outside the client's exception: nothing chains to its request,
+                # which holds the Authorization header.
+                wait = self._pacing.rate_wait(answer.status or 0, answer.headers)
                 if wait is not None:
                     _log.info("GitHub rate limit on %s: waiting %.0f s", where, wait)
                     self._counter.retried += 1
                     await self._pacing.pause(wait, rate=True)
                     continue
-                if status >= 500:
+                if answer.status is None or answer.status >= 500:
                     backoff = self._pacing.server_wait(tries)
                     if backoff is not None:
-                        _log.info("GitHub answered %s to %s: trying again", status, where)
+                        _log.info("GitHub answered %s to %s: trying again", answer.status, where)
                         tries += 1
                         self._counter.retried += 1
                         await self._pacing.pause(backoff, rate=False)
                         continue
-                raise _error(where, status, message, lowered, self._pacing) from None
-            except RequestError as exc:
-                backoff = self._pacing.server_wait(tries)
-                if backoff is None:
-                    detail = type(exc.exc).__name__
-                    raise ForgeUnavailable(where, None, f"no answer ({detail})") from None
-                tries += 1
-                self._counter.retried += 1
-                await self._pacing.pause(backoff, rate=False)
-                continue
+                raise _error(where, answer, self._pacing)
             if answer.status_code == 304:
                 cached = self._cache.body(key)
                 if cached is None:
@@ -291,6 +279,25 @@ class GitHubForge:
             if not content.strip():
                 content = b"[]" if _is_list(model) else b"{}"
             return self._parse(where, model, content)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        headers: dict[str, str],
+    ) -> Response[Any] | _Failure:
+        try:
+            return await self._client.arequest(
+                method, url, params=dict(params or {}), json=body, headers=headers
+            )
+        except RequestFailed as exc:
+            raw = exc.response
+            lowered = {name.lower(): value for name, value in raw.headers.items()}
+            return _Failure(raw.status_code, lowered, _message(raw.raw_response.content))
+        except RequestError as exc:
+            return _Failure(None, {}, f"no answer ({type(exc.exc).__name__})")
 
     @staticmethod
     def _parse(where: str, model: Any, content: bytes) -> Any:
@@ -327,10 +334,20 @@ def _message(raw: bytes) -> str:
     return secret_mask.mask()(message)
 
 
-def _error(
-    where: str, status: int, message: str, headers: Mapping[str, str], pacing: Pacing
-) -> ForgeError:
-    if status in (403, 429) and pacing.announced_wait(status, headers) is not None:
+@dataclass(frozen=True)
+class _Failure:
+    """A request that got no good answer: ``status`` None when none came at all."""
+
+    status: int | None
+    headers: Mapping[str, str]
+    message: str
+
+
+def _error(where: str, failure: _Failure, pacing: Pacing) -> ForgeError:
+    status, message = failure.status, failure.message
+    if status is None:
+        return ForgeUnavailable(where, None, message)
+    if status in (403, 429) and pacing.announced_wait(status, failure.headers) is not None:
         return ForgeUnavailable(
             where, status, f"{message} (rate limited for longer than the client may wait)"
         )
