@@ -143,3 +143,29 @@ def test_an_unset_token_reference_is_named_when_the_environment_is_checked(
         parse_config(text, source="run.yaml", base_dir=tmp_path, environ={})
     assert "run.yaml:2: forge.token: ${NOT_SET_TOKEN} is not set" in str(caught.value)
     parse_config(text, base_dir=tmp_path, environ={"NOT_SET_TOKEN": "x"})
+
+
+async def test_connect_takes_what_the_config_leaves_out_from_the_checkout(tmp_path: Path) -> None:
+    from forge_helpers import OWNER, REPO, TOKEN, bare_repo
+
+    from orchestrator.config.forge import ForgeConfig
+    from orchestrator.forge.connect import connect
+    from orchestrator.testing.fake_github import FakeGitHub
+
+    checkout = init_repo(tmp_path / "checkout", checked_out=True)
+    git(checkout, "remote", "add", "origin", f"git@ghe.example.com:{OWNER}/{REPO}.git")
+    with FakeGitHub(bare_repo(tmp_path), owner=OWNER, repo=REPO, token=TOKEN) as gh:
+        number = gh.create_issue("From the tracker")
+        config = ForgeConfig(api_url=gh.api_url, token="${MY_TOKEN}")
+        forge = await connect(config, checkout, {"MY_TOKEN": TOKEN}, gh=None)
+        assert forge.repo == f"{OWNER}/{REPO}"
+        assert (await forge.get_issue(number)).title == "From the tracker"
+
+    defaults = ForgeConfig()
+    with pytest.raises(ForgeAuthError):
+        await connect(defaults, checkout, {}, gh=None)
+    # the repository and the API from the origin remote alone, before any request is sent
+    made = await connect(defaults, checkout, {"GITHUB_TOKEN": "ghs_someTokenValue"}, gh=None)
+    assert repr(made) == (
+        f"GitHubForge(repo='{OWNER}/{REPO}', api_url='https://ghe.example.com/api/v3')"
+    )

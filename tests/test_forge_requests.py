@@ -143,3 +143,11 @@ async def test_an_unreachable_forge_is_unavailable_after_retries(tmp_path: Path)
         await forge.get_issue(1)
     assert caught.value.status is None
     assert sleeps.taken == [1.0, 2.0]
+
+
+async def test_a_rate_limit_said_only_in_the_message_waits_a_minute(tmp_path: Path) -> None:
+    with rig(tmp_path) as r:
+        number = r.gh.create_issue("One")
+        r.gh.rate_limit_next(1, retry_after=None)
+        assert (await r.forge.get_issue(number)).title == "One"
+        assert r.sleeps.taken == [60.0]

@@ -251,7 +251,7 @@ class GitHubForge:
             if isinstance(answer, _Failure):
                 # Raised here, outside the client's exception: nothing chains to its request,
                 # which holds the Authorization header.
-                wait = self._pacing.rate_wait(answer.status or 0, answer.headers)
+                wait = self._pacing.rate_wait(answer.status or 0, answer.headers, answer.message)
                 if wait is not None:
                     _log.info("GitHub rate limit on %s: waiting %.0f s", where, wait)
                     self._counter.retried += 1
@@ -347,7 +347,7 @@ def _error(where: str, failure: _Failure, pacing: Pacing) -> ForgeError:
     status, message = failure.status, failure.message
     if status is None:
         return ForgeUnavailable(where, None, message)
-    if status in (403, 429) and pacing.announced_wait(status, failure.headers) is not None:
+    if status in (403, 429) and pacing.announced_wait(status, failure.headers, message) is not None:
         return ForgeUnavailable(
             where, status, f"{message} (rate limited for longer than the client may wait)"
         )

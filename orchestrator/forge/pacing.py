@@ -74,15 +74,20 @@ class Pacing:
     clock: Callable[[], float] = time.time
     waited: float = field(default=0.0, init=False)
 
-    def rate_wait(self, status: int, headers: Mapping[str, str]) -> float | None:
+    def rate_wait(self, status: int, headers: Mapping[str, str], message: str = "") -> float | None:
         """Seconds to wait out a rate limit this answer announces (None: it announces none,
         or the wait would overrun the budget, which the caller reports)."""
-        wait = self.announced_wait(status, headers)
+        wait = self.announced_wait(status, headers, message)
         if wait is None or self.waited + wait > self.rate_budget:
             return None
         return wait
 
-    def announced_wait(self, status: int, headers: Mapping[str, str]) -> float | None:
+    def announced_wait(
+        self, status: int, headers: Mapping[str, str], message: str = ""
+    ) -> float | None:
+        """GitHub's rules: ``retry-after`` seconds; else, with ``x-ratelimit-remaining: 0``,
+        until ``x-ratelimit-reset``; else a minute for a 429 or a 403 that says it is a rate
+        limit (a 403 without that is a permission problem, not waited out)."""
         if status not in (403, 429):
             return None
         retry_after = headers.get("retry-after")
@@ -97,7 +102,9 @@ class Pacing:
             except ValueError:
                 return _DEFAULT_RATE_WAIT
             return max(0.0, reset - self.clock()) + 1.0
-        return _DEFAULT_RATE_WAIT if status == 429 else None
+        if status == 429 or "rate limit" in message.lower():
+            return _DEFAULT_RATE_WAIT
+        return None
 
     def server_wait(self, tries: int) -> float | None:
         """The backoff before try ``tries + 1`` after a server error (None: no more tries)."""

@@ -221,11 +221,12 @@ class GitHubSite:
         self._fault(count, Answer(status, shapes.error("Server Error", status)))
 
     def rate_limit_next(
-        self, count: int, *, status: Literal[403, 429] = 403, retry_after: int = 1
+        self, count: int, *, status: Literal[403, 429] = 403, retry_after: int | None = 1
     ) -> None:
-        """The next ``count`` requests hit the secondary rate limit (with ``retry-after``)."""
+        """The next ``count`` requests hit the secondary rate limit (with ``retry-after``
+        unless it is None: then only the message says so)."""
         message = "You have exceeded a secondary rate limit. Please wait a few minutes."
-        headers = (("retry-after", str(retry_after)),)
+        headers = () if retry_after is None else (("retry-after", str(retry_after)),)
         self._fault(count, Answer(status, shapes.error(message, status), headers))
 
     def exhaust_next(self, count: int, reset_epoch: int) -> None:
