@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from githubkit import GitHub, Response
 from githubkit.exception import RequestError, RequestFailed
+from githubkit.utils import UNSET
 from githubkit_schemas.latest import models
 from pydantic import TypeAdapter, ValidationError
 
@@ -367,7 +368,7 @@ def _error(where: str, failure: _Failure, pacing: Pacing) -> ForgeError:
 
 def _given(value: Any) -> Any:
     """None for githubkit's UNSET (a field the answer left out)."""
-    return None if value is None or str(value) == "<UNSET>" else value
+    return None if value is UNSET else value
 
 
 def _login(user: Any) -> str:
