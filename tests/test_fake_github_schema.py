@@ -85,6 +85,10 @@ def _world(r: Rig) -> dict[str, tuple[Any, Any]]:
             _call(r, "PUT", f"/pulls/{number}/merge", {"merge_method": "squash", "sha": sha}),
         ),
         "merged_pull": (models.PullRequest, _call(r, "GET", f"/pulls/{number}")),
+        "closed_pull": (
+            models.PullRequest,
+            _call(r, "PATCH", f"/pulls/{number}", {"state": "closed"}),
+        ),
         "closed": (models.Issue, _call(r, "PATCH", f"/issues/{issue}", {"state": "closed"})),
         "not_found": (models.BasicError, _call(r, "GET", "/issues/999")),
     }

@@ -179,14 +179,15 @@ async def test_merge_lands_on_the_base_in_the_bare_repository(r: Rig, method: Me
     assert (merged.merged, merged.state) == (True, "closed")
 
 
-async def test_a_conflicting_pull_request_is_not_mergeable(r: Rig) -> None:
+@pytest.mark.parametrize("method", ["merge", "squash", "rebase"])
+async def test_a_conflicting_pull_request_is_not_mergeable(r: Rig, method: MergeMethod) -> None:
     r.branch("left", {"shared.txt": "left\n"})
     right = r.branch("right", {"shared.txt": "right\n"})
     r.gh.human_merge(r.gh.open_pull("left", "main", "Left"))
     pull = (await r.forge.open_pull(title="Right", body="", head="right", base="main")).pull
     assert pull.mergeable is False and pull.mergeable_state == "dirty"
     before = r.gh.git.tip("main")
-    outcome = await r.forge.merge_pull(pull.number, method="merge", expected_sha=right)
+    outcome = await r.forge.merge_pull(pull.number, method=method, expected_sha=right)
     assert outcome.kind == "not_mergeable"
     assert "not mergeable" in outcome.message
     assert r.gh.git.tip("main") == before
@@ -234,3 +235,15 @@ async def test_a_pull_request_a_person_merged_or_closed(r: Rig) -> None:
     r.gh.human_close(other.number)
     seen = await r.forge.get_pull(other.number)
     assert (seen.state, seen.merged) == ("closed", False)
+
+
+async def test_a_protection_rule_that_refuses_every_merge(r: Rig) -> None:
+    head = r.branch("feature", {"a.txt": "a\n"})
+    pull = (await r.forge.open_pull(title="T", body="", head="feature", base="main")).pull
+    r.gh.protect("main", refuse="Changes must be made through the merge queue")
+    outcome = await r.forge.merge_pull(pull.number, method="squash", expected_sha=head)
+    assert (outcome.kind, outcome.message) == (
+        "not_mergeable",
+        "Changes must be made through the merge queue",
+    )
+    assert (await r.forge.get_pull(pull.number)).state == "open"
