@@ -56,6 +56,15 @@ async def test_an_exhausted_primary_limit_waits_until_its_reset(tmp_path: Path) 
 async def test_a_rate_limit_longer_than_the_budget_is_an_error(tmp_path: Path) -> None:
     with rig(tmp_path, rate_budget=10) as r:
         number = r.gh.create_issue("One")
+        for _ in range(2):  # the budget is each request's own
+            r.gh.rate_limit_next(1, retry_after=7)
+            await r.forge.get_issue(number)
+        assert r.sleeps.taken == [7.0, 7.0]
+        r.gh.rate_limit_next(2, retry_after=6)  # 6 + 6 is past the budget
+        with pytest.raises(ForgeUnavailable):
+            await r.forge.get_issue(number)
+        assert r.sleeps.taken == [7.0, 7.0, 6.0]
+        r.sleeps.taken.clear()
         r.gh.rate_limit_next(1, retry_after=3600)
         with pytest.raises(ForgeUnavailable) as caught:
             await r.forge.get_issue(number)

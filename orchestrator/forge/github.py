@@ -242,7 +242,7 @@ class GitHubForge:
         url = self._prefix + path
         where = f"{method} {url}"
         key = url + "?" + "&".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
-        tries = 0
+        tries, rate_waited = 0, 0.0
         while True:
             headers = {}
             etag = self._cache.etag(key) if method == "GET" else None
@@ -252,11 +252,14 @@ class GitHubForge:
             if isinstance(answer, _Failure):
                 # Raised here, outside the client's exception: nothing chains to its request,
                 # which holds the Authorization header.
-                wait = self._pacing.rate_wait(answer.status or 0, answer.headers, answer.message)
+                wait = self._pacing.rate_wait(
+                    answer.status or 0, answer.headers, answer.message, rate_waited
+                )
                 if wait is not None:
                     _log.info("GitHub rate limit on %s: waiting %.0f s", where, wait)
                     self._counter.retried += 1
-                    await self._pacing.pause(wait, rate=True)
+                    rate_waited += wait
+                    await self._pacing.pause(wait)
                     continue
                 if answer.status is None or answer.status >= 500:
                     backoff = self._pacing.server_wait(tries)
@@ -264,7 +267,7 @@ class GitHubForge:
                         _log.info("GitHub answered %s to %s: trying again", answer.status, where)
                         tries += 1
                         self._counter.retried += 1
-                        await self._pacing.pause(backoff, rate=False)
+                        await self._pacing.pause(backoff)
                         continue
                 raise _error(where, answer, self._pacing)
             if answer.status_code == 304:

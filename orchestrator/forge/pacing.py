@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from threading import Lock
 
 import anyio
@@ -72,13 +72,15 @@ class Pacing:
     server_retries: int = 3
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
     clock: Callable[[], float] = time.time
-    waited: float = field(default=0.0, init=False)
 
-    def rate_wait(self, status: int, headers: Mapping[str, str], message: str = "") -> float | None:
-        """Seconds to wait out a rate limit this answer announces (None: it announces none,
-        or the wait would overrun the budget, which the caller reports)."""
+    def rate_wait(
+        self, status: int, headers: Mapping[str, str], message: str, waited: float
+    ) -> float | None:
+        """Seconds to wait out a rate limit this answer announces, the request having waited
+        ``waited`` already (None: it announces none, or the wait would overrun the budget,
+        which the caller reports)."""
         wait = self.announced_wait(status, headers, message)
-        if wait is None or self.waited + wait > self.rate_budget:
+        if wait is None or waited + wait > self.rate_budget:
             return None
         return wait
 
@@ -112,7 +114,5 @@ class Pacing:
             return None
         return _SERVER_BACKOFF[min(tries, len(_SERVER_BACKOFF) - 1)]
 
-    async def pause(self, seconds: float, *, rate: bool) -> None:
-        if rate:
-            self.waited += seconds
+    async def pause(self, seconds: float) -> None:
         await self.sleep(seconds)
