@@ -31,6 +31,13 @@ ever needs to import an outside library to handle a failure::
     │   ├── LockUnusable              a lock file nobody holds cannot be used (a link, a full
     │   │                             directory in its place): a person must fix it first
     │   └── DeadlockError             waiting would close a cycle in the wait-for graph
+    ├── ForgeError                    the forge (GitHub) refused or failed a request; carries the
+    │   │                             status and the forge's own message, never the token
+    │   ├── ForgeAuthError            no token, a wrong token (401) or one without the scope (403)
+    │   ├── ForgeNotFound             the issue, pull request or repository is not there (404)
+    │   ├── ForgeRefused              the forge refused the request as asked (422 validation)
+    │   └── ForgeUnavailable          5xx or no connection after the retries, or a rate limit
+    │                                 longer than the forge client may wait
     └── StateError                    the state store could not do what was asked
         ├── VersionConflict           `expected_version` did not match the stored version
         ├── StaleClaim                a write carried a fencing token that no longer holds
@@ -56,6 +63,11 @@ __all__ = [
     "ConfigIssue",
     "CouncilError",
     "DeadlockError",
+    "ForgeAuthError",
+    "ForgeError",
+    "ForgeNotFound",
+    "ForgeRefused",
+    "ForgeUnavailable",
     "GitError",
     "InvalidIdError",
     "LockError",
@@ -364,6 +376,35 @@ class DeadlockError(LockError):
             for waiter, path, holder in cycle
         )
         super().__init__(f"deadlock refused: {steps}")
+
+
+class ForgeError(CouncilError):
+    """The forge answered ``status`` (None: it was not reached) with ``message`` to ``request``
+    (``METHOD /path``, no query, no credentials)."""
+
+    def __init__(self, request: str, status: int | None, message: str) -> None:
+        where = f"answered {status}" if status is not None else "could not be reached"
+        super().__init__(f"GitHub {where} to {request}: {message}")
+        self.request = request
+        self.status = status
+        self.message = message
+
+
+class ForgeAuthError(ForgeError):
+    """No token, a token the forge does not accept (401), or one without the scope (403)."""
+
+
+class ForgeNotFound(ForgeError):
+    """The issue, pull request, commit or repository asked for is not there (404)."""
+
+
+class ForgeRefused(ForgeError):
+    """The forge refused the request as it was asked (422: validation failed)."""
+
+
+class ForgeUnavailable(ForgeError):
+    """Server errors or no connection after the bounded retries, or a rate limit that lifts
+    later than the forge client may wait."""
 
 
 class StateError(CouncilError):

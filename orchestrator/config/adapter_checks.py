@@ -98,8 +98,8 @@ def _option_message(kind: str, model: type[BaseModel], error: Any) -> str:
 
 
 def unset_references(config: RunConfig, environ: Mapping[str, str]) -> list[Problem]:
-    """Each ``${NAME}`` in an adapter's ``env``, or an MCP server's ``env`` and ``headers``,
-    whose variable ``environ`` lacks."""
+    """Each ``${NAME}`` in an adapter's ``env``, an MCP server's ``env`` and ``headers``, or
+    ``forge.token``, whose variable ``environ`` lacks."""
     problems: list[Problem] = []
     places: list[tuple[tuple[str, ...], str]] = [
         (("adapters", name, "env", variable), value)
@@ -109,6 +109,8 @@ def unset_references(config: RunConfig, environ: Mapping[str, str]) -> list[Prob
     for name, server in config.mcp_servers.items():
         for key, values in (("env", server.env), ("headers", server.headers)):
             places += [(("mcp_servers", name, key, var), value) for var, value in values.items()]
+    if config.forge is not None and config.forge.token is not None:
+        places.append((("forge", "token"), config.forge.token))
     for place, value in places:
         for missing in (ref for ref in references(value) if ref not in environ):
             problems.append(

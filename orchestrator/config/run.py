@@ -19,6 +19,7 @@ from orchestrator.config.adapter_entry import AdapterConfig
 from orchestrator.config.checks.problems import format_problems
 from orchestrator.config.checks.run import find_problems
 from orchestrator.config.fields import CommandList, Id, Section, branch_name, resolve_path
+from orchestrator.config.forge import ForgeConfig
 from orchestrator.config.mcp import McpServerConfig
 from orchestrator.config.sandbox import SandboxConfig
 from orchestrator.config.sections import (
@@ -76,6 +77,11 @@ class RunConfig(Section):
         default_factory=dict,
         description="MCP servers every CLI of the run gets, in its own format, beside the "
         "user's own (orchestrator.config.mcp)",
+    )
+    forge: ForgeConfig | None = Field(
+        default=None,
+        description="the forge issues come from and pull requests go to "
+        "(orchestrator.forge; type, repo, api_url, token)",
     )
     tasks: list[TaskConfig]
 

@@ -1,0 +1,57 @@
+"""The run config's ``forge:`` section: where issues come from and pull requests go
+(``orchestrator.forge``). Each setting has a default found at run time: the repository from the
+``origin`` remote, the API beside its host, the token from ``GH_TOKEN``, ``GITHUB_TOKEN`` or
+``gh auth token``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field
+
+from orchestrator.config.fields import NonBlank, Section
+
+__all__ = ["ForgeConfig"]
+
+_PART = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _owner_name(value: str) -> str:
+    owner, slash, name = value.partition("/")
+    if not slash or not _PART.match(owner) or not _PART.match(name) or name in (".", ".."):
+        raise ValueError(f"{value!r} is not OWNER/NAME (such as octo-org/widgets)")
+    return value
+
+
+def _api_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(
+            f"{value!r} is not an http(s) URL: https://api.github.com, or "
+            "https://HOST/api/v3 for GitHub Enterprise Server"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{value!r}: the API URL carries no credentials, query or fragment")
+    return value.rstrip("/")
+
+
+class ForgeConfig(Section):
+    """Issues in, pull requests out: the forge the run's tasks come from and land on."""
+
+    type: Literal["github"] = Field(default="github", description="the forge: github")
+    repo: Annotated[str, AfterValidator(_owner_name)] | None = Field(
+        default=None,
+        description="OWNER/NAME on the forge; default: what the origin remote's URL names",
+    )
+    api_url: Annotated[str, AfterValidator(_api_url)] | None = Field(
+        default=None,
+        description="the REST API: https://api.github.com, or https://HOST/api/v3 for GitHub "
+        "Enterprise Server; default: the one beside the origin remote's host",
+    )
+    token: NonBlank | None = Field(
+        default=None,
+        description="the token, best as a reference such as ${GITHUB_TOKEN}; default: "
+        "GH_TOKEN, then GITHUB_TOKEN, then `gh auth token`; masked in everything stored",
+    )

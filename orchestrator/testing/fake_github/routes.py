@@ -1,0 +1,284 @@
+"""The fake GitHub's endpoints: a request (method, path, headers, JSON body) -> an ``Answer``.
+
+Authentication first (401 ``Bad credentials``; a scopeless token's writes get 403 ``Resource
+not accessible by integration``), then a queued fault if there is one, then the endpoint.
+Lists are paged by ``per_page`` and ``page`` as on GitHub.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from orchestrator.testing.fake_github import objects
+from orchestrator.testing.fake_github.shapes import error, label
+from orchestrator.testing.fake_github.site import API_PREFIX, Answer, GitHubSite
+
+__all__ = ["handle"]
+
+Query = dict[str, str]
+Route = Callable[[GitHubSite, re.Match[str], Query, Any, str], Answer]
+
+
+def handle(
+    site: GitHubSite, method: str, target: str, headers: dict[str, str], payload: Any
+) -> Answer:
+    parts = urlsplit(target)
+    query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+    token = _token(headers.get("authorization", ""))
+    if token != site.token and token not in site.scopeless_tokens:
+        return Answer(401, error("Bad credentials", 401))
+    if method != "GET" and token in site.scopeless_tokens:
+        return Answer(403, error("Resource not accessible by integration", 403))
+    fault = site.next_fault()
+    if fault is not None:
+        return fault
+    prefix = f"{API_PREFIX}/repos/{site.owner}/{site.repo}"
+    if not parts.path.startswith(prefix + "/"):
+        return Answer(404, error("Not Found", 404))
+    rest = parts.path[len(prefix) :]
+    if payload is None:
+        return Answer(400, error("Problems parsing JSON", 400))
+    for verb, pattern, route in _ROUTES:
+        match = pattern.fullmatch(rest)
+        if match and verb == method:
+            with site.lock:
+                return route(site, match, query, payload, token)
+    return Answer(404, error("Not Found", 404))
+
+
+def _token(value: str) -> str:
+    scheme, _, credential = value.partition(" ")
+    return credential.strip() if scheme.lower() in ("token", "bearer") else ""
+
+
+def _page(items: list[Any], query: Query) -> list[Any]:
+    size = max(1, min(100, int(query.get("per_page", "30"))))
+    page = max(1, int(query.get("page", "1")))
+    return items[(page - 1) * size : page * size]
+
+
+def _not_found() -> Answer:
+    return Answer(404, error("Not Found", 404))
+
+
+def _invalid(field: str, code: str = "missing_field") -> Answer:
+    detail = [{"resource": "Issue", "field": field, "code": code}]
+    return Answer(422, error("Validation Failed", 422, detail))
+
+
+# -- issues ---------------------------------------------------------------------------------------
+
+
+def list_issues(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    state = query.get("state", "open")
+    wanted = [name for name in query.get("labels", "").split(",") if name]
+    found = [
+        record
+        for record in sorted(site.issues.values(), key=lambda r: -r.number)
+        if (state == "all" or record.state == state)
+        and all(name in record.labels for name in wanted)
+    ]
+    return Answer(200, [objects.issue(site.urls, r, site.colors) for r in _page(found, query)])
+
+
+def get_issue(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    record = site.issues.get(int(match["n"]))
+    if record is None:
+        return _not_found()
+    return Answer(200, objects.issue(site.urls, record, site.colors))
+
+
+def edit_issue(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    number = int(match["n"])
+    record = site.issues.get(number)
+    if record is None or (match["kind"] == "pulls" and record.pull is None):
+        return _not_found()
+    state = body.get("state")
+    if state not in (None, "open", "closed"):
+        return _invalid("state", "invalid")
+    if state == "closed":
+        site.close(number)
+    elif state == "open" and not (record.pull and record.pull.merged):
+        record.state, record.closed = "open", None
+    if "title" in body:
+        record.title = str(body["title"])
+    if record.pull is not None and match["kind"] == "pulls":
+        return Answer(200, site.pull_json(number))
+    return Answer(200, objects.issue(site.urls, record, site.colors))
+
+
+def add_comment(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    number = int(match["n"])
+    if number not in site.issues:
+        return _not_found()
+    if not isinstance(body.get("body"), str):
+        return _invalid("body")
+    comment = site.add_comment(number, body["body"], site.owner)
+    return Answer(201, objects.issue_comment(site.urls, number, comment))
+
+
+def list_comments(site: GitHubSite, match: re.Match[str], query: Query, b: Any, _: str) -> Answer:
+    number = int(match["n"])
+    record = site.issues.get(number)
+    if record is None:
+        return _not_found()
+    found = _page(record.comments, query)
+    return Answer(200, [objects.issue_comment(site.urls, number, c) for c in found])
+
+
+def add_labels(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    record = site.issues.get(int(match["n"]))
+    if record is None:
+        return _not_found()
+    names = body.get("labels")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        return _invalid("labels", "invalid")
+    for name in names:
+        site.colors.setdefault(name, "ededed")  # GitHub creates a label it does not know
+        if name not in record.labels:
+            record.labels.append(name)
+    record.updated = site.tick()
+    return Answer(200, _labels(site, record.labels))
+
+
+def remove_label(site: GitHubSite, match: re.Match[str], query: Query, b: Any, _: str) -> Answer:
+    record = site.issues.get(int(match["n"]))
+    if record is None:
+        return _not_found()
+    name = unquote(match["name"])
+    if name not in record.labels:
+        return Answer(404, error("Label does not exist", 404))
+    record.labels.remove(name)
+    record.updated = site.tick()
+    return Answer(200, _labels(site, record.labels))
+
+
+def _labels(site: GitHubSite, names: list[str]) -> list[dict[str, Any]]:
+    return [label(site.urls, name, site.colors.get(name, "ededed"), None) for name in names]
+
+
+# -- pull requests --------------------------------------------------------------------------------
+
+
+def list_pulls(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    state = query.get("state", "open")
+    head = query.get("head")
+    found = []
+    for record in sorted(site.issues.values(), key=lambda r: -r.number):
+        if record.pull is None or (state != "all" and record.state != state):
+            continue
+        if head is not None and head != f"{site.owner}:{record.pull.head}":
+            continue
+        found.append(record.number)
+    pulls = [_simple(site.pull_json(number)) for number in _page(found, query)]
+    return Answer(200, pulls)
+
+
+def _simple(full: dict[str, Any]) -> dict[str, Any]:
+    """A pull request as lists show it: without the merge state and the counts."""
+    dropped = {"merged", "mergeable", "rebaseable", "mergeable_state", "merged_by", "comments"}
+    dropped |= {"review_comments", "maintainer_can_modify", "commits", "additions", "deletions"}
+    dropped |= {"changed_files"}
+    return {key: value for key, value in full.items() if key not in dropped}
+
+
+def create_pull(site: GitHubSite, match: re.Match[str], query: Query, body: Any, t: str) -> Answer:
+    for field in ("title", "head", "base"):
+        if not isinstance(body.get(field), str) or not body[field]:
+            return _invalid(field)
+    head, base = str(body["head"]).split(":")[-1], str(body["base"])
+    for record in site.issues.values():
+        if record.pull and record.state == "open" and record.pull.head == head:
+            message = f"A pull request already exists for {site.owner}:{head}."
+            detail = [{"resource": "PullRequest", "code": "custom", "message": message}]
+            return Answer(422, error("Validation Failed", 422, detail))
+    if site.git.tip(head) is None or site.git.tip(base) is None:
+        missing = "head" if site.git.tip(head) is None else "base"
+        detail = [{"resource": "PullRequest", "field": missing, "code": "invalid"}]
+        return Answer(422, error("Validation Failed", 422, detail))
+    number = site.open_pull(head, base, str(body["title"]), str(body.get("body") or ""), site.owner)
+    return Answer(201, site.pull_json(number))
+
+
+def get_pull(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    number = int(match["n"])
+    record = site.issues.get(number)
+    if record is None or record.pull is None:
+        return _not_found()
+    return Answer(200, site.pull_json(number))
+
+
+def list_reviews(site: GitHubSite, match: re.Match[str], query: Query, b: Any, _: str) -> Answer:
+    number = int(match["n"])
+    if number not in site.issues or site.issues[number].pull is None:
+        return _not_found()
+    found = _page(site.reviews.get(number, []), query)
+    return Answer(200, [objects.review(site.urls, number, review) for review in found])
+
+
+def list_review_comments(
+    site: GitHubSite, match: re.Match[str], query: Query, b: Any, _: str
+) -> Answer:
+    number = int(match["n"])
+    if number not in site.issues or site.issues[number].pull is None:
+        return _not_found()
+    found = _page(site.review_comments.get(number, []), query)
+    return Answer(200, [objects.review_comment(site.urls, number, c) for c in found])
+
+
+def merge_pull(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    method = body.get("merge_method", "merge")
+    if method not in ("merge", "squash", "rebase"):
+        return _invalid("merge_method", "invalid")
+    sha = body.get("sha")
+    return site.merge(int(match["n"]), method, sha if isinstance(sha, str) else None, by=site.owner)
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+
+def check_runs(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    sha = _commit(site, match["ref"])
+    if sha is None:
+        return Answer(422, error(f"No commit found for SHA: {match['ref']}", 422))
+    runs = site.check_runs.get(sha, [])
+    shown = [objects.check_run(site.urls, sha, run) for run in _page(runs, query)]
+    return Answer(200, {"total_count": len(runs), "check_runs": shown})
+
+
+def status(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    sha = _commit(site, match["ref"])
+    if sha is None:
+        return Answer(422, error(f"No commit found for SHA: {match['ref']}", 422))
+    records = site.statuses.get(sha, [])
+    return Answer(200, objects.combined_status(site.urls, sha, records, site.default_branch))
+
+
+def _commit(site: GitHubSite, ref: str) -> str | None:
+    ref = unquote(ref)
+    if re.fullmatch(r"[0-9a-f]{40}", ref):
+        return ref
+    return site.git.tip(ref)
+
+
+_N = r"(?P<n>[0-9]+)"
+_ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
+    ("GET", re.compile(r"/issues"), list_issues),
+    ("GET", re.compile(rf"/issues/{_N}"), get_issue),
+    ("PATCH", re.compile(rf"/(?P<kind>issues|pulls)/{_N}"), edit_issue),
+    ("POST", re.compile(rf"/issues/{_N}/comments"), add_comment),
+    ("GET", re.compile(rf"/issues/{_N}/comments"), list_comments),
+    ("POST", re.compile(rf"/issues/{_N}/labels"), add_labels),
+    ("DELETE", re.compile(rf"/issues/{_N}/labels/(?P<name>[^/]+)"), remove_label),
+    ("GET", re.compile(r"/pulls"), list_pulls),
+    ("POST", re.compile(r"/pulls"), create_pull),
+    ("GET", re.compile(rf"/pulls/{_N}"), get_pull),
+    ("GET", re.compile(rf"/pulls/{_N}/reviews"), list_reviews),
+    ("GET", re.compile(rf"/pulls/{_N}/comments"), list_review_comments),
+    ("PUT", re.compile(rf"/pulls/{_N}/merge"), merge_pull),
+    ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/check-runs"), check_runs),
+    ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/status"), status),
+]

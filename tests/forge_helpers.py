@@ -1,0 +1,58 @@
+"""A fake GitHub over a real bare repository, and a forge client pointed at it, for the forge
+tests: the sleeps the client would take are recorded instead of slept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from remote_repo import make_team
+
+from orchestrator.forge.github import GitHubForge
+from orchestrator.forge.pacing import Pacing
+from orchestrator.testing.fake_github import FakeGitHub
+
+TOKEN = "ghp_fakeTokenForTests0123456789"
+OWNER, REPO = "octo", "widgets"
+
+
+@dataclass
+class Sleeps:
+    """An injectable sleep: each wait is recorded, none is slept."""
+
+    taken: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.taken.append(seconds)
+
+
+@dataclass
+class Rig:
+    gh: FakeGitHub
+    forge: GitHubForge
+    sleeps: Sleeps
+    bare: Path
+
+    def branch(self, name: str, files: dict[str, str], message: str = "work") -> str:
+        """Branch ``name`` in the bare repository: one commit with ``files`` over main."""
+        return self.gh.git.commit_files(
+            name, files, message, parent=self.gh.git.tip("main"), force=True
+        )
+
+
+def bare_repo(tmp_path: Path) -> Path:
+    return make_team(tmp_path).remote
+
+
+@contextmanager
+def rig(tmp_path: Path, *, rate_budget: float = 900.0, server_retries: int = 3) -> Iterator[Rig]:
+    bare = bare_repo(tmp_path)
+    sleeps = Sleeps()
+    with FakeGitHub(bare, owner=OWNER, repo=REPO, token=TOKEN) as gh:
+        pacing = Pacing(
+            rate_budget=rate_budget, server_retries=server_retries, sleep=sleeps, clock=lambda: 0.0
+        )
+        forge = GitHubForge(f"{OWNER}/{REPO}", TOKEN, api_url=gh.api_url, pacing=pacing)
+        yield Rig(gh, forge, sleeps, bare)
