@@ -5,6 +5,7 @@ and the wheel installed in a fresh virtual environment running ``council demo``.
 from __future__ import annotations
 
 import configparser
+import fcntl
 import json
 import os
 import subprocess
@@ -31,15 +32,25 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    built = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=patience(180),
-    )
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    """The sdist and the wheel, built once for every worker of the run: ``build`` writes its
+    staging tree into the checkout itself, so two workers building at once break each
+    other's (the one that builds holds the lock, the others wait and take what it built)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's, above each worker's own
+    out = shared / "dist"
+    with (shared / "dist.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "built").exists():
+            built = subprocess.run(
+                [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+                capture_output=True,
+                text=True,
+                env=ENV,
+                timeout=patience(180),
+            )
+            assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+            (out / "built").touch()
     return out
 
 
