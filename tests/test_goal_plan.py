@@ -202,3 +202,50 @@ def test_the_scripted_persona_answers_a_planning_request(tmp_path: Path) -> None
     # No PLAN line at all: a prompt asking for a task list is a planning request.
     plain = extract_task_list([_scripted(planner_prompt("Tidy", "main", 1, 2), tmp_path)])
     assert plain is not None and '"id": "tidy"' in plain
+
+
+# The planning CLI as a Python program (no braces: the command adapter reads them as
+# placeholders): it tries to write into the repository and to
+# see a file beside it, says what happened in its one task's prompt, and answers the plan.
+_PROBING_PLANNER = """\
+import json, pathlib, sys
+repo, beside = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+try:
+    (repo / "escaped.txt").write_text("x")
+    wrote = "wrote"
+except OSError:
+    wrote = "refused"
+seen = "seen" if beside.exists() else "hidden"
+task = "tasks:\\n  - id: t1\\n    prompt: " + json.dumps(wrote + " " + seen)
+print(json.dumps(dict(result="BEGIN COUNCIL TASKS\\n" + task + "\\nEND COUNCIL TASKS")))
+"""
+
+
+@pytest.mark.sandbox
+def test_the_planner_runs_in_the_sandbox_like_every_cli(tmp_path: Path) -> None:
+    """Confined as a session's CLI is: its copy of the base and its HOME writable, the
+    repository read-only, what lies beside it (here under /tmp) out of sight."""
+    repo = new_repo(tmp_path)
+    beside = tmp_path / "beside.txt"
+    beside.write_text("not the planner's\n")
+    entry = {
+        "type": "command",
+        "options": {
+            "binary": sys.executable,
+            "args": ["-c", _PROBING_PLANNER, str(repo), str(beside), "{prompt}"],
+            "output": "jsonl",
+            "result_key": "result",
+        },
+    }
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "repo: repo\nsandbox: bubblewrap\n"
+        f"adapters:\n  planner: {json.dumps(entry)}\n  builder: {{type: scripted}}\n"
+        "default_adapter: builder\n"
+        "workflow: {phases: [{name: plan, adapter: planner}, {name: build}]}\n"
+    )
+
+    plan = anyio.run(lambda: plan_from_goal(config, "Probe", default_plugins(), os.environ))
+
+    assert [task.prompt for task in plan.config.tasks] == ["refused hidden"]
+    assert not (repo / "escaped.txt").exists()

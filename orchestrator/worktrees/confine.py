@@ -28,7 +28,15 @@ from orchestrator.safety import safe_write
 from orchestrator.sandbox.plan import GitReach
 from orchestrator.worktrees.layout import RepoLayout
 
-__all__ = ["adopt_left_objects", "git_reach"]
+__all__ = ["adopt_left_objects", "git_reach", "outside_reach"]
+
+
+async def outside_reach(repo: Path) -> GitReach:
+    """What a CLI that works outside every worktree may reach of the repository (the goal
+    planner, in a copy of the base branch): all of it read-only, nothing of git writable, and
+    ``.council/`` hidden as from any CLI."""
+    layout = await RepoLayout.discover(repo)
+    return GitReach(layout.root, layout.council, writable=(), sealed=())
 
 
 def git_reach(layout: RepoLayout, worktree: Path, branch: str | None) -> GitReach:
