@@ -100,6 +100,7 @@ from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.safety import crashpoints
+from orchestrator.sandbox.choice import settings_for
 from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.board import TaskLine
 from orchestrator.scheduler.cancel import request_cancel
@@ -113,6 +114,7 @@ from orchestrator.state.session_rules import holding_session, refuse_if_held
 from orchestrator.workflow.record_rules import workflow_rules
 from orchestrator.workflow.task_run import WorkflowFn
 from orchestrator.worktrees.manager import WorktreeManager
+from orchestrator.worktrees.models import WorktreeSettings
 
 __all__ = ["CancelError", "Council", "LiveSession", "TaskLine", "request_cancel", "stored_report"]
 
@@ -193,11 +195,13 @@ class Council:
             run_lock.release()
             raise
         try:
+            # Setup commands run in the run's sandbox, as verify commands do.
+            sandbox = await settings_for(config.sandbox)
             worktrees = WorktreeManager(
                 config.repo,
                 store=store,
                 base_branch=config.base_branch,
-                settings=config.worktrees,
+                settings=WorktreeSettings(config.worktrees, sandbox=sandbox),
                 base_ref=None if team is None else remote_base_ref(team, config.base_branch),
             )
             await worktrees.layout()  # a repository problem surfaces here, before any write

@@ -3,10 +3,12 @@ task in parallel, a comparison picks one, only the winner is merged and every br
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 from scheduler_helpers import merged_tasks, new_repo, run_config
 from timing import patience
 from worktree_helpers import git
@@ -195,3 +197,48 @@ async def test_a_killed_council_run_resumes_and_still_merges_one_candidate(
     feature = report.task("feature")
     assert feature.adapter == "gamma"
     assert [c.status for c in feature.candidates] == ["cancelled", "cancelled", "done"]
+
+
+# The judging CLI as a Python program: it tries to write into the repository, then answers the
+# review (its verdict) and the comparison (the winner) alike. No braces: the command adapter
+# reads them as placeholders.
+_PROBING_JUDGE = """\
+import pathlib, sys
+try:
+    (pathlib.Path(sys.argv[1]) / "judged.txt").write_text("x")
+except OSError:
+    pass
+print("VERDICT: approve")
+print("WINNER: beta")
+"""
+
+
+@pytest.mark.sandbox
+async def test_the_judge_runs_in_the_sandbox_like_every_cli(tmp_path: Path) -> None:
+    """The comparing CLI runs outside every worktree, in a directory of its own: confined all
+    the same, the repository read-only to it."""
+    repo = new_repo(tmp_path)
+    builds = {name: f"WRITE feature.py NAME = {name!r}" for name in ADAPTERS}
+    scripted = {"type": "scripted", "options": {"delay": 0}}
+    judge = {
+        "type": "command",
+        "options": {
+            "binary": sys.executable,
+            "args": ["-c", _PROBING_JUDGE, str(repo), "{prompt}"],
+            "output": "text",
+            "success_pattern": "^WINNER",
+        },
+    }
+    config = run_config(
+        repo,
+        [council_task("(the judge's own program answers)", builds)],
+        adapters={**{name: scripted for name in ADAPTERS}, "judge": judge},
+        workflow={"phases": [{"name": "build"}, {"name": "review", "adapter": "judge"}]},
+        sandbox="bubblewrap",
+    )
+    async with Council(config) as council:
+        report = await council.run()
+
+    assert report.exit_code == 0, report.model_dump_json(indent=2)
+    assert git(repo, "show", "main:feature.py") == "NAME = 'beta'"
+    assert not (repo / "judged.txt").exists()

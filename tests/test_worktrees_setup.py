@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from worktree_helpers import branches, commit_on_main, git, make_repo, registered_paths, write
 
+from orchestrator.config.sandbox import SandboxConfig
+from orchestrator.config.sections import WorktreeConfig
 from orchestrator.errors import PathEscapeError, WorkspaceError
+from orchestrator.sandbox.choice import settings_for
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings
@@ -241,3 +244,38 @@ async def test_sparse_checkout(repo: Path) -> None:
     again = await manager.create_session_worktree("s2", "claude", "t2")
     assert entries(repo) == [] and (again.path / "app").exists()
     assert not (again.path / "lib").exists()
+
+
+# A setup command as a Python program: it tries to write into the main checkout and to see a
+# file beside the repository, then writes what happened into the worktree it sets up.
+_PROBING_SETUP = """\
+import os, pathlib, sys
+try:
+    (pathlib.Path(sys.argv[1]) / "set-up.txt").write_text("x")
+    wrote = "wrote"
+except OSError:
+    wrote = "refused"
+seen = "seen" if os.path.exists(sys.argv[2]) else "hidden"
+os.makedirs("build", exist_ok=True)
+pathlib.Path("build/probe").write_text(wrote + " " + seen)
+"""
+
+
+@pytest.mark.sandbox
+async def test_setup_commands_run_in_the_runs_sandbox(
+    tmp_path: Path, repo: Path, store: FileStateStore
+) -> None:
+    """The package scripts a setup command runs come from landed work, which CLIs wrote: they
+    reach what a CLI could (the worktree), not what the user can."""
+    beside = tmp_path / "beside.txt"
+    beside.write_text("not the setup's\n")
+    sandbox = await settings_for(SandboxConfig(mode="bubblewrap"))
+    settings = WorktreeSettings(
+        WorktreeConfig(setup=[[PY, "-c", _PROBING_SETUP, str(repo), str(beside)]]),
+        sandbox=sandbox,
+    )
+    manager = WorktreeManager(repo, store=store, settings=settings)
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+
+    assert (session.path / "build" / "probe").read_text() == "refused hidden"
+    assert not (repo / "set-up.txt").exists()

@@ -93,7 +93,7 @@ from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.safety.redaction import Redactor
 from orchestrator.sandbox import bubblewrap
-from orchestrator.sandbox.plan import GitReach, SandboxSettings, confinement
+from orchestrator.sandbox.plan import GitReach, Sandbox, confinement
 
 __all__ = ["CliRun", "CliWatch", "Sandbox", "classified", "run_cli"]
 
@@ -107,14 +107,6 @@ class CliWatch(Protocol):
     async def started(self, pid: int) -> None: ...
 
     async def ended(self, pid: int) -> None: ...
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    """The sandbox a CLI runs in: its settings and what of the repository it may reach."""
-
-    settings: SandboxSettings
-    reach: GitReach | None  # None where the kind is ``none``: nothing is confined
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ __all__ = [
     "SECRET_PLACES",
     "Confinement",
     "GitReach",
+    "Sandbox",
     "SandboxSettings",
     "command_confinement",
     "confinement",
@@ -78,6 +79,15 @@ class GitReach:
     # store is writable instead (for a caller that cannot take the objects in afterwards).
     objects: Path | None = None
     shared_objects: Path | None = None
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """The sandbox a CLI or a command runs in: its settings and what of the repository it may
+    reach."""
+
+    settings: SandboxSettings
+    reach: GitReach | None  # None where the kind is ``none``: nothing is confined
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from orchestrator.workflow.handoffs.prompts import PromptContext, render_prompt
 from orchestrator.workflow.handoffs.review import parse_winner
 from orchestrator.workflow.handoffs.templates import COUNCIL_TEMPLATE
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
+from orchestrator.worktrees.confine import outside_reach
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -101,6 +102,9 @@ async def pick_best(
         timeout=phase.timeout or DEFAULT_TIMEOUT,
         idle_timeout=phase.idle_timeout or DEFAULT_IDLE_TIMEOUT,
         grace=run_config.scheduler.stop_grace,
+        # Confined like every CLI of a run (``sandbox:``): it works in a directory of its own,
+        # outside every worktree, the repository read-only.
+        reach=lambda: outside_reach(run_config.repo),
     )
     ids = [c.session.session_id for c in verified]
     names = _names(verified)

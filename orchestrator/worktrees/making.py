@@ -25,7 +25,9 @@ from orchestrator.git.gitfile import read_gitfile
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.safety.safe_write import unlink, write_atomic
+from orchestrator.sandbox.plan import Sandbox
 from orchestrator.worktrees.commits import finish_checkout_sync
+from orchestrator.worktrees.confine import git_reach
 from orchestrator.worktrees.models import SessionWorktree, WorktreeSettings
 from orchestrator.worktrees.names import check_ref_id, lock_reason, rescue_ref
 from orchestrator.worktrees.ops import (
@@ -177,6 +179,12 @@ class WorktreeMaker:
         """Copy files and run setup in a checked-out worktree, then mark it ready: the last of
         its multi-step making, so a worktree without the mark was cut short (``_finish``)."""
         settings = self._settings
+        sandbox = None
+        if settings.sandbox is not None and settings.sandbox.binary is not None:
+            reach = await anyio.to_thread.run_sync(
+                git_reach, ws.layout, session.path, session.branch
+            )
+            sandbox = Sandbox(settings.sandbox, reach)
         await prepare_worktree(
             repo_root=ws.layout.root,
             worktree=session.path,
@@ -187,6 +195,7 @@ class WorktreeMaker:
             timeout=settings.setup_timeout,
             log_path=ws.layout.setup_log(session.session_id),
             passthrough=settings.passthrough_env,
+            sandbox=sandbox,
         )
         await anyio.to_thread.run_sync(_mark_ready, ws, session)
 

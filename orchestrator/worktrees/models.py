@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.config.sections import WorktreeConfig
 from orchestrator.ids import SafeId
+from orchestrator.sandbox.plan import SandboxSettings
 
 __all__ = [
     "CommitResult",
@@ -47,6 +48,7 @@ class WorktreeSettings:
         *,
         meta_lock_timeout: float = 120.0,  # wait at most this long for the worktree lock
         stale_lock_age: float = 2.0,  # a younger index.lock is never moved: git may be making it
+        sandbox: SandboxSettings | None = None,  # the run's: setup commands run inside it
         **fields: Any,
     ) -> None:
         if config is not None and fields:
@@ -56,6 +58,7 @@ class WorktreeSettings:
             raise ValueError("meta_lock_timeout must be positive and stale_lock_age not negative")
         self.meta_lock_timeout = meta_lock_timeout
         self.stale_lock_age = stale_lock_age
+        self.sandbox = sandbox
 
     @classmethod
     def from_config(cls, config: WorktreeConfig) -> WorktreeSettings:

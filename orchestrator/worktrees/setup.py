@@ -8,7 +8,9 @@ could point the copy anywhere), else ``PathEscapeError``. A missing source is sk
 noted in the log (an optional ``.env`` is common). Copying runs in a worker thread.
 
 Setup commands are argument lists run in the worktree through ``process.run_command`` (no
-shell, own process group, killed with their children on timeout), with the allow-listed
+shell, own process group, killed with their children on timeout), inside the run's sandbox
+where it has one (``sandbox.commands``: the package scripts they run come from landed work,
+which CLIs wrote, so they reach what a CLI could, not what the user can), with the allow-listed
 environment of every non-CLI child (``process_env.command_env``: never the orchestrator's
 whole environment, since a setup script or the package scripts it runs come from the
 repository, which CLIs write), the ``passthrough`` names, and ``COUNCIL_SESSION_ID``,
@@ -35,6 +37,8 @@ from orchestrator.process.env import command_env
 from orchestrator.safety import safe_write
 from orchestrator.safety.paths import ensure_under
 from orchestrator.safety.secret_mask import mask, remember, remember_named
+from orchestrator.sandbox.commands import confined_argv
+from orchestrator.sandbox.plan import Sandbox
 
 __all__ = ["copy_in", "prepare_worktree"]
 
@@ -85,8 +89,10 @@ async def prepare_worktree(
     timeout: float,
     log_path: Path,
     passthrough: Sequence[str] = (),
+    sandbox: Sandbox | None = None,
 ) -> None:
-    """Copy files in and run the setup commands; raise ``WorkspaceError`` on the first failure."""
+    """Copy files in and run the setup commands (inside ``sandbox`` when given); raise
+    ``WorkspaceError`` on the first failure."""
     if not copy_files and not setup:
         return
     log = _Log(log_path, repo_root)
@@ -106,8 +112,11 @@ async def prepare_worktree(
     for argv in setup:
         shown = shlex.join(argv)
         await log.write(f"$ {shown}\n")
+        started = argv
+        if sandbox is not None:
+            started = await anyio.to_thread.run_sync(confined_argv, sandbox, worktree, argv, env)
         try:
-            result = await run_command(argv, cwd=worktree, env=env, timeout=timeout)
+            result = await run_command(started, cwd=worktree, env=env, timeout=timeout)
         except RunError as exc:
             await log.write(f"{exc}\n")
             raise WorkspaceError(

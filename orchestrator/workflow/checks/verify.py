@@ -18,9 +18,8 @@ could reach is what the CLI could, not what the user can.
 
 from __future__ import annotations
 
-import os
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio.to_thread
@@ -28,27 +27,12 @@ import anyio.to_thread
 from orchestrator.errors import RunError
 from orchestrator.process.command import run_command
 from orchestrator.process.env import command_env
-from orchestrator.runner.cli_run import Sandbox
 from orchestrator.safety.secret_mask import remember, remember_named
-from orchestrator.sandbox import bubblewrap
-from orchestrator.sandbox.plan import command_confinement
+from orchestrator.sandbox.commands import confined_argv
+from orchestrator.sandbox.plan import Sandbox
 from orchestrator.workflow.handoffs.document import VerifyRecord
 
 __all__ = ["DEFAULT_VERIFY_TIMEOUT", "failure_message", "run_verify"]
-
-
-def _confined(
-    sandbox: Sandbox, cwd: Path, argv: Sequence[str], env: Mapping[str, str]
-) -> list[str]:
-    """``argv`` inside the sandbox; as it is when its program is not found (the run then says
-    "command not found", as without a sandbox)."""
-    settings, reach = sandbox.settings, sandbox.reach
-    if settings.binary is None or reach is None:
-        return list(argv)
-    plan = command_confinement(settings, reach, workdir=cwd, argv=argv, env=env)
-    if not os.path.isabs(plan.executable):  # not found: run as is, "command not found"
-        return list(argv)
-    return bubblewrap.command(settings.binary, plan, argv)
 
 
 DEFAULT_VERIFY_TIMEOUT = 600.0
@@ -72,7 +56,7 @@ async def run_verify(
     for argv in commands:
         started = list(argv)
         if sandbox is not None:
-            started = await anyio.to_thread.run_sync(_confined, sandbox, cwd, argv, env)
+            started = await anyio.to_thread.run_sync(confined_argv, sandbox, cwd, argv, env)
         try:
             result = await run_command(started, cwd=cwd, env=env, timeout=timeout)
         except RunError as exc:
