@@ -1,0 +1,237 @@
+"""Following the pull requests of the tasks ``in_review`` (``landing.via: pull_request``),
+every ``landing.poll`` seconds and at once after one is opened.
+
+For each: the pull request, its reviews and (``landing.checks: required``) the checks of its
+head commit, all conditional requests (the forge keeps an ETag per URL, and a 304 costs no
+rate limit). It is **gated** when at least ``landing.approvals`` reviewers' latest deciding
+review approves, none asks for changes, and every check succeeded (at least one reported).
+
+- gated, ``merge: auto``: council merges it through the API, expecting the head it looked at
+  (``merge_pull(expected_sha=...)``); the forge's branch protection decides as for anyone.
+  ``merged``: the remote's base is fetched and the work confirmed on it, then the task is
+  ``done`` with ``merged_commit``. ``not_mergeable`` (a conflict with the moved base, a
+  protection rule) or ``head_changed``: the task ends ``conflict``, the pull request named
+  and left open, its branch kept (no resolve round through a pull request yet).
+- gated, ``merge: manual``: it waits for a person to merge it.
+- merged by a person: as council's merge, confirmed on the base.
+- closed unmerged: the task ends ``failed`` (closed by a human); ``pull.closed``.
+- otherwise it waits: for checks still running (the run goes on), or for a person (reviews,
+  changes asked for, failing or no checks): ``metadata.pull.human``, and a run whose every
+  unfinished task waits on a person ends (``Scheduler``), `council resume` follows again.
+
+A forge that does not answer (5xx, rate limits past the client's own waiting, the network)
+fails nothing: the task keeps waiting, said in its ``waiting`` line, and the next pass tries
+again. Each write is compare-and-set on the task's version: a workstation that wrote first
+wins, the other reads again next pass. Merged once: a pull request already merged is never
+merged again (``get_pull`` first), and a crash between the merge and its record (crash point
+``pull.merged``) is followed by the pull request found merged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from orchestrator.errors import ForgeError, VersionConflict
+from orchestrator.events.pulls import PullClosed, PullMerged, PullNotMerged
+from orchestrator.events.tasks import TaskFailed
+from orchestrator.forge.base import Forge, PullRequest, approvals, latest_reviews
+from orchestrator.models import TaskState, TaskStatus, utcnow
+from orchestrator.safety.crashpoints import crash_point
+from orchestrator.scheduler.attempts.pull_landing import PULL, PULL_REMOTE
+from orchestrator.scheduler.context import RunContext
+
+__all__ = ["PullFollower", "waits_on_person"]
+
+log = logging.getLogger(__name__)
+
+
+def waits_on_person(state: TaskState) -> bool:
+    """An ``in_review`` task nothing in this run can move: its pull request waits for a
+    person (a review, a merge by hand, failing checks)."""
+    pull = state.metadata.get(PULL)
+    return (
+        state.status == TaskStatus.IN_REVIEW
+        and isinstance(pull, dict)
+        and pull.get("human") is True
+    )
+
+
+class PullFollower:
+    def __init__(self, run: RunContext) -> None:
+        self._run = run
+
+    @property
+    def _remote(self) -> str:
+        team = self._run.services.team
+        return team.remote if team is not None else PULL_REMOTE
+
+    async def follow(self) -> bool:
+        """One pass over the run's ``in_review`` tasks; True when some task changed."""
+        run = self._run
+        forge = run.services.forge
+        if forge is None or run.session_id is None:
+            return False
+        changed = False
+        for state in await run.services.store.list_tasks(run.session_id):
+            if state.status != TaskStatus.IN_REVIEW or state.task_id not in run.tasks:
+                continue
+            pull = state.metadata.get(PULL)
+            if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
+                continue
+            try:
+                changed |= await self._follow_one(forge, state, pull)
+            except VersionConflict:
+                changed = True  # written meanwhile (another workstation): read again
+            except ForgeError as exc:
+                changed |= await self._unanswered(state, pull, exc)
+        return changed
+
+    async def _follow_one(self, forge: Forge, state: TaskState, pull: dict[str, Any]) -> bool:
+        number: int = pull["number"]
+        pr = await forge.get_pull(number)
+        if pr.merged:
+            return await self._merged(state, pull, pr, None)
+        if pr.state == "closed":
+            return await self._closed(state, pull, pr)
+        landing = self._run.services.config.landing
+        latest = latest_reviews(await forge.list_reviews(number))
+        approved = len(approvals(list(latest.values())))
+        changes = sorted(n for n, r in latest.items() if r.state == "CHANGES_REQUESTED")
+        checks = "ignored"
+        if landing.checks == "required":
+            checks = (await forge.checks(pr.head_sha)).state
+        checks_ok = checks in ("success", "ignored")
+        seen = {
+            **pull,
+            "state": pr.state,
+            "head_sha": pr.head_sha,
+            "approvals": approved,
+            "checks": checks,
+            "looked": True,
+        }
+        if approved >= landing.approvals and not changes and checks_ok:
+            if landing.merge == "manual":
+                return await self._note(state, seen, f"a person to merge #{number}", human=True)
+            outcome = await forge.merge_pull(
+                number, method=landing.merge_method, expected_sha=pr.head_sha
+            )
+            crash_point("pull.merged")
+            if outcome.kind == "merged":
+                return await self._merged(state, seen, pr, outcome.sha)
+            return await self._not_merged(state, seen, pr, outcome.kind, outcome.message)
+        if changes:
+            why, human = f"changes asked for by {', '.join(changes)}", True
+        elif checks == "pending":
+            why, human = "checks still running", False
+        elif checks == "failure":
+            why, human = "failing checks", True
+        elif checks == "none":
+            why, human = "no checks reported on its head", True
+        else:
+            why = f"{landing.approvals - approved} more approving review(s)"
+            human = True
+        return await self._note(state, seen, f"#{number}: {why}", human=human)
+
+    async def _note(self, state: TaskState, seen: dict[str, Any], why: str, *, human: bool) -> bool:
+        """Record what the pull request waits for, when that changed."""
+        seen = {**seen, "waiting": why, "human": human}
+        if state.metadata.get(PULL) == seen:
+            return False
+        await self._write(state, {"metadata": {**state.metadata, PULL: seen}})
+        return True
+
+    async def _unanswered(self, state: TaskState, pull: dict[str, Any], exc: ForgeError) -> bool:
+        log.warning(
+            "task %s: the forge did not answer about its pull request: %s", state.task_id, exc
+        )
+        said = exc.status or "no answer"
+        why = f"#{pull['number']}: the forge did not answer ({said}); trying again"
+        try:
+            # Not a person's to act on: the run keeps following.
+            return await self._note(state, {**pull, "looked": True}, why, human=False)
+        except VersionConflict:
+            return True
+
+    async def _merged(
+        self, state: TaskState, seen: dict[str, Any], pr: PullRequest, commit: str | None
+    ) -> bool:
+        """Merged on the forge: done once the work is on the remote's base."""
+        merges = self._run.services.merges
+        by_council = commit is not None
+        merged_commit = commit or pr.head_sha
+        landed = await merges.confirm_pull_landed(self._remote, merged_commit)
+        if not landed.contained and not by_council and landed.base is not None:
+            # A person's squash or rebase: the head's commits are not on the base as they
+            # are; the forge's word that it merged is all there is, and the base's tip seen
+            # after it is the landing.
+            merged_commit = landed.base
+            landed = await merges.confirm_pull_landed(self._remote, merged_commit)
+        if not landed.contained:
+            why = f"#{pr.number} merged; its work not seen on the remote's base yet"
+            return await self._note(state, seen, why, human=False)
+        final = {**seen, "state": "merged", "waiting": "", "human": False}
+        updates: dict[str, Any] = {
+            "status": TaskStatus.DONE,
+            "merged_commit": merged_commit,
+            "finished_at": utcnow(),
+            "error": None,
+            "metadata": {**state.metadata, PULL: final},
+        }
+        await self._write(state, updates)
+        await self._run.events.emit(
+            PullMerged(
+                task_id=state.task_id,
+                number=pr.number,
+                url=pr.url,
+                commit=merged_commit,
+                by_council=by_council,
+            )
+        )
+        if landed.behind:
+            log.info("task %s landed by #%s; %s", state.task_id, pr.number, landed.behind)
+        return True
+
+    async def _closed(self, state: TaskState, seen: dict[str, Any], pr: PullRequest) -> bool:
+        error = (
+            f"pull request #{pr.number} was closed without merging (closed by a human): {pr.url}"
+        )
+        final = {**seen, "state": "closed", "waiting": "", "human": False}
+        updates: dict[str, Any] = {
+            "status": TaskStatus.FAILED,
+            "finished_at": utcnow(),
+            "error": error,
+            "metadata": {**state.metadata, PULL: final, "outcome": "pull_closed"},
+        }
+        await self._write(state, updates)
+        await self._run.events.emit(PullClosed(task_id=state.task_id, number=pr.number, url=pr.url))
+        await self._run.events.emit(TaskFailed(task_id=state.task_id, error=error))
+        return True
+
+    async def _not_merged(
+        self, state: TaskState, seen: dict[str, Any], pr: PullRequest, kind: str, message: str
+    ) -> bool:
+        error = (
+            f"pull request #{pr.number} could not be merged ({kind}: {message}); it stays open "
+            f"with branch {pr.head}: {pr.url}"
+        )
+        final = {**seen, "waiting": "", "human": False}
+        updates: dict[str, Any] = {
+            "status": TaskStatus.CONFLICT,
+            "finished_at": utcnow(),
+            "error": error,
+            "metadata": {**state.metadata, PULL: final},
+        }
+        await self._write(state, updates)
+        await self._run.events.emit(
+            PullNotMerged(
+                task_id=state.task_id, number=pr.number, url=pr.url, kind=kind, message=message
+            )
+        )
+        return True
+
+    async def _write(self, state: TaskState, updates: dict[str, Any]) -> None:
+        """Compare-and-set on the version the pass read (``VersionConflict``: read again)."""
+        await self._run.services.store.update_task_state(
+            state.task_id, updates, expected_version=state.version
+        )
