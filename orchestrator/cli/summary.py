@@ -66,8 +66,8 @@ def finish(
         for task in report.tasks:
             if task.status == TaskStatus.IN_REVIEW and task.pull is not None:
                 console.print_warning(
-                    f"{task.task_id}: pull request #{task.pull.number} waits for "
-                    f"{task.pull.waiting or 'review'}: {task.pull.url}"
+                    f"{task.task_id}: pull request #{task.pull.number} waits "
+                    f"({task.pull.waiting or 'review'}): {task.pull.url}"
                 )
         console.print_warning(
             "once they are reviewed or merged, follow them with:\n"

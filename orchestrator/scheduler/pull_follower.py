@@ -60,6 +60,13 @@ def waits_on_person(state: TaskState) -> bool:
 class PullFollower:
     def __init__(self, run: RunContext) -> None:
         self._run = run
+        # The tasks whose pull request this run has looked at: what an earlier run recorded
+        # (waiting on a person) may have changed since, so only a look of this run counts.
+        self.looked: set[str] = set()
+
+    def waits_on_person(self, state: TaskState) -> bool:
+        """``waits_on_person``, as this run's own look found it."""
+        return state.task_id in self.looked and waits_on_person(state)
 
     @property
     def _remote(self) -> str:
@@ -81,6 +88,7 @@ class PullFollower:
                 continue
             try:
                 changed |= await self._follow_one(forge, state, pull)
+                self.looked.add(state.task_id)
             except VersionConflict:
                 changed = True  # written meanwhile (another workstation): read again
             except ForgeError as exc:

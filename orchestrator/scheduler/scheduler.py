@@ -91,7 +91,7 @@ from orchestrator.scheduler.liveness import refuse_if_alive
 from orchestrator.scheduler.monitoring import run_monitor
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
-from orchestrator.scheduler.pull_follower import PullFollower, waits_on_person
+from orchestrator.scheduler.pull_follower import PullFollower
 from orchestrator.scheduler.reconciler import Reconciler
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.rules.queue import held_for_checkout
@@ -578,8 +578,8 @@ class Scheduler:
             and (
                 state.status in TERMINAL_TASK_STATUSES
                 or held_for_checkout(task_id, depends_on, states)
-                or waits_on_person(state)
-                or _after_person(task_id, depends_on, states)
+                or self._pulls.waits_on_person(state)
+                or _after_person(task_id, depends_on, states, self._pulls.waits_on_person)
             )
             for task_id in [*tasks, *self._foreign]
         )
@@ -645,7 +645,10 @@ def _unlooked_pull(state: TaskState) -> bool:
 
 
 def _after_person(
-    task_id: str, depends_on: dict[str, list[str]], states: dict[str, TaskState]
+    task_id: str,
+    depends_on: dict[str, list[str]],
+    states: dict[str, TaskState],
+    waits: Callable[[TaskState], bool],
 ) -> bool:
     """A task that waits (queued, parked) for a dependency whose pull request waits on a
     person, directly or further up: nothing in this run can start it."""
@@ -660,7 +663,7 @@ def _after_person(
         if current in seen or dep is None:
             continue
         seen.add(current)
-        if waits_on_person(dep):
+        if waits(dep):
             return True
         if dep.status in (TaskStatus.QUEUED, TaskStatus.PARKED):
             todo += depends_on.get(current, [])

@@ -1,0 +1,249 @@
+"""Landing by pull request (``landing.via: pull_request``), end to end: ``council`` as a real
+process, the offline scripted CLI doing the work, and the fake GitHub over a real bare
+repository that is the clone's ``origin`` remote.
+
+Each test checks what a person would: one pull request on the forge for the task, its commits
+on the bare repository's base once merged, the task's record, and what ``council`` said.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_process_helpers import ENV, task_states
+from merge_repo import git
+from remote_repo import make_team
+from timing import patience
+
+from orchestrator.models import TaskStatus
+from orchestrator.safety.crashpoints import ENV as CRASH_ENV
+from orchestrator.testing.fake_github import FakeGitHub
+
+TOKEN = "ghp_fakeTokenForPullTests0123456789"
+OWNER, NAME = "octo", "widgets"
+COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
+
+
+def _config(api_url: str, landing: str) -> str:
+    entry = {
+        "id": "one",
+        "prompt": "Add the greeting.\nWRITE one.txt hello from one",
+    }
+    return f"""\
+repo: repo
+adapters:
+  cli: {{type: scripted, options: {{delay: 0}}}}
+default_adapter: cli
+workflow: {{phases: [{{name: build}}]}}
+retry: {{max_retries: 1, backoff_initial: 0.02, backoff_max: 0.1}}
+scheduler: {{tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}}
+landing: {{via: pull_request, poll: 0.2, {landing}}}
+forge: {{repo: {OWNER}/{NAME}, api_url: "{api_url}", token: "${{GH_TOKEN}}"}}
+tasks:
+  - {json.dumps(entry)}
+"""
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, gh: FakeGitHub, bare: Path, landing: str) -> None:
+        self.tmp_path, self.gh, self.bare = tmp_path, gh, bare
+        self.repo = tmp_path / "repo"
+        self.config = tmp_path / "run.yaml"
+        self.config.write_text(_config(gh.api_url, landing))
+
+    def council(
+        self, command: str, crash_at: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**ENV, "GH_TOKEN": TOKEN}
+        env.pop(CRASH_ENV, None)
+        if crash_at is not None:
+            env[CRASH_ENV] = crash_at
+        return subprocess.run(
+            [*COUNCIL, command, str(self.config)],
+            cwd=self.tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=patience(60),
+        )
+
+    def pulls(self) -> list[int]:
+        return [n for n, issue in self.gh.site.issues.items() if issue.pull is not None]
+
+    def only_pull(self) -> int:
+        found = self.pulls()
+        assert len(found) == 1, found
+        return found[0]
+
+    def pull(self, number: int) -> dict[str, Any]:
+        return self.gh.site.pull_json(number)
+
+    def state(self, task_id: str = "one") -> Any:
+        return task_states(self.repo)[task_id]
+
+    def base_has(self, path: str) -> str | None:
+        result = subprocess.run(
+            ["git", "-C", str(self.bare), "show", f"refs/heads/main:{path}"],
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout if result.returncode == 0 else None
+
+
+@pytest.fixture
+def make_rig(tmp_path: Path) -> Iterator[Any]:
+    team = make_team(tmp_path)
+    team.clone("repo")
+    with FakeGitHub(team.remote, owner=OWNER, repo=NAME, token=TOKEN) as gh:
+
+        def make(landing: str) -> Rig:
+            return Rig(tmp_path, gh, team.remote, landing)
+
+        yield make
+
+
+def _approve_and_pass(rig: Rig, number: int) -> None:
+    rig.gh.add_review(number, "alice", "APPROVED")
+    rig.gh.set_check_run(rig.gh.site.head_sha(number), "ci", conclusion="success")
+
+
+def test_a_task_lands_through_one_pull_request_council_merges(make_rig: Any) -> None:
+    rig = make_rig("approvals: 1, checks: required, merge: auto")
+    first = rig.council("run")
+    # Waiting for a review: the run ends by itself, naming the pull request.
+    assert first.returncode == 1, first.stderr
+    number = rig.only_pull()
+    pull = rig.pull(number)
+    assert pull["head"]["ref"] == "council/one" and pull["state"] == "open"
+    assert f"#{number}" in first.stderr and pull["html_url"] in first.stderr
+    assert "Add the greeting." in pull["body"]
+    state = rig.state()
+    assert state.status == TaskStatus.IN_REVIEW
+    assert state.claim is not None and state.claim.status != "active"
+    assert state.metadata["pull"]["number"] == number and state.metadata["pull"]["human"]
+    assert "worktree" not in state.metadata
+    assert rig.base_has("one.txt") is None
+    status = subprocess.run(
+        [*COUNCIL, "status", str(rig.config), "--json"],
+        cwd=rig.tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=patience(60),
+    )
+    shown = json.loads(status.stdout)["tasks"][0]
+    assert shown["status"] == "in_review"
+    assert shown["pull"]["number"] == number and shown["pull"]["approvals"] == 0
+    assert shown["pull"]["url"] == pull["html_url"]
+
+    _approve_and_pass(rig, number)
+    second = rig.council("resume")
+    assert second.returncode == 0, second.stderr
+    assert rig.only_pull() == number  # never opened twice
+    assert rig.pull(number)["merged"] is True
+    assert rig.base_has("one.txt") == "hello from one\n"
+    state = rig.state()
+    assert state.status == TaskStatus.DONE and state.merged_commit
+    assert git(rig.bare, "merge-base", "--is-ancestor", state.merged_commit, "main") == ""
+    assert state.metadata["pull"]["state"] == "merged"
+    # The clone's own base followed the landing.
+    assert git(rig.repo, "rev-parse", "refs/heads/main") == git(rig.bare, "rev-parse", "main")
+    merges = [r for r in rig.gh.requests if r.method == "PUT" and r.path.endswith("/merge")]
+    assert len(merges) == 1
+
+
+def test_manual_merge_waits_for_a_person_then_resume_ends_done(make_rig: Any) -> None:
+    rig = make_rig("approvals: 0, checks: ignore, merge: manual")
+    first = rig.council("run")
+    assert first.returncode == 1, first.stderr
+    number = rig.only_pull()
+    assert f"#{number}" in first.stderr and "a person to merge" in first.stderr
+    assert rig.state().status == TaskStatus.IN_REVIEW
+    assert not [r for r in rig.gh.requests if r.path.endswith("/merge")]  # council never merged
+
+    rig.gh.human_merge(number)
+    second = rig.council("resume")
+    assert second.returncode == 0, second.stderr
+    state = rig.state()
+    assert state.status == TaskStatus.DONE
+    assert rig.base_has("one.txt") == "hello from one\n"
+    assert rig.only_pull() == number
+
+
+def test_a_pull_request_closed_by_a_person_fails_the_task(make_rig: Any) -> None:
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    rig.gh.human_close(number)
+    second = rig.council("resume")
+    assert second.returncode == 1
+    state = rig.state()
+    assert state.status == TaskStatus.FAILED
+    assert f"#{number}" in (state.error or "") and "closed by a human" in (state.error or "")
+    assert rig.base_has("one.txt") is None
+
+
+@pytest.mark.parametrize("point", ["pull.intent", "pull.opened", "pull.merged"])
+def test_a_crash_around_the_pull_request_opens_and_merges_it_once(
+    make_rig: Any, point: str
+) -> None:
+    rig = make_rig("approvals: 0, checks: ignore, merge: auto")
+    crashed = rig.council("run", crash_at=point)
+    assert crashed.returncode == -9, crashed.stderr
+    assert f"crash point {point} reached" in crashed.stderr
+    resumed = rig.council("resume")
+    assert resumed.returncode == 0, resumed.stderr
+    number = rig.only_pull()  # exactly one, whatever the crash cut short
+    assert rig.pull(number)["merged"] is True
+    assert rig.state().status == TaskStatus.DONE
+    assert rig.base_has("one.txt") == "hello from one\n"
+    merged = [
+        r
+        for r in rig.gh.requests
+        if r.method == "PUT" and r.path.endswith("/merge") and r.status == 200
+    ]
+    assert len(merged) == 1
+
+
+def test_forge_faults_while_following_do_not_fail_the_task(make_rig: Any) -> None:
+    rig = make_rig("approvals: 1, checks: required, merge: auto")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    _approve_and_pass(rig, number)
+    # More server errors than the client retries, then a secondary rate limit: the follower
+    # says the forge did not answer and looks again.
+    rig.gh.fail_next(4, 502)
+    rig.gh.rate_limit_next(1, status=403, retry_after=1)
+    resumed = rig.council("resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert rig.state().status == TaskStatus.DONE
+    assert rig.only_pull() == number
+    assert rig.base_has("one.txt") == "hello from one\n"
+    statuses = [r.status for r in rig.gh.requests]
+    assert 502 in statuses and 403 in statuses
+
+
+def test_config_validate_names_the_missing_remote(tmp_path: Path) -> None:
+    from scheduler_helpers import new_repo
+
+    new_repo(tmp_path)  # no origin remote
+    config = tmp_path / "run.yaml"
+    config.write_text(_config("https://api.github.com", "merge: auto"))
+    found = subprocess.run(
+        [*COUNCIL, "config", "validate", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=patience(60),
+    )
+    said = found.stdout + found.stderr
+    assert "landing.via: pull_request needs a git remote 'origin'" in said
+    line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if "landing" in text)
+    assert f":{line}" in said
