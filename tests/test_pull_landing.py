@@ -247,3 +247,33 @@ def test_config_validate_names_the_missing_remote(tmp_path: Path) -> None:
     assert "landing.via: pull_request needs a git remote 'origin'" in said
     line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if "landing" in text)
     assert f":{line}" in said
+
+
+def test_a_conflict_with_the_moved_base_is_built_again_into_the_same_pull_request(
+    make_rig: Any,
+) -> None:
+    rig = make_rig("approvals: 1, checks: required, merge: auto")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    first_head = rig.gh.site.head_sha(number)
+    # Someone lands a clashing one.txt on the base meanwhile: the pull request conflicts.
+    rig.gh.git.commit_files("main", {"one.txt": "someone else's\n"}, "clash")
+    _approve_and_pass(rig, number)
+    resumed = rig.council("resume")
+    # Refused, built again on the moved base and pushed to the same pull request, whose new
+    # head has no checks yet: it waits for them.
+    assert resumed.returncode == 1, resumed.stderr
+    assert rig.only_pull() == number
+    new_head = rig.gh.site.head_sha(number)
+    assert new_head != first_head
+    pull = rig.pull(number)
+    assert pull["state"] == "open" and pull["mergeable"] is True
+    state = rig.state()
+    assert state.status == TaskStatus.IN_REVIEW and state.metadata["pull"]["round"] == 1
+    assert state.metadata["resolve_rounds"] == 1
+
+    rig.gh.set_check_run(new_head, "ci", conclusion="success")
+    assert rig.council("resume").returncode == 0
+    assert rig.state().status == TaskStatus.DONE
+    assert rig.base_has("one.txt") == "hello from one\n"
+    assert rig.only_pull() == number

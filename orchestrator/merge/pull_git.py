@@ -19,7 +19,7 @@ from orchestrator.git.remote_refs import check_remote_name, fetch_ref, push_ref
 from orchestrator.merge.checkout import CheckoutFinder
 from orchestrator.merge.follow import follow_landing
 
-__all__ = ["PullLanded", "confirm_landed", "push_head"]
+__all__ = ["PullLanded", "confirm_landed", "push_head", "refresh_base"]
 
 
 def push_head(calls: GitCalls, remote: str, commit: str, branch: str) -> None:
@@ -50,13 +50,32 @@ def confirm_landed(
 ) -> PullLanded:
     """Fetch the remote's base and tell whether ``commit`` is on it; when it is, the local
     base follows it where nothing of the user's is in the way."""
+    tip = _fetch_base(calls, remote, base_branch)
+    if tip is None or calls.rev_parse(commit) is None or not calls.is_ancestor(commit, tip):
+        return PullLanded(tip, False)
+    return PullLanded(tip, True, _follow(calls, checkouts, base_branch, tip))
+
+
+def refresh_base(
+    calls: GitCalls, checkouts: CheckoutFinder, remote: str, base_branch: str
+) -> PullLanded:
+    """Fetch the remote's base and bring the local base along when safe (a resolve round
+    forks its new worktree from it); ``contained``: the local base holds the remote's tip."""
+    tip = _fetch_base(calls, remote, base_branch)
+    if tip is None:
+        return PullLanded(None, False)
+    behind = _follow(calls, checkouts, base_branch, tip)
+    return PullLanded(tip, not behind, behind)
+
+
+def _fetch_base(calls: GitCalls, remote: str, base_branch: str) -> str | None:
     check_remote_name(remote)
     tracking = f"refs/remotes/{remote}/{base_branch}"
     if not fetch_ref(calls, remote, f"refs/heads/{base_branch}", tracking):
-        return PullLanded(None, False)
-    tip = calls.rev_parse(tracking)
-    if tip is None or calls.rev_parse(commit) is None or not calls.is_ancestor(commit, tip):
-        return PullLanded(tip, False)
+        return None
+    return calls.rev_parse(tracking)
+
+
+def _follow(calls: GitCalls, checkouts: CheckoutFinder, base_branch: str, tip: str) -> str:
     tree = calls.run("rev-parse", f"{tip}^{{tree}}").out
-    followed = follow_landing(calls, checkouts, base_branch, tip, tree)
-    return PullLanded(tip, True, followed.behind)
+    return follow_landing(calls, checkouts, base_branch, tip, tree).behind

@@ -109,7 +109,7 @@ from orchestrator.merge.checkout import (
 )
 from orchestrator.merge.git_locks import GitLockFile, held_git_locks
 from orchestrator.merge.history import TaskIndex
-from orchestrator.merge.pull_git import PullLanded, confirm_landed, push_head
+from orchestrator.merge.pull_git import PullLanded, confirm_landed, push_head, refresh_base
 from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.types import ConflictForecast, GitIdentity, MergeResult, MergeStatus
@@ -274,6 +274,15 @@ class MergeQueue:
             return confirm_landed(calls, self._checkouts, remote, self.base_branch, commit)
 
         return await anyio.to_thread.run_sync(confirm)
+
+    async def follow_pull_base(self, remote: str) -> PullLanded:
+        """The remote's base fetched and the local base brought along when safe
+        (``pull_git.refresh_base``)."""
+
+        def follow() -> PullLanded:
+            return refresh_base(GitCalls(self.git), self._checkouts, remote, self.base_branch)
+
+        return await anyio.to_thread.run_sync(follow)
 
     async def refresh(self) -> str | None:
         """Fetch the remote's base (remote mode) so new work forks from what the team has

@@ -9,9 +9,11 @@ review approves, none asks for changes, and every check succeeded (at least one 
 - gated, ``merge: auto``: council merges it through the API, expecting the head it looked at
   (``merge_pull(expected_sha=...)``); the forge's branch protection decides as for anyone.
   ``merged``: the remote's base is fetched and the work confirmed on it, then the task is
-  ``done`` with ``merged_commit``. ``not_mergeable`` (a conflict with the moved base, a
-  protection rule) or ``head_changed``: the task ends ``conflict``, the pull request named
-  and left open, its branch kept (no resolve round through a pull request yet).
+  ``done`` with ``merged_commit``. ``not_mergeable`` for a conflict with the moved base: a
+  resolve round, as the merge queue's (built again on the remote's base, pushed to the same
+  pull request), once, then ``conflict`` (the pull request named and left open);
+  ``not_mergeable`` for a protection rule: waiting on a person; ``head_changed``: looked at
+  again next pass.
 - gated, ``merge: manual``: it waits for a person to merge it.
 - merged by a person: as council's merge, confirmed on the base.
 - closed unmerged: the task ends ``failed`` (closed by a human); ``pull.closed``.
@@ -33,11 +35,13 @@ import logging
 from typing import Any
 
 from orchestrator.errors import ForgeError, VersionConflict
+from orchestrator.events.merge import MergeResolveRound
 from orchestrator.events.pulls import PullClosed, PullMerged, PullNotMerged
 from orchestrator.events.tasks import TaskFailed
 from orchestrator.forge.base import Forge, PullRequest, approvals, latest_reviews
 from orchestrator.models import TaskState, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
+from orchestrator.scheduler.attempts.attempt import MAX_RESOLVE_ROUNDS, RESOLVE_ROUNDS, WORKTREE
 from orchestrator.scheduler.attempts.pull_landing import PULL, PULL_REMOTE
 from orchestrator.scheduler.context import RunContext
 
@@ -219,22 +223,57 @@ class PullFollower:
     async def _not_merged(
         self, state: TaskState, seen: dict[str, Any], pr: PullRequest, kind: str, message: str
     ) -> bool:
-        error = (
-            f"pull request #{pr.number} could not be merged ({kind}: {message}); it stays open "
-            f"with branch {pr.head}: {pr.url}"
-        )
-        final = {**seen, "waiting": "", "human": False}
-        updates: dict[str, Any] = {
-            "status": TaskStatus.CONFLICT,
-            "finished_at": utcnow(),
-            "error": error,
-            "metadata": {**state.metadata, PULL: final},
-        }
-        await self._write(state, updates)
+        """Council's merge was refused. The head moved meanwhile: looked at again next pass
+        (the new head needs its own checks). A conflict with the moved base: a resolve round
+        (built again on the remote's base, pushed to the same pull request), once; then, or
+        for a protection rule the gate did not foresee, it waits on a person."""
         await self._run.events.emit(
             PullNotMerged(
                 task_id=state.task_id, number=pr.number, url=pr.url, kind=kind, message=message
             )
+        )
+        if kind == "head_changed":
+            why = f"#{pr.number}: its head moved while council merged it; looking again"
+            return await self._note(state, seen, why, human=False)
+        rounds = int(state.metadata.get(RESOLVE_ROUNDS, 0))
+        conflict = pr.mergeable is False
+        if conflict and rounds < MAX_RESOLVE_ROUNDS:
+            return await self._resolve_round(state, seen, pr, rounds + 1)
+        if conflict:
+            error = (
+                f"pull request #{pr.number} conflicts with {pr.base} after its resolve round "
+                f"({message}); it stays open with branch {pr.head}: {pr.url}"
+            )
+            final = {**seen, "waiting": "", "human": False}
+            updates: dict[str, Any] = {
+                "status": TaskStatus.CONFLICT,
+                "finished_at": utcnow(),
+                "error": error,
+                "metadata": {**state.metadata, PULL: final},
+            }
+            await self._write(state, updates)
+            return True
+        return await self._note(state, seen, f"#{pr.number}: not mergeable: {message}", human=True)
+
+    async def _resolve_round(
+        self, state: TaskState, seen: dict[str, Any], pr: PullRequest, round_: int
+    ) -> bool:
+        """Back to the queue, as a merge-queue conflict's resolve round (``Lander``): its
+        next attempt forks a fresh worktree from the base as the remote has it now, builds
+        again, and its landing pushes to the same head, so the same pull request."""
+        await self._run.services.merges.follow_pull_base(self._remote)
+        meta = {**state.metadata, RESOLVE_ROUNDS: round_, "conflicts": []}
+        meta.pop(WORKTREE, None)
+        meta[PULL] = {**seen, "round": int(seen.get("round", 0)) + 1, "waiting": ""}
+        updates: dict[str, Any] = {
+            "status": TaskStatus.QUEUED,
+            "current_phase": None,
+            "error": f"pull request #{pr.number} conflicts with {pr.base}: building again on it",
+            "metadata": meta,
+        }
+        await self._write(state, updates)
+        await self._run.events.emit(
+            MergeResolveRound(task_id=state.task_id, paths=[], kept_branch=pr.head, round=round_)
         )
         return True
 
