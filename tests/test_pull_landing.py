@@ -30,11 +30,11 @@ OWNER, NAME = "octo", "widgets"
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 
 
-def _config(api_url: str, landing: str) -> str:
-    entry = {
-        "id": "one",
-        "prompt": "Add the greeting.\nWRITE one.txt hello from one",
-    }
+ONE = {"id": "one", "prompt": "Add the greeting.\nWRITE one.txt hello from one"}
+
+
+def _config(api_url: str, landing: str, tasks: tuple[dict[str, Any], ...] = (ONE,)) -> str:
+    entries = "".join(f"  - {json.dumps(entry)}\n" for entry in tasks)
     return f"""\
 repo: repo
 adapters:
@@ -46,16 +46,22 @@ scheduler: {{tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}}
 landing: {{via: pull_request, poll: 0.2, {landing}}}
 forge: {{repo: {OWNER}/{NAME}, api_url: "{api_url}", token: "${{GH_TOKEN}}"}}
 tasks:
-  - {json.dumps(entry)}
-"""
+{entries}"""
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, gh: FakeGitHub, bare: Path, landing: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        gh: FakeGitHub,
+        bare: Path,
+        landing: str,
+        tasks: tuple[dict[str, Any], ...] = (ONE,),
+    ) -> None:
         self.tmp_path, self.gh, self.bare = tmp_path, gh, bare
         self.repo = tmp_path / "repo"
         self.config = tmp_path / "run.yaml"
-        self.config.write_text(_config(gh.api_url, landing))
+        self.config.write_text(_config(gh.api_url, landing, tasks))
 
     def council(
         self, command: str, crash_at: str | None = None
@@ -102,8 +108,8 @@ def make_rig(tmp_path: Path) -> Iterator[Any]:
     team.clone("repo")
     with FakeGitHub(team.remote, owner=OWNER, repo=NAME, token=TOKEN) as gh:
 
-        def make(landing: str) -> Rig:
-            return Rig(tmp_path, gh, team.remote, landing)
+        def make(landing: str, tasks: tuple[dict[str, Any], ...] = (ONE,)) -> Rig:
+            return Rig(tmp_path, gh, team.remote, landing, tasks)
 
         yield make
 
@@ -156,6 +162,20 @@ def test_a_task_lands_through_one_pull_request_council_merges(make_rig: Any) -> 
     assert git(rig.repo, "rev-parse", "refs/heads/main") == git(rig.bare, "rev-parse", "main")
     merges = [r for r in rig.gh.requests if r.method == "PUT" and r.path.endswith("/merge")]
     assert len(merges) == 1
+    shown_text = subprocess.run(
+        [*COUNCIL, "status", str(rig.config), "--wide"],
+        cwd=rig.tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=patience(60),
+    )
+    assert f"PR #{number} merged, 1 approval(s), checks success" in shown_text.stdout
+    # The token is in no record, log or event of the run, nor in git.
+    for path in (rig.repo / ".council").rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+    assert TOKEN not in git(rig.bare, "log", "--all", "-p")
 
 
 def test_manual_merge_waits_for_a_person_then_resume_ends_done(make_rig: Any) -> None:
@@ -277,3 +297,22 @@ def test_a_conflict_with_the_moved_base_is_built_again_into_the_same_pull_reques
     assert rig.state().status == TaskStatus.DONE
     assert rig.base_has("one.txt") == "hello from one\n"
     assert rig.only_pull() == number
+
+
+def test_a_task_after_one_in_review_waits_with_it_then_forks_from_its_landing(
+    make_rig: Any,
+) -> None:
+    two = {"id": "two", "prompt": "WRITE two.txt after one", "depends_on": ["one"]}
+    rig = make_rig("approvals: 0, checks: ignore, merge: manual", (ONE, two))
+    assert rig.council("run").returncode == 1  # one waits on a person, two waits on one
+    assert rig.state("two").status == TaskStatus.QUEUED
+    rig.gh.human_merge(rig.only_pull())
+    assert rig.council("resume").returncode == 1  # one done; two's own pull request waits
+    assert rig.state("one").status == TaskStatus.DONE
+    assert rig.state("two").status == TaskStatus.IN_REVIEW
+    second = max(rig.pulls())
+    assert len(rig.pulls()) == 2 and rig.pull(second)["head"]["ref"] == "council/two"
+    rig.gh.human_merge(second)
+    assert rig.council("resume").returncode == 0
+    assert rig.base_has("one.txt") == "hello from one\n"
+    assert rig.base_has("two.txt") == "after one\n"
