@@ -83,6 +83,9 @@ _WORDING: dict[str, str] = {
     "pull.opened": "{task_id}: pull request #{number} open for review: {url}",
     "pull.merged": "{task_id}: pull request #{number} merged in {commit}",
     "pull.closed": "{task_id}: pull request #{number} was closed without merging: {url}",
+    "pull.feedback_round": (
+        "{task_id}: pull request #{number} got feedback ({reasons}): building again (round {round})"
+    ),
     "pull.not_merged": "{task_id}: pull request #{number} could not be merged ({kind}): {message}",
     "task.cancelled": "{task_id}: cancelled",
     "adapter.parked": (
@@ -115,6 +118,7 @@ TRANSITIONS = frozenset(
         "pull.merged",
         "pull.closed",
         "pull.not_merged",
+        "pull.feedback_round",
         "task.retry",
         "task.failed",
         "task.waiting_for_checkout",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from cli_process_helpers import ENV, task_states
+from cli_process_helpers import events as events_of
 from merge_repo import git
 from remote_repo import make_team
 from timing import patience
@@ -316,3 +317,44 @@ def test_a_task_after_one_in_review_waits_with_it_then_forks_from_its_landing(
     assert rig.council("resume").returncode == 0
     assert rig.base_has("one.txt") == "hello from one\n"
     assert rig.base_has("two.txt") == "after one\n"
+
+
+def test_review_feedback_is_built_into_the_same_pull_request_in_the_same_conversation(
+    make_rig: Any,
+) -> None:
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto, max_review_rounds: 1")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    first_head = rig.gh.site.head_sha(number)
+    conversation = rig.state().phases["build"].native_session_id
+    assert conversation
+    # The scripted CLI follows the instruction lines of its prompt: the review's body is one.
+    rig.gh.add_review(
+        number,
+        "alice",
+        "CHANGES_REQUESTED",
+        "WRITE review.txt answered",
+        comments=[("one.txt", 1, "Say who it is from.")],
+    )
+    resumed = rig.council("resume")
+    # Built again on its branch, pushed to the same pull request; alice's latest review
+    # still asks for changes, so it waits for her.
+    assert resumed.returncode == 1, resumed.stderr
+    assert rig.only_pull() == number
+    new_head = rig.gh.site.head_sha(number)
+    assert new_head != first_head
+    assert git(rig.bare, "merge-base", "--is-ancestor", first_head, new_head) == ""
+    assert git(rig.bare, "show", f"{new_head}:review.txt") == "answered"
+    state = rig.state()
+    assert state.status == TaskStatus.IN_REVIEW
+    assert state.metadata["pull"]["feedback_rounds"] == 1 and state.metadata["pull"]["round"] == 1
+    assert "pull_feedback" not in state.metadata
+    assert state.phases["build"].native_session_id == conversation  # the conversation went on
+    kinds = [e["type"] for e in events_of(rig.repo)]
+    assert kinds.count("pull.feedback_round") == 1 and kinds.count("pull.opened") == 2
+
+    rig.gh.add_review(number, "alice", "APPROVED")
+    assert rig.council("resume").returncode == 0
+    assert rig.state().status == TaskStatus.DONE
+    assert rig.base_has("review.txt") == "answered\n"
+    assert rig.only_pull() == number

@@ -51,6 +51,7 @@ class EventType(StrEnum):
     PULL_MERGED = "pull.merged"
     PULL_CLOSED = "pull.closed"
     PULL_NOT_MERGED = "pull.not_merged"
+    PULL_FEEDBACK_ROUND = "pull.feedback_round"
     # a run as a whole
     RUN_STARTED = "run.started"
     RUN_JOINED = "run.joined"

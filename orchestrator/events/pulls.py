@@ -7,7 +7,7 @@ from typing import Literal
 
 from orchestrator.events.base import TaskEvent
 
-__all__ = ["PullClosed", "PullMerged", "PullNotMerged", "PullOpened"]
+__all__ = ["PullClosed", "PullFeedbackRound", "PullMerged", "PullNotMerged", "PullOpened"]
 
 
 class PullOpened(TaskEvent):
@@ -52,3 +52,15 @@ class PullNotMerged(TaskEvent):
     url: str
     kind: str
     message: str
+
+
+class PullFeedbackRound(TaskEvent):
+    """Reviews asked for changes, review comments came, or checks failed (``reasons``): the
+    task builds again on its branch (round ``round`` of ``landing.max_review_rounds``), its
+    CLI's conversation resumed, and pushes to the same pull request."""
+
+    type: Literal["pull.feedback_round"] = "pull.feedback_round"
+    number: int
+    url: str
+    round: int
+    reasons: str  # what came, "; "-separated

@@ -32,20 +32,40 @@ merged again (``get_pull`` first), and a crash between the merge and its record 
 from __future__ import annotations
 
 import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import ForgeError, VersionConflict
 from orchestrator.events.merge import MergeResolveRound
-from orchestrator.events.pulls import PullClosed, PullMerged, PullNotMerged
+from orchestrator.events.pulls import PullClosed, PullFeedbackRound, PullMerged, PullNotMerged
 from orchestrator.events.tasks import TaskFailed
-from orchestrator.forge.base import Forge, PullRequest, approvals, latest_reviews
-from orchestrator.models import TaskState, TaskStatus, utcnow
+from orchestrator.forge.base import Checks, Forge, PullRequest, Review, approvals, latest_reviews
+from orchestrator.ids import derived_id
+from orchestrator.models import PhaseStatus, TaskState, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import MAX_RESOLVE_ROUNDS, RESOLVE_ROUNDS, WORKTREE
-from orchestrator.scheduler.attempts.pull_landing import PULL, PULL_REMOTE
+from orchestrator.scheduler.attempts.pull_landing import PULL, PULL_FEEDBACK, PULL_REMOTE
 from orchestrator.scheduler.context import RunContext
+from orchestrator.workflow.progress import BUILD
+from orchestrator.workflow.resume import FEEDBACK_OUTCOME
 
-__all__ = ["PullFollower", "waits_on_person"]
+__all__ = ["Feedback", "PullFollower", "waits_on_person"]
+
+_CHECK_TAIL = 2000  # of a failing check's words, in the feedback
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a feedback round answers: ``text`` for the build's prompt, ``reasons`` in short,
+    and what it answers (review and comment ids, heads whose failing checks it answers)."""
+
+    text: str
+    reasons: str
+    answered: list[int]
+    heads: list[str]
+
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +130,10 @@ class PullFollower:
         latest = latest_reviews(await forge.list_reviews(number))
         approved = len(approvals(list(latest.values())))
         changes = sorted(n for n, r in latest.items() if r.state == "CHANGES_REQUESTED")
-        checks = "ignored"
+        checks, found = "ignored", None
         if landing.checks == "required":
-            checks = (await forge.checks(pr.head_sha)).state
+            found = await forge.checks(pr.head_sha)
+            checks = found.state
         checks_ok = checks in ("success", "ignored")
         seen = {
             **pull,
@@ -132,6 +153,9 @@ class PullFollower:
             if outcome.kind == "merged":
                 return await self._merged(state, seen, pr, outcome.sha)
             return await self._not_merged(state, seen, pr, outcome.kind, outcome.message)
+        feedback = await self._feedback(forge, pr, latest, found, seen)
+        if feedback is not None:
+            return await self._feedback_round(state, seen, pr, feedback)
         if changes:
             why, human = f"changes asked for by {', '.join(changes)}", True
         elif checks == "pending":
@@ -144,6 +168,106 @@ class PullFollower:
             why = f"{landing.approvals - approved} more approving review(s)"
             human = True
         return await self._note(state, seen, f"#{number}: {why}", human=human)
+
+    async def _feedback(
+        self,
+        forge: Forge,
+        pr: PullRequest,
+        latest: Mapping[str, Review],
+        checks: Checks | None,
+        seen: dict[str, Any],
+    ) -> Feedback | None:
+        """What reviewers and checks said that no round answered yet (``answered``: the
+        ids of the reviews and comments answered, and the heads whose failing checks were),
+        when a round is left (``landing.max_review_rounds``); None otherwise."""
+        rounds = int(seen.get("feedback_rounds", 0))
+        if rounds >= self._run.services.config.landing.max_review_rounds:
+            return None
+        answered = set(seen.get("answered") or [])
+        lines: list[str] = []
+        reasons: list[str] = []
+        ids: list[int] = []
+        for name, review in latest.items():
+            if review.state == "CHANGES_REQUESTED" and review.id not in answered:
+                ids.append(review.id)
+                reasons.append(f"changes asked for by {name}")
+                lines.append(f"Review by {name}, asking for changes:\n{review.body.strip()}")
+        comments = [c for c in await forge.list_review_comments(pr.number) if c.id not in answered]
+        if comments:
+            reasons.append(f"{len(comments)} review comment(s)")
+            lines.append("Review comments:")
+            for comment in comments:
+                ids.append(comment.id)
+                where = f"{comment.path}:{comment.line}" if comment.line else comment.path
+                lines.append(f"- {where} ({comment.reviewer}): {comment.body.strip()}")
+        heads = set(seen.get("answered_heads") or [])
+        failing = checks.failing if checks is not None and pr.head_sha not in heads else ()
+        if failing:
+            reasons.append(f"failing checks: {', '.join(c.name for c in failing)}")
+            for check in failing:
+                said = "\n".join(x for x in (check.summary, check.text_tail) if x.strip())
+                lines.append(f"Check {check.name!r} failed:\n{said[-_CHECK_TAIL:]}".rstrip())
+        if not reasons:
+            return None
+        return Feedback(
+            text="\n\n".join(lines),
+            reasons="; ".join(reasons),
+            answered=sorted(answered | set(ids)),
+            heads=sorted(heads | ({pr.head_sha} if failing else set())),
+        )
+
+    async def _feedback_round(
+        self, state: TaskState, seen: dict[str, Any], pr: PullRequest, feedback: Feedback
+    ) -> bool:
+        """Back to the queue for a build on the task's own branch that answers ``feedback``
+        (its phases from build on set to run again, their CLI conversation resumed), pushed
+        to the same pull request."""
+        rounds = int(seen.get("feedback_rounds", 0)) + 1
+        task = self._run.tasks[state.task_id]
+        names = [phase.name for phase in self._run.services.config.phases_for(task)]
+        again = names[names.index(BUILD) :] if BUILD in names else names[-1:]
+        phases = {
+            name: record.model_copy(
+                update={
+                    "status": PhaseStatus.PENDING,
+                    "outcome": FEEDBACK_OUTCOME,
+                    "result": {"branch": record.result.get("branch")},
+                    "finished_at": None,
+                    "error": None,
+                }
+            ).model_dump()
+            for name, record in state.phases.items()
+            if name in again
+        }
+        meta = {**state.metadata, PULL_FEEDBACK: feedback.text}
+        meta[WORKTREE] = derived_id(state.task_id, secrets.token_hex(3), limit=59)
+        meta[PULL] = {
+            **seen,
+            "round": int(seen.get("round", 0)) + 1,
+            "feedback_rounds": rounds,
+            "answered": feedback.answered,
+            "answered_heads": feedback.heads,
+            "waiting": "",
+            "human": False,
+        }
+        updates: dict[str, Any] = {
+            "status": TaskStatus.QUEUED,
+            "current_phase": None,
+            "error": None,
+            "phases": {**{k: v.model_dump() for k, v in state.phases.items()}, **phases},
+            "metadata": meta,
+        }
+        await self._write(state, updates)
+        await self._run.events.emit(
+            PullFeedbackRound(
+                task_id=state.task_id,
+                number=pr.number,
+                url=pr.url,
+                round=rounds,
+                reasons=feedback.reasons,
+            )
+        )
+        return True
 
     async def _note(self, state: TaskState, seen: dict[str, Any], why: str, *, human: bool) -> bool:
         """Record what the pull request waits for, when that changed."""

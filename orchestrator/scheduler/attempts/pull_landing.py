@@ -28,11 +28,21 @@ from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import WAITING
 from orchestrator.workflow.handoffs.document import Handoff, load_handoff
 
-__all__ = ["ISSUE", "PULL", "PULLS", "PULL_REMOTE", "PullLanding", "head_branch", "pull_body"]
+__all__ = [
+    "ISSUE",
+    "PULL",
+    "PULLS",
+    "PULL_FEEDBACK",
+    "PULL_REMOTE",
+    "PullLanding",
+    "head_branch",
+    "pull_body",
+]
 
 PULLS = "pulls"  # keyed-record namespace: task id -> {head, base, number, url}
 PULL = "pull"  # task metadata: the pull request as last seen (``council status`` shows it)
 ISSUE = "issue"  # task metadata: the issue the task came from (its pull request closes it)
+PULL_FEEDBACK = "pull_feedback"  # task metadata: the feedback its next build answers
 PULL_REMOTE = "origin"  # where heads are pushed when the run has no team remote
 _PROMPT_LINES = 12  # of the task's prompt, at the top of the pull request's body
 _SUMMARY_CHARS = 4000  # of each phase's summary
@@ -82,10 +92,13 @@ class PullLanding:
             PULLS, attempt.key, {**known, "number": pull.number, "url": pull.url}
         )
         meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
-        round_ = int((meta.get(PULL) or {}).get("round", 0))
-        meta[PULL] = pull_summary(pull, round_=round_, tip=tip)
+        earlier: dict[str, Any] = meta.get(PULL) or {}
+        round_ = int(earlier.get("round", 0))
+        # What earlier rounds answered stays (``pull_follower``): never answered twice.
+        meta[PULL] = {**earlier, **pull_summary(pull, round_=round_, tip=tip)}
         meta.pop(WORKTREE, None)  # retired below: the branch keeps the work
         meta.pop(WAITING, None)
+        meta.pop(PULL_FEEDBACK, None)  # answered by this push
         updates: dict[str, Any] = {
             "status": TaskStatus.IN_REVIEW,
             "current_phase": None,
