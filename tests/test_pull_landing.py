@@ -358,3 +358,27 @@ def test_review_feedback_is_built_into_the_same_pull_request_in_the_same_convers
     assert rig.state().status == TaskStatus.DONE
     assert rig.base_has("review.txt") == "answered\n"
     assert rig.only_pull() == number
+
+
+def test_failing_checks_get_a_round_within_max_review_rounds_then_wait_on_a_person(
+    make_rig: Any,
+) -> None:
+    rig = make_rig("approvals: 0, checks: required, merge: auto, max_review_rounds: 1")
+    assert rig.council("run").returncode == 1  # no checks reported yet
+    number = rig.only_pull()
+    first_head = rig.gh.site.head_sha(number)
+    rig.gh.set_check_run(first_head, "ci", conclusion="failure", summary="WRITE ci.txt fixed")
+    assert rig.council("resume").returncode == 1  # answered; the new head has no checks yet
+    second_head = rig.gh.site.head_sha(number)
+    assert second_head != first_head
+    assert git(rig.bare, "show", f"{second_head}:ci.txt") == "fixed"
+    rig.gh.set_check_run(second_head, "ci", conclusion="failure", summary="still red")
+    last = rig.council("resume")
+    # Its one round is spent: it waits on a person, nothing pushed again.
+    assert last.returncode == 1, last.stderr
+    assert "failing checks" in last.stderr
+    assert rig.gh.site.head_sha(number) == second_head
+    state = rig.state()
+    assert state.status == TaskStatus.IN_REVIEW
+    assert state.metadata["pull"]["feedback_rounds"] == 1
+    assert rig.only_pull() == number
