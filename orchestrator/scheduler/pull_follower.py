@@ -37,7 +37,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.errors import ForgeError, VersionConflict
+from orchestrator.errors import (
+    CouncilError,
+    ForgeAuthError,
+    ForgeError,
+    ForgeNotFound,
+    StoreUnavailable,
+    VersionConflict,
+)
 from orchestrator.events.merge import MergeResolveRound
 from orchestrator.events.pulls import PullClosed, PullFeedbackRound, PullMerged, PullNotMerged
 from orchestrator.events.tasks import TaskFailed
@@ -89,7 +96,10 @@ class PullFollower:
         self.looked: set[str] = set()
 
     def waits_on_person(self, state: TaskState) -> bool:
-        """``waits_on_person``, as this run's own look found it."""
+        """``waits_on_person``, as this run's own look found it; any ``in_review`` task when
+        this run has no forge to follow it with (its config lands by merge now)."""
+        if self._run.services.forge is None:
+            return state.status == TaskStatus.IN_REVIEW
         return state.task_id in self.looked and waits_on_person(state)
 
     @property
@@ -117,6 +127,13 @@ class PullFollower:
                 changed = True  # written meanwhile (another workstation): read again
             except ForgeError as exc:
                 changed |= await self._unanswered(state, pull, exc)
+                self.looked.add(state.task_id)  # what it said is this run's own look
+            except StoreUnavailable:
+                raise  # the scheduler's outage handling says it once
+            except CouncilError as exc:
+                # Git (the remote unreachable for the fetch), a refused write: this pass
+                # leaves the task as it is, the next one tries again; the run goes on.
+                log.warning("task %s: following its pull request failed: %s", state.task_id, exc)
         return changed
 
     async def _follow_one(self, forge: Forge, state: TaskState, pull: dict[str, Any]) -> bool:
@@ -278,14 +295,18 @@ class PullFollower:
         return True
 
     async def _unanswered(self, state: TaskState, pull: dict[str, Any], exc: ForgeError) -> bool:
+        """The forge did not answer (the run keeps following: the next pass asks again), or
+        refused the token or lost the pull request (a person's to fix: it waits on them)."""
         log.warning(
             "task %s: the forge did not answer about its pull request: %s", state.task_id, exc
         )
+        person = isinstance(exc, ForgeAuthError | ForgeNotFound)
         said = exc.status or "no answer"
         why = f"#{pull['number']}: the forge did not answer ({said}); trying again"
+        if person:
+            why = f"#{pull['number']}: {exc}"
         try:
-            # Not a person's to act on: the run keeps following.
-            return await self._note(state, {**pull, "looked": True}, why, human=False)
+            return await self._note(state, {**pull, "looked": True}, why, human=person)
         except VersionConflict:
             return True
 
