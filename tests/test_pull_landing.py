@@ -382,3 +382,22 @@ def test_failing_checks_get_a_round_within_max_review_rounds_then_wait_on_a_pers
     assert state.status == TaskStatus.IN_REVIEW
     assert state.metadata["pull"]["feedback_rounds"] == 1
     assert rig.only_pull() == number
+
+
+def test_config_validate_refuses_council_tasks_landing_by_pull_request(make_rig: Any) -> None:
+    best_of = {**ONE, "council": True, "adapters": ["cli", "cli2"]}
+    rig = make_rig("merge: auto", (best_of,))
+    text = rig.config.read_text().replace(
+        "default_adapter: cli", "  cli2: {type: scripted}\ndefault_adapter: cli"
+    )
+    rig.config.write_text(text)
+    checked = subprocess.run(
+        [*COUNCIL, "config", "validate", str(rig.config)],
+        cwd=rig.tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=patience(60),
+    )
+    assert checked.returncode != 0
+    assert "does not land council tasks" in checked.stdout + checked.stderr

@@ -1,7 +1,9 @@
 """What ``landing.via: pull_request`` needs of this machine: a git remote ``origin`` to push
 the task branches to, and a forge to open the pull requests on (the config's ``forge:``
-section, or the one the origin remote's URL names). ``council config validate`` says what is
-missing at ``landing.via``; ``council run`` refuses before anything is written."""
+section, or the one the origin remote's URL names); and of the file: no council task (their
+winner is merged by the council step, not through a pull request yet). ``council config
+validate`` says what is missing where it belongs; ``council run`` refuses before anything is
+written."""
 
 from __future__ import annotations
 
@@ -23,6 +25,13 @@ async def pull_landing_finding(config: RunConfig) -> Finding | None:
     (or the run lands by merge)."""
     if config.landing.via != "pull_request":
         return None
+    for index, task in enumerate(config.tasks):
+        if task.council:
+            return Finding(
+                ("tasks", index, "council"),
+                "landing.via: pull_request does not land council tasks (best of N) yet: "
+                "set council: false, or land this run by merge",
+            )
     if not (config.repo / ".git").exists():
         return None  # the repository's own finding says what is wrong
     url = await anyio.to_thread.run_sync(_remote_url, config)

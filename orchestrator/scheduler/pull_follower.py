@@ -102,6 +102,11 @@ class PullFollower:
             return state.status == TaskStatus.IN_REVIEW
         return state.task_id in self.looked and waits_on_person(state)
 
+    def _forge_of(self) -> Forge:
+        forge = self._run.services.forge
+        assert forge is not None  # followed only when the run has one
+        return forge
+
     @property
     def _remote(self) -> str:
         team = self._run.services.team
@@ -377,6 +382,9 @@ class PullFollower:
                 task_id=state.task_id, number=pr.number, url=pr.url, kind=kind, message=message
             )
         )
+        again = await self._forge_of().get_pull(pr.number)
+        if again.merged:  # merged meanwhile (by a person, or another workstation's follower)
+            return await self._merged(state, seen, again, None)
         if kind == "head_changed":
             why = f"#{pr.number}: its head moved while council merged it; looking again"
             return await self._note(state, seen, why, human=False)
