@@ -401,3 +401,18 @@ def test_config_validate_refuses_council_tasks_landing_by_pull_request(make_rig:
     )
     assert checked.returncode != 0
     assert "does not land council tasks" in checked.stdout + checked.stderr
+
+
+def test_the_pull_request_says_what_was_done_and_closes_the_tasks_issue(make_rig: Any) -> None:
+    from_issue = {**ONE, "metadata": {"issue": 7}}
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto", (from_issue,))
+    with rig.config.open("a") as config:
+        config.write(f"verify:\n  - {sys.executable} -c pass\n")
+    assert rig.council("run").returncode == 1
+    body = rig.pull(rig.only_pull())["body"]
+    assert body.startswith("Task `one`, done by CLI Council.")
+    assert "> Add the greeting." in body
+    assert "### build (cli)" in body  # the build's own summary follows
+    assert f"- `{sys.executable} -c pass`: passed" in body
+    assert body.rstrip().endswith("Closes #7")
+    assert TOKEN not in body

@@ -41,7 +41,7 @@ __all__ = [
 
 PULLS = "pulls"  # keyed-record namespace: task id -> {head, base, number, url}
 PULL = "pull"  # task metadata: the pull request as last seen (``council status`` shows it)
-ISSUE = "issue"  # task metadata: the issue the task came from (its pull request closes it)
+ISSUE = "issue"  # task (config or record) metadata: its issue's number, which its PR closes
 PULL_FEEDBACK = "pull_feedback"  # task metadata: the feedback its next build answers
 PULL_REMOTE = "origin"  # where heads are pushed when the run has no team remote
 _PROMPT_LINES = 12  # of the task's prompt, at the top of the pull request's body
@@ -193,7 +193,9 @@ async def pull_body(run: RunContext, attempt: Attempt, state: TaskState | None) 
             parts.append(f"- `{' '.join(check.argv)}`: {mark}")
             if not check.ok and check.output_tail.strip():
                 parts += ["", "```", check.output_tail.strip()[-_VERIFY_TAIL:], "```"]
-    issue = state.metadata.get(ISSUE) if state is not None else None
+    issue = attempt.task.metadata.get(ISSUE)  # the task's config, or its record
+    if issue is None and state is not None:
+        issue = state.metadata.get(ISSUE)
     if isinstance(issue, int) and not isinstance(issue, bool):
         parts += ["", f"Closes #{issue}"]
     return "\n".join(parts) + "\n"
