@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process_helpers import ENV, task_states
+from cli_process_helpers import ENV, task_states, wait_for
 from cli_process_helpers import events as events_of
 from merge_repo import git
 from remote_repo import make_team
@@ -416,3 +416,42 @@ def test_the_pull_request_says_what_was_done_and_closes_the_tasks_issue(make_rig
     assert f"- `{sys.executable} -c pass`: passed" in body
     assert body.rstrip().endswith("Closes #7")
     assert TOKEN not in body
+
+
+def test_running_checks_keep_the_run_following_with_conditional_requests(
+    make_rig: Any,
+) -> None:
+    rig = make_rig("approvals: 1, checks: required, merge: auto")
+    assert rig.council("run").returncode == 1  # waiting for a review
+    number = rig.only_pull()
+    head = rig.gh.site.head_sha(number)
+    rig.gh.add_review(number, "alice", "APPROVED")
+    rig.gh.set_check_run(head, "ci", status="in_progress", conclusion=None)
+    before = len(rig.gh.requests)
+    env = {**ENV, "GH_TOKEN": TOKEN}
+    env.pop(CRASH_ENV, None)
+    follower = subprocess.Popen(
+        [*COUNCIL, "resume", str(rig.config)],
+        cwd=rig.tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        # CI is still running: nobody's to act, so the run keeps polling, and its repeated
+        # looks are answered 304 from the ETags.
+        wait_for(
+            lambda: sum(r.status == 304 for r in rig.gh.requests[before:]) >= 3,
+            "the follower's conditional polls",
+        )
+        assert follower.poll() is None
+        rig.gh.set_check_run(head, "ci", conclusion="success")
+        _out, err = follower.communicate(timeout=patience(60))
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+    assert follower.returncode == 0, err
+    assert rig.state().status == TaskStatus.DONE
+    assert rig.base_has("one.txt") == "hello from one\n"
