@@ -455,3 +455,18 @@ def test_running_checks_keep_the_run_following_with_conditional_requests(
     assert follower.returncode == 0, err
     assert rig.state().status == TaskStatus.DONE
     assert rig.base_has("one.txt") == "hello from one\n"
+
+
+def test_branch_protection_refusing_the_merge_leaves_it_to_a_person(make_rig: Any) -> None:
+    rig = make_rig("approvals: 0, checks: ignore, merge: auto")
+    rig.gh.protect("main", refuse="Merging is blocked: a code owner must approve.")
+    refused = rig.council("run")
+    assert refused.returncode == 1, refused.stderr
+    number = rig.only_pull()
+    assert "a code owner must approve" in refused.stderr
+    state = rig.state()
+    assert state.status == TaskStatus.IN_REVIEW and state.metadata["pull"]["human"] is True
+    assert "resolve_rounds" not in state.metadata  # no conflict: nothing built again
+    assert rig.pull(number)["state"] == "open" and rig.base_has("one.txt") is None
+    kinds = [e["type"] for e in events_of(rig.repo)]
+    assert "pull.not_merged" in kinds
