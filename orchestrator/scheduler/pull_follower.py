@@ -94,6 +94,19 @@ class PullFollower:
         # The tasks whose pull request this run has looked at: what an earlier run recorded
         # (waiting on a person) may have changed since, so only a look of this run counts.
         self.looked: set[str] = set()
+        # Each (task, head pushed) looked at or tried: a pull request just opened is looked at
+        # at once, but a look that failed waits for the next poll.
+        self.tried: set[tuple[str, str]] = set()
+
+    def unlooked(self, state: TaskState) -> bool:
+        """An in-review task whose pull request, as last pushed, no pass has tried yet."""
+        pull = state.metadata.get(PULL)
+        return (
+            state.status == TaskStatus.IN_REVIEW
+            and isinstance(pull, dict)
+            and pull.get("looked") is False
+            and (state.task_id, str(pull.get("head_sha"))) not in self.tried
+        )
 
     def waits_on_person(self, state: TaskState) -> bool:
         """``waits_on_person``, as this run's own look found it; any ``in_review`` task when
@@ -125,6 +138,7 @@ class PullFollower:
             pull = state.metadata.get(PULL)
             if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
                 continue
+            self.tried.add((state.task_id, str(pull.get("head_sha"))))
             try:
                 changed |= await self._follow_one(forge, state, pull)
                 self.looked.add(state.task_id)

@@ -465,7 +465,7 @@ class Scheduler:
         if any(task_id not in states for task_id in run.tasks):
             states = await self._records_lost()
         self._seen = states
-        if any(_unlooked_pull(state) for state in states.values()):
+        if any(self._pulls.unlooked(state) for state in states.values()):
             self._pulls_nudge.set()
         if run.stopping:
             return not self._inflight
@@ -632,16 +632,6 @@ class Scheduler:
             await store.create_checkpoint(run.session_id, "in_review")
         await store.update_session(run.session_id, {"status": status})
         await run.events.emit(RunFinished(session_id=run.session_id, status=status))
-
-
-def _unlooked_pull(state: TaskState) -> bool:
-    """An in-review task whose pull request the follower has not looked at yet."""
-    pull = state.metadata.get("pull")
-    return (
-        state.status == TaskStatus.IN_REVIEW
-        and isinstance(pull, dict)
-        and pull.get("looked") is False
-    )
 
 
 def _after_person(
