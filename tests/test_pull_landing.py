@@ -470,3 +470,17 @@ def test_branch_protection_refusing_the_merge_leaves_it_to_a_person(make_rig: An
     assert rig.pull(number)["state"] == "open" and rig.base_has("one.txt") is None
     kinds = [e["type"] for e in events_of(rig.repo)]
     assert "pull.not_merged" in kinds
+
+    def merges() -> int:
+        return sum(r.method == "PUT" and r.path.endswith("/merge") for r in rig.gh.requests)
+
+    asked = merges()
+    # Nothing council sees changed: the refused merge is not asked again.
+    assert rig.council("resume").returncode == 1
+    assert merges() == asked
+    # A code owner approves and the rule is lifted: the merge is asked again, and lands.
+    rig.gh.site.protection.pop("main")
+    rig.gh.add_review(number, "owner", "APPROVED")
+    assert rig.council("resume").returncode == 0
+    assert merges() == asked + 1
+    assert rig.state().status == TaskStatus.DONE

@@ -182,6 +182,11 @@ class PullFollower:
         if approved >= landing.approvals and not changes and checks_ok:
             if landing.merge == "manual":
                 return await self._note(state, seen, f"a person to merge #{number}", human=True)
+            # A merge the forge refused is asked again only once what council sees changed
+            # (the head, a review, the checks): a person is on it meanwhile.
+            seen["gate"] = f"{pr.head_sha}:{sorted(r.id for r in latest.values())}:{checks}"
+            if pull.get("refused") == seen["gate"]:
+                return await self._note(state, seen, str(pull.get("waiting", "")), human=True)
             outcome = await forge.merge_pull(
                 number, method=landing.merge_method, expected_sha=pr.head_sha
             )
@@ -420,7 +425,10 @@ class PullFollower:
             }
             await self._write(state, updates)
             return True
-        return await self._note(state, seen, f"#{pr.number}: not mergeable: {message}", human=True)
+        refused = {**seen, "refused": seen.get("gate")}
+        return await self._note(
+            state, refused, f"#{pr.number}: not mergeable: {message}", human=True
+        )
 
     async def _resolve_round(
         self, state: TaskState, seen: dict[str, Any], pr: PullRequest, round_: int
