@@ -73,10 +73,12 @@ from orchestrator.errors import (
     NothingToResume,
     RecordNotFound,
     RunError,
+    UsageError,
 )
 from orchestrator.events import Event
 from orchestrator.events.catalogue import typed_event
 from orchestrator.events.phases import CliSurvivorsStopped
+from orchestrator.forge.base import Forge
 from orchestrator.locks.manager import LockManager
 from orchestrator.locks.team_merge import TeamMergeLock
 from orchestrator.merge.queue import MergeLockFactory, MergeQueue
@@ -94,6 +96,7 @@ from orchestrator.run.preflight import (
     check_sandbox,
     warn_mcp_servers,
 )
+from orchestrator.run.pull_landing_check import pull_landing_finding
 from orchestrator.run.report import RunReport
 from orchestrator.run.run_lock import RunLock, acquire_run_lock
 from orchestrator.run.session_report import session_report
@@ -178,6 +181,9 @@ class Council:
             check_adapters(config, self.plugins.registry)
             warn_mcp_servers(config, self.plugins.registry)
         await check_repository(config)
+        pulls = await pull_landing_finding(config)
+        if pulls is not None:
+            raise UsageError(pulls.message)
         await check_sandbox(config)
 
     async def __aenter__(self) -> Council:
@@ -237,6 +243,7 @@ class Council:
             log_dir=log_dir,
             home_root=home_root,
             team=team,
+            forge=await self._forge(),
         )
         self._scheduler = Scheduler(
             services, workflow=self._workflow, listeners=[], join=self._join
@@ -266,6 +273,15 @@ class Council:
                 if self._run_lock is not None:
                     self._run_lock.release()
                 self._store = self._locks = self._scheduler = self._run_lock = None
+
+    async def _forge(self) -> Forge | None:
+        """The forge pull requests go to, when the run lands through them."""
+        config = self.config
+        if config.landing.via != "pull_request":
+            return None
+        from orchestrator.forge.connect import connect  # githubkit: only when it is used
+
+        return await connect(config.forge, config.repo)
 
     async def _before_push(self, intent: PushIntent) -> None:
         await self.scheduler.before_push(intent)

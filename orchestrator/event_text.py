@@ -80,6 +80,13 @@ _WORDING: dict[str, str] = {
     EventType.MERGE_COMPLETED: "{task_id}: landed on {base_branch} in {merge_commit}",
     EventType.MERGE_ALREADY_MERGED: "{task_id}: already on {base_branch}: {message}",
     "task.already_merged": "{task_id}: already landed in {commit}",
+    "pull.opened": "{task_id}: pull request #{number} open for review: {url}",
+    "pull.merged": "{task_id}: pull request #{number} merged in {commit}",
+    "pull.closed": "{task_id}: pull request #{number} was closed without merging: {url}",
+    "pull.feedback_round": (
+        "{task_id}: pull request #{number} got feedback ({reasons}): building again (round {round})"
+    ),
+    "pull.not_merged": "{task_id}: pull request #{number} could not be merged ({kind}): {message}",
     "task.cancelled": "{task_id}: cancelled",
     "adapter.parked": (
         "{task_id}: {adapter} is rate limited until {until} (park {park} of {max_parks}): {message}"
@@ -107,6 +114,11 @@ TRANSITIONS = frozenset(
         "merge.resolve_round",
         "merge.vanished",
         "task.already_merged",
+        "pull.opened",
+        "pull.merged",
+        "pull.closed",
+        "pull.not_merged",
+        "pull.feedback_round",
         "task.retry",
         "task.failed",
         "task.waiting_for_checkout",

@@ -68,15 +68,20 @@ class TaskStatus(StrEnum):
     # its work is on its branch (worktree kept); the run ends without it, `council resume` lands
     # it once the checkout is cleared.
     WAITING_FOR_CHECKOUT = "waiting_for_checkout"
+    # Landing by pull request (``landing.via: pull_request``): its branch is on the remote and
+    # one pull request is open for it; no claim, no slot, no worktree: the scheduler follows
+    # the pull request until it is merged (``done``) or closed (``failed``).
+    IN_REVIEW = "in_review"
 
 
 TERMINAL_TASK_STATUSES = frozenset(
     {TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.CONFLICT}
 )
-ACTIVE_TASK_STATUSES = frozenset({TaskStatus.RUNNING, TaskStatus.MERGING})
-# Nobody works on these: a cancel writes them ``cancelled`` at once.
+ACTIVE_TASK_STATUSES = frozenset({TaskStatus.RUNNING, TaskStatus.MERGING, TaskStatus.IN_REVIEW})
+# Nobody works on these: a cancel writes them ``cancelled`` at once (an in-review task's pull
+# request stays open; the scheduler stops following it).
 RESUMABLE_TASK_STATUSES = frozenset(
-    {TaskStatus.QUEUED, TaskStatus.PARKED, TaskStatus.WAITING_FOR_CHECKOUT}
+    {TaskStatus.QUEUED, TaskStatus.PARKED, TaskStatus.WAITING_FOR_CHECKOUT, TaskStatus.IN_REVIEW}
 )
 
 

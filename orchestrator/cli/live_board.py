@@ -32,7 +32,7 @@ COLUMNS = (
 _REFRESH = 0.25
 _ENDED = ("done", "failed", "conflict", "cancelled")
 # Which lines go first when the screen is short: the lower, the longer it stays shown.
-_KEEP = {"running": 0, "merging": 0, "waiting": 1, "parked": 1, "queued": 2}
+_KEEP = {"running": 0, "merging": 0, "in_review": 1, "waiting": 1, "parked": 1, "queued": 2}
 _CHROME = 8  # lines the headline, the table's borders and header and the shell prompt take
 
 
@@ -47,7 +47,7 @@ def headline(lines: Sequence[TaskLine], stopping: str = "") -> str:
     """``council: 3/7 done · 2 running · 1 merging · 2 waiting · 1 queued · 1 failed``."""
     kinds = Counter(_kind(line) for line in lines)
     parts = [f"{kinds.pop('done', 0)}/{len(lines)} done"]
-    for kind in ("running", "merging", "waiting", "parked", "queued", *_ENDED[1:]):
+    for kind in ("running", "merging", "in_review", "waiting", "parked", "queued", *_ENDED[1:]):
         if kinds.get(kind):
             parts.append(f"{kinds[kind]} {kind}")
     text = "council: " + " · ".join(parts)

@@ -61,6 +61,18 @@ def finish(
         console.print_warning(
             f"once that is cleared, land it with:\n  council resume {shlex.quote(str(config))}"
         )
+    elif report.totals.in_review and config is not None:
+        # On stderr, so --json output stays one JSON document.
+        for task in report.tasks:
+            if task.status == TaskStatus.IN_REVIEW and task.pull is not None:
+                console.print_warning(
+                    f"{task.task_id}: pull request #{task.pull.number} waits "
+                    f"({task.pull.waiting or 'review'}): {task.pull.url}"
+                )
+        console.print_warning(
+            "once they are reviewed or merged, follow them with:\n"
+            f"  council resume {shlex.quote(str(config))}"
+        )
     elif report.status == SessionStatus.INTERRUPTED and config is not None:
         # On stderr, so --json output stays one JSON document.
         left = report.totals.tasks - report.totals.done
@@ -140,6 +152,12 @@ def _status(task: TaskReport) -> str:
     adapter, and which park of the task it is."""
     if task.status != TaskStatus.PARKED or task.parked_until is None:
         shown = f"{task.status}: {task.waiting}" if task.waiting else str(task.status)
+        if task.pull is not None:
+            pull = task.pull
+            shown += (
+                f" (PR #{pull.number} {pull.state}, {pull.approvals} approval(s), "
+                f"checks {pull.checks}, round {pull.round})"
+            )
         if task.vanished:
             gone = task.vanished[-1]
             again = "landed again" if task.status == TaskStatus.DONE else "not landed again"

@@ -50,7 +50,8 @@ class LandingConfig(Section):
     what happens to a landed task whose landing vanished from the base (a reset, a
     force-push, the branch recreated): ``auto`` lands it again from its kept branch through
     the merge queue (its CLI phases never run again); ``report`` only says so, and the run
-    ends failed (``scheduler.attempts.relander``)."""
+    ends failed (``scheduler.attempts.relander``). ``via: pull_request`` and the fields after
+    it: landing through a pull request on the forge (``scheduler.attempts.pull_landing``)."""
 
     wait_timeout: PositiveDuration = Field(
         default=1800.0,
@@ -63,6 +64,34 @@ class LandingConfig(Section):
         default="auto",
         description="auto: land a vanished landing again from its kept branch; "
         "report: name it in the report and end the run failed",
+    )
+    via: Literal["merge", "pull_request"] = Field(
+        default="merge",
+        description="merge: the merge queue lands finished work on the base; pull_request: "
+        "it is pushed to the remote as council/<task> and lands through one pull request "
+        "(needs a forge and a git remote `origin`; scheduler.attempts.pull_landing)",
+    )
+    approvals: int = Field(
+        default=1,
+        ge=0,
+        description="approving reviews a pull request needs (each reviewer's latest counts)",
+    )
+    checks: Literal["required", "ignore"] = Field(
+        default="required",
+        description="required: the head commit's check runs and statuses must all succeed "
+        "(and at least one must be reported); ignore: they are not looked at",
+    )
+    merge: Literal["auto", "manual"] = Field(
+        default="auto",
+        description="auto: council merges the pull request through the API once approved "
+        "and checked; manual: a person merges it, council follows until merged or closed",
+    )
+    merge_method: Literal["merge", "squash", "rebase"] = "merge"
+    max_review_rounds: int = Field(
+        default=3, ge=0, description="feedback rounds a pull request may take"
+    )
+    poll: PositiveDuration = Field(
+        default=30.0, description="how often the open pull requests are looked at"
     )
 
 

@@ -20,6 +20,7 @@ from orchestrator.events import (
     locks,
     merge,
     phases,
+    pulls,
     runs,
     state,
     tasks,
@@ -29,7 +30,7 @@ from orchestrator.events.base import Event
 
 __all__ = ["EVENTS", "MODELS", "AnyEvent", "parse_event", "read_event", "typed_event"]
 
-_FAMILIES = (state, locks, merge, runs, tasks, council_mode, phases, worktrees, dropped)
+_FAMILIES = (state, locks, merge, pulls, runs, tasks, council_mode, phases, worktrees, dropped)
 
 MODELS: Mapping[str, type[Event]] = {
     model.model_fields["type"].default: model

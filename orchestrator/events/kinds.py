@@ -46,6 +46,12 @@ class EventType(StrEnum):
     MERGE_RESOLVE_ROUND = "merge.resolve_round"
     MERGE_FENCED = "merge.fenced"
     MERGE_VANISHED = "merge.vanished"
+    # landing by pull request
+    PULL_OPENED = "pull.opened"
+    PULL_MERGED = "pull.merged"
+    PULL_CLOSED = "pull.closed"
+    PULL_NOT_MERGED = "pull.not_merged"
+    PULL_FEEDBACK_ROUND = "pull.feedback_round"
     # a run as a whole
     RUN_STARTED = "run.started"
     RUN_JOINED = "run.joined"

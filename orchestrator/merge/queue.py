@@ -109,6 +109,7 @@ from orchestrator.merge.checkout import (
 )
 from orchestrator.merge.git_locks import GitLockFile, held_git_locks
 from orchestrator.merge.history import TaskIndex
+from orchestrator.merge.pull_git import PullLanded, confirm_landed, push_head, refresh_base
 from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.types import ConflictForecast, GitIdentity, MergeResult, MergeStatus
@@ -244,6 +245,44 @@ class MergeQueue:
             self._said_waiting.pop(task_id, None)
         await self._emit(_EVENTS[result.status](**result.event_data()))
         return result
+
+    async def publishable(self, branch: str) -> str:
+        """The tip of ``branch`` once the secret gate found nothing it brings over the base
+        (``SecretInHistory`` otherwise, the work masked as for a landing): the check every
+        branch passes before it leaves for a pull request (``landing.via: pull_request``)."""
+        ref = branch_ref(branch)
+
+        def gate() -> str:
+            calls = GitCalls(self.git)
+            common = self._checkouts.common_dir(calls)
+            tips = read_tips(calls, self.base_ref, ref, common)
+            self._gate.check(calls, branch, tips.branch, tips.base, common)
+            return calls.rev_parse(ref) or tips.branch
+
+        return await anyio.to_thread.run_sync(gate)
+
+    async def push_pull_head(self, remote: str, commit: str, head: str) -> None:
+        """Put ``commit`` on the remote's branch ``head``, a pull request's head
+        (``pull_git.push_head``: leased, never forced)."""
+        await anyio.to_thread.run_sync(push_head, GitCalls(self.git), remote, commit, head)
+
+    async def confirm_pull_landed(self, remote: str, commit: str) -> PullLanded:
+        """Whether ``commit`` is on the remote's base now (``pull_git.confirm_landed``)."""
+
+        def confirm() -> PullLanded:
+            calls = GitCalls(self.git)
+            return confirm_landed(calls, self._checkouts, remote, self.base_branch, commit)
+
+        return await anyio.to_thread.run_sync(confirm)
+
+    async def follow_pull_base(self, remote: str) -> PullLanded:
+        """The remote's base fetched and the local base brought along when safe
+        (``pull_git.refresh_base``)."""
+
+        def follow() -> PullLanded:
+            return refresh_base(GitCalls(self.git), self._checkouts, remote, self.base_branch)
+
+        return await anyio.to_thread.run_sync(follow)
 
     async def refresh(self) -> str | None:
         """Fetch the remote's base (remote mode) so new work forks from what the team has

@@ -10,6 +10,7 @@ from typing import Any
 from orchestrator.models import ClaimStatus, SessionRecord, TaskState, TaskStatus, utcnow
 from orchestrator.run.report import (
     CandidateReport,
+    PullReport,
     RunReport,
     RunTotals,
     TaskReport,
@@ -65,6 +66,7 @@ def _task_report(
             else None
         ),
         vanished=_vanished(state.metadata),
+        pull=_pull(state.metadata),
     )
 
 
@@ -105,6 +107,17 @@ def _vanished(metadata: dict[str, Any]) -> list[VanishedReport]:
     return [VanishedReport.model_validate(item) for item in listed if isinstance(item, dict)]
 
 
+def _pull(metadata: dict[str, Any]) -> PullReport | None:
+    pull = metadata.get("pull")  # ``scheduler.attempts.pull_landing.PULL``
+    if not isinstance(pull, dict):
+        return None
+    fields = {name: pull[name] for name in PullReport.model_fields if name in pull}
+    try:
+        return PullReport.model_validate(fields)
+    except ValueError:
+        return None
+
+
 def _total(values: Sequence[float | int | None]) -> Any:
     known = [v for v in values if v is not None]
     return sum(known) if known else None
@@ -134,6 +147,7 @@ def build_report(
         conflict=count[TaskStatus.CONFLICT],
         cancelled=count[TaskStatus.CANCELLED],
         waiting_for_checkout=count[TaskStatus.WAITING_FOR_CHECKOUT],
+        in_review=count[TaskStatus.IN_REVIEW],
         pending=sum(r.status not in terminal for r in reports),
         input_tokens=_total([r.input_tokens for r in reports]),
         output_tokens=_total([r.output_tokens for r in reports]),

@@ -24,6 +24,7 @@ from orchestrator.errors import ConfigIssue
 from orchestrator.plugins.registry import AdapterRegistry
 from orchestrator.run.preflight import Finding, adapter_findings, repository_finding
 from orchestrator.run.prompt_fit import prompt_problems
+from orchestrator.run.pull_landing_check import pull_landing_finding
 
 __all__ = ["Validation", "validate_config", "validate_config_text"]
 
@@ -87,6 +88,8 @@ async def _validated(checked: CheckedConfig, registry: AdapterRegistry) -> Valid
     repository = await repository_finding(config)
     if repository is not None:
         findings.append(repository)
+    elif (pulls := await pull_landing_finding(config)) is not None:
+        findings.append(pulls)
     errors = checked.located((f.loc, f.message) for f in findings if not f.here)
     warnings = checked.located((f.loc, f.message) for f in findings if f.here)
     return Validation(

@@ -9,7 +9,8 @@ A council task (best of N) also lists its ``candidates`` (adapter, status, branc
 was chosen); its ``adapter`` and ``branch`` are the winner's.
 
 ``RunReport.exit_code`` is the ``council`` command's: 0 every task done, 130 the run was
-interrupted (but 1 when some task ended ``waiting_for_checkout``: the run ended by itself),
+interrupted (but 1 when some task ended ``waiting_for_checkout`` or waits ``in_review`` on a
+person: the run ended by itself),
 1 anything else.
 """
 
@@ -23,6 +24,7 @@ from orchestrator.models import SessionStatus, TaskStatus
 
 __all__ = [
     "CandidateReport",
+    "PullReport",
     "RunReport",
     "RunTotals",
     "TaskReport",
@@ -60,6 +62,22 @@ class VanishedReport(_Report):
     seen_at: datetime | None = None
 
 
+class PullReport(_Report):
+    """The task's pull request (``landing.via: pull_request``) as the run last saw it:
+    ``state`` open, merged or closed; ``checks`` success, failure, pending, none, ignored or
+    unknown (not looked at yet); ``waiting`` what it waits for; ``human`` it waits on a
+    person."""
+
+    number: int
+    url: str
+    state: str
+    approvals: int = 0
+    checks: str = "unknown"
+    round: int = 0
+    waiting: str = ""
+    human: bool = False
+
+
 class TaskReport(_Report):
     task_id: str
     status: TaskStatus
@@ -86,6 +104,7 @@ class TaskReport(_Report):
     holder: str | None = None  # who holds (or last held) its claim: ``<host>:<pid>:<run>``
     lease_expires: datetime | None = None  # while its claim is held: when it lapses
     vanished: list[VanishedReport] = []  # its landings that vanished from the base, oldest first
+    pull: PullReport | None = None  # its pull request, when it lands through one
 
 
 class WorkstationReport(_Report):
@@ -107,6 +126,7 @@ class RunTotals(_Report):
     cancelled: int
     pending: int  # queued, parked, running, merging or waiting_for_checkout
     waiting_for_checkout: int = 0  # ended waiting for the base's checkout: `council resume`
+    in_review: int = 0  # pull requests open, waiting to be merged
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
@@ -123,7 +143,8 @@ class RunReport(_Report):
 
     @property
     def exit_code(self) -> int:
-        if self.status == SessionStatus.INTERRUPTED and not self.totals.waiting_for_checkout:
+        ended_by_itself = self.totals.waiting_for_checkout or self.totals.in_review
+        if self.status == SessionStatus.INTERRUPTED and not ended_by_itself:
             return 130
         return 0 if self.totals.done == self.totals.tasks else 1
 

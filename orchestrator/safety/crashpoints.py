@@ -62,6 +62,9 @@ POINTS: dict[str, str] = {
     "merge.committed": "a merge commit has been written, the base ref not yet moved",
     "merge.ref_updated": "the base ref has just been moved to the merge commit",
     "merge.recorded": "a landed merge has just been recorded (task done, claim released)",
+    "pull.intent": "a task's pull request intent is recorded, its branch not yet pushed",
+    "pull.opened": "a task's pull request was just opened, its number not yet recorded",
+    "pull.merged": "council's merge of a pull request was just answered, not yet recorded",
     "sample.half_made": "the demo's sample repository has its files but no commit yet",
 }
 """Every crash point, with where exactly it sits."""

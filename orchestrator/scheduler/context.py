@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     # which must not pay for importing the services.
     from orchestrator.config.run import RunConfig
     from orchestrator.config.task import TaskConfig
+    from orchestrator.forge.base import Forge
     from orchestrator.locks.manager import LockManager
     from orchestrator.merge.queue import MergeQueue
     from orchestrator.plugins.host import PluginHost
@@ -47,6 +48,7 @@ class Services:
     log_dir: Path
     home_root: Path
     team: Team | None = None  # several workstations, one queue (``team``); None: this one alone
+    forge: Forge | None = None  # where pull requests go (``landing.via: pull_request``)
 
 
 class RunEvents:

@@ -91,6 +91,7 @@ from orchestrator.scheduler.liveness import refuse_if_alive
 from orchestrator.scheduler.monitoring import run_monitor
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
+from orchestrator.scheduler.pull_follower import PullFollower
 from orchestrator.scheduler.reconciler import Reconciler
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.rules.queue import held_for_checkout
@@ -162,6 +163,8 @@ class Scheduler:
         self._sweeper = Sweeper(run, policy)
         self._reconciler = Reconciler(run, inflight, writes, members, self._sweeper, self._touch)
         self._submissions = Submissions(run, members)
+        self._pulls = PullFollower(run)  # ``landing.via: pull_request``
+        self._pulls_nudge = anyio.Event()  # a pull request was opened: look at it now
         self._wake = anyio.Event()
         self._scope: anyio.CancelScope | None = None
         self._group: anyio.abc.TaskGroup | None = None
@@ -400,11 +403,15 @@ class Scheduler:
                 group.start_soon(self._watch_leases, watch)
                 care = anyio.CancelScope()
                 group.start_soon(self._monitor_state, care)
+                follow = anyio.CancelScope()
+                if self.services.config.landing.via == "pull_request":
+                    group.start_soon(self._follow_pulls, follow)
                 while True:
                     try:
                         if await self._tick():
                             watch.cancel()
                             care.cancel()
+                            follow.cancel()
                             break
                     except StoreUnavailable as exc:
                         # The team's database is away (a restart, the network): keep the
@@ -431,6 +438,21 @@ class Scheduler:
         with scope:
             await run_monitor(self.services.store, self.services.config, self._run.session_id)
 
+    async def _follow_pulls(self, scope: anyio.CancelScope) -> None:
+        """Follow the in-review tasks' pull requests every ``landing.poll`` seconds, and at
+        once when one was opened (``pull_follower``); a change wakes the tick."""
+        every = self.services.config.landing.poll
+        with scope:
+            while True:
+                try:
+                    if await self._pulls.follow():
+                        self._wake.set()
+                except StoreUnavailable as exc:
+                    self._outage.down(exc)
+                with anyio.move_on_after(every):
+                    await self._pulls_nudge.wait()
+                self._pulls_nudge = anyio.Event()
+
     async def _tick(self) -> bool:
         """One tick: reconcile, then dispatch; True when the run is over."""
         run = self._run
@@ -443,6 +465,8 @@ class Scheduler:
         if any(task_id not in states for task_id in run.tasks):
             states = await self._records_lost()
         self._seen = states
+        if any(self._pulls.unlooked(state) for state in states.values()):
+            self._pulls_nudge.set()
         if run.stopping:
             return not self._inflight
         if not self._inflight and self._settled(states):
@@ -554,6 +578,8 @@ class Scheduler:
             and (
                 state.status in TERMINAL_TASK_STATUSES
                 or held_for_checkout(task_id, depends_on, states)
+                or self._pulls.waits_on_person(state)
+                or _after_person(task_id, depends_on, states, self._pulls.waits_on_person)
             )
             for task_id in [*tasks, *self._foreign]
         )
@@ -600,8 +626,38 @@ class Scheduler:
             # Work that only waits for the user's checkout: `council resume` lands it.
             status = SessionStatus.INTERRUPTED
             await store.create_checkpoint(run.session_id, "waiting_for_checkout")
+        elif any(s.status == TaskStatus.IN_REVIEW for s in states):
+            # Pull requests waiting for a person: `council resume` follows them again.
+            status = SessionStatus.INTERRUPTED
+            await store.create_checkpoint(run.session_id, "in_review")
         await store.update_session(run.session_id, {"status": status})
         await run.events.emit(RunFinished(session_id=run.session_id, status=status))
+
+
+def _after_person(
+    task_id: str,
+    depends_on: dict[str, list[str]],
+    states: dict[str, TaskState],
+    waits: Callable[[TaskState], bool],
+) -> bool:
+    """A task that waits (queued, parked) for a dependency whose pull request waits on a
+    person, directly or further up: nothing in this run can start it."""
+    state = states.get(task_id)
+    if state is None or state.status not in (TaskStatus.QUEUED, TaskStatus.PARKED):
+        return False
+    seen: set[str] = set()
+    todo = list(depends_on.get(task_id, []))
+    while todo:
+        current = todo.pop()
+        dep = states.get(current)
+        if current in seen or dep is None:
+            continue
+        seen.add(current)
+        if waits(dep):
+            return True
+        if dep.status in (TaskStatus.QUEUED, TaskStatus.PARKED):
+            todo += depends_on.get(current, [])
+    return False
 
 
 def _state_disappeared(session_id: str, tasks: list[str]) -> StateError:

@@ -70,12 +70,18 @@ from orchestrator.workflow.saving import Saver
 from orchestrator.workflow.task_run import TaskRun
 from orchestrator.worktrees.tamper.guard import RECHECKED, Tampering
 
-__all__ = ["NOTHING_CHANGED", "PhaseSteps"]
+__all__ = ["NOTHING_CHANGED", "PULL_FEEDBACK", "PhaseSteps"]
 
 # The one retry of a build that changed nothing: the same prompt would change nothing again.
 NOTHING_CHANGED = (
     "NOTE: the previous attempt at this task changed no files ({reason}). This time, make the "
     "change in the files themselves; if it cannot be done, say exactly why.\n\n"
+)
+
+# A feedback round of a pull request (``landing.via: pull_request``): the build answers it.
+PULL_FEEDBACK = (
+    "NOTE: your work is in a pull request, and it got this feedback. Change the files to "
+    "answer it (your earlier commits are kept; add to them):\n\n{feedback}\n\n"
 )
 
 log = logging.getLogger(__name__)
@@ -120,6 +126,8 @@ class PhaseSteps:
         prompt = render_prompt(template, context)
         if name == BUILD and round_ == 1 and run.note:
             prompt = NOTHING_CHANGED.format(reason=run.note) + prompt
+        if name == BUILD and round_ == 1 and run.feedback:
+            prompt = PULL_FEEDBACK.format(feedback=run.feedback) + prompt
         resume = resume_session_id(self._book.get(name), adapter, session.branch)
         started = {"round": round_, "branch": session.branch, "prompt_sha256": sha256_text(prompt)}
         if name == BUILD and round_ > 1:

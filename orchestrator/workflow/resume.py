@@ -24,9 +24,11 @@ from orchestrator.workflow.handoffs.document import Handoff, load_handoff, write
 from orchestrator.workflow.phase_book import PhaseBook
 from orchestrator.worktrees.models import SessionWorktree
 
-__all__ = ["ResumePoint", "find_resume_point", "resume_session_id"]
+__all__ = ["FEEDBACK_OUTCOME", "ResumePoint", "find_resume_point", "resume_session_id"]
 
 _RESUMABLE_OUTCOMES = frozenset({"rate_limited", "cancelled"})
+# A completed phase set to run again for a pull request's feedback: its conversation goes on.
+FEEDBACK_OUTCOME = "pull_feedback"
 
 
 @dataclass
@@ -82,10 +84,14 @@ async def _reusable(
 
 
 def resume_session_id(record: PhaseRecord | None, adapter: str, branch: str) -> str | None:
+    again = record is not None and (record.status, record.outcome) == (
+        PhaseStatus.PENDING,
+        FEEDBACK_OUTCOME,
+    )
     if (
         record is None
-        or record.status != PhaseStatus.FAILED
-        or record.outcome not in _RESUMABLE_OUTCOMES
+        or not (again or record.status == PhaseStatus.FAILED)
+        or not (again or record.outcome in _RESUMABLE_OUTCOMES)
         or record.adapter != adapter
         or record.result.get("branch") != branch
     ):

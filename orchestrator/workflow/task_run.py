@@ -55,6 +55,8 @@ class TaskRun:
     # owns or changes (the plan's once locked, the build's changed ones): the scheduler puts
     # them in the session context, which the other sessions' prompts name
     note: str | None = None  # why the last attempt's build changed nothing: said to this build
+    # What reviewers and checks said of the task's pull request: this build answers it.
+    feedback: str | None = None
     fresh_head: str | None = None  # the HEAD of a worktree just made at the base, that nothing
     # has run in yet (no setup commands): the first phase starts there, with nothing to commit
 

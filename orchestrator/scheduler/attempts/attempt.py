@@ -72,6 +72,7 @@ class Attempt:
     waiting_written: str = ""  # ... as last written into the task's metadata
     usage: Usage | None = None  # the attempt's usage, not yet added to the task's total
     note: str | None = None  # why the task's last attempt changed nothing (its build is told)
+    feedback: str | None = None  # its pull request's feedback, which this build answers
     relanding: bool = False  # lands a vanished landing again from its kept branch (no CLI)
     cancel: anyio.Event = field(default_factory=anyio.Event)
     finished: anyio.Event = field(default_factory=anyio.Event)

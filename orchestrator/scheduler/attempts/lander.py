@@ -11,6 +11,9 @@ A wait for the checkout is bounded: after ``landing.wait_timeout`` the task ends
 ``waiting`` line kept), with a ``task.waiting_for_checkout`` event; the run ends without it
 (``Scheduler``: session ``interrupted``) and `council resume` requeues it, its phases recorded
 complete, so it goes straight to landing once the checkout is cleared.
+
+With ``landing.via: pull_request`` nothing is merged here: the branch goes to a pull request
+(``pull_landing``) and the task waits ``in_review``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from orchestrator.scheduler.attempts.attempt import (
 )
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.landing_log import LandingLog
+from orchestrator.scheduler.attempts.pull_landing import PullLanding
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import WAITING
@@ -54,6 +58,7 @@ class Lander:
         self._writes = writes
         self._inflight = inflight
         self._landing = landing  # the write-ahead record of a landing on the team's remote
+        self._pulls = PullLanding(run, writes)  # ``landing.via: pull_request``
         # Called after each landing is recorded: the check that earlier ones are still there
         # (``relander``).
         self.on_landed: Callable[[MergeResult], Awaitable[None]] | None = None
@@ -68,6 +73,9 @@ class Lander:
         (done, conflict) is the durable record of the merge either way."""
         assert attempt.session is not None
         services = self._run.services
+        if services.config.landing.via == "pull_request" and not attempt.relanding:
+            await self._pulls.open(attempt)  # lands later, through its pull request
+            return
         await self._hold_for_forecast(attempt)
         since: float | None = None  # when its landing first had to wait for the checkout
         while True:

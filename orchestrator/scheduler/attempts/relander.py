@@ -45,6 +45,7 @@ from orchestrator.models import ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.lander import Lander
+from orchestrator.scheduler.attempts.pull_landing import PULL
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import WAITING
@@ -100,6 +101,7 @@ class Relander:
             and task_id not in self._inflight
             and state.status == TaskStatus.DONE
             and state.merged_commit
+            and PULL not in state.metadata  # landed by the forge: no Council-Task merge
         }
         if not landed:
             return False

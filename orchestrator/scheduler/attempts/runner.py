@@ -62,6 +62,7 @@ from orchestrator.models import (
 )
 from orchestrator.scheduler.attempts.attempt import RETRY_NOTE, WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.pull_landing import PULL_FEEDBACK
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.team_work import TeamWork
 from orchestrator.scheduler.attempts.writes import AttemptWrites
@@ -145,6 +146,8 @@ class AttemptRunner:
             return False  # ended meanwhile (cancelled by another process, say)
         kept = state.metadata.get(WORKTREE)
         attempt.note = _retry_note(state)
+        feedback = state.metadata.get(PULL_FEEDBACK)
+        attempt.feedback = feedback if isinstance(feedback, str) and feedback else None
         session_id = str(kept or _new_session_id(task.id))
         # The worktree's session id goes into the claim write, before the worktree exists: a
         # crash after its creation still finds it (the next attempt reuses it), and no second
@@ -239,6 +242,12 @@ class AttemptRunner:
                 adopted = None if team is None else await team.take_over(attempt, session_id, state)
                 if adopted is not None:
                     return adopted
+                if attempt.feedback is not None and state.branch:
+                    # A pull request's feedback round: its worktree was retired when the pull
+                    # request opened; the branch it pushed is checked out again, commits kept.
+                    return await worktrees.adopt_session_worktree(
+                        session_id, attempt.adapter, attempt.worktree_task, state.branch
+                    )
             else:
                 return await worktrees.recreate_session_worktree(kept)
         # A new worktree: ``new`` means a session id just drawn at random, so nobody can have
@@ -271,6 +280,7 @@ class AttemptRunner:
             on_files=self._files_reporter(attempt),
             fresh_head=attempt.session.base_commit if attempt.fresh_worktree else None,
             note=attempt.note,
+            feedback=attempt.feedback,
         )
         full: CouncilError | OSError | None = None
         async with anyio.create_task_group() as group:

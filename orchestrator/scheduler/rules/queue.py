@@ -102,6 +102,10 @@ def wait_reason(
     if state.status in (TaskStatus.MERGING, TaskStatus.WAITING_FOR_CHECKOUT):
         waiting = meta.get(WAITING)
         return waiting if isinstance(waiting, str) else None
+    if state.status == TaskStatus.IN_REVIEW:
+        pull = meta.get("pull")  # ``attempts.pull_landing.PULL``: the pull request as last seen
+        waiting = pull.get("waiting") if isinstance(pull, dict) else None
+        return waiting if isinstance(waiting, str) and waiting else None
     if state.status == TaskStatus.PARKED:
         until = time_of(meta, PARKED_UNTIL)
         if until is not None and until > now:

@@ -1,0 +1,66 @@
+"""Landing by pull request (``landing.via: pull_request``): a task's pull request opened,
+merged, closed unmerged, or refused by the forge's merge."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from orchestrator.events.base import TaskEvent
+
+__all__ = ["PullClosed", "PullFeedbackRound", "PullMerged", "PullNotMerged", "PullOpened"]
+
+
+class PullOpened(TaskEvent):
+    """The task's pull request ``number`` (``url``) is open for ``head`` into ``base``;
+    ``created`` False when it was already open (found by its head branch after a crash)."""
+
+    type: Literal["pull.opened"] = "pull.opened"
+    number: int
+    url: str
+    head: str
+    base: str
+    created: bool = True
+
+
+class PullMerged(TaskEvent):
+    """The pull request was merged (by council, ``by_council``, or by a person): ``commit`` is
+    on the base and holds the task's work; the task is done."""
+
+    type: Literal["pull.merged"] = "pull.merged"
+    number: int
+    url: str
+    commit: str
+    by_council: bool
+
+
+class PullClosed(TaskEvent):
+    """The pull request was closed without being merged: the task failed."""
+
+    type: Literal["pull.closed"] = "pull.closed"
+    level: str = "warning"
+    number: int
+    url: str
+
+
+class PullNotMerged(TaskEvent):
+    """Council's merge of the pull request was refused (``kind``: ``not_mergeable``, a
+    conflict or a protection rule; ``head_changed``): the forge's ``message``."""
+
+    type: Literal["pull.not_merged"] = "pull.not_merged"
+    level: str = "warning"
+    number: int
+    url: str
+    kind: str
+    message: str
+
+
+class PullFeedbackRound(TaskEvent):
+    """Reviews asked for changes, review comments came, or checks failed (``reasons``): the
+    task builds again on its branch (round ``round`` of ``landing.max_review_rounds``), its
+    CLI's conversation resumed, and pushes to the same pull request."""
+
+    type: Literal["pull.feedback_round"] = "pull.feedback_round"
+    number: int
+    url: str
+    round: int
+    reasons: str  # what came, "; "-separated

@@ -1,0 +1,201 @@
+"""Landing by pull request (``landing.via: pull_request``): a finished attempt's branch goes to
+the remote as ``council/<task>`` and exactly one pull request is opened for it; the task waits
+``in_review`` (claim released, locks let go, worktree retired, its branch kept) while
+``pull_follower`` follows the pull request to its merge or close.
+
+Exactly once, across crashes and workstations: a keyed record (namespace ``pulls``, key the
+task id) names the head branch before anything leaves the machine (crash point
+``pull.intent``); the pull request is then found by its head (``find_pull``) or opened
+(``open_pull``, which answers the one already open for that head), and its number recorded
+after (crash point ``pull.opened`` in between). A crash anywhere here leaves the task
+``running`` behind its claim: `council resume` requeues it, its phases recorded complete, and
+this step runs again and finds the same pull request.
+
+Every branch passes the secret gate before it is pushed (``MergeQueue.publishable``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.events.pulls import PullOpened
+from orchestrator.forge.base import Forge, PullRequest
+from orchestrator.models import ClaimStatus, TaskState, TaskStatus
+from orchestrator.safety.crashpoints import crash_point
+from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.writes import AttemptWrites
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.rules.queue import WAITING
+from orchestrator.workflow.handoffs.document import Handoff, load_handoff
+
+__all__ = [
+    "ISSUE",
+    "PULL",
+    "PULLS",
+    "PULL_FEEDBACK",
+    "PULL_REMOTE",
+    "PullLanding",
+    "head_branch",
+    "pull_body",
+]
+
+PULLS = "pulls"  # keyed-record namespace: task id -> {head, base, number, url}
+PULL = "pull"  # task metadata: the pull request as last seen (``council status`` shows it)
+ISSUE = "issue"  # task (config or record) metadata: its issue's number, which its PR closes
+PULL_FEEDBACK = "pull_feedback"  # task metadata: the feedback its next build answers
+PULL_REMOTE = "origin"  # where heads are pushed when the run has no team remote
+_PROMPT_LINES = 12  # of the task's prompt, at the top of the pull request's body
+_SUMMARY_CHARS = 4000  # of each phase's summary
+_VERIFY_TAIL = 800  # of a failed verify command's output
+
+
+def head_branch(task_id: str) -> str:
+    """The pull request's head branch of ``task_id`` on the remote."""
+    return f"council/{task_id}"
+
+
+class PullLanding:
+    def __init__(self, run: RunContext, writes: AttemptWrites) -> None:
+        self._run = run
+        self._writes = writes
+
+    @property
+    def remote(self) -> str:
+        team = self._run.services.team
+        return team.remote if team is not None else PULL_REMOTE
+
+    def _forge(self) -> Forge:
+        forge = self._run.services.forge
+        if forge is None:
+            raise RuntimeError("landing.via is pull_request but the run has no forge")
+        return forge
+
+    async def open(self, attempt: Attempt) -> None:
+        """Push the attempt's branch and open (or find) its pull request; the task then
+        waits ``in_review`` (module doc)."""
+        assert attempt.session is not None
+        services = self._run.services
+        store, forge = services.store, self._forge()
+        head, base = head_branch(attempt.key), services.config.base_branch
+        record = await store.get_record(PULLS, attempt.key)
+        known = dict(record.data) if record is not None else {}
+        if known.get("head") != head or known.get("base") != base:
+            known = {"head": head, "base": base}
+            await store.put_record(PULLS, attempt.key, known)
+        crash_point("pull.intent")
+        tip = await services.merges.publishable(attempt.session.branch)
+        await services.merges.push_pull_head(self.remote, tip, head)
+        state = await store.get_task_state(attempt.key)
+        pull, created = await self._pull_for(forge, known, head, base, attempt, state)
+        crash_point("pull.opened")
+        await store.put_record(
+            PULLS, attempt.key, {**known, "number": pull.number, "url": pull.url}
+        )
+        meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
+        earlier: dict[str, Any] = meta.get(PULL) or {}
+        round_ = int(earlier.get("round", 0))
+        # What earlier rounds answered stays (``pull_follower``): never answered twice.
+        meta[PULL] = {**earlier, **pull_summary(pull, round_=round_, tip=tip)}
+        meta.pop(WORKTREE, None)  # retired below: the branch keeps the work
+        meta.pop(WAITING, None)
+        meta.pop(PULL_FEEDBACK, None)  # answered by this push
+        updates: dict[str, Any] = {
+            "status": TaskStatus.IN_REVIEW,
+            "current_phase": None,
+            "error": None,
+            "metadata": meta,
+        }
+        await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
+        await self._writes.release_locks(attempt)
+        await self._writes.retire_worktree(attempt)
+        await self._run.events.emit(
+            PullOpened(
+                task_id=attempt.key,
+                number=pull.number,
+                url=pull.url,
+                head=head,
+                base=base,
+                created=created,
+            )
+        )
+
+    async def _pull_for(
+        self,
+        forge: Forge,
+        known: dict[str, Any],
+        head: str,
+        base: str,
+        attempt: Attempt,
+        state: TaskState | None,
+    ) -> tuple[PullRequest, bool]:
+        """The pull request recorded or open for ``head``, else a new one."""
+        number = known.get("number")
+        if isinstance(number, int):
+            pull = await forge.get_pull(number)
+            if pull.state == "open":
+                return pull, False
+        found = await forge.find_pull(head)
+        if found is not None:
+            return found, False
+        body = await pull_body(self._run, attempt, state)
+        title = _title(attempt.task.prompt, attempt.key)
+        opened = await forge.open_pull(title=title, body=body, head=head, base=base)
+        return opened.pull, opened.created
+
+
+def pull_summary(pull: PullRequest, *, round_: int = 0, tip: str | None = None) -> dict[str, Any]:
+    """The task's ``metadata.pull`` for ``pull`` before the follower looked at it."""
+    return {
+        "number": pull.number,
+        "url": pull.url,
+        "head": pull.head,
+        "head_sha": tip or pull.head_sha,
+        "state": "merged" if pull.merged else pull.state,
+        "approvals": 0,
+        "checks": "unknown",
+        "round": round_,
+        "waiting": "the pull request's first look",
+        "human": False,
+        "looked": False,  # the follower has not looked at it yet
+    }
+
+
+def _title(prompt: str, task_id: str) -> str:
+    first = next((line.strip() for line in prompt.splitlines() if line.strip()), task_id)
+    title = f"{task_id}: {first}"
+    return title if len(title) <= 120 else title[:117].rstrip() + "..."
+
+
+async def pull_body(run: RunContext, attempt: Attempt, state: TaskState | None) -> str:
+    """What the pull request says: the task's prompt, what each phase did (its handoff's
+    summary), the verify commands' results, and ``Closes #<issue>`` for a task made from an
+    issue. Every handoff is stored with the run's secrets masked."""
+    store = run.services.store
+    lines = [line.rstrip() for line in attempt.task.prompt.strip().splitlines()]
+    prompt = lines[:_PROMPT_LINES] + (["..."] if len(lines) > _PROMPT_LINES else [])
+    parts = [f"Task `{attempt.key}`, done by CLI Council.", "", *(f"> {x}" for x in prompt)]
+    handoffs: list[Handoff] = []
+    for phase in state.phases if state is not None else {}:
+        handoff = await load_handoff(store, attempt.key, phase)
+        if handoff is not None:
+            handoffs.append(handoff)
+    for handoff in handoffs:
+        summary = handoff.summary.strip()
+        if summary:
+            if len(summary) > _SUMMARY_CHARS:
+                summary = summary[:_SUMMARY_CHARS].rstrip() + "\n..."
+            parts += ["", f"### {handoff.phase} ({handoff.adapter})", "", summary]
+    verify = next((h.verify for h in reversed(handoffs) if h.verify), [])
+    if verify:
+        parts += ["", "### Verify", ""]
+        for check in verify:
+            mark = "passed" if check.ok else "failed"
+            parts.append(f"- `{' '.join(check.argv)}`: {mark}")
+            if not check.ok and check.output_tail.strip():
+                parts += ["", "```", check.output_tail.strip()[-_VERIFY_TAIL:], "```"]
+    issue = attempt.task.metadata.get(ISSUE)  # the task's config, or its record
+    if issue is None and state is not None:
+        issue = state.metadata.get(ISSUE)
+    if isinstance(issue, int) and not isinstance(issue, bool):
+        parts += ["", f"Closes #{issue}"]
+    return "\n".join(parts) + "\n"

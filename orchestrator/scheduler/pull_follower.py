@@ -1,0 +1,459 @@
+"""Following the pull requests of the tasks ``in_review`` (``landing.via: pull_request``),
+every ``landing.poll`` seconds and at once after one is opened.
+
+For each: the pull request, its reviews and (``landing.checks: required``) the checks of its
+head commit, all conditional requests (the forge keeps an ETag per URL, and a 304 costs no
+rate limit). It is **gated** when at least ``landing.approvals`` reviewers' latest deciding
+review approves, none asks for changes, and every check succeeded (at least one reported).
+
+- gated, ``merge: auto``: council merges it through the API, expecting the head it looked at
+  (``merge_pull(expected_sha=...)``); the forge's branch protection decides as for anyone.
+  ``merged``: the remote's base is fetched and the work confirmed on it, then the task is
+  ``done`` with ``merged_commit``. ``not_mergeable`` for a conflict with the moved base: a
+  resolve round, as the merge queue's (built again on the remote's base, pushed to the same
+  pull request), once, then ``conflict`` (the pull request named and left open);
+  ``not_mergeable`` for a protection rule: waiting on a person; ``head_changed``: looked at
+  again next pass.
+- gated, ``merge: manual``: it waits for a person to merge it.
+- merged by a person: as council's merge, confirmed on the base.
+- closed unmerged: the task ends ``failed`` (closed by a human); ``pull.closed``.
+- otherwise it waits: for checks still running (the run goes on), or for a person (reviews,
+  changes asked for, failing or no checks): ``metadata.pull.human``, and a run whose every
+  unfinished task waits on a person ends (``Scheduler``), `council resume` follows again.
+
+A forge that does not answer (5xx, rate limits past the client's own waiting, the network)
+fails nothing: the task keeps waiting, said in its ``waiting`` line, and the next pass tries
+again. Each write is compare-and-set on the task's version: a workstation that wrote first
+wins, the other reads again next pass. Merged once: a pull request already merged is never
+merged again (``get_pull`` first), and a crash between the merge and its record (crash point
+``pull.merged``) is followed by the pull request found merged.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.errors import (
+    CouncilError,
+    ForgeAuthError,
+    ForgeError,
+    ForgeNotFound,
+    StoreUnavailable,
+    VersionConflict,
+)
+from orchestrator.events.merge import MergeResolveRound
+from orchestrator.events.pulls import PullClosed, PullFeedbackRound, PullMerged, PullNotMerged
+from orchestrator.events.tasks import TaskFailed
+from orchestrator.forge.base import Checks, Forge, PullRequest, Review, approvals, latest_reviews
+from orchestrator.ids import derived_id
+from orchestrator.models import PhaseStatus, TaskState, TaskStatus, utcnow
+from orchestrator.safety.crashpoints import crash_point
+from orchestrator.scheduler.attempts.attempt import MAX_RESOLVE_ROUNDS, RESOLVE_ROUNDS, WORKTREE
+from orchestrator.scheduler.attempts.pull_landing import PULL, PULL_FEEDBACK, PULL_REMOTE
+from orchestrator.scheduler.context import RunContext
+from orchestrator.workflow.progress import BUILD
+from orchestrator.workflow.resume import FEEDBACK_OUTCOME
+
+__all__ = ["Feedback", "PullFollower", "waits_on_person"]
+
+_CHECK_TAIL = 2000  # of a failing check's words, in the feedback
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a feedback round answers: ``text`` for the build's prompt, ``reasons`` in short,
+    and what it answers (review and comment ids, heads whose failing checks it answers)."""
+
+    text: str
+    reasons: str
+    answered: list[int]
+    heads: list[str]
+
+
+log = logging.getLogger(__name__)
+
+
+def waits_on_person(state: TaskState) -> bool:
+    """An ``in_review`` task nothing in this run can move: its pull request waits for a
+    person (a review, a merge by hand, failing checks)."""
+    pull = state.metadata.get(PULL)
+    return (
+        state.status == TaskStatus.IN_REVIEW
+        and isinstance(pull, dict)
+        and pull.get("human") is True
+    )
+
+
+class PullFollower:
+    def __init__(self, run: RunContext) -> None:
+        self._run = run
+        # The tasks whose pull request this run has looked at: what an earlier run recorded
+        # (waiting on a person) may have changed since, so only a look of this run counts.
+        self.looked: set[str] = set()
+        # Each (task, head pushed) looked at or tried: a pull request just opened is looked at
+        # at once, but a look that failed waits for the next poll.
+        self.tried: set[tuple[str, str]] = set()
+
+    def unlooked(self, state: TaskState) -> bool:
+        """An in-review task whose pull request, as last pushed, no pass has tried yet."""
+        pull = state.metadata.get(PULL)
+        return (
+            state.status == TaskStatus.IN_REVIEW
+            and isinstance(pull, dict)
+            and pull.get("looked") is False
+            and (state.task_id, str(pull.get("head_sha"))) not in self.tried
+        )
+
+    def waits_on_person(self, state: TaskState) -> bool:
+        """``waits_on_person``, as this run's own look found it; any ``in_review`` task when
+        this run has no forge to follow it with (its config lands by merge now)."""
+        if self._run.services.forge is None:
+            return state.status == TaskStatus.IN_REVIEW
+        return state.task_id in self.looked and waits_on_person(state)
+
+    def _forge_of(self) -> Forge:
+        forge = self._run.services.forge
+        assert forge is not None  # followed only when the run has one
+        return forge
+
+    @property
+    def _remote(self) -> str:
+        team = self._run.services.team
+        return team.remote if team is not None else PULL_REMOTE
+
+    async def follow(self) -> bool:
+        """One pass over the run's ``in_review`` tasks; True when some task changed."""
+        run = self._run
+        forge = run.services.forge
+        if forge is None or run.session_id is None:
+            return False
+        changed = False
+        for state in await run.services.store.list_tasks(run.session_id):
+            if state.status != TaskStatus.IN_REVIEW or state.task_id not in run.tasks:
+                continue
+            pull = state.metadata.get(PULL)
+            if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
+                continue
+            self.tried.add((state.task_id, str(pull.get("head_sha"))))
+            try:
+                changed |= await self._follow_one(forge, state, pull)
+                self.looked.add(state.task_id)
+            except VersionConflict:
+                changed = True  # written meanwhile (another workstation): read again
+            except ForgeError as exc:
+                changed |= await self._unanswered(state, pull, exc)
+                self.looked.add(state.task_id)  # what it said is this run's own look
+            except StoreUnavailable:
+                raise  # the scheduler's outage handling says it once
+            except CouncilError as exc:
+                # Git (the remote unreachable for the fetch), a refused write: this pass
+                # leaves the task as it is, the next one tries again; the run goes on.
+                log.warning("task %s: following its pull request failed: %s", state.task_id, exc)
+        return changed
+
+    async def _follow_one(self, forge: Forge, state: TaskState, pull: dict[str, Any]) -> bool:
+        number: int = pull["number"]
+        pr = await forge.get_pull(number)
+        if pr.merged:
+            return await self._merged(state, pull, pr, None)
+        if pr.state == "closed":
+            return await self._closed(state, pull, pr)
+        landing = self._run.services.config.landing
+        latest = latest_reviews(await forge.list_reviews(number))
+        approved = len(approvals(list(latest.values())))
+        changes = sorted(n for n, r in latest.items() if r.state == "CHANGES_REQUESTED")
+        checks, found = "ignored", None
+        if landing.checks == "required":
+            found = await forge.checks(pr.head_sha)
+            checks = found.state
+        checks_ok = checks in ("success", "ignored")
+        seen = {
+            **pull,
+            "state": pr.state,
+            "head_sha": pr.head_sha,
+            "approvals": approved,
+            "checks": checks,
+            "looked": True,
+        }
+        if approved >= landing.approvals and not changes and checks_ok:
+            if landing.merge == "manual":
+                return await self._note(state, seen, f"a person to merge #{number}", human=True)
+            # A merge the forge refused is asked again only once what council sees changed
+            # (the head, a review, the checks): a person is on it meanwhile.
+            seen["gate"] = f"{pr.head_sha}:{sorted(r.id for r in latest.values())}:{checks}"
+            if pull.get("refused") == seen["gate"]:
+                return await self._note(state, seen, str(pull.get("waiting", "")), human=True)
+            outcome = await forge.merge_pull(
+                number, method=landing.merge_method, expected_sha=pr.head_sha
+            )
+            crash_point("pull.merged")
+            if outcome.kind == "merged":
+                return await self._merged(state, seen, pr, outcome.sha)
+            return await self._not_merged(state, seen, pr, outcome.kind, outcome.message)
+        feedback = await self._feedback(forge, pr, latest, found, seen)
+        if feedback is not None:
+            return await self._feedback_round(state, seen, pr, feedback)
+        if changes:
+            why, human = f"changes asked for by {', '.join(changes)}", True
+        elif checks == "pending":
+            why, human = "checks still running", False
+        elif checks == "failure":
+            why, human = "failing checks", True
+        elif checks == "none":
+            why, human = "no checks reported on its head", True
+        else:
+            why = f"{landing.approvals - approved} more approving review(s)"
+            human = True
+        return await self._note(state, seen, f"#{number}: {why}", human=human)
+
+    async def _feedback(
+        self,
+        forge: Forge,
+        pr: PullRequest,
+        latest: Mapping[str, Review],
+        checks: Checks | None,
+        seen: dict[str, Any],
+    ) -> Feedback | None:
+        """What reviewers and checks said that no round answered yet (``answered``: the
+        ids of the reviews and comments answered, and the heads whose failing checks were),
+        when a round is left (``landing.max_review_rounds``); None otherwise."""
+        rounds = int(seen.get("feedback_rounds", 0))
+        if rounds >= self._run.services.config.landing.max_review_rounds:
+            return None
+        answered = set(seen.get("answered") or [])
+        lines: list[str] = []
+        reasons: list[str] = []
+        ids: list[int] = []
+        for name, review in latest.items():
+            if review.state == "CHANGES_REQUESTED" and review.id not in answered:
+                ids.append(review.id)
+                reasons.append(f"changes asked for by {name}")
+                lines.append(f"Review by {name}, asking for changes:\n{review.body.strip()}")
+        comments = [c for c in await forge.list_review_comments(pr.number) if c.id not in answered]
+        if comments:
+            reasons.append(f"{len(comments)} review comment(s)")
+            lines.append("Review comments:")
+            for comment in comments:
+                ids.append(comment.id)
+                where = f"{comment.path}:{comment.line}" if comment.line else comment.path
+                lines.append(f"- {where} ({comment.reviewer}): {comment.body.strip()}")
+        heads = set(seen.get("answered_heads") or [])
+        failing = checks.failing if checks is not None and pr.head_sha not in heads else ()
+        if failing:
+            reasons.append(f"failing checks: {', '.join(c.name for c in failing)}")
+            for check in failing:
+                said = "\n".join(x for x in (check.summary, check.text_tail) if x.strip())
+                lines.append(f"Check {check.name!r} failed:\n{said[-_CHECK_TAIL:]}".rstrip())
+        if not reasons:
+            return None
+        return Feedback(
+            text="\n\n".join(lines),
+            reasons="; ".join(reasons),
+            answered=sorted(answered | set(ids)),
+            heads=sorted(heads | ({pr.head_sha} if failing else set())),
+        )
+
+    async def _feedback_round(
+        self, state: TaskState, seen: dict[str, Any], pr: PullRequest, feedback: Feedback
+    ) -> bool:
+        """Back to the queue for a build on the task's own branch that answers ``feedback``
+        (its phases from build on set to run again, their CLI conversation resumed), pushed
+        to the same pull request."""
+        rounds = int(seen.get("feedback_rounds", 0)) + 1
+        task = self._run.tasks[state.task_id]
+        names = [phase.name for phase in self._run.services.config.phases_for(task)]
+        again = names[names.index(BUILD) :] if BUILD in names else names[-1:]
+        phases = {
+            name: record.model_copy(
+                update={
+                    "status": PhaseStatus.PENDING,
+                    "outcome": FEEDBACK_OUTCOME,
+                    "result": {"branch": record.result.get("branch")},
+                    "finished_at": None,
+                    "error": None,
+                }
+            ).model_dump()
+            for name, record in state.phases.items()
+            if name in again
+        }
+        meta = {**state.metadata, PULL_FEEDBACK: feedback.text}
+        meta[WORKTREE] = derived_id(state.task_id, secrets.token_hex(3), limit=59)
+        meta[PULL] = {
+            **seen,
+            "round": int(seen.get("round", 0)) + 1,
+            "feedback_rounds": rounds,
+            "answered": feedback.answered,
+            "answered_heads": feedback.heads,
+            "waiting": "",
+            "human": False,
+        }
+        updates: dict[str, Any] = {
+            "status": TaskStatus.QUEUED,
+            "current_phase": None,
+            "error": None,
+            "phases": {**{k: v.model_dump() for k, v in state.phases.items()}, **phases},
+            "metadata": meta,
+        }
+        await self._write(state, updates)
+        await self._run.events.emit(
+            PullFeedbackRound(
+                task_id=state.task_id,
+                number=pr.number,
+                url=pr.url,
+                round=rounds,
+                reasons=feedback.reasons,
+            )
+        )
+        return True
+
+    async def _note(self, state: TaskState, seen: dict[str, Any], why: str, *, human: bool) -> bool:
+        """Record what the pull request waits for, when that changed."""
+        seen = {**seen, "waiting": why, "human": human}
+        if state.metadata.get(PULL) == seen:
+            return False
+        await self._write(state, {"metadata": {**state.metadata, PULL: seen}})
+        return True
+
+    async def _unanswered(self, state: TaskState, pull: dict[str, Any], exc: ForgeError) -> bool:
+        """The forge did not answer (the run keeps following: the next pass asks again), or
+        refused the token or lost the pull request (a person's to fix: it waits on them)."""
+        log.warning(
+            "task %s: the forge did not answer about its pull request: %s", state.task_id, exc
+        )
+        person = isinstance(exc, ForgeAuthError | ForgeNotFound)
+        said = exc.status or "no answer"
+        why = f"#{pull['number']}: the forge did not answer ({said}); trying again"
+        if person:
+            why = f"#{pull['number']}: {exc}"
+        try:
+            return await self._note(state, {**pull, "looked": True}, why, human=person)
+        except VersionConflict:
+            return True
+
+    async def _merged(
+        self, state: TaskState, seen: dict[str, Any], pr: PullRequest, commit: str | None
+    ) -> bool:
+        """Merged on the forge: done once the work is on the remote's base."""
+        merges = self._run.services.merges
+        by_council = commit is not None
+        merged_commit = commit or pr.head_sha
+        landed = await merges.confirm_pull_landed(self._remote, merged_commit)
+        if not landed.contained and not by_council and landed.base is not None:
+            # A person's squash or rebase: the head's commits are not on the base as they
+            # are; the forge's word that it merged is all there is, and the base's tip seen
+            # after it is the landing.
+            merged_commit = landed.base
+            landed = await merges.confirm_pull_landed(self._remote, merged_commit)
+        if not landed.contained:
+            why = f"#{pr.number} merged; its work not seen on the remote's base yet"
+            return await self._note(state, seen, why, human=False)
+        final = {**seen, "state": "merged", "waiting": "", "human": False}
+        updates: dict[str, Any] = {
+            "status": TaskStatus.DONE,
+            "merged_commit": merged_commit,
+            "finished_at": utcnow(),
+            "error": None,
+            "metadata": {**state.metadata, PULL: final},
+        }
+        await self._write(state, updates)
+        await self._run.events.emit(
+            PullMerged(
+                task_id=state.task_id,
+                number=pr.number,
+                url=pr.url,
+                commit=merged_commit,
+                by_council=by_council,
+            )
+        )
+        if landed.behind:
+            log.info("task %s landed by #%s; %s", state.task_id, pr.number, landed.behind)
+        return True
+
+    async def _closed(self, state: TaskState, seen: dict[str, Any], pr: PullRequest) -> bool:
+        error = (
+            f"pull request #{pr.number} was closed without merging (closed by a human): {pr.url}"
+        )
+        final = {**seen, "state": "closed", "waiting": "", "human": False}
+        updates: dict[str, Any] = {
+            "status": TaskStatus.FAILED,
+            "finished_at": utcnow(),
+            "error": error,
+            "metadata": {**state.metadata, PULL: final, "outcome": "pull_closed"},
+        }
+        await self._write(state, updates)
+        await self._run.events.emit(PullClosed(task_id=state.task_id, number=pr.number, url=pr.url))
+        await self._run.events.emit(TaskFailed(task_id=state.task_id, error=error))
+        return True
+
+    async def _not_merged(
+        self, state: TaskState, seen: dict[str, Any], pr: PullRequest, kind: str, message: str
+    ) -> bool:
+        """Council's merge was refused. The head moved meanwhile: looked at again next pass
+        (the new head needs its own checks). A conflict with the moved base: a resolve round
+        (built again on the remote's base, pushed to the same pull request), once; then, or
+        for a protection rule the gate did not foresee, it waits on a person."""
+        await self._run.events.emit(
+            PullNotMerged(
+                task_id=state.task_id, number=pr.number, url=pr.url, kind=kind, message=message
+            )
+        )
+        again = await self._forge_of().get_pull(pr.number)
+        if again.merged:  # merged meanwhile (by a person, or another workstation's follower)
+            return await self._merged(state, seen, again, None)
+        if kind == "head_changed":
+            why = f"#{pr.number}: its head moved while council merged it; looking again"
+            return await self._note(state, seen, why, human=False)
+        rounds = int(state.metadata.get(RESOLVE_ROUNDS, 0))
+        conflict = pr.mergeable is False
+        if conflict and rounds < MAX_RESOLVE_ROUNDS:
+            return await self._resolve_round(state, seen, pr, rounds + 1)
+        if conflict:
+            error = (
+                f"pull request #{pr.number} conflicts with {pr.base} after its resolve round "
+                f"({message}); it stays open with branch {pr.head}: {pr.url}"
+            )
+            final = {**seen, "waiting": "", "human": False}
+            updates: dict[str, Any] = {
+                "status": TaskStatus.CONFLICT,
+                "finished_at": utcnow(),
+                "error": error,
+                "metadata": {**state.metadata, PULL: final},
+            }
+            await self._write(state, updates)
+            return True
+        refused = {**seen, "refused": seen.get("gate")}
+        return await self._note(
+            state, refused, f"#{pr.number}: not mergeable: {message}", human=True
+        )
+
+    async def _resolve_round(
+        self, state: TaskState, seen: dict[str, Any], pr: PullRequest, round_: int
+    ) -> bool:
+        """Back to the queue, as a merge-queue conflict's resolve round (``Lander``): its
+        next attempt forks a fresh worktree from the base as the remote has it now, builds
+        again, and its landing pushes to the same head, so the same pull request."""
+        await self._run.services.merges.follow_pull_base(self._remote)
+        meta = {**state.metadata, RESOLVE_ROUNDS: round_, "conflicts": []}
+        meta.pop(WORKTREE, None)
+        meta[PULL] = {**seen, "round": int(seen.get("round", 0)) + 1, "waiting": ""}
+        updates: dict[str, Any] = {
+            "status": TaskStatus.QUEUED,
+            "current_phase": None,
+            "error": f"pull request #{pr.number} conflicts with {pr.base}: building again on it",
+            "metadata": meta,
+        }
+        await self._write(state, updates)
+        await self._run.events.emit(
+            MergeResolveRound(task_id=state.task_id, paths=[], kept_branch=pr.head, round=round_)
+        )
+        return True
+
+    async def _write(self, state: TaskState, updates: dict[str, Any]) -> None:
+        """Compare-and-set on the version the pass read (``VersionConflict``: read again)."""
+        await self._run.services.store.update_task_state(
+            state.task_id, updates, expected_version=state.version
+        )
