@@ -153,26 +153,30 @@ class AttemptRunner:
         # crash after its creation still finds it (the next attempt reuses it), and no second
         # write is needed once it is made. Its branch and path are written by the workflow's
         # first phase record and by whatever write settles the attempt.
-        claim = await store.acquire_claim(
-            task.id,
-            self._run.holder,
-            services.config.scheduler.stale_threshold,
-            {
-                "status": TaskStatus.RUNNING,
-                "attempt": state.attempt + 1,
-                "adapter": attempt.adapter,
-                "started_at": state.started_at or utcnow(),
-                "current_phase": attempt.phase,
-                "metadata": {**state.metadata, WORKTREE: session_id},
-            },
-            # Only the task as read above: in a team another workstation may have run or
-            # ended it in between (its view of the queue lags a little behind).
-            expected_version=state.version,
-        )
+        # Shielded with the claim's token taken: a kill landing just as the write returns
+        # must still find the claim to give back uncounted (``run``'s ``finally``).
+        with anyio.CancelScope(shield=True):
+            claim = await store.acquire_claim(
+                task.id,
+                self._run.holder,
+                services.config.scheduler.stale_threshold,
+                {
+                    "status": TaskStatus.RUNNING,
+                    "attempt": state.attempt + 1,
+                    "adapter": attempt.adapter,
+                    "started_at": state.started_at or utcnow(),
+                    "current_phase": attempt.phase,
+                    "metadata": {**state.metadata, WORKTREE: session_id},
+                },
+                # Only the task as read above: in a team another workstation may have run or
+                # ended it in between (its view of the queue lags a little behind).
+                expected_version=state.version,
+            )
+            if claim is not None:
+                attempt.token = claim.token
+                attempt.number = state.attempt + 1
         if claim is None:
             return False  # someone else holds it; the sweeper or its holder settles it
-        attempt.token = claim.token
-        attempt.number = state.attempt + 1
         attempt.renewed = time.monotonic()
         if self._team is not None:
             attempt.team_token = claim.token
