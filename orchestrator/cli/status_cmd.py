@@ -23,6 +23,7 @@ state lives only: its adapters' options and ``${NAME}`` references are a run's b
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -99,11 +100,34 @@ def watch_status(
 ) -> None:
     """``status --watch`` (see the module doc); always ends by raising ``typer.Exit``."""
     try:
-        report = event_loop.run(_watch, where, events, not as_json)
-    except KeyboardInterrupt:
+        report = event_loop.run(_watch_until_signal, where, events, not as_json)
+    except KeyboardInterrupt:  # before the loop listens for it
+        report = None
+    if report is None:
         console.print_error("interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(130)
     finish(report, as_json, wide)
+
+
+async def _watch_until_signal(
+    where: Path | RunConfig, events: Path | None, show: bool
+) -> RunReport | None:
+    """``_watch``, or None once SIGINT or SIGTERM arrives. The loop listens for them itself:
+    asyncio's own Ctrl-C (the main task cancelled, then KeyboardInterrupt) could be taken for
+    the end of one of the watch's own timed waits, and the watch went on to the run's end."""
+    watched: list[RunReport] = []
+    async with anyio.create_task_group() as group:
+
+        async def on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+                async for _ in received:
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(on_signal)
+        watched.append(await _watch(where, events, show))
+        group.cancel_scope.cancel()
+    return watched[0] if watched else None
 
 
 async def _watch(where: Path | RunConfig, events: Path | None, show: bool) -> RunReport:

@@ -130,7 +130,7 @@ def confinement(
 ) -> Confinement:
     """The plan for one CLI start (blocking: it looks at the disk)."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
-    places: list[str | Path] = [user_home, _TMP, reach.council_dir, *_runtime()]
+    places: list[str | Path] = [user_home, _TMP, *_there(reach.council_dir), *_runtime()]
     hidden = [_norm(path) for path in places if path]
     hidden = [path for path in dict.fromkeys(hidden) if path != Path("/")]
     executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
@@ -189,6 +189,12 @@ def _runtime() -> list[str]:
     if len(Path(agent).parts) >= 3:  # its own directory, never a system one such as /run
         found.append(agent)
     return [path for path in found if path and os.path.isdir(path)]
+
+
+def _there(path: Path) -> list[Path]:
+    """``path`` when it exists: hiding one that does not would make it (as a mount point) in a
+    repository no run has used yet, which a goal plan promises to leave as it is."""
+    return [path] if os.path.lexists(path) else []
 
 
 def _existing(paths: Iterable[Path]) -> list[Path]:
@@ -275,7 +281,7 @@ def command_confinement(
     user_home = user_home if user_home is not None else os.path.expanduser("~")
     home = _norm(user_home) if user_home and user_home != "/" else None
     secrets = [home / place for place in SECRET_PLACES if home and os.path.lexists(home / place)]
-    places: list[str | Path] = [_TMP, reach.council_dir, *_runtime()]
+    places: list[str | Path] = [_TMP, *_there(reach.council_dir), *_runtime()]
     hidden = [_norm(path) for path in places if path]
     executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
     readable = [_norm(reach.repo_root), *_existing(settings.read)]

@@ -26,17 +26,18 @@ from orchestrator.git.objects import adopt_objects, private_store
 from orchestrator.git.repo import Git
 from orchestrator.safety import safe_write
 from orchestrator.sandbox.plan import GitReach
-from orchestrator.worktrees.layout import RepoLayout
+from orchestrator.worktrees.layout import COUNCIL_DIR, RepoLayout
 
 __all__ = ["adopt_left_objects", "git_reach", "outside_reach"]
 
 
 async def outside_reach(repo: Path) -> GitReach:
     """What a CLI that works outside every worktree may reach of the repository (the goal
-    planner, in a copy of the base branch): all of it read-only, nothing of git writable, and
-    ``.council/`` hidden as from any CLI."""
-    layout = await RepoLayout.discover(repo)
-    return GitReach(layout.root, layout.council, writable=(), sealed=())
+    planner, in a copy of the base branch; council mode's judge): all of it read-only,
+    nothing of git writable, and ``.council/`` hidden as from any CLI. Found without git,
+    which would make ``.council/`` (its hooks directory) in a repository no run has used."""
+    root = Path(os.path.realpath(repo))
+    return GitReach(root, root / COUNCIL_DIR, writable=(), sealed=())
 
 
 def git_reach(layout: RepoLayout, worktree: Path, branch: str | None) -> GitReach:
