@@ -7,6 +7,7 @@ held it, with no git object keeping the value. All on real repositories."""
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import subprocess
 from pathlib import Path
@@ -322,3 +323,46 @@ async def test_work_published_for_takeover_is_published_again_masked(
     assert value.encode() not in everywhere(clone)
     # The next publication leases on the masked tip, as on any other.
     assert await publish_branch(git_, "origin", "council/pub/1") == masked_tip
+
+
+async def test_a_secret_is_masked_while_a_running_cli_has_committed_into_its_own_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sandboxed CLI's new objects stay in its own store (``.council/objects/<worktree>``)
+    until it exits, while its branch already points at them: masking another branch's secret
+    then looks past that branch's commit ("bad object" made the landing a failure of the
+    orchestrator, retried), and leaves alone what only that commit uses."""
+    value = token()
+    monkeypatch.setenv(NAME, value)
+    repo = init_repo(tmp_path / "repo", checked_out=False)
+    cli_commits(repo, "council/leak/1", value)
+    shared = repo / ".git" / "objects"
+    private = repo / ".council" / "objects" / "wt-sibling"
+    private.mkdir(parents=True)
+    # The running sibling's commit: its blob and tree and the commit itself in its own store.
+    own = {"GIT_OBJECT_DIRECTORY": str(private), "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(shared)}
+    blob = _fed(repo, own, "sibling's work\n", "hash-object", "-w", "--stdin")
+    tree = _fed(repo, own, f"100644 blob {blob}\twork.txt\n", "mktree")
+    main = git(repo, "rev-parse", "main")
+    commit = git(repo, "commit-tree", tree, "-p", main, "-m", "sibling", env=own)
+    git(repo, "update-ref", "refs/heads/council/sibling/1", commit, env=own)
+    assert git(repo, "cat-file", "-t", commit, check=False) == ""  # not in the shared store
+
+    with pytest.raises(SecretInHistory) as raised:
+        await MergeQueue(repo, "main").merge("s-leak", "council/leak/1", task_id="leak")
+
+    assert raised.value.masked
+    assert git(repo, "show", "council/sibling/1:work.txt", env=own) == "sibling's work"
+
+
+def _fed(repo: Path, env: dict[str, str], data: str, *args: str) -> str:
+    """``git args`` in ``repo`` with ``data`` on its stdin."""
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        input=data,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=True,
+    )
+    return done.stdout.strip()

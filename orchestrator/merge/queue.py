@@ -190,7 +190,7 @@ class MergeQueue:
         self._history = TaskIndex()
         self._checkouts = CheckoutFinder(self.base_ref)
         # No secret lands (``merge.secret_gate``); ``secrets``: value -> name, all the run knows.
-        self._gate = SecretGate(secrets)
+        self._gate = SecretGate(secrets, self.repo_path / ".council" / "objects")
         if before_push is not None and remote is None:
             raise WorkspaceError("before_push is called before a push: it needs a remote")
         self.remote = remote

@@ -40,8 +40,15 @@ _CLEAN_KEPT = 256
 
 
 class SecretGate:
-    def __init__(self, known: Callable[[], Mapping[str, str]] = secret_mask.names) -> None:
+    def __init__(
+        self,
+        known: Callable[[], Mapping[str, str]] = secret_mask.names,
+        private_stores: Path | None = None,
+    ) -> None:
         self._known = known
+        # Where sandboxed CLIs keep the objects they write until taken in (``git.objects``):
+        # a branch a running CLI committed on points into one of them.
+        self._private_stores = private_stores
         self._clean: dict[str, frozenset[str]] = {}  # tip -> the secrets it was clean of
         self._lock = threading.Lock()
 
@@ -70,7 +77,9 @@ class SecretGate:
                 self._clean[tip] = secrets
             return
         findings = [finding.describe() for finding in found.findings]
-        masked = mask_history(calls, tip, [base], found, needles, common)
+        masked = mask_history(
+            calls, tip, [base], found, needles, common, private_stores=self._private_stores
+        )
         if masked.moved:
             log.warning(
                 "branch %s held a secret's value; masked in %s",

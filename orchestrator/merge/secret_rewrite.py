@@ -166,8 +166,11 @@ def mask_history(
     found: Scan,
     needles: Sequence[Needle],
     common: Path,
+    *,
+    private_stores: Path | None = None,
 ) -> Masked:
-    """Mask the work of ``tip`` (not on ``exclude``) in every ref holding it (module doc)."""
+    """Mask the work of ``tip`` (not on ``exclude``) in every ref holding it (module doc);
+    ``private_stores``: the directory of the sandboxed CLIs' own object stores."""
     rewriter = _Rewriter(calls, found, needles)
     for oid in _topo(calls, [tip], exclude):
         rewriter.commit(oid)
@@ -192,7 +195,7 @@ def mask_history(
     moved_branches = {ref for ref in result.moved if ref.startswith("refs/heads/")}
     admins = _reset_worktrees(calls, common, moved_branches)
     gone = set(rewriter.changed()) | found.hit
-    result.deleted, result.kept = _delete_loose(calls, common, gone, exclude)
+    result.deleted, result.kept = _delete_loose(calls, common, gone, exclude, private_stores)
     _scrub_logs(common, admins, result.moved, set(result.deleted), needles)
     return result
 
@@ -277,11 +280,22 @@ def _reset_worktrees(calls: GitCalls, common: Path, branches: set[str]) -> list[
 
 
 def _delete_loose(
-    calls: GitCalls, common: Path, gone: set[str], exclude: Sequence[str]
+    calls: GitCalls,
+    common: Path,
+    gone: set[str],
+    exclude: Sequence[str],
+    private_stores: Path | None,
 ) -> tuple[list[str], list[str]]:
-    """Delete the loose files of ``gone`` that nothing reaches any more; (deleted, kept)."""
+    """Delete the loose files of ``gone`` that nothing reaches any more; (deleted, kept).
+
+    What reaches them includes the branches CLIs still running have committed on: their new
+    objects are in their own stores until taken in, so those stores are read as alternates
+    (without them git stops at such a branch, "bad object"; and an object of the shared store
+    that only such a commit uses must stay)."""
+    stores = _stores(private_stores)
+    env = {"GIT_ALTERNATE_OBJECT_DIRECTORIES": os.pathsep.join(stores)} if stores else None
     listed = calls.run(
-        "rev-list", "--objects", "--all", "--indexed-objects", "--not", *exclude, "--"
+        "rev-list", "--objects", "--all", "--indexed-objects", "--not", *exclude, "--", env=env
     ).out
     used = {line[:40] for line in listed.splitlines()}
     deleted, kept = [], []
@@ -299,6 +313,17 @@ def _delete_loose(
             ", ".join(oid[:10] for oid in kept),
         )
     return deleted, kept
+
+
+def _stores(private_stores: Path | None) -> list[str]:
+    """The object directories under ``private_stores`` (one per sandboxed CLI's worktree)."""
+    if private_stores is None:
+        return []
+    try:
+        with os.scandir(private_stores) as entries:
+            return sorted(e.path for e in entries if e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return []
 
 
 def _scrub_logs(

@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import anyio.to_thread
+
 from orchestrator.git import seal
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.objects import adopt_objects, private_store
@@ -36,7 +38,7 @@ async def outside_reach(repo: Path) -> GitReach:
     planner, in a copy of the base branch; council mode's judge): all of it read-only,
     nothing of git writable, and ``.council/`` hidden as from any CLI. Found without git,
     which would make ``.council/`` (its hooks directory) in a repository no run has used."""
-    root = Path(os.path.realpath(repo))
+    root = Path(await anyio.to_thread.run_sync(os.path.realpath, repo))
     return GitReach(root, root / COUNCIL_DIR, writable=(), sealed=())
 
 
