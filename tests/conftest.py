@@ -13,7 +13,7 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pg_tier
@@ -43,7 +43,6 @@ settings.register_profile(
     "council", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.load_profile("council")
-timing.pin()  # one factor for the whole run: its workers and the processes its tests start
 
 # Held here because a test may monkeypatch plugins.default_plugins itself.
 _default_plugins = plugins.default_plugins
@@ -56,7 +55,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    scale_timeouts(config, items)
     for item in items:
         if {"pg_dsn", "pg_server"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
@@ -78,18 +76,26 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"safety-net timeouts x{scale:.1f} ({timing.PATIENCE_ENV} or the load per core)"
 
 
-def scale_timeouts(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """pytest-timeout's limit per test (the ini's, or the test's own ``timeout`` mark) times
-    ``timing.factor()``: a safety net for a hung test, never a bound on a slow machine."""
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    """pytest-timeout's limit for this test (the ini's, or the test's own ``timeout`` mark)
+    times ``timing.factor()`` as the test starts: a safety net for a hung test, never a
+    bound on a slow machine. Outermost, so pytest-timeout reads the scaled limit."""
     scale = timing.factor()
-    if scale == 1.0:
-        return
-    default = float(config.getini("timeout") or 0)
-    for item in items:
-        mark = item.get_closest_marker("timeout")
-        base = float(mark.args[0]) if mark is not None and mark.args else default
-        if base > 0:
-            item.add_marker(pytest.mark.timeout(base * scale), append=False)
+    base = item.stash.setdefault(_BASE_TIMEOUT, _timeout_of(item))
+    if base > 0:
+        item.add_marker(pytest.mark.timeout(base * scale), append=False)
+    yield
+
+
+_BASE_TIMEOUT = pytest.StashKey[float]()
+
+
+def _timeout_of(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("timeout")
+    if mark is not None and mark.args:
+        return float(mark.args[0])
+    return float(item.config.getini("timeout") or 0)
 
 
 def pytest_terminal_summary(

@@ -35,6 +35,7 @@ import anyio
 from orchestrator.council import stored_report
 from orchestrator.errors import CouncilError
 from orchestrator.process.command import run_command
+from orchestrator.testing import patience
 from orchestrator.testing.fake_model import (
     EditFile,
     FakeModel,
@@ -59,17 +60,14 @@ __all__ = [
 TASK_ID = "scenario"
 BASE_BRANCH = "main"
 _IDENTITY = ["-c", "user.name=Scenario Seed", "-c", "user.email=seed@example.invalid"]
-PATIENCE_ENV = "COUNCIL_TEST_PATIENCE"
-"""A factor (at least 1) on ``Scenario.timeout``, a safety net for a hung run: a loaded machine
-sets more (the project's own tests set it from the machine's load, ``tests/timing.py``)."""
+PATIENCE_ENV = patience.PATIENCE_ENV
+"""``Scenario.timeout`` is a safety net for a hung run, times ``patience.factor()``: this
+variable's number when set, else the machine's load per core."""
 
 
 def patience_factor() -> float:
-    """``COUNCIL_TEST_PATIENCE`` as a number, at least 1 (1 when unset or unreadable)."""
-    try:
-        return max(float(os.environ.get(PATIENCE_ENV) or 1), 1.0)
-    except ValueError:
-        return 1.0
+    """``patience.factor()``: ``COUNCIL_TEST_PATIENCE``, else the measured load (at least 1)."""
+    return patience.factor()
 
 
 _README = "# Scenario repository\n\nMade by orchestrator.testing.live_scenarios.\n"
