@@ -87,6 +87,7 @@ from orchestrator.process.stop import stop_adopted
 from orchestrator.process.tree import become_subreaper, since_now
 from orchestrator.run.demo_repo import ensure_sample_repo
 from orchestrator.run.event_stream import EventStream
+from orchestrator.run.issue_feed import IssueFeed
 from orchestrator.run.plan import RunPlan, build_plan, plan_paths
 from orchestrator.run.preflight import (
     check_adapters,
@@ -287,7 +288,17 @@ class Council:
     async def run(self) -> RunReport:
         since = since_now()
         await self._take_in_left_worktrees()
-        return await self._reported(self.scheduler.run(), since)
+        running = self._run_with_sources() if self.config.sources else self.scheduler.run()
+        return await self._reported(running, since)
+
+    async def _run_with_sources(self) -> None:
+        """The run with its ``sources:``: the issues read before it starts, read again while
+        it goes on, and told what happens to their tasks (``run.issue_feed``)."""
+        scheduler, store = self.scheduler, self._require_store()
+        feed = await IssueFeed.open(self.config, self.plugins, store.emit)
+        self._attach(feed.subscriber())
+        await feed.join(self.config, scheduler)
+        await feed.following(scheduler, scheduler.run())
 
     async def resume(self, session_id: str | None = None) -> RunReport:
         scheduler = self.scheduler

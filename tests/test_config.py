@@ -482,7 +482,9 @@ def test_missing_tasks(workdir: Path) -> None:
 
 
 def test_no_tasks(workdir: Path) -> None:
-    assert single_issue("tasks: []\n") == "run.yaml:1: tasks: at least one task is required"
+    assert single_issue("tasks: []\n") == (
+        "run.yaml:1: tasks: at least one task is required (or a `sources:` that brings them)"
+    )
 
 
 def test_bad_task_id(workdir: Path) -> None:
