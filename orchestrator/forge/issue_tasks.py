@@ -125,8 +125,12 @@ def _split_body(issue: Issue) -> tuple[str, dict[str, Any]]:
         )
         if ours:
             found.append((index + 2, "\n".join(inner), info != "council"))
-        else:
-            kept.extend(lines[index : end + 1])
+            index = end + 1
+            # the block's place: one blank line between what stood around it, not two
+            if index < len(lines) and not lines[index].strip() and kept and not kept[-1].strip():
+                index += 1
+            continue
+        kept.extend(lines[index : end + 1])
         index = end + 1
     if len(found) > 1:
         raise IssueProblem(

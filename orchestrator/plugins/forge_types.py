@@ -63,9 +63,9 @@ class ForgeTypes:
             return self._factories[name]
         except KeyError:
             raise UsageError(
-                f"unknown forge type {name!r}{did_you_mean(name, self.names())} (forge.type "
-                f"in the run config; known: {', '.join(self.names())}; a plugin's forge? "
-                "see `register_forges`)"
+                f"unknown forge type {name!r}{did_you_mean(name, self.names())}; known: "
+                f"{', '.join(self.names())} (forge.type in the run config; a plugin's forge "
+                "registers its type with `register_forges`)"
             ) from None
 
     def plugin_of(self, name: str) -> PluginInfo:

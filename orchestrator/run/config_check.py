@@ -3,8 +3,9 @@ everything ``council run`` would refuse before it starts, each at its line in th
 
 - **Errors** are the file's to fix, wherever it runs: what the loader finds (syntax, types,
   unknown keys and names, adapter types no plugin provides, options an adapter refuses, unset
-  ``${NAME}`` references), a task with no adapter, and a phase whose prompt one of its
-  adapters cannot be given (``prompt_fit``).
+  ``${NAME}`` references), a task with no adapter, a phase whose prompt one of its
+  adapters cannot be given (``prompt_fit``), and a ``sources:`` with no forge to read (no
+  ``forge.repo`` and no origin remote on a forge: ``source_check``).
 - **Warnings** are what this machine lacks for the run (``preflight``'s findings ``here``): a
   CLI that is not installed, a repository that is missing, is not a git checkout or has no
   base branch, a symbolic link in ``.council``. ``council run`` here would refuse each of them
@@ -24,6 +25,7 @@ from orchestrator.errors import ConfigIssue
 from orchestrator.plugins.registry import AdapterRegistry
 from orchestrator.run.preflight import Finding, adapter_findings, repository_finding
 from orchestrator.run.prompt_fit import prompt_problems
+from orchestrator.run.source_check import source_finding
 
 __all__ = ["Validation", "validate_config", "validate_config_text"]
 
@@ -87,6 +89,9 @@ async def _validated(checked: CheckedConfig, registry: AdapterRegistry) -> Valid
     repository = await repository_finding(config)
     if repository is not None:
         findings.append(repository)
+    sources = await source_finding(config)
+    if sources is not None:
+        findings.append(sources)
     errors = checked.located((f.loc, f.message) for f in findings if not f.here)
     warnings = checked.located((f.loc, f.message) for f in findings if f.here)
     return Validation(
