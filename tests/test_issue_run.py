@@ -1,0 +1,178 @@
+"""Issues as tasks end to end: ``council run FILE`` as a real process, the scripted CLI, and the
+fake GitHub over a real bare repository (the test repository's origin) as the forge. Labelled
+issues become tasks and land; an unlabelled issue and a pull request are left alone; an issue
+closed while its task waits cancels it; a failing task's issue says so; the issues hear what
+happens; the token is in nothing the run wrote. And ``config validate`` on a ``sources:`` with
+no forge to read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from cli_process_helpers import COUNCIL, ENV, reap, seen, wait_for
+from forge_helpers import OWNER, REPO, TOKEN
+from merge_repo import git
+from remote_repo import make_team
+from scheduler_helpers import merged_tasks, new_repo
+from timing import patience
+
+from orchestrator.forge.base import FAILED, WORKING
+from orchestrator.plugins.host import load_plugins
+from orchestrator.run.config_check import validate_config
+from orchestrator.testing.fake_github import FakeGitHub
+
+TOKEN_VARIABLE = "FAKE_FORGE_TOKEN"
+
+CONFIG = """\
+repo: repo
+adapters:
+  fast: {{type: scripted, options: {{delay: 0}}}}
+default_adapter: fast
+capacity: {{sessions: 2}}
+workflow: {{phases: [{{name: build}}]}}
+retry: {{max_retries: 0, backoff_initial: 0.05, backoff_max: 0.2}}
+scheduler: {{tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 5}}
+sandbox: {{read: [{gates}]}}
+forge:
+  repo: {owner}/{name}
+  api_url: {api_url}
+  token: ${{{variable}}}
+sources:
+  - issues: {{labels: [council], poll: 0.2}}
+"""
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeGitHub]:
+    with FakeGitHub(make_team(tmp_path).remote, owner=OWNER, repo=REPO, token=TOKEN) as gh:
+        yield gh
+
+
+def _comments(gh: FakeGitHub, number: int) -> list[str]:
+    return [comment.body for comment in gh.site.issues[number].comments]
+
+
+def test_labelled_issues_run_as_tasks_and_hear_what_happens(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    repo = new_repo(tmp_path)
+    git(repo, "remote", "add", "origin", str(tmp_path / "remote.git"))
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    gate = gates / "open"
+
+    first = fake.create_issue("Write the notes", "WRITE notes.txt hello", labels=["council"])
+    second = fake.create_issue(
+        "Write more notes",
+        "WRITE more.txt world\n\n```council\ndepends_on: [issue-1]\nfiles: [more.txt]\n```\n",
+        labels=["council"],
+    )
+    fake.create_issue("Not for the council", "WRITE nope.txt x", labels=["docs"])
+    fake.git.commit_files("feature", {"f.txt": "f\n"}, "work", parent=fake.git.tip("main"))
+    pull = fake.open_pull("feature", "main", "A pull request", "WRITE pull.txt x")
+    fake.site.issues[pull].labels.append("council")
+    gated = fake.create_issue("Gated", f"WAIT_FOR {gate} 60\nWRITE gated.txt x", labels=["council"])
+    waiter = fake.create_issue(
+        "Waits for the gate",
+        f"WRITE waiter.txt x\n```council\ndepends_on: [issue-{gated}]\n```",
+        labels=["council"],
+    )
+    failing = fake.create_issue("Cannot work", "FAIL broken on purpose", labels=["council"])
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        CONFIG.format(
+            gates=gates,
+            owner=OWNER,
+            name=REPO,
+            api_url=fake.api_url,
+            variable=TOKEN_VARIABLE,
+        )
+    )
+    run = subprocess.Popen(
+        [*COUNCIL, "run", str(config), "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**ENV, TOKEN_VARIABLE: TOKEN},
+    )
+    try:
+        wait_for(lambda: seen(repo, "task.dispatched", task_id=f"issue-{gated}"), "the gate")
+        fake.human_close(waiter)  # its task waits behind the gate: withdrawn
+        wait_for(lambda: seen(repo, "issue.withdrawn", task_id=f"issue-{waiter}"), "withdrawal")
+        gate.touch()
+        out, err = run.communicate(timeout=patience(60))
+    finally:
+        reap(run)
+
+    assert run.returncode == 1, err  # the failing issue's task failed
+    assert TOKEN not in out + err
+    report = json.loads(out)
+    statuses = {task["task_id"]: task["status"] for task in report["tasks"]}
+    assert statuses == {
+        f"issue-{first}": "done",
+        f"issue-{second}": "done",
+        f"issue-{gated}": "done",
+        f"issue-{waiter}": "cancelled",
+        f"issue-{failing}": "failed",
+    }
+    assert sorted(merged_tasks(repo)) == sorted(
+        [f"issue-{first}", f"issue-{second}", f"issue-{gated}"]
+    )
+    assert merged_tasks(repo).index(f"issue-{first}") < merged_tasks(repo).index(f"issue-{second}")
+    assert git(repo, "show", "main:notes.txt") == "hello"
+
+    # What the issues heard.
+    started = f"CLI Council started work on this issue: task `issue-{first}` on branch"
+    assert _comments(fake, first)[0].startswith(started)
+    assert _comments(fake, first)[1].startswith(f"Task `issue-{first}` landed on `main` in ")
+    assert len(_comments(fake, first)) == 2
+    assert fake.site.issues[first].labels == ["council"]  # council:working came and went
+    assert any(
+        request.method == "POST" and request.path.endswith(f"/issues/{first}/labels")
+        for request in fake.requests
+    )
+    assert fake.site.issues[failing].labels == ["council", FAILED]
+    assert WORKING not in fake.site.issues[failing].labels
+    said = _comments(fake, failing)[-1]
+    assert said.startswith(f"CLI Council could not finish task `issue-{failing}`: ")
+    assert "broken on purpose" in said
+    assert _comments(fake, waiter) == []  # closed before it started: never worked on
+    assert _comments(fake, 3) == [] and _comments(fake, pull) == []
+    assert fake.site.issues[3].labels == ["docs"]
+
+    # The token is in nothing the run wrote: its state, logs and events, or git's objects.
+    for path in (repo / ".council").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert TOKEN.encode() not in path.read_bytes(), path
+    objects = subprocess.run(
+        ["git", "cat-file", "--batch-all-objects", "--batch"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert b"notes.txt" in objects or b"hello" in objects  # the objects were read
+    assert TOKEN.encode() not in objects
+
+
+def test_validate_says_a_source_without_a_forge_at_its_line(tmp_path: Path) -> None:
+    new_repo(tmp_path)  # no origin remote
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "repo: repo\nadapters: {fast: {type: scripted}}\n"
+        "sources:\n  - issues: {labels: [council]}\n"
+    )
+    registry = load_plugins(entry_points=[]).registry
+    found = anyio.run(validate_config, config, registry, {})
+    assert [(issue.line, issue.field) for issue in found.errors] == [(3, "sources")]
+    assert "need a forge to read issues from" in found.errors[0].message
+    assert "forge:" in found.errors[0].message
+
+    config.write_text(config.read_text() + "forge: {repo: octo/widgets}\n")
+    assert anyio.run(validate_config, config, registry, {}).errors == []
