@@ -42,6 +42,7 @@ forge:
   repo: {owner}/{name}
   api_url: {api_url}
   token: ${{{variable}}}
+tasks: []
 sources:
   - issues: {{labels: [council], poll: 0.2}}
 """
@@ -165,12 +166,12 @@ def test_validate_says_a_source_without_a_forge_at_its_line(tmp_path: Path) -> N
     new_repo(tmp_path)  # no origin remote
     config = tmp_path / "run.yaml"
     config.write_text(
-        "repo: repo\nadapters: {fast: {type: scripted}}\n"
+        "repo: repo\nadapters: {fast: {type: scripted}}\ntasks: []\n"
         "sources:\n  - issues: {labels: [council]}\n"
     )
     registry = load_plugins(entry_points=[]).registry
     found = anyio.run(validate_config, config, registry, {})
-    assert [(issue.line, issue.field) for issue in found.errors] == [(3, "sources")]
+    assert [(issue.line, issue.field) for issue in found.errors] == [(4, "sources")]
     assert "need a forge to read issues from" in found.errors[0].message
     assert "forge:" in found.errors[0].message
 

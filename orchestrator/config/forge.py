@@ -9,7 +9,7 @@ import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from orchestrator.config.fields import Id, NonBlank, Section
 
@@ -65,8 +65,9 @@ class ForgeConfig(Section):
         "(github takes none)",
     )
 
-    @model_validator(mode="after")
-    def _options_for_plugins(self) -> ForgeConfig:
-        if self.type == "github" and self.options:
-            raise ValueError("options: github takes none (they are for a plugin's forge type)")
-        return self
+    @field_validator("options")
+    @classmethod
+    def _options_for_plugins(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if options and info.data.get("type", "github") == "github":
+            raise ValueError("github takes none (they are for a plugin's forge type)")
+        return options

@@ -90,8 +90,7 @@ class RunConfig(Section):
         "makes each matching issue of the forge a task issue-<number> (orchestrator.forge)",
     )
     tasks: list[TaskConfig] = Field(
-        default_factory=list,
-        description="the run's tasks; at least one unless `sources:` brings them",
+        description="the run's tasks; at least one unless `sources:` brings them (`tasks: []`)"
     )
 
     @field_validator("repo")
