@@ -177,3 +177,41 @@ def test_validate_says_a_source_without_a_forge_at_its_line(tmp_path: Path) -> N
 
     config.write_text(config.read_text() + "forge: {repo: octo/widgets}\n")
     assert anyio.run(validate_config, config, registry, {}).errors == []
+
+
+def test_validate_names_a_forge_type_no_plugin_provides(tmp_path: Path) -> None:
+    new_repo(tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "repo: repo\nadapters: {fast: {type: scripted}}\ntasks: []\n"
+        "sources:\n  - issues: {labels: [council]}\nforge:\n  type: gitlab\n"
+    )
+    registry = load_plugins(entry_points=[]).registry
+    found = anyio.run(validate_config, config, registry, {})
+    assert [(issue.line, issue.field) for issue in found.errors] == [(7, "forge.type")]
+    assert "unknown forge type 'gitlab'" in found.errors[0].message
+    assert "known: github" in found.errors[0].message
+
+
+def test_an_issue_whose_id_a_config_task_has_stops_the_run_before_it_starts(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    repo = new_repo(tmp_path)
+    fake.create_issue("Clash", "WRITE clash.txt x", labels=["council"])
+    config = tmp_path / "run.yaml"
+    text = CONFIG.format(
+        gates=tmp_path, owner=OWNER, name=REPO, api_url=fake.api_url, variable=TOKEN_VARIABLE
+    )
+    config.write_text(text.replace("tasks: []", 'tasks: [{id: issue-1, prompt: "WRITE a x"}]'))
+    done = subprocess.run(
+        [*COUNCIL, "run", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**ENV, TOKEN_VARIABLE: TOKEN},
+        timeout=patience(60),
+    )
+    assert done.returncode == 2, done.stderr
+    assert "task id 'issue-1' of issue #1 is already a task of the run config" in done.stderr
+    assert merged_tasks(repo) == []
+    assert fake.site.issues[1].comments == []

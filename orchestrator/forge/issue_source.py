@@ -24,7 +24,7 @@ import anyio
 
 from orchestrator.config.sources import IssuesSource
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import CouncilError, ForgeError
+from orchestrator.errors import ConfigError, ConfigIssue, CouncilError, ForgeError
 from orchestrator.events.base import Event
 from orchestrator.events.issues import ForgeCallFailed, IssueSkipped, IssuesRead, IssueWithdrawn
 from orchestrator.forge.base import Forge, Issue
@@ -98,9 +98,24 @@ class IssueSource:
 
     async def first(self, config_tasks: Sequence[TaskConfig]) -> list[TaskConfig]:
         """The tasks the issues ask for before the run starts, each one's dependencies (the
-        config's tasks or other issues') before it; a forge that cannot be read raises."""
+        config's tasks or other issues') before it; a forge that cannot be read raises, and an
+        issue whose task id a config task has already is a ``ConfigError``."""
         reading = await self._read(strict=True)
         known = {task.id for task in config_tasks}
+        clashes = [task for task in reading.tasks if task.id in known]
+        if clashes:
+            raise ConfigError(
+                [
+                    ConfigIssue(
+                        "sources",
+                        None,
+                        "tasks",
+                        f"task id {task.id!r} of issue #{_number(task)} is already a task "
+                        "of the run config; rename that task",
+                    )
+                    for task in clashes
+                ]
+            )
         ready = await self._admissible(reading, known)
         for task in ready:
             self._ours[task.id] = _number(task)

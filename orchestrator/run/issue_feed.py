@@ -26,7 +26,6 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.errors import CancelError, ConfigError, ConfigIssue
 from orchestrator.forge.connect import connect
 from orchestrator.forge.issue_source import Emit, IssueSource
-from orchestrator.forge.issue_tasks import issue_number
 from orchestrator.forge.issue_voice import IssueVoice
 from orchestrator.models import TaskStatus
 from orchestrator.plugins.host import PluginHost
@@ -74,23 +73,8 @@ class IssueFeed:
 
     async def join(self, config: RunConfig, scheduler: Scheduler) -> list[TaskConfig]:
         """Read the sources before the run starts and submit their tasks (checked with the
-        config's first; ``ConfigError`` when they do not fit together)."""
+        config's first; ``ConfigError`` when they do not fit together, an id clash included)."""
         tasks = await self.source.first(config.tasks)
-        ids = {task.id for task in config.tasks}
-        clashes = [task for task in tasks if task.id in ids]
-        if clashes:
-            raise ConfigError(
-                [
-                    ConfigIssue(
-                        "sources",
-                        None,
-                        "tasks",
-                        f"task id {task.id!r} of issue #{issue_number(task)} is already a task "
-                        "of the run config; rename that task",
-                    )
-                    for task in clashes
-                ]
-            )
         together = config.model_copy(update={"tasks": [*config.tasks, *tasks]})
         problems = find_problems(together)
         if problems:
