@@ -87,7 +87,6 @@ from orchestrator.process.stop import stop_adopted
 from orchestrator.process.tree import become_subreaper, since_now
 from orchestrator.run.demo_repo import ensure_sample_repo
 from orchestrator.run.event_stream import EventStream
-from orchestrator.run.issue_feed import IssueFeed
 from orchestrator.run.plan import RunPlan, build_plan, plan_paths
 from orchestrator.run.preflight import (
     check_adapters,
@@ -294,6 +293,9 @@ class Council:
     async def _run_with_sources(self) -> None:
         """The run with its ``sources:``: the issues read before it starts, read again while
         it goes on, and told what happens to their tasks (``run.issue_feed``)."""
+        # Imported here: the forge's client library is for runs with sources only.
+        from orchestrator.run.issue_feed import IssueFeed
+
         scheduler, store = self.scheduler, self._require_store()
         feed = await IssueFeed.open(self.config, self.plugins, store.emit)
         self._attach(feed.subscriber())
