@@ -14,7 +14,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cli_process_helpers import COUNCIL, ENV, reap, seen, wait_for
+from cli_process_helpers import COUNCIL, ENV, events, reap, seen, wait_for
 from forge_helpers import OWNER, REPO, TOKEN
 from merge_repo import git
 from remote_repo import make_team
@@ -52,6 +52,16 @@ sources:
 def fake(tmp_path: Path) -> Iterator[FakeGitHub]:
     with FakeGitHub(make_team(tmp_path).remote, owner=OWNER, repo=REPO, token=TOKEN) as gh:
         yield gh
+
+
+def _submitted(repo: Path) -> list[str]:
+    """The tasks submitted to the run after it started."""
+    return [
+        task_id
+        for event in events(repo)
+        if event["type"] == "task.submitted"
+        for task_id in event["data"]["task_ids"]
+    ]
 
 
 def _comments(gh: FakeGitHub, number: int) -> list[str]:
@@ -107,6 +117,8 @@ def test_labelled_issues_run_as_tasks_and_hear_what_happens(
         wait_for(lambda: seen(repo, "task.dispatched", task_id=f"issue-{gated}"), "the gate")
         fake.human_close(waiter)  # its task waits behind the gate: withdrawn
         wait_for(lambda: seen(repo, "issue.withdrawn", task_id=f"issue-{waiter}"), "withdrawal")
+        late = fake.create_issue("Came later", "WRITE late.txt x", labels=["council"])
+        wait_for(lambda: f"issue-{late}" in _submitted(repo), "the late issue's task")
         gate.touch()
         out, err = run.communicate(timeout=patience(60))
     finally:
@@ -122,10 +134,17 @@ def test_labelled_issues_run_as_tasks_and_hear_what_happens(
         f"issue-{gated}": "done",
         f"issue-{waiter}": "cancelled",
         f"issue-{failing}": "failed",
+        f"issue-{late}": "done",
     }
     assert sorted(merged_tasks(repo)) == sorted(
-        [f"issue-{first}", f"issue-{second}", f"issue-{gated}"]
+        [f"issue-{first}", f"issue-{second}", f"issue-{gated}", f"issue-{late}"]
     )
+    reads = [event["data"]["new"] for event in events(repo) if event["type"] == "issues.read"]
+    assert reads == [
+        [f"issue-{n}" for n in (first, second, gated, waiter, failing)],
+        [f"issue-{late}"],
+    ]
+    assert _submitted(repo) == [f"issue-{late}"]  # the others were in the session from its start
     assert merged_tasks(repo).index(f"issue-{first}") < merged_tasks(repo).index(f"issue-{second}")
     assert git(repo, "show", "main:notes.txt") == "hello"
 
