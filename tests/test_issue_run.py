@@ -94,6 +94,9 @@ def test_labelled_issues_run_as_tasks_and_hear_what_happens(
         labels=["council"],
     )
     failing = fake.create_issue("Cannot work", "FAIL broken on purpose", labels=["council"])
+    stray = fake.create_issue(
+        "Asks for a CLI the run lacks", "```council\nadapters: [nope]\n```", labels=["council"]
+    )
 
     config = tmp_path / "run.yaml"
     config.write_text(
@@ -164,6 +167,10 @@ def test_labelled_issues_run_as_tasks_and_hear_what_happens(
     assert said.startswith(f"CLI Council could not finish task `issue-{failing}`: ")
     assert "broken on purpose" in said
     assert _comments(fake, waiter) == []  # closed before it started: never worked on
+    (told,) = _comments(fake, stray)  # skipped, and told once, however often it was read
+    assert told.startswith("CLI Council cannot take this issue as a task: `council` block: ")
+    assert "adapters[0]: unknown adapter 'nope'" in told
+    assert seen(repo, "issue.skipped", reason=told.split(": ", 1)[1].split("\n\n")[0])
     assert _comments(fake, 3) == [] and _comments(fake, pull) == []
     assert fake.site.issues[3].labels == ["docs"]
 

@@ -31,12 +31,15 @@ from orchestrator.forge.base import Forge, Issue
 from orchestrator.forge.issue_tasks import IssueProblem, issue_number, issue_task
 from orchestrator.safety import secret_mask
 
-__all__ = ["Emit", "IssueSource", "Reading", "RunHooks", "skip_comment"]
+__all__ = ["Check", "Emit", "IssueSource", "Reading", "RunHooks", "skip_comment"]
 
 _log = logging.getLogger(__name__)
 _NOT_STARTED = "queued"
 
 Emit = Callable[[Event], Awaitable[None]]
+Check = Callable[[TaskConfig], str | None]
+"""Why a new issue task cannot be part of the run (an adapter or a phase it names that the run
+does not have), or None; its dependencies are the source's own to check."""
 
 
 class RunHooks(Protocol):
@@ -73,10 +76,18 @@ def skip_comment(reason: str) -> str:
 class IssueSource:
     """Every ``issues:`` source of a run on one forge."""
 
-    def __init__(self, forge: Forge, sources: Sequence[IssuesSource], *, emit: Emit) -> None:
+    def __init__(
+        self,
+        forge: Forge,
+        sources: Sequence[IssuesSource],
+        *,
+        emit: Emit,
+        check: Check | None = None,
+    ) -> None:
         if not sources:
             raise ValueError("IssueSource needs at least one source")
         self._forge = forge
+        self._check = check
         self._sources = list(sources)
         self._emit = emit
         self._ours: dict[str, int] = {}  # task id -> issue number, for tasks this source added
@@ -179,7 +190,15 @@ class IssueSource:
     async def _admissible(self, reading: Reading, known: Collection[str]) -> list[TaskConfig]:
         """The new tasks of ``reading`` that can join a run holding ``known``, each after the
         tasks it depends on; the others are skipped with why."""
-        pending = {task.id: task for task in reading.tasks if task.id not in known}
+        pending: dict[str, TaskConfig] = {}
+        for task in reading.tasks:
+            if task.id in known:
+                continue
+            problem = self._check(task) if self._check is not None else None
+            if problem is not None:
+                await self._skip(reading.issues[_number(task)], problem)
+                continue
+            pending[task.id] = task
         available = set(known)
         ordered: list[TaskConfig] = []
         moved = True

@@ -21,6 +21,7 @@ import anyio
 
 from orchestrator.config.checks.problems import format_problems
 from orchestrator.config.checks.run import find_problems
+from orchestrator.config.fieldpath import format_loc
 from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import CancelError, ConfigError, ConfigIssue
@@ -60,6 +61,23 @@ class _SchedulerHooks:
         await self._scheduler.cancel(task_id)
 
 
+def _checker(config: RunConfig) -> Callable[[TaskConfig], str | None]:
+    """The run config's cross-field checks on one issue task beside the config's tasks: an
+    adapter or a phase the run does not have (its dependencies the source checks itself)."""
+
+    def check(task: TaskConfig) -> str | None:
+        together = config.model_copy(update={"tasks": [*config.tasks, task]})
+        ours = len(config.tasks)
+        for loc, message in find_problems(together):
+            if loc[:2] != ("tasks", ours) or loc[2:3] == ("depends_on",):
+                continue
+            where = format_loc(loc[2:])
+            return f"`council` block: {where}: {message}" if where else message
+        return None
+
+    return check
+
+
 class IssueFeed:
     def __init__(self, source: IssueSource, voice: IssueVoice) -> None:
         self.source = source
@@ -69,7 +87,8 @@ class IssueFeed:
     async def open(cls, config: RunConfig, plugins: PluginHost, emit: Emit) -> IssueFeed:
         forge = await connect(config.forge, config.repo, types=plugins.forges)
         sources = [source.issues for source in config.sources]
-        return cls(IssueSource(forge, sources, emit=emit), IssueVoice(forge, emit=emit))
+        source = IssueSource(forge, sources, emit=emit, check=_checker(config))
+        return cls(source, IssueVoice(forge, emit=emit))
 
     async def join(self, config: RunConfig, scheduler: Scheduler) -> list[TaskConfig]:
         """Read the sources before the run starts and submit their tasks (checked with the
