@@ -15,7 +15,7 @@ from forge_helpers import OWNER, REPO, TOKEN, Rig, rig
 from orchestrator.config.forge import ForgeConfig
 from orchestrator.config.sources import IssuesSource
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import PluginError, UsageError
+from orchestrator.errors import CancelError, PluginError, UsageError
 from orchestrator.events.base import Event
 from orchestrator.events.issues import ForgeCallFailed, IssueSkipped, IssuesRead, IssueWithdrawn
 from orchestrator.events.merge import MergeCompleted
@@ -320,3 +320,22 @@ async def test_a_plugin_provides_a_forge_type(tmp_path: Path) -> None:
     half = load_plugins(builtins=(), extra=[NotAForge()], entry_points=[])
     with pytest.raises(PluginError, match="made object, which is not a Forge"):
         await connect(ForgeConfig(type="half"), tmp_path, {}, types=half.forges)
+
+
+async def test_a_task_that_started_before_its_issue_closed_goes_on(r: Rig) -> None:
+    async def emit(event: Event) -> None:
+        pass
+
+    class Started(Hooks):
+        async def cancel(self, task_id: str) -> None:
+            self.cancelled.append(task_id)
+            raise CancelError(f"task {task_id!r} started (attempt 1, queued)")
+
+    number = r.gh.create_issue("Retried", labels=["council"])
+    source = IssueSource(r.forge, [IssuesSource(labels=["council"])], emit=emit)
+    await source.first([])
+    hooks = Started({"issue-1": "queued"})  # queued again for a retry
+    r.gh.human_close(number)
+    await source.poll_once(hooks)
+    await source.poll_once(hooks)
+    assert hooks.cancelled == ["issue-1"]  # asked once: it started, so it goes on

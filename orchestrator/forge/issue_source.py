@@ -24,7 +24,13 @@ import anyio
 
 from orchestrator.config.sources import IssuesSource
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import ConfigError, ConfigIssue, CouncilError, ForgeError
+from orchestrator.errors import (
+    CancelError,
+    ConfigError,
+    ConfigIssue,
+    CouncilError,
+    ForgeError,
+)
 from orchestrator.events.base import Event
 from orchestrator.events.issues import ForgeCallFailed, IssueSkipped, IssuesRead, IssueWithdrawn
 from orchestrator.forge.base import Forge, Issue
@@ -53,7 +59,9 @@ class RunHooks(Protocol):
         """Add ``task`` to the run (``CouncilError`` when it cannot be part of it)."""
         ...
 
-    async def cancel(self, task_id: str) -> None: ...
+    async def cancel(self, task_id: str) -> None:
+        """Cancel ``task_id``; ``CancelError`` when it started or ended already."""
+        ...
 
 
 @dataclass
@@ -92,6 +100,7 @@ class IssueSource:
         self._emit = emit
         self._ours: dict[str, int] = {}  # task id -> issue number, for tasks this source added
         self._told: dict[int, str] = {}  # issue number -> the reason it was told it is skipped
+        self._kept: set[str] = set()  # tasks found started when they were to be withdrawn
         self._reads = 0
 
     @property
@@ -232,13 +241,19 @@ class IssueSource:
 
     async def _withdraw(self, reading: Reading, statuses: Mapping[str, str], run: RunHooks) -> None:
         for task_id, number in list(self._ours.items()):
-            if number in reading.issues or statuses.get(task_id) != _NOT_STARTED:
+            if task_id in self._kept or number in reading.issues:
+                continue
+            if statuses.get(task_id) != _NOT_STARTED:
                 continue
             reason = await self._why_gone(number)
             try:
                 await run.cancel(task_id)
-            except CouncilError as exc:  # it started or ended meanwhile
+            except CancelError as exc:  # it started (or ended) before: it goes on
                 _log.info("task %s of issue #%d not cancelled: %s", task_id, number, exc)
+                self._kept.add(task_id)
+                continue
+            except CouncilError as exc:  # not written into the session yet: the next read
+                _log.info("task %s of issue #%d not cancelled yet: %s", task_id, number, exc)
                 continue
             await self._event(IssueWithdrawn(task_id=task_id, issue=number, reason=reason))
 

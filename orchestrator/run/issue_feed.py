@@ -56,8 +56,12 @@ class _SchedulerHooks:
     async def cancel(self, task_id: str) -> None:
         # Only a task that has not started: looked at again in the store right before.
         state = await self._scheduler.services.store.get_task_state(task_id)
-        if state is not None and (state.status != TaskStatus.QUEUED or state.claim is not None):
-            raise CancelError(f"task {task_id!r} started ({state.status})")
+        if state is not None and (
+            state.status != TaskStatus.QUEUED
+            or state.claim is not None
+            or state.attempt > 0  # queued again for a retry: it started before
+        ):
+            raise CancelError(f"task {task_id!r} started (attempt {state.attempt}, {state.status})")
         await self._scheduler.cancel(task_id)
 
 
