@@ -89,13 +89,19 @@ def test_a_bad_block_is_a_problem_naming_where(body: str, reason: str) -> None:
 class Hooks:
     """The run a source feeds, as a test holds it."""
 
-    def __init__(self, tasks: Mapping[str, str]) -> None:
+    def __init__(
+        self, tasks: Mapping[str, str], defined: Mapping[str, TaskConfig] | None = None
+    ) -> None:
         self.status = dict(tasks)
+        self.defined = dict(defined or {})
         self.submitted: list[str] = []
         self.cancelled: list[str] = []
 
     def statuses(self) -> Mapping[str, str]:
         return dict(self.status)
+
+    def task(self, task_id: str) -> TaskConfig | None:
+        return self.defined.get(task_id)
 
     def submit(self, task: TaskConfig) -> None:
         self.submitted.append(task.id)
@@ -339,3 +345,24 @@ async def test_a_task_that_started_before_its_issue_closed_goes_on(r: Rig) -> No
     await source.poll_once(hooks)
     await source.poll_once(hooks)
     assert hooks.cancelled == ["issue-1"]  # asked once: it started, so it goes on
+
+
+async def test_a_resumed_run_s_issue_tasks_are_withdrawn_and_told_too(r: Rig) -> None:
+    async def emit(event: Event) -> None:
+        pass
+
+    number = r.gh.create_issue("From the first run", labels=["council"])
+    task = issue_task(await r.forge.get_issue(number))
+    source = IssueSource(r.forge, [IssuesSource(labels=["council"])], emit=emit)
+    hooks = Hooks({"issue-1": "queued"}, {"issue-1": task})  # the session's, not this source's
+    assert await source.poll_once(hooks) == []
+    r.gh.human_close(number)
+    await source.poll_once(hooks)
+    assert hooks.cancelled == ["issue-1"]
+
+    voice = IssueVoice(r.forge, lookup=hooks.task)  # never followed: found in the run
+    voice.hear(TaskFailed(task_id="issue-1", error="boom"))
+    voice.hear(TaskFailed(task_id="not-in-the-run", error="boom"))
+    voice.close()
+    await voice.serve()
+    assert _comments(r, number) == ["CLI Council could not finish task `issue-1`: boom"]

@@ -55,6 +55,10 @@ class RunHooks(Protocol):
         """Every task of the run now: id -> status (``queued`` when it has not started)."""
         ...
 
+    def task(self, task_id: str) -> TaskConfig | None:
+        """The definition of a task of the run (its ``metadata`` says its issue)."""
+        ...
+
     def submit(self, task: TaskConfig) -> None:
         """Add ``task`` to the run (``CouncilError`` when it cannot be part of it)."""
         ...
@@ -146,6 +150,7 @@ class IssueSource:
         """Read again: submit what is new, cancel what no longer matches; the ids submitted."""
         reading = await self._read(strict=False)
         statuses = run.statuses()
+        self._adopt(run, statuses)
         ready = await self._admissible(reading, set(statuses))
         submitted: list[str] = []
         for task in ready:
@@ -238,6 +243,16 @@ class IssueSource:
             await self._event(IssuesRead(found=len(reading.issues), new=[t.id for t in new]))
 
     # -- withdrawing ----------------------------------------------------------------------------
+
+    def _adopt(self, run: RunHooks, statuses: Mapping[str, str]) -> None:
+        """The issue tasks the run has that this source did not add (a resumed run's)."""
+        for task_id in statuses:
+            if task_id in self._ours:
+                continue
+            task = run.task(task_id)
+            number = issue_number(task) if task is not None else None
+            if number is not None:
+                self._ours[task_id] = number
 
     async def _withdraw(self, reading: Reading, statuses: Mapping[str, str], run: RunHooks) -> None:
         for task_id, number in list(self._ours.items()):

@@ -73,9 +73,16 @@ async def say_pull_opened(forge: Forge, issue: int, pull: PullRequest) -> None:
 
 
 class IssueVoice:
-    def __init__(self, forge: Forge, *, emit: Emit | None = None) -> None:
+    def __init__(
+        self,
+        forge: Forge,
+        *,
+        emit: Emit | None = None,
+        lookup: Callable[[str], TaskConfig | None] | None = None,
+    ) -> None:
         self._forge = forge
         self._emit = emit
+        self._lookup = lookup  # the run's own definition of a task not followed (resumed)
         self._issues: dict[str, int] = {}  # task id -> issue number
         self._started: set[str] = set()
         send, receive = anyio.create_memory_object_stream[_Said](math.inf)
@@ -83,7 +90,8 @@ class IssueVoice:
         self._receive: MemoryObjectReceiveStream[_Said] = receive
 
     def follow(self, task: TaskConfig) -> None:
-        """Tell the issue ``task`` was made from what happens to it (nothing for another)."""
+        """Tell the issue ``task`` was made from what happens to it (nothing for another; a
+        task of the run's the ``lookup`` finds is told without it)."""
         number = issue_number(task)
         if number is not None:
             self._issues[task.id] = number
@@ -94,8 +102,13 @@ class IssueVoice:
             return
         data = event.data
         task_id = data.get("task_id")
-        number = self._issues.get(task_id) if isinstance(task_id, str) else None
-        if number is None or task_id is None:
+        if not isinstance(task_id, str):
+            return
+        number = self._issues.get(task_id)
+        if number is None and self._lookup is not None:
+            found = self._lookup(task_id)
+            number = issue_number(found) if found is not None else None
+        if number is None:
             return
         if event.type == EventType.TASK_DISPATCHED:
             if task_id in self._started:

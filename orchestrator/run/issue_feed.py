@@ -49,6 +49,9 @@ class _SchedulerHooks:
     def statuses(self) -> Mapping[str, str]:
         return {line.task_id: line.status for line in self._scheduler.board()}
 
+    def task(self, task_id: str) -> TaskConfig | None:
+        return self._scheduler.task(task_id)
+
     def submit(self, task: TaskConfig) -> None:
         self._scheduler.submit(task)
         self._voice.follow(task)
@@ -88,11 +91,13 @@ class IssueFeed:
         self.voice = voice
 
     @classmethod
-    async def open(cls, config: RunConfig, plugins: PluginHost, emit: Emit) -> IssueFeed:
+    async def open(
+        cls, config: RunConfig, plugins: PluginHost, emit: Emit, scheduler: Scheduler
+    ) -> IssueFeed:
         forge = await connect(config.forge, config.repo, types=plugins.forges)
         sources = [source.issues for source in config.sources]
         source = IssueSource(forge, sources, emit=emit, check=_checker(config))
-        return cls(source, IssueVoice(forge, emit=emit))
+        return cls(source, IssueVoice(forge, emit=emit, lookup=scheduler.task))
 
     async def join(self, config: RunConfig, scheduler: Scheduler) -> list[TaskConfig]:
         """Read the sources before the run starts and submit their tasks (checked with the
