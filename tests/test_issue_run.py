@@ -8,6 +8,7 @@ no forge to read."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,3 +242,58 @@ def test_an_issue_whose_id_a_config_task_has_stops_the_run_before_it_starts(
     assert "task id 'issue-1' of issue #1 is already a task of the run config" in done.stderr
     assert merged_tasks(repo) == []
     assert fake.site.issues[1].comments == []
+
+
+def test_a_resumed_run_goes_on_hearing_and_reading_its_issues(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    repo = new_repo(tmp_path)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    gate = gates / "open"
+    gated = fake.create_issue("Gated", f"WAIT_FOR {gate} 60\nWRITE gated.txt x", labels=["council"])
+    waiter = fake.create_issue(
+        "Waits", f"WRITE w.txt x\n```council\ndepends_on: [issue-{gated}]\n```", labels=["council"]
+    )
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        CONFIG.format(
+            gates=gates, owner=OWNER, name=REPO, api_url=fake.api_url, variable=TOKEN_VARIABLE
+        )
+    )
+    env = {**ENV, TOKEN_VARIABLE: TOKEN}
+
+    def start(command: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*COUNCIL, command, str(config), "--json"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    first = start("run")
+    try:
+        wait_for(lambda: seen(repo, "task.dispatched", task_id=f"issue-{gated}"), "the gate")
+        first.send_signal(signal.SIGINT)  # stopped: both tasks back in the queue
+        _, err = first.communicate(timeout=patience(30))
+    finally:
+        reap(first)
+    assert first.returncode == 130, err
+
+    fake.human_close(waiter)
+    resumed = start("resume")
+    try:
+        wait_for(lambda: seen(repo, "issue.withdrawn", task_id=f"issue-{waiter}"), "withdrawal")
+        gate.touch()
+        out, err = resumed.communicate(timeout=patience(60))
+    finally:
+        reap(resumed)
+    assert resumed.returncode == 1, err  # a task did not land: the cancelled one
+    statuses = {task["task_id"]: task["status"] for task in json.loads(out)["tasks"]}
+    assert statuses == {f"issue-{gated}": "done", f"issue-{waiter}": "cancelled"}
+    said = _comments(fake, gated)
+    assert said[-1].startswith(f"Task `issue-{gated}` landed on `main` in ")  # heard on resume
+    assert fake.site.issues[gated].labels == ["council"]
+    assert _comments(fake, waiter) == []
