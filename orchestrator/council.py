@@ -307,7 +307,30 @@ class Council:
     async def run(self) -> RunReport:
         since = since_now()
         await self._take_in_left_worktrees()
-        return await self._reported(self.scheduler.run(), since)
+        running = self._run_with_sources() if self.config.sources else self.scheduler.run()
+        return await self._reported(running, since)
+
+    async def _run_with_sources(self) -> None:
+        """The run with its ``sources:``: the issues read before it starts, read again while
+        it goes on, and told what happens to their tasks (``run.issue_feed``)."""
+        # Imported here: the forge's client library is for runs with sources only.
+        from orchestrator.run.issue_feed import IssueFeed
+
+        scheduler, store = self.scheduler, self._require_store()
+        feed = await IssueFeed.open(self.config, self.plugins, store.emit, scheduler)
+        self._attach(feed.subscriber())
+        await feed.join(self.config, scheduler)
+        await feed.following(scheduler, scheduler.run())
+
+    async def _resume_with_sources(self, session_id: str) -> None:
+        """A resumed run with its ``sources:``: its issue tasks are the session's (their issues
+        told what happens from now on), and the sources are read again every ``poll``."""
+        from orchestrator.run.issue_feed import IssueFeed
+
+        scheduler, store = self.scheduler, self._require_store()
+        feed = await IssueFeed.open(self.config, self.plugins, store.emit, scheduler)
+        self._attach(feed.subscriber())
+        await feed.following(scheduler, scheduler.resume(session_id))
 
     async def resume(self, session_id: str | None = None) -> RunReport:
         scheduler = self.scheduler
@@ -317,6 +340,8 @@ class Council:
                 raise nothing_to_resume(self.config.state_dir)
             session_id = session.session_id
         since = since_now()
+        if self.config.sources:
+            return await self._reported(self._resume_with_sources(session_id), since)
         return await self._reported(scheduler.resume(session_id), since)
 
     async def _reported(self, running: Awaitable[object], since: float) -> RunReport:

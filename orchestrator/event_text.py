@@ -60,6 +60,9 @@ _WORDING: dict[str, str] = {
         "{task_id}: cannot continue {branch} here ({error}): starting afresh from the base"
     ),
     "task.failed": "{task_id}: failed: {error}",
+    "issue.skipped": "issue #{issue} is not a task: {reason}",
+    "issue.withdrawn": "{task_id}: cancelled before it started: {reason} (issue #{issue})",
+    "forge.call_failed": "the forge: could not {action}: {error}",
     "worktree.adopted": "{task_id}: {message}",
     "task.waiting_for_checkout": (
         "{task_id}: stopped waiting to land after {waited}s ({message}); its work is kept on "

@@ -459,7 +459,7 @@ def test_unknown_key_at_top_level(workdir: Path) -> None:
         "run.yaml:1: base_brnach: unknown key (did you mean 'base_branch'? allowed: repo, "
         "base_branch, sample_repo, capacity, adapters, default_adapter, workflow, retry, "
         "rate_limits, landing, scheduler, verify, state, worktrees, sandbox, mcp_servers, forge, "
-        "tasks)"
+        "sources, tasks)"
     )
 
 
@@ -482,7 +482,9 @@ def test_missing_tasks(workdir: Path) -> None:
 
 
 def test_no_tasks(workdir: Path) -> None:
-    assert single_issue("tasks: []\n") == "run.yaml:1: tasks: at least one task is required"
+    assert single_issue("tasks: []\n") == (
+        "run.yaml:1: tasks: at least one task is required (or a `sources:` that brings them)"
+    )
 
 
 def test_bad_task_id(workdir: Path) -> None:

@@ -118,7 +118,8 @@ def test_the_forge_section_is_optional_and_typed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("section", "line", "message"),
     [
-        ("forge:\n  type: gitlab\n", 2, "forge.type"),
+        ("forge:\n  type: Git Lab\n", 2, "forge.type"),
+        ("forge:\n  options: {x: 1}\n", 2, "github takes none"),
         ("forge:\n  repo: widgets\n", 2, "is not OWNER/NAME"),
         ("forge:\n  api_url: ftp://example.com\n", 2, "is not an http(s) URL"),
         ("forge:\n  api_url: https://u:p@example.com\n", 2, "carries no credentials"),

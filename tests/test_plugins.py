@@ -366,7 +366,12 @@ def test_every_hook_is_documented_and_called_by_the_host() -> None:
         if inspect.isfunction(function) and hasattr(function, f"{hookspecs.PROJECT}_spec")
     ]
     assert sorted(specs) == sorted(
-        ["register_adapters", "register_record_rules", *hookspecs.OBSERVER_HOOKS]
+        [
+            "register_adapters",
+            "register_forges",
+            "register_record_rules",
+            *hookspecs.OBSERVER_HOOKS,
+        ]
     )
     host_source = inspect.getsource(plugins)
     for name in specs:

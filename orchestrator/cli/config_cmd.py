@@ -3,6 +3,7 @@ the JSON Schema it follows."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -56,8 +57,10 @@ def validate(
     # and the other commands must not pay for.
     from orchestrator.run.config_check import validate_config
 
-    registry = plugins.default_plugins().registry
-    found = event_loop.run(validate_config, file, registry, os.environ)
+    host = plugins.default_plugins()
+    found = event_loop.run(
+        functools.partial(validate_config, forges=host.forges), file, host.registry, os.environ
+    )
     errors, warnings = found.errors, found.warnings
     if strict:
         errors, warnings = sorted([*errors, *warnings], key=_line), []

@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from orchestrator.config.fields import NonBlank, Section
+from orchestrator.config.fields import Id, NonBlank, Section
 
 __all__ = ["ForgeConfig"]
 
@@ -40,7 +40,11 @@ def _api_url(value: str) -> str:
 class ForgeConfig(Section):
     """Issues in, pull requests out: the forge the run's tasks come from and land on."""
 
-    type: Literal["github"] = Field(default="github", description="the forge: github")
+    type: Id = Field(
+        default="github",
+        description="the forge: github (built in), or a type a plugin registers "
+        "(`register_forges`)",
+    )
     repo: Annotated[str, AfterValidator(_owner_name)] | None = Field(
         default=None,
         description="OWNER/NAME on the forge; default: what the origin remote's URL names",
@@ -55,3 +59,15 @@ class ForgeConfig(Section):
         description="the token, best as a reference such as ${GITHUB_TOKEN}; default: "
         "GH_TOKEN, then GITHUB_TOKEN, then `gh auth token`; masked in everything stored",
     )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="settings of a plugin's forge type, handed to its factory as they are "
+        "(github takes none)",
+    )
+
+    @field_validator("options")
+    @classmethod
+    def _options_for_plugins(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if options and info.data.get("type", "github") == "github":
+            raise ValueError("github takes none (they are for a plugin's forge type)")
+        return options

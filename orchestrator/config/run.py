@@ -31,6 +31,7 @@ from orchestrator.config.sections import (
     StateConfig,
     WorktreeConfig,
 )
+from orchestrator.config.sources import SourceConfig
 from orchestrator.config.task import TaskConfig
 from orchestrator.config.workflow import PhaseConfig, WorkflowConfig
 
@@ -83,7 +84,14 @@ class RunConfig(Section):
         description="the forge issues come from and pull requests go to "
         "(orchestrator.forge; type, repo, api_url, token)",
     )
-    tasks: list[TaskConfig]
+    sources: list[SourceConfig] = Field(
+        default_factory=list,
+        description="where tasks come from besides `tasks:`: `- issues: {labels, state, poll}` "
+        "makes each matching issue of the forge a task issue-<number> (orchestrator.forge)",
+    )
+    tasks: list[TaskConfig] = Field(
+        description="the run's tasks; at least one unless `sources:` brings them (`tasks: []`)"
+    )
 
     @field_validator("repo")
     @classmethod

@@ -6,7 +6,8 @@ they are never the source of truth, which is the state store's records.
 
 One model per event type (``EventType``), one module per family: ``state`` (records,
 sessions, checkpoints, claims), ``locks``, ``merge``, ``runs``, ``tasks``, ``council_mode``,
-``phases`` (a phase and its CLI), ``worktrees``, and ``dropped`` (an iterator's own marker).
+``phases`` (a phase and its CLI), ``worktrees``, ``issues`` (issues as tasks), and
+``dropped`` (an iterator's own marker).
 Every model is an ``Event`` (``base``: ``type``, ``ts``, ``level``, and ``data`` as a dict
 view), so a subscriber written for the untyped ``Event`` keeps working; an event about one
 task is a ``TaskEvent`` and has ``task_id``. ``catalogue`` maps each type to its model and
@@ -38,6 +39,12 @@ if TYPE_CHECKING:
     )
     from orchestrator.events.dropped import (
         EventsDropped,
+    )
+    from orchestrator.events.issues import (
+        ForgeCallFailed,
+        IssueSkipped,
+        IssuesRead,
+        IssueWithdrawn,
     )
     from orchestrator.events.locks import (
         LockAcquired,
@@ -144,6 +151,10 @@ _WHERE: dict[str, str] = {
     "CouncilComparing": "council_mode",
     "CouncilWinner": "council_mode",
     "EventsDropped": "dropped",
+    "ForgeCallFailed": "issues",
+    "IssueSkipped": "issues",
+    "IssueWithdrawn": "issues",
+    "IssuesRead": "issues",
     "LegacyImported": "state",
     "LockAcquired": "locks",
     "LockCleaned": "locks",
@@ -157,8 +168,8 @@ _WHERE: dict[str, str] = {
     "MergeFenced": "merge",
     "MergeForecastConflict": "merge",
     "MergeResolveRound": "merge",
-    "MergeVanished": "merge",
     "MergeStarted": "merge",
+    "MergeVanished": "merge",
     "MergeWaiting": "merge",
     "PhaseCompleted": "phases",
     "PhaseEvent": "phases",
@@ -230,6 +241,10 @@ __all__ = [
     "Event",
     "EventType",
     "EventsDropped",
+    "ForgeCallFailed",
+    "IssueSkipped",
+    "IssueWithdrawn",
+    "IssuesRead",
     "LegacyImported",
     "LockAcquired",
     "LockCleaned",

@@ -17,6 +17,7 @@ from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 from orchestrator.events import (
     council_mode,
     dropped,
+    issues,
     locks,
     merge,
     phases,
@@ -30,7 +31,19 @@ from orchestrator.events.base import Event
 
 __all__ = ["EVENTS", "MODELS", "AnyEvent", "parse_event", "read_event", "typed_event"]
 
-_FAMILIES = (state, locks, merge, pulls, runs, tasks, council_mode, phases, worktrees, dropped)
+_FAMILIES = (
+    state,
+    locks,
+    merge,
+    pulls,
+    runs,
+    tasks,
+    council_mode,
+    phases,
+    worktrees,
+    issues,
+    dropped,
+)
 
 MODELS: Mapping[str, type[Event]] = {
     model.model_fields["type"].default: model

@@ -97,6 +97,11 @@ class EventType(StrEnum):
     CLI_SURVIVORS_STOPPED = "cli.survivors_stopped"
     CLI_ORPHANS_STOPPED = "cli.orphans_stopped"
     CLI_ORPHANS_LEFT = "cli.orphans_left"
+    # issues as tasks (orchestrator.forge.issue_tasks)
+    ISSUES_READ = "issues.read"
+    ISSUE_SKIPPED = "issue.skipped"
+    ISSUE_WITHDRAWN = "issue.withdrawn"
+    FORGE_CALL_FAILED = "forge.call_failed"
     # session worktrees
     WORKTREE_CREATED = "worktree.created"
     WORKTREE_RECREATED = "worktree.recreated"

@@ -1,9 +1,12 @@
 """The forge a run config's ``forge:`` section names, connected: each setting it leaves out
 found as ``identity`` says (the repository and the API from the origin remote, the token from
-the environment or the GitHub CLI)."""
+the environment or the GitHub CLI). ``github`` is built in; any other type is a plugin's
+(``register_forges``, ``orchestrator.plugins.forge_types``), whose factory gets the section as
+it is."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,11 +14,17 @@ from pathlib import Path
 import anyio
 
 from orchestrator.config.forge import ForgeConfig
+from orchestrator.errors import PluginError
+from orchestrator.forge.base import Forge
 from orchestrator.forge.github import GitHubForge
 from orchestrator.forge.identity import api_url_for, origin_repo, resolve_token
 from orchestrator.forge.pacing import Pacing
+from orchestrator.plugins.forge_types import ForgeTypes
 
 __all__ = ["connect"]
+
+# What a plugin's forge must answer to be used (the protocol's members).
+_MEMBERS = tuple(name for name in vars(Forge) if not name.startswith("_") and name not in ("repo",))
 
 
 async def connect(
@@ -25,11 +34,15 @@ async def connect(
     *,
     gh: str | None = "gh",
     pacing: Pacing | None = None,
-) -> GitHubForge:
+    types: ForgeTypes | None = None,
+) -> Forge:
     """The forge for the git repository at ``repo`` as ``config`` (default: all defaults)
-    says; ``environ`` (default: this process's) holds the token variables."""
+    says; ``environ`` (default: this process's) holds the token variables; ``types`` the forge
+    types plugins registered (``PluginHost.forges``)."""
     settings = config or ForgeConfig()
     environ = os.environ if environ is None else environ
+    if settings.type != "github":
+        return await _plugin_forge(settings, repo, environ, types or ForgeTypes())
     full_name, api_url = settings.repo, settings.api_url
     if full_name is None or api_url is None:
         remote = await anyio.to_thread.run_sync(origin_repo, repo)
@@ -37,3 +50,21 @@ async def connect(
         api_url = api_url or api_url_for(remote.host)
     token = await resolve_token(settings.token, environ, cwd=repo, gh=gh)
     return GitHubForge(full_name, token, api_url=api_url, pacing=pacing)
+
+
+async def _plugin_forge(
+    settings: ForgeConfig, repo: Path, environ: Mapping[str, str], types: ForgeTypes
+) -> Forge:
+    factory = types.factory(settings.type)
+    made = factory(settings, repo, environ)
+    if inspect.isawaitable(made):
+        made = await made
+    missing = [name for name in _MEMBERS if not callable(getattr(made, name, None))]
+    if missing or not isinstance(getattr(made, "repo", None), str):
+        lacks = ", ".join(missing or ["repo"])
+        raise PluginError(
+            f"forge type {settings.type!r} of {types.plugin_of(settings.type)} made "
+            f"{type(made).__name__}, which is not a Forge (it lacks {lacks})"
+        )
+    forge: Forge = made
+    return forge

@@ -35,7 +35,7 @@ Observer hooks cannot be hook wrappers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -54,6 +54,7 @@ __all__ = [
     "on_session_end",
     "on_session_start",
     "register_adapters",
+    "register_forges",
     "register_record_rules",
 ]
 
@@ -73,6 +74,19 @@ def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
     The class must subclass ``orchestrator.adapter.Adapter``, implement its abstract methods and
     carry a safe ``name`` (``^[a-z0-9][a-z0-9._-]{0,63}$``) that no other plugin uses: a name
     registered twice fails the load with an error naming both plugins.
+    """
+
+
+@hookspec
+def register_forges(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Call ``register(name, factory)`` once for each forge type this plugin provides (a
+    forge for ``forge: {type: name}``: GitLab, Gitea or Forgejo, or an issue tracker such as
+    Linear or Jira as a source of tasks). ``factory(config, repo, environ)`` gets the run
+    config's ``forge:`` section (its ``options`` are the plugin's own settings), the
+    repository's path and the environment, and returns an object implementing
+    ``orchestrator.forge.base.Forge`` (or, as a coroutine function, awaits to one). It is
+    called when a run connects, not at load time. ``github`` is built in; a name registered
+    twice fails the load naming both plugins (``orchestrator.plugins.forge_types``).
     """
 
 

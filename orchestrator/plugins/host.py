@@ -9,7 +9,8 @@ The only module besides ``hookspecs`` that imports pluggy. Loading goes:
    ``COUNCIL_DISABLE_PLUGINS=1``; ``COUNCIL_PLUGINS=a,b`` keeps only the entry points named;
 4. a check that every ``@hookimpl`` names a real hook (a typo fails loudly, with a suggestion);
 5. each plugin's ``register_adapters`` fills the ``AdapterRegistry``; a duplicate adapter name
-   fails with both plugins named.
+   fails with both plugins named; ``register_record_rules`` gives the record rules and
+   ``register_forges`` the forge types (``ForgeTypes``).
 
 Any failure is a ``PluginError`` that says which plugin; nothing half-loaded is returned.
 Observer hooks run each plugin separately: one that raises is logged and skipped, so a plugin
@@ -31,6 +32,7 @@ import pluggy
 
 from orchestrator.errors import PluginError
 from orchestrator.plugins import hookspecs
+from orchestrator.plugins.forge_types import ForgeTypes
 from orchestrator.plugins.record_rule import RecordRule
 from orchestrator.plugins.registry import AdapterRegistry, PluginInfo
 
@@ -67,7 +69,12 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT
 DISABLE_ENV = "COUNCIL_DISABLE_PLUGINS"
 ALLOW_ENV = "COUNCIL_PLUGINS"
 _TRUE = frozenset({"1", "true", "yes", "on"})
-_HOOKS = ("register_adapters", "register_record_rules", *hookspecs.OBSERVER_HOOKS)
+_HOOKS = (
+    "register_adapters",
+    "register_forges",
+    "register_record_rules",
+    *hookspecs.OBSERVER_HOOKS,
+)
 
 
 class EntryPointLike(Protocol):
@@ -88,8 +95,10 @@ class PluginHost:
         registry: AdapterRegistry,
         plugins: list[PluginInfo],
         record_rules: list[RecordRule] | None = None,
+        forges: ForgeTypes | None = None,
     ) -> None:
         self.registry = registry
+        self.forges = forges or ForgeTypes()  # what ``register_forges`` gave
         self.plugins = plugins
         self.record_rules = record_rules or []  # what ``register_record_rules`` gave
         # Plugins never change after loading, so the per-call lookup is done once here.
@@ -154,14 +163,21 @@ def load_plugins(
         lambda info: functools.partial(registry.add, plugin=info),
     )
     rules = _record_rules(manager, infos)
-    return PluginHost(manager, registry, list(infos.values()), rules)
+    forges = ForgeTypes()
+    _each_registration(
+        manager,
+        infos,
+        "register_forges",
+        lambda info: lambda name, factory: forges.add(name, factory, plugin=info),
+    )
+    return PluginHost(manager, registry, list(infos.values()), rules, forges)
 
 
 def _each_registration(
     manager: pluggy.PluginManager,
     infos: dict[str, PluginInfo],
     hook: str,
-    register_for: Callable[[PluginInfo], Callable[[Any], None]],
+    register_for: Callable[[PluginInfo], Callable[..., None]],
 ) -> None:
     """Call each plugin's ``hook`` with the ``register`` function made for it; what it raises
     becomes a ``PluginError`` naming the plugin and the hook."""

@@ -3,8 +3,10 @@ everything ``council run`` would refuse before it starts, each at its line in th
 
 - **Errors** are the file's to fix, wherever it runs: what the loader finds (syntax, types,
   unknown keys and names, adapter types no plugin provides, options an adapter refuses, unset
-  ``${NAME}`` references), a task with no adapter, and a phase whose prompt one of its
-  adapters cannot be given (``prompt_fit``).
+  ``${NAME}`` references), a task with no adapter, a phase whose prompt one of its
+  adapters cannot be given (``prompt_fit``), a forge type no plugin provides, and a
+  ``sources:`` with no forge to read (no ``forge.repo`` and no origin remote on a forge:
+  ``source_check``).
 - **Warnings** are what this machine lacks for the run (``preflight``'s findings ``here``): a
   CLI that is not installed, a repository that is missing, is not a git checkout or has no
   base branch, a symbolic link in ``.council``. ``council run`` here would refuse each of them
@@ -21,10 +23,12 @@ from pathlib import Path
 
 from orchestrator.config.load import CheckedConfig, RunConfig, check_config, check_config_text
 from orchestrator.errors import ConfigIssue
+from orchestrator.plugins.forge_types import ForgeTypes
 from orchestrator.plugins.registry import AdapterRegistry
 from orchestrator.run.preflight import Finding, adapter_findings, repository_finding
 from orchestrator.run.prompt_fit import prompt_problems
 from orchestrator.run.pull_landing_check import pull_landing_finding
+from orchestrator.run.source_check import forge_findings
 
 __all__ = ["Validation", "validate_config", "validate_config_text"]
 
@@ -42,11 +46,16 @@ class Validation:
 
 
 async def validate_config(
-    path: str | Path, registry: AdapterRegistry, environ: Mapping[str, str]
+    path: str | Path,
+    registry: AdapterRegistry,
+    environ: Mapping[str, str],
+    *,
+    forges: ForgeTypes | None = None,
 ) -> Validation:
-    """Every problem of the run config at ``path``, as ``council config validate`` reports."""
+    """Every problem of the run config at ``path``, as ``council config validate`` reports;
+    ``forges``: the forge types plugins registered (default: the built-in ones)."""
     checked = check_config(path, options_models=registry.options_models(), environ=environ)
-    return await _validated(checked, registry)
+    return await _validated(checked, registry, forges)
 
 
 async def validate_config_text(
@@ -69,7 +78,9 @@ async def validate_config_text(
     return await _validated(checked, registry)
 
 
-async def _validated(checked: CheckedConfig, registry: AdapterRegistry) -> Validation:
+async def _validated(
+    checked: CheckedConfig, registry: AdapterRegistry, forges: ForgeTypes | None = None
+) -> Validation:
     config = checked.config
     if config is None:
         return Validation(checked.source, None, checked.issues, [])
@@ -90,6 +101,7 @@ async def _validated(checked: CheckedConfig, registry: AdapterRegistry) -> Valid
         findings.append(repository)
     elif (pulls := await pull_landing_finding(config)) is not None:
         findings.append(pulls)
+    findings += await forge_findings(config, forges or ForgeTypes())
     errors = checked.located((f.loc, f.message) for f in findings if not f.here)
     warnings = checked.located((f.loc, f.message) for f in findings if f.here)
     return Validation(

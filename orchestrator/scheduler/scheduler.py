@@ -363,6 +363,10 @@ class Scheduler:
         """Every task of the run now, with what it does or why it waits (``board``)."""
         return board(self._run.tasks.values(), self._seen, self._inflight, self._dispatcher.waits)
 
+    def task(self, task_id: str) -> TaskConfig | None:
+        """The definition of task ``task_id`` of the run now (None: not one of its tasks)."""
+        return self._run.tasks.get(task_id)
+
     # -- the tick -------------------------------------------------------------------------
 
     async def _loop(self) -> None:

@@ -9,6 +9,7 @@ from typing import Protocol
 from orchestrator.config.adapter_entry import AdapterConfig
 from orchestrator.config.fieldpath import Loc, format_loc
 from orchestrator.config.sections import CapacityConfig, RetryConfig, SchedulerConfig, StateConfig
+from orchestrator.config.sources import SourceConfig
 from orchestrator.config.suggest import did_you_mean
 from orchestrator.config.task import TaskConfig
 from orchestrator.config.workflow import PhaseConfig, WorkflowConfig
@@ -39,6 +40,8 @@ class RunSections(Protocol):
     def state(self) -> StateConfig: ...
     @property
     def tasks(self) -> Sequence[TaskConfig]: ...
+    @property
+    def sources(self) -> Sequence[SourceConfig]: ...
 
     def phase(self, name: str) -> PhaseConfig: ...
 

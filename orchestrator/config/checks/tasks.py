@@ -15,8 +15,8 @@ __all__ = ["COUNCIL_ID_LIMIT", "check_council", "check_cycles", "check_tasks"]
 def check_tasks(config: RunSections) -> Iterator[Problem]:
     first_index: dict[str, int] = {}
     phase_names = {phase.name for phase in config.workflow.phases}
-    if not config.tasks:
-        yield ("tasks",), "at least one task is required"
+    if not config.tasks and not config.sources:
+        yield ("tasks",), "at least one task is required (or a `sources:` that brings them)"
     for index, task in enumerate(config.tasks):
         if task.id in first_index:
             yield (

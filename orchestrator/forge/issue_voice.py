@@ -1,0 +1,189 @@
+"""The issue hears what happens to its task, from the run's events.
+
+``IssueVoice.hear`` is a run subscriber (``Council.subscribe``): it only queues, and
+``serve`` (in the Council's task group) makes the forge calls one after another, so a slow
+forge never slows the run. For a task made from an issue (``follow``):
+
+- its first ``task.dispatched``: a comment saying work started (once per task, not per
+  attempt), the label ``council:working`` (``council:failed`` removed, from an earlier run);
+- ``task.failed``: ``council:failed``, ``council:working`` removed, and a comment with the
+  reason;
+- ``merge.completed`` or ``merge.already_merged``: ``council:working`` removed and a comment
+  naming the commit on the base;
+- with ``landing.via: pull_request``, ``pull.opened`` (``say_pull_opened``): a comment naming
+  the pull request (once: not again for one found open after a crash), ``council:in-review``
+  in place of ``council:working``; ``pull.merged``: ``council:in-review`` removed and a comment
+  naming the pull request and the commit on the base (the pull request's ``Closes #N`` closes
+  the issue).
+
+A forge call that fails is a warning in the log and a ``forge.call_failed`` event; it never
+fails the run. The forge's errors never carry the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from orchestrator.config.task import TaskConfig
+from orchestrator.errors import ForgeError
+from orchestrator.events.base import Event
+from orchestrator.events.issues import ForgeCallFailed
+from orchestrator.events.kinds import EventType
+from orchestrator.forge.base import FAILED, IN_REVIEW, WORKING, Forge, PullRequest
+from orchestrator.forge.issue_tasks import issue_number
+from orchestrator.safety import secret_mask
+
+__all__ = ["IssueVoice", "say_pull_opened"]
+
+_log = logging.getLogger(__name__)
+_HEARD = frozenset(
+    {
+        EventType.TASK_DISPATCHED,
+        EventType.TASK_FAILED,
+        EventType.MERGE_COMPLETED,
+        EventType.MERGE_ALREADY_MERGED,
+        EventType.PULL_OPENED,
+        EventType.PULL_MERGED,
+    }
+)
+
+Emit = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Said:
+    """One thing to tell issue ``number`` about task ``task_id``."""
+
+    kind: str
+    task_id: str
+    number: int
+    data: dict[str, object]
+
+
+async def say_pull_opened(forge: Forge, issue: int, pull: PullRequest) -> None:
+    """Tell ``issue`` that ``pull`` carries its task's work: a comment naming the pull request,
+    ``council:in-review`` in place of ``council:working``. Raises ``ForgeError`` (the caller
+    decides whether that matters)."""
+    await _say_pull_opened(forge, issue, pull.number, pull.url)
+
+
+async def _say_pull_opened(forge: Forge, issue: int, number: int, url: str) -> None:
+    await forge.comment(issue, f"Pull request #{number} carries this work: {url}")
+    await forge.add_labels(issue, [IN_REVIEW])
+    await forge.remove_label(issue, WORKING)
+
+
+class IssueVoice:
+    def __init__(
+        self,
+        forge: Forge,
+        *,
+        emit: Emit | None = None,
+        lookup: Callable[[str], TaskConfig | None] | None = None,
+    ) -> None:
+        self._forge = forge
+        self._emit = emit
+        self._lookup = lookup  # the run's own definition of a task not followed (resumed)
+        self._issues: dict[str, int] = {}  # task id -> issue number
+        self._started: set[str] = set()
+        send, receive = anyio.create_memory_object_stream[_Said](math.inf)
+        self._send: MemoryObjectSendStream[_Said] = send
+        self._receive: MemoryObjectReceiveStream[_Said] = receive
+
+    def follow(self, task: TaskConfig) -> None:
+        """Tell the issue ``task`` was made from what happens to it (nothing for another; a
+        task of the run's the ``lookup`` finds is told without it)."""
+        number = issue_number(task)
+        if number is not None:
+            self._issues[task.id] = number
+
+    def hear(self, event: Event) -> None:
+        """A run subscriber: queue what an issue must be told (returns at once)."""
+        if event.type not in _HEARD:
+            return
+        data = event.data
+        task_id = data.get("task_id")
+        if not isinstance(task_id, str):
+            return
+        number = self._issues.get(task_id)
+        if number is None and self._lookup is not None:
+            found = self._lookup(task_id)
+            number = issue_number(found) if found is not None else None
+        if number is None:
+            return
+        if event.type == EventType.TASK_DISPATCHED:
+            if task_id in self._started:
+                return
+            self._started.add(task_id)
+        try:
+            self._send.send_nowait(_Said(event.type, task_id, number, data))
+        except anyio.ClosedResourceError:
+            _log.info("issue #%d not told of %s: the run ended", number, event.type)
+
+    def close(self) -> None:
+        """No more events: ``serve`` returns once it said what is queued."""
+        self._send.close()
+
+    async def serve(self) -> None:
+        """Say what is queued, one forge call after another, until ``close``."""
+        async with self._receive:
+            async for said in self._receive:
+                try:
+                    await self._say(said)
+                except ForgeError as exc:
+                    await self._warn(said, exc)
+                except Exception as exc:  # a plugin's forge: whatever it raises, the run goes on
+                    await self._warn(said, exc)
+
+    async def _say(self, said: _Said) -> None:
+        forge, number, task = self._forge, said.number, said.task_id
+        if said.kind == EventType.TASK_DISPATCHED:
+            branch = said.data.get("branch")
+            on = f" on branch `{branch}`" if branch else ""
+            await forge.comment(
+                number, f"CLI Council started work on this issue: task `{task}`{on}."
+            )
+            await forge.add_labels(number, [WORKING])
+            await forge.remove_label(number, FAILED)
+        elif said.kind == EventType.TASK_FAILED:
+            reason = str(said.data.get("error") or "no reason given")
+            await forge.add_labels(number, [FAILED])
+            await forge.remove_label(number, WORKING)
+            await forge.remove_label(number, IN_REVIEW)
+            await forge.comment(number, f"CLI Council could not finish task `{task}`: {reason}")
+        elif said.kind == EventType.PULL_OPENED:
+            if said.data.get("created", True):  # one found open after a crash was said
+                pull, url = int(str(said.data.get("number"))), str(said.data.get("url"))
+                await _say_pull_opened(forge, number, pull, url)
+        elif said.kind == EventType.PULL_MERGED:
+            merged = str(said.data.get("commit") or "")[:12]
+            await forge.remove_label(number, IN_REVIEW)
+            await forge.remove_label(number, WORKING)
+            await forge.comment(
+                number,
+                f"Task `{task}` landed through pull request #{said.data.get('number')}"
+                f" in {merged}.",
+            )
+        else:
+            commit = said.data.get("merge_commit") or said.data.get("base_after")
+            base = said.data.get("base_branch") or "the base branch"
+            await forge.remove_label(number, WORKING)
+            landed = f" in {str(commit)[:12]}" if commit else ""
+            await forge.comment(number, f"Task `{task}` landed on `{base}`{landed}.")
+
+    async def _warn(self, said: _Said, exc: Exception) -> None:
+        error = secret_mask.mask()(str(exc)) or type(exc).__name__
+        action = f"tell issue #{said.number} of {said.kind}"
+        _log.warning("forge: %s failed: %s", action, error)
+        if self._emit is None:
+            return
+        try:
+            await self._emit(ForgeCallFailed(action=action, issue=said.number, error=error))
+        except Exception:
+            _log.exception("could not record forge.call_failed")
