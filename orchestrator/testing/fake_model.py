@@ -43,11 +43,12 @@ import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from orchestrator.testing.local_server import LocalServer
 from orchestrator.testing.model_server import ollama
 from orchestrator.testing.model_server.answers import is_side_request, replies, turn
 from orchestrator.testing.model_server.anthropic import AnthropicMessages
@@ -126,32 +127,16 @@ class FakeModel:
         self._served: dict[int, int] = {}
         self._requests: list[RecordedRequest] = []
         self.api_key = api_key
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LocalServer(_handler(self), "fake-model")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> FakeModel:
-        if self._server is not None:
-            return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="fake-model", kwargs={"poll_interval": 0.05}
-        )
-        self._thread.daemon = True
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        self._server.stop()
 
     def __enter__(self) -> FakeModel:
         return self.start()
@@ -168,9 +153,7 @@ class FakeModel:
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the fake model is not running: start() it first")
-        return int(self._server.server_address[1])
+        return self._server.port("the fake model")
 
     @property
     def base_url(self) -> str:

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,6 +31,7 @@ from orchestrator.testing.fake_github import shapes
 from orchestrator.testing.fake_github.records import RecordedRequest
 from orchestrator.testing.fake_github.routes import handle
 from orchestrator.testing.fake_github.site import API_PREFIX, Answer, GitHubSite
+from orchestrator.testing.local_server import LocalServer
 
 __all__ = ["FakeGitHub"]
 
@@ -71,33 +71,19 @@ class FakeGitHub:
         self.rate_limit_next = site.rate_limit_next
         self.exhaust_next = site.exhaust_next
         self.clear_requests = site.clear_requests
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LocalServer(_handler(site), "fake-github")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> FakeGitHub:
-        if self._server is None:
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.site))
-            server.daemon_threads = True
-            self._server = server
-            self._thread = threading.Thread(
-                target=server.serve_forever, name="fake-github", kwargs={"poll_interval": 0.05}
-            )
-            self._thread.daemon = True
-            self._thread.start()
+        if not self._server.running:
+            self._server.start()
             site = self.site
             site.urls = shapes.Urls(self.web_url, self.api_url, site.owner, site.repo)
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        self._server.stop()
 
     def __enter__(self) -> FakeGitHub:
         return self.start()
@@ -112,9 +98,7 @@ class FakeGitHub:
 
     @property
     def web_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake GitHub is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._server.port('the fake GitHub')}"
 
     @property
     def api_url(self) -> str:
