@@ -77,20 +77,25 @@ def council_argv(source: Path | None = None) -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "orchestrator"]
 
 
-def finished_demo(tmp: Path) -> Path:
-    """``tmp`` with the demo config, after a whole demo run; returns the demo's repository."""
-    (tmp / "configs").mkdir()
-    shutil.copy(ROOT / "configs" / "demo.yaml", tmp / "configs" / "demo.yaml")
+def run_to_the_end(where: Path, config: str, what: str) -> None:
+    """``council run config`` in ``where``, to its end; stops the bench if it failed."""
     done = subprocess.run(
-        [*council_argv(), "run", "configs/demo.yaml", "--json"],
-        cwd=tmp,
+        [*council_argv(), "run", config, "--json"],
+        cwd=where,
         capture_output=True,
         text=True,
         env=ENV,
         check=False,
     )
     if done.returncode != 0:
-        raise SystemExit(f"the demo run failed ({done.returncode}): {done.stderr.strip()}")
+        raise SystemExit(f"{what} failed ({done.returncode}): {done.stderr[-2000:]}")
+
+
+def finished_demo(tmp: Path) -> Path:
+    """``tmp`` with the demo config, after a whole demo run; returns the demo's repository."""
+    (tmp / "configs").mkdir()
+    shutil.copy(ROOT / "configs" / "demo.yaml", tmp / "configs" / "demo.yaml")
+    run_to_the_end(tmp, "configs/demo.yaml", "the demo run")
     return tmp / ".council-demo" / "repo"
 
 
@@ -115,16 +120,7 @@ def finished_big_run(tmp: Path, tasks: int) -> Path:
     (tmp / "big.yaml").write_text("\n".join(lines) + "\n")
     print(f"running {tasks} tasks for the big run's state (a few minutes)...", file=sys.stderr)
     started = time.perf_counter()
-    done = subprocess.run(
-        [*council_argv(), "run", "big.yaml", "--json"],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"the big run failed ({done.returncode}): {done.stderr[-2000:]}")
+    run_to_the_end(tmp, "big.yaml", "the big run")
     print(f"  done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return tmp / "repo"
 
