@@ -4,6 +4,7 @@ for the next requests, and each request answered."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -332,6 +333,12 @@ class GitHubSite:
             part.merged, part.merged_at, part.merged_by = True, now, by
             part.merge_commit_sha = landed
             self.close(number)
+            if part.base == self.default_branch:
+                # As GitHub does: "Closes #N" (or fixes, resolves) in a pull request merged
+                # into the default branch closes issue N.
+                for closed in _closing(record.body):
+                    if closed in self.issues and self.issues[closed].pull is None:
+                        self.close(closed)
             body = {"sha": landed, "merged": True, "message": "Pull Request successfully merged"}
             return Answer(200, body)
 
@@ -364,3 +371,13 @@ class GitHubSite:
         self.issues[number].comments.append(comment)
         self.issues[number].updated = comment.created
         return comment
+
+
+_CLOSING = re.compile(
+    r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+#(\d+)\b", re.IGNORECASE
+)
+
+
+def _closing(body: str) -> list[int]:
+    """The issues a pull request's body closes on merge (GitHub's closing keywords)."""
+    return [int(number) for number in _CLOSING.findall(body or "")]

@@ -1,0 +1,105 @@
+"""The whole loop of issue 31 as a person sees it on GitHub: a labelled issue becomes a task,
+the task's work becomes one pull request that closes the issue, a review is answered, and the
+merge closes the issue. ``council`` as a real process, the offline scripted CLI, the fake
+GitHub over a real bare repository that is the clone's ``origin``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_process_helpers import ENV, task_states
+from merge_repo import git
+from remote_repo import make_team
+from timing import patience
+
+from orchestrator.forge.base import IN_REVIEW
+from orchestrator.models import TaskStatus
+from orchestrator.testing.fake_github import FakeGitHub
+
+TOKEN = "ghp_fakeTokenForTheWholeLoop0123456789"
+OWNER, NAME = "octo", "widgets"
+COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
+
+CONFIG = """\
+repo: repo
+adapters:
+  cli: {{type: scripted, options: {{delay: 0}}}}
+default_adapter: cli
+workflow: {{phases: [{{name: build}}]}}
+retry: {{max_retries: 0, backoff_initial: 0.05, backoff_max: 0.2}}
+scheduler: {{tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}}
+forge: {{repo: {owner}/{name}, api_url: "{api_url}", token: "${{GH_TOKEN}}"}}
+landing: {{via: pull_request, approvals: 1, checks: ignore, merge: auto, poll: 0.2}}
+sources:
+  - issues: {{labels: [council], poll: 0.2}}
+tasks: []
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[FakeGitHub, Path]]:
+    team = make_team(tmp_path)
+    team.clone("repo")
+    with FakeGitHub(team.remote, owner=OWNER, repo=NAME, token=TOKEN) as gh:
+        config = tmp_path / "run.yaml"
+        config.write_text(CONFIG.format(owner=OWNER, name=NAME, api_url=gh.api_url))
+        yield gh, config
+
+
+def _council(command: str, config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COUNCIL, command, str(config)],
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        env={**ENV, "GH_TOKEN": TOKEN},
+        timeout=patience(90),
+    )
+
+
+def test_an_issue_lands_through_a_reviewed_pull_request_that_closes_it(
+    world: tuple[FakeGitHub, Path],
+) -> None:
+    gh, config = world
+    issue = gh.create_issue(
+        "Add the greeting", body="Say hello.\nWRITE hello.txt hello\n", labels=["council"]
+    )
+    gh.create_issue("Not for council", body="WRITE no.txt no\n")
+
+    first = _council("run", config)
+
+    # One pull request, for the labelled issue only, closing it; the run waits for a review.
+    assert first.returncode == 1, first.stderr
+    pulls = [n for n, record in gh.site.issues.items() if record.pull is not None]
+    assert len(pulls) == 1, pulls
+    (number,) = pulls
+    pull = gh.site.pull_json(number)
+    assert pull["head"]["ref"] == f"council/issue-{issue}"
+    assert f"Closes #{issue}" in pull["body"]
+    said = [comment.body for comment in gh.site.issues[issue].comments]
+    assert said[0].startswith(f"CLI Council started work on this issue: task `issue-{issue}`")
+    assert said[-1] == f"Pull request #{number} carries this work: {pull['html_url']}"
+    assert gh.site.issues[issue].labels == ["council", IN_REVIEW]
+    assert task_states(config.parent / "repo")[f"issue-{issue}"].status == TaskStatus.IN_REVIEW
+
+    gh.add_review(number, "alice", "APPROVED")
+    second = _council("resume", config)
+
+    assert second.returncode == 0, second.stderr
+    assert gh.site.pull_json(number)["merged"] is True
+    assert gh.site.issues[issue].state == "closed"  # "Closes #N", merged into the default branch
+    assert gh.site.issues[issue].labels == ["council"]
+    assert (
+        gh.site.issues[issue]
+        .comments[-1]
+        .body.startswith(f"Task `issue-{issue}` landed through pull request #{number} in ")
+    )
+    team_base = git(config.parent / "repo", "ls-remote", "origin", "refs/heads/main").split()[0]
+    assert git(config.parent / "repo", "show", f"{team_base}:hello.txt") == "hello"
+    state = task_states(config.parent / "repo")[f"issue-{issue}"]
+    assert state.status == TaskStatus.DONE
+    assert [r for r in gh.site.issues.values() if r.pull is not None] == [gh.site.issues[number]]
