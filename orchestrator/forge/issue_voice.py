@@ -70,11 +70,7 @@ async def say_pull_opened(forge: Forge, issue: int, pull: PullRequest) -> None:
     """Tell ``issue`` that ``pull`` carries its task's work: a comment naming the pull request,
     ``council:in-review`` in place of ``council:working``. Raises ``ForgeError`` (the caller
     decides whether that matters)."""
-    await _say_pull_opened(forge, issue, pull.number, pull.url)
-
-
-async def _say_pull_opened(forge: Forge, issue: int, number: int, url: str) -> None:
-    await forge.comment(issue, f"Pull request #{number} carries this work: {url}")
+    await forge.comment(issue, f"Pull request #{pull.number} carries this work: {pull.url}")
     await forge.add_labels(issue, [IN_REVIEW])
     await forge.remove_label(issue, WORKING)
 
@@ -91,6 +87,9 @@ class IssueVoice:
         self._emit = emit
         self._lookup = lookup  # the run's own definition of a task not followed (resumed)
         self._issues: dict[str, int] = {}  # task id -> issue number
+        # An issue's labels as the forge last answered them (adding labels answers the whole
+        # list): a label known not to be there is not asked to be removed (a request each).
+        self._labels: dict[int, set[str]] = {}
         self._started: set[str] = set()
         send, receive = anyio.create_memory_object_stream[_Said](math.inf)
         self._send: MemoryObjectSendStream[_Said] = send
@@ -149,22 +148,19 @@ class IssueVoice:
             await forge.comment(
                 number, f"CLI Council started work on this issue: task `{task}`{on}."
             )
-            await forge.add_labels(number, [WORKING])
-            await forge.remove_label(number, FAILED)
+            await self._label(number, add=WORKING, remove=(FAILED,))
         elif said.kind == EventType.TASK_FAILED:
             reason = str(said.data.get("error") or "no reason given")
-            await forge.add_labels(number, [FAILED])
-            await forge.remove_label(number, WORKING)
-            await forge.remove_label(number, IN_REVIEW)
+            await self._label(number, add=FAILED, remove=(WORKING, IN_REVIEW))
             await forge.comment(number, f"CLI Council could not finish task `{task}`: {reason}")
         elif said.kind == EventType.PULL_OPENED:
             if said.data.get("created", True):  # one found open after a crash was said
                 pull, url = int(str(said.data.get("number"))), str(said.data.get("url"))
-                await _say_pull_opened(forge, number, pull, url)
+                await forge.comment(number, f"Pull request #{pull} carries this work: {url}")
+                await self._label(number, add=IN_REVIEW, remove=(WORKING,))
         elif said.kind == EventType.PULL_MERGED:
             merged = str(said.data.get("commit") or "")[:12]
-            await forge.remove_label(number, IN_REVIEW)
-            await forge.remove_label(number, WORKING)
+            await self._label(number, remove=(IN_REVIEW, WORKING))
             await forge.comment(
                 number,
                 f"Task `{task}` landed through pull request #{said.data.get('number')}"
@@ -173,9 +169,22 @@ class IssueVoice:
         else:
             commit = said.data.get("merge_commit") or said.data.get("base_after")
             base = said.data.get("base_branch") or "the base branch"
-            await forge.remove_label(number, WORKING)
+            await self._label(number, remove=(WORKING,))
             landed = f" in {str(commit)[:12]}" if commit else ""
             await forge.comment(number, f"Task `{task}` landed on `{base}`{landed}.")
+
+    async def _label(
+        self, number: int, *, add: str | None = None, remove: tuple[str, ...] = ()
+    ) -> None:
+        """Add ``add``, then remove each of ``remove`` the issue has (or may have: not known)."""
+        forge, known = self._forge, self._labels.get(number)
+        if add is not None:
+            known = self._labels[number] = set(await forge.add_labels(number, [add]))
+        for label in remove:
+            if known is None or label in known:
+                await forge.remove_label(number, label)
+                if known is not None:
+                    known.discard(label)
 
     async def _warn(self, said: _Said, exc: Exception) -> None:
         error = secret_mask.mask()(str(exc)) or type(exc).__name__

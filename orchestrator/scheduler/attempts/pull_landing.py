@@ -5,8 +5,8 @@ the remote as ``council/<task>`` and exactly one pull request is opened for it; 
 
 Exactly once, across crashes and workstations: a keyed record (namespace ``pulls``, key the
 task id) names the head branch before anything leaves the machine (crash point
-``pull.intent``); the pull request is then found by its head (``find_pull``) or opened
-(``open_pull``, which answers the one already open for that head), and its number recorded
+``pull.intent``); the pull request is then opened, or found by its head when one is open
+already (``open_pull`` answers it, ``created`` False), and its number recorded
 after (crash point ``pull.opened`` in between). A crash anywhere here leaves the task
 ``running`` behind its claim: `council resume` requeues it, its phases recorded complete, and
 this step runs again and finds the same pull request.
@@ -134,9 +134,9 @@ class PullLanding:
             pull = await forge.get_pull(number)
             if pull.state == "open":
                 return pull, False
-        found = await forge.find_pull(head)
-        if found is not None:
-            return found, False
+        # No look by its head first: one open for it already (a crash between the opening
+        # and its record) makes the forge answer that one (``created`` False), and a look
+        # would cost every task a request.
         body = await pull_body(self._run, attempt, state)
         title = _title(attempt.task.prompt, attempt.key)
         opened = await forge.open_pull(title=title, body=body, head=head, base=base)
