@@ -65,8 +65,8 @@ async def test_get_comment_and_labels(r: Rig) -> None:
     assert [c.body for c in r.gh.site.issues[number].comments] == ["Working on it."]
 
     assert await r.forge.add_labels(number, [WORKING]) == ("council", WORKING)
-    await r.forge.remove_label(number, WORKING)
-    await r.forge.remove_label(number, WORKING)  # not there: nothing happens
+    assert await r.forge.remove_label(number, WORKING) == ("council",)  # what is left
+    assert await r.forge.remove_label(number, WORKING) is None  # not there: nothing happens
     assert await r.forge.add_labels(number, [IN_REVIEW, FAILED]) == ("council", IN_REVIEW, FAILED)
     assert (await r.forge.get_issue(number)).labels == ("council", IN_REVIEW, FAILED)
 

@@ -103,3 +103,7 @@ def test_an_issue_lands_through_a_reviewed_pull_request_that_closes_it(
     state = task_states(config.parent / "repo")[f"issue-{issue}"]
     assert state.status == TaskStatus.DONE
     assert [r for r in gh.site.issues.values() if r.pull is not None] == [gh.site.issues[number]]
+    # Nothing asked for in vain: no label removed that the issue did not have, and the pull
+    # request opened without a look by its head first.
+    assert [r.path for r in gh.requests if r.method == "DELETE" and r.status == 404] == []
+    assert [r.path for r in gh.requests if r.method == "GET" and r.path.endswith("/pulls")] == []

@@ -214,8 +214,9 @@ class Forge(Protocol):
         """Add ``labels``; the labels it carries now."""
         ...
 
-    async def remove_label(self, number: int, label: str) -> None:
-        """Remove ``label``; nothing happens when it was not there."""
+    async def remove_label(self, number: int, label: str) -> tuple[str, ...] | None:
+        """Remove ``label``; nothing happens when it was not there. The labels the issue has
+        left, when the forge says (None when it does not)."""
         ...
 
     async def find_pull(self, head: str) -> PullRequest | None:

@@ -135,14 +135,16 @@ class GitHubForge:
         )
         return tuple(label.name for label in now)
 
-    async def remove_label(self, number: int, label: str) -> None:
+    async def remove_label(self, number: int, label: str) -> tuple[str, ...] | None:
         try:
-            await self._call(
+            left = await self._call(
                 "DELETE", f"/issues/{number}/labels/{quote(label, safe='')}", list[models.Label]
             )
         except ForgeNotFound as exc:
             if "label does not exist" not in exc.message.lower():
                 raise
+            return None
+        return tuple(item.name for item in left)
 
     async def close(self, number: int) -> None:
         await self._call("PATCH", f"/issues/{number}", models.Issue, body={"state": "closed"})

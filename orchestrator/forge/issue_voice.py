@@ -182,8 +182,10 @@ class IssueVoice:
             known = self._labels[number] = set(await forge.add_labels(number, [add]))
         for label in remove:
             if known is None or label in known:
-                await forge.remove_label(number, label)
-                if known is not None:
+                left = await forge.remove_label(number, label)
+                if left is not None:  # the forge said what is left: known from now on
+                    known = self._labels[number] = set(left)
+                elif known is not None:
                     known.discard(label)
 
     async def _warn(self, said: _Said, exc: Exception) -> None:
