@@ -25,7 +25,7 @@ from orchestrator.forge.base import FAILED, IN_REVIEW, WORKING, Issue
 from orchestrator.forge.connect import connect
 from orchestrator.forge.issue_source import IssueSource
 from orchestrator.forge.issue_tasks import ISSUE, ISSUE_URL, IssueProblem, issue_task
-from orchestrator.forge.issue_voice import IssueVoice, say_pull_opened
+from orchestrator.forge.issue_voice import IssueVoice
 from orchestrator.plugins.hookspecs import hookimpl
 from orchestrator.plugins.host import load_plugins
 
@@ -249,7 +249,19 @@ async def test_the_issue_hears_start_failure_landing_and_the_pull_request(r: Rig
     r.branch("council/issue-1", {"a.txt": "a\n"})
     pull = await r.forge.open_pull(title="t", body="Closes #1", head="council/issue-1", base="main")
     await r.forge.add_labels(one, [WORKING])
-    await say_pull_opened(r.forge, one, pull.pull)
+    heard = IssueVoice(r.forge)  # the pull request's opening, as the landing side says it
+    heard.follow(issue_task(await r.forge.get_issue(one)))
+    heard.hear(
+        PullOpened(
+            task_id="issue-1",
+            number=pull.pull.number,
+            url=pull.pull.url,
+            head="council/issue-1",
+            base="main",
+        )
+    )
+    heard.close()
+    await heard.serve()
     assert (
         _comments(r, one)[-1]
         == f"Pull request #{pull.pull.number} carries this work: {pull.pull.url}"

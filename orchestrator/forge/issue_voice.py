@@ -10,7 +10,7 @@ forge never slows the run. For a task made from an issue (``follow``):
   reason;
 - ``merge.completed`` or ``merge.already_merged``: ``council:working`` removed and a comment
   naming the commit on the base;
-- with ``landing.via: pull_request``, ``pull.opened`` (``say_pull_opened``): a comment naming
+- with ``landing.via: pull_request``, ``pull.opened``: a comment naming
   the pull request (once: not again for one found open after a crash), ``council:in-review``
   in place of ``council:working``; ``pull.merged``: ``council:in-review`` removed and a comment
   naming the pull request and the commit on the base (the pull request's ``Closes #N`` closes
@@ -35,11 +35,11 @@ from orchestrator.errors import ForgeError
 from orchestrator.events.base import Event
 from orchestrator.events.issues import ForgeCallFailed
 from orchestrator.events.kinds import EventType
-from orchestrator.forge.base import FAILED, IN_REVIEW, WORKING, Forge, PullRequest
+from orchestrator.forge.base import FAILED, IN_REVIEW, WORKING, Forge
 from orchestrator.forge.issue_tasks import issue_number
 from orchestrator.safety import secret_mask
 
-__all__ = ["IssueVoice", "say_pull_opened"]
+__all__ = ["IssueVoice"]
 
 _log = logging.getLogger(__name__)
 _HEARD = frozenset(
@@ -64,15 +64,6 @@ class _Said:
     task_id: str
     number: int
     data: dict[str, object]
-
-
-async def say_pull_opened(forge: Forge, issue: int, pull: PullRequest) -> None:
-    """Tell ``issue`` that ``pull`` carries its task's work: a comment naming the pull request,
-    ``council:in-review`` in place of ``council:working``. Raises ``ForgeError`` (the caller
-    decides whether that matters)."""
-    await forge.comment(issue, f"Pull request #{pull.number} carries this work: {pull.url}")
-    await forge.add_labels(issue, [IN_REVIEW])
-    await forge.remove_label(issue, WORKING)
 
 
 class IssueVoice:
