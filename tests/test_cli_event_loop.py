@@ -1,10 +1,14 @@
 """``cli.event_loop.run``: a command's async work, its result handed out without the event
 loop's main task holding it (asyncio's runner formats that task's ``repr`` when it puts the
-SIGINT handler back, and with it the result's: 50 ms for ``council status`` of 1,024 tasks)."""
+SIGINT handler back, and with it the result's: 50 ms for ``council status`` of 1,024 tasks),
+and a Ctrl-C that always stops it, even one arriving while it waits in a shielded scope."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import anyio
@@ -59,3 +63,43 @@ def test_every_command_goes_through_it() -> None:
         if re.search(r"\banyio\.run\(", line)
     ]
     assert direct == []
+
+
+async def _ctrl_c_taken_by_one_wait() -> str:
+    """A Ctrl-C arriving while the command waits on a worker thread (a run's first git
+    command), and a wait that takes one cancellation for its own and goes on: a timed wait
+    whose deadline fell together with it, or a library's ``except CancelledError``."""
+
+    def git_step() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # the signal is handled while the loop waits on this thread
+
+    try:
+        await anyio.to_thread.run_sync(git_step)
+        await anyio.sleep(0)
+    except anyio.get_cancelled_exc_class():
+        pass  # taken for the wait's own
+    for _ in range(3):
+        await anyio.sleep(0)
+    return "went on to the end"
+
+
+def test_a_ctrl_c_stops_the_command_even_if_one_wait_swallows_it() -> None:
+    # asyncio's own handling cancels the task once: swallowed once, the command runs to the
+    # end as if no key had been pressed (a stopped run ended 0 with every task done).
+    assert anyio.run(_ctrl_c_taken_by_one_wait) == "went on to the end"
+
+    with pytest.raises(KeyboardInterrupt):
+        event_loop.run(_ctrl_c_taken_by_one_wait)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_a_command_listening_for_signals_itself_gets_the_ctrl_c() -> None:
+    async def listen() -> str:
+        with anyio.open_signal_receiver(signal.SIGINT) as received:
+            os.kill(os.getpid(), signal.SIGINT)
+            async for number in received:
+                return f"handled {signal.Signals(number).name}"
+        return "never"
+
+    assert event_loop.run(listen) == "handled SIGINT"

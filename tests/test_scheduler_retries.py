@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import anyio
 import pytest
-from scheduler_helpers import Probe, failure, new_repo, run_config
+from scheduler_helpers import Probe, failure, merged_tasks, new_repo, run_config
 from timing import patience
 
 from orchestrator.config.sections import RetryConfig
@@ -337,3 +337,37 @@ async def test_a_slot_is_not_free_before_its_attempt_is_settled(
         ("limited", "alpha"),
         ("other", "beta"),
     ]
+
+
+async def test_a_lease_lapsed_while_its_merge_went_on_ends_done_not_no_changes(
+    tmp_path: Path,
+) -> None:
+    """The event loop held up past the lease while a merge is under way (a machine too busy to
+    renew it): the sweep gives the task back, the merge still lands. Its retry must find the
+    landing on the base and end the task done, not build again, find its own work already
+    there and fail it "no changes" (it did, under load)."""
+    repo = new_repo(tmp_path)
+    config = run_config(
+        repo,
+        [{"id": "other", "prompt": "WRITE other.txt fine", "adapters": ["alpha"]}],
+        scheduler={"tick": 0.02, "heartbeat_interval": 0.1, "stale_threshold": 0.3},
+    )
+    events: list[Event] = []
+    held: list[str] = []
+
+    def hold_the_loop(event: Event) -> None:
+        events.append(event)
+        if event.type == "merge.started" and not held:
+            held.append(event.type)
+            time.sleep(1.0)  # synchronously: nothing renews the lease meanwhile
+
+    async with Council(config) as council:
+        council.subscribe(hold_the_loop)
+        report = await council.run()
+
+    kinds = [event.type for event in events]
+    assert "task.swept" in kinds  # the lease did lapse mid-merge
+    assert report.exit_code == 0, report.model_dump_json(indent=2)
+    assert report.task("other").status == TaskStatus.DONE
+    assert "task.already_merged" in kinds and "phase.failed" not in kinds
+    assert merged_tasks(repo) == ["other"]  # landed once

@@ -59,7 +59,10 @@ def stop_resume_check(root: Path, point: str, k: int) -> tuple[bool, list[str]]:
         where, point, k, done.returncode != 0, crash.reached(steps, point)
     )
     if done.returncode == 0:  # fewer steps than k in this schedule: it must be whole
-        return False, counted + [f"{where} (not reached): {p}" for p in crash.settled_problems(run)]
+        said = [f"{where}: what the run said: {done.stderr[-1500:]}"] if counted else []
+        return False, counted + said + [
+            f"{where} (not reached): {p}" for p in crash.settled_problems(run)
+        ]
     if counted:
         return True, counted
     if done.returncode != 128 + signal.SIGINT:

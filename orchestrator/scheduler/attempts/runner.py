@@ -180,8 +180,9 @@ class AttemptRunner:
         attempt.renewed = time.monotonic()
         if self._team is not None:
             attempt.team_token = claim.token
-            if state.attempt > 0 and await self._landed_elsewhere(attempt):
-                return False
+        if state.attempt > 0 and await self._landed_before(attempt):
+            return False
+        if self._team is not None:
             taken_by = await self._team.take_files(attempt)
             if taken_by is not None:
                 holder = ":".join(taken_by.holder.split(":")[:2])
@@ -215,10 +216,14 @@ class AttemptRunner:
             return await self._writes.requeue(attempt, "stopped")
         return True
 
-    async def _landed_elsewhere(self, attempt: Attempt) -> bool:
-        """In a team, a task tried before may have landed from a workstation that stopped
-        right after its push (paused, killed, cut off) and never wrote it done: git is the
-        truth, so its ``Council-Task`` trailer on the remote's base ends it ``done`` here."""
+    async def _landed_before(self, attempt: Attempt) -> bool:
+        """A task tried before may have landed without being written done: its lease lapsed
+        while its merge was under way (a machine too busy to renew it in time; the sweep
+        then gave the task back while the merge went on), or, in a team, the workstation
+        that pushed it stopped right after (paused, killed, cut off). Git is the truth: its
+        ``Council-Task`` trailer on the base (the remote's, in a team) ends it ``done`` here,
+        on every path, rather than a retry that finds its own work already there and calls
+        that "no changes"."""
         commit = await self._run.services.merges.landed_commit(attempt.key)
         if commit is None:
             return False
