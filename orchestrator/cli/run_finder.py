@@ -30,8 +30,8 @@ from pathlib import Path
 
 from orchestrator.errors import UsageError
 from orchestrator.models import utcnow
-from orchestrator.run.stores import events_log
 from orchestrator.safety import safe_write
+from orchestrator.state.file.layout import events_log
 
 __all__ = ["FoundRun", "find_run", "remember_run", "runs_dir"]
 

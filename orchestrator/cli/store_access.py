@@ -6,8 +6,9 @@
   checking the workflow's own record rules as a run does (``workflow_rules``), so what a
   command writes (``state resolve``, ``cancel``) keeps a task's phases and handoffs sound.
 - ``pick_session``: the session a command acts on, the newest by default.
-- ``newest_report``: the newest session's report, for ``status``; ``report_reader`` keeps the
-  store open for one report after another (``status --watch``).
+- ``newest_report``: the newest session's report, for ``status`` (a file store's kept one while
+  its records are unchanged: ``run.report_cache``); ``report_reader`` keeps the store open for
+  one report after another (``status --watch``).
 - ``running_process``: the live orchestrator process running a session, if any. It is known
   from the session's metadata (pid, host and start time, so a reused pid is not mistaken for
   it) and from the holders of the session's live claims; a holder on another host counts as
@@ -28,7 +29,8 @@ import anyio.to_thread
 from orchestrator.errors import RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
 from orchestrator.run.report import RunReport
-from orchestrator.run.session_report import session_report
+from orchestrator.run.report_cache import keep, snapshot_sessions, snapshot_tasks
+from orchestrator.run.session_report import session_report, timed_session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
@@ -213,14 +215,24 @@ class ReportReader:
         self.store = store
         self._place, self._config, self._stale = place, config, stale
 
-    async def newest(self) -> tuple[RunReport, bool]:
+    async def newest(self, *, kept: bool = False) -> tuple[RunReport, bool]:
         """The newest session's report, and whether it is active but its orchestrator gone (so
-        the report will not change until someone resumes it)."""
+        the report will not change until someone resumes it). ``kept``: keep a file store's
+        report for the next quick look (``run.report_cache``), its records' identities taken
+        before they are read."""
+        root = self.store.core.root if kept and isinstance(self.store, FileStateStore) else None
+        shot = None if root is None else await anyio.to_thread.run_sync(snapshot_sessions, root)
         sessions = await sessions_by_age(self.store, self._config)
         if not sessions:
             raise UsageError(f"no run has been recorded in {self._place}{_START_ONE}")
         newest = sessions[-1]
-        report = await session_report(self.store, newest, self._stale)
+        if root is not None and shot is not None:
+            task_ids = list(newest.task_ids)
+            await anyio.to_thread.run_sync(snapshot_tasks, root, shot, newest.session_id, task_ids)
+            report, ends = await timed_session_report(self.store, newest, self._stale)
+            await anyio.to_thread.run_sync(keep, root, shot, ends, report)
+        else:
+            report = await session_report(self.store, newest, self._stale)
         # Only an active session's orchestrator can be gone unnoticed (no process is looked at
         # for one that ended: status stays light).
         return report, newest.status == SessionStatus.ACTIVE and orchestrator_gone(newest)
@@ -252,4 +264,4 @@ async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
     names), and whether it is active but the orchestrator that ran it is gone (so the report
     will not change until someone resumes it)."""
     async with report_reader(where) as reader:
-        return await reader.newest()
+        return await reader.newest(kept=True)

@@ -1,5 +1,6 @@
 """A session's report as the store has it now: its tasks and, in a team, the workstations
-whose presence records are fresh (``scheduler.presence``)."""
+whose presence records are fresh (``scheduler.presence``); ``timed_session_report`` also says
+until when that report holds while nothing is written (``report_cache`` keeps it that long)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from orchestrator.models import KeyedRecord, SessionRecord
+from orchestrator.models import KeyedRecord, SessionRecord, utcnow
 from orchestrator.run.build_report import build_report
 from orchestrator.run.report import RunReport, WorkstationReport
 from orchestrator.scheduler.presence import alive_workstations
+from orchestrator.scheduler.rules.queue import wait_ends
 from orchestrator.state.protocol import StateStore
 
-__all__ = ["session_report"]
+__all__ = ["session_report", "timed_session_report"]
 
 _STALE = 300.0  # seconds a presence record counts without the run's own setting
 
@@ -22,10 +24,24 @@ async def session_report(
     store: StateStore, session: SessionRecord, stale: float | None = None
 ) -> RunReport:
     """The report of ``session`` (``stale``: the run's ``scheduler.stale_threshold``)."""
+    report, _ = await timed_session_report(store, session, stale)
+    return report
+
+
+async def timed_session_report(
+    store: StateStore, session: SessionRecord, stale: float | None = None
+) -> tuple[RunReport, datetime | None]:
+    """``session_report``, and the moment it starts to read otherwise with nothing written:
+    the first end of a timed wait it reports (a park, a retry's back-off); now when it names
+    a workstation (a presence ages by itself); None when nothing in it ends by itself."""
+    now = utcnow()
     tasks = await store.list_tasks(session.session_id)
     present = await alive_workstations(store, session.session_id, stale or _STALE)
     workstations = [w for w in map(_workstation, present) if w is not None]
-    return build_report(session, tasks, workstations)
+    ends = [end for task in tasks if (end := wait_ends(task, now)) is not None]
+    if workstations:
+        ends.append(now)
+    return build_report(session, tasks, workstations), min(ends, default=None)
 
 
 def _workstation(record: KeyedRecord) -> WorkstationReport | None:

@@ -11,11 +11,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.models import SessionRecord
 from orchestrator.scheduler.context import TEAM
+from orchestrator.state.file.layout import events_log
 from orchestrator.state.file.store import FileStateStore
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.protocol import StateStore
@@ -61,11 +61,6 @@ def _file_store(config: RunConfig) -> FileStateStore:
         anchor=config.state_anchor,
         events_rotate_bytes=int(config.state.monitor.events_rotate_size),
     )
-
-
-def events_log(repo: Path) -> Path:
-    """The event log of a run on ``repo`` (what a file store's watchers follow)."""
-    return repo / ".council" / "events.jsonl"
 
 
 def describe_state(config: RunConfig) -> str:

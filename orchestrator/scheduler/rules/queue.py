@@ -42,6 +42,7 @@ __all__ = [
     "ordered",
     "ready",
     "time_of",
+    "wait_ends",
     "wait_reason",
     "waiting_on",
 ]
@@ -89,6 +90,18 @@ def waiting_on(task: TaskConfig, states: Mapping[str, TaskState]) -> list[str]:
         for dep in task.depends_on
         if (state := states.get(dep)) is None or state.status != TaskStatus.DONE
     ]
+
+
+def wait_ends(state: TaskState, now: datetime) -> datetime | None:
+    """When the timed wait ``wait_reason`` reports for ``state`` ends (a park, a retry's
+    back-off), if it is still ahead of ``now``: from then on the same record reads otherwise."""
+    if state.status == TaskStatus.PARKED:
+        until = time_of(state.metadata, PARKED_UNTIL)
+    elif state.status == TaskStatus.QUEUED:
+        until = time_of(state.metadata, NOT_BEFORE)
+    else:
+        return None
+    return until if until is not None and until > now else None
 
 
 def wait_reason(

@@ -46,13 +46,14 @@ from orchestrator.state.file.fsops import (
     durable_write,
     write_error,
 )
+from orchestrator.state.file.layout import CURRENT
 from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 
 __all__ = ["RecordKind", "Recovery"]
 
 M = TypeVar("M", bound=BaseModel)
 
-_CURRENT = "current.json"
+_CURRENT = CURRENT  # ``layout``: where a record is, known without the store
 _CACHE_SIZE = 4096
 _LOCK = ".lock"
 

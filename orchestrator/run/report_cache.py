@@ -1,0 +1,161 @@
+"""A session's report kept beside the file store, so ``council status`` of a big run reads one
+file instead of parsing every record, and starts without the store at all.
+
+Building a report parses each task's record, about 100 µs a task (a tenth of a second for a
+run of 1,024), and needs the store, its event loop and its modules (some 60 ms more), every
+time ``status`` runs. Most of the time nothing was written since the last look (a finished run
+is read again and again), so the report is kept in ``<state dir>/report-cache.json`` with what
+it was built from:
+
+- the identity of every session's record file and of the reported session's tasks'
+  (``state.file.layout``: a record is only ever written by replacing its file, so a write by
+  any process changes it). Equal identities mean the records are the ones the report was
+  built from, the newest session included;
+- the moment the report starts to read otherwise with nothing written (a park or a retry's
+  back-off ending, a workstation's presence ageing: ``timed_session_report``);
+- the identity of the source files of the code that builds a report (``_makers``): a report
+  kept by another version of council (an upgrade, an edit) is built again.
+
+``snapshot`` takes the identities *before* the records are read: a write in between leaves a
+kept report newer than its identities say, so the next look finds them changed and builds the
+report again. Stale is never taken for fresh; a doubtful cache is only ever a rebuild.
+
+``kept_report`` is the quick look (blocking, no store, no event loop); ``keep`` writes the file
+by replacing it. A file that cannot be read, parsed or written is no error, only a rebuild. It
+is a JSON document of the report's own schema, read back with validation: nothing in it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator.models import utcnow
+from orchestrator.run.report import RunReport
+from orchestrator.state.file.layout import SESSIONS, TASKS, Identity, identities_of
+
+__all__ = ["CACHE_NAME", "Snapshot", "keep", "kept_report", "snapshot_sessions", "snapshot_tasks"]
+
+CACHE_NAME = "report-cache.json"
+_FORMAT = 1
+
+
+@dataclass
+class Snapshot:
+    """What a report is built from, as identities: every session's record, then the reported
+    session's tasks'."""
+
+    sessions: dict[str, Identity | None]
+    session_id: str = ""
+    tasks: dict[str, Identity | None] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sessions": _listed(self.sessions),
+            "session": self.session_id,
+            "tasks": _listed(self.tasks or {}),
+        }
+
+
+def snapshot_sessions(root: Path) -> Snapshot:
+    """Blocking: the identities of every session record, before any is read."""
+    return Snapshot(identities_of(root, SESSIONS))
+
+
+def snapshot_tasks(root: Path, snapshot: Snapshot, session_id: str, task_ids: list[str]) -> None:
+    """Blocking: the identities of ``session_id``'s task records, before any is read."""
+    snapshot.session_id, snapshot.tasks = session_id, identities_of(root, TASKS, task_ids)
+
+
+def kept_report(root: Path) -> RunReport | None:
+    """The kept report of the newest session in the file store at ``root``, if every record it
+    was built from is unchanged and it has not run out; else None (build it, then ``keep``)."""
+    try:
+        kept = json.loads((root / CACHE_NAME).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict) or not _fresh(root, kept):
+        return None
+    try:
+        return RunReport.model_validate(kept.get("report"))
+    except ValidationError:
+        return None
+
+
+def keep(root: Path, snapshot: Snapshot, ends: datetime | None, report: RunReport) -> None:
+    """Blocking: keep ``report``, built from the records ``snapshot`` names, until ``ends``."""
+    known = [*snapshot.sessions.values(), *(snapshot.tasks or {}).values()]
+    if snapshot.tasks is None or any(identity is None for identity in known):
+        return  # a record with no file yet: nothing to tell its first write by
+    with contextlib.suppress(OSError):
+        kept = {
+            "format": _FORMAT,
+            "makers": _makers(),
+            "ends": ends.isoformat() if ends is not None else None,
+            **snapshot.as_json(),
+            "report": report.model_dump(mode="json"),
+        }
+        fd, temp = tempfile.mkstemp(prefix=".report-cache.", dir=root)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(kept, handle, separators=(",", ":"))
+            os.replace(temp, root / CACHE_NAME)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+
+def _fresh(root: Path, kept: dict[str, Any]) -> bool:
+    try:
+        if (kept.get("format"), kept.get("makers")) != (_FORMAT, _makers()):
+            return False
+        ends = kept.get("ends")
+        if ends is not None and not (isinstance(ends, str) and utcnow() < _moment(ends)):
+            return False
+    except (OSError, ValueError):
+        return False
+    tasks = kept.get("tasks")
+    if not isinstance(tasks, dict) or not all(isinstance(key, str) for key in tasks):
+        return False
+    if kept.get("sessions") != _listed(identities_of(root, SESSIONS)):
+        return False  # a session written, added or gone: maybe no longer the newest
+    return bool(tasks == _listed(identities_of(root, TASKS, list(tasks))))
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _listed(identities: dict[str, Identity | None]) -> dict[str, list[int] | None]:
+    """As JSON reads it back."""
+    return {key: list(identity) if identity else None for key, identity in identities.items()}
+
+
+_MAKERS = (
+    "run/report.py",
+    "run/build_report.py",
+    "run/session_report.py",
+    "scheduler/rules/queue.py",
+)
+"""The source files, under the package, of the code that builds a report (named, not imported:
+the quick look imports none of them)."""
+
+
+def _makers() -> list[list[int]]:
+    """The identity of each of ``_MAKERS``: any other version of council (upgraded, edited)
+    has other files."""
+    package = Path(__file__).resolve().parent.parent
+    found = []
+    for name in _MAKERS:
+        st = os.stat(package / name)
+        found.append([st.st_ino, st.st_size, st.st_mtime_ns])
+    return found

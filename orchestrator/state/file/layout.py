@@ -1,0 +1,64 @@
+"""Where a file store keeps its records, and a record file's identity, without opening the store.
+
+Each record is ``<root>/<kind>/<key>/current.json`` (``tasks``, ``sessions``; ``RecordKind``
+keeps its history beside it), and every write replaces that file whole, so its identity
+(inode, size, modification and change times) changes with any write by any process: equal
+identities mean the record is unchanged, known without reading it. Light on purpose (``os``
+alone): ``council status``'s quick look (``run.report_cache``) reads identities before it
+knows whether it needs the store at all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestrator.ids import is_safe_id
+
+__all__ = [
+    "CURRENT",
+    "SESSIONS",
+    "TASKS",
+    "Identity",
+    "events_log",
+    "identities_of",
+    "identity_of",
+]
+
+CURRENT = "current.json"
+TASKS = "tasks"
+SESSIONS = "sessions"
+
+Identity = tuple[int, int, int, int]
+
+
+def events_log(repo: Path) -> Path:
+    """The event log of a run on ``repo`` (what a file store's watchers follow)."""
+    return repo / ".council" / "events.jsonl"
+
+
+def identity_of(path: Path | str) -> Identity | None:
+    """The identity of the file at ``path``; None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def identities_of(
+    root: Path, kind: str, keys: list[str] | None = None
+) -> dict[str, Identity | None]:
+    """Key -> identity of the current record file of each of ``keys`` of ``kind`` (None:
+    every record there is now). A key that is no safe id has no record."""
+    base = os.path.join(root, kind)
+    if keys is None:
+        try:
+            with os.scandir(base) as entries:
+                keys = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+        except FileNotFoundError:
+            return {}
+    return {
+        key: identity_of(os.path.join(base, key, CURRENT)) if is_safe_id(key) else None
+        for key in keys
+    }
