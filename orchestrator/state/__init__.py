@@ -6,8 +6,9 @@ quick look reads) does not import the whole store.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from orchestrator import lazy_names
 
 if TYPE_CHECKING:
     from orchestrator.state.changes import ChangeStream, RecordChange, RecordRef
@@ -35,14 +36,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'orchestrator.state' has no attribute {name!r}")
-    value = getattr(importlib.import_module(where), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names.exports(__name__, _WHERE, __all__)
