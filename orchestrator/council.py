@@ -344,6 +344,15 @@ class Council:
             return await self._reported(self._resume_with_sources(session_id), since)
         return await self._reported(scheduler.resume(session_id), since)
 
+    async def serve(self) -> RunReport:
+        """Run until ``stop()``: the newest unfinished session resumed, else a new one; its
+        sources read every ``poll`` and new tasks run as they come, pull requests followed,
+        and a settled queue waits for more instead of ending (``council serve``)."""
+        self.scheduler.keep_open = True
+        if await self._newest(resumable=True) is not None:
+            return await self.resume()
+        return await self.run()
+
     async def _reported(self, running: Awaitable[object], since: float) -> RunReport:
         """Await the run, stop what it left, end the event streams (each given the report
         when there is one) and return the report."""

@@ -52,6 +52,10 @@ COMMANDS: dict[str, CommandRef] = {
     "resume": CommandRef(
         f"{_CLI}.run_cmd:resume", "Continue an interrupted or killed run from where it stood."
     ),
+    "serve": CommandRef(
+        f"{_CLI}.run_cmd:serve",
+        "Serve FILE's sources until stopped: new issues run as tasks, pull requests followed.",
+    ),
     "status": CommandRef(f"{_CLI}.status_cmd:status", "Show the newest run's tasks."),
     "cancel": CommandRef(
         f"{_CLI}.cancel_cmd:cancel", "Cancel TASK of the newest unfinished run of FILE."

@@ -12,6 +12,11 @@
   (``goal_cmd``, ``orchestrator.run.goal``), shown, saved beside FILE and run.
 - ``resume FILE``: continues the newest interrupted (or killed) session of FILE's repository
   (in a team, on the team's definitions, with the same ``--adopt`` and ``--add-tasks``).
+- ``serve FILE``: the long-running mode for a config with ``sources:``: the newest unfinished
+  session resumed, else a new one; the sources read every ``poll``, new tasks run as capacity
+  allows, pull requests followed, and a settled queue waits for more rather than ending. A
+  Ctrl-C or SIGTERM stops it cleanly (exit 0 once stopped, the session left for the next
+  ``serve`` or ``resume``: nothing runs twice).
 - ``status [FILE]``: the report of the newest session (of FILE's repository; without FILE, of
   the run meant here, see ``run_finder``: the one last started from this directory or one
   above it, else the ``.council/state`` of the repository you stand in; exit 2 when there is
@@ -55,7 +60,7 @@ import typer
 from orchestrator.cli import console, event_loop, run_finder
 from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
 from orchestrator.cli.live_board import Stopping, show_board
-from orchestrator.cli.summary import JsonOption, WideOption, finish
+from orchestrator.cli.summary import JsonOption, WideOption, finish, print_summary
 from orchestrator.council import (
     Council,
     check_resumable,
@@ -66,6 +71,7 @@ from orchestrator.council import (
 from orchestrator.errors import CouncilError, TaskInActiveSession, UsageError
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
+from orchestrator.models import SessionStatus
 from orchestrator.run.base_checkout import IfBaseDirty, detach, dirty_base_checkout
 from orchestrator.run.goal import DEFAULT_ROUNDS, save_planned_config
 from orchestrator.run.plan import RunPlan, TaskPlan
@@ -205,6 +211,53 @@ def resume(
     except DefinitionsDiffer as refused:
         raise refused.for_config(shlex.quote(str(file)), "resume") from None
     _finish(report, as_json, wide, file, why)
+
+
+def serve(
+    file: Annotated[Path, typer.Argument(help="Run config (YAML) with sources:.")],
+    as_json: JsonOption = False,
+    wide: WideOption = False,
+    if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
+    adopt: AdoptOption = False,
+    add_tasks: AddTasksOption = False,
+) -> None:
+    """Serve FILE's sources until stopped: new issues run as tasks, pull requests followed.
+
+    Resumes the newest unfinished session of FILE's repository, else starts one; a settled
+    queue waits for the next issue instead of ending. Ctrl-C or SIGTERM stops it cleanly
+    (exit 0, the session kept for the next serve or resume); a second one kills the CLIs."""
+    join = JoinChoice(adopt=adopt, add_tasks=add_tasks)
+    council = Council.from_config(file, join=join)
+    if not council.config.sources:
+        raise UsageError(
+            f"{file}: council serve waits for work from the config's sources:, and it has "
+            f"none; council run {shlex.quote(str(file))} runs its tasks once"
+        )
+    # The same refusals as run and resume, all before anything touches the checkout.
+    event_loop.run(council.preflight)
+    event_loop.run(check_run_lock, council.config)
+    try:
+        event_loop.run(check_team_resume, council.config, join, None)
+    except DefinitionsDiffer as refused:
+        raise refused.for_config(shlex.quote(str(file)), "serve") from None
+    check_base_checkout(council, if_base_dirty)
+    _remember(council, file)
+    why = _Stop()
+    report = event_loop.run(_drive, council, council.serve, not as_json, why)
+    if why.signalled and not why.reader_gone and report.status == SessionStatus.INTERRUPTED:
+        # Stopped as asked: the way a server ends, not a failure.
+        finish_served(report, as_json, wide)
+        return
+    _finish(report, as_json, wide, file, why)
+
+
+def finish_served(report: RunReport, as_json: bool, wide: bool) -> None:
+    """The report of a serve stopped as asked, and exit 0."""
+    if as_json:
+        console.print_lines(report.model_dump_json(indent=2))
+    else:
+        print_summary(report, wide)
+        console.print_plain("stopped; council serve or council resume goes on from here")
 
 
 @dataclass

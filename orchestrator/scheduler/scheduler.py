@@ -27,6 +27,9 @@ Contract:
   and the session marked ``interrupted``. ``kill()`` cancels everything at once (a second
   Ctrl-C), leaving the state for ``resume``.
 - ``resume(session_id)`` continues an interrupted or killed session (``resume``).
+- ``keep_open`` (``council serve``): a settled run does not end; it waits for tasks still to
+  come (``submit``: a source's new issues, a team's additions) and for its pull requests,
+  until ``stop()``.
 - Events (``run.started``, ``task.dispatched``, ``task.retry``, ``adapter.parked``,
   ``task.failed``, ``task.swept``, ``merge.forecast_conflict``, ``run.finished``, ...) go
   through the store to its subscribers; the workflow's own events reach ``listeners``.
@@ -129,6 +132,7 @@ class Scheduler:
         config = services.config
         self._join_choice = join or JoinChoice()
         self.services = services
+        self.keep_open = False  # ``council serve``: settled is not the end (module doc)
         proc = procid.current()
         self._run = run = RunContext(
             services=services,
@@ -473,7 +477,7 @@ class Scheduler:
             self._pulls_nudge.set()
         if run.stopping:
             return not self._inflight
-        if not self._inflight and self._settled(states):
+        if not self._inflight and self._settled(states) and not self.keep_open:
             # The view may lag behind other processes: end on a fresh read, which may also
             # show a task another workstation of the team added meanwhile; and only once
             # every landing recorded done is still on the base (``attempts.relander``).
