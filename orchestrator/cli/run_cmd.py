@@ -260,6 +260,16 @@ def finish_served(report: RunReport, as_json: bool, wide: bool) -> None:
         console.print_plain("stopped; council serve or council resume goes on from here")
 
 
+def drive(
+    council: Council, start: Callable[[], Awaitable[RunReport]], as_json: bool
+) -> tuple[RunReport, bool]:
+    """``start()`` on ``council`` as ``run`` drives it (live view or line stream, Ctrl-C and a
+    reader gone stop it): its report, and whether a signal stopped it."""
+    why = _Stop()
+    report = event_loop.run(_drive, council, start, not as_json, why)
+    return report, why.signalled
+
+
 @dataclass
 class _Stop:
     """What stopped the run, if anything did: a signal, or a reader of its output gone."""
