@@ -5,10 +5,21 @@ port and serves (a second call does nothing), ``stop()`` shuts it down and joins
 
 from __future__ import annotations
 
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 __all__ = ["LocalServer"]
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client gone mid-answer (a run stopped, a process killed) is no error of the
+        fake's: nothing printed for it; anything else as the standard server says it."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class LocalServer:
@@ -25,7 +36,7 @@ class LocalServer:
     def start(self) -> None:
         if self._server is not None:
             return
-        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler)
+        server = _Server(("127.0.0.1", 0), self._handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
