@@ -360,6 +360,35 @@ def test_review_feedback_is_built_into_the_same_pull_request_in_the_same_convers
     assert rig.only_pull() == number
 
 
+def test_a_review_submitted_while_it_is_read_is_answered_whole_in_one_round(
+    make_rig: Any,
+) -> None:
+    """The reviews list is read, then the review comments: a review submitted in between
+    shows its comments without itself. Answered then, the comments took one round and the
+    review a second (found by the crash sweep under load); the follower waits for the whole
+    review instead, and answers it in one round."""
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto, max_review_rounds: 1")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    rig.gh.review_while_read(
+        number,
+        "alice",
+        "CHANGES_REQUESTED",
+        "WRITE review.txt answered",
+        comments=[("one.txt", 1, "Say who it is from.")],
+    )
+    assert rig.council("resume").returncode == 1  # answered, now waiting for alice again
+    state = rig.state()
+    review = rig.gh.site.reviews[number][0]
+    (comment,) = rig.gh.site.review_comments[number]
+    assert state.metadata["pull"]["feedback_rounds"] == 1
+    assert {review.id, comment.id} <= set(state.metadata["pull"]["answered"])
+    assert [e["type"] for e in events_of(rig.repo)].count("pull.feedback_round") == 1
+    rig.gh.add_review(number, "alice", "APPROVED")
+    assert rig.council("resume").returncode == 0
+    assert rig.base_has("review.txt") == "answered\n"
+
+
 def test_failing_checks_get_a_round_within_max_review_rounds_then_wait_on_a_person(
     make_rig: Any,
 ) -> None:

@@ -2,6 +2,9 @@
 rig: the fake GitHub over a real bare remote) killed with SIGKILL at every git command and
 every durable state write from its branch's push to the end, then resumed. Each time: one
 pull request, opened once; merged once; the task ``done``; its work on the remote's base.
+Swept twice: merged as soon as opened (every step), and through one review round (a reviewer
+asks for a change, the fix is pushed to the same pull request, the reviewer approves; every
+third step of a run three times as long): the round is neither lost nor taken twice.
 
 The traced run says which steps there are (``crashpoints``: ``COUNCIL_CRASH_TRACE``); the
 sweep kills at each step of the two kinds from the first ``push`` on, and counts what it did:
@@ -11,10 +14,13 @@ a kill armed for a step the (shorter) schedule never reached is checked whole, u
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import test_pull_landing as landing
+from cli_process_helpers import events
 from remote_repo import make_team
 from timing import patience
 
@@ -22,9 +28,42 @@ from orchestrator.models import TaskStatus
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.safety.crashpoints import TRACE_ENV
 from orchestrator.testing.fake_github import FakeGitHub
+from orchestrator.testing.fake_github.demo import DemoIssue, DemoReviewer
 
-LANDING = "approvals: 0, checks: ignore, merge: auto"
-SLICES = 6
+FLOWS = {
+    "merged": "approvals: 0, checks: ignore, merge: auto",
+    "reviewed": "approvals: 1, checks: ignore, merge: auto, max_review_rounds: 2",
+}
+SLICES = 8
+EVERY = {"merged": 1, "reviewed": 3}  # steps apart: each reviewed run makes three times as many
+ASK = DemoIssue("one", "", "WRITE review.txt answered", ("one.txt", 1, "Answer the review."))
+
+
+@contextmanager
+def world(root: Path, flow: str) -> Iterator[tuple[landing.Rig, FakeGitHub]]:
+    """A rig for ``flow``; in a reviewed one, a reviewer at work on the fake GitHub."""
+    team = make_team(root)
+    team.clone("repo")
+    with FakeGitHub(team.remote, owner=landing.OWNER, repo=landing.NAME, token=landing.TOKEN) as gh:
+        rig = landing.Rig(root, gh, team.remote, FLOWS[flow])
+        reviewer = DemoReviewer(gh, {"council/one": ASK}) if flow == "reviewed" else None
+        if reviewer is not None:
+            reviewer.start()
+        try:
+            yield rig, gh
+        finally:
+            if reviewer is not None:
+                reviewer.stop()
+
+
+def to_the_end(rig: landing.Rig) -> subprocess.CompletedProcess[str]:
+    """``resume`` until the run ends done (a pull request waiting for the reviewer ends a
+    run with 1), at most a few times."""
+    for _ in range(4):
+        resumed = council(rig, "resume")
+        if resumed.returncode != 1:
+            break
+    return resumed
 
 
 def council(rig: landing.Rig, command: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -55,35 +94,35 @@ def steps_after_push(trace: Path) -> dict[str, list[int]]:
     return found
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, int]]:
-    """Every (point, k) to kill at, from one traced run to the end."""
-    root = tmp_path_factory.mktemp("pull-trace")
-    team = make_team(root)
-    team.clone("repo")
-    with FakeGitHub(team.remote, owner=landing.OWNER, repo=landing.NAME, token=landing.TOKEN) as gh:
-        rig = landing.Rig(root, gh, team.remote, LANDING)
+@pytest.fixture(scope="module", params=sorted(FLOWS))
+def sweep(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, list[tuple[str, int]]]:
+    """A flow, and every (point, k) to kill it at, from one traced run to the end."""
+    flow = str(request.param)
+    root = tmp_path_factory.mktemp(f"pull-trace-{flow}")
+    with world(root, flow) as (rig, _):
         done = council(rig, "run", **{TRACE_ENV: str(root / "trace.txt")})
+        if done.returncode == 1:
+            done = to_the_end(rig)
         assert done.returncode == 0, done.stderr
     found = steps_after_push(root / "trace.txt")
     assert found["git.ran"] and found["write.replaced"], found
-    return [(point, k) for point, ks in found.items() for k in ks]
+    return flow, [(point, k) for point, ks in found.items() for k in ks[:: EVERY[flow]]]
 
 
-def kill_and_resume(root: Path, point: str, k: int) -> list[str]:
-    """Kill a fresh run at ``point:k``, resume it, check: the problems found."""
-    team = make_team(root)
-    team.clone("repo")
-    where = f"{point}:{k}"
-    with FakeGitHub(team.remote, owner=landing.OWNER, repo=landing.NAME, token=landing.TOKEN) as gh:
-        rig = landing.Rig(root, gh, team.remote, LANDING)
-        killed = council(rig, "run", **{CRASH_ENV: where})
-        if killed.returncode == 0:
-            resumed = killed  # the schedule ended before its k-th step: checked whole
+def kill_and_resume(root: Path, flow: str, point: str, k: int) -> list[str]:
+    """Kill a fresh run of ``flow`` at ``point:k``, resume it, check: the problems found."""
+    where = f"{flow} {point}:{k}"
+    with world(root, flow) as (rig, gh):
+        killed = council(rig, "run", **{CRASH_ENV: f"{point}:{k}"})
+        if killed.returncode in (0, 1):
+            # Not killed: the schedule ended before its k-th step (or waits for the reviewer).
+            resumed = killed if killed.returncode == 0 else to_the_end(rig)
         elif killed.returncode != -9:
             return [f"{where}: the run ended {killed.returncode}: {killed.stderr[-1500:]}"]
         else:
-            resumed = council(rig, "resume")
+            resumed = to_the_end(rig)
         problems = []
         # Killed after the session was written finished (its last writes): nothing is left
         # to resume, which resume says; the checks below show it whole.
@@ -105,16 +144,31 @@ def kill_and_resume(root: Path, point: str, k: int) -> list[str]:
             problems.append(f"{where}: the task ended {rig.state().status}")
         if rig.base_has("one.txt") != "hello from one\n":
             problems.append(f"{where}: the base has {rig.base_has('one.txt')!r} for one.txt")
+        if flow == "reviewed":
+            rounds = rig.state().metadata.get("pull", {}).get("feedback_rounds")
+            if rounds != 1 or rig.base_has("review.txt") != "answered\n":
+                said = [
+                    (e["type"], e.get("data", {}).get("reasons"))
+                    for e in events(rig.repo)
+                    if e["type"] in ("pull.feedback_round", "pull.opened", "run.resumed")
+                ]
+                problems.append(
+                    f"{where}: {rounds} feedback round(s), review.txt "
+                    f"{rig.base_has('review.txt')!r} on the base; {said}; "
+                    f"{rig.state().metadata.get('pull')}; reviews "
+                    f"{[(r.id, r.state) for r in gh.site.reviews.get(pulls[0], [])]}"
+                )
         return problems
 
 
 @pytest.mark.parametrize("index", range(SLICES))
 def test_a_kill_at_any_step_from_push_to_merge_opens_and_merges_once(
-    sweep: list[tuple[str, int]], tmp_path: Path, index: int
+    sweep: tuple[str, list[tuple[str, int]]], tmp_path: Path, index: int
 ) -> None:
-    mine = sweep[index::SLICES]
-    assert mine, f"the traced run has too few steps for slice {index}"
+    flow, steps = sweep
+    mine = steps[index::SLICES]
+    assert mine, f"the traced {flow} run has too few steps for slice {index}"
     problems: list[str] = []
     for point, k in mine:
-        problems += kill_and_resume(tmp_path / f"{point}-{k}", point, k)
+        problems += kill_and_resume(tmp_path / f"{point}-{k}", flow, point, k)
     assert not problems, "\n".join(problems)

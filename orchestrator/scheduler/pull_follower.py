@@ -77,6 +77,13 @@ class Feedback:
 log = logging.getLogger(__name__)
 
 
+class _MidReview:
+    """``_feedback``'s answer for a review read half-submitted: look again."""
+
+
+_MID_REVIEW = _MidReview()
+
+
 def waits_on_person(state: TaskState) -> bool:
     """An ``in_review`` task nothing in this run can move: its pull request waits for a
     person (a review, a merge by hand, failing checks)."""
@@ -163,7 +170,8 @@ class PullFollower:
         if pr.state == "closed":
             return await self._closed(state, pull, pr)
         landing = self._run.services.config.landing
-        latest = latest_reviews(await forge.list_reviews(number))
+        reviews = await forge.list_reviews(number)
+        latest = latest_reviews(reviews)
         approved = len(approvals(list(latest.values())))
         changes = sorted(n for n, r in latest.items() if r.state == "CHANGES_REQUESTED")
         checks, found = "ignored", None
@@ -194,7 +202,11 @@ class PullFollower:
             if outcome.kind == "merged":
                 return await self._merged(state, seen, pr, outcome.sha)
             return await self._not_merged(state, seen, pr, outcome.kind, outcome.message)
-        feedback = await self._feedback(forge, pr, latest, found, seen)
+        feedback = await self._feedback(forge, pr, latest, found, seen, {r.id for r in reviews})
+        if isinstance(feedback, _MidReview):
+            # A review being submitted while we read (its comments listed, not yet itself):
+            # answered whole on the next look, in one round, not as two.
+            return await self._note(state, seen, f"#{number}: a review coming in", human=False)
         if feedback is not None:
             return await self._feedback_round(state, seen, pr, feedback)
         if changes:
@@ -217,10 +229,13 @@ class PullFollower:
         latest: Mapping[str, Review],
         checks: Checks | None,
         seen: dict[str, Any],
-    ) -> Feedback | None:
+        reviewed: set[int],
+    ) -> Feedback | _MidReview | None:
         """What reviewers and checks said that no round answered yet (``answered``: the
         ids of the reviews and comments answered, and the heads whose failing checks were),
-        when a round is left (``landing.max_review_rounds``); None otherwise."""
+        when a round is left (``landing.max_review_rounds``); None otherwise. ``_MID_REVIEW``
+        when a comment belongs to a review not among ``reviewed`` (the reviews read just
+        before): the two lists were read while a review was being submitted."""
         rounds = int(seen.get("feedback_rounds", 0))
         if rounds >= self._run.services.config.landing.max_review_rounds:
             return None
@@ -234,6 +249,8 @@ class PullFollower:
                 reasons.append(f"changes asked for by {name}")
                 lines.append(f"Review by {name}, asking for changes:\n{review.body.strip()}")
         comments = [c for c in await forge.list_review_comments(pr.number) if c.id not in answered]
+        if any(c.review_id is not None and c.review_id not in reviewed for c in comments):
+            return _MID_REVIEW
         if comments:
             reasons.append(f"{len(comments)} review comment(s)")
             lines.append("Review comments:")

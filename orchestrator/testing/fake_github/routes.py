@@ -216,7 +216,9 @@ def list_reviews(site: GitHubSite, match: re.Match[str], query: Query, b: Any, _
     if number not in site.issues or site.issues[number].pull is None:
         return _not_found()
     found = _page(site.reviews.get(number, []), query)
-    return Answer(200, [objects.review(site.urls, number, review) for review in found])
+    answer = Answer(200, [objects.review(site.urls, number, review) for review in found])
+    site.reviews_read(number)
+    return answer
 
 
 def list_review_comments(

@@ -60,6 +60,7 @@ class FakeGitHub:
         self.create_issue = site.create_issue
         self.open_pull = site.open_pull
         self.add_review = site.add_review
+        self.review_while_read = site.review_while_read
         self.set_check_run = site.set_check_run
         self.set_status = site.set_status
         self.protect = site.protect

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +63,7 @@ class GitHubSite:
         self.protection: dict[str, Protection] = {}
         self.scopeless_tokens: set[str] = set()
         self._faults: list[Answer] = []
+        self._after_reviews_read: dict[int, list[Callable[[], object]]] = {}
         self._requests: list[RecordedRequest] = []
         self._tick = 0
         self._ids = 1000
@@ -146,6 +147,29 @@ class GitHubSite:
                 )
                 self.review_comments.setdefault(number, []).append(comment)
             return review.id
+
+    def review_while_read(
+        self,
+        number: int,
+        reviewer: str,
+        state: Literal["APPROVED", "CHANGES_REQUESTED", "COMMENTED"],
+        body: str = "",
+        *,
+        comments: Sequence[tuple[str, int, str]] = (),
+    ) -> None:
+        """A review (``add_review``'s arguments) submitted while a client reads: right after
+        the next answer to the pull request's reviews list, so a client that reads the reviews
+        and then the review comments sees the comments of a review it did not see."""
+        with self.lock:
+            self._after_reviews_read.setdefault(number, []).append(
+                lambda: self.add_review(number, reviewer, state, body, comments=comments)
+            )
+
+    def reviews_read(self, number: int) -> None:
+        """The reviews list of ``number`` was just answered (``review_while_read``)."""
+        with self.lock:
+            for submit in self._after_reviews_read.pop(number, []):
+                submit()
 
     def set_check_run(
         self,
