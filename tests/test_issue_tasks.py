@@ -271,7 +271,8 @@ async def test_the_issue_hears_start_failure_landing_and_the_pull_request(r: Rig
 
 async def test_the_issue_hears_its_pull_requests_events(r: Rig) -> None:
     """With ``landing.via: pull_request`` the landing side's events reach the issue: the pull
-    request named once (not again when found open after a crash), then its merge."""
+    request named once (not again when found open after a crash); its merge takes the label
+    off, and says nothing more (the merge closes the issue, whose timeline names it)."""
     one = r.gh.create_issue("One", labels=["council"])
     voice = IssueVoice(r.forge)
     voice.follow(issue_task(await r.forge.get_issue(one)))
@@ -290,7 +291,6 @@ async def test_the_issue_hears_its_pull_requests_events(r: Rig) -> None:
     assert _comments(r, one) == [
         "CLI Council started work on this issue: task `issue-1` on branch `council/issue-1/1`.",
         f"Pull request #7 carries this work: {url}",
-        "Task `issue-1` landed through pull request #7 in 444444444444.",
     ]
     assert r.gh.site.issues[one].labels == ["council"]
 

@@ -12,9 +12,8 @@ forge never slows the run. For a task made from an issue (``follow``):
   naming the commit on the base;
 - with ``landing.via: pull_request``, ``pull.opened``: a comment naming
   the pull request (once: not again for one found open after a crash), ``council:in-review``
-  in place of ``council:working``; ``pull.merged``: ``council:in-review`` removed and a comment
-  naming the pull request and the commit on the base (the pull request's ``Closes #N`` closes
-  the issue).
+  in place of ``council:working``; ``pull.merged``: ``council:in-review`` removed (no comment:
+  the pull request's ``Closes #N`` closes the issue, and its timeline names the merge).
 
 A forge call that fails is a warning in the log and a ``forge.call_failed`` event; it never
 fails the run. The forge's errors never carry the token.
@@ -150,13 +149,9 @@ class IssueVoice:
                 await forge.comment(number, f"Pull request #{pull} carries this work: {url}")
                 await self._label(number, add=IN_REVIEW, remove=(WORKING,))
         elif said.kind == EventType.PULL_MERGED:
-            merged = str(said.data.get("commit") or "")[:12]
+            # No comment: the pull request said it carries the work, and its merge closes the
+            # issue (``Closes #N``), which the issue's own timeline shows with the commit.
             await self._label(number, remove=(IN_REVIEW, WORKING))
-            await forge.comment(
-                number,
-                f"Task `{task}` landed through pull request #{said.data.get('number')}"
-                f" in {merged}.",
-            )
         else:
             commit = said.data.get("merge_commit") or said.data.get("base_after")
             base = said.data.get("base_branch") or "the base branch"

@@ -164,12 +164,18 @@ class PullFollower:
 
     async def _follow_one(self, forge: Forge, state: TaskState, pull: dict[str, Any]) -> bool:
         number: int = pull["number"]
+        landing = self._run.services.config.landing
+        if pull.get("fresh") and landing.approvals > 0:
+            # Opened just now: nobody has reviewed it, so it waits for approvals, known
+            # without asking (five requests a task saved); the next poll asks.
+            seen = {**pull, "fresh": False, "looked": True, "approvals": 0}
+            why = f"#{number}: {landing.approvals} more approving review(s)"
+            return await self._note(state, seen, why, human=True)
         pr = await forge.get_pull(number)
         if pr.merged:
             return await self._merged(state, pull, pr, None)
         if pr.state == "closed":
             return await self._closed(state, pull, pr)
-        landing = self._run.services.config.landing
         reviews = await forge.list_reviews(number)
         latest = latest_reviews(reviews)
         approved = len(approvals(list(latest.values())))

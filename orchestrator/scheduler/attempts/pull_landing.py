@@ -95,7 +95,7 @@ class PullLanding:
         earlier: dict[str, Any] = meta.get(PULL) or {}
         round_ = int(earlier.get("round", 0))
         # What earlier rounds answered stays (``pull_follower``): never answered twice.
-        meta[PULL] = {**earlier, **pull_summary(pull, round_=round_, tip=tip)}
+        meta[PULL] = {**earlier, **pull_summary(pull, round_=round_, tip=tip, created=created)}
         meta.pop(WORKTREE, None)  # retired below: the branch keeps the work
         meta.pop(WAITING, None)
         meta.pop(PULL_FEEDBACK, None)  # answered by this push
@@ -143,8 +143,11 @@ class PullLanding:
         return opened.pull, opened.created
 
 
-def pull_summary(pull: PullRequest, *, round_: int = 0, tip: str | None = None) -> dict[str, Any]:
-    """The task's ``metadata.pull`` for ``pull`` before the follower looked at it."""
+def pull_summary(
+    pull: PullRequest, *, round_: int = 0, tip: str | None = None, created: bool = False
+) -> dict[str, Any]:
+    """The task's ``metadata.pull`` for ``pull`` before the follower looked at it; ``created``:
+    opened just now (``fresh``: nobody can have reviewed it yet)."""
     return {
         "number": pull.number,
         "url": pull.url,
@@ -157,6 +160,7 @@ def pull_summary(pull: PullRequest, *, round_: int = 0, tip: str | None = None) 
         "waiting": "the pull request's first look",
         "human": False,
         "looked": False,  # the follower has not looked at it yet
+        "fresh": created,
     }
 
 
