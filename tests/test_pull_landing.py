@@ -389,6 +389,32 @@ def test_a_review_submitted_while_it_is_read_is_answered_whole_in_one_round(
     assert rig.base_has("review.txt") == "answered\n"
 
 
+def test_cancelling_a_task_in_review_closes_its_pull_request(make_rig: Any) -> None:
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    cancelled = subprocess.run(
+        [*COUNCIL, "cancel", str(rig.config), "one", "--json"],
+        cwd=rig.tmp_path,
+        capture_output=True,
+        text=True,
+        env={**ENV, "GH_TOKEN": TOKEN},
+        timeout=patience(60),
+    )
+    assert cancelled.returncode == 0, cancelled.stderr
+    outcome = json.loads(cancelled.stdout)
+    assert outcome["action"] == "cancelled" and outcome["pull_closed"] == number
+    pull = rig.pull(number)
+    assert pull["state"] == "closed" and pull["merged"] is False
+    said = rig.gh.site.issues[number].comments[-1].body
+    assert said.startswith("Task `one` was cancelled in CLI Council") and "council/one" in said
+    state = rig.state()
+    assert state.status == TaskStatus.CANCELLED and state.metadata["pull"]["state"] == "closed"
+    assert rig.base_has("one.txt") is None
+    # The branch stays on the remote, with the work.
+    assert git(rig.bare, "show", "council/one:one.txt") == "hello from one"
+
+
 def test_failing_checks_get_a_round_within_max_review_rounds_then_wait_on_a_person(
     make_rig: Any,
 ) -> None:

@@ -7,6 +7,11 @@ is cancelled by the orchestrator running its session at its next tick (the CLI's
 committed on the task's branch, which is kept), or, when that orchestrator is gone, by
 ``council resume`` first thing. The command says which of these happened.
 
+A task waiting ``in_review`` is cancelled at once, and its pull request is closed with a
+comment saying why (its branch stays on the remote): an open pull request nobody follows any
+more would otherwise wait for a review that leads nowhere. When the forge cannot be reached,
+the cancel stands and the command says the pull request is still open.
+
 Exit codes: 0 the task is cancelled or its cancel is requested, 2 the task is not part of the
 session (or is no valid id), 1 it already ended or there is no unfinished run.
 """
@@ -14,7 +19,7 @@ session (or is no valid id), 1 it already ended or there is no unfinished run.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,11 +30,13 @@ from orchestrator.cli.store_access import open_store, pick_session, running_proc
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
 from orchestrator.council import request_cancel
-from orchestrator.errors import RunError, UsageError
+from orchestrator.errors import CouncilError, RunError, UsageError
 from orchestrator.ids import check_id
-from orchestrator.models import TaskStatus
+from orchestrator.models import TaskState, TaskStatus
 from orchestrator.process import procid
 from orchestrator.run.stores import describe_state
+from orchestrator.scheduler.attempts.pull_landing import PULL
+from orchestrator.state.protocol import StateStore
 
 __all__ = ["cancel"]
 
@@ -41,6 +48,8 @@ class CancelOutcome:
     previous_status: TaskStatus
     action: str  # "cancelled" (done), or "requested" (its orchestrator or a resume ends it)
     process: procid.ProcessId | None  # the live orchestrator that will end it
+    pull: int | None = None  # the task's pull request, closed with it
+    pull_left_open: str | None = None  # why it could not be closed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +58,8 @@ class CancelOutcome:
             "previous_status": str(self.previous_status),
             "action": self.action,
             "process": self.process.as_dict() if self.process else None,
+            "pull_closed": self.pull if self.pull_left_open is None else None,
+            "pull_left_open": self.pull_left_open,
         }
 
 
@@ -70,6 +81,12 @@ def cancel(
             f"cancelled task {outcome.task_id} of session {outcome.session_id} "
             f"(it was {outcome.previous_status})"
         )
+        if outcome.pull is not None and outcome.pull_left_open is None:
+            console.print_success(f"closed its pull request #{outcome.pull}; its branch stays")
+        elif outcome.pull is not None:
+            console.print_warning(
+                f"its pull request #{outcome.pull} is still open: {outcome.pull_left_open}"
+            )
     elif outcome.process is not None:
         proc = outcome.process
         console.print_success(
@@ -109,6 +126,36 @@ async def _cancel(config: RunConfig, task_id: str, session_id: str | None) -> Ca
             raise UsageError(f"task {task_id!r} is not part of session {sid} (its tasks: {known})")
         after = await request_cancel(store, task_id)
         if after.status == TaskStatus.CANCELLED:
-            return CancelOutcome(task_id, sid, before.status, "cancelled", None)
+            outcome = CancelOutcome(task_id, sid, before.status, "cancelled", None)
+            if before.status == TaskStatus.IN_REVIEW:
+                outcome = await _close_pull(config, store, after, outcome)
+            return outcome
         runner = running_process(session, await store.list_tasks(sid))
         return CancelOutcome(task_id, sid, after.status, "requested", runner)
+
+
+async def _close_pull(
+    config: RunConfig, store: StateStore, state: TaskState, outcome: CancelOutcome
+) -> CancelOutcome:
+    """Close the cancelled task's open pull request, saying why; recorded on the task."""
+    pull = state.metadata.get(PULL)
+    if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
+        return outcome
+    number: int = pull["number"]
+    if pull.get("state") not in (None, "open"):
+        return outcome
+    from orchestrator.forge.connect import connect  # the forge's client: only for this
+
+    try:
+        forge = await connect(config.forge, config.repo)
+        await forge.comment(
+            number,
+            f"Task `{state.task_id}` was cancelled in CLI Council (`council cancel`), so this "
+            f"pull request is closed; its branch `{pull.get('head') or '-'}` stays.",
+        )
+        await forge.close(number)
+    except CouncilError as exc:
+        return replace(outcome, pull=number, pull_left_open=str(exc))
+    meta = {**state.metadata, PULL: {**pull, "state": "closed", "waiting": "cancelled"}}
+    await store.update_task_state(state.task_id, {"metadata": meta})
+    return replace(outcome, pull=number)
