@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from cli_process_helpers import ENV, task_states
+from issue_loop import issue_loop
 from merge_repo import git
-from remote_repo import make_team
 from timing import patience
 
 from orchestrator.forge.base import IN_REVIEW
@@ -24,30 +24,11 @@ TOKEN = "ghp_fakeTokenForTheWholeLoop0123456789"
 OWNER, NAME = "octo", "widgets"
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 
-CONFIG = """\
-repo: repo
-adapters:
-  cli: {{type: scripted, options: {{delay: 0}}}}
-default_adapter: cli
-workflow: {{phases: [{{name: build}}]}}
-retry: {{max_retries: 0, backoff_initial: 0.05, backoff_max: 0.2}}
-scheduler: {{tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}}
-forge: {{repo: {owner}/{name}, api_url: "{api_url}", token: "${{GH_TOKEN}}"}}
-landing: {{via: pull_request, approvals: 1, checks: ignore, merge: auto, poll: 0.2}}
-sources:
-  - issues: {{labels: [council], poll: 0.2}}
-tasks: []
-"""
-
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[FakeGitHub, Path]]:
-    team = make_team(tmp_path)
-    team.clone("repo")
-    with FakeGitHub(team.remote, owner=OWNER, repo=NAME, token=TOKEN) as gh:
-        config = tmp_path / "run.yaml"
-        config.write_text(CONFIG.format(owner=OWNER, name=NAME, api_url=gh.api_url))
-        yield gh, config
+    with issue_loop(tmp_path, owner=OWNER, name=NAME, token=TOKEN) as found:
+        yield found
 
 
 def _council(command: str, config: Path) -> subprocess.CompletedProcess[str]:

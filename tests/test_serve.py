@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cli_process_helpers import COUNCIL, ENV, reap, task_states, wait_for
+from issue_loop import issue_loop
 from remote_repo import make_team
 from timing import patience
 
@@ -22,30 +23,11 @@ from orchestrator.testing.fake_github import FakeGitHub
 TOKEN = "ghp_fakeTokenForServe0123456789abcdefghij"
 OWNER, NAME = "octo", "served"
 
-CONFIG = """\
-repo: repo
-adapters:
-  cli: {{type: scripted, options: {{delay: 0}}}}
-default_adapter: cli
-workflow: {{phases: [{{name: build}}]}}
-retry: {{max_retries: 0, backoff_initial: 0.05, backoff_max: 0.2}}
-scheduler: {{tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}}
-forge: {{repo: {owner}/{name}, api_url: "{api_url}", token: "${{GH_TOKEN}}"}}
-landing: {{via: pull_request, approvals: 1, checks: ignore, merge: auto, poll: 0.2}}
-sources:
-  - issues: {{labels: [council], poll: 0.2}}
-tasks: []
-"""
-
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[FakeGitHub, Path]]:
-    team = make_team(tmp_path)
-    team.clone("repo")
-    with FakeGitHub(team.remote, owner=OWNER, repo=NAME, token=TOKEN) as gh:
-        config = tmp_path / "serve.yaml"
-        config.write_text(CONFIG.format(owner=OWNER, name=NAME, api_url=gh.api_url))
-        yield gh, config
+    with issue_loop(tmp_path, owner=OWNER, name=NAME, token=TOKEN, config="serve.yaml") as found:
+        yield found
 
 
 def serving(config: Path) -> subprocess.Popen[str]:

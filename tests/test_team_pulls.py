@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cli_process_helpers import COUNCIL
+from issue_loop import loop_config
 from merge_repo import git
 from team_helpers import Team
 from timing import patience
@@ -23,14 +24,6 @@ TOKEN = "ghp_fakeTokenForTheTeamLoop0123456789abc"
 OWNER, NAME = "octo", "team"
 ISSUES = 4
 
-LOOP = """\
-forge: {{repo: {owner}/{name}, api_url: "{api_url}", token: "${{GH_TOKEN}}"}}
-landing: {{via: pull_request, approvals: 1, checks: ignore, merge: auto, poll: 0.2}}
-sources:
-  - issues: {{labels: [council], poll: 0.2}}
-tasks: []
-"""
-
 
 @pytest.fixture
 def loop(pg_dsn: str, tmp_path: Path) -> Iterator[tuple[Team, FakeGitHub]]:
@@ -38,9 +31,7 @@ def loop(pg_dsn: str, tmp_path: Path) -> Iterator[tuple[Team, FakeGitHub]]:
     with FakeGitHub(team.remote, owner=OWNER, repo=NAME, token=TOKEN) as gh:
         for name in ("w1", "w2"):
             config = Path(team.workstation(name, [], sessions=2))
-            text = config.read_text().replace(
-                "tasks:\n", LOOP.format(owner=OWNER, name=NAME, api_url=gh.api_url)
-            )
+            text = config.read_text().replace("tasks:\n", loop_config(gh, OWNER, NAME))
             config.write_text(text)
         try:
             yield team, gh

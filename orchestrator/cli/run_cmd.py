@@ -198,11 +198,7 @@ def resume(
     # --if-base-dirty detach changes anything.
     event_loop.run(council.preflight)
     check_resumable(council.config)
-    event_loop.run(check_run_lock, council.config)
-    try:
-        event_loop.run(check_team_resume, council.config, join, session)
-    except DefinitionsDiffer as refused:
-        raise refused.for_config(shlex.quote(str(file)), "resume") from None
+    _check_resuming(council, join, file, "resume", session)
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
     why = _Stop()
@@ -211,6 +207,18 @@ def resume(
     except DefinitionsDiffer as refused:
         raise refused.for_config(shlex.quote(str(file)), "resume") from None
     _finish(report, as_json, wide, file, why)
+
+
+def _check_resuming(
+    council: Council, join: JoinChoice, file: Path, verb: str, session: str | None
+) -> None:
+    """Refuse, reading only, what resuming FILE's session would: another orchestrator on the
+    repository, and a team session that defines its tasks otherwise."""
+    event_loop.run(check_run_lock, council.config)
+    try:
+        event_loop.run(check_team_resume, council.config, join, session)
+    except DefinitionsDiffer as refused:
+        raise refused.for_config(shlex.quote(str(file)), verb) from None
 
 
 def serve(
@@ -235,11 +243,7 @@ def serve(
         )
     # The same refusals as run and resume, all before anything touches the checkout.
     event_loop.run(council.preflight)
-    event_loop.run(check_run_lock, council.config)
-    try:
-        event_loop.run(check_team_resume, council.config, join, None)
-    except DefinitionsDiffer as refused:
-        raise refused.for_config(shlex.quote(str(file)), "serve") from None
+    _check_resuming(council, join, file, "serve", None)
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
     why = _Stop()
