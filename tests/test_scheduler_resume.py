@@ -140,7 +140,11 @@ async def test_a_killed_run_resumes_without_merging_anything_twice(tmp_path: Pat
         states = {t.task_id: (t.status, t.attempt) for t in await store.list_tasks(session_id)}
 
     # The killed attempts were given back to the queue, not counted: the user stopped them.
-    assert states == {"quick": ("merging", 1), "slow-1": ("queued", 0), "slow-2": ("queued", 0)}
+    # quick's own attempt may have been killed too, after its merge and before its record
+    # (then given back uncounted as well): either way its trailer says it landed.
+    quick = states.pop("quick")
+    assert quick in (("merging", 0), ("merging", 1))
+    assert states == {"slow-1": ("queued", 0), "slow-2": ("queued", 0)}
     events: list[Event] = []
     finish = TwoPhases(hang=False)
     async with Council(
