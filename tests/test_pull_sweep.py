@@ -4,11 +4,14 @@ every durable state write from its branch's push to the end, then resumed. Each 
 pull request, opened once; merged once; the task ``done``; its work on the remote's base.
 Swept twice: merged as soon as opened (every step), and through one review round (a reviewer
 asks for a change, the fix is pushed to the same pull request, the reviewer approves; every
-third step of a run three times as long): the round is neither lost nor taken twice.
+fourth step of the run and its resumes, far more steps): the round is neither lost nor taken
+twice.
 
-The traced run says which steps there are (``crashpoints``: ``COUNCIL_CRASH_TRACE``); the
-sweep kills at each step of the two kinds from the first ``push`` on, and counts what it did:
-a kill armed for a step the (shorter) schedule never reached is checked whole, unkilled.
+The traced run says which steps there are (``crashpoints``: ``COUNCIL_CRASH_TRACE``), in the
+run and in each resume it took (a pull request waiting for its reviewer ends a run, exit 1,
+and ``resume`` follows it again); the sweep kills each of those processes at each step of the
+two kinds from the first ``push`` on. A kill armed for a step the (shorter) schedule never
+reached is checked whole, unkilled.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import test_pull_landing as landing
-from cli_process_helpers import events
+from cli_process_helpers import ENV, events
 from remote_repo import make_team
 from timing import patience
 
@@ -35,7 +38,7 @@ FLOWS = {
     "reviewed": "approvals: 1, checks: ignore, merge: auto, max_review_rounds: 2",
 }
 SLICES = 8
-EVERY = {"merged": 1, "reviewed": 3}  # steps apart: each reviewed run makes three times as many
+EVERY = {"merged": 1, "reviewed": 4}  # steps apart: a reviewed run and its resumes make far more
 ASK = DemoIssue("one", "", "WRITE review.txt answered", ("one.txt", 1, "Answer the review."))
 
 
@@ -56,14 +59,24 @@ def world(root: Path, flow: str) -> Iterator[tuple[landing.Rig, FakeGitHub]]:
                 reviewer.stop()
 
 
-def to_the_end(rig: landing.Rig) -> subprocess.CompletedProcess[str]:
-    """``resume`` until the run ends done (a pull request waiting for the reviewer ends a
-    run with 1), at most a few times."""
-    for _ in range(4):
-        resumed = council(rig, "resume")
-        if resumed.returncode != 1:
+def to_the_end(
+    rig: landing.Rig, arm: dict[int, dict[str, str]] | None = None, trace: Path | None = None
+) -> list[subprocess.CompletedProcess[str]]:
+    """``run``, then ``resume`` until the run ends done (a pull request waiting for the
+    reviewer ends a run with 1; a kill with -9), at most a few times: every process's result.
+    ``arm``: process number (0: the run) -> the environment that arms its kill; ``trace``: a
+    file every process traces its steps to, a line ``process\t<n>`` before each one's."""
+    done: list[subprocess.CompletedProcess[str]] = []
+    for number in range(6):
+        env = dict((arm or {}).get(number, {}))
+        if trace is not None:
+            with trace.open("a") as file:
+                file.write(f"process\t{number}\n")
+            env[TRACE_ENV] = str(trace)
+        done.append(council(rig, "run" if number == 0 else "resume", **env))
+        if done[-1].returncode not in (1, -9):
             break
-    return resumed
+    return done
 
 
 def council(rig: landing.Rig, command: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -72,57 +85,56 @@ def council(rig: landing.Rig, command: str, **env: str) -> subprocess.CompletedP
         cwd=rig.tmp_path,
         capture_output=True,
         text=True,
-        env={**landing.ENV, "GH_TOKEN": landing.TOKEN, **env},
+        env={**ENV, "GH_TOKEN": landing.TOKEN, **env},
         timeout=patience(60),
     )
 
 
-def steps_after_push(trace: Path) -> dict[str, list[int]]:
-    """For each swept point, the k (1-based, counted from the run's start) of its steps from
-    the branch's first push on."""
-    lines = [line.split("\t") for line in trace.read_text().splitlines()]
-    found: dict[str, list[int]] = {"git.ran": [], "write.replaced": []}
-    counts = dict.fromkeys(found, 0)
-    pushed = False
-    for point, *what in lines:
+def steps_after_push(trace: Path) -> list[tuple[int, str, int]]:
+    """Each step of a swept point from the branch's first push on, as (process number, point,
+    k counted from that process's start)."""
+    found: list[tuple[int, str, int]] = []
+    process, counts, pushed = 0, {"git.ran": 0, "write.replaced": 0}, False
+    for point, _, what in (line.partition("\t") for line in trace.read_text().splitlines()):
+        if point == "process":
+            process, counts = int(what), dict.fromkeys(counts, 0)
+            continue
         if point not in counts:
             continue
         counts[point] += 1
-        pushed = pushed or (point == "git.ran" and what[:1] == ["push"])
+        pushed = pushed or (point == "git.ran" and what.split(" ")[:1] == ["push"])
         if pushed:
-            found[point].append(counts[point])
+            found.append((process, point, counts[point]))
     return found
 
 
 @pytest.fixture(scope="module", params=sorted(FLOWS))
 def sweep(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, list[tuple[str, int]]]:
-    """A flow, and every (point, k) to kill it at, from one traced run to the end."""
+) -> tuple[str, list[tuple[int, str, int]]]:
+    """A flow, and every (process, point, k) to kill it at, from one traced run to the end
+    (the run and the resumes it took)."""
     flow = str(request.param)
     root = tmp_path_factory.mktemp(f"pull-trace-{flow}")
     with world(root, flow) as (rig, _):
-        done = council(rig, "run", **{TRACE_ENV: str(root / "trace.txt")})
-        if done.returncode == 1:
-            done = to_the_end(rig)
-        assert done.returncode == 0, done.stderr
+        done = to_the_end(rig, trace=root / "trace.txt")
+        assert done[-1].returncode == 0, done[-1].stderr
     found = steps_after_push(root / "trace.txt")
-    assert found["git.ran"] and found["write.replaced"], found
-    return flow, [(point, k) for point, ks in found.items() for k in ks[:: EVERY[flow]]]
+    points = {point for _, point, _ in found}
+    assert points == {"git.ran", "write.replaced"}, found
+    return flow, found[:: EVERY[flow]]
 
 
-def kill_and_resume(root: Path, flow: str, point: str, k: int) -> list[str]:
-    """Kill a fresh run of ``flow`` at ``point:k``, resume it, check: the problems found."""
-    where = f"{flow} {point}:{k}"
+def kill_and_resume(root: Path, flow: str, process: int, point: str, k: int) -> list[str]:
+    """A fresh run of ``flow`` with its ``process``-th process (0: the run, then each resume)
+    killed at ``point:k``, resumed to the end, checked: the problems found."""
+    where = f"{flow} process {process} {point}:{k}"
     with world(root, flow) as (rig, gh):
-        killed = council(rig, "run", **{CRASH_ENV: f"{point}:{k}"})
-        if killed.returncode in (0, 1):
-            # Not killed: the schedule ended before its k-th step (or waits for the reviewer).
-            resumed = killed if killed.returncode == 0 else to_the_end(rig)
-        elif killed.returncode != -9:
-            return [f"{where}: the run ended {killed.returncode}: {killed.stderr[-1500:]}"]
-        else:
-            resumed = to_the_end(rig)
+        done = to_the_end(rig, arm={process: {CRASH_ENV: f"{point}:{k}"}})
+        odd = [d for d in done if d.returncode not in (0, 1, 2, -9)]
+        if odd:
+            return [f"{where}: a process ended {odd[0].returncode}: {odd[0].stderr[-1500:]}"]
+        resumed = done[-1]
         problems = []
         # Killed after the session was written finished (its last writes): nothing is left
         # to resume, which resume says; the checks below show it whole.
@@ -163,12 +175,13 @@ def kill_and_resume(root: Path, flow: str, point: str, k: int) -> list[str]:
 
 @pytest.mark.parametrize("index", range(SLICES))
 def test_a_kill_at_any_step_from_push_to_merge_opens_and_merges_once(
-    sweep: tuple[str, list[tuple[str, int]]], tmp_path: Path, index: int
+    sweep: tuple[str, list[tuple[int, str, int]]], tmp_path: Path, index: int
 ) -> None:
     flow, steps = sweep
     mine = steps[index::SLICES]
     assert mine, f"the traced {flow} run has too few steps for slice {index}"
     problems: list[str] = []
-    for point, k in mine:
-        problems += kill_and_resume(tmp_path / f"{point}-{k}", flow, point, k)
+    for process, point, k in mine:
+        root = tmp_path / f"{process}-{point}-{k}"
+        problems += kill_and_resume(root, flow, process, point, k)
     assert not problems, "\n".join(problems)
