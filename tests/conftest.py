@@ -5,13 +5,19 @@ their CLI is installed, or with ``COUNCIL_REQUIRE_REAL_CLIS=1`` (see ``real_clis
 or with ``COUNCIL_REQUIRE_POSTGRES=1`` (see ``pg_tier``). Every safety-net timeout, pytest's
 per-test one included, is scaled for a loaded machine (``timing.patience``,
 ``COUNCIL_TEST_PATIENCE``); Hypothesis runs under the ``council`` profile, which has no
-deadline and no health check that measures the machine's speed."""
+deadline and no health check that measures the machine's speed.
+
+The suite's processes start with Ctrl-C at its default, as a terminal's foreground command
+does, however the suite itself was started: a shell without job control starts a background
+job (``pytest ... &`` in a script) with SIGINT ignored, and every process it starts inherits
+that, so a test that stops ``council`` with a SIGINT would find it ignored."""
 
 from __future__ import annotations
 
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import TYPE_CHECKING
@@ -28,6 +34,9 @@ from orchestrator.plugins import host as plugins
 
 if TYPE_CHECKING:
     from orchestrator.state.postgres.store import PostgresStateStore
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # see the module doc
 
 # `council run` remembers where it was started, under the user's state directory
 # (orchestrator.cli.run_finder): the tests' runs, in process or not, keep theirs in a directory
