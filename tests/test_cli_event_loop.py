@@ -103,3 +103,12 @@ def test_a_command_listening_for_signals_itself_gets_the_ctrl_c() -> None:
         return "never"
 
     assert event_loop.run(listen) == "handled SIGINT"
+
+
+def test_a_process_started_deaf_to_ctrl_c_listens_for_sigterm_only() -> None:
+    assert event_loop.stop_signals() == (signal.SIGINT, signal.SIGTERM)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a script's `council run &`
+    try:
+        assert event_loop.stop_signals() == (signal.SIGTERM,)
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from cli_process_helpers import (
+    COUNCIL,
+    ENV,
     council,
     file_on,
     reap,
@@ -144,3 +146,41 @@ def test_a_second_sigint_kills_at_once_and_resume_still_completes(tmp_path: Path
     assert not scripted_clis(tmp_path)  # the stubborn CLI went with it
     session_id = json.loads(out)["session_id"]
     resume_completes(tmp_path, config, session_id, ["slow", "stubborn"])
+
+
+def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    # A script's `council run ... &` starts with SIGINT ignored (POSIX: a Ctrl-C meant for the
+    # foreground leaves background jobs alone). Such a run ignored a SIGINT at its first git
+    # steps and obeyed one later; it now ignores it throughout, and a plain kill stops it.
+    repo = new_repo(tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text(CONFIG + SLOW + WAITING)
+    process = subprocess.Popen(
+        [*COUNCIL, "run", str(config), "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        wait_for(lambda: any(map(sleeping, scripted_clis(tmp_path))), "the slow CLI to sleep")
+        process.send_signal(signal.SIGINT)
+        wait_for(lambda: seen(repo, "merge.completed", task_id="waiting"), "the other task to land")
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=patience(60))
+    finally:
+        reap(process)
+    # Heard, the SIGINT would have been the first stop and the SIGTERM a second: a kill.
+    assert "killing" not in err, err
+    assert process.returncode == 130, err
+    assert err.count("stopping: no new sessions") == 1
+    report = json.loads(out)
+    assert {t["task_id"]: t["status"] for t in report["tasks"]} == {
+        "slow": "queued",
+        "waiting": "done",
+    }

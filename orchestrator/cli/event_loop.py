@@ -18,6 +18,14 @@ task in place, and on the way out ``signal.getsignal`` tries the handler as a
 its result: a ``RunReport`` of 1,024 tasks took 50 ms of ``council status`` to print into a
 string nobody reads. With this module's handler in place first, asyncio installs none, and the
 result is handed out of the loop by a box.
+
+**A Ctrl-C a process was started deaf to stays unheard.** A shell without job control (a
+script's ``council run ... &``) starts its background jobs with SIGINT ignored, so that a Ctrl-C
+meant for the foreground leaves them running; POSIX asks such a program to keep it ignored, and
+Python does at start-up. A command that listens for its stop (``stop_signals``) then hears
+SIGTERM only: before, such a run ignored a SIGINT during its first git steps and obeyed one once
+its own receiver was open, so whether it stopped depended on when the signal came (a test suite
+started as a background job found its stop sweep flaky that way). A plain ``kill`` stops it.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from typing import TypeVar, TypeVarTuple
 
 import anyio
 
-__all__ = ["run"]
+__all__ = ["run", "stop_signals"]
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -50,6 +58,14 @@ class _Interrupt:
         self.received = True
         if self.loop is not None and self.scope is not None:
             self.loop.call_soon_threadsafe(self.scope.cancel)  # safe from a signal handler
+
+
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals a command that listens for its own stop hears: SIGTERM, and SIGINT unless
+    the process was started with it ignored (see the module doc)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return (signal.SIGTERM,)
+    return (signal.SIGINT, signal.SIGTERM)
 
 
 def run(fn: Callable[[*Ts], Awaitable[T]], *args: *Ts) -> T:

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -382,7 +381,7 @@ def _reader_gone(council: Council, stopping: Stopping, why: _Stop) -> None:
 
 
 async def _on_signals(council: Council, stopping: Stopping, why: _Stop) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with anyio.open_signal_receiver(*event_loop.stop_signals()) as signals:
         received = 0
         async for _ in signals:
             received += 1

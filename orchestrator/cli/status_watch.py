@@ -12,7 +12,6 @@ costs next to no CPU: ``bench/watch_bench.py`` measures it against polling.
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,7 +61,7 @@ async def _watch_until_signal(
     async with anyio.create_task_group() as group:
 
         async def on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+            with anyio.open_signal_receiver(*event_loop.stop_signals()) as received:
                 async for _ in received:
                     group.cancel_scope.cancel()
                     return
