@@ -365,8 +365,9 @@ def test_a_review_submitted_while_it_is_read_is_answered_whole_in_one_round(
 ) -> None:
     """The reviews list is read, then the review comments: a review submitted in between
     shows its comments without itself. Answered then, the comments took one round and the
-    review a second (found by the crash sweep under load); the follower waits for the whole
-    review instead, and answers it in one round."""
+    review a second (found by the crash sweep under load). The follower reads the comments
+    only once a review it has not seen is listed: the look that raced the review saw nothing
+    new (as if it came just after), the next one answers the whole review in one round."""
     rig = make_rig("approvals: 1, checks: ignore, merge: auto, max_review_rounds: 1")
     assert rig.council("run").returncode == 1
     number = rig.only_pull()
@@ -377,6 +378,8 @@ def test_a_review_submitted_while_it_is_read_is_answered_whole_in_one_round(
         "WRITE review.txt answered",
         comments=[("one.txt", 1, "Say who it is from.")],
     )
+    assert rig.council("resume").returncode == 1  # the look before the review came: waiting
+    assert rig.state().metadata["pull"].get("feedback_rounds", 0) == 0
     assert rig.council("resume").returncode == 1  # answered, now waiting for alice again
     state = rig.state()
     review = rig.gh.site.reviews[number][0]
@@ -539,3 +542,42 @@ def test_branch_protection_refusing_the_merge_leaves_it_to_a_person(make_rig: An
     assert rig.council("resume").returncode == 0
     assert merges() == asked + 1
     assert rig.state().status == TaskStatus.DONE
+
+
+@pytest.mark.parametrize("person", ["merged", "closed", "pushed"])
+def test_an_approved_pull_request_a_person_changed_is_followed_as_it_now_is(
+    make_rig: Any, person: str
+) -> None:
+    """Approved and green, a pull request is merged without being read first (the merge
+    expects the head recorded). One a person merged, closed or pushed to meanwhile: the
+    forge refuses that merge, and council reads it then and follows it as it now is."""
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    rig.gh.add_review(number, "alice", "APPROVED")
+    head = rig.pull(number)["head"]["ref"]
+    if person == "merged":
+        rig.gh.human_merge(number)
+    elif person == "closed":
+        rig.gh.human_close(number)
+    else:
+        rig.gh.force_push(head, {"one.txt": "hello from a person\n"})
+    resumed = rig.council("resume")
+    state = rig.state()
+    refused = [r.status for r in rig.gh.requests if r.path.endswith("/merge")]
+    kinds = [e["type"] for e in events_of(rig.repo)]
+    if person == "closed":
+        assert resumed.returncode == 1, resumed.stderr
+        assert state.status == TaskStatus.FAILED and "closed by a human" in (state.error or "")
+        assert refused == [405] and "pull.not_merged" not in kinds
+        assert rig.base_has("one.txt") is None
+        return
+    assert resumed.returncode == 0, resumed.stderr
+    assert state.status == TaskStatus.DONE
+    if person == "merged":
+        assert refused == [405] and "pull.not_merged" not in kinds
+        assert rig.base_has("one.txt") == "hello from one\n"
+    else:  # the person's head is what lands, merged by council once looked at again
+        assert refused == [409, 200] and kinds.count("pull.not_merged") == 1
+        assert rig.base_has("one.txt") == "hello from a person\n"
+    assert rig.only_pull() == number

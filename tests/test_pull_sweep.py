@@ -143,7 +143,11 @@ def kill_and_resume(root: Path, flow: str, process: int, point: str, k: int) -> 
             problems.append(f"{where}: resume ended {resumed.returncode}: {resumed.stderr[-1500:]}")
         opened = [r for r in gh.requests if r.method == "POST" and r.path.endswith("/pulls")]
         if [r.status for r in opened] != [201]:
-            problems.append(f"{where}: pull requests opened: {[r.status for r in opened]}")
+            asked = [f"{r.method} {r.path.split('?')[0]} {r.status}" for r in gh.requests]
+            problems.append(
+                f"{where}: pull requests opened: {[r.status for r in opened]}; the requests "
+                f"{asked}; the processes said {[d.stderr[-800:] for d in done]}"
+            )
         merges = [r for r in gh.requests if r.method == "PUT" and r.path.endswith("/merge")]
         if [r.status for r in merges if r.status == 200] != [200]:
             problems.append(f"{where}: merges answered {[r.status for r in merges]}")

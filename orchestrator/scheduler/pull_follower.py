@@ -1,10 +1,14 @@
 """Following the pull requests of the tasks ``in_review`` (``landing.via: pull_request``),
 every ``landing.poll`` seconds and at once after one is opened.
 
-For each: the pull request, its reviews and (``landing.checks: required``) the checks of its
-head commit, all conditional requests (the forge keeps an ETag per URL, and a 304 costs no
-rate limit). It is **gated** when at least ``landing.approvals`` reviewers' latest deciding
-review approves, none asks for changes, and every check succeeded (at least one reported).
+For each: its reviews, the pull request and (``landing.checks: required``) the checks of
+its head commit, all conditional requests (the forge keeps an ETag per URL, and a 304 costs no
+rate limit); the review comments only when a review not seen before is listed (a comment always
+belongs to a review). It is **gated** when at least ``landing.approvals`` reviewers' latest
+deciding review approves, none asks for changes, and every check succeeded (at least one
+reported). Reviewed enough with ``merge: auto``, the pull request is not read first: its checks
+are those of the head recorded, and the merge expects that head, so the forge refuses a merge of
+one a person merged, closed or pushed to meanwhile, and it is read then (``_not_merged``).
 
 - gated, ``merge: auto``: council merges it through the API, expecting the head it looked at
   (``merge_pull(expected_sha=...)``); the forge's branch protection decides as for anyone.
@@ -25,8 +29,9 @@ A forge that does not answer (5xx, rate limits past the client's own waiting, th
 fails nothing: the task keeps waiting, said in its ``waiting`` line, and the next pass tries
 again. Each write is compare-and-set on the task's version: a workstation that wrote first
 wins, the other reads again next pass. Merged once: a pull request already merged is never
-merged again (``get_pull`` first), and a crash between the merge and its record (crash point
-``pull.merged``) is followed by the pull request found merged.
+merged again (the forge refuses it, and the read after the refusal finds it merged), and a
+crash between the merge and its record (crash point ``pull.merged``) is followed by the pull
+request found merged.
 """
 
 from __future__ import annotations
@@ -92,6 +97,24 @@ def waits_on_person(state: TaskState) -> bool:
         state.status == TaskStatus.IN_REVIEW
         and isinstance(pull, dict)
         and pull.get("human") is True
+    )
+
+
+def _as_recorded(pull: Mapping[str, Any], base: str) -> PullRequest:
+    """The pull request as the task's ``metadata.pull`` recorded it (open, at the head council
+    pushed or last saw), for a look that goes straight to the merge without reading it."""
+    return PullRequest(
+        number=int(pull["number"]),
+        title="",
+        body="",
+        state="open",
+        merged=False,
+        head=str(pull.get("head", "")),
+        head_sha=str(pull.get("head_sha", "")),
+        base=base,
+        mergeable=None,
+        mergeable_state="unknown",
+        url=str(pull.get("url", "")),
     )
 
 
@@ -171,15 +194,21 @@ class PullFollower:
             seen = {**pull, "fresh": False, "looked": True, "approvals": 0}
             why = f"#{number}: {landing.approvals} more approving review(s)"
             return await self._note(state, seen, why, human=True)
-        pr = await forge.get_pull(number)
-        if pr.merged:
-            return await self._merged(state, pull, pr, None)
-        if pr.state == "closed":
-            return await self._closed(state, pull, pr)
         reviews = await forge.list_reviews(number)
         latest = latest_reviews(reviews)
         approved = len(approvals(list(latest.values())))
         changes = sorted(n for n, r in latest.items() if r.state == "CHANGES_REQUESTED")
+        reviewed = approved >= landing.approvals and not changes
+        # The pull request itself is read unless council is about to merge it: the merge,
+        # expecting the head recorded, refuses one merged, closed or pushed to meanwhile, and
+        # ``_not_merged`` reads it then (one request a task saved on the happy path).
+        pr, read = _as_recorded(pull, self._run.services.config.base_branch), False
+        if not (reviewed and landing.merge == "auto"):
+            pr, read = await forge.get_pull(number), True
+            if pr.merged:
+                return await self._merged(state, pull, pr, None)
+            if pr.state == "closed":
+                return await self._closed(state, pull, pr)
         checks, found = "ignored", None
         if landing.checks == "required":
             found = await forge.checks(pr.head_sha)
@@ -193,7 +222,7 @@ class PullFollower:
             "checks": checks,
             "looked": True,
         }
-        if approved >= landing.approvals and not changes and checks_ok:
+        if reviewed and checks_ok:
             if landing.merge == "manual":
                 return await self._note(state, seen, f"a person to merge #{number}", human=True)
             # A merge the forge refused is asked again only once what council sees changed
@@ -208,7 +237,20 @@ class PullFollower:
             if outcome.kind == "merged":
                 return await self._merged(state, seen, pr, outcome.sha)
             return await self._not_merged(state, seen, pr, outcome.kind, outcome.message)
+        if not read:  # reviewed, but its checks are not all green: what is the head now?
+            pr = await forge.get_pull(number)
+            if pr.merged:
+                return await self._merged(state, pull, pr, None)
+            if pr.state == "closed":
+                return await self._closed(state, pull, pr)
+            if found is not None and pr.head_sha != found.sha:  # pushed to meanwhile
+                found = await forge.checks(pr.head_sha)
+                checks = found.state
+            seen.update(state=pr.state, head_sha=pr.head_sha, checks=checks)
+            if checks == "success":
+                return await self._note(state, seen, f"#{number}: a new head", human=False)
         feedback = await self._feedback(forge, pr, latest, found, seen, {r.id for r in reviews})
+        seen["reviews_seen"] = sorted(r.id for r in reviews)
         if isinstance(feedback, _MidReview):
             # A review being submitted while we read (its comments listed, not yet itself):
             # answered whole on the next look, in one round, not as two.
@@ -254,7 +296,12 @@ class PullFollower:
                 ids.append(review.id)
                 reasons.append(f"changes asked for by {name}")
                 lines.append(f"Review by {name}, asking for changes:\n{review.body.strip()}")
-        comments = [c for c in await forge.list_review_comments(pr.number) if c.id not in answered]
+        # A review comment always belongs to a review: with no review new since the last
+        # look, there is no new comment to read (a request each look saved while it waits).
+        comments = []
+        if reviewed - set(seen.get("reviews_seen") or []):
+            listed = await forge.list_review_comments(pr.number)
+            comments = [c for c in listed if c.id not in answered]
         if any(c.review_id is not None and c.review_id not in reviewed for c in comments):
             return _MID_REVIEW
         if comments:
@@ -419,25 +466,28 @@ class PullFollower:
         (the new head needs its own checks). A conflict with the moved base: a resolve round
         (built again on the remote's base, pushed to the same pull request), once; then, or
         for a protection rule the gate did not foresee, it waits on a person."""
+        again = await self._forge_of().get_pull(pr.number)
+        if again.merged:  # merged meanwhile (by a person, or another workstation's follower)
+            return await self._merged(state, seen, again, None)
+        if again.state == "closed":  # closed by a person while its merge was asked
+            return await self._closed(state, seen, again)
         await self._run.events.emit(
             PullNotMerged(
                 task_id=state.task_id, number=pr.number, url=pr.url, kind=kind, message=message
             )
         )
-        again = await self._forge_of().get_pull(pr.number)
-        if again.merged:  # merged meanwhile (by a person, or another workstation's follower)
-            return await self._merged(state, seen, again, None)
+        seen = {**seen, "head_sha": again.head_sha}
         if kind == "head_changed":
             why = f"#{pr.number}: its head moved while council merged it; looking again"
             return await self._note(state, seen, why, human=False)
         rounds = int(state.metadata.get(RESOLVE_ROUNDS, 0))
-        conflict = pr.mergeable is False
+        conflict = again.mergeable is False
         if conflict and rounds < MAX_RESOLVE_ROUNDS:
-            return await self._resolve_round(state, seen, pr, rounds + 1)
+            return await self._resolve_round(state, seen, again, rounds + 1)
         if conflict:
             error = (
-                f"pull request #{pr.number} conflicts with {pr.base} after its resolve round "
-                f"({message}); it stays open with branch {pr.head}: {pr.url}"
+                f"pull request #{pr.number} conflicts with {again.base} after its resolve round "
+                f"({message}); it stays open with branch {again.head}: {again.url}"
             )
             final = {**seen, "waiting": "", "human": False}
             updates: dict[str, Any] = {
