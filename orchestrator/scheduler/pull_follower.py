@@ -155,8 +155,9 @@ class PullFollower:
         team = self._run.services.team
         return team.remote if team is not None else PULL_REMOTE
 
-    async def follow(self) -> bool:
-        """One pass over the run's ``in_review`` tasks; True when some task changed."""
+    async def follow(self, *, only_unlooked: bool = False) -> bool:
+        """One pass over the run's ``in_review`` tasks (``only_unlooked``: those ``unlooked``);
+        True when some task changed."""
         run = self._run
         forge = run.services.forge
         if forge is None or run.session_id is None:
@@ -167,6 +168,8 @@ class PullFollower:
                 continue
             pull = state.metadata.get(PULL)
             if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
+                continue
+            if only_unlooked and not self.unlooked(state):
                 continue
             self.tried.add((state.task_id, str(pull.get("head_sha"))))
             try:

@@ -450,15 +450,21 @@ class Scheduler:
         """Follow the in-review tasks' pull requests every ``landing.poll`` seconds, and at
         once when one was opened (``pull_follower``); a change wakes the tick."""
         every = self.services.config.landing.poll
+        nudged = False
         with scope:
             while True:
                 try:
-                    if await self._pulls.follow():
+                    # A nudge looks at the pull requests just opened only: a pass over every
+                    # one each time another opens read the earlier ones far more often than
+                    # every ``landing.poll``.
+                    if await self._pulls.follow(only_unlooked=nudged):
                         self._wake.set()
                 except StoreUnavailable as exc:
                     self._outage.down(exc)
+                nudged = False
                 with anyio.move_on_after(every):
                     await self._pulls_nudge.wait()
+                    nudged = True
                 self._pulls_nudge = anyio.Event()
 
     async def _tick(self) -> bool:
