@@ -85,3 +85,38 @@ def test_an_issue_lands_through_a_reviewed_pull_request_that_closes_it(
     # request opened without a look by its head first.
     assert [r.path for r in gh.requests if r.method == "DELETE" and r.status == 404] == []
     assert [r.path for r in gh.requests if r.method == "GET" and r.path.endswith("/pulls")] == []
+
+
+def test_the_happy_path_asks_github_at_most_twelve_times_a_task(
+    world: tuple[FakeGitHub, Path],
+) -> None:
+    """Issue to merge, counted (``bench/forge_requests_bench.py`` prints the figures): the run
+    reads no pull request it opened (nobody can have reviewed it yet, and an opening wakes
+    the follower for that one only), and the resume merges each approved one after reading
+    its reviews alone (checks ignored here), without reading it first."""
+    gh, config = world
+    config.write_text(config.read_text().replace("merge: auto, poll: 0.2", "merge: auto"))
+    issues = [
+        gh.create_issue(f"Note {n}", body=f"WRITE notes/{n}.txt note {n}\n", labels=["council"])
+        for n in range(3)
+    ]
+    gh.clear_requests()
+    assert _council("run", config).returncode == 1
+    opened = list(gh.requests)
+    pulls = [n for n, record in gh.site.issues.items() if record.pull is not None]
+    assert len(pulls) == len(issues)
+    assert not [r for r in opened if r.method == "GET" and "/pulls/" in r.path], opened
+    for number in pulls:
+        gh.add_review(number, "alice", "APPROVED")
+    assert _council("resume", config).returncode == 0
+    asked = list(gh.requests)  # since the clear: the run's and the resume's
+    assert asked[: len(opened)] == opened
+    assert all(gh.site.pull_json(number)["merged"] for number in pulls)
+    merges = [r for r in asked if r.path.endswith("/merge")]
+    assert [r.status for r in merges] == [200] * len(pulls)
+    assert not [
+        r
+        for r in asked
+        if r.method == "GET" and r.path.split("?")[0].endswith(tuple(f"/pulls/{n}" for n in pulls))
+    ]
+    assert len(asked) <= 12 * len(issues), [f"{r.method} {r.path}" for r in asked]
