@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from cli_process_helpers import ENV, task_states, wait_for
 from cli_process_helpers import events as events_of
@@ -22,6 +23,7 @@ from merge_repo import git
 from remote_repo import make_team
 from timing import patience
 
+from orchestrator.council import Council
 from orchestrator.models import TaskStatus
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.testing.fake_github import FakeGitHub
@@ -581,3 +583,71 @@ def test_an_approved_pull_request_a_person_changed_is_followed_as_it_now_is(
         assert refused == [409, 200] and kinds.count("pull.not_merged") == 1
         assert rig.base_has("one.txt") == "hello from a person\n"
     assert rig.only_pull() == number
+
+
+def test_a_task_cancelled_from_python_mid_run_has_its_pull_request_closed(
+    make_rig: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Council.cancel`` of a task in review while the run goes on: the run's own follower
+    closes its pull request (as ``council cancel`` does), before the run ends."""
+    slow = {"id": "slow", "prompt": "WRITE slow.txt slow\nSLEEP 60\nWRITE slow.txt done"}
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto", (ONE, slow))
+    monkeypatch.setenv("GH_TOKEN", TOKEN)
+    monkeypatch.chdir(rig.tmp_path)
+
+    async def scenario() -> Any:
+        async with Council.from_config(rig.config) as council:
+            async with anyio.create_task_group() as group:
+                reports: list[Any] = []
+
+                async def run() -> None:
+                    reports.append(await council.run())
+
+                group.start_soon(run)
+                with anyio.fail_after(patience(60)):
+                    while not rig.pulls() or (await council.status()).task("one").status != (
+                        TaskStatus.IN_REVIEW
+                    ):
+                        await anyio.sleep(0.05)
+                await council.cancel("one")
+                with anyio.fail_after(patience(60)):
+                    while rig.pull(rig.only_pull())["state"] != "closed":
+                        await anyio.sleep(0.05)
+                await council.cancel("slow")
+            return reports[0]
+
+    report = anyio.run(scenario)
+    number = rig.only_pull()
+    assert {t.task_id: t.status for t in report.tasks} == {"one": "cancelled", "slow": "cancelled"}
+    said = rig.gh.site.issues[number].comments[-1].body
+    assert said.startswith("Task `one` was cancelled in CLI Council") and "council/one" in said
+    assert rig.state().metadata["pull"]["state"] == "closed"
+    assert git(rig.bare, "show", "council/one:one.txt") == "hello from one"
+
+
+def test_a_pull_request_a_cancel_could_not_close_is_closed_by_the_next_resume(
+    make_rig: Any,
+) -> None:
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    rig.gh.fail_next(4, status=502)  # the cancel's comment, tried 4 times: GitHub is away
+    cancelled = subprocess.run(
+        [*COUNCIL, "cancel", str(rig.config), "one", "--json"],
+        cwd=rig.tmp_path,
+        capture_output=True,
+        text=True,
+        env={**ENV, "GH_TOKEN": TOKEN},
+        timeout=patience(120),
+    )
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["pull_left_open"]
+    assert rig.pull(number)["state"] == "open", rig.state().metadata
+    resumed = rig.council("resume")
+    assert rig.pull(number)["state"] == "closed", (
+        resumed.returncode,
+        resumed.stdout,
+        resumed.stderr,
+    )
+    assert rig.state().metadata["pull"]["state"] == "closed"
+    assert rig.state().status == TaskStatus.CANCELLED

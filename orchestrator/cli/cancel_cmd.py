@@ -10,7 +10,9 @@ committed on the task's branch, which is kept), or, when that orchestrator is go
 A task waiting ``in_review`` is cancelled at once, and its pull request is closed with a
 comment saying why (its branch stays on the remote): an open pull request nobody follows any
 more would otherwise wait for a review that leads nowhere. When the forge cannot be reached,
-the cancel stands and the command says the pull request is still open.
+the cancel stands, the command says the pull request is still open, and the next run or
+resume of the session closes it (``pull_follower``, which closes the pull request of a task
+cancelled any other way too, ``Council.cancel`` included).
 
 Exit codes: 0 the task is cancelled or its cancel is requested, 2 the task is not part of the
 session (or is no valid id), 1 it already ended or there is no unfinished run.
@@ -35,7 +37,7 @@ from orchestrator.ids import check_id
 from orchestrator.models import TaskState, TaskStatus
 from orchestrator.process import procid
 from orchestrator.run.stores import describe_state
-from orchestrator.scheduler.attempts.pull_landing import PULL
+from orchestrator.scheduler.pull_follower import close_cancelled_pull, open_pull_of_cancelled
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["cancel"]
@@ -138,24 +140,14 @@ async def _close_pull(
     config: RunConfig, store: StateStore, state: TaskState, outcome: CancelOutcome
 ) -> CancelOutcome:
     """Close the cancelled task's open pull request, saying why; recorded on the task."""
-    pull = state.metadata.get(PULL)
-    if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
-        return outcome
-    number: int = pull["number"]
-    if pull.get("state") not in (None, "open"):
+    number = open_pull_of_cancelled(state)
+    if number is None:
         return outcome
     from orchestrator.forge.connect import connect  # the forge's client: only for this
 
     try:
         forge = await connect(config.forge, config.repo)
-        await forge.comment(
-            number,
-            f"Task `{state.task_id}` was cancelled in CLI Council (`council cancel`), so this "
-            f"pull request is closed; its branch `{pull.get('head') or '-'}` stays.",
-        )
-        await forge.close(number)
+        await close_cancelled_pull(forge, store, state)
     except CouncilError as exc:
         return replace(outcome, pull=number, pull_left_open=str(exc))
-    meta = {**state.metadata, PULL: {**pull, "state": "closed", "waiting": "cancelled"}}
-    await store.update_task_state(state.task_id, {"metadata": meta})
     return replace(outcome, pull=number)

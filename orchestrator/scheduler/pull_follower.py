@@ -60,12 +60,20 @@ from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import MAX_RESOLVE_ROUNDS, RESOLVE_ROUNDS, WORKTREE
 from orchestrator.scheduler.attempts.pull_landing import PULL, PULL_FEEDBACK, PULL_REMOTE
 from orchestrator.scheduler.context import RunContext
+from orchestrator.state.protocol import StateStore
 from orchestrator.workflow.progress import BUILD
 from orchestrator.workflow.resume import FEEDBACK_OUTCOME
 
-__all__ = ["Feedback", "PullFollower", "waits_on_person"]
+__all__ = [
+    "Feedback",
+    "PullFollower",
+    "close_cancelled_pull",
+    "open_pull_of_cancelled",
+    "waits_on_person",
+]
 
 _CHECK_TAIL = 2000  # of a failing check's words, in the feedback
+_CLOSING = "closing"  # ``PullFollower.tried``'s head for a cancelled task's pull request
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,49 @@ class Feedback:
 
 
 log = logging.getLogger(__name__)
+
+
+def open_pull_of_cancelled(state: TaskState) -> int | None:
+    """The number of the pull request a cancelled task left open, as recorded; else None."""
+    pull = state.metadata.get(PULL)
+    if state.status != TaskStatus.CANCELLED or not isinstance(pull, dict):
+        return None
+    number = pull.get("number")
+    return number if isinstance(number, int) and pull.get("state") in (None, "open") else None
+
+
+async def close_cancelled_pull(forge: Forge, store: StateStore, state: TaskState) -> int | None:
+    """Close the open pull request of the cancelled task ``state`` with a comment saying why
+    (its branch stays), and record it closed: its number, or None when it had none open.
+    ``CouncilError`` when the forge refused or did not answer (it stays recorded open, so the
+    next look tries again). Every
+    cancel comes here: ``council cancel`` at once, the follower of a running or resumed run
+    for one cancelled any other way (``Council.cancel``, a cancel the forge missed)."""
+    number = open_pull_of_cancelled(state)
+    if number is None:
+        return None
+    pull = state.metadata[PULL]
+    await forge.comment(
+        number,
+        f"Task `{state.task_id}` was cancelled in CLI Council, so this pull request is closed; "
+        f"its branch `{pull.get('head') or '-'}` stays.",
+    )
+    await forge.close(number)
+    while True:  # recorded closed, whatever else wrote the task meanwhile
+        pull = state.metadata.get(PULL)
+        if not isinstance(pull, dict) or pull.get("number") != number:
+            return number
+        meta = {**state.metadata, PULL: {**pull, "state": "closed", "waiting": "cancelled"}}
+        try:
+            await store.update_task_state(
+                state.task_id, {"metadata": meta}, expected_version=state.version
+            )
+            return number
+        except VersionConflict:
+            again = await store.get_task_state(state.task_id)
+            if again is None:
+                return number
+            state = again
 
 
 class _MidReview:
@@ -129,7 +180,14 @@ class PullFollower:
         self.tried: set[tuple[str, str]] = set()
 
     def unlooked(self, state: TaskState) -> bool:
-        """An in-review task whose pull request, as last pushed, no pass has tried yet."""
+        """An in-review task whose pull request, as last pushed, no pass has tried yet; or a
+        cancelled task whose pull request is recorded open and no pass of this run has tried
+        to close (the run does not end before it tried: ``Scheduler._settled``)."""
+        run = self._run
+        if run.services.forge is None or run.services.config.landing.via != "pull_request":
+            return False
+        if open_pull_of_cancelled(state) is not None:
+            return (state.task_id, _CLOSING) not in self.tried
         pull = state.metadata.get(PULL)
         return (
             state.status == TaskStatus.IN_REVIEW
@@ -164,7 +222,15 @@ class PullFollower:
             return False
         changed = False
         for state in await run.services.store.list_tasks(run.session_id):
-            if state.status != TaskStatus.IN_REVIEW or state.task_id not in run.tasks:
+            if state.task_id not in run.tasks:
+                continue
+            if open_pull_of_cancelled(state) is not None:
+                if not only_unlooked or self.unlooked(state):
+                    changed |= await self._close_cancelled(forge, state)
+                    # Tried only once done: the run does not end while the close is under way.
+                    self.tried.add((state.task_id, _CLOSING))
+                continue
+            if state.status != TaskStatus.IN_REVIEW:
                 continue
             pull = state.metadata.get(PULL)
             if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
@@ -187,6 +253,17 @@ class PullFollower:
                 # leaves the task as it is, the next one tries again; the run goes on.
                 log.warning("task %s: following its pull request failed: %s", state.task_id, exc)
         return changed
+
+    async def _close_cancelled(self, forge: Forge, state: TaskState) -> bool:
+        """``close_cancelled_pull``; a forge that does not answer is tried again next pass."""
+        try:
+            await close_cancelled_pull(forge, self._run.services.store, state)
+        except StoreUnavailable:
+            raise
+        except CouncilError as exc:
+            log.warning("task %s: its pull request stays open: %s", state.task_id, exc)
+            return False
+        return True
 
     async def _follow_one(self, forge: Forge, state: TaskState, pull: dict[str, Any]) -> bool:
         number: int = pull["number"]

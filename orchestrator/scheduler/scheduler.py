@@ -590,7 +590,7 @@ class Scheduler:
         return all(
             (state := states.get(task_id)) is not None
             and (
-                state.status in TERMINAL_TASK_STATUSES
+                (state.status in TERMINAL_TASK_STATUSES and not self._pulls.unlooked(state))
                 or held_for_checkout(task_id, depends_on, states)
                 or self._pulls.waits_on_person(state)
                 or _after_person(task_id, depends_on, states, self._pulls.waits_on_person)
