@@ -23,9 +23,13 @@ from merge_repo import git
 from remote_repo import make_team
 from timing import patience
 
+from orchestrator.config.load import load_config
 from orchestrator.council import Council
+from orchestrator.forge.connect import connect
 from orchestrator.models import TaskStatus
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
+from orchestrator.scheduler.pull_follower import close_cancelled_pull
+from orchestrator.state import FileStateStore
 from orchestrator.testing.fake_github import FakeGitHub
 
 TOKEN = "ghp_fakeTokenForPullTests0123456789"
@@ -651,3 +655,46 @@ def test_a_pull_request_a_cancel_could_not_close_is_closed_by_the_next_resume(
     )
     assert rig.state().metadata["pull"]["state"] == "closed"
     assert rig.state().status == TaskStatus.CANCELLED
+
+
+def test_two_closers_of_a_cancelled_tasks_pull_request_comment_once(
+    make_rig: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``council cancel`` and a running follower (or two workstations) closing the same pull
+    request at once: the compare-and-set of ``closing`` lets one of them comment and close."""
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    rig.gh.fail_next(4, status=502)  # the cancel leaves it open: recorded cancelled, PR open
+    cancelled = subprocess.run(
+        [*COUNCIL, "cancel", str(rig.config), "one", "--json"],
+        cwd=rig.tmp_path,
+        capture_output=True,
+        text=True,
+        env={**ENV, "GH_TOKEN": TOKEN},
+        timeout=patience(120),
+    )
+    assert json.loads(cancelled.stdout)["pull_left_open"]
+    comments_before = len(rig.gh.site.issues[number].comments)
+    monkeypatch.setenv("GH_TOKEN", TOKEN)
+    config = load_config(rig.config)
+
+    async def both() -> list[int | None]:
+        closed: list[int | None] = []
+        forge = await connect(config.forge, rig.repo)
+        async with FileStateStore(rig.repo / ".council" / "state") as store:
+            state = await store.get_task_state("one")
+            assert state is not None
+
+            async def close() -> None:
+                closed.append(await close_cancelled_pull(forge, store, state))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(close)
+                group.start_soon(close)
+        return closed
+
+    assert sorted(both_closed := anyio.run(both), key=str) == [number, None], both_closed
+    assert rig.pull(number)["state"] == "closed"
+    assert len(rig.gh.site.issues[number].comments) == comments_before + 1
+    assert rig.state().metadata["pull"]["state"] == "closed"

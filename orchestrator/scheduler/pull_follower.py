@@ -91,45 +91,70 @@ log = logging.getLogger(__name__)
 
 
 def open_pull_of_cancelled(state: TaskState) -> int | None:
-    """The number of the pull request a cancelled task left open, as recorded; else None."""
+    """The number of the pull request a cancelled task left open (or whose close was begun
+    and not recorded done), as recorded; else None."""
     pull = state.metadata.get(PULL)
     if state.status != TaskStatus.CANCELLED or not isinstance(pull, dict):
         return None
     number = pull.get("number")
-    return number if isinstance(number, int) and pull.get("state") in (None, "open") else None
+    recorded = pull.get("state")
+    return number if isinstance(number, int) and recorded in (None, "open", _CLOSING) else None
 
 
 async def close_cancelled_pull(forge: Forge, store: StateStore, state: TaskState) -> int | None:
     """Close the open pull request of the cancelled task ``state`` with a comment saying why
-    (its branch stays), and record it closed: its number, or None when it had none open.
-    ``CouncilError`` when the forge refused or did not answer (it stays recorded open, so the
-    next look tries again). Every
+    (its branch stays), and record it closed: its number, or None when it had none open or
+    another process took the close (``council cancel`` and a running follower, or two
+    workstations: the one whose compare-and-set of ``closing`` wins comments and closes; one
+    found ``closing``, left so by a crash, is closed again). ``CouncilError`` when the forge
+    refused or did not answer (recorded open again, so the next look tries again). Every
     cancel comes here: ``council cancel`` at once, the follower of a running or resumed run
     for one cancelled any other way (``Council.cancel``, a cancel the forge missed)."""
     number = open_pull_of_cancelled(state)
     if number is None:
         return None
+    if state.metadata[PULL].get("state") != _CLOSING:
+        taken = await _record_pull_state(store, state, number, _CLOSING, only_from_open=True)
+        if taken is None:
+            return None
+        state = taken
     pull = state.metadata[PULL]
-    await forge.comment(
-        number,
-        f"Task `{state.task_id}` was cancelled in CLI Council, so this pull request is closed; "
-        f"its branch `{pull.get('head') or '-'}` stays.",
-    )
-    await forge.close(number)
-    while True:  # recorded closed, whatever else wrote the task meanwhile
+    try:
+        await forge.comment(
+            number,
+            f"Task `{state.task_id}` was cancelled in CLI Council, so this pull request is "
+            f"closed; its branch `{pull.get('head') or '-'}` stays.",
+        )
+        await forge.close(number)
+    except CouncilError:
+        await _record_pull_state(store, state, number, "open")
+        raise
+    await _record_pull_state(store, state, number, "closed")
+    return number
+
+
+async def _record_pull_state(
+    store: StateStore, state: TaskState, number: int, recorded: str, *, only_from_open: bool = False
+) -> TaskState | None:
+    """Record the task's pull request ``number`` as ``recorded``, compare-and-set, read again
+    after any other write; the task as written, or None when it no longer records that pull
+    request (``only_from_open``: or no longer records it open)."""
+    while True:
         pull = state.metadata.get(PULL)
         if not isinstance(pull, dict) or pull.get("number") != number:
-            return number
-        meta = {**state.metadata, PULL: {**pull, "state": "closed", "waiting": "cancelled"}}
+            return None
+        if only_from_open and pull.get("state") not in (None, "open"):
+            return None
+        waiting = "cancelled" if recorded == "closed" else str(pull.get("waiting", ""))
+        meta = {**state.metadata, PULL: {**pull, "state": recorded, "waiting": waiting}}
         try:
-            await store.update_task_state(
+            return await store.update_task_state(
                 state.task_id, {"metadata": meta}, expected_version=state.version
             )
-            return number
         except VersionConflict:
             again = await store.get_task_state(state.task_id)
             if again is None:
-                return number
+                return None
             state = again
 
 
