@@ -16,6 +16,7 @@ the ratio is of the medians.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import statistics
 import subprocess
@@ -143,10 +144,13 @@ def main(rounds: int, window: float, poll: float) -> None:
                     flush=True,
                 )
     serve, floor = statistics.median(served), statistics.median(floors)
+    # The CPU clock counts in ticks: a floor that used none in its window is under one.
+    tick = 60.0 / window / os.sysconf("SC_CLK_TCK")
+    ratio = f"{serve / floor:.1f}x" if floor > 0 else f"over {serve / tick:.0f}x"
     print(
         f"idle, poll {poll:g}s, window {window:g}s, {rounds} alternating rounds (medians): "
         f"council serve {serve:.2f} s of CPU per minute ({serve / 60 * 100:.2f}% of one core), "
-        f"floor {floor:.3f} s; ratio {serve / floor:.1f}x"
+        f"floor {floor:.3f} s; ratio {ratio}"
     )
 
 
