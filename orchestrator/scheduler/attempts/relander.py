@@ -36,6 +36,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
+
 from orchestrator.errors import CouncilError
 from orchestrator.events.merge import MergeVanished
 from orchestrator.ids import derived_id
@@ -79,6 +81,11 @@ class Relander:
         self._states = states  # the task records as the scheduler last read them
         self._spawn = spawn  # runs ``reland(attempts)`` in the run's task group
         self._seq = _FIRST_SEQ
+        # One check claims at a time, on the task as the store has it then: a claim by this
+        # run's holder is adopted whatever version the claimer read (a lost answer's retry
+        # needs that), so two checks at once (two landings, or a landing and the run's end)
+        # both claimed one vanished landing and reported it twice (a loaded team run).
+        self._claiming = anyio.Lock()
         lander.on_landed = self.after_landing
 
     async def after_landing(self, merged: MergeResult) -> None:
@@ -114,11 +121,19 @@ class Relander:
         if not gone:
             return False
         attempts: list[Attempt] = []
-        for found in sorted(gone, key=self._order()):
-            state = states[found.task_id]
-            attempt = await self._claim(state, found)
-            if attempt is not None:
-                attempts.append(attempt)
+        async with self._claiming:
+            for found in sorted(gone, key=self._order()):
+                state = await self._run.services.store.get_task_state(found.task_id)
+                if (
+                    state is None
+                    or found.task_id in self._inflight
+                    or state.status != TaskStatus.DONE
+                    or state.merged_commit != found.commit
+                ):
+                    continue  # taken up meanwhile (another check, a teammate)
+                attempt = await self._claim(state, found)
+                if attempt is not None:
+                    attempts.append(attempt)
         if attempts:
             self._spawn(attempts)
         return True
