@@ -398,18 +398,23 @@ def test_a_review_submitted_while_it_is_read_is_answered_whole_in_one_round(
     assert rig.base_has("review.txt") == "answered\n"
 
 
-def test_cancelling_a_task_in_review_closes_its_pull_request(make_rig: Any) -> None:
-    rig = make_rig("approvals: 1, checks: ignore, merge: auto")
-    assert rig.council("run").returncode == 1
-    number = rig.only_pull()
-    cancelled = subprocess.run(
+def _cancel(rig: Rig) -> subprocess.CompletedProcess[str]:
+    """``council cancel`` of task ``one`` of the rig's run, ``--json``."""
+    return subprocess.run(
         [*COUNCIL, "cancel", str(rig.config), "one", "--json"],
         cwd=rig.tmp_path,
         capture_output=True,
         text=True,
         env={**ENV, "GH_TOKEN": TOKEN},
-        timeout=patience(60),
+        timeout=patience(120),  # the forge's retries of a failing request included
     )
+
+
+def test_cancelling_a_task_in_review_closes_its_pull_request(make_rig: Any) -> None:
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    cancelled = _cancel(rig)
     assert cancelled.returncode == 0, cancelled.stderr
     outcome = json.loads(cancelled.stdout)
     assert outcome["action"] == "cancelled" and outcome["pull_closed"] == number
@@ -636,14 +641,7 @@ def test_a_pull_request_a_cancel_could_not_close_is_closed_by_the_next_resume(
     assert rig.council("run").returncode == 1
     number = rig.only_pull()
     rig.gh.fail_next(4, status=502)  # the cancel's comment, tried 4 times: GitHub is away
-    cancelled = subprocess.run(
-        [*COUNCIL, "cancel", str(rig.config), "one", "--json"],
-        cwd=rig.tmp_path,
-        capture_output=True,
-        text=True,
-        env={**ENV, "GH_TOKEN": TOKEN},
-        timeout=patience(120),
-    )
+    cancelled = _cancel(rig)
     assert cancelled.returncode == 0, cancelled.stderr
     assert json.loads(cancelled.stdout)["pull_left_open"]
     assert rig.pull(number)["state"] == "open", rig.state().metadata
@@ -666,14 +664,7 @@ def test_two_closers_of_a_cancelled_tasks_pull_request_comment_once(
     assert rig.council("run").returncode == 1
     number = rig.only_pull()
     rig.gh.fail_next(4, status=502)  # the cancel leaves it open: recorded cancelled, PR open
-    cancelled = subprocess.run(
-        [*COUNCIL, "cancel", str(rig.config), "one", "--json"],
-        cwd=rig.tmp_path,
-        capture_output=True,
-        text=True,
-        env={**ENV, "GH_TOKEN": TOKEN},
-        timeout=patience(120),
-    )
+    cancelled = _cancel(rig)
     assert json.loads(cancelled.stdout)["pull_left_open"]
     comments_before = len(rig.gh.site.issues[number].comments)
     monkeypatch.setenv("GH_TOKEN", TOKEN)
