@@ -3,6 +3,7 @@ of the ``Forge`` protocol, and the typed outcomes of a merge."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from merge_repo import git
 
 from orchestrator.errors import ForgeNotFound, ForgeRefused
 from orchestrator.forge.base import FAILED, IN_REVIEW, WORKING, Forge, MergeMethod, approvals
+from orchestrator.forge.github import GitHubForge
 
 
 @pytest.fixture
@@ -247,3 +249,23 @@ async def test_a_protection_rule_that_refuses_every_merge(r: Rig) -> None:
         "Changes must be made through the merge queue",
     )
     assert (await r.forge.get_pull(pull.number)).state == "open"
+
+
+async def test_requests_share_one_tls_context_made_once_a_process(
+    r: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # githubkit makes an HTTP client per request; each made its own TLS context, loading the
+    # CA bundle again: 44 ms of CPU a request, most of an idle `council serve`'s poll.
+    made: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        made.append(self)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    second = GitHubForge(f"{OWNER}/widgets", "ghp_other0123456789", api_url=r.gh.api_url)
+    for _ in range(3):
+        await r.forge.list_issues(labels=["council"], state="open")
+    assert made == []  # none loaded again by a request
+    assert second._client.config.ssl_verify is r.forge._client.config.ssl_verify

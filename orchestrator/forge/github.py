@@ -12,13 +12,16 @@ GitHub's own message; ``repr`` shows the repository and the API URL.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote
 
+import httpx
 from githubkit import GitHub, Response
 from githubkit.exception import RequestError, RequestFailed
 from githubkit.utils import UNSET
@@ -68,6 +71,15 @@ def _adapter(model: type[M] | Any) -> TypeAdapter[Any]:
     return adapter
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The TLS context of every request, made once a process: githubkit makes an HTTP client
+    for each request, and each made its own, loading the CA bundle again (44 ms of CPU, most
+    of what an idle ``council serve`` spent on a poll). Built as httpx builds its default
+    (the ``SSL_CERT_FILE``/``SSL_CERT_DIR`` environment honoured)."""
+    return httpx.create_ssl_context(trust_env=True)
+
+
 class GitHubForge:
     """One repository (``owner/name``) on GitHub or GitHub Enterprise Server (``api_url``)."""
 
@@ -94,6 +106,7 @@ class GitHubForge:
             auto_retry=False,
             timeout=timeout,
             user_agent="cli-council",
+            ssl_verify=_tls_context(),
         )
         self._pacing = pacing or Pacing()
         self._cache = ETagCache()
