@@ -84,8 +84,10 @@ class TestDatabase:
 
     def restart(self) -> None:
         """Restart the server where it stands (``pg_ctl restart -m fast``): every connection
-        is cut, as in a failover or a crash of the database."""
-        asyncio.run(self.cluster.restart())
+        is cut, as in a failover or a crash of the database. Its waits scale with the load
+        (``patience``): a fast shutdown took over 60 s beside two suites and stress-ng on 2
+        cores."""
+        asyncio.run(self.cluster.restart(wait=patience(60)))
 
     def stop(self) -> None:
         """Stop the server (fast shutdown): the database is unreachable until ``start``."""

@@ -190,12 +190,13 @@ class LocalCluster:
         self._check(await self._run(_server_user(), stop), "stop")
         return True
 
-    async def restart(self) -> None:
-        """Restart the server where it stands (the tests' database outage)."""
+    async def restart(self, wait: float = 60.0) -> None:
+        """Restart the server where it stands (the tests' database outage); ``wait``: seconds
+        ``pg_ctl`` waits for the shutdown and again for the start."""
         bin_dir = find_server_binaries()
         # -l again: without it the new server would write to (and hold open) our pipe.
         restart = [str(bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log)]
-        restart += ["-m", "fast", "-w", "-t", "60", "restart"]
+        restart += ["-m", "fast", "-w", "-t", str(max(1, round(wait))), "restart"]
         mark = self._log_size()
         self._check(await self._run(_server_user(), restart), "restart", log_from=mark)
 
