@@ -106,7 +106,11 @@ async def test_best_of_three_merges_only_the_winner_and_keeps_every_branch(
     dispatched = [i for i, (t, task) in enumerate(kinds) if t == "task.dispatched"]
     candidate_dispatches = [i for i in dispatched if str(kinds[i][1]).startswith("feature.c")]
     first_ready = next(i for i, (t, _) in enumerate(kinds) if t == "council.candidate_ready")
-    assert len(candidate_dispatches) == 3 and max(candidate_dispatches) < first_ready
+    # (A candidate may be dispatched again later: the helpers' 1 s lease lapses when a loaded
+    # machine stalls the loop, and the sweep gives it back; what matters is that all three
+    # were under way at once.)
+    before_ready = {str(kinds[i][1]) for i in candidate_dispatches if i < first_ready}
+    assert before_ready == {"feature.c1", "feature.c2", "feature.c3"}, kinds
     winner = [e.data for e in events if e.type == "council.winner"]
     assert winner == [{"task_id": "feature", "candidate": "feature.c2", "adapter": "beta"}]
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
