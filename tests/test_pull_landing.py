@@ -689,3 +689,17 @@ def test_two_closers_of_a_cancelled_tasks_pull_request_comment_once(
     assert rig.pull(number)["state"] == "closed"
     assert len(rig.gh.site.issues[number].comments) == comments_before + 1
     assert rig.state().metadata["pull"]["state"] == "closed"
+
+
+def test_a_refused_merge_a_person_then_does_by_hand_ends_done(make_rig: Any) -> None:
+    """Protection refused council's merge; nothing council gates on changes, so it does not
+    ask again, but it still reads the pull request: a person's merge by hand is seen."""
+    rig = make_rig("approvals: 0, checks: ignore, merge: auto")
+    rig.gh.protect("main", refuse="Merging is blocked: a code owner must approve.")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    rig.gh.human_merge(number)  # an administrator, past the rule
+    resumed = rig.council("resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert rig.state().status == TaskStatus.DONE
+    assert rig.base_has("one.txt") == "hello from one\n"

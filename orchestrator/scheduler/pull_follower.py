@@ -334,6 +334,12 @@ class PullFollower:
             # (the head, a review, the checks): a person is on it meanwhile.
             seen["gate"] = f"{pr.head_sha}:{sorted(r.id for r in latest.values())}:{checks}"
             if pull.get("refused") == seen["gate"]:
+                if not read:  # a person may have merged or closed it by hand meanwhile
+                    again = await forge.get_pull(number)
+                    if again.merged:
+                        return await self._merged(state, seen, again, None)
+                    if again.state == "closed":
+                        return await self._closed(state, seen, again)
                 return await self._note(state, seen, str(pull.get("waiting", "")), human=True)
             outcome = await forge.merge_pull(
                 number, method=landing.merge_method, expected_sha=pr.head_sha
