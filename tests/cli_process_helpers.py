@@ -37,8 +37,13 @@ def council(*args: object, cwd: Path, timeout: float = 60) -> subprocess.Complet
     )
 
 
-def spawn(*args: object, cwd: Path) -> subprocess.Popen[str]:
-    """Start ``council ARGS``; its stdout and stderr are pipes (read them with communicate)."""
+def spawn(*args: object, cwd: Path, ignore_sigint: bool = False) -> subprocess.Popen[str]:
+    """Start ``council ARGS``; its stdout and stderr are pipes (read them with communicate).
+    ``ignore_sigint``: started with SIGINT ignored, as a script's background job is."""
+
+    def deaf() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     return subprocess.Popen(
         [*COUNCIL, *map(str, args)],
         cwd=cwd,
@@ -46,6 +51,7 @@ def spawn(*args: object, cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
+        preexec_fn=deaf if ignore_sigint else None,
     )
 
 

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 from cli_process_helpers import (
-    COUNCIL,
-    ENV,
     council,
     file_on,
     reap,
@@ -157,15 +155,7 @@ def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it_and_stops_on_sigter
     repo = new_repo(tmp_path)
     config = tmp_path / "run.yaml"
     config.write_text(CONFIG + SLOW + WAITING)
-    process = subprocess.Popen(
-        [*COUNCIL, "run", str(config), "--json"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
+    process = spawn("run", config, "--json", cwd=tmp_path, ignore_sigint=True)
     try:
         wait_for(lambda: any(map(sleeping, scripted_clis(tmp_path))), "the slow CLI to sleep")
         process.send_signal(signal.SIGINT)
