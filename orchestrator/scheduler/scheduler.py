@@ -450,21 +450,23 @@ class Scheduler:
         """Follow the in-review tasks' pull requests every ``landing.poll`` seconds, and at
         once when one was opened (``pull_follower``); a change wakes the tick."""
         every = self.services.config.landing.poll
-        nudged = False
+        due = anyio.current_time()  # of the next pass over every pull request
         with scope:
             while True:
+                # A nudge between two full passes looks at the pull requests just opened only
+                # (a full pass each time another opened read the earlier ones far more often
+                # than every ``landing.poll``); the full passes keep their pace whatever the
+                # nudges (openings closer than ``poll`` must not postpone them).
+                full = anyio.current_time() >= due
+                if full:
+                    due = anyio.current_time() + every
                 try:
-                    # A nudge looks at the pull requests just opened only: a pass over every
-                    # one each time another opens read the earlier ones far more often than
-                    # every ``landing.poll``.
-                    if await self._pulls.follow(only_unlooked=nudged):
+                    if await self._pulls.follow(only_unlooked=not full):
                         self._wake.set()
                 except StoreUnavailable as exc:
                     self._outage.down(exc)
-                nudged = False
-                with anyio.move_on_after(every):
+                with anyio.move_on_after(max(0.0, due - anyio.current_time())):
                     await self._pulls_nudge.wait()
-                    nudged = True
                 self._pulls_nudge = anyio.Event()
 
     async def _tick(self) -> bool:
