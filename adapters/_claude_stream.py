@@ -231,9 +231,22 @@ def _rate_limit_event(line: dict[str, Any]) -> list[AgentEvent]:
     # Subscription sessions report their quota here; "allowed" and "allowed_warning" are
     # heads-ups, only "rejected" means the run is blocked until resetsAt.
     info = obj(line.get("rate_limit_info"))
-    if text(info.get("status")) != "rejected":
-        return []
     which = text(info.get("rateLimitType")) or "usage"
+    if text(info.get("status")) != "rejected":
+        share = info.get("utilization")
+        reset = from_epoch(info.get("resetsAt"))
+        if not isinstance(share, int | float) or isinstance(share, bool) or reset is None:
+            return []
+        return [
+            AgentEvent(
+                kind=EventKind.QUOTA,
+                text=f"{which} limit",
+                reset_at=reset,
+                # A share (0.97); a percentage (97) is read as one too.
+                data={"utilization": share / 100 if share > 1 else float(share),
+                      "rate_limit_info": info},
+            )
+        ]
     return [
         AgentEvent(
             kind=EventKind.RATE_LIMITED,

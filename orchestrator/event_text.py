@@ -94,6 +94,9 @@ _WORDING: dict[str, str] = {
     "adapter.parked": (
         "{task_id}: {adapter} is rate limited until {until} (park {park} of {max_parks}): {message}"
     ),
+    "budget.exceeded": "budget: {message} ({action})",
+    "budget.raised": "budget: {scope} raised",
+    "call.held": "{task_id}: {phase} on {adapter} held: {reason}",
 }
 
 TRANSITIONS = frozenset(
@@ -128,6 +131,8 @@ TRANSITIONS = frozenset(
         "task.cancelled",
         "task.swept",
         "adapter.parked",
+        "budget.exceeded",
+        "call.held",
     }
 )
 """The events that move a task (or the run) from one state to the next."""

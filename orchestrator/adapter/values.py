@@ -94,6 +94,7 @@ class EventKind(StrEnum):
     TOOL_RESULT = "tool_result"
     USAGE = "usage"
     RATE_LIMITED = "rate_limited"
+    QUOTA = "quota"  # how much of a quota is used (``data.utilization``, 0..1) and ``reset_at``
     ERROR = "error"
     COMPLETED = "completed"
     RAW = "raw"  # a line the adapter does not understand, kept for the log

@@ -51,6 +51,11 @@ class AdapterConfig(Section):
         default=None,
         description="this CLI's own sandbox settings, laid over the run's `sandbox:`",
     )
+    account: NonBlank | None = Field(
+        default=None,
+        description="a name for the account this CLI runs under, in the cost ledger and its "
+        "budgets (default: the login or key it finds, by name, never the secret)",
+    )
     fallback: UniqueIds = Field(
         default_factory=list, description="adapters to try, in order, when this one is parked"
     )

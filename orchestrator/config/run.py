@@ -16,9 +16,17 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.config.adapter_entry import AdapterConfig
+from orchestrator.config.budgets import BudgetsConfig, PriceConfig
 from orchestrator.config.checks.problems import format_problems
 from orchestrator.config.checks.run import find_problems
-from orchestrator.config.fields import CommandList, Id, Section, branch_name, resolve_path
+from orchestrator.config.fields import (
+    CommandList,
+    Id,
+    NonBlank,
+    Section,
+    branch_name,
+    resolve_path,
+)
 from orchestrator.config.forge import ForgeConfig
 from orchestrator.config.mcp import McpServerConfig
 from orchestrator.config.sandbox import SandboxConfig
@@ -62,6 +70,16 @@ class RunConfig(Section):
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    budgets: BudgetsConfig = Field(
+        default_factory=BudgetsConfig,
+        description="what the run may spend: run, task, adapters (usd, tokens, per day), "
+        "on_exceed (orchestrator.spend)",
+    )
+    prices: dict[NonBlank, PriceConfig] = Field(
+        default_factory=dict,
+        description="model -> USD per million tokens (input, output, cache_read, "
+        "cache_write), over the built-in dated table",
+    )
     landing: LandingConfig = Field(default_factory=LandingConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     verify: CommandList = Field(

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
+from orchestrator.config.budgets import QuotaConfig
 from orchestrator.config.durations import Duration, PositiveDuration
 from orchestrator.config.fields import (
     CommandList,
@@ -126,6 +127,18 @@ class RateLimitConfig(Section):
         default=21600.0,
         description="how long an adapter may stay rate limited (from its first park in a "
         "row) before the tasks parked on it end",
+    )
+    hold_at: float = Field(
+        default=0.95,
+        gt=0.0,
+        le=1.0,
+        description="a CLI that reports its quota this much used (0.95: 95 %) gets no new "
+        "call before that quota resets: one started then would be cut off mid-phase",
+    )
+    quotas: dict[Id, QuotaConfig] = Field(
+        default_factory=dict,
+        description="an adapter's known quota (tokens, usd or calls per window): a CLI call "
+        "that would pass it waits for the window to make room, or goes to a fallback",
     )
 
 

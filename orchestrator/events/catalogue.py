@@ -23,6 +23,7 @@ from orchestrator.events import (
     phases,
     pulls,
     runs,
+    spend,
     state,
     tasks,
     worktrees,
@@ -43,6 +44,7 @@ _FAMILIES = (
     worktrees,
     issues,
     dropped,
+    spend,
 )
 
 MODELS: Mapping[str, type[Event]] = {

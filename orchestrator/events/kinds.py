@@ -84,6 +84,10 @@ class EventType(StrEnum):
     COUNCIL_CANDIDATE_READY = "council.candidate_ready"
     COUNCIL_COMPARING = "council.comparing"
     COUNCIL_WINNER = "council.winner"
+    # spending (orchestrator.spend)
+    BUDGET_EXCEEDED = "budget.exceeded"
+    BUDGET_RAISED = "budget.raised"
+    CALL_HELD = "call.held"
     # one phase of one attempt, and the CLI it runs
     PHASE_STARTED = "phase.started"
     PHASE_COMPLETED = "phase.completed"

@@ -26,7 +26,13 @@ from orchestrator.adapter import AgentEvent, EventKind, Usage
 __all__ = ["EventTail"]
 
 SIGNIFICANT = frozenset(
-    {EventKind.STARTED, EventKind.COMPLETED, EventKind.ERROR, EventKind.RATE_LIMITED}
+    {
+        EventKind.STARTED,
+        EventKind.COMPLETED,
+        EventKind.ERROR,
+        EventKind.RATE_LIMITED,
+        EventKind.QUOTA,
+    }
 )
 _SLIM_TEXT = 4096
 

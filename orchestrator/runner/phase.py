@@ -278,4 +278,31 @@ async def call_phase_cli(
         resume_refused=refused,
         denials=adapter.denials(cli.events),
         read_only=adapter.read_only_reason(),
+        account=account_of(call.adapter, configured, adapter, request),
+        model=_model_said(cli) or request.model,
     )
+
+
+def account_of(
+    name: str, configured: AdapterConfig | None, adapter: Adapter, request: AdapterRequest
+) -> str:
+    """The account a CLI runs under, by name, never by value: the config's ``account``, else
+    the key variable it is given, else the login it finds, else none (a local model)."""
+    if configured is not None and configured.account:
+        return configured.account
+    given = [n for n in request.env if is_sensitive(n)]
+    given += [n for n in (*request.pass_env, *adapter.env_names()) if n in os.environ]
+    keys = [n for n in given if is_sensitive(n)]
+    if keys:
+        return f"{name}: key {keys[0]}"
+    if request.logins:
+        return f"{name}: login ~/{request.logins[0]}"
+    return f"{name}: none found"
+
+
+def _model_said(cli: CliRun) -> str | None:
+    for event in cli.events:
+        model = event.data.get("model") if event.kind == EventKind.STARTED else None
+        if isinstance(model, str) and model and not model.startswith("<"):
+            return model
+    return None

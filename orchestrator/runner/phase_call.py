@@ -55,6 +55,8 @@ class PhaseRun:
     resume_refused: str | None = None  # the native session id the CLI refused to continue
     denials: list[str] = field(default_factory=list)  # what the CLI was refused (adapter.denials)
     read_only: str | None = None  # why the adapter cannot write with its options, if it cannot
+    account: str = ""  # the account it ran under, by name (never the secret): the ledger's
+    model: str | None = None  # the model the CLI said it used, else the one it was given
 
     @property
     def summary(self) -> str:

@@ -55,6 +55,8 @@ POINTS: dict[str, str] = {
     "write.replaced": "a durable state write: the new file is in place, its directory unsynced",
     "git.ran": "a git command has just finished, before its caller saw the result",
     "cli.spawned": "a CLI has just been started, before anything about it is recorded",
+    "ledger.opened": "a CLI call's ledger record was just opened, the CLI not yet started",
+    "ledger.closed": "a CLI call's ledger record was just closed, its phase not yet recorded",
     "phase.ended": "a phase's CLI is done and its work committed, the phase not yet recorded",
     "phase.completed": "a phase has just been recorded completed",
     "checkpoint.written": "a checkpoint file has just been written",

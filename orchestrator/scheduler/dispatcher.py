@@ -32,6 +32,7 @@ from orchestrator.scheduler.candidates import (
 )
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
+from orchestrator.scheduler.spending import Spending
 from orchestrator.scheduler.rules.queue import (
     PARKED_ADAPTER,
     broken_dependency,
@@ -56,11 +57,13 @@ class Dispatcher:
         parks: AdapterParks,
         members: CouncilMembers,
         launch: Callable[[Attempt], None],
+        spending: Spending,
     ) -> None:
         self._run = run
         self._inflight = inflight
         self._parks = parks
         self._members = members
+        self._spending = spending
         self._launch = launch  # starts the attempt (the scheduler owns the task group)
         self._seq = 0
         self.waits: dict[str, str] = {}  # task id -> why the last pass did not start it
@@ -110,15 +113,28 @@ class Dispatcher:
         when it started, else why not."""
         sticky = state.metadata.get(PARKED_ADAPTER) if state.status == TaskStatus.PARKED else None
         chain = adapter_chain(self._run, task)
-        adapter = self._parks.choose(chain, now, sticky if isinstance(sticky, str) else None)
+        stay = sticky if isinstance(sticky, str) else None
+        adapter = self._parks.choose(chain, now, stay)
         if adapter is None:
             return f"{', '.join(chain)} parked on a quota"
         phase = first_phase(self._run.services.config, task, state)
+        held = self._spending.hold(task.id, adapter, phase, now)
+        if held is not None and not held.startswith("budget: "):
+            # A quota that cannot carry the call: its adapter is held now; a fallback may not be.
+            adapter = self._parks.choose(chain, now, stay)
+            if adapter is None:
+                return held
+            held = self._spending.hold(task.id, adapter, phase, now)
+        if held is not None:
+            if held.startswith("budget: "):
+                await self._spending.mark(state, held)
+            return held
         if not self._inflight.free(adapter, phase):
             return f"no free slot for {adapter} ({phase})"
         blocked = await self._file_held(frozenset(task.files), group)
         if blocked is not None:
             return blocked
+        await self._spending.mark(state, None)
         self._launch(
             Attempt(task, adapter, phase, self._next_seq(), frozenset(task.files), group=group)
         )

@@ -96,6 +96,7 @@ from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
 from orchestrator.scheduler.pull_follower import PullFollower
 from orchestrator.scheduler.reconciler import Reconciler
+from orchestrator.scheduler.spending import Spending
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.rules.queue import held_for_checkout
 from orchestrator.scheduler.submissions import Submissions
@@ -153,6 +154,7 @@ class Scheduler:
         self._relander = Relander(
             run, writes, inflight, lander, lambda: self._seen, self._launch_relandings
         )
+        self.spending = spending = Spending(run, parks, self.stop)
         self._runner = AttemptRunner(
             run,
             workflow or default_workflow,
@@ -161,9 +163,12 @@ class Scheduler:
             settler,
             candidate_ended=closing.release_if_over,
             team_work=None if services.team is None else TeamWork(run, services.team),
+            spend=lambda: spending.gate,
         )
-        self._council = CouncilStep(run, inflight, writes, members, closing, settler)
-        self._dispatcher = Dispatcher(run, inflight, parks, members, self._launch)
+        self._council = CouncilStep(
+            run, inflight, writes, members, closing, settler, spend=lambda: spending.gate
+        )
+        self._dispatcher = Dispatcher(run, inflight, parks, members, self._launch, spending)
         self._sweeper = Sweeper(run, policy)
         self._reconciler = Reconciler(run, inflight, writes, members, self._sweeper, self._touch)
         self._submissions = Submissions(run, members)
@@ -378,6 +383,7 @@ class Scheduler:
         assert run.session_id is not None
         store = self.services.store
         self._identity = await store.identity()
+        await self.spending.open(run.session_id)
         # Another workstation's write to one of the run's tasks ends the nap at once.
         self._view = view = TaskView(store, run.session_id, on_remote=lambda: self._wake.set())
         store.subscribe(view.on_event)
@@ -476,6 +482,7 @@ class Scheduler:
             await self._presence.beat(run.session_id or "", len(self._inflight))
         await self._submissions.write_pending()
         await self._reconciler.reconcile()
+        await self.spending.refresh()
         states = await self._states()
         await self._take_up_added(states)
         if any(task_id not in states for task_id in run.tasks):
@@ -594,6 +601,8 @@ class Scheduler:
             and (
                 (state.status in TERMINAL_TASK_STATUSES and not self._pulls.unlooked(state))
                 or held_for_checkout(task_id, depends_on, states)
+                or self.spending.held_by_budget(state)
+                or _after_person(task_id, depends_on, states, self.spending.held_by_budget)
                 or self._pulls.waits_on_person(state)
                 or _after_person(task_id, depends_on, states, self._pulls.waits_on_person)
             )
@@ -638,7 +647,11 @@ class Scheduler:
         status = SessionStatus.COMPLETED if done else SessionStatus.FAILED
         if not done and all(s.status in _DONE_OR_CANCELLED for s in states):
             status = SessionStatus.CANCELLED  # what happened: nothing failed, some cancelled
-        if any(s.status == TaskStatus.WAITING_FOR_CHECKOUT for s in states):
+        if any(self.spending.held_by_budget(s) for s in states):
+            # Work that waits for a budget: raise it, then `council resume` goes on.
+            status = SessionStatus.INTERRUPTED
+            await store.create_checkpoint(run.session_id, "budget")
+        elif any(s.status == TaskStatus.WAITING_FOR_CHECKOUT for s in states):
             # Work that only waits for the user's checkout: `council resume` lands it.
             status = SessionStatus.INTERRUPTED
             await store.create_checkpoint(run.session_id, "waiting_for_checkout")

@@ -14,6 +14,9 @@ The scheduler runs the candidates (each its own session, worktree and branch, ea
   other verified candidate ran on that adapter); no usable answer (or a failed CLI) falls back
   to the first verified candidate, so a council run always merges exactly one candidate.
   ``judge_adapter`` is that choice of CLI, for a caller that must reserve its slot first.
+  The judge's call passes the run's spend gate like every call, counted to the council task;
+  one the gate holds (a budget without room, a quota) is not made: the first verified
+  candidate wins, as when the judge gives no usable answer.
 
 The other candidates' branches are the scheduler's to keep (never merged, never deleted).
 """
@@ -39,9 +42,11 @@ from orchestrator.runner.cli_run import CliWatch
 from orchestrator.runner.phase import call_phase_cli, phase_home
 from orchestrator.runner.phase_call import DEFAULT_IDLE_TIMEOUT, DEFAULT_TIMEOUT, PhaseCall
 from orchestrator.safety import safe_write
+from orchestrator.spend.gate import CallPlan, SpendGate, SpendHeld
 from orchestrator.workflow.handoffs.prompts import PromptContext, render_prompt
 from orchestrator.workflow.handoffs.review import parse_winner
 from orchestrator.workflow.handoffs.templates import COUNCIL_TEMPLATE
+from orchestrator.workflow.spending import close_ticket
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.confine import outside_reach
 from orchestrator.worktrees.manager import WorktreeManager
@@ -77,6 +82,7 @@ async def pick_best(
     cancel: anyio.Event | None = None,
     on_event: Callable[[Event], None] | None = None,
     watch: CliWatch | None = None,
+    spend: SpendGate | None = None,
 ) -> str:
     """The session id of the candidate to merge (see the module doc)."""
     verified = [c for c in candidates if c.result.status == WorkflowStatus.READY_TO_MERGE]
@@ -108,6 +114,14 @@ async def pick_best(
     )
     ids = [c.session.session_id for c in verified]
     names = _names(verified)
+    ticket = None
+    if spend is not None:
+        plan = CallPlan(task=task.id, phase=COUNCIL_PHASE, adapter=judge, model=phase.model)
+        try:
+            ticket = await spend.open(plan)
+        except SpendHeld as held:
+            log.warning("task %s: no comparison (%s); taking %s", task.id, held.reason, ids[0])
+            return ids[0]
     try:
         ran = await call_phase_cli(
             run_config,
@@ -123,6 +137,8 @@ async def pick_best(
             "task %s: the council comparison could not run (%s); taking %s", task.id, exc, ids[0]
         )
         return ids[0]
+    if ticket is not None and spend is not None:
+        await close_ticket(spend, ticket, ran)
     winner = parse_winner(ran.texts, list(names)) if ran.cli.ok else None
     if winner is None:
         log.info("task %s: no usable WINNER from %s; taking %s", task.id, judge, ids[0])

@@ -43,6 +43,7 @@ from orchestrator.runner.phase_call import (
     PhaseRun,
 )
 from orchestrator.safety.crashpoints import crash_point
+from orchestrator.spend.gate import CallPlan, SpendHeld, Ticket
 from orchestrator.state.context import ContextManager
 from orchestrator.workflow.checks.build import BuildChecks
 from orchestrator.workflow.handoffs.assemble import (
@@ -67,7 +68,8 @@ from orchestrator.workflow.plan_locks import lock_plan_files
 from orchestrator.workflow.progress import BUILD, PLAN, REVIEW, Progress, Stop
 from orchestrator.workflow.resume import resume_session_id
 from orchestrator.workflow.saving import Saver
-from orchestrator.workflow.task_run import TaskRun
+from orchestrator.workflow.spending import close_ticket
+from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.tamper.guard import RECHECKED, Tampering
 
 __all__ = ["NOTHING_CHANGED", "PULL_FEEDBACK", "PhaseSteps"]
@@ -110,10 +112,46 @@ class PhaseSteps:
 
     async def run_phase(self, index: int, round_: int) -> Handoff:
         """Run phase ``index`` in review round ``round_``; its handoff, or a ``Stop``."""
+        phase = self.phases[index]
+        adapter = self._adapter_for(phase)
+        # A call that never says what it spent (killed, cancelled, the orchestrator failed)
+        # leaves its ledger record open: it counts at its forecast.
+        ticket = await self._admitted(phase.name, adapter, phase.model)
+        return await self._run_admitted(index, round_, adapter, ticket)
+
+    async def _admitted(self, name: str, adapter: str, model: str | None) -> Ticket | None:
+        """The phase's call admitted by the spend gate (its ledger record opened), or a
+        ``Stop`` holding the attempt: a budget without room, a quota that cannot carry it."""
+        run = self._run
+        if run.spend is None:
+            return None
+        configured = run.config.adapters.get(adapter)
+        plan = CallPlan(
+            task=run.task.id,
+            phase=name,
+            adapter=adapter,
+            attempt=max(run.session.attempt, 1),
+            model=model or (configured.model if configured else None),
+        )
+        try:
+            return await run.spend.open(plan)
+        except SpendHeld as held:
+            note = await self._saver.commit(f"{name} not started ({held.kind} held)")
+            result = WorkflowResult(
+                status=WorkflowStatus.HELD,
+                phase=name,
+                message=held.reason + note,
+                outcome_kind=held.kind,
+                retry_at=held.until,
+            )
+            raise Stop(result) from None
+
+    async def _run_admitted(
+        self, index: int, round_: int, adapter: str, ticket: Ticket | None
+    ) -> Handoff:
         run, progress, session = self._run, self._progress, self._run.session
         phase = self.phases[index]
         name = phase.name
-        adapter = self._adapter_for(phase)
         if name == BUILD:
             await lock_plan_files(run, progress.handoffs.get(PLAN))
         inputs = await self._inputs(index, round_)
@@ -162,7 +200,7 @@ class PhaseSteps:
             reach=partial(run.worktrees.sandbox_reach, session),
         )
         try:
-            ran = await self._call_watched(call)
+            ran = await self._call_watched(call, ticket)
         except AdapterError as exc:  # not installed, bad options: another attempt won't help
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
             raise await self._saver.failure(name, outcome, retryable=False) from exc
@@ -188,7 +226,7 @@ class PhaseSteps:
         progress.running = None
         return handoff
 
-    async def _call_watched(self, call: PhaseCall) -> PhaseRun:
+    async def _call_watched(self, call: PhaseCall, ticket: Ticket | None) -> PhaseRun:
         """Run the phase's CLI between two looks at what it must not change (``tamper``)."""
         run = self._run
         guard = await run.worktrees.tamper_guard()
@@ -203,6 +241,8 @@ class PhaseSteps:
                 on_event=run.on_event,
                 watch=CliRunBook(run.store, run.task.id, call.phase),
             )
+            if ticket is not None and run.spend is not None:
+                await close_ticket(run.spend, ticket, ran)
         except Exception as exc:
             found = await guard.finish(watch)
             if found is None:

@@ -22,6 +22,7 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.events import Event
 from orchestrator.locks.manager import LockManager
 from orchestrator.plugins.host import PluginHost
+from orchestrator.spend.gate import SpendGate
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
@@ -57,6 +58,7 @@ class TaskRun:
     note: str | None = None  # why the last attempt's build changed nothing: said to this build
     # What reviewers and checks said of the task's pull request: this build answers it.
     feedback: str | None = None
+    spend: SpendGate | None = None  # every CLI call passes it: the ledger, budgets, quotas
     fresh_head: str | None = None  # the HEAD of a worktree just made at the base, that nothing
     # has run in yet (no setup commands): the first phase starts there, with nothing to commit
 
@@ -85,6 +87,8 @@ class WorkflowStatus(StrEnum):
     READY_TO_MERGE = "ready_to_merge"  # committed, non-empty, verified, approved
     FAILED = "failed"  # a phase failed for good (retryable says whether another attempt helps)
     PARKED = "parked"  # rate limited: resume the same conversation after retry_at
+    HELD = "held"  # a phase's CLI call was not started: a budget (until raised) or a quota
+    # (until retry_at); not a failure, nor an attempt at the work
     CANCELLED = "cancelled"
 
 

@@ -7,8 +7,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from orchestrator.config.adapter_entry import AdapterConfig
+from orchestrator.config.budgets import BudgetsConfig
 from orchestrator.config.fieldpath import Loc, format_loc
-from orchestrator.config.sections import CapacityConfig, RetryConfig, SchedulerConfig, StateConfig
+from orchestrator.config.sections import (
+    CapacityConfig,
+    RateLimitConfig,
+    RetryConfig,
+    SchedulerConfig,
+    StateConfig,
+)
 from orchestrator.config.sources import SourceConfig
 from orchestrator.config.suggest import did_you_mean
 from orchestrator.config.task import TaskConfig
@@ -26,6 +33,10 @@ class RunSections(Protocol):
 
     @property
     def capacity(self) -> CapacityConfig: ...
+    @property
+    def budgets(self) -> BudgetsConfig: ...
+    @property
+    def rate_limits(self) -> RateLimitConfig: ...
     @property
     def adapters(self) -> Mapping[str, AdapterConfig]: ...
     @property

@@ -89,6 +89,12 @@ def _check_adapters(config: RunSections) -> Iterator[Problem]:
     for index, phase in enumerate(config.workflow.phases):
         if phase.adapter is not None and phase.adapter not in defined:
             yield ("workflow", "phases", index, "adapter"), unknown_adapter(config, phase.adapter)
+    for name in config.budgets.adapters:
+        if name not in defined:
+            yield ("budgets", "adapters", name), unknown_adapter(config, name)
+    for name in config.rate_limits.quotas:
+        if name not in defined:
+            yield ("rate_limits", "quotas", name), unknown_adapter(config, name)
     for name, adapter in defined.items():
         for position, other in enumerate(adapter.fallback):
             where: Loc = ("adapters", name, "fallback", position)

@@ -28,6 +28,16 @@ class AdapterParks:
         it may use is parked."""
         return choose_adapter(chain, self._until, now, sticky)
 
+    def until(self, adapter: str) -> datetime | None:
+        """When ``adapter``'s park lifts (None: never parked in this run)."""
+        return self._until.get(adapter)
+
+    def hold(self, adapter: str, until: datetime) -> None:
+        """Start nothing on ``adapter`` before ``until`` (a quota that cannot carry a call):
+        not a rate limit, so no task's park is counted and the adapter's run of rate limits
+        does not begin."""
+        self._until[adapter] = max(until, self._until.get(adapter, until))
+
     def answered(self, adapter: str) -> None:
         """The API answered ``adapter`` again: whatever its rate limits were, they are over."""
         self._since.pop(adapter, None)

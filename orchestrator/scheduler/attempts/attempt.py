@@ -19,6 +19,7 @@ __all__ = [
     "MAX_RESOLVE_ROUNDS",
     "MERGE_RECHECK",
     "RESOLVE_ROUNDS",
+    "HELD",
     "USAGE",
     "WORKTREE",
     "WORKTREE_LOSSES",
@@ -35,6 +36,7 @@ WORKTREE_LOSSES = "worktree_losses"  # metadata: attempts requeued because it wa
 RESOLVE_ROUNDS = "resolve_rounds"  # metadata: conflicts answered by building again on the base
 MAX_RESOLVE_ROUNDS = 1
 USAGE = "usage"  # metadata: tokens and cost summed over attempts
+HELD = "held"  # metadata: the budget a task waits for (``scheduler.spending``)
 MERGE_RECHECK = 0.5  # seconds between merges retried while the base's checkout is dirty
 
 

@@ -67,6 +67,7 @@ from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.team_work import TeamWork
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
+from orchestrator.spend.gate import SpendGate
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -87,8 +88,10 @@ class AttemptRunner:
         settler: Settler,
         candidate_ended: Callable[[str], Awaitable[None]],
         team_work: TeamWork | None = None,
+        spend: Callable[[], SpendGate | None] = lambda: None,
     ) -> None:
         self._run = run
+        self._spend = spend  # the run's spend gate, once the run has a session
         self._workflow = workflow
         self._inflight = inflight
         self._writes = writes
@@ -290,6 +293,7 @@ class AttemptRunner:
             fresh_head=attempt.session.base_commit if attempt.fresh_worktree else None,
             note=attempt.note,
             feedback=attempt.feedback,
+            spend=self._spend(),
         )
         full: CouncilError | OSError | None = None
         async with anyio.create_task_group() as group:

@@ -81,6 +81,8 @@ class Settler:
                 await self._lander.merge(attempt)
             except SecretInHistory as exc:
                 await self.secret_found(attempt, exc)
+        elif result.status == WorkflowStatus.HELD:
+            await self._held(attempt, result)
         elif self._run.stopping:
             # The user's stop (Ctrl-C, SIGTERM, a broken pipe) ended it, or it ended while the
             # stop was under way: either way the stop is never a failure nor a retry; `council
@@ -88,6 +90,16 @@ class Settler:
             await self._writes.requeue(attempt, "interrupted")
         elif not await self._requeued_for_lost_worktree(attempt):
             await self.failures.decide(attempt, result)
+
+    async def _held(self, attempt: Attempt, result: WorkflowResult) -> None:
+        """The spend gate did not start a phase's call: back to the queue, nothing counted
+        (no failure, no attempt), its work committed on its branch. A quota's hold holds its
+        adapter until the reset (a fallback may take the task); a budget's is kept in the
+        record (``spending.HELD``) until the task starts again."""
+        if result.retry_at is not None:
+            self._parks.hold(attempt.adapter, result.retry_at)
+        reason = f"budget: {result.message}" if result.outcome_kind == "budget" else None
+        await self._writes.requeue(attempt, result.message, held=reason)
 
     async def secret_found(self, attempt: Attempt, exc: SecretInHistory) -> None:
         """The merge queue's gate found a secret in the work: failed, never retried (the

@@ -14,7 +14,7 @@ from orchestrator.errors import CouncilError, StaleClaim, WorkspaceError
 from orchestrator.events.tasks import TaskCancelled, TaskRequeued
 from orchestrator.git.publish import publish_rescue
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
-from orchestrator.scheduler.attempts.attempt import USAGE, WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import HELD, USAGE, WORKTREE, Attempt
 from orchestrator.scheduler.attempts.session_context import SessionContextFeed
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.context import RunContext
@@ -63,14 +63,19 @@ class AttemptWrites:
             attempt.releasing = False
         attempt.token = 0
 
-    async def requeue(self, attempt: Attempt, why: str) -> bool:
+    async def requeue(self, attempt: Attempt, why: str, *, held: str | None = None) -> bool:
         """Give the task back to the queue as it was, nothing counted: not a failure, and not
-        an attempt either (the claim counted one; a stop, or files another task holds, is no
-        attempt at the work). False, for callers."""
+        an attempt either (the claim counted one; a stop, files another task holds, or a
+        call the spend gate held, is no attempt at the work); ``held``: the budget it waits
+        for, kept in its record. False, for callers."""
         if attempt.token and not attempt.lost:
             updates: dict[str, Any] = {"status": TaskStatus.QUEUED, "current_phase": None}
             if attempt.number > 0:
                 updates["attempt"] = attempt.number - 1
+            if held is not None:
+                state = await self._services.store.get_task_state(attempt.key)
+                meta = dict(state.metadata) if state is not None else {}
+                updates["metadata"] = self.with_usage(attempt, {**meta, HELD: held})
             await self.release(attempt, ClaimStatus.ABANDONED, updates)
             await self._events.emit(TaskRequeued(task_id=attempt.key, reason=why))
         return False

@@ -30,6 +30,8 @@ file locks are released when the council task ends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import logging
 from typing import Any
 
@@ -56,6 +58,7 @@ from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.closing import CouncilClosing
 from orchestrator.scheduler.council.members import CouncilMembers, Member
 from orchestrator.state.transactions import transaction
+from orchestrator.spend.gate import SpendGate
 from orchestrator.workflow.best_of import COUNCIL_PHASE, CandidateResult, pick_best
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 
@@ -75,8 +78,10 @@ class CouncilStep:
         members: CouncilMembers,
         closing: CouncilClosing,
         settler: Settler,
+        spend: Callable[[], SpendGate | None] = lambda: None,
     ) -> None:
         self._run = run
+        self._spend = spend
         self._inflight = inflight
         self._writes = writes
         self._members = members
@@ -142,6 +147,7 @@ class CouncilStep:
             cancel=attempt.cancel,
             on_event=self._inflight.listener(attempt, self._run.events.on_event),
             watch=CliRunBook(services.store, task.id, COUNCIL_PHASE),
+            spend=self._spend(),
         )
         self._inflight.cli_done(attempt)  # the judge is done; the merge holds no slot
         if await self._interrupted(attempt):

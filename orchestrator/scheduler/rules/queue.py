@@ -127,6 +127,9 @@ def wait_reason(
         not_before = time_of(meta, NOT_BEFORE)
         if not_before is not None and not_before > now:
             return f"retry at {_clock(not_before)}"
+        held = meta.get("held")  # ``scheduler.spending.HELD``: a budget without room
+        if isinstance(held, str) and held:
+            return held
     if state.status in (TaskStatus.QUEUED, TaskStatus.PARKED):
         done = TaskStatus.DONE
         deps = [d for d in depends_on if (s := states.get(d)) is None or s.status != done]

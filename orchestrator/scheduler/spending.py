@@ -1,0 +1,125 @@
+"""The run's spending in the scheduler: the spend gate every attempt's calls pass
+(``orchestrator.spend.gate``), asked again before an attempt starts, and what a budget spent
+does to the run.
+
+- **Before dispatch** (``hold``): a task whose next call has no room in a budget is not
+  started (its wait says which budget, in the live view and ``status``); one whose adapter's
+  quota cannot carry it is not started there either: its adapter is held until the reset
+  (``AdapterParks.hold``), so the task goes to a fallback adapter or waits.
+- **A held attempt** (``WorkflowStatus.HELD``: the gate refused a later phase's call) goes
+  back to the queue uncounted, its work committed on its branch (``Settler``).
+- **The run's end**: a task held by a budget is settled for ``council run``, which ends
+  ``interrupted`` (resumable: raise the budget, ``council resume``) with the budget named;
+  ``council serve`` waits for a raise instead. ``budgets.on_exceed: stop`` stops the run at
+  the first spent budget, as a Ctrl-C would (resumable).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from orchestrator.config.task import TaskConfig
+from orchestrator.models import TaskState, TaskStatus
+from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
+from orchestrator.scheduler.attempts.attempt import HELD
+from orchestrator.scheduler.candidates import candidates_of
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.rules.queue import first_phase
+from orchestrator.spend.budgets import Exceeded
+from orchestrator.spend.gate import SpendGate
+
+__all__ = ["HELD", "Spending"]
+
+
+_CANDIDATE = re.compile(r"^(?P<task>.+)\.c\d+$")
+_TEAM_REFRESH = 5.0  # seconds between reads of a team's ledger
+
+
+class Spending:
+    def __init__(self, run: RunContext, parks: AdapterParks, stop: Callable[[], None]) -> None:
+        self._run = run
+        self._parks = parks
+        self._stop = stop
+        self.gate: SpendGate | None = None
+        self.stopped_by: str | None = None  # the budget that stopped the run (on_exceed: stop)
+
+    async def open(self, session_id: str) -> SpendGate:
+        """The run's gate, reading the ledger as it stands (a resume's included)."""
+        services = self._run.services
+        self.gate = gate = SpendGate(
+            services.store,
+            services.config,
+            session_id,
+            budget_task=self.budget_task,
+            parked_until=self._parks.until,
+            on_exceeded=self._exceeded,
+            refresh=_TEAM_REFRESH if services.team is not None else None,
+        )
+        await gate.load()
+        return gate
+
+    def budget_task(self, task_id: str) -> str:
+        """The task whose budget a call of ``task_id`` counts to: a council candidate's is its
+        council task's."""
+        found = _CANDIDATE.match(task_id)
+        if found is not None and found["task"] in self._run.council_tasks():
+            return found["task"]
+        return task_id
+
+    async def refresh(self) -> None:
+        if self.gate is not None:
+            await self.gate.refresh()
+
+    def hold(self, task_id: str, adapter: str, phase: str, now: datetime) -> str | None:
+        """Why ``task_id``'s next call (``phase`` on ``adapter``) may not start now: a quota
+        (its adapter is then held until the reset) or a budget; None when it may."""
+        gate = self.gate
+        if gate is None:
+            return None
+        quota = gate.quota_hold(adapter, phase, now)
+        if quota is not None:
+            self._parks.hold(adapter, quota.until)
+            return f"{quota.reason} (until {quota.until.astimezone().strftime('%H:%M:%S')})"
+        over = gate.exceeded(task_id, adapter, phase)
+        return f"budget: {over.message()}" if over is not None else None
+
+    def held_by_budget(self, state: TaskState) -> bool:
+        """``state``'s task waits for a budget to be raised: its record says so, and the
+        budget still has no room for its next call (a raised one lets it start)."""
+        held = state.metadata.get(HELD)
+        if state.status != TaskStatus.QUEUED or not isinstance(held, str) or self.gate is None:
+            return False
+        task = self._run.tasks.get(state.task_id) or self._candidate(state.task_id)
+        if task is None:
+            return False
+        config = self._run.services.config
+        adapter = config.adapter_chain(task, config.phases_for(task)[0])[:1]
+        phase = first_phase(config, task, state)
+        return bool(adapter) and self.gate.exceeded(task.id, adapter[0], phase) is not None
+
+    def _candidate(self, task_id: str) -> TaskConfig | None:
+        found = _CANDIDATE.match(task_id)
+        parent = self._run.council_tasks().get(found["task"]) if found is not None else None
+        if parent is None:
+            return None
+        return next((c for c in candidates_of(parent) if c.id == task_id), None)
+
+    async def mark(self, state: TaskState, reason: str | None) -> None:
+        """Keep why ``state``'s task waits for a budget in its record (``status`` reads it),
+        written only when it changes."""
+        meta: dict[str, Any] = dict(state.metadata)
+        if meta.get(HELD) == reason:
+            return
+        if reason is None:
+            meta.pop(HELD, None)
+        else:
+            meta[HELD] = reason
+        await self._run.services.store.update_task_state(state.task_id, {"metadata": meta})
+
+    async def _exceeded(self, over: Exceeded, task: str | None) -> None:
+        if self._run.services.config.budgets.on_exceed == "stop" and not self._run.stopping:
+            self.stopped_by = over.message()
+            self._stop()

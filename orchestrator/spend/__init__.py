@@ -1,0 +1,1 @@
+"""Spending: the cost ledger, budgets and quota admission (docs/architecture.md)."""

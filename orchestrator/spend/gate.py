@@ -1,0 +1,325 @@
+"""The spend gate: every CLI call of a run passes it, before it starts and after it ends.
+
+Before (``open``): the call's forecast (``budgets.forecast``) is checked against every budget
+it counts to and its adapter's quota (``quota``); a call that does not fit is not started:
+``SpendHeld`` says why, and until when when a quota's reset is known. A call that fits gets
+its ledger record, opened (``ledger``), which also reserves its forecast: calls started side
+by side cannot all take the same room.
+
+After (``close``): the call's record is closed with what the CLI said it spent (tokens, its
+own cost, else the price table's, else "no price"); a scope that is now spent is said once
+(``budget.exceeded``), and ``on_exceeded`` hears it (the scheduler stops the run when
+``budgets.on_exceed`` is ``stop``).
+
+The gate keeps the ledger in memory (read once when the run starts, its own calls added as
+they go). With a team's store it reads the ledger again every ``refresh`` seconds, so other
+workstations' calls count too; a limit raised with ``council budget raise`` is read from the
+store the same way (``RAISES``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from orchestrator.adapter import AgentEvent, EventKind, Usage
+from orchestrator.config.budgets import BudgetsConfig
+from orchestrator.config.run import RunConfig
+from orchestrator.events.spend import BudgetExceeded, CallHeld
+from orchestrator.models import utcnow
+from orchestrator.spend import budgets as rules
+from orchestrator.spend.budgets import Exceeded, Forecast
+from orchestrator.spend.ledger import Ledger, LedgerEntry, new_call_key
+from orchestrator.spend.prices import cost_of, find_price
+from orchestrator.spend.quota import QuotaHold, Reported, configured_wait
+from orchestrator.state.protocol import StateStore
+
+__all__ = ["RAISES", "CallPlan", "SpendGate", "SpendHeld", "Ticket"]
+
+log = logging.getLogger(__name__)
+
+RAISES = "budget-raises"  # keyed records: session id -> the limits `council budget raise` set
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """A CLI call about to start."""
+
+    task: str  # the attempt's task (a council candidate's own id)
+    phase: str
+    adapter: str
+    attempt: int = 1
+    model: str | None = None  # as configured; the CLI may say another
+
+
+class SpendHeld(Exception):  # noqa: N818 (a hold, not an error)
+    """The call was not started: a budget has no room for it (``until`` None: until raised),
+    or its adapter's quota would not carry it before ``until``."""
+
+    def __init__(self, reason: str, *, until: datetime | None, kind: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.until = until
+        self.kind = kind  # "budget" or "quota"
+
+
+@dataclass
+class Ticket:
+    entry: LedgerEntry
+
+
+class SpendGate:
+    def __init__(
+        self,
+        store: StateStore,
+        config: RunConfig,
+        session_id: str,
+        *,
+        budget_task: Callable[[str], str] = lambda task: task,
+        parked_until: Callable[[str], datetime | None] = lambda adapter: None,
+        on_exceeded: Callable[[Exceeded, str | None], Awaitable[None]] | None = None,
+        refresh: float | None = None,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._ledger = Ledger(store)
+        self.session_id = session_id
+        self._budget_task = budget_task  # a candidate's calls count to its council task
+        self._parked_until = parked_until
+        self._on_exceeded = on_exceeded
+        self._refresh = refresh  # seconds between reads of the ledger (a team's), None: never
+        self._entries: dict[str, LedgerEntry] = {}
+        self._read_at = 0.0
+        self._raises: dict[str, Any] = {}
+        self._raises_version = 0
+        self.budgets: BudgetsConfig = config.budgets
+        self._said: set[str] = set()  # scopes said spent, until raised
+        self._reported: dict[str, Reported] = {}  # adapter -> its CLI's last quota report
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read the ledger and the raised limits (the run's start, a resume)."""
+        self._entries = {entry.call: entry for entry in await self._ledger.entries()}
+        self._read_at = time.monotonic()
+        await self._read_raises()
+
+    async def refresh(self) -> None:
+        """Read again what other processes may have written: raised limits always, the
+        ledger when it is shared and ``refresh`` seconds old (each tick of the scheduler)."""
+        await self._read_raises()
+        if self._refresh is not None and time.monotonic() - self._read_at >= self._refresh:
+            own = {k: e for k, e in self._entries.items() if e.session_id == self.session_id}
+            fresh = {entry.call: entry for entry in await self._ledger.entries()}
+            for key, entry in own.items():  # ours as we know them: closed may be newer here
+                if entry.ended_at is not None or key not in fresh:
+                    fresh[key] = entry
+            self._entries = fresh
+            self._read_at = time.monotonic()
+
+    async def _read_raises(self) -> None:
+        record = await self._store.get_record(RAISES, self.session_id)
+        version = record.version if record is not None else 0
+        if version == self._raises_version:
+            return
+        self._raises_version = version
+        self._raises = dict(record.data) if record is not None else {}
+        self.budgets = rules.raised(self._config.budgets, self._raises)
+        self._said.clear()  # a raised limit is said again when it is spent again
+
+    @property
+    def entries(self) -> list[LedgerEntry]:
+        return sorted(self._entries.values(), key=lambda e: (e.started_at, e.call))
+
+    def run_entries(self) -> list[LedgerEntry]:
+        return [e for e in self.entries if e.session_id == self.session_id]
+
+    # -- before a call ------------------------------------------------------------------------
+
+    def forecast(self, adapter: str, phase: str) -> Forecast:
+        return rules.forecast(self._entries.values(), adapter, phase, self.budgets.estimate)
+
+    def exceeded(self, task: str, adapter: str, phase: str) -> Exceeded | None:
+        """The budget a call of ``phase`` of ``task`` on ``adapter`` would not fit in."""
+        if not self.budgets.any:
+            return None
+        scopes = rules.scopes_for(self.budgets, self._budget_task(task), adapter)
+        coming = self.forecast(adapter, phase)
+        return rules.check(list(self._entries.values()), scopes, coming, self.session_id, utcnow())
+
+    def quota_hold(self, adapter: str, phase: str, now: datetime | None = None) -> QuotaHold | None:
+        """Why a call on ``adapter`` waits for a quota's reset, and until when."""
+        now = now or utcnow()
+        holds: list[QuotaHold] = []
+        parked = self._parked_until(adapter)
+        if parked is not None and parked > now:
+            holds.append(QuotaHold(parked, f"{adapter} is rate limited"))
+        said = self._reported.get(adapter)
+        hold_at = self._config.rate_limits.hold_at
+        if said is not None and said.resets_at > now and said.utilization >= hold_at:
+            holds.append(QuotaHold(said.resets_at, f"{adapter}'s {said.what}"))
+        quota = self._config.rate_limits.quotas.get(adapter)
+        if quota is not None:
+            coming = self.forecast(adapter, phase)
+            wait = configured_wait(self._entries.values(), adapter, quota, coming, now)
+            if wait is not None:
+                holds.append(QuotaHold(wait, f"rate_limits.quotas.{adapter} is used up"))
+        if not holds:
+            return None
+        return max(holds, key=lambda hold: hold.until)
+
+    async def open(self, plan: CallPlan) -> Ticket:
+        """Admit the call and open its ledger record, or raise ``SpendHeld``."""
+        held = self.quota_hold(plan.adapter, plan.phase)
+        if held is not None:
+            reason = f"{held.reason} until {held.until.strftime('%Y-%m-%d %H:%M:%S UTC')}"
+            await self._held(plan, reason, held.until)
+            raise SpendHeld(reason, until=held.until, kind="quota")
+        over = self.exceeded(plan.task, plan.adapter, plan.phase)
+        if over is not None:
+            await self._say(over, plan.task)
+            await self._held(plan, over.message(), None)
+            raise SpendHeld(over.message(), until=None, kind="budget")
+        coming = self.forecast(plan.adapter, plan.phase)
+        task = self._budget_task(plan.task)
+        entry = LedgerEntry(
+            call=new_call_key(),
+            session_id=self.session_id,
+            task=task,
+            candidate=plan.task if task != plan.task else None,
+            phase=plan.phase,
+            attempt=plan.attempt,
+            adapter=plan.adapter,
+            model=plan.model,
+            started_at=utcnow(),
+            forecast_usd=coming.usd if coming.basis != "none" else None,
+            forecast_tokens=coming.tokens if coming.basis != "none" else None,
+        )
+        await self._ledger.opened(entry)
+        self._entries[entry.call] = entry
+        return Ticket(entry)
+
+    async def _held(self, plan: CallPlan, reason: str, until: datetime | None) -> None:
+        await self._store.emit(
+            CallHeld(
+                task_id=plan.task,
+                phase=plan.phase,
+                adapter=plan.adapter,
+                reason=reason,
+                until=until.isoformat() if until is not None else None,
+            )
+        )
+
+    # -- after a call -------------------------------------------------------------------------
+
+    async def close(
+        self,
+        ticket: Ticket,
+        *,
+        usage: Usage | None,
+        outcome: str | None,
+        model: str | None = None,
+        account: str = "",
+        events: Sequence[AgentEvent] = (),
+    ) -> LedgerEntry:
+        """Record what the call spent, and what its CLI said of its quota."""
+        entry = ticket.entry
+        used = usage or Usage()
+        named = model or entry.model
+        cost, source = used.cost_usd, "cli"
+        if cost is None:
+            price = find_price(named, self._config.prices)
+            if price is not None:
+                cost, source = cost_of(used, price), price.source
+            else:
+                source = "none"
+        closed = entry.model_copy(
+            update={
+                "ended_at": utcnow(),
+                "outcome": outcome,
+                "model": named,
+                "account": account,
+                "input_tokens": used.input_tokens,
+                "output_tokens": used.output_tokens,
+                "cache_read_tokens": used.cache_read_tokens,
+                "cache_write_tokens": used.cache_write_tokens,
+                "cost_usd": cost,
+                "cost_source": source,
+            }
+        )
+        await self._ledger.closed(closed)
+        self._entries[closed.call] = closed
+        self._heard(entry.adapter, events)
+        await self._after(closed)
+        return closed
+
+    def _heard(self, adapter: str, events: Sequence[AgentEvent]) -> None:
+        for event in events:
+            if event.reset_at is None:
+                continue
+            if event.kind == EventKind.RATE_LIMITED:
+                self._reported[adapter] = Reported(1.0, event.reset_at, "limit was reached")
+            elif event.kind == EventKind.QUOTA:
+                share = event.data.get("utilization")
+                if isinstance(share, int | float):
+                    what = f"{event.text or 'quota'} ({share:.0%} used)"
+                    self._reported[adapter] = Reported(float(share), event.reset_at, what)
+
+    async def _after(self, entry: LedgerEntry) -> None:
+        """Say each budget of the call's scopes that is now spent (the real figure)."""
+        if not self.budgets.any:
+            return
+        now = utcnow()
+        entries = list(self._entries.values())
+        for scope in rules.scopes_for(self.budgets, entry.task, entry.adapter):
+            over = rules.check(entries, [scope], Forecast(), self.session_id, now)
+            if over is not None:
+                await self._say(over, entry.candidate or entry.task)
+
+    async def _say(self, over: Exceeded, task: str | None) -> None:
+        if over.scope.key in self._said:
+            return
+        self._said.add(over.scope.key)
+        limit = over.scope.limit
+        await self._store.emit(
+            BudgetExceeded(
+                scope=over.scope.key,
+                field=over.scope.field,
+                limit_usd=limit.usd,
+                limit_tokens=limit.tokens,
+                spent_usd=round(over.spend.usd, 6),
+                spent_tokens=over.spend.tokens,
+                action=self.budgets.on_exceed,
+                message=over.message(),
+                task_id=task,
+            )
+        )
+        if self._on_exceeded is not None:
+            await self._on_exceeded(over, task)
+
+    # -- for the scheduler and the report -----------------------------------------------------
+
+    def spends(self) -> list[rules.ScopeSpend]:
+        """Every budget's spend now: the run's, each adapter's, and the task budget's most
+        spent task."""
+        now = utcnow()
+        entries = list(self._entries.values())
+        found = []
+        budgets = self.budgets
+        if budgets.run is not None:
+            found.append(rules.spent(entries, rules.Scope("run", "", budgets.run), self.session_id, now))
+        for name, limit in budgets.adapters.items():
+            scope = rules.Scope("adapter", name, limit)
+            found.append(rules.spent(entries, scope, self.session_id, now))
+        if budgets.task is not None:
+            tasks = {e.task for e in entries if e.session_id == self.session_id}
+            each = [
+                rules.spent(entries, rules.Scope("task", task, budgets.task), self.session_id, now)
+                for task in sorted(tasks)
+            ]
+            found.extend(spend for spend in each if (spend.share() or 0) >= 1)
+        return found
