@@ -79,6 +79,14 @@ COMMANDS: dict[str, CommandRef] = {
         f"{_CLI}.init_cmd:init",
         "Write a starter run config for this repository, with the CLIs installed here.",
     ),
+    "cost": CommandRef(
+        f"{_CLI}.cost_cmd:cost",
+        "Show what the newest run of FILE cost: by task, phase, adapter, account or day.",
+    ),
+    "budget": CommandRef(
+        f"{_CLI}.budget_cmd:app",
+        "Raise a budget of an unfinished run, so a held run goes on where it stood.",
+    ),
     "demo": CommandRef(
         f"{_CLI}.demo_cmd:demo",
         "Run the offline demo: three scripted CLIs, seven tasks, no network or API key.",

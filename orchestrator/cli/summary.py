@@ -87,6 +87,7 @@ def print_summary(report: RunReport, wide: bool = False) -> None:
     rows, title = summary(report, wide)
     if report.team is None:
         console.print_table(SUMMARY, rows, title=title, wide=wide)
+        _print_spend(report)
         return
     # A team run: who holds each task, and which workstations are in it now.
     held = [(*row, _holder(task)) for row, task in zip(rows, report.tasks, strict=True)]
@@ -99,6 +100,19 @@ def print_summary(report: RunReport, wide: bool = False) -> None:
         console.print_lines(
             f"workstation {station.host}:{station.pid} ({station.workstation}): "
             f"{station.running} running, last seen {_ago(station.last_seen)}"
+        )
+    _print_spend(report)
+
+
+def _print_spend(report: RunReport) -> None:
+    """What the run's CLI calls cost, against its budgets; the budget it waits for."""
+    if report.spend is not None:
+        console.print_lines(report.spend.said())
+    held = next((t.waiting for t in report.tasks if (t.waiting or "").startswith("budget: ")), None)
+    if held is not None:
+        console.print_lines(
+            f"waiting for a budget: {held.removeprefix('budget: ')}; raise it (`council budget "
+            "raise`, or the config) and `council resume` goes on"
         )
 
 

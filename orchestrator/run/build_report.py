@@ -18,6 +18,7 @@ from orchestrator.run.report import (
     WorkstationReport,
 )
 from orchestrator.scheduler.rules.queue import dependencies, wait_reason
+from orchestrator.spend.line import SpendLine
 
 __all__ = ["build_report"]
 
@@ -127,6 +128,7 @@ def build_report(
     session: SessionRecord,
     tasks: Sequence[TaskState],
     workstations: Sequence[WorkstationReport] = (),
+    spend: SpendLine | None = None,
 ) -> RunReport:
     """The report of ``session``, tasks in the session's order (and, in a team, the
     workstations working in it)."""
@@ -148,6 +150,10 @@ def build_report(
         cancelled=count[TaskStatus.CANCELLED],
         waiting_for_checkout=count[TaskStatus.WAITING_FOR_CHECKOUT],
         in_review=count[TaskStatus.IN_REVIEW],
+        held=sum(
+            r.status == TaskStatus.QUEUED and (r.waiting or "").startswith("budget: ")
+            for r in reports
+        ),
         pending=sum(r.status not in terminal for r in reports),
         input_tokens=_total([r.input_tokens for r in reports]),
         output_tokens=_total([r.output_tokens for r in reports]),
@@ -161,4 +167,5 @@ def build_report(
         totals=totals,
         team=team if isinstance(team := session.metadata.get("team"), str) else None,
         workstations=list(workstations),
+        spend=spend,
     )

@@ -21,6 +21,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.models import SessionStatus, TaskStatus
+from orchestrator.spend.line import SpendLine
 
 __all__ = [
     "CandidateReport",
@@ -127,6 +128,7 @@ class RunTotals(_Report):
     pending: int  # queued, parked, running, merging or waiting_for_checkout
     waiting_for_checkout: int = 0  # ended waiting for the base's checkout: `council resume`
     in_review: int = 0  # pull requests open, waiting to be merged
+    held: int = 0  # queued, waiting for a budget to be raised (``scheduler.spending``)
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
@@ -140,10 +142,13 @@ class RunReport(_Report):
     totals: RunTotals
     team: str | None = None  # the team run this session is, if several workstations share it
     workstations: list[WorkstationReport] = []  # team mode: the workstations alive in it
+    spend: SpendLine | None = None  # what its CLI calls cost so far, against its budgets
 
     @property
     def exit_code(self) -> int:
-        ended_by_itself = self.totals.waiting_for_checkout or self.totals.in_review
+        ended_by_itself = (
+            self.totals.waiting_for_checkout or self.totals.in_review or self.totals.held
+        )
         if self.status == SessionStatus.INTERRUPTED and not ended_by_itself:
             return 130
         return 0 if self.totals.done == self.totals.tasks else 1

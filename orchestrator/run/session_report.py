@@ -5,6 +5,7 @@ until when that report holds while nothing is written (``report_cache`` keeps it
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -13,6 +14,8 @@ from orchestrator.run.build_report import build_report
 from orchestrator.run.report import RunReport, WorkstationReport
 from orchestrator.scheduler.presence import alive_workstations
 from orchestrator.scheduler.rules.queue import wait_ends
+from orchestrator.spend.line import NAMESPACE as SPEND_LINES
+from orchestrator.spend.line import SpendLine
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["session_report", "timed_session_report"]
@@ -41,7 +44,16 @@ async def timed_session_report(
     ends = [end for task in tasks if (end := wait_ends(task, now)) is not None]
     if workstations:
         ends.append(now)
-    return build_report(session, tasks, workstations), min(ends, default=None)
+    line = await store.get_record(SPEND_LINES, session.session_id)
+    spend = _spend(line.data) if line is not None else None
+    return build_report(session, tasks, workstations, spend), min(ends, default=None)
+
+
+def _spend(data: dict[str, Any]) -> SpendLine | None:
+    try:
+        return SpendLine.model_validate(data)
+    except ValidationError:
+        return None  # a record some other version wrote
 
 
 def _workstation(record: KeyedRecord) -> WorkstationReport | None:

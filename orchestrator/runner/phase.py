@@ -290,14 +290,14 @@ def account_of(
     the key variable it is given, else the login it finds, else none (a local model)."""
     if configured is not None and configured.account:
         return configured.account
-    given = [n for n in request.env if is_sensitive(n)]
+    given = list(configured.env) if configured is not None else []  # not git's identity
     given += [n for n in (*request.pass_env, *adapter.env_names()) if n in os.environ]
     keys = [n for n in given if is_sensitive(n)]
     if keys:
         return f"{name}: key {keys[0]}"
     if request.logins:
         return f"{name}: login ~/{request.logins[0]}"
-    return f"{name}: none found"
+    return f"{name}: no key or login"
 
 
 def _model_said(cli: CliRun) -> str | None:

@@ -37,6 +37,7 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -630,6 +631,8 @@ class Scheduler:
             # The team goes on without this workstation: its tasks are back in the queue.
             await run.events.emit(RunLeft(session_id=run.session_id))
             return
+        with contextlib.suppress(CouncilError):  # the spend line is for reports only
+            await self.spending.publish(await store.list_tasks(run.session_id))
         if run.stopping:
             await store.update_session(run.session_id, {"status": SessionStatus.INTERRUPTED})
             if not run.killed:

@@ -119,6 +119,15 @@ class Spending:
             meta[HELD] = reason
         await self._run.services.store.update_task_state(state.task_id, {"metadata": meta})
 
+    async def publish(self, states: list[TaskState]) -> None:
+        """Keep the run's final spend line (its end), naming the budget it waits for."""
+        if self.gate is None:
+            return
+        held = next(
+            (str(s.metadata[HELD]) for s in states if self.held_by_budget(s)), self.stopped_by
+        )
+        await self.gate.publish(force=True, held=held)
+
     async def _exceeded(self, over: Exceeded, task: str | None) -> None:
         if self._run.services.config.budgets.on_exceed == "stop" and not self._run.stopping:
             self.stopped_by = over.message()

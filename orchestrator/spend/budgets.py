@@ -25,6 +25,7 @@ __all__ = [
     "Forecast",
     "Scope",
     "ScopeSpend",
+    "all_spends",
     "check",
     "forecast",
     "raised",
@@ -120,7 +121,8 @@ class Exceeded:
 
 
 def raised(budgets: BudgetsConfig, raises: Mapping[str, Any]) -> BudgetsConfig:
-    """``budgets`` with the limits ``council budget raise`` recorded laid over them."""
+    """``budgets`` with the limits ``council budget raise`` recorded laid over them (the
+    larger of the two figures holds, so a config edited upward is not held back)."""
     update: dict[str, Any] = {}
     for kind in ("run", "task"):
         if isinstance(raises.get(kind), Mapping):
@@ -135,8 +137,13 @@ def raised(budgets: BudgetsConfig, raises: Mapping[str, Any]) -> BudgetsConfig:
 
 
 def _over(limit: Limit | None, new: Mapping[str, Any]) -> Limit:
-    base = limit.model_dump() if limit is not None else {}
-    return Limit.model_validate({**base, **{k: v for k, v in new.items() if v is not None}})
+    """The larger of each of ``limit``'s and ``new``'s figures (a raise never lowers one)."""
+    base: dict[str, Any] = limit.model_dump() if limit is not None else {}
+    for name in ("usd", "tokens"):
+        value = new.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            base[name] = value if base.get(name) is None else max(base[name], value)
+    return Limit.model_validate(base)
 
 
 def scopes_for(budgets: BudgetsConfig, task: str, adapter: str) -> list[Scope]:
@@ -172,6 +179,24 @@ def spent(
             usd += entry.counted_usd
             tokens += entry.counted_tokens
     return ScopeSpend(scope, usd, tokens)
+
+
+def all_spends(
+    budgets: BudgetsConfig, entries: Iterable[LedgerEntry], session_id: str, now: datetime
+) -> list[ScopeSpend]:
+    """Every budget's spend: the run's, each adapter's, and the tasks' whose budget is spent."""
+    entries = list(entries)
+    found = []
+    if budgets.run is not None:
+        found.append(spent(entries, Scope("run", "", budgets.run), session_id, now))
+    for name, limit in budgets.adapters.items():
+        found.append(spent(entries, Scope("adapter", name, limit), session_id, now))
+    if budgets.task is not None:
+        limit = budgets.task
+        tasks = sorted({e.task for e in entries if e.session_id == session_id})
+        each = [spent(entries, Scope("task", task, limit), session_id, now) for task in tasks]
+        found.extend(spend for spend in each if (spend.share() or 0) >= 1)
+    return found
 
 
 def check(

@@ -35,7 +35,9 @@ from orchestrator.spend import budgets as rules
 from orchestrator.spend.budgets import Exceeded, Forecast
 from orchestrator.spend.ledger import Ledger, LedgerEntry, new_call_key
 from orchestrator.spend.prices import cost_of, find_price
+from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.spend.quota import QuotaHold, Reported, configured_wait
+from orchestrator.spend.totals import spend_line
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["RAISES", "CallPlan", "SpendGate", "SpendHeld", "Ticket"]
@@ -43,6 +45,7 @@ __all__ = ["RAISES", "CallPlan", "SpendGate", "SpendHeld", "Ticket"]
 log = logging.getLogger(__name__)
 
 RAISES = "budget-raises"  # keyed records: session id -> the limits `council budget raise` set
+_PUBLISH_EVERY = 2.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class SpendGate:
         self.budgets: BudgetsConfig = config.budgets
         self._said: set[str] = set()  # scopes said spent, until raised
         self._reported: dict[str, Reported] = {}  # adapter -> its CLI's last quota report
+        self._published = float("-inf")  # when the spend line was last kept (monotonic)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -255,7 +259,22 @@ class SpendGate:
         self._entries[closed.call] = closed
         self._heard(entry.adapter, events)
         await self._after(closed)
+        await self.publish()
         return closed
+
+    async def publish(self, *, force: bool = False, held: str | None = None) -> None:
+        """Keep the run's spend line in the store for reports (``line``): at most every
+        ``_PUBLISH_EVERY`` seconds, or now when ``force``d (a run's end, a hold)."""
+        now = time.monotonic()
+        if not force and now - self._published < _PUBLISH_EVERY:
+            return
+        line = spend_line(self.session_id, self._entries.values(), self.spends())
+        if line is None:
+            return
+        self._published = now
+        line.held = held
+        data = line.model_dump(mode="json")
+        await self._store.put_record(SPEND_LINES, self.session_id, data, durable=False)
 
     def _heard(self, adapter: str, events: Sequence[AgentEvent]) -> None:
         for event in events:
@@ -304,22 +323,5 @@ class SpendGate:
     # -- for the scheduler and the report -----------------------------------------------------
 
     def spends(self) -> list[rules.ScopeSpend]:
-        """Every budget's spend now: the run's, each adapter's, and the task budget's most
-        spent task."""
-        now = utcnow()
-        entries = list(self._entries.values())
-        found = []
-        budgets = self.budgets
-        if budgets.run is not None:
-            found.append(rules.spent(entries, rules.Scope("run", "", budgets.run), self.session_id, now))
-        for name, limit in budgets.adapters.items():
-            scope = rules.Scope("adapter", name, limit)
-            found.append(rules.spent(entries, scope, self.session_id, now))
-        if budgets.task is not None:
-            tasks = {e.task for e in entries if e.session_id == self.session_id}
-            each = [
-                rules.spent(entries, rules.Scope("task", task, budgets.task), self.session_id, now)
-                for task in sorted(tasks)
-            ]
-            found.extend(spend for spend in each if (spend.share() or 0) >= 1)
-        return found
+        """Every budget's spend now (``budgets.all_spends``)."""
+        return rules.all_spends(self.budgets, self._entries.values(), self.session_id, utcnow())
