@@ -15,6 +15,8 @@ and this machine once a run (killed, resumed, or both) has ended.
   refs): the CLIs' work, committed by the orchestrator, is never only in an unreferenced object;
 - **nothing merged twice**: each ``Council-Task`` trailer appears at most once on the base's
   first-parent history (the merge queue writes one merge commit per landing);
+- **every CLI counted once**: the cost ledger holds a record for every CLI that ran, and no
+  more closed records than CLIs that ran;
 - **versions only increase**: within each record of the state store no history version is
   above the current one (one equal to it is the link a write makes just before its replace,
   left by a kill in between), and against a ``snapshot`` taken earlier no record went back;
@@ -31,6 +33,7 @@ and this machine once a run (killed, resumed, or both) has ended.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections import Counter
@@ -50,6 +53,7 @@ from orchestrator.models import (
     TaskStatus,
 )
 from orchestrator.state import FileStateStore
+from orchestrator.state.file.codec import decode
 from orchestrator.state.file.records import RecordKind
 
 Snapshot = dict[str, int]  # "<kind>/<key>" -> version
@@ -112,11 +116,35 @@ def problems(
     found += _merged_twice(repo, base)
     found += _versions(repo, before)
     found += _conflict_markers(repo, base)
+    found += _ledger_counts(repo)
     if settled:
         found += _processes_left(repo, root)
         found += _worktrees_left(repo)
     found += _stale_locks(repo, lock_wait)
     return found
+
+
+# -- the cost ledger -----------------------------------------------------------------------
+
+
+def _ledger_counts(repo: Path) -> list[str]:
+    """Every CLI that ran is counted once in the ledger (``orchestrator.spend.ledger``): at
+    least as many records as CLI logs (a record is opened before its CLI starts; one whose
+    CLI never started has no log), and no more closed records than logs (a closed record is a
+    CLI that ran and said what it spent)."""
+    records = repo / ".council" / "state" / "records" / "ledger"
+    logs = repo / ".council" / "logs"
+    if not records.is_dir():
+        return []
+    closed = opened = 0
+    for current in records.glob("*/current.json"):
+        data = json.loads(decode(current.read_bytes()))["data"]
+        opened += 1
+        closed += data.get("ended_at") is not None
+    ran = sum(1 for log in logs.glob("*.log") if not log.name.startswith("setup-"))
+    if closed <= ran <= opened:
+        return []
+    return [f"ledger: {opened} calls recorded ({closed} closed) for {ran} CLI runs"]
 
 
 # -- tasks ---------------------------------------------------------------------------------

@@ -71,6 +71,8 @@ KILLS = [
     ("write.replaced", 40),
     ("git.ran", 45),
     ("cli.spawned", 3),
+    ("ledger.opened", 3),
+    ("ledger.closed", 3),
     ("phase.ended", 4),
     ("phase.completed", 2),
     ("checkpoint.written", 1),

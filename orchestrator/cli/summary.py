@@ -109,6 +109,8 @@ def _print_spend(report: RunReport) -> None:
     if report.spend is not None:
         console.print_lines(report.spend.said())
     held = next((t.waiting for t in report.tasks if (t.waiting or "").startswith("budget: ")), None)
+    if held is None and report.spend is not None:
+        held = report.spend.held
     if held is not None:
         console.print_lines(
             f"waiting for a budget: {held.removeprefix('budget: ')}; raise it (`council budget "

@@ -15,9 +15,7 @@ prices:                     # USD per million tokens, over the built-in dated ta
 
 from __future__ import annotations
 
-from typing import Literal
-
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import (
     Field,

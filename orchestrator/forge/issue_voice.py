@@ -6,6 +6,9 @@ forge never slows the run. For a task made from an issue (``follow``):
 
 - its first ``task.dispatched``: a comment saying work started (once per task, not per
   attempt), the label ``council:working`` (``council:failed`` removed, from an earlier run);
+- ``budget.exceeded`` with ``budgets.on_exceed: ask``: a comment on the issue of the task
+  whose call found the budget spent, asking whether to go on and saying how (the run holds
+  what that budget covers meanwhile);
 - ``task.failed``: ``council:failed``, ``council:working`` removed, and a comment with the
   reason;
 - ``merge.completed`` or ``merge.already_merged``: ``council:working`` removed and a comment
@@ -49,6 +52,7 @@ _HEARD = frozenset(
         EventType.MERGE_ALREADY_MERGED,
         EventType.PULL_OPENED,
         EventType.PULL_MERGED,
+        EventType.BUDGET_EXCEEDED,
     }
 )
 
@@ -97,6 +101,8 @@ class IssueVoice:
         if event.type not in _HEARD:
             return
         data = event.data
+        if event.type == EventType.BUDGET_EXCEEDED and data.get("action") != "ask":
+            return
         task_id = data.get("task_id")
         if not isinstance(task_id, str):
             return
@@ -148,6 +154,16 @@ class IssueVoice:
                 pull, url = int(str(said.data.get("number"))), str(said.data.get("url"))
                 await forge.comment(number, f"Pull request #{pull} carries this work: {url}")
                 await self._label(number, add=IN_REVIEW, remove=(WORKING,))
+        elif said.kind == EventType.BUDGET_EXCEEDED:
+            scope = str(said.data.get("scope") or "run")
+            name = scope.split(":", 1)[-1] if scope.startswith("adapter:") else scope.split(":")[0]
+            await forge.comment(
+                number,
+                f"CLI Council paused task `{task}`: {said.data.get('message')}. Nothing more "
+                f"starts in that budget until it is raised: `council budget raise <config> "
+                f"{name} --usd <limit>` (or raise `{said.data.get('field')}` in the config "
+                "and resume). Should it go on?",
+            )
         elif said.kind == EventType.PULL_MERGED:
             # No comment: the pull request said it carries the work, and its merge closes the
             # issue (``Closes #N``), which the issue's own timeline shows with the commit.

@@ -147,7 +147,10 @@ class RunReport(_Report):
     @property
     def exit_code(self) -> int:
         ended_by_itself = (
-            self.totals.waiting_for_checkout or self.totals.in_review or self.totals.held
+            self.totals.waiting_for_checkout
+            or self.totals.in_review
+            or self.totals.held
+            or (self.spend is not None and self.spend.held)  # a budget stopped it
         )
         if self.status == SessionStatus.INTERRUPTED and not ended_by_itself:
             return 130

@@ -32,7 +32,6 @@ from orchestrator.scheduler.candidates import (
 )
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
-from orchestrator.scheduler.spending import Spending
 from orchestrator.scheduler.rules.queue import (
     PARKED_ADAPTER,
     broken_dependency,
@@ -42,6 +41,7 @@ from orchestrator.scheduler.rules.queue import (
     wait_reason,
     waiting_on,
 )
+from orchestrator.scheduler.spending import Spending
 from orchestrator.workflow.best_of import COUNCIL_PHASE, judge_adapter
 
 __all__ = ["Dispatcher", "adapter_chain"]

@@ -97,9 +97,9 @@ from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
 from orchestrator.scheduler.pull_follower import PullFollower
 from orchestrator.scheduler.reconciler import Reconciler
-from orchestrator.scheduler.spending import Spending
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.rules.queue import held_for_checkout
+from orchestrator.scheduler.spending import Spending
 from orchestrator.scheduler.submissions import Submissions
 from orchestrator.scheduler.sweeper import Sweeper
 from orchestrator.scheduler.team_join import join_team_run, point_team_run

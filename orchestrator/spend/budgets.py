@@ -210,9 +210,7 @@ def check(
     for scope in scopes:
         spend = spent(entries, scope, session_id, now)
         limit = scope.limit
-        if limit.usd is not None and (
-            spend.usd >= limit.usd or spend.usd + coming.usd > limit.usd
-        ):
+        if limit.usd is not None and (spend.usd >= limit.usd or spend.usd + coming.usd > limit.usd):
             return Exceeded(spend, coming)
         if limit.tokens is not None and (
             spend.tokens >= limit.tokens or spend.tokens + coming.tokens > limit.tokens

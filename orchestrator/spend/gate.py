@@ -34,8 +34,8 @@ from orchestrator.models import utcnow
 from orchestrator.spend import budgets as rules
 from orchestrator.spend.budgets import Exceeded, Forecast
 from orchestrator.spend.ledger import Ledger, LedgerEntry, new_call_key
-from orchestrator.spend.prices import cost_of, find_price
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
+from orchestrator.spend.prices import cost_of, find_price
 from orchestrator.spend.quota import QuotaHold, Reported, configured_wait
 from orchestrator.spend.totals import spend_line
 from orchestrator.state.protocol import StateStore
@@ -59,7 +59,7 @@ class CallPlan:
     model: str | None = None  # as configured; the CLI may say another
 
 
-class SpendHeld(Exception):  # noqa: N818 (a hold, not an error)
+class SpendHeld(Exception):
     """The call was not started: a budget has no room for it (``until`` None: until raised),
     or its adapter's quota would not carry it before ``until``."""
 
@@ -185,7 +185,7 @@ class SpendGate:
             raise SpendHeld(reason, until=held.until, kind="quota")
         over = self.exceeded(plan.task, plan.adapter, plan.phase)
         if over is not None:
-            await self._say(over, plan.task)
+            await self._say(over, self._budget_task(plan.task))
             await self._held(plan, over.message(), None)
             raise SpendHeld(over.message(), until=None, kind="budget")
         coming = self.forecast(plan.adapter, plan.phase)
@@ -297,7 +297,7 @@ class SpendGate:
         for scope in rules.scopes_for(self.budgets, entry.task, entry.adapter):
             over = rules.check(entries, [scope], Forecast(), self.session_id, now)
             if over is not None:
-                await self._say(over, entry.candidate or entry.task)
+                await self._say(over, entry.task)
 
     async def _say(self, over: Exceeded, task: str | None) -> None:
         if over.scope.key in self._said:

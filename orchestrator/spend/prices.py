@@ -6,15 +6,17 @@ CLIs) the call's tokens are priced here. A model found in neither table is count
 and flagged ``no price``: never guessed.
 
 A model is found by its id as the CLI or the config names it, without a provider's prefix
-(``anthropic/claude-sonnet-4-5`` is ``claude-sonnet-4-5``), exactly or as the longest listed
-id it starts with followed by ``-``, ``@`` or ``:`` (``claude-sonnet-4-5-20250929``,
-``qwen3-coder:30b``). The table is the providers' public list prices (USD per million tokens,
+(``anthropic/claude-sonnet-4-5`` is ``claude-sonnet-4-5``), exactly or as a listed id followed by
+a snapshot date, ``-latest`` or a tag (``claude-sonnet-4-5-20250929``, ``qwen3-coder-plus:1``);
+never as a neighbouring version (``claude-opus-4-8`` is not ``claude-opus-4``: its price may
+differ). The table is the providers' public list prices (USD per million tokens,
 standard tier, prompts under 200k tokens) as of ``PRICES_AS_OF``: prices change, so a run
 config can replace any of them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -80,7 +82,9 @@ BUILT_IN: dict[str, Price] = {
     "qwen3-coder-flash": _p(0.30, 1.50, 0.03, 0.0),
 }
 
-_SEPARATORS = ("-", "@", ":")
+# What may follow a listed id and still be that model: a snapshot's date, "-latest", or a
+# tag (``@...``, ``:...``). Not another version: claude-opus-4-8 is not claude-opus-4.
+_VARIANT = re.compile(r"-\d{8}|-latest|[@:].+")
 
 
 def find_price(model: str | None, configured: Mapping[str, PriceConfig]) -> Price | None:
@@ -108,9 +112,9 @@ def _lookup(name: str, table: Mapping[str, _T]) -> tuple[str, _T] | None:
         return name, table[name]
     best: str | None = None
     for key in table:
-        if name.startswith(key) and name[len(key)] in _SEPARATORS:
-            if best is None or len(key) > len(best):
-                best = key
+        fits = name.startswith(key) and _VARIANT.fullmatch(name[len(key) :])
+        if fits and (best is None or len(key) > len(best)):
+            best = key
     return (best, table[best]) if best is not None else None
 
 

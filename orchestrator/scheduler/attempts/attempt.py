@@ -16,10 +16,10 @@ from orchestrator.worktrees.models import SessionWorktree
 __all__ = [
     "EMPTY_BUILDS",
     "FAILURES",
+    "HELD",
     "MAX_RESOLVE_ROUNDS",
     "MERGE_RECHECK",
     "RESOLVE_ROUNDS",
-    "HELD",
     "USAGE",
     "WORKTREE",
     "WORKTREE_LOSSES",

@@ -30,9 +30,8 @@ file locks are released when the council task ends.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -57,8 +56,8 @@ from orchestrator.scheduler.candidates import (
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.closing import CouncilClosing
 from orchestrator.scheduler.council.members import CouncilMembers, Member
-from orchestrator.state.transactions import transaction
 from orchestrator.spend.gate import SpendGate
+from orchestrator.state.transactions import transaction
 from orchestrator.workflow.best_of import COUNCIL_PHASE, CandidateResult, pick_best
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 
