@@ -597,13 +597,17 @@ class Scheduler:
     def _settled(self, states: dict[str, TaskState]) -> bool:
         tasks = self._run.tasks
         depends_on = {task.id: task.depends_on for task in tasks.values()}
+
+        def held_by_budget(state: TaskState) -> bool:
+            return self.spending.waits_for_budget(state.task_id, states)
+
         return all(
             (state := states.get(task_id)) is not None
             and (
                 (state.status in TERMINAL_TASK_STATUSES and not self._pulls.unlooked(state))
                 or held_for_checkout(task_id, depends_on, states)
-                or self.spending.held_by_budget(state)
-                or _after_person(task_id, depends_on, states, self.spending.held_by_budget)
+                or self.spending.waits_for_budget(task_id, states)
+                or _after_person(task_id, depends_on, states, held_by_budget)
                 or self._pulls.waits_on_person(state)
                 or _after_person(task_id, depends_on, states, self._pulls.waits_on_person)
             )
@@ -632,7 +636,9 @@ class Scheduler:
             await run.events.emit(RunLeft(session_id=run.session_id))
             return
         with contextlib.suppress(CouncilError):  # the spend line is for reports only
-            await self.spending.publish(await store.list_tasks(run.session_id))
+            everything = {s.task_id: s for s in await store.list_tasks(run.session_id)}
+            await self._members.add_states(run.tasks.values(), everything)
+            await self.spending.publish(list(everything.values()))
         if run.stopping:
             await store.update_session(run.session_id, {"status": SessionStatus.INTERRUPTED})
             if not run.killed:
@@ -640,8 +646,11 @@ class Scheduler:
             await run.events.emit(RunInterrupted(session_id=run.session_id))
             return
         states = await store.list_tasks(run.session_id)
+        by_id = {s.task_id: s for s in states}
+        await self._members.add_states(run.tasks.values(), by_id)  # council candidates
+        held = self.spending.held_ids(run.tasks.values(), by_id)
         if self.services.team is not None and any(
-            s.status not in TERMINAL_TASK_STATUSES for s in states
+            s.status not in TERMINAL_TASK_STATUSES and s.task_id not in held for s in states
         ):
             # A team session with tasks only other workstations know: theirs to finish.
             await run.events.emit(RunLeft(session_id=run.session_id))
@@ -650,7 +659,7 @@ class Scheduler:
         status = SessionStatus.COMPLETED if done else SessionStatus.FAILED
         if not done and all(s.status in _DONE_OR_CANCELLED for s in states):
             status = SessionStatus.CANCELLED  # what happened: nothing failed, some cancelled
-        if any(self.spending.held_by_budget(s) for s in states):
+        if held:
             # Work that waits for a budget: raise it, then `council resume` goes on.
             status = SessionStatus.INTERRUPTED
             await store.create_checkpoint(run.session_id, "budget")

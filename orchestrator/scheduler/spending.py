@@ -17,7 +17,7 @@ does to the run.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.models import TaskState, TaskStatus
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import HELD
-from orchestrator.scheduler.candidates import candidates_of
+from orchestrator.scheduler.candidates import candidate_settled, candidates_of
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import first_phase
 from orchestrator.spend.budgets import Exceeded
@@ -99,6 +99,32 @@ class Spending:
         adapter = config.adapter_chain(task, config.phases_for(task)[0])[:1]
         phase = first_phase(config, task, state)
         return bool(adapter) and self.gate.exceeded(task.id, adapter[0], phase) is not None
+
+    def waits_for_budget(self, task_id: str, states: Mapping[str, TaskState]) -> bool:
+        """Task ``task_id`` can go on only once a budget is raised: held itself, or, for a
+        council task, each of its candidates either held or settled (and one held)."""
+        task = self._run.tasks.get(task_id)
+        if task is not None and task.council:
+            members = [states.get(m.id) for m in candidates_of(task)]
+            held = [m for m in members if m is not None and self.held_by_budget(m)]
+            return bool(held) and all(
+                m is not None and (m in held or candidate_settled(m)) for m in members
+            )
+        state = states.get(task_id)
+        return state is not None and self.held_by_budget(state)
+
+    def held_ids(
+        self, tasks: Iterable[TaskConfig], states: Mapping[str, TaskState]
+    ) -> set[str]:
+        """The ids of the records that wait for a budget: each held task, and a held council
+        task's candidates."""
+        held: set[str] = set()
+        for task in tasks:
+            if self.waits_for_budget(task.id, states):
+                held.add(task.id)
+                if task.council:
+                    held.update(member.id for member in candidates_of(task))
+        return held
 
     def _candidate(self, task_id: str) -> TaskConfig | None:
         found = _CANDIDATE.match(task_id)

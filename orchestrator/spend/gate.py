@@ -203,8 +203,13 @@ class SpendGate:
             forecast_usd=coming.usd if coming.basis != "none" else None,
             forecast_tokens=coming.tokens if coming.basis != "none" else None,
         )
-        await self._ledger.opened(entry)
+        # Reserved before the first await: calls opened side by side each see the others'.
         self._entries[entry.call] = entry
+        try:
+            await self._ledger.opened(entry)
+        except BaseException:
+            self._entries.pop(entry.call, None)
+            raise
         return Ticket(entry)
 
     async def _held(self, plan: CallPlan, reason: str, until: datetime | None) -> None:

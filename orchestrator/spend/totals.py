@@ -75,6 +75,7 @@ class CostReport(BaseModel):
     budgets: list[dict[str, object]]
     cost_sources: dict[str, int]  # "cli" / "built-in <date>" / "prices.<model>" / "none": calls
     prices_as_of: str = PRICES_AS_OF
+    calls: list[LedgerEntry] = []  # every call of the run, oldest first (the ledger's records)
 
 
 def _landed(entry: LedgerEntry, states: Mapping[str, TaskState]) -> bool:
@@ -97,9 +98,11 @@ def cost_report(
     groups: dict[str, CostGroup] = {}
     tasks: dict[str, CostGroup] = {}
     sources: dict[str, int] = {}
+    calls: list[LedgerEntry] = []
     for entry in entries:
         if entry.session_id != session_id:
             continue
+        calls.append(entry)
         landed = _landed(entry, states)
         total.add(entry, landed)
         key = _KEYS[by](entry)
@@ -119,6 +122,7 @@ def cost_report(
         top_tasks=costliest,
         budgets=[spend.as_data() for spend in budgets],
         cost_sources=dict(sorted(sources.items())),
+        calls=calls,
     )
 
 

@@ -1,0 +1,287 @@
+"""Budgets and quota admission in a real ``council run`` (the scripted CLI reports its tokens and
+cost as claude does), on the file store and on a team's PostgreSQL store.
+
+A budget of one token is spent by the first call, whatever its size: the runs below stop
+starting calls at a known point without depending on how many tokens a prompt has.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_process_helpers import COUNCIL, ENV, events
+from scheduler_helpers import new_repo
+from team_helpers import Team
+from timing import patience
+
+SCRIPTED = {"type": "scripted", "options": {"delay": 0}}
+
+
+def two_tasks() -> list[dict[str, Any]]:
+    def one(name: str) -> dict[str, Any]:
+        build = f"WRITE {name}.txt {name}"
+        return {
+            "id": name,
+            "prompt": f"Write {name}.txt.",
+            "files": [f"{name}.txt"],
+            "metadata": {"phase_instructions": {"plan": f"SAY FILES: {name}.txt", "build": build}},
+        }
+
+    return [one("one"), one("two")]
+
+
+class Run:
+    """A run config on the file store, or on a team's PostgreSQL (one workstation)."""
+
+    def __init__(self, root: Path, dsn: str | None) -> None:
+        self.root = root
+        self.team = Team(root, dsn) if dsn is not None else None
+        self.config = root / "run.yaml"
+
+    def write(self, tasks: list[dict[str, Any]], **sections: Any) -> Path:
+        data: dict[str, Any] = {
+            "adapters": {"cli": SCRIPTED},
+            "default_adapter": "cli",
+            "capacity": {"sessions": 1},
+            "workflow": {"phases": [{"name": "plan"}, {"name": "build"}]},
+            "retry": {"max_retries": 1, "backoff_initial": 0.05, "backoff_max": 0.2},
+            "scheduler": {"tick": 0.05, "heartbeat_interval": 0.5, "stale_threshold": "10m"},
+            **sections,
+            "tasks": tasks,
+        }
+        if self.team is None:
+            if not (self.root / "repo").exists():
+                new_repo(self.root)
+            data["repo"] = str(self.root / "repo")
+        else:
+            if not (self.root / "a").exists():
+                self.team.workstation("a", [])
+            data["repo"] = str(self.root / "a")
+            data["state"] = {"backend": "postgresql"}
+        self.config.write_text(json.dumps(data))
+        return self.config
+
+    @property
+    def repo(self) -> Path:
+        return self.root / ("repo" if self.team is None else "a")
+
+    def council(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = self.team.env() if self.team is not None else ENV
+        return subprocess.run(
+            [*COUNCIL, *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=patience(timeout),
+        )
+
+    def cost(self) -> dict[str, Any]:
+        done = self.council("cost", str(self.config), "--json")
+        assert done.returncode == 0, done.stderr
+        report: dict[str, Any] = json.loads(done.stdout)
+        return report
+
+
+@pytest.fixture(params=["file", pytest.param("postgres", marks=pytest.mark.postgres)])
+def run(request: pytest.FixtureRequest, tmp_path: Path) -> Run:
+    dsn = None if request.param == "file" else str(request.getfixturevalue("pg_dsn"))
+    return Run(tmp_path, dsn)
+
+
+def calls_by_task_and_phase(run: Run) -> dict[tuple[str, str], int]:
+    """(task or council candidate, phase) -> how many CLI calls the run's ledger records."""
+    done = run.council("cost", str(run.config), "--json", "--by", "phase")
+    assert done.returncode == 0, done.stderr
+    found: dict[tuple[str, str], int] = {}
+    for call in json.loads(done.stdout)["calls"]:
+        key = (call["candidate"] or call["task"], call["phase"])
+        found[key] = found.get(key, 0) + 1
+    return found
+
+
+def test_a_spent_run_budget_ends_the_run_held_and_a_raise_goes_on_where_it_stood(
+    run: Run,
+) -> None:
+    config = run.write(two_tasks(), budgets={"run": {"tokens": 1}})
+    first = run.council("run", str(config), "--json")
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
+    report = json.loads(first.stdout)
+    assert report["status"] == "interrupted"
+    statuses = {t["task_id"]: t["status"] for t in report["tasks"]}
+    assert statuses == {"one": "queued", "two": "queued"}  # nothing failed, nothing counted
+    assert all(
+        t["waiting"].startswith("budget: the run's budget (1 tokens") for t in report["tasks"]
+    )
+    assert all(t["attempts"] == 0 for t in report["tasks"])  # a hold is no attempt
+    assert report["spend"]["calls"] == 1 and report["spend"]["budgets"][0]["scope"] == "run"
+    if run.team is None:  # a team's events are in its database
+        said = [e for e in events(run.repo) if e["type"] == "budget.exceeded"]
+        assert [e["data"]["scope"] for e in said] == ["run"]
+    status = run.council("status", str(config))
+    assert (
+        "waiting for a budget: the run's budget (1 tokens, budgets.run) is spent" in status.stdout
+    )
+    assert calls_by_task_and_phase(run) == {("one", "plan"): 1}
+
+    raised = run.council("budget", "raise", str(config), "run", "--tokens", "100000000")
+    assert raised.returncode == 0, raised.stderr
+    resumed = run.council("resume", str(config), "--json")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert {t["status"] for t in json.loads(resumed.stdout)["tasks"]} == {"done"}
+    # Where it stood: one's plan was not made again, and every phase ran once.
+    assert calls_by_task_and_phase(run) == {
+        ("one", "plan"): 1,
+        ("one", "build"): 1,
+        ("two", "plan"): 1,
+        ("two", "build"): 1,
+    }
+    cost = run.cost()
+    assert cost["total"]["calls"] == 4 and cost["total"]["usd"] > 0
+    assert cost["not_landed_share"] == 0  # every call's work landed
+    assert cost["cost_sources"] == {"cli": 4}
+
+
+def test_on_exceed_stop_stops_the_run_and_an_edited_config_resumes_it(tmp_path: Path) -> None:
+    run = Run(tmp_path, None)
+    config = run.write(two_tasks(), budgets={"run": {"tokens": 1}, "on_exceed": "stop"})
+    first = run.council("run", str(config), "--json")
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
+    report = json.loads(first.stdout)
+    assert report["status"] == "interrupted"
+    assert report["spend"]["held"].startswith("the run's budget (1 tokens, budgets.run) is spent")
+    kinds = [e["type"] for e in events(run.repo)]
+    assert "budget.exceeded" in kinds and "run.interrupted" in kinds
+    text = run.council("status", str(config)).stdout
+    assert "waiting for a budget: the run's budget" in text
+    # Raised in the config itself this time.
+    config = run.write(two_tasks(), budgets={"run": {"tokens": 10**8}, "on_exceed": "stop"})
+    resumed = run.council("resume", str(config), "--json")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert {t["status"] for t in json.loads(resumed.stdout)["tasks"]} == {"done"}
+    assert calls_by_task_and_phase(run) == {
+        ("one", "plan"): 1,
+        ("one", "build"): 1,
+        ("two", "plan"): 1,
+        ("two", "build"): 1,
+    }
+
+
+def test_a_best_of_three_counts_every_candidate_and_the_judge_to_its_task_budget(
+    tmp_path: Path,
+) -> None:
+    run = Run(tmp_path, None)
+    task = {
+        "id": "feature",
+        "prompt": "Add feature.txt",
+        "council": True,
+        "adapters": ["alpha", "beta", "gamma"],
+        "metadata": {
+            "phase_instructions": {"plan": "SAY FILES: feature.txt", "build": "WRITE feature.txt x"}
+        },
+    }
+    sections = {
+        "adapters": {name: SCRIPTED for name in ("alpha", "beta", "gamma")},
+        "default_adapter": "alpha",
+        "capacity": {"sessions": 3},
+        "budgets": {"task": {"tokens": 1}},
+    }
+    config = run.write([task], **sections)
+    first = run.council("run", str(config), "--json")
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
+    calls = calls_by_task_and_phase(run)
+    # The plans that started before the first one ended ran; no build started after it.
+    assert 1 <= len(calls) <= 3
+    assert set(calls) <= {(f"feature.c{k}", "plan") for k in (1, 2, 3)}
+    said = [e["data"] for e in events(run.repo) if e["type"] == "budget.exceeded"]
+    assert [(d["scope"], d["task_id"]) for d in said] == [("task:feature", "feature")]
+
+    raised = run.council("budget", "raise", str(config), "task", "--tokens", "100000000")
+    assert raised.returncode == 0, raised.stderr
+    resumed = run.council("resume", str(config), "--json")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    calls = calls_by_task_and_phase(run)
+    for k in (1, 2, 3):
+        assert calls[(f"feature.c{k}", "plan")] == 1 and calls[(f"feature.c{k}", "build")] == 1
+    assert calls[("feature", "council")] == 1  # the judge, counted to the council task
+    cost = run.cost()
+    assert [g["key"] for g in cost["groups"]] == ["feature"] and cost["total"]["calls"] == 7
+    assert 0 < cost["not_landed_share"] < 1  # the two candidates not chosen
+
+
+def test_a_configured_quota_holds_a_call_until_its_window_has_room(tmp_path: Path) -> None:
+    run = Run(tmp_path, None)
+    builds = [
+        {
+            "id": name,
+            "prompt": f"Write {name}.txt.",
+            "metadata": {"phase_instructions": {"build": f"WRITE {name}.txt {name}"}},
+        }
+        for name in ("one", "two")
+    ]
+    config = run.write(
+        builds,
+        workflow={"phases": [{"name": "build"}]},
+        capacity={"sessions": 2},
+        rate_limits={"quotas": {"cli": {"calls": 1, "per": "3s"}}},
+    )
+    done = run.council("run", str(config), "--json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    seen = events(run.repo)
+    # Held before it was dispatched, or before its CLI started (both leave the other alone):
+    held = [e["data"] for e in seen if e["type"] == "call.held"]
+    assert all("rate_limits.quotas.cli is used up" in h["reason"] for h in held)
+    assert not [e for e in seen if e["type"] in ("adapter.parked", "task.retry", "task.failed")]
+    starts = sorted(datetime.fromisoformat(e["ts"]) for e in seen if e["type"] == "phase.started")
+    assert len(starts) == 2 and starts[1] - starts[0] >= timedelta(seconds=2.9)
+
+
+def test_a_rate_limit_one_task_hit_holds_another_tasks_next_call_until_the_reset(
+    tmp_path: Path,
+) -> None:
+    run = Run(tmp_path, None)
+    limited = {
+        "id": "limited",
+        "prompt": "Write limited.txt.",
+        "metadata": {
+            "phase_instructions": {
+                "plan": "SAY FILES: limited.txt",
+                "build": "RATE_LIMIT reset=4 times=1\nWRITE limited.txt x",
+            }
+        },
+    }
+    other = {
+        "id": "other",
+        "prompt": "Write other.txt.",
+        "metadata": {
+            "phase_instructions": {
+                "plan": "SLEEP 2\nSAY FILES: other.txt",
+                "build": "WRITE other.txt y",
+            }
+        },
+    }
+    config = run.write([limited, other], capacity={"sessions": 2})
+    done = run.council("run", str(config), "--json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    seen = events(run.repo)
+    parked = [e["data"] for e in seen if e["type"] == "adapter.parked"]
+    assert [p["task_id"] for p in parked] == ["limited"]
+    held = [e["data"] for e in seen if e["type"] == "call.held"]
+    assert [(h["task_id"], h["phase"]) for h in held][:1] == [("other", "build")]
+    assert "cli is rate limited" in held[0]["reason"]
+    until = datetime.fromisoformat(parked[0]["until"])
+    builds = [
+        datetime.fromisoformat(e["ts"])
+        for e in seen
+        if e["type"] == "phase.started"
+        and e["data"]["task_id"] == "other"
+        and e["data"]["phase"] == "build"
+    ]
+    assert len(builds) == 1 and builds[0] >= until - timedelta(seconds=0.1)
+    report = json.loads(done.stdout)
+    assert {t["task_id"]: t["attempts"] for t in report["tasks"]}["other"] == 1
