@@ -243,8 +243,10 @@ def _rate_limit_event(line: dict[str, Any]) -> list[AgentEvent]:
                 text=f"{which} limit",
                 reset_at=reset,
                 # A share (0.97); a percentage (97) is read as one too.
-                data={"utilization": share / 100 if share > 1 else float(share),
-                      "rate_limit_info": info},
+                data={
+                    "utilization": share / 100 if share > 1 else float(share),
+                    "rate_limit_info": info,
+                },
             )
         ]
     return [

@@ -113,9 +113,7 @@ class Spending:
         state = states.get(task_id)
         return state is not None and self.held_by_budget(state)
 
-    def held_ids(
-        self, tasks: Iterable[TaskConfig], states: Mapping[str, TaskState]
-    ) -> set[str]:
+    def held_ids(self, tasks: Iterable[TaskConfig], states: Mapping[str, TaskState]) -> set[str]:
         """The ids of the records that wait for a budget: each held task, and a held council
         task's candidates."""
         held: set[str] = set()
