@@ -129,7 +129,9 @@ def test_status_piped_is_the_plain_layout_with_nothing_cut(finished: Finished) -
     assert shown.lines[1].split() == SUMMARY
     failed = next(line for line in shown.lines if line.startswith("refused-login "))
     assert failed.endswith("Failed to authenticate. API Error: 401 invalid API key (scripted)")
-    assert len(shown.lines) == 2 + len(finished.report["tasks"])
+    # The table, then what its CLI calls cost.
+    assert len(shown.lines) == 2 + len(finished.report["tasks"]) + 1
+    assert shown.lines[-1].startswith("spent $")
 
 
 @pytest.mark.parametrize("columns", [80, 160, None])

@@ -458,8 +458,8 @@ def test_unknown_key_at_top_level(workdir: Path) -> None:
     assert single_issue("base_brnach: dev\n" + MINIMAL) == (
         "run.yaml:1: base_brnach: unknown key (did you mean 'base_branch'? allowed: repo, "
         "base_branch, sample_repo, capacity, adapters, default_adapter, workflow, retry, "
-        "rate_limits, landing, scheduler, verify, state, worktrees, sandbox, mcp_servers, forge, "
-        "sources, tasks)"
+        "rate_limits, budgets, prices, landing, scheduler, verify, state, worktrees, sandbox, "
+        "mcp_servers, forge, sources, tasks)"
     )
 
 

@@ -128,6 +128,8 @@ def test_the_rate_limits_section_is_typed_and_in_the_schema(tmp_path: Path) -> N
         "backoff_max",
         "max_parks",
         "max_parked_time",
+        "hold_at",
+        "quotas",
     }
 
 
