@@ -3,6 +3,7 @@ the spend gate, and claude's quota report. The run as a whole: ``test_budgets_ru
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from orchestrator.spend.gate import RAISES, CallPlan, SpendGate, SpendHeld
 from orchestrator.spend.ledger import Ledger, LedgerEntry, new_call_key
 from orchestrator.spend.prices import PRICES_AS_OF, cost_of, find_price
 from orchestrator.spend.quota import configured_wait
+from orchestrator.spend.tally import Tally
 from orchestrator.spend.totals import cost_report
 from orchestrator.state import FileStateStore, StateStore
 
@@ -68,6 +70,18 @@ def test_a_model_is_priced_by_its_id_its_dated_variant_or_the_config() -> None:
 # -- budgets --------------------------------------------------------------------------------
 
 
+def check(
+    entries: list[LedgerEntry], scopes: list[rules.Scope], coming: rules.Forecast
+) -> rules.Exceeded | None:
+    """``budgets.check`` over a plain list, and the same answer from the gate's running sums."""
+    plain = rules.check(scopes, coming, lambda scope: rules.spent(entries, scope, "s1", NOW))
+    tally = Tally("s1", entries)
+    assert rules.check(scopes, coming, lambda scope: tally.spent(scope, NOW)) == plain
+    for scope in scopes:
+        assert tally.spent(scope, NOW) == rules.spent(entries, scope, "s1", NOW)
+    return plain
+
+
 def test_a_call_fits_only_while_every_scope_has_room_for_its_forecast() -> None:
     budgets = BudgetsConfig(
         run=Limit(usd=2.0), task=Limit(tokens=250), adapters={"claude": Limit(usd=1.2)}
@@ -76,22 +90,20 @@ def test_a_call_fits_only_while_every_scope_has_room_for_its_forecast() -> None:
     coming = rules.Forecast(usd=0.1, tokens=100, basis="test")
     scopes = rules.scopes_for(budgets, "t1", "claude")
     assert [s.key for s in scopes] == ["run", "task:t1", "adapter:claude"]
-    assert rules.check(entries, scopes, coming, "s1", NOW) is None
+    assert check(entries, scopes, coming) is None
     bigger = rules.Forecast(usd=0.3, tokens=100, basis="test")
-    over = rules.check(entries, scopes, bigger, "s1", NOW)
+    over = check(entries, scopes, bigger)
     assert over is not None and over.scope.key == "adapter:claude"
     assert "adapter claude's budget ($1.20, budgets.adapters.claude) is spent" in over.message()
     more = rules.Forecast(usd=0.0, tokens=150, basis="test")
-    over = rules.check(entries, scopes, more, "s1", NOW)
+    over = check(entries, scopes, more)
     assert over is not None and over.scope.key == "task:t1"
     # Another run's calls count only to a budget per day, and only on the same day.
     daily = BudgetsConfig(adapters={"claude": Limit(usd=1.0, per="day")})
     others = [entry(session_id="s0"), entry(session_id="s0", started_at=NOW - timedelta(days=1))]
-    held = rules.check(others, rules.scopes_for(daily, "t1", "claude"), rules.Forecast(), "s1", NOW)
+    held = check(others, rules.scopes_for(daily, "t1", "claude"), rules.Forecast())
     assert held is None  # $0.50 today
-    held = rules.check(
-        [*others, entry()], rules.scopes_for(daily, "t1", "claude"), rules.Forecast(), "s1", NOW
-    )
+    held = check([*others, entry()], rules.scopes_for(daily, "t1", "claude"), rules.Forecast())
     assert held is not None and held.spend.usd == pytest.approx(1.0)
 
 
@@ -100,6 +112,7 @@ def test_an_open_call_counts_at_its_forecast_and_the_forecast_is_the_median() ->
     assert (still.counted_usd, still.counted_tokens) == (0.7, 900)
     done = [entry(cost_usd=c, input_tokens=t) for c, t in ((0.1, 10), (0.3, 30), (0.9, 90))]
     forecast = rules.forecast([*done, still], "claude", "build", None)
+    assert Tally("s1", [*done, still]).forecast("claude", "build", None) == forecast
     assert (forecast.usd, forecast.tokens) == (0.3, 40)
     assert forecast.basis == "median of 3 build calls on claude"
     estimate = rules.forecast(done, "claude", "review", Limit(usd=0.25))
@@ -304,3 +317,34 @@ def test_the_cost_report_says_what_did_not_land() -> None:
     assert report.total.unpriced_calls == 1
     assert [g.key for g in report.top_tasks] == ["t1", "t2"]
     assert report.cost_sources == {"cli": 3, "none": 1}
+
+
+def test_the_tally_keeps_an_adapters_window_as_calls_come_close_and_the_clock_moves() -> None:
+    rng = random.Random(7)
+    tally, calls = Tally("s1"), []
+    now = NOW
+    for step in range(400):
+        now += timedelta(seconds=rng.randint(0, 20))
+        roll = rng.random()
+        if roll < 0.5 or not calls:  # a call starts (now, or a little in the past: a team's)
+            started = now - timedelta(seconds=rng.choice([0, 0, 0, 30, 400]))
+            call = entry(
+                started_at=started, ended_at=None, cost_usd=None, forecast_usd=0.25,
+                forecast_tokens=40, adapter=rng.choice(["claude", "codex"]),
+            )  # fmt: skip
+            calls.append(call)
+            tally.put(call)
+        elif roll < 0.85:  # one closes
+            index = rng.randrange(len(calls))
+            closed = calls[index].model_copy(update={"ended_at": now, "cost_usd": rng.random()})
+            calls[index] = closed
+            tally.put(closed)
+        else:  # one is dropped (its record could not be written)
+            tally.drop(calls.pop(rng.randrange(len(calls))).call)
+        since = now - timedelta(seconds=rng.choice([300, 300, 300, 60]))
+        for adapter in ("claude", "codex"):
+            inside = [c for c in calls if c.adapter == adapter and c.started_at > since]
+            usd, tokens, count = tally.window(adapter, since)
+            assert count == len(inside), step
+            assert usd == pytest.approx(sum(c.counted_usd for c in inside), abs=1e-9), step
+            assert tokens == pytest.approx(sum(c.counted_tokens for c in inside)), step

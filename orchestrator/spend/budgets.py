@@ -12,7 +12,7 @@ forecast; a scope already at its limit has room for nothing, whatever the foreca
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -28,6 +28,7 @@ __all__ = [
     "all_spends",
     "check",
     "forecast",
+    "plural",
     "raised",
     "scopes_for",
     "spent",
@@ -158,16 +159,21 @@ def scopes_for(budgets: BudgetsConfig, task: str, adapter: str) -> list[Scope]:
 
 
 def _in(entry: LedgerEntry, scope: Scope, session_id: str, now: datetime) -> bool:
-    if scope.limit.per == "day":
-        if entry.started_at.date() != now.date():
-            return False
-    elif entry.session_id != session_id:
+    if scope.limit.per == "day" and entry.started_at.date() != now.date():
+        return False
+    # An adapter's budget per day is its account's, across runs; every other is this run's.
+    across_runs = scope.kind == "adapter" and scope.limit.per == "day"
+    if not across_runs and entry.session_id != session_id:
         return False
     if scope.kind == "task":
         return entry.task == scope.name
     if scope.kind == "adapter":
         return entry.adapter == scope.name
     return True
+
+
+def plural(phase: str, count: int) -> str:
+    return f"{phase} call{'s' if count != 1 else ''}"
 
 
 def spent(
@@ -200,15 +206,12 @@ def all_spends(
 
 
 def check(
-    entries: Sequence[LedgerEntry],
-    scopes: Iterable[Scope],
-    coming: Forecast,
-    session_id: str,
-    now: datetime,
+    scopes: Iterable[Scope], coming: Forecast, spent_of: Callable[[Scope], ScopeSpend]
 ) -> Exceeded | None:
-    """The first scope the coming call does not fit in, None when it fits in all."""
+    """The first scope the coming call does not fit in (``spent_of``: what a scope has spent
+    so far), None when it fits in all."""
     for scope in scopes:
-        spend = spent(entries, scope, session_id, now)
+        spend = spent_of(scope)
         limit = scope.limit
         if limit.usd is not None and (spend.usd >= limit.usd or spend.usd + coming.usd > limit.usd):
             return Exceeded(spend, coming)
@@ -230,7 +233,7 @@ def forecast(
         return Forecast(
             usd=statistics.median(costs) if costs else 0.0,
             tokens=int(statistics.median(e.tokens for e in done)),
-            basis=f"median of {len(done)} {phase} call{'s' if len(done) != 1 else ''} on {adapter}",
+            basis=f"median of {len(done)} {plural(phase, len(done))} on {adapter}",
         )
     if estimate is not None:
         return Forecast(estimate.usd or 0.0, estimate.tokens or 0, "budgets.estimate")

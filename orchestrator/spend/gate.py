@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator.adapter import AgentEvent, EventKind, Usage
@@ -35,9 +35,10 @@ from orchestrator.spend import budgets as rules
 from orchestrator.spend.budgets import Exceeded, Forecast
 from orchestrator.spend.ledger import Ledger, LedgerEntry, new_call_key
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
+from orchestrator.spend.line import SpendLine
 from orchestrator.spend.prices import cost_of, find_price
 from orchestrator.spend.quota import QuotaHold, Reported, configured_wait
-from orchestrator.spend.totals import spend_line
+from orchestrator.spend.tally import Tally
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["RAISES", "CallPlan", "SpendGate", "SpendHeld", "Ticket"]
@@ -95,7 +96,7 @@ class SpendGate:
         self._parked_until = parked_until
         self._on_exceeded = on_exceeded
         self._refresh = refresh  # seconds between reads of the ledger (a team's), None: never
-        self._entries: dict[str, LedgerEntry] = {}
+        self._tally = Tally(session_id)
         self._read_at = 0.0
         self._raises: dict[str, Any] = {}
         self._raises_version = 0
@@ -108,7 +109,7 @@ class SpendGate:
 
     async def load(self) -> None:
         """Read the ledger and the raised limits (the run's start, a resume)."""
-        self._entries = {entry.call: entry for entry in await self._ledger.entries()}
+        self._tally = Tally(self.session_id, await self._ledger.entries())
         self._read_at = time.monotonic()
         await self._read_raises()
 
@@ -117,12 +118,12 @@ class SpendGate:
         ledger when it is shared and ``refresh`` seconds old (each tick of the scheduler)."""
         await self._read_raises()
         if self._refresh is not None and time.monotonic() - self._read_at >= self._refresh:
-            own = {k: e for k, e in self._entries.items() if e.session_id == self.session_id}
+            mine = [e for e in self._tally.entries.values() if e.session_id == self.session_id]
             fresh = {entry.call: entry for entry in await self._ledger.entries()}
-            for key, entry in own.items():  # ours as we know them: closed may be newer here
-                if entry.ended_at is not None or key not in fresh:
-                    fresh[key] = entry
-            self._entries = fresh
+            for entry in mine:  # ours as this process knows them: a close may be newer here
+                if entry.ended_at is not None or entry.call not in fresh:
+                    fresh[entry.call] = entry
+            self._tally = Tally(self.session_id, fresh.values())
             self._read_at = time.monotonic()
 
     async def _read_raises(self) -> None:
@@ -137,7 +138,7 @@ class SpendGate:
 
     @property
     def entries(self) -> list[LedgerEntry]:
-        return sorted(self._entries.values(), key=lambda e: (e.started_at, e.call))
+        return sorted(self._tally.entries.values(), key=lambda e: (e.started_at, e.call))
 
     def run_entries(self) -> list[LedgerEntry]:
         return [e for e in self.entries if e.session_id == self.session_id]
@@ -145,15 +146,15 @@ class SpendGate:
     # -- before a call ------------------------------------------------------------------------
 
     def forecast(self, adapter: str, phase: str) -> Forecast:
-        return rules.forecast(self._entries.values(), adapter, phase, self.budgets.estimate)
+        return self._tally.forecast(adapter, phase, self.budgets.estimate)
 
     def exceeded(self, task: str, adapter: str, phase: str) -> Exceeded | None:
         """The budget a call of ``phase`` of ``task`` on ``adapter`` would not fit in."""
         if not self.budgets.any:
             return None
         scopes = rules.scopes_for(self.budgets, self._budget_task(task), adapter)
-        coming = self.forecast(adapter, phase)
-        return rules.check(list(self._entries.values()), scopes, coming, self.session_id, utcnow())
+        coming, now = self.forecast(adapter, phase), utcnow()
+        return rules.check(scopes, coming, lambda scope: self._tally.spent(scope, now))
 
     def quota_hold(self, adapter: str, phase: str, now: datetime | None = None) -> QuotaHold | None:
         """Why a call on ``adapter`` waits for a quota's reset, and until when."""
@@ -168,8 +169,15 @@ class SpendGate:
             holds.append(QuotaHold(said.resets_at, f"{adapter}'s {said.what}"))
         quota = self._config.rate_limits.quotas.get(adapter)
         if quota is not None:
-            coming = self.forecast(adapter, phase)
-            wait = configured_wait(self._entries.values(), adapter, quota, coming, now)
+            coming, since = self.forecast(adapter, phase), now - timedelta(seconds=quota.per)
+            usd, tokens, calls = self._tally.window(adapter, since)
+            fits = (
+                (quota.usd is None or usd + coming.usd <= quota.usd)
+                and (quota.tokens is None or tokens + coming.tokens <= quota.tokens)
+                and (quota.calls is None or calls + 1 <= quota.calls)
+            )
+            recent = [] if fits else self._tally.since(adapter, since)
+            wait = configured_wait(recent, adapter, quota, coming, now) if recent else None
             if wait is not None:
                 holds.append(QuotaHold(wait, f"rate_limits.quotas.{adapter} is used up"))
         if not holds:
@@ -204,11 +212,11 @@ class SpendGate:
             forecast_tokens=coming.tokens if coming.basis != "none" else None,
         )
         # Reserved before the first await: calls opened side by side each see the others'.
-        self._entries[entry.call] = entry
+        self._tally.put(entry)
         try:
             await self._ledger.opened(entry)
         except BaseException:
-            self._entries.pop(entry.call, None)
+            self._tally.drop(entry.call)
             raise
         return Ticket(entry)
 
@@ -261,7 +269,7 @@ class SpendGate:
             }
         )
         await self._ledger.closed(closed)
-        self._entries[closed.call] = closed
+        self._tally.put(closed)
         self._heard(entry.adapter, events)
         await self._after(closed)
         await self.publish()
@@ -273,9 +281,17 @@ class SpendGate:
         now = time.monotonic()
         if not force and now - self._published < _PUBLISH_EVERY:
             return
-        line = spend_line(self.session_id, self._entries.values(), self.spends())
-        if line is None:
+        tally = self._tally
+        if not tally.calls:
             return
+        usd, tokens = tally.run_total()
+        line = SpendLine(
+            usd=round(usd, 6),
+            tokens=tokens,
+            calls=tally.calls,
+            unpriced_calls=tally.unpriced,
+            budgets=[spend.as_data() for spend in self.spends()],
+        )
         self._published = now
         line.held = held
         data = line.model_dump(mode="json")
@@ -298,9 +314,8 @@ class SpendGate:
         if not self.budgets.any:
             return
         now = utcnow()
-        entries = list(self._entries.values())
         for scope in rules.scopes_for(self.budgets, entry.task, entry.adapter):
-            over = rules.check(entries, [scope], Forecast(), self.session_id, now)
+            over = rules.check([scope], Forecast(), lambda s: self._tally.spent(s, now))
             if over is not None:
                 await self._say(over, entry.task)
 
@@ -328,5 +343,19 @@ class SpendGate:
     # -- for the scheduler and the report -----------------------------------------------------
 
     def spends(self) -> list[rules.ScopeSpend]:
-        """Every budget's spend now (``budgets.all_spends``)."""
-        return rules.all_spends(self.budgets, self._entries.values(), self.session_id, utcnow())
+        """Every budget's spend now: the run's, each adapter's, and each task's whose budget
+        is spent (``budgets.all_spends``, from the running sums)."""
+        now, budgets = utcnow(), self.budgets
+
+        def spent(scope: rules.Scope) -> rules.ScopeSpend:
+            return self._tally.spent(scope, now)
+
+        found = []
+        if budgets.run is not None:
+            found.append(spent(rules.Scope("run", "", budgets.run)))
+        for name, limit in budgets.adapters.items():
+            found.append(spent(rules.Scope("adapter", name, limit)))
+        if budgets.task is not None:
+            each = [spent(rules.Scope("task", task, budgets.task)) for task in self._tally.tasks]
+            found.extend(spend for spend in each if (spend.share() or 0) >= 1)
+        return found

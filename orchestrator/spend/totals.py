@@ -18,10 +18,9 @@ from pydantic import BaseModel
 from orchestrator.models import TaskState, TaskStatus
 from orchestrator.spend.budgets import ScopeSpend
 from orchestrator.spend.ledger import LedgerEntry
-from orchestrator.spend.line import SpendLine
 from orchestrator.spend.prices import PRICES_AS_OF
 
-__all__ = ["BY", "CostGroup", "CostReport", "SpendLine", "cost_report", "spend_line"]
+__all__ = ["BY", "CostGroup", "CostReport", "cost_report"]
 
 By = Literal["task", "phase", "adapter", "account", "model", "day"]
 BY: tuple[By, ...] = ("task", "phase", "adapter", "account", "model", "day")
@@ -123,19 +122,4 @@ def cost_report(
         budgets=[spend.as_data() for spend in budgets],
         cost_sources=dict(sorted(sources.items())),
         calls=calls,
-    )
-
-
-def spend_line(
-    session_id: str, entries: Iterable[LedgerEntry], budgets: Sequence[ScopeSpend] = ()
-) -> SpendLine | None:
-    mine = [e for e in entries if e.session_id == session_id]
-    if not mine:
-        return None
-    return SpendLine(
-        usd=round(sum(e.counted_usd for e in mine), 6),
-        tokens=sum(e.counted_tokens for e in mine),
-        calls=len(mine),
-        unpriced_calls=sum(not e.open and not e.priced for e in mine),
-        budgets=[spend.as_data() for spend in budgets],
     )
