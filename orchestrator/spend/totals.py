@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 
 from orchestrator.models import TaskState, TaskStatus
 from orchestrator.spend.budgets import ScopeSpend
@@ -48,6 +48,10 @@ class CostGroup(BaseModel):
     open_calls: int = 0  # started, never said what they spent: counted at their forecast
     not_landed_usd: float = 0.0
 
+    @field_serializer("usd", "not_landed_usd")
+    def _dollars(self, value: float) -> float:
+        return round(value, 6)
+
     def add(self, entry: LedgerEntry, landed: bool) -> None:
         self.calls += 1
         self.usd += entry.counted_usd
@@ -75,6 +79,10 @@ class CostReport(BaseModel):
     cost_sources: dict[str, int]  # "cli" / "built-in <date>" / "prices.<model>" / "none": calls
     prices_as_of: str = PRICES_AS_OF
     calls: list[LedgerEntry] = []  # every call of the run, oldest first (the ledger's records)
+
+    @field_serializer("not_landed_share")
+    def _share(self, value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
 
 
 def _landed(entry: LedgerEntry, states: Mapping[str, TaskState]) -> bool:
