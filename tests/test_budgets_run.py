@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cli_process_helpers import COUNCIL, ENV, events
+from issue_loop import issue_loop
 from scheduler_helpers import new_repo
 from team_helpers import Team
 from timing import patience
@@ -147,16 +148,16 @@ def test_a_spent_run_budget_ends_the_run_held_and_a_raise_goes_on_where_it_stood
     assert cost["cost_sources"] == {"cli": 4}
 
 
-def test_on_exceed_stop_stops_the_run_and_an_edited_config_resumes_it(tmp_path: Path) -> None:
-    run = Run(tmp_path, None)
+def test_on_exceed_stop_stops_the_run_and_an_edited_config_resumes_it(run: Run) -> None:
     config = run.write(two_tasks(), budgets={"run": {"tokens": 1}, "on_exceed": "stop"})
     first = run.council("run", str(config), "--json")
     assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
     report = json.loads(first.stdout)
     assert report["status"] == "interrupted"
     assert report["spend"]["held"].startswith("the run's budget (1 tokens, budgets.run) is spent")
-    kinds = [e["type"] for e in events(run.repo)]
-    assert "budget.exceeded" in kinds and "run.interrupted" in kinds
+    if run.team is None:  # a team's events are in its database
+        kinds = [e["type"] for e in events(run.repo)]
+        assert "budget.exceeded" in kinds and "run.interrupted" in kinds
     text = run.council("status", str(config)).stdout
     assert "waiting for a budget: the run's budget" in text
     # Raised in the config itself this time.
@@ -285,3 +286,58 @@ def test_a_rate_limit_one_task_hit_holds_another_tasks_next_call_until_the_reset
     assert len(builds) == 1 and builds[0] >= until - timedelta(seconds=0.1)
     report = json.loads(done.stdout)
     assert {t["task_id"]: t["attempts"] for t in report["tasks"]}["other"] == 1
+
+
+def test_ask_pauses_and_asks_on_the_issue_whether_to_go_on(tmp_path: Path) -> None:
+    token = "ghp_budgetAskToken0123456789abcdefghij"
+    with issue_loop(tmp_path, owner="acme", name="widgets", token=token) as (gh, config):
+        text = config.read_text()
+        config.write_text(text + "budgets: {run: {tokens: 1}, on_exceed: ask}\n")
+        numbers = [
+            gh.create_issue(f"Add {name}", body=f"WRITE {name}.txt {name}\n", labels=["council"])
+            for name in ("one", "two")
+        ]
+        done = subprocess.run(
+            [*COUNCIL, "run", str(config), "--json"],
+            cwd=config.parent,
+            capture_output=True,
+            text=True,
+            env={**ENV, "GH_TOKEN": token},
+            timeout=patience(120),
+        )
+        assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+        report = json.loads(done.stdout)
+        assert report["status"] == "interrupted"
+        asked = [
+            comment.body
+            for number in numbers
+            for comment in gh.site.issues[number].comments
+            if comment.body.startswith("CLI Council paused task")
+        ]
+        assert len(asked) == 1, asked  # once per spent budget, on the task that found it
+        assert "the run's budget (1 tokens, budgets.run) is spent" in asked[0]
+        assert "`council budget raise <config> run --usd <limit>`" in asked[0]
+        assert token not in asked[0]
+
+
+def test_an_adapters_budget_per_day_counts_every_run_of_the_day(tmp_path: Path) -> None:
+    run = Run(tmp_path, None)
+    budgets = {"adapters": {"cli": {"tokens": 1, "per": "day"}}}
+    one = {
+        "id": "one",
+        "prompt": "Write one.txt.",
+        "metadata": {"phase_instructions": {"build": "WRITE one.txt one"}},
+    }
+    config = run.write([one], workflow={"phases": [{"name": "build"}]}, budgets=budgets)
+    first = run.council("run", str(config), "--json")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    # A second run the same day: its adapter's day is spent by the first.
+    two = {**one, "id": "two", "metadata": {"phase_instructions": {"build": "WRITE two.txt 2"}}}
+    config = run.write([two], workflow={"phases": [{"name": "build"}]}, budgets=budgets)
+    second = run.council("run", str(config), "--json")
+    assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
+    (task,) = json.loads(second.stdout)["tasks"]
+    assert task["waiting"].startswith(
+        "budget: adapter cli's budget (1 tokens a day, budgets.adapters.cli) is spent"
+    )
+    assert run.cost()["total"]["calls"] == 0  # this run's: none started
