@@ -274,7 +274,7 @@ def test_a_rate_limit_one_task_hit_holds_another_tasks_next_call_until_the_reset
     assert [p["task_id"] for p in parked] == ["limited"]
     held = [e["data"] for e in seen if e["type"] == "call.held"]
     assert [(h["task_id"], h["phase"]) for h in held][:1] == [("other", "build")]
-    assert "cli is rate limited" in held[0]["reason"]
+    assert "cli is parked until its limit resets" in held[0]["reason"]
     until = datetime.fromisoformat(parked[0]["until"])
     builds = [
         datetime.fromisoformat(e["ts"])

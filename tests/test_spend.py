@@ -241,7 +241,7 @@ async def test_the_gate_prices_holds_and_says_a_spent_budget_once(
     assert "the run's budget (150 tokens, budgets.run) is spent" in held.value.reason
     assert heard == ["run by t1"]  # said once until raised
     await store.put_record(RAISES, "s1", {"run": {"tokens": 1_000_000}})
-    await gate.refresh()
+    await gate.refresh(force=True)
     ticket = await gate.open(CallPlan(task="t2", phase="build", adapter="claude"))
     unpriced = await gate.close(
         ticket, usage=Usage(input_tokens=5), outcome="succeeded", model="fake-model"
@@ -271,7 +271,7 @@ async def test_the_gate_holds_a_call_until_a_reported_or_configured_quota_resets
     assert "claude's five_hour limit (97% used)" in held.value.reason
     # A rate limit another task hit (the scheduler's park) holds the adapter the same way.
     parked["codex"] = datetime.now(UTC) + timedelta(minutes=5)
-    with pytest.raises(SpendHeld, match="codex is rate limited"):
+    with pytest.raises(SpendHeld, match="codex is parked until its limit resets"):
         await gate.open(CallPlan(task="t3", phase="build", adapter="codex"))
     parked.clear()
     first = await gate.open(CallPlan(task="t3", phase="build", adapter="codex"))

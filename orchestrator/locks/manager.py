@@ -120,6 +120,7 @@ class LockManager:
         self._held: dict[str, _Held] = {}  # registry key → what this manager holds
         self._spelled: dict[tuple[str, str], str] = {}  # (session, path as given) → held key
         self._waiting: dict[str, str] = {}  # session → path it waits for here
+        self._taking: dict[str, anyio.Lock] = {}  # session → one ``acquire_missing`` at a time
         self._keys: dict[str, tuple[str, Path]] = {}  # normalized path → (key, lock file)
         self._sessions: set[str] = set()  # ids already checked
 
@@ -191,6 +192,21 @@ class LockManager:
                     await self.release_file_lock(session, grant.path)
             raise
         return grants
+
+    async def acquire_missing(
+        self, session: str, paths: Iterable[StrPath], timeout: float = 10.0
+    ) -> list[str]:
+        """Take those of ``paths`` that ``session`` does not hold yet (all or none, as
+        ``acquire_file_locks``), one caller at a time per session in this process: several
+        attempts sharing one owner (a council task's candidates) never find a path held by
+        their own owner, nor take it twice. The paths taken now, normalized."""
+        self._check_session(session)
+        async with self._taking.setdefault(session, anyio.Lock()):
+            held = {grant.path for grant in self.held(session)}
+            wanted = sorted({self.paths.normalize(p) for p in paths} - held)
+            if wanted:
+                await self.acquire_file_locks(session, wanted, timeout=timeout)
+            return wanted
 
     async def release_file_lock(
         self, session: str, path: StrPath, *, token: int | None = None

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 RAISES = "budget-raises"  # keyed records: session id -> the limits `council budget raise` set
 _PUBLISH_EVERY = 2.0
+_RAISES_EVERY = 1.0  # seconds between reads of the raised limits while the run ticks
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class SpendGate:
         self._read_at = 0.0
         self._raises: dict[str, Any] = {}
         self._raises_version = 0
+        self._raises_read_at = float("-inf")
         self.budgets: BudgetsConfig = config.budgets
         self._said: set[str] = set()  # scopes said spent, until raised
         self._reported: dict[str, Reported] = {}  # adapter -> its CLI's last quota report
@@ -113,10 +115,12 @@ class SpendGate:
         self._read_at = time.monotonic()
         await self._read_raises()
 
-    async def refresh(self) -> None:
-        """Read again what other processes may have written: raised limits always, the
-        ledger when it is shared and ``refresh`` seconds old (each tick of the scheduler)."""
-        await self._read_raises()
+    async def refresh(self, *, force: bool = False) -> None:
+        """Read again what other processes may have written (each tick of the scheduler):
+        raised limits once a second (``force``: now), the ledger when it is shared and
+        ``refresh`` seconds old."""
+        if force or time.monotonic() - self._raises_read_at >= _RAISES_EVERY:
+            await self._read_raises()
         if self._refresh is not None and time.monotonic() - self._read_at >= self._refresh:
             mine = [e for e in self._tally.entries.values() if e.session_id == self.session_id]
             fresh = {entry.call: entry for entry in await self._ledger.entries()}
@@ -127,6 +131,7 @@ class SpendGate:
             self._read_at = time.monotonic()
 
     async def _read_raises(self) -> None:
+        self._raises_read_at = time.monotonic()
         record = await self._store.get_record(RAISES, self.session_id)
         version = record.version if record is not None else 0
         if version == self._raises_version:
@@ -162,7 +167,7 @@ class SpendGate:
         holds: list[QuotaHold] = []
         parked = self._parked_until(adapter)
         if parked is not None and parked > now:
-            holds.append(QuotaHold(parked, f"{adapter} is rate limited"))
+            holds.append(QuotaHold(parked, f"{adapter} is parked until its limit resets"))
         said = self._reported.get(adapter)
         hold_at = self._config.rate_limits.hold_at
         if said is not None and said.resets_at > now and said.utilization >= hold_at:
@@ -184,8 +189,8 @@ class SpendGate:
             return None
         return max(holds, key=lambda hold: hold.until)
 
-    async def open(self, plan: CallPlan) -> Ticket:
-        """Admit the call and open its ledger record, or raise ``SpendHeld``."""
+    async def check(self, plan: CallPlan) -> None:
+        """Raise ``SpendHeld`` when the call may not start now (``open`` checks again)."""
         held = self.quota_hold(plan.adapter, plan.phase)
         if held is not None:
             reason = f"{held.reason} until {held.until.strftime('%Y-%m-%d %H:%M:%S UTC')}"
@@ -196,6 +201,11 @@ class SpendGate:
             await self._say(over, self._budget_task(plan.task))
             await self._held(plan, over.message(), None)
             raise SpendHeld(over.message(), until=None, kind="budget")
+
+    async def open(self, plan: CallPlan) -> Ticket:
+        """Admit the call and open its ledger record, or raise ``SpendHeld``: just before
+        its CLI starts (a call opened is counted, at least at its forecast)."""
+        await self.check(plan)
         coming = self.forecast(plan.adapter, plan.phase)
         task = self._budget_task(plan.task)
         entry = LedgerEntry(

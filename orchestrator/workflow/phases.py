@@ -116,25 +116,36 @@ class PhaseSteps:
         adapter = self._adapter_for(phase)
         # A call that never says what it spent (killed, cancelled, the orchestrator failed)
         # leaves its ledger record open: it counts at its forecast.
-        ticket = await self._admitted(phase.name, adapter, phase.model)
-        return await self._run_admitted(index, round_, adapter, ticket)
+        plan = self._plan(phase.name, adapter, phase.model)
+        if plan is not None:  # before anything of the phase is done or recorded
+            await self._admitted(plan, opening=False)
+        return await self._run_admitted(index, round_, adapter, plan)
 
-    async def _admitted(self, name: str, adapter: str, model: str | None) -> Ticket | None:
-        """The phase's call admitted by the spend gate (its ledger record opened), or a
-        ``Stop`` holding the attempt: a budget without room, a quota that cannot carry it."""
+    def _plan(self, name: str, adapter: str, model: str | None) -> CallPlan | None:
         run = self._run
         if run.spend is None:
             return None
         configured = run.config.adapters.get(adapter)
-        plan = CallPlan(
+        return CallPlan(
             task=run.task.id,
             phase=name,
             adapter=adapter,
             attempt=max(run.session.attempt, 1),
             model=model or (configured.model if configured else None),
         )
+
+    async def _admitted(self, plan: CallPlan, *, opening: bool) -> Ticket | None:
+        """The phase's call admitted by the spend gate (``opening``: its ledger record opened,
+        just before its CLI starts), or a ``Stop`` holding the attempt: a budget without room,
+        a quota that cannot carry it. Held after the phase was recorded started, the next
+        attempt starts it again from its recorded start, like any phase cut short."""
+        run, name = self._run, plan.phase
+        assert run.spend is not None
         try:
-            return await run.spend.open(plan)
+            if opening:
+                return await run.spend.open(plan)
+            await run.spend.check(plan)
+            return None
         except SpendHeld as held:
             note = await self._saver.commit(f"{name} not started ({held.kind} held)")
             result = WorkflowResult(
@@ -147,7 +158,7 @@ class PhaseSteps:
             raise Stop(result) from None
 
     async def _run_admitted(
-        self, index: int, round_: int, adapter: str, ticket: Ticket | None
+        self, index: int, round_: int, adapter: str, plan: CallPlan | None
     ) -> Handoff:
         run, progress, session = self._run, self._progress, self._run.session
         phase = self.phases[index]
@@ -199,6 +210,7 @@ class PhaseSteps:
             restart=start.restart,
             reach=partial(run.worktrees.sandbox_reach, session),
         )
+        ticket = await self._admitted(plan, opening=True) if plan is not None else None
         try:
             ran = await self._call_watched(call, ticket)
         except AdapterError as exc:  # not installed, bad options: another attempt won't help

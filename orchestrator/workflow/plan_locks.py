@@ -1,7 +1,7 @@
 """Before build, the files the plan named (its ``FILES:`` line) are locked for the session
-(``locks.acquire_file_locks``, waiting up to ``PLAN_LOCK_TIMEOUT``); busy files fail the
-attempt, retryable. Locks are never released here: the scheduler releases the session's. The
-files locked are reported (``TaskRun.files_reported``) for the session context."""
+(``locks.acquire_missing``: what its lock owner lacks, waiting up to ``PLAN_LOCK_TIMEOUT``);
+busy files fail the attempt, retryable. Locks are never released here: the scheduler releases
+the session's. The files locked are reported (``TaskRun.files_reported``) for the session context."""
 
 from __future__ import annotations
 
@@ -24,20 +24,16 @@ async def lock_plan_files(run: TaskRun, plan: Handoff | None) -> None:
     if plan is None or not plan.files_to_touch:
         return
     locks, sid = run.locks, run.lock_session
-    held = {grant.path for grant in locks.held(sid)}
-    wanted: list[str] = []
+    paths: list[str] = []
     for path in plan.files_to_touch:
         try:
-            normalized = locks.paths.normalize(path)
+            paths.append(locks.paths.normalize(path))
         except PathEscapeError as exc:
             log.warning("task %s: plan file %r not locked: %s", run.task.id, path, exc)
-            continue
-        if normalized not in held:
-            wanted.append(normalized)
-    if not wanted:
-        return
     try:
-        await locks.acquire_file_locks(sid, wanted, timeout=PLAN_LOCK_TIMEOUT)
+        # Only what the owner lacks, one taker at a time: a council task's candidates share
+        # their owner, and two of them may start their builds at once.
+        wanted = await locks.acquire_missing(sid, paths, timeout=PLAN_LOCK_TIMEOUT)
     except LockError as exc:
         if needs_repair(exc):
             raise  # nobody holds it: the run stops for the repair (the scheduler's runner)
@@ -49,4 +45,6 @@ async def lock_plan_files(run: TaskRun, plan: Handoff | None) -> None:
                 retryable=True,
             )
         ) from exc
+    if not wanted:
+        return
     await run.files_reported(wanted)  # into the session context the others' prompts read

@@ -99,9 +99,6 @@ class AttemptRunner:
         # A council candidate ended: its council task may now be over (``CouncilMembers``).
         self._candidate_ended = candidate_ended
         self._team = team_work  # in a team: fresh base, published branches, take-overs
-        # Council candidates share one lock owner: two starting at once must not both take
-        # the files it lacks (the second would find them held by its own owner).
-        self._taking: dict[str, anyio.Lock] = {}
 
     async def run(self, attempt: Attempt) -> None:
         """Run ``attempt`` from claim to settled (module doc); never raises a council error."""
@@ -193,10 +190,7 @@ class AttemptRunner:
                 return await self._writes.requeue(attempt, f"waiting for files: {reason}")
         locks, owner = services.locks, attempt.lock_owner(session_id)
         try:
-            async with self._taking.setdefault(owner, anyio.Lock()):
-                wanted = sorted(attempt.files - {grant.path for grant in locks.held(owner)})
-                if wanted:
-                    await locks.acquire_file_locks(owner, wanted, timeout=LOCK_TIMEOUT)
+            await locks.acquire_missing(owner, attempt.files, timeout=LOCK_TIMEOUT)
             attempt.session = await self._worktree(session_id, attempt, state, new=not kept)
             # Made just now at the base, by checkout alone: nothing has run in it yet.
             attempt.fresh_worktree = not kept and not services.config.worktrees.setup
