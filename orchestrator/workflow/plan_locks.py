@@ -1,7 +1,8 @@
 """Before build, the files the plan named (its ``FILES:`` line) are locked for the session
 (``locks.acquire_missing``: what its lock owner lacks, waiting up to ``PLAN_LOCK_TIMEOUT``);
 busy files fail the attempt, retryable. Locks are never released here: the scheduler releases
-the session's. The files locked are reported (``TaskRun.files_reported``) for the session context."""
+the session's. The files locked are reported (``TaskRun.files_reported``) for the session
+context."""
 
 from __future__ import annotations
 
