@@ -106,6 +106,20 @@ def calls_by_task_and_phase(run: Run) -> dict[tuple[str, str], int]:
     return found
 
 
+def resumed_where_it_stood(run: Run, config: Path) -> None:
+    """``council resume`` lands both tasks, and every phase ran once in all: what ran before
+    the hold was not made again."""
+    resumed = run.council("resume", str(config), "--json")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert {t["status"] for t in json.loads(resumed.stdout)["tasks"]} == {"done"}
+    assert calls_by_task_and_phase(run) == {
+        ("one", "plan"): 1,
+        ("one", "build"): 1,
+        ("two", "plan"): 1,
+        ("two", "build"): 1,
+    }
+
+
 def test_a_spent_run_budget_ends_the_run_held_and_a_raise_goes_on_where_it_stood(
     run: Run,
 ) -> None:
@@ -132,16 +146,7 @@ def test_a_spent_run_budget_ends_the_run_held_and_a_raise_goes_on_where_it_stood
 
     raised = run.council("budget", "raise", str(config), "run", "--tokens", "100000000")
     assert raised.returncode == 0, raised.stderr
-    resumed = run.council("resume", str(config), "--json")
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert {t["status"] for t in json.loads(resumed.stdout)["tasks"]} == {"done"}
-    # Where it stood: one's plan was not made again, and every phase ran once.
-    assert calls_by_task_and_phase(run) == {
-        ("one", "plan"): 1,
-        ("one", "build"): 1,
-        ("two", "plan"): 1,
-        ("two", "build"): 1,
-    }
+    resumed_where_it_stood(run, config)
     cost = run.cost()
     assert cost["total"]["calls"] == 4 and cost["total"]["usd"] > 0
     assert cost["not_landed_share"] == 0  # every call's work landed
@@ -162,15 +167,7 @@ def test_on_exceed_stop_stops_the_run_and_an_edited_config_resumes_it(run: Run) 
     assert "waiting for a budget: the run's budget" in text
     # Raised in the config itself this time.
     config = run.write(two_tasks(), budgets={"run": {"tokens": 10**8}, "on_exceed": "stop"})
-    resumed = run.council("resume", str(config), "--json")
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert {t["status"] for t in json.loads(resumed.stdout)["tasks"]} == {"done"}
-    assert calls_by_task_and_phase(run) == {
-        ("one", "plan"): 1,
-        ("one", "build"): 1,
-        ("two", "plan"): 1,
-        ("two", "build"): 1,
-    }
+    resumed_where_it_stood(run, config)
 
 
 def test_a_best_of_three_counts_every_candidate_and_the_judge_to_its_task_budget(

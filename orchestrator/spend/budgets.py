@@ -27,6 +27,7 @@ __all__ = [
     "ScopeSpend",
     "all_spends",
     "check",
+    "counts_to",
     "forecast",
     "plural",
     "raised",
@@ -158,7 +159,8 @@ def scopes_for(budgets: BudgetsConfig, task: str, adapter: str) -> list[Scope]:
     return scopes
 
 
-def _in(entry: LedgerEntry, scope: Scope, session_id: str, now: datetime) -> bool:
+def counts_to(entry: LedgerEntry, scope: Scope, session_id: str, now: datetime) -> bool:
+    """``entry`` is one of the calls ``scope`` counts (on ``now``'s day for one per day)."""
     if scope.limit.per == "day" and entry.started_at.date() != now.date():
         return False
     # An adapter's budget per day is its account's, across runs; every other is this run's.
@@ -181,7 +183,7 @@ def spent(
 ) -> ScopeSpend:
     usd, tokens = 0.0, 0
     for entry in entries:
-        if _in(entry, scope, session_id, now):
+        if counts_to(entry, scope, session_id, now):
             usd += entry.counted_usd
             tokens += entry.counted_tokens
     return ScopeSpend(scope, usd, tokens)

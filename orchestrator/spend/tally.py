@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.config.budgets import Limit
-from orchestrator.spend.budgets import Forecast, Scope, ScopeSpend, plural
+from orchestrator.spend.budgets import Forecast, Scope, ScopeSpend, counts_to, plural
 from orchestrator.spend.ledger import LedgerEntry
 
 __all__ = ["Tally"]
@@ -131,7 +131,7 @@ class Tally:
             # A run or task budget per day: today's calls of this run (no running sum: rare).
             usd = tokens = 0.0
             for entry in self.entries.values():
-                if entry.started_at.date() == now.date() and _in_scope(entry, scope, self):
+                if counts_to(entry, scope, self.session_id, now):
                     usd += entry.counted_usd
                     tokens += entry.counted_tokens
             return ScopeSpend(scope, usd, int(tokens))
@@ -179,13 +179,3 @@ def _sorted(values: list[float], value: float, sign: int) -> None:
         bisect.insort(values, value)
     else:
         values.pop(bisect.bisect_left(values, value))
-
-
-def _in_scope(entry: LedgerEntry, scope: Scope, tally: Tally) -> bool:
-    if entry.session_id != tally.session_id:
-        return False
-    if scope.kind == "task":
-        return entry.task == scope.name
-    if scope.kind == "adapter":
-        return entry.adapter == scope.name
-    return True
