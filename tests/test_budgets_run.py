@@ -171,9 +171,8 @@ def test_on_exceed_stop_stops_the_run_and_an_edited_config_resumes_it(run: Run) 
 
 
 def test_a_best_of_three_counts_every_candidate_and_the_judge_to_its_task_budget(
-    tmp_path: Path,
+    run: Run,
 ) -> None:
-    run = Run(tmp_path, None)
     task = {
         "id": "feature",
         "prompt": "Add feature.txt",
@@ -196,8 +195,9 @@ def test_a_best_of_three_counts_every_candidate_and_the_judge_to_its_task_budget
     # The plans that started before the first one ended ran; no build started after it.
     assert 1 <= len(calls) <= 3
     assert set(calls) <= {(f"feature.c{k}", "plan") for k in (1, 2, 3)}
-    said = [e["data"] for e in events(run.repo) if e["type"] == "budget.exceeded"]
-    assert [(d["scope"], d["task_id"]) for d in said] == [("task:feature", "feature")]
+    if run.team is None:  # a team's events are in its database
+        said = [e["data"] for e in events(run.repo) if e["type"] == "budget.exceeded"]
+        assert [(d["scope"], d["task_id"]) for d in said] == [("task:feature", "feature")]
 
     raised = run.council("budget", "raise", str(config), "task", "--tokens", "100000000")
     assert raised.returncode == 0, raised.stderr
@@ -317,8 +317,7 @@ def test_ask_pauses_and_asks_on_the_issue_whether_to_go_on(tmp_path: Path) -> No
         assert token not in asked[0]
 
 
-def test_an_adapters_budget_per_day_counts_every_run_of_the_day(tmp_path: Path) -> None:
-    run = Run(tmp_path, None)
+def test_an_adapters_budget_per_day_counts_every_run_of_the_day(run: Run) -> None:
     budgets = {"adapters": {"cli": {"tokens": 1, "per": "day"}}}
     one = {
         "id": "one",
