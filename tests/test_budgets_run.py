@@ -336,3 +336,25 @@ def test_an_adapters_budget_per_day_counts_every_run_of_the_day(run: Run) -> Non
         "budget: adapter cli's budget (1 tokens a day, budgets.adapters.cli) is spent"
     )
     assert run.cost()["total"]["calls"] == 0  # this run's: none started
+
+
+def test_a_spent_adapter_budget_sends_the_next_task_to_its_fallback(tmp_path: Path) -> None:
+    run = Run(tmp_path, None)
+    builds = [
+        {
+            "id": name,
+            "prompt": f"Write {name}.txt.",
+            "metadata": {"phase_instructions": {"build": f"WRITE {name}.txt {name}"}},
+        }
+        for name in ("one", "two")
+    ]
+    config = run.write(
+        builds,
+        adapters={"cli": {**SCRIPTED, "fallback": ["alt"]}, "alt": SCRIPTED},
+        workflow={"phases": [{"name": "build"}]},
+        budgets={"adapters": {"cli": {"tokens": 1}}},
+    )
+    done = run.council("run", str(config), "--json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    by_task = {call["task"]: call["adapter"] for call in run.cost()["calls"]}
+    assert by_task == {"one": "cli", "two": "alt"}  # cli's budget spent by one's call

@@ -114,18 +114,23 @@ class Dispatcher:
         sticky = state.metadata.get(PARKED_ADAPTER) if state.status == TaskStatus.PARKED else None
         chain = adapter_chain(self._run, task)
         stay = sticky if isinstance(sticky, str) else None
-        adapter = self._parks.choose(chain, now, stay)
-        if adapter is None:
+        # A parked task keeps its own adapter; another takes the first of its chain not parked,
+        # nor held by a quota or an adapter's budget (then a fallback takes the call).
+        options = [stay] if stay is not None else chain
+        options = [a for a in options if self._parks.choose([a], now) == a]
+        if not options:
             return f"{', '.join(chain)} parked on a quota"
         phase = first_phase(self._run.services.config, task, state)
-        held = self._spending.hold(task.id, adapter, phase, now)
-        if held is not None and not held.startswith("budget: "):
-            # A quota that cannot carry the call: its adapter is held now; a fallback may not be.
-            adapter = self._parks.choose(chain, now, stay)
-            if adapter is None:
-                return held
-            held = self._spending.hold(task.id, adapter, phase, now)
-        if held is not None:
+        adapter: str | None = None
+        held: str | None = None
+        for option in options:
+            why = self._spending.hold(task.id, option, phase, now)
+            if why is None:
+                adapter = option
+                break
+            held = held or why
+        if adapter is None:
+            assert held is not None
             if held.startswith("budget: "):
                 await self._spending.mark(state, held)
             return held

@@ -95,10 +95,11 @@ class Spending:
         task = self._run.tasks.get(state.task_id) or self._candidate(state.task_id)
         if task is None:
             return False
-        config = self._run.services.config
-        adapter = config.adapter_chain(task, config.phases_for(task)[0])[:1]
+        config, gate = self._run.services.config, self.gate
+        chain = config.adapter_chain(task, config.phases_for(task)[0])
         phase = first_phase(config, task, state)
-        return bool(adapter) and self.gate.exceeded(task.id, adapter[0], phase) is not None
+        # Held while no adapter it may use has room (an adapter's budget leaves its fallbacks).
+        return bool(chain) and all(gate.exceeded(task.id, a, phase) is not None for a in chain)
 
     def waits_for_budget(self, task_id: str, states: Mapping[str, TaskState]) -> bool:
         """Task ``task_id`` can go on only once a budget is raised: held itself, or, for a
