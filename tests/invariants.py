@@ -132,16 +132,26 @@ def _ledger_counts(repo: Path) -> list[str]:
     least as many records as CLI logs (a record is opened before its CLI starts; one whose
     CLI never started has no log), and no more closed records than logs (a closed record is a
     CLI that ran and said what it spent)."""
-    records = repo / ".council" / "state" / "records" / "ledger"
-    logs = repo / ".council" / "logs"
+    state = repo / ".council" / "state"
+    records, logs = state / "records" / "ledger", repo / ".council" / "logs"
     if not records.is_dir():
         return []
+    # A state deleted and made again (its store-id anew) lost the ledger of the runs before:
+    # only CLIs that ran since it was made are this ledger's to count.
+    try:
+        born = (state / "store-id").stat().st_mtime
+    except OSError:
+        born = 0.0
     closed = opened = 0
     for current in records.glob("*/current.json"):
         data = json.loads(decode(current.read_bytes()))["data"]
         opened += 1
         closed += data.get("ended_at") is not None
-    ran = sum(1 for log in logs.glob("*.log") if not log.name.startswith("setup-"))
+    ran = sum(
+        1
+        for log in logs.glob("*.log")
+        if not log.name.startswith("setup-") and log.stat().st_mtime >= born
+    )
     if closed <= ran <= opened:
         return []
     return [f"ledger: {opened} calls recorded ({closed} closed) for {ran} CLI runs"]
