@@ -10,8 +10,9 @@ one process on one file store each, rounds alternating so machine noise hits all
   ledger (the checks read them);
 - floor ``two writes``: the two durable record writes a ledger of calls cannot do without
   (create, then update at its version), the same data, nothing else;
-- reference ``one process``: starting and reaping ``/bin/true``, the least any CLI call costs
-  before the CLI does anything (wall, and CPU of this process and its children).
+- reference ``one process``: starting and reaping ``/bin/true`` through the orchestrator's own
+  process wrapper (``process.command.run_command``), the least any CLI call costs before the
+  CLI does anything (wall, and CPU of this process and its children).
 
 It prints, per call, the median wall and CPU time of each side, and the ratios the ledger is
 judged by: ledger / floor (what the checks and pricing add to the writes) and ledger / process
@@ -26,7 +27,6 @@ import argparse
 import os
 import resource
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +37,7 @@ import anyio
 
 from orchestrator.adapter import Usage
 from orchestrator.config.run import RunConfig
+from orchestrator.process.command import run_command
 from orchestrator.spend.gate import CallPlan, SpendGate
 from orchestrator.spend.ledger import Ledger, LedgerEntry, new_call_key
 from orchestrator.state import FileStateStore
@@ -122,7 +123,7 @@ async def main(calls: int, rounds: int, history: int) -> None:
                 await floor_store.put_record("ledger", key, data, expected_version=1)
 
             async def process_call(n: int) -> None:
-                await anyio.to_thread.run_sync(lambda: subprocess.run(["/bin/true"], check=True))
+                await run_command(["/bin/true"], cwd=root)
 
             sides: dict[str, Callable[[int], Awaitable[None]]] = {
                 "ledger": ledger_call,

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process_helpers import COUNCIL, ENV, events
+from cli_process_helpers import ENV, events
+from council_process import council
 from issue_loop import issue_loop
 from scheduler_helpers import new_repo
 from team_helpers import Team
-from timing import patience
 
 SCRIPTED = {"type": "scripted", "options": {"delay": 0}}
 
@@ -34,6 +34,18 @@ def two_tasks() -> list[dict[str, Any]]:
         }
 
     return [one("one"), one("two")]
+
+
+def one_phase_tasks() -> list[dict[str, Any]]:
+    """``one`` and ``two``, each a build that writes its own file."""
+    return [
+        {
+            "id": name,
+            "prompt": f"Write {name}.txt.",
+            "metadata": {"phase_instructions": {"build": f"WRITE {name}.txt {name}"}},
+        }
+        for name in ("one", "two")
+    ]
 
 
 class Run:
@@ -73,14 +85,7 @@ class Run:
 
     def council(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         env = self.team.env() if self.team is not None else ENV
-        return subprocess.run(
-            [*COUNCIL, *args],
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=patience(timeout),
-        )
+        return council(list(args), self.root, timeout=timeout, env=env)
 
     def cost(self) -> dict[str, Any]:
         done = self.council("cost", str(self.config), "--json")
@@ -214,16 +219,8 @@ def test_a_best_of_three_counts_every_candidate_and_the_judge_to_its_task_budget
 
 def test_a_configured_quota_holds_a_call_until_its_window_has_room(tmp_path: Path) -> None:
     run = Run(tmp_path, None)
-    builds = [
-        {
-            "id": name,
-            "prompt": f"Write {name}.txt.",
-            "metadata": {"phase_instructions": {"build": f"WRITE {name}.txt {name}"}},
-        }
-        for name in ("one", "two")
-    ]
     config = run.write(
-        builds,
+        one_phase_tasks(),
         workflow={"phases": [{"name": "build"}]},
         capacity={"sessions": 2},
         rate_limits={"quotas": {"cli": {"calls": 1, "per": "3s"}}},
@@ -293,13 +290,8 @@ def test_ask_pauses_and_asks_on_the_issue_whether_to_go_on(tmp_path: Path) -> No
             gh.create_issue(f"Add {name}", body=f"WRITE {name}.txt {name}\n", labels=["council"])
             for name in ("one", "two")
         ]
-        done = subprocess.run(
-            [*COUNCIL, "run", str(config), "--json"],
-            cwd=config.parent,
-            capture_output=True,
-            text=True,
-            env={**ENV, "GH_TOKEN": token},
-            timeout=patience(120),
+        done = council(
+            ["run", str(config), "--json"], config.parent, env={**ENV, "GH_TOKEN": token}
         )
         assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
         report = json.loads(done.stdout)
@@ -340,16 +332,8 @@ def test_an_adapters_budget_per_day_counts_every_run_of_the_day(run: Run) -> Non
 
 def test_a_spent_adapter_budget_sends_the_next_task_to_its_fallback(tmp_path: Path) -> None:
     run = Run(tmp_path, None)
-    builds = [
-        {
-            "id": name,
-            "prompt": f"Write {name}.txt.",
-            "metadata": {"phase_instructions": {"build": f"WRITE {name}.txt {name}"}},
-        }
-        for name in ("one", "two")
-    ]
     config = run.write(
-        builds,
+        one_phase_tasks(),
         adapters={"cli": {**SCRIPTED, "fallback": ["alt"]}, "alt": SCRIPTED},
         workflow={"phases": [{"name": "build"}]},
         budgets={"adapters": {"cli": {"tokens": 1}}},

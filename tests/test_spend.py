@@ -4,6 +4,7 @@ the spend gate, and claude's quota report. The run as a whole: ``test_budgets_ru
 from __future__ import annotations
 
 import random
+import statistics
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,13 +112,18 @@ def test_an_open_call_counts_at_its_forecast_and_the_forecast_is_the_median() ->
     still = entry(ended_at=None, cost_usd=None, forecast_usd=0.7, forecast_tokens=900)
     assert (still.counted_usd, still.counted_tokens) == (0.7, 900)
     done = [entry(cost_usd=c, input_tokens=t) for c, t in ((0.1, 10), (0.3, 30), (0.9, 90))]
-    forecast = rules.forecast([*done, still], "claude", "build", None)
-    assert Tally("s1", [*done, still]).forecast("claude", "build", None) == forecast
+    tally = Tally("s1", [*done, still])
+    forecast = tally.forecast("claude", "build", None)
+    # The median of the closed calls, recounted here: the open one is left out.
+    assert forecast.usd == statistics.median(e.cost_usd or 0 for e in done)
+    assert forecast.tokens == statistics.median(e.tokens for e in done)
     assert (forecast.usd, forecast.tokens) == (0.3, 40)
     assert forecast.basis == "median of 3 build calls on claude"
-    estimate = rules.forecast(done, "claude", "review", Limit(usd=0.25))
+    estimate = tally.forecast("claude", "review", Limit(usd=0.25))
     assert (estimate.usd, estimate.basis) == (0.25, "budgets.estimate")
-    assert rules.forecast(done, "codex", "build", None) == rules.Forecast()
+    assert tally.forecast("codex", "build", None) == rules.Forecast()
+    tally.drop(done[1].call)  # an even count: the middle two, halved
+    assert tally.forecast("claude", "build", None).usd == pytest.approx(0.5)
 
 
 def test_a_raise_lays_the_larger_limit_over_the_config() -> None:

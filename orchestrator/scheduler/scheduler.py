@@ -635,19 +635,17 @@ class Scheduler:
             # The team goes on without this workstation: its tasks are back in the queue.
             await run.events.emit(RunLeft(session_id=run.session_id))
             return
+        states = await store.list_tasks(run.session_id)
+        by_id = {s.task_id: s for s in states}
+        await self._members.add_states(run.tasks.values(), by_id)  # council candidates
         with contextlib.suppress(CouncilError):  # the spend line is for reports only
-            everything = {s.task_id: s for s in await store.list_tasks(run.session_id)}
-            await self._members.add_states(run.tasks.values(), everything)
-            await self.spending.publish(list(everything.values()))
+            await self.spending.publish(list(by_id.values()))
         if run.stopping:
             await store.update_session(run.session_id, {"status": SessionStatus.INTERRUPTED})
             if not run.killed:
                 await store.create_checkpoint(run.session_id, "interrupted")
             await run.events.emit(RunInterrupted(session_id=run.session_id))
             return
-        states = await store.list_tasks(run.session_id)
-        by_id = {s.task_id: s for s in states}
-        await self._members.add_states(run.tasks.values(), by_id)  # council candidates
         held = self.spending.held_ids(run.tasks.values(), by_id)
         if self.services.team is not None and any(
             s.status not in TERMINAL_TASK_STATUSES and s.task_id not in held for s in states

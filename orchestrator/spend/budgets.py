@@ -11,7 +11,6 @@ forecast; a scope already at its limit has room for nothing, whatever the foreca
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,6 @@ __all__ = [
     "all_spends",
     "check",
     "counts_to",
-    "forecast",
     "plural",
     "raised",
     "scopes_for",
@@ -222,21 +220,3 @@ def check(
         ):
             return Exceeded(spend, coming)
     return None
-
-
-def forecast(
-    entries: Iterable[LedgerEntry], adapter: str, phase: str, estimate: Limit | None
-) -> Forecast:
-    """What the next call of ``phase`` on ``adapter`` will likely cost: the median of what such
-    calls cost so far, else ``budgets.estimate``, else nothing."""
-    done = [e for e in entries if e.adapter == adapter and e.phase == phase and not e.open]
-    if done:
-        costs = [e.cost_usd for e in done if e.cost_usd is not None]
-        return Forecast(
-            usd=statistics.median(costs) if costs else 0.0,
-            tokens=int(statistics.median(e.tokens for e in done)),
-            basis=f"median of {len(done)} {plural(phase, len(done))} on {adapter}",
-        )
-    if estimate is not None:
-        return Forecast(estimate.usd or 0.0, estimate.tokens or 0, "budgets.estimate")
-    return Forecast()

@@ -1,6 +1,6 @@
 """The spend gate: every CLI call of a run passes it, before it starts and after it ends.
 
-Before (``open``): the call's forecast (``budgets.forecast``) is checked against every budget
+Before (``open``): the call's forecast (``Tally.forecast``) is checked against every budget
 it counts to and its adapter's quota (``quota``); a call that does not fit is not started:
 ``SpendHeld`` says why, and until when when a quota's reset is known. A call that fits gets
 its ledger record, opened (``ledger``), which also reserves its forecast: calls started side
@@ -141,12 +141,10 @@ class SpendGate:
         self.budgets = rules.raised(self._config.budgets, self._raises)
         self._said.clear()  # a raised limit is said again when it is spent again
 
-    @property
-    def entries(self) -> list[LedgerEntry]:
-        return sorted(self._tally.entries.values(), key=lambda e: (e.started_at, e.call))
-
     def run_entries(self) -> list[LedgerEntry]:
-        return [e for e in self.entries if e.session_id == self.session_id]
+        """This run's calls as the gate holds them, oldest first."""
+        mine = (e for e in self._tally.entries.values() if e.session_id == self.session_id)
+        return sorted(mine, key=lambda e: (e.started_at, e.call))
 
     # -- before a call ------------------------------------------------------------------------
 

@@ -136,7 +136,3 @@ class Ledger:
                 found.append(entry)
         found.sort(key=lambda entry: (entry.started_at, entry.call))
         return found
-
-
-def day_of(moment: datetime) -> str:
-    return moment.date().isoformat()

@@ -1,8 +1,8 @@
 """The ledger as the spend gate holds it: every call, with running sums per budget scope, the
 phase costs forecasts take their median of, and each adapter's calls in time order, kept as
 calls are added, so a check costs the same with ten calls in the ledger or a hundred thousand
-(``bench/ledger_bench.py``). ``budgets.spent`` and ``budgets.forecast`` say the same over a
-plain list: the tests hold the two to each other.
+(``bench/ledger_bench.py``). ``budgets.spent`` says the same over a plain list, and the tests
+hold the two (and the forecast's median) to a recount.
 """
 
 from __future__ import annotations
