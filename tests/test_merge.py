@@ -28,7 +28,7 @@ from merge_repo import (
 from orchestrator.errors import InvalidIdError, MergeContention, WorkspaceError
 from orchestrator.events import Event
 from orchestrator.git.merge_tree import GitCalls, Tips, read_tips
-from orchestrator.merge import queue as merge_module
+from orchestrator.merge import cars as cars_module
 from orchestrator.merge.queue import MergeQueue, MergeStatus
 from orchestrator.state import FileStateStore
 
@@ -235,7 +235,7 @@ async def test_base_moved_between_read_and_update_is_retried(
             moved.append(commit_on(repo, "main", {"other.txt": "other\n"}, message="other"))
         return tips
 
-    monkeypatch.setattr(merge_module, "read_tips", read_then_another_writer)
+    monkeypatch.setattr(cars_module, "read_tips", read_then_another_writer)
     result = await MergeQueue(repo, "main").merge("s1", "council/t1/1", task_id="t1")
 
     assert result.status is MergeStatus.MERGED and result.attempts == 2
@@ -256,7 +256,7 @@ async def test_base_that_never_stops_moving_is_a_clear_error(
         commit_on(repo, "main", {"n.txt": tips.base}, message="churn")
         return tips
 
-    monkeypatch.setattr(merge_module, "read_tips", always_moving)
+    monkeypatch.setattr(cars_module, "read_tips", always_moving)
     with pytest.raises(MergeContention, match="moved or was locked during each of 3 merge"):
         await MergeQueue(repo, "main", max_attempts=3).merge("s1", "b", task_id="t1")
     assert "a.txt" not in git(repo, "ls-tree", "--name-only", "main")

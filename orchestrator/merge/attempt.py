@@ -44,10 +44,21 @@ class Mergeable:
 
 
 def examine(
-    calls: GitCalls, history: TaskIndex, request: Request, base_branch: str, tips: Tips
+    calls: GitCalls,
+    history: TaskIndex,
+    request: Request,
+    base_branch: str,
+    tips: Tips,
+    *,
+    landed: str | None = None,
 ) -> MergeResult | Mergeable:
-    """``already_merged`` or ``conflict`` as a final result, or what a landing needs."""
+    """``already_merged`` or ``conflict`` as a final result, or what a landing needs.
+
+    ``tips.base`` is what the branch is merged onto; ``landed`` the base tip of record, when
+    the two differ (a merge train: ``merge.cars``): whether the task landed already is read
+    there, never on merges that have not landed yet."""
     base = tips.base
+    record = landed or base
     report = MergeResult(
         status=MergeStatus.MERGED,
         session_id=request.session_id,
@@ -58,13 +69,13 @@ def examine(
         base_before=base,
         base_after=base,
     )
-    earlier = history.lookup(calls, base, request.task_id)
+    earlier = history.lookup(calls, record, request.task_id)
     if earlier is not None:
         return replace(
             report,
             status=MergeStatus.ALREADY_MERGED,
             merge_commit=earlier,
-            tip_contained=calls.is_ancestor(tips.branch, base),
+            tip_contained=calls.is_ancestor(tips.branch, record),
             message=f"task {request.task_id!r} already landed on {base_branch!r} in {earlier}",
         )
     merged = merge_trees(calls, base, tips.branch)
@@ -79,7 +90,7 @@ def examine(
         )
     # Only an unchanged tree can mean the base already holds the tip (or the branch brings
     # nothing new, which still gets a merge commit so its tip is contained afterwards).
-    if merged.tree == tips.base_tree and calls.is_ancestor(tips.branch, base):
+    if merged.tree == tips.base_tree and calls.is_ancestor(tips.branch, record):
         return replace(
             report,
             status=MergeStatus.ALREADY_MERGED,

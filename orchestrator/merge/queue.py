@@ -87,8 +87,6 @@ from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import (
     GitCalls,
     branch_ref,
-    commit_merge,
-    commit_message,
     merge_trees,
     missing_branch,
     read_tips,
@@ -98,7 +96,7 @@ from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.ids import check_id
 from orchestrator.merge.attempt import Request as _Request
 from orchestrator.merge.attempt import Retry as _Retry
-from orchestrator.merge.attempt import examine
+from orchestrator.merge.cars import Cars, Outcome, Split
 from orchestrator.merge.checkout import (
     Blocked,
     Checkout,
@@ -112,6 +110,7 @@ from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.pull_git import PullLanded, confirm_landed, push_head, refresh_base
 from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
+from orchestrator.merge.train import Boarding, Ticket
 from orchestrator.merge.types import ConflictForecast, GitIdentity, MergeResult, MergeStatus
 from orchestrator.merge.vanished import VanishedLanding, find_vanished, kept_tip
 from orchestrator.safety import secret_mask
@@ -170,6 +169,7 @@ class MergeQueue:
         hooks_dir: Path | str | None = None,
         max_attempts: int = 10,
         lock_wait: float = 30.0,
+        train_limit: int = 32,
         remote: str | None = None,
         before_push: BeforePush | None = None,
         secrets: Callable[[], Mapping[str, str]] = secret_mask.names,
@@ -186,6 +186,7 @@ class MergeQueue:
         self._store = store
         self._merge_lock = merge_lock
         self._own_lock: anyio.Lock | None = None
+        self._boarding = Boarding(train_limit)  # merges waiting for the next train
         self._said_waiting: dict[str, str] = {}  # task id -> why its merge waits, as last said
         self._history = TaskIndex()
         self._checkouts = CheckoutFinder(self.base_ref)
@@ -203,7 +204,9 @@ class MergeQueue:
     async def merge(
         self, session_id: str, branch: str, *, task_id: str, message: str | None = None
     ) -> MergeResult:
-        """Land ``branch`` on the base; see the module docstring for every outcome."""
+        """Land ``branch`` on the base; see the module docstring for every outcome. Merges
+        asked for while another is under way land together in the next train
+        (``merge.train``): each call still gets its own result, or raises its own error."""
         request = _Request(
             check_id(session_id, "session id"),
             check_id(task_id, "task id"),
@@ -211,40 +214,65 @@ class MergeQueue:
             branch_ref(branch),
             message,
         )
-        started = time.perf_counter()
-        async with self._lock_for(session_id):
-            crash_point("merge.locked")
-            locked = time.perf_counter()
+        ticket = Ticket(request, time.perf_counter())
+        await self._boarding.ride(ticket, lambda: self._lock_for(session_id), self._lead)
+        if ticket.error is not None:
+            raise ticket.error
+        assert ticket.result is not None
+        return ticket.result
+
+    async def _lead(self, tickets: list[Ticket]) -> None:
+        """Run one train (the lock held): each ticket settled with its result or its error,
+        and its events said."""
+        crash_point("merge.locked")
+        for ticket in tickets:
+            request = ticket.request
             await self._emit(
                 MergeStarted(
-                    session_id=session_id,
-                    task_id=task_id,
-                    branch=branch,
+                    session_id=request.session_id,
+                    task_id=request.task_id,
+                    branch=request.branch,
                     base_branch=self.base_branch,
                 )
             )
-            try:
-                result = await self._attempts(request)
-            except CouncilError as exc:
+        try:
+            outcomes = await self._attempts([t.request for t in tickets])
+        except CouncilError as exc:  # the whole train: contention, a lock, a refused push
+            outcomes = [exc] * len(tickets)
+        done = time.perf_counter()
+        for ticket, outcome in zip(tickets, outcomes, strict=True):
+            request = ticket.request
+            if isinstance(outcome, Exception):
+                ticket.error = outcome
                 failed = MergeFailed(
-                    session_id=session_id, task_id=task_id, branch=branch, error=str(exc)
+                    session_id=request.session_id,
+                    task_id=request.task_id,
+                    branch=request.branch,
+                    error=str(outcome),
                 )
                 await self._emit(failed)
-                raise
-            done = time.perf_counter()
-        result = replace(
-            result,
-            timings={"lock_wait": locked - started, "git": done - locked, "total": done - started},
-        )
-        if result.status is MergeStatus.WAITING_FOR_CHECKOUT:
-            # Said once per reason: a run retries a waiting merge every half second.
-            if self._said_waiting.get(task_id) == result.message:
-                return result
-            self._said_waiting[task_id] = result.message
-        else:
-            self._said_waiting.pop(task_id, None)
-        await self._emit(_EVENTS[result.status](**result.event_data()))
-        return result
+                continue
+            ticket.result = result = replace(
+                outcome,
+                timings={
+                    "lock_wait": ticket.boarded - ticket.asked,
+                    "git": done - ticket.boarded,
+                    "total": done - ticket.asked,
+                },
+            )
+            if result.status is MergeStatus.WAITING_FOR_CHECKOUT:
+                # Said once per reason: a run retries a waiting merge every half second.
+                if self._said_waiting.get(request.task_id) == result.message:
+                    continue
+                self._said_waiting[request.task_id] = result.message
+            else:
+                self._said_waiting.pop(request.task_id, None)
+            await self._emit(_EVENTS[result.status](**result.event_data()))
+
+    @property
+    def queued(self) -> int:
+        """Merges asked for that wait for the next train (``merge.train``)."""
+        return self._boarding.queued
 
     async def publishable(self, branch: str) -> str:
         """The tip of ``branch`` once the secret gate found nothing it brings over the base
@@ -400,19 +428,41 @@ class MergeQueue:
 
     # -- attempts: each one a single worker-thread call ------------------------------------
 
-    async def _attempts(self, request: _Request) -> MergeResult:
+    async def _attempts(self, requests: list[_Request]) -> list[Outcome]:
+        """Land a train: each request's outcome (a result, or the error that is its alone),
+        in order. A whole-train failure (contention, a lock, a refused push) raises."""
         calls = GitCalls(self.git)
+        outcomes: list[Outcome | None] = [None] * len(requests)
         last = _Retry()
         attempt = 0
         locked_since: float | None = None
         while attempt < self.max_attempts:
+            # An error is final (a secret masked, a claim lost, a branch gone): only the
+            # results are worked out again on a moved base.
+            riding = [i for i, o in enumerate(outcomes) if not isinstance(o, Exception)]
+            aboard = [requests[i] for i in riding]
             if self._remote is not None:
-                outcome: MergeResult | _Retry | _Locked
-                outcome = await self._remote.attempt(calls, request, attempt + 1)
+                outcome: list[Outcome] | _Retry | _Locked | Split
+                outcome = await self._remote.attempt(calls, aboard, attempt + 1)
             else:
-                outcome = await anyio.to_thread.run_sync(self._attempt, calls, request)
-            if isinstance(outcome, MergeResult):
-                return replace(outcome, attempts=attempt + 1, git_calls=calls.count)
+                outcome = await anyio.to_thread.run_sync(self._attempt, calls, aboard)
+            if isinstance(outcome, list):
+                for i, found in zip(riding, outcome, strict=True):
+                    outcomes[i] = (
+                        found
+                        if isinstance(found, Exception)
+                        else replace(found, attempts=attempt + 1, git_calls=calls.count)
+                    )
+                return [o for o in outcomes if o is not None]
+            if isinstance(outcome, Split):
+                # Landing the train at once is in the way of one of them (the base's checkout
+                # would block a later one): each goes by itself, in order, in this lock hold.
+                for i, request in zip(riding, aboard, strict=True):
+                    try:
+                        outcomes[i] = (await self._attempts([request]))[0]
+                    except CouncilError as exc:
+                        outcomes[i] = exc
+                return [o for o in outcomes if o is not None]
             if isinstance(outcome, _Locked):
                 # Not an attempt that lost a race: waiting for a lock is bounded by time.
                 now = time.monotonic()
@@ -429,24 +479,33 @@ class MergeQueue:
                 await anyio.sleep(_backoff(attempt))
         raise MergeContention(self.base_branch, self.max_attempts, last.reason)
 
-    def _attempt(self, calls: GitCalls, request: _Request) -> MergeResult | _Retry | _Locked:
+    def _attempt(
+        self, calls: GitCalls, requests: list[_Request]
+    ) -> list[Outcome] | _Retry | _Locked | Split:
+        """One attempt at the whole train (``merge.cars``), then one update of the base (via
+        its checkout, if any)."""
         common = self._checkouts.common_dir(calls)
-        tips = read_tips(calls, self.base_ref, request.ref, common)
-        self._gate.check(calls, request.branch, tips.branch, tips.base, common)
-        found = examine(calls, self._history, request, self.base_branch, tips)
-        if isinstance(found, MergeResult):
-            return found
-        return self._land(calls, request, found.report, found.tree)
+        built = Cars(
+            calls,
+            self.base_ref,
+            self.base_branch,
+            self._history,
+            self._gate,
+            common,
+            read_common=common,
+        )
+        for request in requests:
+            built.add(request)
+        if not built.cars:
+            return built.outcomes()
+        return self._land(calls, built)
 
-    def _land(
-        self, calls: GitCalls, request: _Request, report: MergeResult, tree: str
-    ) -> MergeResult | _Retry | _Locked:
-        """Commit the merged ``tree`` and move the base to it (via its checkout, if any)."""
-        base = report.base_before
+    def _land(self, calls: GitCalls, built: Cars) -> list[Outcome] | _Retry | _Locked | Split:
+        """Move the base to the train's last merge commit (via its checkout, if any)."""
+        base = built.base
         owners = self._checkouts.owners(calls)
         if len(owners) > 1:
-            return _waiting(
-                report,
+            return built.waiting(
                 f"base branch {self.base_branch!r} is checked out in {len(owners)} worktrees; "
                 "check it out in one at most",
                 [str(o.path) for o in owners],
@@ -457,15 +516,16 @@ class MergeQueue:
             return locked
         clean = True
         if checkout is not None:
-            state = inspect_checkout(calls, checkout, self.base_branch, tree, base)
+            state = inspect_checkout(calls, checkout, self.base_branch, built.tree, base)
             if isinstance(state, Blocked):
-                return _waiting(report, state.message, state.details, checkout.path)
+                if len(built.cars) > 1:
+                    return Split()
+                return built.waiting(state.message, state.details, checkout.path)
             clean = not state.cut_short
-        text = commit_message(request.branch, request.task_id, request.session_id, request.message)
-        new = commit_merge(calls, tree, base, report.branch_tip, text)
+        new = built.tip
         crash_point("merge.committed")
         if checkout is None:
-            retry = self._compare_and_swap(calls, base, new, request)
+            retry = self._compare_and_swap(calls, base, new, built.reason())
             if retry is not None:
                 return retry
         else:
@@ -483,8 +543,9 @@ class MergeQueue:
                 locked = self._git_locks(calls, checkout)
                 if locked is not None:
                     return locked
-                return _waiting(
-                    report,
+                if len(built.cars) > 1:
+                    return Split()
+                return built.waiting(
                     f"git refused to fast-forward {checkout.path} (base branch "
                     f"{self.base_branch!r} is checked out there): {refusal_cause(refusal)}; "
                     "the task lands by itself once that is cleared",
@@ -492,14 +553,8 @@ class MergeQueue:
                     checkout.path,
                 )
         crash_point("merge.ref_updated")
-        self._history.record(base, new, request.task_id)
-        return replace(
-            report,
-            merge_commit=new,
-            base_after=new,
-            tip_contained=True,
-            checkout=checkout.path if checkout else None,
-        )
+        built.record(self._history)
+        return built.outcomes(checkout=checkout.path if checkout else None)
 
     def _git_locks(self, calls: GitCalls, checkout: Checkout | None) -> _Locked | None:
         """The git lock files the update needs that are present, if any (see the module doc)."""
@@ -509,12 +564,9 @@ class MergeQueue:
         found = held_git_locks(common, self.base_ref, admin, places)
         return _Locked(found) if found else None
 
-    def _compare_and_swap(
-        self, calls: GitCalls, old: str, new: str, request: _Request
-    ) -> _Retry | None:
+    def _compare_and_swap(self, calls: GitCalls, old: str, new: str, reason: str) -> _Retry | None:
         """Move the base from ``old`` to ``new``: None when done, a ``_Retry`` when the base
         moved or its ref is locked by another writer."""
-        reason = f"council: merge {request.branch} (task {request.task_id})"
         with ref_book.writing():  # noted with the write, for the tamper check
             update = calls.run("update-ref", "-m", reason, self.base_ref, new, old, check=False)
             if update.ok:
@@ -562,15 +614,3 @@ def _backoff(attempt: int) -> float:
         return 0.0
     jitter = 0.5 + secrets.randbelow(1001) / 1000
     return min(_BACKOFF_CAP, _BACKOFF_START * 2.0 ** (attempt - 2)) * jitter
-
-
-def _waiting(
-    report: MergeResult, message: str, details: list[str], checkout: Path | None = None
-) -> MergeResult:
-    return replace(
-        report,
-        status=MergeStatus.WAITING_FOR_CHECKOUT,
-        message=message,
-        details=details,
-        checkout=checkout,
-    )

@@ -29,25 +29,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import anyio.to_thread
 
 from orchestrator.errors import WorkspaceError
-from orchestrator.git.merge_tree import (
-    GitCalls,
-    branch_ref,
-    commit_merge,
-    commit_message,
-    read_tips,
-)
+from orchestrator.git.merge_tree import GitCalls, branch_ref
 from orchestrator.git.remote_refs import check_remote_name, fetch_ref, push_ref
-from orchestrator.merge.attempt import Request, Retry, examine
+from orchestrator.merge.attempt import Request, Retry
+from orchestrator.merge.cars import Cars, Outcome
 from orchestrator.merge.checkout import CheckoutFinder
 from orchestrator.merge.follow import follow_landing
 from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.secret_gate import SecretGate
-from orchestrator.merge.types import MergeResult
 
 __all__ = ["BeforePush", "PushIntent", "RemoteBase"]
 
@@ -73,13 +67,6 @@ class PushIntent:
 
 BeforePush = Callable[[PushIntent], Awaitable[None]]
 """The write-ahead callback: awaited before each push; raising stops the landing there."""
-
-
-@dataclass(frozen=True)
-class _Built:
-    report: MergeResult
-    tree: str
-    commit: str
 
 
 class RemoteBase:
@@ -113,29 +100,41 @@ class RemoteBase:
                 return None
             return calls.rev_parse(self.tracking)
 
-    async def attempt(self, calls: GitCalls, request: Request, number: int) -> MergeResult | Retry:
-        """One attempt (steps 1 to 5 above); a ``Retry`` when the remote's tip moved."""
-        built = await anyio.to_thread.run_sync(self._build, calls, request)
-        if isinstance(built, MergeResult):
-            return built
-        if self._before_push is not None:
-            report = built.report
-            await self._before_push(
-                PushIntent(
-                    remote=self.remote,
-                    base_branch=self.base_branch,
-                    task_id=request.task_id,
-                    session_id=request.session_id,
-                    branch=request.branch,
-                    base=report.base_before,
-                    merge_commit=built.commit,
-                    branch_tip=report.branch_tip,
-                    attempt=number,
+    async def attempt(
+        self, calls: GitCalls, requests: list[Request], number: int
+    ) -> list[Outcome] | Retry:
+        """One attempt at a train (steps 1 to 5 above, ``merge.cars``): every car built on the
+        one before it, each announced to ``before_push``, one push of the last; a ``Retry``
+        when the remote's tip moved."""
+        built = await anyio.to_thread.run_sync(self._start, calls)
+        for request in requests:
+            car = await anyio.to_thread.run_sync(built.add, request)
+            if car is None or self._before_push is None:
+                continue
+            report = car.report
+            try:
+                await self._before_push(
+                    PushIntent(
+                        remote=self.remote,
+                        base_branch=self.base_branch,
+                        task_id=request.task_id,
+                        session_id=request.session_id,
+                        branch=request.branch,
+                        base=car.parent,
+                        merge_commit=car.commit,
+                        branch_tip=report.branch_tip,
+                        attempt=number,
+                    )
                 )
-            )
-        return await anyio.to_thread.run_sync(self._push, calls, request, built)
+            except Exception as exc:  # its write-ahead record refused it: it alone stays
+                built.drop(car, exc)
+        self._say_outside()
+        if not built.cars:
+            return built.outcomes()
+        return await anyio.to_thread.run_sync(self._push, calls, built)
 
-    def _build(self, calls: GitCalls, request: Request) -> MergeResult | _Built:
+    def _start(self, calls: GitCalls) -> Cars:
+        """Fetch the remote's base: the train starts on its tip."""
         with self._tracking_lock:
             fetched = fetch_ref(calls, self.remote, self.source, self.tracking)
         if not fetched:
@@ -143,16 +142,8 @@ class RemoteBase:
                 f"base branch {self.base_branch!r} does not exist on remote {self.remote!r}; "
                 "push it there once before landing through the remote"
             )
-        tips = read_tips(calls, self.tracking, request.ref)
         common = self._checkouts.common_dir(calls)
-        self._gate.check(calls, request.branch, tips.branch, tips.base, common)
-        found = examine(calls, self._history, request, self.base_branch, tips)
-        self._say_outside()
-        if isinstance(found, MergeResult):
-            return found
-        text = commit_message(request.branch, request.task_id, request.session_id, request.message)
-        commit = commit_merge(calls, found.tree, tips.base, tips.branch, text)
-        return _Built(found.report, found.tree, commit)
+        return Cars(calls, self.tracking, self.base_branch, self._history, self._gate, common)
 
     def _say_outside(self) -> None:
         """Say each commit the remote's base gained that no merge queue landed (a push by
@@ -168,8 +159,8 @@ class RemoteBase:
                 subject[:80],
             )
 
-    def _push(self, calls: GitCalls, request: Request, built: _Built) -> MergeResult | Retry:
-        base, commit = built.report.base_before, built.commit
+    def _push(self, calls: GitCalls, built: Cars) -> list[Outcome] | Retry:
+        base, commit = built.base, built.tip
         moved = push_ref(calls, self.remote, commit, self.source, base)
         if moved is not None:
             return Retry(f"{self.remote} refused {self.source}: {moved}")
@@ -180,14 +171,10 @@ class RemoteBase:
             calls.run(
                 "update-ref", "-m", "council: pushed a landing", self.tracking, commit, check=False
             )
-        self._history.record(base, commit, request.task_id)
+        built.record(self._history)
         followed = follow_landing(calls, self._checkouts, self.base_branch, commit, built.tree)
         landed = f"landed on {self.remote}/{self.base_branch} in {commit}"
-        return replace(
-            built.report,
-            merge_commit=commit,
-            base_after=commit,
-            tip_contained=True,
+        return built.outcomes(
             pushed_to=self.remote,
             checkout=followed.checkout,
             local_behind=bool(followed.behind),
