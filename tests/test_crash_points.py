@@ -76,6 +76,7 @@ KILLS = [
     ("phase.ended", 4),
     ("phase.completed", 2),
     ("checkpoint.written", 1),
+    ("merge.asked", 2),
     ("merge.locked", 1),
     ("merge.committed", 1),
     ("merge.ref_updated", 2),

@@ -2,10 +2,14 @@
 
 Contract of ``MergeQueue.merge(session_id, branch, task_id=...)``:
 
-- **Serialized.** Each merge runs inside ``merge_lock(session_id)``, the layer-3 lock (the
-  ``LockManager``'s, across processes); without one, an in-process ``anyio.Lock`` shared by
-  this queue's merges, which serializes one process only. Either way the ref update is a
-  compare-and-swap, so even a writer outside every lock cannot cause a lost update.
+- **Serialized, in trains.** Each merge runs inside ``merge_lock(session_id)``, the layer-3
+  lock (the ``LockManager``'s, across processes); without one, an in-process ``anyio.Lock``
+  shared by this queue's merges, which serializes one process only. Either way the ref update
+  is a compare-and-swap, so even a writer outside every lock cannot cause a lost update. Merges
+  asked for while another is under way land together, as one train (``merge.train``,
+  ``merge.cars``): one lock hold, one read of the base, each merge commit built on the one
+  before in the order asked, one update (one push); each call still gets its own result or
+  error, exactly as if the train's members had landed one after another.
 - **No working tree.** ``git merge-tree --write-tree`` computes the merged tree from objects;
   ``git commit-tree`` makes a two-parent merge commit (always, even when a fast-forward would
   do, so each landing is one revertable commit) carrying the trailers
@@ -215,6 +219,7 @@ class MergeQueue:
             message,
         )
         ticket = Ticket(request, time.perf_counter())
+        crash_point("merge.asked", task_id)
         await self._boarding.ride(ticket, lambda: self._lock_for(session_id), self._lead)
         if ticket.error is not None:
             raise ticket.error

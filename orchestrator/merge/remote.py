@@ -42,6 +42,7 @@ from orchestrator.merge.checkout import CheckoutFinder
 from orchestrator.merge.follow import follow_landing
 from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.secret_gate import SecretGate
+from orchestrator.safety.crashpoints import crash_point
 
 __all__ = ["BeforePush", "PushIntent", "RemoteBase"]
 
@@ -131,6 +132,7 @@ class RemoteBase:
         self._say_outside()
         if not built.cars:
             return built.outcomes()
+        crash_point("merge.committed")
         return await anyio.to_thread.run_sync(self._push, calls, built)
 
     def _start(self, calls: GitCalls) -> Cars:
@@ -164,6 +166,7 @@ class RemoteBase:
         moved = push_ref(calls, self.remote, commit, self.source, base)
         if moved is not None:
             return Retry(f"{self.remote} refused {self.source}: {moved}")
+        crash_point("merge.ref_updated")
         # The tracking ref only mirrors the remote (a later fetch overwrites it), so a plain
         # update is right; our push is what the remote holds now. Failing to mirror it would
         # only make the next fork start from an older base: never the landing's failure.

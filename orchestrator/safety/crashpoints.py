@@ -60,6 +60,7 @@ POINTS: dict[str, str] = {
     "phase.ended": "a phase's CLI is done and its work committed, the phase not yet recorded",
     "phase.completed": "a phase has just been recorded completed",
     "checkpoint.written": "a checkpoint file has just been written",
+    "merge.asked": "a landing has just been asked for: it waits for its merge train",
     "merge.locked": "the merge lock has just been taken",
     "merge.committed": "a merge commit has been written, the base ref not yet moved",
     "merge.ref_updated": "the base ref has just been moved to the merge commit",
