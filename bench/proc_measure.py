@@ -117,10 +117,18 @@ def summary(values: list[float]) -> dict[str, float | list[float]]:
 
 
 def commit() -> str:
-    """The short commit of the code measured (with ``+dirty`` when the tree has changes)."""
+    """The short commit measured (``+dirty`` when tracked files have changes), and the last
+    commit that changed the product's code (``orchestrator/``, ``adapters/``), which is what
+    the figures are for when the commits since only touched benches or documents."""
     try:
         head = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        code = subprocess.run(
+            ["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", "orchestrator", "adapters"],
             capture_output=True,
             text=True,
             check=True,
@@ -133,7 +141,7 @@ def commit() -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return f"{head}+dirty" if dirty else head
+    return f"{head}{'+dirty' if dirty else ''} (product code as of {code})"
 
 
 def machine() -> str:
