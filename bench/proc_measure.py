@@ -1,8 +1,9 @@
 """What the process benches share: a command measured as a process, and rounds summarised.
 
-``Measured`` is one process run to its end: wall seconds from its start to its exit, and its CPU
-read from ``/proc/<pid>/stat`` while it is a zombie (``waitid`` with ``WNOWAIT``, then reaped):
-its own CPU (all its threads) and that of every process it waited for (its git processes, its
+``Measured`` is one process run to its end: wall seconds from its start to its exit, and its CPU:
+in all from ``wait4`` (in microseconds), and its own share (all its threads) read from
+``/proc/<pid>/stat`` while it is a zombie (``waitid`` with ``WNOWAIT``, before it is reaped; in
+clock ticks, 10 ms); all is itself and every process it waited for (its git processes, its
 CLIs, and their own children: each parent waits for its children, and the ``council`` command is
 a subreaper, so orphans are waited for too). Nothing is sampled: the kernel's own totals.
 
@@ -66,10 +67,14 @@ class Running:
             time.sleep(0.005)
         wall = time.perf_counter() - self.started
         fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-        # fields[11:15] are utime, stime, cutime, cstime (stat(5) fields 14 to 17)
+        # fields[11:13]: utime, stime of the process itself (stat(5) fields 14 and 15), in
+        # clock ticks; wait4's total (itself and every process it waited for) in microseconds.
         own = (int(fields[11]) + int(fields[12])) / _TICKS
-        children = (int(fields[13]) + int(fields[14])) / _TICKS
-        code = self.process.wait()
+        _, status, usage = os.wait4(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        self.process.returncode = code
+        total = usage.ru_utime + usage.ru_stime
+        children = max(0.0, total - own)
         self._out.seek(0)
         self._err.seek(0)
         out = self._out.read().decode(errors="replace")
@@ -152,7 +157,7 @@ def machine() -> str:
     )
 
 
-def verdict(value: float, target: float, *, at_most: bool = True) -> str:
+def verdict(value: float, target: float, *, at_most: bool = True, unit: str = "") -> str:
     met = value <= target if at_most else value >= target
     sign = "<=" if at_most else ">="
-    return f"target {sign} {target:g}: {'met' if met else 'NOT met'}"
+    return f"target {sign} {target:g}{unit}: {'met' if met else 'NOT met'}"

@@ -218,7 +218,7 @@ def main(runs: int, tasks: int, compare: Path | None, as_json: bool) -> None:
         )
     for name in judged:
         cpu = statistics.median(cpus[name])
-        print(f"{name}: {cpu:.3f} s of CPU ({verdict(cpu, TARGET)} s)")
+        print(f"{name}: {cpu:.3f} s of CPU ({verdict(cpu, TARGET, unit=' s')})")
     if tasks != 1024:
         print(f"(the target is judged at 1,024 tasks; this run had {tasks})")
 
