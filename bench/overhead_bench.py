@@ -200,6 +200,8 @@ def main(tasks: int, capacity: int, rounds: int, files: int, as_json: bool, coun
     cpu_ratio = ratios([s.cpu for s in council], [s.cpu for s in bare])
     own = [s.own_cpu / tasks for s in council]
     bare_git = [json.loads(s.stdout)["git_processes"] / tasks for s in bare]
+    retries = sum(json.loads(s.stdout)["retries"] for s in bare)
+    retried = sorted({line for s in bare for line in s.stderr.splitlines() if "tried" in line})
     council_git = None
     if counted is not None:
         council_git = sum(row[-1] for row in counted["git"]) / tasks
@@ -217,6 +219,7 @@ def main(tasks: int, capacity: int, rounds: int, files: int, as_json: bool, coun
             "ratio_cpu_all": summary(cpu_ratio),
             "council_own_cpu_per_task": summary(own),
             "git_per_task": {"bare": bare_git[0], "council": council_git},
+            "bare_retries": retries,
             "targets": {
                 "own_cpu_per_task": OWN_CPU_TARGET,
                 "ratio_cpu_all": CPU_RATIO_TARGET,
@@ -248,6 +251,10 @@ def main(tasks: int, capacity: int, rounds: int, files: int, as_json: bool, coun
             f"({verdict(council_git, GIT_TARGET)}), bare {bare_git[0]:.1f}"
         )
     print(f"  (not judged) council / bare, wall: {spread(wall_ratio)}x")
+    if retries:
+        print(f"  the bare script tried git again {retries} time(s) in all rounds, e.g.:")
+        for line in retried[:3]:
+            print(f"    {line[:160]}")
     if counted is not None:
         print(f"\n== council per task, by step (one counted run of {tasks} tasks)")
         for line in table(load(counted), tasks):

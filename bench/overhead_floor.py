@@ -4,9 +4,10 @@
 standard library only, no site-packages) against ``council run`` on a copy of the same
 repository. Per task, in a thread of a pool of ``--capacity``:
 
-1. ``git worktree add -q -b bare/tN <worktree> main``: branch and checkout in one process, no
-   lock of ours around it (git locks what it writes; a rare race with a removal's cleanup of
-   ``.git/worktrees`` is met by trying again);
+1. ``git worktree add -q -B bare/tN <worktree> main``: branch and checkout in one process, no
+   lock of ours around it (git locks what it writes; where a concurrent git held a lock it
+   needed, what the failed add left is cleared and it is tried again: each retry is said on
+   stderr and counted);
 2. the CLI, as the ``scripted`` adapter starts it (``python -I -S scripted_cli.py ... -p
    PROMPT``), in the worktree with a private ``HOME``;
 3. ``git add -A`` and ``git commit``;
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -45,6 +47,7 @@ class Floor:
         self.merge_lock = threading.Lock()
         self.count_lock = threading.Lock()
         self.git_processes = 0
+        self.retries = 0
         self.tip = self.git(repo, "rev-parse", BASE).strip()
         self.worktrees = repo / ".bare" / "worktrees"
         self.homes = repo / ".bare" / "homes"
@@ -60,12 +63,35 @@ class Floor:
             if done.returncode == 0:
                 return done.stdout
             if attempt + 1 < tries:
+                self.retried(args, done.stderr)
                 time.sleep(0.01)
         raise RuntimeError(f"git {' '.join(args)} failed: {done.stderr}")
 
+    def retried(self, args: tuple[str, ...], error: str) -> None:
+        with self.count_lock:
+            self.retries += 1
+        print(f"tried again: git {' '.join(args)}: {error.strip()}", file=sys.stderr)
+
+    def add_worktree(self, branch: str, path: Path) -> None:
+        """``worktree add -b``; where git's locking made it fail half-way, what it left is
+        cleared (its directory, its record, the branch it had made) and it is tried again."""
+        for attempt in range(TRIES):
+            with self.count_lock:
+                self.git_processes += 1
+            argv = ["git", "-C", str(self.repo), "worktree", "add", "-q", "-B", branch, str(path)]
+            done = subprocess.run([*argv, BASE], capture_output=True, text=True)
+            if done.returncode == 0:
+                return
+            if attempt + 1 == TRIES:
+                raise RuntimeError(f"git worktree add {path} failed: {done.stderr}")
+            self.retried(("worktree", "add", str(path)), done.stderr)
+            shutil.rmtree(path, ignore_errors=True)
+            self.git(self.repo, "worktree", "prune")
+            time.sleep(0.01)
+
     def task(self, n: int) -> None:
         branch, path, home = f"bare/t{n}", self.worktrees / f"t{n}", self.homes / f"t{n}"
-        self.git(self.repo, "worktree", "add", "-q", "-b", branch, str(path), BASE, tries=TRIES)
+        self.add_worktree(branch, path)
         home.mkdir(parents=True)
         argv = [sys.executable, "-I", "-S", str(SCRIPTED), "--output-format", "stream-json"]
         argv += ["--persona", "default", "--delay", "0.0", "-p", prompt_for(n)]
@@ -102,7 +128,11 @@ def main() -> None:
         for future in [pool.submit(floor.task, n) for n in range(args.tasks)]:
             future.result()
     seconds = time.perf_counter() - started
-    print(json.dumps({"git_processes": floor.git_processes, "seconds": seconds}))
+    print(
+        json.dumps(
+            {"git_processes": floor.git_processes, "retries": floor.retries, "seconds": seconds}
+        )
+    )
 
 
 if __name__ == "__main__":
