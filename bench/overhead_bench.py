@@ -38,6 +38,7 @@ that does more work).
     .venv/bin/python bench/overhead_bench.py [--tasks 64] [--capacity 8] [--rounds 5]
     .venv/bin/python bench/overhead_bench.py --quick          # 32 tasks, 3 rounds: ~1 minute
     .venv/bin/python bench/overhead_bench.py --json           # the figures as JSON
+    .venv/bin/python bench/overhead_bench.py --profile out.prof   # one council run, cProfile
 """
 
 from __future__ import annotations
@@ -169,6 +170,20 @@ def counted_run(template: Path, root: Path, tasks: int, capacity: int) -> dict[s
     return data
 
 
+def profile_run(tasks: int, capacity: int, files: int, out: Path) -> None:
+    """One untimed council run as a process under the standard library's profiler (the event
+    loop's thread); its statistics saved in ``out``, the top 30 by cumulative time printed."""
+    import pstats
+
+    with tempfile.TemporaryDirectory(prefix="council-overhead-") as tmp:
+        root = Path(tmp)
+        repo = fresh_copy(make_template(root / "template", files), root, "profile")
+        argv = [sys.executable, "-m", "cProfile", "-o", str(out.resolve()), "-m", "orchestrator"]
+        measure([*argv, "run", str(write_config(repo, tasks, capacity)), "--json"], root, ENV)
+        check_landed(repo, tasks)
+    pstats.Stats(str(out)).sort_stats("cumulative").print_stats(30)
+
+
 def main(tasks: int, capacity: int, rounds: int, files: int, as_json: bool, counts: bool) -> None:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     header = machine()
@@ -270,6 +285,12 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="32 tasks, 3 rounds (~1 minute)")
     parser.add_argument("--no-counts", action="store_true", help="skip the counted run")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--profile", type=Path, metavar="OUT", help="only profile one council run (cProfile)"
+    )
     args = parser.parse_args()
     tasks, rounds = (32, 3) if args.quick else (args.tasks, args.rounds)
+    if args.profile is not None:
+        profile_run(tasks, args.capacity, args.files, args.profile)
+        raise SystemExit(0)
     main(tasks, args.capacity, rounds, args.files, args.json, not args.no_counts)
