@@ -29,7 +29,9 @@ from orchestrator.state.postgres.cluster import LocalCluster, find_server_binari
 from orchestrator.state.postgres.schema import migrate
 
 BASE = "main"
-COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
+# The installed ``council`` script beside this interpreter, as a user starts it.
+_SCRIPT = Path(sys.executable).parent / "council"
+COUNCIL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "orchestrator"]
 ENV = {
     **os.environ,
     "COUNCIL_DISABLE_PLUGINS": "1",  # built-in adapters only: the run must not depend on plugins
