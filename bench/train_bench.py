@@ -14,10 +14,10 @@ Sides, on each:
   a lock hold, a read of the base (a fetch), its update (a push);
 - ``trains``: the same merges asked for all at once (``--ready`` at a time, as that many
   sessions finishing together would): they board trains (``merge.train``);
-- ``floor``: a bare script of plain git commands doing the least a train must do: one read
-  (one fetch) of the base, ``merge-tree --write-tree`` + ``commit-tree`` per branch, each on
-  the one before, one ``update-ref`` (one ``push --force-with-lease``). It knows nothing is
-  landed already and checks nothing.
+- ``floor``: a bare script of plain git commands doing the least trains of ``--ready`` must
+  do: for each ``--ready`` branches, one read (one fetch) of the base, ``merge-tree
+  --write-tree`` + ``commit-tree`` per branch, each on the one before, one ``update-ref`` (one
+  ``push --force-with-lease``). It knows nothing is landed already and checks nothing.
 
 Printed: landings per second of each side (median of rounds, with the range), and the ratios
 trains / one at a time and floor / trains. Wall time is what landings per second means; the
@@ -131,24 +131,27 @@ async def trains(place: Place, base: str, ready: int) -> None:
 
 
 async def floor(place: Place, base: str, ready: int) -> None:
-    """One read of the base, a chain of merge commits, one update (see the module doc)."""
+    """For each ``ready`` branches at a time: one read of the base, a chain of merge commits,
+    one update (see the module doc)."""
 
     def run() -> None:
         repo = place.repo
-        if place.remote:
-            git(repo, "fetch", "-q", "origin", f"refs/heads/{base}:refs/remotes/origin/{base}")
-            tip = git(repo, "rev-parse", f"refs/remotes/origin/{base}")
-        else:
-            tip = git(repo, "rev-parse", f"refs/heads/{base}")
-        old = tip
-        for name in place.branches:
-            tree = git(repo, "merge-tree", "--write-tree", tip, name).splitlines()[0]
-            tip = git(repo, "commit-tree", tree, "-p", tip, "-p", name, "-m", f"merge {name}")
-        if place.remote:
-            lease = f"--force-with-lease=refs/heads/{base}:{old}"
-            git(repo, "push", "-q", lease, "origin", f"{tip}:refs/heads/{base}")
-        else:
-            git(repo, "update-ref", f"refs/heads/{base}", tip, old)
+        for first in range(0, len(place.branches), ready):
+            if place.remote:
+                fetched = f"refs/heads/{base}:refs/remotes/origin/{base}"
+                git(repo, "fetch", "-q", "origin", fetched)
+                tip = git(repo, "rev-parse", f"refs/remotes/origin/{base}")
+            else:
+                tip = git(repo, "rev-parse", f"refs/heads/{base}")
+            old = tip
+            for name in place.branches[first : first + ready]:
+                tree = git(repo, "merge-tree", "--write-tree", tip, name).splitlines()[0]
+                tip = git(repo, "commit-tree", tree, "-p", tip, "-p", name, "-m", f"merge {name}")
+            if place.remote:
+                lease = f"--force-with-lease=refs/heads/{base}:{old}"
+                git(repo, "push", "-q", lease, "origin", f"{tip}:refs/heads/{base}")
+            else:
+                git(repo, "update-ref", f"refs/heads/{base}", tip, old)
 
     await anyio.to_thread.run_sync(run)
 
