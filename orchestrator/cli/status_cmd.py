@@ -92,6 +92,11 @@ def _one_look(where: Path | RunConfig) -> RunReport:
         kept = kept_report(where)
         if kept is not None:
             return kept
+        from orchestrator.run.quick_report import quick_report
+
+        built = quick_report(where)
+        if built is not None:
+            return built
     from orchestrator.cli import event_loop
     from orchestrator.cli.store_access import newest_report
 
