@@ -5,7 +5,7 @@ until when that report holds while nothing is written (``report_cache`` keeps it
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -16,7 +16,10 @@ from orchestrator.scheduler.presence import alive_workstations
 from orchestrator.scheduler.rules.queue import wait_ends
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.spend.line import SpendLine
-from orchestrator.state.protocol import StateStore
+
+if TYPE_CHECKING:
+    # A type only: `status`'s quick look (``run.quick_report``) builds reports without a store.
+    from orchestrator.state.protocol import StateStore
 
 __all__ = ["STALE", "report_of", "session_report", "timed_session_report"]
 

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 
 from orchestrator.errors import StateError
 from orchestrator.models import KeyedRecord, utcnow
-from orchestrator.state.protocol import StateStore
 
 if TYPE_CHECKING:
-    from orchestrator.scheduler.team import Team  # a type only: `council status` reads presence
+    # Types only: `council status` reads presence, without a store or a team.
+    from orchestrator.scheduler.team import Team
+    from orchestrator.state.protocol import StateStore
 
 __all__ = ["NAMESPACE", "Presence", "alive_among", "alive_workstations"]
 
