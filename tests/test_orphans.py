@@ -226,3 +226,29 @@ async def test_ending_leaves_a_record_that_names_another_process(tmp_path: Path)
         assert [r.process.pid for r in await recorded_clis(store)] == [os.getpid()]
         await book.ended(os.getpid())
         assert await recorded_clis(store) == []
+
+
+async def test_ending_removes_the_record_its_start_wrote_without_reading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One store call at the end (the delete, fenced by the version the start wrote); a
+    record written again meanwhile, by a later CLI of the task, stays."""
+    async with FileStateStore(tmp_path / "state") as store:
+        book = CliRunBook(store, "t1", "build")
+        await book.started(os.getpid())
+        reads: list[str] = []
+        read = store.get_record
+
+        async def counted(namespace: str, key: str) -> object:
+            reads.append(key)
+            return await read(namespace, key)
+
+        monkeypatch.setattr(store, "get_record", counted)
+        await book.ended(os.getpid())
+        assert reads == [] and await recorded_clis(store) == []
+
+        await book.started(os.getpid())
+        later = CliRunBook(store, "t1", "review")
+        await later.started(os.getpid())  # the record replaced: a new version
+        await book.ended(os.getpid())
+        assert [r.phase for r in await recorded_clis(store)] == ["review"]

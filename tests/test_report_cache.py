@@ -177,5 +177,15 @@ def test_status_on_a_kept_report_starts_without_the_store(tmp_path: Path) -> Non
     built, first = status()
     kept, second = status()
     assert kept == built and len(built["tasks"]) == 50  # type: ignore[arg-type]
-    assert "orchestrator.state.file.store" in first and "asyncio" in first
-    assert "orchestrator.state.file.store" not in second and "asyncio" not in second
+    # The first look builds it from the record files (``run.quick_report``), the next one
+    # reads it kept: neither opens the store or an event loop while nothing asks for them.
+    assert "orchestrator.run.quick_report" in first
+    assert "orchestrator.run.quick_report" not in second
+    for modules in (first, second):
+        assert "orchestrator.state.file.store" not in modules and "asyncio" not in modules
+
+    (repo / ".council" / "state" / "transactions").mkdir()  # a transaction on disk
+    (repo / ".council" / "state" / report_cache.CACHE_NAME).unlink()
+    (repo / ".council" / "state" / "transactions" / "t.json").write_text("{}")
+    _, third = status()  # the store's business: it is opened
+    assert "orchestrator.state.file.store" in third and "asyncio" in third

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -202,6 +203,44 @@ async def test_commit_with_trailers_identity_and_stats(
     assert not stats.dirty
     write(session.path, {"scratch.txt": "x\n"})
     assert (await manager.get_session_stats(session)).dirty
+
+
+def git_processes(trace: Path) -> list[str]:
+    """The subcommand of every git process git's own trace2 log saw start (children too)."""
+    started = []
+    for line in trace.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("event") != "start":
+            continue
+        argv, index = event["argv"], 1
+        while index < len(argv) and argv[index].startswith("-"):
+            index += 2 if argv[index] in ("-C", "-c") else 1
+        started.append(argv[index] if index < len(argv) else "?")
+    return started
+
+
+async def test_a_commit_starts_no_git_but_its_own(
+    repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted, not timed: committing a session's work is four git processes, none of which
+    starts another (``git commit --trailer`` would start ``interpret-trailers``, and every
+    commit a ``maintenance run --auto``), and the commit reads as ``--trailer`` wrote it."""
+    session = await manager.create_session_worktree("s1", "claude", "fix-login")
+    write(session.path, {"src/new.py": "a = 1\n"})
+    trace = tmp_path / "trace2.json"
+    config = tmp_path / "global.gitconfig"
+    config.write_text(f"[trace2]\n\teventTarget = {trace}\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))  # git's environment carries it
+
+    result = await manager.commit_in_worktree(session, "council: fix-login build (round 1)")
+
+    assert result.committed
+    assert git_processes(trace) == ["status", "add", "commit", "diff-tree"]
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL")
+    body = git(repo, "cat-file", "commit", session.branch).split("\n\n", 1)[1]
+    assert body == (
+        "council: fix-login build (round 1)\n\nCouncil-Task: fix-login\nCouncil-Session: s1"
+    )
 
 
 async def test_nothing_to_commit_is_a_result(repo: Path, manager: WorktreeManager) -> None:

@@ -228,6 +228,12 @@ def print_lines(text: str) -> None:
         target.flush()
 
 
+def _cells(text: str) -> int:
+    """How many terminal cells ``text`` takes (rich's ``cell_len``): printable ASCII, what
+    table cells almost always are, one cell a character without asking rich."""
+    return len(text) if text.isascii() and text.isprintable() else cell_len(text)
+
+
 def print_table(
     columns: Sequence[Column | str],
     rows: Iterable[Sequence[object]],
@@ -260,9 +266,9 @@ def _print_table(
     cells = [[str(cell) for cell in row] for row in rows]
     if title is not None:  # wrapped between words on a terminal, so an id stays on one line
         stdout.print(Text(title, style="bold"), soft_wrap=not stdout.is_terminal)
-    layout = choose_columns(specs, cells, stdout.width, cell_len, wide=wide)
+    layout = choose_columns(specs, cells, stdout.width, _cells, wide=wide)
     if not stdout.is_terminal or layout.plain or len(cells) > BOXED_ROWS:
-        print_lines("\n".join(plain_lines([c.header for c in specs], cells, cell_len)))
+        print_lines("\n".join(plain_lines([c.header for c in specs], cells, _cells)))
         return
     table = _boxed(specs, cells, layout, wide=wide)
     if wide:
@@ -324,7 +330,7 @@ def _table(
 ) -> Table:
     specs = [Column.of(column) for column in columns]
     cells = [[str(cell) for cell in row] for row in rows]
-    layout = choose_columns(specs, cells, stdout.width, cell_len)
+    layout = choose_columns(specs, cells, stdout.width, _cells)
     if layout.plain:  # redrawn in place, so boxed anyway: the key columns, each one whole
         kept = tuple(i for i, column in enumerate(specs) if column.key) or layout.kept
         layout = Layout(kept, (), layout.widths)
@@ -368,7 +374,7 @@ def _one_line_table(
     # Narrower than the screen by _ECHO_ROOM: the terminal echoes ``^C`` after the last line
     # drawn, and an echo that wraps shifts the drawing by a line the next redraw leaves behind.
     width = max(20, stdout.width - _ECHO_ROOM)
-    layout = choose_columns(specs, cells, width, cell_len)
+    layout = choose_columns(specs, cells, width, _cells)
     kept = layout.kept
     if layout.plain:  # redrawn in place, so a table anyway: the key columns
         kept = tuple(i for i, column in enumerate(specs) if column.key) or kept

@@ -10,8 +10,10 @@ redraws the table until the run ends (``status_watch``).
 
 One look at a file store first tries the report kept beside it (``run.report_cache``): while
 no record it was built from has been written, it is the report, read without the store, its
-event loop or its modules. Otherwise the report is built from the store (and kept for the next
-look). Reading a report needs the state store, the report and the table, never the run
+event loop or its modules. Otherwise it is built from the record files in this thread, still
+without the store (``run.quick_report``), and kept for the next look; only when the store has
+something to do first (a transaction left on disk, a damaged record) is the report built
+through the store. Reading a report needs the state store, the report and the table, never the run
 machinery (scheduler, merge queue, worktrees, git, plugins): the modules are imported when
 needed, so the command starts at once (``tests/test_cli_startup.py`` keeps it so;
 ``bench/startup_bench.py`` measures it). FILE is read for where its state lives only: its
@@ -92,6 +94,11 @@ def _one_look(where: Path | RunConfig) -> RunReport:
         kept = kept_report(where)
         if kept is not None:
             return kept
+        from orchestrator.run.quick_report import quick_report
+
+        built = quick_report(where)
+        if built is not None:
+            return built
     from orchestrator.cli import event_loop
     from orchestrator.cli.store_access import newest_report
 

@@ -5,22 +5,25 @@ until when that report holds while nothing is written (``report_cache`` keeps it
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from orchestrator.models import KeyedRecord, SessionRecord, utcnow
+from orchestrator.models import KeyedRecord, SessionRecord, TaskState, utcnow
 from orchestrator.run.build_report import build_report
 from orchestrator.run.report import RunReport, WorkstationReport
 from orchestrator.scheduler.presence import alive_workstations
 from orchestrator.scheduler.rules.queue import wait_ends
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.spend.line import SpendLine
-from orchestrator.state.protocol import StateStore
 
-__all__ = ["session_report", "timed_session_report"]
+if TYPE_CHECKING:
+    # A type only: `status`'s quick look (``run.quick_report``) builds reports without a store.
+    from orchestrator.state.protocol import StateStore
 
-_STALE = 300.0  # seconds a presence record counts without the run's own setting
+__all__ = ["STALE", "report_of", "session_report", "timed_session_report"]
+
+STALE = 300.0  # seconds a presence record counts without the run's own setting
 
 
 async def session_report(
@@ -39,12 +42,25 @@ async def timed_session_report(
     a workstation (a presence ages by itself); None when nothing in it ends by itself."""
     now = utcnow()
     tasks = await store.list_tasks(session.session_id)
-    present = await alive_workstations(store, session.session_id, stale or _STALE)
+    present = await alive_workstations(store, session.session_id, stale or STALE)
+    line = await store.get_record(SPEND_LINES, session.session_id)
+    return report_of(session, tasks, present, line, now)
+
+
+def report_of(
+    session: SessionRecord,
+    tasks: list[TaskState],
+    present: list[KeyedRecord],
+    line: KeyedRecord | None,
+    now: datetime,
+) -> tuple[RunReport, datetime | None]:
+    """``timed_session_report`` of records already read: the session's tasks, the presence
+    records of its live workstations and its spend line (``run.quick_report`` reads them
+    without the store)."""
     workstations = [w for w in map(_workstation, present) if w is not None]
     ends = [end for task in tasks if (end := wait_ends(task, now)) is not None]
     if workstations:
         ends.append(now)
-    line = await store.get_record(SPEND_LINES, session.session_id)
     spend = _spend(line.data) if line is not None else None
     return build_report(session, tasks, workstations, spend), min(ends, default=None)
 

@@ -62,6 +62,7 @@ class CliRunBook:
         self.store = store
         self.task_id = task_id
         self.phase = phase
+        self._written: dict[int, int] = {}  # pid -> the version of the record written for it
 
     async def started(self, pid: int) -> None:
         started = await anyio.to_thread.run_sync(procid.start_time, pid)
@@ -73,14 +74,20 @@ class CliRunBook:
             "phase": self.phase,
             "orchestrator": me.as_dict(),
         }
-        await self.store.put_record(CLI_RUNS, self.task_id, data, durable=False)
+        written = await self.store.put_record(CLI_RUNS, self.task_id, data, durable=False)
+        self._written[pid] = written.version
 
     async def ended(self, pid: int) -> None:
-        record = await self.store.get_record(CLI_RUNS, self.task_id)
-        if record is None or record.data.get("pid") != pid:
-            return
-        with contextlib.suppress(VersionConflict):  # replaced meanwhile: not ours to remove
-            await self.store.delete_record(CLI_RUNS, self.task_id, record.version)
+        # The version written at the start names the record exactly (its pid is ``pid``):
+        # removed only while it is that version, with no read first.
+        version = self._written.pop(pid, None)
+        if version is None:
+            record = await self.store.get_record(CLI_RUNS, self.task_id)
+            if record is None or record.data.get("pid") != pid:
+                return
+            version = record.version
+        with contextlib.suppress(VersionConflict):  # replaced or gone: not ours to remove
+            await self.store.delete_record(CLI_RUNS, self.task_id, version)
 
 
 async def recorded_clis(store: StateStore) -> list[RecordedCli]:

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import StateError
 from orchestrator.models import KeyedRecord, utcnow
-from orchestrator.state.protocol import StateStore
 
 if TYPE_CHECKING:
-    from orchestrator.scheduler.team import Team  # a type only: `council status` reads presence
+    # Types only: `council status` reads presence, without a store or a team.
+    from orchestrator.scheduler.team import Team
+    from orchestrator.state.protocol import StateStore
 
-__all__ = ["NAMESPACE", "Presence", "alive_workstations"]
+__all__ = ["NAMESPACE", "Presence", "alive_among", "alive_workstations"]
 
 NAMESPACE = "workstations"
 _SKEW = 5.0  # seconds this machine's clock may be off from the database's
@@ -80,10 +81,22 @@ async def alive_workstations(
 ) -> list[KeyedRecord]:
     """The presence records of the workstations working in ``session_id`` now (``but`` left
     out), oldest first."""
-    cutoff = utcnow() - timedelta(seconds=stale + _SKEW)
+    return alive_among(await store.list_records(NAMESPACE), session_id, stale, utcnow(), but=but)
+
+
+def alive_among(
+    records: list[KeyedRecord],
+    session_id: str,
+    stale: float,
+    now: datetime,
+    *,
+    but: str | None = None,
+) -> list[KeyedRecord]:
+    """``alive_workstations`` of presence records already read (none of them expired)."""
+    cutoff = now - timedelta(seconds=stale + _SKEW)
     found = [
         record
-        for record in await store.list_records(NAMESPACE)
+        for record in records
         if record.data.get("session_id") == session_id
         and record.key != but
         and record.updated_at >= cutoff

@@ -34,6 +34,7 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ __all__ = ["CONTEXTS", "BusyFile", "ContextManager", "SessionContext", "WorkStat
 log = logging.getLogger(__name__)
 
 CONTEXTS = "session-context"  # the store namespace: one record per session
+_WRITTEN_LIMIT = 4096  # contexts remembered as written (``ContextManager._written``)
 
 
 class WorkStatus(StrEnum):
@@ -116,6 +118,10 @@ class ContextManager:
     def __init__(self, store: StateStore, project_dir: StrPath) -> None:
         self.store = store
         self._paths = RepoPaths(project_dir)
+        # Session -> (version, context) this manager last wrote: the next change of it is a
+        # compare-and-set against that version with no read first; any conflict (someone else
+        # wrote it, or it went) reads it again, as without.
+        self._written: dict[str, tuple[int, SessionContext]] = {}
 
     async def update_context(self, session: str, **fields: Any) -> SessionContext:
         """Merge ``fields`` into ``session``'s context; unknown field names raise TypeError,
@@ -223,8 +229,12 @@ class ContextManager:
         """Delete ``session``'s context (given ``task``: only while it is that task's, as read
         just before, so a new context written meanwhile stays); False when none went."""
         check_id(session, "session id")
+        written = self._written.pop(session, None)
         if task is None:
             return await self.store.delete_record(CONTEXTS, session, durable=False)
+        if written is not None and written[1].task == task:
+            with contextlib.suppress(VersionConflict):  # written since: look, as below
+                return await self.store.delete_record(CONTEXTS, session, written[0], durable=False)
         record = await self.store.get_record(CONTEXTS, session)
         context = _parse(record)
         if record is None or context is None or context.task != task:
@@ -239,10 +249,18 @@ class ContextManager:
     async def _change(
         self, session: str, merge: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> SessionContext:
-        """Read, merge, compare-and-set; again from the read when someone wrote first."""
+        """Read, merge, compare-and-set; again from the read when someone wrote first. The
+        read is skipped when this manager wrote the context last (``_written``)."""
+        known = self._written.pop(session, None)
+        current: SessionContext | None
         while True:
-            record = await self.store.get_record(CONTEXTS, session)
-            current = _parse(record)
+            if known is not None:
+                version, current = known
+                known = None
+            else:
+                record = await self.store.get_record(CONTEXTS, session)
+                current = _parse(record)
+                version = record.version if record is not None else 0
             base = current.model_dump() if current is not None else {"session": session}
             merged = merge(base)
             if merged.get("status", WorkStatus.WORKING) != WorkStatus.BLOCKED:
@@ -251,15 +269,14 @@ class ContextManager:
             merged["updated_at"] = utcnow()
             context = masked_model(SessionContext.model_validate(merged))
             try:
-                await self.store.put_record(
-                    CONTEXTS,
-                    session,
-                    context.model_dump(mode="json"),
-                    record.version if record is not None else 0,
-                    durable=False,
+                stored = await self.store.put_record(
+                    CONTEXTS, session, context.model_dump(mode="json"), version, durable=False
                 )
             except VersionConflict:
                 continue
+            if len(self._written) >= _WRITTEN_LIMIT:
+                self._written.clear()  # sessions whose contexts were never removed: forgotten
+            self._written[session] = (stored.version, context)
             return context
 
     def _normalized_fields(self, fields: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,10 @@
   (``.env`` and the like, which are configuration, not work, and often secrets), and commits
   with the orchestrator's identity (from the ``Git`` environment), signing off (a signing agent
   may need a terminal we do not have), no hooks, and ``Council-Task`` / ``Council-Session``
-  trailers. Nothing staged is a result (``committed=False``), not an error. Three git
-  processes: ``add``, ``commit``, and ``diff-tree`` for the new commit and its files.
+  trailers (written in the message: ``with_trailers``). Nothing staged is a result
+  (``committed=False``), not an error. Four git processes: ``status`` (unless the caller has
+  just read it), ``add``, ``commit`` (which starts no other git: no ``interpret-trailers``, no
+  auto maintenance) and ``diff-tree`` for the new commit and its files.
 - ``save_uncommitted_sync`` is the rescue before a removal or reuse: any uncommitted or
   untracked work becomes a ``council: rescue uncommitted work`` commit, and the worktree must
   be clean of work afterwards. It commits only on the task's own ``council/<task>/...``
@@ -57,6 +59,7 @@ __all__ = [
     "read_status_sync",
     "save_uncommitted_sync",
     "settle_index_lock_sync",
+    "with_trailers",
 ]
 
 RESCUE_MESSAGE = "council: rescue uncommitted work"
@@ -102,6 +105,23 @@ _STATUS = (
 )
 
 
+# One process per commit: no ``git maintenance run --auto`` started after it (nor a ``gc
+# --auto`` left running in the background, which the run would then stop as a stray), and the
+# trailers written in the message rather than by ``--trailer``, which starts ``git
+# interpret-trailers`` (and reads the repository's ``trailer.*`` config).
+_COMMIT = (
+    *("-c", "commit.gpgSign=false", "-c", "gc.auto=0", "-c", "maintenance.auto=false"),
+    *("commit", "--quiet", "--no-verify"),
+)
+
+
+def with_trailers(message: str, task_id: str, session_id: str) -> str:
+    """``message`` with the ``Council-Task`` and ``Council-Session`` trailers as their own last
+    paragraph, where ``git log``'s ``%(trailers)`` finds them (``merge.history``). For the
+    orchestrator's one-line messages the commit is byte for byte what ``--trailer`` made."""
+    return f"{message.rstrip()}\n\nCouncil-Task: {task_id}\nCouncil-Session: {session_id}"
+
+
 def read_status_sync(git: Git) -> Status:
     """``read_status`` in this thread (a worker thread, never the event loop)."""
     return parse_status(git.run_sync(*_STATUS).stdout)
@@ -133,17 +153,9 @@ def commit_all_sync(
     branch = head_branch(git.cwd)
     with ref_book.writing():  # the branch's move is noted with it, for the tamper check
         committed = git.run_sync(
-            "-c",
-            "commit.gpgSign=false",
-            "commit",
-            "--quiet",
-            "--no-verify",
+            *_COMMIT,
             "-m",
-            message,
-            "--trailer",
-            f"Council-Task: {task_id}",
-            "--trailer",
-            f"Council-Session: {session_id}",
+            with_trailers(message, task_id, session_id),
             check=False,
         )
         if committed.ok:

@@ -81,6 +81,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -113,6 +114,9 @@ _STATUS = (
 
 # path -> (status code, size, mtime_ns), size and mtime -1 when gone; None: git status failed
 Listed = dict[str, tuple[str, int, int]] | None
+# A kept worktree's branch (a ref), lock reason and ready mark, as a stranded one is restored.
+_Owner = tuple[str | None, str | None, str | None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -193,22 +197,27 @@ class TamperGuard:
         started = time.monotonic()
         # A checkout cut off from git since the last check is given back before this
         # session starts; the sessions running now are the ones that could have done it.
-        found = await self._restore_stranded()
+        # One worker-thread call looks for them and, when there is none (the usual case),
+        # reads this worktree's admin directory too.
+        owners = self._stranded_owners()
+        cut, admin_of = await anyio.to_thread.run_sync(
+            self._cut_then, owners, lambda: _admin_of(worktree)
+        )
+        found = await self._restore_cut(cut, owners)
         for finding in found:
             log.warning("before a session in %s: %s", self._show(worktree), finding.what)
         self._ledger.notice(found)
         serial = next(self._serials)
         own = f"refs/heads/{branch}" if branch else head_branch(worktree)
-        admin, lock, ready = await anyio.to_thread.run_sync(_admin_of, worktree)
+        if admin_of is None:  # a checkout was given back: read it again, after
+            admin_of = await anyio.to_thread.run_sync(_admin_of, worktree)
+        admin, lock, ready = admin_of
         window = Window(serial, worktree, admin, own, lock, ready, started)
         # Open before the snapshot: a check ending meanwhile counts this session among those
         # that ran beside it.
         self._ledger.open(window)
         try:
-            files, entries = await anyio.to_thread.run_sync(self._look, worktree)
-            refs = None
-            if self._refs is not None:
-                refs = await anyio.to_thread.run_sync(self._refs.snapshot)
+            files, entries, refs = await anyio.to_thread.run_sync(self._snapshot, worktree)
             listed = await self._main_status()
         except BaseException:
             self._ledger.close(window)
@@ -229,11 +238,17 @@ class TamperGuard:
             # Git's setup first, undone before any git command runs (a planted filter would):
             # what the run's seal holds, as the run sealed it (``_sealed`` says what it did),
             # then the rest of it as this session's watch saw it.
-            await anyio.to_thread.run_sync(seal.check, watch.worktree)
-            found = await anyio.to_thread.run_sync(self._undo_setup, watch, others)
             # Then the sessions' checkouts a CLI cut off from git, given back before anything
-            # else touches them.
-            found += await self._restore_stranded()
+            # else touches them. The three looks in one worker-thread call.
+            kept = self._stranded_owners()
+
+            def setup_then_cut() -> tuple[list[Finding], list[Path]]:
+                seal.check(watch.worktree)
+                undone = self._undo_setup(watch, others)
+                return undone, self._cut(kept)
+
+            found, cut = await anyio.to_thread.run_sync(setup_then_cut)
+            found += await self._restore_cut(cut, kept)
             # Then the base's checkouts (before the refs: a base put back under a checkout
             # still holding it would turn its files into reversed changes), then the refs.
             overlapping = self._ledger.overlapping(window)
@@ -282,9 +297,14 @@ class TamperGuard:
 
     # --- the pieces; all but git status run in a worker thread ---------------------------
 
-    def _look(self, worktree: Path) -> tuple[dict[Path, FileState], frozenset[str]]:
+    def _snapshot(
+        self, worktree: Path
+    ) -> tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None]:
+        """A watch's looks in one worker-thread call: git's setup, ``.council/worktrees/``'s
+        entries, then the shared refs (None: the guard watches none)."""
         files = {path: FileState.read(path) for path in self._files(worktree)}
-        return files, self._entries()
+        entries = self._entries()
+        return files, entries, self._refs.snapshot() if self._refs is not None else None
 
     def _files(self, worktree: Path) -> set[Path]:
         admin = read_gitfile(worktree)
@@ -342,19 +362,32 @@ class TamperGuard:
             changes.append(Finding(f"{what} ({done})", traced, cleared=frozenset(cleared)))
         return changes
 
-    async def _restore_stranded(self) -> list[Finding]:
-        """Recreate the admin directory of every session's worktree a CLI deleted
-        (``worktrees.stranded``): who did it cannot be told from what is left."""
-        owners: dict[Path, tuple[str | None, str | None, str | None]] = {}
+    def _stranded_owners(self) -> dict[Path, _Owner]:
+        """The worktrees whose checkouts must stay git's, each with its branch (a ref), lock
+        reason and ready mark: every one the orchestrator keeps, as it was at its session's
+        watch when one runs in it."""
+        owners: dict[Path, _Owner] = {}
         for session in self._kept():
             reason = lock_reason(session.session_id, session.cli, session.task_id)
             owners[session.path] = (f"refs/heads/{session.branch}", reason, session.session_id)
         for window in self._ledger.live():  # as they were at its watch, when known
             owners[window.worktree] = (window.own, window.lock, window.ready)
-        common = self.common_dir
-        cut = await anyio.to_thread.run_sync(
-            lambda: [path for path in owners if stranded_admin(path, common) is not None]
-        )
+        return owners
+
+    def _cut(self, owners: dict[Path, _Owner]) -> list[Path]:
+        """Those of ``owners`` a CLI cut off from git (blocking)."""
+        return [path for path in owners if stranded_admin(path, self.common_dir) is not None]
+
+    def _cut_then(
+        self, owners: dict[Path, _Owner], then: Callable[[], T]
+    ) -> tuple[list[Path], T | None]:
+        """``_cut``, and ``then()`` when nothing was cut (blocking: one worker-thread call)."""
+        cut = self._cut(owners)
+        return cut, None if cut else then()
+
+    async def _restore_cut(self, cut: list[Path], owners: dict[Path, _Owner]) -> list[Finding]:
+        """Recreate the admin directory of every session's worktree a CLI deleted
+        (``worktrees.stranded``): who did it cannot be told from what is left."""
         found = []
         for path in cut:
             own, lock, ready = owners[path]
