@@ -1,0 +1,161 @@
+"""What one store call costs the PostgreSQL backend in round trips to the server, counted from
+libpq's own trace of the connection (every message each way), never timed: a transaction's
+``BEGIN``, clock and first read travel together, its writes, events and ``COMMIT`` together
+(``state.postgres.core``); a read outside a transaction is one round trip; an event stored on
+its own is one and does not wait for the server's disk, every record write does. A refused
+write commits nothing and leaves the connection fit for the next call."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import pq
+from psycopg_pool import AsyncConnectionPool
+
+from orchestrator.errors import VersionConflict
+from orchestrator.events.tasks import TaskDispatched
+from orchestrator.state.postgres.connection import open_pool
+from orchestrator.state.postgres.store import PostgresStateStore
+from orchestrator.state.transactions import PutRecord, RecordWrite, UpdateTask
+
+pytestmark = [pytest.mark.postgres, pytest.mark.asyncio]
+
+
+class Traced:
+    """One store over a pool of one connection, whose protocol messages are traced."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], store: PostgresStateStore) -> None:
+        self.pool = pool
+        self.store = store
+
+    async def trace(self, call: Callable[[], Awaitable[object]]) -> list[str]:
+        """The trace lines of ``call`` (``F``: sent by the client, ``B``: by the server)."""
+        with tempfile.TemporaryFile("w+") as out:
+            async with self.pool.connection() as conn:
+                conn.pgconn.trace(out.fileno())
+                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            try:
+                await call()
+            finally:
+                async with self.pool.connection() as conn:
+                    conn.pgconn.untrace()
+            out.seek(0)
+            return [line for line in out.read().splitlines() if line[:1] in "FB"]
+
+    async def round_trips(self, call: Callable[[], Awaitable[object]]) -> int:
+        return round_trips(await self.trace(call))
+
+
+def round_trips(lines: list[str]) -> int:
+    """How many times the client sent something and then waited for the server's answer."""
+    trips, last = 0, ""
+    for line in lines:
+        side = line[0]
+        if side == "B" and last == "F":
+            trips += 1
+        last = side
+    return trips
+
+
+def statements(lines: list[str]) -> list[str]:
+    return [line.split('"')[3] for line in lines if "\tParse\t" in line]
+
+
+@asynccontextmanager
+async def traced_store(dsn: str) -> AsyncIterator[Traced]:
+    pool = await open_pool(dsn, min_size=1, max_size=1)
+    async with PostgresStateStore(pool) as store:
+        yield Traced(pool, store)
+
+
+@pytest.fixture
+async def traced(pg_dsn: str) -> AsyncIterator[Traced]:
+    async with traced_store(pg_dsn) as found:
+        await found.store.create_session({}, ["t1"], "s1")
+        yield found
+
+
+async def test_a_write_is_two_round_trips_and_a_read_one(traced: Traced) -> None:
+    store = traced.store
+    assert await traced.round_trips(lambda: store.put_record("ns", "k", {"x": 1})) == 2
+    assert await traced.round_trips(lambda: store.put_record("ns", "k", {"x": 2}, 1)) == 2
+    assert await traced.round_trips(lambda: store.get_record("ns", "k")) == 1
+    assert await traced.round_trips(lambda: store.update_task_state("t1", {"priority": 3})) == 2
+    assert await traced.round_trips(lambda: store.get_task_state("t1")) == 1
+    assert await traced.round_trips(lambda: store.delete_record("ns", "k", 2)) == 2
+    assert await traced.round_trips(lambda: store.list_records("ns")) == 1
+
+
+async def test_a_claim_and_its_renewal_and_release(traced: Traced) -> None:
+    store = traced.store
+    claims: list[Any] = []
+
+    async def claim() -> None:
+        claims.append(await store.acquire_claim("t1", "me", 30.0, {"status": "running"}))
+
+    # The row locked with the clock, the fencing token drawn, then the writes with COMMIT.
+    assert await traced.round_trips(claim) == 3
+    token = claims[0].token
+    assert await traced.round_trips(lambda: store.renew_claim("t1", token, 30.0)) == 2
+    assert await traced.round_trips(lambda: store.release_claim("t1", token)) == 2
+
+
+async def test_an_event_alone_is_one_round_trip_not_waited_to_disk(traced: Traced) -> None:
+    store = traced.store
+    event = TaskDispatched(task_id="t1", adapter="a", attempt=1, branch="b", phase="build")
+    lines = await traced.trace(lambda: store.emit(event))
+    assert round_trips(lines) == 1
+    sent = statements(lines)
+    assert "SET LOCAL synchronous_commit TO off" in sent
+    assert sum("INSERT INTO council.events" in s for s in sent) == 1
+    # A record write waits for the disk, and its events go in one statement with it.
+    lines = await traced.trace(lambda: store.update_task_state("t1", {"priority": 4}))
+    sent = statements(lines)
+    assert not any("synchronous_commit" in s for s in sent)
+    assert sum("INSERT INTO council.events" in s for s in sent) == 1
+    assert sum("pg_notify" in s for s in sent) == 1
+
+
+async def test_a_refused_write_commits_nothing_and_the_connection_goes_on(
+    traced: Traced,
+) -> None:
+    store = traced.store
+    await store.put_record("ns", "k", {"x": 1})
+    with pytest.raises(VersionConflict):
+        await store.put_record("ns", "k", {"x": 2}, 7)  # refused in Python, mid-transaction
+    with pytest.raises(VersionConflict):
+        await store.put_record("ns", "new", {"x": 2}, 3)  # absent: refused before writing
+    record = await store.get_record("ns", "k")
+    assert record is not None and record.data == {"x": 1} and record.version == 1
+    assert await store.get_record("ns", "new") is None
+    assert await traced.round_trips(lambda: store.put_record("ns", "k", {"x": 3}, 1)) == 2
+    history = await store.record_history("records/ns", "k")
+    assert [entry["data"] for entry in history] == [{"x": 3}, {"x": 1}]
+
+
+async def test_a_statement_the_server_refuses_rolls_the_whole_transaction_back(
+    traced: Traced,
+) -> None:
+    """An error the server raises among pipelined writes (a NUL character, which ``jsonb``
+    refuses) is raised at the commit's round trip, and nothing of the transaction, the
+    writes sent before it included, is committed."""
+    store = traced.store
+    before = await store.get_task_state("t1")
+    assert before is not None
+    refused: list[RecordWrite] = [
+        UpdateTask("t1", {"priority": 9}),
+        PutRecord("ns", "bad", {"x": "a\x00b"}),
+    ]
+    with pytest.raises(psycopg.Error):
+        await store.write_many(refused)
+    after = await store.get_task_state("t1")
+    assert after == before
+    assert await store.get_record("ns", "bad") is None
+    assert await traced.round_trips(lambda: store.update_task_state("t1", {"priority": 9})) == 2
+    task = await store.get_task_state("t1")
+    assert task is not None and task.priority == 9 and task.version == before.version + 1
