@@ -2,8 +2,9 @@
 libpq's own trace of the connection (every message each way), never timed: a transaction's
 ``BEGIN``, clock and first read travel together, its writes, events and ``COMMIT`` together
 (``state.postgres.core``); a read outside a transaction is one round trip; an event stored on
-its own is one and does not wait for the server's disk, every record write does. A refused
-write commits nothing and leaves the connection fit for the next call."""
+its own is stored with the next write, or alone without waiting for the server's disk; every
+record write does wait for it. A refused write commits nothing and leaves the connection fit
+for the next call."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import psycopg
 import pytest
 from psycopg import pq
 from psycopg_pool import AsyncConnectionPool
 
 from orchestrator.errors import VersionConflict
+from orchestrator.events import Event
 from orchestrator.events.tasks import TaskDispatched
 from orchestrator.state.postgres.connection import open_pool
+from orchestrator.state.postgres.core import EMITTED_WAIT
 from orchestrator.state.postgres.store import PostgresStateStore
 from orchestrator.state.transactions import PutRecord, RecordWrite, UpdateTask
 
@@ -105,20 +109,56 @@ async def test_a_claim_and_its_renewal_and_release(traced: Traced) -> None:
     assert await traced.round_trips(lambda: store.release_claim("t1", token)) == 2
 
 
-async def test_an_event_alone_is_one_round_trip_not_waited_to_disk(traced: Traced) -> None:
+async def test_an_event_goes_with_the_next_write_or_alone_not_waited_to_disk(
+    traced: Traced,
+) -> None:
     store = traced.store
+    heard: list[Event] = []
+    store.subscribe(heard.append)
     event = TaskDispatched(task_id="t1", adapter="a", attempt=1, branch="b", phase="build")
-    lines = await traced.trace(lambda: store.emit(event))
-    assert round_trips(lines) == 1
-    sent = statements(lines)
-    assert "SET LOCAL synchronous_commit TO off" in sent
-    assert sum("INSERT INTO council.events" in s for s in sent) == 1
-    # A record write waits for the disk, and its events go in one statement with it.
+    # Emitted: its subscribers have it at once, and the database is not asked.
+    assert await traced.round_trips(lambda: store.emit(event)) == 0
+    assert [e.type for e in heard] == ["task.dispatched"]
+    # The next write carries it: stored before the write's own event, in one statement, in
+    # the write's two round trips, and waited to the disk with it.
     lines = await traced.trace(lambda: store.update_task_state("t1", {"priority": 4}))
+    assert round_trips(lines) == 2
     sent = statements(lines)
     assert not any("synchronous_commit" in s for s in sent)
     assert sum("INSERT INTO council.events" in s for s in sent) == 1
-    assert sum("pg_notify" in s for s in sent) == 1
+    assert (await _stored_types(traced))[-2:] == ["task.dispatched", "state.updated"]
+    # With no write to carry it, it is stored alone, in one round trip, not waited to disk.
+    await store.emit(event)
+    lines = await traced.trace(lambda: anyio.sleep(EMITTED_WAIT * 10))
+    assert round_trips(lines) == 1
+    assert "SET LOCAL synchronous_commit TO off" in statements(lines)
+    assert (await _stored_types(traced))[-1] == "task.dispatched"
+
+
+async def test_an_event_no_transaction_committed_is_stored_still(traced: Traced) -> None:
+    store = traced.store
+    await store.put_record("ns", "k", {"x": 1})
+    await store.emit(Event(type="custom.first", data={}))
+    with pytest.raises(VersionConflict):
+        await store.put_record("ns", "k", {"x": 2}, 7)  # carried it, did not commit
+    await store.emit(Event(type="custom.second", data={}))
+    await store.put_record("ns", "k", {"x": 2}, 1)
+    stored = await _stored_types(traced)
+    assert stored[-3:] == ["custom.first", "custom.second", "state.updated"]
+
+
+async def test_closing_the_store_stores_what_was_emitted(pg_dsn: str) -> None:
+    async with await PostgresStateStore.connect(pg_dsn) as store:
+        await store.emit(Event(type="custom.last", data={}))
+    async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
+        cursor = await conn.execute("SELECT type FROM council.events ORDER BY id")
+        assert [row[0] for row in await cursor.fetchall()] == ["custom.last"]
+
+
+async def _stored_types(traced: Traced) -> list[str]:
+    async with traced.pool.connection() as conn:
+        cursor = await conn.execute("SELECT type FROM council.events ORDER BY id")
+        return [str(row[0]) for row in await cursor.fetchall()]
 
 
 async def test_a_refused_write_commits_nothing_and_the_connection_goes_on(

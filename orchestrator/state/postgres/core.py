@@ -18,7 +18,16 @@ is committed that was not checked, and the transaction is rolled back. Pooled
 connections are in autocommit mode, so a read outside a transaction is one round trip (no
 implicit transaction to roll back when the connection goes back to the pool).
 
-**Durability.** An event stored on its own (``emit``) commits without waiting for the
+**Events emitted on their own** (``emit``: a dispatch, a phase's start, a merge's timings) are
+handed to this process's subscribers at once and stored, as the file backend's log is, without
+the caller waiting: each goes with the next transaction of this store, stored (and
+``pg_notify``-ed) before that transaction's own events, or, when none comes within
+``EMITTED_WAIT`` seconds, in a transaction of their own; the store's ``aclose`` stores what is
+left. A transaction that does not commit gives them back, first in line. Like the file
+backend's log, the last of them are lost if the process dies (or the database stays away for
+longer than ``MAX_EMITTED`` of them).
+
+**Durability.** A transaction of emitted events alone commits without waiting for the
 server's disk (``synchronous_commit off`` for that transaction alone), as the file backend's
 event log is not fsynced either: it is atomic and seen at once; a crash of the database server
 may lose the last of them, never one that a later durable commit of the same server follows
@@ -29,15 +38,18 @@ server crash, so a version it was told of must not be lost.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import anyio
+import psycopg
 from psycopg import AsyncConnection, AsyncCursor, AsyncPipeline, errors
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
@@ -62,6 +74,8 @@ T = TypeVar("T")
 Conn = AsyncConnection[Any]
 
 CHANNEL = "council_events"  # what pg_notify tells the other workstations
+EMITTED_WAIT = 0.05  # seconds an emitted event waits for a transaction to carry it
+MAX_EMITTED = 10_000  # emitted events kept while they cannot be stored
 HISTORY_LIMIT = 10
 
 
@@ -73,6 +87,8 @@ class PgCore:
         self._subscribers: list[Subscriber] = []
         self.validators = Validators()
         self._pipelined = AsyncPipeline.is_supported()  # libpq 14 or newer
+        self._emitted: list[Event] = []  # emitted, masked, not stored yet (``emit``)
+        self._storing: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def tx(self, *, snapshot: bool = False, durable: bool = True) -> AsyncIterator[Conn]:
@@ -110,14 +126,19 @@ class PgCore:
         its commit does not wait for the disk (module doc)."""
         for attempt in range(3):
             events: list[Event] = []
+            carried = self._take_emitted()
             try:
                 async with self.tx(durable=durable) as conn:
                     result = await work(conn, events)
-                    await self.record_events(conn, events)
+                    await self.record_events(conn, events, carried)
             except (errors.UniqueViolation, errors.DeadlockDetected):
+                self._give_back(carried)
                 if attempt == 2:
                     raise
                 continue
+            except BaseException:
+                self._give_back(carried)
+                raise
             self.notify(events)
             return result
         raise AssertionError("unreachable")
@@ -145,12 +166,15 @@ class PgCore:
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
 
-    async def record_events(self, conn: Conn, events: list[Event]) -> None:
-        """Store ``events`` in the transaction that caused them, and tell the other
-        workstations (``notices``: delivered only if the transaction commits)."""
-        if not events:
+    async def record_events(
+        self, conn: Conn, events: list[Event], emitted: Sequence[Event] = ()
+    ) -> None:
+        """Store ``events`` in the transaction that caused them, after ``emitted`` (events
+        emitted before it, masked already, not stored yet), and tell the other workstations
+        (``notices``: delivered only if the transaction commits)."""
+        stored = [*emitted, *map(masked_model, events)]
+        if not stored:
             return
-        stored = list(map(masked_model, events))
         # One statement for all of them: stored in order, then told in the same order.
         await conn.execute(
             "WITH stored AS (INSERT INTO council.events (at, type, level, data) "
@@ -181,11 +205,60 @@ class PgCore:
                     log.exception("event subscriber %r failed on %s", subscriber, event.type)
 
     async def emit(self, event: Event) -> None:
-        # An event alone is not waited to the disk, as the file backend's log is not fsynced:
-        # the next durable commit of this server carries it there (module doc).
-        async with self.tx(durable=False) as conn:
-            await self.record_events(conn, [event])
+        """Hand ``event`` to this process's subscribers now, and store it with the next
+        transaction of this store, or on its own within ``EMITTED_WAIT`` seconds (module
+        doc); never waits for the database, as the file backend's log does not."""
+        self._emitted.append(masked_model(event))
+        if len(self._emitted) > MAX_EMITTED:  # the database away for long: the oldest go
+            del self._emitted[: len(self._emitted) - MAX_EMITTED]
+            log.warning("the state database is away: older events were not stored")
+        if self._storing is None or self._storing.done():
+            self._storing = asyncio.get_running_loop().create_task(
+                self._store_emitted_soon(), name="council-events"
+            )
         self.notify([event])
+
+    async def store_emitted(self) -> None:
+        """Store the events emitted and not stored yet, in one transaction of their own."""
+        carried = self._take_emitted()
+        if not carried:
+            return
+        try:
+            # Not waited to the disk, as the file backend's log is not fsynced (module doc).
+            async with self.tx(durable=False) as conn:
+                await self.record_events(conn, [], carried)
+        except BaseException:
+            self._give_back(carried)
+            raise
+
+    async def close_events(self) -> None:
+        """Stop storing in the background; the caller stores what is left."""
+        task, self._storing = self._storing, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _store_emitted_soon(self) -> None:
+        pause = EMITTED_WAIT
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                await self.store_emitted()
+            except psycopg.Error as exc:  # away: the next transaction or attempt takes them
+                log.debug("events not stored yet: %s", exc)
+                pause = min(2.0, pause * 4)
+                continue
+            return
+
+    def _take_emitted(self) -> list[Event]:
+        taken, self._emitted = self._emitted, []
+        return taken
+
+    def _give_back(self, carried: list[Event]) -> None:
+        """Events a transaction carried that did not commit: first in line again."""
+        if carried:
+            self._emitted[:0] = carried
 
 
 def merged(
