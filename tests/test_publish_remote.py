@@ -142,6 +142,10 @@ async def test_a_publication_reads_its_refs_from_git_files(
     assert await publish_branch(plain_git(a), "origin", BRANCH, common) == second
     assert started == ["push", "update-ref"]
     assert git(team.remote, "rev-parse", PUBLISHED) == second
+    # Published already (a phase that committed nothing): not pushed again.
+    started.clear()
+    assert await publish_branch(plain_git(a), "origin", BRANCH, common) == second
+    assert started == []
     # No such branch: nothing to publish, and git is not asked.
     started.clear()
     assert await publish_branch(plain_git(a), "origin", "council/none/1", common) is None

@@ -23,7 +23,9 @@ watches ``refs/heads/council/`` and ``refs/council/``). The work runs in a worke
 **Cost.** Given the repository's common git directory, a publication reads the branch's tip and
 what was last published from git's own files (``git.ref_files``: both refs, and each a loose
 commit, as a commit the orchestrator just made is), so it starts two git processes, the push and
-the record's update; where the files cannot tell exactly, ``rev-parse`` answers as before.
+the record's update; where the files cannot tell exactly, ``rev-parse`` answers as before. A
+tip this clone published already (after a phase that committed nothing: scout, plan, review)
+is not pushed again.
 """
 
 from __future__ import annotations
@@ -97,6 +99,10 @@ def _publish(
     if tip is None:
         return None
     expected = known[record] if record in known else calls.rev_parse(record)
+    if expected == tip:
+        # Published already (a phase that committed nothing): the push would change nothing
+        # here, and over another workstation's newer work it would be refused anyway.
+        return tip
     moved = push_ref(calls, remote, tip, published, expected or "")
     if moved is not None:
         was = expected or "absent"
