@@ -5,6 +5,7 @@ fenced-out publisher cannot overwrite newer work, and fetching never loses local
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from merge_repo import commit_on, git, tip
@@ -107,3 +108,64 @@ def test_porcelain_lines_are_parsed_and_classified() -> None:
         ("refs/council/branches/x", True, "[up to date]"),
         ("refs/heads/dev", False, "pre-receive hook declined"),
     ]
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The git subcommands every ``GitCalls`` starts from now on (each still runs)."""
+    from orchestrator.git.merge_tree import GitCalls
+
+    started: list[str] = []
+    real = GitCalls.run
+
+    def run(self: GitCalls, *args: str, **kwargs: Any) -> Any:
+        started.append(next(a for a in args if not a.startswith("-") and "=" not in a))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(GitCalls, "run", run)
+    return started
+
+
+async def test_a_publication_reads_its_refs_from_git_files(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given the common git directory, the push and the record of it are the only git
+    processes, first publication or later, and the lease is the same as git's own reading;
+    a fenced-out publisher is still refused."""
+    a, b = team.clone("a"), team.clone("b")
+    common = a / ".git"
+    started = _counting(monkeypatch)
+    first = commit_on(a, BRANCH, {"a.txt": "a\n"})
+    assert await publish_branch(plain_git(a), "origin", BRANCH, common) == first
+    assert started == ["push", "update-ref"]
+    second = commit_on(a, BRANCH, {"a2.txt": "a\n"})
+    started.clear()
+    assert await publish_branch(plain_git(a), "origin", BRANCH, common) == second
+    assert started == ["push", "update-ref"]
+    assert git(team.remote, "rev-parse", PUBLISHED) == second
+    # Published already (a phase that committed nothing): not pushed again.
+    started.clear()
+    assert await publish_branch(plain_git(a), "origin", BRANCH, common) == second
+    assert started == []
+    # No such branch: nothing to publish, and git is not asked.
+    started.clear()
+    assert await publish_branch(plain_git(a), "origin", "council/none/1", common) is None
+    assert started == []
+    # b takes over and publishes; a, behind, is refused on the lease it read from its files.
+    assert await fetch_branch(plain_git(b), "origin", BRANCH) == second
+    third = commit_on(b, BRANCH, {"b.txt": "b\n"})
+    assert await publish_branch(plain_git(b), "origin", BRANCH, b / ".git") == third
+    commit_on(a, BRANCH, {"late.txt": "late\n"})
+    with pytest.raises(RemotePushRefused, match="stale info"):
+        await publish_branch(plain_git(a), "origin", BRANCH, common)
+    assert git(team.remote, "rev-parse", PUBLISHED) == third
+
+
+async def test_a_packed_branch_is_read_by_git(team: Team, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = team.clone("a")
+    tip_now = commit_on(a, BRANCH, {"a.txt": "a\n"})
+    git(a, "gc", "-q")  # the commit packed, the refs in packed-refs: the files cannot tell
+    started = _counting(monkeypatch)
+    assert await publish_branch(plain_git(a), "origin", BRANCH, a / ".git") == tip_now
+    # The branch's tip asked of git; the record's absence the files tell exactly.
+    assert started == ["rev-parse", "push", "update-ref"]
+    assert git(team.remote, "rev-parse", PUBLISHED) == tip_now

@@ -140,3 +140,46 @@ async def test_a_dead_holder_is_replaced_even_when_the_first_read_is_slow(
         record = await store.get_record(MERGE_LOCK, "main")
         assert record is not None and record.data["holder"] == "ws2"
     assert slow.reads >= 2
+
+
+class _Counted:
+    """The store, each call it is asked counted by name (it still does all of them)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if not callable(found):
+            return found
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return found(*args, **kwargs)
+
+        return counted
+
+
+async def test_a_free_path_and_a_free_merge_lock_are_taken_by_one_write(
+    store: StateStore,
+) -> None:
+    await store.create_session({}, ["a", "b"], session_id="s1")
+    counted = _Counted(store)
+    files = TeamFiles(cast(StateStore, counted))
+    token_a = await _claimed(store, "a", "ws1:1:x")
+    assert await files.take("a", token_a, "ws1:1:x", ["src/x.py", "src/y.py"]) is None
+    assert counted.calls == ["put_record", "put_record"]  # nothing read first
+    # A path someone owns is read, and its owner's claim with it.
+    counted.calls.clear()
+    token_b = await _claimed(store, "b", "ws2:2:y")
+    refused = await files.take("b", token_b, "ws2:2:y", ["src/x.py"])
+    assert refused is not None and refused.task_id == "a"
+    assert counted.calls == ["put_record", "get_record", "get_task_state"]
+    counted.calls.clear()
+    lock = TeamMergeLock(cast(StateStore, counted), "main", "ws1", lease=patience(30))
+    async with lock.held() as had:
+        assert had
+        assert counted.calls == ["put_record"]
+    assert counted.calls == ["put_record", "get_record", "delete_record"]
+    assert await store.get_record(MERGE_LOCK, "main") is None

@@ -19,15 +19,25 @@ ref counts as adopted: this clone's next publication leases against it.
 
 Every local ref write here is a compare-and-swap noted in ``ref_book`` (the tamper check
 watches ``refs/heads/council/`` and ``refs/council/``). The work runs in a worker thread.
+
+**Cost.** Given the repository's common git directory, a publication reads the branch's tip and
+what was last published from git's own files (``git.ref_files``: both refs, and each a loose
+commit, as a commit the orchestrator just made is), so it starts two git processes, the push and
+the record's update; where the files cannot tell exactly, ``rev-parse`` answers as before. A
+tip this clone published already (after a phase that committed nothing: scout, plan, review)
+is not pushed again.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import anyio.to_thread
 
 from orchestrator.errors import RemotePushRefused, WorkspaceError
 from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import GitCalls, branch_ref
+from orchestrator.git.ref_files import loose_commit, read_refs
 from orchestrator.git.remote_refs import check_remote_name, fetch_ref, push_ref
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.ids import check_id
@@ -46,12 +56,17 @@ RESCUE_PREFIX = "refs/council/rescue/"
 _RECORD_PREFIX = "refs/council/published/"
 
 
-async def publish_branch(git: Git, remote: str, branch: str) -> str | None:
+async def publish_branch(
+    git: Git, remote: str, branch: str, common_dir: Path | None = None
+) -> str | None:
     """Push the local ``branch``'s tip to ``refs/council/branches/<branch>`` on ``remote``,
-    leased as above; the pushed commit, or None when there is no such local branch."""
+    leased as above; the pushed commit, or None when there is no such local branch.
+    ``common_dir``: the repository's common git directory, whose files tell the refs."""
     local = _branch(branch)
     published = BRANCHES_PREFIX + local.removeprefix("refs/heads/")
-    return await anyio.to_thread.run_sync(_publish, GitCalls(git), remote, local, published)
+    return await anyio.to_thread.run_sync(
+        _publish, GitCalls(git), remote, local, published, common_dir
+    )
 
 
 async def fetch_branch(git: Git, remote: str, branch: str) -> str | None:
@@ -74,13 +89,20 @@ async def fetch_rescue(git: Git, remote: str, session_id: str) -> str | None:
     return await anyio.to_thread.run_sync(_fetch, GitCalls(git), remote, ref, ref)
 
 
-def _publish(calls: GitCalls, remote: str, local: str, published: str) -> str | None:
+def _publish(
+    calls: GitCalls, remote: str, local: str, published: str, common_dir: Path | None = None
+) -> str | None:
     check_remote_name(remote)
-    tip = calls.rev_parse(local)
+    record = _record(remote, published)
+    known = _commits(common_dir, (local, record))
+    tip = known[local] if local in known else calls.rev_parse(local)
     if tip is None:
         return None
-    record = _record(remote, published)
-    expected = calls.rev_parse(record)
+    expected = known[record] if record in known else calls.rev_parse(record)
+    if expected == tip:
+        # Published already (a phase that committed nothing): the push would change nothing
+        # here, and over another workstation's newer work it would be refused anyway.
+        return tip
     moved = push_ref(calls, remote, tip, published, expected or "")
     if moved is not None:
         was = expected or "absent"
@@ -119,6 +141,26 @@ def _fetch(calls: GitCalls, remote: str, published: str, local: str) -> str | No
     record = _record(remote, published)
     _swap(calls, record, tip, calls.rev_parse(record), "council: adopted")
     return tip
+
+
+def _commits(common_dir: Path | None, refs: tuple[str, ...]) -> dict[str, str | None]:
+    """What ``rev-parse --verify <ref>^{commit}`` would say of each of ``refs`` that git's
+    files tell exactly: a commit id (the ref holds a loose commit), or None (no such ref);
+    the others are left out (the caller asks git)."""
+    if common_dir is None:
+        return {}
+    found = read_refs(common_dir, refs)
+    if found is None:
+        return {}
+    known: dict[str, str | None] = {}
+    for ref in refs:
+        oid = found.get(ref)
+        if oid is None:
+            if not any(other.startswith(ref + "/") for other in found):
+                known[ref] = None  # absent (a hierarchy of that name is not a ref either)
+        elif loose_commit(common_dir, oid) is not None:
+            known[ref] = oid
+    return known
 
 
 def _swap(calls: GitCalls, ref: str, new: str, old: str | None, reason: str) -> bool:

@@ -6,7 +6,8 @@ owner's claim says whether that still holds. One keyed record per path (namespac
 ``team-files``, key: a hash of the repository-relative path) names the task and the fencing
 token of the attempt that owns it:
 
-- **take**: written by compare-and-set (absent, or replacing a version read); an owner whose
+- **take**: written by compare-and-set (absent, or replacing a version read: a free path costs
+  one write, its record created where none is, with nothing read first); an owner whose
   task no longer holds a live claim with that token (its attempt ended, its workstation died
   and the lease lapsed) is stale and replaced. All of an attempt's paths or none: a path
   owned by a live attempt gives back what this call took and names the owner.
@@ -85,6 +86,12 @@ class TeamFiles:
             "holder": holder,
             "since": utcnow().isoformat(),
         }
+        try:
+            # The path is free most of the time: taken by creating its record, nothing read.
+            await store.put_record(NAMESPACE, key, data, 0)
+            return None
+        except VersionConflict:
+            pass  # it has an owner, live or stale: read it
         for _ in range(5):
             record = await store.get_record(NAMESPACE, key)
             if record is not None:

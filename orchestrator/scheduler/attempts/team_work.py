@@ -6,8 +6,9 @@ boundaries, and another workstation's committed work taken over.
   has landed, not from what this clone last saw.
 - **Publish.** After every phase (and whenever an attempt stops early with its work saved),
   the session's branch is pushed to the remote as ``refs/council/branches/<branch>``
-  (``git.publish``: a lease, never a force). A failure is a warning, never the attempt's end:
-  the work is still committed on this clone's branch.
+  (``git.publish``: a lease, never a force; the refs read from git's files, so the push and
+  the record of what was pushed are its only git processes). A failure is a warning, never
+  the attempt's end: the work is still committed on this clone's branch.
 - **Files.** An attempt's declared files are owned in the team's registry too
   (``locks.team_files``), so two workstations never build on one file at once; a file a live
   attempt elsewhere owns sends the task back to the queue, like a local lock does.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import anyio
 
@@ -50,6 +52,7 @@ class TeamWork:
         self._files = TeamFiles(run.services.store)
         self._fetched = -_FETCH_EVERY
         self._fetching = anyio.Lock()
+        self._common_dir: Path | None = None  # where git's files tell the refs to publish
 
     async def fresh_base(self) -> None:
         """Fetch the remote's base unless that was done in the last second."""
@@ -79,9 +82,13 @@ class TeamWork:
         """Push the attempt's branch to the remote (a warning event when that fails)."""
         if attempt.session is None or attempt.lost:
             return
-        git = self._run.services.merges.git
+        services = self._run.services
         try:
-            await publish_branch(git, self._team.remote, attempt.session.branch)
+            if self._common_dir is None:
+                self._common_dir = (await services.worktrees.layout()).common_dir
+            await publish_branch(
+                services.merges.git, self._team.remote, attempt.session.branch, self._common_dir
+            )
         except CouncilError as exc:
             await self._run.events.emit(
                 TaskPublishFailed(

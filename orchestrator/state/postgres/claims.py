@@ -50,7 +50,16 @@ class PgClaims:
         check_id(task_id, "task id")
 
         async def work(conn: Conn, events: list[Event]) -> Claim | None:
-            current = await locked_task(conn, task_id, skip_locked=True)
+            # The row locked and a fencing token drawn with it, in the round trip of the
+            # transaction's start: a token a refused claim drew is never used (the sequence
+            # only has to grow).
+            cursor = await conn.execute(
+                "SELECT doc, nextval('council.fence_seq') FROM council.tasks "
+                "WHERE task_id = %s FOR UPDATE SKIP LOCKED",
+                (task_id,),
+            )
+            row = await cursor.fetchone()
+            current = TaskState.model_validate(row[0]) if row is not None else None
             if current is None:
                 if await _exists(conn, task_id):
                     return None  # another workstation holds its row this very moment
@@ -63,10 +72,8 @@ class PgClaims:
                 assert current.claim is not None
                 claim, kind = adopted(current.claim, now, lease_seconds), EventType.CLAIM_RENEWED
             else:
-                cursor = await conn.execute("SELECT nextval('council.fence_seq')")
-                row = await cursor.fetchone()
                 assert row is not None
-                claim = new_claim(current, holder, now, lease_seconds, int(row[0]))
+                claim = new_claim(current, holder, now, lease_seconds, int(row[1]))
                 kind = EventType.CLAIM_ACQUIRED
                 crash_point("claim.before_record")
             fields = {**(updates or {}), "claim": claim}

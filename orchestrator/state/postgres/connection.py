@@ -99,7 +99,9 @@ async def open_pool(
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
-        kwargs=connection_kwargs(),
+        # Autocommit: a read outside a transaction is one round trip, with no implicit
+        # transaction to roll back when it goes back to the pool (``core``).
+        kwargs={**connection_kwargs(), "autocommit": True},
         open=False,
         name="council",
     )

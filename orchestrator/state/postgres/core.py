@@ -6,18 +6,52 @@ fences, writes, records its events in ``events`` and ``pg_notify``-es them, and 
 transaction stays open while anything else (a CLI, git) runs. Times that decide leases come
 from the database (``now()``), never from a workstation's clock. Documents and events are
 masked (``secret_mask``) before they are stored.
+
+**Round trips.** A transaction runs in libpq's pipeline mode: a statement is sent without
+waiting for its answer, and the client waits only where it needs one (a row it reads) and at
+the commit. ``BEGIN``, the clock (``now()``, the transaction's start, asked with it) and the
+first locking read travel together; the writes, the events (one statement for all of them,
+stored and ``pg_notify``-ed) and ``COMMIT`` travel together: a typical write is two round
+trips, an event alone one. A statement that fails aborts the rest of the transaction on the
+server, ``COMMIT`` included, and is raised at the next wait, at the latest the last: nothing
+is committed that was not checked, and the transaction is rolled back. Pooled
+connections are in autocommit mode, so a read outside a transaction is one round trip (no
+implicit transaction to roll back when the connection goes back to the pool).
+
+**Events emitted on their own** (``emit``: a dispatch, a phase's start, a merge's timings) are
+handed to this process's subscribers at once and stored, as the file backend's log is, without
+the caller waiting: each goes with the next transaction of this store, stored (and
+``pg_notify``-ed) before that transaction's own events, or, when none comes within
+``EMITTED_WAIT`` seconds, in a transaction of their own; the store's ``aclose`` stores what is
+left. A transaction that does not commit gives them back, first in line. Like the file
+backend's log, the last of them are lost if the process dies (or the database stays away for
+longer than ``MAX_EMITTED`` of them).
+
+**Durability.** A transaction of emitted events alone commits without waiting for the
+server's disk (``synchronous_commit off`` for that transaction alone), as the file backend's
+event log is not fsynced either: it is atomic and seen at once; a crash of the database server
+may lose the last of them, never one that a later durable commit of the same server follows
+(the server's log is written in order). Every record write (tasks, claims, sessions, keyed
+records, the landing's write-ahead record) still waits for the disk: a workstation outlives a
+server crash, so a version it was told of must not be lost.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
-from psycopg import AsyncConnection, errors
+import anyio
+import psycopg
+from psycopg import AsyncConnection, AsyncCursor, AsyncPipeline, errors
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ValidationError
@@ -40,6 +74,8 @@ T = TypeVar("T")
 Conn = AsyncConnection[Any]
 
 CHANNEL = "council_events"  # what pg_notify tells the other workstations
+EMITTED_WAIT = 0.05  # seconds an emitted event waits for a transaction to carry it
+MAX_EMITTED = 10_000  # emitted events kept while they cannot be stored
 HISTORY_LIMIT = 10
 
 
@@ -50,36 +86,75 @@ class PgCore:
         self.origin = secrets.token_hex(8)
         self._subscribers: list[Subscriber] = []
         self.validators = Validators()
+        self._pipelined = AsyncPipeline.is_supported()  # libpq 14 or newer
+        self._emitted: list[Event] = []  # emitted, masked, not stored yet (``emit``)
+        self._storing: asyncio.Task[None] | None = None
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[Conn]:
-        """One short transaction."""
-        async with self.pool.connection() as conn, conn.transaction():
-            yield conn
+    async def tx(self, *, snapshot: bool = False, durable: bool = True) -> AsyncIterator[Conn]:
+        """One short transaction, pipelined (module doc): its ``BEGIN`` and clock go with its
+        first read, its ``COMMIT`` with its last writes. ``snapshot``: every read of it sees
+        one snapshot (repeatable read); not ``durable``: its commit does not wait for the
+        disk (module doc). Whatever ends it early rolls it back."""
+        async with self.pool.connection() as conn:
+            if not self._pipelined:
+                async with conn.transaction():
+                    await _settings(conn, snapshot, durable)
+                    yield conn
+                return
+            try:
+                # The pipeline's end is its one sync: the commit, and any statement's error.
+                async with conn.pipeline():
+                    await conn.execute(b"BEGIN")
+                    await _settings(conn, snapshot, durable)
+                    _clocks[conn] = await conn.execute(b"SELECT now()")
+                    yield conn
+                    await conn.execute(b"COMMIT")
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await _roll_back(conn)
+                raise
+            finally:
+                _clocks.pop(conn, None)
 
-    async def atomically(self, work: Callable[[Conn, list[Event]], Awaitable[T]]) -> T:
+    async def atomically(
+        self, work: Callable[[Conn, list[Event]], Awaitable[T]], *, durable: bool = True
+    ) -> T:
         """``work`` in one transaction whose events are stored with it and handed to this
         process's subscribers after the commit. Run again (at most three times) when it lost
-        a race the database settled: two creations of one record, a deadlock."""
+        a race the database settled: two creations of one record, a deadlock. Not ``durable``:
+        its commit does not wait for the disk (module doc)."""
         for attempt in range(3):
             events: list[Event] = []
+            carried = self._take_emitted()
             try:
-                async with self.tx() as conn:
+                async with self.tx(durable=durable) as conn:
                     result = await work(conn, events)
-                    await self.record_events(conn, events)
+                    await self.record_events(conn, events, carried)
             except (errors.UniqueViolation, errors.DeadlockDetected):
+                self._give_back(carried)
                 if attempt == 2:
                     raise
                 continue
+            except BaseException:
+                self._give_back(carried)
+                raise
             self.notify(events)
             return result
         raise AssertionError("unreachable")
 
     @staticmethod
     async def now(conn: Conn) -> datetime:
-        """The database's clock (the transaction's start): what leases are measured on."""
-        row = await (await conn.execute("SELECT now()")).fetchone()
+        """The database's clock (the transaction's start): what leases are measured on. Inside
+        ``tx`` it was asked with the ``BEGIN``: no round trip of its own."""
+        clock = _clocks.get(conn)
+        if isinstance(clock, datetime):
+            return clock
+        cursor = clock if clock is not None else await conn.execute("SELECT now()")
+        row = await cursor.fetchone()
         assert row is not None
+        if clock is not None:
+            _clocks[conn] = _utc(row[0])  # asked again, the same answer
         return _utc(row[0])
 
     # -- events ---------------------------------------------------------------------------
@@ -91,16 +166,29 @@ class PgCore:
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
 
-    async def record_events(self, conn: Conn, events: list[Event]) -> None:
-        """Store ``events`` in the transaction that caused them, and tell the other
-        workstations (``notices``: delivered only if the transaction commits)."""
-        for event in map(masked_model, events):
-            data = Jsonb(event.data)
-            await conn.execute(
-                "INSERT INTO council.events (at, type, level, data) VALUES (%s, %s, %s, %s)",
-                (event.ts, event.type, event.level, data),
-            )
-            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, encode(event, self.origin)))
+    async def record_events(
+        self, conn: Conn, events: list[Event], emitted: Sequence[Event] = ()
+    ) -> None:
+        """Store ``events`` in the transaction that caused them, after ``emitted`` (events
+        emitted before it, masked already, not stored yet), and tell the other workstations
+        (``notices``: delivered only if the transaction commits)."""
+        stored = [*emitted, *map(masked_model, events)]
+        if not stored:
+            return
+        # One statement for all of them: stored in order, then told in the same order.
+        await conn.execute(
+            "WITH stored AS (INSERT INTO council.events (at, type, level, data) "
+            "SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::jsonb[])) "
+            "SELECT count(pg_notify(%s, notice)) FROM unnest(%s::text[]) AS notice",
+            (
+                [event.ts for event in stored],
+                [str(event.type) for event in stored],
+                [str(event.level) for event in stored],
+                [Jsonb(event.data) for event in stored],
+                CHANNEL,
+                [encode(event, self.origin) for event in stored],
+            ),
+        )
 
     def notify(self, events: list[Event]) -> None:
         """Hand events to this process's subscribers (after their commit); a failing
@@ -117,9 +205,60 @@ class PgCore:
                     log.exception("event subscriber %r failed on %s", subscriber, event.type)
 
     async def emit(self, event: Event) -> None:
-        async with self.tx() as conn:
-            await self.record_events(conn, [event])
+        """Hand ``event`` to this process's subscribers now, and store it with the next
+        transaction of this store, or on its own within ``EMITTED_WAIT`` seconds (module
+        doc); never waits for the database, as the file backend's log does not."""
+        self._emitted.append(masked_model(event))
+        if len(self._emitted) > MAX_EMITTED:  # the database away for long: the oldest go
+            del self._emitted[: len(self._emitted) - MAX_EMITTED]
+            log.warning("the state database is away: older events were not stored")
+        if self._storing is None or self._storing.done():
+            self._storing = asyncio.get_running_loop().create_task(
+                self._store_emitted_soon(), name="council-events"
+            )
         self.notify([event])
+
+    async def store_emitted(self) -> None:
+        """Store the events emitted and not stored yet, in one transaction of their own."""
+        carried = self._take_emitted()
+        if not carried:
+            return
+        try:
+            # Not waited to the disk, as the file backend's log is not fsynced (module doc).
+            async with self.tx(durable=False) as conn:
+                await self.record_events(conn, [], carried)
+        except BaseException:
+            self._give_back(carried)
+            raise
+
+    async def close_events(self) -> None:
+        """Stop storing in the background; the caller stores what is left."""
+        task, self._storing = self._storing, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _store_emitted_soon(self) -> None:
+        pause = EMITTED_WAIT
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                await self.store_emitted()
+            except psycopg.Error as exc:  # away: the next transaction or attempt takes them
+                log.debug("events not stored yet: %s", exc)
+                pause = min(2.0, pause * 4)
+                continue
+            return
+
+    def _take_emitted(self) -> list[Event]:
+        taken, self._emitted = self._emitted, []
+        return taken
+
+    def _give_back(self, carried: list[Event]) -> None:
+        """Events a transaction carried that did not commit: first in line again."""
+        if carried:
+            self._emitted[:0] = carried
 
 
 def merged(
@@ -158,6 +297,28 @@ def merged(
 def jsonb(record: BaseModel) -> Jsonb:
     """A record as stored: masked, dumped to JSON."""
     return Jsonb(masked_model(record).model_dump(mode="json"))
+
+
+async def _roll_back(conn: Conn) -> None:
+    """End a transaction of ``tx`` that did not commit; a connection that cannot say is
+    closed (the pool drops it, and the server ends its transaction with it)."""
+    try:
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            await conn.rollback()
+    except Exception:  # a broken or interrupted connection: nothing of it was committed
+        await conn.close()
+
+
+async def _settings(conn: Conn, snapshot: bool, durable: bool) -> None:
+    """What a transaction of ``tx`` sets before its first query."""
+    if snapshot:
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    if not durable:
+        await conn.execute("SET LOCAL synchronous_commit TO off")
+
+
+# The clock of each open transaction of ``tx``: its ``SELECT now()``, sent with the ``BEGIN``.
+_clocks: WeakKeyDictionary[Conn, AsyncCursor[Any] | datetime] = WeakKeyDictionary()
 
 
 def _utc(moment: datetime) -> datetime:

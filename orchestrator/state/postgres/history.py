@@ -103,8 +103,7 @@ class PgHistory:
         if name == "tasks":
             whole += " UNION ALL SELECT doc FROM council.task_history WHERE task_id = %(key)s"
         # One snapshot for all three reads: a write moving versions meanwhile is not seen.
-        async with self._core.tx() as conn:
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        async with self._core.tx(snapshot=True) as conn:
             query = f"{_CURRENT[name]} UNION ALL {whole}"
             cursor = await conn.execute(query.encode(), args)
             recent = [row[0] for row in await cursor.fetchall()]

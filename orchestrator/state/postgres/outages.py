@@ -17,9 +17,11 @@ holder (``claims``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import anyio
 import psycopg
 
 from orchestrator.errors import StoreUnavailable
@@ -29,6 +31,7 @@ __all__ = ["DEADLINE", "resilient"]
 
 T = TypeVar("T")
 DEADLINE = 5.0  # seconds a call keeps trying before StoreUnavailable
+_FIRST_PAUSE = 0.05  # seconds before the second try
 
 # Connection-class errors, and the server ending a transaction this process left idle too long
 # (a pause caught it mid-transaction: SIGSTOP, a debugger): nothing of it was committed.
@@ -39,12 +42,25 @@ _PASSING: tuple[type[Exception], ...] = (
 
 
 async def resilient(fn: Callable[[], Awaitable[T]], where: str, deadline: float = DEADLINE) -> T:
-    """``fn()``, tried again on connection-class errors for ``deadline`` seconds."""
+    """``fn()``, tried again on connection-class errors for ``deadline`` seconds from its
+    first try (which runs bare: a retry loop is built only once it failed)."""
+    started = time.monotonic()
     try:
-        return await retry_for(fn, retry_on=_PASSING, seconds=deadline)
+        return await fn()
     except _PASSING as exc:
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        raise StoreUnavailable(
-            f"the state database {where} cannot be reached ({reason}); tried for {deadline:g}s"
-        ) from None
+        left = deadline - (time.monotonic() - started)
+        if left <= _FIRST_PAUSE:
+            raise _unavailable(exc, where, deadline) from None
+    await anyio.sleep(_FIRST_PAUSE)  # as the retry loop would before its second try
+    try:
+        return await retry_for(fn, retry_on=_PASSING, seconds=left - _FIRST_PAUSE)
+    except _PASSING as exc:
+        raise _unavailable(exc, where, deadline) from None
+
+
+def _unavailable(exc: Exception, where: str, deadline: float) -> StoreUnavailable:
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return StoreUnavailable(
+        f"the state database {where} cannot be reached ({reason}); tried for {deadline:g}s"
+    )

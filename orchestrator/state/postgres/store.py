@@ -20,14 +20,16 @@ service files, ``sslmode`` and client certificates work as they do for ``psql``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
-from orchestrator.errors import StateError
+from orchestrator.errors import StateError, StoreUnavailable
 from orchestrator.events import Event, Subscriber
 from orchestrator.models import (
     Checkpoint,
@@ -62,6 +64,8 @@ from orchestrator.state.transactions import Committed, DeleteRecord, PutRecord, 
 from orchestrator.state.waiting import wait_for_update
 
 __all__ = ["PostgresStateStore"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R", bound=BaseModel)
@@ -106,7 +110,13 @@ class PostgresStateStore:
 
     async def aclose(self) -> None:
         try:
-            await self._listener.aclose()
+            try:
+                await self._core.close_events()
+                await self._call(self._core.store_emitted)  # what no transaction carried
+            except (StoreUnavailable, psycopg.Error) as exc:
+                log.warning("the last events were not stored: %s", exc)
+            finally:
+                await self._listener.aclose()
         finally:
             try:
                 await self._core.pool.close()
@@ -284,7 +294,7 @@ class PostgresStateStore:
         self._core.unsubscribe(subscriber)
 
     async def emit(self, event: Event) -> None:
-        await self._call(lambda: self._core.emit(event))
+        await self._core.emit(event)  # stored with the next transaction (``core``)
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """``fn()``, tried again while the database cannot be reached (``outages``)."""
