@@ -69,6 +69,9 @@ class Run:
         }
         if self.team is not None:
             data["state"] = {"backend": "postgresql"}
+            # A killed workstation's claims go back to the team's queue only once they lapse
+            # (the resume is another workstation to the team): a short lease here.
+            data["scheduler"]["stale_threshold"] = "5s"
         self.config.write_text(json.dumps(data))
 
     def env(self, **more: str) -> dict[str, str]:
