@@ -78,6 +78,60 @@ class PgSessions:
 
         return await self._core.atomically(work)
 
+    async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
+        """One transaction per batch: the session's row locked, then the batch's task rows
+        in one statement (in id order, as every writer of several takes them), each new task
+        written, the session's ``task_ids`` extended once (``StateStore``)."""
+        sid = check_id(session_id, "session id")
+        inits = [task_init_fields(t) for t in tasks]
+        task_ids = [str(f["task_id"]) for f in inits]
+        if len(set(task_ids)) != len(task_ids):
+            raise StateError(f"session {sid!r}: duplicate task ids in the batch {task_ids}")
+        if not inits:
+            return 0
+
+        async def work(conn: Conn, events: list[Event]) -> int:
+            session = await read_session(conn, sid, lock=True)
+            if session is None:
+                raise RecordNotFound(f"session {sid!r} does not exist")
+            cursor = await conn.execute(
+                "SELECT doc FROM council.tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE",
+                (task_ids,),
+            )
+            found = (TaskState.model_validate(row[0]) for row in await cursor.fetchall())
+            existing = {task.task_id: task for task in found}
+            now = await self._core.now(conn)
+            added: list[str] = []
+            for fields in inits:
+                task_id = str(fields["task_id"])
+                current = existing.get(task_id)
+                if current is not None and current.session_id == sid:
+                    continue  # recorded by an earlier batch: once is enough
+                await _refuse_if_owned(conn, task_id, current)
+                fresh = TaskState(task_id=task_id, session_id=sid).model_dump()
+                fresh.pop("created_at")
+                await write_task(
+                    conn,
+                    task_id,
+                    current,
+                    {**fresh, **fields},
+                    now,
+                    events,
+                    rules=self._core.validators,
+                )
+                added.append(task_id)
+            known = set(session.task_ids)
+            missing = [task_id for task_id in task_ids if task_id not in known]
+            if missing:
+                updates = {"task_ids": [*session.task_ids, *missing]}
+                await write_session(
+                    conn, sid, session, updates, now, events, rules=self._core.validators
+                )
+                events.append(SessionUpdated(session_id=sid))
+            return len(added)
+
+        return await self._core.atomically(work)
+
     async def get_session(self, session_id: str) -> SessionRecord | None:
         check_id(session_id, "session id")
         async with self._core.pool.connection() as conn:

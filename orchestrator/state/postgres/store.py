@@ -180,6 +180,9 @@ class PostgresStateStore:
     ) -> SessionRecord:
         return await self._call(lambda: self._sessions.create_session(options, tasks, session_id))
 
+    async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
+        return await self._call(lambda: self._sessions.add_session_tasks(session_id, tasks))
+
     async def get_session(self, session_id: str) -> SessionRecord | None:
         return await self._call(lambda: self._sessions.get_session(session_id))
 
