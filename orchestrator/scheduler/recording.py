@@ -66,7 +66,8 @@ class TaskRecorder:
         return len(batch)
 
     async def record_all(self) -> None:
-        while not self.done:
+        """Record every batch, until the run stops."""
+        while not self.done and not self._run.stopping:
             await self.record_next()
 
     async def run(self, recorded: Callable[[], None]) -> None:

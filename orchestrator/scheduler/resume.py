@@ -52,14 +52,10 @@ async def recover(
             await store.update_task_state(task.task_id, _abandoned(task, TaskStatus.QUEUED))
         if task.status == TaskStatus.PARKED:
             parks.restore(task)
-    # The session's tasks: those it records, and those of its config a stop left unrecorded
-    # (``recording``: the run records them next).
-    kept = set(snapshot.session.task_ids)
     for raw in snapshot.session.options.get(TASKS_OPTION, []):
         saved = TaskConfig.model_validate(raw)
         run.tasks.setdefault(saved.id, saved)
-        kept.add(saved.id)
-    run.tasks = {k: v for k, v in run.tasks.items() if k in kept}
+    run.tasks = {k: v for k, v in run.tasks.items() if k in snapshot.session.task_ids}
     run.session_id = session_id
     return snapshot
 

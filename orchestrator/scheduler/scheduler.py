@@ -236,8 +236,8 @@ class Scheduler:
             if not joined.created:
                 return await self._join(joined.session_id)
             wanted = joined.session_id
-        # Every task's config is in the session from the start (what `council status` and
-        # `council resume` read); their records follow in batches.
+        # The session lists every task, with its config, from the start (what `council
+        # status` and `council resume` read); their records follow in batches (``recording``).
         session = await store.create_session(
             {
                 TASKS_OPTION: [t.model_dump(mode="json") for t in run.tasks.values()],
@@ -251,10 +251,11 @@ class Scheduler:
         await store.update_session(
             run.session_id,
             {
+                "task_ids": list(run.tasks),
                 "metadata": {
                     ORCHESTRATOR: procid.current().as_dict(),
                     **({TEAM: team.run_key} if team is not None else {}),
-                }
+                },
             },
         )
         self._recorder.plan(run.tasks.values(), resuming=False)
@@ -324,6 +325,8 @@ class Scheduler:
                 )
                 run.tasks, self._foreign, added = plan.tasks, plan.foreign, plan.added
         await self._sweeper.stop_orphans()
+        if not await self._record_unrecorded(session_id):
+            return  # stopped while recording: the session stays as it was, resumable
         # In a team only lapsed claims go back to the queue: a teammate that is merely quiet
         # (not in presence right now) keeps what it still holds until its lease says otherwise.
         snapshot = await recover(run, self._parks, session_id, force=team is None)
@@ -332,10 +335,6 @@ class Scheduler:
         for task in added:
             run.tasks[task.id] = task
             self._submissions.pending(task)
-        # A run stopped while it recorded its tasks: the rest are recorded now.
-        recorded = set(snapshot.session.task_ids) | {task.id for task in added}
-        unrecorded = [task for task in run.tasks.values() if task.id not in recorded]
-        self._recorder.plan(unrecorded, resuming=True)
         if team is not None:
             await point_team_run(store, team, session_id)
         # A merge that landed just before the old orchestrator died was never recorded: the
@@ -348,6 +347,34 @@ class Scheduler:
         await store.update_session(session_id, {"metadata": metadata})
         await run.events.emit(RunResumed(session_id=session_id, holder=run.holder))
         await self._loop()
+
+    async def _record_unrecorded(self, session_id: str) -> bool:
+        """Record the tasks session ``session_id`` lists without a record yet (a run stopped
+        while recording them, ``recording``), before its recovery would start each afresh
+        one by one; False when the run was stopped meanwhile."""
+        store = self.services.store
+        session = await store.get_session(session_id)
+        if session is None:
+            return True  # recovery brings it back from a checkpoint, or says it cannot
+        recorded = {state.task_id for state in await store.list_tasks(session_id)}
+        missing = [task_id for task_id in session.task_ids if task_id not in recorded]
+        if not missing:
+            return True
+        saved = {raw.get("id"): raw for raw in session.options.get(TASKS_OPTION, [])}
+        run, tasks = self._run, []
+        for task_id in missing:  # one whose config is nowhere is the recovery's to start afresh
+            task = run.tasks.get(task_id)
+            if task is None and task_id in saved:
+                task = TaskConfig.model_validate(saved[task_id])
+            if task is not None:
+                tasks.append(task)
+        previous, run.session_id = run.session_id, session_id
+        try:
+            self._recorder.plan(tasks, resuming=True)
+            await self._recorder.record_all()
+        finally:
+            run.session_id = previous
+        return not run.stopping
 
     def submit(self, task: TaskConfig) -> None:
         """Add ``task`` to the run (before or while it runs)."""

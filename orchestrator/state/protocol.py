@@ -135,16 +135,16 @@ class StateStore(Protocol):
     ) -> SessionRecord: ...
 
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
-        """Record ``tasks`` as tasks of session ``session_id`` (queued, with their initial
-        fields), and add them to its ``task_ids``, as one batch: one durable write on the file
-        backend, one transaction on PostgreSQL, whatever the batch's size. A task this session
-        already records is left as it is (a batch cut short and given again records each task
-        once); one that another active or interrupted session holds refuses the whole batch
-        (``TaskInActiveSession``). How many were recorded now.
+        """Record ``tasks``, which session ``session_id`` lists (its ``task_ids``), as its
+        tasks (queued, with their initial fields), as one batch: one durable write on the
+        file backend, one transaction on PostgreSQL, whatever the batch's size. A task this
+        session already records is left as it is (a batch cut short and given again records
+        each task once); one that another active or interrupted session holds refuses the
+        whole batch (``TaskInActiveSession``). How many were recorded now.
 
-        A run starts with ``create_session`` and no tasks, then records them in batches, so
-        its session is on record (and shown by ``council status``) before the first of many
-        tasks is, and dispatch starts while the rest are still being written."""
+        A run of many tasks creates its session listing them all, then records them in
+        batches: the session is on record (and shown by ``council status``) before the first
+        task is, and dispatch starts while the rest are still being written."""
         ...
 
     async def get_session(self, session_id: str) -> SessionRecord | None: ...

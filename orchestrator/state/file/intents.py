@@ -39,7 +39,7 @@ from orchestrator.state.file.codec import RecordDamaged, decode, encode
 from orchestrator.state.file.fsops import FileOperations, durable_write
 from orchestrator.state.file.records import RecordKind
 
-__all__ = ["Intent", "IntentEntry", "IntentLog", "KindOf", "replay"]
+__all__ = ["Intent", "IntentEntry", "IntentLog", "KindOf", "replay", "writer_alive"]
 
 
 # A directory changed this recently may change again within the file system's timestamp
@@ -178,6 +178,15 @@ _LOADED_KEPT = 64  # intents kept read; a dead process leaves a few at most
 
 def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def writer_alive(intent: Intent) -> bool:
+    """Whether the process that wrote ``intent`` is still running (its pid is in the
+    transaction's name: ``<time>-<pid>-<hex>``)."""
+    try:
+        return _alive(int(intent.txn.split("-")[1]))
+    except (IndexError, ValueError):
+        return False
 
 
 def _writer_pid(name: str) -> int:

@@ -1,17 +1,21 @@
 """A batch of a session's new task records in the file backend (``add_session_tasks``).
 
-One batch is one durable write whatever its size: under the locks of the session and of every
-task of the batch (taken in the global order of ``state.transactions``, all in one worker-thread
-call, none waited for: a busy one lets every lock go and the batch is tried again after a
-back-off), each task is read and checked, then one intent (``intents``) holding every new
-record and the session's longer ``task_ids`` is written durably: the batch is committed. The
-records are then written without an fsync each, made durable together by one barrier
-(``FileOperations.sync_all``), and only then is the intent removed. A process that dies on
-the way leaves the intent, which whoever next touches one of its records replays.
+One batch is one durable write whatever its size: under the locks of every task of the batch
+(taken in the global order of ``state.transactions``, all in one worker-thread call, none
+waited for: a busy one lets every lock go and the batch is tried again after a back-off),
+each task is read and checked, then one intent (``intents``) holding every new record is
+written durably: the batch is committed. The records are then written without an fsync
+each, made durable together by one barrier (``FileOperations.sync_all``), and only then is
+the intent removed. A process that dies on the way leaves the intent, which the next process
+to open the store finishes. The intent is kept apart from the transactions'
+(``FileCore.batches``): a reader does not wait for a batch under way, since each of its
+records is whole and stands on its own.
 
-A task the session already records is left as it is, so a batch given again after a stop
-records each task once; a task another active or interrupted session holds refuses the whole
-batch (``session_rules.refuse_if_held``).
+The session is not written: it lists its tasks from its creation (the caller's part), and
+its record, which holds every task's config, is not read either (a run of 10,000 tasks would
+read megabytes per batch). A task the session already records is left as it is, so a batch
+given again after a stop records each task once; a task another active or interrupted
+session holds refuses the whole batch (``session_rules.refuse_if_held``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pydantic import BaseModel
 from orchestrator import filelock
 from orchestrator.errors import LockTimeout, RecordNotFound, StateError, StateWriteError
 from orchestrator.events import Event
-from orchestrator.events.state import SessionUpdated, StateUpdated
+from orchestrator.events.state import StateUpdated
 from orchestrator.ids import check_id
 from orchestrator.models import SessionRecord, TaskState
 from orchestrator.state.file.core import FileCore, load_or_recover, peek
@@ -83,8 +87,9 @@ class FileTaskBatches:
     def _try(self, sid: str, inits: list[dict[str, Any]], events: list[Event]) -> int | _Busy:
         """One try (blocking, in a worker thread): every lock now, or none."""
         core = self._core
-        records: list[tuple[RecordKind[Any], str]] = [(core.sessions, sid)]
-        records += [(core.tasks, str(f["task_id"])) for f in inits]
+        records: list[tuple[RecordKind[Any], str]] = [
+            (core.tasks, str(f["task_id"])) for f in inits
+        ]
         records.sort(key=lambda r: core.record_id(*r))
         held: list[filelock.FileLock] = []
         try:
@@ -104,8 +109,7 @@ class FileTaskBatches:
     def _write(self, sid: str, inits: list[dict[str, Any]], events: list[Event]) -> int:
         """Check, commit and write the batch (every lock held)."""
         core = self._core
-        session = load_or_recover(core.sessions, sid, events)
-        if session is None:
+        if not core.sessions.current_path(sid).exists():
             raise RecordNotFound(f"session {sid!r} does not exist")
         owners: dict[str, SessionRecord | None] = {}
         entries: list[IntentEntry] = []
@@ -131,25 +135,13 @@ class FileTaskBatches:
                 StateUpdated(kind="tasks", key=task_id, version=record.version, fields=changed)
             )
             added.append(task_id)
-        known = set(session.task_ids)
-        batch = [str(fields["task_id"]) for fields in inits]
-        missing = [task_id for task_id in batch if task_id not in known]
-        if missing:
-            updates = {"task_ids": [*session.task_ids, *missing]}
-            longer, changed = core.merge(core.sessions, sid, session, updates, {})
-            entries.append(IntentEntry("sessions", "", sid, session.version, longer.version, None))
-            bodies.append(longer)
-            announced.append(
-                StateUpdated(kind="sessions", key=sid, version=longer.version, fields=changed)
-            )
-            announced.append(SessionUpdated(session_id=sid))
         if not entries:
             return 0
         try:
-            intent = core.intents.write(entries, bodies)  # the batch's one durable write
+            intent = core.batches.write(entries, bodies)  # the batch's one durable write
         except OSError as exc:
             raise write_error(
-                core.intents.directory, exc, "the batch was not recorded (no record changed)"
+                core.batches.directory, exc, "the batch was not recorded (no record changed)"
             ) from exc
         # Each record written as the intent has it (its lock held, its version read above):
         # without an fsync each, all of them made durable together below.
@@ -172,6 +164,6 @@ class FileTaskBatches:
             )
             error.applied = True
             raise error from exc
-        core.intents.remove(intent)
+        core.batches.remove(intent)
         events.extend(announced)
         return len(added)

@@ -79,9 +79,9 @@ class PgSessions:
         return await self._core.atomically(work)
 
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
-        """One transaction per batch: the session's row locked, then the batch's task rows
-        in one statement (in id order, as every writer of several takes them), each new task
-        written, the session's ``task_ids`` extended once (``StateStore``)."""
+        """One transaction per batch: the session's row held (not read: it holds every
+        task's config), then the batch's task rows locked in one statement (in id order, as
+        every writer of several takes them), each new task written (``StateStore``)."""
         sid = check_id(session_id, "session id")
         inits = [task_init_fields(t) for t in tasks]
         task_ids = [str(f["task_id"]) for f in inits]
@@ -91,8 +91,10 @@ class PgSessions:
             return 0
 
         async def work(conn: Conn, events: list[Event]) -> int:
-            session = await read_session(conn, sid, lock=True)
-            if session is None:
+            cursor = await conn.execute(
+                "SELECT 1 FROM council.sessions WHERE session_id = %s FOR SHARE", (sid,)
+            )
+            if await cursor.fetchone() is None:
                 raise RecordNotFound(f"session {sid!r} does not exist")
             cursor = await conn.execute(
                 "SELECT doc FROM council.tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE",
@@ -120,14 +122,6 @@ class PgSessions:
                     rules=self._core.validators,
                 )
                 added.append(task_id)
-            known = set(session.task_ids)
-            missing = [task_id for task_id in task_ids if task_id not in known]
-            if missing:
-                updates = {"task_ids": [*session.task_ids, *missing]}
-                await write_session(
-                    conn, sid, session, updates, now, events, rules=self._core.validators
-                )
-                events.append(SessionUpdated(session_id=sid))
             return len(added)
 
         return await self._core.atomically(work)
