@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from orchestrator.config.task import TaskConfig
+from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.resume import skip_landed
@@ -63,6 +64,8 @@ class TaskRecorder:
         await skip_landed(run, batch)
         await self._members.prepare(batch, resuming=self._resuming)
         self.pending.difference_update(task.id for task in batch)
+        if self._todo:
+            crash_point("start.batch_recorded", run.session_id)
         return len(batch)
 
     async def record_all(self) -> None:
