@@ -126,8 +126,7 @@ async def test_tasks_are_recorded_in_batches_each_one_durable_write_or_transacti
     store: StateStore, counted: _Writes
 ) -> None:
     ids = [f"t{n:05d}" for n in range(4 * BATCH)]
-    session = await store.create_session({"note": "many"}, [])
-    await store.update_session(session.session_id, {"task_ids": ids})
+    session = await store.create_session({"note": "many"}, [], listed=ids)
     assert await store.list_tasks(session.session_id) == []  # listed, none recorded yet
 
     per_batch: list[_Writes] = []
@@ -156,8 +155,7 @@ async def test_tasks_are_recorded_in_batches_each_one_durable_write_or_transacti
 
 async def test_a_batch_given_again_records_nothing_twice(store: StateStore) -> None:
     ids = [f"t{n}" for n in range(10)]
-    session = await store.create_session({}, [])
-    await store.update_session(session.session_id, {"task_ids": ids})
+    session = await store.create_session({}, [], listed=ids)
     assert await store.add_session_tasks(session.session_id, _inits(ids[:6])) == 6
     # A stop cut the start short after the first batch; the resumed run gives them all.
     assert await store.add_session_tasks(session.session_id, _inits(ids)) == 4
@@ -171,8 +169,7 @@ async def test_a_task_another_active_session_holds_refuses_the_whole_batch(
     store: StateStore,
 ) -> None:
     first = await store.create_session({}, ["shared"])
-    second = await store.create_session({}, [])
-    await store.update_session(second.session_id, {"task_ids": ["fresh", "shared"]})
+    second = await store.create_session({}, [], listed=["fresh", "shared"])
     with pytest.raises(TaskInActiveSession):
         await store.add_session_tasks(second.session_id, ["fresh", "shared"])
     assert await store.get_task_state("fresh") is None  # nothing of the batch was written

@@ -238,20 +238,23 @@ class Scheduler:
             wanted = joined.session_id
         # The session lists every task, with its config, from the start (what `council
         # status` and `council resume` read); their records follow in batches (``recording``).
+        # Each task's resolved definition is kept for the team's joiners only (``definitions``;
+        # without one a joiner resolves the stored config): 10,000 of them cost seconds.
+        shapes = definitions(self.services.config, run.tasks.values()) if team else None
         session = await store.create_session(
             {
                 TASKS_OPTION: [t.model_dump(mode="json") for t in run.tasks.values()],
-                DEFINITIONS_OPTION: definitions(self.services.config, run.tasks.values()),
+                **({DEFINITIONS_OPTION: shapes} if shapes is not None else {}),
             },
             [],
             session_id=wanted,
+            listed=list(run.tasks),
         )
         run.session_id = session.session_id
         self._submissions.clear()  # submitted before the start: already in the session
         await store.update_session(
             run.session_id,
             {
-                "task_ids": list(run.tasks),
                 "metadata": {
                     ORCHESTRATOR: procid.current().as_dict(),
                     **({TEAM: team.run_key} if team is not None else {}),

@@ -132,7 +132,12 @@ class StateStore(Protocol):
         options: Mapping[str, Any],
         tasks: Sequence[TaskInit],
         session_id: str | None = None,
-    ) -> SessionRecord: ...
+        *,
+        listed: Sequence[str] = (),
+    ) -> SessionRecord:
+        """A new session recording ``tasks``; ``listed``: more task ids it lists from its
+        creation on, recorded later (``add_session_tasks``)."""
+        ...
 
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
         """Record ``tasks``, which session ``session_id`` lists (its ``task_ids``), as its

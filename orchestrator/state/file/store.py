@@ -173,8 +173,10 @@ class FileStateStore:
         options: Mapping[str, Any],
         tasks: Sequence[TaskInit],
         session_id: str | None = None,
+        *,
+        listed: Sequence[str] = (),
     ) -> SessionRecord:
-        return await self._sessions.create_session(options, tasks, session_id)
+        return await self._sessions.create_session(options, tasks, session_id, listed=listed)
 
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
         return await self._batches.add_session_tasks(session_id, tasks)

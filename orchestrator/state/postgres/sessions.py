@@ -40,12 +40,16 @@ class PgSessions:
         options: Mapping[str, Any],
         tasks: Sequence[TaskInit],
         session_id: str | None = None,
+        *,
+        listed: Sequence[str] = (),
     ) -> SessionRecord:
         sid = check_id(session_id or new_id("s"), "session id")
         inits = [task_init_fields(t) for t in tasks]
         task_ids = [str(f["task_id"]) for f in inits]
         if len(set(task_ids)) != len(task_ids):
             raise StateError(f"session {sid!r}: duplicate task ids in {task_ids}")
+        known = set(task_ids)
+        listing = [*task_ids, *(check_id(t, "task id") for t in listed if t not in known)]
 
         async def work(conn: Conn, events: list[Event]) -> SessionRecord:
             if await read_session(conn, sid) is not None:
@@ -69,7 +73,7 @@ class PgSessions:
                         rules=self._core.validators,
                     )
                 )
-            fields = {"options": dict(options), "task_ids": task_ids}
+            fields = {"options": dict(options), "task_ids": listing}
             record = await write_session(
                 conn, sid, None, fields, now, events, rules=self._core.validators
             )
