@@ -19,7 +19,10 @@ task is the growth from the smallest size to the largest, per task more.
 Wall times depend on the machine's load (``uptime`` is printed beside them); nothing here is
 asserted.
 
-    python bench/start_bench.py [--tasks 10000] [--sizes 64 1024] [--skip-memory]
+    python bench/start_bench.py [--tasks 10000] [--sizes 64 1024] [--skip-memory] [--patience 300]
+
+A figure not reached within ``--patience`` seconds prints as ``-``. To compare with another
+version, run this script with ``PYTHONPATH`` pointing at that version's checkout.
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ def dispatched(events: Path, seen: list[int]) -> bool:
     return b'"task.dispatched"' in chunk[:complete]
 
 
-def start_up(tasks: int, capacity: int) -> None:
+def start_up(tasks: int, capacity: int, patience: float) -> None:
     with tempfile.TemporaryDirectory(prefix="start-bench-") as tmp:
         where = Path(tmp)
         config = write_config(where, tasks, capacity)
@@ -100,7 +103,7 @@ def start_up(tasks: int, capacity: int) -> None:
         )
         seen = [0]
         try:
-            while process.poll() is None and time.perf_counter() - started < 600:
+            while process.poll() is None and time.perf_counter() - started < patience:
                 now = time.perf_counter() - started
                 if "session" not in marks and session_recorded(state):
                     marks["session"] = now
@@ -220,9 +223,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 1024], help="memory runs")
     parser.add_argument("--skip-memory", action="store_true", help="only the start-up")
     parser.add_argument("--skip-start", action="store_true", help="only the memory")
+    parser.add_argument(
+        "--patience", type=float, default=300, help="seconds the start-up is watched at most"
+    )
     args = parser.parse_args()
     if not args.skip_start:
-        start_up(args.tasks, args.capacity)
+        start_up(args.tasks, args.capacity, args.patience)
     if not args.skip_memory:
         memory(sorted(args.sizes), args.capacity)
 
