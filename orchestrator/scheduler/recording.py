@@ -24,7 +24,12 @@ from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.resume import skip_landed
 
-__all__ = ["BATCH", "TaskRecorder"]
+__all__ = ["BATCH", "RECORDING", "TaskRecorder"]
+
+RECORDING = "recording"
+"""Session metadata: true from the session's creation until its last task is recorded, so a
+resume knows a task without a record was never recorded (it records it, with the rest) rather
+than lost (the recovery starts such a one afresh, and says so)."""
 
 BATCH = 256
 """Tasks recorded per batch: a batch is written in a fraction of a second, so a stop waits at
@@ -66,7 +71,17 @@ class TaskRecorder:
         self.pending.difference_update(task.id for task in batch)
         if self._todo:
             crash_point("start.batch_recorded", run.session_id)
+        else:
+            await self._finished(run.session_id)
         return len(batch)
+
+    async def _finished(self, session_id: str) -> None:
+        """Every task is recorded: the session says so (``RECORDING``)."""
+        store = self._run.services.store
+        session = await store.get_session(session_id)
+        if session is not None and session.metadata.get(RECORDING):
+            metadata = {k: v for k, v in session.metadata.items() if k != RECORDING}
+            await store.update_session(session_id, {"metadata": metadata})
 
     async def record_all(self) -> None:
         """Record every batch, until the run stops."""

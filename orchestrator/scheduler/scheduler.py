@@ -97,7 +97,7 @@ from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
 from orchestrator.scheduler.pull_follower import PullFollower
 from orchestrator.scheduler.reconciler import Reconciler
-from orchestrator.scheduler.recording import TaskRecorder
+from orchestrator.scheduler.recording import RECORDING, TaskRecorder
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.rules.queue import held_for_checkout
 from orchestrator.scheduler.spending import Spending
@@ -258,6 +258,7 @@ class Scheduler:
                 "metadata": {
                     ORCHESTRATOR: procid.current().as_dict(),
                     **({TEAM: team.run_key} if team is not None else {}),
+                    **({RECORDING: True} if run.tasks else {}),
                 },
             },
         )
@@ -357,8 +358,10 @@ class Scheduler:
         one by one; False when the run was stopped meanwhile."""
         store = self.services.store
         session = await store.get_session(session_id)
-        if session is None:
-            return True  # recovery brings it back from a checkpoint, or says it cannot
+        if session is None or not session.metadata.get(RECORDING):
+            # All were recorded once: one without a record now was lost, and the recovery
+            # starts it afresh and says so (or brings the session back from a checkpoint).
+            return True
         recorded = {state.task_id for state in await store.list_tasks(session_id)}
         missing = [task_id for task_id in session.task_ids if task_id not in recorded]
         if not missing:
