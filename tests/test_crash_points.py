@@ -175,6 +175,9 @@ _PULL_CRASHES = (
 ELSEWHERE = {
     "sample.half_made": "test_sample_repo.py::"
     "test_a_kill_while_the_sample_is_built_leaves_nothing_a_later_run_refuses",
+    # A run of many tasks paused while it records them, then stopped (SIGINT) there.
+    "start.batch_recorded": "test_start_many.py::"
+    "test_status_shows_a_starting_run_and_a_ctrl_c_while_recording_stops_it",
     # Landing by pull request (a run with a forge): the fake GitHub's own crash test.
     **dict.fromkeys(("pull.intent", "pull.opened", "pull.merged"), _PULL_CRASHES),
 }

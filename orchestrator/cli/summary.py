@@ -75,9 +75,10 @@ def finish(
         )
     elif report.status == SessionStatus.INTERRUPTED and config is not None:
         # On stderr, so --json output stays one JSON document.
-        left = report.totals.tasks - report.totals.done
+        listed = report.totals.tasks + report.totals.unrecorded
+        left = listed - report.totals.done
         console.print_warning(
-            f"stopped with {left} of {report.totals.tasks} task(s) not done; continue with:\n"
+            f"stopped with {left} of {listed} task(s) not done; continue with:\n"
             f"  council resume {shlex.quote(str(config))}"
         )
     raise typer.Exit(report.exit_code)
@@ -154,6 +155,8 @@ def summary(report: RunReport, wide: bool = False) -> tuple[list[tuple[object, .
         f"session {report.session_id}: {report.status}, {totals.done}/{totals.tasks} done, "
         f"{totals.failed} failed, {totals.conflict} in conflict"
     )
+    if totals.unrecorded:
+        title += f"; {totals.unrecorded} more task(s) not recorded yet"
     return rows, title
 
 

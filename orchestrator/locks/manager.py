@@ -201,12 +201,19 @@ class LockManager:
         attempts sharing one owner (a council task's candidates) never find a path held by
         their own owner, nor take it twice. The paths taken now, normalized."""
         self._check_session(session)
-        async with self._taking.setdefault(session, anyio.Lock()):
-            held = {grant.path for grant in self.held(session)}
-            wanted = sorted({self.paths.normalize(p) for p in paths} - held)
-            if wanted:
-                await self.acquire_file_locks(session, wanted, timeout=timeout)
-            return wanted
+        taking = self._taking.setdefault(session, anyio.Lock())
+        try:
+            async with taking:
+                held = {grant.path for grant in self.held(session)}
+                wanted = sorted({self.paths.normalize(p) for p in paths} - held)
+                if wanted:
+                    await self.acquire_file_locks(session, wanted, timeout=timeout)
+                return wanted
+        finally:
+            # Nobody waits for it: gone with its session's last caller (a run of many tasks
+            # keeps none per task that has ended).
+            if not taking.locked() and not taking.statistics().tasks_waiting:
+                self._taking.pop(session, None)
 
     async def release_file_lock(
         self, session: str, path: StrPath, *, token: int | None = None

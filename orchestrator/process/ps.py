@@ -129,7 +129,7 @@ def started(proc: psutil.Process) -> float | None:
     return ask(lambda: _started(proc), None)
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=512)  # the processes of a few scans, not every one ever seen
 def _started(proc: psutil.Process) -> float:
     # Cached by identity (psutil hashes a process by pid and start): reading the boot time
     # is most of what this costs on Linux. A failed read raises, so it is not cached.

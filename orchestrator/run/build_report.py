@@ -159,6 +159,7 @@ def build_report(
         output_tokens=_total([r.output_tokens for r in reports]),
         cost_usd=_total([r.cost_usd for r in reports]),
         duration_seconds=duration,
+        unrecorded=len(session.task_ids) - len(reports),
     )
     return RunReport(
         session_id=session.session_id,

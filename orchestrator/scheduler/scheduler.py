@@ -97,6 +97,7 @@ from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
 from orchestrator.scheduler.pull_follower import PullFollower
 from orchestrator.scheduler.reconciler import Reconciler
+from orchestrator.scheduler.recording import RECORDING, TaskRecorder
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.rules.queue import held_for_checkout
 from orchestrator.scheduler.spending import Spending
@@ -173,6 +174,7 @@ class Scheduler:
         self._sweeper = Sweeper(run, policy)
         self._reconciler = Reconciler(run, inflight, writes, members, self._sweeper, self._touch)
         self._submissions = Submissions(run, members)
+        self._recorder = TaskRecorder(run, members)  # the tasks not recorded yet (``recording``)
         self._pulls = PullFollower(run)  # ``landing.via: pull_request``
         self._pulls_nudge = anyio.Event()  # a pull request was opened: look at it now
         self._wake = anyio.Event()
@@ -212,8 +214,16 @@ class Scheduler:
         return self._run.events.listeners
 
     async def start(self) -> str:
-        """Create the run's session in the store (every task ``queued``), or in team mode join
-        the team's session when another workstation runs it (``team_join``); its id."""
+        """Create the run's session in the store with every task ``queued``, or in team mode
+        join the team's session when another workstation runs it (``team_join``); its id.
+        The tasks are recorded in batches (``recording``); ``run`` dispatches the first ones
+        while it records the rest."""
+        session_id = await self._begin()
+        await self._recorder.record_all()
+        return session_id
+
+    async def _begin(self) -> str:
+        """The session on record, none of its tasks yet (``recording`` writes them)."""
         run = self._run
         if run.session_id is not None:
             return run.session_id
@@ -226,13 +236,19 @@ class Scheduler:
             if not joined.created:
                 return await self._join(joined.session_id)
             wanted = joined.session_id
+        # The session lists every task, with its config, from the start (what `council
+        # status` and `council resume` read); their records follow in batches (``recording``).
+        # Each task's resolved definition is kept for the team's joiners only (``definitions``;
+        # without one a joiner resolves the stored config): 10,000 of them cost seconds.
+        shapes = definitions(self.services.config, run.tasks.values()) if team else None
         session = await store.create_session(
             {
                 TASKS_OPTION: [t.model_dump(mode="json") for t in run.tasks.values()],
-                DEFINITIONS_OPTION: definitions(self.services.config, run.tasks.values()),
+                **({DEFINITIONS_OPTION: shapes} if shapes is not None else {}),
             },
-            [{"task_id": t.id, "priority": t.priority} for t in run.tasks.values()],
+            [],
             session_id=wanted,
+            listed=list(run.tasks),
         )
         run.session_id = session.session_id
         self._submissions.clear()  # submitted before the start: already in the session
@@ -242,12 +258,12 @@ class Scheduler:
                 "metadata": {
                     ORCHESTRATOR: procid.current().as_dict(),
                     **({TEAM: team.run_key} if team is not None else {}),
-                }
+                    **({RECORDING: True} if run.tasks else {}),
+                },
             },
         )
+        self._recorder.plan(run.tasks.values(), resuming=False)
         await run.events.emit(RunStarted(session_id=run.session_id, holder=run.holder))
-        await skip_landed(run, run.tasks.values())
-        await self._members.prepare(run.tasks.values(), resuming=False)
         return run.session_id
 
     async def _join(self, session_id: str) -> str:
@@ -289,7 +305,7 @@ class Scheduler:
 
     async def run(self) -> None:
         """Run until every task is settled, or until stopped."""
-        await self.start()
+        await self._begin()
         await self._loop()
 
     async def resume(self, session_id: str) -> None:
@@ -313,6 +329,8 @@ class Scheduler:
                 )
                 run.tasks, self._foreign, added = plan.tasks, plan.foreign, plan.added
         await self._sweeper.stop_orphans()
+        if not await self._record_unrecorded(session_id):
+            return  # stopped while recording: the session stays as it was, resumable
         # In a team only lapsed claims go back to the queue: a teammate that is merely quiet
         # (not in presence right now) keeps what it still holds until its lease says otherwise.
         snapshot = await recover(run, self._parks, session_id, force=team is None)
@@ -333,6 +351,36 @@ class Scheduler:
         await store.update_session(session_id, {"metadata": metadata})
         await run.events.emit(RunResumed(session_id=session_id, holder=run.holder))
         await self._loop()
+
+    async def _record_unrecorded(self, session_id: str) -> bool:
+        """Record the tasks session ``session_id`` lists without a record yet (a run stopped
+        while recording them, ``recording``), before its recovery would start each afresh
+        one by one; False when the run was stopped meanwhile."""
+        store = self.services.store
+        session = await store.get_session(session_id)
+        if session is None or not session.metadata.get(RECORDING):
+            # All were recorded once: one without a record now was lost, and the recovery
+            # starts it afresh and says so (or brings the session back from a checkpoint).
+            return True
+        recorded = {state.task_id for state in await store.list_tasks(session_id)}
+        missing = [task_id for task_id in session.task_ids if task_id not in recorded]
+        if not missing:
+            return True
+        saved = {raw.get("id"): raw for raw in session.options.get(TASKS_OPTION, [])}
+        run, tasks = self._run, []
+        for task_id in missing:  # one whose config is nowhere is the recovery's to start afresh
+            task = run.tasks.get(task_id)
+            if task is None and task_id in saved:
+                task = TaskConfig.model_validate(saved[task_id])
+            if task is not None:
+                tasks.append(task)
+        previous, run.session_id = run.session_id, session_id
+        try:
+            self._recorder.plan(tasks, resuming=True)
+            await self._recorder.record_all()
+        finally:
+            run.session_id = previous
+        return not run.stopping
 
     def submit(self, task: TaskConfig) -> None:
         """Add ``task`` to the run (before or while it runs)."""
@@ -421,12 +469,16 @@ class Scheduler:
                 follow = anyio.CancelScope()
                 if self.services.config.landing.via == "pull_request":
                     group.start_soon(self._follow_pulls, follow)
+                record = anyio.CancelScope()
+                if not self._recorder.done:
+                    group.start_soon(self._record, record)
                 while True:
                     try:
                         if await self._tick():
                             watch.cancel()
                             care.cancel()
                             follow.cancel()
+                            record.cancel()
                             break
                     except StoreUnavailable as exc:
                         # The team's database is away (a restart, the network): keep the
@@ -436,6 +488,13 @@ class Scheduler:
                     else:
                         self._outage.up()
                     await self._nap()
+
+    async def _record(self, scope: anyio.CancelScope) -> None:
+        """Record the run's tasks batch after batch while the tick dispatches those already
+        recorded (``recording``); each batch wakes the tick."""
+        with scope:
+            await self._recorder.run(self._wake.set)
+        self._wake.set()
 
     async def _watch_leases(self, scope: anyio.CancelScope) -> None:
         """Fence, on time, the attempts whose claims went unrenewed too long, even while a
@@ -486,7 +545,7 @@ class Scheduler:
         await self.spending.refresh()
         states = await self._states()
         await self._take_up_added(states)
-        if any(task_id not in states for task_id in run.tasks):
+        if any(task_id not in states for task_id in run.tasks if self._recorded(task_id)):
             states = await self._records_lost()
         self._seen = states
         if any(self._pulls.unlooked(state) for state in states.values()):
@@ -561,7 +620,7 @@ class Scheduler:
         run = self._run
         assert run.session_id is not None
         states = await self._states(full=True)
-        missing = [task_id for task_id in run.tasks if task_id not in states]
+        missing = [t for t in run.tasks if t not in states and self._recorded(t)]
         if not missing:
             return states
         store = self.services.store
@@ -575,6 +634,10 @@ class Scheduler:
                 TaskRecordRecreated(task_id=task_id, reason="its record was missing")
             )
         return await self._states(full=True)
+
+    def _recorded(self, task_id: str) -> bool:
+        """``task_id``'s batch is written and ready (``recording``)."""
+        return task_id not in self._recorder.pending
 
     async def _state_gone(self) -> bool:
         """The run's state was deleted: its session has no record any more, or the store's
@@ -624,6 +687,9 @@ class Scheduler:
             states = {task.task_id: task for task in tasks}
         else:
             states = await self._view.current(full=full)
+        pending = self._recorder.pending
+        if pending:  # recorded, but not ready to dispatch until their batch is (``recording``)
+            states = {task_id: s for task_id, s in states.items() if task_id not in pending}
         await self._members.add_states(run.tasks.values(), states)
         return states
 

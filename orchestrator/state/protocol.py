@@ -132,7 +132,25 @@ class StateStore(Protocol):
         options: Mapping[str, Any],
         tasks: Sequence[TaskInit],
         session_id: str | None = None,
-    ) -> SessionRecord: ...
+        *,
+        listed: Sequence[str] = (),
+    ) -> SessionRecord:
+        """A new session recording ``tasks``; ``listed``: more task ids it lists from its
+        creation on, recorded later (``add_session_tasks``)."""
+        ...
+
+    async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
+        """Record ``tasks``, which session ``session_id`` lists (its ``task_ids``), as its
+        tasks (queued, with their initial fields), as one batch: one durable write on the
+        file backend, one transaction on PostgreSQL, whatever the batch's size. A task this
+        session already records is left as it is (a batch cut short and given again records
+        each task once); one that another active or interrupted session holds refuses the
+        whole batch (``TaskInActiveSession``). How many were recorded now.
+
+        A run of many tasks creates its session listing them all, then records them in
+        batches: the session is on record (and shown by ``council status``) before the first
+        task is, and dispatch starts while the rest are still being written."""
+        ...
 
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
 

@@ -12,8 +12,9 @@ call of a chosen operation fail the way a disk does, so a test can hand it to a
     ops.crash("replace")                               # the process dies at the next replace
 
 Operations (``OPERATIONS``): ``mkdir``, ``open`` (a new temp file or the event log),
-``write``, ``fsync``, ``replace``, ``link``, ``fsync_dir``, ``unlink``. ``nth`` counts calls
-of that operation from the moment the fault is armed. ``calls`` counts every call, faulted or
+``write``, ``fsync``, ``replace``, ``link``, ``fsync_dir``, ``unlink``, ``sync_all`` (the one
+barrier after a batch of records). ``nth`` counts calls of that operation from the moment the
+fault is armed. ``calls`` counts every call, faulted or
 not, so running a write once on a fault-free instance shows which operations it makes and how
 often; ``fired`` lists the faults that went off, with the file each one hit.
 
@@ -42,7 +43,17 @@ from orchestrator.state.file.fsops import FileOps
 
 __all__ = ["OPERATIONS", "FaultyFileOps", "Fired", "SimulatedCrash", "UnsyncedFileOps"]
 
-OPERATIONS = ("mkdir", "open", "write", "fsync", "replace", "link", "fsync_dir", "unlink")
+OPERATIONS = (
+    "mkdir",
+    "open",
+    "write",
+    "fsync",
+    "replace",
+    "link",
+    "fsync_dir",
+    "unlink",
+    "sync_all",
+)
 
 
 class SimulatedCrash(BaseException):
@@ -188,6 +199,11 @@ class FaultyFileOps:
         self._check("fsync_dir", directory)
         if self.sync:
             self._real.fsync_dir(directory)
+
+    def sync_all(self, directory: Path) -> None:
+        self._check("sync_all", directory)
+        if self.sync:
+            self._real.sync_all(directory)
 
 
 class UnsyncedFileOps(FaultyFileOps):

@@ -51,7 +51,7 @@ from orchestrator.state.file.checkpoints import CheckpointFiles
 from orchestrator.state.file.codec import RecordDamaged
 from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES, EventLog
 from orchestrator.state.file.fsops import FileOperations, FileOps
-from orchestrator.state.file.intents import Intent, IntentEntry, IntentLog, replay
+from orchestrator.state.file.intents import Intent, IntentEntry, IntentLog, replay, writer_alive
 from orchestrator.state.file.records import RecordKind
 from orchestrator.state.history_kinds import keyed_kind
 from orchestrator.state.record_rules import STORE_OWNED
@@ -118,6 +118,10 @@ class FileCore:
             rotate_bytes=events_rotate_bytes,
         )
         self.intents = IntentLog(self.root / "transactions", ops)
+        # A batch of new records (``task_batches``) keeps its intent apart: readers need not
+        # wait for a batch under way (each of its records is whole, and stands on its own);
+        # only one its process died in is finished, by the next process to open the store.
+        self.batches = IntentLog(self.root / "transactions" / "batches", ops)
         self._settled_once = False
 
     def namespace(self, namespace: str) -> RecordKind[KeyedRecord]:
@@ -352,7 +356,10 @@ class FileCore:
 
         def left() -> list[Intent]:
             self.intents.roll_back_orphans()
-            loaded = (self.intents.load(path) for path in self.intents.pending())
+            self.batches.roll_back_orphans()
+            loaded = [self.intents.load(path) for path in self.intents.pending()]
+            batches = [self.batches.load(path) for path in self.batches.pending()]
+            loaded += [b for b in batches if b is not None and not writer_alive(b)]
             return [intent for intent in loaded if intent is not None]
 
         for intent in await anyio.to_thread.run_sync(left):

@@ -51,6 +51,7 @@ class FileOperations(Protocol):
     def unlink(self, path: Path) -> None: ...
     def rmdir(self, directory: Path) -> None: ...
     def fsync_dir(self, directory: Path) -> None: ...
+    def sync_all(self, directory: Path) -> None: ...
 
 
 class FileOps:
@@ -131,6 +132,14 @@ class FileOps:
     def fsync_dir(self, directory: Path) -> None:
         with _refused_links(directory):
             safe_write.fsync_dir(self.root_of(directory), directory)
+
+    def sync_all(self, directory: Path) -> None:
+        """Make every write made so far durable, the files' bytes and the directories'
+        entries alike: one barrier for many files written without an fsync each (a batch of
+        records), where one fsync per file and per directory would cost a disk flush each.
+        ``os.sync`` (it returns once the data is on disk); ``directory`` says whose."""
+        self.root_of(directory)  # only for a store's own directories
+        os.sync()
 
 
 @contextlib.contextmanager

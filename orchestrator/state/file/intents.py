@@ -32,13 +32,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from orchestrator.errors import StateCorrupted
 from orchestrator.events import Event
 from orchestrator.safety.secret_mask import masked_json
 from orchestrator.state.file.codec import RecordDamaged, decode, encode
 from orchestrator.state.file.fsops import FileOperations, durable_write
 from orchestrator.state.file.records import RecordKind
 
-__all__ = ["Intent", "IntentEntry", "IntentLog", "KindOf", "replay"]
+__all__ = ["Intent", "IntentEntry", "IntentLog", "KindOf", "replay", "writer_alive"]
 
 
 # A directory changed this recently may change again within the file system's timestamp
@@ -83,6 +84,10 @@ class IntentLog:
         self.directory = directory
         self.ops = ops
         self._clean_mtime: int | None = None  # the directory's mtime when last found empty
+        # Intents read, by path, with the identity of the file they were read from: a reader
+        # that checks every record it reads against the intents on disk (``FileCore``) reads
+        # a big one (a batch of records, ``task_batches``) once, not at every record.
+        self._loaded: dict[Path, tuple[tuple[int, int, int, int], Intent]] = {}
 
     def write(self, entries: list[IntentEntry], bodies: list[BaseModel | None]) -> Intent:
         """Make the intent durable; from its return on, the transaction is committed."""
@@ -120,13 +125,22 @@ class IntentLog:
         that does not decode was never committed (the rename that commits one comes after its
         bytes are synced): it is moved to quarantine and None returned."""
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as handle:
+                seen = _identity(os.fstat(handle.fileno()))
+                known = self._loaded.get(path)
+                if known is not None and known[0] == seen:
+                    return known[1]  # an intent never changes once in place: read it once
+                raw = handle.read()
         except FileNotFoundError:
             return None
         try:
             doc = json.loads(decode(raw))
             entries = tuple(_entry_of(e) for e in doc["writes"])
-            return Intent(str(doc["txn"]), path, entries)
+            intent = Intent(str(doc["txn"]), path, entries)
+            if len(self._loaded) >= _LOADED_KEPT:
+                self._loaded.clear()
+            self._loaded[path] = (seen, intent)
+            return intent
         except (RecordDamaged, ValueError, KeyError, TypeError):
             quarantine = self.directory.parent / "quarantine" / "transactions"
             self.ops.makedirs(quarantine)
@@ -136,6 +150,7 @@ class IntentLog:
     def remove(self, intent: Intent) -> None:
         """The transaction's records are all written: its intent goes. No directory fsync:
         an intent a machine crash brings back is replayed again, and writes nothing."""
+        self._loaded.pop(intent.path, None)
         with contextlib.suppress(FileNotFoundError):
             self.ops.unlink(intent.path)
 
@@ -156,6 +171,22 @@ class IntentLog:
                 if name.startswith(".") and name.endswith(".tmp") and not _alive(_writer_pid(name)):
                     orphans.append(Path(entry.path))
         return orphans
+
+
+_LOADED_KEPT = 64  # intents kept read; a dead process leaves a few at most
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def writer_alive(intent: Intent) -> bool:
+    """Whether the process that wrote ``intent`` is still running (its pid is in the
+    transaction's name: ``<time>-<pid>-<hex>``)."""
+    try:
+        return _alive(int(intent.txn.split("-")[1]))
+    except (IndexError, ValueError):
+        return False
 
 
 def _writer_pid(name: str) -> int:
@@ -210,11 +241,22 @@ def replay(intent: Intent, kind_of: KindOf, events: list[Event]) -> list[IntentE
     """Bring every record of ``intent`` to its new version (their locks held); return the
     entries written now. A record already at its new version is left alone, so running this
     again after it was cut short finishes the job; a record at neither version (which no
-    writer that honours intents can cause) is left alone too."""
+    writer that honours intents can cause) is left alone too.
+
+    A record the intent creates that a machine crash left damaged, with no history (a batch's
+    new file, written without an fsync of its own, whose bytes never reached the disk:
+    ``task_batches``), is written again from the intent: it never was a committed version."""
     written: list[IntentEntry] = []
     for entry in intent.entries:
         kind = kind_of(entry)
-        current, recovery = kind.load_or_recover(entry.key)
+        try:
+            current, recovery = kind.load_or_recover(entry.key)
+        except StateCorrupted:
+            if entry.previous is not None or entry.body is None:
+                raise
+            if kind.history_versions(entry.key):
+                raise
+            current, recovery = None, None
         if recovery is not None:
             events.append(recovery.event())
         at = int(getattr(current, "version", 0)) if current is not None else None

@@ -54,7 +54,10 @@ __all__ = ["RecordKind", "Recovery"]
 M = TypeVar("M", bound=BaseModel)
 
 _CURRENT = CURRENT  # ``layout``: where a record is, known without the store
-_CACHE_SIZE = 4096
+# Records whose paths and last bytes are kept per kind: enough for the ones in use at once
+# (a run's tasks in flight, their locks and ledger lines), not one per record ever written,
+# which a run of 1,024 tasks made megabytes that outlived the tasks.
+_CACHE_SIZE = 512
 _LOCK = ".lock"
 
 

@@ -47,6 +47,8 @@ class FileSessions:
         options: Mapping[str, Any],
         tasks: Sequence[TaskInit],
         session_id: str | None = None,
+        *,
+        listed: Sequence[str] = (),
     ) -> SessionRecord:
         core = self._core
         sid = check_id(session_id or new_id("s"), "session id")
@@ -54,6 +56,8 @@ class FileSessions:
         task_ids = [str(f["task_id"]) for f in inits]
         if len(set(task_ids)) != len(task_ids):
             raise StateError(f"session {sid!r}: duplicate task ids in {task_ids}")
+        known = set(task_ids)
+        listing = [*task_ids, *(check_id(t, "task id") for t in listed if t not in known)]
         if await core.read(core.sessions, sid) is not None:
             raise StateError(f"session {sid!r} already exists")
         # Every task is checked before any is taken: a refused session leaves no record of
@@ -70,7 +74,7 @@ class FileSessions:
             members = [t for t in map(core.peek_task, task_ids) if t is not None]
             fields = {
                 "options": dict(options),
-                "task_ids": task_ids,
+                "task_ids": listing,
                 "metrics": compute_metrics(members),
             }
             record = core.write_merged(core.sessions, sid, None, fields, {}, events)

@@ -41,6 +41,7 @@ from orchestrator.state.file.keyed import FileRecords
 from orchestrator.state.file.log_changes import LogChanges
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
+from orchestrator.state.file.task_batches import FileTaskBatches
 from orchestrator.state.file.tasks import FileTasks
 from orchestrator.state.file.transactions import FileTransactions
 from orchestrator.state.file.upkeep import FileUpkeep
@@ -94,6 +95,7 @@ class FileStateStore:
         self._history = FileHistory(core)
         self._health = FileHealth(core)
         self._transactions = FileTransactions(core)
+        self._batches = FileTaskBatches(core)
 
     @classmethod
     def for_repo(cls, repo: Path | str, **kwargs: Any) -> Self:
@@ -171,8 +173,13 @@ class FileStateStore:
         options: Mapping[str, Any],
         tasks: Sequence[TaskInit],
         session_id: str | None = None,
+        *,
+        listed: Sequence[str] = (),
     ) -> SessionRecord:
-        return await self._sessions.create_session(options, tasks, session_id)
+        return await self._sessions.create_session(options, tasks, session_id, listed=listed)
+
+    async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
+        return await self._batches.add_session_tasks(session_id, tasks)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         return await self._sessions.get_session(session_id)

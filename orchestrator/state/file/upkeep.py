@@ -84,6 +84,7 @@ class FileUpkeep:
         """
         # An intent a dead writer never committed (its transaction changed nothing).
         cleaned = await anyio.to_thread.run_sync(self._core.intents.roll_back_orphans)
+        cleaned += await anyio.to_thread.run_sync(self._core.batches.roll_back_orphans)
         for kind in await self._core.kinds():
             for key in await anyio.to_thread.run_sync(kind.keys):
                 lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor)

@@ -40,12 +40,16 @@ class PgSessions:
         options: Mapping[str, Any],
         tasks: Sequence[TaskInit],
         session_id: str | None = None,
+        *,
+        listed: Sequence[str] = (),
     ) -> SessionRecord:
         sid = check_id(session_id or new_id("s"), "session id")
         inits = [task_init_fields(t) for t in tasks]
         task_ids = [str(f["task_id"]) for f in inits]
         if len(set(task_ids)) != len(task_ids):
             raise StateError(f"session {sid!r}: duplicate task ids in {task_ids}")
+        known = set(task_ids)
+        listing = [*task_ids, *(check_id(t, "task id") for t in listed if t not in known)]
 
         async def work(conn: Conn, events: list[Event]) -> SessionRecord:
             if await read_session(conn, sid) is not None:
@@ -69,12 +73,60 @@ class PgSessions:
                         rules=self._core.validators,
                     )
                 )
-            fields = {"options": dict(options), "task_ids": task_ids}
+            fields = {"options": dict(options), "task_ids": listing}
             record = await write_session(
                 conn, sid, None, fields, now, events, rules=self._core.validators
             )
             events.append(SessionCreated(session_id=sid))
             return record.model_copy(update={"metrics": compute_metrics(members)})
+
+        return await self._core.atomically(work)
+
+    async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
+        """One transaction per batch: the session's row held (not read: it holds every
+        task's config), then the batch's task rows locked in one statement (in id order, as
+        every writer of several takes them), each new task written (``StateStore``)."""
+        sid = check_id(session_id, "session id")
+        inits = [task_init_fields(t) for t in tasks]
+        task_ids = [str(f["task_id"]) for f in inits]
+        if len(set(task_ids)) != len(task_ids):
+            raise StateError(f"session {sid!r}: duplicate task ids in the batch {task_ids}")
+        if not inits:
+            return 0
+
+        async def work(conn: Conn, events: list[Event]) -> int:
+            cursor = await conn.execute(
+                "SELECT 1 FROM council.sessions WHERE session_id = %s FOR SHARE", (sid,)
+            )
+            if await cursor.fetchone() is None:
+                raise RecordNotFound(f"session {sid!r} does not exist")
+            cursor = await conn.execute(
+                "SELECT doc FROM council.tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE",
+                (task_ids,),
+            )
+            found = (TaskState.model_validate(row[0]) for row in await cursor.fetchall())
+            existing = {task.task_id: task for task in found}
+            now = await self._core.now(conn)
+            added: list[str] = []
+            for fields in inits:
+                task_id = str(fields["task_id"])
+                current = existing.get(task_id)
+                if current is not None and current.session_id == sid:
+                    continue  # recorded by an earlier batch: once is enough
+                await _refuse_if_owned(conn, task_id, current)
+                fresh = TaskState(task_id=task_id, session_id=sid).model_dump()
+                fresh.pop("created_at")
+                await write_task(
+                    conn,
+                    task_id,
+                    current,
+                    {**fresh, **fields},
+                    now,
+                    events,
+                    rules=self._core.validators,
+                )
+                added.append(task_id)
+            return len(added)
 
         return await self._core.atomically(work)
 

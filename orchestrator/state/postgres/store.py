@@ -187,8 +187,15 @@ class PostgresStateStore:
         options: Mapping[str, Any],
         tasks: Sequence[TaskInit],
         session_id: str | None = None,
+        *,
+        listed: Sequence[str] = (),
     ) -> SessionRecord:
-        return await self._call(lambda: self._sessions.create_session(options, tasks, session_id))
+        return await self._call(
+            lambda: self._sessions.create_session(options, tasks, session_id, listed=listed)
+        )
+
+    async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
+        return await self._call(lambda: self._sessions.add_session_tasks(session_id, tasks))
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         return await self._call(lambda: self._sessions.get_session(session_id))

@@ -1,0 +1,169 @@
+"""A batch of a session's new task records in the file backend (``add_session_tasks``).
+
+One batch is one durable write whatever its size: under the locks of every task of the batch
+(taken in the global order of ``state.transactions``, all in one worker-thread call, none
+waited for: a busy one lets every lock go and the batch is tried again after a back-off),
+each task is read and checked, then one intent (``intents``) holding every new record is
+written durably: the batch is committed. The records are then written without an fsync
+each, made durable together by one barrier (``FileOperations.sync_all``), and only then is
+the intent removed. A process that dies on the way leaves the intent, which the next process
+to open the store finishes. The intent is kept apart from the transactions'
+(``FileCore.batches``): a reader does not wait for a batch under way, since each of its
+records is whole and stands on its own.
+
+The session is not written: it lists its tasks from its creation (the caller's part), and
+its record, which holds every task's config, is not read either (a run of 10,000 tasks would
+read megabytes per batch). A task the session already records is left as it is, so a batch
+given again after a stop records each task once; a task another active or interrupted
+session holds refuses the whole batch (``session_rules.refuse_if_held``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from pydantic import BaseModel
+
+from orchestrator import filelock
+from orchestrator.errors import LockTimeout, RecordNotFound, StateError, StateWriteError
+from orchestrator.events import Event
+from orchestrator.events.state import StateUpdated
+from orchestrator.ids import check_id
+from orchestrator.models import SessionRecord, TaskState
+from orchestrator.state.file.core import FileCore, load_or_recover, peek
+from orchestrator.state.file.fsops import write_error
+from orchestrator.state.file.intents import IntentEntry
+from orchestrator.state.file.records import RecordKind
+from orchestrator.state.protocol import TaskInit
+from orchestrator.state.session_rules import holding_session, refuse_if_held, task_init_fields
+
+__all__ = ["FileTaskBatches"]
+
+_MIN_BACKOFF = 0.0005  # seconds before the batch's locks are tried again, doubling
+_MAX_BACKOFF = 0.05
+
+
+class _Busy:
+    """A lock of the batch was held by someone else: nothing was done."""
+
+
+class FileTaskBatches:
+    def __init__(self, core: FileCore) -> None:
+        self._core = core
+
+    async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
+        core = self._core
+        sid = check_id(session_id, "session id")
+        inits = [task_init_fields(t) for t in tasks]
+        task_ids = [str(f["task_id"]) for f in inits]
+        if len(set(task_ids)) != len(task_ids):
+            raise StateError(f"session {sid!r}: duplicate task ids in the batch {task_ids}")
+        if not inits:
+            return 0
+        # What a dead process's transaction left on these records is finished first.
+        await core.settle(core.sessions, sid)
+        await core.settle(core.tasks, None)
+        deadline: float | None = None
+        delay = _MIN_BACKOFF
+        while True:
+            events: list[Event] = []
+            try:
+                outcome = await anyio.to_thread.run_sync(self._try, sid, inits, events)
+            finally:
+                core.events.notify(events)
+            if not isinstance(outcome, _Busy):
+                return outcome
+            now = time.monotonic()
+            deadline = deadline if deadline is not None else now + core.lock_timeout
+            if now >= deadline:
+                raise LockTimeout(core.sessions.lock_path(sid), core.lock_timeout)
+            await anyio.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, _MAX_BACKOFF)
+
+    def _try(self, sid: str, inits: list[dict[str, Any]], events: list[Event]) -> int | _Busy:
+        """One try (blocking, in a worker thread): every lock now, or none."""
+        core = self._core
+        records: list[tuple[RecordKind[Any], str]] = [
+            (core.tasks, str(f["task_id"])) for f in inits
+        ]
+        records.sort(key=lambda r: core.record_id(*r))
+        held: list[filelock.FileLock] = []
+        try:
+            for kind, key in records:
+                lock = filelock.try_acquire(kind.lock_path(key), root=core.anchor)
+                if lock is None:
+                    return _Busy()
+                held.append(lock)
+            try:
+                return self._write(sid, inits, events)
+            finally:
+                core.events.write(events)
+        finally:
+            for lock in reversed(held):
+                lock.release()
+
+    def _write(self, sid: str, inits: list[dict[str, Any]], events: list[Event]) -> int:
+        """Check, commit and write the batch (every lock held)."""
+        core = self._core
+        if not core.sessions.current_path(sid).exists():
+            raise RecordNotFound(f"session {sid!r} does not exist")
+        owners: dict[str, SessionRecord | None] = {}
+        entries: list[IntentEntry] = []
+        bodies: list[BaseModel | None] = []
+        announced: list[Event] = []
+        added: list[str] = []
+        for fields in inits:
+            task_id = str(fields["task_id"])
+            current = load_or_recover(core.tasks, task_id, events)
+            if current is not None and current.session_id == sid:
+                continue  # recorded by an earlier batch: once is enough
+            held = holding_session(current)
+            if held is not None:
+                if held not in owners:
+                    owners[held] = peek(core.sessions, held)
+                refuse_if_held(task_id, owners[held])
+            fresh = TaskState(task_id=task_id, session_id=sid).model_dump()
+            record, changed = core.merge(core.tasks, task_id, current, {**fresh, **fields}, {})
+            previous = current.version if current is not None else None
+            entries.append(IntentEntry("tasks", "", task_id, previous, record.version, None))
+            bodies.append(record)
+            announced.append(
+                StateUpdated(kind="tasks", key=task_id, version=record.version, fields=changed)
+            )
+            added.append(task_id)
+        if not entries:
+            return 0
+        try:
+            intent = core.batches.write(entries, bodies)  # the batch's one durable write
+        except OSError as exc:
+            raise write_error(
+                core.batches.directory, exc, "the batch was not recorded (no record changed)"
+            ) from exc
+        # Each record written as the intent has it (its lock held, its version read above):
+        # without an fsync each, all of them made durable together below.
+        for entry, body in zip(entries, bodies, strict=True):
+            assert body is not None
+            kind = core.kind_of(entry)
+            try:
+                kind.write(entry.key, body, previous_version=entry.previous, durable=False)
+            except StateWriteError as exc:
+                # Committed, not yet complete: the next use of any of its records finishes it.
+                exc.applied = True
+                exc.add_note("the batch is committed; its other records are written when next used")
+                raise
+        try:
+            core.ops.sync_all(core.root)
+        except OSError as exc:
+            # Committed: the intent stays, and its records are in place for every process.
+            error = write_error(
+                core.root, exc, "the batch is recorded, but a machine crash could undo it"
+            )
+            error.applied = True
+            raise error from exc
+        core.batches.remove(intent)
+        events.extend(announced)
+        return len(added)
