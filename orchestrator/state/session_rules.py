@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,17 @@ def task_init_fields(task: TaskInit) -> dict[str, Any]:
     fields = dict(task)
     check_id(str(fields["task_id"]), "task id")
     return fields
+
+
+def batch_fields(session_id: str, tasks: Sequence[TaskInit]) -> tuple[str, list[dict[str, Any]]]:
+    """``add_session_tasks``'s checked arguments: the session id and each task's initial
+    fields (``task_init_fields``); a batch naming one task twice is refused."""
+    sid = check_id(session_id, "session id")
+    inits = [task_init_fields(t) for t in tasks]
+    task_ids = [str(f["task_id"]) for f in inits]
+    if len(set(task_ids)) != len(task_ids):
+        raise StateError(f"session {sid!r}: duplicate task ids in the batch {task_ids}")
+    return sid, inits
 
 
 def recovery_updates(task: TaskState, now: datetime, force: bool) -> dict[str, Any]:

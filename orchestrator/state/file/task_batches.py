@@ -29,17 +29,20 @@ import anyio.to_thread
 from pydantic import BaseModel
 
 from orchestrator import filelock
-from orchestrator.errors import LockTimeout, RecordNotFound, StateError, StateWriteError
+from orchestrator.errors import LockTimeout, RecordNotFound, StateWriteError
 from orchestrator.events import Event
 from orchestrator.events.state import StateUpdated
-from orchestrator.ids import check_id
 from orchestrator.models import SessionRecord, TaskState
 from orchestrator.state.file.core import FileCore, load_or_recover, peek
 from orchestrator.state.file.fsops import write_error
 from orchestrator.state.file.intents import IntentEntry
 from orchestrator.state.file.records import RecordKind
 from orchestrator.state.protocol import TaskInit
-from orchestrator.state.session_rules import holding_session, refuse_if_held, task_init_fields
+from orchestrator.state.session_rules import (
+    batch_fields,
+    holding_session,
+    refuse_if_held,
+)
 
 __all__ = ["FileTaskBatches"]
 
@@ -57,11 +60,7 @@ class FileTaskBatches:
 
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
         core = self._core
-        sid = check_id(session_id, "session id")
-        inits = [task_init_fields(t) for t in tasks]
-        task_ids = [str(f["task_id"]) for f in inits]
-        if len(set(task_ids)) != len(task_ids):
-            raise StateError(f"session {sid!r}: duplicate task ids in the batch {task_ids}")
+        sid, inits = batch_fields(session_id, tasks)
         if not inits:
             return 0
         # What a dead process's transaction left on these records is finished first.

@@ -25,7 +25,12 @@ from orchestrator.state.postgres.history import forget_history, keep_old_version
 from orchestrator.state.postgres.tasks import locked_task, write_task
 from orchestrator.state.protocol import TaskInit
 from orchestrator.state.record_rules import new_id
-from orchestrator.state.session_rules import holding_session, refuse_if_held, task_init_fields
+from orchestrator.state.session_rules import (
+    batch_fields,
+    holding_session,
+    refuse_if_held,
+    task_init_fields,
+)
 from orchestrator.state.validators import Validators
 
 __all__ = ["PgSessions", "read_session", "write_session"]
@@ -86,11 +91,7 @@ class PgSessions:
         """One transaction per batch: the session's row held (not read: it holds every
         task's config), then the batch's task rows locked in one statement (in id order, as
         every writer of several takes them), each new task written (``StateStore``)."""
-        sid = check_id(session_id, "session id")
-        inits = [task_init_fields(t) for t in tasks]
-        task_ids = [str(f["task_id"]) for f in inits]
-        if len(set(task_ids)) != len(task_ids):
-            raise StateError(f"session {sid!r}: duplicate task ids in the batch {task_ids}")
+        sid, inits = batch_fields(session_id, tasks)
         if not inits:
             return 0
 
@@ -102,7 +103,7 @@ class PgSessions:
                 raise RecordNotFound(f"session {sid!r} does not exist")
             cursor = await conn.execute(
                 "SELECT doc FROM council.tasks WHERE task_id = ANY(%s) ORDER BY task_id FOR UPDATE",
-                (task_ids,),
+                ([str(f["task_id"]) for f in inits],),
             )
             found = (TaskState.model_validate(row[0]) for row in await cursor.fetchall())
             existing = {task.task_id: task for task in found}
