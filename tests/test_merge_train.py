@@ -342,3 +342,36 @@ async def test_a_checkout_in_the_way_of_one_member_lets_the_others_land_alone(
     assert landings(repo) == ["a", "c"]
     assert (repo / "a.txt").read_text() == "a\n" and (repo / "c.txt").read_text() == "c\n"
     assert (repo / "b.txt").read_text() == "the user's own file\n"  # never touched
+
+
+async def test_a_member_that_failed_is_not_tried_again_when_the_train_is(team: Team) -> None:
+    ours, theirs = team.clone("a"), team.clone("b")
+    value = "tok-" + "5e1d0b" * 4
+    commit_on(ours, "council/t1/1", {"t1.txt": "t1\n"})
+    commit_on(ours, "council/s/1", {"s.txt": f"key={value}\n"})
+    commit_on(theirs, "council/o1/1", {"o.txt": "o\n"})
+    other = MergeQueue(theirs, "main", remote="origin")
+    moved: list[str] = []
+
+    async def another_workstation_lands_first(intent: PushIntent) -> None:
+        if not moved:  # between our fetch and our push, once: the whole train goes again
+            landed = await other.merge("s-o", "council/o1/1", task_id="o1")
+            moved.append(landed.merge_commit or "")
+
+    held = Held()
+    queue = MergeQueue(
+        ours,
+        "main",
+        merge_lock=held,
+        remote="origin",
+        before_push=another_workstation_lands_first,
+        secrets=lambda: {value: "adapters.x.env.K_TOKEN"},
+    )
+    outcomes = await train(queue, held, ["t1", "s"])
+
+    # The gate masked s's work on the first attempt; the second must not land the masked copy.
+    assert isinstance(outcomes["s"], SecretInHistory)
+    t1 = outcomes["t1"]
+    assert isinstance(t1, MergeResult) and t1.status is MergeStatus.MERGED and t1.attempts == 2
+    assert list(reversed(team.trailers())) == ["o1", "t1"]
+    assert "s.txt" not in git(team.remote, "ls-tree", "--name-only", "main")

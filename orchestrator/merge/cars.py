@@ -67,6 +67,7 @@ class Cars:
         common: Path,
         *,
         read_common: Path | None = None,
+        failed: dict[str, Exception] | None = None,
     ) -> None:
         self._calls = calls
         self._base_ref = base_ref
@@ -80,6 +81,9 @@ class Cars:
         self.cars: list[Car] = []
         self._settled: dict[int, Outcome] = {}
         self._count = 0
+        # task id -> its error, kept across the train's attempts: a member that failed (a
+        # secret found and masked, a claim lost) is never tried again when the train is.
+        self.failed = failed if failed is not None else {}
 
     @property
     def tip(self) -> str:
@@ -98,7 +102,7 @@ class Cars:
         try:
             tips = read_tips(calls, self._base_ref, request.ref, self._read_common)
         except CouncilError as exc:
-            self._settled[index] = exc
+            self._fail(index, request, exc)
             return None
         if not self.base:
             self.base, self.base_tree = tips.base, tips.base_tree
@@ -111,7 +115,7 @@ class Cars:
                 calls, self._history, request, self._base_branch, here, landed=self.base
             )
         except CouncilError as exc:
-            self._settled[index] = exc
+            self._fail(index, request, exc)
             return None
         if isinstance(found, MergeResult):
             self._settled[index] = self._as_read(found)
@@ -127,7 +131,11 @@ class Cars:
         if not self.cars or self.cars[-1] is not car:
             raise ValueError("only the last car of a train can be taken off")
         self.cars.pop()
-        self._settled[car.index] = error
+        self._fail(car.index, car.request, error)
+
+    def _fail(self, index: int, request: Request, error: Exception) -> None:
+        self._settled[index] = error
+        self.failed[request.task_id] = error
 
     def outcomes(self, **landed: Any) -> list[Outcome]:
         """Every request's outcome, in order; the cars landed (``landed``: more fields of

@@ -438,19 +438,25 @@ class MergeQueue:
         in order. A whole-train failure (contention, a lock, a refused push) raises."""
         calls = GitCalls(self.git)
         outcomes: list[Outcome | None] = [None] * len(requests)
+        failed: dict[str, Exception] = {}  # task id -> its own error, final (``Cars.failed``)
         last = _Retry()
         attempt = 0
         locked_since: float | None = None
         while attempt < self.max_attempts:
             # An error is final (a secret masked, a claim lost, a branch gone): only the
             # results are worked out again on a moved base.
+            for i, request in enumerate(requests):
+                if request.task_id in failed:
+                    outcomes[i] = failed[request.task_id]
             riding = [i for i, o in enumerate(outcomes) if not isinstance(o, Exception)]
             aboard = [requests[i] for i in riding]
+            if not aboard:
+                return [o for o in outcomes if o is not None]
             if self._remote is not None:
                 outcome: list[Outcome] | _Retry | _Locked | Split
-                outcome = await self._remote.attempt(calls, aboard, attempt + 1)
+                outcome = await self._remote.attempt(calls, aboard, attempt + 1, failed)
             else:
-                outcome = await anyio.to_thread.run_sync(self._attempt, calls, aboard)
+                outcome = await anyio.to_thread.run_sync(self._attempt, calls, aboard, failed)
             if isinstance(outcome, list):
                 for i, found in zip(riding, outcome, strict=True):
                     outcomes[i] = (
@@ -485,7 +491,7 @@ class MergeQueue:
         raise MergeContention(self.base_branch, self.max_attempts, last.reason)
 
     def _attempt(
-        self, calls: GitCalls, requests: list[_Request]
+        self, calls: GitCalls, requests: list[_Request], failed: dict[str, Exception]
     ) -> list[Outcome] | _Retry | _Locked | Split:
         """One attempt at the whole train (``merge.cars``), then one update of the base (via
         its checkout, if any)."""
@@ -498,6 +504,7 @@ class MergeQueue:
             self._gate,
             common,
             read_common=common,
+            failed=failed,
         )
         for request in requests:
             built.add(request)

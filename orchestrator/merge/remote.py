@@ -102,12 +102,16 @@ class RemoteBase:
             return calls.rev_parse(self.tracking)
 
     async def attempt(
-        self, calls: GitCalls, requests: list[Request], number: int
+        self,
+        calls: GitCalls,
+        requests: list[Request],
+        number: int,
+        failed: dict[str, Exception] | None = None,
     ) -> list[Outcome] | Retry:
         """One attempt at a train (steps 1 to 5 above, ``merge.cars``): every car built on the
         one before it, each announced to ``before_push``, one push of the last; a ``Retry``
         when the remote's tip moved."""
-        built = await anyio.to_thread.run_sync(self._start, calls)
+        built = await anyio.to_thread.run_sync(self._start, calls, failed)
         for request in requests:
             car = await anyio.to_thread.run_sync(built.add, request)
             if car is None or self._before_push is None:
@@ -135,7 +139,7 @@ class RemoteBase:
         crash_point("merge.committed")
         return await anyio.to_thread.run_sync(self._push, calls, built)
 
-    def _start(self, calls: GitCalls) -> Cars:
+    def _start(self, calls: GitCalls, failed: dict[str, Exception] | None) -> Cars:
         """Fetch the remote's base: the train starts on its tip."""
         with self._tracking_lock:
             fetched = fetch_ref(calls, self.remote, self.source, self.tracking)
@@ -145,7 +149,15 @@ class RemoteBase:
                 "push it there once before landing through the remote"
             )
         common = self._checkouts.common_dir(calls)
-        return Cars(calls, self.tracking, self.base_branch, self._history, self._gate, common)
+        return Cars(
+            calls,
+            self.tracking,
+            self.base_branch,
+            self._history,
+            self._gate,
+            common,
+            failed=failed,
+        )
 
     def _say_outside(self) -> None:
         """Say each commit the remote's base gained that no merge queue landed (a push by
