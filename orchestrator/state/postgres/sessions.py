@@ -6,7 +6,7 @@ removed with their tasks and checkpoints."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator.errors import RecordNotFound, StateError, VersionConflict
@@ -64,20 +64,7 @@ class PgSessions:
             for fields in inits:
                 task_id = str(fields["task_id"])
                 current = await locked_task(conn, task_id)
-                await _refuse_if_owned(conn, task_id, current)
-                fresh = TaskState(task_id=task_id, session_id=sid).model_dump()
-                fresh.pop("created_at")
-                members.append(
-                    await write_task(
-                        conn,
-                        task_id,
-                        current,
-                        {**fresh, **fields},
-                        now,
-                        events,
-                        rules=self._core.validators,
-                    )
-                )
+                members.append(await self._new_task(conn, sid, fields, current, now, events))
             fields = {"options": dict(options), "task_ids": listing}
             record = await write_session(
                 conn, sid, None, fields, now, events, rules=self._core.validators
@@ -86,6 +73,26 @@ class PgSessions:
             return record.model_copy(update={"metrics": compute_metrics(members)})
 
         return await self._core.atomically(work)
+
+    async def _new_task(
+        self,
+        conn: Conn,
+        sid: str,
+        fields: dict[str, Any],
+        current: TaskState | None,
+        now: datetime,
+        events: list[Event],
+    ) -> TaskState:
+        """Write ``fields`` as a task of session ``sid`` starting afresh (over ``current``,
+        refused while another active session holds it)."""
+        await _refuse_if_owned(conn, str(fields["task_id"]), current)
+        fresh = TaskState(task_id=str(fields["task_id"]), session_id=sid).model_dump()
+        fresh.pop("created_at")
+        merged_fields = {**fresh, **fields}
+        task_id = str(fields["task_id"])
+        return await write_task(
+            conn, task_id, current, merged_fields, now, events, rules=self._core.validators
+        )
 
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
         """One transaction per batch: the session's row held (not read: it holds every
@@ -114,18 +121,7 @@ class PgSessions:
                 current = existing.get(task_id)
                 if current is not None and current.session_id == sid:
                     continue  # recorded by an earlier batch: once is enough
-                await _refuse_if_owned(conn, task_id, current)
-                fresh = TaskState(task_id=task_id, session_id=sid).model_dump()
-                fresh.pop("created_at")
-                await write_task(
-                    conn,
-                    task_id,
-                    current,
-                    {**fresh, **fields},
-                    now,
-                    events,
-                    rules=self._core.validators,
-                )
+                await self._new_task(conn, sid, fields, current, now, events)
                 added.append(task_id)
             return len(added)
 
