@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 
 from orchestrator.events import Event, EventType
-from orchestrator.models import TaskState
+from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["REFRESH_EVERY", "TaskView"]
@@ -46,6 +46,19 @@ _TASK_EVENTS = frozenset({EventType.STATE_UPDATED, EventType.STATE_RECOVERED})
 # Phase records matter only when an attempt starts, and every attempt ends with a status
 # write, which brings them along.
 _QUEUE_FIELDS = frozenset({"status", "metadata", "priority", "created_at", "session_id"})
+# What an ended task no longer needs in the view: its phase records and its released claim,
+# about two thirds of a task's memory. Nothing the scheduler does with an ended task reads
+# them (the board, dependencies, relandings, the end of the run); a task that leaves its end
+# (requeued, resumed) is written, so it is read again whole.
+_ENDED_DROPS = {"phases": {}, "claim": None}
+
+
+def _kept(state: TaskState) -> TaskState:
+    """``state`` as the view keeps it: whole while the task is under way, light once ended,
+    so the memory of a long run does not grow with the tasks it has finished."""
+    if state.status in TERMINAL_TASK_STATUSES and (state.phases or state.claim is not None):
+        return state.model_copy(update=_ENDED_DROPS)
+    return state
 
 
 class TaskView:
@@ -111,14 +124,14 @@ class TaskView:
             self._dirty = set()  # before the read: a write landing during it marks again
             self._resync = False
             tasks = await self.store.list_tasks(self.session_id)
-            self._states = {task.task_id: task for task in tasks}
+            self._states = {task.task_id: _kept(task) for task in tasks}
             self._read_at = now
         elif self._dirty:
             dirty, self._dirty = self._dirty, set()
             for task_id in sorted(dirty):
                 state = await self.store.get_task_state(task_id)
                 if state is not None and state.session_id == self.session_id:
-                    self._states[task_id] = state
+                    self._states[task_id] = _kept(state)
                 else:
                     self._states.pop(task_id, None)
         return dict(self._states)
