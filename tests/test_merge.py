@@ -326,6 +326,32 @@ async def test_forecast_conflicts_changes_no_ref(repo: Path) -> None:
     assert git(repo, "status", "--porcelain") == ""
 
 
+async def test_a_branch_still_at_its_fork_point_is_forecast_without_merge_tree(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.merge.queue as queue_module
+
+    base = tip(repo)
+    git(repo, "branch", "idle", "main")  # a session that has not committed yet
+    commit_on(repo, "a", {"shared.txt": edit_line(2, "a")})
+    commit_on(repo, "b", {"shared.txt": edit_line(2, "b")})
+    ran: list[tuple[str, ...]] = []
+    real = queue_module.merge_trees
+
+    def counted(calls: Any, *refs: str) -> Any:
+        ran.append(refs)
+        return real(calls, *refs)
+
+    monkeypatch.setattr(queue_module, "merge_trees", counted)
+    queue = MergeQueue(repo, "main")
+
+    idle = await queue.forecast_conflicts("idle", "b", a_forked_at=base)
+    assert not idle.conflicts and ran == []  # read from git's files: no process
+    # Once it has committed, the forecast runs as before and finds the clash.
+    clash = await queue.forecast_conflicts("a", "b", a_forked_at=base)
+    assert clash.conflicts and clash.paths == ["shared.txt"] and len(ran) == 1
+
+
 async def test_missing_branches_and_bad_names_are_clear_errors(repo: Path) -> None:
     queue = MergeQueue(repo, "main")
     with pytest.raises(WorkspaceError, match=r"branch 'council/nope/1' does not exist"):

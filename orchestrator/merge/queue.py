@@ -96,6 +96,7 @@ from orchestrator.git.merge_tree import (
     read_tips,
 )
 from orchestrator.git.publish import fetch_branch
+from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.ids import check_id
 from orchestrator.merge.attempt import Request as _Request
@@ -411,13 +412,24 @@ class MergeQueue:
 
         return await anyio.to_thread.run_sync(restore)
 
-    async def forecast_conflicts(self, branch_a: str, branch_b: str) -> ConflictForecast:
+    async def forecast_conflicts(
+        self, branch_a: str, branch_b: str, *, a_forked_at: str | None = None
+    ) -> ConflictForecast:
         """Would merging these two branches conflict? Computed at their merge base by
-        ``merge-tree``: no ref, index or file changes (only unreferenced objects are written)."""
+        ``merge-tree``: no ref, index or file changes (only unreferenced objects are written).
+
+        ``a_forked_at``: the commit ``branch_a`` was made from. While its tip is still that
+        commit (read from git's files, no process), it brings nothing, so nothing can conflict
+        and no ``merge-tree`` runs: a session that has not committed yet is the common case of
+        an earlier attempt still at work."""
         refs = (branch_ref(branch_a), branch_ref(branch_b))
 
         def forecast() -> ConflictForecast:
             calls = GitCalls(self.git)
+            if a_forked_at is not None:
+                tips = read_refs(self._checkouts.common_dir(calls), [refs[0]])
+                if tips is not None and tips.get(refs[0]) == a_forked_at:
+                    return ConflictForecast(branch_a, branch_b, False)
             try:
                 merged = merge_trees(calls, *refs)
             except GitError:

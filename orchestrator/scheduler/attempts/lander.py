@@ -216,7 +216,10 @@ class Lander:
                 continue  # its work is on the base already: our merge will see it there
             try:
                 forecast = await self._run.services.merges.forecast_conflicts(
-                    other.session.branch, attempt.session.branch
+                    other.session.branch,
+                    attempt.session.branch,
+                    # a relanding's branch is the kept work, whatever it forked from
+                    a_forked_at=None if other.relanding else other.session.base_commit,
                 )
             except WorkspaceError:
                 if other.landed:
