@@ -50,7 +50,7 @@ _QUEUE_FIELDS = frozenset({"status", "metadata", "priority", "created_at", "sess
 # about two thirds of a task's memory. Nothing the scheduler does with an ended task reads
 # them (the board, dependencies, relandings, the end of the run); a task that leaves its end
 # (requeued, resumed) is written, so it is read again whole.
-_ENDED_DROPS = {"phases": {}, "claim": None}
+_ENDED_DROPS: dict[str, object] = {"phases": {}, "claim": None}
 
 
 def _kept(state: TaskState) -> TaskState:
