@@ -50,14 +50,13 @@ _QUEUE_FIELDS = frozenset({"status", "metadata", "priority", "created_at", "sess
 # about two thirds of a task's memory. Nothing the scheduler does with an ended task reads
 # them (the board, dependencies, relandings, the end of the run); a task that leaves its end
 # (requeued, resumed) is written, so it is read again whole.
-_ENDED_DROPS: dict[str, object] = {"phases": {}, "claim": None}
 
 
 def _kept(state: TaskState) -> TaskState:
     """``state`` as the view keeps it: whole while the task is under way, light once ended,
     so the memory of a long run does not grow with the tasks it has finished."""
     if state.status in TERMINAL_TASK_STATUSES and (state.phases or state.claim is not None):
-        return state.model_copy(update=_ENDED_DROPS)
+        return state.model_copy(update={"phases": {}, "claim": None})
     return state
 
 
