@@ -75,3 +75,24 @@ async def test_a_claim_renewal_or_phase_record_is_not_read_again(
     await store.update_task_state("a", {"status": TaskStatus.MERGING}, fencing_token=claim.token)
     seen = (await view.current())["a"]
     assert seen.status == TaskStatus.MERGING and seen.priority == 5
+
+
+async def test_an_ended_task_is_kept_without_its_phase_records_and_claim(
+    store: FileStateStore, view: TaskView
+) -> None:
+    phases = {"build": {"name": "build", "status": "completed", "result": {"notes": "x" * 200}}}
+    await store.update_task_state("a", {"status": TaskStatus.RUNNING, "phases": phases})
+    await store.update_task_state("b", {"status": TaskStatus.RUNNING, "phases": phases})
+    await store.update_task_state("b", {"status": TaskStatus.DONE, "merged_commit": "c" * 40})
+    looked = await view.current()
+    assert set(looked["a"].phases) == {"build"}  # under way: whole
+    done = looked["b"]
+    assert done.status == TaskStatus.DONE and done.merged_commit == "c" * 40
+    assert done.phases == {} and done.claim is None and done.version == 3
+    # The store keeps everything; only the scheduler's copy is light.
+    stored = await store.get_task_state("b")
+    assert stored is not None and set(stored.phases) == {"build"}
+    # A task that leaves its end is read again whole.
+    await store.update_task_state("b", {"status": TaskStatus.QUEUED})
+    assert set((await view.current())["b"].phases) == {"build"}
+    assert set((await view.current(full=True))["b"].phases) == {"build"}

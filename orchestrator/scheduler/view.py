@@ -46,12 +46,12 @@ _TASK_EVENTS = frozenset({EventType.STATE_UPDATED, EventType.STATE_RECOVERED})
 # Phase records matter only when an attempt starts, and every attempt ends with a status
 # write, which brings them along.
 _QUEUE_FIELDS = frozenset({"status", "metadata", "priority", "created_at", "session_id"})
+
+
 # What an ended task no longer needs in the view: its phase records and its released claim,
 # about two thirds of a task's memory. Nothing the scheduler does with an ended task reads
 # them (the board, dependencies, relandings, the end of the run); a task that leaves its end
 # (requeued, resumed) is written, so it is read again whole.
-
-
 def _kept(state: TaskState) -> TaskState:
     """``state`` as the view keeps it: whole while the task is under way, light once ended,
     so the memory of a long run does not grow with the tasks it has finished."""
