@@ -8,7 +8,10 @@ merge, so the index remembers the tip it was built for and only reads what is ne
 - base unchanged since the last look: no git call;
 - base moved forward along its first-parent chain (by us: recorded without a call; by another
   writer: one ``git log <base> ^<known>``);
-- base rewritten (reset, force-push): rebuilt from the whole first-parent history.
+- base rewritten (reset, force-push): rebuilt from the whole first-parent history;
+- base an older commit of the chain it knows (a look at the tip an earlier landing read, made
+  after later landings moved the known tip on): answered from the positions of the commits it
+  knows along that chain, without a call and without forgetting the newer tip.
 
 Only a merge commit (two parents) counts as a landing: the queue lands every task as one, so a
 commit pushed onto the base by hand or by a CLI (``git push origin HEAD:main``) that carries a
@@ -38,6 +41,9 @@ class TaskIndex:
         self._tasks: dict[str, str] = {}
         self._lock = threading.Lock()  # merges of one queue may run in different threads
         self._outside: deque[tuple[str, str]] = deque(maxlen=_OUTSIDE_KEPT)  # (sha, subject)
+        # first-parent commits of the known chain -> their place along it (every landing, and
+        # every commit read by ``_extend`` or recorded): answers a look at an older tip
+        self._place: dict[str, int] = {}
 
     def take_outside(self) -> list[tuple[str, str]]:
         """The first-parent commits of the base that are no landing, seen since the last call:
@@ -51,6 +57,12 @@ class TaskIndex:
         """The commit that landed ``task_id`` on ``base``'s first-parent history, or None."""
         with self._lock:
             if self._tip != base:
+                at = self._place.get(base)
+                if at is not None:  # an older tip of the chain known: no call
+                    landed = self._tasks.get(task_id)
+                    if landed is not None and self._place.get(landed, at + 1) <= at:
+                        return landed
+                    return None
                 self._sync(calls, base)
             return self._tasks.get(task_id)
 
@@ -60,6 +72,7 @@ class TaskIndex:
             if self._tip == old_base:
                 self._tip = new_base
                 self._tasks.setdefault(task_id, new_base)
+                self._place.setdefault(new_base, len(self._place))
 
     def _sync(self, calls: GitCalls, base: str) -> None:
         if self._tip is not None and self._extend(calls, base, self._tip):
@@ -72,6 +85,7 @@ class TaskIndex:
             base,
         ).stdout
         tasks: dict[str, str] = {}
+        order: list[str] = []  # the landings, newest first
         for record in out.split("\x1e"):
             fields = record.strip().split("\x1f")
             if len(fields) < 2:
@@ -79,10 +93,12 @@ class TaskIndex:
             sha, parents, *names = fields
             if len(parents.split()) != 2:
                 continue  # not a landing: the queue lands every task as a merge
+            order.append(sha)
             for name in names:
                 tasks[name.strip()] = sha  # newest first: the oldest landing wins
         tasks.pop("", None)
         self._tip, self._tasks = base, tasks
+        self._place = {sha: n for n, sha in enumerate(reversed(order))}
 
     def _extend(self, calls: GitCalls, base: str, known: str) -> bool:
         """Add the commits between ``known`` and ``base``; False when ``base`` does not extend
@@ -104,5 +120,7 @@ class TaskIndex:
                 continue
             for name in landed:
                 self._tasks.setdefault(name, sha)
+        for record in reversed(records):
+            self._place.setdefault(record[0], len(self._place))
         self._tip = base
         return True
