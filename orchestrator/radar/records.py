@@ -25,7 +25,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,7 +33,10 @@ from orchestrator.models import utcnow
 from orchestrator.radar.hunks import FileDiff, Hunk
 from orchestrator.radar.overlap import Severity
 from orchestrator.safety.secret_mask import mask, masked_model
-from orchestrator.state.protocol import StateStore
+
+if TYPE_CHECKING:
+    # A type only: ``council status``'s quick look reads collisions without a store.
+    from orchestrator.state.protocol import StateStore
 
 __all__ = [
     "COLLISIONS",

@@ -66,6 +66,7 @@ from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.lander import Lander
 from orchestrator.scheduler.attempts.landing_log import LandingLog
+from orchestrator.scheduler.attempts.radar_watch import RadarWatch
 from orchestrator.scheduler.attempts.relander import Relander
 from orchestrator.scheduler.attempts.runner import AttemptRunner
 from orchestrator.scheduler.attempts.settler import Settler
@@ -157,6 +158,10 @@ class Scheduler:
             run, writes, inflight, lander, lambda: self._seen, self._launch_relandings
         )
         self.spending = spending = Spending(run, parks, self.stop)
+        # The collision radar (``radar_watch``): None with ``radar: off``.
+        self._radar = radar = (
+            RadarWatch(run, inflight, lambda: self._wake.set()) if config.radar.on else None
+        )
         self._runner = AttemptRunner(
             run,
             workflow or default_workflow,
@@ -166,11 +171,14 @@ class Scheduler:
             candidate_ended=closing.release_if_over,
             team_work=None if services.team is None else TeamWork(run, services.team),
             spend=lambda: spending.gate,
+            radar=radar,
         )
         self._council = CouncilStep(
             run, inflight, writes, members, closing, settler, spend=lambda: spending.gate
         )
-        self._dispatcher = Dispatcher(run, inflight, parks, members, self._launch, spending)
+        self._dispatcher = Dispatcher(
+            run, inflight, parks, members, self._launch, spending, radar=radar
+        )
         self._sweeper = Sweeper(run, policy)
         self._reconciler = Reconciler(run, inflight, writes, members, self._sweeper, self._touch)
         self._submissions = Submissions(run, members)
@@ -469,6 +477,9 @@ class Scheduler:
                 follow = anyio.CancelScope()
                 if self.services.config.landing.via == "pull_request":
                     group.start_soon(self._follow_pulls, follow)
+                look = anyio.CancelScope()
+                if self._radar is not None:
+                    group.start_soon(self._radar.watch, look)
                 record = anyio.CancelScope()
                 if not self._recorder.done:
                     group.start_soon(self._record, record)
@@ -478,6 +489,7 @@ class Scheduler:
                             watch.cancel()
                             care.cancel()
                             follow.cancel()
+                            look.cancel()
                             record.cancel()
                             break
                     except StoreUnavailable as exc:
