@@ -5,6 +5,9 @@ task (and workstation), the shared paths, the touching line ranges, whether a me
 branches conflicts, and a short diff of what the other side changed there. At most
 ``WARNING_LIMIT`` collisions, most severe first; nothing at all without one.
 
+``marks`` is each task's mark in ``council status`` and the live view: ``collides with
+task-b on src/x.py (conflict)``, the most severe of its collisions, and how many more.
+
 ``waits_for`` is the reason ``radar: sequence`` holds a task not started yet: the first live
 collision graded ``hunks`` or ``conflict`` on one of the task's declared files (a ``file``
 overlap merges cleanly and holds nothing).
@@ -17,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from orchestrator.radar.overlap import Severity
 from orchestrator.radar.records import Collision
 
-__all__ = ["HEADING", "WARNING_LIMIT", "holding", "render_warning", "waits_for"]
+__all__ = ["HEADING", "WARNING_LIMIT", "holding", "marks", "render_warning", "waits_for"]
 
 HEADING = "## Sessions whose changes overlap yours (collision radar)"
 LEAD = (
@@ -75,3 +78,22 @@ def waits_for(collision: Collision, files: Iterable[str]) -> str:
     shared = sorted(set(files) & set(collision.paths))
     a, b = collision.tasks
     return f"waits for collision between {a} and {b} on {', '.join(shared)}"
+
+
+def marks(found: Iterable[Collision]) -> dict[str, str]:
+    """Each task in a live collision -> its mark (see module doc)."""
+    by_task: dict[str, list[Collision]] = {}
+    for collision in found:
+        for task_id in collision.tasks:
+            by_task.setdefault(task_id, []).append(collision)
+    shown = {}
+    for task_id, mine in by_task.items():
+        mine.sort(key=lambda c: (-c.severity.rank, c.paths))
+        first = mine[0]
+        paths = first.paths[:2] + (["..."] if len(first.paths) > 2 else [])
+        text = (
+            f"collides with {first.other(task_id).task_id} on {', '.join(paths)} "
+            f"({first.severity.value})"
+        )
+        shown[task_id] = text + (f" and {len(mine) - 1} more" if len(mine) > 1 else "")
+    return shown

@@ -60,6 +60,7 @@ from orchestrator.events.tasks import TaskRecordRecreated
 from orchestrator.merge.remote import PushIntent
 from orchestrator.models import TERMINAL_TASK_STATUSES, SessionStatus, TaskState, TaskStatus
 from orchestrator.process import procid
+from orchestrator.radar.warning import marks as marks_of
 from orchestrator.retry import RetryPolicy
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import Attempt
@@ -427,7 +428,10 @@ class Scheduler:
 
     def board(self) -> list[TaskLine]:
         """Every task of the run now, with what it does or why it waits (``board``)."""
-        return board(self._run.tasks.values(), self._seen, self._inflight, self._dispatcher.waits)
+        radar = self._radar
+        marks = marks_of(radar.collisions) if radar is not None else None
+        tasks, waits = self._run.tasks.values(), self._dispatcher.waits
+        return board(tasks, self._seen, self._inflight, waits, marks)
 
     def task(self, task_id: str) -> TaskConfig | None:
         """The definition of task ``task_id`` of the run now (None: not one of its tasks)."""
