@@ -15,7 +15,7 @@ from orchestrator.radar.engine import Radar
 from orchestrator.radar.overlap import Severity
 from orchestrator.radar.records import SIGHTINGS, collisions, collisions_for
 from orchestrator.state.file.store import FileStateStore
-from tests.radar_helpers import add_session, git, make_repo, repo_git
+from radar_helpers import add_session, git, make_repo, repo_git
 
 
 @pytest.fixture
