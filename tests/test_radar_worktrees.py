@@ -9,13 +9,13 @@ import os
 from pathlib import Path
 
 import pytest
+from radar_helpers import add_session, git, make_repo, repo_git
 
 from orchestrator.events import Event
 from orchestrator.radar.engine import Radar
 from orchestrator.radar.overlap import Severity
 from orchestrator.radar.records import SIGHTINGS, collisions, collisions_for
 from orchestrator.state.file.store import FileStateStore
-from radar_helpers import add_session, git, make_repo, repo_git
 
 
 @pytest.fixture
