@@ -246,6 +246,8 @@ class Radar:
                 return None
 
         found = await anyio.to_thread.run_sync(merge)
+        if found is None:
+            return None  # asked again next time: the tip may have been fetched meanwhile
         if len(self._merges) >= _MERGE_CACHE:
             self._merges.clear()
         self._merges[pair] = found
