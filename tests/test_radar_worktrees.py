@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import anyio
 import pytest
 from radar_helpers import add_session, git, make_repo, repo_git
+from timing import patience
 
 from orchestrator.events import Event
 from orchestrator.radar.engine import Radar
@@ -185,3 +187,25 @@ async def test_the_radar_never_locks_a_worktrees_index(repo: Path, tmp_path: Pat
             (admin / "index.lock").unlink()
         (sighting,) = radar.seen()
         assert "+    y = x + 11" in sighting.files["src/mod.py"].diff
+
+
+async def test_a_collision_left_by_a_run_that_died_ends_at_the_next_look(
+    repo: Path, tmp_path: Path
+) -> None:
+    async with FileStateStore(tmp_path / "state") as store:
+        seen = _events(store)
+        dead = Radar(store, repo_git(repo), "refs/heads/main", sighting_ttl=0.2)
+        a, b = add_session(repo, "task-a", "sa"), add_session(repo, "task-b", "sb")
+        a.edit("src/mod.py", "y = x + 1", "y = x + 10")
+        b.edit("src/mod.py", "y = x + 1", "y = x + 20")
+        await dead.look([a.live, b.live])
+        assert len(await collisions(store)) == 1
+        # that orchestrator died; its sightings expire, and the next run's radar looks
+        with anyio.fail_after(patience(10)):
+            while await store.get_record(SIGHTINGS, "sa") is not None:
+                await anyio.sleep(0.05)
+        fresh = Radar(store, repo_git(repo), "refs/heads/main")
+        await fresh.look([])
+        assert await collisions(store) == []
+        (resolved,) = [e.data for e in seen if e.type == "radar.resolved"]
+        assert resolved["reason"] == "ended"

@@ -13,7 +13,8 @@ changed or deleted with version checks, so two workstations that compute the sam
 and only one says so (``radar.collision`` on creation, ``radar.resolved`` on deletion).
 
 ``ended`` removes a session that ended (landed, failed, cancelled): its sighting, and every
-collision it was in. ``full`` is the non-incremental pass the bench compares with.
+collision it was in; the timer's ``look`` also ends the collisions of sessions sighted nowhere
+(their sightings expired: a run that died, a workstation gone). ``full`` is the non-incremental pass the bench compares with.
 
 Passes are serialized (one lock): the phase commits of many sessions and the timer may ask at
 once, and each pass is cheap. Git runs in a worker thread, one hop per pass.
@@ -110,7 +111,9 @@ class Radar:
             live = {s.session_id for s in sessions}
             for gone in [sid for sid in self._seen if sid not in live]:
                 await self._end(gone)
-            return await self._pass(sessions, force=False, everyone=True)
+            cost = await self._pass(sessions, force=False, everyone=True)
+            await self._sweep()
+            return cost
 
     async def full(self, sessions: Sequence[LiveSession]) -> PassCost:
         """Every session read and every pair computed, moved or not (the bench's baseline)."""
@@ -291,6 +294,17 @@ class Radar:
         await self.store.delete_record(SIGHTINGS, session_id)
         for found in (await self._stored_collisions()).values():
             if session_id in (found.a.session_id, found.b.session_id):
+                await self._resolve(found, "ended")
+
+    async def _sweep(self) -> None:
+        """Collisions of sessions sighted nowhere any more (a run that died, a workstation
+        gone: their sightings expired) are over."""
+        stored = await self._stored_collisions()
+        if not stored:
+            return
+        sighted = set(self._seen) | {s.session_id for s in await sightings(self.store)}
+        for found in stored.values():
+            if not {found.a.session_id, found.b.session_id} <= sighted:
                 await self._resolve(found, "ended")
 
     def seen(self) -> Iterable[Sighting]:
