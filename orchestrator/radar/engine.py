@@ -14,7 +14,8 @@ and only one says so (``radar.collision`` on creation, ``radar.resolved`` on del
 
 ``ended`` removes a session that ended (landed, failed, cancelled): its sighting, and every
 collision it was in; the timer's ``look`` also ends the collisions of sessions sighted nowhere
-(their sightings expired: a run that died, a workstation gone). ``full`` is the non-incremental pass the bench compares with.
+(their sightings expired: a run that died, a workstation gone). ``full`` is the
+non-incremental pass the bench compares with.
 
 Passes are serialized (one lock): the phase commits of many sessions and the timer may ask at
 once, and each pass is cheap. Git runs in a worker thread, one hop per pass.
