@@ -147,3 +147,34 @@ async def test_a_collision_warned_marked_held_for_and_resolved(tmp_path: Path) -
             assert "src/mod.py: your line 2, their line 2" in review
             assert f"+    y = x + {theirs}" in review
     assert told >= 1
+
+
+async def test_radar_off_looks_at_nothing(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"src/mod.py": BASE_MODULE, "README.md": "hello\n"})
+    git(repo, "config", "user.name", "Test User")
+    git(repo, "config", "user.email", "test@example.com")
+    gate = tmp_path / "reviews-go"
+    gate.touch()  # nothing waits
+    config = run_config(
+        repo,
+        [
+            gated_task("task-a", rewrite("y = x + 1", "y = x + 10"), gate),
+            gated_task("task-b", rewrite("y = x + 1", "y = x + 20"), gate),
+        ],
+        adapters={"alpha": {"type": "scripted", "options": {"delay": 0}}},
+        workflow={"phases": [{"name": "build"}, {"name": "review"}]},
+        sandbox={"read": [str(tmp_path)]},
+        radar="off",
+    )
+    said: list[Event] = []
+    async with Council(config) as council:
+        store = council.scheduler.services.store
+        log_dir = council.scheduler.services.log_dir
+        store.subscribe(said.append)
+        report = await council.run()
+        assert await store.list_records("radar-sessions") == []
+        assert await collisions(store) == []
+    assert report.task("task-a").status == TaskStatus.DONE
+    assert not [e for e in said if e.type.startswith("radar.")]
+    for task_id in ("task-a", "task-b"):
+        assert all(HEADING not in p for p in logged_prompts(log_dir, task_id, "review"))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.cli.live_board import rows_for
 from orchestrator.config.load import load_config
 from orchestrator.config.radar import RadarConfig
 from orchestrator.errors import ConfigError
@@ -17,6 +18,7 @@ from orchestrator.radar.overlap import Severity, compare
 from orchestrator.radar.records import Collision, CollisionSide, HunkPair, clip, collision_key
 from orchestrator.radar.warning import HEADING, holding, marks, render_warning, waits_for
 from orchestrator.safety import secret_mask
+from orchestrator.scheduler.board import TaskLine
 
 DIFF = """\
 diff --git a/src/mod.py b/src/mod.py
@@ -177,3 +179,16 @@ def test_the_radar_section_and_its_shorthand(
     with pytest.raises(ConfigError) as caught:
         load_config("run.yaml")
     assert str(caught.value).startswith("run.yaml:2: radar.interval")
+
+
+def test_the_live_board_marks_a_task_in_a_collision() -> None:
+    mark = "collides with task-b on src/mod.py (conflict)"
+    lines = [
+        TaskLine("task-a", "running", "build", "alpha", 3.0, "editing", collision=mark),
+        TaskLine("task-c", "queued", collision=mark),
+        TaskLine("task-d", "queued", detail="after task-a"),
+    ]
+    rows = rows_for(lines, 40)
+    assert rows[0][-1] == f"editing · ! {mark}"
+    assert rows[1][-1] == f"! {mark}"
+    assert rows[2][-1] == "after task-a"
