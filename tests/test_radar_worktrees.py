@@ -209,3 +209,29 @@ async def test_a_collision_left_by_a_run_that_died_ends_at_the_next_look(
         assert await collisions(store) == []
         (resolved,) = [e.data for e in seen if e.type == "radar.resolved"]
         assert resolved["reason"] == "ended"
+
+
+async def test_the_radars_known_false_positive_and_miss(repo: Path, tmp_path: Path) -> None:
+    """What the closing note reports: the same edit made by both sessions touches the same
+    lines (graded ``hunks``) though git merges it cleanly (never graded ``conflict``); a rename
+    in one file and a new call of the old name in another is no textual overlap at all, so the
+    radar says nothing (a semantic conflict is the verify commands' to find)."""
+    async with FileStateStore(tmp_path / "state") as store:
+        radar = Radar(store, repo_git(repo), "refs/heads/main")
+        a, b = add_session(repo, "task-a", "sa"), add_session(repo, "task-b", "sb")
+        a.edit("src/mod.py", "y = x + 1", "y = x + 10")
+        a.commit()
+        b.edit("src/mod.py", "y = x + 1", "y = x + 10")
+        b.commit()
+        await radar.look([a.live, b.live])
+        (found,) = await collisions(store)
+        assert found.severity == Severity.HUNKS and not found.conflict
+        await radar.ended("sa")
+        await radar.ended("sb")
+        c, d = add_session(repo, "task-c", "sc"), add_session(repo, "task-d", "sd")
+        c.edit("src/mod.py", "def beta(x):", "def beta_renamed(x):")
+        c.commit()
+        d.write("src/use.py", "from src.mod import beta\n")
+        d.commit()
+        await radar.look([c.live, d.live])
+        assert await collisions(store) == []
