@@ -145,7 +145,7 @@ async def test_only_the_session_that_moved_is_compared_again(repo: Path, tmp_pat
         assert first.moved == 4 and first.pairs == 6 and first.merges == 6
         again = await radar.look([s.live for s in sessions])
         assert again.moved == 0 and again.pairs == 0 and again.merges == 0
-        assert again.git == 2 * 4  # each worktree read (tip, diff), nothing else
+        assert again.git == 4  # each worktree's diff read (its tip from git's files)
         sessions[0].edit("README.md", "readme", "read me")  # uncommitted: diff moved, tip not
         moved = await radar.moved(sessions[0].live)
         assert moved.moved == 1 and moved.pairs == 3 and moved.merges == 0  # tips cached
@@ -235,3 +235,23 @@ async def test_the_radars_known_false_positive_and_miss(repo: Path, tmp_path: Pa
         d.commit()
         await radar.look([c.live, d.live])
         assert await collisions(store) == []
+
+
+async def test_the_tip_is_read_from_gits_files_packed_or_detached(
+    repo: Path, tmp_path: Path
+) -> None:
+    async with FileStateStore(tmp_path / "state") as store:
+        radar = Radar(store, repo_git(repo), "refs/heads/main")
+        a, b = add_session(repo, "task-a", "sa"), add_session(repo, "task-b", "sb")
+        a.edit("src/mod.py", "y = x + 1", "y = x + 10")
+        tip_a = a.commit()
+        git(repo, "pack-refs", "--all")  # a's branch now only in packed-refs
+        b.edit("src/mod.py", "y = x + 1", "y = x + 20")
+        tip_b = b.commit()
+        git(b.path, "checkout", "-q", "--detach")
+        cost = await radar.look([a.live, b.live])
+        tips = {s.session_id: s.tip for s in radar.seen()}
+        assert tips == {"sa": tip_a, "sb": tip_b}
+        assert cost.git == 2 + 1  # two diffs, one merge-tree: no tip asked of git
+        (found,) = await collisions(store)
+        assert found.severity == Severity.CONFLICT
