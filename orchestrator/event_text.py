@@ -42,6 +42,11 @@ _WORDING: dict[str, str] = {
         "{task_id}: its landing {commit} is no longer on {base_branch} (now at {base}, "
         "replaced by: {replaced_by}): {action}"
     ),
+    "radar.collision": (
+        "{task_id}: its session and {other_task_id}'s change {paths} ({severity}): the collision "
+        "radar warns both"
+    ),
+    "radar.resolved": "{task_id} and {other_task_id} no longer collide on {paths} ({reason})",
     "merge.fenced": "{task_id}: not landed: its claim no longer holds (taken over elsewhere)",
     "task.claim_lost": (
         "{task_id}: its claim lapsed and another took the task: this attempt writes nothing more"

@@ -18,6 +18,7 @@ QUOTED = [
     "lock_bench.py",
     "team_speedup.py",
     "team_overhead.py",
+    "radar_bench.py",
 ]
 
 

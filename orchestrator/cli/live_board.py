@@ -4,6 +4,8 @@ headline that counts them (``council: 3/7 done · 2 running · 1 waiting · 1 qu
 A running task shows its phase, adapter, time and the CLI's last message; a waiting one why it
 waits (``after add-cli``, ``README.md is held by add-changelog``, ``parked until 14:03:10 on
 claude``, ``lands after add-changelog (both change README.md)``); an ended one how it ended.
+A task the collision radar finds overlapping another live session is marked ``! collides with
+add-cli on README.md (hunks)`` after what it does.
 When the terminal is too short for every task, ended tasks are folded into one line first,
 then the queued ones, so what is happening stays on screen.
 """
@@ -102,5 +104,11 @@ def _row(line: TaskLine) -> tuple[str, ...]:
         line.phase or "",
         line.adapter or "",
         elapsed,
-        line.detail,
+        _detail(line),
     )
+
+
+def _detail(line: TaskLine) -> str:
+    if not line.collision:
+        return line.detail
+    return f"{line.detail} · ! {line.collision}" if line.detail else f"! {line.collision}"

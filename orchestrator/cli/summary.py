@@ -181,6 +181,8 @@ def _status(task: TaskReport) -> str:
             gone = task.vanished[-1]
             again = "landed again" if task.status == TaskStatus.DONE else "not landed again"
             shown += f" (landing {gone.commit[:_SHORT_COMMIT]} vanished; {again})"
+        if task.collision:
+            shown += f" ! {task.collision}"  # the collision radar's mark
         return shown
     clock = task.parked_until.astimezone().strftime("%H:%M:%S")
     return f"parked until {clock} ({task.parked_adapter or task.adapter or '-'}, park {task.parks})"

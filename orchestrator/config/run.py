@@ -29,6 +29,7 @@ from orchestrator.config.fields import (
 )
 from orchestrator.config.forge import ForgeConfig
 from orchestrator.config.mcp import McpServerConfig
+from orchestrator.config.radar import RadarConfig
 from orchestrator.config.sandbox import SandboxConfig
 from orchestrator.config.sections import (
     CapacityConfig,
@@ -91,6 +92,11 @@ class RunConfig(Section):
         default_factory=SandboxConfig,
         description="how each CLI is confined: auto | bubblewrap | none, or a mapping with "
         "mode, network, read, write (orchestrator.sandbox)",
+    )
+    radar: RadarConfig = Field(
+        default_factory=RadarConfig,
+        description="the collision radar: warn | sequence | off, or a mapping with mode, "
+        "interval (orchestrator.radar)",
     )
     mcp_servers: dict[Id, McpServerConfig] = Field(
         default_factory=dict,

@@ -6,8 +6,8 @@ they are never the source of truth, which is the state store's records.
 
 One model per event type (``EventType``), one module per family: ``state`` (records,
 sessions, checkpoints, claims), ``locks``, ``merge``, ``runs``, ``tasks``, ``council_mode``,
-``phases`` (a phase and its CLI), ``worktrees``, ``issues`` (issues as tasks), and
-``dropped`` (an iterator's own marker).
+``phases`` (a phase and its CLI), ``worktrees``, ``radar`` (collisions), ``issues`` (issues
+as tasks), and ``dropped`` (an iterator's own marker).
 Every model is an ``Event`` (``base``: ``type``, ``ts``, ``level``, and ``data`` as a dict
 view), so a subscriber written for the untyped ``Event`` keeps working; an event about one
 task is a ``TaskEvent`` and has ``task_id``. ``catalogue`` maps each type to its model and
@@ -78,6 +78,10 @@ if TYPE_CHECKING:
         PhaseStarted,
         PhaseStopped,
         VerifyDiscarded,
+    )
+    from orchestrator.events.radar import (
+        RadarCollision,
+        RadarResolved,
     )
     from orchestrator.events.runs import (
         RunFinished,
@@ -179,6 +183,8 @@ _WHERE: dict[str, str] = {
     "PhaseSentBack": "phases",
     "PhaseStarted": "phases",
     "PhaseStopped": "phases",
+    "RadarCollision": "radar",
+    "RadarResolved": "radar",
     "RunFinished": "runs",
     "RunInterrupted": "runs",
     "RunJoined": "runs",
@@ -269,6 +275,8 @@ __all__ = [
     "PhaseSentBack",
     "PhaseStarted",
     "PhaseStopped",
+    "RadarCollision",
+    "RadarResolved",
     "RunFinished",
     "RunInterrupted",
     "RunJoined",

@@ -35,6 +35,9 @@ class EventType(StrEnum):
     LOCK_RELEASED = "lock.released"
     LOCK_WAITING = "lock.waiting"
     LOCK_DEADLOCK = "lock.deadlock"
+    # the collision radar
+    RADAR_COLLISION = "radar.collision"
+    RADAR_RESOLVED = "radar.resolved"
     # the merge queue and the scheduler's landing
     MERGE_STARTED = "merge.started"
     MERGE_COMPLETED = "merge.completed"

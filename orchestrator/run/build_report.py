@@ -1,5 +1,6 @@
 """A run's report built from the state store's records alone: each task's status, attempts,
-phases, branch, usage and why it ended, and the totals, so any process can report any run."""
+phases, branch, usage and why it ended, the collision radar's live collisions (each task in one
+marked), and the totals, so any process can report any run."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from orchestrator.models import ClaimStatus, SessionRecord, TaskState, TaskStatus, utcnow
+from orchestrator.models import (
+    TERMINAL_TASK_STATUSES,
+    ClaimStatus,
+    SessionRecord,
+    TaskState,
+    TaskStatus,
+    utcnow,
+)
+from orchestrator.radar.records import Collision
+from orchestrator.radar.warning import marks
 from orchestrator.run.report import (
     CandidateReport,
+    CollisionReport,
     PullReport,
     RunReport,
     RunTotals,
@@ -129,13 +140,21 @@ def build_report(
     tasks: Sequence[TaskState],
     workstations: Sequence[WorkstationReport] = (),
     spend: SpendLine | None = None,
+    collisions: Sequence[Collision] = (),
 ) -> RunReport:
     """The report of ``session``, tasks in the session's order (and, in a team, the
-    workstations working in it)."""
+    workstations working in it; the live ``collisions`` of its unfinished tasks)."""
     by_id = {task.task_id: task for task in tasks}
     deps, now = dependencies(session.options), utcnow()
+    live = {i for i, t in by_id.items() if t.status not in TERMINAL_TASK_STATUSES}
+    found = [c for c in collisions if set(c.tasks) & live]
+    marked = marks(found)
     reports = [
-        _task_report(by_id[i], deps.get(i, []), by_id, now) for i in session.task_ids if i in by_id
+        _task_report(by_id[i], deps.get(i, []), by_id, now).model_copy(
+            update={"collision": marked.get(i) if i in live else None}
+        )
+        for i in session.task_ids
+        if i in by_id
     ]
     count = {status: sum(r.status == status for r in reports) for status in TaskStatus}
     starts = [r.started_at for r in reports if r.started_at is not None]
@@ -169,4 +188,16 @@ def build_report(
         team=team if isinstance(team := session.metadata.get("team"), str) else None,
         workstations=list(workstations),
         spend=spend,
+        collisions=[_collision(c) for c in found],
+    )
+
+
+def _collision(found: Collision) -> CollisionReport:
+    return CollisionReport(
+        tasks=list(found.tasks),
+        paths=found.paths,
+        severity=found.severity.value,
+        conflict_paths=found.conflict_paths,
+        workstations=[w for w in (found.a.workstation, found.b.workstation) if w],
+        first_seen=found.first_seen,
     )

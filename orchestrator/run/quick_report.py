@@ -5,9 +5,10 @@ a write (``report_cache`` keeps what this builds, for the looks after it).
 It reads what the report shows and nothing else, the way the store's own lock-free reads do
 (``state.file.core.peek``: every record file is replaced whole, so a read sees one version):
 every session record (to find the newest), the newest session's tasks, the presence records of
-its workstations and its spend line. The identities of the record files are taken before they
-are read (``report_cache.snapshot_sessions``, ``snapshot_tasks``), so a write meanwhile leaves
-the kept report stale by its own identities and the next look builds it again.
+its workstations, its spend line and the collision radar's records. The identities of the record
+files are taken before they are read (``report_cache.snapshot_sessions``, ``snapshot_tasks``),
+so a write meanwhile leaves the kept report stale by its own identities and the next look builds
+it again.
 
 Anything the store would have to act on first is left to it: a transaction's intent on disk
 (the store finishes or rolls it back before reading), a record that does not decode or
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.ids import is_safe_id
 from orchestrator.models import KeyedRecord, SessionRecord, TaskState, utcnow
+from orchestrator.radar.records import COLLISIONS, read_collision
 from orchestrator.run.report import RunReport
 from orchestrator.run.report_cache import keep, snapshot_sessions, snapshot_tasks
 from orchestrator.run.session_report import STALE, report_of
@@ -79,7 +81,12 @@ def quick_report(root: Path) -> RunReport | None:
         if line is not None and is_expired(line, now):
             line = None
         alive = alive_among(presence, newest.session_id, STALE, now)
-        report, ends = report_of(newest, tasks, alive, line, now)
+        found = [
+            collision
+            for record in _namespace(root, COLLISIONS)
+            if not is_expired(record, now) and (collision := read_collision(record.data))
+        ]
+        report, ends = report_of(newest, tasks, alive, line, now, found)
     except _AskTheStore:
         return None
     keep(root, shot, ends, report)

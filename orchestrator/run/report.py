@@ -25,6 +25,7 @@ from orchestrator.spend.line import SpendLine
 
 __all__ = [
     "CandidateReport",
+    "CollisionReport",
     "PullReport",
     "RunReport",
     "RunTotals",
@@ -106,6 +107,22 @@ class TaskReport(_Report):
     lease_expires: datetime | None = None  # while its claim is held: when it lapses
     vanished: list[VanishedReport] = []  # its landings that vanished from the base, oldest first
     pull: PullReport | None = None  # its pull request, when it lands through one
+    # The collision radar's mark while its live session overlaps another's:
+    # ``collides with add-cli on README.md (hunks)`` (``radar.warning.marks``).
+    collision: str | None = None
+
+
+class CollisionReport(_Report):
+    """Two live sessions changing the same files (``radar.records.Collision``): ``severity``
+    ``file`` (other lines), ``hunks`` (the same lines) or ``conflict`` (their tips' merge
+    conflicts, on ``conflict_paths``)."""
+
+    tasks: list[str]
+    paths: list[str]
+    severity: str
+    conflict_paths: list[str] = []
+    workstations: list[str] = []
+    first_seen: datetime | None = None
 
 
 class WorkstationReport(_Report):
@@ -146,6 +163,7 @@ class RunReport(_Report):
     team: str | None = None  # the team run this session is, if several workstations share it
     workstations: list[WorkstationReport] = []  # team mode: the workstations alive in it
     spend: SpendLine | None = None  # what its CLI calls cost so far, against its budgets
+    collisions: list[CollisionReport] = []  # the live sessions that overlap (collision radar)
 
     @property
     def exit_code(self) -> int:

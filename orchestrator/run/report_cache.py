@@ -148,6 +148,8 @@ _MAKERS = (
     "run/build_report.py",
     "run/session_report.py",
     "scheduler/rules/queue.py",
+    "radar/records.py",
+    "radar/warning.py",
 )
 """The source files, under the package, of the code that builds a report (named, not imported:
 the quick look imports none of them)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from orchestrator.models import KeyedRecord, SessionRecord, TaskState, utcnow
+from orchestrator.radar.records import Collision, collisions
 from orchestrator.run.build_report import build_report
 from orchestrator.run.report import RunReport, WorkstationReport
 from orchestrator.scheduler.presence import alive_workstations
@@ -44,7 +45,8 @@ async def timed_session_report(
     tasks = await store.list_tasks(session.session_id)
     present = await alive_workstations(store, session.session_id, stale or STALE)
     line = await store.get_record(SPEND_LINES, session.session_id)
-    return report_of(session, tasks, present, line, now)
+    found = await collisions(store)
+    return report_of(session, tasks, present, line, now, found)
 
 
 def report_of(
@@ -53,16 +55,21 @@ def report_of(
     present: list[KeyedRecord],
     line: KeyedRecord | None,
     now: datetime,
+    found: list[Collision] | None = None,
 ) -> tuple[RunReport, datetime | None]:
     """``timed_session_report`` of records already read: the session's tasks, the presence
-    records of its live workstations and its spend line (``run.quick_report`` reads them
-    without the store)."""
+    records of its live workstations, its spend line and the collision radar's live
+    collisions (``run.quick_report`` reads them without the store). A report showing a
+    collision holds only now: the collision's end writes no task record."""
     workstations = [w for w in map(_workstation, present) if w is not None]
     ends = [end for task in tasks if (end := wait_ends(task, now)) is not None]
     if workstations:
         ends.append(now)
     spend = _spend(line.data) if line is not None else None
-    return build_report(session, tasks, workstations, spend), min(ends, default=None)
+    report = build_report(session, tasks, workstations, spend, found or ())
+    if report.collisions:
+        ends.append(now)
+    return report, min(ends, default=None)
 
 
 def _spend(data: dict[str, Any]) -> SpendLine | None:

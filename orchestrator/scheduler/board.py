@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from orchestrator.config.task import TaskConfig
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
@@ -31,6 +31,7 @@ class TaskLine:
     adapter: str | None = None
     elapsed: float | None = None  # seconds the attempt in flight has run
     detail: str = ""
+    collision: str = ""  # the collision radar's mark: ``collides with b on x.py (conflict)``
 
 
 def board(
@@ -38,9 +39,10 @@ def board(
     states: Mapping[str, TaskState],
     attempts: Iterable[Attempt],
     waits: Mapping[str, str],
+    marks: Mapping[str, str] | None = None,
 ) -> list[TaskLine]:
     """A line per task of ``tasks``, in their order; a council task's candidates in flight
-    show on its line."""
+    show on its line; ``marks``: the collision radar's, by task (``radar.warning.marks``)."""
     now = time.monotonic()
     flying: dict[str, list[Attempt]] = {}
     for attempt in attempts:
@@ -52,6 +54,8 @@ def board(
             lines.append(_in_flight(task.id, ours, now))
         else:
             lines.append(_recorded(task.id, states.get(task.id), waits.get(task.id)))
+    if marks:
+        lines = [replace(x, collision=marks[x.task_id]) if x.task_id in marks else x for x in lines]
     return lines
 
 

@@ -3,7 +3,8 @@
 A task is skipped while it is not ready (backoff, park), its dependencies are not merged, all
 of its adapters are parked on a quota (the first unparked one of its chain is used; a parked
 task keeps its own), no slot is free for its adapter and phase, or its declared files are held
-by another running session (another task is picked meanwhile). A dependency that can never be
+by another running session (another task is picked meanwhile), or, with ``radar: sequence``,
+a live collision is on them (``radar_watch``). A dependency that can never be
 merged fails the task at once. A council task dispatches its candidates, each like a task, and
 once all of them have settled its council step (``council.step``).
 
@@ -24,6 +25,7 @@ from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus, u
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.radar_watch import RadarWatch
 from orchestrator.scheduler.candidates import (
     candidate_ready,
     candidate_settled,
@@ -58,8 +60,10 @@ class Dispatcher:
         members: CouncilMembers,
         launch: Callable[[Attempt], None],
         spending: Spending,
+        radar: RadarWatch | None = None,
     ) -> None:
         self._run = run
+        self._radar = radar  # ``radar: sequence`` holds a task whose files a collision is on
         self._inflight = inflight
         self._parks = parks
         self._members = members
@@ -136,6 +140,11 @@ class Dispatcher:
             return held
         if not self._inflight.free(adapter, phase):
             return f"no free slot for {adapter} ({phase})"
+        if self._radar is not None:
+            collision = self._radar.holds(task)
+            state = await self._radar.mark(state, collision)
+            if collision is not None:
+                return collision
         blocked = await self._file_held(frozenset(task.files), group)
         if blocked is not None:
             return blocked

@@ -60,12 +60,14 @@ from orchestrator.events.tasks import TaskRecordRecreated
 from orchestrator.merge.remote import PushIntent
 from orchestrator.models import TERMINAL_TASK_STATUSES, SessionStatus, TaskState, TaskStatus
 from orchestrator.process import procid
+from orchestrator.radar.warning import marks as marks_of
 from orchestrator.retry import RetryPolicy
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.lander import Lander
 from orchestrator.scheduler.attempts.landing_log import LandingLog
+from orchestrator.scheduler.attempts.radar_watch import RadarWatch
 from orchestrator.scheduler.attempts.relander import Relander
 from orchestrator.scheduler.attempts.runner import AttemptRunner
 from orchestrator.scheduler.attempts.settler import Settler
@@ -157,6 +159,10 @@ class Scheduler:
             run, writes, inflight, lander, lambda: self._seen, self._launch_relandings
         )
         self.spending = spending = Spending(run, parks, self.stop)
+        # The collision radar (``radar_watch``): None with ``radar: off``.
+        self._radar = radar = (
+            RadarWatch(run, inflight, lambda: self._wake.set()) if config.radar.on else None
+        )
         self._runner = AttemptRunner(
             run,
             workflow or default_workflow,
@@ -166,11 +172,14 @@ class Scheduler:
             candidate_ended=closing.release_if_over,
             team_work=None if services.team is None else TeamWork(run, services.team),
             spend=lambda: spending.gate,
+            radar=radar,
         )
         self._council = CouncilStep(
             run, inflight, writes, members, closing, settler, spend=lambda: spending.gate
         )
-        self._dispatcher = Dispatcher(run, inflight, parks, members, self._launch, spending)
+        self._dispatcher = Dispatcher(
+            run, inflight, parks, members, self._launch, spending, radar=radar
+        )
         self._sweeper = Sweeper(run, policy)
         self._reconciler = Reconciler(run, inflight, writes, members, self._sweeper, self._touch)
         self._submissions = Submissions(run, members)
@@ -419,7 +428,10 @@ class Scheduler:
 
     def board(self) -> list[TaskLine]:
         """Every task of the run now, with what it does or why it waits (``board``)."""
-        return board(self._run.tasks.values(), self._seen, self._inflight, self._dispatcher.waits)
+        radar = self._radar
+        marks = marks_of(radar.collisions) if radar is not None else None
+        tasks, waits = self._run.tasks.values(), self._dispatcher.waits
+        return board(tasks, self._seen, self._inflight, waits, marks)
 
     def task(self, task_id: str) -> TaskConfig | None:
         """The definition of task ``task_id`` of the run now (None: not one of its tasks)."""
@@ -469,6 +481,9 @@ class Scheduler:
                 follow = anyio.CancelScope()
                 if self.services.config.landing.via == "pull_request":
                     group.start_soon(self._follow_pulls, follow)
+                look = anyio.CancelScope()
+                if self._radar is not None:
+                    group.start_soon(self._radar.watch, look)
                 record = anyio.CancelScope()
                 if not self._recorder.done:
                     group.start_soon(self._record, record)
@@ -478,6 +493,7 @@ class Scheduler:
                             watch.cancel()
                             care.cancel()
                             follow.cancel()
+                            look.cancel()
                             record.cancel()
                             break
                     except StoreUnavailable as exc:

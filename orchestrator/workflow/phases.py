@@ -7,7 +7,8 @@ task's ``timeout``). The adapter is ``run.adapter`` when it is in the phase's ``
 CLI: gemini scouts, codex reviews), else ``run.adapter``. Its prompt is the phase's template
 rendered with the handoff before it (``handoffs.prompts``); a build sent back also reads the
 review that sent it. Every prompt names the files other sessions own or are changing (their
-session context, ``state.context``), and a build reports the files it changed for theirs. A
+session context, ``state.context``) and the live sessions whose changes overlap its own (the
+collision radar, ``orchestrator.radar``), and a build reports the files it changed for theirs. A
 rate-limited or cancelled phase keeps the CLI's native session id and the next attempt (same
 adapter, same branch) continues that conversation; a CLI that refuses that resume runs the
 phase as a fresh session (``phase.resume_refused``, not a failure).
@@ -34,6 +35,8 @@ from orchestrator.adapter import Outcome, OutcomeKind
 from orchestrator.config.workflow import PhaseConfig
 from orchestrator.errors import AdapterError, CouncilError, stops_the_run
 from orchestrator.events.phases import CliSurvivorsStopped, PhaseResumeRefused
+from orchestrator.radar.records import collisions_for
+from orchestrator.radar.warning import render_warning
 from orchestrator.runner.cli_runs import CliRunBook
 from orchestrator.runner.phase import call_phase_cli
 from orchestrator.runner.phase_call import (
@@ -170,7 +173,14 @@ class PhaseSteps:
         verify = self._checks.verify
         busy = await self._contexts.busy_files(exclude={run.lock_session})
         context = PromptContext(
-            run.task, name, round_, self.max_rounds + 1, verify, inputs, busy=busy
+            run.task,
+            name,
+            round_,
+            self.max_rounds + 1,
+            verify,
+            inputs,
+            busy=busy,
+            radar=await self._radar_warning(),
         )
         prompt = render_prompt(template, context)
         if name == BUILD and round_ == 1 and run.note:
@@ -237,6 +247,19 @@ class PhaseSteps:
             await run.files_reported(handoff.files_changed)
         progress.running = None
         return handoff
+
+    async def _radar_warning(self) -> str:
+        """The collision radar's warning for this task's session: who overlaps it, where, what
+        they changed (``radar.warning``); "" with ``radar: off``, none, or no store to ask."""
+        run = self._run
+        if not run.config.radar.on:
+            return ""
+        try:
+            found = await collisions_for(run.store, run.task.id)
+        except (CouncilError, OSError) as exc:
+            log.warning("the collision radar's records could not be read: %s", exc)
+            return ""
+        return render_warning(found, run.task.id)
 
     async def _call_watched(self, call: PhaseCall, ticket: Ticket | None) -> PhaseRun:
         """Run the phase's CLI between two looks at what it must not change (``tamper``)."""

@@ -63,6 +63,7 @@ from orchestrator.models import (
 from orchestrator.scheduler.attempts.attempt import RETRY_NOTE, WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.pull_landing import PULL_FEEDBACK
+from orchestrator.scheduler.attempts.radar_watch import RadarWatch
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.team_work import TeamWork
 from orchestrator.scheduler.attempts.writes import AttemptWrites
@@ -89,6 +90,7 @@ class AttemptRunner:
         candidate_ended: Callable[[str], Awaitable[None]],
         team_work: TeamWork | None = None,
         spend: Callable[[], SpendGate | None] = lambda: None,
+        radar: RadarWatch | None = None,
     ) -> None:
         self._run = run
         self._spend = spend  # the run's spend gate, once the run has a session
@@ -99,6 +101,7 @@ class AttemptRunner:
         # A council candidate ended: its council task may now be over (``CouncilMembers``).
         self._candidate_ended = candidate_ended
         self._team = team_work  # in a team: fresh base, published branches, take-overs
+        self._radar = radar  # the collision radar: told of each phase commit and the end
 
     async def run(self, attempt: Attempt) -> None:
         """Run ``attempt`` from claim to settled (module doc); never raises a council error."""
@@ -134,6 +137,8 @@ class AttemptRunner:
                         await self._candidate_ended(attempt.group)
                     if self._team is not None:
                         await self._team.release_files(attempt, attempt.team_token)
+                    if self._radar is not None:
+                        await self._radar.ended(attempt)
                 except StoreUnavailable as exc:
                     _unrecorded(attempt, exc)
             attempt.finished.set()
@@ -282,7 +287,7 @@ class AttemptRunner:
             cancel=attempt.cancel,
             on_event=self._inflight.listener(attempt, self._run.events.on_event),
             lock_owner=attempt.lock_owner(attempt.session.session_id),
-            on_phase_end=None if self._team is None else self._publisher(attempt),
+            on_phase_end=self._phase_end(attempt),
             on_files=self._files_reporter(attempt),
             fresh_head=attempt.session.base_commit if attempt.fresh_worktree else None,
             note=attempt.note,
@@ -326,14 +331,20 @@ class AttemptRunner:
 
         return report
 
-    def _publisher(self, attempt: Attempt) -> Callable[[], Awaitable[None]]:
-        team = self._team
-        assert team is not None
+    def _phase_end(self, attempt: Attempt) -> Callable[[], Awaitable[None]] | None:
+        """What follows each phase's saved work: in a team the branch published, then the
+        collision radar's look at the session (None when neither is on)."""
+        team, radar = self._team, self._radar
+        if team is None and radar is None:
+            return None
 
-        async def publish() -> None:
-            await team.publish(attempt)
+        async def ended() -> None:
+            if team is not None:
+                await team.publish(attempt)
+            if radar is not None:
+                await radar.committed(attempt)
 
-        return publish
+        return ended
 
 
 def _unrecorded(attempt: Attempt, exc: StoreUnavailable) -> None:

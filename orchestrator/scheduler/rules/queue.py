@@ -130,6 +130,10 @@ def wait_reason(
         held = meta.get("held")  # ``scheduler.spending.HELD``: a budget without room
         if isinstance(held, str) and held:
             return held
+        # ``attempts.radar_watch.RADAR_HOLD``: a live collision on its files (radar: sequence)
+        collision = meta.get("radar_hold")
+        if isinstance(collision, str) and collision:
+            return collision
     if state.status in (TaskStatus.QUEUED, TaskStatus.PARKED):
         done = TaskStatus.DONE
         deps = [d for d in depends_on if (s := states.get(d)) is None or s.status != done]

@@ -13,11 +13,14 @@ other brace (JSON, code) is left alone and never needs escaping:
     {handoff}       the handoffs this phase reads, each showing only the keys it needs
     {instructions}  the task's extra instructions for this phase (below)
     {busy_files}    the files other sessions own or are changing (``busy_files``), if any
+    {radar}         the live sessions whose changes overlap this one's, where, and what they
+                    changed (``orchestrator.radar.warning``), if any
 
-``{handoff}``, ``{instructions}`` and ``{busy_files}`` are appended when a template does not
-place them, so a custom template can never lose them. What a handoff brings along is clipped
-(head and tail kept, the cut marked): the diff to 60 kB, the CLI's summary to 16 kB and each
-message it quotes to 4 kB, so a CLI's megabyte answer cannot make the next prompt too long to pass.
+``{handoff}``, ``{instructions}``, ``{busy_files}`` and ``{radar}`` are appended when a template
+does not place them, so a custom template can never lose them. What a handoff brings along is
+clipped (head and tail kept, the cut marked): the diff to 60 kB, the CLI's summary to 16 kB and
+each message it quotes to 4 kB, so a CLI's megabyte answer cannot make the next prompt too long
+to pass.
 
 Per-task, per-phase instructions live in the task's metadata, a string or a list with one
 entry per round (the last one repeats)::
@@ -89,6 +92,7 @@ class PromptContext:
     handoffs: Sequence[Handoff] = ()  # what this phase reads, in order
     extra: Mapping[str, str] | None = None  # more placeholders (council mode's candidates)
     busy: Sequence[BusyFile] = ()  # the files other sessions are on (their session context)
+    radar: str = ""  # the collision radar's warning for this session (``radar.warning``)
 
 
 def render_prompt(template: str, context: PromptContext) -> str:
@@ -106,11 +110,12 @@ def render_prompt(template: str, context: PromptContext) -> str:
         "handoff": handoff,
         "instructions": instructions_for(task, context.phase, context.round),
         "busy_files": render_busy_files(context.busy),
+        "radar": context.radar,
         **(context.extra or {}),
     }
     used = set(_PLACEHOLDER.findall(template))
     text = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
-    for name in ("handoff", "instructions", "busy_files"):
+    for name in ("handoff", "instructions", "busy_files", "radar"):
         if name not in used and values[name]:
             text = f"{text.rstrip()}\n\n{values[name]}"
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -1,0 +1,386 @@
+"""``Radar``: the incremental engine that keeps the store's collision records true.
+
+It keeps each of this workstation's live sessions' last ``Sighting`` (its tip and diff against
+the base). A look (``moved`` at a session's phase commit, ``look`` on the timer over every live
+session) reads each session's ``Snapshot`` from its worktree (``snapshot``; two git processes,
+no lock taken) and compares its digest with the last: only a session that moved has its
+sighting written and its pairs computed again, against every other live session (this
+workstation's from memory; in a team also the other workstations' sightings from the store).
+A pair that shares a file is graded (``overlap``), and only then, when both tips hold commits
+of their own, asked of ``git merge-tree --write-tree`` (cached by the two tips, so a session
+whose uncommitted diff moved but not its tip costs no merge). Collision records are written,
+changed or deleted with version checks, so two workstations that compute the same pair agree
+and only one says so (``radar.collision`` on creation, ``radar.resolved`` on deletion).
+
+``ended`` removes a session that ended (landed, failed, cancelled): its sighting, and every
+collision it was in; the timer's ``look`` also ends the collisions of sessions sighted nowhere
+(their sightings expired: a run that died, a workstation gone). ``full`` is the
+non-incremental pass the bench compares with.
+
+Passes are serialized (one lock): the phase commits of many sessions and the timer may ask at
+once, and each pass is cheap. Git runs in a worker thread, one hop per pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from orchestrator.errors import GitError, VersionConflict
+from orchestrator.events.radar import RadarCollision, RadarResolved
+from orchestrator.git.merge_tree import GitCalls, merge_trees
+from orchestrator.git.repo import Git
+from orchestrator.models import utcnow
+from orchestrator.radar.overlap import PairOverlap, Severity, compare
+from orchestrator.radar.records import (
+    COLLISIONS,
+    SIGHTINGS,
+    Collision,
+    CollisionSide,
+    HunkPair,
+    Sighting,
+    collision_key,
+    read_collision,
+    short_diff,
+    sightings,
+)
+from orchestrator.radar.snapshot import read_snapshot
+from orchestrator.state.protocol import StateStore
+
+__all__ = ["LiveSession", "PassCost", "Radar"]
+
+log = logging.getLogger(__name__)
+
+SIGHTING_TTL = 600.0  # seconds a sighting lasts unless written again (a workstation that died)
+_MERGE_CACHE = 4096  # merge-tree results kept, by pair of tips
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    """One of this workstation's live sessions: its worktree and where it forked."""
+
+    session_id: str
+    task_id: str
+    path: Path
+    fork: str | None = None
+
+
+@dataclass(slots=True)
+class PassCost:
+    """What the last pass did: for the bench and the tests."""
+
+    read: int = 0  # sessions whose worktree was read
+    moved: int = 0  # of those, the ones whose work moved
+    pairs: int = 0  # pairs compared
+    merges: int = 0  # merge-trees asked for
+    git: int = 0  # git processes started
+
+
+@dataclass
+class Radar:
+    """See module doc. ``workstation``: this one's id in a team (None alone); ``team``: also
+    compare with the other workstations' sightings in the store."""
+
+    store: StateStore
+    git: Git
+    base_ref: str
+    workstation: str | None = None
+    team: bool = False
+    sighting_ttl: float = SIGHTING_TTL
+    last: PassCost = field(default_factory=PassCost)
+    _seen: dict[str, Sighting] = field(default_factory=dict)
+    _written_at: dict[str, float] = field(default_factory=dict)
+    _merges: dict[tuple[str, str], list[str] | None] = field(default_factory=dict)
+    _lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    # -- the looks ---------------------------------------------------------------------------
+
+    async def moved(self, session: LiveSession) -> PassCost:
+        """A phase commit of ``session``: read it; if it moved, its pairs again."""
+        async with self._lock:
+            return await self._pass([session], force=False, everyone=False)
+
+    async def look(self, sessions: Sequence[LiveSession]) -> PassCost:
+        """The timer's look over this workstation's live ``sessions``: each read, the pairs of
+        those that moved computed again; a session seen before and not live now ended."""
+        async with self._lock:
+            live = {s.session_id for s in sessions}
+            for gone in [sid for sid in self._seen if sid not in live]:
+                await self._end(gone)
+            cost = await self._pass(sessions, force=False, everyone=True)
+            await self._sweep()
+            return cost
+
+    async def full(self, sessions: Sequence[LiveSession]) -> PassCost:
+        """Every session read and every pair computed, moved or not (the bench's baseline)."""
+        async with self._lock:
+            self._merges.clear()
+            return await self._pass(sessions, force=True, everyone=True)
+
+    async def ended(self, session_id: str) -> None:
+        """``session_id`` ended: its sighting and its collisions go (``radar.resolved``)."""
+        async with self._lock:
+            await self._end(session_id)
+
+    # -- one pass ----------------------------------------------------------------------------
+
+    async def _pass(
+        self, sessions: Sequence[LiveSession], *, force: bool, everyone: bool
+    ) -> PassCost:
+        cost = PassCost()
+        calls = GitCalls(self.git)
+        read = await anyio.to_thread.run_sync(self._read_all, calls, list(sessions))
+        cost.read = len(sessions)
+        moved: list[Sighting] = []
+        for sighting in read:
+            before = self._seen.get(sighting.session_id)
+            if force or before is None or before.digest != sighting.digest:
+                moved.append(sighting)
+                self._seen[sighting.session_id] = sighting
+                await self._publish(sighting)
+            elif everyone and self._stale(sighting.session_id):
+                await self._publish(before)  # still live: its time to live renewed
+        cost.moved = len(moved)
+        if moved:
+            others = await self._everyone()
+            stored = await self._stored_collisions()
+            done: set[str] = set()
+            for mine in moved:
+                for other in others.values():
+                    if other.session_id == mine.session_id:
+                        continue
+                    key = collision_key(mine.session_id, other.session_id)
+                    if key in done:
+                        continue
+                    done.add(key)
+                    cost.pairs += 1
+                    await self._pair(calls, cost, key, mine, other, stored.get(key))
+                # A collision with a session no longer sighted anywhere is over.
+                for key, found in stored.items():
+                    sides = {found.a.session_id, found.b.session_id}
+                    if key not in done and mine.session_id in sides and not sides <= set(others):
+                        done.add(key)
+                        await self._resolve(found, "ended")
+        cost.git = calls.count
+        self.last = cost
+        return cost
+
+    def _read_all(self, calls: GitCalls, sessions: list[LiveSession]) -> list[Sighting]:
+        found = []
+        for session in sessions:
+            snap = read_snapshot(calls, session.path, self.base_ref)
+            if snap is None:
+                continue
+            before = self._seen.get(session.session_id)
+            if before is not None and before.digest == snap.digest:
+                found.append(before)  # unchanged: not parsed again
+                continue
+            found.append(
+                Sighting.of(
+                    session.session_id,
+                    session.task_id,
+                    snap.tip,
+                    session.fork,
+                    snap.digest,
+                    snap.files(),
+                    self.workstation,
+                )
+            )
+        return found
+
+    async def _everyone(self) -> dict[str, Sighting]:
+        """Every live session to compare with: this workstation's, and in a team the others'."""
+        found = dict(self._seen)
+        if self.team:
+            for sighting in await sightings(self.store):
+                if sighting.workstation != self.workstation:
+                    found.setdefault(sighting.session_id, sighting)
+        return found
+
+    async def _stored_collisions(self) -> dict[str, Collision]:
+        found = {}
+        for record in await self.store.list_records(COLLISIONS):
+            collision = read_collision(record.data)
+            if collision is not None:
+                found[record.key] = collision
+        return found
+
+    async def _pair(
+        self,
+        calls: GitCalls,
+        cost: PassCost,
+        key: str,
+        mine: Sighting,
+        other: Sighting,
+        stored: Collision | None,
+    ) -> None:
+        overlap = compare(mine.diffs(), other.diffs())
+        if overlap.severity is None:
+            if stored is not None:
+                await self._resolve(stored, "apart")
+            return
+        conflicts: list[str] | None = None
+        if mine.committed and other.committed:
+            conflicts = await self._merge(calls, cost, mine.tip, other.tip)
+        found = _collision(key, mine, other, overlap, conflicts, stored)
+        if stored is not None and stored.same_finding(found):
+            return
+        await self._write(found, stored)
+
+    async def _merge(
+        self, calls: GitCalls, cost: PassCost, tip_a: str, tip_b: str
+    ) -> list[str] | None:
+        """The paths a merge of the two tips conflicts on ([] clean); None when git cannot
+        tell (a tip of another workstation this clone has not fetched)."""
+        pair = (min(tip_a, tip_b), max(tip_a, tip_b))
+        if pair in self._merges:
+            return self._merges[pair]
+        cost.merges += 1
+
+        def merge() -> list[str] | None:
+            try:
+                return merge_trees(calls, pair[0], pair[1]).conflicts
+            except GitError as exc:
+                log.info("radar: no merge-tree of %s and %s: %s", pair[0], pair[1], exc)
+                return None
+
+        found = await anyio.to_thread.run_sync(merge)
+        if found is None:
+            return None  # asked again next time: the tip may have been fetched meanwhile
+        if len(self._merges) >= _MERGE_CACHE:
+            self._merges.clear()
+        self._merges[pair] = found
+        return found
+
+    # -- the store ---------------------------------------------------------------------------
+
+    async def _publish(self, sighting: Sighting) -> None:
+        data = sighting.model_dump(mode="json")
+        await self.store.put_record(
+            SIGHTINGS, sighting.session_id, data, durable=False, ttl=self.sighting_ttl
+        )
+        self._written_at[sighting.session_id] = anyio.current_time()
+
+    def _stale(self, session_id: str) -> bool:
+        written = self._written_at.get(session_id)
+        return written is None or anyio.current_time() - written > self.sighting_ttl / 3
+
+    async def _write(self, found: Collision, stored: Collision | None) -> None:
+        record = await self.store.get_record(COLLISIONS, found.key)
+        try:
+            await self.store.put_record(
+                COLLISIONS,
+                found.key,
+                found.stored(),
+                expected_version=0 if record is None else record.version,
+                durable=False,
+            )
+        except VersionConflict:
+            return  # another workstation wrote it meanwhile: its next look settles it
+        if record is None:  # created here: said once, by its creator
+            await self.store.emit(_collision_event(found))
+
+    async def _resolve(self, found: Collision, reason: str) -> None:
+        if await self.store.delete_record(COLLISIONS, found.key):
+            await self.store.emit(_resolved_event(found, reason))
+
+    async def _end(self, session_id: str) -> None:
+        self._seen.pop(session_id, None)
+        self._written_at.pop(session_id, None)
+        await self.store.delete_record(SIGHTINGS, session_id)
+        for found in (await self._stored_collisions()).values():
+            if session_id in (found.a.session_id, found.b.session_id):
+                await self._resolve(found, "ended")
+
+    async def _sweep(self) -> None:
+        """Collisions of sessions sighted nowhere any more (a run that died, a workstation
+        gone: their sightings expired) are over."""
+        stored = await self._stored_collisions()
+        if not stored:
+            return
+        sighted = set(self._seen) | {s.session_id for s in await sightings(self.store)}
+        for found in stored.values():
+            if not {found.a.session_id, found.b.session_id} <= sighted:
+                await self._resolve(found, "ended")
+
+    def seen(self) -> Iterable[Sighting]:
+        return tuple(self._seen.values())
+
+
+def _collision(
+    key: str,
+    mine: Sighting,
+    other: Sighting,
+    overlap: PairOverlap,
+    conflicts: list[str] | None,
+    stored: Collision | None,
+) -> Collision:
+    """The record of an overlapping pair, sides in session order (the same from either side)."""
+    first, second = sorted((mine, other), key=lambda s: s.session_id)
+    if first is not mine:
+        overlap = compare(first.diffs(), second.diffs())
+    paths = overlap.paths
+    shared = [path for path in (conflicts or []) if path in paths] if conflicts else []
+    if conflicts and not shared:
+        shared = list(conflicts)  # a conflict on a path one side renamed or both added
+    severity = overlap.severity or Severity.FILE
+    if shared:
+        severity = Severity.CONFLICT
+    hunks = [
+        HunkPair(path=found.path, a=a.label(), b=b.label())
+        for found in overlap.files
+        for a, b in found.touching
+    ]
+
+    def side(sighting: Sighting) -> CollisionSide:
+        return CollisionSide(
+            task_id=sighting.task_id,
+            session_id=sighting.session_id,
+            workstation=sighting.workstation,
+            tip=sighting.tip,
+            diff=short_diff(sighting.diffs(), paths),
+        )
+
+    now = utcnow()
+    return Collision(
+        key=key,
+        severity=severity,
+        a=side(first),
+        b=side(second),
+        paths=paths,
+        hunks=hunks[:20],
+        conflict=bool(shared),
+        conflict_paths=shared,
+        first_seen=stored.first_seen if stored is not None else now,
+        updated_at=now,
+    )
+
+
+def _collision_event(found: Collision) -> RadarCollision:
+    return RadarCollision(
+        task_id=found.a.task_id,
+        other_task_id=found.b.task_id,
+        session_id=found.a.session_id,
+        other_session_id=found.b.session_id,
+        paths=found.paths,
+        severity=found.severity.value,
+        conflict_paths=found.conflict_paths,
+        key=found.key,
+    )
+
+
+def _resolved_event(found: Collision, reason: str) -> RadarResolved:
+    return RadarResolved(
+        task_id=found.a.task_id,
+        other_task_id=found.b.task_id,
+        session_id=found.a.session_id,
+        other_session_id=found.b.session_id,
+        paths=found.paths,
+        reason=reason,
+        key=found.key,
+    )

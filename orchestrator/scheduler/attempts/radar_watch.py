@@ -1,0 +1,125 @@
+"""The collision radar in a run (``orchestrator.radar``): when it looks, and what it holds.
+
+``RadarWatch`` is the scheduler's part over one ``Radar``:
+
+- ``committed(attempt)``: a phase's work was saved on the attempt's branch (the workflow's
+  ``on_phase_end``): that session is read and, if it moved, its pairs computed again;
+- ``watch()``: every ``radar.interval`` seconds, every live session of this workstation is read
+  (the uncommitted diffs of long phases): the pairs of those that moved computed again, and the
+  live collisions read back from the store (other workstations' too);
+- ``ended(attempt)``: the attempt is over (landed, failed, requeued, cancelled): its sighting
+  and its collisions go, ``radar.resolved``;
+- ``holds(task)``: with ``radar: sequence``, why a task not started yet waits (a live
+  collision graded ``hunks`` or ``conflict`` on one of its declared files), kept in its
+  record's metadata (``RADAR_HOLD``) so ``council status`` says it; the tick is woken when the
+  collisions change.
+
+The radar advises: a failure of it (git, the store) is logged and never fails an attempt or
+the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from orchestrator.config.task import TaskConfig
+from orchestrator.errors import CouncilError
+from orchestrator.models import TaskState
+from orchestrator.radar.engine import LiveSession, Radar
+from orchestrator.radar.records import Collision, collisions
+from orchestrator.radar.warning import holding, waits_for
+from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.context import RunContext
+
+__all__ = ["RADAR_HOLD", "RadarWatch"]
+
+log = logging.getLogger(__name__)
+
+RADAR_HOLD = "radar_hold"  # metadata: the collision a queued task waits for (radar: sequence)
+
+
+class RadarWatch:
+    def __init__(self, run: RunContext, inflight: InFlight, wake: Callable[[], None]) -> None:
+        services = run.services
+        team = services.team
+        self._config = services.config.radar
+        self._run = run
+        self._inflight = inflight
+        self._wake = wake
+        self.radar = Radar(
+            services.store,
+            services.merges.git,
+            services.worktrees.base_ref,
+            workstation=None if team is None else team.workstation,
+            team=team is not None,
+        )
+        self.collisions: list[Collision] = []
+
+    @property
+    def sequence(self) -> bool:
+        return self._config.mode == "sequence"
+
+    def live(self) -> list[LiveSession]:
+        """This workstation's live sessions: every attempt in flight with a worktree."""
+        return [
+            LiveSession(a.session.session_id, a.task.id, a.session.path, a.session.base_commit)
+            for a in self._inflight
+            if a.session is not None
+        ]
+
+    async def committed(self, attempt: Attempt) -> None:
+        session = attempt.session
+        if session is None:
+            return
+        live = LiveSession(session.session_id, attempt.task.id, session.path, session.base_commit)
+        await self._advise(self.radar.moved(live))
+
+    async def ended(self, attempt: Attempt) -> None:
+        if attempt.session is not None:
+            await self._advise(self.radar.ended(attempt.session.session_id))
+
+    async def watch(self, scope: anyio.CancelScope) -> None:
+        """Look every ``radar.interval`` seconds until ``scope`` is cancelled."""
+        with scope:
+            while True:
+                await self._advise(self.radar.look(self.live()))
+                await anyio.sleep(self._config.interval)
+
+    def holds(self, task: TaskConfig) -> str | None:
+        """Why ``task`` waits for a live collision (``radar: sequence``); None when it does not."""
+        if not self.sequence or not task.files:
+            return None
+        found = holding(self.collisions, task.files)
+        return None if found is None else waits_for(found, task.files)
+
+    async def mark(self, state: TaskState, reason: str | None) -> TaskState:
+        """Keep why ``state``'s task waits for a collision in its record, written on change;
+        the record as it is now."""
+        meta: dict[str, Any] = dict(state.metadata)
+        if meta.get(RADAR_HOLD) == reason or (reason is None and RADAR_HOLD not in meta):
+            return state
+        if reason is None:
+            meta.pop(RADAR_HOLD, None)
+        else:
+            meta[RADAR_HOLD] = reason
+        store = self._run.services.store
+        return await store.update_task_state(state.task_id, {"metadata": meta})
+
+    async def _advise(self, work: Awaitable[object]) -> None:
+        """Run one of the radar's passes, then read the live collisions back; a failure is
+        logged, never raised (the radar advises)."""
+        try:
+            await work
+            found = await collisions(self._run.services.store)
+        except (CouncilError, OSError) as exc:
+            log.warning("the collision radar could not look: %s", exc)
+            return
+        before = {c.key: c.severity for c in self.collisions}
+        self.collisions = found
+        if self.sequence and before != {c.key: c.severity for c in found}:
+            self._wake()

@@ -1,0 +1,86 @@
+"""The collision radar team-wide on PostgreSQL: two workstations (two clones of one remote, two
+stores on one database) each run a session; each radar publishes its sessions' sightings in
+the store and compares its own with everyone's, so a collision across workstations is found,
+seen by both, said once, graded a conflict once the other's tip is fetched, and resolved when a
+side ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from radar_helpers import add_session, git, make_repo, repo_git
+
+from orchestrator.events import Event
+from orchestrator.radar.engine import Radar
+from orchestrator.radar.overlap import Severity
+from orchestrator.radar.records import SIGHTINGS, collisions, collisions_for, sightings
+from orchestrator.state.postgres.store import PostgresStateStore
+
+
+def clone(remote: Path, where: Path) -> Path:
+    git(where.parent, "clone", "-q", str(remote), str(where))
+    git(where, "config", "user.email", "t@example.com")
+    git(where, "config", "user.name", "T")
+    return where
+
+
+async def test_a_collision_across_two_workstations(
+    tmp_path: Path, stores: tuple[PostgresStateStore, PostgresStateStore]
+) -> None:
+    store_1, store_2 = stores
+    origin = make_repo(tmp_path / "origin")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(origin), str(remote))
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    clone_1 = clone(remote, tmp_path / "one" / "repo")
+    clone_2 = clone(remote, tmp_path / "two" / "repo")
+    said_1: list[Event] = []
+    said_2: list[Event] = []
+    store_1.subscribe(said_1.append)
+    store_2.subscribe(said_2.append)
+    radar_1 = Radar(store_1, repo_git(clone_1), "refs/heads/main", workstation="ws1", team=True)
+    radar_2 = Radar(store_2, repo_git(clone_2), "refs/heads/main", workstation="ws2", team=True)
+    a = add_session(clone_1, "task-a", "sa")
+    b = add_session(clone_2, "task-b", "sb")
+    a.edit("src/mod.py", "y = x + 1", "y = x + 10")
+    a.commit()
+    b.edit("src/mod.py", "y = x + 1", "y = x + 20")
+    b.commit()
+
+    await radar_1.look([a.live])
+    assert await collisions(store_2) == []  # b not sighted yet
+    await radar_2.look([b.live])  # b's radar compares b with a's sighting from the store
+    (found,) = await collisions(store_1)  # seen from the other workstation
+    assert found.tasks == ("task-a", "task-b") and found.paths == ["src/mod.py"]
+    assert (found.a.workstation, found.b.workstation) == ("ws1", "ws2")
+    # a's tip is not in the second clone: graded by the hunks, not a merge
+    assert found.severity == Severity.HUNKS and not found.conflict
+    assert [c.key for c in await collisions_for(store_1, "task-a")] == [found.key]
+    assert {s.session_id: s.workstation for s in await sightings(store_1)} == {
+        "sa": "ws1",
+        "sb": "ws2",
+    }
+
+    # b's branch published (team mode pushes session branches) and fetched by the first clone:
+    # a's next phase commit grades the pair by a merge of the two tips.
+    git(b.path, "push", "-q", "origin", "council/task-b/1")
+    git(clone_1, "fetch", "-q", "origin", "council/task-b/1")
+    a.edit("README.md", "readme", "read me")
+    a.commit()
+    await radar_1.moved(a.live)
+    (found,) = await collisions(store_2)
+    assert found.severity == Severity.CONFLICT and found.conflict_paths == ["src/mod.py"]
+
+    # said once, by the workstation that found it first; resolved once when b ends
+    collided = [e for e in said_1 + said_2 if e.type == "radar.collision"]
+    assert len(collided) == 1 and collided[0] in said_2
+    await radar_2.ended("sb")
+    assert await collisions(store_1) == []
+    assert await store_1.get_record(SIGHTINGS, "sb") is None
+    resolved = [e for e in said_1 + said_2 if e.type == "radar.resolved"]
+    assert len(resolved) == 1 and resolved[0].data["reason"] == "ended"
+    assert resolved[0].data["paths"] == ["src/mod.py"]
+    # the first workstation's next look finds nothing to say
+    await radar_1.look([a.live])
+    assert await collisions(store_2) == []
