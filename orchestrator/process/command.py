@@ -30,7 +30,7 @@ from orchestrator.process.started import forget, started, starting
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group, reap_group, signal_group
 from orchestrator.process.tree import Family
 
-__all__ = ["OUTPUT_LIMIT", "CommandResult", "marked", "run_captured", "run_command"]
+__all__ = ["OUTPUT_LIMIT", "CommandResult", "marked", "run_captured", "run_command", "run_short"]
 
 OUTPUT_LIMIT = 256 * 1024
 
@@ -141,6 +141,41 @@ def run_captured(
         check=False,
     )
     return done.returncode, done.stdout, done.stderr
+
+
+def run_short(argv: Sequence[str], *, cwd: Path, timeout: float) -> CommandResult:
+    """``run_command`` for a short probe, in this thread (blocking: a worker thread's), so
+    the event loop opens nothing to start it: killed once ``timeout`` passes. For a program
+    that starts nothing meant to outlive it (``bwrap --unshare-pid``: its namespace dies with
+    it)."""
+    began = time.monotonic()
+    try:
+        done = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=marked(command_env()[0]),
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise RunError(f"{argv[0]}: command not found (cwd {cwd})") from None
+    except PermissionError:
+        raise RunError(f"{argv[0]}: permission denied") from None
+    except subprocess.TimeoutExpired as exc:
+        output = exc.output if isinstance(exc.output, bytes) else b""
+        return CommandResult(
+            list(argv), None, output[-OUTPUT_LIMIT:].decode("utf-8", "replace"), True, timeout
+        )
+    return CommandResult(
+        argv=list(argv),
+        returncode=done.returncode,
+        output=done.stdout[-OUTPUT_LIMIT:].decode("utf-8", "replace"),
+        timed_out=False,
+        seconds=time.monotonic() - began,
+    )
 
 
 def marked(env: Mapping[str, str]) -> dict[str, str]:

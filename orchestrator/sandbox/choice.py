@@ -14,9 +14,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import anyio.to_thread
+
 from orchestrator.config.sandbox import SandboxConfig
 from orchestrator.errors import ConfigError, ConfigIssue
-from orchestrator.process.command import run_command
+from orchestrator.process.command import run_short
 from orchestrator.sandbox import bubblewrap
 from orchestrator.sandbox.plan import SandboxSettings
 
@@ -34,8 +36,10 @@ async def probe() -> tuple[str | None, str]:
     if binary is None:
         return None, "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt install bubblewrap)"
     if binary not in _probed:
-        result = await run_command(
-            [binary, *bubblewrap.PROBE], cwd=Path("/"), timeout=_PROBE_TIMEOUT
+        argv = [binary, *bubblewrap.PROBE]
+        # In a worker thread: starting a process opens files, which the loop never does.
+        result = await anyio.to_thread.run_sync(
+            lambda: run_short(argv, cwd=Path("/"), timeout=_PROBE_TIMEOUT)
         )
         _probed[binary] = None if result.ok else (result.output.strip() or "it failed")[-300:]
     problem = _probed[binary]
