@@ -19,6 +19,7 @@ from orchestrator.events import (
     dropped,
     issues,
     locks,
+    mcp,
     merge,
     phases,
     pulls,
@@ -45,6 +46,7 @@ _FAMILIES = (
     issues,
     dropped,
     spend,
+    mcp,
 )
 
 MODELS: Mapping[str, type[Event]] = {
