@@ -37,6 +37,7 @@ def relay_server(session: str, socket: Path) -> McpServer:
         command=sys.executable,
         args=("-m", "orchestrator.cli.app", "mcp", "--session", session),
         env={SOCKET_ENV: str(socket)},
+        trusted=True,  # the orchestrator's own: its tools are allowed without asking
     )
 
 

@@ -28,7 +28,13 @@ from orchestrator.testing.model_server.conversation import (
     ToolCall,
     new_id,
 )
-from orchestrator.testing.model_server.steps import Action, EditFile, FinalText, WriteFile
+from orchestrator.testing.model_server.steps import (
+    Action,
+    CallTool,
+    EditFile,
+    FinalText,
+    WriteFile,
+)
 
 __all__ = ["is_side_request", "replies", "turn", "working_directory"]
 
@@ -36,6 +42,7 @@ _WRITE = ("Write", "write_file", "write", "create_file")
 _EDIT = ("Edit", "replace", "edit", "edit_file", "str_replace")
 _READ = ("Read", "read_file", "read")
 _PATCH = ("apply_patch",)
+_SEARCH = "ToolSearch"  # claude's loader of deferred tools
 _SHELL = ("exec_command", "shell", "run_shell_command", "Bash", "bash")
 
 # What aider's system prompts ask for: SEARCH/REPLACE blocks ("diff"), or whole file listings.
@@ -66,6 +73,8 @@ def replies(actions: Sequence[Action], conversation: Conversation) -> list[tuple
             made: list[Reply] = [TextReply(action.text)]
         elif isinstance(action, WriteFile):
             made = _write(action, conversation.tools, cwd)
+        elif isinstance(action, CallTool):
+            made = _named(action, conversation)
         else:
             made = _edit(action, conversation.tools, cwd)
         planned += [(index, reply) for reply in made]
@@ -157,6 +166,8 @@ def _text_replies(actions: Sequence[Action], conversation: Conversation) -> list
         if isinstance(action, FinalText):
             planned.append((first, TextReply("\n".join([*blocks, action.text]))))
             blocks, first = [], index + 1
+        elif isinstance(action, CallTool):
+            blocks.append(f"(I cannot call {action.name}: no tools are offered.)")
         elif isinstance(action, WriteFile):
             blocks.append(
                 _whole_block(action.path, action.content)
@@ -263,6 +274,30 @@ def _shell(tool: OfferedTool, command: str) -> ToolCall:
     if tool.properties.get("command") == "array":
         return _call(tool, {"command": ["bash", "-lc", command]})
     return _call(tool, {"command": command})
+
+
+def _named(action: CallTool, conversation: Conversation) -> list[Reply]:
+    """The call of the tool ``action`` names: its exact name first, else the one name that
+    ends with it after a ``_`` (an MCP server's tool, as the CLI prefixed it).
+
+    A CLI that defers such tools (claude lists them by name only, for its ``ToolSearch`` to
+    load) has the tool loaded first, as a model would: ``select:<name>``, then the call; the
+    same two replies in every request of the conversation, loaded or not yet."""
+    tools = conversation.tools
+    arguments = dict(action.arguments)
+    search = tools.get(_SEARCH)
+    deferred = re.findall(rf"^(\w+_{re.escape(action.name)})$", conversation.text, re.MULTILINE)
+    if search is not None and len(set(deferred)) == 1:
+        name = deferred[0]
+        load = _call(search, {_key(search, ("query",)): f"select:{name}"})
+        return [load, ToolCall(name=name, arguments=arguments, call_id=new_id("call_"))]
+    tool = tools.get(action.name)
+    if tool is None:
+        ending = [t for name, t in tools.items() if name.endswith(f"_{action.name}")]
+        tool = ending[0] if len(ending) == 1 else None
+    if tool is None:
+        return [_no_tool("call", action.name, tools)]
+    return [ToolCall(name=tool.name, arguments=arguments, call_id=new_id("call_"))]
 
 
 def _no_tool(what: str, path: str, tools: dict[str, OfferedTool]) -> TextReply:
