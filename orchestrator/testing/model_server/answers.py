@@ -42,7 +42,8 @@ _WRITE = ("Write", "write_file", "write", "create_file")
 _EDIT = ("Edit", "replace", "edit", "edit_file", "str_replace")
 _READ = ("Read", "read_file", "read")
 _PATCH = ("apply_patch",)
-_SEARCH = "ToolSearch"  # claude's loader of deferred tools
+_SEARCH = ("ToolSearch", "tool_search")  # claude's and qwen's loaders of deferred tools
+_DEFERRED_CALL = "tool_call"  # qwen calls a deferred tool through it
 _SHELL = ("exec_command", "shell", "run_shell_command", "Bash", "bash")
 
 # What aider's system prompts ask for: SEARCH/REPLACE blocks ("diff"), or whole file listings.
@@ -280,16 +281,22 @@ def _named(action: CallTool, conversation: Conversation) -> list[Reply]:
     """The call of the tool ``action`` names: its exact name first, else the one name that
     ends with it after a ``_`` (an MCP server's tool, as the CLI prefixed it).
 
-    A CLI that defers such tools (claude lists them by name only, for its ``ToolSearch`` to
-    load) has the tool loaded first, as a model would: ``select:<name>``, then the call; the
-    same two replies in every request of the conversation, loaded or not yet."""
+    A CLI that defers such tools (lists them by name only, for a search tool to load) has the
+    tool looked up first, as a model would: ``select:<name>``, then the call, directly
+    (claude's ``ToolSearch``) or through the CLI's caller of deferred tools (qwen's
+    ``tool_search``, then ``tool_call``); the same replies in every request of the
+    conversation, loaded or not yet."""
     tools = conversation.tools
     arguments = dict(action.arguments)
-    search = tools.get(_SEARCH)
-    deferred = re.findall(rf"^(\w+_{re.escape(action.name)})$", conversation.text, re.MULTILINE)
-    if search is not None and len(set(deferred)) == 1:
-        name = deferred[0]
+    search = _pick(tools, _SEARCH)
+    deferred = set(re.findall(rf"\b(\w+_{re.escape(action.name)})\b", conversation.text))
+    if search is not None and len(deferred) == 1 and action.name not in tools:
+        name = deferred.pop()
         load = _call(search, {_key(search, ("query",)): f"select:{name}"})
+        caller = tools.get(_DEFERRED_CALL)
+        if caller is not None:
+            through = {"name": name, "arguments": arguments}
+            return [load, ToolCall(name=caller.name, arguments=through, call_id=new_id("call_"))]
         return [load, ToolCall(name=name, arguments=arguments, call_id=new_id("call_"))]
     tool = tools.get(action.name)
     if tool is None:
