@@ -224,7 +224,8 @@ class ClaudeCodeAdapter(Adapter):
         for directory in opts.add_dirs:
             argv.append(f"--add-dir={directory}")
         # A trusted server's tools (the council's own) are allowed by its rule, mcp__<name>.
-        allowed = [*opts.allowed_tools, *(f"mcp__{s.name}" for s in request.mcp_servers if s.trusted)]
+        trusted = [f"mcp__{server.name}" for server in request.mcp_servers if server.trusted]
+        allowed = [*opts.allowed_tools, *trusted]
         if allowed:
             argv += ["--allowedTools", *allowed]
         if opts.disallowed_tools:
