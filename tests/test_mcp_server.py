@@ -27,10 +27,11 @@ from merge_repo import git
 from scheduler_helpers import new_repo
 from timing import patience
 
-from orchestrator.coordination.desk import TOOLS, Caller, Desk
+from orchestrator.coordination.desk import Caller, Desk
 from orchestrator.coordination.notes import NAMESPACE as NOTES
 from orchestrator.coordination.relay import SOCKET_ENV
 from orchestrator.coordination.service import serve_session
+from orchestrator.coordination.tools import TOOLS
 from orchestrator.locks.manager import LockManager
 from orchestrator.safety import secret_mask
 from orchestrator.state import FileStateStore

@@ -6,26 +6,26 @@ in the CLI's sandbox and relays each tool call to the session's socket (``COUNCI
 in its environment), where the orchestrator answers for that session only; FILE is not read.
 Without it, a user attaches it to their own CLI: it opens FILE's state store itself and
 answers for the whole run, read-only (a note or a lock is refused). stdout is the protocol's:
-nothing else is printed there.
+nothing else is printed there. The relay imports nothing of the store, the config or git: it
+starts with each CLI.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from orchestrator.cli import event_loop
-from orchestrator.cli.store_access import open_store
-from orchestrator.config.load import load_config
-from orchestrator.config.run import RunConfig
-from orchestrator.coordination.desk import Desk
 from orchestrator.coordination.mcp_server import serve_stdio
 from orchestrator.coordination.relay import SOCKET_ENV, ask
 from orchestrator.errors import UsageError
 from orchestrator.ids import check_id
+
+if TYPE_CHECKING:
+    from orchestrator.config.run import RunConfig
 
 __all__ = ["mcp"]
 
@@ -56,6 +56,8 @@ def mcp(
         return
     if file is None:
         raise UsageError("council mcp needs FILE (a run config), or --session")
+    from orchestrator.config.load import load_config  # the relay above needs none of it
+
     event_loop.run(_read_only, load_config(file))
 
 
@@ -67,6 +69,9 @@ async def _relay(socket: Path, session: str) -> None:
 
 
 async def _read_only(config: RunConfig) -> None:
+    from orchestrator.cli.store_access import open_store
+    from orchestrator.coordination.desk import Desk
+
     async with open_store(config) as store:
         desk = Desk(store, config.repo, caller=None)
 

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import anyio.to_thread
 
 from orchestrator.coordination.notes import Addressee, NoteBook, NoteRefused
+from orchestrator.coordination.tools import TOOLS, Tool
 from orchestrator.errors import CouncilError, LockError, LockTimeout, PathEscapeError
 from orchestrator.events.mcp import McpCall
 from orchestrator.git.repo import Git
@@ -48,7 +49,7 @@ from orchestrator.workflow.handoffs.document import load_handoff
 from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.sessions import NAMESPACE as WORKTREES
 
-__all__ = ["ANSWER_LIMIT", "TOOLS", "Answer", "Caller", "Desk", "Outcome", "Tool"]
+__all__ = ["ANSWER_LIMIT", "Answer", "Caller", "Desk", "Outcome"]
 
 ANSWER_LIMIT = 24_000  # characters of one answer; a diff is cut there
 _DETAIL_LIMIT = 300
@@ -57,47 +58,6 @@ _OFF_LIMITS = (".git", ".council")
 Outcome = Literal["ok", "refused", "error"]
 
 
-@dataclass(frozen=True)
-class Tool:
-    name: str
-    description: str
-    params: tuple[str, ...]  # each a string parameter, all required
-    writes: bool = False  # refused by the read-only desk
-
-
-TOOLS: tuple[Tool, ...] = (
-    Tool(
-        "who_holds",
-        "Who holds or is changing a path of the repository: its lock owner in the council's "
-        "ownership registry (session, fencing token) and the sessions working on it.",
-        ("path",),
-    ),
-    Tool(
-        "session_changes",
-        "What another session (by session id or task id) changed so far: the diff of its "
-        "worktree against the commit it started from.",
-        ("session",),
-    ),
-    Tool(
-        "handoff",
-        "The handoff document an earlier phase (scout, plan, build, review) of a task left.",
-        ("task", "phase"),
-    ),
-    Tool(
-        "post_note",
-        "Leave a note for another session or for whoever works on a task (by its id).",
-        ("to", "text"),
-        writes=True,
-    ),
-    Tool("read_notes", "Read the notes other sessions left for you (marks them read).", ()),
-    Tool(
-        "request_lock",
-        "Ask for the lock of a repository path before editing it; refused, naming the holder, "
-        "when another session holds it.",
-        ("path",),
-        writes=True,
-    ),
-)
 _BY_NAME = {tool.name: tool for tool in TOOLS}
 
 

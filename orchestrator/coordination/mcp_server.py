@@ -1,7 +1,7 @@
 """The council's MCP server over stdio: the official ``mcp`` SDK (1.x or 2.x), imported here
 and nowhere else in the framework (import-linter ``wrapper-mcp``).
 
-Each tool of ``desk.TOOLS`` is one MCP tool whose answer comes from ``ask`` (the tool's name and
+Each tool of ``tools.TOOLS`` is one MCP tool whose answer comes from ``ask`` (the tool's name and
 its arguments in, the outcome and text out): a relay to the session's socket
 (``council mcp --session``) or a read-only ``Desk`` in this process (``council mcp FILE``). A
 refusal is an answer the model reads (``refused: ...``); an error is the tool's error.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from orchestrator.coordination.desk import TOOLS
+from orchestrator.coordination.tools import TOOLS
 
 __all__ = ["SERVER_NAME", "Ask", "serve_stdio", "server"]
 
