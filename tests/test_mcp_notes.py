@@ -14,6 +14,7 @@ from orchestrator.coordination.desk import Caller, Desk
 from orchestrator.coordination.notes import NAMESPACE, TEXT_LIMIT, UNREAD_LIMIT
 from orchestrator.locks.manager import LockManager
 from orchestrator.state import FileStateStore
+from orchestrator.state.context import ContextManager
 from orchestrator.state.postgres.store import PostgresStateStore
 from orchestrator.state.protocol import StateStore
 
@@ -25,9 +26,12 @@ async def file_stores(tmp_path: Path) -> AsyncIterator[tuple[StateStore, StateSt
         yield a, b
 
 
-def desks(repo: Path, a: StateStore, b: StateStore) -> tuple[Desk, Desk, Desk]:
+async def desks(repo: Path, a: StateStore, b: StateStore) -> tuple[Desk, Desk, Desk]:
     """Session sess-a (task t-a) on one store; sess-b and sess-b2 (both on task t-b) on the
-    other: two workstations of a team, or two processes of one machine."""
+    other: two workstations of a team, or two processes of one machine. Each has the context
+    its scheduler gives it (a note goes to a session or task someone knows)."""
+    for store, session, task in ((a, "sess-a", "t-a"), (b, "sess-b", "t-b"), (b, "sess-b2", "t-b")):
+        await ContextManager(store, repo).update_context(session, cli="cli", task=task)
     return (
         Desk(a, repo, caller=Caller("sess-a", "t-a"), locks=LockManager(repo, store=a)),
         Desk(b, repo, caller=Caller("sess-b", "t-b"), locks=LockManager(repo, store=b)),
@@ -36,7 +40,7 @@ def desks(repo: Path, a: StateStore, b: StateStore) -> tuple[Desk, Desk, Desk]:
 
 
 async def notes_between_sessions(repo: Path, a: StateStore, b: StateStore) -> None:
-    mine, theirs, sibling = desks(repo, a, b)
+    mine, theirs, sibling = await desks(repo, a, b)
     assert (
         await mine.call("post_note", {"to": "t-b", "text": "shared.txt is mine"})
     ).outcome == "ok"
@@ -77,11 +81,13 @@ async def test_notes_between_workstations_in_postgres(
 async def test_a_note_is_bounded(
     tmp_path: Path, file_stores: tuple[StateStore, StateStore]
 ) -> None:
-    mine, _, _ = desks(new_repo(tmp_path), *file_stores)
+    mine, _, _ = await desks(new_repo(tmp_path), *file_stores)
     too_long = await mine.call("post_note", {"to": "t-b", "text": "x" * (TEXT_LIMIT + 1)})
     assert too_long.outcome == "refused" and f"at most {TEXT_LIMIT} characters" in too_long.text
     assert (await mine.call("post_note", {"to": "t-b", "text": "  "})).outcome == "refused"
     assert (await mine.call("post_note", {"to": "../x", "text": "hi"})).outcome == "refused"
+    nobody = await mine.call("post_note", {"to": "t-nobody", "text": "hi"})
+    assert nobody.outcome == "refused" and "no session or task" in nobody.text
     for n in range(UNREAD_LIMIT):
         assert (await mine.call("post_note", {"to": "t-b", "text": f"n{n}"})).outcome == "ok"
     full = await mine.call("post_note", {"to": "t-b", "text": "one more"})

@@ -16,11 +16,13 @@ Tools (``TOOLS``):
   against the commit its worktree forked from: git's stat and diff of the worktree (committed
   and not), and the new files not added yet; from its branch once its worktree is gone;
 - ``handoff(task, phase)``: the handoff document an earlier phase of a task left;
-- ``post_note(to, text)`` and ``read_notes()``: ``coordination.notes``;
+- ``post_note(to, text)`` and ``read_notes()``: ``coordination.notes``, to a task of the
+  store or a session that has a worktree or a context;
 - ``request_lock(path)``: the path taken for the caller's lock owner through the run's own
   ``LockManager`` (the ownership registry, the OS lock, a fencing token), never waiting; a path
   someone else holds is refused naming the holder, a path outside the repository (or in its
-  ``.git`` or ``.council``) is refused. The lock is the session's like its declared files:
+  ``.git`` or ``.council``) is refused, and so is one past ``LOCK_LIMIT``. The lock is the
+  session's like its declared files:
   released with the others when the attempt ends.
 """
 
@@ -52,6 +54,7 @@ from orchestrator.worktrees.sessions import NAMESPACE as WORKTREES
 __all__ = ["ANSWER_LIMIT", "Answer", "Caller", "Desk", "Outcome"]
 
 ANSWER_LIMIT = 24_000  # characters of one answer; a diff is cut there
+LOCK_LIMIT = 64  # locks a session holds, its declared files included, when it asks for one
 _DETAIL_LIMIT = 300
 _OFF_LIMITS = (".git", ".council")
 
@@ -202,8 +205,8 @@ class Desk:
 
     async def _post_note(self, to: str, text: str) -> str:
         caller = self._caller()
-        if not is_safe_id(to):
-            raise Refused(f"{to!r} is no session or task id")
+        if not is_safe_id(to) or not await self._known(to):
+            raise Refused(f"{to!r} is no session or task of this repository's runs")
         try:
             key = await self._notes.post(caller.session, caller.task, to, text)
         except NoteRefused as exc:
@@ -238,6 +241,8 @@ class Desk:
                 f"{rel} is locked by session {current.session} (fencing token {current.token}); "
                 "leave it a note or work on something else"
             )
+        if len(self._locks.held(caller.owner)) >= LOCK_LIMIT:
+            raise Refused(f"a session holds at most {LOCK_LIMIT} locks")
         try:
             grant = await self._locks.acquire_file_lock(caller.owner, rel, timeout=0.5)
         except (LockTimeout, LockError) as exc:
@@ -261,6 +266,14 @@ class Desk:
         if rel in ("", ".") or rel.split("/")[0] in _OFF_LIMITS:
             raise Refused(f"{path!r} is not a file of the repository's work")
         return rel
+
+    async def _known(self, name: str) -> bool:
+        """A task of the store, or a session (or task) with a worktree or a context."""
+        if await self.store.get_task_state(name) is not None:
+            return True
+        if await self._worktree(name) is not None:
+            return True
+        return any(name in (c.session, c.task) for c in await self._contexts.all_contexts())
 
     async def _worktree(self, name: str) -> SessionWorktree | None:
         if not is_safe_id(name):

@@ -6,9 +6,9 @@ so both backends hold them and every workstation of a team sees them. A note is 
 session id or a task id; reading gives the caller the notes addressed to its session or its
 task, oldest first, and marks them read (a compare-and-set of the record: two readers never
 both take one as unread). Bounded: ``TEXT_LIMIT`` characters a note, ``UNREAD_LIMIT`` unread
-notes an addressee, ``READ_LIMIT`` notes a read. The text is masked with the run's known
-secrets before it is stored (the store masks its records too; a note is also handed to
-another CLI's model, so it is masked here, where it is made).
+notes an addressee, ``SENT_LIMIT`` notes a sender, ``READ_LIMIT`` notes a read. The text is
+masked with the run's known secrets before it is stored (the store masks its records too; a
+note is also handed to another CLI's model, so it is masked here, where it is made).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from orchestrator.state.protocol import StateStore
 __all__ = [
     "NAMESPACE",
     "READ_LIMIT",
+    "SENT_LIMIT",
     "TEXT_LIMIT",
     "UNREAD_LIMIT",
     "Addressee",
@@ -39,6 +40,7 @@ __all__ = [
 NAMESPACE = "notes"
 TEXT_LIMIT = 4000
 UNREAD_LIMIT = 50
+SENT_LIMIT = 200  # notes one session may leave, read or not
 READ_LIMIT = 20
 
 
@@ -80,7 +82,10 @@ class NoteBook:
             raise NoteRefused("a note needs some text")
         if len(text) > TEXT_LIMIT:
             raise NoteRefused(f"a note holds at most {TEXT_LIMIT} characters ({len(text)} given)")
-        unread = [n for _, n in await self._notes() if n.to == to and not n.read]
+        notes = [n for _, n in await self._notes()]
+        if sum(n.sender == sender for n in notes) >= SENT_LIMIT:
+            raise NoteRefused(f"a session leaves at most {SENT_LIMIT} notes")
+        unread = [n for n in notes if n.to == to and not n.read]
         if len(unread) >= UNREAD_LIMIT:
             raise NoteRefused(f"{to} has {len(unread)} unread notes already; wait until it reads")
         note = Note(
