@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 import tomllib
 from pathlib import Path
@@ -23,12 +24,15 @@ from adapters.gemini import GeminiAdapter
 from adapters.opencode import OpencodeAdapter
 from adapters.qwen import QwenAdapter
 from orchestrator.adapter import Adapter, AdapterRequest, CommandSpec
+from orchestrator.config.load import parse_config
 from orchestrator.config.mcp import McpServerConfig
 from orchestrator.coordination.desk import Caller, Desk
 from orchestrator.coordination.relay import SOCKET_ENV, ask
 from orchestrator.coordination.service import serve_session
 from orchestrator.coordination.session_tools import relay_server, session_tools
 from orchestrator.locks.manager import LockManager
+from orchestrator.plugins import host as plugins
+from orchestrator.run.preflight import warn_mcp_servers
 from orchestrator.runner.config_merge import render
 from orchestrator.runner.phase import _call_servers
 from orchestrator.runner.phase_call import PhaseCall
@@ -199,3 +203,21 @@ async def test_under_the_sandbox_a_cli_reaches_its_own_sessions_socket_only(
     seen = json.loads(done.stdout)
     assert seen["answer"] == {"outcome": "ok", "text": "no unread notes for you"}
     assert seen["other_seen"] is False  # another session's socket is under the hidden /tmp
+
+
+def test_aider_sessions_do_without_the_council_server_and_it_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = f"repo: {tmp_path}\nadapters:\n  aider: {{}}\ntasks:\n  - {{id: t1, prompt: hi}}\n"
+    config = parse_config(text, source="run.yaml")
+    registry = plugins.default_plugins().registry
+    with caplog.at_level(logging.INFO, logger="orchestrator.run.preflight"):
+        assert warn_mcp_servers(config, registry) == []  # no warning: nobody asked for it
+    said = [r.getMessage() for r in caplog.records if "council's tools" in r.getMessage()]
+    assert said == [
+        "adapter 'aider' (type 'aider') takes no MCP servers: its sessions do without the "
+        "council's tools (council mcp); their prompts name what the others hold"
+    ]
+    caplog.clear()
+    off = config.model_copy(update={"council_mcp": False})
+    assert warn_mcp_servers(off, registry) == [] and not caplog.records
