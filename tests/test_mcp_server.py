@@ -66,9 +66,37 @@ def run(tmp_path: Path) -> tuple[Path, Path]:
         created_at=datetime.now(UTC),
     )
 
+    # a session whose worktree is gone (or on another workstation): its branch's commits
+    gone = tmp_path / "gone-work"
+    git(repo, "worktree", "add", "-q", "-b", "council/gone/1", str(gone), "main")
+    (gone / "landed.txt").write_text("committed by the gone session\n")
+    git(gone, "add", "landed.txt")
+    git(gone, "commit", "-q", "-m", "gone's work")
+    git(repo, "worktree", "remove", str(gone))
+    records = {
+        OTHER: record,
+        "sess-gone": record.model_copy(
+            update={
+                "session_id": "sess-gone",
+                "task_id": "t-gone",
+                "branch": "council/gone/1",
+                "path": gone,
+            }
+        ),
+        "sess-away": record.model_copy(
+            update={
+                "session_id": "sess-away",
+                "task_id": "t-away",
+                "branch": "council/away/1",
+                "path": gone,
+            }
+        ),
+    }
+
     async def put() -> None:
         async with FileStateStore(repo / ".council" / "state") as store:
-            await store.put_record(WORKTREES, OTHER, record.model_dump(mode="json"))
+            for key, value in records.items():
+                await store.put_record(WORKTREES, key, value.model_dump(mode="json"))
 
     anyio.run(put)
     return config, repo
@@ -128,6 +156,11 @@ async def test_read_only_server_lists_and_answers_every_tool(run: tuple[Path, Pa
             assert "two, changed by the other session" in text and "fresh.txt" in text
             failed, text = await call(session, "session_changes", session="t-other")  # by task
             assert "two, changed by the other session" in text
+            failed, text = await call(session, "session_changes", session="sess-gone")
+            assert not failed and "committed by the gone session" in text
+            assert "its worktree is not here" in text
+            failed, text = await call(session, "session_changes", session="sess-away")
+            assert text.startswith("refused:") and "nor published" in text
 
             failed, text = await call(session, "handoff", task="t1", phase="plan")
             assert not failed and '"phase": "plan"' in text and "t1.txt" in text
@@ -144,6 +177,8 @@ async def test_read_only_server_lists_and_answers_every_tool(run: tuple[Path, Pa
     calls = mcp_calls(repo)
     assert [c["tool"] for c in calls] == [
         "who_holds",
+        "session_changes",
+        "session_changes",
         "session_changes",
         "session_changes",
         "handoff",

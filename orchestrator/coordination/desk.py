@@ -40,6 +40,7 @@ from orchestrator.coordination.notes import Addressee, NoteBook, NoteRefused
 from orchestrator.coordination.tools import TOOLS, Tool
 from orchestrator.errors import CouncilError, LockError, LockTimeout, PathEscapeError
 from orchestrator.events.mcp import McpCall
+from orchestrator.git.publish import BRANCHES_PREFIX
 from orchestrator.git.repo import Git
 from orchestrator.ids import is_safe_id
 from orchestrator.locks.manager import LockManager
@@ -185,12 +186,20 @@ class Desk:
             )
             untracked = [line for line in new.out.splitlines() if line]
             extra = f"\nnew files, not added yet: {', '.join(untracked)}" if untracked else ""
-        else:  # its worktree is gone: what its branch holds
+        else:  # not here (gone, or on another workstation): what its branch holds
             git = Git(self.repo, None)
-            tip = f"refs/heads/{found.branch}"
-            stat = await git.run("diff", "--stat", found.base_commit, tip)
-            diff = await git.run(*_DIFF, found.base_commit, tip)
-            extra = "\n(its worktree is gone: the branch's commits)"
+            refs = (f"refs/heads/{found.branch}", f"{BRANCHES_PREFIX}{found.branch}")
+            tips = [tip for tip in [await git.rev_parse(ref) for ref in refs] if tip]
+            if not tips:
+                raise Refused(
+                    f"session {found.session_id}'s worktree is not on this machine and its "
+                    f"branch {found.branch} is not here (nor published) yet"
+                )
+            stat = await git.run(
+                "--no-optional-locks", "diff", "--stat", found.base_commit, tips[0]
+            )
+            diff = await git.run(*_DIFF, found.base_commit, tips[0])
+            extra = "\n(its worktree is not here: the commits of its branch)"
         if not diff.stdout.strip() and not extra:
             return f"{header}\nno changes so far"
         return f"{header}{extra}\n{stat.stdout}\n{diff.stdout}"
