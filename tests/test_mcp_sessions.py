@@ -221,3 +221,29 @@ def test_aider_sessions_do_without_the_council_server_and_it_is_said_once(
     caplog.clear()
     off = config.model_copy(update={"council_mcp": False})
     assert warn_mcp_servers(off, registry) == [] and not caplog.records
+
+
+async def test_a_call_that_fails_inside_fails_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo(tmp_path)
+    async with FileStateStore(repo / ".council" / "state") as store:
+        desk = Desk(store, repo, caller=Caller("sess-1", "t1"))
+        real = desk.call
+        failures = iter([RuntimeError("a bug")])
+
+        async def flaky(tool: str, args: Any) -> Any:
+            failure = next(failures, None)
+            if failure is not None:
+                raise failure
+            return await real(tool, args)
+
+        monkeypatch.setattr(desk, "call", flaky)
+        async with serve_session(desk) as socket:
+            with pytest.raises((anyio.IncompleteRead, anyio.EndOfStream)):
+                await ask(socket, "sess-1", "read_notes", {})
+            # the server, and the phase around it, go on
+            assert await ask(socket, "sess-1", "read_notes", {}) == (
+                "ok",
+                "no unread notes for you",
+            )

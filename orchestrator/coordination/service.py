@@ -58,8 +58,12 @@ async def serve_session(desk: Desk) -> AsyncIterator[Path]:
         async with listener, anyio.create_task_group() as group:
 
             async def handle(stream: anyio.abc.SocketStream) -> None:
-                async with stream:
-                    await _answer(stream, desk, session)
+                # A connection's failure is its own: never the server's, nor the CLI's phase.
+                try:
+                    async with stream:
+                        await _answer(stream, desk, session)
+                except Exception:
+                    log.warning("council server of %s: a call failed", session, exc_info=True)
 
             group.start_soon(listener.serve, handle)
             try:
