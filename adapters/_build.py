@@ -129,6 +129,8 @@ def mcp_entry(server: McpServer, style: str) -> dict[str, Any]:
             entry["type"] = "stdio"
         if style == "codex":
             entry |= _CODEX_WAIT
+            if server.trusted:  # codex 0.169 refuses an MCP call needing approval headless
+                entry["default_tools_approval_mode"] = "approve"
         return {**entry, **({"env": env} if env else {})}
     url = server.url or ""
     if style == "opencode":

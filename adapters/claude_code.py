@@ -223,8 +223,11 @@ class ClaudeCodeAdapter(Adapter):
         # Both lists are variadic: the next "--option" ends them, and the prompt came earlier.
         for directory in opts.add_dirs:
             argv.append(f"--add-dir={directory}")
-        if opts.allowed_tools:
-            argv += ["--allowedTools", *opts.allowed_tools]
+        # A trusted server's tools (the council's own) are allowed by its rule, mcp__<name>.
+        trusted = [f"mcp__{server.name}" for server in request.mcp_servers if server.trusted]
+        allowed = [*opts.allowed_tools, *trusted]
+        if allowed:
+            argv += ["--allowedTools", *allowed]
         if opts.disallowed_tools:
             argv += ["--disallowedTools", *opts.disallowed_tools]
         if request.model:

@@ -50,6 +50,9 @@ class McpServer(_Value):
     env: Mapping[str, str] = Field(default_factory=dict)  # ``${NAME}`` already expanded
     url: str | None = None
     headers: Mapping[str, str] = Field(default_factory=dict)
+    # Its tools may be called without asking, where the CLI would ask (nobody answers a
+    # headless CLI): the council's own server (``council mcp``), never a run config's.
+    trusted: bool = False
 
 
 class AdapterRequest(_Value):

@@ -99,6 +99,10 @@ COMMANDS: dict[str, CommandRef] = {
         f"{_CLI}.state_cmd:app",
         "Settle the store's conflicts, verify its records, show their history and health.",
     ),
+    "mcp": CommandRef(
+        f"{_CLI}.mcp_cmd:mcp",
+        "Serve the council's MCP tools over stdio: a session's, or read-only for FILE's run.",
+    ),
     "db": CommandRef(
         f"{_CLI}.db_cmd:app",
         "Start, stop and locate a throwaway local PostgreSQL server for team mode.",

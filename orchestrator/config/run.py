@@ -103,6 +103,12 @@ class RunConfig(Section):
         description="MCP servers every CLI of the run gets, in its own format, beside the "
         "user's own (orchestrator.config.mcp)",
     )
+    council_mcp: bool = Field(
+        default=True,
+        description="give each session's CLI the council's own MCP server (`council mcp "
+        "--session`: who holds a path, another session's diff, handoffs, notes, lock "
+        "requests; orchestrator.coordination), for each CLI that takes MCP servers",
+    )
     forge: ForgeConfig | None = Field(
         default=None,
         description="the forge issues come from and pull requests go to "

@@ -19,6 +19,7 @@ from orchestrator.events import (
     dropped,
     issues,
     locks,
+    mcp,
     merge,
     phases,
     pulls,
@@ -47,6 +48,7 @@ _FAMILIES = (
     issues,
     dropped,
     spend,
+    mcp,
 )
 
 MODELS: Mapping[str, type[Event]] = {

@@ -116,5 +116,7 @@ class EventType(StrEnum):
     WORKTREE_RESCUED = "worktree.rescued"
     WORKTREE_REMOVED = "worktree.removed"
     WORKTREE_ADOPTED = "worktree.adopted"
+    # the council's MCP server (orchestrator.coordination)
+    MCP_CALL = "mcp.call"
     # what an event iterator says of its own (``Council.events``), never logged
     EVENTS_DROPPED = "events.dropped"

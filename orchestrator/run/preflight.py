@@ -171,8 +171,12 @@ def check_adapters(config: RunConfig, registry: AdapterRegistry) -> None:
 
 def warn_mcp_servers(config: RunConfig, registry: AdapterRegistry) -> list[str]:
     """With ``mcp_servers:`` set, one warning for each adapter a task uses whose CLI cannot be
-    given them (aider has no MCP): the run goes on without them there. The warnings said."""
-    if not config.mcp_servers:
+    given them (aider has no MCP): the run goes on without them there. The warnings said.
+
+    The council's own server (``council_mcp``) is not the user's asking: such an adapter's
+    sessions do without it, said once at ``info`` (their prompts still name the files the other
+    sessions hold and change)."""
+    if not config.mcp_servers and not config.council_mcp:
         return []
     said: list[str] = []
     for name in adapter_uses(config).users:
@@ -180,7 +184,14 @@ def warn_mcp_servers(config: RunConfig, registry: AdapterRegistry) -> list[str]:
             adapter = registry.create(name, config.adapters.get(name))
         except AdapterError:
             continue  # check_adapters says why
-        if not adapter.takes_mcp_servers:
+        if not adapter.takes_mcp_servers and config.council_mcp:
+            log.info(
+                "adapter %r (type %r) takes no MCP servers: its sessions do without the "
+                "council's tools (council mcp); their prompts name what the others hold",
+                name,
+                adapter.name,
+            )
+        if not adapter.takes_mcp_servers and config.mcp_servers:
             said.append(
                 f"adapter {name!r} (type {adapter.name!r}) takes no MCP servers: the run's "
                 f"mcp_servers ({', '.join(config.mcp_servers)}) are not given to it"

@@ -26,6 +26,7 @@ limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import deque
@@ -110,6 +111,8 @@ async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
     own = configured.sandbox if configured else None
     where = f"adapters.{call.adapter}.sandbox" if own is not None else "sandbox"
     settings: SandboxSettings = await settings_for(merged_sandbox(config.sandbox, own), where)
+    if call.sandbox_read:
+        settings = dataclasses.replace(settings, read=(*settings.read, *call.sandbox_read))
     return Sandbox(settings, await call.reach() if settings.kind == "bubblewrap" else None)
 
 
@@ -154,6 +157,12 @@ def _mcp_servers(config: RunConfig) -> tuple[McpServer, ...]:
     return tuple(servers)
 
 
+def _call_servers(config: RunConfig, call: PhaseCall) -> tuple[McpServer, ...]:
+    """The call's own servers (the council's), but for a name the run config already gives
+    one of its own: the user's server of that name stands."""
+    return tuple(server for server in call.mcp_servers if server.name not in config.mcp_servers)
+
+
 async def _logins(adapter: Adapter) -> tuple[str, ...]:
     """The HOME paths of the adapter's credentials the user has (a stat each)."""
     if not adapter.credentials:
@@ -193,7 +202,9 @@ async def call_phase_cli(
             if value in brought or is_sensitive(name)
         }
     )
-    servers = _mcp_servers(config) if adapter.takes_mcp_servers else ()
+    servers = (
+        _mcp_servers(config) + _call_servers(config, call) if adapter.takes_mcp_servers else ()
+    )
     share = configured is None or configured.credentials == "shared"
     request = AdapterRequest(
         prompt=call.prompt,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.adapter import EventKind, OutcomeKind
+from orchestrator.adapter import EventKind, McpServer, OutcomeKind
 from orchestrator.process.stop import DEFAULT_GRACE
 from orchestrator.runner.cli_run import CliRun
 from orchestrator.sandbox.plan import GitReach
@@ -45,6 +45,11 @@ class PhaseCall:
     # confine it; None: a CLI run outside a session's worktree (``adapters check --live``),
     # which gets no sandbox.
     reach: Callable[[], Awaitable[GitReach]] | None = None
+    # MCP servers for this call alone, given after the run config's (the council's own server
+    # of the session: ``orchestrator.coordination``), and what of the machine the sandbox must
+    # show the CLI for them, read-only (the session's socket directory).
+    mcp_servers: tuple[McpServer, ...] = ()
+    sandbox_read: tuple[Path, ...] = ()
 
 
 @dataclass

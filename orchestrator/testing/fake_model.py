@@ -58,6 +58,7 @@ from orchestrator.testing.model_server.gemini import GeminiGenerateContent
 from orchestrator.testing.model_server.ollama import OllamaChat, OllamaGenerate
 from orchestrator.testing.model_server.responses import OpenAIResponses
 from orchestrator.testing.model_server.steps import (
+    CallTool,
     EditFile,
     FinalText,
     RateLimited,
@@ -69,6 +70,7 @@ from orchestrator.testing.model_server.steps import (
 from orchestrator.testing.model_server.wire import WireProtocol, WireResponse, json_response
 
 __all__ = [
+    "CallTool",
     "EditFile",
     "FakeModel",
     "FinalText",

@@ -27,6 +27,7 @@ is its work.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from functools import partial
 
 import anyio
@@ -267,15 +268,17 @@ class PhaseSteps:
         guard = await run.worktrees.tamper_guard()
         watch = await guard.watch(run.session.path, run.session.branch)
         try:
-            ran = await call_phase_cli(
-                run.config,
-                run.plugins,
-                call,
-                log_dir=run.log_dir,
-                cancel=run.cancel,
-                on_event=run.on_event,
-                watch=CliRunBook(run.store, run.task.id, call.phase),
-            )
+            tools = run.tools(call) if run.tools is not None else nullcontext(call)
+            async with tools as given:  # the council's MCP server, while the CLI runs
+                ran = await call_phase_cli(
+                    run.config,
+                    run.plugins,
+                    given,
+                    log_dir=run.log_dir,
+                    cancel=run.cancel,
+                    on_event=run.on_event,
+                    watch=CliRunBook(run.store, run.task.id, call.phase),
+                )
             if ticket is not None and run.spend is not None:
                 await close_ticket(run.spend, ticket, ran)
         except Exception as exc:

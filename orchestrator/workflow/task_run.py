@@ -9,6 +9,7 @@ the ``WorkflowResult``: merge it, park it, retry it or fail it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +23,7 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.events import Event
 from orchestrator.locks.manager import LockManager
 from orchestrator.plugins.host import PluginHost
+from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.spend.gate import SpendGate
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.manager import WorktreeManager
@@ -61,6 +63,9 @@ class TaskRun:
     spend: SpendGate | None = None  # every CLI call passes it: the ledger, budgets, quotas
     fresh_head: str | None = None  # the HEAD of a worktree just made at the base, that nothing
     # has run in yet (no setup commands): the first phase starts there, with nothing to commit
+    # The council's own tools for each phase's CLI (``orchestrator.coordination``): the call
+    # in, the call with the session's MCP server out, served while the CLI runs; None: none.
+    tools: Callable[[PhaseCall], AbstractAsyncContextManager[PhaseCall]] | None = None
 
     async def files_reported(self, paths: Sequence[str]) -> None:
         """Tell ``on_files`` about files the attempt now owns or changes."""

@@ -40,9 +40,12 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 
+from orchestrator.coordination.desk import Caller
+from orchestrator.coordination.session_tools import session_tools
 from orchestrator.errors import (
     CouncilError,
     LockError,
@@ -60,6 +63,7 @@ from orchestrator.models import (
     TaskStatus,
     utcnow,
 )
+from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.scheduler.attempts.attempt import RETRY_NOTE, WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.pull_landing import PULL_FEEDBACK
@@ -293,6 +297,7 @@ class AttemptRunner:
             note=attempt.note,
             feedback=attempt.feedback,
             spend=self._spend(),
+            tools=self._tools(attempt),
         )
         full: CouncilError | OSError | None = None
         async with anyio.create_task_group() as group:
@@ -330,6 +335,18 @@ class AttemptRunner:
             await contexts.changing(owner, paths)
 
         return report
+
+    def _tools(
+        self, attempt: Attempt
+    ) -> Callable[[PhaseCall], AbstractAsyncContextManager[PhaseCall]] | None:
+        """The council's MCP server for each phase's CLI (``council_mcp: false``: none)."""
+        services = self._run.services
+        if not services.config.council_mcp:
+            return None
+        assert attempt.session is not None
+        session = attempt.session.session_id
+        caller = Caller(session, attempt.task.id, attempt.lock_owner(session))
+        return session_tools(services.store, services.locks, caller, self._files_reporter(attempt))
 
     def _phase_end(self, attempt: Attempt) -> Callable[[], Awaitable[None]] | None:
         """What follows each phase's saved work: in a team the branch published, then the

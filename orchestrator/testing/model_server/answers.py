@@ -28,7 +28,13 @@ from orchestrator.testing.model_server.conversation import (
     ToolCall,
     new_id,
 )
-from orchestrator.testing.model_server.steps import Action, EditFile, FinalText, WriteFile
+from orchestrator.testing.model_server.steps import (
+    Action,
+    CallTool,
+    EditFile,
+    FinalText,
+    WriteFile,
+)
 
 __all__ = ["is_side_request", "replies", "turn", "working_directory"]
 
@@ -36,6 +42,8 @@ _WRITE = ("Write", "write_file", "write", "create_file")
 _EDIT = ("Edit", "replace", "edit", "edit_file", "str_replace")
 _READ = ("Read", "read_file", "read")
 _PATCH = ("apply_patch",)
+_SEARCH = ("ToolSearch", "tool_search")  # claude's and qwen's loaders of deferred tools
+_DEFERRED_CALL = "tool_call"  # qwen calls a deferred tool through it
 _SHELL = ("exec_command", "shell", "run_shell_command", "Bash", "bash")
 
 # What aider's system prompts ask for: SEARCH/REPLACE blocks ("diff"), or whole file listings.
@@ -66,6 +74,8 @@ def replies(actions: Sequence[Action], conversation: Conversation) -> list[tuple
             made: list[Reply] = [TextReply(action.text)]
         elif isinstance(action, WriteFile):
             made = _write(action, conversation.tools, cwd)
+        elif isinstance(action, CallTool):
+            made = _named(action, conversation)
         else:
             made = _edit(action, conversation.tools, cwd)
         planned += [(index, reply) for reply in made]
@@ -157,6 +167,8 @@ def _text_replies(actions: Sequence[Action], conversation: Conversation) -> list
         if isinstance(action, FinalText):
             planned.append((first, TextReply("\n".join([*blocks, action.text]))))
             blocks, first = [], index + 1
+        elif isinstance(action, CallTool):
+            blocks.append(f"(I cannot call {action.name}: no tools are offered.)")
         elif isinstance(action, WriteFile):
             blocks.append(
                 _whole_block(action.path, action.content)
@@ -263,6 +275,36 @@ def _shell(tool: OfferedTool, command: str) -> ToolCall:
     if tool.properties.get("command") == "array":
         return _call(tool, {"command": ["bash", "-lc", command]})
     return _call(tool, {"command": command})
+
+
+def _named(action: CallTool, conversation: Conversation) -> list[Reply]:
+    """The call of the tool ``action`` names: its exact name first, else the one name that
+    ends with it after a ``_`` (an MCP server's tool, as the CLI prefixed it).
+
+    A CLI that defers such tools (lists them by name only, for a search tool to load) has the
+    tool looked up first, as a model would: ``select:<name>``, then the call, directly
+    (claude's ``ToolSearch``) or through the CLI's caller of deferred tools (qwen's
+    ``tool_search``, then ``tool_call``); the same replies in every request of the
+    conversation, loaded or not yet."""
+    tools = conversation.tools
+    arguments = dict(action.arguments)
+    search = _pick(tools, _SEARCH)
+    deferred = set(re.findall(rf"\b(\w+_{re.escape(action.name)})\b", conversation.text))
+    if search is not None and len(deferred) == 1 and action.name not in tools:
+        name = deferred.pop()
+        load = _call(search, {_key(search, ("query",)): f"select:{name}"})
+        caller = tools.get(_DEFERRED_CALL)
+        if caller is not None:
+            through = {"name": name, "arguments": arguments}
+            return [load, ToolCall(name=caller.name, arguments=through, call_id=new_id("call_"))]
+        return [load, ToolCall(name=name, arguments=arguments, call_id=new_id("call_"))]
+    tool = tools.get(action.name)
+    if tool is None:
+        ending = [t for name, t in tools.items() if name.endswith(f"_{action.name}")]
+        tool = ending[0] if len(ending) == 1 else None
+    if tool is None:
+        return [_no_tool("call", action.name, tools)]
+    return [ToolCall(name=tool.name, arguments=arguments, call_id=new_id("call_"))]
 
 
 def _no_tool(what: str, path: str, tools: dict[str, OfferedTool]) -> TextReply:

@@ -21,6 +21,10 @@ class OfferedTool:
     properties: dict[str, str] = field(default_factory=dict)  # parameter -> JSON type
     required: tuple[str, ...] = ()
     freeform: bool = False  # an OpenAI "custom" tool that takes raw text (codex apply_patch)
+    # A Responses "namespace" tool's member (codex groups an MCP server's tools so): offered
+    # as ``<namespace>__<local>``, called as ``local`` in ``namespace``.
+    namespace: str | None = None
+    local: str | None = None
 
 
 @dataclass(frozen=True)

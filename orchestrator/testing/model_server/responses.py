@@ -3,6 +3,8 @@
 Codex offers ``apply_patch`` as a freeform ("custom") tool with some models and as a function
 with others; a call to a custom tool is a ``custom_tool_call`` item carrying raw ``input``.
 Tool results come back as ``function_call_output`` / ``custom_tool_call_output`` items.
+An MCP server's tools come grouped in a ``namespace`` tool (``mcp__<server>``, its functions
+in ``tools``); a call to one is a ``function_call`` naming the function and its ``namespace``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ class OpenAIResponses(WireProtocol):
             name = str(tool.get("name", tool.get("type", "")))
             freeform = tool.get("type") == "custom"
             tools[name] = OfferedTool(name, *schema_fields(tool.get("parameters")), freeform)
+            if tool.get("type") == "namespace":
+                for member in dicts(tool.get("tools")):
+                    local = str(member.get("name", ""))
+                    full = f"{name}__{local}"
+                    fields = schema_fields(member.get("parameters"))
+                    tools[full] = OfferedTool(full, *fields, namespace=name, local=local)
         system = [str(body.get("instructions") or "")]
         said = list(system)
         items = dicts(body.get("input"))
@@ -85,11 +93,14 @@ class OpenAIResponses(WireProtocol):
                 "status": "completed",
             }
         elif isinstance(reply, ToolCall):
+            offered = conversation.tools.get(reply.name)
+            member = offered is not None and offered.namespace is not None
             item = {
                 "type": "function_call",
                 "id": new_id("fc_"),
                 "call_id": reply.call_id,
-                "name": reply.name,
+                "name": offered.local if offered is not None and member else reply.name,
+                **({"namespace": offered.namespace} if offered is not None and member else {}),
                 "arguments": json.dumps(reply.arguments),
                 "status": "completed",
             }

@@ -8,11 +8,13 @@ requests that would carry that step with an HTTP error instead (429 or 401).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "Action",
+    "CallTool",
     "EditFile",
     "FinalText",
     "Gate",
@@ -38,6 +40,16 @@ class EditFile:
     path: str
     old: str
     new: str
+
+
+@dataclass(frozen=True)
+class CallTool:
+    """Call the offered tool ``name`` with ``arguments``: by its exact name, or by the end of
+    it, as CLIs prefix an MCP server's tools (``mcp__council__name``, ``council_name``). Its
+    result comes back to the model in the next request, where a test reads it."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,7 +83,7 @@ class Unauthorized:
     """Answer 401 (a rejected key) to every request from here on."""
 
 
-Action = WriteFile | EditFile | FinalText
+Action = WriteFile | EditFile | CallTool | FinalText
 Gate = RateLimited | Unauthorized
 Step = Action | Gate
 

@@ -1,0 +1,112 @@
+"""The orchestrator's side of one session's council server: a Unix socket the session's CLI
+reaches through ``council mcp --session``, answered by the session's ``Desk``.
+
+Why a socket, and not the store opened by the process the CLI starts: that process runs in the
+CLI's sandbox, which hides ``.council/`` (the file store, other sessions' worktrees and
+homes) and must not be handed the team database's credentials either. The socket lives in a
+private directory (``mkdtemp``: mode 0700, short enough for a socket's path) that the
+sandbox shows this session's CLI alone (``PhaseCall.sandbox_read``); every other session's
+directory stays under the sandbox's hidden ``/tmp``. The desk behind a socket answers for its
+session only, whatever a request says: a request naming another session is refused. So a CLI
+reaches the store through its own session's questions, and writes nothing but its notes and
+its own locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from orchestrator.coordination.desk import Answer, Desk
+from orchestrator.coordination.wire import LINE_LIMIT, WireError, decode_request, encode
+
+__all__ = ["SOCKET_NAME", "serve_session"]
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "council.sock"
+_PATH_LIMIT = 100  # a Unix socket's path holds 107 bytes on Linux
+
+
+def _private_dir() -> Path:
+    root = tempfile.gettempdir()
+    if len(root) + 32 > _PATH_LIMIT:
+        root = "/tmp"  # noqa: S108 - the private directory below is mode 0700
+    return Path(tempfile.mkdtemp(prefix="council-mcp-", dir=root))
+
+
+@asynccontextmanager
+async def serve_session(desk: Desk) -> AsyncIterator[Path]:
+    """Serve ``desk`` (made for one session) on a fresh socket while the context lasts; yields
+    the socket's path. The directory goes with the context."""
+    if desk.caller is None:
+        raise ValueError("a session's socket serves a session's desk")
+    session = desk.caller.session
+    directory = await anyio.to_thread.run_sync(_private_dir)
+    socket = directory / SOCKET_NAME
+    try:
+        listener = await anyio.create_unix_listener(socket)
+        async with listener, anyio.create_task_group() as group:
+
+            async def handle(stream: anyio.abc.SocketStream) -> None:
+                # A connection's failure is its own: never the server's, nor the CLI's phase.
+                try:
+                    async with stream:
+                        await _answer(stream, desk, session)
+                except Exception:
+                    log.warning("council server of %s: a call failed", session, exc_info=True)
+
+            group.start_soon(listener.serve, handle)
+            try:
+                yield socket
+            finally:
+                group.cancel_scope.cancel()
+    finally:
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+
+
+async def _answer(stream: anyio.abc.SocketStream, desk: Desk, session: str) -> None:
+    lines = BufferedByteReceiveStream(stream)
+    while True:
+        try:
+            line = await lines.receive_until(b"\n", LINE_LIMIT)
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+            return
+        except anyio.DelimiterNotFound:
+            too_long = f"error: a request is one line of JSON under {LINE_LIMIT} bytes"
+            await _send(stream, Answer("error", too_long))
+            return
+        try:
+            request = decode_request(line)
+        except WireError as exc:
+            await _send(stream, Answer("error", f"error: {exc}"))
+            continue
+        if request.session is not None and request.session != session:
+            answer = Answer(
+                "refused",
+                f"refused: this council server answers session {session} only, "
+                f"not {request.session}",
+            )
+            await desk.record(request.tool, answer, request.session)
+        else:
+            answer = await desk.call(request.tool, request.args)
+        if not await _send(stream, answer):
+            return
+
+
+async def _send(stream: anyio.abc.SocketStream, answer: Answer) -> bool:
+    try:
+        await stream.send(encode({"outcome": answer.outcome, "text": answer.text}))
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, WireError):
+        log.debug("council server: an answer could not be sent", exc_info=True)
+        return False
+    return True
