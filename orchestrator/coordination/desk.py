@@ -41,9 +41,10 @@ from orchestrator.coordination.tools import TOOLS, Tool
 from orchestrator.errors import CouncilError, LockError, LockTimeout, PathEscapeError
 from orchestrator.events.mcp import McpCall
 from orchestrator.git.publish import BRANCHES_PREFIX
-from orchestrator.git.repo import Git
+from orchestrator.git.repo import Git, GitResult
 from orchestrator.ids import is_safe_id
 from orchestrator.locks.manager import LockManager
+from orchestrator.radar.snapshot import admin_dir, private_index
 from orchestrator.safety import secret_mask
 from orchestrator.safety.paths import RepoPaths
 from orchestrator.state.context import ContextManager
@@ -178,12 +179,28 @@ class Desk:
             f"session {found.session_id} (task {found.task_id}, {found.cli}), branch "
             f"{found.branch}, against {found.base_commit[:12]}"
         )
-        if await anyio.to_thread.run_sync(found.path.is_dir):
-            stat = await git.run("--no-optional-locks", "diff", "--stat", found.base_commit)
-            diff = await git.run(*_DIFF, found.base_commit)
-            new = await git.run(
-                "--no-optional-locks", "ls-files", "--others", "--exclude-standard", check=False
-            )
+        admin = await anyio.to_thread.run_sync(
+            lambda: admin_dir(found.path) if found.path.is_dir() else None
+        )
+        if admin is not None:
+            base = found.base_commit
+
+            def read() -> tuple[GitResult, GitResult, GitResult]:
+                # A diff of a working tree rewrites the index it reads: a copy's, never the
+                # session's own (its CLI's ``git add`` would find the index locked).
+                with private_index(admin) as env:
+                    return (
+                        git.run_sync("--no-optional-locks", "diff", "--stat", base, env=env),
+                        git.run_sync(*_DIFF, base, env=env),
+                        git.run_sync(
+                            *("--no-optional-locks", "ls-files", "--others"),
+                            "--exclude-standard",
+                            check=False,
+                            env=env,
+                        ),
+                    )
+
+            stat, diff, new = await anyio.to_thread.run_sync(read)
             untracked = [line for line in new.out.splitlines() if line]
             extra = f"\nnew files, not added yet: {', '.join(untracked)}" if untracked else ""
         else:  # not here (gone, or on another workstation): what its branch holds

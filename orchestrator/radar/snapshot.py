@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from orchestrator.git.merge_tree import GitCalls, branch_ref
 from orchestrator.git.ref_files import read_refs
 from orchestrator.radar.hunks import FileDiff, parse_diff
 
-__all__ = ["DIFF_ARGS", "Snapshot", "read_snapshot"]
+__all__ = ["DIFF_ARGS", "Snapshot", "admin_dir", "private_index", "read_snapshot"]
 
 _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
@@ -75,16 +76,29 @@ def read_snapshot(calls: GitCalls, worktree: Path, base_ref: str) -> Snapshot | 
         if not head.ok:
             return None
         tip = head.out
-    with tempfile.TemporaryDirectory(prefix="council-radar-") as scratch:
-        index = os.path.join(scratch, "index")
-        _copy_index(admin, index)
-        env = {"GIT_INDEX_FILE": index}
+    with private_index(admin) as env:
         args = (*DIFF_ARGS, "--merge-base", base_ref)
         diff = calls.run(*args, cwd=worktree, check=False, env=env)
     if not diff.ok:
         return None
     digest = hashlib.sha256(f"{tip}\n{diff.stdout}".encode()).hexdigest()
     return Snapshot(tip, diff.stdout, digest)
+
+
+@contextlib.contextmanager
+def private_index(admin: Path) -> Iterator[dict[str, str]]:
+    """The environment that points git at a copy of the index of the worktree whose admin
+    directory is ``admin`` (blocking), for a read of someone else's worktree (``git diff`` of
+    its working tree) that must never take or rewrite its index (module doc)."""
+    with tempfile.TemporaryDirectory(prefix="council-index-") as scratch:
+        index = os.path.join(scratch, "index")
+        _copy_index(admin, index)
+        yield {"GIT_INDEX_FILE": index}
+
+
+def admin_dir(worktree: Path) -> Path | None:
+    """``_admin_dir`` for a reader outside the radar (``coordination.desk``)."""
+    return _admin_dir(worktree)
 
 
 def _admin_dir(worktree: Path) -> Path | None:
