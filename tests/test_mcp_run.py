@@ -82,7 +82,7 @@ def test_the_orchestrator_gives_each_session_its_council_server(tmp_path: Path) 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     answers = git(repo, "show", "main:answers.txt")
     tools, allowed, granted, held, *rest = answers.splitlines()
-    assert tools == "handoff post_note read_notes request_lock session_changes who_holds"
+    assert tools == "collisions handoff post_note read_notes request_lock session_changes who_holds"
     assert allowed == "mcp__council"  # its tools allowed without asking, headless
     assert granted.startswith("mcp-run.txt: lock granted to you, fencing token ")
     assert held.startswith("mcp-run.txt: locked by you (your session), fencing token ")

@@ -33,6 +33,8 @@ from orchestrator.coordination.relay import SOCKET_ENV
 from orchestrator.coordination.service import serve_session
 from orchestrator.coordination.tools import TOOLS
 from orchestrator.locks.manager import LockManager
+from orchestrator.radar.overlap import Severity
+from orchestrator.radar.records import COLLISIONS, Collision, CollisionSide, HunkPair, collision_key
 from orchestrator.safety import secret_mask
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.models import SessionWorktree
@@ -102,6 +104,30 @@ def run(tmp_path: Path) -> tuple[Path, Path]:
     return config, repo
 
 
+def seen_collision(me: str, my_task: str) -> Collision:
+    """What the radar records when ``me`` and the other session change one line of shared.txt."""
+    return Collision(
+        key=collision_key(me, OTHER),
+        severity=Severity.CONFLICT,
+        a=CollisionSide(task_id=my_task, session_id=me, tip="a" * 40, diff="+one, mine"),
+        b=CollisionSide(
+            task_id="t-other",
+            session_id=OTHER,
+            tip="b" * 40,
+            diff="-two\n+two, changed by the other session",
+        ),
+        paths=["shared.txt"],
+        hunks=[HunkPair(path="shared.txt", a="line 2", b="line 2")],
+        conflict=True,
+        conflict_paths=["shared.txt"],
+    )
+
+
+async def record_collision(repo: Path, collision: Collision) -> None:
+    async with open_store(repo) as store:
+        await store.put_record(COLLISIONS, collision.key, collision.stored())
+
+
 def open_store(repo: Path) -> FileStateStore:
     """The run's store as its orchestrator opens it: events to ``.council/events.jsonl``."""
     council_dir = repo / ".council"
@@ -168,6 +194,16 @@ async def test_read_only_server_lists_and_answers_every_tool(run: tuple[Path, Pa
             failed, text = await call(session, "read_notes")
             assert not failed and text == "no notes in this run"
 
+            failed, text = await call(session, "collisions")
+            assert not failed and text.startswith("no collisions")
+            await record_collision(repo, seen_collision("sess-me", "t-me"))
+            failed, text = await call(session, "collisions")
+            assert not failed
+            assert text == (
+                "task t-me and task t-other: conflict on shared.txt "
+                "(a merge conflicts on shared.txt)"
+            )
+
             writes = (("post_note", {"to": OTHER, "text": "hi"}), ("request_lock", {"path": "a"}))
             for tool, args in writes:
                 _, text = await call(session, tool, **args)
@@ -183,6 +219,8 @@ async def test_read_only_server_lists_and_answers_every_tool(run: tuple[Path, Pa
         "session_changes",
         "handoff",
         "read_notes",
+        "collisions",
+        "collisions",
         "post_note",
         "request_lock",
     ]
@@ -226,6 +264,21 @@ async def test_a_session_posts_reads_and_locks_through_its_socket(run: tuple[Pat
 
                 failed, text = await call(session, "read_notes")
                 assert text == "no unread notes for you"
+
+                # the radar's findings for this session, and only its own
+                failed, text = await call(session, "collisions")
+                assert not failed and text == "no live session changes the same files as yours"
+                await store.put_record(
+                    COLLISIONS, "c-elsewhere", seen_collision("sess-x", "t-x").stored()
+                )
+                mine = seen_collision("sess-me", "t-me")
+                await store.put_record(COLLISIONS, mine.key, mine.stored())
+                failed, text = await call(session, "collisions")
+                assert not failed
+                assert "- task t-other changes shared.txt: the same lines; a merge" in text
+                assert "shared.txt: your line 2, their line 2" in text
+                assert "+two, changed by the other session" in text
+                assert "t-x" not in text and "sess-x" not in text
         assert [g.path for g in locks.held("sess-me")] == ["shared.txt"]
         assert not (socket.parent).exists()  # the socket's directory went with the session
         await locks.aclose()

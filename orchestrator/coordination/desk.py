@@ -16,6 +16,9 @@ Tools (``TOOLS``):
   against the commit its worktree forked from: git's stat and diff of the worktree (committed
   and not), and the new files not added yet; from its branch once its worktree is gone;
 - ``handoff(task, phase)``: the handoff document an earlier phase of a task left;
+- ``collisions()``: the collision radar's live collisions the caller's session is in (who, where,
+  whether a merge conflicts, what the other changed there: ``radar.warning``); every one of
+  the run for the read-only desk;
 - ``post_note(to, text)`` and ``read_notes()``: ``coordination.notes``, to a task of the
   store or a session that has a worktree or a context;
 - ``request_lock(path)``: the path taken for the caller's lock owner through the run's own
@@ -44,7 +47,9 @@ from orchestrator.git.publish import BRANCHES_PREFIX
 from orchestrator.git.repo import Git, GitResult
 from orchestrator.ids import is_safe_id
 from orchestrator.locks.manager import LockManager
+from orchestrator.radar.records import Collision, collisions
 from orchestrator.radar.snapshot import admin_dir, private_index
+from orchestrator.radar.warning import render_warning
 from orchestrator.safety import secret_mask
 from orchestrator.safety.paths import RepoPaths
 from orchestrator.state.context import ContextManager
@@ -58,6 +63,7 @@ __all__ = ["ANSWER_LIMIT", "Answer", "Caller", "Desk", "Outcome"]
 ANSWER_LIMIT = 24_000  # characters of one answer; a diff is cut there
 LOCK_LIMIT = 64  # locks a session holds, its declared files included, when it asks for one
 _DETAIL_LIMIT = 300
+_COLLISIONS_SHOWN = 12  # a session's collisions told in full; the rest counted
 _OFF_LIMITS = (".git", ".council")
 
 Outcome = Literal["ok", "refused", "error"]
@@ -229,6 +235,27 @@ class Desk:
             raise Refused(f"task {task} has no {phase} handoff (yet)")
         return json.dumps(handoff.model_dump(mode="json"), indent=1)
 
+    async def _collisions(self) -> str:
+        found = await collisions(self.store)
+        caller = self.caller
+        if caller is None:  # the read-only desk: the whole run's
+            if not found:
+                return "no collisions: no two live sessions change the same files"
+            return "\n".join(
+                f"task {c.a.task_id} and task {c.b.task_id}: {c.severity} on "
+                f"{', '.join(c.paths)}"
+                + (f" (a merge conflicts on {', '.join(c.conflict_paths)})" if c.conflict else "")
+                for c in found
+            )
+        mine = [
+            c
+            for c in found
+            if caller.session in _sessions_of(c) or (caller.task and c.involves(caller.task))
+        ]
+        if not mine:
+            return "no live session changes the same files as yours"
+        return render_warning(mine, _side_of(mine[0], caller), limit=_COLLISIONS_SHOWN)
+
     async def _post_note(self, to: str, text: str) -> str:
         caller = self._caller()
         if not is_safe_id(to) or not await self._known(to):
@@ -319,6 +346,19 @@ class Desk:
 
 
 _DIFF = ("--no-optional-locks", "diff", "--no-ext-diff", "--no-textconv", "--no-color")
+
+
+def _sessions_of(collision: Collision) -> tuple[str, str]:
+    return (collision.a.session_id, collision.b.session_id)
+
+
+def _side_of(collision: Collision, caller: Caller) -> str:
+    """The caller's task as the collision names it (by its session, else by its task)."""
+    if caller.session == collision.b.session_id:
+        return collision.b.task_id
+    if caller.session == collision.a.session_id:
+        return collision.a.task_id
+    return caller.task or collision.a.task_id
 
 
 def _strings(spec: Tool, args: Mapping[str, Any]) -> dict[str, str]:

@@ -53,10 +53,14 @@ def server(ask: Ask, *, session: str | None = None) -> Any:
     async def read_notes() -> str:
         return await answer("read_notes", {})
 
+    async def collisions() -> str:
+        return await answer("collisions", {})
+
     async def request_lock(path: str) -> str:
         return await answer("request_lock", {"path": path})
 
-    for function in (who_holds, session_changes, handoff, post_note, read_notes, request_lock):
+    tools = (who_holds, session_changes, handoff, collisions, post_note, read_notes, request_lock)
+    for function in tools:
         name = function.__name__
         mcp.tool(name=name, description=descriptions[name])(function)
     return mcp

@@ -42,6 +42,13 @@ TOOLS: tuple[Tool, ...] = (
         ("to", "text"),
         writes=True,
     ),
+    Tool(
+        "collisions",
+        "The collision radar's findings for you: the live sessions changing the same files "
+        "or lines as yours (on any workstation), where, whether a merge of the two would "
+        "conflict, and what the other changed there.",
+        (),
+    ),
     Tool("read_notes", "Read the notes other sessions left for you (marks them read).", ()),
     Tool(
         "request_lock",
