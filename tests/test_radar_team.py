@@ -72,9 +72,19 @@ async def test_a_collision_across_two_workstations(
     (found,) = await collisions(store_2)
     assert found.severity == Severity.CONFLICT and found.conflict_paths == ["src/mod.py"]
 
-    # said once, by the workstation that found it first; resolved once when b ends
-    collided = [e for e in said_1 + said_2 if e.type == "radar.collision"]
-    assert len(collided) == 1 and collided[0] in said_2
+    # said once, by the workstation that found it first, and once more, by the one that found
+    # it graver; resolved once when b ends
+    by_1 = [
+        (e.data["severity"], e.data["escalated_from"])
+        for e in said_1
+        if e.type == "radar.collision"
+    ]
+    by_2 = [
+        (e.data["severity"], e.data["escalated_from"])
+        for e in said_2
+        if e.type == "radar.collision"
+    ]
+    assert by_2 == [("hunks", None)] and by_1 == [("conflict", "hunks")]
     await radar_2.ended("sb")
     assert await collisions(store_1) == []
     assert await store_1.get_record(SIGHTINGS, "sb") is None

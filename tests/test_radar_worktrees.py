@@ -57,6 +57,32 @@ async def test_two_sessions_editing_the_same_function_collide_with_a_conflict(
         assert {said[0].data["task_id"], said[0].data["other_task_id"]} == {"task-a", "task-b"}
 
 
+async def test_a_collision_that_grows_graver_is_said_again_once(repo: Path, tmp_path: Path) -> None:
+    """Same lines edited, not committed yet (``hunks``: no merge without tips of their own),
+    then both commit and the merge conflicts: one more ``radar.collision``, saying what it
+    was; a look that finds the same again says nothing."""
+    async with FileStateStore(tmp_path / "state") as store:
+        seen = _events(store)
+        radar = Radar(store, repo_git(repo), "refs/heads/main")
+        a, b = add_session(repo, "task-a", "sa"), add_session(repo, "task-b", "sb")
+        a.edit("src/mod.py", "y = x + 1", "y = x + 10")
+        b.edit("src/mod.py", "y = x + 1", "y = x + 20")
+        await radar.look([a.live, b.live])
+        (found,) = await collisions(store)
+        assert found.severity == Severity.HUNKS
+        a.commit()
+        b.commit()
+        await radar.look([a.live, b.live])
+        await radar.look([a.live, b.live])
+        (found,) = await collisions(store)
+        assert found.severity == Severity.CONFLICT
+        said = [e.data for e in seen if e.type == "radar.collision"]
+        assert [(d["severity"], d.get("escalated_from")) for d in said] == [
+            ("hunks", None),
+            ("conflict", "hunks"),
+        ]
+
+
 async def test_different_functions_of_one_file_overlap_by_file_and_merge_cleanly(
     repo: Path, tmp_path: Path
 ) -> None:

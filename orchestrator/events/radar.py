@@ -16,7 +16,8 @@ class RadarCollision(TaskEvent):
 
     ``severity``: ``file`` (same files, line ranges apart), ``hunks`` (changes touch on the
     base's lines), ``conflict`` (a ``merge-tree`` of their tips conflicts, on
-    ``conflict_paths``)."""
+    ``conflict_paths``). ``escalated_from``: the grade it had, when it was found before and
+    has grown graver since (the same collision said again, once per rise)."""
 
     type: Literal["radar.collision"] = "radar.collision"
     level: str = "warning"
@@ -27,6 +28,7 @@ class RadarCollision(TaskEvent):
     severity: str
     conflict_paths: list[str] = Field(default_factory=list)
     key: str
+    escalated_from: str | None = None
 
 
 class RadarResolved(TaskEvent):

@@ -10,7 +10,8 @@ A pair that shares a file is graded (``overlap``), and only then, when both tips
 of their own, asked of ``git merge-tree --write-tree`` (cached by the two tips, so a session
 whose uncommitted diff moved but not its tip costs no merge). Collision records are written,
 changed or deleted with version checks, so two workstations that compute the same pair agree
-and only one says so (``radar.collision`` on creation, ``radar.resolved`` on deletion).
+and only one says so (``radar.collision`` on creation, and again when a rewrite makes it
+graver, ``escalated_from`` the grade it had; ``radar.resolved`` on deletion).
 
 ``ended`` removes a session that ended (landed, failed, cancelled): its sighting, and every
 collision it was in; the timer's ``look`` also ends the collisions of sessions sighted nowhere
@@ -284,6 +285,12 @@ class Radar:
             return  # another workstation wrote it meanwhile: its next look settles it
         if record is None:  # created here: said once, by its creator
             await self.store.emit(_collision_event(found))
+            return
+        before = read_collision(record.data)
+        if before is not None and found.severity.rank > before.severity.rank:
+            # graver than it was (same lines now, or a merge that now conflicts): said again,
+            # once, by the writer of the graver record
+            await self.store.emit(_collision_event(found, escalated_from=before.severity.value))
 
     async def _resolve(self, found: Collision, reason: str) -> None:
         if await self.store.delete_record(COLLISIONS, found.key):
@@ -361,8 +368,9 @@ def _collision(
     )
 
 
-def _collision_event(found: Collision) -> RadarCollision:
+def _collision_event(found: Collision, escalated_from: str | None = None) -> RadarCollision:
     return RadarCollision(
+        escalated_from=escalated_from,
         task_id=found.a.task_id,
         other_task_id=found.b.task_id,
         session_id=found.a.session_id,
