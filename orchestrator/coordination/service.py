@@ -14,9 +14,13 @@ its own locks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
+import socket as sockets
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,7 +33,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from orchestrator.coordination.desk import Answer, Desk
 from orchestrator.coordination.wire import LINE_LIMIT, WireError, decode_request, encode
 
-__all__ = ["SOCKET_NAME", "serve_session"]
+__all__ = ["SOCKET_NAME", "serve_session", "sweep_stale"]
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +41,59 @@ SOCKET_NAME = "council.sock"
 _PATH_LIMIT = 100  # a Unix socket's path holds 107 bytes on Linux
 
 
-def _private_dir() -> Path:
+_PREFIX = "council-mcp-"
+STALE_AFTER = 60.0  # seconds a directory whose socket nobody serves is left alone
+
+
+def _root() -> str:
     root = tempfile.gettempdir()
     if len(root) + 32 > _PATH_LIMIT:
         root = "/tmp"  # noqa: S108 - the private directory below is mode 0700
-    return Path(tempfile.mkdtemp(prefix="council-mcp-", dir=root))
+    return root
+
+
+def _private_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix=_PREFIX, dir=_root()))
+
+
+def sweep_stale(root: str | None = None, *, older_than: float = STALE_AFTER) -> int:
+    """Remove the socket directories of this user that no orchestrator serves any more (one
+    killed before it could remove its own), once older than ``older_than`` seconds (a new one
+    may not be bound yet); how many went. Blocking: a worker thread's. A directory whose
+    socket answers is another live run's, and stays."""
+    gone = 0
+    with contextlib.suppress(OSError), os.scandir(root or _root()) as entries:
+        for entry in entries:
+            if not entry.name.startswith(_PREFIX) or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid != os.getuid() or time.time() - info.st_mtime < older_than:
+                continue
+            if _served(Path(entry.path) / SOCKET_NAME):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            gone += 1
+    return gone
+
+
+def _served(path: Path) -> bool:
+    """Whether something listens on the socket at ``path`` (False: none there, or refused)."""
+    if not path.exists():
+        return False
+    probe = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except OSError:
+        return True  # cannot tell (busy, timed out): left alone
+    finally:
+        probe.close()
+    return True
 
 
 @asynccontextmanager

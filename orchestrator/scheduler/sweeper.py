@@ -14,6 +14,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import anyio.to_thread
+
+from orchestrator.coordination.service import sweep_stale
 from orchestrator.errors import RunError
 from orchestrator.events.phases import CliOrphansLeft
 from orchestrator.events.tasks import TaskSwept
@@ -41,6 +44,8 @@ class Sweeper:
         services = self._run.services
         layout = await services.worktrees.layout()
         await stop_orphans(services.store, layout.council)
+        # and the council servers' socket directories they could not remove
+        await anyio.to_thread.run_sync(sweep_stale)
 
     async def sweep(self, inflight: InFlight) -> None:
         run = self._run
