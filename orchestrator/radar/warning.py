@@ -15,6 +15,7 @@ overlap merges cleanly and holds nothing).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from orchestrator.radar.overlap import Severity
@@ -55,10 +56,13 @@ def render_warning(found: Sequence[Collision], task_id: str, limit: int = WARNIN
             yours, theirs = (pair.a, pair.b) if ours_first else (pair.b, pair.a)
             lines.append(f"  - {pair.path}: your {yours}, their {theirs}")
         if other.diff:
+            # Another CLI wrote this: a fence longer than any run of backticks in it, so no
+            # line of it can close the block and speak as the prompt (CommonMark's rule).
+            fence = "`" * max(3, _longest_backticks(other.diff) + 1)
             lines.append(f"  What task {other.task_id} changed there:")
-            lines.append("  ```diff")
+            lines.append(f"  {fence}diff")
             lines += [f"  {line}" for line in other.diff.splitlines()]
-            lines.append("  ```")
+            lines.append(f"  {fence}")
     if len(mine) > limit:
         lines.append(f"- ... and {len(mine) - limit} more")
     return "\n".join(lines) + "\n"
@@ -97,3 +101,7 @@ def marks(found: Iterable[Collision]) -> dict[str, str]:
         )
         shown[task_id] = text + (f" and {len(mine) - 1} more" if len(mine) > 1 else "")
     return shown
+
+
+def _longest_backticks(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
