@@ -6,7 +6,9 @@ side ends."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from radar_helpers import add_session, git, make_repo, repo_git
 
@@ -94,3 +96,61 @@ async def test_a_collision_across_two_workstations(
     # the first workstation's next look finds nothing to say
     await radar_1.look([a.live])
     assert await collisions(store_2) == []
+
+
+async def test_the_other_workstations_tip_is_fetched_from_its_published_branch(
+    tmp_path: Path, stores: tuple[PostgresStateStore, PostgresStateStore]
+) -> None:
+    """A team publishes each session's branch at its phase end; a radar that needs the other
+    workstation's tip for a merge-tree fetches it from there, objects only (no ref, no
+    FETCH_HEAD), once per tip, and grades the pair a conflict at its first look."""
+    store_1, store_2 = stores
+    origin = make_repo(tmp_path / "origin")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(origin), str(remote))
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    clone_1 = clone(remote, tmp_path / "one" / "repo")
+    clone_2 = clone(remote, tmp_path / "two" / "repo")
+    radar_1 = Radar(
+        store_1, repo_git(clone_1), "refs/heads/main", workstation="ws1", team=True, remote="origin"
+    )
+    radar_2 = Radar(
+        store_2, repo_git(clone_2), "refs/heads/main", workstation="ws2", team=True, remote="origin"
+    )
+    a = add_session(clone_1, "task-a", "sa")
+    b = add_session(clone_2, "task-b", "sb")
+    for session, branch in ((a, "council/task-a/1"), (b, "council/task-b/1")):
+        session.live = replace(session.live, branch=branch)
+    a.edit("src/mod.py", "y = x + 1", "y = x + 10")
+    tip_a = a.commit()
+    git(a.path, "push", "-q", "origin", "HEAD:refs/council/branches/council/task-a/1")
+    b.edit("src/mod.py", "y = x + 1", "y = x + 20")
+    b.commit()
+    git(b.path, "push", "-q", "origin", "HEAD:refs/council/branches/council/task-b/1")
+
+    await radar_1.moved(a.live)
+    cost = await radar_2.moved(b.live)
+    (found,) = await collisions(store_1)
+    assert found.severity == Severity.CONFLICT and found.conflict_paths == ["src/mod.py"]
+    assert cost.merges == 1
+    assert git(clone_2, "cat-file", "-t", tip_a) == "commit"  # its objects came
+    assert "task-a" not in git(clone_2, "for-each-ref")  # and no ref with them
+    assert not (clone_2 / ".git" / "FETCH_HEAD").exists()
+    # a tip the remote has not published (yet) is asked for once, not at every look
+    fetched: list[str] = []
+    fetch = radar_2._fetch
+
+    def counted(calls: Any, sighting: Any) -> None:
+        fetched.append(sighting.tip)
+        fetch(calls, sighting)
+
+    radar_2._fetch = counted  # type: ignore[method-assign]
+    a.edit("README.md", "readme", "read me")
+    unpublished = a.commit()
+    await radar_1.moved(a.live)
+    for old, new in (("y = x + 20", "y = x + 30"), ("y = x + 30", "y = x + 40")):
+        b.edit("src/mod.py", old, new)
+        b.commit()
+        await radar_2.moved(b.live)
+    assert fetched == [unpublished]

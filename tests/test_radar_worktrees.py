@@ -281,3 +281,25 @@ async def test_the_tip_is_read_from_gits_files_packed_or_detached(
         assert cost.git == 2 + 1  # two diffs, one merge-tree: no tip asked of git
         (found,) = await collisions(store)
         assert found.severity == Severity.CONFLICT
+
+
+async def test_an_edit_in_the_second_of_the_checkout_is_seen_later(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A CLI's edit of the same size made in the second its worktree was checked out looks
+    unchanged by its stat data; git reads such a "racily clean" entry's content because it is
+    as new as the index. The radar's copy of the index keeps the index's date, so the edit is
+    seen when the look comes seconds later."""
+    async with FileStateStore(tmp_path / "state") as store:
+        radar = Radar(store, repo_git(repo), "refs/heads/main")
+        for attempt in range(5):
+            a = add_session(repo, f"task-a{attempt}", f"sa{attempt}")
+            a.edit("src/mod.py", "y = x * 2", "y = x * 3")  # the same size
+            admin = Path(git(a.path, "rev-parse", "--absolute-git-dir"))
+            edited = (a.path / "src/mod.py").stat()
+            if int(edited.st_ctime) == int((admin / "index").stat().st_mtime):
+                break  # the racy case: the edit in the index's second
+        await anyio.sleep(1.1)  # the look comes in a later second
+        await radar.look([a.live])
+        (sighting,) = radar.seen()
+        assert "+    y = x * 3" in sighting.files["src/mod.py"].diff

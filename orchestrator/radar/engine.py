@@ -32,9 +32,11 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from orchestrator.errors import GitError, VersionConflict
+from orchestrator.errors import GitError, VersionConflict, WorkspaceError
 from orchestrator.events.radar import RadarCollision, RadarResolved
-from orchestrator.git.merge_tree import GitCalls, merge_trees
+from orchestrator.git.merge_tree import GitCalls, branch_ref, merge_trees
+from orchestrator.git.publish import BRANCHES_PREFIX
+from orchestrator.git.remote_refs import check_remote_name
 from orchestrator.git.repo import Git
 from orchestrator.models import utcnow
 from orchestrator.radar.overlap import PairOverlap, Severity, compare
@@ -69,6 +71,7 @@ class LiveSession:
     task_id: str
     path: Path
     fork: str | None = None
+    branch: str | None = None  # its branch, as a team publishes it for the others to fetch
 
 
 @dataclass(slots=True)
@@ -92,11 +95,13 @@ class Radar:
     base_ref: str
     workstation: str | None = None
     team: bool = False
+    remote: str | None = None  # a team's remote, where the others' published branches are
     sighting_ttl: float = SIGHTING_TTL
     last: PassCost = field(default_factory=PassCost)
     _seen: dict[str, Sighting] = field(default_factory=dict)
     _written_at: dict[str, float] = field(default_factory=dict)
     _merges: dict[tuple[str, str], list[str] | None] = field(default_factory=dict)
+    _fetched: set[str] = field(default_factory=set)  # other workstations' tips asked for
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     # -- the looks ---------------------------------------------------------------------------
@@ -190,6 +195,7 @@ class Radar:
                     snap.digest,
                     snap.files(),
                     self.workstation,
+                    session.branch,
                 )
             )
         return found
@@ -227,28 +233,37 @@ class Radar:
             return
         conflicts: list[str] | None = None
         if mine.committed and other.committed:
-            conflicts = await self._merge(calls, cost, mine.tip, other.tip)
+            conflicts = await self._merge(calls, cost, mine, other)
         found = _collision(key, mine, other, overlap, conflicts, stored)
         if stored is not None and stored.same_finding(found):
             return
         await self._write(found, stored)
 
     async def _merge(
-        self, calls: GitCalls, cost: PassCost, tip_a: str, tip_b: str
+        self, calls: GitCalls, cost: PassCost, mine: Sighting, other: Sighting
     ) -> list[str] | None:
         """The paths a merge of the two tips conflicts on ([] clean); None when git cannot
-        tell (a tip of another workstation this clone has not fetched)."""
+        tell. A tip of another workstation this clone does not have is fetched once from its
+        published branch (objects only: no ref, no ``FETCH_HEAD`` written here)."""
+        tip_a, tip_b = mine.tip, other.tip
         pair = (min(tip_a, tip_b), max(tip_a, tip_b))
         if pair in self._merges:
             return self._merges[pair]
         cost.merges += 1
+        fetch = [s for s in (mine, other) if self._fetchable(s)]
 
         def merge() -> list[str] | None:
-            try:
-                return merge_trees(calls, pair[0], pair[1]).conflicts
-            except GitError as exc:
-                log.info("radar: no merge-tree of %s and %s: %s", pair[0], pair[1], exc)
-                return None
+            for _ in range(2):
+                try:
+                    return merge_trees(calls, pair[0], pair[1]).conflicts
+                except GitError as exc:
+                    log.info("radar: no merge-tree of %s and %s: %s", pair[0], pair[1], exc)
+                if not fetch:
+                    return None
+                for sighting in fetch:
+                    self._fetch(calls, sighting)
+                fetch.clear()
+            return None
 
         found = await anyio.to_thread.run_sync(merge)
         if found is None:
@@ -257,6 +272,32 @@ class Radar:
             self._merges.clear()
         self._merges[pair] = found
         return found
+
+    def _fetchable(self, sighting: Sighting) -> bool:
+        return (
+            self.remote is not None
+            and sighting.branch is not None
+            and sighting.workstation != self.workstation
+            and sighting.tip not in self._fetched
+        )
+
+    def _fetch(self, calls: GitCalls, sighting: Sighting) -> None:
+        """Bring ``sighting``'s tip into this clone from its published branch (blocking)."""
+        assert self.remote is not None and sighting.branch is not None
+        self._fetched.add(sighting.tip)
+        if len(self._fetched) > _MERGE_CACHE:
+            self._fetched.clear()
+        try:
+            local = branch_ref(sighting.branch)  # a name from the store: checked first
+            remote = check_remote_name(self.remote)
+        except WorkspaceError as exc:
+            log.info("radar: %s", exc)
+            return
+        published = BRANCHES_PREFIX + local.removeprefix("refs/heads/")
+        args = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, published)
+        done = calls.run(*args, check=False)
+        if not done.ok:
+            log.info("radar: %s of %s not fetched: %s", published, remote, done.stderr.strip())
 
     # -- the store ---------------------------------------------------------------------------
 

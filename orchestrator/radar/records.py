@@ -87,6 +87,7 @@ class Sighting(BaseModel):
     workstation: str | None = None
     tip: str
     fork: str | None = None  # the base commit its worktree started from
+    branch: str | None = None  # its branch (a team's others fetch it from its published copy)
     digest: str
     files: dict[str, SightedFile] = Field(default_factory=dict)
     seen_at: datetime = Field(default_factory=utcnow)
@@ -108,6 +109,7 @@ class Sighting(BaseModel):
         digest: str,
         files: Mapping[str, FileDiff],
         workstation: str | None = None,
+        branch: str | None = None,
     ) -> Sighting:
         sighted = {
             path: SightedFile(
@@ -123,6 +125,7 @@ class Sighting(BaseModel):
             workstation=workstation,
             tip=tip,
             fork=fork,
+            branch=branch,
             digest=digest,
             files=sighted,
         )

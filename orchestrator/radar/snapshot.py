@@ -133,6 +133,9 @@ def _head(admin: Path) -> str | None:
 
 def _copy_index(admin: Path, target: str) -> None:
     """The worktree's index copied to ``target`` (git replaces an index by renaming a new one
-    over it, so the copy is one whole version); none yet: git reads an empty one."""
+    over it, so the copy is one whole version); none yet: git reads an empty one. The copy
+    keeps the index's mtime: git takes an entry changed in the same second as the index was
+    written for "racily clean" and reads its content, where a copy dated now would make it
+    trust the entry's stat data and miss an edit of the same size made in that second."""
     with contextlib.suppress(FileNotFoundError):
-        shutil.copyfile(admin / "index", target)
+        shutil.copy2(admin / "index", target)

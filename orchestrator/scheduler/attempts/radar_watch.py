@@ -57,6 +57,7 @@ class RadarWatch:
             services.worktrees.base_ref,
             workstation=None if team is None else team.workstation,
             team=team is not None,
+            remote=None if team is None else team.remote,
         )
         self.collisions: list[Collision] = []
 
@@ -67,7 +68,13 @@ class RadarWatch:
     def live(self) -> list[LiveSession]:
         """This workstation's live sessions: every attempt in flight with a worktree."""
         return [
-            LiveSession(a.session.session_id, a.task.id, a.session.path, a.session.base_commit)
+            LiveSession(
+                a.session.session_id,
+                a.task.id,
+                a.session.path,
+                a.session.base_commit,
+                a.session.branch,
+            )
             for a in self._inflight
             if a.session is not None
         ]
@@ -76,7 +83,9 @@ class RadarWatch:
         session = attempt.session
         if session is None:
             return
-        live = LiveSession(session.session_id, attempt.task.id, session.path, session.base_commit)
+        live = LiveSession(
+            session.session_id, attempt.task.id, session.path, session.base_commit, session.branch
+        )
         await self._advise(self.radar.moved(live))
 
     async def ended(self, attempt: Attempt) -> None:
