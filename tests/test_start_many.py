@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from council_process import COUNCIL, ENV, council, wait_for
 from scheduler_helpers import Probe, new_repo, run_config
@@ -163,6 +164,59 @@ async def test_a_batch_given_again_records_nothing_twice(store: StateStore) -> N
     assert sorted(t.task_id for t in tasks) == ids
     assert all(t.version == 1 for t in tasks)
     assert [await store.task_history(task_id) for task_id in ids] == [[]] * len(ids)
+
+
+@pytest.mark.postgres
+async def test_a_batch_waits_for_another_writer_of_the_session_then_skips_its_tasks(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workstations joining one run each record the tasks not recorded yet. A row lock cannot
+    hold a task row that does not exist yet, so a batch takes the session's row before it
+    looks: one that meets another workstation's batch under way waits for it, then finds its
+    rows and skips them, in one transaction (before, both inserted the task: one went again,
+    and three workstations could collide three times running and fail the run)."""
+    import psycopg
+
+    from orchestrator.models import TaskState
+    from orchestrator.state.postgres.store import PostgresStateStore
+
+    ids = [f"t{n:03d}" for n in range(8)]
+    async with await PostgresStateStore.connect(pg_dsn) as store:
+        session = await store.create_session({}, [], listed=ids)
+        sid = session.session_id
+        doc = TaskState(task_id="t000", session_id=sid, version=1).model_dump_json()
+        async with await psycopg.AsyncConnection.connect(pg_dsn) as other:
+            # the other workstation's batch, under way: the session's row held, t000 written
+            await other.execute(
+                "SELECT 1 FROM council.sessions WHERE session_id = %s FOR SHARE", (sid,)
+            )
+            await other.execute(
+                "INSERT INTO council.tasks (session_id, version, status, doc, updated_at, "
+                "task_id) VALUES (%s, 1, 'queued', %s, now(), 't000')",
+                (sid, doc),
+            )
+            recorded: list[int] = []
+            tries: list[object] = []
+            real_tx = PgCore.tx
+
+            def counted_tx(self: PgCore, *args: Any, **kwargs: Any) -> Any:
+                tries.append(self)
+                return real_tx(self, *args, **kwargs)
+
+            async def record() -> None:
+                monkeypatch.setattr(PgCore, "tx", counted_tx)
+                try:
+                    recorded.append(await store.add_session_tasks(sid, _inits(ids)))
+                finally:
+                    monkeypatch.setattr(PgCore, "tx", real_tx)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(record)
+                await anyio.sleep(0.5)  # the batch is waiting now (or has not begun)
+                await other.commit()
+        tasks = await store.list_tasks(sid)
+    assert recorded == [len(ids) - 1] and len(tries) == 1  # waited, never went again
+    assert sorted(t.task_id for t in tasks) == ids and all(t.version == 1 for t in tasks)
 
 
 async def test_a_task_another_active_session_holds_refuses_the_whole_batch(

@@ -97,14 +97,20 @@ class PgSessions:
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
         """One transaction per batch: the session's row held (not read: it holds every
         task's config), then the batch's task rows locked in one statement (in id order, as
-        every writer of several takes them), each new task written (``StateStore``)."""
+        every writer of several takes them), each new task written (``StateStore``).
+
+        The session's row is held against other batches of the session too (``FOR NO KEY
+        UPDATE``, which still lets others read it and hold it ``FOR KEY SHARE``): workstations
+        joining one run each record the tasks not recorded yet, and a row lock cannot hold a
+        task row that does not exist yet, so two batches with one new task would both insert it
+        and one would fail. Serialized, the second finds the first's rows and skips them."""
         sid, inits = batch_fields(session_id, tasks)
         if not inits:
             return 0
 
         async def work(conn: Conn, events: list[Event]) -> int:
             cursor = await conn.execute(
-                "SELECT 1 FROM council.sessions WHERE session_id = %s FOR SHARE", (sid,)
+                "SELECT 1 FROM council.sessions WHERE session_id = %s FOR NO KEY UPDATE", (sid,)
             )
             if await cursor.fetchone() is None:
                 raise RecordNotFound(f"session {sid!r} does not exist")
