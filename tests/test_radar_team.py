@@ -26,17 +26,21 @@ def clone(remote: Path, where: Path) -> Path:
     return where
 
 
-async def test_a_collision_across_two_workstations(
-    tmp_path: Path, stores: tuple[PostgresStateStore, PostgresStateStore]
-) -> None:
-    store_1, store_2 = stores
+def two_clones(tmp_path: Path) -> tuple[Path, Path]:
+    """Two workstations' clones of one remote."""
     origin = make_repo(tmp_path / "origin")
     remote = tmp_path / "remote.git"
     git(tmp_path, "clone", "-q", "--bare", str(origin), str(remote))
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    clone_1 = clone(remote, tmp_path / "one" / "repo")
-    clone_2 = clone(remote, tmp_path / "two" / "repo")
+    return clone(remote, tmp_path / "one" / "repo"), clone(remote, tmp_path / "two" / "repo")
+
+
+async def test_a_collision_across_two_workstations(
+    tmp_path: Path, stores: tuple[PostgresStateStore, PostgresStateStore]
+) -> None:
+    store_1, store_2 = stores
+    clone_1, clone_2 = two_clones(tmp_path)
     said_1: list[Event] = []
     said_2: list[Event] = []
     store_1.subscribe(said_1.append)
@@ -105,13 +109,7 @@ async def test_the_other_workstations_tip_is_fetched_from_its_published_branch(
     workstation's tip for a merge-tree fetches it from there, objects only (no ref, no
     FETCH_HEAD), once per tip, and grades the pair a conflict at its first look."""
     store_1, store_2 = stores
-    origin = make_repo(tmp_path / "origin")
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "clone", "-q", "--bare", str(origin), str(remote))
-    (tmp_path / "one").mkdir()
-    (tmp_path / "two").mkdir()
-    clone_1 = clone(remote, tmp_path / "one" / "repo")
-    clone_2 = clone(remote, tmp_path / "two" / "repo")
+    clone_1, clone_2 = two_clones(tmp_path)
     radar_1 = Radar(
         store_1, repo_git(clone_1), "refs/heads/main", workstation="ws1", team=True, remote="origin"
     )
