@@ -62,6 +62,7 @@ __all__ = [
     "EVENT_TEXT_LIMIT",
     "PHASE_EVENT",
     "call_phase_cli",
+    "checkout_confined",
     "phase_home",
 ]
 
@@ -114,6 +115,31 @@ async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
     if call.sandbox_read:
         settings = dataclasses.replace(settings, read=(*settings.read, *call.sandbox_read))
     return Sandbox(settings, await call.reach() if settings.kind == "bubblewrap" else None)
+
+
+async def checkout_confined(config: RunConfig, call: PhaseCall) -> bool:
+    """Whether the kernel keeps this call's CLI from writing the repository's own checkout:
+    it runs under bubblewrap (where the checkout is read-only) and no ``sandbox.write`` path
+    of the run or its adapter opens any of the checkout again. The tamper guard then has no
+    main-checkout changes of this CLI's to look for (``tamper.guard.watch``)."""
+    if call.reach is None:
+        return False
+    configured = config.adapters.get(call.adapter)
+    own = configured.sandbox if configured else None
+    where = f"adapters.{call.adapter}.sandbox" if own is not None else "sandbox"
+    settings: SandboxSettings = await settings_for(merged_sandbox(config.sandbox, own), where)
+    if settings.kind != "bubblewrap":
+        return False
+    return not _opens_checkout(Path(config.repo), [Path(p) for p in settings.write])
+
+
+def _opens_checkout(root: Path, writes: list[Path]) -> bool:
+    """Whether a writable path is the checkout, in it, or above it (a relative one, which
+    cannot be told without the working directory, counts as one)."""
+    return not root.is_absolute() or any(
+        not path.is_absolute() or path == root or root in path.parents or path in root.parents
+        for path in writes
+    )
 
 
 def with_phase_options(

@@ -39,7 +39,7 @@ from orchestrator.events.phases import CliSurvivorsStopped, PhaseResumeRefused
 from orchestrator.radar.records import collisions_for
 from orchestrator.radar.warning import render_warning
 from orchestrator.runner.cli_runs import CliRunBook
-from orchestrator.runner.phase import call_phase_cli
+from orchestrator.runner.phase import call_phase_cli, checkout_confined
 from orchestrator.runner.phase_call import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -266,7 +266,8 @@ class PhaseSteps:
         """Run the phase's CLI between two looks at what it must not change (``tamper``)."""
         run = self._run
         guard = await run.worktrees.tamper_guard()
-        watch = await guard.watch(run.session.path, run.session.branch)
+        confined = await checkout_confined(run.config, call)
+        watch = await guard.watch(run.session.path, run.session.branch, confined=confined)
         try:
             tools = run.tools(call) if run.tools is not None else nullcontext(call)
             async with tools as given:  # the council's MCP server, while the CLI runs

@@ -151,6 +151,7 @@ class Watch:
     refs: RefSnapshot | None  # None: the guard watches no refs (no base ref given)
     own: str | None  # the session's own branch (a ref), its CLI's to move
     window: Window  # the session as the blame ledger knows it
+    confined: bool = False  # its CLI cannot write the main checkout (the sandbox): not looked at
 
 
 class TamperGuard:
@@ -191,9 +192,13 @@ class TamperGuard:
         self._status_started = 0  # git status runs started, and the last one's number and answer
         self._status_done: tuple[int, Listed] = (0, None)
 
-    async def watch(self, worktree: Path, branch: str | None = None) -> Watch:
+    async def watch(
+        self, worktree: Path, branch: str | None = None, *, confined: bool = False
+    ) -> Watch:
         """Look before a session in ``worktree``, on its own ``branch`` (short name; read from
-        the worktree when not given)."""
+        the worktree when not given). ``confined``: the kernel keeps its CLI from writing the
+        main checkout (a sandbox), so its status is not read before and after this CLI (other
+        sessions' windows still read it for theirs)."""
         started = time.monotonic()
         # A checkout cut off from git since the last check is given back before this
         # session starts; the sessions running now are the ones that could have done it.
@@ -218,11 +223,13 @@ class TamperGuard:
         self._ledger.open(window)
         try:
             files, entries, refs = await anyio.to_thread.run_sync(self._snapshot, worktree)
-            listed = await self._main_status()
+            listed = None if confined else await self._main_status()
         except BaseException:
             self._ledger.close(window)
             raise
-        watch = Watch(serial, worktree, started, files, listed, entries, refs, own, window)
+        watch = Watch(
+            serial, worktree, started, files, listed, entries, refs, own, window, confined
+        )
         self._watches[serial] = watch
         self._cli_from[serial] = time.monotonic()  # its CLI starts after this
         return watch
@@ -255,7 +262,7 @@ class TamperGuard:
             owners = {w.own: w.serial for w in overlapping if w.own}
             admins = {_real(w.admin): w.serial for w in overlapping if w.admin is not None}
             found += await anyio.to_thread.run_sync(self._undo_refs, watch, owners, admins)
-            listed = await self._main_status()
+            listed = None if watch.confined else await self._main_status()
             moved = _checkout_changes(watch.listed, listed)
             moved += await anyio.to_thread.run_sync(self._new_entries, watch.entries)
             found += [Finding(what, undone=False) for what in moved]
