@@ -43,3 +43,23 @@ def test_only_old_unserved_socket_directories_go(tmp_path: Path) -> None:
         server.close()
     assert not dead.exists() and not empty.exists()
     assert young.exists() and live.exists() and other.exists()
+
+
+async def test_what_the_phase_raises_leaves_the_socket_as_it_came(tmp_path: Path) -> None:
+    """The phase's CLI call runs inside the session's socket: its error (an adapter's, say)
+    comes out as itself, never wrapped in the server's task group, and the socket's directory
+    goes."""
+    import pytest
+
+    from orchestrator.coordination.desk import Caller, Desk
+    from orchestrator.coordination.service import serve_session
+    from orchestrator.errors import AdapterError
+    from orchestrator.state import FileStateStore
+
+    async with FileStateStore(tmp_path / "state") as store:
+        desk = Desk(store, tmp_path, caller=Caller("s1", "t1"))
+        with pytest.raises(AdapterError, match="too long") as raised:
+            async with serve_session(desk) as socket:
+                raise AdapterError("a prompt too long for the command line")
+        assert type(raised.value) is AdapterError
+    assert not socket.parent.exists()

@@ -105,6 +105,10 @@ async def serve_session(desk: Desk) -> AsyncIterator[Path]:
     session = desk.caller.session
     directory = await anyio.to_thread.run_sync(_private_dir)
     socket = directory / SOCKET_NAME
+    # What the body raises (the CLI's call failing, a cancellation) leaves the context as it
+    # came, never wrapped in the server's task group: the phase around it tells an adapter's
+    # error from a crash by its type.
+    raised: BaseException | None = None
     try:
         listener = await anyio.create_unix_listener(socket)
         async with listener, anyio.create_task_group() as group:
@@ -120,10 +124,15 @@ async def serve_session(desk: Desk) -> AsyncIterator[Path]:
             group.start_soon(listener.serve, handle)
             try:
                 yield socket
+            except BaseException as exc:  # re-raised below, outside the group, as it came
+                raised = exc
             finally:
                 group.cancel_scope.cancel()
     finally:
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+    if raised is not None:
+        raise raised
 
 
 async def _answer(stream: anyio.abc.SocketStream, desk: Desk, session: str) -> None:
