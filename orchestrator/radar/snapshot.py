@@ -67,7 +67,7 @@ def read_snapshot(calls: GitCalls, worktree: Path, base_ref: str) -> Snapshot | 
     is gone or git cannot answer (the session ended under the look)."""
     if not worktree.is_dir():
         return None
-    admin = _admin_dir(worktree)
+    admin = admin_dir(worktree)
     if admin is None:
         return None
     tip = _head(admin)
@@ -97,11 +97,6 @@ def private_index(admin: Path) -> Iterator[dict[str, str]]:
 
 
 def admin_dir(worktree: Path) -> Path | None:
-    """``_admin_dir`` for a reader outside the radar (``coordination.desk``)."""
-    return _admin_dir(worktree)
-
-
-def _admin_dir(worktree: Path) -> Path | None:
     """The worktree's git admin directory (its ``.git`` file's target, or the main checkout's
     ``.git``); None when it has none (removed under the look)."""
     dot_git = worktree / ".git"

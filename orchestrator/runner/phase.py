@@ -103,15 +103,20 @@ def expand_env(env: Mapping[str, str], where: str = "env") -> tuple[dict[str, st
     return expanded, brought
 
 
+async def _settings(config: RunConfig, call: PhaseCall) -> SandboxSettings:
+    """The sandbox settings of this call's adapter: the run's ``sandbox:`` with its own over it."""
+    configured = config.adapters.get(call.adapter)
+    own = configured.sandbox if configured else None
+    where = f"adapters.{call.adapter}.sandbox" if own is not None else "sandbox"
+    return await settings_for(merged_sandbox(config.sandbox, own), where)
+
+
 async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
     """The sandbox this call's CLI runs in (its kind may be ``none``), or None when the call
     runs outside a session's worktree."""
     if call.reach is None:
         return None
-    configured = config.adapters.get(call.adapter)
-    own = configured.sandbox if configured else None
-    where = f"adapters.{call.adapter}.sandbox" if own is not None else "sandbox"
-    settings: SandboxSettings = await settings_for(merged_sandbox(config.sandbox, own), where)
+    settings = await _settings(config, call)
     if call.sandbox_read:
         settings = dataclasses.replace(settings, read=(*settings.read, *call.sandbox_read))
     return Sandbox(settings, await call.reach() if settings.kind == "bubblewrap" else None)
@@ -124,10 +129,7 @@ async def checkout_confined(config: RunConfig, call: PhaseCall) -> bool:
     main-checkout changes of this CLI's to look for (``tamper.guard.watch``)."""
     if call.reach is None:
         return False
-    configured = config.adapters.get(call.adapter)
-    own = configured.sandbox if configured else None
-    where = f"adapters.{call.adapter}.sandbox" if own is not None else "sandbox"
-    settings: SandboxSettings = await settings_for(merged_sandbox(config.sandbox, own), where)
+    settings = await _settings(config, call)
     if settings.kind != "bubblewrap":
         return False
     return not _opens_checkout(Path(config.repo), [Path(p) for p in settings.write])
