@@ -191,12 +191,11 @@ class Desk:
         if admin is not None:
             base = found.base_commit
 
-            def read() -> tuple[GitResult, GitResult, GitResult]:
+            def read() -> tuple[GitResult, GitResult]:
                 # A diff of a working tree rewrites the index it reads: a copy's, never the
                 # session's own (its CLI's ``git add`` would find the index locked).
                 with private_index(admin) as env:
                     return (
-                        git.run_sync("--no-optional-locks", "diff", "--stat", base, env=env),
                         git.run_sync(*_DIFF, base, env=env),
                         git.run_sync(
                             *("--no-optional-locks", "ls-files", "--others"),
@@ -206,7 +205,7 @@ class Desk:
                         ),
                     )
 
-            stat, diff, new = await anyio.to_thread.run_sync(read)
+            diff, new = await anyio.to_thread.run_sync(read)
             untracked = [line for line in new.out.splitlines() if line]
             extra = f"\nnew files, not added yet: {', '.join(untracked)}" if untracked else ""
         else:  # not here (gone, or on another workstation): what its branch holds
@@ -218,14 +217,11 @@ class Desk:
                     f"session {found.session_id}'s worktree is not on this machine and its "
                     f"branch {found.branch} is not here (nor published) yet"
                 )
-            stat = await git.run(
-                "--no-optional-locks", "diff", "--stat", found.base_commit, tips[0]
-            )
             diff = await git.run(*_DIFF, found.base_commit, tips[0])
             extra = "\n(its worktree is not here: the commits of its branch)"
         if not diff.stdout.strip() and not extra:
             return f"{header}\nno changes so far"
-        return f"{header}{extra}\n{stat.stdout}\n{diff.stdout}"
+        return f"{header}{extra}\n{diff.stdout}"
 
     async def _handoff(self, task: str, phase: str) -> str:
         if not (is_safe_id(task) and is_safe_id(phase)):
@@ -345,7 +341,11 @@ class Desk:
         return max(of_task, key=lambda s: s.created_at) if of_task else None
 
 
-_DIFF = ("--no-optional-locks", "diff", "--no-ext-diff", "--no-textconv", "--no-color")
+# git's stat, then the patch, from one process
+_DIFF = (
+    *("--no-optional-locks", "diff", "--no-ext-diff", "--no-textconv", "--no-color"),
+    *("--stat", "--patch"),
+)
 
 
 def _sessions_of(collision: Collision) -> tuple[str, str]:
