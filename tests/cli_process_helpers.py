@@ -56,12 +56,16 @@ def spawn(*args: object, cwd: Path, ignore_sigint: bool = False) -> subprocess.P
 
 
 def reap(process: subprocess.Popen[Any]) -> None:
-    """Make sure ``process`` is gone and waited for, frozen or not (a test's ``finally``): a
-    Popen left unwaited warns when it is collected, and fails whichever test is running then."""
+    """Make sure ``process`` is gone and waited for, its pipes closed, frozen or not (a test's
+    ``finally``): a Popen left unwaited, or a pipe left open, warns when it is collected, and
+    fails whichever test is running then."""
     if process.poll() is None:
         os.kill(process.pid, signal.SIGCONT)
         process.kill()
     process.wait(timeout=patience(30))
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()  # a pipe left open warns when collected, in whichever test runs then
 
 
 def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:

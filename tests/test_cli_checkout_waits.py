@@ -39,7 +39,7 @@ def _status(config: Path, cwd: Path) -> dict[str, Any]:
     if shown.returncode not in (0, 1, 130):
         return {}
     tasks: list[dict[str, Any]] = json.loads(shown.stdout)["tasks"]
-    return tasks[0]
+    return tasks[0] if tasks else {}  # the session on record, its task not yet (``recording``)
 
 
 def _waiting_line(config: Path, cwd: Path) -> str:
