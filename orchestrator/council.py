@@ -158,6 +158,7 @@ class Council:
         self._locks: LockManager | None = None
         self._scheduler: Scheduler | None = None
         self._pending: list[TaskConfig] = []
+        self._adapters_checked = False  # ``preflight``'s checks of the config, made once
 
     @classmethod
     def from_config(cls, path: str | Path, **kwargs: Any) -> Council:
@@ -177,9 +178,13 @@ class Council:
         crash point, an unavailable backend or adapter, an unusable repository."""
         crashpoints.check_armed()  # a mistyped crash point must not pass as a survived crash
         config = self.config
-        if self._workflow is None:  # a workflow of the caller's own may not use the adapters
+        # A workflow of the caller's own may not use the adapters. These checks read the
+        # config only (each task's prompt against its adapters: seconds for 10,000 tasks), so
+        # the `council` command's early preflight and the run's own make them once.
+        if self._workflow is None and not self._adapters_checked:
             check_adapters(config, self.plugins.registry)
             warn_mcp_servers(config, self.plugins.registry)
+            self._adapters_checked = True
         await check_repository(config)
         pulls = await pull_landing_finding(config)
         if pulls is not None:
@@ -422,7 +427,7 @@ class Council:
         store = self._require_store()
         session = None
         if self.session_id is not None:
-            session = await store.get_session(self.session_id)
+            session = await store.get_session(self.session_id, metrics=False)
         if session is None:
             session = await self._newest(resumable=False)
         if session is None:
@@ -558,7 +563,7 @@ async def check_unblocked(config: RunConfig, join: JoinChoice | None = None) -> 
         for task in config.tasks:
             held = holding_session(await store.get_task_state(task.id))
             if held is not None:  # as creating the session would decide (``session_rules``)
-                refuse_if_held(task.id, await store.get_session(held))
+                refuse_if_held(task.id, await store.get_session(held, metrics=False))
 
 
 async def _check_team_join(config: RunConfig, join: JoinChoice) -> None:

@@ -12,6 +12,7 @@ each CLI starts), and each adapter of its chain builds its command, which is pur
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from pathlib import Path
 
 from orchestrator.adapter import Adapter, AdapterRequest
 from orchestrator.adapter.arg_limits import command_too_long, utf8_size
@@ -35,6 +36,7 @@ def prompt_problems(
     known bad)."""
     adapters: dict[str, Adapter | None] = {}
     found: dict[tuple[int, str], tuple[list[str], str]] = {}  # one line per task and adapter
+    homes = plan_paths(config)[1]  # once: 10,000 tasks' phases would work it out each
     for use in adapter_uses(config).phases:
         prompt = _rendered(config, use)
         for name in use.chain:
@@ -45,7 +47,7 @@ def prompt_problems(
             adapter = adapters[name]
             if adapter is None:
                 continue  # an adapter that cannot be created is a problem of its own
-            problem = _problem(config, use, name, adapter, prompt)
+            problem = _problem(config, use, name, adapter, prompt, homes)
             if problem is not None:
                 phases, _ = found.setdefault((use.index, name), ([], problem))
                 phases.append(use.phase.name)
@@ -70,13 +72,13 @@ def _created(registry: AdapterRegistry, config: RunConfig, name: str) -> Adapter
 
 
 def _problem(
-    config: RunConfig, use: PhaseUse, name: str, adapter: Adapter, prompt: str
+    config: RunConfig, use: PhaseUse, name: str, adapter: Adapter, prompt: str, homes: Path
 ) -> str | None:
     try:
-        spec = adapter.build_command(_request(config, use, name, prompt))
+        spec = adapter.build_command(_request(config, use, name, prompt, homes))
     except AdapterError as exc:
         try:
-            adapter.build_command(_request(config, use, name, _SHORT))
+            adapter.build_command(_request(config, use, name, _SHORT, homes))
         except AdapterError:
             return None  # not the prompt: the phase fails for its own reason at run time
         return _without_name(str(exc), adapter)
@@ -89,9 +91,10 @@ def _problem(
     )
 
 
-def _request(config: RunConfig, use: PhaseUse, name: str, prompt: str) -> AdapterRequest:
+def _request(
+    config: RunConfig, use: PhaseUse, name: str, prompt: str, homes: Path
+) -> AdapterRequest:
     configured = config.adapters.get(name)
-    homes = plan_paths(config)[1]
     return AdapterRequest(
         prompt=prompt,
         workdir=config.repo,

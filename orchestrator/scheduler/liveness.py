@@ -18,7 +18,7 @@ __all__ = ["refuse_if_alive"]
 
 async def refuse_if_alive(store: StateStore, session_id: str) -> None:
     """``RunError`` while another live orchestrator runs session ``session_id``."""
-    session = await store.get_session(session_id)
+    session = await store.get_session(session_id, metrics=False)
     if session is None:
         return  # recover_session restores it from a checkpoint, or says why not
     recorded = session.metadata.get(ORCHESTRATOR)

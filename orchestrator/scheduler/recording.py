@@ -78,10 +78,10 @@ class TaskRecorder:
     async def _finished(self, session_id: str) -> None:
         """Every task is recorded: the session says so (``RECORDING``)."""
         store = self._run.services.store
-        session = await store.get_session(session_id)
+        session = await store.get_session(session_id, metrics=False)
         if session is not None and session.metadata.get(RECORDING):
             metadata = {k: v for k, v in session.metadata.items() if k != RECORDING}
-            await store.update_session(session_id, {"metadata": metadata})
+            await store.update_session(session_id, {"metadata": metadata}, metrics=False)
 
     async def record_all(self) -> None:
         """Record every batch, until the run stops."""

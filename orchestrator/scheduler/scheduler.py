@@ -270,6 +270,7 @@ class Scheduler:
                     **({RECORDING: True} if run.tasks else {}),
                 },
             },
+            metrics=False,
         )
         self._recorder.plan(run.tasks.values(), resuming=False)
         await run.events.emit(RunStarted(session_id=run.session_id, holder=run.holder))
@@ -282,7 +283,7 @@ class Scheduler:
         session lacks are added to it, like submitted ones, when the user asked for that."""
         run, store, team = self._run, self.services.store, self.services.team
         assert team is not None
-        session = await store.get_session(session_id)
+        session = await store.get_session(session_id, metrics=False)
         if session is None:
             raise StateError(f"team session {session_id!r} disappeared while joining it")
         plan = plan_join(self.services.config, run.tasks, session, team.run_key, self._join_choice)
@@ -331,7 +332,7 @@ class Scheduler:
         if team is not None:
             # A clone resuming the team's session works on the team's definitions, as one
             # joining it does: refused here, before anything is written, when they differ.
-            session = await store.get_session(session_id)
+            session = await store.get_session(session_id, metrics=False)
             if session is not None:
                 plan = plan_join(
                     self.services.config, run.tasks, session, team.run_key, self._join_choice
@@ -357,7 +358,7 @@ class Scheduler:
         await retire_left_worktrees(run, self._writes, snapshot.session.created_at)
         await self._members.prepare(run.tasks.values(), resuming=True)
         metadata = {**snapshot.session.metadata, ORCHESTRATOR: procid.current().as_dict()}
-        await store.update_session(session_id, {"metadata": metadata})
+        await store.update_session(session_id, {"metadata": metadata}, metrics=False)
         await run.events.emit(RunResumed(session_id=session_id, holder=run.holder))
         await self._loop()
 
@@ -366,7 +367,7 @@ class Scheduler:
         while recording them, ``recording``), before its recovery would start each afresh
         one by one; False when the run was stopped meanwhile."""
         store = self.services.store
-        session = await store.get_session(session_id)
+        session = await store.get_session(session_id, metrics=False)
         if session is None or not session.metadata.get(RECORDING):
             # All were recorded once: one without a record now was lost, and the recovery
             # starts it afresh and says so (or brings the session back from a checkpoint).
@@ -589,7 +590,7 @@ class Scheduler:
         unknown = states.keys() - run.tasks.keys() - self._foreign - self._not_tasks
         if not unknown:
             return
-        session = await self.services.store.get_session(run.session_id)
+        session = await self.services.store.get_session(run.session_id, metrics=False)
         if session is None:
             return  # the state is gone: the tick's own checks say so
         plan = plan_join(self.services.config, {}, session, team.run_key, JoinChoice())
@@ -662,7 +663,7 @@ class Scheduler:
         assert self._run.session_id is not None
         store = self.services.store
         try:
-            if await store.get_session(self._run.session_id) is None:
+            if await store.get_session(self._run.session_id, metrics=False) is None:
                 return True
             return self._identity is not None and await store.identity() != self._identity
         except CouncilError:
@@ -723,7 +724,9 @@ class Scheduler:
         with contextlib.suppress(CouncilError):  # the spend line is for reports only
             await self.spending.publish(list(by_id.values()))
         if run.stopping:
-            await store.update_session(run.session_id, {"status": SessionStatus.INTERRUPTED})
+            await store.update_session(
+                run.session_id, {"status": SessionStatus.INTERRUPTED}, metrics=False
+            )
             if not run.killed:
                 await store.create_checkpoint(run.session_id, "interrupted")
             await run.events.emit(RunInterrupted(session_id=run.session_id))
@@ -751,7 +754,7 @@ class Scheduler:
             # Pull requests waiting for a person: `council resume` follows them again.
             status = SessionStatus.INTERRUPTED
             await store.create_checkpoint(run.session_id, "in_review")
-        await store.update_session(run.session_id, {"status": status})
+        await store.update_session(run.session_id, {"status": status}, metrics=False)
         await run.events.emit(RunFinished(session_id=run.session_id, status=status))
 
 

@@ -60,7 +60,7 @@ class Submissions:
         if not self._pending or run.session_id is None:
             return
         store = run.services.store
-        session = await store.get_session(run.session_id)
+        session = await store.get_session(run.session_id, metrics=False)
         assert session is not None
         batch = [t for t in self._pending if t.id not in session.task_ids]
         self._pending.clear()
@@ -68,7 +68,7 @@ class Submissions:
         for task in list(batch):
             current = await store.get_task_state(task.id)
             if current is not None and current.session_id not in (None, run.session_id):
-                owner = await store.get_session(current.session_id)
+                owner = await store.get_session(current.session_id, metrics=False)
                 if owner is not None and owner.status in ACTIVE_SESSION_STATUSES:
                     # The id belongs to another unfinished run: never overwrite its state.
                     batch.remove(task)

@@ -51,7 +51,7 @@ async def join_team_run(
                 await store.put_record(NAMESPACE, team.run_key, data, expected_version=0)
                 return Joined(fresh, created=True)
             session_id = str(record.data.get("session_id", ""))
-            session = await store.get_session(session_id) if session_id else None
+            session = await store.get_session(session_id, metrics=False) if session_id else None
             if session is None:
                 if waited < CREATE_GRACE and session_id:
                     await anyio.sleep(_POLL)
@@ -76,7 +76,7 @@ async def session_to_join(
     one): for the checks made before anything is changed (``council.check_unblocked``)."""
     record = await store.get_record(NAMESPACE, team.run_key)
     session_id = str(record.data.get("session_id", "")) if record is not None else ""
-    session = await store.get_session(session_id) if session_id else None
+    session = await store.get_session(session_id, metrics=False) if session_id else None
     if session is None:
         return None
     if session.status == SessionStatus.ACTIVE or (

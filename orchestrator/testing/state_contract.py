@@ -293,6 +293,23 @@ class StateStoreContract(
             s.model_copy(update={"metrics": m.metrics}) for s, m in zip(bare, listed, strict=True)
         ] == listed
 
+    async def test_a_session_without_its_metrics_is_the_same_session(
+        self, store: StateStore
+    ) -> None:
+        await store.create_session({}, ["a", "b"], session_id="s1")
+        await store.update_task_state("a", {"status": TaskStatus.FAILED})
+        counted = await store.get_session("s1")
+        bare = await store.get_session("s1", metrics=False)
+        assert counted is not None and bare is not None
+        assert counted.metrics.total == 2 and counted.metrics.failed == 1
+        assert bare.model_copy(update={"metrics": counted.metrics}) == counted
+        updated = await store.update_session("s1", {"options": {"x": 1}}, metrics=False)
+        assert updated.options == {"x": 1}
+        again = await store.get_session("s1")
+        assert again is not None and again.version == updated.version
+        assert again.metrics == counted.metrics
+        assert await store.get_session("nobody", metrics=False) is None
+
     async def test_update_session(self, store: StateStore) -> None:
         await store.create_session({}, ["a"], session_id="s1")
         updated = await store.update_session("s1", {"status": SessionStatus.COMPLETED})

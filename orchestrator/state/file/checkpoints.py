@@ -58,6 +58,9 @@ class CheckpointFiles:
         except OSError as exc:
             raise write_error(target, exc, "no checkpoint was written") from exc
         crash_point("checkpoint.written")
+        if len(self.ids()) <= self.limit:
+            return  # no session can have more than the limit: none is read (each holds every
+            # task of its session, megabytes for 10,000 tasks)
         for old in self.list(checkpoint.session_id)[: -self.limit]:
             # The new checkpoint is written: an old one the disk will not let go of is only
             # kept longer, and goes with a later write.

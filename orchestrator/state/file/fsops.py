@@ -19,9 +19,10 @@ import contextlib
 import errno
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from orchestrator.errors import PathEscapeError, StateWriteError
 from orchestrator.safety import safe_write
@@ -137,9 +138,49 @@ class FileOps:
         """Make every write made so far durable, the files' bytes and the directories'
         entries alike: one barrier for many files written without an fsync each (a batch of
         records), where one fsync per file and per directory would cost a disk flush each.
-        ``os.sync`` (it returns once the data is on disk); ``directory`` says whose."""
-        self.root_of(directory)  # only for a store's own directories
-        os.sync()
+        Linux's ``syncfs`` of the file system that holds ``directory`` (it returns once the
+        data is on disk, and reports a write-back error), elsewhere ``os.sync``: not every
+        file system of the machine, whose other writers (CLIs, git, a build) would make each
+        barrier wait for their data too."""
+        root = self.root_of(directory)  # only for a store's own directories
+        if not _syncfs(root):
+            os.sync()
+
+
+_SYNCFS: list[Callable[[int], int] | None] = []  # libc's syncfs, looked up once
+
+
+def _syncfs(directory: Path) -> bool:
+    """``syncfs(2)`` on the file system holding ``directory``; False where there is none."""
+    if not _SYNCFS:
+        _SYNCFS.append(_libc_syncfs())
+    call = _SYNCFS[0]
+    if call is None:
+        return False
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if call(fd) != 0:
+            import ctypes
+
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number), str(directory))
+    finally:
+        os.close(fd)
+    return True
+
+
+def _libc_syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return cast("Callable[[int], int]", function)
 
 
 @contextlib.contextmanager

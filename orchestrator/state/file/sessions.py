@@ -89,10 +89,12 @@ class FileSessions:
         if held is not None:
             refuse_if_held(task_id, await core.read(core.sessions, held))
 
-    async def get_session(self, session_id: str) -> SessionRecord | None:
+    async def get_session(self, session_id: str, *, metrics: bool = True) -> SessionRecord | None:
         core = self._core
         session = await core.read(core.sessions, session_id)
-        return await self._with_metrics(session) if session is not None else None
+        if session is None or not metrics:
+            return session
+        return await self._with_metrics(session)
 
     async def _with_metrics(self, session: SessionRecord) -> SessionRecord:
         """``session`` with its metrics computed from its tasks as they are now.
@@ -116,6 +118,8 @@ class FileSessions:
         session_id: str,
         updates: Mapping[str, Any],
         expected_version: int | None = None,
+        *,
+        metrics: bool = True,
     ) -> SessionRecord:
         core = self._core
         check_id(session_id, "session id")
@@ -132,7 +136,7 @@ class FileSessions:
             return new
 
         record = await core.locked_call(core.sessions, session_id, run)
-        return await self._with_metrics(record)
+        return await self._with_metrics(record) if metrics else record
 
     async def get_active_sessions(self) -> list[SessionRecord]:
         core = self._core

@@ -17,6 +17,7 @@ from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.records import RecordKind
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.tasks import FileTasks
+from orchestrator.state.metrics import compute_metrics
 from orchestrator.state.record_rules import STORE_OWNED, new_id
 
 __all__ = ["FileSnapshots"]
@@ -32,11 +33,14 @@ class FileSnapshots:
 
     async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo:
         core = self._core
-        session = await self._sessions.get_session(session_id)
-        if session is None:
+        bare = await self._sessions.get_session(session_id, metrics=False)
+        if bare is None:
             raise RecordNotFound(f"session {session_id!r} does not exist")
-        # One worker-thread call for them all (a session of 10,000 tasks: not 10,000 hops).
-        tasks = await core.read_many(core.tasks, list(session.task_ids))
+        # One worker-thread call for them all (a session of 10,000 tasks: not 10,000 hops),
+        # and the session's metrics from the same tasks, not from a second read of each.
+        tasks = await core.read_many(core.tasks, list(bare.task_ids))
+        members = (task for task in tasks if task.session_id == session_id)
+        session = bare.model_copy(update={"metrics": compute_metrics(members)})
         checkpoint = Checkpoint(
             checkpoint_id=new_id("ck"),
             session_id=session_id,

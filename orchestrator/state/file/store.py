@@ -181,16 +181,20 @@ class FileStateStore:
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
         return await self._batches.add_session_tasks(session_id, tasks)
 
-    async def get_session(self, session_id: str) -> SessionRecord | None:
-        return await self._sessions.get_session(session_id)
+    async def get_session(self, session_id: str, *, metrics: bool = True) -> SessionRecord | None:
+        return await self._sessions.get_session(session_id, metrics=metrics)
 
     async def update_session(
         self,
         session_id: str,
         updates: Mapping[str, Any],
         expected_version: int | None = None,
+        *,
+        metrics: bool = True,
     ) -> SessionRecord:
-        return await self._sessions.update_session(session_id, updates, expected_version)
+        return await self._sessions.update_session(
+            session_id, updates, expected_version, metrics=metrics
+        )
 
     async def get_active_sessions(self) -> list[SessionRecord]:
         return await self._sessions.get_active_sessions()

@@ -133,17 +133,21 @@ class PgSessions:
 
         return await self._core.atomically(work)
 
-    async def get_session(self, session_id: str) -> SessionRecord | None:
+    async def get_session(self, session_id: str, *, metrics: bool = True) -> SessionRecord | None:
         check_id(session_id, "session id")
         async with self._core.pool.connection() as conn:
             session = await read_session(conn, session_id)
-            return await with_metrics(conn, session) if session is not None else None
+            if session is None or not metrics:
+                return session
+            return await with_metrics(conn, session)
 
     async def update_session(
         self,
         session_id: str,
         updates: Mapping[str, Any],
         expected_version: int | None = None,
+        *,
+        metrics: bool = True,
     ) -> SessionRecord:
         check_id(session_id, "session id")
         if "metrics" in updates:
@@ -160,7 +164,7 @@ class PgSessions:
                 conn, session_id, current, updates, now, events, rules=self._core.validators
             )
             events.append(SessionUpdated(session_id=session_id))
-            return await with_metrics(conn, record)
+            return await with_metrics(conn, record) if metrics else record
 
         return await self._core.atomically(work)
 

@@ -8,6 +8,7 @@ from orchestrator.events import Event
 from orchestrator.events.state import CheckpointCreated, CheckpointRestored
 from orchestrator.ids import check_id
 from orchestrator.models import Checkpoint, CheckpointInfo, SessionSnapshot
+from orchestrator.state.metrics import compute_metrics
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb
 from orchestrator.state.postgres.sessions import PgSessions, read_session, write_session
 from orchestrator.state.postgres.tasks import PgTasks, locked_task, write_task
@@ -23,10 +24,14 @@ class PgSnapshots:
         self._sessions = sessions
 
     async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo:
-        session = await self._sessions.get_session(session_id)
-        if session is None:
+        bare = await self._sessions.get_session(session_id, metrics=False)
+        if bare is None:
             raise RecordNotFound(f"session {session_id!r} does not exist")
-        tasks = [t for t in [await self._tasks.get_task_state(k) for k in session.task_ids] if t]
+        # One query for them all (a session of 10,000 tasks: not 10,000 round trips), and the
+        # session's metrics from the same tasks.
+        tasks = await self._tasks.get_task_states(bare.task_ids)
+        members = (task for task in tasks if task.session_id == session_id)
+        session = bare.model_copy(update={"metrics": compute_metrics(members)})
 
         async def work(conn: Conn, events: list[Event]) -> CheckpointInfo:
             checkpoint = Checkpoint(

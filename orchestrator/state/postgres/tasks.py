@@ -3,7 +3,7 @@ their recent history (the ten versions before the current one), and the tasks of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,16 @@ class PgTasks:
             )
             row = await cursor.fetchone()
         return TaskState.model_validate(row[0]) if row is not None else None
+
+    async def get_task_states(self, task_ids: Sequence[str]) -> list[TaskState]:
+        """The tasks of ``task_ids`` that have a record, in that order, read in one query."""
+        async with self._core.pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT doc FROM council.tasks WHERE task_id = ANY(%s)", (list(task_ids),)
+            )
+            rows = await cursor.fetchall()
+        found = {state.task_id: state for state in (TaskState.model_validate(r[0]) for r in rows)}
+        return [found[task_id] for task_id in task_ids if task_id in found]
 
     async def update_task_state(
         self,
