@@ -8,7 +8,8 @@ outside while it starts: the seconds from the command's start until
 - every task is recorded (a record per task);
 - the first task is dispatched (its ``task.dispatched`` event in the event log);
 
-then one SIGINT, and the seconds until the command has exited (its sessions commit their work
+then one SIGINT, and the seconds until the command says it stops (its ``stopping:`` line,
+read from its stderr as it is written) and until it has exited (its sessions commit their work
 first). ``council status`` is timed once while the run starts, and what it said is printed.
 
 **Memory** (``--sizes``, 64 and 1,024 by default): a whole run of each size in a process of
@@ -34,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -101,6 +103,15 @@ def start_up(tasks: int, capacity: int, patience: float) -> None:
             stderr=subprocess.PIPE,
             env=ENV,
         )
+        said: list[tuple[float, str]] = []  # (when, line) of the command's stderr
+
+        def read_stderr() -> None:
+            assert process.stderr is not None
+            for raw in process.stderr:
+                said.append((time.perf_counter(), raw.decode(errors="replace")))
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
         seen = [0]
         try:
             while process.poll() is None and time.perf_counter() - started < patience:
@@ -131,6 +142,10 @@ def start_up(tasks: int, capacity: int, patience: float) -> None:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=300)
             stopped = time.perf_counter() - signalled
+            reader.join(timeout=10)
+            acknowledged = next(
+                (when - signalled for when, line in said if "stopping" in line), None
+            )
         finally:
             if process.poll() is None:
                 process.kill()
@@ -143,6 +158,8 @@ def start_up(tasks: int, capacity: int, patience: float) -> None:
         ):
             value = marks.get(key)
             print(f"  {label:28} {'-' if value is None else f'{value:6.2f} s'}")
+        heard = "-" if acknowledged is None else f"{acknowledged:6.2f} s"
+        print(f"  {'SIGINT to stopping said':28} {heard}")
         print(f"  {'SIGINT to exit':28} {stopped:6.2f} s (exit {process.returncode})")
         print(f"  {'council status meanwhile':28} {status_said or '-'}")
 
