@@ -5,6 +5,9 @@ disk, a damaged record, a record missing its current version)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -117,6 +120,37 @@ async def test_a_transaction_on_disk_leaves_it_to_the_store(tmp_path: Path) -> N
     (root / "transactions" / "t-1.json").write_bytes(b"{}")
     assert quick_report(root) is None
     assert not (root / report_cache.CACHE_NAME).exists()
+
+
+async def test_a_store_that_recorded_a_batch_still_has_the_quick_look(tmp_path: Path) -> None:
+    """The batches' directory stays once a batch of task records was written: its being there
+    asked the store every time (every run since task records come in batches)."""
+    root, sid = await varied_store(tmp_path)
+    async with FileStateStore(root) as store:
+        await store.update_session(sid, {"task_ids": ["a", "b", "c", "d", "e", "f"]})
+        assert await store.add_session_tasks(sid, ["f"]) == 1
+    assert (root / "transactions" / "batches").is_dir()
+    quick = quick_report(root)
+    assert quick is not None and quick == await from_the_store(root)
+
+
+@pytest.mark.parametrize(("writer", "asked"), [("live", False), ("dead", True)])
+async def test_a_batch_under_way_is_not_waited_for_a_dead_ones_is_the_stores(
+    tmp_path: Path, writer: str, asked: bool
+) -> None:
+    root, _ = await varied_store(tmp_path)
+    pid = os.getpid() if writer == "live" else _a_dead_pid()
+    batches = root / "transactions" / "batches"
+    batches.mkdir(parents=True)
+    (batches / f"{time.time_ns():020d}-{pid}-abcd1234.json").write_bytes(b"{}")
+    assert (quick_report(root) is None) == asked
+
+
+def _a_dead_pid() -> int:
+    """The pid of a process that has ended (and been waited for)."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    return ended.pid
 
 
 def damage(current: Path) -> None:

@@ -36,13 +36,14 @@ from orchestrator.scheduler.presence import alive_among
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state.expiry import is_expired
 from orchestrator.state.file.codec import RecordDamaged, decode
-from orchestrator.state.file.layout import CURRENT, SESSIONS, TASKS
+from orchestrator.state.file.layout import CURRENT, SESSIONS, TASKS, file_writer_alive
 
 __all__ = ["quick_report"]
 
 M = TypeVar("M", bound=BaseModel)
 
 _INTENTS = "transactions"  # the store's intent log (``state.file.intents``)
+_BATCHES = "batches"  # its batches of new records, kept apart (``FileCore.batches``)
 _RECORDS = "records"  # keyed records, one directory per namespace
 
 
@@ -94,10 +95,24 @@ def quick_report(root: Path) -> RunReport | None:
 
 
 def _intents_left(root: Path) -> bool:
-    """Whether the intent log holds anything at all (a transaction under way or cut short)."""
+    """Whether the intent log holds what the store must act on first: a transaction under
+    way or cut short, or a batch of new task records (``task_batches``, in a directory of its
+    own) whose writer is gone. A batch under way is not waited for, as the store's readers do
+    not wait for it: each of its records is whole, and a task not written yet shows as not
+    recorded yet. (The batches' directory stays once made: its being there says nothing.)"""
     try:
         with os.scandir(root / _INTENTS) as entries:
-            return any(True for _ in entries)
+            return any(entry.name != _BATCHES or _batch_left(entry.path) for entry in entries)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+def _batch_left(directory: str) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return any(not file_writer_alive(entry.name) for entry in entries)
     except FileNotFoundError:
         return False
     except OSError:

@@ -37,9 +37,17 @@ from orchestrator.events import Event
 from orchestrator.safety.secret_mask import masked_json
 from orchestrator.state.file.codec import RecordDamaged, decode, encode
 from orchestrator.state.file.fsops import FileOperations, durable_write
+from orchestrator.state.file.layout import file_writer_alive, process_alive
 from orchestrator.state.file.records import RecordKind
 
-__all__ = ["Intent", "IntentEntry", "IntentLog", "KindOf", "replay", "writer_alive"]
+__all__ = [
+    "Intent",
+    "IntentEntry",
+    "IntentLog",
+    "KindOf",
+    "replay",
+    "writer_alive",
+]
 
 
 # A directory changed this recently may change again within the file system's timestamp
@@ -168,7 +176,7 @@ class IntentLog:
         with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
             for entry in entries:
                 name = entry.name
-                if name.startswith(".") and name.endswith(".tmp") and not _alive(_writer_pid(name)):
+                if name.startswith(".") and name.endswith(".tmp") and not file_writer_alive(name):
                     orphans.append(Path(entry.path))
         return orphans
 
@@ -184,30 +192,9 @@ def writer_alive(intent: Intent) -> bool:
     """Whether the process that wrote ``intent`` is still running (its pid is in the
     transaction's name: ``<time>-<pid>-<hex>``)."""
     try:
-        return _alive(int(intent.txn.split("-")[1]))
+        return process_alive(int(intent.txn.split("-")[1]))
     except (IndexError, ValueError):
         return False
-
-
-def _writer_pid(name: str) -> int:
-    """The pid in a temp file's name (``durable_write``: ``.<name>.<pid>.<hex>.tmp``)."""
-    parts = name.split(".")
-    try:
-        return int(parts[-3])
-    except (IndexError, ValueError):
-        return 0
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _with_body(entry: IntentEntry, body: dict[str, Any]) -> IntentEntry:

@@ -21,8 +21,10 @@ __all__ = [
     "TASKS",
     "Identity",
     "events_log",
+    "file_writer_alive",
     "identities_of",
     "identity_of",
+    "process_alive",
 ]
 
 CURRENT = "current.json"
@@ -62,3 +64,32 @@ def identities_of(
         key: identity_of(os.path.join(base, key, CURRENT)) if is_safe_id(key) else None
         for key in keys
     }
+
+
+def file_writer_alive(name: str) -> bool:
+    """Whether the process that writes or wrote the store's file ``name`` still runs: an
+    intent (``<time>-<pid>-<hex>.json``) or a temp file (``durable_write``:
+    ``.<name>.<pid>.<hex>.tmp``) holds its writer's pid."""
+    if name.startswith(".") and name.endswith(".tmp"):
+        parts = name.split(".")
+        text = parts[-3] if len(parts) >= 3 else ""
+    else:
+        words = name.split("-")
+        text = words[1] if len(words) >= 2 else ""
+    try:
+        return process_alive(int(text))
+    except ValueError:
+        return False
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (one of another user's counts: it cannot be signalled)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
