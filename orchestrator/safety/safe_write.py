@@ -232,7 +232,14 @@ def _plan(root: str, directory: str) -> tuple[tuple[str, ...], str]:
         parts = tuple(inner[len(prefix) :].split(os.sep))
         if ".." in parts:
             raise PathEscapeError(f"{directory} leaves {root}")
-    return parts, os.path.join(os.path.realpath(root), *parts)
+    return parts, os.path.join(_real_root(top), *parts)
+
+
+@functools.lru_cache(maxsize=64)
+def _real_root(root: str) -> str:
+    """``root`` resolved, once: a store has one root and 10,000 task directories under it,
+    more than ``_plan`` keeps, and resolving takes a system call per component."""
+    return os.path.realpath(root)
 
 
 def _walk(root: str, directory: str, parts: tuple[str, ...], mode: int | None) -> int:
