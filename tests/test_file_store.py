@@ -416,3 +416,21 @@ async def test_a_delete_cut_short_leaves_the_record_whole_never_history_alone(
             await store.delete_record("notes", "k2")
         kept = await store.get_record("notes", "k2")
         assert kept is not None and kept.data == {"n": 4}  # whole, not recovered from history
+
+
+async def test_record_caches_hold_a_bounded_number_of_records(store: FileStateStore) -> None:
+    # The paths and bytes kept per kind stay as many however many records were written and
+    # read (memory per task is flat: issue 33); the newest are the ones kept.
+    from orchestrator.state.file import records
+
+    assert records._CACHE_SIZE <= 128  # what is in use at once, not hundreds of ended tasks
+    for n in range(3 * records._CACHE_SIZE):
+        key = f"call-{n:04d}"
+        await store.put_record("ledger", key, {"n": n})
+        assert (await store.get_record("ledger", key)) is not None
+    kind = store.core.namespace("ledger")
+    assert len(kind._path_cache) <= records._CACHE_SIZE
+    assert len(kind._bytes_cache) <= records._CACHE_SIZE
+    newest = f"call-{3 * records._CACHE_SIZE - 1:04d}"
+    assert newest in kind._path_cache and newest in kind._bytes_cache
+    assert (await store.get_record("ledger", "call-0000")).data == {"n": 0}  # type: ignore[union-attr]
