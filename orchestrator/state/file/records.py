@@ -25,6 +25,7 @@ import contextlib
 import errno
 import hashlib
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,13 +108,13 @@ class RecordKind(Generic[M]):
         self.history_limit = history_limit
         self.base = root / name
         self.quarantine_dir = root / "quarantine" / name
-        self._path_cache: dict[str, tuple[Path, Path, Path]] = {}
+        self._path_cache: OrderedDict[str, tuple[Path, Path, Path]] = OrderedDict()
         self.archive = RecordArchive(self.dir_for, ops)
         # The bytes of each record as last read or written here, keyed by the file's identity
         # (inode, size, mtime, ctime): any write to the file, by us or anyone, changes the
         # ctime, so a match means the bytes on disk are these. Parsing still happens on every
         # load, so callers never share a model instance.
-        self._bytes_cache: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+        self._bytes_cache: OrderedDict[str, tuple[tuple[int, int, int, int], bytes]] = OrderedDict()
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -439,11 +440,13 @@ def _unreadable(path: Path, what: str, exc: OSError) -> StateCorrupted:
     return StateCorrupted(path, f"{what} cannot be read ({exc.strerror or exc})", way_out)
 
 
-def _keep(cache: dict[str, V], key: str, value: V) -> None:
+def _keep(cache: OrderedDict[str, V], key: str, value: V) -> None:
     """Keep ``value`` for ``key`` in ``cache``, the oldest kept dropped once it holds
-    ``_CACHE_SIZE``."""
+    ``_CACHE_SIZE``. Worker threads of one store share the caches: each step here is one
+    call the GIL keeps whole (iterating the dict while another thread adds to it is not)."""
     if key not in cache and len(cache) >= _CACHE_SIZE:
-        del cache[next(iter(cache))]
+        with contextlib.suppress(KeyError):  # emptied by another thread meanwhile
+            cache.popitem(last=False)
     cache[key] = value
 
 
