@@ -416,3 +416,54 @@ async def test_a_delete_cut_short_leaves_the_record_whole_never_history_alone(
             await store.delete_record("notes", "k2")
         kept = await store.get_record("notes", "k2")
         assert kept is not None and kept.data == {"n": 4}  # whole, not recovered from history
+
+
+async def test_record_caches_hold_a_bounded_number_of_records(store: FileStateStore) -> None:
+    # The paths and bytes kept per kind stay as many however many records were written and
+    # read (memory per task is flat: issue 33); the newest are the ones kept.
+    from orchestrator.state.file import records
+
+    assert records._CACHE_SIZE <= 128  # what is in use at once, not hundreds of ended tasks
+    for n in range(3 * records._CACHE_SIZE):
+        key = f"call-{n:04d}"
+        await store.put_record("ledger", key, {"n": n})
+        assert (await store.get_record("ledger", key)) is not None
+    kind = store.core.namespace("ledger")
+    assert len(kind._path_cache) <= records._CACHE_SIZE
+    assert len(kind._bytes_cache) <= records._CACHE_SIZE
+    newest = f"call-{3 * records._CACHE_SIZE - 1:04d}"
+    assert newest in kind._path_cache and newest in kind._bytes_cache
+    assert (await store.get_record("ledger", "call-0000")).data == {"n": 0}  # type: ignore[union-attr]
+
+
+def test_record_caches_take_worker_threads_adding_at_once(store: FileStateStore) -> None:
+    # A store's reads and writes run in worker threads side by side, all keeping records in
+    # the same caches: dropping the oldest while another thread adds must not fail either.
+    import sys
+    import threading
+
+    from orchestrator.state.file import records
+
+    kind = store.core.namespace("ledger")
+    failed: list[BaseException] = []
+
+    def keep(thread: int) -> None:
+        try:
+            for n in range(2_000):
+                kind._remember(f"k{thread}-{n}", (0, 0, 0, n), b"x")
+                kind.dir_for(f"k{thread}-{n}")
+        except BaseException as exc:
+            failed.append(exc)
+
+    threads = [threading.Thread(target=keep, args=(t,)) for t in range(8)]
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads take turns between any two steps
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switching)
+    assert failed == []
+    assert len(kind._bytes_cache) <= records._CACHE_SIZE + len(threads)

@@ -479,3 +479,18 @@ async def test_merges_from_two_processes_never_overlap(project: Path, tmp_path: 
     assert any(a[4] != b[4] and b[3] < a[1] and b[0] > a[0] for a in merges for b in merges), (
         "the two processes never competed for the merge lock"
     )
+
+
+async def test_sessions_whose_locks_are_all_released_leave_nothing_remembered(
+    pair: Pair,
+) -> None:
+    # A long run's ended sessions must not each leave an entry behind (issue 33).
+    locks, _ = pair
+    for n in range(20):
+        session = f"s{n}"
+        await locks.acquire_file_lock(session, f"src/f{n}.py")
+        await locks.acquire_merge_lock(session)
+        assert await locks.release_all_session_locks(session) == 2
+    assert locks.registry._index == {}
+    assert locks._taking == {} and locks._waiting == {} and locks._spelled == {}
+    assert locks._held == {}

@@ -96,3 +96,20 @@ async def test_an_ended_task_is_kept_without_its_phase_records_and_claim(
     await store.update_task_state("b", {"status": TaskStatus.QUEUED})
     assert set((await view.current())["b"].phases) == {"build"}
     assert set((await view.current(full=True))["b"].phases) == {"build"}
+
+
+async def test_an_ended_task_kept_light_holds_no_second_set_of_its_fields(
+    store: FileStateStore,
+) -> None:
+    # The light copy takes over the record's set of the fields it had, not a copy of it (over
+    # a kilobyte a task for the whole run: issue 33); it is otherwise what ``model_copy`` made.
+    from orchestrator.scheduler.view import _kept
+
+    phases = {"build": {"name": "build", "status": "completed"}}
+    await store.update_task_state("b", {"status": TaskStatus.DONE, "phases": phases})
+    stored = await store.get_task_state("b")
+    assert stored is not None
+    light = _kept(stored)
+    assert light.model_fields_set is stored.model_fields_set
+    assert light == stored.model_copy(update={"phases": {}, "claim": None})
+    assert light.model_dump() == {**stored.model_dump(), "phases": {}, "claim": None}

@@ -126,6 +126,65 @@ def test_an_open_call_counts_at_its_forecast_and_the_forecast_is_the_median() ->
     assert tally.forecast("claude", "build", None).usd == pytest.approx(0.5)
 
 
+def test_a_tally_that_keeps_no_closed_call_sums_them_all_exactly() -> None:
+    # Closed calls are counted and forgotten (issue 33): every budget's spend, per run and
+    # per day, and the forecast's median are what a tally keeping every call says.
+    rng = random.Random(3)
+    calls = []
+    for _ in range(200):
+        call = entry(
+            task=f"t{rng.randrange(5)}", adapter=rng.choice(["claude", "codex"]),
+            session_id=rng.choice(["s1", "s1", "s0"]), cost_usd=rng.random(),
+            input_tokens=rng.randrange(500), started_at=NOW - timedelta(days=rng.randrange(2)),
+        )  # fmt: skip
+        calls.append(call)
+    kept, lean = Tally("s1"), Tally("s1", kept=lambda adapter: False)
+    for call in calls:
+        opened = call.model_copy(update={"ended_at": None, "forecast_usd": 0.1})
+        for tally in (kept, lean):
+            tally.put(opened)
+            tally.put(call)
+    assert lean.entries == {} and len(kept.entries) == len(calls)
+    budgets = BudgetsConfig(run=Limit(usd=1), task=Limit(usd=1), adapters={"claude": Limit(usd=1)})
+    daily = BudgetsConfig(
+        run=Limit(usd=1, per="day"), task=Limit(tokens=1, per="day"),
+        adapters={"codex": Limit(usd=1, per="day")},
+    )  # fmt: skip
+    for limits in (budgets, daily):
+        for task in ("t0", "t3"):
+            for scope in rules.scopes_for(limits, task, "claude") + rules.scopes_for(
+                limits, task, "codex"
+            ):
+                plain = rules.spent(calls, scope, "s1", NOW)
+                for tally in (kept, lean):
+                    spent = tally.spent(scope, NOW)
+                    assert spent.usd == pytest.approx(plain.usd), scope.key
+                    assert spent.tokens == plain.tokens, scope.key
+    assert lean.forecast("claude", "build", None) == kept.forecast("claude", "build", None)
+    assert (lean.calls, lean.unpriced, lean.tasks) == (kept.calls, kept.unpriced, kept.tasks)
+    assert lean.run_total() == kept.run_total()
+
+
+async def test_the_gate_keeps_no_closed_call_but_those_of_an_adapter_with_a_quota(
+    store: StateStore, tmp_path: Path
+) -> None:
+    config = run_config(tmp_path, rate_limits={"quotas": {"codex": {"calls": 100, "per": "1h"}}})
+    gate = SpendGate(store, config, "s1")
+    await gate.load()
+    for n in range(6):
+        adapter = "codex" if n % 3 == 0 else "claude"
+        ticket = await gate.open(CallPlan(task=f"t{n}", phase="build", adapter=adapter))
+        await gate.close(ticket, usage=Usage(input_tokens=10), outcome="succeeded")
+    held = gate._tally.entries.values()
+    assert [e.adapter for e in held] == ["codex", "codex"]  # the quota's window reads them
+    assert len(await gate.run_entries()) == 6  # the ledger in the store has every call
+    assert gate._tally.run_total()[1] == 60 and gate._tally.calls == 6
+    fresh = SpendGate(store, config, "s1")  # a resume: the same sums, the same calls kept
+    await fresh.load()
+    assert fresh._tally.run_total() == gate._tally.run_total()
+    assert len(fresh._tally.entries) == 2
+
+
 def test_a_raise_lays_the_larger_limit_over_the_config() -> None:
     budgets = BudgetsConfig(run=Limit(usd=5), adapters={"claude": Limit(usd=1, per="day")})
     raised = rules.raised(
@@ -255,7 +314,7 @@ async def test_the_gate_prices_holds_and_says_a_spent_budget_once(
     assert (unpriced.cost_usd, unpriced.cost_source) == (None, "none")
     fresh = SpendGate(store, config, "s1")  # a resume reads the same ledger
     await fresh.load()
-    assert [e.call for e in fresh.run_entries()] == [done.call, unpriced.call]
+    assert [e.call for e in await fresh.run_entries()] == [done.call, unpriced.call]
 
 
 async def test_the_gate_holds_a_call_until_a_reported_or_configured_quota_resets(

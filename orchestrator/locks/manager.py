@@ -280,6 +280,7 @@ class LockManager:
         if await self._merge.release(session) or await self._merge.clear_stale(session):
             released += 1
         await self.registry.clear_wait(session)
+        self.registry.forget(session)  # read again should the session ever take a lock
         return released
 
     # -- layer 3: merge lock ------------------------------------------------------------------

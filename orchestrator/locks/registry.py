@@ -214,6 +214,11 @@ class OwnerRegistry:
         self._index[session] = (record.version if record is not None else 0, paths)
         return dict(paths)
 
+    def forget(self, session: str) -> None:
+        """Drop what this registry remembers of ``session``'s index (its locks are all
+        released): an ended session's entry would stay for as long as the run goes on."""
+        self._index.pop(session, None)
+
     async def index_update(
         self, session: str, add: Mapping[str, str] | None = None, remove: Iterable[str] = ()
     ) -> None:

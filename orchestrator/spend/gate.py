@@ -11,17 +11,18 @@ own cost, else the price table's, else "no price"); a scope that is now spent is
 (``budget.exceeded``), and ``on_exceeded`` hears it (the scheduler stops the run when
 ``budgets.on_exceed`` is ``stop``).
 
-The gate keeps the ledger in memory (read once when the run starts, its own calls added as
-they go). With a team's store it reads the ledger again every ``refresh`` seconds, so other
-workstations' calls count too; a limit raised with ``council budget raise`` is read from the
-store the same way (``RAISES``).
+The gate keeps the ledger's running sums in memory (read once when the run starts, its own
+calls added as they go), and of the calls themselves only those still open and those an
+adapter's quota window reads (``tally``): the others are in the store. With a team's store
+it reads the ledger again every ``refresh`` seconds, so other workstations' calls count too;
+a limit raised with ``council budget raise`` is read from the store the same way (``RAISES``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -97,7 +98,7 @@ class SpendGate:
         self._parked_until = parked_until
         self._on_exceeded = on_exceeded
         self._refresh = refresh  # seconds between reads of the ledger (a team's), None: never
-        self._tally = Tally(session_id)
+        self._tally = self._new_tally()
         self._read_at = 0.0
         self._raises: dict[str, Any] = {}
         self._raises_version = 0
@@ -111,9 +112,15 @@ class SpendGate:
 
     async def load(self) -> None:
         """Read the ledger and the raised limits (the run's start, a resume)."""
-        self._tally = Tally(self.session_id, await self._ledger.entries())
+        self._tally = self._new_tally(await self._ledger.entries())
         self._read_at = time.monotonic()
         await self._read_raises()
+
+    def _new_tally(self, entries: Iterable[LedgerEntry] = ()) -> Tally:
+        """A tally of ``entries`` that keeps the closed calls of the adapters with a quota
+        only (their window is asked; ``tally``)."""
+        quotas = self._config.rate_limits.quotas
+        return Tally(self.session_id, entries, kept=lambda adapter: adapter in quotas)
 
     async def refresh(self, *, force: bool = False) -> None:
         """Read again what other processes may have written (each tick of the scheduler):
@@ -127,7 +134,7 @@ class SpendGate:
             for entry in mine:  # ours as this process knows them: a close may be newer here
                 if entry.ended_at is not None or entry.call not in fresh:
                     fresh[entry.call] = entry
-            self._tally = Tally(self.session_id, fresh.values())
+            self._tally = self._new_tally(fresh.values())
             self._read_at = time.monotonic()
 
     async def _read_raises(self) -> None:
@@ -141,10 +148,9 @@ class SpendGate:
         self.budgets = rules.raised(self._config.budgets, self._raises)
         self._said.clear()  # a raised limit is said again when it is spent again
 
-    def run_entries(self) -> list[LedgerEntry]:
-        """This run's calls as the gate holds them, oldest first."""
-        mine = (e for e in self._tally.entries.values() if e.session_id == self.session_id)
-        return sorted(mine, key=lambda e: (e.started_at, e.call))
+    async def run_entries(self) -> list[LedgerEntry]:
+        """This run's calls, oldest first: read from the ledger (the gate keeps their sums)."""
+        return await self._ledger.entries(self.session_id)
 
     # -- before a call ------------------------------------------------------------------------
 

@@ -3,17 +3,24 @@ phase costs forecasts take their median of, and each adapter's calls in time ord
 calls are added, so a check costs the same with ten calls in the ledger or a hundred thousand
 (``bench/ledger_bench.py``). ``budgets.spent`` says the same over a plain list, and the tests
 hold the two (and the forecast's median) to a recount.
+
+A closed call is kept whole only when an adapter's window may be asked for it (``kept``: the
+gate keeps those of adapters with a quota, ``rate_limits.quotas``); any other is counted into
+the running sums (a budget per day too) and forgotten, so a run's memory does not grow with its
+calls (issue 33). The ledger in the store keeps every call (``Ledger.entries``). A call
+forgotten so must not be ``put`` again: the gate puts each closed call once, and reads the
+ledger into a new tally (``load``, ``refresh``).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from orchestrator.config.budgets import Limit
-from orchestrator.spend.budgets import Forecast, Scope, ScopeSpend, counts_to, plural
+from orchestrator.spend.budgets import Forecast, Scope, ScopeSpend, plural
 from orchestrator.spend.ledger import LedgerEntry
 
 __all__ = ["Tally"]
@@ -22,9 +29,16 @@ _Key = tuple[str, ...]
 
 
 class Tally:
-    def __init__(self, session_id: str, entries: Iterable[LedgerEntry] = ()) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        entries: Iterable[LedgerEntry] = (),
+        *,
+        kept: Callable[[str], bool] = lambda adapter: True,
+    ) -> None:
         self.session_id = session_id
-        self.entries: dict[str, LedgerEntry] = {}
+        self._kept = kept  # adapter -> its closed calls are kept whole (its window is asked)
+        self.entries: dict[str, LedgerEntry] = {}  # the open calls, and the closed ones kept
         self._sums: dict[_Key, list[float]] = {}  # scope key -> [usd, tokens]
         self._costs: dict[tuple[str, str], list[float]] = {}  # (adapter, phase) -> sorted
         self._tokens: dict[tuple[str, str], list[float]] = {}
@@ -41,27 +55,32 @@ class Tally:
     def put(self, entry: LedgerEntry) -> None:
         """Add ``entry``, or replace the record of its call (closed, read again)."""
         old = self.entries.get(entry.call)
+        kept = self._kept(entry.adapter)
         if old is not None:
             self._count(old, -1)
             self._adapter(old, -1, call=False)
-        else:
+        elif kept:
             times = self._times.setdefault(entry.adapter, [])
             place = (entry.started_at, entry.call)
             if times and place < times[-1]:
                 bisect.insort(times, place)
             else:
                 times.append(place)
-        self.entries[entry.call] = entry
         self._count(entry, 1)
         self._adapter(entry, 1, call=old is None)
+        if kept or entry.open:
+            self.entries[entry.call] = entry
+        elif old is not None:
+            del self.entries[entry.call]  # counted: the ledger in the store keeps it
 
     def drop(self, call: str) -> None:
         old = self.entries.pop(call, None)
         if old is not None:
             self._count(old, -1)
             self._adapter(old, -1, call=True)
-            times = self._times[old.adapter]
-            times.pop(bisect.bisect_left(times, (old.started_at, old.call)))
+            times = self._times.get(old.adapter)
+            if times is not None:
+                times.pop(bisect.bisect_left(times, (old.started_at, old.call)))
 
     # -- an adapter's window (``rate_limits.quotas``) ---------------------------------------
     # ``_cut[adapter]``: the calls started at or before a moment (the last window's start):
@@ -83,7 +102,8 @@ class Tally:
             cut[3] += tokens
 
     def window(self, adapter: str, since: datetime) -> tuple[float, float, int]:
-        """The dollars, tokens and calls of ``adapter``'s calls started after ``since``."""
+        """The dollars, tokens and calls of ``adapter``'s calls started after ``since`` (an
+        adapter whose calls are ``kept``)."""
         times = self._times.get(adapter, [])
         cut = self._cut.get(adapter)
         if cut is None or since < cut[0]:
@@ -100,11 +120,14 @@ class Tally:
         return total[1] - cut[2], total[2] - cut[3], int(total[0] - cut[1])
 
     def _keys(self, entry: LedgerEntry) -> Iterator[_Key]:
+        day = entry.started_at.date().isoformat()
         if entry.session_id == self.session_id:
             yield ("run",)
             yield ("task", entry.task)
             yield ("adapter", entry.adapter)
-        yield ("adapter-day", entry.adapter, entry.started_at.date().isoformat())
+            yield ("run-day", day)
+            yield ("task-day", entry.task, day)
+        yield ("adapter-day", entry.adapter, day)
 
     def _count(self, entry: LedgerEntry, sign: int) -> None:
         for key in self._keys(entry):
@@ -125,16 +148,13 @@ class Tally:
             _sorted(self._costs.setdefault(pair, []), entry.cost_usd, sign)
 
     def spent(self, scope: Scope, now: datetime) -> ScopeSpend:
-        if scope.kind == "adapter" and scope.limit.per == "day":
-            key: _Key = ("adapter-day", scope.name, now.date().isoformat())
-        elif scope.limit.per == "day":
-            # A run or task budget per day: today's calls of this run (no running sum: rare).
-            usd = tokens = 0.0
-            for entry in self.entries.values():
-                if counts_to(entry, scope, self.session_id, now):
-                    usd += entry.counted_usd
-                    tokens += entry.counted_tokens
-            return ScopeSpend(scope, usd, int(tokens))
+        if scope.limit.per == "day":
+            # Today's calls: an adapter's of every run (its account's), else this run's.
+            day = now.date().isoformat()
+            if scope.kind == "run":
+                key: _Key = ("run-day", day)
+            else:
+                key = (f"{scope.kind}-day", scope.name, day)
         else:
             key = ("run",) if scope.kind == "run" else (scope.kind, scope.name)
         usd, tokens = self._sums.get(key, (0.0, 0.0))
@@ -160,7 +180,8 @@ class Tally:
         return Forecast()
 
     def since(self, adapter: str, moment: datetime) -> list[LedgerEntry]:
-        """``adapter``'s calls started after ``moment``, oldest first."""
+        """``adapter``'s calls started after ``moment``, oldest first (an adapter whose calls
+        are ``kept``)."""
         times = self._times.get(adapter, [])
         start = bisect.bisect_right(times, (moment, "\uffff"))
         return [self.entries[call] for _, call in times[start:]]

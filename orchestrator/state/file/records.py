@@ -25,6 +25,7 @@ import contextlib
 import errno
 import hashlib
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,12 +53,16 @@ from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 __all__ = ["RecordKind", "Recovery"]
 
 M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")
 
 _CURRENT = CURRENT  # ``layout``: where a record is, known without the store
 # Records whose paths and last bytes are kept per kind: enough for the ones in use at once
 # (a run's tasks in flight, their locks and ledger lines), not one per record ever written,
-# which a run of 1,024 tasks made megabytes that outlived the tasks.
-_CACHE_SIZE = 512
+# which a run of 1,024 tasks made megabytes that outlived the tasks. The oldest kept goes
+# first: a record in use is soon kept again, and the memory stays the same whatever the
+# number of tasks (512 a kind cost a run of 512 tasks over 10 KiB a task: three paths and
+# the bytes of each record of half a dozen kinds, all long ended).
+_CACHE_SIZE = 64
 _LOCK = ".lock"
 
 
@@ -103,13 +108,13 @@ class RecordKind(Generic[M]):
         self.history_limit = history_limit
         self.base = root / name
         self.quarantine_dir = root / "quarantine" / name
-        self._path_cache: dict[str, tuple[Path, Path, Path]] = {}
+        self._path_cache: OrderedDict[str, tuple[Path, Path, Path]] = OrderedDict()
         self.archive = RecordArchive(self.dir_for, ops)
         # The bytes of each record as last read or written here, keyed by the file's identity
         # (inode, size, mtime, ctime): any write to the file, by us or anyone, changes the
         # ctime, so a match means the bytes on disk are these. Parsing still happens on every
         # load, so callers never share a model instance.
-        self._bytes_cache: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+        self._bytes_cache: OrderedDict[str, tuple[tuple[int, int, int, int], bytes]] = OrderedDict()
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -118,9 +123,7 @@ class RecordKind(Generic[M]):
         if paths is None:
             directory = self.base / check_id(key, f"{self.name} id")
             paths = (directory, directory / _CURRENT, directory / _LOCK)
-            if len(self._path_cache) > _CACHE_SIZE:
-                self._path_cache.clear()
-            self._path_cache[key] = paths
+            _keep(self._path_cache, key, paths)
         return paths
 
     def dir_for(self, key: str) -> Path:
@@ -180,9 +183,7 @@ class RecordKind(Generic[M]):
         return raw
 
     def _remember(self, key: str, identity: tuple[int, int, int, int], raw: bytes) -> None:
-        if len(self._bytes_cache) > _CACHE_SIZE:
-            self._bytes_cache.clear()
-        self._bytes_cache[key] = (identity, raw)
+        _keep(self._bytes_cache, key, (identity, raw))
 
     def history_versions(self, key: str) -> list[int]:
         """Versions kept in history, oldest first."""
@@ -437,6 +438,16 @@ def _unreadable(path: Path, what: str, exc: OSError) -> StateCorrupted:
             "started afresh), then `council resume`"
         )
     return StateCorrupted(path, f"{what} cannot be read ({exc.strerror or exc})", way_out)
+
+
+def _keep(cache: OrderedDict[str, V], key: str, value: V) -> None:
+    """Keep ``value`` for ``key`` in ``cache``, the oldest kept dropped once it holds
+    ``_CACHE_SIZE``. Worker threads of one store share the caches: each step here is one
+    call the GIL keeps whole (iterating the dict while another thread adds to it is not)."""
+    if key not in cache and len(cache) >= _CACHE_SIZE:
+        with contextlib.suppress(KeyError):  # emptied by another thread meanwhile
+            cache.popitem(last=False)
+    cache[key] = value
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
