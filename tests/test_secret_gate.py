@@ -254,7 +254,7 @@ async def test_a_landing_through_a_remote_is_checked_too(
 
 
 async def test_with_a_secret_known_a_landing_reads_its_objects_once(tmp_path: Path) -> None:
-    """Three git processes more per landing (rev-list, cat-file --batch-check, --batch); a
+    """Two git processes more per landing (rev-list, cat-file --batch); a
     tip found clean is not read again (a merge retried after the base moved)."""
     repo = init_repo(tmp_path / "repo", checked_out=False)
     for name in ("a", "b"):
