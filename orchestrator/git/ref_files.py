@@ -22,7 +22,13 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["commit_parents", "first_parents_reach", "loose_commit", "read_refs"]
+__all__ = [
+    "commit_parents",
+    "first_parents_merged",
+    "first_parents_reach",
+    "loose_commit",
+    "read_refs",
+]
 
 _OID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
@@ -170,5 +176,28 @@ def first_parents_reach(
         found = loose_commit(common_dir, at)
         if found is None or not found[1] or unseen in found[1]:
             return False
+        at = found[1][0]
+    return False
+
+
+def first_parents_merged(
+    common_dir: Path, tip: str, commit: str, *, stop: str | None = None, limit: int = 256
+) -> bool:
+    """True when ``commit`` is on ``tip``'s first-parent line or a parent of a commit on it
+    (merged there), as loose commits show within ``limit`` steps: ``tip`` then contains
+    ``commit``. The walk gives up at ``stop`` (where ``commit`` was forked from: no merge of it
+    comes before that), at a packed commit or at the limit; only a True answers, a False
+    means "ask git". Blocking."""
+    at = tip
+    for _ in range(limit + 1):
+        if at == commit:
+            return True
+        if at == stop:
+            return False
+        found = loose_commit(common_dir, at)
+        if found is None or not found[1]:
+            return False
+        if commit in found[1]:
+            return True
         at = found[1][0]
     return False
