@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.git.ref_files import commit_parents, read_refs
+from orchestrator.git.ref_files import (
+    commit_parents,
+    first_parents_merged,
+    first_parents_reach,
+    read_refs,
+)
 
 PATTERNS = ("refs/heads/main", "refs/heads/council", "refs/council")
 IDENT = ("-c", "user.name=t", "-c", "user.email=t@t")
@@ -100,3 +105,47 @@ def test_the_tips_of_a_merge_read_from_files_match_git(repo: Path) -> None:
     from_git = read_tips(calls, "refs/heads/main", "refs/heads/council/t1/1")
     assert calls.count == 1
     assert from_files == from_git
+
+
+def test_first_parents_reach_only_what_the_loose_commits_show(repo: Path) -> None:
+    """Only a True answers (``first_parents_reach``): a commit merged on the way, a walk
+    through a packed commit or one longer than its limit all say "ask git"."""
+    first = git(repo, "rev-parse", "HEAD~1").strip()
+    made = git(repo, *IDENT, "commit-tree", "HEAD^{tree}", "-p", first, "-m", "work").strip()
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    merged = git(repo, *IDENT, "commit-tree", tree, "-p", "main", "-p", made, "-m", "merge").strip()
+    common = repo / ".git"
+    assert first_parents_reach(common, git(repo, "rev-parse", "main").strip(), first, unseen=made)
+    assert first_parents_reach(common, merged, first, unseen="0" * 40)
+    assert not first_parents_reach(common, merged, first, unseen=made)  # merged on the way
+    assert not first_parents_reach(common, made, first, unseen=made)
+    assert not first_parents_reach(common, "main", first, unseen=made)  # not an id
+    tip = git(repo, "rev-parse", "main").strip()
+    assert not first_parents_reach(common, tip, first, unseen=made, limit=0)  # too long
+    git(repo, "repack", "-a", "-d", "-q")
+    git(repo, "prune-packed")
+    head = git(repo, "rev-parse", "main").strip()
+    assert not first_parents_reach(common, head, first, unseen=made)  # packed: ask git
+    assert first_parents_reach(common, first, first, unseen=made)  # itself, nothing read
+
+
+def test_first_parents_merged_answers_only_what_the_loose_commits_show(repo: Path) -> None:
+    """``first_parents_merged``: a commit on the first-parent line or merged into it is held;
+    one merged nowhere, a walk stopped at the fork point, a packed one: "ask git"."""
+    fork = git(repo, "rev-parse", "HEAD~1").strip()
+    work = git(repo, *IDENT, "commit-tree", "HEAD^{tree}", "-p", fork, "-m", "work").strip()
+    other = git(repo, *IDENT, "commit-tree", "HEAD^{tree}", "-p", fork, "-m", "other").strip()
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    landed = git(repo, *IDENT, "commit-tree", tree, "-p", "main", "-p", work, "-m", "m").strip()
+    later = git(repo, *IDENT, "commit-tree", tree, "-p", landed, "-m", "later").strip()
+    common = repo / ".git"
+    assert first_parents_merged(common, later, work)  # merged one step behind the tip
+    assert first_parents_merged(common, later, fork)  # on the line itself
+    assert not first_parents_merged(common, later, other)  # merged nowhere
+    assert not first_parents_merged(common, later, other, stop=fork)
+    assert not first_parents_merged(common, later, work, stop=landed)  # gave up before it
+    assert not first_parents_merged(common, later, work, limit=0)
+    git(repo, "update-ref", "refs/heads/keep", later)
+    git(repo, "repack", "-a", "-d", "-q")
+    git(repo, "prune-packed")
+    assert not first_parents_merged(common, later, work)  # packed: ask git

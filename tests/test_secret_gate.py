@@ -18,7 +18,9 @@ from merge_repo import commit_on, git, init_repo
 from remote_repo import make_team, plain_git
 
 from orchestrator.errors import SecretInHistory
+from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.publish import publish_branch
+from orchestrator.git.repo import Git
 from orchestrator.merge import secret_scan
 from orchestrator.merge.queue import MergeQueue
 from orchestrator.merge.types import MergeStatus
@@ -252,7 +254,7 @@ async def test_a_landing_through_a_remote_is_checked_too(
 
 
 async def test_with_a_secret_known_a_landing_reads_its_objects_once(tmp_path: Path) -> None:
-    """Three git processes more per landing (rev-list, cat-file --batch-check, --batch); a
+    """Two git processes more per landing (rev-list, cat-file --batch); a
     tip found clean is not read again (a merge retried after the base moved)."""
     repo = init_repo(tmp_path / "repo", checked_out=False)
     for name in ("a", "b"):
@@ -263,7 +265,7 @@ async def test_with_a_secret_known_a_landing_reads_its_objects_once(tmp_path: Pa
     first = await quiet.merge("s1", "a", task_id="a")
     second = await gated.merge("s1", "b", task_id="b")
     assert first.status is second.status is MergeStatus.MERGED
-    assert second.git_calls == first.git_calls + 3
+    assert second.git_calls == first.git_calls + 2  # rev-list, cat-file
     again = await gated.merge("s1", "b", task_id="b")
     assert again.status is MergeStatus.ALREADY_MERGED
     assert again.git_calls < second.git_calls
@@ -366,3 +368,28 @@ def _fed(repo: Path, env: dict[str, str], data: str, *args: str) -> str:
         check=True,
     )
     return done.stdout.strip()
+
+
+def test_a_large_blob_left_out_by_git_is_named_at_its_nested_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rev-list`` lists a blob its filter left out without a path: the scan names it where a
+    tree it read puts it, reads every other object with one ``cat-file``, and a blob of
+    exactly ``LIMIT`` bytes is still searched."""
+    value = token()
+    monkeypatch.setattr(secret_scan, "LIMIT", 64)
+    repo = init_repo(tmp_path / "repo", checked_out=False)
+    commit_on(
+        repo,
+        "council/big/1",
+        {"deep/er/big.bin": "y" * 100, "edge.txt": value + "z" * (64 - len(value))},
+    )
+    calls = GitCalls(Git(repo, None))
+    tip = git(repo, "rev-parse", "council/big/1")
+    found = secret_scan.scan(
+        calls, [tip], [git(repo, "rev-parse", "main")], secret_scan.needles_for({value: NAME})
+    )
+    assert found.unchecked == ["deep/er/big.bin"]
+    assert [f.describe() for f in found.findings] == [f"file edge.txt holds the value of {NAME}"]
+    assert found.commits == [tip]
+    assert calls.count == 2

@@ -12,6 +12,7 @@ from worktree_helpers import commit_on_main, git, make_repo, write
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.state import FileStateStore
+from orchestrator.workflow.handoffs import facts as facts_module
 from orchestrator.workflow.handoffs.facts import collect_facts
 from orchestrator.worktrees.manager import WorktreeManager
 
@@ -68,3 +69,91 @@ async def test_a_branch_that_is_gone_is_a_clear_error(repo: Path, manager: Workt
     git(repo, "branch", "-q", "-D", session.branch)
     with pytest.raises(WorkspaceError, match="branch council/t1/1 of session s1 is gone"):
         await collect_facts(manager, session)
+
+
+def _no_git_asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record when the facts ask git (``_collect``): the commit's diff did not do."""
+    asked: list[str] = []
+    original = facts_module._collect
+
+    def spy(*args: object, **kwargs: object) -> object:
+        asked.append("git")
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(facts_module, "_collect", spy)
+    return asked
+
+
+async def test_the_builds_commit_gives_the_facts_without_asking_git_again(
+    repo: Path, manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    commit_on_main(repo, {"elsewhere.txt": "the base moved on\n"})  # landed meanwhile
+    commit_on_main(repo, {"elsewhere.txt": "and on\n"})
+    write(session.path, {"src/new.py": "a = 1\nb = 2\n", "odd\tname.txt": "tab\n"})
+    (session.path / "src" / "app.py").unlink()
+    committed = await manager.commit_in_worktree(session, "build", diff=True)
+    assert committed.parent == session.base_commit and committed.diff is not None
+    asked = _no_git_asked(monkeypatch)
+
+    fast = await collect_facts(manager, session, committed)
+
+    assert asked == []
+    assert committed.sha == fast.head == git(repo, "rev-parse", session.branch)
+    assert sorted(committed.files) == sorted(fast.files)
+    assert fast == await collect_facts(manager, session)  # what git says, asked
+    assert asked == ["git"]
+
+
+async def test_a_cli_that_committed_itself_gets_its_commits_in_the_facts(
+    repo: Path, manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"cli.txt": "the CLI's own commit\n"})
+    git(session.path, "add", "-A")
+    git(session.path, "commit", "-q", "-m", "by the CLI")
+    write(session.path, {"later.txt": "left for the orchestrator\n"})
+    committed = await manager.commit_in_worktree(session, "build", diff=True)
+    asked = _no_git_asked(monkeypatch)
+
+    facts = await collect_facts(manager, session, committed)
+
+    assert asked == ["git"]  # the commit's parent is the CLI's: its diff is not the work's
+    assert sorted(facts.files) == ["cli.txt", "later.txt"]
+    assert len(facts.commits) == facts.stat.commits_ahead == 2
+
+
+async def test_a_base_rewritten_under_the_session_is_asked_of_git(
+    repo: Path, manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit_on_main(repo, {"dropped.txt": "the base will lose this\n"})
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    git(repo, "reset", "-q", "--hard", "HEAD~1")  # the fork point is no longer on the base
+    commit_on_main(repo, {"other.txt": "a new line of history\n"})
+    write(session.path, {"work.txt": "the session's work\n"})
+    committed = await manager.commit_in_worktree(session, "build", diff=True)
+    assert committed.parent == session.base_commit
+    asked = _no_git_asked(monkeypatch)
+
+    facts = await collect_facts(manager, session, committed)
+
+    assert asked == ["git"]
+    assert sorted(facts.files) == ["dropped.txt", "work.txt"]
+    assert facts.commits == [committed.sha, session.base_commit]
+
+
+async def test_a_branch_moved_after_the_commit_is_asked_of_git(
+    repo: Path, manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"work.txt": "the session's work\n"})
+    committed = await manager.commit_in_worktree(session, "build", diff=True)
+    write(session.path, {"more.txt": "committed after\n"})
+    git(session.path, "add", "-A")
+    git(session.path, "commit", "-q", "-m", "after")
+    asked = _no_git_asked(monkeypatch)
+
+    facts = await collect_facts(manager, session, committed)
+
+    assert asked == ["git"]
+    assert sorted(facts.files) == ["more.txt", "work.txt"]

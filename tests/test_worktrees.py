@@ -334,6 +334,45 @@ async def test_branch_deleted_only_once_the_base_contains_it(
     assert git_ok(repo, "merge-base", "--is-ancestor", gone.tip or "", "main")
 
 
+def _traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Git's trace2 log of every process it starts from now on (``git_processes``)."""
+    trace = tmp_path / "trace2.json"
+    config = tmp_path / "global.gitconfig"
+    config.write_text(f"[trace2]\n\teventTarget = {trace}\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))  # git's environment carries it
+    return trace
+
+
+async def test_work_landed_before_other_trains_is_known_merged_from_git_files(
+    repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge that landed a session is on the base's first-parent line, behind the merges
+    that landed after it: its removal reads that from the loose commits, asking git nothing
+    but the removal and the branch's deletion; packed, git is asked (``for-each-ref``)."""
+    sessions = [await manager.create_session_worktree(f"s{n}", "claude", f"t{n}") for n in (1, 2)]
+    for session in sessions:
+        write(session.path, {f"{session.session_id}.txt": "work\n"})
+        await manager.commit_in_worktree(session, "work")
+        git(repo, "merge", "-q", "--no-ff", "-m", f"land {session.branch}", session.branch)
+    trace = _traced(tmp_path, monkeypatch)
+
+    first = await manager.remove_session_worktree(sessions[0])
+
+    assert first.merged and first.branch_deleted
+    assert "for-each-ref" not in git_processes(trace)
+    assert "council/t1/1" not in branches(repo)
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL")
+    git(repo, "repack", "-a", "-d", "-q")
+    git(repo, "prune-packed")
+    (tmp_path / "packed").mkdir()
+    trace = _traced(tmp_path / "packed", monkeypatch)
+
+    second = await manager.remove_session_worktree(sessions[1])
+
+    assert second.merged and second.branch_deleted
+    assert "for-each-ref" in git_processes(trace)  # the files could not tell: git did
+
+
 async def test_merged_work_changed_again_is_rescued_not_removed(
     repo: Path, manager: WorktreeManager
 ) -> None:
@@ -430,3 +469,28 @@ async def test_a_nested_repository_is_never_deleted(repo: Path, pool_size: int) 
     listed = git(repo, "worktree", "list", "--porcelain")
     assert "locked council session=s1 cli=claude task=t1" in listed
     assert git(repo, "ls-tree", "council/t1/1", "vendor/lib").startswith("160000 commit")
+
+
+async def test_a_build_commit_with_its_diff_starts_no_more_git(
+    repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked for its diff too, a commit is still four git processes: the fourth is the diff
+    (the commit read from git's files) in place of ``diff-tree``. A branch the CLI committed on
+    gets its diff as well: the diff is from the HEAD the commit was made on."""
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"src/new.py": "a = 1\n"})
+    (session.path / "README.md").unlink()
+    trace = _traced(tmp_path, monkeypatch)
+
+    result = await manager.commit_in_worktree(session, "build", diff=True)
+
+    assert git_processes(trace) == ["status", "add", "commit", "diff"]
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL")
+    assert result.committed and result.sha == git(repo, "rev-parse", session.branch)
+    assert result.parent == session.base_commit and sorted(result.files) == [
+        "README.md",
+        "src/new.py",
+    ]
+    expected = git(repo, "diff", "--numstat", "-z", "-p", "--no-renames", session.base_commit,
+                   session.branch)  # fmt: skip
+    assert result.diff is not None and result.diff.rstrip("\n") == expected

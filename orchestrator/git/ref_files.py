@@ -22,7 +22,13 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["commit_parents", "loose_commit", "read_refs"]
+__all__ = [
+    "commit_parents",
+    "first_parents_merged",
+    "first_parents_reach",
+    "loose_commit",
+    "read_refs",
+]
 
 _OID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
@@ -150,3 +156,48 @@ def loose_commit(common_dir: Path, oid: str) -> tuple[str, list[str]] | None:
     if tree is None or not _OID.fullmatch(tree.encode()):
         return None
     return tree, parents
+
+
+def first_parents_reach(
+    common_dir: Path, tip: str, ancestor: str, *, unseen: str, limit: int = 256
+) -> bool:
+    """True when walking ``tip``'s first parents through loose commits reaches ``ancestor``
+    within ``limit`` steps, and no commit on the way names ``unseen`` as a parent: ``ancestor``
+    is then in ``tip``'s history and ``unseen`` (a commit just made) is not merged into the way
+    there. False when the files cannot show it (a packed commit, the walk too long): only a
+    True answers, a False means "ask git". A base branch that only the orchestrator's merges
+    moved since ``ancestor`` is such a chain of loose commits. Blocking."""
+    at = tip
+    for _ in range(limit + 1):
+        if at == unseen:
+            return False
+        if at == ancestor:
+            return True
+        found = loose_commit(common_dir, at)
+        if found is None or not found[1] or unseen in found[1]:
+            return False
+        at = found[1][0]
+    return False
+
+
+def first_parents_merged(
+    common_dir: Path, tip: str, commit: str, *, stop: str | None = None, limit: int = 256
+) -> bool:
+    """True when ``commit`` is on ``tip``'s first-parent line or a parent of a commit on it
+    (merged there), as loose commits show within ``limit`` steps: ``tip`` then contains
+    ``commit``. The walk gives up at ``stop`` (where ``commit`` was forked from: no merge of it
+    comes before that), at a packed commit or at the limit; only a True answers, a False
+    means "ask git". Blocking."""
+    at = tip
+    for _ in range(limit + 1):
+        if at == commit:
+            return True
+        if at == stop:
+            return False
+        found = loose_commit(common_dir, at)
+        if found is None or not found[1]:
+            return False
+        if commit in found[1]:
+            return True
+        at = found[1][0]
+    return False

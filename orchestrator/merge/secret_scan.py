@@ -1,15 +1,16 @@
 """Reading every object a landing would bring and looking for the secrets the run knows.
 
-``scan(calls, tips, exclude, needles)`` reads the objects reachable from ``tips`` and not from
+``scan(calls, tips, exclude, needles)`` lists the objects reachable from ``tips`` and not from
 ``exclude`` (``rev-list --objects``: the commits, the trees, the blobs a landing adds to the
-base), their types and sizes (``cat-file --batch-check``), then their bytes (``cat-file
---batch``, in batches of at most ``BATCH`` bytes): three kinds of git process, whatever the
-number of commits. In each:
+base), a blob over ``LIMIT`` listed as left out (``--filter=blob:limit``, so its size is never
+asked separately), then reads their types and bytes (``cat-file --batch``): two git processes,
+whatever the number of commits. In each:
 
 - a commit: its message, its author and its committer (the raw object holds them as written;
   the ``tree``/``parent`` lines are hex ids, which a secret is not);
 - a tree: the names of its entries (a path name holding a secret);
-- a blob: its content, up to ``LIMIT`` bytes; a larger one is named in ``unchecked``.
+- a blob: its content, up to ``LIMIT`` bytes; a larger one is named in ``unchecked``, at the
+  path a tree read gives it (git lists a left-out object without its path).
 
 Each is searched for every needle (``safety.secret_forms``: the value as is, URL-encoded,
 hex, base64 at its 3 alignments). A finding names the place (commit short id and field, the
@@ -20,7 +21,7 @@ path) and the secret's *name*, never its value. The bytes read are kept (``conte
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.git.merge_tree import GitCalls
@@ -28,7 +29,6 @@ from orchestrator.safety.redaction import MASK
 from orchestrator.safety.secret_forms import forms
 
 __all__ = [
-    "BATCH",
     "LIMIT",
     "Finding",
     "Needle",
@@ -42,9 +42,9 @@ __all__ = [
 ]
 
 LIMIT = 16 * 1024 * 1024  # bytes of one blob read; a larger one is named, unchecked
-BATCH = 64 * 1024 * 1024  # bytes asked of one cat-file --batch
 MASK_BYTES = MASK.encode()
 _LISTED = re.compile(rb"^([0-9a-f]{40,64})(?: (.*))?$", re.DOTALL)
+_OMITTED = re.compile(rb"^~([0-9a-f]{40,64})$")
 
 
 @dataclass(frozen=True)
@@ -97,32 +97,25 @@ def scan(
     result = Scan()
     if not tips or not needles:
         return result
-    listed = calls.run("rev-list", "--objects", *tips, "--not", *exclude, "--").stdout
-    order = _listed(listed.encode("utf-8", "surrogateescape"), result)
-    if not order:
-        return result
-    calls.count += 1
-    checked = calls.git.feed_sync(
-        "cat-file", "--batch-check", data=b"".join(oid.encode() + b"\n" for oid in order)
-    )
-    sizes: dict[str, int] = {}
-    for line in checked.stdout.splitlines():
-        parts = line.decode("ascii", "replace").split()
-        if len(parts) == 3 and parts[1] != "missing":
-            result.kinds[parts[0]] = parts[1]
-            sizes[parts[0]] = int(parts[2])
-    wanted = []
-    for oid in order:
-        kind, size = result.kinds.get(oid), sizes.get(oid, 0)
-        if kind is None:
-            continue
-        if kind == "blob" and size > LIMIT:
-            result.unchecked.append(masked_text(result.paths.get(oid, oid), needles))
-            continue
-        wanted.append((oid, size))
-    for batch in _batches(wanted):
-        result.contents.update(_read_batch(calls, batch))
+    listed = calls.run(
+        "rev-list",
+        "--objects",
+        f"--filter=blob:limit={LIMIT + 1}",  # git leaves out a blob of this size or more
+        "--filter-print-omitted",
+        *tips,
+        "--not",
+        *exclude,
+        "--",
+    ).stdout
+    omitted: list[str] = []
+    order = _listed(listed.encode("utf-8", "surrogateescape"), result, omitted)
+    if order:
+        result.contents.update(_read_batch(calls, order, result.kinds))
     result.commits = [oid for oid in order if result.kinds.get(oid) == "commit"]
+    if omitted:
+        at = _blob_paths(order, result)
+        for oid in omitted:
+            result.unchecked.append(masked_text(at.get(oid, oid), needles))
     for oid in order:
         data = result.contents.get(oid)
         if data is not None:
@@ -166,12 +159,18 @@ def _sha1_tree(data: bytes) -> bool:
     return at == size
 
 
-def _listed(out: bytes, result: Scan) -> list[str]:
+def _listed(out: bytes, result: Scan, omitted: list[str]) -> list[str]:
     """``rev-list --objects`` output: the ids in order, each object's path kept. A path
-    holding a newline continues on the next line (no id of its own starts it)."""
+    holding a newline continues on the next line (no id of its own starts it). A blob the
+    filter left out (``~<id>``) goes to ``omitted`` instead."""
     order: list[str] = []
     last: str | None = None
     for line in out.split(b"\n"):
+        left_out = _OMITTED.match(line)
+        if left_out is not None:
+            omitted.append(left_out.group(1).decode("ascii"))
+            last = None
+            continue
         match = _LISTED.match(line)
         if match is None:
             if last is not None and line:
@@ -184,20 +183,24 @@ def _listed(out: bytes, result: Scan) -> list[str]:
     return order
 
 
-def _batches(wanted: Iterable[tuple[str, int]]) -> Iterable[list[str]]:
-    batch: list[str] = []
-    total = 0
-    for oid, size in wanted:
-        if batch and total + size > BATCH:
-            yield batch
-            batch, total = [], 0
-        batch.append(oid)
-        total += size
-    if batch:
-        yield batch
+def _blob_paths(order: Sequence[str], result: Scan) -> dict[str, str]:
+    """Where the trees read put each blob (its first path, in the listing's order): the path
+    of a blob ``rev-list`` left out, which it lists without one."""
+    at: dict[str, str] = {}
+    for oid in order:
+        data = result.contents.get(oid)
+        if data is None or result.kinds.get(oid) != "tree":
+            continue
+        base = result.paths.get(oid, "")
+        for mode, name, child in tree_entries(data):
+            if mode not in (b"40000", b"160000"):
+                at.setdefault(child, _join(base, _text(name)))
+    return at
 
 
-def _read_batch(calls: GitCalls, batch: list[str]) -> dict[str, bytes]:
+def _read_batch(calls: GitCalls, batch: list[str], kinds: dict[str, str]) -> dict[str, bytes]:
+    """The bytes of each object of ``batch`` (one ``cat-file --batch``), its type put in
+    ``kinds``; an object git no longer has is left out."""
     calls.count += 1
     out = calls.git.feed_sync(
         "cat-file", "--batch", data=b"".join(oid.encode() + b"\n" for oid in batch)
@@ -210,8 +213,9 @@ def _read_batch(calls: GitCalls, batch: list[str]) -> dict[str, bytes]:
         at = end + 1
         if len(header) != 3:
             continue  # "<id> missing"
-        size = int(header[2])
-        found[header[0].decode("ascii")] = out[at : at + size]
+        oid, size = header[0].decode("ascii"), int(header[2])
+        kinds[oid] = header[1].decode("ascii")
+        found[oid] = out[at : at + size]
         at += size + 1
     return found
 

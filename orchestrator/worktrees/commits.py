@@ -7,7 +7,13 @@
   trailers (written in the message: ``with_trailers``). Nothing staged is a result
   (``committed=False``), not an error. Four git processes: ``status`` (unless the caller has
   just read it), ``add``, ``commit`` (which starts no other git: no ``interpret-trailers``, no
-  auto maintenance) and ``diff-tree`` for the new commit and its files.
+  auto maintenance) and ``diff-tree`` for the new commit and its files. A caller that wants the
+  commit's diff as well (``parent``: the HEAD it read before, and ``common_dir``) gets it in
+  that fourth process instead: the new commit read from git's files (its branch's ref, its
+  loose object, whose one parent must be ``parent``), and one ``git diff`` (``PATCH``) from
+  ``parent`` to it for the files, their stat and the patch (``CommitResult.diff``), the very
+  command the work's facts run against the base (``workflow.handoffs.facts``). Where the files
+  cannot tell exactly, ``diff-tree`` as before, and no diff.
 - ``save_uncommitted_sync`` is the rescue before a removal or reuse: any uncommitted or
   untracked work becomes a ``council: rescue uncommitted work`` commit, and the worktree must
   be clean of work afterwards. It commits only on the task's own ``council/<task>/...``
@@ -41,12 +47,14 @@ from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git import ref_book
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.parse import Status, parse_status
+from orchestrator.git.ref_files import loose_commit, read_refs
 from orchestrator.git.repo import Git
 from orchestrator.process.path_users import move_stale_lock
 from orchestrator.safety.secret_scrub import scrub_sync
 from orchestrator.worktrees.models import CommitResult
 
 __all__ = [
+    "PATCH",
     "RESCUE_MESSAGE",
     "Saved",
     "commit_all",
@@ -55,10 +63,12 @@ __all__ = [
     "finish_checkout_sync",
     "gitlinks",
     "keep_tip",
+    "numstat_files",
     "read_status",
     "read_status_sync",
     "save_uncommitted_sync",
     "settle_index_lock_sync",
+    "split_patch",
     "with_trailers",
 ]
 
@@ -115,6 +125,22 @@ _COMMIT = (
 )
 
 
+# The files, their stat and the patch of a diff in one process: NUL-terminated numstat
+# entries, one more NUL, then the patch (``split_patch``).
+PATCH = ("diff", "--numstat", "-z", "-p", "--no-renames", "--no-color", "--no-ext-diff")
+
+
+def split_patch(stdout: str) -> tuple[str, str]:
+    """``PATCH``'s output as its numstat block and its patch text."""
+    numstat, _, patch = stdout.partition("\0\0")
+    return numstat, patch
+
+
+def numstat_files(numstat: str) -> list[str]:
+    """The paths of a ``--numstat -z --no-renames`` block, in its order."""
+    return [entry.split("\t", 2)[2] for entry in numstat.split("\0") if entry.count("\t") >= 2]
+
+
 def with_trailers(message: str, task_id: str, session_id: str) -> str:
     """``message`` with the ``Council-Task`` and ``Council-Session`` trailers as their own last
     paragraph, where ``git log``'s ``%(trailers)`` finds them (``merge.history``). For the
@@ -139,10 +165,14 @@ def commit_all_sync(
     session_id: str,
     keep_out: Sequence[str] = (),
     work: Sequence[str] | None = None,
+    parent: str | None = None,
+    common_dir: Path | None = None,
 ) -> CommitResult:
     """``commit_all`` in this thread: its git steps cost one worker-thread call, not four.
     Known secrets in the files about to be committed (``work``, the changed paths, when the
-    caller has just read them) are masked first (``secret_scrub``)."""
+    caller has just read them) are masked first (``secret_scrub``). With ``parent`` (HEAD as
+    the caller read it just before) and ``common_dir``, the result carries the commit's diff
+    from ``parent`` when git's files tell the new commit exactly (module doc)."""
     changed = read_status_sync(git).work(keep_out) if work is None else work
     scrubbed = scrub_sync(git.cwd, changed)
     # --sparse: work a CLI wrote outside a sparse cone is still work.
@@ -158,12 +188,19 @@ def commit_all_sync(
             with_trailers(message, task_id, session_id),
             check=False,
         )
+        diff: str | None = None
         if committed.ok:
-            # The new commit and the files it changed, in one process: "<sha>\0<path>...".
-            shown = git.run_sync(
-                "diff-tree", "-r", "-z", "--name-only", "--no-renames", "--root", "HEAD"
-            )
-            sha, *files = [field for field in shown.stdout.split("\0") if field]
+            made = _made_on(common_dir, branch, parent)
+            if made is not None and parent is not None:
+                # The commit read from the files: its diff from its parent, in one process.
+                diff = git.run_sync(*PATCH, parent, made, "--").stdout
+                sha, files = made, numstat_files(split_patch(diff)[0])
+            else:
+                # The new commit and the files it changed, in one process: "<sha>\0<path>...".
+                shown = git.run_sync(
+                    "diff-tree", "-r", "-z", "--name-only", "--no-renames", "--root", "HEAD"
+                )
+                sha, *files = [field for field in shown.stdout.split("\0") if field]
             if branch is not None:
                 ref_book.note(branch, None, sha)
     if not committed.ok:
@@ -172,7 +209,31 @@ def commit_all_sync(
         if git.run_sync("diff", "--cached", "--quiet", check=False).returncode == 0:
             return CommitResult(committed=False)
         raise GitError(["commit"], committed.returncode, committed.stderr or committed.stdout)
-    return CommitResult(committed=True, sha=sha, files=files, head=sha, scrubbed=scrubbed)
+    return CommitResult(
+        committed=True,
+        sha=sha,
+        files=files,
+        head=sha,
+        scrubbed=scrubbed,
+        parent=parent if diff is not None else None,
+        diff=diff,
+    )
+
+
+def _made_on(common_dir: Path | None, branch: str | None, parent: str | None) -> str | None:
+    """The commit ``git commit`` just made on ``branch``, read from git's files: the branch's
+    ref, a loose commit whose one parent is ``parent``; None when the files cannot tell that
+    exactly (then git is asked)."""
+    if common_dir is None or branch is None or parent is None:
+        return None
+    if not branch.startswith("refs/heads/") or ".." in branch:
+        return None  # HEAD's file names something no commit of ours is on
+    found = read_refs(common_dir, (branch,))
+    sha = None if found is None else found.get(branch)
+    if sha is None:
+        return None
+    made = loose_commit(common_dir, sha)
+    return sha if made is not None and made[1] == [parent] else None
 
 
 async def commit_all(

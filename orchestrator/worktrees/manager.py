@@ -204,10 +204,12 @@ class WorktreeManager:
         return session
 
     async def commit_in_worktree(
-        self, session: SessionWorktree | str, message: str
+        self, session: SessionWorktree | str, message: str, *, diff: bool = False
     ) -> CommitResult:
-        """Commit all of the session's work on its branch; ``committed=False`` if none."""
-        return await self._work.commit(session, message)
+        """Commit all of the session's work on its branch; ``committed=False`` if none. With
+        ``diff``, the commit's diff from its parent too, where git's files allow it
+        (``CommitResult.diff``: what the work's facts can use instead of asking git again)."""
+        return await self._work.commit(session, message, diff=diff)
 
     async def branch_holds(self, session: SessionWorktree, commit: str) -> bool:
         """The session's branch contains ``commit`` (False for a commit this clone lacks: a

@@ -119,6 +119,15 @@ class CommitResult(_Result):
         description="files a known secret was masked in before the commit, each with the "
         "secrets' names: `settings.env (OPENAI_API_KEY)`",
     )
+    parent: str | None = Field(
+        default=None, description="the commit's one parent, when `diff` is its diff from it"
+    )
+    diff: str | None = Field(
+        default=None,
+        repr=False,
+        description="`git diff --numstat -z -p` from `parent` to the commit, when asked for "
+        "and git's files told the commit exactly (`commits.commit_all_sync`)",
+    )
 
     @property
     def files_changed(self) -> int:

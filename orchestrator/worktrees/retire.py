@@ -4,7 +4,8 @@ contains its tip, and only if it still points where it was checked (``update-ref
 <old>``). A merged, clean worktree nobody runs in is removed by a fast path of three git
 processes (``for-each-ref --merged=<base> --points-at=HEAD``, a plain ``worktree remove``, which
 git itself refuses while anything is uncommitted or untracked, and the compare-and-swap branch
-deletion); any doubt takes the full path.
+deletion), two when git's files show the base's first-parent line holding its merge (the loose
+commits of the queue's landings, ``git.ref_files``); any doubt takes the full path.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import anyio.to_thread
 
 from orchestrator.errors import GitError, WorkspaceError, WorktreeBusy
 from orchestrator.git.gitfile import read_gitfile
-from orchestrator.git.ref_files import commit_parents, read_refs
+from orchestrator.git.ref_files import first_parents_merged, read_refs
 from orchestrator.git.repo import Git
 from orchestrator.process.path_users import processes_inside
 from orchestrator.worktrees.commits import Saved, gitlinks, keep_tip, save_uncommitted_sync
@@ -97,9 +98,10 @@ def _merged_tip(ws: Workspace, session: SessionWorktree, *, check_busy: bool) ->
 
 def _just_landed(ws: Workspace, session: SessionWorktree, admin: Path) -> str | None:
     """The branch tip, read from git's files, when the worktree's HEAD is on the branch and
-    the base's tip is the merge that just landed it (or the tip itself): the answer of
-    ``_merged_tip``'s ``for-each-ref`` without a process. None when that cannot be told so
-    (the base moved on since, objects packed, refs unreadable): git is asked then."""
+    the base's first-parent line holds the merge that landed it (or the tip itself), as the
+    loose commits the queue's merges are show it: the answer of ``_merged_tip``'s
+    ``for-each-ref`` without a process, also after other trains landed since. None when that
+    cannot be told so (not merged, objects packed, refs unreadable): git is asked then."""
     ref = f"refs/heads/{session.branch}"
     try:
         head = (admin / "HEAD").read_text(encoding="utf-8").strip()
@@ -109,7 +111,7 @@ def _just_landed(ws: Workspace, session: SessionWorktree, admin: Path) -> str | 
     if head != f"ref: {ref}" or refs is None or ref not in refs or ws.base_ref not in refs:
         return None
     tip, base = refs[ref], refs[ws.base_ref]
-    if base == tip or tip in (commit_parents(ws.layout.common_dir, base) or ()):
+    if first_parents_merged(ws.layout.common_dir, base, tip, stop=session.base_commit):
         return tip
     return None
 

@@ -51,14 +51,20 @@ class SessionWork:
         self._workspace = workspace
         self._settings = settings
 
-    async def commit(self, session: SessionWorktree | str, message: str) -> CommitResult:
+    async def commit(
+        self, session: SessionWorktree | str, message: str, *, diff: bool = False
+    ) -> CommitResult:
         """Commit all of the session's work on its branch; ``committed=False`` if none.
 
-        The result's ``head`` is the worktree's HEAD afterwards either way."""
+        The result's ``head`` is the worktree's HEAD afterwards either way. With ``diff``, the
+        new commit's diff from its parent comes with it where git's files allow
+        (``commits.commit_all_sync``), for the work's facts to use."""
         found = await self._book.get(session)
         if not message.strip():
             raise WorkspaceError("a commit message must not be empty")
-        worktree = (await self._workspace()).git.at(found.path)
+        ws = await self._workspace()
+        worktree = ws.git.at(found.path)
+        common_dir = ws.layout.common_dir if diff else None
         keep_out, lock_age = self._settings.copy_files, self._settings.stale_lock_age
 
         def commit() -> CommitResult:
@@ -88,6 +94,8 @@ class SessionWork:
                 session_id=found.session_id,
                 keep_out=keep_out,
                 work=work,
+                parent=status.head if diff else None,
+                common_dir=common_dir,
             )
 
         async with self._book.lock(found.session_id):

@@ -48,10 +48,10 @@ class BuildChecks:
         """Commit the build and check it: changes against the base, verify commands."""
         run, progress = self._run, self._progress
         try:
-            await run.worktrees.commit_in_worktree(
-                run.session, f"council: {run.task.id} build (round {round_})"
+            committed = await run.worktrees.commit_in_worktree(
+                run.session, f"council: {run.task.id} build (round {round_})", diff=True
             )
-            facts = progress.facts = await collect_facts(run.worktrees, run.session)
+            facts = progress.facts = await collect_facts(run.worktrees, run.session, committed)
         except CouncilError as exc:
             if stops_the_run(exc):
                 raise  # the CLI's work stays in the worktree; the run stops until repaired
