@@ -13,7 +13,8 @@ read from its stderr as it is written) and until it has exited (its sessions com
 first). ``council status`` is timed once while the run starts, and what it said is printed.
 
 **Memory** (``--sizes``, 64 and 1,024 by default): a whole run of each size in a process of
-its own (``Council(config).run()``, one build phase on the scripted CLI, no delay), its
+its own (``Council(config).run()``, one build phase on the scripted CLI, no delay; the C
+allocator kept to two arenas first, as the ``council`` command does), its
 resident set size (``VmRSS``) measured after the run, with the store still open; the cost per
 task is the growth from the smallest size to the largest, per task more.
 
@@ -169,6 +170,8 @@ import anyio, json, sys
 from pathlib import Path
 from orchestrator.config.run import RunConfig
 from orchestrator.council import Council
+
+Council.limit_arenas()  # as the council command does first thing
 
 def rss_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -85,6 +85,7 @@ from orchestrator.merge.queue import MergeLockFactory, MergeQueue
 from orchestrator.merge.remote import PushIntent
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState
 from orchestrator.plugins.host import PluginHost, default_plugins
+from orchestrator.process.allocator import limit_arenas
 from orchestrator.process.stop import stop_adopted
 from orchestrator.process.tree import become_subreaper, since_now
 from orchestrator.run.demo_repo import ensure_sample_repo
@@ -391,6 +392,14 @@ class Council:
         program of your own should only if no other part of it starts processes in sessions
         of their own and waits for them by pid. False where it is not possible."""
         return become_subreaper()
+
+    @staticmethod
+    def limit_arenas() -> bool:
+        """Keep this process's C allocator to two arenas, so memory each ended task's worker
+        threads freed is used again rather than kept in an arena per thread (glibc;
+        ``process.allocator``). The ``council`` command does this before any thread starts;
+        a program of your own may too. False where it is not possible."""
+        return limit_arenas()
 
     async def _stop_leftovers(self, since: float) -> None:
         """Stop what the run's CLIs left running that no CLI's own end could claim (a daemon
