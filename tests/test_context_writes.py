@@ -1,7 +1,8 @@
 """A session's context written again by the manager that wrote it last: a compare-and-set
-against the version it wrote, with no read first (``state.context.ContextManager``); a write
-by anyone else meanwhile is never lost (the conflict reads it again), and a removal by task
-goes only while the context is still that task's."""
+against the version it wrote, with no read first, and its first write against none
+(``state.context.ContextManager``); a write by anyone else meanwhile is never lost (the
+conflict reads it again), and a removal by task goes only while the context is still that
+task's."""
 
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ async def test_a_context_written_here_last_is_written_again_without_a_read(
         contexts = ContextManager(store, tmp_path)
         reads = CountedReads(store, monkeypatch)
         await contexts.update_context("s1", task="t1", cli="a", files_locked=["a.py"])
-        assert reads.keys == ["s1"]  # the first write reads (nothing there yet)
+        assert reads.keys == []  # the first write expects none there: no read either
         await contexts.add_files("s1", changing=["b.py"])
         await contexts.update_context("s1", message="half way")
-        assert reads.keys == ["s1"]
+        assert reads.keys == []
         shown = await contexts.get_context("s1")
         assert shown is not None and shown.files() == ["a.py", "b.py"]
         assert shown.message == "half way" and shown.task == "t1"

@@ -18,12 +18,15 @@ parent shell, may have set them). So git gets exactly:
 - then the fixed settings of ``orchestrator.git.repo`` and what the caller passes (the
   orchestrator's commit identity).
 
-Nothing here is cached: a test or a caller may change ``os.environ`` between two commands,
-and reading a hundred names costs microseconds against the milliseconds of starting git.
+No value is cached: a test or a caller may change ``os.environ`` between two commands. Only
+the verdict on a name is remembered (``_passes``: it depends on the name alone), since every
+git process asks it of every name, and the substring tests of ``is_sensitive`` were most of
+what building the environment cost.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 
@@ -44,9 +47,11 @@ GIT_NAMES = frozenset(
 def git_environ(parent: Mapping[str, str] | None = None) -> dict[str, str]:
     """The part of ``parent`` (this process's environment) a git process may see."""
     parent = os.environ if parent is None else parent
-    return {
-        name: parent[name]
-        for name in parent
-        if (name in ALLOWED_NAMES or name in GIT_NAMES or name.startswith(ALLOWED_PREFIXES))
-        and not is_sensitive(name)
-    }
+    return {name: value for name, value in parent.items() if _passes(name)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _passes(name: str) -> bool:
+    """Whether a variable of this name goes to git (the module doc's rules)."""
+    allowed = name in ALLOWED_NAMES or name in GIT_NAMES or name.startswith(ALLOWED_PREFIXES)
+    return allowed and not is_sensitive(name)

@@ -243,11 +243,15 @@ def _shebang(path: str, env: Mapping[str, str]) -> str | None:
 def _tops_under(hidden: Sequence[Path], needed: Iterable[Path]) -> list[Path]:
     """For each needed path under a hidden directory, that directory's first entry on the way
     (``~/.nvm`` for ``~/.nvm/versions/node/v22/bin/node``), when it exists."""
+    # On the paths' strings (a Path's is normalized, parts joined by one separator): the
+    # pathlib comparison cost more than the rest of a CLI's plan, for a few dozen pairs.
+    roots = [(root, str(root).rstrip(os.sep) + os.sep) for root in hidden]
     tops: list[Path] = []
     for path in needed:
-        for root in hidden:
-            if path != root and path.is_relative_to(root):
-                top = root / path.relative_to(root).parts[0]
+        text = str(path)
+        for root, prefix in roots:
+            if text != str(root) and text.startswith(prefix):
+                top = root / text[len(prefix) :].split(os.sep, 1)[0]
                 if top not in tops and os.path.exists(top):
                     tops.append(top)
     return tops

@@ -130,7 +130,7 @@ class ContextManager:
         unknown = set(fields) - UPDATABLE
         if unknown:
             raise TypeError(f"unknown context fields {sorted(unknown)}; known: {sorted(UPDATABLE)}")
-        given = await anyio.to_thread.run_sync(self._normalized_fields, fields)
+        given = await self._normalized(fields)
 
         def merge(current: dict[str, Any]) -> dict[str, Any]:
             return {**current, **given}
@@ -143,7 +143,7 @@ class ContextManager:
         """Add paths to ``session``'s locked and changing files (creating its context)."""
         check_id(session, "session id")
         lists = {"files_locked": list(locked), "files_changing": list(changing)}
-        given = await anyio.to_thread.run_sync(self._normalized_fields, lists)
+        given = await self._normalized(lists)
 
         def merge(current: dict[str, Any]) -> dict[str, Any]:
             merged = dict(current)
@@ -250,8 +250,13 @@ class ContextManager:
         self, session: str, merge: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> SessionContext:
         """Read, merge, compare-and-set; again from the read when someone wrote first. The
-        read is skipped when this manager wrote the context last (``_written``)."""
-        known = self._written.pop(session, None)
+        read is skipped when this manager wrote the context last (``_written``), and for a
+        session it never wrote: that first write expects none (version 0), so a context that
+        is there after all (another process's, an earlier run's) is a conflict, which reads
+        it and merges again, as a read first would have."""
+        known: tuple[int, SessionContext | None] | None = self._written.pop(session, None)
+        if known is None:
+            known = (0, None)
         current: SessionContext | None
         while True:
             if known is not None:
@@ -278,6 +283,13 @@ class ContextManager:
                 self._written.clear()  # sessions whose contexts were never removed: forgotten
             self._written[session] = (stored.version, context)
             return context
+
+    async def _normalized(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` with their paths normalized; in a worker thread only when there is a
+        path to normalize (it may look at the disk), as a session's first update has none."""
+        if fields.get("current_file") is None and not any(fields.get(n) for n in _PATH_LISTS):
+            return self._normalized_fields(fields)
+        return await anyio.to_thread.run_sync(self._normalized_fields, fields)
 
     def _normalized_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
         given = dict(fields)

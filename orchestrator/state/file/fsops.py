@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import secrets
 import sys
@@ -77,16 +78,7 @@ class FileOps:
     def root_of(self, path: Path) -> Path:
         """The outermost confined directory holding ``path``: every directory below it is
         checked on the way."""
-        inner = os.path.normpath(path)
-        found = ""
-        for root in self._roots:
-            prefix = root if root.endswith(os.sep) else root + os.sep
-            inside = inner == root or inner.startswith(prefix)
-            if inside and (not found or len(root) < len(found)):
-                found = root
-        if not found:
-            raise OSError(errno.EPERM, "outside the directories the store writes in", str(path))
-        return Path(found)
+        return _outermost(self._roots, os.fspath(path))
 
     def makedirs(self, directory: Path) -> None:
         with _refused_links(directory):
@@ -181,6 +173,23 @@ def _libc_syncfs() -> Callable[[int], int] | None:
     function.argtypes = [ctypes.c_int]
     function.restype = ctypes.c_int
     return cast("Callable[[int], int]", function)
+
+
+@functools.lru_cache(maxsize=4096)
+def _outermost(roots: tuple[str, ...], path: str) -> Path:
+    """``FileOps.root_of``, remembered: every file operation of a write asks it (five times
+    per record written), and the answer depends on nothing but the strings (lexical, no file
+    is looked at); a root confined later is a new ``roots``, so a new answer."""
+    inner = os.path.normpath(path)
+    found = ""
+    for root in roots:
+        prefix = root if root.endswith(os.sep) else root + os.sep
+        inside = inner == root or inner.startswith(prefix)
+        if inside and (not found or len(root) < len(found)):
+            found = root
+    if not found:
+        raise OSError(errno.EPERM, "outside the directories the store writes in", path)
+    return Path(found)
 
 
 @contextlib.contextmanager
