@@ -85,15 +85,18 @@ class TaskView:
         """Store subscriber: a task written (here or, announced as remote, elsewhere) is read
         again next time, unless the write changed only what the queue never reads (a claim
         renewal, phase records)."""
-        remote = event.data.get("remote") is True
         if event.type == EventType.STATE_RESYNC:
             self._resync = True
             self._remote_change()
             return
-        if event.type not in _TASK_EVENTS or event.data.get("kind") != "tasks":
+        if event.type not in _TASK_EVENTS:
             return
-        key = event.data.get("key")
-        fields = event.data.get("fields")
+        data = event.data  # a new dict per access (the event's JSON form): taken once
+        if data.get("kind") != "tasks":
+            return
+        remote = data.get("remote") is True
+        key = data.get("key")
+        fields = data.get("fields")
         if not isinstance(key, str):
             return
         if remote and self._states is not None and key not in self._states:

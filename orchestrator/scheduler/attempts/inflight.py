@@ -84,11 +84,12 @@ class InFlight:
         (``council status`` shows it), and every event goes on to ``forward``."""
 
         def heard(event: Event) -> None:
-            phase = event.data.get("phase")
+            data = event.data  # a new dict per access (the event's JSON form): taken once
+            phase = data.get("phase")
             if isinstance(phase, str) and phase != attempt.phase:
                 attempt.phase = phase
                 self._slots.move(attempt.key, phase)
-            text = event.data.get("text") or event.data.get("message")
+            text = data.get("text") or data.get("message")
             if isinstance(text, str) and text:
                 attempt.last_message = text[:200]
             forward(event)

@@ -78,7 +78,16 @@ class FileOps:
     def root_of(self, path: Path) -> Path:
         """The outermost confined directory holding ``path``: every directory below it is
         checked on the way."""
-        return _outermost(self._roots, os.fspath(path))
+        inner = os.path.normpath(path)
+        found = ""
+        for root in self._roots:
+            prefix = root if root.endswith(os.sep) else root + os.sep
+            inside = inner == root or inner.startswith(prefix)
+            if inside and (not found or len(root) < len(found)):
+                found = root
+        if not found:
+            raise OSError(errno.EPERM, "outside the directories the store writes in", str(path))
+        return _root_path(found)
 
     def makedirs(self, directory: Path) -> None:
         with _refused_links(directory):
@@ -175,21 +184,11 @@ def _libc_syncfs() -> Callable[[int], int] | None:
     return cast("Callable[[int], int]", function)
 
 
-@functools.lru_cache(maxsize=4096)
-def _outermost(roots: tuple[str, ...], path: str) -> Path:
-    """``FileOps.root_of``, remembered: every file operation of a write asks it (five times
-    per record written), and the answer depends on nothing but the strings (lexical, no file
-    is looked at); a root confined later is a new ``roots``, so a new answer."""
-    inner = os.path.normpath(path)
-    found = ""
-    for root in roots:
-        prefix = root if root.endswith(os.sep) else root + os.sep
-        inside = inner == root or inner.startswith(prefix)
-        if inside and (not found or len(root) < len(found)):
-            found = root
-    if not found:
-        raise OSError(errno.EPERM, "outside the directories the store writes in", path)
-    return Path(found)
+@functools.lru_cache(maxsize=64)
+def _root_path(root: str) -> Path:
+    """A confined root as a ``Path``, made once: every file operation of a write asks
+    ``root_of`` (five per record written), and a new ``Path`` was most of its cost."""
+    return Path(root)
 
 
 @contextlib.contextmanager

@@ -260,11 +260,17 @@ class TamperGuard:
             # still holding it would turn its files into reversed changes), then the refs.
             overlapping = self._ledger.overlapping(window)
             owners = {w.own: w.serial for w in overlapping if w.own}
-            admins = {_real(w.admin): w.serial for w in overlapping if w.admin is not None}
-            found += await anyio.to_thread.run_sync(self._undo_refs, watch, owners, admins)
-            listed = None if watch.confined else await self._main_status()
-            moved = _checkout_changes(watch.listed, listed)
-            moved += await anyio.to_thread.run_sync(self._new_entries, watch.entries)
+            admins = [(w.admin, w.serial) for w in overlapping if w.admin is not None]
+            if watch.confined:  # no status between the two looks: one worker-thread call
+                refs_found, moved = await anyio.to_thread.run_sync(
+                    self._refs_then_entries, watch, owners, admins
+                )
+                found += refs_found
+            else:
+                found += await anyio.to_thread.run_sync(self._undo_refs, watch, owners, admins)
+                listed = await self._main_status()
+                moved = _checkout_changes(watch.listed, listed)
+                moved += await anyio.to_thread.run_sync(self._new_entries, watch.entries)
             found += [Finding(what, undone=False) for what in moved]
             found += self._sealed(window)
         except BaseException:
@@ -434,19 +440,32 @@ class TamperGuard:
             sparse=self._sparse,
         )
 
+    def _refs_then_entries(
+        self, watch: Watch, owners: dict[str, int], admins: list[tuple[Path, int]]
+    ) -> tuple[list[Finding], list[str]]:
+        """``_undo_refs`` then ``_new_entries`` (blocking), for a confined session's check."""
+        found = self._undo_refs(watch, owners, admins)
+        return found, self._new_entries(watch.entries)
+
     def _undo_refs(
-        self, watch: Watch, owners: dict[str, int], admins: dict[Path, int]
+        self, watch: Watch, owners: dict[str, int], admins: list[tuple[Path, int]]
     ) -> list[Finding]:
         """The base's checkouts released and the refs put back (``refs``), each traced where
         it can be: a checkout of the base to the session whose worktree it is (its admin
-        directory), the base moved meanwhile to that same session."""
+        directory, ``admins``: each overlapping session's), the base moved meanwhile to that
+        same session. The admin directories are resolved only when a checkout is released
+        (rarely), and here, off the event loop: resolving one looks at every directory on the
+        way."""
         if self._refs is None or watch.refs is None:
             return []
         stamp = _stamp()
         found = []
         holders = set()
+        real: dict[Path, int] | None = None
         for admin, what in self._refs.release_base(watch.refs, stamp):
-            traced = admins.get(_real(admin))
+            if real is None:
+                real = {_real(path): serial for path, serial in admins}
+            traced = real.get(_real(admin))
             holders.add(traced)
             found.append(Finding(what, traced))
         base_by = holders.pop() if len(holders) == 1 else None
