@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -167,16 +167,13 @@ def first_parents_reach(
     there. False when the files cannot show it (a packed commit, the walk too long): only a
     True answers, a False means "ask git". A base branch that only the orchestrator's merges
     moved since ``ancestor`` is such a chain of loose commits. Blocking."""
-    at = tip
-    for _ in range(limit + 1):
+    for at, parents in _first_parent_line(common_dir, tip, limit):
         if at == unseen:
             return False
         if at == ancestor:
             return True
-        found = loose_commit(common_dir, at)
-        if found is None or not found[1] or unseen in found[1]:
+        if not parents or unseen in parents:
             return False
-        at = found[1][0]
     return False
 
 
@@ -188,16 +185,27 @@ def first_parents_merged(
     ``commit``. The walk gives up at ``stop`` (where ``commit`` was forked from: no merge of it
     comes before that), at a packed commit or at the limit; only a True answers, a False
     means "ask git". Blocking."""
-    at = tip
-    for _ in range(limit + 1):
+    for at, parents in _first_parent_line(common_dir, tip, limit):
         if at == commit:
             return True
-        if at == stop:
+        if at == stop or not parents:
             return False
-        found = loose_commit(common_dir, at)
-        if found is None or not found[1]:
-            return False
-        if commit in found[1]:
+        if commit in parents:
             return True
-        at = found[1][0]
     return False
+
+
+def _first_parent_line(
+    common_dir: Path, tip: str, limit: int
+) -> Iterator[tuple[str, list[str] | None]]:
+    """``tip`` and its first parents, at most ``limit + 1``, each with its parents as its
+    loose file has them (None where there is none: a packed or missing commit, where the
+    line ends)."""
+    at = tip
+    for _ in range(limit + 1):
+        found = loose_commit(common_dir, at)
+        parents = found[1] if found is not None else None
+        yield at, parents
+        if not parents:
+            return
+        at = parents[0]
