@@ -6,7 +6,6 @@ disk, a damaged record, a record missing its current version)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -148,9 +147,11 @@ async def test_a_batch_under_way_is_not_waited_for_a_dead_ones_is_the_stores(
 
 def _a_dead_pid() -> int:
     """The pid of a process that has ended (and been waited for)."""
-    ended = subprocess.Popen(["true"])
-    ended.wait()
-    return ended.pid
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)  # the child: gone at once
+    os.waitpid(pid, 0)
+    return pid
 
 
 def damage(current: Path) -> None:
