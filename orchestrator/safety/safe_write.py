@@ -38,6 +38,7 @@ from pathlib import Path
 from orchestrator.errors import PathEscapeError
 
 __all__ = [
+    "create",
     "fsync_dir",
     "link",
     "make_dirs",
@@ -116,6 +117,29 @@ def write_atomic(root: Path, path: Path, data: bytes, mode: int = 0o644) -> None
             with contextlib.suppress(OSError):
                 os.unlink(temporary, dir_fd=dir_fd)
             raise
+
+
+def create(root: Path, path: Path, data: bytes, mode: int = 0o644) -> bool:
+    """Write ``data`` to ``path`` only where no file of that name exists (temp file, then a
+    hard link, which never replaces anything); True when written, False when something was
+    there already (left as it was)."""
+    with real_dir(root, path.parent) as dir_fd:
+        temporary = f".{path.name}.{secrets.token_hex(6)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FILE_FLAGS
+        fd = os.open(temporary, flags, mode, dir_fd=dir_fd)
+        try:
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            try:
+                os.link(temporary, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=dir_fd)
 
 
 def make_dirs(root: Path, directory: Path, mode: int = 0o755) -> None:

@@ -28,10 +28,12 @@ class Saver:
     async def commit(self, why: str) -> str:
         """Commit whatever the worktree holds; a note for the message if that failed."""
         run, progress = self._run, self._progress
-        progress.committed_head = None
+        # The one parent: the head the orchestrator itself last committed or recorded, never
+        # what the CLI left its branch at (``worktrees.own_commit``).
+        parent, progress.committed_head = progress.committed_head, None
         try:
             done = await run.worktrees.commit_in_worktree(
-                run.session, f"council: {run.task.id} {why}"
+                run.session, f"council: {run.task.id} {why}", parent=parent
             )
         except SecretInWork as exc:
             progress.secret_found = exc  # committed, masked: the task must not land

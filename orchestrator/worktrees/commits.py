@@ -1,19 +1,17 @@
 """Committing a session's work, and keeping a tip reachable before anything destructive.
 
-- ``commit_all`` stages everything (``git add -A``) except the files the orchestrator copied in
-  (``.env`` and the like, which are configuration, not work, and often secrets), and commits
-  with the orchestrator's identity (from the ``Git`` environment), signing off (a signing agent
-  may need a terminal we do not have), no hooks, and ``Council-Task`` / ``Council-Session``
-  trailers (written in the message: ``with_trailers``). Nothing staged is a result
-  (``committed=False``), not an error. Four git processes: ``status`` (unless the caller has
-  just read it), ``add``, ``commit`` (which starts no other git: no ``interpret-trailers``, no
-  auto maintenance) and ``diff-tree`` for the new commit and its files. A caller that wants the
-  commit's diff as well (``parent``: the HEAD it read before, and ``common_dir``) gets it in
-  that fourth process instead: the new commit read from git's files (its branch's ref, its
-  loose object, whose one parent must be ``parent``), and one ``git diff`` (``PATCH``) from
-  ``parent`` to it for the files, their stat and the patch (``CommitResult.diff``), the very
-  command the work's facts run against the base (``workflow.handoffs.facts``). Where the files
-  cannot tell exactly, ``diff-tree`` as before, and no diff.
+- ``commit_all`` commits every file of the worktree except the files the orchestrator copied
+  in (``.env`` and the like, which are configuration, not work, and often secrets), with the
+  orchestrator's identity (from the ``Git`` environment), unsigned (a signing agent may need a
+  terminal we do not have), no hooks, and ``Council-Task`` / ``Council-Session`` trailers
+  (written in the message: ``with_trailers``). It never runs ``git commit``: the commit is
+  built from the files alone in an index of the orchestrator's own, with the parent the caller
+  recorded (``own_commit``: nothing a CLI left in git's files, a ``MERGE_HEAD``, an index
+  flag, a moved branch, is honoured). Files equal to the parent's tree are a result
+  (``committed=False``), not an error. A caller that wants the commit's diff as well
+  (``diff``) gets it from the same process that names the files: one ``git diff``
+  (``PATCH``) from the parent's tree to the new one, the very command the work's facts run
+  against the base (``workflow.handoffs.facts``).
 - ``save_uncommitted_sync`` is the rescue before a removal or reuse: any uncommitted or
   untracked work becomes a ``council: rescue uncommitted work`` commit, and the worktree must
   be clean of work afterwards. It commits only on the task's own ``council/<task>/...``
@@ -43,14 +41,12 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from orchestrator.errors import GitError, WorkspaceError
-from orchestrator.git import ref_book
+from orchestrator.errors import WorkspaceError
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.parse import Status, parse_status
-from orchestrator.git.ref_files import loose_commit, read_refs
 from orchestrator.git.repo import Git
 from orchestrator.process.path_users import move_stale_lock
-from orchestrator.safety.secret_scrub import scrub_sync
+from orchestrator.worktrees import own_commit
 from orchestrator.worktrees.models import CommitResult
 
 __all__ = [
@@ -115,16 +111,6 @@ _STATUS = (
 )
 
 
-# One process per commit: no ``git maintenance run --auto`` started after it (nor a ``gc
-# --auto`` left running in the background, which the run would then stop as a stray), and the
-# trailers written in the message rather than by ``--trailer``, which starts ``git
-# interpret-trailers`` (and reads the repository's ``trailer.*`` config).
-_COMMIT = (
-    *("-c", "commit.gpgSign=false", "-c", "gc.auto=0", "-c", "maintenance.auto=false"),
-    *("commit", "--quiet", "--no-verify"),
-)
-
-
 # The files, their stat and the patch of a diff in one process: NUL-terminated numstat
 # entries, one more NUL, then the patch (``split_patch``).
 PATCH = ("diff", "--numstat", "-z", "-p", "--no-renames", "--no-color", "--no-ext-diff")
@@ -164,76 +150,42 @@ def commit_all_sync(
     task_id: str,
     session_id: str,
     keep_out: Sequence[str] = (),
-    work: Sequence[str] | None = None,
     parent: str | None = None,
-    common_dir: Path | None = None,
+    branch: str | None = None,
+    diff: bool = False,
 ) -> CommitResult:
-    """``commit_all`` in this thread: its git steps cost one worker-thread call, not four.
-    Known secrets in the files about to be committed (``work``, the changed paths, when the
-    caller has just read them) are masked first (``secret_scrub``). With ``parent`` (HEAD as
-    the caller read it just before) and ``common_dir``, the result carries the commit's diff
-    from ``parent`` when git's files tell the new commit exactly (module doc)."""
-    changed = read_status_sync(git).work(keep_out) if work is None else work
-    scrubbed = scrub_sync(git.cwd, changed)
-    # --sparse: work a CLI wrote outside a sparse cone is still work.
-    add = ["add", "-A", "--sparse"]
-    if keep_out:
-        add += ["--", ".", *(f":(top,exclude,literal){path}" for path in keep_out)]
-    git.run_sync(*add)
-    branch = head_branch(git.cwd)
-    with ref_book.writing():  # the branch's move is noted with it, for the tamper check
-        committed = git.run_sync(
-            *_COMMIT,
-            "-m",
-            with_trailers(message, task_id, session_id),
-            check=False,
-        )
-        diff: str | None = None
-        if committed.ok:
-            made = _made_on(common_dir, branch, parent)
-            if made is not None and parent is not None:
-                # The commit read from the files: its diff from its parent, in one process.
-                diff = git.run_sync(*PATCH, parent, made, "--").stdout
-                sha, files = made, numstat_files(split_patch(diff)[0])
-            else:
-                # The new commit and the files it changed, in one process: "<sha>\0<path>...".
-                shown = git.run_sync(
-                    "diff-tree", "-r", "-z", "--name-only", "--no-renames", "--root", "HEAD"
-                )
-                sha, *files = [field for field in shown.stdout.split("\0") if field]
-            if branch is not None:
-                ref_book.note(branch, None, sha)
-    if not committed.ok:
-        # Nothing staged (changes git cannot stage, inside a submodule say) is a result, not
-        # an error; asked only when the commit refused, so the usual path costs no process.
-        if git.run_sync("diff", "--cached", "--quiet", check=False).returncode == 0:
-            return CommitResult(committed=False)
-        raise GitError(["commit"], committed.returncode, committed.stderr or committed.stdout)
-    return CommitResult(
-        committed=True,
-        sha=sha,
-        files=files,
-        head=sha,
-        scrubbed=scrubbed,
-        parent=parent if diff is not None else None,
-        diff=diff,
+    """``commit_all`` in this thread: the worktree's files committed by the orchestrator
+    (``own_commit.build``: its own index, ``commit-tree``, nothing the CLI left in git's
+    files honoured), with ``parent`` as the one parent (a commit the orchestrator recorded;
+    None: the tip HEAD names now) on ``branch`` (``refs/heads/...``; None: the branch HEAD
+    names, or a detached HEAD). Known secrets in the files are masked first
+    (``secret_scrub``). With ``diff`` the result carries the commit's diff from ``parent``."""
+    admin = read_gitfile(git.cwd)
+    if admin is None or not admin.is_dir():
+        raise WorkspaceError(f"{git.cwd} is not a linked worktree: nothing was committed")
+    if branch is None:
+        branch = head_branch(git.cwd)
+    if parent is None:
+        named = branch or "HEAD"
+        parent = git.run_sync("rev-parse", "--verify", f"{named}^{{commit}}").out
+    built = own_commit.build(
+        git,
+        admin,
+        branch,
+        parent,
+        with_trailers(message, task_id, session_id),
+        keep_out=keep_out,
+        patch=PATCH if diff else None,
     )
-
-
-def _made_on(common_dir: Path | None, branch: str | None, parent: str | None) -> str | None:
-    """The commit ``git commit`` just made on ``branch``, read from git's files: the branch's
-    ref, a loose commit whose one parent is ``parent``; None when the files cannot tell that
-    exactly (then git is asked)."""
-    if common_dir is None or branch is None or parent is None:
-        return None
-    if not branch.startswith("refs/heads/") or ".." in branch:
-        return None  # HEAD's file names something no commit of ours is on
-    found = read_refs(common_dir, (branch,))
-    sha = None if found is None else found.get(branch)
-    if sha is None:
-        return None
-    made = loose_commit(common_dir, sha)
-    return sha if made is not None and made[1] == [parent] else None
+    return CommitResult(
+        committed=built.committed,
+        sha=built.sha,
+        files=built.files,
+        head=built.head,
+        scrubbed=built.scrubbed,
+        parent=parent if built.diff is not None else None,
+        diff=built.diff,
+    )
 
 
 async def commit_all(
@@ -311,8 +263,19 @@ def save_uncommitted_sync(
         log.warning("%s: on branch %s, detached before saving its work", git.cwd, status.branch)
         if status.head is not None:
             git.run_sync("update-ref", "--no-deref", "-m", "council: detach", "HEAD", status.head)
+        branch = None
+    else:
+        branch = None if status.branch is None else f"refs/heads/{status.branch}"
+    if status.head is None:
+        raise WorkspaceError(f"{git.cwd}: its branch has no commit to save its work on")
     result = commit_all_sync(
-        git, RESCUE_MESSAGE, task_id=task_id, session_id=session_id, keep_out=keep_out, work=work
+        git,
+        RESCUE_MESSAGE,
+        task_id=task_id,
+        session_id=session_id,
+        keep_out=keep_out,
+        parent=status.head,
+        branch=branch,
     )
     after = read_status_sync(git)
     unsaved = after.work(keep_out)

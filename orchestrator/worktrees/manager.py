@@ -204,12 +204,19 @@ class WorktreeManager:
         return session
 
     async def commit_in_worktree(
-        self, session: SessionWorktree | str, message: str, *, diff: bool = False
+        self,
+        session: SessionWorktree | str,
+        message: str,
+        *,
+        diff: bool = False,
+        parent: str | None = None,
     ) -> CommitResult:
-        """Commit all of the session's work on its branch; ``committed=False`` if none. With
-        ``diff``, the commit's diff from its parent too, where git's files allow it
+        """Commit the files of the session's worktree on its branch, on ``parent`` (the
+        commit the caller recorded before the CLI ran; None: the branch's tip), built by the
+        orchestrator from the files alone (``own_commit``); ``committed=False`` if they are
+        the parent's. With ``diff``, the commit's diff from its parent too
         (``CommitResult.diff``: what the work's facts can use instead of asking git again)."""
-        return await self._work.commit(session, message, diff=diff)
+        return await self._work.commit(session, message, diff=diff, parent=parent)
 
     async def branch_holds(self, session: SessionWorktree, commit: str) -> bool:
         """The session's branch contains ``commit`` (False for a commit this clone lacks: a

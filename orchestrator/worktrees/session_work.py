@@ -23,7 +23,6 @@ from orchestrator.worktrees.commits import (
     finish_checkout_sync,
     keep_tip,
     read_status,
-    read_status_sync,
     save_uncommitted_sync,
     settle_index_lock_sync,
 )
@@ -52,20 +51,28 @@ class SessionWork:
         self._settings = settings
 
     async def commit(
-        self, session: SessionWorktree | str, message: str, *, diff: bool = False
+        self,
+        session: SessionWorktree | str,
+        message: str,
+        *,
+        diff: bool = False,
+        parent: str | None = None,
     ) -> CommitResult:
-        """Commit all of the session's work on its branch; ``committed=False`` if none.
+        """Commit the files of the session's worktree on its branch; ``committed=False`` when
+        they are ``parent``'s.
 
-        The result's ``head`` is the worktree's HEAD afterwards either way. With ``diff``, the
-        new commit's diff from its parent comes with it where git's files allow
-        (``commits.commit_all_sync``), for the work's facts to use."""
+        ``parent`` is the commit the caller recorded before the CLI ran (the phase's start,
+        the orchestrator's own last commit): the new commit's one parent, whatever the CLI
+        did to its branch, HEAD or index meanwhile (``own_commit``); None takes the branch's
+        tip. The result's ``head`` is the branch's tip afterwards either way. With ``diff``,
+        the new commit's diff from its parent comes with it, for the work's facts to use."""
         found = await self._book.get(session)
         if not message.strip():
             raise WorkspaceError("a commit message must not be empty")
         ws = await self._workspace()
         worktree = ws.git.at(found.path)
-        common_dir = ws.layout.common_dir if diff else None
         keep_out, lock_age = self._settings.copy_files, self._settings.stale_lock_age
+        branch = f"refs/heads/{found.branch}"
 
         def commit() -> CommitResult:
             if not (found.path / ".git").is_file():
@@ -77,25 +84,15 @@ class SessionWork:
             settle_index_lock_sync(found.path, admin, lock_age)
             # Never a commit of a checkout a crash cut short: it would delete every file.
             finish_checkout_sync(worktree, admin)
-            status = read_status_sync(worktree)
-            if status.branch != found.branch:
-                where = f"branch {status.branch}" if status.branch else "a detached HEAD"
-                raise WorkspaceError(
-                    f"{found.path} is on {where}, not on the session's branch {found.branch}; "
-                    "nothing was committed"
-                )
-            work = status.work(keep_out)
-            if not work:
-                return CommitResult(committed=False, head=status.head)
             return commit_all_sync(
                 worktree,
                 message,
                 task_id=found.task_id,
                 session_id=found.session_id,
                 keep_out=keep_out,
-                work=work,
-                parent=status.head if diff else None,
-                common_dir=common_dir,
+                parent=parent,
+                branch=branch,
+                diff=diff,
             )
 
         async with self._book.lock(found.session_id):

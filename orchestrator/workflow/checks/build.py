@@ -49,8 +49,12 @@ class BuildChecks:
         run, progress = self._run, self._progress
         try:
             committed = await run.worktrees.commit_in_worktree(
-                run.session, f"council: {run.task.id} build (round {round_})", diff=True
+                run.session,
+                f"council: {run.task.id} build (round {round_})",
+                diff=True,
+                parent=progress.committed_head,  # the build's start, recorded before it ran
             )
+            progress.committed_head = committed.head
             facts = progress.facts = await collect_facts(run.worktrees, run.session, committed)
         except CouncilError as exc:
             if stops_the_run(exc):

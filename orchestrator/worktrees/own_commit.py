@@ -1,0 +1,200 @@
+"""The session's commit, built by the orchestrator from the worktree's files alone: a commit no
+CLI can steer.
+
+A CLI writes its worktree and, under the sandbox, its worktree's git dir (the admin dir under
+``<common>/worktrees/``: HEAD, the index, ``MERGE_HEAD``, the sequencer, ``info/``) and its own
+branch's ref. ``git commit`` honours all of that: a ``MERGE_HEAD`` naming a sibling's tip makes
+the commit a merge whose tree lacks the sibling's files (the landing then deletes them from the
+base), an index entry marked ``assume-unchanged`` or ``skip-worktree`` commits staged bytes that
+are not the file a reviewer reads, and the branch the CLI moved becomes the commit's parent. So
+the orchestrator never runs ``git commit`` on a session's worktree. ``build(...)`` (blocking):
+
+1. an index of the orchestrator's own, ``<common>/council/index/<worktree>`` (the sandbox shows
+   the common dir read-only, so no CLI writes it), set to ``parent``'s tree where it is not
+   already (``read-tree -m`` keeps the file stats of entries that match, so ``add`` re-reads
+   only changed files); a side file remembers which commit it was last made for;
+2. ``git add -A --sparse`` of the worktree's files into it (``GIT_INDEX_FILE``), then
+   ``write-tree``: the tree is what the files say, nothing of the CLI's index;
+3. the files that differ from ``parent``'s tree (one ``git diff``, the patch too when asked);
+   known secrets in them are masked first (``secret_scrub``) and those files added again;
+4. ``commit-tree <tree> -p <parent>`` with the orchestrator's identity and trailers, where the
+   tree differs from ``parent``'s, and the branch moved to it (``update-ref``, from whatever the
+   CLI left it at); a tree equal to ``parent``'s moves the branch back to ``parent`` (commits
+   the CLI made itself changed nothing, so nothing of them is lost);
+5. the worktree made to agree: HEAD on the branch, the worktree's index replaced by the
+   orchestrator's (so ``git status`` is clean and no flag the CLI set survives), and every
+   in-progress operation the CLI left (``MERGE_HEAD``, ``CHERRY_PICK_HEAD``, ``REVERT_HEAD``,
+   the sequencer, rebase directories, ``BISECT_*``) removed.
+
+``parent`` is a commit the orchestrator recorded (the phase's start, its own last commit): the
+CLI's own commits never become history, they are taken as content, their files checked like
+any other. Where a caller has no such record it passes the branch's current tip; the commit is
+still built from the files, with no state the CLI left honoured.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.git import ref_book
+from orchestrator.git.ref_files import read_refs
+from orchestrator.git.repo import ZERO_SHA, Git
+from orchestrator.safety import safe_write
+from orchestrator.safety.secret_scrub import scrub_sync
+
+__all__ = ["LEFT_BY_GIT", "Built", "build", "private_index"]
+
+# What a git command in progress leaves in a worktree's git dir, which a later git would
+# continue or honour; none of it is ever the orchestrator's.
+LEFT_BY_GIT = (
+    "MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", "MERGE_RR", "AUTO_MERGE", "CHERRY_PICK_HEAD",
+    "REVERT_HEAD", "BISECT_LOG", "BISECT_START", "BISECT_TERMS", "BISECT_NAMES",
+    "BISECT_EXPECTED_REV", "BISECT_ANCESTORS_OK", "SQUASH_MSG", "REBASE_HEAD",
+    "sequencer", "rebase-merge", "rebase-apply",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Built:
+    committed: bool
+    sha: str | None  # the new commit; None when the files equal ``parent``'s tree
+    head: str | None  # the branch's tip afterwards
+    files: list[str] = field(default_factory=list)
+    scrubbed: list[str] = field(default_factory=list)
+    diff: str | None = None  # ``commits.PATCH`` from ``parent`` to the commit, when asked
+
+
+def private_index(admin: Path) -> Path:
+    """The orchestrator's own index for the worktree whose git dir is ``admin``
+    (``<common>/worktrees/<name>``): ``<common>/council/index/<name>``."""
+    return admin.parent.parent / "council" / "index" / admin.name
+
+
+def build(
+    git: Git,
+    admin: Path,
+    branch: str | None,
+    parent: str,
+    message: str,
+    *,
+    keep_out: Sequence[str] = (),
+    patch: Sequence[str] | None = None,
+) -> Built:
+    """The session's commit of its worktree's files on ``branch`` (``refs/heads/...``; None:
+    a detached HEAD) with the one parent ``parent`` (module doc); ``patch``: the diff command
+    whose output ``Built.diff`` carries (its files are read from it), else only the names
+    are read."""
+    common = admin.parent.parent
+    index = private_index(admin)
+    env = {"GIT_INDEX_FILE": str(index)}
+    safe_write.make_dirs(common, index.parent, mode=0o700)
+    made_for, parent_tree = _made_for(index)
+    if made_for != parent:
+        git.run_sync("read-tree", "-m", parent, env=env)
+        parent_tree = None
+    add = ["add", "-A", "--sparse", "--", ".", *_excluded(keep_out)]
+    git.run_sync(*add, env=env)
+    tree = git.run_sync("write-tree", env=env, strip_stdout=True).stdout
+    if parent_tree is None:
+        parent_tree = git.run_sync("rev-parse", f"{parent}^{{tree}}", strip_stdout=True).stdout
+    files: list[str] = []
+    diff: str | None = None
+    scrubbed: list[str] = []
+    if tree != parent_tree:
+        files, diff = _changes(git, parent_tree, tree, patch)
+        scrubbed = scrub_sync(git.cwd, files)
+        if scrubbed:  # masked in the files: taken in again, and the tree read again
+            git.run_sync(*add, env=env)
+            tree = git.run_sync("write-tree", env=env, strip_stdout=True).stdout
+            files, diff = _changes(git, parent_tree, tree, patch)
+    sha: str | None = None
+    head = parent
+    if tree != parent_tree:
+        sha = git.run_sync(
+            *("commit-tree", "--no-gpg-sign", tree, "-p", parent, "-m", message),
+            strip_stdout=True,
+        ).stdout
+        head = sha
+    if branch is not None:
+        _move_branch(git, common, branch, head)
+    _settle_worktree(admin, common, branch, index, head, tree)
+    return Built(sha is not None, sha, head, files, scrubbed, diff if sha else None)
+
+
+def _made_for(index: Path) -> tuple[str | None, str | None]:
+    """The commit the private index was last made to match and its tree (its side file)."""
+    try:
+        if not index.exists():
+            return None, None
+        words = Path(f"{index}.for").read_text(encoding="ascii").split()
+    except OSError:
+        return None, None
+    return (words[0], words[1]) if len(words) == 2 else (None, None)
+
+
+def _excluded(keep_out: Sequence[str]) -> list[str]:
+    return [f":(top,exclude,literal){path}" for path in keep_out]
+
+
+def _changes(
+    git: Git, old: str, new: str, patch: Sequence[str] | None
+) -> tuple[list[str], str | None]:
+    """The paths that differ between two trees, and the patch when ``patch`` is given."""
+    if patch is not None:
+        text = git.run_sync(*patch, old, new, "--").stdout
+        numstat = text.partition("\0\0")[0]
+        names = [e.split("\t", 2)[2] for e in numstat.split("\0") if e.count("\t") >= 2]
+        return names, text
+    shown = git.run_sync("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new)
+    return [name for name in shown.stdout.split("\0") if name], None
+
+
+def _move_branch(git: Git, common: Path, branch: str, head: str) -> None:
+    """``branch`` at ``head`` whatever the CLI left it at (noted, for the tamper check)."""
+    with ref_book.writing():
+        found = read_refs(common, (branch,))
+        if found is None:
+            read = git.run_sync("rev-parse", "-q", "--verify", branch, check=False)
+            current = read.stdout.strip()
+        else:
+            current = found.get(branch) or ""
+        if current == head:
+            return
+        git.run_sync("update-ref", "-m", "council: commit", branch, head, current or ZERO_SHA)
+        ref_book.note(branch, current or None, head)
+
+
+def _settle_worktree(
+    admin: Path, common: Path, branch: str | None, index: Path, head: str, tree: str
+) -> None:
+    """HEAD on ``branch`` (at ``head`` when detached), the worktree's index the
+    orchestrator's, and nothing in progress."""
+    head_file = admin / "HEAD"
+    want = f"ref: {branch}\n".encode() if branch is not None else f"{head}\n".encode()
+    try:
+        current = head_file.read_bytes()
+    except OSError:
+        current = b""
+    if current != want:
+        safe_write.write_atomic(common, head_file, want)
+    for name in LEFT_BY_GIT:
+        _remove(common, admin / name)
+    safe_write.write_atomic(common, admin / "index", index.read_bytes())
+    safe_write.write_atomic(common, Path(f"{index}.for"), f"{head} {tree}\n".encode())
+
+
+def _remove(root: Path, path: Path) -> None:
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        for inner in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if inner.is_dir() and not inner.is_symlink():
+                safe_write.rmdir(root, inner)
+            else:
+                safe_write.unlink(root, inner)
+        safe_write.rmdir(root, path)
+    else:
+        safe_write.unlink(root, path)
