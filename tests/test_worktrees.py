@@ -222,9 +222,11 @@ def git_processes(trace: Path) -> list[str]:
 async def test_a_commit_starts_no_git_but_its_own(
     repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Counted, not timed: committing a session's work is four git processes, none of which
-    starts another (``git commit --trailer`` would start ``interpret-trailers``, and every
-    commit a ``maintenance run --auto``), and the commit reads as ``--trailer`` wrote it."""
+    """Counted, not timed: committing a session's work is built by the orchestrator from the
+    files (``own_commit``), never ``git commit``: its own index set to the parent's tree once
+    per session (``read-tree``), then ``add``, ``write-tree``, the changed files, ``commit-tree``
+    and the branch's move; none of them starts another git, and the commit reads as
+    ``--trailer`` wrote it."""
     session = await manager.create_session_worktree("s1", "claude", "fix-login")
     write(session.path, {"src/new.py": "a = 1\n"})
     trace = tmp_path / "trace2.json"
@@ -235,9 +237,15 @@ async def test_a_commit_starts_no_git_but_its_own(
     result = await manager.commit_in_worktree(session, "council: fix-login build (round 1)")
 
     assert result.committed
-    assert git_processes(trace) == ["status", "add", "commit", "diff-tree"]
+    steady = ["add", "write-tree", "diff-tree", "commit-tree", "update-ref"]
+    assert git_processes(trace) == ["read-tree", *steady]
+    trace.unlink()
+    write(session.path, {"src/new.py": "a = 2\n"})
+    again = await manager.commit_in_worktree(session, "again", parent=result.sha)
+    assert again.committed and git_processes(trace) == steady  # its index kept from the first
     monkeypatch.delenv("GIT_CONFIG_GLOBAL")
-    body = git(repo, "cat-file", "commit", session.branch).split("\n\n", 1)[1]
+    assert git(repo, "rev-parse", f"{session.branch}~1") == result.sha
+    body = git(repo, "cat-file", "commit", result.sha or "").split("\n\n", 1)[1]
     assert body == (
         "council: fix-login build (round 1)\n\nCouncil-Task: fix-login\nCouncil-Session: s1"
     )
@@ -270,15 +278,20 @@ async def test_changes_git_cannot_stage_are_nothing_to_commit(
     assert git(repo, "rev-parse", session.branch) == first.sha
 
 
-async def test_commit_refuses_a_worktree_moved_off_its_branch(
+async def test_a_worktree_moved_off_its_branch_is_committed_on_the_sessions_branch(
     repo: Path, manager: WorktreeManager
 ) -> None:
+    """The commit is the session's, on its branch, whatever HEAD the CLI left: the files are
+    committed there, HEAD is put back on it, and the branch the CLI made is left alone."""
     session = await manager.create_session_worktree("s1", "claude", "t1")
     git(session.path, "checkout", "-q", "-b", "elsewhere")
     write(session.path, {"work.txt": "work\n"})
-    with pytest.raises(WorkspaceError, match="not on the session's branch council/t1/1"):
-        await manager.commit_in_worktree(session, "work")
-    assert git(repo, "rev-parse", session.branch) == session.base_commit
+    result = await manager.commit_in_worktree(session, "work", parent=session.base_commit)
+    assert result.committed and git(repo, "rev-parse", session.branch) == result.sha
+    assert git(repo, "show", f"{session.branch}:work.txt") == "work"
+    assert git(repo, "rev-parse", "elsewhere") == session.base_commit
+    assert git(session.path, "symbolic-ref", "HEAD") == f"refs/heads/{session.branch}"
+    assert git(session.path, "status", "--porcelain") == ""
 
 
 # --- removal -------------------------------------------------------------------------------------
@@ -474,9 +487,8 @@ async def test_a_nested_repository_is_never_deleted(repo: Path, pool_size: int) 
 async def test_a_build_commit_with_its_diff_starts_no_more_git(
     repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Asked for its diff too, a commit is still four git processes: the fourth is the diff
-    (the commit read from git's files) in place of ``diff-tree``. A branch the CLI committed on
-    gets its diff as well: the diff is from the HEAD the commit was made on."""
+    """Asked for its diff too, a commit starts no more git: the diff (files, stat and patch
+    in one process) takes the place of ``diff-tree``."""
     session = await manager.create_session_worktree("s1", "claude", "t1")
     write(session.path, {"src/new.py": "a = 1\n"})
     (session.path / "README.md").unlink()
@@ -484,7 +496,9 @@ async def test_a_build_commit_with_its_diff_starts_no_more_git(
 
     result = await manager.commit_in_worktree(session, "build", diff=True)
 
-    assert git_processes(trace) == ["status", "add", "commit", "diff"]
+    assert git_processes(trace) == [
+        "read-tree", "add", "write-tree", "diff", "commit-tree", "update-ref"
+    ]  # fmt: skip
     monkeypatch.delenv("GIT_CONFIG_GLOBAL")
     assert result.committed and result.sha == git(repo, "rev-parse", session.branch)
     assert result.parent == session.base_commit and sorted(result.files) == [

@@ -166,8 +166,7 @@ def commit_all_sync(
     if branch is None:
         branch = head_branch(git.cwd)
     if parent is None:
-        named = branch or "HEAD"
-        parent = git.run_sync("rev-parse", "--verify", f"{named}^{{commit}}").out
+        parent = own_commit.tip_of(git, admin.parent.parent, branch or "HEAD")
     built = own_commit.build(
         git,
         admin,

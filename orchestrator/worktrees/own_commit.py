@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.git import ref_book
-from orchestrator.git.ref_files import read_refs
+from orchestrator.git.ref_files import loose_commit, read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety import safe_write
 from orchestrator.safety.secret_scrub import scrub_sync
 
-__all__ = ["LEFT_BY_GIT", "Built", "build", "private_index"]
+__all__ = ["LEFT_BY_GIT", "Built", "build", "private_index", "tip_of"]
 
 # What a git command in progress leaves in a worktree's git dir, which a later git would
 # continue or honour; none of it is ever the orchestrator's.
@@ -99,7 +99,7 @@ def build(
     git.run_sync(*add, env=env)
     tree = git.run_sync("write-tree", env=env, strip_stdout=True).stdout
     if parent_tree is None:
-        parent_tree = git.run_sync("rev-parse", f"{parent}^{{tree}}", strip_stdout=True).stdout
+        parent_tree = _tree_of(git, common, parent)
     files: list[str] = []
     diff: str | None = None
     scrubbed: list[str] = []
@@ -133,6 +133,24 @@ def _made_for(index: Path) -> tuple[str | None, str | None]:
     except OSError:
         return None, None
     return (words[0], words[1]) if len(words) == 2 else (None, None)
+
+
+def _tree_of(git: Git, common: Path, commit: str) -> str:
+    """``commit``'s tree: from its loose object when it is one, else asked of git."""
+    loose = loose_commit(common, commit)
+    if loose is not None and loose[0]:
+        return loose[0]
+    return git.run_sync("rev-parse", "--verify", f"{commit}^{{tree}}", strip_stdout=True).stdout
+
+
+def tip_of(git: Git, common: Path, ref: str) -> str:
+    """The commit ``ref`` (``refs/heads/...`` or ``HEAD``) names: from git's ref files where
+    they tell it exactly, else asked of git (which fails when there is none)."""
+    if ref.startswith("refs/"):
+        found = read_refs(common, (ref,))
+        if found is not None and found.get(ref):
+            return found[ref]
+    return git.run_sync("rev-parse", "--verify", f"{ref}^{{commit}}", strip_stdout=True).stdout
 
 
 def _excluded(keep_out: Sequence[str]) -> list[str]:
