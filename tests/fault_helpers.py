@@ -130,9 +130,15 @@ class FaultRun:
         self.config_path.write_text(json.dumps(self.config(), indent=2))  # JSON is YAML
 
     def run(
-        self, *, timeout: float = 60.0, env: dict[str, str] | None = None, as_json: bool = True
+        self,
+        *,
+        timeout: float = 60.0,
+        env: dict[str, str] | None = None,
+        as_json: bool = True,
+        user: int | None = None,
     ) -> Finished:
-        """``council run [--json]`` as a process; returns once it has exited.
+        """``council run [--json]`` as a process; returns once it has exited. With ``user``,
+        as that uid and gid (``setpriv``; ``spare_user`` makes a directory it owns).
 
         It is started by a small Python wrapper that reports its children's peak RSS: a child
         forked straight from the test process would inherit the test's own high-water mark
@@ -141,6 +147,8 @@ class FaultRun:
         out, err = self.tmp_path / "council.out", self.tmp_path / "council.err"
         peak = self.tmp_path / "council.maxrss"
         argv = [*COUNCIL, "run", str(self.config_path), *(["--json"] if as_json else [])]
+        if user is not None:
+            argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
         started = time.monotonic()
         with out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(

@@ -26,10 +26,14 @@ the orchestrator never runs ``git commit`` on a session's worktree. ``build(...)
    in-progress operation the CLI left (``MERGE_HEAD``, ``CHERRY_PICK_HEAD``, ``REVERT_HEAD``,
    the sequencer, rebase directories, ``BISECT_*``) removed.
 
-``parent`` is a commit the orchestrator recorded (the phase's start, its own last commit): the
-CLI's own commits never become history, they are taken as content, their files checked like
-any other. Where a caller has no such record it passes the branch's current tip; the commit is
-still built from the files, with no state the CLI left honoured.
+``parent`` is a commit the orchestrator recorded (the phase's start, its own last commit). A CLI
+that commits by itself (aider does) moves its branch: its commits are kept as history only
+where they are one chain of new commits on ``parent`` (each with one parent, down to
+``parent``, none held by any other ref: no merge, nothing of a sibling's or the base's that a
+rebase or a merge brought in), and they are then checked at landing like any other
+(``merge.secret_gate``). Otherwise they are taken as content only: the commit goes on
+``parent`` with the files. Where a caller has no record it passes the branch's current tip;
+the commit is still built from the files, with no state the CLI left honoured.
 """
 
 from __future__ import annotations
@@ -88,12 +92,16 @@ def build(
     whose output ``Built.diff`` carries (its files are read from it), else only the names
     are read."""
     common = admin.parent.parent
+    if branch is not None:
+        parent = _history_on(git, common, branch, parent)
     index = private_index(admin)
     env = {"GIT_INDEX_FILE": str(index)}
     safe_write.make_dirs(common, index.parent, mode=0o700)
     made_for, parent_tree = _made_for(index)
     if made_for != parent:
-        git.run_sync("read-tree", "-m", parent, env=env)
+        # --reset: the index set to the tree whatever the files say (``-m`` would refuse a
+        # changed file), keeping the stats of the entries that match.
+        git.run_sync("read-tree", "--reset", parent, env=env)
         parent_tree = None
     add = ["add", "-A", "--sparse", "--", ".", *_excluded(keep_out)]
     git.run_sync(*add, env=env)
@@ -122,6 +130,35 @@ def build(
         _move_branch(git, common, branch, head)
     _settle_worktree(admin, common, branch, index, head, tree)
     return Built(sha is not None, sha, head, files, scrubbed, diff if sha else None)
+
+
+_MOST_COMMITS = 1000  # a CLI's own commits kept as history at most, per commit of ours
+
+
+def _history_on(git: Git, common: Path, branch: str, parent: str) -> str:
+    """The commit the session's commit goes on: the branch's tip when the CLI committed on it
+    and its commits are history that can be kept (one chain of commits with one parent each,
+    down to ``parent``, none of them held by any other ref: nothing of anyone else's, no
+    merge), else ``parent``, and the CLI's commits are taken as content only."""
+    found = read_refs(common, (branch,))
+    tip = None if found is None else found.get(branch)
+    if tip is None:
+        tip = git.run_sync("rev-parse", "-q", "--verify", branch, check=False).stdout.strip()
+    if not tip or tip == parent:
+        return parent
+    listed = git.run_sync("rev-list", "--topo-order", "--parents", f"--max-count={_MOST_COMMITS + 1}", tip,
+                          f"^{parent}", check=False)  # fmt: skip
+    lines = [line.split() for line in listed.stdout.splitlines()]
+    if not listed.ok or not lines or len(lines) > _MOST_COMMITS:
+        return parent
+    for (_commit, *parents), below in zip(lines, [*lines[1:], [parent]], strict=True):
+        if parents != [below[0]]:
+            return parent  # a merge, a root, or a commit that does not lead to ``parent``
+    holders = git.run_sync("for-each-ref", "--format=%(refname)", f"--contains={lines[-1][0]}",
+                           check=False)  # fmt: skip
+    if not holders.ok or set(holders.stdout.split()) != {branch}:
+        return parent  # another ref holds them: someone else's history
+    return tip
 
 
 def _made_for(index: Path) -> tuple[str | None, str | None]:
