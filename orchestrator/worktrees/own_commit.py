@@ -146,8 +146,9 @@ def _history_on(git: Git, common: Path, branch: str, parent: str) -> str:
         tip = git.run_sync("rev-parse", "-q", "--verify", branch, check=False).stdout.strip()
     if not tip or tip == parent:
         return parent
-    listed = git.run_sync("rev-list", "--topo-order", "--parents", f"--max-count={_MOST_COMMITS + 1}", tip,
-                          f"^{parent}", check=False)  # fmt: skip
+    most = f"--max-count={_MOST_COMMITS + 1}"
+    listed = git.run_sync("rev-list", "--topo-order", "--parents", most, tip, f"^{parent}",
+                          check=False)  # fmt: skip
     lines = [line.split() for line in listed.stdout.splitlines()]
     if not listed.ok or not lines or len(lines) > _MOST_COMMITS:
         return parent
