@@ -147,7 +147,12 @@ async def test_a_cli_switching_its_worktree_to_the_base_fails_and_prune_never_co
     assert state["status"] == "failed" and state["error"].startswith(BLOCKED), state["error"]
     assert "has the base branch main checked out (detached" in state["error"]
     worktree = Path(state["worktree"])
-    assert git(worktree, "symbolic-ref", "-q", "HEAD", check=False) == ""
+    # The base's checkout was released (detached), and the session's own commit put HEAD back
+    # on the session's branch, never the base's (``own_commit``).
+    assert git(worktree, "symbolic-ref", "-q", "HEAD", check=False) in (
+        "",
+        f"refs/heads/{state['branch']}",
+    )
     pruned = subprocess.run(
         [*COUNCIL, "worktrees", "prune", str(run.config_path)],
         capture_output=True,

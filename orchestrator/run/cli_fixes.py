@@ -32,7 +32,7 @@ class Pinned:
 PINNED: dict[str, Pinned] = {
     pin.binary: pin
     for pin in (
-        Pinned("claude", "npm", "@anthropic-ai/claude-code", "2.1.330"),
+        Pinned("claude", "npm", "@anthropic-ai/claude-code", "2.1.332"),
         Pinned("codex", "npm", "@openai/codex", "0.169.0"),
         Pinned("gemini", "npm", "@google/gemini-cli", "0.61.0"),
         Pinned("qwen", "npm", "@qwen-code/qwen-code", "0.24.4"),
