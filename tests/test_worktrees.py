@@ -508,3 +508,17 @@ async def test_a_build_commit_with_its_diff_starts_no_more_git(
     expected = git(repo, "diff", "--numstat", "-z", "-p", "--no-renames", session.base_commit,
                    session.branch)  # fmt: skip
     assert result.diff is not None and result.diff.rstrip("\n") == expected
+
+
+async def test_the_orchestrators_own_index_goes_with_its_worktree(
+    repo: Path, manager: WorktreeManager
+) -> None:
+    """The session's commit is built in an index of the orchestrator's own, kept where the CLI
+    cannot write (the common dir), and dropped when the worktree is removed."""
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"work.txt": "work\n"})
+    await manager.commit_in_worktree(session, "work", parent=session.base_commit)
+    indexes = repo / ".git" / "council" / "index"
+    assert [path.name for path in indexes.iterdir() if path.suffix != ".for"] == [session.path.name]
+    await manager.remove_session_worktree(session)
+    assert list(indexes.iterdir()) == []

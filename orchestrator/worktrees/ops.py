@@ -33,6 +33,7 @@ from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety.safe_write import unlink, write_atomic
+from orchestrator.worktrees import own_commit
 from orchestrator.worktrees.layout import MetaLock, RepoLayout
 from orchestrator.worktrees.models import SessionWorktree, WorktreeSettings
 from orchestrator.worktrees.names import branch_name
@@ -210,6 +211,7 @@ async def remove_and_drop(
         if not removed.ok and "is not a working tree" not in removed.stderr:
             relock_admin(ws, admin, reason)  # kept: so is the record of whose it is
             raise GitError(args, removed.returncode, removed.stderr)
+        own_commit.forget(admin)
         if branch is None or tip is None:
             return False
         return drop_sync(ws, branch, tip)

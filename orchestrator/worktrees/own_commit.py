@@ -49,7 +49,7 @@ from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety import safe_write
 from orchestrator.safety.secret_scrub import scrub_sync
 
-__all__ = ["LEFT_BY_GIT", "Built", "build", "private_index", "tip_of"]
+__all__ = ["LEFT_BY_GIT", "Built", "build", "forget", "private_index", "tip_of"]
 
 # What a git command in progress leaves in a worktree's git dir, which a later git would
 # continue or honour; none of it is ever the orchestrator's.
@@ -75,6 +75,17 @@ def private_index(admin: Path) -> Path:
     """The orchestrator's own index for the worktree whose git dir is ``admin``
     (``<common>/worktrees/<name>``): ``<common>/council/index/<name>``."""
     return admin.parent.parent / "council" / "index" / admin.name
+
+
+def forget(admin: Path | None) -> None:
+    """Drop the orchestrator's index of a worktree that is removed (its admin dir)."""
+    if admin is None:
+        return
+    index = private_index(admin)
+    common = admin.parent.parent
+    for path in (index, Path(f"{index}.for")):
+        if os.path.lexists(path):
+            safe_write.unlink(common, path)
 
 
 def build(

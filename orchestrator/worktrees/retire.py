@@ -19,6 +19,7 @@ from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.ref_files import first_parents_merged, read_refs
 from orchestrator.git.repo import Git
 from orchestrator.process.path_users import processes_inside
+from orchestrator.worktrees import own_commit
 from orchestrator.worktrees.commits import Saved, gitlinks, keep_tip, save_uncommitted_sync
 from orchestrator.worktrees.models import RemovalResult, SessionWorktree
 from orchestrator.worktrees.names import rescue_ref
@@ -127,6 +128,7 @@ def _remove_clean(ws: Workspace, session: SessionWorktree, tip: str) -> bool | N
     if not removed.ok:
         relock_admin(ws, admin, reason)  # as it was: the full path decides
         return None
+    own_commit.forget(admin)
     return drop_sync(ws, session.branch, tip)
 
 
