@@ -187,6 +187,7 @@ def _take_pack(directory: int, private: Path, name: str, shared: Path, git: Git)
     """One pack checked by git and linked in under the name git gives its content: None
     taken, '' when the store has that pack already, else why it was dropped."""
     index = f"{name.removesuffix('.pack')}.council-idx"
+    _remove(directory, index)  # the CLI's file of that name, a link say: never written through
     checked = git.run_sync(
         "index-pack", "-o", str(private / index), str(private / name), check=False
     )
