@@ -223,10 +223,10 @@ async def test_a_commit_starts_no_git_but_its_own(
     repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Counted, not timed: committing a session's work is built by the orchestrator from the
-    files (``own_commit``), never ``git commit``: its own index set to the parent's tree once
-    per session (``read-tree``), then ``add``, ``write-tree``, the changed files, ``commit-tree``
-    and the branch's move; none of them starts another git, and the commit reads as
-    ``--trailer`` wrote it."""
+    files (``own_commit``), never ``git commit``: in its own index (the one git wrote at the
+    checkout, taken before anything ran there), ``add``, ``write-tree``, the changed files,
+    ``commit-tree`` and the branch's move; none of them starts another git, and the commit
+    reads as ``--trailer`` wrote it. A parent the index was not made for is read in first."""
     session = await manager.create_session_worktree("s1", "claude", "fix-login")
     write(session.path, {"src/new.py": "a = 1\n"})
     trace = tmp_path / "trace2.json"
@@ -238,13 +238,20 @@ async def test_a_commit_starts_no_git_but_its_own(
 
     assert result.committed
     steady = ["add", "write-tree", "diff-tree", "commit-tree", "update-ref"]
-    assert git_processes(trace) == ["read-tree", *steady]
+    assert git_processes(trace) == steady
     trace.unlink()
     write(session.path, {"src/new.py": "a = 2\n"})
     again = await manager.commit_in_worktree(session, "again", parent=result.sha)
     assert again.committed and git_processes(trace) == steady  # its index kept from the first
+    trace.unlink()
+    write(session.path, {"src/new.py": "a = 3\n"})
+    other = await manager.commit_in_worktree(session, "on the first", parent=result.sha)
+    # The branch moved past the parent given by one new commit nothing else holds (as a CLI
+    # committing by itself would): kept as history, found with two more processes.
+    assert other.committed and git_processes(trace) == ["rev-list", "for-each-ref", *steady]
+    assert git(repo, "rev-parse", f"{session.branch}~1") == again.sha
     monkeypatch.delenv("GIT_CONFIG_GLOBAL")
-    assert git(repo, "rev-parse", f"{session.branch}~1") == result.sha
+    assert git(repo, "rev-parse", f"{session.branch}~2") == result.sha
     body = git(repo, "cat-file", "commit", result.sha or "").split("\n\n", 1)[1]
     assert body == (
         "council: fix-login build (round 1)\n\nCouncil-Task: fix-login\nCouncil-Session: s1"
@@ -496,9 +503,7 @@ async def test_a_build_commit_with_its_diff_starts_no_more_git(
 
     result = await manager.commit_in_worktree(session, "build", diff=True)
 
-    assert git_processes(trace) == [
-        "read-tree", "add", "write-tree", "diff", "commit-tree", "update-ref"
-    ]  # fmt: skip
+    assert git_processes(trace) == ["add", "write-tree", "diff", "commit-tree", "update-ref"]
     monkeypatch.delenv("GIT_CONFIG_GLOBAL")
     assert result.committed and result.sha == git(repo, "rev-parse", session.branch)
     assert result.parent == session.base_commit and sorted(result.files) == [

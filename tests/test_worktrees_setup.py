@@ -244,6 +244,10 @@ async def test_sparse_checkout(repo: Path) -> None:
     again = await manager.create_session_worktree("s2", "claude", "t2")
     assert entries(repo) == [] and (again.path / "app").exists()
     assert not (again.path / "lib").exists()
+    write(again.path, {"app/again.py": "a = 1\n"})
+    result = await manager.commit_in_worktree(again, "sparse work again")
+    assert result.files == ["app/again.py"]  # nothing of the cone's outside taken for deleted
+    assert git(repo, "show", f"{again.branch}:lib/util.py") == "util = 1"
 
 
 # A setup command as a Python program: it tries to write into the main checkout and to see a

@@ -183,6 +183,17 @@ async def add_worktree(ws: Workspace, session: SessionWorktree, reason: str) -> 
             # Writes the worktree's own config.worktree (share_worktree_config ran first).
             await worktree.run("sparse-checkout", "set", "--cone", *ws.settings.sparse)
     await worktree.run("reset", "--hard", "--quiet")
+    # The index git just wrote, before anything else ran there: the orchestrator's own.
+    await anyio.to_thread.run_sync(_adopt_index, ws, session)
+
+
+def _adopt_index(ws: Workspace, session: SessionWorktree) -> None:
+    admin = read_gitfile(session.path)
+    if admin is None or admin.parent != ws.layout.common_dir / "worktrees":
+        return
+    ref = f"refs/heads/{session.branch}"
+    tip = own_commit.tip_of(ws.git.at(session.path), ws.layout.common_dir, ref)
+    own_commit.adopt_checkout(admin, tip)
 
 
 async def remove_registered(ws: Workspace, path: Path, *, force: bool) -> None:

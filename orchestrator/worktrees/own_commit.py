@@ -49,7 +49,7 @@ from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety import safe_write
 from orchestrator.safety.secret_scrub import scrub_sync
 
-__all__ = ["LEFT_BY_GIT", "Built", "build", "forget", "private_index", "tip_of"]
+__all__ = ["LEFT_BY_GIT", "Built", "adopt_checkout", "build", "forget", "private_index", "tip_of"]
 
 # What a git command in progress leaves in a worktree's git dir, which a later git would
 # continue or honour; none of it is ever the orchestrator's.
@@ -75,6 +75,22 @@ def private_index(admin: Path) -> Path:
     """The orchestrator's own index for the worktree whose git dir is ``admin``
     (``<common>/worktrees/<name>``): ``<common>/council/index/<name>``."""
     return admin.parent.parent / "council" / "index" / admin.name
+
+
+def adopt_checkout(admin: Path, commit: str) -> None:
+    """Take the index of a worktree the orchestrator has just checked out at ``commit``, before
+    any CLI or setup command ran in it, as its own: the first commit then re-reads only the
+    files that changed, and a sparse checkout's entries outside the cone keep their
+    skip-worktree bits (so files never written there are not taken for deleted)."""
+    common = admin.parent.parent
+    index = private_index(admin)
+    safe_write.make_dirs(common, index.parent, mode=0o700)
+    try:
+        data = (admin / "index").read_bytes()
+    except FileNotFoundError:
+        return
+    safe_write.write_atomic(common, index, data)
+    safe_write.write_atomic(common, Path(f"{index}.for"), f"{commit} -\n".encode())
 
 
 def forget(admin: Path | None) -> None:
@@ -181,7 +197,9 @@ def _made_for(index: Path) -> tuple[str | None, str | None]:
         words = Path(f"{index}.for").read_text(encoding="ascii").split()
     except OSError:
         return None, None
-    return (words[0], words[1]) if len(words) == 2 else (None, None)
+    if len(words) != 2:
+        return None, None
+    return words[0], (None if words[1] == "-" else words[1])
 
 
 def _tree_of(git: Git, common: Path, commit: str) -> str:
