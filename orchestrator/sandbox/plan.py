@@ -63,6 +63,9 @@ class SandboxSettings:
     read: tuple[Path, ...] = ()
     write: tuple[Path, ...] = ()
     reason: str = ""  # why this kind, for ``council doctor`` and the run's start
+    # The network helper (``slirp4netns``) giving an open network a namespace of its own
+    # (``orchestrator.sandbox.network``); None: the machine's network (none here, or closed).
+    uplink: str | None = None
 
 
 @dataclass(frozen=True)
