@@ -138,3 +138,26 @@ def test_the_machines_services_are_out_of_reach(
         assert public.reached == 1
     logs = list((run.council_dir / "logs").rglob("fault-*.log"))
     assert logs and all("network: its own" in log.read_text().split("\n")[0] for log in logs)
+
+
+@pytest.mark.parametrize(
+    ("options", "local"),
+    [
+        ({}, False),
+        ({"base_url": "https://api.anthropic.com"}, False),
+        ({"base_url": "http://127.0.0.1:8080"}, True),
+        ({"base_url": "http://localhost:8080"}, True),
+        ({"base_url": "http://[::1]:8080"}, True),
+        ({"base_url": "http://192.0.2.7:8080"}, False),
+    ],
+)
+def test_a_model_on_loopback_is_known_by_its_endpoint(options: dict[str, str], local: bool) -> None:
+    """The adapter whose model is on this machine's loopback keeps the machine's network."""
+    from adapters.claude_code import ClaudeCodeAdapter
+    from adapters.ollama import OllamaAdapter
+    from orchestrator.runner.endpoints import loopback_endpoints
+
+    found = loopback_endpoints(ClaudeCodeAdapter(options))
+    assert found == ([options["base_url"]] if local else [])
+    assert loopback_endpoints(OllamaAdapter({"host": "127.0.0.1:11434"})) == ["127.0.0.1:11434"]
+    assert loopback_endpoints(OllamaAdapter({"host": "gpu-box:11434"})) == []
