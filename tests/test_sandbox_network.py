@@ -31,7 +31,7 @@ class Service:
     """A server answering every connection with ``secret``, on a TCP address or a Unix path;
     ``reached`` counts the connections it answered."""
 
-    def __init__(self, family: int, address: object) -> None:
+    def __init__(self, family: int, address: tuple[str, int] | str) -> None:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.bind(address)
         self.sock.listen(8)
