@@ -5,7 +5,8 @@
     sandbox: auto                 # auto | bubblewrap | none (shorthand for {mode: ...})
     sandbox:
       mode: auto                  # auto: bubblewrap where the machine has it, else none
-      network: open               # open | none (none: no network, loopback included)
+      network: open               # open: its own namespace, the public network only (no
+                                  # host loopback); none: no network at all
       read: [~/datasets]          # more paths the CLI may read (everything else of HOME is hidden)
       write: [~/.cache/pip]       # more paths it may write
     adapters:
@@ -42,8 +43,10 @@ class SandboxConfig(Section):
     )
     network: Literal["open", "none"] = Field(
         default="open",
-        description="open: the CLI reaches the network (its model's API); none: no network "
-        "at all, the machine's loopback included",
+        description="open: the CLI reaches the public network (its model's API) from a network "
+        "namespace of its own, never this machine's loopback or local sockets (where slirp4netns "
+        "works; a model endpoint on this machine's loopback keeps the machine's network); none: "
+        "no network at all",
     )
     read: list[Path] = Field(
         default_factory=list, description="more paths the CLI may read (`~` allowed)"

@@ -1,6 +1,11 @@
 """Starting a long-running child (a CLI) leading its own process group, its stdout and stderr
 on non-blocking pipes the caller reads; stdout gets a bigger pipe than the default (fewer
-wake-ups under a flood)."""
+wake-ups under a flood). ``pass_fds``: descriptors the child keeps under the same numbers (a
+sandbox's own pipes, ``orchestrator.sandbox.network``).
+
+``spawn_helper`` starts a quiet helper beside such a child (the sandbox's network helper): its
+output discarded, its own process group, the descriptors it is handed kept under their numbers.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +19,23 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
-__all__ = ["spawn_piped"]
+__all__ = ["spawn_helper", "spawn_piped"]
 
 _PIPE_SIZE = 1024 * 1024
 # One descriptor of /dev/null for every start, opened with the module: a start runs on the
 # event loop, which must not open files (passing ``subprocess.DEVNULL`` opens it each time).
 _DEVNULL = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+_DEVNULL_OUT = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
 _F_SETPIPE_SZ: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
 
 
 async def spawn_piped(
-    argv: Sequence[str], cwd: Path, env: Mapping[str, str], *, stdin: bool
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    *,
+    stdin: bool,
+    pass_fds: Sequence[int] = (),
 ) -> tuple[anyio.abc.Process, int, int]:
     """Start ``argv`` leading a new process group; the read ends of its stdout and stderr.
 
@@ -40,6 +51,7 @@ async def spawn_piped(
             cwd=cwd,
             env=dict(env),
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
     except BaseException:
         os.close(out_read)
@@ -50,6 +62,23 @@ async def spawn_piped(
         os.close(out_write)
         os.close(err_write)
     return process, out_read, err_read
+
+
+async def spawn_helper(
+    argv: Sequence[str], env: Mapping[str, str], pass_fds: Sequence[int]
+) -> anyio.abc.Process:
+    """Start ``argv`` (in ``/``, its output discarded, leading its own process group) keeping
+    ``pass_fds`` open under their numbers. A failed start raises the ``OSError`` of ``exec``."""
+    return await anyio.open_process(
+        list(argv),
+        stdin=_DEVNULL,
+        stdout=_DEVNULL_OUT,
+        stderr=_DEVNULL_OUT,
+        cwd="/",
+        env=dict(env),
+        start_new_session=True,
+        pass_fds=tuple(pass_fds),
+    )
 
 
 def _pipe(size: int | None) -> tuple[int, int]:

@@ -83,6 +83,7 @@ from orchestrator.process.started import (
 )
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group
 from orchestrator.process.tree import MARK_NAME, Family
+from orchestrator.runner.endpoints import loopback_endpoints
 from orchestrator.runner.launch import not_found, spawn_cli
 from orchestrator.runner.login_secrets import login_secrets
 from orchestrator.runner.logins import link_credentials, unlink_credentials
@@ -93,6 +94,7 @@ from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.safety.redaction import Redactor
 from orchestrator.sandbox import bubblewrap
+from orchestrator.sandbox.network import Uplink
 from orchestrator.sandbox.plan import GitReach, Sandbox, confinement
 
 __all__ = ["CliRun", "CliWatch", "Sandbox", "classified", "run_cli"]
@@ -194,27 +196,49 @@ async def _run_prepared(
     grace = limits.grace
     argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
     command: list[str] | None = None  # the sandbox's, around the CLI's
+    uplink: Uplink | None = None  # its own network, given once it started
+    said = sandbox.settings.reason if sandbox is not None else ""
     if sandbox is not None and sandbox.reach is not None and sandbox.settings.binary:
-        command = await anyio.to_thread.run_sync(
+        command, uplink, said = await anyio.to_thread.run_sync(
             _confined, adapter, request, spec, env, sandbox, carried.readable
         )
     path = Path(log_dir) / log_name(request.task_id, request.phase)
-    said = sandbox.settings.reason if sandbox is not None else ""
     sink = LogSink(
         path, log_limit, argv, request.workdir, root=Path(log_dir), sandbox=said,
         notes=carried.notes,
     )  # fmt: skip
     try:
         with starting():
-            process, out_fd, err_fd = await spawn_cli(adapter, spec, request.workdir, env, command)
+            try:
+                process, out_fd, err_fd = await spawn_cli(
+                    adapter, spec, request.workdir, env, command,
+                    pass_fds=uplink.child_fds() if uplink is not None else (),
+                )  # fmt: skip
+            finally:
+                if uplink is not None:
+                    uplink.started()
             cli_started(process.pid, since)
     except BaseException as exc:
         with contextlib.suppress(OSError):  # the start error matters more than its log line
             sink.close(f"not started: {exc}")
+        if uplink is not None:
+            await uplink.close()
         raise
     pid = process.pid
     roots = (str(request.workdir), str(home))  # resolved where they are compared
     family = Family(pid, mark, since, roots, own_processes, lambda: alone_since(pid))
+    if uplink is not None:
+        try:
+            await uplink.attach(pid)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await kill_group(process, family, 0)
+                await _close(process, out_fd, err_fd)
+                await uplink.close()
+                with contextlib.suppress(OSError):
+                    sink.close(f"not started: {exc}")
+                cli_ended(pid)
+            raise
     crash_point("cli.spawned")
     try:
         # After the start, so it overlaps the CLI's own start-up; in a worker thread, as the
@@ -252,6 +276,8 @@ async def _run_prepared(
         with anyio.CancelScope(shield=True):
             await _close(process, out_fd, err_fd)
             await _ended(watch, process.pid)
+            if uplink is not None:  # ends with the sandbox: waited for, never left behind
+                await uplink.close()
             if command and sandbox is not None and sandbox.reach is not None:
                 # Its objects, before any git looks at them.
                 await anyio.to_thread.run_sync(_adopt, sandbox.reach)
@@ -330,9 +356,12 @@ def _confined(
     env: dict[str, str],
     sandbox: Sandbox,
     user_paths: Sequence[Path],
-) -> list[str]:
-    """The CLI's command inside the sandbox (blocking: it looks at the disk); the CLI's
-    program found on its PATH first, so one that is not installed is said as such."""
+) -> tuple[list[str], Uplink | None, str]:
+    """The CLI's command inside the sandbox (blocking: it looks at the disk), the network of
+    its own it gets once started (``sandbox.network``: not for an adapter whose model is on
+    this machine's loopback, which keeps the machine's network) and what the log says of the
+    sandbox; the CLI's program found on its PATH first, so one that is not installed is said
+    as such."""
     settings, reach = sandbox.settings, sandbox.reach
     assert settings.binary is not None and reach is not None
     logins = (
@@ -351,7 +380,17 @@ def _confined(
     )
     if not os.path.isabs(plan.executable):  # not found on the CLI's PATH
         raise not_found(adapter, spec.argv[0])
-    return bubblewrap.command(settings.binary, plan, spec.argv)
+    said, uplink = settings.reason, None
+    if settings.uplink is not None and plan.network:
+        local = loopback_endpoints(adapter)
+        if local:
+            said = (
+                f"{said}; but the machine's network, for its model on this machine's "
+                f"loopback ({', '.join(local)})"
+            )
+        else:
+            uplink = Uplink(settings.uplink)
+    return bubblewrap.command(settings.binary, plan, spec.argv, uplink), uplink, said
 
 
 def _prepare(home: Path, spec: CommandSpec, adapter: Adapter, request: AdapterRequest) -> Carried:

@@ -28,17 +28,18 @@ async def spawn_cli(
     cwd: Path,
     env: dict[str, str],
     command: Sequence[str] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> tuple[anyio.abc.Process, int, int]:
     """Start the adapter's command, or ``command`` (the same inside a sandbox,
-    ``orchestrator.sandbox.bubblewrap``); the process and the read ends of its stdout and
-    stderr."""
+    ``orchestrator.sandbox.bubblewrap``, keeping the sandbox's ``pass_fds``); the process
+    and the read ends of its stdout and stderr."""
     binary = spec.argv[0]
     argv = list(spec.argv if command is None else command)
     problem = command_too_long(argv, env)
     if problem is not None:
         raise _too_long(adapter, binary, problem)
     try:
-        return await spawn_piped(argv, cwd, env, stdin=spec.stdin is not None)
+        return await spawn_piped(argv, cwd, env, stdin=spec.stdin is not None, pass_fds=pass_fds)
     except OSError as exc:
         raise _start_error(exc, adapter, binary, cwd) from None
 

@@ -17,7 +17,8 @@
 - the hidden directories are empty and read-only (a write into ``~/.ssh`` fails, it does not
   land in a scratch copy), except ``/tmp``, which many programs write to whatever ``TMPDIR``
   says: there the CLI gets a private, empty, writable one;
-- ``--unshare-net`` only for ``network: none``;
+- ``--unshare-net`` only for ``network: none``; an open network with an ``Uplink`` (the
+  CLI's own namespace, ``orchestrator.sandbox.network``) is ``uplink.wrap`` of the whole line;
 - the environment is the one the orchestrator built for the CLI (bwrap passes its own on).
 
 bubblewrap reports a signal that killed the command as exit status ``128 + signal``
@@ -30,6 +31,7 @@ import shutil
 import signal
 from collections.abc import Sequence
 
+from orchestrator.sandbox.network import Uplink
 from orchestrator.sandbox.plan import Confinement
 
 __all__ = ["PROBE", "command", "exit_status", "find"]
@@ -43,7 +45,9 @@ def find(path: str | None = None) -> str | None:
     return shutil.which("bwrap", path=path)
 
 
-def command(binary: str, plan: Confinement, argv: Sequence[str]) -> list[str]:
+def command(
+    binary: str, plan: Confinement, argv: Sequence[str], uplink: Uplink | None = None
+) -> list[str]:
     out = [binary, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc"]
     out.append("--unshare-ipc")
     if not plan.network:
@@ -62,6 +66,10 @@ def command(binary: str, plan: Confinement, argv: Sequence[str]) -> list[str]:
     for name, value in plan.env:
         out += ["--setenv", name, value]
     out += ["--chdir", str(plan.workdir), "--", plan.executable or argv[0], *argv[1:]]
+    # The network: an open one in a namespace of its own (``sandbox.network``: made by
+    # ``unshare`` in front of bwrap, joined by the helper), so bwrap does not unshare it.
+    if uplink is not None and plan.network:
+        return uplink.wrap(out)
     return out
 
 

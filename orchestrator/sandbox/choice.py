@@ -5,6 +5,9 @@
   saying why (``SandboxUnavailable``);
 - ``auto`` (the default): bubblewrap when it works, else none, with the reason, which the
   run says when it starts and ``council doctor`` shows;
+- ``network: open`` under bubblewrap: a network namespace of the CLI's own whose way out is
+  ``slirp4netns`` (``sandbox.network``: no host loopback), where the machine has what it needs,
+  else the machine's network, said with the reason;
 - ``none``: no sandbox; the orchestrator's own checks (``orchestrator.git.seal``, the tamper
   guard) still hold, before and after each CLI.
 """
@@ -19,7 +22,7 @@ import anyio.to_thread
 from orchestrator.config.sandbox import SandboxConfig
 from orchestrator.errors import ConfigError, ConfigIssue
 from orchestrator.process.command import run_short
-from orchestrator.sandbox import bubblewrap
+from orchestrator.sandbox import bubblewrap, network
 from orchestrator.sandbox.plan import SandboxSettings
 
 __all__ = ["probe", "settings_for"]
@@ -50,15 +53,27 @@ async def probe() -> tuple[str | None, str]:
 
 async def settings_for(config: SandboxConfig, where: str = "sandbox") -> SandboxSettings:
     """The resolved settings of ``config`` (``where`` names it in an error)."""
-    network = config.network == "open"
+    open_ = config.network == "open"
     read, write = tuple(config.read), tuple(config.write)
     if config.mode == "none":
-        return SandboxSettings("none", None, network, read, write, "sandbox: none (configured)")
+        return SandboxSettings("none", None, open_, read, write, "sandbox: none (configured)")
     binary, reason = await probe()
     if binary is None:
         if config.mode == "bubblewrap":
             raise ConfigError(
                 [ConfigIssue("<run config>", None, f"{where}.mode", f"bubblewrap: {reason}")]
             )
-        return SandboxSettings("none", None, network, read, write, f"no sandbox: {reason}")
-    return SandboxSettings("bubblewrap", binary, network, read, write, reason)
+        return SandboxSettings("none", None, open_, read, write, f"no sandbox: {reason}")
+    uplink, reason = await _uplink(config, reason)
+    return SandboxSettings("bubblewrap", binary, open_, read, write, reason, uplink)
+
+
+async def _uplink(config: SandboxConfig, reason: str) -> tuple[str | None, str]:
+    """The network helper an open network gets (``sandbox.network``), and the reason said."""
+    if config.network != "open":
+        return None, f"{reason}; network: none"
+    why = await anyio.to_thread.run_sync(network.problem)
+    helper = network.find()
+    if why is not None or helper is None:
+        return None, f"{reason}; network: the machine's ({why})"
+    return helper, f"{reason}; network: its own ({network.HELPER}: no host loopback)"

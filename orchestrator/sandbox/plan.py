@@ -2,10 +2,11 @@
 
 The whole filesystem is visible read-only, then, deepest path last (a deeper mount wins):
 
-- **hidden** (an empty tmpfs, read-only but for ``/tmp``, which is a private scratch): the
-  user's HOME (``~/.ssh``, ``~/.aws``, their other
-  repositories), ``/tmp``, and the repository's ``.council/`` (other sessions' worktrees and
-  homes, the run's state and logs);
+- **hidden** (an empty tmpfs, read-only but for ``/tmp`` and ``TMPDIR``, each a private
+  scratch): the user's HOME (``~/.ssh``, ``~/.aws``, their other repositories), ``/tmp``, the
+  orchestrator's ``TMPDIR`` when it is another directory (where the sockets it serves live:
+  its MCP servers', ``council db up``'s), and the repository's ``.council/`` (other sessions'
+  worktrees and homes, the run's state and logs);
 - **readable again** (read-only): the repository's main checkout (the user's files: readable,
   never writable), the user's login files the CLI's adapter names (``Credential``), what the CLI
   needs to start that lives under a hidden directory (the executable, the interpreter its
@@ -25,8 +26,9 @@ The whole filesystem is visible read-only, then, deepest path last (a deeper mou
 
 So ``.git/config``, hooks, ``info/``, every other ref, other worktrees and their admin dirs,
 and the user's checkout are out of reach: a write there fails with "Read-only file system".
-The network stays open (the CLI talks to its model's API) unless ``network: none``, which
-leaves the CLI no network at all, the machine's loopback included.
+The network stays open (the CLI talks to its model's API), in a namespace of the CLI's own
+whose way out is the public network, not the machine's loopback (``sandbox.network``), unless
+``network: none``, which leaves the CLI no network at all.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ class SandboxSettings:
     read: tuple[Path, ...] = ()
     write: tuple[Path, ...] = ()
     reason: str = ""  # why this kind, for ``council doctor`` and the run's start
+    # The network helper (``slirp4netns``) giving an open network a namespace of its own
+    # (``orchestrator.sandbox.network``); None: the machine's network (none here, or closed).
+    uplink: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,10 @@ class Confinement:
 
     @property
     def frozen(self) -> tuple[Path, ...]:
-        """The hidden directories that stay read-only (all but ``/tmp``: a private scratch)."""
-        return tuple(path for path in self.hidden if path != Path(_TMP))
+        """The hidden directories that stay read-only (all but the temporary ones, ``/tmp``
+        and ``TMPDIR``: each a private scratch)."""
+        scratch = {Path(path) for path in _temporary()}
+        return tuple(path for path in self.hidden if path not in scratch)
 
     @property
     def ordered(self) -> tuple[tuple[str, Path], ...]:
@@ -130,7 +137,8 @@ def confinement(
 ) -> Confinement:
     """The plan for one CLI start (blocking: it looks at the disk)."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
-    places: list[str | Path] = [user_home, _TMP, *_there(reach.council_dir), *_runtime()]
+    places: list[str | Path] = [user_home, *_temporary(), *_there(reach.council_dir)]
+    places += _runtime()
     hidden = [_norm(path) for path in places if path]
     hidden = [path for path in dict.fromkeys(hidden) if path != Path("/")]
     executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
@@ -179,6 +187,19 @@ def _mounts(
         *(("seal", path) for path in sealed),
         *(("secret", path) for path in secrets),
     )
+
+
+def _temporary() -> list[str]:
+    """``/tmp`` and this process's ``TMPDIR`` when it is another directory: the sockets the
+    orchestrator serves (its MCP servers', ``council db up``'s) and every other program's
+    temporary files live there, so a CLI gets a private, empty one instead."""
+    found = [_TMP]
+    tmpdir = os.environ.get("TMPDIR", "")
+    if tmpdir and os.path.isabs(tmpdir) and os.path.isdir(tmpdir):
+        real = os.path.realpath(tmpdir)
+        if real not in ("/", _TMP) and not _TMP.startswith(real.rstrip("/") + "/"):
+            found.append(real)
+    return found
 
 
 def _runtime() -> list[str]:
@@ -285,8 +306,9 @@ def command_confinement(
     user_home = user_home if user_home is not None else os.path.expanduser("~")
     home = _norm(user_home) if user_home and user_home != "/" else None
     secrets = [home / place for place in SECRET_PLACES if home and os.path.lexists(home / place)]
-    places: list[str | Path] = [_TMP, *_there(reach.council_dir), *_runtime()]
-    hidden = [_norm(path) for path in places if path]
+    places: list[str | Path] = [*_temporary(), *_there(reach.council_dir), *_runtime()]
+    hidden = [_norm(path) for path in dict.fromkeys(places) if path]
+    hidden = [path for path in hidden if path != Path("/")]
     executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
     readable = [_norm(reach.repo_root), *_existing(settings.read)]
     readable += _tops_under(hidden, _needed_to_start(executable, env))
