@@ -79,12 +79,15 @@ _WORDS = (
 _SNAKE = rf"(?i:(?:[A-Za-z0-9]+[_.-])*(?:{_WORDS})(?:[_.-][A-Za-z0-9]+)*)"
 _CAMEL = r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*(?:Password|Passwd|Secret|Token|Key|Auth|Credentials?)"
 _ASSIGNED = re.compile(
-    rf"(?<![A-Za-z0-9_/.])(?:--?)?(?P<name>{_SNAKE}|{_CAMEL})[\"']?[ \t]*(?::|=|:=|=>)[ \t]*{_VALUE}"
+    rf"(?<![A-Za-z0-9_/.])(?:--?)?(?P<name>{_SNAKE}|{_CAMEL})[\"']?"
+    rf"[ \t]*(?::|=|:=|=>)[ \t]*{_VALUE}"
 )
-_FLAG = re.compile(rf"(?i)(?<![A-Za-z0-9_-])--(?:password|passwd|token|secret|api-key)[ \t]+{_VALUE}")
+_FLAG = re.compile(
+    rf"(?i)(?<![A-Za-z0-9_-])--(?:password|passwd|token|secret|api-key)[ \t]+{_VALUE}"
+)
 _AUTHORIZATION = re.compile(
-    r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:(?:bearer|basic|token|digest)[ \t]+)?"
-    r"(?P<secret>[^\s\"',;]{3,})"
+    r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*[:=][ \t]*[\"']?"
+    r"(?:(?:bearer|basic|token|digest)[ \t]+)?(?P<secret>[^\s\"',;]{3,})"
 )
 _BEARER = re.compile(r"(?i)\b(?:bearer|basic)[ \t]+(?P<secret>[A-Za-z0-9._~+/=-]{12,})")
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:(?P<secret>[^/\s@]+)@")
@@ -143,7 +146,8 @@ def masked(text: str) -> str:
     """``text`` with every credential shape in it (see the module doc) replaced by ``***``."""
     if not text:
         return text
-    for pattern, replace in _RULES:
+    rules = _RULES if "PRIVATE KEY" in text else _RULES[2:]  # the key rules scan lines
+    for pattern, replace in rules:
         text = pattern.sub(replace, text)
     return text
 

@@ -278,16 +278,32 @@ def _tops_under(hidden: Sequence[Path], needed: Iterable[Path]) -> list[Path]:
     return tops
 
 
-# What of the user's HOME a command the orchestrator runs for a task (a verify command, which
-# runs tests a CLI wrote) must not see: keys, tokens, logins of the CLIs and of the user's
-# other tools. The rest of HOME stays visible, read-only: toolchains and their settings.
+# Version managers that keep toolchains, never logins: one a command needs is shown whole (a
+# pyenv shim runs ``~/.pyenv/libexec``, not only what PATH names).
+TOOLCHAINS = (
+    ".pyenv",
+    ".rbenv",
+    ".nodenv",
+    ".goenv",
+    ".asdf",
+    ".nvm",
+    ".volta",
+    ".sdkman",
+    ".rustup",
+)
+# Keys, tokens and logins of the user's tools and CLIs: hidden from a command even inside a
+# path it is shown (a ``sandbox.read: [~/.config]`` given for the CLIs shows no ``~/.config/gh``
+# to a test).
 SECRET_PLACES = (
     ".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials",
     ".config/gh", ".config/gcloud", ".config/hub", ".npmrc", ".pypirc", ".env",
+    ".pgpass", ".vault-token", ".my.cnf", ".cargo/credentials.toml", ".cargo/credentials",
+    ".config/rclone", ".terraform.d", ".config/pip", ".pip", ".gem/credentials",
+    ".bash_history", ".zsh_history", ".python_history", ".psql_history", ".mysql_history",
+    ".local/share/keyrings", ".password-store",
     ".claude", ".claude.json", ".codex", ".gemini", ".qwen", ".aider",
     ".config/opencode", ".local/share/opencode",
 )  # fmt: skip
-CACHE = ".cache"  # writable for such commands: the build and test tools' caches
 
 
 def command_confinement(
@@ -295,27 +311,32 @@ def command_confinement(
     reach: GitReach,
     *,
     workdir: Path,
+    home: Path,
     argv: Sequence[str],
     env: Mapping[str, str],
     user_home: str | None = None,
 ) -> Confinement:
-    """The plan for a command run for a task in its worktree (blocking): the worktree and the
-    user's ``~/.cache`` writable, the rest of the user's HOME visible read-only but for its
-    secrets (``SECRET_PLACES``, hidden), git's setup as for a CLI (read-only, its pointers
-    sealed), ``.council/`` and ``/tmp`` hidden (``/tmp`` a private scratch)."""
+    """The plan for a command run for a session in its worktree (blocking): a verify or setup
+    command, which runs code a CLI wrote, confined as that CLI is. Writable: the worktree and
+    the session's private ``home`` (its HOME, caches and TMPDIR; never the user's
+    ``~/.cache``), and the run config's ``write:`` paths. The user's HOME is hidden whole, as
+    are ``/tmp`` and ``TMPDIR`` (private scratches), ``.council/`` and the user's runtime dirs; shown
+    read-only again: the repository's checkout, the ``read:`` paths, and of what lives under a
+    hidden directory only the toolchains the command needs to start (``_toolchains``: the
+    PATH's directories and the executable's, not their neighbours). git's setup is sealed as
+    for a CLI; nothing of git is writable. What lies under a shown path at one of
+    ``SECRET_PLACES`` of the user's HOME stays hidden."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
-    home = _norm(user_home) if user_home and user_home != "/" else None
-    secrets = [home / place for place in SECRET_PLACES if home and os.path.lexists(home / place)]
-    places: list[str | Path] = [*_temporary(), *_there(reach.council_dir), *_runtime()]
-    hidden = [_norm(path) for path in dict.fromkeys(places) if path]
-    hidden = [path for path in hidden if path != Path("/")]
+    places: list[str | Path] = [user_home, *_temporary(), *_there(reach.council_dir)]
+    places += _runtime()
+    hidden = [_norm(path) for path in places if path]
+    hidden = [path for path in dict.fromkeys(hidden) if path != Path("/")]
     executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
     readable = [_norm(reach.repo_root), *_existing(settings.read)]
-    readable += _tops_under(hidden, _needed_to_start(executable, env))
-    writable = [_norm(workdir), *_existing(settings.write)]
-    if home is not None and os.path.isdir(home / CACHE):
-        writable.append(home / CACHE)
+    readable += _toolchains(hidden, _needed_to_start(executable, env))
+    writable = [_norm(workdir), _norm(home), *_existing(settings.write)]
     sealed = _existing(reach.sealed)
+    secrets = _secrets_inside(user_home, [*readable, *writable])
     return Confinement(
         workdir=_norm(workdir),
         hidden=tuple(hidden),
@@ -326,3 +347,44 @@ def command_confinement(
         executable=executable or (argv[0] if argv else ""),
         mounts=_mounts(hidden, readable, writable, sealed, secrets),
     )
+
+
+def _toolchains(hidden: Sequence[Path], needed: Iterable[Path]) -> list[Path]:
+    """What of a hidden directory a command needs to start, read-only: for each needed path
+    under one, a version manager's whole directory (``TOOLCHAINS``); else the prefix of a
+    ``bin`` directory two levels down or deeper (``~/.nvm/versions/node/v22`` for its
+    ``bin/node``, a pipx venv); else the directory itself (``~/.cargo/bin``, ``~/.local/bin``:
+    never ``~/.cargo``, whose ``credentials.toml`` sits beside it); a file right in the hidden
+    directory alone."""
+    shown: list[Path] = []
+    for path in needed:
+        for root in hidden:
+            if path == root or not path.is_relative_to(root):
+                continue
+            parts = path.relative_to(root).parts
+            if parts[0] in TOOLCHAINS:
+                top = root / parts[0]
+            else:
+                folder = parts if os.path.isdir(path) else parts[:-1]
+                if not folder:
+                    top = path
+                elif folder[-1] == "bin" and len(folder) >= 3:
+                    top = root.joinpath(*folder[:-1])
+                else:
+                    top = root.joinpath(*folder)
+            if top not in shown and os.path.exists(top):
+                shown.append(top)
+    return shown
+
+
+def _secrets_inside(user_home: str, shown: Sequence[Path]) -> list[Path]:
+    """``SECRET_PLACES`` of the user's HOME that exist under one of the ``shown`` paths."""
+    if not user_home or user_home == "/":
+        return []
+    home = _norm(user_home)
+    places = [home / place for place in SECRET_PLACES]
+    return [
+        place
+        for place in places
+        if os.path.lexists(place) and any(place.is_relative_to(top) for top in shown)
+    ]
