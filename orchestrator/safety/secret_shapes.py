@@ -79,7 +79,7 @@ _WORDS = (
 _SNAKE = rf"(?i:(?:[A-Za-z0-9]+[_.-])*(?:{_WORDS})(?:[_.-][A-Za-z0-9]+)*)"
 _CAMEL = r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*(?:Password|Passwd|Secret|Token|Key|Auth|Credentials?)"
 _ASSIGNED = re.compile(
-    rf"(?<![A-Za-z0-9_/.])(?:--?)?(?P<name>{_SNAKE}|{_CAMEL})[\"']?"
+    rf"(?<![A-Za-z0-9_/.-])(?:--?)?(?P<name>{_SNAKE}|{_CAMEL})[\"']?"
     rf"[ \t]*(?::|=|:=|=>)[ \t]*{_VALUE}"
 )
 _FLAG = re.compile(

@@ -336,7 +336,7 @@ def command_confinement(
     readable += _toolchains(hidden, _needed_to_start(executable, env))
     writable = [_norm(workdir), _norm(home), *_existing(settings.write)]
     sealed = _existing(reach.sealed)
-    secrets = _secrets_inside(user_home, [*readable, *writable])
+    secrets = _secrets_inside(user_home, hidden, [*readable, *writable])
     return Confinement(
         workdir=_norm(workdir),
         hidden=tuple(hidden),
@@ -377,14 +377,16 @@ def _toolchains(hidden: Sequence[Path], needed: Iterable[Path]) -> list[Path]:
     return shown
 
 
-def _secrets_inside(user_home: str, shown: Sequence[Path]) -> list[Path]:
-    """``SECRET_PLACES`` of the user's HOME that exist under one of the ``shown`` paths."""
+def _secrets_inside(user_home: str, hidden: Sequence[Path], shown: Sequence[Path]) -> list[Path]:
+    """``SECRET_PLACES`` of the user's HOME that a command would see: there, and under a shown
+    path with no hidden one deeper on the way (one inside the hidden HOME needs no mount)."""
     if not user_home or user_home == "/":
         return []
     home = _norm(user_home)
-    places = [home / place for place in SECRET_PLACES]
-    return [
-        place
-        for place in places
-        if os.path.lexists(place) and any(place.is_relative_to(top) for top in shown)
-    ]
+    found: list[Path] = []
+    for place in (home / relative for relative in SECRET_PLACES):
+        around = [top for top in (*hidden, *shown) if place.is_relative_to(top)]
+        deepest = max(around, key=lambda top: len(top.parts), default=None)
+        if deepest is not None and deepest not in hidden and os.path.lexists(place):
+            found.append(place)
+    return found
