@@ -358,22 +358,23 @@ def _toolchains(hidden: Sequence[Path], needed: Iterable[Path]) -> list[Path]:
     directory alone."""
     shown: list[Path] = []
     for path in needed:
-        for root in hidden:
-            if path == root or not path.is_relative_to(root):
-                continue
-            parts = path.relative_to(root).parts
-            if parts[0] in TOOLCHAINS:
-                top = root / parts[0]
+        around = [root for root in hidden if path != root and path.is_relative_to(root)]
+        if not around:
+            continue
+        root = max(around, key=lambda top: len(top.parts))  # the HOME, not the /tmp it is in
+        parts = path.relative_to(root).parts
+        if parts[0] in TOOLCHAINS:
+            top = root / parts[0]
+        else:
+            folder = parts if os.path.isdir(path) else parts[:-1]
+            if not folder:
+                top = path
+            elif folder[-1] == "bin" and len(folder) >= 3:
+                top = root.joinpath(*folder[:-1])
             else:
-                folder = parts if os.path.isdir(path) else parts[:-1]
-                if not folder:
-                    top = path
-                elif folder[-1] == "bin" and len(folder) >= 3:
-                    top = root.joinpath(*folder[:-1])
-                else:
-                    top = root.joinpath(*folder)
-            if top not in shown and os.path.exists(top):
-                shown.append(top)
+                top = root.joinpath(*folder)
+        if top not in shown and os.path.exists(top):
+            shown.append(top)
     return shown
 
 
