@@ -29,6 +29,14 @@ and the user's checkout are out of reach: a write there fails with "Read-only fi
 The network stays open (the CLI talks to its model's API), in a namespace of the CLI's own
 whose way out is the public network, not the machine's loopback (``sandbox.network``), unless
 ``network: none``, which leaves the CLI no network at all.
+
+A command run on a session's work (a verify or setup command: code a CLI wrote) gets
+``command_confinement``, the same plan with an allow-list of the user's HOME: hidden whole, as
+for a CLI, with none of the CLI's logins; of what lives there only the toolchains the command
+needs to start are shown (``_toolchains``: ``~/.cargo/bin``, never ``~/.cargo``); its HOME,
+caches and TMPDIR are the session's private command HOME, writable; nothing of git is
+writable; and under a path shown on purpose (``read:``) the places of the user's keys
+(``SECRET_PLACES``) stay hidden.
 """
 
 from __future__ import annotations
