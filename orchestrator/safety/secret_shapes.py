@@ -36,32 +36,36 @@ orchestrator's own records, whose known secrets ``secret_mask`` hides exactly.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from orchestrator.safety.redaction import MASK
 
 __all__ = ["masked", "shapes_found"]
 
+# Each with the literals one of which it needs (a search for them is cheap; a pattern tried at
+# every position of a long output is not).
 _VENDOR_TOKENS = (
-    r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b",  # AWS access key id
-    r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}",  # Vault service, batch, recovery tokens
-    r"(?<![A-Za-z0-9_.])s\.[A-Za-z0-9]{24}\b",  # Vault's legacy service token
-    r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,255}\b",  # GitHub
-    r"\bgithub_pat_[A-Za-z0-9_]{22,255}",  # GitHub fine-grained
-    r"\bglpat-[A-Za-z0-9_-]{20,}",  # GitLab
-    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
-    r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
-    r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}",  # Anthropic, OpenAI
-    r"\bAIza[0-9A-Za-z_-]{35}",  # Google API key
-    r"\bnpm_[A-Za-z0-9]{36}\b",  # npm
-    r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{20,}",  # PyPI
-    r"\bcio[A-Za-z0-9]{32}\b",  # crates.io
-    r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{40,}",  # Terraform Cloud
-    r"\bdckr_pat_[A-Za-z0-9_-]{20,}",  # Docker Hub
-    r"\bhf_[A-Za-z0-9]{30,}\b",  # Hugging Face
-    r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",  # JSON Web Token
+    (
+        ("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b",
+    ),
+    (("hvs.", "hvb.", "hvr."), r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}"),  # Vault
+    (("s.",), r"(?<![A-Za-z0-9_.])s\.[A-Za-z0-9]{24}\b"),  # Vault's legacy service token
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\bgh[pousr]_[A-Za-z0-9]{30,255}\b"),  # GitHub
+    (("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{22,255}"),  # GitHub fine-grained
+    (("glpat-",), r"\bglpat-[A-Za-z0-9_-]{20,}"),  # GitLab
+    (("xox",), r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack
+    (("k_live_", "k_test_"), r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),  # Stripe
+    (("sk-",), r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"),  # Anthropic, OpenAI
+    (("AIza",), r"\bAIza[0-9A-Za-z_-]{35}"),  # Google API key
+    (("npm_",), r"\bnpm_[A-Za-z0-9]{36}\b"),  # npm
+    (("pypi-",), r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{20,}"),  # PyPI
+    (("cio",), r"\bcio[A-Za-z0-9]{32}\b"),  # crates.io
+    ((".atlasv1.",), r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{40,}"),  # Terraform Cloud
+    (("dckr_pat_",), r"\bdckr_pat_[A-Za-z0-9_-]{20,}"),  # Docker Hub
+    (("hf_",), r"\bhf_[A-Za-z0-9]{30,}\b"),  # Hugging Face
+    (("eyJ",), r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWT
 )
-_TOKENS = re.compile("|".join(f"(?:{pattern})" for pattern in _VENDOR_TOKENS))
+_TOKENS = tuple((needles, re.compile(pattern)) for needles, pattern in _VENDOR_TOKENS)
 
 # A private key: BEGIN to END, or BEGIN to the end (cut short), or the key lines above an END
 # whose BEGIN was cut off (the output is a tail).
@@ -128,17 +132,17 @@ def _kept(value: str) -> bool:
     )
 
 
-_RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
-    (_KEY_BLOCK, lambda match: MASK),
-    (_KEY_TAIL, lambda match: MASK),
-    (_TOKENS, lambda match: MASK),
-    (_URL, _value_only),
-    (_AUTHORIZATION, _value_only),
-    (_BEARER, _value_only),
-    (_PGPASS, _value_only),
-    (_NETRC, _value_only),
-    (_FLAG, _value_only),
-    (_ASSIGNED, _value_only),
+_KEYS = (_KEY_BLOCK, _KEY_TAIL)
+# Each rule with the words (lower case) one of which it needs, or none: a search for them is
+# cheap, a pattern tried at every position of a long output is not.
+_RULES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
+    (_URL, ("://",)),
+    (_AUTHORIZATION, ("authorization",)),
+    (_BEARER, ("bearer", "basic")),
+    (_PGPASS, ()),
+    (_NETRC, ("password",)),
+    (_FLAG, ("--",)),
+    (_ASSIGNED, ()),
 )
 
 
@@ -146,9 +150,16 @@ def masked(text: str) -> str:
     """``text`` with every credential shape in it (see the module doc) replaced by ``***``."""
     if not text:
         return text
-    rules = _RULES if "PRIVATE KEY" in text else _RULES[2:]  # the key rules scan lines
-    for pattern, replace in rules:
-        text = pattern.sub(replace, text)
+    if "PRIVATE KEY" in text:
+        for key in _KEYS:
+            text = key.sub(MASK, text)
+    for needles, token in _TOKENS:
+        if any(needle in text for needle in needles):
+            text = token.sub(MASK, text)
+    lower = text.lower()
+    for pattern, words in _RULES:
+        if not words or any(word in lower for word in words):
+            text = pattern.sub(_value_only, text)
     return text
 
 
