@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from canary import leaks
-from fault_helpers import COUNCIL, FaultRun, Finished
+from fault_helpers import COUNCIL, TASK, FaultRun, Finished
 from forge_helpers import OWNER, REPO, TOKEN
 from remote_repo import make_team
 from timing import patience
@@ -268,3 +268,31 @@ def test_without_a_sandbox_the_environment_is_private_and_what_is_read_is_masked
 
 def _bare(team: Path) -> Path:
     return make_team(team).remote
+
+
+# A setup command that tries to read the user's pgpass and print it, and says whether it could.
+_SETUP = """
+import sys
+try:
+    print(open(sys.argv[1]).read())
+except OSError as exc:
+    print("refused:", type(exc).__name__)
+"""
+
+
+@pytest.mark.sandbox
+def test_setup_commands_run_in_the_sandbox_of_the_sessions_cli(tmp_path: Path) -> None:
+    """The run goes without a sandbox, the CLI's adapter with one: the worktree's setup
+    command (a package script, code CLIs wrote) runs in the CLI's, reaching no login."""
+    run, values = logins_run(tmp_path, "none")
+    config = json.loads(run.config_path.read_text())
+    config["adapters"][TASK]["sandbox"] = {"mode": "bubblewrap", "read": [str(tmp_path)]}
+    pgpass = str(Path(run.env["FAULT_USER_HOME"]) / ".pgpass")
+    config["worktrees"] = {"setup": [[sys.executable, "-c", _SETUP, pgpass]]}
+    run.config_path.write_text(json.dumps(config, indent=2))
+
+    finished = run.run(env={"HOME": run.env["FAULT_USER_HOME"]}, timeout=90)
+
+    (log,) = (run.council_dir / "logs").glob("setup-*.log")
+    assert "refused: FileNotFoundError" in log.read_text()
+    assert_confined(run, finished, values)  # its verify command too

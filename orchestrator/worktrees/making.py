@@ -180,12 +180,13 @@ class WorktreeMaker:
         """Copy files and run setup in a checked-out worktree, then mark it ready: the last of
         its multi-step making, so a worktree without the mark was cut short (``_finish``)."""
         settings = self._settings
+        confining = settings.sandbox_for(session.cli)
         sandbox = None
-        if settings.setup and settings.sandbox is not None and settings.sandbox.binary is not None:
+        if settings.setup and confining is not None and confining.binary is not None:
             reach = await anyio.to_thread.run_sync(
                 git_reach, ws.layout, session.path, session.branch
             )
-            sandbox = Sandbox(settings.sandbox, reach)
+            sandbox = Sandbox(confining, reach)
         home = ws.layout.command_home(session.session_id)
         await prepare_worktree(
             repo_root=ws.layout.root,

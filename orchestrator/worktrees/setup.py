@@ -9,14 +9,14 @@ noted in the log (an optional ``.env`` is common). Copying runs in a worker thre
 
 Setup commands are argument lists run in the worktree through ``sandbox.commands`` (no
 shell, own process group, killed with their children on timeout): the package scripts they run
-come from landed work, which CLIs wrote, so they run confined as a CLI is, inside the run's
-sandbox where it has one, with the session's private HOME for commands (never the user's), the
-allow-listed environment of every non-CLI child, the ``passthrough`` names, and
-``COUNCIL_SESSION_ID``, ``COUNCIL_TASK_ID``, ``COUNCIL_WORKTREE`` and ``COUNCIL_REPO``; their
-output comes back masked (known secrets and credential shapes). Everything is logged, masked,
-to ``.council/logs/setup-<session>.log``; the first failing command raises ``WorkspaceError``
-with the command, its exit code and the log path (the caller then removes the worktree under
-the usual safety rules).
+come from landed work, which CLIs wrote, so they run confined as a CLI is: inside the sandbox
+of the session's CLI where it has one (``WorktreeSettings.sandbox_for``), with the session's
+private HOME for commands (never the user's), the allow-listed environment of every non-CLI
+child, the ``passthrough`` names, and ``COUNCIL_SESSION_ID``, ``COUNCIL_TASK_ID``,
+``COUNCIL_WORKTREE`` and ``COUNCIL_REPO``; their output comes back masked (known secrets and
+credential shapes). Everything is logged, masked, to ``.council/logs/setup-<session>.log``; the
+first failing command raises ``WorkspaceError`` with the command, its exit code and the log
+path (the caller then removes the worktree under the usual safety rules).
 """
 
 from __future__ import annotations
