@@ -111,11 +111,14 @@ def confined_argv(place: CommandPlace, argv: Sequence[str], env: Mapping[str, st
     where that confines nothing, or when its program is not found (the run then says "command
     not found", as without a sandbox)."""
     sandbox = place.sandbox
-    if sandbox is None or sandbox.settings.binary is None or sandbox.reach is None:
+    if sandbox is None:
+        return list(argv)
+    settings, reach = sandbox.settings, sandbox.reach
+    if settings.binary is None or reach is None:  # not ``confined``
         return list(argv)
     plan = command_confinement(
-        sandbox.settings, sandbox.reach, workdir=place.workdir, home=place.home, argv=argv, env=env
+        settings, reach, workdir=place.workdir, home=place.home, argv=argv, env=env
     )
     if not os.path.isabs(plan.executable):
         return list(argv)
-    return bubblewrap.command(sandbox.settings.binary, plan, argv)
+    return bubblewrap.command(settings.binary, plan, argv)
