@@ -1,14 +1,16 @@
 """Commands run on a session's work (``sandbox.commands``): their plan
 (``plan.command_confinement``: an allow-list of the user's HOME, not a deny-list), a real run of
-one in bubblewrap as root and as a normal user (a toolchain under the user's HOME runs, the
-logins beside it stay out of reach, HOME is the session's private one), and the credential
-shapes its output is masked for (``safety.secret_shapes``)."""
+one in bubblewrap as the test's user and, as root, as a spare unprivileged one (a toolchain
+under the user's HOME runs, the logins beside it stay out of reach, HOME is the session's
+private one, the machine's loopback does not answer), and the credential shapes its output is
+masked for (``safety.secret_shapes``)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from spare_user import as_users, hand_over
 
 from orchestrator.safety.secret_shapes import masked, shapes_found
+from orchestrator.sandbox import network
 from orchestrator.sandbox.plan import GitReach, SandboxSettings, command_confinement
-
-SPARE_UID = 47114
 
 
 def layout(root: Path) -> tuple[GitReach, Path, Path, Path]:
@@ -95,10 +97,9 @@ def test_a_commands_plan_shows_the_toolchains_of_the_users_home_and_nothing_else
 
 @pytest.fixture
 def place_root() -> Iterator[Path]:
-    """A directory any user can reach (pytest's are the root's, 0700), outside /tmp, which
-    the sandbox hides: what hides the user's HOME here is the HOME's own rule."""
+    """A directory of its own outside /tmp, which the sandbox hides: what hides the user's
+    HOME here is the HOME's own rule."""
     base = Path(tempfile.mkdtemp(prefix="council-commands-", dir="/var/tmp"))
-    base.chmod(0o755)
     try:
         yield base
     finally:
@@ -106,7 +107,7 @@ def place_root() -> Iterator[Path]:
 
 
 # Runs ``sh -c <probe>`` through ``run_confined`` in the layout under argv[1], with the user's
-# HOME argv[2]; prints the result as JSON.
+# HOME argv[2], bwrap argv[4] and the network helper argv[5]; prints the result as JSON.
 _RUN = """
 import json, sys
 from pathlib import Path
@@ -119,7 +120,7 @@ repo = root / "repo"
 worktree = repo / ".council" / "worktrees" / "s1"
 admin = repo / ".git" / "worktrees" / "s1"
 reach = GitReach(repo, repo / ".council", (admin,), (worktree / ".git",))
-settings = SandboxSettings("bubblewrap", sys.argv[4])
+settings = SandboxSettings("bubblewrap", sys.argv[4], uplink=sys.argv[5] or None)
 place = CommandPlace(worktree, repo / ".council" / "command-homes" / "s1", Sandbox(settings, reach))
 done = anyio.run(lambda: run_confined(place, ["sh", "-c", probe], timeout=30))
 print(json.dumps({"code": done.returncode, "output": done.output}))
@@ -132,19 +133,24 @@ cat {user}/.pgpass || echo "no pgpass"
 ls {user}/.local/share || echo "no share"
 echo x > {user}/.cache/x || echo "no user cache"
 echo x > "$XDG_CACHE_HOME/x" && echo "own cache"
+python3 -c "import socket; socket.create_connection(('127.0.0.1', {port}), 3)" \
+  && echo "loopback reached" || echo "no loopback"
 """
 
 
 @pytest.mark.sandbox
-@pytest.mark.parametrize("who", ["root", "user"])
+@pytest.mark.parametrize("uid", as_users())
 def test_a_command_runs_its_toolchain_but_reaches_none_of_the_users_logins(
-    place_root: Path, who: str
+    place_root: Path, uid: int | None
 ) -> None:
+    """Its HOME is the session's, the user's logins beside its toolchain are out of reach, and
+    its open network is a namespace of its own: the machine's loopback does not answer."""
+    assert network.problem() is None, network.problem()
     _, _, home, user = layout(place_root)
     become: list[str] = []
-    if who == "user" and os.geteuid() == 0:
-        subprocess.run(["chown", "-R", f"{SPARE_UID}:{SPARE_UID}", str(place_root)], check=True)
-        become = ["setpriv", f"--reuid={SPARE_UID}", f"--regid={SPARE_UID}", "--clear-groups"]
+    if uid is not None:
+        hand_over(place_root, uid)
+        become = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
     binary = shutil.which("bwrap")
     assert binary is not None
     env = {
@@ -152,14 +158,18 @@ def test_a_command_runs_its_toolchain_but_reaches_none_of_the_users_logins(
         "HOME": str(user),
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
     }
-    done = subprocess.run(
-        [*become, sys.executable, "-c", _RUN, str(place_root), str(user),
-         _PROBE.format(user=user), binary],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+    loopback = socket.create_server(("127.0.0.1", 0))
+    probe = _PROBE.format(user=user, port=loopback.getsockname()[1])
+    try:
+        done = subprocess.run(
+            [*become, sys.executable, "-c", _RUN, str(place_root), str(user), probe, binary,
+             network.find() or ""],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+    finally:
+        loopback.close()
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    output = result["output"]
+    output = json.loads(done.stdout)["output"]
     assert "tool ran" in output  # the toolchain under the user's HOME runs
     assert f"HOME={home} XDG_CACHE_HOME={home}/.cache" in output
     assert "no credentials" in output and "cioSecret" not in output
@@ -167,6 +177,7 @@ def test_a_command_runs_its_toolchain_but_reaches_none_of_the_users_logins(
     assert "no share" in output and "keyrings" not in output
     assert "no user cache" in output and not (user / ".cache" / "x").exists()
     assert "own cache" in output and (home / ".cache" / "x").read_text() == "x\n"
+    assert "no loopback" in output and "loopback reached" not in output
 
 
 PLANTED = {

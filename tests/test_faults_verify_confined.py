@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +26,11 @@ from canary import leaks
 from fault_helpers import COUNCIL, TASK, FaultRun, Finished
 from forge_helpers import OWNER, REPO, TOKEN
 from remote_repo import make_team
+from spare_user import as_users, hand_over, user_dir
 from timing import patience
 
 from orchestrator.testing.fake_github import FakeGitHub
 
-SPARE_UID = 47113  # a user this machine does not have: nothing of it exists but what we chown
 CACHE_KEPT = "the user's own cache\n"
 
 
@@ -147,48 +144,14 @@ def assert_confined(run: FaultRun, finished: Finished, values: dict[str, str]) -
     assert_no_secret_anywhere(run, finished, values)
 
 
-@pytest.mark.sandbox
-def test_a_test_the_cli_wrote_reaches_no_login_of_the_user_as_root(tmp_path: Path) -> None:
-    # The user's HOME is under /tmp here, which the sandbox hides anyway: /tmp is shown, as
-    # /home is, so what hides the HOME is the HOME's own rule.
-    run, values = logins_run(tmp_path, {"mode": "bubblewrap", "read": [str(tmp_path)]})
-
-    finished = run.run(env={"HOME": run.env["FAULT_USER_HOME"]}, timeout=90)
-
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    assert_confined(run, finished, values)
-
-
-@pytest.fixture
-def spare_user_dir() -> Iterator[Path]:
-    """A directory the spare user owns and can reach (pytest's own are the root's, 0700)."""
-    base = Path(tempfile.mkdtemp(prefix="council-verify-uid-"))
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def run_as_uid(spare: int) -> int:
-    """Who ``run_as`` runs as: root becomes ``spare``; anyone else is a normal user already."""
-    return spare if os.geteuid() == 0 else os.geteuid()
-
-
-def run_as(run: FaultRun, spare: int, *, timeout: float = 90.0) -> Finished:
-    """``council run --json`` as a normal user (root: ``spare``, through ``setpriv``, the run's
-    files its own), its HOME the planted one."""
-    uid = run_as_uid(spare)
+def run_as(run: FaultRun, uid: int | None, *, timeout: float = 90.0) -> Finished:
+    """``council run --json``, its HOME the planted one: as this process's user (``None``), or
+    as ``uid`` through ``setpriv``, the run's files handed over to it first and back after."""
     become: list[str] = []
-    if uid != os.geteuid():
-        subprocess.run(["chown", "-R", f"{uid}:{uid}", str(run.tmp_path)], check=True)
+    if uid is not None:
+        hand_over(run.tmp_path, uid)
         become = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
-    env = {
-        **os.environ,
-        "HOME": run.env["FAULT_USER_HOME"],
-        "USER": "spare",
-        "LOGNAME": "spare",
-        "COUNCIL_DISABLE_PLUGINS": "1",
-    }
+    env = {**os.environ, "HOME": run.env["FAULT_USER_HOME"], "COUNCIL_DISABLE_PLUGINS": "1"}
     argv = [*become, *COUNCIL, "run", str(run.config_path), "--json"]
     done = subprocess.run(
         argv, cwd=run.tmp_path, env=env, capture_output=True, timeout=patience(timeout)
@@ -197,21 +160,20 @@ def run_as(run: FaultRun, spare: int, *, timeout: float = 90.0) -> Finished:
 
 
 @pytest.mark.sandbox
-def test_a_test_the_cli_wrote_reaches_no_login_of_the_user_as_a_normal_user(
-    spare_user_dir: Path,
-) -> None:
-    shown = {"mode": "bubblewrap", "read": [str(spare_user_dir)]}
-    run, values = logins_run(spare_user_dir, shown)
+@pytest.mark.parametrize("uid", as_users())
+def test_a_test_the_cli_wrote_reaches_no_login_of_the_user(tmp_path: Path, uid: int | None) -> None:
+    with user_dir(uid, tmp_path) as base:
+        # The user's HOME is under /tmp or /var/tmp here, and /tmp the sandbox hides anyway:
+        # the whole directory is shown, as /home is, so what hides the HOME is its own rule.
+        run, values = logins_run(base, {"mode": "bubblewrap", "read": [str(base)]})
 
-    finished = run_as(run, SPARE_UID)
+        finished = run_as(run, uid)
 
-    homes = run.council_dir / "command-homes"
-    assert {path.stat().st_uid for path in homes.iterdir()} == {run_as_uid(SPARE_UID)}
-    # Back to this user, whose git refuses to read a repository another user owns.
-    owner = f"{os.geteuid()}:{os.getegid()}"
-    subprocess.run(["chown", "-R", owner, str(run.tmp_path)], check=True)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    assert_confined(run, finished, values)
+        homes = run.council_dir / "command-homes"
+        assert {path.stat().st_uid for path in homes.iterdir()} == {uid or os.geteuid()}
+        hand_over(run.tmp_path, None if uid is None else os.geteuid())  # git reads its own
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        assert_confined(run, finished, values)
 
 
 def test_without_a_sandbox_the_environment_is_private_and_what_is_read_is_masked_everywhere(

@@ -8,7 +8,9 @@ session's CLI is, and every such command of the orchestrator goes through it:
   the worktree and the session's private HOME writable; the user's HOME, ``/tmp``,
   ``.council/`` and the runtime directories hidden; the checkout, the ``read:`` paths and the
   toolchains the command needs to start (the PATH's directories under the user's HOME, never
-  the logins beside them) read-only; git's setup sealed; the task's network setting;
+  the logins beside them) read-only; git's setup sealed; the task's network setting (an open
+  one a namespace of its own, ``sandbox.network``: the public network, never the machine's
+  loopback; ``none``: no network);
 - **the session's private HOME** (``CommandPlace.home``, made here on first use): ``HOME``,
   ``XDG_CONFIG_HOME``, ``XDG_CACHE_HOME``, ``XDG_DATA_HOME``, ``XDG_STATE_HOME`` and
   ``TMPDIR`` point into it, with or without a sandbox, so a build's caches and settings are
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from orchestrator.process.command import CommandResult, run_command
 from orchestrator.process.env import command_env, home_ready, prepare_home, private_dirs
 from orchestrator.safety import secret_mask, secret_shapes
 from orchestrator.sandbox import bubblewrap
+from orchestrator.sandbox.network import Uplink
 from orchestrator.sandbox.plan import Sandbox, command_confinement
 
 __all__ = ["CommandPlace", "confined_argv", "run_confined", "shown"]
@@ -81,14 +84,35 @@ async def run_confined(
     """Run ``argv`` in ``place`` (see the module doc); its result with the output masked.
     ``RunError`` (its message masked) when it cannot be started."""
     env = await anyio.to_thread.run_sync(_environment, place, passthrough, extra)
-    started = list(argv)
+    started, uplink = list(argv), None
     if place.confined:
-        started = await anyio.to_thread.run_sync(confined_argv, place, argv, env)
+        started, uplink = await anyio.to_thread.run_sync(confined_argv, place, argv, env)
     try:
-        result = await run_command(started, cwd=place.workdir, env=env, timeout=timeout)
+        result = await run_command(
+            started,
+            cwd=place.workdir,
+            env=env,
+            timeout=timeout,
+            pass_fds=uplink.child_fds() if uplink is not None else (),
+            attach=_attaching(uplink) if uplink is not None else None,
+        )
     except RunError as exc:
         raise RunError(shown(str(exc))) from None
+    finally:
+        if uplink is not None:  # ends with the sandbox: waited for, never left behind
+            await uplink.close()
     return dataclasses.replace(result, argv=list(argv), output=shown(result.output))
+
+
+def _attaching(uplink: Uplink) -> Callable[[int], Awaitable[None]]:
+    """What ``run_command`` does once the sandbox started: its ends of the pipes closed here,
+    then its network given (the command starts only with it)."""
+
+    async def attach(pid: int) -> None:
+        uplink.started()
+        await uplink.attach(pid)
+
+    return attach
 
 
 def _environment(
@@ -106,19 +130,23 @@ def _environment(
     return env
 
 
-def confined_argv(place: CommandPlace, argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
-    """``argv`` inside ``place``'s sandbox (blocking: the plan looks at the disk); as it is
-    where that confines nothing, or when its program is not found (the run then says "command
-    not found", as without a sandbox)."""
+def confined_argv(
+    place: CommandPlace, argv: Sequence[str], env: Mapping[str, str]
+) -> tuple[list[str], Uplink | None]:
+    """``argv`` inside ``place``'s sandbox (blocking: the plan looks at the disk), and the
+    network of its own it gets once started (``sandbox.network``, as its CLI's open network
+    does); as it is where that confines nothing, or when its program is not found (the run
+    then says "command not found", as without a sandbox)."""
     sandbox = place.sandbox
     if sandbox is None:
-        return list(argv)
+        return list(argv), None
     settings, reach = sandbox.settings, sandbox.reach
     if settings.binary is None or reach is None:  # not ``confined``
-        return list(argv)
+        return list(argv), None
     plan = command_confinement(
         settings, reach, workdir=place.workdir, home=place.home, argv=argv, env=env
     )
     if not os.path.isabs(plan.executable):
-        return list(argv)
-    return bubblewrap.command(settings.binary, plan, argv)
+        return list(argv), None
+    uplink = Uplink(settings.uplink) if settings.uplink is not None and plan.network else None
+    return bubblewrap.command(settings.binary, plan, argv, uplink), uplink

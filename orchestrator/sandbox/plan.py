@@ -327,13 +327,13 @@ def command_confinement(
     """The plan for a command run for a session in its worktree (blocking): a verify or setup
     command, which runs code a CLI wrote, confined as that CLI is. Writable: the worktree and
     the session's private ``home`` (its HOME, caches and TMPDIR; never the user's
-    ``~/.cache``), and the run config's ``write:`` paths. The user's HOME is hidden whole, as
-    are ``/tmp`` and ``TMPDIR`` (private scratches), ``.council/`` and the user's runtime dirs; shown
-    read-only again: the repository's checkout, the ``read:`` paths, and of what lives under a
-    hidden directory only the toolchains the command needs to start (``_toolchains``: the
-    PATH's directories and the executable's, not their neighbours). git's setup is sealed as
-    for a CLI; nothing of git is writable. What lies under a shown path at one of
-    ``SECRET_PLACES`` of the user's HOME stays hidden."""
+    ``~/.cache``), and the run config's ``write:`` paths. Hidden: the user's HOME whole, as
+    ``/tmp`` and ``TMPDIR`` (private scratches), ``.council/`` and the user's runtime
+    directories; shown read-only again: the repository's checkout, the ``read:`` paths, and of
+    what lives under a hidden directory only the toolchains the command needs to start
+    (``_toolchains``: the PATH's directories and the executable's, not their neighbours).
+    git's setup is sealed as for a CLI; nothing of git is writable. What lies under a shown
+    path at one of ``SECRET_PLACES`` of the user's HOME stays hidden."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
     places: list[str | Path] = [user_home, *_temporary(), *_there(reach.council_dir)]
     places += _runtime()
