@@ -136,8 +136,11 @@ async def test_auto_without_a_sandbox_warns_and_doctor_says_it(
     with caplog.at_level(logging.WARNING):
         await check_sandbox(config)
     assert "CLIs run unconfined" in caplog.text and "apt install bubblewrap" in caplog.text
+    # What code a CLI wrote gets then: a private environment, not a sandbox.
+    assert "verify and setup commands get a private HOME" in caplog.text
     [check] = await sandbox_checks(config)
     assert check.status == "warn" and "bubblewrap" in (check.fix or "")
+    assert "can still name your files by path" in check.detail
 
 
 @pytest.mark.sandbox

@@ -10,5 +10,8 @@ one, it reaches only its own work, by construction rather than by a check after 
   ``sandbox:`` section (``SandboxSettings``);
 - ``bubblewrap``: that plan as a ``bwrap`` command line (Linux), and finding ``bwrap``;
 - ``choice``: which sandbox a run uses (``auto``: bubblewrap where it works, else none, said
-  by ``council doctor`` and at the start of the run), probed once per process.
+  by ``council doctor`` and at the start of the run), probed once per process;
+- ``commands``: the one path for a command run on a session's work (verify and setup
+  commands: code a CLI wrote), confined as the session's CLI is, with the session's private
+  HOME, its output masked.
 """

@@ -1,5 +1,6 @@
 """Which sandbox a run's CLIs get here (``orchestrator.sandbox.choice``), run-wide and for each
-adapter that sets its own: bubblewrap where it works, a warning where a run would go without."""
+adapter that sets its own: bubblewrap where it works, a warning where a run would go without,
+saying what the verify and setup commands (code a CLI wrote) get then: a private HOME only."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from orchestrator.sandbox.choice import settings_for
 __all__ = ["sandbox_checks"]
 
 _FIX = "install bubblewrap (Debian/Ubuntu: apt install bubblewrap), or say `sandbox: none`"
+# What the verify and setup commands (code a CLI wrote) get where there is no sandbox.
+_COMMANDS = (
+    "; verify and setup commands get a private HOME (HOME and the XDG directories), not a "
+    "sandbox: they can still name your files by path"
+)
 
 
 async def sandbox_checks(config: RunConfig | None) -> list[Check]:
@@ -41,13 +47,13 @@ async def _check(name: str, config: SandboxConfig, where: str) -> Check:
             "sandbox",
             name,
             "none (configured): each CLI reaches whatever you can; the orchestrator's own "
-            "checks still run before and after it",
+            f"checks still run before and after it{_COMMANDS}",
             "remove `sandbox: none` to confine the CLIs where the machine can",
         )
     return Check.warn(
         "sandbox",
         name,
         f"{settings.reason}: each CLI reaches whatever you can; the orchestrator's own checks "
-        "still run before and after it",
+        f"still run before and after it{_COMMANDS}",
         _FIX,
     )
