@@ -2,13 +2,23 @@
 
 ``command(binary, plan, argv)`` is the argument list that runs ``argv`` confined::
 
-    bwrap --ro-bind / / --dev /dev --unshare-pid --proc /proc --unshare-ipc
+    [/bin/sh -c <join the launch's cgroup, exec> ...]                     (where one is made)
+    bwrap --unshare-user --cap-drop ALL --disable-userns
+          --ro-bind / / --dev /dev --unshare-pid --proc /proc --unshare-ipc
           [--unshare-net]
           --tmpfs <hidden> ... --ro-bind <p> <p> ... --bind <p> <p> ...   (shallowest first)
           --ro-bind <sealed> <sealed> ...
           --remount-ro <hidden> ...                                      (but /tmp)
-          --chdir <worktree> -- <executable> <args...>
+          --chdir <worktree> -- [prlimit --nproc --data --fsize --] <executable> <args...>
 
+- a user namespace of its own with every capability dropped, for root too: inside, the CLI
+  has the same uid as outside (root stays uid 0, so what it writes is owned as before) but no
+  ``CAP_SYS_ADMIN``, so it cannot unmount what hides a directory (``umount /proc``, ``umount
+  $HOME``), remount ``/`` writable or mount anything, and ``--disable-userns`` forbids it a
+  nested user namespace in which it would get capabilities back. Without this a root CLI kept
+  every capability and undid the sandbox in one ``umount``;
+- resource limits (``plan.limits``, ``orchestrator.process.limits``): processes, memory and
+  file size, as rlimits set by ``prlimit`` inside, and as root a cgroup joined outside;
 - a new PID namespace with its own ``/proc``: the CLI sees no other process, so it cannot
   read the orchestrator's environment through ``/proc/<pid>/environ``, nor signal anyone; when
   it ends, everything it started inside ends with it;
@@ -30,12 +40,16 @@ import shutil
 import signal
 from collections.abc import Sequence
 
+from orchestrator.process import limits
 from orchestrator.sandbox.plan import Confinement
 
-__all__ = ["PROBE", "command", "exit_status", "find"]
+__all__ = ["NAMESPACES", "PROBE", "command", "exit_status", "find"]
 
 _FLAGS = {"hide": "--tmpfs", "read": "--ro-bind", "write": "--bind", "seal": "--ro-bind"}
-PROBE = ("--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc", "true")
+# Every sandbox's start: its own user namespace, no capability in it, no nested one.
+NAMESPACES = ("--unshare-user", "--cap-drop", "ALL", "--disable-userns")
+_BASE = ("--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc")
+PROBE = (*NAMESPACES, *_BASE, "true")
 
 
 def find(path: str | None = None) -> str | None:
@@ -44,8 +58,9 @@ def find(path: str | None = None) -> str | None:
 
 
 def command(binary: str, plan: Confinement, argv: Sequence[str]) -> list[str]:
-    out = [binary, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc"]
-    out.append("--unshare-ipc")
+    """The command line that runs ``argv`` as ``plan`` says (blocking where the plan's limits
+    need a cgroup: it makes one)."""
+    out = [binary, *NAMESPACES, *_BASE, "--unshare-ipc"]
     if not plan.network:
         out.append("--unshare-net")
     for kind, path in plan.ordered:
@@ -61,8 +76,9 @@ def command(binary: str, plan: Confinement, argv: Sequence[str]) -> list[str]:
         out += ["--remount-ro", str(path)]
     for name, value in plan.env:
         out += ["--setenv", name, value]
-    out += ["--chdir", str(plan.workdir), "--", plan.executable or argv[0], *argv[1:]]
-    return out
+    started = limits.inside(plan.limits, [plan.executable or argv[0], *argv[1:]])
+    out += ["--chdir", str(plan.workdir), "--", *started]
+    return limits.outside(plan.limits, out)
 
 
 def exit_status(code: int | None) -> tuple[int | None, int | None]:

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from orchestrator.process.limits import UNBOUNDED, Limits
+
 __all__ = [
     "SECRET_PLACES",
     "Confinement",
@@ -63,6 +65,7 @@ class SandboxSettings:
     read: tuple[Path, ...] = ()
     write: tuple[Path, ...] = ()
     reason: str = ""  # why this kind, for ``council doctor`` and the run's start
+    limits: Limits = UNBOUNDED  # processes, memory, file size (``orchestrator.process.limits``)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class Confinement:
     network: bool = True
     executable: str = ""  # the CLI's program, resolved to a path outside the sandbox
     env: tuple[tuple[str, str], ...] = ()  # set inside the sandbox (GIT_OBJECT_DIRECTORY)
+    limits: Limits = UNBOUNDED  # on the CLI and all it starts
     mounts: tuple[tuple[str, Path], ...] = field(default=(), repr=False)
 
     @property
@@ -156,6 +160,7 @@ def confinement(
         network=settings.network,
         executable=executable or (argv[0] if argv else ""),
         env=tuple(inside),
+        limits=settings.limits,
         mounts=_mounts(hidden, readable, writable, sealed),
     )
 
@@ -302,5 +307,6 @@ def command_confinement(
         sealed=tuple(sealed),
         network=settings.network,
         executable=executable or (argv[0] if argv else ""),
+        limits=settings.limits,
         mounts=_mounts(hidden, readable, writable, sealed, secrets),
     )

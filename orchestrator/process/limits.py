@@ -1,0 +1,295 @@
+"""Resource limits on a confined CLI or command: how many processes, how much memory, how large
+a file. A fork bomb, a memory hog or a disk fill by one CLI fails that CLI, not the run.
+
+Two mechanisms, both set before the CLI's first instruction and out of its reach (it runs with
+every capability dropped, so it can lower a limit but never raise one, nor leave its cgroup):
+
+- **rlimits** (``inside``): the sandbox's first program is util-linux's ``prlimit``, which sets
+  ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_DATA`` (each process's heap and private
+  writable memory: not ``RLIMIT_AS``, which breaks V8's large address-space reservations) and
+  ``RLIMIT_FSIZE`` (a write past it fails with ``EFBIG``, or ``SIGXFSZ`` kills the writer), then
+  runs the CLI. It runs inside the sandbox's user namespace, so the kernel counts only the
+  sandbox's own processes against ``RLIMIT_NPROC``, not the user's others.
+- **a cgroup** (``outside``): the kernel never enforces ``RLIMIT_NPROC`` for root (kuid 0, in
+  a user namespace too), so where this process can make cgroups (root on cgroup v1's ``pids``
+  and ``memory`` hierarchies, or on a cgroup v2 tree whose controllers it may enable) each
+  launch gets one of its own: ``pids.max`` bounds the processes, the memory limit the whole
+  CLI's memory (all its processes together). A ``/bin/sh`` joins it and ``exec``s the sandbox,
+  so everything the CLI starts is in it from the first fork. Emptied cgroups are removed at
+  the next launch and when this process exits.
+
+What holds: as a user, processes (``RLIMIT_NPROC``), memory per process and file size; as root,
+memory per process and file size always, and processes plus the whole CLI's memory only where
+a cgroup could be made (``Cgroups.available``: ``council doctor`` says when not). A disk fill
+by many files each under the size limit is not bounded (that needs a quota or a sized
+filesystem)."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "UNBOUNDED",
+    "Cgroups",
+    "Limits",
+    "cgroups",
+    "describe",
+    "find_prlimit",
+    "inside",
+    "outside",
+    "unbounded_as_root",
+]
+
+_GIB = 1024**3
+_SH = "/bin/sh"
+_ROOT = Path("/sys/fs/cgroup")
+_UNIFIED = "unified"  # cgroup v2's single tree
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds on one CLI or command; None leaves that one unbounded (the run config's
+    ``sandbox.limits`` has the defaults: ``orchestrator.config.sandbox``)."""
+
+    processes: int | None = None  # processes and threads
+    memory: int | None = None  # bytes: each process's data (and, in a cgroup, all of them)
+    file_size: int | None = None  # bytes: the largest file it may write
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.processes, self.memory, self.file_size))
+
+
+def inside(limits: Limits, argv: list[str], prlimit: str | None = None) -> list[str]:
+    """``argv`` run by ``prlimit`` with ``limits``'s rlimits (hard and soft alike); ``argv``
+    itself when nothing is bounded. ``prlimit``: its path (found on this process's PATH)."""
+    flags = [
+        f"--{name}={value}:{value}"
+        for name, value in (
+            ("nproc", limits.processes),
+            ("data", limits.memory),
+            ("fsize", limits.file_size),
+        )
+        if value is not None
+    ]
+    if not flags:
+        return list(argv)
+    binary = prlimit or find_prlimit()
+    if binary is None:
+        raise FileNotFoundError("prlimit (util-linux) is not installed: no resource limits")
+    return [binary, *flags, "--", *argv]
+
+
+def outside(limits: Limits, argv: list[str]) -> list[str]:
+    """``argv`` started inside a new cgroup bounding ``limits``'s processes and memory, where
+    this process can make one (blocking: it writes the cgroup's files); ``argv`` itself
+    otherwise."""
+    if limits.processes is None and limits.memory is None:
+        return list(argv)
+    joins = cgroups().make(limits)
+    if not joins:
+        return list(argv)
+    script = " && ".join([*(f'echo $$ >"${n + 1}"' for n in range(len(joins)))])
+    script += f' && shift {len(joins)} && exec "$@"'
+    return [_SH, "-c", script, "sh", *map(str, joins), *argv]
+
+
+def describe(limits: Limits) -> str:
+    """``limits`` and what enforces them here, for a human (``council doctor``)."""
+    parts = []
+    where = cgroups().available()
+    if limits.processes is not None:
+        how = "cgroup" if where else ("not bounded as root: no cgroup" if _root() else "rlimit")
+        parts.append(f"{limits.processes} processes ({how})")
+    if limits.memory is not None:
+        whole = ", the CLI's all together in a cgroup" if where else ""
+        parts.append(f"{_size(limits.memory)} memory per process{whole}")
+    if limits.file_size is not None:
+        parts.append(f"{_size(limits.file_size)} per file")
+    return "; ".join(parts) if parts else "no resource limits (configured)"
+
+
+def unbounded_as_root(limits: Limits) -> bool:
+    """Whether a process limit is asked for but cannot hold here: root with no cgroup."""
+    return limits.processes is not None and _root() and not cgroups().available()
+
+
+class Cgroups:
+    """The cgroups this process makes for its launches: ``<own cgroup>/council-<pid>/<n>`` in
+    each hierarchy that bounds processes or memory, found and tried once."""
+
+    def __init__(self, root: Path = _ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> None:
+        self._root, self._proc = root, proc_cgroup
+        self._lock = threading.Lock()
+        self._parents: dict[str, Path] | None = None  # controller -> this process's parent dir
+        self._counter = itertools.count(1)
+        self.problem = ""
+
+    def available(self) -> bool:
+        return bool(self._found())
+
+    def make(self, limits: Limits) -> list[Path]:
+        """A new cgroup's ``cgroup.procs`` files (one per hierarchy) with ``limits`` set;
+        empty where none can be made."""
+        parents = self._found()
+        if not parents:
+            return []
+        with self._lock:
+            self._sweep(parents)
+            name = str(next(self._counter))
+        made: list[Path] = []
+        try:
+            for controller, parent in parents.items():
+                leaf = parent / name
+                leaf.mkdir(exist_ok=True)
+                made.append(leaf)
+                self._set(controller, leaf, limits)
+        except OSError as exc:
+            for leaf in made:
+                with contextlib.suppress(OSError):
+                    leaf.rmdir()
+            self.problem = f"cannot make a cgroup: {exc}"
+            return []
+        return [leaf / "cgroup.procs" for leaf in made]
+
+    def _set(self, controller: str, leaf: Path, limits: Limits) -> None:
+        unified = controller == _UNIFIED
+        if controller in ("pids", _UNIFIED) and limits.processes is not None:
+            (leaf / "pids.max").write_text(str(limits.processes))
+        if controller in ("memory", _UNIFIED) and limits.memory is not None:
+            name = "memory.max" if unified else "memory.limit_in_bytes"
+            (leaf / name).write_text(str(limits.memory))
+            if unified:  # no swap to spill into past the limit
+                with contextlib.suppress(OSError):
+                    (leaf / "memory.swap.max").write_text("0")
+
+    def _found(self) -> dict[str, Path]:
+        with self._lock:
+            if self._parents is None:
+                self._parents = self._find()
+                if self._parents:
+                    atexit.register(self.remove_all)
+            return self._parents
+
+    def _find(self) -> dict[str, Path]:
+        try:
+            lines = self._proc.read_text().splitlines()
+        except OSError as exc:
+            self.problem = f"no cgroups here: {exc}"
+            return {}
+        own = {}
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(","):
+                own[controller or _UNIFIED] = path
+        parents: dict[str, Path] = {}
+        for controller in ("pids", "memory"):  # cgroup v1: a hierarchy per controller
+            base = self._root / controller
+            if controller in own and (base / "cgroup.procs").exists():
+                parent = self._make_parent(base / own[controller].lstrip("/"))
+                if parent is not None:
+                    parents[controller] = parent
+        if (
+            "pids" not in parents
+            and _UNIFIED in own
+            and (self._root / "cgroup.controllers").exists()
+        ):
+            # cgroup v2: one tree, the controllers enabled for the launches' cgroups
+            parent = self._make_parent(self._root / own[_UNIFIED].lstrip("/"), unified=True)
+            parents = {_UNIFIED: parent} if parent is not None else {}
+        if "pids" not in parents and _UNIFIED not in parents:
+            if not self.problem:
+                self.problem = "no cgroup hierarchy bounds processes here"
+            for parent in parents.values():
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+            return {}
+        self.problem = ""
+        return parents
+
+    def _make_parent(self, base: Path, *, unified: bool = False) -> Path | None:
+        parent = base / f"council-{os.getpid()}"
+        try:
+            self._sweep_dead(base)
+            parent.mkdir(exist_ok=True)
+            if unified:
+                (parent / "cgroup.subtree_control").write_text("+pids +memory")
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+            self.problem = f"cannot make a cgroup under {base}: {exc.strerror or exc}"
+            return None
+        return parent
+
+    @staticmethod
+    def _sweep(parents: dict[str, Path]) -> None:
+        """Remove the emptied cgroups of earlier launches (a busy one refuses: kept)."""
+        for parent in parents.values():
+            with contextlib.suppress(OSError):
+                for leaf in parent.iterdir():
+                    if leaf.is_dir() and leaf.name.isdigit():
+                        with contextlib.suppress(OSError):
+                            leaf.rmdir()
+
+    @staticmethod
+    def _sweep_dead(base: Path) -> None:
+        """Remove what an orchestrator that is gone left (emptied cgroups only)."""
+        with contextlib.suppress(OSError):
+            for old in base.glob("council-*"):
+                pid = old.name.removeprefix("council-")
+                if not pid.isdigit() or int(pid) == os.getpid() or Path(f"/proc/{pid}").exists():
+                    continue
+                for leaf in old.iterdir():
+                    if leaf.is_dir():
+                        with contextlib.suppress(OSError):
+                            leaf.rmdir()
+                with contextlib.suppress(OSError):
+                    old.rmdir()
+
+    def remove_all(self) -> None:
+        """Every emptied cgroup of this process, and its parents once empty (at exit)."""
+        parents = self._parents or {}
+        self._sweep(parents)
+        for parent in parents.values():
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+
+UNBOUNDED = Limits()
+
+_CGROUPS: Cgroups | None = None
+_CGROUPS_LOCK = threading.Lock()
+
+
+def cgroups() -> Cgroups:
+    """This process's cgroups for its launches (made on first use)."""
+    global _CGROUPS
+    with _CGROUPS_LOCK:
+        if _CGROUPS is None:
+            _CGROUPS = Cgroups()
+        return _CGROUPS
+
+
+def find_prlimit() -> str | None:
+    """util-linux's ``prlimit``, which sets the rlimits inside the sandbox; None if missing."""
+    return shutil.which("prlimit") or next(
+        (p for p in ("/usr/bin/prlimit", "/bin/prlimit") if os.access(p, os.X_OK)), None
+    )
+
+
+def _root() -> bool:
+    return os.geteuid() == 0
+
+
+def _size(value: int) -> str:
+    for unit, size in (("GiB", _GIB), ("MiB", 1024**2), ("KiB", 1024)):
+        if value >= size and value % size == 0:
+            return f"{value // size} {unit}"
+    return f"{value} bytes"
