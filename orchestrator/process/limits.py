@@ -32,6 +32,7 @@ import itertools
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ _GIB = 1024**3
 _SH = "/bin/sh"
 _ROOT = Path("/sys/fs/cgroup")
 _UNIFIED = "unified"  # cgroup v2's single tree
+_START_GRACE = 120.0  # seconds from making a launch's cgroup to its process joining it, at most
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class Cgroups:
         self._lock = threading.Lock()
         self._parents: dict[str, Path] | None = None  # controller -> this process's parent dir
         self._counter = itertools.count(1)
+        self._pending: dict[str, float] = {}  # made, not yet seen holding a process: when
         self.problem = ""
 
     def available(self) -> bool:
@@ -144,6 +147,7 @@ class Cgroups:
         with self._lock:
             self._sweep(parents)
             name = str(next(self._counter))
+            self._pending[name] = time.monotonic()
         made: list[Path] = []
         try:
             for controller, parent in parents.items():
@@ -228,15 +232,24 @@ class Cgroups:
             return None
         return parent
 
-    @staticmethod
-    def _sweep(parents: dict[str, Path]) -> None:
-        """Remove the emptied cgroups of earlier launches (a busy one refuses: kept)."""
+    def _sweep(self, parents: dict[str, Path], *, everything: bool = False) -> None:
+        """Remove the emptied cgroups of earlier launches: one seen holding a process (once
+        empty it stays so: nothing inside may leave or come back) or made long ago (its start
+        failed). A fresh one, whose process is still on its way, is kept."""
+        now = time.monotonic()
         for parent in parents.values():
             with contextlib.suppress(OSError):
                 for leaf in parent.iterdir():
-                    if leaf.is_dir() and leaf.name.isdigit():
-                        with contextlib.suppress(OSError):
-                            leaf.rmdir()
+                    made = self._pending.get(leaf.name)
+                    if not leaf.is_dir() or not leaf.name.isdigit():
+                        continue
+                    if made is not None and not everything and now - made < _START_GRACE:
+                        if _holds_any(leaf):
+                            self._pending.pop(leaf.name, None)  # joined: empty means done
+                        continue
+                    with contextlib.suppress(OSError):
+                        leaf.rmdir()
+                        self._pending.pop(leaf.name, None)
 
     @staticmethod
     def _sweep_dead(base: Path) -> None:
@@ -256,7 +269,7 @@ class Cgroups:
     def remove_all(self) -> None:
         """Every emptied cgroup of this process, and its parents once empty (at exit)."""
         parents = self._parents or {}
-        self._sweep(parents)
+        self._sweep(parents, everything=True)
         for parent in parents.values():
             with contextlib.suppress(OSError):
                 parent.rmdir()
@@ -275,6 +288,13 @@ def cgroups() -> Cgroups:
         if _CGROUPS is None:
             _CGROUPS = Cgroups()
         return _CGROUPS
+
+
+def _holds_any(leaf: Path) -> bool:
+    try:
+        return bool((leaf / "cgroup.procs").read_bytes().strip())
+    except OSError:
+        return False
 
 
 def find_prlimit() -> str | None:
