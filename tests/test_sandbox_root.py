@@ -26,8 +26,10 @@ from pathlib import Path
 
 import pytest
 from fault_helpers import FaultRun, as_uid
+from scheduler_helpers import new_repo
 
 from orchestrator.process.limits import Limits
+from orchestrator.run.doctor.sandbox_checks import sandbox_checks
 from orchestrator.sandbox import bubblewrap
 from orchestrator.sandbox.plan import GitReach, SandboxSettings, confinement
 
@@ -40,6 +42,7 @@ ESCAPES = (
     "umount /proc",
     "read the orchestrator's environment",
     "remount / writable",
+    "remount the repository writable",
     "append .git/config",
     "umount the hidden HOME",
     "read ~/.ssh",
@@ -298,3 +301,88 @@ def test_the_sandbox_in_use_has_no_capability_and_its_limits(tmp_path: Path) -> 
     assert limits["Max processes"][:2] == ["300", "300"]
     assert limits["Max data size"][:2] == [str(1 << 30)] * 2
     assert limits["Max file size"][:2] == [str(1 << 26)] * 2
+
+
+def test_doctor_tries_the_sandbox_and_says_it_holds(place: tuple[Path, int | None]) -> None:
+    """``council doctor``, as root and as a user, runs an escape attempt inside the sandbox a
+    CLI would get and says it held, with the limits."""
+    base, uid = place
+    repo = new_repo(base)
+    config = base / "run.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "repo": str(repo),
+                "adapters": {"a": {"type": "scripted"}},
+                "default_adapter": "a",
+                "sandbox": "bubblewrap",
+                "tasks": [{"id": "t1", "prompt": "p"}],
+            }
+        )
+    )
+    python, more = python_for(uid)
+    prefix = [] if uid is None else as_uid(uid)
+    if uid is not None:
+        chown_all(base, uid)
+    done = subprocess.run(
+        [*prefix, python, "-m", "orchestrator.cli.app", "doctor", "--json", str(config)],
+        capture_output=True,
+        env={**os.environ, "HOME": str(base), "COUNCIL_DISABLE_PLUGINS": "1", **more},
+        cwd=base,
+        timeout=60,
+    )
+    checks = json.loads(done.stdout)["checks"]
+    [sandbox] = [check for check in checks if check["name"] == "sandbox"]
+    assert sandbox["status"] == "ok", sandbox
+    assert "escape attempt from inside" in sandbox["detail"] and "refused" in sandbox["detail"]
+    assert "2048 processes" in sandbox["detail"] and "2 GiB per file" in sandbox["detail"]
+
+
+async def test_doctor_fails_where_the_sandbox_keeps_its_capabilities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The command line as it was (no user namespace, capabilities kept): as root the escape
+    attempt gets out, and doctor fails naming how; as a user bwrap drops them anyway."""
+    monkeypatch.setattr(bubblewrap, "NAMESPACES", ())
+    [check] = await sandbox_checks(None)
+    if os.geteuid() != 0:
+        assert check.status == "ok", check
+        return
+    assert check.status == "fail", check
+    assert "does NOT hold" in check.detail and "umount /proc" in check.detail, check.detail
+    assert "umount the hidden HOME" in check.detail and "capabilities" in check.detail
+
+
+def test_the_probe_says_when_user_namespaces_are_not_allowed(tmp_path: Path) -> None:
+    """Inside a namespace that allows no user namespace (``--disable-userns``, as a container
+    or ``user.max_user_namespaces=0`` does), ``auto`` runs without a sandbox and says why,
+    ``bubblewrap`` refuses to start."""
+    binary = bubblewrap.find()
+    assert binary is not None
+    code = (
+        "import anyio\n"
+        "from orchestrator.config.sandbox import SandboxConfig\n"
+        "from orchestrator.errors import ConfigError\n"
+        "from orchestrator.sandbox.choice import settings_for\n"
+        "async def main():\n"
+        "    auto = await settings_for(SandboxConfig())\n"
+        "    print('auto:', auto.kind, auto.reason)\n"
+        "    try:\n"
+        "        await settings_for(SandboxConfig(mode='bubblewrap'))\n"
+        "    except ConfigError as exc:\n"
+        "        print('bubblewrap: refused:', exc)\n"
+        "anyio.run(main)\n"
+    )
+    outer = [binary, "--unshare-user", "--disable-userns", "--dev-bind", "/", "/"]
+    outer += ["--unshare-pid", "--proc", "/proc", "--"]
+    done = subprocess.run(
+        [*outer, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    auto, refused = done.stdout.splitlines()[-2:]
+    assert auto.startswith("auto: none no sandbox:") and "user namespaces are not allowed" in auto
+    assert refused.startswith("bubblewrap: refused:") and "sandbox.mode" in refused
