@@ -13,8 +13,10 @@ out when bwrap kept its capabilities:
 - a nested user namespace (``unshare -Ur``), where it would get capabilities back;
 - any effective capability at all.
 
-Each is said as held or escaped (``Attempt``); the script must reach its end, or the attempt
-itself failed (``Outcome.problem``). The limits the sandbox set are read back from
+Each is said as held or escaped (``Outcome``); the script must reach its end, or the attempt
+itself failed (``Outcome.problem``); a tool that is not installed (``umount``, ``unshare``) is
+said as such (``Outcome.missing``): what it would have tried proves nothing then, while the
+capabilities, read from the kernel, still do. The limits the sandbox set are read back from
 ``/proc/self/limits``."""
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ _PLANTED = "what no CLI may read\n"  # in the hidden HOME and .council/
 # $1 this process's pid, $2 its environment's sha256, $3 the read-only repository,
 # $4 the hidden user HOME, $5 the hidden .council directory.
 _SCRIPT = r"""
+for tool in umount mount unshare sha256sum; do
+  command -v "$tool" >/dev/null || echo "missing: $tool"
+done
 say() { if [ "$1" = 0 ]; then echo "escaped: $2"; else echo "held: $2"; fi; }
 umount -l /proc 2>/dev/null
 seen=$(sha256sum "/proc/$1/environ" 2>/dev/null | cut -d' ' -f1)
@@ -70,6 +75,7 @@ class Outcome:
     held: tuple[str, ...]
     limits: dict[str, str]
     problem: str = ""
+    missing: tuple[str, ...] = ()  # tools not installed: their attempts proved nothing
 
     @property
     def holds(self) -> bool:
@@ -115,13 +121,15 @@ def _prepare(settings: SandboxSettings, scratch: Path) -> tuple[list[str], Path]
 
 
 def _read(output: str, code: int | None, timed_out: bool) -> Outcome:
-    escaped, held, limits = [], [], {}
+    escaped, held, missing, limits = [], [], [], {}
     for line in output.splitlines():
         kind, _, what = line.partition(": ")
         if kind == "escaped":
             escaped.append(what)
         elif kind == "held":
             held.append(what)
+        elif kind == "missing":
+            missing.append(what)
         elif line.startswith("limit "):
             name, _, value = line.removeprefix("limit ").rpartition(" ")
             limits[name] = value
@@ -130,4 +138,4 @@ def _read(output: str, code: int | None, timed_out: bool) -> Outcome:
         problem = f"the attempt did not end within {_TIMEOUT:g}s"
     elif "checked" not in output.splitlines() or code != 0:
         problem = f"the attempt could not run (exit {code}): {output.strip()[-300:]}"
-    return Outcome(tuple(escaped), tuple(held), limits, problem)
+    return Outcome(tuple(escaped), tuple(held), limits, problem, tuple(missing))

@@ -80,10 +80,11 @@ async def _tried(name: str, settings: SandboxSettings) -> Check:
             "then a CLI reaches what you can",
         )
     limits = describe(settings.limits)
+    untried = f" (not installed, untried: {', '.join(outcome.missing)})" if outcome.missing else ""
     detail = (
         f"{settings.reason}{network}, in a user namespace with no capability: an escape "
-        f"attempt from inside ({len(outcome.held)} ways: umount, remount, nested namespace) "
-        f"was refused; each CLI reaches only its own work; limits: {limits}"
+        f"attempt from inside ({len(outcome.held)} ways: umount, remount, nested namespace"
+        f"{untried}) was refused; each CLI reaches only its own work; limits: {limits}"
     )
     if unbounded_as_root(settings.limits):
         return Check.warn(
