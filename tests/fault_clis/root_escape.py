@@ -30,7 +30,10 @@ def attempt(name, action):
 
 
 def run(*argv):
-    done = subprocess.run(argv, capture_output=True, text=True)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise LookupError(f"{argv[0]} is not installed") from None
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip()[-300:] or f"exit {done.returncode}")
 
