@@ -15,8 +15,8 @@ every capability dropped, so it can lower a limit but never raise one, nor leave
   and ``memory`` hierarchies, or on a cgroup v2 tree whose controllers it may enable) each
   launch gets one of its own: ``pids.max`` bounds the processes, the memory limit the whole
   CLI's memory (all its processes together). A ``/bin/sh`` joins it and ``exec``s the sandbox,
-  so everything the CLI starts is in it from the first fork. Emptied cgroups are removed at
-  the next launch and when this process exits.
+  so everything the CLI starts is in it from the first fork. An emptied cgroup is the next
+  launch's (no cgroup made and removed per launch); they are removed when this process exits.
 
 What holds: as a user, processes (``RLIMIT_NPROC``), memory per process and file size; as root,
 memory per process and file size always, and processes plus the whole CLI's memory only where
@@ -52,7 +52,7 @@ _GIB = 1024**3
 _SH = "/bin/sh"
 _ROOT = Path("/sys/fs/cgroup")
 _UNIFIED = "unified"  # cgroup v2's single tree
-_START_GRACE = 120.0  # seconds from making a launch's cgroup to its process joining it, at most
+_START_GRACE = 30.0  # seconds from making a launch's cgroup to its process joining it, at most
 
 
 @dataclass(frozen=True)
@@ -125,54 +125,80 @@ def unbounded_as_root(limits: Limits) -> bool:
 
 class Cgroups:
     """The cgroups this process makes for its launches: ``<own cgroup>/council-<pid>/<n>`` in
-    each hierarchy that bounds processes or memory, found and tried once."""
+    each hierarchy that bounds processes or memory (found and tried once), each reused once
+    emptied."""
 
     def __init__(self, root: Path = _ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> None:
         self._root, self._proc = root, proc_cgroup
         self._lock = threading.Lock()
         self._parents: dict[str, Path] | None = None  # controller -> this process's parent dir
         self._counter = itertools.count(1)
-        self._pending: dict[str, float] = {}  # made, not yet seen holding a process: when
+        self._leaves: list[str] = []  # the launches' cgroups made so far, reused once empty
+        self._pending: dict[str, float] = {}  # handed out, not yet seen holding a process: when
         self.problem = ""
 
     def available(self) -> bool:
         return bool(self._found())
 
     def make(self, limits: Limits) -> list[Path]:
-        """A new cgroup's ``cgroup.procs`` files (one per hierarchy) with ``limits`` set;
-        empty where none can be made."""
+        """The ``cgroup.procs`` files (one per hierarchy) of a cgroup for one launch, with
+        ``limits`` set: an emptied one of an earlier launch, else a new one; empty where none
+        can be made."""
         parents = self._found()
         if not parents:
             return []
         with self._lock:
-            self._sweep(parents)
-            name = str(next(self._counter))
+            name = self._free(parents)
+            fresh = name is None
+            if name is None:
+                name = str(next(self._counter))
+                self._leaves.append(name)
             self._pending[name] = time.monotonic()
-        made: list[Path] = []
         try:
             for controller, parent in parents.items():
-                leaf = parent / name
-                leaf.mkdir(exist_ok=True)
-                made.append(leaf)
-                self._set(controller, leaf, limits)
+                if fresh:
+                    (parent / name).mkdir(exist_ok=True)
+                self._set(controller, parent / name, limits)
         except OSError as exc:
-            for leaf in made:
+            with self._lock:
+                self._pending.pop(name, None)
+                if fresh:
+                    self._leaves.remove(name)
+            for parent in parents.values():
                 with contextlib.suppress(OSError):
-                    leaf.rmdir()
+                    (parent / name).rmdir()
             self.problem = f"cannot make a cgroup: {exc}"
             return []
-        return [leaf / "cgroup.procs" for leaf in made]
+        return [parent / name / "cgroup.procs" for parent in parents.values()]
 
-    def _set(self, controller: str, leaf: Path, limits: Limits) -> None:
+    def _free(self, parents: dict[str, Path]) -> str | None:
+        """An emptied cgroup of an earlier launch (under the lock): one seen holding a process
+        (once empty it stays so: nothing inside may leave or come back) or handed out long ago
+        (its start failed). One handed out just now, whose process is on its way, is not."""
+        first = next(iter(parents.values()))
+        now = time.monotonic()
+        for name in self._leaves:
+            busy = _holds_any(first / name)
+            made = self._pending.get(name)
+            if made is not None:
+                if not busy and now - made < _START_GRACE:
+                    continue
+                del self._pending[name]
+            if not busy:
+                return name
+        return None
+
+    @staticmethod
+    def _set(controller: str, leaf: Path, limits: Limits) -> None:
         unified = controller == _UNIFIED
-        if controller in ("pids", _UNIFIED) and limits.processes is not None:
-            (leaf / "pids.max").write_text(str(limits.processes))
-        if controller in ("memory", _UNIFIED) and limits.memory is not None:
-            name = "memory.max" if unified else "memory.limit_in_bytes"
-            (leaf / name).write_text(str(limits.memory))
+        if controller in ("pids", _UNIFIED):
+            (leaf / "pids.max").write_text(str(limits.processes or "max"))
+        if controller in ("memory", _UNIFIED):
+            name, unbounded = ("memory.max", "max") if unified else ("memory.limit_in_bytes", "-1")
+            (leaf / name).write_text(str(limits.memory or unbounded))
             if unified:  # no swap to spill into past the limit
                 with contextlib.suppress(OSError):
-                    (leaf / "memory.swap.max").write_text("0")
+                    (leaf / "memory.swap.max").write_text("0" if limits.memory else "max")
 
     def _found(self) -> dict[str, Path]:
         with self._lock:
@@ -232,25 +258,6 @@ class Cgroups:
             return None
         return parent
 
-    def _sweep(self, parents: dict[str, Path], *, everything: bool = False) -> None:
-        """Remove the emptied cgroups of earlier launches: one seen holding a process (once
-        empty it stays so: nothing inside may leave or come back) or made long ago (its start
-        failed). A fresh one, whose process is still on its way, is kept."""
-        now = time.monotonic()
-        for parent in parents.values():
-            with contextlib.suppress(OSError):
-                for leaf in parent.iterdir():
-                    made = self._pending.get(leaf.name)
-                    if not leaf.is_dir() or not leaf.name.isdigit():
-                        continue
-                    if made is not None and not everything and now - made < _START_GRACE:
-                        if _holds_any(leaf):
-                            self._pending.pop(leaf.name, None)  # joined: empty means done
-                        continue
-                    with contextlib.suppress(OSError):
-                        leaf.rmdir()
-                        self._pending.pop(leaf.name, None)
-
     @staticmethod
     def _sweep_dead(base: Path) -> None:
         """Remove what an orchestrator that is gone left (emptied cgroups only)."""
@@ -269,8 +276,10 @@ class Cgroups:
     def remove_all(self) -> None:
         """Every emptied cgroup of this process, and its parents once empty (at exit)."""
         parents = self._parents or {}
-        self._sweep(parents, everything=True)
         for parent in parents.values():
+            for name in self._leaves:
+                with contextlib.suppress(OSError):
+                    (parent / name).rmdir()
             with contextlib.suppress(OSError):
                 parent.rmdir()
 
