@@ -26,7 +26,8 @@ The whole filesystem is visible read-only, then, deepest path last (a deeper mou
 So ``.git/config``, hooks, ``info/``, every other ref, other worktrees and their admin dirs,
 and the user's checkout are out of reach: a write there fails with "Read-only file system".
 The network stays open (the CLI talks to its model's API) unless ``network: none``, which
-leaves the CLI no network at all, the machine's loopback included.
+leaves the CLI no network at all, the machine's loopback included. The plan carries the
+settings' resource limits (``limits``: processes, memory, file size), which the sandbox sets.
 """
 
 from __future__ import annotations
