@@ -385,3 +385,50 @@ def test_the_probe_says_when_user_namespaces_are_not_allowed(tmp_path: Path) -> 
     auto, refused = done.stdout.splitlines()[-2:]
     assert auto.startswith("auto: none no sandbox:") and "user namespaces are not allowed" in auto
     assert refused.startswith("bubblewrap: refused:") and "sandbox.mode" in refused
+
+
+def test_a_cli_that_sandboxes_itself_nests_but_cannot_undo_the_sandbox(
+    place: tuple[Path, int | None],
+) -> None:
+    """codex runs its tools in a bubblewrap of its own (``Adapter.sandboxes_itself``): its
+    sandbox lets it make one (as root with a uid other than 0 inside, which a nested bwrap
+    needs), a file written from inside the nested one is owned outside by who runs it, and in
+    a nested namespace, with every capability there, the hidden HOME stays hidden and ``/``
+    read-only."""
+    base, uid = place
+    work, home, user_home = base / "work", base / "home", base / "user-home"
+    for directory in (work, home, user_home / ".ssh"):
+        directory.mkdir(parents=True)
+    (user_home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    binary = bubblewrap.find()
+    assert binary is not None
+    script = (
+        f"bwrap --ro-bind / / --dev /dev --bind {work} {work} --"
+        f" sh -c 'echo in > {work}/nested.txt'"
+        f" && unshare -Urm sh -c 'umount -l {user_home}; cat {user_home}/.ssh/id_ed25519;"
+        " mount -o remount,rw /; touch /planted; echo tried'"
+    )
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home)}
+    reach = GitReach(base, base / ".council", (), ())
+    plan = confinement(
+        SandboxSettings("bubblewrap", binary),
+        reach,
+        workdir=work,
+        home=home,
+        argv=["sh", "-c", script],
+        env=env,
+        user_home=str(user_home),
+        nested=True,
+    )
+    argv = bubblewrap.command(binary, plan, ["sh", "-c", script])
+    expected = os.geteuid() if uid is None else uid
+    if uid is not None:
+        chown_all(base, uid)
+        argv = [*as_uid(uid), *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=work, timeout=30)
+
+    assert done.returncode == 0 and "tried" in done.stdout, done.stderr
+    assert (work / "nested.txt").read_text() == "in\n"
+    assert (work / "nested.txt").stat().st_uid == expected
+    assert "PRIVATE KEY" not in done.stdout
+    assert not Path("/planted").exists()

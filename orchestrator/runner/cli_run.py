@@ -348,6 +348,7 @@ def _confined(
         argv=spec.argv,
         env=env,
         logins=[*logins, *user_paths, *map(Path, adapter.readable_dirs())],
+        nested=adapter.sandboxes_itself(),
     )
     if not os.path.isabs(plan.executable):  # not found on the CLI's PATH
         raise not_found(adapter, spec.argv[0])

@@ -16,7 +16,9 @@
   ``CAP_SYS_ADMIN``, so it cannot unmount what hides a directory (``umount /proc``, ``umount
   $HOME``), remount ``/`` writable or mount anything, and ``--disable-userns`` forbids it a
   nested user namespace in which it would get capabilities back. Without this a root CLI kept
-  every capability and undid the sandbox in one ``umount``;
+  every capability and undid the sandbox in one ``umount``. A CLI that sandboxes its own
+  tools with bubblewrap (codex, ``plan.nested``) may make a nested one, which cannot undo the
+  outer mounts either, and as root runs as uid ``NESTED_ROOT_UID`` inside (``_nesting``);
 - resource limits (``plan.limits``, ``orchestrator.process.limits``): processes, memory and
   file size, as rlimits set by ``prlimit`` inside, and as root a cgroup joined outside;
 - a new PID namespace with its own ``/proc``: the CLI sees no other process, so it cannot
@@ -36,6 +38,7 @@ bubblewrap reports a signal that killed the command as exit status ``128 + signa
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 from collections.abc import Sequence
@@ -43,13 +46,14 @@ from collections.abc import Sequence
 from orchestrator.process import limits
 from orchestrator.sandbox.plan import Confinement
 
-__all__ = ["NAMESPACES", "PROBE", "command", "exit_status", "find"]
+__all__ = ["NAMESPACES", "NESTED_ROOT_UID", "PROBE", "command", "exit_status", "find"]
 
 _FLAGS = {"hide": "--tmpfs", "read": "--ro-bind", "write": "--bind", "seal": "--ro-bind"}
 # Every sandbox's start: its own user namespace, no capability in it, no nested one.
 NAMESPACES = ("--unshare-user", "--cap-drop", "ALL", "--disable-userns")
 _BASE = ("--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc")
 PROBE = (*NAMESPACES, *_BASE, "true")
+NESTED_ROOT_UID = 65533  # root's uid inside the sandbox of a CLI that sandboxes itself
 
 
 def find(path: str | None = None) -> str | None:
@@ -60,7 +64,7 @@ def find(path: str | None = None) -> str | None:
 def command(binary: str, plan: Confinement, argv: Sequence[str]) -> list[str]:
     """The command line that runs ``argv`` as ``plan`` says (blocking where the plan's limits
     need a cgroup: it makes one)."""
-    out = [binary, *NAMESPACES, *_BASE, "--unshare-ipc"]
+    out = [binary, *(_nesting() if plan.nested else NAMESPACES), *_BASE, "--unshare-ipc"]
     if not plan.network:
         out.append("--unshare-net")
     for kind, path in plan.ordered:
@@ -79,6 +83,18 @@ def command(binary: str, plan: Confinement, argv: Sequence[str]) -> list[str]:
     started = limits.inside(plan.limits, [plan.executable or argv[0], *argv[1:]])
     out += ["--chdir", str(plan.workdir), "--", *started]
     return limits.outside(plan.limits, out)
+
+
+def _nesting() -> list[str]:
+    """The user namespace of a CLI that makes a sandbox of its own: nested namespaces allowed
+    (one made inside locks every mount it inherits: it cannot unmount or remount what hides a
+    directory, and a ``/proc`` it mounts shows its own processes only), and as root a uid
+    other than 0 inside, mapped to root outside (so what it writes is root's as before): a
+    bwrap run as uid 0 takes itself for privileged and fails without the capabilities."""
+    flags = ["--unshare-user", "--cap-drop", "ALL"]
+    if os.geteuid() == 0:
+        flags += ["--uid", str(NESTED_ROOT_UID), "--gid", str(NESTED_ROOT_UID)]
+    return flags
 
 
 def exit_status(code: int | None) -> tuple[int | None, int | None]:

@@ -107,6 +107,9 @@ class Confinement:
     executable: str = ""  # the CLI's program, resolved to a path outside the sandbox
     env: tuple[tuple[str, str], ...] = ()  # set inside the sandbox (GIT_OBJECT_DIRECTORY)
     limits: Limits = UNBOUNDED  # on the CLI and all it starts
+    # The CLI makes a sandbox of its own (codex): nested user namespaces allowed, and as root
+    # a uid other than 0 inside (``orchestrator.sandbox.bubblewrap``).
+    nested: bool = False
     mounts: tuple[tuple[str, Path], ...] = field(default=(), repr=False)
 
     @property
@@ -132,8 +135,10 @@ def confinement(
     env: Mapping[str, str],
     logins: Iterable[Path] = (),
     user_home: str | None = None,
+    nested: bool = False,
 ) -> Confinement:
-    """The plan for one CLI start (blocking: it looks at the disk)."""
+    """The plan for one CLI start (blocking: it looks at the disk); ``nested``: the CLI
+    sandboxes its own tools (``Adapter.sandboxes_itself``)."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
     places: list[str | Path] = [user_home, _TMP, *_there(reach.council_dir), *_runtime()]
     hidden = [_norm(path) for path in places if path]
@@ -162,6 +167,7 @@ def confinement(
         executable=executable or (argv[0] if argv else ""),
         env=tuple(inside),
         limits=settings.limits,
+        nested=nested,
         mounts=_mounts(hidden, readable, writable, sealed),
     )
 
