@@ -32,7 +32,7 @@ import anyio
 from adapters.command import CommandAdapter
 from orchestrator.adapter import AdapterRequest
 from orchestrator.config.sandbox import LimitsConfig
-from orchestrator.process.limits import describe
+from orchestrator.process.limits import describe, ended
 from orchestrator.process.subreaper import become_subreaper
 from orchestrator.runner.cli_run import Sandbox, run_cli
 from orchestrator.sandbox import bubblewrap, choice
@@ -111,6 +111,7 @@ async def main(runs: int, rounds: int) -> None:
             # Built for each launch, as a run does: a cgroup of its own where one is made.
             wrapped = await anyio.to_thread.run_sync(bubblewrap.command, binary, plan, [TRUE])
             done = await anyio.run_process(wrapped, check=False)
+            ended(wrapped)  # as a run says it: the cgroup is the next launch's
             assert done.returncode == 0, done.stderr
 
         async def runner() -> None:

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.config.sandbox import SandboxConfig, merged_sandbox
-from orchestrator.process.limits import Cgroups, Limits, inside, outside
+from orchestrator.process.limits import Cgroups, Limits, ended, inside, outside
 from orchestrator.sandbox.choice import limits_of
 
 
@@ -52,6 +52,17 @@ def test_each_launch_gets_a_cgroup_and_an_emptied_one_is_reused(tmp_path: Path) 
     assert again[0] == first[0]
     assert (parent / "1" / "pids.max").read_text() == "max"
     assert (memory / "memory.limit_in_bytes").read_text() == "-1"
+
+
+def test_a_launch_said_over_gives_its_cgroup_back_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cgroups = tree(tmp_path)
+    monkeypatch.setattr("orchestrator.process.limits.cgroups", lambda: cgroups)
+    first = outside(Limits(processes=64), ["cmd"])
+    ended(first)  # its process ran (too briefly to be seen) and ended
+    assert outside(Limits(processes=64), ["cmd"]) == first  # the same cgroup, not a new one
+    ended(["cmd"])  # a command without a cgroup: nothing to give back
 
 
 def test_without_a_pids_hierarchy_no_cgroup_is_made(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ every capability dropped, so it can lower a limit but never raise one, nor leave
   launch gets one of its own: ``pids.max`` bounds the processes, the memory limit the whole
   CLI's memory (all its processes together). A ``/bin/sh`` joins it and ``exec``s the sandbox,
   so everything the CLI starts is in it from the first fork. An emptied cgroup is the next
-  launch's (no cgroup made and removed per launch); they are removed when this process exits.
+  launch's once its launch is over (``ended``; no cgroup made and removed per launch); they
+  are removed when this process exits.
 
 What holds: as a user, processes (``RLIMIT_NPROC``), memory per process and file size; as root,
 memory per process and file size always, and processes plus the whole CLI's memory only where
@@ -33,6 +34,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,7 @@ __all__ = [
     "Limits",
     "cgroups",
     "describe",
+    "ended",
     "find_prlimit",
     "inside",
     "outside",
@@ -101,6 +104,13 @@ def outside(limits: Limits, argv: list[str]) -> list[str]:
     script = " && ".join([*(f'echo $$ >"${n + 1}"' for n in range(len(joins)))])
     script += f' && shift {len(joins)} && exec "$@"'
     return [_SH, "-c", script, "sh", *map(str, joins), *argv]
+
+
+def ended(argv: Sequence[str]) -> None:
+    """Says that a command ``outside`` made (``argv``, as it returned it) has ended, or never
+    started: its cgroup is the next launch's once empty (not blocking: no file is touched)."""
+    if len(argv) > 4 and argv[0] == _SH and argv[3] == "sh" and "cgroup.procs" in argv[4]:
+        cgroups().release(arg for arg in argv[4:] if arg.endswith("/cgroup.procs"))
 
 
 def describe(limits: Limits) -> str:
@@ -171,10 +181,17 @@ class Cgroups:
             return []
         return [parent / name / "cgroup.procs" for parent in parents.values()]
 
+    def release(self, joined: Iterable[str]) -> None:
+        """The launches whose ``cgroup.procs`` files ``joined`` names are over."""
+        with self._lock:
+            for path in joined:
+                self._pending.pop(os.path.basename(os.path.dirname(path)), None)
+
     def _free(self, parents: dict[str, Path]) -> str | None:
-        """An emptied cgroup of an earlier launch (under the lock): one seen holding a process
-        (once empty it stays so: nothing inside may leave or come back) or handed out long ago
-        (its start failed). One handed out just now, whose process is on its way, is not."""
+        """An emptied cgroup of an earlier launch (under the lock): one whose launch is over
+        (``release``) or that was seen holding a process (once empty it stays so: nothing
+        inside may leave or come back) or handed out long ago (its start failed, unsaid). One
+        handed out just now, whose process is on its way, is not."""
         first = next(iter(parents.values()))
         now = time.monotonic()
         for name in self._leaves:

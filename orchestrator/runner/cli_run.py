@@ -71,6 +71,7 @@ from orchestrator.adapter import (
 from orchestrator.errors import AdapterError, RunError
 from orchestrator.git.objects import adopt_objects
 from orchestrator.git.repo import Git
+from orchestrator.process import limits as resource_limits
 from orchestrator.process.command import marked
 from orchestrator.process.env import child_env, home_ready, prepare_home
 from orchestrator.process.output import LOG_LIMIT, LogSink, log_name
@@ -209,6 +210,7 @@ async def _run_prepared(
             process, out_fd, err_fd = await spawn_cli(adapter, spec, request.workdir, env, command)
             cli_started(process.pid, since)
     except BaseException as exc:
+        resource_limits.ended(command or ())  # its cgroup, if it had one, was never joined
         with contextlib.suppress(OSError):  # the start error matters more than its log line
             sink.close(f"not started: {exc}")
         raise
@@ -249,6 +251,7 @@ async def _run_prepared(
         raise
     finally:
         cli_ended(pid)
+        resource_limits.ended(command or ())  # its cgroup is the next launch's once empty
         with anyio.CancelScope(shield=True):
             await _close(process, out_fd, err_fd)
             await _ended(watch, process.pid)
