@@ -136,6 +136,13 @@ class Adapter(ABC):
         paths the sandbox shows it read-only."""
         return tuple(getattr(self.config, "add_dirs", ()))
 
+    def sandboxes_itself(self) -> bool:
+        """Whether the CLI runs its tools in a sandbox of its own that needs a user namespace
+        (codex's bubblewrap). The council's sandbox then lets it make one (nested inside, it
+        cannot undo the outer sandbox's mounts) and, as root, runs it as a uid other than 0,
+        which that sandbox needs."""
+        return False
+
     def version_command(self) -> list[str]:
         return [self.binary, "--version"]
 

@@ -26,7 +26,7 @@ import anyio
 import anyio.abc
 
 from orchestrator.errors import RunError
-from orchestrator.process import procid
+from orchestrator.process import limits, procid
 from orchestrator.process.env import command_env
 from orchestrator.process.started import forget, started, starting
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group, reap_group, signal_group
@@ -103,6 +103,7 @@ async def run_command(
         raise
     finally:
         forget(process.pid)
+        limits.ended(argv)  # its cgroup, if it had one, is the next launch's
         with contextlib.suppress(Exception):
             await process.aclose()
     return CommandResult(

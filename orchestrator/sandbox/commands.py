@@ -38,6 +38,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.errors import RunError
+from orchestrator.process import limits
 from orchestrator.process.command import CommandResult, run_command
 from orchestrator.process.env import command_env, home_ready, prepare_home, private_dirs
 from orchestrator.safety import secret_mask, secret_shapes
@@ -101,6 +102,7 @@ async def run_confined(
     finally:
         if uplink is not None:  # ends with the sandbox: waited for, never left behind
             await uplink.close()
+        limits.ended(started)  # its cgroup, if one was made, the next launch's once empty
     return dataclasses.replace(result, argv=list(argv), output=shown(result.output))
 
 

@@ -28,7 +28,8 @@ So ``.git/config``, hooks, ``info/``, every other ref, other worktrees and their
 and the user's checkout are out of reach: a write there fails with "Read-only file system".
 The network stays open (the CLI talks to its model's API), in a namespace of the CLI's own
 whose way out is the public network, not the machine's loopback (``sandbox.network``), unless
-``network: none``, which leaves the CLI no network at all.
+``network: none``, which leaves the CLI no network at all. The plan carries the settings'
+resource limits (``limits``: processes, memory, file size), which the sandbox sets.
 
 A command run on a session's work (a verify or setup command: code a CLI wrote) gets
 ``command_confinement``, the same plan with an allow-list of the user's HOME: hidden whole, as
@@ -48,6 +49,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from orchestrator.process.limits import UNBOUNDED, Limits
 
 __all__ = [
     "SECRET_PLACES",
@@ -76,6 +79,7 @@ class SandboxSettings:
     # The network helper (``slirp4netns``) giving an open network a namespace of its own
     # (``orchestrator.sandbox.network``); None: the machine's network (none here, or closed).
     uplink: str | None = None
+    limits: Limits = UNBOUNDED  # processes, memory, file size (``orchestrator.process.limits``)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,10 @@ class Confinement:
     network: bool = True
     executable: str = ""  # the CLI's program, resolved to a path outside the sandbox
     env: tuple[tuple[str, str], ...] = ()  # set inside the sandbox (GIT_OBJECT_DIRECTORY)
+    limits: Limits = UNBOUNDED  # on the CLI and all it starts
+    # The CLI makes a sandbox of its own (codex): nested user namespaces allowed, and as root
+    # a uid other than 0 inside (``orchestrator.sandbox.bubblewrap``).
+    nested: bool = False
     mounts: tuple[tuple[str, Path], ...] = field(default=(), repr=False)
 
     @property
@@ -142,8 +150,10 @@ def confinement(
     env: Mapping[str, str],
     logins: Iterable[Path] = (),
     user_home: str | None = None,
+    nested: bool = False,
 ) -> Confinement:
-    """The plan for one CLI start (blocking: it looks at the disk)."""
+    """The plan for one CLI start (blocking: it looks at the disk); ``nested``: the CLI
+    sandboxes its own tools (``Adapter.sandboxes_itself``)."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
     places: list[str | Path] = [user_home, *_temporary(), *_there(reach.council_dir)]
     places += _runtime()
@@ -172,6 +182,8 @@ def confinement(
         network=settings.network,
         executable=executable or (argv[0] if argv else ""),
         env=tuple(inside),
+        limits=settings.limits,
+        nested=nested,
         mounts=_mounts(hidden, readable, writable, sealed),
     )
 
@@ -353,6 +365,7 @@ def command_confinement(
         sealed=tuple(sealed),
         network=settings.network,
         executable=executable or (argv[0] if argv else ""),
+        limits=settings.limits,
         mounts=_mounts(hidden, readable, writable, sealed, secrets),
     )
 
