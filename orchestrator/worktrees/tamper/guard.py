@@ -96,7 +96,7 @@ from orchestrator.worktrees.layout import MetaLock
 from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.names import lock_reason
 from orchestrator.worktrees.stranded import READY, restore_admin_sync, stranded_admin
-from orchestrator.worktrees.tamper.blame import Finding, Ledger, Window
+from orchestrator.worktrees.tamper.blame import Finding, Ledger, Window, namespace_of
 from orchestrator.worktrees.tamper.files import ASIDE, FileState, describe_config, restore
 from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
 
@@ -196,9 +196,11 @@ class TamperGuard:
         self, worktree: Path, branch: str | None = None, *, confined: bool = False
     ) -> Watch:
         """Look before a session in ``worktree``, on its own ``branch`` (short name; read from
-        the worktree when not given). ``confined``: the kernel keeps its CLI from writing the
-        main checkout (a sandbox), so its status is not read before and after this CLI (other
-        sessions' windows still read it for theirs)."""
+        the worktree when not given). ``confined``: the kernel keeps its CLI inside its reach
+        (a sandbox: its worktree, admin directory, object store, its task's ref directory), so
+        it is suspected of nothing outside it (``blame``), and the main checkout's status is
+        not read before and after this CLI (other sessions' windows still read it for
+        theirs)."""
         started = time.monotonic()
         # A checkout cut off from git since the last check is given back before this
         # session starts; the sessions running now are the ones that could have done it.
@@ -211,13 +213,14 @@ class TamperGuard:
         found = await self._restore_cut(cut, owners)
         for finding in found:
             log.warning("before a session in %s: %s", self._show(worktree), finding.what)
-        self._ledger.notice(found)
+        for line in self._ledger.notice(found):
+            log.warning("before a session in %s: %s", self._show(worktree), line)
         serial = next(self._serials)
         own = f"refs/heads/{branch}" if branch else head_branch(worktree)
         if admin_of is None:  # a checkout was given back: read it again, after
             admin_of = await anyio.to_thread.run_sync(_admin_of, worktree)
         admin, lock, ready = admin_of
-        window = Window(serial, worktree, admin, own, lock, ready, started)
+        window = Window(serial, worktree, admin, own, lock, ready, started, confined=confined)
         # Open before the snapshot: a check ending meanwhile counts this session among those
         # that ran beside it.
         self._ledger.open(window)
@@ -277,6 +280,8 @@ class TamperGuard:
             self._ledger.close(window)
             raise
         verdict = self._ledger.judge(window, found)
+        for line in verdict.noted:
+            log.warning("after a session in %s: %s", self._show(watch.worktree), line)
         if not verdict.blocked and not verdict.rechecked:
             return None
         return Tampering(verdict.blocked + verdict.rechecked, retryable=not verdict.blocked)
@@ -400,13 +405,18 @@ class TamperGuard:
 
     async def _restore_cut(self, cut: list[Path], owners: dict[Path, _Owner]) -> list[Finding]:
         """Recreate the admin directory of every session's worktree a CLI deleted
-        (``worktrees.stranded``): who did it cannot be told from what is left."""
+        (``worktrees.stranded``): who did it cannot be told from what is left, but only its
+        own session's CLI reaches that directory under a sandbox (``within``)."""
         found = []
+        live = {w.worktree: w.serial for w in self._ledger.live()}
         for path in cut:
             own, lock, ready = owners[path]
             what = f"{self._show(path)}: its git admin directory was deleted"
+            within = frozenset({live[path]}) if path in live else frozenset()
             if own is None:
-                found.append(Finding(f"{what} (not restored: its branch is not known)"))
+                found.append(
+                    Finding(f"{what} (not restored: its branch is not known)", within=within)
+                )
                 continue
             branch = own.removeprefix("refs/heads/")
             try:
@@ -422,7 +432,7 @@ class TamperGuard:
             except WorkspaceError as exc:
                 done = f"could not be restored: {exc}"
             if done is not None:
-                found.append(Finding(f"{what} ({done})"))
+                found.append(Finding(f"{what} ({done})", within=within))
         return found
 
     def _restore_admin(
@@ -469,10 +479,20 @@ class TamperGuard:
             holders.add(traced)
             found.append(Finding(what, traced))
         base_by = holders.pop() if len(holders) == 1 else None
+        # Each task's ref directory is in the reach of its sessions' CLIs (``blame``).
+        tasks: dict[str, set[int]] = {}
+        for own, serial in owners.items():
+            task = namespace_of(own)
+            if task is not None:
+                tasks.setdefault(task, set()).add(serial)
         for ref, what in self._refs.check(watch.refs, owners.keys(), stamp):
-            # A running session's own branch deleted: whose doing cannot be told (its CLI
-            # cannot delete the branch its worktree is on with ``git branch -D``).
-            found.append(Finding(what, base_by if ref == self._refs.base_ref else None))
+            # A ref in a task's namespace (a branch its CLI made beside its own, its own
+            # deleted): that task's sessions' doing, or an unconfined one's. The base moved
+            # meanwhile: the session that held it checked out.
+            task = namespace_of(ref)
+            within = frozenset(tasks.get(task, ())) if task is not None else frozenset()
+            traced = base_by if ref == self._refs.base_ref else None
+            found.append(Finding(what, traced, within=within))
         return found
 
     async def _main_status(self) -> Listed:
