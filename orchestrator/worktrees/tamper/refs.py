@@ -193,7 +193,7 @@ class SharedRefs:
             return "left in place: it could not be kept aside"
         if not self.git.run_sync("update-ref", "-m", _REASON, "-d", ref, current, check=False).ok:
             return f"left in place: it changed again meanwhile; a copy kept at {aside}"
-        ref_book.note(ref, current, None)
+        ref_book.note(ref, None, None)  # judged here: see ``_write``
         return f"moved aside to {aside}"
 
     def _write(self, ref: str, new: str, old: str | None) -> bool:
@@ -202,7 +202,11 @@ class SharedRefs:
         args = ("update-ref", "-m", _REASON, ref, new, old or ZERO_SHA)
         if not self.git.run_sync(*args, check=False).ok:
             return False
-        ref_book.note(ref, old, new)
+        # Noted as replacing a value not known: the change it undoes is judged by this check
+        # (``tamper.blame`` owes it to whoever could have made it), not found again by the
+        # check of every other session whose window saw it, as a move "before the
+        # orchestrator moved it on".
+        ref_book.note(ref, None, new)
         return True
 
     def _watched(self, ref: str) -> bool:
