@@ -6,9 +6,9 @@ CLI processes (``fault_clis/stray_refs.py`` beside ``fault_clis/neighbours.py``)
   in its own ref directory (``git branch council/<task>/99``, writable there by design) are its
   session's alone: it is blocked on its first attempt, the branches are moved aside (kept under
   ``refs/council/tampered/``), and the sibling running beside it lands on its first attempt,
-  never rechecked. Garbage in its own reflogs and stray files in its own admin directory are
-  its own: nobody is blamed, and ``git fsck`` of the repository still passes once its branch
-  is gone.
+  never rechecked. Garbage in its own reflogs (a reflog of no ref, lines that are none or name
+  a missing commit) is its session's too: put right, so ``git fsck`` passes while its branch is
+  kept. Stray files in its own admin directory are its own: nobody is blamed.
 - Without a sandbox a ref's name proves nothing: a branch made in the sibling's namespace (with
   git, or straight into ``packed-refs``) is undone, both sessions are rechecked once, and both
   land; the sibling never fails.
@@ -176,11 +176,36 @@ def test_branches_a_cli_makes_in_its_own_namespace_are_its_alone(
 
 
 @pytest.mark.sandbox
-@pytest.mark.parametrize("stray", ["reflog", "admin"])
-def test_its_own_reflogs_and_admin_files_are_its_own_and_nobody_is_blamed(
-    base: Path, as_user: int | None, stray: str
+def test_forged_reflogs_in_its_own_directory_are_put_right_and_its_alone(
+    base: Path, as_user: int | None
 ) -> None:
-    run = stray_run(base, stray, sandbox="bubblewrap")
+    run = stray_run(base, "reflog", sandbox="bubblewrap")
+
+    code, err = council_run(run, as_user)
+
+    assert code != 0, err[-2000:]
+    tried = attempts(run)
+    assert all(entry["done"] for each in tried.values() for entry in each), tried
+    sibling_landed_first_time(run)
+    fault = run.state()
+    assert fault["status"] == "failed" and fault["attempt"] == 1, fault["error"]
+    assert "logs/refs/heads/council/fault/ghost: a reflog of no ref (removed)" in fault["error"]
+    assert (
+        "logs/refs/heads/council/fault/1: 2 line(s) not a reflog line or naming a missing "
+        "commit (dropped)"
+    ) in fault["error"]
+    assert refs(run.repo, "refs/heads/council/fault/") == ["refs/heads/council/fault/1"]
+    checked = fsck(run.repo)  # its branch is kept for a human: its reflog is git's again
+    assert checked.returncode == 0, checked.stderr
+    log = git(run.repo, "reflog", "show", "--format=%H", "refs/heads/council/fault/1")
+    assert log.split()[0] == git(run.repo, "rev-parse", "refs/heads/council/fault/1")
+
+
+@pytest.mark.sandbox
+def test_stray_files_in_its_own_admin_directory_are_its_own_and_nobody_is_blamed(
+    base: Path, as_user: int | None
+) -> None:
+    run = stray_run(base, "admin", sandbox="bubblewrap")
 
     code, err = council_run(run, as_user)
 
@@ -192,7 +217,7 @@ def test_its_own_reflogs_and_admin_files_are_its_own_and_nobody_is_blamed(
     assert fault["status"] == "done" and fault["attempt"] == 1, fault["error"]
     assert run.on_main("work.txt") and run.on_main("sibling.txt")
     assert refs(run.repo, "refs/heads/council/") == []  # both landed: branches retired
-    checked = fsck(run.repo)  # the forged reflog went with its branch
+    checked = fsck(run.repo)
     assert checked.returncode == 0, checked.stderr
 
 

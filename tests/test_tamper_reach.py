@@ -19,9 +19,7 @@ from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.tamper.guard import TamperGuard
 
 
-async def sessions(
-    tmp_path: Path, *tasks: str
-) -> tuple[TamperGuard, Path, list[SessionWorktree]]:
+async def sessions(tmp_path: Path, *tasks: str) -> tuple[TamperGuard, Path, list[SessionWorktree]]:
     repo = new_repo(tmp_path)
     manager = WorktreeManager(repo, base_branch="main")
     made = [

@@ -79,7 +79,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -89,6 +89,7 @@ import anyio.to_thread
 from orchestrator.errors import PathEscapeError, WorkspaceError
 from orchestrator.git import seal
 from orchestrator.git.gitfile import read_gitfile
+from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import Git
 from orchestrator.merge.checkout import checkout_lock
 from orchestrator.worktrees.commits import head_branch
@@ -96,7 +97,8 @@ from orchestrator.worktrees.layout import MetaLock
 from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.names import lock_reason
 from orchestrator.worktrees.stranded import READY, restore_admin_sync, stranded_admin
-from orchestrator.worktrees.tamper.blame import Finding, Ledger, Window, namespace_of
+from orchestrator.worktrees.tamper import reflogs
+from orchestrator.worktrees.tamper.blame import NAMESPACE, Finding, Ledger, Window, namespace_of
 from orchestrator.worktrees.tamper.files import ASIDE, FileState, describe_config, restore
 from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
 
@@ -152,6 +154,7 @@ class Watch:
     own: str | None  # the session's own branch (a ref), its CLI's to move
     window: Window  # the session as the blame ledger knows it
     confined: bool = False  # its CLI cannot write the main checkout (the sandbox): not looked at
+    logs: dict[str, int] = field(default_factory=dict)  # its task's reflogs' sizes (``reflogs``)
 
 
 class TamperGuard:
@@ -226,12 +229,18 @@ class TamperGuard:
         self._ledger.open(window)
         try:
             files, entries, refs = await anyio.to_thread.run_sync(self._snapshot, worktree)
+            task = window.task
+            logs = (
+                {}
+                if task is None
+                else await anyio.to_thread.run_sync(reflogs.sizes, self.common_dir, task)
+            )
             listed = None if confined else await self._main_status()
         except BaseException:
             self._ledger.close(window)
             raise
         watch = Watch(
-            serial, worktree, started, files, listed, entries, refs, own, window, confined
+            serial, worktree, started, files, listed, entries, refs, own, window, confined, logs
         )
         self._watches[serial] = watch
         self._cli_from[serial] = time.monotonic()  # its CLI starts after this
@@ -493,7 +502,22 @@ class TamperGuard:
             within = frozenset(tasks.get(task, ())) if task is not None else frozenset()
             traced = base_by if ref == self._refs.base_ref else None
             found.append(Finding(what, traced, within=within))
+        task = watch.window.task
+        if task is not None:  # its task's reflogs: in its reach, read by every ``git fsck``
+            present = self._namespace_refs(task)
+            within = frozenset(tasks.get(task, ()))
+            for _ref, what in reflogs.check(self.git, self.common_dir, task, watch.logs, present):
+                found.append(Finding(what, within=within))
         return found
+
+    def _namespace_refs(self, task: str) -> set[str]:
+        """The refs in ``task``'s namespace now (from git's ref files, else one git process)."""
+        prefix = f"{NAMESPACE}{task}"
+        found = read_refs(self.common_dir, (prefix,))
+        if found is not None:
+            return set(found)
+        listed = self.git.run_sync("for-each-ref", "--format=%(refname)", prefix, check=False)
+        return set(listed.out.split())
 
     async def _main_status(self) -> Listed:
         """The main checkout's status, from a ``git status`` that started after this call.
