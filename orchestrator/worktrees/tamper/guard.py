@@ -154,7 +154,7 @@ class Watch:
     own: str | None  # the session's own branch (a ref), its CLI's to move
     window: Window  # the session as the blame ledger knows it
     confined: bool = False  # its CLI cannot write the main checkout (the sandbox): not looked at
-    logs: dict[str, int] = field(default_factory=dict)  # its task's reflogs' sizes (``reflogs``)
+    logs: dict[str, bytes] = field(default_factory=dict)  # its task's reflogs (``reflogs``)
 
 
 class TamperGuard:
@@ -233,7 +233,7 @@ class TamperGuard:
             logs = (
                 {}
                 if task is None
-                else await anyio.to_thread.run_sync(reflogs.sizes, self.common_dir, task)
+                else await anyio.to_thread.run_sync(reflogs.read, self.common_dir, task)
             )
             listed = None if confined else await self._main_status()
         except BaseException:

@@ -7,7 +7,7 @@ its commits on its own branch). ``git fsck`` reads every reflog: a line that is 
 one naming an object the repository lacks, or a reflog of no ref makes the user's ``git fsck``
 fail, and would stay as long as the branch is kept for a human to review.
 
-- ``sizes(common, task)``: the size of every reflog under the task's directory, at the watch;
+- ``read(common, task)``: every reflog under the task's directory, at the watch;
 - ``check(git, common, task, before, present)``: a reflog of no ref (``present``: the refs of
   the namespace now) is removed; the lines added to one since the watch are kept only when they
   are reflog lines naming commits the repository has (one ``rev-list --ignore-missing`` for
@@ -26,40 +26,43 @@ from pathlib import Path
 from orchestrator.git.repo import Git
 from orchestrator.safety import safe_write
 
-__all__ = ["check", "sizes"]
+__all__ = ["check", "read"]
 
 _LINE = re.compile(
     rb"^(?P<old>[0-9a-f]{40}|[0-9a-f]{64}) (?P<new>[0-9a-f]{40}|[0-9a-f]{64}) "
     rb"[^\n]* [0-9]+ [+-][0-9]{4}(\t[^\n]*)?$"
 )
 _ZERO = re.compile(rb"^0+$")
+_CAP = 256 * 1024  # a reflog past this is not a session's few lines: not read (left to git)
 
 
 def _directory(common: Path, task: str) -> Path:
     return common / "logs" / "refs" / "heads" / "council" / task
 
 
-def sizes(common: Path, task: str) -> dict[str, int]:
-    """``refs/heads/council/<task>/...`` -> the size of its reflog, for every one there."""
+def read(common: Path, task: str) -> dict[str, bytes]:
+    """``refs/heads/council/<task>/...`` -> its reflog's content, for every one there (a
+    session's reflogs hold a line per commit: small)."""
     top = _directory(common, task)
-    found: dict[str, int] = {}
+    found: dict[str, bytes] = {}
     for root, _dirs, names in os.walk(top):
         for name in names:
             path = Path(root) / name
             try:
-                found[_ref(common, path)] = os.lstat(path).st_size
+                with open(path, "rb") as handle:
+                    found[_ref(common, path)] = handle.read(_CAP)
             except OSError:
                 continue
     return found
 
 
 def check(
-    git: Git, common: Path, task: str, before: dict[str, int], present: Collection[str]
+    git: Git, common: Path, task: str, before: dict[str, bytes], present: Collection[str]
 ) -> list[tuple[str, str]]:
     """What was put right in the task's reflogs since ``before`` (module doc): ``(ref, line)``."""
     changes: list[tuple[str, str]] = []
     added: dict[str, tuple[int, list[bytes]]] = {}
-    for ref, size in sizes(common, task).items():
+    for ref, data in read(common, task).items():
         path = common / "logs" / ref
         if ref not in present:
             try:
@@ -68,16 +71,12 @@ def check(
                 continue
             changes.append((ref, f"logs/{ref}: a reflog of no ref (removed)"))
             continue
-        start = before.get(ref, 0)
-        if size == start:
+        seen = before.get(ref, b"")
+        if data == seen or len(data) >= _CAP:
             continue
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError:
-            continue
-        if len(data) < start:  # rewritten shorter: read it all again
-            start = 0
+        # Lines appended to what the watch saw; a log written anew (deleted, made again) is
+        # read whole.
+        start = len(seen) if data.startswith(seen) else 0
         added[ref] = (start, data[start:].splitlines(keepends=True))
     if not added:
         return changes
@@ -93,8 +92,7 @@ def check(
         if len(kept) == len(lines):
             continue
         path = common / "logs" / ref
-        with open(path, "rb") as handle:
-            head = handle.read(start)
+        head = before.get(ref, b"")[:start]
         safe_write.write_atomic(common, path, head + b"".join(kept))
         dropped = len(lines) - len(kept)
         changes.append(
