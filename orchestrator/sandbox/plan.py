@@ -79,6 +79,9 @@ class GitReach:
     # store is writable instead (for a caller that cannot take the objects in afterwards).
     objects: Path | None = None
     shared_objects: Path | None = None
+    # The repository's remotes that are paths on this machine: kept read-only, even under a
+    # writable path (``sealed``), so a CLI cannot push onto them.
+    remotes: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ def confinement(
     elif reach.shared_objects is not None:
         writable.append(_norm(reach.shared_objects))
     writable += _existing(settings.write)
-    sealed = _existing(reach.sealed)
+    sealed = _existing(reach.sealed) + _held_read_only(reach.remotes, hidden, readable, writable)
     return Confinement(
         workdir=_norm(workdir),
         hidden=tuple(hidden),
@@ -179,6 +182,36 @@ def _mounts(
         *(("seal", path) for path in sealed),
         *(("secret", path) for path in secrets),
     )
+
+
+def _held_read_only(
+    paths: Iterable[Path],
+    hidden: Sequence[Path],
+    readable: Sequence[Path],
+    writable: Sequence[Path],
+) -> list[Path]:
+    """Of ``paths`` (the repository's local remotes), those a writable mount would open, to
+    seal read-only: the deepest mount holding each decides (a hidden one keeps it hidden, a
+    seal would show it; a read-only one keeps it read-only). One above another mount is
+    read-only already but for that mount, which a seal would cover: left as it is."""
+    mounts = [
+        *((p, "hide") for p in hidden),
+        *((p, "read") for p in readable),
+        *((p, "write") for p in writable),
+    ]
+    found = []
+    for path in _existing(paths):
+        holding = [(len(m.parts), kind) for m, kind in mounts if _within(path, m)]
+        if not holding or max(holding)[1] != "write":
+            continue
+        if any(_within(m, path) and m != path for m, _kind in mounts):
+            continue
+        found.append(path)
+    return found
+
+
+def _within(path: Path, top: Path) -> bool:
+    return path == top or top in path.parents
 
 
 def _runtime() -> list[str]:

@@ -27,7 +27,7 @@ import anyio
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.events.merge import MergeForecastConflict, MergeResolveRound
-from orchestrator.events.tasks import TaskWaitingForCheckout
+from orchestrator.events.tasks import TaskFailed, TaskWaitingForCheckout
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.models import ClaimStatus, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
@@ -129,8 +129,16 @@ class Lander:
         now = utcnow()
         if not merged.landed and await self._resolve_round(attempt, merged):
             return
-        if merged.landed:
+        pushed = await self._pushed_outside(attempt, merged)
+        if pushed:
             updates: dict[str, Any] = {
+                "status": TaskStatus.FAILED,
+                "current_phase": None,
+                "finished_at": now,
+                "error": pushed,
+            }
+        elif merged.landed:
+            updates = {
                 "status": TaskStatus.DONE,
                 "current_phase": None,
                 "merged_commit": merged.merge_commit or merged.branch_tip,
@@ -157,6 +165,9 @@ class Lander:
         await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
         crash_point("merge.recorded")
         await self._writes.release_locks(attempt)
+        if pushed:  # its worktree and branch stay, for the human who reviews what it pushed
+            await self._run.events.emit(TaskFailed(task_id=attempt.key, error=pushed))
+            return
         if merged.tip_contained and not attempt.relanding:  # a relanding has no worktree
             try:
                 await self._run.services.worktrees.remove_session_worktree(attempt.session)
@@ -164,6 +175,28 @@ class Lander:
                 log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
         if merged.landed and self.on_landed is not None:
             await self.on_landed(merged)
+
+    async def _pushed_outside(self, attempt: Attempt, merged: MergeResult) -> str | None:
+        """Why the task fails when its own commits reached the team's base outside the merge
+        queue (its CLI pushed them: ``git push origin HEAD:main``), naming them; None
+        otherwise. Such work skipped every check of a landing (review, secrets, the queue's
+        merge), so the task is not ``done`` for it: the commits stay on the base (nothing here
+        rewrites a shared branch), its branch and worktree stay for a human, and the run's
+        exit code says a task failed. No git process unless the base moved outside the queue."""
+        merges = self._run.services.merges
+        if not merged.landed or attempt.relanding or merges.remote is None:
+            return None
+        assert attempt.session is not None
+        found = await merges.outside_work(merged.branch_tip, attempt.session.base_commit)
+        if not found:
+            return None
+        named = "; ".join(f"{sha[:10]} {subject!r}" for sha, subject in found[:5])
+        where = f"{merges.remote}/{merged.base_branch}"
+        return (
+            f"its work reached {where} outside the merge queue: {named} pushed straight onto "
+            f"it (no review, no secret check, no landing of the queue's); left there for a "
+            f"human to review, branch {merged.branch} kept"
+        )
 
     async def _resolve_round(self, attempt: Attempt, merged: MergeResult) -> bool:
         """Answer a merge conflict by running the task again on a new branch from the base as
