@@ -254,10 +254,12 @@ class Lander:
                     # a relanding's branch is the kept work, whatever it forked from
                     a_forked_at=None if other.relanding else other.session.base_commit,
                 )
-            except WorkspaceError:
-                if other.landed:
-                    continue  # it landed, and its branch went, while we looked
-                raise
+            except WorkspaceError as exc:
+                # It landed and its branch went while we looked; or its branch cannot be read
+                # now (its sandboxed CLI committed into its own object store, taken in when it
+                # exits): no forecast, and another session's branch never fails this one.
+                log.debug("no forecast against %s: %s", other.key, exc)
+                continue
             if not forecast.conflicts:
                 continue
             await self._run.events.emit(
