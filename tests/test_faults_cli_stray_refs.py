@@ -17,22 +17,18 @@ CLI processes (``fault_clis/stray_refs.py`` beside ``fault_clis/neighbours.py``)
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_helpers import COUNCIL, FaultRun
+import spare_user
+from fault_helpers import FaultRun
 from merge_repo import git
-from timing import patience
+from spare_user import place, spare_uid
 
 SIBLING = "sibling"
-SPARE_UID = 47391  # no such user on the machine: nothing of theirs to reach
 
 
 def stray_run(base: Path, stray: str, *, sandbox: str, **env: str) -> FaultRun:
@@ -54,65 +50,24 @@ def stray_run(base: Path, stray: str, *, sandbox: str, **env: str) -> FaultRun:
 
 
 @pytest.fixture(params=["root", "user"])
-def as_user(request: pytest.FixtureRequest) -> Iterator[int | None]:
+def as_user(request: pytest.FixtureRequest) -> int | None:
     """None: the run as root (as CI runs); else the spare uid it runs as."""
-    if request.param == "root":
-        yield None
-        return
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.fail("the unprivileged case needs root and setpriv (util-linux) to switch users")
-    with open("/etc/passwd") as passwd:
-        taken = {line.split(":")[2] for line in passwd if line.count(":") >= 6}
-    assert str(SPARE_UID) not in taken, f"uid {SPARE_UID} belongs to an account here"
-    switch = ["setpriv", f"--reuid={SPARE_UID}", f"--regid={SPARE_UID}", "--clear-groups"]
-    if subprocess.run([*switch, sys.executable, "-c", "pass"], capture_output=True).returncode:
-        pytest.fail(
-            f"{sys.executable} cannot be run by an unprivileged user (a directory on its way, "
-            "such as /root, is closed to others): the unprivileged runs need an interpreter "
-            "every user can run"
-        )
-    yield SPARE_UID
+    return None if request.param == "root" else spare_uid()
 
 
 @pytest.fixture
 def base(tmp_path: Path, as_user: int | None) -> Iterator[Path]:
-    """Where the run lives: ``tmp_path`` as root; for the spare user a directory of its own
-    that it can reach (pytest's are root's alone)."""
+    """Where the run lives: ``tmp_path`` as root; for the spare user a directory it can reach."""
     if as_user is None:
         yield tmp_path
         return
-    place = Path(tempfile.mkdtemp(prefix="council-user-"))
-    os.chmod(place, 0o755)
-    try:
-        yield place
-    finally:
-        shutil.rmtree(place, ignore_errors=True)
+    with place("user") as where:
+        yield where
 
 
-def council_run(run: FaultRun, uid: int | None, timeout: float = 90) -> tuple[int, str]:
-    """``council run --json`` as a process, as ``uid`` (setpriv, every file of the run its
-    own) when given; its exit code and stderr. The files are root's again afterwards."""
-    argv = [*COUNCIL, "run", str(run.config_path), "--json"]
-    env = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
-    if uid is not None:
-        home = run.tmp_path / "user-home"
-        home.mkdir(exist_ok=True)
-        subprocess.run(["chown", "-R", f"{uid}:{uid}", str(run.tmp_path)], check=True)
-        argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
-        env |= {"HOME": str(home), "USER": "spare", "LOGNAME": "spare"}
-    try:
-        done = subprocess.run(
-            argv,
-            cwd=run.tmp_path,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=patience(timeout),
-            start_new_session=True,
-        )
-    finally:
-        if uid is not None:
-            subprocess.run(["chown", "-R", "0:0", str(run.tmp_path)], check=True)
+def council_run(run: FaultRun, uid: int | None) -> tuple[int, str]:
+    """``council run --json`` as a process, as ``uid`` when given; exit code and stderr."""
+    done = spare_user.council_run(run.config_path, run.tmp_path, uid)
     return done.returncode, done.stderr
 
 

@@ -16,22 +16,17 @@ database, real git, real CLI processes: ``fault_clis/push_base.py`` beside
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from fault_helpers import COUNCIL, FAULT_CLIS
+import spare_user
+from fault_helpers import FAULT_CLIS
 from merge_repo import git
-from timing import patience
-
-SPARE_UID = 47392  # no such user on the machine
+from spare_user import place, spare_uid
 
 
 def team_repo(root: Path) -> tuple[Path, Path]:
@@ -90,21 +85,8 @@ def write_config(
 def council_run(
     root: Path, config: Path, dsn: str, uid: int | None
 ) -> tuple[int, dict[str, Any], str]:
-    argv = [*COUNCIL, "run", str(config), "--json"]
-    env = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1", "COUNCIL_DATABASE_URL": dsn}
-    if uid is not None:
-        home = root / "user-home"
-        home.mkdir(exist_ok=True)
-        subprocess.run(["chown", "-R", f"{uid}:{uid}", str(root)], check=True)
-        argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
-        env |= {"HOME": str(home), "USER": "spare", "LOGNAME": "spare"}
-    try:
-        done = subprocess.run(
-            argv, cwd=root, capture_output=True, text=True, env=env, timeout=patience(90)
-        )
-    finally:
-        if uid is not None:
-            subprocess.run(["chown", "-R", "0:0", str(root)], check=True)
+    env = {"COUNCIL_DATABASE_URL": dsn} if dsn else {}
+    done = spare_user.council_run(config, root, uid, env)
     report = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
     return done.returncode, report, done.stderr
 
@@ -161,17 +143,9 @@ def test_a_push_onto_the_teams_base_is_said_and_fails_its_task(
 def run_as(request: pytest.FixtureRequest) -> Iterator[tuple[Path, int | None]]:
     """Where the run lives and who runs it: root, or the spare uid, in a directory of its own
     that it can reach (pytest's are root's alone)."""
-    uid = None
-    if request.param == "user":
-        if shutil.which("setpriv") is None or os.geteuid() != 0:
-            pytest.fail("the unprivileged case needs root and setpriv (util-linux)")
-        uid = SPARE_UID
-    place = Path(tempfile.mkdtemp(prefix=f"council-{request.param}-"))
-    os.chmod(place, 0o755)
-    try:
-        yield place, uid
-    finally:
-        shutil.rmtree(place, ignore_errors=True)
+    uid = None if request.param == "root" else spare_uid()
+    with place(request.param) as where:
+        yield where, uid
 
 
 def refused_under_the_sandbox(root: Path, uid: int | None, backend: str, dsn: str) -> None:
@@ -201,13 +175,9 @@ def refused_under_the_sandbox(root: Path, uid: int | None, backend: str, dsn: st
 def test_under_the_sandbox_a_push_onto_the_teams_local_remote_is_refused(pg_dsn: str) -> None:
     """As root (the unprivileged user cannot reach the test's database server: its socket is
     root's)."""
-    root = Path(tempfile.mkdtemp(prefix="council-root-"))
-    os.chmod(root, 0o755)
-    try:
+    with place("root") as root:
         refused_under_the_sandbox(root, None, "postgresql", pg_dsn)
-        assert events(pg_dsn, "merge.outside") == []
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    assert events(pg_dsn, "merge.outside") == []
 
 
 @pytest.mark.sandbox
