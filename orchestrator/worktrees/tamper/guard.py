@@ -2,13 +2,16 @@
 
 A CLI runs in its own worktree, but nothing stops it from writing elsewhere. ``TamperGuard``
 (one per repository, ``WorktreeManager.tamper_guard``) takes a ``Watch`` before every CLI
-session and ``finish(watch)`` compares after it. Each change found is traced, where it can
-be, to the one session whose doing it is (``blame``): a change traced to the session checked,
-or made while it ran alone, is a ``Tampering`` that fails the attempt with its message, not
-retryable, so the work does not land (the branch and worktree are kept); one traced to another
-running session is handed to that session's own check, and the checked one is not blamed; one
-that cannot be traced while sessions ran side by side is a retryable ``Tampering`` for each of
-them (rechecked: the phase runs again), so no innocent session fails for good.
+session and ``finish(watch)`` compares after it. Each change found is blamed on the sessions
+whose name or reach it carries (``blame``: a sandboxed session is suspected only of what its
+sandbox reaches, a ref in a task's namespace only of that task's sessions and the unconfined
+ones): a change traced to the session checked, or made while it was the only suspect, is a
+``Tampering`` that fails the attempt with its message, not retryable, so the work does not
+land (the branch and worktree are kept); one traced to another running session is handed to
+that session's own check, and the checked one is not blamed; one that cannot be traced among
+several suspects is a retryable ``Tampering`` for each of them (rechecked: the phase runs
+again), so no innocent session fails for good; one no session could have made (all of them
+sandboxed, none reaching it) is undone and said, and blames nobody.
 
 What is watched, and why these (each is cheap, and only the CLI should be writing there):
 
@@ -43,7 +46,13 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
   ``refs/council/tampered/``), and a linked worktree that took the base branch is detached,
   its uncommitted work committed and kept, so no merge waits for it and no cleanup commits
   onto the base. Such a checkout is traced to the session whose worktree it is (its admin
-  directory), and so is a base moved meanwhile; one added elsewhere cannot be traced.
+  directory), and so is a base moved meanwhile; one added elsewhere cannot be traced. A
+  branch made in a task's namespace (``refs/heads/council/<task>/``) is moved aside the
+  same way, and is that task's sessions' doing.
+- **a task's reflogs** (``reflogs``): the session's task's reflog directory, which its
+  sandboxed CLI reaches beside its own branch: a reflog of no ref removed, lines added since
+  the watch that are no reflog line or name a missing commit dropped (``git fsck`` reads every
+  reflog).
 - **the main checkout**, as ``git status`` lists it (tracked changes and untracked files, not
   ignored ones), with each listed path's size and mtime: a file created, changed or deleted
   there. Reported only: the user's checkout is never modified. Never looked at while the merge
