@@ -237,12 +237,8 @@ class TamperGuard:
         # that ran beside it.
         self._ledger.open(window)
         try:
-            files, entries, refs = await anyio.to_thread.run_sync(self._snapshot, worktree)
-            task = window.task
-            logs = (
-                {}
-                if task is None
-                else await anyio.to_thread.run_sync(reflogs.read, self.common_dir, task)
+            files, entries, refs, logs = await anyio.to_thread.run_sync(
+                self._snapshot, worktree, window.task
             )
             listed = None if confined else await self._main_status()
         except BaseException:
@@ -334,13 +330,16 @@ class TamperGuard:
     # --- the pieces; all but git status run in a worker thread ---------------------------
 
     def _snapshot(
-        self, worktree: Path
-    ) -> tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None]:
+        self, worktree: Path, task: str | None
+    ) -> tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None, dict[str, bytes]]:
         """A watch's looks in one worker-thread call: git's setup, ``.council/worktrees/``'s
-        entries, then the shared refs (None: the guard watches none)."""
+        entries, the shared refs (None: the guard watches none), then the reflogs of the
+        session's task (``reflogs``)."""
         files = {path: FileState.read(path) for path in self._files(worktree)}
         entries = self._entries()
-        return files, entries, self._refs.snapshot() if self._refs is not None else None
+        refs = self._refs.snapshot() if self._refs is not None else None
+        logs = reflogs.read(self.common_dir, task) if task is not None else {}
+        return files, entries, refs, logs
 
     def _files(self, worktree: Path) -> set[Path]:
         admin = read_gitfile(worktree)
