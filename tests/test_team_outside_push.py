@@ -130,6 +130,8 @@ def test_a_push_onto_the_teams_base_is_said_and_fails_its_task(
     assert fault["error"].startswith("its work reached origin/main outside the merge queue: ")
     assert f"{pushed[:10]} 'cli: work, pushed by its CLI' pushed straight onto it" in fault["error"]
     assert task(report, "sibling")["status"] == "done"
+    kept = git(clone, "worktree", "list", "--porcelain")
+    assert "branch refs/heads/council/fault/1" in kept  # its worktree and branch, for a human
     outside = events(pg_dsn, "merge.outside")
     assert [e["commit"] for e in outside] == [pushed]
     assert outside[0]["remote"] == "origin" and outside[0]["base_branch"] == "main"

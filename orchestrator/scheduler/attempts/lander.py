@@ -160,7 +160,7 @@ class Lander:
         meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
         meta["conflicts"] = list(merged.conflicts)
         meta.pop(WAITING, None)
-        if merged.tip_contained:
+        if merged.tip_contained and not pushed:  # a failed task keeps its worktree
             meta.pop(WORKTREE, None)
         await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
         crash_point("merge.recorded")
