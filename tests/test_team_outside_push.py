@@ -48,12 +48,19 @@ def team_repo(root: Path) -> tuple[Path, Path]:
 
 
 def write_config(
-    root: Path, clone: Path, sandbox: Any, then: str = "", backend: str = "postgresql"
+    root: Path,
+    clone: Path,
+    sandbox: Any,
+    then: str = "",
+    backend: str = "postgresql",
+    alone: bool = False,
 ) -> Path:
     clis = {
         "fault": ("push_base.py", {"FAULT_THEN": then}),
         "sibling": ("neighbours.py", {"FAULT_DOES": "work", "FAULT_WORK": "sibling.txt"}),
     }
+    if alone:  # its landing is the run's first: nothing else read the base before it
+        del clis["sibling"]
     adapters = {
         name: {
             "type": "command",
@@ -72,10 +79,7 @@ def write_config(
         "retry": {"max_retries": 0, "backoff_initial": 0.05, "backoff_max": 0.1},
         "scheduler": {"tick": 0.05, "heartbeat_interval": 0.5, "stale_threshold": 30},
         "state": {"backend": backend},
-        "tasks": [
-            {"id": name, "prompt": "Do the work.", "adapters": [name]}
-            for name in ("fault", "sibling")
-        ],
+        "tasks": [{"id": name, "prompt": "Do the work.", "adapters": [name]} for name in clis],
     }
     path = root / "run.yaml"
     path.write_text(json.dumps(config))
@@ -111,7 +115,7 @@ def pushed_commit(remote: Path) -> str | None:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("then", ["", "more"], ids=["tip-pushed", "more-after-push"])
+@pytest.mark.parametrize("then", ["nothing", ""], ids=["tip-pushed", "more-after-push"])
 def test_a_push_onto_the_teams_base_is_said_and_fails_its_task(
     tmp_path: Path, pg_dsn: str, then: str
 ) -> None:
@@ -139,6 +143,21 @@ def test_a_push_onto_the_teams_base_is_said_and_fails_its_task(
     # It stays on the team's base (nothing rewrites a shared branch); the sibling landed.
     assert git(remote, "merge-base", "--is-ancestor", pushed, "main", check=False) == ""
     assert git(remote, "show", "main:sibling.txt") == "sibling.txt: honest work"
+
+
+@pytest.mark.postgres
+def test_a_push_before_the_runs_first_landing_is_said_too(tmp_path: Path, pg_dsn: str) -> None:
+    """The pushing task alone: no landing read the base before its push."""
+    remote, clone = team_repo(tmp_path)
+    config = write_config(tmp_path, clone, "none", alone=True)
+
+    code, report, err = council_run(tmp_path, config, pg_dsn, None)
+
+    pushed = pushed_commit(remote)
+    assert pushed is not None and code == 1, err[-2000:]
+    assert task(report, "fault")["status"] == "failed"
+    assert pushed[:10] in task(report, "fault")["error"]
+    assert [e["commit"] for e in events(pg_dsn, "merge.outside")] == [pushed]
 
 
 @pytest.fixture(params=["root", "user"])

@@ -1,9 +1,9 @@
 """Commits its work on its own branch, then pushes that commit straight onto the remote's base
 (``git push <FAULT_REMOTE> HEAD:<FAULT_BASE>``: ``origin`` and ``main`` when not given), as a
-CLI that wants its work landed without the merge queue would. With ``FAULT_THEN=more`` it then
-writes ``more.txt`` (left for the orchestrator to commit on top). It prints ``pushed`` or
-``refused: <git's words>`` and writes the same into ``push.txt`` in its worktree (committed with
-its work by the orchestrator)."""
+CLI that wants its work landed without the merge queue would. It prints ``pushed`` or
+``refused: <git's words>`` and writes the same into ``push.txt`` in its worktree (left for the
+orchestrator to commit on top), but with ``FAULT_THEN=nothing``: then its branch's tip is the
+commit it pushed."""
 
 import os
 import subprocess
@@ -21,7 +21,6 @@ remote = os.environ.get("FAULT_REMOTE", "origin")
 base = os.environ.get("FAULT_BASE", "main")
 pushed = git("push", "-q", remote, f"HEAD:refs/heads/{base}")
 said = "pushed" if pushed.returncode == 0 else f"refused: {pushed.stderr.strip()[-300:]}"
-Path("push.txt").write_text(said + "\n")
-if os.environ.get("FAULT_THEN") == "more":
-    Path("more.txt").write_text("more, after the push\n")
+if os.environ.get("FAULT_THEN") != "nothing":
+    Path("push.txt").write_text(said + "\n")
 print(said, flush=True)

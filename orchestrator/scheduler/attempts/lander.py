@@ -40,6 +40,7 @@ from orchestrator.scheduler.attempts.attempt import (
 )
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.landing_log import LandingLog
+from orchestrator.scheduler.attempts.outside_push import pushed_outside
 from orchestrator.scheduler.attempts.pull_landing import PullLanding
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
@@ -129,7 +130,9 @@ class Lander:
         now = utcnow()
         if not merged.landed and await self._resolve_round(attempt, merged):
             return
-        pushed = await self._pushed_outside(attempt, merged)
+        pushed = (
+            await pushed_outside(self._run, attempt, merged.branch_tip) if merged.landed else None
+        )
         if pushed:
             updates: dict[str, Any] = {
                 "status": TaskStatus.FAILED,
@@ -175,28 +178,6 @@ class Lander:
                 log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
         if merged.landed and self.on_landed is not None:
             await self.on_landed(merged)
-
-    async def _pushed_outside(self, attempt: Attempt, merged: MergeResult) -> str | None:
-        """Why the task fails when its own commits reached the team's base outside the merge
-        queue (its CLI pushed them: ``git push origin HEAD:main``), naming them; None
-        otherwise. Such work skipped every check of a landing (review, secrets, the queue's
-        merge), so the task is not ``done`` for it: the commits stay on the base (nothing here
-        rewrites a shared branch), its branch and worktree stay for a human, and the run's
-        exit code says a task failed. No git process unless the base moved outside the queue."""
-        merges = self._run.services.merges
-        if not merged.landed or attempt.relanding or merges.remote is None:
-            return None
-        assert attempt.session is not None
-        found = await merges.outside_work(merged.branch_tip, attempt.session.base_commit)
-        if not found:
-            return None
-        named = "; ".join(f"{sha[:10]} {subject!r}" for sha, subject in found[:5])
-        where = f"{merges.remote}/{merged.base_branch}"
-        return (
-            f"its work reached {where} outside the merge queue: {named} pushed straight onto "
-            f"it (no review, no secret check, no landing of the queue's); left there for a "
-            f"human to review, branch {merged.branch} kept"
-        )
 
     async def _resolve_round(self, attempt: Attempt, merged: MergeResult) -> bool:
         """Answer a merge conflict by running the task again on a new branch from the base as
