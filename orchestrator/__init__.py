@@ -89,6 +89,7 @@ if TYPE_CHECKING:
     from orchestrator.events import (
         AdapterParked,
         AnyEvent,
+        BaseMovedOutside,
         CheckpointCreated,
         CheckpointRestored,
         ClaimAcquired,
@@ -260,6 +261,7 @@ _EVENTS = [
     "LockDeadlock",
     "LockReleased",
     "LockWaiting",
+    "BaseMovedOutside",
     "MergeAlreadyMerged",
     "MergeCompleted",
     "MergeConflict",
@@ -352,6 +354,7 @@ __all__ = [
     "AdapterUnavailable",
     "AnyEvent",
     "BaseLocked",
+    "BaseMovedOutside",
     "CancelError",
     "CheckpointCreated",
     "CheckpointRestored",

@@ -48,6 +48,10 @@ _WORDING: dict[str, str] = {
     ),
     "radar.resolved": "{task_id} and {other_task_id} no longer collide on {paths} ({reason})",
     "merge.fenced": "{task_id}: not landed: its claim no longer holds (taken over elsewhere)",
+    "merge.outside": (
+        "{base_branch} moved outside the merge queue: {commit} {subject} is no landing (pushed "
+        "by hand or by a CLI); no task counts it as landed"
+    ),
     "task.claim_lost": (
         "{task_id}: its claim lapsed and another took the task: this attempt writes nothing more"
     ),
@@ -124,6 +128,7 @@ TRANSITIONS = frozenset(
         EventType.MERGE_WAITING,
         "merge.resolve_round",
         "merge.vanished",
+        "merge.outside",
         "task.already_merged",
         "pull.opened",
         "pull.merged",

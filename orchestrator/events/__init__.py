@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         LockWaiting,
     )
     from orchestrator.events.merge import (
+        BaseMovedOutside,
         MergeAlreadyMerged,
         MergeCompleted,
         MergeConflict,
@@ -165,6 +166,7 @@ _WHERE: dict[str, str] = {
     "LockDeadlock": "locks",
     "LockReleased": "locks",
     "LockWaiting": "locks",
+    "BaseMovedOutside": "merge",
     "MergeAlreadyMerged": "merge",
     "MergeCompleted": "merge",
     "MergeConflict": "merge",
@@ -232,6 +234,7 @@ _WHERE: dict[str, str] = {
 __all__ = [
     "AdapterParked",
     "AnyEvent",
+    "BaseMovedOutside",
     "CheckpointCreated",
     "CheckpointRestored",
     "ClaimAcquired",

@@ -49,6 +49,7 @@ class EventType(StrEnum):
     MERGE_RESOLVE_ROUND = "merge.resolve_round"
     MERGE_FENCED = "merge.fenced"
     MERGE_VANISHED = "merge.vanished"
+    MERGE_OUTSIDE = "merge.outside"
     # landing by pull request
     PULL_OPENED = "pull.opened"
     PULL_MERGED = "pull.merged"

@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.events.base import TaskEvent
+from orchestrator.events.base import Event, TaskEvent
 
 __all__ = [
+    "BaseMovedOutside",
     "MergeAlreadyMerged",
     "MergeCompleted",
     "MergeConflict",
@@ -125,3 +126,17 @@ class MergeVanished(TaskEvent):
     replaced_by: list[str] = Field(default_factory=list)
     kept_branch: str | None = None
     action: Literal["reland", "report", "lost"]
+
+
+class BaseMovedOutside(Event):
+    """The base gained ``commit`` (``subject``) that no merge queue landed: pushed by hand, or by
+    a CLI that reached the remote (``remote``; None: the local base). It stays, and no task
+    counts it as landed; a task whose own branch brought it fails (its work skipped the
+    queue's checks)."""
+
+    type: Literal["merge.outside"] = "merge.outside"
+    level: str = "warning"
+    base_branch: str
+    remote: str | None = None
+    commit: str
+    subject: str = ""

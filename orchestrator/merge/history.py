@@ -17,7 +17,12 @@ Only a merge commit (two parents) counts as a landing: the queue lands every tas
 commit pushed onto the base by hand or by a CLI (``git push origin HEAD:main``) that carries a
 ``Council-Task`` trailer in its message does not make its task landed. Such commits, and every
 other first-parent commit that is no landing, are kept as ``outside`` while the index extends
-its known tip, for the queue to say the base moved outside it (``take_outside``).
+its known tip, for the queue to say the base moved outside it (``take_outside``), and to tell
+a branch whose own commits reached the base that way (``outside_work``).
+
+Only a move the index *extends* over is seen: the first look reads the whole history, whose
+commits are no news. So the remote mode reads the base from the start of the run, each time it
+fetches it (``follow``): a CLI's push before the first landing is then a move like any other.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class TaskIndex:
         self._tasks: dict[str, str] = {}
         self._lock = threading.Lock()  # merges of one queue may run in different threads
         self._outside: deque[tuple[str, str]] = deque(maxlen=_OUTSIDE_KEPT)  # (sha, subject)
+        # every one seen by this index (not only those not yet said): for ``outside_work``
+        self._seen_outside: deque[tuple[str, str]] = deque(maxlen=_OUTSIDE_KEPT)
         # first-parent commits of the known chain -> their place along it (every landing, and
         # every commit read by ``_extend`` or recorded): answers a look at an older tip
         self._place: dict[str, int] = {}
@@ -52,6 +59,25 @@ class TaskIndex:
             found = list(self._outside)
             self._outside.clear()
             return found
+
+    def follow(self, calls: GitCalls, base: str) -> None:
+        """Read ``base`` now (a tip just fetched), so that a commit that lands on it later
+        outside the queue is seen as one (module doc). No call when it is known already."""
+        with self._lock:
+            if self._tip != base and base not in self._place:
+                self._sync(calls, base)
+
+    def outside_work(self, calls: GitCalls, tip: str, forked: str) -> list[tuple[str, str]]:
+        """Of the commits this index saw land on the base outside the queue, those that are a
+        branch's own work: in ``tip``, not in ``forked`` (where the branch started). A CLI
+        that pushed its commits onto the base. No git call while none was seen."""
+        with self._lock:
+            seen = list(self._seen_outside)
+        return [
+            (sha, subject)
+            for sha, subject in seen
+            if calls.is_ancestor(sha, tip) and not calls.is_ancestor(sha, forked)
+        ]
 
     def lookup(self, calls: GitCalls, base: str, task_id: str) -> str | None:
         """The commit that landed ``task_id`` on ``base``'s first-parent history, or None."""
@@ -117,6 +143,7 @@ class TaskIndex:
             landed = [name.strip() for name in names if name.strip()]
             if not landed or len(parents.split()) != 2:
                 self._outside.append((sha, subject))
+                self._seen_outside.append((sha, subject))
                 continue
             for name in landed:
                 self._tasks.setdefault(name, sha)

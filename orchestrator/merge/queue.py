@@ -80,6 +80,7 @@ from orchestrator.errors import (
 )
 from orchestrator.events import Event
 from orchestrator.events.merge import (
+    BaseMovedOutside,
     MergeAlreadyMerged,
     MergeCompleted,
     MergeConflict,
@@ -245,6 +246,7 @@ class MergeQueue:
             outcomes = await self._attempts([t.request for t in tickets])
         except CouncilError as exc:  # the whole train: contention, a lock, a refused push
             outcomes = [exc] * len(tickets)
+        await self._tell_outside()
         done = time.perf_counter()
         for ticket, outcome in zip(tickets, outcomes, strict=True):
             request = ticket.request
@@ -324,7 +326,41 @@ class MergeQueue:
         remote = self._remote
         if remote is None:
             return None
-        return await anyio.to_thread.run_sync(remote.current, GitCalls(self.git))
+        tip = await anyio.to_thread.run_sync(remote.current, GitCalls(self.git))
+        await self._tell_outside()
+        return tip
+
+    async def outside_work(self, tip: str, forked: str) -> list[tuple[str, str]]:
+        """The commits that landed on the base outside the queue and are a branch's own
+        work: in ``tip``, not in ``forked`` (where it started), as ``(sha, subject)``. A CLI
+        that pushed its commits onto the team's base (``TaskIndex.outside_work``); no git
+        process while no such commit was seen."""
+        return await anyio.to_thread.run_sync(
+            self._history.outside_work, GitCalls(self.git), tip, forked
+        )
+
+    async def _tell_outside(self) -> None:
+        """Say each commit the base gained that no merge queue landed (a push by hand, or by
+        a CLI that reached the remote): a warning and a ``merge.outside`` event each. It
+        stays, it is no landing, and nothing of it counts as a task's landed work. Remote mode
+        only: a local base moves by the user's own hand (and a CLI that moves it is the tamper
+        check's, ``worktrees.tamper``)."""
+        if self._remote is None:
+            return
+        for sha, subject in self._history.take_outside():
+            where = f"{self.remote}/{self.base_branch}" if self.remote else self.base_branch
+            log.warning(
+                "%s moved outside the merge queue: %s %r is no landing (pushed by hand or by a "
+                "CLI); no task counts it as landed",
+                where,
+                sha[:10],
+                subject[:80],
+            )
+            await self._emit(
+                BaseMovedOutside(
+                    base_branch=self.base_branch, remote=self.remote, commit=sha, subject=subject
+                )
+            )
 
     async def landed_commit(self, task_id: str) -> str | None:
         """The base commit that landed ``task_id`` (a ``Council-Task`` trailer on the base's

@@ -26,7 +26,6 @@ in the way of following leaves the local base behind, named in the result's mess
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,8 +44,6 @@ from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.safety.crashpoints import crash_point
 
 __all__ = ["BeforePush", "PushIntent", "RemoteBase"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,11 +92,16 @@ class RemoteBase:
         self._tracking_lock = threading.Lock()
 
     def current(self, calls: GitCalls) -> str | None:
-        """Fetch, then the remote's base tip (None when the remote has no such branch)."""
+        """Fetch, then the remote's base tip (None when the remote has no such branch). The
+        trailer index follows it (``TaskIndex.follow``), so a commit pushed onto it later,
+        before any landing, is seen as the move outside the queue it is."""
         with self._tracking_lock:
             if not fetch_ref(calls, self.remote, self.source, self.tracking):
                 return None
-            return calls.rev_parse(self.tracking)
+            tip = calls.rev_parse(self.tracking)
+        if tip is not None:
+            self._history.follow(calls, tip)
+        return tip
 
     async def attempt(
         self,
@@ -133,7 +135,6 @@ class RemoteBase:
                 )
             except Exception as exc:  # its write-ahead record refused it: it alone stays
                 built.drop(car, exc)
-        self._say_outside()
         if not built.cars:
             return built.outcomes()
         crash_point("merge.committed")
@@ -158,20 +159,6 @@ class RemoteBase:
             common,
             failed=failed,
         )
-
-    def _say_outside(self) -> None:
-        """Say each commit the remote's base gained that no merge queue landed (a push by
-        hand, or by a CLI that reached the remote): it stays, it is no landing, and nothing
-        of it counts as a task's landed work."""
-        for sha, subject in self._history.take_outside():
-            log.warning(
-                "%s/%s moved outside the merge queue: %s %r is no landing (pushed by hand or "
-                "by a CLI); no task counts it as landed",
-                self.remote,
-                self.base_branch,
-                sha[:10],
-                subject[:80],
-            )
 
     def _push(self, calls: GitCalls, built: Cars) -> list[Outcome] | Retry:
         base, commit = built.base, built.tip

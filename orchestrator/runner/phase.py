@@ -126,7 +126,9 @@ async def checkout_confined(config: RunConfig, call: PhaseCall) -> bool:
     """Whether the kernel keeps this call's CLI from writing the repository's own checkout:
     it runs under bubblewrap (where the checkout is read-only) and no ``sandbox.write`` path
     of the run or its adapter opens any of the checkout again. The tamper guard then has no
-    main-checkout changes of this CLI's to look for (``tamper.guard.watch``)."""
+    main-checkout changes of this CLI's to look for (``tamper.guard.watch``), and suspects it
+    of nothing outside its reach (``tamper.blame``: git's setup and refs in the checkout's
+    ``.git`` are out of it)."""
     if call.reach is None:
         return False
     settings = await _settings(config, call)

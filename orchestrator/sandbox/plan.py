@@ -96,6 +96,9 @@ class GitReach:
     # store is writable instead (for a caller that cannot take the objects in afterwards).
     objects: Path | None = None
     shared_objects: Path | None = None
+    # The repository's remotes that are paths on this machine: kept read-only, even under a
+    # writable path (``sealed``), so a CLI cannot push onto them.
+    remotes: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ def confinement(
     elif reach.shared_objects is not None:
         writable.append(_norm(reach.shared_objects))
     writable += _existing(settings.write)
-    sealed = _existing(reach.sealed)
+    sealed = _existing(reach.sealed) + _held_read_only(reach.remotes, hidden, readable, writable)
     return Confinement(
         workdir=_norm(workdir),
         hidden=tuple(hidden),
@@ -220,6 +223,36 @@ def _temporary() -> list[str]:
         if real not in ("/", _TMP) and not _TMP.startswith(real.rstrip("/") + "/"):
             found.append(real)
     return found
+
+
+def _held_read_only(
+    paths: Iterable[Path],
+    hidden: Sequence[Path],
+    readable: Sequence[Path],
+    writable: Sequence[Path],
+) -> list[Path]:
+    """Of ``paths`` (the repository's local remotes), those a writable mount would open, to
+    seal read-only: the deepest mount holding each decides (a hidden one keeps it hidden, a
+    seal would show it; a read-only one keeps it read-only). One above another mount is
+    read-only already but for that mount, which a seal would cover: left as it is."""
+    mounts = [
+        *((p, "hide") for p in hidden),
+        *((p, "read") for p in readable),
+        *((p, "write") for p in writable),
+    ]
+    found = []
+    for path in _existing(paths):
+        holding = [(len(m.parts), kind) for m, kind in mounts if _within(path, m)]
+        if not holding or max(holding)[1] != "write":
+            continue
+        if any(_within(m, path) and m != path for m, _kind in mounts):
+            continue
+        found.append(path)
+    return found
+
+
+def _within(path: Path, top: Path) -> bool:
+    return path == top or top in path.parents
 
 
 def _runtime() -> list[str]:
@@ -344,7 +377,8 @@ def command_confinement(
     directories; shown read-only again: the repository's checkout, the ``read:`` paths, and of
     what lives under a hidden directory only the toolchains the command needs to start
     (``_toolchains``: the PATH's directories and the executable's, not their neighbours).
-    git's setup is sealed as for a CLI; nothing of git is writable. What lies under a shown
+    git's setup and the repository's local remotes are sealed as for a CLI; nothing of git is
+    writable. What lies under a shown
     path at one of ``SECRET_PLACES`` of the user's HOME stays hidden."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
     places: list[str | Path] = [user_home, *_temporary(), *_there(reach.council_dir)]
@@ -355,7 +389,7 @@ def command_confinement(
     readable = [_norm(reach.repo_root), *_existing(settings.read)]
     readable += _toolchains(hidden, _needed_to_start(executable, env))
     writable = [_norm(workdir), _norm(home), *_existing(settings.write)]
-    sealed = _existing(reach.sealed)
+    sealed = _existing(reach.sealed) + _held_read_only(reach.remotes, hidden, readable, writable)
     secrets = _secrets_inside(user_home, hidden, [*readable, *writable])
     return Confinement(
         workdir=_norm(workdir),

@@ -9,7 +9,11 @@ the admin dir's ``commondir``, ``gitdir`` and ``config.worktree`` (an empty one 
 git has none, so there is a file to hold read-only, and the run's seal is told it is the
 orchestrator's). An admin dir the ``.git`` file does not place under the common dir's
 ``worktrees/`` is not made writable: the CLI then commits nothing, and nothing of it is
-trusted.
+trusted. ``remotes``: the repository's remotes that are paths on this machine (a bare
+repository on disk, ``file://``), which the sandbox keeps read-only wherever they are (a
+``write:`` path above one included), so a CLI cannot push onto a team's base; a remote reached
+through a URL needs credentials, which a CLI does not have (its HOME is private, the user's
+agents' sockets are hidden: ``orchestrator.sandbox.plan``).
 
 ``adopt_left_objects`` takes in what CLIs of a run that died wrote to their own stores (the
 runner takes them in as each CLI exits), before anything else reads them.
@@ -68,7 +72,48 @@ def git_reach(layout: RepoLayout, worktree: Path, branch: str | None) -> GitReac
         tuple(sealed),
         objects=objects,
         shared_objects=common / "objects",
+        remotes=local_remotes(common / "config", layout.root),
     )
+
+
+def local_remotes(config: Path, root: Path) -> tuple[Path, ...]:
+    """The paths on this machine the remotes in git config ``config`` push to or fetch from
+    (``remote.<name>.url`` and ``pushurl``: a path, absolute or relative to ``root``, or a
+    ``file://`` URL), that exist (blocking). Read with a reader for these two keys, not git's
+    full grammar: a remote named only through ``include`` or ``insteadOf`` is not found (the
+    sandbox still shows it read-only unless a ``write:`` path holds it)."""
+    try:
+        text = config.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ()
+    found: list[Path] = []
+    in_remote = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            in_remote = line[1:].lstrip().lower().startswith("remote")
+            continue
+        if not in_remote or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        if key.strip().lower() not in ("url", "pushurl"):
+            continue
+        path = _local_path(value.strip().strip('"'), root)
+        if path is not None and path not in found and os.path.exists(path):
+            found.append(path)
+    return tuple(found)
+
+
+def _local_path(url: str, root: Path) -> Path | None:
+    """The path ``url`` names on this machine, or None (a URL of another transport, or
+    scp-like ``host:path``)."""
+    if url.startswith("file://"):
+        return Path(os.path.normpath(url.removeprefix("file://")))
+    if "://" in url or not url:
+        return None
+    if ":" in url.split("/", 1)[0]:  # host:path (ssh), as git reads it
+        return None
+    return Path(os.path.normpath(root / url))
 
 
 def adopt_left_objects(layout: RepoLayout, git: Git) -> None:

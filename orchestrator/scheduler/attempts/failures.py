@@ -43,6 +43,7 @@ from orchestrator.scheduler.attempts.attempt import (
     RETRY_NOTE,
     Attempt,
 )
+from orchestrator.scheduler.attempts.outside_push import pushed_outside
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS, Park
@@ -122,7 +123,7 @@ class Failures:
                 decision = self._policy.decide(result, meta[FAILURES])
                 meta.pop(RETRY_NOTE, None)
                 if result.outcome_kind == NO_CHANGES:
-                    decision = self._empty_build(result, decision, meta)
+                    decision = await self._empty_build(attempt, result, decision, meta)
         if isinstance(decision, Park):
             await self._park(attempt, result, decision, meta)
             return
@@ -150,12 +151,18 @@ class Failures:
             )
         await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
 
-    def _empty_build(
-        self, result: WorkflowResult, decision: Decision, meta: dict[str, Any]
+    async def _empty_build(
+        self, attempt: Attempt, result: WorkflowResult, decision: Decision, meta: dict[str, Any]
     ) -> Decision:
         """A build that changed nothing is not chance: the same prompt would change nothing
         again. One retry, at once, with the reason in the build's prompt; then the task ends
-        (within the retries the policy allows at all)."""
+        (within the retries the policy allows at all). Unless its CLI pushed its work onto
+        the team's base itself (``outside_push``): then it ends now, saying so."""
+        if attempt.session is not None:
+            branch = f"refs/heads/{attempt.session.branch}"
+            pushed = await pushed_outside(self._run, attempt, branch, fetch=True)
+            if pushed is not None:
+                return GiveUp(pushed)
         empties = int(meta.get(EMPTY_BUILDS, 0)) + 1
         meta[EMPTY_BUILDS] = empties
         if isinstance(decision, GiveUp):

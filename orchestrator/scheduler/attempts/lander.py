@@ -27,7 +27,7 @@ import anyio
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.events.merge import MergeForecastConflict, MergeResolveRound
-from orchestrator.events.tasks import TaskWaitingForCheckout
+from orchestrator.events.tasks import TaskFailed, TaskWaitingForCheckout
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.models import ClaimStatus, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
@@ -40,6 +40,7 @@ from orchestrator.scheduler.attempts.attempt import (
 )
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.landing_log import LandingLog
+from orchestrator.scheduler.attempts.outside_push import pushed_outside
 from orchestrator.scheduler.attempts.pull_landing import PullLanding
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
@@ -129,8 +130,18 @@ class Lander:
         now = utcnow()
         if not merged.landed and await self._resolve_round(attempt, merged):
             return
-        if merged.landed:
+        pushed = (
+            await pushed_outside(self._run, attempt, merged.branch_tip) if merged.landed else None
+        )
+        if pushed:
             updates: dict[str, Any] = {
+                "status": TaskStatus.FAILED,
+                "current_phase": None,
+                "finished_at": now,
+                "error": pushed,
+            }
+        elif merged.landed:
+            updates = {
                 "status": TaskStatus.DONE,
                 "current_phase": None,
                 "merged_commit": merged.merge_commit or merged.branch_tip,
@@ -152,11 +163,14 @@ class Lander:
         meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
         meta["conflicts"] = list(merged.conflicts)
         meta.pop(WAITING, None)
-        if merged.tip_contained:
+        if merged.tip_contained and not pushed:  # a failed task keeps its worktree
             meta.pop(WORKTREE, None)
         await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
         crash_point("merge.recorded")
         await self._writes.release_locks(attempt)
+        if pushed:  # its worktree and branch stay, for the human who reviews what it pushed
+            await self._run.events.emit(TaskFailed(task_id=attempt.key, error=pushed))
+            return
         if merged.tip_contained and not attempt.relanding:  # a relanding has no worktree
             try:
                 await self._run.services.worktrees.remove_session_worktree(attempt.session)
@@ -221,10 +235,12 @@ class Lander:
                     # a relanding's branch is the kept work, whatever it forked from
                     a_forked_at=None if other.relanding else other.session.base_commit,
                 )
-            except WorkspaceError:
-                if other.landed:
-                    continue  # it landed, and its branch went, while we looked
-                raise
+            except WorkspaceError as exc:
+                # It landed and its branch went while we looked; or its branch cannot be read
+                # now (its sandboxed CLI committed into its own object store, taken in when it
+                # exits): no forecast, and another session's branch never fails this one.
+                log.debug("no forecast against %s: %s", other.key, exc)
+                continue
             if not forecast.conflicts:
                 continue
             await self._run.events.emit(

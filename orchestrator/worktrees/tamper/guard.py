@@ -2,13 +2,16 @@
 
 A CLI runs in its own worktree, but nothing stops it from writing elsewhere. ``TamperGuard``
 (one per repository, ``WorktreeManager.tamper_guard``) takes a ``Watch`` before every CLI
-session and ``finish(watch)`` compares after it. Each change found is traced, where it can
-be, to the one session whose doing it is (``blame``): a change traced to the session checked,
-or made while it ran alone, is a ``Tampering`` that fails the attempt with its message, not
-retryable, so the work does not land (the branch and worktree are kept); one traced to another
-running session is handed to that session's own check, and the checked one is not blamed; one
-that cannot be traced while sessions ran side by side is a retryable ``Tampering`` for each of
-them (rechecked: the phase runs again), so no innocent session fails for good.
+session and ``finish(watch)`` compares after it. Each change found is blamed on the sessions
+whose name or reach it carries (``blame``: a sandboxed session is suspected only of what its
+sandbox reaches, a ref in a task's namespace only of that task's sessions and the unconfined
+ones): a change traced to the session checked, or made while it was the only suspect, is a
+``Tampering`` that fails the attempt with its message, not retryable, so the work does not
+land (the branch and worktree are kept); one traced to another running session is handed to
+that session's own check, and the checked one is not blamed; one that cannot be traced among
+several suspects is a retryable ``Tampering`` for each of them (rechecked: the phase runs
+again), so no innocent session fails for good; one no session could have made (all of them
+sandboxed, none reaching it) is undone and said, and blames nobody.
 
 What is watched, and why these (each is cheap, and only the CLI should be writing there):
 
@@ -43,7 +46,13 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
   ``refs/council/tampered/``), and a linked worktree that took the base branch is detached,
   its uncommitted work committed and kept, so no merge waits for it and no cleanup commits
   onto the base. Such a checkout is traced to the session whose worktree it is (its admin
-  directory), and so is a base moved meanwhile; one added elsewhere cannot be traced.
+  directory), and so is a base moved meanwhile; one added elsewhere cannot be traced. A
+  branch made in a task's namespace (``refs/heads/council/<task>/``) is moved aside the
+  same way, and is that task's sessions' doing.
+- **a task's reflogs** (``reflogs``): the session's task's reflog directory, which its
+  sandboxed CLI reaches beside its own branch: a reflog of no ref removed, lines added since
+  the watch that are no reflog line or name a missing commit dropped (``git fsck`` reads every
+  reflog).
 - **the main checkout**, as ``git status`` lists it (tracked changes and untracked files, not
   ignored ones), with each listed path's size and mtime: a file created, changed or deleted
   there. Reported only: the user's checkout is never modified. Never looked at while the merge
@@ -79,7 +88,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -89,6 +98,7 @@ import anyio.to_thread
 from orchestrator.errors import PathEscapeError, WorkspaceError
 from orchestrator.git import seal
 from orchestrator.git.gitfile import read_gitfile
+from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import Git
 from orchestrator.merge.checkout import checkout_lock
 from orchestrator.worktrees.commits import head_branch
@@ -96,7 +106,8 @@ from orchestrator.worktrees.layout import MetaLock
 from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.names import lock_reason
 from orchestrator.worktrees.stranded import READY, restore_admin_sync, stranded_admin
-from orchestrator.worktrees.tamper.blame import Finding, Ledger, Window
+from orchestrator.worktrees.tamper import reflogs
+from orchestrator.worktrees.tamper.blame import NAMESPACE, Finding, Ledger, Window, namespace_of
 from orchestrator.worktrees.tamper.files import ASIDE, FileState, describe_config, restore
 from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
 
@@ -152,6 +163,7 @@ class Watch:
     own: str | None  # the session's own branch (a ref), its CLI's to move
     window: Window  # the session as the blame ledger knows it
     confined: bool = False  # its CLI cannot write the main checkout (the sandbox): not looked at
+    logs: dict[str, bytes] = field(default_factory=dict)  # its task's reflogs (``reflogs``)
 
 
 class TamperGuard:
@@ -196,9 +208,11 @@ class TamperGuard:
         self, worktree: Path, branch: str | None = None, *, confined: bool = False
     ) -> Watch:
         """Look before a session in ``worktree``, on its own ``branch`` (short name; read from
-        the worktree when not given). ``confined``: the kernel keeps its CLI from writing the
-        main checkout (a sandbox), so its status is not read before and after this CLI (other
-        sessions' windows still read it for theirs)."""
+        the worktree when not given). ``confined``: the kernel keeps its CLI inside its reach
+        (a sandbox: its worktree, admin directory, object store, its task's ref directory), so
+        it is suspected of nothing outside it (``blame``), and the main checkout's status is
+        not read before and after this CLI (other sessions' windows still read it for
+        theirs)."""
         started = time.monotonic()
         # A checkout cut off from git since the last check is given back before this
         # session starts; the sessions running now are the ones that could have done it.
@@ -211,24 +225,27 @@ class TamperGuard:
         found = await self._restore_cut(cut, owners)
         for finding in found:
             log.warning("before a session in %s: %s", self._show(worktree), finding.what)
-        self._ledger.notice(found)
+        for line in self._ledger.notice(found):
+            log.warning("before a session in %s: %s", self._show(worktree), line)
         serial = next(self._serials)
         own = f"refs/heads/{branch}" if branch else head_branch(worktree)
         if admin_of is None:  # a checkout was given back: read it again, after
             admin_of = await anyio.to_thread.run_sync(_admin_of, worktree)
         admin, lock, ready = admin_of
-        window = Window(serial, worktree, admin, own, lock, ready, started)
+        window = Window(serial, worktree, admin, own, lock, ready, started, confined=confined)
         # Open before the snapshot: a check ending meanwhile counts this session among those
         # that ran beside it.
         self._ledger.open(window)
         try:
-            files, entries, refs = await anyio.to_thread.run_sync(self._snapshot, worktree)
+            files, entries, refs, logs = await anyio.to_thread.run_sync(
+                self._snapshot, worktree, window.task
+            )
             listed = None if confined else await self._main_status()
         except BaseException:
             self._ledger.close(window)
             raise
         watch = Watch(
-            serial, worktree, started, files, listed, entries, refs, own, window, confined
+            serial, worktree, started, files, listed, entries, refs, own, window, confined, logs
         )
         self._watches[serial] = watch
         self._cli_from[serial] = time.monotonic()  # its CLI starts after this
@@ -277,6 +294,8 @@ class TamperGuard:
             self._ledger.close(window)
             raise
         verdict = self._ledger.judge(window, found)
+        for line in verdict.noted:
+            log.warning("after a session in %s: %s", self._show(watch.worktree), line)
         if not verdict.blocked and not verdict.rechecked:
             return None
         return Tampering(verdict.blocked + verdict.rechecked, retryable=not verdict.blocked)
@@ -311,13 +330,16 @@ class TamperGuard:
     # --- the pieces; all but git status run in a worker thread ---------------------------
 
     def _snapshot(
-        self, worktree: Path
-    ) -> tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None]:
+        self, worktree: Path, task: str | None
+    ) -> tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None, dict[str, bytes]]:
         """A watch's looks in one worker-thread call: git's setup, ``.council/worktrees/``'s
-        entries, then the shared refs (None: the guard watches none)."""
+        entries, the shared refs (None: the guard watches none), then the reflogs of the
+        session's task (``reflogs``)."""
         files = {path: FileState.read(path) for path in self._files(worktree)}
         entries = self._entries()
-        return files, entries, self._refs.snapshot() if self._refs is not None else None
+        refs = self._refs.snapshot() if self._refs is not None else None
+        logs = reflogs.read(self.common_dir, task) if task is not None else {}
+        return files, entries, refs, logs
 
     def _files(self, worktree: Path) -> set[Path]:
         admin = read_gitfile(worktree)
@@ -400,13 +422,18 @@ class TamperGuard:
 
     async def _restore_cut(self, cut: list[Path], owners: dict[Path, _Owner]) -> list[Finding]:
         """Recreate the admin directory of every session's worktree a CLI deleted
-        (``worktrees.stranded``): who did it cannot be told from what is left."""
+        (``worktrees.stranded``): who did it cannot be told from what is left, but only its
+        own session's CLI reaches that directory under a sandbox (``within``)."""
         found = []
+        live = {w.worktree: w.serial for w in self._ledger.live()}
         for path in cut:
             own, lock, ready = owners[path]
             what = f"{self._show(path)}: its git admin directory was deleted"
+            within = frozenset({live[path]}) if path in live else frozenset()
             if own is None:
-                found.append(Finding(f"{what} (not restored: its branch is not known)"))
+                found.append(
+                    Finding(f"{what} (not restored: its branch is not known)", within=within)
+                )
                 continue
             branch = own.removeprefix("refs/heads/")
             try:
@@ -422,7 +449,7 @@ class TamperGuard:
             except WorkspaceError as exc:
                 done = f"could not be restored: {exc}"
             if done is not None:
-                found.append(Finding(f"{what} ({done})"))
+                found.append(Finding(f"{what} ({done})", within=within))
         return found
 
     def _restore_admin(
@@ -469,11 +496,36 @@ class TamperGuard:
             holders.add(traced)
             found.append(Finding(what, traced))
         base_by = holders.pop() if len(holders) == 1 else None
+        # Each task's ref directory is in the reach of its sessions' CLIs (``blame``).
+        tasks: dict[str, set[int]] = {}
+        for own, serial in owners.items():
+            task = namespace_of(own)
+            if task is not None:
+                tasks.setdefault(task, set()).add(serial)
         for ref, what in self._refs.check(watch.refs, owners.keys(), stamp):
-            # A running session's own branch deleted: whose doing cannot be told (its CLI
-            # cannot delete the branch its worktree is on with ``git branch -D``).
-            found.append(Finding(what, base_by if ref == self._refs.base_ref else None))
+            # A ref in a task's namespace (a branch its CLI made beside its own, its own
+            # deleted): that task's sessions' doing, or an unconfined one's. The base moved
+            # meanwhile: the session that held it checked out.
+            task = namespace_of(ref)
+            within = frozenset(tasks.get(task, ())) if task is not None else frozenset()
+            traced = base_by if ref == self._refs.base_ref else None
+            found.append(Finding(what, traced, within=within))
+        task = watch.window.task
+        if task is not None:  # its task's reflogs: in its reach, read by every ``git fsck``
+            present = self._namespace_refs(task)
+            within = frozenset(tasks.get(task, ()))
+            for _ref, what in reflogs.check(self.git, self.common_dir, task, watch.logs, present):
+                found.append(Finding(what, within=within))
         return found
+
+    def _namespace_refs(self, task: str) -> set[str]:
+        """The refs in ``task``'s namespace now (from git's ref files, else one git process)."""
+        prefix = f"{NAMESPACE}{task}"
+        found = read_refs(self.common_dir, (prefix,))
+        if found is not None:
+            return set(found)
+        listed = self.git.run_sync("for-each-ref", "--format=%(refname)", prefix, check=False)
+        return set(listed.out.split())
 
     async def _main_status(self) -> Listed:
         """The main checkout's status, from a ``git status`` that started after this call.

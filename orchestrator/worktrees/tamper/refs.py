@@ -14,8 +14,14 @@
   doing and is **undone**: a moved ref is put back (compare-and-swap: never over a value
   that changed again) with the value it was moved to kept under
   ``refs/council/tampered/<stamp>/...``, so nothing a CLI committed becomes unreachable; a
-  deleted ref is created again at the value the orchestrator last knew. A ref created under
-  those prefixes by someone else is named and left in place. The branches of the sessions
+  deleted ref is created again at the value the orchestrator last knew. A ref created by
+  someone else in a task's namespace (``refs/heads/council/<task>/``, a CLI's ``git branch
+  council/<task>/99``: under a sandbox its CLI can write there, beside its own branch) is moved
+  aside the same way, kept under ``refs/council/tampered/<stamp>/...``: every name there is read
+  as one of the task's attempts (the next attempt's number, a human's ``git branch``), so only
+  the orchestrator's stay; one created under ``refs/council/`` is named and left in place. Whose
+  doing each is: ``tamper.blame`` (a task's namespace is in the reach of that task's sessions
+  alone when the CLIs run in a sandbox). The branches of the sessions
   running (``own``: the checked session's and its neighbours', ``tamper.blame``) are their
   CLIs' to move (aider commits on its own branch): a move there is its session's work, never
   a change; only such a branch deleted is one, put back at the last value the orchestrator
@@ -54,7 +60,8 @@ from orchestrator.worktrees.commits import save_uncommitted_sync
 
 __all__ = ["KEPT_PREFIX", "PROTECTED", "RefSnapshot", "SharedRefs"]
 
-PROTECTED = ("refs/heads/council", "refs/council")
+TASK_BRANCHES = "refs/heads/council"  # refs/heads/council/<task>/<n>: the tasks' attempts
+PROTECTED = (TASK_BRANCHES, "refs/council")
 KEPT_PREFIX = "refs/council/tampered"
 _REASON = "council: undo a change made outside the orchestrator"
 
@@ -162,7 +169,7 @@ class SharedRefs:
 
     def _undo(self, ref: str, expected: str | None, current: str | None, stamp: str) -> str:
         if expected is None:
-            return f"{ref}: created at {_short(current)} (left in place)"
+            return f"{ref}: created at {_short(current)} ({self._move_aside(ref, current, stamp)})"
         kept = ""
         if current is not None:
             aside = f"{KEPT_PREFIX}/{stamp}/{ref.removeprefix('refs/')}"
@@ -175,13 +182,31 @@ class SharedRefs:
             return f"{ref}: {what} (restored to {_short(expected)}{kept})"
         return f"{ref}: {what} (not restored: it changed again meanwhile{kept})"
 
+    def _move_aside(self, ref: str, current: str | None, stamp: str) -> str:
+        """A ref someone else created: under a task's namespace (``refs/heads/council/<task>/``,
+        where every name is read as one of the task's attempts) it is moved aside, kept under
+        ``KEPT_PREFIX`` so no commit of it is lost; elsewhere left in place."""
+        if current is None or not ref.startswith(f"{TASK_BRANCHES}/"):
+            return "left in place"
+        aside = f"{KEPT_PREFIX}/{stamp}/{ref.removeprefix('refs/')}"
+        if not self._write(aside, current, None):
+            return "left in place: it could not be kept aside"
+        if not self.git.run_sync("update-ref", "-m", _REASON, "-d", ref, current, check=False).ok:
+            return f"left in place: it changed again meanwhile; a copy kept at {aside}"
+        ref_book.note(ref, None, None)  # judged here: see ``_write``
+        return f"moved aside to {aside}"
+
     def _write(self, ref: str, new: str, old: str | None) -> bool:
         """Compare-and-swap ``ref`` from ``old`` (None: absent) to ``new``, noted (the caller
         holds ``ref_book.writing``)."""
         args = ("update-ref", "-m", _REASON, ref, new, old or ZERO_SHA)
         if not self.git.run_sync(*args, check=False).ok:
             return False
-        ref_book.note(ref, old, new)
+        # Noted as replacing a value not known: the change it undoes is judged by this check
+        # (``tamper.blame`` owes it to whoever could have made it), not found again by the
+        # check of every other session whose window saw it, as a move "before the
+        # orchestrator moved it on".
+        ref_book.note(ref, None, new)
         return True
 
     def _watched(self, ref: str) -> bool:
