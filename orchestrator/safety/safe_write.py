@@ -103,43 +103,38 @@ def open_append(root: Path, path: Path, *, truncate: bool = False, mode: int = 0
 def write_atomic(root: Path, path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` (temp file, rename; no fsync: not state). A link at
     ``path`` is replaced, never followed."""
-    with real_dir(root, path.parent) as dir_fd:
-        temporary = f".{path.name}.{secrets.token_hex(6)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FILE_FLAGS
-        fd = os.open(temporary, flags, mode, dir_fd=dir_fd)
-        try:
-            try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
-            os.replace(temporary, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=dir_fd)
-            raise
+    with real_dir(root, path.parent) as dir_fd, _temporary(dir_fd, path, data, mode) as temp:
+        os.replace(temp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 def create(root: Path, path: Path, data: bytes, mode: int = 0o644) -> bool:
     """Write ``data`` to ``path`` only where no file of that name exists (temp file, then a
     hard link, which never replaces anything); True when written, False when something was
     there already (left as it was)."""
-    with real_dir(root, path.parent) as dir_fd:
-        temporary = f".{path.name}.{secrets.token_hex(6)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FILE_FLAGS
-        fd = os.open(temporary, flags, mode, dir_fd=dir_fd)
+    with real_dir(root, path.parent) as dir_fd, _temporary(dir_fd, path, data, mode) as temp:
         try:
-            try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
-            try:
-                os.link(temporary, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            except FileExistsError:
-                return False
-            return True
+            os.link(temp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except FileExistsError:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _temporary(dir_fd: int, path: Path, data: bytes, mode: int) -> Iterator[str]:
+    """A new file beside ``path`` (an unguessable name, never a link) holding ``data``: its
+    name, for the caller to rename or link; gone afterwards unless renamed."""
+    temporary = f".{path.name}.{secrets.token_hex(6)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FILE_FLAGS
+    fd = os.open(temporary, flags, mode, dir_fd=dir_fd)
+    try:
+        try:
+            _write_all(fd, data)
         finally:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=dir_fd)
+            os.close(fd)
+        yield temporary
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=dir_fd)
 
 
 def make_dirs(root: Path, directory: Path, mode: int = 0o755) -> None:
