@@ -68,6 +68,9 @@ class SandboxSettings:
     # The network helper (``slirp4netns``) giving an open network a namespace of its own
     # (``orchestrator.sandbox.network``); None: the machine's network (none here, or closed).
     uplink: str | None = None
+    # ``network: model``: no route out but the allow-list proxy to the model's API hosts
+    # (``orchestrator.sandbox.proxy``); ``network`` stays True.
+    only_model: bool = False
 
 
 @dataclass(frozen=True)
