@@ -205,10 +205,9 @@ class OpencodeAdapter(Adapter):
 
     def model_endpoints(self, request: AdapterRequest) -> tuple[str, ...]:
         """The model's provider's API (``provider/model``; every known one when it names
-        none), ``base_url``, and models.dev, whose model list opencode reads at its start."""
+        none), or ``base_url`` (its model list is not fetched: ``_OFFLINE_ENV``)."""
         base = (self.config.base_url,) if self.config.base_url else ()
-        hosts = () if base else provider_hosts(self._model(request), None)
-        return (*hosts, *base, "models.dev")
+        return base or provider_hosts(self._model(request), None)
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         return self._command(request, request.resume_session_id)

@@ -129,7 +129,8 @@ class Relay:
         self._theirs.set_inheritable(True)
         self._listeners: list[anyio.abc.SocketListener] = []
         self._given = False
-        self._scope = anyio.CancelScope()
+        self._scope: anyio.CancelScope | None = None  # serving's, made in the event loop
+        self._closed = False
 
     def child_fds(self) -> tuple[int, ...]:
         return (self._theirs.fileno(),) if not self._given else ()
@@ -161,6 +162,9 @@ class Relay:
     async def serve(self) -> None:
         """Accept on each listener and carry each connection to its route, until cancelled
         or closed."""
+        if self._closed:
+            return
+        self._scope = anyio.CancelScope()
         with self._scope:
             await self._serve()
 
@@ -181,7 +185,9 @@ class Relay:
         """Stop accepting (connections under way end with the run's ``relays``) and close
         every descriptor."""
         self.started()
-        self._scope.cancel()
+        self._closed = True
+        if self._scope is not None:
+            self._scope.cancel()
         anyio.notify_closing(self._ours)
         for listener in self._listeners:
             with contextlib.suppress(Exception):
