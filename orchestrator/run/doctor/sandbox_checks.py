@@ -1,5 +1,6 @@
 """Which sandbox a run's CLIs get here (``orchestrator.sandbox.choice``), run-wide and for each
-adapter that sets its own: bubblewrap where it works, a warning where a run would go without."""
+adapter that sets its own: bubblewrap where it works, a warning where a run would go without;
+with ``network: model``, what that lets a CLI reach and which CLIs honour its proxy."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from orchestrator.sandbox.choice import settings_for
 __all__ = ["sandbox_checks"]
 
 _FIX = "install bubblewrap (Debian/Ubuntu: apt install bubblewrap), or say `sandbox: none`"
+# Measured with the releases the real-CLI tier pins (a CONNECT for their API came to the proxy).
+MODEL_ONLY = (
+    "each CLI reaches only its own work, and on the network only its model's API hosts, "
+    "through the orchestrator's allow-list proxy (HTTPS_PROXY: claude, codex, gemini, qwen, "
+    "opencode, aider and ollama honour it; a CLI that ignores it reaches no network at all)"
+)
 
 
 async def sandbox_checks(config: RunConfig | None) -> list[Check]:
@@ -32,6 +39,8 @@ async def _check(name: str, config: SandboxConfig, where: str) -> Check:
     except ConfigError as exc:
         return Check.fail("sandbox", name, str(exc), _FIX)
     network = "" if settings.network else ", no network"
+    if settings.kind == "bubblewrap" and settings.only_model:
+        return Check.ok("sandbox", name, f"{settings.reason}: {MODEL_ONLY}")
     if settings.kind == "bubblewrap":
         return Check.ok(
             "sandbox", name, f"{settings.reason}{network}: each CLI reaches only its own work"
