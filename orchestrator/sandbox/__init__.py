@@ -10,5 +10,8 @@ one, it reaches only its own work, by construction rather than by a check after 
   ``sandbox:`` section (``SandboxSettings``);
 - ``bubblewrap``: that plan as a ``bwrap`` command line (Linux), and finding ``bwrap``;
 - ``choice``: which sandbox a run uses (``auto``: bubblewrap where it works, else none, said
-  by ``council doctor`` and at the start of the run), probed once per process.
+  by ``council doctor`` and at the start of the run), probed once per process;
+- ``network``, ``relay``, ``proxy``: the CLI's network: a namespace of its own whose way out
+  is the public network (``open``), single ports of the machine relayed in (its model on the
+  machine's loopback), or no route but an allow-list proxy to its model's API (``model``).
 """

@@ -38,6 +38,10 @@ and forwards the machine's loopback ports into the namespace unless told not to 
 What it needs (``problem``, probed once per process): ``unshare`` (util-linux), ``slirp4netns``,
 and ``/dev/net/tun`` open to the user. Without them ``network: open`` keeps the machine's
 network, and the run says why.
+
+A CLI whose model is on the machine's loopback (Ollama, a local proxy, the test suite's fake
+model servers) reaches that port alone, relayed in at the same address
+(``orchestrator.sandbox.relay``); every other port of the machine's loopback stays out of reach.
 """
 
 from __future__ import annotations

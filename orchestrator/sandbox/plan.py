@@ -27,8 +27,10 @@ The whole filesystem is visible read-only, then, deepest path last (a deeper mou
 So ``.git/config``, hooks, ``info/``, every other ref, other worktrees and their admin dirs,
 and the user's checkout are out of reach: a write there fails with "Read-only file system".
 The network stays open (the CLI talks to its model's API), in a namespace of the CLI's own
-whose way out is the public network, not the machine's loopback (``sandbox.network``), unless
-``network: none``, which leaves the CLI no network at all.
+whose way out is the public network, not the machine's loopback (``sandbox.network``; a model
+endpoint on the machine's loopback relayed in, that port alone: ``sandbox.relay``), unless
+``network: model``, whose only way out is an allow-list proxy to the model's API hosts
+(``sandbox.proxy``), or ``network: none``, which leaves the CLI no network at all.
 """
 
 from __future__ import annotations
