@@ -75,19 +75,24 @@ def cli_network(
     local = [endpoint for endpoint in endpoints if endpoint.local]
     routes = _forwards(local)
     if settings.only_model:
-        allowed = frozenset((e.host, e.port) for e in endpoints if not e.local)
+        # A loopback endpoint too, for a CLI that sends it to the proxy despite NO_PROXY: the
+        # same port alone, as its relay reaches.
+        allowed = frozenset((endpoint.host, endpoint.port) for endpoint in endpoints)
         port = _free_port({address.port for address, _ in routes})
         proxy = Proxy(allowed)
         routes.append((Address("127.0.0.1", port), proxy))
         inside = proxy_env(port, [endpoint.host for endpoint in local])
         plan = dataclasses.replace(plan, network=False, env=(*plan.env, *inside.items()))
-        hosts = ", ".join(sorted(f"{host}:{port}" for host, port in allowed)) or "none"
+        public = sorted(f"{e.host}:{e.port}" for e in endpoints if not e.local)
+        hosts = ", ".join(public) or "none"
         said = f"{said} (through a proxy to {hosts}{_relayed(local)})"
         return CliNetwork(plan, None, Relay(routes), proxy, said)
     if settings.uplink is None:  # the machine's network: its loopback is there already
         return CliNetwork(plan, None, None, None, said)
-    relay = Relay(routes) if routes else None
-    return CliNetwork(plan, Uplink(settings.uplink), relay, None, f"{said}{_relayed(local)}")
+    uplink, relay = Uplink(settings.uplink), Relay(routes) if routes else None
+    if relay is not None:  # the launcher waits for the network: its start overlaps the helper's
+        relay.wait_for(uplink.gate_inside())
+    return CliNetwork(plan, uplink, relay, None, f"{said}{_relayed(local)}")
 
 
 def _relayed(local: Sequence[Endpoint]) -> str:

@@ -7,14 +7,17 @@ suite's fake model servers), and under ``network: model`` the orchestrator's all
 (``orchestrator.sandbox.proxy``). A ``Relay`` gives it exactly those, each at the address the
 CLI already uses, and nothing else of the machine:
 
-    bwrap ... -- <python> -I -S -c LAUNCHER <fd> 127.0.0.1:11434,?::1:11434 -- <cli> <args...>
+    bwrap ... -- <python> -I -S -c LAUNCHER <fd> <gate> 127.0.0.1:11434,?::1:11434 -- <cli> ...
 
 - the launcher (the orchestrator's own interpreter, which the sandbox shows: ``plan``) runs
   inside the sandbox first, in the CLI's network namespace: it binds and listens on each
   address (on the namespace's own loopback, empty), hands the listening sockets to the
   orchestrator over an inherited Unix socket pair (``SCM_RIGHTS``), closes its copies, and
-  execs the CLI. So the addresses listen before the CLI's first instruction, and the CLI holds
-  no descriptor of the relay: a ``?`` address is optional (``::1`` where IPv6 is off);
+  execs the CLI. So the addresses listen before the CLI's first instruction, and the CLI
+  holds no descriptor of the relay; a ``?`` address is optional (``::1`` where IPv6 is off).
+  With a network helper to wait for (``Uplink.gate_inside``), it starts at once and waits for
+  the helper itself (one byte on ``<gate>``) before it binds, so its own start overlaps the
+  helper's instead of adding to it;
 - the orchestrator accepts on those sockets (they stay in the CLI's namespace) in its event
   loop for the CLI's lifetime (``serving``), and carries each connection to its ``Route``: a
   ``Forward`` connects to the same port of the machine's loopback, a ``Proxy`` answers HTTP
@@ -46,11 +49,16 @@ __all__ = ["LAUNCHER", "Address", "Forward", "Relay", "Relays", "pipe", "relays"
 
 log = logging.getLogger(__name__)
 
-# Runs inside the sandbox, before the CLI: argv is <fd> <addresses> -- <cli> <args...>. Only
-# built-in modules: it costs the interpreter's start and little more.
+# Runs inside the sandbox, before the CLI: argv is <fd> <gate> <addresses> -- <cli> <args...>
+# (gate -1: nothing to wait for). Only built-in modules: it costs the interpreter's start.
 LAUNCHER = r"""
 import _socket, posix, sys
-fd, wanted, argv = int(sys.argv[1]), sys.argv[2].split(","), sys.argv[4:]
+fd, gate, wanted, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(","), sys.argv[5:]
+if gate >= 0:
+    if not posix.read(gate, 1):
+        sys.stderr.write("council relay: the sandbox's network was not made\n")
+        posix._exit(125)
+    posix.close(gate)
 held = []
 for item in wanted:
     optional = item.startswith("?")
@@ -129,18 +137,24 @@ class Relay:
         self._theirs.set_inheritable(True)
         self._listeners: list[anyio.abc.SocketListener] = []
         self._given = False
+        self._gate = -1  # a descriptor to wait on first (``wait_for``)
         self._scope: anyio.CancelScope | None = None  # serving's, made in the event loop
         self._closed = False
 
     def child_fds(self) -> tuple[int, ...]:
         return (self._theirs.fileno(),) if not self._given else ()
 
+    def wait_for(self, gate: int) -> None:
+        """Have the launcher wait for a byte on ``gate`` (kept open in the sandbox by its
+        owner) before it binds and starts the CLI."""
+        self._gate = gate
+
     def launcher(self, executable: str, argv: Sequence[str]) -> list[str]:
         """The command that runs ``executable`` (with ``argv[1:]``) behind the relay's
         listeners, inside the sandbox."""
         specs = ",".join(address.spec() for address, _ in self.routes)
-        head = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(self._theirs.fileno()), specs]
-        return [*head, "--", executable, *argv[1:]]
+        head = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(self._theirs.fileno())]
+        return [*head, str(self._gate), specs, "--", executable, *argv[1:]]
 
     def started(self) -> None:
         """The sandbox was spawned (or failed to be): its end of the socket pair goes."""
