@@ -13,11 +13,13 @@ from orchestrator.sandbox.choice import settings_for
 __all__ = ["sandbox_checks"]
 
 _FIX = "install bubblewrap (Debian/Ubuntu: apt install bubblewrap), or say `sandbox: none`"
-# Measured with the releases the real-CLI tier pins (a CONNECT for their API came to the proxy).
+# Seen with the releases the real-CLI tier pins: each sent a CONNECT for its API to the proxy
+# HTTPS_PROXY named. Ollama's model is on this machine by default: relayed, no proxy needed.
 MODEL_ONLY = (
     "each CLI reaches only its own work, and on the network only its model's API hosts, "
     "through the orchestrator's allow-list proxy (HTTPS_PROXY: claude, codex, gemini, qwen, "
-    "opencode, aider and ollama honour it; a CLI that ignores it reaches no network at all)"
+    "opencode and aider honour it; a CLI that ignores it reaches no network at all, and a "
+    "model on this machine's loopback is relayed in, that port alone)"
 )
 
 
