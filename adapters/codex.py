@@ -240,6 +240,9 @@ class CodexAdapter(Adapter):
         has_key = bool(request.env.get(key) or os.environ.get(key))
         return not has_key and _LOGIN in request.logins
 
+    def sandboxes_itself(self) -> bool:
+        return self.config.sandbox != "bypass"  # its own bubblewrap runs its commands
+
     def read_only_reason(self) -> str | None:
         if self.config.sandbox == "read-only":
             return "codex: sandbox 'read-only' rejects every patch; use 'workspace-write'"

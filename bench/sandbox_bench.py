@@ -1,6 +1,10 @@
 """What the sandbox adds to one CLI launch: ``run_cli`` of ``/bin/true`` confined by bubblewrap
 against the same ``run_cli`` unconfined, and ``bwrap`` around ``/bin/true`` against a bare
 ``/bin/true``, in the same run, rounds alternating so machine noise hits every side alike.
+The confined sides are as a run has them: a user namespace with no capability and the default
+resource limits (``prlimit`` inside; as root a cgroup made for each launch and joined by a
+``/bin/sh`` outside); ``bwrap as before`` is the command line without either, for the cost of
+the two.
 
 Each side is a whole process start (the sandboxed one as the runner builds it: the plan of a
 real session worktree, its private HOME, the git pieces a commit needs, a hidden HOME and
@@ -39,6 +43,8 @@ import anyio
 
 from adapters.command import CommandAdapter
 from orchestrator.adapter import AdapterRequest
+from orchestrator.config.sandbox import LimitsConfig
+from orchestrator.process.limits import describe, ended
 from orchestrator.process.subreaper import become_subreaper
 from orchestrator.runner.cli_run import Sandbox, run_cli
 from orchestrator.sandbox import bubblewrap, choice, network
@@ -122,7 +128,9 @@ async def main(runs: int, rounds: int, stream_mb: int) -> None:
     with tempfile.TemporaryDirectory(prefix="council-sandbox-bench-", dir=Path.cwd()) as tmp:
         root = Path(tmp)
         reach, worktree, home = session(root)
-        settings = SandboxSettings("bubblewrap", binary, reason=reason)
+        limits = choice.limits_of(LimitsConfig())
+        settings = SandboxSettings("bubblewrap", binary, reason=reason, limits=limits)
+        print(f"limits: {describe(limits)}")
         adapter = CommandAdapter({"binary": TRUE, "args": ["{prompt}"]})
         request = AdapterRequest(prompt="hello", workdir=worktree, home=home, task_id="bench")
         sandbox = Sandbox(settings, reach)
@@ -135,13 +143,29 @@ async def main(runs: int, rounds: int, stream_mb: int) -> None:
         plan = confinement(
             settings, reach, workdir=worktree, home=home, argv=[TRUE], env={"PATH": "/usr/bin:/bin"}
         )
-        wrapped = bubblewrap.command(binary, plan, [TRUE])
+        unlimited = confinement(
+            SandboxSettings("bubblewrap", binary, reason=reason),
+            reach,
+            workdir=worktree,
+            home=home,
+            argv=[TRUE],
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        before = bubblewrap.command(binary, unlimited, [TRUE])
+        before = [before[0], *before[1 + len(bubblewrap.NAMESPACES) :]]
 
         async def bare() -> None:
             await anyio.run_process([TRUE], check=False)
 
+        async def bwrap_before() -> None:
+            done = await anyio.run_process(before, check=False)
+            assert done.returncode == 0, done.stderr
+
         async def bwrap() -> None:
+            # Built for each launch, as a run does: a cgroup of its own where one is made.
+            wrapped = await anyio.to_thread.run_sync(bubblewrap.command, binary, plan, [TRUE])
             done = await anyio.run_process(wrapped, check=False)
+            ended(wrapped)  # as a run says it: the cgroup is the next launch's
             assert done.returncode == 0, done.stderr
 
         async def runner() -> None:
@@ -168,7 +192,13 @@ async def main(runs: int, rounds: int, stream_mb: int) -> None:
             run = await run_cli(adapter, request, log_dir=root / "logs", sandbox=only_model)
             assert run.ok, run.outcome
 
-        sides = {"bare": bare, "bwrap": bwrap, "run_cli": runner, "run_cli sandboxed": confined}
+        sides = {
+            "bare": bare,
+            "bwrap as before": bwrap_before,
+            "bwrap": bwrap,
+            "run_cli": runner,
+            "run_cli sandboxed": confined,
+        }
         if helper is not None:
             sides["run_cli sandboxed+net"] = confined_net
             sides["sandboxed+net+relay"] = confined_relay
@@ -188,6 +218,7 @@ async def main(runs: int, rounds: int, stream_mb: int) -> None:
             print(f"{name:<22} wall {median[name] * 1e3:7.2f} ms   cpu {spent[name] * 1e3:7.2f} ms")
         pairs = [
             ("bwrap over bare", "bare", "bwrap"),
+            ("userns+limits add", "bwrap as before", "bwrap"),
             ("run_cli: sandbox adds", "run_cli", "run_cli sandboxed"),
         ]
         if helper is not None:

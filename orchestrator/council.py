@@ -67,6 +67,7 @@ import anyio.to_thread
 
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
+from orchestrator.config.sandbox import merged_sandbox
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import (
     CancelError,
@@ -207,13 +208,21 @@ class Council:
             run_lock.release()
             raise
         try:
-            # Setup commands run in the run's sandbox, as verify commands do.
+            # Setup commands run in the sandbox of the session's CLI, as verify commands do.
             sandbox = await settings_for(config.sandbox)
+            own = {
+                name: await settings_for(
+                    merged_sandbox(config.sandbox, adapter.sandbox), f"adapters.{name}.sandbox"
+                )
+                for name, adapter in config.adapters.items()
+                if adapter.sandbox is not None
+            }
+            settings = WorktreeSettings(config.worktrees, sandbox=sandbox, adapter_sandboxes=own)
             worktrees = WorktreeManager(
                 config.repo,
                 store=store,
                 base_branch=config.base_branch,
-                settings=WorktreeSettings(config.worktrees, sandbox=sandbox),
+                settings=settings,
                 base_ref=None if team is None else remote_base_ref(team, config.base_branch),
             )
             await worktrees.layout()  # a repository problem surfaces here, before any write

@@ -49,6 +49,11 @@ def kill_all(pids: list[int]) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def as_uid(uid: int) -> list[str]:
+    """The command prefix that runs a command as ``uid`` (its group too, no other)."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+
+
 @dataclass
 class Finished:
     """What ``council run --json`` left: its exit code, report, output and peak memory."""
@@ -84,6 +89,11 @@ class FaultRun:
     # The run's ``sandbox:`` (None: the default, ``auto``); ``"none"`` for the tests of what
     # the orchestrator's own checks do where there is no sandbox.
     sandbox: str | dict[str, Any] | None = None
+    # Runs ``council run`` as this uid (``setpriv``; the test chowns what it must reach),
+    # with ``python`` (the orchestrator's and the CLIs' interpreter) when this one's is not
+    # that uid's to run.
+    user: int | None = None
+    python: str = sys.executable
 
     def __post_init__(self) -> None:
         self.repo = new_repo(self.tmp_path)
@@ -101,7 +111,7 @@ class FaultRun:
             if self.task_timeout is not None:
                 task["timeout"] = self.task_timeout
             options: dict[str, Any] = {
-                "binary": sys.executable,
+                "binary": self.python,
                 "args": [str(FAULT_CLIS / script), "{prompt}"],
                 "passthrough_env": self.passthrough,
                 **self.output,
@@ -146,13 +156,14 @@ class FaultRun:
         """
         out, err = self.tmp_path / "council.out", self.tmp_path / "council.err"
         peak = self.tmp_path / "council.maxrss"
-        argv = [*COUNCIL, "run", str(self.config_path), *(["--json"] if as_json else [])]
-        if user is not None:
-            argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+        argv = [self.python, *COUNCIL[1:], "run", str(self.config_path)]
+        argv += ["--json"] if as_json else []
+        user = self.user if user is None else user
         started = time.monotonic()
         with out.open("wb") as stdout, err.open("wb") as stderr:
+            as_user = [] if user is None else as_uid(user)
             process = subprocess.Popen(
-                [sys.executable, "-c", _MEASURED, str(peak), *argv],
+                [*as_user, self.python, "-c", _MEASURED, str(peak), *argv],
                 cwd=self.tmp_path,
                 stdout=stdout,
                 stderr=stderr,

@@ -114,12 +114,13 @@ def test_a_verify_command_runs_the_clis_tests_inside_the_sandbox(
     tmp_path: Path, sandbox: str
 ) -> None:
     """A verify command runs tests a CLI wrote: inside the sandbox they reach what the CLI
-    could (and see the user's HOME without its keys); without one, what the user can."""
+    could (none of the user's HOME); without one, what the user can."""
     home = user_home(tmp_path)
     (home / ".bashrc").write_text("# the user's\n")
-    # The user's HOME is under /tmp here, which a sandbox hides: shown, as /home/<user> is.
-    shown = {"mode": "bubblewrap", "read": [str(home)]} if sandbox == "bubblewrap" else sandbox
-    run = FaultRun(tmp_path, "verify_escape.py", sandbox=shown)
+    # The user's HOME is under /tmp here, which a sandbox hides anyway: /tmp is shown, as
+    # /home is, so what hides the HOME is the HOME's own rule.
+    shown = {"mode": "bubblewrap", "read": [str(tmp_path)]} if sandbox == "bubblewrap" else sandbox
+    run = FaultRun(tmp_path, "verify_escape.py", env={"FAULT_USER_HOME": str(home)}, sandbox=shown)
     config = run.config()
     config["verify"] = [[sys.executable, "check_escape.py"]]
     run.config_path.write_text(json.dumps(config))

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 from fault_helpers import COUNCIL, FaultRun
+from spare_user import as_users, hand_over, user_dir
 
 from orchestrator.sandbox import network
 
 pytestmark = pytest.mark.sandbox
-
-SPARE_UID = 4242  # a uid no account uses here: the unprivileged user CI runs as too
 
 
 class Service:
@@ -74,22 +73,10 @@ def tmpdir_not_tmp() -> Iterator[Path]:
         shutil.rmtree(where, ignore_errors=True)
 
 
-def as_spare_user(tmp_path: Path, tmpdir: Path) -> list[str]:
-    for parent in tmp_path.parents:  # pytest's own directories, 0700: passable, not readable
-        if parent == Path("/tmp"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o111)
-    for path in (tmp_path, tmpdir):
-        subprocess.run(["chown", "-R", f"{SPARE_UID}:{SPARE_UID}", str(path)], check=True)
-    return ["setpriv", "--reuid", str(SPARE_UID), "--regid", str(SPARE_UID), "--clear-groups"]
-
-
-@pytest.mark.parametrize("user", ["invoker", "spare"])
+@pytest.mark.parametrize("uid", as_users())
 def test_the_machines_services_are_out_of_reach(
-    tmp_path: Path, tmpdir_not_tmp: Path, user: str
+    tmp_path: Path, tmpdir_not_tmp: Path, uid: int | None
 ) -> None:
-    if user == "spare" and os.geteuid() != 0:
-        pytest.skip("runs as another user only as root (the invoker case is this user's)")
     assert network.problem() is None, network.problem()
     loopback = Service(socket.AF_INET, ("127.0.0.1", 0))
     port = loopback.sock.getsockname()[1]
@@ -102,22 +89,34 @@ def test_the_machines_services_are_out_of_reach(
     env = {"FAULT_LOOPBACK": f"127.0.0.1:{port}", "FAULT_UNIX": str(socket_dir / "s")}
     if public is not None:
         env["FAULT_PUBLIC"] = f"{address}:{public.sock.getsockname()[1]}"
-    run = FaultRun(tmp_path, "net_escape.py", env=env, sandbox="bubblewrap")
-    try:
-        prefix = as_spare_user(tmp_path, tmpdir_not_tmp) if user == "spare" else []
-        if prefix:
-            os.chown(socket_dir, SPARE_UID, SPARE_UID)
-            os.chown(socket_dir / "s", SPARE_UID, SPARE_UID)
-        finished = subprocess.run(
-            [*prefix, *COUNCIL, "run", str(run.config_path), "--json"],
-            cwd=tmp_path, capture_output=True, timeout=120,
-            env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1", "TMPDIR": str(tmpdir_not_tmp),
-                 "HOME": str(tmp_path)},
-        )  # fmt: skip
-    finally:
-        for service in (loopback, unix, public):
-            if service is not None:
-                service.close()
+    with user_dir(uid, tmp_path) as tmp:
+        run = FaultRun(tmp, "net_escape.py", env=env, sandbox="bubblewrap")
+        try:
+            hand_over(tmp, uid)
+            hand_over(tmpdir_not_tmp, uid)
+            prefix = [] if uid is None else [
+                "setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups"
+            ]  # fmt: skip
+            finished = subprocess.run(
+                [*prefix, *COUNCIL, "run", str(run.config_path), "--json"],
+                cwd=tmp, capture_output=True, timeout=120,
+                env={**os.environ, "COUNCIL_DISABLE_PLUGINS": "1", "TMPDIR": str(tmpdir_not_tmp),
+                     "HOME": str(tmp)},
+            )  # fmt: skip
+        finally:
+            for service in (loopback, unix, public):
+                if service is not None:
+                    service.close()
+        check_run(run, finished, loopback, unix, public)
+
+
+def check_run(
+    run: FaultRun,
+    finished: subprocess.CompletedProcess[bytes],
+    loopback: Service,
+    unix: Service,
+    public: Service | None,
+) -> None:
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads(finished.stdout)
     statuses = {task["task_id"]: task["status"] for task in report["tasks"]}

@@ -77,7 +77,9 @@ def test_the_bubblewrap_command(tmp_path: Path) -> None:
         settings, reach, workdir=worktree, home=home, argv=["sh", "-c", "x"], env={"PATH": "/bin"}
     )
     argv = bubblewrap.command("/usr/bin/bwrap", plan, ["sh", "-c", "x"])
-    assert argv[:5] == ["/usr/bin/bwrap", "--ro-bind", "/", "/", "--dev"]
+    # Its own user namespace, no capability, no nested namespace: root too is confined.
+    assert argv[:5] == ["/usr/bin/bwrap", "--unshare-user", "--cap-drop", "ALL", "--disable-userns"]
+    assert argv[5:9] == ["--ro-bind", "/", "/", "--dev"]
     assert "--unshare-pid" in argv and "--unshare-net" in argv
     assert "--new-session" not in argv  # the CLI stays in the group the orchestrator stops
     at = argv.index("--")
@@ -136,8 +138,11 @@ async def test_auto_without_a_sandbox_warns_and_doctor_says_it(
     with caplog.at_level(logging.WARNING):
         await check_sandbox(config)
     assert "CLIs run unconfined" in caplog.text and "apt install bubblewrap" in caplog.text
+    # What code a CLI wrote gets then: a private environment, not a sandbox.
+    assert "verify and setup commands get a private HOME" in caplog.text
     [check] = await sandbox_checks(config)
     assert check.status == "warn" and "bubblewrap" in (check.fix or "")
+    assert "can still name your files by path" in check.detail
 
 
 @pytest.mark.sandbox

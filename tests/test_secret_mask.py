@@ -18,6 +18,7 @@ import pytest
 from orchestrator.events import Event
 from orchestrator.process.command import run_command
 from orchestrator.safety import secret_mask
+from orchestrator.sandbox.commands import CommandPlace
 from orchestrator.state.context import ContextManager
 from orchestrator.state.file.store import FileStateStore
 from orchestrator.workflow.checks.verify import run_verify
@@ -141,8 +142,10 @@ async def test_commands_get_the_allow_list_not_the_orchestrators_environment(
     assert "GITHUB_TOKEN" not in env and "PLAIN_SETTING" not in env and "JAVA_HOME" not in env
     assert env["PATH"] == os.environ["PATH"] and env["HOME"] == os.environ["HOME"]
 
-    checks = await run_verify(
-        [[sys.executable, "-c", PRINT_ENV]], tmp_path, passthrough=["JAVA_HOME"]
-    )
+    home = tmp_path / "command-home"
+    place = CommandPlace(tmp_path, home)
+    checks = await run_verify([[sys.executable, "-c", PRINT_ENV]], place, passthrough=["JAVA_HOME"])
     env = json.loads(checks[0].output_tail)
     assert env["JAVA_HOME"] == "/opt/java" and "GITHUB_TOKEN" not in env
+    # A verify command's HOME is the session's private one, never the user's.
+    assert env["HOME"] == str(home) and env["XDG_CACHE_HOME"] == f"{home}/.cache"

@@ -224,8 +224,9 @@ async def test_a_commit_starts_no_git_but_its_own(
 ) -> None:
     """Counted, not timed: committing a session's work is built by the orchestrator from the
     files (``own_commit``), never ``git commit``: in its own index (the one git wrote at the
-    checkout, taken before anything ran there), ``add``, ``write-tree``, the changed files,
-    ``commit-tree`` and the branch's move; none of them starts another git, and the commit
+    checkout, taken before anything ran there), the changed files listed (their known secrets
+    masked before git reads them), ``add``, ``write-tree``, the changed files against the
+    parent, ``commit-tree`` and the branch's move; none of them starts another git, and the commit
     reads as ``--trailer`` wrote it. A parent the index was not made for is read in first."""
     session = await manager.create_session_worktree("s1", "claude", "fix-login")
     write(session.path, {"src/new.py": "a = 1\n"})
@@ -237,7 +238,7 @@ async def test_a_commit_starts_no_git_but_its_own(
     result = await manager.commit_in_worktree(session, "council: fix-login build (round 1)")
 
     assert result.committed
-    steady = ["add", "write-tree", "diff-tree", "commit-tree", "update-ref"]
+    steady = ["ls-files", "add", "write-tree", "diff-tree", "commit-tree", "update-ref"]
     assert git_processes(trace) == steady
     trace.unlink()
     write(session.path, {"src/new.py": "a = 2\n"})
@@ -503,7 +504,9 @@ async def test_a_build_commit_with_its_diff_starts_no_more_git(
 
     result = await manager.commit_in_worktree(session, "build", diff=True)
 
-    assert git_processes(trace) == ["add", "write-tree", "diff", "commit-tree", "update-ref"]
+    assert git_processes(trace) == [
+        "ls-files", "add", "write-tree", "diff", "commit-tree", "update-ref"
+    ]  # fmt: skip
     monkeypatch.delenv("GIT_CONFIG_GLOBAL")
     assert result.committed and result.sha == git(repo, "rev-parse", session.branch)
     assert result.parent == session.base_commit and sorted(result.files) == [

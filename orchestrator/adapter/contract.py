@@ -147,6 +147,13 @@ class Adapter(ABC):
         named = [getattr(self.config, name, None) for name in ("base_url", "host")]
         return (*self.api_hosts, *(value for value in named if isinstance(value, str) and value))
 
+    def sandboxes_itself(self) -> bool:
+        """Whether the CLI runs its tools in a sandbox of its own that needs a user namespace
+        (codex's bubblewrap). The council's sandbox then lets it make one (nested inside, it
+        cannot undo the outer sandbox's mounts) and, as root, runs it as a uid other than 0,
+        which that sandbox needs."""
+        return False
+
     def version_command(self) -> list[str]:
         return [self.binary, "--version"]
 

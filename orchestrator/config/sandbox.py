@@ -10,11 +10,17 @@
                                   # (an allow-list proxy); none: no network at all
       read: [~/datasets]          # more paths the CLI may read (everything else of HOME is hidden)
       write: [~/.cache/pip]       # more paths it may write
+      limits:                     # on each CLI and each command run for a task (none: unbounded)
+        processes: 2048           # processes and threads (a fork bomb fails that CLI only)
+        memory: 8GiB              # each process's data memory (as root: also all of them)
+        file_size: 2GiB           # the largest file it may write
     adapters:
       ollama:
         sandbox: {network: open}  # per adapter: what it sets overrides the run's
       aider:
         sandbox: none
+      claude_code:
+        sandbox: {limits: {memory: 16GiB}}  # the rest of the run's limits stay
 
 What the sandbox allows and hides: ``orchestrator.sandbox.plan``.
 """
@@ -24,13 +30,68 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import ByteSize, Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.config.fields import Section, resolve_path
 
-__all__ = ["SandboxConfig", "merged_sandbox"]
+__all__ = ["LimitsConfig", "SandboxConfig", "merged_sandbox"]
 
 Mode = Literal["auto", "bubblewrap", "none"]
+_MIB = 1024**2
+_GIB = 1024**3
+
+
+class LimitsConfig(Section):
+    """Resource limits on each confined CLI and command (``orchestrator.process.limits``);
+    ``none`` (for the section or one limit) leaves it unbounded."""
+
+    processes: int | None = Field(
+        default=2048,
+        description="processes and threads one CLI may have at once (a cgroup as root, "
+        "RLIMIT_NPROC in its user namespace otherwise)",
+    )
+    memory: ByteSize | None = Field(
+        default=ByteSize(8 * _GIB),
+        description="each process's data memory (RLIMIT_DATA; `8GiB`); as root, where a "
+        "cgroup can be made, also the whole CLI's",
+    )
+    file_size: ByteSize | None = Field(
+        default=ByteSize(2 * _GIB),
+        description="the largest file a CLI may write (RLIMIT_FSIZE; `2GiB`)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value is None or value == "none":
+            return {"processes": None, "memory": None, "file_size": None}
+        if isinstance(value, dict):
+            return {key: None if item == "none" else item for key, item in value.items()}
+        return value
+
+    @field_validator("processes")
+    @classmethod
+    def _processes(cls, value: int | None) -> int | None:
+        if value is not None and value < 16:
+            raise ValueError(f"{value} is too few for any CLI to start: at least 16 (or none)")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: ByteSize | None) -> ByteSize | None:
+        if value is not None and value < 64 * _MIB:
+            raise ValueError(
+                f"{value.human_readable()} is too little for any CLI to start: at least 64MiB "
+                "(or none)"
+            )
+        return value
+
+    @field_validator("file_size")
+    @classmethod
+    def _file_size(cls, value: ByteSize | None) -> ByteSize | None:
+        if value is not None and value < _MIB:
+            raise ValueError(f"{value} bytes is too small: at least 1MiB (or none)")
+        return value
 
 
 class SandboxConfig(Section):
@@ -57,6 +118,10 @@ class SandboxConfig(Section):
     write: list[Path] = Field(
         default_factory=list, description="more paths the CLI may write (`~` allowed)"
     )
+    limits: LimitsConfig = Field(
+        default_factory=LimitsConfig,
+        description="resource limits on each CLI and command: processes, memory, file_size",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -70,8 +135,13 @@ class SandboxConfig(Section):
 
 
 def merged_sandbox(run: SandboxConfig, adapter: SandboxConfig | None) -> SandboxConfig:
-    """The run's ``sandbox:`` with what the adapter's own sets laid over it."""
+    """The run's ``sandbox:`` with what the adapter's own sets laid over it (its ``limits``
+    limit by limit)."""
     if adapter is None:
         return run
     given = {name: getattr(adapter, name) for name in adapter.model_fields_set}
+    if "limits" in given:
+        own = adapter.limits
+        limits = {name: getattr(own, name) for name in own.model_fields_set}
+        given["limits"] = run.limits.model_copy(update=limits)
     return run.model_copy(update=given)

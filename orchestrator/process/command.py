@@ -7,7 +7,9 @@ cancellation takes down everything it started, grandchildren included (on a time
 grace period, then SIGKILL to the group; a cancelled caller SIGKILLs at once); output captured
 up to a bound, keeping the tail, which is where errors are. Every process started here carries
 the orchestrator's ``procid.MARKER_ENV`` (``marked``), which finds an orphan whose pid was never
-recorded (``orchestrator.runner.orphans``).
+recorded (``orchestrator.runner.orphans``). A caller may keep descriptors open in the command
+(``pass_fds``) and be told its pid once it started, before its output is read (``attach``: a
+sandbox's own network given to it); an ``attach`` that raises stops it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import contextlib
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import anyio
 import anyio.abc
 
 from orchestrator.errors import RunError
-from orchestrator.process import procid
+from orchestrator.process import limits, procid
 from orchestrator.process.env import command_env
 from orchestrator.process.started import forget, started, starting
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group, reap_group, signal_group
@@ -56,18 +58,21 @@ async def run_command(
     timeout: float | None = None,
     grace: float = DEFAULT_GRACE,
     mark: bool = True,
+    pass_fds: Sequence[int] = (),
+    attach: Callable[[int], Awaitable[None]] | None = None,
 ) -> CommandResult:
     """Run ``argv`` in ``cwd`` to completion or until ``timeout`` seconds pass.
 
     ``mark=False`` leaves out the orchestrator's marker: for a command that starts a service
     meant to outlive every run (a local database server), which no successor may take for an
-    orphan of this process."""
+    orphan of this process. ``pass_fds`` stay open in it; ``attach`` is awaited with its pid
+    once it started (see the module doc)."""
     if not argv:
         raise RunError("cannot run an empty command")
     began = time.monotonic()
     try:
         with starting():
-            process = await _open_command(argv, cwd, env, mark)
+            process = await _open_command(argv, cwd, env, mark, pass_fds)
             started(process.pid)
     except FileNotFoundError:
         raise RunError(f"{argv[0]}: command not found (cwd {cwd})") from None
@@ -76,6 +81,8 @@ async def run_command(
     tail = bytearray()
     timed_out = False
     try:
+        if attach is not None:
+            await attach(process.pid)
         with anyio.move_on_after(timeout) as scope:
             assert process.stdout is not None
             async for chunk in process.stdout:
@@ -96,6 +103,7 @@ async def run_command(
         raise
     finally:
         forget(process.pid)
+        limits.ended(argv)  # its cgroup, if it had one, is the next launch's
         with contextlib.suppress(Exception):
             await process.aclose()
     return CommandResult(
@@ -108,7 +116,11 @@ async def run_command(
 
 
 async def _open_command(
-    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None, mark: bool
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str] | None,
+    mark: bool,
+    pass_fds: Sequence[int] = (),
 ) -> anyio.abc.Process:
     given = command_env()[0] if env is None else dict(env)
     return await anyio.open_process(
@@ -119,6 +131,7 @@ async def _open_command(
         cwd=cwd,
         env=marked(given) if mark else given,
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
     )
 
 

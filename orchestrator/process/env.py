@@ -10,11 +10,11 @@ the private directories, which nothing overrides::
     XDG_CACHE_HOME=<home>/.cache  XDG_STATE_HOME=<home>/.local/state
     CODEX_HOME=<home>/.codex  TMPDIR=<home>/tmp
 
-Every other child the orchestrator starts (setup and verify commands, ``command_env``) gets the
-same allow-list, with the user's own ``HOME`` (their toolchains and caches live there) and the
-names the run config's ``worktrees.passthrough_env`` lists, never the orchestrator's whole
-environment: a test a CLI wrote runs as a verify command, and what it can read it can print or
-write into the worktree.
+Every other child the orchestrator starts (``command_env``) gets the same allow-list, with the
+user's own ``HOME`` (the orchestrator's own tools, ``gh``, ``git``, find their settings there)
+and the names a caller passes through, never the orchestrator's whole environment. The setup
+and verify commands, which run code CLIs wrote, get that allow-list with ``private_dirs`` of
+the session's command HOME laid over it, never the user's HOME (``sandbox.commands``).
 
 Which values are secrets, and how they are hidden: ``orchestrator.safety.redaction``.
 """

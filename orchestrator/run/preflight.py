@@ -85,7 +85,9 @@ async def check_sandbox(config: RunConfig) -> None:
             said.add(settings.reason)
             log.warning(
                 "%s: the CLIs run unconfined, reaching whatever you can (the orchestrator still "
-                "checks git's setup before each git command and what changed after each CLI)",
+                "checks git's setup before each git command and what changed after each CLI); "
+                "verify and setup commands get a private HOME (HOME and the XDG directories), "
+                "not a sandbox: they can still name your files by path",
                 settings.reason,
             )
 

@@ -72,6 +72,7 @@ from orchestrator.adapter import (
 from orchestrator.errors import AdapterError, RunError
 from orchestrator.git.objects import adopt_objects
 from orchestrator.git.repo import Git
+from orchestrator.process import limits as resource_limits
 from orchestrator.process.command import marked
 from orchestrator.process.env import child_env, home_ready, prepare_home
 from orchestrator.process.output import LOG_LIMIT, LogSink, log_name
@@ -226,6 +227,7 @@ async def _run_prepared(
                     net.started()
             cli_started(process.pid, since)
     except BaseException as exc:
+        resource_limits.ended(command or ())  # its cgroup, if it had one, was never joined
         with contextlib.suppress(OSError):  # the start error matters more than its log line
             sink.close(f"not started: {exc}")
         if net is not None:
@@ -282,6 +284,7 @@ async def _run_prepared(
         raise
     finally:
         cli_ended(pid)
+        resource_limits.ended(command or ())  # its cgroup is the next launch's once empty
         with anyio.CancelScope(shield=True):
             await _close(process, out_fd, err_fd)
             await _ended(watch, process.pid)
@@ -385,6 +388,7 @@ def _confined(
         argv=spec.argv,
         env=env,
         logins=[*logins, *user_paths, *map(Path, adapter.readable_dirs())],
+        nested=adapter.sandboxes_itself(),
     )
     if not os.path.isabs(plan.executable):  # not found on the CLI's PATH
         raise not_found(adapter, spec.argv[0])

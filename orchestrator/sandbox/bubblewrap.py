@@ -2,13 +2,25 @@
 
 ``command(binary, plan, argv)`` is the argument list that runs ``argv`` confined::
 
-    bwrap --ro-bind / / --dev /dev --unshare-pid --proc /proc --unshare-ipc
+    [/bin/sh -c <join the launch's cgroup, exec> ...]                     (where one is made)
+    bwrap --unshare-user --cap-drop ALL --disable-userns
+          --ro-bind / / --dev /dev --unshare-pid --proc /proc --unshare-ipc
           [--unshare-net]
           --tmpfs <hidden> ... --ro-bind <p> <p> ... --bind <p> <p> ...   (shallowest first)
           --ro-bind <sealed> <sealed> ...
           --remount-ro <hidden> ...                                      (but /tmp)
-          --chdir <worktree> -- <executable> <args...>
+          --chdir <worktree> -- [prlimit --nproc --data --fsize --] <executable> <args...>
 
+- a user namespace of its own with every capability dropped, for root too: inside, the CLI
+  has the same uid as outside (root stays uid 0, so what it writes is owned as before) but no
+  ``CAP_SYS_ADMIN``, so it cannot unmount what hides a directory (``umount /proc``, ``umount
+  $HOME``), remount ``/`` writable or mount anything, and ``--disable-userns`` forbids it a
+  nested user namespace in which it would get capabilities back. Without this a root CLI kept
+  every capability and undid the sandbox in one ``umount``. A CLI that sandboxes its own
+  tools with bubblewrap (codex, ``plan.nested``) may make a nested one, which cannot undo the
+  outer mounts either, and as root runs as uid ``NESTED_ROOT_UID`` inside (``_nesting``);
+- resource limits (``plan.limits``, ``orchestrator.process.limits``): processes, memory and
+  file size, as rlimits set by ``prlimit`` inside, and as root a cgroup joined outside;
 - a new PID namespace with its own ``/proc``: the CLI sees no other process, so it cannot
   read the orchestrator's environment through ``/proc/<pid>/environ``, nor signal anyone; when
   it ends, everything it started inside ends with it;
@@ -29,17 +41,23 @@ bubblewrap reports a signal that killed the command as exit status ``128 + signa
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 from collections.abc import Sequence
 
+from orchestrator.process import limits
 from orchestrator.sandbox.network import Uplink
 from orchestrator.sandbox.plan import Confinement
 
-__all__ = ["PROBE", "command", "exit_status", "find"]
+__all__ = ["NAMESPACES", "NESTED_ROOT_UID", "PROBE", "command", "exit_status", "find"]
 
 _FLAGS = {"hide": "--tmpfs", "read": "--ro-bind", "write": "--bind", "seal": "--ro-bind"}
-PROBE = ("--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc", "true")
+# Every sandbox's start: its own user namespace, no capability in it, no nested one.
+NAMESPACES = ("--unshare-user", "--cap-drop", "ALL", "--disable-userns")
+_BASE = ("--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc")
+PROBE = (*NAMESPACES, *_BASE, "true")
+NESTED_ROOT_UID = 65533  # root's uid inside the sandbox of a CLI that sandboxes itself
 
 
 def find(path: str | None = None) -> str | None:
@@ -50,8 +68,9 @@ def find(path: str | None = None) -> str | None:
 def command(
     binary: str, plan: Confinement, argv: Sequence[str], uplink: Uplink | None = None
 ) -> list[str]:
-    out = [binary, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc"]
-    out.append("--unshare-ipc")
+    """The command line that runs ``argv`` as ``plan`` says (blocking where the plan's limits
+    need a cgroup: it makes one); with ``uplink``, in a network namespace of its own."""
+    out = [binary, *(_nesting() if plan.nested else NAMESPACES), *_BASE, "--unshare-ipc"]
     if not plan.network:
         out.append("--unshare-net")
     for kind, path in plan.ordered:
@@ -67,12 +86,25 @@ def command(
         out += ["--remount-ro", str(path)]
     for name, value in plan.env:
         out += ["--setenv", name, value]
-    out += ["--chdir", str(plan.workdir), "--", plan.executable or argv[0], *argv[1:]]
+    started = limits.inside(plan.limits, [plan.executable or argv[0], *argv[1:]])
+    out += ["--chdir", str(plan.workdir), "--", *started]
     # The network: an open one in a namespace of its own (``sandbox.network``: made by
     # ``unshare`` in front of bwrap, joined by the helper), so bwrap does not unshare it.
     if uplink is not None and plan.network:
-        return uplink.wrap(out)
-    return out
+        out = uplink.wrap(out)
+    return limits.outside(plan.limits, out)
+
+
+def _nesting() -> list[str]:
+    """The user namespace of a CLI that makes a sandbox of its own: nested namespaces allowed
+    (one made inside locks every mount it inherits: it cannot unmount or remount what hides a
+    directory, and a ``/proc`` it mounts shows its own processes only), and as root a uid
+    other than 0 inside, mapped to root outside (so what it writes is root's as before): a
+    bwrap run as uid 0 takes itself for privileged and fails without the capabilities."""
+    flags = ["--unshare-user", "--cap-drop", "ALL"]
+    if os.geteuid() == 0:
+        flags += ["--uid", str(NESTED_ROOT_UID), "--gid", str(NESTED_ROOT_UID)]
+    return flags
 
 
 def exit_status(code: int | None) -> tuple[int | None, int | None]:

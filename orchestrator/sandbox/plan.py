@@ -30,7 +30,17 @@ The network stays open (the CLI talks to its model's API), in a namespace of the
 whose way out is the public network, not the machine's loopback (``sandbox.network``; a model
 endpoint on the machine's loopback relayed in, that port alone: ``sandbox.relay``), unless
 ``network: model``, whose only way out is an allow-list proxy to the model's API hosts
-(``sandbox.proxy``), or ``network: none``, which leaves the CLI no network at all.
+(``sandbox.proxy``), or ``network: none``, which leaves the CLI no network at all. The plan
+carries the settings' resource limits (``limits``: processes, memory, file size), which the
+sandbox sets.
+
+A command run on a session's work (a verify or setup command: code a CLI wrote) gets
+``command_confinement``, the same plan with an allow-list of the user's HOME: hidden whole, as
+for a CLI, with none of the CLI's logins; of what lives there only the toolchains the command
+needs to start are shown (``_toolchains``: ``~/.cargo/bin``, never ``~/.cargo``); its HOME,
+caches and TMPDIR are the session's private command HOME, writable; nothing of git is
+writable; and under a path shown on purpose (``read:``) the places of the user's keys
+(``SECRET_PLACES``) stay hidden.
 """
 
 from __future__ import annotations
@@ -42,6 +52,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from orchestrator.process.limits import UNBOUNDED, Limits
 
 __all__ = [
     "SECRET_PLACES",
@@ -70,6 +82,7 @@ class SandboxSettings:
     # The network helper (``slirp4netns``) giving an open network a namespace of its own
     # (``orchestrator.sandbox.network``); None: the machine's network (none here, or closed).
     uplink: str | None = None
+    limits: Limits = UNBOUNDED  # processes, memory, file size (``orchestrator.process.limits``)
     # ``network: model``: no route out but the allow-list proxy to the model's API hosts
     # (``orchestrator.sandbox.proxy``); ``network`` stays True.
     only_model: bool = False
@@ -112,6 +125,10 @@ class Confinement:
     network: bool = True
     executable: str = ""  # the CLI's program, resolved to a path outside the sandbox
     env: tuple[tuple[str, str], ...] = ()  # set inside the sandbox (GIT_OBJECT_DIRECTORY)
+    limits: Limits = UNBOUNDED  # on the CLI and all it starts
+    # The CLI makes a sandbox of its own (codex): nested user namespaces allowed, and as root
+    # a uid other than 0 inside (``orchestrator.sandbox.bubblewrap``).
+    nested: bool = False
     mounts: tuple[tuple[str, Path], ...] = field(default=(), repr=False)
 
     @property
@@ -139,8 +156,10 @@ def confinement(
     env: Mapping[str, str],
     logins: Iterable[Path] = (),
     user_home: str | None = None,
+    nested: bool = False,
 ) -> Confinement:
-    """The plan for one CLI start (blocking: it looks at the disk)."""
+    """The plan for one CLI start (blocking: it looks at the disk); ``nested``: the CLI
+    sandboxes its own tools (``Adapter.sandboxes_itself``)."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
     places: list[str | Path] = [user_home, *_temporary(), *_there(reach.council_dir)]
     places += _runtime()
@@ -169,6 +188,8 @@ def confinement(
         network=settings.network,
         executable=executable or (argv[0] if argv else ""),
         env=tuple(inside),
+        limits=settings.limits,
+        nested=nested,
         mounts=_mounts(hidden, readable, writable, sealed),
     )
 
@@ -283,16 +304,32 @@ def _tops_under(hidden: Sequence[Path], needed: Iterable[Path]) -> list[Path]:
     return tops
 
 
-# What of the user's HOME a command the orchestrator runs for a task (a verify command, which
-# runs tests a CLI wrote) must not see: keys, tokens, logins of the CLIs and of the user's
-# other tools. The rest of HOME stays visible, read-only: toolchains and their settings.
+# Version managers that keep toolchains, never logins: one a command needs is shown whole (a
+# pyenv shim runs ``~/.pyenv/libexec``, not only what PATH names).
+TOOLCHAINS = (
+    ".pyenv",
+    ".rbenv",
+    ".nodenv",
+    ".goenv",
+    ".asdf",
+    ".nvm",
+    ".volta",
+    ".sdkman",
+    ".rustup",
+)
+# Keys, tokens and logins of the user's tools and CLIs: hidden from a command even inside a
+# path it is shown (a ``sandbox.read: [~/.config]`` given for the CLIs shows no ``~/.config/gh``
+# to a test).
 SECRET_PLACES = (
     ".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials",
     ".config/gh", ".config/gcloud", ".config/hub", ".npmrc", ".pypirc", ".env",
+    ".pgpass", ".vault-token", ".my.cnf", ".cargo/credentials.toml", ".cargo/credentials",
+    ".config/rclone", ".terraform.d", ".config/pip", ".pip", ".gem/credentials",
+    ".bash_history", ".zsh_history", ".python_history", ".psql_history", ".mysql_history",
+    ".local/share/keyrings", ".password-store",
     ".claude", ".claude.json", ".codex", ".gemini", ".qwen", ".aider",
     ".config/opencode", ".local/share/opencode",
 )  # fmt: skip
-CACHE = ".cache"  # writable for such commands: the build and test tools' caches
 
 
 def command_confinement(
@@ -300,27 +337,32 @@ def command_confinement(
     reach: GitReach,
     *,
     workdir: Path,
+    home: Path,
     argv: Sequence[str],
     env: Mapping[str, str],
     user_home: str | None = None,
 ) -> Confinement:
-    """The plan for a command run for a task in its worktree (blocking): the worktree and the
-    user's ``~/.cache`` writable, the rest of the user's HOME visible read-only but for its
-    secrets (``SECRET_PLACES``, hidden), git's setup as for a CLI (read-only, its pointers
-    sealed), ``.council/`` and ``/tmp`` hidden (``/tmp`` a private scratch)."""
+    """The plan for a command run for a session in its worktree (blocking): a verify or setup
+    command, which runs code a CLI wrote, confined as that CLI is. Writable: the worktree and
+    the session's private ``home`` (its HOME, caches and TMPDIR; never the user's
+    ``~/.cache``), and the run config's ``write:`` paths. Hidden: the user's HOME whole, as
+    ``/tmp`` and ``TMPDIR`` (private scratches), ``.council/`` and the user's runtime
+    directories; shown read-only again: the repository's checkout, the ``read:`` paths, and of
+    what lives under a hidden directory only the toolchains the command needs to start
+    (``_toolchains``: the PATH's directories and the executable's, not their neighbours).
+    git's setup is sealed as for a CLI; nothing of git is writable. What lies under a shown
+    path at one of ``SECRET_PLACES`` of the user's HOME stays hidden."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
-    home = _norm(user_home) if user_home and user_home != "/" else None
-    secrets = [home / place for place in SECRET_PLACES if home and os.path.lexists(home / place)]
-    places: list[str | Path] = [*_temporary(), *_there(reach.council_dir), *_runtime()]
-    hidden = [_norm(path) for path in dict.fromkeys(places) if path]
-    hidden = [path for path in hidden if path != Path("/")]
+    places: list[str | Path] = [user_home, *_temporary(), *_there(reach.council_dir)]
+    places += _runtime()
+    hidden = [_norm(path) for path in places if path]
+    hidden = [path for path in dict.fromkeys(hidden) if path != Path("/")]
     executable = shutil.which(argv[0], path=env.get("PATH")) if argv else None
     readable = [_norm(reach.repo_root), *_existing(settings.read)]
-    readable += _tops_under(hidden, _needed_to_start(executable, env))
-    writable = [_norm(workdir), *_existing(settings.write)]
-    if home is not None and os.path.isdir(home / CACHE):
-        writable.append(home / CACHE)
+    readable += _toolchains(hidden, _needed_to_start(executable, env))
+    writable = [_norm(workdir), _norm(home), *_existing(settings.write)]
     sealed = _existing(reach.sealed)
+    secrets = _secrets_inside(user_home, hidden, [*readable, *writable])
     return Confinement(
         workdir=_norm(workdir),
         hidden=tuple(hidden),
@@ -329,5 +371,50 @@ def command_confinement(
         sealed=tuple(sealed),
         network=settings.network,
         executable=executable or (argv[0] if argv else ""),
+        limits=settings.limits,
         mounts=_mounts(hidden, readable, writable, sealed, secrets),
     )
+
+
+def _toolchains(hidden: Sequence[Path], needed: Iterable[Path]) -> list[Path]:
+    """What of a hidden directory a command needs to start, read-only: for each needed path
+    under one, a version manager's whole directory (``TOOLCHAINS``); else the prefix of a
+    ``bin`` directory two levels down or deeper (``~/.nvm/versions/node/v22`` for its
+    ``bin/node``, a pipx venv); else the directory itself (``~/.cargo/bin``, ``~/.local/bin``:
+    never ``~/.cargo``, whose ``credentials.toml`` sits beside it); a file right in the hidden
+    directory alone."""
+    shown: list[Path] = []
+    for path in needed:
+        around = [root for root in hidden if path != root and path.is_relative_to(root)]
+        if not around:
+            continue
+        root = max(around, key=lambda top: len(top.parts))  # the HOME, not the /tmp it is in
+        parts = path.relative_to(root).parts
+        if parts[0] in TOOLCHAINS:
+            top = root / parts[0]
+        else:
+            folder = parts if os.path.isdir(path) else parts[:-1]
+            if not folder:
+                top = path
+            elif folder[-1] == "bin" and len(folder) >= 3:
+                top = root.joinpath(*folder[:-1])
+            else:
+                top = root.joinpath(*folder)
+        if top not in shown and os.path.exists(top):
+            shown.append(top)
+    return shown
+
+
+def _secrets_inside(user_home: str, hidden: Sequence[Path], shown: Sequence[Path]) -> list[Path]:
+    """``SECRET_PLACES`` of the user's HOME that a command would see: there, and under a shown
+    path with no hidden one deeper on the way (one inside the hidden HOME needs no mount)."""
+    if not user_home or user_home == "/":
+        return []
+    home = _norm(user_home)
+    found: list[Path] = []
+    for place in (home / relative for relative in SECRET_PLACES):
+        around = [top for top in (*hidden, *shown) if place.is_relative_to(top)]
+        deepest = max(around, key=lambda top: len(top.parts), default=None)
+        if deepest is not None and deepest not in hidden and os.path.lexists(place):
+            found.append(place)
+    return found

@@ -1,7 +1,8 @@
 """Where things live in a user's repository, and the one lock around git's worktree metadata.
 
 Layout: everything is under ``<repo>/.council/``: ``worktrees/<session>`` (live sessions),
-``pool/<key>-<token>`` (clean worktrees kept for reuse), ``locks/``, ``logs/`` and an empty
+``pool/<key>-<token>`` (clean worktrees kept for reuse), ``command-homes/<session>`` (the
+private HOME of a session's setup and verify commands), ``locks/``, ``logs/`` and an empty
 ``git-hooks/`` that every git command uses as its hooks directory. ``.council/`` is listed
 once in the repository's ``info/exclude`` (of the common git dir, so it also holds when the
 repository is itself a linked worktree or a submodule with a ``.git`` file), with the caches
@@ -93,6 +94,11 @@ class RepoLayout:
 
     def session_path(self, session_id: str) -> Path:
         return check_inside(self.worktrees_dir, Path(check_id(session_id, "session id")))
+
+    def command_home(self, session_id: str) -> Path:
+        """The private HOME of the commands run on a session's work (``sandbox.commands``)."""
+        top = self.council / "command-homes"
+        return check_inside(top, Path(check_id(session_id, "session id")))
 
     def setup_log(self, session_id: str) -> Path:
         return check_inside(self.logs_dir, Path(f"setup-{check_id(session_id, 'session id')}.log"))

@@ -25,6 +25,7 @@ from orchestrator.git.gitfile import read_gitfile
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.safety.safe_write import unlink, write_atomic
+from orchestrator.sandbox.commands import CommandPlace
 from orchestrator.sandbox.plan import Sandbox
 from orchestrator.worktrees.commits import finish_checkout_sync
 from orchestrator.worktrees.confine import git_reach
@@ -179,15 +180,17 @@ class WorktreeMaker:
         """Copy files and run setup in a checked-out worktree, then mark it ready: the last of
         its multi-step making, so a worktree without the mark was cut short (``_finish``)."""
         settings = self._settings
+        confining = settings.sandbox_for(session.cli)
         sandbox = None
-        if settings.sandbox is not None and settings.sandbox.binary is not None:
+        if settings.setup and confining is not None and confining.binary is not None:
             reach = await anyio.to_thread.run_sync(
                 git_reach, ws.layout, session.path, session.branch
             )
-            sandbox = Sandbox(settings.sandbox, reach)
+            sandbox = Sandbox(confining, reach)
+        home = ws.layout.command_home(session.session_id)
         await prepare_worktree(
             repo_root=ws.layout.root,
-            worktree=session.path,
+            place=CommandPlace(session.path, home, sandbox),
             session_id=session.session_id,
             task_id=session.task_id,
             copy_files=settings.copy_files,
@@ -195,7 +198,6 @@ class WorktreeMaker:
             timeout=settings.setup_timeout,
             log_path=ws.layout.setup_log(session.session_id),
             passthrough=settings.passthrough_env,
-            sandbox=sandbox,
         )
         await anyio.to_thread.run_sync(_mark_ready, ws, session)
 

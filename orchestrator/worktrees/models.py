@@ -8,6 +8,7 @@ is the run config's ``worktrees:`` section plus the knobs that only code sets.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +50,8 @@ class WorktreeSettings:
         meta_lock_timeout: float = 120.0,  # wait at most this long for the worktree lock
         stale_lock_age: float = 2.0,  # a younger index.lock is never moved: git may be making it
         sandbox: SandboxSettings | None = None,  # the run's: setup commands run inside it
+        # An adapter's own (its ``sandbox:`` over the run's): its sessions' setup runs in it.
+        adapter_sandboxes: Mapping[str, SandboxSettings] | None = None,
         **fields: Any,
     ) -> None:
         if config is not None and fields:
@@ -59,6 +62,11 @@ class WorktreeSettings:
         self.meta_lock_timeout = meta_lock_timeout
         self.stale_lock_age = stale_lock_age
         self.sandbox = sandbox
+        self.adapter_sandboxes = dict(adapter_sandboxes or {})
+
+    def sandbox_for(self, cli: str) -> SandboxSettings | None:
+        """The sandbox the CLI ``cli`` runs in, which its sessions' setup commands get too."""
+        return self.adapter_sandboxes.get(cli, self.sandbox)
 
     @classmethod
     def from_config(cls, config: WorktreeConfig) -> WorktreeSettings:

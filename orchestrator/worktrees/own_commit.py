@@ -13,10 +13,12 @@ the orchestrator never runs ``git commit`` on a session's worktree. ``build(...)
    the common dir read-only, so no CLI writes it), set to ``parent``'s tree where it is not
    already (``read-tree -m`` keeps the file stats of entries that match, so ``add`` re-reads
    only changed files); a side file remembers which commit it was last made for;
-2. ``git add -A --sparse`` of the worktree's files into it (``GIT_INDEX_FILE``), then
-   ``write-tree``: the tree is what the files say, nothing of the CLI's index;
+2. the files that differ from it (``ls-files``: modified, deleted, new and not ignored) have
+   the run's known secrets masked (``secret_scrub``) before git reads any of them, so no blob
+   ever holds one; then ``git add -A --sparse`` of the worktree's files into the index
+   (``GIT_INDEX_FILE``) and ``write-tree``: the tree is what the files say, nothing of the
+   CLI's index;
 3. the files that differ from ``parent``'s tree (one ``git diff``, the patch too when asked);
-   known secrets in them are masked first (``secret_scrub``) and those files added again;
 4. ``commit-tree <tree> -p <parent>`` with the orchestrator's identity and trailers, where the
    tree differs from ``parent``'s, and the branch moved to it (``update-ref``, from whatever the
    CLI left it at); a tree equal to ``parent``'s moves the branch back to ``parent`` (commits
@@ -130,21 +132,19 @@ def build(
         # changed file), keeping the stats of the entries that match.
         git.run_sync("read-tree", "--reset", parent, env=env)
         parent_tree = None
-    add = ["add", "-A", "--sparse", "--", ".", *_excluded(keep_out)]
-    git.run_sync(*add, env=env)
+    # Known secrets masked in the files before git reads any of them: a blob, once written,
+    # is in the store whatever the commit then holds.
+    changed = ("ls-files", "-z", "--modified", "--deleted", "--others", "--exclude-standard")
+    listed = git.run_sync(*changed, "--", ".", *_excluded(keep_out), env=env)
+    scrubbed = scrub_sync(git.cwd, sorted({path for path in listed.stdout.split("\0") if path}))
+    git.run_sync("add", "-A", "--sparse", "--", ".", *_excluded(keep_out), env=env)
     tree = git.run_sync("write-tree", env=env, strip_stdout=True).stdout
     if parent_tree is None:
         parent_tree = _tree_of(git, common, parent)
     files: list[str] = []
     diff: str | None = None
-    scrubbed: list[str] = []
     if tree != parent_tree:
         files, diff = _changes(git, parent_tree, tree, patch)
-        scrubbed = scrub_sync(git.cwd, files)
-        if scrubbed:  # masked in the files: taken in again, and the tree read again
-            git.run_sync(*add, env=env)
-            tree = git.run_sync("write-tree", env=env, strip_stdout=True).stdout
-            files, diff = _changes(git, parent_tree, tree, patch)
     sha: str | None = None
     head = parent
     if tree != parent_tree:

@@ -7,17 +7,16 @@ link on the way or at the file (``safe_write``: a tracked or planted link in the
 could point the copy anywhere), else ``PathEscapeError``. A missing source is skipped and
 noted in the log (an optional ``.env`` is common). Copying runs in a worker thread.
 
-Setup commands are argument lists run in the worktree through ``process.run_command`` (no
-shell, own process group, killed with their children on timeout), inside the run's sandbox
-where it has one (``sandbox.commands``: the package scripts they run come from landed work,
-which CLIs wrote, so they reach what a CLI could, not what the user can), with the allow-listed
-environment of every non-CLI child (``process_env.command_env``: never the orchestrator's
-whole environment, since a setup script or the package scripts it runs come from the
-repository, which CLIs write), the ``passthrough`` names, and ``COUNCIL_SESSION_ID``,
-``COUNCIL_TASK_ID``, ``COUNCIL_WORKTREE`` and ``COUNCIL_REPO``. Everything is logged, with
-secrets masked (``secret_mask``), to ``.council/logs/setup-<session>.log``; the first failing
-command raises ``WorkspaceError`` with the command, its exit code and the log path (the caller
-then removes the worktree under the usual safety rules).
+Setup commands are argument lists run in the worktree through ``sandbox.commands`` (no
+shell, own process group, killed with their children on timeout): the package scripts they run
+come from landed work, which CLIs wrote, so they run confined as a CLI is: inside the sandbox
+of the session's CLI where it has one (``WorktreeSettings.sandbox_for``), with the session's
+private HOME for commands (never the user's), the allow-listed environment of every non-CLI
+child, the ``passthrough`` names, and ``COUNCIL_SESSION_ID``, ``COUNCIL_TASK_ID``,
+``COUNCIL_WORKTREE`` and ``COUNCIL_REPO``; their output comes back masked (known secrets and
+credential shapes). Everything is logged, masked, to ``.council/logs/setup-<session>.log``; the
+first failing command raises ``WorkspaceError`` with the command, its exit code and the log
+path (the caller then removes the worktree under the usual safety rules).
 """
 
 from __future__ import annotations
@@ -32,13 +31,10 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.errors import RunError, WorkspaceError
-from orchestrator.process.command import run_command
-from orchestrator.process.env import command_env
 from orchestrator.safety import safe_write
 from orchestrator.safety.paths import ensure_under
-from orchestrator.safety.secret_mask import mask, remember, remember_named
-from orchestrator.sandbox.commands import confined_argv
-from orchestrator.sandbox.plan import Sandbox
+from orchestrator.safety.secret_mask import mask
+from orchestrator.sandbox.commands import CommandPlace, run_confined
 
 __all__ = ["copy_in", "prepare_worktree"]
 
@@ -81,7 +77,7 @@ def _copy_file(worktree: Path, source: Path, target: Path) -> None:
 async def prepare_worktree(
     *,
     repo_root: Path,
-    worktree: Path,
+    place: CommandPlace,
     session_id: str,
     task_id: str,
     copy_files: Sequence[str],
@@ -89,12 +85,12 @@ async def prepare_worktree(
     timeout: float,
     log_path: Path,
     passthrough: Sequence[str] = (),
-    sandbox: Sandbox | None = None,
 ) -> None:
-    """Copy files in and run the setup commands (inside ``sandbox`` when given); raise
-    ``WorkspaceError`` on the first failure."""
+    """Copy files into ``place``'s worktree and run the setup commands there, confined
+    (``sandbox.commands``); raise ``WorkspaceError`` on the first failure."""
     if not copy_files and not setup:
         return
+    worktree = place.workdir
     log = _Log(log_path, repo_root)
     await log.write(f"# setup of session {session_id} in {worktree}, {_now()}\n")
     if copy_files:
@@ -106,17 +102,13 @@ async def prepare_worktree(
         "COUNCIL_WORKTREE": str(worktree),
         "COUNCIL_REPO": str(repo_root),
     }
-    env, secrets = command_env(passthrough, ours)
-    remember(secrets)
-    remember_named({name: env[name] for name in passthrough if env.get(name) in secrets})
     for argv in setup:
         shown = shlex.join(argv)
         await log.write(f"$ {shown}\n")
-        started = argv
-        if sandbox is not None:
-            started = await anyio.to_thread.run_sync(confined_argv, sandbox, worktree, argv, env)
         try:
-            result = await run_command(started, cwd=worktree, env=env, timeout=timeout)
+            result = await run_confined(
+                place, argv, timeout=timeout, passthrough=passthrough, extra=ours
+            )
         except RunError as exc:
             await log.write(f"{exc}\n")
             raise WorkspaceError(

@@ -1,10 +1,14 @@
 """Does its work and writes a test of its own, ``check_escape.py``, that tries to reach beyond
 the worktree when the orchestrator runs it as a verify command: write ``~/.ssh/x``, read
 ``~/.aws/credentials``, add a filter to ``.git/config``, plant a hook, write the user's
-checkout. It prints each attempt and exits 1 when any got through (``FAULT_USER_HOME`` is the
-user's HOME)."""
+checkout. It prints each attempt and exits 1 when any got through. The user's HOME
+(``FAULT_USER_HOME``) is written into the test as a path: the test's own ``HOME`` is the
+session's private one."""
 
+import os
 from pathlib import Path
+
+user_home = os.environ["FAULT_USER_HOME"]
 
 Path("work.txt").write_text("honest work\n")
 Path("check_escape.py").write_text(
@@ -12,7 +16,7 @@ Path("check_escape.py").write_text(
 import subprocess
 from pathlib import Path
 
-home = Path(os.environ["HOME"])
+home = Path(USER_HOME)
 repo = Path(subprocess.run(["git", "rev-parse", "--git-common-dir"], capture_output=True,
                            text=True, check=True).stdout.strip()).resolve().parent
 tries = {
@@ -33,6 +37,6 @@ for name, attempt in tries.items():
         print(f"escaped: {name}")
         got.append(name)
 raise SystemExit(1 if got else 0)
-"""
+""".replace("USER_HOME", repr(user_home))
 )
 print("done", flush=True)

@@ -15,11 +15,13 @@ import logging
 import time
 
 from orchestrator.adapter import Outcome, OutcomeKind
+from orchestrator.config.sandbox import merged_sandbox
 from orchestrator.errors import CouncilError, SecretInWork, stops_the_run
 from orchestrator.events.phases import VerifyDiscarded
 from orchestrator.runner.cli_run import Sandbox
 from orchestrator.runner.phase_call import PhaseRun
 from orchestrator.sandbox.choice import settings_for
+from orchestrator.sandbox.commands import CommandPlace
 from orchestrator.workflow.checks.verify import (
     DEFAULT_VERIFY_TIMEOUT,
     failure_message,
@@ -115,16 +117,11 @@ class BuildChecks:
         run = self._run
         if not self.verify:
             return []  # nothing ran in the worktree since its commit: nothing to put back
-        settings = await settings_for(run.config.sandbox)
-        sandbox = None
-        if settings.kind == "bubblewrap":
-            sandbox = Sandbox(settings, await run.worktrees.sandbox_reach(run.session))
         checks = await run_verify(
             self.verify,
-            run.session.path,
+            await self._place(),
             timeout=self._verify_timeout(),
             passthrough=run.config.worktrees.passthrough_env,
-            sandbox=sandbox,
         )
         left = await run.worktrees.discard_uncommitted(run.session)
         if left:
@@ -132,6 +129,21 @@ class BuildChecks:
             event = VerifyDiscarded(task_id=run.task.id, paths=left[:50])
             await run.store.emit(event)
         return checks
+
+    async def _place(self) -> CommandPlace:
+        """Where the verify commands run: the session's worktree, its private HOME for
+        commands, and the sandbox of the CLI that built it (its adapter's ``sandbox:`` over the
+        run's, the network setting included)."""
+        run = self._run
+        configured = run.config.adapters.get(run.session.cli)
+        own = configured.sandbox if configured is not None else None
+        where = f"adapters.{run.session.cli}.sandbox" if own is not None else "sandbox"
+        settings = await settings_for(merged_sandbox(run.config.sandbox, own), where)
+        sandbox = None
+        if settings.kind == "bubblewrap":
+            sandbox = Sandbox(settings, await run.worktrees.sandbox_reach(run.session))
+        home = (await run.worktrees.layout()).command_home(run.session.session_id)
+        return CommandPlace(run.session.path, home, sandbox)
 
     def _verify_timeout(self) -> float:
         deadline = self._progress.deadline

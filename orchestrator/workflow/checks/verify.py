@@ -1,35 +1,30 @@
 """Verify commands: the task's own proof that the build works.
 
-Each command is an argument list (never a shell) run in the session's worktree through
-``process.run_command``, in its own process group, with a time limit, and with the
-allow-listed environment of every non-CLI child plus the ``passthrough`` names
-(``process_env.command_env``), never the orchestrator's whole environment: a verify command
-runs tests a CLI wrote, which can print or write whatever they can read. They run in order and
-stop at the first failure (later commands usually depend on earlier ones, and a failure is
-already decisive). A command that cannot be started, exits non-zero or runs out of time
-fails; ``failure_message`` names it and quotes the tail of its output, which is where errors
-are.
+Each command is an argument list (never a shell) run in the session's worktree, in its own
+process group, with a time limit. They run in order and stop at the first failure (later
+commands usually depend on earlier ones, and a failure is already decisive). A command that
+cannot be started, exits non-zero or runs out of time fails; ``failure_message`` names it and
+quotes the tail of its output, which is where errors are.
 
-Where the run has a sandbox, each runs inside it (``sandbox.plan.command_confinement``): the
-worktree and ``~/.cache`` writable, the rest of the user's HOME readable but for its keys and
-logins (hidden), git's setup and every other worktree out of reach. What a test a CLI wrote
-could reach is what the CLI could, not what the user can.
+A verify command runs tests a CLI wrote, so it runs confined exactly as that CLI is, through
+the one path for such code (``sandbox.commands.run_confined``): the CLI's sandbox where there
+is one, with the session's private HOME for commands (HOME, the XDG directories and TMPDIR
+there; the user's HOME hidden but for the toolchains on PATH, never their logins), the task's
+network setting, and the allow-listed environment of every non-CLI child plus the
+``passthrough`` names, never the orchestrator's whole environment. Without a sandbox only its
+environment is private. What it prints comes back masked (the run's known secrets and every
+credential shape, ``safety.secret_shapes``) before a ``VerifyRecord`` holds it: the handoff,
+the task's error, the console and whatever is posted on an issue or a pull request carry only
+the mask.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from pathlib import Path
-
-import anyio.to_thread
 
 from orchestrator.errors import RunError
-from orchestrator.process.command import run_command
-from orchestrator.process.env import command_env
-from orchestrator.safety.secret_mask import remember, remember_named
-from orchestrator.sandbox.commands import confined_argv
-from orchestrator.sandbox.plan import Sandbox
+from orchestrator.sandbox.commands import CommandPlace, run_confined
 from orchestrator.workflow.handoffs.document import VerifyRecord
 
 __all__ = ["DEFAULT_VERIFY_TIMEOUT", "failure_message", "run_verify"]
@@ -41,24 +36,17 @@ _TAIL = 4000
 
 async def run_verify(
     commands: Sequence[Sequence[str]],
-    cwd: Path,
+    place: CommandPlace,
     *,
     timeout: float = DEFAULT_VERIFY_TIMEOUT,
     passthrough: Sequence[str] = (),
-    sandbox: Sandbox | None = None,
 ) -> list[VerifyRecord]:
-    """Run ``commands`` in ``cwd`` until one fails; the records of those that ran. Each runs
-    in ``sandbox`` when given (it runs tests a CLI wrote: ``sandbox.plan.command_confinement``)."""
-    env, secrets = command_env(passthrough)
-    remember(secrets)
-    remember_named({name: env[name] for name in passthrough if env.get(name) in secrets})
+    """Run ``commands`` in ``place`` (the session's worktree, its private HOME for commands,
+    its CLI's sandbox) until one fails; the records of those that ran, their output masked."""
     records: list[VerifyRecord] = []
     for argv in commands:
-        started = list(argv)
-        if sandbox is not None:
-            started = await anyio.to_thread.run_sync(confined_argv, sandbox, cwd, argv, env)
         try:
-            result = await run_command(started, cwd=cwd, env=env, timeout=timeout)
+            result = await run_confined(place, argv, timeout=timeout, passthrough=passthrough)
         except RunError as exc:
             records.append(
                 VerifyRecord(argv=list(argv), ok=False, returncode=None, output_tail=str(exc))
