@@ -351,7 +351,9 @@ def command_confinement(
     what lives under a hidden directory only the toolchains the command needs to start
     (``_toolchains``: the PATH's directories and the executable's, not their neighbours).
     git's setup is sealed as for a CLI; nothing of git is writable. What lies under a shown
-    path at one of ``SECRET_PLACES`` of the user's HOME stays hidden."""
+    path at one of ``SECRET_PLACES`` of the user's HOME stays hidden. Under ``network:
+    model`` the command gets no network at all: it has no model to reach, and the proxy that
+    is the CLI's way out serves the CLI's launch alone."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
     places: list[str | Path] = [user_home, *_temporary(), *_there(reach.council_dir)]
     places += _runtime()
@@ -369,7 +371,7 @@ def command_confinement(
         readable=tuple(readable),
         writable=tuple(writable),
         sealed=tuple(sealed),
-        network=settings.network,
+        network=settings.network and not settings.only_model,
         executable=executable or (argv[0] if argv else ""),
         limits=settings.limits,
         mounts=_mounts(hidden, readable, writable, sealed, secrets),
