@@ -181,7 +181,7 @@ async def main(runs: int, rounds: int, stream_mb: int) -> None:
             assert run.ok, run.outcome
 
         # A model on this machine's loopback: its port relayed into the CLI's own network.
-        local = request.model_copy(update={"env": {"MODEL_BASE_URL": "http://127.0.0.1:9"}})
+        local = request.model_copy(update={"env": {"MODEL_BASE_URL": "http://127.0.0.1:9999"}})
         only_model = Sandbox(dataclasses.replace(settings, only_model=True), reach)
 
         async def confined_relay() -> None:
@@ -265,8 +265,9 @@ async def throughput(
         finally:
             server.sock.close()
     for name, (empty, full) in results.items():
-        rate = mb / max(full - empty, 1e-6)
-        print(f"stream of {mb} MB {name:<9} +{(full - empty) * 1e3:8.1f} ms   {rate:8.1f} MB/s")
+        spent = full - empty
+        rate = f"{mb / spent:8.1f} MB/s" if spent > 0 else "below the noise: try more --stream-mb"
+        print(f"stream of {mb} MB {name:<9} +{spent * 1e3:8.1f} ms   {rate}")
 
 
 if __name__ == "__main__":

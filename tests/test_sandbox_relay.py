@@ -154,3 +154,15 @@ def test_network_model_reaches_the_api_host_alone(tmp_path: Path, uid: int | Non
             assert f"network: model (through a proxy to {address}:{api.port}" in header, header
         log = "".join(path.read_text() for path in run.logs())
         assert f"# network: model: refused CONNECT {address}:{elsewhere.port}" in log, log
+
+
+def test_a_loopback_model_below_port_1024_is_refused_saying_why(tmp_path: Path) -> None:
+    """The launcher has no capability to listen on a low port: the run fails, and says so,
+    rather than giving the CLI the machine's network."""
+    env = {"FAULT_MODEL_BASE_URL": "http://127.0.0.1:81"}
+    run = FaultRun(tmp_path, "net_reach.py", env=env, sandbox="bubblewrap")
+    finished = run.run(timeout=60)
+    assert finished.task()["status"] == "failed", finished.report
+    log = "".join(path.read_text() for path in run.logs())
+    assert "council relay: cannot listen on 127.0.0.1:81" in log, log
+    assert "serve the model on a port from 1024 up" in log, log

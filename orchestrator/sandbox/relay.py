@@ -25,6 +25,9 @@ CLI already uses, and nothing else of the machine:
 - when the CLI ends, its namespace's processes end; ``close`` drops the sockets, and with them
   the namespace.
 
+A port below 1024 cannot be relayed: the launcher runs with no capability (the sandbox drops
+them all), so it cannot listen there; the CLI's run fails saying so.
+
 The price is the launcher's start (an interpreter started with ``-I -S``: no site, no user
 paths) on each launch that has a relay; a launch without one runs the CLI straight. Bytes
 go through the event loop in 64 KiB reads (``bench/sandbox_bench.py`` measures both).
@@ -72,7 +75,9 @@ for item in wanted:
     except OSError as exc:
         if optional:
             continue
-        sys.stderr.write("council relay: cannot listen on %s:%s: %s\n" % (host, port, exc))
+        low = " (below 1024: a confined CLI has no capability to listen there; serve the " \
+            "model on a port from 1024 up)" if int(port) < 1024 else ""
+        sys.stderr.write("council relay: cannot listen on %s:%s: %s%s\n" % (host, port, exc, low))
         posix._exit(125)
     held.append(listener)
 channel = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd)
