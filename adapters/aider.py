@@ -62,6 +62,7 @@ from adapters._build import (
     owns,
     system_prompt_field,
 )
+from adapters._hosts import provider_hosts
 from adapters._jsonl import strip_ansi
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -228,6 +229,13 @@ class AiderAdapter(Adapter):
         }
 
     config: Config  # the base class validates the run config's options into this model
+
+    def model_endpoints(self, request: AdapterRequest) -> tuple[str, ...]:
+        """The model's provider's API (every known one when the model names none: aider
+        picks it from the keys it finds) and ``base_url``."""
+        model = request.model or getattr(self.config, "model", None)
+        base = (self.config.base_url,) if self.config.base_url else ()
+        return (*provider_hosts(model), *base)
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         opts = self.config

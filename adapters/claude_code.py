@@ -99,6 +99,8 @@ class ClaudeCodeAdapter(Adapter):
     can_choose_model = True
     edits_files = True
     takes_mcp_servers = True
+    # The API, and the login's token refresh (2.1: platform.claude.com/v1/oauth/token).
+    api_hosts: ClassVar[tuple[str, ...]] = ("api.anthropic.com", "platform.claude.com")
     passthrough_env: ClassVar[tuple[str, ...]] = (
         "ANTHROPIC_API_KEY",
         "ANTHROPIC_AUTH_TOKEN",

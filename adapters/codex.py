@@ -94,6 +94,8 @@ class CodexAdapter(Adapter):
     can_choose_model = True
     edits_files = True
     takes_mcp_servers = True
+    # The API with a key; the ChatGPT login's backend and its token refresh.
+    api_hosts: ClassVar[tuple[str, ...]] = ("api.openai.com", "chatgpt.com", "auth.openai.com")
     passthrough_env: ClassVar[tuple[str, ...]] = ("CODEX_API_KEY", "OPENAI_API_KEY")
     credentials: ClassVar[tuple[Credential, ...]] = (
         Credential(_LOGIN, "`codex login` (ChatGPT account or key)", moved_by="CODEX_HOME"),

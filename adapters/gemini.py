@@ -129,6 +129,12 @@ class GeminiAdapter(Adapter):
     can_choose_model = True
     edits_files = True
     takes_mcp_servers = True
+    # The API with a key; Code Assist (the Google login) and its token refresh.
+    api_hosts: ClassVar[tuple[str, ...]] = (
+        "generativelanguage.googleapis.com",
+        "cloudcode-pa.googleapis.com",
+        "oauth2.googleapis.com",
+    )
     passthrough_env: ClassVar[tuple[str, ...]] = (
         "GEMINI_API_KEY",
         "GOOGLE_API_KEY",

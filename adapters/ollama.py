@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 
 from adapters._build import command_env, option, owns, stdin_prompt
 from adapters._jsonl import strip_ansi
@@ -47,6 +48,9 @@ from orchestrator.adapter import (
 )
 from orchestrator.errors import AdapterError
 from orchestrator.plugins.hookspecs import hookimpl
+
+DEFAULT_PORT = 11434
+DEFAULT_HOST = f"127.0.0.1:{DEFAULT_PORT}"  # ollama's own, when OLLAMA_HOST is not set
 
 __all__ = ["OllamaAdapter", "register_adapters"]
 
@@ -85,6 +89,17 @@ class OllamaAdapter(Adapter):
         }
 
     config: Config  # the base class validates the run config's options into this model
+
+    def model_endpoints(self, request: AdapterRequest) -> tuple[str, ...]:
+        """The Ollama server: ``host`` (``OLLAMA_HOST``'s form, port 11434 when none is
+        named), by default this machine's ``127.0.0.1:11434``."""
+        host = self.config.host or DEFAULT_HOST
+        url = urlsplit(host if "://" in host else f"http://{host}")
+        try:
+            port = url.port
+        except ValueError:  # not a port: the CLI says so itself
+            port = None
+        return (host if port else f"{host.rstrip('/')}:{DEFAULT_PORT}",)
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         opts = self.config

@@ -65,6 +65,7 @@ from adapters._build import (
     owns,
     system_prompt_field,
 )
+from adapters._hosts import provider_hosts
 from adapters._jsonl import count, dig, loads, money, obj, strip_ansi, text
 from adapters._outcomes import error_events, error_kind, finish, plain_line
 from orchestrator.adapter import (
@@ -201,6 +202,12 @@ class OpencodeAdapter(Adapter):
     def env_names(self) -> tuple[str, ...]:
         # A custom endpoint's key may live under a name of the user's choosing.
         return (*self.passthrough_env, self.config.api_key_env)
+
+    def model_endpoints(self, request: AdapterRequest) -> tuple[str, ...]:
+        """The model's provider's API (``provider/model``; every known one when it names
+        none), or ``base_url`` (its model list is not fetched: ``_OFFLINE_ENV``)."""
+        base = (self.config.base_url,) if self.config.base_url else ()
+        return base or provider_hosts(self._model(request), None)
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         return self._command(request, request.resume_session_id)

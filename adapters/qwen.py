@@ -61,6 +61,7 @@ from adapters._build import (
     owns,
     system_prompt_field,
 )
+from adapters._hosts import PROVIDER_HOSTS
 from adapters._jsonl import loads
 from adapters._outcomes import GEMINI_FAMILY_EXITS, finish, plain_line, reclassify
 from orchestrator.adapter import (
@@ -191,6 +192,16 @@ class QwenAdapter(Adapter):
         }
 
     config: Config  # the base class validates the run config's options into this model
+
+    def model_endpoints(self, request: AdapterRequest) -> tuple[str, ...]:
+        """``base_url`` when set, else the API its ``auth_type`` speaks to by default."""
+        opts = self.config
+        if opts.base_url:
+            return (opts.base_url,)
+        provider = {"anthropic": "anthropic", "gemini": "gemini"}.get(opts.auth_type or "")
+        if opts.auth_type == "vertex-ai":
+            return ("aiplatform.googleapis.com", "oauth2.googleapis.com")
+        return PROVIDER_HOSTS[provider or "openai"]
 
     def build_command(self, request: AdapterRequest) -> CommandSpec:
         return self._command(request, request.resume_session_id)

@@ -14,7 +14,14 @@ is per launch; CPU is this process's plus its children's
 (``RUSAGE_SELF`` + ``RUSAGE_CHILDREN``) per launch. Medians of the rounds. Goal: the sandbox
 adds at most 20 ms of wall time per launch over an unconfined one.
 
-    python bench/sandbox_bench.py [--runs 40] [--rounds 5]
+Two more sides measure the relays (``orchestrator.sandbox.relay``): a CLI whose model is on
+this machine's loopback (its port relayed into its own network: the launcher in front of the
+CLI), and ``network: model`` (no route out, the allow-list proxy relayed in). Then the
+relay's throughput: a CLI (Python) reads ``--stream-mb`` MB from a server on the machine's
+loopback, unconfined and straight, then confined through the relay; the bytes' share of each
+launch's time gives MB/s.
+
+    python bench/sandbox_bench.py [--runs 40] [--rounds 5] [--stream-mb 32]
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -42,6 +51,42 @@ from orchestrator.sandbox import bubblewrap, choice, network
 from orchestrator.sandbox.plan import GitReach, SandboxSettings, confinement
 
 TRUE = "/bin/true"
+# Reads everything the server at 127.0.0.1:<argv[1]> sends; says how many bytes.
+READER = """
+import socket, sys
+conn = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+got = 0
+while True:
+    chunk = conn.recv(1 << 20)
+    if not chunk:
+        break
+    got += len(chunk)
+print(got)
+"""
+
+
+class Streamer:
+    """A server on the machine's loopback sending ``size`` bytes to each connection (in a
+    thread of its own: not the event loop the relay runs in)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        block = b"x" * (1 << 20)
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                left = self.size
+                while left > 0:
+                    conn.sendall(block[: min(left, len(block))])
+                    left -= len(block)
 
 
 def cpu() -> float:
@@ -75,7 +120,7 @@ def session(root: Path) -> tuple[GitReach, Path, Path]:
     return GitReach(repo, council, writable, sealed), worktree, home
 
 
-async def main(runs: int, rounds: int) -> None:
+async def main(runs: int, rounds: int, stream_mb: int) -> None:
     binary, reason = await choice.probe()
     if binary is None:
         sys.exit(f"no sandbox to measure: {reason}")
@@ -135,6 +180,18 @@ async def main(runs: int, rounds: int) -> None:
             run = await run_cli(adapter, request, log_dir=root / "logs", sandbox=own_net)
             assert run.ok, run.outcome
 
+        # A model on this machine's loopback: its port relayed into the CLI's own network.
+        local = request.model_copy(update={"env": {"MODEL_BASE_URL": "http://127.0.0.1:9999"}})
+        only_model = Sandbox(dataclasses.replace(settings, only_model=True), reach)
+
+        async def confined_relay() -> None:
+            run = await run_cli(adapter, local, log_dir=root / "logs", sandbox=own_net)
+            assert run.ok, run.outcome
+
+        async def confined_model() -> None:
+            run = await run_cli(adapter, request, log_dir=root / "logs", sandbox=only_model)
+            assert run.ok, run.outcome
+
         sides = {
             "bare": bare,
             "bwrap as before": bwrap_before,
@@ -144,6 +201,8 @@ async def main(runs: int, rounds: int) -> None:
         }
         if helper is not None:
             sides["run_cli sandboxed+net"] = confined_net
+            sides["sandboxed+net+relay"] = confined_relay
+        sides["sandboxed, net: model"] = confined_model
         for once in sides.values():  # warm: private home made, caches filled
             await once()
         walls: dict[str, list[float]] = {name: [] for name in sides}
@@ -164,6 +223,8 @@ async def main(runs: int, rounds: int) -> None:
         ]
         if helper is not None:
             pairs.append(("run_cli: sandbox+net adds", "run_cli", "run_cli sandboxed+net"))
+            pairs.append(("loopback model relay adds", "run_cli", "sandboxed+net+relay"))
+        pairs.append(("network: model adds", "run_cli", "sandboxed, net: model"))
         for label, base, other in pairs:
             added = (median[other] - median[base]) * 1e3
             print(
@@ -172,10 +233,47 @@ async def main(runs: int, rounds: int) -> None:
                 f"goal: at most +20 ms wall: {'met' if added <= 20 else 'NOT met'}"
             )
 
+        if helper is not None and stream_mb > 0:
+            await throughput(root, reach, worktree, home, own_net, stream_mb, rounds)
+
+
+async def throughput(
+    root: Path, reach: GitReach, worktree: Path, home: Path, own_net: Sandbox, mb: int, rounds: int
+) -> None:
+    """MB/s of a stream from the machine's loopback: straight (unconfined) and through the
+    relay (confined, the server's port the model endpoint): each launch's time with the
+    stream less its time with an empty one."""
+    results: dict[str, list[float]] = {"straight": [], "relayed": []}
+    for size in (0, mb << 20):
+        server = Streamer(size)
+        try:
+            adapter = CommandAdapter(
+                {"binary": sys.executable, "args": ["-c", READER, str(server.port), "{prompt}"]}
+            )
+            env = {"MODEL_BASE_URL": f"http://127.0.0.1:{server.port}"}
+            request = AdapterRequest(
+                prompt="p", workdir=worktree, home=home, task_id="bench", env=env
+            )
+            for name, sandbox in (("straight", None), ("relayed", own_net)):
+                walls = []
+                for _ in range(rounds):
+                    started = time.perf_counter()
+                    run = await run_cli(adapter, request, log_dir=root / "logs", sandbox=sandbox)
+                    walls.append(time.perf_counter() - started)
+                    assert run.ok, run.outcome
+                results[name].append(statistics.median(walls))
+        finally:
+            server.sock.close()
+    for name, (empty, full) in results.items():
+        spent = full - empty
+        rate = f"{mb / spent:8.1f} MB/s" if spent > 0 else "below the noise: try more --stream-mb"
+        print(f"stream of {mb} MB {name:<9} +{spent * 1e3:8.1f} ms   {rate}")
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--stream-mb", type=int, default=32)
     options = parser.parse_args()
-    anyio.run(main, options.runs, options.rounds)
+    anyio.run(main, options.runs, options.rounds, options.stream_mb)

@@ -95,6 +95,23 @@ def test_a_commands_plan_shows_the_toolchains_of_the_users_home_and_nothing_else
     assert plan.executable == str(user / ".cargo" / "bin" / "tool")
 
 
+@pytest.mark.parametrize(("network", "only_model", "reaches"), [
+    (True, False, True), (True, True, False), (False, False, False),
+])  # fmt: skip
+def test_a_command_under_network_model_gets_no_network(
+    tmp_path: Path, network: bool, only_model: bool, reaches: bool
+) -> None:
+    """``network: model``'s way out is the proxy its CLI's launch serves: a verify or setup
+    command, which has no model to reach, gets no network at all (``--unshare-net``)."""
+    reach, worktree, home, user = layout(tmp_path)
+    settings = SandboxSettings("bubblewrap", "/usr/bin/bwrap", network, only_model=only_model)
+    plan = command_confinement(
+        settings, reach, workdir=worktree, home=home, argv=["true"],
+        env={"PATH": "/usr/bin:/bin"}, user_home=str(user),
+    )  # fmt: skip
+    assert plan.network is reaches
+
+
 @pytest.fixture
 def place_root() -> Iterator[Path]:
     """A directory of its own outside /tmp, which the sandbox hides: what hides the user's

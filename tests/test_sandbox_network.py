@@ -151,7 +151,8 @@ def check_run(
     ],
 )
 def test_a_model_on_loopback_is_known_by_its_endpoint(options: dict[str, str], local: bool) -> None:
-    """The adapter whose model is on this machine's loopback keeps the machine's network."""
+    """The adapter whose model is on this machine's loopback is known by its options (its port
+    is relayed into the CLI's own network: tests/test_sandbox_relay.py)."""
     from adapters.claude_code import ClaudeCodeAdapter
     from adapters.ollama import OllamaAdapter
     from orchestrator.runner.endpoints import loopback_endpoints

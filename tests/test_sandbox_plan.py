@@ -153,6 +153,16 @@ async def test_doctor_names_the_sandbox_a_run_will_use(tmp_path: Path) -> None:
 
 
 @pytest.mark.sandbox
+async def test_doctor_says_what_network_model_lets_a_cli_reach(tmp_path: Path) -> None:
+    config = run_config(
+        new_repo(tmp_path), [{"id": "t1", "prompt": "p"}], sandbox={"network": "model"}
+    )
+    [check] = await sandbox_checks(config)
+    assert check.status == "ok" and "network: model" in check.detail, check
+    assert "only its model's API hosts" in check.detail and "HTTPS_PROXY" in check.detail
+
+
+@pytest.mark.sandbox
 async def test_a_confined_cli_that_is_not_installed_is_said_as_such(tmp_path: Path) -> None:
     reach, worktree, home, _ = layout(tmp_path)
     binary, reason = await choice.probe()

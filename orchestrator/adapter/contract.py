@@ -90,6 +90,9 @@ class Adapter(ABC):
     # (carried into the private HOME unless ``user_config: ignore``; a ``ConfigFile`` the
     # command names at the same path is merged with it; see orchestrator.adapter.user_files).
     user_files: ClassVar[tuple[UserFile, ...]] = ()
+    # The hosts of this CLI's model API (``host`` or ``host:port``, HTTPS's 443 when no port is
+    # named): with ``model_endpoints``, all that ``sandbox.network: model`` lets the CLI reach.
+    api_hosts: ClassVar[tuple[str, ...]] = ()
     # Does ``build_command`` give the CLI the run's ``mcp_servers`` (``request.mcp_servers``)?
     # A run that names some warns once for each adapter that does not.
     takes_mcp_servers: ClassVar[bool] = False
@@ -135,6 +138,14 @@ class Adapter(ABC):
         """Directories outside the worktree the CLI is told to use (``add_dirs``): absolute
         paths the sandbox shows it read-only."""
         return tuple(getattr(self.config, "add_dirs", ()))
+
+    def model_endpoints(self, request: AdapterRequest) -> tuple[str, ...]:
+        """Where this CLI's model is, for ``request``: URLs (``https://api.anthropic.com``) or
+        ``host[:port]``. What ``sandbox.network: model`` lets the CLI reach (an endpoint on
+        this machine's loopback through a relay of that port alone). By default the hosts
+        of ``api_hosts`` and the endpoint its options name (``base_url``, ``host``)."""
+        named = [getattr(self.config, name, None) for name in ("base_url", "host")]
+        return (*self.api_hosts, *(value for value in named if isinstance(value, str) and value))
 
     def sandboxes_itself(self) -> bool:
         """Whether the CLI runs its tools in a sandbox of its own that needs a user namespace

@@ -6,7 +6,8 @@
     sandbox:
       mode: auto                  # auto: bubblewrap where the machine has it, else none
       network: open               # open: its own namespace, the public network only (no
-                                  # host loopback); none: no network at all
+                                  # host loopback); model: only the model's API hosts
+                                  # (an allow-list proxy); none: no network at all
       read: [~/datasets]          # more paths the CLI may read (everything else of HOME is hidden)
       write: [~/.cache/pip]       # more paths it may write
       limits:                     # on each CLI and each command run for a task (none: unbounded)
@@ -102,12 +103,14 @@ class SandboxConfig(Section):
         "at the start of the run and by `council doctor`); bubblewrap: required, the run "
         "refuses to start without it; none: the CLI reaches whatever the user can",
     )
-    network: Literal["open", "none"] = Field(
+    network: Literal["open", "model", "none"] = Field(
         default="open",
         description="open: the CLI reaches the public network (its model's API) from a network "
         "namespace of its own, never this machine's loopback or local sockets (where slirp4netns "
-        "works; a model endpoint on this machine's loopback keeps the machine's network); none: "
-        "no network at all",
+        "works); model: only its model's API hosts, through the orchestrator's allow-list proxy "
+        "(HTTPS_PROXY; a CLI that ignores the variable reaches nothing: `council doctor` says "
+        "which); none: no network at all. With open and model, a model endpoint on this "
+        "machine's loopback (base_url, Ollama's host) is relayed in, that port alone",
     )
     read: list[Path] = Field(
         default_factory=list, description="more paths the CLI may read (`~` allowed)"

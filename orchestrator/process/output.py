@@ -161,6 +161,19 @@ class LogSink:
             # A full disk must not cost the run: stop logging, say so once, carry on.
             self._refused(exc)
 
+    def note(self, text: str) -> None:
+        """A line of the orchestrator's own in the log (``# text``), not the CLI's."""
+        if self.truncated:
+            return
+        data = f"# {' '.join(text.split())}\n".encode("utf-8", "replace")
+        self.written += len(data)
+        try:
+            self.create()
+            assert self._file is not None
+            self._file.write(data)
+        except OSError as exc:
+            self._refused(exc)
+
     def close(self, footer: str) -> None:
         self.create()
         assert self._file is not None

@@ -47,6 +47,7 @@ file would land outside HOME. Everything that happens after the start is in the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -84,7 +85,7 @@ from orchestrator.process.started import (
 )
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group
 from orchestrator.process.tree import MARK_NAME, Family
-from orchestrator.runner.endpoints import loopback_endpoints
+from orchestrator.runner.cli_network import CliNetwork, cli_network
 from orchestrator.runner.launch import not_found, spawn_cli
 from orchestrator.runner.login_secrets import login_secrets
 from orchestrator.runner.logins import link_credentials, unlink_credentials
@@ -95,8 +96,8 @@ from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.safety.redaction import Redactor
 from orchestrator.sandbox import bubblewrap
-from orchestrator.sandbox.network import Uplink
 from orchestrator.sandbox.plan import GitReach, Sandbox, confinement
+from orchestrator.sandbox.relay import Relays, relays
 
 __all__ = ["CliRun", "CliWatch", "Sandbox", "classified", "run_cli"]
 
@@ -165,11 +166,13 @@ async def run_cli(
     elif not home_ready(home):
         await anyio.to_thread.run_sync(prepare_home, home, {})
     try:
-        return await _run_prepared(
-            adapter, request, spec, home, env, redact, mark, since, carried,
-            log_dir=log_dir, limits=Limits(idle_timeout, total_timeout, grace, cancel),
-            on_event=on_event, log_limit=log_limit, watch=watch, sandbox=sandbox,
-        )  # fmt: skip
+        async with relays() as serving:  # the CLI's relays, if it gets any, served meanwhile
+            return await _run_prepared(
+                adapter, request, spec, home, env, redact, mark, since, carried,
+                log_dir=log_dir, limits=Limits(idle_timeout, total_timeout, grace, cancel),
+                on_event=on_event, log_limit=log_limit, watch=watch, sandbox=sandbox,
+                serving=serving,
+            )  # fmt: skip
     finally:
         if carried.written:  # settings and MCP servers, with any token in them, leave .council/
             with anyio.CancelScope(shield=True):
@@ -193,50 +196,56 @@ async def _run_prepared(
     log_limit: int,
     watch: CliWatch | None,
     sandbox: Sandbox | None,
+    serving: Relays,
 ) -> CliRun:
     grace = limits.grace
     argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
     command: list[str] | None = None  # the sandbox's, around the CLI's
-    uplink: Uplink | None = None  # its own network, given once it started
+    net: CliNetwork | None = None  # its own network, given once it started
     said = sandbox.settings.reason if sandbox is not None else ""
     if sandbox is not None and sandbox.reach is not None and sandbox.settings.binary:
-        command, uplink, said = await anyio.to_thread.run_sync(
+        command, confined_net = await anyio.to_thread.run_sync(
             _confined, adapter, request, spec, env, sandbox, carried.readable
         )
+        net, said = confined_net, confined_net.said
     path = Path(log_dir) / log_name(request.task_id, request.phase)
     sink = LogSink(
         path, log_limit, argv, request.workdir, root=Path(log_dir), sandbox=said,
         notes=carried.notes,
     )  # fmt: skip
+    if net is not None and net.proxy is not None:  # what it refuses, the CLI's log says
+        net.proxy.on_refused = lambda target: sink.note(f"network: model: refused {target}")
     try:
         with starting():
             try:
                 process, out_fd, err_fd = await spawn_cli(
                     adapter, spec, request.workdir, env, command,
-                    pass_fds=uplink.child_fds() if uplink is not None else (),
+                    pass_fds=net.child_fds() if net is not None else (),
                 )  # fmt: skip
             finally:
-                if uplink is not None:
-                    uplink.started()
+                if net is not None:
+                    net.started()
             cli_started(process.pid, since)
     except BaseException as exc:
         resource_limits.ended(command or ())  # its cgroup, if it had one, was never joined
         with contextlib.suppress(OSError):  # the start error matters more than its log line
             sink.close(f"not started: {exc}")
-        if uplink is not None:
-            await uplink.close()
+        if net is not None:
+            await net.close()
         raise
     pid = process.pid
     roots = (str(request.workdir), str(home))  # resolved where they are compared
     family = Family(pid, mark, since, roots, own_processes, lambda: alone_since(pid))
-    if uplink is not None:
+    if net is not None and net.relay is not None:  # listening once the CLI's command starts
+        serving.serve(net.relay)
+    if net is not None and net.uplink is not None:
         try:
-            await uplink.attach(pid)
+            await net.uplink.attach(pid)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await kill_group(process, family, 0)
                 await _close(process, out_fd, err_fd)
-                await uplink.close()
+                await net.close()
                 with contextlib.suppress(OSError):
                     sink.close(f"not started: {exc}")
                 cli_ended(pid)
@@ -279,8 +288,8 @@ async def _run_prepared(
         with anyio.CancelScope(shield=True):
             await _close(process, out_fd, err_fd)
             await _ended(watch, process.pid)
-            if uplink is not None:  # ends with the sandbox: waited for, never left behind
-                await uplink.close()
+            if net is not None:  # ends with the sandbox: waited for, never left behind
+                await net.close()
             if command and sandbox is not None and sandbox.reach is not None:
                 # Its objects, before any git looks at them.
                 await anyio.to_thread.run_sync(_adopt, sandbox.reach)
@@ -359,12 +368,11 @@ def _confined(
     env: dict[str, str],
     sandbox: Sandbox,
     user_paths: Sequence[Path],
-) -> tuple[list[str], Uplink | None, str]:
-    """The CLI's command inside the sandbox (blocking: it looks at the disk), the network of
-    its own it gets once started (``sandbox.network``: not for an adapter whose model is on
-    this machine's loopback, which keeps the machine's network) and what the log says of the
-    sandbox; the CLI's program found on its PATH first, so one that is not installed is said
-    as such."""
+) -> tuple[list[str], CliNetwork]:
+    """The CLI's command inside the sandbox (blocking: it looks at the disk) and its network
+    (``orchestrator.runner.cli_network``: its own, with its model's loopback endpoint relayed
+    in, or only its model's API hosts, or none), with what the log says of the sandbox; the
+    CLI's program found on its PATH first, so one that is not installed is said as such."""
     settings, reach = sandbox.settings, sandbox.reach
     assert settings.binary is not None and reach is not None
     logins = (
@@ -384,17 +392,13 @@ def _confined(
     )
     if not os.path.isabs(plan.executable):  # not found on the CLI's PATH
         raise not_found(adapter, spec.argv[0])
-    said, uplink = settings.reason, None
-    if settings.uplink is not None and plan.network:
-        local = loopback_endpoints(adapter)
-        if local:
-            said = (
-                f"{said}; but the machine's network, for its model on this machine's "
-                f"loopback ({', '.join(local)})"
-            )
-        else:
-            uplink = Uplink(settings.uplink)
-    return bubblewrap.command(settings.binary, plan, spec.argv, uplink), uplink, said
+    net = cli_network(settings, plan, adapter, request, env)
+    argv: Sequence[str] = spec.argv
+    plan = net.plan
+    if net.relay is not None:  # its listeners first, then the CLI
+        argv = net.relay.launcher(plan.executable, spec.argv)
+        plan = dataclasses.replace(plan, executable=argv[0])
+    return bubblewrap.command(settings.binary, plan, argv, net.uplink), net
 
 
 def _prepare(home: Path, spec: CommandSpec, adapter: Adapter, request: AdapterRequest) -> Carried:

@@ -12,8 +12,11 @@ one, it reaches only its own work, by construction rather than by a check after 
   capability, root too, and the plan's resource limits), and finding ``bwrap``;
 - ``choice``: which sandbox a run uses (``auto``: bubblewrap where it works, else none, said
   by ``council doctor`` and at the start of the run), probed once per process;
+- ``network``, ``relay``, ``proxy``: the CLI's network: a namespace of its own whose way out
+  is the public network (``open``), single ports of the machine relayed in (its model on the
+  machine's loopback), or no route but an allow-list proxy to its model's API (``model``);
 - ``commands``: the one path for a command run on a session's work (verify and setup
   commands: code a CLI wrote), confined as the session's CLI is, with the session's private
-  HOME, its output masked.
+  HOME, its output masked;
 - ``escape_check``: a real escape attempt inside that command line, for ``council doctor``.
 """

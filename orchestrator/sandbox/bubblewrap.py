@@ -29,8 +29,10 @@
 - the hidden directories are empty and read-only (a write into ``~/.ssh`` fails, it does not
   land in a scratch copy), except ``/tmp``, which many programs write to whatever ``TMPDIR``
   says: there the CLI gets a private, empty, writable one;
-- ``--unshare-net`` only for ``network: none``; an open network with an ``Uplink`` (the
-  CLI's own namespace, ``orchestrator.sandbox.network``) is ``uplink.wrap`` of the whole line;
+- ``--unshare-net`` for ``network: none`` and ``model`` (``plan.network`` false: the
+  namespace's own loopback alone, where ``model``'s proxy is relayed in); an open network with
+  an ``Uplink`` (the CLI's own namespace, ``orchestrator.sandbox.network``) is ``uplink.wrap``
+  of the whole line;
 - the environment is the one the orchestrator built for the CLI (bwrap passes its own on).
 
 bubblewrap reports a signal that killed the command as exit status ``128 + signal``

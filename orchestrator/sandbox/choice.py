@@ -9,6 +9,8 @@
 - ``network: open`` under bubblewrap: a network namespace of the CLI's own whose way out is
   ``slirp4netns`` (``sandbox.network``: no host loopback), where the machine has what it needs,
   else the machine's network, said with the reason;
+- ``network: model`` under bubblewrap: no route out but an allow-list proxy to the model's
+  API hosts (``sandbox.proxy``), which needs nothing of the machine but bubblewrap;
 - ``none``: no sandbox; the orchestrator's own checks (``orchestrator.git.seal``, the tamper
   guard) still hold, before and after each CLI.
 """
@@ -72,7 +74,7 @@ def limits_of(config: LimitsConfig) -> Limits:
 
 async def settings_for(config: SandboxConfig, where: str = "sandbox") -> SandboxSettings:
     """The resolved settings of ``config`` (``where`` names it in an error)."""
-    open_ = config.network == "open"
+    open_ = config.network != "none"
     read, write = tuple(config.read), tuple(config.write)
     if config.mode == "none":
         return SandboxSettings("none", None, open_, read, write, "sandbox: none (configured)")
@@ -87,6 +89,11 @@ async def settings_for(config: SandboxConfig, where: str = "sandbox") -> Sandbox
     if limits.any and find_prlimit() is None:
         problem = "prlimit (util-linux) is not installed, which sets them; or say `limits: none`"
         raise ConfigError([ConfigIssue("<run config>", None, f"{where}.limits", problem)])
+    if config.network == "model":  # no route out but the proxy: no helper needed
+        reason = f"{reason}; network: model"
+        return SandboxSettings(
+            "bubblewrap", binary, True, read, write, reason, limits=limits, only_model=True
+        )
     uplink, reason = await _uplink(config, reason)
     return SandboxSettings(
         "bubblewrap", binary, open_, read, write, reason, uplink=uplink, limits=limits

@@ -38,6 +38,10 @@ and forwards the machine's loopback ports into the namespace unless told not to 
 What it needs (``problem``, probed once per process): ``unshare`` (util-linux), ``slirp4netns``,
 and ``/dev/net/tun`` open to the user. Without them ``network: open`` keeps the machine's
 network, and the run says why.
+
+A CLI whose model is on the machine's loopback (Ollama, a local proxy, the test suite's fake
+model servers) reaches that port alone, relayed in at the same address
+(``orchestrator.sandbox.relay``); every other port of the machine's loopback stays out of reach.
 """
 
 from __future__ import annotations
@@ -111,6 +115,10 @@ class Uplink:
 
     def __init__(self, helper: str) -> None:
         self.helper = helper
+        # Who waits for the network before the CLI starts: bubblewrap (``--block-fd``), or the
+        # relay's launcher run first inside, which then starts alongside the helper
+        # (``gate_inside``).
+        self._gate_inside = False
         self._info_read, self._info_write = os.pipe()
         self._block_read, self._block_write = os.pipe()
         self._exit_read, self._sync_write = os.pipe()  # bwrap holds one end, the helper the other
@@ -132,11 +140,20 @@ class Uplink:
         kept = (self._info_write, self._block_read, self._sync_write)
         return (*kept, self._resolv) if self._resolv is not None else kept
 
+    def gate_inside(self) -> int:
+        """The descriptor the program bubblewrap runs reads one byte from before the CLI may
+        start (the relay's launcher: ``orchestrator.sandbox.relay``), instead of bubblewrap
+        blocking: that program's own start then overlaps the helper's."""
+        self._gate_inside = True
+        return self._block_read
+
     def wrap(self, bwrap: Sequence[str]) -> list[str]:
         """bubblewrap's command line (``bwrap`` first, without ``--unshare-net``) started in a
-        network namespace of its own, blocked until ``attach``."""
-        out = [*_head(), bwrap[0]]
-        out += ["--info-fd", str(self._info_write), "--block-fd", str(self._block_read)]
+        network namespace of its own, blocked until ``attach`` (or its program is:
+        ``gate_inside``)."""
+        out = [*_head(), bwrap[0], "--info-fd", str(self._info_write)]
+        if not self._gate_inside:
+            out += ["--block-fd", str(self._block_read)]
         out += ["--sync-fd", str(self._sync_write)]
         if self._resolv is not None:
             out += ["--ro-bind-data", str(self._resolv), _RESOLV]

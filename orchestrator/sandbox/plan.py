@@ -27,9 +27,12 @@ The whole filesystem is visible read-only, then, deepest path last (a deeper mou
 So ``.git/config``, hooks, ``info/``, every other ref, other worktrees and their admin dirs,
 and the user's checkout are out of reach: a write there fails with "Read-only file system".
 The network stays open (the CLI talks to its model's API), in a namespace of the CLI's own
-whose way out is the public network, not the machine's loopback (``sandbox.network``), unless
-``network: none``, which leaves the CLI no network at all. The plan carries the settings'
-resource limits (``limits``: processes, memory, file size), which the sandbox sets.
+whose way out is the public network, not the machine's loopback (``sandbox.network``; a model
+endpoint on the machine's loopback relayed in, that port alone: ``sandbox.relay``), unless
+``network: model``, whose only way out is an allow-list proxy to the model's API hosts
+(``sandbox.proxy``), or ``network: none``, which leaves the CLI no network at all. The plan
+carries the settings' resource limits (``limits``: processes, memory, file size), which the
+sandbox sets.
 
 A command run on a session's work (a verify or setup command: code a CLI wrote) gets
 ``command_confinement``, the same plan with an allow-list of the user's HOME: hidden whole, as
@@ -80,6 +83,9 @@ class SandboxSettings:
     # (``orchestrator.sandbox.network``); None: the machine's network (none here, or closed).
     uplink: str | None = None
     limits: Limits = UNBOUNDED  # processes, memory, file size (``orchestrator.process.limits``)
+    # ``network: model``: no route out but the allow-list proxy to the model's API hosts
+    # (``orchestrator.sandbox.proxy``); ``network`` stays True.
+    only_model: bool = False
 
 
 @dataclass(frozen=True)
@@ -378,8 +384,9 @@ def command_confinement(
     what lives under a hidden directory only the toolchains the command needs to start
     (``_toolchains``: the PATH's directories and the executable's, not their neighbours).
     git's setup and the repository's local remotes are sealed as for a CLI; nothing of git is
-    writable. What lies under a shown
-    path at one of ``SECRET_PLACES`` of the user's HOME stays hidden."""
+    writable. What lies under a shown path at one of ``SECRET_PLACES`` of the user's HOME stays
+    hidden. Under ``network: model`` the command gets no network at all: it has no model to
+    reach, and the proxy that is the CLI's way out serves the CLI's launch alone."""
     user_home = user_home if user_home is not None else os.path.expanduser("~")
     places: list[str | Path] = [user_home, *_temporary(), *_there(reach.council_dir)]
     places += _runtime()
@@ -397,7 +404,7 @@ def command_confinement(
         readable=tuple(readable),
         writable=tuple(writable),
         sealed=tuple(sealed),
-        network=settings.network,
+        network=settings.network and not settings.only_model,
         executable=executable or (argv[0] if argv else ""),
         limits=settings.limits,
         mounts=_mounts(hidden, readable, writable, sealed, secrets),

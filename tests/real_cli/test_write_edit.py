@@ -11,6 +11,7 @@ import pytest
 import real_clis
 import sandbox_tier
 
+from orchestrator.sandbox import network
 from orchestrator.testing.live_scenarios import EDIT, WRITE, Scenario, run_scenario
 
 
@@ -43,3 +44,7 @@ def test_the_change_lands_on_the_base_branch(
         assert cli_logs and all(" sandbox: bubblewrap" in h.split("\n")[0] for h in cli_logs), (
             headers
         )
+        # Issue 44: on a network of its own, the fake model's loopback port relayed in alone.
+        if network.problem() is None:
+            firsts = [h.split("\n")[0] for h in cli_logs]
+            assert all("network: its own" in h and "that port alone" in h for h in firsts), firsts

@@ -5,7 +5,8 @@ saying what the verify and setup commands (code a CLI wrote) get then: a private
 A bubblewrap sandbox is not taken on its word: a real escape attempt runs inside the very
 command line a CLI would get, as the user this runs as (``orchestrator.sandbox.escape_check``),
 and the check fails, naming what got out, when it does not hold. Its limits are said too, with
-a warning where a process limit cannot hold (root with no cgroup to make)."""
+a warning where a process limit cannot hold (root with no cgroup to make); with ``network:
+model``, what that lets a CLI reach and which CLIs honour its proxy."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ _FIX = "install bubblewrap (Debian/Ubuntu: apt install bubblewrap), or say `sand
 _COMMANDS = (
     "; verify and setup commands get a private HOME (HOME and the XDG directories), not a "
     "sandbox: they can still name your files by path"
+)
+# Seen with the releases the real-CLI tier pins: each sent a CONNECT for its API to the proxy
+# HTTPS_PROXY named. Ollama's model is on this machine by default: relayed, no proxy needed.
+MODEL_ONLY = (
+    "on the network each CLI reaches only its model's API hosts, through the orchestrator's "
+    "allow-list proxy (HTTPS_PROXY: claude, codex, gemini, qwen, opencode and aider honour "
+    "it; a CLI that ignores it reaches no network at all, and a model on this machine's "
+    "loopback is relayed in, that port alone)"
 )
 
 
@@ -92,6 +101,8 @@ async def _tried(name: str, settings: SandboxSettings) -> Check:
         f"attempt from inside ({len(outcome.held)} ways: umount, remount, nested namespace"
         f"{untried}) was refused; each CLI reaches only its own work; limits: {limits}"
     )
+    if settings.only_model:
+        detail = f"{detail}; {MODEL_ONLY}"
     if unbounded_as_root(settings.limits):
         return Check.warn(
             "sandbox",
