@@ -16,6 +16,7 @@ from machine import Machine, git, new_repo
 from pg_tier import TestDatabase
 
 from orchestrator.run.cli_detect import CliState, Login
+from orchestrator.run.cli_fixes import PINNED
 from orchestrator.run.doctor.checklist import Status
 from orchestrator.run.doctor.cli_checks import cli_checks
 from orchestrator.state import FileStateStore
@@ -334,7 +335,7 @@ def test_live_runs_each_cli_against_the_fake_model(machine: Machine, repo: Path)
     assert check["detail"].startswith("2.1.330 (Claude Code): ")
     assert check["fix"] == (
         "this release does not work with CLI Council: install claude: npm i -g "
-        "@anthropic-ai/claude-code@2.1.330 (the release tested)"
+        f"@anthropic-ai/claude-code@{PINNED['claude'].version} (the release tested)"
     )
     assert "alice works" not in _by_name(result)  # the scripted stand-in has no live check
     assert SECRET not in json.dumps(result)

@@ -284,8 +284,11 @@ def report(outcomes: list[Outcome]) -> str:
 def test_the_traced_run_covers_every_kind_of_step(trace: list[tuple[str, str]]) -> None:
     counts = Counter(point for point, _ in trace)
     git_kinds = {what for point, what in trace if point == "git.ran"}
-    # The steps that make the run: worktrees, commits, merges, ref moves; and tasks' records.
-    assert {"worktree add", "commit", "merge-tree", "commit-tree", "update-ref"} <= git_kinds
+    # The steps that make the run: worktrees, commits (built from the files: ``own_commit``),
+    # merges, ref moves; and tasks' records.
+    assert {"worktree add", "add", "write-tree", "merge-tree", "commit-tree", "update-ref"} <= (
+        git_kinds
+    )
     assert {"worktree remove"} <= git_kinds
     assert counts["git.ran"] > 30 and counts["write.replaced"] > 20, counts
     assert counts["merge.committed"] >= 3  # three landings, one after a conflict
