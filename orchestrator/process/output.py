@@ -153,13 +153,7 @@ class LogSink:
             data = f"{LOG_TRUNCATED} after {self.written} bytes\n".encode()
         else:
             self.written += len(data)
-        try:
-            self.create()
-            assert self._file is not None
-            self._file.write(data)
-        except OSError as exc:
-            # A full disk must not cost the run: stop logging, say so once, carry on.
-            self._refused(exc)
+        self._append(data)
 
     def note(self, text: str) -> None:
         """A line of the orchestrator's own in the log (``# text``), not the CLI's."""
@@ -167,11 +161,15 @@ class LogSink:
             return
         data = f"# {' '.join(text.split())}\n".encode("utf-8", "replace")
         self.written += len(data)
+        self._append(data)
+
+    def _append(self, data: bytes) -> None:
         try:
             self.create()
             assert self._file is not None
             self._file.write(data)
         except OSError as exc:
+            # A full disk must not cost the run: stop logging, say so once, carry on.
             self._refused(exc)
 
     def close(self, footer: str) -> None:
