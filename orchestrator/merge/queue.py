@@ -80,7 +80,6 @@ from orchestrator.errors import (
 )
 from orchestrator.events import Event
 from orchestrator.events.merge import (
-    BaseMovedOutside,
     MergeAlreadyMerged,
     MergeCompleted,
     MergeConflict,
@@ -100,6 +99,7 @@ from orchestrator.git.publish import fetch_branch
 from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.ids import check_id
+from orchestrator.merge import outside
 from orchestrator.merge.attempt import Request as _Request
 from orchestrator.merge.attempt import Retry as _Retry
 from orchestrator.merge.cars import Cars, Outcome, Split
@@ -340,26 +340,11 @@ class MergeQueue:
         )
 
     async def _tell_outside(self) -> None:
-        """Say each commit the base gained that no merge queue landed (a push by hand, or by
-        a CLI that reached the remote): a warning and a ``merge.outside`` event each. It
-        stays, it is no landing, and nothing of it counts as a task's landed work. Remote mode
-        only: a local base moves by the user's own hand (and a CLI that moves it is the tamper
-        check's, ``worktrees.tamper``)."""
-        if self._remote is None:
-            return
-        for sha, subject in self._history.take_outside():
-            where = f"{self.remote}/{self.base_branch}" if self.remote else self.base_branch
-            log.warning(
-                "%s moved outside the merge queue: %s %r is no landing (pushed by hand or by a "
-                "CLI); no task counts it as landed",
-                where,
-                sha[:10],
-                subject[:80],
-            )
-            await self._emit(
-                BaseMovedOutside(
-                    base_branch=self.base_branch, remote=self.remote, commit=sha, subject=subject
-                )
+        """Say what the base gained outside every queue (``merge.outside``), remote mode only."""
+        if self._remote is not None:
+            found = self._history.take_outside()
+            await outside.tell(
+                found, base_branch=self.base_branch, remote=self.remote, emit=self._emit
             )
 
     async def landed_commit(self, task_id: str) -> str | None:
