@@ -13,53 +13,17 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fault_helpers import COUNCIL, FaultRun
+from net_services import Service, public_address
 from spare_user import as_users, hand_over, user_dir
 
 from orchestrator.sandbox import network
 
 pytestmark = pytest.mark.sandbox
-
-
-class Service:
-    """A server answering every connection with ``secret``, on a TCP address or a Unix path;
-    ``reached`` counts the connections it answered."""
-
-    def __init__(self, family: int, address: tuple[str, int] | str) -> None:
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.bind(address)
-        self.sock.listen(8)
-        self.reached = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                self.reached += 1
-                conn.sendall(b"secret\n")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def public_address() -> str | None:
-    """This machine's own non-loopback IPv4 address, if it has one (no traffic leaves it)."""
-    done = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
-                          capture_output=True, text=True)  # fmt: skip
-    for line in done.stdout.splitlines():
-        words = line.split()
-        if "inet" in words:
-            return words[words.index("inet") + 1].split("/")[0]
-    return None
 
 
 @pytest.fixture

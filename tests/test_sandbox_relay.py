@@ -18,7 +18,6 @@ import json
 import os
 import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,39 +25,12 @@ from typing import Any
 
 import pytest
 from fault_helpers import FaultRun
+from net_services import Service, public_address
 from spare_user import as_users, git_as_root, hand_over, user_dir
-from test_sandbox_network import public_address
 
 from orchestrator.sandbox import network
 
 pytestmark = pytest.mark.sandbox
-
-
-class Service:
-    """A server answering every connection with ``reply``, on a TCP address or a Unix path;
-    ``reached`` counts the connections it answered."""
-
-    def __init__(self, family: int, address: tuple[str, int] | str, reply: bytes) -> None:
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.bind(address)
-        self.sock.listen(8)
-        self.reply = reply
-        self.port = int(self.sock.getsockname()[1]) if family == socket.AF_INET else 0
-        self.reached = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                self.reached += 1
-                conn.sendall(self.reply)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @contextmanager
