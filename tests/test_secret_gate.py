@@ -10,6 +10,7 @@ import base64
 import os
 import secrets
 import subprocess
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -355,6 +356,35 @@ async def test_a_secret_is_masked_while_a_running_cli_has_committed_into_its_own
 
     assert raised.value.masked
     assert git(repo, "show", "council/sibling/1:work.txt", env=own) == "sibling's work"
+
+
+async def test_a_secret_is_deleted_while_a_sibling_worktree_is_being_added(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``git worktree add`` writes the new worktree's HEAD as zeros until its checkout names
+    the commit: git then cannot list what is still used ("bad object worktrees/<name>/HEAD").
+    The listing waits that moment out, and the objects that held the value are deleted."""
+    value = token()
+    monkeypatch.setenv(NAME, value)
+    repo = init_repo(tmp_path / "repo", checked_out=False)
+    cli_commits(repo, "council/leak/1", value)
+    tip = git(repo, "rev-parse", "council/leak/1")
+    commit_on(repo, "council/sibling/1", {"work.txt": "sibling's work\n"})
+    git(repo, "worktree", "add", str(tmp_path / "sibling"), "council/sibling/1")
+    head = repo / ".git" / "worktrees" / "sibling" / "HEAD"
+    named = head.read_text()
+    head.write_text("0" * 40 + "\n")  # as git worktree add leaves it, mid-way
+    timer = threading.Timer(0.3, head.write_text, [named])
+    timer.start()
+    try:
+        with pytest.raises(SecretInHistory) as raised:
+            await MergeQueue(repo, "main").merge("s-leak", "council/leak/1", task_id="leak")
+    finally:
+        timer.join()
+
+    assert raised.value.masked
+    assert git(repo, "cat-file", "-t", tip, check=False) == ""  # its loose object is gone
+    assert git(repo, "show", "council/sibling/1:work.txt") == "sibling's work"
 
 
 def _fed(repo: Path, env: dict[str, str], data: str, *args: str) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,9 @@ from orchestrator.merge.secret_scan import (
 from orchestrator.safety import safe_write
 
 __all__ = ["Masked", "mask_history"]
+
+_LISTING_TRIES = 6  # the last after about 1.5 s of waits in all
+_LISTING_WAIT = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +296,13 @@ def _delete_loose(
     objects are in their own stores until taken in, so those stores are read as alternates
     (without them git stops at such a branch, "bad object"; and an object of the shared store
     that only such a commit uses must stay)."""
-    for _ in range(2):  # a sibling's objects may move between its store and ours meanwhile
+    for attempt in range(_LISTING_TRIES):
+        # A sibling's objects may move between its store and ours meanwhile, and a worktree
+        # being added holds a HEAD of zeros until its checkout names the commit ("bad
+        # object worktrees/<name>/HEAD"): both pass within moments, so the listing is tried
+        # again after a short wait.
+        if attempt:
+            time.sleep(_LISTING_WAIT * 2 ** (attempt - 1))
         stores = _stores(private_stores)
         env = {"GIT_ALTERNATE_OBJECT_DIRECTORIES": os.pathsep.join(stores)} if stores else None
         listed = calls.run(
