@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import psutil
 import pytest
 from cli_process_helpers import wait_for, wait_gone
@@ -31,6 +32,8 @@ from orchestrator.process.path_users import (
     processes_inside,
 )
 from orchestrator.process.procid import ProcessId
+from orchestrator.process import tree
+from orchestrator.process.stop import sweep
 from orchestrator.process.tree import MARK_NAME, Family, find_strays, reap, signal_strays
 
 Started = list[subprocess.Popen[str]]
@@ -228,6 +231,31 @@ def test_a_zombie_is_gone_and_reap_collects_a_child_of_ours(started: Started) ->
     assert procid.is_alive(recorded) is False
     assert pid not in procid.living()
     reap([stray], wait=5.0)
+    assert not psutil.pid_exists(pid)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # already collected
+
+
+def test_a_zombie_of_ours_the_cli_left_is_collected_and_never_said_to_survive(
+    started: Started, tmp_path: Path
+) -> None:
+    """A CLI's child that had exited by the time the CLI ended (adopted, not collected yet)
+    left nothing running: the sweep collects it and does not name it a survivor."""
+    since = tree.since_now()
+    pid = os.posix_spawn(SLEEP, [SLEEP, "60"], CLEAN_ENV, setsid=True)  # a group of its own
+    stray = psutil.Process(pid)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: stray.status() == psutil.STATUS_ZOMBIE, "the child to be a zombie", 30)
+    family = Family(
+        os.getpid() + 1_000_000,
+        since=since,
+        roots=(str(tmp_path),),
+        own=set,
+        alone_since=lambda: since,
+    )
+    assert stray in find_strays(family, leader_alive=False)  # found, as an adopted one
+
+    assert anyio.run(sweep, family) == []
     assert not psutil.pid_exists(pid)
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # already collected

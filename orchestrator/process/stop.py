@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from orchestrator.process import ps
 from orchestrator.process.started import own_processes
 from orchestrator.process.tree import (
     Family,
@@ -126,7 +127,10 @@ async def sweep(family: Family) -> list[str]:
         strays = await anyio.to_thread.run_sync(lambda: find_strays(family, leader_alive=False))
         if not strays:
             break
-        stopped.update((stray, describe(stray)) for stray in strays if stray not in stopped)
+        # One that has already exited (a zombie of ours, adopted, not collected yet) left
+        # nothing running: collected below, never reported as a survivor.
+        said = {stray: describe(stray) for stray in strays if stray not in stopped}
+        stopped.update((stray, text) for stray, text in said.items() if not ps.ended(stray))
         log.info("pid %d: killing %d processes it left behind", family.pgid, len(strays))
         signal_strays(strays, signal.SIGKILL)
         await anyio.to_thread.run_sync(reap, strays)  # dead before the next look
