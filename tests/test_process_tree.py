@@ -24,7 +24,7 @@ from cli_process_helpers import wait_for, wait_gone
 from timing import patience
 
 from orchestrator.errors import WorkspaceError
-from orchestrator.process import procid
+from orchestrator.process import procid, tree
 from orchestrator.process.path_users import (
     cwd_of,
     lock_holders,
@@ -32,7 +32,6 @@ from orchestrator.process.path_users import (
     processes_inside,
 )
 from orchestrator.process.procid import ProcessId
-from orchestrator.process import tree
 from orchestrator.process.stop import sweep
 from orchestrator.process.tree import MARK_NAME, Family, find_strays, reap, signal_strays
 
