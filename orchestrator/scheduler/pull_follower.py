@@ -38,9 +38,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import anyio
 
 from orchestrator.errors import (
     CouncilError,
@@ -203,6 +205,11 @@ class PullFollower:
         # Each (task, head pushed) looked at or tried: a pull request just opened is looked at
         # at once, but a look that failed waits for the next poll.
         self.tried: set[tuple[str, str]] = set()
+        # A pass and the run's decision to end never overlap (``end_when``), and no pass
+        # runs once the run decided: its writes (a feedback round sends a task back to the
+        # queue) are never made after the run ended on what it read before them.
+        self._passing = anyio.Lock()
+        self._ended = False
 
     def unlooked(self, state: TaskState) -> bool:
         """An in-review task whose pull request, as last pushed, no pass has tried yet; or a
@@ -238,9 +245,23 @@ class PullFollower:
         team = self._run.services.team
         return team.remote if team is not None else PULL_REMOTE
 
+    async def end_when(self, settled: Callable[[], Awaitable[bool]]) -> bool:
+        """Ask ``settled`` (does the run end, on a fresh read of its tasks?) while no pass is
+        under way; when it does, no pass runs again. Its answer."""
+        async with self._passing:
+            self._ended = await settled()
+            return self._ended
+
     async def follow(self, *, only_unlooked: bool = False) -> bool:
         """One pass over the run's ``in_review`` tasks (``only_unlooked``: those ``unlooked``);
-        True when some task changed."""
+        True when some task changed; False, looking at nothing, once the run decided to end
+        (``end_when``)."""
+        async with self._passing:
+            if self._ended:
+                return False
+            return await self._pass(only_unlooked)
+
+    async def _pass(self, only_unlooked: bool) -> bool:
         run = self._run
         forge = run.services.forge
         if forge is None or run.session_id is None:

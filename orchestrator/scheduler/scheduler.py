@@ -570,14 +570,18 @@ class Scheduler:
         if run.stopping:
             return not self._inflight
         if not self._inflight and self._settled(states) and not self.keep_open:
-            # The view may lag behind other processes: end on a fresh read, which may also
-            # show a task another workstation of the team added meanwhile; and only once
-            # every landing recorded done is still on the base (``attempts.relander``).
-            fresh = await self._states(full=True)
-            await self._take_up_added(fresh)
-            return self._settled(fresh) and not await self._relander.at_end(fresh)
+            # Decided while no pass over the pull requests is under way, and none after.
+            return await self._pulls.end_when(self._ends)
         await self._dispatcher.dispatch(states)
         return False
+
+    async def _ends(self) -> bool:
+        """The view may lag behind other processes: the run ends on a fresh read, which may
+        also show a task another workstation of the team added meanwhile; and only once every
+        landing recorded done is still on the base (``attempts.relander``)."""
+        fresh = await self._states(full=True)
+        await self._take_up_added(fresh)
+        return self._settled(fresh) and not await self._relander.at_end(fresh)
 
     async def _take_up_added(self, states: dict[str, TaskState]) -> None:
         """Tasks another workstation added to the team session since this one read it
