@@ -758,6 +758,11 @@ class Scheduler:
             # Pull requests waiting for a person: `council resume` follows them again.
             status = SessionStatus.INTERRUPTED
             await store.create_checkpoint(run.session_id, "in_review")
+        elif any(s.status not in TERMINAL_TASK_STATUSES for s in states):
+            # Work left to do (a task sent back to the queue as the run ended): never
+            # "failed" with nothing failed; `council resume` runs it.
+            status = SessionStatus.INTERRUPTED
+            await store.create_checkpoint(run.session_id, "unfinished")
         await store.update_session(run.session_id, {"status": status}, metrics=False)
         await run.events.emit(RunFinished(session_id=run.session_id, status=status))
 
