@@ -82,6 +82,8 @@ def check_run(
     public: Service | None,
 ) -> None:
     assert finished.returncode == 0, finished.stderr[-3000:]
+    # The network's helper is the orchestrator's own process, never the CLI's survivor.
+    assert b"left processes" not in finished.stderr, finished.stderr[-3000:]
     report = json.loads(finished.stdout)
     statuses = {task["task_id"]: task["status"] for task in report["tasks"]}
     assert statuses["fault"] == "done", report

@@ -19,7 +19,9 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
-__all__ = ["spawn_helper", "spawn_piped"]
+from orchestrator.process.started import forget, started, starting
+
+__all__ = ["helper_ended", "spawn_helper", "spawn_piped"]
 
 _PIPE_SIZE = 1024 * 1024
 # One descriptor of /dev/null for every start, opened with the module: a start runs on the
@@ -68,17 +70,27 @@ async def spawn_helper(
     argv: Sequence[str], env: Mapping[str, str], pass_fds: Sequence[int]
 ) -> anyio.abc.Process:
     """Start ``argv`` (in ``/``, its output discarded, leading its own process group) keeping
-    ``pass_fds`` open under their numbers. A failed start raises the ``OSError`` of ``exec``."""
-    return await anyio.open_process(
-        list(argv),
-        stdin=_DEVNULL,
-        stdout=_DEVNULL_OUT,
-        stderr=_DEVNULL_OUT,
-        cwd="/",
-        env=dict(env),
-        start_new_session=True,
-        pass_fds=tuple(pass_fds),
-    )
+    ``pass_fds`` open under their numbers. A failed start raises the ``OSError`` of ``exec``.
+    It is one of the orchestrator's own processes (``process.started``), never taken for a
+    CLI's stray, until ``helper_ended``."""
+    with starting():
+        process = await anyio.open_process(
+            list(argv),
+            stdin=_DEVNULL,
+            stdout=_DEVNULL_OUT,
+            stderr=_DEVNULL_OUT,
+            cwd="/",
+            env=dict(env),
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+        )
+        started(process.pid)
+    return process
+
+
+def helper_ended(process: anyio.abc.Process) -> None:
+    """``process`` (``spawn_helper``'s) was waited for."""
+    forget(process.pid)
 
 
 def _pipe(size: int | None) -> tuple[int, int]:

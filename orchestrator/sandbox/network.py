@@ -59,7 +59,7 @@ import anyio.to_thread
 
 from orchestrator.errors import RunError
 from orchestrator.process.command import run_short
-from orchestrator.process.launch import spawn_helper
+from orchestrator.process.launch import helper_ended, spawn_helper
 
 __all__ = ["DNS", "HELPER", "Uplink", "find", "problem"]
 
@@ -223,6 +223,7 @@ class Uplink:
                 await _wait_or_kill(process)
                 with contextlib.suppress(Exception):
                     await process.aclose()
+                helper_ended(process)
 
 
 async def _wait_or_kill(process: anyio.abc.Process) -> int:
