@@ -366,6 +366,21 @@ def test_review_feedback_is_built_into_the_same_pull_request_in_the_same_convers
     assert rig.only_pull() == number
 
 
+def test_the_reviewers_request_is_the_last_word_of_the_round(make_rig: Any) -> None:
+    """A CLI follows the latest instruction it reads: the round asks only what the review
+    asked (the conversation knows the task), so the task's own text cannot undo the answer
+    (it did, with the review put first: the file written back, nothing pushed)."""
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto, max_review_rounds: 1")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    rig.gh.add_review(number, "alice", "CHANGES_REQUESTED", "WRITE one.txt hello from alice")
+    resumed = rig.council("resume")
+    assert resumed.returncode == 1, resumed.stderr
+    head = rig.gh.site.head_sha(number)
+    assert git(rig.bare, "show", f"{head}:one.txt") == "hello from alice"
+    assert rig.state().metadata["pull"]["feedback_rounds"] == 1
+
+
 def test_a_review_submitted_while_it_is_read_is_answered_whole_in_one_round(
     make_rig: Any,
 ) -> None:

@@ -4,6 +4,7 @@ be capped; and a resume the CLI refuses is run again as a fresh session with the
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -129,6 +130,22 @@ async def test_a_refused_resume_runs_again_as_a_fresh_session(tmp_path: Path) ->
     logs = sorted((tmp_path / "l").iterdir())
     assert len(logs) == 2 and "--resume native-1" in logs[0].read_text()
     assert "--resume" not in logs[1].read_text().split("# argv: ")[1].splitlines()[0]
+
+
+async def test_a_continued_prompt_goes_to_the_resume_and_the_whole_one_to_a_fresh_session(
+    tmp_path: Path,
+) -> None:
+    """A feedback round gives the conversation that goes on only what is new; the CLI refusing
+    to go on, the fresh session gets the whole prompt (the task, then the feedback)."""
+    plugins = load_plugins(entry_points=[])
+    call = dataclasses.replace(_call(tmp_path), continued_prompt="only the feedback")
+    ran = await call_phase_cli(
+        _config(tmp_path, "no session found"), plugins, call, log_dir=tmp_path / "l"
+    )
+    assert ran.resume_refused == "native-1"
+    assert ran.cli.outcome.message == "DONE fresh session, prompt: the task, with its handoff"
+    first, _ = sorted((tmp_path / "l").iterdir())
+    assert "--resume native-1 'only the feedback'" in first.read_text()
 
 
 async def test_without_the_pattern_a_refused_resume_is_the_failure_it_was(

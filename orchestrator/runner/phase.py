@@ -14,7 +14,9 @@ limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
 - ``resume_session_id`` is only passed to an adapter that can resume. When the CLI refuses
   that resume (``Adapter.resume_refused``: gemini's "No previous sessions found" for a
   session whose only request got a 429), the phase runs again at once as a fresh session
-  with the same prompt, which carries the task's handoff like any first run; the refused id
+  with the whole prompt (``PhaseCall.prompt``: a continued conversation may have been given
+  only what is new, ``continued_prompt``), which carries the task's handoff like any first
+  run; the refused id
   comes back as ``PhaseRun.resume_refused`` (the workflow records ``phase.resume_refused``),
   and the refusal is no failure;
 - ``watch`` hears the CLI's pid when it started and when it ended (``process.CliWatch``);
@@ -237,7 +239,7 @@ async def call_phase_cli(
     )
     share = configured is None or configured.credentials == "shared"
     request = AdapterRequest(
-        prompt=call.prompt,
+        prompt=call.continued_prompt if resume and call.continued_prompt else call.prompt,
         workdir=call.workdir,
         home=phase_home(call.home_root, call.task_id, call.adapter, call.phase),
         model=call.model or (configured.model if configured else None),
@@ -310,6 +312,7 @@ async def call_phase_cli(
         messages.clear()
         if call.restart is not None:
             await call.restart()
+        request = request.model_copy(update={"prompt": call.prompt})  # a new session: whole
         cli = await run(None)
     plugins.session_ended(info, cli.outcome)
     return PhaseRun(

@@ -37,6 +37,10 @@ class PhaseCall:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     grace: float = DEFAULT_GRACE  # SIGTERM to SIGKILL when the CLI is stopped
     resume_session_id: str | None = None
+    # The prompt when the CLI goes on in its conversation (``resume_session_id`` taken by the
+    # adapter and the CLI): what is new alone, the task being known there. A new session
+    # (the adapter cannot resume, the CLI refused) gets ``prompt``. None: ``prompt`` either way.
+    continued_prompt: str | None = None
     # Called before the CLI runs as a new session when ``resume_session_id`` asked to go on in
     # one (its adapter cannot, or the CLI refused): the phase's start is put back first, so a
     # new session never works on top of what the old one left.

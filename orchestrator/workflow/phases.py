@@ -50,6 +50,7 @@ from orchestrator.safety.crashpoints import crash_point
 from orchestrator.spend.gate import CallPlan, SpendHeld, Ticket
 from orchestrator.state.context import ContextManager
 from orchestrator.workflow.checks.build import BuildChecks
+from orchestrator.workflow.feedback_prompt import feedback_prompts
 from orchestrator.workflow.handoffs.assemble import (
     PhaseOutput,
     add_usage,
@@ -76,7 +77,7 @@ from orchestrator.workflow.spending import close_ticket
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.tamper.guard import RECHECKED, Tampering
 
-__all__ = ["NOTHING_CHANGED", "PULL_FEEDBACK", "PhaseSteps"]
+__all__ = ["NOTHING_CHANGED", "PhaseSteps"]
 
 # The one retry of a build that changed nothing: the same prompt would change nothing again.
 NOTHING_CHANGED = (
@@ -84,11 +85,6 @@ NOTHING_CHANGED = (
     "change in the files themselves; if it cannot be done, say exactly why.\n\n"
 )
 
-# A feedback round of a pull request (``landing.via: pull_request``): the build answers it.
-PULL_FEEDBACK = (
-    "NOTE: your work is in a pull request, and it got this feedback. Change the files to "
-    "answer it (your earlier commits are kept; add to them):\n\n{feedback}\n\n"
-)
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +182,10 @@ class PhaseSteps:
         prompt = render_prompt(template, context)
         if name == BUILD and round_ == 1 and run.note:
             prompt = NOTHING_CHANGED.format(reason=run.note) + prompt
+        continued: str | None = None
         if name == BUILD and round_ == 1 and run.feedback:
-            prompt = PULL_FEEDBACK.format(feedback=run.feedback) + prompt
+            asked = feedback_prompts(prompt, run.feedback)
+            prompt, continued = asked.whole, asked.continued
         resume = resume_session_id(self._book.get(name), adapter, session.branch)
         started = {"round": round_, "branch": session.branch, "prompt_sha256": sha256_text(prompt)}
         if name == BUILD and round_ > 1:
@@ -198,6 +196,7 @@ class PhaseSteps:
             started["start_commit"] = start.commit
         if start.undone and resume is not None:  # the conversation goes on; its edits do not
             prompt = UNDONE + prompt
+            continued = UNDONE + continued if continued is not None else None
             started["prompt_sha256"] = sha256_text(prompt)
         await self._book.start(name, adapter, started)
         progress.phases_run.append(name)
@@ -208,6 +207,7 @@ class PhaseSteps:
             phase=name,
             adapter=adapter,
             prompt=prompt,
+            continued_prompt=continued,
             workdir=session.path,
             home_root=run.home_root,
             session_id=session.session_id,
