@@ -93,6 +93,10 @@ _WORDING: dict[str, str] = {
     EventType.MERGE_ALREADY_MERGED: "{task_id}: already on {base_branch}: {message}",
     "task.already_merged": "{task_id}: already landed in {commit}",
     "pull.opened": "{task_id}: pull request #{number} open for review: {url}",
+    "pull.round_unchanged": (
+        "{task_id}: feedback round {round} changed nothing: pull request #{number} stays at "
+        "the head reviewed ({head_sha}): {url}"
+    ),
     "pull.merged": "{task_id}: pull request #{number} merged in {commit}",
     "pull.closed": "{task_id}: pull request #{number} was closed without merging: {url}",
     "pull.feedback_round": (
@@ -135,6 +139,7 @@ TRANSITIONS = frozenset(
         "pull.closed",
         "pull.not_merged",
         "pull.feedback_round",
+        "pull.round_unchanged",
         "task.retry",
         "task.failed",
         "task.waiting_for_checkout",

@@ -381,6 +381,27 @@ def test_the_reviewers_request_is_the_last_word_of_the_round(make_rig: Any) -> N
     assert rig.state().metadata["pull"]["feedback_rounds"] == 1
 
 
+def test_a_round_that_changes_nothing_says_so_and_does_not_announce_the_pull_again(
+    make_rig: Any,
+) -> None:
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto, max_review_rounds: 1")
+    assert rig.council("run").returncode == 1
+    number = rig.only_pull()
+    head = rig.gh.site.head_sha(number)
+    rig.gh.add_review(number, "alice", "CHANGES_REQUESTED", "SAY it is so already")
+    resumed = rig.council("resume")
+    assert resumed.returncode == 1, resumed.stderr
+    assert rig.gh.site.head_sha(number) == head  # nothing pushed
+    kinds = [e["type"] for e in events_of(rig.repo)]
+    assert kinds.count("pull.opened") == 1 and kinds.count("pull.round_unchanged") == 1
+    said = resumed.stdout + resumed.stderr
+    assert f"feedback round 1 changed nothing: pull request #{number} stays" in said
+    assert "open for review" not in said
+    rig.gh.add_review(number, "alice", "APPROVED")
+    assert rig.council("resume").returncode == 0
+    assert rig.state().status == TaskStatus.DONE
+
+
 def test_a_review_submitted_while_it_is_read_is_answered_whole_in_one_round(
     make_rig: Any,
 ) -> None:

@@ -56,6 +56,7 @@ class EventType(StrEnum):
     PULL_CLOSED = "pull.closed"
     PULL_NOT_MERGED = "pull.not_merged"
     PULL_FEEDBACK_ROUND = "pull.feedback_round"
+    PULL_ROUND_UNCHANGED = "pull.round_unchanged"
     # a run as a whole
     RUN_STARTED = "run.started"
     RUN_JOINED = "run.joined"

@@ -7,7 +7,14 @@ from typing import Literal
 
 from orchestrator.events.base import TaskEvent
 
-__all__ = ["PullClosed", "PullFeedbackRound", "PullMerged", "PullNotMerged", "PullOpened"]
+__all__ = [
+    "PullClosed",
+    "PullFeedbackRound",
+    "PullMerged",
+    "PullNotMerged",
+    "PullOpened",
+    "PullRoundUnchanged",
+]
 
 
 class PullOpened(TaskEvent):
@@ -64,3 +71,15 @@ class PullFeedbackRound(TaskEvent):
     url: str
     round: int
     reasons: str  # what came, "; "-separated
+
+
+class PullRoundUnchanged(TaskEvent):
+    """A feedback round's build changed nothing: the pull request's head is still the one
+    reviewed (``head_sha``), nothing was pushed to it, and it waits as before. Said in place
+    of ``pull.opened``, which would announce it again as if something changed."""
+
+    type: Literal["pull.round_unchanged"] = "pull.round_unchanged"
+    number: int
+    url: str
+    round: int
+    head_sha: str

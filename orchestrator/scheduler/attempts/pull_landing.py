@@ -11,6 +11,9 @@ after (crash point ``pull.opened`` in between). A crash anywhere here leaves the
 ``running`` behind its claim: `council resume` requeues it, its phases recorded complete, and
 this step runs again and finds the same pull request.
 
+A feedback round's push of the head already reviewed (its build changed nothing) is said as
+such (``pull.round_unchanged``), never as the pull request opened again.
+
 Every branch passes the secret gate before it is pushed (``MergeQueue.publishable``).
 """
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.events.pulls import PullOpened
+from orchestrator.events.pulls import PullOpened, PullRoundUnchanged
 from orchestrator.forge.base import Forge, PullRequest
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
 from orchestrator.safety.crashpoints import crash_point
@@ -94,6 +97,8 @@ class PullLanding:
         meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
         earlier: dict[str, Any] = meta.get(PULL) or {}
         round_ = int(earlier.get("round", 0))
+        # A feedback round whose build changed nothing pushed the head already reviewed.
+        unchanged = bool(meta.get(PULL_FEEDBACK)) and earlier.get("head_sha") == tip
         # What earlier rounds answered stays (``pull_follower``): never answered twice.
         meta[PULL] = {**earlier, **pull_summary(pull, round_=round_, tip=tip, created=created)}
         meta.pop(WORKTREE, None)  # retired below: the branch keeps the work
@@ -108,6 +113,14 @@ class PullLanding:
         await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
         await self._writes.release_locks(attempt)
         await self._writes.retire_worktree(attempt)
+        if unchanged:
+            await self._run.events.emit(
+                PullRoundUnchanged(
+                    task_id=attempt.key, number=pull.number, url=pull.url, round=round_,
+                    head_sha=tip,
+                )
+            )  # fmt: skip
+            return
         await self._run.events.emit(
             PullOpened(
                 task_id=attempt.key,
