@@ -28,14 +28,6 @@ from fault_helpers import FAULT_CLIS
 from merge_repo import git
 from spare_user import place, spare_uid
 
-_PUSHER_LANDS = pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 44 note): own_commit takes a CLI's commits that another ref holds "
-    "(here the remote's base it pushed to) as content only, so the pushing task's branch no "
-    "longer holds them and it lands its files through the queue; the push is still said "
-    "(merge.outside), but the task is not failed and the run exits 0",
-)
-
 
 def team_repo(root: Path) -> tuple[Path, Path]:
     """A bare remote under ``root/shared`` with one commit on main, and a workstation's
@@ -122,7 +114,6 @@ def pushed_commit(remote: Path) -> str | None:
     return next((line.split()[0] for line in out.splitlines() if "pushed by its CLI" in line), None)
 
 
-@_PUSHER_LANDS
 @pytest.mark.postgres
 @pytest.mark.parametrize("then", ["nothing", ""], ids=["tip-pushed", "more-after-push"])
 def test_a_push_onto_the_teams_base_is_said_and_fails_its_task(
@@ -155,7 +146,6 @@ def test_a_push_onto_the_teams_base_is_said_and_fails_its_task(
 
 
 @pytest.mark.postgres
-@_PUSHER_LANDS
 def test_a_push_before_the_runs_first_landing_is_said_too(tmp_path: Path, pg_dsn: str) -> None:
     """The pushing task alone: no landing read the base before its push."""
     remote, clone = team_repo(tmp_path)

@@ -31,11 +31,13 @@ the orchestrator never runs ``git commit`` on a session's worktree. ``build(...)
 ``parent`` is a commit the orchestrator recorded (the phase's start, its own last commit). A CLI
 that commits by itself (aider does) moves its branch: its commits are kept as history only
 where they are one chain of new commits on ``parent`` (each with one parent, down to
-``parent``, none held by any other ref: no merge, nothing of a sibling's or the base's that a
-rebase or a merge brought in), and they are then checked at landing like any other
-(``merge.secret_gate``). Otherwise they are taken as content only: the commit goes on
-``parent`` with the files. Where a caller has no record it passes the branch's current tip;
-the commit is still built from the files, with no state the CLI left honoured.
+``parent``, none held by any other local ref: no merge, nothing of a sibling's or the base's
+that a rebase or a merge brought in; a remote's branch may hold them, as a CLI's own push left
+it, so that push stays the task's and fails it: ``scheduler.attempts.outside_push``), and they
+are then checked at landing like any other (``merge.secret_gate``). Otherwise they are taken
+as content only: the commit goes on ``parent`` with the files. Where a caller has no record
+it passes the branch's current tip; the commit is still built from the files, with no state
+the CLI left honoured.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ _MOST_COMMITS = 1000  # a CLI's own commits kept as history at most, per commit 
 def _history_on(git: Git, common: Path, branch: str, parent: str) -> str:
     """The commit the session's commit goes on: the branch's tip when the CLI committed on it
     and its commits are history that can be kept (one chain of commits with one parent each,
-    down to ``parent``, none of them held by any other ref: nothing of anyone else's, no
+    down to ``parent``, none of them held by any other local ref: nothing of anyone else's, no
     merge), else ``parent``, and the CLI's commits are taken as content only."""
     found = read_refs(common, (branch,))
     tip = None if found is None else found.get(branch)
@@ -184,8 +186,12 @@ def _history_on(git: Git, common: Path, branch: str, parent: str) -> str:
             return parent  # a merge, a root, or a commit that does not lead to ``parent``
     holders = git.run_sync("for-each-ref", "--format=%(refname)", f"--contains={lines[-1][0]}",
                            check=False)  # fmt: skip
-    if not holders.ok or set(holders.stdout.split()) != {branch}:
-        return parent  # another ref holds them: someone else's history
+    others = set(holders.stdout.split()) - {branch}
+    # Another ref holds them: someone else's history, taken as content only. A remote's
+    # branch is the exception: the CLI pushed them (a push moves the tracking ref too), and
+    # they stay its history, so the task is blamed for the push (``outside_push``).
+    if not holders.ok or any(not ref.startswith("refs/remotes/") for ref in others):
+        return parent
     return tip
 
 
