@@ -230,7 +230,16 @@ def cli_recorded(repo: Path, task_id: str) -> bool:
 
 
 def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) -> None:
-    repo, config, process = start_run(tmp_path, task("slow", "SLEEP 6\nWRITE slow.txt slow"))
+    # The build's CLI waits at a gate the test opens once the resume stopped the one the
+    # killed run left (a fixed sleep raced the resume's start on a loaded machine): the
+    # resume's own run of the build then goes straight on.
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    gate = gates / "open"
+    settings = CONFIG.replace("tasks:\n", f"sandbox: {{read: [{gates}]}}\ntasks:\n")
+    repo, config, process = start_run(
+        tmp_path, task("slow", f"WAIT_FOR {gate} 120\nWRITE slow.txt slow"), settings
+    )
     try:
         wait_for(
             lambda: seen(repo, "phase.started", task_id="slow", phase="build"), "slow building", 30
@@ -253,15 +262,18 @@ def test_resume_never_runs_a_cli_beside_one_the_killed_run_left(tmp_path: Path) 
         env=ENV,
     )
     most = 0  # CLIs working in one worktree at the same time
-    while resumed.poll() is None:
+    deadline = time.monotonic() + patience(60)
+    while resumed.poll() is None and time.monotonic() < deadline:
         cwds = Counter(cwd_of(pid) for pid in scripted_clis(tmp_path))
         cwds.pop(None, None)
         most = max([most, *cwds.values()])
+        if not gate.exists() and seen(repo, "cli.orphans_stopped"):
+            gate.touch()
         time.sleep(0.05)
     assert resumed.wait(timeout=patience(60)) == 0
     assert merged_tasks(repo) == ["slow"]
     assert most == 1
-    # The resume stopped it (the CLI would have slept on for seconds), by its record.
+    # The resume stopped it (the CLI would have waited on at its gate), by its record.
     stopped = [e["data"]["orphans"] for e in events(repo) if e["type"] == "cli.orphans_stopped"]
     assert stopped == [[{"pid": leader, "group": True, "task": "slow"}]]
 
