@@ -157,7 +157,8 @@ def forge_demo(directory: Path) -> Iterator[ForgeDemo]:
     Git(directory, None).run_sync("clone", "-q", str(origin), str(repo))
     shutil.rmtree(directory / "seed")
     token = "ghp_" + secrets.token_hex(18)
-    with FakeGitHub(origin, owner=OWNER, repo=NAME, token=token) as gh:
+    people = {REVIEWER: "COLLABORATOR"}  # a person with write access: their reviews count
+    with FakeGitHub(origin, owner=OWNER, repo=NAME, token=token, people=people) as gh:
         config = directory / "demo-forge.yaml"
         config.write_text(
             _CONFIG.format(
