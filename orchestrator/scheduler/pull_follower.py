@@ -378,8 +378,10 @@ class PullFollower:
             "approvals": approved,
             "checks": checks,
             "looked": True,
-            "ignored": heard.ignored,
         }
+        seen.pop("ignored", None)
+        if heard.ignored:  # reviews set aside: said, never read (``orchestrator.forge.trust``)
+            seen["ignored"] = heard.ignored
         if reviewed and checks_ok:
             if landing.merge == "manual":
                 return await self._note(state, seen, f"a person to merge #{number}", human=True)

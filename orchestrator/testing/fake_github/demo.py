@@ -6,7 +6,7 @@
   repository (``council-demo/textkit``), and ``repo``: its clone, which the run works on;
 - the fake GitHub over it on 127.0.0.1, with a token made for this demo alone;
 - two issues labelled ``council``, each asking for a file in the scripted CLI's words;
-- ``DemoReviewer``: a person reviewing each pull request as it opens: it asks for one change
+- ``DemoReviewer``: a person with write access (a collaborator) reviewing each pull request as it opens: it asks for one change
   (a review with a line comment, whose body the scripted CLI follows), then approves the
   pull request once its head has moved, so council merges it;
 - ``demo-forge.yaml``: the run config (the scripted CLI, ``landing.via: pull_request``,
@@ -88,6 +88,8 @@ class DemoReviewer:
     change, and an approval once its head has moved past the commit that review saw."""
 
     def __init__(self, gh: FakeGitHub, asks: dict[str, DemoIssue]) -> None:
+        # A collaborator (write access): council hears only such people's reviews.
+        gh.set_association(REVIEWER, "COLLABORATOR")
         self._gh = gh
         self._asks = asks  # head branch -> the issue it is for
         self._asked: dict[int, str] = {}  # pull number -> the head its change was asked on
@@ -157,8 +159,7 @@ def forge_demo(directory: Path) -> Iterator[ForgeDemo]:
     Git(directory, None).run_sync("clone", "-q", str(origin), str(repo))
     shutil.rmtree(directory / "seed")
     token = "ghp_" + secrets.token_hex(18)
-    people = {REVIEWER: "COLLABORATOR"}  # a person with write access: their reviews count
-    with FakeGitHub(origin, owner=OWNER, repo=NAME, token=token, people=people) as gh:
+    with FakeGitHub(origin, owner=OWNER, repo=NAME, token=token) as gh:
         config = directory / "demo-forge.yaml"
         config.write_text(
             _CONFIG.format(
