@@ -6,9 +6,10 @@
   repository (``council-demo/textkit``), and ``repo``: its clone, which the run works on;
 - the fake GitHub over it on 127.0.0.1, with a token made for this demo alone;
 - two issues labelled ``council``, each asking for a file in the scripted CLI's words;
-- ``DemoReviewer``: a person with write access (a collaborator) reviewing each pull request as it opens: it asks for one change
-  (a review with a line comment, whose body the scripted CLI follows), then approves the
-  pull request once its head has moved, so council merges it;
+- ``DemoReviewer``: a person with write access (a collaborator, so council hears them)
+  reviewing each pull request as it opens: it asks for one change (a review with a line
+  comment, whose body the scripted CLI follows), then approves the pull request once its head
+  has moved, so council merges it;
 - ``demo-forge.yaml``: the run config (the scripted CLI, ``landing.via: pull_request``,
   ``sources:`` the labelled issues).
 
