@@ -121,7 +121,7 @@ def test_a_round_answers_the_trusted_reviewer_alone(make_rig: Any) -> None:
     new_head = rig.gh.site.head_sha(number)
     assert new_head != head and state.metadata["pull"]["feedback_rounds"] == 1
     (round_,) = [e for e in events_of(rig.repo) if e["type"] == "pull.feedback_round"]
-    assert round_["reasons"] == "changes asked for by bob"
+    assert round_["data"]["reasons"] == "changes asked for by bob"
     shown = subprocess.run(
         ["git", "-C", str(rig.bare), "ls-tree", "--name-only", new_head],
         capture_output=True,
