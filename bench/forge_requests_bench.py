@@ -173,7 +173,10 @@ def main(tasks: int, polls: int) -> None:
         root = Path(tmp)
         remote = make_remote(root)
         clone(remote, root / "repo")
-        with FakeGitHub(remote, owner=OWNER, repo=NAME, token=TOKEN, default_branch=BASE) as gh:
+        people = {"reviewer": "COLLABORATOR"}  # a person with write access
+        with FakeGitHub(
+            remote, owner=OWNER, repo=NAME, token=TOKEN, default_branch=BASE, people=people
+        ) as gh:
             config = root / "run.yaml"
             config.write_text(CONFIG.format(owner=OWNER, name=NAME, api_url=gh.api_url, poll=POLL))
             issue_to_merge(gh, config, tasks)

@@ -120,7 +120,10 @@ def main(rounds: int, window: float, poll: float) -> None:
         root = Path(tmp)
         remote = make_remote(root)
         clone(remote, root / "repo")
-        with FakeGitHub(remote, owner=OWNER, repo=NAME, token=TOKEN, default_branch=BASE) as gh:
+        people = {"reviewer": "COLLABORATOR"}  # a person with write access
+        with FakeGitHub(
+            remote, owner=OWNER, repo=NAME, token=TOKEN, default_branch=BASE, people=people
+        ) as gh:
             config = root / "serve.yaml"
             config.write_text(CONFIG.format(owner=OWNER, name=NAME, api_url=gh.api_url, poll=poll))
             floor_script = root / "floor.py"

@@ -16,6 +16,7 @@ from orchestrator.testing.fake_github import FakeGitHub
 
 TOKEN = "ghp_fakeTokenForTests0123456789"
 OWNER, REPO = "octo", "widgets"
+PEOPLE = {"alice": "COLLABORATOR", "bob": "COLLABORATOR"}  # people with write access
 
 
 @dataclass
@@ -50,7 +51,7 @@ def bare_repo(tmp_path: Path) -> Path:
 def rig(tmp_path: Path, *, rate_budget: float = 900.0, server_retries: int = 3) -> Iterator[Rig]:
     bare = bare_repo(tmp_path)
     sleeps = Sleeps()
-    with FakeGitHub(bare, owner=OWNER, repo=REPO, token=TOKEN) as gh:
+    with FakeGitHub(bare, owner=OWNER, repo=REPO, token=TOKEN, people=PEOPLE) as gh:
         pacing = Pacing(
             rate_budget=rate_budget, server_retries=server_retries, sleep=sleeps, clock=lambda: 0.0
         )

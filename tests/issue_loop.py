@@ -47,7 +47,8 @@ def issue_loop(
     config's path (``root/config``)."""
     team = make_team(root)
     team.clone("repo")
-    with FakeGitHub(team.remote, owner=owner, repo=name, token=token) as gh:
+    people = {"alice": "COLLABORATOR"}  # a person with write access: her reviews count
+    with FakeGitHub(team.remote, owner=owner, repo=name, token=token, people=people) as gh:
         path = root / config
         path.write_text(_RUN + loop_config(gh, owner, name))
         yield gh, path

@@ -34,6 +34,7 @@ from orchestrator.testing.fake_github import FakeGitHub
 
 TOKEN = "ghp_fakeTokenForPullTests0123456789"
 OWNER, NAME = "octo", "widgets"
+PEOPLE = {"alice": "COLLABORATOR", "owner": "MEMBER"}  # people with write access
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 
 
@@ -113,7 +114,7 @@ class Rig:
 def make_rig(tmp_path: Path) -> Iterator[Any]:
     team = make_team(tmp_path)
     team.clone("repo")
-    with FakeGitHub(team.remote, owner=OWNER, repo=NAME, token=TOKEN) as gh:
+    with FakeGitHub(team.remote, owner=OWNER, repo=NAME, token=TOKEN, people=PEOPLE) as gh:
 
         def make(landing: str, tasks: tuple[dict[str, Any], ...] = (ONE,)) -> Rig:
             return Rig(tmp_path, gh, team.remote, landing, tasks)
@@ -300,6 +301,10 @@ def test_a_conflict_with_the_moved_base_is_built_again_into_the_same_pull_reques
     assert state.metadata["resolve_rounds"] == 1
 
     rig.gh.set_check_run(new_head, "ci", conclusion="success")
+    # alice approved the head before the resolve round: the new one needs her approval.
+    assert rig.council("resume").returncode == 1
+    assert "1 more approving review(s)" in rig.state().metadata["pull"]["waiting"]
+    rig.gh.add_review(number, "alice", "APPROVED")
     assert rig.council("resume").returncode == 0
     assert rig.state().status == TaskStatus.DONE
     assert rig.base_has("one.txt") == "hello from one\n"
@@ -623,13 +628,23 @@ def test_an_approved_pull_request_a_person_changed_is_followed_as_it_now_is(
         assert refused == [405] and "pull.not_merged" not in kinds
         assert rig.base_has("one.txt") is None
         return
+    if person == "pushed":
+        # alice approved the head before the push: the new head waits for an approval of
+        # its own, never merged on hers (tests/test_pull_trust.py has the rest).
+        assert resumed.returncode == 1, resumed.stderr
+        assert refused == [409] and kinds.count("pull.not_merged") == 1
+        assert state.status == TaskStatus.IN_REVIEW and rig.base_has("one.txt") is None
+        rig.gh.add_review(number, "alice", "APPROVED")
+        resumed = rig.council("resume")
+        state = rig.state()
+        refused = [r.status for r in rig.gh.requests if r.path.endswith("/merge")]
     assert resumed.returncode == 0, resumed.stderr
     assert state.status == TaskStatus.DONE
     if person == "merged":
         assert refused == [405] and "pull.not_merged" not in kinds
         assert rig.base_has("one.txt") == "hello from one\n"
-    else:  # the person's head is what lands, merged by council once looked at again
-        assert refused == [409, 200] and kinds.count("pull.not_merged") == 1
+    else:  # the person's head is what lands, merged by council once approved again
+        assert refused == [409, 200]
         assert rig.base_has("one.txt") == "hello from a person\n"
     assert rig.only_pull() == number
 

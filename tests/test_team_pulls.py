@@ -28,7 +28,8 @@ ISSUES = 4
 @pytest.fixture
 def loop(pg_dsn: str, tmp_path: Path) -> Iterator[tuple[Team, FakeGitHub]]:
     team = Team(tmp_path, pg_dsn)
-    with FakeGitHub(team.remote, owner=OWNER, repo=NAME, token=TOKEN) as gh:
+    people = {"alice": "COLLABORATOR"}  # a person with write access: her reviews count
+    with FakeGitHub(team.remote, owner=OWNER, repo=NAME, token=TOKEN, people=people) as gh:
         for name in ("w1", "w2"):
             config = Path(team.workstation(name, [], sessions=2))
             text = config.read_text().replace("tasks:\n", loop_config(gh, OWNER, NAME))

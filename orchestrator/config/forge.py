@@ -1,7 +1,7 @@
 """The run config's ``forge:`` section: where issues come from and pull requests go
 (``orchestrator.forge``). Each setting has a default found at run time: the repository from the
 ``origin`` remote, the API beside its host, the token from ``GH_TOKEN``, ``GITHUB_TOKEN`` or
-``gh auth token``."""
+``gh auth token``; whose reviews count, people with write access (``trusted``)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,23 @@ def _owner_name(value: str) -> str:
     owner, slash, name = value.partition("/")
     if not slash or not _PART.match(owner) or not _PART.match(name) or name in (".", ".."):
         raise ValueError(f"{value!r} is not OWNER/NAME (such as octo-org/widgets)")
+    return value
+
+
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}(?:\[bot\])?$")
+TRUSTED_WORDS = ("anyone", "collaborators")
+
+
+def _trusted(value: list[str]) -> list[str]:
+    for entry in value:
+        if entry not in TRUSTED_WORDS and not _LOGIN.match(entry):
+            raise ValueError(
+                f"{entry!r} is neither a GitHub login (letters, digits, single hyphens, at most "
+                "39, such as octocat or ci-helper[bot]) nor one of the words "
+                "collaborators, anyone"
+            )
+    if "anyone" in value and len(value) > 1:
+        raise ValueError("'anyone' trusts everybody: list it alone")
     return value
 
 
@@ -58,6 +75,13 @@ class ForgeConfig(Section):
         default=None,
         description="the token, best as a reference such as ${GITHUB_TOKEN}; default: "
         "GH_TOKEN, then GITHUB_TOKEN, then `gh auth token`; masked in everything stored",
+    )
+    trusted: Annotated[list[str], AfterValidator(_trusted)] = Field(
+        default_factory=list,
+        description="whose reviews and review comments count (gate a merge, start a feedback "
+        "round, reach a prompt): GitHub logins, and `collaborators` for everyone with write "
+        "access to the repository, or `anyone` alone (a private repository that wants it); "
+        "empty (the default): `collaborators`",
     )
     options: dict[str, Any] = Field(
         default_factory=dict,

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 __all__ = [
+    "ASSOCIATIONS",
     "FAILED",
     "IN_REVIEW",
     "WORKING",
+    "Association",
     "CheckResult",
     "Checks",
     "Comment",
@@ -39,6 +41,27 @@ IssueFilter = Literal["open", "closed", "all"]
 MergeMethod = Literal["merge", "squash", "rebase"]
 ReviewState = Literal["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"]
 CheckState = Literal["success", "failure", "pending", "none"]
+Association = Literal[
+    "OWNER",
+    "MEMBER",
+    "COLLABORATOR",
+    "CONTRIBUTOR",
+    "FIRST_TIMER",
+    "FIRST_TIME_CONTRIBUTOR",
+    "MANNEQUIN",
+    "NONE",
+]
+"""The author's relation to the repository, as GitHub says it (``author_association``)."""
+ASSOCIATIONS: tuple[Association, ...] = (
+    "OWNER",
+    "MEMBER",
+    "COLLABORATOR",
+    "CONTRIBUTOR",
+    "FIRST_TIMER",
+    "FIRST_TIME_CONTRIBUTOR",
+    "MANNEQUIN",
+    "NONE",
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +111,9 @@ class Review:
     reviewer: str
     state: ReviewState
     body: str
-    commit_id: str
+    commit_id: str  # the head the review was made on
     submitted_at: str | None
+    association: Association = "NONE"  # the reviewer's (``orchestrator.forge.trust``)
 
 
 @dataclass(frozen=True)
@@ -100,6 +124,7 @@ class ReviewComment:
     path: str
     line: int | None  # None: the comment is on a line the current diff no longer has
     body: str
+    association: Association = "NONE"  # the reviewer's (``orchestrator.forge.trust``)
 
 
 @dataclass(frozen=True)
@@ -183,10 +208,13 @@ def latest_reviews(reviews: Sequence[Review]) -> Mapping[str, Review]:
     return latest
 
 
-def approvals(reviews: Sequence[Review]) -> tuple[str, ...]:
-    """The reviewers whose latest deciding review approves."""
+def approvals(reviews: Sequence[Review], head_sha: str | None = None) -> tuple[str, ...]:
+    """The reviewers whose latest deciding review approves (``head_sha`` given: approves that
+    very commit; an approval of an earlier head does not count for a newer one)."""
     return tuple(
-        name for name, review in latest_reviews(reviews).items() if review.state == "APPROVED"
+        name
+        for name, review in latest_reviews(reviews).items()
+        if review.state == "APPROVED" and (head_sha is None or review.commit_id == head_sha)
     )
 
 
@@ -234,6 +262,11 @@ class Forge(Protocol):
     async def list_review_comments(self, number: int) -> list[ReviewComment]: ...
 
     async def checks(self, sha: str) -> Checks: ...
+
+    async def permission(self, login: str) -> str:
+        """``login``'s role on the repository: admin, maintain, write, triage, read or none
+        (``ForgeNotFound`` when no such user)."""
+        ...
 
     async def merge_pull(
         self, number: int, *, method: MergeMethod, expected_sha: str

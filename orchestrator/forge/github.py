@@ -36,6 +36,8 @@ from orchestrator.errors import (
     ForgeUnavailable,
 )
 from orchestrator.forge.base import (
+    ASSOCIATIONS,
+    Association,
     CheckResult,
     Checks,
     Comment,
@@ -59,6 +61,7 @@ _PAGE = 100
 _TEXT_TAIL_LINES = 30
 _TEXT_TAIL_CHARS = 4000
 _ALREADY_EXISTS = "a pull request already exists"
+_ROLES = ("admin", "maintain", "write", "triage", "read", "none")
 
 M = TypeVar("M")
 _adapters: dict[Any, TypeAdapter[Any]] = {}
@@ -213,6 +216,17 @@ class GitHubForge:
         )
         statuses = [_status(status) for status in combined.statuses]
         return Checks(sha, tuple(runs + statuses))
+
+    async def permission(self, login: str) -> str:
+        found = await self._call(
+            "GET",
+            f"/collaborators/{quote(login, safe='')}/permission",
+            models.RepositoryCollaboratorPermission,
+        )
+        # ``role_name`` is the role itself (maintain, triage), or a custom role's name: then
+        # ``permission``, its base role in the legacy words (admin, write, read, none).
+        role = str(found.role_name or "").lower()
+        return role if role in _ROLES else str(found.permission).lower()
 
     async def merge_pull(
         self, number: int, *, method: MergeMethod, expected_sha: str
@@ -394,6 +408,12 @@ def _login(user: Any) -> str:
     return str(user.login) if user is not None else ""
 
 
+def _association(value: Any) -> Association:
+    """GitHub's ``author_association``; one it does not document is no relation (NONE)."""
+    word = str(_given(value) or "").upper()
+    return next((known for known in ASSOCIATIONS if known == word), "NONE")
+
+
 def _issue(issue: models.Issue) -> Issue:
     labels = tuple(
         label if isinstance(label, str) else str(_given(label.name) or "") for label in issue.labels
@@ -435,6 +455,7 @@ def _review(review: models.PullRequestReview) -> Review:
         body=review.body,
         commit_id=review.commit_id or "",
         submitted_at=submitted.isoformat() if submitted is not None else None,
+        association=_association(review.author_association),
     )
 
 
@@ -446,6 +467,7 @@ def _review_comment(comment: models.PullRequestReviewComment) -> ReviewComment:
         path=comment.path,
         line=_given(comment.line),
         body=comment.body,
+        association=_association(comment.author_association),
     )
 
 

@@ -4,11 +4,16 @@ every ``landing.poll`` seconds and at once after one is opened.
 For each: its reviews, the pull request and (``landing.checks: required``) the checks of
 its head commit, all conditional requests (the forge keeps an ETag per URL, and a 304 costs no
 rate limit); the review comments only when a review not seen before is listed (a comment always
-belongs to a review). It is **gated** when at least ``landing.approvals`` reviewers' latest
-deciding review approves, none asks for changes, and every check succeeded (at least one
-reported). Reviewed enough with ``merge: auto``, the pull request is not read first: its checks
-are those of the head recorded, and the merge expects that head, so the forge refuses a merge of
-one a person merged, closed or pushed to meanwhile, and it is read then (``_not_merged``).
+belongs to a review). Only trusted people are heard (``orchestrator.forge.trust``: by default
+those with write access; ``forge.trusted``): the others' reviews and comments never count,
+never ask for changes and never reach a prompt, only their number is said in the ``waiting``
+line. It is **gated** when at least ``landing.approvals`` trusted reviewers' latest deciding
+review approves the head itself (an approval's ``commit_id``: one of an earlier head does not
+count), none asks for changes, and every check succeeded (at least one reported). Reviewed
+enough with ``merge: auto``, the pull request is not read first: its checks are those of the
+head recorded, the one the approvals reviewed, and the merge expects that head, so the forge
+refuses a merge of one a person merged, closed or pushed to meanwhile, and it is read then
+(``_not_merged``).
 
 - gated, ``merge: auto``: council merges it through the API, expecting the head it looked at
   (``merge_pull(expected_sha=...)``); the forge's branch protection decides as for anyone.
@@ -17,7 +22,7 @@ one a person merged, closed or pushed to meanwhile, and it is read then (``_not_
   resolve round, as the merge queue's (built again on the remote's base, pushed to the same
   pull request), once, then ``conflict`` (the pull request named and left open);
   ``not_mergeable`` for a protection rule: waiting on a person; ``head_changed``: looked at
-  again next pass.
+  again next pass, where the new head needs approvals of its own.
 - gated, ``merge: manual``: it waits for a person to merge it.
 - merged by a person: as council's merge, confirmed on the base.
 - closed unmerged: the task ends ``failed`` (closed by a human); ``pull.closed``.
@@ -55,7 +60,16 @@ from orchestrator.errors import (
 from orchestrator.events.merge import MergeResolveRound
 from orchestrator.events.pulls import PullClosed, PullFeedbackRound, PullMerged, PullNotMerged
 from orchestrator.events.tasks import TaskFailed
-from orchestrator.forge.base import Checks, Forge, PullRequest, Review, approvals, latest_reviews
+from orchestrator.forge.base import (
+    Checks,
+    Forge,
+    PullRequest,
+    Review,
+    ReviewComment,
+    approvals,
+    latest_reviews,
+)
+from orchestrator.forge.trust import Trust, TrustRule
 from orchestrator.ids import derived_id
 from orchestrator.models import PhaseStatus, TaskState, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
@@ -210,6 +224,7 @@ class PullFollower:
         # queue) are never made after the run ended on what it read before them.
         self._passing = anyio.Lock()
         self._ended = False
+        self._trust: Trust | None = None
 
     def unlooked(self, state: TaskState) -> bool:
         """An in-review task whose pull request, as last pushed, no pass has tried yet; or a
@@ -234,6 +249,13 @@ class PullFollower:
         if self._run.services.forge is None:
             return state.status == TaskStatus.IN_REVIEW
         return state.task_id in self.looked and waits_on_person(state)
+
+    def _trust_of(self, forge: Forge) -> Trust:
+        """Who is trusted on ``forge`` (``forge.trusted``), its answers kept for this run."""
+        if self._trust is None:
+            settings = self._run.services.config.forge
+            self._trust = Trust(forge, TrustRule.of(settings.trusted if settings else ()))
+        return self._trust
 
     def _forge_of(self) -> Forge:
         forge = self._run.services.forge
@@ -321,20 +343,29 @@ class PullFollower:
             why = f"#{number}: {landing.approvals} more approving review(s)"
             return await self._note(state, seen, why, human=True)
         reviews = await forge.list_reviews(number)
-        latest = latest_reviews(reviews)
-        approved = len(approvals(list(latest.values())))
+        heard = await self._trust_of(forge).hear(reviews)
+        latest = latest_reviews(heard.reviews)
         changes = sorted(n for n, r in latest.items() if r.state == "CHANGES_REQUESTED")
-        reviewed = approved >= landing.approvals and not changes
+
+        def gate(head: str) -> tuple[int, bool]:
+            # An approval counts for the commit it reviewed: a head that moved since needs
+            # approving again.
+            approved = len(approvals(list(latest.values()), head))
+            return approved, approved >= landing.approvals and not changes
+
         # The pull request itself is read unless council is about to merge it: the merge,
-        # expecting the head recorded, refuses one merged, closed or pushed to meanwhile, and
-        # ``_not_merged`` reads it then (one request a task saved on the happy path).
+        # expecting the head recorded (the one the approvals counted reviewed), refuses one
+        # merged, closed or pushed to meanwhile, and ``_not_merged`` reads it then (one
+        # request a task saved on the happy path).
         pr, read = _as_recorded(pull, self._run.services.config.base_branch), False
+        approved, reviewed = gate(pr.head_sha)
         if not (reviewed and landing.merge == "auto"):
             pr, read = await forge.get_pull(number), True
             if pr.merged:
                 return await self._merged(state, pull, pr, None)
             if pr.state == "closed":
                 return await self._closed(state, pull, pr)
+            approved, reviewed = gate(pr.head_sha)
         checks, found = "ignored", None
         if landing.checks == "required":
             found = await forge.checks(pr.head_sha)
@@ -348,6 +379,9 @@ class PullFollower:
             "checks": checks,
             "looked": True,
         }
+        seen.pop("ignored", None)
+        if heard.ignored:  # reviews set aside: said, never read (``orchestrator.forge.trust``)
+            seen["ignored"] = heard.ignored
         if reviewed and checks_ok:
             if landing.merge == "manual":
                 return await self._note(state, seen, f"a person to merge #{number}", human=True)
@@ -381,6 +415,8 @@ class PullFollower:
             seen.update(state=pr.state, head_sha=pr.head_sha, checks=checks)
             if checks == "success":
                 return await self._note(state, seen, f"#{number}: a new head", human=False)
+            approved, reviewed = gate(pr.head_sha)
+            seen["approvals"] = approved
         feedback = await self._feedback(forge, pr, latest, found, seen, {r.id for r in reviews})
         seen["reviews_seen"] = sorted(r.id for r in reviews)
         if isinstance(feedback, _MidReview):
@@ -399,7 +435,14 @@ class PullFollower:
             why, human = "no checks reported on its head", True
         else:
             why = f"{landing.approvals - approved} more approving review(s)"
+            stale = [
+                r for r in latest.values() if r.state == "APPROVED" and r.commit_id != pr.head_sha
+            ]
+            if stale:
+                why += f" of its head {pr.head_sha[:12]} ({len(stale)} approved an earlier head)"
             human = True
+        if heard.ignored:
+            why += f"; {heard.ignored} review(s) by people not trusted ignored (forge.trusted)"
         return await self._note(state, seen, f"#{number}: {why}", human=human)
 
     async def _feedback(
@@ -430,12 +473,15 @@ class PullFollower:
                 lines.append(f"Review by {name}, asking for changes:\n{review.body.strip()}")
         # A review comment always belongs to a review: with no review new since the last
         # look, there is no new comment to read (a request each look saved while it waits).
-        comments = []
+        comments: list[ReviewComment] = []
         if reviewed - set(seen.get("reviews_seen") or []):
             listed = await forge.list_review_comments(pr.number)
             comments = [c for c in listed if c.id not in answered]
         if any(c.review_id is not None and c.review_id not in reviewed for c in comments):
             return _MID_REVIEW
+        # Only trusted people's comments reach the prompt; the others' are not even counted
+        # as answered (a later trust rule does not make them new).
+        comments = list((await self._trust_of(forge).hear((), comments)).comments)
         if comments:
             reasons.append(f"{len(comments)} review comment(s)")
             lines.append("Review comments:")
@@ -610,7 +656,10 @@ class PullFollower:
         )
         seen = {**seen, "head_sha": again.head_sha}
         if kind == "head_changed":
-            why = f"#{pr.number}: its head moved while council merged it; looking again"
+            why = (
+                f"#{pr.number}: its head moved while council merged it; looking again (the new "
+                "head needs its own approval)"
+            )
             return await self._note(state, seen, why, human=False)
         rounds = int(state.metadata.get(RESOLVE_ROUNDS, 0))
         conflict = again.mergeable is False

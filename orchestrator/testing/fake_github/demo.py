@@ -6,9 +6,10 @@
   repository (``council-demo/textkit``), and ``repo``: its clone, which the run works on;
 - the fake GitHub over it on 127.0.0.1, with a token made for this demo alone;
 - two issues labelled ``council``, each asking for a file in the scripted CLI's words;
-- ``DemoReviewer``: a person reviewing each pull request as it opens: it asks for one change
-  (a review with a line comment, whose body the scripted CLI follows), then approves the
-  pull request once its head has moved, so council merges it;
+- ``DemoReviewer``: a person with write access (a collaborator, so council hears them)
+  reviewing each pull request as it opens: it asks for one change (a review with a line
+  comment, whose body the scripted CLI follows), then approves the pull request once its head
+  has moved, so council merges it;
 - ``demo-forge.yaml``: the run config (the scripted CLI, ``landing.via: pull_request``,
   ``sources:`` the labelled issues).
 
@@ -88,6 +89,8 @@ class DemoReviewer:
     change, and an approval once its head has moved past the commit that review saw."""
 
     def __init__(self, gh: FakeGitHub, asks: dict[str, DemoIssue]) -> None:
+        # A collaborator (write access): council hears only such people's reviews.
+        gh.set_association(REVIEWER, "COLLABORATOR")
         self._gh = gh
         self._asks = asks  # head branch -> the issue it is for
         self._asked: dict[int, str] = {}  # pull number -> the head its change was asked on

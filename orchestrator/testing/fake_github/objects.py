@@ -17,6 +17,7 @@ from orchestrator.testing.fake_github.shapes import Urls, node_id, number_id, st
 
 __all__ = [
     "check_run",
+    "collaborator_permission",
     "combined_status",
     "issue",
     "issue_comment",
@@ -198,7 +199,7 @@ def review(urls: Urls, number: int, record: ReviewRecord) -> dict[str, Any]:
         "_links": {"html": {"href": html}, "pull_request": {"href": api}},
         "submitted_at": stamp(record.submitted),
         "commit_id": record.commit_id,
-        "author_association": "MEMBER",
+        "author_association": record.association,
     }
 
 
@@ -223,7 +224,7 @@ def review_comment(urls: Urls, number: int, record: ReviewCommentRecord) -> dict
         "updated_at": stamp(record.created),
         "html_url": html,
         "pull_request_url": pull_api,
-        "author_association": "MEMBER",
+        "author_association": record.association,
         "_links": {
             "self": {"href": api},
             "html": {"href": html},
@@ -298,4 +299,25 @@ def _status(urls: Urls, record: StatusRecord) -> dict[str, Any]:
         "url": f"{urls.repo_api}/statuses/{record.id}",
         "created_at": stamp(record.created),
         "updated_at": stamp(record.created),
+    }
+
+
+_LEGACY = {"maintain": "write", "triage": "read"}
+
+
+def collaborator_permission(urls: Urls, login: str, role: str) -> dict[str, Any]:
+    """``GET collaborators/{login}/permission``: ``permission`` in the legacy words (maintain
+    said as write, triage as read), ``role_name`` the role itself."""
+    legacy = _LEGACY.get(role, role)
+    flags = {
+        "pull": role != "none",
+        "triage": role in ("triage", "write", "maintain", "admin"),
+        "push": role in ("write", "maintain", "admin"),
+        "maintain": role in ("maintain", "admin"),
+        "admin": role == "admin",
+    }
+    return {
+        "permission": legacy,
+        "role_name": role,
+        "user": {**user(urls, login), "permissions": flags, "role_name": role},
     }

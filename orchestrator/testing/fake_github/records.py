@@ -59,8 +59,9 @@ class ReviewRecord:
     reviewer: str
     state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED
     body: str
-    commit_id: str
+    commit_id: str  # the pull request's head when the review was made
     submitted: int
+    association: str = "NONE"  # the reviewer's author_association then
 
 
 @dataclass
@@ -73,6 +74,7 @@ class ReviewCommentRecord:
     body: str
     commit_id: str
     created: int
+    association: str = "NONE"
 
 
 @dataclass

@@ -239,6 +239,15 @@ def merge_pull(site: GitHubSite, match: re.Match[str], query: Query, body: Any, 
     return site.merge(int(match["n"]), method, sha if isinstance(sha, str) else None, by=site.owner)
 
 
+def collaborator_permission(
+    site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str
+) -> Answer:
+    login = unquote(match["login"])
+    if not re.fullmatch(r"[A-Za-z0-9-]+(?:\[bot\])?", login):
+        return Answer(404, error(f"{login} is not a user", 404))
+    return Answer(200, objects.collaborator_permission(site.urls, login, site.role(login)))
+
+
 # -- checks ---------------------------------------------------------------------------------------
 
 
@@ -281,6 +290,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(rf"/pulls/{_N}/reviews"), list_reviews),
     ("GET", re.compile(rf"/pulls/{_N}/comments"), list_review_comments),
     ("PUT", re.compile(rf"/pulls/{_N}/merge"), merge_pull),
+    ("GET", re.compile(r"/collaborators/(?P<login>[^/]+)/permission"), collaborator_permission),
     ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/check-runs"), check_runs),
     ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/status"), status),
 ]

@@ -3,7 +3,8 @@ repository, scripted from Python::
 
     from orchestrator.testing.fake_github import FakeGitHub
 
-    with FakeGitHub(bare_repo, owner="o", repo="r", token="t0ken-for-tests") as gh:
+    people = {"alice": "COLLABORATOR"}  # author_association; the owner is OWNER, others NONE
+    with FakeGitHub(bare_repo, owner="o", repo="r", token="t0ken-for-tests", people=people) as gh:
         number = gh.create_issue("Fix the parser", labels=["council"])
         ...  # point a client at gh.api_url with the token
         gh.add_review(pr, "alice", "CHANGES_REQUESTED", comments=[("a.py", 3, "why?")])
@@ -14,7 +15,10 @@ repository, scripted from Python::
 It answers under ``/api/v3`` (GitHub Enterprise Server's form, so a client's base path is
 exercised). Answers carry an ETag and a GET whose ``If-None-Match`` matches gets 304. Merges
 (``PUT pulls/N/merge``) are real git merges in the bare repository; 405 when the head conflicts
-or branch protection refuses, 409 when ``sha`` is not the head. Every request is recorded, its
+or branch protection refuses, 409 ("Head branch was modified. Review and try the merge again.")
+when ``sha`` is not the head. Reviews carry their author's ``author_association`` and the head
+they were made on (``commit_id``); ``collaborators/{login}/permission`` answers each login's
+role. Every request is recorded, its
 token masked (``requests``). Routing and answers live in ``routes``.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
@@ -50,15 +55,22 @@ class FakeGitHub:
         repo: str = "r",
         token: str,
         default_branch: str = "main",
+        people: Mapping[str, str] | None = None,
     ) -> None:
         site = GitHubSite(
-            bare_repo, owner=owner, repo=repo, token=token, default_branch=default_branch
+            bare_repo,
+            owner=owner,
+            repo=repo,
+            token=token,
+            default_branch=default_branch,
+            people=people,
         )
         self.site = site
         self.git = site.git
         self.create_label = site.create_label
         self.create_issue = site.create_issue
         self.open_pull = site.open_pull
+        self.set_association = site.set_association
         self.add_review = site.add_review
         self.review_while_read = site.review_while_read
         self.set_check_run = site.set_check_run

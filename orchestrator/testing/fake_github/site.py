@@ -1,12 +1,13 @@
 """The fake GitHub's state and rules: issues and pull requests (sharing their numbers, as on
-GitHub), reviews, checks, branch protection, real merges in the bare repository, faults queued
+GitHub), reviews, checks, branch protection, the people (each login's ``author_association``
+and role), real merges in the bare repository, faults queued
 for the next requests, and each request answered."""
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +50,7 @@ class GitHubSite:
         repo: str = "r",
         token: str,
         default_branch: str = "main",
+        people: Mapping[str, str] | None = None,
     ) -> None:
         self.owner, self.repo, self.token = owner, repo, token
         self.default_branch = default_branch
@@ -61,6 +63,12 @@ class GitHubSite:
         self.check_runs: dict[str, list[CheckRunRecord]] = {}
         self.statuses: dict[str, list[StatusRecord]] = {}
         self.protection: dict[str, Protection] = {}
+        # login -> author_association (the owner OWNER, anyone else NONE unless set here), and
+        # the role the collaborators API gives when it is not what the association implies.
+        self.associations: dict[str, str] = {}
+        self.roles: dict[str, str] = {}
+        for login, association in (people or {}).items():
+            self.set_association(login, association)
         self.scopeless_tokens: set[str] = set()
         self._faults: list[Answer] = []
         self._after_reviews_read: dict[int, list[Callable[[], object]]] = {}
@@ -97,6 +105,36 @@ class GitHubSite:
         with self.lock:
             self._ids += 1
             return self._ids
+
+    def set_association(self, login: str, association: str, *, role: str | None = None) -> None:
+        """``login``'s ``author_association`` from now on (COLLABORATOR, MEMBER, CONTRIBUTOR,
+        NONE...), and (``role``) their role in the collaborators API when it is not the one
+        the association implies (such as a MEMBER whose membership is private, shown as
+        CONTRIBUTOR, with write access)."""
+        if association not in _ASSOCIATIONS:
+            raise ValueError(f"{association!r} is not one of {', '.join(_ASSOCIATIONS)}")
+        with self.lock:
+            self.associations[login.lower()] = association
+            if role is not None:
+                self.roles[login.lower()] = role
+            else:
+                self.roles.pop(login.lower(), None)
+
+    def association(self, login: str) -> str:
+        """``login``'s ``author_association`` on the repository."""
+        with self.lock:
+            if login.lower() == self.owner.lower():
+                return "OWNER"
+            return self.associations.get(login.lower(), "NONE")
+
+    def role(self, login: str) -> str:
+        """``login``'s role as the collaborators API says it (admin, maintain, write, triage,
+        read, none): the one set, else what the association implies."""
+        with self.lock:
+            set_role = self.roles.get(login.lower())
+            if set_role is not None:
+                return set_role
+            return _ROLE_OF.get(self.association(login), "read")
 
     def create_label(self, name: str, color: str = "ededed") -> None:
         with self.lock:
@@ -139,11 +177,22 @@ class GitHubSite:
         (path, line, body); its id."""
         with self.lock:
             head = self.head_sha(number)
-            review = ReviewRecord(self.new_id(), reviewer, state, body, head, self.tick())
+            association = self.association(reviewer)
+            review = ReviewRecord(
+                self.new_id(), reviewer, state, body, head, self.tick(), association
+            )
             self.reviews.setdefault(number, []).append(review)
             for path, line, text in comments:
                 comment = ReviewCommentRecord(
-                    self.new_id(), review.id, reviewer, path, line, text, head, self.tick()
+                    self.new_id(),
+                    review.id,
+                    reviewer,
+                    path,
+                    line,
+                    text,
+                    head,
+                    self.tick(),
+                    association,
                 )
                 self.review_comments.setdefault(number, []).append(comment)
             return review.id
@@ -300,7 +349,8 @@ class GitHubSite:
             return rule.refuse
         latest: dict[str, str] = {}
         for review in self.reviews.get(number, []):
-            if review.state != "COMMENTED":
+            # As GitHub's protection: only reviewers with write access count.
+            if review.state != "COMMENTED" and self.role(review.reviewer) in _WRITE:
                 latest[review.reviewer] = review.state
         approved = sum(1 for state in latest.values() if state == "APPROVED")
         if approved < rule.required_approvals or "CHANGES_REQUESTED" in latest.values():
@@ -396,6 +446,19 @@ class GitHubSite:
         self.issues[number].updated = comment.created
         return comment
 
+
+_ASSOCIATIONS = (
+    "OWNER",
+    "MEMBER",
+    "COLLABORATOR",
+    "CONTRIBUTOR",
+    "FIRST_TIMER",
+    "FIRST_TIME_CONTRIBUTOR",
+    "MANNEQUIN",
+    "NONE",
+)
+_WRITE = ("admin", "maintain", "write")
+_ROLE_OF = {"OWNER": "admin", "MEMBER": "write", "COLLABORATOR": "write"}
 
 _CLOSING = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+#(\d+)\b", re.IGNORECASE)
 
