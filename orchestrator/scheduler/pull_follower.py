@@ -56,6 +56,7 @@ from orchestrator.events.merge import MergeResolveRound
 from orchestrator.events.pulls import PullClosed, PullFeedbackRound, PullMerged, PullNotMerged
 from orchestrator.events.tasks import TaskFailed
 from orchestrator.forge.base import Checks, Forge, PullRequest, Review, approvals, latest_reviews
+from orchestrator.forge.public_text import own
 from orchestrator.ids import derived_id
 from orchestrator.models import PhaseStatus, TaskState, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
@@ -124,8 +125,10 @@ async def close_cancelled_pull(forge: Forge, store: StateStore, state: TaskState
     try:
         await forge.comment(
             number,
-            f"Task `{state.task_id}` was cancelled in CLI Council, so this pull request is "
-            f"closed; its branch `{pull.get('head') or '-'}` stays.",
+            own(
+                f"Task `{state.task_id}` was cancelled in CLI Council, so this pull request is "
+                f"closed; its branch `{pull.get('head') or '-'}` stays."
+            ),
         )
         await forge.close(number)
     except CouncilError:
