@@ -12,8 +12,8 @@ from pathlib import Path
 from remote_repo import make_team
 
 from orchestrator.forge.github import GitHubForge
-from orchestrator.forge.public_text import markers
 from orchestrator.forge.pacing import Pacing
+from orchestrator.forge.public_text import markers
 from orchestrator.testing.fake_github import FakeGitHub
 
 TOKEN = "ghp_fakeTokenForTests0123456789"
