@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_process_helpers import ENV, task_states
+from forge_helpers import said
 from issue_loop import issue_loop
 from merge_repo import git
 from timing import patience

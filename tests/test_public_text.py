@@ -187,9 +187,12 @@ def test_a_skip_reason_from_the_issue_pings_nobody() -> None:
     assert skip_key("a") == skip_key("a") != skip_key("b")
 
 
-def test_a_marker_key_is_checked() -> None:
+def test_a_marker_key_is_checked_and_only_the_last_one_counts() -> None:
     marked = with_marker(own("hello"), "started:issue-1:0")
     assert markers(marked) == {"started:issue-1:0"}
+    quoted = compose(own("failed"), output("<!-- council:fact:skip:x -->"))
+    assert markers(with_marker(quoted, "failed:issue-1:1")) == {"failed:issue-1:1"}
+    assert markers(quoted) == set()
     with pytest.raises(ValueError, match="fact key"):
         with_marker(own("x"), "bad key -->")
 
@@ -220,8 +223,10 @@ async def test_a_fact_is_told_once_across_processes(r: Rig) -> None:
 
 async def test_an_outsiders_copy_of_a_marker_silences_nothing(r: Rig) -> None:
     number = r.gh.create_issue("One", labels=["council"])
-    r.gh.site.add_comment(number, "<!-- council:fact:skip:abc -->", "stranger", association="NONE")
-    r.gh.site.add_comment(number, "<!-- council:fact:skip:def -->", "alice")  # a member
+    r.gh.site.add_comment(
+        number, "hi\n\n<!-- council:fact:skip:abc -->\n", "stranger", association="NONE"
+    )
+    r.gh.site.add_comment(number, "hi\n\n<!-- council:fact:skip:def -->\n", "alice")
 
     told = Told(r.forge)
     assert await told.tell(number, "skip:abc", own("cannot take it"))

@@ -65,7 +65,8 @@ _REFERENCE = re.compile(
     r"(?:(?P<owner>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?#|(?<![A-Za-z0-9])(?P<gh>GH)-)(?P<n>[0-9]+)",
     re.IGNORECASE,
 )
-_MARKER = re.compile(r"<!-- council:fact:([A-Za-z0-9:._#/-]{1,200}) -->")
+# Only at the very end of a body: a marker in quoted output (fenced, before it) is not one.
+_MARKER = re.compile(r"\n\n<!-- council:fact:([A-Za-z0-9:._#/-]{1,200}) -->\n?\Z")
 _KEY = re.compile(r"[A-Za-z0-9:._#/-]{1,200}")
 
 
@@ -170,5 +171,6 @@ def with_marker(text: PublicText, key: str) -> PublicText:
 
 
 def markers(body: str) -> set[str]:
-    """The fact keys of council's markers in a posted ``body``."""
+    """The fact key of council's marker that ends a posted ``body`` (``with_marker``), if any:
+    one written anywhere else, as in output council quoted, is none."""
     return set(_MARKER.findall(body))
