@@ -221,6 +221,26 @@ async def test_a_fact_is_told_once_across_processes(r: Rig) -> None:
     assert [markers(body) for body in bodies] == [{"started:issue-1:0"}, {"failed:issue-1:1"}]
 
 
+async def test_an_issue_listed_without_comments_is_told_without_reading_them(r: Rig) -> None:
+    number = r.gh.create_issue("One", labels=["council"])
+    (issue,) = await r.forge.list_issues(labels=["council"])
+    assert issue.comments == 0
+    told = Told(r.forge)
+    told.saw(number, issue.comments)
+    r.gh.clear_requests()
+
+    assert await told.tell(number, "started:issue-1:0", own("started"))
+
+    assert [(q.method, q.path.split("?")[0]) for q in r.gh.requests] == [
+        ("POST", f"/api/v3/repos/octo/widgets/issues/{number}/comments")
+    ]
+    (again,) = await r.forge.list_issues(labels=["council"])
+    told = Told(r.forge)  # a restart: the issue has a comment now, so it is read
+    told.saw(number, again.comments)
+    assert again.comments == 1
+    assert not await told.tell(number, "started:issue-1:0", own("started"))
+
+
 async def test_an_outsiders_copy_of_a_marker_silences_nothing(r: Rig) -> None:
     number = r.gh.create_issue("One", labels=["council"])
     r.gh.site.add_comment(

@@ -52,6 +52,7 @@ class Issue:
     labels: tuple[str, ...]
     author: str
     url: str
+    comments: int = 0  # how many comments it has (its pull request's review comments apart)
 
 
 @dataclass(frozen=True)

@@ -425,6 +425,7 @@ def _issue(issue: models.Issue) -> Issue:
         labels=tuple(label for label in labels if label),
         author=_login(issue.user),
         url=issue.html_url,
+        comments=int(issue.comments),
     )
 
 

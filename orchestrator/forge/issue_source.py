@@ -106,11 +106,12 @@ class IssueSource:
         *,
         emit: Emit,
         check: Check | None = None,
+        told: Told | None = None,
     ) -> None:
         if not sources:
             raise ValueError("IssueSource needs at least one source")
         self._forge = forge
-        self._facts = Told(forge)
+        self._facts = told if told is not None else Told(forge)
         self._check = check
         self._sources = list(sources)
         self._emit = emit
@@ -204,6 +205,7 @@ class IssueSource:
                 continue
             for issue in found:
                 reading.issues.setdefault(issue.number, issue)
+                self._facts.saw(issue.number, issue.comments)
         for number in sorted(reading.issues):
             issue = reading.issues[number]
             try:

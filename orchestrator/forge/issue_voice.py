@@ -104,9 +104,10 @@ class IssueVoice:
         *,
         emit: Emit | None = None,
         lookup: Callable[[str], TaskConfig | None] | None = None,
+        told: Told | None = None,
     ) -> None:
         self._forge = forge
-        self._told = Told(forge)
+        self._told = told if told is not None else Told(forge)  # shared with the sources
         self._emit = emit
         self._lookup = lookup  # the run's own definition of a task not followed (resumed)
         self._issues: dict[str, int] = {}  # task id -> issue number

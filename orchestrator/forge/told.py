@@ -16,7 +16,9 @@ OWNER, MEMBER or COLLABORATOR (write access), or an app's account (which can com
 where it was installed). An outsider who copies a marker into a comment silences nothing.
 
 Cost: one read of the issue's comments (paged, through the forge's ETag cache) the first time a
-process tells that issue anything; after that it knows what it posted itself. Two processes
+process tells that issue anything, none for an issue the run's sources just listed with no
+comment (``saw``: the run's sources and its voice share one ``Told``); after that it knows what
+it posted itself. Two processes
 telling the same fact within that read and their post may both post it: the window is one
 request, where a record in a shared store would have the same one.
 """
@@ -46,15 +48,24 @@ class Told:
         self._forge = forge
         self._known: dict[int, set[str]] = {}
 
+    def saw(self, number: int, comments: int) -> None:
+        """Issue ``number`` as just read (a list of issues) had ``comments`` comments: with
+        none, it was told nothing, and the first fact costs no read of its comments."""
+        if comments == 0:
+            self._known.setdefault(number, set())
+
     async def facts(self, number: int) -> frozenset[str]:
         """The keys of the facts issue ``number`` was told (read from it the first time)."""
         known = self._known.get(number)
         if known is None:
-            known = set()
+            found: set[str] = set()
             for comment in await self._forge.list_comments(number):
                 if _ours(comment):
-                    known |= markers(comment.body)
-            self._known[number] = known
+                    found |= markers(comment.body)
+            # merged: a fact told while this read was under way (the run's voice and its
+            # sources share one ``Told``) stays known
+            known = self._known.setdefault(number, set())
+            known |= found
         return frozenset(known)
 
     async def tell(self, number: int, key: str, text: PublicText) -> bool:
