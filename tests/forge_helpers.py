@@ -3,6 +3,7 @@ tests: the sleeps the client would take are recorded instead of slept."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,9 +13,11 @@ from remote_repo import make_team
 
 from orchestrator.forge.github import GitHubForge
 from orchestrator.forge.pacing import Pacing
+from orchestrator.forge.public_text import markers
 from orchestrator.testing.fake_github import FakeGitHub
 
 TOKEN = "ghp_fakeTokenForTests0123456789"
+_MARKER = re.compile(r"\n*<!-- council:fact:[^>]* -->\n*\Z")
 OWNER, REPO = "octo", "widgets"
 PEOPLE = {"alice": "COLLABORATOR", "bob": "COLLABORATOR"}  # people with write access
 
@@ -57,3 +60,10 @@ def rig(tmp_path: Path, *, rate_budget: float = 900.0, server_retries: int = 3) 
         )
         forge = GitHubForge(f"{OWNER}/{REPO}", TOKEN, api_url=gh.api_url, pacing=pacing)
         yield Rig(gh, forge, sleeps, bare)
+
+
+def said(body: str) -> str:
+    """A comment council posted, without its fact marker at the end (``forge.told``), which
+    it must carry: the words it shows."""
+    assert len(markers(body)) == 1, body
+    return _MARKER.sub("", body).rstrip("\n")

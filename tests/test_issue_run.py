@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 from cli_process_helpers import COUNCIL, ENV, events, reap, seen, wait_for
-from forge_helpers import OWNER, REPO, TOKEN
+from forge_helpers import OWNER, REPO, TOKEN, said
 from merge_repo import git
 from remote_repo import make_team
 from scheduler_helpers import merged_tasks, new_repo
@@ -66,7 +66,7 @@ def _submitted(repo: Path) -> list[str]:
 
 
 def _comments(gh: FakeGitHub, number: int) -> list[str]:
-    return [comment.body for comment in gh.site.issues[number].comments]
+    return [said(comment.body) for comment in gh.site.issues[number].comments]
 
 
 def test_labelled_issues_run_as_tasks_and_hear_what_happens(

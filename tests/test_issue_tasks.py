@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forge_helpers import OWNER, REPO, TOKEN, Rig, rig
+from forge_helpers import OWNER, REPO, TOKEN, Rig, rig, said
 
 from orchestrator.config.forge import ForgeConfig
 from orchestrator.config.sources import IssuesSource
@@ -120,7 +120,7 @@ def r(tmp_path: Path) -> Iterator[Rig]:
 
 
 def _comments(r: Rig, number: int) -> list[str]:
-    return [comment.body for comment in r.gh.site.issues[number].comments]
+    return [said(comment.body) for comment in r.gh.site.issues[number].comments]
 
 
 async def test_labelled_issues_become_tasks_once_and_a_bad_one_is_told_once(r: Rig) -> None:

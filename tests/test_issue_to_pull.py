@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_process_helpers import ENV, task_states
+from forge_helpers import said
 from issue_loop import issue_loop
 from merge_repo import git
 from timing import patience
@@ -61,9 +62,9 @@ def test_an_issue_lands_through_a_reviewed_pull_request_that_closes_it(
     pull = gh.site.pull_json(number)
     assert pull["head"]["ref"] == f"council/issue-{issue}"
     assert f"Closes #{issue}" in pull["body"]
-    said = [comment.body for comment in gh.site.issues[issue].comments]
-    assert said[0].startswith(f"CLI Council started work on this issue: task `issue-{issue}`")
-    assert said[-1] == f"Pull request #{number} carries this work: {pull['html_url']}"
+    told = [said(comment.body) for comment in gh.site.issues[issue].comments]
+    assert told[0].startswith(f"CLI Council started work on this issue: task `issue-{issue}`")
+    assert told[-1] == f"Pull request #{number} carries this work: {pull['html_url']}"
     assert gh.site.issues[issue].labels == ["council", IN_REVIEW]
     assert task_states(config.parent / "repo")[f"issue-{issue}"].status == TaskStatus.IN_REVIEW
 

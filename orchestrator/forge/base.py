@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from orchestrator.forge.public_text import PublicText
+
 __all__ = [
     "ASSOCIATIONS",
     "FAILED",
@@ -73,6 +75,7 @@ class Issue:
     labels: tuple[str, ...]
     author: str
     url: str
+    comments: int = 0  # how many comments it has (its pull request's review comments apart)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class Comment:
     id: int
     body: str
     author: str
+    # GitHub's ``author_association``: OWNER, MEMBER, COLLABORATOR (write access), CONTRIBUTOR,
+    # FIRST_TIMER, FIRST_TIME_CONTRIBUTOR, MANNEQUIN, NONE; ``is_bot``: an app's account
+    association: str = "NONE"
+    is_bot: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,8 +241,13 @@ class Forge(Protocol):
 
     async def get_issue(self, number: int) -> Issue: ...
 
-    async def comment(self, number: int, body: str) -> Comment:
-        """Comment on an issue or a pull request."""
+    async def comment(self, number: int, body: PublicText) -> Comment:
+        """Comment on an issue or a pull request (``public_text`` made ``body``)."""
+        ...
+
+    async def list_comments(self, number: int) -> list[Comment]:
+        """Every comment on an issue or a pull request (not its review comments), oldest
+        first."""
         ...
 
     async def add_labels(self, number: int, labels: Sequence[str]) -> tuple[str, ...]:
@@ -251,7 +263,9 @@ class Forge(Protocol):
         """The open pull request whose head is branch ``head`` of this repository."""
         ...
 
-    async def open_pull(self, *, title: str, body: str, head: str, base: str) -> OpenedPull:
+    async def open_pull(
+        self, *, title: PublicText, body: PublicText, head: str, base: str
+    ) -> OpenedPull:
         """Open a pull request; the one already open for ``head`` when there is one."""
         ...
 

@@ -52,6 +52,7 @@ from orchestrator.forge.base import (
     ReviewComment,
 )
 from orchestrator.forge.pacing import ETagCache, Pacing, RequestCounter
+from orchestrator.forge.public_text import PublicText
 from orchestrator.safety import secret_mask
 
 __all__ = ["GitHubForge"]
@@ -139,11 +140,15 @@ class GitHubForge:
     async def get_issue(self, number: int) -> Issue:
         return _issue(await self._call("GET", f"/issues/{number}", models.Issue))
 
-    async def comment(self, number: int, body: str) -> Comment:
+    async def comment(self, number: int, body: PublicText) -> Comment:
         made = await self._call(
             "POST", f"/issues/{number}/comments", models.IssueComment, body={"body": body}
         )
-        return Comment(made.id, made.body or "", _login(made.user))
+        return _comment(made)
+
+    async def list_comments(self, number: int) -> list[Comment]:
+        found = await self._pages(f"/issues/{number}/comments", models.IssueComment)
+        return [_comment(comment) for comment in found]
 
     async def add_labels(self, number: int, labels: Sequence[str]) -> tuple[str, ...]:
         now = await self._call(
@@ -173,7 +178,9 @@ class GitHubForge:
         found = await self._call("GET", "/pulls", list[models.PullRequestSimple], params=params)
         return await self.get_pull(found[0].number) if found else None
 
-    async def open_pull(self, *, title: str, body: str, head: str, base: str) -> OpenedPull:
+    async def open_pull(
+        self, *, title: PublicText, body: PublicText, head: str, base: str
+    ) -> OpenedPull:
         wanted = {"title": title, "body": body, "head": head, "base": base}
         try:
             made = await self._call("POST", "/pulls", models.PullRequest, body=wanted)
@@ -414,6 +421,17 @@ def _association(value: Any) -> Association:
     return next((known for known in ASSOCIATIONS if known == word), "NONE")
 
 
+def _comment(comment: models.IssueComment) -> Comment:
+    user = _given(comment.user)
+    return Comment(
+        comment.id,
+        _given(comment.body) or "",
+        _login(user),
+        association=_association(comment.author_association),
+        is_bot=user is not None and str(_given(user.type) or "") == "Bot",
+    )
+
+
 def _issue(issue: models.Issue) -> Issue:
     labels = tuple(
         label if isinstance(label, str) else str(_given(label.name) or "") for label in issue.labels
@@ -427,6 +445,7 @@ def _issue(issue: models.Issue) -> Issue:
         labels=tuple(label for label in labels if label),
         author=_login(issue.user),
         url=issue.html_url,
+        comments=int(issue.comments),
     )
 
 

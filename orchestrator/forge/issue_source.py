@@ -5,7 +5,8 @@
 through ``RunHooks``: tasks whose id the run does not have yet, in an order where each one's
 dependencies come first. It never adds a task twice (ids are stable: ``issue-<number>``). An
 issue whose block is bad, or whose task depends on a task the run does not have, is skipped:
-the issue is told once per reason (a comment) and the run's log says it (``issue.skipped``).
+the issue is told once per reason (a comment, ``skip_comment``; once across restarts and
+workstations too: ``told``) and the run's log says it (``issue.skipped``).
 A task this source added that has not started (``queued``) is cancelled when its issue no
 longer matches (closed, or its labels removed): ``issue.withdrawn``. A source that cannot be
 read is a warning (``forge.call_failed``) and nothing is withdrawn on that read; only the
@@ -15,6 +16,7 @@ config's to fix).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,9 +37,11 @@ from orchestrator.events.base import Event
 from orchestrator.events.issues import ForgeCallFailed, IssueSkipped, IssuesRead, IssueWithdrawn
 from orchestrator.forge.base import Forge, Issue
 from orchestrator.forge.issue_tasks import IssueProblem, issue_number, issue_task
+from orchestrator.forge.public_text import PublicText, own
+from orchestrator.forge.told import Told
 from orchestrator.safety import secret_mask
 
-__all__ = ["Check", "Emit", "IssueSource", "Reading", "RunHooks", "skip_comment"]
+__all__ = ["Check", "Emit", "IssueSource", "Reading", "RunHooks", "skip_comment", "skip_key"]
 
 _log = logging.getLogger(__name__)
 _NOT_STARTED = "queued"
@@ -78,11 +82,18 @@ class Reading:
     complete: bool = True
 
 
-def skip_comment(reason: str) -> str:
-    return (
+def skip_comment(reason: str) -> PublicText:
+    """What an issue that cannot be a task is told: the problem in council's words (a bad
+    ``council`` block's text is the issue author's, made safe by ``public_text.own``)."""
+    return own(
         "CLI Council cannot take this issue as a task: "
         f"{reason}\n\nEdit the issue; it is read again while the run goes on."
     )
+
+
+def skip_key(reason: str) -> str:
+    """The fact of ``reason`` told: once per issue and reason, whatever restarts."""
+    return "skip:" + hashlib.sha256(reason.encode("utf-8")).hexdigest()[:16]
 
 
 class IssueSource:
@@ -95,10 +106,12 @@ class IssueSource:
         *,
         emit: Emit,
         check: Check | None = None,
+        told: Told | None = None,
     ) -> None:
         if not sources:
             raise ValueError("IssueSource needs at least one source")
         self._forge = forge
+        self._facts = told if told is not None else Told(forge)
         self._check = check
         self._sources = list(sources)
         self._emit = emit
@@ -192,6 +205,7 @@ class IssueSource:
                 continue
             for issue in found:
                 reading.issues.setdefault(issue.number, issue)
+                self._facts.saw(issue.number, issue.comments)
         for number in sorted(reading.issues):
             issue = reading.issues[number]
             try:
@@ -290,7 +304,7 @@ class IssueSource:
         _log.warning("issue #%d skipped: %s", issue.number, reason)
         await self._event(IssueSkipped(issue=issue.number, url=issue.url, reason=reason))
         try:
-            await self._forge.comment(issue.number, skip_comment(reason))
+            await self._facts.tell(issue.number, skip_key(reason), skip_comment(reason))
         except ForgeError as exc:
             await self._warn("comment", issue.number, exc)
 

@@ -4,19 +4,24 @@
 ``serve`` (in the Council's task group) makes the forge calls one after another, so a slow
 forge never slows the run. For a task made from an issue (``follow``):
 
-- its first ``task.dispatched``: a comment saying work started (once per task, not per
-  attempt), the label ``council:working`` (``council:failed`` removed, from an earlier run);
+- its first ``task.dispatched``: a comment saying work started (once per task and failure
+  told: not per attempt nor per restart, but again after a failure), the label
+  ``council:working`` (``council:failed`` removed, from an earlier run);
 - ``budget.exceeded`` with ``budgets.on_exceed: ask``: a comment on the issue of the task
   whose call found the budget spent, asking whether to go on and saying how (the run holds
   what that budget covers meanwhile);
 - ``task.failed``: ``council:failed``, ``council:working`` removed, and a comment with the
-  reason;
+  reason (``failure_text``: its first line, and of the rest, a verify command's output, only a
+  masked and bounded tail, with where the whole lives);
 - ``merge.completed`` or ``merge.already_merged``: ``council:working`` removed and a comment
   naming the commit on the base;
 - with ``landing.via: pull_request``, ``pull.opened``: a comment naming
-  the pull request (once: not again for one found open after a crash), ``council:in-review``
+  the pull request (once per pull request), ``council:in-review``
   in place of ``council:working``; ``pull.merged``: ``council:in-review`` removed (no comment:
   the pull request's ``Closes #N`` closes the issue, and its timeline names the merge).
+
+Every comment is built by ``public_text`` and told once per fact (``told``: a hidden marker in
+the comment, read back from the issue), across restarts and workstations.
 
 A forge call that fails is a warning in the log and a ``forge.call_failed`` event; it never
 fails the run. The forge's errors never carry the token.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -39,9 +45,11 @@ from orchestrator.events.issues import ForgeCallFailed
 from orchestrator.events.kinds import EventType
 from orchestrator.forge.base import FAILED, IN_REVIEW, WORKING, Forge
 from orchestrator.forge.issue_tasks import issue_number
+from orchestrator.forge.public_text import PublicText, compose, log_pointer, output, own
+from orchestrator.forge.told import Told
 from orchestrator.safety import secret_mask
 
-__all__ = ["IssueVoice"]
+__all__ = ["IssueVoice", "failure_text"]
 
 _log = logging.getLogger(__name__)
 _HEARD = frozenset(
@@ -57,6 +65,26 @@ _HEARD = frozenset(
 )
 
 Emit = Callable[[Event], Awaitable[None]]
+_UNSAFE_KEY = re.compile(r"[^A-Za-z0-9:._#/-]")
+
+
+def failure_text(task_id: str, reason: str) -> PublicText:
+    """What the issue is told of task ``task_id``'s failure: the reason's first line in council's
+    words; the rest of it (a verify command's output) only as a masked, bounded tail, with
+    where the whole lives."""
+    head, _, rest = reason.strip().partition("\n")
+    said = own(f"CLI Council could not finish task `{task_id}`: {head}")
+    if not rest.strip():
+        return said
+    return compose(said, output(rest), log_pointer(task_id))
+
+
+def _key(*parts: str) -> str:
+    return _UNSAFE_KEY.sub("-", ":".join(parts))[:200]
+
+
+def _count(facts: frozenset[str], prefix: str) -> int:
+    return sum(1 for fact in facts if fact.startswith(prefix))
 
 
 @dataclass(frozen=True)
@@ -76,8 +104,10 @@ class IssueVoice:
         *,
         emit: Emit | None = None,
         lookup: Callable[[str], TaskConfig | None] | None = None,
+        told: Told | None = None,
     ) -> None:
         self._forge = forge
+        self._told = told if told is not None else Told(forge)  # shared with the sources
         self._emit = emit
         self._lookup = lookup  # the run's own definition of a task not followed (resumed)
         self._issues: dict[str, int] = {}  # task id -> issue number
@@ -137,32 +167,43 @@ class IssueVoice:
                     await self._warn(said, exc)
 
     async def _say(self, said: _Said) -> None:
-        forge, number, task = self._forge, said.number, said.task_id
+        number, task, told = said.number, said.task_id, self._told
         if said.kind == EventType.TASK_DISPATCHED:
             branch = said.data.get("branch")
             on = f" on branch `{branch}`" if branch else ""
-            await forge.comment(
-                number, f"CLI Council started work on this issue: task `{task}`{on}."
+            failures = _count(await told.facts(number), f"failed:{task}:")
+            await told.tell(
+                number,
+                _key("started", task, str(failures)),
+                own(f"CLI Council started work on this issue: task `{task}`{on}."),
             )
             await self._label(number, add=WORKING, remove=(FAILED,))
         elif said.kind == EventType.TASK_FAILED:
             reason = str(said.data.get("error") or "no reason given")
             await self._label(number, add=FAILED, remove=(WORKING, IN_REVIEW))
-            await forge.comment(number, f"CLI Council could not finish task `{task}`: {reason}")
+            starts = _count(await told.facts(number), f"started:{task}:")
+            await told.tell(number, _key("failed", task, str(starts)), failure_text(task, reason))
         elif said.kind == EventType.PULL_OPENED:
-            if said.data.get("created", True):  # one found open after a crash was said
-                pull, url = int(str(said.data.get("number"))), str(said.data.get("url"))
-                await forge.comment(number, f"Pull request #{pull} carries this work: {url}")
-                await self._label(number, add=IN_REVIEW, remove=(WORKING,))
+            pull, url = int(str(said.data.get("number"))), str(said.data.get("url"))
+            await told.tell(
+                number,
+                _key("pull", task, str(pull)),
+                own(f"Pull request #{pull} carries this work: {url}", refs=(pull,)),
+            )
+            await self._label(number, add=IN_REVIEW, remove=(WORKING,))
         elif said.kind == EventType.BUDGET_EXCEEDED:
             scope = str(said.data.get("scope") or "run")
             name = scope.split(":", 1)[-1] if scope.startswith("adapter:") else scope.split(":")[0]
-            await forge.comment(
+            limit = said.data.get("limit_usd") or said.data.get("limit_tokens")
+            await told.tell(
                 number,
-                f"CLI Council paused task `{task}`: {said.data.get('message')}. Nothing more "
-                f"starts in that budget until it is raised: `council budget raise <config> "
-                f"{name} --usd <limit>` (or raise `{said.data.get('field')}` in the config "
-                "and resume). Should it go on?",
+                _key("budget", task, scope, str(limit)),
+                own(
+                    f"CLI Council paused task `{task}`: {said.data.get('message')}. Nothing "
+                    f"more starts in that budget until it is raised: `council budget raise "
+                    f"<config> {name} --usd <limit>` (or raise `{said.data.get('field')}` in "
+                    "the config and resume). Should it go on?"
+                ),
             )
         elif said.kind == EventType.PULL_MERGED:
             # No comment: the pull request said it carries the work, and its merge closes the
@@ -173,7 +214,11 @@ class IssueVoice:
             base = said.data.get("base_branch") or "the base branch"
             await self._label(number, remove=(WORKING,))
             landed = f" in {str(commit)[:12]}" if commit else ""
-            await forge.comment(number, f"Task `{task}` landed on `{base}`{landed}.")
+            await told.tell(
+                number,
+                _key("landed", task, str(commit or "-")[:12]),
+                own(f"Task `{task}` landed on `{base}`{landed}."),
+            )
 
     async def _label(
         self, number: int, *, add: str | None = None, remove: tuple[str, ...] = ()

@@ -28,6 +28,7 @@ from orchestrator.errors import CancelError, ConfigError, ConfigIssue
 from orchestrator.forge.connect import connect
 from orchestrator.forge.issue_source import Emit, IssueSource
 from orchestrator.forge.issue_voice import IssueVoice
+from orchestrator.forge.told import Told
 from orchestrator.models import TaskStatus
 from orchestrator.plugins.host import PluginHost
 from orchestrator.scheduler.scheduler import Scheduler
@@ -96,8 +97,9 @@ class IssueFeed:
     ) -> IssueFeed:
         forge = await connect(config.forge, config.repo, types=plugins.forges)
         sources = [source.issues for source in config.sources]
-        source = IssueSource(forge, sources, emit=emit, check=_checker(config))
-        return cls(source, IssueVoice(forge, emit=emit, lookup=scheduler.task))
+        told = Told(forge)  # what the sources list spares the voice a read of (``told``)
+        source = IssueSource(forge, sources, emit=emit, check=_checker(config), told=told)
+        return cls(source, IssueVoice(forge, emit=emit, lookup=scheduler.task, told=told))
 
     async def join(self, config: RunConfig, scheduler: Scheduler) -> list[TaskConfig]:
         """Read the sources before the run starts and submit their tasks (checked with the

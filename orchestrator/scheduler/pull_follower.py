@@ -69,6 +69,7 @@ from orchestrator.forge.base import (
     approvals,
     latest_reviews,
 )
+from orchestrator.forge.public_text import own
 from orchestrator.forge.trust import Trust, TrustRule
 from orchestrator.ids import derived_id
 from orchestrator.models import PhaseStatus, TaskState, TaskStatus, utcnow
@@ -138,8 +139,10 @@ async def close_cancelled_pull(forge: Forge, store: StateStore, state: TaskState
     try:
         await forge.comment(
             number,
-            f"Task `{state.task_id}` was cancelled in CLI Council, so this pull request is "
-            f"closed; its branch `{pull.get('head') or '-'}` stays.",
+            own(
+                f"Task `{state.task_id}` was cancelled in CLI Council, so this pull request is "
+                f"closed; its branch `{pull.get('head') or '-'}` stays."
+            ),
         )
         await forge.close(number)
     except CouncilError:

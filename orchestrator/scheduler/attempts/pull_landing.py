@@ -14,7 +14,8 @@ this step runs again and finds the same pull request.
 A feedback round's push of the head already reviewed (its build changed nothing) is said as
 such (``pull.round_unchanged``), never as the pull request opened again.
 
-Every branch passes the secret gate before it is pushed (``MergeQueue.publishable``).
+Every branch passes the secret gate before it is pushed (``MergeQueue.publishable``); the pull
+request's title and body are built by ``forge.public_text`` (``pull_body``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ from typing import Any
 
 from orchestrator.events.pulls import PullOpened, PullRoundUnchanged
 from orchestrator.forge.base import Forge, PullRequest
+from orchestrator.forge.public_text import (
+    PublicText,
+    closes,
+    compose,
+    log_pointer,
+    output,
+    own,
+    title,
+)
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
@@ -49,7 +59,7 @@ PULL_FEEDBACK = "pull_feedback"  # task metadata: the feedback its next build an
 PULL_REMOTE = "origin"  # where heads are pushed when the run has no team remote
 _PROMPT_LINES = 12  # of the task's prompt, at the top of the pull request's body
 _SUMMARY_CHARS = 4000  # of each phase's summary
-_VERIFY_TAIL = 800  # of a failed verify command's output
+_SUMMARY_LINES = 80
 
 
 def head_branch(task_id: str) -> str:
@@ -177,42 +187,49 @@ def pull_summary(
     }
 
 
-def _title(prompt: str, task_id: str) -> str:
+def _title(prompt: str, task_id: str) -> PublicText:
     first = next((line.strip() for line in prompt.splitlines() if line.strip()), task_id)
-    title = f"{task_id}: {first}"
-    return title if len(title) <= 120 else title[:117].rstrip() + "..."
+    return title(f"{task_id}: {first}")
 
 
-async def pull_body(run: RunContext, attempt: Attempt, state: TaskState | None) -> str:
-    """What the pull request says: the task's prompt, what each phase did (its handoff's
-    summary), the verify commands' results, and ``Closes #<issue>`` for a task made from an
-    issue. Every handoff is stored with the run's secrets masked."""
+async def pull_body(run: RunContext, attempt: Attempt, state: TaskState | None) -> PublicText:
+    """What the pull request says (built by ``forge.public_text``): the task's prompt (its
+    first lines, quoted, masked, pinging nobody), what each phase did (its handoff's summary,
+    the CLI's own words: fenced, bounded), the verify commands' results (a failed one's output
+    only as a masked, bounded tail, with where the rest lives), and ``Closes #<issue>`` for a
+    task made from an issue."""
     store = run.services.store
     lines = [line.rstrip() for line in attempt.task.prompt.strip().splitlines()]
     prompt = lines[:_PROMPT_LINES] + (["..."] if len(lines) > _PROMPT_LINES else [])
-    parts = [f"Task `{attempt.key}`, done by CLI Council.", "", *(f"> {x}" for x in prompt)]
+    parts = [
+        own(f"Task `{attempt.key}`, done by CLI Council."),
+        own("\n".join(f"> {x}" for x in prompt)),
+    ]
     handoffs: list[Handoff] = []
     for phase in state.phases if state is not None else {}:
         handoff = await load_handoff(store, attempt.key, phase)
         if handoff is not None:
             handoffs.append(handoff)
     for handoff in handoffs:
-        summary = handoff.summary.strip()
-        if summary:
-            if len(summary) > _SUMMARY_CHARS:
-                summary = summary[:_SUMMARY_CHARS].rstrip() + "\n..."
-            parts += ["", f"### {handoff.phase} ({handoff.adapter})", "", summary]
+        if handoff.summary.strip():
+            parts += [
+                own(f"### {handoff.phase} ({handoff.adapter})"),
+                output(handoff.summary, lines=_SUMMARY_LINES, chars=_SUMMARY_CHARS, keep="head"),
+            ]
     verify = next((h.verify for h in reversed(handoffs) if h.verify), [])
     if verify:
-        parts += ["", "### Verify", ""]
-        for check in verify:
-            mark = "passed" if check.ok else "failed"
-            parts.append(f"- `{' '.join(check.argv)}`: {mark}")
-            if not check.ok and check.output_tail.strip():
-                parts += ["", "```", check.output_tail.strip()[-_VERIFY_TAIL:], "```"]
+        marks = [
+            f"- `{' '.join(check.argv)}`: {'passed' if check.ok else 'failed'}" for check in verify
+        ]
+        parts += [own("### Verify"), own("\n".join(marks))]
+        failed = [check for check in verify if not check.ok and check.output_tail.strip()]
+        for check in failed:
+            parts.append(output(check.output_tail))
+        if failed:
+            parts.append(log_pointer(attempt.key))
     issue = attempt.task.metadata.get(ISSUE)  # the task's config, or its record
     if issue is None and state is not None:
         issue = state.metadata.get(ISSUE)
     if isinstance(issue, int) and not isinstance(issue, bool):
-        parts += ["", f"Closes #{issue}"]
-    return "\n".join(parts) + "\n"
+        parts.append(closes(issue))
+    return compose(*parts)

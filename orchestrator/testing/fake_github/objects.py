@@ -89,7 +89,7 @@ def issue_comment(urls: Urls, number: int, comment: CommentRecord) -> dict[str, 
         "created_at": stamp(comment.created),
         "updated_at": stamp(comment.created),
         "issue_url": f"{urls.repo_api}/issues/{number}",
-        "author_association": "MEMBER",
+        "author_association": comment.association,
     }
 
 

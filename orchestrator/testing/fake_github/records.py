@@ -51,6 +51,7 @@ class CommentRecord:
     body: str
     author: str
     created: int
+    association: str = "MEMBER"  # GitHub's author_association of ``author``
 
 
 @dataclass

@@ -440,8 +440,10 @@ class GitHubSite:
             default_branch=self.default_branch,
         )
 
-    def add_comment(self, number: int, body: str, author: str) -> CommentRecord:
-        comment = CommentRecord(self.new_id(), body, author, self.tick())
+    def add_comment(
+        self, number: int, body: str, author: str, *, association: str = "MEMBER"
+    ) -> CommentRecord:
+        comment = CommentRecord(self.new_id(), body, author, self.tick(), association)
         self.issues[number].comments.append(comment)
         self.issues[number].updated = comment.created
         return comment
