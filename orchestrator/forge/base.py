@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 __all__ = [
     "FAILED",
     "IN_REVIEW",
+    "TRUSTED",
     "WORKING",
     "CheckResult",
     "Checks",
@@ -52,11 +53,26 @@ class Issue:
     url: str
 
 
+TRUSTED = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})  # write access to the repository
+
+
 @dataclass(frozen=True)
 class Comment:
+    """A comment on an issue or a pull request (its conversation): ``association`` is the
+    author's ``author_association`` with the repository (OWNER, MEMBER, COLLABORATOR,
+    CONTRIBUTOR, NONE ...), ``issue`` the number it is on, ``updated_at`` GitHub's ISO time."""
+
     id: int
     body: str
     author: str
+    association: str = "NONE"
+    issue: int = 0
+    updated_at: str = ""
+
+    @property
+    def trusted(self) -> bool:
+        """Its author has write access to the repository (``TRUSTED``)."""
+        return self.association in TRUSTED
 
 
 @dataclass(frozen=True)
@@ -208,6 +224,16 @@ class Forge(Protocol):
 
     async def comment(self, number: int, body: str) -> Comment:
         """Comment on an issue or a pull request."""
+        ...
+
+    async def list_comments(self, *, since: str | None = None) -> list[Comment]:
+        """The comments on every issue and pull request of the repository (their
+        conversations, not review comments), oldest first; ``since``: only those updated at
+        or after that ISO 8601 time."""
+        ...
+
+    async def react(self, comment_id: int, content: str) -> None:
+        """Put reaction ``content`` (``+1``, ``eyes`` ...) on comment ``comment_id``."""
         ...
 
     async def add_labels(self, number: int, labels: Sequence[str]) -> tuple[str, ...]:

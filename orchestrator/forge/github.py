@@ -140,7 +140,22 @@ class GitHubForge:
         made = await self._call(
             "POST", f"/issues/{number}/comments", models.IssueComment, body={"body": body}
         )
-        return Comment(made.id, made.body or "", _login(made.user))
+        return _comment(made)
+
+    async def list_comments(self, *, since: str | None = None) -> list[Comment]:
+        params = {"sort": "created", "direction": "asc"}
+        if since is not None:
+            params["since"] = since
+        found = await self._pages("/issues/comments", models.IssueComment, params)
+        return [_comment(comment) for comment in found]
+
+    async def react(self, comment_id: int, content: str) -> None:
+        await self._call(
+            "POST",
+            f"/issues/comments/{comment_id}/reactions",
+            models.Reaction,
+            body={"content": content},
+        )
 
     async def add_labels(self, number: int, labels: Sequence[str]) -> tuple[str, ...]:
         now = await self._call(
@@ -407,6 +422,18 @@ def _issue(issue: models.Issue) -> Issue:
         labels=tuple(label for label in labels if label),
         author=_login(issue.user),
         url=issue.html_url,
+    )
+
+
+def _comment(comment: models.IssueComment) -> Comment:
+    number = comment.issue_url.rstrip("/").rsplit("/", 1)[-1]
+    return Comment(
+        id=comment.id,
+        body=_given(comment.body) or "",
+        author=_login(comment.user),
+        association=str(_given(comment.author_association) or "NONE"),
+        issue=int(number) if number.isdigit() else 0,
+        updated_at=comment.updated_at.isoformat().replace("+00:00", "Z"),
     )
 
 

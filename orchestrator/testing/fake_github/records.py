@@ -12,6 +12,7 @@ __all__ = [
     "IssueRecord",
     "Protection",
     "Pull",
+    "ReactionRecord",
     "RecordedRequest",
     "ReviewCommentRecord",
     "ReviewRecord",
@@ -50,6 +51,14 @@ class CommentRecord:
     id: int
     body: str
     author: str
+    created: int
+
+
+@dataclass
+class ReactionRecord:
+    id: int
+    author: str
+    content: str  # +1 | -1 | laugh | confused | heart | hooray | rocket | eyes
     created: int
 
 

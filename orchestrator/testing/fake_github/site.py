@@ -19,6 +19,7 @@ from orchestrator.testing.fake_github.records import (
     IssueRecord,
     Protection,
     Pull,
+    ReactionRecord,
     RecordedRequest,
     ReviewCommentRecord,
     ReviewRecord,
@@ -62,6 +63,9 @@ class GitHubSite:
         self.statuses: dict[str, list[StatusRecord]] = {}
         self.protection: dict[str, Protection] = {}
         self.scopeless_tokens: set[str] = set()
+        # login -> author_association; the owner is OWNER, anyone not named NONE (``role``)
+        self.associations: dict[str, str] = {}
+        self.reactions: dict[int, list[ReactionRecord]] = {}  # comment id -> its reactions
         self._faults: list[Answer] = []
         self._after_reviews_read: dict[int, list[Callable[[], object]]] = {}
         self._requests: list[RecordedRequest] = []
@@ -391,10 +395,35 @@ class GitHubSite:
         )
 
     def add_comment(self, number: int, body: str, author: str) -> CommentRecord:
-        comment = CommentRecord(self.new_id(), body, author, self.tick())
-        self.issues[number].comments.append(comment)
-        self.issues[number].updated = comment.created
-        return comment
+        with self.lock:
+            comment = CommentRecord(self.new_id(), body, author, self.tick())
+            self.issues[number].comments.append(comment)
+            self.issues[number].updated = comment.created
+            return comment
+
+    def role(self, login: str) -> str:
+        """``login``'s ``author_association`` with the repository (``associations``)."""
+        found = self.associations.get(login)
+        if found is not None:
+            return found
+        return "OWNER" if login == self.owner else "NONE"
+
+    def comments(self) -> list[tuple[int, CommentRecord]]:
+        """Every comment on every issue and pull request, with its number, oldest first."""
+        with self.lock:
+            found = [(n, c) for n, record in self.issues.items() for c in record.comments]
+        return sorted(found, key=lambda pair: pair[1].id)
+
+    def react(self, comment_id: int, author: str, content: str) -> tuple[ReactionRecord, bool]:
+        """``author``'s reaction ``content`` on the comment: (it, whether it is new)."""
+        with self.lock:
+            mine = self.reactions.setdefault(comment_id, [])
+            for known in mine:
+                if known.author == author and known.content == content:
+                    return known, False
+            made = ReactionRecord(self.new_id(), author, content, self.tick())
+            mine.append(made)
+            return made, True
 
 
 _CLOSING = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+#(\d+)\b", re.IGNORECASE)
