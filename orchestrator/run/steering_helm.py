@@ -1,0 +1,127 @@
+"""What the issue's commands do to a run (``forge.steering.Helm`` over the scheduler).
+
+- ``/council go on``: the budget that holds the task (the scope its last ``budget.exceeded``
+  named) gets its configured limit once more on top of the limit in force: a run budget of
+  $1 spent becomes $2, and again $3. The config's figures, not the spend, so what one answer
+  lets go is bounded and known before it is given.
+- ``/council raise <usd>``: that budget gets that many dollars more (the run's budget when
+  nothing holds the task and the run has one).
+- ``/council stop``: the task is cancelled, as ``council cancel`` does (``Scheduler.cancel``).
+
+Both raises go through ``spend.raising``, the write behind ``council budget raise``: the run's
+spend gate reads it at its next tick and starts what the budget held.
+"""
+
+from __future__ import annotations
+
+from orchestrator.config.budgets import Limit
+from orchestrator.errors import CancelError
+from orchestrator.events.base import Event
+from orchestrator.events.kinds import EventType
+from orchestrator.forge.issue_tasks import issue_number
+from orchestrator.forge.steering import SteeringRefused
+from orchestrator.scheduler.attempts.pull_landing import PULLS
+from orchestrator.scheduler.scheduler import Scheduler
+from orchestrator.spend.raising import budget_scope, raise_budget
+
+__all__ = ["RunHelm"]
+
+
+class RunHelm:
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+        self._held: dict[str, str] = {}  # task id -> the budget scope key that holds it
+        self._pulls: dict[int, str] = {}  # pull request number -> task id
+
+    def hear(self, event: Event) -> None:
+        """A run subscriber: which budget holds which task, which pull request is whose."""
+        data, task_id = event.data, event.data.get("task_id")
+        if not isinstance(task_id, str):
+            return
+        if event.type == EventType.BUDGET_EXCEEDED and isinstance(data.get("scope"), str):
+            self._held[task_id] = str(data["scope"])
+        elif event.type == EventType.PULL_OPENED and isinstance(data.get("number"), int):
+            self._pulls[int(str(data["number"]))] = task_id
+
+    async def task_of(self, number: int) -> str | None:
+        scheduler = self._scheduler
+        ids = [line.task_id for line in scheduler.board()]
+        for task_id in ids:
+            task = scheduler.task(task_id)
+            if task is not None and issue_number(task) == number:
+                return task_id
+        if number in self._pulls:
+            return self._pulls[number]
+        store = scheduler.services.store  # a pull request opened before this process started
+        for task_id in ids:
+            record = await store.get_record(PULLS, task_id)
+            if record is not None and record.data.get("number") == number:
+                self._pulls[number] = task_id
+                return task_id
+        return None
+
+    async def go_on(self, task_id: str) -> str:
+        key = self._holding(task_id)
+        scope = budget_scope(key)
+        configured = self._configured(scope)
+        if configured is None:
+            raise SteeringRefused(f"the run's config has no budget {scope!r} to raise")
+        more = {"usd": configured.usd, "tokens": configured.tokens}
+        limit = await self._raise(scope, more)
+        self._release(key)
+        said = f"{_named(scope)} is now {limit.said()} (its configured limit once more)"
+        return f"{said}; held work goes on."
+
+    async def raise_by(self, task_id: str, usd: float) -> str:
+        key = self._held.get(task_id)
+        if key is None:
+            if self._scheduler.services.config.budgets.run is None:
+                raise SteeringRefused("no budget holds this task, and the run has no budget")
+            key = "run"
+        scope = budget_scope(key)
+        limit = await self._raise(scope, {"usd": usd})
+        self._release(key)
+        return f"{_named(scope)} is now {limit.said()} (${usd:,.2f} more)."
+
+    async def stop(self, task_id: str) -> str:
+        try:
+            state = await self._scheduler.cancel(task_id)
+        except CancelError as exc:
+            raise SteeringRefused(str(exc)) from None
+        return f"the task is cancelled (it was {state.status}); its work stays on its branch."
+
+    def _holding(self, task_id: str) -> str:
+        key = self._held.get(task_id)
+        if key is None:
+            raise SteeringRefused("no budget holds this task now: there is nothing to go on with")
+        return key
+
+    def _configured(self, scope: str) -> Limit | None:
+        budgets = self._scheduler.services.config.budgets
+        if scope in ("run", "task"):
+            found: Limit | None = getattr(budgets, scope)
+            return found
+        return budgets.adapters.get(scope)
+
+    async def _raise(self, scope: str, more: dict[str, float | int | None]) -> Limit:
+        scheduler = self._scheduler
+        session_id = scheduler.session_id
+        if session_id is None:
+            raise SteeringRefused("the run has not started yet")
+        config = scheduler.services.config
+        try:
+            return await raise_budget(
+                scheduler.services.store, config.budgets, session_id, scope, more, add=True
+            )
+        except ValueError as exc:
+            raise SteeringRefused(str(exc)) from None
+
+    def _release(self, key: str) -> None:
+        """Tasks held by ``key`` are held no more (said again if it is spent again)."""
+        self._held = {task: held for task, held in self._held.items() if held != key}
+
+
+def _named(scope: str) -> str:
+    return {"run": "the run's budget", "task": "each task's budget"}.get(
+        scope, f"adapter {scope}'s budget"
+    )
