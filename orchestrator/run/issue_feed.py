@@ -137,14 +137,14 @@ class IssueFeed:
         """Await ``running`` (the scheduler's run) with the sources read again every ``poll``
         and the issues told what happens; the rest they must hear said after it ends."""
         hooks = _SchedulerHooks(scheduler, self.voice)
-        reading = anyio.CancelScope()
+        reading, steering = anyio.CancelScope(), anyio.CancelScope()
 
         async def follow() -> None:
             with reading:
                 await self.source.follow(hooks)
 
         async def steer() -> None:
-            with reading:
+            with steering:
                 await self.steering.follow(self.source.poll)
 
         async with anyio.create_task_group() as group:
@@ -155,6 +155,7 @@ class IssueFeed:
                 result = await running
             finally:
                 reading.cancel()
+                steering.cancel()
                 self.voice.close()  # ``serve`` ends once it said what is queued
                 group.cancel_scope.deadline = anyio.current_time() + _LAST_WORDS
         return result

@@ -1,9 +1,10 @@
 """What the issue's commands do to a run (``forge.steering.Helm`` over the scheduler).
 
 - ``/council go on``: the budget that holds the task (the scope its last ``budget.exceeded``
-  named) gets its configured limit once more on top of the limit in force: a run budget of
-  $1 spent becomes $2, and again $3. The config's figures, not the spend, so what one answer
-  lets go is bounded and known before it is given.
+  named; the one budget holding the run when the task's own call did not say it) gets room
+  for its configured limit once more beyond what it had spent when it said so: a run budget
+  of $20 found spent at $20.40 becomes $40.40. The config's figure, so what one answer lets
+  go is bounded and known before it is given.
 - ``/council raise <usd>``: that budget gets that many dollars more (the run's budget when
   nothing holds the task and the run has one).
 - ``/council stop``: the task is cancelled, as ``council cancel`` does (``Scheduler.cancel``).
@@ -22,7 +23,7 @@ from orchestrator.forge.issue_tasks import issue_number
 from orchestrator.forge.steering import SteeringRefused
 from orchestrator.scheduler.attempts.pull_landing import PULLS
 from orchestrator.scheduler.scheduler import Scheduler
-from orchestrator.spend.raising import budget_scope, raise_budget
+from orchestrator.spend.raising import budget_scope, in_force, raise_budget
 
 __all__ = ["RunHelm"]
 
@@ -31,6 +32,7 @@ class RunHelm:
     def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
         self._held: dict[str, str] = {}  # task id -> the budget scope key that holds it
+        self._spent: dict[str, tuple[float, int]] = {}  # scope key -> (usd, tokens) when said
         self._pulls: dict[int, str] = {}  # pull request number -> task id
 
     def hear(self, event: Event) -> None:
@@ -39,7 +41,13 @@ class RunHelm:
         if not isinstance(task_id, str):
             return
         if event.type == EventType.BUDGET_EXCEEDED and isinstance(data.get("scope"), str):
-            self._held[task_id] = str(data["scope"])
+            key = str(data["scope"])
+            self._held[task_id] = key
+            usd, tokens = data.get("spent_usd"), data.get("spent_tokens")
+            self._spent[key] = (
+                float(usd) if isinstance(usd, int | float) else 0.0,
+                int(tokens) if isinstance(tokens, int) else 0,
+            )
         elif event.type == EventType.PULL_OPENED and isinstance(data.get("number"), int):
             self._pulls[int(str(data["number"]))] = task_id
 
@@ -66,17 +74,24 @@ class RunHelm:
         configured = self._configured(scope)
         if configured is None:
             raise SteeringRefused(f"the run's config has no budget {scope!r} to raise")
-        more = {"usd": configured.usd, "tokens": configured.tokens}
-        limit = await self._raise(scope, more)
+        usd, tokens = self._spent.get(key, (0.0, 0))
+        now = await self._in_force(scope)
+        new: dict[str, float | int | None] = {"usd": None, "tokens": None}
+        if configured.usd is not None:
+            new["usd"] = round(max(usd, now.usd or 0.0) + configured.usd, 6)
+        if configured.tokens is not None:
+            new["tokens"] = max(tokens, now.tokens or 0) + configured.tokens
+        limit = await self._raise(scope, new, add=False)
         self._release(key)
-        said = f"{_named(scope)} is now {limit.said()} (its configured limit once more)"
+        said = f"{_named(scope)} is now {limit.said()} (room for its configured limit once more)"
         return f"{said}; held work goes on."
 
     async def raise_by(self, task_id: str, usd: float) -> str:
-        key = self._held.get(task_id)
-        if key is None:
+        try:
+            key = self._holding(task_id)
+        except SteeringRefused:
             if self._scheduler.services.config.budgets.run is None:
-                raise SteeringRefused("no budget holds this task, and the run has no budget")
+                raise SteeringRefused("no budget holds this task, and the run has none") from None
             key = "run"
         scope = budget_scope(key)
         limit = await self._raise(scope, {"usd": usd})
@@ -91,10 +106,15 @@ class RunHelm:
         return f"the task is cancelled (it was {state.status}); its work stays on its branch."
 
     def _holding(self, task_id: str) -> str:
+        """The budget holding the task: its own, or the one budget said spent that covers
+        every task (the run's, an adapter's; said once, on the task whose call found it)."""
         key = self._held.get(task_id)
-        if key is None:
-            raise SteeringRefused("no budget holds this task now: there is nothing to go on with")
-        return key
+        if key is not None:
+            return key
+        shared = {held for held in self._held.values() if not held.startswith("task:")}
+        if len(shared) == 1:
+            return shared.pop()
+        raise SteeringRefused("no budget holds this task now: there is nothing to go on with")
 
     def _configured(self, scope: str) -> Limit | None:
         budgets = self._scheduler.services.config.budgets
@@ -103,15 +123,26 @@ class RunHelm:
             return found
         return budgets.adapters.get(scope)
 
-    async def _raise(self, scope: str, more: dict[str, float | int | None]) -> Limit:
-        scheduler = self._scheduler
-        session_id = scheduler.session_id
+    def _session(self) -> str:
+        session_id = self._scheduler.session_id
         if session_id is None:
             raise SteeringRefused("the run has not started yet")
-        config = scheduler.services.config
+        return session_id
+
+    async def _in_force(self, scope: str) -> Limit:
+        services = self._scheduler.services
+        found = await in_force(services.store, services.config.budgets, self._session(), scope)
+        if found is None:
+            raise SteeringRefused(f"the run has no budget {scope!r}")
+        return found
+
+    async def _raise(
+        self, scope: str, new: dict[str, float | int | None], *, add: bool = True
+    ) -> Limit:
+        services = self._scheduler.services
         try:
             return await raise_budget(
-                scheduler.services.store, config.budgets, session_id, scope, more, add=True
+                services.store, services.config.budgets, self._session(), scope, new, add=add
             )
         except ValueError as exc:
             raise SteeringRefused(str(exc)) from None
@@ -119,6 +150,7 @@ class RunHelm:
     def _release(self, key: str) -> None:
         """Tasks held by ``key`` are held no more (said again if it is spent again)."""
         self._held = {task: held for task, held in self._held.items() if held != key}
+        self._spent.pop(key, None)
 
 
 def _named(scope: str) -> str:
