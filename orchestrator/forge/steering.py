@@ -32,6 +32,7 @@ answered by one comment in the council's own words.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -64,7 +65,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 STEERING = "steering"  # keyed records: comment id -> the command taken and what was done
-CURSOR = "steering-cursor"  # keyed records: repository -> the newest comment time seen
+CURSOR = "steering-cursor"  # keyed records: repository's key -> the newest comment time seen
 _TAKING = 120.0  # seconds a taken command's record holds before another may take it again
 _PREFIX = re.compile(r"^ {0,3}/council(?:\s+(?P<rest>.*))?$", re.IGNORECASE)
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
@@ -195,6 +196,8 @@ class Steering:
         self._loaded = False
         self._seen: set[int] = set()  # comments read at the cursor's time already
         self._holder = f"{socket.gethostname()}:{os.getpid()}"
+        # A record key is a safe id; a repository's name may not be one (``OWNER/NAME``).
+        self._cursor_key = hashlib.sha256(forge.repo.lower().encode()).hexdigest()[:32]
 
     async def follow(self, every: float) -> None:
         """``poll_once`` every ``every`` seconds until cancelled; nothing it meets ends it."""
@@ -208,7 +211,7 @@ class Steering:
     async def poll_once(self) -> list[Taken]:
         """Read the comments written since the last poll and take the commands among them."""
         if not self._loaded:
-            record = await self._store.get_record(CURSOR, self._forge.repo)
+            record = await self._store.get_record(CURSOR, self._cursor_key)
             since = record.data.get("since") if record is not None else None
             self._since = since if isinstance(since, str) else None
             self._loaded = True
@@ -240,7 +243,7 @@ class Steering:
         if newest == self._since:
             return
         self._since = newest
-        await self._store.put_record(CURSOR, self._forge.repo, {"since": newest}, durable=False)
+        await self._store.put_record(CURSOR, self._cursor_key, {"since": newest}, durable=False)
 
     async def _consider(self, comment: Comment) -> Taken | None:
         if not comment.trusted:
