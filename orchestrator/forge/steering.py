@@ -59,6 +59,7 @@ __all__ = [
     "Problem",
     "Steering",
     "SteeringRefused",
+    "cursor_key",
     "parse",
 ]
 
@@ -141,6 +142,11 @@ def _command(rest: str) -> Command | Problem:
     return Problem(f"{said}; the commands are {_KNOWN}")
 
 
+def cursor_key(repo: str) -> str:
+    """The ``CURSOR`` record's key of repository ``repo`` (``OWNER/NAME`` is no safe id)."""
+    return hashlib.sha256(repo.lower().encode()).hexdigest()[:32]
+
+
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -196,8 +202,7 @@ class Steering:
         self._loaded = False
         self._seen: set[int] = set()  # comments read at the cursor's time already
         self._holder = f"{socket.gethostname()}:{os.getpid()}"
-        # A record key is a safe id; a repository's name may not be one (``OWNER/NAME``).
-        self._cursor_key = hashlib.sha256(forge.repo.lower().encode()).hexdigest()[:32]
+        self._cursor_key = cursor_key(forge.repo)
 
     async def follow(self, every: float) -> None:
         """``poll_once`` every ``every`` seconds until cancelled; nothing it meets ends it."""

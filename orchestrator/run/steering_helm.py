@@ -19,7 +19,7 @@ from orchestrator.config.budgets import Limit
 from orchestrator.errors import CancelError
 from orchestrator.events.base import Event
 from orchestrator.events.kinds import EventType
-from orchestrator.forge.issue_tasks import issue_number
+from orchestrator.forge.issue_tasks import issue_number, task_id_for
 from orchestrator.forge.steering import SteeringRefused
 from orchestrator.scheduler.attempts.pull_landing import PULLS
 from orchestrator.scheduler.scheduler import Scheduler
@@ -52,20 +52,22 @@ class RunHelm:
             self._pulls[int(str(data["number"]))] = task_id
 
     async def task_of(self, number: int) -> str | None:
+        """From the run's tasks, else from the store (a comment read while a resumed run is
+        still loading its tasks, a pull request opened before this process started)."""
         scheduler = self._scheduler
-        ids = [line.task_id for line in scheduler.board()]
-        for task_id in ids:
-            task = scheduler.task(task_id)
+        for line in scheduler.board():
+            task = scheduler.task(line.task_id)
             if task is not None and issue_number(task) == number:
-                return task_id
+                return line.task_id
         if number in self._pulls:
             return self._pulls[number]
-        store = scheduler.services.store  # a pull request opened before this process started
-        for task_id in ids:
-            record = await store.get_record(PULLS, task_id)
-            if record is not None and record.data.get("number") == number:
-                self._pulls[number] = task_id
-                return task_id
+        store = scheduler.services.store
+        if await store.get_task_state(task_id_for(number)) is not None:
+            return task_id_for(number)
+        for record in await store.list_records(PULLS):
+            if record.data.get("number") == number:
+                self._pulls[number] = record.key
+                return record.key
         return None
 
     async def go_on(self, task_id: str) -> str:
