@@ -1,7 +1,7 @@
 """``council budget raise FILE SCOPE --usd N --tokens N``: more room for a budget of a run.
 
 SCOPE is ``run``, ``task`` (every task's budget) or an adapter's name. The raised limit is kept
-in the store beside the run (``spend.gate.RAISES``, per session), laid over the config's
+in the store beside the run (``spend.raising``, per session), laid over the config's
 ``budgets:``: a running ``council serve`` or ``council run`` reads it at its next tick and
 starts what the budget held; a run that ended held by that budget goes on with ``council
 resume FILE``. Editing ``budgets:`` in FILE and resuming does the same: of the config's limit
@@ -23,10 +23,9 @@ from orchestrator.config.budgets import Limit
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
 from orchestrator.errors import UsageError
-from orchestrator.events.spend import BudgetRaised
 from orchestrator.run.stores import describe_state
 from orchestrator.spend.budgets import raised
-from orchestrator.spend.gate import RAISES
+from orchestrator.spend.raising import RAISES, raise_budget
 
 __all__ = ["app"]
 
@@ -83,21 +82,7 @@ async def _raise(
             store, session_id, unfinished=False, place=describe_state(config), config=config
         )
         sid = session.session_id
-        record = await store.get_record(RAISES, sid)
-        data: dict[str, Any] = dict(record.data) if record is not None else {}
-        given = {k: v for k, v in new.items() if v is not None}
-        if scope in ("run", "task"):
-            data[scope] = {**(data.get(scope) or {}), **given}
-        else:
-            adapters = dict(data.get("adapters") or {})
-            adapters[scope] = {**(adapters.get(scope) or {}), **given}
-            data["adapters"] = adapters
-        budgets = raised(config.budgets, data)  # refused here if it does not make a limit
-        await store.put_record(
-            RAISES, sid, data, expected_version=record.version if record is not None else 0
-        )
-        limit = budgets.adapters[scope] if scope not in ("run", "task") else getattr(budgets, scope)
-        await store.emit(BudgetRaised(scope=scope, limit_usd=limit.usd, limit_tokens=limit.tokens))
+        limit = await raise_budget(store, config.budgets, sid, scope, new)
         return {"session_id": sid, "scope": scope, "limit": limit.said(), **limit.model_dump()}
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "ASSOCIATIONS",
     "FAILED",
     "IN_REVIEW",
+    "TRUSTED",
     "WORKING",
     "Association",
     "CheckResult",
@@ -78,8 +79,15 @@ class Issue:
     comments: int = 0  # how many comments it has (its pull request's review comments apart)
 
 
+TRUSTED = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})  # write access to the repository
+
+
 @dataclass(frozen=True)
 class Comment:
+    """A comment on an issue or a pull request (its conversation): ``association`` is the
+    author's ``author_association`` with the repository (OWNER, MEMBER, COLLABORATOR,
+    CONTRIBUTOR, NONE ...), ``issue`` the number it is on, ``updated_at`` GitHub's ISO time."""
+
     id: int
     body: str
     author: str
@@ -87,6 +95,13 @@ class Comment:
     # FIRST_TIMER, FIRST_TIME_CONTRIBUTOR, MANNEQUIN, NONE; ``is_bot``: an app's account
     association: str = "NONE"
     is_bot: bool = False
+    issue: int = 0
+    updated_at: str = ""
+
+    @property
+    def trusted(self) -> bool:
+        """Its author has write access to the repository (``TRUSTED``)."""
+        return self.association in TRUSTED
 
 
 @dataclass(frozen=True)
@@ -248,6 +263,16 @@ class Forge(Protocol):
     async def list_comments(self, number: int) -> list[Comment]:
         """Every comment on an issue or a pull request (not its review comments), oldest
         first."""
+        ...
+
+    async def list_repo_comments(self, *, since: str | None = None) -> list[Comment]:
+        """The comments on every issue and pull request of the repository (their
+        conversations, not review comments), oldest first; ``since``: only those updated at
+        or after that ISO 8601 time."""
+        ...
+
+    async def react(self, comment_id: int, content: str) -> None:
+        """Put reaction ``content`` (``+1``, ``eyes`` ...) on comment ``comment_id``."""
         ...
 
     async def add_labels(self, number: int, labels: Sequence[str]) -> tuple[str, ...]:

@@ -150,6 +150,21 @@ class GitHubForge:
         found = await self._pages(f"/issues/{number}/comments", models.IssueComment)
         return [_comment(comment) for comment in found]
 
+    async def list_repo_comments(self, *, since: str | None = None) -> list[Comment]:
+        params = {"sort": "created", "direction": "asc"}
+        if since is not None:
+            params["since"] = since
+        found = await self._pages("/issues/comments", models.IssueComment, params)
+        return [_comment(comment) for comment in found]
+
+    async def react(self, comment_id: int, content: str) -> None:
+        await self._call(
+            "POST",
+            f"/issues/comments/{comment_id}/reactions",
+            models.Reaction,
+            body={"content": content},
+        )
+
     async def add_labels(self, number: int, labels: Sequence[str]) -> tuple[str, ...]:
         now = await self._call(
             "POST", f"/issues/{number}/labels", list[models.Label], body={"labels": list(labels)}
@@ -421,17 +436,6 @@ def _association(value: Any) -> Association:
     return next((known for known in ASSOCIATIONS if known == word), "NONE")
 
 
-def _comment(comment: models.IssueComment) -> Comment:
-    user = _given(comment.user)
-    return Comment(
-        comment.id,
-        _given(comment.body) or "",
-        _login(user),
-        association=_association(comment.author_association),
-        is_bot=user is not None and str(_given(user.type) or "") == "Bot",
-    )
-
-
 def _issue(issue: models.Issue) -> Issue:
     labels = tuple(
         label if isinstance(label, str) else str(_given(label.name) or "") for label in issue.labels
@@ -446,6 +450,20 @@ def _issue(issue: models.Issue) -> Issue:
         author=_login(issue.user),
         url=issue.html_url,
         comments=int(issue.comments),
+    )
+
+
+def _comment(comment: models.IssueComment) -> Comment:
+    user = _given(comment.user)
+    number = comment.issue_url.rstrip("/").rsplit("/", 1)[-1]
+    return Comment(
+        id=comment.id,
+        body=_given(comment.body) or "",
+        author=_login(user),
+        association=_association(comment.author_association),
+        is_bot=user is not None and str(_given(user.type) or "") == "Bot",
+        issue=int(number) if number.isdigit() else 0,
+        updated_at=comment.updated_at.isoformat().replace("+00:00", "Z"),
     )
 
 

@@ -9,7 +9,7 @@ forge never slows the run. For a task made from an issue (``follow``):
   ``council:working`` (``council:failed`` removed, from an earlier run);
 - ``budget.exceeded`` with ``budgets.on_exceed: ask``: a comment on the issue of the task
   whose call found the budget spent, asking whether to go on and saying how (the run holds
-  what that budget covers meanwhile);
+  what that budget covers meanwhile; ``forge.steering`` takes the answer);
 - ``task.failed``: ``council:failed``, ``council:working`` removed, and a comment with the
   reason (``failure_text``: its first line, and of the rest, a verify command's output, only a
   masked and bounded tail, with where the whole lives);
@@ -199,10 +199,12 @@ class IssueVoice:
                 number,
                 _key("budget", task, scope, str(limit)),
                 own(
-                    f"CLI Council paused task `{task}`: {said.data.get('message')}. Nothing "
-                    f"more starts in that budget until it is raised: `council budget raise "
-                    f"<config> {name} --usd <limit>` (or raise `{said.data.get('field')}` in "
-                    "the config and resume). Should it go on?"
+                    f"CLI Council paused task `{task}`: {said.data.get('message')}. Nothing more "
+                    "starts in that budget until it is raised. Should it go on? Someone with "
+                    "write access answers with a comment of one line, `/council go on` (room for "
+                    "the budget's configured limit once more) or `/council raise <usd>` (that many "
+                    f"dollars more); or `council budget raise <config> {name} --usd <limit>` (or "
+                    f"raise `{said.data.get('field')}` in the config and resume)."
                 ),
             )
         elif said.kind == EventType.PULL_MERGED:

@@ -8,7 +8,9 @@ created with them. ``following`` runs beside the scheduler: the source read agai
 ``poll`` (``forge.issue_source``: new tasks submitted through the scheduler's submission
 path, queued ones whose issue no longer matches cancelled through its cancel path) and the
 issues told what happens (``forge.issue_voice``, a subscriber of the run's events); when the
-run ends, what the issues still have to hear is said, bounded.
+run ends, what the issues still have to hear is said, bounded. Beside them, every ``poll``,
+the comments are read for commands from people with write access (``forge.steering``, done
+by ``run.steering_helm``: go on, raise a budget, stop a task).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from orchestrator.config.fieldpath import format_loc
 from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import CancelError, ConfigError, ConfigIssue
+from orchestrator.events.base import Event
 from orchestrator.forge.connect import connect
 from orchestrator.forge.issue_source import Emit, IssueSource
 from orchestrator.forge.issue_voice import IssueVoice
+from orchestrator.forge.steering import Steering
 from orchestrator.forge.told import Told
 from orchestrator.models import TaskStatus
 from orchestrator.plugins.host import PluginHost
+from orchestrator.run.steering_helm import RunHelm
 from orchestrator.scheduler.scheduler import Scheduler
 
 __all__ = ["IssueFeed"]
@@ -87,9 +92,13 @@ def _checker(config: RunConfig) -> Callable[[TaskConfig], str | None]:
 
 
 class IssueFeed:
-    def __init__(self, source: IssueSource, voice: IssueVoice) -> None:
+    def __init__(
+        self, source: IssueSource, voice: IssueVoice, steering: Steering, helm: RunHelm
+    ) -> None:
         self.source = source
         self.voice = voice
+        self.steering = steering
+        self.helm = helm
 
     @classmethod
     async def open(
@@ -99,7 +108,10 @@ class IssueFeed:
         sources = [source.issues for source in config.sources]
         told = Told(forge)  # what the sources list spares the voice a read of (``told``)
         source = IssueSource(forge, sources, emit=emit, check=_checker(config), told=told)
-        return cls(source, IssueVoice(forge, emit=emit, lookup=scheduler.task, told=told))
+        voice = IssueVoice(forge, emit=emit, lookup=scheduler.task, told=told)
+        helm = RunHelm(scheduler)
+        steering = Steering(forge, scheduler.services.store, helm, emit=emit)
+        return cls(source, voice, steering, helm)
 
     async def join(self, config: RunConfig, scheduler: Scheduler) -> list[TaskConfig]:
         """Read the sources before the run starts and submit their tasks (checked with the
@@ -114,26 +126,38 @@ class IssueFeed:
             self.voice.follow(task)
         return tasks
 
-    def subscriber(self) -> Callable[..., None]:
-        return self.voice.hear
+    def subscriber(self) -> Callable[[Event], None]:
+        voice, helm = self.voice, self.helm
+
+        def hear(event: Event) -> None:
+            voice.hear(event)
+            helm.hear(event)
+
+        return hear
 
     async def following(self, scheduler: Scheduler, running: Awaitable[T]) -> T:
         """Await ``running`` (the scheduler's run) with the sources read again every ``poll``
         and the issues told what happens; the rest they must hear said after it ends."""
         hooks = _SchedulerHooks(scheduler, self.voice)
-        reading = anyio.CancelScope()
+        reading, steering = anyio.CancelScope(), anyio.CancelScope()
 
         async def follow() -> None:
             with reading:
                 await self.source.follow(hooks)
 
+        async def steer() -> None:
+            with steering:
+                await self.steering.follow(self.source.poll)
+
         async with anyio.create_task_group() as group:
             group.start_soon(follow)
+            group.start_soon(steer)
             group.start_soon(self.voice.serve)
             try:
                 result = await running
             finally:
                 reading.cancel()
+                steering.cancel()
                 self.voice.close()  # ``serve`` ends once it said what is queued
                 group.cancel_scope.deadline = anyio.current_time() + _LAST_WORDS
         return result

@@ -39,6 +39,7 @@ from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.spend.line import SpendLine
 from orchestrator.spend.prices import cost_of, find_price
 from orchestrator.spend.quota import QuotaHold, Reported, configured_wait
+from orchestrator.spend.raising import RAISES
 from orchestrator.spend.tally import Tally
 from orchestrator.state.protocol import StateStore
 
@@ -46,7 +47,6 @@ __all__ = ["RAISES", "CallPlan", "SpendGate", "SpendHeld", "Ticket"]
 
 log = logging.getLogger(__name__)
 
-RAISES = "budget-raises"  # keyed records: session id -> the limits `council budget raise` set
 _PUBLISH_EVERY = 2.0
 _RAISES_EVERY = 1.0  # seconds between reads of the raised limits while the run ticks
 

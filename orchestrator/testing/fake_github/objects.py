@@ -9,6 +9,7 @@ from orchestrator.testing.fake_github.records import (
     CheckRunRecord,
     CommentRecord,
     IssueRecord,
+    ReactionRecord,
     ReviewCommentRecord,
     ReviewRecord,
     StatusRecord,
@@ -22,6 +23,7 @@ __all__ = [
     "issue",
     "issue_comment",
     "pull",
+    "reaction",
     "review",
     "review_comment",
 ]
@@ -78,7 +80,9 @@ def _label(urls: Urls, name: str, colors: dict[str, str]) -> dict[str, Any]:
     return shapes.label(urls, name, colors.get(name, "ededed"), None)
 
 
-def issue_comment(urls: Urls, number: int, comment: CommentRecord) -> dict[str, Any]:
+def issue_comment(
+    urls: Urls, number: int, comment: CommentRecord, association: str
+) -> dict[str, Any]:
     return {
         "id": comment.id,
         "node_id": node_id("IssueComment", comment.id),
@@ -89,7 +93,17 @@ def issue_comment(urls: Urls, number: int, comment: CommentRecord) -> dict[str, 
         "created_at": stamp(comment.created),
         "updated_at": stamp(comment.created),
         "issue_url": f"{urls.repo_api}/issues/{number}",
-        "author_association": comment.association,
+        "author_association": association,
+    }
+
+
+def reaction(urls: Urls, record: ReactionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "node_id": node_id("Reaction", record.id),
+        "user": user(urls, record.author),
+        "content": record.content,
+        "created_at": stamp(record.created),
     }
 
 

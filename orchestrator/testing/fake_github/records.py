@@ -12,6 +12,7 @@ __all__ = [
     "IssueRecord",
     "Protection",
     "Pull",
+    "ReactionRecord",
     "RecordedRequest",
     "ReviewCommentRecord",
     "ReviewRecord",
@@ -51,7 +52,16 @@ class CommentRecord:
     body: str
     author: str
     created: int
-    association: str = "MEMBER"  # GitHub's author_association of ``author``
+    # GitHub's author_association of ``author``; None: the one the site gives ``author``
+    association: str | None = None
+
+
+@dataclass
+class ReactionRecord:
+    id: int
+    author: str
+    content: str  # +1 | -1 | laugh | confused | heart | hooray | rocket | eyes
+    created: int
 
 
 @dataclass

@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from orchestrator.testing.fake_github import objects
-from orchestrator.testing.fake_github.shapes import error, label
+from orchestrator.testing.fake_github.records import CommentRecord
+from orchestrator.testing.fake_github.shapes import error, label, stamp
 from orchestrator.testing.fake_github.site import API_PREFIX, Answer, GitHubSite
 
 __all__ = ["handle"]
@@ -117,7 +118,12 @@ def add_comment(site: GitHubSite, match: re.Match[str], query: Query, body: Any,
     if not isinstance(body.get("body"), str):
         return _invalid("body")
     comment = site.add_comment(number, body["body"], site.owner)
-    return Answer(201, objects.issue_comment(site.urls, number, comment))
+    return Answer(201, objects.issue_comment(site.urls, number, comment, _said_by(site, comment)))
+
+
+def _said_by(site: GitHubSite, comment: CommentRecord) -> str:
+    """The comment's ``author_association``: the one it was made with, else its author's."""
+    return comment.association or site.association(comment.author)
 
 
 def list_comments(site: GitHubSite, match: re.Match[str], query: Query, b: Any, _: str) -> Answer:
@@ -126,7 +132,40 @@ def list_comments(site: GitHubSite, match: re.Match[str], query: Query, b: Any, 
     if record is None:
         return _not_found()
     found = _page(record.comments, query)
-    return Answer(200, [objects.issue_comment(site.urls, number, c) for c in found])
+    shown = [objects.issue_comment(site.urls, number, c, _said_by(site, c)) for c in found]
+    return Answer(200, shown)
+
+
+def repo_comments(site: GitHubSite, match: re.Match[str], query: Query, b: Any, _: str) -> Answer:
+    """Every issue's and pull request's comments: ``since`` (updated at or after), sorted by
+    creation (``direction`` asc or desc)."""
+    since = query.get("since")
+    found = [
+        (number, comment)
+        for number, comment in site.comments()
+        if since is None or stamp(comment.created) >= since
+    ]
+    if query.get("direction") == "desc":
+        found.reverse()
+    shown = [
+        objects.issue_comment(site.urls, number, comment, _said_by(site, comment))
+        for number, comment in _page(found, query)
+    ]
+    return Answer(200, shown)
+
+
+def add_reaction(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
+    comment_id = int(match["id"])
+    if not any(comment.id == comment_id for _n, comment in site.comments()):
+        return _not_found()
+    content = body.get("content")
+    if content not in _REACTIONS:
+        return _invalid("content", "invalid")
+    made, new = site.react(comment_id, site.owner, str(content))
+    return Answer(201 if new else 200, objects.reaction(site.urls, made))
+
+
+_REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 
 
 def add_labels(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
@@ -278,6 +317,8 @@ def _commit(site: GitHubSite, ref: str) -> str | None:
 _N = r"(?P<n>[0-9]+)"
 _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"/issues"), list_issues),
+    ("GET", re.compile(r"/issues/comments"), repo_comments),
+    ("POST", re.compile(r"/issues/comments/(?P<id>[0-9]+)/reactions"), add_reaction),
     ("GET", re.compile(rf"/issues/{_N}"), get_issue),
     ("PATCH", re.compile(rf"/(?P<kind>issues|pulls)/{_N}"), edit_issue),
     ("POST", re.compile(rf"/issues/{_N}/comments"), add_comment),

@@ -20,6 +20,7 @@ from orchestrator.testing.fake_github.records import (
     IssueRecord,
     Protection,
     Pull,
+    ReactionRecord,
     RecordedRequest,
     ReviewCommentRecord,
     ReviewRecord,
@@ -70,6 +71,7 @@ class GitHubSite:
         for login, association in (people or {}).items():
             self.set_association(login, association)
         self.scopeless_tokens: set[str] = set()
+        self.reactions: dict[int, list[ReactionRecord]] = {}  # comment id -> its reactions
         self._faults: list[Answer] = []
         self._after_reviews_read: dict[int, list[Callable[[], object]]] = {}
         self._requests: list[RecordedRequest] = []
@@ -441,12 +443,32 @@ class GitHubSite:
         )
 
     def add_comment(
-        self, number: int, body: str, author: str, *, association: str = "MEMBER"
+        self, number: int, body: str, author: str, *, association: str | None = None
     ) -> CommentRecord:
-        comment = CommentRecord(self.new_id(), body, author, self.tick(), association)
-        self.issues[number].comments.append(comment)
-        self.issues[number].updated = comment.created
-        return comment
+        """A comment by ``author``; ``association``: its ``author_association`` when not the
+        one ``author`` has (``association``)."""
+        with self.lock:
+            comment = CommentRecord(self.new_id(), body, author, self.tick(), association)
+            self.issues[number].comments.append(comment)
+            self.issues[number].updated = comment.created
+            return comment
+
+    def comments(self) -> list[tuple[int, CommentRecord]]:
+        """Every comment on every issue and pull request, with its number, oldest first."""
+        with self.lock:
+            found = [(n, c) for n, record in self.issues.items() for c in record.comments]
+        return sorted(found, key=lambda pair: pair[1].id)
+
+    def react(self, comment_id: int, author: str, content: str) -> tuple[ReactionRecord, bool]:
+        """``author``'s reaction ``content`` on the comment: (it, whether it is new)."""
+        with self.lock:
+            mine = self.reactions.setdefault(comment_id, [])
+            for known in mine:
+                if known.author == author and known.content == content:
+                    return known, False
+            made = ReactionRecord(self.new_id(), author, content, self.tick())
+            mine.append(made)
+            return made, True
 
 
 _ASSOCIATIONS = (
