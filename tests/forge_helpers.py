@@ -66,4 +66,10 @@ def said(body: str) -> str:
     """A comment council posted, without its fact marker at the end (``forge.told``), which
     it must carry: the words it shows."""
     assert len(markers(body)) == 1, body
-    return _MARKER.sub("", body).rstrip("\n")
+    return shown(_MARKER.sub("", body).rstrip("\n"))
+
+
+def shown(body: str) -> str:
+    """What a person reads of ``body``: the zero-width spaces that keep a ``<`` from opening a
+    tag and an ``@`` from pinging (``forge.public_text``) are not seen."""
+    return body.replace("\u200b", "")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cli_process_helpers import ENV, events
 from council_process import council
+from forge_helpers import shown
 from issue_loop import issue_loop
 from scheduler_helpers import new_repo
 from team_helpers import Team
@@ -297,7 +298,7 @@ def test_ask_pauses_and_asks_on_the_issue_whether_to_go_on(tmp_path: Path) -> No
         report = json.loads(done.stdout)
         assert report["status"] == "interrupted"
         asked = [
-            comment.body
+            shown(comment.body)
             for number in numbers
             for comment in gh.site.issues[number].comments
             if comment.body.startswith("CLI Council paused task")

@@ -77,7 +77,9 @@ def masked(text: str) -> str:
 
 def _quiet(text: str, refs: frozenset[int]) -> str:
     """``text`` that pings nobody, links no issue but ``refs`` and carries no HTML."""
-    text = text.replace("<", "&lt;")
+    # No tag and no comment can start (a zero-width space after each ``<``): shown as it is,
+    # inside a code span too, where an entity such as ``&lt;`` would show as typed.
+    text = text.replace("<", "<" + _ZWSP)
     text = _MENTION.sub("@" + _ZWSP, text).replace("](", "]" + _ZWSP + "(")
 
     def broken(match: re.Match[str]) -> str:
