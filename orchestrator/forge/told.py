@@ -30,15 +30,12 @@ import logging
 from orchestrator.forge.base import Comment, Forge
 from orchestrator.forge.public_text import PublicText, markers, with_marker
 
-__all__ = ["OURS", "Told"]
+__all__ = ["Told"]
 
 _log = logging.getLogger(__name__)
 
-OURS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
-
-
 def _ours(comment: Comment) -> bool:
-    return comment.is_bot or comment.association in OURS
+    return comment.is_bot or comment.trusted  # write access (``base.TRUSTED``), or an app
 
 
 class Told:
