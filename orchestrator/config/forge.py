@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
@@ -82,6 +82,12 @@ class ForgeConfig(Section):
         "round, reach a prompt): GitHub logins, and `collaborators` for everyone with write "
         "access to the repository, or `anyone` alone (a private repository that wants it); "
         "empty (the default): `collaborators`",
+    )
+    authors: Literal["trusted", "anyone"] = Field(
+        default="trusted",
+        description="whose issues a source takes: `trusted` (the default: only issues opened by "
+        "people `trusted` names; the label says someone chose the issue, but its text is its "
+        "author's and reaches a CLI's prompt) or `anyone` (a private repository that wants it)",
     )
     options: dict[str, Any] = Field(
         default_factory=dict,

@@ -77,6 +77,7 @@ class Issue:
     author: str
     url: str
     comments: int = 0  # how many comments it has (its pull request's review comments apart)
+    association: Association = "NONE"  # its author's ``author_association``
 
 
 TRUSTED = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})  # write access to the repository

@@ -450,6 +450,7 @@ def _issue(issue: models.Issue) -> Issue:
         author=_login(issue.user),
         url=issue.html_url,
         comments=int(issue.comments),
+        association=_association(issue.author_association),
     )
 
 

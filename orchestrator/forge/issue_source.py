@@ -6,7 +6,9 @@ through ``RunHooks``: tasks whose id the run does not have yet, in an order wher
 dependencies come first. It never adds a task twice (ids are stable: ``issue-<number>``). An
 issue whose block is bad, or whose task depends on a task the run does not have, is skipped:
 the issue is told once per reason (a comment, ``skip_comment``; once across restarts and
-workstations too: ``told``) and the run's log says it (``issue.skipped``).
+workstations too: ``told``) and the run's log says it (``issue.skipped``). So is an issue whose
+author the run does not trust (``forge.authors: trusted``, the default: ``forge.trust``), whatever
+its labels: its text would become a CLI's instructions.
 A task this source added that has not started (``queued``) is cancelled when its issue no
 longer matches (closed, or its labels removed): ``issue.withdrawn``. A source that cannot be
 read is a warning (``forge.call_failed``) and nothing is withdrawn on that read; only the
@@ -39,6 +41,7 @@ from orchestrator.forge.base import Forge, Issue
 from orchestrator.forge.issue_tasks import IssueProblem, issue_number, issue_task
 from orchestrator.forge.public_text import PublicText, own
 from orchestrator.forge.told import Told
+from orchestrator.forge.trust import Trust
 from orchestrator.safety import secret_mask
 
 __all__ = ["Check", "Emit", "IssueSource", "Reading", "RunHooks", "skip_comment", "skip_key"]
@@ -107,12 +110,14 @@ class IssueSource:
         emit: Emit,
         check: Check | None = None,
         told: Told | None = None,
+        authors: Trust | None = None,
     ) -> None:
         if not sources:
             raise ValueError("IssueSource needs at least one source")
         self._forge = forge
         self._facts = told if told is not None else Told(forge)
         self._check = check
+        self._authors = authors  # None: anyone's issue is taken (``forge.authors: anyone``)
         self._sources = list(sources)
         self._emit = emit
         self._ours: dict[str, int] = {}  # task id -> issue number, for tasks this source added
@@ -208,12 +213,35 @@ class IssueSource:
                 self._facts.saw(issue.number, issue.comments)
         for number in sorted(reading.issues):
             issue = reading.issues[number]
+            if not await self._author_trusted(issue):
+                continue
             try:
                 reading.tasks.append(issue_task(issue))
             except IssueProblem as problem:
                 await self._skip(issue, problem.reason)
         self._reads += 1
         return reading
+
+    async def _author_trusted(self, issue: Issue) -> bool:
+        """Whether ``issue``'s text may become a task (``forge.authors``): its author is
+        trusted; else it is skipped, told why once. A forge that cannot say (the collaborators
+        API away) leaves it for the next read."""
+        if self._authors is None:
+            return True
+        try:
+            if await self._authors.trusts(issue.author, issue.association):
+                return True
+        except ForgeError as exc:
+            await self._warn("check the issue's author", issue.number, exc)
+            return False
+        who = issue.author or "a deleted account"
+        await self._skip(
+            issue,
+            f"it was opened by {who}, who has no write access to the repository: CLI Council "
+            "takes issues only from the people it trusts (forge.authors), since an issue's text "
+            "becomes a CLI's instructions",
+        )
+        return False
 
     async def _admissible(self, reading: Reading, known: Collection[str]) -> list[TaskConfig]:
         """The new tasks of ``reading`` that can join a run holding ``known``, each after the

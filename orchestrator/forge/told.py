@@ -34,6 +34,7 @@ __all__ = ["Told"]
 
 _log = logging.getLogger(__name__)
 
+
 def _ours(comment: Comment) -> bool:
     return comment.is_bot or comment.trusted  # write access (``base.TRUSTED``), or an app
 

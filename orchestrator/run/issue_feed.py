@@ -33,6 +33,7 @@ from orchestrator.forge.issue_source import Emit, IssueSource
 from orchestrator.forge.issue_voice import IssueVoice
 from orchestrator.forge.steering import Steering
 from orchestrator.forge.told import Told
+from orchestrator.forge.trust import Trust, TrustRule
 from orchestrator.models import TaskStatus
 from orchestrator.plugins.host import PluginHost
 from orchestrator.run.steering_helm import RunHelm
@@ -107,7 +108,13 @@ class IssueFeed:
         forge = await connect(config.forge, config.repo, types=plugins.forges)
         sources = [source.issues for source in config.sources]
         told = Told(forge)  # what the sources list spares the voice a read of (``told``)
-        source = IssueSource(forge, sources, emit=emit, check=_checker(config), told=told)
+        settings = config.forge
+        authors = None
+        if settings is None or settings.authors == "trusted":
+            authors = Trust(forge, TrustRule.of(settings.trusted if settings else ()))
+        source = IssueSource(
+            forge, sources, emit=emit, check=_checker(config), told=told, authors=authors
+        )
         voice = IssueVoice(forge, emit=emit, lookup=scheduler.task, told=told)
         helm = RunHelm(scheduler)
         steering = Steering(forge, scheduler.services.store, helm, emit=emit)

@@ -33,7 +33,9 @@ def _when(tick: int | None) -> str | None:
     return None if tick is None else stamp(tick)
 
 
-def issue(urls: Urls, record: IssueRecord, colors: dict[str, str]) -> dict[str, Any]:
+def issue(
+    urls: Urls, record: IssueRecord, colors: dict[str, str], association: str
+) -> dict[str, Any]:
     api = f"{urls.repo_api}/issues/{record.number}"
     web_kind = "pull" if record.pull else "issues"
     html = f"{urls.repo_web}/{web_kind}/{record.number}"
@@ -63,7 +65,7 @@ def issue(urls: Urls, record: IssueRecord, colors: dict[str, str]) -> dict[str, 
         "closed_at": _when(record.closed),
         "created_at": stamp(record.created),
         "updated_at": stamp(record.updated),
-        "author_association": "MEMBER",
+        "author_association": association,
     }
     if record.pull is not None:
         shape["pull_request"] = {

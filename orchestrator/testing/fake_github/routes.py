@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from orchestrator.testing.fake_github import objects
-from orchestrator.testing.fake_github.records import CommentRecord
+from orchestrator.testing.fake_github.records import CommentRecord, IssueRecord
 from orchestrator.testing.fake_github.shapes import error, label, stamp
 from orchestrator.testing.fake_github.site import API_PREFIX, Answer, GitHubSite
 
@@ -82,14 +82,17 @@ def list_issues(site: GitHubSite, match: re.Match[str], query: Query, body: Any,
         if (state == "all" or record.state == state)
         and all(name in record.labels for name in wanted)
     ]
-    return Answer(200, [objects.issue(site.urls, r, site.colors) for r in _page(found, query)])
+    return Answer(
+        200,
+        [_issue(site, r) for r in _page(found, query)],
+    )
 
 
 def get_issue(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
     record = site.issues.get(int(match["n"]))
     if record is None:
         return _not_found()
-    return Answer(200, objects.issue(site.urls, record, site.colors))
+    return Answer(200, _issue(site, record))
 
 
 def edit_issue(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
@@ -108,7 +111,7 @@ def edit_issue(site: GitHubSite, match: re.Match[str], query: Query, body: Any, 
         record.title = str(body["title"])
     if record.pull is not None and match["kind"] == "pulls":
         return Answer(200, site.pull_json(number))
-    return Answer(200, objects.issue(site.urls, record, site.colors))
+    return Answer(200, _issue(site, record))
 
 
 def add_comment(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
@@ -119,6 +122,10 @@ def add_comment(site: GitHubSite, match: re.Match[str], query: Query, body: Any,
         return _invalid("body")
     comment = site.add_comment(number, body["body"], site.owner)
     return Answer(201, objects.issue_comment(site.urls, number, comment, _said_by(site, comment)))
+
+
+def _issue(site: GitHubSite, record: IssueRecord) -> dict[str, Any]:
+    return objects.issue(site.urls, record, site.colors, site.association(record.author))
 
 
 def _said_by(site: GitHubSite, comment: CommentRecord) -> str:

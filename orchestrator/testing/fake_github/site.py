@@ -143,12 +143,14 @@ class GitHubSite:
             self.colors[name] = color
 
     def create_issue(
-        self, title: str, body: str = "", *, labels: Iterable[str] = (), author: str = "octocat"
+        self, title: str, body: str = "", *, labels: Iterable[str] = (), author: str | None = None
     ) -> int:
+        """An issue ``author`` opened (default: the repository's owner)."""
         with self.lock:
             number = len(self.issues) + 1
             now = self.tick()
-            self.issues[number] = IssueRecord(number, title, body, author, now, now)
+            by = author if author is not None else self.owner
+            self.issues[number] = IssueRecord(number, title, body, by, now, now)
             for name in labels:
                 self.colors.setdefault(name, "ededed")
                 self.issues[number].labels.append(name)
