@@ -80,6 +80,15 @@ def _world(r: Rig) -> dict[str, tuple[Any, Any]]:
             _call(r, "GET", f"/commits/{sha}/check-runs"),
         ),
         "status": (models.CombinedCommitStatus, _call(r, "GET", f"/commits/{sha}/status")),
+        "permission": (
+            models.RepositoryCollaboratorPermission,
+            _call(r, "GET", "/collaborators/alice/permission"),
+        ),
+        "not_a_user": (models.BasicError, _call(r, "GET", "/collaborators/a%5Bb/permission")),
+        "head_changed": (
+            models.BasicError,
+            _call(r, "PUT", f"/pulls/{number}/merge", {"merge_method": "merge", "sha": "0" * 40}),
+        ),
         "merge": (
             models.PullRequestMergeResult,
             _call(r, "PUT", f"/pulls/{number}/merge", {"merge_method": "squash", "sha": sha}),
@@ -112,6 +121,9 @@ def test_issue_list_carries_the_pull_request_as_github_does(r: Rig) -> None:
 
 def test_the_merge_and_conflict_answers(r: Rig) -> None:
     world = _world(r)
+    assert world["head_changed"][1]["message"] == (
+        "Head branch was modified. Review and try the merge again."
+    )
     assert world["merge"][1]["merged"] is True
     merged = models.PullRequest.model_validate(world["merged_pull"][1])
     assert merged.merged and merged.state == "closed" and merged.merged_by is not None
@@ -133,6 +145,8 @@ def test_a_missing_required_field_would_fail(r: Rig) -> None:
         (models.PullRequest, world["pull"][1]),
         (models.PullRequestReview, world["reviews"][1][0]),
         (models.PullRequestReviewComment, world["review_comments"][1][0]),
+        (models.RepositoryCollaboratorPermission, world["permission"][1]),
+        (models.Collaborator, world["permission"][1]["user"]),
         (models.CheckRun, world["check_runs"][1]["check_runs"][0]),
         (models.CombinedCommitStatus, world["status"][1]),
         (models.Label, world["labels"][1][0]),
