@@ -55,13 +55,21 @@ def stop_resume_check(root: Path, point: str, k: int) -> tuple[bool, list[str]]:
         timeout=patience(120),
     )
     where = f"{point}:{k}"
-    counted = crash.count_problems(
-        where, point, k, done.returncode != 0, crash.reached(steps, point)
+    # A stop that arrives once the run has decided to end (its last writes: the session's
+    # end, its checkpoint) has nothing left to stop: the run ends completed, exit 0, whole.
+    late = (
+        done.returncode == 0
+        and f"crash point {point} reached ({k})" in done.stderr
+        and "finished: completed" in done.stderr
     )
-    if done.returncode == 0:  # fewer steps than k in this schedule: it must be whole
+    counted = [] if late else crash.count_problems(
+        where, point, k, done.returncode != 0, crash.reached(steps, point)
+    )  # fmt: skip
+    if done.returncode == 0:  # fewer steps than k in this schedule, or a late stop: whole
         said = [f"{where}: what the run said: {done.stderr[-1500:]}"] if counted else []
-        return False, counted + said + [
-            f"{where} (not reached): {p}" for p in crash.settled_problems(run)
+        return late, counted + said + [
+            f"{where} ({'stopped at its end' if late else 'not reached'}): {p}"
+            for p in crash.settled_problems(run)
         ]
     if counted:
         return True, counted
