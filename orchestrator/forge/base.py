@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 from orchestrator.forge.public_text import PublicText
 
@@ -55,16 +55,7 @@ Association = Literal[
     "NONE",
 ]
 """The author's relation to the repository, as GitHub says it (``author_association``)."""
-ASSOCIATIONS: tuple[Association, ...] = (
-    "OWNER",
-    "MEMBER",
-    "COLLABORATOR",
-    "CONTRIBUTOR",
-    "FIRST_TIMER",
-    "FIRST_TIME_CONTRIBUTOR",
-    "MANNEQUIN",
-    "NONE",
-)
+ASSOCIATIONS: tuple[Association, ...] = get_args(Association)
 
 
 @dataclass(frozen=True)
@@ -80,7 +71,8 @@ class Issue:
     association: Association = "NONE"  # its author's ``author_association``
 
 
-TRUSTED = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})  # write access to the repository
+# Write access to the repository, by the association alone.
+TRUSTED: frozenset[Association] = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.errors import ForgeAuthError, ForgeNotFound
-from orchestrator.forge.base import Association, Forge, Review, ReviewComment
+from orchestrator.forge.base import TRUSTED, Association, Forge, Review, ReviewComment
 
 __all__ = [
     "ANYONE",
     "COLLABORATORS",
-    "TRUSTED_ASSOCIATIONS",
     "WRITE_ROLES",
     "Heard",
     "Trust",
@@ -37,7 +36,6 @@ __all__ = [
 
 ANYONE = "anyone"
 COLLABORATORS = "collaborators"
-TRUSTED_ASSOCIATIONS: frozenset[Association] = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 _NOBODY: frozenset[Association] = frozenset({"MANNEQUIN"})
 
@@ -103,7 +101,7 @@ class Trust:
             return True
         if not rule.collaborators or association in _NOBODY:
             return False
-        if association in TRUSTED_ASSOCIATIONS:
+        if association in TRUSTED:
             return True
         return await self._has_write(login)
 

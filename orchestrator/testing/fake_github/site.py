@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from orchestrator.forge.base import ASSOCIATIONS
 from orchestrator.testing.fake_github import objects, shapes
 from orchestrator.testing.fake_github.bare import BareRepo, MergeConflict
 from orchestrator.testing.fake_github.records import (
@@ -113,8 +114,8 @@ class GitHubSite:
         NONE...), and (``role``) their role in the collaborators API when it is not the one
         the association implies (such as a MEMBER whose membership is private, shown as
         CONTRIBUTOR, with write access)."""
-        if association not in _ASSOCIATIONS:
-            raise ValueError(f"{association!r} is not one of {', '.join(_ASSOCIATIONS)}")
+        if association not in ASSOCIATIONS:
+            raise ValueError(f"{association!r} is not one of {', '.join(ASSOCIATIONS)}")
         with self.lock:
             self.associations[login.lower()] = association
             if role is not None:
@@ -473,16 +474,6 @@ class GitHubSite:
             return made, True
 
 
-_ASSOCIATIONS = (
-    "OWNER",
-    "MEMBER",
-    "COLLABORATOR",
-    "CONTRIBUTOR",
-    "FIRST_TIMER",
-    "FIRST_TIME_CONTRIBUTOR",
-    "MANNEQUIN",
-    "NONE",
-)
 _WRITE = ("admin", "maintain", "write")
 _ROLE_OF = {"OWNER": "admin", "MEMBER": "write", "COLLABORATOR": "write"}
 
