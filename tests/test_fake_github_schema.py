@@ -23,7 +23,11 @@ def r(tmp_path: Path) -> Iterator[Rig]:
 
 
 def _call(r: Rig, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    url = f"{r.gh.api_url}/repos/{OWNER}/{REPO}{path}"
+    url = (
+        f"{r.gh.api_url}{path}"
+        if path.startswith("/orgs/")
+        else (f"{r.gh.api_url}/repos/{OWNER}/{REPO}{path}")
+    )
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Authorization", f"token {TOKEN}")
@@ -38,6 +42,7 @@ def _call(r: Rig, method: str, path: str, body: Any = None) -> tuple[int, Any]:
 def _world(r: Rig) -> dict[str, tuple[Any, Any]]:
     """One of each answer the fake gives: name -> (model, JSON)."""
     issue = r.gh.create_issue("An issue", "Body", labels=["council"])
+    r.gh.set_team("acme", "core", ["alice"])
     sha = r.branch("feature", {"a.py": "x = 1\n"})
     status, pull = _call(
         r, "POST", "/pulls", {"title": "T", "body": "", "head": "feature", "base": "main"}
@@ -63,6 +68,15 @@ def _world(r: Rig) -> dict[str, tuple[Any, Any]]:
         "unlabel": (
             list[models.Label],
             _call(r, "DELETE", f"/issues/{issue}/labels/council%3Aworking"),
+        ),
+        "events": (list[models.IssueEvent], _call(r, "GET", f"/issues/{issue}/events")),
+        "team": (
+            models.TeamMembership,
+            _call(r, "GET", "/orgs/acme/teams/core/memberships/alice"),
+        ),
+        "not_in_team": (
+            models.BasicError,
+            _call(r, "GET", "/orgs/acme/teams/core/memberships/bob"),
         ),
         "pulls": (list[models.PullRequestSimple], _call(r, "GET", f"/pulls?head={OWNER}:feature")),
         "pull": (models.PullRequest, _call(r, "GET", f"/pulls/{number}")),
@@ -119,6 +133,18 @@ def test_issue_list_carries_the_pull_request_as_github_does(r: Rig) -> None:
     assert kinds == {1: False, 2: True}
 
 
+def test_an_issues_label_events_say_who_put_each_label_on(r: Rig) -> None:
+    world = _world(r)
+    kinds = [(e["event"], e["label"]["name"], e["actor"]["login"]) for e in world["events"][1]]
+    assert kinds == [
+        ("labeled", "council", OWNER),  # at its creation, by its author
+        ("labeled", "council:working", OWNER),  # POST labels: the token's user
+        ("unlabeled", "council:working", OWNER),
+    ]
+    assert world["team"][1]["state"] == "active"
+    assert world["not_in_team"][1]["message"] == "Not Found"
+
+
 def test_the_merge_and_conflict_answers(r: Rig) -> None:
     world = _world(r)
     assert world["head_changed"][1]["message"] == (
@@ -150,6 +176,9 @@ def test_a_missing_required_field_would_fail(r: Rig) -> None:
         (models.CheckRun, world["check_runs"][1]["check_runs"][0]),
         (models.CombinedCommitStatus, world["status"][1]),
         (models.Label, world["labels"][1][0]),
+        (models.LabeledIssueEvent, world["events"][1][0]),
+        (models.UnlabeledIssueEvent, world["events"][1][-1]),
+        (models.TeamMembership, world["team"][1]),
         (models.SimpleUser, world["issue"][1]["user"]),
     ]
     for model, data in objects:

@@ -1,7 +1,9 @@
 """Whose issues become tasks (``forge.authors``): an issue's text becomes a CLI's instructions,
 so by default only issues opened by people the run trusts (write access, as for reviews:
 ``forge.trust``) are taken, whatever their labels; an outsider's labelled issue is told once
-why, across restarts, and nothing of its text runs. ``forge.authors: anyone`` takes it.
+why, across restarts, and nothing of its text runs. ``forge.authors: anyone`` takes it once a
+trusted person put the label on (the outsider's own label, as an issue template puts it, is no
+gate).
 ``council run`` as a real process, the scripted CLI, the fake GitHub."""
 
 from __future__ import annotations
@@ -75,7 +77,17 @@ def test_an_outsiders_labelled_issue_is_taken_only_when_anyone_is(
 
         assert code == 0, err[-2000:]
         if authors == "anyone":
-            assert statuses == {f"issue-{ours}": "done", f"issue-{theirs}": "done"}
+            # The label is the gate then, and the outsider's own (an issue template's) is none.
+            assert statuses == {f"issue-{ours}": "done"}
+            (told,) = [said(c.body) for c in fake.site.issues[theirs].comments]
+            assert "label `council` was put on by stranger, who has no write access" in told
+            # A person with write access labels it: taken.
+            fake.unlabel(theirs, "council", by="stranger")
+            fake.label(theirs, "council", by=OWNER)
+            code, statuses, err = _run(tmp_path, fake, authors)
+            assert code == 0, err[-2000:]
+            assert statuses.get(f"issue-{theirs}") == "done"
+            assert git(repo, "show", "main:theirs.txt") == "stranger's words"
             return
         assert statuses == {f"issue-{ours}": "done"}
         assert git(repo, "show", "main:ours.txt") == "ours"

@@ -24,6 +24,7 @@ from remote_repo import make_team
 from test_pull_landing import COUNCIL, NAME, OWNER, TOKEN, Rig
 from timing import patience
 
+from orchestrator.errors import ForgeAuthError
 from orchestrator.forge.trust import Trust, TrustRule
 from orchestrator.models import TaskStatus
 from orchestrator.testing.fake_github import FakeGitHub
@@ -209,6 +210,8 @@ def test_forge_trusted_anyone_hears_an_outsider(make_rig: Any) -> None:
         ('["not a login!"]', "is neither a GitHub login"),
         ("[anyone, alice]", "'anyone' trusts everybody: list it alone"),
         ("[-alice]", "is neither a GitHub login"),
+        ('["@acme"]', "a team (@org/team-slug"),
+        ('["@acme/core/x"]', "is neither a GitHub login"),
     ],
 )
 def test_config_validate_names_a_bad_forge_trusted(make_rig: Any, trusted: str, said: str) -> None:
@@ -236,6 +239,7 @@ def forge_rig(tmp_path: Path) -> Iterator[Any]:
         made.gh.set_association("private", "CONTRIBUTOR", role="write")
         made.gh.set_association("helper", "CONTRIBUTOR")  # read: the association implies it
         made.gh.set_association("triager", "COLLABORATOR", role="triage")
+        made.gh.set_association("visitor", "MEMBER", role="read")
         made.gh.set_association("ghost-import", "MANNEQUIN")
         yield made
 
@@ -247,19 +251,77 @@ def _asked(made: Any) -> list[str]:
 async def test_default_trust_is_write_access(forge_rig: Any) -> None:
     trust = Trust(forge_rig.forge, TrustRule.of([]))
     assert await trust.trusts("octo", "OWNER")
+    assert _asked(forge_rig) == []  # the owner: decisive, nothing asked
+    # Anyone else is confirmed: a COLLABORATOR or a MEMBER may have read or triage only.
     assert await trust.trusts("member", "MEMBER")
     assert await trust.trusts("owner-team", "COLLABORATOR")
-    assert _asked(forge_rig) == []  # decisive: nothing asked
+    assert not await trust.trusts("triager", "COLLABORATOR")  # invited to triage: no write
+    assert not await trust.trusts("visitor", "MEMBER")  # the organisation's, read only here
     assert await trust.trusts("private", "CONTRIBUTOR")  # confirmed: write
     assert not await trust.trusts("helper", "CONTRIBUTOR")  # confirmed: read only
     assert not await trust.trusts("stranger", "NONE")
     assert not await trust.trusts("ghost-import", "MANNEQUIN")  # nobody: not asked
     assert not await trust.trusts("", "NONE")  # a deleted account
     assert not await trust.trusts("no-such-user]", "NONE")  # 404 from the API
-    # Each login asked once for the run, whatever its case.
+    # Each login asked once for the run, whatever its case; a second rule shares the answers.
     assert await trust.trusts("PRIVATE", "CONTRIBUTOR")
     assert not await trust.trusts("Stranger", "FIRST_TIMER")
-    assert _asked(forge_rig) == ["private", "helper", "stranger", "no-such-user%5D"]
+    assert await trust.with_rule(TrustRule.of(["collaborators", "x"])).trusts("member", "MEMBER")
+    assert _asked(forge_rig) == [
+        "member",
+        "owner-team",
+        "triager",
+        "visitor",
+        "private",
+        "helper",
+        "stranger",
+        "no-such-user%5D",
+    ]
+
+
+class _NoCollaboratorsApi:
+    """The GitHub client with a token that may not read the collaborators API (403)."""
+
+    def __init__(self, forge: Any) -> None:
+        self._forge = forge
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._forge, name)
+
+    async def permission(self, login: str) -> str:
+        raise ForgeAuthError(
+            f"GET collaborators/{login}/permission", 403, "Resource not accessible"
+        )
+
+
+async def test_an_unreadable_role_leaves_the_association_s_word(forge_rig: Any) -> None:
+    """A token that may not read roles: a MEMBER or COLLABORATOR is taken at their word,
+    anyone else is not trusted (no confirmation to be had)."""
+    trust = Trust(_NoCollaboratorsApi(forge_rig.forge), TrustRule.of([]))
+    assert await trust.trusts("member", "MEMBER")
+    assert await trust.trusts("triager", "COLLABORATOR")
+    assert not await trust.trusts("private", "CONTRIBUTOR")
+    assert not await trust.trusts("stranger", "NONE")
+
+
+async def test_a_team_in_forge_trusted(forge_rig: Any) -> None:
+    """``@org/team``: its active members, asked once a login a run; nobody else by it."""
+    forge_rig.gh.set_team("acme", "core", ["Dana"])
+    trust = Trust(forge_rig.forge, TrustRule.of(["@acme/core"]))
+    assert await trust.trusts("dana", "NONE")
+    assert not await trust.trusts("stranger", "NONE")
+    assert not await trust.trusts("member", "MEMBER")  # narrowed: write access is not enough
+    assert await trust.trusts("DANA", "NONE")
+    teams = [r.path for r in forge_rig.gh.requests if "/teams/" in r.path]
+    assert teams == [
+        "/api/v3/orgs/acme/teams/core/memberships/dana",
+        "/api/v3/orgs/acme/teams/core/memberships/stranger",
+        "/api/v3/orgs/acme/teams/core/memberships/member",
+    ]
+    assert _asked(forge_rig) == []  # no `collaborators` in the rule: roles never asked
+    wider = Trust(forge_rig.forge, TrustRule.of(["collaborators", "@acme/core"]))
+    assert await wider.trusts("member", "MEMBER") and await wider.trusts("dana", "NONE")
+    assert TrustRule.of(["@Acme/Core"]).describe() == "@acme/core"
 
 
 async def test_the_permission_call_gives_the_role(forge_rig: Any) -> None:

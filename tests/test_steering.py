@@ -25,6 +25,7 @@ from orchestrator.forge.steering import (
     SteeringRefused,
     parse,
 )
+from orchestrator.forge.trust import Trust, TrustRule
 from orchestrator.state import FileStateStore
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -193,6 +194,35 @@ def test_an_outsiders_command_does_nothing(r: Rig, tmp_path: Path) -> None:
     anyio.run(main)
     assert helm.done == []
     assert _comments(r, issue) == ["/council stop", "/council stop"]
+
+
+def test_whose_command_counts_is_the_runs_trust(r: Rig, tmp_path: Path) -> None:
+    """Not the comment's association alone: a COLLABORATOR invited to read is nobody's voice,
+    and ``forge.trusted`` (a named login, a team) decides as it does for reviews."""
+    issue = r.gh.create_issue("Work", "body", labels=["council"])
+    r.gh.set_association("reader", "COLLABORATOR", role="read")
+    r.gh.set_team("acme", "ops", ["dana"])
+    helm = Recorder()
+
+    async def main() -> None:
+        async with FileStateStore(tmp_path / "state") as store:
+            default = Steering(r.forge, store, helm)
+            await default.poll_once()
+            ignored = r.gh.site.add_comment(issue, "/council stop", "reader")
+            assert await default.poll_once() == []
+            assert await store.get_record(STEERING, str(ignored.id)) is None
+            rule = TrustRule.of(["ci-helper", "@acme/ops"])
+            named = Steering(r.forge, store, helm, trust=Trust(r.forge, rule))
+            await named.poll_once()
+            by_login = r.gh.site.add_comment(issue, "/council go on", "ci-helper")
+            by_team = r.gh.site.add_comment(issue, "/council stop", "dana")
+            by_owner = r.gh.site.add_comment(issue, "/council raise 1", OWNER)  # not named
+            taken = await named.poll_once()
+            assert [t.comment for t in taken] == [by_login.id, by_team.id]
+            assert await store.get_record(STEERING, str(by_owner.id)) is None
+
+    anyio.run(main)
+    assert helm.done == [("go on", f"issue-{issue}", None), ("stop", f"issue-{issue}", None)]
 
 
 def test_a_bad_raise_gets_a_short_answer_and_nothing_is_done(r: Rig, tmp_path: Path) -> None:

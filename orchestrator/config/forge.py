@@ -26,16 +26,17 @@ def _owner_name(value: str) -> str:
 
 
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}(?:\[bot\])?$")
+_TEAM = re.compile(r"^@[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9_.-]+$")
 TRUSTED_WORDS = ("anyone", "collaborators")
 
 
 def _trusted(value: list[str]) -> list[str]:
     for entry in value:
-        if entry not in TRUSTED_WORDS and not _LOGIN.match(entry):
+        if entry not in TRUSTED_WORDS and not _LOGIN.match(entry) and not _TEAM.match(entry):
             raise ValueError(
                 f"{entry!r} is neither a GitHub login (letters, digits, single hyphens, at most "
-                "39, such as octocat or ci-helper[bot]) nor one of the words "
-                "collaborators, anyone"
+                "39, such as octocat or ci-helper[bot]), a team (@org/team-slug, such as "
+                "@octo-org/core) nor one of the words collaborators, anyone"
             )
     if "anyone" in value and len(value) > 1:
         raise ValueError("'anyone' trusts everybody: list it alone")
@@ -78,10 +79,11 @@ class ForgeConfig(Section):
     )
     trusted: Annotated[list[str], AfterValidator(_trusted)] = Field(
         default_factory=list,
-        description="whose reviews and review comments count (gate a merge, start a feedback "
-        "round, reach a prompt): GitHub logins, and `collaborators` for everyone with write "
-        "access to the repository, or `anyone` alone (a private repository that wants it); "
-        "empty (the default): `collaborators`",
+        description="whose word counts (reviews and review comments gate a merge, start a "
+        "feedback round, reach a prompt; comments steer; issues and labels become tasks): GitHub "
+        "logins, teams as @org/team-slug (their active members; the token needs read:org), and "
+        "`collaborators` for everyone with write access to the repository, or `anyone` alone (a "
+        "private repository that wants it); empty (the default): `collaborators`",
     )
     authors: Literal["trusted", "anyone"] = Field(
         default="trusted",

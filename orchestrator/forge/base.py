@@ -86,15 +86,10 @@ class Comment:
     author: str
     # GitHub's ``author_association``: OWNER, MEMBER, COLLABORATOR (write access), CONTRIBUTOR,
     # FIRST_TIMER, FIRST_TIME_CONTRIBUTOR, MANNEQUIN, NONE; ``is_bot``: an app's account
-    association: str = "NONE"
+    association: Association = "NONE"
     is_bot: bool = False
     issue: int = 0
     updated_at: str = ""
-
-    @property
-    def trusted(self) -> bool:
-        """Its author has write access to the repository (``TRUSTED``)."""
-        return self.association in TRUSTED
 
 
 @dataclass(frozen=True)
@@ -298,6 +293,16 @@ class Forge(Protocol):
     async def permission(self, login: str) -> str:
         """``login``'s role on the repository: admin, maintain, write, triage, read or none
         (``ForgeNotFound`` when no such user)."""
+        ...
+
+    async def in_team(self, org: str, team: str, login: str) -> bool:
+        """Whether ``login`` is an active member of team ``team`` (its slug) of organisation
+        ``org`` (a pending invitation is not; nor is anyone of a team the token cannot see)."""
+        ...
+
+    async def labelled_by(self, number: int) -> Mapping[str, str]:
+        """Who last put each label issue ``number`` carries on it: label name -> login (from
+        the issue's events; a label nobody is recorded to have put is absent)."""
         ...
 
     async def merge_pull(

@@ -250,6 +250,31 @@ class GitHubForge:
         role = str(found.role_name or "").lower()
         return role if role in _ROLES else str(found.permission).lower()
 
+    async def in_team(self, org: str, team: str, login: str) -> bool:
+        path = "/".join(
+            ("/orgs", quote(org, safe=""), "teams", quote(team, safe=""), "memberships")
+        )
+        try:
+            found = await self._call(
+                "GET", f"{path}/{quote(login, safe='')}", models.TeamMembership, root=True
+            )
+        except ForgeNotFound:
+            return False  # not a member (or a team this token cannot see)
+        return str(found.state) == "active"
+
+    async def labelled_by(self, number: int) -> Mapping[str, str]:
+        found = await self._pages(f"/issues/{number}/events", models.IssueEvent)
+        by: dict[str, str] = {}
+        for event in found:  # oldest first: the last one to put a label on wins
+            label = _given(event.label)
+            if label is None or not isinstance(label.name, str):
+                continue
+            if event.event == "labeled" and event.actor is not None:
+                by[label.name] = event.actor.login
+            elif event.event == "unlabeled":
+                by.pop(label.name, None)
+        return by
+
     async def merge_pull(
         self, number: int, *, method: MergeMethod, expected_sha: str
     ) -> MergeOutcome:
@@ -289,8 +314,9 @@ class GitHubForge:
         *,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        root: bool = False,
     ) -> Any:
-        url = self._prefix + path
+        url = path if root else self._prefix + path  # ``root``: not under the repository
         where = f"{method} {url}"
         key = url + "?" + "&".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
         tries, rate_waited = 0, 0.0

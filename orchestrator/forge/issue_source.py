@@ -8,7 +8,10 @@ issue whose block is bad, or whose task depends on a task the run does not have,
 the issue is told once per reason (a comment, ``skip_comment``; once across restarts and
 workstations too: ``told``) and the run's log says it (``issue.skipped``). So is an issue whose
 author the run does not trust (``forge.authors: trusted``, the default: ``forge.trust``), whatever
-its labels: its text would become a CLI's instructions.
+its labels: its text would become a CLI's instructions. With ``forge.authors: anyone`` the label
+is the only gate, so each label a source asks for must have been put on the issue by a person
+the run trusts (the issue's events say who: ``Forge.labelled_by``, asked until it passed);
+anyone else's labelled issue is skipped the same way.
 A task this source added that has not started (``queued``) is cancelled when its issue no
 longer matches (closed, or its labels removed): ``issue.withdrawn``. A source that cannot be
 read is a warning (``forge.call_failed``) and nothing is withdrawn on that read; only the
@@ -111,6 +114,7 @@ class IssueSource:
         check: Check | None = None,
         told: Told | None = None,
         authors: Trust | None = None,
+        labellers: Trust | None = None,
     ) -> None:
         if not sources:
             raise ValueError("IssueSource needs at least one source")
@@ -118,6 +122,8 @@ class IssueSource:
         self._facts = told if told is not None else Told(forge)
         self._check = check
         self._authors = authors  # None: anyone's issue is taken (``forge.authors: anyone``)
+        self._labellers = labellers  # None: whoever put the labels on (``authors`` decides)
+        self._labelled: set[int] = set()  # issues whose labels were found put on by trusted
         self._sources = list(sources)
         self._emit = emit
         self._ours: dict[str, int] = {}  # task id -> issue number, for tasks this source added
@@ -197,6 +203,7 @@ class IssueSource:
 
     async def _read(self, *, strict: bool) -> Reading:
         reading = Reading()
+        asked: dict[int, set[str]] = {}  # issue -> the labels the sources listing it ask for
         for source in self._sources:
             try:
                 found = await self._forge.list_issues(
@@ -210,10 +217,13 @@ class IssueSource:
                 continue
             for issue in found:
                 reading.issues.setdefault(issue.number, issue)
+                asked.setdefault(issue.number, set()).update(source.labels)
                 self._facts.saw(issue.number, issue.comments)
         for number in sorted(reading.issues):
             issue = reading.issues[number]
             if not await self._author_trusted(issue):
+                continue
+            if not await self._labels_trusted(issue, asked[number]):
                 continue
             try:
                 reading.tasks.append(issue_task(issue))
@@ -242,6 +252,38 @@ class IssueSource:
             "becomes a CLI's instructions",
         )
         return False
+
+    async def _labels_trusted(self, issue: Issue, labels: set[str]) -> bool:
+        """Whether each of ``labels`` on ``issue`` was put there by a trusted person (only
+        with ``labellers``: ``forge.authors: anyone``); else it is skipped, told why once."""
+        if self._labellers is None or not labels or issue.number in self._labelled:
+            return True
+        try:
+            by = {
+                name.lower(): who
+                for name, who in (await self._forge.labelled_by(issue.number)).items()
+            }
+            for label in sorted(labels):
+                who = by.get(label.lower(), "")
+                if await self._labellers.trusts(who):
+                    continue
+                whom = (
+                    f"by {who}, who has no write access to the repository"
+                    if who
+                    else ("by nobody the issue's events name")
+                )
+                await self._skip(
+                    issue,
+                    f"its label `{label}` was put on {whom}: with forge.authors: anyone the "
+                    "label is what lets an issue's text become a CLI's instructions, so CLI "
+                    "Council takes it only from the people it trusts",
+                )
+                return False
+        except ForgeError as exc:
+            await self._warn("check who labelled the issue", issue.number, exc)
+            return False
+        self._labelled.add(issue.number)
+        return True
 
     async def _admissible(self, reading: Reading, known: Collection[str]) -> list[TaskConfig]:
         """The new tasks of ``reading`` that can join a run holding ``known``, each after the

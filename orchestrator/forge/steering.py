@@ -8,10 +8,11 @@ indented four spaces), case and spacing free::
     /council raise 5        that budget gets $5 more (``$5.50`` too)
     /council stop           the task is cancelled, as ``council cancel`` does
 
-The first command line of a comment counts. Only a comment whose ``author_association`` is
-OWNER, MEMBER or COLLABORATOR (``forge.base.TRUSTED``) is read; anyone else's is ignored:
-no reaction, no answer, nothing done. A trusted command that cannot be read (``/council
-raise abc``, a word that is no command) gets a short answer saying what is wrong.
+The first command line of a comment counts. Only a command from a person the run trusts is
+taken (``forge.trust``: ``forge.trusted``, by default the people with write access, confirmed
+by the collaborators API); anyone else's is ignored: no reaction, no answer, nothing done.
+A trusted command that cannot be read (``/council raise abc``, a word that is no command) gets
+a short answer saying what is wrong.
 
 ``Steering.poll_once`` lists the repository's comments updated since the newest one it saw
 (one conditional request: a 304 from the forge client's ETag cache while nothing was written;
@@ -48,6 +49,7 @@ from orchestrator.events.base import Event
 from orchestrator.events.issues import ForgeCallFailed
 from orchestrator.forge.base import Comment, Forge
 from orchestrator.forge.public_text import own
+from orchestrator.forge.trust import WRITE_ACCESS, Trust
 from orchestrator.models import KeyedRecord
 from orchestrator.safety import secret_mask
 from orchestrator.state.protocol import StateStore
@@ -193,9 +195,16 @@ class Taken:
 
 class Steering:
     def __init__(
-        self, forge: Forge, store: StateStore, helm: Helm, *, emit: Emit | None = None
+        self,
+        forge: Forge,
+        store: StateStore,
+        helm: Helm,
+        *,
+        trust: Trust | None = None,
+        emit: Emit | None = None,
     ) -> None:
         self._forge = forge
+        self._trust = trust if trust is not None else Trust(forge, WRITE_ACCESS)
         self._store = store
         self._helm = helm
         self._emit = emit
@@ -252,10 +261,12 @@ class Steering:
         await self._store.put_record(CURSOR, self._cursor_key, {"since": newest}, durable=False)
 
     async def _consider(self, comment: Comment) -> Taken | None:
-        if not comment.trusted:
-            return None
         parsed = parse(comment.body)
         if parsed is None:
+            return None
+        # Asked only of a command (the collaborators API, once a login a run); a forge that
+        # does not answer raises: the poll's cursor stays, and the comment is read again.
+        if not await self._trust.trusts(comment.author, comment.association):
             return None
         task_id = await self._helm.task_of(comment.issue)
         if task_id is None:

@@ -11,9 +11,10 @@ are shared by every workstation serving the repository, whatever store each one 
 is no second write to lose (a record written after the comment is lost by a crash between the
 two, and the comment posted again; written before it, the crash loses the comment).
 
-Only markers in comments from the repository's own people count: ``author_association``
-OWNER, MEMBER or COLLABORATOR (write access), or an app's account (which can comment only
-where it was installed). An outsider who copies a marker into a comment silences nothing.
+Only markers in comments from the repository's own people count: people with write access
+(``trust.WRITE_ACCESS``: the OWNER, anyone else confirmed by the collaborators API, whatever
+``forge.trusted`` says), or an app's account (which can comment only where it was installed).
+An outsider (or a read-only collaborator) who copies a marker into a comment silences nothing.
 
 Cost: one read of the issue's comments (paged, through the forge's ETag cache) the first time a
 process tells that issue anything, none for an issue the run's sources just listed with no
@@ -27,23 +28,22 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.forge.base import Comment, Forge
+from orchestrator.forge.base import Forge
 from orchestrator.forge.public_text import PublicText, markers, with_marker
+from orchestrator.forge.trust import WRITE_ACCESS, Trust
 
 __all__ = ["Told"]
 
 _log = logging.getLogger(__name__)
 
 
-def _ours(comment: Comment) -> bool:
-    return comment.is_bot or comment.trusted  # write access (``base.TRUSTED``), or an app
-
-
 class Told:
-    """The facts told to each issue of one forge (module doc)."""
+    """The facts told to each issue of one forge (module doc); ``trust``: the run's, whose
+    answers it shares (its rule is always write access)."""
 
-    def __init__(self, forge: Forge) -> None:
+    def __init__(self, forge: Forge, trust: Trust | None = None) -> None:
         self._forge = forge
+        self._writers = (trust or Trust(forge, WRITE_ACCESS)).with_rule(WRITE_ACCESS)
         self._known: dict[int, set[str]] = {}
 
     def saw(self, number: int, comments: int) -> None:
@@ -58,8 +58,12 @@ class Told:
         if known is None:
             found: set[str] = set()
             for comment in await self._forge.list_comments(number):
-                if _ours(comment):
-                    found |= markers(comment.body)
+                keys = markers(comment.body)
+                if keys and (
+                    comment.is_bot
+                    or await self._writers.trusts(comment.author, comment.association)
+                ):
+                    found |= keys
             # merged: a fact told while this read was under way (the run's voice and its
             # sources share one ``Told``) stays known
             known = self._known.setdefault(number, set())

@@ -9,7 +9,7 @@ created with them. ``following`` runs beside the scheduler: the source read agai
 path, queued ones whose issue no longer matches cancelled through its cancel path) and the
 issues told what happens (``forge.issue_voice``, a subscriber of the run's events); when the
 run ends, what the issues still have to hear is said, bounded. Beside them, every ``poll``,
-the comments are read for commands from people with write access (``forge.steering``, done
+the comments are read for commands from the people the run trusts (``forge.steering``, done
 by ``run.steering_helm``: go on, raise a budget, stop a task).
 """
 
@@ -107,17 +107,23 @@ class IssueFeed:
     ) -> IssueFeed:
         forge = await connect(config.forge, config.repo, types=plugins.forges)
         sources = [source.issues for source in config.sources]
-        told = Told(forge)  # what the sources list spares the voice a read of (``told``)
         settings = config.forge
-        authors = None
-        if settings is None or settings.authors == "trusted":
-            authors = Trust(forge, TrustRule.of(settings.trusted if settings else ()))
+        # One ``Trust`` for the run: who is asked about once, whatever asks.
+        trust = Trust(forge, TrustRule.of(settings.trusted if settings else ()))
+        told = Told(forge, trust)  # what the sources list spares the voice a read of
+        by_author = settings is None or settings.authors == "trusted"
         source = IssueSource(
-            forge, sources, emit=emit, check=_checker(config), told=told, authors=authors
+            forge,
+            sources,
+            emit=emit,
+            check=_checker(config),
+            told=told,
+            authors=trust if by_author else None,
+            labellers=None if by_author or trust.rule.anyone else trust,
         )
         voice = IssueVoice(forge, emit=emit, lookup=scheduler.task, told=told)
         helm = RunHelm(scheduler)
-        steering = Steering(forge, scheduler.services.store, helm, emit=emit)
+        steering = Steering(forge, scheduler.services.store, helm, trust=trust, emit=emit)
         return cls(source, voice, steering, helm)
 
     async def join(self, config: RunConfig, scheduler: Scheduler) -> list[TaskConfig]:

@@ -9,6 +9,7 @@ from orchestrator.testing.fake_github.records import (
     CheckRunRecord,
     CommentRecord,
     IssueRecord,
+    LabelEvent,
     ReactionRecord,
     ReviewCommentRecord,
     ReviewRecord,
@@ -22,10 +23,12 @@ __all__ = [
     "combined_status",
     "issue",
     "issue_comment",
+    "label_event",
     "pull",
     "reaction",
     "review",
     "review_comment",
+    "team_membership",
 ]
 
 
@@ -319,6 +322,32 @@ def _status(urls: Urls, record: StatusRecord) -> dict[str, Any]:
 
 
 _LEGACY = {"maintain": "write", "triage": "read"}
+
+
+def label_event(urls: Urls, event: LabelEvent, color: str) -> dict[str, Any]:
+    """An issue's ``labeled`` / ``unlabeled`` event (``GET issues/{n}/events``)."""
+    return {
+        "id": event.id,
+        "node_id": node_id("LabeledEvent", event.id),
+        "url": f"{urls.repo_api}/issues/events/{event.id}",
+        "actor": user(urls, event.actor),
+        "event": event.event,
+        "commit_id": None,
+        "commit_url": None,
+        "created_at": stamp(event.at),
+        "label": {"name": event.label, "color": color},
+        "performed_via_github_app": None,
+    }
+
+
+def team_membership(urls: Urls, org: str, team: str, login: str) -> dict[str, Any]:
+    """``GET /orgs/{org}/teams/{team}/memberships/{login}`` of an active member."""
+    return {
+        "url": f"{urls.api}/organizations/{number_id(org)}/team/{number_id(org, team)}"
+        f"/memberships/{login}",
+        "role": "member",
+        "state": "active",
+    }
 
 
 def collaborator_permission(urls: Urls, login: str, role: str) -> dict[str, Any]:

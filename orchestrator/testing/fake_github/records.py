@@ -10,6 +10,7 @@ __all__ = [
     "CheckRunRecord",
     "CommentRecord",
     "IssueRecord",
+    "LabelEvent",
     "Protection",
     "Pull",
     "ReactionRecord",
@@ -44,6 +45,18 @@ class IssueRecord:
     labels: list[str] = field(default_factory=list)
     comments: list[CommentRecord] = field(default_factory=list)
     pull: Pull | None = None
+    events: list[LabelEvent] = field(default_factory=list)  # its labels put on and taken off
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """An issue event of kind ``labeled`` or ``unlabeled``: who, which label, when."""
+
+    id: int
+    event: str
+    actor: str
+    label: str
+    at: int
 
 
 @dataclass

@@ -37,12 +37,16 @@ def handle(
     if fault is not None:
         return fault
     prefix = f"{API_PREFIX}/repos/{site.owner}/{site.repo}"
-    if not parts.path.startswith(prefix + "/"):
+    routes = _ROUTES
+    if parts.path.startswith(prefix + "/"):
+        rest = parts.path[len(prefix) :]
+    elif parts.path.startswith(API_PREFIX + "/orgs/"):
+        rest, routes = parts.path[len(API_PREFIX) :], _ORG_ROUTES
+    else:
         return Answer(404, error("Not Found", 404))
-    rest = parts.path[len(prefix) :]
     if payload is None:
         return Answer(400, error("Problems parsing JSON", 400))
-    for verb, pattern, route in _ROUTES:
+    for verb, pattern, route in routes:
         match = pattern.fullmatch(rest)
         if match and verb == method:
             with site.lock:
@@ -182,11 +186,8 @@ def add_labels(site: GitHubSite, match: re.Match[str], query: Query, body: Any, 
     names = body.get("labels")
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         return _invalid("labels", "invalid")
-    for name in names:
-        site.colors.setdefault(name, "ededed")  # GitHub creates a label it does not know
-        if name not in record.labels:
-            record.labels.append(name)
-    record.updated = site.tick()
+    for name in names:  # put on by the token's user: the site's owner
+        site.label(record.number, name, by=site.owner)
     return Answer(200, _labels(site, record.labels))
 
 
@@ -195,11 +196,20 @@ def remove_label(site: GitHubSite, match: re.Match[str], query: Query, b: Any, _
     if record is None:
         return _not_found()
     name = unquote(match["name"])
-    if name not in record.labels:
+    if not site.unlabel(record.number, name, by=site.owner):
         return Answer(404, error("Label does not exist", 404))
-    record.labels.remove(name)
-    record.updated = site.tick()
     return Answer(200, _labels(site, record.labels))
+
+
+def issue_events(site: GitHubSite, match: re.Match[str], query: Query, b: Any, _: str) -> Answer:
+    record = site.issues.get(int(match["n"]))
+    if record is None:
+        return _not_found()
+    shown = [
+        objects.label_event(site.urls, event, site.colors.get(event.label, "ededed"))
+        for event in _page(record.events, query)
+    ]
+    return Answer(200, shown)
 
 
 def _labels(site: GitHubSite, names: list[str]) -> list[dict[str, Any]]:
@@ -285,6 +295,13 @@ def merge_pull(site: GitHubSite, match: re.Match[str], query: Query, body: Any, 
     return site.merge(int(match["n"]), method, sha if isinstance(sha, str) else None, by=site.owner)
 
 
+def team_membership(site: GitHubSite, match: re.Match[str], query: Query, b: Any, _: str) -> Answer:
+    org, team, login = (unquote(match[name]) for name in ("org", "team", "login"))
+    if not site.in_team(org, team, login):
+        return Answer(404, error("Not Found", 404))
+    return Answer(200, objects.team_membership(site.urls, org, team, login))
+
+
 def collaborator_permission(
     site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str
 ) -> Answer:
@@ -331,6 +348,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("POST", re.compile(rf"/issues/{_N}/comments"), add_comment),
     ("GET", re.compile(rf"/issues/{_N}/comments"), list_comments),
     ("POST", re.compile(rf"/issues/{_N}/labels"), add_labels),
+    ("GET", re.compile(rf"/issues/{_N}/events"), issue_events),
     ("DELETE", re.compile(rf"/issues/{_N}/labels/(?P<name>[^/]+)"), remove_label),
     ("GET", re.compile(r"/pulls"), list_pulls),
     ("POST", re.compile(r"/pulls"), create_pull),
@@ -341,4 +359,11 @@ _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"/collaborators/(?P<login>[^/]+)/permission"), collaborator_permission),
     ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/check-runs"), check_runs),
     ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/status"), status),
+]
+_ORG_ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
+    (
+        "GET",
+        re.compile(r"/orgs/(?P<org>[^/]+)/teams/(?P<team>[^/]+)/memberships/(?P<login>[^/]+)"),
+        team_membership,
+    ),
 ]

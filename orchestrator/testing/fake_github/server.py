@@ -18,7 +18,9 @@ exercised). Answers carry an ETag and a GET whose ``If-None-Match`` matches gets
 or branch protection refuses, 409 ("Head branch was modified. Review and try the merge again.")
 when ``sha`` is not the head. Reviews carry their author's ``author_association`` and the head
 they were made on (``commit_id``); ``collaborators/{login}/permission`` answers each login's
-role. Every request is recorded, its
+role, ``/orgs/{org}/teams/{team}/memberships/{login}`` a team's members (``set_team``), and
+``issues/{n}/events`` who put each label on and took it off (``label``, ``unlabel``; an issue's
+labels at its creation are its author's, as an issue template's are). Every request is recorded, its
 token masked (``requests``). Routing and answers live in ``routes``.
 """
 
@@ -71,6 +73,9 @@ class FakeGitHub:
         self.create_issue = site.create_issue
         self.open_pull = site.open_pull
         self.set_association = site.set_association
+        self.set_team = site.set_team
+        self.label = site.label
+        self.unlabel = site.unlabel
         self.add_review = site.add_review
         self.review_while_read = site.review_while_read
         self.set_check_run = site.set_check_run

@@ -19,6 +19,7 @@ from orchestrator.testing.fake_github.records import (
     CheckRunRecord,
     CommentRecord,
     IssueRecord,
+    LabelEvent,
     Protection,
     Pull,
     ReactionRecord,
@@ -71,6 +72,7 @@ class GitHubSite:
         self.roles: dict[str, str] = {}
         for login, association in (people or {}).items():
             self.set_association(login, association)
+        self.teams: dict[tuple[str, str], set[str]] = {}  # (org, team slug) -> members
         self.scopeless_tokens: set[str] = set()
         self.reactions: dict[int, list[ReactionRecord]] = {}  # comment id -> its reactions
         self._faults: list[Answer] = []
@@ -152,10 +154,39 @@ class GitHubSite:
             now = self.tick()
             by = author if author is not None else self.owner
             self.issues[number] = IssueRecord(number, title, body, by, now, now)
-            for name in labels:
-                self.colors.setdefault(name, "ededed")
-                self.issues[number].labels.append(name)
+            for name in labels:  # put on by the author (as an issue template's labels are)
+                self.label(number, name, by=by)
             return number
+
+    def label(self, number: int, name: str, *, by: str) -> None:
+        """``by`` puts label ``name`` on issue ``number`` (recorded as a ``labeled`` event)."""
+        with self.lock:
+            record = self.issues[number]
+            self.colors.setdefault(name, "ededed")  # GitHub creates a label it does not know
+            if name not in record.labels:
+                record.labels.append(name)
+                record.events.append(LabelEvent(self.new_id(), "labeled", by, name, self.tick()))
+            record.updated = self.tick()
+
+    def unlabel(self, number: int, name: str, *, by: str) -> bool:
+        """``by`` takes label ``name`` off issue ``number``; whether it was on."""
+        with self.lock:
+            record = self.issues[number]
+            if name not in record.labels:
+                return False
+            record.labels.remove(name)
+            record.events.append(LabelEvent(self.new_id(), "unlabeled", by, name, self.tick()))
+            record.updated = self.tick()
+            return True
+
+    def set_team(self, org: str, team: str, members: Iterable[str]) -> None:
+        """Team ``team`` (its slug) of organisation ``org`` has these active members now."""
+        with self.lock:
+            self.teams[(org.lower(), team.lower())] = {login.lower() for login in members}
+
+    def in_team(self, org: str, team: str, login: str) -> bool:
+        with self.lock:
+            return login.lower() in self.teams.get((org.lower(), team.lower()), set())
 
     def open_pull(
         self, head: str, base: str, title: str, body: str = "", author: str = "octocat"
