@@ -252,9 +252,7 @@ def test_a_refused_command_says_why_and_other_issues_are_not_the_runs(
     ]
 
 
-def test_retry_and_rebase_reach_the_helm_once_each_and_are_answered(
-    r: Rig, tmp_path: Path
-) -> None:
+def test_retry_and_rebase_reach_the_helm_once_each_and_are_answered(r: Rig, tmp_path: Path) -> None:
     issue = r.gh.create_issue("Work", "body", labels=["council"])
     helm = Recorder()
 
