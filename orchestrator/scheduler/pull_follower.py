@@ -199,8 +199,9 @@ async def resolve_round(
     (``Lander``): its next attempt forks a fresh worktree from the base as the remote has it
     now (fetched first), builds again, and its landing pushes to the same head, so the same
     pull request. ``why`` is the task's error meanwhile. Compare-and-set on the version of
-    ``state`` (``VersionConflict``: read again); the task as written. The follower's own
-    round for a conflict council's merge met, and ``scheduler.retry.request_rebase``'s."""
+    ``state`` (``VersionConflict``: read again); the task as written. Written by the
+    follower when council's merge met a conflict, and by ``scheduler.retry.request_rebase``
+    when a person asks for it."""
     await services.merges.follow_pull_base(pull_remote(services))
     meta = {**state.metadata, RESOLVE_ROUNDS: round_, "conflicts": []}
     meta.pop(WORKTREE, None)
