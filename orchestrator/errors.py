@@ -12,6 +12,7 @@ ever needs to import an outside library to handle a failure::
     ├── UsageError                    a value given on the command line names nothing there is
     ├── RunError                      a run cannot start or continue
     │   ├── CancelError               the task cannot be cancelled: it already ended
+    │   ├── RequeueError              the task cannot be queued again as asked (retry, rebase)
     │   ├── WorkflowError             the workflow cannot go on as asked (no candidate to pick)
     │   ├── InvalidIdError            an id (task, session, adapter) fails the safe-id rule
     │   ├── OutOfSpace                a file system the run writes to is full: it stops, resumable
@@ -82,6 +83,7 @@ __all__ = [
     "RecordNotFound",
     "RecordRejected",
     "RemotePushRefused",
+    "RequeueError",
     "RunError",
     "RunLocked",
     "SecretInHistory",
@@ -177,6 +179,11 @@ class NothingToResume(RunError, ValueError):
 
 class CancelError(RunError):
     """The task cannot be cancelled (it already ended)."""
+
+
+class RequeueError(RunError):
+    """The task cannot be queued again as asked: a retry of one that has not ended, a rebase
+    of one without an open pull request (``scheduler.retry``)."""
 
 
 class WorkflowError(RunError):

@@ -42,6 +42,10 @@ from orchestrator.state import FileStateStore
         ("/council raise $5.50", Command("raise", 5.5)),
         ("/council raise   $ 12", Command("raise", 12.0)),
         ("/council stop\n/council go on", Command("stop")),  # the first command line counts
+        ("/council retry", Command("retry")),
+        ("Flaky, try again:\n  /Council  RETRY ", Command("retry")),
+        ("/council rebase", Command("rebase")),
+        ("> /council retry\n/council rebase", Command("rebase")),
     ],
 )
 def test_a_command_on_a_line_of_its_own(body: str, expected: Command) -> None:
@@ -80,6 +84,8 @@ def test_a_command_after_a_closed_fence_counts() -> None:
         ("/council raise -3", "it was given `-3`"),
         ("/council dance", "`dance` is not a command"),
         ("/council", "the command is missing"),
+        ("/council retry now", "`retry` is not a command"),
+        ("/council rebased", "`/council rebase`"),
     ],
 )
 def test_a_bad_command_says_what_is_wrong(body: str, says: str) -> None:
@@ -92,6 +98,8 @@ def test_a_bad_command_says_what_is_wrong(body: str, says: str) -> None:
 def test_the_command_is_said_back_in_the_councils_words() -> None:
     assert Command("raise", 5.5).said() == "/council raise 5.5"
     assert Command("go on").said() == "/council go on"
+    assert Command("retry").said() == "/council retry"
+    assert Command("rebase").said() == "/council rebase"
 
 
 # -- taken from the fake GitHub -----------------------------------------------------------------
@@ -115,6 +123,12 @@ class Recorder:
 
     async def stop(self, task_id: str) -> str:
         return self._do("stop", task_id, None)
+
+    async def retry(self, task_id: str) -> str:
+        return self._do("retry", task_id, None)
+
+    async def rebase(self, task_id: str) -> str:
+        return self._do("rebase", task_id, None)
 
     def _do(self, verb: str, task_id: str, usd: float | None) -> str:
         if self.refuse:
@@ -265,6 +279,31 @@ def test_a_refused_command_says_why_and_other_issues_are_not_the_runs(
     assert answers == [
         f"CLI Council could not do `/council raise 2.5` for task `issue-{issue}`: "
         "the task already ended"
+    ]
+
+
+def test_retry_and_rebase_reach_the_helm_once_each_and_are_answered(r: Rig, tmp_path: Path) -> None:
+    issue = r.gh.create_issue("Work", "body", labels=["council"])
+    helm = Recorder()
+
+    async def main() -> None:
+        async with FileStateStore(tmp_path / "state") as store:
+            steering = Steering(r.forge, store, helm)
+            await steering.poll_once()
+            retry = r.gh.site.add_comment(issue, "/council retry", OWNER)
+            rebase = r.gh.site.add_comment(issue, "/council rebase", OWNER)
+            taken = await steering.poll_once()
+            assert [t.command for t in taken] == ["/council retry", "/council rebase"]
+            assert await Steering(r.forge, store, helm).poll_once() == []
+            for comment in (retry, rebase):
+                assert _reactions(r, comment.id) == [(OWNER, "+1")]
+
+    anyio.run(main)
+    assert helm.done == [("retry", f"issue-{issue}", None), ("rebase", f"issue-{issue}", None)]
+    answers = [body for body in _comments(r, issue) if body.startswith("CLI Council")]
+    assert answers == [
+        f"CLI Council took `/council retry` for task `issue-{issue}`: did retry.",
+        f"CLI Council took `/council rebase` for task `issue-{issue}`: did rebase.",
     ]
 
 

@@ -7,6 +7,10 @@ indented four spaces), case and spacing free::
     /council go on          the budget that holds the task gets its configured limit once more
     /council raise 5        that budget gets $5 more (``$5.50`` too)
     /council stop           the task is cancelled, as ``council cancel`` does
+    /council retry          a task that ended failed, conflict or cancelled is queued again,
+                            with its whole retry allowance, its work kept
+    /council rebase         a task whose pull request is open is built again on the base as
+                            the remote has it now, pushed to the same pull request
 
 The first command line of a comment counts. Only a command from a person the run trusts is
 taken (``forge.trust``: ``forge.trusted``, by default the people with write access, confirmed
@@ -75,10 +79,12 @@ _PREFIX = re.compile(r"^ {0,3}/council(?:\s+(?P<rest>.*))?$", re.IGNORECASE)
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _QUOTE = re.compile(r"^ {0,3}>")
 _AMOUNT = re.compile(r"^\$?\s*(?P<usd>[0-9]+(?:\.[0-9]+)?)$")
-_KNOWN = "`/council go on`, `/council raise <usd>`, `/council stop`"
+_KNOWN = (
+    "`/council go on`, `/council raise <usd>`, `/council stop`, `/council retry`, `/council rebase`"
+)
 _MAX_USD = 1_000_000.0
 
-Verb = Literal["go on", "raise", "stop"]
+Verb = Literal["go on", "raise", "stop", "retry", "rebase"]
 Emit = Callable[[Event], Awaitable[None]]
 
 
@@ -125,6 +131,10 @@ def _command(rest: str) -> Command | Problem:
         return Command("go on")
     if rest == "stop":
         return Command("stop")
+    if rest == "retry":
+        return Command("retry")
+    if rest == "rebase":
+        return Command("rebase")
     if rest == "raise" or rest.startswith("raise "):
         amount = rest[len("raise") :].strip()
         found = _AMOUNT.match(amount)
@@ -180,6 +190,10 @@ class Helm(Protocol):
     async def raise_by(self, task_id: str, usd: float) -> str: ...
 
     async def stop(self, task_id: str) -> str: ...
+
+    async def retry(self, task_id: str) -> str: ...
+
+    async def rebase(self, task_id: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -326,6 +340,10 @@ class Steering:
                 elif parsed.verb == "raise":
                     assert parsed.usd is not None
                     done = await self._helm.raise_by(task_id, parsed.usd)
+                elif parsed.verb == "retry":
+                    done = await self._helm.retry(task_id)
+                elif parsed.verb == "rebase":
+                    done = await self._helm.rebase(task_id)
                 else:
                     done = await self._helm.stop(task_id)
                 answer = f"CLI Council took `{parsed.said()}` for task `{task_id}`: {done}"

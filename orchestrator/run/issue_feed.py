@@ -10,7 +10,7 @@ path, queued ones whose issue no longer matches cancelled through its cancel pat
 issues told what happens (``forge.issue_voice``, a subscriber of the run's events); when the
 run ends, what the issues still have to hear is said, bounded. Beside them, every ``poll``,
 the comments are read for commands from the people the run trusts (``forge.steering``, done
-by ``run.steering_helm``: go on, raise a budget, stop a task).
+by ``run.steering_helm``: go on, raise a budget, stop, retry or rebase a task).
 """
 
 from __future__ import annotations

@@ -8,6 +8,14 @@
 - ``/council raise <usd>``: that budget gets that many dollars more (the run's budget when
   nothing holds the task and the run has one).
 - ``/council stop``: the task is cancelled, as ``council cancel`` does (``Scheduler.cancel``).
+- ``/council retry``: a task that ended failed, conflict or cancelled is queued again with its
+  whole retry allowance, its work kept (``scheduler.retry.request_retry``).
+- ``/council rebase``: a task whose pull request is open is built again on the remote's base
+  as it is now and pushed to the same pull request (``scheduler.retry.request_rebase``).
+
+A retried or rebased task is taken up by the running scheduler on its next tick. A run that is
+not serving (``council run``) ends once its tasks are settled: the answer says that such a run
+takes the task up only while it still goes, and `council resume` otherwise.
 
 Both raises go through ``spend.raising``, the write behind ``council budget raise``: the run's
 spend gate reads it at its next tick and starts what the budget held.
@@ -16,12 +24,14 @@ spend gate reads it at its next tick and starts what the budget held.
 from __future__ import annotations
 
 from orchestrator.config.budgets import Limit
-from orchestrator.errors import CancelError
+from orchestrator.errors import CancelError, RecordNotFound, RequeueError
 from orchestrator.events.base import Event
 from orchestrator.events.kinds import EventType
 from orchestrator.forge.issue_tasks import issue_number, task_id_for
 from orchestrator.forge.steering import SteeringRefused
-from orchestrator.scheduler.attempts.pull_landing import PULLS
+from orchestrator.scheduler.attempts.attempt import WORKTREE
+from orchestrator.scheduler.attempts.pull_landing import PULL, PULLS
+from orchestrator.scheduler.retry import request_rebase, request_retry
 from orchestrator.scheduler.scheduler import Scheduler
 from orchestrator.spend.raising import budget_scope, in_force, raise_budget
 
@@ -106,6 +116,48 @@ class RunHelm:
         except CancelError as exc:
             raise SteeringRefused(str(exc)) from None
         return f"the task is cancelled (it was {state.status}); its work stays on its branch."
+
+    async def retry(self, task_id: str) -> str:
+        store = self._scheduler.services.store
+        try:
+            before = await store.get_task_state(task_id)
+            state = await request_retry(store, task_id)
+        except (RequeueError, RecordNotFound) as exc:
+            raise SteeringRefused(str(exc)) from None
+        ended = f"it had ended {before.status}" if before is not None else "it had ended"
+        if state.metadata.get(WORKTREE):
+            kept = "its next attempt continues in its kept worktree"
+        elif state.branch:
+            kept = (
+                f"its next attempt starts afresh; its earlier work stays on branch {state.branch}"
+            )
+        else:
+            kept = "its next attempt starts afresh"
+        said = f"the task is queued again with its whole retry allowance ({ended}); {kept}."
+        return said + self._not_serving()
+
+    async def rebase(self, task_id: str) -> str:
+        services = self._scheduler.services
+        try:
+            state = await request_rebase(services, task_id)
+        except (RequeueError, RecordNotFound) as exc:
+            raise SteeringRefused(str(exc)) from None
+        pull = state.metadata.get(PULL)
+        number = pull.get("number") if isinstance(pull, dict) else None
+        said = (
+            f"the task is built again on {services.config.base_branch} as the remote has it now "
+            f"and pushed to the same pull request #{number}."
+        )
+        return said + self._not_serving()
+
+    def _not_serving(self) -> str:
+        """What a run that is not ``council serve`` does with a task queued again."""
+        if self._scheduler.keep_open:
+            return ""
+        return (
+            " This run is not serving (`council serve`): it takes the task up if it is still "
+            "going; once it has ended, `council resume` does."
+        )
 
     def _holding(self, task_id: str) -> str:
         """The budget holding the task: its own, or the one budget said spent that covers

@@ -76,7 +76,7 @@ from orchestrator.models import PhaseStatus, TaskState, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import MAX_RESOLVE_ROUNDS, RESOLVE_ROUNDS, WORKTREE
 from orchestrator.scheduler.attempts.pull_landing import PULL, PULL_FEEDBACK, PULL_REMOTE
-from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.context import RunContext, Services
 from orchestrator.state.protocol import StateStore
 from orchestrator.workflow.progress import BUILD
 from orchestrator.workflow.resume import FEEDBACK_OUTCOME
@@ -86,6 +86,8 @@ __all__ = [
     "PullFollower",
     "close_cancelled_pull",
     "open_pull_of_cancelled",
+    "pull_remote",
+    "resolve_round",
     "waits_on_person",
 ]
 
@@ -184,6 +186,43 @@ class _MidReview:
 _MID_REVIEW = _MidReview()
 
 
+def pull_remote(services: Services) -> str:
+    """Where the run's pull request heads are pushed: the team's remote, else ``origin``."""
+    return services.team.remote if services.team is not None else PULL_REMOTE
+
+
+async def resolve_round(
+    services: Services, state: TaskState, seen: dict[str, Any], round_: int, why: str
+) -> TaskState:
+    """Send the task whose pull request ``seen`` (as recorded: its number, its ``head``)
+    is open back to the queue for resolve round ``round_``, as a merge-queue conflict's
+    (``Lander``): its next attempt forks a fresh worktree from the base as the remote has it
+    now (fetched first), builds again, and its landing pushes to the same head, so the same
+    pull request. ``why`` is the task's error meanwhile. Compare-and-set on the version of
+    ``state`` (``VersionConflict``: read again); the task as written. Written by the
+    follower when council's merge met a conflict, and by ``scheduler.retry.request_rebase``
+    when a person asks for it."""
+    await services.merges.follow_pull_base(pull_remote(services))
+    meta = {**state.metadata, RESOLVE_ROUNDS: round_, "conflicts": []}
+    meta.pop(WORKTREE, None)
+    meta[PULL] = {**seen, "round": int(seen.get("round", 0)) + 1, "waiting": "", "human": False}
+    updates: dict[str, Any] = {
+        "status": TaskStatus.QUEUED,
+        "current_phase": None,
+        "finished_at": None,
+        "error": why,
+        "metadata": meta,
+    }
+    written = await services.store.update_task_state(
+        state.task_id, updates, expected_version=state.version
+    )
+    head = str(seen.get("head") or "")
+    await services.store.emit(
+        MergeResolveRound(task_id=state.task_id, paths=[], kept_branch=head, round=round_)
+    )
+    return written
+
+
 def waits_on_person(state: TaskState) -> bool:
     """An ``in_review`` task nothing in this run can move: its pull request waits for a
     person (a review, a merge by hand, failing checks)."""
@@ -267,8 +306,7 @@ class PullFollower:
 
     @property
     def _remote(self) -> str:
-        team = self._run.services.team
-        return team.remote if team is not None else PULL_REMOTE
+        return pull_remote(self._run.services)
 
     async def end_when(self, settled: Callable[[], Awaitable[bool]]) -> bool:
         """Ask ``settled`` (does the run end, on a fresh read of its tasks?) while no pass is
@@ -690,23 +728,9 @@ class PullFollower:
     async def _resolve_round(
         self, state: TaskState, seen: dict[str, Any], pr: PullRequest, round_: int
     ) -> bool:
-        """Back to the queue, as a merge-queue conflict's resolve round (``Lander``): its
-        next attempt forks a fresh worktree from the base as the remote has it now, builds
-        again, and its landing pushes to the same head, so the same pull request."""
-        await self._run.services.merges.follow_pull_base(self._remote)
-        meta = {**state.metadata, RESOLVE_ROUNDS: round_, "conflicts": []}
-        meta.pop(WORKTREE, None)
-        meta[PULL] = {**seen, "round": int(seen.get("round", 0)) + 1, "waiting": ""}
-        updates: dict[str, Any] = {
-            "status": TaskStatus.QUEUED,
-            "current_phase": None,
-            "error": f"pull request #{pr.number} conflicts with {pr.base}: building again on it",
-            "metadata": meta,
-        }
-        await self._write(state, updates)
-        await self._run.events.emit(
-            MergeResolveRound(task_id=state.task_id, paths=[], kept_branch=pr.head, round=round_)
-        )
+        """Back to the queue, as a merge-queue conflict's resolve round (``resolve_round``)."""
+        why = f"pull request #{pr.number} conflicts with {pr.base}: building again on it"
+        await resolve_round(self._run.services, state, {**seen, "head": pr.head}, round_, why)
         return True
 
     async def _write(self, state: TaskState, updates: dict[str, Any]) -> None:
