@@ -144,7 +144,7 @@ class Finder:
         old = min(len(self._tail), self._keep - from_chunk)  # of the old tail, still kept
         lines = self._tail_lines[len(self._tail_lines) - old :] if old else []
         if from_chunk:
-            offsets = _offsets(chunk, range(fresh - from_chunk, fresh))
+            offsets = _last_offsets(chunk, from_chunk)
             after = chunk.count(b"\n", offsets[0])
             line = self._lines + total - after + 1
             previous = offsets[0]
@@ -199,6 +199,19 @@ def mask_text(text: str, needles: Sequence[bytes]) -> str:
     data = text.encode("utf-8", "surrogateescape")
     done = mask(data, needles)
     return text if done is data else done.decode("utf-8", "surrogateescape")
+
+
+def _last_offsets(data: bytes, count: int) -> list[int]:
+    """Where the last ``count`` non-whitespace bytes of ``data`` are (it has that many): read
+    from a window at its end, widened until it holds them, not from its start."""
+    width = 2 * count + 64
+    while True:
+        start = max(0, len(data) - width)
+        window = data[start:]
+        held = len(squeeze(window))
+        if held >= count or start == 0:
+            return [start + at for at in _offsets(window, range(held - count, held))]
+        width *= 4
 
 
 def _offsets(data: bytes, positions: Sequence[int] | range) -> list[int]:
