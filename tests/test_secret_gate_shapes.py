@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +27,7 @@ from orchestrator.merge.types import MergeStatus
 from orchestrator.safety import secret_mask
 from orchestrator.safety.secret_forms import forms
 from orchestrator.safety.secret_scrub import LATE, scrub_sync
-from orchestrator.safety.secret_stream import BUDGET_VARIABLE, mask, squeeze
+from orchestrator.safety.secret_stream import BUDGET_VARIABLE, Finder, Hit, mask, squeeze
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import WorktreeManager
 
@@ -215,6 +216,31 @@ async def test_a_wrapped_token_in_a_commit_message_is_found(
     assert squeeze(value.encode()) not in squeeze(
         git(repo, "log", "-1", "--format=%B", "council/msg/1").encode()
     )
+
+
+def test_a_value_with_whitespace_inside_is_found_across_any_chunks_at_its_line() -> None:
+    """``Finder`` fed the same bytes cut anywhere (chunks of 1 to 40 bytes) finds the value
+    however whitespace was put in it, at the line its first byte is on; seeded, so the same
+    cases every run."""
+    rng = random.Random(46)
+    for case in range(400):
+        value = b"tok-" + bytes(rng.choice(b"abcdef0123456789") for _ in range(rng.randint(4, 30)))
+        before = bytes(rng.choice(b"xy \n\t") for _ in range(rng.randint(0, 200)))
+        written = bytearray()
+        for byte in value:
+            written.append(byte)
+            if rng.random() < 0.1:
+                written += rng.choice([b"\n", b"  ", b"\r\n", b"\n    "])
+        data = before + bytes(written) + b" tail\n"
+        finder = Finder([value, b"zzz-never-there"])
+        at = 0
+        while at < len(data):
+            size = rng.randint(1, 40)
+            finder.feed(data[at : at + size])
+            at += size
+        assert finder.hit == Hit(0, before.count(b"\n") + 1), (case, data)
+        assert mask(data, [value]).count(b"\n") == data.count(b"\n")
+        assert squeeze(value) not in squeeze(mask(data, [value]))
 
 
 def test_mask_keeps_the_line_breaks_inside_a_wrapped_value() -> None:

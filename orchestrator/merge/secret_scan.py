@@ -201,16 +201,24 @@ def _read_all(
         feeder = threading.Thread(target=_feed, args=(git.stdin, order), daemon=True)
         feeder.start()
         timer: threading.Timer | None = None
+        killed = threading.Event()
+
+        def stop() -> None:
+            killed.set()
+            git.kill()
+
         if deadline is not None:
-            timer = threading.Timer(max(0.0, deadline - time.monotonic()), git.kill)
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), stop)
             timer.daemon = True
             timer.start()
-        reached = 0
+        reached, ended = 0, False
         try:
             for reached, oid in enumerate(order):  # noqa: B007 (``reached`` read after)
                 _read_one(git.stdout, oid, result, needles, deadline)
             reached = len(order)
         except _Late:
+            # git's output ended early: killed at the deadline, or git failed by itself
+            ended = not killed.is_set() and (deadline is None or time.monotonic() < deadline)
             result.late.append(_place(order[reached], result, needles))
             rest = order[reached + 1 :]
             result.late += [_place(oid, result, needles) for oid in rest if result.paths.get(oid)]
@@ -223,7 +231,7 @@ def _read_all(
             git.stdout.close()
             code = git.wait()
             feeder.join()
-        if reached == len(order) and code != 0:
+        if ended or (reached == len(order) and code != 0):
             errors.seek(0)
             text = errors.read().decode("utf-8", "replace")
             raise GitError(("cat-file", "--batch"), code, text)
