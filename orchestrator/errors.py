@@ -252,6 +252,35 @@ class SecretInHistory(WorkspaceError):
         )
 
 
+class SecretScanLate(SecretInHistory):
+    """What a task would land could not be read for secrets within the check's time budget
+    (``merge.secret_gate``): it fails as a hit does, never passes. ``late`` names the file
+    being read when the time ran out, then those never reached; ``findings`` what was found
+    before."""
+
+    def __init__(
+        self,
+        branch: str,
+        late: list[str],
+        unread: int,
+        budget: float,
+        findings: list[str],
+        masked: bool,
+    ) -> None:
+        super().__init__(branch, findings, masked)
+        self.late = late
+        self.unread = unread
+        shown = ", ".join(late[:10]) + (" ..." if len(late) > 10 else "")
+        found = f"; found before it: {'; '.join(findings[:10])}" if findings else ""
+        more = f" ({unread} more objects never read)" if unread else ""
+        self.args = (
+            f"not landed: {shown} too large to check in time for secrets the run knows (the "
+            f"{budget:g} s a check may take, COUNCIL_SECRET_SCAN_SECONDS, ran out){more}"
+            f"{found}; the branch {branch} is kept"
+            + (" with each value found replaced by ***" if masked else " as it is"),
+        )
+
+
 class WorktreeBusy(WorkspaceError):
     """Processes still run inside a worktree that was to be removed."""
 

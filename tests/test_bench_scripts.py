@@ -19,6 +19,7 @@ QUOTED = [
     "team_speedup.py",
     "team_overhead.py",
     "radar_bench.py",
+    "secret_scan_bench.py",
 ]
 
 

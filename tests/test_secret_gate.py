@@ -272,11 +272,8 @@ async def test_with_a_secret_known_a_landing_reads_its_objects_once(tmp_path: Pa
     assert again.git_calls < second.git_calls
 
 
-async def test_hex_and_url_forms_are_found_and_a_large_file_is_named_unchecked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_hex_and_url_forms_are_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     value = f"p/w+{secrets.token_hex(8)}"
-    monkeypatch.setattr(secret_scan, "LIMIT", 64)
     repo = init_repo(tmp_path / "repo", checked_out=False)
     commit_on(
         repo,
@@ -284,7 +281,6 @@ async def test_hex_and_url_forms_are_found_and_a_large_file_is_named_unchecked(
         {
             "dump.txt": f"bytes: {value.encode().hex()}\n",
             "url.txt": f"https://x/?k={quote(value, safe='')}\n",
-            "big.bin": "x" * 100,
         },
     )
     queue = MergeQueue(repo, "main", secrets=lambda: {value: "adapters.x.env.K_TOKEN"})
@@ -295,7 +291,6 @@ async def test_hex_and_url_forms_are_found_and_a_large_file_is_named_unchecked(
     text = str(raised.value)
     assert "file dump.txt holds the value of adapters.x.env.K_TOKEN (hex-encoded)" in text
     assert "file url.txt holds the value of adapters.x.env.K_TOKEN (url-encoded)" in text
-    assert "not checked: big.bin" in caplog.text
     assert value.encode().hex().encode() not in everywhere(repo)
 
 
@@ -400,26 +395,31 @@ def _fed(repo: Path, env: dict[str, str], data: str, *args: str) -> str:
     return done.stdout.strip()
 
 
-def test_a_large_blob_left_out_by_git_is_named_at_its_nested_path(
+def test_a_blob_is_read_in_chunks_and_a_value_across_two_is_found_at_its_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``rev-list`` lists a blob its filter left out without a path: the scan names it where a
-    tree it read puts it, reads every other object with one ``cat-file``, and a blob of
-    exactly ``LIMIT`` bytes is still searched."""
+    """A blob is streamed ``CHUNK`` bytes at a time: a value that starts in one chunk and
+    ends in the next is found, named at its nested path and its line; every object is read
+    by one ``cat-file``, and nothing of a blob without a secret is kept."""
     value = token()
-    monkeypatch.setattr(secret_scan, "LIMIT", 64)
+    monkeypatch.setattr(secret_scan, "CHUNK", 64)
+    before = "line\n" * 12 + "x" * 50  # the value starts at byte 110: chunks 64 and 128
     repo = init_repo(tmp_path / "repo", checked_out=False)
     commit_on(
         repo,
         "council/big/1",
-        {"deep/er/big.bin": "y" * 100, "edge.txt": value + "z" * (64 - len(value))},
+        {"deep/er/edge.txt": before + value + "\ntail\n", "deep/clean.bin": "y" * 300},
     )
     calls = GitCalls(Git(repo, None))
     tip = git(repo, "rev-parse", "council/big/1")
     found = secret_scan.scan(
         calls, [tip], [git(repo, "rev-parse", "main")], secret_scan.needles_for({value: NAME})
     )
-    assert found.unchecked == ["deep/er/big.bin"]
-    assert [f.describe() for f in found.findings] == [f"file edge.txt holds the value of {NAME}"]
+    assert [f.describe() for f in found.findings] == [
+        f"file deep/er/edge.txt holds the value of {NAME} at line 13"
+    ]
+    assert found.late == [] and found.unread == 0
     assert found.commits == [tip]
     assert calls.count == 2
+    clean = git(repo, "rev-parse", "council/big/1:deep/clean.bin")
+    assert clean not in found.contents

@@ -7,6 +7,7 @@ plain string at every ``comment`` and ``open_pull``. A ``PublicText`` is built h
 
 - ``own``: council's own sentence, which may carry values from elsewhere (a task id, a branch,
   the first line of a reason). It is masked (the run's known secrets, ``safety.secret_mask``,
+  also wrapped over lines or with whitespace inside them, ``secret_mask.unwrapped``,
   and every credential shape, ``safety.secret_shapes``), its ``@mentions`` and issue references
   (``#12``, ``org/repo#12``, ``GH-12``; but those council names itself, ``refs``) are
   broken with a zero-width space so nobody is pinged and no
@@ -71,8 +72,9 @@ _KEY = re.compile(r"[A-Za-z0-9:._#/-]{1,200}")
 
 
 def masked(text: str) -> str:
-    """``text`` with the run's known secrets and every credential shape masked."""
-    return secret_shapes.masked(secret_mask.mask()(text))
+    """``text`` with the run's known secrets (as written, encoded, and with whitespace put
+    inside them: a token wrapped over two lines) and every credential shape masked."""
+    return secret_shapes.masked(secret_mask.unwrapped(secret_mask.mask()(text)))
 
 
 def _quiet(text: str, refs: frozenset[int]) -> str:

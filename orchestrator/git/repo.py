@@ -29,13 +29,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import anyio.to_thread
 
 from orchestrator.errors import GitError
 from orchestrator.git import ref_book, seal
 from orchestrator.git.environment import git_environ
-from orchestrator.process.command import run_captured
+from orchestrator.process.command import Piped, run_captured, start_piped
 from orchestrator.safety.crashpoints import crash_point
 
 __all__ = ["ZERO_SHA", "Git", "GitBytes", "GitResult"]
@@ -154,6 +155,20 @@ class Git:
         if check and result.returncode != 0:
             raise GitError(args, result.returncode, result.stderr)
         return result
+
+    def piped_sync(self, *args: str, stderr: int | IO[bytes]) -> Piped:
+        """git started as ``run_sync`` starts it, with its stdin and stdout as pipes: for a
+        stream too large to hold at once (``cat-file --batch`` of everything a landing brings,
+        read as it comes). The caller writes, reads, waits for it and kills it."""
+        if self.hooks_dir is not None:
+            self.hooks_dir.mkdir(parents=True, exist_ok=True)
+        argv = self.argv(args)
+        merged = {**git_environ(), **_BASE_ENV, **self.env}
+        seal.check(self.cwd)
+        try:
+            return start_piped(argv, merged, stderr)
+        except OSError as exc:
+            raise GitError(args, None, f"git could not be started: {exc}") from None
 
     async def run(
         self,

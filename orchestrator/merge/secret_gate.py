@@ -12,8 +12,14 @@ everything handed to a child, each known by the name it was given under), as is 
 A hit raises ``SecretInHistory`` naming each place (commit short id and field, file, path
 name) and the secret's name, never its value; the task is not landed and not retried. Before
 it raises, the work is kept masked in every ref that held it and the old objects deleted
-(``merge.secret_rewrite``). A blob over ``secret_scan.LIMIT`` is not read: it is logged by
-name as unchecked.
+(``merge.secret_rewrite``).
+
+Every file is read whatever its size (streamed, ``secret_scan``); what is bounded is the
+time: ``budget`` seconds a check (``safety.secret_stream.budget_seconds``:
+``COUNCIL_SECRET_SCAN_SECONDS``, 120 by default). A check
+that runs past it fails as a hit does (``SecretScanLate``, a ``SecretInHistory``: not
+landed, not retried), naming the file it was reading as too large to check in time and the
+files it never reached; it never passes.
 
 Without a known secret nothing runs. A tip found clean is remembered with the secrets it was
 checked for, so a merge retried on a moved base reads nothing again.
@@ -23,14 +29,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from orchestrator.errors import SecretInHistory
+from orchestrator.errors import SecretInHistory, SecretScanLate
 from orchestrator.git.merge_tree import GitCalls
 from orchestrator.merge.secret_rewrite import mask_history
 from orchestrator.merge.secret_scan import needles_for, scan
 from orchestrator.safety import secret_mask
+from orchestrator.safety.secret_stream import budget_seconds
 
 __all__ = ["SecretGate"]
 
@@ -44,8 +52,11 @@ class SecretGate:
         self,
         known: Callable[[], Mapping[str, str]] = secret_mask.names,
         private_stores: Path | None = None,
+        budget: float | None = None,
     ) -> None:
         self._known = known
+        # None: ``budget_seconds()`` read at each check (the environment may set it).
+        self._budget = None if budget is None else budget_seconds(budget, "SecretGate budget")
         # Where sandboxed CLIs keep the objects they write until taken in (``git.objects``):
         # a branch a running CLI committed on points into one of them.
         self._private_stores = private_stores
@@ -63,27 +74,27 @@ class SecretGate:
             if self._clean.get(tip) == secrets:
                 return
         needles = needles_for(known)
-        found = scan(calls, [tip], [base], needles)
-        if found.unchecked:
-            log.warning(
-                "branch %s: files too large to look for secrets in, not checked: %s",
-                branch,
-                ", ".join(found.unchecked[:20]),
-            )
-        if not found.findings:
+        budget = self._budget if self._budget is not None else budget_seconds()
+        found = scan(calls, [tip], [base], needles, deadline=time.monotonic() + budget)
+        if not found.findings and not found.late:
             with self._lock:
                 if len(self._clean) >= _CLEAN_KEPT:
                     self._clean.clear()
                 self._clean[tip] = secrets
             return
         findings = [finding.describe() for finding in found.findings]
-        masked = mask_history(
-            calls, tip, [base], found, needles, common, private_stores=self._private_stores
-        )
-        if masked.moved:
-            log.warning(
-                "branch %s held a secret's value; masked in %s",
-                branch,
-                ", ".join(sorted(masked.moved)),
+        moved = False
+        if found.findings:
+            masked = mask_history(
+                calls, tip, [base], found, needles, common, private_stores=self._private_stores
             )
-        raise SecretInHistory(branch, findings, bool(masked.moved))
+            moved = bool(masked.moved)
+            if masked.moved:
+                log.warning(
+                    "branch %s held a secret's value; masked in %s",
+                    branch,
+                    ", ".join(sorted(masked.moved)),
+                )
+        if found.late:
+            raise SecretScanLate(branch, found.late, found.unread, budget, findings, moved)
+        raise SecretInHistory(branch, findings, moved)

@@ -5,7 +5,8 @@ When ``secret_gate`` finds a secret in what a branch would land, the work is not
 
 1. rewrites each commit of the branch not on the base, oldest first: its message, author,
    committer and other header lines masked (a signature, no longer valid, dropped); its tree
-   rebuilt with masked path names and masked blobs (``hash-object -w --stdin``, ``mktree -z
+   rebuilt with masked path names and masked blobs (a blob the scan did not keep read again
+   whole, ``cat-file blob``; ``hash-object -w --stdin``, ``mktree -z
    --missing``, ``hash-object -t commit -w --stdin``: the exact bytes, dates kept); each
    parent the rewrite of the old one. An unchanged object keeps its id;
 2. finds every local ref holding a rewritten commit (``for-each-ref --contains``: the session
@@ -148,9 +149,12 @@ class _Rewriter:
         done = self.new.get(oid)
         if done is not None:
             return done
-        data = self.found.contents.get(oid)
         new = oid
-        if data is not None and oid in self.found.hit:
+        if oid in self.found.hit:
+            data = self.found.contents.get(oid)
+            if data is None:  # a blob larger than the scan keeps: read again, to be masked
+                self._calls.count += 1
+                data = self._calls.git.feed_sync("cat-file", "blob", oid).stdout
             text = masked(data, self._needles)
             if text != data:
                 new = self._write("blob", text)

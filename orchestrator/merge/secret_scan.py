@@ -1,35 +1,49 @@
 """Reading every object a landing would bring and looking for the secrets the run knows.
 
-``scan(calls, tips, exclude, needles)`` lists the objects reachable from ``tips`` and not from
-``exclude`` (``rev-list --objects``: the commits, the trees, the blobs a landing adds to the
-base), a blob over ``LIMIT`` listed as left out (``--filter=blob:limit``, so its size is never
-asked separately), then reads their types and bytes (``cat-file --batch``): two git processes,
-whatever the number of commits. In each:
+``scan(calls, tips, exclude, needles, deadline=...)`` lists the objects reachable from
+``tips`` and not from ``exclude`` (``rev-list --objects``: the commits, the trees, the blobs a
+landing adds to the base), then reads their types and bytes as git writes them (``cat-file
+--batch``, read in chunks as it comes): two git processes, whatever the number of commits and
+whatever the size of the files. In each:
 
 - a commit: its message, its author and its committer (the raw object holds them as written;
   the ``tree``/``parent`` lines are hex ids, which a secret is not);
 - a tree: the names of its entries (a path name holding a secret);
-- a blob: its content, up to ``LIMIT`` bytes; a larger one is named in ``unchecked``, at the
-  path a tree read gives it (git lists a left-out object without its path).
+- a blob: its content, whatever its size, streamed through ``safety.secret_stream.Finder``
+  (``CHUNK`` bytes at a time, a needle across two chunks found): nothing of a large file is
+  held, and the search stops at its first hit (the rest of it is read past).
 
 Each is searched for every needle (``safety.secret_forms``: the value as is, URL-encoded,
-hex, base64 at its 3 alignments). A finding names the place (commit short id and field, the
-path) and the secret's *name*, never its value. The bytes read are kept (``contents``) for
-``secret_rewrite``, which masks what was found.
+JSON-escaped, hex, base64 at its 3 alignments), with whitespace inserted anywhere in it
+(``secret_stream``: a token wrapped over two lines, base64 at any wrap width). A finding
+names the place (commit short id and field, the path and the line of a file) and the
+secret's *name*, never its value.
+
+Time is bounded, not size: past ``deadline`` (``time.monotonic``) git is killed and the object
+being read is named in ``late``, with each object never reached that has a path (how many
+were never reached in ``unread``); the caller fails
+the check for it, it never passes. The bytes of commits and trees are kept (``contents``) for
+``secret_rewrite``, which masks what was found; of the blobs only one found holding a secret
+and read in one chunk is kept (``secret_rewrite`` reads a larger one again).
 """
 
 from __future__ import annotations
 
 import re
+import tempfile
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 
+from orchestrator.errors import GitError
 from orchestrator.git.merge_tree import GitCalls
-from orchestrator.safety.redaction import MASK
+from orchestrator.safety import secret_stream
 from orchestrator.safety.secret_forms import forms
+from orchestrator.safety.secret_stream import CHUNK, Finder
 
 __all__ = [
-    "LIMIT",
     "Finding",
     "Needle",
     "Scan",
@@ -41,17 +55,14 @@ __all__ = [
     "tree_entries",
 ]
 
-LIMIT = 16 * 1024 * 1024  # bytes of one blob read; a larger one is named, unchecked
-MASK_BYTES = MASK.encode()
 _LISTED = re.compile(rb"^([0-9a-f]{40,64})(?: (.*))?$", re.DOTALL)
-_OMITTED = re.compile(rb"^~([0-9a-f]{40,64})$")
 
 
 @dataclass(frozen=True)
 class Needle:
     needle: bytes
     name: str  # the secret's name (``secret_mask.names``)
-    encoding: str  # plain, url, hex, base64, base64url
+    encoding: str  # plain, url, json, hex, base64, base64url
 
 
 @dataclass(frozen=True)
@@ -60,19 +71,24 @@ class Finding:
     name: str
     encoding: str
     object_id: str
+    line: int | None = None  # of a file, where the value starts
 
     def describe(self) -> str:
         how = "" if self.encoding == "plain" else f" ({self.encoding}-encoded)"
-        return f"{self.where} holds the value of {self.name}{how}"
+        at = "" if self.line is None else f" at line {self.line}"
+        return f"{self.where} holds the value of {self.name}{how}{at}"
 
 
 @dataclass
 class Scan:
     findings: list[Finding] = field(default_factory=list)
-    unchecked: list[str] = field(default_factory=list)  # paths of blobs over LIMIT
+    # Not read whole before the deadline: the object under way ("file big.bin"), then each
+    # never reached that has a path.
+    late: list[str] = field(default_factory=list)
+    unread: int = 0  # objects never reached before the deadline
     commits: list[str] = field(default_factory=list)  # the commits read
     kinds: dict[str, str] = field(default_factory=dict)  # object id -> type
-    contents: dict[str, bytes] = field(default_factory=dict)  # object id -> bytes read
+    contents: dict[str, bytes] = field(default_factory=dict)  # object id -> bytes kept
     paths: dict[str, str] = field(default_factory=dict)  # object id -> a path it is at
 
     @property
@@ -86,40 +102,28 @@ def needles_for(names: Mapping[str, str]) -> list[Needle]:
     found: dict[bytes, Needle] = {}
     for value, name in sorted(names.items()):
         for form in forms(value):
-            found.setdefault(form.needle, Needle(form.needle, name, form.encoding))
+            if secret_stream.squeeze(form.needle):
+                found.setdefault(form.needle, Needle(form.needle, name, form.encoding))
     return sorted(found.values(), key=lambda n: len(n.needle), reverse=True)
 
 
 def scan(
-    calls: GitCalls, tips: Sequence[str], exclude: Sequence[str], needles: Sequence[Needle]
+    calls: GitCalls,
+    tips: Sequence[str],
+    exclude: Sequence[str],
+    needles: Sequence[Needle],
+    *,
+    deadline: float | None = None,
 ) -> Scan:
     """Every object of ``tips`` not reachable from ``exclude``, searched (module doc)."""
     result = Scan()
     if not tips or not needles:
         return result
-    listed = calls.run(
-        "rev-list",
-        "--objects",
-        f"--filter=blob:limit={LIMIT + 1}",  # git leaves out a blob of this size or more
-        "--filter-print-omitted",
-        *tips,
-        "--not",
-        *exclude,
-        "--",
-    ).stdout
-    omitted: list[str] = []
-    order = _listed(listed.encode("utf-8", "surrogateescape"), result, omitted)
+    listed = calls.run("rev-list", "--objects", *tips, "--not", *exclude, "--").stdout
+    order = _listed(listed.encode("utf-8", "surrogateescape"), result)
     if order:
-        result.contents.update(_read_batch(calls, order, result.kinds))
+        _read_all(calls, order, result, needles, deadline)
     result.commits = [oid for oid in order if result.kinds.get(oid) == "commit"]
-    if omitted:
-        at = _blob_paths(order, result)
-        for oid in omitted:
-            result.unchecked.append(masked_text(at.get(oid, oid), needles))
-    for oid in order:
-        data = result.contents.get(oid)
-        if data is not None:
-            result.findings += _search(oid, result.kinds[oid], data, result, needles)
     return result
 
 
@@ -159,18 +163,12 @@ def _sha1_tree(data: bytes) -> bool:
     return at == size
 
 
-def _listed(out: bytes, result: Scan, omitted: list[str]) -> list[str]:
+def _listed(out: bytes, result: Scan) -> list[str]:
     """``rev-list --objects`` output: the ids in order, each object's path kept. A path
-    holding a newline continues on the next line (no id of its own starts it). A blob the
-    filter left out (``~<id>``) goes to ``omitted`` instead."""
+    holding a newline continues on the next line (no id of its own starts it)."""
     order: list[str] = []
     last: str | None = None
     for line in out.split(b"\n"):
-        left_out = _OMITTED.match(line)
-        if left_out is not None:
-            omitted.append(left_out.group(1).decode("ascii"))
-            last = None
-            continue
         match = _LISTED.match(line)
         if match is None:
             if last is not None and line:
@@ -183,41 +181,130 @@ def _listed(out: bytes, result: Scan, omitted: list[str]) -> list[str]:
     return order
 
 
-def _blob_paths(order: Sequence[str], result: Scan) -> dict[str, str]:
-    """Where the trees read put each blob (its first path, in the listing's order): the path
-    of a blob ``rev-list`` left out, which it lists without one."""
-    at: dict[str, str] = {}
-    for oid in order:
-        data = result.contents.get(oid)
-        if data is None or result.kinds.get(oid) != "tree":
-            continue
-        base = result.paths.get(oid, "")
-        for mode, name, child in tree_entries(data):
-            if mode not in (b"40000", b"160000"):
-                at.setdefault(child, _join(base, _text(name)))
-    return at
+class _Late(Exception):
+    """The deadline passed (or git ended) while an object was read."""
 
 
-def _read_batch(calls: GitCalls, batch: list[str], kinds: dict[str, str]) -> dict[str, bytes]:
-    """The bytes of each object of ``batch`` (one ``cat-file --batch``), its type put in
-    ``kinds``; an object git no longer has is left out."""
+def _read_all(
+    calls: GitCalls,
+    order: list[str],
+    result: Scan,
+    needles: Sequence[Needle],
+    deadline: float | None,
+) -> None:
+    """Read each object of ``order`` from one ``cat-file --batch``, searched as it comes;
+    git killed at ``deadline``, the object then under way named in ``result.late``."""
     calls.count += 1
-    out = calls.git.feed_sync(
-        "cat-file", "--batch", data=b"".join(oid.encode() + b"\n" for oid in batch)
-    ).stdout
-    found: dict[str, bytes] = {}
-    at = 0
-    while at < len(out):
-        end = out.index(b"\n", at)
-        header = out[at:end].split()
-        at = end + 1
-        if len(header) != 3:
-            continue  # "<id> missing"
-        oid, size = header[0].decode("ascii"), int(header[2])
-        kinds[oid] = header[1].decode("ascii")
-        found[oid] = out[at : at + size]
-        at += size + 1
-    return found
+    with tempfile.TemporaryFile() as errors:
+        git = calls.git.piped_sync("cat-file", "--batch", stderr=errors)
+        assert git.stdin is not None and git.stdout is not None
+        feeder = threading.Thread(target=_feed, args=(git.stdin, order), daemon=True)
+        feeder.start()
+        timer: threading.Timer | None = None
+        killed = threading.Event()
+
+        def stop() -> None:
+            killed.set()
+            git.kill()
+
+        if deadline is not None:
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), stop)
+            timer.daemon = True
+            timer.start()
+        reached, ended = 0, False
+        try:
+            for reached, oid in enumerate(order):  # noqa: B007 (``reached`` read after)
+                _read_one(git.stdout, oid, result, needles, deadline)
+            reached = len(order)
+        except _Late:
+            # git's output ended early: killed at the deadline, or git failed by itself
+            ended = not killed.is_set() and (deadline is None or time.monotonic() < deadline)
+            result.late.append(_place(order[reached], result, needles))
+            rest = order[reached + 1 :]
+            result.late += [_place(oid, result, needles) for oid in rest if result.paths.get(oid)]
+            result.unread = len(rest)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if reached < len(order):
+                git.kill()
+            git.stdout.close()
+            code = git.wait()
+            feeder.join()
+        if ended or (reached == len(order) and code != 0):
+            errors.seek(0)
+            text = errors.read().decode("utf-8", "replace")
+            raise GitError(("cat-file", "--batch"), code, text)
+
+
+def _feed(stdin: IO[bytes], order: list[str]) -> None:
+    try:
+        for at in range(0, len(order), 1024):
+            stdin.write(b"".join(oid.encode() + b"\n" for oid in order[at : at + 1024]))
+        stdin.close()
+    except (BrokenPipeError, ValueError, OSError):
+        pass  # git was killed (the deadline) or ended: the reader says what it read
+
+
+def _read_one(
+    out: IO[bytes], oid: str, result: Scan, needles: Sequence[Needle], deadline: float | None
+) -> None:
+    header = out.readline()
+    if not header.endswith(b"\n"):
+        raise _Late
+    fields = header.split()
+    if len(fields) != 3:
+        return  # "<id> missing": an object git no longer has
+    kind, size = fields[1].decode("ascii"), int(fields[2])
+    result.kinds[oid] = kind
+    if kind != "blob":
+        data = _exactly(out, size + 1)[:size]
+        result.contents[oid] = data
+        result.findings += _search(oid, kind, data, result, needles)
+        _in_time(deadline)
+        return
+    finder = Finder([n.needle for n in needles])
+    left, whole = size, size <= CHUNK
+    piece = b""
+    while left:
+        piece = out.read(min(CHUNK, left))
+        if not piece:
+            raise _Late
+        left -= len(piece)
+        finder.feed(piece)
+        _in_time(deadline)
+    if _exactly(out, 1) != b"\n":
+        raise _Late
+    hit = finder.hit
+    if hit is not None:
+        needle = needles[hit.index]
+        where = masked_text(f"file {result.paths.get(oid, oid)}", needles)
+        result.findings.append(Finding(where, needle.name, needle.encoding, oid, hit.line))
+        if whole:
+            result.contents[oid] = piece
+
+
+def _exactly(out: IO[bytes], size: int) -> bytes:
+    data = out.read(size)
+    if len(data) != size:
+        raise _Late
+    return data
+
+
+def _in_time(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise _Late
+
+
+def _place(oid: str, result: Scan, needles: Sequence[Needle]) -> str:
+    kind, path = result.kinds.get(oid), result.paths.get(oid, "")
+    if kind == "blob":
+        where = f"file {path or oid[:10]}"
+    elif kind is None and path:
+        where = f"path {path}"  # a file or a directory: git said neither before the deadline
+    else:
+        where = f"{kind or 'object'} {path or oid[:10]}"
+    return masked_text(where, needles)
 
 
 def _search(
@@ -239,24 +326,24 @@ def _search(
             (f"path name {_join(base, _text(name))}", name)
             for _mode, name, _child in tree_entries(data)
         ]
-    elif kind == "blob":
-        places = [(f"file {result.paths.get(oid, oid)}", data)]
     else:
         places = [(f"{kind} {short}", data)]
     found = []
+    wanted = [n.needle for n in needles]
     for where, text in places:
-        needle = next((n for n in needles if n.needle in text), None)
-        if needle is not None:
+        hit = secret_stream.first(text, wanted)
+        if hit is not None:
+            needle = needles[hit.index]
             found.append(Finding(masked_text(where, needles), needle.name, needle.encoding, oid))
     return found
 
 
 def masked(data: bytes, needles: Sequence[Needle]) -> bytes:
-    """``data`` with every needle (longest first) replaced by ``***``."""
-    for needle in needles:
-        if needle.needle in data:
-            data = data.replace(needle.needle, MASK_BYTES)
-    return data
+    """``data`` with every needle replaced by ``***``, whitespace inserted in it or not
+    (``secret_stream.mask``); the same object when none is in it."""
+    if not needles:
+        return data
+    return secret_stream.mask(data, [n.needle for n in needles])
 
 
 def masked_text(text: str, needles: Sequence[Needle]) -> str:

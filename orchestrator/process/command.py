@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import anyio
 import anyio.abc
@@ -32,7 +33,16 @@ from orchestrator.process.started import forget, started, starting
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group, reap_group, signal_group
 from orchestrator.process.tree import Family
 
-__all__ = ["OUTPUT_LIMIT", "CommandResult", "marked", "run_captured", "run_command", "run_short"]
+__all__ = [
+    "OUTPUT_LIMIT",
+    "CommandResult",
+    "Piped",
+    "marked",
+    "run_captured",
+    "run_command",
+    "run_short",
+    "start_piped",
+]
 
 OUTPUT_LIMIT = 256 * 1024
 
@@ -154,6 +164,20 @@ def run_captured(
         check=False,
     )
     return done.returncode, done.stdout, done.stderr
+
+
+Piped = subprocess.Popen[bytes]
+"""A command started by ``start_piped``."""
+
+
+def start_piped(argv: Sequence[str], env: Mapping[str, str], stderr: int | IO[bytes]) -> Piped:
+    """Start a command whose stdin and stdout are pipes, for a stream too large to hold at
+    once (git's ``cat-file --batch`` of a landing's objects, read as it comes); ``env`` is its
+    whole environment, exactly, as for ``run_captured``. The caller writes, reads, waits for it
+    and kills it. A binary that is not there raises ``FileNotFoundError``."""
+    return subprocess.Popen(
+        list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=dict(env)
+    )
 
 
 def run_short(argv: Sequence[str], *, cwd: Path, timeout: float) -> CommandResult:

@@ -7,6 +7,8 @@ gives the byte strings to look for, each labelled with its encoding:
 - ``plain``: the UTF-8 bytes;
 - ``url``: percent-encoded (``quote``, ``quote_plus``; upper- and lower-case hex digits),
   when that differs from the plain form;
+- ``json``: as a JSON string holds it (``json.dumps``: quotes, backslashes, control and
+  non-ASCII characters escaped, ``/`` as written and as ``\\/``), when that differs;
 - ``hex``: lower- and upper-case;
 - ``base64`` and ``base64url``: in each of the 3 alignments the value can start at inside
   the encoded data (its offset modulo 3), only the characters that the value's own bytes
@@ -14,14 +16,17 @@ gives the byte strings to look for, each labelled with its encoding:
   after it, are left out). A value shorter than ``_MIN_BASE64`` bytes has no base64 forms
   at some alignment: too few characters would be found by chance in any base64 text.
 
-Base64 wrapped across lines (MIME's 76 characters) is found only in the pieces between the
-line breaks that are long enough; other encodings (compression, encryption, a reversed
-string) are not looked for: no scan can find a secret a CLI set out to hide.
+Every form is looked for with whitespace inserted anywhere in it (``secret_stream``: the
+search runs on the bytes with their whitespace taken out): a token a terminal wrapped over
+two lines, base64 wrapped at any width (``base64 -w 12``, MIME's 76 characters). Other
+encodings (compression, encryption, a reversed string) are not looked for: no scan can find
+a secret a CLI set out to hide.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
@@ -33,7 +38,7 @@ _MIN_BASE64 = 8  # characters: 48 bits of the value, not found by chance
 @dataclass(frozen=True)
 class Form:
     needle: bytes  # what to look for
-    encoding: str  # "plain", "url", "hex", "base64" or "base64url"
+    encoding: str  # "plain", "url", "json", "hex", "base64" or "base64url"
 
 
 def forms(value: str) -> list[Form]:
@@ -44,6 +49,9 @@ def forms(value: str) -> list[Form]:
         data = encoded.encode("ascii")
         found.setdefault(data, "url")
         found.setdefault(_lower_escapes(data), "url")
+    escaped = json.dumps(value)[1:-1]
+    for written in (escaped, escaped.replace("/", "\\/")):
+        found.setdefault(written.encode("ascii"), "json")
     found.setdefault(raw.hex().encode(), "hex")
     found.setdefault(raw.hex().upper().encode(), "hex")
     for core in _base64_cores(raw):

@@ -31,6 +31,12 @@ A record's strings are masked (``Redactor.deep``), never its JSON text: a mask c
 break the JSON nor turn a number into a string. The usual record holds no secret, which one
 scan of its JSON tells (``masked_json``); only a hit costs a second serialization.
 
+``unwrapped(text)`` masks, beyond what ``mask()`` does, a known secret with whitespace put
+anywhere inside it (a token a terminal wrapped over two lines, base64 wrapped at any width:
+``secret_stream.mask``), in every form of ``secret_forms``. It costs a pass over the text
+with its whitespace taken out and one search per form, so it is applied where text leaves
+for the public, whole (``forge.public_text``), not to each line of a log.
+
 ``mask()`` is cheap enough to call for every record: the environment is read again only when
 its size or one of the kept values changed (a full scan decodes every variable).
 """
@@ -48,6 +54,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.errors import StateError
 from orchestrator.safety.redaction import Redactor, is_sensitive
 from orchestrator.safety.secret_forms import forms
+from orchestrator.safety.secret_stream import mask_text, squeeze
 
 __all__ = [
     "known",
@@ -59,6 +66,7 @@ __all__ = [
     "remember",
     "remember_named",
     "storable",
+    "unwrapped",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -85,12 +93,13 @@ class _Known:
     redactor: Redactor
     named: dict[str, str]  # piece -> the name it is known by
     labels: int  # len(_names) when it was read
+    needles: tuple[bytes, ...]  # every form of every piece, longest first (``unwrapped``)
 
 
 _guard = threading.Lock()
 _remembered: set[str] = set()
 _names: dict[str, str] = {}  # remembered piece -> the name it was first given under
-_known = _Known(-1, (), (), frozenset(), frozenset(), Redactor(()), {}, 0)
+_known = _Known(-1, (), (), frozenset(), frozenset(), Redactor(()), {}, 0, ())
 
 
 def remember(values: Iterable[str]) -> None:
@@ -126,6 +135,13 @@ def names() -> dict[str, str]:
 def mask() -> Redactor:
     """The redactor of every secret known now (see the module doc)."""
     return _current().redactor
+
+
+def unwrapped(text: str) -> str:
+    """``text`` with every known secret masked in every form, whitespace inserted in it or
+    not (module doc); ``text`` itself when it holds none."""
+    needles = _current().needles
+    return mask_text(text, needles) if needles else text
 
 
 def known() -> frozenset[str]:
@@ -202,8 +218,18 @@ def _refresh() -> _Known:
             named[piece] = _names.get(piece) or named.get(piece) or UNNAMED
         pieces = frozenset(named)
         redactor = Redactor(pieces | _encoded(pieces))
+        needles = {form.needle for piece in pieces for form in forms(piece)}
+        ordered = tuple(sorted((n for n in needles if squeeze(n)), key=len, reverse=True))
         _known = _Known(
-            len(os.environ), names, values, remembered, pieces, redactor, named, len(_names)
+            len(os.environ),
+            names,
+            values,
+            remembered,
+            pieces,
+            redactor,
+            named,
+            len(_names),
+            ordered,
         )
         return _known
 

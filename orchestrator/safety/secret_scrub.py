@@ -9,55 +9,103 @@ every rescue) first replaces each known secret (``secret_mask.known``, the value
 everything stored) in the changed files with ``***``, and says which files it changed: the
 attempt that wrote them fails, naming them, so a person looks before anything lands.
 
-Only regular files of the worktree (no links, nothing over ``_LIMIT``) are read: a larger
-file is named as unchecked rather than read whole.
+Only regular files of the worktree are read (never through a link), whatever their size:
+each is streamed (``secret_stream.Finder``, ``CHUNK`` bytes at a time) for every known secret
+in every form (``secret_forms``: as is, URL-encoded, JSON-escaped, hex, base64) with
+whitespace inserted anywhere in it (a token wrapped over two lines, base64 at any width); a
+file found holding one is read whole and masked (``secret_stream.mask``). Time is bounded,
+not size: past ``budget`` seconds for the whole scrub (``secret_stream.budget_seconds``:
+``COUNCIL_SECRET_SCAN_SECONDS``, 120 by default), the file under way and every one not reached are
+named ``(too large to check in time: not masked)``: the attempt then fails as for a secret
+found, and the landing's gate reads what was committed again.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator.safety import secret_mask
-from orchestrator.safety.redaction import MASK
+from orchestrator.safety.secret_forms import forms
+from orchestrator.safety.secret_stream import CHUNK, Finder, Hit, budget_seconds, mask, squeeze
 
-__all__ = ["scrub_sync"]
+__all__ = ["LATE", "scrub_sync"]
 
-_LIMIT = 64 * 1024 * 1024
+LATE = "too large to check in time: not masked"
 
 
-def scrub_sync(root: Path, paths: Sequence[str]) -> list[str]:
+def scrub_sync(root: Path, paths: Sequence[str], budget: float | None = None) -> list[str]:
     """Mask every known secret in the files ``paths`` (relative to ``root``); the paths
     changed, each with the names of the secrets found in it (``settings.env (OPENAI_API_KEY)``:
-    the name a report may say, never the value). Blocking."""
-    secrets = sorted(
-        (value.encode() for value in secret_mask.known() if secret_mask.storable(value)),
-        key=len,
-        reverse=True,
-    )
-    if not secrets:
-        return []
+    the name a report may say, never the value), and those not read in time (module doc).
+    Blocking."""
     names = secret_mask.names()
+    values = sorted((v for v in secret_mask.known() if secret_mask.storable(v)), key=len)
+    needles: list[bytes] = []
+    owners: list[str] = []
+    for value in reversed(values):
+        for form in forms(value):
+            if form.needle not in needles and squeeze(form.needle):
+                needles.append(form.needle)
+                owners.append(names.get(value, secret_mask.UNNAMED))
+    if not needles:
+        return []
+    deadline = time.monotonic() + budget_seconds(budget, "the scrub's budget")
     changed = []
-    for relative in paths:
+    for at, relative in enumerate(paths):
         path = root / relative
         try:
-            if path.is_symlink() or not path.is_file() or path.stat().st_size > _LIMIT:
-                continue
-            data = path.read_bytes()
+            found = _search(path, needles, deadline)
+        except TimeoutError:
+            changed += [f"{late} ({LATE})" for late in paths[at:]]
+            break
         except OSError:
             continue
-        scrubbed = data
-        found: list[str] = []
-        for secret in secrets:
-            if secret in scrubbed:
-                scrubbed = scrubbed.replace(secret, MASK.encode())
-                found.append(names.get(secret.decode(), secret_mask.UNNAMED))
-        if scrubbed != data:
+        if found is None:
+            continue
+        data = _read(path)
+        scrubbed = mask(data, needles)
+        if scrubbed is not data:
             _rewrite(path, scrubbed)
-            changed.append(f"{relative} ({', '.join(sorted(set(found)))})")
+            flat = squeeze(data)
+            hits = {owners[i] for i, needle in enumerate(needles) if squeeze(needle) in flat}
+            changed.append(f"{relative} ({', '.join(sorted(hits))})")
     return changed
+
+
+def _search(path: Path, needles: Sequence[bytes], deadline: float) -> Hit | None:
+    """The first needle ``path`` holds (streamed); None for none, or for what is not a
+    regular file; ``TimeoutError`` past ``deadline``."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        finder = Finder(needles)
+        while finder.hit is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(path)
+            chunk = os.read(fd, CHUNK)
+            if not chunk:
+                break
+            finder.feed(chunk)
+    finally:
+        os.close(fd)
+    return finder.hit
+
+
+def _read(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        parts = []
+        while chunk := os.read(fd, CHUNK * 8):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def _rewrite(path: Path, data: bytes) -> None:
