@@ -121,11 +121,7 @@ class Git:
         strip_stdout: bool = False,
     ) -> GitResult:
         """Run git now, in this thread (call it from a worker thread, never the event loop)."""
-        if self.hooks_dir is not None:
-            self.hooks_dir.mkdir(parents=True, exist_ok=True)
-        argv = self.argv(args)
-        merged = {**git_environ(), **_BASE_ENV, **self.env, **(env or {})}
-        seal.check(self.cwd)  # git's setup as the run sealed it, before git reads it
+        argv, merged = self._prepared(args, env)
         try:
             status, stdout, stderr = run_captured(argv, merged)
         except OSError as exc:
@@ -137,15 +133,23 @@ class Git:
             raise GitError(args, result.returncode, result.stderr or result.stdout)
         return result
 
+    def _prepared(
+        self, args: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> tuple[list[str], dict[str, str]]:
+        """The argv and the whole environment git runs with, its hooks folder made, and git's
+        setup checked as the run sealed it (before git reads it)."""
+        if self.hooks_dir is not None:
+            self.hooks_dir.mkdir(parents=True, exist_ok=True)
+        argv = self.argv(args)
+        merged = {**git_environ(), **_BASE_ENV, **self.env, **(env or {})}
+        seal.check(self.cwd)
+        return argv, merged
+
     def feed_sync(self, *args: str, data: bytes = b"", check: bool = True) -> GitBytes:
         """``run_sync`` with ``data`` as git's stdin and its stdout as bytes: one process for
         a batch of objects (``cat-file --batch``) or an object's exact bytes
         (``hash-object -w --stdin``, ``mktree -z``). Blocking, like ``run_sync``."""
-        if self.hooks_dir is not None:
-            self.hooks_dir.mkdir(parents=True, exist_ok=True)
-        argv = self.argv(args)
-        merged = {**git_environ(), **_BASE_ENV, **self.env}
-        seal.check(self.cwd)
+        argv, merged = self._prepared(args)
         try:
             status, out, stderr = run_captured(argv, merged, stdin=data)
         except OSError as exc:
@@ -160,11 +164,7 @@ class Git:
         """git started as ``run_sync`` starts it, with its stdin and stdout as pipes: for a
         stream too large to hold at once (``cat-file --batch`` of everything a landing brings,
         read as it comes). The caller writes, reads, waits for it and kills it."""
-        if self.hooks_dir is not None:
-            self.hooks_dir.mkdir(parents=True, exist_ok=True)
-        argv = self.argv(args)
-        merged = {**git_environ(), **_BASE_ENV, **self.env}
-        seal.check(self.cwd)
+        argv, merged = self._prepared(args)
         try:
             return start_piped(argv, merged, stderr)
         except OSError as exc:
