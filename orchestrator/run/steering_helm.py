@@ -21,6 +21,7 @@ from orchestrator.events.base import Event
 from orchestrator.events.kinds import EventType
 from orchestrator.forge.issue_tasks import issue_number, task_id_for
 from orchestrator.forge.steering import SteeringRefused
+from orchestrator.money import dollars
 from orchestrator.scheduler.attempts.pull_landing import PULLS
 from orchestrator.scheduler.scheduler import Scheduler
 from orchestrator.spend.raising import budget_scope, in_force, raise_budget
@@ -98,7 +99,7 @@ class RunHelm:
         scope = budget_scope(key)
         limit = await self._raise(scope, {"usd": usd})
         self._release(key)
-        return f"{_named(scope)} is now {limit.said()} (${usd:,.2f} more)."
+        return f"{_named(scope)} is now {limit.said()} ({dollars(usd)} more)."
 
     async def stop(self, task_id: str) -> str:
         try:
