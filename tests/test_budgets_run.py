@@ -270,7 +270,7 @@ def test_a_rate_limit_one_task_hit_holds_another_tasks_next_call_until_the_reset
     assert [p["task_id"] for p in parked] == ["limited"]
     held = [e["data"] for e in seen if e["type"] == "call.held"]
     assert [(h["task_id"], h["phase"]) for h in held][:1] == [("other", "build")]
-    assert "cli is parked until its limit resets" in held[0]["reason"]
+    assert "cli is parked on a rate limit until " in held[0]["reason"]
     until = datetime.fromisoformat(parked[0]["until"])
     builds = [  # other's build CLI, as the ledger has it: one, after the reset
         datetime.fromisoformat(call["started_at"])

@@ -45,3 +45,4 @@ class CallHeld(TypedEvent):
     adapter: str
     reason: str
     until: str | None = None  # ISO time the quota resets; None: until a budget is raised
+    kind: str = ""  # "quota" or "budget" (empty in logs written before it was said)

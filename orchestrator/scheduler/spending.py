@@ -24,14 +24,14 @@ from typing import Any
 from orchestrator.config.task import TaskConfig
 from orchestrator.models import TaskState, TaskStatus
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempts.attempt import HELD
+from orchestrator.scheduler.attempts.attempt import HELD, HELD_UNTIL
 from orchestrator.scheduler.candidates import candidate_settled, candidates_of
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import first_phase
 from orchestrator.spend.budgets import Exceeded
-from orchestrator.spend.gate import SpendGate
+from orchestrator.spend.gate import CallPlan, Hold, SpendGate
 
-__all__ = ["HELD", "Spending"]
+__all__ = ["HELD", "HELD_UNTIL", "Spending"]
 
 
 _CANDIDATE = re.compile(r"^(?P<task>.+)\.c\d+$")
@@ -73,18 +73,16 @@ class Spending:
         if self.gate is not None:
             await self.gate.refresh()
 
-    def hold(self, task_id: str, adapter: str, phase: str, now: datetime) -> str | None:
-        """Why ``task_id``'s next call (``phase`` on ``adapter``) may not start now: a quota
-        (its adapter is then held until the reset) or a budget; None when it may."""
+    def hold(self, task_id: str, adapter: str, phase: str, now: datetime) -> Hold | None:
+        """What holds ``task_id``'s next call (``phase`` on ``adapter``) back now: a quota (its
+        adapter is then held until the reset) or a budget; None when it may start."""
         gate = self.gate
         if gate is None:
             return None
-        quota = gate.quota_hold(adapter, phase, now)
-        if quota is not None:
-            self._parks.hold(adapter, quota.until)
-            return f"{quota.reason} (until {quota.until.astimezone().strftime('%H:%M:%S')})"
-        over = gate.exceeded(task_id, adapter, phase)
-        return f"budget: {over.message()}" if over is not None else None
+        hold = gate.holding(task_id, adapter, phase, now)
+        if hold is not None and hold.until is not None:
+            self._parks.hold(adapter, hold.until)
+        return hold
 
     def held_by_budget(self, state: TaskState) -> bool:
         """``state``'s task waits for a budget to be raised: its record says so, and the
@@ -132,16 +130,27 @@ class Spending:
             return None
         return next((c for c in candidates_of(parent) if c.id == task_id), None)
 
-    async def mark(self, state: TaskState, reason: str | None) -> None:
-        """Keep why ``state``'s task waits for a budget in its record (``status`` reads it),
-        written only when it changes."""
+    async def mark(
+        self, state: TaskState, hold: Hold | None, adapter: str = "", phase: str = ""
+    ) -> None:
+        """Keep what holds ``state``'s task back in its record (``HELD``, and ``HELD_UNTIL``
+        for a quota's reset: ``status`` reads them from any process), written only when it
+        changes, and say it once (``call.held``: ``SpendGate.held``); None: nothing holds it
+        any more (its call starts), which clears both."""
+        if hold is None and self.gate is not None:
+            self.gate.released(state.task_id)
+        reason = hold.reason if hold is not None else None
+        until = hold.until.isoformat() if hold is not None and hold.until is not None else None
+        if hold is not None and self.gate is not None:
+            await self.gate.held(CallPlan(state.task_id, phase, adapter), hold)
         meta: dict[str, Any] = dict(state.metadata)
-        if meta.get(HELD) == reason:
+        if meta.get(HELD) == reason and meta.get(HELD_UNTIL) == until:
             return
-        if reason is None:
-            meta.pop(HELD, None)
-        else:
-            meta[HELD] = reason
+        for key, value in ((HELD, reason), (HELD_UNTIL, until)):
+            if value is None:
+                meta.pop(key, None)
+            else:
+                meta[key] = value
         await self._run.services.store.update_task_state(state.task_id, {"metadata": meta})
 
     async def publish(self, states: list[TaskState]) -> None:
