@@ -114,12 +114,10 @@ def test_a_run_stopped_past_its_fence_deadline_says_it_was_paused_and_goes_on(
     try:
         wait_for(lambda: seen(repo, "phase.started", phase="build"), "the build's CLI started")
         process.send_signal(signal.SIGSTOP)
-        stopped = time.monotonic()
         # The pause itself is what is tested: the run is held stopped past its fence deadline
         # (4 s) and inside its lease (6 s), as a workstation stopped by Ctrl-Z would be.
         time.sleep(4.5)
         os.kill(process.pid, signal.SIGCONT)
-        held = time.monotonic() - stopped
         out, err = process.communicate(timeout=patience(120))
     finally:
         reap(process)
@@ -133,7 +131,7 @@ def test_a_run_stopped_past_its_fence_deadline_says_it_was_paused_and_goes_on(
     seen_events = events(repo)
     paused = [e["data"] for e in seen_events if e["type"] == "workstation.paused"]
     assert len(paused) == 1, paused
-    assert paused[0]["how"] == "stopped" and paused[0]["seconds"] >= round(held, 1) - 0.2
+    assert paused[0]["how"] == "stopped" and paused[0]["seconds"] >= 4.0  # stopped 4.5 s at least
     assert (paused[0]["attempts"], paused[0]["renewed"]) == (1, 1)
     kinds = {e["type"] for e in seen_events}
     assert not kinds & {"task.self_fenced", "task.claim_lost", "task.swept", "task.requeued"}

@@ -5,7 +5,9 @@ does to the run.
 - **Before dispatch** (``hold``): a task whose next call has no room in a budget is not
   started (its wait says which budget, in the live view and ``status``); one whose adapter's
   quota cannot carry it is not started there either: its adapter is held until the reset
-  (``AdapterParks.hold``), so the task goes to a fallback adapter or waits.
+  (``AdapterParks.hold``), so the task goes to a fallback adapter or waits. Either hold is kept
+  on the task's record (``mark``: ``HELD``, ``HELD_UNTIL``; ``status`` reads them from any
+  process) and said once (``call.held``), and cleared when its call starts.
 - **A held attempt** (``WorkflowStatus.HELD``: the gate refused a later phase's call) goes
   back to the queue uncounted, its work committed on its branch (``Settler``).
 - **The run's end**: a task held by a budget is settled for ``council run``, which ends

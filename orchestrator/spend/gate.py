@@ -2,7 +2,8 @@
 
 Before (``open``): the call's forecast (``Tally.forecast``) is checked against every budget
 it counts to and its adapter's quota (``quota``); a call that does not fit is not started:
-``SpendHeld`` says why, and until when when a quota's reset is known. A call that fits gets
+``SpendHeld`` says why, and until when when a quota's reset is known; ``call.held`` says it
+once per hold of a task (``held``; ``holding`` asks without saying). A call that fits gets
 its ledger record, opened (``ledger``), which also reserves its forecast: calls started side
 by side cannot all take the same room.
 
