@@ -142,6 +142,9 @@ class Dispatcher:
                 return f"{', '.join(chain)} parked on a quota"
             await self._spending.mark(state, held, held_on, phase)
             return held.reason
+        # Nothing holds its call any more: a hold kept on its record ends now, not only once
+        # it starts (a slot or a file may keep it waiting a while yet).
+        state = await self._spending.mark(state, None, adapter, phase)
         if not self._inflight.free(adapter, phase):
             return f"no free slot for {adapter} ({phase})"
         if self._radar is not None:
@@ -152,7 +155,6 @@ class Dispatcher:
         blocked = await self._file_held(frozenset(task.files), group)
         if blocked is not None:
             return blocked
-        await self._spending.mark(state, None, adapter, phase)
         self._launch(
             Attempt(task, adapter, phase, self._next_seq(), frozenset(task.files), group=group)
         )

@@ -30,8 +30,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import anyio
-
 from orchestrator.errors import RecordNotFound, StaleClaim, StoreUnavailable
 from orchestrator.event_text import sentence
 from orchestrator.events.runs import WorkstationPaused
@@ -224,16 +222,14 @@ class Reconciler:
             return
         running = [a for a in self._inflight if a.token and not a.lost]
         renewed = 0
-        # No fence is judged meanwhile (``fence_overdue``), for at most the lease's margin:
-        # a store that does not answer by then leaves them to the fence.
-        margin = self._run.services.config.scheduler.stale_threshold * (1 - SELF_FENCE)
+        # No fence is judged meanwhile (``fence_overdue``): a store that does not answer ends
+        # each renewal in its own time (``StoreUnavailable``), and leaves it to the fence.
         self._renewing += 1
         try:
-            with anyio.move_on_after(margin):
-                for attempt in running:
-                    with contextlib.suppress(StoreUnavailable):  # the store away: the fence
-                        await self._renew(attempt, time.monotonic())
-                        renewed += not attempt.lost
+            for attempt in running:
+                with contextlib.suppress(StoreUnavailable):
+                    await self._renew(attempt, time.monotonic())
+                    renewed += not attempt.lost
         finally:
             self._renewing -= 1
         said = WorkstationPaused(

@@ -134,11 +134,11 @@ class Spending:
 
     async def mark(
         self, state: TaskState, hold: Hold | None, adapter: str = "", phase: str = ""
-    ) -> None:
+    ) -> TaskState:
         """Keep what holds ``state``'s task back in its record (``HELD``, and ``HELD_UNTIL``
         for a quota's reset: ``status`` reads them from any process), written only when it
         changes, and say it once (``call.held``: ``SpendGate.held``); None: nothing holds it
-        any more (its call starts), which clears both."""
+        any more (its call may start), which clears both. The record as it is now."""
         if hold is None and self.gate is not None:
             self.gate.released(state.task_id)
         reason = hold.reason if hold is not None else None
@@ -147,13 +147,13 @@ class Spending:
             await self.gate.held(CallPlan(state.task_id, phase, adapter), hold)
         meta: dict[str, Any] = dict(state.metadata)
         if meta.get(HELD) == reason and meta.get(HELD_UNTIL) == until:
-            return
+            return state
         for key, value in ((HELD, reason), (HELD_UNTIL, until)):
             if value is None:
                 meta.pop(key, None)
             else:
                 meta[key] = value
-        await self._run.services.store.update_task_state(state.task_id, {"metadata": meta})
+        return await self._run.services.store.update_task_state(state.task_id, {"metadata": meta})
 
     async def publish(self, states: list[TaskState]) -> None:
         """Keep the run's final spend line (its end), naming the budget it waits for."""
