@@ -223,13 +223,14 @@ class Reconciler:
         running = [a for a in self._inflight if a.token and not a.lost]
         renewed = 0
         # No fence is judged meanwhile (``fence_overdue``): a store that does not answer ends
-        # each renewal in its own time (``StoreUnavailable``), and leaves it to the fence.
+        # a renewal in its own time (``StoreUnavailable``) and leaves them all to the fence.
         self._renewing += 1
         try:
             for attempt in running:
-                with contextlib.suppress(StoreUnavailable):
-                    await self._renew(attempt, time.monotonic())
-                    renewed += not attempt.lost
+                await self._renew(attempt, time.monotonic())
+                renewed += not attempt.lost
+        except StoreUnavailable:
+            pass
         finally:
             self._renewing -= 1
         said = WorkstationPaused(
