@@ -121,3 +121,24 @@ def test_a_tiny_budget_shows_its_amounts_non_zero_in_status(tmp_path: Path) -> N
     assert f"spent {dollars(spent)} in 1 CLI calls" in table.stdout
     assert f"run budget {dollars(spent)} of $0.0002 (" in table.stdout
     assert "$0.00 " not in table.stdout and "of $0.00 " not in table.stdout
+
+
+def test_a_budget_hold_is_kept_on_the_task_and_said_once(run: budgets_run.Run) -> None:
+    config = run.write(
+        budgets_run.one_phase_tasks(),
+        workflow={"phases": [{"name": "build"}]},
+        budgets={"run": {"tokens": 1}},
+    )
+    done = run.council("run", str(config), "--json")
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    tasks = {t["task_id"]: t for t in json.loads(done.stdout)["tasks"]}
+    assert tasks["one"]["status"] == "done" and tasks["one"]["held"] is None
+    two = tasks["two"]
+    assert two["status"] == "queued" and two["held_until"] is None  # until raised
+    assert two["held"].startswith("budget: the run's budget (1 tokens, budgets.run) is spent")
+    assert two["waiting"] == two["held"]
+    looked = status_json(run, config)  # another process, from the records
+    assert [t["held"] for t in looked["tasks"] if t["task_id"] == "two"] == [two["held"]]
+    held = calls_held(run)
+    assert [(h["task_id"], h["kind"], h["until"]) for h in held] == [("two", "budget", None)]
+    assert "two: build on cli held: the run's budget (1 tokens" in done.stderr
