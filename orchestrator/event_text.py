@@ -110,6 +110,10 @@ _WORDING: dict[str, str] = {
     "budget.exceeded": "budget: {message} ({action})",
     "budget.raised": "budget: {scope} raised",
     "call.held": "{task_id}: {phase} on {adapter} held: {reason}",
+    "workstation.paused": (
+        "this workstation was paused for {seconds}s ({how}), not the state store: "
+        "{renewed} of {attempts} running claims renewed at once"
+    ),
 }
 
 TRANSITIONS = frozenset(

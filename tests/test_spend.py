@@ -336,7 +336,7 @@ async def test_the_gate_holds_a_call_until_a_reported_or_configured_quota_resets
     assert "claude's five_hour limit (97% used)" in held.value.reason
     # A rate limit another task hit (the scheduler's park) holds the adapter the same way.
     parked["codex"] = datetime.now(UTC) + timedelta(minutes=5)
-    with pytest.raises(SpendHeld, match="codex is parked until its limit resets"):
+    with pytest.raises(SpendHeld, match="codex is parked on a rate limit until "):
         await gate.open(CallPlan(task="t3", phase="build", adapter="codex"))
     parked.clear()
     first = await gate.open(CallPlan(task="t3", phase="build", adapter="codex"))

@@ -22,6 +22,7 @@ from orchestrator.cli.store_access import open_store, pick_session
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
 from orchestrator.models import utcnow
+from orchestrator.money import dollars
 from orchestrator.run.stores import describe_state
 from orchestrator.spend.budgets import all_spends, raised
 from orchestrator.spend.gate import RAISES
@@ -78,11 +79,11 @@ def _row(group: CostGroup) -> tuple[object, ...]:
     return (
         group.key,
         group.calls,
-        f"${group.usd:,.4f}",
+        dollars(group.usd),
         f"{group.input_tokens:,}",
         f"{group.output_tokens:,}",
         f"{group.cache_read_tokens + group.cache_write_tokens:,}",
-        f"${group.not_landed_usd:,.4f}",
+        dollars(group.not_landed_usd),
         priced or "-",
     )
 
@@ -109,11 +110,11 @@ def _print(report: CostReport) -> None:
     console.print_lines(line.said())
     if report.not_landed_share is not None:
         console.print_lines(
-            f"not landed: ${total.not_landed_usd:,.4f} ({report.not_landed_share:.0%} of the "
+            f"not landed: {dollars(total.not_landed_usd)} ({report.not_landed_share:.0%} of the "
             "cost: failed or retried attempts, candidates not chosen, cancelled tasks)"
         )
     if report.top_tasks and report.by != "task":
-        costliest = ", ".join(f"{g.key} ${g.usd:,.4f}" for g in report.top_tasks)
+        costliest = ", ".join(f"{g.key} {dollars(g.usd)}" for g in report.top_tasks)
         console.print_lines(f"costliest tasks: {costliest}")
     sources = ", ".join(f"{name}: {count}" for name, count in report.cost_sources.items())
     console.print_lines(f"prices from: {sources} (built-in table as of {report.prices_as_of})")

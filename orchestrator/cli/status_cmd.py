@@ -5,8 +5,9 @@ here (``run_finder``: the one last started from this directory or one above it, 
 ``.council/state`` of the repository you stand in; exit 2 when there is none); ``--json`` for
 machine output. A parked task shows ``parked until HH:MM:SS (adapter, park n)``
 (``parked_until``, ``parked_adapter`` and ``parks`` in the JSON); a waiting one why it waits
-(``waiting``); a failed one its ``outcome`` (``rate_limited``, ...) in the JSON. ``--watch``
-redraws the table until the run ends (``status_watch``).
+(``waiting``; a call held by a quota or a budget also ``held`` and ``held_until``, the
+reset); a failed one its ``outcome`` (``rate_limited``, ...) in the JSON. ``--watch`` redraws
+the table until the run ends (``status_watch``).
 
 One look at a file store first tries the report kept beside it (``run.report_cache``): while
 no record it was built from has been written, it is the report, read without the store, its

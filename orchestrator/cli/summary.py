@@ -106,9 +106,13 @@ def print_summary(report: RunReport, wide: bool = False) -> None:
 
 
 def _print_spend(report: RunReport) -> None:
-    """What the run's CLI calls cost, against its budgets; the budget it waits for."""
+    """What the run's CLI calls cost, against its budgets; each task a quota holds, and the
+    budget the run waits for."""
     if report.spend is not None:
         console.print_lines(report.spend.said())
+    for task in report.tasks:
+        if task.held and not task.held.startswith("budget: "):  # a quota's: until its reset
+            console.print_lines(f"held: {task.task_id}: {task.held}")
     held = next((t.waiting for t in report.tasks if (t.waiting or "").startswith("budget: ")), None)
     if held is None and report.spend is not None:
         held = report.spend.held

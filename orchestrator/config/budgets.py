@@ -28,6 +28,7 @@ from pydantic import (
 
 from orchestrator.config.durations import PositiveDuration
 from orchestrator.config.fields import Id, Section
+from orchestrator.money import dollars
 
 __all__ = ["BudgetsConfig", "Limit", "PriceConfig", "QuotaConfig"]
 
@@ -51,7 +52,7 @@ class Limit(Section):
         return self
 
     def said(self) -> str:
-        parts = [f"${self.usd:,.2f}" if self.usd is not None else "", _tokens(self.tokens)]
+        parts = [dollars(self.usd) if self.usd is not None else "", _tokens(self.tokens)]
         text = " and ".join(part for part in parts if part)
         return f"{text} a day" if self.per == "day" else text
 

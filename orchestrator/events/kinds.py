@@ -64,6 +64,7 @@ class EventType(StrEnum):
     RUN_LEFT = "run.left"
     RUN_INTERRUPTED = "run.interrupted"
     RUN_FINISHED = "run.finished"
+    WORKSTATION_PAUSED = "workstation.paused"
     # a task's way through the scheduler
     TASK_SUBMITTED = "task.submitted"
     TASK_REJECTED = "task.rejected"

@@ -1,4 +1,5 @@
-"""A run's own events: started, joined, resumed, left, interrupted, finished."""
+"""A run's own events: started, joined, resumed, left, interrupted, finished; and this
+workstation paused under it (stopped, or asleep)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ __all__ = [
     "RunLeft",
     "RunResumed",
     "RunStarted",
+    "WorkstationPaused",
 ]
 
 
@@ -56,3 +58,18 @@ class RunFinished(TypedEvent):
     type: Literal["run.finished"] = "run.finished"
     session_id: str
     status: str
+
+
+class WorkstationPaused(TypedEvent):
+    """The orchestrator's own process did not run for ``seconds``: ``stopped`` (SIGSTOP, a
+    debugger, Ctrl-Z; its loop did not run while the clocks went on) or ``asleep`` (the machine
+    suspended: the boot clock went on, the monotonic one did not). Its claims' deadlines were
+    missed by the pause, not by the state store; ``renewed`` of its ``attempts`` in flight were
+    renewed at once (the others were lost or wait for the store)."""
+
+    type: Literal["workstation.paused"] = "workstation.paused"
+    level: str = "warning"
+    seconds: float
+    how: str  # "stopped" or "asleep"
+    attempts: int = 0
+    renewed: int = 0

@@ -37,7 +37,8 @@ class BudgetRaised(TypedEvent):
 
 class CallHeld(TypedEvent):
     """A CLI call was not started: a budget has no room for it, or its adapter's quota would
-    not carry it before a known reset (``until``)."""
+    not carry it before a known reset (``until``). Said once per hold of a task (not each time
+    the scheduler asks again), at its dispatch or before a later phase's call."""
 
     type: Literal["call.held"] = "call.held"
     task_id: str
@@ -45,3 +46,4 @@ class CallHeld(TypedEvent):
     adapter: str
     reason: str
     until: str | None = None  # ISO time the quota resets; None: until a budget is raised
+    kind: str = ""  # "quota" or "budget" (empty in logs written before it was said)

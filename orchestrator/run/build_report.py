@@ -47,6 +47,7 @@ def _task_report(
         duration = (state.finished_at - state.started_at).total_seconds()
     conflicts = state.metadata.get("conflicts")
     parked = state.status == TaskStatus.PARKED
+    queued = state.status == TaskStatus.QUEUED
     outcome = state.metadata.get("outcome") if state.status == TaskStatus.FAILED else None
     return TaskReport(
         task_id=state.task_id,
@@ -71,6 +72,8 @@ def _task_report(
         cost_usd=_usage(state.metadata, "cost_usd"),
         candidates=_candidates(state.metadata),
         waiting=wait_reason(depends_on, state, states, now),
+        held=_text(state.metadata, "held") if queued else None,  # ``scheduler.spending.HELD``
+        held_until=_time(state.metadata, "held_until") if queued else None,
         holder=state.claim.holder if state.claim is not None else None,
         lease_expires=(
             state.claim.expires_at

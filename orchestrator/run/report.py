@@ -103,6 +103,10 @@ class TaskReport(_Report):
     cost_usd: float | None = None
     candidates: list[CandidateReport] = []
     waiting: str | None = None  # why an unfinished task waits: ``after add-cli``, a park...
+    # While its next CLI call is held (queued): by a quota until ``held_until`` (its reset),
+    # or by a budget (``budget: ...``, until raised) (``scheduler.spending``).
+    held: str | None = None
+    held_until: datetime | None = None
     holder: str | None = None  # who holds (or last held) its claim: ``<host>:<pid>:<run>``
     lease_expires: datetime | None = None  # while its claim is held: when it lapses
     vanished: list[VanishedReport] = []  # its landings that vanished from the base, oldest first

@@ -29,6 +29,7 @@ from orchestrator.events.base import Event
 from orchestrator.events.kinds import EventType
 from orchestrator.forge.issue_tasks import issue_number, task_id_for
 from orchestrator.forge.steering import SteeringRefused
+from orchestrator.money import dollars
 from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.attempts.pull_landing import PULL, PULLS
 from orchestrator.scheduler.retry import request_rebase, request_retry
@@ -108,7 +109,7 @@ class RunHelm:
         scope = budget_scope(key)
         limit = await self._raise(scope, {"usd": usd})
         self._release(key)
-        return f"{_named(scope)} is now {limit.said()} (${usd:,.2f} more)."
+        return f"{_named(scope)} is now {limit.said()} ({dollars(usd)} more)."
 
     async def stop(self, task_id: str) -> str:
         try:

@@ -44,6 +44,7 @@ from orchestrator.scheduler.rules.queue import (
     waiting_on,
 )
 from orchestrator.scheduler.spending import Spending
+from orchestrator.spend.gate import Hold
 from orchestrator.workflow.best_of import COUNCIL_PHASE, judge_adapter
 
 __all__ = ["Dispatcher", "adapter_chain"]
@@ -121,23 +122,29 @@ class Dispatcher:
         # A parked task keeps its own adapter; another takes the first of its chain not parked,
         # nor held by a quota or an adapter's budget (then a fallback takes the call).
         options = [stay] if stay is not None else chain
-        options = [a for a in options if self._parks.choose([a], now) == a]
-        if not options:
-            return f"{', '.join(chain)} parked on a quota"
         phase = first_phase(self._run.services.config, task, state)
+        free = [a for a in options if self._parks.choose([a], now) == a]
         adapter: str | None = None
-        held: str | None = None
-        for option in options:
-            why = self._spending.hold(task.id, option, phase, now)
-            if why is None:
+        held: Hold | None = None
+        held_on = ""
+        for option in free:
+            hold = self._spending.hold(task.id, option, phase, now)
+            if hold is None:
                 adapter = option
                 break
-            held = held or why
+            if held is None:
+                held, held_on = hold, option
         if adapter is None:
-            assert held is not None
-            if held.startswith("budget: "):
-                await self._spending.mark(state, held)
-            return held
+            if held is None:  # every adapter it may use is parked: held by the first one's
+                held_on = options[0]
+                held = self._spending.hold(task.id, held_on, phase, now)
+            if held is None:
+                return f"{', '.join(chain)} parked on a quota"
+            await self._spending.mark(state, held, held_on, phase)
+            return held.reason
+        # Nothing holds its call any more: a hold kept on its record ends now, not only once
+        # it starts (a slot or a file may keep it waiting a while yet).
+        state = await self._spending.mark(state, None, adapter, phase)
         if not self._inflight.free(adapter, phase):
             return f"no free slot for {adapter} ({phase})"
         if self._radar is not None:
@@ -148,7 +155,6 @@ class Dispatcher:
         blocked = await self._file_held(frozenset(task.files), group)
         if blocked is not None:
             return blocked
-        await self._spending.mark(state, None)
         self._launch(
             Attempt(task, adapter, phase, self._next_seq(), frozenset(task.files), group=group)
         )

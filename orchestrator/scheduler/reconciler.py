@@ -10,6 +10,9 @@
    one that cannot be renewed (swept, or taken over) marks the attempt lost and cancels it.
    One that could not be renewed at all for two thirds of ``stale_threshold`` (the store
    unreachable) fences itself the same way, measured on this machine's monotonic clock.
+   A workstation that was paused (stopped, or asleep: ``pause``) says so first
+   (``workstation.paused``) and renews its claims at once, so a pause is never blamed on
+   the store.
 3. **Sweep** (``sweeper``, every ``min(heartbeat_interval, stale_threshold / 2)``).
 4. **Worktrees**: a running attempt whose worktree is gone (deleted by hand, its ``.git``
    file missing) is cancelled at once, CLI stopped, rather than left to fail in a directory
@@ -28,6 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import RecordNotFound, StaleClaim, StoreUnavailable
+from orchestrator.event_text import sentence
+from orchestrator.events.runs import WorkstationPaused
 from orchestrator.events.tasks import (
     TaskCancelled,
     TaskCancelRequested,
@@ -43,11 +48,14 @@ from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.cancel import cancelled_updates, clear_cancel, pending_cancels
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
+from orchestrator.scheduler.pause import PauseWatch
 from orchestrator.scheduler.sweeper import Sweeper
 
 __all__ = ["SELF_FENCE", "Reconciler"]
 
 log = logging.getLogger(__name__)
+
+_PAUSE_AT_LEAST = 2.0  # seconds: a shorter gap is never called a pause
 
 SELF_FENCE = 2 / 3
 """An attempt that could not renew its claim for this share of the lease stops itself: the
@@ -71,9 +79,15 @@ class Reconciler:
         self._sweeper = sweeper
         self._touch = touch  # another process may have changed this task: read it again
         self._last_sweep = 0.0
+        settings = run.services.config.scheduler
+        # A pass runs each tick and each half heartbeat (the lease watch): a longer gap in
+        # which the process did not run is a pause (``pause``).
+        self._renewing = 0  # renewals after a pause under way (``after_pause``)
+        self._pause = PauseWatch(max(_PAUSE_AT_LEAST, settings.heartbeat_interval, settings.tick))
 
     async def reconcile(self) -> None:
         settings = self._run.services.config.scheduler
+        await self.after_pause()
         await self._apply_cancels()
         for attempt in self._inflight:
             if not attempt.token or attempt.lost:
@@ -172,6 +186,9 @@ class Reconciler:
         A local deadline, read on this machine's clock without the store: the scheduler also
         calls it on a timer of its own (``Scheduler._watch_leases``), so a tick held up by an
         unreachable store cannot hold the fence up too."""
+        await self.after_pause()
+        if self._renewing:
+            return  # a pause's renewals are under way: the deadlines are judged after them
         fence_after = self._run.services.config.scheduler.stale_threshold * SELF_FENCE
         now = time.monotonic()
         late = [
@@ -193,6 +210,36 @@ class Reconciler:
                 await self._run.events.emit(
                     TaskSelfFenced(task_id=attempt.key, silent=round(silent, 1))
                 )
+
+    async def after_pause(self) -> None:
+        """When this workstation was paused (``pause``: stopped, or asleep) since the last
+        pass, say so (a warning and ``workstation.paused``) and renew every running claim at
+        once: the deadlines were missed by the pause, not the store, so a claim the store
+        renews now goes on, one taken meanwhile is lost (``task.claim_lost``), and only one the
+        store cannot renew is left to the fence below, which then blames the store."""
+        paused = self._pause.look()
+        if paused is None:
+            return
+        running = [a for a in self._inflight if a.token and not a.lost]
+        renewed = 0
+        # No fence is judged meanwhile (``fence_overdue``): a store that does not answer ends
+        # a renewal in its own time (``StoreUnavailable``) and leaves them all to the fence.
+        self._renewing += 1
+        try:
+            for attempt in running:
+                await self._renew(attempt, time.monotonic())
+                renewed += not attempt.lost
+        except StoreUnavailable:
+            pass
+        finally:
+            self._renewing -= 1
+        said = WorkstationPaused(
+            seconds=paused.seconds, how=paused.how, attempts=len(running), renewed=renewed
+        )
+        try:
+            await self._run.events.emit(said)  # a warning: the log says it (``event_text``)
+        except StoreUnavailable:
+            log.warning("%s", sentence(said))
 
     async def _renew(self, attempt: Attempt, now: float) -> None:
         token = attempt.token

@@ -5,7 +5,9 @@ does to the run.
 - **Before dispatch** (``hold``): a task whose next call has no room in a budget is not
   started (its wait says which budget, in the live view and ``status``); one whose adapter's
   quota cannot carry it is not started there either: its adapter is held until the reset
-  (``AdapterParks.hold``), so the task goes to a fallback adapter or waits.
+  (``AdapterParks.hold``), so the task goes to a fallback adapter or waits. Either hold is kept
+  on the task's record (``mark``: ``HELD``, ``HELD_UNTIL``; ``status`` reads them from any
+  process) and said once (``call.held``), and cleared when its call starts.
 - **A held attempt** (``WorkflowStatus.HELD``: the gate refused a later phase's call) goes
   back to the queue uncounted, its work committed on its branch (``Settler``).
 - **The run's end**: a task held by a budget is settled for ``council run``, which ends
@@ -24,14 +26,14 @@ from typing import Any
 from orchestrator.config.task import TaskConfig
 from orchestrator.models import TaskState, TaskStatus
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempts.attempt import HELD
+from orchestrator.scheduler.attempts.attempt import HELD, HELD_UNTIL
 from orchestrator.scheduler.candidates import candidate_settled, candidates_of
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import first_phase
 from orchestrator.spend.budgets import Exceeded
-from orchestrator.spend.gate import SpendGate
+from orchestrator.spend.gate import CallPlan, Hold, SpendGate
 
-__all__ = ["HELD", "Spending"]
+__all__ = ["HELD", "HELD_UNTIL", "Spending"]
 
 
 _CANDIDATE = re.compile(r"^(?P<task>.+)\.c\d+$")
@@ -73,18 +75,16 @@ class Spending:
         if self.gate is not None:
             await self.gate.refresh()
 
-    def hold(self, task_id: str, adapter: str, phase: str, now: datetime) -> str | None:
-        """Why ``task_id``'s next call (``phase`` on ``adapter``) may not start now: a quota
-        (its adapter is then held until the reset) or a budget; None when it may."""
+    def hold(self, task_id: str, adapter: str, phase: str, now: datetime) -> Hold | None:
+        """What holds ``task_id``'s next call (``phase`` on ``adapter``) back now: a quota (its
+        adapter is then held until the reset) or a budget; None when it may start."""
         gate = self.gate
         if gate is None:
             return None
-        quota = gate.quota_hold(adapter, phase, now)
-        if quota is not None:
-            self._parks.hold(adapter, quota.until)
-            return f"{quota.reason} (until {quota.until.astimezone().strftime('%H:%M:%S')})"
-        over = gate.exceeded(task_id, adapter, phase)
-        return f"budget: {over.message()}" if over is not None else None
+        hold = gate.holding(task_id, adapter, phase, now)
+        if hold is not None and hold.until is not None:
+            self._parks.hold(adapter, hold.until)
+        return hold
 
     def held_by_budget(self, state: TaskState) -> bool:
         """``state``'s task waits for a budget to be raised: its record says so, and the
@@ -132,17 +132,28 @@ class Spending:
             return None
         return next((c for c in candidates_of(parent) if c.id == task_id), None)
 
-    async def mark(self, state: TaskState, reason: str | None) -> None:
-        """Keep why ``state``'s task waits for a budget in its record (``status`` reads it),
-        written only when it changes."""
+    async def mark(
+        self, state: TaskState, hold: Hold | None, adapter: str = "", phase: str = ""
+    ) -> TaskState:
+        """Keep what holds ``state``'s task back in its record (``HELD``, and ``HELD_UNTIL``
+        for a quota's reset: ``status`` reads them from any process), written only when it
+        changes, and say it once (``call.held``: ``SpendGate.held``); None: nothing holds it
+        any more (its call may start), which clears both. The record as it is now."""
+        if hold is None and self.gate is not None:
+            self.gate.released(state.task_id)
+        reason = hold.reason if hold is not None else None
+        until = hold.until.isoformat() if hold is not None and hold.until is not None else None
+        if hold is not None and self.gate is not None:
+            await self.gate.held(CallPlan(state.task_id, phase, adapter), hold)
         meta: dict[str, Any] = dict(state.metadata)
-        if meta.get(HELD) == reason:
-            return
-        if reason is None:
-            meta.pop(HELD, None)
-        else:
-            meta[HELD] = reason
-        await self._run.services.store.update_task_state(state.task_id, {"metadata": meta})
+        if meta.get(HELD) == reason and meta.get(HELD_UNTIL) == until:
+            return state
+        for key, value in ((HELD, reason), (HELD_UNTIL, until)):
+            if value is None:
+                meta.pop(key, None)
+            else:
+                meta[key] = value
+        return await self._run.services.store.update_task_state(state.task_id, {"metadata": meta})
 
     async def publish(self, states: list[TaskState]) -> None:
         """Keep the run's final spend line (its end), naming the budget it waits for."""

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from orchestrator.config.budgets import BudgetsConfig, Limit
+from orchestrator.money import dollars
 from orchestrator.spend.ledger import LedgerEntry
 
 __all__ = [
@@ -108,13 +109,13 @@ class Exceeded:
         return self.spend.scope
 
     def message(self) -> str:
-        spent = f"${self.spend.usd:,.2f}"
+        spent = dollars(self.spend.usd)
         if self.scope.limit.tokens is not None:
             spent += f" / {self.spend.tokens:,} tokens"
         coming = ""
         if self.forecast.usd or self.forecast.tokens:
             coming = (
-                f"; the next call's forecast (${self.forecast.usd:,.2f}, "
+                f"; the next call's forecast ({dollars(self.forecast.usd)}, "
                 f"{self.forecast.tokens:,} tokens, {self.forecast.basis}) would pass it"
             )
         return f"{self.scope.said()} is spent: {spent} so far{coming}"

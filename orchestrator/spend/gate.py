@@ -2,7 +2,8 @@
 
 Before (``open``): the call's forecast (``Tally.forecast``) is checked against every budget
 it counts to and its adapter's quota (``quota``); a call that does not fit is not started:
-``SpendHeld`` says why, and until when when a quota's reset is known. A call that fits gets
+``SpendHeld`` says why, and until when when a quota's reset is known; ``call.held`` says it
+once per hold of a task (``held``; ``holding`` asks without saying). A call that fits gets
 its ledger record, opened (``ledger``), which also reserves its forecast: calls started side
 by side cannot all take the same room.
 
@@ -24,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator.adapter import AgentEvent, EventKind, Usage
@@ -43,7 +44,7 @@ from orchestrator.spend.raising import RAISES
 from orchestrator.spend.tally import Tally
 from orchestrator.state.protocol import StateStore
 
-__all__ = ["RAISES", "CallPlan", "SpendGate", "SpendHeld", "Ticket"]
+__all__ = ["RAISES", "CallPlan", "Hold", "SpendGate", "SpendHeld", "Ticket", "held_text"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,23 @@ class SpendHeld(Exception):
         self.reason = reason
         self.until = until
         self.kind = kind  # "budget" or "quota"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a call may not start now: ``kind`` ``quota`` (until ``until``, its reset) or
+    ``budget`` (until raised); ``key`` what holds it (``quota:<adapter>``, a budget's scope),
+    ``reason`` as people read it (a budget's starts ``budget: ``, as a task's record keeps it)."""
+
+    kind: str
+    key: str
+    reason: str
+    until: datetime | None
+
+
+def held_text(hold: QuotaHold) -> str:
+    """A quota's hold as the event, the task's record and ``status`` say it."""
+    return f"{hold.reason} until {hold.until.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}"
 
 
 @dataclass
@@ -107,6 +125,7 @@ class SpendGate:
         self._said: set[str] = set()  # scopes said spent, until raised
         self._reported: dict[str, Reported] = {}  # adapter -> its CLI's last quota report
         self._published = float("-inf")  # when the spend line was last kept (monotonic)
+        self._holding: dict[str, tuple[str, datetime | None]] = {}  # task -> the hold said
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -169,9 +188,6 @@ class SpendGate:
         """Why a call on ``adapter`` waits for a quota's reset, and until when."""
         now = now or utcnow()
         holds: list[QuotaHold] = []
-        parked = self._parked_until(adapter)
-        if parked is not None and parked > now:
-            holds.append(QuotaHold(parked, f"{adapter} is parked until its limit resets"))
         said = self._reported.get(adapter)
         hold_at = self._config.rate_limits.hold_at
         if said is not None and said.resets_at > now and said.utilization >= hold_at:
@@ -189,27 +205,67 @@ class SpendGate:
             wait = configured_wait(recent, adapter, quota, coming, now) if recent else None
             if wait is not None:
                 holds.append(QuotaHold(wait, f"rate_limits.quotas.{adapter} is used up"))
+        # Last: a park this gate's own quota hold made (``Spending.hold``) says that quota.
+        parked = self._parked_until(adapter)
+        if parked is not None and parked > now:
+            holds.append(QuotaHold(parked, f"{adapter} is parked on a rate limit"))
         if not holds:
             return None
-        return max(holds, key=lambda hold: hold.until)
+        return max(holds, key=lambda hold: hold.until)  # the first of the latest
+
+    def holding(
+        self, task: str, adapter: str, phase: str, now: datetime | None = None
+    ) -> Hold | None:
+        """What holds a call of ``phase`` of ``task`` on ``adapter`` back now (a quota's reset
+        first, then a budget), or None when it may start. Says nothing (``held`` does)."""
+        quota = self.quota_hold(adapter, phase, now)
+        if quota is not None:
+            return Hold("quota", f"quota:{adapter}", held_text(quota), quota.until)
+        over = self.exceeded(task, adapter, phase)
+        if over is not None:
+            return Hold("budget", over.scope.key, f"budget: {over.message()}", None)
+        return None
+
+    async def held(self, plan: CallPlan, hold: Hold) -> bool:
+        """Say that ``plan``'s call is held (a ``call.held`` event), once per hold of its task:
+        a task held again by the same thing (each tick asks) is not said again, until its
+        call starts (``released``). True when it was said now."""
+        said = (hold.key, hold.until)
+        if self._holding.get(plan.task) == said:
+            return False
+        self._holding[plan.task] = said
+        await self._store.emit(
+            CallHeld(
+                task_id=plan.task,
+                phase=plan.phase,
+                adapter=plan.adapter,
+                reason=hold.reason.removeprefix("budget: "),
+                until=hold.until.isoformat() if hold.until is not None else None,
+                kind=hold.kind,
+            )
+        )
+        return True
+
+    def released(self, task: str) -> None:
+        """``task``'s hold is over (its call starts, or it left the queue)."""
+        self._holding.pop(task, None)
 
     async def check(self, plan: CallPlan) -> None:
         """Raise ``SpendHeld`` when the call may not start now (``open`` checks again)."""
-        held = self.quota_hold(plan.adapter, plan.phase)
-        if held is not None:
-            reason = f"{held.reason} until {held.until.strftime('%Y-%m-%d %H:%M:%S UTC')}"
-            await self._held(plan, reason, held.until)
-            raise SpendHeld(reason, until=held.until, kind="quota")
+        hold = self.holding(plan.task, plan.adapter, plan.phase)
+        if hold is None:
+            return
         over = self.exceeded(plan.task, plan.adapter, plan.phase)
-        if over is not None:
+        if hold.kind == "budget" and over is not None:
             await self._say(over, self._budget_task(plan.task))
-            await self._held(plan, over.message(), None)
-            raise SpendHeld(over.message(), until=None, kind="budget")
+        await self.held(plan, hold)
+        raise SpendHeld(hold.reason.removeprefix("budget: "), until=hold.until, kind=hold.kind)
 
     async def open(self, plan: CallPlan) -> Ticket:
         """Admit the call and open its ledger record, or raise ``SpendHeld``: just before
         its CLI starts (a call opened is counted, at least at its forecast)."""
         await self.check(plan)
+        self.released(plan.task)
         coming = self.forecast(plan.adapter, plan.phase)
         task = self._budget_task(plan.task)
         entry = LedgerEntry(
@@ -233,17 +289,6 @@ class SpendGate:
             self._tally.drop(entry.call)
             raise
         return Ticket(entry)
-
-    async def _held(self, plan: CallPlan, reason: str, until: datetime | None) -> None:
-        await self._store.emit(
-            CallHeld(
-                task_id=plan.task,
-                phase=plan.phase,
-                adapter=plan.adapter,
-                reason=reason,
-                until=until.isoformat() if until is not None else None,
-            )
-        )
 
     # -- after a call -------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from orchestrator.money import dollars
+
 __all__ = ["NAMESPACE", "SpendLine"]
 
 NAMESPACE = "spend"
@@ -23,7 +25,7 @@ class SpendLine(BaseModel):
 
     def said(self) -> str:
         """``spent $1.23 in 14 calls (120,456 tokens); run budget $1.23 of $20.00 (6 %)``."""
-        text = f"spent ${self.usd:,.2f} in {self.calls} CLI calls ({self.tokens:,} tokens)"
+        text = f"spent {dollars(self.usd)} in {self.calls} CLI calls ({self.tokens:,} tokens)"
         if self.unpriced_calls:
             text += f", {self.unpriced_calls} with no price"
         for budget in self.budgets:
@@ -37,7 +39,7 @@ def _budget(data: dict[str, Any]) -> str:
     parts = []
     if isinstance(data.get("limit_usd"), int | float):
         limit, spent = float(data["limit_usd"]), float(data.get("spent_usd") or 0)
-        parts.append(f"${spent:,.2f} of ${limit:,.2f}{per} ({spent / limit:.0%})")
+        parts.append(f"{dollars(spent)} of {dollars(limit)}{per} ({spent / limit:.0%})")
     if isinstance(data.get("limit_tokens"), int):
         limit_t, spent_t = int(data["limit_tokens"]), int(data.get("spent_tokens") or 0)
         parts.append(f"{spent_t:,} of {limit_t:,} tokens{per} ({spent_t / limit_t:.0%})")

@@ -17,6 +17,7 @@ __all__ = [
     "EMPTY_BUILDS",
     "FAILURES",
     "HELD",
+    "HELD_UNTIL",
     "MAX_RESOLVE_ROUNDS",
     "MERGE_RECHECK",
     "RESOLVE_ROUNDS",
@@ -36,7 +37,8 @@ WORKTREE_LOSSES = "worktree_losses"  # metadata: attempts requeued because it wa
 RESOLVE_ROUNDS = "resolve_rounds"  # metadata: conflicts answered by building again on the base
 MAX_RESOLVE_ROUNDS = 1
 USAGE = "usage"  # metadata: tokens and cost summed over attempts
-HELD = "held"  # metadata: the budget a task waits for (``scheduler.spending``)
+HELD = "held"  # metadata: the budget or quota a task waits for (``scheduler.spending``)
+HELD_UNTIL = "held_until"  # metadata: ISO time a quota's hold ends (``scheduler.spending``)
 MERGE_RECHECK = 0.5  # seconds between merges retried while the base's checkout is dirty
 
 

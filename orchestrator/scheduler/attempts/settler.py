@@ -94,12 +94,14 @@ class Settler:
     async def _held(self, attempt: Attempt, result: WorkflowResult) -> None:
         """The spend gate did not start a phase's call: back to the queue, nothing counted
         (no failure, no attempt), its work committed on its branch. A quota's hold holds its
-        adapter until the reset (a fallback may take the task); a budget's is kept in the
+        adapter until the reset (a fallback may take the task); either is kept in the
         record (``spending.HELD``) until the task starts again."""
         if result.retry_at is not None:
             self._parks.hold(attempt.adapter, result.retry_at)
-        reason = f"budget: {result.message}" if result.outcome_kind == "budget" else None
-        await self._writes.requeue(attempt, result.message, held=reason)
+        budget = result.outcome_kind == "budget"
+        reason = f"budget: {result.message}" if budget else result.message
+        until = None if budget else result.retry_at
+        await self._writes.requeue(attempt, result.message, held=reason, held_until=until)
 
     async def secret_found(self, attempt: Attempt, exc: SecretInHistory) -> None:
         """The merge queue's gate found a secret in the work: failed, never retried (the

@@ -8,13 +8,14 @@ cost) goes into the next write of the task exactly once (``with_usage``).
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from orchestrator.errors import CouncilError, StaleClaim, WorkspaceError
 from orchestrator.events.tasks import TaskCancelled, TaskRequeued
 from orchestrator.git.publish import publish_rescue
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
-from orchestrator.scheduler.attempts.attempt import HELD, USAGE, WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import HELD, HELD_UNTIL, USAGE, WORKTREE, Attempt
 from orchestrator.scheduler.attempts.session_context import SessionContextFeed
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.context import RunContext
@@ -63,11 +64,18 @@ class AttemptWrites:
             attempt.releasing = False
         attempt.token = 0
 
-    async def requeue(self, attempt: Attempt, why: str, *, held: str | None = None) -> bool:
+    async def requeue(
+        self,
+        attempt: Attempt,
+        why: str,
+        *,
+        held: str | None = None,
+        held_until: datetime | None = None,
+    ) -> bool:
         """Give the task back to the queue as it was, nothing counted: not a failure, and not
         an attempt either (the claim counted one; a stop, files another task holds, or a
-        call the spend gate held, is no attempt at the work); ``held``: the budget it waits
-        for, kept in its record. False, for callers."""
+        call the spend gate held, is no attempt at the work); ``held``: the budget or quota it
+        waits for (``held_until``: the quota's reset), kept in its record. False, for callers."""
         if attempt.token and not attempt.lost:
             updates: dict[str, Any] = {"status": TaskStatus.QUEUED, "current_phase": None}
             if attempt.number > 0:
@@ -75,7 +83,10 @@ class AttemptWrites:
             if held is not None:
                 state = await self._services.store.get_task_state(attempt.key)
                 meta = dict(state.metadata) if state is not None else {}
-                updates["metadata"] = self.with_usage(attempt, {**meta, HELD: held})
+                meta[HELD] = held
+                if held_until is not None:
+                    meta[HELD_UNTIL] = held_until.isoformat()
+                updates["metadata"] = self.with_usage(attempt, meta)
             await self.release(attempt, ClaimStatus.ABANDONED, updates)
             await self._events.emit(TaskRequeued(task_id=attempt.key, reason=why))
         return False
