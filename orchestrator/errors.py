@@ -88,6 +88,7 @@ __all__ = [
     "RunLocked",
     "SecretInHistory",
     "SecretInWork",
+    "SecretScanLate",
     "StaleClaim",
     "StateCorrupted",
     "StateError",
