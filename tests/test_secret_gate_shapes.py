@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import secrets
 import subprocess
@@ -295,6 +296,21 @@ def test_a_scrub_past_its_budget_names_the_files_not_masked(
     assert changed == [f"big.bin ({LATE})", f"small.txt ({LATE})"]
     assert scrub_sync(tmp_path, ["small.txt"]) == [f"small.txt ({NAME})"]
     assert (tmp_path / "small.txt").read_text() == "***"
+
+
+def test_a_scrub_reads_only_regular_files_and_never_waits_on_a_fifo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO or a link among the changed paths (a CLI's, or a file swapped for one) is not
+    read: opening a FIFO with no writer would hold the commit forever."""
+    value = token()
+    monkeypatch.setenv(NAME, value)
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "real.txt").write_text(value)
+    (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
+
+    assert scrub_sync(tmp_path, ["pipe", "link.txt", "real.txt"]) == [f"real.txt ({NAME})"]
+    assert (tmp_path / "real.txt").read_text() == "***"
 
 
 # -- what council posts --------------------------------------------------------------------------

@@ -66,7 +66,10 @@ def scrub_sync(root: Path, paths: Sequence[str], budget: float | None = None) ->
             continue
         if found is None:
             continue
-        data = _read(path)
+        try:
+            data = _read(path)
+        except OSError:
+            continue
         scrubbed = mask(data, needles)
         if scrubbed is not data:
             _rewrite(path, scrubbed)
@@ -79,11 +82,10 @@ def scrub_sync(root: Path, paths: Sequence[str], budget: float | None = None) ->
 def _search(path: Path, needles: Sequence[bytes], deadline: float) -> Hit | None:
     """The first needle ``path`` holds (streamed); None for none, or for what is not a
     regular file; ``TimeoutError`` past ``deadline``."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-    fd = os.open(path, flags)
+    fd = _open_regular(path)
+    if fd is None:
+        return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         finder = Finder(needles)
         while finder.hit is None:
             if time.monotonic() > deadline:
@@ -97,8 +99,22 @@ def _search(path: Path, needles: Sequence[bytes], deadline: float) -> Hit | None
     return finder.hit
 
 
+def _open_regular(path: Path) -> int | None:
+    """``path`` opened for reading when it is a regular file (never through a link, never
+    waiting on a FIFO); None for anything else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)
+    return None
+
+
 def _read(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    """``path``'s bytes, opened as ``_search`` opened it: a file swapped meanwhile for a link,
+    a FIFO or a device is not read (``OSError``, the file then left as it is)."""
+    fd = _open_regular(path)
+    if fd is None:
+        raise OSError(f"{path} is no longer a regular file")
     try:
         parts = []
         while chunk := os.read(fd, CHUNK * 8):
