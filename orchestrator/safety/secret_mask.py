@@ -34,8 +34,11 @@ scan of its JSON tells (``masked_json``); only a hit costs a second serializatio
 ``unwrapped(text)`` masks, beyond what ``mask()`` does, a known secret with whitespace put
 anywhere inside it (a token a terminal wrapped over two lines, base64 wrapped at any width:
 ``secret_stream.mask``), in every form of ``secret_forms``. It costs a pass over the text
-with its whitespace taken out and one search per form, so it is applied where text leaves
-for the public, whole (``forge.public_text``), not to each line of a log.
+with its whitespace taken out and one search per form. ``hidden(text)`` is both masks;
+``deep(value)`` ``hidden`` on every string of a record. The stores' choke points
+(``masked_json``, ``masked_model``) look for the wrapped forms too, in a record's JSON with its
+whitespace and escaped line breaks taken out, and mask its strings with ``hidden`` on a hit; a
+CLI's log, line by line, is masked over line breaks by ``secret_lines``.
 
 ``mask()`` is cheap enough to call for every record: the environment is read again only when
 its size or one of the kept values changed (a full scan decodes every variable).
