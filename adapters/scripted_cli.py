@@ -12,6 +12,11 @@ instructions written in its prompt, one per line; other lines are the task's tex
     READ path                 show a file (a Read tool call)
     SAY text                  an assistant message
     ECHO_ENV NAME             say the value of an environment variable
+    PRINT_ENV NAME [width=N] [base64] [stderr] [say]
+                              print that value as plain output lines (not stream-json), cut
+                              every N characters (a terminal's wrap), base64-encoded first if
+                              asked, on stderr if asked; ``say``: one message whose text holds
+                              those lines (a line break inside a JSON string)
     SLEEP seconds             pause
     WAIT_FOR path [seconds]   pause until path exists (at most seconds, default 60); a test's
                               gate, so an absolute path is allowed (only its existence is read)
@@ -46,6 +51,7 @@ wheel with no command of its own on PATH).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -274,6 +280,22 @@ class Cli:
         value = os.environ.get(name)
         self.say(f"{name}={value}" if value is not None else f"{name} is not set")
 
+    def do_print_env(self, argument: str, body: str | None) -> None:
+        name, *flags = argument.split()
+        value = os.environ.get(name, "")
+        if "base64" in flags:
+            value = base64.b64encode(value.encode()).decode()
+        widths = [int(flag[6:]) for flag in flags if flag.startswith("width=")]
+        width = max(1, widths[0]) if widths else len(value) or 1
+        lines = [value[at : at + width] for at in range(0, len(value), width)]
+        if "say" in flags:
+            self.say("\n".join(lines))
+            return
+        stream = sys.stderr if "stderr" in flags else sys.stdout
+        for line in lines:
+            stream.write(line + "\n")
+            stream.flush()
+
     def do_sleep(self, argument: str, body: str | None) -> None:
         time.sleep(float(argument or 0))
 
@@ -372,8 +394,8 @@ class Cli:
 
 
 KEYWORDS = frozenset(
-    {"WRITE", "APPEND", "DELETE", "READ", "SAY", "ECHO_ENV", "SLEEP", "WAIT_FOR", "FAIL",
-     "RATE_LIMIT", "AUTH_ERROR", "DENY", "HANG", "IGNORE_TERM", "CRASH", "EXIT", "PLAN"}
+    {"WRITE", "APPEND", "DELETE", "READ", "SAY", "ECHO_ENV", "PRINT_ENV", "SLEEP", "WAIT_FOR",
+     "FAIL", "RATE_LIMIT", "AUTH_ERROR", "DENY", "HANG", "IGNORE_TERM", "CRASH", "EXIT", "PLAN"}
 )  # fmt: skip
 
 # Goal mode's planning request (orchestrator/run/goal.py says the same lines): this script

@@ -20,6 +20,7 @@ QUOTED = [
     "team_overhead.py",
     "radar_bench.py",
     "secret_scan_bench.py",
+    "log_mask_bench.py",
 ]
 
 

@@ -372,7 +372,7 @@ def _strings(spec: Tool, args: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _bounded(text: str) -> str:
-    text = secret_mask.mask()(text)
+    text = secret_mask.hidden(text)
     if len(text) <= ANSWER_LIMIT:
         return text
     return text[:ANSWER_LIMIT] + f"\n[... cut at {ANSWER_LIMIT} characters]"

@@ -92,7 +92,7 @@ class NoteBook:
             sender=sender,
             sender_task=sender_task,
             to=to,
-            text=secret_mask.mask()(text),
+            text=secret_mask.hidden(text),
             at=time.time(),
         )
         key = f"n-{time.time_ns():x}-{secrets.token_hex(4)}"

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.models import utcnow
 from orchestrator.radar.hunks import FileDiff, Hunk
 from orchestrator.radar.overlap import Severity
-from orchestrator.safety.secret_mask import mask, masked_model
+from orchestrator.safety.secret_mask import hidden, masked_model
 
 if TYPE_CHECKING:
     # A type only: ``council status``'s quick look reads collisions without a store.
@@ -200,8 +200,7 @@ def collision_key(session_a: str, session_b: str) -> str:
 
 def clip(text: str, limit: int) -> str:
     """``text`` with every known secret masked, cut to ``limit`` characters (the cut said)."""
-    hide = mask()
-    shown = hide(text) if hide else text
+    shown = hidden(text)
     if len(shown) <= limit:
         return shown
     return shown[: limit - 20].rstrip() + "\n... (diff clipped)"

@@ -199,7 +199,7 @@ async def _run_prepared(
     serving: Relays,
 ) -> CliRun:
     grace = limits.grace
-    argv = [redact(arg) for arg in spec.argv] if redact else list(spec.argv)
+    argv = [secret_mask.hidden(redact(arg) if redact else arg) for arg in spec.argv]
     command: list[str] | None = None  # the sandbox's, around the CLI's
     net: CliNetwork | None = None  # its own network, given once it started
     said = sandbox.settings.reason if sandbox is not None else ""

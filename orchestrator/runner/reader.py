@@ -6,9 +6,13 @@ pipe is empty: about eight times the throughput of stream objects reading 64 KiB
 After every chunk the pump yields once, so a CLI flooding its output cannot starve the other
 sessions on the loop.
 
-For each line: decode (invalid UTF-8 becomes U+FFFD), redact secrets, write it to the log,
-hand it to ``adapter.parse_line``, redact the events it returns once more (a parser decodes
-JSON escapes, which can spell a secret the line did not show as such), keep them in a bounded
+For each line: decode (invalid UTF-8 becomes U+FFFD), redact secrets, mask the secrets written
+over several lines (``safety.secret_lines``: the lines of one read are masked as one text, and
+the last ones held back only while their end could be the start of a known secret the next
+line completes; all of them released at the end of the stream), write it to the log, hand it
+to ``adapter.parse_line``, mask the events it returns once more (``secret_mask.deep``: a parser
+decodes JSON escapes, which can spell a secret, or its line breaks, the line did not show as
+such), keep them in a bounded
 ``EventTail`` and pass each to ``on_event``. A parser that raises (breaking the adapter
 contract) does not stop the run: the line becomes a ``raw`` event carrying the error, and the
 failure is logged once. ``on_event`` is treated like a plugin observer: an exception there is
@@ -32,7 +36,9 @@ import anyio.lowlevel
 from orchestrator.adapter import Adapter, AgentEvent, EventKind, Stream
 from orchestrator.process.output import LINE_CAP, LineSplitter, LogSink, TextTail
 from orchestrator.runner.event_tail import EventTail
+from orchestrator.safety import secret_mask
 from orchestrator.safety.redaction import Redactor
+from orchestrator.safety.secret_lines import LineHold
 
 __all__ = ["READ_SIZE", "EventCallback", "OutputReader"]
 
@@ -75,6 +81,7 @@ class OutputReader:
     async def pump(self, fd: int, stream: Stream) -> None:
         """Read ``fd`` (non-blocking) to end of file, handling each line as it completes."""
         splitter = LineSplitter(self.line_cap)
+        hold: LineHold[tuple[int, int]] = LineHold(secret_mask.needles)
         try:
             while True:
                 try:
@@ -85,18 +92,24 @@ class OutputReader:
                 if not chunk:
                     break
                 self.last_output = time.monotonic()
-                for line, dropped in splitter.feed(chunk):
-                    self._line(line, dropped, stream)
+                lines = [self._text(line, dropped) for line, dropped in splitter.feed(chunk)]
+                for text, (dropped, size) in hold.feed(lines):
+                    self._line(text, dropped, size, stream)
                 await anyio.lowlevel.checkpoint()
             rest = splitter.finish()
-            if rest is not None:
-                self._line(rest[0], rest[1], stream)
+            last = [self._text(*rest)] if rest is not None else []
+            for text, (dropped, size) in [*hold.feed(last), *hold.finish()]:
+                self._line(text, dropped, size, stream)
         finally:
+            if hold.held:  # cut short (cancelled): what was held is still logged, masked
+                for text, (dropped, _size) in hold.finish():
+                    self.sink.line(stream, text, dropped)
             self._open -= 1
             if self._open == 0:
                 self.finished.set()
 
-    def _line(self, raw: bytes, dropped: int, stream: Stream) -> None:
+    def _text(self, raw: bytes, dropped: int) -> tuple[str, tuple[int, int]]:
+        """A line as text, masked on its own; with its dropped bytes and its size."""
         text = raw.decode("utf-8", "replace")
         if text.endswith("\r"):
             text = text[:-1]
@@ -104,6 +117,9 @@ class OutputReader:
             text = self.redact(text)
             if dropped:
                 text = self.redact.cut_partial(text)
+        return text, (dropped, len(raw))
+
+    def _line(self, text: str, dropped: int, size: int, stream: Stream) -> None:
         self.lines += 1
         if dropped:
             self.truncated_lines += 1
@@ -114,9 +130,7 @@ class OutputReader:
             events = self.adapter.parse_line(text, stream)
         except Exception as exc:
             events = [self._parser_error(text, exc)]
-        if self.redact:
-            events = [self._scrub(event) for event in events]
-        size = len(raw)
+        events = [self._scrub(event) for event in events]
         for event in events:
             self.tail.add(event, size)
             if self.settled is None and self._ends(event):
@@ -142,9 +156,9 @@ class OutputReader:
 
     def _scrub(self, event: AgentEvent) -> AgentEvent:
         redact = self.redact
-        text = redact(event.text)
-        tool = redact(event.tool) if event.tool else event.tool
-        data = redact.deep(event.data)
+        text = secret_mask.hidden(redact(event.text) if redact else event.text)
+        tool = secret_mask.hidden(redact(event.tool)) if event.tool else event.tool
+        data = secret_mask.deep(redact.deep(event.data) if redact else event.data)
         if text is event.text and tool is event.tool and data is event.data:
             return event
         return event.model_copy(update={"text": text, "tool": tool, "data": data})

@@ -34,8 +34,11 @@ scan of its JSON tells (``masked_json``); only a hit costs a second serializatio
 ``unwrapped(text)`` masks, beyond what ``mask()`` does, a known secret with whitespace put
 anywhere inside it (a token a terminal wrapped over two lines, base64 wrapped at any width:
 ``secret_stream.mask``), in every form of ``secret_forms``. It costs a pass over the text
-with its whitespace taken out and one search per form, so it is applied where text leaves
-for the public, whole (``forge.public_text``), not to each line of a log.
+with its whitespace taken out and one search per form. ``hidden(text)`` is both masks;
+``deep(value)`` ``hidden`` on every string of a record. The stores' choke points
+(``masked_json``, ``masked_model``) look for the wrapped forms too, in a record's JSON with its
+whitespace and escaped line breaks taken out, and mask its strings with ``hidden`` on a hit; a
+CLI's log, line by line, is masked over line breaks by ``secret_lines``.
 
 ``mask()`` is cheap enough to call for every record: the environment is read again only when
 its size or one of the kept values changed (a full scan decodes every variable).
@@ -54,14 +57,17 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.errors import StateError
 from orchestrator.safety.redaction import Redactor, is_sensitive
 from orchestrator.safety.secret_forms import forms
-from orchestrator.safety.secret_stream import mask_text, squeeze
+from orchestrator.safety.secret_stream import first, mask_text, squeeze
 
 __all__ = [
+    "deep",
+    "hidden",
     "known",
     "mask",
     "masked_json",
     "masked_model",
     "names",
+    "needles",
     "plain",
     "remember",
     "remember_named",
@@ -144,6 +150,36 @@ def unwrapped(text: str) -> str:
     return mask_text(text, needles) if needles else text
 
 
+def needles() -> tuple[bytes, ...]:
+    """Every form of every known secret, longest first (``secret_forms``): what ``unwrapped``
+    looks for, whitespace inserted in it or not (``secret_lines`` holds a log's lines on it)."""
+    return _current().needles
+
+
+def hidden(text: str) -> str:
+    """``text`` masked by ``mask()`` and ``unwrapped``: every known secret in every form, as
+    written, JSON-escaped, or with whitespace (line breaks) inside it."""
+    current = _current()
+    text = current.redactor(text) if current.redactor else text
+    return mask_text(text, current.needles) if current.needles else text
+
+
+def deep(value: Any) -> Any:
+    """``value`` with every string in it (nested in dicts, lists and tuples) ``hidden``; the
+    very same object when nothing in it needed hiding."""
+    if isinstance(value, str):
+        return hidden(value)
+    if isinstance(value, dict):
+        items = {key: deep(item) for key, item in value.items()}
+        changed = any(items[key] is not item for key, item in value.items())
+        return items if changed else value
+    if isinstance(value, list | tuple):
+        parts = [deep(item) for item in value]
+        changed = any(new is not old for new, old in zip(parts, value, strict=True))
+        return type(value)(parts) if changed else value
+    return value
+
+
 def known() -> frozenset[str]:
     """Every secret known now (each line of a multi-line one on its own)."""
     return _current().secrets
@@ -164,22 +200,35 @@ def _current() -> _Known:
 def masked_json(model: BaseModel) -> bytes:
     """``model``'s JSON (as ``model_dump_json``) with every known secret masked."""
     text = model.model_dump_json()
-    hide = mask()
-    if not hide or not hide.finds(text):
+    if not _holds(text):
         return text.encode()
-    return _rebuilt(model, hide).model_dump_json().encode()
+    return _rebuilt(model).model_dump_json().encode()
 
 
 def masked_model(model: M) -> M:
     """``model`` with every known secret masked; the same object when it held none."""
-    hide = mask()
-    if not hide or not hide.finds(model.model_dump_json()):
+    if not _holds(model.model_dump_json()):
         return model
-    return _rebuilt(model, hide)
+    return _rebuilt(model)
 
 
-def _rebuilt(model: M, hide: Redactor) -> M:
-    data = hide.deep(model.model_dump(mode="json"))
+def _holds(text: str) -> bool:
+    """Whether a record's JSON ``text`` may hold a known secret: as written or escaped
+    (``mask()``), or with whitespace inside it (its JSON escapes for a line break or a tab
+    taken out too: a string's line break is ``\\n`` in JSON)."""
+    current = _current()
+    if current.redactor and current.redactor.finds(text):
+        return True
+    if not current.needles:
+        return False
+    data = text.encode("utf-8", "surrogateescape")
+    for escape in (b"\\n", b"\\r", b"\\t"):
+        data = data.replace(escape, b"")
+    return first(data, current.needles) is not None
+
+
+def _rebuilt(model: M) -> M:
+    data = deep(model.model_dump(mode="json"))
     try:
         return type(model).model_validate(data)
     except ValidationError as exc:

@@ -71,7 +71,7 @@ class CommandPlace:
 def shown(text: str) -> str:
     """``text`` (a command's output) as it may be stored, shown or posted: known secrets and
     credential shapes masked."""
-    return secret_shapes.masked(secret_mask.mask()(text))
+    return secret_shapes.masked(secret_mask.hidden(text))
 
 
 async def run_confined(

@@ -33,7 +33,7 @@ import anyio.to_thread
 from orchestrator.errors import RunError, WorkspaceError
 from orchestrator.safety import safe_write
 from orchestrator.safety.paths import ensure_under
-from orchestrator.safety.secret_mask import mask
+from orchestrator.safety.secret_mask import hidden
 from orchestrator.sandbox.commands import CommandPlace, run_confined
 
 __all__ = ["copy_in", "prepare_worktree"]
@@ -146,7 +146,7 @@ class _Log:
         # Each setup starts a fresh log; a recreated or retried session overwrites the old one.
         mode = "a" if self._started else "w"
         self._started = True
-        await anyio.to_thread.run_sync(self._append, mask()(text), mode)
+        await anyio.to_thread.run_sync(self._append, hidden(text), mode)
 
     def _append(self, text: str, mode: str) -> None:
         fd = safe_write.open_append(self.root, self.path, truncate=mode == "w")

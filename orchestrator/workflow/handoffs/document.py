@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from orchestrator.ids import SafeId, is_safe_id
 from orchestrator.models import utcnow
 from orchestrator.safety.safe_write import write_atomic
-from orchestrator.safety.secret_mask import mask, plain
+from orchestrator.safety.secret_mask import deep, mask, needles, plain
 from orchestrator.state.protocol import StateStore
 
 __all__ = [
@@ -156,11 +156,10 @@ class Handoff(_Doc):
         came from (a CLI's words, the diff of files it wrote, a verify command's output), so
         the store and the worktree file hold it as it is. An artifact the mask changed gets
         the digest of its masked text (a truncated diff keeps that of its whole text)."""
-        hide = mask()
-        if not isinstance(data, dict) or not hide:
+        if not isinstance(data, dict) or not (mask() or needles()):
             return data
         flat = plain(data)
-        masked = hide.deep(flat)
+        masked = deep(flat)  # also a secret wrapped over lines in a diff (``hidden``)
         if masked is flat:
             return data
         digests = dict(masked.get("sha256") or {})
