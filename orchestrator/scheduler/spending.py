@@ -25,6 +25,7 @@ from typing import Any
 
 from orchestrator.config.task import TaskConfig
 from orchestrator.models import TaskState, TaskStatus
+from orchestrator.process import procid
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import HELD, HELD_UNTIL
 from orchestrator.scheduler.candidates import candidate_settled, candidates_of
@@ -38,6 +39,13 @@ __all__ = ["HELD", "HELD_UNTIL", "Spending"]
 
 _CANDIDATE = re.compile(r"^(?P<task>.+)\.c\d+$")
 _TEAM_REFRESH = 5.0  # seconds between reads of a team's ledger
+
+
+def _alive(who: Mapping[str, Any]) -> bool | None:
+    """Whether the process a fund holder's record names still runs (None: another machine's,
+    its lease decides; ``spend.reservations``)."""
+    proc = procid.ProcessId.from_dict(dict(who))
+    return None if proc is None else procid.is_alive(proc)
 
 
 class Spending:
@@ -59,6 +67,8 @@ class Spending:
             parked_until=self._parks.until,
             on_exceeded=self._exceeded,
             refresh=_TEAM_REFRESH if services.team is not None else None,
+            who=procid.current().as_dict(),
+            alive=_alive,
         )
         await gate.load()
         return gate

@@ -5,7 +5,9 @@ it counts to and its adapter's quota (``quota``); a call that does not fit is no
 ``SpendHeld`` says why, and until when when a quota's reset is known; ``call.held`` says it
 once per hold of a task (``held``; ``holding`` asks without saying). A call that fits gets
 its ledger record, opened (``ledger``), which also reserves its forecast: calls started side
-by side cannot all take the same room.
+by side cannot all take the same room. Before that record is opened, the forecast is reserved
+in the run's fund in the store (``reservations``), atomically across processes and
+workstations: a call another process's calls left no room for is held the same way.
 
 After (``close``): the call's record is closed with what the CLI said it spent (tokens, its
 own cost, else the price table's, else "no price"); a scope that is now spent is said once
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +43,7 @@ from orchestrator.spend.line import SpendLine
 from orchestrator.spend.prices import cost_of, find_price
 from orchestrator.spend.quota import QuotaHold, Reported, configured_wait
 from orchestrator.spend.raising import RAISES
+from orchestrator.spend.reservations import Alive, Fund
 from orchestrator.spend.tally import Tally
 from orchestrator.state.protocol import StateStore
 
@@ -107,6 +110,8 @@ class SpendGate:
         parked_until: Callable[[str], datetime | None] = lambda adapter: None,
         on_exceeded: Callable[[Exceeded, str | None], Awaitable[None]] | None = None,
         refresh: float | None = None,
+        who: Mapping[str, Any] | None = None,
+        alive: Alive | None = None,
     ) -> None:
         self._store = store
         self._config = config
@@ -126,6 +131,8 @@ class SpendGate:
         self._reported: dict[str, Reported] = {}  # adapter -> its CLI's last quota report
         self._published = float("-inf")  # when the spend line was last kept (monotonic)
         self._holding: dict[str, tuple[str, datetime | None]] = {}  # task -> the hold said
+        # The run's budgets reserved in the store, across processes (``reservations``).
+        self._fund = Fund(store, session_id, who=who, alive=alive)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -134,6 +141,7 @@ class SpendGate:
         self._tally = self._new_tally(await self._ledger.entries())
         self._read_at = time.monotonic()
         await self._read_raises()
+        await self._sweep_fund()
 
     def _new_tally(self, entries: Iterable[LedgerEntry] = ()) -> Tally:
         """A tally of ``entries`` that keeps the closed calls of the adapters with a quota
@@ -147,6 +155,7 @@ class SpendGate:
         ``refresh`` seconds old."""
         if force or time.monotonic() - self._raises_read_at >= _RAISES_EVERY:
             await self._read_raises()
+        await self._renew_fund()
         if self._refresh is not None and time.monotonic() - self._read_at >= self._refresh:
             mine = [e for e in self._tally.entries.values() if e.session_id == self.session_id]
             fresh = {entry.call: entry for entry in await self._ledger.entries()}
@@ -284,11 +293,53 @@ class SpendGate:
         # Reserved before the first await: calls opened side by side each see the others'.
         self._tally.put(entry)
         try:
-            await self._ledger.opened(entry)
+            await self._reserve(plan, entry)
         except BaseException:
             self._tally.drop(entry.call)
             raise
+        try:
+            await self._ledger.opened(entry)
+        except BaseException:
+            self._tally.drop(entry.call)
+            await self._unreserve(entry)
+            raise
         return Ticket(entry)
+
+    # -- the fund: budgets reserved in the store, across processes ------------------------------
+
+    async def _reserve(self, plan: CallPlan, entry: LedgerEntry) -> None:
+        """Reserve ``entry``'s forecast in the run's fund (``reservations``), or hold the
+        call as ``check`` does when another process's calls took the room."""
+        if not self.budgets.any:
+            return
+        scopes = rules.scopes_for(self.budgets, entry.task, entry.adapter)
+        over = await self._fund.reserve(entry, scopes)
+        if over is None:
+            return
+        await self._say(over, entry.task)
+        await self.held(plan, Hold("budget", over.scope.key, f"budget: {over.message()}", None))
+        raise SpendHeld(over.message(), until=None, kind="budget")
+
+    async def _unreserve(self, entry: LedgerEntry) -> None:
+        if not self.budgets.any:
+            return
+        try:
+            await self._fund.release(entry.call)
+        except Exception:  # the store is failing: the reservation goes with this holder's lease
+            log.warning("the reservation of call %s could not be released", entry.call)
+
+    async def _settle(self, closed: LedgerEntry) -> None:
+        if self.budgets.any:
+            await self._fund.settle(closed)
+
+    async def _sweep_fund(self) -> None:
+        if self.budgets.any:
+            await self._fund.renew(force=True)
+            await self._fund.sweep()
+
+    async def _renew_fund(self) -> None:
+        if self.budgets.any:
+            await self._fund.renew()
 
     # -- after a call -------------------------------------------------------------------------
 
@@ -328,6 +379,7 @@ class SpendGate:
             }
         )
         await self._ledger.closed(closed)
+        await self._settle(closed)
         self._tally.put(closed)
         self._heard(entry.adapter, events)
         await self._after(closed)
