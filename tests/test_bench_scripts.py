@@ -21,6 +21,7 @@ QUOTED = [
     "radar_bench.py",
     "secret_scan_bench.py",
     "log_mask_bench.py",
+    "fund_bench.py",
 ]
 
 

@@ -67,7 +67,7 @@ class Spending:
             parked_until=self._parks.until,
             on_exceeded=self._exceeded,
             refresh=_TEAM_REFRESH if services.team is not None else None,
-            who=procid.current().as_dict(),
+            who=procid.current().as_dict() if services.team is not None else None,
             alive=_alive,
         )
         await gate.load()

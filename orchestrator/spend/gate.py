@@ -131,8 +131,10 @@ class SpendGate:
         self._reported: dict[str, Reported] = {}  # adapter -> its CLI's last quota report
         self._published = float("-inf")  # when the spend line was last kept (monotonic)
         self._holding: dict[str, tuple[str, datetime | None]] = {}  # task -> the hold said
-        # The run's budgets reserved in the store, across processes (``reservations``).
-        self._fund = Fund(store, session_id, who=who, alive=alive)
+        # The run's budgets reserved in the store, across processes (``reservations``): for a
+        # run several processes share (``who`` given: a team's); one process alone reserves
+        # in its tally, before its first await, which is as atomic and costs no write.
+        self._fund = Fund(store, session_id, who=who, alive=alive) if who is not None else None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -310,7 +312,7 @@ class SpendGate:
     async def _reserve(self, plan: CallPlan, entry: LedgerEntry) -> None:
         """Reserve ``entry``'s forecast in the run's fund (``reservations``), or hold the
         call as ``check`` does when another process's calls took the room."""
-        if not self.budgets.any:
+        if self._fund is None or not self.budgets.any:
             return
         scopes = rules.scopes_for(self.budgets, entry.task, entry.adapter)
         over = await self._fund.reserve(entry, scopes)
@@ -321,7 +323,7 @@ class SpendGate:
         raise SpendHeld(over.message(), until=None, kind="budget")
 
     async def _unreserve(self, entry: LedgerEntry) -> None:
-        if not self.budgets.any:
+        if self._fund is None or not self.budgets.any:
             return
         try:
             await self._fund.release(entry.call)
@@ -329,16 +331,16 @@ class SpendGate:
             log.warning("the reservation of call %s could not be released", entry.call)
 
     async def _settle(self, closed: LedgerEntry) -> None:
-        if self.budgets.any:
+        if self._fund is not None and self.budgets.any:
             await self._fund.settle(closed)
 
     async def _sweep_fund(self) -> None:
-        if self.budgets.any:
+        if self._fund is not None and self.budgets.any:
             await self._fund.renew(force=True)
             await self._fund.sweep()
 
     async def _renew_fund(self) -> None:
-        if self.budgets.any:
+        if self._fund is not None and self.budgets.any:
             await self._fund.renew()
 
     # -- after a call -------------------------------------------------------------------------
