@@ -123,9 +123,7 @@ class Cli:
             text = f"{self.personality} {text}"
         self.assistant([{"type": "text", "text": text}])
 
-    def assistant(
-        self, content: list[dict[str, Any]], usage: dict[str, int] | None = None
-    ) -> None:
+    def assistant(self, content: list[dict[str, Any]], usage: dict[str, int] | None = None) -> None:
         message: dict[str, Any] = {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
             "type": "message",
