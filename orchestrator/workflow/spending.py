@@ -62,21 +62,25 @@ class MeteredCall:
         """Record what the call spent (``ran`` None: ``call_phase_cli`` raised; ``outcome``
         says how it ended then), shielded, once; then say the budget it passed, if any."""
         with anyio.CancelScope(shield=True):
-            closed = self.closed
-            if closed is None:
-                self.meter.ended()
-                usage, basis = self._figure(ran)
-                self.closed = closed = await self.gate.close(
-                    self.ticket,
-                    usage=usage,
-                    outcome=str(ran.cli.outcome.kind) if ran is not None else outcome,
-                    model=ran.model if ran is not None else self.meter.model,
-                    account=ran.account if ran is not None else "",
-                    events=ran.cli.events if ran is not None else (),
-                    basis=basis,
-                )
-            if self.over is not None:
-                await self.gate.say_exceeded(self.over, closed.task)
+            closed = await self._close(ran, outcome)
+        return closed
+
+    async def _close(self, ran: PhaseRun | None, outcome: str | None) -> LedgerEntry:
+        closed = self.closed
+        if closed is None:
+            self.meter.ended()
+            usage, basis = self._figure(ran)
+            self.closed = closed = await self.gate.close(
+                self.ticket,
+                usage=usage,
+                outcome=str(ran.cli.outcome.kind) if ran is not None else outcome,
+                model=ran.model if ran is not None else self.meter.model,
+                account=ran.account if ran is not None else "",
+                events=ran.cli.events if ran is not None else (),
+                basis=basis,
+            )
+        if self.over is not None:
+            await self.gate.say_exceeded(self.over, closed.task)
         return closed
 
     async def close_failed(self, outcome: str) -> None:
