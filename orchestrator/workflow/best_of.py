@@ -148,7 +148,7 @@ async def pick_best(
         raise
     if metered is not None:
         await metered.close(ran)
-        if metered.over is not None:
+        if metered.over is not None and ran.cli.result.cancelled:
             log.warning(
                 "task %s: no comparison (%s); taking %s", task.id, metered.over.message(), ids[0]
             )

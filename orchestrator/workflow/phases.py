@@ -244,8 +244,8 @@ class PhaseSteps:
             )
             await run.store.emit(refused)
         progress.usage = add_usage(progress.usage, ran.cli.outcome.usage)
-        if metered is not None and metered.over is not None:
-            raise await self._budget_stop(name, metered.over)
+        if metered is not None and metered.over is not None and ran.cli.result.cancelled:
+            raise await self._budget_stop(name, metered.over)  # stopped: not one that ended
         if not ran.cli.ok:
             raise await self._saver.failure(name, ran.cli.outcome)
         handoff = await self._complete(index, round_, adapter, ran)
