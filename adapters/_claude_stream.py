@@ -7,8 +7,13 @@ tool call refused by the permission mode), ``result`` (the authoritative end: fi
 ``system/api_retry`` and ``rate_limit_event``. ``-o json`` of Qwen prints the same objects as
 one JSON array, which :func:`parse_value` also takes.
 
-Usage is read from ``result`` only: ``assistant`` messages repeat per-request usage that the
-result already sums, and counting both would double the run's tokens.
+The call's usage is read from ``result`` only: ``assistant`` messages repeat per-request usage
+that the result already sums, and counting both would double the run's tokens. That
+per-request usage is said as it comes, as a ``running_usage`` event (``EventKind.RUNNING_USAGE``,
+never counted into the outcome) whose ``data["step"]`` is the message id: claude prints one
+``assistant`` line per content block of a message, each with the message's usage so far, so a
+later line of the same message replaces the earlier one. Claude's messages carry no cost (the
+price table's is taken); a call stopped before its ``result`` has only these.
 """
 
 from __future__ import annotations
@@ -119,6 +124,9 @@ def _api_retry(line: dict[str, Any]) -> list[AgentEvent]:
 def _assistant(line: dict[str, Any]) -> list[AgentEvent]:
     failure = text(line.get("error"))
     events: list[AgentEvent] = []
+    usage = obj(dig(line, "message", "usage"))
+    if usage:
+        events.append(_running(usage, text(dig(line, "message", "id"))))
     for block in items(dig(line, "message", "content")):
         block = obj(block)
         kind = text(block.get("type"))
@@ -140,6 +148,20 @@ def _assistant(line: dict[str, Any]) -> list[AgentEvent]:
                 )
             )
     return events
+
+
+def _running(usage: dict[str, Any], step: str) -> AgentEvent:
+    """One request's usage so far, as an ``assistant`` message says it (no cost)."""
+    return AgentEvent(
+        kind=EventKind.RUNNING_USAGE,
+        usage=Usage(
+            input_tokens=count(usage.get("input_tokens")),
+            output_tokens=count(usage.get("output_tokens")),
+            cache_read_tokens=count(usage.get("cache_read_input_tokens")),
+            cache_write_tokens=count(usage.get("cache_creation_input_tokens")),
+        ),
+        data={"step": step} if step else {},
+    )
 
 
 def _user(line: dict[str, Any]) -> list[AgentEvent]:

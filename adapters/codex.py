@@ -18,7 +18,9 @@ Quirks handled:
 - ``error`` events starting "Reconnecting..." are retries, not the end: a 429 among them is a
   rate-limit event, and a run that completes after it succeeds. A 401 among them is an auth
   error at once (codex 0.169 retries a refused key five times): the core stops codex there.
-  The end is ``turn.completed`` (usage, counted once) or ``turn.failed``.
+  The end is ``turn.completed`` (usage, counted once) or ``turn.failed``. Nothing before it
+  carries usage (no ``item.*`` event does, measured on 0.169.0): codex says no
+  ``running_usage``, and a call stopped before its end is counted at its forecast.
 - Without ``--json`` (the recorded ``json`` case) stdout is the last message and stderr a
   human log with "session id: ..."; both are understood.
 - ``CODEX_HOME`` is the session's private ``~/.codex``. Its ``config.toml`` is the user's own

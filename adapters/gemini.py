@@ -30,8 +30,10 @@ Quirks handled:
   ("Error resuming session: No previous sessions found for this project.", exit 42).
   ``resume_refused`` says so, and the core starts a fresh session with the same prompt.
 - The answer is streamed as ``message`` deltas, joined into the final text; usage comes once,
-  from the ``result`` event's stats. ``-o json`` (one pretty-printed object) is understood
-  through its top-level ``session_id`` and ``response`` lines.
+  from the ``result`` event's stats (no event before it carries any: gemini says no
+  ``running_usage``, and a call stopped before its end is counted at its forecast).
+  ``-o json`` (one pretty-printed object) is understood through its top-level
+  ``session_id`` and ``response`` lines.
 - An API failure prints "Error when talking to Gemini API Full report available at: PATH"
   then the error; PATH (a JSON file with ``error.message``) is under the CLI's temp dir, which
   the sandbox maps into the private HOME at the same path. The outcome names the cause first

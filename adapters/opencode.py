@@ -11,7 +11,9 @@ Quirks handled:
   ``part.reason`` is ``"stop"``. Every event carries the session id (``sessionID``, ``ses_...``),
   so even a run that fails on its first request has one.
 - Usage and cost come per ``step_finish`` (one per model request), so they are summed; the
-  reasoning tokens opencode keeps apart are added to the output.
+  reasoning tokens opencode keeps apart are added to the output. Each step's is said twice:
+  as a ``running_usage`` event (``data["step"]`` its message id), then as the ``usage`` event
+  the outcome sums, which covers it (``EventKind.RUNNING_USAGE``).
 - API errors are one ``error`` event (``error.data.statusCode`` 429/401, ``retry-after``
   header) and exit 1; releases before 1.18 exited 0 after such an event, which still fails
   here because the error is not followed by a finished step. opencode retries a 429 itself
@@ -404,18 +406,22 @@ def _tool(part: dict[str, Any], session: str | None) -> list[AgentEvent]:
 
 def _step_finish(part: dict[str, Any], session: str | None) -> list[AgentEvent]:
     tokens = obj(part.get("tokens"))
+    usage = Usage(
+        input_tokens=count(tokens.get("input")),
+        output_tokens=count(tokens.get("output")) + count(tokens.get("reasoning")),
+        cache_read_tokens=count(dig(tokens, "cache", "read")),
+        cache_write_tokens=count(dig(tokens, "cache", "write")),
+        cost_usd=money(part.get("cost")),
+    )
+    step = text(part.get("messageID")) or text(part.get("id"))
     events = [
         AgentEvent(
-            kind=EventKind.USAGE,
+            kind=EventKind.RUNNING_USAGE,
             native_session_id=session,
-            usage=Usage(
-                input_tokens=count(tokens.get("input")),
-                output_tokens=count(tokens.get("output")) + count(tokens.get("reasoning")),
-                cache_read_tokens=count(dig(tokens, "cache", "read")),
-                cache_write_tokens=count(dig(tokens, "cache", "write")),
-                cost_usd=money(part.get("cost")),
-            ),
-        )
+            usage=usage,
+            data={"step": step} if step else {},
+        ),
+        AgentEvent(kind=EventKind.USAGE, native_session_id=session, usage=usage),
     ]
     if text(part.get("reason")) == "stop":
         events.append(AgentEvent(kind=EventKind.COMPLETED, native_session_id=session))

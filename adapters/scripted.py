@@ -10,7 +10,8 @@ of the tests. Options (``adapters.<name>.options`` in a run config)::
 
 Its output is Claude Code's stream-json, so this parser reads the same shapes (init, assistant
 text and tool_use, tool_result, api_retry, rate_limit_event, result with usage, cost, 429/401
-status and permission denials). Resuming passes ``--resume <session id>``. Like claude, the
+status and permission denials; each assistant message's usage as a ``running_usage`` event, the
+result's as the call's). Resuming passes ``--resume <session id>``. Like claude, the
 stand-in reads its prompt from stdin when ``-p`` has none: a prompt that starts with ``-`` or
 is too long for an argument goes in that way.
 """
@@ -147,6 +148,21 @@ def _parse(message: dict[str, Any], session: str | None) -> list[AgentEvent] | N
 
 def _assistant(message: dict[str, Any], session: str | None) -> list[AgentEvent]:
     events = []
+    usage = _mapping(message.get("usage"))
+    if usage:  # this request's usage, said as it comes (claude's shape: no cost)
+        events.append(
+            AgentEvent(
+                kind=EventKind.RUNNING_USAGE,
+                native_session_id=session,
+                usage=Usage(
+                    input_tokens=_count(usage.get("input_tokens")),
+                    output_tokens=_count(usage.get("output_tokens")),
+                    cache_read_tokens=_count(usage.get("cache_read_input_tokens")),
+                    cache_write_tokens=_count(usage.get("cache_creation_input_tokens")),
+                ),
+                data={"step": _text(message.get("id"))} if message.get("id") else {},
+            )
+        )
     for block in _blocks(message.get("content")):
         if block.get("type") == "text":
             text = _text(block.get("text"))

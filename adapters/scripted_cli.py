@@ -18,6 +18,10 @@ instructions written in its prompt, one per line; other lines are the task's tex
                               asked, on stderr if asked; ``say``: one message whose text holds
                               those lines (a line break inside a JSON string)
     SLEEP seconds             pause
+    SPEND input output [times=N] [every=seconds]
+                              N model requests (default 1), each an assistant message whose
+                              usage is that many input and output tokens, ``every`` seconds
+                              apart (default 0); the result's usage and cost include them
     WAIT_FOR path [seconds]   pause until path exists (at most seconds, default 60); a test's
                               gate, so an absolute path is allowed (only its existence is read)
     FAIL message              end with an error result, exit 1
@@ -111,6 +115,7 @@ class Cli:
         self.denials: list[dict[str, Any]] = []
         self.turns = 1
         self.answer: str | None = None  # the final message, when a step gives one (PLAN)
+        self.spent = [0, 0]  # input and output tokens of the SPEND steps
 
     # -- output ---------------------------------------------------------------------------
 
@@ -124,14 +129,14 @@ class Cli:
             text = f"{self.personality} {text}"
         self.assistant([{"type": "text", "text": text}])
 
-    def assistant(self, content: list[dict[str, Any]]) -> None:
+    def assistant(self, content: list[dict[str, Any]], usage: dict[str, int] | None = None) -> None:
         message: dict[str, Any] = {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
             "type": "message",
             "role": "assistant",
             "model": self.model,
             "content": content,
-            "usage": _usage(self.prompt, content),
+            "usage": usage if usage is not None else _usage(self.prompt, content),
         }
         self.emit({"type": "assistant", "message": message, "parent_tool_use_id": None})
 
@@ -150,7 +155,8 @@ class Cli:
         self.emit({"type": "user", "message": {"role": "user", "content": [block]}})
 
     def result(self, text: str, *, error: bool = False, status: int | None = None) -> None:
-        tokens_in, tokens_out = len(self.prompt.split()) * self.turns, len(text.split())
+        tokens_in = len(self.prompt.split()) * self.turns + self.spent[0]
+        tokens_out = len(text.split()) + self.spent[1]
         self.emit(
             {
                 "type": "result",
@@ -299,6 +305,19 @@ class Cli:
     def do_sleep(self, argument: str, body: str | None) -> None:
         time.sleep(float(argument or 0))
 
+    def do_spend(self, argument: str, body: str | None) -> None:
+        words = argument.split()
+        options = dict(word.split("=", 1) for word in words[2:] if "=" in word)
+        tokens_in, tokens_out = int(words[0]), int(words[1])
+        for number in range(int(options.get("times", "1"))):
+            if number:
+                time.sleep(float(options.get("every", "0")))
+            usage = {"input_tokens": tokens_in, "output_tokens": tokens_out}
+            self.assistant([{"type": "text", "text": f"Step {number + 1}."}], usage)
+            self.spent[0] += tokens_in
+            self.spent[1] += tokens_out
+            self.turns += 1
+
     def do_wait_for(self, argument: str, body: str | None) -> None:
         path, _, limit = argument.partition(" ")
         gate = Path(path) if os.path.isabs(path) else Path.cwd() / path
@@ -394,8 +413,9 @@ class Cli:
 
 
 KEYWORDS = frozenset(
-    {"WRITE", "APPEND", "DELETE", "READ", "SAY", "ECHO_ENV", "PRINT_ENV", "SLEEP", "WAIT_FOR",
-     "FAIL", "RATE_LIMIT", "AUTH_ERROR", "DENY", "HANG", "IGNORE_TERM", "CRASH", "EXIT", "PLAN"}
+    {"WRITE", "APPEND", "DELETE", "READ", "SAY", "ECHO_ENV", "PRINT_ENV", "SLEEP", "SPEND",
+     "WAIT_FOR", "FAIL", "RATE_LIMIT", "AUTH_ERROR", "DENY", "HANG", "IGNORE_TERM", "CRASH", "EXIT",
+     "PLAN"}
 )  # fmt: skip
 
 # Goal mode's planning request (orchestrator/run/goal.py says the same lines): this script

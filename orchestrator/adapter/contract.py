@@ -282,7 +282,7 @@ _DENIAL_KINDS = frozenset({"permission", "sandbox"})
 
 
 def _total_usage(events: Sequence[AgentEvent]) -> Usage | None:
-    usages = [e.usage for e in events if e.usage is not None]
+    usages = [e.usage for e in events if e.usage is not None and e.kind != EventKind.RUNNING_USAGE]
     if not usages:
         return None
     costs = [u.cost_usd for u in usages if u.cost_usd is not None]

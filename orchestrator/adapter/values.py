@@ -96,6 +96,13 @@ class EventKind(StrEnum):
     TOOL_CALL = "tool_call"
     TOOL_RESULT = "tool_result"
     USAGE = "usage"
+    # What one step of the call (one model request) used, said while the call runs: an
+    # increment, never part of the outcome's usage (``Adapter.classify`` leaves it out). The
+    # call's usage so far is the sum of its USAGE events plus the RUNNING_USAGE increments
+    # said since the last of them (a USAGE event covers the steps before it); one with the
+    # same ``data["step"]`` as an earlier one is that step said again, and replaces it.
+    # A CLI killed before its final USAGE leaves only these (``orchestrator.spend.meter``).
+    RUNNING_USAGE = "running_usage"
     RATE_LIMITED = "rate_limited"
     QUOTA = "quota"  # how much of a quota is used (``data.utilization``, 0..1) and ``reset_at``
     ERROR = "error"
@@ -118,7 +125,8 @@ class AgentEvent(_Value):
     text: str = ""  # message text, tool summary, error message or the final result text
     native_session_id: str | None = None
     tool: str | None = None
-    usage: Usage | None = None  # the run's usage is the sum of all usage carried by its events
+    # The run's usage is the sum of the usage its events carry, RUNNING_USAGE's left out.
+    usage: Usage | None = None
     retry_after: float | None = None  # seconds, when the CLI says
     reset_at: datetime | None = None  # when a quota resets, when the CLI says
     error_kind: str | None = None  # e.g. "auth", "rate_limit", "permission", "sandbox", "api"

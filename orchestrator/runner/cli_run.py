@@ -17,9 +17,10 @@
   the CLI prints (``orchestrator.process.output``, ``orchestrator.runner.event_tail``); every line
   goes, redacted, to ``<log_dir>/<task>-<phase>-<time>-<pid>-<n>.log`` (capped at 50 MB);
 - ``idle_timeout`` (seconds without a byte of output), ``total_timeout`` or setting the
-  ``cancel`` event stop the CLI gracefully: SIGTERM to its group and to the family members that
-  left it (``orchestrator.process.tree``: descendants, and processes carrying the CLI run's mark
-  in their environment, double-forked ``setsid()`` daemons included), ``grace`` seconds, then
+  ``cancel`` event (or ``halt``, this call's own: the spend meter's) stop the CLI gracefully:
+  SIGTERM to its group and to the family members that left it (``orchestrator.process.tree``:
+  descendants, and processes carrying the CLI run's mark in their environment, double-forked
+  ``setsid()`` daemons included), ``grace`` seconds, then
   SIGKILL, then one more sweep for marked processes started meanwhile; they return a ``CliRun``
   classified ``timed_out`` or ``cancelled``. Cancelling the calling task means stop now (the
   orchestrator's second Ctrl-C): SIGKILL at once, also when a graceful stop is already waiting
@@ -151,6 +152,7 @@ async def run_cli(
     log_limit: int = LOG_LIMIT,
     watch: CliWatch | None = None,
     sandbox: Sandbox | None = None,
+    halt: anyio.Event | None = None,
 ) -> CliRun:
     """Run one CLI invocation as the module docstring describes."""
     native = resume_session_id or request.resume_session_id
@@ -169,7 +171,7 @@ async def run_cli(
         async with relays() as serving:  # the CLI's relays, if it gets any, served meanwhile
             return await _run_prepared(
                 adapter, request, spec, home, env, redact, mark, since, carried,
-                log_dir=log_dir, limits=Limits(idle_timeout, total_timeout, grace, cancel),
+                log_dir=log_dir, limits=Limits(idle_timeout, total_timeout, grace, cancel, halt),
                 on_event=on_event, log_limit=log_limit, watch=watch, sandbox=sandbox,
                 serving=serving,
             )  # fmt: skip

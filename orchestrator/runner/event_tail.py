@@ -12,7 +12,8 @@
 An event parsed from a line longer than ``slim_above`` bytes is kept slimmed (text cut to 4 KiB,
 ``data`` dropped); only the latest ``completed`` event keeps its full text (the final answer,
 which later phases read). Usage carried by events that were let go is summed into one
-``usage`` event at the front, so the run's totals stay right.
+``usage`` event at the front, so the run's totals stay right (a ``running_usage`` event's is
+never summed: the outcome's usage leaves those out).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class EventTail:
             gone = group.items.popleft()
             group.size -= gone.size
             self.dropped += 1
-            if gone.event.usage is not None:
+            if gone.event.usage is not None and gone.event.kind != EventKind.RUNNING_USAGE:
                 self._dropped_usage.append(gone.event.usage)
         if len(self._dropped_usage) > 64:
             self._dropped_usage = [_sum(self._dropped_usage)]

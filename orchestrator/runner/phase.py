@@ -19,6 +19,9 @@ limits, and returns the ``CliRun`` with the CLI's messages collected on the way:
   run; the refused id
   comes back as ``PhaseRun.resume_refused`` (the workflow records ``phase.resume_refused``),
   and the refusal is no failure;
+- ``on_cli_event`` hears each event as the adapter parsed it (the spend meter follows a
+  call's ``running_usage`` so), before ``on_event``; setting ``halt`` stops this call alone,
+  gracefully, as ``cancel`` (the task's) does;
 - ``watch`` hears the CLI's pid when it started and when it ended (``process.CliWatch``);
 - after each CLI run, a login the CLI saved anew in place of its link to the user's file goes
   back over the user's copy (``credentials.settle_credentials``), not left under ``.council/``;
@@ -217,6 +220,8 @@ async def call_phase_cli(
     cancel: anyio.Event | None = None,
     on_event: Callable[[Event], None] | None = None,
     watch: CliWatch | None = None,
+    on_cli_event: Callable[[AgentEvent], None] | None = None,
+    halt: anyio.Event | None = None,
 ) -> PhaseRun:
     configured = with_phase_options(config.adapters.get(call.adapter), call.options)
     adapter = plugins.registry.create(call.adapter, configured)
@@ -257,6 +262,8 @@ async def call_phase_cli(
     messages: deque[str] = deque(maxlen=_MESSAGES_KEPT)
 
     def forward(event: AgentEvent) -> None:
+        if on_cli_event is not None:
+            on_cli_event(event)
         if event.kind == EventKind.MESSAGE and event.text:
             messages.append(event.text[:_MESSAGE_LIMIT])
         if on_event is not None:
@@ -299,6 +306,7 @@ async def call_phase_cli(
                 cancel=cancel,
                 watch=watch,
                 sandbox=sandbox,
+                halt=halt,
             )
         finally:
             if before:  # a login the CLI saved over its link must not stay under .council/
@@ -307,7 +315,8 @@ async def call_phase_cli(
 
     cli = await run(resume)
     refused: str | None = None
-    if resume is not None and _refused(adapter, cli) and not (cancel and cancel.is_set()):
+    stopped = any(event is not None and event.is_set() for event in (cancel, halt))
+    if resume is not None and _refused(adapter, cli) and not stopped:
         refused, resume = resume, None
         messages.clear()
         if call.restart is not None:

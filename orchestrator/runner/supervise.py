@@ -1,7 +1,8 @@
 """Watching a started CLI to its end: its output pumped, its limits kept, its family stopped.
 
-``idle_timeout`` (seconds without a byte of output), ``total_timeout`` or a ``cancel`` event stop
-the CLI gracefully (``orchestrator.process.stop.kill_group``); so does an event that settles the
+``idle_timeout`` (seconds without a byte of output), ``total_timeout``, a ``cancel`` event (the
+task's) or a ``halt`` event (this call's alone: the spend meter's, ``spend.meter``) stop the CLI
+gracefully (``orchestrator.process.stop.kill_group``); so does an event that settles the
 run (``Stop("settled")``); a CLI that had exited by the time a stop came is not stopped,
 its own end stands. After a normal exit the group and every marked process are killed
 too, so daemons the CLI forked die with it; the reader is given a short drain for output from
@@ -35,6 +36,7 @@ class Limits:
     total: float | None
     grace: float
     cancel: anyio.Event | None
+    halt: anyio.Event | None = None  # this call alone stopped, as ``cancel`` stops it
 
 
 class Stop:
@@ -72,8 +74,9 @@ async def supervise(
             stop.scope = waiting
             if limits.idle is not None:
                 tasks.start_soon(_watch_idle, reader, limits.idle, stop)
-            if limits.cancel is not None:
-                tasks.start_soon(_watch_cancel, limits.cancel, stop)
+            for event in (limits.cancel, limits.halt):
+                if event is not None:
+                    tasks.start_soon(_watch_cancel, event, stop)
             await process.wait()
         if waiting.cancelled_caught and not _ended_on_its_own(process):
             if stop.reason is None:

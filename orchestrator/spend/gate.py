@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator.adapter import AgentEvent, EventKind, Usage
-from orchestrator.config.budgets import BudgetsConfig
+from orchestrator.config.budgets import BudgetsConfig, PriceConfig
 from orchestrator.config.run import RunConfig
 from orchestrator.events.spend import BudgetExceeded, CallHeld
 from orchestrator.models import utcnow
@@ -354,8 +354,11 @@ class SpendGate:
         model: str | None = None,
         account: str = "",
         events: Sequence[AgentEvent] = (),
+        basis: str | None = None,
     ) -> LedgerEntry:
-        """Record what the call spent, and what its CLI said of its quota."""
+        """Record what the call spent, and what its CLI said of its quota. ``basis``: what
+        ``usage`` is when it is not the CLI's final figure, said in ``cost_source``:
+        ``running`` (what it streamed before it was stopped, ``meter``) or ``forecast``."""
         entry = ticket.entry
         used = usage or Usage()
         named = model or entry.model
@@ -366,6 +369,8 @@ class SpendGate:
                 cost, source = cost_of(used, price), price.source
             else:
                 source = "none"
+        if basis is not None:
+            source = basis if source == "cli" else f"{basis}, {source}"
         closed = entry.model_copy(
             update={
                 "ended_at": utcnow(),
@@ -452,6 +457,27 @@ class SpendGate:
         )
         if self._on_exceeded is not None:
             await self._on_exceeded(over, task)
+
+    # -- while a call runs (``meter``) ---------------------------------------------------------
+
+    @property
+    def prices(self) -> Mapping[str, PriceConfig]:
+        return self._config.prices
+
+    def scopes_of(self, entry: LedgerEntry) -> list[rules.Scope]:
+        """The budget scopes ``entry``'s call counts to (none when no budget is set)."""
+        if not self.budgets.any:
+            return []
+        return rules.scopes_for(self.budgets, entry.task, entry.adapter)
+
+    def scope_spent(self, scope: rules.Scope) -> rules.ScopeSpend:
+        """What ``scope`` has spent now (its open calls at their forecast)."""
+        return self._tally.spent(scope, utcnow())
+
+    async def say_exceeded(self, over: Exceeded, task: str | None) -> None:
+        """Say a budget passed while calls ran (``meter``): once per scope, as ``close`` says
+        one its closed calls spent; ``on_exceeded`` hears it."""
+        await self._say(over, task)
 
     # -- for the scheduler and the report -----------------------------------------------------
 

@@ -47,6 +47,7 @@ from orchestrator.runner.phase_call import (
     PhaseRun,
 )
 from orchestrator.safety.crashpoints import crash_point
+from orchestrator.spend.budgets import Exceeded
 from orchestrator.spend.gate import CallPlan, SpendHeld, Ticket
 from orchestrator.state.context import ContextManager
 from orchestrator.workflow.checks.build import BuildChecks
@@ -73,7 +74,7 @@ from orchestrator.workflow.plan_locks import lock_plan_files
 from orchestrator.workflow.progress import BUILD, PLAN, REVIEW, Progress, Stop
 from orchestrator.workflow.resume import resume_session_id
 from orchestrator.workflow.saving import Saver
-from orchestrator.workflow.spending import close_ticket
+from orchestrator.workflow.spending import MeteredCall
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.tamper.guard import RECHECKED, Tampering
 
@@ -114,8 +115,8 @@ class PhaseSteps:
         """Run phase ``index`` in review round ``round_``; its handoff, or a ``Stop``."""
         phase = self.phases[index]
         adapter = self._adapter_for(phase)
-        # A call that never says what it spent (killed, cancelled, the orchestrator failed)
-        # leaves its ledger record open: it counts at its forecast.
+        # A call's ledger record is closed however it ends (``spending.MeteredCall``); only
+        # one whose orchestrator died leaves it open: it counts at its forecast.
         plan = self._plan(phase.name, adapter, phase.model)
         if plan is not None:  # before anything of the phase is done or recorded
             await self._admitted(plan, opening=False)
@@ -222,8 +223,10 @@ class PhaseSteps:
             reach=partial(run.worktrees.sandbox_reach, session),
         )
         ticket = await self._admitted(plan, opening=True) if plan is not None else None
+        spend = run.spend
+        metered = MeteredCall(spend, ticket) if ticket is not None and spend is not None else None
         try:
-            ran = await self._call_watched(call, ticket)
+            ran = await self._call_watched(call, metered)
         except AdapterError as exc:  # not installed, bad options: another attempt won't help
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
             raise await self._saver.failure(name, outcome, retryable=False) from exc
@@ -241,6 +244,8 @@ class PhaseSteps:
             )
             await run.store.emit(refused)
         progress.usage = add_usage(progress.usage, ran.cli.outcome.usage)
+        if metered is not None and metered.over is not None and ran.cli.result.cancelled:
+            raise await self._budget_stop(name, metered.over)  # stopped: not one that ended
         if not ran.cli.ok:
             raise await self._saver.failure(name, ran.cli.outcome)
         handoff = await self._complete(index, round_, adapter, ran)
@@ -262,26 +267,51 @@ class PhaseSteps:
             return ""
         return render_warning(found, run.task.id)
 
-    async def _call_watched(self, call: PhaseCall, ticket: Ticket | None) -> PhaseRun:
-        """Run the phase's CLI between two looks at what it must not change (``tamper``)."""
+    async def _budget_stop(self, name: str, over: Exceeded) -> Stop:
+        """The spend meter stopped the phase's call: a budget it counts to was passed while
+        it ran. The attempt is held as a budget hold (``budgets.on_exceed`` applies), its work
+        committed; the next attempt starts the phase again from its recorded start."""
+        note = await self._saver.commit(f"{name} stopped (budget spent while it ran)")
+        result = WorkflowResult(
+            status=WorkflowStatus.HELD,
+            phase=name,
+            message=over.message() + note,
+            outcome_kind="budget",
+        )
+        return Stop(result)
+
+    async def _call_watched(self, call: PhaseCall, metered: MeteredCall | None) -> PhaseRun:
+        """Run the phase's CLI between two looks at what it must not change (``tamper``),
+        followed by the spend meter and recorded in the ledger however it ends."""
         run = self._run
         guard = await run.worktrees.tamper_guard()
         confined = await checkout_confined(run.config, call)
         watch = await guard.watch(run.session.path, run.session.branch, confined=confined)
         try:
-            tools = run.tools(call) if run.tools is not None else nullcontext(call)
-            async with tools as given:  # the council's MCP server, while the CLI runs
-                ran = await call_phase_cli(
-                    run.config,
-                    run.plugins,
-                    given,
-                    log_dir=run.log_dir,
-                    cancel=run.cancel,
-                    on_event=run.on_event,
-                    watch=CliRunBook(run.store, run.task.id, call.phase),
-                )
-            if ticket is not None and run.spend is not None:
-                await close_ticket(run.spend, ticket, ran)
+            try:
+                tools = run.tools(call) if run.tools is not None else nullcontext(call)
+                async with tools as given:  # the council's MCP server, while the CLI runs
+                    ran = await call_phase_cli(
+                        run.config,
+                        run.plugins,
+                        given,
+                        log_dir=run.log_dir,
+                        cancel=run.cancel,
+                        on_event=run.on_event,
+                        watch=CliRunBook(run.store, run.task.id, call.phase),
+                        on_cli_event=metered.meter.heard if metered is not None else None,
+                        halt=metered.halt if metered is not None else None,
+                    )
+            except Exception:
+                if metered is not None:
+                    await metered.close_failed("crashed")
+                raise
+            except BaseException:
+                if metered is not None:
+                    await metered.close_failed("cancelled")
+                raise
+            if metered is not None:
+                await metered.close(ran)
         except Exception as exc:
             found = await guard.finish(watch)
             if found is None:

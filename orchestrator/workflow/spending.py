@@ -1,16 +1,37 @@
-"""A phase's CLI call told to the spend gate once it has ended: what it spent, under which
-account and model, and what the CLI said of its quota (``orchestrator.spend.gate``)."""
+"""A phase's CLI call told to the spend gate (``orchestrator.spend.gate``): followed by the
+spend meter while it runs (``orchestrator.spend.meter``), and closed in the ledger whatever way
+it ended, with what it spent, under which account and model, and what the CLI said of its
+quota.
+
+``MeteredCall`` gives the runner the meter's ``heard`` (``on_cli_event``) and a ``halt`` event
+of the call's own, which the meter sets when a budget the call counts to is passed while it
+runs. ``close`` records the call once, never at $0 for want of a final figure: the CLI's final
+usage when it said one, else what it streamed (``cost_source`` ``running``), else, for a call
+that did not end on its own (stopped, timed out, cancelled, or ``call_phase_cli`` raised), its
+forecast (``forecast``). It runs shielded from cancellation; then a budget the meter saw
+passed is said (``budget.exceeded``, once per scope), which applies ``budgets.on_exceed``.
+"""
 
 from __future__ import annotations
 
+import logging
+
+import anyio
+
+from orchestrator.adapter import ProcessResult, Usage
 from orchestrator.runner.phase_call import PhaseRun
+from orchestrator.spend.budgets import Exceeded
 from orchestrator.spend.gate import SpendGate, Ticket
 from orchestrator.spend.ledger import LedgerEntry
+from orchestrator.spend.meter import CallMeter, follow
 
-__all__ = ["close_ticket"]
+__all__ = ["MeteredCall", "close_ticket"]
+
+log = logging.getLogger(__name__)
 
 
 async def close_ticket(gate: SpendGate, ticket: Ticket, ran: PhaseRun) -> LedgerEntry:
+    """Close a call that was not followed by a meter, with what its CLI said it spent."""
     outcome = ran.cli.outcome
     return await gate.close(
         ticket,
@@ -20,3 +41,70 @@ async def close_ticket(gate: SpendGate, ticket: Ticket, ran: PhaseRun) -> Ledger
         account=ran.account,
         events=ran.cli.events,
     )
+
+
+class MeteredCall:
+    """One admitted call, followed while it runs and closed once."""
+
+    def __init__(self, gate: SpendGate, ticket: Ticket) -> None:
+        self.gate = gate
+        self.ticket = ticket
+        self.halt = anyio.Event()
+        self.meter: CallMeter = follow(gate, ticket, self.halt.set)
+        self.closed: LedgerEntry | None = None
+
+    @property
+    def over(self) -> Exceeded | None:
+        """The budget the meter stopped this call for, if it did."""
+        return self.meter.over
+
+    async def close(self, ran: PhaseRun | None, *, outcome: str | None = None) -> LedgerEntry:
+        """Record what the call spent (``ran`` None: ``call_phase_cli`` raised; ``outcome``
+        says how it ended then), shielded, once; then say the budget it passed, if any."""
+        with anyio.CancelScope(shield=True):
+            closed = await self._close(ran, outcome)
+        return closed
+
+    async def _close(self, ran: PhaseRun | None, outcome: str | None) -> LedgerEntry:
+        closed = self.closed
+        if closed is None:
+            self.meter.ended()
+            usage, basis = self._figure(ran)
+            self.closed = closed = await self.gate.close(
+                self.ticket,
+                usage=usage,
+                outcome=str(ran.cli.outcome.kind) if ran is not None else outcome,
+                model=ran.model if ran is not None else self.meter.model,
+                account=ran.account if ran is not None else "",
+                events=ran.cli.events if ran is not None else (),
+                basis=basis,
+            )
+        if self.over is not None:
+            await self.gate.say_exceeded(self.over, closed.task)
+        return closed
+
+    async def close_failed(self, outcome: str) -> None:
+        """``close`` on a path already failing: an error recording it is logged, so it does
+        not hide the failure."""
+        try:
+            await self.close(None, outcome=outcome)
+        except Exception:
+            log.exception("call %s: its ledger record could not be closed", self.ticket.entry.call)
+
+    def _figure(self, ran: PhaseRun | None) -> tuple[Usage | None, str | None]:
+        final = ran.cli.outcome.usage if ran is not None else None
+        if final is not None:
+            return final, None
+        running = self.meter.usage()
+        if running is not None:
+            return running, "running"
+        if ran is None or not _ended_on_its_own(ran.cli.result):
+            entry = self.ticket.entry
+            forecast = Usage(input_tokens=entry.forecast_tokens or 0, cost_usd=entry.forecast_usd)
+            return forecast, "forecast"
+        return None, None  # it ended saying nothing of its usage: as its CLI does
+
+
+def _ended_on_its_own(result: ProcessResult) -> bool:
+    stopped = result.timed_out or result.idle_timed_out or result.cancelled or result.ended_early
+    return not stopped and result.signal is None and result.exit_code is not None
