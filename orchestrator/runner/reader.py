@@ -116,6 +116,8 @@ class OutputReader:
             events = [self._parser_error(text, exc)]
         if self.redact:
             events = [self._scrub(event) for event in events]
+        if any(event.usage is not None for event in events):
+            self.sink.flush()  # what it spent, on disk before anything may kill us
         size = len(raw)
         for event in events:
             self.tail.add(event, size)

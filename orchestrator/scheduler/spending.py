@@ -25,11 +25,13 @@ from typing import Any
 
 from orchestrator.config.task import TaskConfig
 from orchestrator.models import TaskState, TaskStatus
+from orchestrator.process import procid
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import HELD, HELD_UNTIL
 from orchestrator.scheduler.candidates import candidate_settled, candidates_of
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import first_phase
+from orchestrator.scheduler.settling import settle_left_open
 from orchestrator.spend.budgets import Exceeded
 from orchestrator.spend.gate import CallPlan, Hold, SpendGate
 
@@ -59,8 +61,10 @@ class Spending:
             parked_until=self._parks.until,
             on_exceeded=self._exceeded,
             refresh=_TEAM_REFRESH if services.team is not None else None,
+            host=procid.current().host,
         )
         await gate.load()
+        await settle_left_open(services, gate)  # calls a dead orchestrator left open
         return gate
 
     def budget_task(self, task_id: str) -> str:
