@@ -163,6 +163,17 @@ class LogSink:
         self.written += len(data)
         self._append(data)
 
+    def flush(self) -> None:
+        """Put what the buffer holds on disk now: a line saying what the call spent must
+        outlive an orchestrator killed before it closes the call's ledger record (its
+        successor closes it from this file)."""
+        if self._file is None or self._file.closed or self.truncated:
+            return
+        try:
+            self._file.flush()
+        except OSError as exc:
+            self._refused(exc)
+
     def _append(self, data: bytes) -> None:
         try:
             self.create()

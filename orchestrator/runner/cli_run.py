@@ -153,8 +153,10 @@ async def run_cli(
     watch: CliWatch | None = None,
     sandbox: Sandbox | None = None,
     halt: anyio.Event | None = None,
+    log_file: str | None = None,
 ) -> CliRun:
-    """Run one CLI invocation as the module docstring describes."""
+    """Run one CLI invocation as the module docstring describes (``log_file``: the log's
+    name under ``log_dir``, when the caller chose it; else one is made)."""
     native = resume_session_id or request.resume_session_id
     spec = adapter.resume_command(request, native) if native else adapter.build_command(request)
     if not spec.argv or not spec.argv[0]:
@@ -173,7 +175,7 @@ async def run_cli(
                 adapter, request, spec, home, env, redact, mark, since, carried,
                 log_dir=log_dir, limits=Limits(idle_timeout, total_timeout, grace, cancel, halt),
                 on_event=on_event, log_limit=log_limit, watch=watch, sandbox=sandbox,
-                serving=serving,
+                serving=serving, log_file=log_file,
             )  # fmt: skip
     finally:
         if carried.written:  # settings and MCP servers, with any token in them, leave .council/
@@ -199,6 +201,7 @@ async def _run_prepared(
     watch: CliWatch | None,
     sandbox: Sandbox | None,
     serving: Relays,
+    log_file: str | None = None,
 ) -> CliRun:
     grace = limits.grace
     argv = [secret_mask.hidden(redact(arg) if redact else arg) for arg in spec.argv]
@@ -210,7 +213,7 @@ async def _run_prepared(
             _confined, adapter, request, spec, env, sandbox, carried.readable
         )
         net, said = confined_net, confined_net.said
-    path = Path(log_dir) / log_name(request.task_id, request.phase)
+    path = Path(log_dir) / (log_file or log_name(request.task_id, request.phase))
     sink = LogSink(
         path, log_limit, argv, request.workdir, root=Path(log_dir), sandbox=said,
         notes=carried.notes,

@@ -66,6 +66,7 @@ from orchestrator.sandbox.plan import SandboxSettings
 __all__ = [
     "EVENT_TEXT_LIMIT",
     "PHASE_EVENT",
+    "again_log",
     "call_phase_cli",
     "checkout_confined",
     "phase_home",
@@ -290,7 +291,7 @@ async def call_phase_cli(
     )
     plugins.session_started(info)
 
-    async def run(native: str | None) -> CliRun:
+    async def run(native: str | None, log_file: str | None) -> CliRun:
         shared = adapter.credentials if request.share_credentials else ()
         before = await anyio.to_thread.run_sync(user_copies, shared) if shared else {}
         try:
@@ -307,13 +308,14 @@ async def call_phase_cli(
                 watch=watch,
                 sandbox=sandbox,
                 halt=halt,
+                log_file=log_file,
             )
         finally:
             if before:  # a login the CLI saved over its link must not stay under .council/
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(settle_credentials, request.home, shared, before)
 
-    cli = await run(resume)
+    cli = await run(resume, call.log_name)
     refused: str | None = None
     stopped = any(event is not None and event.is_set() for event in (cancel, halt))
     if resume is not None and _refused(adapter, cli) and not stopped:
@@ -322,7 +324,7 @@ async def call_phase_cli(
         if call.restart is not None:
             await call.restart()
         request = request.model_copy(update={"prompt": call.prompt})  # a new session: whole
-        cli = await run(None)
+        cli = await run(None, again_log(call.log_name))
     plugins.session_ended(info, cli.outcome)
     return PhaseRun(
         cli=cli,
@@ -334,6 +336,14 @@ async def call_phase_cli(
         account=account_of(call.adapter, configured, adapter, request),
         model=_model_said(cli) or request.model,
     )
+
+
+def again_log(name: str | None) -> str | None:
+    """The log's name for the second run of a call (its CLI refused to resume): the first's
+    with ``-again`` before ``.log``, beside it, so both are found from the ledger's name."""
+    if name is None:
+        return None
+    return f"{name.removesuffix('.log')}-again.log"
 
 
 def account_of(

@@ -54,6 +54,9 @@ class PhaseCall:
     # show the CLI for them, read-only (the session's socket directory).
     mcp_servers: tuple[McpServer, ...] = ()
     sandbox_read: tuple[Path, ...] = ()
+    # The name of the file under the log directory its output goes to, chosen by the caller
+    # (who records it in the call's ledger entry first); None: one is made when it starts.
+    log_name: str | None = None
 
 
 @dataclass

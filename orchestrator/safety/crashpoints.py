@@ -56,6 +56,7 @@ POINTS: dict[str, str] = {
     "git.ran": "a git command has just finished, before its caller saw the result",
     "cli.spawned": "a CLI has just been started, before anything about it is recorded",
     "ledger.opened": "a CLI call's ledger record was just opened, the CLI not yet started",
+    "ledger.closing": "a CLI call has ended and said what it spent, its record not yet closed",
     "ledger.closed": "a CLI call's ledger record was just closed, its phase not yet recorded",
     "phase.ended": "a phase's CLI is done and its work committed, the phase not yet recorded",
     "phase.completed": "a phase has just been recorded completed",

@@ -31,6 +31,7 @@ from orchestrator.scheduler.attempts.attempt import HELD, HELD_UNTIL
 from orchestrator.scheduler.candidates import candidate_settled, candidates_of
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import first_phase
+from orchestrator.scheduler.settling import settle_left_open
 from orchestrator.spend.budgets import Exceeded
 from orchestrator.spend.gate import CallPlan, Hold, SpendGate
 
@@ -69,8 +70,10 @@ class Spending:
             refresh=_TEAM_REFRESH if services.team is not None else None,
             who=procid.current().as_dict() if services.team is not None else None,
             alive=_alive,
+            host=procid.current().host,
         )
         await gate.load()
+        await settle_left_open(services, gate)  # calls a dead orchestrator left open
         return gate
 
     def budget_task(self, task_id: str) -> str:

@@ -35,6 +35,7 @@ from orchestrator.config.budgets import BudgetsConfig, PriceConfig
 from orchestrator.config.run import RunConfig
 from orchestrator.events.spend import BudgetExceeded, CallHeld
 from orchestrator.models import utcnow
+from orchestrator.safety.crashpoints import crash_point
 from orchestrator.spend import budgets as rules
 from orchestrator.spend.budgets import Exceeded, Forecast
 from orchestrator.spend.ledger import Ledger, LedgerEntry, new_call_key
@@ -64,6 +65,7 @@ class CallPlan:
     adapter: str
     attempt: int = 1
     model: str | None = None  # as configured; the CLI may say another
+    log: str | None = None  # the name of the file its CLI's output goes to (``LedgerEntry.log``)
 
 
 class SpendHeld(Exception):
@@ -112,8 +114,10 @@ class SpendGate:
         refresh: float | None = None,
         who: Mapping[str, Any] | None = None,
         alive: Alive | None = None,
+        host: str = "",
     ) -> None:
         self._store = store
+        self._host = host  # this machine, on each call's record (``LedgerEntry.host``)
         self._config = config
         self._ledger = Ledger(store)
         self.session_id = session_id
@@ -177,6 +181,19 @@ class SpendGate:
         self._raises = dict(record.data) if record is not None else {}
         self.budgets = rules.raised(self._config.budgets, self._raises)
         self._said.clear()  # a raised limit is said again when it is spent again
+
+    def left_open(self) -> list[LedgerEntry]:
+        """This run's calls whose records were open when the ledger was read (``load``): at a
+        resume, those its dead orchestrator never closed (``spend.settle`` closes them)."""
+        return [
+            entry
+            for entry in self._tally.entries.values()
+            if entry.open and entry.session_id == self.session_id
+        ]
+
+    def settled(self, entry: LedgerEntry) -> None:
+        """Count ``entry``, closed by a successor from its CLI's log, at what it spent."""
+        self._tally.put(entry)
 
     async def run_entries(self) -> list[LedgerEntry]:
         """This run's calls, oldest first: read from the ledger (the gate keeps their sums)."""
@@ -291,6 +308,8 @@ class SpendGate:
             started_at=utcnow(),
             forecast_usd=coming.usd if coming.basis != "none" else None,
             forecast_tokens=coming.tokens if coming.basis != "none" else None,
+            log=plan.log,
+            host=self._host,
         )
         # Reserved before the first await: calls opened side by side each see the others'.
         self._tally.put(entry)
@@ -385,6 +404,7 @@ class SpendGate:
                 "cost_source": source,
             }
         )
+        crash_point("ledger.closing", entry.call)
         await self._ledger.closed(closed)
         await self._settle(closed)
         self._tally.put(closed)

@@ -54,6 +54,10 @@ class LedgerEntry(BaseModel):
     cost_source: str = NO_PRICE  # "cli" (it said), "built-in <date>", "prices.<model>", "none"
     forecast_usd: float | None = None
     forecast_tokens: int | None = None
+    # The file its CLI's output went to, under the run's log directory (its name only): what
+    # closes the call from the CLI's own words when its orchestrator died first (``settle``).
+    log: str | None = None
+    host: str = ""  # the machine its orchestrator ran on (its log is there)
 
     @property
     def open(self) -> bool:
@@ -123,6 +127,22 @@ class Ledger:
                 raise
             # Closed already: this close's answer was lost and it was retried.
         crash_point("ledger.closed", entry.call)
+
+    async def settled(self, entry: LedgerEntry) -> bool:
+        """Close a call another process opened (its orchestrator died before closing it):
+        written over the open record as read now, only while it is still open. False when it
+        was closed meanwhile (or is gone): nothing written."""
+        current = await self._store.get_record(NAMESPACE, entry.call)
+        if current is None or current.data.get("ended_at") is not None:
+            return False
+        data = entry.model_dump(mode="json")
+        try:
+            await self._store.put_record(
+                NAMESPACE, entry.call, data, expected_version=current.version
+            )
+        except VersionConflict:
+            return False  # closed by someone else between the read and the write
+        return True
 
     async def entries(self, session_id: str | None = None) -> list[LedgerEntry]:
         """Every call recorded (of ``session_id``'s run only, when given), oldest first."""

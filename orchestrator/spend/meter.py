@@ -40,6 +40,7 @@ from orchestrator.models import utcnow
 from orchestrator.spend.budgets import Exceeded, Forecast, ScopeSpend, counts_to
 from orchestrator.spend.gate import SpendGate, Ticket
 from orchestrator.spend.prices import cost_of, find_price
+from orchestrator.spend.so_far import SoFar
 
 __all__ = ["CallMeter", "Meters", "follow", "meters_of"]
 
@@ -112,8 +113,7 @@ class CallMeter:
         self.entry = ticket.entry
         self.model = ticket.entry.model  # the CLI's own word replaces it (its start event)
         self.over: Exceeded | None = None  # the budget that stopped it
-        self._final: list[Usage] = []  # the CLI's own figures (``usage`` events)
-        self._steps: dict[str, Usage] = {}  # running increments since the last of them
+        self._so_far = SoFar()
         self.usd = 0.0  # priced so far (unpriced usage counts in tokens only)
         self.tokens = 0
         self.priced = True
@@ -126,15 +126,8 @@ class CallMeter:
             if isinstance(model, str) and model and not model.startswith("<"):
                 self.model = model
             return
-        if event.usage is None:
+        if not self._so_far.add(event):
             return
-        if event.kind == EventKind.RUNNING_USAGE:
-            step = event.data.get("step")
-            key = step if isinstance(step, str) and step else f"#{len(self._steps)}"
-            self._steps[key] = event.usage
-        else:
-            self._final.append(event.usage)
-            self._steps.clear()  # covered by the CLI's own figure
         self.heard_usage = True
         self._figure()
         self._meters.check(self)
@@ -142,7 +135,7 @@ class CallMeter:
     def _figure(self) -> None:
         price = find_price(self.model, self._meters.prices)
         usd, tokens, priced = 0.0, 0, True
-        for usage in (*self._final, *self._steps.values()):
+        for usage in self._so_far.parts():
             tokens += (
                 usage.input_tokens
                 + usage.output_tokens
@@ -161,7 +154,7 @@ class CallMeter:
         """The call's usage so far, its cost the meter's (None: the stream said none)."""
         if not self.heard_usage:
             return None
-        parts = (*self._final, *self._steps.values())
+        parts = self._so_far.parts()
         return Usage(
             input_tokens=sum(u.input_tokens for u in parts),
             output_tokens=sum(u.output_tokens for u in parts),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from dataclasses import replace
 from functools import partial
 
 import anyio
@@ -36,6 +37,7 @@ from orchestrator.adapter import Outcome, OutcomeKind
 from orchestrator.config.workflow import PhaseConfig
 from orchestrator.errors import AdapterError, CouncilError, stops_the_run
 from orchestrator.events.phases import CliSurvivorsStopped, PhaseResumeRefused
+from orchestrator.process.output import log_name
 from orchestrator.radar.records import collisions_for
 from orchestrator.radar.warning import render_warning
 from orchestrator.runner.cli_runs import CliRunBook
@@ -221,7 +223,10 @@ class PhaseSteps:
             resume_session_id=resume,
             restart=start.restart,
             reach=partial(run.worktrees.sandbox_reach, session),
+            log_name=log_name(run.task.id, name),
         )
+        if plan is not None:  # its ledger entry names its log: a crash is closed from it
+            plan = replace(plan, log=call.log_name)
         ticket = await self._admitted(plan, opening=True) if plan is not None else None
         spend = run.spend
         metered = MeteredCall(spend, ticket) if ticket is not None and spend is not None else None
