@@ -39,10 +39,14 @@ def run(request: pytest.FixtureRequest, tmp_path: Path) -> Run:
 
 def killed_at(run: Run, point: str, **sections: Any) -> Path:
     """A run of two one-phase tasks, one session, killed at ``point``; its config."""
+    # In a team the dead workstation's claim goes back to the queue when its lease lapses
+    # (a teammate merely quiet keeps what it holds): a short one, so the resume finishes.
+    scheduler = {"tick": 0.05, "heartbeat_interval": 0.5, "stale_threshold": "5s"}
     config = run.write(
         one_phase_tasks(),
         workflow={"phases": [{"name": "build"}]},
         budgets={"estimate": {"usd": ESTIMATE}},
+        scheduler=scheduler,
         **sections,
     )
     env = dict(run.team.env() if run.team is not None else os.environ)
