@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from adapter_replay import replay
 from cli_process_helpers import events
 from test_budgets_run import Run
@@ -45,10 +46,13 @@ def ledger(run: Run) -> list[dict[str, Any]]:
     return calls
 
 
-def test_two_calls_side_by_side_stop_within_one_step_of_a_one_dollar_budget(
-    tmp_path: Path,
-) -> None:
-    run = Run(tmp_path, None)
+@pytest.fixture(params=["file", pytest.param("postgres", marks=pytest.mark.postgres)])
+def run(request: pytest.FixtureRequest, tmp_path: Path) -> Run:
+    dsn = None if request.param == "file" else str(request.getfixturevalue("pg_dsn"))
+    return Run(tmp_path, dsn)
+
+
+def test_two_calls_side_by_side_stop_within_one_step_of_a_one_dollar_budget(run: Run) -> None:
     config = run.write(
         [spending("one", 8, 0.4), spending("two", 8, 0.4)],
         capacity={"sessions": 2},
@@ -69,7 +73,10 @@ def test_two_calls_side_by_side_stop_within_one_step_of_a_one_dollar_budget(
     assert all(c["outcome"] == "cancelled" for c in calls)
     total = sum(c["cost_usd"] for c in calls)
     assert 1.0 < total <= 1.0 + STEP_USD + 0.01  # not the $4 both would have spent
-    said = [e["data"] for e in events(run.repo) if e["type"] == "budget.exceeded"]
+    if run.team is None:
+        said = [e["data"] for e in events(run.repo) if e["type"] == "budget.exceeded"]
+    else:  # a team's events are in its database
+        said = run.team.events("budget.exceeded")
     assert [d["scope"] for d in said] == ["run"]  # once, for both calls
     assert said[0]["action"] == "stop"
 
