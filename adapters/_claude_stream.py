@@ -153,14 +153,18 @@ def _assistant(line: dict[str, Any]) -> list[AgentEvent]:
 def _running(usage: dict[str, Any], step: str) -> AgentEvent:
     """One request's usage so far, as an ``assistant`` message says it (no cost)."""
     return AgentEvent(
-        kind=EventKind.RUNNING_USAGE,
-        usage=Usage(
-            input_tokens=count(usage.get("input_tokens")),
-            output_tokens=count(usage.get("output_tokens")),
-            cache_read_tokens=count(usage.get("cache_read_input_tokens")),
-            cache_write_tokens=count(usage.get("cache_creation_input_tokens")),
-        ),
-        data={"step": step} if step else {},
+        kind=EventKind.RUNNING_USAGE, usage=_usage(usage), data={"step": step} if step else {}
+    )
+
+
+def _usage(usage: dict[str, Any], cost: float | None = None) -> Usage:
+    """Claude's ``usage`` object (a message's or the result's) as a ``Usage``."""
+    return Usage(
+        input_tokens=count(usage.get("input_tokens")),
+        output_tokens=count(usage.get("output_tokens")),
+        cache_read_tokens=count(usage.get("cache_read_input_tokens")),
+        cache_write_tokens=count(usage.get("cache_creation_input_tokens")),
+        cost_usd=cost,
     )
 
 
@@ -197,18 +201,7 @@ def _result(line: dict[str, Any], session: str | None) -> list[AgentEvent]:
     usage = obj(line.get("usage"))
     cost = money(line.get("total_cost_usd"))
     if usage or cost is not None:
-        events.append(
-            AgentEvent(
-                kind=EventKind.USAGE,
-                usage=Usage(
-                    input_tokens=count(usage.get("input_tokens")),
-                    output_tokens=count(usage.get("output_tokens")),
-                    cache_read_tokens=count(usage.get("cache_read_input_tokens")),
-                    cache_write_tokens=count(usage.get("cache_creation_input_tokens")),
-                    cost_usd=cost,
-                ),
-            )
-        )
+        events.append(AgentEvent(kind=EventKind.USAGE, usage=_usage(usage, cost)))
     denials = [obj(d) for d in items(line.get("permission_denials"))]
     if denials:
         # Denied tools exit 0 with a "success" result: the only trace is this list.

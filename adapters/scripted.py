@@ -154,12 +154,7 @@ def _assistant(message: dict[str, Any], session: str | None) -> list[AgentEvent]
             AgentEvent(
                 kind=EventKind.RUNNING_USAGE,
                 native_session_id=session,
-                usage=Usage(
-                    input_tokens=_count(usage.get("input_tokens")),
-                    output_tokens=_count(usage.get("output_tokens")),
-                    cache_read_tokens=_count(usage.get("cache_read_input_tokens")),
-                    cache_write_tokens=_count(usage.get("cache_creation_input_tokens")),
-                ),
+                usage=_usage(usage),
                 data={"step": _text(message.get("id"))} if message.get("id") else {},
             )
         )
@@ -217,13 +212,7 @@ def _result(message: dict[str, Any], session: str | None) -> list[AgentEvent]:
             text=text,
             is_error=is_error,
             native_session_id=session,
-            usage=Usage(
-                input_tokens=_count(usage.get("input_tokens")),
-                output_tokens=_count(usage.get("output_tokens")),
-                cache_read_tokens=_count(usage.get("cache_read_input_tokens")),
-                cache_write_tokens=_count(usage.get("cache_creation_input_tokens")),
-                cost_usd=_number(message.get("total_cost_usd")),
-            ),
+            usage=_usage(usage, _number(message.get("total_cost_usd"))),
         )
     )
     return events
@@ -264,3 +253,14 @@ def _timestamp(seconds: float | None) -> datetime | None:
 @hookimpl
 def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
     register(Scripted)
+
+
+def _usage(usage: dict[str, Any], cost: float | None = None) -> Usage:
+    """A usage object of claude's shape (a message's or the result's) as a ``Usage``."""
+    return Usage(
+        input_tokens=_count(usage.get("input_tokens")),
+        output_tokens=_count(usage.get("output_tokens")),
+        cache_read_tokens=_count(usage.get("cache_read_input_tokens")),
+        cache_write_tokens=_count(usage.get("cache_creation_input_tokens")),
+        cost_usd=cost,
+    )

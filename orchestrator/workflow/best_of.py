@@ -46,7 +46,7 @@ from orchestrator.spend.gate import CallPlan, SpendGate, SpendHeld
 from orchestrator.workflow.handoffs.prompts import PromptContext, render_prompt
 from orchestrator.workflow.handoffs.review import parse_winner
 from orchestrator.workflow.handoffs.templates import COUNCIL_TEMPLATE
-from orchestrator.workflow.spending import MeteredCall
+from orchestrator.workflow.spending import MeteredCall, failing
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.confine import outside_reach
 from orchestrator.worktrees.manager import WorktreeManager
@@ -124,28 +124,23 @@ async def pick_best(
             return ids[0]
     metered = MeteredCall(spend, ticket) if ticket is not None and spend is not None else None
     try:
-        ran = await call_phase_cli(
-            run_config,
-            plugins,
-            call,
-            log_dir=log_dir,
-            cancel=cancel,
-            on_event=on_event,
-            watch=watch,
-            on_cli_event=metered.meter.heard if metered is not None else None,
-            halt=metered.halt if metered is not None else None,
-        )
+        async with failing(metered):
+            ran = await call_phase_cli(
+                run_config,
+                plugins,
+                call,
+                log_dir=log_dir,
+                cancel=cancel,
+                on_event=on_event,
+                watch=watch,
+                on_cli_event=metered.meter.heard if metered is not None else None,
+                halt=metered.halt if metered is not None else None,
+            )
     except CouncilError as exc:
-        if metered is not None:
-            await metered.close_failed("crashed")
         log.warning(
             "task %s: the council comparison could not run (%s); taking %s", task.id, exc, ids[0]
         )
         return ids[0]
-    except BaseException:
-        if metered is not None:
-            await metered.close_failed("cancelled")
-        raise
     if metered is not None:
         await metered.close(ran)
         if metered.over is not None and ran.cli.result.cancelled:

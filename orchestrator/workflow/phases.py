@@ -76,7 +76,7 @@ from orchestrator.workflow.plan_locks import lock_plan_files
 from orchestrator.workflow.progress import BUILD, PLAN, REVIEW, Progress, Stop
 from orchestrator.workflow.resume import resume_session_id
 from orchestrator.workflow.saving import Saver
-from orchestrator.workflow.spending import MeteredCall
+from orchestrator.workflow.spending import MeteredCall, failing
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.tamper.guard import RECHECKED, Tampering
 
@@ -293,28 +293,19 @@ class PhaseSteps:
         confined = await checkout_confined(run.config, call)
         watch = await guard.watch(run.session.path, run.session.branch, confined=confined)
         try:
-            try:
-                tools = run.tools(call) if run.tools is not None else nullcontext(call)
-                async with tools as given:  # the council's MCP server, while the CLI runs
-                    ran = await call_phase_cli(
-                        run.config,
-                        run.plugins,
-                        given,
-                        log_dir=run.log_dir,
-                        cancel=run.cancel,
-                        on_event=run.on_event,
-                        watch=CliRunBook(run.store, run.task.id, call.phase),
-                        on_cli_event=metered.meter.heard if metered is not None else None,
-                        halt=metered.halt if metered is not None else None,
-                    )
-            except Exception:
-                if metered is not None:
-                    await metered.close_failed("crashed")
-                raise
-            except BaseException:
-                if metered is not None:
-                    await metered.close_failed("cancelled")
-                raise
+            tools = run.tools(call) if run.tools is not None else nullcontext(call)
+            async with failing(metered), tools as given:  # the council's MCP server, meanwhile
+                ran = await call_phase_cli(
+                    run.config,
+                    run.plugins,
+                    given,
+                    log_dir=run.log_dir,
+                    cancel=run.cancel,
+                    on_event=run.on_event,
+                    watch=CliRunBook(run.store, run.task.id, call.phase),
+                    on_cli_event=metered.meter.heard if metered is not None else None,
+                    halt=metered.halt if metered is not None else None,
+                )
             if metered is not None:
                 await metered.close(ran)
         except Exception as exc:

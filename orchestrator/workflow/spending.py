@@ -14,7 +14,9 @@ passed is said (``budget.exceeded``, once per scope), which applies ``budgets.on
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 import anyio
 
@@ -25,7 +27,7 @@ from orchestrator.spend.gate import SpendGate, Ticket
 from orchestrator.spend.ledger import LedgerEntry
 from orchestrator.spend.meter import CallMeter, follow
 
-__all__ = ["MeteredCall", "close_ticket"]
+__all__ = ["MeteredCall", "close_ticket", "failing"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,11 @@ async def close_ticket(gate: SpendGate, ticket: Ticket, ran: PhaseRun) -> Ledger
         account=ran.account,
         events=ran.cli.events,
     )
+
+
+def failing(metered: MeteredCall | None) -> contextlib.AbstractAsyncContextManager[None]:
+    """``metered.failing()``, or nothing for a call no meter follows."""
+    return metered.failing() if metered is not None else contextlib.nullcontext()
 
 
 class MeteredCall:
@@ -90,6 +97,19 @@ class MeteredCall:
             await self.close(None, outcome=outcome)
         except Exception:
             log.exception("call %s: its ledger record could not be closed", self.ticket.entry.call)
+
+    @contextlib.asynccontextmanager
+    async def failing(self) -> AsyncIterator[None]:
+        """Around the call: one that raises is closed (``close_failed``) as ``crashed`` (an
+        error) or ``cancelled`` (cancellation, an interrupt), and the failure goes on."""
+        try:
+            yield
+        except Exception:
+            await self.close_failed("crashed")
+            raise
+        except BaseException:
+            await self.close_failed("cancelled")
+            raise
 
     def _figure(self, ran: PhaseRun | None) -> tuple[Usage | None, str | None]:
         final = ran.cli.outcome.usage if ran is not None else None
