@@ -56,7 +56,7 @@ async def settle_left_open(services: Services, gate: SpendGate) -> list[LedgerEn
         settled = closed_from(entry, said, services.config.prices, utcnow())
         if not await ledger.settled(settled):
             continue  # closed meanwhile by its own orchestrator or another successor
-        gate.settled(settled)
+        await gate.settled(settled)
         closed.append(settled)
         figure = f"${settled.cost_usd:.6g}" if settled.cost_usd is not None else "no price"
         log.warning(

@@ -191,9 +191,11 @@ class SpendGate:
             if entry.open and entry.session_id == self.session_id
         ]
 
-    def settled(self, entry: LedgerEntry) -> None:
-        """Count ``entry``, closed by a successor from its CLI's log, at what it spent."""
+    async def settled(self, entry: LedgerEntry) -> None:
+        """Count ``entry``, closed by a successor from its CLI's log, at what it spent (in a
+        team's fund too, where its dead holder's reservation counted it at its forecast)."""
         self._tally.put(entry)
+        await self._settle(entry)
 
     async def run_entries(self) -> list[LedgerEntry]:
         """This run's calls, oldest first: read from the ledger (the gate keeps their sums)."""
