@@ -94,8 +94,7 @@ def council_run(
 def events(dsn: str, kind: str, task_id: str) -> list[dict[str, Any]]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            "SELECT data FROM council.events WHERE type = %s AND data->>'task_id' = %s "
-            "ORDER BY id",
+            "SELECT data FROM council.events WHERE type = %s AND data->>'task_id' = %s ORDER BY id",
             (kind, task_id),
         ).fetchall()
     return [row[0] for row in rows]
@@ -122,15 +121,24 @@ def reachable_bytes(remote: Path) -> bytes:
     ).stdout
 
 
+def all_bytes(remote: Path) -> bytes:
+    """Every object of ``remote``'s store, reachable or not (a push's objects stay until gc)."""
+    return subprocess.run(
+        ["git", "-C", str(remote), "cat-file", "--batch-all-objects", "--batch"],
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
 def nowhere_on(remote: Path, value: str) -> None:
-    """No form of ``value`` in what the remote's refs reach, whitespace put anywhere in it."""
-    data = reachable_bytes(remote)
-    squeezed = re.sub(rb"\s+", b"", data)
+    """No form of ``value`` in the remote's objects, whitespace put anywhere in it."""
     raw = value.encode()
-    for form in (raw, base64.b64encode(raw), raw.hex().encode()):
-        assert form not in data
-        assert form not in squeezed
-    assert b"nothing secret here" in data  # the scan above read real work (the sibling's)
+    for data in (reachable_bytes(remote), all_bytes(remote)):
+        assert b"nothing secret here" in data  # real work was read (the sibling's)
+        squeezed = re.sub(rb"\s+", b"", data)
+        for form in (raw, base64.b64encode(raw), raw.hex().encode()):
+            assert form not in data
+            assert form not in squeezed
 
 
 def test_a_secret_committed_by_the_cli_is_never_pushed(tmp_path: Path, pg_dsn: str) -> None:
@@ -146,6 +154,11 @@ def test_a_secret_committed_by_the_cli_is_never_pushed(tmp_path: Path, pg_dsn: s
     assert git(remote, "show", "main:work.txt") == "nothing secret here"
     fault = task(report, "fault")
     assert fault["status"] == "failed", fault
+    # Nothing of its work on the remote: no ref, no object holding the value in any form.
+    refs = remote_refs(remote)
+    assert not [ref for ref in refs if "/fault/" in ref], refs
+    assert [ref for ref in refs if ref.startswith("refs/council/branches/council/sibling/")]
+    nowhere_on(remote, value)
     # Refused at its first publication: said where, never the value.
     refused = events(pg_dsn, "task.publish_failed", "fault")
     assert refused, err[-2000:]
@@ -159,11 +172,6 @@ def test_a_secret_committed_by_the_cli_is_never_pushed(tmp_path: Path, pg_dsn: s
     failed = events(pg_dsn, "task.failed", "fault")
     assert [e["outcome"] for e in failed] == ["secret_in_work"], failed
     assert value not in fault["error"] and "MY_TOKEN" in fault["error"]
-    # Nothing of its work on the remote: no ref, no object holding the value in any form.
-    refs = remote_refs(remote)
-    assert not [ref for ref in refs if "/fault/" in ref], refs
-    assert [ref for ref in refs if ref.startswith("refs/council/branches/council/sibling/")]
-    nowhere_on(remote, value)
     # Its work is kept on this clone's branch, masked as a landing's hit leaves it.
     branches = git(clone, "for-each-ref", "--format=%(refname)", "refs/heads/council/fault/")
     assert len(branches.split()) == 1, branches
@@ -181,11 +189,11 @@ def test_a_scan_past_its_budget_pushes_nothing(tmp_path: Path, pg_dsn: str) -> N
     )
 
     assert code == 1, err[-2000:]
+    assert remote_refs(remote) == before  # nothing published, nothing landed
+    assert value.encode() not in all_bytes(remote)
     for task_id in ("fault", "sibling"):
         assert task(report, task_id)["status"] == "failed", report
         refused = events(pg_dsn, "task.publish_failed", task_id)
         assert refused, err[-2000:]
         assert all("too large to check in time" in e["error"] for e in refused), refused
         assert all(value not in e["error"] for e in refused)
-    assert remote_refs(remote) == before  # nothing published, nothing landed
-    assert value.encode() not in reachable_bytes(remote)
