@@ -17,6 +17,12 @@ one does not exist or is its ancestor, and never under a worktree that has the b
 out; otherwise ``WorkspaceError`` says what is in the way and nothing local moves. A fetched
 ref counts as adopted: this clone's next publication leases against it.
 
+**Nothing unchecked leaves.** A caller passes ``check`` (``PushCheck``): called in the worker
+thread with the tip about to be pushed and what was last published there, before the push;
+raising refuses it, and nothing is pushed nor recorded. The scheduler passes the secret gate's
+(``merge.push_gate``), which this layer cannot import. A tip already published is neither
+checked nor pushed again.
+
 Every local ref write here is a compare-and-swap noted in ``ref_book`` (the tamper check
 watches ``refs/heads/council/`` and ``refs/council/``). The work runs in a worker thread.
 
@@ -30,6 +36,7 @@ is not pushed again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio.to_thread
@@ -45,6 +52,7 @@ from orchestrator.ids import check_id
 __all__ = [
     "BRANCHES_PREFIX",
     "RESCUE_PREFIX",
+    "PushCheck",
     "fetch_branch",
     "fetch_rescue",
     "publish_branch",
@@ -55,17 +63,26 @@ BRANCHES_PREFIX = "refs/council/branches/"
 RESCUE_PREFIX = "refs/council/rescue/"
 _RECORD_PREFIX = "refs/council/published/"
 
+# (calls, the local ref, the tip to push, what was last published there or None): raises to
+# refuse the push (module doc).
+PushCheck = Callable[[GitCalls, str, str, str | None], None]
+
 
 async def publish_branch(
-    git: Git, remote: str, branch: str, common_dir: Path | None = None
+    git: Git,
+    remote: str,
+    branch: str,
+    common_dir: Path | None = None,
+    check: PushCheck | None = None,
 ) -> str | None:
     """Push the local ``branch``'s tip to ``refs/council/branches/<branch>`` on ``remote``,
     leased as above; the pushed commit, or None when there is no such local branch.
-    ``common_dir``: the repository's common git directory, whose files tell the refs."""
+    ``common_dir``: the repository's common git directory, whose files tell the refs;
+    ``check``: called before the push, raising to refuse it (module doc)."""
     local = _branch(branch)
     published = BRANCHES_PREFIX + local.removeprefix("refs/heads/")
     return await anyio.to_thread.run_sync(
-        _publish, GitCalls(git), remote, local, published, common_dir
+        _publish, GitCalls(git), remote, local, published, common_dir, check
     )
 
 
@@ -77,10 +94,12 @@ async def fetch_branch(git: Git, remote: str, branch: str) -> str | None:
     return await anyio.to_thread.run_sync(_fetch, GitCalls(git), remote, published, local)
 
 
-async def publish_rescue(git: Git, remote: str, session_id: str) -> str | None:
+async def publish_rescue(
+    git: Git, remote: str, session_id: str, check: PushCheck | None = None
+) -> str | None:
     """``publish_branch`` for the rescue ref ``refs/council/rescue/<session>``."""
     ref = RESCUE_PREFIX + check_id(session_id, "session id")
-    return await anyio.to_thread.run_sync(_publish, GitCalls(git), remote, ref, ref)
+    return await anyio.to_thread.run_sync(_publish, GitCalls(git), remote, ref, ref, None, check)
 
 
 async def fetch_rescue(git: Git, remote: str, session_id: str) -> str | None:
@@ -90,7 +109,12 @@ async def fetch_rescue(git: Git, remote: str, session_id: str) -> str | None:
 
 
 def _publish(
-    calls: GitCalls, remote: str, local: str, published: str, common_dir: Path | None = None
+    calls: GitCalls,
+    remote: str,
+    local: str,
+    published: str,
+    common_dir: Path | None = None,
+    check: PushCheck | None = None,
 ) -> str | None:
     check_remote_name(remote)
     record = _record(remote, published)
@@ -103,6 +127,8 @@ def _publish(
         # Published already (a phase that committed nothing): the push would change nothing
         # here, and over another workstation's newer work it would be refused anyway.
         return tip
+    if check is not None:
+        check(calls, local, tip, expected)
     moved = push_ref(calls, remote, tip, published, expected or "")
     if moved is not None:
         was = expected or "absent"

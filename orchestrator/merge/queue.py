@@ -114,6 +114,7 @@ from orchestrator.merge.checkout import (
 from orchestrator.merge.git_locks import GitLockFile, held_git_locks
 from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.pull_git import PullLanded, confirm_landed, push_head, refresh_base
+from orchestrator.merge.push_gate import PushGate
 from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.train import Boarding, Ticket
@@ -293,9 +294,15 @@ class MergeQueue:
             common = self._checkouts.common_dir(calls)
             tips = read_tips(calls, self.base_ref, ref, common)
             self._gate.check(calls, branch, tips.branch, tips.base, common)
-            return calls.rev_parse(ref) or tips.branch
+            return tips.branch  # the commit checked, never one the branch moved to since
 
         return await anyio.to_thread.run_sync(gate)
+
+    def push_gate(self, remote: str, common: Path) -> PushGate:
+        """The secret gate's check before a session's work is pushed to ``remote``
+        (``merge.push_gate``), sharing the clean tips this queue's landings found."""
+        bases = [f"refs/remotes/{remote}/{self.base_branch}", self.base_ref]
+        return PushGate(self._gate, bases, common)
 
     async def push_pull_head(self, remote: str, commit: str, head: str) -> None:
         """Put ``commit`` on the remote's branch ``head``, a pull request's head

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from orchestrator.errors import SecretInHistory, SecretScanLate
@@ -63,9 +63,13 @@ class SecretGate:
         self._clean: dict[str, frozenset[str]] = {}  # tip -> the secrets it was clean of
         self._lock = threading.Lock()
 
-    def check(self, calls: GitCalls, branch: str, tip: str, base: str, common: Path) -> None:
+    def check(
+        self, calls: GitCalls, branch: str, tip: str, base: str | Sequence[str], common: Path
+    ) -> None:
         """Raise ``SecretInHistory`` when what ``tip`` would bring onto ``base`` holds a
-        known secret (module doc); blocking, in the merge attempt's worker thread."""
+        known secret (module doc); blocking, in the merge attempt's worker thread. ``base``:
+        one commit, or several (what a push's remote has already, ``merge.push_gate``)."""
+        bases = [base] if isinstance(base, str) else list(base)
         known = dict(self._known())
         if not known:
             return
@@ -75,7 +79,7 @@ class SecretGate:
                 return
         needles = needles_for(known)
         budget = self._budget if self._budget is not None else budget_seconds()
-        found = scan(calls, [tip], [base], needles, deadline=time.monotonic() + budget)
+        found = scan(calls, [tip], bases, needles, deadline=time.monotonic() + budget)
         if not found.findings and not found.late:
             with self._lock:
                 if len(self._clean) >= _CLEAN_KEPT:
@@ -86,7 +90,7 @@ class SecretGate:
         moved = False
         if found.findings:
             masked = mask_history(
-                calls, tip, [base], found, needles, common, private_stores=self._private_stores
+                calls, tip, bases, found, needles, common, private_stores=self._private_stores
             )
             moved = bool(masked.moved)
             if masked.moved:
@@ -98,3 +102,10 @@ class SecretGate:
         if found.late:
             raise SecretScanLate(branch, found.late, found.unread, budget, findings, moved)
         raise SecretInHistory(branch, findings, moved)
+
+    def clean(self, tip: str) -> bool:
+        """Whether ``tip`` was found clean, of every secret the run knows now, over the base
+        it was checked against (a tip whose commits a later check may leave out)."""
+        known = frozenset(self._known())
+        with self._lock:
+            return bool(known) and self._clean.get(tip) == known

@@ -68,7 +68,7 @@ from orchestrator.scheduler.attempts.attempt import RETRY_NOTE, WORKTREE, Attemp
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.pull_landing import PULL_FEEDBACK
 from orchestrator.scheduler.attempts.radar_watch import RadarWatch
-from orchestrator.scheduler.attempts.settler import Settler
+from orchestrator.scheduler.attempts.settler import SECRET_IN_WORK, Settler
 from orchestrator.scheduler.attempts.team_work import TeamWork
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
@@ -314,6 +314,15 @@ class AttemptRunner:
             group.cancel_scope.cancel()
         if full is not None:
             raise full
+        if attempt.secret is not None:  # a push found a secret in its work (``team_work``)
+            return WorkflowResult(
+                WorkflowStatus.FAILED,
+                phase=result.phase,
+                message=str(attempt.secret),
+                retryable=False,
+                outcome_kind=SECRET_IN_WORK,
+                usage=result.usage,
+            )
         if attempt.timed_out and result.status != WorkflowStatus.READY_TO_MERGE:
             limit = attempt.task.timeout
             return WorkflowResult(

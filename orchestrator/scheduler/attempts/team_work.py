@@ -9,6 +9,15 @@ boundaries, and another workstation's committed work taken over.
   (``git.publish``: a lease, never a force; the refs read from git's files, so the push and
   the record of what was pushed are its only git processes). A failure is a warning, never
   the attempt's end: the work is still committed on this clone's branch.
+- **No secret leaves.** Each publication (and the rescue ref a removed worktree leaves,
+  ``writes``) is checked first by the merge queue's secret gate (``merge.push_gate``: what
+  the push would bring that the remote has, the gate's scan, budget and clean tips). A hit
+  pushes nothing: the work is masked in every local ref as a landing's hit leaves it, the
+  ``task.publish_failed`` warning names where (never the value), the attempt is stopped
+  before its next phase and fails, not retried, ``metadata.outcome: secret_in_work``
+  (``attempt.secret``, read by the runner). A check past its budget pushes nothing either
+  and says so; the attempt goes on, its work on this clone alone, and its landing's own
+  check decides.
 - **Files.** An attempt's declared files are owned in the team's registry too
   (``locks.team_files``), so two workstations never build on one file at once; a file a live
   attempt elsewhere owns sends the task back to the queue, like a local lock does.
@@ -28,10 +37,11 @@ from pathlib import Path
 
 import anyio
 
-from orchestrator.errors import CouncilError
+from orchestrator.errors import CouncilError, SecretInHistory, SecretScanLate
 from orchestrator.events.tasks import TaskPublishFailed, TaskTakenOver, TaskTakeoverRefused
 from orchestrator.git.publish import fetch_branch, publish_branch
 from orchestrator.locks.team_files import Owned, TeamFiles
+from orchestrator.merge.push_gate import PushGate
 from orchestrator.models import TaskState
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.context import RunContext
@@ -53,6 +63,7 @@ class TeamWork:
         self._fetched = -_FETCH_EVERY
         self._fetching = anyio.Lock()
         self._common_dir: Path | None = None  # where git's files tell the refs to publish
+        self._gate: PushGate | None = None  # the secret gate's check before each push
 
     async def fresh_base(self) -> None:
         """Fetch the remote's base unless that was done in the last second."""
@@ -79,22 +90,37 @@ class TeamWork:
             await self._files.release(attempt.key, token, attempt.files)
 
     async def publish(self, attempt: Attempt) -> None:
-        """Push the attempt's branch to the remote (a warning event when that fails)."""
-        if attempt.session is None or attempt.lost:
+        """Push the attempt's branch to the remote once the secret gate found nothing in
+        what it brings (module doc); a warning event when it is not pushed."""
+        if attempt.session is None or attempt.lost or attempt.secret is not None:
             return
         services = self._run.services
+        branch, remote = attempt.session.branch, self._team.remote
         try:
             if self._common_dir is None:
                 self._common_dir = (await services.worktrees.layout()).common_dir
+            if self._gate is None:
+                self._gate = services.merges.push_gate(remote, self._common_dir)
             await publish_branch(
-                services.merges.git, self._team.remote, attempt.session.branch, self._common_dir
+                services.merges.git, remote, branch, self._common_dir, self._gate.check
             )
+        except SecretScanLate as exc:  # unread is never clean: nothing pushed, work kept here
+            await self._not_pushed(attempt, branch, exc)
+        except SecretInHistory as exc:
+            attempt.secret = exc  # failed, not retried (the runner reads it)
+            attempt.cancel.set()  # no next phase on this work
+            await self._not_pushed(attempt, branch, exc)
         except CouncilError as exc:
             await self._run.events.emit(
-                TaskPublishFailed(
-                    task_id=attempt.key, branch=attempt.session.branch, error=str(exc)
-                )
+                TaskPublishFailed(task_id=attempt.key, branch=branch, error=str(exc))
             )
+
+    async def _not_pushed(self, attempt: Attempt, branch: str, exc: SecretInHistory) -> None:
+        error = f"not pushed to {self._team.remote}, kept on this clone's branch: {exc}"
+        log.warning("task %s: %s", attempt.key, error)
+        await self._run.events.emit(
+            TaskPublishFailed(task_id=attempt.key, branch=branch, error=error)
+        )
 
     async def take_over(
         self, attempt: Attempt, session_id: str, state: TaskState

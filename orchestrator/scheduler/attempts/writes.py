@@ -128,8 +128,11 @@ class AttemptWrites:
         team = self._services.team
         if team is not None and removed.rescue_commit is not None:
             # Work saved only at the removal: on the team's remote too, for whoever goes on.
+            merges = self._services.merges
             try:
-                await publish_rescue(self._services.merges.git, team.remote, removed.session_id)
+                common = (await self._services.worktrees.layout()).common_dir
+                gate = merges.push_gate(team.remote, common)  # no secret leaves unchecked
+                await publish_rescue(merges.git, team.remote, removed.session_id, gate.check)
             except CouncilError as exc:
                 log.warning("could not publish the rescue ref of %s: %s", whose, exc)
 
