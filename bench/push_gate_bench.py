@@ -10,7 +10,7 @@ processes the gated publications and the landing check started (``GitCalls.count
 landing check of a tip found clean at its publication starts none). No figure is asserted
 anywhere; ``--json`` prints them for a script.
 
-    python bench/push_gate_bench.py [--files 20] [--kib 64] [--rounds 7] [--json]
+    python bench/push_gate_bench.py [--files 20] [--kib 64] [--rounds 7] [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -126,8 +126,11 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--kib", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="4 files, 2 rounds (CI)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.rounds = 4, 2
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         remote, repo = root / "remote.git", root / "ws"

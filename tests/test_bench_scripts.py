@@ -22,6 +22,7 @@ QUOTED = [
     "secret_scan_bench.py",
     "log_mask_bench.py",
     "fund_bench.py",
+    "push_gate_bench.py",
 ]
 
 
