@@ -1,0 +1,306 @@
+"""Credentials nobody declared, found by their form in lines held in memory.
+
+``secret_mask`` knows the values the run was told about; a credential it never saw (a
+``~/.pgpass`` line, a vault token, an AWS key a script printed and a CLI committed) is found
+here by its form. ``Detector.lines(path, numbered)`` looks at lines (the lines a branch adds,
+``merge.secret_added``; the text of a post, ``forge.public_text``) with:
+
+- **Yelp's detect-secrets** (1.5), used as a library: its plugins are built here with their
+  parameters and called on each line (``analyze_string``; the keyword plugin with the
+  patterns of the file's type). No settings file, no baseline is read, and its verification
+  (a request to the vendor's API with the value) never runs: the plugins' ``analyze_line``
+  calls it when a global setting asks, so it is not called. Its regex plugins are all taken
+  (AWS, Azure storage, basic auth in URLs, Artifactory, Cloudant, Discord, GitHub, GitLab, IBM,
+  JWT, Mailchimp, npm, OpenAI, private keys, PyPI, SendGrid, Slack, SoftLayer, Square, Stripe,
+  Telegram, Twilio) and its keyword plugin (a secret-named name given a quoted value), with
+  its heuristic filters (sequential strings, UUIDs, ids, templates, ``$VAR``, indirect
+  references, values that are not alphanumeric). Left out: the two high-entropy plugins (on
+  this repository's own tree they flag 43 strings, none a credential: hashes, test data,
+  ids; a landing they block fails for good, and the keyword plugin already takes a long
+  random value given to a secret-named name) and the public IPv4 one (an address is no
+  credential);
+- **our own shapes** (``secret_shapes``) where detect-secrets has no plugin: HashiCorp Vault
+  tokens (``hvs.``...; not the legacy ``s.`` + 24, too like a member access in code),
+  GitHub fine-grained tokens, Anthropic keys, Google API keys, crates.io, Terraform Cloud,
+  Docker Hub and Hugging Face tokens, a ``~/.pgpass`` line, a ``~/.netrc`` password (alone on
+  its line only in a file named ``*netrc``).
+
+A line carrying detect-secrets' ``pragma: allowlist secret`` comment (or under one with
+``pragma: allowlist nextline secret``) is not looked at, and each ``AllowRule`` of the run's
+``secrets.allow`` (``allow``, read at each check through ``allowed()``) lets hits through by
+path glob and kind, or by the value's fingerprint (its SHA-256).
+
+A ``Hit`` names the path, the line and the kind, and the value's fingerprint; never the value:
+not in its fields, its repr, a message or a log. Each line's candidates are found cheaply
+first: every plugin's patterns are searched once in the whole batch of lines, and only the
+lines where one matches are looked at by that plugin (``bench/secret_detect_bench.py``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from detect_secrets.filters import heuristic
+from detect_secrets.filters.allowlist import is_line_allowlisted
+from detect_secrets.plugins import keyword
+from detect_secrets.plugins.artifactory import ArtifactoryDetector
+from detect_secrets.plugins.aws import AWSKeyDetector
+from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
+from detect_secrets.plugins.basic_auth import BasicAuthDetector
+from detect_secrets.plugins.cloudant import CloudantDetector
+from detect_secrets.plugins.discord import DiscordBotTokenDetector
+from detect_secrets.plugins.github_token import GitHubTokenDetector
+from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
+from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
+from detect_secrets.plugins.jwt import JwtTokenDetector
+from detect_secrets.plugins.mailchimp import MailchimpDetector
+from detect_secrets.plugins.npm import NpmDetector
+from detect_secrets.plugins.openai import OpenAIDetector
+from detect_secrets.plugins.private_key import PrivateKeyDetector
+from detect_secrets.plugins.pypi_token import PypiTokenDetector
+from detect_secrets.plugins.sendgrid import SendGridDetector
+from detect_secrets.plugins.slack import SlackDetector
+from detect_secrets.plugins.softlayer import SoftlayerDetector
+from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+from detect_secrets.plugins.stripe import StripeDetector
+from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+from detect_secrets.plugins.twilio import TwilioKeyDetector
+from detect_secrets.util.code_snippet import get_code_snippet
+from detect_secrets.util.filetype import determine_file_type
+
+from orchestrator.config.secrets import SecretAllowConfig as AllowRule
+from orchestrator.safety import secret_shapes
+
+__all__ = [
+    "KINDS",
+    "AllowRule",
+    "Detector",
+    "Hit",
+    "allow",
+    "allowed",
+    "fingerprint",
+]
+
+_PLUGINS: tuple[BasePlugin, ...] = (
+    ArtifactoryDetector(),
+    AWSKeyDetector(),
+    AzureStorageKeyDetector(),
+    BasicAuthDetector(),
+    CloudantDetector(),
+    DiscordBotTokenDetector(),
+    GitHubTokenDetector(),
+    GitLabTokenDetector(),
+    IbmCloudIamDetector(),
+    IbmCosHmacDetector(),
+    JwtTokenDetector(),
+    keyword.KeywordDetector(),
+    MailchimpDetector(),
+    NpmDetector(),
+    OpenAIDetector(),
+    PrivateKeyDetector(),
+    PypiTokenDetector(),
+    SendGridDetector(),
+    SlackDetector(),
+    SoftlayerDetector(),
+    SquareOAuthDetector(),
+    StripeDetector(),
+    TelegramBotTokenDetector(),
+    TwilioKeyDetector(),
+)
+
+# Our shapes detect-secrets has no plugin for (module doc).
+_OWN_TOKENS = frozenset(
+    {
+        "Vault Token",
+        "GitHub Fine-grained Token",
+        "Anthropic or OpenAI Key",
+        "Google API Key",
+        "crates.io Token",
+        "Terraform Cloud Token",
+        "Docker Hub Token",
+        "Hugging Face Token",
+    }
+)
+PGPASS = "PostgreSQL Password File Line"
+NETRC = "Netrc Password"
+
+KINDS: frozenset[str] = frozenset(
+    {str(plugin.secret_type) for plugin in _PLUGINS} | _OWN_TOKENS | {PGPASS, NETRC}
+)
+"""Every kind a hit may name (``config.secrets.SECRET_KINDS``, which ``secrets.allow``'s
+``kind`` is checked against, holds the same)."""
+
+
+def fingerprint(value: str) -> str:
+    """The SHA-256 (hex) of a credential's value: how an allow rule names one value."""
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A credential found: where and which kind; the value only as its fingerprint."""
+
+    path: str
+    line: int
+    kind: str
+    fingerprint: str
+
+    def describe(self) -> str:
+        return f"{self.path} line {self.line}: {self.kind} (fingerprint {self.fingerprint})"
+
+
+_allowed: tuple[AllowRule, ...] = ()
+_allowed_lock = threading.Lock()
+
+
+def allow(rules: Iterable[AllowRule]) -> None:
+    """The run's ``secrets.allow`` (set as the run starts; every later check reads it)."""
+    global _allowed
+    with _allowed_lock:
+        _allowed = tuple(rules)
+
+
+def allowed() -> tuple[AllowRule, ...]:
+    with _allowed_lock:
+        return _allowed
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One way to find a kind: patterns searched in a whole batch (a superset of the lines
+    it can hit), then ``values`` on each candidate line."""
+
+    kind: str
+    plugin: BasePlugin | None
+    prefilter: tuple[re.Pattern[str], ...]
+    own: re.Pattern[str] | None = None
+
+
+def _rules() -> tuple[_Rule, ...]:
+    made: list[_Rule] = []
+    for plugin in _PLUGINS:
+        if isinstance(plugin, RegexBasedDetector):
+            patterns = tuple(re.compile(p.pattern, p.flags | re.MULTILINE) for p in plugin.denylist)
+        else:  # the keyword plugin: no match without one of its words
+            words = "|".join(keyword.DENYLIST)
+            patterns = (re.compile(rf"(?i)(?:{words})"),)
+        made.append(_Rule(str(plugin.secret_type), plugin, patterns))
+    for kind, _needles, token in secret_shapes.TOKEN_SHAPES:
+        if kind in _OWN_TOKENS:
+            made.append(_Rule(kind, None, (token,), token))
+    made.append(_Rule(PGPASS, None, (secret_shapes.PGPASS_LINE,), secret_shapes.PGPASS_LINE))
+    made.append(_Rule(NETRC, None, (secret_shapes.NETRC_PASSWORD,), secret_shapes.NETRC_PASSWORD))
+    return tuple(made)
+
+
+_RULES = _rules()
+
+
+def _filtered(value: str, line: str, plugin: BasePlugin) -> bool:
+    """detect-secrets' heuristic filters: a value that is no credential."""
+    return bool(
+        heuristic.is_sequential_string(value)
+        or heuristic.is_potential_uuid(value)
+        or heuristic.is_likely_id_string(value, line, plugin)
+        or heuristic.is_templated_secret(value)
+        or heuristic.is_prefixed_with_dollar_sign(value)
+        or heuristic.is_indirect_reference(line)
+        or heuristic.is_not_alphanumeric_string(value)
+    )
+
+
+class Detector:
+    """Finds credentials in lines (module doc). ``allow``: the rules hits pass by; None reads
+    the run's (``allowed()``) at each call."""
+
+    def __init__(self, allow: Sequence[AllowRule] | None = None) -> None:
+        self._allow = None if allow is None else tuple(allow)
+
+    def lines(self, path: str, numbered: Sequence[tuple[int, str]]) -> list[Hit]:
+        """The hits in ``numbered`` (line number, text) of ``path``, allowed ones left out."""
+        if not numbered:
+            return []
+        texts = [text.rstrip() for _n, text in numbered]
+        candidates = _candidates(texts)
+        if not candidates:
+            return []
+        rules = self._allow if self._allow is not None else allowed()
+        netrc = PurePosixPath(path).name.lower().endswith("netrc")
+        filetype = determine_file_type(path)
+        by_type = keyword.REGEX_BY_FILETYPE.get(
+            filetype, keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
+        )
+        hits: dict[tuple[int, str, str], Hit] = {}
+        for index in sorted(candidates):
+            line = texts[index]
+            before = texts[index - 1] if index else ""
+            context = get_code_snippet([before, line], 2, lines_of_context=1)
+            if is_line_allowlisted(path, line, context):
+                continue
+            number = numbered[index][0]
+            for rule in candidates[index]:
+                for value in _values(rule, line, by_type, netrc):
+                    hit = Hit(path, number, rule.kind, fingerprint(value))
+                    if not any(
+                        allowing.allows(path, rule.kind, hit.fingerprint) for allowing in rules
+                    ):
+                        hits.setdefault((number, rule.kind, hit.fingerprint), hit)
+        return list(hits.values())
+
+    def text(self, where: str, text: str) -> list[Hit]:
+        """The hits in ``text`` (a post), each named ``where`` at its line."""
+        return self.lines(where, list(enumerate(text.splitlines(), start=1)))
+
+
+def _candidates(texts: list[str]) -> dict[int, list[_Rule]]:
+    """For each line index some rule's patterns match at, those rules (a superset)."""
+    block = "\n".join(texts)
+    starts = [0]
+    for text in texts[:-1]:
+        starts.append(starts[-1] + len(text) + 1)
+    found: dict[int, list[_Rule]] = {}
+    for rule in _RULES:
+        seen: set[int] = set()
+        for pattern in rule.prefilter:
+            for match in pattern.finditer(block):
+                first = bisect.bisect_right(starts, match.start()) - 1
+                last = bisect.bisect_right(starts, max(match.start(), match.end() - 1)) - 1
+                seen.update(range(first, last + 1))
+        for index in seen:
+            found.setdefault(index, []).append(rule)
+    return found
+
+
+def _values(
+    rule: _Rule, line: str, by_type: dict[re.Pattern[str], int], netrc: bool
+) -> Iterator[str]:
+    """The credential values ``rule`` finds in ``line``."""
+    plugin = rule.plugin
+    if plugin is not None:
+        if isinstance(plugin, keyword.KeywordDetector):
+            found: Iterable[str] = plugin.analyze_string(line, denylist_regex_to_group=by_type)
+        else:
+            found = plugin.analyze_string(line)
+        for value in found:
+            if value and not _filtered(value, line, plugin):
+                yield value
+        return
+    assert rule.own is not None
+    for match in rule.own.finditer(line):
+        groups = match.groupdict()
+        if "secret" not in groups:
+            yield match.group(0)
+            continue
+        secret: str | None = groups.get("secret")
+        if secret is None and netrc:
+            secret = groups.get("alone")
+        if secret and not secret_shapes.is_placeholder(secret):
+            yield secret
