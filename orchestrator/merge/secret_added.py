@@ -22,12 +22,15 @@ from typing import IO
 
 from orchestrator.errors import GitError
 from orchestrator.git.merge_tree import GitCalls
-from orchestrator.safety.secret_detect import Detector, Hit
+from orchestrator.safety.secret_detect import Detector, Hit, Run
 
 __all__ = ["Added", "added"]
 
-_BATCH_LINES = 4096
-_BATCH_BYTES = 1 << 20
+_CHUNK = 1 << 20  # read from git at once
+_BATCH_BYTES = 1 << 20  # a file's added lines handed to the detector at once
+_PLUS, _MINUS, _BACKSLASH = b"+-\\"
+_NOT_ADDED = re.compile(rb"\n[^+]")  # where a run of added lines ends
+_NOT_DELETED = re.compile(rb"\n[^-]")
 _HUNK = re.compile(rb"^@@ -[0-9,]+ \+([0-9]+)(?:,[0-9]+)? @@")
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -103,49 +106,86 @@ def added(
 
 
 class _Reader:
+    """The diff read in chunks of ``_CHUNK`` bytes: each run of added lines taken whole by
+    bytes operations (no Python step per line), the headers between them line by line."""
+
     def __init__(self, detector: Detector, result: Added, deadline: float | None) -> None:
         self._detector = detector
         self._result = result
         self._deadline = deadline
         self.path: str | None = None
-        self._batch: list[tuple[int, str]] = []
+        self._runs: list[Run] = []
         self._size = 0
+        self._in_hunk = False
+        self._number = 0
+        self._last: tuple[int, bytes] | None = None  # the file's last added line: number, text
 
     def read(self, out: IO[bytes]) -> None:
-        number, in_hunk = 0, False
-        for raw in out:
-            self._result.bytes += len(raw)
-            line = raw.rstrip(b"\n")
-            if in_hunk and line.startswith(b"+"):
-                self._add(number, line[1:])
-                number += 1
+        pending: list[bytes] = []  # a line longer than a chunk, so far
+        while chunk := out.read(_CHUNK):
+            self._result.bytes += len(chunk)
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:
+                pending.append(chunk)
                 continue
-            if in_hunk and line.startswith((b"-", b"\\")):
-                continue
-            hunk = _HUNK.match(line)
-            if hunk is not None and self.path is not None:
-                number, in_hunk = int(hunk.group(1)), True
-            elif line.startswith(b"diff --git "):
-                self._flush()
-                self.path, in_hunk = None, False
-            elif line.startswith(b"+++ "):
-                self.path = _path(line[4:])
-            if self._late():
+            whole = b"".join([*pending, chunk[:cut]]) if pending else chunk[:cut]
+            pending = [chunk[cut:]] if cut < len(chunk) else []
+            if self._lines(whole) or self._late():
                 return
+        if pending and self._lines(b"".join(pending) + b"\n"):
+            return
         self._flush()
         self._late()
 
-    def _add(self, number: int, text: bytes) -> None:
-        self._batch.append((number, text.decode("utf-8", "replace")))
+    def _lines(self, work: bytes) -> bool:
+        """The lines of ``work`` (each ending with a line break); True once late."""
+        pos, size = 0, len(work)
+        while pos < size:
+            lead = work[pos]
+            if self._in_hunk and lead == _PLUS:
+                match = _NOT_ADDED.search(work, pos)
+                end = size - 1 if match is None else match.start()
+                self._added(work[pos + 1 : end].replace(b"\n+", b"\n"))
+                pos = end + 1
+                continue
+            if self._in_hunk and lead == _MINUS:
+                match = _NOT_DELETED.search(work, pos)
+                pos = size if match is None else match.start() + 1
+                continue
+            end = work.find(b"\n", pos)
+            line = work[pos:end]
+            pos = end + 1
+            if self._in_hunk and lead == _BACKSLASH:  # \ No newline at end of file
+                continue
+            hunk = _HUNK.match(line)
+            if hunk is not None and self.path is not None:
+                self._number, self._in_hunk = int(hunk.group(1)), True
+            elif line.startswith(b"diff --git "):
+                self._flush()
+                self.path, self._in_hunk, self._last = None, False, None
+            elif line.startswith(b"+++ "):
+                self.path = _path(line[4:])
+            if self._late():
+                return True
+        return False
+
+    def _added(self, text: bytes) -> None:
+        """Added lines following each other from ``self._number`` (joined by line breaks)."""
+        count = text.count(b"\n") + 1
+        last = self._last
+        before = last[1] if last is not None and last[0] == self._number - 1 else b""
+        self._runs.append(Run(self._number, text, before))
+        self._last = (self._number + count - 1, text[text.rfind(b"\n") + 1 :])
+        self._number += count
         self._size += len(text)
-        self._result.lines += 1
-        if len(self._batch) >= _BATCH_LINES or self._size >= _BATCH_BYTES:
+        self._result.lines += count
+        if self._size >= _BATCH_BYTES:
             self._flush()
 
     def _flush(self) -> None:
-        if self._batch and self.path is not None:
-            self._result.hits += self._detector.lines(self.path, self._batch)
-        self._batch, self._size = [], 0
+        if self._runs and self.path is not None:
+            self._result.hits += self._detector.runs(self.path, self._runs)
+        self._runs, self._size = [], 0
 
     def _late(self) -> bool:
         if self._deadline is not None and time.monotonic() > self._deadline:

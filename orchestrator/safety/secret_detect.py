@@ -78,12 +78,14 @@ from detect_secrets.util.filetype import determine_file_type
 
 from orchestrator.config.secrets import SecretAllowConfig as AllowRule
 from orchestrator.safety import secret_shapes
+from orchestrator.safety.secret_anchors import ANCHORS, KindAnchors, Sweep
 
 __all__ = [
     "KINDS",
     "AllowRule",
     "Detector",
     "Hit",
+    "Run",
     "allow",
     "allowed",
     "fingerprint",
@@ -174,34 +176,58 @@ def allowed() -> tuple[AllowRule, ...]:
 
 
 @dataclass(frozen=True)
+class Run:
+    """Lines a file holds one after the other: the number of the first, their UTF-8 bytes
+    joined by ``\\n`` (no final one), and the line just above the first when it is known."""
+
+    first: int
+    text: bytes
+    before: bytes = b""
+
+
+@dataclass(frozen=True)
 class _Rule:
-    """One way to find a kind: patterns searched in a whole batch (a superset of the lines
-    it can hit), then ``values`` on each candidate line."""
+    """One way to find a kind: its plugin (or our pattern, ``own``), and ``gate``, a pattern
+    cheaper than the plugin that every line it can hit matches (the keyword plugin's words)."""
 
     kind: str
     plugin: BasePlugin | None
-    prefilter: tuple[re.Pattern[str], ...]
+    gate: re.Pattern[str] | None = None
     own: re.Pattern[str] | None = None
 
 
 def _rules() -> tuple[_Rule, ...]:
     made: list[_Rule] = []
     for plugin in _PLUGINS:
-        if isinstance(plugin, RegexBasedDetector):
-            patterns = tuple(re.compile(p.pattern, p.flags | re.MULTILINE) for p in plugin.denylist)
-        else:  # the keyword plugin: no match without one of its words
-            words = "|".join(keyword.DENYLIST)
-            patterns = (re.compile(rf"(?i)(?:{words})"),)
-        made.append(_Rule(str(plugin.secret_type), plugin, patterns))
+        gate = None
+        if isinstance(plugin, keyword.KeywordDetector):  # no match without one of its words
+            gate = re.compile(rf"(?i)(?:{'|'.join(keyword.DENYLIST)})")
+        made.append(_Rule(str(plugin.secret_type), plugin, gate))
     for kind, _needles, token in secret_shapes.TOKEN_SHAPES:
         if kind in _OWN_TOKENS:
-            made.append(_Rule(kind, None, (token,), token))
-    made.append(_Rule(PGPASS, None, (secret_shapes.PGPASS_LINE,), secret_shapes.PGPASS_LINE))
-    made.append(_Rule(NETRC, None, (secret_shapes.NETRC_PASSWORD,), secret_shapes.NETRC_PASSWORD))
+            made.append(_Rule(kind, None, None, token))
+    made.append(_Rule(PGPASS, None, None, secret_shapes.PGPASS_LINE))
+    made.append(_Rule(NETRC, None, None, secret_shapes.NETRC_PASSWORD))
     return tuple(made)
 
 
+def _anchors() -> dict[str, KindAnchors]:
+    """Each rule's anchors: detect-secrets' kinds and our line shapes from ``secret_anchors``,
+    our tokens from the literals one of which each needs (``secret_shapes.TOKEN_SHAPES``)."""
+    made = {kind: ANCHORS[kind] for kind in ANCHORS}
+    for kind, needles, _token in secret_shapes.TOKEN_SHAPES:
+        if kind in _OWN_TOKENS:
+            made[kind] = KindAnchors(cased=tuple(re.escape(n).encode() for n in needles))
+    missing = {rule.kind for rule in _RULES} - made.keys()
+    if missing:
+        raise ValueError(f"secret_detect: no anchors for {sorted(missing)} (secret_anchors)")
+    return made
+
+
 _RULES = _rules()
+_BY_KIND = {rule.kind: rule for rule in _RULES}
+_ORDER = {rule.kind: n for n, rule in enumerate(_RULES)}
+_SWEEP = Sweep(_anchors())
 
 
 def _filtered(value: str, line: str, plugin: BasePlugin) -> bool:
@@ -217,6 +243,11 @@ def _filtered(value: str, line: str, plugin: BasePlugin) -> bool:
     )
 
 
+# A candidate line: its number, its text and the line above (both without trailing blanks),
+# the kinds whose anchors it matches.
+_Candidate = tuple[int, str, str, set[str]]
+
+
 class Detector:
     """Finds credentials in lines (module doc). ``allow``: the rules hits pass by; None reads
     the run's (``allowed()``) at each call."""
@@ -229,7 +260,52 @@ class Detector:
         if not numbered:
             return []
         texts = [text.rstrip() for _n, text in numbered]
-        candidates = _candidates(texts)
+        joined = "\n".join(texts)
+        if joined.count("\n") != len(texts) - 1:  # a line holding a line break
+            joined = "\n".join(text.replace("\n", " ") for text in texts)
+        block = joined.encode("utf-8", "surrogatepass")
+        found = _SWEEP.lines(block)
+        candidates: list[_Candidate] = []
+        for index, start in _indexed(block, found):
+            before = texts[index - 1] if index else ""
+            candidates.append((numbered[index][0], texts[index], before, found[start]))
+        return self._look(path, candidates)
+
+    def runs(self, path: str, runs: Sequence[Run]) -> list[Hit]:
+        """The hits in ``runs`` of ``path`` (a diff's added lines as git wrote them, decoded
+        only where an anchor matches), allowed ones left out."""
+        if not runs:
+            return []
+        block = b"\n".join(run.text for run in runs)
+        found = _SWEEP.lines(block)
+        if not found:
+            return []
+        firsts: list[int] = []  # the index in ``block`` of each run's first line
+        count = 0
+        for run in runs:
+            firsts.append(count)
+            count += run.text.count(b"\n") + 1
+        candidates: list[_Candidate] = []
+        for index, start in _indexed(block, found):
+            which = bisect.bisect_right(firsts, index) - 1
+            run = runs[which]
+            end = block.find(b"\n", start)
+            line = block[start : len(block) if end < 0 else end]
+            if index > firsts[which]:
+                before = block[block.rfind(b"\n", 0, start - 1) + 1 : start - 1]
+            else:
+                before = run.before
+            number = run.first + index - firsts[which]
+            candidates.append((number, _decoded(line), _decoded(before), found[start]))
+        return self._look(path, candidates)
+
+    def text(self, where: str, text: str) -> list[Hit]:
+        """The hits in ``text`` (a post), each named ``where`` at its line."""
+        return self.lines(where, list(enumerate(text.splitlines(), start=1)))
+
+    def _look(self, path: str, candidates: list[_Candidate]) -> list[Hit]:
+        """Each candidate line looked at by the rules of its kinds; a line's hits left out
+        where the pragma or an allow rule lets them through."""
         if not candidates:
             return []
         rules = self._allow if self._allow is not None else allowed()
@@ -239,44 +315,36 @@ class Detector:
             filetype, keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
         )
         hits: dict[tuple[int, str, str], Hit] = {}
-        for index in sorted(candidates):
-            line = texts[index]
-            before = texts[index - 1] if index else ""
+        for number, line, before, kinds in candidates:
+            found = [
+                (rule.kind, value)
+                for rule in (_BY_KIND[kind] for kind in sorted(kinds, key=_ORDER.__getitem__))
+                if rule.gate is None or rule.gate.search(line)
+                for value in _values(rule, line, by_type, netrc)
+            ]
+            if not found:
+                continue
             context = get_code_snippet([before, line], 2, lines_of_context=1)
             if is_line_allowlisted(path, line, context):
                 continue
-            number = numbered[index][0]
-            for rule in candidates[index]:
-                for value in _values(rule, line, by_type, netrc):
-                    hit = Hit(path, number, rule.kind, fingerprint(value))
-                    if not any(
-                        allowing.allows(path, rule.kind, hit.fingerprint) for allowing in rules
-                    ):
-                        hits.setdefault((number, rule.kind, hit.fingerprint), hit)
+            for kind, value in found:
+                hit = Hit(path, number, kind, fingerprint(value))
+                if not any(allowing.allows(path, kind, hit.fingerprint) for allowing in rules):
+                    hits.setdefault((number, kind, hit.fingerprint), hit)
         return list(hits.values())
 
-    def text(self, where: str, text: str) -> list[Hit]:
-        """The hits in ``text`` (a post), each named ``where`` at its line."""
-        return self.lines(where, list(enumerate(text.splitlines(), start=1)))
+
+def _indexed(block: bytes, found: dict[int, set[str]]) -> Iterator[tuple[int, int]]:
+    """Each line start in ``found``, in order, with the line's index in ``block``."""
+    index, at = 0, 0
+    for start in sorted(found):
+        index += block.count(b"\n", at, start)
+        at = start
+        yield index, start
 
 
-def _candidates(texts: list[str]) -> dict[int, list[_Rule]]:
-    """For each line index some rule's patterns match at, those rules (a superset)."""
-    block = "\n".join(texts)
-    starts = [0]
-    for text in texts[:-1]:
-        starts.append(starts[-1] + len(text) + 1)
-    found: dict[int, list[_Rule]] = {}
-    for rule in _RULES:
-        seen: set[int] = set()
-        for pattern in rule.prefilter:
-            for match in pattern.finditer(block):
-                first = bisect.bisect_right(starts, match.start()) - 1
-                last = bisect.bisect_right(starts, max(match.start(), match.end() - 1)) - 1
-                seen.update(range(first, last + 1))
-        for index in seen:
-            found.setdefault(index, []).append(rule)
-    return found
+def _decoded(line: bytes) -> str:
+    return line.decode("utf-8", "replace").rstrip()
 
 
 def _values(
