@@ -49,7 +49,7 @@ ANCHORS: Mapping[str, KindAnchors] = {
     # (?:cloudant|cl|clou)(?:_|-|)(?:api|)(?:key|pwd|pw|password|pass|token)...; the URL forms
     # hold ``.cloudant.com``; all ignoring case
     "Cloudant Credentials": KindAnchors(
-        folded=(rb"cl(?:oudant|ou|)(?:_|-|)(?:api|)(?:key|pw|pass|token)|cloudant",)
+        folded=(rb"cl(?:oudant|ou|)(?:_|-|)(?:api|)(?:key|pw|pass|token)", rb"cloudant")
     ),
     # [MNO][a-zA-Z\d_-]{23,25}\.[a-zA-Z\d_-]{6}\.[a-zA-Z\d_-]{27}
     "Discord Bot Token": KindAnchors(
@@ -82,13 +82,13 @@ ANCHORS: Mapping[str, KindAnchors] = {
     # (?:softlayer|sl)(?:_|-|)(?:api|)(?:_|-|)(?:key|pwd|password|pass|token)...;
     # (?:http|https)://api.softlayer.com/...; both ignoring case
     "SoftLayer Credentials": KindAnchors(
-        folded=(rb"s(?:oftlayer|l)(?:_|-|)(?:api|)(?:_|-|)(?:key|pwd|pass|token)|softlayer",)
+        folded=(rb"s(?:oftlayer|l)(?:_|-|)(?:api|)(?:_|-|)(?:key|pwd|pass|token)", rb"softlayer")
     ),
     "Square OAuth Secret": KindAnchors(cased=(rb"sq0csp-",)),
     "Stripe Access Key": KindAnchors(cased=(rb"k_live_",)),
     # \d{8,10}:[0-9A-Za-z_-]{35}
     "Telegram Bot Token": KindAnchors(cased=(rb":[0-9A-Za-z_-]{35}",)),
-    "Twilio API Key": KindAnchors(cased=(rb"(?:AC|SK)[a-z0-9]{32}",)),
+    "Twilio API Key": KindAnchors(cased=(rb"AC[a-z0-9]{32}", rb"SK[a-z0-9]{32}")),
     # ~/.pgpass: host:port:db:user:password, the port \d+ or *
     "PostgreSQL Password File Line": KindAnchors(cased=(rb":(?:[0-9\x80-\xff]+|\*):",)),
     # ~/.netrc: ...password <p>, ignoring case
@@ -103,8 +103,18 @@ ODD_CASE: tuple[bytes, ...] = tuple(
 _NO_LINE_BREAK = re.compile(rb"(?<!\\)\.|\\[sSWDB]|\[\^")
 
 
+@dataclass(frozen=True)
+class _Group:
+    """Anchors that start with the same literal byte, searched as one pattern; on a line it
+    matches, each member is tried on that line alone (one member's match may hide another's)."""
+
+    pattern: re.Pattern[bytes]
+    members: tuple[tuple[re.Pattern[bytes], frozenset[str]], ...]
+
+
 class Sweep:
-    """Every kind's anchors, each distinct pattern compiled once (module doc)."""
+    """Every kind's anchors, each distinct pattern compiled once, those starting with the same
+    literal byte searched together (module doc)."""
 
     def __init__(self, kinds: Mapping[str, KindAnchors]) -> None:
         cased: dict[bytes, set[str]] = {}
@@ -118,9 +128,14 @@ class Sweep:
                 if pattern != pattern.lower():
                     raise ValueError(f"secret anchors: {kind!r}'s folded {pattern!r} is not lower")
                 folded.setdefault(_checked(kind, pattern), set()).add(kind)
-        self._cased = tuple((re.compile(p), frozenset(k)) for p, k in cased.items())
-        self._folded = tuple((re.compile(p), frozenset(k)) for p, k in folded.items())
-        self._folded_kinds = frozenset(k for _p, kinds_of in self._folded for k in kinds_of)
+        self._cased = _groups(cased)
+        self._folded = _groups(folded)
+        self._folded_kinds = frozenset(kind for kinds_of in folded.values() for kind in kinds_of)
+
+    @property
+    def searches(self) -> int:
+        """How many patterns a batch is searched with."""
+        return len(self._cased) + len(self._folded)
 
     def lines(self, block: bytes) -> dict[int, set[str]]:
         """For each line of ``block`` an anchor matches (the offset of its start), the kinds
@@ -142,24 +157,84 @@ class Sweep:
 def _checked(kind: str, pattern: bytes) -> bytes:
     if _NO_LINE_BREAK.search(pattern):
         raise ValueError(f"secret anchors: {kind!r}'s {pattern!r} could match a line break")
+    re.compile(pattern)
     return pattern
 
 
+_META = frozenset(b".^$*+?{}[]|()\\")
+
+
+def _lead(pattern: bytes) -> tuple[bytes, int] | None:
+    """The literal byte ``pattern`` starts with and the length of its source (``\\.``: 2),
+    or None where it starts otherwise, or has an alternative at its top level."""
+    if pattern[:1] == b"\\" and len(pattern) > 1 and not chr(pattern[1]).isalnum():
+        lead, size = pattern[1:2], 2
+    elif pattern and pattern[0] not in _META:
+        lead, size = pattern[:1], 1
+    else:
+        return None
+    if pattern[size : size + 1] in (b"*", b"+", b"?", b"{"):
+        return None
+    depth, escaped, in_class = 0, False, False
+    for byte in pattern:
+        if escaped:
+            escaped = False
+        elif byte == 0x5C:  # backslash
+            escaped = True
+        elif in_class:
+            in_class = byte != 0x5D  # ]
+        elif byte == 0x5B:  # [
+            in_class = True
+        elif byte == 0x28:  # (
+            depth += 1
+        elif byte == 0x29:  # )
+            depth -= 1
+        elif byte == 0x7C and depth == 0:  # |
+            return None
+    return lead, size
+
+
+def _groups(anchors: dict[bytes, set[str]]) -> tuple[_Group, ...]:
+    """``anchors`` (pattern: its kinds) grouped by the literal byte each starts with."""
+    by_lead: dict[bytes, list[tuple[bytes, int]]] = {}
+    for pattern in anchors:
+        lead = _lead(pattern)
+        key, size = (lead[0], lead[1]) if lead is not None else (pattern, len(pattern))
+        by_lead.setdefault(key if lead is not None else b"\0" + pattern, []).append(
+            (pattern, size)
+        )
+    groups: list[_Group] = []
+    for key, patterns in by_lead.items():
+        members = tuple((re.compile(p), frozenset(anchors[p])) for p, _size in patterns)
+        if len(patterns) == 1:
+            groups.append(_Group(members[0][0], members))
+            continue
+        rests = b"|".join(p[size:] for p, size in patterns)
+        groups.append(_Group(re.compile(re.escape(key) + b"(?:" + rests + b")"), members))
+    return tuple(groups)
+
+
 def _search(
-    text: bytes,
-    block: bytes,
-    anchors: tuple[tuple[re.Pattern[bytes], frozenset[str]], ...],
-    found: dict[int, set[str]],
+    text: bytes, block: bytes, groups: tuple[_Group, ...], found: dict[int, set[str]]
 ) -> None:
-    """Each line of ``text`` (``block`` or the same bytes lowered) one of ``anchors`` matches:
-    its kinds added to ``found``; a line with a match is left at once for the next line."""
-    for pattern, kinds in anchors:
-        search = pattern.search
+    """Each line of ``text`` (``block`` or the same bytes lowered) a group matches: the kinds
+    of its members that match the line added to ``found``; a line with a match is left at
+    once for the next line."""
+    for group in groups:
+        search = group.pattern.search
+        single = group.members[0][1] if len(group.members) == 1 else None
         match = search(text)
         while match is not None:
             start = block.rfind(b"\n", 0, match.start()) + 1
-            found.setdefault(start, set()).update(kinds)
             end = block.find(b"\n", match.end())
+            kinds = found.setdefault(start, set())
+            if single is not None:
+                kinds.update(single)
+            else:
+                line = text[start : len(text) if end < 0 else end]
+                for member, of in group.members:
+                    if member.search(line):
+                        kinds.update(of)
             if end < 0:
                 break
             match = search(text, end + 1)

@@ -188,7 +188,7 @@ class Run:
 @dataclass(frozen=True)
 class _Rule:
     """One way to find a kind: its plugin (or our pattern, ``own``), and ``gate``, a pattern
-    cheaper than the plugin that every line it can hit matches (the keyword plugin's words)."""
+    cheaper than the plugin's that every line it can hit matches (the value it needs)."""
 
     kind: str
     plugin: BasePlugin | None
@@ -196,19 +196,81 @@ class _Rule:
     own: re.Pattern[str] | None = None
 
 
+_KEYWORD = str(keyword.KeywordDetector.secret_type)
+# The value the IBM plugins need after their names (``[a-zA-Z0-9_\-]{44}``, ``[a-f0-9]{48}``,
+# ignoring case).
+_GATES = {
+    "IBM Cloud IAM Key": re.compile(r"(?i)[a-z0-9_-]{44}"),
+    "IBM COS HMAC Credentials": re.compile(r"(?i)[a-f0-9]{48}"),
+}
+
+
 def _rules() -> tuple[_Rule, ...]:
     made: list[_Rule] = []
     for plugin in _PLUGINS:
-        gate = None
-        if isinstance(plugin, keyword.KeywordDetector):  # no match without one of its words
-            gate = re.compile(rf"(?i)(?:{'|'.join(keyword.DENYLIST)})")
-        made.append(_Rule(str(plugin.secret_type), plugin, gate))
+        kind = str(plugin.secret_type)
+        made.append(_Rule(kind, plugin, _GATES.get(kind)))
     for kind, _needles, token in secret_shapes.TOKEN_SHAPES:
         if kind in _OWN_TOKENS:
             made.append(_Rule(kind, None, None, token))
     made.append(_Rule(PGPASS, None, None, secret_shapes.PGPASS_LINE))
     made.append(_Rule(NETRC, None, None, secret_shapes.NETRC_PASSWORD))
     return tuple(made)
+
+
+@dataclass(frozen=True)
+class _KeywordGate:
+    """What a line needs before the keyword plugin's patterns for its file type can match:
+    ``lowered`` for an ASCII line lowered, ``folded`` (ignoring case) for any other."""
+
+    lowered: re.Pattern[str]
+    folded: re.Pattern[str]
+
+    def passes(self, line: str) -> bool:
+        if line.isascii():
+            return self.lowered.search(line.lower()) is not None
+        return self.folded.search(line) is not None
+
+
+_BACKREF = re.compile(r"\(\\[0-9]\)")  # ``(\3)`` in a pattern's text
+_LEADING = re.compile(r"^(?:\['\"`\]\?)?(?:\\s\*)?")  # ``['"`]?\s*`` first
+
+
+def _keyword_gate(regexes: Iterable[re.Pattern[str]]) -> _KeywordGate:
+    """Each of the keyword plugin's ``regexes`` made a pattern every line it matches matches:
+    its denylist word as the literal the word holds (``secret_anchors``: ``api_?key`` holds
+    ``key``...) among word characters, its value (``keyword.SECRET``) as any text, a
+    back-reference to a quote as an optional quote; the part before the value where it names
+    the word, else the part after (``"x" == password``). A regex of another form is refused."""
+    words = "|".join(w.decode() for w in ANCHORS[_KEYWORD].folded)
+    parts: list[str] = []
+    for regex in regexes:
+        head, secret, tail = regex.pattern.partition(f"({keyword.SECRET})")
+        tail = _BACKREF.sub(lambda _m: "['\"`]?", tail)
+        if secret and keyword.DENYLIST_REGEX in head:
+            body = f"{head}.*{tail}"
+        elif secret and keyword.DENYLIST_REGEX in tail:
+            body = _LEADING.sub("", tail)
+        else:
+            raise ValueError(f"secret_detect: a keyword pattern of an unknown form: {regex.pattern}")
+        body = body.replace(keyword.DENYLIST_REGEX, rf"(?:{words})\w*")
+        if "|".join(keyword.DENYLIST) in body:
+            raise ValueError(f"secret_detect: a keyword pattern of an unknown form: {regex.pattern}")
+        parts.append(f"(?:{body})")
+    alternatives = "|".join(parts)
+    return _KeywordGate(re.compile(alternatives), re.compile(alternatives, re.IGNORECASE))
+
+
+_KEYWORD_GATES: dict[int, _KeywordGate] = {}
+_KEYWORD_GATES_LOCK = threading.Lock()
+
+
+def _keyword_gate_for(by_type: dict[re.Pattern[str], int]) -> _KeywordGate:
+    with _KEYWORD_GATES_LOCK:
+        gate = _KEYWORD_GATES.get(id(by_type))
+        if gate is None:
+            gate = _KEYWORD_GATES[id(by_type)] = _keyword_gate(by_type)
+        return gate
 
 
 def _anchors() -> dict[str, KindAnchors]:
@@ -314,12 +376,14 @@ class Detector:
         by_type = keyword.REGEX_BY_FILETYPE.get(
             filetype, keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
         )
+        words = _keyword_gate_for(by_type)
         hits: dict[tuple[int, str, str], Hit] = {}
         for number, line, before, kinds in candidates:
             found = [
                 (rule.kind, value)
                 for rule in (_BY_KIND[kind] for kind in sorted(kinds, key=_ORDER.__getitem__))
-                if rule.gate is None or rule.gate.search(line)
+                if (rule.gate is None or rule.gate.search(line))
+                and (rule.kind != _KEYWORD or words.passes(line))
                 for value in _values(rule, line, by_type, netrc)
             ]
             if not found:
