@@ -200,9 +200,7 @@ def _groups(anchors: dict[bytes, set[str]]) -> tuple[_Group, ...]:
     for pattern in anchors:
         lead = _lead(pattern)
         key, size = (lead[0], lead[1]) if lead is not None else (pattern, len(pattern))
-        by_lead.setdefault(key if lead is not None else b"\0" + pattern, []).append(
-            (pattern, size)
-        )
+        by_lead.setdefault(key if lead is not None else b"\0" + pattern, []).append((pattern, size))
     groups: list[_Group] = []
     for key, patterns in by_lead.items():
         members = tuple((re.compile(p), frozenset(anchors[p])) for p, _size in patterns)

@@ -52,7 +52,7 @@ from detect_secrets.plugins import keyword
 from detect_secrets.plugins.artifactory import ArtifactoryDetector
 from detect_secrets.plugins.aws import AWSKeyDetector
 from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
-from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
+from detect_secrets.plugins.base import BasePlugin
 from detect_secrets.plugins.basic_auth import BasicAuthDetector
 from detect_secrets.plugins.cloudant import CloudantDetector
 from detect_secrets.plugins.discord import DiscordBotTokenDetector
@@ -243,21 +243,26 @@ def _keyword_gate(regexes: Iterable[re.Pattern[str]]) -> _KeywordGate:
     back-reference to a quote as an optional quote; the part before the value where it names
     the word, else the part after (``"x" == password``). A regex of another form is refused."""
     words = "|".join(w.decode() for w in ANCHORS[_KEYWORD].folded)
-    parts: list[str] = []
+    lead = rf"(?:{words})\w*"
+    after_word: list[str] = []  # what follows the word, in each regex naming it first
+    others: list[str] = []
     for regex in regexes:
         head, secret, tail = regex.pattern.partition(f"({keyword.SECRET})")
         tail = _BACKREF.sub(lambda _m: "['\"`]?", tail)
-        if secret and keyword.DENYLIST_REGEX in head:
+        if secret and head.startswith(keyword.DENYLIST_REGEX):
             body = f"{head}.*{tail}"
         elif secret and keyword.DENYLIST_REGEX in tail:
             body = _LEADING.sub("", tail)
         else:
-            raise ValueError(f"secret_detect: a keyword pattern of an unknown form: {regex.pattern}")
-        body = body.replace(keyword.DENYLIST_REGEX, rf"(?:{words})\w*")
+            raise ValueError(f"secret_detect: a keyword pattern of an unknown form: {regex!r}")
+        body = body.replace(keyword.DENYLIST_REGEX, lead)
         if "|".join(keyword.DENYLIST) in body:
-            raise ValueError(f"secret_detect: a keyword pattern of an unknown form: {regex.pattern}")
-        parts.append(f"(?:{body})")
-    alternatives = "|".join(parts)
+            raise ValueError(f"secret_detect: a keyword pattern of an unknown form: {regex!r}")
+        if body.startswith(lead):
+            after_word.append(f"(?:{body[len(lead) :]})")
+        else:
+            others.append(f"(?:{body})")
+    alternatives = "|".join(([f"{lead}(?:{'|'.join(after_word)})"] if after_word else []) + others)
     return _KeywordGate(re.compile(alternatives), re.compile(alternatives, re.IGNORECASE))
 
 
@@ -381,9 +386,7 @@ class Detector:
         for number, line, before, kinds in candidates:
             found = [
                 (rule.kind, value)
-                for rule in (_BY_KIND[kind] for kind in sorted(kinds, key=_ORDER.__getitem__))
-                if (rule.gate is None or rule.gate.search(line))
-                and (rule.kind != _KEYWORD or words.passes(line))
+                for rule in _gated(kinds, line, words)
                 for value in _values(rule, line, by_type, netrc)
             ]
             if not found:
@@ -396,6 +399,17 @@ class Detector:
                 if not any(allowing.allows(path, kind, hit.fingerprint) for allowing in rules):
                     hits.setdefault((number, kind, hit.fingerprint), hit)
         return list(hits.values())
+
+
+def _gated(kinds: set[str], line: str, words: _KeywordGate) -> Iterator[_Rule]:
+    """The rules of ``kinds`` (a line's anchors) whose gates ``line`` passes, in order."""
+    for kind in sorted(kinds, key=_ORDER.__getitem__):
+        rule = _BY_KIND[kind]
+        if rule.gate is not None and rule.gate.search(line) is None:
+            continue
+        if kind == _KEYWORD and not words.passes(line):
+            continue
+        yield rule
 
 
 def _indexed(block: bytes, found: dict[int, set[str]]) -> Iterator[tuple[int, int]]:
