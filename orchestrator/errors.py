@@ -63,6 +63,7 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "CouncilError",
+    "CredentialInWork",
     "DeadlockError",
     "ForgeAuthError",
     "ForgeError",
@@ -236,6 +237,8 @@ class SecretInHistory(WorkspaceError):
     and not retried. ``findings`` name where and which secret (by its name, never its
     value); ``masked`` says whether the refs that held it now hold a masked rewrite."""
 
+    outcome = "secret_in_work"  # the task's ``metadata.outcome``
+
     def __init__(self, branch: str, findings: list[str], masked: bool) -> None:
         self.branch = branch
         self.findings = findings
@@ -250,6 +253,38 @@ class SecretInHistory(WorkspaceError):
         super().__init__(
             f"not landed: the work holds the value of a secret the run knows: {shown}; {kept} "
             "(a CLI should read keys from the environment, never write them)"
+        )
+
+
+class CredentialInWork(SecretInHistory):
+    """The lines a task would land add what looks like a credential nobody declared
+    (``safety.secret_detect``: detect-secrets' plugins and council's own shapes): not landed,
+    not retried, the branch kept as it is (what to mask is not known). ``findings`` name each
+    file, line and kind (and the value's SHA-256 fingerprint, never the value); ``late``, the
+    file being read when the check's time ran out (it fails as a hit does)."""
+
+    outcome = "credential_in_work"
+
+    def __init__(
+        self, branch: str, findings: list[str], late: str | None = None, budget: float = 0.0
+    ) -> None:
+        super().__init__(branch, findings, False)
+        self.late = late
+        shown = "; ".join(findings[:10]) + (" ..." if len(findings) > 10 else "")
+        if late is not None:
+            what = (
+                f"{late} too large to check in time for credentials (the {budget:g} s a check "
+                "may take, COUNCIL_SECRET_SCAN_SECONDS, ran out)"
+                + (f"; found before it: {shown}" if findings else "")
+            )
+        else:
+            what = f"the work adds what looks like a credential nobody declared: {shown}"
+        self.args = (
+            f"not landed: {what}; the branch {branch} is kept as it is. A value that is no "
+            "credential may be allowed by a `pragma: allowlist secret` comment on its line, "
+            "or in the run config's `secrets: allow:` by path and kind "
+            '(`{path: "tests/fixtures/*", kind: "AWS Access Key"}`) or by its fingerprint '
+            "(`{fingerprint: <sha256>}`)",
         )
 
 

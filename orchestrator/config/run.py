@@ -31,6 +31,7 @@ from orchestrator.config.forge import ForgeConfig
 from orchestrator.config.mcp import McpServerConfig
 from orchestrator.config.radar import RadarConfig
 from orchestrator.config.sandbox import SandboxConfig
+from orchestrator.config.secrets import SecretsConfig
 from orchestrator.config.sections import (
     CapacityConfig,
     LandingConfig,
@@ -97,6 +98,12 @@ class RunConfig(Section):
         default_factory=RadarConfig,
         description="the collision radar: warn | sequence | off, or a mapping with mode, "
         "interval (orchestrator.radar)",
+    )
+    secrets: SecretsConfig = Field(
+        default_factory=SecretsConfig,
+        description="credentials nobody declared that the landing gate and the forge's posts "
+        "let through: allow, a list of {path, kind} or {fingerprint} "
+        "(orchestrator.safety.secret_detect)",
     )
     mcp_servers: dict[Id, McpServerConfig] = Field(
         default_factory=dict,

@@ -24,15 +24,23 @@ plain string at every ``comment`` and ``open_pull``. A ``PublicText`` is built h
 ``compose`` joins parts into the body, ``title`` makes one line of at most 120 characters.
 Council's hidden markers (``told``: a fact said once) are added by ``with_marker``, the only
 way a ``<!--`` reaches a post.
+
+More eyes: once masked, each ``own`` sentence and each ``output`` tail is looked at for
+credentials nobody declared (``safety.secret_detect``: detect-secrets' plugins and our
+shapes, the run's ``secrets.allow`` honoured); a part still holding one is not posted: a note
+naming the kind and its line in that part takes its place, and a warning is logged (the
+value never: neither in the note nor in the log).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from typing import Literal, NewType
 
 from orchestrator.safety import secret_mask, secret_shapes
+from orchestrator.safety.secret_detect import Detector
 
 __all__ = [
     "OUTPUT_CHARS",
@@ -70,6 +78,20 @@ _REFERENCE = re.compile(
 _MARKER = re.compile(r"\n\n<!-- council:fact:([A-Za-z0-9:._#/-]{1,200}) -->\n?\Z")
 _KEY = re.compile(r"[A-Za-z0-9:._#/-]{1,200}")
 
+log = logging.getLogger(__name__)
+_DETECTOR = Detector()  # the run's ``secrets.allow``, read at each check
+
+
+def _withheld(text: str, part: str) -> str | None:
+    """A note to post instead of ``text`` (masked already) when it still holds a credential
+    nobody declared; None when it holds none."""
+    hits = _DETECTOR.text(part, text)
+    if not hits:
+        return None
+    named = "; ".join(f"line {hit.line}: {hit.kind}" for hit in hits[:5])
+    log.warning("not posted: %s held what looks like a credential (%s)", part, named)
+    return f"({part} withheld: it held what looks like a credential, {named})"
+
 
 def masked(text: str) -> str:
     """``text`` with the run's known secrets (as written, encoded, and with whitespace put
@@ -100,7 +122,9 @@ def _bounded(text: str, limit: int) -> str:
 def own(text: str, *, refs: Iterable[int] = ()) -> PublicText:
     """Council's own words (values from elsewhere in them made safe: module doc); ``#N`` of
     each of ``refs`` (an issue or pull request council names itself) stays a link."""
-    lines = [_bounded(line, _OWN_CHARS) for line in masked(text).splitlines()]
+    said = masked(text)
+    said = _withheld(said, "council's words") or said
+    lines = [_bounded(line, _OWN_CHARS) for line in said.splitlines()]
     return PublicText(_quiet("\n".join(lines), frozenset(refs)))
 
 
@@ -140,6 +164,9 @@ def output(
         else:
             shown = shown.rsplit("\n", 1)[0] if "\n" in shown else shown
     left = len(rows) - shown.count("\n") - 1
+    note = _withheld(shown, "the output")
+    if note is not None:
+        return PublicText(_quiet(note, frozenset()))
     cut = ""
     if left > 0:
         where = "first" if keep == "tail" else "last"

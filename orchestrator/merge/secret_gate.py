@@ -23,6 +23,12 @@ files it never reached; it never passes.
 
 Without a known secret nothing runs. A tip found clean is remembered with the secrets it was
 checked for, so a merge retried on a moved base reads nothing again.
+
+Then credentials nobody declared: the lines ``tip`` adds since it left ``base``
+(``merge.secret_added``, ``safety.secret_detect``: detect-secrets' plugins and council's own
+shapes, the run's ``secrets.allow`` honoured). A hit raises ``CredentialInWork`` naming each
+file, line and kind (the branch kept as it is: what to mask is not known); past the same
+budget it fails the same way. A tip, fork point and allow-list found clean is remembered.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from orchestrator.errors import SecretInHistory, SecretScanLate
+from orchestrator.errors import CredentialInWork, SecretInHistory, SecretScanLate
 from orchestrator.git.merge_tree import GitCalls
+from orchestrator.merge.secret_added import EMPTY_TREE, added
 from orchestrator.merge.secret_rewrite import mask_history
 from orchestrator.merge.secret_scan import needles_for, scan
 from orchestrator.safety import secret_mask
+from orchestrator.safety.secret_detect import Detector, allowed
 from orchestrator.safety.secret_stream import budget_seconds
 
 __all__ = ["SecretGate"]
@@ -53,23 +61,53 @@ class SecretGate:
         known: Callable[[], Mapping[str, str]] = secret_mask.names,
         private_stores: Path | None = None,
         budget: float | None = None,
+        detector: Detector | None = None,
     ) -> None:
         self._known = known
+        self._detector = detector or Detector()
         # None: ``budget_seconds()`` read at each check (the environment may set it).
         self._budget = None if budget is None else budget_seconds(budget, "SecretGate budget")
         # Where sandboxed CLIs keep the objects they write until taken in (``git.objects``):
         # a branch a running CLI committed on points into one of them.
         self._private_stores = private_stores
         self._clean: dict[str, frozenset[str]] = {}  # tip -> the secrets it was clean of
+        self._undeclared_clean: set[tuple[str, str, object]] = set()  # tip, base, allow-list
         self._lock = threading.Lock()
 
     def check(
         self, calls: GitCalls, branch: str, tip: str, base: str | Sequence[str], common: Path
     ) -> None:
         """Raise ``SecretInHistory`` when what ``tip`` would bring onto ``base`` holds a
-        known secret (module doc); blocking, in the merge attempt's worker thread. ``base``:
-        one commit, or several (what a push's remote has already, ``merge.push_gate``)."""
+        known secret (module doc), or ``CredentialInWork`` when the lines it adds hold a
+        credential nobody declared; blocking, in the merge attempt's worker thread. ``base``:
+        one commit, or several (what a push's remote has already, ``merge.push_gate``: the
+        lines added are read since ``tip`` left the first)."""
         bases = [base] if isinstance(base, str) else list(base)
+        self._known_secrets(calls, branch, tip, bases, common)
+        # No base the remote has: every line of ``tip`` is added (``added`` diffs from the
+        # empty tree when ``base`` shares no history with it).
+        self._undeclared(calls, branch, tip, bases[0] if bases else EMPTY_TREE)
+
+    def _undeclared(self, calls: GitCalls, branch: str, tip: str, base: str) -> None:
+        """Raise ``CredentialInWork`` when the lines ``tip`` adds over ``base`` hold a
+        credential nobody declared (module doc)."""
+        key = (tip, base, allowed())
+        with self._lock:
+            if key in self._undeclared_clean:
+                return
+        budget = self._budget if self._budget is not None else budget_seconds()
+        found = added(calls, tip, base, self._detector, deadline=time.monotonic() + budget)
+        if found.hits or found.late is not None:
+            findings = [hit.describe() for hit in found.hits]
+            raise CredentialInWork(branch, findings, found.late, budget)
+        with self._lock:
+            if len(self._undeclared_clean) >= _CLEAN_KEPT:
+                self._undeclared_clean.clear()
+            self._undeclared_clean.add(key)
+
+    def _known_secrets(
+        self, calls: GitCalls, branch: str, tip: str, bases: list[str], common: Path
+    ) -> None:
         known = dict(self._known())
         if not known:
             return

@@ -39,33 +39,51 @@ import re
 
 from orchestrator.safety.redaction import MASK
 
-__all__ = ["masked", "shapes_found"]
+__all__ = [
+    "NETRC_PASSWORD",
+    "PGPASS_LINE",
+    "TOKEN_SHAPES",
+    "is_placeholder",
+    "masked",
+    "shapes_found",
+]
 
 # Each with the literals one of which it needs (a search for them is cheap; a pattern tried at
 # every position of a long output is not).
 _VENDOR_TOKENS = (
     (
+        "AWS Access Key",
         ("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
         r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b",
     ),
-    (("hvs.", "hvb.", "hvr."), r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}"),  # Vault
-    (("s.",), r"(?<![A-Za-z0-9_.])s\.[A-Za-z0-9]{24}\b"),  # Vault's legacy service token
-    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"\bgh[pousr]_[A-Za-z0-9]{30,255}\b"),  # GitHub
-    (("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{22,255}"),  # GitHub fine-grained
-    (("glpat-",), r"\bglpat-[A-Za-z0-9_-]{20,}"),  # GitLab
-    (("xox",), r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack
-    (("k_live_", "k_test_"), r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),  # Stripe
-    (("sk-",), r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"),  # Anthropic, OpenAI
-    (("AIza",), r"\bAIza[0-9A-Za-z_-]{35}"),  # Google API key
-    (("npm_",), r"\bnpm_[A-Za-z0-9]{36}\b"),  # npm
-    (("pypi-",), r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{20,}"),  # PyPI
-    (("cio",), r"\bcio[A-Za-z0-9]{32}\b"),  # crates.io
-    ((".atlasv1.",), r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{40,}"),  # Terraform Cloud
-    (("dckr_pat_",), r"\bdckr_pat_[A-Za-z0-9_-]{20,}"),  # Docker Hub
-    (("hf_",), r"\bhf_[A-Za-z0-9]{30,}\b"),  # Hugging Face
-    (("eyJ",), r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWT
+    ("Vault Token", ("hvs.", "hvb.", "hvr."), r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}"),
+    # Vault's legacy service token
+    ("Vault Legacy Token", ("s.",), r"(?<![A-Za-z0-9_.])s\.[A-Za-z0-9]{24}\b"),
+    (
+        "GitHub Token",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+        r"\bgh[pousr]_[A-Za-z0-9]{30,255}\b",
+    ),
+    ("GitHub Fine-grained Token", ("github_pat_",), r"\bgithub_pat_[A-Za-z0-9_]{22,255}"),
+    ("GitLab Token", ("glpat-",), r"\bglpat-[A-Za-z0-9_-]{20,}"),
+    ("Slack Token", ("xox",), r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("Stripe Access Key", ("k_live_", "k_test_"), r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+    ("Anthropic or OpenAI Key", ("sk-",), r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"),
+    ("Google API Key", ("AIza",), r"\bAIza[0-9A-Za-z_-]{35}"),
+    ("NPM tokens", ("npm_",), r"\bnpm_[A-Za-z0-9]{36}\b"),
+    ("PyPI Token", ("pypi-",), r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{20,}"),
+    ("crates.io Token", ("cio",), r"\bcio[A-Za-z0-9]{32}\b"),
+    ("Terraform Cloud Token", (".atlasv1.",), r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{40,}"),
+    ("Docker Hub Token", ("dckr_pat_",), r"\bdckr_pat_[A-Za-z0-9_-]{20,}"),
+    ("Hugging Face Token", ("hf_",), r"\bhf_[A-Za-z0-9]{30,}\b"),
+    ("JSON Web Token", ("eyJ",), r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
 )
-_TOKENS = tuple((needles, re.compile(pattern)) for needles, pattern in _VENDOR_TOKENS)
+TOKEN_SHAPES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = tuple(
+    (kind, needles, re.compile(pattern)) for kind, needles, pattern in _VENDOR_TOKENS
+)
+"""Each vendor token's kind, the literals one of which it needs, its pattern
+(``secret_detect`` takes those detect-secrets has no plugin for)."""
+_TOKENS = tuple((needles, token) for _kind, needles, token in TOKEN_SHAPES)
 
 # A private key: BEGIN to END, or BEGIN to the end (cut short), or the key lines above an END
 # whose BEGIN was cut off (the output is a tail).
@@ -161,6 +179,18 @@ def masked(text: str) -> str:
         if not words or any(word in lower for word in words):
             text = pattern.sub(_value_only, text)
     return text
+
+
+PGPASS_LINE = _PGPASS
+"""A ``~/.pgpass`` line, its password in group ``secret``."""
+NETRC_PASSWORD = _NETRC
+"""A ``~/.netrc`` password: group ``secret`` after ``machine``/``login``/``default`` on its
+line, or ``alone`` on a line of its own."""
+
+
+def is_placeholder(value: str) -> bool:
+    """A value that is no secret: ``true``, a ``${VAR}`` reference, a mask, a number."""
+    return _kept(value)
 
 
 def shapes_found(text: str) -> bool:

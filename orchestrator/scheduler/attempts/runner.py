@@ -68,7 +68,7 @@ from orchestrator.scheduler.attempts.attempt import RETRY_NOTE, WORKTREE, Attemp
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.pull_landing import PULL_FEEDBACK
 from orchestrator.scheduler.attempts.radar_watch import RadarWatch
-from orchestrator.scheduler.attempts.settler import SECRET_IN_WORK, Settler
+from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.team_work import TeamWork
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
@@ -320,7 +320,7 @@ class AttemptRunner:
                 phase=result.phase,
                 message=str(attempt.secret),
                 retryable=False,
-                outcome_kind=SECRET_IN_WORK,
+                outcome_kind=attempt.secret.outcome,
                 usage=result.usage,
             )
         if attempt.timed_out and result.status != WorkflowStatus.READY_TO_MERGE:

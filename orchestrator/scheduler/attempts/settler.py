@@ -108,7 +108,7 @@ class Settler:
         same CLI would write it again); a person looks at the masked branch."""
         log.warning("task %s: %s", attempt.key, exc)
         found = WorkflowResult(
-            WorkflowStatus.FAILED, message=str(exc), retryable=False, outcome_kind=SECRET_IN_WORK
+            WorkflowStatus.FAILED, message=str(exc), retryable=False, outcome_kind=exc.outcome
         )
         await self.failures.decide(attempt, found)
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import anyio
 
-from orchestrator.errors import CouncilError, SecretInHistory, SecretScanLate
+from orchestrator.errors import CouncilError, CredentialInWork, SecretInHistory, SecretScanLate
 from orchestrator.events.tasks import TaskPublishFailed, TaskTakenOver, TaskTakeoverRefused
 from orchestrator.git.publish import fetch_branch, publish_branch
 from orchestrator.locks.team_files import Owned, TeamFiles
@@ -105,6 +105,11 @@ class TeamWork:
                 services.merges.git, remote, branch, self._common_dir, self._gate.check
             )
         except SecretScanLate as exc:  # unread is never clean: nothing pushed, work kept here
+            await self._not_pushed(attempt, branch, exc)
+        except CredentialInWork as exc:  # nobody declared it: the same, and failed when found
+            if exc.late is None:
+                attempt.secret = exc
+                attempt.cancel.set()
             await self._not_pushed(attempt, branch, exc)
         except SecretInHistory as exc:
             attempt.secret = exc  # failed, not retried (the runner reads it)
