@@ -269,3 +269,9 @@ def test_the_diff_is_read_the_same_at_any_chunk_size(
     assert ("ops/pgpass", 2, "PostgreSQL Password File Line") in got
     assert found.lines == 6 and found.late is None
     assert git(repo, "rev-parse", "main") == base
+
+
+def test_a_line_holding_a_line_break_is_looked_at_whole() -> None:
+    aws = aws_key()
+    hits = Detector(allow=[]).lines("a.py", [(1, "plain"), (2, f"x = 1\nKEY = '{aws}'")])
+    assert [(hit.line, hit.kind) for hit in hits] == [(2, "AWS Access Key")]

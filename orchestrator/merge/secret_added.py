@@ -2,10 +2,13 @@
 
 ``added(calls, tip, base, detector, deadline=...)`` reads ``git diff -U0`` from the merge base
 of ``base`` and ``tip`` to ``tip`` (what the branch changed since it left the base: content
-the base already had, or gained meanwhile, is never the branch's), as git writes it, and hands
-each file's added lines, in batches, to ``safety.secret_detect.Detector``: one git process,
-whatever the size of the diff, nothing of it held but a batch. Binary files are not read (git
-says only that they differ). Time is bounded as the rest of the gate's (``deadline``,
+the base already had, or gained meanwhile, is never the branch's), as git writes it, in
+chunks of 1 MiB, and hands each file's added lines, as runs of lines following each other
+(bytes, never decoded here: ``Detector.runs``), to ``safety.secret_detect.Detector``: one git
+process, whatever the size of the diff, nothing of it held but a chunk and a batch. A run of
+added (or deleted) lines is taken whole by bytes operations, with no Python step per line;
+only the headers between them are read line by line. Binary files are not read (git says only
+that they differ). Time is bounded as the rest of the gate's (``deadline``,
 ``time.monotonic``): past it git is killed and the file under way is named in ``late``; the
 caller fails the check for it, it never passes.
 """

@@ -26,14 +26,24 @@ here by its form. ``Detector.lines(path, numbered)`` looks at lines (the lines a
   its line only in a file named ``*netrc``).
 
 A line carrying detect-secrets' ``pragma: allowlist secret`` comment (or under one with
-``pragma: allowlist nextline secret``) is not looked at, and each ``AllowRule`` of the run's
-``secrets.allow`` (``allow``, read at each check through ``allowed()``) lets hits through by
-path glob and kind, or by the value's fingerprint (its SHA-256).
+``pragma: allowlist nextline secret``: the line just above in the file, where it is known) is
+not looked at, and each ``AllowRule`` of the run's ``secrets.allow`` (``allow``, read at each
+check through ``allowed()``) lets hits through by path glob and kind, or by the value's
+fingerprint (its SHA-256).
 
 A ``Hit`` names the path, the line and the kind, and the value's fingerprint; never the value:
-not in its fields, its repr, a message or a log. Each line's candidates are found cheaply
-first: every plugin's patterns are searched once in the whole batch of lines, and only the
-lines where one matches are looked at by that plugin (``bench/secret_detect_bench.py``).
+not in its fields, its repr, a message or a log.
+
+What it costs is the prefilter's (``bench/secret_detect_bench.py``): a rule looks at a line
+only where its kind's anchor is (``safety.secret_anchors``: a literal every match of its
+regexes holds, each searched once over the whole batch's bytes at C speed) and where it
+passes the rule's gate, a pattern cheaper than the rule's own that each line it can hit
+matches: for the keyword plugin, its patterns for the file's type with the value taken as any
+text and the denylist word as the literal it holds (``_keyword_gate``), for the IBM plugins
+their value. Only then is the line decoded and the plugin run on it, and the pragma checked
+where it found something. ``Detector.runs`` takes a diff's added lines as git wrote them
+(``merge.secret_added``); ``Detector.lines`` text lines. ``tests/test_secret_anchors.py``
+checks that anchors and gates keep every line each rule finds something on.
 """
 
 from __future__ import annotations
