@@ -104,7 +104,7 @@ from orchestrator.run.run_lock import RunLock, acquire_run_lock
 from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.runner.phase import PHASE_EVENT
-from orchestrator.safety import crashpoints, secret_detect
+from orchestrator.safety import crashpoints, secret_allow
 from orchestrator.sandbox.choice import settings_for
 from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.board import TaskLine
@@ -198,7 +198,7 @@ class Council:
             self._plugins = await anyio.to_thread.run_sync(default_plugins)
         await self.preflight()
         config = self.config
-        secret_detect.allow(config.secrets.allow)  # the gate and the posts read it
+        secret_allow.allow(config.secrets.allow)  # the gate and the posts read it
         if config.sample_repo:
             await ensure_sample_repo(config.repo, config.base_branch)
         team = await team_for(config)

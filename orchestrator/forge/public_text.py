@@ -34,13 +34,16 @@ value never: neither in the note nor in the log).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable
-from typing import Literal, NewType
+from typing import TYPE_CHECKING, Literal, NewType
 
 from orchestrator.safety import secret_mask, secret_shapes
-from orchestrator.safety.secret_detect import Detector
+
+if TYPE_CHECKING:
+    from orchestrator.safety.secret_detect import Detector
 
 __all__ = [
     "OUTPUT_CHARS",
@@ -79,13 +82,12 @@ _MARKER = re.compile(r"\n\n<!-- council:fact:([A-Za-z0-9:._#/-]{1,200}) -->\n?\Z
 _KEY = re.compile(r"[A-Za-z0-9:._#/-]{1,200}")
 
 log = logging.getLogger(__name__)
-_DETECTOR = Detector()  # the run's ``secrets.allow``, read at each check
 
 
 def _withheld(text: str, part: str) -> str | None:
     """A note to post instead of ``text`` (masked already) when it still holds a credential
     nobody declared; None when it holds none."""
-    hits = _DETECTOR.text(part, text)
+    hits = _detector().text(part, text)
     if not hits:
         return None
     named = "; ".join(f"line {hit.line}: {hit.kind}" for hit in hits[:5])
@@ -205,3 +207,12 @@ def markers(body: str) -> set[str]:
     """The fact key of council's marker that ends a posted ``body`` (``with_marker``), if any:
     one written anywhere else, as in output council quoted, is none."""
     return set(_MARKER.findall(body))
+
+
+@functools.cache
+def _detector() -> Detector:
+    """The detector (the run's ``secrets.allow``, read at each check), made at the first post:
+    detect-secrets is not imported before (``safety.secret_allow``)."""
+    from orchestrator.safety.secret_detect import Detector
+
+    return Detector()

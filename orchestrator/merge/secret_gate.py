@@ -38,17 +38,22 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import CredentialInWork, SecretInHistory, SecretScanLate
 from orchestrator.git.merge_tree import GitCalls
-from orchestrator.merge.secret_added import EMPTY_TREE, added
 from orchestrator.merge.secret_rewrite import mask_history
 from orchestrator.merge.secret_scan import needles_for, scan
 from orchestrator.safety import secret_mask
-from orchestrator.safety.secret_detect import Detector, allowed
+from orchestrator.safety.secret_allow import allowed
 from orchestrator.safety.secret_stream import budget_seconds
 
+if TYPE_CHECKING:
+    from orchestrator.safety.secret_detect import Detector
+
 __all__ = ["SecretGate"]
+
+_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # ``merge.secret_added``'s
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +66,10 @@ class SecretGate:
         known: Callable[[], Mapping[str, str]] = secret_mask.names,
         private_stores: Path | None = None,
         budget: float | None = None,
-        detector: Detector | None = None,
+        detector: Detector | None = None,  # None: one made at the first check
     ) -> None:
         self._known = known
-        self._detector = detector or Detector()
+        self._detector = detector
         # None: ``budget_seconds()`` read at each check (the environment may set it).
         self._budget = None if budget is None else budget_seconds(budget, "SecretGate budget")
         # Where sandboxed CLIs keep the objects they write until taken in (``git.objects``):
@@ -86,7 +91,7 @@ class SecretGate:
         self._known_secrets(calls, branch, tip, bases, common)
         # No base the remote has: every line of ``tip`` is added (``added`` diffs from the
         # empty tree when ``base`` shares no history with it).
-        self._undeclared(calls, branch, tip, bases[0] if bases else EMPTY_TREE)
+        self._undeclared(calls, branch, tip, bases[0] if bases else _EMPTY_TREE)
 
     def _undeclared(self, calls: GitCalls, branch: str, tip: str, base: str) -> None:
         """Raise ``CredentialInWork`` when the lines ``tip`` adds over ``base`` hold a
@@ -95,8 +100,17 @@ class SecretGate:
         with self._lock:
             if key in self._undeclared_clean:
                 return
+        # Imported here, in the check's worker thread: detect-secrets costs a run's start
+        # a few hundred milliseconds otherwise (``safety.secret_allow``).
+        from orchestrator.merge.secret_added import added
+        from orchestrator.safety.secret_detect import Detector
+
+        with self._lock:
+            if self._detector is None:
+                self._detector = Detector()
+            detector = self._detector
         budget = self._budget if self._budget is not None else budget_seconds()
-        found = added(calls, tip, base, self._detector, deadline=time.monotonic() + budget)
+        found = added(calls, tip, base, detector, deadline=time.monotonic() + budget)
         if found.hits or found.late is not None:
             findings = [hit.describe() for hit in found.hits]
             raise CredentialInWork(branch, findings, found.late, budget)

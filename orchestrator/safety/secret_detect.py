@@ -86,8 +86,8 @@ from detect_secrets.plugins.twilio import TwilioKeyDetector
 from detect_secrets.util.code_snippet import get_code_snippet
 from detect_secrets.util.filetype import determine_file_type
 
-from orchestrator.config.secrets import SecretAllowConfig as AllowRule
 from orchestrator.safety import secret_shapes
+from orchestrator.safety.secret_allow import AllowRule, allow, allowed
 from orchestrator.safety.secret_anchors import ANCHORS, KindAnchors, Sweep
 
 __all__ = [
@@ -167,22 +167,6 @@ class Hit:
 
     def describe(self) -> str:
         return f"{self.path} line {self.line}: {self.kind} (fingerprint {self.fingerprint})"
-
-
-_allowed: tuple[AllowRule, ...] = ()
-_allowed_lock = threading.Lock()
-
-
-def allow(rules: Iterable[AllowRule]) -> None:
-    """The run's ``secrets.allow`` (set as the run starts; every later check reads it)."""
-    global _allowed
-    with _allowed_lock:
-        _allowed = tuple(rules)
-
-
-def allowed() -> tuple[AllowRule, ...]:
-    with _allowed_lock:
-        return _allowed
 
 
 @dataclass(frozen=True)
