@@ -97,18 +97,18 @@ def test_a_call_killed_before_its_close_is_closed_from_its_log_at_what_it_said(
     )
 
 
-def test_a_call_killed_before_its_cli_said_anything_is_closed_at_its_forecast(
+def test_a_call_killed_before_its_log_was_made_is_left_open_at_its_forecast(
     run: Run,
 ) -> None:
-    config = killed_at(run, "cli.spawned")  # its log holds no figure yet
+    """Killed as its CLI started: no log, nothing said. The record stays open, counted at
+    its forecast (it may have run): a closed record is a CLI that said what it spent."""
+    config = killed_at(run, "cli.spawned")
     left = [call for call in calls(run) if call["ended_at"] is None]
     assert len(left) == 1
     resumed = run.council("resume", str(config), "--json")
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    settled = {call["call"]: call for call in calls(run)}[left[0]["call"]]
-    assert settled["outcome"] == CRASHED
-    assert settled["cost_source"] == FORECAST
-    assert settled["cost_usd"] == ESTIMATE  # never $0
+    kept = {call["call"]: call for call in calls(run)}[left[0]["call"]]
+    assert kept["ended_at"] is None and kept["forecast_usd"] == ESTIMATE
 
 
 def test_only_this_machines_calls_of_a_dead_orchestrator_are_closed(tmp_path: Path) -> None:
@@ -116,7 +116,10 @@ def test_only_this_machines_calls_of_a_dead_orchestrator_are_closed(tmp_path: Pa
     left open: its own orchestrator closes it."""
     parse = Scripted(Scripted.Config()).parse_line
     mine = _entry().model_copy(update={"host": procid.current().host})
-    said = _read(tmp_path, mine, parse)  # no such pid: gone; no log: killed as it started
+    assert _read(tmp_path, mine, parse) is None  # no log: never started, left open
+    assert mine.log is not None
+    (tmp_path / mine.log).write_text("# header\nstdout| not a figure\n")
+    said = _read(tmp_path, mine, parse)  # no such pid: gone; its log says nothing it spent
     assert said is not None and said.usage is None
     elsewhere = mine.model_copy(update={"host": "another-machine"})
     assert _read(tmp_path, elsewhere, parse) is None

@@ -340,10 +340,11 @@ async def call_phase_cli(
 
 def again_log(name: str | None) -> str | None:
     """The log's name for the second run of a call (its CLI refused to resume): the first's
-    with ``-again`` before ``.log``, beside it, so both are found from the ledger's name."""
+    with ``.then`` before ``.log``, beside it (listed after it), so both are found from the
+    ledger's name."""
     if name is None:
         return None
-    return f"{name.removesuffix('.log')}-again.log"
+    return f"{name.removesuffix('.log')}.then.log"
 
 
 def account_of(

@@ -82,11 +82,15 @@ def _parser(services: Services, adapter: str) -> Parse | None:
 
 
 def _read(log_dir: Path, entry: LedgerEntry, parse: Parse) -> LogUsage | None:
-    """What the call's log says it spent (nothing when its log was never written: killed
-    as it started); None when the call is not this machine's or its orchestrator still runs."""
+    """What the call's log says it spent; None when the call is not this machine's, its
+    orchestrator still runs, or it has no log (its CLI never started, or was killed before
+    its log was made: left open, counted at its forecast, as the ledger counts any)."""
     assert entry.log is not None
     if entry.host != procid.current().host or not _writer_gone(entry.log, entry.started_at):
         return None
+    first = log_dir / entry.log
+    if not first.is_file() or first.is_symlink():
+        return None  # never started, or killed before its log: spent nothing it said
     return usage_in_log(_lines(log_dir, [entry.log, again_log(entry.log)]), parse)
 
 

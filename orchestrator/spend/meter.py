@@ -118,9 +118,11 @@ class CallMeter:
         self.tokens = 0
         self.priced = True
         self.heard_usage = False
+        self.spoke = False  # its CLI started and said something (a log line it parsed)
 
     def heard(self, event: AgentEvent) -> None:
         """An event of the call's CLI, as its adapter parsed it (the runner's ``on_cli_event``)."""
+        self.spoke = True
         if event.kind == EventKind.STARTED:
             model = event.data.get("model")
             if isinstance(model, str) and model and not model.startswith("<"):

@@ -92,7 +92,11 @@ class MeteredCall:
 
     async def close_failed(self, outcome: str) -> None:
         """``close`` on a path already failing: an error recording it is logged, so it does
-        not hide the failure."""
+        not hide the failure. A call whose CLI said nothing (never started, or stopped before
+        its first line) is left open: counted at its forecast, as the ledger counts a call
+        that may have run, and closed only by what a CLI said."""
+        if not self.meter.spoke:
+            return
         try:
             await self.close(None, outcome=outcome)
         except Exception:
