@@ -132,7 +132,13 @@ def test_a_budget_hold_is_kept_on_the_task_and_said_once(run: budgets_run.Run) -
     done = run.council("run", str(config), "--json")
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     tasks = {t["task_id"]: t for t in json.loads(done.stdout)["tasks"]}
-    assert tasks["one"]["status"] == "done" and tasks["one"]["held"] is None
+    one = tasks["one"]
+    # The first call passes the one-token budget while it runs: the meter stops it (held,
+    # like the second), unless it ended before the stop reached it (then it landed).
+    if one["status"] == "done":
+        assert one["held"] is None
+    else:
+        assert one["status"] == "queued" and one["held"].startswith("budget: ")
     two = tasks["two"]
     assert two["status"] == "queued" and two["held_until"] is None  # until raised
     assert two["held"].startswith("budget: the run's budget (1 tokens, budgets.run) is spent")
@@ -140,5 +146,6 @@ def test_a_budget_hold_is_kept_on_the_task_and_said_once(run: budgets_run.Run) -
     looked = status_json(run, config)  # another process, from the records
     assert [t["held"] for t in looked["tasks"] if t["task_id"] == "two"] == [two["held"]]
     held = calls_held(run)
-    assert [(h["task_id"], h["kind"], h["until"]) for h in held] == [("two", "budget", None)]
+    assert ("two", "budget", None) in [(h["task_id"], h["kind"], h["until"]) for h in held]
+    assert all(h["kind"] == "budget" for h in held)
     assert "two: build on cli held: the run's budget (1 tokens" in done.stderr
