@@ -99,8 +99,10 @@ class MeteredCall:
             return
         try:
             await self.close(None, outcome=outcome)
-        except Exception:
-            log.exception("call %s: its ledger record could not be closed", self.ticket.entry.call)
+        except Exception as exc:  # the failure it is on is said already: a warning, no trace
+            log.warning(
+                "call %s: its ledger record could not be closed: %s", self.ticket.entry.call, exc
+            )
 
     @contextlib.asynccontextmanager
     async def failing(self) -> AsyncIterator[None]:
