@@ -131,8 +131,8 @@ class OutputReader:
         except Exception as exc:
             events = [self._parser_error(text, exc)]
         events = [self._scrub(event) for event in events]
-        if any(event.usage is not None for event in events):
-            self.sink.flush()  # what it spent, on disk before anything may kill us
+        if any(e.usage is not None and e.kind != EventKind.RUNNING_USAGE for e in events):
+            self.sink.flush()  # its final figure, on disk before anything may kill us
         for event in events:
             self.tail.add(event, size)
             if self.settled is None and self._ends(event):
