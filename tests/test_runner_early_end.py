@@ -127,7 +127,8 @@ async def test_a_refused_resume_runs_again_as_a_fresh_session(tmp_path: Path) ->
     assert ran.resume_refused == "native-1" and ran.resumed is None
     assert ran.cli.outcome.kind is OutcomeKind.SUCCEEDED
     assert ran.cli.outcome.message == "DONE fresh session, prompt: the task, with its handoff"
-    logs = sorted((tmp_path / "l").iterdir())
+    # ``log_name``'s ``-<pid>-<n>.log``: in the order written, whichever the counter's digits
+    logs = sorted((tmp_path / "l").iterdir(), key=lambda log: int(log.stem.rsplit("-", 1)[1]))
     assert len(logs) == 2 and "--resume native-1" in logs[0].read_text()
     assert "--resume" not in logs[1].read_text().split("# argv: ")[1].splitlines()[0]
 

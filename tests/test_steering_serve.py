@@ -39,7 +39,9 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeGitHub, Path]]:
         text = config.read_text().replace(
             "workflow: {phases: [{name: build}]}",
             "workflow: {phases: [{name: plan}, {name: build}]}\n"
-            "budgets: {run: {tokens: 5}, on_exceed: ask}",
+            # the plan's call (about 180 tokens) fits; the build's, forecast at the estimate
+            # until the ledger has one, does not: held before it starts, asked on the issue
+            "budgets: {run: {tokens: 200}, estimate: {tokens: 100}, on_exceed: ask}",
         )
         config.write_text(text)
         yield gh, config
@@ -115,6 +117,9 @@ def test_a_collaborators_go_on_lets_the_held_task_land_once_and_an_outsider_does
     assert gh.site.reactions.get(outsider.id, []) == []
     [answer] = bodies(gh, issue, TOOK)
     assert "the run's budget is now" in answer and "held work goes on" in answer
+    # room for the held build's forecast (the estimate, 100) and the configured 200 beyond
+    # what was spent: the held call starts once, and is not held again on its next tick
+    assert "room for the held call's forecast and its configured limit once more" in answer
     assert "Fine by me" not in answer
 
     # The restart reads from before the command, as after a crash between taking it and

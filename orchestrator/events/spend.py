@@ -47,3 +47,6 @@ class CallHeld(TypedEvent):
     reason: str
     until: str | None = None  # ISO time the quota resets; None: until a budget is raised
     kind: str = ""  # "quota" or "budget" (empty in logs written before it was said)
+    # A budget hold: the held call's forecast, the room it needs (``/council go on`` gives it)
+    forecast_usd: float | None = None
+    forecast_tokens: int | None = None

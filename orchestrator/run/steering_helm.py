@@ -2,9 +2,12 @@
 
 - ``/council go on``: the budget that holds the task (the scope its last ``budget.exceeded``
   named; the one budget holding the run when the task's own call did not say it) gets room
-  for its configured limit once more beyond what it had spent when it said so: a run budget
-  of $20 found spent at $20.40 becomes $40.40. The config's figure, so what one answer lets
-  go is bounded and known before it is given.
+  for the held call's forecast (its ``call.held`` says it) and its configured limit once more
+  beyond what it had spent when it said so: a run budget of $20 found spent at $20.40, the
+  held call forecast at $0.60, becomes $41.00. What one answer lets go is bounded and known
+  before it is given (the question names the forecast), and the held call is let start: a
+  budget smaller than one call, given only its configured room again, would hold it again
+  (or its meter would stop it again) on every answer.
 - ``/council raise <usd>``: that budget gets that many dollars more (the run's budget when
   nothing holds the task and the run has one).
 - ``/council stop``: the task is cancelled, as ``council cancel`` does (``Scheduler.cancel``).
@@ -44,6 +47,7 @@ class RunHelm:
         self._scheduler = scheduler
         self._held: dict[str, str] = {}  # task id -> the budget scope key that holds it
         self._spent: dict[str, tuple[float, int]] = {}  # scope key -> (usd, tokens) when said
+        self._coming: dict[str, tuple[float, int]] = {}  # task id -> its held call's forecast
         self._pulls: dict[int, str] = {}  # pull request number -> task id
 
     def hear(self, event: Event) -> None:
@@ -56,6 +60,12 @@ class RunHelm:
             self._held[task_id] = key
             usd, tokens = data.get("spent_usd"), data.get("spent_tokens")
             self._spent[key] = (
+                float(usd) if isinstance(usd, int | float) else 0.0,
+                int(tokens) if isinstance(tokens, int) else 0,
+            )
+        elif event.type == EventType.CALL_HELD and data.get("kind") == "budget":
+            usd, tokens = data.get("forecast_usd"), data.get("forecast_tokens")
+            self._coming[task_id] = (
                 float(usd) if isinstance(usd, int | float) else 0.0,
                 int(tokens) if isinstance(tokens, int) else 0,
             )
@@ -88,15 +98,19 @@ class RunHelm:
         if configured is None:
             raise SteeringRefused(f"the run's config has no budget {scope!r} to raise")
         usd, tokens = self._spent.get(key, (0.0, 0))
+        coming_usd, coming_tokens = self._coming.get(task_id, (0.0, 0))
         now = await self._in_force(scope)
         new: dict[str, float | int | None] = {"usd": None, "tokens": None}
         if configured.usd is not None:
-            new["usd"] = round(max(usd, now.usd or 0.0) + configured.usd, 6)
+            new["usd"] = round(max(usd, now.usd or 0.0) + coming_usd + configured.usd, 6)
         if configured.tokens is not None:
-            new["tokens"] = max(tokens, now.tokens or 0) + configured.tokens
+            new["tokens"] = max(tokens, now.tokens or 0) + coming_tokens + configured.tokens
         limit = await self._raise(scope, new, add=False)
         self._release(key)
-        said = f"{_named(scope)} is now {limit.said()} (room for its configured limit once more)"
+        room = "its configured limit once more"
+        if coming_usd or coming_tokens:
+            room = f"the held call's forecast and {room}"
+        said = f"{_named(scope)} is now {limit.said()} (room for {room})"
         return f"{said}; held work goes on."
 
     async def raise_by(self, task_id: str, usd: float) -> str:
@@ -204,7 +218,9 @@ class RunHelm:
 
     def _release(self, key: str) -> None:
         """Tasks held by ``key`` are held no more (said again if it is spent again)."""
+        let_go = {task for task, held in self._held.items() if held == key}
         self._held = {task: held for task, held in self._held.items() if held != key}
+        self._coming = {task: room for task, room in self._coming.items() if task not in let_go}
         self._spent.pop(key, None)
 
 

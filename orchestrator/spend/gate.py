@@ -89,6 +89,7 @@ class Hold:
     key: str
     reason: str
     until: datetime | None
+    forecast: Forecast | None = None  # a budget hold: the held call's forecast
 
 
 def held_text(hold: QuotaHold) -> str:
@@ -253,7 +254,7 @@ class SpendGate:
             return Hold("quota", f"quota:{adapter}", held_text(quota), quota.until)
         over = self.exceeded(task, adapter, phase)
         if over is not None:
-            return Hold("budget", over.scope.key, f"budget: {over.message()}", None)
+            return Hold("budget", over.scope.key, f"budget: {over.message()}", None, over.forecast)
         return None
 
     async def held(self, plan: CallPlan, hold: Hold) -> bool:
@@ -272,6 +273,8 @@ class SpendGate:
                 reason=hold.reason.removeprefix("budget: "),
                 until=hold.until.isoformat() if hold.until is not None else None,
                 kind=hold.kind,
+                forecast_usd=hold.forecast.usd if hold.forecast is not None else None,
+                forecast_tokens=hold.forecast.tokens if hold.forecast is not None else None,
             )
         )
         return True
