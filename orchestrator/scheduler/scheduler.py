@@ -58,7 +58,7 @@ from orchestrator.events.runs import (
 )
 from orchestrator.events.tasks import TaskRecordRecreated
 from orchestrator.merge.remote import PushIntent
-from orchestrator.models import TERMINAL_TASK_STATUSES, SessionStatus, TaskState, TaskStatus
+from orchestrator.models import TERMINAL_TASK_STATUSES, SessionStatus, TaskState
 from orchestrator.process import procid
 from orchestrator.radar.warning import marks as marks_of
 from orchestrator.retry import RetryPolicy
@@ -93,16 +93,18 @@ from orchestrator.scheduler.definitions import (
     plan_join,
 )
 from orchestrator.scheduler.dispatcher import Dispatcher, adapter_chain
+from orchestrator.scheduler.ending import EndPart, decide, settled
 from orchestrator.scheduler.liveness import refuse_if_alive
 from orchestrator.scheduler.monitoring import run_monitor
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
+from orchestrator.scheduler.pull_end import PullsEnd
 from orchestrator.scheduler.pull_follower import PullFollower
 from orchestrator.scheduler.reconciler import Reconciler
 from orchestrator.scheduler.recording import RECORDING, TaskRecorder
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
-from orchestrator.scheduler.rules.queue import held_for_checkout
-from orchestrator.scheduler.spending import Spending
+from orchestrator.scheduler.rules.queue import CheckoutEnd
+from orchestrator.scheduler.spending import BudgetEnd, Spending
 from orchestrator.scheduler.submissions import Submissions
 from orchestrator.scheduler.sweeper import Sweeper
 from orchestrator.scheduler.team_join import join_team_run, point_team_run
@@ -120,9 +122,6 @@ async def default_workflow(run: TaskRun) -> WorkflowResult:
 
     result: WorkflowResult = await run_workflow(run)
     return result
-
-
-_DONE_OR_CANCELLED = frozenset({TaskStatus.DONE, TaskStatus.CANCELLED})
 
 
 class Scheduler:
@@ -185,6 +184,12 @@ class Scheduler:
         self._submissions = Submissions(run, members)
         self._recorder = TaskRecorder(run, members)  # the tasks not recorded yet (``recording``)
         self._pulls = PullFollower(run)  # ``landing.via: pull_request``
+        # What each part says of the run's end (``ending``), in the order a checkpoint is named
+        self._end_parts: tuple[EndPart, ...] = (
+            BudgetEnd(spending, run),
+            CheckoutEnd(),
+            PullsEnd(self._pulls),
+        )
         self._pulls_nudge = anyio.Event()  # a pull request was opened: look at it now
         self._wake = anyio.Event()
         self._scope: anyio.CancelScope | None = None
@@ -681,22 +686,7 @@ class Scheduler:
     def _settled(self, states: dict[str, TaskState]) -> bool:
         tasks = self._run.tasks
         depends_on = {task.id: task.depends_on for task in tasks.values()}
-
-        def held_by_budget(state: TaskState) -> bool:
-            return self.spending.waits_for_budget(state.task_id, states)
-
-        return all(
-            (state := states.get(task_id)) is not None
-            and (
-                (state.status in TERMINAL_TASK_STATUSES and not self._pulls.unlooked(state))
-                or held_for_checkout(task_id, depends_on, states)
-                or self.spending.waits_for_budget(task_id, states)
-                or _after_person(task_id, depends_on, states, held_by_budget)
-                or self._pulls.waits_on_person(state)
-                or _after_person(task_id, depends_on, states, self._pulls.waits_on_person)
-            )
-            for task_id in [*tasks, *self._foreign]
-        )
+        return settled([*tasks, *self._foreign], states, self._end_parts, depends_on)
 
     async def _states(self, *, full: bool = False) -> dict[str, TaskState]:
         """The session's tasks (``TaskView``: only what changed is read again), and the
@@ -735,62 +725,16 @@ class Scheduler:
                 await store.create_checkpoint(run.session_id, "interrupted")
             await run.events.emit(RunInterrupted(session_id=run.session_id))
             return
-        held = self.spending.held_ids(run.tasks.values(), by_id)
-        if self.services.team is not None and any(
-            s.status not in TERMINAL_TASK_STATUSES and s.task_id not in held for s in states
-        ):
-            # A team session with tasks only other workstations know: theirs to finish.
+        own = {s.task_id: s for s in states}
+        end = decide(own, self._end_parts, team=self.services.team is not None, seen=by_id)
+        if end.status is None:
+            # A team session with tasks other workstations go on with: theirs to finish.
             await run.events.emit(RunLeft(session_id=run.session_id))
             return
-        done = all(s.status == TaskStatus.DONE for s in states)
-        status = SessionStatus.COMPLETED if done else SessionStatus.FAILED
-        if not done and all(s.status in _DONE_OR_CANCELLED for s in states):
-            status = SessionStatus.CANCELLED  # what happened: nothing failed, some cancelled
-        if held:
-            # Work that waits for a budget: raise it, then `council resume` goes on.
-            status = SessionStatus.INTERRUPTED
-            await store.create_checkpoint(run.session_id, "budget")
-        elif any(s.status == TaskStatus.WAITING_FOR_CHECKOUT for s in states):
-            # Work that only waits for the user's checkout: `council resume` lands it.
-            status = SessionStatus.INTERRUPTED
-            await store.create_checkpoint(run.session_id, "waiting_for_checkout")
-        elif any(s.status == TaskStatus.IN_REVIEW for s in states):
-            # Pull requests waiting for a person: `council resume` follows them again.
-            status = SessionStatus.INTERRUPTED
-            await store.create_checkpoint(run.session_id, "in_review")
-        elif any(s.status not in TERMINAL_TASK_STATUSES for s in states):
-            # Work left to do (a task sent back to the queue as the run ended): never
-            # "failed" with nothing failed; `council resume` runs it.
-            status = SessionStatus.INTERRUPTED
-            await store.create_checkpoint(run.session_id, "unfinished")
-        await store.update_session(run.session_id, {"status": status}, metrics=False)
-        await run.events.emit(RunFinished(session_id=run.session_id, status=status))
-
-
-def _after_person(
-    task_id: str,
-    depends_on: dict[str, list[str]],
-    states: dict[str, TaskState],
-    waits: Callable[[TaskState], bool],
-) -> bool:
-    """A task that waits (queued, parked) for a dependency whose pull request waits on a
-    person, directly or further up: nothing in this run can start it."""
-    state = states.get(task_id)
-    if state is None or state.status not in (TaskStatus.QUEUED, TaskStatus.PARKED):
-        return False
-    seen: set[str] = set()
-    todo = list(depends_on.get(task_id, []))
-    while todo:
-        current = todo.pop()
-        dep = states.get(current)
-        if current in seen or dep is None:
-            continue
-        seen.add(current)
-        if waits(dep):
-            return True
-        if dep.status in (TaskStatus.QUEUED, TaskStatus.PARKED):
-            todo += depends_on.get(current, [])
-    return False
+        if end.checkpoint is not None:  # `council resume` goes on from it
+            await store.create_checkpoint(run.session_id, end.checkpoint)
+        await store.update_session(run.session_id, {"status": end.status}, metrics=False)
+        await run.events.emit(RunFinished(session_id=run.session_id, status=end.status))
 
 
 def _state_disappeared(session_id: str, tasks: list[str]) -> StateError:

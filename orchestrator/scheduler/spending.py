@@ -19,7 +19,7 @@ does to the run.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +30,13 @@ from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import HELD, HELD_UNTIL
 from orchestrator.scheduler.candidates import candidate_settled, candidates_of
 from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.ending import after_waiting
 from orchestrator.scheduler.rules.queue import first_phase
 from orchestrator.scheduler.settling import settle_left_open
 from orchestrator.spend.budgets import Exceeded
 from orchestrator.spend.gate import CallPlan, Hold, SpendGate
 
-__all__ = ["HELD", "HELD_UNTIL", "Spending"]
+__all__ = ["HELD", "HELD_UNTIL", "BudgetEnd", "Spending"]
 
 
 _CANDIDATE = re.compile(r"^(?P<task>.+)\.c\d+$")
@@ -181,3 +182,37 @@ class Spending:
         if self._run.services.config.budgets.on_exceed == "stop" and not self._run.stopping:
             self.stopped_by = over.message()
             self._stop()
+
+
+class BudgetEnd:
+    """The budgets' say in how a run ends (``ending.EndPart``): a task a budget holds, or one
+    that waits behind it, waits for a raise; a run that ends with any ends ``interrupted`` on
+    the checkpoint ``budget``, on every workstation of a team (the budget is the team's)."""
+
+    checkpoint = "budget"
+    shared = True
+
+    def __init__(self, spending: Spending, run: RunContext) -> None:
+        self._spending = spending
+        self._run = run
+
+    def waits(
+        self,
+        task_id: str,
+        states: Mapping[str, TaskState],
+        depends_on: Mapping[str, Sequence[str]],
+    ) -> bool:
+        spending = self._spending
+
+        def held(state: TaskState) -> bool:
+            return spending.waits_for_budget(state.task_id, states)
+
+        return spending.waits_for_budget(task_id, states) or after_waiting(
+            task_id, depends_on, states, held
+        )
+
+    def unlooked(self, state: TaskState) -> bool:
+        return False
+
+    def holds(self, states: Mapping[str, TaskState]) -> set[str]:
+        return self._spending.held_ids(self._run.tasks.values(), states)

@@ -216,3 +216,27 @@ def choose_adapter(
         if until is None or until <= now:
             return name
     return None
+
+
+class CheckoutEnd:
+    """The checkout wait's say in how a run ends (``scheduler.ending.EndPart``): a task that
+    ended ``waiting_for_checkout``, or waits behind one (``held_for_checkout``), no longer
+    holds the run; a run that ends with one ends ``interrupted`` on the checkpoint
+    ``waiting_for_checkout``, so that ``council resume`` lands it."""
+
+    checkpoint = "waiting_for_checkout"
+    shared = False
+
+    def waits(
+        self,
+        task_id: str,
+        states: Mapping[str, TaskState],
+        depends_on: Mapping[str, Sequence[str]],
+    ) -> bool:
+        return held_for_checkout(task_id, depends_on, states)
+
+    def unlooked(self, state: TaskState) -> bool:
+        return False
+
+    def holds(self, states: Mapping[str, TaskState]) -> set[str]:
+        return {s.task_id for s in states.values() if s.status == TaskStatus.WAITING_FOR_CHECKOUT}
