@@ -37,7 +37,7 @@ async def test_the_check_after_a_landing_starts_no_git_process(
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(GitCalls, "run", counted)
-    assert await queue.vanished({"t1": first.merge_commit}, at=second.base_after) == []
+    assert await queue.lending.vanished({"t1": first.merge_commit}, at=second.base_after) == []
     assert started == []
 
 
@@ -54,16 +54,16 @@ async def test_a_squashed_landing_has_vanished_and_lands_again_from_the_vanished
     squash = git(repo, "commit-tree", f"{landed.merge_commit}^{{tree}}", "-p", start, "-m", "sq")
     git(repo, "update-ref", "refs/heads/main", squash)
 
-    (gone,) = await queue.vanished({"t1": landed.merge_commit})
+    (gone,) = await queue.lending.vanished({"t1": landed.merge_commit})
 
     assert gone.task_id == "t1" and gone.commit == landed.merge_commit
     assert gone.base == squash and gone.merge_base == start
     assert gone.replaced_by == [f"{squash} sq"]
-    assert await queue.restore_branch("council/t1/1", landed.merge_commit) == branch_tip
+    assert await queue.lending.restore_branch("council/t1/1", landed.merge_commit) == branch_tip
     again = await queue.merge("s1", "council/t1/1", task_id="t1")
     assert again.status is MergeStatus.MERGED  # a merge that changes nothing, with the trailer
     assert show(repo, "main", "a.txt") == "a"
-    assert await queue.vanished({"t1": again.merge_commit or ""}) == []
+    assert await queue.lending.vanished({"t1": again.merge_commit or ""}) == []
 
 
 async def test_a_deleted_base_branch_has_every_landing_vanished(repo: Path) -> None:
@@ -73,7 +73,7 @@ async def test_a_deleted_base_branch_has_every_landing_vanished(repo: Path) -> N
     assert landed.merge_commit is not None
     git(repo, "update-ref", "-d", "refs/heads/main")
 
-    (gone,) = await queue.vanished({"t1": landed.merge_commit})
+    (gone,) = await queue.lending.vanished({"t1": landed.merge_commit})
 
     assert gone.base is None and gone.replaced_by == []
 
@@ -92,9 +92,9 @@ async def test_a_landing_made_after_the_tip_a_look_read_is_not_taken_for_vanishe
     assert second.merge_commit is not None
     unknown = "f" * 40  # a landing on the team's remote this clone has not fetched yet
 
-    assert await queue.vanished({"t2": second.merge_commit}, at=first.base_after) == []
-    assert await queue.vanished({"t9": unknown}, at=first.base_after) == []
+    assert await queue.lending.vanished({"t2": second.merge_commit}, at=first.base_after) == []
+    assert await queue.lending.vanished({"t9": unknown}, at=first.base_after) == []
     # Read afresh, the base is the judge: reset behind t2's landing, it has vanished.
     git(repo, "update-ref", "refs/heads/main", first.base_after or "")
-    (gone,) = await queue.vanished({"t2": second.merge_commit})
+    (gone,) = await queue.lending.vanished({"t2": second.merge_commit})
     assert gone.task_id == "t2" and gone.base == first.base_after

@@ -118,13 +118,18 @@ def test_a_task_that_has_not_ended_or_landed_is_not_retried(
 
 
 @dataclass
-class Merges:
+class Lending:
     """The merge queue's fetch of the remote's base, as ``resolve_round`` calls it."""
 
     fetched: list[str] = field(default_factory=list)
 
     async def follow_pull_base(self, remote: str) -> None:
         self.fetched.append(remote)
+
+
+@dataclass
+class Merges:
+    lending: Lending = field(default_factory=Lending)
 
 
 @dataclass
@@ -157,7 +162,7 @@ def test_a_rebase_sends_an_open_pull_request_through_a_resolve_round(
         await ended(store, status, metadata={**meta, "resolve_rounds": rounds})
         few = Few(store)
         after = await request_rebase(cast(Services, few), "t")
-        assert few.merges.fetched == ["origin"]  # the remote's base fetched first
+        assert few.merges.lending.fetched == ["origin"]  # the remote's base fetched first
         assert after.status == TaskStatus.QUEUED
         assert (after.finished_at, after.current_phase) == (None, None)
         assert after.error == "a rebase of pull request #12 was asked for: building again on main"
@@ -189,7 +194,7 @@ def test_a_task_without_an_open_pull_request_is_not_rebased(
         few = Few(store)
         with pytest.raises(RequeueError, match=re.escape(says)):
             await request_rebase(cast(Services, few), "t")
-        assert few.merges.fetched == []
+        assert few.merges.lending.fetched == []
         assert await store.get_task_state("t") == before
 
     run(body, tmp_path)

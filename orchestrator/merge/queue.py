@@ -93,11 +93,9 @@ from orchestrator.git.merge_tree import (
     branch_ref,
     merge_trees,
     missing_branch,
-    read_tips,
 )
-from orchestrator.git.publish import fetch_branch
 from orchestrator.git.ref_files import read_refs
-from orchestrator.git.repo import ZERO_SHA, Git
+from orchestrator.git.repo import Git
 from orchestrator.ids import check_id
 from orchestrator.merge import outside
 from orchestrator.merge.attempt import Request as _Request
@@ -113,13 +111,12 @@ from orchestrator.merge.checkout import (
 )
 from orchestrator.merge.git_locks import GitLockFile, held_git_locks
 from orchestrator.merge.history import TaskIndex
-from orchestrator.merge.pull_git import PullLanded, confirm_landed, push_head, refresh_base
-from orchestrator.merge.push_gate import PushGate
+from orchestrator.merge.lending import Lending
 from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.train import Boarding, Ticket
 from orchestrator.merge.types import ConflictForecast, GitIdentity, MergeResult, MergeStatus
-from orchestrator.merge.vanished import VanishedLanding, find_vanished, kept_tip
+from orchestrator.merge.vanished import VanishedLanding
 from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
@@ -207,6 +204,10 @@ class MergeQueue:
             if remote is not None
             else None
         )
+        # What the features beside the queue use of its parts (pull requests, the relander)
+        self.lending = Lending(
+            self.git, base_branch, self._checkouts, self._gate, self._history, self._remote
+        )
 
     async def merge(
         self, session_id: str, branch: str, *, task_id: str, message: str | None = None
@@ -283,50 +284,6 @@ class MergeQueue:
         """Merges asked for that wait for the next train (``merge.train``)."""
         return self._boarding.queued
 
-    async def publishable(self, branch: str) -> str:
-        """The tip of ``branch`` once the secret gate found nothing it brings over the base
-        (``SecretInHistory`` otherwise, the work masked as for a landing): the check every
-        branch passes before it leaves for a pull request (``landing.via: pull_request``)."""
-        ref = branch_ref(branch)
-
-        def gate() -> str:
-            calls = GitCalls(self.git)
-            common = self._checkouts.common_dir(calls)
-            tips = read_tips(calls, self.base_ref, ref, common)
-            self._gate.check(calls, branch, tips.branch, tips.base, common)
-            return tips.branch  # the commit checked, never one the branch moved to since
-
-        return await anyio.to_thread.run_sync(gate)
-
-    def push_gate(self, remote: str, common: Path) -> PushGate:
-        """The secret gate's check before a session's work is pushed to ``remote``
-        (``merge.push_gate``), sharing the clean tips this queue's landings found."""
-        bases = [f"refs/remotes/{remote}/{self.base_branch}", self.base_ref]
-        return PushGate(self._gate, bases, common)
-
-    async def push_pull_head(self, remote: str, commit: str, head: str) -> None:
-        """Put ``commit`` on the remote's branch ``head``, a pull request's head
-        (``pull_git.push_head``: leased, never forced)."""
-        await anyio.to_thread.run_sync(push_head, GitCalls(self.git), remote, commit, head)
-
-    async def confirm_pull_landed(self, remote: str, commit: str) -> PullLanded:
-        """Whether ``commit`` is on the remote's base now (``pull_git.confirm_landed``)."""
-
-        def confirm() -> PullLanded:
-            calls = GitCalls(self.git)
-            return confirm_landed(calls, self._checkouts, remote, self.base_branch, commit)
-
-        return await anyio.to_thread.run_sync(confirm)
-
-    async def follow_pull_base(self, remote: str) -> PullLanded:
-        """The remote's base fetched and the local base brought along when safe
-        (``pull_git.refresh_base``)."""
-
-        def follow() -> PullLanded:
-            return refresh_base(GitCalls(self.git), self._checkouts, remote, self.base_branch)
-
-        return await anyio.to_thread.run_sync(follow)
-
     async def refresh(self) -> str | None:
         """Fetch the remote's base (remote mode) so new work forks from what the team has
         landed; its tip, or None without a remote or when the remote has no such branch."""
@@ -378,67 +335,6 @@ class MergeQueue:
             return {task: commit for task, commit in found.items() if commit is not None}
 
         return await anyio.to_thread.run_sync(lookup)
-
-    async def vanished(
-        self, landed: Mapping[str, str], *, at: str | None = None
-    ) -> list[VanishedLanding]:
-        """Of ``landed`` (task id -> its recorded landing commit), the landings the base no
-        longer has (``merge.vanished``). ``at``: the base tip a landing just read (no fetch, no
-        read; the trailer index already knows it); else the base is read now (fetched first in
-        remote mode). Nothing to look up costs nothing."""
-        if not landed:
-            return []
-
-        def look() -> list[VanishedLanding]:
-            calls = GitCalls(self.git)
-            base = at
-            if base is None:
-                if self._remote is not None:
-                    base = self._remote.current(calls)
-                else:
-                    base = calls.rev_parse(self.base_ref)
-            return find_vanished(calls, self._history, base, landed, fresh=at is None)
-
-        return await anyio.to_thread.run_sync(look)
-
-    async def restore_branch(self, branch: str, landing: str) -> str | None:
-        """Make sure ``branch`` holds the work of a landing that vanished, to land it again:
-        this clone's branch as kept; else, in remote mode, the one published on the remote
-        (``refs/council/branches/<branch>``); else created at the branch side of ``landing``
-        (its second parent) while git still has it. Its tip, or None when none is left."""
-        ref = branch_ref(branch)
-        if (
-            self._remote is not None
-            and await anyio.to_thread.run_sync(GitCalls(self.git).rev_parse, ref) is None
-        ):
-            try:
-                fetched = await fetch_branch(self.git, self._remote.remote, branch)
-            except CouncilError as exc:
-                log.warning("cannot fetch the kept branch %s: %s", branch, exc)
-                fetched = None
-            if fetched is not None:
-                return fetched
-
-        def restore() -> str | None:
-            calls = GitCalls(self.git)
-            tip = kept_tip(calls, ref, landing)
-            if tip is None or calls.rev_parse(ref) == tip:
-                return tip
-            with ref_book.writing():  # noted with the write, for the tamper check
-                made = calls.run(
-                    "update-ref",
-                    "-m",
-                    "council: kept branch of a vanished landing",
-                    ref,
-                    tip,
-                    ZERO_SHA,
-                    check=False,
-                )
-                if made.ok:
-                    ref_book.note(ref, None, tip)
-            return tip if made.ok else calls.rev_parse(ref)
-
-        return await anyio.to_thread.run_sync(restore)
 
     async def forecast_conflicts(
         self, branch_a: str, branch_b: str, *, a_forked_at: str | None = None

@@ -202,7 +202,7 @@ async def resolve_round(
     ``state`` (``VersionConflict``: read again); the task as written. Written by the
     follower when council's merge met a conflict, and by ``scheduler.retry.request_rebase``
     when a person asks for it."""
-    await services.merges.follow_pull_base(pull_remote(services))
+    await services.merges.lending.follow_pull_base(pull_remote(services))
     meta = {**state.metadata, RESOLVE_ROUNDS: round_, "conflicts": []}
     meta.pop(WORKTREE, None)
     meta[PULL] = {**seen, "round": int(seen.get("round", 0)) + 1, "waiting": "", "human": False}
@@ -630,13 +630,13 @@ class PullFollower:
         merges = self._run.services.merges
         by_council = commit is not None
         merged_commit = commit or pr.head_sha
-        landed = await merges.confirm_pull_landed(self._remote, merged_commit)
+        landed = await merges.lending.confirm_pull_landed(self._remote, merged_commit)
         if not landed.contained and not by_council and landed.base is not None:
             # A person's squash or rebase: the head's commits are not on the base as they
             # are; the forge's word that it merged is all there is, and the base's tip seen
             # after it is the landing.
             merged_commit = landed.base
-            landed = await merges.confirm_pull_landed(self._remote, merged_commit)
+            landed = await merges.lending.confirm_pull_landed(self._remote, merged_commit)
         if not landed.contained:
             why = f"#{pr.number} merged; its work not seen on the remote's base yet"
             return await self._note(state, seen, why, human=False)

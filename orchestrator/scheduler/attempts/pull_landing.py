@@ -96,8 +96,8 @@ class PullLanding:
             known = {"head": head, "base": base}
             await store.put_record(PULLS, attempt.key, known)
         crash_point("pull.intent")
-        tip = await services.merges.publishable(attempt.session.branch)
-        await services.merges.push_pull_head(self.remote, tip, head)
+        tip = await services.merges.lending.publishable(attempt.session.branch)
+        await services.merges.lending.push_pull_head(self.remote, tip, head)
         state = await store.get_task_state(attempt.key)
         pull, created = await self._pull_for(forge, known, head, base, attempt, state)
         crash_point("pull.opened")

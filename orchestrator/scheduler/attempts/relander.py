@@ -113,7 +113,7 @@ class Relander:
         if not landed:
             return False
         try:
-            gone = await self._run.services.merges.vanished(landed, at=at)
+            gone = await self._run.services.merges.lending.vanished(landed, at=at)
         except CouncilError as exc:
             # The look itself failed (the remote unreachable): the end-of-run look tries again.
             log.warning("cannot check that the landed tasks are still on the base: %s", exc)
@@ -164,7 +164,11 @@ class Relander:
         tip = None
         action: Action = "report"
         if config.landing.relanding == "auto" and len(history) < MAX_RELANDINGS:
-            tip = await services.merges.restore_branch(branch, found.commit) if branch else None
+            tip = (
+                await services.merges.lending.restore_branch(branch, found.commit)
+                if branch
+                else None
+            )
             action = "reland" if tip is not None else "lost"
         entry = {
             "commit": found.commit,

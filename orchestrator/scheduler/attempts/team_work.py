@@ -100,7 +100,7 @@ class TeamWork:
             if self._common_dir is None:
                 self._common_dir = (await services.worktrees.layout()).common_dir
             if self._gate is None:
-                self._gate = services.merges.push_gate(remote, self._common_dir)
+                self._gate = services.merges.lending.push_gate(remote, self._common_dir)
             await publish_branch(
                 services.merges.git, remote, branch, self._common_dir, self._gate.check
             )

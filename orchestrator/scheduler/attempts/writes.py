@@ -131,7 +131,7 @@ class AttemptWrites:
             merges = self._services.merges
             try:
                 common = (await self._services.worktrees.layout()).common_dir
-                gate = merges.push_gate(team.remote, common)  # no secret leaves unchecked
+                gate = merges.lending.push_gate(team.remote, common)  # no secret leaves unchecked
                 await publish_rescue(merges.git, team.remote, removed.session_id, gate.check)
             except CouncilError as exc:
                 log.warning("could not publish the rescue ref of %s: %s", whose, exc)
