@@ -40,7 +40,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -98,8 +100,8 @@ from orchestrator.scheduler.liveness import refuse_if_alive
 from orchestrator.scheduler.monitoring import run_monitor
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.presence import Presence, alive_workstations
-from orchestrator.scheduler.pull_end import PullsEnd
 from orchestrator.scheduler.pull_follower import PullFollower
+from orchestrator.scheduler.pull_part import PullsPart
 from orchestrator.scheduler.reconciler import Reconciler
 from orchestrator.scheduler.recording import RECORDING, TaskRecorder
 from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
@@ -184,13 +186,14 @@ class Scheduler:
         self._submissions = Submissions(run, members)
         self._recorder = TaskRecorder(run, members)  # the tasks not recorded yet (``recording``)
         self._pulls = PullFollower(run)  # ``landing.via: pull_request``
+        pulls = PullsPart(self._pulls, services.config.landing.poll)
+        self._pulls_part = pulls
         # What each part says of the run's end (``ending``), in the order a checkpoint is named
         self._end_parts: tuple[EndPart, ...] = (
             BudgetEnd(spending, run),
             CheckoutEnd(),
-            PullsEnd(self._pulls),
+            pulls,
         )
-        self._pulls_nudge = anyio.Event()  # a pull request was opened: look at it now
         self._wake = anyio.Event()
         self._scope: anyio.CancelScope | None = None
         self._group: anyio.abc.TaskGroup | None = None
@@ -480,27 +483,26 @@ class Scheduler:
             self._scope = scope
             async with anyio.create_task_group() as group:
                 self._group = group
-                watch = anyio.CancelScope()
-                group.start_soon(self._watch_leases, watch)
-                care = anyio.CancelScope()
-                group.start_soon(self._monitor_state, care)
-                follow = anyio.CancelScope()
+                # The loops beside the tick, each until the tick ends the run
+                beside: list[Callable[[anyio.CancelScope], Coroutine[Any, Any, None]]] = [
+                    self._watch_leases,
+                    self._monitor_state,
+                ]
                 if self.services.config.landing.via == "pull_request":
-                    group.start_soon(self._follow_pulls, follow)
-                look = anyio.CancelScope()
+                    pulls = self._pulls_part
+                    beside.append(partial(pulls.loop, wake=self._wake.set, down=self._outage.down))
                 if self._radar is not None:
-                    group.start_soon(self._radar.watch, look)
-                record = anyio.CancelScope()
+                    beside.append(self._radar.watch)
                 if not self._recorder.done:
-                    group.start_soon(self._record, record)
+                    beside.append(self._record)
+                scopes = [anyio.CancelScope() for _ in beside]
+                for loop, scope in zip(beside, scopes, strict=True):
+                    group.start_soon(loop, scope)
                 while True:
                     try:
                         if await self._tick():
-                            watch.cancel()
-                            care.cancel()
-                            follow.cancel()
-                            look.cancel()
-                            record.cancel()
+                            for scope in scopes:
+                                scope.cancel()
                             break
                     except StoreUnavailable as exc:
                         # The team's database is away (a restart, the network): keep the
@@ -534,29 +536,6 @@ class Scheduler:
         with scope:
             await run_monitor(self.services.store, self.services.config, self._run.session_id)
 
-    async def _follow_pulls(self, scope: anyio.CancelScope) -> None:
-        """Follow the in-review tasks' pull requests every ``landing.poll`` seconds, and at
-        once when one was opened (``pull_follower``); a change wakes the tick."""
-        every = self.services.config.landing.poll
-        due = anyio.current_time()  # of the next pass over every pull request
-        with scope:
-            while True:
-                # A nudge between two full passes looks at the pull requests just opened only
-                # (a full pass each time another opened read the earlier ones far more often
-                # than every ``landing.poll``); the full passes keep their pace whatever the
-                # nudges (openings closer than ``poll`` must not postpone them).
-                full = anyio.current_time() >= due
-                if full:
-                    due = anyio.current_time() + every
-                try:
-                    if await self._pulls.follow(only_unlooked=not full):
-                        self._wake.set()
-                except StoreUnavailable as exc:
-                    self._outage.down(exc)
-                with anyio.move_on_after(max(0.0, due - anyio.current_time())):
-                    await self._pulls_nudge.wait()
-                self._pulls_nudge = anyio.Event()
-
     async def _tick(self) -> bool:
         """One tick: reconcile, then dispatch; True when the run is over."""
         run = self._run
@@ -570,8 +549,7 @@ class Scheduler:
         if any(task_id not in states for task_id in run.tasks if self._recorded(task_id)):
             states = await self._records_lost()
         self._seen = states
-        if any(self._pulls.unlooked(state) for state in states.values()):
-            self._pulls_nudge.set()
+        self._pulls_part.nudge(states.values())
         if run.stopping:
             return not self._inflight
         if not self._inflight and self._settled(states) and not self.keep_open:
