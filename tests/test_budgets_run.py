@@ -163,8 +163,13 @@ def test_a_spent_run_budget_ends_the_run_held_and_a_raise_goes_on_where_it_stood
     cost = run.cost()
     assert cost["total"]["calls"] in (4, 5) and cost["total"]["usd"] > 0
     assert cost["not_landed_share"] == 0  # every priced call's work landed
-    # A stopped call's scripted CLI says its result as it stops: recorded as it said it.
-    assert cost["cost_sources"] == {"cli": cost["total"]["calls"]}
+    # A stopped call's scripted CLI says its result as it stops: recorded as it said it; on a
+    # loaded machine its stop grace may end first, and the one stopped call is recorded at what
+    # it streamed (``running``), never at $0 and never more than that one call.
+    sources = dict(cost["cost_sources"])
+    streamed = {source: n for source, n in sources.items() if source.startswith("running")}
+    assert sum(streamed.values()) <= 1, sources
+    assert sources.get("cli", 0) + sum(streamed.values()) == cost["total"]["calls"], sources
 
 
 def test_on_exceed_stop_stops_the_run_and_an_edited_config_resumes_it(run: Run) -> None:
