@@ -40,7 +40,7 @@ from pydantic import ValidationError
 
 from orchestrator.models import utcnow
 from orchestrator.run.report import RunReport
-from orchestrator.state.file.layout import SESSIONS, TASKS, Identity, identities_of
+from orchestrator.state.file.layout import Identity, session_identities, task_identities
 
 __all__ = ["CACHE_NAME", "Snapshot", "keep", "kept_report", "snapshot_sessions", "snapshot_tasks"]
 
@@ -67,12 +67,12 @@ class Snapshot:
 
 def snapshot_sessions(root: Path) -> Snapshot:
     """Blocking: the identities of every session record, before any is read."""
-    return Snapshot(identities_of(root, SESSIONS))
+    return Snapshot(session_identities(root))
 
 
 def snapshot_tasks(root: Path, snapshot: Snapshot, session_id: str, task_ids: list[str]) -> None:
     """Blocking: the identities of ``session_id``'s task records, before any is read."""
-    snapshot.session_id, snapshot.tasks = session_id, identities_of(root, TASKS, task_ids)
+    snapshot.session_id, snapshot.tasks = session_id, task_identities(root, task_ids)
 
 
 def kept_report(root: Path) -> RunReport | None:
@@ -129,9 +129,9 @@ def _fresh(root: Path, kept: dict[str, Any]) -> bool:
     tasks = kept.get("tasks")
     if not isinstance(tasks, dict) or not all(isinstance(key, str) for key in tasks):
         return False
-    if kept.get("sessions") != _listed(identities_of(root, SESSIONS)):
+    if kept.get("sessions") != _listed(session_identities(root)):
         return False  # a session written, added or gone: maybe no longer the newest
-    return bool(tasks == _listed(identities_of(root, TASKS, list(tasks))))
+    return bool(tasks == _listed(task_identities(root, list(tasks))))
 
 
 def _moment(text: str) -> datetime:

@@ -26,7 +26,6 @@ or writes one of its records, by whoever gets there first (``settle``).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -52,6 +51,7 @@ from orchestrator.state.file.codec import RecordDamaged
 from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES, EventLog
 from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.intents import Intent, IntentEntry, IntentLog, replay, writer_alive
+from orchestrator.state.file.layout import BATCHES, INTENTS, RECORDS, subdirectories
 from orchestrator.state.file.records import RecordKind
 from orchestrator.state.history_kinds import keyed_kind
 from orchestrator.state.record_rules import STORE_OWNED
@@ -117,11 +117,11 @@ class FileCore:
             ops,
             rotate_bytes=events_rotate_bytes,
         )
-        self.intents = IntentLog(self.root / "transactions", ops)
+        self.intents = IntentLog(self.root / INTENTS, ops)
         # A batch of new records (``task_batches``) keeps its intent apart: readers need not
         # wait for a batch under way (each of its records is whole, and stands on its own);
         # only one its process died in is finished, by the next process to open the store.
-        self.batches = IntentLog(self.root / "transactions" / "batches", ops)
+        self.batches = IntentLog(self.root / INTENTS / BATCHES, ops)
         self._settled_once = False
 
     def namespace(self, namespace: str) -> RecordKind[KeyedRecord]:
@@ -129,14 +129,14 @@ class FileCore:
         if kind is None:
             check_id(namespace, "record namespace")
             kind = RecordKind(
-                self.root / "records", namespace, KeyedRecord, "key", self.ops, self.history_limit
+                self.root / RECORDS, namespace, KeyedRecord, "key", self.ops, self.history_limit
             )
             self._namespaces[namespace] = kind
         return kind
 
     async def kinds(self) -> list[RecordKind[Any]]:
         """Every kind of record on disk: tasks, sessions, counters and each namespace."""
-        names = await anyio.to_thread.run_sync(subdirectories, self.root / "records")
+        names = await anyio.to_thread.run_sync(subdirectories, self.root / RECORDS)
         return [self.tasks, self.sessions, self.counters, *map(self.namespace, names)]
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -481,7 +481,8 @@ class FileCore:
 
 
 def peek(kind: RecordKind[M], key: str) -> M | None:
-    """Read a record without its lock (blocking; RecordDamaged if it is damaged).
+    """Read a record without its lock (blocking; RecordDamaged if it is damaged). The same
+    read without the store, for a process that has none open, is ``peek_read``.
 
     Every file is replaced atomically, so a lock-free read sees one whole version: the one
     current when it opened the file. A recovery or deletion under way shows as damage (the
@@ -497,11 +498,3 @@ def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | N
     if recovery is not None:
         events.append(recovery.event())
     return record
-
-
-def subdirectories(directory: Path) -> list[str]:
-    try:
-        with os.scandir(directory) as entries:
-            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-    except FileNotFoundError:
-        return []

@@ -17,7 +17,8 @@ from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord, utcnow
 from orchestrator.state.expiry import expires_at, is_expired, live
-from orchestrator.state.file.core import FileCore, load_or_recover, subdirectories
+from orchestrator.state.file.core import FileCore, load_or_recover
+from orchestrator.state.file.layout import RECORDS, subdirectories
 from orchestrator.state.file.rules import check_version
 
 __all__ = ["FileRecords"]
@@ -118,7 +119,7 @@ class FileRecords:
         """Remove every keyed record expired by ``now`` (this machine's clock when None)."""
         core = self._core
         moment = now or utcnow()
-        names = await anyio.to_thread.run_sync(subdirectories, core.root / "records")
+        names = await anyio.to_thread.run_sync(subdirectories, core.root / RECORDS)
         purged = 0
         for namespace in names:
             for record in await core.read_many(core.namespace(namespace), None):

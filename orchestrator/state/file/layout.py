@@ -5,7 +5,8 @@ keeps its history beside it), and every write replaces that file whole, so its i
 (inode, size, modification and change times) changes with any write by any process: equal
 identities mean the record is unchanged, known without reading it. Light on purpose (``os``
 alone): ``council status``'s quick look (``run.report_cache``) reads identities before it
-knows whether it needs the store at all.
+knows whether it needs the store at all, and the store's lock-free read without the store
+(``peek_read``) finds its records here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from pathlib import Path
 from orchestrator.ids import is_safe_id
 
 __all__ = [
+    "BATCHES",
     "CURRENT",
+    "INTENTS",
+    "RECORDS",
     "SESSIONS",
     "TASKS",
     "Identity",
@@ -25,11 +29,17 @@ __all__ = [
     "identities_of",
     "identity_of",
     "process_alive",
+    "session_identities",
+    "subdirectories",
+    "task_identities",
 ]
 
 CURRENT = "current.json"
 TASKS = "tasks"
 SESSIONS = "sessions"
+RECORDS = "records"  # keyed records: ``records/<namespace>/<key>/``
+INTENTS = "transactions"  # the intent log of transactions (``intents``)
+BATCHES = "batches"  # under it, the intents of batches of new records (``task_batches``)
 
 Identity = tuple[int, int, int, int]
 
@@ -55,15 +65,31 @@ def identities_of(
     every record there is now). A key that is no safe id has no record."""
     base = os.path.join(root, kind)
     if keys is None:
-        try:
-            with os.scandir(base) as entries:
-                keys = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-        except FileNotFoundError:
-            return {}
+        keys = subdirectories(base)
     return {
         key: identity_of(os.path.join(base, key, CURRENT)) if is_safe_id(key) else None
         for key in keys
     }
+
+
+def session_identities(root: Path) -> dict[str, Identity | None]:
+    """Session id -> identity of the current file of every session record there is now."""
+    return identities_of(root, SESSIONS)
+
+
+def task_identities(root: Path, keys: list[str]) -> dict[str, Identity | None]:
+    """Task id -> identity of the current file of each of ``keys``' task records."""
+    return identities_of(root, TASKS, keys)
+
+
+def subdirectories(directory: Path | str) -> list[str]:
+    """The names of the record directories in ``directory`` (hidden ones left out), sorted;
+    none when it does not exist."""
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    except FileNotFoundError:
+        return []
 
 
 def file_writer_alive(name: str) -> bool:

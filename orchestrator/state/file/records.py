@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from orchestrator.errors import StateCorrupted
 from orchestrator.events import Event
@@ -40,7 +40,7 @@ from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.safety.secret_mask import masked_json
 from orchestrator.state.file.archive import RecordArchive, read_doc
-from orchestrator.state.file.codec import RecordDamaged, decode, encode
+from orchestrator.state.file.codec import RecordDamaged, encode
 from orchestrator.state.file.fsops import (
     FileOperations,
     NotSynced,
@@ -48,6 +48,7 @@ from orchestrator.state.file.fsops import (
     write_error,
 )
 from orchestrator.state.file.layout import CURRENT
+from orchestrator.state.file.peek_read import parse_record
 from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 
 __all__ = ["RecordKind", "Recovery"]
@@ -147,16 +148,7 @@ class RecordKind(Generic[M]):
 
     def parse(self, key: str, raw: bytes) -> M:
         """Bytes → model, or RecordDamaged saying why."""
-        body = decode(raw)
-        try:
-            record = self.model.model_validate_json(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "record"
-            raise RecordDamaged(f"does not validate: {where}: {first['msg']}") from None
-        if getattr(record, self.key_field) != key:
-            raise RecordDamaged(f"holds {self.key_field}={getattr(record, self.key_field)!r}")
-        return record
+        return parse_record(self.model, self.key_field, key, raw)
 
     def load(self, key: str) -> M | None:
         """The current record, None if there never was one; RecordDamaged if it is damaged."""
