@@ -5,28 +5,29 @@ larger than every earlier token of its task, so a holder whose lease lapsed can 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
 
 from orchestrator import filelock
-from orchestrator.errors import RecordNotFound, StateError
-from orchestrator.events import Event, EventType
-from orchestrator.ids import check_id
+from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState, utcnow
 from orchestrator.safety.crashpoints import crash_point
-from orchestrator.state.file.core import FileCore, load_or_recover
-from orchestrator.state.file.rules import lapsed
-from orchestrator.state.record_rules import (
-    ClaimStep,
-    adopted,
+from orchestrator.state.claim_rules import (
+    FencedChange,
+    acquisition,
     check_fence,
-    claim_event,
-    claim_step,
-    new_claim,
+    check_task_id,
+    existing_task,
+    expiry,
+    held_claim,
+    lapsed,
+    release,
+    renewal,
 )
+from orchestrator.state.file.core import FileCore, load_or_recover
 
 __all__ = ["FileClaims"]
 
@@ -47,29 +48,27 @@ class FileClaims:
         expected_version: int | None = None,
     ) -> Claim | None:
         core = self._core
-        check_id(task_id, "task id")
+        check_task_id(task_id)
 
         def run(events: list[Event]) -> TaskState | None:
-            current = load_or_recover(core.tasks, task_id, events)
-            if current is None:
-                raise RecordNotFound(f"task {task_id!r} does not exist")
-            now = utcnow()
-            step = claim_step(current, holder, now, expected_version)
-            if step is ClaimStep.REFUSE:
+            current = existing_task(task_id, load_or_recover(core.tasks, task_id, events))
+            write = acquisition(
+                current,
+                holder,
+                utcnow(),
+                lease_seconds,
+                updates,
+                expected_version,
+                lambda: self._next_token(events),
+            )
+            if write is None:
                 return None
-            if step is ClaimStep.ADOPT:
-                assert current.claim is not None
-                claim, kind = adopted(current.claim, now, lease_seconds), EventType.CLAIM_RENEWED
-            else:
-                drawn = self._next_token(events)
-                claim = new_claim(current, holder, now, lease_seconds, drawn)
-                kind = EventType.CLAIM_ACQUIRED
+            if write.new:
                 crash_point("claim.before_record")
-            fields = {**(updates or {}), "claim": claim}
-            new = core.write_merged(core.tasks, task_id, current, fields, {}, events)
-            if step is ClaimStep.NEW:
+            new = core.write_merged(core.tasks, task_id, current, write.fields, {}, events)
+            if write.new:
                 crash_point("claim.recorded")
-            events.append(claim_event(kind, claim))
+            events.append(write.event())
             return new
 
         result = await core.locked_call(core.tasks, task_id, run)
@@ -90,15 +89,7 @@ class FileClaims:
             return counter.version
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
-        def change(claim: Claim, now: datetime) -> dict[str, Any]:
-            renewed = claim.model_copy(
-                update={"renewed_at": now, "expires_at": now + timedelta(seconds=lease_seconds)}
-            )
-            return {"claim": renewed}
-
-        new = await self._claim_write(task_id, token, change, EventType.CLAIM_RENEWED)
-        assert new.claim is not None
-        return new.claim
+        return held_claim(await self._claim_write(task_id, token, renewal(lease_seconds)))
 
     async def release_claim(
         self,
@@ -107,34 +98,18 @@ class FileClaims:
         status: ClaimStatus = ClaimStatus.COMPLETED,
         updates: Mapping[str, Any] | None = None,
     ) -> TaskState:
-        if status not in (ClaimStatus.COMPLETED, ClaimStatus.ABANDONED):
-            raise StateError(f"a claim is released as completed or abandoned, not {status}")
+        return await self._claim_write(task_id, token, release(status, updates))
 
-        def change(claim: Claim, now: datetime) -> dict[str, Any]:
-            released = claim.model_copy(update={"status": status, "released_at": now})
-            return {**(updates or {}), "claim": released}
-
-        return await self._claim_write(task_id, token, change, EventType.CLAIM_RELEASED)
-
-    async def _claim_write(
-        self,
-        task_id: str,
-        token: int,
-        change: Callable[[Claim, datetime], Mapping[str, Any]],
-        event_type: EventType,
-    ) -> TaskState:
+    async def _claim_write(self, task_id: str, token: int, change: FencedChange) -> TaskState:
         core = self._core
-        check_id(task_id, "task id")
+        check_task_id(task_id)
 
         def run(events: list[Event]) -> TaskState:
-            current = load_or_recover(core.tasks, task_id, events)
-            if current is None:
-                raise RecordNotFound(f"task {task_id!r} does not exist")
+            current = existing_task(task_id, load_or_recover(core.tasks, task_id, events))
             claim = check_fence(task_id, current, token)
-            fields = change(claim, utcnow())
+            fields = change.fields(claim, utcnow())
             new = core.write_merged(core.tasks, task_id, current, fields, {}, events)
-            assert new.claim is not None
-            events.append(claim_event(event_type, new.claim))
+            events.append(change.event(new))
             return new
 
         return await core.locked_call(core.tasks, task_id, run)
@@ -154,13 +129,12 @@ class FileClaims:
 
             def run(events: list[Event], task_id: str = task_id) -> Claim | None:
                 current = load_or_recover(core.tasks, task_id, events)
-                if current is None or not lapsed(current.claim, moment):
+                write = expiry(current, moment)
+                if write is None:
                     return None  # renewed or released meanwhile
-                assert current.claim is not None
-                gone = current.claim.model_copy(update={"status": ClaimStatus.EXPIRED})
-                core.write_merged(core.tasks, task_id, current, {"claim": gone}, {}, events)
-                events.append(claim_event(EventType.CLAIM_EXPIRED, gone))
-                return gone
+                core.write_merged(core.tasks, task_id, current, write.fields, {}, events)
+                events.append(write.event())
+                return write.claim
 
             claim = await core.locked_call(core.tasks, task_id, run)
             if claim is not None:

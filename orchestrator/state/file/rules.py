@@ -1,24 +1,19 @@
-"""The rules the file backend applies to a record: the expected version, when a lease has
-lapsed, what a crashed writer left behind. Those of every backend: ``state.record_rules``."""
+"""The rules the file backend applies to a record: the expected version, what a crashed writer
+left behind. Those of every backend: ``state.record_rules``, ``state.claim_rules``."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from orchestrator.errors import VersionConflict
-from orchestrator.models import (
-    Claim,
-    ClaimStatus,
-)
 from orchestrator.state.file.records import RecordKind
 
-__all__ = ["check_version", "has_data", "lapsed", "remove_temp_files"]
+__all__ = ["check_version", "has_data", "remove_temp_files"]
 
 
 def check_version(
@@ -29,10 +24,6 @@ def check_version(
     actual = int(getattr(current, "version", 0)) if current is not None else 0
     if actual != expected:
         raise VersionConflict(f"{kind.name}/{key}", expected, actual if current else None)
-
-
-def lapsed(claim: Claim | None, now: datetime) -> bool:
-    return claim is not None and claim.status == ClaimStatus.ACTIVE and claim.expires_at <= now
 
 
 def has_data(kind: RecordKind[Any], key: str) -> bool:

@@ -9,9 +9,9 @@ from typing import Any
 from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import TaskState
+from orchestrator.state.claim_rules import check_fence
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.rules import check_version
-from orchestrator.state.record_rules import check_fence
 
 __all__ = ["FileTasks"]
 

@@ -20,6 +20,7 @@ from orchestrator.errors import RecordNotFound, StateWriteError
 from orchestrator.events import Event
 from orchestrator.events.state import SessionUpdated, StateUpdated
 from orchestrator.models import KeyedRecord, SessionRecord, TaskState, utcnow
+from orchestrator.state.claim_rules import check_fence
 from orchestrator.state.expiry import live
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.fsops import write_error
@@ -27,7 +28,6 @@ from orchestrator.state.file.intents import IntentEntry, replay
 from orchestrator.state.file.records import RecordKind
 from orchestrator.state.file.rules import check_version
 from orchestrator.state.metrics import compute_metrics
-from orchestrator.state.record_rules import check_fence
 from orchestrator.state.transactions import (
     Committed,
     DeleteRecord,

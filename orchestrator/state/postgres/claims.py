@@ -11,25 +11,26 @@ lapsed on the database's clock (``SKIP LOCKED`` again: two sweepers never wait o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from orchestrator.errors import RecordNotFound, StateError
-from orchestrator.events import Event, EventType
-from orchestrator.ids import check_id
+from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState
 from orchestrator.safety.crashpoints import crash_point
+from orchestrator.state.claim_rules import (
+    FencedChange,
+    acquisition,
+    check_fence,
+    check_task_id,
+    existing_task,
+    expiry,
+    held_claim,
+    release,
+    renewal,
+)
 from orchestrator.state.postgres.core import Conn, PgCore
 from orchestrator.state.postgres.tasks import locked_task, write_task
-from orchestrator.state.record_rules import (
-    ClaimStep,
-    adopted,
-    check_fence,
-    claim_event,
-    claim_step,
-    new_claim,
-)
 
 __all__ = ["PgClaims"]
 
@@ -47,7 +48,7 @@ class PgClaims:
         *,
         expected_version: int | None = None,
     ) -> Claim | None:
-        check_id(task_id, "task id")
+        check_task_id(task_id)
 
         async def work(conn: Conn, events: list[Event]) -> Claim | None:
             # The row locked and a fencing token drawn with it, in the round trip of the
@@ -59,44 +60,36 @@ class PgClaims:
                 (task_id,),
             )
             row = await cursor.fetchone()
-            current = TaskState.model_validate(row[0]) if row is not None else None
-            if current is None:
-                if await _exists(conn, task_id):
-                    return None  # another workstation holds its row this very moment
-                raise RecordNotFound(f"task {task_id!r} does not exist")
+            if row is None and await _exists(conn, task_id):
+                return None  # another workstation holds its row this very moment
+            current = existing_task(task_id, TaskState.model_validate(row[0]) if row else None)
+            assert row is not None
             now = await self._core.now(conn)
-            step = claim_step(current, holder, now, expected_version)
-            if step is ClaimStep.REFUSE:
-                return None
-            if step is ClaimStep.ADOPT:
-                assert current.claim is not None
-                claim, kind = adopted(current.claim, now, lease_seconds), EventType.CLAIM_RENEWED
-            else:
-                assert row is not None
-                claim = new_claim(current, holder, now, lease_seconds, int(row[1]))
-                kind = EventType.CLAIM_ACQUIRED
-                crash_point("claim.before_record")
-            fields = {**(updates or {}), "claim": claim}
-            await write_task(
-                conn, task_id, current, fields, now, events, rules=self._core.validators
+            write = acquisition(
+                current,
+                holder,
+                now,
+                lease_seconds,
+                updates,
+                expected_version,
+                lambda: int(row[1]),
             )
-            events.append(claim_event(kind, claim))
-            return claim
+            if write is None:
+                return None
+            if write.new:
+                crash_point("claim.before_record")
+            await write_task(
+                conn, task_id, current, write.fields, now, events, rules=self._core.validators
+            )
+            events.append(write.event())
+            return write.claim
 
         claim = await self._core.atomically(work)
         crash_point("claim.recorded")
         return claim
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
-        def change(claim: Claim, now: datetime) -> dict[str, Any]:
-            renewed = claim.model_copy(
-                update={"renewed_at": now, "expires_at": now + timedelta(seconds=lease_seconds)}
-            )
-            return {"claim": renewed}
-
-        new = await self._claim_write(task_id, token, change, EventType.CLAIM_RENEWED)
-        assert new.claim is not None
-        return new.claim
+        return held_claim(await self._claim_write(task_id, token, renewal(lease_seconds)))
 
     async def release_claim(
         self,
@@ -105,42 +98,20 @@ class PgClaims:
         status: ClaimStatus = ClaimStatus.COMPLETED,
         updates: Mapping[str, Any] | None = None,
     ) -> TaskState:
-        if status not in (ClaimStatus.COMPLETED, ClaimStatus.ABANDONED):
-            raise StateError(f"a claim is released as completed or abandoned, not {status}")
+        return await self._claim_write(task_id, token, release(status, updates))
 
-        def change(claim: Claim, now: datetime) -> dict[str, Any]:
-            released = claim.model_copy(update={"status": status, "released_at": now})
-            return {**(updates or {}), "claim": released}
-
-        return await self._claim_write(task_id, token, change, EventType.CLAIM_RELEASED)
-
-    async def _claim_write(
-        self,
-        task_id: str,
-        token: int,
-        change: Callable[[Claim, datetime], Mapping[str, Any]],
-        event_type: EventType,
-    ) -> TaskState:
-        check_id(task_id, "task id")
+    async def _claim_write(self, task_id: str, token: int, change: FencedChange) -> TaskState:
+        check_task_id(task_id)
 
         async def work(conn: Conn, events: list[Event]) -> TaskState:
-            current = await locked_task(conn, task_id)
-            if current is None:
-                raise RecordNotFound(f"task {task_id!r} does not exist")
-            check_fence(task_id, current, token)
-            assert current.claim is not None
+            current = existing_task(task_id, await locked_task(conn, task_id))
+            claim = check_fence(task_id, current, token)
             now = await self._core.now(conn)
+            fields = change.fields(claim, now)
             new = await write_task(
-                conn,
-                task_id,
-                current,
-                change(current.claim, now),
-                now,
-                events,
-                rules=self._core.validators,
+                conn, task_id, current, fields, now, events, rules=self._core.validators
             )
-            assert new.claim is not None
-            events.append(claim_event(event_type, new.claim))
+            events.append(change.event(new))
             return new
 
         return await self._core.atomically(work)
@@ -157,20 +128,14 @@ class PgClaims:
             expired: list[Claim] = []
             for (task_id,) in await cursor.fetchall():
                 current = await locked_task(conn, task_id)
-                if current is None or current.claim is None:
+                write = expiry(current, moment)
+                if write is None:
                     continue
-                gone = current.claim.model_copy(update={"status": ClaimStatus.EXPIRED})
                 await write_task(
-                    conn,
-                    task_id,
-                    current,
-                    {"claim": gone},
-                    clock,
-                    events,
-                    rules=self._core.validators,
+                    conn, task_id, current, write.fields, clock, events, rules=self._core.validators
                 )
-                events.append(claim_event(EventType.CLAIM_EXPIRED, gone))
-                expired.append(gone)
+                events.append(write.event())
+                expired.append(write.claim)
             return expired
 
         return await self._core.atomically(work)

@@ -11,9 +11,9 @@ from orchestrator.errors import VersionConflict
 from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import TaskState
+from orchestrator.state.claim_rules import check_fence
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
 from orchestrator.state.postgres.history import move_out_of_task_window
-from orchestrator.state.record_rules import check_fence
 from orchestrator.state.validators import Validators
 
 __all__ = ["PgTasks", "locked_task", "write_task"]

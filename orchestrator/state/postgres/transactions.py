@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from orchestrator.errors import RecordNotFound, VersionConflict
 from orchestrator.events import Event
 from orchestrator.events.state import SessionUpdated
+from orchestrator.state.claim_rules import check_fence
 from orchestrator.state.expiry import live
 from orchestrator.state.postgres.core import Conn, PgCore
 from orchestrator.state.postgres.keyed import (
@@ -22,7 +23,6 @@ from orchestrator.state.postgres.keyed import (
 )
 from orchestrator.state.postgres.sessions import read_session, with_metrics, write_session
 from orchestrator.state.postgres.tasks import locked_task, write_task
-from orchestrator.state.record_rules import check_fence
 from orchestrator.state.transactions import (
     Committed,
     DeleteRecord,
