@@ -1,19 +1,24 @@
 """The Python API is ``orchestrator.__all__``, and it stays honest: every name there loads, from
 where it is defined; nothing a Python user needs (the facade, the config loader, every error
-of the tree, the event and state types) is missing; and importing the package costs nothing
-until a name is used."""
+of the tree, the event and state types) is missing; importing the package costs nothing
+until a name is used; and a type checker sees what the runtime exports (each package's
+``__init__.pyi``, written from its ``_NAMES``)."""
 
 from __future__ import annotations
 
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from mypy import api as mypy_api
 
 import orchestrator
-from orchestrator import errors, events
+from orchestrator import errors, events, lazy_names, lazy_stubs
 from orchestrator.state import protocol
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_exported_name_loads_from_the_module_that_defines_it() -> None:
@@ -69,3 +74,60 @@ def test_importing_the_package_loads_none_of_it() -> None:
     loaded, council_loaded = out.stdout.splitlines()
     assert loaded == "['orchestrator.lazy_names']"  # the loader of the names, and nothing else
     assert council_loaded == "False"  # an error class needs nothing of the run machinery
+
+
+def test_each_lazy_package_has_a_stub_current_with_its_names() -> None:
+    assert lazy_stubs.stale() == [], "stale stubs: run python -m orchestrator.lazy_stubs"
+    for package in lazy_stubs.PACKAGES:
+        text = lazy_stubs.stub_text(package)
+        module = __import__(package, fromlist=["__all__"])
+        for name in module.__all__:
+            assert f"    {name},\n" in text and f'    "{name}",\n' in text, (package, name)
+
+
+def test_mypy_strict_reads_the_exports_as_a_user_does(tmp_path: Path) -> None:
+    """``public_api_typed.py`` imports as a user does; only the packages' stubs are followed
+    (what the names are is the defining modules' own business, checked by mypy on the package),
+    so mypy answers in seconds."""
+    config = tmp_path / "mypy.ini"
+    followed = "".join(
+        f"[mypy-{package}]\nfollow_imports = normal\n" for package in lazy_stubs.PACKAGES
+    )
+    config.write_text(
+        f"[mypy]\npython_version = 3.11\nstrict = True\nfollow_imports = skip\n{followed}"
+    )
+    args = ["--config-file", str(config), "--cache-dir", str(tmp_path / "cache")]
+    out, err, status = mypy_api.run([*args, str(ROOT / "tests" / "public_api_typed.py")])
+    assert status == 0, out + err
+    out, err, status = mypy_api.run(
+        [
+            *args,
+            "-c",
+            "from orchestrator import Council, Councill\nfrom orchestrator.events import Nope",
+        ]
+    )
+    assert status == 1, out + err
+    assert 'Module "orchestrator" has no attribute "Councill"' in out, out
+    assert 'Module "orchestrator.events" has no attribute "Nope"' in out, out
+
+
+def test_a_name_listed_twice_or_a_bare_string_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"pkg: 'A' is listed under both pkg\.one and pkg\.two"):
+        lazy_names.exports("pkg", {"pkg.one": ("A",), "pkg.two": ("B", "A")})
+    with pytest.raises(TypeError, match=r"pkg: the names of pkg\.one must be a tuple, not 'A'"):
+        lazy_names.exports("pkg", {"pkg.one": "A"})
+    with pytest.raises(ValueError, match=r"pkg: eager modules \['pkg\.two'\] list no names"):
+        lazy_names.exports("pkg", {"pkg.one": ("A",)}, eager=("pkg.two",))
+
+
+def test_events_binds_its_base_names_at_once_and_the_families_on_first_use() -> None:
+    code = (
+        "import sys, orchestrator.events as e\n"
+        "names = ('Event', 'EventType', 'TaskEvent', 'TaskDispatched')\n"
+        "print(sorted(n for n in names if n in vars(e)))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('orchestrator.events.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    bound, loaded = out.stdout.splitlines()
+    assert bound == "['Event', 'EventType', 'TaskEvent']"
+    assert loaded == "['orchestrator.events.base', 'orchestrator.events.kinds']"
