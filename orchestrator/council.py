@@ -109,13 +109,13 @@ from orchestrator.sandbox.choice import settings_for
 from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.board import TaskLine
 from orchestrator.scheduler.cancel import request_cancel
-from orchestrator.scheduler.definitions import JoinChoice, plan_join
-from orchestrator.scheduler.presence import alive_workstations
 from orchestrator.scheduler.scheduler import Scheduler, Services
-from orchestrator.scheduler.team import remote_base_ref, team_for
-from orchestrator.scheduler.team_join import session_to_join
+from orchestrator.scheduler.team.definitions import JoinChoice, plan_join
+from orchestrator.scheduler.team.join import session_to_join
+from orchestrator.scheduler.team.presence import alive_workstations
 from orchestrator.state import FileStateStore, StateStore
 from orchestrator.state.session_rules import holding_session, refuse_if_held
+from orchestrator.state.team import remote_base_ref, team_for
 from orchestrator.workflow.record_rules import workflow_rules
 from orchestrator.workflow.task_run import WorkflowFn
 from orchestrator.worktrees.manager import WorktreeManager

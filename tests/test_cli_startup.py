@@ -24,7 +24,7 @@ from orchestrator.cli.lazy_group import load_command
 RUN_MACHINERY = (
     "orchestrator.council",
     "orchestrator.scheduler.scheduler",
-    "orchestrator.scheduler.team",
+    "orchestrator.state.team",
     "orchestrator.merge",
     "orchestrator.locks",
     "orchestrator.runner",

@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.models import utcnow
-from orchestrator.scheduler.presence import NAMESPACE, Presence, alive_workstations
-from orchestrator.scheduler.team import Team
+from orchestrator.state.team import Team
+from orchestrator.scheduler.team.presence import NAMESPACE, Presence, alive_workstations
 from orchestrator.state import FileStateStore
 
 TEAM = Team(run_key="run", remote="origin", workstation="ws-1")

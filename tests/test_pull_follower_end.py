@@ -13,7 +13,7 @@ import anyio
 
 from orchestrator.models import TaskState
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.pull_follower import PullFollower
+from orchestrator.scheduler.pulls.follower import PullFollower
 
 
 class _Store:

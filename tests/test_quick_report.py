@@ -18,8 +18,8 @@ from orchestrator.run import quick_report as quick_module
 from orchestrator.run import report_cache
 from orchestrator.run.quick_report import quick_report
 from orchestrator.run.report import RunReport
-from orchestrator.scheduler.presence import NAMESPACE as PRESENCE
 from orchestrator.scheduler.rules.queue import PARKED_UNTIL
+from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state import FileStateStore
 

@@ -18,9 +18,9 @@ from orchestrator.errors import RecordNotFound, RequeueError
 from orchestrator.events import Event, EventType
 from orchestrator.models import TaskState, TaskStatus, utcnow
 from orchestrator.retry import GiveUp, Retry, RetryPolicy
-from orchestrator.scheduler.attempts.pull_landing import PULL
 from orchestrator.scheduler.cancel import CANCEL_REQUESTS
 from orchestrator.scheduler.context import Services
+from orchestrator.scheduler.pulls.landing import PULL
 from orchestrator.scheduler.retry import RETRY_KEYS, request_rebase, request_retry
 from orchestrator.state import FileStateStore
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus

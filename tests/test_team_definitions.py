@@ -20,7 +20,7 @@ from worktree_helpers import git
 from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
 from orchestrator.config.workflow import PhaseConfig
-from orchestrator.scheduler.definitions import (
+from orchestrator.scheduler.team.definitions import (
     IGNORED_PHASE_FIELDS,
     IGNORED_TASK_FIELDS,
     PHASE_FIELDS,

@@ -23,7 +23,7 @@ from orchestrator.cli import console, event_loop
 from orchestrator.cli.store_access import report_reader
 from orchestrator.cli.summary import SUMMARY, finish, summary
 from orchestrator.models import SessionStatus
-from orchestrator.scheduler.presence import NAMESPACE as PRESENCE
+from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
 from orchestrator.state.changes import ChangeStream, RecordChange
 
 if TYPE_CHECKING:

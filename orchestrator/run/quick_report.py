@@ -24,8 +24,8 @@ from orchestrator.radar.records import COLLISIONS, read_collision
 from orchestrator.run.report import RunReport
 from orchestrator.run.report_cache import keep, snapshot_sessions, snapshot_tasks
 from orchestrator.run.session_report import STALE, report_of
-from orchestrator.scheduler.presence import NAMESPACE as PRESENCE
-from orchestrator.scheduler.presence import alive_among
+from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
+from orchestrator.scheduler.team.presence import alive_among
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state.expiry import is_expired
 from orchestrator.state.file.peek_read import PeekRead

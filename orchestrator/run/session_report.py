@@ -13,8 +13,8 @@ from orchestrator.models import KeyedRecord, SessionRecord, TaskState, utcnow
 from orchestrator.radar.records import Collision, collisions
 from orchestrator.run.build_report import build_report
 from orchestrator.run.report import RunReport, WorkstationReport
-from orchestrator.scheduler.presence import alive_workstations
 from orchestrator.scheduler.rules.queue import wait_ends
+from orchestrator.scheduler.team.presence import alive_workstations
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.spend.line import SpendLine
 

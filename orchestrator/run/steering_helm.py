@@ -34,7 +34,7 @@ from orchestrator.forge.issue_tasks import issue_number, task_id_for
 from orchestrator.forge.steering import SteeringRefused
 from orchestrator.money import dollars
 from orchestrator.scheduler.attempts.attempt import WORKTREE
-from orchestrator.scheduler.attempts.pull_landing import PULL, PULLS
+from orchestrator.scheduler.pulls.landing import PULL, PULLS
 from orchestrator.scheduler.retry import request_rebase, request_retry
 from orchestrator.scheduler.scheduler import Scheduler
 from orchestrator.spend.raising import budget_scope, in_force, raise_budget

@@ -80,7 +80,7 @@ async def run_sessions(store: StateStore, config: RunConfig | None) -> list[Sess
     sessions = await store.list_sessions(metrics=False)
     if config is None or config.state.backend != "postgresql":
         return sessions
-    from orchestrator.scheduler.team import team_for  # git: a team's database only
+    from orchestrator.state.team import team_for  # git: a team's database only
 
     team = await team_for(config)
     assert team is not None

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from orchestrator.locks.manager import LockManager
     from orchestrator.merge.queue import MergeQueue
     from orchestrator.plugins.host import PluginHost
-    from orchestrator.scheduler.team import Team
     from orchestrator.state.protocol import StateStore
+    from orchestrator.state.team import Team
     from orchestrator.worktrees.manager import WorktreeManager
 
 __all__ = ["ORCHESTRATOR", "TASKS_OPTION", "TEAM", "RunContext", "RunEvents", "Services"]

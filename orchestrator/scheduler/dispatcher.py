@@ -3,10 +3,11 @@
 A task is skipped while it is not ready (backoff, park), its dependencies are not merged, all
 of its adapters are parked on a quota (the first unparked one of its chain is used; a parked
 task keeps its own), no slot is free for its adapter and phase, or its declared files are held
-by another running session (another task is picked meanwhile), or, with ``radar: sequence``,
-a live collision is on them (``radar_watch``). A dependency that can never be
-merged fails the task at once. A council task dispatches its candidates, each like a task, and
-once all of them have settled its council step (``council.step``).
+by another running session (another task is picked meanwhile), or a part of the run holds it
+(``parts.dispatch``: with ``radar: sequence``, a live collision on its files). A dependency that
+can never be merged fails the task at once. A council task dispatches its candidates, each like
+a task, and once all of
+them have settled its council step (``council.step``).
 
 Each pass also leaves ``waits``: for every task it did not start, why (a phrase for the live
 view: ``after add-cli``, ``README.md is held by add-changelog``, ``no free slot``). It costs
@@ -25,7 +26,6 @@ from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus, u
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
-from orchestrator.scheduler.attempts.radar_watch import RadarWatch
 from orchestrator.scheduler.candidates import (
     candidate_ready,
     candidate_settled,
@@ -34,6 +34,7 @@ from orchestrator.scheduler.candidates import (
 )
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
+from orchestrator.scheduler.parts import RunParts
 from orchestrator.scheduler.rules.queue import (
     PARKED_ADAPTER,
     broken_dependency,
@@ -61,10 +62,12 @@ class Dispatcher:
         members: CouncilMembers,
         launch: Callable[[Attempt], None],
         spending: Spending,
-        radar: RadarWatch | None = None,
+        parts: RunParts | None = None,
     ) -> None:
         self._run = run
-        self._radar = radar  # ``radar: sequence`` holds a task whose files a collision is on
+        # A part may hold a task back (``parts.dispatch``: ``radar: sequence`` holds a task
+        # whose files a collision is on).
+        self._parts = parts or RunParts(())
         self._inflight = inflight
         self._parks = parks
         self._members = members
@@ -147,11 +150,9 @@ class Dispatcher:
         state = await self._spending.mark(state, None, adapter, phase)
         if not self._inflight.free(adapter, phase):
             return f"no free slot for {adapter} ({phase})"
-        if self._radar is not None:
-            collision = self._radar.holds(task)
-            state = await self._radar.mark(state, collision)
-            if collision is not None:
-                return collision
+        state, held_by = await self._parts.dispatch(task, state)
+        if held_by is not None:
+            return held_by
         blocked = await self._file_held(frozenset(task.files), group)
         if blocked is not None:
             return blocked

@@ -41,10 +41,10 @@ from orchestrator.scheduler.attempts.attempt import (
     RETRY_NOTE,
     WORKTREE_LOSSES,
 )
-from orchestrator.scheduler.attempts.pull_landing import PULL
 from orchestrator.scheduler.cancel import clear_cancel
 from orchestrator.scheduler.context import Services
-from orchestrator.scheduler.pull_follower import resolve_round
+from orchestrator.scheduler.pulls.follower import resolve_round
+from orchestrator.scheduler.pulls.landing import PULL
 from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS
 from orchestrator.scheduler.rules.queue import NOT_BEFORE, OUTCOME, PARKED_ADAPTER, PARKED_UNTIL
 from orchestrator.state.protocol import StateStore

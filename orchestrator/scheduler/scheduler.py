@@ -41,7 +41,6 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Coroutine
-from functools import partial
 from typing import Any
 
 import anyio
@@ -62,18 +61,15 @@ from orchestrator.events.tasks import TaskRecordRecreated
 from orchestrator.merge.remote import PushIntent
 from orchestrator.models import TERMINAL_TASK_STATUSES, SessionStatus, TaskState
 from orchestrator.process import procid
-from orchestrator.radar.warning import marks as marks_of
 from orchestrator.retry import RetryPolicy
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.lander import Lander
 from orchestrator.scheduler.attempts.landing_log import LandingLog
-from orchestrator.scheduler.attempts.radar_watch import RadarWatch
 from orchestrator.scheduler.attempts.relander import Relander
 from orchestrator.scheduler.attempts.runner import AttemptRunner
 from orchestrator.scheduler.attempts.settler import Settler
-from orchestrator.scheduler.attempts.team_work import TeamWork
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.board import TaskLine, board
 from orchestrator.scheduler.cancel import request_cancel
@@ -88,28 +84,26 @@ from orchestrator.scheduler.context import (
 from orchestrator.scheduler.council.closing import CouncilClosing
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.council.step import CouncilStep
-from orchestrator.scheduler.definitions import (
+from orchestrator.scheduler.dispatcher import Dispatcher, adapter_chain
+from orchestrator.scheduler.ending import decide, settled
+from orchestrator.scheduler.liveness import refuse_if_alive
+from orchestrator.scheduler.monitoring import run_monitor
+from orchestrator.scheduler.outage import Outage
+from orchestrator.scheduler.part_list import run_parts
+from orchestrator.scheduler.reconciler import Reconciler
+from orchestrator.scheduler.recording import RECORDING, TaskRecorder
+from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
+from orchestrator.scheduler.spending import Spending
+from orchestrator.scheduler.submissions import Submissions
+from orchestrator.scheduler.sweeper import Sweeper
+from orchestrator.scheduler.team.definitions import (
     DEFINITIONS_OPTION,
     JoinChoice,
     definitions,
     plan_join,
 )
-from orchestrator.scheduler.dispatcher import Dispatcher, adapter_chain
-from orchestrator.scheduler.ending import EndPart, decide, settled
-from orchestrator.scheduler.liveness import refuse_if_alive
-from orchestrator.scheduler.monitoring import run_monitor
-from orchestrator.scheduler.outage import Outage
-from orchestrator.scheduler.presence import Presence, alive_workstations
-from orchestrator.scheduler.pull_follower import PullFollower
-from orchestrator.scheduler.pull_part import PullsPart
-from orchestrator.scheduler.reconciler import Reconciler
-from orchestrator.scheduler.recording import RECORDING, TaskRecorder
-from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
-from orchestrator.scheduler.rules.queue import CheckoutEnd
-from orchestrator.scheduler.spending import BudgetEnd, Spending
-from orchestrator.scheduler.submissions import Submissions
-from orchestrator.scheduler.sweeper import Sweeper
-from orchestrator.scheduler.team_join import join_team_run, point_team_run
+from orchestrator.scheduler.team.join import join_team_run, point_team_run
+from orchestrator.scheduler.team.presence import alive_workstations
 from orchestrator.scheduler.view import TaskView
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult
 
@@ -152,17 +146,15 @@ class Scheduler:
         self._writes = writes = AttemptWrites(run)
         self._members = members = CouncilMembers(run, inflight, writes)
         closing = CouncilClosing(run, inflight)
+        self.spending = spending = Spending(run, parks, self.stop)
+        # The run's features, each a part in a room of its own (``part_list``, ``parts``).
+        self._parts = parts = run_parts(run, inflight, writes, spending, lambda: self._wake.set())
         self._landing = landing = LandingLog(run, inflight)
-        lander = Lander(run, writes, inflight, landing)
-        settler = Settler(run, writes, parks, policy, lander)
+        lander = Lander(run, writes, inflight, landing, parts)
+        settler = Settler(run, writes, parks, policy, lander, parts)
         # Landed means still landed: vanished landings land again (``attempts.relander``).
         self._relander = Relander(
-            run, writes, inflight, lander, lambda: self._seen, self._launch_relandings
-        )
-        self.spending = spending = Spending(run, parks, self.stop)
-        # The collision radar (``radar_watch``): None with ``radar: off``.
-        self._radar = radar = (
-            RadarWatch(run, inflight, lambda: self._wake.set()) if config.radar.on else None
+            run, writes, inflight, lander, lambda: self._seen, self._launch_relandings, parts
         )
         self._runner = AttemptRunner(
             run,
@@ -171,29 +163,19 @@ class Scheduler:
             writes,
             settler,
             candidate_ended=closing.release_if_over,
-            team_work=None if services.team is None else TeamWork(run, services.team),
+            parts=parts,
             spend=lambda: spending.gate,
-            radar=radar,
         )
         self._council = CouncilStep(
             run, inflight, writes, members, closing, settler, spend=lambda: spending.gate
         )
         self._dispatcher = Dispatcher(
-            run, inflight, parks, members, self._launch, spending, radar=radar
+            run, inflight, parks, members, self._launch, spending, parts=parts
         )
         self._sweeper = Sweeper(run, policy)
         self._reconciler = Reconciler(run, inflight, writes, members, self._sweeper, self._touch)
         self._submissions = Submissions(run, members)
         self._recorder = TaskRecorder(run, members)  # the tasks not recorded yet (``recording``)
-        self._pulls = PullFollower(run)  # ``landing.via: pull_request``
-        pulls = PullsPart(self._pulls, services.config.landing.poll)
-        self._pulls_part = pulls
-        # What each part says of the run's end (``ending``), in the order a checkpoint is named
-        self._end_parts: tuple[EndPart, ...] = (
-            BudgetEnd(spending, run),
-            CheckoutEnd(),
-            pulls,
-        )
         self._wake = anyio.Event()
         self._scope: anyio.CancelScope | None = None
         self._group: anyio.abc.TaskGroup | None = None
@@ -207,17 +189,6 @@ class Scheduler:
         # session's records found not to be tasks of it (council candidates).
         self._foreign: set[str] = set()
         self._not_tasks: set[str] = set()
-        team = services.team
-        self._presence = (
-            Presence(
-                services.store,
-                team,
-                config.scheduler.heartbeat_interval / 2,
-                stale=config.scheduler.stale_threshold,
-            )
-            if team is not None
-            else None
-        )
 
     # -- public ---------------------------------------------------------------------------
 
@@ -437,10 +408,8 @@ class Scheduler:
 
     def board(self) -> list[TaskLine]:
         """Every task of the run now, with what it does or why it waits (``board``)."""
-        radar = self._radar
-        marks = marks_of(radar.collisions) if radar is not None else None
         tasks, waits = self._run.tasks.values(), self._dispatcher.waits
-        return board(tasks, self._seen, self._inflight, waits, marks)
+        return board(tasks, self._seen, self._inflight, waits, self._parts.marks())
 
     def task(self, task_id: str) -> TaskConfig | None:
         """The definition of task ``task_id`` of the run now (None: not one of its tasks)."""
@@ -475,8 +444,7 @@ class Scheduler:
                 # finishes next, or by `council run`/`resume` once the database is back.
                 log.warning("the end of the run could not be recorded: %s", exc)
             finally:
-                if self._presence is not None:
-                    await self._presence.leave()
+                await self._parts.left()
 
     async def _ticks(self) -> None:
         with anyio.CancelScope() as scope:
@@ -487,12 +455,8 @@ class Scheduler:
                 beside: list[Callable[[anyio.CancelScope], Coroutine[Any, Any, None]]] = [
                     self._watch_leases,
                     self._monitor_state,
+                    *self._parts.beside(lambda: self._wake.set(), self._outage.down),
                 ]
-                if self.services.config.landing.via == "pull_request":
-                    pulls = self._pulls_part
-                    beside.append(partial(pulls.loop, wake=self._wake.set, down=self._outage.down))
-                if self._radar is not None:
-                    beside.append(self._radar.watch)
                 if not self._recorder.done:
                     beside.append(self._record)
                 scopes = [anyio.CancelScope() for _ in beside]
@@ -539,22 +503,19 @@ class Scheduler:
     async def _tick(self) -> bool:
         """One tick: reconcile, then dispatch; True when the run is over."""
         run = self._run
-        if self._presence is not None:
-            await self._presence.beat(run.session_id or "", len(self._inflight))
         await self._submissions.write_pending()
         await self._reconciler.reconcile()
-        await self.spending.refresh()
         states = await self._states()
         await self._take_up_added(states)
         if any(task_id not in states for task_id in run.tasks if self._recorded(task_id)):
             states = await self._records_lost()
         self._seen = states
-        self._pulls_part.nudge(states.values())
+        await self._parts.tick(states)
         if run.stopping:
             return not self._inflight
         if not self._inflight and self._settled(states) and not self.keep_open:
-            # Decided while no pass over the pull requests is under way, and none after.
-            return await self._pulls.end_when(self._ends)
+            # Decided under what each part holds still meanwhile (``parts.end_when``).
+            return await self._parts.end_when(self._ends)
         await self._dispatcher.dispatch(states)
         return False
 
@@ -664,7 +625,7 @@ class Scheduler:
     def _settled(self, states: dict[str, TaskState]) -> bool:
         tasks = self._run.tasks
         depends_on = {task.id: task.depends_on for task in tasks.values()}
-        return settled([*tasks, *self._foreign], states, self._end_parts, depends_on)
+        return settled([*tasks, *self._foreign], states, self._parts.parts, depends_on)
 
     async def _states(self, *, full: bool = False) -> dict[str, TaskState]:
         """The session's tasks (``TaskView``: only what changed is read again), and the
@@ -704,7 +665,7 @@ class Scheduler:
             await run.events.emit(RunInterrupted(session_id=run.session_id))
             return
         own = {s.task_id: s for s in states}
-        end = decide(own, self._end_parts, team=self.services.team is not None, seen=by_id)
+        end = decide(own, self._parts.parts, team=self.services.team is not None, seen=by_id)
         if end.status is None:
             # A team session with tasks other workstations go on with: theirs to finish.
             await run.events.emit(RunLeft(session_id=run.session_id))

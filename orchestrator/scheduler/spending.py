@@ -31,6 +31,7 @@ from orchestrator.scheduler.attempts.attempt import HELD, HELD_UNTIL
 from orchestrator.scheduler.candidates import candidate_settled, candidates_of
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.ending import after_waiting
+from orchestrator.scheduler.parts import RunPart
 from orchestrator.scheduler.rules.queue import first_phase
 from orchestrator.scheduler.settling import settle_left_open
 from orchestrator.spend.budgets import Exceeded
@@ -184,8 +185,9 @@ class Spending:
             self._stop()
 
 
-class BudgetEnd:
-    """The budgets' say in how a run ends (``ending.EndPart``): a task a budget holds, or one
+class BudgetEnd(RunPart):
+    """The budgets as a part of the run (``parts.RunPart``): the ledger read again each tick
+    (``Spending.refresh``), and their say in how a run ends: a task a budget holds, or one
     that waits behind it, waits for a raise; a run that ends with any ends ``interrupted`` on
     the checkpoint ``budget``, on every workstation of a team (the budget is the team's)."""
 
@@ -211,8 +213,8 @@ class BudgetEnd:
             task_id, depends_on, states, held
         )
 
-    def unlooked(self, state: TaskState) -> bool:
-        return False
+    async def tick(self, states: Mapping[str, TaskState]) -> None:
+        await self._spending.refresh()
 
     def holds(self, states: Mapping[str, TaskState]) -> set[str]:
         return self._spending.held_ids(self._run.tasks.values(), states)

@@ -14,8 +14,8 @@ from orchestrator.events.tasks import TaskRejected, TaskSubmitted
 from orchestrator.models import ACTIVE_SESSION_STATUSES, TaskState
 from orchestrator.scheduler.context import TASKS_OPTION, RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
-from orchestrator.scheduler.definitions import DEFINITIONS_OPTION, definitions
 from orchestrator.scheduler.dispatcher import adapter_chain
+from orchestrator.scheduler.team.definitions import DEFINITIONS_OPTION, definitions
 from orchestrator.state.transactions import RecordWrite, UpdateSession, UpdateTask
 
 __all__ = ["Submissions"]

@@ -43,7 +43,7 @@ from orchestrator.scheduler.attempts.attempt import (
     RETRY_NOTE,
     Attempt,
 )
-from orchestrator.scheduler.attempts.outside_push import pushed_outside
+from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS, Park
@@ -61,9 +61,15 @@ NO_CHANGES = "no_changes"
 
 class Failures:
     def __init__(
-        self, run: RunContext, writes: AttemptWrites, parks: AdapterParks, policy: RetryPolicy
+        self,
+        run: RunContext,
+        writes: AttemptWrites,
+        parks: AdapterParks,
+        policy: RetryPolicy,
+        parts: AttemptParts,
     ) -> None:
         self._run = run
+        self._parts = parts  # commits pushed outside the queue (``part.outside``)
         self._writes = writes
         self._parks = parks
         self._policy = policy
@@ -157,10 +163,10 @@ class Failures:
         """A build that changed nothing is not chance: the same prompt would change nothing
         again. One retry, at once, with the reason in the build's prompt; then the task ends
         (within the retries the policy allows at all). Unless its CLI pushed its work onto
-        the team's base itself (``outside_push``): then it ends now, saying so."""
+        the team's base itself (``team.outside_push``, a part): then it ends now, saying so."""
         if attempt.session is not None:
             branch = f"refs/heads/{attempt.session.branch}"
-            pushed = await pushed_outside(self._run, attempt, branch, fetch=True)
+            pushed = await self._parts.outside(attempt, branch, fetch=True)
             if pushed is not None:
                 return GiveUp(pushed)
         empties = int(meta.get(EMPTY_BUILDS, 0)) + 1

@@ -13,7 +13,7 @@ A wait for the checkout is bounded: after ``landing.wait_timeout`` the task ends
 complete, so it goes straight to landing once the checkout is cleared.
 
 With ``landing.via: pull_request`` nothing is merged here: the branch goes to a pull request
-(``pull_landing``) and the task waits ``in_review``.
+(``scheduler.pulls.landing``, a part: ``attempts.part``) and the task waits ``in_review``.
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ from orchestrator.scheduler.attempts.attempt import (
 )
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.landing_log import LandingLog
-from orchestrator.scheduler.attempts.outside_push import pushed_outside
-from orchestrator.scheduler.attempts.pull_landing import PullLanding
+from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import WAITING
@@ -53,13 +52,20 @@ log = logging.getLogger(__name__)
 
 class Lander:
     def __init__(
-        self, run: RunContext, writes: AttemptWrites, inflight: InFlight, landing: LandingLog
+        self,
+        run: RunContext,
+        writes: AttemptWrites,
+        inflight: InFlight,
+        landing: LandingLog,
+        parts: AttemptParts,
     ) -> None:
         self._run = run
         self._writes = writes
         self._inflight = inflight
         self._landing = landing  # the write-ahead record of a landing on the team's remote
-        self._pulls = PullLanding(run, writes)  # ``landing.via: pull_request``
+        # The run's features at a landing (``part``): a pull request lands it its own way;
+        # commits pushed onto the base outside the queue fail it.
+        self._parts = parts
         # Called after each landing is recorded: the check that earlier ones are still there
         # (``relander``).
         self.on_landed: Callable[[MergeResult], Awaitable[None]] | None = None
@@ -74,9 +80,8 @@ class Lander:
         (done, conflict) is the durable record of the merge either way."""
         assert attempt.session is not None
         services = self._run.services
-        if services.config.landing.via == "pull_request" and not attempt.relanding:
-            await self._pulls.open(attempt)  # lands later, through its pull request
-            return
+        if await self._parts.lands(attempt):
+            return  # a part lands it its own way (a pull request, later)
         await self._hold_for_forecast(attempt)
         since: float | None = None  # when its landing first had to wait for the checkout
         while True:
@@ -130,9 +135,7 @@ class Lander:
         now = utcnow()
         if not merged.landed and await self._resolve_round(attempt, merged):
             return
-        pushed = (
-            await pushed_outside(self._run, attempt, merged.branch_tip) if merged.landed else None
-        )
+        pushed = await self._parts.outside(attempt, merged.branch_tip) if merged.landed else None
         if pushed:
             updates: dict[str, Any] = {
                 "status": TaskStatus.FAILED,

@@ -47,7 +47,7 @@ from orchestrator.models import ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.lander import Lander
-from orchestrator.scheduler.attempts.pull_landing import PULL
+from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import WAITING
@@ -73,8 +73,10 @@ class Relander:
         lander: Lander,
         states: Callable[[], Mapping[str, TaskState]],
         spawn: Callable[[list[Attempt]], None],
+        parts: AttemptParts,
     ) -> None:
         self._run = run
+        self._parts = parts  # which landings are not the queue's (``part.landed_elsewhere``)
         self._writes = writes
         self._inflight = inflight
         self._lander = lander
@@ -108,7 +110,7 @@ class Relander:
             and task_id not in self._inflight
             and state.status == TaskStatus.DONE
             and state.merged_commit
-            and PULL not in state.metadata  # landed by the forge: no Council-Task merge
+            and not self._parts.landed_elsewhere(state)  # a forge's merge: no Council-Task
         }
         if not landed:
             return False

@@ -66,10 +66,8 @@ from orchestrator.models import (
 from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.scheduler.attempts.attempt import RETRY_NOTE, WORKTREE, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
-from orchestrator.scheduler.attempts.pull_landing import PULL_FEEDBACK
-from orchestrator.scheduler.attempts.radar_watch import RadarWatch
+from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.settler import Settler
-from orchestrator.scheduler.attempts.team_work import TeamWork
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.spend.gate import SpendGate
@@ -92,9 +90,8 @@ class AttemptRunner:
         writes: AttemptWrites,
         settler: Settler,
         candidate_ended: Callable[[str], Awaitable[None]],
-        team_work: TeamWork | None = None,
+        parts: AttemptParts | None = None,
         spend: Callable[[], SpendGate | None] = lambda: None,
-        radar: RadarWatch | None = None,
     ) -> None:
         self._run = run
         self._spend = spend  # the run's spend gate, once the run has a session
@@ -104,8 +101,9 @@ class AttemptRunner:
         self._settler = settler
         # A council candidate ended: its council task may now be over (``CouncilMembers``).
         self._candidate_ended = candidate_ended
-        self._team = team_work  # in a team: fresh base, published branches, take-overs
-        self._radar = radar  # the collision radar: told of each phase commit and the end
+        # The run's features at the attempt's points (``part``): in a team a fresh base,
+        # published branches, take-overs; the radar told of each phase commit; pull requests.
+        self._parts = parts or AttemptParts()
 
     async def run(self, attempt: Attempt) -> None:
         """Run ``attempt`` from claim to settled (module doc); never raises a council error."""
@@ -139,10 +137,7 @@ class AttemptRunner:
                         await self._writes.release_locks(attempt)
                     else:
                         await self._candidate_ended(attempt.group)
-                    if self._team is not None:
-                        await self._team.release_files(attempt, attempt.team_token)
-                    if self._radar is not None:
-                        await self._radar.ended(attempt)
+                    await self._parts.ended(attempt)
                 except StoreUnavailable as exc:
                     _unrecorded(attempt, exc)
             attempt.finished.set()
@@ -155,8 +150,7 @@ class AttemptRunner:
             return False  # ended meanwhile (cancelled by another process, say)
         kept = state.metadata.get(WORKTREE)
         attempt.note = _retry_note(state)
-        feedback = state.metadata.get(PULL_FEEDBACK)
-        attempt.feedback = feedback if isinstance(feedback, str) and feedback else None
+        await self._parts.starting(attempt, state)
         session_id = str(kept or _new_session_id(task.id))
         # The worktree's session id goes into the claim write, before the worktree exists: a
         # crash after its creation still finds it (the next attempt reuses it), and no second
@@ -187,16 +181,11 @@ class AttemptRunner:
         if claim is None:
             return False  # someone else holds it; the sweeper or its holder settles it
         attempt.renewed = time.monotonic()
-        if self._team is not None:
-            attempt.team_token = claim.token
         if state.attempt > 0 and await self._landed_before(attempt):
             return False
-        if self._team is not None:
-            taken_by = await self._team.take_files(attempt)
-            if taken_by is not None:
-                holder = ":".join(taken_by.holder.split(":")[:2])
-                reason = f"{taken_by.path} is owned by task {taken_by.task_id} on {holder}"
-                return await self._writes.requeue(attempt, f"waiting for files: {reason}")
+        reason = await self._parts.claimed(attempt)
+        if reason is not None:
+            return await self._writes.requeue(attempt, f"waiting for files: {reason}")
         locks, owner = services.locks, attempt.lock_owner(session_id)
         try:
             await locks.acquire_missing(owner, attempt.files, timeout=LOCK_TIMEOUT)
@@ -248,27 +237,22 @@ class AttemptRunner:
     async def _worktree(
         self, session_id: str, attempt: Attempt, state: TaskState, *, new: bool
     ) -> SessionWorktree:
-        worktrees, team = self._run.services.worktrees, self._team
+        worktrees = self._run.services.worktrees
         if not new:
             try:
                 kept = await worktrees.get_session(session_id)
             except WorkspaceError:
-                # Not in this clone: in a team, the last attempt may have run on another one.
-                adopted = None if team is None else await team.take_over(attempt, session_id, state)
+                # Not in this clone: a part may have it (in a team, the last attempt may have
+                # run on another workstation; a pull request's feedback round checks out the
+                # branch it pushed), else the attempt starts afresh.
+                adopted = await self._parts.adopt(attempt, session_id, state)
                 if adopted is not None:
                     return adopted
-                if attempt.feedback is not None and state.branch:
-                    # A pull request's feedback round: its worktree was retired when the pull
-                    # request opened; the branch it pushed is checked out again, commits kept.
-                    return await worktrees.adopt_session_worktree(
-                        session_id, attempt.adapter, attempt.worktree_task, state.branch
-                    )
             else:
                 return await worktrees.recreate_session_worktree(kept)
         # A new worktree: ``new`` means a session id just drawn at random, so nobody can have
         # a worktree for it yet.
-        if team is not None:
-            await team.fresh_base()
+        await self._parts.forking(attempt)
         return await worktrees.create_session_worktree(
             session_id, attempt.adapter, attempt.worktree_task, at_least=state.attempt + 1
         )
@@ -314,7 +298,7 @@ class AttemptRunner:
             group.cancel_scope.cancel()
         if full is not None:
             raise full
-        if attempt.secret is not None:  # a push found a secret in its work (``team_work``)
+        if attempt.secret is not None:  # a push found a secret in its work (``team.work``)
             return WorkflowResult(
                 WorkflowStatus.FAILED,
                 phase=result.phase,
@@ -358,17 +342,14 @@ class AttemptRunner:
         return session_tools(services.store, services.locks, caller, self._files_reporter(attempt))
 
     def _phase_end(self, attempt: Attempt) -> Callable[[], Awaitable[None]] | None:
-        """What follows each phase's saved work: in a team the branch published, then the
-        collision radar's look at the session (None when neither is on)."""
-        team, radar = self._team, self._radar
-        if team is None and radar is None:
+        """What follows each phase's saved work: what the parts do then (in a team the
+        branch published, then the collision radar's look); None when no part does anything."""
+        parts = self._parts
+        if not parts.phase_listeners:
             return None
 
         async def ended() -> None:
-            if team is not None:
-                await team.publish(attempt)
-            if radar is not None:
-                await radar.committed(attempt)
+            await parts.phase_ended(attempt)
 
         return ended
 

@@ -27,6 +27,7 @@ from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import WORKTREE_LOSSES, Attempt
 from orchestrator.scheduler.attempts.failures import Failures
 from orchestrator.scheduler.attempts.lander import Lander
+from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.candidates import CANDIDATE_RESULT
 from orchestrator.scheduler.context import RunContext
@@ -48,13 +49,14 @@ class Settler:
         parks: AdapterParks,
         policy: RetryPolicy,
         lander: Lander,
+        parts: AttemptParts,
     ) -> None:
         self._run = run
         self._writes = writes
         self._parks = parks
         self._policy = policy
         self._lander = lander
-        self.failures = Failures(run, writes, parks, policy)
+        self.failures = Failures(run, writes, parks, policy, parts)
 
     async def failed_in_orchestrator(self, attempt: Attempt, exc: BaseException) -> None:
         """The orchestrator's own step failed in ``attempt`` (``Failures.in_orchestrator``)."""

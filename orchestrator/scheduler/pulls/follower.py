@@ -75,8 +75,8 @@ from orchestrator.ids import derived_id
 from orchestrator.models import PhaseStatus, TaskState, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import MAX_RESOLVE_ROUNDS, RESOLVE_ROUNDS, WORKTREE
-from orchestrator.scheduler.attempts.pull_landing import PULL, PULL_FEEDBACK, PULL_REMOTE
 from orchestrator.scheduler.context import RunContext, Services
+from orchestrator.scheduler.pulls.landing import PULL, PULL_FEEDBACK, PULL_REMOTE
 from orchestrator.state.protocol import StateStore
 from orchestrator.workflow.progress import BUILD
 from orchestrator.workflow.resume import FEEDBACK_OUTCOME

@@ -1,5 +1,6 @@
-"""The pull requests as a part of the run (``landing.via: pull_request``), over
-``PullFollower``: their loop beside the tick, and their say in how the run ends.
+"""The pull requests as a part of the run (``landing.via: pull_request``;
+``scheduler.parts.RunPart``), over ``PullFollower`` and ``PullLanding``: an attempt's work opened
+as a pull request (``landing``), their loop beside the tick, and their say in how the run ends.
 
 - **The loop** (``loop``): the in-review tasks' pull requests followed every
   ``landing.poll`` seconds, and at once when one was opened (``nudge``: the tick nudges when
@@ -17,26 +18,67 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
 
 import anyio
 
 from orchestrator.errors import StoreUnavailable
 from orchestrator.models import TaskState, TaskStatus
+from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.scheduler.attempts.writes import AttemptWrites
+from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.ending import after_waiting
-from orchestrator.scheduler.pull_follower import PullFollower
+from orchestrator.scheduler.parts import Loop, RunPart
+from orchestrator.scheduler.pulls.follower import PullFollower
+from orchestrator.scheduler.pulls.landing import PullLanding
+from orchestrator.worktrees.models import SessionWorktree
 
 __all__ = ["PullsPart"]
 
 
-class PullsPart:
+class PullsPart(RunPart):
     checkpoint = "in_review"
     shared = False
 
-    def __init__(self, pulls: PullFollower, every: float) -> None:
-        self._pulls = pulls
-        self._every = every
+    def __init__(self, run: RunContext, writes: AttemptWrites) -> None:
+        self._run = run
+        self._pulls = PullFollower(run)
+        self._landing = PullLanding(run, writes)
+        self._every = run.services.config.landing.poll
         self._nudge = anyio.Event()
+
+    # -- an attempt's points (``PullLanding``) -------------------------------------------
+
+    async def starting(self, attempt: Attempt, state: TaskState) -> None:
+        await self._landing.starting(attempt, state)
+
+    async def adopt(
+        self, attempt: Attempt, session_id: str, state: TaskState
+    ) -> SessionWorktree | None:
+        return await self._landing.adopt(attempt, session_id, state)
+
+    async def lands(self, attempt: Attempt) -> bool:
+        return await self._landing.lands(attempt)
+
+    def landed_elsewhere(self, state: TaskState) -> bool:
+        return self._landing.landed_elsewhere(state)
+
+    # -- the run's points ----------------------------------------------------------------
+
+    def beside(
+        self, wake: Callable[[], None], down: Callable[[StoreUnavailable], None]
+    ) -> Loop | None:
+        if self._run.services.config.landing.via != "pull_request":
+            return None
+        return partial(self.loop, wake=wake, down=down)
+
+    async def tick(self, states: Mapping[str, TaskState]) -> None:
+        self.nudge(states.values())
+
+    async def end_when(self, ends: Callable[[], Awaitable[bool]]) -> bool:
+        """Decided while no pass over the pull requests is under way, and none after."""
+        return await self._pulls.end_when(ends)
 
     def nudge(self, states: Iterable[TaskState]) -> None:
         """Look at once when a task's pull request has not been looked at yet."""

@@ -19,9 +19,9 @@ import anyio
 
 from orchestrator.errors import StateError, VersionConflict
 from orchestrator.models import SessionRecord, SessionStatus, utcnow
-from orchestrator.scheduler.team import Team
 from orchestrator.state.protocol import StateStore
 from orchestrator.state.record_rules import new_id
+from orchestrator.state.team import Team
 
 __all__ = ["NAMESPACE", "Joined", "join_team_run", "point_team_run", "session_to_join"]
 

@@ -23,8 +23,8 @@ from orchestrator.models import KeyedRecord, utcnow
 
 if TYPE_CHECKING:
     # Types only: `council status` reads presence, without a store or a team.
-    from orchestrator.scheduler.team import Team
     from orchestrator.state.protocol import StateStore
+    from orchestrator.state.team import Team
 
 __all__ = ["NAMESPACE", "Presence", "alive_among", "alive_workstations"]
 

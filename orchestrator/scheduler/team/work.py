@@ -45,7 +45,7 @@ from orchestrator.merge.push_gate import PushGate
 from orchestrator.models import TaskState
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.team import Team
+from orchestrator.state.team import Team
 from orchestrator.worktrees.models import SessionWorktree
 
 __all__ = ["TeamWork"]

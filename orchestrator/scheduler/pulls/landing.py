@@ -36,10 +36,12 @@ from orchestrator.forge.public_text import (
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.part import AttemptPart
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.rules.queue import WAITING
 from orchestrator.workflow.handoffs.document import Handoff, load_handoff
+from orchestrator.worktrees.models import SessionWorktree
 
 __all__ = [
     "ISSUE",
@@ -67,10 +69,40 @@ def head_branch(task_id: str) -> str:
     return f"council/{task_id}"
 
 
-class PullLanding:
+class PullLanding(AttemptPart):
+    """Pull requests at an attempt's points (``attempts.part``): the feedback a build
+    answers, its branch checked out again for a feedback round, its work opened as a pull
+    request instead of merged, its landing the forge's."""
+
     def __init__(self, run: RunContext, writes: AttemptWrites) -> None:
         self._run = run
         self._writes = writes
+
+    async def starting(self, attempt: Attempt, state: TaskState) -> None:
+        feedback = state.metadata.get(PULL_FEEDBACK)
+        attempt.feedback = feedback if isinstance(feedback, str) and feedback else None
+
+    async def adopt(
+        self, attempt: Attempt, session_id: str, state: TaskState
+    ) -> SessionWorktree | None:
+        """A pull request's feedback round: its worktree was retired when the pull request
+        opened; the branch it pushed is checked out again, commits kept."""
+        if attempt.feedback is None or not state.branch:
+            return None
+        return await self._run.services.worktrees.adopt_session_worktree(
+            session_id, attempt.adapter, attempt.worktree_task, state.branch
+        )
+
+    async def lands(self, attempt: Attempt) -> bool:
+        """``landing.via: pull_request``: the work lands later, through its pull request (a
+        relanding goes through the queue)."""
+        if self._run.services.config.landing.via != "pull_request" or attempt.relanding:
+            return False
+        await self.open(attempt)
+        return True
+
+    def landed_elsewhere(self, state: TaskState) -> bool:
+        return PULL in state.metadata  # landed by the forge: no Council-Task merge
 
     @property
     def remote(self) -> str:

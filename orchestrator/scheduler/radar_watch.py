@@ -9,10 +9,10 @@
   live collisions read back from the store (other workstations' too);
 - ``ended(attempt)``: the attempt is over (landed, failed, requeued, cancelled): its sighting
   and its collisions go, ``radar.resolved``;
-- ``holds(task)``: with ``radar: sequence``, why a task not started yet waits (a live
-  collision graded ``hunks`` or ``conflict`` on one of its declared files), kept in its
-  record's metadata (``RADAR_HOLD``) so ``council status`` says it; the tick is woken when the
-  collisions change.
+- ``dispatch(task, state)`` (``holding``): with ``radar: sequence``, why a task not started yet
+  waits (a live collision graded ``hunks`` or ``conflict`` on one of its declared files), kept
+  in its record's metadata (``RADAR_HOLD``) so ``council status`` says it; the tick is woken
+  when the collisions change.
 
 The radar advises: a failure of it (git, the store) is logged and never fails an attempt or
 the run.
@@ -27,14 +27,16 @@ from typing import Any
 import anyio
 
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import CouncilError
+from orchestrator.errors import CouncilError, StoreUnavailable
 from orchestrator.models import TaskState
 from orchestrator.radar.engine import LiveSession, Radar
 from orchestrator.radar.records import Collision, collisions
 from orchestrator.radar.warning import holding, waits_for
+from orchestrator.radar.warning import marks as marks_of
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.parts import Loop, RunPart
 
 __all__ = ["RADAR_HOLD", "RadarWatch"]
 
@@ -43,7 +45,10 @@ log = logging.getLogger(__name__)
 RADAR_HOLD = "radar_hold"  # metadata: the collision a queued task waits for (radar: sequence)
 
 
-class RadarWatch:
+class RadarWatch(RunPart):
+    """The radar as a part of the run (``parts.RunPart``): at an attempt's points, beside
+    the tick, before a dispatch and on the board."""
+
     def __init__(self, run: RunContext, inflight: InFlight, wake: Callable[[], None]) -> None:
         services = run.services
         team = services.team
@@ -88,6 +93,9 @@ class RadarWatch:
         )
         await self._advise(self.radar.moved(live))
 
+    async def phase_ended(self, attempt: Attempt) -> None:
+        await self.committed(attempt)
+
     async def ended(self, attempt: Attempt) -> None:
         if attempt.session is not None:
             await self._advise(self.radar.ended(attempt.session.session_id))
@@ -99,7 +107,20 @@ class RadarWatch:
                 await self._advise(self.radar.look(self.live()))
                 await anyio.sleep(self._config.interval)
 
-    def holds(self, task: TaskConfig) -> str | None:
+    def beside(
+        self, wake: Callable[[], None], down: Callable[[StoreUnavailable], None]
+    ) -> Loop | None:
+        return self.watch
+
+    async def dispatch(self, task: TaskConfig, state: TaskState) -> tuple[TaskState, str | None]:
+        """``radar: sequence``: why ``task`` waits for a live collision, kept in its record."""
+        collision = self.holding(task)
+        return await self.mark(state, collision), collision
+
+    def marks(self) -> dict[str, str]:
+        return marks_of(self.collisions)
+
+    def holding(self, task: TaskConfig) -> str | None:
         """Why ``task`` waits for a live collision (``radar: sequence``); None when it does not."""
         if not self.sequence or not task.files:
             return None

@@ -1,0 +1,138 @@
+"""The attempt's side of the seam: what a feature may do at an attempt's fixed points.
+
+An attempt runs the same path whatever the run has on (``runner``, ``lander``,
+``failures``, ``relander``); a feature (team mode, pull requests, the collision radar, …) takes
+part through an ``AttemptPart`` the run lists (``scheduler.parts``), and the attempt's modules
+call ``AttemptParts``, never the feature by name. A part overrides only the points it takes part
+in; the defaults do nothing and decide nothing.
+
+The points, in the order an attempt meets them:
+
+- ``starting(attempt, state)``: the task's record as the attempt found it, before its claim
+  (a pull request's feedback for the next build is read here);
+- ``claimed(attempt)``: the claim is taken; a reason makes the task go back to the queue
+  uncounted (another workstation owns one of its files);
+- ``adopt(attempt, session_id, state)``: its kept worktree session is not in this clone: a
+  worktree a part can give it (another workstation's published branch, a pull request's head),
+  the first part's answer taken; None from every part starts afresh;
+- ``forking(attempt)``: a new worktree is about to fork from the base (fetch it first);
+- ``phase_ended(attempt)``: a phase's work is committed (publish it, look at it);
+- ``lands(attempt)``: its work is ready: True when a part lands it its own way (a pull request),
+  the merge queue then does not;
+- ``outside(attempt, tip, fetch=)``: why the task fails for commits of ``tip`` that reached the
+  base outside every queue, where it would otherwise end (done, or a build that changed
+  nothing); None when none did;
+- ``landed_elsewhere(state)``: a task recorded done whose landing is not the queue's own (a
+  forge merged its pull request), so the check that landings stay on the base skips it;
+- ``ended(attempt)``: the attempt is over, however it ended (shielded; release what it took).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orchestrator.models import TaskState
+from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.worktrees.models import SessionWorktree
+
+__all__ = ["AttemptPart", "AttemptParts"]
+
+
+class AttemptPart:
+    """A part that takes part in nothing: every point does nothing and decides nothing."""
+
+    async def starting(self, attempt: Attempt, state: TaskState) -> None:
+        return None
+
+    async def claimed(self, attempt: Attempt) -> str | None:
+        return None
+
+    async def adopt(
+        self, attempt: Attempt, session_id: str, state: TaskState
+    ) -> SessionWorktree | None:
+        return None
+
+    async def forking(self, attempt: Attempt) -> None:
+        return None
+
+    async def phase_ended(self, attempt: Attempt) -> None:
+        return None
+
+    async def lands(self, attempt: Attempt) -> bool:
+        return False
+
+    async def outside(self, attempt: Attempt, tip: str, *, fetch: bool = False) -> str | None:
+        return None
+
+    def landed_elsewhere(self, state: TaskState) -> bool:
+        return False
+
+    async def ended(self, attempt: Attempt) -> None:
+        return None
+
+
+class AttemptParts:
+    """The run's parts at an attempt's points, each asked in the order the run lists them."""
+
+    def __init__(self, parts: Sequence[AttemptPart] = ()) -> None:
+        self._parts = tuple(parts)
+
+    @property
+    def phase_listeners(self) -> bool:
+        """Some part does something at a phase's end (else the workflow is given no hook)."""
+        return any(type(p).phase_ended is not AttemptPart.phase_ended for p in self._parts)
+
+    async def starting(self, attempt: Attempt, state: TaskState) -> None:
+        for part in self._parts:
+            await part.starting(attempt, state)
+
+    async def claimed(self, attempt: Attempt) -> str | None:
+        for part in self._parts:
+            reason = await part.claimed(attempt)
+            if reason is not None:
+                return reason
+        return None
+
+    async def adopt(
+        self, attempt: Attempt, session_id: str, state: TaskState
+    ) -> SessionWorktree | None:
+        for part in self._parts:
+            adopted = await part.adopt(attempt, session_id, state)
+            if adopted is not None:
+                return adopted
+        return None
+
+    async def forking(self, attempt: Attempt) -> None:
+        for part in self._parts:
+            await part.forking(attempt)
+
+    async def phase_ended(self, attempt: Attempt) -> None:
+        for part in self._parts:
+            await part.phase_ended(attempt)
+
+    async def lands(self, attempt: Attempt) -> bool:
+        for part in self._parts:
+            if await part.lands(attempt):
+                return True
+        return False
+
+    async def outside(self, attempt: Attempt, tip: str, *, fetch: bool = False) -> str | None:
+        for part in self._parts:
+            why = await part.outside(attempt, tip, fetch=fetch)
+            if why is not None:
+                return why
+        return None
+
+    def landed_elsewhere(self, state: TaskState) -> bool:
+        return any(part.landed_elsewhere(state) for part in self._parts)
+
+    async def ended(self, attempt: Attempt) -> None:
+        """Every part hears the end, even when one of them raises (the first error then)."""
+        first: BaseException | None = None
+        for part in self._parts:
+            try:
+                await part.ended(attempt)
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
