@@ -1,0 +1,68 @@
+"""How a run's end is recorded, once the tick has ended it (``ending`` decides how).
+
+``finish`` reads the session's tasks once (with the candidates of its council tasks), keeps the
+run's final spend line, and writes the session's end:
+
+- stopped (``stop()``, Ctrl-C): ``interrupted`` with a checkpoint (none when killed), unless
+  other workstations of the team go on with it: then this one only leaves (``run.left``), its
+  tasks back in the queue;
+- else ``ending.decide`` from what every part says, on that one read: the session's status and
+  checkpoint (``council resume`` goes on from it), or, in a team whose other workstations go on
+  with tasks of theirs, this workstation leaves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from orchestrator.errors import CouncilError
+from orchestrator.events.runs import RunFinished, RunInterrupted, RunLeft
+from orchestrator.models import SessionStatus
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.council.members import CouncilMembers
+from orchestrator.scheduler.ending import decide
+from orchestrator.scheduler.opening import Opening
+from orchestrator.scheduler.parts import RunParts
+from orchestrator.scheduler.spending import Spending
+
+__all__ = ["finish"]
+
+
+async def finish(
+    run: RunContext,
+    parts: RunParts,
+    *,
+    opening: Opening,
+    members: CouncilMembers,
+    spending: Spending,
+) -> None:
+    """Record the run's end (module doc)."""
+    assert run.session_id is not None
+    store = run.services.store
+    if run.stopping and await opening.others_in(run.session_id):
+        # The team goes on without this workstation: its tasks are back in the queue.
+        await run.events.emit(RunLeft(session_id=run.session_id))
+        return
+    states = await store.list_tasks(run.session_id)
+    by_id = {s.task_id: s for s in states}
+    await members.add_states(run.tasks.values(), by_id)  # council candidates
+    with contextlib.suppress(CouncilError):  # the spend line is for reports only
+        await spending.publish(list(by_id.values()))
+    if run.stopping:
+        await store.update_session(
+            run.session_id, {"status": SessionStatus.INTERRUPTED}, metrics=False
+        )
+        if not run.killed:
+            await store.create_checkpoint(run.session_id, "interrupted")
+        await run.events.emit(RunInterrupted(session_id=run.session_id))
+        return
+    own = {s.task_id: s for s in states}
+    end = decide(own, parts.parts, team=run.services.team is not None, seen=by_id)
+    if end.status is None:
+        # A team session with tasks other workstations go on with: theirs to finish.
+        await run.events.emit(RunLeft(session_id=run.session_id))
+        return
+    if end.checkpoint is not None:  # `council resume` goes on from it
+        await store.create_checkpoint(run.session_id, end.checkpoint)
+    await store.update_session(run.session_id, {"status": end.status}, metrics=False)
+    await run.events.emit(RunFinished(session_id=run.session_id, status=end.status))

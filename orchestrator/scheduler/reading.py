@@ -1,0 +1,131 @@
+"""The run's reads of its task records, and what it does when they are gone.
+
+``RunReads`` is the scheduler's one way to read the session's tasks while the run ticks:
+
+- ``watching(wake)``: for as long as the run ticks, a ``TaskView`` subscribed to the store (only
+  what changed is read again; another workstation's write to one of the run's tasks ends the
+  nap at once, ``wake``); an error out of the ticks that came from the whole state being
+  deleted says so (``disappeared``), not which file;
+- ``states(full=)``: the session's tasks, but those whose batch is not written yet
+  (``recording``), with the candidates of its unfinished council tasks;
+- ``with_records(states)``: every task of the run has a record, or is given one: the view may
+  lag (read again); the whole store gone (no session record, or not the data the run started
+  on) stops the run with a way forward; a task record moved away alone (as a damaged record's
+  error advises) is started afresh, queued (``task.record_recreated``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from orchestrator.errors import CouncilError, StateError
+from orchestrator.events.tasks import TaskRecordRecreated
+from orchestrator.models import TaskState
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.council.members import CouncilMembers
+from orchestrator.scheduler.recording import TaskRecorder
+from orchestrator.scheduler.view import TaskView
+
+__all__ = ["RunReads"]
+
+
+class RunReads:
+    def __init__(self, run: RunContext, recorder: TaskRecorder, members: CouncilMembers) -> None:
+        self._run = run
+        self._recorder = recorder
+        self._members = members
+        self._view: TaskView | None = None
+        self._lost_reported = False  # the state was found gone and said so already
+        self._identity: str | None = None  # the store's data this run started on
+
+    @asynccontextmanager
+    async def watching(self, wake: Callable[[], None]) -> AsyncIterator[None]:
+        run, store = self._run, self._run.services.store
+        assert run.session_id is not None
+        self._identity = await store.identity()
+        self._view = view = TaskView(store, run.session_id, on_remote=wake)
+        store.subscribe(view.on_event)
+        try:
+            yield
+        except Exception as exc:
+            # A write that failed because the whole state was deleted says so, not which file.
+            if not self._lost_reported and await self._gone():
+                raise _disappeared(run.session_id, []) from exc
+            raise
+        finally:
+            store.unsubscribe(view.on_event)
+            self._view = None
+
+    def touch(self, task_id: str) -> None:
+        """Someone else may have changed ``task_id``: read it again on the next tick."""
+        if self._view is not None:
+            self._view.touch(task_id)
+
+    def recorded(self, task_id: str) -> bool:
+        """``task_id``'s batch is written and ready (``recording``)."""
+        return task_id not in self._recorder.pending
+
+    async def states(self, *, full: bool = False) -> dict[str, TaskState]:
+        """The session's tasks (``TaskView``: only what changed is read again), and the
+        candidates of its unfinished council tasks."""
+        run = self._run
+        assert run.session_id is not None
+        if self._view is None:
+            tasks = await run.services.store.list_tasks(run.session_id)
+            states = {task.task_id: task for task in tasks}
+        else:
+            states = await self._view.current(full=full)
+        pending = self._recorder.pending
+        if pending:  # recorded, but not ready to dispatch until their batch is (``recording``)
+            states = {task_id: s for task_id, s in states.items() if task_id not in pending}
+        await self._members.add_states(run.tasks.values(), states)
+        return states
+
+    async def with_records(self, states: dict[str, TaskState]) -> dict[str, TaskState]:
+        """``states``, or read again when some task of the run has no record (module doc)."""
+        run = self._run
+        if all(task_id in states for task_id in run.tasks if self.recorded(task_id)):
+            return states
+        assert run.session_id is not None
+        states = await self.states(full=True)
+        missing = [t for t in run.tasks if t not in states and self.recorded(t)]
+        if not missing:
+            return states
+        if await self._gone():
+            self._lost_reported = True
+            raise _disappeared(run.session_id, missing)
+        store = run.services.store
+        for task_id in missing:
+            fresh = TaskState(task_id=task_id, session_id=run.session_id).model_dump()
+            await store.update_task_state(task_id, fresh)
+            await run.events.emit(
+                TaskRecordRecreated(task_id=task_id, reason="its record was missing")
+            )
+        return await self.states(full=True)
+
+    async def _gone(self) -> bool:
+        """The run's state was deleted: its session has no record any more, or the store's
+        data is not the data the run started on (a deletion racing the run's own writes can
+        leave a session record behind, written back by a write under way)."""
+        assert self._run.session_id is not None
+        store = self._run.services.store
+        try:
+            if await store.get_session(self._run.session_id, metrics=False) is None:
+                return True
+            return self._identity is not None and await store.identity() != self._identity
+        except CouncilError:
+            return False
+
+
+def _disappeared(session_id: str, tasks: list[str]) -> StateError:
+    records = (
+        f"session {session_id} and tasks {', '.join(tasks)} have"
+        if tasks
+        else (f"session {session_id} has")
+    )
+    return StateError(
+        f"the run's state disappeared while it ran ({records} no record any more): stopped. "
+        "Start the run again with `council run <config>`: work that landed is recognised on "
+        "the base and never merged twice"
+    )
