@@ -22,7 +22,7 @@ from merge_repo import ENV, commit_on, git, init_repo, tip
 from timing import patience
 
 from orchestrator.errors import BaseLocked, MergeContention
-from orchestrator.merge import queue as merge_module
+from orchestrator.merge import local as merge_module
 from orchestrator.merge.queue import MergeQueue, MergeStatus
 
 HOUR = 3600.0

@@ -7,9 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.models import utcnow
-from orchestrator.state.team import Team
 from orchestrator.scheduler.team.presence import NAMESPACE, Presence, alive_workstations
 from orchestrator.state import FileStateStore
+from orchestrator.state.team import Team
 
 TEAM = Team(run_key="run", remote="origin", workstation="ws-1")
 

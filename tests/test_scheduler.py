@@ -23,9 +23,9 @@ from scheduler_helpers import (
 from timing import patience
 from worktree_helpers import git
 
-from orchestrator import council as council_module
 from orchestrator.config.run import RunConfig
 from orchestrator.council import Council
+from orchestrator.council import opening as council_module
 from orchestrator.events import Event
 from orchestrator.merge.queue import MergeQueue
 from orchestrator.models import TaskStatus

@@ -4,7 +4,7 @@
   adapter, status, elapsed, last message), then prints a summary table. ``--json`` prints the
   ``RunReport`` as JSON instead (and no table); ``--dry-run`` prints the plan (task order,
   phases, adapters) and the exact redacted command of each phase's first adapter, and runs
-  nothing. In team mode (``scheduler.definitions``) a workstation whose tasks are not the
+  nothing. In team mode (``scheduler.team.definitions``) a workstation whose tasks are not the
   team run's is refused before it writes anything, one line per task naming the fields that
   differ: ``--adopt`` works on the team's definitions instead (never changing them),
   ``--add-tasks`` adds this config's tasks the team run lacks to it.

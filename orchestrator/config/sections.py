@@ -52,7 +52,7 @@ class LandingConfig(Section):
     force-push, the branch recreated): ``auto`` lands it again from its kept branch through
     the merge queue (its CLI phases never run again); ``report`` only says so, and the run
     ends failed (``scheduler.attempts.relander``). ``via: pull_request`` and the fields after
-    it: landing through a pull request on the forge (``scheduler.attempts.pull_landing``)."""
+    it: landing through a pull request on the forge (``scheduler.pulls.landing``)."""
 
     wait_timeout: PositiveDuration = Field(
         default=1800.0,
@@ -70,7 +70,7 @@ class LandingConfig(Section):
         default="merge",
         description="merge: the merge queue lands finished work on the base; pull_request: "
         "it is pushed to the remote as council/<task> and lands through one pull request "
-        "(needs a forge and a git remote `origin`; scheduler.attempts.pull_landing)",
+        "(needs a forge and a git remote `origin`; scheduler.pulls.landing)",
     )
     approvals: int = Field(
         default=1,

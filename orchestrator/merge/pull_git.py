@@ -1,5 +1,5 @@
 """The git of landing by pull request (``landing.via: pull_request``), for the scheduler's
-``attempts.pull_landing``: a task's branch pushed to the remote as the pull request's head,
+``pulls.landing``: a task's branch pushed to the remote as the pull request's head,
 and, once the forge says it merged, the remote's base fetched and the task's work confirmed
 on it (the clone's own base then follows when safe, ``follow``).
 

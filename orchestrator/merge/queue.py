@@ -65,7 +65,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -87,7 +87,6 @@ from orchestrator.events.merge import (
     MergeStarted,
     MergeWaiting,
 )
-from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import (
     GitCalls,
     branch_ref,
@@ -100,18 +99,13 @@ from orchestrator.ids import check_id
 from orchestrator.merge import outside
 from orchestrator.merge.attempt import Request as _Request
 from orchestrator.merge.attempt import Retry as _Retry
-from orchestrator.merge.cars import Cars, Outcome, Split
+from orchestrator.merge.cars import Outcome, Split
 from orchestrator.merge.checkout import (
-    Blocked,
-    Checkout,
     CheckoutFinder,
-    fast_forward,
-    inspect_checkout,
-    refusal_cause,
 )
-from orchestrator.merge.git_locks import GitLockFile, held_git_locks
 from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.lending import Lending
+from orchestrator.merge.local import LocalBase, Locked
 from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.train import Boarding, Ticket
@@ -150,13 +144,6 @@ _EVENTS: dict[
     MergeStatus.CONFLICT: MergeConflict,
     MergeStatus.WAITING_FOR_CHECKOUT: MergeWaiting,  # a warning: the landing waits
 }
-
-
-@dataclass(frozen=True)
-class _Locked:
-    """Git lock files the update needs are present; nothing was written."""
-
-    locks: list[GitLockFile]
 
 
 class MergeQueue:
@@ -199,6 +186,9 @@ class MergeQueue:
         if before_push is not None and remote is None:
             raise WorkspaceError("before_push is called before a push: it needs a remote")
         self.remote = remote
+        self._local = LocalBase(
+            self.repo_path, self.base_ref, base_branch, self._history, self._checkouts, self._gate
+        )
         self._remote = (
             RemoteBase(remote, base_branch, self._history, self._checkouts, before_push, self._gate)
             if remote is not None
@@ -389,10 +379,10 @@ class MergeQueue:
             if not aboard:
                 return [o for o in outcomes if o is not None]
             if self._remote is not None:
-                outcome: list[Outcome] | _Retry | _Locked | Split
+                outcome: list[Outcome] | _Retry | Locked | Split
                 outcome = await self._remote.attempt(calls, aboard, attempt + 1, failed)
             else:
-                outcome = await anyio.to_thread.run_sync(self._attempt, calls, aboard, failed)
+                outcome = await anyio.to_thread.run_sync(self._local.attempt, calls, aboard, failed)
             if isinstance(outcome, list):
                 for i, found in zip(riding, outcome, strict=True):
                     outcomes[i] = (
@@ -410,7 +400,7 @@ class MergeQueue:
                     except CouncilError as exc:
                         outcomes[i] = exc
                 return [o for o in outcomes if o is not None]
-            if isinstance(outcome, _Locked):
+            if isinstance(outcome, Locked):
                 # Not an attempt that lost a race: waiting for a lock is bounded by time.
                 now = time.monotonic()
                 locked_since = now if locked_since is None else locked_since
@@ -425,109 +415,6 @@ class MergeQueue:
             if attempt < self.max_attempts:
                 await anyio.sleep(_backoff(attempt))
         raise MergeContention(self.base_branch, self.max_attempts, last.reason)
-
-    def _attempt(
-        self, calls: GitCalls, requests: list[_Request], failed: dict[str, Exception]
-    ) -> list[Outcome] | _Retry | _Locked | Split:
-        """One attempt at the whole train (``merge.cars``), then one update of the base (via
-        its checkout, if any)."""
-        common = self._checkouts.common_dir(calls)
-        built = Cars(
-            calls,
-            self.base_ref,
-            self.base_branch,
-            self._history,
-            self._gate,
-            common,
-            read_common=common,
-            failed=failed,
-        )
-        for request in requests:
-            built.add(request)
-        if not built.cars:
-            return built.outcomes()
-        return self._land(calls, built)
-
-    def _land(self, calls: GitCalls, built: Cars) -> list[Outcome] | _Retry | _Locked | Split:
-        """Move the base to the train's last merge commit (via its checkout, if any)."""
-        base = built.base
-        owners = self._checkouts.owners(calls)
-        if len(owners) > 1:
-            return built.waiting(
-                f"base branch {self.base_branch!r} is checked out in {len(owners)} worktrees; "
-                "check it out in one at most",
-                [str(o.path) for o in owners],
-            )
-        checkout = owners[0] if owners else None
-        locked = self._git_locks(calls, checkout)
-        if locked is not None:
-            return locked
-        clean = True
-        if checkout is not None:
-            state = inspect_checkout(calls, checkout, self.base_branch, built.tree, base)
-            if isinstance(state, Blocked):
-                if len(built.cars) > 1:
-                    return Split()
-                return built.waiting(state.message, state.details, checkout.path)
-            clean = not state.cut_short
-        new = built.tip
-        crash_point("merge.committed")
-        if checkout is None:
-            retry = self._compare_and_swap(calls, base, new, built.reason())
-            if retry is not None:
-                return retry
-        else:
-            if not self._checkouts.still_holds(checkout):
-                return _Retry()  # the user switched branches there: look for the owner again
-            refusal = fast_forward(calls, checkout, self.base_ref, base, new, clean=clean)
-            if refusal is None and not self._checkouts.still_holds(checkout):
-                # Switched away in the instant before the fast-forward: what moved was not the
-                # base, so start over and look again.
-                return _Retry()
-            if refusal is not None:
-                if calls.rev_parse(self.base_ref) != base:
-                    return _Retry()
-                # A lock that appeared after the look above: name it, not git's words.
-                locked = self._git_locks(calls, checkout)
-                if locked is not None:
-                    return locked
-                if len(built.cars) > 1:
-                    return Split()
-                return built.waiting(
-                    f"git refused to fast-forward {checkout.path} (base branch "
-                    f"{self.base_branch!r} is checked out there): {refusal_cause(refusal)}; "
-                    "the task lands by itself once that is cleared",
-                    refusal.splitlines()[:20],
-                    checkout.path,
-                )
-        crash_point("merge.ref_updated")
-        built.record(self._history)
-        return built.outcomes(checkout=checkout.path if checkout else None)
-
-    def _git_locks(self, calls: GitCalls, checkout: Checkout | None) -> _Locked | None:
-        """The git lock files the update needs that are present, if any (see the module doc)."""
-        common = self._checkouts.common_dir(calls)
-        places = [common, self.repo_path, *([checkout.path] if checkout else [])]
-        admin = checkout.admin if checkout else None
-        found = held_git_locks(common, self.base_ref, admin, places)
-        return _Locked(found) if found else None
-
-    def _compare_and_swap(self, calls: GitCalls, old: str, new: str, reason: str) -> _Retry | None:
-        """Move the base from ``old`` to ``new``: None when done, a ``_Retry`` when the base
-        moved or its ref is locked by another writer."""
-        with ref_book.writing():  # noted with the write, for the tamper check
-            update = calls.run("update-ref", "-m", reason, self.base_ref, new, old, check=False)
-            if update.ok:
-                ref_book.note(self.base_ref, old, new)
-        if update.ok:
-            return None
-        if calls.rev_parse(self.base_ref) != old:
-            return _Retry()
-        if "File exists" in update.stderr:
-            # Another writer holds the ref's lock right now (or a crash left it behind: the
-            # error after the last attempt names the file).
-            return _Retry(update.stderr.strip())
-        raise GitError(["update-ref", self.base_ref, new, old], update.returncode, update.stderr)
 
     # -- plumbing ---------------------------------------------------------------------------
 

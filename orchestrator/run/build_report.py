@@ -123,7 +123,7 @@ def _vanished(metadata: dict[str, Any]) -> list[VanishedReport]:
 
 
 def _pull(metadata: dict[str, Any]) -> PullReport | None:
-    pull = metadata.get("pull")  # ``scheduler.attempts.pull_landing.PULL``
+    pull = metadata.get("pull")  # ``scheduler.pulls.landing.PULL``
     if not isinstance(pull, dict):
         return None
     fields = {name: pull[name] for name in PullReport.model_fields if name in pull}

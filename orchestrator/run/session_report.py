@@ -1,5 +1,5 @@
 """A session's report as the store has it now: its tasks and, in a team, the workstations
-whose presence records are fresh (``scheduler.presence``); ``timed_session_report`` also says
+whose presence records are fresh (``scheduler.team.presence``); ``timed_session_report`` also says
 until when that report holds while nothing is written (``report_cache`` keeps it that long)."""
 
 from __future__ import annotations

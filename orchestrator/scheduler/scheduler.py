@@ -194,7 +194,7 @@ class Scheduler:
 
     async def start(self) -> str:
         """Create the run's session in the store with every task ``queued``, or in team mode
-        join the team's session when another workstation runs it (``team_join``); its id.
+        join the team's session when another workstation runs it (``team.join``); its id.
         The tasks are recorded in batches (``recording``); ``run`` dispatches the first ones
         while it records the rest."""
         session_id = await self._opening.begin()

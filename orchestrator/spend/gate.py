@@ -2,8 +2,9 @@
 
 Before (``open``): the call's forecast (``Tally.forecast``) is checked against every budget
 it counts to and its adapter's quota (``quota``); a call that does not fit is not started:
-``SpendHeld`` says why, and until when when a quota's reset is known; ``call.held`` says it
-once per hold of a task (``held``; ``holding`` asks without saying). A call that fits gets
+``SpendHeld`` says why, and until when when a quota's reset is known (``quota_watch``);
+``call.held`` says it once per hold of a task (``held``; ``holding`` asks without saying;
+``holds``: the values and the voice that says each thing once). A call that fits gets
 its ledger record, opened (``ledger``), which also reserves its forecast: calls started side
 by side cannot all take the same room. Before that record is opened, the forecast is reserved
 in the run's fund in the store (``reservations``), atomically across processes and
@@ -23,26 +24,28 @@ a limit raised with ``council budget raise`` is read from the store the same way
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from orchestrator.adapter import AgentEvent, EventKind, Usage
+from orchestrator.adapter import AgentEvent, Usage
 from orchestrator.config.budgets import BudgetsConfig, PriceConfig
 from orchestrator.config.run import RunConfig
-from orchestrator.events.spend import BudgetExceeded, CallHeld
 from orchestrator.models import utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.spend import budgets as rules
 from orchestrator.spend.budgets import Exceeded, Forecast
+from orchestrator.spend.holds import CallPlan, Hold, SpendHeld, Voice, held_text
 from orchestrator.spend.ledger import Ledger, LedgerEntry, new_call_key
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.spend.line import SpendLine
 from orchestrator.spend.prices import cost_of, find_price
-from orchestrator.spend.quota import QuotaHold, Reported, configured_wait
+from orchestrator.spend.quota import QuotaHold
+from orchestrator.spend.quota_watch import QuotaWatch
 from orchestrator.spend.raising import RAISES
 from orchestrator.spend.reservations import Alive, Fund
 from orchestrator.spend.tally import Tally
@@ -54,47 +57,6 @@ log = logging.getLogger(__name__)
 
 _PUBLISH_EVERY = 2.0
 _RAISES_EVERY = 1.0  # seconds between reads of the raised limits while the run ticks
-
-
-@dataclass(frozen=True)
-class CallPlan:
-    """A CLI call about to start."""
-
-    task: str  # the attempt's task (a council candidate's own id)
-    phase: str
-    adapter: str
-    attempt: int = 1
-    model: str | None = None  # as configured; the CLI may say another
-    log: str | None = None  # the name of the file its CLI's output goes to (``LedgerEntry.log``)
-
-
-class SpendHeld(Exception):
-    """The call was not started: a budget has no room for it (``until`` None: until raised),
-    or its adapter's quota would not carry it before ``until``."""
-
-    def __init__(self, reason: str, *, until: datetime | None, kind: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.until = until
-        self.kind = kind  # "budget" or "quota"
-
-
-@dataclass(frozen=True)
-class Hold:
-    """Why a call may not start now: ``kind`` ``quota`` (until ``until``, its reset) or
-    ``budget`` (until raised); ``key`` what holds it (``quota:<adapter>``, a budget's scope),
-    ``reason`` as people read it (a budget's starts ``budget: ``, as a task's record keeps it)."""
-
-    kind: str
-    key: str
-    reason: str
-    until: datetime | None
-    forecast: Forecast | None = None  # a budget hold: the held call's forecast
-
-
-def held_text(hold: QuotaHold) -> str:
-    """A quota's hold as the event, the task's record and ``status`` say it."""
-    return f"{hold.reason} until {hold.until.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}"
 
 
 @dataclass
@@ -123,8 +85,6 @@ class SpendGate:
         self._ledger = Ledger(store)
         self.session_id = session_id
         self._budget_task = budget_task  # a candidate's calls count to its council task
-        self._parked_until = parked_until
-        self._on_exceeded = on_exceeded
         self._refresh = refresh  # seconds between reads of the ledger (a team's), None: never
         self._tally = self._new_tally()
         self._read_at = 0.0
@@ -132,10 +92,9 @@ class SpendGate:
         self._raises_version = 0
         self._raises_read_at = float("-inf")
         self.budgets: BudgetsConfig = config.budgets
-        self._said: set[str] = set()  # scopes said spent, until raised
-        self._reported: dict[str, Reported] = {}  # adapter -> its CLI's last quota report
+        self._voice = Voice(store, on_exceeded)  # each hold and each spent scope said once
+        self._quotas = QuotaWatch(config.rate_limits, parked_until)
         self._published = float("-inf")  # when the spend line was last kept (monotonic)
-        self._holding: dict[str, tuple[str, datetime | None]] = {}  # task -> the hold said
         # The run's budgets reserved in the store, across processes (``reservations``): for a
         # run several processes share (``who`` given: a team's); one process alone reserves
         # in its tally, before its first await, which is as atomic and costs no write.
@@ -181,7 +140,7 @@ class SpendGate:
         self._raises_version = version
         self._raises = dict(record.data) if record is not None else {}
         self.budgets = rules.raised(self._config.budgets, self._raises)
-        self._said.clear()  # a raised limit is said again when it is spent again
+        self._voice.raised()  # a raised limit is said again when it is spent again
 
     def left_open(self) -> list[LedgerEntry]:
         """This run's calls whose records were open when the ledger was read (``load``): at a
@@ -218,31 +177,8 @@ class SpendGate:
     def quota_hold(self, adapter: str, phase: str, now: datetime | None = None) -> QuotaHold | None:
         """Why a call on ``adapter`` waits for a quota's reset, and until when."""
         now = now or utcnow()
-        holds: list[QuotaHold] = []
-        said = self._reported.get(adapter)
-        hold_at = self._config.rate_limits.hold_at
-        if said is not None and said.resets_at > now and said.utilization >= hold_at:
-            holds.append(QuotaHold(said.resets_at, f"{adapter}'s {said.what}"))
-        quota = self._config.rate_limits.quotas.get(adapter)
-        if quota is not None:
-            coming, since = self.forecast(adapter, phase), now - timedelta(seconds=quota.per)
-            usd, tokens, calls = self._tally.window(adapter, since)
-            fits = (
-                (quota.usd is None or usd + coming.usd <= quota.usd)
-                and (quota.tokens is None or tokens + coming.tokens <= quota.tokens)
-                and (quota.calls is None or calls + 1 <= quota.calls)
-            )
-            recent = [] if fits else self._tally.since(adapter, since)
-            wait = configured_wait(recent, adapter, quota, coming, now) if recent else None
-            if wait is not None:
-                holds.append(QuotaHold(wait, f"rate_limits.quotas.{adapter} is used up"))
-        # Last: a park this gate's own quota hold made (``Spending.hold``) says that quota.
-        parked = self._parked_until(adapter)
-        if parked is not None and parked > now:
-            holds.append(QuotaHold(parked, f"{adapter} is parked on a rate limit"))
-        if not holds:
-            return None
-        return max(holds, key=lambda hold: hold.until)  # the first of the latest
+        coming = functools.partial(self.forecast, adapter, phase)  # asked for a quota only
+        return self._quotas.hold(adapter, coming, self._tally, now)
 
     def holding(
         self, task: str, adapter: str, phase: str, now: datetime | None = None
@@ -261,27 +197,11 @@ class SpendGate:
         """Say that ``plan``'s call is held (a ``call.held`` event), once per hold of its task:
         a task held again by the same thing (each tick asks) is not said again, until its
         call starts (``released``). True when it was said now."""
-        said = (hold.key, hold.until)
-        if self._holding.get(plan.task) == said:
-            return False
-        self._holding[plan.task] = said
-        await self._store.emit(
-            CallHeld(
-                task_id=plan.task,
-                phase=plan.phase,
-                adapter=plan.adapter,
-                reason=hold.reason.removeprefix("budget: "),
-                until=hold.until.isoformat() if hold.until is not None else None,
-                kind=hold.kind,
-                forecast_usd=hold.forecast.usd if hold.forecast is not None else None,
-                forecast_tokens=hold.forecast.tokens if hold.forecast is not None else None,
-            )
-        )
-        return True
+        return await self._voice.held(plan, hold)
 
     def released(self, task: str) -> None:
         """``task``'s hold is over (its call starts, or it left the queue)."""
-        self._holding.pop(task, None)
+        self._voice.released(task)
 
     async def check(self, plan: CallPlan) -> None:
         """Raise ``SpendHeld`` when the call may not start now (``open`` checks again)."""
@@ -413,7 +333,7 @@ class SpendGate:
         await self._ledger.closed(closed)
         await self._settle(closed)
         self._tally.put(closed)
-        self._heard(entry.adapter, events)
+        self._quotas.heard(entry.adapter, events)
         await self._after(closed)
         await self.publish()
         return closed
@@ -440,18 +360,6 @@ class SpendGate:
         data = line.model_dump(mode="json")
         await self._store.put_record(SPEND_LINES, self.session_id, data, durable=False)
 
-    def _heard(self, adapter: str, events: Sequence[AgentEvent]) -> None:
-        for event in events:
-            if event.reset_at is None:
-                continue
-            if event.kind == EventKind.RATE_LIMITED:
-                self._reported[adapter] = Reported(1.0, event.reset_at, "limit was reached")
-            elif event.kind == EventKind.QUOTA:
-                share = event.data.get("utilization")
-                if isinstance(share, int | float):
-                    what = f"{event.text or 'quota'} ({share:.0%} used)"
-                    self._reported[adapter] = Reported(float(share), event.reset_at, what)
-
     async def _after(self, entry: LedgerEntry) -> None:
         """Say each budget of the call's scopes that is now spent (the real figure)."""
         if not self.budgets.any:
@@ -463,25 +371,7 @@ class SpendGate:
                 await self._say(over, entry.task)
 
     async def _say(self, over: Exceeded, task: str | None) -> None:
-        if over.scope.key in self._said:
-            return
-        self._said.add(over.scope.key)
-        limit = over.scope.limit
-        await self._store.emit(
-            BudgetExceeded(
-                scope=over.scope.key,
-                field=over.scope.field,
-                limit_usd=limit.usd,
-                limit_tokens=limit.tokens,
-                spent_usd=round(over.spend.usd, 6),
-                spent_tokens=over.spend.tokens,
-                action=self.budgets.on_exceed,
-                message=over.message(),
-                task_id=task,
-            )
-        )
-        if self._on_exceeded is not None:
-            await self._on_exceeded(over, task)
+        await self._voice.exceeded(over, task, self.budgets.on_exceed)
 
     # -- while a call runs (``meter``) ---------------------------------------------------------
 

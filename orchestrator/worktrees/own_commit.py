@@ -33,7 +33,7 @@ that commits by itself (aider does) moves its branch: its commits are kept as hi
 where they are one chain of new commits on ``parent`` (each with one parent, down to
 ``parent``, none held by any other local ref: no merge, nothing of a sibling's or the base's
 that a rebase or a merge brought in; a remote's branch may hold them, as a CLI's own push left
-it, so that push stays the task's and fails it: ``scheduler.attempts.outside_push``), and they
+it, so that push stays the task's and fails it: ``scheduler.team.outside_push``), and they
 are then checked at landing like any other (``merge.secret_gate``). Otherwise they are taken
 as content only: the commit goes on ``parent`` with the files. Where a caller has no record
 it passes the branch's current tip; the commit is still built from the files, with no state

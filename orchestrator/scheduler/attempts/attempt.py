@@ -79,7 +79,7 @@ class Attempt:
     note: str | None = None  # why the task's last attempt changed nothing (its build is told)
     feedback: str | None = None  # its pull request's feedback, which this build answers
     relanding: bool = False  # lands a vanished landing again from its kept branch (no CLI)
-    # Its work held a secret when it was to be pushed (``team_work``): stopped, failed, kept.
+    # Its work held a secret when it was to be pushed (``team.work``): stopped, failed, kept.
     secret: SecretInHistory | None = None
     cancel: anyio.Event = field(default_factory=anyio.Event)
     finished: anyio.Event = field(default_factory=anyio.Event)

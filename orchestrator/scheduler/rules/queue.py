@@ -116,7 +116,7 @@ def wait_reason(
         waiting = meta.get(WAITING)
         return waiting if isinstance(waiting, str) else None
     if state.status == TaskStatus.IN_REVIEW:
-        pull = meta.get("pull")  # ``attempts.pull_landing.PULL``: the pull request as last seen
+        pull = meta.get("pull")  # ``pulls.landing.PULL``: the pull request as last seen
         waiting = pull.get("waiting") if isinstance(pull, dict) else None
         return waiting if isinstance(waiting, str) and waiting else None
     if state.status == TaskStatus.PARKED:
@@ -130,7 +130,7 @@ def wait_reason(
         held = meta.get("held")  # ``scheduler.spending.HELD``: a budget without room
         if isinstance(held, str) and held:
             return held
-        # ``attempts.radar_watch.RADAR_HOLD``: a live collision on its files (radar: sequence)
+        # ``scheduler.radar_watch.RADAR_HOLD``: a live collision on its files (radar: sequence)
         collision = meta.get("radar_hold")
         if isinstance(collision, str) and collision:
             return collision

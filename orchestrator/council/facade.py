@@ -1,4 +1,7 @@
-"""``Council``: the facade a Python user holds to run CLI Council.
+"""``Council``: the facade a Python user holds to run CLI Council (``orchestrator.council``).
+
+It composes its parts: ``opening`` (what entering it opens), ``listening`` (who hears the
+run's events); ``checks`` are the refusals the ``council`` command makes before a run.
 
 ::
 
@@ -45,8 +48,8 @@ Contract:
 - ``plan()`` is the dry run: what would run, in which order, with which exact commands.
 
 ``join=`` (a ``JoinChoice``) says what joining a team run whose tasks differ from this config's
-may do (``scheduler.definitions``: work on the team's definitions, add this config's new tasks);
-by default such a join is refused before anything is written.
+may do (``scheduler.team.definitions``: work on the team's definitions, add this config's new
+tasks); by default such a join is refused before anything is written.
 
 ``workflow=`` replaces the ADW workflow (``orchestrator.workflow.workflow.run_workflow``) with any
 ``WorkflowFn``, for tests and for callers with a workflow of their own.
@@ -54,10 +57,9 @@ by default such a join is refused before anything is written.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -67,22 +69,14 @@ import anyio.to_thread
 
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
-from orchestrator.config.sandbox import merged_sandbox
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import (
-    CancelError,
-    NothingToResume,
-    RecordNotFound,
-    RunError,
-    UsageError,
-)
+from orchestrator.council.checks import nothing_to_resume
+from orchestrator.council.listening import Callback, Listeners
+from orchestrator.council.opening import open_run, services_for
+from orchestrator.errors import RecordNotFound, RunError, UsageError
 from orchestrator.events import Event
-from orchestrator.events.catalogue import typed_event
 from orchestrator.events.phases import CliSurvivorsStopped
-from orchestrator.forge.base import Forge
 from orchestrator.locks.manager import LockManager
-from orchestrator.locks.team_merge import TeamMergeLock
-from orchestrator.merge.queue import MergeLockFactory, MergeQueue
 from orchestrator.merge.remote import PushIntent
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, TaskState
 from orchestrator.plugins.host import PluginHost, default_plugins
@@ -91,7 +85,7 @@ from orchestrator.process.stop import stop_adopted
 from orchestrator.process.tree import become_subreaper, since_now
 from orchestrator.run.demo_repo import ensure_sample_repo
 from orchestrator.run.event_stream import EventStream
-from orchestrator.run.plan import RunPlan, build_plan, plan_paths
+from orchestrator.run.plan import RunPlan, build_plan
 from orchestrator.run.preflight import (
     check_adapters,
     check_repository,
@@ -100,32 +94,20 @@ from orchestrator.run.preflight import (
 )
 from orchestrator.run.pull_landing_check import pull_landing_finding
 from orchestrator.run.report import RunReport
-from orchestrator.run.run_lock import RunLock, acquire_run_lock
+from orchestrator.run.run_lock import RunLock
 from orchestrator.run.session_report import session_report
-from orchestrator.run.stores import describe_state, open_run_store, run_sessions
-from orchestrator.runner.phase import PHASE_EVENT
+from orchestrator.run.stores import describe_state, run_sessions
 from orchestrator.safety import crashpoints, secret_allow
-from orchestrator.sandbox.choice import settings_for
 from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.board import TaskLine
-from orchestrator.scheduler.cancel import request_cancel
-from orchestrator.scheduler.scheduler import Scheduler, Services
-from orchestrator.scheduler.team.definitions import JoinChoice, plan_join
-from orchestrator.scheduler.team.join import session_to_join
-from orchestrator.scheduler.team.presence import alive_workstations
-from orchestrator.state import FileStateStore, StateStore
-from orchestrator.state.session_rules import holding_session, refuse_if_held
-from orchestrator.state.team import remote_base_ref, team_for
+from orchestrator.scheduler.scheduler import Scheduler
+from orchestrator.scheduler.team.definitions import JoinChoice
+from orchestrator.state import StateStore
+from orchestrator.state.team import team_for
 from orchestrator.workflow.record_rules import workflow_rules
 from orchestrator.workflow.task_run import WorkflowFn
-from orchestrator.worktrees.manager import WorktreeManager
-from orchestrator.worktrees.models import WorktreeSettings
 
-__all__ = ["CancelError", "Council", "LiveSession", "TaskLine", "request_cancel", "stored_report"]
-
-Callback = Callable[[Event], None]
-
-_TEAM_MERGE_LEASE = 30.0  # seconds: a landing takes well under one; a dead holder's lock lapses
+__all__ = ["Council", "LiveSession"]
 
 
 @dataclass(frozen=True)
@@ -153,8 +135,7 @@ class Council:
         self._workflow = workflow
         self._join = join
         self._plugins = plugins
-        self._streams: list[EventStream] = []
-        self._subscribers: list[Callback] = [self._fan_out]  # the streams hear every event
+        self._listeners = Listeners()  # the subscribers and the event streams
         self._store: StateStore | None = None
         self._run_lock: RunLock | None = None
         self._locks: LockManager | None = None
@@ -202,69 +183,17 @@ class Council:
         if config.sample_repo:
             await ensure_sample_repo(config.repo, config.base_branch)
         team = await team_for(config)
-        run_lock = await anyio.to_thread.run_sync(acquire_run_lock, config.repo)
-        try:
-            store = await open_run_store(config)
-        except BaseException:
-            run_lock.release()
-            raise
-        try:
-            # Setup commands run in the sandbox of the session's CLI, as verify commands do.
-            sandbox = await settings_for(config.sandbox)
-            own = {
-                name: await settings_for(
-                    merged_sandbox(config.sandbox, adapter.sandbox), f"adapters.{name}.sandbox"
-                )
-                for name, adapter in config.adapters.items()
-                if adapter.sandbox is not None
-            }
-            settings = WorktreeSettings(config.worktrees, sandbox=sandbox, adapter_sandboxes=own)
-            worktrees = WorktreeManager(
-                config.repo,
-                store=store,
-                base_branch=config.base_branch,
-                settings=settings,
-                base_ref=None if team is None else remote_base_ref(team, config.base_branch),
-            )
-            await worktrees.layout()  # a repository problem surfaces here, before any write
-        except BaseException:
-            await store.aclose()
-            run_lock.release()
-            raise
-        self._run_lock = run_lock
-        self._store = store
+        opened = await open_run(config, team)
+        self._run_lock = opened.run_lock
+        self._store = store = opened.store
         for rule in (*workflow_rules(), *self.plugins.record_rules):
             store.validators.add(rule)  # every write of the run passes them (``validators``)
         self._locks = locks = LockManager(config.repo, store=store)
-        merge_lock: MergeLockFactory = locks.merge_lock
-        if team is not None:
-            lease = min(_TEAM_MERGE_LEASE, config.scheduler.stale_threshold)
-            team_lock = TeamMergeLock(store, config.base_branch, team.workstation, lease)
-            merge_lock = _team_merge_lock(locks, team_lock)
-        log_dir, home_root = plan_paths(config)
-        services = Services(
-            config=config,
-            store=store,
-            worktrees=worktrees,
-            locks=locks,
-            merges=MergeQueue(
-                config.repo,
-                config.base_branch,
-                merge_lock=merge_lock,
-                store=store,
-                remote=None if team is None else team.remote,
-                before_push=None if team is None else self._before_push,
-            ),
-            plugins=self.plugins,
-            log_dir=log_dir,
-            home_root=home_root,
-            team=team,
-            forge=await self._forge(),
-        )
+        services = await services_for(config, self.plugins, team, opened, locks, self._before_push)
         self._scheduler = Scheduler(
             services, workflow=self._workflow, listeners=[], join=self._join
         )
-        for callback in self._subscribers:
+        for callback in self._listeners.subscribers:
             self._attach(callback)
         for task in self._pending:
             self._scheduler.submit(task)
@@ -289,15 +218,6 @@ class Council:
                 if self._run_lock is not None:
                     self._run_lock.release()
                 self._store = self._locks = self._scheduler = self._run_lock = None
-
-    async def _forge(self) -> Forge | None:
-        """The forge pull requests go to, when the run lands through them."""
-        config = self.config
-        if config.landing.via != "pull_request":
-            return None
-        from orchestrator.forge.connect import connect  # githubkit: only when it is used
-
-        return await connect(config.forge, config.repo)
 
     async def _before_push(self, intent: PushIntent) -> None:
         await self.scheduler.before_push(intent)
@@ -454,7 +374,7 @@ class Council:
         return await session_report(store, session, self.config.scheduler.stale_threshold)
 
     def subscribe(self, callback: Callback) -> None:
-        self._subscribers.append(callback)
+        self._listeners.subscribers.append(callback)
         if self._scheduler is not None:
             self._attach(callback)
 
@@ -465,13 +385,7 @@ class Council:
         ``run.event_stream``); ``buffer`` is how many may wait for the consumer before newer
         ones are dropped; ``types`` keeps only those (event classes or type names); the
         stream's ``report`` is the run's once it ended."""
-        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
-            raise ValueError(f"events(buffer={buffer!r}): the buffer must hold at least 1 event")
-        if isinstance(types, str | type):
-            raise ValueError("events(types=...): a list of event classes or type names")
-        stream = EventStream(buffer, forget=self._streams.remove, types=types)
-        self._streams.append(stream)
-        return stream
+        return self._listeners.stream(buffer, types)
 
     def live(self) -> list[LiveSession]:
         """The attempts running now (empty outside a run)."""
@@ -502,26 +416,10 @@ class Council:
 
     def _attach(self, callback: Callback) -> None:
         assert self._store is not None and self._scheduler is not None
-        self._store.subscribe(callback)
-
-        # The workflow hands its phase lifecycle events to the store and to the scheduler
-        # (which tracks phases for its slots); only the CLI output events come through the
-        # scheduler alone, so that is all a subscriber takes from it.
-        def cli_output_only(event: Event) -> None:
-            if event.type == PHASE_EVENT:
-                callback(event)
-
-        self._scheduler.listeners.append(cli_output_only)
-
-    def _fan_out(self, event: Event) -> None:
-        if self._streams:
-            event = typed_event(event)  # an emitter of a plugin's may have sent it untyped
-            for stream in list(self._streams):
-                stream.put(event)
+        self._listeners.attach(self._store, self._scheduler, callback)
 
     def _end_streams(self, report: RunReport | None = None) -> None:
-        for stream in list(self._streams):
-            stream.end(report)
+        self._listeners.end(report)
 
     def _require_store(self) -> StateStore:
         if self._store is None:
@@ -533,114 +431,3 @@ class Council:
         if resumable:
             sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
         return max(sessions, key=lambda s: s.created_at, default=None)
-
-
-def _team_merge_lock(locks: LockManager, team_lock: TeamMergeLock) -> MergeLockFactory:
-    """This clone's merge lock, then the team's (``locks.team_merge``)."""
-
-    @contextlib.asynccontextmanager
-    async def both(session_id: str) -> AsyncIterator[object]:
-        async with locks.merge_lock(session_id) as grant, team_lock.held():
-            yield grant
-
-    return both
-
-
-def nothing_to_resume(state_dir: Path) -> NothingToResume:
-    # Also what a run killed before its session was written leaves: its tasks are taken
-    # over by the next `run`.
-    return NothingToResume(
-        f"there is no interrupted session to resume in {state_dir}; "
-        "start the run with `council run`"
-    )
-
-
-async def check_run_lock(config: RunConfig) -> None:
-    """Refuse (``RunLocked``) when another orchestrator runs on the repository: the run lock
-    taken and given back at once, before anything touches the user's checkout."""
-    if config.state.backend == "file" and not config.state_dir.is_dir():
-        return  # no run ever kept state here, so none runs now
-    (await anyio.to_thread.run_sync(acquire_run_lock, config.repo)).release()
-
-
-async def check_unblocked(config: RunConfig, join: JoinChoice | None = None) -> None:
-    """Refuse a run, reading only, when one of its tasks belongs to a session that is still
-    active or interrupted (``TaskInActiveSession``, as creating the session would), or, in a
-    team, when the team's session it would join defines its tasks otherwise
-    (``DefinitionsDiffer``, as joining would, unless ``join`` allows it): said before
-    anything touches the user's checkout (``--if-base-dirty detach``) or the state."""
-    if config.state.backend == "file" and not config.state_dir.is_dir():
-        return  # no run ever kept state here: nothing can own a task
-    await check_run_lock(config)  # first: a session another orchestrator runs is active
-    if config.state.backend != "file":
-        # A team's tasks belong to the team run's active session, which a workstation joins
-        # (``scheduler.team_join`` decides, and ``definitions`` refuses a differing one).
-        await _check_team_join(config, join or JoinChoice())
-        return
-    store = await open_run_store(config)
-    async with contextlib.aclosing(store):
-        for task in config.tasks:
-            held = holding_session(await store.get_task_state(task.id))
-            if held is not None:  # as creating the session would decide (``session_rules``)
-                refuse_if_held(task.id, await store.get_session(held, metrics=False))
-
-
-async def _check_team_join(config: RunConfig, join: JoinChoice) -> None:
-    team = await team_for(config)
-    assert team is not None  # a database-backed run is a team's
-    stale = config.scheduler.stale_threshold
-    store = await open_run_store(config)
-    async with contextlib.aclosing(store):
-
-        async def still_running(session_id: str) -> bool:
-            return bool(await alive_workstations(store, session_id, stale))
-
-        session = await session_to_join(store, team, still_running)
-        if session is not None:
-            plan_join(config, {t.id: t for t in config.tasks}, session, team.run_key, join)
-
-
-async def check_team_resume(
-    config: RunConfig, join: JoinChoice, session_id: str | None = None
-) -> None:
-    """Refuse a team's resume, reading only, when the session it would resume (``session_id``,
-    or the newest unfinished) defines its tasks otherwise (``DefinitionsDiffer``, as the
-    resume would, unless ``join`` allows it): said before anything touches the user's
-    checkout. Nothing to check on the file backend, which has no team."""
-    team = await team_for(config)
-    if team is None:
-        return
-    store = await open_run_store(config)
-    async with contextlib.aclosing(store):
-        sessions = await run_sessions(store, config)
-        if session_id is not None:
-            session = next((s for s in sessions if s.session_id == session_id), None)
-        else:
-            unfinished = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
-            session = max(unfinished, key=lambda s: s.created_at, default=None)
-        if session is not None:
-            plan_join(config, {t.id: t for t in config.tasks}, session, team.run_key, join)
-
-
-def check_resumable(config: RunConfig) -> None:
-    """Refuse a resume before anything is created when no run ever kept state here (a
-    database is asked once it is open)."""
-    if config.state.backend == "file" and not config.state_dir.is_dir():
-        raise nothing_to_resume(config.state_dir)
-
-
-async def stored_report(where: Path | RunConfig) -> RunReport:
-    """The report of the newest session kept in a state directory, or in the store a run
-    config names (no run needed)."""
-    if isinstance(where, RunConfig):
-        store = await open_run_store(where)
-        place = describe_state(where)
-    else:
-        store, place = FileStateStore(where), str(where)
-    async with contextlib.aclosing(store):
-        sessions = await run_sessions(store, where if isinstance(where, RunConfig) else None)
-        newest = max(sessions, key=lambda s: s.created_at, default=None)
-        if newest is None:
-            raise RecordNotFound(f"no run has been recorded in {place}")
-        stale = where.scheduler.stale_threshold if isinstance(where, RunConfig) else None
-        return await session_report(store, newest, stale)
