@@ -61,7 +61,7 @@ def clock() -> float:
 def follow(mode: str, repo: Path) -> None:
     """Follow the run in ``repo`` as ``mode`` does, printing ``<clock> <version>`` each time
     the written task's version moved; ``ready`` once it follows."""
-    from orchestrator.cli import status_cmd
+    from orchestrator.cli.status import status_cmd
     from orchestrator.cli.store_access import newest_report, report_reader
     from orchestrator.state.file import log_wake
 

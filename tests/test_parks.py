@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 from scheduler_helpers import Probe, new_repo, run_config
 
-from orchestrator.cli.summary import _status
+from orchestrator.cli.status.summary import _status
 from orchestrator.config.run import RunConfig
 from orchestrator.config.sections import RateLimitConfig
 from orchestrator.council import Council

@@ -24,7 +24,7 @@ import anyio
 import typer
 
 from orchestrator.cli import console, event_loop, run_cmd
-from orchestrator.cli.summary import print_summary
+from orchestrator.cli.status.summary import print_summary
 from orchestrator.run.demo_config import write_demo_config
 
 if TYPE_CHECKING:

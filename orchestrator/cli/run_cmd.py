@@ -56,10 +56,11 @@ from typing import Annotated
 import anyio
 import typer
 
-from orchestrator.cli import console, event_loop, run_finder
+from orchestrator.cli import console, event_loop
 from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
-from orchestrator.cli.live_board import Stopping, show_board
-from orchestrator.cli.summary import JsonOption, WideOption, finish, print_summary
+from orchestrator.cli.status import run_finder
+from orchestrator.cli.status.live_board import Stopping, show_board
+from orchestrator.cli.status.summary import JsonOption, WideOption, finish, print_summary
 from orchestrator.council import (
     Council,
     check_resumable,

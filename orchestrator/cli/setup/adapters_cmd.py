@@ -23,7 +23,7 @@ import typer
 
 from orchestrator.adapter import Adapter
 from orchestrator.cli import console, event_loop
-from orchestrator.cli.adapters_live import live_check, live_targets
+from orchestrator.cli.setup.adapters_live import live_check, live_targets
 from orchestrator.config import adapter_entry
 from orchestrator.config.load import load_config
 from orchestrator.errors import AdapterError, UsageError

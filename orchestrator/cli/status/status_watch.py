@@ -20,8 +20,8 @@ import anyio
 import typer
 
 from orchestrator.cli import console, event_loop
+from orchestrator.cli.status.summary import SUMMARY, finish, summary
 from orchestrator.cli.store_access import report_reader
-from orchestrator.cli.summary import SUMMARY, finish, summary
 from orchestrator.models import SessionStatus
 from orchestrator.scheduler.presence import NAMESPACE as PRESENCE
 from orchestrator.state.changes import ChangeStream, RecordChange

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.cli import console, run_finder
-from orchestrator.cli.summary import JsonOption, WideOption, print_summary
+from orchestrator.cli import console
+from orchestrator.cli.status import run_finder
+from orchestrator.cli.status.summary import JsonOption, WideOption, print_summary
 
 if TYPE_CHECKING:
     from orchestrator.config.run import RunConfig
@@ -57,7 +58,7 @@ def status(
     .council/state of the repository you stand in)."""
     where, events = _status_source(file)
     if watch:
-        from orchestrator.cli.status_watch import watch_status
+        from orchestrator.cli.status.status_watch import watch_status
 
         watch_status(where, as_json, wide, events)
     report = _one_look(where)

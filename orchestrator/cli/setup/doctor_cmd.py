@@ -27,7 +27,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import console, event_loop
-from orchestrator.cli.adapters_live import LiveReport, live_check, live_targets
+from orchestrator.cli.setup.adapters_live import LiveReport, live_check, live_targets
 from orchestrator.config.run import RunConfig
 from orchestrator.plugins import host as plugins
 from orchestrator.plugins.registry import AdapterRegistry
