@@ -41,7 +41,7 @@ import psutil
 
 from orchestrator.models import TaskStatus
 from orchestrator.process import procid
-from orchestrator.run.report import TaskReport
+from orchestrator.run.reports.report import TaskReport
 from orchestrator.run.stores import events_log
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore

@@ -99,9 +99,9 @@ from orchestrator.run.preflight import (
     warn_mcp_servers,
 )
 from orchestrator.run.pull_landing_check import pull_landing_finding
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
+from orchestrator.run.reports.session_report import session_report
 from orchestrator.run.run_lock import RunLock, acquire_run_lock
-from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.safety import crashpoints, secret_allow

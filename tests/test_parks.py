@@ -23,7 +23,7 @@ from orchestrator.council import Council
 from orchestrator.events import Event
 from orchestrator.models import SessionStatus, TaskStatus, utcnow
 from orchestrator.retry import GiveUp
-from orchestrator.run.report import TaskReport
+from orchestrator.run.reports.report import TaskReport
 from orchestrator.scheduler.rules.parks import Park, ParkPolicy
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 

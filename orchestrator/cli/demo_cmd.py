@@ -29,7 +29,7 @@ from orchestrator.run.demo_config import write_demo_config
 
 if TYPE_CHECKING:
     from orchestrator.council import Council
-    from orchestrator.run.report import RunReport
+    from orchestrator.run.reports.report import RunReport
     from orchestrator.testing.fake_github.demo import ForgeDemo
 
 __all__ = ["demo"]

@@ -75,7 +75,7 @@ from orchestrator.models import SessionStatus
 from orchestrator.run.base_checkout import IfBaseDirty, detach, dirty_base_checkout
 from orchestrator.run.goal import DEFAULT_ROUNDS, save_planned_config
 from orchestrator.run.plan import RunPlan, TaskPlan
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
 from orchestrator.scheduler.definitions import DefinitionsDiffer, JoinChoice
 
 __all__ = ["resume", "run"]

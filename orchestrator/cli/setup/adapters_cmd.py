@@ -29,7 +29,7 @@ from orchestrator.config.load import load_config
 from orchestrator.errors import AdapterError, UsageError
 from orchestrator.plugins import host as plugins
 from orchestrator.plugins.registry import AdapterRegistry
-from orchestrator.run.cli_detect import login_of
+from orchestrator.run.setup.cli_detect import login_of
 from orchestrator.runner.version import VersionAnswer, version_answer
 
 __all__ = ["Report", "app", "survey"]

@@ -31,9 +31,9 @@ from orchestrator.cli.setup.adapters_live import LiveReport, live_check, live_ta
 from orchestrator.config.run import RunConfig
 from orchestrator.plugins import host as plugins
 from orchestrator.plugins.registry import AdapterRegistry
-from orchestrator.run.cli_fixes import install_fix
 from orchestrator.run.doctor.checklist import GROUPS, Check, Status
 from orchestrator.run.doctor.examine import Examination, examine
+from orchestrator.run.setup.cli_fixes import install_fix
 
 __all__ = ["DEFAULT_CONFIG", "doctor"]
 

@@ -28,7 +28,7 @@ from orchestrator.state.changes import ChangeStream, RecordChange
 
 if TYPE_CHECKING:
     from orchestrator.config.run import RunConfig
-    from orchestrator.run.report import RunReport
+    from orchestrator.run.reports.report import RunReport
 
 __all__ = ["watch_status"]
 

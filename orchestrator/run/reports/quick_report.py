@@ -21,9 +21,9 @@ from pathlib import Path
 
 from orchestrator.models import utcnow
 from orchestrator.radar.records import COLLISIONS, read_collision
-from orchestrator.run.report import RunReport
-from orchestrator.run.report_cache import keep, snapshot_sessions, snapshot_tasks
-from orchestrator.run.session_report import STALE, report_of
+from orchestrator.run.reports.report import RunReport
+from orchestrator.run.reports.report_cache import keep, snapshot_sessions, snapshot_tasks
+from orchestrator.run.reports.session_report import STALE, report_of
 from orchestrator.scheduler.presence import NAMESPACE as PRESENCE
 from orchestrator.scheduler.presence import alive_among
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES

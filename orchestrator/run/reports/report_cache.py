@@ -39,7 +39,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.models import utcnow
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
 from orchestrator.state.file.layout import Identity, session_identities, task_identities
 
 __all__ = ["CACHE_NAME", "Snapshot", "keep", "kept_report", "snapshot_sessions", "snapshot_tasks"]
@@ -144,9 +144,9 @@ def _listed(identities: dict[str, Identity | None]) -> dict[str, list[int] | Non
 
 
 _MAKERS = (
-    "run/report.py",
-    "run/build_report.py",
-    "run/session_report.py",
+    "run/reports/report.py",
+    "run/reports/build_report.py",
+    "run/reports/session_report.py",
     "scheduler/rules/queue.py",
     "radar/records.py",
     "radar/warning.py",
@@ -158,7 +158,7 @@ the quick look imports none of them)."""
 def _makers() -> list[list[int]]:
     """The identity of each of ``_MAKERS``: any other version of council (upgraded, edited)
     has other files."""
-    package = Path(__file__).resolve().parent.parent
+    package = Path(__file__).resolve().parents[2]
     found = []
     for name in _MAKERS:
         st = os.stat(package / name)
