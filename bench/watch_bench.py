@@ -63,7 +63,7 @@ def follow(mode: str, repo: Path) -> None:
     the written task's version moved; ``ready`` once it follows."""
     from orchestrator.cli.status import status_cmd
     from orchestrator.cli.store_access import newest_report, report_reader
-    from orchestrator.state.file import log_wake
+    from orchestrator.state.file.log import log_wake
 
     state, events = repo / ".council" / "state", events_log(repo)
     seen = -1  # the first report is printed, whatever it shows

@@ -79,7 +79,7 @@ def _status_source(file: Path | None) -> tuple[Path | RunConfig, Path | None]:
             return found.state_dir, found.events
         file = found.config
     from orchestrator.config.load import load_config  # YAML and the checks: FILE only
-    from orchestrator.state.file.layout import events_log
+    from orchestrator.state.file.record_files.layout import events_log
 
     config = load_config(file)
     if config.state.backend == "file":

@@ -1,6 +1,6 @@
 """The newest session's report of a file store, built in this thread from its records as the
-store's synchronous read path gives them (``state.file.peek_read``), without the store, its
-event loop or its worker threads: ``council status``'s first look after a write
+store's synchronous read path gives them (``state.file.record_files.peek_read``), without the
+store, its event loop or its worker threads: ``council status``'s first look after a write
 (``report_cache`` keeps what this builds, for the looks after it).
 
 It reads what the report shows and nothing else: every session record (to find the newest),
@@ -28,7 +28,7 @@ from orchestrator.scheduler.presence import NAMESPACE as PRESENCE
 from orchestrator.scheduler.presence import alive_among
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state.expiry import is_expired
-from orchestrator.state.file.peek_read import PeekRead
+from orchestrator.state.file.record_files.peek_read import PeekRead
 
 __all__ = ["quick_report"]
 

@@ -8,8 +8,8 @@ is read again and again), so the report is kept in ``<state dir>/report-cache.js
 it was built from:
 
 - the identity of every session's record file and of the reported session's tasks'
-  (``state.file.layout``: a record is only ever written by replacing its file, so a write by
-  any process changes it). Equal identities mean the records are the ones the report was
+  (``state.file.record_files.layout``: a record is only ever written by replacing its file, so
+  a write by any process changes it). Equal identities mean the records are the ones the report was
   built from, the newest session included;
 - the moment the report starts to read otherwise with nothing written (a park or a retry's
   back-off ending, a workstation's presence ageing: ``timed_session_report``);
@@ -40,7 +40,11 @@ from pydantic import ValidationError
 
 from orchestrator.models import utcnow
 from orchestrator.run.reports.report import RunReport
-from orchestrator.state.file.layout import Identity, session_identities, task_identities
+from orchestrator.state.file.record_files.layout import (
+    Identity,
+    session_identities,
+    task_identities,
+)
 
 __all__ = ["CACHE_NAME", "Snapshot", "keep", "kept_report", "snapshot_sessions", "snapshot_tasks"]
 

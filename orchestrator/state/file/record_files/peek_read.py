@@ -30,8 +30,8 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.ids import is_safe_id
 from orchestrator.models import KeyedRecord, SessionRecord, TaskState
-from orchestrator.state.file.codec import RecordDamaged, decode
-from orchestrator.state.file.layout import (
+from orchestrator.state.file.record_files.codec import RecordDamaged, decode
+from orchestrator.state.file.record_files.layout import (
     BATCHES,
     CURRENT,
     INTENTS,
