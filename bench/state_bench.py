@@ -20,8 +20,8 @@ from pathlib import Path
 import anyio
 
 from orchestrator.state import FileStateStore
-from orchestrator.state.file.codec import encode
 from orchestrator.state.file.fsops import FileOps, durable_write
+from orchestrator.state.file.record_files.codec import encode
 
 
 def floor_round(directory: Path, payload: bytes, updates: int) -> float:

@@ -21,7 +21,7 @@ import time
 from rich.console import Console
 
 from orchestrator.cli import console
-from orchestrator.cli.summary import SUMMARY
+from orchestrator.cli.status.summary import SUMMARY
 
 
 def rows(count: int) -> list[list[str]]:

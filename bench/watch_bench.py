@@ -41,7 +41,7 @@ import psutil
 
 from orchestrator.models import TaskStatus
 from orchestrator.process import procid
-from orchestrator.run.report import TaskReport
+from orchestrator.run.reports.report import TaskReport
 from orchestrator.run.stores import events_log
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore
@@ -61,9 +61,9 @@ def clock() -> float:
 def follow(mode: str, repo: Path) -> None:
     """Follow the run in ``repo`` as ``mode`` does, printing ``<clock> <version>`` each time
     the written task's version moved; ``ready`` once it follows."""
-    from orchestrator.cli import status_cmd
+    from orchestrator.cli.status import status_cmd
     from orchestrator.cli.store_access import newest_report, report_reader
-    from orchestrator.state.file import log_wake
+    from orchestrator.state.file.log import log_wake
 
     state, events = repo / ".council" / "state", events_log(repo)
     seen = -1  # the first report is printed, whatever it shows

@@ -48,7 +48,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
     ),
     "orchestrator.config.run": ("RunConfig",),
     "orchestrator.config.task": ("TaskConfig",),
-    "orchestrator.run.report": (
+    "orchestrator.run.reports.report": (
         "RunReport",
         "TaskReport",
     ),

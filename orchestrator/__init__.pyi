@@ -163,7 +163,7 @@ from orchestrator.models import (
     TaskState,
     TaskStatus,
 )
-from orchestrator.run.report import (
+from orchestrator.run.reports.report import (
     RunReport,
     TaskReport,
 )

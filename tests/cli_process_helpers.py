@@ -19,7 +19,7 @@ from timing import patience
 
 from orchestrator.models import TaskState
 from orchestrator.state import FileStateStore
-from orchestrator.state.file.event_archive import archive_lines, archives
+from orchestrator.state.file.log.event_archive import archive_lines, archives
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}

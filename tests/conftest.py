@@ -39,8 +39,8 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # see the module doc
 
 # `council run` remembers where it was started, under the user's state directory
-# (orchestrator.cli.run_finder): the tests' runs, in process or not, keep theirs in a directory
-# of their own, never the developer's. Set before any test module copies the environment.
+# (orchestrator.cli.status.run_finder): the tests' runs, in process or not, keep theirs in a
+# directory of their own, never the developer's. Set before any test module copies the environment.
 _STATE_HOME = tempfile.mkdtemp(prefix="council-tests-state-")
 os.environ["XDG_STATE_HOME"] = _STATE_HOME
 atexit.register(shutil.rmtree, _STATE_HOME, True)

@@ -17,7 +17,7 @@ from typing import Any
 from cli_process_helpers import COUNCIL, ENV, events, seen, wait_for
 from timing import patience
 
-from orchestrator.state.file.codec import decode
+from orchestrator.state.file.record_files.codec import decode
 
 __all__ = [
     "COUNCIL",

@@ -26,7 +26,7 @@ from scheduler_helpers import new_repo
 from timing import patience
 
 from orchestrator.council import Council
-from orchestrator.state.file.codec import decode
+from orchestrator.state.file.record_files.codec import decode
 
 FAULT_CLIS = Path(__file__).with_name("fault_clis")
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]

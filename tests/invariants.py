@@ -53,8 +53,8 @@ from orchestrator.models import (
     TaskStatus,
 )
 from orchestrator.state import FileStateStore
-from orchestrator.state.file.codec import decode
-from orchestrator.state.file.records import RecordKind
+from orchestrator.state.file.record_files.codec import decode
+from orchestrator.state.file.record_files.records import RecordKind
 
 Snapshot = dict[str, int]  # "<kind>/<key>" -> version
 KEEPERS = ("--glob=refs/heads/council/*", "--glob=refs/council/*")

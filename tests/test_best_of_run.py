@@ -16,7 +16,7 @@ from worktree_helpers import git
 from orchestrator.council import Council
 from orchestrator.events import Event
 from orchestrator.models import TaskStatus
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
 from orchestrator.state.protocol import StateStore
 
 ADAPTERS = ["alpha", "beta", "gamma"]

@@ -15,10 +15,10 @@ import pytest
 from machine import Machine, git, new_repo
 from pg_tier import TestDatabase
 
-from orchestrator.run.cli_detect import CliState, Login
-from orchestrator.run.cli_fixes import PINNED
 from orchestrator.run.doctor.checklist import Status
 from orchestrator.run.doctor.cli_checks import cli_checks
+from orchestrator.run.setup.cli_detect import CliState, Login
+from orchestrator.run.setup.cli_fixes import PINNED
 from orchestrator.state import FileStateStore
 from orchestrator.state.postgres.schema import MIGRATIONS
 

@@ -57,7 +57,7 @@ def test_arguments_are_passed_and_errors_raised() -> None:
 def test_every_command_goes_through_it() -> None:
     direct = [
         f"{path.name}:{number}"
-        for path in sorted(CLI.glob("*.py"))
+        for path in sorted(CLI.rglob("*.py"))
         if path.name != "event_loop.py"
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if re.search(r"\banyio\.run\(", line)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.git.version import parse_git_version
-from orchestrator.run.cli_fixes import PINNED, install_fix, login_fix
+from orchestrator.run.setup.cli_fixes import PINNED, install_fix, login_fix
 
 PINS = Path(__file__).parent.parent / ".ci" / "cli-versions.txt"
 

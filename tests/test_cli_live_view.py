@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from terminal import Terminal
 
-from orchestrator.cli.live_board import headline, rows_for
+from orchestrator.cli.status.live_board import headline, rows_for
 from orchestrator.council import TaskLine
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -42,7 +42,7 @@ from orchestrator.models import PhaseStatus, TaskState
 from orchestrator.runner.cli_runs import CLI_RUNS
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.state import FileStateStore
-from orchestrator.state.file.codec import decode
+from orchestrator.state.file.record_files.codec import decode
 
 # stale_threshold is far longer than any safety net of the test's (``timing.patience``): if the
 # resume had to wait for the dead orchestrator's leases or locks to lapse, it would time out

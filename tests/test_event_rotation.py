@@ -15,8 +15,8 @@ from pathlib import Path
 from orchestrator.events import Event
 from orchestrator.models import SessionStatus
 from orchestrator.state import FileStateStore
-from orchestrator.state.file.event_archive import SETTLE_SECONDS, archive_time
-from orchestrator.state.file.event_log import EventLog
+from orchestrator.state.file.log.event_archive import SETTLE_SECONDS, archive_time
+from orchestrator.state.file.log.event_log import EventLog
 
 
 def _log(path: Path, rotate_bytes: int) -> EventLog:

@@ -421,7 +421,7 @@ async def test_a_delete_cut_short_leaves_the_record_whole_never_history_alone(
 async def test_record_caches_hold_a_bounded_number_of_records(store: FileStateStore) -> None:
     # The paths and bytes kept per kind stay as many however many records were written and
     # read (memory per task is flat: issue 33); the newest are the ones kept.
-    from orchestrator.state.file import records
+    from orchestrator.state.file.record_files import records
 
     assert records._CACHE_SIZE <= 128  # what is in use at once, not hundreds of ended tasks
     for n in range(3 * records._CACHE_SIZE):
@@ -442,7 +442,7 @@ def test_record_caches_take_worker_threads_adding_at_once(store: FileStateStore)
     import sys
     import threading
 
-    from orchestrator.state.file import records
+    from orchestrator.state.file.record_files import records
 
     kind = store.core.namespace("ledger")
     failed: list[BaseException] = []

@@ -12,8 +12,8 @@ import pytest
 from timing import patience
 
 from orchestrator.state import FileStateStore, RecordRef
-from orchestrator.state.file.log_changes import LogFollower, record_change
-from orchestrator.state.file.log_wake import LogWake
+from orchestrator.state.file.log.log_changes import LogFollower, record_change
+from orchestrator.state.file.log.log_wake import LogWake
 
 
 def append(path: Path, data: bytes) -> None:

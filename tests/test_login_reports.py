@@ -10,7 +10,7 @@ from adapters.codex import CodexAdapter
 from adapters.gemini import GeminiAdapter
 from adapters.qwen import QwenAdapter
 from orchestrator.config.adapter_entry import AdapterConfig
-from orchestrator.run.cli_detect import login_of
+from orchestrator.run.setup.cli_detect import login_of
 
 SECRET = "sk-never-printed-0123456789abcdef"
 
@@ -93,7 +93,7 @@ def test_gemini_follows_gemini_cli_home_for_its_env_files(tmp_path: Path) -> Non
 def test_a_cli_that_needs_no_login_is_not_said_to_lack_one() -> None:
     # Before: `adapters check scripted` said "no login found" for the offline persona.
     from adapters.scripted import Scripted
-    from orchestrator.run.cli_detect import login_of
+    from orchestrator.run.setup.cli_detect import login_of
 
     login = login_of(Scripted(), env={"HOME": "/nowhere"})
     assert login.where == "no login needed" and not login.needed

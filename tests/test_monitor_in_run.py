@@ -14,7 +14,7 @@ from scheduler_helpers import merged_tasks, new_repo
 from timing import patience
 
 from orchestrator.state import FileStateStore
-from orchestrator.state.file.codec import decode
+from orchestrator.state.file.record_files.codec import decode
 
 MONITOR = (
     "state: {monitor: {lock_cleanup: 0.2s, integrity_check: 0.3s, checkpoint_every: 0.3s, "

@@ -16,14 +16,14 @@ import pytest
 from pydantic import ValidationError
 from scheduler_helpers import Probe, new_repo, run_config
 
-from orchestrator.cli.summary import _status
+from orchestrator.cli.status.summary import _status
 from orchestrator.config.run import RunConfig
 from orchestrator.config.sections import RateLimitConfig
 from orchestrator.council import Council
 from orchestrator.events import Event
 from orchestrator.models import SessionStatus, TaskStatus, utcnow
 from orchestrator.retry import GiveUp
-from orchestrator.run.report import TaskReport
+from orchestrator.run.reports.report import TaskReport
 from orchestrator.scheduler.rules.parks import Park, ParkPolicy
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 

@@ -1,6 +1,7 @@
-"""The file store's read without the store (``state.file.peek_read``): what it reads back from a
-store written through ``FileStateStore`` is what the store itself reads, and it gives way (None)
-wherever the store would have to act first: a transaction's intent on disk, a damaged record."""
+"""The file store's read without the store (``state.file.record_files.peek_read``): what it
+reads back from a store written through ``FileStateStore`` is what the store itself reads, and
+it gives way (None) wherever the store would have to act first: a transaction's intent on disk,
+a damaged record."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from orchestrator.models import TaskState, TaskStatus
 from orchestrator.state import FileStateStore
 from orchestrator.state.file.fsops import FileOps
 from orchestrator.state.file.intents import IntentEntry, IntentLog
-from orchestrator.state.file.layout import session_identities, task_identities
-from orchestrator.state.file.peek_read import PeekRead
+from orchestrator.state.file.record_files.layout import session_identities, task_identities
+from orchestrator.state.file.record_files.peek_read import PeekRead
 
 pytestmark = pytest.mark.anyio
 

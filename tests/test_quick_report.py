@@ -1,7 +1,7 @@
 """``council status``'s first look after a write, read from a file store's record files without
-the store (``run.quick_report``): the same report the store gives, kept for the next look, and
-the store asked instead whenever it would have something to do first (a transaction left on
-disk, a damaged record, a record missing its current version)."""
+the store (``run.reports.quick_report``): the same report the store gives, kept for the next
+look, and the store asked instead whenever it would have something to do first (a
+transaction left on disk, a damaged record, a record missing its current version)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 
 from orchestrator.cli.store_access import newest_report
 from orchestrator.models import TaskStatus, utcnow
-from orchestrator.run import quick_report as quick_module
-from orchestrator.run import report_cache
-from orchestrator.run.quick_report import quick_report
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports import quick_report as quick_module
+from orchestrator.run.reports import report_cache
+from orchestrator.run.reports.quick_report import quick_report
+from orchestrator.run.reports.report import RunReport
 from orchestrator.scheduler.rules.queue import PARKED_UNTIL
 from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES

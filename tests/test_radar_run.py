@@ -21,8 +21,8 @@ from orchestrator.events import Event
 from orchestrator.models import TaskStatus
 from orchestrator.radar.records import Collision, collisions
 from orchestrator.radar.warning import HEADING
-from orchestrator.run.report import RunReport
-from orchestrator.run.session_report import session_report
+from orchestrator.run.reports.report import RunReport
+from orchestrator.run.reports.session_report import session_report
 from orchestrator.state.protocol import StateStore
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.live_board import rows_for
+from orchestrator.cli.status.live_board import rows_for
 from orchestrator.config.load import load_config
 from orchestrator.config.radar import RadarConfig
 from orchestrator.errors import ConfigError

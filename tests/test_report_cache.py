@@ -1,4 +1,4 @@
-"""The report kept beside a file store (``run.report_cache``): ``council status`` reads it
+"""The report kept beside a file store (``run.reports.report_cache``): ``council status`` reads it
 instead of every record while no record it was built from has been written, and never
 otherwise: a task written, a session added, a timed wait run out, another version of the code,
 a damaged file each mean the report is built again from the records."""
@@ -18,8 +18,8 @@ from timing import patience
 
 from orchestrator.cli.store_access import newest_report
 from orchestrator.models import TaskStatus, utcnow
-from orchestrator.run import report_cache
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports import report_cache
+from orchestrator.run.reports.report import RunReport
 from orchestrator.scheduler.rules.queue import PARKED_UNTIL
 from orchestrator.state import FileStateStore
 
@@ -177,10 +177,10 @@ def test_status_on_a_kept_report_starts_without_the_store(tmp_path: Path) -> Non
     built, first = status()
     kept, second = status()
     assert kept == built and len(built["tasks"]) == 50  # type: ignore[arg-type]
-    # The first look builds it from the record files (``run.quick_report``), the next one
+    # The first look builds it from the record files (``run.reports.quick_report``), the next one
     # reads it kept: neither opens the store or an event loop while nothing asks for them.
-    assert "orchestrator.run.quick_report" in first
-    assert "orchestrator.run.quick_report" not in second
+    assert "orchestrator.run.reports.quick_report" in first
+    assert "orchestrator.run.reports.quick_report" not in second
     for modules in (first, second):
         assert "orchestrator.state.file.store" not in modules and "asyncio" not in modules
 

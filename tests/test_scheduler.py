@@ -29,7 +29,7 @@ from orchestrator.council import opening as council_module
 from orchestrator.events import Event
 from orchestrator.merge.queue import MergeQueue
 from orchestrator.models import TaskStatus
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
 from orchestrator.state import FileStateStore
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult
 from orchestrator.worktrees.manager import WorktreeManager

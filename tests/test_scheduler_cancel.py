@@ -16,7 +16,7 @@ from orchestrator.config.run import RunConfig
 from orchestrator.council import Council, request_cancel
 from orchestrator.errors import CancelError, RecordNotFound
 from orchestrator.models import ClaimStatus, KeyedRecord, PhaseStatus, TaskState, TaskStatus
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
 from orchestrator.state import FileStateStore
 
 SCRIPTED = {"type": "scripted", "options": {"delay": 0}}

@@ -24,7 +24,7 @@ from orchestrator.council import Council
 from orchestrator.errors import RecordNotFound
 from orchestrator.events import Event
 from orchestrator.models import ClaimStatus, SessionStatus, TaskStatus
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 
 TASKS: list[dict[str, Any]] = [

@@ -14,7 +14,7 @@ from workflow_helpers import logged_prompts
 
 from orchestrator.council import Council
 from orchestrator.models import TaskStatus
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
 from orchestrator.state.context import ContextManager, SessionContext
 from orchestrator.state.protocol import StateStore
 from orchestrator.workflow.handoffs.busy_files import HEADING, LEAD

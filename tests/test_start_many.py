@@ -29,7 +29,8 @@ from orchestrator.safety.crashpoints import ENV as ENV_AT
 from orchestrator.safety.crashpoints import SIGNAL_ENV
 from orchestrator.scheduler import recording
 from orchestrator.state import FileStateStore
-from orchestrator.state.file import fsops, records
+from orchestrator.state.file import fsops
+from orchestrator.state.file.record_files import records
 from orchestrator.state.postgres.core import PgCore
 from orchestrator.state.protocol import StateStore, TaskInit
 
@@ -356,7 +357,7 @@ def _recorded(repo: Path) -> int:
 
 
 def _session(repo: Path) -> dict[str, Any] | None:
-    from orchestrator.state.file.codec import decode
+    from orchestrator.state.file.record_files.codec import decode
 
     for current in (repo / ".council" / "state" / "sessions").glob("*/current.json"):
         found: dict[str, Any] = json.loads(decode(current.read_bytes()))

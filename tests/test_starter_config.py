@@ -10,8 +10,8 @@ import pytest
 
 from orchestrator.config.load import parse_config
 from orchestrator.plugins import host as plugins
-from orchestrator.run.cli_detect import CliState, Login
-from orchestrator.run.starter_config import starter_config
+from orchestrator.run.setup.cli_detect import CliState, Login
+from orchestrator.run.setup.starter_config import starter_config
 
 
 def _cli(

@@ -27,7 +27,7 @@ from orchestrator.errors import StateCorrupted
 from orchestrator.events import Event
 from orchestrator.models import TaskStatus
 from orchestrator.state import FileStateStore
-from orchestrator.state.file.records import RecordKind
+from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.testing.faulty_fs import UnsyncedFileOps
 
 Make = Callable[[FileStateStore], Awaitable[object]]

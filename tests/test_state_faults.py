@@ -46,7 +46,7 @@ from orchestrator.testing.faulty_fs import FaultyFileOps, SimulatedCrash, Unsync
 Act = Callable[[FileStateStore], Awaitable[object]]
 Look = Callable[[FileStateStore], Awaitable[object]]
 
-LOG = "orchestrator.state.file.event_log"
+LOG = "orchestrator.state.file.log.event_log"
 UNSYNCED = UnsyncedFileOps()
 TOKEN = 1  # the seeded claim's fencing token: the first the store hands out
 

@@ -17,7 +17,7 @@ from team_helpers import Team, team_task
 from terminal import in_terminal, piped
 from timing import patience
 
-from orchestrator.cli.run_finder import runs_dir
+from orchestrator.cli.status.run_finder import runs_dir
 
 # Like configs/demo.yaml: the repository is named relative to the config's directory.
 CONFIG = """\

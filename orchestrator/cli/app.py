@@ -56,7 +56,7 @@ COMMANDS: dict[str, CommandRef] = {
         f"{_CLI}.run_cmd:serve",
         "Serve FILE's sources until stopped: new issues run as tasks, pull requests followed.",
     ),
-    "status": CommandRef(f"{_CLI}.status_cmd:status", "Show the newest run's tasks."),
+    "status": CommandRef(f"{_CLI}.status.status_cmd:status", "Show the newest run's tasks."),
     "cancel": CommandRef(
         f"{_CLI}.cancel_cmd:cancel", "Cancel TASK of the newest unfinished run of FILE."
     ),
@@ -64,9 +64,9 @@ COMMANDS: dict[str, CommandRef] = {
         f"{_CLI}.clean_cmd:clean",
         "Remove old finished sessions and the worktrees of finished runs; never unmerged work.",
     ),
-    "config": CommandRef(f"{_CLI}.config_cmd:app", "Check run config files."),
+    "config": CommandRef(f"{_CLI}.setup.config_cmd:app", "Check run config files."),
     "adapters": CommandRef(
-        f"{_CLI}.adapters_cmd:app", "List the CLI adapters and check that their CLIs work."
+        f"{_CLI}.setup.adapters_cmd:app", "List the CLI adapters and check that their CLIs work."
     ),
     "checkpoint": CommandRef(
         f"{_CLI}.checkpoint_cmd:app", "Create, list and restore checkpoints of a run."
@@ -76,7 +76,7 @@ COMMANDS: dict[str, CommandRef] = {
         "List the repository's worktrees and clean up those of finished runs.",
     ),
     "init": CommandRef(
-        f"{_CLI}.init_cmd:init",
+        f"{_CLI}.setup.init_cmd:init",
         "Write a starter run config for this repository, with the CLIs installed here.",
     ),
     "cost": CommandRef(
@@ -92,11 +92,11 @@ COMMANDS: dict[str, CommandRef] = {
         "Run the offline demo: three scripted CLIs, seven tasks, no network or API key.",
     ),
     "doctor": CommandRef(
-        f"{_CLI}.doctor_cmd:doctor",
+        f"{_CLI}.setup.doctor_cmd:doctor",
         "Check that a run can work here: git, the repository, each CLI and its login, the store.",
     ),
     "state": CommandRef(
-        f"{_CLI}.state_cmd:app",
+        f"{_CLI}.store.state_cmd:app",
         "Settle the store's conflicts, verify its records, show their history and health.",
     ),
     "mcp": CommandRef(
@@ -104,7 +104,7 @@ COMMANDS: dict[str, CommandRef] = {
         "Serve the council's MCP tools over stdio: a session's, or read-only for FILE's run.",
     ),
     "db": CommandRef(
-        f"{_CLI}.db_cmd:app",
+        f"{_CLI}.store.db_cmd:app",
         "Start, stop and locate a throwaway local PostgreSQL server for team mode.",
     ),
 }

@@ -24,12 +24,12 @@ import anyio
 import typer
 
 from orchestrator.cli import console, event_loop, run_cmd
-from orchestrator.cli.summary import print_summary
+from orchestrator.cli.status.summary import print_summary
 from orchestrator.run.demo_config import write_demo_config
 
 if TYPE_CHECKING:
     from orchestrator.council import Council
-    from orchestrator.run.report import RunReport
+    from orchestrator.run.reports.report import RunReport
     from orchestrator.testing.fake_github.demo import ForgeDemo
 
 __all__ = ["demo"]

@@ -56,10 +56,11 @@ from typing import Annotated
 import anyio
 import typer
 
-from orchestrator.cli import console, event_loop, run_finder
+from orchestrator.cli import console, event_loop
 from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
-from orchestrator.cli.live_board import Stopping, show_board
-from orchestrator.cli.summary import JsonOption, WideOption, finish, print_summary
+from orchestrator.cli.status import run_finder
+from orchestrator.cli.status.live_board import Stopping, show_board
+from orchestrator.cli.status.summary import JsonOption, WideOption, finish, print_summary
 from orchestrator.council import (
     Council,
     check_resumable,
@@ -74,7 +75,7 @@ from orchestrator.models import SessionStatus
 from orchestrator.run.base_checkout import IfBaseDirty, detach, dirty_base_checkout
 from orchestrator.run.goal import DEFAULT_ROUNDS, save_planned_config
 from orchestrator.run.plan import RunPlan, TaskPlan
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
 from orchestrator.scheduler.team.definitions import DefinitionsDiffer, JoinChoice
 
 __all__ = ["resume", "run"]

@@ -7,8 +7,8 @@
   command writes (``state resolve``, ``cancel``) keeps a task's phases and handoffs sound.
 - ``pick_session``: the session a command acts on, the newest by default.
 - ``newest_report``: the newest session's report, for ``status`` (a file store's kept one while
-  its records are unchanged: ``run.report_cache``); ``report_reader`` keeps the store open for
-  one report after another (``status --watch``).
+  its records are unchanged: ``run.reports.report_cache``); ``report_reader`` keeps the store
+  open for one report after another (``status --watch``).
 - ``running_process``: the live orchestrator process running a session, if any. It is known
   from the session's metadata (pid, host and start time, so a reused pid is not mistaken for
   it) and from the holders of the session's live claims; a holder on another host counts as
@@ -28,9 +28,9 @@ import anyio.to_thread
 
 from orchestrator.errors import RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
-from orchestrator.run.report import RunReport
-from orchestrator.run.report_cache import keep, snapshot_sessions, snapshot_tasks
-from orchestrator.run.session_report import session_report, timed_session_report
+from orchestrator.run.reports.report import RunReport
+from orchestrator.run.reports.report_cache import keep, snapshot_sessions, snapshot_tasks
+from orchestrator.run.reports.session_report import session_report, timed_session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
@@ -218,7 +218,7 @@ class ReportReader:
     async def newest(self, *, kept: bool = False) -> tuple[RunReport, bool]:
         """The newest session's report, and whether it is active but its orchestrator gone (so
         the report will not change until someone resumes it). ``kept``: keep a file store's
-        report for the next quick look (``run.report_cache``), its records' identities taken
+        report for the next quick look (``run.reports.report_cache``), its records' identities taken
         before they are read."""
         root = self.store.core.root if kept and isinstance(self.store, FileStateStore) else None
         shot = None if root is None else await anyio.to_thread.run_sync(snapshot_sessions, root)

@@ -15,9 +15,9 @@ import anyio.to_thread
 from orchestrator.config.run import RunConfig
 from orchestrator.errors import NothingToResume, RecordNotFound
 from orchestrator.models import ACTIVE_SESSION_STATUSES
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
+from orchestrator.run.reports.session_report import session_report
 from orchestrator.run.run_lock import acquire_run_lock
-from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.team.definitions import JoinChoice, plan_join
 from orchestrator.scheduler.team.join import session_to_join

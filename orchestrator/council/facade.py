@@ -93,9 +93,9 @@ from orchestrator.run.preflight import (
     warn_mcp_servers,
 )
 from orchestrator.run.pull_landing_check import pull_landing_finding
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
+from orchestrator.run.reports.session_report import session_report
 from orchestrator.run.run_lock import RunLock
-from orchestrator.run.session_report import session_report
 from orchestrator.run.stores import describe_state, run_sessions
 from orchestrator.safety import crashpoints, secret_allow
 from orchestrator.scheduler.attempts.attempt import WORKTREE

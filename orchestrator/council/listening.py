@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from orchestrator.events import Event
 from orchestrator.events.catalogue import typed_event
 from orchestrator.run.event_stream import EventStream
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.scheduler.scheduler import Scheduler
 from orchestrator.state import StateStore

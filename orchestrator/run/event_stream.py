@@ -32,7 +32,7 @@ import anyio
 
 from orchestrator.events import Event
 from orchestrator.events.dropped import EventsDropped
-from orchestrator.run.report import RunReport
+from orchestrator.run.reports.report import RunReport
 
 __all__ = ["EventStream"]
 

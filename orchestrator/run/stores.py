@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.models import SessionRecord
 from orchestrator.scheduler.context import TEAM
-from orchestrator.state.file.layout import events_log
+from orchestrator.state.file.record_files.layout import events_log
 from orchestrator.state.file.store import FileStateStore
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.protocol import StateStore

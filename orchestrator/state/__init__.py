@@ -1,8 +1,9 @@
 """State: the store protocol, its file backend, and the monitor that keeps it healthy.
 
-Names are loaded on first use: a light part (``state.file.layout``, which ``council status``'s
-quick look reads) does not import the whole store. Each name is written once, in ``_NAMES``
-below; type checkers read ``__init__.pyi``, written from it (``orchestrator.lazy_stubs``).
+Names are loaded on first use: a light part (``state.file.record_files.layout``, which
+``council status``'s quick look reads) does not import the whole store. Each name is written
+once, in ``_NAMES`` below; type checkers read ``__init__.pyi``, written from it
+(``orchestrator.lazy_stubs``).
 """
 
 from __future__ import annotations

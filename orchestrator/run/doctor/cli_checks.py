@@ -7,9 +7,9 @@ the CLI for real.
 
 from __future__ import annotations
 
-from orchestrator.run.cli_detect import CliState
-from orchestrator.run.cli_fixes import install_fix, login_fix
 from orchestrator.run.doctor.checklist import Check
+from orchestrator.run.setup.cli_detect import CliState
+from orchestrator.run.setup.cli_fixes import install_fix, login_fix
 
 __all__ = ["cli_checks", "no_cli_found"]
 

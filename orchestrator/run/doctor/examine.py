@@ -16,7 +16,6 @@ from pathlib import Path
 from orchestrator.config.run import RunConfig
 from orchestrator.errors import AdapterError, UnusableRepository
 from orchestrator.plugins.registry import AdapterRegistry
-from orchestrator.run.cli_detect import CliState, cli_state, detect_clis
 from orchestrator.run.doctor.checklist import Check
 from orchestrator.run.doctor.cli_checks import cli_checks, no_cli_found
 from orchestrator.run.doctor.git_checks import git_check
@@ -27,7 +26,8 @@ from orchestrator.run.doctor.store_checks import (
     postgres_check,
     postgres_health_check,
 )
-from orchestrator.run.repo_here import repo_here
+from orchestrator.run.setup.cli_detect import CliState, cli_state, detect_clis
+from orchestrator.run.setup.repo_here import repo_here
 from orchestrator.worktrees.layout import COUNCIL_DIR
 
 __all__ = ["Examination", "examine"]

@@ -19,13 +19,13 @@ from orchestrator.ids import check_id
 from orchestrator.models import Checkpoint, CheckpointInfo
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.safety.secret_mask import masked_json
-from orchestrator.state.file.codec import RecordDamaged, decode, encode
 from orchestrator.state.file.fsops import (
     FileOperations,
     NotSynced,
     durable_write,
     write_error,
 )
+from orchestrator.state.file.record_files.codec import RecordDamaged, decode, encode
 
 __all__ = ["CheckpointFiles"]
 

@@ -47,12 +47,12 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.state.file.checkpoints import CheckpointFiles
-from orchestrator.state.file.codec import RecordDamaged
-from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES, EventLog
 from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.intents import Intent, IntentEntry, IntentLog, replay, writer_alive
-from orchestrator.state.file.layout import BATCHES, INTENTS, RECORDS, subdirectories
-from orchestrator.state.file.records import RecordKind
+from orchestrator.state.file.log.event_log import DEFAULT_ROTATE_BYTES, EventLog
+from orchestrator.state.file.record_files.codec import RecordDamaged
+from orchestrator.state.file.record_files.layout import BATCHES, INTENTS, RECORDS, subdirectories
+from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.history_kinds import keyed_kind
 from orchestrator.state.record_rules import STORE_OWNED
 from orchestrator.state.validators import Validators

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from orchestrator import filelock
 from orchestrator.errors import RecordNotFound, StateError
 from orchestrator.models import TaskState
-from orchestrator.state.file.codec import RecordDamaged
 from orchestrator.state.file.core import FileCore
-from orchestrator.state.file.records import RecordKind
+from orchestrator.state.file.record_files.codec import RecordDamaged
+from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.rules import has_data
 from orchestrator.state.health import (
     LOW_DISK_BYTES,

@@ -7,7 +7,7 @@ from typing import Any
 
 from orchestrator.ids import check_id
 from orchestrator.state.file.core import FileCore
-from orchestrator.state.file.records import RecordKind
+from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.history_kinds import parse_kind
 
 __all__ = ["FileHistory"]

@@ -35,10 +35,10 @@ from pydantic import BaseModel
 from orchestrator.errors import StateCorrupted
 from orchestrator.events import Event
 from orchestrator.safety.secret_mask import masked_json
-from orchestrator.state.file.codec import RecordDamaged, decode, encode
 from orchestrator.state.file.fsops import FileOperations, durable_write
-from orchestrator.state.file.layout import file_writer_alive, process_alive
-from orchestrator.state.file.records import RecordKind
+from orchestrator.state.file.record_files.codec import RecordDamaged, decode, encode
+from orchestrator.state.file.record_files.layout import file_writer_alive, process_alive
+from orchestrator.state.file.record_files.records import RecordKind
 
 __all__ = [
     "Intent",

@@ -18,7 +18,7 @@ from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord, utcnow
 from orchestrator.state.expiry import expires_at, is_expired, live
 from orchestrator.state.file.core import FileCore, load_or_recover
-from orchestrator.state.file.layout import RECORDS, subdirectories
+from orchestrator.state.file.record_files.layout import RECORDS, subdirectories
 from orchestrator.state.file.rules import check_version
 
 __all__ = ["FileRecords"]

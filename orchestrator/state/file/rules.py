@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from orchestrator.errors import VersionConflict
-from orchestrator.state.file.records import RecordKind
+from orchestrator.state.file.record_files.records import RecordKind
 
 __all__ = ["check_version", "has_data", "remove_temp_files"]
 

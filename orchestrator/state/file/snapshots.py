@@ -14,7 +14,7 @@ from orchestrator.events import Event
 from orchestrator.events.state import CheckpointCreated, CheckpointRestored
 from orchestrator.models import Checkpoint, CheckpointInfo, SessionSnapshot, utcnow
 from orchestrator.state.file.core import FileCore, load_or_recover
-from orchestrator.state.file.records import RecordKind
+from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.tasks import FileTasks
 from orchestrator.state.metrics import compute_metrics

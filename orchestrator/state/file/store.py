@@ -32,13 +32,13 @@ from orchestrator.models import (
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
-from orchestrator.state.file.event_log import DEFAULT_ROTATE_BYTES
 from orchestrator.state.file.fsops import FileOperations
 from orchestrator.state.file.health import FileHealth
 from orchestrator.state.file.history import FileHistory
 from orchestrator.state.file.identity import store_identity
 from orchestrator.state.file.keyed import FileRecords
-from orchestrator.state.file.log_changes import LogChanges
+from orchestrator.state.file.log.event_log import DEFAULT_ROTATE_BYTES
+from orchestrator.state.file.log.log_changes import LogChanges
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.task_batches import FileTaskBatches
@@ -310,5 +310,5 @@ class FileStateStore:
         return await wait_for_update(self, self.watch(ref.path), ref, after_version, timeout)
 
     def watch(self, pattern: str = "*") -> ChangeStream:
-        """Changes as any process appends them to the event log (``file.log_changes``)."""
+        """Changes as any process appends them to the event log (``file.log.log_changes``)."""
         return ChangeStream(LogChanges(self.core.events.path), pattern)

@@ -36,7 +36,7 @@ from orchestrator.models import SessionRecord, TaskState
 from orchestrator.state.file.core import FileCore, load_or_recover, peek
 from orchestrator.state.file.fsops import write_error
 from orchestrator.state.file.intents import IntentEntry
-from orchestrator.state.file.records import RecordKind
+from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.protocol import TaskInit
 from orchestrator.state.session_rules import (
     batch_fields,

@@ -25,7 +25,7 @@ from orchestrator.state.expiry import live
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.fsops import write_error
 from orchestrator.state.file.intents import IntentEntry, replay
-from orchestrator.state.file.records import RecordKind
+from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.rules import check_version
 from orchestrator.state.metrics import compute_metrics
 from orchestrator.state.transactions import (

@@ -31,7 +31,7 @@ from pathlib import Path
 from orchestrator.errors import UsageError
 from orchestrator.models import utcnow
 from orchestrator.safety import safe_write
-from orchestrator.state.file.layout import events_log
+from orchestrator.state.file.record_files.layout import events_log
 
 __all__ = ["FoundRun", "find_run", "remember_run", "runs_dir"]
 

@@ -11,15 +11,16 @@ from pydantic import ValidationError
 
 from orchestrator.models import KeyedRecord, SessionRecord, TaskState, utcnow
 from orchestrator.radar.records import Collision, collisions
-from orchestrator.run.build_report import build_report
-from orchestrator.run.report import RunReport, WorkstationReport
+from orchestrator.run.reports.build_report import build_report
+from orchestrator.run.reports.report import RunReport, WorkstationReport
 from orchestrator.scheduler.rules.queue import wait_ends
 from orchestrator.scheduler.team.presence import alive_workstations
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.spend.line import SpendLine
 
 if TYPE_CHECKING:
-    # A type only: `status`'s quick look (``run.quick_report``) builds reports without a store.
+    # A type only: `status`'s quick look (``run.reports.quick_report``) builds reports without
+    # a store.
     from orchestrator.state.protocol import StateStore
 
 __all__ = ["STALE", "report_of", "session_report", "timed_session_report"]
@@ -59,7 +60,7 @@ def report_of(
 ) -> tuple[RunReport, datetime | None]:
     """``timed_session_report`` of records already read: the session's tasks, the presence
     records of its live workstations, its spend line and the collision radar's live
-    collisions (``run.quick_report`` reads them without the store). A report showing a
+    collisions (``run.reports.quick_report`` reads them without the store). A report showing a
     collision holds only now: the collision's end writes no task record."""
     workstations = [w for w in map(_workstation, present) if w is not None]
     ends = [end for task in tasks if (end := wait_ends(task, now)) is not None]

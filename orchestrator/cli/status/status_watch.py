@@ -20,15 +20,15 @@ import anyio
 import typer
 
 from orchestrator.cli import console, event_loop
+from orchestrator.cli.status.summary import SUMMARY, finish, summary
 from orchestrator.cli.store_access import report_reader
-from orchestrator.cli.summary import SUMMARY, finish, summary
 from orchestrator.models import SessionStatus
 from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
 from orchestrator.state.changes import ChangeStream, RecordChange
 
 if TYPE_CHECKING:
     from orchestrator.config.run import RunConfig
-    from orchestrator.run.report import RunReport
+    from orchestrator.run.reports.report import RunReport
 
 __all__ = ["watch_status"]
 

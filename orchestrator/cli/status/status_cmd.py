@@ -9,11 +9,11 @@ machine output. A parked task shows ``parked until HH:MM:SS (adapter, park n)``
 reset); a failed one its ``outcome`` (``rate_limited``, ...) in the JSON. ``--watch`` redraws
 the table until the run ends (``status_watch``).
 
-One look at a file store first tries the report kept beside it (``run.report_cache``): while
+One look at a file store first tries the report kept beside it (``run.reports.report_cache``): while
 no record it was built from has been written, it is the report, read without the store, its
 event loop or its modules. Otherwise it is built from the record files in this thread, still
-without the store (``run.quick_report``), and kept for the next look; only when the store has
-something to do first (a transaction left on disk, a damaged record) is the report built
+without the store (``run.reports.quick_report``), and kept for the next look; only when the
+store has something to do first (a transaction left on disk, a damaged record) is the report built
 through the store. Reading a report needs the state store, the report and the table, never the run
 machinery (scheduler, merge queue, worktrees, git, plugins): the modules are imported when
 needed, so the command starts at once (``tests/test_cli_startup.py`` keeps it so;
@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.cli import console, run_finder
-from orchestrator.cli.summary import JsonOption, WideOption, print_summary
+from orchestrator.cli import console
+from orchestrator.cli.status import run_finder
+from orchestrator.cli.status.summary import JsonOption, WideOption, print_summary
 
 if TYPE_CHECKING:
     from orchestrator.config.run import RunConfig
-    from orchestrator.run.report import RunReport
+    from orchestrator.run.reports.report import RunReport
 
 __all__ = ["status"]
 
@@ -57,7 +58,7 @@ def status(
     .council/state of the repository you stand in)."""
     where, events = _status_source(file)
     if watch:
-        from orchestrator.cli.status_watch import watch_status
+        from orchestrator.cli.status.status_watch import watch_status
 
         watch_status(where, as_json, wide, events)
     report = _one_look(where)
@@ -78,7 +79,7 @@ def _status_source(file: Path | None) -> tuple[Path | RunConfig, Path | None]:
             return found.state_dir, found.events
         file = found.config
     from orchestrator.config.load import load_config  # YAML and the checks: FILE only
-    from orchestrator.state.file.layout import events_log
+    from orchestrator.state.file.record_files.layout import events_log
 
     config = load_config(file)
     if config.state.backend == "file":
@@ -90,12 +91,12 @@ def _one_look(where: Path | RunConfig) -> RunReport:
     """The newest session's report: the kept one when it is still what the records say, else
     built from the store."""
     if isinstance(where, Path):
-        from orchestrator.run.report_cache import kept_report
+        from orchestrator.run.reports.report_cache import kept_report
 
         kept = kept_report(where)
         if kept is not None:
             return kept
-        from orchestrator.run.quick_report import quick_report
+        from orchestrator.run.reports.quick_report import quick_report
 
         built = quick_report(where)
         if built is not None:

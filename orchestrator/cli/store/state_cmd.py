@@ -31,7 +31,8 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli import console, event_loop, state_health_cmd
+from orchestrator.cli import console, event_loop
+from orchestrator.cli.store import state_health_cmd
 from orchestrator.cli.store_access import open_store
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig

@@ -27,13 +27,13 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import console, event_loop
-from orchestrator.cli.adapters_live import LiveReport, live_check, live_targets
+from orchestrator.cli.setup.adapters_live import LiveReport, live_check, live_targets
 from orchestrator.config.run import RunConfig
 from orchestrator.plugins import host as plugins
 from orchestrator.plugins.registry import AdapterRegistry
-from orchestrator.run.cli_fixes import install_fix
 from orchestrator.run.doctor.checklist import GROUPS, Check, Status
 from orchestrator.run.doctor.examine import Examination, examine
+from orchestrator.run.setup.cli_fixes import install_fix
 
 __all__ = ["DEFAULT_CONFIG", "doctor"]
 

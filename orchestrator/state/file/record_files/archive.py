@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import StateCorrupted
-from orchestrator.state.file.codec import RecordDamaged, decode
 from orchestrator.state.file.fsops import FileOperations, durable_write
+from orchestrator.state.file.record_files.codec import RecordDamaged, decode
 from orchestrator.state.history_archive import ArchiveDamaged, pack, unpack
 
 __all__ = ["ARCHIVE_NAME", "RecordArchive", "read_doc"]

@@ -1,6 +1,6 @@
 """The newest session's report of a file store, built in this thread from its records as the
-store's synchronous read path gives them (``state.file.peek_read``), without the store, its
-event loop or its worker threads: ``council status``'s first look after a write
+store's synchronous read path gives them (``state.file.record_files.peek_read``), without the
+store, its event loop or its worker threads: ``council status``'s first look after a write
 (``report_cache`` keeps what this builds, for the looks after it).
 
 It reads what the report shows and nothing else: every session record (to find the newest),
@@ -21,14 +21,14 @@ from pathlib import Path
 
 from orchestrator.models import utcnow
 from orchestrator.radar.records import COLLISIONS, read_collision
-from orchestrator.run.report import RunReport
-from orchestrator.run.report_cache import keep, snapshot_sessions, snapshot_tasks
-from orchestrator.run.session_report import STALE, report_of
+from orchestrator.run.reports.report import RunReport
+from orchestrator.run.reports.report_cache import keep, snapshot_sessions, snapshot_tasks
+from orchestrator.run.reports.session_report import STALE, report_of
 from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
 from orchestrator.scheduler.team.presence import alive_among
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state.expiry import is_expired
-from orchestrator.state.file.peek_read import PeekRead
+from orchestrator.state.file.record_files.peek_read import PeekRead
 
 __all__ = ["quick_report"]
 

@@ -8,8 +8,8 @@ is read again and again), so the report is kept in ``<state dir>/report-cache.js
 it was built from:
 
 - the identity of every session's record file and of the reported session's tasks'
-  (``state.file.layout``: a record is only ever written by replacing its file, so a write by
-  any process changes it). Equal identities mean the records are the ones the report was
+  (``state.file.record_files.layout``: a record is only ever written by replacing its file, so
+  a write by any process changes it). Equal identities mean the records are the ones the report was
   built from, the newest session included;
 - the moment the report starts to read otherwise with nothing written (a park or a retry's
   back-off ending, a workstation's presence ageing: ``timed_session_report``);
@@ -39,8 +39,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.models import utcnow
-from orchestrator.run.report import RunReport
-from orchestrator.state.file.layout import Identity, session_identities, task_identities
+from orchestrator.run.reports.report import RunReport
+from orchestrator.state.file.record_files.layout import (
+    Identity,
+    session_identities,
+    task_identities,
+)
 
 __all__ = ["CACHE_NAME", "Snapshot", "keep", "kept_report", "snapshot_sessions", "snapshot_tasks"]
 
@@ -144,9 +148,9 @@ def _listed(identities: dict[str, Identity | None]) -> dict[str, list[int] | Non
 
 
 _MAKERS = (
-    "run/report.py",
-    "run/build_report.py",
-    "run/session_report.py",
+    "run/reports/report.py",
+    "run/reports/build_report.py",
+    "run/reports/session_report.py",
     "scheduler/rules/queue.py",
     "radar/records.py",
     "radar/warning.py",
@@ -158,7 +162,7 @@ the quick look imports none of them)."""
 def _makers() -> list[list[int]]:
     """The identity of each of ``_MAKERS``: any other version of council (upgraded, edited)
     has other files."""
-    package = Path(__file__).resolve().parent.parent
+    package = Path(__file__).resolve().parents[2]
     found = []
     for name in _MAKERS:
         st = os.stat(package / name)

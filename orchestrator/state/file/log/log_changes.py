@@ -25,7 +25,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.state.changes import RecordChange, change_of
-from orchestrator.state.file.log_wake import LogWake
+from orchestrator.state.file.log.log_wake import LogWake
 
 __all__ = ["RETIRED_FOR", "LogChanges", "LogFollower"]
 

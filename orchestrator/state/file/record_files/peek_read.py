@@ -1,5 +1,5 @@
 """The file store's records read in this thread, without the store: no store object, no lock,
-no event loop, no worker thread (``council status``'s quick look, ``run.quick_report``).
+no event loop, no worker thread (``council status``'s quick look, ``run.reports.quick_report``).
 
 It reads the way the store's own lock-free reads do (``core.peek``): every record file is
 replaced whole, so a read sees one version, framed by ``codec`` and parsed by ``parse_record``
@@ -30,8 +30,8 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.ids import is_safe_id
 from orchestrator.models import KeyedRecord, SessionRecord, TaskState
-from orchestrator.state.file.codec import RecordDamaged, decode
-from orchestrator.state.file.layout import (
+from orchestrator.state.file.record_files.codec import RecordDamaged, decode
+from orchestrator.state.file.record_files.layout import (
     BATCHES,
     CURRENT,
     INTENTS,

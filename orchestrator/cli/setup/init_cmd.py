@@ -5,7 +5,7 @@ variable names, never a value), writes ``council.yaml`` (``--output``) using the
 offline scripted personas when none is found, and prints the next steps. The base branch is
 the branch checked out (``--base`` names another). It refuses, with one line and exit code 2,
 outside a git checkout and over an existing file (unless ``--force``). ``--json`` prints the
-same as one JSON object. The logic is ``orchestrator.run.init_config``.
+same as one JSON object. The logic is ``orchestrator.run.setup.init_config``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import typer
 
 from orchestrator.cli import console, event_loop
 from orchestrator.plugins import host as plugins
-from orchestrator.run.cli_detect import CliState
-from orchestrator.run.cli_fixes import login_fix
-from orchestrator.run.init_config import InitPlan, plan_init, write_config
+from orchestrator.run.setup.cli_detect import CliState
+from orchestrator.run.setup.cli_fixes import login_fix
+from orchestrator.run.setup.init_config import InitPlan, plan_init, write_config
 
 __all__ = ["init"]
 

@@ -39,16 +39,16 @@ from orchestrator.events.state import StateRecovered
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.safety.secret_mask import masked_json
-from orchestrator.state.file.archive import RecordArchive, read_doc
-from orchestrator.state.file.codec import RecordDamaged, encode
 from orchestrator.state.file.fsops import (
     FileOperations,
     NotSynced,
     durable_write,
     write_error,
 )
-from orchestrator.state.file.layout import CURRENT
-from orchestrator.state.file.peek_read import parse_record
+from orchestrator.state.file.record_files.archive import RecordArchive, read_doc
+from orchestrator.state.file.record_files.codec import RecordDamaged, encode
+from orchestrator.state.file.record_files.layout import CURRENT
+from orchestrator.state.file.record_files.peek_read import parse_record
 from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 
 __all__ = ["RecordKind", "Recovery"]

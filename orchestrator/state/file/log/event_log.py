@@ -47,8 +47,8 @@ from pydantic import ValidationError
 from orchestrator.event_text import sentence
 from orchestrator.events import Event, Subscriber
 from orchestrator.safety.secret_mask import masked_json, masked_model
-from orchestrator.state.file.event_archive import archive_lines, archives, rotate, trim_archives
 from orchestrator.state.file.fsops import FileOperations, FileOps
+from orchestrator.state.file.log.event_archive import archive_lines, archives, rotate, trim_archives
 
 __all__ = ["DEFAULT_ROTATE_BYTES", "EventLog"]
 

@@ -18,7 +18,7 @@ from orchestrator.models import (
 )
 from orchestrator.radar.records import Collision
 from orchestrator.radar.warning import marks
-from orchestrator.run.report import (
+from orchestrator.run.reports.report import (
     CandidateReport,
     CollisionReport,
     PullReport,

@@ -19,7 +19,7 @@ import typer
 
 from orchestrator.cli import console
 from orchestrator.models import SessionStatus, TaskStatus
-from orchestrator.run.report import RunReport, TaskReport
+from orchestrator.run.reports.report import RunReport, TaskReport
 
 __all__ = ["SUMMARY", "JsonOption", "WideOption", "finish", "print_summary", "summary"]
 

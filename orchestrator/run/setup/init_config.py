@@ -19,9 +19,9 @@ import anyio.to_thread
 from orchestrator.config.load import parse_config
 from orchestrator.errors import UsageError
 from orchestrator.plugins.registry import AdapterRegistry
-from orchestrator.run.cli_detect import CliState, detect_clis
-from orchestrator.run.repo_here import repo_here
-from orchestrator.run.starter_config import Starter, starter_config
+from orchestrator.run.setup.cli_detect import CliState, detect_clis
+from orchestrator.run.setup.repo_here import repo_here
+from orchestrator.run.setup.starter_config import Starter, starter_config
 from orchestrator.safety import safe_write
 
 __all__ = ["InitPlan", "plan_init", "write_config"]

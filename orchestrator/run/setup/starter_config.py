@@ -20,8 +20,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.run.cli_detect import CliState
-from orchestrator.run.cli_fixes import install_fix, login_fix
+from orchestrator.run.setup.cli_detect import CliState
+from orchestrator.run.setup.cli_fixes import install_fix, login_fix
 
 __all__ = ["DEMO_ADAPTERS", "Starter", "starter_config"]
 

@@ -4,7 +4,7 @@ Each record is ``<root>/<kind>/<key>/current.json`` (``tasks``, ``sessions``; ``
 keeps its history beside it), and every write replaces that file whole, so its identity
 (inode, size, modification and change times) changes with any write by any process: equal
 identities mean the record is unchanged, known without reading it. Light on purpose (``os``
-alone): ``council status``'s quick look (``run.report_cache``) reads identities before it
+alone): ``council status``'s quick look (``run.reports.report_cache``) reads identities before it
 knows whether it needs the store at all, and the store's lock-free read without the store
 (``peek_read``) finds its records here.
 """

@@ -23,13 +23,13 @@ import typer
 
 from orchestrator.adapter import Adapter
 from orchestrator.cli import console, event_loop
-from orchestrator.cli.adapters_live import live_check, live_targets
+from orchestrator.cli.setup.adapters_live import live_check, live_targets
 from orchestrator.config import adapter_entry
 from orchestrator.config.load import load_config
 from orchestrator.errors import AdapterError, UsageError
 from orchestrator.plugins import host as plugins
 from orchestrator.plugins.registry import AdapterRegistry
-from orchestrator.run.cli_detect import login_of
+from orchestrator.run.setup.cli_detect import login_of
 from orchestrator.runner.version import VersionAnswer, version_answer
 
 __all__ = ["Report", "app", "survey"]
