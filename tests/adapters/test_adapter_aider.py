@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from adapter_replay import cases, replay
 
 from adapters.aider import AiderAdapter
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind, ProcessResult
 from orchestrator.errors import AdapterError
+from tests.support.adapter_replay import cases, replay
 
 CLI = "aider"
 EXPECTED = {
@@ -20,7 +20,7 @@ EXPECTED = {
     "resume.run1": OutcomeKind.SUCCEEDED,
     "resume.run2": OutcomeKind.SUCCEEDED,
 }
-TRANSCRIPTS = Path(__file__).parent / "transcripts" / CLI
+TRANSCRIPTS = Path(__file__).parents[1] / "support" / "transcripts" / CLI
 
 
 def request(

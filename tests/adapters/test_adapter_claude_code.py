@@ -7,10 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from adapter_replay import (
-    cases,
-    replay,
-)
 
 from adapters.claude_code import ClaudeCodeAdapter
 from orchestrator.adapter import (
@@ -20,6 +16,10 @@ from orchestrator.adapter import (
     ProcessResult,
 )
 from orchestrator.errors import AdapterError
+from tests.support.adapter_replay import (
+    cases,
+    replay,
+)
 
 CLI = "claude"
 EXPECTED = {
@@ -103,7 +103,9 @@ def test_resume_keeps_the_session_id_and_builds_the_recorded_command() -> None:
 
 def test_build_command_is_the_recorded_one() -> None:
     meta = json.loads(
-        (Path(__file__).parent / "transcripts/claude/stream_success.meta.json").read_text()
+        (
+            Path(__file__).parents[1] / "support" / "transcripts/claude/stream_success.meta.json"
+        ).read_text()
     )
     spec = ClaudeCodeAdapter().build_command(request(model="claude-sonnet-4-5"))
     assert spec.argv == ["claude", *meta["argv_tail"]]

@@ -7,15 +7,15 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from adapter_replay import (
-    cases,
-    replay,
-)
 
 from adapters.codex import CodexAdapter
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind
 from orchestrator.errors import AdapterError
 from orchestrator.runner.config_merge import render
+from tests.support.adapter_replay import (
+    cases,
+    replay,
+)
 
 CLI = "codex"
 EXPECTED = {
@@ -112,7 +112,9 @@ def test_resume_keeps_the_thread_id_and_builds_the_recorded_command() -> None:
 
 def test_build_command_is_the_recorded_one() -> None:
     meta = json.loads(
-        (Path(__file__).parent / "transcripts/codex/edit_success.meta.json").read_text()
+        (
+            Path(__file__).parents[1] / "support" / "transcripts/codex/edit_success.meta.json"
+        ).read_text()
     )
     spec = CodexAdapter(BYPASS).build_command(request("Edit README.md as scripted."))
     assert spec.argv == ["codex", *meta["argv_tail"]]

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from adapter_replay import TRANSCRIPTS
 
 from adapters.command import CommandAdapter
 from adapters.scripted import Scripted
@@ -37,8 +36,9 @@ from orchestrator.plugins import host as plugins
 from orchestrator.runner.cli_run import run_cli
 from orchestrator.testing.adapter_contract import AdapterContract, LineHints
 from orchestrator.testing.fake_cli import FakeAdapter
+from tests.support.adapter_replay import TRANSCRIPTS
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_adapter"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_adapter"
 
 
 @dataclass
@@ -270,7 +270,7 @@ LINE_HINTS = {
         prefixes=["Error: ", "prompt eval count: ", "eval count: ", "total duration: "]
     ),
 }  # fmt: skip
-# The recorded output of the real CLIs (tests/transcripts/<cli>), by adapter.
+# The recorded output of the real CLIs (tests/support/transcripts/<cli>), by adapter.
 RECORDED = {
     "aider": "aider",
     "claude_code": "claude",

@@ -1,10 +1,10 @@
 """Denials and read-only modes of every built-in adapter, on real output of the real CLIs.
 
-Each recording (``tests/transcripts/denials/<cli>/``, see its README) was made with the
+Each recording (``tests/support/transcripts/denials/<cli>/``, see its README) was made with the
 command the adapter builds from the options in its meta file. For each: the outcome the
 adapter classifies, what ``denials`` reports, and whether ``can_write`` holds for those
 options. A build that changed nothing after a denial, or through an adapter that cannot
-write, is ``permission_denied`` (``tests/test_workflow_denials.py``).
+write, is ``permission_denied`` (``tests/workflow/test_workflow_denials.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_replay import cases, replay
 
 from adapters.aider import AiderAdapter
 from adapters.claude_code import ClaudeCodeAdapter
@@ -25,8 +24,9 @@ from adapters.opencode import OpencodeAdapter
 from adapters.qwen import QwenAdapter
 from orchestrator.adapter import Adapter, AdapterRequest, OutcomeKind
 from orchestrator.runner.config_merge import render
+from tests.support.adapter_replay import cases, replay
 
-TRANSCRIPTS = Path(__file__).parent / "transcripts"
+TRANSCRIPTS = Path(__file__).parents[1] / "support" / "transcripts"
 ADAPTERS: dict[str, type[Adapter]] = {
     "aider": AiderAdapter,
     "claude": ClaudeCodeAdapter,

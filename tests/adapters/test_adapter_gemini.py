@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_replay import (
-    cases,
-    replay,
-)
 
 from adapters.gemini import GeminiAdapter
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind, ProcessResult
 from orchestrator.errors import AdapterError
 from orchestrator.runner.config_merge import render
+from tests.support.adapter_replay import (
+    cases,
+    replay,
+)
 
 CLI = "gemini"
 EXPECTED = {
@@ -33,7 +33,7 @@ EXPECTED = {
 }
 # The options each case was recorded with (see its meta.json argv_tail).
 OPTIONS: dict[str, dict[str, Any]] = {"no_approval": {"approval_mode": "default"}}
-TRANSCRIPTS = Path(__file__).parent / "transcripts" / CLI
+TRANSCRIPTS = Path(__file__).parents[1] / "support" / "transcripts" / CLI
 
 
 def request(

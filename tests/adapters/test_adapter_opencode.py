@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from adapter_replay import (
-    cases,
-    replay,
-)
 
 from adapters.opencode import OpencodeAdapter
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind, ProcessResult
 from orchestrator.errors import AdapterError
 from orchestrator.runner.config_merge import render
+from tests.support.adapter_replay import (
+    cases,
+    replay,
+)
 
 CLI = "opencode"
 EXPECTED = {
@@ -25,7 +25,7 @@ EXPECTED = {
     "resume.run2": OutcomeKind.SUCCEEDED,
     "stream_success": OutcomeKind.SUCCEEDED,
 }
-TRANSCRIPTS = Path(__file__).parent / "transcripts" / CLI
+TRANSCRIPTS = Path(__file__).parents[1] / "support" / "transcripts" / CLI
 LOCAL = {"provider": "localmodel"}
 
 

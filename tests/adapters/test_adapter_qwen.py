@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from adapter_replay import (
-    cases,
-    replay,
-)
 
 from adapters.qwen import QwenAdapter
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind, ProcessResult
 from orchestrator.errors import AdapterError
 from orchestrator.runner.config_merge import render
+from tests.support.adapter_replay import (
+    cases,
+    replay,
+)
 
 CLI = "qwen"
 EXPECTED = {
@@ -36,7 +36,7 @@ EXPECTED = {
     "resume.run2": OutcomeKind.SUCCEEDED,
     "stream_success": OutcomeKind.SUCCEEDED,
 }
-TRANSCRIPTS = Path(__file__).parent / "transcripts" / CLI
+TRANSCRIPTS = Path(__file__).parents[1] / "support" / "transcripts" / CLI
 
 
 def request(

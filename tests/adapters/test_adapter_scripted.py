@@ -16,7 +16,7 @@ from adapters.scripted import SCRIPT, Scripted
 from orchestrator.adapter import AdapterRequest, EventKind, OutcomeKind
 from orchestrator.runner.cli_run import CliRun, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

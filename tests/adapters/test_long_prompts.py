@@ -1,7 +1,7 @@
 """A prompt too long for one command-line argument (Linux: 128 KiB, ``MAX_ARG_STRLEN``) never
 becomes one: each built-in adapter passes it through stdin or a file, the way its CLI reads
-one (``tests/reference/long_prompts.md``), and a ``command`` preset that cannot refuses it with
-the way out. These are the commands; ``test_long_prompts_run`` runs them."""
+one (``tests/support/reference/long_prompts.md``), and a ``command`` preset that cannot refuses
+it with the way out. These are the commands; ``test_long_prompts_run`` runs them."""
 
 from __future__ import annotations
 

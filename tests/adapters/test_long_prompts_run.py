@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_helpers import FAULT_CLIS, FaultRun
-from test_long_prompts import BUILT_INS, LONG
 
 from adapters.aider import MESSAGE_FILE
 from adapters.scripted import Scripted
@@ -25,6 +23,8 @@ from orchestrator.process.launch import spawn_piped
 from orchestrator.runner.cli_run import run_cli
 from orchestrator.runner.launch import _start_error
 from orchestrator.testing.fake_cli import FakeAdapter
+from tests.adapters.test_long_prompts import BUILT_INS, LONG
+from tests.support.fault_helpers import FAULT_CLIS, FaultRun
 
 PROBE = FAULT_CLIS / "prompt_probe.py"
 

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from scheduler_helpers import new_repo
-from timing import patience
 from typer.testing import CliRunner
-from worktree_helpers import git
 
 from orchestrator.cli.app import app
 from orchestrator.config.yaml_source import MAX_CONFIG_BYTES
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
+from tests.support.worktree_helpers import git
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 

@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from cli_process_helpers import spawn
-from scheduler_helpers import new_repo
-from timing import patience
 from typer.testing import CliRunner, Result
-from worktree_helpers import git
 
 from orchestrator.cli.app import app
 from orchestrator.config.load import load_config
 from orchestrator.council import Council
 from orchestrator.models import SessionRecord, TaskState, utcnow
 from orchestrator.state import FileStateStore
+from tests.support.cli_process_helpers import spawn
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
+from tests.support.worktree_helpers import git
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 

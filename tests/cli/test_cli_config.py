@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import typer
-from timing import patience
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import CouncilGroup, app, exit_code_for
@@ -23,8 +22,9 @@ from orchestrator.errors import (
     LockTimeout,
     PathEscapeError,
 )
+from tests.support.timing import patience
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # A repository the run would create and a CLI that is here: nothing about this machine to warn of.
 HERE = "repo: sample\nsample_repo: true\nadapters: {cli: {type: scripted}}\n"
 BAD = HERE + "tasks:\n  - id: a\n    prompt: x\n    depends_on: [ghost]\n"

@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from scheduler_helpers import new_repo
-from terminal import in_terminal
-from timing import patience
-from worktree_helpers import git
+
+from tests.support.scheduler_helpers import new_repo
+from tests.support.terminal import in_terminal
+from tests.support.timing import patience
+from tests.support.worktree_helpers import git
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 KNOWN = "aider, claude_code, codex, command, gemini, ollama, opencode, qwen, scripted"

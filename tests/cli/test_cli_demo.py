@@ -14,13 +14,12 @@ import subprocess
 import termios
 from pathlib import Path
 
-from cli_process_helpers import COUNCIL, ENV
-from timing import patience
-from worktree_helpers import git
-
 from orchestrator.run.demo_config import shipped_demo_config
+from tests.support.cli_process_helpers import COUNCIL, ENV
+from tests.support.timing import patience
+from tests.support.worktree_helpers import git
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TASKS = 7
 _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 

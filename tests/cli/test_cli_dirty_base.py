@@ -10,10 +10,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from cli_process_helpers import council, reap, spawn, wait_for
-from council_process import task, write_config
-from scheduler_helpers import new_repo
-from timing import patience
+from tests.support.cli_process_helpers import council, reap, spawn, wait_for
+from tests.support.council_process import task, write_config
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
 
 WARNING = "README.md in {}: finished tasks wait to land until then; commit or stash them there"
 

@@ -12,8 +12,6 @@ from typing import Any
 import anyio
 import psycopg
 import pytest
-from machine import Machine, git, new_repo
-from pg_tier import TestDatabase
 
 from orchestrator.run.cli_detect import CliState, Login
 from orchestrator.run.cli_fixes import PINNED
@@ -21,6 +19,8 @@ from orchestrator.run.doctor.checklist import Status
 from orchestrator.run.doctor.cli_checks import cli_checks
 from orchestrator.state import FileStateStore
 from orchestrator.state.postgres.schema import MIGRATIONS
+from tests.support.machine import Machine, git, new_repo
+from tests.support.pg_tier import TestDatabase
 
 SECRET = "sk-ant-api03-never-printed-0123456789abcdef"
 

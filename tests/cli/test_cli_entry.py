@@ -9,11 +9,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from cli_process_helpers import ENV
-from timing import patience
-
 from orchestrator.cli.app import COMMANDS
 from orchestrator.cli.lazy_group import load_command
+from tests.support.cli_process_helpers import ENV
+from tests.support.timing import patience
 
 
 def _council(*args: str, cwd: Path, env: dict[str, str] = ENV) -> subprocess.CompletedProcess[str]:

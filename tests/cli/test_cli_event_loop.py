@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.cli import event_loop
 
-CLI = Path(__file__).resolve().parent.parent / "orchestrator" / "cli"
+CLI = Path(__file__).resolve().parents[2] / "orchestrator" / "cli"
 
 
 class Counted:

@@ -11,7 +11,7 @@ import pytest
 from orchestrator.git.version import parse_git_version
 from orchestrator.run.cli_fixes import PINNED, install_fix, login_fix
 
-PINS = Path(__file__).parent.parent / ".ci" / "cli-versions.txt"
+PINS = Path(__file__).parents[2] / ".ci" / "cli-versions.txt"
 
 
 def test_the_install_lines_pin_the_releases_the_ci_installs() -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_process_helpers import council
-from scheduler_helpers import git, merged_tasks, new_repo
+from tests.support.cli_process_helpers import council
+from tests.support.scheduler_helpers import git, merged_tasks, new_repo
 
 CONFIG = """\
 repo: repo

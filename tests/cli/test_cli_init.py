@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-from machine import Machine, git, new_repo
+
+from tests.support.machine import Machine, git, new_repo
 
 SECRET = "sk-ant-oat01-never-printed-0123456789abcdef"
 

@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from terminal import Terminal
 
 from orchestrator.cli.live_board import headline, rows_for
 from orchestrator.council import TaskLine
+from tests.support.terminal import Terminal
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _demo(tmp_path: Path) -> Path:

@@ -13,10 +13,17 @@ import signal
 import subprocess
 from pathlib import Path
 
-from cli_process_helpers import council, reap, scripted_clis, sleeping, spawn, wait_for
-from council_process import task, write_config
-from scheduler_helpers import new_repo
-from timing import patience
+from tests.support.cli_process_helpers import (
+    council,
+    reap,
+    scripted_clis,
+    sleeping,
+    spawn,
+    wait_for,
+)
+from tests.support.council_process import task, write_config
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -8,9 +8,9 @@ import json
 import re
 from pathlib import Path
 
-from cli_process_helpers import council
-from council_process import task, write_config
-from scheduler_helpers import new_repo
+from tests.support.cli_process_helpers import council
+from tests.support.council_process import task, write_config
+from tests.support.scheduler_helpers import new_repo
 
 _LINE = re.compile(r"^\d\d:\d\d:\d\d ")
 

@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from scheduler_helpers import merged_tasks, new_repo
-from timing import patience
+from tests.support.scheduler_helpers import merged_tasks, new_repo
+from tests.support.timing import patience
 
 COUNCIL = [sys.executable, "-c", "from orchestrator.cli.app import main; main()"]
 

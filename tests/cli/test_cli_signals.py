@@ -14,7 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_process_helpers import (
+
+from orchestrator.models import ClaimStatus
+from tests.support.cli_process_helpers import (
     council,
     file_on,
     reap,
@@ -25,10 +27,8 @@ from cli_process_helpers import (
     task_states,
     wait_for,
 )
-from scheduler_helpers import merged_tasks, new_repo
-from timing import patience
-
-from orchestrator.models import ClaimStatus
+from tests.support.scheduler_helpers import merged_tasks, new_repo
+from tests.support.timing import patience
 
 CONFIG = """\
 repo: repo

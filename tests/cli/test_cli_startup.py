@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from scheduler_helpers import new_repo
-from timing import patience
 
 from orchestrator.cli.app import COMMANDS
 from orchestrator.cli.lazy_group import load_command
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
 
 # What only running tasks needs: none of it may be imported to list commands or read a report.
 RUN_MACHINERY = (

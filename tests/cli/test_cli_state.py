@@ -9,10 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from cli_process_helpers import council
-from council_process import task, write_config
-from scheduler_helpers import new_repo
-from terminal import in_terminal
 
 from orchestrator.models import KeyedRecord, TaskState
 from orchestrator.state import FileStateStore
@@ -22,6 +18,10 @@ from orchestrator.state.conflicts import (
     update_task_with_strategy,
     write_with_strategy,
 )
+from tests.support.cli_process_helpers import council
+from tests.support.council_process import task, write_config
+from tests.support.scheduler_helpers import new_repo
+from tests.support.terminal import in_terminal
 
 
 def _store(repo: Path) -> FileStateStore:

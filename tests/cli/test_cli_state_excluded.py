@@ -1,7 +1,7 @@
 """What a CLI writes at its worktree's root as its own state is never committed as work.
 
 aider 0.86.2 writes its repo-map cache, ``.aider.tags.cache.v4/cache.db`` (sqlite), at the
-repository root on every run; no option moves it (recorded: ``tests/transcripts/denials/
+repository root on every run; no option moves it (recorded: ``tests/support/transcripts/denials/
 aider/gitignored_edit.meta.json``, ``git_status``). The orchestrator lists it in the
 repository's ``info/exclude`` beside ``.council/``.
 """
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worktree_helpers import git, make_repo
-
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import WorktreeManager
+from tests.support.worktree_helpers import git, make_repo
 
 
 async def test_aider_repo_map_cache_is_not_committed(tmp_path: Path) -> None:

@@ -12,12 +12,11 @@ import gzip
 import json
 from pathlib import Path
 
-from cli_process_helpers import council
-from council_process import task, write_config
-from scheduler_helpers import new_repo
-from test_state_legacy import LEGACY
-
 from orchestrator.state.legacy import LEGACY_STATE_PATH
+from tests.state.test_state_legacy import LEGACY
+from tests.support.cli_process_helpers import council
+from tests.support.council_process import task, write_config
+from tests.support.scheduler_helpers import new_repo
 
 
 def _ran(tmp_path: Path) -> tuple[Path, Path]:

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import anyio
-from cli_process_helpers import council
-from council_process import task, write_config
-from scheduler_helpers import new_repo
 
 from orchestrator.state import FileStateStore
 from orchestrator.state.history_archive import ARCHIVE_BATCH
+from tests.support.cli_process_helpers import council
+from tests.support.council_process import task, write_config
+from tests.support.scheduler_helpers import new_repo
 
 MANY = 10 + 2 * ARCHIVE_BATCH + 5  # past the window and two archive batches
 

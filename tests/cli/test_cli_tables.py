@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process_helpers import council
-from scheduler_helpers import new_repo
-from terminal import Shown, in_terminal, piped
 
 from orchestrator.cli.table_layout import Column, choose_columns, plain_lines
+from tests.support.cli_process_helpers import council
+from tests.support.scheduler_helpers import new_repo
+from tests.support.terminal import Shown, in_terminal, piped
 
 CONFIG = """\
 repo: repo

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from timing import patience
 from typer.testing import CliRunner, Result
 
 from orchestrator.cli.app import app
 from orchestrator.state.postgres import cluster as cluster_module
 from orchestrator.state.postgres.cluster import LocalCluster
+from tests.support.timing import patience
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import typer
-from cli_process_helpers import COUNCIL, ENV, council, wait_for
-from scheduler_helpers import new_repo
-from timing import patience
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import EXIT_CODES, CouncilGroup
+from tests.support.cli_process_helpers import COUNCIL, ENV, council, wait_for
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
 
 CONFIG = """\
 repo: repo

@@ -11,13 +11,13 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_process_helpers import ENV
-from scheduler_helpers import new_repo
-from team_helpers import Team, team_task
-from terminal import in_terminal, piped
-from timing import patience
 
 from orchestrator.cli.run_finder import runs_dir
+from tests.support.cli_process_helpers import ENV
+from tests.support.scheduler_helpers import new_repo
+from tests.support.team_helpers import Team, team_task
+from tests.support.terminal import in_terminal, piped
+from tests.support.timing import patience
 
 # Like configs/demo.yaml: the repository is named relative to the config's directory.
 CONFIG = """\

@@ -18,15 +18,15 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import pytest
-from cli_process_helpers import COUNCIL, reap, spawn
-from team_helpers import Team, team_task, wait_for
-from timing import patience
 
 from orchestrator.models import TaskStatus
 from orchestrator.process import procid
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore
 from orchestrator.state.changes import RecordRef
+from tests.support.cli_process_helpers import COUNCIL, reap, spawn
+from tests.support.team_helpers import Team, team_task, wait_for
+from tests.support.timing import patience
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import os
 import signal
 from pathlib import Path
 
-from cli_process_helpers import (
+from tests.support.cli_process_helpers import (
     council,
     reap,
     scripted_clis,
@@ -21,8 +21,8 @@ from cli_process_helpers import (
     task_states,
     wait_for,
 )
-from scheduler_helpers import merged_tasks, new_repo
-from terminal import Terminal, shell_council
+from tests.support.scheduler_helpers import merged_tasks, new_repo
+from tests.support.terminal import Terminal, shell_council
 
 CONFIG = """\
 repo: repo

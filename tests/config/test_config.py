@@ -25,7 +25,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.ids import ID_PATTERN, derived_id, is_safe_id
 from orchestrator.models import DEFAULT_PHASES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = "tasks:\n  - id: a\n    prompt: do a\n"
 
 

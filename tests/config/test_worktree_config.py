@@ -11,7 +11,7 @@ from orchestrator.config.sections import WorktreeConfig
 from orchestrator.errors import ConfigError
 from orchestrator.worktrees.models import WorktreeSettings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TASKS = "tasks:\n  - id: a\n    prompt: do a\n"
 
 

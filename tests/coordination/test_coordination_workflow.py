@@ -15,13 +15,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from timing import patience
 
 from orchestrator.locks.manager import LockManager
 from orchestrator.merge.queue import MergeQueue
 from orchestrator.state import FileStateStore
 from orchestrator.state.context import ContextManager, WorkStatus
 from orchestrator.worktrees.manager import WorktreeManager
+from tests.support.timing import patience
 
 
 def git(repo: Path, *args: str) -> str:

@@ -8,13 +8,12 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from merge_repo import git
-from scheduler_helpers import new_repo
-
 from orchestrator.coordination.desk import Caller, Desk
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.sessions import NAMESPACE as WORKTREES
+from tests.support.merge_repo import git
+from tests.support.scheduler_helpers import new_repo
 
 
 async def test_session_changes_leaves_the_other_sessions_index_alone(tmp_path: Path) -> None:

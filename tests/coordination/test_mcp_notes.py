@@ -8,7 +8,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from scheduler_helpers import new_repo
 
 from orchestrator.coordination.desk import Caller, Desk
 from orchestrator.coordination.notes import NAMESPACE, TEXT_LIMIT, UNREAD_LIMIT
@@ -17,6 +16,7 @@ from orchestrator.state import FileStateStore
 from orchestrator.state.context import ContextManager
 from orchestrator.state.postgres.store import PostgresStateStore
 from orchestrator.state.protocol import StateStore
+from tests.support.scheduler_helpers import new_repo
 
 
 @pytest.fixture

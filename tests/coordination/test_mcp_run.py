@@ -12,9 +12,9 @@ import stat
 import sys
 from pathlib import Path
 
-from council_process import council
-from merge_repo import git
-from scheduler_helpers import new_repo
+from tests.support.council_process import council
+from tests.support.merge_repo import git
+from tests.support.scheduler_helpers import new_repo
 
 STAND_IN = '''#!{python}
 """A claude stand-in: starts the run's `council` MCP server from --mcp-config, calls two of its

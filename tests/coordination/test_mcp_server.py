@@ -20,12 +20,8 @@ from typing import Any
 
 import anyio
 import pytest
-from council_process import council, task, write_config
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from merge_repo import git
-from scheduler_helpers import new_repo
-from timing import patience
 
 from orchestrator.coordination.desk import Caller, Desk
 from orchestrator.coordination.notes import NAMESPACE as NOTES
@@ -39,6 +35,10 @@ from orchestrator.safety import secret_mask
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.sessions import NAMESPACE as WORKTREES
+from tests.support.council_process import council, task, write_config
+from tests.support.merge_repo import git
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 OTHER = "sess-other"  # a session of the run with a worktree and changes

@@ -15,7 +15,6 @@ from typing import Any
 
 import anyio
 import pytest
-from scheduler_helpers import new_repo, run_config
 
 from adapters.aider import AiderAdapter
 from adapters.claude_code import ClaudeCodeAdapter
@@ -39,6 +38,7 @@ from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.sandbox import bubblewrap
 from orchestrator.sandbox.plan import GitReach, SandboxSettings, confinement
 from orchestrator.state import FileStateStore
+from tests.support.scheduler_helpers import new_repo, run_config
 
 HOME = Path("/home/u/.council/homes/t1/claude/build")
 SOCKET = Path("/tmp/council-mcp-abc/council.sock")

@@ -23,10 +23,11 @@ from typing import Any
 
 import psycopg
 import pytest
-import spare_user
-from fault_helpers import FAULT_CLIS
-from merge_repo import git
-from spare_user import place, spare_uid
+
+from tests.support import spare_user
+from tests.support.fault_helpers import FAULT_CLIS
+from tests.support.merge_repo import git
+from tests.support.spare_user import place, spare_uid
 
 
 def team_repo(root: Path) -> tuple[Path, Path]:

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_process_helpers import COUNCIL
-from issue_loop import loop_config
-from merge_repo import git
-from team_helpers import Team
-from timing import patience
 
 from orchestrator.testing.fake_github import FakeGitHub
+from tests.support.cli_process_helpers import COUNCIL
+from tests.support.issue_loop import loop_config
+from tests.support.merge_repo import git
+from tests.support.team_helpers import Team
+from tests.support.timing import patience
 
 TOKEN = "ghp_fakeTokenForTheTeamLoop0123456789abc"
 OWNER, NAME = "octo", "team"

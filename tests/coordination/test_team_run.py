@@ -11,7 +11,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from team_helpers import Team, team_task, wait_for
+
+from tests.support.team_helpers import Team, team_task, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -157,7 +158,7 @@ def test_a_human_push_mid_run_is_kept_and_landings_rebuild_on_it(
 
 
 def test_the_database_restarted_mid_run(pg_dsn: str, pg_server: object, tmp_path: Path) -> None:
-    from pg_tier import TestDatabase
+    from tests.support.pg_tier import TestDatabase
 
     assert isinstance(pg_server, TestDatabase)
     team = Team(tmp_path, pg_dsn)
@@ -211,7 +212,7 @@ def _held_at_the_end(team: Team, name: str) -> set[str]:
 def test_a_database_away_longer_than_the_lease(
     pg_dsn: str, pg_server: object, tmp_path: Path
 ) -> None:
-    from pg_tier import TestDatabase
+    from tests.support.pg_tier import TestDatabase
 
     assert isinstance(pg_server, TestDatabase)
     team = Team(tmp_path, pg_dsn)

@@ -24,9 +24,10 @@ from typing import Any
 
 import psycopg
 import pytest
-import spare_user
-from fault_helpers import FAULT_CLIS
-from merge_repo import git
+
+from tests.support import spare_user
+from tests.support.fault_helpers import FAULT_CLIS
+from tests.support.merge_repo import git
 
 pytestmark = pytest.mark.postgres
 

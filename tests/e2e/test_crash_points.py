@@ -4,7 +4,7 @@ resume``.
 Each test starts a real ``council run`` process with ``COUNCIL_CRASH_AT`` set, checks that it
 died by SIGKILL at that very point (a point the run never reached fails the test: the run
 would have ended by itself), resumes the run to the end and runs the invariant checker
-(``tests/invariants.py``): every task done, no commit lost, nothing merged twice, no record
+(``tests/support/invariants.py``): every task done, no commit lost, nothing merged twice, no record
 version gone back, no conflict marker, no process and no lock of the dead run left.
 
 The soak (``--soak``) does the same 200 times from a seeded random (point, count), killing the
@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import invariants
 import pytest
-from council_process import task
-from scheduler_helpers import new_repo
-from timing import patience
 
 from orchestrator.safety.crashpoints import ENV, POINTS
+from tests.support import invariants
+from tests.support.council_process import task
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 BASE_ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}

@@ -41,15 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import canary
-import content_invariants
-import invariants
 import pytest
-from scheduler_helpers import new_repo
-from timing import patience
 
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.safety.crashpoints import TRACE_ENV
+from tests.support import canary, content_invariants, invariants
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 BASE_ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1", **canary.CANARIES}

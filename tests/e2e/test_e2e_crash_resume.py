@@ -22,7 +22,13 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
-from cli_process_helpers import (
+
+from orchestrator.models import PhaseStatus, TaskState
+from orchestrator.runner.cli_runs import CLI_RUNS
+from orchestrator.safety.crashpoints import ENV as CRASH_ENV
+from orchestrator.state import FileStateStore
+from orchestrator.state.file.codec import decode
+from tests.support.cli_process_helpers import (
     COUNCIL,
     ENV,
     council,
@@ -34,15 +40,9 @@ from cli_process_helpers import (
     sleeping,
     wait_for,
 )
-from council_process import task
-from scheduler_helpers import merged_tasks, new_repo
-from timing import patience
-
-from orchestrator.models import PhaseStatus, TaskState
-from orchestrator.runner.cli_runs import CLI_RUNS
-from orchestrator.safety.crashpoints import ENV as CRASH_ENV
-from orchestrator.state import FileStateStore
-from orchestrator.state.file.codec import decode
+from tests.support.council_process import task
+from tests.support.scheduler_helpers import merged_tasks, new_repo
+from tests.support.timing import patience
 
 # stale_threshold is far longer than any safety net of the test's (``timing.patience``): if the
 # resume had to wait for the dead orchestrator's leases or locks to lapse, it would time out

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scheduler_helpers import merged_tasks, new_repo
-from timing import patience
-from worktree_helpers import git
+from tests.support.scheduler_helpers import merged_tasks, new_repo
+from tests.support.timing import patience
+from tests.support.worktree_helpers import git
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from fault_helpers import TASK, FaultRun
-from merge_repo import git
+
+from tests.support.fault_helpers import TASK, FaultRun
+from tests.support.merge_repo import git
 
 NEIGHBOURS = "neighbours.py"
 SIBLING = "sibling"

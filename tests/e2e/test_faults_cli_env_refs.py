@@ -16,9 +16,9 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from canary import leaks
-from fault_helpers import COUNCIL, TASK, FaultRun
-from timing import patience
+from tests.support.canary import leaks
+from tests.support.fault_helpers import COUNCIL, TASK, FaultRun
+from tests.support.timing import patience
 
 JSON_OUTPUT = {"output": "jsonl", "result_key": "result", "result_when": {"type": "result"}}
 # Names without KEY/TOKEN/SECRET in them: the values are masked because of where they came from.

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cli_process_helpers import wait_gone
-from fault_helpers import FaultRun
-from scheduler_helpers import new_repo
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings
+from tests.support.cli_process_helpers import wait_gone
+from tests.support.fault_helpers import FaultRun
+from tests.support.scheduler_helpers import new_repo
 
 
 async def test_a_stale_index_lock_left_by_a_cli_is_moved_aside_and_the_task_lands(

@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fault_helpers import FaultRun
-
 from orchestrator.process.output import LINE_CAP, LOG_LIMIT
+from tests.support.fault_helpers import FaultRun
 
 MiB = 1024 * 1024
 MEMORY_BOUND = 128 * MiB  # peak RSS of the orchestrator (or any process it waited for)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process_helpers import processes_running, wait_gone
-from fault_helpers import FAULT_CLIS, FaultRun, kill_all
+
+from tests.support.cli_process_helpers import processes_running, wait_gone
+from tests.support.fault_helpers import FAULT_CLIS, FaultRun, kill_all
 
 # The family tests write the pids they see to a file outside the worktree and compare them
 # with this machine's: a sandboxed CLI can neither write there nor see machine-wide pids (it

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_helpers import FaultRun
+
+from tests.support.fault_helpers import FaultRun
 
 LEAKS = "file,path,message,base64"
 CLEAN = ("secret_commit.py", {"FAULT_LEAK_IN": ""})

@@ -12,7 +12,8 @@ import secrets
 from pathlib import Path
 
 import pytest
-from fault_helpers import FaultRun
+
+from tests.support.fault_helpers import FaultRun
 
 JSON_OUTPUT = {"output": "jsonl", "result_key": "result", "result_when": {"type": "result"}}
 NAME = "FAULT_CANARY_SECRET"  # "SECRET" in the name makes its value one

@@ -16,11 +16,11 @@ import subprocess
 from pathlib import Path
 
 import anyio
-from fault_helpers import COUNCIL, TASK, FaultRun
-from merge_repo import git
-from scheduler_helpers import new_repo
 
 from orchestrator.worktrees.manager import WorktreeManager
+from tests.support.fault_helpers import COUNCIL, TASK, FaultRun
+from tests.support.merge_repo import git
+from tests.support.scheduler_helpers import new_repo
 
 BLOCKED = "blocked, not merged: the CLI changed outside its worktree: "
 

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import spare_user
-from fault_helpers import FaultRun
-from merge_repo import git
-from spare_user import place, spare_uid
+
+from tests.support import spare_user
+from tests.support.fault_helpers import FaultRun
+from tests.support.merge_repo import git
+from tests.support.spare_user import place, spare_uid
 
 SIBLING = "sibling"
 

@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fault_helpers import FaultRun
+
+from tests.support.fault_helpers import FaultRun
 
 BLOCKED = "blocked, not merged: the CLI changed outside its worktree: "
 

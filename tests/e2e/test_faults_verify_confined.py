@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from canary import leaks
-from fault_helpers import COUNCIL, TASK, FaultRun, Finished
-from forge_helpers import OWNER, REPO, TOKEN
-from remote_repo import make_team
-from spare_user import as_users, hand_over, user_dir
-from timing import patience
 
 from orchestrator.testing.fake_github import FakeGitHub
+from tests.support.canary import leaks
+from tests.support.fault_helpers import COUNCIL, TASK, FaultRun, Finished
+from tests.support.forge_helpers import OWNER, REPO, TOKEN
+from tests.support.remote_repo import make_team
+from tests.support.spare_user import as_users, hand_over, user_dir
+from tests.support.timing import patience
 
 CACHE_KEPT = "the user's own cache\n"
 

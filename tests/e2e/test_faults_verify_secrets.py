@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from canary import CANARIES, leaks
-from fault_helpers import TASK, FaultRun
+
+from tests.support.canary import CANARIES, leaks
+from tests.support.fault_helpers import TASK, FaultRun
 
 JSON_RESULT = {"output": "jsonl", "result_key": "result", "result_when": {"type": "result"}}
 PRINT_ENV = "import os; print(sorted(os.environ.items()))"

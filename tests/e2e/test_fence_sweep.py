@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process_helpers import wait_for
-from merge_repo import git
-from team_helpers import Team
-from timing import patience
 
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.safety.crashpoints import SIGNAL_ENV, TRACE_ENV
+from tests.support.cli_process_helpers import wait_for
+from tests.support.merge_repo import git
+from tests.support.team_helpers import Team
+from tests.support.timing import patience
 
 pytestmark = pytest.mark.postgres
 

@@ -12,8 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fault_helpers import FaultRun
-from spare_user import as_users, git_as_root, hand_over, user_dir
+
+from tests.support.fault_helpers import FaultRun
+from tests.support.spare_user import as_users, git_as_root, hand_over, user_dir
 
 
 def steer_run(tmp: Path, how: str, sandbox: str) -> FaultRun:

@@ -1,7 +1,7 @@
-"""The invariant checker (``tests/invariants.py``) must see each broken promise: a checker that
-never complains would let every crash test pass. One real run (the real workflow, the scripted
-CLI) leaves a repository where everything holds; each test then breaks one invariant for real
-(git, the store, a process, a lock) and expects the checker to name it."""
+"""The invariant checker (``tests/support/invariants.py``) must see each broken promise: a
+checker that never complains would let every crash test pass. One real run (the real workflow,
+the scripted CLI) leaves a repository where everything holds; each test then breaks one
+invariant for real (git, the store, a process, a lock) and expects the checker to name it."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import invariants
 import pytest
-from scheduler_helpers import new_repo, run_config
-from worktree_helpers import commit_on_main, git
 
 from orchestrator import filelock
 from orchestrator.council import Council
 from orchestrator.locks.manager import LockManager
 from orchestrator.models import TaskStatus
 from orchestrator.state import FileStateStore
+from tests.support import invariants
+from tests.support.scheduler_helpers import new_repo, run_config
+from tests.support.worktree_helpers import commit_on_main, git
 
 
 @pytest.fixture(scope="module")

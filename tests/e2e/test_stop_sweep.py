@@ -20,11 +20,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import test_crash_sweep as crash
-from timing import patience
 
+import tests.e2e.test_crash_sweep as crash
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.safety.crashpoints import SIGNAL_ENV, TRACE_ENV
+from tests.support.timing import patience
 
 EVERY = int(os.environ.get("COUNCIL_SWEEP_EVERY", "8"))
 SLICES = {"git.ran": 5, "write.replaced": 3}

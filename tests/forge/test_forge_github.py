@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from forge_helpers import OWNER, Rig, rig
-from merge_repo import git
 
 from orchestrator.errors import ForgeNotFound, ForgeRefused
 from orchestrator.forge.base import FAILED, IN_REVIEW, WORKING, Forge, MergeMethod, approvals
 from orchestrator.forge.github import GitHubForge
+from tests.support.forge_helpers import OWNER, Rig, rig
+from tests.support.merge_repo import git
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import stat
 from pathlib import Path
 
 import pytest
-from merge_repo import git, init_repo
 
 from orchestrator.config.load import parse_config
 from orchestrator.errors import ConfigError, ForgeAuthError, UsageError
@@ -21,6 +20,7 @@ from orchestrator.forge.identity import (
     resolve_token,
 )
 from orchestrator.safety import secret_mask
+from tests.support.merge_repo import git, init_repo
 
 TASKS = "tasks:\n  - id: a\n    prompt: do it\n"
 
@@ -147,11 +147,10 @@ def test_an_unset_token_reference_is_named_when_the_environment_is_checked(
 
 
 async def test_connect_takes_what_the_config_leaves_out_from_the_checkout(tmp_path: Path) -> None:
-    from forge_helpers import OWNER, REPO, TOKEN, bare_repo
-
     from orchestrator.config.forge import ForgeConfig
     from orchestrator.forge.connect import connect
     from orchestrator.testing.fake_github import FakeGitHub
+    from tests.support.forge_helpers import OWNER, REPO, TOKEN, bare_repo
 
     checkout = init_repo(tmp_path / "checkout", checked_out=True)
     git(checkout, "remote", "add", "origin", f"git@ghe.example.com:{OWNER}/{REPO}.git")

@@ -8,11 +8,11 @@ import logging
 from pathlib import Path
 
 import pytest
-from forge_helpers import REPO, TOKEN, rig
 
 from orchestrator.errors import ForgeAuthError, ForgeError, ForgeUnavailable
 from orchestrator.forge.github import GitHubForge
 from orchestrator.safety import secret_mask
+from tests.support.forge_helpers import REPO, TOKEN, rig
 
 
 async def test_an_unchanged_list_is_a_304_counted_apart(tmp_path: Path) -> None:
@@ -141,9 +141,8 @@ async def test_an_unreachable_forge_is_unavailable_after_retries(tmp_path: Path)
     with rig(tmp_path, server_retries=2) as r:
         api_url = r.gh.api_url
     # the fake has stopped: nothing listens there any more
-    from forge_helpers import Sleeps
-
     from orchestrator.forge.pacing import Pacing
+    from tests.support.forge_helpers import Sleeps
 
     sleeps = Sleeps()
     pacing = Pacing(server_retries=2, sleep=sleeps)

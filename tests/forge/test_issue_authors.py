@@ -13,14 +13,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_process_helpers import COUNCIL, ENV, events
-from forge_helpers import OWNER, REPO, TOKEN, said
-from merge_repo import git
-from remote_repo import make_team
-from scheduler_helpers import new_repo
-from timing import patience
 
 from orchestrator.testing.fake_github import FakeGitHub
+from tests.support.cli_process_helpers import COUNCIL, ENV, events
+from tests.support.forge_helpers import OWNER, REPO, TOKEN, said
+from tests.support.merge_repo import git
+from tests.support.remote_repo import make_team
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
 
 VARIABLE = "FAKE_FORGE_TOKEN"
 

@@ -23,14 +23,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_process_helpers import COUNCIL, ENV, events, reap, wait_for
-from forge_helpers import said
-from issue_loop import issue_loop
-from spare_user import as_users, council_run, user_dir
-from timing import patience
 
 from orchestrator.forge.public_text import markers
 from orchestrator.testing.fake_github import FakeGitHub
+from tests.support.cli_process_helpers import COUNCIL, ENV, events, reap, wait_for
+from tests.support.forge_helpers import said
+from tests.support.issue_loop import issue_loop
+from tests.support.spare_user import as_users, council_run, user_dir
+from tests.support.timing import patience
 
 TOKEN = "ghp_fakeTokenForPublicText0123456789abcd"
 OWNER, NAME = "octo", "public"

@@ -15,17 +15,17 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cli_process_helpers import COUNCIL, ENV, events, reap, seen, wait_for
-from forge_helpers import OWNER, REPO, TOKEN, said
-from merge_repo import git
-from remote_repo import make_team
-from scheduler_helpers import merged_tasks, new_repo
-from timing import patience
 
 from orchestrator.forge.base import FAILED, WORKING
 from orchestrator.plugins.host import load_plugins
 from orchestrator.run.config_check import validate_config
 from orchestrator.testing.fake_github import FakeGitHub
+from tests.support.cli_process_helpers import COUNCIL, ENV, events, reap, seen, wait_for
+from tests.support.forge_helpers import OWNER, REPO, TOKEN, said
+from tests.support.merge_repo import git
+from tests.support.remote_repo import make_team
+from tests.support.scheduler_helpers import merged_tasks, new_repo
+from tests.support.timing import patience
 
 TOKEN_VARIABLE = "FAKE_FORGE_TOKEN"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forge_helpers import OWNER, REPO, TOKEN, Rig, rig, said
 
 from orchestrator.config.forge import ForgeConfig
 from orchestrator.config.sources import IssuesSource
@@ -28,6 +27,7 @@ from orchestrator.forge.issue_tasks import ISSUE, ISSUE_URL, IssueProblem, issue
 from orchestrator.forge.issue_voice import IssueVoice
 from orchestrator.plugins.hookspecs import hookimpl
 from orchestrator.plugins.host import load_plugins
+from tests.support.forge_helpers import OWNER, REPO, TOKEN, Rig, rig, said
 
 
 def _issue(body: str, title: str = "Fix the parser", number: int = 7) -> Issue:

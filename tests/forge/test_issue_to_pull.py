@@ -11,15 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_process_helpers import ENV, task_states
-from forge_helpers import said
-from issue_loop import issue_loop
-from merge_repo import git
-from timing import patience
 
 from orchestrator.forge.base import IN_REVIEW
 from orchestrator.models import TaskStatus
 from orchestrator.testing.fake_github import FakeGitHub
+from tests.support.cli_process_helpers import ENV, task_states
+from tests.support.forge_helpers import said
+from tests.support.issue_loop import issue_loop
+from tests.support.merge_repo import git
+from tests.support.timing import patience
 
 TOKEN = "ghp_fakeTokenForTheWholeLoop0123456789"
 OWNER, NAME = "octo", "widgets"

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from forge_helpers import Rig, rig
 
 from orchestrator.forge import public_text
 from orchestrator.forge.issue_source import skip_comment, skip_key
@@ -31,8 +30,9 @@ from orchestrator.forge.public_text import (
 )
 from orchestrator.forge.told import Told
 from orchestrator.safety import secret_mask
+from tests.support.forge_helpers import Rig, rig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ZWSP = "\u200b"
 
 

@@ -17,11 +17,6 @@ from typing import Any
 
 import anyio
 import pytest
-from cli_process_helpers import ENV, task_states, wait_for
-from cli_process_helpers import events as events_of
-from merge_repo import git
-from remote_repo import make_team
-from timing import patience
 
 from orchestrator.config.load import load_config
 from orchestrator.council import Council
@@ -31,6 +26,11 @@ from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.scheduler.pull_follower import close_cancelled_pull
 from orchestrator.state import FileStateStore
 from orchestrator.testing.fake_github import FakeGitHub
+from tests.support.cli_process_helpers import ENV, task_states, wait_for
+from tests.support.cli_process_helpers import events as events_of
+from tests.support.merge_repo import git
+from tests.support.remote_repo import make_team
+from tests.support.timing import patience
 
 TOKEN = "ghp_fakeTokenForPullTests0123456789"
 OWNER, NAME = "octo", "widgets"
@@ -258,7 +258,7 @@ def test_forge_faults_while_following_do_not_fail_the_task(make_rig: Any) -> Non
 
 
 def test_config_validate_names_the_missing_remote(tmp_path: Path) -> None:
-    from scheduler_helpers import new_repo
+    from tests.support.scheduler_helpers import new_repo
 
     new_repo(tmp_path)  # no origin remote
     config = tmp_path / "run.yaml"
@@ -630,7 +630,7 @@ def test_an_approved_pull_request_a_person_changed_is_followed_as_it_now_is(
         return
     if person == "pushed":
         # alice approved the head before the push: the new head waits for an approval of
-        # its own, never merged on hers (tests/test_pull_trust.py has the rest).
+        # its own, never merged on hers (tests/forge/test_pull_trust.py has the rest).
         assert resumed.returncode == 1, resumed.stderr
         assert refused == [409] and kinds.count("pull.not_merged") == 1
         assert state.status == TaskStatus.IN_REVIEW and rig.base_has("one.txt") is None

@@ -22,16 +22,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import test_pull_landing as landing
-from cli_process_helpers import ENV, events
-from remote_repo import make_team
-from timing import patience
 
+import tests.forge.test_pull_landing as landing
 from orchestrator.models import TaskStatus
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.safety.crashpoints import TRACE_ENV
 from orchestrator.testing.fake_github import FakeGitHub
 from orchestrator.testing.fake_github.demo import DemoIssue, DemoReviewer
+from tests.support.cli_process_helpers import ENV, events
+from tests.support.remote_repo import make_team
+from tests.support.timing import patience
 
 FLOWS = {
     "merged": "approvals: 0, checks: ignore, merge: auto",

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_process_helpers import COUNCIL, ENV, reap, task_states, wait_for
-from issue_loop import issue_loop
-from remote_repo import make_team
-from timing import patience
 
 from orchestrator.models import TaskStatus
 from orchestrator.testing.fake_github import FakeGitHub
+from tests.support.cli_process_helpers import COUNCIL, ENV, reap, task_states, wait_for
+from tests.support.issue_loop import issue_loop
+from tests.support.remote_repo import make_team
+from tests.support.timing import patience
 
 TOKEN = "ghp_fakeTokenForServe0123456789abcdefghij"
 OWNER, NAME = "octo", "served"

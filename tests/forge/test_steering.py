@@ -13,7 +13,6 @@ from typing import Any
 
 import anyio
 import pytest
-from forge_helpers import OWNER, REPO, TOKEN, Rig, rig
 from githubkit_schemas.latest import models
 from pydantic import TypeAdapter
 
@@ -27,6 +26,7 @@ from orchestrator.forge.steering import (
 )
 from orchestrator.forge.trust import Trust, TrustRule
 from orchestrator.state import FileStateStore
+from tests.support.forge_helpers import OWNER, REPO, TOKEN, Rig, rig
 
 # -- parsing ------------------------------------------------------------------------------------
 

@@ -15,9 +15,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cli_process_helpers import COUNCIL, ENV, reap, task_states, wait_for
-from issue_loop import issue_loop
-from timing import patience
 
 from orchestrator.forge.steering import CURSOR, STEERING, cursor_key
 from orchestrator.models import TaskStatus
@@ -25,6 +22,9 @@ from orchestrator.spend.raising import RAISES
 from orchestrator.state import FileStateStore
 from orchestrator.testing.fake_github import FakeGitHub
 from orchestrator.testing.fake_github.shapes import stamp
+from tests.support.cli_process_helpers import COUNCIL, ENV, reap, task_states, wait_for
+from tests.support.issue_loop import issue_loop
+from tests.support.timing import patience
 
 TOKEN = "ghp_fakeTokenForSteering0123456789abcdef"
 OWNER, NAME = "octo", "steered"

@@ -16,13 +16,13 @@ import os
 from pathlib import Path
 
 import pytest
-from scheduler_helpers import new_repo
-from worktree_helpers import git
 
 from orchestrator.git import seal
 from orchestrator.git.environment import git_environ
 from orchestrator.git.repo import Git
 from orchestrator.worktrees.manager import WorktreeManager
+from tests.support.scheduler_helpers import new_repo
+from tests.support.worktree_helpers import git
 
 
 def dumping_filter(marker: Path) -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from merge_repo import commit_on, git, tip
-from remote_repo import Team, make_team, plain_git
 
 from orchestrator.errors import RemotePushRefused, WorkspaceError
 from orchestrator.git.publish import fetch_branch, fetch_rescue, publish_branch, publish_rescue
 from orchestrator.git.remote_refs import parse_porcelain
+from tests.support.merge_repo import commit_on, git, tip
+from tests.support.remote_repo import Team, make_team, plain_git
 
 BRANCH = "council/t1/1"
 PUBLISHED = f"refs/council/branches/{BRANCH}"

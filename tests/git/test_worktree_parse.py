@@ -5,11 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from worktree_helpers import git, make_repo, write
-
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.parse import covered_by, parse_numstat, parse_status, parse_worktree_list
 from orchestrator.worktrees.names import lock_reason, parse_lock_reason
+from tests.support.worktree_helpers import git, make_repo, write
 
 
 def test_worktree_list_with_odd_paths_and_reasons(tmp_path: Path) -> None:

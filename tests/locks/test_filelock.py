@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from timing import patience
 
 from orchestrator import filelock
 from orchestrator.errors import LockError, LockTimeout, LockUnusable
+from tests.support.timing import patience
 
 
 def hold_forever(path: str, ready: multiprocessing.Event) -> None:  # type: ignore[valid-type]

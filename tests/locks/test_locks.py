@@ -15,7 +15,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from timing import patience
 
 from orchestrator.errors import (
     DeadlockError,
@@ -30,6 +29,7 @@ from orchestrator.locks.manager import FileLockGrant, LockManager
 from orchestrator.process import procid
 from orchestrator.process.procid import ProcessId
 from orchestrator.state import FileStateStore
+from tests.support.timing import patience
 
 Pair = tuple[LockManager, LockManager]
 

@@ -23,9 +23,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from council_process import council, start, task, task_record, wait_for, write_config
-from scheduler_helpers import merged_tasks, new_repo
-from timing import patience
 
 from orchestrator import filelock
 from orchestrator.errors import LockTimeout, StaleClaim
@@ -33,6 +30,9 @@ from orchestrator.locks.manager import LockManager
 from orchestrator.state import FileStateStore
 from orchestrator.state.file.fsops import FileOps
 from orchestrator.worktrees.layout import MetaLock
+from tests.support.council_process import council, start, task, task_record, wait_for, write_config
+from tests.support.scheduler_helpers import merged_tasks, new_repo
+from tests.support.timing import patience
 
 
 class StuckBeforeReplace(FileOps):

@@ -10,13 +10,13 @@ from typing import Any, cast
 
 import anyio
 import pytest
-from timing import patience
 
 from orchestrator.locks.team_files import TeamFiles
 from orchestrator.locks.team_merge import NAMESPACE as MERGE_LOCK
 from orchestrator.locks.team_merge import TeamMergeLock
 from orchestrator.state import FileStateStore, StateStore
 from orchestrator.state.postgres.store import PostgresStateStore
+from tests.support.timing import patience
 
 
 @pytest.fixture(params=["file", pytest.param("postgresql", marks=pytest.mark.postgres)])

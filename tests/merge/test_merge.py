@@ -14,7 +14,14 @@ from typing import Any
 
 import anyio
 import pytest
-from merge_repo import (
+
+from orchestrator.errors import InvalidIdError, MergeContention, WorkspaceError
+from orchestrator.events import Event
+from orchestrator.git.merge_tree import GitCalls, Tips, read_tips
+from orchestrator.merge import cars as cars_module
+from orchestrator.merge.queue import MergeQueue, MergeStatus
+from orchestrator.state import FileStateStore
+from tests.support.merge_repo import (
     all_refs,
     commit_on,
     edit_line,
@@ -24,13 +31,6 @@ from merge_repo import (
     show,
     tip,
 )
-
-from orchestrator.errors import InvalidIdError, MergeContention, WorkspaceError
-from orchestrator.events import Event
-from orchestrator.git.merge_tree import GitCalls, Tips, read_tips
-from orchestrator.merge import cars as cars_module
-from orchestrator.merge.queue import MergeQueue, MergeStatus
-from orchestrator.state import FileStateStore
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from merge_repo import commit_on, git, init_repo, show, tip
 
 from orchestrator.merge.queue import MergeQueue, MergeStatus
+from tests.support.merge_repo import commit_on, git, init_repo, show, tip
 
 HOOKS = (
     "pre-commit",

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from fault_helpers import TASK, FaultRun
-from merge_repo import ENV, commit_on, git, init_repo, tip
-from timing import patience
 
 from orchestrator.errors import BaseLocked, MergeContention
 from orchestrator.merge import queue as merge_module
 from orchestrator.merge.queue import MergeQueue, MergeStatus
+from tests.support.fault_helpers import TASK, FaultRun
+from tests.support.merge_repo import ENV, commit_on, git, init_repo, tip
+from tests.support.timing import patience
 
 HOUR = 3600.0
 JSON_RESULT = {"output": "jsonl", "result_key": "result", "result_when": {"type": "result"}}

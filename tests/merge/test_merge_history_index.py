@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from merge_repo import commit_on, git, init_repo, tip
 
 from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.repo import Git
 from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.queue import MergeQueue, MergeStatus
+from tests.support.merge_repo import commit_on, git, init_repo, tip
 
 
 @pytest.fixture

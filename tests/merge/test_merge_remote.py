@@ -13,11 +13,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from merge_repo import commit_on, edit_line, git, show, tip
-from remote_repo import Team, make_team, write_hook
 
 from orchestrator.errors import GitError, RemotePushRefused, StaleClaim, WorkspaceError
 from orchestrator.merge.queue import BeforePush, MergeQueue, MergeStatus, PushIntent
+from tests.support.merge_repo import commit_on, edit_line, git, show, tip
+from tests.support.remote_repo import Team, make_team, write_hook
 
 
 @pytest.fixture

@@ -17,12 +17,20 @@ from typing import Any
 
 import anyio
 import pytest
-from merge_repo import commit_on, edit_line, first_parent_log, git, init_repo, show, tip
-from remote_repo import Team, make_team
 
 from orchestrator.errors import SecretInHistory, StaleClaim, WorkspaceError
 from orchestrator.merge.queue import MergeQueue, MergeResult, MergeStatus, PushIntent
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
+from tests.support.merge_repo import (
+    commit_on,
+    edit_line,
+    first_parent_log,
+    git,
+    init_repo,
+    show,
+    tip,
+)
+from tests.support.remote_repo import Team, make_team
 
 Outcome = MergeResult | Exception
 

@@ -18,16 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process_helpers import COUNCIL, ENV, events, wait_for
-from council_process import council
-from merge_repo import first_parent_log, git
-from scheduler_helpers import new_repo
-from team_helpers import Team
-from timing import patience
 
 from orchestrator import filelock
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
 from orchestrator.safety.crashpoints import TRACE_ENV
+from tests.support.cli_process_helpers import COUNCIL, ENV, events, wait_for
+from tests.support.council_process import council
+from tests.support.merge_repo import first_parent_log, git
+from tests.support.scheduler_helpers import new_repo
+from tests.support.team_helpers import Team
+from tests.support.timing import patience
 
 # a and d write files of their own; b and b2 the same new file: whichever of the two runs
 # first, the other waits for it to land (a forecast conflict), then conflicts and is built again.

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from merge_repo import commit_on, git, init_repo, show, tip
 
 from orchestrator.git.merge_tree import GitCalls
 from orchestrator.merge.queue import MergeQueue, MergeStatus
+from tests.support.merge_repo import commit_on, git, init_repo, show, tip
 
 
 @pytest.fixture

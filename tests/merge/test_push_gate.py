@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from merge_repo import commit_on, git, tip
-from remote_repo import Team, make_team, plain_git
 
 from orchestrator.errors import SecretInHistory, SecretScanLate
 from orchestrator.git.merge_tree import GitCalls
@@ -23,6 +21,8 @@ from orchestrator.git.publish import publish_branch, publish_rescue
 from orchestrator.merge import secret_gate as gate_module
 from orchestrator.merge.push_gate import PushGate
 from orchestrator.merge.secret_gate import SecretGate
+from tests.support.merge_repo import commit_on, git, tip
+from tests.support.remote_repo import Team, make_team, plain_git
 
 BRANCH = "council/t1/1"
 PUBLISHED = f"refs/council/branches/{BRANCH}"

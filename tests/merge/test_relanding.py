@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process_helpers import council, reap, spawn, wait_for
-from merge_repo import git, init_repo
-from timing import patience
+
+from tests.support.cli_process_helpers import council, reap, spawn, wait_for
+from tests.support.merge_repo import git, init_repo
+from tests.support.timing import patience
 
 CONFIG = """\
 repo: {repo}
@@ -158,7 +159,7 @@ def _team_run(tmp_path: Path, pg_dsn: str, relanding: str) -> tuple[Any, str, in
     """One workstation of a team runs four tasks (t03 and t04 wait for a gate); once t01 and
     t02 landed, a person resets the remote's main behind both, then opens the gate. The
     team, the first commit, the run's exit code and its report."""
-    from team_helpers import Team
+    from tests.support.team_helpers import Team
 
     team = Team(tmp_path, pg_dsn)
     first = git(team.remote, "rev-parse", "main")

@@ -10,9 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-from credential_values import aws_key, github_token, pgpass_line, private_key
-from fault_helpers import FaultRun
-from merge_repo import commit_on, git, init_repo
 
 from orchestrator.config.secrets import SecretAllowConfig
 from orchestrator.errors import CredentialInWork
@@ -24,6 +21,9 @@ from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.types import MergeStatus
 from orchestrator.safety import secret_detect
 from orchestrator.safety.secret_detect import Detector
+from tests.support.credential_values import aws_key, github_token, pgpass_line, private_key
+from tests.support.fault_helpers import FaultRun
+from tests.support.merge_repo import commit_on, git, init_repo
 
 
 def _forms() -> list[tuple[str, str, str, str]]:

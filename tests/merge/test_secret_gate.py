@@ -15,8 +15,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from merge_repo import commit_on, git, init_repo
-from remote_repo import make_team, plain_git
 
 from orchestrator.errors import SecretInHistory
 from orchestrator.git.merge_tree import GitCalls
@@ -27,6 +25,8 @@ from orchestrator.merge.queue import MergeQueue
 from orchestrator.merge.types import MergeStatus
 from orchestrator.safety import secret_mask
 from orchestrator.safety.secret_forms import forms
+from tests.support.merge_repo import commit_on, git, init_repo
+from tests.support.remote_repo import make_team, plain_git
 
 NAME = "GATE_TEST_TOKEN"
 

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from timing import patience
 
 from orchestrator.errors import RunError
 from orchestrator.process.command import run_command
+from tests.support.timing import patience
 
 
 def alive(pid: int) -> bool:

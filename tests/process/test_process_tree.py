@@ -20,8 +20,6 @@ from typing import Any
 import anyio
 import psutil
 import pytest
-from cli_process_helpers import wait_for, wait_gone
-from timing import patience
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.process import procid, tree
@@ -34,6 +32,8 @@ from orchestrator.process.path_users import (
 from orchestrator.process.procid import ProcessId
 from orchestrator.process.stop import sweep
 from orchestrator.process.tree import MARK_NAME, Family, find_strays, reap, signal_strays
+from tests.support.cli_process_helpers import wait_for, wait_gone
+from tests.support.timing import patience
 
 Started = list[subprocess.Popen[str]]
 SLEEP = shutil.which("sleep") or "/bin/sleep"
@@ -321,7 +321,7 @@ def run_subreaper(script: str, tmp_path: Path) -> dict[str, Any]:
         capture_output=True,
         text=True,
         timeout=patience(60),
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
@@ -448,7 +448,7 @@ def test_a_pid_reused_by_another_process_is_never_signalled_nor_taken_for_the_ol
         capture_output=True,
         text=True,
         timeout=patience(60),
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

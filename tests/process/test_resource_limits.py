@@ -1,6 +1,6 @@
 """The resource limits' mechanism (``orchestrator.process.limits``) and their config
 (``sandbox.limits``): the command lines, the cgroups made for launches (on a stand-in tree:
-the real one is the sandbox tier's, ``tests/test_sandbox_root.py``), the config's checks."""
+the real one is the sandbox tier's, ``tests/sandbox/test_sandbox_root.py``), the config's checks."""
 
 from __future__ import annotations
 

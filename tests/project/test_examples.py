@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from timing import patience
-from worktree_helpers import git
+from tests.support.timing import patience
+from tests.support.worktree_helpers import git
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "run_with_python.py"
 WATCH = ROOT / "examples" / "watch_events.py"
 CONFIGS = ROOT / "configs"

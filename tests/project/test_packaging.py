@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from timing import patience
+
+from tests.support.timing import patience
 
 pytestmark = pytest.mark.packaging
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NAME = "cli_council-0.1.0"
 SDIST_DIRS = ("tests", "configs", "examples", "docs", "bench")
 # Environment variables that would make a process import this checkout instead of the package.
@@ -119,10 +120,10 @@ def test_the_sdist_runs_its_own_tests(dist: Path, tmp_path: Path) -> None:
     assert Path(where.stdout.strip()).is_relative_to(source)
 
     chosen = [
-        "tests/test_config.py::test_demo_config_validates",
-        "tests/test_cli_demo.py::test_the_shipped_config_is_configs_demo_yaml_but_for_its_repository",
-        "tests/test_cli_demo.py::test_a_directory_that_cannot_be_made_is_one_line_and_exit_2",
-        "tests/test_adapter_scripted.py::test_the_stand_in_runs_as_a_module_and_needs_no_command_on_path",
+        "tests/config/test_config.py::test_demo_config_validates",
+        "tests/cli/test_cli_demo.py::test_the_shipped_config_is_configs_demo_yaml_but_for_its_repository",
+        "tests/cli/test_cli_demo.py::test_a_directory_that_cannot_be_made_is_one_line_and_exit_2",
+        "tests/adapters/test_adapter_scripted.py::test_the_stand_in_runs_as_a_module_and_needs_no_command_on_path",
     ]
     ran = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", *chosen],

@@ -18,7 +18,7 @@ import orchestrator
 from orchestrator import errors, events, lazy_names, lazy_stubs
 from orchestrator.state import protocol
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_exported_name_loads_from_the_module_that_defines_it() -> None:
@@ -97,7 +97,9 @@ def test_mypy_strict_reads_the_exports_as_a_user_does(tmp_path: Path) -> None:
         f"[mypy]\npython_version = 3.11\nstrict = True\nfollow_imports = skip\n{followed}"
     )
     args = ["--config-file", str(config), "--cache-dir", str(tmp_path / "cache")]
-    out, err, status = mypy_api.run([*args, str(ROOT / "tests" / "public_api_typed.py")])
+    out, err, status = mypy_api.run(
+        [*args, str(ROOT / "tests" / "support" / "public_api_typed.py")]
+    )
     assert status == 0, out + err
     out, err, status = mypy_api.run(
         [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from orchestrator.run.demo_config import shipped_demo_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _example() -> str:

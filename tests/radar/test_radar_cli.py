@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cli_process_helpers import council, events, reap, seen, spawn, wait_for
-from radar_helpers import BASE_MODULE, make_repo
-from timing import patience
+from tests.support.cli_process_helpers import council, events, reap, seen, spawn, wait_for
+from tests.support.radar_helpers import BASE_MODULE, make_repo
+from tests.support.timing import patience
 
 
 def task(task_id: str, new: str, gate: Path) -> str:

@@ -10,11 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from radar_helpers import BASE_MODULE
-from scheduler_helpers import run_config
-from timing import patience
-from workflow_helpers import logged_prompts
-from worktree_helpers import git, make_repo
 
 from orchestrator.council import Council
 from orchestrator.events import Event
@@ -24,6 +19,11 @@ from orchestrator.radar.warning import HEADING
 from orchestrator.run.report import RunReport
 from orchestrator.run.session_report import session_report
 from orchestrator.state.protocol import StateStore
+from tests.support.radar_helpers import BASE_MODULE
+from tests.support.scheduler_helpers import run_config
+from tests.support.timing import patience
+from tests.support.workflow_helpers import logged_prompts
+from tests.support.worktree_helpers import git, make_repo
 
 
 def rewrite(old: str, new: str) -> str:

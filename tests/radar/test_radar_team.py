@@ -10,13 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from radar_helpers import add_session, git, make_repo, repo_git
-
 from orchestrator.events import Event
 from orchestrator.radar.engine import Radar
 from orchestrator.radar.overlap import Severity
 from orchestrator.radar.records import SIGHTINGS, collisions, collisions_for, sightings
 from orchestrator.state.postgres.store import PostgresStateStore
+from tests.support.radar_helpers import add_session, git, make_repo, repo_git
 
 
 def clone(remote: Path, where: Path) -> Path:

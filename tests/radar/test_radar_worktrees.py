@@ -10,14 +10,14 @@ from pathlib import Path
 
 import anyio
 import pytest
-from radar_helpers import add_session, git, make_repo, repo_git
-from timing import patience
 
 from orchestrator.events import Event
 from orchestrator.radar.engine import Radar
 from orchestrator.radar.overlap import Severity
 from orchestrator.radar.records import SIGHTINGS, collisions, collisions_for
 from orchestrator.state.file.store import FileStateStore
+from tests.support.radar_helpers import add_session, git, make_repo, repo_git
+from tests.support.timing import patience
 
 
 @pytest.fixture

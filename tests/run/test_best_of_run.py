@@ -9,15 +9,15 @@ from typing import Any
 
 import anyio
 import pytest
-from scheduler_helpers import merged_tasks, new_repo, run_config
-from timing import patience
-from worktree_helpers import git
 
 from orchestrator.council import Council
 from orchestrator.events import Event
 from orchestrator.models import TaskStatus
 from orchestrator.run.report import RunReport
 from orchestrator.state.protocol import StateStore
+from tests.support.scheduler_helpers import merged_tasks, new_repo, run_config
+from tests.support.timing import patience
+from tests.support.worktree_helpers import git
 
 ADAPTERS = ["alpha", "beta", "gamma"]
 

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from scheduler_helpers import Probe, merged_tasks, new_repo, run_config
-from worktree_helpers import git
 
 from orchestrator.council import Council, stored_report
 from orchestrator.events import Event
 from orchestrator.models import SessionStatus, TaskStatus
+from tests.support.scheduler_helpers import Probe, merged_tasks, new_repo, run_config
+from tests.support.worktree_helpers import git
 
 
 async def test_a_run_through_the_real_workflow_with_the_scripted_cli(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from scheduler_helpers import new_repo, run_config
 
 from orchestrator import (
     Council,
@@ -27,8 +26,9 @@ from orchestrator import (
     parse_event,
 )
 from orchestrator.events.catalogue import MODELS
+from tests.support.scheduler_helpers import new_repo, run_config
 
-DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 # The events about one task that a run of these tests emits, each with the task's id.
 TASK_TYPES = {

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from scheduler_helpers import new_repo, run_config
-
 from orchestrator.council import Council
 from orchestrator.events import Event
+from tests.support.scheduler_helpers import new_repo, run_config
 
 
 async def test_each_phase_event_reaches_a_subscriber_once(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from timing import patience
+from tests.support.timing import patience
 
-DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 
 def council(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from cli_process_helpers import COUNCIL, ENV
-from merge_repo import git
-from timing import patience
+from tests.support.cli_process_helpers import COUNCIL, ENV
+from tests.support.merge_repo import git
+from tests.support.timing import patience
 
 
 def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

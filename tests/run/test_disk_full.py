@@ -26,18 +26,18 @@ from pathlib import Path
 
 import anyio
 import pytest
-from council_process import COUNCIL, ENV, task, wait_for, write_config
-from small_disk import SmallDisk, unavailable
-from timing import patience
 
 from orchestrator.state import FileStateStore
+from tests.support.council_process import COUNCIL, ENV, task, wait_for, write_config
+from tests.support.small_disk import SmallDisk, unavailable
+from tests.support.timing import patience
 
 _WHY_NOT = unavailable()
 pytestmark = pytest.mark.skipif(
     _WHY_NOT is not None, reason=f"needs a small real file system: {_WHY_NOT}"
 )
 
-TESTS = Path(__file__).parent
+ROOT = Path(__file__).resolve().parents[2]
 WORK = "important work"
 BUILD = f"WRITE work.txt {WORK}\nSLEEP 2\nSAY finishing\nSAY the work is written"
 
@@ -54,8 +54,8 @@ def disk(tmp_path: Path) -> Iterator[SmallDisk]:
 def make_repo(disk: SmallDisk, own_mounts: tuple[str, ...]) -> Path:
     """The test repository on the small disk; ``own_mounts`` of ``.council`` get a tmpfs each."""
     code = (
-        f"import sys; sys.path.insert(0, {str(TESTS)!r}); from pathlib import Path; "
-        f"from scheduler_helpers import new_repo; new_repo(Path({str(disk.base)!r}))"
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); from pathlib import Path; "
+        f"from tests.support.scheduler_helpers import new_repo; new_repo(Path({str(disk.base)!r}))"
     )
     disk.check([sys.executable, "-c", code])
     repo = disk.base / "repo"

@@ -12,7 +12,6 @@ from typing import Any
 
 import anyio
 import pytest
-from scheduler_helpers import new_repo
 
 from adapters.scripted import SCRIPT
 from orchestrator.config.yaml_source import parse_yaml_mapping, without_top_level_key
@@ -26,6 +25,7 @@ from orchestrator.run.goal import (
     plan_from_goal,
     planner_prompt,
 )
+from tests.support.scheduler_helpers import new_repo
 
 CONFIG = """\
 repo: repo

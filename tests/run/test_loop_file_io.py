@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scheduler_helpers import merged_tasks, new_repo, run_config
-
 from orchestrator.council import Council
 from orchestrator.testing.loop_io import watching
+from tests.support.scheduler_helpers import merged_tasks, new_repo, run_config
 
 
 def test_the_watcher_sees_a_file_opened_on_the_loop(tmp_path: Path) -> None:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cli_process_helpers import ENV
-from timing import patience
 
 from orchestrator.cli.store_access import newest_report
 from orchestrator.models import TaskStatus, utcnow
@@ -22,6 +20,8 @@ from orchestrator.run import report_cache
 from orchestrator.run.report import RunReport
 from orchestrator.scheduler.rules.queue import PARKED_UNTIL
 from orchestrator.state import FileStateStore
+from tests.support.cli_process_helpers import ENV
+from tests.support.timing import patience
 
 pytestmark = pytest.mark.anyio
 

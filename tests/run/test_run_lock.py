@@ -16,13 +16,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from cli_process_helpers import COUNCIL, ENV, council, scripted_clis, wait_for
-from scheduler_helpers import merged_tasks, new_repo
-from timing import patience
-from worktree_helpers import git
 
 from orchestrator.process.procid import ProcessId
 from orchestrator.run.run_lock import RUN_LOCK, RunHolder, acquire_run_lock, read_holder
+from tests.support.cli_process_helpers import COUNCIL, ENV, council, scripted_clis, wait_for
+from tests.support.scheduler_helpers import merged_tasks, new_repo
+from tests.support.timing import patience
+from tests.support.worktree_helpers import git
 
 CONFIG = """\
 repo: repo

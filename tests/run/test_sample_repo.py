@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from timing import patience
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.run.demo_repo import SAMPLE_FILES, SampleState, ensure_sample_repo, sample_state
+from tests.support.timing import patience
 
 
 def git(repo: Path, *args: str) -> str:

@@ -1,6 +1,6 @@
 """The user's logins reach each CLI through links in its private HOME (issue 11, "their
 logins"), never as copies: a fake user HOME with credential files, the real orchestrator
-running a stand-in CLI (``tests/fault_clis/login_probe.py``) through the ``claude_code``
+running a stand-in CLI (``tests/support/fault_clis/login_probe.py``) through the ``claude_code``
 adapter, real git, real processes. The CLI sees links to the user's files and reads them;
 the secret is in no file under ``.council/`` (``grep -r``, which does not follow links);
 ``credentials: isolated`` shows none of it; a login the CLI saved anew goes back to the
@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scheduler_helpers import new_repo
 
 from orchestrator.council import Council
+from tests.support.scheduler_helpers import new_repo
 
-PROBE = Path(__file__).with_name("fault_clis") / "login_probe.py"
+PROBE = Path(__file__).parents[1] / "support" / "fault_clis" / "login_probe.py"
 CREDENTIALS = ".claude/.credentials.json"
 AWS = ".aws"
 _MOVERS = ("CLAUDE_CONFIG_DIR", "CLOUDSDK_CONFIG", "AWS_PROFILE", "CLAUDE_CODE_OAUTH_TOKEN")

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from timing import patience
 
 from orchestrator.adapter import AdapterRequest
 from orchestrator.process import procid
@@ -23,6 +22,7 @@ from orchestrator.runner.cli_runs import CLI_RUNS, CliRunBook, recorded_clis
 from orchestrator.runner.orphans import ORPHANS_STOPPED, stop_orphans
 from orchestrator.state import FileStateStore
 from orchestrator.testing.fake_cli import FakeAdapter, FakeCli
+from tests.support.timing import patience
 
 Started = list[subprocess.Popen[bytes]]
 SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]

@@ -12,8 +12,6 @@ from typing import Any
 
 import anyio
 import pytest
-from cli_process_helpers import alive, wait_gone
-from timing import patience
 
 from adapters.scripted import Scripted
 from orchestrator.adapter import (
@@ -27,6 +25,8 @@ from orchestrator.errors import AdapterError, PathEscapeError, RunError
 from orchestrator.runner.cli_run import CliRun, run_cli
 from orchestrator.runner.version import cli_version, version_answer, version_line
 from orchestrator.testing.fake_cli import FakeAdapter, FakeCli, event_line
+from tests.support.cli_process_helpers import alive, wait_gone
+from tests.support.timing import patience
 
 CANARY = "canary-7f3e9a41-do-not-leak"
 RunFake = Callable[..., Awaitable[CliRun]]

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from timing import patience
 
 from orchestrator.safety import crashpoints
+from tests.support.timing import patience
 
 SCRIPT = """
 import sys, threading

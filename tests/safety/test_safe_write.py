@@ -10,11 +10,11 @@ import os
 from pathlib import Path
 
 import pytest
-from council_process import council
-from fault_helpers import FaultRun
 
 from orchestrator.errors import PathEscapeError
 from orchestrator.safety.safe_write import open_append, real_dir, write_atomic
+from tests.support.council_process import council
+from tests.support.fault_helpers import FaultRun
 
 
 @pytest.fixture

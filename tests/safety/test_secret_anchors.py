@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from credential_values import aws_key, github_token, pgpass_line, vault_token
 from detect_secrets.plugins import keyword
 from detect_secrets.plugins.base import RegexBasedDetector
 from detect_secrets.util.filetype import determine_file_type
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from merge_repo import commit_on, git, init_repo
 
 from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.repo import Git
@@ -29,6 +27,8 @@ from orchestrator.merge import secret_added
 from orchestrator.safety import secret_detect
 from orchestrator.safety.secret_anchors import ANCHORS, ODD_CASE, KindAnchors, Sweep
 from orchestrator.safety.secret_detect import Detector, Run
+from tests.support.credential_values import aws_key, github_token, pgpass_line, vault_token
+from tests.support.merge_repo import commit_on, git, init_repo
 
 # A file of each type the keyword plugin has its own patterns for (Python's are also those of
 # Markdown, JavaScript, Java... and of any type it does not know).

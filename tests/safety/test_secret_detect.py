@@ -10,15 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from credential_values import (
-    aws_key,
-    github_token,
-    pgpass_line,
-    private_key,
-    sendgrid_key,
-    vault_token,
-)
-from forge_helpers import Rig, rig
 
 from orchestrator.config.load import load_config
 from orchestrator.config.secrets import SECRET_KINDS, SecretAllowConfig
@@ -26,6 +17,15 @@ from orchestrator.errors import ConfigError
 from orchestrator.forge.public_text import compose, output, own, title
 from orchestrator.safety import secret_detect
 from orchestrator.safety.secret_detect import KINDS, Detector
+from tests.support.credential_values import (
+    aws_key,
+    github_token,
+    pgpass_line,
+    private_key,
+    sendgrid_key,
+    vault_token,
+)
+from tests.support.forge_helpers import Rig, rig
 
 
 def numbered(text: str) -> list[tuple[int, str]]:

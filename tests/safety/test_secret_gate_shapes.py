@@ -18,8 +18,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from merge_repo import commit_on, git, init_repo
-from worktree_helpers import make_repo
 
 from orchestrator.errors import SecretInHistory, SecretInWork, SecretScanLate, UsageError
 from orchestrator.forge import public_text
@@ -31,6 +29,8 @@ from orchestrator.safety.secret_scrub import LATE, scrub_sync
 from orchestrator.safety.secret_stream import BUDGET_VARIABLE, Finder, Hit, mask, squeeze
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import WorktreeManager
+from tests.support.merge_repo import commit_on, git, init_repo
+from tests.support.worktree_helpers import make_repo
 
 NAME = "SHAPES_TEST_TOKEN"
 MIB = 1024 * 1024

@@ -10,10 +10,9 @@ import json
 import secrets
 from pathlib import Path
 
-from fault_helpers import FaultRun
-
 from orchestrator.safety.secret_forms import forms
 from orchestrator.safety.secret_stream import squeeze
+from tests.support.fault_helpers import FaultRun
 
 PRINTS = (
     "PRINT_ENV MY_TOKEN width=20\n"

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from spare_user import as_users, hand_over
 
 from orchestrator.safety.secret_shapes import masked, shapes_found
 from orchestrator.sandbox import network
 from orchestrator.sandbox.plan import GitReach, SandboxSettings, command_confinement
+from tests.support.spare_user import as_users, hand_over
 
 
 def layout(root: Path) -> tuple[GitReach, Path, Path, Path]:

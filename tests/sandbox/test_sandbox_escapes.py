@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from fault_helpers import FaultRun
+
+from tests.support.fault_helpers import FaultRun
 
 pytestmark = pytest.mark.sandbox
 

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fault_helpers import COUNCIL, FaultRun
-from net_services import Service, public_address
-from spare_user import as_users, hand_over, user_dir
 
 from orchestrator.sandbox import network
+from tests.support.fault_helpers import COUNCIL, FaultRun
+from tests.support.net_services import Service, public_address
+from tests.support.spare_user import as_users, hand_over, user_dir
 
 pytestmark = pytest.mark.sandbox
 
@@ -118,7 +118,7 @@ def check_run(
 )
 def test_a_model_on_loopback_is_known_by_its_endpoint(options: dict[str, str], local: bool) -> None:
     """The adapter whose model is on this machine's loopback is known by its options (its port
-    is relayed into the CLI's own network: tests/test_sandbox_relay.py)."""
+    is relayed into the CLI's own network: tests/sandbox/test_sandbox_relay.py)."""
     from adapters.claude_code import ClaudeCodeAdapter
     from adapters.ollama import OllamaAdapter
     from orchestrator.runner.endpoints import loopback_endpoints

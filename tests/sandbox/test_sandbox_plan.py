@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from scheduler_helpers import new_repo, run_config
 
 from adapters.command import CommandAdapter
 from orchestrator.adapter import AdapterRequest
@@ -20,6 +19,7 @@ from orchestrator.run.preflight import check_sandbox
 from orchestrator.runner.cli_run import Sandbox, run_cli
 from orchestrator.sandbox import bubblewrap, choice
 from orchestrator.sandbox.plan import GitReach, SandboxSettings, confinement
+from tests.support.scheduler_helpers import new_repo, run_config
 
 
 def layout(tmp_path: Path) -> tuple[GitReach, Path, Path, Path]:

@@ -17,8 +17,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fault_helpers import FaultRun
-from spare_user import council_run, place, spare_uid
+
+from tests.support.fault_helpers import FaultRun
+from tests.support.spare_user import council_run, place, spare_uid
 
 URL = "https://git.example.com/team/project.git"
 

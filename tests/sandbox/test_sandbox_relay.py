@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_helpers import FaultRun
-from net_services import Service, public_address
-from spare_user import as_users, git_as_root, hand_over, user_dir
 
 from orchestrator.sandbox import network
+from tests.support.fault_helpers import FaultRun
+from tests.support.net_services import Service, public_address
+from tests.support.spare_user import as_users, git_as_root, hand_over, user_dir
 
 pytestmark = pytest.mark.sandbox
 

@@ -25,13 +25,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fault_helpers import FaultRun, as_uid
-from scheduler_helpers import new_repo
 
 from orchestrator.process.limits import Limits
 from orchestrator.run.doctor.sandbox_checks import sandbox_checks
 from orchestrator.sandbox import bubblewrap
 from orchestrator.sandbox.plan import GitReach, SandboxSettings, confinement
+from tests.support.fault_helpers import FaultRun, as_uid
+from tests.support.scheduler_helpers import new_repo
 
 pytestmark = pytest.mark.sandbox
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from scheduler_helpers import Probe, new_repo, run_config
 
 from orchestrator.cli.summary import _status
 from orchestrator.config.run import RunConfig
@@ -26,6 +25,7 @@ from orchestrator.retry import GiveUp
 from orchestrator.run.report import TaskReport
 from orchestrator.scheduler.rules.parks import Park, ParkPolicy
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from tests.support.scheduler_helpers import Probe, new_repo, run_config
 
 NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cli_process_helpers import events, reap, seen, spawn, wait_for
-from council_process import task, write_config
-from scheduler_helpers import new_repo
-from timing import patience
 
 from orchestrator.event_text import sentence
 from orchestrator.events.runs import WorkstationPaused
 from orchestrator.scheduler.pause import Pause, PauseWatch
+from tests.support.cli_process_helpers import events, reap, seen, spawn, wait_for
+from tests.support.council_process import task, write_config
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
 
 
 @dataclass

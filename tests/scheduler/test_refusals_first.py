@@ -8,9 +8,16 @@ import json
 import signal
 from pathlib import Path
 
-from cli_process_helpers import council, reap, scripted_clis, sleeping, spawn, wait_for
-from scheduler_helpers import new_repo
-from worktree_helpers import git
+from tests.support.cli_process_helpers import (
+    council,
+    reap,
+    scripted_clis,
+    sleeping,
+    spawn,
+    wait_for,
+)
+from tests.support.scheduler_helpers import new_repo
+from tests.support.worktree_helpers import git
 
 CONFIG = """\
 repo: repo

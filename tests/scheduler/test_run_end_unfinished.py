@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from scheduler_helpers import new_repo, run_config
 
 from orchestrator import Council
 from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.scheduler.scheduler import Scheduler
+from tests.support.scheduler_helpers import new_repo, run_config
 
 
 async def test_a_task_sent_back_to_the_queue_as_the_run_ends_leaves_it_resumable(

@@ -11,17 +11,6 @@ from typing import Any
 
 import anyio
 import pytest
-from scheduler_helpers import (
-    Probe,
-    edit_and_commit,
-    failure,
-    merged_tasks,
-    new_repo,
-    run_config,
-    wait_or_cancel,
-)
-from timing import patience
-from worktree_helpers import git
 
 from orchestrator import council as council_module
 from orchestrator.config.run import RunConfig
@@ -33,6 +22,17 @@ from orchestrator.run.report import RunReport
 from orchestrator.state import FileStateStore
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult
 from orchestrator.worktrees.manager import WorktreeManager
+from tests.support.scheduler_helpers import (
+    Probe,
+    edit_and_commit,
+    failure,
+    merged_tasks,
+    new_repo,
+    run_config,
+    wait_or_cancel,
+)
+from tests.support.timing import patience
+from tests.support.worktree_helpers import git
 
 
 async def run(config: RunConfig, probe: Probe) -> RunReport:

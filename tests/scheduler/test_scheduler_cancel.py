@@ -8,9 +8,6 @@ from typing import Any
 
 import anyio
 import pytest
-from scheduler_helpers import Probe, merged_tasks, new_repo, run_config
-from timing import patience
-from worktree_helpers import git
 
 from orchestrator.config.run import RunConfig
 from orchestrator.council import Council, request_cancel
@@ -18,6 +15,9 @@ from orchestrator.errors import CancelError, RecordNotFound
 from orchestrator.models import ClaimStatus, KeyedRecord, PhaseStatus, TaskState, TaskStatus
 from orchestrator.run.report import RunReport
 from orchestrator.state import FileStateStore
+from tests.support.scheduler_helpers import Probe, merged_tasks, new_repo, run_config
+from tests.support.timing import patience
+from tests.support.worktree_helpers import git
 
 SCRIPTED = {"type": "scripted", "options": {"delay": 0}}
 

@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from scheduler_helpers import (
+
+from orchestrator.config.run import RunConfig
+from orchestrator.council import Council
+from orchestrator.errors import RecordNotFound
+from orchestrator.events import Event
+from orchestrator.models import ClaimStatus, SessionStatus, TaskStatus
+from orchestrator.run.report import RunReport
+from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from tests.support.scheduler_helpers import (
     Probe,
     edit_and_commit,
     merged_tasks,
@@ -17,15 +25,7 @@ from scheduler_helpers import (
     run_config,
     wait_or_cancel,
 )
-from worktree_helpers import git
-
-from orchestrator.config.run import RunConfig
-from orchestrator.council import Council
-from orchestrator.errors import RecordNotFound
-from orchestrator.events import Event
-from orchestrator.models import ClaimStatus, SessionStatus, TaskStatus
-from orchestrator.run.report import RunReport
-from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from tests.support.worktree_helpers import git
 
 TASKS: list[dict[str, Any]] = [
     {"id": "quick", "prompt": "p", "priority": 9},

@@ -12,8 +12,6 @@ from typing import Any, ClassVar
 
 import anyio
 import pytest
-from scheduler_helpers import Probe, failure, merged_tasks, new_repo, run_config
-from timing import patience
 
 from orchestrator.config.sections import RetryConfig
 from orchestrator.council import Council
@@ -26,6 +24,8 @@ from orchestrator.scheduler.attempts.attempt import MAX_RECHECKS
 from orchestrator.state import FileStateStore
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.tamper.guard import RECHECKED
+from tests.support.scheduler_helpers import Probe, failure, merged_tasks, new_repo, run_config
+from tests.support.timing import patience
 
 
 def test_backoff_grows_with_jitter_and_stays_under_the_cap() -> None:

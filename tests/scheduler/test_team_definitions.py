@@ -14,8 +14,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from team_helpers import Team, team_task, wait_for
-from worktree_helpers import git
 
 from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
@@ -29,6 +27,8 @@ from orchestrator.scheduler.definitions import (
     differences,
     digest,
 )
+from tests.support.team_helpers import Team, team_task, wait_for
+from tests.support.worktree_helpers import git
 
 
 def _config(tasks: list[dict[str, Any]], **extra: Any) -> RunConfig:

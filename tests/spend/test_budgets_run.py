@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process_helpers import ENV, events
-from council_process import council
-from forge_helpers import shown
-from issue_loop import issue_loop
-from scheduler_helpers import new_repo
-from team_helpers import Team
+
+from tests.support.cli_process_helpers import ENV, events
+from tests.support.council_process import council
+from tests.support.forge_helpers import shown
+from tests.support.issue_loop import issue_loop
+from tests.support.scheduler_helpers import new_repo
+from tests.support.team_helpers import Team
 
 SCRIPTED = {"type": "scripted", "options": {"delay": 0}}
 

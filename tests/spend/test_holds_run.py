@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_budgets_run as budgets_run
-from cli_process_helpers import COUNCIL, ENV, events, reap, wait_for
 
+import tests.spend.test_budgets_run as budgets_run
 from orchestrator.money import dollars
+from tests.support.cli_process_helpers import COUNCIL, ENV, events, reap, wait_for
 
 QUOTA = "rate_limits.quotas.cli is used up until "
 

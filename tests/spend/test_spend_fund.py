@@ -19,7 +19,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from timing import patience
 
 from orchestrator.config.budgets import BudgetsConfig, Limit
 from orchestrator.spend import budgets as rules
@@ -28,8 +27,9 @@ from orchestrator.spend.raising import raise_budget
 from orchestrator.spend.reservations import FUNDS, Fund, FundView
 from orchestrator.state.file.store import FileStateStore
 from orchestrator.state.protocol import StateStore
+from tests.support.timing import patience
 
-CHILD = Path(__file__).with_name("fund_child.py")
+CHILD = Path(__file__).parents[1] / "support" / "fund_child.py"
 SESSION = "s-team"
 
 
@@ -37,7 +37,7 @@ class Workstation:
     """A gate in a process of its own (``fund_child.py``)."""
 
     def __init__(self, backend: str, target: str, task: str, cwd: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CHILD.parent.parent), *sys.path])}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CHILD.parents[2]), *sys.path])}
         self.proc = subprocess.Popen(
             [sys.executable, str(CHILD), backend, target, SESSION, task],
             stdin=subprocess.PIPE,

@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_replay import replay
-from cli_process_helpers import events
-from test_budgets_run import Run
 
 from adapters.claude_code import ClaudeCodeAdapter
 from adapters.codex import CodexAdapter
@@ -23,6 +20,9 @@ from adapters.gemini import GeminiAdapter
 from adapters.opencode import OpencodeAdapter
 from adapters.qwen import QwenAdapter
 from orchestrator.adapter import Adapter, EventKind, Usage
+from tests.spend.test_budgets_run import Run
+from tests.support.adapter_replay import replay
+from tests.support.cli_process_helpers import events
 
 STEP_USD = 0.25
 PRICES = {"scripted-model": {"input": 0.0, "output": 15.0}}

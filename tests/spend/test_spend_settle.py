@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from council_process import council
-from test_budgets_run import Run, one_phase_tasks
 
 from adapters.scripted import Scripted
 from orchestrator.adapter import AgentEvent, EventKind, Usage
@@ -27,6 +25,8 @@ from orchestrator.safety.crashpoints import ENV as CRASH_AT
 from orchestrator.scheduler.settling import _read
 from orchestrator.spend.ledger import LedgerEntry
 from orchestrator.spend.settle import CRASHED, FORECAST, closed_from, usage_in_log
+from tests.spend.test_budgets_run import Run, one_phase_tasks
+from tests.support.council_process import council
 
 ESTIMATE = 5.0  # a forecast far from anything the scripted CLI spends
 

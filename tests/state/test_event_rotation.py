@@ -120,9 +120,9 @@ async def test_session_cleanup_drops_archives_older_than_every_kept_session(
 
 
 def test_a_real_run_rotates_and_every_event_is_still_found(tmp_path: Path) -> None:
-    from cli_process_helpers import council, events
-    from council_process import task, write_config
-    from scheduler_helpers import new_repo
+    from tests.support.cli_process_helpers import council, events
+    from tests.support.council_process import task, write_config
+    from tests.support.scheduler_helpers import new_repo
 
     repo = new_repo(tmp_path)
     build = "SAY one\nSLEEP 1.5\nSAY two\nSLEEP 1.5\nWRITE a.txt done"

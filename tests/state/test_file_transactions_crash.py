@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from timing import patience
 
 from orchestrator.state import FileStateStore
+from tests.support.timing import patience
 
 pytestmark = pytest.mark.asyncio
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from timing import patience
 
 from orchestrator.state import FileStateStore, RecordRef
 from orchestrator.state.file.log_changes import LogFollower, record_change
 from orchestrator.state.file.log_wake import LogWake
+from tests.support.timing import patience
 
 
 def append(path: Path, data: bytes) -> None:

@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 
 import anyio
-from council_process import events, seen, start, task, wait_for, write_config
-from scheduler_helpers import merged_tasks, new_repo
-from timing import patience
 
 from orchestrator.state import FileStateStore
 from orchestrator.state.file.codec import decode
+from tests.support.council_process import events, seen, start, task, wait_for, write_config
+from tests.support.scheduler_helpers import merged_tasks, new_repo
+from tests.support.timing import patience
 
 MONITOR = (
     "state: {monitor: {lock_cleanup: 0.2s, integrity_check: 0.3s, checkpoint_every: 0.3s, "

@@ -8,13 +8,13 @@ from __future__ import annotations
 import anyio
 import psycopg
 import pytest
-from pg_tier import TestDatabase, until
-from timing import patience
 
 from orchestrator.events import Event, EventType
 from orchestrator.models import TaskStatus
 from orchestrator.scheduler.view import TaskView
 from orchestrator.state.postgres.store import PostgresStateStore
+from tests.support.pg_tier import TestDatabase, until
+from tests.support.timing import patience
 
 pytestmark = pytest.mark.postgres
 

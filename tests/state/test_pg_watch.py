@@ -9,13 +9,13 @@ from pathlib import Path
 import anyio
 import psycopg
 import pytest
-from timing import patience
 
 from orchestrator.state import FileStateStore, RecordChange, RecordRef
 from orchestrator.state.changes import RESYNC
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.postgres.notices import record_change
 from orchestrator.state.postgres.store import PostgresStateStore
+from tests.support.timing import patience
 
 
 def test_a_notice_of_any_record_write_is_a_change_whoever_wrote_it() -> None:

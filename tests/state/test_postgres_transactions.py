@@ -9,8 +9,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from pg_tier import until
-from timing import patience
 
 from orchestrator.errors import StateError, VersionConflict
 from orchestrator.events import Event, EventType
@@ -18,6 +16,8 @@ from orchestrator.state.file.store import FileStateStore
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.postgres.store import PostgresStateStore
 from orchestrator.state.transactions import PutRecord, RecordWrite, UpdateTask
+from tests.support.pg_tier import until
+from tests.support.timing import patience
 
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio]
 

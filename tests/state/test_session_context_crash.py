@@ -7,16 +7,16 @@ import signal
 from pathlib import Path
 
 import anyio
-from cli_process_helpers import reap, scripted_clis, wait_gone
-from council_process import CONFIG, start, task
-from scheduler_helpers import new_repo, run_config
-from timing import patience
-from workflow_helpers import logged_prompts
 
 from orchestrator.council import Council
 from orchestrator.state import FileStateStore
 from orchestrator.state.context import BusyFile, ContextManager, SessionContext
 from orchestrator.workflow.handoffs.busy_files import HEADING
+from tests.support.cli_process_helpers import reap, scripted_clis, wait_gone
+from tests.support.council_process import CONFIG, start, task
+from tests.support.scheduler_helpers import new_repo, run_config
+from tests.support.timing import patience
+from tests.support.workflow_helpers import logged_prompts
 
 LEASE = 1.5  # seconds: the killed run's claim lapses this long after its last renewal
 

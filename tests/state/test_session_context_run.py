@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from scheduler_helpers import merged_tasks, new_repo, run_config
-from timing import patience
-from workflow_helpers import logged_prompts
 
 from orchestrator.council import Council
 from orchestrator.models import TaskStatus
@@ -18,6 +15,9 @@ from orchestrator.run.report import RunReport
 from orchestrator.state.context import ContextManager, SessionContext
 from orchestrator.state.protocol import StateStore
 from orchestrator.workflow.handoffs.busy_files import HEADING, LEAD
+from tests.support.scheduler_helpers import merged_tasks, new_repo, run_config
+from tests.support.timing import patience
+from tests.support.workflow_helpers import logged_prompts
 
 
 def scripted_task(task_id: str, files: list[str], **phases: str) -> dict[str, Any]:

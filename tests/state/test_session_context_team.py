@@ -7,14 +7,14 @@ from pathlib import Path
 
 import anyio
 import pytest
-from team_helpers import Team
-from timing import patience
-from workflow_helpers import logged_prompts
 
 from orchestrator.models import TaskStatus
 from orchestrator.state.context import ContextManager, SessionContext
 from orchestrator.state.postgres.store import PostgresStateStore
 from orchestrator.workflow.handoffs.busy_files import LEAD
+from tests.support.team_helpers import Team
+from tests.support.timing import patience
+from tests.support.workflow_helpers import logged_prompts
 
 pytestmark = pytest.mark.postgres
 

@@ -17,9 +17,6 @@ from typing import Any
 
 import anyio
 import pytest
-from council_process import COUNCIL, ENV, council, wait_for
-from scheduler_helpers import Probe, new_repo, run_config
-from timing import patience
 
 from orchestrator.council import Council
 from orchestrator.errors import TaskInActiveSession
@@ -32,6 +29,9 @@ from orchestrator.state import FileStateStore
 from orchestrator.state.file import fsops, records
 from orchestrator.state.postgres.core import PgCore
 from orchestrator.state.protocol import StateStore, TaskInit
+from tests.support.council_process import COUNCIL, ENV, council, wait_for
+from tests.support.scheduler_helpers import Probe, new_repo, run_config
+from tests.support.timing import patience
 
 BATCH = recording.BATCH
 # Leases far longer than a loaded machine can delay a renewal: a task run twice here would be

@@ -6,10 +6,10 @@ import multiprocessing
 from pathlib import Path
 
 import anyio
-from timing import patience
 
 from orchestrator.errors import VersionConflict
 from orchestrator.state import FileStateStore
+from tests.support.timing import patience
 
 WORKERS = 4
 INCREMENTS = 25

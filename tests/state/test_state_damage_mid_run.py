@@ -13,18 +13,18 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import invariants
 import pytest
-from cli_process_helpers import events, reap
-from council_process import council, seen, start, task, wait_for, write_config
-from scheduler_helpers import new_repo, run_config
-from timing import patience
 
 from orchestrator.council import Council
 from orchestrator.errors import StateError
 from orchestrator.run import stores as stores_module
 from orchestrator.state import FileStateStore
 from orchestrator.state.file.fsops import FileOps
+from tests.support import invariants
+from tests.support.cli_process_helpers import events, reap
+from tests.support.council_process import council, seen, start, task, wait_for, write_config
+from tests.support.scheduler_helpers import new_repo, run_config
+from tests.support.timing import patience
 
 TASKS = task("a", "SLEEP 1.5\nWRITE a.txt a") + task("b", "SLEEP 2\nWRITE b.txt b")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
-from timing import patience
 
 from orchestrator.models import ClaimStatus
 from orchestrator.state import FileStateStore
 from orchestrator.state.monitor import StateMonitor
+from tests.support.timing import patience
 
 
 async def test_one_round_does_every_duty(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Replaying recorded CLI output through an adapter, for the golden adapter tests.
 
-``tests/transcripts/<cli>/`` holds real output of the real CLIs (copied from the shared
+``tests/support/transcripts/<cli>/`` holds real output of the real CLIs (copied from the shared
 reference recordings; see its README.md): ``<case>.stdout.txt``, ``<case>.stderr.txt`` and
 ``<case>.meta.json`` with the exit code (``"timeout"`` when the recorder had to stop the CLI).
 Each line goes through ``parse_line`` with its stream, then ``classify`` sees the whole run,

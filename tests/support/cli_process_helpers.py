@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from timing import patience
 
 from orchestrator.models import TaskState
 from orchestrator.state import FileStateStore
 from orchestrator.state.file.event_archive import archive_lines, archives
+from tests.support.timing import patience
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}

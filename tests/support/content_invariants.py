@@ -1,7 +1,7 @@
 """The content-level half of the invariant checker: what the base branch, the user's checkout
 and ``.council/`` hold after a run, compared with what the run's CLIs were told to write.
 
-``tests/invariants.py`` checks the bookkeeping (no commit lost, no trailer twice, no task
+``tests/support/invariants.py`` checks the bookkeeping (no commit lost, no trailer twice, no task
 stranded); this module checks the bytes. A run is described by the edits each task's CLI
 makes (``Edit``: write a file, append a line, delete a file), which a test reads off its
 scripted instructions with ``edits_of``. ``before_run`` photographs the repository first;

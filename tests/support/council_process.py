@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cli_process_helpers import COUNCIL, ENV, events, seen, wait_for
-from timing import patience
-
 from orchestrator.state.file.codec import decode
+from tests.support.cli_process_helpers import COUNCIL, ENV, events, seen, wait_for
+from tests.support.timing import patience
 
 __all__ = [
     "COUNCIL",

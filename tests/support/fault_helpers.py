@@ -1,4 +1,4 @@
-"""Running the real orchestrator against the misbehaving CLIs of ``tests/fault_clis``.
+"""Running the real orchestrator against the misbehaving CLIs of ``tests/support/fault_clis``.
 
 ``FaultRun`` is one repository, one run config and the ``council run`` process (``run``) or a
 ``Council`` in this process (``run_here``) driving it; the CLI is a ``command`` adapter
@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli_process_helpers import alive, events
-from scheduler_helpers import new_repo
-from timing import patience
-
 from orchestrator.council import Council
 from orchestrator.state.file.codec import decode
+from tests.support.cli_process_helpers import alive, events
+from tests.support.scheduler_helpers import new_repo
+from tests.support.timing import patience
 
 FAULT_CLIS = Path(__file__).with_name("fault_clis")
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]

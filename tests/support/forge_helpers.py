@@ -9,12 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from remote_repo import make_team
-
 from orchestrator.forge.github import GitHubForge
 from orchestrator.forge.pacing import Pacing
 from orchestrator.forge.public_text import markers
 from orchestrator.testing.fake_github import FakeGitHub
+from tests.support.remote_repo import make_team
 
 TOKEN = "ghp_fakeTokenForTests0123456789"
 _MARKER = re.compile(r"\n*<!-- council:fact:[^>]* -->\n*\Z")

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from remote_repo import make_team
-
 from orchestrator.testing.fake_github import FakeGitHub
+from tests.support.remote_repo import make_team
 
 __all__ = ["LOOP", "issue_loop", "loop_config"]
 

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from terminal import in_terminal
-from timing import patience
+from tests.support.terminal import in_terminal
+from tests.support.timing import patience
 
 COUNCIL = [sys.executable, "-m", "orchestrator.cli.app"]
 # Colours, cursor moves and the like: what a terminal draws, not what it says.

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from worktree_helpers import ENV
+from tests.support.worktree_helpers import ENV
 
 SHARED = "".join(f"line {n}\n" for n in range(1, 11))
 

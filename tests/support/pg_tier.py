@@ -21,13 +21,13 @@ from pathlib import Path
 import anyio
 import psycopg
 import pytest
-import tiers
-from timing import patience
 
 from orchestrator.errors import RunError
 from orchestrator.state.postgres.cluster import LocalCluster, find_server_binaries
 from orchestrator.state.postgres.connection import DSN_VARIABLE
 from orchestrator.state.postgres.schema import migrate
+from tests.support import tiers
+from tests.support.timing import patience
 
 __all__ = ["REQUIRE_ENV", "TestDatabase", "deselect_missing"]
 

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 
 import pytest
-import tiers
 
 from orchestrator.testing.live_targets import find_cli
+from tests.support import tiers
 
 __all__ = [
     "CLIS",

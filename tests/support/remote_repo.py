@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from merge_repo import first_parent_log, git, init_repo
-
 from orchestrator.git.repo import Git
+from tests.support.merge_repo import first_parent_log, git, init_repo
 
 
 @dataclass(frozen=True)

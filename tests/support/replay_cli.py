@@ -1,7 +1,7 @@
 """A stand-in CLI that prints one recorded run of a real CLI and exits with its code.
 
-Which run: ``REPLAY_DIR`` (a ``tests/transcripts/...`` directory) and ``REPLAY_CASE`` from the
-environment (the run config's adapter ``env``). Its arguments are ignored: the built-in
+Which run: ``REPLAY_DIR`` (a ``tests/support/transcripts/...`` directory) and ``REPLAY_CASE``
+from the environment (the run config's adapter ``env``). Its arguments are ignored: the built-in
 adapter in front of it builds the real CLI's command, then parses what that CLI printed.
 """
 

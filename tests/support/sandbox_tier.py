@@ -12,10 +12,10 @@ import os
 import subprocess
 
 import pytest
-import tiers
-from timing import patience
 
 from orchestrator.sandbox import bubblewrap
+from tests.support import tiers
+from tests.support.timing import patience
 
 __all__ = ["REQUIRE_ENV", "available", "deselect_missing"]
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from worktree_helpers import git, make_repo
 
 from orchestrator.config.run import RunConfig
 from orchestrator.models import PhaseStatus, TaskState, utcnow
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from tests.support.worktree_helpers import git, make_repo
 
 Behaviour = Callable[[TaskRun, int], Awaitable[WorkflowResult]]
 

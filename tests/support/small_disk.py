@@ -22,7 +22,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from timing import patience
+from tests.support.timing import patience
 
 __all__ = ["SmallDisk", "unavailable"]
 

@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from timing import patience
+
+from tests.support.timing import patience
 
 __all__ = [
     "SPARE_UID",

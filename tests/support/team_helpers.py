@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from cli_process_helpers import COUNCIL, ENV, reap, wait_for
-from merge_repo import git
-from timing import patience
+
+from tests.support.cli_process_helpers import COUNCIL, ENV, reap, wait_for
+from tests.support.merge_repo import git
+from tests.support.timing import patience
 
 __all__ = ["Team", "team_task", "wait_for"]
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyte
-from cli_process_helpers import COUNCIL, ENV
-from timing import patience
+
+from tests.support.cli_process_helpers import COUNCIL, ENV
+from tests.support.timing import patience
 
 __all__ = ["Shown", "Terminal", "in_terminal", "piped", "shell_council"]
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forge_helpers import OWNER, REPO, TOKEN, Rig, rig
 from githubkit_schemas.latest import models
 from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from tests.support.forge_helpers import OWNER, REPO, TOKEN, Rig, rig
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from timing import patience
 
 from orchestrator.testing.fake_model import (
     EditFile,
@@ -20,6 +19,7 @@ from orchestrator.testing.fake_model import (
     Unauthorized,
     WriteFile,
 )
+from tests.support.timing import patience
 
 WRITE_SCRIPT = [WriteFile("hello.txt", "hi\n"), FinalText("Wrote it.")]
 CWD = "/work/repo"

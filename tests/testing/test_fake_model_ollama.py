@@ -8,7 +8,7 @@ parses them, and the adapter's ``host`` option is an ``OLLAMA_HOST`` a client re
 server. The ``ollama`` binary itself is not installable here, so ``ollama run`` against the
 fake (its heartbeat, ``/api/show``, streamed ``/api/generate``, the text it prints) is not run;
 the adapter's parsing of that text is tested on the shapes its Go source prints
-(``tests/test_adapter_ollama.py``).
+(``tests/adapters/test_adapter_ollama.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from pathlib import Path
 
 import ollama
 import pytest
-from timing import patience
 
 from adapters.ollama import OllamaAdapter
 from orchestrator.adapter import AdapterRequest
@@ -34,6 +33,7 @@ from orchestrator.testing.fake_model import (
     Unauthorized,
     WriteFile,
 )
+from tests.support.timing import patience
 
 ANSWER = "The diff renames one function."
 WRITE_TOOL = {

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_fake_model import post
 
 from orchestrator.testing.fake_model import CallTool, FakeModel, FinalText
+from tests.testing.test_fake_model import post
 
 ARGS = {"path": "mcp-lock.txt"}
 PATH_SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}

@@ -6,9 +6,6 @@ completed (a digest that survives the store's round trip)."""
 
 from __future__ import annotations
 
-from cli_process_helpers import events
-from workflow_helpers import HAPPY, Harness, git, harness, task
-
 from orchestrator.models import PhaseStatus
 from orchestrator.state.postgres.store import PostgresStateStore
 from orchestrator.workflow.handoffs.document import (
@@ -20,6 +17,8 @@ from orchestrator.workflow.handoffs.document import (
 from orchestrator.workflow.phase_start import UNDONE
 from orchestrator.workflow.task_run import WorkflowStatus
 from orchestrator.workflow.workflow import run_workflow
+from tests.support.cli_process_helpers import events
+from tests.support.workflow_helpers import HAPPY, Harness, git, harness, task
 
 __all__ = ["harness"]
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scheduler_helpers import new_repo, run_config
 
 from orchestrator.council import Council
 from orchestrator.errors import PluginError, RecordRejected
@@ -25,6 +24,7 @@ from orchestrator.workflow.handoffs.document import (
     store_handoff,
 )
 from orchestrator.workflow.record_rules import HANDOFF_DIGESTS, PHASE_ORDER, workflow_rules
+from tests.support.scheduler_helpers import new_repo, run_config
 
 
 @pytest.fixture

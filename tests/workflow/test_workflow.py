@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from workflow_helpers import HAPPY, PY, WRITE_FEATURE, Harness, git, harness, task
 
 from orchestrator.models import PhaseStatus
 from orchestrator.workflow import plan_locks
@@ -13,6 +12,7 @@ from orchestrator.workflow.handoffs.document import sha256_text
 from orchestrator.workflow.phases import NOTHING_CHANGED
 from orchestrator.workflow.task_run import WorkflowStatus
 from orchestrator.workflow.workflow import run_workflow
+from tests.support.workflow_helpers import HAPPY, PY, WRITE_FEATURE, Harness, git, harness, task
 
 __all__ = ["harness"]
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from workflow_helpers import Harness, git, harness, task
 
 from orchestrator.errors import WorkflowError
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 from orchestrator.workflow.workflow import CandidateResult, pick_best
+from tests.support.workflow_helpers import Harness, git, harness, task
 
 __all__ = ["harness"]
 

@@ -2,8 +2,8 @@
 changes, retry".
 
 Each test runs the real workflow (git, worktrees, the store) with a built-in adapter whose CLI
-is ``replay_cli.py``: it prints a recorded run of the real CLI (``tests/transcripts/``), so the
-adapter parses exactly what that CLI said, and the worktree stays as the real run left it
+is ``replay_cli.py``: it prints a recorded run of the real CLI (``tests/support/transcripts/``), so
+the adapter parses exactly what that CLI said, and the worktree stays as the real run left it
 (nothing written). The adapter's options are those of the recording.
 """
 
@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workflow_helpers import Harness, harness, task
 
 from orchestrator.models import PhaseStatus
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 from orchestrator.workflow.workflow import run_workflow
+from tests.support.workflow_helpers import Harness, harness, task
 
 __all__ = ["harness"]
 
-TRANSCRIPTS = Path(__file__).parent / "transcripts"
-REPLAY = Path(__file__).with_name("replay_cli.py")
+TRANSCRIPTS = Path(__file__).parents[1] / "support" / "transcripts"
+REPLAY = Path(__file__).parents[1] / "support" / "replay_cli.py"
 TYPES = {"claude": "claude_code"}
 
 

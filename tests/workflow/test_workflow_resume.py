@@ -8,13 +8,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from timing import patience
-from workflow_helpers import HAPPY, WRITE_FEATURE, Harness, git, harness, task
 
 from orchestrator.errors import StaleClaim
 from orchestrator.models import PhaseStatus, utcnow
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 from orchestrator.workflow.workflow import run_workflow
+from tests.support.timing import patience
+from tests.support.workflow_helpers import HAPPY, WRITE_FEATURE, Harness, git, harness, task
 
 __all__ = ["harness"]
 

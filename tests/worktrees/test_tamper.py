@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from scheduler_helpers import merged_tasks, new_repo, run_config
 
 from orchestrator.council import Council
 from orchestrator.merge.checkout import checkout_lock
@@ -20,6 +19,7 @@ from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.tamper.files import CAP
 from orchestrator.worktrees.tamper.guard import TamperGuard
+from tests.support.scheduler_helpers import merged_tasks, new_repo, run_config
 
 
 async def two_sessions(

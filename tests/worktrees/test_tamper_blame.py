@@ -11,13 +11,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from merge_repo import git
-from scheduler_helpers import new_repo
 
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.tamper.guard import TamperGuard
+from tests.support.merge_repo import git
+from tests.support.scheduler_helpers import new_repo
 
 
 async def two_sessions(

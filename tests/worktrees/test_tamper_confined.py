@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scheduler_helpers import new_repo, run_config
 
 from orchestrator.runner.phase import checkout_confined
 from orchestrator.runner.phase_call import PhaseCall
+from tests.support.scheduler_helpers import new_repo, run_config
 
 TASKS = [{"id": "t1", "prompt": "p"}]
 

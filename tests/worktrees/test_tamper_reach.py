@@ -11,12 +11,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from merge_repo import git
-from scheduler_helpers import new_repo
 
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.tamper.guard import TamperGuard
+from tests.support.merge_repo import git
+from tests.support.scheduler_helpers import new_repo
 
 
 async def sessions(tmp_path: Path, *tasks: str) -> tuple[TamperGuard, Path, list[SessionWorktree]]:

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from worktree_helpers import commit_on_main, git, make_repo, write
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.state import FileStateStore
 from orchestrator.workflow.handoffs import facts as facts_module
 from orchestrator.workflow.handoffs.facts import collect_facts
 from orchestrator.worktrees.manager import WorktreeManager
+from tests.support.worktree_helpers import commit_on_main, git, make_repo, write
 
 
 @pytest.fixture

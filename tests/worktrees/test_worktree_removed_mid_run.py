@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from cli_process_helpers import (
+from tests.support.cli_process_helpers import (
     events,
     file_on,
     reap,
@@ -27,8 +27,8 @@ from cli_process_helpers import (
     task_states,
     wait_for,
 )
-from scheduler_helpers import merged_tasks, new_repo
-from timing import patience
+from tests.support.scheduler_helpers import merged_tasks, new_repo
+from tests.support.timing import patience
 
 CONFIG = """\
 repo: repo

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from worktree_helpers import (
+
+from orchestrator.errors import InvalidIdError, WorkspaceError, WorktreeBusy
+from orchestrator.state import FileStateStore
+from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
+from orchestrator.worktrees.models import WorktreeSettings
+from tests.support.worktree_helpers import (
     branches,
     commit_on_main,
     git,
@@ -20,11 +25,6 @@ from worktree_helpers import (
     registered_paths,
     write,
 )
-
-from orchestrator.errors import InvalidIdError, WorkspaceError, WorktreeBusy
-from orchestrator.state import FileStateStore
-from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
-from orchestrator.worktrees.models import WorktreeSettings
 
 
 @pytest.fixture

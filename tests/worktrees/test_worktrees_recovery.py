@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from worktree_helpers import ENV, branches, git, make_repo, registered_paths, write
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree, WorktreeSettings
+from tests.support.worktree_helpers import ENV, branches, git, make_repo, registered_paths, write
 
 OLD = time.time() - 3600
 

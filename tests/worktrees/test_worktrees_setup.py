@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from worktree_helpers import branches, commit_on_main, git, make_repo, registered_paths, write
 
 from orchestrator.config.sandbox import SandboxConfig
 from orchestrator.config.sections import WorktreeConfig
@@ -18,6 +17,14 @@ from orchestrator.sandbox.choice import settings_for
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings
+from tests.support.worktree_helpers import (
+    branches,
+    commit_on_main,
+    git,
+    make_repo,
+    registered_paths,
+    write,
+)
 
 PY = sys.executable
 

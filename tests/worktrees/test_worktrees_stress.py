@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import anyio
-from worktree_helpers import branches, git, make_repo, registered_paths, write
 
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
+from tests.support.worktree_helpers import branches, git, make_repo, registered_paths, write
 
 CONCURRENCY = 8
 
