@@ -200,7 +200,7 @@ class AiderAdapter(Adapter):
         system_prompt: str | None = system_prompt_field()
 
         # Every flag ``build_command`` sets, and the opposite of each switch it sets
-        # (tests/test_adapter_extra_args.py checks it).
+        # (tests/adapters/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {
             **owns(MODEL, "--model"),
             **owns(option("base_url"), "--openai-api-base"),

@@ -168,7 +168,7 @@ class ClaudeCodeAdapter(Adapter):
             "--add-dir": "add_dirs",
         }
 
-        # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
+        # Every flag ``_command`` sets (tests/adapters/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {
             **owns(PROMPT, "-p", "--print"),
             **owns(OUTPUT, "--output-format", "--verbose"),

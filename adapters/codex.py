@@ -133,8 +133,9 @@ class CodexAdapter(Adapter):
 
         option_flags: ClassVar[Mapping[str, str]] = {"--add-dir": "add_dirs"}
 
-        # Every flag ``build_command`` and ``resume_command`` set (tests/test_adapter_extra_args.py
-        # checks it). ``-c key=value`` stays open: it is codex's own escape hatch.
+        # Every flag ``build_command`` and ``resume_command`` set
+        # (tests/adapters/test_adapter_extra_args.py checks it). ``-c key=value`` stays open: it
+        # is codex's own escape hatch.
         owned_flags: ClassVar[Mapping[str, str]] = {
             **owns(OUTPUT, "--json"),
             **owns("the run's worktree need not be a git repository", "--skip-git-repo-check"),

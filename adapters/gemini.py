@@ -211,7 +211,7 @@ class GeminiAdapter(Adapter):
 
         option_flags: ClassVar[Mapping[str, str]] = {"--include-directories": "add_dirs"}
 
-        # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
+        # Every flag ``_command`` sets (tests/adapters/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {
             **owns(PROMPT, "-p", "--prompt", "-i", "--prompt-interactive"),
             **owns(OUTPUT, "-o", "--output-format"),

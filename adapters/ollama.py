@@ -78,7 +78,7 @@ class OllamaAdapter(Adapter):
         think: Literal["true", "false", "low", "medium", "high"] | None = None
         hide_thinking: bool = False
 
-        # Every flag ``build_command`` sets (tests/test_adapter_extra_args.py checks it).
+        # Every flag ``build_command`` sets (tests/adapters/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {
             **owns("the adapter reads plain text, without line wrapping", "--nowordwrap"),
             **owns(option("verbose"), "--verbose"),

@@ -180,7 +180,7 @@ class OpencodeAdapter(Adapter):
         # A file in the private HOME named in the config's `instructions`.
         system_prompt: str | None = system_prompt_field()
 
-        # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
+        # Every flag ``_command`` sets (tests/adapters/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {
             **owns("the adapter reads opencode's errors from its logs", "--print-logs"),
             **owns("the adapter reads opencode's errors at this level", "--log-level"),

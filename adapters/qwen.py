@@ -180,7 +180,7 @@ class QwenAdapter(Adapter):
                 raise ValueError(_QWEN_OAUTH_GONE)
             return value
 
-        # Every flag ``_command`` sets (tests/test_adapter_extra_args.py checks it).
+        # Every flag ``_command`` sets (tests/adapters/test_adapter_extra_args.py checks it).
         owned_flags: ClassVar[Mapping[str, str]] = {
             **owns(PROMPT, "-p", "--prompt", "-i", "--prompt-interactive"),
             **owns(option("auth_type"), "--auth-type"),

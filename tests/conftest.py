@@ -22,15 +22,11 @@ import tempfile
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import TYPE_CHECKING
 
-import pg_tier
 import pytest
-import real_clis
-import sandbox_tier
-import tiers
-import timing
 from hypothesis import HealthCheck, settings
 
 from orchestrator.plugins import host as plugins
+from tests.support import pg_tier, real_clis, sandbox_tier, tiers, timing
 
 if TYPE_CHECKING:
     from orchestrator.state.postgres.store import PostgresStateStore

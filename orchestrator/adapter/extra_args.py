@@ -6,8 +6,8 @@ adapter), one line per problem:
 
 - a flag the adapter sets itself (``owned_flags`` of its options model, which maps each flag,
   aliases included, to what to use instead) is refused: two ``--output-format`` would either
-  fail or quietly break the parser; ``tests/test_adapter_extra_args.py`` keeps each adapter's
-  map in step with the flags its commands really emit;
+  fail or quietly break the parser; ``tests/adapters/test_adapter_extra_args.py`` keeps each
+  adapter's map in step with the flags its commands really emit;
 - a flag named like a credential (``--api-key``, ``--openai-api-key``) is refused: a value in
   the run config would be stored in every log that shows the command line; a key goes in the
   adapter's ``env`` as ``${NAME}`` or in ``pass_env``, whose values are masked;

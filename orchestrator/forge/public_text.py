@@ -3,7 +3,7 @@
 Everything council posts (an issue's or a pull request's comment, a pull request's title and
 body) is a ``PublicText``, and the ``Forge`` protocol takes nothing else, so mypy refuses a
 plain string at every ``comment`` and ``open_pull``. A ``PublicText`` is built here alone
-(``tests/test_public_text.py`` walks the code for any other maker), from three kinds of parts:
+(``tests/forge/test_public_text.py`` walks the code for any other maker), from three kinds of parts:
 
 - ``own``: council's own sentence, which may carry values from elsewhere (a task id, a branch,
   the first line of a reason). It is masked (the run's known secrets, ``safety.secret_mask``,

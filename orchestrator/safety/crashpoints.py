@@ -3,7 +3,7 @@
 ``COUNCIL_CRASH_AT=<point>[:<nth>]`` arms one point: the ``nth`` time (default 1) the process
 reaches ``crash_point(<point>)`` it writes one line to stderr (``council: crash point <point>
 reached (<nth>), SIGKILL``) and sends itself SIGKILL, the death nothing can catch or clean up
-after. The crash tests (``tests/test_crash_points.py``) start a real ``council run`` with each
+after. The crash tests (``tests/e2e/test_crash_points.py``) start a real ``council run`` with each
 point armed, then check that ``council resume`` finishes the work with nothing lost, repeated
 or left blocking.
 
@@ -14,7 +14,7 @@ called where a council starts (``Council.__aenter__``), refuses it with a ``Conf
 lists the known points, so a typo never passes as a run that "survived" its crash.
 
 Two points are reached by every step of their kind, whatever the command or record, so a
-test can sweep them (``tests/test_crash_sweep.py``): ``git.ran`` after every git command the
+test can sweep them (``tests/e2e/test_crash_sweep.py``): ``git.ran`` after every git command the
 orchestrator runs (``orchestrator.git.repo``), ``write.replaced`` after every durable state write.
 ``COUNCIL_CRASH_TRACE=<file>`` appends one line per arrival at any point, ``<point>\t<what>``
 (the git subcommand, the file written), armed or not: a run traced once tells the sweep how
@@ -23,9 +23,9 @@ many steps of each kind there are and what each k is.
 ``COUNCIL_CRASH_SIGNAL=SIGSTOP`` makes the armed point pause the process instead (``council:
 crash point <point> reached (<nth>), SIGSTOP``): a workstation frozen past its lease (a laptop
 lid, a long GC pause) while its CLIs go on, until the test sends SIGCONT. The fence sweep
-(``tests/test_fence_sweep.py``) pauses a team run at every kind of step that way.
+(``tests/e2e/test_fence_sweep.py``) pauses a team run at every kind of step that way.
 ``COUNCIL_CRASH_SIGNAL=SIGINT`` is a Ctrl-C there instead (the stop sweep,
-``tests/test_stop_sweep.py``: the run stops, its sessions commit their work, and ``council
+``tests/e2e/test_stop_sweep.py``: the run stops, its sessions commit their work, and ``council
 resume`` must land every edit once). Any other value arms nothing and is refused like a
 mistyped point.
 

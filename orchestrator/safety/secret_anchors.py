@@ -14,7 +14,7 @@ the long ``ſ`` for ``s``, dotless ``ı`` and dotted ``İ`` for ``i``): a line h
 candidate of every folded kind, so nothing written with them slips past.
 
 Every anchor is written here for its kind's regexes (``ANCHORS``; the test
-``tests/test_secret_anchors.py`` checks each against samples of the kind and against matches
+``tests/safety/test_secret_anchors.py`` checks each against samples of the kind and against matches
 generated from the plugins' own regexes). An anchor never matches a line break (no ``.``,
 ``\\s`` or negated class), so each match lies on one line. A pattern's ``\\d`` in detect-secrets
 takes any Unicode digit: its anchor takes any non-ASCII byte there (``[0-9\\x80-\\xff]``).

@@ -42,7 +42,7 @@ matches: for the keyword plugin, its patterns for the file's type with the value
 text and the denylist word as the literal it holds (``_keyword_gate``), for the IBM plugins
 their value. Only then is the line decoded and the plugin run on it, and the pragma checked
 where it found something. ``Detector.runs`` takes a diff's added lines as git wrote them
-(``merge.secret_added``); ``Detector.lines`` text lines. ``tests/test_secret_anchors.py``
+(``merge.secret_added``); ``Detector.lines`` text lines. ``tests/safety/test_secret_anchors.py``
 checks that anchors and gates keep every line each rule finds something on.
 """
 

@@ -1,6 +1,6 @@
 """How long a test waits before it calls something stuck: a safety net sized for an idle
 machine, times ``factor()``, so that a loaded machine gets more of it, in one place (the
-project's tests through ``tests/timing.py``, and ``live_scenarios``).
+project's tests through ``tests/support/timing.py``, and ``live_scenarios``).
 
 ``factor()`` is ``COUNCIL_TEST_PATIENCE`` when it is set to a number (at least 1), else the
 machine's load per core as measured now: the larger of the one-minute load average and the

@@ -1,7 +1,7 @@
 """The real-CLI tier: each test drives one installed CLI (``@pytest.mark.real_cli("NAME")``)
 through the real ``council run`` against ``orchestrator.testing.fake_model``.
 
-Which tests run where their CLI is missing is decided in ``tests/real_clis.py`` (deselected
+Which tests run where their CLI is missing is decided in ``tests/support/real_clis.py`` (deselected
 with one line saying how to run them; failed with ``COUNCIL_REQUIRE_REAL_CLIS=1``).
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import real_clis
+
+from tests.support import real_clis
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from timing import patience
+
+from tests.support.timing import patience
 
 
 def _council(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import real_clis
 
 from orchestrator.testing.fake_model import CallTool, FinalText, WriteFile
 from orchestrator.testing.live_scenarios import TASK_ID, Scenario, run_scenario
 from orchestrator.testing.live_targets import BUILTIN_TARGETS
+from tests.support import real_clis
 
 UNLISTED = {"codex": "council-fake-model"}  # codex lists MCP tools only for a model outside
 # its catalog (as in test_options.py)

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
-import real_clis
 
 from orchestrator.testing.live_scenarios import WRITE, ScenarioOutcome, run_scenario
 from orchestrator.testing.live_targets import BUILTIN_TARGETS, FAKE_KEY
+from tests.support import real_clis
 
 SECRET = "sk-users-own-gateway-key-5a7c9e1b3d"
 

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
-import real_clis
 
 from orchestrator.testing.live_scenarios import WRITE, run_scenario
 from orchestrator.testing.live_targets import BUILTIN_TARGETS
+from tests.support import real_clis
 
 MARK = "council-extra-args-mark-7f3a"
 # cli -> (extra args, does the mark reach the model's requests?)

@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import real_clis
 
 from orchestrator.testing.live_scenarios import WRITE, Scenario, run_scenario
+from tests.support import real_clis
 
 _CONNECT = re.compile(r"connect\(\d+, \{sa_family=(AF_INET6?), (.*?)\}")
 _LOOPBACK = re.compile(r'inet_addr\("127\.|inet_pton\(AF_INET6, "::1"|"::ffff:127\.')

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import real_clis
 
 from orchestrator.testing.live_scenarios import WRITE, run_scenario
 from orchestrator.testing.live_targets import BUILTIN_TARGETS
+from tests.support import real_clis
 
 MARK = "council-system-prompt-mark-5c1e"
 

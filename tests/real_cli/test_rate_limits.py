@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import real_clis
 
 from orchestrator.testing.fake_model import FinalText, RateLimited, Unauthorized, WriteFile
 from orchestrator.testing.live_scenarios import Scenario, ScenarioOutcome, run_scenario
 from orchestrator.testing.live_targets import BUILTIN_TARGETS, LiveTarget
+from tests.support import real_clis
 
 # The CLIs' own retries, capped so that what they would retry for minutes reaches CLI
 # Council's park policy at once (how a user who parks across CLIs would set them too).

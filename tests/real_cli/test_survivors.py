@@ -9,9 +9,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-import real_clis
 
 from orchestrator.testing.live_scenarios import WRITE, run_scenario
+from tests.support import real_clis
 
 
 def _cli(name: str) -> object:

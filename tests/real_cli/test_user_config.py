@@ -7,7 +7,8 @@ The MCP server each CLI is configured to start is ``orchestrator.testing.mcp_pro
 official ``mcp`` SDK, one tool named ``council_probe_tool``): its tool in the tools list the CLI
 sent proves the CLI read the setting and started the server inside the sandbox.
 
-The merge and the carrying themselves, without a real CLI: ``tests/test_user_config_carry.py``.
+The merge and the carrying themselves, without a real CLI:
+``tests/runner/test_user_config_carry.py``.
 """
 
 from __future__ import annotations

@@ -8,11 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import real_clis
-import sandbox_tier
 
 from orchestrator.sandbox import network
 from orchestrator.testing.live_scenarios import EDIT, WRITE, Scenario, run_scenario
+from tests.support import real_clis, sandbox_tier
 
 
 def _cli(name: str) -> object:

@@ -16,7 +16,7 @@ without the store (``run.reports.quick_report``), and kept for the next look; on
 store has something to do first (a transaction left on disk, a damaged record) is the report built
 through the store. Reading a report needs the state store, the report and the table, never the run
 machinery (scheduler, merge queue, worktrees, git, plugins): the modules are imported when
-needed, so the command starts at once (``tests/test_cli_startup.py`` keeps it so;
+needed, so the command starts at once (``tests/cli/test_cli_startup.py`` keeps it so;
 ``bench/startup_bench.py`` measures it). FILE is read for where its state lives only: its
 adapters' options and ``${NAME}`` references are a run's business.
 """

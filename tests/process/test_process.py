@@ -1,0 +1,81 @@
+"""run_command: argument lists, bounded output, timeouts that take down the whole group."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import RunError
+from orchestrator.process.command import run_command
+from tests.support.timing import patience
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_output_and_exit_code(tmp_path: Path) -> None:
+    result = await run_command(
+        [
+            sys.executable,
+            "-c",
+            "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 3 and not result.ok and not result.timed_out
+    assert "out" in result.output and "err" in result.output
+
+
+async def test_no_shell_interpretation(tmp_path: Path) -> None:
+    result = await run_command(["echo", "$HOME; rm -rf /"], cwd=tmp_path)
+    assert result.ok and result.output == "$HOME; rm -rf /\n"
+
+
+async def test_stdin_is_closed(tmp_path: Path) -> None:
+    result = await run_command(
+        [sys.executable, "-c", "import sys; print(repr(sys.stdin.read()))"], cwd=tmp_path
+    )
+    assert result.output.strip() == "''"
+
+
+async def test_timeout_kills_the_group_even_a_term_ignoring_child(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    script = (
+        "import os, signal, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(child.pid))\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "time.sleep(600)\n"
+    )
+    # Both sleep 600 s ignoring SIGTERM: a run_command that did not kill them would hang until
+    # pytest's timeout, so no wall-time bound is needed to tell.
+    result = await run_command([sys.executable, "-c", script], cwd=tmp_path, timeout=1.0, grace=0.5)
+    assert result.timed_out and result.returncode is None
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + patience(5)
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)
+
+
+async def test_output_is_bounded(tmp_path: Path) -> None:
+    result = await run_command(
+        [sys.executable, "-c", "import sys; sys.stdout.write('x' * 3_000_000 + 'END')"],
+        cwd=tmp_path,
+    )
+    assert result.ok and len(result.output) <= 256 * 1024 and result.output.endswith("END")
+
+
+async def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="no-such-binary-xyz: command not found"):
+        await run_command(["no-such-binary-xyz"], cwd=tmp_path)
