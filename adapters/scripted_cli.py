@@ -49,7 +49,10 @@ talks, never what it does.
 
 Run it as ``python -m adapters.scripted_cli`` or, as the ``scripted`` adapter does,
 ``python -I -S <this file>`` (it imports only the standard library, so it runs from an installed
-wheel with no command of its own on PATH).
+wheel with no command of its own on PATH). What the prompt says is read by its sibling
+``_scripted_prompt``, what it prints is written by ``_scripted_stream``; both standard library
+only. Run as a file in isolated mode its directory is not on ``sys.path``, so it is added
+there, last (nothing of the standard library is shadowed), and they are imported by name.
 """
 
 from __future__ import annotations
@@ -58,7 +61,6 @@ import argparse
 import base64
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -66,6 +68,36 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+if __package__:
+    from adapters._scripted_prompt import (
+        GOAL_BEGIN,
+        GOAL_END,
+        PLAN_BEGIN,
+        PLAN_END,
+        ROUND,
+        between,
+        invalid_plan,
+        parse,
+        plan,
+    )
+    from adapters._scripted_stream import ClaudeStream
+else:  # run as a file (``python -I -S scripted_cli.py``): its directory is not on sys.path
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+    from _scripted_prompt import (  # type: ignore[import-not-found, no-redef]
+        GOAL_BEGIN,
+        GOAL_END,
+        PLAN_BEGIN,
+        PLAN_END,
+        ROUND,
+        between,
+        invalid_plan,
+        parse,
+        plan,
+    )
+    from _scripted_stream import ClaudeStream  # type: ignore[import-not-found, no-redef]
+
+__all__ = ["VERSION", "Cli", "Session", "main"]
 
 VERSION = "1.0.0"
 PERSONAS: dict[str, tuple[float, str]] = {
@@ -103,84 +135,21 @@ class Session:
         os.replace(temporary, self.path)
 
 
-class Cli:
+class Cli(ClaudeStream):
+    """One run: the prompt's steps done in order, each said as Claude Code would say it."""
+
     def __init__(self, args: argparse.Namespace, prompt: str, session: Session) -> None:
         delay, personality = PERSONAS.get(args.persona, (0.0, ""))
-        self.delay = delay if args.delay is None else args.delay
-        self.personality = personality if args.personality is None else args.personality
-        self.model = args.model or "scripted-model"
-        self.prompt = prompt
+        super().__init__(
+            session.id,
+            prompt,
+            args.model or "scripted-model",
+            delay if args.delay is None else args.delay,
+            personality if args.personality is None else args.personality,
+        )
         self.session = session
         self.done: list[str] = []
-        self.denials: list[dict[str, Any]] = []
-        self.turns = 1
         self.answer: str | None = None  # the final message, when a step gives one (PLAN)
-        self.spent = [0, 0]  # input and output tokens of the SPEND steps
-
-    # -- output ---------------------------------------------------------------------------
-
-    def emit(self, payload: dict[str, Any]) -> None:
-        payload.setdefault("session_id", self.session.id)
-        sys.stdout.write(json.dumps(payload) + "\n")
-        sys.stdout.flush()
-
-    def say(self, text: str) -> None:
-        if self.personality:
-            text = f"{self.personality} {text}"
-        self.assistant([{"type": "text", "text": text}])
-
-    def assistant(self, content: list[dict[str, Any]], usage: dict[str, int] | None = None) -> None:
-        message: dict[str, Any] = {
-            "id": f"msg_{uuid.uuid4().hex[:24]}",
-            "type": "message",
-            "role": "assistant",
-            "model": self.model,
-            "content": content,
-            "usage": usage if usage is not None else _usage(self.prompt, content),
-        }
-        self.emit({"type": "assistant", "message": message, "parent_tool_use_id": None})
-
-    def tool(self, name: str, tool_input: dict[str, Any], action: Any) -> None:
-        self.pause()
-        call_id = f"toolu_{uuid.uuid4().hex[:24]}"
-        self.assistant([{"type": "tool_use", "id": call_id, "name": name, "input": tool_input}])
-        self.turns += 1
-        try:
-            output, is_error = str(action()), False
-        except (OSError, ValueError) as exc:
-            output, is_error = f"Error: {exc}", True
-        block: dict[str, Any] = {"tool_use_id": call_id, "type": "tool_result", "content": output}
-        if is_error:
-            block["is_error"] = True
-        self.emit({"type": "user", "message": {"role": "user", "content": [block]}})
-
-    def result(self, text: str, *, error: bool = False, status: int | None = None) -> None:
-        tokens_in = len(self.prompt.split()) * self.turns + self.spent[0]
-        tokens_out = len(text.split()) + self.spent[1]
-        self.emit(
-            {
-                "type": "result",
-                "subtype": "error_during_execution" if error and status is None else "success",
-                "is_error": error,
-                "api_error_status": status,
-                "duration_ms": 1,
-                "num_turns": self.turns,
-                "result": text,
-                "stop_reason": "end_turn",
-                "total_cost_usd": round((tokens_in * 3 + tokens_out * 15) / 1e6, 6),
-                "usage": {
-                    "input_tokens": tokens_in,
-                    "output_tokens": tokens_out,
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 0,
-                },
-                "permission_denials": self.denials,
-            }
-        )
-
-    def pause(self) -> None:
-        if self.delay > 0:
-            time.sleep(self.delay)
 
     # -- the run --------------------------------------------------------------------------
 
@@ -387,7 +356,7 @@ class Cli:
     def do_plan(self, argument: str, body: str | None) -> None:
         options = dict(word.partition("=")[::2] for word in argument.split())
         _, text = parse(self.prompt)
-        goal = _between(text, GOAL_BEGIN, GOAL_END)
+        goal = between(text, GOAL_BEGIN, GOAL_END)
         round_number = next(
             (int(m.group(1)) for line in text if (m := ROUND.match(line.strip()))), 1
         )
@@ -398,7 +367,7 @@ class Cli:
 
         self.tool("Glob", {"pattern": "*"}, listing)
         invalid = round_number <= int(options.get("invalid", "0") or 0)
-        tasks = _invalid_plan(goal) if invalid else _plan(goal)
+        tasks = invalid_plan(goal) if invalid else plan(goal)
         self.say(f"A plan of {len(tasks)} task(s) for: {goal[0] if goal else 'the goal'}")
         block = json.dumps({"tasks": tasks}, indent=2)
         self.answer = f"Here is the plan.\n{PLAN_BEGIN}\n{block}\n{PLAN_END}"
@@ -412,116 +381,12 @@ class Cli:
         return target
 
 
-KEYWORDS = frozenset(
-    {"WRITE", "APPEND", "DELETE", "READ", "SAY", "ECHO_ENV", "PRINT_ENV", "SLEEP", "SPEND",
-     "WAIT_FOR", "FAIL", "RATE_LIMIT", "AUTH_ERROR", "DENY", "HANG", "IGNORE_TERM", "CRASH", "EXIT",
-     "PLAN"}
-)  # fmt: skip
-
-# Goal mode's planning request (orchestrator/run/goal.py says the same lines): this script
-# imports nothing of the orchestrator, so they are repeated here.
-PLAN_BEGIN = "BEGIN COUNCIL TASKS"
-PLAN_END = "END COUNCIL TASKS"
-GOAL_BEGIN = "--- goal ---"
-GOAL_END = "--- end of goal ---"
-ROUND = re.compile(r"^Planning round: (\d+) of \d+$")
-
-
-def _between(lines: list[str], begin: str, end: str) -> list[str]:
-    """The non-blank lines between the first ``begin`` line and the next ``end`` line."""
-    stripped = [line.strip() for line in lines]
-    if begin not in stripped:
-        return []
-    start = stripped.index(begin) + 1
-    stop = stripped.index(end, start) if end in stripped[start:] else len(lines)
-    return [line.strip() for line in lines[start:stop] if line.strip()]
-
-
-def _slug(goal: list[str]) -> str:
-    words = re.sub(r"[^a-z0-9]+", "-", (goal[0] if goal else "").lower()).strip("-")
-    return words[:40].strip("-") or "goal"
-
-
-def _plan(goal: list[str]) -> list[dict[str, Any]]:
-    """Two tasks for ``goal``: a note of what it asks, then a checklist after it; each task's
-    phase_instructions are the scripted lines that do its work."""
-    slug, title = _slug(goal), (goal[0] if goal else "the goal")
-    note, checklist = f"goal/{slug}.md", f"goal/{slug}-checklist.md"
-    body = "\n".join(f"- {line}" for line in goal) or "- (no words)"
-    return [
-        {
-            "id": slug,
-            "prompt": f"Write {note}: what the goal asks ({title}).",
-            "files": [note],
-            "metadata": {
-                "phase_instructions": {
-                    "scout": f"SAY Nothing in the repository covers {title!r} yet.",
-                    "plan": f"SAY FILES: {note}",
-                    "build": f"WRITE {note} <<GOAL_EOF\n# {title}\n\n{body}\nGOAL_EOF",
-                    "review": "SAY VERDICT: approve",
-                }
-            },
-        },
-        {
-            "id": f"{slug}-checklist",
-            "prompt": f"Write {checklist}: a checklist for the goal, after {note} exists.",
-            "files": [checklist],
-            "depends_on": [slug],
-            "metadata": {
-                "phase_instructions": {
-                    "scout": f"SAY {note} is on the base now.",
-                    "plan": f"SAY FILES: {checklist}",
-                    "build": f"WRITE {checklist} <<GOAL_EOF\n- [ ] {title}\nGOAL_EOF",
-                    "review": "SAY VERDICT: approve",
-                }
-            },
-        },
-    ]
-
-
-def _invalid_plan(goal: list[str]) -> list[dict[str, Any]]:
-    """A list no run config accepts: an unsafe id and a dependency on no task."""
-    title = goal[0] if goal else "the goal"
-    return [{"id": "First Step", "prompt": title, "depends_on": ["no-such-task"]}]
-
-
-def parse(prompt: str) -> tuple[list[tuple[str, str, str | None]], list[str]]:
-    """Instructions as (keyword, argument, heredoc body or None), and the remaining text."""
-    steps: list[tuple[str, str, str | None]] = []
-    text: list[str] = []
-    lines = prompt.splitlines()
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        index += 1
-        keyword, _, argument = line.strip().partition(" ")
-        if keyword not in KEYWORDS:
-            text.append(line)
-            continue
-        body = None
-        head, marker, tag = argument.rpartition(" <<")
-        if marker and tag.strip() and keyword in ("WRITE", "APPEND"):
-            collected: list[str] = []
-            while index < len(lines) and lines[index].strip() != tag.strip():
-                collected.append(lines[index])
-                index += 1
-            index += 1  # the terminator
-            argument, body = head, "".join(f"{part}\n" for part in collected)
-        steps.append((keyword, argument.strip(), body))
-    return steps, text
-
-
 def _reset_time(value: str) -> datetime:
     try:
         return _now() + timedelta(seconds=float(value))
     except ValueError:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _usage(prompt: str, content: list[dict[str, Any]]) -> dict[str, int]:
-    words = sum(len(str(block.get("text", block.get("input", ""))).split()) for block in content)
-    return {"input_tokens": len(prompt.split()), "output_tokens": words}
 
 
 def _now() -> datetime:

@@ -20,9 +20,9 @@ Contract:
   so nobody releases a lock someone else holds now.
 - **Deadlocks.** A session that has to wait records the edge (it → path → owner) in the
   persisted wait-for graph, then looks for a cycle through itself; if there is one its wait is
-  refused with ``DeadlockError`` naming the cycle, and the waits already in the graph go on.
-  Cycles are checked when a wait starts or its owner changes, not on every poll, so only the
-  session that closes a cycle is refused. A session waits for one lock at a time.
+  refused with ``DeadlockError`` naming the cycle, and the waits already in the graph go on
+  (``locks.waiting``). A session waits for one lock at a time.
+- The owner entries are written, told alive or dead and swept by ``locks.owner_entries``.
 - **Layer 3** is ``merge_lock`` (see ``orchestrator.locks.merge_lock``).
 - Without a ``store`` the registry lives in this manager's memory: OS locks still exclude other
   processes, but owners, waits and deadlocks are only known to this manager. With a store every
@@ -50,31 +50,22 @@ import anyio
 import anyio.to_thread
 
 from orchestrator import filelock
-from orchestrator.errors import DeadlockError, LockError, LockTimeout, StaleClaim, VersionConflict
+from orchestrator.errors import LockError, StaleClaim
 from orchestrator.events import Event
-from orchestrator.events.locks import LockAcquired, LockDeadlock, LockReleased, LockWaiting
+from orchestrator.events.locks import LockAcquired, LockReleased
 from orchestrator.filelock import FileLock
 from orchestrator.ids import check_id
+from orchestrator.locks import owner_entries
 from orchestrator.locks.merge_lock import MergeGrant, MergeLock
-from orchestrator.locks.registry import (
-    FILE_OWNERS,
-    MemoryRecords,
-    Owner,
-    OwnerRegistry,
-    Records,
-    find_cycle,
-)
+from orchestrator.locks.registry import FILE_OWNERS, MemoryRecords, Owner, OwnerRegistry, Records
+from orchestrator.locks.waiting import Blocked, wait_for_lock
 from orchestrator.models import utcnow
-from orchestrator.process import procid
 from orchestrator.safety.paths import RepoPaths, StrPath
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["FileLockGrant", "LockManager", "MergeGrant"]
 
-_MIN_BACKOFF = 0.0005
-_MAX_BACKOFF = 0.05
 _KEY_CACHE_LIMIT = 4096
-_CLAIM_RETRIES = 3
 _NO_SHIELD = contextlib.nullcontext()
 
 
@@ -86,11 +77,6 @@ class FileLockGrant:
     session: str
     token: int
     since: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class _Blocked:
-    owner: str | None  # the live session seen holding the path; None while unknown
 
 
 @dataclass(slots=True)
@@ -164,8 +150,17 @@ class LockManager:
                 "a session waits for one lock at a time"
             )
         outcome = await self._try_take(session, rel, key, lock_path)
-        if not isinstance(outcome, FileLockGrant):
-            outcome = await self._wait(session, rel, key, lock_path, timeout, outcome)
+        if isinstance(outcome, Blocked):
+            outcome = await wait_for_lock(
+                session,
+                rel,
+                timeout,
+                outcome,
+                lambda: self._try_take(session, rel, key, lock_path),
+                self._waiting,
+                self.registry,
+                self._emit,
+            )
         if isinstance(path, str):
             # A release spelled like the acquire finds its lock without resolving the path
             # again (its resolution may even have changed since: the grant is what we release).
@@ -330,17 +325,17 @@ class LockManager:
 
     async def _try_take(
         self, session: str, rel: str, key: str, lock_path: Path
-    ) -> FileLockGrant | _Blocked:
+    ) -> FileLockGrant | Blocked:
         held = self._held.get(key)
         if held is not None:
-            return _Blocked(held.grant.session)
+            return Blocked(held.grant.session)
         current = await self.registry.owner(key) if self._shared else None
         # The OS lock and the next fencing token in one worker-thread call: a token only has
         # to be larger than every earlier one, so drawing it before the registry writes is safe.
         floor = current.token if current else 0
         taken = await anyio.to_thread.run_sync(self._take_os_lock_sync, lock_path, floor)
         if taken is None:
-            return _Blocked(await self._live_session(current))
+            return Blocked(await owner_entries.live_session(current))
         lock, token = taken
         # The OS lock is ours, so the path is free or its entry is a dead holder's.
         with self._critical():
@@ -368,7 +363,10 @@ class LockManager:
     ) -> FileLockGrant:
         try:
             if self._shared:
-                grant, version = await self._register(session, rel, key, lock, token, current)
+                token, since, version = await owner_entries.register(
+                    self.registry, session, rel, key, lock, token, current
+                )
+                grant = FileLockGrant(rel, session, token, since)
             else:
                 grant, version = FileLockGrant(rel, session, token, utcnow()), 0
         except BaseException:
@@ -382,96 +380,6 @@ class LockManager:
             )
             await self._emit(acquired)
         return grant
-
-    async def _register(
-        self,
-        session: str,
-        rel: str,
-        key: str,
-        lock: FileLock,
-        token: int,
-        current: Owner | None,
-    ) -> tuple[FileLockGrant, int]:
-        """Write the owner entry (we hold the OS lock) under ``token`` (drawn with the lock);
-        the grant and the entry's version."""
-        # Index first: a crash between the two writes leaves a hint, never an orphan entry.
-        await self.registry.index_update(session, add={key: rel})
-        for attempt in range(_CLAIM_RETRIES):
-            if attempt:  # the entry we read was replaced: a token above its one
-                floor = current.token if current else 0
-                token = await anyio.to_thread.run_sync(lock.bump_counter, floor)
-            grant = FileLockGrant(rel, session, token, utcnow())
-            owner = Owner(rel, session, token, grant.since, procid.current(), 0)
-            try:
-                version = await self.registry.claim(key, owner, current.version if current else 0)
-            except VersionConflict:
-                # The previous holder deleted its entry after we read it: read again.
-                current = await self.registry.owner(key)
-                continue
-            return grant, version
-        raise LockError(f"{rel!r}: its registry entry keeps changing while we hold its OS lock")
-
-    async def _wait(
-        self,
-        session: str,
-        rel: str,
-        key: str,
-        lock_path: Path,
-        timeout: float,
-        blocked: _Blocked,
-    ) -> FileLockGrant:
-        deadline = time.monotonic() + timeout
-        delay = _MIN_BACKOFF
-        self._waiting[session] = rel
-        edge: str | None = None  # the owner our recorded wait points at
-        try:
-            while True:
-                owner = blocked.owner
-                if owner == session:
-                    raise LockError(
-                        f"session {session} already holds {rel!r} through another process"
-                    )
-                if owner is not None and owner != edge:
-                    edge = owner
-                    await self._record_wait(session, rel, owner)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise LockTimeout(rel, timeout, owner or edge)
-                await anyio.sleep(min(delay, remaining))
-                delay = min(delay * 2, _MAX_BACKOFF)
-                outcome = await self._try_take(session, rel, key, lock_path)
-                if isinstance(outcome, FileLockGrant):
-                    return outcome
-                blocked = outcome
-        finally:
-            # pop: a caller's second wait of one session (a bug, refused above) must surface
-            # as its own LockError, not as a KeyError here.
-            self._waiting.pop(session, None)
-            if edge is not None:
-                with anyio.CancelScope(shield=True):
-                    await self.registry.clear_wait(session)
-
-    async def _record_wait(self, session: str, rel: str, owner: str) -> None:
-        # Write, then look: of two sessions closing a cycle at once, the later one to write
-        # always sees the other's edge, so a cycle is never missed.
-        await self.registry.set_wait(session, rel, owner)
-        cycle = find_cycle(session, await self.registry.waits())
-        if cycle is not None:
-            await self._emit(
-                LockDeadlock(session=session, path=rel, cycle=[list(step) for step in cycle])
-            )
-            raise DeadlockError(cycle)
-        await self._emit(LockWaiting(session=session, path=rel, owner=owner))
-
-    async def _live_session(self, current: Owner | None) -> str | None:
-        """The entry's session if its process may be alive (then it holds the OS lock)."""
-        if current is None:
-            return None
-        if current.proc is None or current.proc == procid.current():
-            return current.session
-        alive = await anyio.to_thread.run_sync(procid.is_alive, current.proc)
-        # A dead owner's OS lock is free, so whoever holds it now is a racer not yet registered.
-        return None if alive is False else current.session
 
     async def _release(self, key: str, held: _Held) -> None:
         del self._held[key]
@@ -500,27 +408,9 @@ class LockManager:
         """Drop the entries a dead process of ``session`` left; the index hints go too."""
         if self._store is None:
             return 0  # the memory registry only holds what this manager holds
-        stale = 0
-        done: list[str] = []
-        for key in await self.registry.index(session):
-            current = await self.registry.owner(key)
-            if current is None or current.session != session:
-                done.append(key)  # released, or taken over by someone else since
-                continue
-            probe = await self._try_os_lock(self._files_dir / f"{key}.lock")
-            if probe is None:
-                continue  # held by a live process (another incarnation of the session)
-            try:
-                if await self.registry.drop(key, current.version):
-                    stale += 1
-                    done.append(key)
-                    await self._emit(
-                        LockReleased(lock="file", session=session, path=current.path, stale=True)
-                    )
-            finally:
-                probe.release()
-        await self.registry.index_update(session, remove=done)
-        return stale
+        return await owner_entries.clear_stale(
+            self.registry, session, self._files_dir, self._try_os_lock, self._emit
+        )
 
     async def _try_os_lock(self, lock_path: Path) -> FileLock | None:
         """The path's OS lock now, or None while another holder has it. In a worker thread:

@@ -15,29 +15,19 @@ sandboxed, none reaching it) is undone and said, and blames nobody.
 
 What is watched, and why these (each is cheap, and only the CLI should be writing there):
 
-- **git's shared setup**, byte for byte: the common ``config``, the main checkout's and the
-  session's own ``config.worktree``, every file in the common ``hooks/`` (but ``*.sample``,
-  which git never runs) and in ``info/`` (``attributes``, ``exclude``, ``sparse-checkout``).
-  These decide what *every* later git command runs: a hook, ``core.hooksPath``, a filter or
-  diff driver fed by ``info/attributes``. (Of ``info/`` only the files git reads to decide
-  what it does; ``info/refs``, which ``git gc`` rewrites, is bookkeeping, like packs,
-  ``packed-refs``, reflogs, ``FETCH_HEAD`` and ``gc.pid``, none of which is watched.) The
-  orchestrator's own git already ignores hooks
-  (``orchestrator.git.repo`` points ``core.hooksPath`` at an empty directory), but not filters, and
-  the user's git honours all of it. So a change found here is also **undone**
-  (``tamper_files.restore``: the CLI's version is kept beside it, nothing is deleted) before
-  any other git command of the orchestrator runs. A session's own ``config.worktree`` is
-  traced to it; the rest is everyone's, so every other session running then is told at its
+- **git's shared setup**, byte for byte (``setup``): the common ``config``, the main
+  checkout's and the session's own ``config.worktree``, ``hooks/`` and ``info/``, which decide
+  what *every* later git command runs. The orchestrator's own git already ignores hooks
+  (``orchestrator.git.repo`` points ``core.hooksPath`` at an empty directory), but not
+  filters, and the user's git honours all of it. So a change found here is also **undone**
+  before any other git command of the orchestrator runs. A session's own ``config.worktree``
+  is traced to it; the rest is everyone's, so every other session running then is told at its
   own check (``blame``: the compare alone would no longer show it). The orchestrator's own
-  one change there,
-  ``extensions.worktreeConfig`` for sparse worktrees, is made before any session
-  (``worktree_ops.share_worktree_config``).
-- **the sessions' checkouts cut off from git**: a worktree of the orchestrator's (a running
-  session's, or one kept for a retry or a human) whose admin directory a CLI deleted
-  (``.git/worktrees/<name>``) is given back to git at once, on its branch
-  (``worktrees.stranded``, under the metadata lock), before its edits are committed or
-  anything else touches it, at every check and before every session starts (then the
-  sessions running are the ones told); who deleted it cannot be told.
+  one change there, ``extensions.worktreeConfig`` for sparse worktrees, is made before any
+  session (``worktree_ops.share_worktree_config``).
+- **the sessions' checkouts cut off from git** (``cutoff``): a kept worktree whose admin
+  directory a CLI deleted is given back to git at once, on its branch, at every check and
+  before every session starts; who deleted it cannot be told.
 - **the shared refs and the base's checkouts** (``refs``, when the guard is given the
   base ref): the base, every session's branch but those of the sessions running (their CLIs'
   to move: a commit of aider's is its session's work), and the rescue refs
@@ -53,11 +43,9 @@ What is watched, and why these (each is cheap, and only the CLI should be writin
   sandboxed CLI reaches beside its own branch: a reflog of no ref removed, lines added since
   the watch that are no reflog line or name a missing commit dropped (``git fsck`` reads every
   reflog).
-- **the main checkout**, as ``git status`` lists it (tracked changes and untracked files, not
-  ignored ones), with each listed path's size and mtime: a file created, changed or deleted
-  there. Reported only: the user's checkout is never modified. Never looked at while the merge
-  queue fast-forwards that checkout (``merge_checkout.checkout_lock``): its files change one
-  by one before HEAD moves, which would look like edits.
+- **the main checkout**, as ``git status`` lists it (``checkout``): a file created, changed
+  or deleted there. Reported only: the user's checkout is never modified, and never looked at
+  while the merge queue fast-forwards it.
 - **``.council/worktrees/``**: a new entry that is not a worktree (a CLI writing ``../x``).
 
 Limits, on purpose: files ignored by git in the main checkout (``node_modules/``, ``.council/``
@@ -90,44 +78,29 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 
-from orchestrator.errors import PathEscapeError, WorkspaceError
 from orchestrator.git import seal
-from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import Git
-from orchestrator.merge.checkout import checkout_lock
 from orchestrator.worktrees.commits import head_branch
 from orchestrator.worktrees.layout import MetaLock
 from orchestrator.worktrees.models import SessionWorktree
-from orchestrator.worktrees.names import lock_reason
-from orchestrator.worktrees.stranded import READY, restore_admin_sync, stranded_admin
 from orchestrator.worktrees.tamper import reflogs
 from orchestrator.worktrees.tamper.blame import NAMESPACE, Finding, Ledger, Window, namespace_of
-from orchestrator.worktrees.tamper.files import ASIDE, FileState, describe_config, restore
+from orchestrator.worktrees.tamper.checkout import Listed, MainStatus, checkout_changes
+from orchestrator.worktrees.tamper.cutoff import CutOff, admin_of
+from orchestrator.worktrees.tamper.files import FileState
 from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
+from orchestrator.worktrees.tamper.setup import setup_files, undo_setup
 
 __all__ = ["RECHECKED", "TamperGuard", "Tampering", "Watch"]
 
 RECHECKED = "rechecked"  # the outcome kind of an attempt a retryable ``Tampering`` ended
 
 log = logging.getLogger(__name__)
-
-_INFO = ("attributes", "exclude", "sparse-checkout", "grafts")
-_STATUS = (
-    *("--no-optional-locks", "status", "--porcelain=v1", "-z", "--no-renames"),
-    *("--untracked-files=all", "--ignore-submodules=all"),
-)
-
-# path -> (status code, size, mtime_ns), size and mtime -1 when gone; None: git status failed
-Listed = dict[str, tuple[str, int, int]] | None
-# A kept worktree's branch (a ref), lock reason and ready mark, as a stranded one is restored.
-_Owner = tuple[str | None, str | None, str | None]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -190,19 +163,15 @@ class TamperGuard:
         # slowly git gets to writing their .git on a loaded machine.
         self._ours = ours
         self._refs = SharedRefs(git, common_dir, base_ref) if base_ref else None
-        self._meta = meta  # held while a stranded worktree's admin directory is recreated
-        self._sparse = sparse
-        # The sessions whose worktrees the orchestrator keeps (running or not), but those it
-        # is making or removing right now: a CLI must not cut any of them off from git.
-        self._kept = kept
         self._ledger = Ledger()
+        # The worktrees it keeps (``kept``: running or not, but those it is making or removing
+        # right now), checked for an admin directory a CLI deleted, given back under ``meta``.
+        self._cutoff = CutOff(git, common_dir, self._ledger, self._show, meta, sparse, kept)
+        self._status = MainStatus(git)
         self._sealed_seen: set[tuple[float, Path]] = set()  # the seal's restores judged already
         self._cli_from: dict[int, float] = {}  # when each running session's watch was done
         self._watches: dict[int, Watch] = {}  # the sessions running, by serial
         self._serials = itertools.count(1)
-        self._status_lock = anyio.Lock()
-        self._status_started = 0  # git status runs started, and the last one's number and answer
-        self._status_done: tuple[int, Listed] = (0, None)
 
     async def watch(
         self, worktree: Path, branch: str | None = None, *, confined: bool = False
@@ -218,20 +187,20 @@ class TamperGuard:
         # session starts; the sessions running now are the ones that could have done it.
         # One worker-thread call looks for them and, when there is none (the usual case),
         # reads this worktree's admin directory too.
-        owners = self._stranded_owners()
-        cut, admin_of = await anyio.to_thread.run_sync(
-            self._cut_then, owners, lambda: _admin_of(worktree)
+        owners = self._cutoff.owners()
+        cut, looked = await anyio.to_thread.run_sync(
+            self._cutoff.cut_then, owners, lambda: admin_of(worktree)
         )
-        found = await self._restore_cut(cut, owners)
+        found = await self._cutoff.restore(cut, owners)
         for finding in found:
             log.warning("before a session in %s: %s", self._show(worktree), finding.what)
         for line in self._ledger.notice(found):
             log.warning("before a session in %s: %s", self._show(worktree), line)
         serial = next(self._serials)
         own = f"refs/heads/{branch}" if branch else head_branch(worktree)
-        if admin_of is None:  # a checkout was given back: read it again, after
-            admin_of = await anyio.to_thread.run_sync(_admin_of, worktree)
-        admin, lock, ready = admin_of
+        if looked is None:  # a checkout was given back: read it again, after
+            looked = await anyio.to_thread.run_sync(admin_of, worktree)
+        admin, lock, ready = looked
         window = Window(serial, worktree, admin, own, lock, ready, started, confined=confined)
         # Open before the snapshot: a check ending meanwhile counts this session among those
         # that ran beside it.
@@ -240,7 +209,7 @@ class TamperGuard:
             files, entries, refs, logs = await anyio.to_thread.run_sync(
                 self._snapshot, worktree, window.task
             )
-            listed = None if confined else await self._main_status()
+            listed = None if confined else await self._status.read()
         except BaseException:
             self._ledger.close(window)
             raise
@@ -264,15 +233,15 @@ class TamperGuard:
             # then the rest of it as this session's watch saw it.
             # Then the sessions' checkouts a CLI cut off from git, given back before anything
             # else touches them. The three looks in one worker-thread call.
-            kept = self._stranded_owners()
+            kept = self._cutoff.owners()
 
             def setup_then_cut() -> tuple[list[Finding], list[Path]]:
                 seal.check(watch.worktree)
                 undone = self._undo_setup(watch, others)
-                return undone, self._cut(kept)
+                return undone, self._cutoff.cut(kept)
 
             found, cut = await anyio.to_thread.run_sync(setup_then_cut)
-            found += await self._restore_cut(cut, kept)
+            found += await self._cutoff.restore(cut, kept)
             # Then the base's checkouts (before the refs: a base put back under a checkout
             # still holding it would turn its files into reversed changes), then the refs.
             overlapping = self._ledger.overlapping(window)
@@ -285,8 +254,8 @@ class TamperGuard:
                 found += refs_found
             else:
                 found += await anyio.to_thread.run_sync(self._undo_refs, watch, owners, admins)
-                listed = await self._main_status()
-                moved = _checkout_changes(watch.listed, listed)
+                listed = await self._status.read()
+                moved = checkout_changes(watch.listed, listed)
                 moved += await anyio.to_thread.run_sync(self._new_entries, watch.entries)
             found += [Finding(what, undone=False) for what in moved]
             found += self._sealed(window)
@@ -342,129 +311,17 @@ class TamperGuard:
         return files, entries, refs, logs
 
     def _files(self, worktree: Path) -> set[Path]:
-        admin = read_gitfile(worktree)
-        found = {self.common_dir / "config", self.git_dir / "config.worktree"}
-        if admin is not None:
-            found.add(admin / "config.worktree")
-        # info/: only what git reads to decide what it does; ``info/refs`` (which ``git gc``
-        # and ``update-server-info`` rewrite for dumb transports) is git's own bookkeeping.
-        found.update(self.common_dir / "info" / name for name in _INFO)
-        hooks = self.common_dir / "hooks"
-        try:
-            names = os.listdir(hooks)
-        except OSError:
-            names = []
-        found.update(
-            hooks / name
-            for name in names
-            if not name.endswith((".sample", ".lock")) and ASIDE not in name
-        )
-        return found
+        return setup_files(self.common_dir, self.git_dir, worktree)
 
     def _undo_setup(self, watch: Watch, others: list[Watch]) -> list[Finding]:
-        """Git's setup put back as ``watch`` saw it, but for the files the run's seal puts back
-        itself (``orchestrator.git.seal``: to the run's version, never to a version a CLI
-        had changed before this session's watch; ``_sealed`` judges those). A session running
-        beside it whose own
-        watch saw the changed version already started after the change (``cleared``); its
-        snapshot is set to the version put back, so its check does not plant the change
-        again."""
-        stamp = _stamp()
+        """Git's setup put back as ``watch`` saw it (``setup.undo_setup``); the snapshots of
+        the sessions running beside it (``others``) that saw the change set to what was put
+        back."""
         own = None if watch.window.admin is None else watch.window.admin / "config.worktree"
-        changes = []
-        for path in sorted(self._files(watch.worktree) | watch.files.keys()):
-            before = watch.files.get(path, FileState())
-            now = FileState.read(path)
-            if before.same(now) or _nothing_either_way(path, before, now):
-                continue
-            if seal.covers(path):
-                continue  # the run's seal puts it back, before the next git command (_sealed)
-            if now.kind == "absent" and not os.path.isdir(path.parent):
-                continue  # a worktree's whole admin dir went: the stranded repair's to give back
-            what = f"{self._show(path)}: {_what_changed(path, before, now)}"
-            try:
-                done = restore(self.common_dir, path, before, now, stamp)
-            except (OSError, PathEscapeError) as exc:
-                done = f"could not be undone: {exc}"
-            # The session's own config.worktree is its worktree's; the rest is everyone's.
-            traced = watch.serial if path == own else None
-            cleared = set()
-            for other in others:
-                seen = other.files.get(path)
-                if seen is not None and seen.same(now):
-                    other.files[path] = before
-                    cleared.add(other.serial)
-            changes.append(Finding(f"{what} ({done})", traced, cleared=frozenset(cleared)))
-        return changes
-
-    def _stranded_owners(self) -> dict[Path, _Owner]:
-        """The worktrees whose checkouts must stay git's, each with its branch (a ref), lock
-        reason and ready mark: every one the orchestrator keeps, as it was at its session's
-        watch when one runs in it."""
-        owners: dict[Path, _Owner] = {}
-        for session in self._kept():
-            reason = lock_reason(session.session_id, session.cli, session.task_id)
-            owners[session.path] = (f"refs/heads/{session.branch}", reason, session.session_id)
-        for window in self._ledger.live():  # as they were at its watch, when known
-            owners[window.worktree] = (window.own, window.lock, window.ready)
-        return owners
-
-    def _cut(self, owners: dict[Path, _Owner]) -> list[Path]:
-        """Those of ``owners`` a CLI cut off from git (blocking)."""
-        return [path for path in owners if stranded_admin(path, self.common_dir) is not None]
-
-    def _cut_then(
-        self, owners: dict[Path, _Owner], then: Callable[[], T]
-    ) -> tuple[list[Path], T | None]:
-        """``_cut``, and ``then()`` when nothing was cut (blocking: one worker-thread call)."""
-        cut = self._cut(owners)
-        return cut, None if cut else then()
-
-    async def _restore_cut(self, cut: list[Path], owners: dict[Path, _Owner]) -> list[Finding]:
-        """Recreate the admin directory of every session's worktree a CLI deleted
-        (``worktrees.stranded``): who did it cannot be told from what is left, but only its
-        own session's CLI reaches that directory under a sandbox (``within``)."""
-        found = []
-        live = {w.worktree: w.serial for w in self._ledger.live()}
-        for path in cut:
-            own, lock, ready = owners[path]
-            what = f"{self._show(path)}: its git admin directory was deleted"
-            within = frozenset({live[path]}) if path in live else frozenset()
-            if own is None:
-                found.append(
-                    Finding(f"{what} (not restored: its branch is not known)", within=within)
-                )
-                continue
-            branch = own.removeprefix("refs/heads/")
-            try:
-                if self._meta is None:
-                    done = await anyio.to_thread.run_sync(
-                        self._restore_admin, path, branch, lock, ready
-                    )
-                else:
-                    async with self._meta.hold():
-                        done = await anyio.to_thread.run_sync(
-                            self._restore_admin, path, branch, lock, ready
-                        )
-            except WorkspaceError as exc:
-                done = f"could not be restored: {exc}"
-            if done is not None:
-                found.append(Finding(f"{what} ({done})", within=within))
-        return found
-
-    def _restore_admin(
-        self, worktree: Path, branch: str, lock: str | None, ready: str | None
-    ) -> str | None:
-        if stranded_admin(worktree, self.common_dir) is None:
-            return None  # restored meanwhile, by another session's check
-        return restore_admin_sync(
-            self.git,
-            self.common_dir,
-            worktree,
-            branch,
-            lock_reason=lock,
-            ready=ready,
-            sparse=self._sparse,
+        beside = {other.serial: other.files for other in others}
+        paths = self._files(watch.worktree)
+        return undo_setup(
+            self.common_dir, paths, watch.files, own, watch.serial, beside, _stamp(), self._show
         )
 
     def _refs_then_entries(
@@ -527,33 +384,6 @@ class TamperGuard:
         listed = self.git.run_sync("for-each-ref", "--format=%(refname)", prefix, check=False)
         return set(listed.out.split())
 
-    async def _main_status(self) -> Listed:
-        """The main checkout's status, from a ``git status`` that started after this call.
-
-        Sessions ending or starting together share one run: any run that starts after a
-        caller asked is as good as its own (its CLI has ended, or not yet started, by then).
-        """
-        asked = self._status_started
-        async with self._status_lock:
-            number, listed = self._status_done
-            if number > asked:
-                return listed
-            self._status_started += 1
-            number = self._status_started
-            listed = await anyio.to_thread.run_sync(self._status_now)
-            self._status_done = (number, listed)
-            return listed
-
-    def _status_now(self) -> Listed:
-        # Never in the middle of the merge queue's fast-forward of this checkout: its files
-        # change one by one before HEAD moves, which would look like someone's edits.
-        with checkout_lock(self.root):
-            result = self.git.run_sync(*_STATUS, check=False)
-        if not result.ok:
-            return None
-        entries = [entry for entry in result.stdout.split("\0") if len(entry) > 3]
-        return _stat_all(self.root, {entry[3:]: entry[:2] for entry in entries})
-
     def _entries(self) -> frozenset[str]:
         try:
             return frozenset(os.listdir(self.worktrees_dir))
@@ -576,74 +406,9 @@ class TamperGuard:
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
 
 
-def _admin_of(worktree: Path) -> tuple[Path | None, str | None, str | None]:
-    """A worktree's admin directory, its lock reason and its ready mark (blocking)."""
-    admin = read_gitfile(worktree)
-    if admin is None:
-        return None, None, None
-    return admin, _text(admin / "locked"), _text(admin / READY)
-
-
-def _text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
 def _stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
-
-
-def _nothing_either_way(path: Path, before: FileState, now: FileState) -> bool:
-    """An empty git config file and none at all tell git the same: nothing (the stranded
-    repair and the sandbox's reach make an empty ``config.worktree`` where git had none)."""
-    if not path.name.startswith("config"):
-        return False
-    empty = {("absent", None), ("file", b"")}
-    return (before.kind, before.data) in empty and (now.kind, now.data) in empty
-
-
-def _what_changed(path: Path, before: FileState, now: FileState) -> str:
-    if before.kind == "absent":
-        return "created"
-    if now.kind == "absent":
-        return "deleted"
-    if path.name in ("config", "config.worktree") and before.kind == now.kind == "file":
-        return describe_config(before, now)
-    return "changed"
-
-
-def _checkout_changes(before: Listed, now: Listed) -> list[str]:
-    if before is None or now is None:
-        return []  # git status failed once: nothing to compare (git said why in its error)
-    changes = []
-    for path in sorted(before.keys() | now.keys()):
-        old, new = before.get(path), now.get(path)
-        if old == new:
-            continue
-        if new is None:
-            what = "no longer differs from HEAD (restored or committed)"
-        elif new[0] == "??":
-            what = "untracked, new" if old is None else "untracked, changed"
-        elif new[1] < 0:
-            what = "deleted"
-        else:
-            what = "modified"
-        changes.append(f"main checkout {path}: {what}")
-    return changes
-
-
-def _stat_all(root: Path, codes: dict[str, str]) -> dict[str, tuple[str, int, int]]:
-    listed: dict[str, tuple[str, int, int]] = {}
-    for path, code in codes.items():
-        try:
-            info = os.lstat(root / path)
-            listed[path] = (code, info.st_size, info.st_mtime_ns)
-        except OSError:
-            listed[path] = (code, -1, -1)
-    return listed

@@ -1,0 +1,55 @@
+"""The contract every ``StateStore`` backend must pass, as a reusable pytest class.
+
+A backend's test module subclasses ``StateStoreContract`` and provides a ``store`` fixture::
+
+    class TestMyStore(StateStoreContract):
+        @pytest.fixture
+        async def store(self, tmp_path):
+            async with MyStore(...) as store:
+                yield store
+
+Tests only use the protocol, so they hold for any backend (file now, PostgreSQL later). Each
+subject is a mixin of its own module: ``tasks``, ``claims``, ``sessions`` (and checkpoints),
+``records`` (keyed records and the conflict strategies), ``events``, ``history``, ``ttl``,
+``context``, ``health``, ``transactions``, ``watch``, ``validators``, ``task_strategies``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from orchestrator.testing.state_contract.claims import ClaimsContract
+from orchestrator.testing.state_contract.context import ContextContract
+from orchestrator.testing.state_contract.events import EventsContract
+from orchestrator.testing.state_contract.health import HealthContract
+from orchestrator.testing.state_contract.history import HistoryContract
+from orchestrator.testing.state_contract.records import RecordsContract
+from orchestrator.testing.state_contract.sessions import SessionsContract
+from orchestrator.testing.state_contract.task_strategies import TaskStrategiesContract
+from orchestrator.testing.state_contract.tasks import TasksContract
+from orchestrator.testing.state_contract.transactions import TransactionsContract
+from orchestrator.testing.state_contract.ttl import TtlContract
+from orchestrator.testing.state_contract.validators import ValidatorsContract
+from orchestrator.testing.state_contract.watch import WatchContract
+
+__all__ = ["StateStoreContract"]
+
+
+class StateStoreContract(
+    TasksContract,
+    ClaimsContract,
+    SessionsContract,
+    RecordsContract,
+    EventsContract,
+    HistoryContract,
+    TtlContract,
+    ContextContract,
+    HealthContract,
+    TransactionsContract,
+    WatchContract,
+    ValidatorsContract,
+    TaskStrategiesContract,
+):
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
