@@ -1,7 +1,7 @@
 """A run of many tasks starts at once: its session is recorded first, its tasks in batches
 (one durable write, or one transaction, per batch), dispatch starts while the rest are still
 being written, a stop during start-up leaves a session ``council resume`` finishes with every
-task once, and ``council status`` shows the run meanwhile (``scheduler.recording``,
+task once, and ``council status`` shows the run meanwhile (``scheduler.session.recording``,
 ``state.file.task_batches``, ``StateStore.add_session_tasks``)."""
 
 from __future__ import annotations

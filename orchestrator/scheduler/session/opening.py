@@ -27,9 +27,9 @@ from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import ORCHESTRATOR, TASKS_OPTION, TEAM, RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.dispatcher import adapter_chain
-from orchestrator.scheduler.liveness import refuse_if_alive
-from orchestrator.scheduler.recording import RECORDING, TaskRecorder
-from orchestrator.scheduler.resume import recover, retire_left_worktrees, skip_landed
+from orchestrator.scheduler.session.liveness import refuse_if_alive
+from orchestrator.scheduler.session.recording import RECORDING, TaskRecorder
+from orchestrator.scheduler.session.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.submissions import Submissions
 from orchestrator.scheduler.sweeper import Sweeper
 from orchestrator.scheduler.team.definitions import (
@@ -155,7 +155,7 @@ class Opening:
         return bool(await alive_workstations(store, session_id, stale, but=team.workstation))
 
     async def resume(self, session_id: str) -> bool:
-        """Take session ``session_id`` up where it stood (``orchestrator.scheduler.resume``), or
+        """Take session ``session_id`` up where it stood (``resume``), or
         join it when teammates still run it; False when the run was stopped meanwhile (the
         session stays as it was, resumable), else the run's loop goes on."""
         run, store, team = self._run, self._services.store, self._services.team

@@ -24,7 +24,7 @@ from orchestrator.events.tasks import TaskRecordRecreated
 from orchestrator.models import TaskState
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
-from orchestrator.scheduler.recording import TaskRecorder
+from orchestrator.scheduler.session.recording import TaskRecorder
 from orchestrator.scheduler.view import TaskView
 
 __all__ = ["RunReads"]

@@ -21,8 +21,8 @@ from orchestrator.models import SessionStatus
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.ending import decide
-from orchestrator.scheduler.opening import Opening
 from orchestrator.scheduler.parts import RunParts
+from orchestrator.scheduler.session.opening import Opening
 from orchestrator.scheduler.spending import Spending
 
 __all__ = ["finish"]

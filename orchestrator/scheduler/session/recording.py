@@ -22,7 +22,7 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
-from orchestrator.scheduler.resume import skip_landed
+from orchestrator.scheduler.session.resume import skip_landed
 
 __all__ = ["BATCH", "RECORDING", "TaskRecorder"]
 
