@@ -13,7 +13,7 @@ count), none asks for changes, and every check succeeded (at least one reported)
 enough with ``merge: auto``, the pull request is not read first: its checks are those of the
 head recorded, the one the approvals reviewed, and the merge expects that head, so the forge
 refuses a merge of one a person merged, closed or pushed to meanwhile, and it is read then
-(``_not_merged``).
+(``PullOutcomes.not_merged``).
 
 - gated, ``merge: auto``: council merges it through the API, expecting the head it looked at
   (``merge_pull(expected_sha=...)``); the forge's branch protection decides as for anyone.
@@ -244,7 +244,7 @@ class PullFollower:
 
         # The pull request itself is read unless council is about to merge it: the merge,
         # expecting the head recorded (the one the approvals counted reviewed), refuses one
-        # merged, closed or pushed to meanwhile, and ``_not_merged`` reads it then (one
+        # merged, closed or pushed to meanwhile, and ``PullOutcomes.not_merged`` reads it then (one
         # request a task saved on the happy path).
         pr, read = _as_recorded(pull, self._run.services.config.base_branch), False
         approved, reviewed = gate(pr.head_sha)
