@@ -37,7 +37,7 @@ from orchestrator.ids import check_id
 from orchestrator.models import TaskState, TaskStatus
 from orchestrator.process import procid
 from orchestrator.run.stores import describe_state
-from orchestrator.scheduler.pulls.follower import close_cancelled_pull, open_pull_of_cancelled
+from orchestrator.scheduler.pulls.cancelled import close_cancelled_pull, open_pull_of_cancelled
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["cancel"]

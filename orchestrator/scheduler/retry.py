@@ -15,7 +15,7 @@ Contract:
   ``done`` (its work landed); an unknown task raises ``RecordNotFound``.
 - ``request_rebase(services, task_id)``: a task whose pull request is open, waiting
   ``in_review`` or ended ``conflict`` after its resolve round, goes through a resolve round
-  asked for by a person (``pull_follower.resolve_round``, the follower's own write): built
+  asked for by a person (``pulls.outcomes.resolve_round``, the follower's own write): built
   again on the remote's base as it is now and pushed to the same pull request. It counts as
   a resolve round (one more conflict at the merge then ends it ``conflict``, for a person to
   ask again). A task without an open pull request raises ``RequeueError`` saying why.
@@ -43,8 +43,8 @@ from orchestrator.scheduler.attempts.attempt import (
 )
 from orchestrator.scheduler.cancel import clear_cancel
 from orchestrator.scheduler.context import Services
-from orchestrator.scheduler.pulls.follower import resolve_round
 from orchestrator.scheduler.pulls.landing import PULL
+from orchestrator.scheduler.pulls.outcomes import resolve_round
 from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS
 from orchestrator.scheduler.rules.queue import NOT_BEFORE, OUTCOME, PARKED_ADAPTER, PARKED_UNTIL
 from orchestrator.state.protocol import StateStore
