@@ -1,7 +1,7 @@
 """Landing by pull request (``landing.via: pull_request``): a finished attempt's branch goes to
 the remote as ``council/<task>`` and exactly one pull request is opened for it; the task waits
 ``in_review`` (claim released, locks let go, worktree retired, its branch kept) while
-``pull_follower`` follows the pull request to its merge or close.
+``pulls.follower`` follows the pull request to its merge or close.
 
 Exactly once, across crashes and workstations: a keyed record (namespace ``pulls``, key the
 task id) names the head branch before anything leaves the machine (crash point
@@ -141,7 +141,7 @@ class PullLanding(AttemptPart):
         round_ = int(earlier.get("round", 0))
         # A feedback round whose build changed nothing pushed the head already reviewed.
         unchanged = bool(meta.get(PULL_FEEDBACK)) and earlier.get("head_sha") == tip
-        # What earlier rounds answered stays (``pull_follower``): never answered twice.
+        # What earlier rounds answered stays (``pulls.follower``): never answered twice.
         meta[PULL] = {**earlier, **pull_summary(pull, round_=round_, tip=tip, created=created)}
         meta.pop(WORKTREE, None)  # retired below: the branch keeps the work
         meta.pop(WAITING, None)
