@@ -47,6 +47,8 @@ __all__ = [
 def _iso(value: object) -> datetime:
     """An ISO time as the scheduler writes it (``datetime.isoformat``); anything else is
     damaged (read as absent)."""
+    if isinstance(value, datetime):  # set by a writer
+        return value
     if not isinstance(value, str):
         raise ValueError(f"an ISO time was expected, not {type(value).__name__}")
     return datetime.fromisoformat(value)
@@ -144,7 +146,7 @@ class Relanding(BaseModel):
     commit: str
     base: str | None = None
     merge_base: str | None = None
-    replaced_by: str | None = None
+    replaced_by: list[str] | None = None  # the commits that replaced it (``<sha> <subject>``)
     seen_at: str | None = None
     action: str | None = None  # reland, lost, report
 

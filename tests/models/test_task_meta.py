@@ -63,7 +63,7 @@ RECORDS: list[dict[str, Any]] = [
                 "commit": "c" * 40,
                 "base": "main",
                 "merge_base": "d" * 40,
-                "replaced_by": None,
+                "replaced_by": ["f" * 10 + " a subject"],
                 "seen_at": NOW.isoformat(),
                 "action": "reland",
             }
