@@ -48,8 +48,8 @@ from orchestrator.models import (
 )
 from orchestrator.process import procid
 from orchestrator.run.run_lock import RunLock, acquire_run_lock
-from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.state import StateStore
+from orchestrator.task_meta import TaskMeta
 from orchestrator.worktrees.layout import COUNCIL_DIR
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import ReconcileReport, RemovalResult, WorktreeInfo
@@ -208,7 +208,7 @@ async def _prune_dead(config: RunConfig, store: StateStore, run_locked: str | No
             break
     adopted: list[Adoption] = []
     if run_locked is None and held_by is None:
-        claimed = {str(t.metadata[WORKTREE]) for t in tasks if t.metadata.get(WORKTREE)}
+        claimed = {s for t in tasks if (s := TaskMeta.read(t.metadata).worktree.session)}
         tasks_known = {t.task_id for t in tasks}
         adopted = await manager.adopt_orphans(claimed=claimed, tasks=tasks_known)
     infos = await manager.list_worktrees()
@@ -230,9 +230,9 @@ def live_worktrees(
         if t.session_id in unfinished or t.status not in TERMINAL_TASK_STATUSES
     }
     live = {
-        str(t.metadata[WORKTREE])
+        session
         for t in tasks
-        if t.task_id in keep_tasks and t.metadata.get(WORKTREE)
+        if t.task_id in keep_tasks and (session := TaskMeta.read(t.metadata).worktree.session)
     }
     # A worktree made just before its task recorded it (a crash in between) is known by task.
     live |= {i.session_id for i in infos if i.session_id and i.task_id in keep_tasks}

@@ -98,12 +98,12 @@ from orchestrator.run.reports.session_report import session_report
 from orchestrator.run.run_lock import RunLock
 from orchestrator.run.stores import describe_state, run_sessions
 from orchestrator.safety import crashpoints, secret_allow
-from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.board import TaskLine
 from orchestrator.scheduler.scheduler import Scheduler
 from orchestrator.scheduler.team.definitions import JoinChoice
 from orchestrator.state import StateStore
 from orchestrator.state.team import team_for
+from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.record_rules import workflow_rules
 from orchestrator.workflow.task_run import WorkflowFn
 
@@ -309,7 +309,7 @@ class Council:
         anything is dispatched: this process holds the run lock, so none is a live run's."""
         store = self._require_store()
         tasks = await store.list_tasks()
-        claimed = {str(t.metadata[WORKTREE]) for t in tasks if t.metadata.get(WORKTREE)}
+        claimed = {s for t in tasks if (s := TaskMeta.read(t.metadata).worktree.session)}
         await self.scheduler.services.worktrees.adopt_orphans(
             claimed=claimed, tasks={t.task_id for t in tasks}
         )

@@ -33,11 +33,11 @@ from orchestrator.events.kinds import EventType
 from orchestrator.forge.issue_tasks import issue_number, task_id_for
 from orchestrator.forge.steering import SteeringRefused
 from orchestrator.money import dollars
-from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.pulls.landing import PULL, PULLS
 from orchestrator.scheduler.retry import request_rebase, request_retry
 from orchestrator.scheduler.scheduler import Scheduler
 from orchestrator.spend.raising import budget_scope, in_force, raise_budget
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["RunHelm"]
 
@@ -140,7 +140,7 @@ class RunHelm:
         except (RequeueError, RecordNotFound) as exc:
             raise SteeringRefused(str(exc)) from None
         ended = f"it had ended {before.status}" if before is not None else "it had ended"
-        if state.metadata.get(WORKTREE):
+        if TaskMeta.read(state.metadata).worktree.session:
             kept = "its next attempt continues in its kept worktree"
         elif state.branch:
             kept = (

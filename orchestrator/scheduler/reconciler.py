@@ -42,7 +42,7 @@ from orchestrator.events.tasks import (
     TaskWorktreeLost,
 )
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
-from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.cancel import cancelled_updates, clear_cancel, pending_cancels
@@ -50,6 +50,7 @@ from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.pause import PauseWatch
 from orchestrator.scheduler.sweeper import Sweeper
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["SELF_FENCE", "Reconciler"]
 
@@ -140,9 +141,9 @@ class Reconciler:
             if state.status != TaskStatus.CANCELLED:
                 await emit(TaskCancelTooLate(task_id=task_id, status=state.status))
             return True
-        meta = dict(state.metadata)
-        worktree = meta.pop(WORKTREE, None)
-        updates: dict[str, Any] = {**cancelled_updates(state), "metadata": meta}
+        meta = TaskMeta.read(state.metadata)
+        worktree, meta.worktree.session = meta.worktree.session, None
+        updates: dict[str, Any] = {**cancelled_updates(state), "metadata": meta.dump()}
         if state.claim is not None and state.claim.status == ClaimStatus.ACTIVE:
             updates["claim"] = state.claim.model_copy(
                 update={"status": ClaimStatus.ABANDONED, "released_at": utcnow()}

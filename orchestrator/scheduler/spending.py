@@ -6,7 +6,7 @@ does to the run.
   started (its wait says which budget, in the live view and ``status``); one whose adapter's
   quota cannot carry it is not started there either: its adapter is held until the reset
   (``AdapterParks.hold``), so the task goes to a fallback adapter or waits. Either hold is kept
-  on the task's record (``mark``: ``HELD``, ``HELD_UNTIL``; ``status`` reads them from any
+  on the task's record (``mark``: ``TaskMeta.hold``; ``status`` reads them from any
   process) and said once (``call.held``), and cleared when its call starts.
 - **A held attempt** (``WorkflowStatus.HELD``: the gate refused a later phase's call) goes
   back to the queue uncounted, its work committed on its branch (``Settler``).
@@ -27,7 +27,6 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.models import TaskState, TaskStatus
 from orchestrator.process import procid
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempts.attempt import HELD, HELD_UNTIL
 from orchestrator.scheduler.candidates import candidate_settled, candidates_of
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.ending import after_waiting
@@ -36,8 +35,9 @@ from orchestrator.scheduler.rules.queue import first_phase
 from orchestrator.scheduler.settling import settle_left_open
 from orchestrator.spend.budgets import Exceeded
 from orchestrator.spend.gate import CallPlan, Hold, SpendGate
+from orchestrator.task_meta import TaskMeta
 
-__all__ = ["HELD", "HELD_UNTIL", "BudgetEnd", "Spending"]
+__all__ = ["BudgetEnd", "Spending"]
 
 
 _CANDIDATE = re.compile(r"^(?P<task>.+)\.c\d+$")
@@ -104,8 +104,8 @@ class Spending:
     def held_by_budget(self, state: TaskState) -> bool:
         """``state``'s task waits for a budget to be raised: its record says so, and the
         budget still has no room for its next call (a raised one lets it start)."""
-        held = state.metadata.get(HELD)
-        if state.status != TaskStatus.QUEUED or not isinstance(held, str) or self.gate is None:
+        held = TaskMeta.read(state.metadata).hold.held
+        if state.status != TaskStatus.QUEUED or held is None or self.gate is None:
             return False
         task = self._run.tasks.get(state.task_id) or self._candidate(state.task_id)
         if task is None:
@@ -150,32 +150,30 @@ class Spending:
     async def mark(
         self, state: TaskState, hold: Hold | None, adapter: str = "", phase: str = ""
     ) -> TaskState:
-        """Keep what holds ``state``'s task back in its record (``HELD``, and ``HELD_UNTIL``
+        """Keep what holds ``state``'s task back in its record (``hold.held``, and ``held_until``
         for a quota's reset: ``status`` reads them from any process), written only when it
         changes, and say it once (``call.held``: ``SpendGate.held``); None: nothing holds it
         any more (its call may start), which clears both. The record as it is now."""
         if hold is None and self.gate is not None:
             self.gate.released(state.task_id)
         reason = hold.reason if hold is not None else None
-        until = hold.until.isoformat() if hold is not None and hold.until is not None else None
+        until = hold.until if hold is not None else None
         if hold is not None and self.gate is not None:
             await self.gate.held(CallPlan(state.task_id, phase, adapter), hold)
-        meta: dict[str, Any] = dict(state.metadata)
-        if meta.get(HELD) == reason and meta.get(HELD_UNTIL) == until:
+        meta = TaskMeta.read(state.metadata)
+        if meta.hold.held == reason and meta.hold.held_until == until:
             return state
-        for key, value in ((HELD, reason), (HELD_UNTIL, until)):
-            if value is None:
-                meta.pop(key, None)
-            else:
-                meta[key] = value
-        return await self._run.services.store.update_task_state(state.task_id, {"metadata": meta})
+        meta.hold.held, meta.hold.held_until = reason, until
+        update = {"metadata": meta.dump()}
+        return await self._run.services.store.update_task_state(state.task_id, update)
 
     async def publish(self, states: list[TaskState]) -> None:
         """Keep the run's final spend line (its end), naming the budget it waits for."""
         if self.gate is None:
             return
         held = next(
-            (str(s.metadata[HELD]) for s in states if self.held_by_budget(s)), self.stopped_by
+            (str(TaskMeta.read(s.metadata).hold.held) for s in states if self.held_by_budget(s)),
+            self.stopped_by,
         )
         await self.gate.publish(force=True, held=held)
 

@@ -1,4 +1,4 @@
-"""One attempt in flight, and the keys of what the scheduler keeps in a task's metadata."""
+"""One attempt in flight, as this scheduler sees it."""
 
 from __future__ import annotations
 
@@ -14,32 +14,11 @@ from orchestrator.models import TaskState
 from orchestrator.scheduler.candidates import group_lock_owner
 from orchestrator.worktrees.models import SessionWorktree
 
-__all__ = [
-    "EMPTY_BUILDS",
-    "FAILURES",
-    "HELD",
-    "HELD_UNTIL",
-    "MAX_RESOLVE_ROUNDS",
-    "MERGE_RECHECK",
-    "RESOLVE_ROUNDS",
-    "USAGE",
-    "WORKTREE",
-    "WORKTREE_LOSSES",
-    "Attempt",
-]
+__all__ = ["MAX_RECHECKS", "MAX_RESOLVE_ROUNDS", "MERGE_RECHECK", "Attempt"]
 
-FAILURES = "failures"  # metadata: failed attempts so far (what RetryPolicy.decide counts)
-RECHECKS = "rechecks"  # metadata: attempts sent round again by the tamper check (not failures)
+# What the scheduler keeps in a task's metadata is typed in ``orchestrator.task_meta``.
 MAX_RECHECKS = 3  # beyond these, a recheck counts as a failed attempt (bounded either way)
-EMPTY_BUILDS = "empty_builds"  # metadata: attempts whose build changed nothing (no_changes)
-RETRY_NOTE = "retry_note"  # metadata: why the last attempt changed nothing, for the next build
-WORKTREE = "worktree_session"  # metadata: the session id of the task's kept worktree
-WORKTREE_LOSSES = "worktree_losses"  # metadata: attempts requeued because it was deleted
-RESOLVE_ROUNDS = "resolve_rounds"  # metadata: conflicts answered by building again on the base
-MAX_RESOLVE_ROUNDS = 1
-USAGE = "usage"  # metadata: tokens and cost summed over attempts
-HELD = "held"  # metadata: the budget or quota a task waits for (``scheduler.spending``)
-HELD_UNTIL = "held_until"  # metadata: ISO time a quota's hold ends (``scheduler.spending``)
+MAX_RESOLVE_ROUNDS = 1  # conflicts answered by building again on the base, at most
 MERGE_RECHECK = 0.5  # seconds between merges retried while the base's checkout is dirty
 
 

@@ -41,6 +41,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import anyio
 
@@ -64,13 +65,14 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.runner.phase_call import PhaseCall
-from orchestrator.scheduler.attempts.attempt import RETRY_NOTE, WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.spend.gate import SpendGate
+from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -148,7 +150,7 @@ class AttemptRunner:
         state = await store.get_task_state(task.id)
         if state is None or self._run.stopping or state.status in TERMINAL_TASK_STATUSES:
             return False  # ended meanwhile (cancelled by another process, say)
-        kept = state.metadata.get(WORKTREE)
+        kept = TaskMeta.read(state.metadata).worktree.session
         attempt.note = _retry_note(state)
         await self._parts.starting(attempt, state)
         session_id = str(kept or _new_session_id(task.id))
@@ -169,7 +171,7 @@ class AttemptRunner:
                     "adapter": attempt.adapter,
                     "started_at": state.started_at or utcnow(),
                     "current_phase": attempt.phase,
-                    "metadata": {**state.metadata, WORKTREE: session_id},
+                    "metadata": _with_session(state, session_id),
                 },
                 # Only the task as read above: in a team another workstation may have run or
                 # ended it in between (its view of the queue lags a little behind).
@@ -377,5 +379,11 @@ def _new_session_id(task_id: str) -> str:
 
 def _retry_note(state: TaskState) -> str | None:
     """Why the task's last attempt changed nothing, when it did (``failures``)."""
-    note = state.metadata.get(RETRY_NOTE)
-    return note if isinstance(note, str) and note else None
+    return TaskMeta.read(state.metadata).retry.retry_note or None
+
+
+def _with_session(state: TaskState, session_id: str) -> dict[str, Any]:
+    """``state``'s metadata naming ``session_id`` as the worktree the task keeps."""
+    meta = TaskMeta.read(state.metadata)
+    meta.worktree.session = session_id
+    return meta.dump()

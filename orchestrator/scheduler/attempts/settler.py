@@ -24,13 +24,14 @@ from orchestrator.events.tasks import TaskRequeued
 from orchestrator.models import ClaimStatus, TaskStatus
 from orchestrator.retry import RetryPolicy
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempts.attempt import WORKTREE_LOSSES, Attempt
+from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.failures import Failures
 from orchestrator.scheduler.attempts.lander import Lander
 from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.candidates import CANDIDATE_RESULT
 from orchestrator.scheduler.context import RunContext
+from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 
 __all__ = ["Settler"]
@@ -97,7 +98,7 @@ class Settler:
         """The spend gate did not start a phase's call: back to the queue, nothing counted
         (no failure, no attempt), its work committed on its branch. A quota's hold holds its
         adapter until the reset (a fallback may take the task); either is kept in the
-        record (``spending.HELD``) until the task starts again."""
+        record (``TaskMeta.hold``) until the task starts again."""
         if result.retry_at is not None:
             self._parks.hold(attempt.adapter, result.retry_at)
         budget = result.outcome_kind == "budget"
@@ -125,14 +126,11 @@ class Settler:
         state = await services.store.get_task_state(attempt.key)
         if state is None:
             return False
-        losses = int(state.metadata.get(WORKTREE_LOSSES, 0)) + 1
+        meta = TaskMeta.read(state.metadata)
+        losses = meta.worktree.losses = (meta.worktree.losses or 0) + 1
         if losses > self._policy.max_retries:
             return False
-        updates = {
-            "status": TaskStatus.QUEUED,
-            "current_phase": None,
-            "metadata": {**state.metadata, WORKTREE_LOSSES: losses},
-        }
+        updates = {"status": TaskStatus.QUEUED, "current_phase": None, "metadata": meta.dump()}
         await self._writes.release(attempt, ClaimStatus.ABANDONED, updates)
         await self._run.events.emit(
             TaskRequeued(task_id=attempt.key, reason="its worktree was deleted")

@@ -15,10 +15,11 @@ from orchestrator.errors import CouncilError, StaleClaim, WorkspaceError
 from orchestrator.events.tasks import TaskCancelled, TaskRequeued
 from orchestrator.git.publish import publish_rescue
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
-from orchestrator.scheduler.attempts.attempt import HELD, HELD_UNTIL, USAGE, WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.session_context import SessionContextFeed
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.context import RunContext
+from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import WorkflowResult
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -82,11 +83,11 @@ class AttemptWrites:
                 updates["attempt"] = attempt.number - 1
             if held is not None:
                 state = await self._services.store.get_task_state(attempt.key)
-                meta = dict(state.metadata) if state is not None else {}
-                meta[HELD] = held
+                meta = TaskMeta.read(state.metadata if state is not None else {})
+                meta.hold.held = held
                 if held_until is not None:
-                    meta[HELD_UNTIL] = held_until.isoformat()
-                updates["metadata"] = self.with_usage(attempt, meta)
+                    meta.hold.held_until = held_until
+                updates["metadata"] = self.with_usage(attempt, meta.dump())
             await self.release(attempt, ClaimStatus.ABANDONED, updates)
             await self._events.emit(TaskRequeued(task_id=attempt.key, reason=why))
         return False
@@ -98,9 +99,9 @@ class AttemptWrites:
         if state is None:
             return
         state = state.model_copy(update=self.where(attempt))  # the branch the work is kept on
-        meta = dict(state.metadata)
-        meta.pop(WORKTREE, None)
-        updates = {**cancelled_updates(state), "metadata": meta}
+        meta = TaskMeta.read(state.metadata)
+        meta.worktree.session = None
+        updates = {**cancelled_updates(state), "metadata": meta.dump()}
         await self.release(attempt, ClaimStatus.ABANDONED, updates)
         await self._events.emit(TaskCancelled(task_id=attempt.key, branch=state.branch))
         if attempt.group is None:
@@ -153,8 +154,10 @@ class AttemptWrites:
         usage, attempt.usage = attempt.usage, None
         if usage is None:
             return dict(metadata)
-        total = dict(metadata.get(USAGE) or {})
+        meta = TaskMeta.read(metadata)
+        total = dict(meta.retry.usage or {})
         for name, value in usage.model_dump().items():
             if value is not None:
                 total[name] = (total.get(name) or 0) + value
-        return {**metadata, USAGE: total}
+        meta.retry.usage = total
+        return meta.dump()

@@ -12,7 +12,7 @@ from typing import Any
 from orchestrator.config.task import TaskConfig
 from orchestrator.events.tasks import TaskCancelled, TaskCancelTooLate
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskState, TaskStatus, utcnow
-from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.cancel import cancelled_updates
@@ -23,6 +23,7 @@ from orchestrator.scheduler.candidates import (
 )
 from orchestrator.scheduler.context import RunContext
 from orchestrator.state.session_rules import recovery_updates
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["CouncilMembers", "Member"]
 
@@ -85,7 +86,7 @@ class CouncilMembers:
                 running.request_cancel()
                 ended = False
             elif member_state.status not in TERMINAL_TASK_STATUSES:
-                worktree = member_state.metadata.get(WORKTREE)
+                worktree = TaskMeta.read(member_state.metadata).worktree.session
                 await self.end_candidate(member.id, "cancelled on request", worktree)
         store, emit = self._run.services.store, self._run.events.emit
         state = await store.get_task_state(task.id)
@@ -117,9 +118,9 @@ class CouncilMembers:
         state = await self._run.services.store.get_task_state(task_id)
         if state is None:
             return None
-        meta = dict(state.metadata)
-        meta.pop(WORKTREE, None)
-        return {**cancelled_updates(state, why), "metadata": meta}
+        meta = TaskMeta.read(state.metadata)
+        meta.worktree.session = None
+        return {**cancelled_updates(state, why), "metadata": meta.dump()}
 
     async def remove_candidate_worktree(self, worktree: object) -> None:
         """The worktree of a candidate that ended (its branch is kept)."""

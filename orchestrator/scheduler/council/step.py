@@ -43,7 +43,7 @@ from orchestrator.events.tasks import TaskFailed
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
 from orchestrator.runner.cli_runs import CliRunBook
-from orchestrator.scheduler.attempts.attempt import MERGE_RECHECK, WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import MERGE_RECHECK, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.writes import AttemptWrites
@@ -58,6 +58,7 @@ from orchestrator.scheduler.council.closing import CouncilClosing
 from orchestrator.scheduler.council.members import CouncilMembers, Member
 from orchestrator.spend.gate import SpendGate
 from orchestrator.state.transactions import transaction
+from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.best_of import COUNCIL_PHASE, CandidateResult, pick_best
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 
@@ -165,7 +166,8 @@ class CouncilStep:
         for member, state in members:
             if not candidate_ready(state):
                 continue
-            kept, session_id = state.metadata[CANDIDATE_RESULT], state.metadata.get(WORKTREE)
+            kept = state.metadata[CANDIDATE_RESULT]
+            session_id = TaskMeta.read(state.metadata).worktree.session
             if not isinstance(session_id, str):
                 log.warning("candidate %s is ready but names no worktree", member.id)
                 continue
@@ -233,11 +235,11 @@ class CouncilStep:
                 "error": f"merge conflict in {paths}; branch {branch} kept",
             }
         winner_state = next(s for m, s in members if m is winner)
-        meta = dict(winner_state.metadata)
+        meta = TaskMeta.read(winner_state.metadata)
         if merged.tip_contained:
-            meta.pop(WORKTREE, None)
+            meta.worktree.session = None
         ends: dict[str, dict[str, Any]] = {
-            winner.id: {**outcome, "finished_at": now, "metadata": meta}
+            winner.id: {**outcome, "finished_at": now, "metadata": meta.dump()}
         }
         losers: list[str] = []
         for member, candidate in ready:

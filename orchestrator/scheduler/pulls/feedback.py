@@ -24,10 +24,10 @@ from orchestrator.forge.base import Checks, Forge, PullRequest, Review, ReviewCo
 from orchestrator.forge.trust import Trust
 from orchestrator.ids import derived_id
 from orchestrator.models import PhaseStatus, TaskState, TaskStatus
-from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.pulls.landing import PULL, PULL_FEEDBACK
+from orchestrator.scheduler.pulls.landing import PULL
 from orchestrator.scheduler.pulls.outcomes import write
+from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.progress import BUILD
 from orchestrator.workflow.resume import FEEDBACK_OUTCOME
 
@@ -145,8 +145,10 @@ class FeedbackRounds:
             for name, record in state.phases.items()
             if name in again
         }
-        meta = {**state.metadata, PULL_FEEDBACK: feedback.text}
-        meta[WORKTREE] = derived_id(state.task_id, secrets.token_hex(3), limit=59)
+        typed = TaskMeta.read(state.metadata)
+        typed.pull.pull_feedback = feedback.text
+        typed.worktree.session = derived_id(state.task_id, secrets.token_hex(3), limit=59)
+        meta = typed.dump()
         meta[PULL] = {
             **seen,
             "round": int(seen.get("round", 0)) + 1,

@@ -47,7 +47,6 @@ __all__ = [
     "ISSUE",
     "PULL",
     "PULLS",
-    "PULL_FEEDBACK",
     "PULL_REMOTE",
     "PullLanding",
     "head_branch",
@@ -57,7 +56,6 @@ __all__ = [
 PULLS = "pulls"  # keyed-record namespace: task id -> {head, base, number, url}
 PULL = "pull"  # task metadata: the pull request as last seen (``council status`` shows it)
 ISSUE = "issue"  # task (config or record) metadata: its issue's number, which its PR closes
-PULL_FEEDBACK = "pull_feedback"  # task metadata: the feedback its next build answers
 PULL_REMOTE = "origin"  # where heads are pushed when the run has no team remote
 _PROMPT_LINES = 12  # of the task's prompt, at the top of the pull request's body
 _SUMMARY_CHARS = 4000  # of each phase's summary
@@ -79,8 +77,7 @@ class PullLanding(AttemptPart):
         self._writes = writes
 
     async def starting(self, attempt: Attempt, state: TaskState) -> None:
-        feedback = state.metadata.get(PULL_FEEDBACK)
-        attempt.feedback = feedback if isinstance(feedback, str) and feedback else None
+        attempt.feedback = TaskMeta.read(state.metadata).pull.pull_feedback or None
 
     async def adopt(
         self, attempt: Attempt, session_id: str, state: TaskState

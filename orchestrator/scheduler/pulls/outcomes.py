@@ -25,9 +25,10 @@ from orchestrator.events.pulls import PullClosed, PullMerged, PullNotMerged
 from orchestrator.events.tasks import TaskFailed
 from orchestrator.forge.base import Forge, PullRequest
 from orchestrator.models import TaskState, TaskStatus, utcnow
-from orchestrator.scheduler.attempts.attempt import MAX_RESOLVE_ROUNDS, RESOLVE_ROUNDS, WORKTREE
+from orchestrator.scheduler.attempts.attempt import MAX_RESOLVE_ROUNDS
 from orchestrator.scheduler.context import RunContext, Services
 from orchestrator.scheduler.pulls.landing import PULL, PULL_REMOTE
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["PullOutcomes", "pull_remote", "resolve_round", "write"]
 
@@ -51,8 +52,10 @@ async def resolve_round(
     follower when council's merge met a conflict, and by ``scheduler.retry.request_rebase``
     when a person asks for it."""
     await services.merges.lending.follow_pull_base(pull_remote(services))
-    meta = {**state.metadata, RESOLVE_ROUNDS: round_, "conflicts": []}
-    meta.pop(WORKTREE, None)
+    typed = TaskMeta.read(state.metadata)
+    typed.retry.resolve_rounds, typed.retry.conflicts = round_, []
+    typed.worktree.session = None
+    meta = typed.dump()
     meta[PULL] = {**seen, "round": int(seen.get("round", 0)) + 1, "waiting": "", "human": False}
     updates: dict[str, Any] = {
         "status": TaskStatus.QUEUED,
@@ -171,7 +174,7 @@ class PullOutcomes:
                 "head needs its own approval)"
             )
             return await self.note(state, seen, why, human=False)
-        rounds = int(state.metadata.get(RESOLVE_ROUNDS, 0))
+        rounds = TaskMeta.read(state.metadata).retry.resolve_rounds or 0
         conflict = again.mergeable is False
         if conflict and rounds < MAX_RESOLVE_ROUNDS:
             return await self._resolve_round(state, seen, again, rounds + 1)

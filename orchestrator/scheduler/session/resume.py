@@ -31,10 +31,10 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
-from orchestrator.scheduler.attempts.attempt import WORKTREE
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import TASKS_OPTION, RunContext
 from orchestrator.state.protocol import StateStore
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["recover", "retire_left_worktrees", "skip_landed"]
 
@@ -91,7 +91,7 @@ async def retire_left_worktrees(run: RunContext, writes: AttemptWrites, since: d
         task, state = run.tasks.get(worktree.task_id), states.get(worktree.task_id)
         if task is None or task.council or state is None or worktree.created_at < since:
             continue
-        named = state.metadata.get(WORKTREE) == worktree.session_id
+        named = TaskMeta.read(state.metadata).worktree.session == worktree.session_id
         if state.status == TaskStatus.DONE or not named:
             session_id = worktree.session_id
             await writes.remove_worktree(session_id, f"session {session_id}")
