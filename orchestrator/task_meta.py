@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from pydantic import (
     BaseModel,
@@ -169,11 +169,16 @@ class CouncilMeta(_Part):
 _P = TypeVar("_P", bound=_Part)
 
 
-def _read_part(part: type[_P], mapping: dict[str, Any], damaged: dict[str, Any]) -> _P:
+def _keys_of(part: type[_Part]) -> frozenset[str]:
+    return frozenset((f.alias or name) for name, f in part.model_fields.items())
+
+
+def _read_part(part: type[_P], mapping: Mapping[str, Any], damaged: dict[str, Any]) -> _P:
     """``part`` from the keys of ``mapping`` it knows; a key whose value does not validate
     goes to ``damaged`` and is read as absent."""
-    keys = {(f.alias or name) for name, f in part.model_fields.items()}
-    known = {k: v for k, v in mapping.items() if k in keys}
+    known = {k: mapping[k] for k in _KEYS[part] if k in mapping}
+    if not known:
+        return _empty(part)
     for key in [k for k, v in known.items() if v is None]:
         damaged[key] = known.pop(key)  # a null kept as it is, unless set again
     for _ in range(len(known) + 1):
@@ -188,9 +193,22 @@ def _read_part(part: type[_P], mapping: dict[str, Any], damaged: dict[str, Any])
     raise AssertionError("unreachable: every key was dropped")  # pragma: no cover
 
 
+def _empty(part: type[_P]) -> _P:
+    """``part`` with every field absent, as ``model_construct()`` builds it but without its
+    cost (most records keep no key of most parts; the dispatcher reads one part of every
+    task each tick). Every field of a part defaults to None."""
+    empty = part.__new__(part)
+    object.__setattr__(empty, "__dict__", dict.fromkeys(part.model_fields))
+    object.__setattr__(empty, "__pydantic_fields_set__", set())
+    object.__setattr__(empty, "__pydantic_extra__", None)
+    object.__setattr__(empty, "__pydantic_private__", None)
+    return empty
+
+
 def _dump_part(part: _Part, damaged: dict[str, Any], out: dict[str, Any]) -> None:
     for name, info in type(part).model_fields.items():
         key = info.alias or name
+        out.pop(key, None)
         if name not in part.model_fields_set:
             if key in damaged:
                 out[key] = damaged[key]
@@ -203,59 +221,96 @@ def _dump_part(part: _Part, damaged: dict[str, Any], out: dict[str, Any]) -> Non
         ]
 
 
-class TaskMeta(BaseModel):
+_PARTS: dict[str, type[_Part]] = {
+    "retry": RetryMeta,
+    "worktree": WorktreeMeta,
+    "park": ParkMeta,
+    "hold": HoldMeta,
+    "pull": PullMeta,
+    "landing": LandingMeta,
+    "council": CouncilMeta,
+}
+_KEYS: dict[type[_Part], frozenset[str]] = {part: _keys_of(part) for part in _PARTS.values()}
+_ALL_KEYS = frozenset().union(*_KEYS.values())
+
+
+class TaskMeta:
     """A task record's metadata, one typed part per feature, over the flat keys the store
-    keeps (``read``, ``dump``). ``VERSION`` is the shape this module writes: it is not
-    written into records, which read as they are."""
+    keeps (``read``, ``dump``). A part is read from the record the first time it is asked
+    for, so a reader of one part (the dispatcher's, each tick, over every task) pays for that
+    part alone; ``dump`` writes the parts read or set, and every other key as it was.
+    ``VERSION`` is the shape this module writes: it is not written into records, which read
+    as they are."""
 
     VERSION: ClassVar[int] = 1
 
-    model_config = ConfigDict(extra="allow")
+    __slots__ = ("_damaged", "_read", "_source")
 
-    retry: RetryMeta = Field(default_factory=RetryMeta)
-    worktree: WorktreeMeta = Field(default_factory=WorktreeMeta)
-    park: ParkMeta = Field(default_factory=ParkMeta)
-    hold: HoldMeta = Field(default_factory=HoldMeta)
-    pull: PullMeta = Field(default_factory=PullMeta)
-    landing: LandingMeta = Field(default_factory=LandingMeta)
-    council: CouncilMeta = Field(default_factory=CouncilMeta)
-
-    _damaged: dict[str, Any] = {}
-    _order: tuple[str, ...] = ()
+    def __init__(self, source: Mapping[str, Any] | None = None) -> None:
+        self._source: dict[str, Any] = dict(source or {})
+        self._read: dict[str, _Part] = {}
+        self._damaged: dict[str, Any] = {}
 
     @classmethod
     def parts(cls) -> dict[str, type[_Part]]:
-        return {name: f.annotation for name, f in cls.model_fields.items()}  # type: ignore[misc]
+        return dict(_PARTS)
 
     @classmethod
     def keys(cls) -> frozenset[str]:
         """Every key a part keeps."""
-        return frozenset(
-            info.alias or name
-            for part in cls.parts().values()
-            for name, info in part.model_fields.items()
-        )
+        return _ALL_KEYS
 
     @classmethod
     def read(cls, mapping: Mapping[str, Any] | None) -> TaskMeta:
         """The typed view of a record's ``metadata`` (None reads as empty); never raises for a
         damaged value, which reads as absent."""
-        source = dict(mapping or {})
-        damaged: dict[str, Any] = {}
-        parts = {name: _read_part(part, source, damaged) for name, part in cls.parts().items()}
-        known = cls.keys()
-        extra = {k: v for k, v in source.items() if k not in known}
-        meta = cls.model_construct(**parts)  # type: ignore[arg-type]
-        meta.__pydantic_extra__ = extra
-        meta._damaged = damaged
-        meta._order = tuple(source)
-        return meta
+        return cls(mapping)
+
+    def _part(self, name: str) -> Any:
+        part = self._read.get(name)
+        if part is None:
+            part = self._read[name] = _read_part(_PARTS[name], self._source, self._damaged)
+        return part
+
+    @property
+    def retry(self) -> RetryMeta:
+        return cast(RetryMeta, self._part("retry"))
+
+    @property
+    def worktree(self) -> WorktreeMeta:
+        return cast(WorktreeMeta, self._part("worktree"))
+
+    @property
+    def park(self) -> ParkMeta:
+        return cast(ParkMeta, self._part("park"))
+
+    @property
+    def hold(self) -> HoldMeta:
+        return cast(HoldMeta, self._part("hold"))
+
+    @property
+    def pull(self) -> PullMeta:
+        return cast(PullMeta, self._part("pull"))
+
+    @property
+    def landing(self) -> LandingMeta:
+        return cast(LandingMeta, self._part("landing"))
+
+    @property
+    def council(self) -> CouncilMeta:
+        return cast(CouncilMeta, self._part("council"))
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The keys no part knows, as they were read."""
+        return {k: v for k, v in self._source.items() if k not in _ALL_KEYS}
 
     def dump(self) -> dict[str, Any]:
-        """The flat mapping to keep as the record's ``metadata``: the keys no part knows as
-        they were read, then each part's set fields under their keys, in JSON values."""
-        out: dict[str, Any] = dict(self.__pydantic_extra__ or {})
-        for name in self.parts():
-            _dump_part(getattr(self, name), self._damaged, out)
-        first = [k for k in self._order if k in out]  # the record's own order, then new keys
-        return {k: out[k] for k in [*first, *(k for k in out if k not in self._order)]}
+        """The flat mapping to keep as the record's ``metadata``: every key of a part not read
+        and every key no part knows as they were, each part read or set in JSON values; the
+        record's own order, then new keys."""
+        out = dict(self._source)
+        for part in self._read.values():
+            _dump_part(part, self._damaged, out)
+        first = [k for k in self._source if k in out]
+        return {k: out[k] for k in [*first, *(k for k in out if k not in self._source)]}
