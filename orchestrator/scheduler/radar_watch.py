@@ -11,8 +11,8 @@
   and its collisions go, ``radar.resolved``;
 - ``dispatch(task, state)`` (``holding``): with ``radar: sequence``, why a task not started yet
   waits (a live collision graded ``hunks`` or ``conflict`` on one of its declared files), kept
-  in its record's metadata (``RADAR_HOLD``) so ``council status`` says it; the tick is woken
-  when the collisions change.
+  in its record's metadata (``TaskMeta.hold.radar_hold``) so ``council status`` says it; the
+  tick is woken when the collisions change.
 
 The radar advises: a failure of it (git, the store) is logged and never fails an attempt or
 the run.
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 
@@ -37,12 +36,11 @@ from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.parts import Loop, RunPart
+from orchestrator.task_meta import TaskMeta
 
-__all__ = ["RADAR_HOLD", "RadarWatch"]
+__all__ = ["RadarWatch"]
 
 log = logging.getLogger(__name__)
-
-RADAR_HOLD = "radar_hold"  # metadata: the collision a queued task waits for (radar: sequence)
 
 
 class RadarWatch(RunPart):
@@ -130,15 +128,12 @@ class RadarWatch(RunPart):
     async def mark(self, state: TaskState, reason: str | None) -> TaskState:
         """Keep why ``state``'s task waits for a collision in its record, written on change;
         the record as it is now."""
-        meta: dict[str, Any] = dict(state.metadata)
-        if meta.get(RADAR_HOLD) == reason or (reason is None and RADAR_HOLD not in meta):
+        meta = TaskMeta.read(state.metadata)
+        if meta.hold.radar_hold == reason:
             return state
-        if reason is None:
-            meta.pop(RADAR_HOLD, None)
-        else:
-            meta[RADAR_HOLD] = reason
+        meta.hold.radar_hold = reason
         store = self._run.services.store
-        return await store.update_task_state(state.task_id, {"metadata": meta})
+        return await store.update_task_state(state.task_id, {"metadata": meta.dump()})
 
     async def _advise(self, work: Awaitable[object]) -> None:
         """Run one of the radar's passes, then read the live collisions back; a failure is
