@@ -108,7 +108,7 @@ class PullState(BaseModel):
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
-    number: int | None = None
+    number: int | None = Field(default=None, strict=True)  # never a bool or text read as one
     url: str | None = None
     head: str | None = None
     head_sha: str | None = None
@@ -123,16 +123,21 @@ class PullState(BaseModel):
     feedback_rounds: int | None = None
     answered: list[int] | None = None  # ids of the reviews and comments answered
     answered_heads: list[str] | None = None  # heads whose failing checks were answered
+    reviews_seen: list[int] | None = None  # ids of the reviews listed at the last look
+    ignored: int | None = None  # reviews set aside at the last look: not from a trusted login
+    gate: str | None = None  # head, reviews and checks council's merge was last asked at
+    refused: str | None = None  # the gate at which the forge refused council's merge
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)
 
 
 class PullMeta(_Part):
-    """Landing through a pull request (``scheduler.pulls``) and the task's issue."""
+    """Landing through a pull request (``scheduler.pulls``) and the task's issue (a task made
+    from an issue: ``forge.issue_tasks``; its config's metadata carries the same keys)."""
 
     pull: PullState | None = None
-    issue: int | None = None  # its issue's number, which its pull request closes
+    issue: int | None = Field(default=None, strict=True)  # its issue, which its pull closes
     issue_url: str | None = None
     pull_feedback: str | None = None  # the feedback its next build answers
 
@@ -161,7 +166,6 @@ class LandingMeta(_Part):
 class CouncilMeta(_Part):
     """Council mode (``scheduler.candidates``, ``scheduler.council``)."""
 
-    candidates: dict[str, dict[str, Any]] | None = None  # adapter -> its candidate's metadata
     candidate: dict[str, Any] | None = None  # a candidate's verified result awaiting the pick
     council: dict[str, Any] | None = None  # a council task's candidates and winner
 
@@ -304,6 +308,21 @@ class TaskMeta:
     def extra(self) -> dict[str, Any]:
         """The keys no part knows, as they were read."""
         return {k: v for k, v in self._source.items() if k not in _ALL_KEYS}
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of a task record's ``metadata``: every part's keys (by the name the
+        record keeps them under), each optional; keys no part knows are allowed (a plugin's,
+        another version's). ``council state schema`` prints it inside the task record's."""
+
+        class TaskMetadata(*_PARTS.values()):  # type: ignore[misc]
+            """A task record's ``metadata``: what the run's features keep about the task
+            (``orchestrator.task_meta``)."""
+
+            model_config = ConfigDict(extra="allow")
+
+        schema = TaskMetadata.model_json_schema(by_alias=True, mode="validation")
+        return {**schema, "x-version": cls.VERSION}
 
     def dump(self) -> dict[str, Any]:
         """The flat mapping to keep as the record's ``metadata``: every key of a part not read

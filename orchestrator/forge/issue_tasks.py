@@ -33,21 +33,15 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.config.yaml_source import parse_yaml_mapping
 from orchestrator.errors import ConfigError
 from orchestrator.forge.base import Issue
+from orchestrator.task_meta import TaskMeta
 
 __all__ = [
-    "ISSUE",
-    "ISSUE_URL",
     "SETTINGS",
     "IssueProblem",
     "issue_number",
     "issue_task",
     "task_id_for",
 ]
-
-ISSUE = "issue"
-"""Metadata key of an issue task: the issue's number."""
-ISSUE_URL = "issue_url"
-"""Metadata key of an issue task: the issue's web address."""
 
 SETTINGS = ("files", "depends_on", "priority", "adapters", "phases", "timeout")
 """The task settings an issue's ``council`` block may give."""
@@ -75,8 +69,14 @@ def task_id_for(number: int) -> str:
 
 def issue_number(task: TaskConfig) -> int | None:
     """The issue ``task`` was made from (its metadata's ``issue``); None for another task."""
-    value = task.metadata.get(ISSUE)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return TaskMeta.read(task.metadata).pull.issue
+
+
+def _issue_meta(issue: Issue) -> dict[str, Any]:
+    """An issue task's metadata: the issue's number and web address (``PullMeta``)."""
+    meta = TaskMeta.read({})
+    meta.pull.issue, meta.pull.issue_url = issue.number, issue.url
+    return meta.dump()
 
 
 def issue_task(issue: Issue) -> TaskConfig:
@@ -89,7 +89,7 @@ def issue_task(issue: Issue) -> TaskConfig:
         **settings,
         "id": task_id_for(issue.number),
         "prompt": prompt,
-        "metadata": {ISSUE: issue.number, ISSUE_URL: issue.url},
+        "metadata": _issue_meta(issue),
     }
     try:
         return TaskConfig.model_validate(data)

@@ -33,7 +33,7 @@ from orchestrator.events.kinds import EventType
 from orchestrator.forge.issue_tasks import issue_number, task_id_for
 from orchestrator.forge.steering import SteeringRefused
 from orchestrator.money import dollars
-from orchestrator.scheduler.pulls.landing import PULL, PULLS
+from orchestrator.scheduler.pulls.landing import PULLS
 from orchestrator.scheduler.retry import request_rebase, request_retry
 from orchestrator.scheduler.scheduler import Scheduler
 from orchestrator.spend.raising import budget_scope, in_force, raise_budget
@@ -157,8 +157,8 @@ class RunHelm:
             state = await request_rebase(services, task_id)
         except (RequeueError, RecordNotFound) as exc:
             raise SteeringRefused(str(exc)) from None
-        pull = state.metadata.get(PULL)
-        number = pull.get("number") if isinstance(pull, dict) else None
+        pull = TaskMeta.read(state.metadata).pull.pull
+        number = pull.number if pull is not None else None
         said = (
             f"the task is built again on {services.config.base_branch} as the remote has it now "
             f"and pushed to the same pull request #{number}."

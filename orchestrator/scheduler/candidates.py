@@ -15,7 +15,7 @@ are ``council/<task>/<n>``.
   ``<task>.council``: siblings never wait for one another, other tasks wait for them all, and
   the locks are released when the council task ends.
 - A candidate that is verified and ready waits as ``merging`` with its result in
-  ``metadata.candidate`` (``CANDIDATE_RESULT``) until the comparison runs.
+  ``metadata.candidate`` (``CouncilMeta.candidate``) until the comparison runs.
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ from typing import Any
 from orchestrator.config.task import TaskConfig
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus
 from orchestrator.state.protocol import StateStore
+from orchestrator.task_meta import TaskMeta
 
 __all__ = [
     "CANDIDATE_OVERRIDES",
-    "CANDIDATE_RESULT",
-    "COUNCIL_SUMMARY",
     "candidate_ready",
     "candidate_settled",
     "candidates_of",
@@ -39,8 +38,6 @@ __all__ = [
 ]
 
 CANDIDATE_OVERRIDES = "candidates"  # task metadata: adapter -> metadata for its candidate
-CANDIDATE_RESULT = "candidate"  # candidate metadata: the verified result awaiting the pick
-COUNCIL_SUMMARY = "council"  # council task metadata: the candidates and the winner
 
 
 def candidates_of(task: TaskConfig) -> list[TaskConfig]:
@@ -64,8 +61,9 @@ def group_lock_owner(task_id: str) -> str:
 
 def candidate_ready(state: TaskState) -> bool:
     """Verified, committed and waiting for the comparison."""
-    return state.status == TaskStatus.MERGING and isinstance(
-        state.metadata.get(CANDIDATE_RESULT), dict
+    return (
+        state.status == TaskStatus.MERGING
+        and TaskMeta.read(state.metadata).council.candidate is not None
     )
 
 

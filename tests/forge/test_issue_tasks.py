@@ -23,7 +23,7 @@ from orchestrator.events.tasks import TaskDispatched, TaskFailed
 from orchestrator.forge.base import FAILED, IN_REVIEW, WORKING, Issue
 from orchestrator.forge.connect import connect
 from orchestrator.forge.issue_source import IssueSource
-from orchestrator.forge.issue_tasks import ISSUE, ISSUE_URL, IssueProblem, issue_task
+from orchestrator.forge.issue_tasks import IssueProblem, issue_task
 from orchestrator.forge.issue_voice import IssueVoice
 from orchestrator.plugins.hookspecs import hookimpl
 from orchestrator.plugins.host import load_plugins
@@ -50,7 +50,7 @@ def test_the_prompt_is_the_title_and_the_body_without_the_council_block() -> Non
         ["issue-3", "setup"],
         5,
     )
-    assert task.metadata == {ISSUE: 7, ISSUE_URL: "https://x/i/7"}
+    assert task.metadata == {"issue": 7, "issue_url": "https://x/i/7"}
 
 
 def test_a_yaml_block_with_a_council_key_gives_the_settings() -> None:

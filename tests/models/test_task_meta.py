@@ -7,9 +7,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonschema
 import pytest
 
+from orchestrator.cli.store.state_cmd import task_record_json_schema
 from orchestrator.forge.base import PullRequest
+from orchestrator.models import TaskState
 from orchestrator.scheduler.pulls.landing import pull_summary
 from orchestrator.task_meta import PullState, TaskMeta
 
@@ -175,3 +178,24 @@ def test_every_key_belongs_to_one_part() -> None:
     ]
     assert len(keys) == len(set(keys)) == len(TaskMeta.keys())
     assert TaskMeta.VERSION == 1
+
+
+@pytest.mark.parametrize("record", RECORDS)
+def test_todays_records_meet_the_published_schema(record: dict[str, Any]) -> None:
+    jsonschema.validate(record, TaskMeta.json_schema())
+
+
+def test_the_schema_refuses_a_key_of_the_wrong_type_and_allows_one_no_part_knows() -> None:
+    schema = TaskMeta.json_schema()
+    jsonschema.validate({"a_plugins_key": {"any": "thing"}}, schema)
+    for bad in ({"failures": "one"}, {"pull": {"number": "12"}}, {"parked_until": 3}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+
+
+def test_a_task_record_as_the_store_keeps_it_meets_council_state_schema() -> None:
+    record = TaskState(task_id="t1", session_id="s1", metadata=RECORDS[8] | RECORDS[4])
+    schema = task_record_json_schema()
+    jsonschema.validate(record.model_dump(mode="json"), schema)
+    assert schema["properties"]["metadata"] == {"$ref": "#/$defs/TaskMetadata"}
+    assert set(schema["$defs"]["TaskMetadata"]["properties"]) == TaskMeta.keys()

@@ -20,10 +20,11 @@ from orchestrator.models import TaskState, TaskStatus, utcnow
 from orchestrator.retry import GiveUp, Retry, RetryPolicy
 from orchestrator.scheduler.cancel import CANCEL_REQUESTS
 from orchestrator.scheduler.context import Services
-from orchestrator.scheduler.pulls.landing import PULL
 from orchestrator.scheduler.retry import RETRY_KEYS, request_rebase, request_retry
 from orchestrator.state import FileStateStore
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
+
+PULL = "pull"  # the task record's key of its pull request (``PullMeta.pull``)
 
 SPENT = {
     "failures": 3,

@@ -14,6 +14,8 @@
   keyed records.
 - ``diff FILE KEY V1 V2 [--kind KIND]``: what changed between any two of those versions.
 - ``health FILE [--json]`` and ``import-legacy FILE [LEGACY]``: ``state_health_cmd``.
+- ``schema``: the JSON Schema of a task record as the store keeps it, its ``metadata`` spelled
+  out part by part (``orchestrator.task_meta``).
 - ``verify FILE [--json]``: read every record of FILE's store and check it (checksum,
   schema); a damaged one is quarantined and, where its history allows, recovered. Each
   problem is one line; exit 1 when any was found, 0 when the store is sound.
@@ -49,6 +51,7 @@ from orchestrator.state.conflicts import (
 from orchestrator.state.history_kinds import KINDS
 from orchestrator.state.protocol import RecordProblem
 from orchestrator.state.record_diff import field_changes
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["app"]
 
@@ -74,6 +77,27 @@ class Take(StrEnum):
     OURS = "ours"
     THEIRS = "theirs"
     MERGE = "merge"
+
+
+def task_record_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a task record (``TaskState``), its ``metadata`` as
+    ``TaskMeta.json_schema``."""
+    schema = TaskState.model_json_schema(mode="serialization")
+    meta = TaskMeta.json_schema()
+    defs = {**schema.get("$defs", {}), **meta.pop("$defs", {}), "TaskMetadata": meta}
+    properties = {**schema["properties"], "metadata": {"$ref": "#/$defs/TaskMetadata"}}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "properties": properties,
+        "$defs": defs,
+    }
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of a task record, its metadata part by part."""
+    console.print_lines(json.dumps(task_record_json_schema(), indent=2))
 
 
 @app.command()

@@ -29,7 +29,6 @@ from orchestrator.scheduler.attempts.failures import Failures
 from orchestrator.scheduler.attempts.lander import Lander
 from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites
-from orchestrator.scheduler.candidates import CANDIDATE_RESULT
 from orchestrator.scheduler.context import RunContext
 from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
@@ -147,8 +146,9 @@ class Settler:
             "files_changed": list(result.files_changed),
             "message": result.message,
         }
-        meta = {**state.metadata, CANDIDATE_RESULT: kept}
-        updates = {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta}
+        meta = TaskMeta.read(state.metadata)
+        meta.council.candidate = kept
+        updates = {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta.dump()}
         await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
         await self._run.events.emit(
             CouncilCandidateReady(

@@ -9,8 +9,9 @@ from __future__ import annotations
 from orchestrator.models import TERMINAL_TASK_STATUSES
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.session_context import SessionContextFeed
-from orchestrator.scheduler.candidates import COUNCIL_SUMMARY, council_summary, group_lock_owner
+from orchestrator.scheduler.candidates import council_summary, group_lock_owner
 from orchestrator.scheduler.context import RunContext
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["CouncilClosing"]
 
@@ -36,10 +37,10 @@ class CouncilClosing:
         task = self._run.council_tasks().get(group)
         if state is None or task is None:
             return
-        summary = state.metadata.get(COUNCIL_SUMMARY)
-        winner = summary.get("winner") if isinstance(summary, dict) else None
+        meta = TaskMeta.read(state.metadata)
+        summary = meta.council.council
+        winner = summary.get("winner") if summary is not None else None
         fresh = await council_summary(store, task, winner if isinstance(winner, str) else None)
         if fresh != summary:
-            await store.update_task_state(
-                group, {"metadata": {**state.metadata, COUNCIL_SUMMARY: fresh}}
-            )
+            meta.council.council = fresh
+            await store.update_task_state(group, {"metadata": meta.dump()})

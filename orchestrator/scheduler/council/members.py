@@ -17,7 +17,6 @@ from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.candidates import (
-    COUNCIL_SUMMARY,
     candidates_of,
     council_summary,
 )
@@ -96,8 +95,9 @@ class CouncilMembers:
             if state.status != TaskStatus.CANCELLED:
                 await emit(TaskCancelTooLate(task_id=task.id, status=state.status))
             return ended
-        meta = {**state.metadata, COUNCIL_SUMMARY: await council_summary(store, task, None)}
-        updates = {**cancelled_updates(state), "metadata": meta}
+        meta = TaskMeta.read(state.metadata)
+        meta.council.council = await council_summary(store, task, None)
+        updates = {**cancelled_updates(state), "metadata": meta.dump()}
         if step is not None and step.token:
             await self._writes.release(step, ClaimStatus.ABANDONED, updates)
         else:

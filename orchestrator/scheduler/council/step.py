@@ -48,8 +48,6 @@ from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.candidates import (
-    CANDIDATE_RESULT,
-    COUNCIL_SUMMARY,
     candidate_ready,
     council_summary,
 )
@@ -166,8 +164,9 @@ class CouncilStep:
         for member, state in members:
             if not candidate_ready(state):
                 continue
-            kept = state.metadata[CANDIDATE_RESULT]
-            session_id = TaskMeta.read(state.metadata).worktree.session
+            typed = TaskMeta.read(state.metadata)
+            kept = typed.council.candidate or {}  # there: ``candidate_ready``
+            session_id = typed.worktree.session
             if not isinstance(session_id, str):
                 log.warning("candidate %s is ready but names no worktree", member.id)
                 continue
@@ -250,21 +249,21 @@ class CouncilStep:
                     ends[member.id] = updates
                     losers.append(candidate.session.session_id)
         state = await store.get_task_state(attempt.key)
-        parent_meta = dict(state.metadata) if state is not None else {}
+        parent_meta = TaskMeta.read(state.metadata if state is not None else {})
         summary = await council_summary(store, attempt.task, winner.id)
         for entry in summary["candidates"]:  # as they will stand once this is written
             end = ends.get(entry["task_id"])
             if end is not None:
                 entry |= {"status": str(end["status"]), "error": end.get("error")}
-        parent_meta[COUNCIL_SUMMARY] = summary
-        parent_meta["conflicts"] = list(merged.conflicts)
+        parent_meta.council.council = summary
+        parent_meta.retry.conflicts = list(merged.conflicts)
         settled = {
             **self._writes.where(attempt),
             **outcome,
             "finished_at": now,
             "adapter": chosen.adapter,
             "branch": branch,
-            "metadata": parent_meta,
+            "metadata": parent_meta.dump(),
         }
         # The council task, its winner and the candidates not chosen end in one transaction:
         # a crash part-way used to leave the winner ended while the others still waited, and
@@ -294,8 +293,9 @@ class CouncilStep:
         )
         store = self._run.services.store
         state = await store.get_task_state(attempt.key)
-        meta = dict(state.metadata) if state is not None else {}
-        meta[COUNCIL_SUMMARY] = await council_summary(store, attempt.task, None)
+        typed = TaskMeta.read(state.metadata if state is not None else {})
+        typed.council.council = await council_summary(store, attempt.task, None)
+        meta = typed.dump()
         error = f"no candidate passed its checks: {reasons}"
         updates = {"status": TaskStatus.FAILED, "error": error, "finished_at": utcnow()}
         await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})

@@ -14,7 +14,7 @@ from orchestrator.errors import CouncilError, VersionConflict
 from orchestrator.forge.base import Forge
 from orchestrator.forge.public_text import own
 from orchestrator.models import TaskState, TaskStatus
-from orchestrator.scheduler.pulls.landing import PULL
+from orchestrator.scheduler.pulls.landing import recorded_pull, with_pull
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["CLOSING", "close_cancelled_pull", "open_pull_of_cancelled"]
@@ -25,8 +25,8 @@ CLOSING = "closing"  # the recorded state of a close under way; ``PullFollower.t
 def open_pull_of_cancelled(state: TaskState) -> int | None:
     """The number of the pull request a cancelled task left open (or whose close was begun
     and not recorded done), as recorded; else None."""
-    pull = state.metadata.get(PULL)
-    if state.status != TaskStatus.CANCELLED or not isinstance(pull, dict):
+    pull = recorded_pull(state.metadata)
+    if state.status != TaskStatus.CANCELLED or pull is None:
         return None
     number = pull.get("number")
     recorded = pull.get("state")
@@ -45,12 +45,12 @@ async def close_cancelled_pull(forge: Forge, store: StateStore, state: TaskState
     number = open_pull_of_cancelled(state)
     if number is None:
         return None
-    if state.metadata[PULL].get("state") != CLOSING:
+    if (recorded_pull(state.metadata) or {}).get("state") != CLOSING:
         taken = await _record_pull_state(store, state, number, CLOSING, only_from_open=True)
         if taken is None:
             return None
         state = taken
-    pull = state.metadata[PULL]
+    pull = recorded_pull(state.metadata) or {}
     try:
         await forge.comment(
             number,
@@ -74,13 +74,13 @@ async def _record_pull_state(
     after any other write; the task as written, or None when it no longer records that pull
     request (``only_from_open``: or no longer records it open)."""
     while True:
-        pull = state.metadata.get(PULL)
-        if not isinstance(pull, dict) or pull.get("number") != number:
+        pull = recorded_pull(state.metadata)
+        if pull is None or pull.get("number") != number:
             return None
         if only_from_open and pull.get("state") not in (None, "open"):
             return None
         waiting = "cancelled" if recorded == "closed" else str(pull.get("waiting", ""))
-        meta = {**state.metadata, PULL: {**pull, "state": recorded, "waiting": waiting}}
+        meta = with_pull(state.metadata, {**pull, "state": recorded, "waiting": waiting})
         try:
             return await store.update_task_state(
                 state.task_id, {"metadata": meta}, expected_version=state.version

@@ -25,9 +25,8 @@ from orchestrator.forge.trust import Trust
 from orchestrator.ids import derived_id
 from orchestrator.models import PhaseStatus, TaskState, TaskStatus
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.pulls.landing import PULL
 from orchestrator.scheduler.pulls.outcomes import write
-from orchestrator.task_meta import TaskMeta
+from orchestrator.task_meta import PullState, TaskMeta
 from orchestrator.workflow.progress import BUILD
 from orchestrator.workflow.resume import FEEDBACK_OUTCOME
 
@@ -148,8 +147,7 @@ class FeedbackRounds:
         typed = TaskMeta.read(state.metadata)
         typed.pull.pull_feedback = feedback.text
         typed.worktree.session = derived_id(state.task_id, secrets.token_hex(3), limit=59)
-        meta = typed.dump()
-        meta[PULL] = {
+        typed.pull.pull = PullState.model_validate({
             **seen,
             "round": int(seen.get("round", 0)) + 1,
             "feedback_rounds": rounds,
@@ -157,7 +155,8 @@ class FeedbackRounds:
             "answered_heads": feedback.heads,
             "waiting": "",
             "human": False,
-        }
+        })  # fmt: skip
+        meta = typed.dump()
         updates: dict[str, Any] = {
             "status": TaskStatus.QUEUED,
             "current_phase": None,

@@ -70,7 +70,7 @@ from orchestrator.scheduler.pulls.cancelled import (
     open_pull_of_cancelled,
 )
 from orchestrator.scheduler.pulls.feedback import FeedbackRounds, MidReview
-from orchestrator.scheduler.pulls.landing import PULL
+from orchestrator.scheduler.pulls.landing import recorded_pull
 from orchestrator.scheduler.pulls.outcomes import PullOutcomes
 
 __all__ = ["PullFollower", "waits_on_person"]
@@ -81,12 +81,8 @@ log = logging.getLogger(__name__)
 def waits_on_person(state: TaskState) -> bool:
     """An ``in_review`` task nothing in this run can move: its pull request waits for a
     person (a review, a merge by hand, failing checks)."""
-    pull = state.metadata.get(PULL)
-    return (
-        state.status == TaskStatus.IN_REVIEW
-        and isinstance(pull, dict)
-        and pull.get("human") is True
-    )
+    pull = recorded_pull(state.metadata)
+    return state.status == TaskStatus.IN_REVIEW and pull is not None and pull.get("human") is True
 
 
 def _as_recorded(pull: Mapping[str, Any], base: str) -> PullRequest:
@@ -134,10 +130,10 @@ class PullFollower:
             return False
         if open_pull_of_cancelled(state) is not None:
             return (state.task_id, CLOSING) not in self.tried
-        pull = state.metadata.get(PULL)
+        pull = recorded_pull(state.metadata)
         return (
             state.status == TaskStatus.IN_REVIEW
-            and isinstance(pull, dict)
+            and pull is not None
             and pull.get("looked") is False
             and (state.task_id, str(pull.get("head_sha"))) not in self.tried
         )
@@ -189,8 +185,8 @@ class PullFollower:
                 continue
             if state.status != TaskStatus.IN_REVIEW:
                 continue
-            pull = state.metadata.get(PULL)
-            if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
+            pull = recorded_pull(state.metadata)
+            if pull is None or not isinstance(pull.get("number"), int):
                 continue
             if only_unlooked and not self.unlooked(state):
                 continue

@@ -20,6 +20,7 @@ request's title and body are built by ``forge.public_text`` (``pull_body``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.events.pulls import PullOpened, PullRoundUnchanged
@@ -44,22 +45,39 @@ from orchestrator.workflow.handoffs.document import Handoff, load_handoff
 from orchestrator.worktrees.models import SessionWorktree
 
 __all__ = [
-    "ISSUE",
-    "PULL",
     "PULLS",
     "PULL_REMOTE",
     "PullLanding",
     "head_branch",
     "pull_body",
+    "recorded_pull",
+    "with_pull",
 ]
 
 PULLS = "pulls"  # keyed-record namespace: task id -> {head, base, number, url}
-PULL = "pull"  # task metadata: the pull request as last seen (``council status`` shows it)
-ISSUE = "issue"  # task (config or record) metadata: its issue's number, which its PR closes
 PULL_REMOTE = "origin"  # where heads are pushed when the run has no team remote
 _PROMPT_LINES = 12  # of the task's prompt, at the top of the pull request's body
 _SUMMARY_CHARS = 4000  # of each phase's summary
 _SUMMARY_LINES = 80
+
+
+def recorded_pull(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The task's pull request as its record ``metadata`` last saw it (``PullState``, as the
+    mapping the follower works on); None when it has none (or a damaged one)."""
+    pull = TaskMeta.read(metadata).pull.pull
+    return pull.dump() if pull is not None else None
+
+
+def with_pull(
+    metadata: Mapping[str, Any], seen: Mapping[str, Any], *, outcome: str | None = None
+) -> dict[str, Any]:
+    """``metadata`` with the pull request recorded as ``seen`` (and a failed task's
+    ``outcome``), every other key as it was."""
+    meta = TaskMeta.read(metadata)
+    meta.pull.pull = PullState.model_validate(dict(seen))
+    if outcome is not None:
+        meta.retry.outcome = outcome
+    return meta.dump()
 
 
 def head_branch(task_id: str) -> str:
@@ -99,7 +117,7 @@ class PullLanding(AttemptPart):
         return True
 
     def landed_elsewhere(self, state: TaskState) -> bool:
-        return PULL in state.metadata  # landed by the forge: no Council-Task merge
+        return recorded_pull(state.metadata) is not None  # the forge's: no Council-Task merge
 
     @property
     def remote(self) -> str:
@@ -257,9 +275,9 @@ async def pull_body(run: RunContext, attempt: Attempt, state: TaskState | None) 
             parts.append(output(check.output_tail))
         if failed:
             parts.append(log_pointer(attempt.key))
-    issue = attempt.task.metadata.get(ISSUE)  # the task's config, or its record
+    issue = TaskMeta.read(attempt.task.metadata).pull.issue  # the task's config, or its record
     if issue is None and state is not None:
-        issue = state.metadata.get(ISSUE)
+        issue = TaskMeta.read(state.metadata).pull.issue
     if isinstance(issue, int) and not isinstance(issue, bool):
         parts.append(closes(issue))
     return compose(*parts)

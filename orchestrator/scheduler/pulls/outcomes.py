@@ -27,7 +27,7 @@ from orchestrator.forge.base import Forge, PullRequest
 from orchestrator.models import TaskState, TaskStatus, utcnow
 from orchestrator.scheduler.attempts.attempt import MAX_RESOLVE_ROUNDS
 from orchestrator.scheduler.context import RunContext, Services
-from orchestrator.scheduler.pulls.landing import PULL, PULL_REMOTE
+from orchestrator.scheduler.pulls.landing import PULL_REMOTE, recorded_pull, with_pull
 from orchestrator.task_meta import TaskMeta
 
 __all__ = ["PullOutcomes", "pull_remote", "resolve_round", "write"]
@@ -55,8 +55,8 @@ async def resolve_round(
     typed = TaskMeta.read(state.metadata)
     typed.retry.resolve_rounds, typed.retry.conflicts = round_, []
     typed.worktree.session = None
-    meta = typed.dump()
-    meta[PULL] = {**seen, "round": int(seen.get("round", 0)) + 1, "waiting": "", "human": False}
+    again = {**seen, "round": int(seen.get("round", 0)) + 1, "waiting": "", "human": False}
+    meta = with_pull(typed.dump(), again)
     updates: dict[str, Any] = {
         "status": TaskStatus.QUEUED,
         "current_phase": None,
@@ -90,9 +90,9 @@ class PullOutcomes:
     async def note(self, state: TaskState, seen: dict[str, Any], why: str, *, human: bool) -> bool:
         """Record what the pull request waits for, when that changed."""
         seen = {**seen, "waiting": why, "human": human}
-        if state.metadata.get(PULL) == seen:
+        if recorded_pull(state.metadata) == seen:
             return False
-        await write(self._run, state, {"metadata": {**state.metadata, PULL: seen}})
+        await write(self._run, state, {"metadata": with_pull(state.metadata, seen)})
         return True
 
     async def merged(
@@ -118,7 +118,7 @@ class PullOutcomes:
             "merged_commit": merged_commit,
             "finished_at": utcnow(),
             "error": None,
-            "metadata": {**state.metadata, PULL: final},
+            "metadata": with_pull(state.metadata, final),
         }
         await write(self._run, state, updates)
         await self._run.events.emit(
@@ -143,7 +143,7 @@ class PullOutcomes:
             "status": TaskStatus.FAILED,
             "finished_at": utcnow(),
             "error": error,
-            "metadata": {**state.metadata, PULL: final, "outcome": "pull_closed"},
+            "metadata": with_pull(state.metadata, final, outcome="pull_closed"),
         }
         await write(self._run, state, updates)
         await self._run.events.emit(PullClosed(task_id=state.task_id, number=pr.number, url=pr.url))
@@ -188,7 +188,7 @@ class PullOutcomes:
                 "status": TaskStatus.CONFLICT,
                 "finished_at": utcnow(),
                 "error": error,
-                "metadata": {**state.metadata, PULL: final},
+                "metadata": with_pull(state.metadata, final),
             }
             await write(self._run, state, updates)
             return True
