@@ -97,9 +97,9 @@ class _Scan(ast.NodeVisitor):
     def visit_Dict(self, node: ast.Dict) -> None:
         spreads = any(
             k is None and _is_metadata(v) and "session" not in ast.unparse(v)
-            for k, v in zip(node.keys, node.values)
+            for k, v in zip(node.keys, node.values, strict=True)
         )
-        for key_node, value in zip(node.keys, node.values):
+        for key_node, value in zip(node.keys, node.values, strict=True):
             key = self._key(key_node)
             if spreads and key is not None:
                 self._say(node, key, "written beside **metadata:")
@@ -132,7 +132,7 @@ def test_no_task_record_key_is_named_outside_the_typed_record() -> None:
 
 
 def test_the_scan_finds_each_way_of_naming_a_key() -> None:
-    source = '''
+    source = """
 from orchestrator.task_meta import TaskMeta
 PULL = "pull"
 a = state.metadata.get(PULL)
@@ -143,7 +143,7 @@ e = {"metadata": {"issue": 3, "not_a_key": 4}}
 f = {**snapshot.session.metadata, "orchestrator": 1}
 meta["conflicts"] = []
 fine = state.metadata.get("phase_instructions")
-'''
+"""
     tree = ast.parse(source)
     CONSTANTS["probe"] = _constants(tree)
     try:
