@@ -25,7 +25,7 @@ KEYS = TaskMeta.keys()
 
 
 def _modules() -> dict[str, tuple[Path, ast.Module]]:
-    found = {}
+    found: dict[str, tuple[Path, ast.Module]] = {}
     for path in sorted(ROOT.rglob("*.py")):
         rel = path.relative_to(ROOT.parent).with_suffix("")
         parts = [p for p in rel.parts if p != "__init__"]
@@ -37,11 +37,15 @@ MODULES = _modules()
 
 
 def _constants(tree: ast.Module) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for node in tree.body:
-        value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+        if isinstance(node, ast.Assign):
+            value, targets = node.value, node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            value, targets = node.value, [node.target]
+        else:
+            continue
         if isinstance(value, ast.Constant) and isinstance(value.value, str):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             out |= {t.id: value.value for t in targets if isinstance(t, ast.Name)}
     return out
 
