@@ -111,9 +111,11 @@ class Spending:
         if task is None:
             return False
         config, gate = self._run.services.config, self.gate
-        chain = config.adapter_chain(task, config.phases_for(task)[0])
         phase = first_phase(config, task, state)
-        # Held while no adapter it may use has room (an adapter's budget leaves its fallbacks).
+        # Held while no adapter the phase it waits in may use has room (an adapter's budget
+        # leaves its fallbacks); that phase's, not the task's first phase's: a task held in its
+        # build on another adapter than its plan's is held by the build's.
+        chain = config.adapter_chain(task, config.phase(phase))
         return bool(chain) and all(gate.exceeded(task.id, a, phase) is not None for a in chain)
 
     def waits_for_budget(self, task_id: str, states: Mapping[str, TaskState]) -> bool:

@@ -373,3 +373,24 @@ def test_a_spent_adapter_budget_sends_the_next_task_to_its_fallback(tmp_path: Pa
     assert calls[0] == ("one", "cli")  # cli's budget spent by one's call
     # The rest on alt: two's, and one's again if the budget stopped its call while it ran.
     assert sorted(calls[1:]) in ([("two", "alt")], [("one", "alt"), ("two", "alt")])
+
+
+def test_a_hold_in_a_later_phase_on_another_adapter_ends_the_run_held(tmp_path: Path) -> None:
+    """The plan runs on ``cli``, the build on ``alt``, whose budget the build's first call
+    spends: the task is held in its build, and the run ends ``interrupted`` naming alt's
+    budget (it used to judge the hold from the plan's adapter, found room there, and waited
+    for ever)."""
+    run = Run(tmp_path, None)
+    config = run.write(
+        one_phase_tasks()[:1],
+        adapters={"cli": SCRIPTED, "alt": SCRIPTED},
+        workflow={"phases": [{"name": "plan"}, {"name": "build", "adapter": "alt"}]},
+        budgets={"adapters": {"alt": {"tokens": 1}}},
+    )
+    done = run.council("run", str(config), "--json", timeout=60)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["status"] == "interrupted"
+    [task] = report["tasks"]
+    assert task["status"] == "queued" and "alt" in task["waiting"], task
+    assert ("one", "plan") in calls_by_task_and_phase(run)
