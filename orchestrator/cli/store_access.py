@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
+from orchestrator.cli import console
+from orchestrator.config.origin import ConfigOrigin, of_config, origin_of
 from orchestrator.errors import RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
 from orchestrator.run.reports.report import RunReport
@@ -114,17 +116,22 @@ async def pick_session(
         if session is None:
             raise UsageError(f"session {session_id!r} does not exist in {place}")
         return session
-    sessions = await sessions_by_age(store, config)
+    others: list[SessionRecord] = []
+    sessions = await run_sessions(store, config, others=others)
+    origin = origin_of(config) if config is not None else None
+    of_file = f" started from {origin.path}" if origin is not None and others else ""
     if not sessions:
-        raise UsageError(f"no run has been recorded in {place}{_START_ONE}")
+        raise UsageError(f"no run{of_file} has been recorded in {place}{_START_ONE}")
     newest = sessions[-1]
     if unfinished:
         sessions = [s for s in sessions if s.status in ACTIVE_SESSION_STATUSES]
         if not sessions:
             raise RunError(
-                f"every run recorded in {place} has ended (the newest, "
+                f"every run{of_file} recorded in {place} has ended (the newest, "
                 f"{newest.session_id}, {newest.status}); there is nothing left to act on"
             )
+    if of_file:  # the store holds other configs' runs too: say which one this is
+        console.print_progress(f"run {sessions[-1].session_id}, the newest{of_file}")
     return sessions[-1]
 
 
@@ -210,10 +217,16 @@ class ReportReader:
     """A store opened once and read again for each report (``status --watch``)."""
 
     def __init__(
-        self, store: StateStore, place: str, config: RunConfig | None, stale: float | None
+        self,
+        store: StateStore,
+        place: str,
+        config: RunConfig | None,
+        stale: float | None,
+        origin: ConfigOrigin | None = None,
     ) -> None:
         self.store = store
         self._place, self._config, self._stale = place, config, stale
+        self._origin = origin  # a file store's runs of this config file only (``of_config``)
 
     async def newest(self, *, kept: bool = False) -> tuple[RunReport, bool]:
         """The newest session's report, and whether it is active but its orchestrator gone (so
@@ -222,7 +235,7 @@ class ReportReader:
         before they are read."""
         root = self.store.core.root if kept and isinstance(self.store, FileStateStore) else None
         shot = None if root is None else await anyio.to_thread.run_sync(snapshot_sessions, root)
-        sessions = await sessions_by_age(self.store, self._config)
+        sessions = of_config(await sessions_by_age(self.store, self._config), self._origin)
         if not sessions:
             raise UsageError(f"no run has been recorded in {self._place}{_START_ONE}")
         newest = sessions[-1]
@@ -230,7 +243,7 @@ class ReportReader:
             task_ids = list(newest.task_ids)
             await anyio.to_thread.run_sync(snapshot_tasks, root, shot, newest.session_id, task_ids)
             report, ends = await timed_session_report(self.store, newest, self._stale)
-            await anyio.to_thread.run_sync(keep, root, shot, ends, report)
+            await anyio.to_thread.run_sync(keep, root, shot, ends, report, self._origin)
         else:
             report = await session_report(self.store, newest, self._stale)
         # Only an active session's orchestrator can be gone unnoticed (no process is looked at
@@ -240,10 +253,11 @@ class ReportReader:
 
 @asynccontextmanager
 async def report_reader(
-    where: Path | RunConfig, events: Path | None = None
+    where: Path | RunConfig, events: Path | None = None, origin: ConfigOrigin | None = None
 ) -> AsyncIterator[ReportReader]:
     """The store of a state directory (its event log ``events``, for watching; beside it by
-    default) or of the store a run config names, open for reports."""
+    default; ``origin``: the runs of that config file only) or of the store a run config
+    names, open for reports."""
     stale: float | None = None
     config: RunConfig | None = None
     if isinstance(where, Path):
@@ -256,12 +270,14 @@ async def report_reader(
         store = await open_run_store(config)
         place, stale = describe_state(config), config.scheduler.stale_threshold
     async with contextlib.aclosing(store):
-        yield ReportReader(store, place, config, stale)
+        yield ReportReader(store, place, config, stale, origin)
 
 
-async def newest_report(where: Path | RunConfig) -> tuple[RunReport, bool]:
+async def newest_report(
+    where: Path | RunConfig, origin: ConfigOrigin | None = None
+) -> tuple[RunReport, bool]:
     """The report of the newest session in a state directory (or the store a run config
     names), and whether it is active but the orchestrator that ran it is gone (so the report
     will not change until someone resumes it)."""
-    async with report_reader(where) as reader:
+    async with report_reader(where, origin=origin) as reader:
         return await reader.newest(kept=True)

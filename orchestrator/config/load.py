@@ -34,6 +34,7 @@ from orchestrator.config.adapter_entry import AdapterConfig
 from orchestrator.config.checks.problems import Problem
 from orchestrator.config.checks.run import find_problems
 from orchestrator.config.fieldpath import Loc, format_loc
+from orchestrator.config.origin import ConfigOrigin, set_origin
 from orchestrator.config.run import DEFER_CHECKS, RunConfig
 from orchestrator.config.sections import CapacityConfig, RetryConfig, SchedulerConfig, StateConfig
 from orchestrator.config.task import TaskConfig
@@ -114,13 +115,16 @@ def check_config(
         text = read_config_text(file, source)
     except ConfigError as exc:
         return CheckedConfig(source, None, exc.issues)
-    return _checked(
+    checked = _checked(
         text,
         source=source,
         base_dir=file.absolute().parent,
         options_models=options_models,
         environ=environ,
     )
+    if checked.config is not None:
+        set_origin(checked.config, ConfigOrigin.of(file, text))
+    return checked
 
 
 def check_config_text(

@@ -13,7 +13,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.config.adapter_entry import AdapterConfig
 from orchestrator.config.budgets import BudgetsConfig, PriceConfig
@@ -29,6 +36,7 @@ from orchestrator.config.fields import (
 )
 from orchestrator.config.forge import ForgeConfig
 from orchestrator.config.mcp import McpServerConfig
+from orchestrator.config.origin import ConfigOrigin
 from orchestrator.config.radar import RadarConfig
 from orchestrator.config.sandbox import SandboxConfig
 from orchestrator.config.secrets import SecretsConfig
@@ -54,6 +62,9 @@ them itself so each problem can be reported at its own line)."""
 
 class RunConfig(Section):
     """A whole run: the repository, its adapters, the workflow and the tasks."""
+
+    # The file it was read from (``config.origin``); None for one built from text.
+    _origin: ConfigOrigin | None = PrivateAttr(default=None)
 
     repo: Path = Field(
         default=Path(),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from orchestrator.config.origin import ConfigOrigin
 from orchestrator.config.run import RunConfig
 from orchestrator.errors import NothingToResume, RecordNotFound
 from orchestrator.models import ACTIVE_SESSION_STATUSES
@@ -36,11 +37,14 @@ __all__ = [
 ]
 
 
-def nothing_to_resume(state_dir: Path) -> NothingToResume:
+def nothing_to_resume(state_dir: Path, origin: ConfigOrigin | None = None) -> NothingToResume:
+    """Nothing to resume in ``state_dir`` (of the runs started from ``origin``'s file, when
+    known: another config's runs there are not this one's to resume)."""
     # Also what a run killed before its session was written leaves: its tasks are taken
     # over by the next `run`.
+    of_file = f" started from {origin.path}" if origin is not None else ""
     return NothingToResume(
-        f"there is no interrupted session to resume in {state_dir}; "
+        f"there is no interrupted session{of_file} to resume in {state_dir}; "
         "start the run with `council run`"
     )
 

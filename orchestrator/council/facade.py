@@ -68,6 +68,7 @@ from typing import Any
 import anyio.to_thread
 
 from orchestrator.config.load import load_config
+from orchestrator.config.origin import origin_of
 from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
 from orchestrator.council.checks import nothing_to_resume
@@ -273,7 +274,7 @@ class Council:
         if session_id is None:
             session = await self._newest(resumable=True)
             if session is None:
-                raise nothing_to_resume(self.config.state_dir)
+                raise nothing_to_resume(self.config.state_dir, origin_of(self.config))
             session_id = session.session_id
         since = since_now()
         if self.config.sources:

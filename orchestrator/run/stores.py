@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from orchestrator.config.origin import of_config, origin_of
 from orchestrator.models import SessionRecord
 from orchestrator.scheduler.context import TEAM
 from orchestrator.state.file.record_files.layout import events_log
@@ -23,7 +24,13 @@ from orchestrator.state.protocol import StateStore
 if TYPE_CHECKING:
     from orchestrator.config.run import RunConfig
 
-__all__ = ["clone_local", "describe_state", "events_log", "open_run_store", "run_sessions"]
+__all__ = [
+    "clone_local",
+    "describe_state",
+    "events_log",
+    "open_run_store",
+    "run_sessions",
+]
 
 
 def clone_local() -> frozenset[str]:
@@ -72,14 +79,24 @@ def describe_state(config: RunConfig) -> str:
     return str(config.state_dir)
 
 
-async def run_sessions(store: StateStore, config: RunConfig | None) -> list[SessionRecord]:
-    """The sessions of the run ``config`` describes, oldest first: every session of a file
-    store (it is the repository's own); on a shared database only its team run's (another
-    repository's runs may share the database). Without their metrics: a caller picks one of
-    them, and computing them reads every task of every session."""
+async def run_sessions(
+    store: StateStore, config: RunConfig | None, *, others: list[SessionRecord] | None = None
+) -> list[SessionRecord]:
+    """The sessions of the run ``config`` describes, oldest first: on a file store (the
+    repository's own) those started from ``config``'s file (``of_config``: another config of
+    the same repository, a goal's, starts runs of its own); on a shared database its team
+    run's (another repository's runs may share the database; each workstation reads the team's
+    run from its own clone's file). Without their metrics: a caller picks one of them, and
+    computing them reads every task of every session. ``others``, when given, is extended by
+    the file store's sessions of other config files (a caller that chose says so)."""
     sessions = await store.list_sessions(metrics=False)
-    if config is None or config.state.backend != "postgresql":
+    if config is None:
         return sessions
+    if config.state.backend != "postgresql":
+        mine = of_config(sessions, origin_of(config))
+        if others is not None:
+            others.extend(s for s in sessions if s not in mine)
+        return mine
     from orchestrator.state.team import team_for  # git: a team's database only
 
     team = await team_for(config)

@@ -33,6 +33,7 @@ from orchestrator.cli.status import run_finder
 from orchestrator.cli.status.summary import JsonOption, WideOption, print_summary
 
 if TYPE_CHECKING:
+    from orchestrator.config.origin import ConfigOrigin
     from orchestrator.config.run import RunConfig
     from orchestrator.run.reports.report import RunReport
 
@@ -56,53 +57,57 @@ def status(
     Of FILE or, without it, of the run meant here (the one `council run` or `resume` was last
     started for from this directory or the nearest one above it, else the one kept in the
     .council/state of the repository you stand in)."""
-    where, events = _status_source(file)
+    where, events, origin = _status_source(file)
     if watch:
         from orchestrator.cli.status.status_watch import watch_status
 
-        watch_status(where, as_json, wide, events)
-    report = _one_look(where)
+        watch_status(where, as_json, wide, events, origin)
+    report = _one_look(where, origin)
     if as_json:
         console.print_lines(report.model_dump_json(indent=2))
     else:
         print_summary(report, wide)
 
 
-def _status_source(file: Path | None) -> tuple[Path | RunConfig, Path | None]:
-    """The state directory (with the run's event log, for ``--watch``), or the config of a
-    database-backed run, that status reads."""
+def _status_source(
+    file: Path | None,
+) -> tuple[Path | RunConfig, Path | None, ConfigOrigin | None]:
+    """The state directory (with the run's event log, for ``--watch``, and the config file
+    whose runs it shows: ``config.origin``), or the config of a database-backed run, that
+    status reads."""
     if file is None:
         found = run_finder.find_run(Path.cwd())
         console.print_progress(f"status of {found.how}")
         if found.config is None:
             assert found.state_dir is not None  # a FoundRun has one or the other
-            return found.state_dir, found.events
+            return found.state_dir, found.events, None
         file = found.config
     from orchestrator.config.load import load_config  # YAML and the checks: FILE only
+    from orchestrator.config.origin import origin_of
     from orchestrator.state.file.record_files.layout import events_log
 
     config = load_config(file)
     if config.state.backend == "file":
-        return config.state_dir, events_log(config.repo)
-    return config, None
+        return config.state_dir, events_log(config.repo), origin_of(config)
+    return config, None, None
 
 
-def _one_look(where: Path | RunConfig) -> RunReport:
+def _one_look(where: Path | RunConfig, origin: ConfigOrigin | None = None) -> RunReport:
     """The newest session's report: the kept one when it is still what the records say, else
     built from the store."""
     if isinstance(where, Path):
         from orchestrator.run.reports.report_cache import kept_report
 
-        kept = kept_report(where)
+        kept = kept_report(where, origin)
         if kept is not None:
             return kept
         from orchestrator.run.reports.quick_report import quick_report
 
-        built = quick_report(where)
+        built = quick_report(where, origin)
         if built is not None:
             return built
     from orchestrator.cli import event_loop
     from orchestrator.cli.store_access import newest_report
 
-    report, _ = event_loop.run(newest_report, where)
+    report, _ = event_loop.run(newest_report, where, origin)
     return report

@@ -27,6 +27,7 @@ from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
 from orchestrator.state.changes import ChangeStream, RecordChange
 
 if TYPE_CHECKING:
+    from orchestrator.config.origin import ConfigOrigin
     from orchestrator.config.run import RunConfig
     from orchestrator.run.reports.report import RunReport
 
@@ -38,11 +39,15 @@ _SHOWN = ("tasks", "sessions", f"records/{PRESENCE}")  # the kinds of record the
 
 
 def watch_status(
-    where: Path | RunConfig, as_json: bool, wide: bool = False, events: Path | None = None
+    where: Path | RunConfig,
+    as_json: bool,
+    wide: bool = False,
+    events: Path | None = None,
+    origin: ConfigOrigin | None = None,
 ) -> None:
     """``status --watch`` (see the module doc); always ends by raising ``typer.Exit``."""
     try:
-        report = event_loop.run(_watch_until_signal, where, events, not as_json)
+        report = event_loop.run(_watch_until_signal, where, events, not as_json, origin)
     except KeyboardInterrupt:  # before the loop listens for it
         report = None
     if report is None:
@@ -52,7 +57,7 @@ def watch_status(
 
 
 async def _watch_until_signal(
-    where: Path | RunConfig, events: Path | None, show: bool
+    where: Path | RunConfig, events: Path | None, show: bool, origin: ConfigOrigin | None = None
 ) -> RunReport | None:
     """``_watch``, or None once SIGINT or SIGTERM arrives. The loop listens for them itself:
     asyncio's own Ctrl-C (the main task cancelled, then KeyboardInterrupt) could be taken for
@@ -67,15 +72,17 @@ async def _watch_until_signal(
                     return
 
         group.start_soon(on_signal)
-        watched.append(await _watch(where, events, show))
+        watched.append(await _watch(where, events, show, origin))
         group.cancel_scope.cancel()
     return watched[0] if watched else None
 
 
-async def _watch(where: Path | RunConfig, events: Path | None, show: bool) -> RunReport:
+async def _watch(
+    where: Path | RunConfig, events: Path | None, show: bool, origin: ConfigOrigin | None
+) -> RunReport:
     seen: dict[str, str] = {}
     # The watch is entered before the first read: a write between the two is heard.
-    async with report_reader(where, events) as reader, reader.store.watch() as changes:
+    async with report_reader(where, events, origin) as reader, reader.store.watch() as changes:
         with console.live_table(SUMMARY) as update:
             while True:
                 drawn = time.monotonic()

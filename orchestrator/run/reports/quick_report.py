@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.config.origin import ConfigOrigin, of_config
 from orchestrator.models import utcnow
 from orchestrator.radar.records import COLLISIONS, read_collision
 from orchestrator.run.reports.report import RunReport
@@ -33,7 +34,7 @@ from orchestrator.state.file.record_files.peek_read import PeekRead
 __all__ = ["quick_report"]
 
 
-def quick_report(root: Path) -> RunReport | None:
+def quick_report(root: Path, origin: ConfigOrigin | None = None) -> RunReport | None:
     """Blocking: the newest session's report of the file store at ``root``, kept for the next
     look (``report_cache.keep``); None when the store itself must be asked (module doc), or
     when no session is recorded there (the store's path says so in its own words)."""
@@ -42,6 +43,9 @@ def quick_report(root: Path) -> RunReport | None:
         return None
     shot = snapshot_sessions(root)
     sessions = read.sessions(list(shot.sessions))
+    if sessions is None:
+        return None
+    sessions = of_config(sessions, origin)
     if not sessions:
         return None
     newest = max(sessions, key=lambda s: (s.created_at, s.session_id))
@@ -66,5 +70,5 @@ def quick_report(root: Path) -> RunReport | None:
         if not is_expired(record, now) and (collision := read_collision(record.data))
     ]
     report, ends = report_of(newest, tasks, alive, line, now, found)
-    keep(root, shot, ends, report)
+    keep(root, shot, ends, report, origin)
     return report

@@ -38,6 +38,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator.config.origin import ConfigOrigin
 from orchestrator.models import utcnow
 from orchestrator.run.reports.report import RunReport
 from orchestrator.state.file.record_files.layout import (
@@ -79,23 +80,33 @@ def snapshot_tasks(root: Path, snapshot: Snapshot, session_id: str, task_ids: li
     snapshot.session_id, snapshot.tasks = session_id, task_identities(root, task_ids)
 
 
-def kept_report(root: Path) -> RunReport | None:
-    """The kept report of the newest session in the file store at ``root``, if every record it
-    was built from is unchanged and it has not run out; else None (build it, then ``keep``)."""
+def kept_report(root: Path, origin: ConfigOrigin | None = None) -> RunReport | None:
+    """The kept report of the newest session in the file store at ``root`` (of those started
+    from ``origin``'s config file, ``config.origin.of_config``), if every record it was built
+    from is unchanged and it has not run out; else None (build it, then ``keep``)."""
     try:
         kept = json.loads((root / CACHE_NAME).read_bytes())
     except (OSError, ValueError):
         return None
     if not isinstance(kept, dict) or not _fresh(root, kept):
         return None
+    if kept.get("config") != (origin.path if origin is not None else None):
+        return None  # kept for another config's runs, or for the store's newest
     try:
         return RunReport.model_validate(kept.get("report"))
     except ValidationError:
         return None
 
 
-def keep(root: Path, snapshot: Snapshot, ends: datetime | None, report: RunReport) -> None:
-    """Blocking: keep ``report``, built from the records ``snapshot`` names, until ``ends``."""
+def keep(
+    root: Path,
+    snapshot: Snapshot,
+    ends: datetime | None,
+    report: RunReport,
+    origin: ConfigOrigin | None = None,
+) -> None:
+    """Blocking: keep ``report``, built from the records ``snapshot`` names, until ``ends``;
+    the newest session of ``origin``'s config file (None: of the store)."""
     known = [*snapshot.sessions.values(), *(snapshot.tasks or {}).values()]
     if snapshot.tasks is None or any(identity is None for identity in known):
         return  # a record with no file yet: nothing to tell its first write by
@@ -104,6 +115,7 @@ def keep(root: Path, snapshot: Snapshot, ends: datetime | None, report: RunRepor
             "format": _FORMAT,
             "makers": _makers(),
             "ends": ends.isoformat() if ends is not None else None,
+            "config": origin.path if origin is not None else None,
             **snapshot.as_json(),
         }
         # The report as pydantic writes it (its own encoder, not json's, some ten times

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from orchestrator.config.origin import SESSION_KEY, origin_of
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import StateError
 from orchestrator.events.runs import RunJoined, RunResumed, RunStarted
@@ -108,6 +109,7 @@ class Opening:
             {
                 "metadata": {
                     ORCHESTRATOR: procid.current().as_dict(),
+                    **_origin_entry(run),
                     **({TEAM: team.run_key} if team is not None else {}),
                     **({RECORDING: True} if run.tasks else {}),
                 },
@@ -198,7 +200,11 @@ class Opening:
         await skip_landed(run, (t for t in run.tasks.values() if t.id in unfinished))
         await retire_left_worktrees(run, self._writes, snapshot.session.created_at)
         await self._members.prepare(run.tasks.values(), resuming=True)
-        metadata = {**snapshot.session.metadata, ORCHESTRATOR: procid.current().as_dict()}
+        metadata = {
+            **snapshot.session.metadata,
+            ORCHESTRATOR: procid.current().as_dict(),
+            **_origin_entry(run),  # an edited config goes on with the run: its digest now
+        }
         await store.update_session(session_id, {"metadata": metadata}, metrics=False)
         await run.events.emit(RunResumed(session_id=session_id, holder=run.holder))
         return True
@@ -254,3 +260,10 @@ class Opening:
         self._not_tasks |= unknown - set(session.task_ids)
         if added:
             await self._members.prepare(added, resuming=True)
+
+
+def _origin_entry(run: RunContext) -> dict[str, dict[str, str]]:
+    """The session's record of the config file that started it (``config.origin``), so a
+    command given that FILE acts on this run; nothing for a config read from no file."""
+    origin = origin_of(run.services.config)
+    return {SESSION_KEY: origin.as_dict()} if origin is not None else {}
