@@ -131,9 +131,9 @@ def _wrap_async(owner: Any, name: str, step: str) -> None:
 # ``Class.method``; a function imported by name into another module is wrapped where it is used.
 STEPS = [
     ("orchestrator.scheduler.scheduler", "Scheduler.start", "run.start"),
-    ("orchestrator.scheduler.scheduler", "Scheduler._finish", "run.finish"),
+    ("orchestrator.scheduler.scheduler", "finish", "run.finish"),
     ("orchestrator.scheduler.reconciler", "Reconciler.reconcile", "tick"),
-    ("orchestrator.scheduler.scheduler", "Scheduler._states", "tick"),
+    ("orchestrator.scheduler.session.reading", "RunReads.states", "tick"),
     ("orchestrator.scheduler.dispatcher", "Dispatcher.dispatch", "tick"),
     ("orchestrator.scheduler.scheduler", "Scheduler._run_and_wake", "attempt"),
     ("orchestrator.scheduler.attempts.runner", "AttemptRunner._setup", "setup"),

@@ -11,7 +11,7 @@ A task waiting ``in_review`` is cancelled at once, and its pull request is close
 comment saying why (its branch stays on the remote): an open pull request nobody follows any
 more would otherwise wait for a review that leads nowhere. When the forge cannot be reached,
 the cancel stands, the command says the pull request is still open, and the next run or
-resume of the session closes it (``pull_follower``, which closes the pull request of a task
+resume of the session closes it (``pulls.cancelled``, which closes the pull request of a task
 cancelled any other way too, ``Council.cancel`` included).
 
 Exit codes: 0 the task is cancelled or its cancel is requested, 2 the task is not part of the
@@ -37,7 +37,7 @@ from orchestrator.ids import check_id
 from orchestrator.models import TaskState, TaskStatus
 from orchestrator.process import procid
 from orchestrator.run.stores import describe_state
-from orchestrator.scheduler.pulls.follower import close_cancelled_pull, open_pull_of_cancelled
+from orchestrator.scheduler.pulls.cancelled import close_cancelled_pull, open_pull_of_cancelled
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["cancel"]

@@ -35,6 +35,7 @@ __all__ = [
     "is_alive",
     "living",
     "marker_of",
+    "pid_namespace",
     "start_time",
 ]
 
@@ -103,6 +104,17 @@ def is_alive(proc: ProcessId) -> bool | None:
     if started is None or not proc.started:
         return True  # it exists, and what it is cannot be told: taken for the holder
     return started == proc.started
+
+
+def pid_namespace() -> str:
+    """This process's pid namespace (``pid:[4026531836]`` on Linux), "" where it cannot be
+    told: two processes of one host see each other's pids only when theirs agree, so only then
+    is ``is_alive``'s "gone" about the same process (a container with the same host name and a
+    namespace of its own sees none of this host's pids)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
 
 
 def start_time(pid: int) -> str | None:

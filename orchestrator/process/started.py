@@ -56,7 +56,10 @@ def forget(pid: int) -> None:
 def alone_since(pid: int) -> float | None:
     """Since when (seconds since boot) the CLI ``pid`` has been the only one running; None
     while others run."""
-    if any(other != pid for other in _RUNNING_CLIS):
+    # Asked from a worker thread (a stray sweep) while the event loop's thread starts and ends
+    # CLIs: the copy is one step of the interpreter, iterating the dict itself is not.
+    running = tuple(_RUNNING_CLIS)
+    if any(other != pid for other in running):
         return None
     return max(_RUNNING_CLIS.get(pid, 0), _last_cli_end)
 

@@ -36,7 +36,6 @@ from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.parts import RunParts
 from orchestrator.scheduler.rules.queue import (
-    PARKED_ADAPTER,
     broken_dependency,
     first_phase,
     ordered,
@@ -46,6 +45,7 @@ from orchestrator.scheduler.rules.queue import (
 )
 from orchestrator.scheduler.spending import Spending
 from orchestrator.spend.gate import Hold
+from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.best_of import COUNCIL_PHASE, judge_adapter
 
 __all__ = ["Dispatcher", "adapter_chain"]
@@ -119,7 +119,8 @@ class Dispatcher:
     ) -> str | None:
         """Start an attempt at ``task`` if its adapter, a slot and its files are free; None
         when it started, else why not."""
-        sticky = state.metadata.get(PARKED_ADAPTER) if state.status == TaskStatus.PARKED else None
+        parked = state.status == TaskStatus.PARKED
+        sticky = TaskMeta.read(state.metadata).park.adapter if parked else None
         chain = adapter_chain(self._run, task)
         stay = sticky if isinstance(sticky, str) else None
         # A parked task keeps its own adapter; another takes the first of its chain not parked,

@@ -15,7 +15,7 @@ Contract:
   ``done`` (its work landed); an unknown task raises ``RecordNotFound``.
 - ``request_rebase(services, task_id)``: a task whose pull request is open, waiting
   ``in_review`` or ended ``conflict`` after its resolve round, goes through a resolve round
-  asked for by a person (``pull_follower.resolve_round``, the follower's own write): built
+  asked for by a person (``pulls.outcomes.resolve_round``, the follower's own write): built
   again on the remote's base as it is now and pushed to the same pull request. It counts as
   a resolve round (one more conflict at the merge then ends it ``conflict``, for a person to
   ask again). A task without an open pull request raises ``RequeueError`` saying why.
@@ -33,42 +33,41 @@ from typing import Any
 
 from orchestrator.errors import RecordNotFound, RequeueError, RunError, VersionConflict
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus
-from orchestrator.scheduler.attempts.attempt import (
-    EMPTY_BUILDS,
-    FAILURES,
-    RECHECKS,
-    RESOLVE_ROUNDS,
-    RETRY_NOTE,
-    WORKTREE_LOSSES,
-)
 from orchestrator.scheduler.cancel import clear_cancel
 from orchestrator.scheduler.context import Services
-from orchestrator.scheduler.pulls.follower import resolve_round
-from orchestrator.scheduler.pulls.landing import PULL
-from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS
-from orchestrator.scheduler.rules.queue import NOT_BEFORE, OUTCOME, PARKED_ADAPTER, PARKED_UNTIL
+from orchestrator.scheduler.pulls.outcomes import resolve_round
 from orchestrator.state.protocol import StateStore
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["RETRIED", "RETRY_KEYS", "open_pull", "request_rebase", "request_retry"]
 
 RETRIED = frozenset({TaskStatus.FAILED, TaskStatus.CONFLICT, TaskStatus.CANCELLED})
-# The metadata a retry's count is kept in: gone, the retry policy counts from nothing again.
-RETRY_KEYS = (
-    FAILURES,
-    RECHECKS,
-    EMPTY_BUILDS,
-    RETRY_NOTE,
-    NOT_BEFORE,
-    OUTCOME,
-    PARKS,
-    PARKED_UNTIL,
-    PARKED_ADAPTER,
-    PARKED_SINCE,
-    RESOLVE_ROUNDS,
-    WORKTREE_LOSSES,
-    "conflicts",
-)
 _CAS_TRIES = 20
+
+
+def _clear_counts(meta: TaskMeta) -> None:
+    """The metadata a retry's count is kept in: gone, the retry policy counts from nothing
+    again."""
+    retry, park = meta.retry, meta.park
+    retry.failures = retry.rechecks = retry.empty_builds = retry.resolve_rounds = None
+    retry.retry_note = retry.outcome = retry.not_before = retry.conflicts = None
+    park.parks = park.until = park.adapter = park.since = meta.worktree.losses = None
+
+
+def _retry_keys() -> frozenset[str]:
+    """The keys ``_clear_counts`` drops: the fields it sets."""
+    meta = TaskMeta.read({})
+    _clear_counts(meta)
+    parts = (getattr(meta, name) for name in TaskMeta.parts())
+    return frozenset(
+        info.alias or name
+        for part in parts
+        for name, info in type(part).model_fields.items()
+        if name in part.model_fields_set
+    )
+
+
+RETRY_KEYS = _retry_keys()  # the metadata a retry's count is kept in
 
 
 async def request_retry(store: StateStore, task_id: str) -> TaskState:
@@ -91,25 +90,26 @@ async def request_retry(store: StateStore, task_id: str) -> TaskState:
 
 def retried_updates(state: TaskState) -> dict[str, Any]:
     """The write that queues the ended ``state`` again with its whole retry allowance."""
-    meta = {key: value for key, value in state.metadata.items() if key not in RETRY_KEYS}
+    meta = TaskMeta.read(state.metadata)
+    _clear_counts(meta)
     return {
         "status": TaskStatus.QUEUED,
         "current_phase": None,
         "finished_at": None,
         "error": None,
-        "metadata": meta,
+        "metadata": meta.dump(),
     }
 
 
 def open_pull(state: TaskState) -> dict[str, Any] | None:
     """The pull request of ``state`` as recorded, when it is open and the task waits on it
     (``in_review``) or ended ``conflict`` with it; else None."""
-    pull = state.metadata.get(PULL)
+    seen = TaskMeta.read(state.metadata).pull.pull
     if state.status not in (TaskStatus.IN_REVIEW, TaskStatus.CONFLICT):
         return None
-    if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
+    if seen is None or seen.number is None:
         return None
-    return pull if pull.get("state") in (None, "open") else None
+    return seen.dump() if seen.state in (None, "open") else None
 
 
 async def request_rebase(services: Services, task_id: str) -> TaskState:
@@ -121,7 +121,7 @@ async def request_rebase(services: Services, task_id: str) -> TaskState:
         pull = open_pull(state)
         if pull is None:
             raise RequeueError(_no_pull(state))
-        rounds = int(state.metadata.get(RESOLVE_ROUNDS, 0)) + 1
+        rounds = (TaskMeta.read(state.metadata).retry.resolve_rounds or 0) + 1
         why = (
             f"a rebase of pull request #{pull['number']} was asked for: building again on "
             f"{services.config.base_branch}"
@@ -142,13 +142,13 @@ async def _read(store: StateStore, task_id: str) -> TaskState:
 
 def _no_pull(state: TaskState) -> str:
     """Why the task ``state`` has no open pull request to rebase."""
-    pull = state.metadata.get(PULL)
-    number = pull.get("number") if isinstance(pull, dict) else None
-    if not isinstance(number, int):
+    seen = TaskMeta.read(state.metadata).pull.pull
+    number = seen.number if seen is not None else None
+    if number is None:
         if state.status in TERMINAL_TASK_STATUSES:
             return f"it ended {state.status} without a pull request: nothing to rebase"
         return f"it has no pull request yet ({state.status}): its landing opens one on the base"
-    recorded = pull.get("state") if isinstance(pull, dict) else None
+    recorded = seen.state if seen is not None else None
     if recorded not in (None, "open"):
         return f"its pull request #{number} is {recorded}: nothing to rebase"
     return (

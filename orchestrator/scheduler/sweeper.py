@@ -23,11 +23,10 @@ from orchestrator.events.tasks import TaskSwept
 from orchestrator.models import TaskStatus, utcnow
 from orchestrator.retry import RetryPolicy
 from orchestrator.runner.orphans import stop_orphans
-from orchestrator.scheduler.attempts.attempt import FAILURES, WORKTREE
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.session_context import SessionContextFeed
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.rules.queue import NOT_BEFORE
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["Sweeper"]
 
@@ -62,25 +61,25 @@ class Sweeper:
                 attempt.lose()
                 attempt.cancel.set()
             state = await store.get_task_state(claim.task_id)
-            session = None if state is None else state.metadata.get(WORKTREE)
-            if attempt is None and isinstance(session, str):
+            session = None if state is None else TaskMeta.read(state.metadata).worktree.session
+            if attempt is None and session is not None:
                 await self._contexts.swept(claim.task_id, session)
             if state is None or state.session_id != run.session_id:
                 continue  # another run's task: its own scheduler settles it
             if state.status not in (TaskStatus.RUNNING, TaskStatus.MERGING):
                 continue
-            failures = int(state.metadata.get(FAILURES, 0)) + 1
+            meta = TaskMeta.read(state.metadata)
+            failures = meta.retry.failures = (meta.retry.failures or 0) + 1
             error = f"claim of {claim.holder} expired (no heartbeat)"
-            meta = {**state.metadata, FAILURES: failures}
             updates: dict[str, Any]
             if failures > self._policy.max_retries:
                 reason = f"gave up after {failures} attempts; last error: {error}"
                 updates = {"status": TaskStatus.FAILED, "error": reason, "finished_at": utcnow()}
             else:
                 delay = self._policy.next_delay(failures)
-                meta[NOT_BEFORE] = (utcnow() + timedelta(seconds=delay)).isoformat()
+                meta.retry.not_before = utcnow() + timedelta(seconds=delay)
                 updates = {"status": TaskStatus.QUEUED, "error": error}
-            await store.update_task_state(claim.task_id, {**updates, "metadata": meta})
+            await store.update_task_state(claim.task_id, {**updates, "metadata": meta.dump()})
             await run.events.emit(
                 TaskSwept(task_id=claim.task_id, holder=claim.holder, status=updates["status"])
             )

@@ -259,3 +259,29 @@ def test_council_resume_in_another_clone_finishes_a_dead_workstations_run(
     report = json.loads(resumed.stdout)
     assert report["totals"]["done"] == 6 and report["team"]
     assert sorted(team.landed_tasks()) == _expected(6)
+
+
+def test_a_resume_on_the_host_of_a_dead_workstation_takes_its_claims_back_at_once(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    # A lease of ten minutes: waited out, the resume would outlast the test's own time limit.
+    team = Team(tmp_path, pg_dsn)
+    tasks = [team_task(n, sleep=1.5) for n in range(1, 4)]
+    team.workstation("a", tasks, sessions=2, heartbeat=0.3, stale=600.0)
+    team.workstation("b", tasks, sessions=2, heartbeat=0.3, stale=600.0)
+    try:
+        team.start("a")
+        wait_for(lambda: _running_on(team, "a"), "workstation a to run a task", 60)
+        team.signal("a", signal.SIGKILL)  # its presence record and claims stay behind
+        dead = f"{team.processes['a'].pid}"
+        team.processes["a"].wait(timeout=30)
+        resumed = team.council("resume", str(tmp_path / "b.yaml"), "--json", timeout=90)
+    finally:
+        team.stop_all()
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    report = json.loads(resumed.stdout)
+    assert report["totals"]["done"] == 3 and report["team"]
+    assert sorted(team.landed_tasks()) == _expected(3)
+    # Given back by the resume, named as the dead workstation's: not waited out.
+    swept = team.events("task.swept")
+    assert swept and all(e["holder"].split(":")[1] == dead for e in swept), swept

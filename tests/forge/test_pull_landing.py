@@ -23,7 +23,7 @@ from orchestrator.council import Council
 from orchestrator.forge.connect import connect
 from orchestrator.models import TaskStatus
 from orchestrator.safety.crashpoints import ENV as CRASH_ENV
-from orchestrator.scheduler.pulls.follower import close_cancelled_pull
+from orchestrator.scheduler.pulls.cancelled import close_cancelled_pull
 from orchestrator.state import FileStateStore
 from orchestrator.testing.fake_github import FakeGitHub
 from tests.support.cli_process_helpers import ENV, task_states, wait_for

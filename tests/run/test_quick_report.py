@@ -18,7 +18,6 @@ from orchestrator.run.reports import quick_report as quick_module
 from orchestrator.run.reports import report_cache
 from orchestrator.run.reports.quick_report import quick_report
 from orchestrator.run.reports.report import RunReport
-from orchestrator.scheduler.rules.queue import PARKED_UNTIL
 from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state import FileStateStore
@@ -59,7 +58,7 @@ async def varied_store(tmp_path: Path) -> tuple[Path, str]:
             "c",
             {
                 "status": TaskStatus.PARKED,
-                "metadata": {PARKED_UNTIL: until, "parked_adapter": "a", "parks": 2},
+                "metadata": {"parked_until": until, "parked_adapter": "a", "parks": 2},
             },
         )
         await store.update_task_state("e", {"status": TaskStatus.RUNNING})

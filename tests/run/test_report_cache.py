@@ -18,7 +18,6 @@ from orchestrator.cli.store_access import newest_report
 from orchestrator.models import TaskStatus, utcnow
 from orchestrator.run.reports import report_cache
 from orchestrator.run.reports.report import RunReport
-from orchestrator.scheduler.rules.queue import PARKED_UNTIL
 from orchestrator.state import FileStateStore
 from tests.support.cli_process_helpers import ENV
 from tests.support.timing import patience
@@ -76,7 +75,7 @@ async def test_a_timed_wait_ends_the_kept_report(
     root, _ = await new_store(tmp_path, ["a", "b"])
     until = utcnow() + timedelta(minutes=5)
     await write_task(
-        root, "b", {"status": TaskStatus.PARKED, "metadata": {PARKED_UNTIL: until.isoformat()}}
+        root, "b", {"status": TaskStatus.PARKED, "metadata": {"parked_until": until.isoformat()}}
     )
     shown = await look(root)
     assert shown.task("b").waiting is not None and "parked until" in shown.task("b").waiting

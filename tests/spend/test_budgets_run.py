@@ -335,10 +335,12 @@ def test_ask_pauses_and_asks_on_the_issue_whether_to_go_on(tmp_path: Path) -> No
 
 def test_an_adapters_budget_per_day_counts_every_run_of_the_day(run: Run) -> None:
     budgets = {"adapters": {"cli": {"tokens": 1, "per": "day"}}}
+    # Its usage streamed a step a second: the first step passes the budget while it runs.
+    spend = "SPEND 0 50 times=4 every=1\nWRITE one.txt one"
     one = {
         "id": "one",
         "prompt": "Write one.txt.",
-        "metadata": {"phase_instructions": {"build": "WRITE one.txt one"}},
+        "metadata": {"phase_instructions": {"build": spend}},
     }
     config = run.write([one], workflow={"phases": [{"name": "build"}]}, budgets=budgets)
     first = run.council("run", str(config), "--json")

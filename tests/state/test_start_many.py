@@ -24,7 +24,7 @@ from orchestrator.events import Event
 from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.safety.crashpoints import ENV as ENV_AT
 from orchestrator.safety.crashpoints import SIGNAL_ENV
-from orchestrator.scheduler import recording
+from orchestrator.scheduler.session import recording
 from orchestrator.state import FileStateStore
 from orchestrator.state.file import fsops
 from orchestrator.state.file.record_files import records

@@ -28,15 +28,17 @@ from orchestrator.run.reports.report import (
     VanishedReport,
     WorkstationReport,
 )
+from orchestrator.scheduler.context import TEAM
 from orchestrator.scheduler.rules.queue import dependencies, wait_reason
 from orchestrator.spend.line import SpendLine
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["build_report"]
 
 
-def _usage(metadata: dict[str, Any], name: str) -> Any:
-    usage = metadata.get("usage")
-    return usage.get(name) if isinstance(usage, dict) else None
+def _usage(meta: TaskMeta, name: str) -> Any:
+    usage = meta.retry.usage
+    return usage.get(name) if usage is not None else None
 
 
 def _task_report(
@@ -45,10 +47,11 @@ def _task_report(
     duration = None
     if state.started_at is not None and state.finished_at is not None:
         duration = (state.finished_at - state.started_at).total_seconds()
-    conflicts = state.metadata.get("conflicts")
+    meta = TaskMeta.read(state.metadata)  # a damaged value reads as absent
     parked = state.status == TaskStatus.PARKED
     queued = state.status == TaskStatus.QUEUED
-    outcome = state.metadata.get("outcome") if state.status == TaskStatus.FAILED else None
+    outcome = meta.retry.outcome if state.status == TaskStatus.FAILED else None
+    parks = meta.park.parks
     return TaskReport(
         task_id=state.task_id,
         status=state.status,
@@ -59,73 +62,47 @@ def _task_report(
         branch=state.branch,
         merged_commit=state.merged_commit,
         error=state.error,
-        outcome=outcome if isinstance(outcome, str) else None,
-        parked_until=_time(state.metadata, "parked_until") if parked else None,
-        parked_adapter=_text(state.metadata, "parked_adapter") if parked else None,
-        parks=_count(state.metadata, "parks"),
-        conflicts=list(conflicts) if isinstance(conflicts, list) else [],
+        outcome=outcome,
+        parked_until=meta.park.until if parked else None,
+        parked_adapter=meta.park.adapter if parked else None,
+        parks=parks if parks is not None and parks > 0 else 0,
+        conflicts=list(meta.retry.conflicts or []),
         started_at=state.started_at,
         finished_at=state.finished_at,
         duration_seconds=duration,
-        input_tokens=_usage(state.metadata, "input_tokens"),
-        output_tokens=_usage(state.metadata, "output_tokens"),
-        cost_usd=_usage(state.metadata, "cost_usd"),
-        candidates=_candidates(state.metadata),
+        input_tokens=_usage(meta, "input_tokens"),
+        output_tokens=_usage(meta, "output_tokens"),
+        cost_usd=_usage(meta, "cost_usd"),
+        candidates=_candidates(meta),
         waiting=wait_reason(depends_on, state, states, now),
-        held=_text(state.metadata, "held") if queued else None,  # ``scheduler.spending.HELD``
-        held_until=_time(state.metadata, "held_until") if queued else None,
+        held=meta.hold.held if queued else None,
+        held_until=meta.hold.held_until if queued else None,
         holder=state.claim.holder if state.claim is not None else None,
         lease_expires=(
             state.claim.expires_at
             if state.claim is not None and state.claim.status == ClaimStatus.ACTIVE
             else None
         ),
-        vanished=_vanished(state.metadata),
-        pull=_pull(state.metadata),
+        vanished=[
+            VanishedReport.model_validate(r.model_dump(exclude_unset=True))
+            for r in meta.landing.relanded or []
+        ],
+        pull=_pull(meta),
     )
 
 
-# Metadata keys written by the scheduler (``scheduler.rules.queue``, ``parks``): read by name here,
-# so the report stays a function of the stored records alone.
-def _time(metadata: dict[str, Any], name: str) -> datetime | None:
-    value = metadata.get(name)
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def _text(metadata: dict[str, Any], name: str) -> str | None:
-    value = metadata.get(name)
-    return value if isinstance(value, str) else None
-
-
-def _count(metadata: dict[str, Any], name: str) -> int:
-    value = metadata.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _candidates(metadata: dict[str, Any]) -> list[CandidateReport]:
-    council = metadata.get("council")
-    listed = council.get("candidates") if isinstance(council, dict) else None
+def _candidates(meta: TaskMeta) -> list[CandidateReport]:
+    council = meta.council.council
+    listed = council.get("candidates") if council is not None else None
     if not isinstance(listed, list):
         return []
     return [CandidateReport.model_validate(item) for item in listed if isinstance(item, dict)]
 
 
-def _vanished(metadata: dict[str, Any]) -> list[VanishedReport]:
-    listed = metadata.get("relanded")  # ``scheduler.attempts.relander.RELANDED``
-    if not isinstance(listed, list):
-        return []
-    return [VanishedReport.model_validate(item) for item in listed if isinstance(item, dict)]
-
-
-def _pull(metadata: dict[str, Any]) -> PullReport | None:
-    pull = metadata.get("pull")  # ``scheduler.pulls.landing.PULL``
-    if not isinstance(pull, dict):
+def _pull(meta: TaskMeta) -> PullReport | None:
+    if meta.pull.pull is None:
         return None
+    pull = meta.pull.pull.dump()
     fields = {name: pull[name] for name in PullReport.model_fields if name in pull}
     try:
         return PullReport.model_validate(fields)
@@ -188,7 +165,7 @@ def build_report(
         status=session.status,
         tasks=reports,
         totals=totals,
-        team=team if isinstance(team := session.metadata.get("team"), str) else None,
+        team=team if isinstance(team := session.metadata.get(TEAM), str) else None,
         workstations=list(workstations),
         spend=spend,
         collisions=[_collision(c) for c in found],

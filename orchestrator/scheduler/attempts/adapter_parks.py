@@ -11,8 +11,9 @@ from typing import Any
 from orchestrator.config.sections import RateLimitConfig
 from orchestrator.models import TaskState
 from orchestrator.retry import GiveUp
-from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS, Park, ParkPolicy
-from orchestrator.scheduler.rules.queue import PARKED_ADAPTER, PARKED_UNTIL, choose_adapter, time_of
+from orchestrator.scheduler.rules.parks import Park, ParkPolicy
+from orchestrator.scheduler.rules.queue import choose_adapter
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["AdapterParks"]
 
@@ -52,12 +53,13 @@ class AdapterParks:
     ) -> Park | GiveUp:
         """Park the rate-limited task (its metadata ``meta``) again, or end it."""
         since = self._since.get(adapter)
-        own = time_of(meta, PARKED_SINCE) if meta.get(PARKED_ADAPTER) == adapter else None
+        park = TaskMeta.read(meta).park
+        own = park.since if park.adapter == adapter else None
         if own is not None:
             since = own if since is None else min(since, own)
         return self.policy.decide(
             adapter=adapter,
-            parks=int(meta.get(PARKS, 0)),
+            parks=park.parks or 0,
             since=since,
             reset_at=reset_at,
             message=message,
@@ -70,11 +72,11 @@ class AdapterParks:
 
     def restore(self, task: TaskState) -> None:
         """Take back the park a task recorded (a resumed run)."""
-        until = time_of(task.metadata, PARKED_UNTIL)
-        adapter = task.metadata.get(PARKED_ADAPTER)
-        if until is None or not isinstance(adapter, str):
+        park = TaskMeta.read(task.metadata).park
+        until, adapter = park.until, park.adapter
+        if until is None or adapter is None:
             return
         self._until[adapter] = max(until, self._until.get(adapter, until))
-        since = time_of(task.metadata, PARKED_SINCE)
+        since = park.since
         if since is not None:
             self._since[adapter] = min(self._since.get(adapter, since), since)

@@ -36,18 +36,14 @@ from orchestrator.models import ClaimStatus, TaskStatus, utcnow
 from orchestrator.retry import Decision, GiveUp, Retry, RetryPolicy
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.attempt import (
-    EMPTY_BUILDS,
-    FAILURES,
     MAX_RECHECKS,
-    RECHECKS,
-    RETRY_NOTE,
     Attempt,
 )
 from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.rules.parks import PARKED_SINCE, PARKS, Park
-from orchestrator.scheduler.rules.queue import NOT_BEFORE, OUTCOME, PARKED_ADAPTER, PARKED_UNTIL
+from orchestrator.scheduler.rules.parks import Park
+from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.tamper.guard import RECHECKED
 
@@ -108,57 +104,58 @@ class Failures:
         state = await self._run.services.store.get_task_state(attempt.key)
         if state is None:
             return
-        meta = self._writes.with_usage(attempt, state.metadata)
+        meta = TaskMeta.read(self._writes.with_usage(attempt, state.metadata))
+        retry = meta.retry
         now = utcnow()
         limited = result.status == WorkflowStatus.PARKED or result.outcome_kind == RATE_LIMITED
         decision: Decision | Park
         if limited:
             decision = self._parks.decide(
-                attempt.adapter, meta, result.message, result.retry_at, now
+                attempt.adapter, meta.dump(), result.message, result.retry_at, now
             )
         else:
             self._parks.answered(attempt.adapter)  # the API answered: its limits are over
-            rechecks = int(meta.get(RECHECKS, 0))
+            rechecks = retry.rechecks or 0
             if result.outcome_kind == RECHECKED and result.retryable and rechecks < MAX_RECHECKS:
                 # Not its failure: something changed outside the worktrees while it ran beside
                 # others, and which of them did it cannot be told (``tamper.blame``).
-                meta[RECHECKS] = rechecks + 1
+                retry.rechecks = rechecks + 1
                 decision = Retry(delay=self._policy.next_delay(rechecks + 1))
             else:
-                meta[FAILURES] = int(meta.get(FAILURES, 0)) + 1
-                decision = self._policy.decide(result, meta[FAILURES])
-                meta.pop(RETRY_NOTE, None)
+                retry.failures = (retry.failures or 0) + 1
+                decision = self._policy.decide(result, retry.failures)
+                retry.retry_note = None
                 if result.outcome_kind == NO_CHANGES:
                     decision = await self._empty_build(attempt, result, decision, meta)
         if isinstance(decision, Park):
             await self._park(attempt, result, decision, meta)
             return
-        for key in (PARKED_ADAPTER, PARKED_UNTIL, PARKED_SINCE):
-            meta.pop(key, None)
+        meta.park.adapter = meta.park.until = meta.park.since = None
         emit = self._run.events.emit
         if isinstance(decision, Retry):
-            meta[NOT_BEFORE] = (now + timedelta(seconds=decision.delay)).isoformat()
+            retry.not_before = now + timedelta(seconds=decision.delay)
             updates: dict[str, Any] = {"status": TaskStatus.QUEUED, "error": result.message}
             await emit(
                 TaskRetry(
                     task_id=attempt.key,
                     delay=decision.delay,
-                    failures=int(meta.get(FAILURES, 0)),
+                    failures=retry.failures or 0,
                     error=result.message,
                 )
             )
         else:
             assert isinstance(decision, GiveUp)
             if result.outcome_kind:
-                meta[OUTCOME] = result.outcome_kind  # why it failed: rate_limited, auth_required...
+                retry.outcome = result.outcome_kind  # why it failed: rate_limited, auth_required...
             updates = {"status": TaskStatus.FAILED, "error": decision.reason, "finished_at": now}
             await emit(
                 TaskFailed(task_id=attempt.key, error=decision.reason, outcome=result.outcome_kind)
             )
-        await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
+        updates["metadata"] = meta.dump()
+        await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
 
     async def _empty_build(
-        self, attempt: Attempt, result: WorkflowResult, decision: Decision, meta: dict[str, Any]
+        self, attempt: Attempt, result: WorkflowResult, decision: Decision, meta: TaskMeta
     ) -> Decision:
         """A build that changed nothing is not chance: the same prompt would change nothing
         again. One retry, at once, with the reason in the build's prompt; then the task ends
@@ -169,27 +166,22 @@ class Failures:
             pushed = await self._parts.outside(attempt, branch, fetch=True)
             if pushed is not None:
                 return GiveUp(pushed)
-        empties = int(meta.get(EMPTY_BUILDS, 0)) + 1
-        meta[EMPTY_BUILDS] = empties
+        empties = meta.retry.empty_builds = (meta.retry.empty_builds or 0) + 1
         if isinstance(decision, GiveUp):
             return decision
         if empties >= 2:
             return GiveUp(f"the build changed nothing, again after being told so: {result.message}")
-        meta[RETRY_NOTE] = result.message
+        meta.retry.retry_note = result.message
         return Retry(delay=0.0)
 
     async def _park(
-        self, attempt: Attempt, result: WorkflowResult, park: Park, meta: dict[str, Any]
+        self, attempt: Attempt, result: WorkflowResult, park: Park, meta: TaskMeta
     ) -> None:
         adapter = attempt.adapter
         self._parks.park(adapter, park)
-        meta |= {
-            PARKED_UNTIL: park.until.isoformat(),
-            PARKED_ADAPTER: adapter,
-            PARKED_SINCE: park.since.isoformat(),
-            PARKS: park.park,
-        }
-        updates = {"status": TaskStatus.PARKED, "error": result.message, "metadata": meta}
+        meta.park.until, meta.park.adapter = park.until, adapter
+        meta.park.since, meta.park.parks = park.since, park.park
+        updates = {"status": TaskStatus.PARKED, "error": result.message, "metadata": meta.dump()}
         await self._run.events.emit(
             AdapterParked(
                 adapter=adapter,

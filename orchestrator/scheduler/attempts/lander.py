@@ -34,8 +34,6 @@ from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import (
     MAX_RESOLVE_ROUNDS,
     MERGE_RECHECK,
-    RESOLVE_ROUNDS,
-    WORKTREE,
     Attempt,
 )
 from orchestrator.scheduler.attempts.inflight import InFlight
@@ -44,7 +42,7 @@ from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.rules.queue import WAITING
+from orchestrator.task_meta import TaskMeta
 
 __all__ = ["Lander"]
 
@@ -112,13 +110,13 @@ class Lander:
         assert attempt.session is not None
         branch = attempt.session.branch
         state = attempt.written or await self._run.services.store.get_task_state(attempt.key)
-        meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
-        meta[WAITING] = why
+        meta = TaskMeta.read(self._writes.with_usage(attempt, state.metadata if state else {}))
+        meta.landing.waiting = why
         updates = {
             "status": TaskStatus.WAITING_FOR_CHECKOUT,
             "current_phase": None,
             "error": f"not landed: {why}; its work is kept on {branch}, `council resume` lands it",
-            "metadata": meta,
+            "metadata": meta.dump(),
         }
         await self._writes.release(attempt, ClaimStatus.ABANDONED, updates)
         await self._writes.release_locks(attempt)
@@ -165,12 +163,13 @@ class Lander:
         # nobody else writes its metadata (renewals change only the claim).
         written = attempt.written if attempt.merging_written else None
         state = written or await self._run.services.store.get_task_state(attempt.key)
-        meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
-        meta["conflicts"] = list(merged.conflicts)
-        meta.pop(WAITING, None)
+        meta = TaskMeta.read(self._writes.with_usage(attempt, state.metadata if state else {}))
+        meta.retry.conflicts = list(merged.conflicts)
+        meta.landing.waiting = None
         if merged.tip_contained and not pushed:  # a failed task keeps its worktree
-            meta.pop(WORKTREE, None)
-        await self._writes.release(attempt, ClaimStatus.COMPLETED, {**updates, "metadata": meta})
+            meta.worktree.session = None
+        updates["metadata"] = meta.dump()
+        await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
         crash_point("merge.recorded")
         await self._writes.release_locks(attempt)
         if pushed:  # its worktree and branch stay, for the human who reviews what it pushed
@@ -192,13 +191,13 @@ class Lander:
         state = await self._run.services.store.get_task_state(attempt.key)
         if state is None:
             return False
-        rounds = int(state.metadata.get(RESOLVE_ROUNDS, 0))
+        rounds = TaskMeta.read(state.metadata).retry.resolve_rounds or 0
         if rounds >= MAX_RESOLVE_ROUNDS:
             return False
         paths = ", ".join(merged.conflicts) or "unknown paths"
-        meta = self._writes.with_usage(attempt, state.metadata)
-        meta |= {RESOLVE_ROUNDS: rounds + 1, "conflicts": list(merged.conflicts)}
-        meta.pop(WORKTREE, None)  # the next attempt forks a fresh worktree from the base
+        meta = TaskMeta.read(self._writes.with_usage(attempt, state.metadata))
+        meta.retry.resolve_rounds, meta.retry.conflicts = rounds + 1, list(merged.conflicts)
+        meta.worktree.session = None  # the next attempt forks a fresh worktree from the base
         await self._writes.release(
             attempt,
             ClaimStatus.COMPLETED,
@@ -206,7 +205,7 @@ class Lander:
                 "status": TaskStatus.QUEUED,
                 "current_phase": None,
                 "error": f"merge conflict in {paths}; building again on the updated base",
-                "metadata": meta,
+                "metadata": meta.dump(),
             },
         )
         await self._writes.release_locks(attempt)
@@ -265,10 +264,10 @@ class Lander:
         if attempt.merging_written and attempt.waiting_written == why:
             return
         state = await self._run.services.store.get_task_state(attempt.key)
-        meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
-        meta[WAITING] = why
+        meta = TaskMeta.read(self._writes.with_usage(attempt, state.metadata if state else {}))
+        meta.landing.waiting = why
         await self._writes.write(
-            attempt, {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta}
+            attempt, {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta.dump()}
         )
         if not attempt.merging_written:
             attempt.move(Stage.MERGING)

@@ -34,7 +34,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import anyio
 
@@ -50,14 +50,13 @@ from orchestrator.scheduler.attempts.lander import Lander
 from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.rules.queue import WAITING
+from orchestrator.task_meta import Relanding, TaskMeta
 from orchestrator.worktrees.models import SessionWorktree
 
-__all__ = ["MAX_RELANDINGS", "RELANDED", "VANISHED_OUTCOME", "Relander"]
+__all__ = ["MAX_RELANDINGS", "VANISHED_OUTCOME", "Relander"]
 
 log = logging.getLogger(__name__)
 
-RELANDED = "relanded"  # metadata: each landing of the task that vanished, and what became of it
 VANISHED_OUTCOME = "landing_vanished"  # metadata.outcome of a task whose landing is gone
 MAX_RELANDINGS = 3
 _FIRST_SEQ = -(10**9)  # relandings land before any attempt the dispatcher numbered
@@ -160,8 +159,8 @@ class Relander:
         services = self._run.services
         config = services.config
         task_id = found.task_id
-        earlier = state.metadata.get(RELANDED)
-        history: list[Any] = list(earlier) if isinstance(earlier, list) else []
+        meta = TaskMeta.read(state.metadata)
+        history = list(meta.landing.relanded or [])
         branch = state.branch
         tip = None
         action: Action = "report"
@@ -172,21 +171,21 @@ class Relander:
                 else None
             )
             action = "reland" if tip is not None else "lost"
-        entry = {
-            "commit": found.commit,
-            "base": found.base,
-            "merge_base": found.merge_base,
-            "replaced_by": found.replaced_by,
-            "seen_at": utcnow().isoformat(),
-            "action": action,
-        }
-        meta = {**state.metadata, RELANDED: [*history, entry]}
-        meta[WAITING] = f"landing again: its landing {found.commit[:10]} vanished"
+        entry = Relanding(
+            commit=found.commit,
+            base=found.base,
+            merge_base=found.merge_base,
+            replaced_by=found.replaced_by,
+            seen_at=utcnow().isoformat(),
+            action=action,
+        )
+        meta.landing.relanded = [*history, entry]
+        meta.landing.waiting = f"landing again: its landing {found.commit[:10]} vanished"
         claim = await services.store.acquire_claim(
             task_id,
             self._run.holder,
             config.scheduler.stale_threshold,
-            {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta},
+            {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta.dump()},
             expected_version=state.version,
         )
         if claim is None:
@@ -222,7 +221,8 @@ class Relander:
             created_at=utcnow(),
         )
         if action != "reland":
-            meta.pop(WAITING, None)
+            meta.landing.waiting = None
+            meta.retry.outcome = VANISHED_OUTCOME
             await self._writes.release(
                 attempt,
                 ClaimStatus.COMPLETED,
@@ -230,7 +230,7 @@ class Relander:
                     "status": TaskStatus.FAILED,
                     "error": _error(found, config.base_branch, action, branch),
                     "finished_at": utcnow(),
-                    "metadata": {**meta, "outcome": VANISHED_OUTCOME},
+                    "metadata": meta.dump(),
                 },
             )
             return None

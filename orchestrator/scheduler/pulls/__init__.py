@@ -2,6 +2,9 @@
 
 - ``landing``: an attempt's work opened as a pull request instead of merged;
 - ``follower``: each open pull request followed on the forge (reviews, checks, merges, feedback
-  rounds) until it lands or closes;
+  rounds) until it lands or closes, composed of ``outcomes`` (what a merged, closed or not
+  merged pull request writes, the resolve round, what it waits for), ``feedback`` (a feedback
+  round: what trusted reviewers and checks said, answered by a build on the task's branch) and
+  ``cancelled`` (a cancelled task's pull request closed, by ``council cancel`` or the follower);
 - ``part``: the loop beside the tick, its nudge and its say in the run's end.
 """

@@ -1,7 +1,7 @@
 """Landing by pull request (``landing.via: pull_request``): a finished attempt's branch goes to
 the remote as ``council/<task>`` and exactly one pull request is opened for it; the task waits
 ``in_review`` (claim released, locks let go, worktree retired, its branch kept) while
-``pull_follower`` follows the pull request to its merge or close.
+``pulls.follower`` follows the pull request to its merge or close.
 
 Exactly once, across crashes and workstations: a keyed record (namespace ``pulls``, key the
 task id) names the head branch before anything leaves the machine (crash point
@@ -35,11 +35,11 @@ from orchestrator.forge.public_text import (
 )
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
 from orchestrator.safety.crashpoints import crash_point
-from orchestrator.scheduler.attempts.attempt import WORKTREE, Attempt
+from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.part import AttemptPart
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.rules.queue import WAITING
+from orchestrator.task_meta import PullState, TaskMeta
 from orchestrator.workflow.handoffs.document import Handoff, load_handoff
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -136,21 +136,22 @@ class PullLanding(AttemptPart):
         await store.put_record(
             PULLS, attempt.key, {**known, "number": pull.number, "url": pull.url}
         )
-        meta = self._writes.with_usage(attempt, state.metadata if state is not None else {})
-        earlier: dict[str, Any] = meta.get(PULL) or {}
-        round_ = int(earlier.get("round", 0))
+        meta = TaskMeta.read(self._writes.with_usage(attempt, state.metadata if state else {}))
+        earlier = meta.pull.pull.dump() if meta.pull.pull is not None else {}
+        round_ = meta.pull.pull.round or 0 if meta.pull.pull is not None else 0
         # A feedback round whose build changed nothing pushed the head already reviewed.
-        unchanged = bool(meta.get(PULL_FEEDBACK)) and earlier.get("head_sha") == tip
-        # What earlier rounds answered stays (``pull_follower``): never answered twice.
-        meta[PULL] = {**earlier, **pull_summary(pull, round_=round_, tip=tip, created=created)}
-        meta.pop(WORKTREE, None)  # retired below: the branch keeps the work
-        meta.pop(WAITING, None)
-        meta.pop(PULL_FEEDBACK, None)  # answered by this push
+        unchanged = bool(meta.pull.pull_feedback) and earlier.get("head_sha") == tip
+        # What earlier rounds answered stays (``pulls.follower``): never answered twice.
+        summary = pull_summary(pull, round_=round_, tip=tip, created=created)
+        meta.pull.pull = PullState.model_validate({**earlier, **summary})
+        meta.worktree.session = None  # retired below: the branch keeps the work
+        meta.landing.waiting = None
+        meta.pull.pull_feedback = None  # answered by this push
         updates: dict[str, Any] = {
             "status": TaskStatus.IN_REVIEW,
             "current_phase": None,
             "error": None,
-            "metadata": meta,
+            "metadata": meta.dump(),
         }
         await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
         await self._writes.release_locks(attempt)

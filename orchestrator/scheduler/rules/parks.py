@@ -17,8 +17,8 @@ config, ``RateLimitConfig``):
 
 A task over budget ends ``failed`` with outcome ``rate_limited`` and a message naming the
 adapter, how many parks, and for how long. What the policy needs survives a resume: the task
-keeps its park count (``PARKS``) and when its adapter's rate limits began (``PARKED_SINCE``)
-in its metadata, beside ``parked_until`` and ``parked_adapter``.
+keeps its park count and when its adapter's rate limits began in its metadata, beside when
+its park lifts and its adapter (``task_meta.ParkMeta``).
 """
 
 from __future__ import annotations
@@ -31,10 +31,7 @@ from orchestrator.config.durations import format_duration
 from orchestrator.config.sections import RateLimitConfig
 from orchestrator.retry import GiveUp
 
-__all__ = ["PARKED_SINCE", "PARKS", "Park", "ParkPolicy"]
-
-PARKS = "parks"  # metadata: how many times the task was parked
-PARKED_SINCE = "rate_limited_since"  # metadata: ISO time its adapter's rate limits began
+__all__ = ["Park", "ParkPolicy"]
 
 
 @dataclass(frozen=True)

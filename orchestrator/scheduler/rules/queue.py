@@ -22,18 +22,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus
+from orchestrator.task_meta import TaskMeta
 
 if TYPE_CHECKING:  # `council status` reads the report through this module: no config needed
     from orchestrator.config.run import RunConfig
     from orchestrator.config.task import TaskConfig
 
 __all__ = [
-    "NOT_BEFORE",
-    "OUTCOME",
-    "PARKED_ADAPTER",
-    "PARKED_UNTIL",
     "TASKS_OPTION",
-    "WAITING",
     "broken_dependency",
     "choose_adapter",
     "dependencies",
@@ -41,23 +37,12 @@ __all__ = [
     "held_for_checkout",
     "ordered",
     "ready",
-    "time_of",
     "wait_ends",
     "wait_reason",
     "waiting_on",
 ]
 
-NOT_BEFORE = "not_before"  # metadata: ISO time before which a retried task is not dispatched
-PARKED_UNTIL = "parked_until"  # metadata: ISO time a parked task's quota lifts
-PARKED_ADAPTER = "parked_adapter"  # metadata: the adapter it parked on
-OUTCOME = "outcome"  # metadata: the outcome kind a failed task ended with (rate_limited...)
-WAITING = "waiting"  # metadata: what a merging task's landing waits for (a sentence)
 TASKS_OPTION = "tasks"  # session options: every task's config, so a resume can rebuild them
-
-
-def time_of(metadata: Mapping[str, Any], key: str) -> datetime | None:
-    value = metadata.get(key)
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def ordered(tasks: Sequence[TaskConfig], states: Mapping[str, TaskState]) -> list[TaskConfig]:
@@ -75,10 +60,10 @@ def ordered(tasks: Sequence[TaskConfig], states: Mapping[str, TaskState]) -> lis
 
 def ready(state: TaskState, now: datetime) -> bool:
     if state.status == TaskStatus.QUEUED:
-        not_before = time_of(state.metadata, NOT_BEFORE)
+        not_before = TaskMeta.read(state.metadata).retry.not_before
         return not_before is None or not_before <= now
     if state.status == TaskStatus.PARKED:
-        until = time_of(state.metadata, PARKED_UNTIL)
+        until = TaskMeta.read(state.metadata).park.until
         return until is None or until <= now
     return False
 
@@ -96,9 +81,9 @@ def wait_ends(state: TaskState, now: datetime) -> datetime | None:
     """When the timed wait ``wait_reason`` reports for ``state`` ends (a park, a retry's
     back-off), if it is still ahead of ``now``: from then on the same record reads otherwise."""
     if state.status == TaskStatus.PARKED:
-        until = time_of(state.metadata, PARKED_UNTIL)
+        until = TaskMeta.read(state.metadata).park.until
     elif state.status == TaskStatus.QUEUED:
-        until = time_of(state.metadata, NOT_BEFORE)
+        until = TaskMeta.read(state.metadata).retry.not_before
     else:
         return None
     return until if until is not None and until > now else None
@@ -111,29 +96,24 @@ def wait_reason(
     (``parked until 14:03:10 on claude``), or None when nothing in the records does (it may
     still wait for a slot or a file: the dispatcher knows those). Times are this machine's
     local clock."""
-    meta = state.metadata
+    meta = TaskMeta.read(state.metadata)  # a damaged value reads as absent
     if state.status in (TaskStatus.MERGING, TaskStatus.WAITING_FOR_CHECKOUT):
-        waiting = meta.get(WAITING)
-        return waiting if isinstance(waiting, str) else None
+        return meta.landing.waiting
     if state.status == TaskStatus.IN_REVIEW:
-        pull = meta.get("pull")  # ``pulls.landing.PULL``: the pull request as last seen
-        waiting = pull.get("waiting") if isinstance(pull, dict) else None
-        return waiting if isinstance(waiting, str) and waiting else None
+        pull = meta.pull.pull  # the pull request as last seen
+        return (pull.waiting or None) if pull is not None else None
     if state.status == TaskStatus.PARKED:
-        until = time_of(meta, PARKED_UNTIL)
+        until = meta.park.until
         if until is not None and until > now:
-            return f"parked until {_clock(until)} on {meta.get(PARKED_ADAPTER) or '-'}"
+            return f"parked until {_clock(until)} on {meta.park.adapter or '-'}"
     if state.status == TaskStatus.QUEUED:
-        not_before = time_of(meta, NOT_BEFORE)
+        not_before = meta.retry.not_before
         if not_before is not None and not_before > now:
             return f"retry at {_clock(not_before)}"
-        held = meta.get("held")  # ``scheduler.spending.HELD``: a budget without room
-        if isinstance(held, str) and held:
-            return held
-        # ``scheduler.radar_watch.RADAR_HOLD``: a live collision on its files (radar: sequence)
-        collision = meta.get("radar_hold")
-        if isinstance(collision, str) and collision:
-            return collision
+        if meta.hold.held:  # a budget without room (``scheduler.spending``)
+            return meta.hold.held
+        if meta.hold.radar_hold:  # a live collision on its files (radar: sequence)
+            return meta.hold.radar_hold
     if state.status in (TaskStatus.QUEUED, TaskStatus.PARKED):
         done = TaskStatus.DONE
         deps = [d for d in depends_on if (s := states.get(d)) is None or s.status != done]

@@ -32,6 +32,7 @@ from orchestrator.scheduler.session.recording import RECORDING, TaskRecorder
 from orchestrator.scheduler.session.resume import recover, retire_left_worktrees, skip_landed
 from orchestrator.scheduler.submissions import Submissions
 from orchestrator.scheduler.sweeper import Sweeper
+from orchestrator.scheduler.team.dead_holders import release_dead_holders
 from orchestrator.scheduler.team.definitions import (
     DEFINITIONS_OPTION,
     JoinChoice,
@@ -179,7 +180,10 @@ class Opening:
         if not await self._record_unrecorded(session_id):
             return False  # stopped while recording: the session stays as it was, resumable
         # In a team only lapsed claims go back to the queue: a teammate that is merely quiet
-        # (not in presence right now) keeps what it still holds until its lease says otherwise.
+        # (not in presence right now) keeps what it still holds until its lease says otherwise;
+        # but one of this host known dead gives its claims back at once (``team.dead_holders``).
+        if team is not None:
+            await release_dead_holders(run, session_id)
         snapshot = await recover(run, self._parks, session_id, force=team is None)
         for task_id in self.foreign:
             run.tasks.pop(task_id, None)  # the team's to run: waited for

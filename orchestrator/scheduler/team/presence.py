@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from orchestrator.state.protocol import StateStore
     from orchestrator.state.team import Team
 
-__all__ = ["NAMESPACE", "Presence", "alive_among", "alive_workstations"]
+__all__ = ["NAMESPACE", "Presence", "alive_among", "alive_workstations", "gone_here"]
 
 NAMESPACE = "workstations"
 _SKEW = 5.0  # seconds this machine's clock may be off from the database's
@@ -58,6 +58,8 @@ class Presence:
             "workstation": self._team.workstation,
             "host": proc.host,
             "pid": proc.pid,
+            "started": proc.started,
+            "pid_namespace": procid.pid_namespace(),
             "session_id": session_id,
             "run": self._team.run_key,
             "since": self._since,
@@ -80,8 +82,27 @@ async def alive_workstations(
     store: StateStore, session_id: str, stale: float, *, but: str | None = None
 ) -> list[KeyedRecord]:
     """The presence records of the workstations working in ``session_id`` now (``but`` left
-    out), oldest first."""
-    return alive_among(await store.list_records(NAMESPACE), session_id, stale, utcnow(), but=but)
+    out), oldest first; one whose process this host knows is gone (``gone_here``) is not."""
+    found = alive_among(await store.list_records(NAMESPACE), session_id, stale, utcnow(), but=but)
+    return [record for record in found if not gone_here(record)]
+
+
+def gone_here(record: KeyedRecord) -> bool:
+    """The workstation of presence record ``record`` ran on this host, in this pid namespace,
+    and its process is gone (dead, or its pid taken by another process since): known at once,
+    without waiting for its record to go stale. A record of another host, of another pid
+    namespace (a container with the same host name), or without the process's start time is
+    never taken for gone here."""
+    from orchestrator.process import procid  # psutil: `council status` reads presence only
+
+    data = record.data
+    namespace = data.get("pid_namespace")
+    if not isinstance(namespace, str) or not namespace or namespace != procid.pid_namespace():
+        return False
+    proc = procid.ProcessId.from_dict(data)
+    if proc is None or not proc.started or proc.host != procid.current().host:
+        return False
+    return procid.is_alive(proc) is False
 
 
 def alive_among(
