@@ -198,7 +198,7 @@ class Reconciler:
             if attempt.token and not attempt.lost and now - attempt.renewed >= fence_after
         ]
         for attempt, silent in late:  # all stopped first: the events below may wait
-            attempt.lost = True
+            attempt.lose()
             attempt.cancel.set()
             log.warning(
                 "task %s: claim not renewed for %.0fs (the state store cannot be reached): its "
@@ -253,6 +253,6 @@ class Reconciler:
         except (StaleClaim, RecordNotFound):
             if attempt.token != token or attempt.releasing:
                 return  # released while we renewed: the attempt settled normally
-            attempt.lost = True
+            attempt.lose()
             attempt.cancel.set()
             await self._run.events.emit(TaskClaimLost(task_id=attempt.key))

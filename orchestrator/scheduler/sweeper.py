@@ -58,7 +58,7 @@ class Sweeper:
         for claim in swept:
             attempt = inflight.get(claim.task_id)
             if attempt is not None and attempt.token == claim.token:
-                attempt.lost = True
+                attempt.lose()
                 attempt.cancel.set()
             state = await store.get_task_state(claim.task_id)
             session = None if state is None else TaskMeta.read(state.metadata).worktree.session

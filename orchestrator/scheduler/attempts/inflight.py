@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from orchestrator.config.sections import CapacityConfig
 from orchestrator.events import Event
 from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.rules.capacity import Slots
 
 __all__ = ["InFlight"]
@@ -39,12 +40,12 @@ class InFlight:
     def track(self, attempt: Attempt) -> None:
         """An attempt with no CLI work (a relanding): in flight, its claim renewed, no slot."""
         self._running[attempt.key] = attempt
-        attempt.slot_free = True
+        attempt.move(Stage.SETTLING)
 
     def cli_done(self, attempt: Attempt) -> None:
         """The attempt's CLI work is over: its slot goes back while it settles or merges."""
         self._slots.give_back(attempt.key)
-        attempt.slot_free = True
+        attempt.move(Stage.SETTLING)
 
     def end(self, attempt: Attempt) -> None:
         self._slots.give_back(attempt.key)

@@ -38,6 +38,7 @@ from orchestrator.scheduler.attempts.attempt import (
 )
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.landing_log import LandingLog
+from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
@@ -129,7 +130,8 @@ class Lander:
     async def _landed(self, attempt: Attempt, merged: MergeResult) -> None:
         assert attempt.session is not None
         await self._landing.landed(attempt.key, merged)
-        attempt.landed = merged.landed  # its branch may go (below) while it is still in flight
+        if merged.landed:  # its branch may go (below) while it is still in flight
+            attempt.move(Stage.LANDED)
         now = utcnow()
         if not merged.landed and await self._resolve_round(attempt, merged):
             return
@@ -267,5 +269,6 @@ class Lander:
         await self._writes.write(
             attempt, {"status": TaskStatus.MERGING, "current_phase": None, "metadata": meta.dump()}
         )
-        attempt.merging_written = True
+        if not attempt.merging_written:
+            attempt.move(Stage.MERGING)
         attempt.waiting_written = why

@@ -44,7 +44,7 @@ class LandingLog:
                 intent.task_id, attempt.token, services.config.scheduler.stale_threshold
             )
         except StaleClaim:
-            attempt.lost = True
+            attempt.lose()
             await self._run.events.emit(
                 MergeFenced(task_id=intent.task_id, token=attempt.token, base=intent.base)
             )

@@ -245,7 +245,7 @@ class Relander:
         finally:
             for attempt in attempts:
                 self._inflight.end(attempt)
-                attempt.finished.set()
+                attempt.finish()
 
     async def _reland_one(self, attempt: Attempt) -> None:
         if attempt.lost:

@@ -67,6 +67,7 @@ from orchestrator.models import (
 from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.writes import AttemptWrites
@@ -112,6 +113,7 @@ class AttemptRunner:
         try:
             if not await self._setup(attempt):
                 return
+            attempt.move(Stage.RUNNING)
             result = await self._execute(attempt)
             if result.status == WorkflowStatus.READY_TO_MERGE:
                 # The CLI is done; a merge that has to wait holds no slot. Any other result
@@ -142,7 +144,7 @@ class AttemptRunner:
                     await self._parts.ended(attempt)
                 except StoreUnavailable as exc:
                     _unrecorded(attempt, exc)
-            attempt.finished.set()
+            attempt.finish()
 
     async def _setup(self, attempt: Attempt) -> bool:
         services, task = self._run.services, attempt.task
@@ -359,8 +361,9 @@ class AttemptRunner:
 def _unrecorded(attempt: Attempt, exc: StoreUnavailable) -> None:
     """The attempt's end cannot be recorded now (the store is away): it writes nothing more.
     Its claim lapses and the sweep puts the task back in the queue; its work is committed on
-    its branch, which the next attempt continues."""
-    attempt.lost = True
+    its branch, which the next attempt continues. One already ``ENDED`` had its end recorded."""
+    if attempt.stage is not Stage.ENDED:
+        attempt.lose()
     log.warning(
         "task %s: its end cannot be recorded (%s); the task will be retried", attempt.key, exc
     )

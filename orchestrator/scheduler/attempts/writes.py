@@ -1,6 +1,6 @@
 """The store writes an attempt makes, all fenced by its claim's token, and what goes with them.
 
-A write after the claim was swept raises ``StaleClaim`` and marks the attempt ``lost``:
+A write after the claim was swept raises ``StaleClaim`` and moves the attempt to ``LOST``:
 nothing more is written for it (the sweeper owns the task now). The attempt's usage (tokens,
 cost) goes into the next write of the task exactly once (``with_usage``).
 """
@@ -16,6 +16,7 @@ from orchestrator.events.tasks import TaskCancelled, TaskRequeued
 from orchestrator.git.publish import publish_rescue
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
 from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.session_context import SessionContextFeed
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.context import RunContext
@@ -47,23 +48,26 @@ class AttemptWrites:
                 attempt.key, {**self.where(attempt), **updates}, fencing_token=attempt.token
             )
         except StaleClaim:
-            attempt.lost = True
+            attempt.lose()
             raise
         attempt.written = state
         return state
 
     async def release(self, attempt: Attempt, status: ClaimStatus, updates: dict[str, Any]) -> None:
         """Release the attempt's claim as ``status``, writing ``updates`` with it."""
-        attempt.releasing = True
+        attempt.move(Stage.RELEASING)
         fields = {**self.where(attempt), **updates}
         try:
             await self._services.store.release_claim(attempt.key, attempt.token, status, fields)
         except StaleClaim:
-            attempt.lost = True  # swept meanwhile: the sweeper has settled the task
+            attempt.life.release_failed()
+            attempt.lose()  # swept meanwhile: the sweeper has settled the task
             return
-        finally:
-            attempt.releasing = False
+        except BaseException:
+            attempt.life.release_failed()  # not given back: it may be released again
+            raise
         attempt.token = 0
+        attempt.move(Stage.ENDED)
 
     async def requeue(
         self,

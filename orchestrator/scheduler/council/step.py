@@ -45,6 +45,7 @@ from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus,
 from orchestrator.runner.cli_runs import CliRunBook
 from orchestrator.scheduler.attempts.attempt import MERGE_RECHECK, Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.candidates import (
@@ -90,6 +91,7 @@ class CouncilStep:
         """Compare the candidates of ``attempt.task`` and merge the winner (module doc)."""
         try:
             if await self._claim(attempt):
+                attempt.move(Stage.RUNNING)  # its judge compares the candidates
                 await self._pick_and_merge(attempt)
         except SecretInHistory as exc:  # the winner's work held a secret: never landed
             await self._settler.secret_found(attempt, exc)
@@ -99,7 +101,7 @@ class CouncilStep:
             self._inflight.end(attempt)
             with anyio.CancelScope(shield=True):
                 await self._closing.release_if_over(attempt.key)
-            attempt.finished.set()
+            attempt.finish()
 
     async def _claim(self, attempt: Attempt) -> bool:
         store = self._run.services.store
@@ -276,7 +278,7 @@ class CouncilStep:
                 for task_id, updates in ends.items():
                     txn.update_task(task_id, updates)
         except StaleClaim:
-            attempt.lost = True  # swept meanwhile: the sweeper has settled the task
+            attempt.lose()  # swept meanwhile: the sweeper has settled the task
             return
         # The claim goes too (the outcome is already written, so a crash before this line
         # leaves an ended task whose claim simply lapses).
