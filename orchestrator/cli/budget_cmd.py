@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli import console, event_loop
+from orchestrator.cli.meant import meant_config, split_file_and
 from orchestrator.cli.store_access import open_store, pick_session
 from orchestrator.config.budgets import Limit
 from orchestrator.config.load import load_config
@@ -36,7 +37,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-FileArg = Annotated[Path, typer.Argument(help="The run config the run was started from.")]
+FileArg = Annotated[
+    Path | None, typer.Argument(help="The run config of the run (default: the one meant here).")
+]
 SessionOption = Annotated[
     str | None, typer.Option("--session", help="Session id (default: the newest run).")
 ]
@@ -45,9 +48,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 @app.command("raise")
 def raise_(
-    file: FileArg,
-    scope: Annotated[
-        str, typer.Argument(help="run, task (each task's budget), or an adapter's name.")
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[FILE] SCOPE",
+            help="The run config (default: the one meant here), and the budget: run, task "
+            "(each task's budget), or an adapter's name.",
+            show_default=False,
+        ),
     ],
     usd: Annotated[float | None, typer.Option("--usd", help="The new limit in US dollars.")] = None,
     tokens: Annotated[int | None, typer.Option("--tokens", help="The new token limit.")] = None,
@@ -55,6 +63,7 @@ def raise_(
     as_json: JsonOption = False,
 ) -> None:
     """Give budget SCOPE of the newest run of FILE a new limit."""
+    file, scope = split_file_and(args, "budget raise", "SCOPE")
     if usd is None and tokens is None:
         raise UsageError("give the new limit: --usd, --tokens or both")
     if (usd is not None and usd <= 0) or (tokens is not None and tokens <= 0):
@@ -87,8 +96,9 @@ async def _raise(
 
 
 @app.command("show")
-def show(file: FileArg, session: SessionOption = None, as_json: JsonOption = False) -> None:
+def show(file: FileArg = None, session: SessionOption = None, as_json: JsonOption = False) -> None:
     """Print the budgets in force for the newest run of FILE (the config's, raised)."""
+    file = meant_config(file, "budget show")
     config = load_config(file)
     sid, budgets = event_loop.run(_show, config, session)
     if as_json:

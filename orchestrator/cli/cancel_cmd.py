@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from orchestrator.cli import console, event_loop
+from orchestrator.cli.meant import split_file_and
 from orchestrator.cli.store_access import open_store, pick_session, running_process
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -66,14 +66,21 @@ class CancelOutcome:
 
 
 def cancel(
-    file: Annotated[Path, typer.Argument(help="The run config the session was started from.")],
-    task: Annotated[str, typer.Argument(help="Id of the task to cancel.")],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[FILE] TASK",
+            help="The run config (default: the one meant here) and the id of the task.",
+            show_default=False,
+        ),
+    ],
     session: Annotated[
         str | None, typer.Option("--session", help="Session id (default: the newest unfinished).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Cancel TASK of the newest unfinished run of FILE."""
+    file, task = split_file_and(args, "cancel", "TASK")
     config = load_config(file)
     outcome = event_loop.run(_cancel, config, check_id(task, "task id"), session)
     if as_json:

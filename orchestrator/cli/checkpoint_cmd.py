@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import console, event_loop
+from orchestrator.cli.meant import meant_config, split_file_and
 from orchestrator.cli.store_access import open_store, pick_session, running_process
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -41,7 +42,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-FileArg = Annotated[Path, typer.Argument(help="The run config (YAML) of the run.")]
+FileArg = Annotated[
+    Path | None, typer.Argument(help="The run config of the run (default: the one meant here).")
+]
 SessionOption = Annotated[
     str | None, typer.Option("--session", help="Session id (default: the newest).")
 ]
@@ -59,13 +62,13 @@ _COLUMNS = (
 
 @app.command()
 def create(
-    file: FileArg,
+    file: FileArg = None,
     reason: Annotated[str, typer.Option("--reason", help="Why (shown by list).")] = "manual",
     session: SessionOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Snapshot the newest session of FILE (its record and every task's state)."""
-    info = event_loop.run(_create, load_config(file), session, reason)
+    info = event_loop.run(_create, load_config(meant_config(file, "checkpoint")), session, reason)
     if as_json:
         console.print_lines(info.model_dump_json(indent=2))
     else:
@@ -77,13 +80,13 @@ def create(
 
 @app.command("list")
 def list_(
-    file: FileArg,
+    file: FileArg = None,
     session: SessionOption = None,
     as_json: JsonOption = False,
     wide: WideOption = False,
 ) -> None:
     """List the checkpoints of FILE's runs, oldest first."""
-    config = load_config(file)
+    config = load_config(meant_config(file, "checkpoint list"))
     infos = event_loop.run(_list, config, session)
     if as_json:
         console.print_lines(json.dumps([i.model_dump(mode="json") for i in infos], indent=2))
@@ -96,12 +99,20 @@ def list_(
 
 @app.command()
 def restore(
-    file: FileArg,
-    checkpoint_id: Annotated[str, typer.Argument(help="Id of the checkpoint (see list).")],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[FILE] CHECKPOINT_ID",
+            help="The run config (default: the one meant here) and the checkpoint (see list).",
+            show_default=False,
+        ),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Put a session and its tasks back as checkpoint CHECKPOINT_ID holds them."""
-    snapshot = event_loop.run(_restore, load_config(file), check_id(checkpoint_id, "checkpoint id"))
+    file, checkpoint_id = split_file_and(args, "checkpoint restore", "CHECKPOINT_ID")
+    checked = check_id(checkpoint_id, "checkpoint id")
+    snapshot = event_loop.run(_restore, load_config(file), checked)
     if as_json:
         console.print_lines(snapshot.model_dump_json(indent=2))
         return

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli import console, event_loop
+from orchestrator.cli.meant import meant_config
 from orchestrator.cli.store_access import open_store
 from orchestrator.cli.worktrees_cmd import PruneOutcome, describe_prune, prune_dead
 from orchestrator.config.durations import format_duration, parse_duration
@@ -36,7 +37,12 @@ _DAY = 86400.0
 
 
 def clean(
-    file: Annotated[Path, typer.Argument(help="The run config (YAML) of the repository.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The run config (YAML) of the repository (default: the one meant here)."
+        ),
+    ] = None,
     older_than: Annotated[
         str,
         typer.Option(
@@ -50,7 +56,7 @@ def clean(
         seconds = parse_duration(older_than)
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
-    config = load_config(file)
+    config = load_config(meant_config(file, "clean"))
     removed, locks, expired, outcome = event_loop.run(_clean, config, seconds)
     if as_json:
         result: dict[str, Any] = {

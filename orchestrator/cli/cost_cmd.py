@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import console, event_loop
+from orchestrator.cli.meant import meant_config
 from orchestrator.cli.store_access import open_store, pick_session
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -34,7 +35,12 @@ __all__ = ["cost"]
 
 
 def cost(
-    file: Annotated[Path, typer.Argument(help="The run config the run was started from.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The run config the run was started from (default: the one meant here)."
+        ),
+    ] = None,
     by: Annotated[
         str,
         typer.Option("--by", help=f"One row per: {', '.join(BY)}.", show_default=True),
@@ -46,6 +52,7 @@ def cost(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Show what the newest run of FILE cost: by task, phase, adapter, account or day."""
+    file = meant_config(file, "cost")
     if by not in BY:
         from orchestrator.errors import UsageError
 

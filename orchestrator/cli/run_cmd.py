@@ -58,6 +58,7 @@ import typer
 
 from orchestrator.cli import console, event_loop
 from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
+from orchestrator.cli.meant import meant_config
 from orchestrator.cli.status import run_finder
 from orchestrator.cli.status.live_board import Stopping, show_board
 from orchestrator.cli.status.summary import JsonOption, WideOption, finish, print_summary
@@ -180,7 +181,10 @@ def _from_goal(
 
 
 def resume(
-    file: Annotated[Path, typer.Argument(help="The run config the session was started from.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="The run config of the run (default: the one meant here)."),
+    ] = None,
     session: Annotated[
         str | None, typer.Option("--session", help="Session id (default: the newest).")
     ] = None,
@@ -191,6 +195,7 @@ def resume(
     add_tasks: AddTasksOption = False,
 ) -> None:
     """Continue an interrupted or killed run from where it stood."""
+    file = meant_config(file, "resume")
     join = JoinChoice(adopt=adopt, add_tasks=add_tasks)
     council = Council.from_config(file, join=join)
     # Refused in this order, and before `async with` creates `.council`: the setup's own

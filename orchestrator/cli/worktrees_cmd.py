@@ -36,6 +36,7 @@ import anyio
 import typer
 
 from orchestrator.cli import console, event_loop
+from orchestrator.cli.meant import meant_config
 from orchestrator.cli.store_access import open_store, running_process, sessions_by_age
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -64,7 +65,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
-FileArg = Annotated[Path, typer.Argument(help="The run config (YAML) of the repository.")]
+FileArg = Annotated[
+    Path | None,
+    typer.Argument(help="The run config (YAML) of the repository (default: the one meant here)."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 WideOption = Annotated[bool, typer.Option("--wide", help="Show every column whole.")]
 _COLUMNS = (
@@ -111,9 +115,9 @@ class PruneOutcome:
 
 
 @app.command("list")
-def list_(file: FileArg, as_json: JsonOption = False, wide: WideOption = False) -> None:
+def list_(file: FileArg = None, as_json: JsonOption = False, wide: WideOption = False) -> None:
     """List the worktrees of FILE's repository."""
-    config = load_config(file)
+    config = load_config(meant_config(file, "worktrees list"))
     infos = event_loop.run(_list, config)
     if as_json:
         rows = [{**info.model_dump(mode="json"), "ours": info.ours} for info in infos]
@@ -135,9 +139,9 @@ def list_(file: FileArg, as_json: JsonOption = False, wide: WideOption = False) 
 
 
 @app.command()
-def prune(file: FileArg, as_json: JsonOption = False) -> None:
+def prune(file: FileArg = None, as_json: JsonOption = False) -> None:
     """Drop worktrees deleted by hand and clean up those of finished runs, losing nothing."""
-    config = load_config(file)
+    config = load_config(meant_config(file, "worktrees prune"))
     outcome = event_loop.run(_prune, config)
     if as_json:
         console.print_lines(json.dumps(outcome.as_dict(), indent=2))

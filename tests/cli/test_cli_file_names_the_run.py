@@ -81,3 +81,48 @@ def test_each_config_acts_on_its_own_runs(tmp_path: Path) -> None:
     landed = council(["resume", str(two), "--json"], tmp_path)
     assert landed.returncode == 0, landed.stdout[-2000:] + landed.stderr[-2000:]
     assert json.loads(landed.stdout)["session_id"] == second_session
+
+
+def test_every_command_finds_the_config_meant_here_when_file_is_left_out(tmp_path: Path) -> None:
+    """``cost``, ``resume``, ``cancel``, ``budget``, ``checkpoint``, ``clean`` and
+    ``worktrees`` given no FILE take the config ``status`` would (the run last started from
+    this directory), and say which; one value given to ``cancel`` or ``budget raise`` is the
+    task or the budget, two are FILE and it. They used to stop on "Missing argument"."""
+    repo = new_repo(tmp_path)
+    held = write(tmp_path / "held.yaml", repo, "only", budgets={"run": {"tokens": 1}})
+    ran = council(["run", str(held), "--json"], tmp_path)
+    assert ran.returncode == 1, ran.stdout[-2000:] + ran.stderr[-2000:]
+    session = json.loads(ran.stdout)["session_id"]
+    meant = f"{held.resolve()}, run from {tmp_path.resolve()}"
+
+    for args in (
+        ["cost", "--json"],
+        ["budget", "show", "--json"],
+        ["checkpoint", "list", "--json"],
+        ["worktrees", "list", "--json"],
+    ):
+        done = council(args, tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+        assert meant in done.stderr, (args, done.stderr)
+    assert json.loads(council(["cost", "--json"], tmp_path).stdout)["session_id"] == session
+
+    raised = council(["budget", "raise", "run", "--tokens", "100000000", "--json"], tmp_path)
+    assert raised.returncode == 0, raised.stderr
+    assert json.loads(raised.stdout)["session_id"] == session
+    resumed = council(["resume", "--json"], tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout)["session_id"] == session
+    assert (repo / "only.txt").exists()
+
+    cancel = council(["cancel", "only"], tmp_path)  # one value: the task, of the run meant
+    assert meant in cancel.stderr, cancel.stderr
+    assert cancel.returncode == 1 and "there is nothing left to act on" in cancel.stderr
+    three = council(["cancel", str(held), "only", "extra"], tmp_path)
+    assert three.returncode != 0
+    assert "council cancel takes [FILE] TASK, not: " in three.stderr, three.stderr
+
+    bare = tmp_path / "bare"  # a store with no config remembered for it: FILE is asked for
+    (bare / ".council" / "state").mkdir(parents=True)
+    lost = council(["cost"], bare)
+    assert lost.returncode != 0
+    assert "remembers; pass it: council cost <config>" in lost.stderr, lost.stderr

@@ -33,7 +33,7 @@ from orchestrator.models import utcnow
 from orchestrator.safety import safe_write
 from orchestrator.state.file.record_files.layout import events_log
 
-__all__ = ["FoundRun", "find_run", "remember_run", "runs_dir"]
+__all__ = ["FoundRun", "find_config", "find_run", "remember_run", "runs_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ def remember_run(
             log.warning("cannot remember this run for `council status` in %s: %s", path, exc)
 
 
-def _remembered(directory: Path) -> FoundRun | None:
-    """The run remembered for ``directory``, while its config file is still there."""
+def _record(directory: Path) -> tuple[dict[str, object], str] | None:
+    """The record remembered for ``directory`` and its config, while that file is there."""
     try:
         record = json.loads(_record_path(directory).read_text())
     except (OSError, ValueError):
@@ -105,6 +105,15 @@ def _remembered(directory: Path) -> FoundRun | None:
     config = record.get("config")
     if not isinstance(config, str) or not Path(config).is_file():
         return None
+    return record, config
+
+
+def _remembered(directory: Path) -> FoundRun | None:
+    """The run remembered for ``directory``, while its config file is still there."""
+    found = _record(directory)
+    if found is None:
+        return None
+    record, config = found
     how = f"the run of {config}, started from {directory}"
     state = record.get("state_dir")
     if isinstance(state, str) and Path(state).is_dir():
@@ -112,6 +121,30 @@ def _remembered(directory: Path) -> FoundRun | None:
         events = events_log(Path(repo)) if isinstance(repo, str) else None
         return FoundRun(None, Path(state), how, events)
     return FoundRun(Path(config), None, how)
+
+
+def find_config(start: Path, command: str) -> tuple[Path, str]:
+    """The run config meant from ``start`` for ``council COMMAND`` given no FILE, found as
+    ``find_run`` finds a run (module doc), and what was found where; ``UsageError`` naming
+    where it looked, or the state directory found whose config no directory remembers."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        remembered = _record(directory)
+        if remembered is not None:
+            return Path(remembered[1]), f"{remembered[1]}, run from {directory}"
+        own = directory / OWN_CONFIG
+        if own.is_file():
+            return own, str(own)
+        state = directory / _STATE
+        if state.is_dir():
+            raise UsageError(
+                f"the run kept in {state} was started from a config no directory here "
+                f"remembers; pass it: council {command} <config>"
+            )
+    raise UsageError(
+        f"no run config found from {start}: no `council run` was started there or in a "
+        f"directory above it, and none has a {OWN_CONFIG}; pass it: council {command} <config>"
+    )
 
 
 def find_run(start: Path) -> FoundRun:
