@@ -64,6 +64,8 @@ def plain_usage(command: Any) -> Any:
 
 
 def _usage_metavar(argument: Any) -> str:
+    if argument.metavar and " " in str(argument.metavar):
+        return str(argument.metavar)  # spelled out whole: ``[FILE] TASK`` (``cli.meant``)
     name = str(argument.metavar or argument.name or "").strip("[]{}").upper()
     if argument.nargs != 1:
         name += "..."
