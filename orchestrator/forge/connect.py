@@ -10,16 +10,19 @@ import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from orchestrator.config.forge import ForgeConfig
-from orchestrator.errors import PluginError
+from orchestrator.errors import PluginError, UsageError
 from orchestrator.forge.base import Forge
-from orchestrator.forge.github import GitHubForge
 from orchestrator.forge.identity import api_url_for, origin_repo, resolve_token
 from orchestrator.forge.pacing import Pacing
 from orchestrator.plugins.forge_types import ForgeTypes
+
+if TYPE_CHECKING:
+    from orchestrator.forge.github import GitHubForge
 
 __all__ = ["connect"]
 
@@ -49,7 +52,25 @@ async def connect(
         full_name = full_name or remote.full_name
         api_url = api_url or api_url_for(remote.host)
     token = await resolve_token(settings.token, environ, cwd=repo, gh=gh)
-    return GitHubForge(full_name, token, api_url=api_url, pacing=pacing)
+    return github_forge()(full_name, token, api_url=api_url, pacing=pacing)
+
+
+GITHUB_EXTRA = "pip install 'cli-council[github]'"
+
+
+def github_forge() -> type[GitHubForge]:
+    """``GitHubForge``, imported now; a ``UsageError`` naming the extra to install when its
+    client library (githubkit, the ``github`` extra) is not there."""
+    try:
+        from orchestrator.forge.github import GitHubForge
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] in ("githubkit", "githubkit_schemas", "hishel"):
+            raise UsageError(
+                f"the GitHub forge needs githubkit, which the `github` extra installs: "
+                f"{GITHUB_EXTRA}"
+            ) from None
+        raise
+    return GitHubForge
 
 
 async def _plugin_forge(

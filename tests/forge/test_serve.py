@@ -133,3 +133,29 @@ def test_serve_without_sources_is_refused_before_anything(tmp_path: Path) -> Non
     assert done.returncode == 2, done.stderr
     assert "council serve waits for work from the config's sources:" in done.stderr
     assert not (tmp_path / "repo" / ".council").exists()
+
+
+def test_serve_without_the_github_extra_names_the_extra_to_install(
+    world: tuple[FakeGitHub, Path], tmp_path: Path
+) -> None:
+    """githubkit is the ``github`` extra's (some 60 MB of schemas, only for those who use the
+    forge): without it, ``council serve`` stops before anything with one line naming the
+    extra, never a traceback. Its absence is made here by a ``sitecustomize`` that blocks the
+    import, as an install without the extra has it."""
+    _, config = world
+    blocker = tmp_path / "no-githubkit"
+    blocker.mkdir()
+    blocked = "for name in ('githubkit', 'githubkit_schemas'):\n    sys.modules[name] = None\n"
+    (blocker / "sitecustomize.py").write_text(f"import sys\n{blocked}")
+    pythonpath = f"{blocker}:{ENV['PYTHONPATH']}" if ENV.get("PYTHONPATH") else str(blocker)
+    done = subprocess.run(
+        [*COUNCIL, "serve", str(config)],
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        env={**ENV, "GH_TOKEN": TOKEN, "PYTHONPATH": pythonpath},
+        timeout=patience(60),
+    )
+    assert done.returncode != 0
+    assert "pip install 'cli-council[github]'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
