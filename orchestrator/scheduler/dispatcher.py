@@ -126,18 +126,28 @@ class Dispatcher:
         # A parked task keeps its own adapter; another takes the first of its chain not parked,
         # nor held by a quota or an adapter's budget (then a fallback takes the call).
         options = [stay] if stay is not None else chain
-        phase = first_phase(self._run.services.config, task, state)
+        config = self._run.services.config
+        phase = first_phase(config, task, state)
         free = [a for a in options if self._parks.choose([a], now) == a]
+        # The phase it starts in may run on adapters of its own (``adapter:`` on the phase):
+        # its first call is then held only while none of those has room, whichever adapter
+        # the attempt takes (``Spending.held_by_budget`` judges the same chain).
+        calls = config.adapter_chain(task, config.phase(phase))
+        own = (
+            None
+            if stay is not None or calls == chain
+            else _first_room(self._spending, task.id, calls, phase, now)
+        )
         adapter: str | None = None
         held: Hold | None = None
         held_on = ""
         for option in free:
-            hold = self._spending.hold(task.id, option, phase, now)
+            hold = own[0] if own is not None else self._spending.hold(task.id, option, phase, now)
             if hold is None:
                 adapter = option
                 break
             if held is None:
-                held, held_on = hold, option
+                held, held_on = hold, own[1] if own is not None else option
         if adapter is None:
             if held is None:  # every adapter it may use is parked: held by the first one's
                 held_on = options[0]
@@ -215,6 +225,20 @@ class Dispatcher:
                 )
                 return f"{path} is held by {holder}"
         return None
+
+
+def _first_room(
+    spending: Spending, task: str, calls: list[str], phase: str, now: datetime
+) -> tuple[Hold | None, str]:
+    """Whether a call of ``phase`` on one of ``calls`` may start: (None, the adapter) when one
+    has room, else (the first one's hold, that adapter)."""
+    first: tuple[Hold | None, str] | None = None
+    for adapter in calls:
+        hold = spending.hold(task, adapter, phase, now)
+        if hold is None:
+            return None, adapter
+        first = first or (hold, adapter)
+    return first if first is not None else (None, "")
 
 
 def adapter_chain(run: RunContext, task: TaskConfig) -> list[str]:
