@@ -83,3 +83,19 @@ def test_an_offline_command_block_runs_as_the_page_says(
     assert done.returncode == 0, f"{where}:\n{script}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
     made = set(work.rglob("*")) - before  # `council config schema > FILE` prints into FILE
     assert done.stdout.strip() or any(path.stat().st_size for path in made), f"{where}: no output"
+
+
+def test_the_readme_is_one_screen_and_its_links_reach_the_manual() -> None:
+    """The README is outside the site mkdocs checks: its own links are checked here."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 8 * 1024
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [target for target in targets if "://" not in target]
+    assert any(target.startswith("docs/") for target in local), targets
+    missing = [target for target in local if not (ROOT / target).exists()]
+    assert not missing, missing
+    # Every page of the manual is reachable from the README or from its home page.
+    index = (ROOT / "docs" / "index.md").read_text()
+    linked = {Path(target).name for target in local} | set(re.findall(r"\]\(([\w.-]+\.md)", index))
+    pages = {page.name for page in (ROOT / "docs").glob("*.md")}
+    assert pages - linked <= {"index.md"}, pages - linked
