@@ -1,6 +1,7 @@
-"""The benches the README quotes still start, and the overhead bench's two sides do the same
-work: a tiny run of each as a process, every task landed once (the bench checks it). No timing
-is asserted: the figures are the benches' to print, not the tests' to judge."""
+"""The benches the manual quotes (docs/benchmarks.md) still start, and the overhead bench's two
+sides do the same work: a tiny run of each as a process, every task landed once (the bench
+checks it). No timing is asserted: the figures are the benches' to print, not the tests' to
+judge."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Issue 30: the events example of docs/python-api.md runs as printed, gets the events it
+"""Issue 30: the events example of docs/python-api.md runs as printed (issue 48: as the page
+says, saved as events.py in an empty directory, and again there), gets the events it
 asks for (``events(types=...)``) and the run's report, and the library prints nothing on
 stderr unasked (the package logger has a ``NullHandler``)."""
 
@@ -25,17 +26,35 @@ def _example() -> str:
 def test_the_documented_events_example_runs_and_gets_both_events_and_report(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "demo.yaml").write_bytes(shipped_demo_config())
-    script = tmp_path / "example.py"
+    # As the page says: saved as events.py, run in an empty directory.
+    script = tmp_path / "events.py"
     script.write_text(_example())
 
-    done = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=240
-    )
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "events.py"], cwd=tmp_path, capture_output=True, text=True, timeout=240
+        )
+
+    done = run()
 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    assert len([line for line in lines if " landed in " in line]) == 7, lines
+    landed = [line for line in lines if " landed in " in line]
+    assert len(landed) == 7, lines
+    assert {line.split()[0] for line in landed} == set(_printed_tasks()), lines
     assert lines[-1] == "completed: 7/7 done", lines
     assert done.stderr == ""  # a library prints nothing unasked
+    # It wrote the demo's config as `council demo --dir d` does.
+    assert (tmp_path / "d" / "demo.yaml").read_bytes() == shipped_demo_config()
+
+    again = run()  # "Run again in the same directory ... it prints only the report."
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert again.stdout.splitlines() == ["completed: 7/7 done"], again.stdout
+
+
+def _printed_tasks() -> list[str]:
+    """The tasks the page's sample output shows landing."""
+    text = (ROOT / "docs" / "python-api.md").read_text()
+    sample = re.search(r"```text\n(.*?)```", text, re.S)
+    assert sample is not None, "the page shows what the script prints"
+    return [line.split()[0] for line in sample[1].splitlines() if " landed in " in line]
