@@ -267,11 +267,11 @@ def test_past_a_screenful_of_rows_a_terminal_gets_the_plain_layout(
     assert BOX & set(screen.file.getvalue())
 
 
-def test_a_line_is_cut_between_words_never_inside_an_id() -> None:
-    from orchestrator.cli.table_layout import whole_words
-
-    assert whole_words("after add-word-count", 40, len) == "after add-word-count"
-    assert whole_words("after add-word-count and add-cli", 24, len) == "after add-word-count …"
-    assert whole_words("after add-word-count", 18, len) == "after …"
-    assert whole_words("add-word-count", 5, len) == "…"
-    assert whole_words("  two\nlines ", 20, len) == "two lines"
+def test_a_wrapping_column_is_never_narrower_than_its_longest_word() -> None:
+    columns = [Column("id", key=True), Column("waits for", wraps=True)]
+    rows = [["x" * 10, "after a-task-id-twenty-long"], ["y", "textkit/words.py"]]
+    layout = choose_columns(columns, rows, 200, len)
+    assert layout.narrowest(1) == len("a-task-id-twenty-long")  # not FOLDED (16)
+    # 13 + 24 - 1 = 36: it fits folded to its longest word, and goes one cell short of that.
+    assert choose_columns(columns, rows, 36, len).kept == (0, 1)
+    assert choose_columns(columns, rows, 35, len).dropped == ("waits for",)

@@ -29,7 +29,8 @@ COLUMNS = (
     console.Column("phase", drop=1),
     console.Column("adapter", drop=2),
     console.Column("time", drop=3),
-    console.Column("doing / waiting for", wraps=True),
+    # Never dropped, folded between words: a word of it may be an id (``after add-cli``).
+    console.Column("doing / waiting for", key=True, wraps=True),
 )
 _REFRESH = 0.25
 _ENDED = ("done", "failed", "conflict", "cancelled")
@@ -78,7 +79,7 @@ def rows_for(lines: Sequence[TaskLine], height: int) -> list[tuple[str, ...]]:
 
 async def show_board(council: Council, stopping: Stopping) -> None:
     """Redraw the board until cancelled (the run's end)."""
-    with console.live_table(COLUMNS, one_line=True) as update:
+    with console.live_table(COLUMNS, board=True) as update:
         while True:
             lines = council.board()
             update(rows_for(lines, console.height()), headline(lines, stopping.said))
