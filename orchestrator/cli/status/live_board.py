@@ -1,5 +1,7 @@
-"""The live view of ``council run`` on a terminal: every task, one line each, under a
-headline that counts them (``council: 3/7 done · 2 running · 1 waiting · 1 queued``).
+"""The live view of ``council run`` on a terminal: every task, a line each where the screen is
+wide enough, under a headline that counts them (``council: 3/7 done · 2 running · 1 waiting ·
+1 queued``). Nothing on it is cut: on a narrow screen time, adapter and phase give way (a dim
+line says so) and what a task does or waits for folds between words (``console``).
 
 A running task shows its phase, adapter, time and the CLI's last message; a waiting one why it
 waits (``after add-cli``, ``README.md is held by add-changelog``, ``parked until 14:03:10 on
