@@ -21,20 +21,20 @@ from typing import IO
 
 from rich import box
 from rich.cells import cell_len
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.constrain import Constrain
 from rich.live import Live
+from rich.padding import Padding
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli.table_layout import (
-    FOLDED,
     Column,
     Layout,
     choose_columns,
     plain_lines,
     table_width,
-    whole_words,
 )
 
 __all__ = [
@@ -126,6 +126,7 @@ def is_terminal() -> bool:
 
 _live: list[Live] = []  # the live display drawn now, if any
 _ECHO_ROOM = 3
+_FOLD_FLOOR = 6  # the narrowest a folding column is made when not even the key columns fit
 
 
 def height() -> int:
@@ -287,16 +288,16 @@ def _boxed(
     layout: Layout,
     *,
     wide: bool = False,
-    title: str | None = None,
+    space: int | None = None,
 ) -> Table:
     # No outer edge: two more columns for the cells, which matters at 80. Every column gets
     # a fixed width (its natural one; a folding column its share of what is left), so rich
     # does not measure every cell again: the layout did, once.
-    table = Table(title=title, show_edge=False)
-    widths = _fixed_widths(columns, layout, stdout.width, wide=wide)
+    table = Table(show_edge=False)
+    widths = _fixed_widths(columns, layout, stdout.width if space is None else space, wide=wide)
     for index, width in zip(layout.kept, widths, strict=True):
         column = columns[index]
-        if column.wraps and not wide:
+        if (column.wraps and not wide) or column.key:  # a key one folds if rich narrows it
             table.add_column(column.header, overflow="fold", width=width)
         else:
             table.add_column(column.header, no_wrap=True, width=width)
@@ -309,15 +310,22 @@ def _fixed_widths(
     columns: Sequence[Column], layout: Layout, space: int, *, wide: bool
 ) -> list[int]:
     """Each kept column's width: its natural one, but a folding column shares what the others
-    leave of ``space`` (at least ``FOLDED`` or its natural width), in order from the left."""
+    leave of ``space`` (at least its narrowest, ``Layout.narrowest``), in order from the left.
+    Should even that be too wide (a live table of key columns only), the folding columns give
+    up their narrowest first, from the right, down to ``_FOLD_FLOOR``: a status folded inside a
+    word rather than a task id or a branch."""
     natural = [layout.widths[index] for index in layout.kept]
     folding = [n for n, i in enumerate(layout.kept) if columns[i].wraps and not wide]
     if not folding or table_width(natural) <= space:
         return natural
     widths = list(natural)
     for n in folding:
-        widths[n] = min(natural[n], FOLDED)
+        widths[n] = layout.narrowest(layout.kept[n])
     left = space - table_width(widths)
+    for n in reversed(folding) if left < 0 else ():
+        give = max(0, min(widths[n] - _FOLD_FLOOR, -left))
+        widths[n] -= give
+        left += give
     for n in folding:
         grow = max(0, min(natural[n] - widths[n], left))
         widths[n] += grow
@@ -327,31 +335,74 @@ def _fixed_widths(
 
 def _table(
     columns: Sequence[Column | str], rows: Iterable[Sequence[object]], title: str | None
-) -> Table:
+) -> RenderableType:
+    """The summary's layout redrawn in place: its title wrapped between words above it."""
     specs = [Column.of(column) for column in columns]
     cells = [[str(cell) for cell in row] for row in rows]
-    layout = choose_columns(specs, cells, stdout.width, _cells)
-    if layout.plain:  # redrawn in place, so boxed anyway: the key columns, each one whole
-        kept = tuple(i for i, column in enumerate(specs) if column.key) or layout.kept
-        layout = Layout(kept, (), layout.widths)
-    table = _boxed(specs, cells, layout, title=title)
+    return _titled(title, _fitted(specs, cells, stdout.width))
+
+
+def _fitted(
+    specs: Sequence[Column], cells: Sequence[Sequence[str]], width: int, *, board: bool = False
+) -> RenderableType:
+    """A table ``width`` wide at most, for a live display: the lesser columns that do not fit
+    are dropped, said in a dim line under it; when not even the key columns fit side by side,
+    each row is stacked (``_stacked``): a redrawn display has no plain layout to fall back on."""
+    layout = choose_columns(specs, cells, width, _cells)
+    if layout.plain:
+        return Constrain(_stacked(specs, cells), width)
+    table = _boxed(specs, cells, layout, space=width)
+    if board:
+        table.box = box.SIMPLE_HEAD
     if layout.dropped:
         table.caption = f"too narrow to show: {', '.join(layout.dropped)}"
     return table
 
 
+def _stacked(specs: Sequence[Column], cells: Sequence[Sequence[str]]) -> RenderableType:
+    """Each row on lines of its own: its first two key columns (a task and its status), then
+    each other key column as ``header: value``, indented; every line wrapped between words.
+    The lesser columns are said dropped in one dim line."""
+    keys = [i for i, column in enumerate(specs) if column.key]
+    lines: list[RenderableType] = []
+    for row in cells:
+        lines.append(_wrapping("  ".join(row[i] for i in keys[:2] if row[i].strip())))
+        for i in keys[2:]:
+            if row[i].strip():
+                lines.append(Padding(_wrapping(f"{specs[i].header}: {row[i]}"), (0, 0, 0, 2)))
+    lesser = [i for i, column in enumerate(specs) if not column.key]
+    if dropped := [specs[i].header for i in lesser if any(row[i].strip() for row in cells)]:
+        lines.append(_wrapping(f"too narrow to show: {', '.join(dropped)}", "dim"))
+    return Group(*lines)
+
+
+def _wrapping(text: str, style: str = "") -> Text:
+    """``text`` wrapped between words at the edge, never cut (a word wider than the screen
+    folds)."""
+    return Text(text, style=style, no_wrap=False, overflow="fold")
+
+
+def _titled(title: str | None, table: RenderableType, width: int | None = None) -> RenderableType:
+    """``table`` under ``title``, the title wrapped between words (never cut at the edge),
+    ``width`` wide at most."""
+    if title is None:
+        return table
+    text = _wrapping(title, "bold")
+    return Group(text if width is None else Constrain(text, width), table)
+
+
 @contextmanager
 def live_table(
-    columns: Sequence[Column | str], *, one_line: bool = False
+    columns: Sequence[Column | str], *, board: bool = False
 ) -> Iterator[Callable[[Iterable[Sequence[object]], str | None], None]]:
     """A table redrawn in place on a terminal while the block runs; yields ``update(rows,
     title)``. It disappears at the end (the caller prints a summary), and on anything but a
-    terminal nothing is drawn, so piped output stays clean. ``one_line``: each row one line
-    however narrow the screen (a live board), else the summary's layout."""
+    terminal nothing is drawn, so piped output stays clean. ``board``: a live board's layout
+    (``_board_table``), else the summary's (``_table``); neither cuts an id nor its headline."""
     if not stdout.is_terminal:
         yield lambda rows, title: None
         return
-    draw = partial(_one_line_table if one_line else _table, columns)
+    draw = partial(_board_table if board else _table, columns)
     with Live(draw([], None), console=stdout, transient=True) as live:
         _live.append(live)
 
@@ -364,50 +415,18 @@ def live_table(
             _live.remove(live)
 
 
-def _one_line_table(
+def _board_table(
     columns: Sequence[Column | str], rows: Iterable[Sequence[object]], title: str | None
-) -> Table:
-    """One line per row: the columns ``choose_columns`` keeps, key ones whole, the last kept
-    taking the width left and ending in an ellipsis."""
+) -> RenderableType:
+    """A live board: the headline wrapped between words, then the rows; what a row says folds
+    onto more lines between words rather than losing one (``after add-cli`` was ``after …``),
+    and the lesser columns that do not fit are dropped, said in a dim line (``_fitted``)."""
     specs = [Column.of(column) for column in columns]
     cells = [[str(cell) for cell in row] for row in rows]
     # Narrower than the screen by _ECHO_ROOM: the terminal echoes ``^C`` after the last line
     # drawn, and an echo that wraps shifts the drawing by a line the next redraw leaves behind.
     width = max(20, stdout.width - _ECHO_ROOM)
-    layout = choose_columns(specs, cells, width, _cells)
-    kept = layout.kept
-    if layout.plain:  # redrawn in place, so a table anyway: the key columns
-        kept = tuple(i for i, column in enumerate(specs) if column.key) or kept
-    if title is not None:
-        # The headline is one line too, like every row: at 80 columns the headline of a run
-        # being stopped wrapped, and under load the "stopping: ..." line a Ctrl-C prints
-        # above the drawing was seen gone from the screen at its end (1 run in 3).
-        title = whole_words(title, width, cell_len)
-    # The last column takes the width left; its text is cut between words, never inside an
-    # id ("after add-word-coun…" was), and never by the table's own ellipsis.
-    # (Its room: the width less the other columns, each with its padding and rule, less its
-    # own padding, and one cell to spare should the table round a column up.)
-    if len(kept) > 1 and not specs[kept[-1]].key:
-        last = kept[-1]
-        room = max(1, width - table_width([layout.widths[i] for i in kept[:-1]]) - 4)
-        cells = [
-            [*row[:last], whole_words(row[last], room, cell_len), *row[last + 1 :]] for row in cells
-        ]
-    table = Table(
-        title=title, title_justify="left", width=width, box=box.SIMPLE_HEAD, show_edge=False
-    )
-    for index in kept:
-        last = index == kept[-1]
-        table.add_column(
-            specs[index].header,
-            no_wrap=True,
-            overflow="ellipsis",
-            ratio=1 if last else None,
-            min_width=layout.widths[index] if specs[index].key else None,
-        )
-    for row in cells:
-        table.add_row(*(Text(row[index]) for index in kept))
-    return table
+    return _titled(title, _fitted(specs, cells, width, board=True), width)
 
 
 @contextmanager

@@ -1,11 +1,14 @@
 """Which columns of a table fit a terminal, and the plain layout for anything else.
 
 A table's columns are of two kinds. A **key** column holds what people copy into the next
-command (task, session, checkpoint and commit ids, branch names, paths): it is never cut and
-never dropped. The others are **lesser**: free text that may wrap (``wraps``) is folded onto
-more lines, and when even that is not enough, lesser columns are dropped: first those blank in
-every row, then the highest ``drop`` first (rightmost first among equals), and the caller says
-which (``Layout.dropped``, blank ones aside) so the user knows what ``--wide`` would add.
+command (task, session, checkpoint and commit ids, branch names, paths) or what a row is
+about (a task's status): it is never cut and never dropped. The others are **lesser**. A column
+that ``wraps`` (a key one too: a long status, what a task waits for) is folded onto more lines
+between its words, never narrower than its longest word (a word may be an id: ``after
+add-word-count``, ``textkit/words.py``) nor than ``FOLDED``; when even that is not enough,
+lesser columns are dropped: first those blank in every row, then the highest ``drop`` first
+(rightmost first among equals), and the caller says which (``Layout.dropped``, blank ones
+aside) so the user knows what ``--wide`` would add.
 
 When the key columns alone do not fit, or the output is not a terminal (a pipe, a file, a CI
 log, where nothing has a width), a table is printed in the plain layout: a header line and one
@@ -25,7 +28,6 @@ __all__ = [
     "choose_columns",
     "plain_lines",
     "table_width",
-    "whole_words",
 ]
 
 _BORDER = 3  # a column's share of a boxed table: one space each side and a rule
@@ -59,6 +61,11 @@ class Layout:
     dropped: tuple[str, ...]
     widths: tuple[int, ...]
     plain: bool = False
+    least: tuple[int, ...] = ()  # each column's narrowest (``_least_widths``); natural if empty
+
+    def narrowest(self, index: int) -> int:
+        """The narrowest column ``index`` may be drawn without cutting a word."""
+        return self.least[index] if self.least else self.widths[index]
 
 
 def _natural_widths(
@@ -73,6 +80,23 @@ def _natural_widths(
     return widths
 
 
+def _least_widths(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    widths: Sequence[int],
+    measure: Callable[[str], int],
+) -> list[int]:
+    """Each column's narrowest: its natural width, but a wrapping one's longest word (its
+    header's too) or ``FOLDED``, whichever is wider, when that is narrower."""
+    least = list(widths)
+    for index, column in enumerate(columns):
+        if column.wraps:
+            cells = [column.header, *(row[index] for row in rows)]
+            word = max((measure(w) for cell in cells for w in cell.split()), default=0)
+            least[index] = min(widths[index], max(FOLDED, word))
+    return least
+
+
 def choose_columns(
     columns: Sequence[Column],
     rows: Sequence[Sequence[str]],
@@ -83,13 +107,11 @@ def choose_columns(
 ) -> Layout:
     """The columns of a boxed table ``space`` cells wide (every one when ``wide``)."""
     widths = _natural_widths(columns, rows, measure)
+    least = widths if wide else _least_widths(columns, rows, widths, measure)
     kept = list(range(len(columns)))
 
     def needed(indexes: Sequence[int]) -> int:
-        shown = [
-            min(widths[i], FOLDED) if columns[i].wraps and not wide else widths[i] for i in indexes
-        ]
-        return table_width(shown)
+        return table_width([least[i] for i in indexes])
 
     # A column blank in every row says nothing: it goes first, and unmentioned.
     blank = {i for i in kept if all(not row[i].strip() for row in rows)}
@@ -103,11 +125,12 @@ def choose_columns(
             dropped.append(index)
     if not wide and needed(kept) > space:
         # Not even the ids fit: the plain layout shows everything, lines as long as they are.
-        return Layout(tuple(range(len(columns))), (), tuple(widths), plain=True)
+        return Layout(tuple(range(len(columns))), (), tuple(widths), True, tuple(least))
     return Layout(
         kept=tuple(kept),
         dropped=tuple(columns[i].header for i in sorted(dropped) if i not in blank),
         widths=tuple(widths),
+        least=tuple(least),
     )
 
 
@@ -132,19 +155,3 @@ def plain_lines(
         padded = [cell + " " * (widths[i] - measure(cell)) for i, cell in enumerate(row)]
         lines.append(_GAP.join(padded).rstrip())
     return lines
-
-
-def whole_words(text: str, room: int, measure: Callable[[str], int]) -> str:
-    """``text`` in ``room`` cells on one line, cut between words, never inside one (a word may
-    be an id someone copies: ``after add-word-count``): the words that fit, then ``…``. A first
-    word longer than the room is dropped whole too: ``…`` alone says there is more."""
-    text = " ".join(text.split())
-    if measure(text) <= room:
-        return text
-    shown = ""
-    for word in text.split(" "):
-        longer = f"{shown} {word}" if shown else word
-        if measure(longer + " …") > room:
-            break
-        shown = longer
-    return f"{shown} …" if shown else "…"

@@ -22,6 +22,7 @@ from orchestrator.cli.app import app
 from orchestrator.config.load import load_config
 from orchestrator.council import Council
 from orchestrator.models import SessionRecord, TaskState, utcnow
+from orchestrator.spend.line import SpendLine
 from orchestrator.state import FileStateStore
 from tests.support.cli_process_helpers import spawn
 from tests.support.scheduler_helpers import new_repo
@@ -422,14 +423,18 @@ def test_status_watch_follows_a_run_until_it_finishes(tmp_path: Path) -> None:
         rest, errors = watcher.communicate(timeout=patience(60))
     finally:
         gate.touch()
-        run.communicate(timeout=patience(60))
+        ran, _ = run.communicate(timeout=patience(60))
     assert run.returncode == 0
     assert watcher.returncode == 0, errors
     lines = [*seen, *rest.splitlines()]
-    watch_stdout = "\n".join(lines)
     assert "one: done" in lines, lines
     assert lines.index("one: running (build)") < lines.index("one: done")
-    assert "2/2 done" in watch_stdout
+    # Its last frame is the run's final record, not one read after the last task ended but
+    # before the run wrote its session (``active, 2/2 done``, fewer calls than it made).
+    report = json.loads(ran)
+    title = f"session {report['session_id']}: completed, 2/2 done, "
+    assert any(line.startswith(title) for line in lines), lines
+    assert lines[-1] == SpendLine.model_validate(report["spend"]).said(), lines
 
     # On a finished run it returns at once, with the run's exit code and report.
     done = invoke("status", config, "--watch", "--json")

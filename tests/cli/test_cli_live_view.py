@@ -1,5 +1,5 @@
 """``council run`` on a terminal, as a person sees it (a real pseudo-terminal read back through
-a terminal emulator, at 80 and 160 columns): every task under a headline that counts them,
+a terminal emulator, at 60, 80 and 160 columns): every task under a headline that counts them,
 why each waiting task waits, Ctrl-C acknowledged on screen, and a stop that ends with the
 exact command that continues the run."""
 
@@ -25,7 +25,7 @@ def _demo(tmp_path: Path) -> Path:
     return tmp_path / "configs" / "demo.yaml"
 
 
-@pytest.mark.parametrize("columns", [80, 160])
+@pytest.mark.parametrize("columns", [60, 80, 160])
 def test_the_live_view_shows_every_task_and_why_it_waits(tmp_path: Path, columns: int) -> None:
     _demo(tmp_path)
     terminal = Terminal(["run", "configs/demo.yaml"], tmp_path, columns)
@@ -47,6 +47,8 @@ def test_the_live_view_shows_every_task_and_why_it_waits(tmp_path: Path, columns
             assert f" {task_id} " in board  # whole, never cut
         # Nor in what a task waits for: cut between words ("after add-word-coun…" was).
         assert not re.search(r"[\w-]…", board), board
+        assert "…" not in board  # nor dropped whole ("after …" was)
+        assert "after add-cli" in board
         assert "waiting" in board
         assert terminal.wait() == 0
     finally:

@@ -1,8 +1,8 @@
 """Tables never cut ids: ``status``, ``checkpoint list``, ``worktrees list`` and ``adapters
-check`` after a real run, in a terminal 80 and 160 columns wide and piped. Key columns (task,
-session, checkpoint and commit ids, branches, paths) are whole in every layout; on a narrow
-terminal lesser columns give way and a dim line names them; ``--wide`` shows everything; piped
-output is the plain layout, one line per row."""
+check`` after a real run, in a terminal 40, 60, 80 and 160 columns wide and piped. Key columns
+(task, session, checkpoint and commit ids, branches, paths, a task's status) are whole in every
+layout; on a narrow terminal lesser columns give way and a dim line names them; ``--wide``
+shows everything; piped output is the plain layout, one line per row."""
 
 from __future__ import annotations
 
@@ -100,6 +100,19 @@ def test_status_at_80_columns_keeps_every_id_and_names_what_it_dropped(finished:
     dropped = footnote(shown)
     assert dropped and sorted(headers + dropped) == sorted(SUMMARY)
     assert {"task", "status", "branch", "merged"} <= set(headers)
+
+
+@pytest.mark.parametrize("columns", [40, 60])
+def test_status_in_a_narrow_terminal_keeps_every_id_and_each_tasks_status(
+    finished: Finished, columns: int
+) -> None:
+    shown = in_terminal("status", finished.config, cwd=finished.root, columns=columns)
+    assert shown.returncode == 0, shown.text
+    assert_whole(shown, ids_of(finished), columns)
+    assert "status" in header_of(shown, "task")  # never dropped
+    for task in finished.report["tasks"]:
+        row = next(line for line in shown.lines if line.split()[:1] == [task["task_id"]])
+        assert task["status"] in row.replace("│", " ").split(), row
 
 
 def test_status_at_160_columns_shows_every_column(finished: Finished) -> None:
@@ -267,11 +280,11 @@ def test_past_a_screenful_of_rows_a_terminal_gets_the_plain_layout(
     assert BOX & set(screen.file.getvalue())
 
 
-def test_a_line_is_cut_between_words_never_inside_an_id() -> None:
-    from orchestrator.cli.table_layout import whole_words
-
-    assert whole_words("after add-word-count", 40, len) == "after add-word-count"
-    assert whole_words("after add-word-count and add-cli", 24, len) == "after add-word-count …"
-    assert whole_words("after add-word-count", 18, len) == "after …"
-    assert whole_words("add-word-count", 5, len) == "…"
-    assert whole_words("  two\nlines ", 20, len) == "two lines"
+def test_a_wrapping_column_is_never_narrower_than_its_longest_word() -> None:
+    columns = [Column("id", key=True), Column("waits for", wraps=True)]
+    rows = [["x" * 10, "after a-task-id-twenty-long"], ["y", "textkit/words.py"]]
+    layout = choose_columns(columns, rows, 200, len)
+    assert layout.narrowest(1) == len("a-task-id-twenty-long")  # not FOLDED (16)
+    # 13 + 24 - 1 = 36: it fits folded to its longest word, and goes one cell short of that.
+    assert choose_columns(columns, rows, 36, len).kept == (0, 1)
+    assert choose_columns(columns, rows, 35, len).dropped == ("waits for",)

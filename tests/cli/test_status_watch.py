@@ -1,6 +1,7 @@
 """``council status --watch`` as a process of its own, following writes another process makes
 to the run's store: each write the watcher hears (``StateStore.watch``) is a redraw, piped as
-one line per task status change; it ends with the report when every task has ended.
+one line per task status change; it ends with the report once the session's record says the
+run ended (every task ended is not enough: the run writes its session last).
 
 On the file backend the writer is the test process itself, standing for the orchestrator:
 its pid is the session's recorded orchestrator, alive all along, so only the writes move the
@@ -19,7 +20,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from orchestrator.models import TaskStatus
+from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.process import procid
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore
@@ -61,6 +62,14 @@ def write(repo: Path, task_id: str, status: TaskStatus, phase: str | None = None
     anyio.run(update)
 
 
+def end_session(repo: Path, status: SessionStatus) -> None:
+    async def update() -> None:
+        async with FileStateStore.for_repo(repo) as store:
+            await store.update_session("s-watch", {"status": status})
+
+    anyio.run(update)
+
+
 def next_line(process: subprocess.Popen[str]) -> str:
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -79,11 +88,14 @@ def test_each_write_of_another_process_is_shown_until_the_run_ends(
     write(repo, "one", TaskStatus.DONE)
     assert next_line(watcher) == "one: done"
     write(repo, "two", TaskStatus.FAILED)
+    assert next_line(watcher) == "two: failed"
+    # Every task has ended, but the session is still active and its orchestrator alive: the
+    # watcher waits for the session's record (the run writes it last) and ends on that frame.
+    end_session(repo, SessionStatus.FAILED)
     out, err = watcher.communicate(timeout=patience(25))
     assert watcher.returncode == 1, err  # a task failed: the run's exit code
     lines = out.splitlines()
-    assert lines[0] == "two: failed"
-    assert any("session s-watch" in line and "1/2 done" in line for line in lines), out
+    assert lines[0] == "session s-watch: failed, 1/2 done, 1 failed, 0 in conflict", out
 
 
 WRITER = """\

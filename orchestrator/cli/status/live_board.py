@@ -1,5 +1,7 @@
-"""The live view of ``council run`` on a terminal: every task, one line each, under a
-headline that counts them (``council: 3/7 done · 2 running · 1 waiting · 1 queued``).
+"""The live view of ``council run`` on a terminal: every task, a line each where the screen is
+wide enough, under a headline that counts them (``council: 3/7 done · 2 running · 1 waiting ·
+1 queued``). Nothing on it is cut: on a narrow screen time, adapter and phase give way (a dim
+line says so) and what a task does or waits for folds between words (``console``).
 
 A running task shows its phase, adapter, time and the CLI's last message; a waiting one why it
 waits (``after add-cli``, ``README.md is held by add-changelog``, ``parked until 14:03:10 on
@@ -29,7 +31,8 @@ COLUMNS = (
     console.Column("phase", drop=1),
     console.Column("adapter", drop=2),
     console.Column("time", drop=3),
-    console.Column("doing / waiting for", wraps=True),
+    # Never dropped, folded between words: a word of it may be an id (``after add-cli``).
+    console.Column("doing / waiting for", key=True, wraps=True),
 )
 _REFRESH = 0.25
 _ENDED = ("done", "failed", "conflict", "cancelled")
@@ -78,7 +81,7 @@ def rows_for(lines: Sequence[TaskLine], height: int) -> list[tuple[str, ...]]:
 
 async def show_board(council: Council, stopping: Stopping) -> None:
     """Redraw the board until cancelled (the run's end)."""
-    with console.live_table(COLUMNS, one_line=True) as update:
+    with console.live_table(COLUMNS, board=True) as update:
         while True:
             lines = council.board()
             update(rows_for(lines, console.height()), headline(lines, stopping.said))

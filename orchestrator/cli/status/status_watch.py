@@ -5,8 +5,9 @@ watcher hears it from any process (the event log, woken by inotify; LISTEN/NOTIF
 database: ``StateStore.watch``), at most every ``_REDRAW_EVERY`` seconds while writes keep
 coming, and every ``_RECHECK`` seconds without one, for what no write tells (an orchestrator
 that died, a presence gone stale). On anything but a terminal it prints one line per task
-status change. It ends when every task has ended, the run stopped, or its orchestrator is
-gone, then prints the report and exits with the run's exit code; Ctrl-C exits 130. Idle, it
+status change. It ends once the session record says the run ended (every task ended is not
+enough: the run writes its session last, what its calls cost with it) or its orchestrator is
+gone, then prints that report and exits with the run's exit code; Ctrl-C exits 130. Idle, it
 costs next to no CPU: ``bench/watch_bench.py`` measures it against polling.
 """
 
@@ -95,7 +96,9 @@ async def _watch(
                             seen[task.task_id] = task.status
                             phase = f" ({task.current_phase})" if task.current_phase else ""
                             console.print_lines(f"{task.task_id}: {task.status}{phase}")
-                if report.totals.pending == 0 or report.status != SessionStatus.ACTIVE or gone:
+                # Every task ended is not the end: the run writes its session last (its
+                # status, what its calls cost), and that record is the final frame.
+                if report.status != SessionStatus.ACTIVE or gone:
                     return report
                 await _next_change(changes, drawn)
 

@@ -23,10 +23,11 @@ from orchestrator.run.reports.report import RunReport, TaskReport
 
 __all__ = ["SUMMARY", "JsonOption", "WideOption", "finish", "print_summary", "summary"]
 
-# Ids are keys (never cut); at 80 columns attempts, time and error give way first.
+# Ids are keys (never cut), and so is the status (folded between words, never dropped); at
+# 80 columns attempts, time and error give way first.
 SUMMARY = (
     console.Column("task", key=True),
-    console.Column("status", wraps=True),
+    console.Column("status", key=True, wraps=True),
     console.Column("adapter"),
     console.Column("attempts", drop=3),
     console.Column("branch", key=True),
