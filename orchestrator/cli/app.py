@@ -1,6 +1,7 @@
 """The ``council`` entry point: the root typer app, its table of commands, the one error handler.
 
-Each command is one line of ``COMMANDS``: its name, where it lives and the line ``--help``
+Each command is one line of ``COMMANDS``, in the order ``--help`` lists them (the first day's
+first: demo, init, doctor, run): its name, where it lives and the line ``--help``
 shows for it. Its module is imported only when it runs, so ``council --help`` and a light
 command such as ``council status`` start without importing the run machinery (``lazy_group``).
 
@@ -41,6 +42,18 @@ _CLI = "orchestrator.cli"
 # name -> where it lives and its line in `council --help` (the first line of its docstring or
 # its sub-app's help). Listed in this order.
 COMMANDS: dict[str, CommandRef] = {
+    "demo": CommandRef(
+        f"{_CLI}.demo_cmd:demo",
+        "Run the offline demo: three scripted CLIs, seven tasks, no network or API key.",
+    ),
+    "init": CommandRef(
+        f"{_CLI}.setup.init_cmd:init",
+        "Write a starter run config for this repository, with the CLIs installed here.",
+    ),
+    "doctor": CommandRef(
+        f"{_CLI}.setup.doctor_cmd:doctor",
+        "Check that a run can work here: git, the repository, each CLI and its login, the store.",
+    ),
     "run": CommandRef(
         f"{_CLI}.run_cmd:run",
         "Run every task of FILE (or of a goal, -g) until each is merged, failed or in conflict.",
@@ -49,20 +62,24 @@ COMMANDS: dict[str, CommandRef] = {
         f"{_CLI}.goal_cmd:plan",
         "Plan GOAL into a task list with the run config's planning CLI; print it, run nothing.",
     ),
+    "status": CommandRef(f"{_CLI}.status.status_cmd:status", "Show the newest run's tasks."),
     "resume": CommandRef(
         f"{_CLI}.run_cmd:resume", "Continue an interrupted or killed run from where it stood."
+    ),
+    "cancel": CommandRef(
+        f"{_CLI}.cancel_cmd:cancel", "Cancel TASK of the newest unfinished run of FILE."
+    ),
+    "cost": CommandRef(
+        f"{_CLI}.cost_cmd:cost",
+        "Show what the newest run of FILE cost: by task, phase, adapter, account or day.",
+    ),
+    "budget": CommandRef(
+        f"{_CLI}.budget_cmd:app",
+        "Raise a budget of an unfinished run, so a held run goes on where it stood.",
     ),
     "serve": CommandRef(
         f"{_CLI}.run_cmd:serve",
         "Serve FILE's sources until stopped: new issues run as tasks, pull requests followed.",
-    ),
-    "status": CommandRef(f"{_CLI}.status.status_cmd:status", "Show the newest run's tasks."),
-    "cancel": CommandRef(
-        f"{_CLI}.cancel_cmd:cancel", "Cancel TASK of the newest unfinished run of FILE."
-    ),
-    "clean": CommandRef(
-        f"{_CLI}.clean_cmd:clean",
-        "Remove old finished sessions and the worktrees of finished runs; never unmerged work.",
     ),
     "config": CommandRef(f"{_CLI}.setup.config_cmd:app", "Check run config files."),
     "adapters": CommandRef(
@@ -75,25 +92,9 @@ COMMANDS: dict[str, CommandRef] = {
         f"{_CLI}.worktrees_cmd:app",
         "List the repository's worktrees and clean up those of finished runs.",
     ),
-    "init": CommandRef(
-        f"{_CLI}.setup.init_cmd:init",
-        "Write a starter run config for this repository, with the CLIs installed here.",
-    ),
-    "cost": CommandRef(
-        f"{_CLI}.cost_cmd:cost",
-        "Show what the newest run of FILE cost: by task, phase, adapter, account or day.",
-    ),
-    "budget": CommandRef(
-        f"{_CLI}.budget_cmd:app",
-        "Raise a budget of an unfinished run, so a held run goes on where it stood.",
-    ),
-    "demo": CommandRef(
-        f"{_CLI}.demo_cmd:demo",
-        "Run the offline demo: three scripted CLIs, seven tasks, no network or API key.",
-    ),
-    "doctor": CommandRef(
-        f"{_CLI}.setup.doctor_cmd:doctor",
-        "Check that a run can work here: git, the repository, each CLI and its login, the store.",
+    "clean": CommandRef(
+        f"{_CLI}.clean_cmd:clean",
+        "Remove old finished sessions and the worktrees of finished runs; never unmerged work.",
     ),
     "state": CommandRef(
         f"{_CLI}.store.state_cmd:app",

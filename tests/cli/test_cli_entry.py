@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator.cli.app import COMMANDS
 from orchestrator.cli.lazy_group import load_command
-from tests.support.cli_process_helpers import ENV
+from tests.support.cli_process_helpers import COUNCIL, ENV
 from tests.support.timing import patience
 
 
@@ -79,3 +79,15 @@ def test_usage_lines_name_the_arguments_as_the_help_texts_do() -> None:
     assert seen["plan"].endswith("[OPTIONS] GOAL [FILE]")
     assert seen["run"].endswith("[OPTIONS] [FILE]")
     assert seen["db up"].endswith("[OPTIONS] [DIR]")
+
+
+def test_help_lists_the_first_days_commands_first() -> None:
+    """``council --help`` lists what a newcomer runs first (demo, init, doctor, run) at the
+    top; they used to come last, after state and worktrees."""
+    shown = subprocess.run(
+        [*COUNCIL, "--help"], capture_output=True, text=True, env=ENV, timeout=60, check=True
+    )
+    listed = [line.split()[1] for line in shown.stdout.splitlines() if line.startswith("│ ")]
+    commands = [word for word in listed if word in COMMANDS]
+    assert commands[:4] == ["demo", "init", "doctor", "run"], commands
+    assert set(commands) == set(COMMANDS)
