@@ -143,6 +143,7 @@ class Council:
         self._scheduler: Scheduler | None = None
         self._pending: list[TaskConfig] = []
         self._adapters_checked = False  # ``preflight``'s checks of the config, made once
+        self._sandbox_said: set[str] = set()  # why the CLIs run unconfined: said once a run
 
     @classmethod
     def from_config(cls, path: str | Path, **kwargs: Any) -> Council:
@@ -173,7 +174,7 @@ class Council:
         pulls = await pull_landing_finding(config)
         if pulls is not None:
             raise UsageError(pulls.message)
-        await check_sandbox(config)
+        await check_sandbox(config, self._sandbox_said)
 
     async def __aenter__(self) -> Council:
         if self._plugins is None:  # reading every installed package's entry points: off the loop

@@ -70,9 +70,11 @@ __all__ = [
 _CHECKED_INSIDE = ("locks", "state")  # subdirectories whose entries are checked too
 
 
-async def check_sandbox(config: RunConfig) -> None:
-    """``ConfigError`` when a sandbox the config requires cannot be had here."""
-    said: set[str] = set()
+async def check_sandbox(config: RunConfig, said: set[str] | None = None) -> None:
+    """``ConfigError`` when a sandbox the config requires cannot be had here; a warning when
+    the CLIs will run unconfined, once for each reason in ``said`` (the caller's: a run's
+    preflight runs twice, the command's early one and the run's own, and says it once)."""
+    said = set() if said is None else said
     wanted = [("sandbox", config.sandbox)]
     wanted += [
         (f"adapters.{name}.sandbox", merged_sandbox(config.sandbox, adapter.sandbox))

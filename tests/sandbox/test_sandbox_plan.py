@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from adapters.command import CommandAdapter
 from orchestrator.adapter import AdapterRequest
 from orchestrator.config.sandbox import SandboxConfig, merged_sandbox
+from orchestrator.council import Council
 from orchestrator.errors import AdapterError, ConfigError
 from orchestrator.run.doctor.sandbox_checks import sandbox_checks
 from orchestrator.run.preflight import check_sandbox
@@ -143,6 +144,19 @@ async def test_auto_without_a_sandbox_warns_and_doctor_says_it(
     [check] = await sandbox_checks(config)
     assert check.status == "warn" and "bubblewrap" in (check.fix or "")
     assert "can still name your files by path" in check.detail
+
+
+async def test_a_run_says_it_runs_unconfined_once(
+    tmp_path: Path, no_bwrap: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The command's early preflight and the run's own both check the sandbox: the warning
+    is said once a run (it was said twice on every run, the demo's first screen too)."""
+    config = run_config(new_repo(tmp_path), [{"id": "t1", "prompt": "p"}])
+    council = Council(config)
+    with caplog.at_level(logging.WARNING):
+        await council.preflight()
+        await council.preflight()
+    assert caplog.text.count("CLIs run unconfined") == 1, caplog.text
 
 
 @pytest.mark.sandbox
