@@ -173,3 +173,28 @@ def test_a_team_run_is_found_through_its_remembered_config(pg_dsn: str, tmp_path
         report, _ = status_json(where, env)
         assert report["session_id"] == session and report["team"]
     assert os.listdir(runs_dir(env))
+
+
+def test_a_run_forgets_the_records_of_directories_and_configs_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records ``status`` finds runs by are one per directory; those whose directory or
+    config file was deleted since could never be found again and used to be kept for ever:
+    each run forgets them, and keeps the others."""
+    from orchestrator.cli.status.run_finder import remember_run
+
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    kept_dir, gone_dir = tmp_path / "kept", tmp_path / "gone"
+    for directory in (kept_dir, gone_dir):
+        directory.mkdir()
+        (directory / "run.yaml").write_text("tasks: []\n")
+    where = runs_dir(env)
+    monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])
+    remember_run(kept_dir / "run.yaml", kept_dir, started_in=kept_dir)
+    remember_run(gone_dir / "run.yaml", gone_dir, started_in=gone_dir)
+    assert len(list(where.glob("*.json"))) == 2
+    (gone_dir / "run.yaml").unlink()
+    gone_dir.rmdir()
+    remember_run(kept_dir / "run.yaml", kept_dir, started_in=kept_dir)
+    records = [json.loads(p.read_text()) for p in where.glob("*.json")]
+    assert [r["directory"] for r in records] == [str(kept_dir.resolve())]

@@ -6,7 +6,8 @@ small JSON record per directory, kept under the user's state directory
 and named by a hash of the directory's path, for the directory the command was started from
 and for the run's repository. Nothing is written into the user's checkout, a run started again
 from the same place replaces its record, and two runs never write the same file unless they
-start from the same directory (then the later one is the run meant).
+start from the same directory (then the later one is the run meant). Each run forgets the
+records whose directory or config file is gone (``forget_gone``), so they are not kept for ever.
 
 ``find_run(start)`` walks up from ``start`` the way git looks for its repository: in each
 directory, first the run remembered for it (its config: a team run's PostgreSQL store is found
@@ -33,7 +34,7 @@ from orchestrator.models import utcnow
 from orchestrator.safety import safe_write
 from orchestrator.state.file.record_files.layout import events_log
 
-__all__ = ["FoundRun", "find_config", "find_run", "remember_run", "runs_dir"]
+__all__ = ["FoundRun", "find_config", "find_run", "forget_gone", "remember_run", "runs_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,34 @@ def remember_run(
             safe_write.write_atomic(path.parent, path, json.dumps(record).encode())
         except OSError as exc:
             log.warning("cannot remember this run for `council status` in %s: %s", path, exc)
+    forget_gone(runs_dir())
+
+
+def forget_gone(where: Path) -> int:
+    """Remove the records in ``where`` whose directory or config file is gone (a checkout or a
+    temporary directory deleted since): they could never be found again, and would be kept
+    for ever. How many went; a record that cannot be read or removed is left as it is."""
+    gone = 0
+    try:
+        names = [entry for entry in os.scandir(where) if entry.name.endswith(".json")]
+    except OSError:
+        return 0
+    for entry in names:
+        try:
+            record = json.loads(Path(entry.path).read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        places = [record.get("directory"), record.get("config")]
+        if all(isinstance(p, str) for p in places) and all(Path(str(p)).exists() for p in places):
+            continue
+        try:
+            os.unlink(entry.path)
+            gone += 1
+        except OSError:
+            continue
+    return gone
 
 
 def _record(directory: Path) -> tuple[dict[str, object], str] | None:
