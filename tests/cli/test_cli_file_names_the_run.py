@@ -10,32 +10,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from tests.support.council_process import council
+from tests.support.one_task import write
 from tests.support.scheduler_helpers import new_repo
-
-SCRIPTED = {"type": "scripted", "options": {"delay": 0}}
-
-
-def write(path: Path, repo: Path, task: str, **sections: Any) -> Path:
-    data: dict[str, Any] = {
-        "repo": str(repo),
-        "adapters": {"cli": SCRIPTED},
-        "default_adapter": "cli",
-        "workflow": {"phases": [{"name": "build"}]},
-        "scheduler": {"tick": 0.05, "heartbeat_interval": 0.5, "stale_threshold": "10m"},
-        **sections,
-        "tasks": [
-            {
-                "id": task,
-                "prompt": f"Write {task}.txt.",
-                "metadata": {"phase_instructions": {"build": f"WRITE {task}.txt {task}"}},
-            }
-        ],
-    }
-    path.write_text(json.dumps(data))
-    return path
 
 
 def test_each_config_acts_on_its_own_runs(tmp_path: Path) -> None:

@@ -78,10 +78,13 @@ def finish(
         # On stderr, so --json output stays one JSON document.
         listed = report.totals.tasks + report.totals.unrecorded
         left = listed - report.totals.done
-        console.print_warning(
-            f"stopped with {left} of {listed} task(s) not done; continue with:\n"
-            f"  council resume {shlex.quote(str(config))}"
-        )
+        if left == 0:  # stopped once the last task had landed: nothing to go on with
+            console.print_warning(f"stopped after every task was done ({listed} of {listed})")
+        else:
+            console.print_warning(
+                f"stopped with {left} of {listed} task(s) not done; continue with:\n"
+                f"  council resume {shlex.quote(str(config))}"
+            )
     raise typer.Exit(report.exit_code)
 
 

@@ -1,0 +1,41 @@
+"""What the summary says after a run, in words that match what happened (issue 48): a run
+stopped (Ctrl-C, a signal) once its last task had landed is not told to resume 0 tasks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+
+from orchestrator.cli.status.summary import finish
+from orchestrator.run.reports.report import RunReport
+from tests.support.council_process import council
+from tests.support.one_task import write
+from tests.support.scheduler_helpers import new_repo
+
+
+def test_a_run_stopped_after_its_last_landing_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write(tmp_path / "run.yaml", new_repo(tmp_path), "only")
+    ran = council(["run", str(config), "--json"], tmp_path)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    # The same run as a stop right after its last landing leaves it: interrupted, all done.
+    data = json.loads(ran.stdout)
+    stopped = RunReport.model_validate({**data, "status": "interrupted"})
+    with pytest.raises(typer.Exit):
+        finish(stopped, as_json=True, config=config)
+    said = capsys.readouterr().err
+    assert "stopped after every task was done (1 of 1)" in said, said
+    assert "not done" not in said and "council resume" not in said
+
+    # One task not done: it says how many, and how to go on.
+    left = {**data, "status": "interrupted"}
+    left["tasks"] = [{**left["tasks"][0], "status": "queued"}]
+    left["totals"] = {**left["totals"], "done": 0, "pending": 1}
+    with pytest.raises(typer.Exit):
+        finish(RunReport.model_validate(left), as_json=True, config=config)
+    said = capsys.readouterr().err
+    assert "stopped with 1 of 1 task(s) not done; continue with" in said, said
