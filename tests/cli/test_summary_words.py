@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import typer
 
-from orchestrator.cli.status.summary import finish
-from orchestrator.run.reports.report import RunReport
+from orchestrator.cli.status.summary import finish, status_text
+from orchestrator.models import TaskStatus
+from orchestrator.run.reports.report import RunReport, TaskReport
 from tests.support.council_process import council
 from tests.support.one_task import write
 from tests.support.scheduler_helpers import new_repo
@@ -39,3 +40,16 @@ def test_a_run_stopped_after_its_last_landing_says_so(
         finish(RunReport.model_validate(left), as_json=True, config=config)
     said = capsys.readouterr().err
     assert "stopped with 1 of 1 task(s) not done; continue with" in said, said
+
+
+def test_a_queued_task_stopped_part_way_shows_the_phases_it_goes_on_from() -> None:
+    """An interrupted run's task that had built and been reviewed read ``queued`` beside
+    ``attempts 0``, as if nothing had happened: it names the phases done."""
+    task = TaskReport(
+        task_id="t1",
+        status=TaskStatus.QUEUED,
+        phases={"plan": "completed", "build": "completed", "review": "completed"},
+    )
+    assert status_text(task) == "queued (plan, build, review done)"
+    fresh = TaskReport(task_id="t2", status=TaskStatus.QUEUED, phases={"plan": "pending"})
+    assert status_text(fresh) == "queued"

@@ -21,7 +21,15 @@ from orchestrator.cli import console
 from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.run.reports.report import RunReport, TaskReport
 
-__all__ = ["SUMMARY", "JsonOption", "WideOption", "finish", "print_summary", "summary"]
+__all__ = [
+    "SUMMARY",
+    "JsonOption",
+    "WideOption",
+    "finish",
+    "print_summary",
+    "status_text",
+    "summary",
+]
 
 # Ids are keys (never cut), and so is the status (folded between words, never dropped); at
 # 80 columns attempts, time and error give way first.
@@ -148,7 +156,7 @@ def summary(report: RunReport, wide: bool = False) -> tuple[list[tuple[object, .
     rows: list[tuple[object, ...]] = [
         (
             t.task_id,
-            _status(t),
+            status_text(t),
             t.adapter or "-",
             t.attempts,
             t.branch or "-",
@@ -174,11 +182,16 @@ def _commit(commit: str | None, wide: bool) -> str:
     return commit if wide else commit[:_SHORT_COMMIT]
 
 
-def _status(task: TaskReport) -> str:
+def status_text(task: TaskReport) -> str:
     """A task's status; a parked one says when its park lifts (local time), on which
     adapter, and which park of the task it is."""
     if task.status != TaskStatus.PARKED or task.parked_until is None:
         shown = f"{task.status}: {task.waiting}" if task.waiting else str(task.status)
+        done = [name for name, phase in task.phases.items() if phase == "completed"]
+        if task.status == TaskStatus.QUEUED and done:
+            # Stopped part-way (Ctrl-C, a budget): what it goes on from, not a bare "queued"
+            # beside 0 attempts (an interrupted attempt is not counted as one).
+            shown += f" ({', '.join(done)} done)"
         if task.pull is not None:
             pull = task.pull
             shown += (
