@@ -4,6 +4,8 @@ stopped (Ctrl-C, a signal) once its last task had landed is not told to resume 0
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,26 @@ def test_a_queued_task_stopped_part_way_shows_the_phases_it_goes_on_from() -> No
     assert status_text(task) == "queued (plan, build, review done)"
     fresh = TaskReport(task_id="t2", status=TaskStatus.QUEUED, phases={"plan": "pending"})
     assert status_text(fresh) == "queued"
+
+
+def test_a_resumed_tasks_time_does_not_count_the_pause(tmp_path: Path) -> None:
+    """A task held by a spent budget, its run ended, raised and resumed after a pause: its
+    time is its work, not the pause (it counted the pause between the stop and the resume)."""
+    config = write(
+        tmp_path / "run.yaml", new_repo(tmp_path), "only", budgets={"run": {"tokens": 1}}
+    )
+    held = council(["run", str(config), "--json"], tmp_path)
+    assert held.returncode == 1, held.stderr[-2000:]
+    [before] = json.loads(held.stdout)["tasks"]
+    write(config, tmp_path / "repo", "only", budgets={"run": {"tokens": 100_000_000}})
+    pause = 3.0
+    time.sleep(pause)  # the pause itself, not a wait for something to happen
+    resumed = council(["resume", str(config), "--json"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    [after] = json.loads(resumed.stdout)["tasks"]
+    assert after["status"] == "done"
+    assert before["started_at"] is not None  # its first call began, and the budget stopped it
+    first = datetime.fromisoformat(before["started_at"])
+    assert datetime.fromisoformat(after["started_at"]) - first >= timedelta(seconds=pause)
+    finished = datetime.fromisoformat(after["finished_at"])
+    assert after["duration_seconds"] <= (finished - first).total_seconds() - pause

@@ -24,6 +24,7 @@ from typing import Any
 from orchestrator.config.task import TaskConfig
 from orchestrator.events.tasks import TaskAlreadyMerged
 from orchestrator.models import (
+    TERMINAL_TASK_STATUSES,
     ClaimStatus,
     SessionSnapshot,
     TaskState,
@@ -46,7 +47,12 @@ async def recover(
     running or merging goes back to the queue (with ``force=False`` only behind a lapsed
     claim), its parks hold again, its tasks are rebuilt from the configs it saved."""
     store = run.services.store
+    solo = run.services.team is None
+    before = await store.get_session(session_id) if solo else None
+    stopped = {t.task_id: t.updated_at for t in await store.list_tasks(session_id)} if solo else {}
     snapshot = await store.recover_session(session_id, force=force)
+    if before is not None:  # a team's run did not stand still: others worked on
+        await _not_counting_the_pause(store, snapshot.tasks, before.updated_at, stopped)
     for task in snapshot.tasks:
         if task.status in (TaskStatus.MERGING, TaskStatus.WAITING_FOR_CHECKOUT):
             await store.update_task_state(task.task_id, _abandoned(task, TaskStatus.QUEUED))
@@ -58,6 +64,26 @@ async def recover(
     run.tasks = {k: v for k, v in run.tasks.items() if k in snapshot.session.task_ids}
     run.session_id = session_id
     return snapshot
+
+
+async def _not_counting_the_pause(
+    store: StateStore,
+    tasks: Iterable[TaskState],
+    session_stopped: datetime,
+    stopped: dict[str, datetime],
+) -> None:
+    """A task the stopped run had started and not finished has its start moved on by the
+    time the run stood still (from its last write, the task's or the session's, to now), so
+    its time counts the work, not the pause between the stop and this resume."""
+    now = utcnow()
+    for task in tasks:
+        if task.status in TERMINAL_TASK_STATUSES or task.started_at is None:
+            continue
+        last = max(session_stopped, stopped.get(task.task_id, session_stopped))
+        pause = now - last
+        if pause.total_seconds() <= 0 or task.started_at > last:
+            continue
+        await store.update_task_state(task.task_id, {"started_at": task.started_at + pause})
 
 
 async def skip_landed(run: RunContext, tasks: Iterable[TaskConfig]) -> None:
