@@ -61,8 +61,11 @@ def _phase_options_problems(
     problems: list[Problem] = []
     checked: set[tuple[int, str]] = set()
     index = {id(phase): i for i, phase in enumerate(config.workflow.phases)}
+    known = [phase.name for phase in config.workflow.phases]
     for task in config.tasks:
-        for phase in config.phases_for(task):
+        # A phase the workflow has no phase of is the checks between fields' to report.
+        names = known if task.phases is None else [n for n in task.phases if n in known]
+        for phase in (config.phase(name) for name in names):
             if not phase.options or id(phase) not in index:
                 continue
             for name in config.adapter_chain(task, phase):
