@@ -30,6 +30,7 @@ from orchestrator.config.adapter_checks import (
     with_adapter_options,
 )
 from orchestrator.config.adapter_entry import AdapterConfig
+from orchestrator.config.checks.phase_names import phase_name_warnings
 from orchestrator.config.checks.problems import Problem
 from orchestrator.config.checks.run import find_problems
 from orchestrator.config.fieldpath import Loc, format_loc
@@ -78,6 +79,9 @@ class CheckedConfig:
     issues: list[ConfigIssue]
     problems: list[Problem] = field(default_factory=list)  # the issues found on ``config``
     document: YamlDocument | None = None
+    # What is allowed but most likely a slip (a phase ``biuld`` in a workflow with no
+    # ``build``): said, never refused.
+    warnings: list[ConfigIssue] = field(default_factory=list)
 
     def located(self, problems: Iterable[Problem]) -> list[ConfigIssue]:
         """``problems`` (a field path and a message each) as issues at their lines."""
@@ -184,7 +188,8 @@ def _checked(
         return CheckedConfig(source, None, _sorted(issues), document=document)
     problems = _later_problems(config, options_models=options_models, environ=environ)
     issues = _sorted(_located(source, document, problems))
-    return CheckedConfig(source, config, issues, problems, document)
+    warnings = _sorted(_located(source, document, phase_name_warnings(config)))
+    return CheckedConfig(source, config, issues, problems, document, warnings)
 
 
 def _later_problems(
