@@ -38,6 +38,7 @@ from orchestrator.config.origin import ConfigOrigin, set_origin
 from orchestrator.config.run import DEFER_CHECKS, RunConfig
 from orchestrator.config.sections import CapacityConfig, RetryConfig, SchedulerConfig, StateConfig
 from orchestrator.config.set_aside import beyond_refused
+from orchestrator.config.suggest import did_you_mean, literal_choices
 from orchestrator.config.task import TaskConfig
 from orchestrator.config.workflow import PhaseConfig, WorkflowConfig
 from orchestrator.config.yaml_source import YamlDocument, parse_yaml_mapping, read_config_text
@@ -275,7 +276,10 @@ def _message(error: ErrorDetails) -> str:
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')} (got {_shown(error['input'])})"
+        hint = ""
+        if isinstance(error["input"], str):
+            hint = did_you_mean(error["input"], _literal_choices(tuple(error["loc"])))
+        return f"must be one of {ctx.get('expected')} (got {_shown(error['input'])}){hint}"
     if kind in {"too_short", "string_too_short"} and ctx.get("min_length") == 1:
         return "must not be empty"
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
@@ -312,6 +316,12 @@ def _unknown_key(loc: Loc) -> str:
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"unknown key ({hint}allowed: {', '.join(allowed)})"
+
+
+def _literal_choices(loc: Loc) -> list[str]:
+    model = _model_at(RunConfig, loc[:-1]) if loc else None
+    field = model.model_fields.get(str(loc[-1])) if model is not None else None
+    return literal_choices(field.annotation) if field is not None else []
 
 
 def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
