@@ -32,9 +32,9 @@ def find_problems(config: RunSections) -> list[Problem]:
         *_check_timing(config),
         *_check_state(config),
         *_check_phases(config),
-        *phase_problems(config),
         *_check_adapters(config),
         *check_tasks(config),
+        *phase_problems(config),
         *check_council(config.tasks),
         *check_cycles(config.tasks),
     ]
