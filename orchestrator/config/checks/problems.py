@@ -85,5 +85,5 @@ def unknown_adapter(config: RunSections, name: str) -> str:
 
 def unknown_phase(config: RunSections, name: str) -> str:
     """A phase name the workflow has no phase of, the closest of its phases suggested."""
-    known = [phase.name for phase in config.workflow.phases]
+    known = {phase.name for phase in config.workflow.phases}
     return f"unknown phase {name!r}{did_you_mean(name, known)} (phases: {names(known)})"
