@@ -184,13 +184,20 @@ def _checked(
         # One pass: the checks between fields (a dependency on a task that does not exist)
         # still run, on the config with each refused value set aside.
         later = functools.partial(_later_problems, options_models=options_models, environ=environ)
-        beyond = beyond_refused(document.data, context, exc.errors(), later)
+        beyond, advice = beyond_refused(
+            document.data, context, exc.errors(), later, _phase_name_warnings
+        )
         issues += _located(source, document, beyond)
-        return CheckedConfig(source, None, _sorted(issues), document=document)
+        warnings = _sorted(_located(source, document, advice))
+        return CheckedConfig(source, None, _sorted(issues), document=document, warnings=warnings)
     problems = _later_problems(config, options_models=options_models, environ=environ)
     issues = _sorted(_located(source, document, problems))
-    warnings = _sorted(_located(source, document, phase_name_warnings(config)))
+    warnings = _sorted(_located(source, document, _phase_name_warnings(config)))
     return CheckedConfig(source, config, issues, problems, document, warnings)
+
+
+def _phase_name_warnings(config: RunConfig) -> list[Problem]:
+    return list(phase_name_warnings(config))
 
 
 def _later_problems(

@@ -36,11 +36,16 @@ _STAND_INS = {"id": "set-aside", "name": "set-aside", "prompt": "set aside"}
 
 
 def beyond_refused(
-    data: Any, context: dict[str, Any], errors: list[ErrorDetails], checks: LaterChecks
-) -> list[Problem]:
+    data: Any,
+    context: dict[str, Any],
+    errors: list[ErrorDetails],
+    checks: LaterChecks,
+    advice: LaterChecks,
+) -> tuple[list[Problem], list[Problem]]:
     """The problems ``checks`` find on ``data`` (a config's parsed YAML) once every refused
-    value is set aside, at their paths in ``data``, except those about what was set aside.
-    None when the config cannot be made whole that way."""
+    value is set aside, and what ``advice`` finds (warnings), at their paths in ``data``,
+    except those about what was set aside. None when the config cannot be made whole that
+    way."""
     data = copy.deepcopy(data)
     aside: list[Loc] = []  # paths in ``data`` as written
     taken: list[tuple[Loc, int]] = []  # list items taken out, in order: (list's path, index)
@@ -53,20 +58,25 @@ def beyond_refused(
             if written in aside and written and written[-1] in _STAND_INS:
                 _put(data, loc, f"{_STAND_INS[str(written[-1])]}-{next(stand_ins)}")
             elif not _set_aside(data, loc, taken):
-                return []  # the whole document, or a shape this cannot set aside
+                return [], []  # the whole document, or a shape this cannot set aside
             aside.append(written)
         try:
             config = RunConfig.model_validate(data, context=context)
         except ValidationError as exc:
             errors = [*exc.errors()]
             continue
-        problems = [(_as_written(loc, taken), message) for loc, message in checks(config)]
-        return [
-            (loc, message)
-            for loc, message in problems
-            if not any(loc[: len(gone)] == gone for gone in aside)
-        ]
-    return []
+        return _kept(checks(config), taken, aside), _kept(advice(config), taken, aside)
+    return [], []
+
+
+def _kept(problems: list[Problem], taken: list[tuple[Loc, int]], aside: list[Loc]) -> list[Problem]:
+    """``problems`` at their paths as written, but those about a value set aside."""
+    written = [(_as_written(loc, taken), message) for loc, message in problems]
+    return [
+        (loc, message)
+        for loc, message in written
+        if not any(loc[: len(gone)] == gone for gone in aside)
+    ]
 
 
 def _deepest_last_first(loc: Loc) -> tuple[int, int]:

@@ -194,3 +194,18 @@ def test_no_warning_for_free_phase_names(tmp_path: Path, phases: list[str]) -> N
 )
 def test_one_edit(word: str, target: str, near: bool) -> None:
     assert _one_edit(word, target) is near
+
+
+def test_the_warning_comes_with_the_errors(tmp_path: Path) -> None:
+    found = checked(
+        tmp_path,
+        "capacity: {sessions: none}\n"
+        "workflow: {phases: [{name: plan}, {name: reveiw, timeout: never}]}\n"
+        "tasks: [{id: a, prompt: x}]\n",
+    )
+    assert [(issue.line, issue.field) for issue in found.issues] == [
+        (1, "capacity.sessions"),
+        (2, "workflow.phases[1].timeout"),
+    ]
+    assert [(w.line, w.field) for w in found.warnings] == [(2, "workflow.phases[1].name")]
+    assert "(did you mean 'review'?)" in found.warnings[0].message

@@ -66,7 +66,7 @@ def validate(
         errors, warnings = sorted([*errors, *warnings], key=_line), []
     # What the file allows but most likely did not mean (a phase `biuld`, no `build`): a
     # warning here and with --strict alike, since nothing stops the run.
-    slips = check_config(file).warnings if found.config is not None else []
+    slips = check_config(file).warnings
     if as_json:
         _print_json(found.source, errors, sorted([*warnings, *slips], key=_line), found.config)
     else:
