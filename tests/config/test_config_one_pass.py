@@ -11,8 +11,9 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.config.checks.phase_names import _one_edit
+from orchestrator.config.checks.phase_names import COUNCIL_PHASE, _one_edit
 from orchestrator.config.load import CheckedConfig, check_config
+from orchestrator.workflow import best_of
 
 
 class ScriptedOptions(BaseModel):
@@ -24,6 +25,7 @@ class ScriptedOptions(BaseModel):
 
 
 MODELS: dict[str, type[BaseModel]] = {"scripted": ScriptedOptions}
+COUNCIL = "; or 'council', a council task's comparison"
 
 
 def checked(tmp_path: Path, text: str, **kwargs: object) -> CheckedConfig:
@@ -120,9 +122,10 @@ def test_every_place_a_phase_is_named(tmp_path: Path) -> None:
         "      phase_instructions:\n"  # 10
         "        build: WRITE a\n"  # 11
         "        deploy: SAY no\n"  # 12
-        "      candidates:\n"  # 13
-        "        alpha:\n"  # 14
-        "          phase_instructions: {plna: SAY hi}\n",  # 15
+        "        council: SAY the first\n"  # 13: a council task's comparison
+        "      candidates:\n"  # 14
+        "        alpha:\n"  # 15
+        "          phase_instructions: {plna: SAY hi}\n",  # 16
     )
     assert found.config is not None  # the file is typed right: only names are wrong
     known = "(phases: build, plan)"
@@ -130,9 +133,10 @@ def test_every_place_a_phase_is_named(tmp_path: Path) -> None:
         "run.yaml:4: capacity.per_phase.buld: unknown phase 'buld' (did you mean 'build'?) "
         + known,
         f"run.yaml:8: tasks[0].phases[1]: unknown phase 'biuld' (did you mean 'build'?) {known}",
-        f"run.yaml:12: tasks[0].metadata.phase_instructions.deploy: unknown phase 'deploy' {known}",
-        "run.yaml:15: tasks[0].metadata.candidates.alpha.phase_instructions.plna: unknown phase "
-        f"'plna' (did you mean 'plan'?) {known}",
+        f"run.yaml:12: tasks[0].metadata.phase_instructions.deploy: unknown phase 'deploy' {known}"
+        f"{COUNCIL}",
+        "run.yaml:16: tasks[0].metadata.candidates.alpha.phase_instructions.plna: unknown phase "
+        f"'plna' (did you mean 'plan'?) {known}{COUNCIL}",
     ]
     assert found.warnings == []
 
@@ -209,3 +213,7 @@ def test_the_warning_comes_with_the_errors(tmp_path: Path) -> None:
     ]
     assert [(w.line, w.field) for w in found.warnings] == [(2, "workflow.phases[1].name")]
     assert "(did you mean 'review'?)" in found.warnings[0].message
+
+
+def test_the_council_comparison_is_named_as_the_workflow_names_it() -> None:
+    assert COUNCIL_PHASE == best_of.COUNCIL_PHASE

@@ -3,8 +3,9 @@ names that look like a misspelt built-in one.
 
 A phase is named by a task's ``phases``, ``capacity.per_phase`` and the keys of a task's
 ``metadata.phase_instructions`` (also under ``metadata.candidates.<adapter>``, a council
-candidate's overrides): each must be a phase of the workflow, or the setting is never used, so
-each that is not is an error with the closest phase suggested (``phase_problems``).
+candidate's overrides): each must be a phase of the workflow (an instruction may also be for
+``council``, a council task's comparison), or the setting is never used, so each that is not
+is an error with the closest phase suggested (``phase_problems``).
 
 The workflow's own phase names are free, but four have a meaning of their own
 (``DEFAULT_PHASES``): ``build`` runs the verify commands and is sent back by ``review``, each of
@@ -21,12 +22,15 @@ from orchestrator.config.checks.problems import Problem, RunSections, unknown_ph
 from orchestrator.config.fieldpath import Loc
 from orchestrator.models import DEFAULT_PHASES
 
-__all__ = ["phase_name_warnings", "phase_problems"]
+__all__ = ["COUNCIL_PHASE", "phase_name_warnings", "phase_problems"]
 
 # The task metadata the workflow reads per phase (``workflow.handoffs.prompts``), and the
 # per-adapter overrides of a council task (``scheduler.candidates``): both above this layer.
 _INSTRUCTIONS = "phase_instructions"
 _CANDIDATES = "candidates"
+# The comparison of a council task's candidates reads its instructions under this name too,
+# a phase of no workflow (``workflow.best_of.COUNCIL_PHASE``).
+COUNCIL_PHASE = "council"
 
 # What a built-in phase has that a phase of another name does not (``orchestrator.workflow``).
 _MEANING = {
@@ -63,9 +67,12 @@ def _instructions(
     table = metadata.get(_INSTRUCTIONS)
     if not isinstance(table, Mapping):
         return
-    for name in table:
-        if str(name) not in known:
-            yield (*where, _INSTRUCTIONS, str(name)), unknown_phase(config, str(name))
+    for name in map(str, table):
+        if name not in known and name != COUNCIL_PHASE:
+            yield (
+                (*where, _INSTRUCTIONS, name),
+                f"{unknown_phase(config, name)}; or {COUNCIL_PHASE!r}, a council task's comparison",
+            )
 
 
 def phase_name_warnings(config: RunSections) -> Iterator[Problem]:
