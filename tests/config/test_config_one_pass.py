@@ -25,7 +25,7 @@ class ScriptedOptions(BaseModel):
 
 
 MODELS: dict[str, type[BaseModel]] = {"scripted": ScriptedOptions}
-COUNCIL = "; or 'council', a council task's comparison"
+EXTRA = "; or a built-in one, scout, plan, build, review; or 'council', a council task's comparison"
 
 
 def checked(tmp_path: Path, text: str, **kwargs: object) -> CheckedConfig:
@@ -123,20 +123,22 @@ def test_every_place_a_phase_is_named(tmp_path: Path) -> None:
         "        build: WRITE a\n"  # 11
         "        deploy: SAY no\n"  # 12
         "        council: SAY the first\n"  # 13: a council task's comparison
-        "      candidates:\n"  # 14
-        "        alpha:\n"  # 15
-        "          phase_instructions: {plna: SAY hi}\n",  # 16
+        "        review: SAY fine\n"  # 14: a built-in phase, not this workflow's: allowed
+        "      candidates:\n"  # 15
+        "        alpha:\n"  # 16
+        "          phase_instructions: {plna: SAY hi}\n",  # 17
     )
     assert found.config is not None  # the file is typed right: only names are wrong
     known = "(phases: build, plan)"
+    instructions = f"(phases: build, plan{EXTRA})"
     assert lines(found, tmp_path) == [
         "run.yaml:4: capacity.per_phase.buld: unknown phase 'buld' (did you mean 'build'?) "
         + known,
         f"run.yaml:8: tasks[0].phases[1]: unknown phase 'biuld' (did you mean 'build'?) {known}",
-        f"run.yaml:12: tasks[0].metadata.phase_instructions.deploy: unknown phase 'deploy' {known}"
-        f"{COUNCIL}",
-        "run.yaml:16: tasks[0].metadata.candidates.alpha.phase_instructions.plna: unknown phase "
-        f"'plna' (did you mean 'plan'?) {known}{COUNCIL}",
+        "run.yaml:12: tasks[0].metadata.phase_instructions.deploy: unknown phase 'deploy' "
+        + instructions,
+        "run.yaml:17: tasks[0].metadata.candidates.alpha.phase_instructions.plna: unknown phase "
+        f"'plna' (did you mean 'plan'?) {instructions}",
     ]
     assert found.warnings == []
 

@@ -3,9 +3,11 @@ names that look like a misspelt built-in one.
 
 A phase is named by a task's ``phases``, ``capacity.per_phase`` and the keys of a task's
 ``metadata.phase_instructions`` (also under ``metadata.candidates.<adapter>``, a council
-candidate's overrides): each must be a phase of the workflow (an instruction may also be for
-``council``, a council task's comparison), or the setting is never used, so each that is not
-is an error with the closest phase suggested (``phase_problems``).
+candidate's overrides): each must be a phase of the workflow, or the setting is never used, so
+each that is not is an error with the closest phase suggested (``phase_problems``). An
+instruction may also be for a built-in phase the workflow lacks (one set of instructions
+written for the default phases, on a shorter workflow) or for ``council``, a council task's
+comparison.
 
 The workflow's own phase names are free, but four have a meaning of their own
 (``DEFAULT_PHASES``): ``build`` runs the verify commands and is sent back by ``review``, each of
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from orchestrator.config.checks.problems import Problem, RunSections, unknown_phase
+from orchestrator.config.checks.problems import Problem, RunSections, names, unknown_phase
 from orchestrator.config.fieldpath import Loc
+from orchestrator.config.suggest import did_you_mean
 from orchestrator.models import DEFAULT_PHASES
 
 __all__ = ["COUNCIL_PHASE", "phase_name_warnings", "phase_problems"]
@@ -67,11 +70,16 @@ def _instructions(
     table = metadata.get(_INSTRUCTIONS)
     if not isinstance(table, Mapping):
         return
+    # Instructions for a built-in phase this workflow lacks are allowed (one set written for
+    # the default phases, reused on shorter workflows): only a name of no phase is refused.
+    allowed = {*known, *DEFAULT_PHASES, COUNCIL_PHASE}
     for name in map(str, table):
-        if name not in known and name != COUNCIL_PHASE:
+        if name not in allowed:
             yield (
                 (*where, _INSTRUCTIONS, name),
-                f"{unknown_phase(config, name)}; or {COUNCIL_PHASE!r}, a council task's comparison",
+                f"unknown phase {name!r}{did_you_mean(name, allowed)} (phases: {names(known)}; "
+                f"or a built-in one, {', '.join(DEFAULT_PHASES)}; or {COUNCIL_PHASE!r}, a "
+                "council task's comparison)",
             )
 
 
