@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.config.checks.problems import Problem
 from orchestrator.config.env_refs import references
 from orchestrator.config.run import RunConfig
-from orchestrator.config.suggest import did_you_mean
+from orchestrator.config.suggest import did_you_mean, literal_choices
 
 __all__ = ["adapter_options_problems", "unset_references", "with_adapter_options"]
 
@@ -61,8 +61,11 @@ def _phase_options_problems(
     problems: list[Problem] = []
     checked: set[tuple[int, str]] = set()
     index = {id(phase): i for i, phase in enumerate(config.workflow.phases)}
+    known = [phase.name for phase in config.workflow.phases]
     for task in config.tasks:
-        for phase in config.phases_for(task):
+        # A phase the workflow has no phase of is the checks between fields' to report.
+        names = known if task.phases is None else [n for n in task.phases if n in known]
+        for phase in (config.phase(name) for name in names):
             if not phase.options or id(phase) not in index:
                 continue
             for name in config.adapter_chain(task, phase):
@@ -94,6 +97,13 @@ def _option_message(kind: str, model: type[BaseModel], error: Any) -> str:
         if not allowed:  # a plugin adapter that declares no options model
             return f"unknown option: adapter type {kind!r} takes no options"
         return f"unknown option for adapter type {kind!r} ({hint}allowed: {', '.join(allowed)})"
+    if error["type"] == "literal_error" and isinstance(error["input"], str):
+        # A value of a closed set (a persona, a mode): the closest one suggested.
+        expected = (error.get("ctx") or {}).get("expected", "")
+        field = model.model_fields.get(str(error["loc"][0])) if len(error["loc"]) == 1 else None
+        choices = literal_choices(field.annotation) if field is not None else []
+        hint = did_you_mean(error["input"], choices)
+        return f"must be one of {expected} (got {error['input']!r}){hint} (adapter type {kind!r})"
     return f"{error['msg']} (adapter type {kind!r})"
 
 

@@ -12,9 +12,8 @@ issue, and the means to put more problems, found by later checks, at their lines
 
 from __future__ import annotations
 
-import copy
 import difflib
-import itertools
+import functools
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -31,12 +30,15 @@ from orchestrator.config.adapter_checks import (
     with_adapter_options,
 )
 from orchestrator.config.adapter_entry import AdapterConfig
+from orchestrator.config.checks.phase_names import phase_name_warnings
 from orchestrator.config.checks.problems import Problem
 from orchestrator.config.checks.run import find_problems
 from orchestrator.config.fieldpath import Loc, format_loc
 from orchestrator.config.origin import ConfigOrigin, set_origin
 from orchestrator.config.run import DEFER_CHECKS, RunConfig
 from orchestrator.config.sections import CapacityConfig, RetryConfig, SchedulerConfig, StateConfig
+from orchestrator.config.set_aside import beyond_refused
+from orchestrator.config.suggest import did_you_mean, literal_choices
 from orchestrator.config.task import TaskConfig
 from orchestrator.config.workflow import PhaseConfig, WorkflowConfig
 from orchestrator.config.yaml_source import YamlDocument, parse_yaml_mapping, read_config_text
@@ -78,6 +80,9 @@ class CheckedConfig:
     issues: list[ConfigIssue]
     problems: list[Problem] = field(default_factory=list)  # the issues found on ``config``
     document: YamlDocument | None = None
+    # What is allowed but most likely a slip (a phase ``biuld`` in a workflow with no
+    # ``build``): said, never refused.
+    warnings: list[ConfigIssue] = field(default_factory=list)
 
     def located(self, problems: Iterable[Problem]) -> list[ConfigIssue]:
         """``problems`` (a field path and a message each) as issues at their lines."""
@@ -178,79 +183,37 @@ def _checked(
         issues = [_issue(document, error) for error in exc.errors()]
         # One pass: the checks between fields (a dependency on a task that does not exist)
         # still run, on the config with each refused value set aside.
-        issues += _beyond_refused(document, context, exc.errors(), source)
-        return CheckedConfig(source, None, _sorted(issues), document=document)
+        later = functools.partial(_later_problems, options_models=options_models, environ=environ)
+        beyond, advice = beyond_refused(
+            document.data, context, exc.errors(), later, _phase_name_warnings
+        )
+        issues += _located(source, document, beyond)
+        warnings = _sorted(_located(source, document, advice))
+        return CheckedConfig(source, None, _sorted(issues), document=document, warnings=warnings)
+    problems = _later_problems(config, options_models=options_models, environ=environ)
+    issues = _sorted(_located(source, document, problems))
+    warnings = _sorted(_located(source, document, _phase_name_warnings(config)))
+    return CheckedConfig(source, config, issues, problems, document, warnings)
+
+
+def _phase_name_warnings(config: RunConfig) -> list[Problem]:
+    return list(phase_name_warnings(config))
+
+
+def _later_problems(
+    config: RunConfig,
+    *,
+    options_models: OptionsModels | None,
+    environ: Mapping[str, str] | None,
+) -> list[Problem]:
+    """The checks on a built config: between its fields, its adapters' options (with
+    ``options_models``) and its ``${NAME}`` references (with ``environ``)."""
     problems = find_problems(config)
     if options_models is not None:
         problems += adapter_options_problems(config, options_models)
     if environ is not None:
         problems += unset_references(config, environ)
-    issues = _sorted(_located(source, document, problems))
-    return CheckedConfig(source, config, issues, problems, document)
-
-
-_ROUNDS = 4  # rounds of setting refused values aside before giving the later checks up
-
-
-def _beyond_refused(
-    document: YamlDocument, context: dict[str, Any], errors: list[ErrorDetails], source: str
-) -> list[ConfigIssue]:
-    """The problems the checks between fields find once every refused value is set aside
-    (a refused key removed; a required one that then goes missing given a stand-in), except
-    those about what was set aside. None when the config cannot be made whole that way."""
-    data = copy.deepcopy(document.data)
-    aside: list[Loc] = []
-    stand_ins = itertools.count(1)
-    for _ in range(_ROUNDS):
-        for error in errors:
-            loc: Loc = tuple(error["loc"])
-            if error["type"] == "missing" and loc in aside and loc and loc[-1] in _STAND_INS:
-                _put(data, loc, f"{_STAND_INS[loc[-1]]}-{next(stand_ins)}")
-            elif not _drop(data, loc):
-                return []  # a list item, or a shape this cannot set aside
-            aside.append(loc)
-        try:
-            config = RunConfig.model_validate(data, context=context)
-        except ValidationError as exc:
-            errors = exc.errors()
-            continue
-        problems = [
-            (loc, message)
-            for loc, message in find_problems(config)
-            if not any(loc[: len(gone)] == gone for gone in aside)
-        ]
-        return _located(source, document, problems)
-    return []
-
-
-# A required key set aside is given a stand-in the later checks accept: its name, numbered.
-_STAND_INS = {"id": "set-aside", "name": "set-aside", "prompt": "set aside"}
-
-
-def _drop(data: Any, loc: Loc) -> bool:
-    """Remove the value at ``loc`` from a mapping; False where it is not a mapping's key."""
-    loc = loc[:-1] if loc and loc[-1] == "[key]" else loc
-    if not loc:
-        return False  # the whole document: nothing to set aside
-    *path, last = loc
-    here = data
-    for part in path:
-        try:
-            here = here[part]
-        except (KeyError, IndexError, TypeError):
-            return False
-    if isinstance(here, dict) and last in here:
-        del here[last]
-        return True
-    return False
-
-
-def _put(data: Any, loc: Loc, value: str) -> None:
-    *path, last = loc
-    here = data
-    for part in path:
-        here = here[part]
-    here[last] = value
+    return problems
 
 
 def _located(
@@ -320,7 +283,10 @@ def _message(error: ErrorDetails) -> str:
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')} (got {_shown(error['input'])})"
+        hint = ""
+        if isinstance(error["input"], str):
+            hint = did_you_mean(error["input"], _literal_choices(tuple(error["loc"])))
+        return f"must be one of {ctx.get('expected')} (got {_shown(error['input'])}){hint}"
     if kind in {"too_short", "string_too_short"} and ctx.get("min_length") == 1:
         return "must not be empty"
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
@@ -357,6 +323,12 @@ def _unknown_key(loc: Loc) -> str:
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"unknown key ({hint}allowed: {', '.join(allowed)})"
+
+
+def _literal_choices(loc: Loc) -> list[str]:
+    model = _model_at(RunConfig, loc[:-1]) if loc else None
+    field = model.model_fields.get(str(loc[-1])) if model is not None else None
+    return literal_choices(field.annotation) if field is not None else []
 
 
 def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:

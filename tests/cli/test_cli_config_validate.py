@@ -229,3 +229,65 @@ def test_run_refuses_a_prompt_no_adapter_can_take_before_writing_anything(
     (refused,) = ran.stderr.splitlines()
     assert refused == "error: " + problem.removeprefix("run.yaml:3: tasks[0].prompt: ")
     assert snapshot(tmp_path) == before
+
+
+def test_refused_values_and_wrong_names_in_one_pass(tmp_path: Path) -> None:
+    # Issue 48: a wrong type hid every reference until it was fixed.
+    (tmp_path / "run.yaml").write_text(
+        "repo: nowhere\n"  # 1
+        "default_adapter: claud\n"  # 2
+        "adapters:\n"  # 3
+        "  claude: {type: scripted, options: {delay: -1}}\n"  # 4
+        "workflow:\n"  # 5
+        "  phases: [{name: plan, adapter: codx}, {name: build}]\n"  # 6
+        "capacity: {sessions: lots}\n"  # 7
+        "tasks:\n"  # 8
+        "  - {id: a, prompt: x, depends_on: [3, ghost], phases: [plan, biuld]}\n",  # 9
+        encoding="utf-8",
+    )
+    before = snapshot(tmp_path)
+
+    validated = council(tmp_path, "config", "validate", "run.yaml")
+    ran = council(tmp_path, "run", "run.yaml")
+
+    expected = [
+        "run.yaml:2: default_adapter: unknown adapter 'claud' (did you mean 'claude'?) "
+        "(defined: claude)",
+        "run.yaml:4: adapters.claude.options.delay: Input should be greater than or equal to 0 "
+        "(adapter type 'scripted')",
+        "run.yaml:6: workflow.phases[0].adapter: unknown adapter 'codx' (defined: claude)",
+        "run.yaml:7: capacity.sessions: must be a whole number (got 'lots')",
+        "run.yaml:9: tasks[0].depends_on[0]: must be a string (got 3)",
+        "run.yaml:9: tasks[0].depends_on[1]: unknown task 'ghost'",
+        "run.yaml:9: tasks[0].phases[1]: unknown phase 'biuld' (did you mean 'build'?) "
+        "(phases: build, plan)",
+    ]
+    assert validated.returncode == ran.returncode == 2
+    assert validated.stderr.splitlines() == expected
+    assert ran.stderr.splitlines() == expected
+    assert snapshot(tmp_path) == before
+
+
+def test_a_misspelt_built_in_phase_is_a_warning_of_its_own(tmp_path: Path) -> None:
+    new_repo(tmp_path)
+    (tmp_path / "run.yaml").write_text(
+        "repo: repo\nadapters: {cli: {type: scripted}}\n"
+        "workflow: {phases: [{name: plan}, {name: biuld}]}\n"
+        "tasks: [{id: a, prompt: x}]\n",
+        encoding="utf-8",
+    )
+
+    done = council(tmp_path, "config", "validate", "run.yaml")
+    strict = council(tmp_path, "config", "validate", "--strict", "run.yaml")
+
+    assert done.returncode == strict.returncode == 0, done.stderr
+    warning = (
+        "warning: run.yaml:3: workflow.phases[1].name: phase 'biuld' is not a built-in phase "
+        "(did you mean 'build'?): only a phase named 'build' gets the build prompt, runs the "
+        "verify commands and is sent back by review; 'biuld' runs as a custom phase, on the "
+        "generic prompt"
+    )
+    assert done.stderr.splitlines() == strict.stderr.splitlines() == [warning]
+    assert (
+        done.stdout.strip() == "run.yaml: OK (1 task, 2 phases, 1 adapter; 1 possible misspelling)"
+    )

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli import console, event_loop
-from orchestrator.config.load import RunConfig, run_config_json_schema
+from orchestrator.config.load import RunConfig, check_config, run_config_json_schema
 from orchestrator.errors import ConfigIssue
 from orchestrator.plugins import host as plugins
 
@@ -64,15 +64,20 @@ def validate(
     errors, warnings = found.errors, found.warnings
     if strict:
         errors, warnings = sorted([*errors, *warnings], key=_line), []
+    # What the file allows but most likely did not mean (a phase `biuld`, no `build`): a
+    # warning here and with --strict alike, since nothing stops the run.
+    slips = check_config(file).warnings
     if as_json:
-        _print_json(found.source, errors, warnings, found.config)
+        _print_json(found.source, errors, sorted([*warnings, *slips], key=_line), found.config)
     else:
         if errors:
             console.print_error("\n".join(str(issue) for issue in errors))
-        if warnings:
-            console.print_warning("\n".join(f"warning: {issue}" for issue in warnings))
+        shown = sorted([*warnings, *slips], key=_line)
+        if shown:
+            console.print_warning("\n".join(f"warning: {issue}" for issue in shown))
         if found.config is not None and not errors:
-            console.print_success(f"{found.source}: OK ({_counts(found.config, warnings)})")
+            counts = _counts(found.config, warnings, slips)
+            console.print_success(f"{found.source}: OK ({counts})")
     if errors:
         raise typer.Exit(2)
 
@@ -81,7 +86,7 @@ def _line(issue: ConfigIssue) -> int:
     return issue.line or 0
 
 
-def _counts(config: RunConfig, warnings: list[ConfigIssue]) -> str:
+def _counts(config: RunConfig, warnings: list[ConfigIssue], slips: list[ConfigIssue]) -> str:
     summary = _summary(config)
     counts = (
         f"{_plural(summary['tasks'], 'task')}, {_plural(summary['phases'], 'phase')}, "
@@ -89,6 +94,8 @@ def _counts(config: RunConfig, warnings: list[ConfigIssue]) -> str:
     )
     if warnings:
         counts += f"; {_plural(len(warnings), 'warning')}: `council run` would refuse to start here"
+    if slips:
+        counts += f"; {_plural(len(slips), 'possible misspelling')}"
     return counts
 
 

@@ -21,7 +21,14 @@ from orchestrator.config.suggest import did_you_mean
 from orchestrator.config.task import TaskConfig
 from orchestrator.config.workflow import PhaseConfig, WorkflowConfig
 
-__all__ = ["Problem", "RunSections", "format_problems", "names", "unknown_adapter"]
+__all__ = [
+    "Problem",
+    "RunSections",
+    "format_problems",
+    "names",
+    "unknown_adapter",
+    "unknown_phase",
+]
 
 
 Problem = tuple[Loc, str]
@@ -74,3 +81,9 @@ def unknown_adapter(config: RunSections, name: str) -> str:
         return f"unknown adapter {name!r}: no adapters are defined under `adapters:`"
     hint = did_you_mean(name, config.adapters)
     return f"unknown adapter {name!r}{hint} (defined: {names(config.adapters)})"
+
+
+def unknown_phase(config: RunSections, name: str) -> str:
+    """A phase name the workflow has no phase of, the closest of its phases suggested."""
+    known = {phase.name for phase in config.workflow.phases}
+    return f"unknown phase {name!r}{did_you_mean(name, known)} (phases: {names(known)})"

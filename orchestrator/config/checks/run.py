@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from orchestrator.config.checks.phase_names import phase_problems
 from orchestrator.config.checks.problems import (
     Problem,
     RunSections,
-    names,
     unknown_adapter,
 )
 from orchestrator.config.checks.tasks import (
@@ -34,6 +34,7 @@ def find_problems(config: RunSections) -> list[Problem]:
         *_check_phases(config),
         *_check_adapters(config),
         *check_tasks(config),
+        *phase_problems(config),
         *check_council(config.tasks),
         *check_cycles(config.tasks),
     ]
@@ -71,12 +72,6 @@ def _check_phases(config: RunSections) -> Iterator[Problem]:
         if phase.name in seen:
             yield ("workflow", "phases", index, "name"), f"duplicate phase name {phase.name!r}"
         seen.add(phase.name)
-    for name in config.capacity.per_phase:
-        if name not in seen:
-            yield (
-                ("capacity", "per_phase", name),
-                f"unknown phase {name!r} (phases: {names(seen)})",
-            )
 
 
 def _check_adapters(config: RunSections) -> Iterator[Problem]:

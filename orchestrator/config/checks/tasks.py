@@ -1,12 +1,12 @@
-"""The checks of a run config's ``tasks:``: unique ids, known dependencies, adapters and phases,
-an adapter for every phase, council tasks that can name their candidates, no dependency
-cycles."""
+"""The checks of a run config's ``tasks:``: unique ids, known dependencies and adapters (the
+phases they name: ``phase_names``), an adapter for every phase, council tasks that can name
+their candidates, no dependency cycles."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from orchestrator.config.checks.problems import Problem, RunSections, names, unknown_adapter
+from orchestrator.config.checks.problems import Problem, RunSections, unknown_adapter
 from orchestrator.config.task import TaskConfig
 
 __all__ = ["COUNCIL_ID_LIMIT", "check_council", "check_cycles", "check_tasks"]
@@ -14,7 +14,6 @@ __all__ = ["COUNCIL_ID_LIMIT", "check_council", "check_cycles", "check_tasks"]
 
 def check_tasks(config: RunSections) -> Iterator[Problem]:
     first_index: dict[str, int] = {}
-    phase_names = {phase.name for phase in config.workflow.phases}
     if not config.tasks and not config.sources:
         yield ("tasks",), "at least one task is required (or a `sources:` that brings them)"
     for index, task in enumerate(config.tasks):
@@ -32,12 +31,6 @@ def check_tasks(config: RunSections) -> Iterator[Problem]:
         for position, name in enumerate(task.adapters):
             if name not in config.adapters:
                 yield ("tasks", index, "adapters", position), unknown_adapter(config, name)
-        for position, name in enumerate(task.phases or []):
-            if name not in phase_names:
-                yield (
-                    ("tasks", index, "phases", position),
-                    f"unknown phase {name!r} (phases: {names(phase_names)})",
-                )
         yield from _task_has_adapter(config, index, task)
 
 
