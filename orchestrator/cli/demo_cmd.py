@@ -116,6 +116,11 @@ async def _until_closed(council: Council, world: ForgeDemo) -> RunReport:
                 with anyio.move_on_after(1.0):  # a closed issue is no event of the run
                     await changed[0].wait()
                 changed[0] = anyio.Event()
+        if world.all_closed() and _all_done(council):
+            # Everything landed: the run ends as a run does once settled (``completed``),
+            # not as a serve a person stopped (``interrupted``).
+            council.scheduler.keep_open = False
+            return
         council.stop()
 
     council.subscribe(heard)

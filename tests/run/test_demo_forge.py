@@ -51,6 +51,8 @@ def test_run_again_it_starts_afresh_and_json_is_the_report(tmp_path: Path) -> No
     report = json.loads(again.stdout)
     assert [t["status"] for t in report["tasks"]] == ["done", "done"]
     assert all(t["pull"]["state"] == "merged" for t in report["tasks"])
+    # Every issue closed and landed: the run ended as a run does (it said "interrupted").
+    assert report["status"] == "completed"
 
 
 def test_a_directory_it_did_not_make_is_never_touched(tmp_path: Path) -> None:
