@@ -4,7 +4,7 @@ It needs no network and no key, edits files for real, and can be told (in its pr
 rate limit, fail, hang, ignore SIGTERM or crash, which makes it the CLI of the offline demo and
 of the tests. Options (``adapters.<name>.options`` in a run config)::
 
-    persona: careful        # careful | quick | reviewer | any name (sets the defaults below)
+    persona: careful        # careful | quick | reviewer | default (sets the defaults below)
     delay: 0.2              # seconds between steps
     personality: "Hmm."     # text that prefixes each message
 
@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -56,7 +56,9 @@ class Scripted(Adapter):
     can_resume = True
 
     class Config(AdapterConfig):
-        persona: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+        # The stand-in's personas (``scripted_cli.PERSONAS``) and ``default``: a misspelt one
+        # (``carefull``) is refused with "did you mean", never run as the default silently.
+        persona: Literal["default", "careful", "quick", "reviewer"] = "default"
         delay: float | None = Field(default=None, ge=0, le=60)
         personality: str | None = Field(default=None, max_length=500)
 

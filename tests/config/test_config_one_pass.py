@@ -6,25 +6,16 @@ closed set says which was meant; a phase one edit from a built-in one it lacks i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
+from adapters.scripted import Scripted
 from orchestrator.config.checks.phase_names import COUNCIL_PHASE, _one_edit
 from orchestrator.config.load import CheckedConfig, check_config
 from orchestrator.workflow import best_of
 
-
-class ScriptedOptions(BaseModel):
-    """An adapter's options whose persona is one of a closed set."""
-
-    model_config = ConfigDict(extra="forbid")
-    persona: Literal["default", "careful", "quick", "reviewer"] = "default"
-    delay: float | None = Field(default=None, ge=0)
-
-
-MODELS: dict[str, type[BaseModel]] = {"scripted": ScriptedOptions}
+MODELS: dict[str, type[BaseModel]] = {"scripted": Scripted.Config}  # the real options
 EXTRA = "; or a built-in one, scout, plan, build, review; or 'council', a council task's comparison"
 
 
