@@ -187,5 +187,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--polls", type=int, default=10, help="looks measured per pull request")
+    parser.add_argument("--quick", action="store_true", help="2 tasks, 3 polls (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.tasks, args.polls = 2, 3
     sys.exit(main(args.tasks, args.polls))

@@ -100,5 +100,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", type=int, default=1000)
     parser.add_argument("--no-postgres", dest="postgres", action="store_false")
+    parser.add_argument("--quick", action="store_true", help="100 versions (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.versions = 100
     asyncio.run(main(args.versions, args.postgres))

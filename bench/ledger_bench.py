@@ -155,5 +155,10 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--history", type=int, default=1000)
+    parser.add_argument(
+        "--quick", action="store_true", help="40 calls, 2 rounds, 200 in history (CI)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.calls, args.rounds, args.history = 40, 2, 200
     anyio.run(main, args.calls, args.rounds, args.history)

@@ -193,5 +193,8 @@ if __name__ == "__main__":
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--checkout", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="10 branches of 50 files (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.branches, args.files = 10, 50
     anyio.run(main, args.branches, args.files, args.checkout)

@@ -110,5 +110,8 @@ async def main(writes: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="20 writes (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.writes = 20
     anyio.run(main, args.writes)

@@ -93,5 +93,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extra", type=int, default=50, help="sleeping processes to add")
     parser.add_argument("--rounds", type=int, default=20, help="timed calls of each scan")
+    parser.add_argument("--quick", action="store_true", help="10 extra processes, 5 rounds (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.extra, args.rounds = 10, 5
     main(args.extra, args.rounds)

@@ -149,5 +149,10 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--extra", type=int, default=300, help="sleeping processes to add")
+    parser.add_argument(
+        "--quick", action="store_true", help="20 runs, 2 rounds, 4 at once, 30 extra (CI)"
+    )
     options = parser.parse_args()
+    if options.quick:
+        options.runs, options.rounds, options.concurrency, options.extra = 20, 2, 4, 30
     anyio.run(main, options.runs, options.rounds, options.concurrency, options.extra)

@@ -275,5 +275,8 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--stream-mb", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="5 runs, 2 rounds, 4 MB streamed (CI)")
     options = parser.parse_args()
+    if options.quick:
+        options.runs, options.rounds, options.stream_mb = 5, 2, 4
     anyio.run(main, options.runs, options.rounds, options.stream_mb)

@@ -162,5 +162,8 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured per round")
     parser.add_argument("--poll", type=float, default=2.0, help="sources' and landing's poll")
+    parser.add_argument("--quick", action="store_true", help="1 round of 4 s, 1 s poll (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.window, args.poll = 1, 4.0, 1.0
     main(args.rounds, args.window, args.poll)

@@ -246,7 +246,12 @@ def main() -> None:
     parser.add_argument(
         "--patience", type=float, default=300, help="seconds the start-up is watched at most"
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="start-up of 500 tasks, memory of 16 and 64 (CI)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.tasks, args.sizes, args.patience = 500, [16, 64], 120.0
     if not args.skip_start:
         start_up(args.tasks, args.capacity, args.patience)
     if not args.skip_memory:

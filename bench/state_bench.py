@@ -68,5 +68,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="50 updates, 2 rounds (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.updates, args.rounds = 50, 2
     anyio.run(main, args.updates, args.rounds)

@@ -78,4 +78,6 @@ def main(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    main(parser.parse_args().rounds)
+    parser.add_argument("--quick", action="store_true", help="2 rounds (CI)")
+    args = parser.parse_args()
+    main(2 if args.quick else args.rounds)

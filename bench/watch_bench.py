@@ -203,5 +203,8 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=float, default=10.0, help="seconds idle per watcher")
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=8, help="tasks in the session")
+    parser.add_argument("--quick", action="store_true", help="2 s idle, 5 writes, 3 tasks (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.idle, args.writes, args.tasks = 2.0, 5, 3
     main(args.idle, args.writes, args.tasks)

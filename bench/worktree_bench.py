@@ -178,5 +178,12 @@ if __name__ == "__main__":
     parser.add_argument("--large", type=int, default=20000)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2,000 files in the large one, 5 sessions, 2 rounds (CI)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.large, args.sessions, args.rounds = 2000, 5, 2
     anyio.run(main, args.small, args.large, args.sessions, args.rounds)
