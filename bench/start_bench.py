@@ -247,11 +247,11 @@ def main() -> None:
         "--patience", type=float, default=300, help="seconds the start-up is watched at most"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="start-up of 500 tasks, memory of 16 and 64 (CI)"
+        "--quick", action="store_true", help="start-up of 200 tasks, memory of 4 and 16 (CI)"
     )
     args = parser.parse_args()
     if args.quick:
-        args.tasks, args.sizes, args.patience = 500, [16, 64], 120.0
+        args.tasks, args.sizes, args.patience = 200, [4, 16], 120.0
     if not args.skip_start:
         start_up(args.tasks, args.capacity, args.patience)
     if not args.skip_memory:
