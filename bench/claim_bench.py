@@ -215,9 +215,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--claimers", default="1,4,16")
-    parser.add_argument("--quick", action="store_true", help="200 tasks, 1 and 4 claimers (CI)")
+    parser.add_argument("--quick", action="store_true", help="100 tasks, 1 and 4 claimers (CI)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     if args.quick:
-        args.tasks, args.claimers = 200, "1,4"
+        args.tasks, args.claimers = 100, "1,4"
     anyio.run(main, args.tasks, [int(c) for c in args.claimers.split(",")], args.json)

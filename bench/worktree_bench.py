@@ -181,9 +181,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="2,000 files in the large one, 5 sessions, 2 rounds (CI)",
+        help="1,000 files in the large one, 4 sessions, 1 round (CI)",
     )
     args = parser.parse_args()
     if args.quick:
-        args.large, args.sessions, args.rounds = 2000, 5, 2
+        args.large, args.sessions, args.rounds = 1000, 4, 1
     anyio.run(main, args.small, args.large, args.sessions, args.rounds)
