@@ -1,7 +1,7 @@
 """Every script in ``bench/`` is listed in ``bench/quick_all.py``, as a bench or as a helper, so
 a new bench cannot be left out of CI; every bench has a quick mode; CI runs them all. Running
 the quick benches takes minutes, so that is ``.ci/run``'s (``bench/quick_all.py``), not these
-tests': here each bench only has to start and describe its ``--quick``."""
+tests': here each bench only has to start and describe its ``--quick`` (and ``--json``)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ def test_every_helper_is_used_by_another_script() -> None:
         assert users, f"bench/{helper} is listed as a helper but no other script uses it"
 
 
+def test_text_only_benches_are_benches() -> None:
+    assert set(QUICK_ALL.TEXT_ONLY) <= set(BENCHES)
+
+
 def test_parts_a_bench_needs_are_known() -> None:
     for name, parts in BENCHES.items():
         for part in parts:
@@ -75,6 +79,8 @@ def test_bench_has_a_quick_mode(script: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "--quick" in done.stdout
+    if script not in QUICK_ALL.TEXT_ONLY:
+        assert "--json" in done.stdout, f"{script} has no --json: give it one or list it"
 
 
 def test_an_unknown_bench_is_refused_by_name() -> None:
