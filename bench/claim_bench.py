@@ -25,16 +25,19 @@ store in one temporary directory, and removes both afterwards.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import anyio
 
@@ -124,7 +127,7 @@ async def listing_ms(store: StateStore, session_id: str) -> float:
 
 
 async def measure(
-    label: str, open_store: Opener, setup: StateStore, levels: Sequence[int], n: int
+    label: str, open_store: Opener, setup: StateStore, levels: Sequence[int], n: int, out: TextIO
 ) -> list[Round]:
     rounds = []
     for claimers in levels:
@@ -134,12 +137,22 @@ async def measure(
             f"{label:<10} {claimers:>3} claimers  {result.rate:>8,.0f} claims/s  "
             f"({result.seconds:.2f} s, {result.lost_races} lost races, "
             f"{result.listings} listings)",
+            file=out,
             flush=True,
         )
     return rounds
 
 
-async def main(n: int, levels: Sequence[int]) -> None:
+def _figures(rounds: list[Round], listing: float) -> dict[str, object]:
+    by_level = {
+        str(r.claimers): {"claims_per_s": r.rate, "seconds": r.seconds, "lost_races": r.lost_races}
+        for r in rounds
+    }
+    return {"claimers": by_level, "list_tasks_ms": listing}
+
+
+async def main(n: int, levels: Sequence[int], as_json: bool) -> None:
+    out = sys.stderr if as_json else sys.stdout  # the figures' JSON alone on stdout
     parent = Path(tempfile.mkdtemp(prefix="council-claim-bench-"))
     parent.chmod(0o755)  # as root the server runs as postgres, which must reach it
     cluster = LocalCluster(parent / "pg")
@@ -154,25 +167,31 @@ async def main(n: int, levels: Sequence[int]) -> None:
         def open_pg() -> AbstractAsyncContextManager[StateStore]:
             return _pg_store(server)
 
-        print(f"{n} tasks per round; claimers: {', '.join(map(str, levels))}")
-        print("claims/s = tasks / wall time; a claim is acquire + release, plus list_tasks")
-        print("whenever a claimer's list of queued tasks runs out (module doc)")
+        print(f"{n} tasks per round; claimers: {', '.join(map(str, levels))}", file=out)
+        print(
+            "claims/s = tasks / wall time; a claim is acquire + release, plus list_tasks", file=out
+        )
+        print("whenever a claimer's list of queued tasks runs out (module doc)", file=out)
         async with await PostgresStateStore.connect(server) as pg_setup:
-            pg = await measure("postgresql", open_pg, pg_setup, levels, n)
-            listed = await listing_ms(pg_setup, pg[-1].session_id)
-            print(f"{'postgresql':<10} one list_tasks of {n} tasks: {listed:.1f} ms")
+            pg = await measure("postgresql", open_pg, pg_setup, levels, n, out)
+            pg_listed = await listing_ms(pg_setup, pg[-1].session_id)
+            print(f"{'postgresql':<10} one list_tasks of {n} tasks: {pg_listed:.1f} ms", file=out)
         async with FileStateStore(parent / "file") as file_store:
 
             def open_file() -> AbstractAsyncContextManager[StateStore]:
                 return _shared(file_store)
 
-            files = await measure("file", open_file, file_store, levels, n)
+            files = await measure("file", open_file, file_store, levels, n, out)
             listed = await listing_ms(file_store, files[-1].session_id)
-            print(f"{'file':<10} one list_tasks of {n} tasks: {listed:.1f} ms")
+            print(f"{'file':<10} one list_tasks of {n} tasks: {listed:.1f} ms", file=out)
         for p, f in zip(pg, files, strict=True):
-            print(f"ratio postgresql/file at {p.claimers:>2} claimers: {p.rate / f.rate:.2f}x")
+            ratio = p.rate / f.rate
+            print(f"ratio postgresql/file at {p.claimers:>2} claimers: {ratio:.2f}x", file=out)
         scale = pg[-1].rate / pg[0].rate
-        print(f"postgresql {pg[-1].claimers} claimers / 1 claimer: {scale:.2f}x")
+        print(f"postgresql {pg[-1].claimers} claimers / 1 claimer: {scale:.2f}x", file=out)
+        if as_json:
+            figures = {"postgresql": _figures(pg, pg_listed), "file": _figures(files, listed)}
+            print(json.dumps({"tasks": n, **figures}, indent=2))
     finally:
         try:
             await cluster.down()
@@ -196,5 +215,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--claimers", default="1,4,16")
+    parser.add_argument("--quick", action="store_true", help="100 tasks, 1 and 4 claimers (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    anyio.run(main, args.tasks, [int(c) for c in args.claimers.split(",")])
+    if args.quick:
+        args.tasks, args.claimers = 100, "1,4"
+    anyio.run(main, args.tasks, [int(c) for c in args.claimers.split(",")], args.json)

@@ -81,22 +81,26 @@ async def steady_state(root: Path, files: int, cycles: int, pool_size: int) -> N
 
 
 async def main(large: int, quick: bool) -> None:
-    rounds = 2 if quick else 3
+    rounds = 1 if quick else 3
     print("== 1. session worktrees")
-    await worktree_bench.main(100, 0 if quick else large, 10 if quick else 20, rounds)
+    await worktree_bench.main(100, 1000 if quick else large, 4 if quick else 20, rounds)
     print("\n== 2. steady state")
     with tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
         for pool_size in (0, 2):
             await steady_state(Path(tmp), 100, 20 if quick else 40, pool_size)
     print("\n== 3. file locks")
-    await lock_bench.main(1000 if quick else 3000, 10 if quick else 40, rounds)
+    await lock_bench.main(1000 if quick else 3000, 10 if quick else 40, rounds, False)
     print("\n== 4. merges")
-    await merge_bench.main(20 if quick else 50, 200, False)
+    await merge_bench.main(10 if quick else 50, 50 if quick else 200, False)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", type=int, default=20000, help="files in the large repository")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, no large repository")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer rounds and sessions, a large repository of 1,000 files (CI)",
+    )
     args = parser.parse_args()
     anyio.run(main, args.large, args.quick)

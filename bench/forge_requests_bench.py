@@ -22,11 +22,14 @@ over a real bare repository, with ``council`` as a real process and the offline 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from team_common import BASE, COUNCIL, ENV, clone, make_remote
@@ -55,6 +58,9 @@ tasks: []
 """
 
 
+Say = Callable[[str], None]
+
+
 def council(command: str, config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*COUNCIL, command, str(config)],
@@ -77,7 +83,7 @@ def pulls_of(gh: FakeGitHub) -> list[int]:
     return [n for n, record in gh.site.issues.items() if record.pull is not None]
 
 
-def issue_to_merge(gh: FakeGitHub, config: Path, tasks: int) -> None:
+def issue_to_merge(gh: FakeGitHub, config: Path, tasks: int, say: Say) -> dict[str, float]:
     text = config.read_text()
     config.write_text(text.replace(f"poll: {POLL}}}", f"poll: {DEFAULT_POLL}}}"))
     for n in range(tasks):
@@ -98,19 +104,21 @@ def issue_to_merge(gh: FakeGitHub, config: Path, tasks: int) -> None:
     config.write_text(text)
     total = opened + merged
     full, cached = counted(total)
-    print(f"issue to merge, {tasks} tasks (happy path, landing.poll {DEFAULT_POLL}s):")
-    print(
+    say(f"issue to merge, {tasks} tasks (happy path, landing.poll {DEFAULT_POLL}s):")
+    say(
         f"  council run (issues read, built, pushed, pull requests opened, issues told):"
         f" {len(opened)} requests"
     )
-    print(f"  council resume (reviews and checks read, merged, issues told): {len(merged)}")
-    print(
+    say(f"  council resume (reviews and checks read, merged, issues told): {len(merged)}")
+    say(
         f"  per task: {len(total) / tasks:.1f} requests ({full / tasks:.1f} full, "
         f"{cached / tasks:.1f} answered 304); goal at most 12"
     )
+    figures = {"run_requests": len(opened), "resume_requests": len(merged)}
+    return {**figures, "per_task": len(total) / tasks, "full_per_task": full / tasks}
 
 
-def waiting(gh: FakeGitHub, config: Path, tasks: int, polls: int) -> None:
+def waiting(gh: FakeGitHub, config: Path, tasks: int, polls: int, say: Say) -> dict[str, float]:
     for n in range(tasks):
         gh.create_issue(f"Wait {n}", body=f"WRITE waits/{n}.txt wait {n}\n", labels=["council"])
     before = set(pulls_of(gh))
@@ -139,15 +147,16 @@ def waiting(gh: FakeGitHub, config: Path, tasks: int, polls: int) -> None:
     window = gh.requests[settled:]
     full, cached = counted(window)
     per = len(waiting_pulls) * polls
-    print(
+    say(
         f"waiting, {len(waiting_pulls)} pull requests approved with CI running, "
         f"{polls} looks at each after the first:"
     )
-    print(
+    say(
         f"  per pull request per look: {len(window) / per:.2f} requests "
         f"({full / per:.2f} full, {cached / per:.2f} answered 304); goal: no full read "
         "while nothing changes"
     )
+    return {"per_pull_per_look": len(window) / per, "full_per_pull_per_look": full / per}
 
 
 def wait_for_looks(
@@ -168,7 +177,8 @@ def wait_for_looks(
         time.sleep(POLL / 4)
 
 
-def main(tasks: int, polls: int) -> None:
+def main(tasks: int, polls: int, as_json: bool) -> None:
+    say: Say = functools.partial(print, file=sys.stderr if as_json else sys.stdout)
     with tempfile.TemporaryDirectory(prefix="council-forge-bench-") as tmp:
         root = Path(tmp)
         remote = make_remote(root)
@@ -179,13 +189,21 @@ def main(tasks: int, polls: int) -> None:
         ) as gh:
             config = root / "run.yaml"
             config.write_text(CONFIG.format(owner=OWNER, name=NAME, api_url=gh.api_url, poll=POLL))
-            issue_to_merge(gh, config, tasks)
-            waiting(gh, config, tasks, polls)
+            figures = {
+                "issue_to_merge": issue_to_merge(gh, config, tasks, say),
+                "waiting": waiting(gh, config, tasks, polls, say),
+            }
+    if as_json:
+        print(json.dumps({"tasks": tasks, "polls": polls, **figures}, indent=2))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--polls", type=int, default=10, help="looks measured per pull request")
+    parser.add_argument("--quick", action="store_true", help="2 tasks, 3 polls (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    sys.exit(main(args.tasks, args.polls))
+    if args.quick:
+        args.tasks, args.polls = 2, 3
+    sys.exit(main(args.tasks, args.polls, args.json))

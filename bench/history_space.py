@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -84,21 +85,31 @@ async def postgres_bytes(versions: int) -> int:
         shutil.rmtree(cluster.socket_dir, ignore_errors=True)
 
 
-async def main(versions: int, postgres: bool) -> None:
-    size = await file_bytes(versions)
-    print(f"file:       {size} bytes for {versions} versions = {size / versions:.1f} B/version")
+async def main(versions: int, postgres: bool, as_json: bool) -> None:
+    sizes = {"file": await file_bytes(versions)}
     if postgres:
-        size = await postgres_bytes(versions)
-        print(f"postgresql: {size} bytes for {versions} versions = {size / versions:.1f} B/version")
+        sizes["postgresql"] = await postgres_bytes(versions)
     with tempfile.TemporaryDirectory() as tmp:
         async with FileStateStore(tmp) as store:
-            one = await store.update_task_state("bench", _update(0))
-            print(f"(one whole version of this record: {len(one.model_dump_json())} bytes)")
+            one = len((await store.update_task_state("bench", _update(0))).model_dump_json())
+    if as_json:
+        per_version = {name: size / versions for name, size in sizes.items()}
+        figures = {"versions": versions, "bytes": sizes, "bytes_per_version": per_version}
+        print(json.dumps({**figures, "one_version_bytes": one}, indent=2))
+        return
+    for name, size in sizes.items():
+        per = size / versions
+        print(f"{name + ':':11} {size} bytes for {versions} versions = {per:.1f} B/version")
+    print(f"(one whole version of this record: {one} bytes)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", type=int, default=1000)
     parser.add_argument("--no-postgres", dest="postgres", action="store_false")
+    parser.add_argument("--quick", action="store_true", help="100 versions (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    asyncio.run(main(args.versions, args.postgres))
+    if args.quick:
+        args.versions = 100
+    asyncio.run(main(args.versions, args.postgres, args.json))

@@ -24,6 +24,7 @@ judged by: ledger / floor (what the checks and pricing add to the writes) and le
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -93,7 +94,7 @@ async def _history(store: FileStateStore, count: int) -> None:
         await ledger.opened(entry)
 
 
-async def main(calls: int, rounds: int, history: int) -> None:
+async def main(calls: int, rounds: int, history: int, as_json: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ledger_store = FileStateStore(root / "ledger")
@@ -139,6 +140,10 @@ async def main(calls: int, rounds: int, history: int) -> None:
                     cpus[name].append(cpu)
     wall = {name: statistics.median(values) for name, values in walls.items()}
     cpu = {name: statistics.median(values) for name, values in cpus.items()}
+    if as_json:
+        per_call = {n: {"wall_ms": wall[n] * 1000, "cpu_ms": cpu[n] * 1000} for n in sides}
+        print(json.dumps({"calls": calls, "rounds": rounds, "per_call": per_call}, indent=2))
+        return
     print(f"{calls} calls x {rounds} rounds, {history} calls in the ledger, {os.cpu_count()} CPUs")
     for name in sides:
         ms_wall, ms_cpu = wall[name] * 1000, cpu[name] * 1000
@@ -155,5 +160,11 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--history", type=int, default=1000)
+    parser.add_argument(
+        "--quick", action="store_true", help="40 calls, 2 rounds, 200 in history (CI)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    anyio.run(main, args.calls, args.rounds, args.history)
+    if args.quick:
+        args.calls, args.rounds, args.history = 40, 2, 200
+    anyio.run(main, args.calls, args.rounds, args.history, args.json)

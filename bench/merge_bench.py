@@ -24,9 +24,12 @@ The ratio is taken from the medians. Target: at most 1.5x against ``floor``.
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +42,7 @@ from orchestrator.merge.queue import GitIdentity, MergeQueue, MergeStatus
 
 IDENTITY = GitIdentity().env()
 FLOORS = ("floor", "floor-git", "floor-sync")
+Say = Callable[[str], None]
 ENV = {**os.environ, **IDENTITY, "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
 
 
@@ -115,7 +119,7 @@ async def timed(action: Awaitable[object]) -> float:
     return time.perf_counter() - started
 
 
-async def bench_worktreeless(repo: Path, branches: int) -> None:
+async def bench_worktreeless(repo: Path, branches: int, say: Say) -> dict[str, float]:
     queue = MergeQueue(repo, "main")
     floor = BareMerge(repo, "floor", process_runner(repo))
     floor_git = BareMerge(repo, "floor-git", wrapper_runner(repo))
@@ -140,20 +144,21 @@ async def bench_worktreeless(repo: Path, branches: int) -> None:
     tree = {git(repo, "rev-parse", f"{b}^{{tree}}") for b in ("main", *FLOORS)}
     assert len(tree) == 1, "every base must end with the same tree"
     med = {name: statistics.median(values) for name, values in times.items()}
-    print(f"branches merged per side    {branches}")
-    print(
+    say(f"branches merged per side    {branches}")
+    say(
         f"git processes per merge     queue {statistics.median(calls):g} (first {calls[0]}), bare 3"
     )
-    print(f"bare (anyio.run_process)    {med['floor'] * 1e3:.2f} ms")
-    print(f"bare (orchestrator Git.run) {med['floor-git'] * 1e3:.2f} ms")
-    print(f"bare (blocking subprocess)  {med['floor-sync'] * 1e3:.2f} ms")
-    print(f"MergeQueue.merge            {med['queue'] * 1e3:.2f} ms")
-    print(f"ratio queue/bare            {med['queue'] / med['floor']:.2f}x  (target <= 1.50x)")
-    print(f"ratio queue/bare Git.run    {med['queue'] / med['floor-git']:.2f}x")
-    print(f"ratio queue/bare blocking   {med['queue'] / med['floor-sync']:.2f}x")
+    say(f"bare (anyio.run_process)    {med['floor'] * 1e3:.2f} ms")
+    say(f"bare (orchestrator Git.run) {med['floor-git'] * 1e3:.2f} ms")
+    say(f"bare (blocking subprocess)  {med['floor-sync'] * 1e3:.2f} ms")
+    say(f"MergeQueue.merge            {med['queue'] * 1e3:.2f} ms")
+    say(f"ratio queue/bare            {med['queue'] / med['floor']:.2f}x  (target <= 1.50x)")
+    say(f"ratio queue/bare Git.run    {med['queue'] / med['floor-git']:.2f}x")
+    say(f"ratio queue/bare blocking   {med['queue'] / med['floor-sync']:.2f}x")
+    return {name: value * 1e3 for name, value in med.items()}
 
 
-async def bench_checkout(root: Path, repo: Path, branches: int) -> None:
+async def bench_checkout(root: Path, repo: Path, branches: int, say: Say) -> dict[str, float]:
     queue_wt, floor_wt = root / "wt-queue", root / "wt-floor"
     git(repo, "worktree", "add", "-q", str(queue_wt), "co-main")
     git(repo, "worktree", "add", "-q", str(floor_wt), "co-floor")
@@ -173,19 +178,25 @@ async def bench_checkout(root: Path, repo: Path, branches: int) -> None:
         for name, merge in sides[n % 2 :] + sides[: n % 2]:
             times[name].append(await timed(merge(f"b{n}")))
     med = {name: statistics.median(values) for name, values in times.items()}
-    print(f"checked-out base: git merge --no-ff in the checkout {med['floor'] * 1e3:.2f} ms")
-    print(f"checked-out base: MergeQueue.merge (fast-forward)    {med['queue'] * 1e3:.2f} ms")
-    print(f"ratio queue/merge --no-ff    {med['queue'] / med['floor']:.2f}x")
+    say(f"checked-out base: git merge --no-ff in the checkout {med['floor'] * 1e3:.2f} ms")
+    say(f"checked-out base: MergeQueue.merge (fast-forward)    {med['queue'] * 1e3:.2f} ms")
+    say(f"ratio queue/merge --no-ff    {med['queue'] / med['floor']:.2f}x")
+    return {name: value * 1e3 for name, value in med.items()}
 
 
-async def main(branches: int, files: int, checkout: bool) -> None:
+async def main(branches: int, files: int, checkout: bool, as_json: bool = False) -> None:
+    out = sys.stderr if as_json else sys.stdout  # the figures' JSON alone on stdout
+    say: Say = functools.partial(print, file=out)
+    figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="council-merge-bench-") as tmp:
         root = Path(tmp)
         bases = ["main", *FLOORS, "co-main", "co-floor"]
         repo = build_repo(root, files, branches, bases)
-        await bench_worktreeless(repo, branches)
+        figures["worktreeless_ms"] = await bench_worktreeless(repo, branches, say)
         if checkout:
-            await bench_checkout(root, repo, branches)
+            figures["checkout_ms"] = await bench_checkout(root, repo, branches, say)
+    if as_json:
+        print(json.dumps({"branches": branches, "files": files, **figures}, indent=2))
 
 
 if __name__ == "__main__":
@@ -193,5 +204,9 @@ if __name__ == "__main__":
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--checkout", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="10 branches of 50 files (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    anyio.run(main, args.branches, args.files, args.checkout)
+    if args.quick:
+        args.branches, args.files = 10, 50
+    anyio.run(main, args.branches, args.files, args.checkout, args.json)

@@ -22,6 +22,7 @@ there); otherwise it starts a throwaway ``LocalCluster`` in a temporary director
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -82,7 +83,7 @@ def _summary(name: str, ms: list[float]) -> str:
     return f"{name:<16} median {statistics.median(ms):7.2f} ms   p95 {p95:7.2f} ms"
 
 
-async def main(writes: int) -> None:
+async def main(writes: int, as_json: bool) -> None:
     parent = Path(tempfile.mkdtemp(prefix="council-notify-bench-"))
     parent.chmod(0o755)  # as root the server runs as postgres, which must reach it
     cluster = LocalCluster(parent / "pg")
@@ -92,6 +93,15 @@ async def main(writes: int) -> None:
             await cluster.up()
             dsn = cluster.url()
         to_wake, after_commit = await measure(dsn, writes)
+        if as_json:
+            figures = {
+                "writes": writes,
+                "write_to_wake_ms": statistics.median(to_wake),
+                "commit_to_wake_ms": statistics.median(after_commit),
+                "fallback_expected_ms": REFRESH_EVERY / 2 * 1000,
+            }
+            print(json.dumps(figures, indent=2))
+            return
         print(f"{writes} task writes on store A, heard by store B's task view")
         print(_summary("write to wake", to_wake))
         print(_summary("commit to wake", after_commit))
@@ -110,5 +120,9 @@ async def main(writes: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="20 writes (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    anyio.run(main, args.writes)
+    if args.quick:
+        args.writes = 20
+    anyio.run(main, args.writes, args.json)

@@ -36,7 +36,7 @@ on a loaded machine a side with more threads gets more of the CPU (wall can favo
 that does more work).
 
     .venv/bin/python bench/overhead_bench.py [--tasks 64] [--capacity 8] [--rounds 5]
-    .venv/bin/python bench/overhead_bench.py --quick          # 32 tasks, 3 rounds: ~1 minute
+    .venv/bin/python bench/overhead_bench.py --quick          # 8 tasks, 2 rounds: the CI's check
     .venv/bin/python bench/overhead_bench.py --json           # the figures as JSON
     .venv/bin/python bench/overhead_bench.py --profile out.prof   # one council run, cProfile
 """
@@ -282,14 +282,14 @@ if __name__ == "__main__":
     parser.add_argument("--capacity", type=int, default=8, help="tasks running at once")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side, alternating")
     parser.add_argument("--files", type=int, default=100, help="files in the small repository")
-    parser.add_argument("--quick", action="store_true", help="32 tasks, 3 rounds (~1 minute)")
+    parser.add_argument("--quick", action="store_true", help="8 tasks, 2 rounds (CI)")
     parser.add_argument("--no-counts", action="store_true", help="skip the counted run")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--profile", type=Path, metavar="OUT", help="only profile one council run (cProfile)"
     )
     args = parser.parse_args()
-    tasks, rounds = (32, 3) if args.quick else (args.tasks, args.rounds)
+    tasks, rounds = (8, 2) if args.quick else (args.tasks, args.rounds)
     if args.profile is not None:
         profile_run(tasks, args.capacity, args.files, args.profile)
         raise SystemExit(0)

@@ -20,6 +20,7 @@ against one ``fork`` + ``exec`` + ``wait`` of ``true`` (the cost of the cheapest
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -46,7 +47,7 @@ def timed(call: Callable[[], object], rounds: int) -> float:
     return statistics.median(samples)
 
 
-def main(extra: int, rounds: int) -> None:
+def main(extra: int, rounds: int, as_json: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="council-scan-") as tmp:
         worktree = Path(tmp) / "worktree"
         worktree.mkdir()
@@ -69,8 +70,10 @@ def main(extra: int, rounds: int) -> None:
             lock = worktree / "index.lock"
             lock.write_text("")
             floor = timed(lambda: subprocess.run(["true"], check=True), rounds)
-            print(f"process scans: {total} processes on the machine, median of {rounds} rounds")
-            print(f"  {'start true':12} {floor:7.2f} ms  1.00x")
+            figures: dict[str, object] = {"processes": total, "start_true_ms": floor}
+            if not as_json:
+                print(f"process scans: {total} processes on the machine, median of {rounds} rounds")
+                print(f"  {'start true':12} {floor:7.2f} ms  1.00x")
             scans: dict[str, Callable[[], object]] = {
                 "sweep": lambda: find_strays(family, leader_alive=False),
                 "kill": lambda: find_strays(family, leader_alive=True),
@@ -80,9 +83,15 @@ def main(extra: int, rounds: int) -> None:
             }
             for name, scan in scans.items():
                 cost = timed(scan, rounds)
-                print(f"  {name:12} {cost:7.2f} ms  {cost / floor:5.2f}x")
+                figures[f"{name}_ms"] = cost
+                if not as_json:
+                    print(f"  {name:12} {cost:7.2f} ms  {cost / floor:5.2f}x")
             found = find_strays(family, leader_alive=False)
-            print(f"  (the sweep found {len(found)} stray(s); 1 expected: the file holder)")
+            figures["strays_found"] = len(found)
+            if as_json:
+                print(json.dumps(figures, indent=2))
+            else:
+                print(f"  (the sweep found {len(found)} stray(s); 1 expected: the file holder)")
         finally:
             for process in [*sleepers, holder]:
                 process.kill()
@@ -93,5 +102,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extra", type=int, default=50, help="sleeping processes to add")
     parser.add_argument("--rounds", type=int, default=20, help="timed calls of each scan")
+    parser.add_argument("--quick", action="store_true", help="10 extra processes, 5 rounds (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    main(args.extra, args.rounds)
+    if args.quick:
+        args.extra, args.rounds = 10, 5
+    main(args.extra, args.rounds, args.json)

@@ -26,7 +26,7 @@ for: ``getrusage``'s self and children) per operation, git processes per operati
 [range] of the rounds; the ratio full / incremental taken round by round.
 
     .venv/bin/python bench/radar_bench.py [--sessions 16 64] [--rounds 5] [--commits 8] [--json]
-    .venv/bin/python bench/radar_bench.py --quick     # 16 and 64 sessions, 3 rounds: ~1 min
+    .venv/bin/python bench/radar_bench.py --quick     # 2 and 8 sessions, 2 rounds (CI)
 """
 
 from __future__ import annotations
@@ -207,11 +207,14 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--commits", type=int, default=8, help="phase commits per round")
-    parser.add_argument("--quick", action="store_true", help="3 rounds of 4 commits (~1 min)")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 and 8 sessions, 2 rounds of 2 commits (CI)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    rounds, commits = (3, 4) if args.quick else (args.rounds, args.commits)
-    results = [anyio.run(bench, n, rounds, commits) for n in args.sessions]
+    rounds, commits = (2, 2) if args.quick else (args.rounds, args.commits)
+    sessions = [2, 8] if args.quick else args.sessions
+    results = [anyio.run(bench, n, rounds, commits) for n in sessions]
     if args.json:
         print(json.dumps({"machine": machine(), "results": results}, indent=1))
         return

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TextIO
 
 import anyio
 
@@ -71,19 +74,30 @@ def stop_elsewhere(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-async def main(runs: int, rounds: int, concurrency: int, extra: int) -> None:
+async def main(runs: int, rounds: int, concurrency: int, extra: int, as_json: bool) -> None:
     elsewhere = start_elsewhere(extra)
+    figures: dict[str, dict[str, float]] = {}
+    out = sys.stderr if as_json else sys.stdout  # the figures' JSON alone on stdout
     try:
-        await measure(runs, rounds, concurrency, extra, elsewhere)
+        await measure(runs, rounds, concurrency, extra, elsewhere, figures, out)
     finally:
         stop_elsewhere(elsewhere)
+    if as_json:
+        print(json.dumps({"runs": runs, "rounds": rounds, "ms": figures}, indent=2))
 
 
 async def measure(
-    runs: int, rounds: int, concurrency: int, extra: int, elsewhere: list[int]
+    runs: int,
+    rounds: int,
+    concurrency: int,
+    extra: int,
+    elsewhere: list[int],
+    figures: dict[str, dict[str, float]],
+    out: TextIO,
 ) -> None:
     subreaper = become_subreaper()
-    print(f"child subreaper: {'yes' if subreaper else 'no (strays: every process is read)'}")
+    said = "yes" if subreaper else "no (strays: every process is read)"
+    print(f"child subreaper: {said}", file=out)
     # Beside the checkout, like a repository's .council/logs (and not /tmp, which can be
     # another file system with very different file-creation costs).
     with tempfile.TemporaryDirectory(prefix="council-bench-", dir=Path.cwd()) as tmp:
@@ -125,9 +139,11 @@ async def measure(
                 floors.append(await timed(runs, width, bare))
                 costs.append(await timed(runs, width, runner))
             floor, cost = statistics.median(floors), statistics.median(costs)
+            figures[label] = {"run_process": floor * 1e3, "run_cli": cost * 1e3}
             print(
                 f"{label:<28} anyio.run_process {floor * 1e3:6.3f} ms   "
-                f"run_cli {cost * 1e3:6.3f} ms   ratio {cost / floor:4.2f}x"
+                f"run_cli {cost * 1e3:6.3f} ms   ratio {cost / floor:4.2f}x",
+                file=out,
             )
 
         widths = (("sequential", 1), (f"concurrency {concurrency}", concurrency))
@@ -140,7 +156,8 @@ async def measure(
         # Every run creates its own log file; on a file system that others keep syncing, that
         # create alone can cost as much as a spawn. Shown so the ratio can be read honestly.
         create = statistics.median([await timed(runs, 1, log_alone) for _ in range(rounds)])
-        print(f"{'log file alone':<28} create + header + close {create * 1e3:6.3f} ms")
+        figures["log file alone"] = {"create_header_close": create * 1e3}
+        print(f"{'log file alone':<28} create + header + close {create * 1e3:6.3f} ms", file=out)
 
 
 if __name__ == "__main__":
@@ -149,5 +166,11 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--extra", type=int, default=300, help="sleeping processes to add")
+    parser.add_argument(
+        "--quick", action="store_true", help="20 runs, 2 rounds, 4 at once, 30 extra (CI)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     options = parser.parse_args()
-    anyio.run(main, options.runs, options.rounds, options.concurrency, options.extra)
+    if options.quick:
+        options.runs, options.rounds, options.concurrency, options.extra = 20, 2, 4, 30
+    anyio.run(main, options.runs, options.rounds, options.concurrency, options.extra, options.json)

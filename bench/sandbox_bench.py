@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import json
 import resource
 import socket
 import statistics
@@ -120,17 +122,19 @@ def session(root: Path) -> tuple[GitReach, Path, Path]:
     return GitReach(repo, council, writable, sealed), worktree, home
 
 
-async def main(runs: int, rounds: int, stream_mb: int) -> None:
+async def main(runs: int, rounds: int, stream_mb: int, as_json: bool) -> None:
     binary, reason = await choice.probe()
     if binary is None:
         sys.exit(f"no sandbox to measure: {reason}")
-    print(f"sandbox: {reason}; child subreaper: {'yes' if become_subreaper() else 'no'}")
+    say = functools.partial(print, file=sys.stderr if as_json else sys.stdout)
+    figures: dict[str, object] = {}
+    say(f"sandbox: {reason}; child subreaper: {'yes' if become_subreaper() else 'no'}")
     with tempfile.TemporaryDirectory(prefix="council-sandbox-bench-", dir=Path.cwd()) as tmp:
         root = Path(tmp)
         reach, worktree, home = session(root)
         limits = choice.limits_of(LimitsConfig())
         settings = SandboxSettings("bubblewrap", binary, reason=reason, limits=limits)
-        print(f"limits: {describe(limits)}")
+        say(f"limits: {describe(limits)}")
         adapter = CommandAdapter({"binary": TRUE, "args": ["{prompt}"]})
         request = AdapterRequest(prompt="hello", workdir=worktree, home=home, task_id="bench")
         sandbox = Sandbox(settings, reach)
@@ -138,7 +142,7 @@ async def main(runs: int, rounds: int, stream_mb: int) -> None:
         why = network.problem()
         helper = network.find() if why is None else None
         if helper is None:
-            print(f"network namespace: not measured ({why})")
+            say(f"network namespace: not measured ({why})")
         own_net = Sandbox(dataclasses.replace(settings, uplink=helper), reach)
         plan = confinement(
             settings, reach, workdir=worktree, home=home, argv=[TRUE], env={"PATH": "/usr/bin:/bin"}
@@ -214,8 +218,9 @@ async def main(runs: int, rounds: int, stream_mb: int) -> None:
                 cpus[name].append(used)
         median = {name: statistics.median(values) for name, values in walls.items()}
         spent = {name: statistics.median(values) for name, values in cpus.items()}
+        figures["ms"] = {n: {"wall": median[n] * 1e3, "cpu": spent[n] * 1e3} for n in sides}
         for name in sides:
-            print(f"{name:<22} wall {median[name] * 1e3:7.2f} ms   cpu {spent[name] * 1e3:7.2f} ms")
+            say(f"{name:<22} wall {median[name] * 1e3:7.2f} ms   cpu {spent[name] * 1e3:7.2f} ms")
         pairs = [
             ("bwrap over bare", "bare", "bwrap"),
             ("userns+limits add", "bwrap as before", "bwrap"),
@@ -227,19 +232,31 @@ async def main(runs: int, rounds: int, stream_mb: int) -> None:
         pairs.append(("network: model adds", "run_cli", "sandboxed, net: model"))
         for label, base, other in pairs:
             added = (median[other] - median[base]) * 1e3
-            print(
+            say(
                 f"{label:<26} {added:+7.2f} ms wall ({median[other] / median[base]:.2f}x), "
                 f"{(spent[other] - spent[base]) * 1e3:+7.2f} ms cpu   "
                 f"goal: at most +20 ms wall: {'met' if added <= 20 else 'NOT met'}"
             )
 
         if helper is not None and stream_mb > 0:
-            await throughput(root, reach, worktree, home, own_net, stream_mb, rounds)
+            streamed = await throughput(
+                root, reach, worktree, home, own_net, stream_mb, rounds, say
+            )
+            figures["stream_ms"] = {name: spent * 1e3 for name, spent in streamed.items()}
+    if as_json:
+        print(json.dumps({"runs": runs, "rounds": rounds, **figures}, indent=2))
 
 
 async def throughput(
-    root: Path, reach: GitReach, worktree: Path, home: Path, own_net: Sandbox, mb: int, rounds: int
-) -> None:
+    root: Path,
+    reach: GitReach,
+    worktree: Path,
+    home: Path,
+    own_net: Sandbox,
+    mb: int,
+    rounds: int,
+    say: Callable[[str], None],
+) -> dict[str, float]:
     """MB/s of a stream from the machine's loopback: straight (unconfined) and through the
     relay (confined, the server's port the model endpoint): each launch's time with the
     stream less its time with an empty one."""
@@ -264,10 +281,12 @@ async def throughput(
                 results[name].append(statistics.median(walls))
         finally:
             server.sock.close()
+    added: dict[str, float] = {}
     for name, (empty, full) in results.items():
-        spent = full - empty
+        spent = added[name] = full - empty
         rate = f"{mb / spent:8.1f} MB/s" if spent > 0 else "below the noise: try more --stream-mb"
-        print(f"stream of {mb} MB {name:<9} +{spent * 1e3:8.1f} ms   {rate}")
+        say(f"stream of {mb} MB {name:<9} +{spent * 1e3:8.1f} ms   {rate}")
+    return added
 
 
 if __name__ == "__main__":
@@ -275,5 +294,9 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--stream-mb", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="5 runs, 2 rounds, 4 MB streamed (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     options = parser.parse_args()
-    anyio.run(main, options.runs, options.rounds, options.stream_mb)
+    if options.quick:
+        options.runs, options.rounds, options.stream_mb = 5, 2, 4
+    anyio.run(main, options.runs, options.rounds, options.stream_mb, options.json)

@@ -16,6 +16,7 @@ the ratio is of the medians.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -115,7 +116,7 @@ def measure(command: list[str], cwd: Path, gh: FakeGitHub, window: float) -> flo
     return used * 60.0 / window
 
 
-def main(rounds: int, window: float, poll: float) -> None:
+def main(rounds: int, window: float, poll: float, as_json: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="council-serve-bench-") as tmp:
         root = Path(tmp)
         remote = make_remote(root)
@@ -144,12 +145,17 @@ def main(rounds: int, window: float, poll: float) -> None:
                 print(
                     f"round {number}: council serve {served[-1]:.2f} s of CPU per idle minute, "
                     f"floor {floors[-1]:.3f}",
+                    file=sys.stderr if as_json else sys.stdout,
                     flush=True,
                 )
     serve, floor = statistics.median(served), statistics.median(floors)
     # The CPU clock counts in ticks: a floor that used none in its window is under one.
     tick = 60.0 / window / os.sysconf("SC_CLK_TCK")
     ratio = f"{serve / floor:.1f}x" if floor > 0 else f"over {serve / tick:.0f}x"
+    if as_json:
+        figures = {"serve_cpu_s_per_min": serve, "floor_cpu_s_per_min": floor, "tick_s": tick}
+        print(json.dumps({"rounds": rounds, "window_s": window, "poll_s": poll, **figures}))
+        return
     print(
         f"idle, poll {poll:g}s, window {window:g}s, {rounds} alternating rounds (medians): "
         f"council serve {serve:.2f} s of CPU per minute ({serve / 60 * 100:.2f}% of one core), "
@@ -162,5 +168,9 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured per round")
     parser.add_argument("--poll", type=float, default=2.0, help="sources' and landing's poll")
+    parser.add_argument("--quick", action="store_true", help="1 round of 4 s, 1 s poll (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    main(args.rounds, args.window, args.poll)
+    if args.quick:
+        args.rounds, args.window, args.poll = 1, 4.0, 1.0
+    main(args.rounds, args.window, args.poll, args.json)

@@ -89,7 +89,8 @@ def dispatched(events: Path, seen: list[int]) -> bool:
     return b'"task.dispatched"' in chunk[:complete]
 
 
-def start_up(tasks: int, capacity: int, patience: float) -> None:
+def start_up(tasks: int, capacity: int, patience: float) -> list[str]:
+    """Prints the figures; returns what was not reached within ``patience``."""
     with tempfile.TemporaryDirectory(prefix="start-bench-") as tmp:
         where = Path(tmp)
         config = write_config(where, tasks, capacity)
@@ -163,6 +164,8 @@ def start_up(tasks: int, capacity: int, patience: float) -> None:
         print(f"  {'SIGINT to stopping said':28} {heard}")
         print(f"  {'SIGINT to exit':28} {stopped:6.2f} s (exit {process.returncode})")
         print(f"  {'council status meanwhile':28} {status_said or '-'}")
+        missing = [key for key in ("session", "all", "dispatch") if marks.get(key) is None]
+        return missing + ([] if acknowledged is not None else ["stopping said"])
 
 
 MEMORY_RUN = """
@@ -196,8 +199,10 @@ anyio.run(main, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
 """
 
 
-def memory(sizes: list[int], capacity: int) -> None:
+def memory(sizes: list[int], capacity: int) -> list[int]:
+    """Prints the figures; returns the sizes whose run failed."""
     measured: dict[int, int] = {}
+    failed: list[int] = []
     print(f"\n== memory after a whole run (capacity {capacity}; load {load()})")
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="start-bench-mem-") as tmp:
@@ -219,6 +224,7 @@ def memory(sizes: list[int], capacity: int) -> None:
             took = time.perf_counter() - started
         if done.returncode != 0:
             print(f"  {size:6,} tasks: failed ({done.returncode}): {done.stderr[-500:]}")
+            failed.append(size)
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
         measured[size] = int(result["rss_kib"])
@@ -230,6 +236,7 @@ def memory(sizes: list[int], capacity: int) -> None:
         small, large = min(measured), max(measured)
         per_task = (measured[large] - measured[small]) / (large - small)
         print(f"  per task from {small:,} to {large:,} tasks: {per_task:.1f} KiB")
+    return failed
 
 
 def load() -> str:
@@ -246,11 +253,19 @@ def main() -> None:
     parser.add_argument(
         "--patience", type=float, default=300, help="seconds the start-up is watched at most"
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="start-up of 200 tasks, memory of 4 and 16 (CI)"
+    )
     args = parser.parse_args()
-    if not args.skip_start:
-        start_up(args.tasks, args.capacity, args.patience)
-    if not args.skip_memory:
-        memory(sorted(args.sizes), args.capacity)
+    if args.quick:
+        args.tasks, args.sizes, args.patience = 200, [4, 16], 120.0
+    unreached = [] if args.skip_start else start_up(args.tasks, args.capacity, args.patience)
+    failed = [] if args.skip_memory else memory(sorted(args.sizes), args.capacity)
+    if unreached or failed:
+        sys.exit(
+            f"start_bench: not reached within {args.patience:g} s: {unreached or 'none'}; "
+            f"memory runs failed: {failed or 'none'}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ ratio is taken from the medians. Target: at most 2.0x.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -41,7 +42,7 @@ async def store_round(store: FileStateStore, task_id: str, updates: int) -> floa
     return (time.perf_counter() - started) / updates
 
 
-async def main(updates: int, rounds: int) -> None:
+async def main(updates: int, rounds: int, as_json: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="council-bench-", dir=Path.cwd()) as tmp:
         root = Path(tmp)
         floor_dir = root / "floor"
@@ -58,6 +59,10 @@ async def main(updates: int, rounds: int) -> None:
                 stores.append(await store_round(store, "bench", updates))
             floor = statistics.median(floors)
             cost = statistics.median(stores)
+    if as_json:
+        figures = {"record_bytes": len(payload), "floor_ms": floor * 1e3, "store_ms": cost * 1e3}
+        print(json.dumps({**figures, "ratio": cost / floor}, indent=2))
+        return
     print(f"record size                 {len(payload)} bytes")
     print(f"bare durable atomic write   {floor * 1e3:.3f} ms  ({1 / floor:,.0f}/s)")
     print(f"FileStateStore update       {cost * 1e3:.3f} ms  ({1 / cost:,.0f}/s)")
@@ -68,5 +73,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="50 updates, 2 rounds (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    anyio.run(main, args.updates, args.rounds)
+    if args.quick:
+        args.updates, args.rounds = 50, 2
+    anyio.run(main, args.updates, args.rounds, args.json)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
 import time
 
@@ -56,8 +57,9 @@ def plain_side(cells: list[list[str]]) -> float:
     return time.perf_counter() - started
 
 
-def main(rounds: int) -> None:
+def main(rounds: int, as_json: bool) -> None:
     saved = console.stdout
+    figures: dict[str, dict[str, float]] = {}
     try:
         for count in (64, 256, 1024):
             cells = rows(count)
@@ -67,15 +69,23 @@ def main(rounds: int) -> None:
                 tables.append(table_side(cells))
                 plains.append(plain_side(cells))
             table, plain = statistics.median(tables), statistics.median(plains)
+            figures[str(count)] = {"table_ms": table * 1e3, "plain_ms": plain * 1e3}
+            if as_json:
+                continue
             print(
                 f"{count:5d} rows  table {table * 1e3:7.2f} ms ({table / count * 1e6:5.1f} us/row)"
                 f"   plain {plain * 1e3:6.3f} ms   ratio {table / plain:6.0f}x"
             )
     finally:
         console.stdout = saved
+    if as_json:
+        print(json.dumps({"rows": figures}, indent=2))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    main(parser.parse_args().rounds)
+    parser.add_argument("--quick", action="store_true", help="2 rounds (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    main(2 if args.quick else args.rounds, args.json)

@@ -21,7 +21,7 @@ by round. Target: team mode <= 1.3x the file backend per task, judged on CPU of 
 each side (``counted_council.py``) gives the git processes per task.
 
     .venv/bin/python bench/team_overhead.py [--tasks 32] [--sessions 4] [--rounds 5] [--json]
-    .venv/bin/python bench/team_overhead.py --quick       # 16 tasks, 3 rounds: about a minute
+    .venv/bin/python bench/team_overhead.py --quick       # 6 tasks, 1 round: the CI's check
 
 Needs the PostgreSQL server binaries (``initdb``, ``pg_ctl``; Debian: ``postgresql``): the
 benchmark starts a throwaway cluster of its own in a temporary directory.
@@ -204,10 +204,10 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=32, help="tasks in each run")
     parser.add_argument("--sessions", type=int, default=4, help="tasks running at once")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side, alternating")
-    parser.add_argument("--quick", action="store_true", help="16 tasks, 3 rounds (~1 minute)")
+    parser.add_argument("--quick", action="store_true", help="6 tasks, 1 round (CI)")
     parser.add_argument("--no-counts", action="store_true", help="skip the counted runs")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    tasks, rounds = (16, 3) if args.quick else (args.tasks, args.rounds)
+    tasks, rounds = (6, 1) if args.quick else (args.tasks, args.rounds)
     with local_cluster() as pg:
         main(pg, tasks, args.sessions, rounds, args.json, not args.no_counts)

@@ -188,11 +188,11 @@ def main() -> None:
     parser.add_argument("--branches", type=int, default=64)
     parser.add_argument("--ready", type=int, default=8, help="merges asked for at once")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="16 branches, 3 rounds")
+    parser.add_argument("--quick", action="store_true", help="8 branches, 2 rounds (CI)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.branches, args.rounds = 16, 3
+        args.branches, args.rounds = 8, 2
     report: dict[str, object] = {"branches": args.branches, "ready": args.ready}
     for where in ("local", "remote"):
         with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,7 @@ orchestrator this process, alive all along). For each way of watching, a process
 follows it the way ``status --watch`` does, printing a line each time its report shows a task
 at a new version:
 
-- ``watcher (inotify)``: today's loop (``status_cmd._watch``'s parts: the store opened once,
+- ``watcher (inotify)``: today's loop (``status_watch._watch``'s parts: the store opened once,
   ``StateStore.watch``, ``_next_change``), woken by inotify on the event log's directory;
 - ``watcher (stat)``: the same loop where inotify is missing (macOS, its limit reached): the
   log's size looked at on an interval growing from 20 ms to 0.25 s while nothing changes;
@@ -28,6 +28,7 @@ died); polling reads the whole report every second.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import subprocess
@@ -61,7 +62,7 @@ def clock() -> float:
 def follow(mode: str, repo: Path) -> None:
     """Follow the run in ``repo`` as ``mode`` does, printing ``<clock> <version>`` each time
     the written task's version moved; ``ready`` once it follows."""
-    from orchestrator.cli.status import status_cmd
+    from orchestrator.cli.status import status_watch
     from orchestrator.cli.store_access import newest_report, report_reader
     from orchestrator.state.file.log import log_wake
 
@@ -83,7 +84,7 @@ def follow(mode: str, repo: Path) -> None:
                 drawn = time.monotonic()
                 report, _ = await reader.newest()
                 show(_version(report.tasks))
-                await status_cmd._next_change(changes, drawn)
+                await status_watch._next_change(changes, drawn)
 
     async def poller() -> None:
         print("ready", flush=True)
@@ -168,7 +169,7 @@ def measure(mode: str, repo: Path, idle: float, writes: int) -> tuple[float, lis
         child.wait()
 
 
-def main(idle: float, writes: int, tasks: int) -> None:
+def main(idle: float, writes: int, tasks: int, as_json: bool) -> None:
     rows: dict[str, tuple[float, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="council-watch-bench-") as tmp:
         repo = Path(tmp) / "repo"
@@ -176,6 +177,13 @@ def main(idle: float, writes: int, tasks: int) -> None:
         anyio.run(make_run, repo, tasks)
         for mode in MODES:
             rows[mode] = measure(mode, repo, idle, writes)
+    if as_json:
+        figures = {
+            mode: {"wake_median_ms": statistics.median(lat) * 1e3, "idle_cpu_ms_per_s": cpu * 1e3}
+            for mode, (cpu, lat) in rows.items()
+        }
+        print(json.dumps({"tasks": tasks, "idle_s": idle, "writes": writes, **figures}, indent=2))
+        return
     width = max(map(len, MODES.values()))
     print(f"{tasks} tasks; idle {idle:g} s; {writes} writes at random gaps of 0.3-1.3 s")
     print(f"{'':{width}s}  wake median   wake p95  CPU idle (ms/s)")
@@ -203,5 +211,9 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=float, default=10.0, help="seconds idle per watcher")
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=8, help="tasks in the session")
+    parser.add_argument("--quick", action="store_true", help="1 s idle, 3 writes, 3 tasks (CI)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    main(args.idle, args.writes, args.tasks)
+    if args.quick:
+        args.idle, args.writes, args.tasks = 1.0, 3, 3
+    main(args.idle, args.writes, args.tasks, args.json)

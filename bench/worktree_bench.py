@@ -17,9 +17,11 @@ then the checkout outside it), and a pooled worktree taken and reset to a fresh 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +42,9 @@ ENV = {
     "GIT_COMMITTER_EMAIL": "bench@localhost",
 }
 _counter = 0
+
+
+Say = Callable[[str], None]
 
 
 def next_id() -> int:
@@ -107,7 +112,10 @@ async def council_round(manager: WorktreeManager, sessions: int, concurrency: in
     return (time.perf_counter() - started) / sessions
 
 
-async def small(root: Path, files: int, sessions: int, rounds: int) -> None:
+async def small(
+    root: Path, files: int, sessions: int, rounds: int, say: Say
+) -> dict[str, dict[str, float]]:
+    figures: dict[str, dict[str, float]] = {}
     repo = make_repo(root / "small", files)
     async with FileStateStore.for_repo(repo) as store:
         plain = WorktreeManager(repo)
@@ -124,11 +132,13 @@ async def small(root: Path, files: int, sessions: int, rounds: int) -> None:
                     await council_round(recorded, sessions, concurrency)
                 )
             floor = statistics.median(results["bare"])
-            print(f"small repo ({files} files), create+remove, concurrency {concurrency}:")
+            say(f"small repo ({files} files), create+remove, concurrency {concurrency}:")
+            figures[f"concurrency {concurrency}"] = seen = {}
             for name, values in results.items():
-                median = statistics.median(values)
-                print(f"  {name:14} {median * 1000:7.1f} ms/session  {median / floor:4.2f}x")
-            print(f"  bare git failures without the lock: {failed} of {sessions * rounds}")
+                median = seen[f"{name}_ms"] = statistics.median(values) * 1000
+                say(f"  {name:14} {median:7.1f} ms/session  {median / floor / 1000:4.2f}x")
+            say(f"  bare git failures without the lock: {failed} of {sessions * rounds}")
+    return figures
 
 
 async def timed(action: Callable[[], Awaitable[object]]) -> float:
@@ -137,10 +147,10 @@ async def timed(action: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - started
 
 
-async def large(root: Path, files: int, rounds: int) -> None:
+async def large(root: Path, files: int, rounds: int, say: Say) -> dict[str, float]:
     started = time.perf_counter()
     repo = make_repo(root / "large", files)
-    print(f"large repo ({files} files) made in {time.perf_counter() - started:.1f}s")
+    say(f"large repo ({files} files) made in {time.perf_counter() - started:.1f}s")
     fresh = WorktreeManager(repo)
     pooled = WorktreeManager(repo, settings=WorktreeSettings(pool_size=1))
     seed = await pooled.create_session_worktree("seed", "bench", "seed")
@@ -158,18 +168,26 @@ async def large(root: Path, files: int, rounds: int) -> None:
             results[name].append(await timed(create))
             await manager.remove_session_worktree(sid)
     floor = statistics.median(results["bare add"])
-    print(f"large repo ({files} files), time until a new session has its worktree:")
+    say(f"large repo ({files} files), time until a new session has its worktree:")
+    figures: dict[str, float] = {}
     for name, values in results.items():
-        median = statistics.median(values)
-        print(f"  {name:14} {median:6.2f} s  {median / floor:4.2f}x")
+        median = figures[f"{name}_s"] = statistics.median(values)
+        say(f"  {name:14} {median:6.2f} s  {median / floor:4.2f}x")
+    return figures
 
 
-async def main(small_files: int, large_files: int, sessions: int, rounds: int) -> None:
+async def main(
+    small_files: int, large_files: int, sessions: int, rounds: int, as_json: bool = False
+) -> None:
+    say: Say = partial(print, file=sys.stderr if as_json else sys.stdout)
+    figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="council-bench-") as tmp:
         root = Path(tmp)
-        await small(root, small_files, sessions, rounds)
+        figures["small"] = await small(root, small_files, sessions, rounds, say)
         if large_files:
-            await large(root, large_files, rounds)
+            figures["large"] = await large(root, large_files, rounds, say)
+    if as_json:
+        print(json.dumps({"sessions": sessions, "rounds": rounds, **figures}, indent=2))
 
 
 if __name__ == "__main__":
@@ -178,5 +196,13 @@ if __name__ == "__main__":
     parser.add_argument("--large", type=int, default=20000)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1,000 files in the large one, 4 sessions, 1 round (CI)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    anyio.run(main, args.small, args.large, args.sessions, args.rounds)
+    if args.quick:
+        args.large, args.sessions, args.rounds = 1000, 4, 1
+    anyio.run(main, args.small, args.large, args.sessions, args.rounds, args.json)

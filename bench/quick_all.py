@@ -1,0 +1,135 @@
+"""Every bench in ``bench/``, run once in its quick mode: the one list of the benches and of the
+helper modules they share, which CI (``.ci/run``) runs and ``tests/project/test_bench_catalog.py``
+checks against the directory, so a new bench cannot be left out.
+
+A quick mode does the same kind of work as the full bench (the same sides compared, fewer rounds
+and smaller sizes) so a bench that no longer runs is found; its figures are printed, never
+judged. A bench that needs a part of the machine (PostgreSQL's server binaries, bubblewrap)
+fails without it: under ``CI=true`` that part is installed, elsewhere ``--skip-missing`` leaves
+such a bench out and says so (never counted as passed).
+
+    .venv/bin/python bench/quick_all.py [--only NAME ...] [--skip-missing]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+
+# Each bench: the parts of the machine it needs beyond git and Python ("postgres", "bwrap").
+BENCHES: dict[str, tuple[str, ...]] = {
+    "claim_bench.py": ("postgres",),
+    "coordination_bench.py": (),
+    "forge_requests_bench.py": (),
+    "fund_bench.py": (),
+    "history_space.py": ("postgres",),
+    "ledger_bench.py": (),
+    "lock_bench.py": (),
+    "log_mask_bench.py": (),
+    "merge_bench.py": (),
+    "notify_latency.py": ("postgres",),
+    "overhead_bench.py": (),
+    "process_scan_bench.py": (),
+    "push_gate_bench.py": (),
+    "radar_bench.py": (),
+    "runner_bench.py": (),
+    "sandbox_bench.py": ("bwrap",),
+    "secret_detect_bench.py": (),
+    "secret_scan_bench.py": (),
+    "serve_idle_bench.py": (),
+    "start_bench.py": (),
+    "startup_bench.py": (),
+    "state_bench.py": (),
+    "summary_bench.py": (),
+    "team_overhead.py": ("postgres",),
+    "team_speedup.py": ("postgres",),
+    "train_bench.py": (),
+    "watch_bench.py": (),
+    "worktree_bench.py": (),
+}
+
+# Benches without ``--json`` (every other bench prints its figures as JSON with it): why.
+TEXT_ONLY: dict[str, str] = {
+    "coordination_bench.py": "it runs worktree, lock and merge benches in turn: theirs have --json",
+    "start_bench.py": "start-up marks and memory runs as text; not yet given as JSON",
+}
+
+# Modules the benches import or run as a process, not benches themselves: why each is here.
+HELPERS: dict[str, str] = {
+    "counted_council.py": "the council command with counting wrappers, run by overhead benches",
+    "overhead_counts.py": "the counting wrappers counted_council.py installs",
+    "overhead_floor.py": "the bare script overhead_bench.py compares council run against",
+    "proc_measure.py": "CPU and wall of a child process, for the process benches",
+    "quick_all.py": "this list and its runner",
+    "team_common.py": "the PostgreSQL cluster and repositories of the team benches",
+}
+
+
+def missing(part: str) -> str | None:
+    """Why ``part`` is not on this machine, or None when it is."""
+    if part == "bwrap":
+        return None if shutil.which("bwrap") else "bubblewrap (bwrap) is not on PATH"
+    if part == "postgres":
+        from orchestrator.errors import RunError
+        from orchestrator.state.postgres.cluster import find_server_binaries
+
+        try:
+            find_server_binaries()
+        except RunError as error:
+            return f"PostgreSQL server binaries: {error}"
+        return None
+    raise ValueError(f"quick_all.py: unknown part {part!r} in BENCHES")
+
+
+def run(names: list[str], skip_missing: bool) -> int:
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    failed: list[str] = []
+    rows: list[tuple[str, str, float]] = []
+    for name in names:
+        reasons = [r for r in (missing(p) for p in BENCHES[name]) if r is not None]
+        if reasons and skip_missing and not in_ci:
+            print(f"== {name}: not run ({'; '.join(reasons)})", flush=True)
+            rows.append((name, "NOT RUN", 0.0))
+            continue
+        print(f"== {name} --quick", flush=True)
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, str(BENCH / name), "--quick"], check=False)
+        wall = time.perf_counter() - started
+        status = "ok" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
+        if done.returncode != 0:
+            failed.append(name)
+        rows.append((name, status, wall))
+    print("\n== quick benches")
+    for name, status, wall in rows:
+        print(f"  {name:28} {wall:6.1f} s  {status}")
+    if failed:
+        print(f"{len(failed)} bench(es) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="these benches (file names)")
+    parser.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="leave out a bench whose part is missing (never under CI=true)",
+    )
+    args = parser.parse_args()
+    names = list(args.only) if args.only else sorted(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        parser.error(f"not a bench in bench/quick_all.py's BENCHES: {', '.join(unknown)}")
+    sys.exit(run(names, args.skip_missing))
+
+
+if __name__ == "__main__":
+    main()
