@@ -42,6 +42,7 @@ from orchestrator.events.base import Event
 from orchestrator.events.issues import ForgeCallFailed, IssueSkipped, IssuesRead, IssueWithdrawn
 from orchestrator.forge.base import Forge, Issue
 from orchestrator.forge.issue_tasks import IssueProblem, issue_number, issue_task
+from orchestrator.forge.outage import outage_of
 from orchestrator.forge.public_text import PublicText, own
 from orchestrator.forge.told import Told
 from orchestrator.forge.trust import Trust
@@ -173,6 +174,8 @@ class IssueSource:
     async def poll_once(self, run: RunHooks) -> list[str]:
         """Read again: submit what is new, cancel what no longer matches; the ids submitted."""
         reading = await self._read(strict=False)
+        if reading.complete and outage_of(self._forge).answered():
+            _log.warning("forge: answering again")  # after the failure said (``outage``)
         statuses = run.statuses()
         self._adopt(run, statuses)
         ready = await self._admissible(reading, set(statuses))
@@ -380,6 +383,8 @@ class IssueSource:
 
     async def _warn(self, action: str, number: int | None, exc: Exception) -> None:
         error = secret_mask.mask()(str(exc)) or type(exc).__name__
+        if number is None and not outage_of(self._forge).failed(error):
+            return  # the forge still fails as it did at the last poll: said then
         _log.warning("forge: %s failed: %s", action, error)
         await self._event(ForgeCallFailed(action=action, issue=number, error=error))
 

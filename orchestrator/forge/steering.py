@@ -52,6 +52,7 @@ from orchestrator.errors import VersionConflict
 from orchestrator.events.base import Event
 from orchestrator.events.issues import ForgeCallFailed
 from orchestrator.forge.base import Comment, Forge
+from orchestrator.forge.outage import outage_of
 from orchestrator.forge.public_text import own
 from orchestrator.forge.trust import WRITE_ACCESS, Trust
 from orchestrator.models import KeyedRecord
@@ -235,6 +236,9 @@ class Steering:
                 await self.poll_once()
             except Exception as exc:  # the run goes on without this read
                 await self._warn("read the comments for commands", None, exc)
+            else:
+                if outage_of(self._forge).answered():
+                    _log.warning("forge: answering again")  # after the failure said
             await anyio.sleep(every)
 
     async def poll_once(self) -> list[Taken]:
@@ -360,6 +364,8 @@ class Steering:
 
     async def _warn(self, action: str, number: int | None, exc: Exception) -> None:
         error = secret_mask.mask()(str(exc)) or type(exc).__name__
+        if number is None and not outage_of(self._forge).failed(error):
+            return  # the forge fails as it did when last said (``forge.outage``)
         _log.warning("forge: %s failed: %s", action, error)
         if self._emit is None:
             return

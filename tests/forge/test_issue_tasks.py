@@ -5,6 +5,7 @@ cancelled), the issue told what happens to its task, and a forge type from a plu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -405,3 +406,33 @@ async def test_a_resumed_run_s_issue_tasks_are_withdrawn_and_told_too(r: Rig) ->
     voice.close()
     await voice.serve()
     assert _comments(r, number) == ["CLI Council could not finish task `issue-1`: boom"]
+
+
+async def test_a_forge_failing_poll_after_poll_is_said_once_and_its_return_once(
+    r: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``council serve`` against an unreachable forge said two warnings on every poll (the
+    issue sources' and the steering's): a failure is said once while the forge keeps failing
+    the same way, its return once, and a failure after that is news again."""
+    events: list[Event] = []
+
+    async def emit(event: Event) -> None:
+        events.append(event)
+
+    source = IssueSource(r.forge, [IssuesSource(labels=["council"])], emit=emit)
+    await source.first([])
+    hooks = Hooks({})
+    with caplog.at_level(logging.WARNING, logger="orchestrator.forge.issue_source"):
+        r.gh.fail_next(1000)  # every request answers 502 until the faults are taken back
+        for _ in range(3):
+            await source.poll_once(hooks)
+        said = [m for m in caplog.messages if "failed" in m]
+        assert len(said) == 1 and "list issues" in said[0], caplog.messages
+        assert len([e for e in events if isinstance(e, ForgeCallFailed)]) == 1
+        r.gh.site.clear_faults()  # the forge answers again
+        await source.poll_once(hooks)
+        assert caplog.messages[-1] == "forge: answering again"
+        r.gh.fail_next(1000)
+        await source.poll_once(hooks)
+        r.gh.site.clear_faults()
+    assert len([m for m in caplog.messages if "failed" in m]) == 2

@@ -350,6 +350,10 @@ class GitHubSite:
         )
         self._fault(count, Answer(403, shapes.error(message, 403), headers))
 
+    def clear_faults(self) -> None:  # the faults not met yet taken back: the next is answered
+        with self.lock:
+            self._faults.clear()
+
     def _fault(self, count: int, answer: Answer) -> None:
         with self.lock:
             self._faults += [answer] * count
