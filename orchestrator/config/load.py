@@ -94,8 +94,10 @@ def load_config(
     *,
     options_models: OptionsModels | None = None,
     environ: Mapping[str, str] | None = None,
+    slips: list[ConfigIssue] | None = None,
 ) -> RunConfig:
-    """Read and validate the run config at ``path``; errors name ``path`` as given.
+    """Read and validate the run config at ``path``; errors name ``path`` as given; ``slips``
+    gains what the file allows but most likely did not mean (``CheckedConfig.warnings``).
 
     With ``options_models``, each adapter's ``type`` must be one of them and its ``options``
     are checked against its type's model; with ``environ``, every ``${NAME}`` in an adapter's
@@ -104,6 +106,8 @@ def load_config(
     checked = check_config(path, options_models=options_models, environ=environ)
     if checked.issues or checked.config is None:
         raise ConfigError(checked.issues)
+    if slips is not None:
+        slips.extend(checked.warnings)
     return checked.config
 
 

@@ -57,6 +57,7 @@ tasks); by default such a join is refused before anything is written.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Awaitable, Iterable, Mapping
@@ -74,7 +75,7 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.council.checks import nothing_to_resume
 from orchestrator.council.listening import Callback, Listeners
 from orchestrator.council.opening import open_run, services_for
-from orchestrator.errors import RecordNotFound, RunError, UsageError
+from orchestrator.errors import ConfigIssue, RecordNotFound, RunError, UsageError
 from orchestrator.events import Event
 from orchestrator.events.phases import CliSurvivorsStopped
 from orchestrator.locks.manager import LockManager
@@ -109,6 +110,8 @@ from orchestrator.workflow.record_rules import workflow_rules
 from orchestrator.workflow.task_run import WorkflowFn
 
 __all__ = ["Council", "LiveSession"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -151,9 +154,12 @@ class Council:
         its adapters' options are checked against their plugins' models, and every ``${NAME}``
         in their ``env`` must be set in this process's environment)."""
         host = kwargs.get("plugins") or default_plugins()
+        slips: list[ConfigIssue] = []
         config = load_config(
-            path, options_models=host.registry.options_models(), environ=os.environ
+            path, options_models=host.registry.options_models(), environ=os.environ, slips=slips
         )
+        for slip in slips:  # a phase `biuld` and no `build`: said, the run goes on
+            log.warning("%s", slip)
         return cls(config, **kwargs)
 
     # -- context --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ Nothing is written: the checks read the file, the registry and (for the reposito
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.config.load import CheckedConfig, RunConfig, check_config, check_config_text
@@ -39,6 +39,8 @@ class Validation:
     config: RunConfig | None  # None when the file could not be read, parsed or typed
     errors: list[ConfigIssue]
     warnings: list[ConfigIssue]  # ``council run`` would refuse these here, not elsewhere
+    # What the file allows but most likely did not mean (a phase ``biuld``, no ``build``).
+    slips: list[ConfigIssue] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -83,7 +85,7 @@ async def _validated(
 ) -> Validation:
     config = checked.config
     if config is None:
-        return Validation(checked.source, None, checked.issues, [])
+        return Validation(checked.source, None, checked.issues, [], list(checked.warnings))
     # An adapter that cannot be created (an unknown type, a bad option: issues already) is
     # not reported a second time for what follows from it.
     flagged = {
@@ -109,6 +111,7 @@ async def _validated(
         config,
         _by_line([*checked.issues, *errors]),
         _by_line(warnings),
+        _by_line(list(checked.warnings)),
     )
 
 

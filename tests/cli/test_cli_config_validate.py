@@ -291,3 +291,8 @@ def test_a_misspelt_built_in_phase_is_a_warning_of_its_own(tmp_path: Path) -> No
     assert (
         done.stdout.strip() == "run.yaml: OK (1 task, 2 phases, 1 adapter; 1 possible misspelling)"
     )
+    # `council run` says it too, once, and runs: a custom phase is allowed (here it writes
+    # nothing, as the warning foretold, so the task fails: exit 1, not a refusal's 2).
+    ran = council(tmp_path, "run", "run.yaml", "--json")
+    assert ran.returncode == 1 and "finished: failed" in ran.stderr, ran.stderr
+    assert ran.stderr.count("phase 'biuld' is not a built-in phase (did you mean 'build'?)") == 1

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli import console, event_loop
-from orchestrator.config.load import RunConfig, check_config, run_config_json_schema
+from orchestrator.config.load import RunConfig, run_config_json_schema
 from orchestrator.errors import ConfigIssue
 from orchestrator.plugins import host as plugins
 
@@ -66,7 +66,7 @@ def validate(
         errors, warnings = sorted([*errors, *warnings], key=_line), []
     # What the file allows but most likely did not mean (a phase `biuld`, no `build`): a
     # warning here and with --strict alike, since nothing stops the run.
-    slips = check_config(file).warnings
+    slips = found.slips
     if as_json:
         _print_json(found.source, errors, sorted([*warnings, *slips], key=_line), found.config)
     else:
