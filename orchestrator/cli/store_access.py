@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 
 from orchestrator.cli import console
-from orchestrator.config.origin import ConfigOrigin, of_config, origin_of
 from orchestrator.errors import RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
 from orchestrator.run.reports.report import RunReport
@@ -38,6 +37,8 @@ from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
 
 if TYPE_CHECKING:
+    from orchestrator.config.origin import ConfigOrigin
+
     # A type only: `status` of the current directory's run reads no config, and the config's
     # models and checks (some twenty modules) are no part of reading a report.
     from orchestrator.config.run import RunConfig
@@ -118,6 +119,8 @@ async def pick_session(
         return session
     others: list[SessionRecord] = []
     sessions = await run_sessions(store, config, others=others)
+    from orchestrator.config.origin import origin_of  # the config is read: so is its package
+
     origin = origin_of(config) if config is not None else None
     of_file = f" started from {origin.path}" if origin is not None and others else ""
     if not sessions:
@@ -235,7 +238,11 @@ class ReportReader:
         before they are read."""
         root = self.store.core.root if kept and isinstance(self.store, FileStateStore) else None
         shot = None if root is None else await anyio.to_thread.run_sync(snapshot_sessions, root)
-        sessions = of_config(await sessions_by_age(self.store, self._config), self._origin)
+        sessions = await sessions_by_age(self.store, self._config)
+        if self._origin is not None:
+            from orchestrator.config.origin import of_config
+
+            sessions = of_config(sessions, self._origin)
         if not sessions:
             raise UsageError(f"no run has been recorded in {self._place}{_START_ONE}")
         newest = sessions[-1]

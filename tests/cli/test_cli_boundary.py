@@ -272,7 +272,7 @@ def test_an_error_inside_the_run_driver_is_one_line_not_a_traceback(tmp_path: Pa
 
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("error: there is no interrupted session to resume")
+    assert result.stderr.startswith("error: there is no interrupted session started from ")
 
 
 def test_resume_where_no_run_ever_was_is_refused_creating_nothing(tmp_path: Path) -> None:

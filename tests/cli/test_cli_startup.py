@@ -193,6 +193,6 @@ def test_completion_lists_commands_and_completes_a_deferred_one(tmp_path: Path) 
         assert done.returncode == 0, done.stderr
         return done.stdout.split()
 
-    assert complete("c") == ["cancel", "clean", "config", "checkpoint", "cost"]
+    assert complete("c") == ["cancel", "cost", "config", "checkpoint", "clean"]  # --help order
     assert complete("checkpoint", "l") == ["list"]
     assert complete("status", "--w") == ["--watch", "--wide"]

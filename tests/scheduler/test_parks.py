@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.cli.status.summary import _status
+from orchestrator.cli.status.summary import status_text as _status
 from orchestrator.config.run import RunConfig
 from orchestrator.config.sections import RateLimitConfig
 from orchestrator.council import Council

@@ -18,8 +18,8 @@ Nothing here writes a record.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from orchestrator.config.origin import ConfigOrigin, of_config
 from orchestrator.models import utcnow
 from orchestrator.radar.records import COLLISIONS, read_collision
 from orchestrator.run.reports.report import RunReport
@@ -30,6 +30,9 @@ from orchestrator.scheduler.team.presence import alive_among
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state.expiry import is_expired
 from orchestrator.state.file.record_files.peek_read import PeekRead
+
+if TYPE_CHECKING:
+    from orchestrator.config.origin import ConfigOrigin
 
 __all__ = ["quick_report"]
 
@@ -45,7 +48,10 @@ def quick_report(root: Path, origin: ConfigOrigin | None = None) -> RunReport | 
     sessions = read.sessions(list(shot.sessions))
     if sessions is None:
         return None
-    sessions = of_config(sessions, origin)
+    if origin is not None:  # a config's runs only (the config package: only then)
+        from orchestrator.config.origin import of_config
+
+        sessions = of_config(sessions, origin)
     if not sessions:
         return None
     newest = max(sessions, key=lambda s: (s.created_at, s.session_id))

@@ -34,11 +34,10 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from orchestrator.config.origin import ConfigOrigin
 from orchestrator.models import utcnow
 from orchestrator.run.reports.report import RunReport
 from orchestrator.state.file.record_files.layout import (
@@ -46,6 +45,9 @@ from orchestrator.state.file.record_files.layout import (
     session_identities,
     task_identities,
 )
+
+if TYPE_CHECKING:
+    from orchestrator.config.origin import ConfigOrigin
 
 __all__ = ["CACHE_NAME", "Snapshot", "keep", "kept_report", "snapshot_sessions", "snapshot_tasks"]
 
