@@ -13,6 +13,12 @@ SCRIPTED = {"type": "scripted", "options": {"delay": 0}}
 
 
 def write(path: Path, repo: Path, task: str, **sections: Any) -> Path:
+    """``task`` in a config at ``path``; with ``budgets``, its build streams its usage a step
+    a second before it writes, so a spent budget stops it while it runs (a build that says
+    its usage at its end only may finish before the meter's stop reaches it, under load)."""
+    build = f"WRITE {task}.txt {task}"
+    if "budgets" in sections:
+        build = f"SPEND 0 50 times=4 every=1\n{build}"
     data: dict[str, Any] = {
         "repo": str(repo),
         "adapters": {"cli": SCRIPTED},
@@ -24,7 +30,7 @@ def write(path: Path, repo: Path, task: str, **sections: Any) -> Path:
             {
                 "id": task,
                 "prompt": f"Write {task}.txt.",
-                "metadata": {"phase_instructions": {"build": f"WRITE {task}.txt {task}"}},
+                "metadata": {"phase_instructions": {"build": build}},
             }
         ],
     }
