@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli import console, event_loop
-from orchestrator.cli.meant import meant_config, split_file_and
+from orchestrator.cli.meant import file_and, meant_config, split_file_and
 from orchestrator.cli.store_access import open_store, pick_session
 from orchestrator.config.budgets import Limit
 from orchestrator.config.load import load_config
@@ -50,12 +50,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 def raise_(
     args: Annotated[
         list[str],
-        typer.Argument(
-            metavar="[FILE] SCOPE",
-            help="The run config (default: the one meant here), and the budget: run, task "
-            "(each task's budget), or an adapter's name.",
-            show_default=False,
-        ),
+        file_and("SCOPE", "the budget: run, task (each task's budget), or an adapter's name."),
     ],
     usd: Annotated[float | None, typer.Option("--usd", help="The new limit in US dollars.")] = None,
     tokens: Annotated[int | None, typer.Option("--tokens", help="The new token limit.")] = None,

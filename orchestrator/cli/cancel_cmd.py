@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli import console, event_loop
-from orchestrator.cli.meant import split_file_and
+from orchestrator.cli.meant import file_and, split_file_and
 from orchestrator.cli.store_access import open_store, pick_session, running_process
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -66,14 +66,7 @@ class CancelOutcome:
 
 
 def cancel(
-    args: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="[FILE] TASK",
-            help="The run config (default: the one meant here) and the id of the task.",
-            show_default=False,
-        ),
-    ],
+    args: Annotated[list[str], file_and("TASK", "the id of the task.")],
     session: Annotated[
         str | None, typer.Option("--session", help="Session id (default: the newest unfinished).")
     ] = None,

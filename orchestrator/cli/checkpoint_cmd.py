@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import console, event_loop
-from orchestrator.cli.meant import meant_config, split_file_and
+from orchestrator.cli.meant import file_and, meant_config, split_file_and
 from orchestrator.cli.store_access import open_store, pick_session, running_process
 from orchestrator.config.load import load_config
 from orchestrator.config.run import RunConfig
@@ -99,14 +99,7 @@ def list_(
 
 @app.command()
 def restore(
-    args: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="[FILE] CHECKPOINT_ID",
-            help="The run config (default: the one meant here) and the checkpoint (see list).",
-            show_default=False,
-        ),
-    ],
+    args: Annotated[list[str], file_and("CHECKPOINT_ID", "the checkpoint (see list).")],
     as_json: JsonOption = False,
 ) -> None:
     """Put a session and its tasks back as checkpoint CHECKPOINT_ID holds them."""

@@ -10,12 +10,15 @@ restore``: one value is ARG (FILE found), two are FILE and ARG.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import typer
 
 from orchestrator.cli import console
 from orchestrator.cli.status.run_finder import find_config
 from orchestrator.errors import UsageError
 
-__all__ = ["meant_config", "split_file_and"]
+__all__ = ["file_and", "meant_config", "split_file_and"]
 
 
 def meant_config(file: Path | None, command: str) -> Path:
@@ -25,6 +28,15 @@ def meant_config(file: Path | None, command: str) -> Path:
     found, how = find_config(Path.cwd(), command)
     console.print_progress(f"{command}: {how}")
     return found
+
+
+def file_and(what: str, help_text: str) -> Any:
+    """The ``[FILE] WHAT`` argument (read by ``split_file_and``); ``help_text`` says WHAT."""
+    return typer.Argument(
+        metavar=f"[FILE] {what}",
+        help=f"The run config (default: the one meant here) and {help_text}",
+        show_default=False,
+    )
 
 
 def split_file_and(args: list[str], command: str, what: str) -> tuple[Path, str]:
