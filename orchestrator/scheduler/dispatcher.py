@@ -142,12 +142,12 @@ class Dispatcher:
         held: Hold | None = None
         held_on = ""
         for option in free:
-            hold = own[0] if own is not None else self._spending.hold(task.id, option, phase, now)
+            hold, on = own or (self._spending.hold(task.id, option, phase, now), option)
             if hold is None:
                 adapter = option
                 break
             if held is None:
-                held, held_on = hold, own[1] if own is not None else option
+                held, held_on = hold, on
         if adapter is None:
             if held is None:  # every adapter it may use is parked: held by the first one's
                 held_on = options[0]
