@@ -15,10 +15,14 @@ Quirks handled:
 - **429 and 401 exit 0** with ``subtype: "success"`` and ``is_error: false``; the failure is
   only the text "[API Error: 429 ...]" in the assistant message and the result, which is
   classified by the status in it (``rate_limited``, ``auth_required``, else ``failed``).
-- Qwen retries a 429 for minutes and prints nothing meanwhile: the settings file sets
-  ``model.generationConfig.maxRetries`` (``max_retries``, default 0), which brings the
-  "[API Error: 429" out after about 90 s instead of >150 s. A run stopped before that shows no
-  sign of the 429 at all and stays ``timed_out``.
+- Qwen retries a 429 seven times (about 80 s) and no option caps it; on stdout it prints
+  nothing meanwhile. Its debug log says each retry ("[RETRY] Attempt 1 failed with status
+  429. Retrying ..."): the run turns it on (``QWEN_DEBUG_LOG_FILE=1``), names the session
+  (``--session-id``, a new UUID, or the resumed one) so the log's path is known, and links that
+  path to the CLI's stderr (``CommandSpec.stderr_files``). The first 429 is then a
+  ``rate_limited`` event that ends the run (``ends_run``), and the orchestrator's park waits
+  instead, without holding a slot, as for aider and opencode. The log's other lines stay in
+  the CLI's log, never events, and out of a failure's stderr tail. Measured on 0.24.4.
 - The approval mode is always passed (``--approval-mode``): 0.24 starts in its new ``auto``
   mode when none is given (an LLM classifier approves "safe" actions), where headless file
   edits are declined ("Matching deny rule: edit").
@@ -41,6 +45,8 @@ Quirks handled:
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -63,7 +69,13 @@ from adapters._build import (
 )
 from adapters._hosts import PROVIDER_HOSTS
 from adapters._jsonl import loads
-from adapters._outcomes import GEMINI_FAMILY_EXITS, finish, plain_line, reclassify
+from adapters._outcomes import (
+    GEMINI_FAMILY_EXITS,
+    error_events,
+    finish,
+    plain_line,
+    reclassify,
+)
 from orchestrator.adapter import (
     Adapter,
     AdapterRequest,
@@ -102,6 +114,14 @@ _KEY_NAMES = (
     "OPENROUTER_API_KEY",
     "BAILIAN_CODING_PLAN_API_KEY",
     "BAILIAN_TOKEN_PLAN_API_KEY",
+)
+# A line of qwen's debug log (``<ISO time> [LEVEL] [TAG] message``), and the retry of a 429 in
+# it: "Retrying with backoff in 3s..." or "Retrying after explicit delay of 200ms..." (the
+# server's Retry-After), "[Persistent] ... Retrying in 30s..." in its unattended mode.
+_DEBUG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z \[(?:DEBUG|INFO|WARN|ERROR)\] ")
+_RETRIED_429 = re.compile(
+    r"Attempt \d+ failed with status 429\. Retrying (?:with backoff in (\d+)s"
+    r"|after explicit delay of (\d+)ms|in (\d+)s)"
 )
 _EDIT_TOOLS = frozenset({"edit", "write_file", "replace", "run_shell_command"})
 _READ_ONLY_MODES = {
@@ -225,14 +245,15 @@ class QwenAdapter(Adapter):
             argv += ["--max-session-turns", str(opts.max_session_turns)]
         if request.model:
             argv += ["-m", request.model]
-        if resume is not None:
-            argv += ["--resume", native_id(self.name, resume)]
+        # Named here so its debug log's path is known: that file is the CLI's stderr.
+        session = native_id(self.name, resume) if resume is not None else str(uuid.uuid4())
+        argv += ["--resume", session] if resume is not None else ["--session-id", session]
         if opts.system_prompt:
             argv.append(f"--append-system-prompt={opts.system_prompt}")
         for directory in opts.add_dirs:
             argv.append(f"--include-directories={directory}")
         argv += self.extra_args()  # after the positional prompt: yargs takes options anywhere
-        knobs: dict[str, str] = {}
+        knobs: dict[str, str] = {"QWEN_DEBUG_LOG_FILE": "1"}
         if opts.base_url:
             base_var = "ANTHROPIC_BASE_URL" if opts.auth_type == "anthropic" else "OPENAI_BASE_URL"
             knobs[base_var] = opts.base_url
@@ -241,6 +262,7 @@ class QwenAdapter(Adapter):
             argv=argv,
             env=env,
             config_files={".qwen/settings.json": self._settings(request)},
+            stderr_files=[f".qwen/debug/{session}.txt"],
             stdin=stdin,
             secrets=secrets,
         )
@@ -283,16 +305,45 @@ class QwenAdapter(Adapter):
     def parse_line(self, line: str, stream: Stream) -> list[AgentEvent]:
         value = loads(line) if stream == "stdout" else None
         if value is None:
-            return plain_line(line)
+            return _debug_line(line) if _DEBUG_LINE.match(line) else plain_line(line)
         return _claude_stream.parse_value(value)
 
+    def ends_run(self, event: AgentEvent) -> bool:
+        return event.kind == EventKind.RATE_LIMITED or super().ends_run(event)
+
     def classify(self, result: ProcessResult, events: Sequence[AgentEvent]) -> Outcome:
+        tail = result.stderr_tail
+        if tail:
+            result = result.model_copy(update={"stderr_tail": _without_debug_log(tail)})
         outcome = super().classify(result, events)
         code = result.exit_code
         if outcome.kind == OutcomeKind.FAILED and code in GEMINI_FAMILY_EXITS:
             kind, why = GEMINI_FAMILY_EXITS[code]
             outcome = reclassify(outcome, kind, f"{why} (exit {code}): {outcome.message}")
         return finish(outcome, events)
+
+
+def _debug_line(line: str) -> list[AgentEvent]:
+    """A line of qwen's debug log: the retry of a 429 is a rate limit (said at once, where
+    stdout says it only after its seven tries); any other line is for the log alone."""
+    found = _RETRIED_429.search(line)
+    if found is None:
+        return []
+    seconds, millis, persistent = found.groups()
+    wait = float(seconds or persistent or 0) or (int(millis) / 1000 if millis else None)
+    message = f"429: rate limited (qwen would retry in {wait:g} s)" if wait else "429"
+    return error_events(message, "rate_limit", retry_after=wait, data={"logged": True})
+
+
+def _without_debug_log(tail: str) -> str:
+    """The stderr tail without the debug log's lines (each head line, and the indented lines
+    and braces of the objects and stack traces it prints under it)."""
+    kept = [
+        line
+        for line in tail.splitlines()
+        if not _DEBUG_LINE.match(line) and not line.startswith((" ", "\t", "}"))
+    ]
+    return "\n".join(kept)
 
 
 def _lacks_edit_tools(event: AgentEvent) -> bool:

@@ -84,6 +84,10 @@ class CommandSpec(_Value):
     argv: list[str]
     env: dict[str, str] = Field(default_factory=dict)  # added to the core's allow-listed env
     home_files: dict[str, str] = Field(default_factory=dict)  # HOME-relative path -> content
+    # HOME-relative paths whose writes reach the CLI's stderr (a link to ``/dev/stderr``, made
+    # in place of whatever is there): a CLI that says something only in a file of its own
+    # (qwen's retries) says it where the runner reads, line by line, as it happens.
+    stderr_files: list[str] = Field(default_factory=list)
     # HOME-relative path -> a config file merged with the user's own (``user_files``)
     config_files: dict[str, ConfigFile] = Field(default_factory=dict)
     stdin: str | None = None  # None: stdin is closed

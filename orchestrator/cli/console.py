@@ -40,6 +40,7 @@ from orchestrator.cli.table_layout import (
 __all__ = [
     "Column",
     "WarningLines",
+    "board_height",
     "height",
     "is_terminal",
     "live_table",
@@ -413,6 +414,13 @@ def live_table(
             yield update
         finally:
             _live.remove(live)
+
+
+def board_height(
+    columns: Sequence[Column | str], rows: Iterable[Sequence[object]], title: str | None
+) -> int:
+    """Lines a live board of ``rows`` takes on this terminal, its rows folded as drawn."""
+    return len(stdout.render_lines(_board_table(columns, rows, title), pad=False))
 
 
 def _board_table(

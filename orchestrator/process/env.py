@@ -124,8 +124,9 @@ def home_ready(home: Path) -> bool:
     return os.path.isdir(f"{home}/{_LAST_DIR}")  # per CLI start: no pathlib objects
 
 
-def prepare_home(home: Path, files: Mapping[str, str]) -> None:
-    """Create the private directories and write ``files`` (HOME-relative paths) below ``home``.
+def prepare_home(home: Path, files: Mapping[str, str], to_stderr: Iterable[str] = ()) -> None:
+    """Create the private directories and write ``files`` (HOME-relative paths) below ``home``;
+    each path of ``to_stderr`` becomes a link to ``/dev/stderr`` (``CommandSpec.stderr_files``).
 
     Blocking; run it in a worker thread. Files are private (0600): they often hold API keys.
     The CLI owns its HOME, so nothing here follows a link it left there: a link at a file is
@@ -136,6 +137,8 @@ def prepare_home(home: Path, files: Mapping[str, str]) -> None:
     for relative, content in files.items():
         target = _inside(home, relative)
         safe_write.write_atomic(home, target, content.encode("utf-8"), mode=0o600)
+    for relative in to_stderr:
+        safe_write.symlink(home, _inside(home, relative), "/dev/stderr")
 
 
 def _inside(root: Path, relative: str) -> Path:

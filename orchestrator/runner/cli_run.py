@@ -12,7 +12,7 @@
   closed (or fed ``CommandSpec.stdin``, then closed), as the leader of a new process group, in
   ``request.workdir``, with the allow-listed environment and private HOME/XDG/TMPDIR under
   ``request.home`` described in ``orchestrator.process.env`` (``CommandSpec.home_files`` are written
-  there first);
+  there first, and its ``stderr_files`` linked to the CLI's stderr);
 - stdout and stderr are read line by line into ``adapter.parse_line``; memory stays bounded whatever
   the CLI prints (``orchestrator.process.output``, ``orchestrator.runner.event_tail``); every line
   goes, redacted, to ``<log_dir>/<task>-<phase>-<time>-<pid>-<n>.log`` (capped at 50 MB);
@@ -165,7 +165,13 @@ async def run_cli(
     mark, since = Family.new_mark()
     env[MARK_NAME] = mark
     carried = Carried()
-    if spec.home_files or spec.config_files or adapter.credentials or adapter.user_files:
+    if (
+        spec.home_files
+        or spec.stderr_files
+        or spec.config_files
+        or adapter.credentials
+        or adapter.user_files
+    ):
         carried = await anyio.to_thread.run_sync(_prepare, home, spec, adapter, request)
     elif not home_ready(home):
         await anyio.to_thread.run_sync(prepare_home, home, {})
@@ -409,8 +415,8 @@ def _confined(
 def _prepare(home: Path, spec: CommandSpec, adapter: Adapter, request: AdapterRequest) -> Carried:
     # One worker-thread hop for all of it: this runs at every CLI start.
     credentials = adapter.credentials
-    if spec.home_files or not home_ready(home):
-        prepare_home(home, spec.home_files)
+    if spec.home_files or spec.stderr_files or not home_ready(home):
+        prepare_home(home, spec.home_files, spec.stderr_files)
     if request.share_credentials:
         link_credentials(home, credentials)
         # The CLI can read its logins: their tokens are secrets the run knows from now on.

@@ -253,6 +253,6 @@ def _check_spec(spec: CommandSpec) -> None:
     program = PurePosixPath(argv[0]).name
     assert not (program in _SHELLS and _SHELL_FLAGS & set(argv[1:3])), f"a shell: {argv[:3]}"
     assert all(name.isidentifier() and isinstance(value, str) for name, value in spec.env.items())
-    for path in spec.home_files:
+    for path in (*spec.home_files, *spec.stderr_files):
         parts = PurePosixPath(path).parts
         assert path and not PurePosixPath(path).is_absolute() and ".." not in parts, path

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,14 @@ def argv_tail(case: str) -> list[str]:
         return [*tail[:at], "--approval-mode", "yolo", *tail[at + 1 :]]
     at = tail.index("stream-json") + 1
     return [*tail[:at], "--approval-mode", "default", *tail[at:]]
+
+
+def named(argv: list[str]) -> list[str]:
+    """``argv`` without the ``--session-id`` the adapter adds to a new session (after these
+    were recorded: it names the debug log joined to stderr), checked to be a new UUID."""
+    at = argv.index("--session-id")
+    assert uuid.UUID(argv[at + 1]).version == 4
+    return [*argv[:at], *argv[at + 2 :]]
 
 
 def test_every_recorded_case_has_an_expectation() -> None:
@@ -161,9 +171,10 @@ def test_resume_keeps_the_session_id_and_builds_the_recorded_command() -> None:
 
 
 def test_build_command_is_the_recorded_one() -> None:
-    assert QwenAdapter().build_command(request()).argv == ["qwen", *argv_tail("stream_success")]
+    built = QwenAdapter().build_command(request()).argv
+    assert named(built) == ["qwen", *argv_tail("stream_success")]
     spec = QwenAdapter({"approval_mode": "default"}).build_command(request())
-    assert spec.argv == ["qwen", *argv_tail("no_approval")]
+    assert named(spec.argv) == ["qwen", *argv_tail("no_approval")]
 
 
 def test_settings_file_caps_retries_and_turns_off_telemetry() -> None:
@@ -173,7 +184,7 @@ def test_settings_file_caps_retries_and_turns_off_telemetry() -> None:
     assert settings_json["privacy"]["usageStatisticsEnabled"] is False
     assert settings_json["telemetry"]["enabled"] is False
     assert spec.env["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1"
-    assert spec.argv[-2:] == ["-m", "m1"]
+    assert named(spec.argv)[-2:] == ["-m", "m1"]
     anthropic = QwenAdapter({"auth_type": "anthropic", "base_url": "http://h"}).build_command(
         request()
     )
@@ -220,3 +231,79 @@ def test_the_discontinued_qwen_oauth_is_refused_with_the_way_to_log_in() -> None
     assert "OPENAI_API_KEY" in words and "~/.qwen/.env" in words
     schema = QwenAdapter.Config.model_json_schema()
     assert "qwen-oauth" not in json.dumps(schema)  # not offered by the config's schema either
+
+
+# qwen 0.24.4's debug log on its stderr, as it printed it against a model that answered 429
+# (no Retry-After, then one with "Retry-After: 0.2"); the other lines of a run are like the
+# first two.
+_DEBUG_LOG = [
+    "2026-11-26T20:23:58.752Z [DEBUG] [HOOK_REGISTRY] Hook registry initialized",
+    "2026-11-26T20:23:58.740Z [INFO] Config initialization started",
+    "2026-11-26T20:23:46.331Z [ERROR] [OPENAI_ERROR] OpenAI API Error: 429 Rate limit reached {",
+]
+_RETRY = (
+    "2026-11-26T20:23:46.331Z [WARN] [RETRY] Attempt 2 failed with status 429. "
+    "Retrying with backoff in 3s... {"
+)
+_RETRY_AFTER = (
+    "2026-11-26T20:23:46.331Z [WARN] [RETRY] Attempt 1 failed with status 429. "
+    "Retrying after explicit delay of 200ms... {"
+)
+
+
+def test_a_new_session_is_named_and_its_debug_log_is_its_stderr() -> None:
+    spec = QwenAdapter().build_command(request())
+    session = spec.argv[spec.argv.index("--session-id") + 1]
+    assert spec.stderr_files == [f".qwen/debug/{session}.txt"]
+    assert spec.env["QWEN_DEBUG_LOG_FILE"] == "1"
+    again = QwenAdapter().build_command(request()).argv
+    assert again[again.index("--session-id") + 1] != session  # a new one each time
+    resumed = QwenAdapter().resume_command(request(), "6f0c-run1")
+    assert "--session-id" not in resumed.argv and resumed.argv.count("6f0c-run1") == 1
+    assert resumed.stderr_files == [".qwen/debug/6f0c-run1.txt"]
+    with pytest.raises(AdapterError):  # a resumed id came from the CLI: never a path or flag
+        QwenAdapter().resume_command(request(), "../../.ssh/id")
+
+
+def test_the_first_429_in_the_debug_log_is_a_rate_limit_that_ends_the_run() -> None:
+    adapter = QwenAdapter()
+    for line in _DEBUG_LOG:
+        assert adapter.parse_line(line, "stderr") == []  # the log's, not events
+    events = adapter.parse_line(_RETRY, "stderr")
+    assert [e.kind for e in events] == [EventKind.ERROR, EventKind.RATE_LIMITED]
+    assert events[1].retry_after == 3.0 and adapter.ends_run(events[1])
+    assert adapter.parse_line(_RETRY_AFTER, "stderr")[1].retry_after == 0.2
+    # The same words on stdout, or not at a debug line's head, are not the log.
+    assert all(e.kind is EventKind.RAW for e in adapter.parse_line(_RETRY[25:], "stderr"))
+    stopped = adapter.classify(ProcessResult(exit_code=None, signal=15, ended_early=True), events)
+    assert stopped.kind is OutcomeKind.RATE_LIMITED and stopped.retry_after == 3.0
+
+
+def test_a_failure_says_its_own_stderr_not_the_debug_log() -> None:
+    tail = "\n".join(
+        [
+            "Error: cannot read /repo/x: EACCES",
+            _DEBUG_LOG[2],
+            "  model: 'fake-model',",
+            "} Error: 429",
+            "    at APIError.generate (file:///x.js:147:14)",
+            _DEBUG_LOG[0],
+        ]
+    )
+    outcome = QwenAdapter().classify(ProcessResult(exit_code=1, stderr_tail=tail), [])
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.message == "exit code 1: Error: cannot read /repo/x: EACCES"
+
+
+def test_the_debug_log_link_is_made_in_place_of_what_the_cli_left(tmp_path: Path) -> None:
+    from orchestrator.errors import PathEscapeError
+    from orchestrator.process.env import prepare_home
+
+    home = tmp_path / "home"
+    (home / ".qwen" / "debug").mkdir(parents=True)
+    planted = home / ".qwen" / "debug" / "s.txt"
+    planted.symlink_to(tmp_path / "elsewhere")
+    prepare_home(home, {}, [".qwen/debug/s.txt"])
+    assert os.readlink(planted) == "/dev/stderr"
+    with pytest.raises(PathEscapeError):
+        prepare_home(home, {}, ["../outside.txt"])

@@ -144,3 +144,27 @@ def test_a_live_board_wide_enough_shows_every_column(monkeypatch: pytest.MonkeyP
     assert any(
         line.rstrip().endswith("textkit/words.py is held by add-word-count") for line in lines
     )
+
+
+@pytest.mark.parametrize("width", [40, 60])
+def test_a_short_narrow_screen_folds_rows_by_the_lines_they_take(
+    monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    # Eight tasks waiting on long reasons: at this width each row folds onto several lines,
+    # so eight rows of room would draw past the screen's foot, cutting the "… more" line.
+    from orchestrator.cli.status.live_board import fitted, headline, rows_for
+    from orchestrator.council import TaskLine
+
+    reason = "src/textkit/words_and_more.py is held by add-word-count-and-friends"
+    lines = [TaskLine(task_id=f"task-{n}", status="queued", detail=reason) for n in range(8)]
+    height = 16
+    shown = screen(monkeypatch, width)
+    title = headline(lines)
+    rows = fitted(lines, height, title)
+    assert len(rows_for(lines, height)) == 8  # by count alone, all eight had room
+    assert len(rows) < 8
+    assert rows[-1][:2] == ("…", f"{8 - len(rows) + 1} more")  # the folded ones, counted
+    shown.print(console._board_table(COLUMNS, rows, title))
+    drawn_lines = lines_of(shown)
+    assert len(drawn_lines) <= height - 1, "\n".join(drawn_lines)
+    assert " ".join(words(drawn_lines)).count(reason) == len(rows) - 1  # none cut

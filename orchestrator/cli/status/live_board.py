@@ -9,7 +9,8 @@ claude``, ``lands after add-changelog (both change README.md)``); an ended one h
 A task the collision radar finds overlapping another live session is marked ``! collides with
 add-cli on README.md (hunks)`` after what it does.
 When the terminal is too short for every task, ended tasks are folded into one line first,
-then the queued ones, so what is happening stays on screen.
+then the queued ones, so what is happening stays on screen; the height counted is the one
+drawn, rows folded onto more lines on a narrow screen included (``fitted``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import anyio
 from orchestrator.cli import console
 from orchestrator.council import Council, TaskLine
 
-__all__ = ["COLUMNS", "Stopping", "headline", "rows_for", "show_board"]
+__all__ = ["COLUMNS", "Stopping", "fitted", "headline", "rows_for", "show_board"]
 
 # The task and why it waits are what the board is for; time, adapter, phase give way first.
 COLUMNS = (
@@ -79,12 +80,28 @@ def rows_for(lines: Sequence[TaskLine], height: int) -> list[tuple[str, ...]]:
     return rows
 
 
+def fitted(lines: Sequence[TaskLine], height: int, title: str) -> list[tuple[str, ...]]:
+    """``rows_for`` a screen ``height`` lines high, with as many rows left out as the folded
+    ones take lines beyond one each: the board as drawn fits above the shell's line (or is
+    three rows, the fewest it shows)."""
+    room = height
+    rows = rows_for(lines, room)
+    while (over := console.board_height(COLUMNS, rows, title) - (height - 1)) > 0:
+        room -= over
+        fewer = rows_for(lines, room)
+        if len(fewer) >= len(rows):
+            break
+        rows = fewer
+    return rows
+
+
 async def show_board(council: Council, stopping: Stopping) -> None:
     """Redraw the board until cancelled (the run's end)."""
     with console.live_table(COLUMNS, board=True) as update:
         while True:
             lines = council.board()
-            update(rows_for(lines, console.height()), headline(lines, stopping.said))
+            title = headline(lines, stopping.said)
+            update(fitted(lines, console.height(), title), title)
             await anyio.sleep(_REFRESH)
 
 
