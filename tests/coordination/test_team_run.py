@@ -65,6 +65,10 @@ def test_three_workstations_land_thirty_tasks_once(pg_dsn: str, tmp_path: Path) 
     table = team.council("status", str(tmp_path / "c.yaml"))
     assert f"(team {shown['team']})" in table.stdout
     assert "no workstation is working in this run now" in table.stdout
+    # No workstation's config path goes to the team's database (it names nothing elsewhere).
+    with psycopg.connect(pg_dsn) as conn:
+        kept = [row[0] for row in conn.execute("SELECT doc->'metadata' FROM council.sessions")]
+    assert kept and not any("config" in metadata for metadata in kept), kept
 
 
 def test_a_killed_workstation_loses_nothing(pg_dsn: str, tmp_path: Path) -> None:

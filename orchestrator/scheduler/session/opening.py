@@ -264,6 +264,10 @@ class Opening:
 
 def _origin_entry(run: RunContext) -> dict[str, dict[str, str]]:
     """The session's record of the config file that started it (``config.origin``), so a
-    command given that FILE acts on this run; nothing for a config read from no file."""
+    command given that FILE acts on this run; nothing for a config read from no file, nor in
+    a team: its session is every workstation's, where one's path names nothing (and would
+    show the team where a teammate keeps files); its commands find it by the team's run."""
     origin = origin_of(run.services.config)
-    return {SESSION_KEY: origin.as_dict()} if origin is not None else {}
+    if origin is None or run.services.team is not None:
+        return {}
+    return {SESSION_KEY: origin.as_dict()}
