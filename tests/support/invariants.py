@@ -142,15 +142,20 @@ def _ledger_counts(repo: Path) -> list[str]:
         born = (state / "store-id").stat().st_mtime
     except OSError:
         born = 0.0
+    # A run whose state was deleted under it may still close a call's record there, in the
+    # directory its store makes again, before the next run's store names it (store-id): that
+    # CLI's log is older than the store, but its record names it, so it counts.
     closed = opened = 0
+    named: set[str] = set()
     for current in records.glob("*/current.json"):
         data = json.loads(decode(current.read_bytes()))["data"]
         opened += 1
         closed += data.get("ended_at") is not None
+        named.add(str(data.get("log") or ""))
     ran = sum(
         1
         for log in logs.glob("*.log")
-        if not log.name.startswith("setup-") and log.stat().st_mtime >= born
+        if not log.name.startswith("setup-") and (log.stat().st_mtime >= born or log.name in named)
     )
     if closed <= ran <= opened:
         return []
