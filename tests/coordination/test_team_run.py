@@ -289,3 +289,34 @@ def test_a_resume_on_the_host_of_a_dead_workstation_takes_its_claims_back_at_onc
     # Given back by the resume, named as the dead workstation's: not waited out.
     swept = team.events("task.swept")
     assert swept and all(e["holder"].split(":")[1] == dead for e in swept), swept
+
+
+def test_six_workstations_joining_at_once_share_one_session(pg_dsn: str, tmp_path: Path) -> None:
+    # Measured before: one run in three ended a workstation with a raw UniqueViolation
+    # (tasks_pkey, from add_session_tasks) when six started together. The second round starts
+    # six more on the database the first left, whose team run ended, with twelve tasks more
+    # (long enough that the session it starts is still running when the last one joins).
+    team = Team(tmp_path, pg_dsn)
+    names = [f"w{n}" for n in range(6)]
+    for count, sleep in ((12, 0.0), (24, 1.0)):
+        tasks = [team_task(n, sleep=sleep) for n in range(1, count + 1)]
+        for name in names:
+            if not sleep:
+                team.workstation(name, tasks, sessions=2)
+                continue
+            config = tmp_path / f"{name}.yaml"  # the same clone, its config given more tasks
+            head = config.read_text().split("tasks:\n")[0]
+            config.write_text(head + "tasks:\n" + "".join(f"  - {json.dumps(t)}\n" for t in tasks))
+        try:
+            for name in names:
+                team.start(name)
+            results = {name: team.finish(name, timeout=120) for name in names}
+        finally:
+            team.stop_all()
+        for name, (code, _, err) in results.items():
+            assert code == 0, f"workstation {name}: {err[-3000:]}"
+            assert "Traceback" not in err, err[-3000:]
+        if sleep:  # every one joined the run the first started
+            sessions = {report["session_id"] for _, report, _ in results.values()}
+            assert len(sessions) == 1, sessions
+        assert sorted(team.landed_tasks()) == _expected(count)  # each exactly once
