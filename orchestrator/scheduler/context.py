@@ -86,6 +86,9 @@ class RunContext:
     session_id: str | None = None
     stopping: bool = False  # no new dispatch; running attempts are told to stop
     killed: bool = False  # stopped at once: nothing more is written
+    # The session was ended by another workstation and a later run took its tasks over
+    # (``session.reading``): this one leaves once its attempts are over, writing nothing more.
+    ended_elsewhere: bool = False
 
     def council_tasks(self) -> dict[str, TaskConfig]:
         """The council tasks of this run, by id."""

@@ -342,7 +342,7 @@ class Scheduler:
         await self._opening.take_up_added(states)
         self._seen = states = await self._reads.with_records(states)
         await self._parts.tick(states)
-        if run.stopping:
+        if run.stopping or run.ended_elsewhere:
             return not self._inflight
         if not self._inflight and self._settled(states) and not self.keep_open:
             # Decided under what each part holds still meanwhile (``parts.end_when``).

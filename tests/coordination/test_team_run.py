@@ -8,6 +8,7 @@ import json
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -291,32 +292,42 @@ def test_a_resume_on_the_host_of_a_dead_workstation_takes_its_claims_back_at_onc
     assert swept and all(e["holder"].split(":")[1] == dead for e in swept), swept
 
 
+def _six_at_once(team: Team, names: list[str]) -> dict[str, tuple[int, dict[str, Any], str]]:
+    try:
+        for name in names:
+            team.start(name)
+        results = {name: team.finish(name, timeout=60) for name in names}
+    finally:
+        team.stop_all()
+    for name, (code, _, err) in results.items():
+        assert code == 0, f"workstation {name}: {err[-3000:]}"
+        assert "Traceback" not in err, err[-3000:]
+    return results
+
+
 def test_six_workstations_joining_at_once_share_one_session(pg_dsn: str, tmp_path: Path) -> None:
     # Measured before: one run in three ended a workstation with a raw UniqueViolation
-    # (tasks_pkey, from add_session_tasks) when six started together. The second round starts
-    # six more on the database the first left, whose team run ended, with twelve tasks more
-    # (long enough that the session it starts is still running when the last one joins).
+    # (tasks_pkey, from add_session_tasks) when six started together.
     team = Team(tmp_path, pg_dsn)
     names = [f"w{n}" for n in range(6)]
-    for count, sleep in ((12, 0.0), (24, 1.0)):
-        tasks = [team_task(n, sleep=sleep) for n in range(1, count + 1)]
-        for name in names:
-            if not sleep:
-                team.workstation(name, tasks, sessions=2)
-                continue
-            config = tmp_path / f"{name}.yaml"  # the same clone, its config given more tasks
-            head = config.read_text().split("tasks:\n")[0]
-            config.write_text(head + "tasks:\n" + "".join(f"  - {json.dumps(t)}\n" for t in tasks))
-        try:
-            for name in names:
-                team.start(name)
-            results = {name: team.finish(name, timeout=120) for name in names}
-        finally:
-            team.stop_all()
-        for name, (code, _, err) in results.items():
-            assert code == 0, f"workstation {name}: {err[-3000:]}"
-            assert "Traceback" not in err, err[-3000:]
-        if sleep:  # every one joined the run the first started
-            sessions = {report["session_id"] for _, report, _ in results.values()}
-            assert len(sessions) == 1, sessions
-        assert sorted(team.landed_tasks()) == _expected(count)  # each exactly once
+    for name in names:
+        team.workstation(name, [team_task(n, sleep=0.5) for n in range(1, 13)], sessions=2)
+    results = _six_at_once(team, names)
+    assert len({report["session_id"] for _, report, _ in results.values()}) == 1
+    assert sorted(team.landed_tasks()) == _expected(12)  # each exactly once
+
+
+def test_six_workstations_again_on_a_run_that_landed_all_end(pg_dsn: str, tmp_path: Path) -> None:
+    # The team's run ended with every task landed; six start it again at once. The first
+    # session ends at once (all landed), so a late one starts another, which takes the tasks
+    # over while workstations that joined the first are still in it: they used to take the
+    # records back ("its record was missing"), each run undoing the other's for ever. Now a
+    # workstation whose session a teammate ended leaves it (run.left), and nothing runs twice.
+    team = Team(tmp_path, pg_dsn)
+    names = [f"w{n}" for n in range(6)]
+    for name in names:
+        team.workstation(name, [team_task(n) for n in range(1, 9)], sessions=2)
+    _six_at_once(team, names)
+    _six_at_once(team, names)
+    assert sorted(team.landed_tasks()) == _expected(8)  # each exactly once
+    assert not team.events("task.record_recreated")

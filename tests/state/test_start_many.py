@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from orchestrator.council import Council
-from orchestrator.errors import TaskInActiveSession
+from orchestrator.errors import StateError, TaskInActiveSession
 from orchestrator.events import Event
 from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.safety.crashpoints import ENV as ENV_AT
@@ -30,6 +30,7 @@ from orchestrator.state.file import fsops
 from orchestrator.state.file.record_files import records
 from orchestrator.state.postgres.core import PgCore
 from orchestrator.state.protocol import StateStore, TaskInit
+from orchestrator.workflow.task_run import TaskRun, WorkflowResult
 from tests.support.council_process import COUNCIL, ENV, council, wait_for
 from tests.support.scheduler_helpers import Probe, new_repo, run_config
 from tests.support.timing import patience
@@ -416,3 +417,32 @@ def _stopped(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
+async def test_a_task_another_session_took_is_never_taken_back(tmp_path: Path) -> None:
+    # Task b's record is found in another session while the run goes on (a later run took it
+    # over): the run stops naming it, and b's record stays the other session's. Before, the
+    # run wrote a fresh record over it ("its record was missing"), and each run undid the other.
+    config = run_config(
+        new_repo(tmp_path),
+        [{"id": "a", "prompt": "p"}, {"id": "b", "prompt": "p", "depends_on": ["a"]}],
+        **_CALM,
+    )
+    probe = Probe()
+
+    async def take_b_over(run: TaskRun, call: int) -> WorkflowResult:
+        await run.store.update_task_state("b", {"session_id": "s-later"})
+        return await probe.default(run, call)
+
+    probe.behave["a"] = take_b_over
+    async with Council(config, workflow=probe) as council:
+        with pytest.raises(BaseException) as raised:  # from the run's task group
+            await council.run()
+    errors = raised.value.exceptions if isinstance(raised.value, BaseExceptionGroup) else []
+    error = errors[0] if len(errors) == 1 else raised.value
+    assert isinstance(error, StateError), repr(raised.value)
+    assert "its tasks b (session s-later) are recorded in another session now" in str(error)
+    store = FileStateStore(config.state_dir)
+    b = await store.get_task_state("b")
+    assert b is not None and b.session_id == "s-later"
+    assert probe.calls["b"] == 0

@@ -3,6 +3,8 @@
 ``finish`` reads the session's tasks once (with the candidates of its council tasks), keeps the
 run's final spend line, and writes the session's end:
 
+- ended by another workstation, its tasks taken over by a later run (``session.reading``):
+  this one only leaves (``run.left``);
 - stopped (``stop()``, Ctrl-C): ``interrupted`` with a checkpoint (none when killed), unless
   other workstations of the team go on with it: then this one only leaves (``run.left``), its
   tasks back in the queue;
@@ -39,6 +41,10 @@ async def finish(
     """Record the run's end (module doc)."""
     assert run.session_id is not None
     store = run.services.store
+    if run.ended_elsewhere:
+        # Another workstation recorded the session's end, and a later run has its tasks.
+        await run.events.emit(RunLeft(session_id=run.session_id))
+        return
     if run.stopping and await opening.others_in(run.session_id):
         # The team goes on without this workstation: its tasks are back in the queue.
         await run.events.emit(RunLeft(session_id=run.session_id))

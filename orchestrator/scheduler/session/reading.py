@@ -11,7 +11,12 @@
 - ``with_records(states)``: every task of the run has a record, or is given one: the view may
   lag (read again); the whole store gone (no session record, or not the data the run started
   on) stops the run with a way forward; a task record moved away alone (as a damaged record's
-  error advises) is started afresh, queued (``task.record_recreated``).
+  error advises) is started afresh, queued (``task.record_recreated``). A record that is
+  there but in another session is never taken back: a later run took the task over (a
+  teammate's new run of the team, once this session ended; a `council run` after it). When
+  this session has ended (another workstation of the team finished it), this workstation
+  leaves it (``RunContext.ended_elsewhere``); else the run stops, naming the session that
+  has the tasks now.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from contextlib import asynccontextmanager
 
 from orchestrator.errors import CouncilError, StateError
 from orchestrator.events.tasks import TaskRecordRecreated
-from orchestrator.models import TaskState
+from orchestrator.models import TERMINAL_SESSION_STATUSES, TaskState
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.session.recording import TaskRecorder
 from orchestrator.scheduler.view import TaskView
+from orchestrator.state.protocol import StateStore
 
 __all__ = ["RunReads"]
 
@@ -96,6 +102,13 @@ class RunReads:
             self._lost_reported = True
             raise _disappeared(run.session_id, missing)
         store = run.services.store
+        taken = await _taken(store, run.session_id, missing)
+        if taken:
+            session = await store.get_session(run.session_id, metrics=False)
+            if session is not None and session.status in TERMINAL_SESSION_STATUSES:
+                run.ended_elsewhere = True  # the team's session ended: nothing left here
+                return states
+            raise _taken_over(run.session_id, taken)
         for task_id in missing:
             fresh = TaskState(task_id=task_id, session_id=run.session_id).model_dump()
             await store.update_task_state(task_id, fresh)
@@ -116,6 +129,26 @@ class RunReads:
             return self._identity is not None and await store.identity() != self._identity
         except CouncilError:
             return False
+
+
+async def _taken(store: StateStore, session_id: str, missing: list[str]) -> dict[str, str]:
+    """Of the ``missing`` tasks, those recorded in another session: task id -> session."""
+    taken: dict[str, str] = {}
+    for task_id in missing:
+        record = await store.get_task_state(task_id)
+        other = record.session_id if record is not None else None
+        if other is not None and other != session_id:
+            taken[task_id] = other
+    return taken
+
+
+def _taken_over(session_id: str, taken: dict[str, str]) -> StateError:
+    where = ", ".join(f"{task} (session {other})" for task, other in sorted(taken.items()))
+    return StateError(
+        f"session {session_id}: its tasks {where} are recorded in another session now (a later "
+        "run of this repository took them over): this run stopped without touching them. "
+        "`council status` shows the run that has them"
+    )
 
 
 def _disappeared(session_id: str, tasks: list[str]) -> StateError:
