@@ -4,9 +4,9 @@ their CLI is installed, or with ``COUNCIL_REQUIRE_REAL_CLIS=1`` (see ``real_clis
 ``postgres`` tests (any test using ``pg_dsn``) only where the PostgreSQL server binaries are,
 or with ``COUNCIL_REQUIRE_POSTGRES=1`` (see ``pg_tier``); ``browser`` tests only where
 Debian's chromium and playwright are, or with ``COUNCIL_REQUIRE_BROWSER=1`` (``browser_tier``).
-Every safety-net timeout, pytest's per-test one included, is scaled for a loaded machine (``timing.patience``,
-``COUNCIL_TEST_PATIENCE``); Hypothesis runs under the ``council`` profile, which has no
-deadline and no health check that measures the machine's speed.
+Every safety-net timeout, pytest's per-test one included, is scaled for a loaded machine
+(``timing.patience``, ``COUNCIL_TEST_PATIENCE``); Hypothesis runs under the ``council``
+profile, which has no deadline and no health check that measures the machine's speed.
 
 The suite's processes start with Ctrl-C at its default, as a terminal's foreground command
 does, however the suite itself was started: a shell without job control starts a background

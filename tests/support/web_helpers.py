@@ -2,8 +2,9 @@
 
 ``gated_run`` starts ``council run`` on two tasks: ``held``'s build waits for the file
 ``gates/gate`` (scripted-cli ``WAIT_FOR``; the sandbox lets the CLI read that directory),
-``after`` depends on it, so it stays queued until the gate opens. ``http`` asks the server something and gives back the status, headers and body
-(never following a redirect: the token's exchange is one).
+``after`` depends on it, so it stays queued until the gate opens. ``http`` asks the server
+something and gives back the status, headers and body (never following a redirect: the
+token's exchange is one).
 """
 
 from __future__ import annotations
