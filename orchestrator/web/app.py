@@ -3,9 +3,10 @@
 ``GET /`` the page (plain HTML, one JavaScript module and one style sheet from the package's
 ``web/static``, nothing from elsewhere), ``GET /api/view`` what it shows (``Board.view``: the
 filter ``status``, the search ``q``, the window ``offset``/``limit``), ``GET /api/task/{id}``
-one task's report and its CLI logs, ``GET /events`` the report's versions as server-sent
-events (one at connect, one per rebuild, a comment every ``KEEPALIVE`` seconds), ``POST
-/api/task/{id}/cancel`` and ``/retry``, ``POST /api/budget`` (``{"scope", "usd", "tokens"}``).
+one task's report, its CLI logs and its diff against its base, ``GET /events`` the report's
+versions as server-sent events (one at connect, one per rebuild, a comment every ``KEEPALIVE``
+seconds), ``POST /api/task/{id}/cancel`` and ``/retry``, ``POST /api/budget`` (``{"scope",
+"usd", "tokens"}``).
 Every route is behind the ``Guard``. A refused action answers 400 with the command line's own
 message; every answer is JSON the page puts in as text, never as markup.
 """
@@ -76,6 +77,7 @@ def make_app(board: Board, keys: Keys) -> Guard:
         task_id = request.path_params["task_id"]
         try:
             logs = await board.source.log(task_id)
+            diff = await board.source.diff(task_id)
         except (CouncilError, ValueError) as exc:
             return _error(str(exc), 404)
         report = await board.report()
@@ -83,7 +85,8 @@ def make_app(board: Board, keys: Keys) -> Guard:
         shown = found.model_dump(mode="json") if found is not None else {}
         row = task_row(found) if found is not None else {}
         parts = [{"name": p.name, "text": p.text, "clipped": p.clipped} for p in logs]
-        return JSONResponse({"row": row, "report": shown, "logs": parts}, headers=_SAFE)
+        answer = {"row": row, "report": shown, "logs": parts, "diff": diff}
+        return JSONResponse(answer, headers=_SAFE)
 
     async def act(request: Request) -> Response:
         action, task_id = request.path_params["action"], request.path_params["task_id"]

@@ -7,7 +7,8 @@ does). ``WebSource.report`` is ``run.reports.session_report`` of the newest sess
 ``request_cancel`` (``council cancel``), a retry ``request_retry``, a budget raised
 ``spend.raising.raise_budget`` (``council budget raise``); each checks the task or the budget
 belongs to the run first. ``log`` is the tail of a task's CLI logs (``.council/logs``, masked
-as they were written), bounded.
+as they were written), bounded; ``diff`` its changes against its base, as ``council mcp``'s
+read-only desk tells them.
 """
 
 from __future__ import annotations
@@ -114,6 +115,18 @@ class WebSource:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return f"budget {scope} is now {limit.said()}; the run goes on at its next tick"
+
+    async def diff(self, task_id: str) -> str:
+        """The task's newest session's changes against its base, as ``council mcp``'s
+        read-only desk answers ``session_changes`` (bounded, masked); said when unknown."""
+        task_id = await self._task_of_run(task_id)
+        if self.config is None:
+            return "the diff needs the run's config: start `council web FILE`"
+        from orchestrator.coordination.desk import Desk
+
+        desk = Desk(self.store, self.config.repo, caller=None)
+        answer = await desk.call("session_changes", {"session": task_id})
+        return answer.text
 
     async def log(self, task_id: str) -> list[LogPart]:
         """The task's CLI logs, oldest first, each its last ``LOG_TAIL`` bytes."""

@@ -92,7 +92,8 @@ def test_a_task_is_cancelled_from_the_page(tmp_path: Path) -> None:
         assert page.text_content("#said") == "cancelled task after"
         assert run.status("after") == "cancelled"
         page.click("tr[data-task=held]")  # its timeline and its CLI's logs
-        page.wait_for_selector("#logs details")
+        page.wait_for_selector("#logs details.log")
+        page.click("#logs details.diff summary")
         page.screenshot(path=artefact(tmp_path, "task-cancelled.png"), full_page=True)
         assert page.evaluate("() => window.sameDocument") is True
         report = json.loads(_report(run.finish()))

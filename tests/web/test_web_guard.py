@@ -106,6 +106,9 @@ def test_a_tasks_cli_logs_are_shown_and_an_unknown_task_is_refused(
     names = [log["name"] for log in shown["logs"]]
     assert names and names[0].startswith("held-plan-"), names
     assert any("held.txt" in log["text"] for log in shown["logs"])
+    # Its build waits at the gate before it writes: the read-only desk's answer for it.
+    assert "(task held, cli), branch council/held/1" in shown["diff"], shown["diff"]
+    assert shown["diff"].endswith("no changes so far")
     assert http(f"{web.base}/api/task/a%20b", headers=auth).status == 404  # no task id
     assert http(f"{web.base}/api/task/nobody", headers=auth).status == 404
     assert http(f"{web.base}/static/index.html", headers=auth).status == 404

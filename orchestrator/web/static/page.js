@@ -149,7 +149,9 @@ async function openTask(taskId) {
     ["finished", r.finished_at]];
   $("detail").replaceChildren(...facts.filter(([, v]) => v != null && v !== "").flatMap(([k, v]) =>
     [el("dt", {}, k), el("dd", {}, String(v))]));
-  $("logs").replaceChildren(...task.logs.map((log) => el("details", {},
+  const diff = el("details", { class: "diff" }, el("summary", {}, "diff against its base"),
+    el("pre", {}, task.diff));
+  $("logs").replaceChildren(diff, ...task.logs.map((log) => el("details", { class: "log" },
     el("summary", {}, log.name + (log.clipped ? " (its end)" : "")), el("pre", {}, log.text))));
 }
 
