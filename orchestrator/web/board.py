@@ -12,6 +12,7 @@ spend in full, the tasks filtered, searched and cut to one window on the server,
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 import anyio
@@ -42,10 +43,11 @@ class Board:
                 self._report = await self.source.report()
             return self._report
 
-    async def rebuild(self) -> None:
-        """Read the report again and tell every page waiting for a change."""
+    async def rebuild(self, changed: Collection[str] | None = None) -> None:
+        """Read the report again (``changed``: only these tasks were written; None: read
+        every task) and tell every page waiting for a change."""
         async with self._lock:
-            self._report = await self.source.report()
+            self._report = await self.source.report(changed)
             self.version += 1
             moved, self._moved = self._moved, anyio.Event()
         moved.set()
@@ -55,9 +57,12 @@ class Board:
         async with self.source.watch() as changes:
             while True:
                 batch = await changes.next_batch()
-                if any(c.resync or c.kind.startswith(_SHOWN) for c in batch):
-                    await anyio.sleep(REBUILD_EVERY)  # a burst of writes: one rebuild
-                    await self.rebuild()
+                if not any(c.resync or c.kind.startswith(_SHOWN) for c in batch):
+                    continue
+                await anyio.sleep(REBUILD_EVERY)  # a burst of writes: one rebuild
+                tasks = {c.key for c in batch if c.kind == "tasks"}
+                whole = any(c.resync for c in batch)
+                await self.rebuild(None if whole else tasks)
 
     async def moved_after(self, seen: int, patience: float) -> int:
         """The version once it is past ``seen``, or as it is after ``patience`` seconds."""

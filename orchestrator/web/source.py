@@ -2,19 +2,21 @@
 
 ``open_source`` opens the run's store once (a file store as the commands that write open it:
 never through a link in ``.council``, with the workflow's record rules; a database as a run
-does). ``WebSource.report`` is ``run.reports.session_report`` of the newest session, the one
-``status`` shows. The actions are the command line's own operations: a cancel is
-``request_cancel`` (``council cancel``), a retry ``request_retry``, a budget raised
-``spend.raising.raise_budget`` (``council budget raise``); each checks the task or the budget
-belongs to the run first. ``log`` is the tail of a task's CLI logs (``.council/logs``, masked
-as they were written), bounded; ``diff`` its changes against its base, as ``council mcp``'s
-read-only desk tells them.
+does). ``WebSource.report`` is the newest session's report, the one ``status`` shows, built by
+``run.reports.session_report.report_of`` from the records ``session_report`` reads; the
+session's tasks are kept, and after a write only the tasks written are read again (a run of
+10,000 tasks is not read whole on every change). The actions are the command line's own
+operations: a cancel is ``request_cancel`` (``council cancel``), a retry ``request_retry``, a
+budget raised ``spend.raising.raise_budget`` (``council budget raise``); each checks the task
+or the budget belongs to the run first. ``log`` is the tail of a task's CLI logs
+(``.council/logs``, masked as they were written), bounded; ``diff`` its changes against its
+base, as ``council mcp``'s read-only desk tells them.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +26,13 @@ import anyio.to_thread
 
 from orchestrator.errors import UnusableRepository, UsageError
 from orchestrator.ids import check_id
-from orchestrator.models import SessionRecord, TaskStatus
+from orchestrator.models import SessionRecord, TaskState, TaskStatus, utcnow
+from orchestrator.radar.records import collisions
 from orchestrator.run.reports.report import RunReport
-from orchestrator.run.reports.session_report import session_report
+from orchestrator.run.reports.session_report import STALE, report_of
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
+from orchestrator.scheduler.team.presence import alive_workstations
+from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state import FileStateStore, StateStore
 
 if TYPE_CHECKING:
@@ -54,6 +59,8 @@ class WebSource:
     def __init__(self, store: StateStore, config: RunConfig | None, logs: Path | None) -> None:
         self.store, self.config, self._logs = store, config, logs
         self.place = describe_state(config) if config is not None else "the state directory"
+        self._session: str | None = None
+        self._tasks: dict[str, TaskState] = {}  # the newest session's tasks, as last read
 
     def watch(self) -> ChangeStream:
         """Every write to the store, from any process (``StateStore.watch``)."""
@@ -65,10 +72,27 @@ class WebSource:
             raise UsageError(f"no run has been recorded in {self.place}")
         return sessions[-1]
 
-    async def report(self) -> RunReport:
-        """The newest session's report, as ``council status`` builds it."""
+    async def report(self, changed: Collection[str] | None = None) -> RunReport:
+        """The newest session's report, as ``council status`` builds it (``report_of`` over
+        the records ``session_report`` reads). ``changed``: only these tasks were written
+        since the last report, so only they are read again (None: every task)."""
+        session = await self.newest()
+        sid = session.session_id
+        if changed is None or sid != self._session:
+            self._tasks = {t.task_id: t for t in await self.store.list_tasks(sid)}
+            self._session = sid
+        else:
+            for task_id in changed:
+                state = await self.store.get_task_state(task_id)
+                if state is not None and state.session_id == sid:
+                    self._tasks[task_id] = state
         stale = self.config.scheduler.stale_threshold if self.config is not None else None
-        return await session_report(self.store, await self.newest(), stale)
+        present = await alive_workstations(self.store, sid, stale or STALE)
+        line = await self.store.get_record(SPEND_LINES, sid)
+        found = await collisions(self.store)
+        tasks = list(self._tasks.values())
+        report, _ = report_of(session, tasks, present, line, utcnow(), found)
+        return report
 
     async def _task_of_run(self, task_id: str) -> str:
         task_id = check_id(task_id, "task id")
