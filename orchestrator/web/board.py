@@ -117,6 +117,7 @@ def task_row(task: TaskReport) -> dict[str, Any]:
         "phases": task.phases,
         "adapter": task.adapter,
         "attempts": task.attempts,
+        "holder": ":".join(task.holder.split(":")[:2]) if task.holder else None,  # host:pid
         "waiting": task.waiting,
         "held": task.held,
         "held_until": task.held_until.isoformat() if task.held_until else None,

@@ -96,14 +96,14 @@ def artefact(tmp_path: Path, name: str) -> Path:
 class WebProcess:
     """``council web CONFIG --port 0`` running; ``url`` its printed URL with the token."""
 
-    def __init__(self, config: Path, *extra: str) -> None:
+    def __init__(self, config: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
             [*COUNCIL, "web", str(config), "--port", "0", *extra],
             cwd=config.parent,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=ENV,
+            env=env or ENV,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()  # the first line says where it serves

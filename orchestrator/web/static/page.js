@@ -130,6 +130,7 @@ function drawTasks(view) {
       on: { click: () => openTask(row.task_id) } },
       el("td", {}, row.task_id), el("td", {}, el("span", { class: `st st-${row.status}` }, row.status)),
       el("td", {}, row.phase || ""), el("td", {}, row.adapter || ""), el("td", {}, String(row.attempts)),
+      el("td", {}, row.status === "running" || row.status === "merging" ? row.holder || "" : ""),
       el("td", { class: "why" }, why), el("td", {}, usd(row.cost_usd)), actions(row));
   }));
 }
@@ -144,7 +145,7 @@ async function openTask(taskId) {
   $("timeline").replaceChildren(...Object.entries(task.report.phases || {}).map(([name, st]) =>
     el("span", { class: `phase phase-${st}` }, `${name}: ${st}`)));
   const r = task.report, facts = [["status", r.status], ["attempts", r.attempts], ["adapter", r.adapter],
-    ["branch", r.branch], ["waits", r.waiting], ["held", r.held], ["held until", r.held_until],
+    ["branch", r.branch], ["held by", r.holder], ["waits", r.waiting], ["held", r.held], ["held until", r.held_until],
     ["collision", r.collision], ["error", r.error], ["cost", usd(r.cost_usd)], ["started", r.started_at],
     ["finished", r.finished_at]];
   $("detail").replaceChildren(...facts.filter(([, v]) => v != null && v !== "").flatMap(([k, v]) =>
