@@ -8,9 +8,10 @@ over HTTP with the token:
 
 - ``first page``: what a browser needs before it draws: ``/`` and ``/api/view`` (the run's
   totals and the first window of rows), median of ``--rounds``;
-- ``update``: one task written to the store by this process, to the server's server-sent event
-  saying so (the store's watcher, the report rebuilt) and then the view read again, as the page
-  does; median and worst of ``--writes``;
+- ``event`` and ``update``: one task written to the store by this process, from the write's
+  return to the server's server-sent event saying so (the store's watcher, the report rebuilt),
+  and to the view read again after it, as the page does; medians, and the worst update, of
+  ``--writes``;
 - ``idle CPU``: the server's CPU time over ``--idle`` seconds with one event stream open and
   nothing written (every thread's, from ``/proc/<pid>/task/*/schedstat``), as a share of one
   core.
@@ -140,11 +141,12 @@ def measure(size: int, rounds: int, writes: int, idle: float) -> dict[str, float
             assert view["totals"]["tasks"] == size, view["totals"]
             stream = server.events()
             seen = next_version(stream)
-            updates = []
+            updates, events = [], []
             for n in range(1, writes + 1):
-                started = time.perf_counter()
                 anyio.run(write, repo, n)
+                started = time.perf_counter()  # from the write's return, as watch_bench
                 seen = next_version(stream)
+                events.append(time.perf_counter() - started)
                 json.loads(server.get("/api/view"))
                 updates.append(time.perf_counter() - started)
             time.sleep(1.0)  # the last rebuild settled
@@ -156,6 +158,7 @@ def measure(size: int, rounds: int, writes: int, idle: float) -> dict[str, float
             server.stop()
     return {
         "first_page_s": statistics.median(firsts),
+        "event_s": statistics.median(events),
         "update_s": statistics.median(updates),
         "update_worst_s": max(updates),
         "idle_cpu_share": idle_cpu,
@@ -185,8 +188,8 @@ def main() -> None:
         if not args.json:
             print(
                 f"{size:6d} tasks  first page {found['first_page_s'] * 1e3:7.1f} ms   "
-                f"update {found['update_s'] * 1e3:7.1f} ms (worst "
-                f"{found['update_worst_s'] * 1e3:.1f})   idle CPU "
+                f"event {found['event_s'] * 1e3:6.1f} ms   update {found['update_s'] * 1e3:7.1f} "
+                f"ms (worst {found['update_worst_s'] * 1e3:.1f})   idle CPU "
                 f"{found['idle_cpu_share'] * 100:.2f} % of a core",
                 flush=True,
             )

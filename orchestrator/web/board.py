@@ -2,15 +2,17 @@
 
 ``Board.follow`` hears every write to the store (``StateStore.watch``: the event log woken by
 inotify on a file store, LISTEN/NOTIFY on a database, so another workstation's writes too),
-rebuilds the report at most every ``REBUILD_EVERY`` seconds while writes keep coming and bumps
-``version``; idle, it waits and costs nothing. The page hears the version through server-sent
-events and asks for what it shows (``view``): the run's totals, workstations, collisions and
-spend in full, the tasks filtered, searched and cut to one window on the server, so a run of
-10,000 tasks sends the browser a window's rows only.
+rebuilds the report (at once after a quiet spell, at most every ``REBUILD_EVERY`` seconds while
+writes keep coming; only the tasks written are read again) and bumps ``version``; idle, it waits
+and costs nothing. The page hears the version through server-sent events and asks for what it
+shows (``view``): the run's totals, workstations, collisions and spend in full, the tasks
+filtered, searched and cut to one window on the server, so a run of 10,000 tasks sends the
+browser a window's rows only.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Collection
 from typing import Any
@@ -54,12 +56,16 @@ class Board:
 
     async def follow(self) -> None:
         """Rebuild on every write to the store, until cancelled (module doc)."""
+        built = 0.0  # when the last rebuild began
         async with self.source.watch() as changes:
             while True:
                 batch = await changes.next_batch()
                 if not any(c.resync or c.kind.startswith(_SHOWN) for c in batch):
                     continue
-                await anyio.sleep(REBUILD_EVERY)  # a burst of writes: one rebuild
+                # A burst of writes is one rebuild, at most every REBUILD_EVERY seconds; a
+                # write after a quiet spell is shown at once.
+                await anyio.sleep(max(0.0, built + REBUILD_EVERY - time.monotonic()))
+                built = time.monotonic()
                 tasks = {c.key for c in batch if c.kind == "tasks"}
                 whole = any(c.resync for c in batch)
                 await self.rebuild(None if whole else tasks)
