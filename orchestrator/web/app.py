@@ -6,7 +6,7 @@ filter ``status``, the search ``q``, the window ``offset``/``limit``), ``GET /ap
 one task's report, its CLI logs and its diff against its base, ``GET /events`` the report's
 versions as server-sent events (one at connect, one per rebuild, a comment every ``KEEPALIVE``
 seconds), ``POST /api/task/{id}/cancel`` and ``/retry``, ``POST /api/budget`` (``{"scope",
-"usd", "tokens"}``).
+"usd", "tokens"}``), ``POST /api/resume`` (``council resume FILE``: ``web.resume``).
 Every route is behind the ``Guard``. A refused action answers 400 with the command line's own
 message; every answer is JSON the page puts in as text, never as markup.
 """
@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 import anyio
+import anyio.abc
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from orchestrator.errors import CouncilError
 from orchestrator.web.board import PAGE_ROWS, Board, task_row
 from orchestrator.web.guard import Guard, Keys
+from orchestrator.web.resume import Resumer
 
 __all__ = ["KEEPALIVE", "make_app"]
 
@@ -50,6 +52,9 @@ def _static(name: str) -> bytes:
 
 def make_app(board: Board, keys: Keys) -> Guard:
     """The guarded ASGI application of ``board``; entering its lifespan follows the store."""
+
+    resumer = Resumer(board.source)
+    groups: list[anyio.abc.TaskGroup] = []  # the lifespan's, where a resume is waited for
 
     async def page(request: Request) -> Response:
         html = _static("index.html").decode().replace("{{csrf}}", keys.csrf)
@@ -105,12 +110,18 @@ def make_app(board: Board, keys: Keys) -> Guard:
             return _error(f"a budget raise takes JSON {{scope, usd, tokens}}: {exc}")
         return await _done(board, board.source.raise_budget(scope, usd, tokens))
 
+    async def resume(request: Request) -> Response:
+        if not groups:
+            return _error("the server is not serving yet", 503)
+        return await _done(board, resumer.resume(groups[0]))
+
     async def events(request: Request) -> Response:
         return StreamingResponse(_versions(board), media_type="text/event-stream", headers=_SAFE)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as group:
+            groups.append(group)
             group.start_soon(board.follow)
             yield
             group.cancel_scope.cancel()
@@ -122,6 +133,7 @@ def make_app(board: Board, keys: Keys) -> Guard:
         Route("/api/task/{task_id}", task),
         Route("/api/task/{task_id}/{action}", act, methods=["POST"]),
         Route("/api/budget", budget, methods=["POST"]),
+        Route("/api/resume", resume, methods=["POST"]),
         Route("/events", events),
     ]
     return Guard(Starlette(routes=routes, lifespan=lifespan), keys)

@@ -112,3 +112,16 @@ def test_a_tasks_cli_logs_are_shown_and_an_unknown_task_is_refused(
     assert http(f"{web.base}/api/task/a%20b", headers=auth).status == 404  # no task id
     assert http(f"{web.base}/api/task/nobody", headers=auth).status == 404
     assert http(f"{web.base}/static/index.html", headers=auth).status == 404
+
+
+def test_a_resume_is_refused_while_the_run_runs(served: tuple[GatedRun, WebProcess]) -> None:
+    _, web = served
+    cookie = http(web.url).headers["set-cookie"].split(";")[0]
+    page = http(web.base + "/", headers={"cookie": cookie}).body.decode()
+    csrf = page.split('name="council-csrf" content="')[1].split('"')[0]
+    refused = http(
+        f"{web.base}/api/resume", method="POST", headers={"cookie": cookie, "x-council-csrf": csrf}
+    )
+    assert refused.status == 400
+    error = refused.json()["error"]
+    assert "is running (process " in error and error.endswith("nothing to resume"), error

@@ -69,6 +69,7 @@ async function refresh() {
 
 function drawRun(view) {
   $("run").textContent = `session ${view.session_id} · ${view.status}` + (view.team ? ` · team ${view.team}` : "");
+  $("resume").hidden = view.status !== "interrupted";
   const t = view.totals;
   $("totals").replaceChildren(el("p", {},
     `${t.tasks} tasks: ${t.done} done, ${t.pending} pending, ${t.failed} failed, ` +
@@ -177,6 +178,7 @@ function setUp() {
   $("next").addEventListener("click", () => {
     if (state.offset + state.limit < state.matched) { state.offset += state.limit; refresh(); }
   });
+  $("resume").addEventListener("click", () => act("/api/resume"));
   $("raise").addEventListener("submit", (e) => {
     e.preventDefault();
     act("/api/budget", { scope: $("raise-scope").value, usd: $("raise-usd").value, tokens: $("raise-tokens").value });
