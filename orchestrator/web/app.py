@@ -2,13 +2,14 @@
 
 ``GET /`` the page (plain HTML, one JavaScript module and one style sheet from the package's
 ``web/static``, nothing from elsewhere), ``GET /api/view`` what it shows (``Board.view``: the
-filter ``status``, the search ``q``, the window ``offset``/``limit``), ``GET /api/task/{id}``
-one task's report, its CLI logs and its diff against its base, ``GET /events`` the report's
-versions as server-sent events (one at connect, one per rebuild, a comment every ``KEEPALIVE``
-seconds), ``POST /api/task/{id}/cancel`` and ``/retry``, ``POST /api/budget`` (``{"scope",
-"usd", "tokens"}``), ``POST /api/resume`` (``council resume FILE``: ``web.resume``).
-Every route is behind the ``Guard``. A refused action answers 400 with the command line's own
-message; every answer is JSON the page puts in as text, never as markup.
+filter ``status``, the search ``q``, the window ``offset``/``limit``), ``GET /api/cost?by=``
+``council cost``'s report (``web.cost``), ``GET /api/task/{id}`` one task's report, its CLI logs
+and its diff against its base, ``GET /events`` the report's versions as server-sent events (one
+at connect, one per rebuild, a comment every ``KEEPALIVE`` seconds), ``POST
+/api/task/{id}/cancel`` and ``/retry``, ``POST /api/budget`` (``{"scope", "usd", "tokens"}``),
+``POST /api/resume`` (``council resume FILE``: ``web.resume``). Every route is behind the
+``Guard``. A refused action answers 400 with the command line's own message; every answer is
+JSON the page puts in as text, never as markup.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from orchestrator.errors import CouncilError
 from orchestrator.web.board import PAGE_ROWS, Board, task_row
+from orchestrator.web.cost import cost_of
 from orchestrator.web.guard import Guard, Keys
 from orchestrator.web.resume import Resumer
 
@@ -55,6 +57,7 @@ def make_app(board: Board, keys: Keys) -> Guard:
 
     resumer = Resumer(board.source)
     groups: list[anyio.abc.TaskGroup] = []  # the lifespan's, where a resume is waited for
+    costs: dict[tuple[int, str], dict[str, Any]] = {}  # the cost report of a version, by cut
 
     async def page(request: Request) -> Response:
         html = _static("index.html").decode().replace("{{csrf}}", keys.csrf)
@@ -93,6 +96,17 @@ def make_app(board: Board, keys: Keys) -> Guard:
         answer = {"row": row, "report": shown, "logs": parts, "diff": diff}
         return JSONResponse(answer, headers=_SAFE)
 
+    async def cost(request: Request) -> Response:
+        by = request.query_params.get("by", "day")
+        key = (board.version, by)
+        if key not in costs:
+            try:
+                costs.clear()  # one version's, at most one per cut
+                costs[key] = await cost_of(board.source, by)
+            except (CouncilError, ValueError) as exc:
+                return _error(str(exc))
+        return JSONResponse(costs[key], headers=_SAFE)
+
     async def act(request: Request) -> Response:
         action, task_id = request.path_params["action"], request.path_params["task_id"]
         run = {"cancel": board.source.cancel, "retry": board.source.retry}.get(action)
@@ -130,6 +144,7 @@ def make_app(board: Board, keys: Keys) -> Guard:
         Route("/", page),
         Route("/static/{name}", static),
         Route("/api/view", view),
+        Route("/api/cost", cost),
         Route("/api/task/{task_id}", task),
         Route("/api/task/{task_id}/{action}", act, methods=["POST"]),
         Route("/api/budget", budget, methods=["POST"]),

@@ -58,6 +58,10 @@ class Board:
         """Rebuild on every write to the store, until cancelled (module doc)."""
         built = 0.0  # when the last rebuild began
         async with self.source.watch() as changes:
+            # Every task read again once the watch is entered: a write between the first
+            # report and the watch's start is heard by neither, and a kept task is read again
+            # only when written.
+            await self.rebuild()
             while True:
                 batch = await changes.next_batch()
                 if not any(c.resync or c.kind.startswith(_SHOWN) for c in batch):
@@ -88,12 +92,6 @@ class Board:
         window = wanted[offset : offset + max(1, min(limit, PAGE_ROWS))]
         config = self.source.config
         scopes = ["run", "task", *config.budgets.adapters] if config is not None else []
-        by_adapter: dict[str, float] = {}
-        for task in report.tasks:
-            if task.cost_usd:
-                name = task.adapter or "?"
-                by_adapter[name] = by_adapter.get(name, 0.0) + task.cost_usd
-        costly = sorted((t for t in report.tasks if t.cost_usd), key=lambda t: -(t.cost_usd or 0))
         return {
             "version": self.version,
             "session_id": report.session_id,
@@ -104,8 +102,6 @@ class Board:
             "workstations": [w.model_dump(mode="json") for w in report.workstations],
             "collisions": [c.model_dump(mode="json") for c in report.collisions],
             "spend": _spend(report),
-            "cost_by_adapter": by_adapter,
-            "cost_by_task": [[t.task_id, t.cost_usd] for t in costly[:20]],
             "budget_scopes": scopes,
             "pulls": [_pull(t) for t in report.tasks if t.pull is not None][:PAGE_ROWS],
             "matched": len(wanted),

@@ -94,6 +94,10 @@ class WebSource:
         report, _ = report_of(session, tasks, present, line, utcnow(), found)
         return report
 
+    def kept_tasks(self, session_id: str) -> list[TaskState]:
+        """The tasks of ``session_id`` as the last report read them (none for another)."""
+        return list(self._tasks.values()) if session_id == self._session else []
+
     async def _task_of_run(self, task_id: str) -> str:
         task_id = check_id(task_id, "task id")
         session = await self.newest()

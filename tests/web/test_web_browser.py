@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,14 @@ def test_the_demos_run_is_watched_live_to_its_end(tmp_path: Path) -> None:
                     seen[task_id].append(status)
             page.screenshot(path=artefact(tmp_path, "run-completed.png"), full_page=True)
             assert page.evaluate("() => window.sameDocument") is True
+            today = datetime.now(UTC).date().isoformat()  # the ledger's days are UTC
+            page.wait_for_selector(f"#chart .chart-row[data-key='{today}']")
+            page.select_option("#cost-by", "adapter")  # `council cost --by adapter`
+            page.wait_for_selector("#chart .chart-row[data-key=carol]")
+            shown = page.eval_on_selector_all(
+                "#chart .chart-row", "rows => rows.map(r => r.dataset.key)"
+            )
+            assert sorted(shown) == ["alice", "bob", "carol"], shown
         assert len(rows) == 7 and set(rows.values()) == {"done"}, rows
         changed = [task_id for task_id, statuses in seen.items() if len(statuses) > 1]
         assert changed, f"no task changed on the page: {seen}"

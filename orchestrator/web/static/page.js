@@ -61,6 +61,7 @@ async function refresh() {
   document.body.dataset.runStatus = view.status;
   drawRun(view);
   drawSpend(view);
+  drawCost().catch((err) => say(err.message, true));
   drawRadar(view);
   drawPulls(view);
   drawTasks(view);
@@ -88,13 +89,20 @@ function drawSpend(view) {
       el("span", {}, el("span", { class: share >= 1 ? "bar over" : "bar", width: `${share * 100}%` })),
       b.limit_usd != null ? `${usd(b.spent_usd || 0)} / ${usd(b.limit_usd)}` : `${spent || 0} / ${limit}`);
   }));
-  const costs = view.cost_by_task, top = costs.length ? costs[0][1] : 0;
-  $("chart").replaceChildren(...costs.map(([id, cost]) => el("div", { class: "chart-row" }, id,
-    el("span", {}, el("span", { class: "bar", width: `${(cost / top) * 100}%` })), usd(cost))));
   const scope = $("raise-scope"), chosen = scope.value;
   scope.replaceChildren(...view.budget_scopes.map((s) => el("option", { value: s }, s)));
   if (chosen) scope.value = chosen;
   $("raise").hidden = view.budget_scopes.length === 0;
+}
+
+async function drawCost() {
+  const by = $("cost-by").value;
+  const cost = await getJson(`/api/cost?by=${encodeURIComponent(by)}`);
+  const groups = cost.groups.filter((g) => g.usd > 0).slice(0, 30);
+  const top = Math.max(...groups.map((g) => g.usd), 0);
+  $("chart").replaceChildren(...groups.map((g) => el("div", { class: "chart-row", "data-key": g.key }, g.key,
+    el("span", {}, el("span", { class: "bar", width: `${top ? (g.usd / top) * 100 : 0}%` })),
+    `${usd(g.usd)} · ${g.calls} calls`)));
 }
 
 function drawRadar(view) {
@@ -179,6 +187,7 @@ function setUp() {
     if (state.offset + state.limit < state.matched) { state.offset += state.limit; refresh(); }
   });
   $("resume").addEventListener("click", () => act("/api/resume"));
+  $("cost-by").addEventListener("change", () => drawCost().catch((err) => say(err.message, true)));
   $("raise").addEventListener("submit", (e) => {
     e.preventDefault();
     act("/api/budget", { scope: $("raise-scope").value, usd: $("raise-usd").value, tokens: $("raise-tokens").value });
