@@ -42,7 +42,7 @@ def test_the_token_is_exchanged_for_a_strict_cookie_and_leaves_the_address(
     assert "default-src 'self'" in page.headers["content-security-policy"]
 
 
-def test_an_action_without_the_csrf_value_or_from_another_origin_is_refused(
+def test_an_action_without_the_csrf_value_or_from_another_origin_is_refused_with_it_done(
     served: tuple[GatedRun, WebProcess],
 ) -> None:
     run, web = served
@@ -72,8 +72,16 @@ def test_an_action_without_the_csrf_value_or_from_another_origin_is_refused(
         headers={"cookie": cookie, "x-council-csrf": csrf},
     )
     assert unknown.status == 400 and "is not part of session" in unknown.json()["error"]
-    output = run.finish()
-    assert '"cancelled": 1' in output
+    retried = http(
+        f"{web.base}/api/task/after/retry",
+        method="POST",
+        headers={"cookie": cookie, "x-council-csrf": csrf},
+    )
+    assert retried.status == 200, retried.body
+    assert retried.json()["said"].startswith("task after queued again")
+    assert run.status("after") == "queued"
+    run.finish()
+    assert (run.status("held"), run.status("after")) == ("done", "done")
 
 
 def test_the_view_is_filtered_searched_and_cut_on_the_server(
