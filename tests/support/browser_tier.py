@@ -94,12 +94,21 @@ def artefact(tmp_path: Path, name: str) -> Path:
 
 
 class WebProcess:
-    """``council web CONFIG --port 0`` running; ``url`` its printed URL with the token."""
+    """``council web CONFIG --port 0`` running (without CONFIG: the run found in ``cwd``);
+    ``url`` its printed URL with the token."""
 
-    def __init__(self, config: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path | None,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        named = [str(config)] if config is not None else []
+        where = cwd or (config.parent if config is not None else Path.cwd())
         self.process = subprocess.Popen(
-            [*COUNCIL, "web", str(config), "--port", "0", *extra],
-            cwd=config.parent,
+            [*COUNCIL, "web", *named, "--port", "0", *extra],
+            cwd=where,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
