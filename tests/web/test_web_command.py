@@ -1,5 +1,5 @@
-"""``council web``'s own refusals, said before it serves anything: the ``web`` extra missing, a
-port that is no port, a config with no run recorded."""
+"""``council web``'s own refusals, said before it serves anything (the ``web`` extra missing, a
+port that is no port, a config with no run recorded), and what it never shows: a secret."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
-from tests.support.council_process import task, write_config
+from tests.support.browser_tier import WebProcess
+from tests.support.council_process import council, task, write_config
+from tests.support.web_helpers import http
 from tests.support.workflow_helpers import make_repo
 
 
@@ -36,3 +38,22 @@ def test_a_config_with_no_run_recorded_is_said_before_serving(tmp_path: Path) ->
     assert done.exit_code == 2
     assert f"no run has been recorded in {repo / '.council' / 'state'}" in done.output
     assert "serves the run" not in done.output
+
+
+def test_a_secret_a_cli_printed_is_masked_in_the_logs_the_page_shows(tmp_path: Path) -> None:
+    secret = "sk-web-0123456789abcdefghij"
+    repo = make_repo(tmp_path / "repo")
+    config = write_config(tmp_path, repo, task("one", "PRINT_ENV API_TOKEN\nWRITE one.txt one"))
+    text = config.read_text().replace(
+        "options: {delay: 0}}", f"options: {{delay: 0}}, env: {{API_TOKEN: {secret}}}}}"
+    )
+    config.write_text(text)
+    done = council(["run", str(config), "--json"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with WebProcess(config) as web:
+        shown = http(f"{web.base}/api/task/one", headers={"authorization": f"token {web.token}"})
+    logs = shown.json()["logs"]
+    build = [log["text"] for log in logs if log["name"].startswith("one-build-")]
+    assert build and "stdout| ***" in build[0], logs  # the value it printed, masked on write
+    assert all(secret not in log["text"] for log in logs)
+    assert secret not in shown.body.decode()
