@@ -112,7 +112,7 @@ def make_app(board: Board, keys: Keys) -> Guard:
         run = {"cancel": board.source.cancel, "retry": board.source.retry}.get(action)
         if run is None:
             return _error(f"no action {action!r} (cancel, retry)", 404)
-        return await _done(board, run(task_id))
+        return await _done(board, run(task_id), {task_id})
 
     async def budget(request: Request) -> Response:
         try:
@@ -122,12 +122,12 @@ def make_app(board: Board, keys: Keys) -> Guard:
             tokens = None if body.get("tokens") in (None, "") else int(body["tokens"])
         except (ValueError, KeyError, TypeError) as exc:
             return _error(f"a budget raise takes JSON {{scope, usd, tokens}}: {exc}")
-        return await _done(board, board.source.raise_budget(scope, usd, tokens))
+        return await _done(board, board.source.raise_budget(scope, usd, tokens), set())
 
     async def resume(request: Request) -> Response:
         if not groups:
             return _error("the server is not serving yet", 503)
-        return await _done(board, resumer.resume(groups[0]))
+        return await _done(board, resumer.resume(groups[0]), set())
 
     async def events(request: Request) -> Response:
         return StreamingResponse(_versions(board), media_type="text/event-stream", headers=_SAFE)
@@ -154,12 +154,14 @@ def make_app(board: Board, keys: Keys) -> Guard:
     return Guard(Starlette(routes=routes, lifespan=lifespan), keys)
 
 
-async def _done(board: Board, action: Any) -> Response:
+async def _done(board: Board, action: Any, touched: set[str]) -> Response:
+    """The action's words (or its refusal's, 400), once the report shows what it did to the
+    tasks it ``touched`` (the session and the records are read again in any case)."""
     try:
         said = await action
     except (CouncilError, ValueError) as exc:
         return _error(str(exc))
-    await board.rebuild()  # the page sees what it did at once
+    await board.rebuild(touched)  # the page sees what it did at once
     return JSONResponse({"said": said, "version": board.version}, headers=_SAFE)
 
 

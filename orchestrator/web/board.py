@@ -12,6 +12,7 @@ browser a window's rows only.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Collection
@@ -19,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from orchestrator.errors import CouncilError
 from orchestrator.run.reports.report import RunReport, TaskReport
 from orchestrator.web.source import WebSource
 
@@ -26,6 +28,7 @@ __all__ = ["PAGE_ROWS", "REBUILD_EVERY", "Board", "task_row"]
 
 REBUILD_EVERY = 0.2  # seconds at least between two rebuilds while writes keep coming
 PAGE_ROWS = 200  # the most rows one view sends
+_log = logging.getLogger(__name__)
 _SHOWN = ("tasks", "sessions", "records")  # what a report is built from
 
 
@@ -72,7 +75,10 @@ class Board:
                 built = time.monotonic()
                 tasks = {c.key for c in batch if c.kind == "tasks"}
                 whole = any(c.resync for c in batch)
-                await self.rebuild(None if whole else tasks)
+                try:
+                    await self.rebuild(None if whole else tasks)
+                except (CouncilError, OSError) as exc:  # the store away: the last report stays
+                    _log.warning("council web: the run's report could not be read again: %s", exc)
 
     async def moved_after(self, seen: int, patience: float) -> int:
         """The version once it is past ``seen``, or as it is after ``patience`` seconds."""
