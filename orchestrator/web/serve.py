@@ -8,10 +8,13 @@ then uvicorn serves the guarded application until SIGINT or SIGTERM.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
+import anyio.to_thread
 import uvicorn
 
 from orchestrator.errors import UsageError
@@ -55,8 +58,10 @@ async def serve_web(
     port: int = 0,
     state_dir: Path | None = None,
     events: Path | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Serve the run of ``config`` (or of the state directory ``state_dir``) until stopped."""
+    """Serve the run of ``config`` (or of the state directory ``state_dir``) until stopped:
+    by a signal, or once ``stop`` is set (the server beside a run, in a thread of its own)."""
     keys = Keys()
     async with open_source(config, state_dir, events) as source:
         board = Board(source)
@@ -68,6 +73,15 @@ async def serve_web(
         )
         ready(url_of(sock, keys.token))
         try:
-            await server.serve(sockets=[sock])
+            async with anyio.create_task_group() as group:
+                if stop is not None:
+                    group.start_soon(_stop_when, stop, server)
+                await server.serve(sockets=[sock])
+                group.cancel_scope.cancel()
         finally:
             sock.close()
+
+
+async def _stop_when(stop: threading.Event, server: uvicorn.Server) -> None:
+    await anyio.to_thread.run_sync(stop.wait, abandon_on_cancel=True)
+    server.should_exit = True

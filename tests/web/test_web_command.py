@@ -1,9 +1,11 @@
 """``council web``'s own refusals, said before it serves anything (the ``web`` extra missing, a
-port that is no port, a config with no run recorded), and what it never shows: a secret."""
+port that is no port, a config with no run recorded), what it never shows (a secret), and
+``run --web``: the server beside the run."""
 
 from __future__ import annotations
 
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,9 @@ from typer.testing import CliRunner
 
 from orchestrator.cli.app import app
 from tests.support.browser_tier import WebProcess
+from tests.support.cli_process_helpers import reap, spawn, wait_for
 from tests.support.council_process import council, task, write_config
+from tests.support.timing import patience
 from tests.support.web_helpers import http
 from tests.support.workflow_helpers import make_repo
 
@@ -57,3 +61,40 @@ def test_a_secret_a_cli_printed_is_masked_in_the_logs_the_page_shows(tmp_path: P
     assert build and "stdout| ***" in build[0], logs  # the value it printed, masked on write
     assert all(secret not in log["text"] for log in logs)
     assert secret not in shown.body.decode()
+
+
+def test_run_with_web_serves_its_run_beside_it_until_it_ends(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    tasks = task("held", f"WAIT_FOR {gates / 'gate'} 60\nWRITE held.txt held")
+    config = write_config(tmp_path, repo, tasks)
+    config.write_text(f"sandbox: {{read: [{gates}]}}\n" + config.read_text())
+    run = spawn("run", config, "--json", "--web", "--web-port", "0", cwd=tmp_path)
+    try:
+        assert run.stderr is not None
+        url = ""
+        for line in run.stderr:  # the run's own lines, then the server's URL
+            if "council web serves the run at " in line:
+                url = line.split("serves the run at ")[1].split()[0]
+                break
+        assert url.startswith("http://127.0.0.1:") and "/?token=" in url, url
+        base, token = url.split("/?")[0], url.split("token=")[1]
+        auth = {"authorization": f"token {token}"}
+        wait_for(
+            lambda: any(
+                row["status"] == "running"
+                for row in http(f"{base}/api/view", headers=auth).json()["tasks"]
+            ),
+            "the page's view of the running task",
+        )
+        assert http(f"{base}/api/view").status == 403  # the token is required beside a run too
+        (gates / "gate").write_text("go\n")
+        out, _ = run.communicate(timeout=patience(60))
+        assert run.returncode == 0 and '"done": 1' in out, out[-2000:]
+        with pytest.raises(OSError):  # the server ended with the run
+            urllib.request.urlopen(f"{base}/api/view", timeout=5)
+    finally:
+        if not (gates / "gate").exists():
+            (gates / "gate").write_text("go\n")
+        reap(run)
