@@ -52,6 +52,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "team_speedup.py": ("postgres",),
     "train_bench.py": (),
     "watch_bench.py": (),
+    "web_bench.py": (),
     "worktree_bench.py": (),
 }
 

@@ -2,10 +2,11 @@
 with ``--soak`` (``.venv/bin/python -m pytest --soak -m slow``); ``real_cli`` tests only where
 their CLI is installed, or with ``COUNCIL_REQUIRE_REAL_CLIS=1`` (see ``real_clis``);
 ``postgres`` tests (any test using ``pg_dsn``) only where the PostgreSQL server binaries are,
-or with ``COUNCIL_REQUIRE_POSTGRES=1`` (see ``pg_tier``). Every safety-net timeout, pytest's
-per-test one included, is scaled for a loaded machine (``timing.patience``,
-``COUNCIL_TEST_PATIENCE``); Hypothesis runs under the ``council`` profile, which has no
-deadline and no health check that measures the machine's speed.
+or with ``COUNCIL_REQUIRE_POSTGRES=1`` (see ``pg_tier``); ``browser`` tests only where
+Debian's chromium and playwright are, or with ``COUNCIL_REQUIRE_BROWSER=1`` (``browser_tier``).
+Every safety-net timeout, pytest's per-test one included, is scaled for a loaded machine
+(``timing.patience``, ``COUNCIL_TEST_PATIENCE``); Hypothesis runs under the ``council``
+profile, which has no deadline and no health check that measures the machine's speed.
 
 The suite's processes start with Ctrl-C at its default, as a terminal's foreground command
 does, however the suite itself was started: a shell without job control starts a background
@@ -26,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from orchestrator.plugins import host as plugins
-from tests.support import pg_tier, real_clis, sandbox_tier, tiers, timing
+from tests.support import browser_tier, pg_tier, real_clis, sandbox_tier, tiers, timing
 
 if TYPE_CHECKING:
     from orchestrator.state.postgres.store import PostgresStateStore
@@ -66,6 +67,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     real_clis.deselect_missing(config, items)  # the real-CLI tier without its CLIs installed
     pg_tier.deselect_missing(config, items)  # the PostgreSQL tier without its server
     sandbox_tier.deselect_missing(config, items)  # the sandbox tier without bubblewrap
+    browser_tier.deselect_missing(config, items)  # the browser tier without chromium
     # Deselected, not skipped: the default run reports them as not collected for this run,
     # so a soak test is never counted as passing when it did not run.
     if config.getoption("--soak"):

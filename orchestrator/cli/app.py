@@ -69,6 +69,10 @@ COMMANDS: dict[str, CommandRef] = {
     "cancel": CommandRef(
         f"{_CLI}.cancel_cmd:cancel", "Cancel TASK of the newest unfinished run of FILE."
     ),
+    "web": CommandRef(
+        f"{_CLI}.web_cmd:web",
+        "Serve the run as one live page: tasks, collisions, pull requests, spend, actions.",
+    ),
     "cost": CommandRef(
         f"{_CLI}.cost_cmd:cost",
         "Show what the newest run of FILE cost: by task, phase, adapter, account or day.",

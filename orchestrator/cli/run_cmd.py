@@ -62,6 +62,7 @@ from orchestrator.cli.meant import meant_config
 from orchestrator.cli.status import run_finder
 from orchestrator.cli.status.live_board import Stopping, show_board
 from orchestrator.cli.status.summary import JsonOption, WideOption, finish, print_summary
+from orchestrator.cli.web_beside import WebOption, WebPortOption, web_beside
 from orchestrator.council import (
     Council,
     check_resumable,
@@ -134,6 +135,8 @@ def run(
     if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
     adopt: AdoptOption = False,
     add_tasks: AddTasksOption = False,
+    web: WebOption = False,
+    web_port: WebPortOption = 8765,
 ) -> None:
     """Run every task of FILE (or of a goal, -g) until each is merged, failed or in conflict."""
     join = JoinChoice(adopt=adopt, add_tasks=add_tasks)
@@ -158,7 +161,8 @@ def run(
     _remember(council, file)
     why = _Stop()
     try:
-        report = event_loop.run(_drive, council, council.run, not as_json, why)
+        with web_beside(council, web, web_port):
+            report = event_loop.run(_drive, council, council.run, not as_json, why)
     except (TaskInActiveSession, DefinitionsDiffer) as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
     _finish(report, as_json, wide, file, why)
@@ -193,6 +197,8 @@ def resume(
     if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
     adopt: AdoptOption = False,
     add_tasks: AddTasksOption = False,
+    web: WebOption = False,
+    web_port: WebPortOption = 8765,
 ) -> None:
     """Continue an interrupted or killed run from where it stood."""
     file = meant_config(file, "resume")
@@ -208,7 +214,10 @@ def resume(
     _remember(council, file)
     why = _Stop()
     try:
-        report = event_loop.run(_drive, council, lambda: council.resume(session), not as_json, why)
+        with web_beside(council, web, web_port):
+            report = event_loop.run(
+                _drive, council, lambda: council.resume(session), not as_json, why
+            )
     except DefinitionsDiffer as refused:
         raise refused.for_config(shlex.quote(str(file)), "resume") from None
     _finish(report, as_json, wide, file, why)
@@ -233,6 +242,8 @@ def serve(
     if_base_dirty: IfBaseDirtyOption = IfBaseDirty.WAIT,
     adopt: AdoptOption = False,
     add_tasks: AddTasksOption = False,
+    web: WebOption = False,
+    web_port: WebPortOption = 8765,
 ) -> None:
     """Serve FILE's sources until stopped: new issues run as tasks, pull requests followed.
 
@@ -252,7 +263,8 @@ def serve(
     check_base_checkout(council, if_base_dirty)
     _remember(council, file)
     why = _Stop()
-    report = event_loop.run(_drive, council, council.serve, not as_json, why)
+    with web_beside(council, web, web_port):
+        report = event_loop.run(_drive, council, council.serve, not as_json, why)
     if why.signalled and not why.reader_gone and report.status == SessionStatus.INTERRUPTED:
         # Stopped as asked: the way a server ends, not a failure.
         finish_served(report, as_json, wide)

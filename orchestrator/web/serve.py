@@ -1,0 +1,87 @@
+"""The server of ``council web``: uvicorn on one socket, the URL said once it listens.
+
+``serve_web`` binds ``host`` (127.0.0.1 unless a team asks for another) and ``port`` (0: any
+free one) itself, so the URL it hands ``ready`` names the real port, with the token in it;
+then uvicorn serves the guarded application until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+import uvicorn
+
+from orchestrator.errors import UsageError
+from orchestrator.web.app import make_app
+from orchestrator.web.board import Board
+from orchestrator.web.guard import Keys
+from orchestrator.web.source import open_source
+
+if TYPE_CHECKING:
+    from orchestrator.config.run import RunConfig
+
+__all__ = ["bind", "serve_web", "url_of"]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port``; a ``UsageError`` naming both when it cannot."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket, token: str) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/?token={token}"
+
+
+async def serve_web(
+    config: RunConfig | None,
+    ready: Callable[[str], None],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    state_dir: Path | None = None,
+    events: Path | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve the run of ``config`` (or of the state directory ``state_dir``) until stopped:
+    by a signal, or once ``stop`` is set (the server beside a run, in a thread of its own)."""
+    keys = Keys()
+    async with open_source(config, state_dir, events) as source:
+        board = Board(source)
+        await board.report()  # no run to show is said now, not in the browser
+        sock = bind(host, port)
+        app = make_app(board, keys)
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+        )
+        ready(url_of(sock, keys.token))
+        try:
+            async with anyio.create_task_group() as group:
+                if stop is not None:
+                    group.start_soon(_stop_when, stop, server)
+                await server.serve(sockets=[sock])
+                group.cancel_scope.cancel()
+        finally:
+            sock.close()
+
+
+async def _stop_when(stop: threading.Event, server: uvicorn.Server) -> None:
+    await anyio.to_thread.run_sync(stop.wait, abandon_on_cancel=True)
+    server.should_exit = True

@@ -1,0 +1,199 @@
+// The page of `council web`: it hears the report's versions as server-sent events and asks the
+// server for what it shows. Text from the run (task ids, reasons, logs, pull request titles)
+// only ever goes in as text: textContent, never markup.
+const csrf = document.querySelector('meta[name="council-csrf"]').content;
+const $ = (id) => document.getElementById(id);
+const state = { status: "", q: "", offset: 0, limit: 200, matched: 0, open: null, version: -1 };
+const STATUSES = ["queued", "running", "parked", "merging", "in_review", "done", "failed",
+  "conflict", "cancelled", "waiting_for_checkout"];
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "width") node.style.width = value; // the CSSOM: allowed by the page's CSP
+    else if (key === "on") for (const [ev, fn] of Object.entries(value)) node.addEventListener(ev, fn);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
+  }
+  return node;
+}
+
+const usd = (v) => (v == null ? "" : v >= 0.01 ? `$${v.toFixed(2)}` : `$${v.toPrecision(2)}`);
+
+function say(text, bad = false) {
+  $("said").textContent = text;
+  $("said").className = bad ? "bad" : "";
+}
+
+async function getJson(url) {
+  const answer = await fetch(url, { credentials: "same-origin" });
+  const body = await answer.json();
+  if (!answer.ok) throw new Error(body.error || answer.statusText);
+  return body;
+}
+
+async function act(url, body = {}) {
+  const answer = await fetch(url, {
+    method: "POST", credentials: "same-origin",
+    headers: { "content-type": "application/json", "x-council-csrf": csrf },
+    body: JSON.stringify(body),
+  });
+  const said = await answer.json();
+  if (answer.ok) say(said.said); else say(said.error || answer.statusText, true);
+  await refresh();
+}
+
+function query() {
+  const p = new URLSearchParams({ offset: state.offset, limit: state.limit });
+  if (state.status) p.set("status", state.status);
+  if (state.q) p.set("q", state.q);
+  return p.toString();
+}
+
+async function refresh() {
+  const view = await getJson(`/api/view?${query()}`);
+  state.matched = view.matched;
+  state.version = view.version;
+  document.body.dataset.version = view.version;
+  document.body.dataset.runStatus = view.status;
+  drawRun(view);
+  drawSpend(view);
+  drawCost().catch((err) => say(err.message, true));
+  drawRadar(view);
+  drawPulls(view);
+  drawTasks(view);
+  if (state.open) await openTask(state.open);
+}
+
+function drawRun(view) {
+  $("run").textContent = `session ${view.session_id} · ${view.status}` + (view.team ? ` · team ${view.team}` : "");
+  $("resume").hidden = view.status !== "interrupted";
+  const t = view.totals;
+  $("totals").replaceChildren(el("p", {},
+    `${t.tasks} tasks: ${t.done} done, ${t.pending} pending, ${t.failed} failed, ` +
+    `${t.conflict} in conflict, ${t.cancelled} cancelled, ${t.in_review} in review, ${t.held} held`));
+  $("workstations").replaceChildren(...view.workstations.map((w) =>
+    el("p", {}, `workstation ${w.workstation} on ${w.host} (pid ${w.pid}): ${w.running} running`)));
+}
+
+function drawSpend(view) {
+  const spend = view.spend;
+  $("spend").textContent = spend ? spend.said : "no CLI call has cost anything yet";
+  $("budgets").replaceChildren(...(spend ? spend.budgets : []).map((b) => {
+    const limit = b.limit_usd ?? b.limit_tokens, spent = b.limit_usd != null ? b.spent_usd : b.spent_tokens;
+    const share = limit ? Math.min(1, (spent || 0) / limit) : 0;
+    return el("div", { class: "chart-row" }, `${b.scope}`,
+      el("span", {}, el("span", { class: share >= 1 ? "bar over" : "bar", width: `${share * 100}%` })),
+      b.limit_usd != null ? `${usd(b.spent_usd || 0)} / ${usd(b.limit_usd)}` : `${spent || 0} / ${limit}`);
+  }));
+  const scope = $("raise-scope"), chosen = scope.value;
+  scope.replaceChildren(...view.budget_scopes.map((s) => el("option", { value: s }, s)));
+  if (chosen) scope.value = chosen;
+  $("raise").hidden = view.budget_scopes.length === 0;
+}
+
+async function drawCost() {
+  const by = $("cost-by").value;
+  const cost = await getJson(`/api/cost?by=${encodeURIComponent(by)}`);
+  const groups = cost.groups.filter((g) => g.usd > 0).slice(0, 30);
+  const top = Math.max(...groups.map((g) => g.usd), 0);
+  $("chart").replaceChildren(...groups.map((g) => el("div", { class: "chart-row", "data-key": g.key }, g.key,
+    el("span", {}, el("span", { class: "bar", width: `${top ? (g.usd / top) * 100 : 0}%` })),
+    `${usd(g.usd)} · ${g.calls} calls`)));
+}
+
+function drawRadar(view) {
+  $("collisions").replaceChildren(...view.collisions.map((c) =>
+    el("li", {}, `${c.tasks.join(" × ")}: ${c.severity} on ${c.paths.join(", ")}`)));
+  if (!view.collisions.length) $("collisions").replaceChildren(el("li", {}, "no overlap"));
+}
+
+function drawPulls(view) {
+  $("pulls").replaceChildren(...view.pulls.map((p) => {
+    const link = el("a", { href: /^https?:\/\//.test(p.url) ? p.url : "#", rel: "noreferrer" }, `#${p.number}`);
+    return el("li", {}, link, ` ${p.task_id}: ${p.state}, checks ${p.checks}, ${p.approvals} approvals` +
+      (p.waiting ? `, waits for ${p.waiting}` : ""));
+  }));
+  if (!view.pulls.length) $("pulls").replaceChildren(el("li", {}, "none"));
+}
+
+function actions(row) {
+  const cell = el("td", {});
+  const ended = ["done", "failed", "conflict", "cancelled"].includes(row.status);
+  if (!ended) cell.append(el("button", { "data-action": "cancel", on: { click: (e) => {
+    e.stopPropagation(); act(`/api/task/${encodeURIComponent(row.task_id)}/cancel`); } } }, "Cancel"));
+  if (ended && row.status !== "done") cell.append(el("button", { "data-action": "retry", on: { click: (e) => {
+    e.stopPropagation(); act(`/api/task/${encodeURIComponent(row.task_id)}/retry`); } } }, "Retry"));
+  return cell;
+}
+
+function drawTasks(view) {
+  const end = Math.min(view.offset + view.tasks.length, view.matched);
+  $("matched").textContent = `${view.matched ? view.offset + 1 : 0}–${end} of ${view.matched}`;
+  $("tasks").tBodies[0].replaceChildren(...view.tasks.map((row) => {
+    const why = [row.waiting, row.held, row.collision, row.error].filter(Boolean).join("; ");
+    return el("tr", { class: "row", "data-task": row.task_id, "data-status": row.status,
+      on: { click: () => openTask(row.task_id) } },
+      el("td", {}, row.task_id), el("td", {}, el("span", { class: `st st-${row.status}` }, row.status)),
+      el("td", {}, row.phase || ""), el("td", {}, row.adapter || ""), el("td", {}, String(row.attempts)),
+      el("td", {}, row.status === "running" || row.status === "merging" ? row.holder || "" : ""),
+      el("td", { class: "why" }, why), el("td", {}, usd(row.cost_usd)), actions(row));
+  }));
+}
+
+async function openTask(taskId) {
+  state.open = taskId;
+  let task;
+  try { task = await getJson(`/api/task/${encodeURIComponent(taskId)}`); }
+  catch (err) { say(err.message, true); return; }
+  $("detail-box").hidden = false;
+  $("detail-id").textContent = taskId;
+  $("timeline").replaceChildren(...Object.entries(task.report.phases || {}).map(([name, st]) =>
+    el("span", { class: `phase phase-${st}` }, `${name}: ${st}`)));
+  const r = task.report, facts = [["status", r.status], ["attempts", r.attempts], ["adapter", r.adapter],
+    ["branch", r.branch], ["held by", r.holder], ["waits", r.waiting], ["held", r.held], ["held until", r.held_until],
+    ["collision", r.collision], ["error", r.error], ["cost", usd(r.cost_usd)], ["started", r.started_at],
+    ["finished", r.finished_at]];
+  $("detail").replaceChildren(...facts.filter(([, v]) => v != null && v !== "").flatMap(([k, v]) =>
+    [el("dt", {}, k), el("dd", {}, String(v))]));
+  const diff = el("details", { class: "diff" }, el("summary", {}, "diff against its base"),
+    el("pre", {}, task.diff));
+  $("logs").replaceChildren(diff, ...task.logs.map((log) => el("details", { class: "log" },
+    el("summary", {}, log.name + (log.clipped ? " (its end)" : "")), el("pre", {}, log.text))));
+}
+
+function listen() {
+  const source = new EventSource("/events");
+  source.onopen = () => $("live").classList.add("on");
+  source.onerror = () => $("live").classList.remove("on");
+  source.onmessage = (event) => {
+    if (Number(event.data) !== state.version) refresh().catch((err) => say(err.message, true));
+  };
+}
+
+function setUp() {
+  $("status-filter").append(...STATUSES.map((s) => el("option", { value: s }, s)));
+  $("status-filter").addEventListener("change", (e) => { state.status = e.target.value; state.offset = 0; refresh(); });
+  let typing;
+  $("search").addEventListener("input", (e) => {
+    clearTimeout(typing);
+    typing = setTimeout(() => { state.q = e.target.value; state.offset = 0; refresh(); }, 200);
+  });
+  $("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); refresh(); });
+  $("next").addEventListener("click", () => {
+    if (state.offset + state.limit < state.matched) { state.offset += state.limit; refresh(); }
+  });
+  $("resume").addEventListener("click", () => act("/api/resume"));
+  $("cost-by").addEventListener("change", () => drawCost().catch((err) => say(err.message, true)));
+  $("raise").addEventListener("submit", (e) => {
+    e.preventDefault();
+    act("/api/budget", { scope: $("raise-scope").value, usd: $("raise-usd").value, tokens: $("raise-tokens").value });
+  });
+  refresh().catch((err) => say(err.message, true));
+  listen();
+}
+
+setUp();
