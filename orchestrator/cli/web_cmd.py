@@ -52,6 +52,11 @@ def web(
         config = load_config(file)
 
     def ready(url: str) -> None:
+        if not _loopback(host):  # said first: the URL is what a reader acts on
+            console.print_warning(
+                f"--host {host}: the page and its token go over plain HTTP, readable on the "
+                "way; for a team, reach it through an SSH tunnel or a TLS proxy"
+            )
         console.print_success(f"council web serves the run at {url}")
         console.print_progress("open that URL (the token is in it); Ctrl-C stops the server")
 
@@ -63,3 +68,15 @@ def web(
         )
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+def _loopback(host: str) -> bool:
+    """Is ``host`` this machine's loopback (the token never leaves the machine)?"""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -106,6 +106,7 @@ class WebProcess:
     ) -> None:
         named = [str(config)] if config is not None else []
         where = cwd or (config.parent if config is not None else Path.cwd())
+        self.stderr_text = ""
         self.process = subprocess.Popen(
             [*COUNCIL, "web", *named, "--port", "0", *extra],
             cwd=where,
@@ -134,6 +135,8 @@ class WebProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process.stderr is not None and not self.process.stderr.closed:
+            self.stderr_text = self.process.stderr.read()  # what it said, once it ended
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()

@@ -98,3 +98,19 @@ def test_run_with_web_serves_its_run_beside_it_until_it_ends(tmp_path: Path) -> 
         if not (gates / "gate").exists():
             (gates / "gate").write_text("go\n")
         reap(run)
+
+
+def test_a_host_beyond_the_loopback_is_warned_that_the_token_goes_in_plain_http(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    config = write_config(tmp_path, repo, task("one", "WRITE one.txt one"))
+    done = council(["run", str(config), "--json"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = {}
+    for host in ("127.0.0.1", "0.0.0.0"):
+        web = WebProcess(config, "--host", host)
+        web.stop()
+        said[host] = web.stderr_text
+    assert "plain HTTP" not in said["127.0.0.1"]
+    assert "--host 0.0.0.0: the page and its token go over plain HTTP" in said["0.0.0.0"]
