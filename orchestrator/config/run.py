@@ -39,6 +39,7 @@ from orchestrator.config.mcp import McpServerConfig
 from orchestrator.config.origin import ConfigOrigin
 from orchestrator.config.radar import RadarConfig
 from orchestrator.config.sandbox import SandboxConfig
+from orchestrator.config.services import ServiceConfig
 from orchestrator.config.secrets import SecretsConfig
 from orchestrator.config.sections import (
     CapacityConfig,
@@ -115,6 +116,12 @@ class RunConfig(Section):
         description="credentials nobody declared that the landing gate and the forge's posts "
         "let through: allow, a list of {path, kind} or {fingerprint} "
         "(orchestrator.safety.secret_detect)",
+    )
+    services: dict[Id, ServiceConfig] = Field(
+        default_factory=dict,
+        description="programs each session gets of its own (a database, a dev server), "
+        "started in the session's network before the phases that need them and stopped "
+        "after: command, port, ready, url, env, phases, start_timeout (orchestrator.services)",
     )
     mcp_servers: dict[Id, McpServerConfig] = Field(
         default_factory=dict,

@@ -1,0 +1,149 @@
+"""A session's own network namespace, held for the session's life (``SessionNet``).
+
+Without it, every launch of a confined CLI and every verify command gets a namespace of its
+own that ends with it (``orchestrator.sandbox.network``): a server one check starts is gone
+before the next runs, and a server the CLI starts is out of its checks' reach. Unconfined,
+they all share the machine's loopback: the same port in two sessions collides. A
+``SessionNet`` is one namespace per session: its loopback (``127.0.0.1``, up, empty) is the
+session's alone, for its services and every command that joins it; the same port in N
+sessions never collides and no session reaches another's servers.
+
+- the namespace is made and held by ``holder.py`` (a program of its own, importing nothing),
+  as root a bare network namespace, for a user who is not root one inside a user namespace
+  that maps only them; it lives while the orchestrator holds its standard input open: a
+  kill -9 of the orchestrator ends it;
+- ``join(argv)``: ``argv`` in that namespace (``nsenter --net``, and for a user who is not
+  root ``--user`` with their own uid kept: ``--preserve-credentials``);
+- ``problem()``: why a session cannot get one here (probed once per process); the caller then
+  says so once and falls back to the machine's network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+from orchestrator.errors import RunError
+from orchestrator.process.started import forget, started, starting
+
+__all__ = ["HOLDER", "SessionNet", "join_argv", "problem"]
+
+HOLDER = Path(__file__).with_name("holder.py")
+_READY_TIMEOUT = 20.0
+_EXIT_WAIT = 5.0
+_PROBE_TIMEOUT = 20.0
+_probed: dict[str, str | None] = {}
+
+
+def problem() -> str | None:
+    """Why a session cannot get a network namespace of its own here (None: it can), probed
+    once per process (blocking: it starts the holder once)."""
+    if "" not in _probed:
+        _probed[""] = _probe()
+    return _probed[""]
+
+
+def _probe() -> str | None:
+    for program in ("nsenter", "unshare", "setpriv"):
+        if shutil.which(program) is None:
+            return f"{program} is not installed (Debian/Ubuntu: apt install util-linux)"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", str(HOLDER)],
+            input=b"",
+            capture_output=True,
+            timeout=_PROBE_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot make a network namespace here: {exc}"
+    if done.returncode != 0 or not done.stdout.startswith(b"ready"):
+        said = (done.stderr or done.stdout).decode(errors="replace").strip()[-300:]
+        return f"cannot make a network namespace here: {said or f'exit {done.returncode}'}"
+    return None
+
+
+def join_argv(pid: int, argv: Sequence[str]) -> list[str]:
+    """``argv`` run in the network namespace held by ``pid`` (see the module doc)."""
+    nsenter = shutil.which("nsenter") or "nsenter"
+    head = [nsenter, f"--net=/proc/{pid}/ns/net"]
+    if os.geteuid() != 0:
+        head += [f"--user=/proc/{pid}/ns/user", "--preserve-credentials"]
+    return [*head, "--", *argv]
+
+
+class SessionNet:
+    """One session's network namespace while its holder runs (``open``, then ``close``)."""
+
+    def __init__(self, process: anyio.abc.Process) -> None:
+        self._process: anyio.abc.Process | None = process
+        self.pid = process.pid
+
+    @classmethod
+    async def open(cls) -> SessionNet:
+        """A new namespace, ready (its loopback up). ``RunError`` when it cannot be made."""
+        try:
+            with starting():
+                process = await anyio.open_process(
+                    [sys.executable, "-I", "-S", str(HOLDER)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd="/",
+                    env={"PATH": os.defpath},
+                    start_new_session=True,
+                )
+                started(process.pid)
+        except OSError as exc:
+            raise RunError(f"cannot start the session's network holder: {exc}") from None
+        net = cls(process)
+        said = b""
+        assert process.stdout is not None
+        with anyio.move_on_after(_READY_TIMEOUT):
+            with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
+                while b"\n" not in said:
+                    said += await process.stdout.receive()
+        if said.startswith(b"ready\n"):
+            return net
+        error = b""
+        if process.stderr is not None:
+            with anyio.move_on_after(1), contextlib.suppress(anyio.EndOfStream):
+                error = await process.stderr.receive()
+        await net.close()
+        text = (error or said).decode(errors="replace").strip()[-300:]
+        raise RunError(f"the session's network namespace was not made: {text or 'no answer'}")
+
+    def join(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` run in this namespace."""
+        return join_argv(self.pid, argv)
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    async def close(self) -> None:
+        """End the namespace's holder (the namespace ends once nothing else is in it)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with anyio.CancelScope(shield=True):
+            if process.stdin is not None:
+                with contextlib.suppress(Exception):
+                    await process.stdin.aclose()
+            with anyio.move_on_after(_EXIT_WAIT):
+                await process.wait()
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+            with contextlib.suppress(Exception):
+                await process.aclose()
+            forget(process.pid)
