@@ -38,7 +38,7 @@ from orchestrator.config.services import ServiceConfig
 from orchestrator.errors import RunError
 from orchestrator.process.command import marked, run_command
 from orchestrator.process.started import forget, started, starting
-from orchestrator.services.session_net import SessionNet
+from orchestrator.services.session_net import SessionNet, python
 
 __all__ = ["RunningService", "ServiceFailed", "log_tail", "start"]
 
@@ -51,6 +51,7 @@ _PORT_PROBE = (
     "s=socket.create_connection(('127.0.0.1',int(sys.argv[1])),timeout=2)\n"
     "s.close()\n"
 )
+_BASH_PROBE = ": <>/dev/tcp/127.0.0.1/$0"  # bash's own connect: no interpreter to start
 
 
 class ServiceFailed(RunError):
@@ -123,7 +124,7 @@ class RunningService:
             assert self.config.port is not None
             return await anyio.to_thread.run_sync(_connects, self.config.port)
         else:
-            argv = [sys.executable, "-I", "-S", "-c", _PORT_PROBE, str(self.config.port)]
+            argv = _port_probe(self.config.port)
         started_argv = net.join(argv) if net is not None else argv
         try:
             result = await run_command(started_argv, cwd=cwd, env=env, timeout=_PROBE_TIMEOUT)
@@ -177,6 +178,15 @@ async def start(
     finally:
         os.close(out)
     return RunningService(name, config, process, log)
+
+
+def _port_probe(port: int) -> list[str]:
+    """A command that connects to ``port`` of its network's loopback: bash's ``/dev/tcp``
+    where there is a bash (a system program, reachable in any namespace), else Python."""
+    bash = shutil.which("bash")
+    if bash is not None:
+        return [bash, "-c", _BASH_PROBE, str(port)]
+    return [python(), "-I", "-S", "-c", _PORT_PROBE, str(port)]
 
 
 def _signal_group(pid: int, number: signal.Signals) -> None:

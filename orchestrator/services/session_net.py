@@ -34,7 +34,7 @@ import anyio.abc
 from orchestrator.errors import RunError
 from orchestrator.process.started import forget, started, starting
 
-__all__ = ["HOLDER", "SessionNet", "join_argv", "problem"]
+__all__ = ["HOLDER", "SessionNet", "join_argv", "problem", "python"]
 
 HOLDER = Path(__file__).with_name("holder.py")
 _READY_TIMEOUT = 20.0
@@ -57,7 +57,7 @@ def _probe() -> str | None:
             return f"{program} is not installed (Debian/Ubuntu: apt install util-linux)"
     try:
         done = subprocess.run(
-            [sys.executable, "-I", "-S", str(HOLDER)],
+            [python(), "-I", "-S", str(HOLDER)],
             input=b"",
             capture_output=True,
             timeout=_PROBE_TIMEOUT,
@@ -69,6 +69,15 @@ def _probe() -> str | None:
         said = (done.stderr or done.stdout).decode(errors="replace").strip()[-300:]
         return f"cannot make a network namespace here: {said or f'exit {done.returncode}'}"
     return None
+
+
+def python() -> str:
+    """A Python to run ``holder.py`` with (it imports nothing, any Python 3 will do): this
+    one, unless this user may not start it again (an interpreter under a directory closed to
+    them), then the machine's ``python3``."""
+    if os.access(sys.executable, os.X_OK):
+        return sys.executable
+    return shutil.which("python3", path=os.defpath) or sys.executable
 
 
 def join_argv(pid: int, argv: Sequence[str]) -> list[str]:
@@ -93,7 +102,7 @@ class SessionNet:
         try:
             with starting():
                 process = await anyio.open_process(
-                    [sys.executable, "-I", "-S", str(HOLDER)],
+                    [python(), "-I", "-S", str(HOLDER)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
