@@ -39,7 +39,6 @@ from orchestrator.config.mcp import McpServerConfig
 from orchestrator.config.origin import ConfigOrigin
 from orchestrator.config.radar import RadarConfig
 from orchestrator.config.sandbox import SandboxConfig
-from orchestrator.config.services import ServiceConfig
 from orchestrator.config.secrets import SecretsConfig
 from orchestrator.config.sections import (
     CapacityConfig,
@@ -50,6 +49,7 @@ from orchestrator.config.sections import (
     StateConfig,
     WorktreeConfig,
 )
+from orchestrator.config.services import ServiceConfig
 from orchestrator.config.sources import SourceConfig
 from orchestrator.config.task import TaskConfig
 from orchestrator.config.workflow import PhaseConfig, WorkflowConfig

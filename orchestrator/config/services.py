@@ -29,7 +29,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from orchestrator.config.durations import PositiveDuration
-from orchestrator.config.fields import Command, EnvName, Id, Section, UniqueIds
+from orchestrator.config.fields import Command, EnvName, Section, UniqueIds
 
 __all__ = ["ServiceConfig", "env_prefix"]
 

@@ -4,7 +4,8 @@ output in its own log, ready or failed, and stopped with nothing left behind.
 How it is started::
 
     setpriv --pdeathsig KILL [nsenter --net=... [--user=... --preserve-credentials] --]
-        unshare [--user --map-current-user] --pid --fork --kill-child=SIGKILL -- <command>
+        unshare [--user --map-current-user] --pid --fork --kill-child=SIGKILL --
+        /bin/sh -c <pass SIGTERM on, exit as the command does> service <command>
 
 - in the session's network (``SessionNet.join``), or the machine's where it has none;
 - in a PID namespace of its own whose first process is the service's: when that one ends,
@@ -26,8 +27,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import anyio.abc
 from orchestrator.config.services import ServiceConfig
 from orchestrator.errors import RunError
 from orchestrator.process.command import marked, run_command
-from orchestrator.process.started import forget, started, starting
+from orchestrator.process.launch import helper_ended, spawn_logged
 from orchestrator.services.session_net import SessionNet, python
 
 __all__ = ["RunningService", "ServiceFailed", "log_tail", "start"]
@@ -50,6 +49,14 @@ _PORT_PROBE = (
     "import socket,sys\n"
     "s=socket.create_connection(('127.0.0.1',int(sys.argv[1])),timeout=2)\n"
     "s.close()\n"
+)
+# The first process of the service's PID namespace: a PID namespace's first process ignores
+# every signal it has no handler for (SIGTERM too), so the service runs as its child and a
+# SIGTERM is passed on to it; its exit status is this one's.
+_INIT = (
+    '"$@" & child=$!\n'
+    "trap 'kill -TERM \"$child\" 2>/dev/null' TERM INT HUP\n"
+    'while :; do wait "$child"; status=$?; kill -0 "$child" 2>/dev/null || exit "$status"; done\n'
 )
 _BASH_PROBE = ": <>/dev/tcp/127.0.0.1/$0"  # bash's own connect: no interpreter to start
 
@@ -80,7 +87,7 @@ def wrapped(argv: Sequence[str], net: SessionNet | None) -> list[str]:
     pid_ns = [unshare, "--pid", "--fork", "--kill-child=SIGKILL", "--"]
     if os.geteuid() != 0:
         pid_ns[1:1] = ["--user", "--map-current-user"]
-    inner = [*pid_ns, *argv]
+    inner = [*pid_ns, "/bin/sh", "-c", _INIT, "service", *argv]
     return [setpriv, "--pdeathsig", "KILL", *(net.join(inner) if net else inner)]
 
 
@@ -98,9 +105,7 @@ class RunningService:
     def running(self) -> bool:
         return self._process.returncode is None
 
-    async def ready(
-        self, net: SessionNet | None, *, cwd: Path, env: Mapping[str, str]
-    ) -> None:
+    async def ready(self, net: SessionNet | None, *, cwd: Path, env: Mapping[str, str]) -> None:
         """Wait until the service is ready; ``ServiceFailed`` (after stopping it) when it ends
         first or takes longer than its ``start_timeout``."""
         with anyio.move_on_after(self.config.start_timeout):
@@ -124,7 +129,7 @@ class RunningService:
             assert self.config.port is not None
             return await anyio.to_thread.run_sync(_connects, self.config.port)
         else:
-            argv = _port_probe(self.config.port)
+            argv = _port_probe(self.config.port or 0)
         started_argv = net.join(argv) if net is not None else argv
         try:
             result = await run_command(started_argv, cwd=cwd, env=env, timeout=_PROBE_TIMEOUT)
@@ -145,7 +150,7 @@ class RunningService:
                 await process.wait()
             with contextlib.suppress(Exception):
                 await process.aclose()
-            forget(process.pid)
+            helper_ended(process)
 
 
 async def start(
@@ -162,17 +167,8 @@ async def start(
     log.parent.mkdir(parents=True, exist_ok=True)
     out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
-        with starting():
-            process = await anyio.open_process(
-                wrapped(config.command, net),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                cwd=str(cwd),
-                env=marked({**env, **config.env}),
-                start_new_session=True,
-            )
-            started(process.pid)
+        argv = wrapped(config.command, net)
+        process = await spawn_logged(argv, cwd, marked({**env, **config.env}), out)
     except OSError as exc:
         raise ServiceFailed(name, f"could not be started: {exc}", log_tail(log)) from None
     finally:

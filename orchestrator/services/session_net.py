@@ -23,16 +23,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from orchestrator.errors import RunError
-from orchestrator.process.started import forget, started, starting
+from orchestrator.process.command import run_short
+from orchestrator.process.launch import helper_ended, spawn_logged
 
 __all__ = ["HOLDER", "SessionNet", "join_argv", "problem", "python"]
 
@@ -55,19 +56,13 @@ def _probe() -> str | None:
     for program in ("nsenter", "unshare", "setpriv"):
         if shutil.which(program) is None:
             return f"{program} is not installed (Debian/Ubuntu: apt install util-linux)"
-    try:
-        done = subprocess.run(
-            [python(), "-I", "-S", str(HOLDER)],
-            input=b"",
-            capture_output=True,
-            timeout=_PROBE_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    try:  # its stdin is /dev/null: it says ready and ends
+        done = run_short([python(), "-I", "-S", str(HOLDER)], cwd=Path("/"), timeout=_PROBE_TIMEOUT)
+    except RunError as exc:
         return f"cannot make a network namespace here: {exc}"
-    if done.returncode != 0 or not done.stdout.startswith(b"ready"):
-        said = (done.stderr or done.stdout).decode(errors="replace").strip()[-300:]
-        return f"cannot make a network namespace here: {said or f'exit {done.returncode}'}"
+    if not done.ok or not done.output.startswith("ready"):
+        said = done.output.strip()[-300:] or f"exit {done.returncode}"
+        return f"cannot make a network namespace here: {said}"
     return None
 
 
@@ -99,35 +94,30 @@ class SessionNet:
     @classmethod
     async def open(cls) -> SessionNet:
         """A new namespace, ready (its loopback up). ``RunError`` when it cannot be made."""
+        said_read, said_write = os.pipe()
         try:
-            with starting():
-                process = await anyio.open_process(
-                    [python(), "-I", "-S", str(HOLDER)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    cwd="/",
-                    env={"PATH": os.defpath},
-                    start_new_session=True,
-                )
-                started(process.pid)
+            argv = [python(), "-I", "-S", str(HOLDER)]
+            process = await spawn_logged(
+                argv, Path("/"), {"PATH": os.defpath}, said_write, stdin=True
+            )
         except OSError as exc:
+            os.close(said_read)
             raise RunError(f"cannot start the session's network holder: {exc}") from None
+        finally:
+            os.close(said_write)
         net = cls(process)
         said = b""
-        assert process.stdout is not None
-        with anyio.move_on_after(_READY_TIMEOUT):
-            with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
-                while b"\n" not in said:
-                    said += await process.stdout.receive()
+        try:
+            with anyio.move_on_after(_READY_TIMEOUT):
+                said = await anyio.to_thread.run_sync(
+                    _first_line, said_read, abandon_on_cancel=True
+                )
+        finally:
+            os.close(said_read)
         if said.startswith(b"ready\n"):
             return net
-        error = b""
-        if process.stderr is not None:
-            with anyio.move_on_after(1), contextlib.suppress(anyio.EndOfStream):
-                error = await process.stderr.receive()
         await net.close()
-        text = (error or said).decode(errors="replace").strip()[-300:]
+        text = said.decode(errors="replace").strip()[-300:]
         raise RunError(f"the session's network namespace was not made: {text or 'no answer'}")
 
     def join(self, argv: Sequence[str]) -> list[str]:
@@ -155,4 +145,15 @@ class SessionNet:
                 await process.wait()
             with contextlib.suppress(Exception):
                 await process.aclose()
-            forget(process.pid)
+            helper_ended(process)
+
+
+def _first_line(fd: int) -> bytes:
+    """What ``fd`` says up to its first line's end, or all of it once it closes (blocking)."""
+    said = b""
+    while b"\n" not in said:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        said += chunk
+    return said
