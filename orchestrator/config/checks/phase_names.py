@@ -1,8 +1,8 @@
 """The places a run config names a workflow phase outside ``workflow.phases``, and the phase
 names that look like a misspelt built-in one.
 
-A phase is named by a task's ``phases``, ``capacity.per_phase``, a service's ``phases`` and the keys of a task's
-``metadata.phase_instructions`` (also under ``metadata.candidates.<adapter>``, a council
+A phase is named by a task's ``phases``, ``capacity.per_phase``, a service's ``phases`` and
+the keys of a task's ``metadata.phase_instructions`` (also under ``metadata.candidates.<adapter>``, a council
 candidate's overrides): each must be a phase of the workflow, or the setting is never used, so
 each that is not is an error with the closest phase suggested (``phase_problems``). An
 instruction may also be for a built-in phase the workflow lacks (one set of instructions
