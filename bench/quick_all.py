@@ -44,6 +44,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "secret_detect_bench.py": (),
     "secret_scan_bench.py": (),
     "serve_idle_bench.py": (),
+    "services_bench.py": ("postgres",),
     "start_bench.py": (),
     "startup_bench.py": (),
     "state_bench.py": (),

@@ -21,7 +21,7 @@ import anyio.abc
 
 from orchestrator.process.started import forget, started, starting
 
-__all__ = ["helper_ended", "spawn_helper", "spawn_piped"]
+__all__ = ["helper_ended", "spawn_helper", "spawn_logged", "spawn_piped"]
 
 _PIPE_SIZE = 1024 * 1024
 # One descriptor of /dev/null for every start, opened with the module: a start runs on the
@@ -83,6 +83,28 @@ async def spawn_helper(
             env=dict(env),
             start_new_session=True,
             pass_fds=tuple(pass_fds),
+        )
+        started(process.pid)
+    return process
+
+
+async def spawn_logged(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], out: int, *, stdin: bool = False
+) -> anyio.abc.Process:
+    """Start ``argv`` leading its own process group, its stdout and stderr written to ``out``
+    (a descriptor the caller still closes: a log file, a pipe), its stdin ``/dev/null`` or,
+    with ``stdin``, a pipe the caller holds (``process.stdin``: a session's services,
+    ``orchestrator.services``). One of the orchestrator's own processes until
+    ``helper_ended``. A failed start raises the ``OSError`` of ``exec``."""
+    with starting():
+        process = await anyio.open_process(
+            list(argv),
+            stdin=subprocess.PIPE if stdin else _DEVNULL,
+            stdout=out,
+            stderr=out,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
         )
         started(process.pid)
     return process

@@ -1,0 +1,128 @@
+"""A session's services (``SessionServices``): its network namespace, the services its phases
+need, their state for ``council status`` and the variables its CLI and checks get.
+
+- ``open``: the session's network (``SessionNet``), or, where this machine cannot make one
+  (``session_net.problem``), the machine's network, said once per process (``fallback``):
+  then only the services' variables, TMPDIR and caches are the session's own, their ports
+  are not;
+- ``before(phase)``: the services ``phase`` needs started (in the order configured) and
+  waited for; those running that it does not need stopped. A service that fails raises
+  ``ServiceFailed`` (its name, its log's tail): its phase fails for it, not for the CLI;
+- ``variables()``: ``COUNCIL_SERVICE_<NAME>_*`` of every configured service;
+- ``join(argv)``: ``argv`` in the session's network (unchanged without one);
+- ``close``: every service stopped, then the namespace's holder (on a cancel too).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import anyio.to_thread
+
+from orchestrator.config.services import ServiceConfig
+from orchestrator.services import service as service_mod
+from orchestrator.services.service import RunningService, ServiceFailed
+from orchestrator.services.session_net import SessionNet, problem
+
+__all__ = ["SessionServices", "fallback"]
+
+log = logging.getLogger(__name__)
+_said: set[str] = set()
+
+
+def fallback() -> str | None:
+    """Why sessions share the machine's network here (None: each gets its own), said in the
+    log once per process (blocking: probes once)."""
+    why = problem()
+    if why is not None and why not in _said:
+        _said.add(why)
+        log.warning(
+            "sessions share this machine's network (%s): their services' ports may collide; "
+            "TMPDIR and caches stay each session's own",
+            why,
+        )
+    return why
+
+
+class SessionServices:
+    """One session's services (see the module doc)."""
+
+    def __init__(
+        self,
+        configs: Mapping[str, ServiceConfig],
+        *,
+        workdir: Path,
+        env: Mapping[str, str],
+        log_dir: Path,
+    ) -> None:
+        self.configs = dict(configs)
+        self.workdir, self.env, self.log_dir = workdir, dict(env), log_dir
+        self.net: SessionNet | None = None
+        self.running: dict[str, RunningService] = {}
+        self.states: dict[str, str] = dict.fromkeys(self.configs, "stopped")
+        self.isolated = False
+
+    async def open(self) -> None:
+        """Make the session's network (see the module doc)."""
+        if self.net is not None:
+            return
+        if await anyio.to_thread.run_sync(fallback) is None:
+            self.net = await SessionNet.open()
+            self.isolated = True
+
+    def variables(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, config in self.configs.items():
+            out.update(config.variables(name))
+        return out
+
+    def join(self, argv: Sequence[str]) -> list[str]:
+        return self.net.join(argv) if self.net is not None else list(argv)
+
+    def log_of(self, name: str) -> Path:
+        return self.log_dir / f"service-{name}.log"
+
+    async def before(self, phase: str) -> None:
+        """Start what ``phase`` needs, stop what it does not (see the module doc)."""
+        await self.open()
+        for name in [n for n in self.running if not self.configs[n].needed_by(phase)]:
+            await self._stop(name)
+        for name, config in self.configs.items():
+            if not config.needed_by(phase):
+                continue
+            running = self.running.get(name)
+            if running is not None and running.running:
+                continue
+            await self._start(name, config)
+
+    async def _start(self, name: str, config: ServiceConfig) -> None:
+        self.states[name] = "starting"
+        env = {**self.env, **self.variables()}
+        try:
+            running = await service_mod.start(
+                name, config, net=self.net, cwd=self.workdir, env=env, log=self.log_of(name)
+            )
+            self.running[name] = running
+            await running.ready(self.net, cwd=self.workdir, env=env)
+        except ServiceFailed:
+            self.states[name] = "failed"
+            self.running.pop(name, None)
+            raise
+        self.states[name] = "ready"
+
+    async def _stop(self, name: str) -> None:
+        running = self.running.pop(name, None)
+        if running is not None:
+            await running.stop()
+        self.states[name] = "stopped"
+
+    async def close(self) -> None:
+        """Stop every service, then end the session's network."""
+        with anyio.CancelScope(shield=True):
+            for name in reversed(list(self.running)):
+                await self._stop(name)
+            if self.net is not None:
+                net, self.net = self.net, None
+                await net.close()
