@@ -1,6 +1,9 @@
-"""The run config's ``services:`` section: programs each session gets of its own
-(``orchestrator.services``), started in the session's network before the phases that need them
-and stopped after.
+"""A service's settings: a program each session gets of its own (``orchestrator.services``),
+started in the session's network before the phases that need them and stopped after.
+
+A run does not start services yet, so the run config takes no ``services:`` section (it
+would promise what a run does not do); the settings below are what ``SessionServices`` is
+given, and what that section will read once a run starts them.
 
 ::
 

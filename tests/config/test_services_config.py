@@ -1,60 +1,50 @@
-"""The run config's ``services:`` section: a bad field is named with its line."""
+"""A service's settings (``config.services.ServiceConfig``): what it runs, when it is ready,
+what the session's commands are told of it; a setting that cannot work refused, naming it.
+
+The run config does not take a ``services:`` section yet: a run does not start services
+(``orchestrator.services`` has the parts, not their place in a run), so the section would
+promise what a run does not do."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 import pytest
+from pydantic import ValidationError
 
-from orchestrator.config.load import RunConfig, load_config
-from orchestrator.errors import ConfigError
-
-TASKS = "tasks:\n  - id: a\n    prompt: x\n"
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+from orchestrator.config.run import RunConfig
+from orchestrator.config.services import ServiceConfig
 
 
-def issues(text: str) -> list[str]:
-    Path("run.yaml").write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError) as caught:
-        load_config("run.yaml")
-    return str(caught.value).splitlines()
-
-
-def test_services_load(workdir: Path) -> None:
-    config = load_config_text(
-        "services:\n  db:\n    command: postgres -D data\n    port: 5432\n"
-        "    url: 'postgresql://{host}:{port}/app'\n    phases: [build]\n" + TASKS
+def test_a_service_s_settings() -> None:
+    db = ServiceConfig.model_validate(
+        {
+            "command": "postgres -D data",
+            "port": 5432,
+            "url": "postgresql://{host}:{port}/app",
+            "phases": ["build"],
+        }
     )
-    db = config.services["db"]
     assert db.command == ["postgres", "-D", "data"]
     assert db.needed_by("build") and not db.needed_by("review")
     assert db.variables("db")["COUNCIL_SERVICE_DB_URL"] == "postgresql://127.0.0.1:5432/app"
 
 
-def load_config_text(text: str) -> RunConfig:
-    Path("run.yaml").write_text(text, encoding="utf-8")
-    return load_config("run.yaml")
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"command": "postgres"}, "needs `port` or `ready`"),
+        ({"command": "serve", "port": 70000}, "port"),
+        ({"command": "serve", "ready": "true", "url": "http://{host}:{port}/"}, "{port}"),
+        ({"command": "serve", "port": 1, "env": {"A": "x\0y"}}, "env.A contains a NUL"),
+    ],
+)
+def test_a_setting_that_cannot_work_is_refused_naming_it(
+    settings: dict[str, object], said: str
+) -> None:
+    with pytest.raises(ValidationError, match=r"(?s).*" + re.escape(said)):
+        ServiceConfig.model_validate(settings)
 
 
-def test_a_service_without_readiness_is_named_at_its_line(workdir: Path) -> None:
-    found = issues("services:\n  db:\n    command: postgres\n" + TASKS)
-    assert len(found) == 1 and found[0].startswith("run.yaml:2: services.db:")
-    assert "needs `port` or `ready`" in found[0]
-
-
-def test_a_bad_port_is_named_at_its_line(workdir: Path) -> None:
-    found = issues("services:\n  web:\n    command: serve\n    port: 70000\n" + TASKS)
-    assert len(found) == 1 and found[0].startswith("run.yaml:4: services.web.port:")
-
-
-def test_a_service_s_unknown_phase_is_named_at_its_line(workdir: Path) -> None:
-    found = issues(
-        "services:\n  web:\n    command: serve\n    port: 3000\n    phases: [biuld]\n" + TASKS
-    )
-    assert len(found) == 1 and found[0].startswith("run.yaml:5: services.web.phases[0]:")
-    assert "build" in found[0]  # the phase it most likely meant
+def test_a_run_config_does_not_take_services_yet() -> None:
+    assert "services" not in RunConfig.model_fields
