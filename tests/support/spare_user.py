@@ -92,7 +92,10 @@ def spare_uid() -> int:
     if str(SPARE_UID) in taken:
         pytest.fail(f"uid {SPARE_UID} belongs to an account on this machine")
     switch = ["setpriv", f"--reuid={SPARE_UID}", f"--regid={SPARE_UID}", "--clear-groups"]
-    if subprocess.run([*switch, sys.executable, "-c", "pass"], capture_output=True).returncode:
+    # Through env: setpriv itself may still start an interpreter under a directory closed to
+    # the uid (seen under a 0700 /root) that any process of that uid is then refused.
+    runs = [*switch, "env", sys.executable, "-c", "pass"]
+    if subprocess.run(runs, capture_output=True).returncode:
         pytest.fail(
             f"{sys.executable} cannot be run by an unprivileged user (a directory on its way, "
             "such as /root, is closed to others): these runs need an interpreter every user "
