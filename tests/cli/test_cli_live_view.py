@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from orchestrator.cli.status import live_board
 from orchestrator.cli.status.live_board import headline, rows_for
 from orchestrator.council import TaskLine
 from tests.support.terminal import Terminal
@@ -112,3 +116,35 @@ def test_a_short_screen_folds_ended_tasks_first_then_queued_ones() -> None:
     assert not any(name.startswith("done-") for name in shown)
     assert rows[-1][:2] == ("…", "40 more") or rows[-1][1].endswith("more")
     assert "30 done" in rows[-1][-1]
+
+
+_KINDS = ["done", "failed", "running", "merging", "queued", "parked", "in_review", "cancelled"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(_KINDS), st.booleans()), max_size=60),
+    st.integers(min_value=0, max_value=40),
+)
+def test_the_rows_kept_are_the_first_of_each_rank_to_stay(
+    kinds: list[tuple[str, bool]], height: int
+) -> None:
+    # The fold as it was first written (a task removed from the list one at a time), against
+    # the one pass it is now: the same rows, the same count of what gave way.
+    lines = [
+        _line(f"t{n}", kind, "after t0" if waits else "") for n, (kind, waits) in enumerate(kinds)
+    ]
+    room = max(3, height - 8)
+    shown, folded = list(lines), Counter[str]()
+    for rank in ("ended", 2, 1):
+        if len(shown) + (1 if folded else 0) <= room:
+            break
+        for line in [x for x in shown if live_board._rank(x) == rank]:
+            if len(shown) + 1 <= room:
+                break
+            shown.remove(line)
+            folded[live_board._kind(line)] += 1
+    rows = rows_for(lines, height)
+    assert [row[0] for row in rows if row[0] != "…"] == [line.task_id for line in shown]
+    if folded:
+        assert rows[-1][1] == f"{sum(folded.values())} more"

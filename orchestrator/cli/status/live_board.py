@@ -63,16 +63,26 @@ def headline(lines: Sequence[TaskLine], stopping: str = "") -> str:
 def rows_for(lines: Sequence[TaskLine], height: int) -> list[tuple[str, ...]]:
     """The table's rows for a screen ``height`` lines high (see the module doc)."""
     room = max(3, height - _CHROME)
-    shown = list(lines)
-    folded: Counter[str] = Counter()
+    if len(lines) <= room:
+        return [_row(line) for line in lines]
+    # How many of each rank give way, first ones first (one pass: a run of 10,000 tasks is
+    # drawn four times a second), leaving room for the line that counts them.
+    ranks = [_rank(line) for line in lines]
+    by_rank = Counter(ranks)
+    left, quota = len(lines), Counter[str | int]()
     for rank in ("ended", 2, 1):
-        if len(shown) + (1 if folded else 0) <= room:
+        if left + 1 <= room:
             break
-        for line in [x for x in shown if _rank(x) == rank]:
-            if len(shown) + 1 <= room:
-                break
-            shown.remove(line)
+        quota[rank] = min(by_rank[rank], left + 1 - room)
+        left -= quota[rank]
+    shown: list[TaskLine] = []
+    folded: Counter[str] = Counter()
+    for line, rank in zip(lines, ranks, strict=True):
+        if quota[rank] > 0:
+            quota[rank] -= 1
             folded[_kind(line)] += 1
+        else:
+            shown.append(line)
     rows = [_row(line) for line in shown]
     if folded:
         summary = ", ".join(f"{count} {kind}" for kind, count in sorted(folded.items()))
@@ -111,7 +121,7 @@ def _kind(line: TaskLine) -> str:
     return line.status
 
 
-def _rank(line: TaskLine) -> object:
+def _rank(line: TaskLine) -> str | int:
     kind = _kind(line)
     return "ended" if kind in _ENDED else _KEEP.get(kind, 0)
 
