@@ -45,6 +45,7 @@ def _world(r: Rig) -> dict[str, tuple[Any, Any]]:
     issue = r.gh.create_issue("An issue", "Body", labels=["council"])
     r.gh.set_team("acme", "core", ["alice"])
     sha = r.branch("feature", {"a.py": "x = 1\n"})
+    r.branch("stack-base", {"b.py": "y = 1\n"})
     status, pull = _call(
         r, "POST", "/pulls", {"title": "T", "body": "", "head": "feature", "base": "main"}
     )
@@ -103,6 +104,18 @@ def _world(r: Rig) -> dict[str, tuple[Any, Any]]:
         "head_changed": (
             models.BasicError,
             _call(r, "PUT", f"/pulls/{number}/merge", {"merge_method": "merge", "sha": "0" * 40}),
+        ),
+        "retargeted": (
+            models.PullRequest,
+            _call(r, "PATCH", f"/pulls/{number}", {"base": "stack-base"}),
+        ),
+        "no_such_base": (
+            models.ValidationError,
+            _call(r, "PATCH", f"/pulls/{number}", {"base": "nowhere"}),
+        ),
+        "back_to_main": (
+            models.PullRequest,
+            _call(r, "PATCH", f"/pulls/{number}", {"base": "main"}),
         ),
         "merge": (
             models.PullRequestMergeResult,
@@ -188,3 +201,24 @@ def test_a_missing_required_field_would_fail(r: Rig) -> None:
             broken = {key: value for key, value in data.items() if key != field}
             with pytest.raises(ValidationError):
                 model.model_validate(broken)
+
+
+def test_a_pull_request_is_retargeted_as_github_does(r: Rig) -> None:
+    # PATCH /pulls/{n} with `base` (GitHub's "Update a pull request"): the base of an open
+    # pull request moves to a branch of the repository; a branch that is not there, or a
+    # closed pull request, is refused with GitHub's 422.
+    r.branch("lower", {"a.py": "x = 1\n"})
+    r.branch("upper", {"b.py": "y = 1\n"})
+    status, pull = _call(
+        r, "POST", "/pulls", {"title": "U", "body": "", "head": "upper", "base": "lower"}
+    )
+    assert status == 201 and pull["base"]["ref"] == "lower"
+    number = pull["number"]
+    status, moved = _call(r, "PATCH", f"/pulls/{number}", {"base": "main"})
+    assert status == 200 and moved["base"]["ref"] == "main"
+    assert _call(r, "GET", f"/pulls/{number}")[1]["base"]["ref"] == "main"
+    status, refused = _call(r, "PATCH", f"/pulls/{number}", {"base": "gone"})
+    assert status == 422 and refused["errors"][0]["field"] == "base"
+    _call(r, "PATCH", f"/pulls/{number}", {"state": "closed"})
+    status, refused = _call(r, "PATCH", f"/pulls/{number}", {"base": "lower"})
+    assert status == 422 and "closed pull request" in refused["message"]

@@ -107,6 +107,10 @@ def edit_issue(site: GitHubSite, match: re.Match[str], query: Query, body: Any, 
     state = body.get("state")
     if state not in (None, "open", "closed"):
         return _invalid("state", "invalid")
+    if "base" in body and match["kind"] == "pulls":
+        refused = _retarget(site, record, body["base"])
+        if refused is not None:
+            return refused
     if state == "closed":
         site.close(number)
     elif state == "open" and not (record.pull and record.pull.merged):
@@ -116,6 +120,23 @@ def edit_issue(site: GitHubSite, match: re.Match[str], query: Query, body: Any, 
     if record.pull is not None and match["kind"] == "pulls":
         return Answer(200, site.pull_json(number))
     return Answer(200, _issue(site, record))
+
+
+def _retarget(site: GitHubSite, record: IssueRecord, base: Any) -> Answer | None:
+    """``PATCH /pulls/{n}`` with ``base``: the pull request now asks to land on ``base``, a
+    branch of this repository, while it is open (GitHub's "Update a pull request"); else the
+    422 GitHub gives."""
+    assert record.pull is not None
+    if not isinstance(base, str) or site.git.tip(base) is None:
+        return Answer(422, error("Validation Failed", 422, _base_invalid()))
+    if record.state != "open":
+        return Answer(422, error("Cannot change the base branch of a closed pull request.", 422))
+    record.pull.base = base
+    return None
+
+
+def _base_invalid() -> list[dict[str, str]]:
+    return [{"resource": "PullRequest", "field": "base", "code": "invalid"}]
 
 
 def add_comment(site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str) -> Answer:
