@@ -73,19 +73,7 @@ async def spawn_helper(
     ``pass_fds`` open under their numbers. A failed start raises the ``OSError`` of ``exec``.
     It is one of the orchestrator's own processes (``process.started``), never taken for a
     CLI's stray, until ``helper_ended``."""
-    with starting():
-        process = await anyio.open_process(
-            list(argv),
-            stdin=_DEVNULL,
-            stdout=_DEVNULL_OUT,
-            stderr=_DEVNULL_OUT,
-            cwd="/",
-            env=dict(env),
-            start_new_session=True,
-            pass_fds=tuple(pass_fds),
-        )
-        started(process.pid)
-    return process
+    return await _own(argv, Path("/"), env, _DEVNULL, _DEVNULL_OUT, pass_fds)
 
 
 async def spawn_logged(
@@ -96,15 +84,28 @@ async def spawn_logged(
     with ``stdin``, a pipe the caller holds (``process.stdin``: a session's services,
     ``orchestrator.services``). One of the orchestrator's own processes until
     ``helper_ended``. A failed start raises the ``OSError`` of ``exec``."""
+    return await _own(argv, cwd, env, subprocess.PIPE if stdin else _DEVNULL, out, ())
+
+
+async def _own(
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    stdin: int,
+    out: int,
+    pass_fds: Sequence[int],
+) -> anyio.abc.Process:
+    """One of the orchestrator's own processes started (``process.started``)."""
     with starting():
         process = await anyio.open_process(
             list(argv),
-            stdin=subprocess.PIPE if stdin else _DEVNULL,
+            stdin=stdin,
             stdout=out,
             stderr=out,
             cwd=cwd,
             env=dict(env),
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
         started(process.pid)
     return process
