@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import typer
 
-from orchestrator.cli import console
+from orchestrator.cli import console, event_loop
 from orchestrator.errors import UsageError
 
 if TYPE_CHECKING:
@@ -60,7 +59,8 @@ def web_beside(council: Council, wanted: bool, port: int = 8765) -> Iterator[Non
 
     def serve() -> None:
         try:
-            anyio.run(lambda: serve_web(council.config, ready, port=port, stop=stop))
+            # A loop of this thread's own (event_loop leaves signals to the main thread's).
+            event_loop.run(lambda: serve_web(council.config, ready, port=port, stop=stop))
         except Exception as exc:  # the page is an extra: the run goes on without it
             console.print_warning(f"council web stopped: {exc}")
 
