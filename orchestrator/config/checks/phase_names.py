@@ -2,12 +2,12 @@
 names that look like a misspelt built-in one.
 
 A phase is named by a task's ``phases``, ``capacity.per_phase``, a service's ``phases`` and
-the keys of a task's ``metadata.phase_instructions`` (also under ``metadata.candidates.<adapter>``, a council
-candidate's overrides): each must be a phase of the workflow, or the setting is never used, so
-each that is not is an error with the closest phase suggested (``phase_problems``). An
-instruction may also be for a built-in phase the workflow lacks (one set of instructions
-written for the default phases, on a shorter workflow) or for ``council``, a council task's
-comparison.
+the keys of a task's ``metadata.phase_instructions`` (also under
+``metadata.candidates.<adapter>``, a council candidate's overrides): each must be a phase of
+the workflow, or the setting is never used, so each that is not is an error with the closest
+phase suggested (``phase_problems``). An instruction may also be for a built-in phase the
+workflow lacks (one set of instructions written for the default phases, on a shorter
+workflow) or for ``council``, a council task's comparison.
 
 The workflow's own phase names are free, but four have a meaning of their own
 (``DEFAULT_PHASES``): ``build`` runs the verify commands and is sent back by ``review``, each of
