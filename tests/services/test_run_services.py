@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.council_process import task_record
+from tests.support.cli_process_helpers import (
+    reap,
+    scripted_clis,
+    sleeping,
+    spawn,
+    wait_for,
+)
+from tests.support.council_process import council, task_record
 from tests.support.scheduler_helpers import git, new_repo
 from tests.support.spare_user import (
     as_users,
@@ -54,19 +62,26 @@ else:
 """
 
 
-def _config(root: Path, repo: Path, services: dict[str, Any], **sections: Any) -> Path:
+def _config(
+    root: Path, repo: Path, services: dict[str, Any], *, first: str = "", **sections: Any
+) -> Path:
+    """Both tasks; with ``first``, one task (alpha) whose build does ``first`` before it
+    writes, and whose check meets no other."""
     meet = root / "meet"
     meet.mkdir(exist_ok=True)
 
     def one(name: str, other: str) -> dict[str, Any]:
-        where = str(meet) if sections.get("sandbox", "none") == "none" else "-"
+        alone = first or sections.get("sandbox", "none") != "none"
+        build = f"{first}WRITE {name}.txt {name}"
         return {
             "id": name,
             "prompt": f"Write {name}.txt.",
             "files": [f"{name}.txt"],
-            "verify": [[PYTHON, "check.py", name, other, where]],
-            "metadata": {"phase_instructions": {"build": f"WRITE {name}.txt {name}"}},
+            "verify": [[PYTHON, "check.py", name, other, "-" if alone else str(meet)]],
+            "metadata": {"phase_instructions": {"build": build}},
         }
+
+    tasks = [one("alpha", "beta")] if first else [one("alpha", "beta"), one("beta", "alpha")]
 
     data: dict[str, Any] = {
         "repo": str(repo),
@@ -81,7 +96,7 @@ def _config(root: Path, repo: Path, services: dict[str, Any], **sections: Any) -
         "sandbox": "none",
         "services": services,
         **sections,
-        "tasks": [one("alpha", "beta"), one("beta", "alpha")],
+        "tasks": tasks,
     }
     config = root / "run.json"
     config.write_text(json.dumps(data))
@@ -173,3 +188,43 @@ def test_a_run_config_s_service_names_a_phase_of_the_workflow(tmp_path: Path) ->
     done = council_run(config, tmp_path, None, extra=("--dry-run",), timeout=60)
     assert done.returncode != 0
     assert "services.web.phases[0]" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def _serving(root: Path) -> list[int]:
+    """The ``web`` services under ``root`` (``_left_under`` that run ``http.server``)."""
+    found = []
+    for pid in _left_under(root):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"http.server" in cmdline.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def test_services_go_with_a_killed_orchestrator_and_come_back_on_resume(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    gate = tmp_path / "go"
+    config = _config(tmp_path, repo, WEB, first=f"WAIT_FOR {gate} 120\n")
+    process = spawn("run", config, cwd=tmp_path)
+    try:
+        wait_for(lambda: bool(_serving(tmp_path)), "the session's web service", 60)
+        wait_for(lambda: any(map(sleeping, scripted_clis(tmp_path))), "the build's CLI", 60)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    finally:
+        reap(process)
+    wait_for(lambda: not _serving(tmp_path), "the service ended with its orchestrator", 30)
+    for pid in scripted_clis(tmp_path):  # in a process group of its own: not killed with it
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not scripted_clis(tmp_path), "the CLI gone", 10)
+    gate.touch()
+
+    resumed = council(["resume", str(config), "--json"], cwd=tmp_path, timeout=120)
+
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    record = task_record(repo, "alpha")
+    assert record is not None and record["status"] == "done", record
+    assert git_as_root(repo, "show", "main:alpha.txt") == "alpha"
+    assert _left_under(tmp_path) == []
