@@ -14,6 +14,10 @@
   stopped and its namespace ends;
 - ``left()``: the run's loop is over: whatever is still open is closed (shielded).
 
+Each service ready, not ready and stopped is an event (``service.ready``, ``service.failed``,
+``service.stopped``: ``orchestrator.events.services``), which the run's console and event log
+show.
+
 A kill of the orchestrator needs nothing here: each service's PID namespace and the
 namespace's holder end with it (``services.service``, ``services.holder``).
 
@@ -29,11 +33,14 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from orchestrator.events.base import Event
+from orchestrator.events.services import ServiceNotReady, ServiceReady, ServiceStopped
 from orchestrator.process.env import command_env, home_ready, prepare_home, private_dirs
 from orchestrator.sandbox.commands import SessionSide
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.parts import RunPart
+from orchestrator.services.service import ServiceFailed
 from orchestrator.services.session import SessionServices
 
 __all__ = ["SessionServicesPart"]
@@ -52,14 +59,59 @@ class SessionServicesPart(RunPart):
         services = self.sessions.get(attempt)
         if services is None:
             services = await self._opened(attempt)
-        await services.before(phase)
+        was = dict(services.states)
+        try:
+            await services.before(phase)
+        except ServiceFailed as exc:
+            await self._said(attempt, services, was, phase)
+            log_file = str(services.log_of(exc.name))
+            await self._emit(
+                ServiceNotReady(
+                    task_id=attempt.task.id,
+                    session_id=_session_id(attempt),
+                    service=exc.name,
+                    phase=phase,
+                    why=exc.why,
+                    log=log_file,
+                )
+            )
+            raise
+        await self._said(attempt, services, was, phase)
         join = services.join if services.net is not None else None
         return SessionSide(env=services.variables(), join=join)
 
     async def ended(self, attempt: Attempt) -> None:
         services = self.sessions.pop(attempt, None)
         if services is not None:
+            was = dict(services.states)
             await services.close()
+            await self._said(attempt, services, was, None)
+
+    async def _said(
+        self, attempt: Attempt, services: SessionServices, was: dict[str, str], phase: str | None
+    ) -> None:
+        """The events of what changed since ``was``: each service now ready, each stopped."""
+        session = _session_id(attempt)
+        for name, state in services.states.items():
+            if state == "ready" and was.get(name) != "ready" and phase is not None:
+                log_file = str(services.log_of(name))
+                ready = ServiceReady(
+                    task_id=attempt.task.id,
+                    session_id=session,
+                    service=name,
+                    phase=phase,
+                    log=log_file,
+                )
+                await self._emit(ready)
+            elif state == "stopped" and was.get(name) == "ready":
+                stopped = ServiceStopped(task_id=attempt.task.id, session_id=session, service=name)
+                await self._emit(stopped)
+
+    async def _emit(self, event: Event) -> None:
+        try:
+            await self._run.events.emit(event)
+        except Exception as exc:  # what is said never fails the attempt
+            log.warning("a service event was not recorded: %s", exc)
 
     async def left(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -88,6 +140,10 @@ class SessionServicesPart(RunPart):
         self.sessions[attempt] = services
         await services.open()
         return services
+
+
+def _session_id(attempt: Attempt) -> str:
+    return attempt.session.session_id if attempt.session is not None else ""
 
 
 def _environment(home: Path) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli_process_helpers import (
+    events,
     reap,
     scripted_clis,
     sleeping,
@@ -147,6 +148,10 @@ def _lands_side_by_side(root: Path, uid: int | None, **sections: Any) -> None:
     logs = sorted((repo / ".council" / "logs" / "services").glob("*/service-web.log"))
     assert len(logs) == 2, logs
     assert _left_under(root) == []
+    for kind in ("service.ready", "service.stopped"):
+        said = [e["data"] for e in events(repo) if e["type"] == kind]
+        assert sorted(d["task_id"] for d in said) == list(TASKS), (kind, said)
+        assert {d["service"] for d in said} == {"web"}
 
 
 @pytest.mark.parametrize("uid", as_users())
@@ -178,6 +183,10 @@ def test_a_service_that_does_not_start_fails_its_task_named(tmp_path: Path) -> N
         error = record["error"]
         assert "service 'db'" in error and "the cluster refused to start" in error, error
         assert record["metadata"]["outcome"] == "service_failed", record["metadata"]
+    failed = [e for e in events(repo) if e["type"] == "service.failed"]
+    assert sorted(e["data"]["task_id"] for e in failed) == list(TASKS), failed
+    assert all(e["data"]["service"] == "db" and e["level"] == "error" for e in failed)
+    assert "the cluster refused to start" in done.stdout + done.stderr
     assert _left_under(tmp_path) == []
 
 
