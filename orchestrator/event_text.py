@@ -47,6 +47,9 @@ _WORDING: dict[str, str] = {
         "radar warns both"
     ),
     "radar.resolved": "{task_id} and {other_task_id} no longer collide on {paths} ({reason})",
+    "service.ready": "{task_id}: service {service} ready for {phase} (log {log})",
+    "service.failed": "{task_id}: service {service} not ready for {phase}: {why} (log {log})",
+    "service.stopped": "{task_id}: service {service} stopped",
     "merge.fenced": "{task_id}: not landed: its claim no longer holds (taken over elsewhere)",
     "merge.outside": (
         "{base_branch} moved outside the merge queue: {commit} {subject} is no landing (pushed "

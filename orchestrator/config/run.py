@@ -49,6 +49,7 @@ from orchestrator.config.sections import (
     StateConfig,
     WorktreeConfig,
 )
+from orchestrator.config.services import ServiceConfig
 from orchestrator.config.sources import SourceConfig
 from orchestrator.config.task import TaskConfig
 from orchestrator.config.workflow import PhaseConfig, WorkflowConfig
@@ -115,6 +116,13 @@ class RunConfig(Section):
         description="credentials nobody declared that the landing gate and the forge's posts "
         "let through: allow, a list of {path, kind} or {fingerprint} "
         "(orchestrator.safety.secret_detect)",
+    )
+    services: dict[Id, ServiceConfig] = Field(
+        default_factory=dict,
+        description="programs each session gets of its own (a database, a dev server), "
+        "started in the session's network before the phases that need them and stopped "
+        "after; command, port or ready, url, env, phases, start_timeout "
+        "(orchestrator.services)",
     )
     mcp_servers: dict[Id, McpServerConfig] = Field(
         default_factory=dict,

@@ -1,9 +1,9 @@
 """A service's settings: a program each session gets of its own (``orchestrator.services``),
 started in the session's network before the phases that need them and stopped after.
 
-A run does not start services yet, so the run config takes no ``services:`` section (it
-would promise what a run does not do); the settings below are what ``SessionServices`` is
-given, and what that section will read once a run starts them.
+The run config's ``services:`` section (each phase a service names must be one of the
+workflow's, ``config.checks.phase_names``); a run starts them per session
+(``scheduler.session_services``):
 
 ::
 

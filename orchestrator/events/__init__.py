@@ -6,8 +6,8 @@ they are never the source of truth, which is the state store's records.
 
 One model per event type (``EventType``), one module per family: ``state`` (records,
 sessions, checkpoints, claims), ``locks``, ``merge``, ``runs``, ``tasks``, ``council_mode``,
-``phases`` (a phase and its CLI), ``worktrees``, ``radar`` (collisions), ``issues`` (issues
-as tasks), and ``dropped`` (an iterator's own marker).
+``phases`` (a phase and its CLI), ``worktrees``, ``radar`` (collisions), ``services`` (a
+session's services), ``issues`` (issues as tasks), and ``dropped`` (an iterator's own marker).
 Every model is an ``Event`` (``base``: ``type``, ``ts``, ``level``, and ``data`` as a dict
 view), so a subscriber written for the untyped ``Event`` keeps working; an event about one
 task is a ``TaskEvent`` and has ``task_id``. ``catalogue`` maps each type to its model and
@@ -87,6 +87,11 @@ _NAMES: dict[str, tuple[str, ...]] = {
     "orchestrator.events.radar": (
         "RadarCollision",
         "RadarResolved",
+    ),
+    "orchestrator.events.services": (
+        "ServiceNotReady",
+        "ServiceReady",
+        "ServiceStopped",
     ),
     "orchestrator.events.runs": (
         "RunFinished",

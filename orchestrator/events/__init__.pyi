@@ -76,6 +76,11 @@ from orchestrator.events.runs import (
     RunResumed,
     RunStarted,
 )
+from orchestrator.events.services import (
+    ServiceNotReady,
+    ServiceReady,
+    ServiceStopped,
+)
 from orchestrator.events.state import (
     CheckpointCreated,
     CheckpointRestored,
@@ -178,6 +183,9 @@ __all__ = [
     "RunLeft",
     "RunResumed",
     "RunStarted",
+    "ServiceNotReady",
+    "ServiceReady",
+    "ServiceStopped",
     "SessionCreated",
     "SessionRecovered",
     "SessionRemoved",

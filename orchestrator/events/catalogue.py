@@ -25,6 +25,7 @@ from orchestrator.events import (
     pulls,
     radar,
     runs,
+    services,
     spend,
     state,
     tasks,
@@ -49,6 +50,7 @@ _FAMILIES = (
     dropped,
     spend,
     mcp,
+    services,
 )
 
 MODELS: Mapping[str, type[Event]] = {

@@ -38,6 +38,10 @@ class EventType(StrEnum):
     # the collision radar
     RADAR_COLLISION = "radar.collision"
     RADAR_RESOLVED = "radar.resolved"
+    # a session's services
+    SERVICE_READY = "service.ready"
+    SERVICE_FAILED = "service.failed"
+    SERVICE_STOPPED = "service.stopped"
     # the merge queue and the scheduler's landing
     MERGE_STARTED = "merge.started"
     MERGE_COMPLETED = "merge.completed"

@@ -252,7 +252,7 @@ async def call_phase_cli(
         phase=call.phase,
         task_id=call.task_id,
         session_id=call.session_id,
-        env={**identity, **env},
+        env={**identity, **call.env, **env},
         share_credentials=share,
         pass_env=tuple(configured.pass_env) if configured else (),
         user_config=configured is None or configured.user_config == "merge",

@@ -57,6 +57,9 @@ class PhaseCall:
     # The name of the file under the log directory its output goes to, chosen by the caller
     # (who records it in the call's ledger entry first); None: one is made when it starts.
     log_name: str | None = None
+    # The session's own variables (its services' ``COUNCIL_SERVICE_*``,
+    # ``orchestrator.services``), under the adapter's configured ``env``.
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

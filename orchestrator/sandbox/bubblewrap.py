@@ -44,13 +44,23 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from orchestrator.process import limits
 from orchestrator.sandbox.network import Uplink
 from orchestrator.sandbox.plan import Confinement
 
-__all__ = ["NAMESPACES", "NESTED_ROOT_UID", "PROBE", "command", "exit_status", "find"]
+__all__ = [
+    "NAMESPACES",
+    "NESTED_ROOT_UID",
+    "PROBE",
+    "Join",
+    "command",
+    "exit_status",
+    "find",
+]
+
+Join = Callable[[Sequence[str]], list[str]]  # a command line put in a network namespace
 
 _FLAGS = {"hide": "--tmpfs", "read": "--ro-bind", "write": "--bind", "seal": "--ro-bind"}
 # Every sandbox's start: its own user namespace, no capability in it, no nested one.
@@ -66,12 +76,18 @@ def find(path: str | None = None) -> str | None:
 
 
 def command(
-    binary: str, plan: Confinement, argv: Sequence[str], uplink: Uplink | None = None
+    binary: str,
+    plan: Confinement,
+    argv: Sequence[str],
+    uplink: Uplink | None = None,
+    join: Join | None = None,
 ) -> list[str]:
     """The command line that runs ``argv`` as ``plan`` says (blocking where the plan's limits
-    need a cgroup: it makes one); with ``uplink``, in a network namespace of its own."""
+    need a cgroup: it makes one); with ``uplink``, in a network namespace of its own; with
+    ``join``, in the one it puts a command line in (a session's, ``orchestrator.services``:
+    whatever the network setting, no namespace of its own, no uplink)."""
     out = [binary, *(_nesting() if plan.nested else NAMESPACES), *_BASE, "--unshare-ipc"]
-    if not plan.network:
+    if not plan.network and join is None:
         out.append("--unshare-net")
     for kind, path in plan.ordered:
         where = str(path)
@@ -90,7 +106,9 @@ def command(
     out += ["--chdir", str(plan.workdir), "--", *started]
     # The network: an open one in a namespace of its own (``sandbox.network``: made by
     # ``unshare`` in front of bwrap, joined by the helper), so bwrap does not unshare it.
-    if uplink is not None and plan.network:
+    if join is not None:
+        out = join(out)
+    elif uplink is not None and plan.network:
         out = uplink.wrap(out)
     return limits.outside(plan.limits, out)
 

@@ -24,7 +24,13 @@ session's CLI is, and every such command of the orchestrator goes through it:
   (``safety.secret_mask``) and every credential by its shape (``safety.secret_shapes``), in
   the result and in the error of a command that could not start. Whatever a caller stores,
   logs, shows or posts of it (a handoff's ``VerifyRecord``, the task's error, a setup log, an
-  issue comment, a pull request's body) is already masked.
+  issue comment, a pull request's body) is already masked;
+- **the session's own network and variables**, when the run gives the session services
+  (``CommandPlace.session``, a ``SessionSide``: ``orchestrator.services``): the command runs
+  in the session's network namespace (its services at ``127.0.0.1``, the same port in every
+  session its own), sandboxed or not, and gets the services' ``COUNCIL_SERVICE_*``
+  variables. That namespace has no way out: a sandboxed command's open network is then
+  the session's loopback alone.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio.to_thread
@@ -46,7 +52,16 @@ from orchestrator.sandbox import bubblewrap
 from orchestrator.sandbox.network import Uplink
 from orchestrator.sandbox.plan import Sandbox, command_confinement
 
-__all__ = ["CommandPlace", "confined_argv", "run_confined", "shown"]
+__all__ = ["CommandPlace", "SessionSide", "confined_argv", "run_confined", "shown"]
+
+
+@dataclass(frozen=True)
+class SessionSide:
+    """What of a session its services make its own (module doc): ``env``, their variables;
+    ``join``, a command line put in the session's network namespace (None: it has none)."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    join: bubblewrap.Join | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,7 @@ class CommandPlace:
     workdir: Path
     home: Path
     sandbox: Sandbox | None = None
+    session: SessionSide | None = None  # the session's services' network and variables
 
     @property
     def confined(self) -> bool:
@@ -84,10 +100,14 @@ async def run_confined(
 ) -> CommandResult:
     """Run ``argv`` in ``place`` (see the module doc); its result with the output masked.
     ``RunError`` (its message masked) when it cannot be started."""
+    side = place.session or SessionSide()
+    extra = {**side.env, **(extra or {})}
     env = await anyio.to_thread.run_sync(_environment, place, passthrough, extra)
     started, uplink = list(argv), None
     if place.confined:
         started, uplink = await anyio.to_thread.run_sync(confined_argv, place, argv, env)
+    elif side.join is not None:
+        started = side.join(argv)
     try:
         result = await run_command(
             started,
@@ -150,5 +170,8 @@ def confined_argv(
     )
     if not os.path.isabs(plan.executable):
         return list(argv), None
+    join = place.session.join if place.session is not None else None
+    if join is not None:  # the session's network: no namespace of its own, no uplink
+        return bubblewrap.command(settings.binary, plan, argv, join=join), None
     uplink = Uplink(settings.uplink) if settings.uplink is not None and plan.network else None
     return bubblewrap.command(settings.binary, plan, argv, uplink), uplink

@@ -224,6 +224,7 @@ class PhaseSteps:
             restart=start.restart,
             reach=partial(run.worktrees.sandbox_reach, session),
             log_name=log_name(run.task.id, name),
+            env=run.side.env if run.side is not None else {},
         )
         if plan is not None:  # its ledger entry names its log: a crash is closed from it
             plan = replace(plan, log=call.log_name)

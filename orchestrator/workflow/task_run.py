@@ -24,6 +24,7 @@ from orchestrator.events import Event
 from orchestrator.locks.manager import LockManager
 from orchestrator.plugins.host import PluginHost
 from orchestrator.runner.phase_call import PhaseCall
+from orchestrator.sandbox.commands import SessionSide
 from orchestrator.spend.gate import SpendGate
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.manager import WorktreeManager
@@ -66,6 +67,16 @@ class TaskRun:
     # The council's own tools for each phase's CLI (``orchestrator.coordination``): the call
     # in, the call with the session's MCP server out, served while the CLI runs; None: none.
     tools: Callable[[PhaseCall], AbstractAsyncContextManager[PhaseCall]] | None = None
+    # Before each phase: the session's services it needs started (``orchestrator.services``,
+    # ``ServiceFailed`` when one is not ready), and the session's side the phase's CLI and
+    # checks get (its network, its variables); None: the run has no services.
+    on_phase_start: Callable[[str], Awaitable[SessionSide | None]] | None = None
+    side: SessionSide | None = None  # what ``on_phase_start`` last gave
+
+    async def phase_starting(self, phase: str) -> None:
+        """Tell ``on_phase_start`` that ``phase`` starts; keep the side it gives."""
+        if self.on_phase_start is not None:
+            self.side = await self.on_phase_start(phase)
 
     async def files_reported(self, paths: Sequence[str]) -> None:
         """Tell ``on_files`` about files the attempt now owns or changes."""

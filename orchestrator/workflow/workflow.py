@@ -43,6 +43,9 @@ The scheduler hands over a ``TaskRun`` (worktree made, claim held) and gets a
   change traced to the session fails the attempt, not retryable, naming what changed (git's
   setup is put back first), so the work does not land; its branch is kept. One that cannot be
   traced among sessions side by side makes each of them retryable (``phases``).
+- **Services** (``TaskRun.on_phase_start``): before each phase the session's services it
+  needs are started; one that is not ready fails the phase as ``service_failed`` with its
+  name and its log's tail. The phase's CLI and verify commands get the session's side.
 - **Nothing is lost**: whatever ends an attempt early (failure, park, cancel, the caller's
   cancellation), the worktree is committed to the session branch first.
 """
@@ -56,6 +59,7 @@ import anyio
 
 from orchestrator.adapter import Outcome, OutcomeKind
 from orchestrator.errors import WorkflowError
+from orchestrator.services.service import ServiceFailed
 from orchestrator.workflow.best_of import CandidateResult, pick_best
 from orchestrator.workflow.checks.build import BuildChecks
 from orchestrator.workflow.phase_book import PhaseBook
@@ -79,6 +83,7 @@ __all__ = [
 ]
 
 _CLEANUP_TIMEOUT = 30.0
+SERVICE_FAILED = "service_failed"  # a phase's service was not ready: not the CLI's failure
 
 
 async def run_workflow(run: TaskRun) -> WorkflowResult:
@@ -135,6 +140,7 @@ class _Workflow:
             if self.run.cancel.is_set():
                 await self.saver.commit(f"{phase.name} not started (cancelled)")
                 raise Stop(result_for(Outcome(kind=OutcomeKind.CANCELLED), phase.name))
+            await self._services_for(phase.name)
             handoff = await self.steps.run_phase(index, round_)
             if phase.name == REVIEW and handoff.verdict == "request-changes":
                 back = self._build_before(index)
@@ -146,7 +152,26 @@ class _Workflow:
                 index = back
                 continue
             index += 1
+        if self.run.side is None:  # resumed past every phase: the last one's services
+            await self._services_for(self.names[-1])
         return self._finished(await self.checks.final(self.names[-1]))
+
+    async def _services_for(self, phase: str) -> None:
+        """The session's services ``phase`` needs, started: one that is not ready fails the
+        phase for it (``service_failed``, its name and log's tail), not for the CLI."""
+        try:
+            await self.run.phase_starting(phase)
+        except ServiceFailed as exc:
+            await self.saver.commit(f"{phase} not started (service {exc.name} failed)")
+            raise Stop(
+                WorkflowResult(
+                    status=WorkflowStatus.FAILED,
+                    phase=phase,
+                    message=str(exc),
+                    retryable=True,
+                    outcome_kind=SERVICE_FAILED,
+                )
+            ) from None
 
     def _build_before(self, index: int) -> int | None:
         before = [i for i, name in enumerate(self.names[:index]) if name == BUILD]

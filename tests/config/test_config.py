@@ -459,7 +459,7 @@ def test_unknown_key_at_top_level(workdir: Path) -> None:
         "run.yaml:1: base_brnach: unknown key (did you mean 'base_branch'? allowed: repo, "
         "base_branch, sample_repo, capacity, adapters, default_adapter, workflow, retry, "
         "rate_limits, budgets, prices, landing, scheduler, verify, state, worktrees, sandbox, "
-        "radar, secrets, mcp_servers, council_mcp, forge, sources, tasks)"
+        "radar, secrets, services, mcp_servers, council_mcp, forge, sources, tasks)"
     )
 
 

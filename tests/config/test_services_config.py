@@ -1,9 +1,8 @@
 """A service's settings (``config.services.ServiceConfig``): what it runs, when it is ready,
 what the session's commands are told of it; a setting that cannot work refused, naming it.
 
-The run config does not take a ``services:`` section yet: a run does not start services
-(``orchestrator.services`` has the parts, not their place in a run), so the section would
-promise what a run does not do."""
+The run config's ``services:`` section takes them by name; each phase a service names must be
+one of the workflow's."""
 
 from __future__ import annotations
 
@@ -46,5 +45,25 @@ def test_a_setting_that_cannot_work_is_refused_naming_it(
         ServiceConfig.model_validate(settings)
 
 
-def test_a_run_config_does_not_take_services_yet() -> None:
-    assert "services" not in RunConfig.model_fields
+def _run(services: dict[str, object]) -> dict[str, object]:
+    return {
+        "repo": "/tmp",
+        "workflow": {"phases": [{"name": "build"}, {"name": "review"}]},
+        "services": services,
+        "tasks": [{"id": "one", "prompt": "Do one."}],
+    }
+
+
+def test_a_run_config_takes_services_by_name() -> None:
+    web = {"command": "python -m http.server 3000", "port": 3000, "phases": ["build"]}
+    config = RunConfig.model_validate(_run({"web": web}))
+    assert config.services["web"].port == 3000
+    assert config.services["web"].needed_by("build")
+    assert not config.services["web"].needed_by("review")
+    assert RunConfig.model_validate(_run({})).services == {}
+
+
+def test_a_service_naming_no_phase_of_the_workflow_is_refused_naming_where() -> None:
+    web = {"command": "serve", "port": 3000, "phases": ["biuld"]}
+    with pytest.raises(ValidationError, match=r"services\.web\.phases\[0\]: unknown phase 'biuld'"):
+        RunConfig.model_validate(_run({"web": web}))

@@ -131,3 +131,16 @@ def test_watch_events_reads_the_run_with_async_for(tmp_path: Path) -> None:
     assert "task.dispatched 2" in out and "merge.completed 2" in out  # counted by type
     assert "events dropped" not in out
     assert trailers(tmp_path / "work" / "repo") == ["add-shout", "add-whisper"]
+
+
+def test_services_side_by_side_lands_both_each_on_its_own_port_and_database(
+    tmp_path: Path,
+) -> None:
+    example = ROOT / "examples" / "services_side_by_side.py"
+    done = run(sys.executable, example, "--workdir", tmp_path / "work", cwd=tmp_path)
+    out = done.stdout
+    assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
+    assert "alpha: done" in out and "beta: done" in out
+    for task in ("alpha", "beta"):
+        assert f"service.ready {{'task_id': '{task}', 'service': 'db'}}" in out
+    assert sorted(trailers(tmp_path / "work" / "repo")) == ["alpha", "beta"]

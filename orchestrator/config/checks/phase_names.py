@@ -1,13 +1,13 @@
 """The places a run config names a workflow phase outside ``workflow.phases``, and the phase
 names that look like a misspelt built-in one.
 
-A phase is named by a task's ``phases``, ``capacity.per_phase`` and the keys of a task's
-``metadata.phase_instructions`` (also under ``metadata.candidates.<adapter>``, a council
-candidate's overrides): each must be a phase of the workflow, or the setting is never used, so
-each that is not is an error with the closest phase suggested (``phase_problems``). An
-instruction may also be for a built-in phase the workflow lacks (one set of instructions
-written for the default phases, on a shorter workflow) or for ``council``, a council task's
-comparison.
+A phase is named by a task's ``phases``, ``capacity.per_phase``, a service's ``phases`` and
+the keys of a task's ``metadata.phase_instructions`` (also under
+``metadata.candidates.<adapter>``, a council candidate's overrides): each must be a phase of
+the workflow, or the setting is never used, so each that is not is an error with the closest
+phase suggested (``phase_problems``). An instruction may also be for a built-in phase the
+workflow lacks (one set of instructions written for the default phases, on a shorter
+workflow) or for ``council``, a council task's comparison.
 
 The workflow's own phase names are free, but four have a meaning of their own
 (``DEFAULT_PHASES``): ``build`` runs the verify commands and is sent back by ``review``, each of
@@ -50,6 +50,10 @@ def phase_problems(config: RunSections) -> Iterator[Problem]:
     for name in config.capacity.per_phase:
         if name not in known:
             yield ("capacity", "per_phase", name), unknown_phase(config, name)
+    for service, settings in config.services.items():
+        for position, name in enumerate(settings.phases):
+            if name not in known:
+                yield ("services", service, "phases", position), unknown_phase(config, name)
     for index, task in enumerate(config.tasks):
         for position, name in enumerate(task.phases or []):
             if name not in known:

@@ -16,6 +16,7 @@ from orchestrator.config.sections import (
     SchedulerConfig,
     StateConfig,
 )
+from orchestrator.config.services import ServiceConfig
 from orchestrator.config.sources import SourceConfig
 from orchestrator.config.suggest import did_you_mean
 from orchestrator.config.task import TaskConfig
@@ -60,6 +61,8 @@ class RunSections(Protocol):
     def tasks(self) -> Sequence[TaskConfig]: ...
     @property
     def sources(self) -> Sequence[SourceConfig]: ...
+    @property
+    def services(self) -> Mapping[str, ServiceConfig]: ...
 
     def phase(self, name: str) -> PhaseConfig: ...
 

@@ -16,6 +16,9 @@ The points, in the order an attempt meets them:
   worktree a part can give it (another workstation's published branch, a pull request's head),
   the first part's answer taken; None from every part starts afresh;
 - ``forking(attempt)``: a new worktree is about to fork from the base (fetch it first);
+- ``phase_starting(attempt, phase)``: a phase is about to start in the attempt's worktree
+  (its session's services started, ``ServiceFailed`` failing the phase); the session's side
+  its CLI and checks get (its network, its variables), the first part's answer taken;
 - ``phase_ended(attempt)``: a phase's work is committed (publish it, look at it);
 - ``lands(attempt)``: its work is ready: True when a part lands it its own way (a pull request),
   the merge queue then does not;
@@ -32,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from orchestrator.models import TaskState
+from orchestrator.sandbox.commands import SessionSide
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -53,6 +57,9 @@ class AttemptPart:
         return None
 
     async def forking(self, attempt: Attempt) -> None:
+        return None
+
+    async def phase_starting(self, attempt: Attempt, phase: str) -> SessionSide | None:
         return None
 
     async def phase_ended(self, attempt: Attempt) -> None:
@@ -105,6 +112,18 @@ class AttemptParts:
     async def forking(self, attempt: Attempt) -> None:
         for part in self._parts:
             await part.forking(attempt)
+
+    @property
+    def phase_starters(self) -> bool:
+        """Some part does something at a phase's start (else the workflow is given no hook)."""
+        return any(type(p).phase_starting is not AttemptPart.phase_starting for p in self._parts)
+
+    async def phase_starting(self, attempt: Attempt, phase: str) -> SessionSide | None:
+        side: SessionSide | None = None
+        for part in self._parts:
+            given = await part.phase_starting(attempt, phase)
+            side = side or given
+        return side
 
     async def phase_ended(self, attempt: Attempt) -> None:
         for part in self._parts:

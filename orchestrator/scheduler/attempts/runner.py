@@ -65,6 +65,7 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.runner.phase_call import PhaseCall
+from orchestrator.sandbox.commands import SessionSide
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.lifecycle import Stage
@@ -280,6 +281,7 @@ class AttemptRunner:
             on_event=self._inflight.listener(attempt, self._run.events.on_event),
             lock_owner=attempt.lock_owner(attempt.session.session_id),
             on_phase_end=self._phase_end(attempt),
+            on_phase_start=self._phase_start(attempt),
             on_files=self._files_reporter(attempt),
             fresh_head=attempt.session.base_commit if attempt.fresh_worktree else None,
             note=attempt.note,
@@ -344,6 +346,20 @@ class AttemptRunner:
         session = attempt.session.session_id
         caller = Caller(session, attempt.task.id, attempt.lock_owner(session))
         return session_tools(services.store, services.locks, caller, self._files_reporter(attempt))
+
+    def _phase_start(
+        self, attempt: Attempt
+    ) -> Callable[[str], Awaitable[SessionSide | None]] | None:
+        """What precedes each phase: what the parts do then (the session's services started);
+        None when no part does anything."""
+        parts = self._parts
+        if not parts.phase_starters:
+            return None
+
+        async def starting(phase: str) -> SessionSide | None:
+            return await parts.phase_starting(attempt, phase)
+
+        return starting
 
     def _phase_end(self, attempt: Attempt) -> Callable[[], Awaitable[None]] | None:
         """What follows each phase's saved work: what the parts do then (in a team the

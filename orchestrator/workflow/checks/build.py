@@ -133,7 +133,8 @@ class BuildChecks:
     async def _place(self) -> CommandPlace:
         """Where the verify commands run: the session's worktree, its private HOME for
         commands, and the sandbox of the CLI that built it (its adapter's ``sandbox:`` over the
-        run's, the network setting included)."""
+        run's, the network setting included); with services, the session's network and
+        their variables (``TaskRun.side``)."""
         run = self._run
         configured = run.config.adapters.get(run.session.cli)
         own = configured.sandbox if configured is not None else None
@@ -143,7 +144,7 @@ class BuildChecks:
         if settings.kind == "bubblewrap":
             sandbox = Sandbox(settings, await run.worktrees.sandbox_reach(run.session))
         home = (await run.worktrees.layout()).command_home(run.session.session_id)
-        return CommandPlace(run.session.path, home, sandbox)
+        return CommandPlace(run.session.path, home, sandbox, session=run.side)
 
     def _verify_timeout(self) -> float:
         deadline = self._progress.deadline

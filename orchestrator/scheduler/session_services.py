@@ -1,0 +1,154 @@
+"""A run's ``services:`` (issue 50): each session's own, started by the run
+(``orchestrator.services``).
+
+``SessionServicesPart`` is the scheduler's part (``parts.RunPart``) over one
+``SessionServices`` per attempt, listed only when the run config names services:
+
+- ``phase_starting(attempt, phase)``: the attempt's session gets its network namespace on its
+  first phase, then the services ``phase`` needs are started (those it does not need
+  stopped); the session's side goes to the phase's CLI and verify commands
+  (``sandbox.commands.SessionSide``: the services' ``COUNCIL_SERVICE_*`` variables, and the
+  session's network to run the commands in). A service that is not ready raises
+  ``ServiceFailed``, which the workflow makes its phase's failure (``service_failed``);
+- ``ended(attempt)``: however the attempt ended (landed, failed, cancelled), its services are
+  stopped and its namespace ends;
+- ``left()``: the run's loop is over: whatever is still open is closed (shielded).
+
+Each service ready, not ready and stopped is an event (``service.ready``, ``service.failed``,
+``service.stopped``: ``orchestrator.events.services``), which the run's console and event log
+show.
+
+A kill of the orchestrator needs nothing here: each service's PID namespace and the
+namespace's holder end with it (``services.service``, ``services.holder``).
+
+The services run with the allow-listed environment of every non-CLI child and the session's
+private HOME for commands (HOME, the XDG directories, TMPDIR), each one's log
+``<log dir>/services/<session>/service-<name>.log``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import anyio.to_thread
+
+from orchestrator.events.base import Event
+from orchestrator.events.services import ServiceNotReady, ServiceReady, ServiceStopped
+from orchestrator.process.env import command_env, home_ready, prepare_home, private_dirs
+from orchestrator.sandbox.commands import SessionSide
+from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.parts import RunPart
+from orchestrator.services.service import ServiceFailed
+from orchestrator.services.session import SessionServices
+
+__all__ = ["SessionServicesPart"]
+
+log = logging.getLogger(__name__)
+
+
+class SessionServicesPart(RunPart):
+    """The run's services, one set per attempt's session (module doc)."""
+
+    def __init__(self, run: RunContext) -> None:
+        self._run = run
+        self.sessions: dict[Attempt, SessionServices] = {}
+
+    async def phase_starting(self, attempt: Attempt, phase: str) -> SessionSide | None:
+        services = self.sessions.get(attempt)
+        if services is None:
+            services = await self._opened(attempt)
+        was = dict(services.states)
+        try:
+            await services.before(phase)
+        except ServiceFailed as exc:
+            await self._said(attempt, services, was, phase)
+            log_file = str(services.log_of(exc.name))
+            await self._emit(
+                ServiceNotReady(
+                    task_id=attempt.task.id,
+                    session_id=_session_id(attempt),
+                    service=exc.name,
+                    phase=phase,
+                    why=exc.why,
+                    log=log_file,
+                )
+            )
+            raise
+        await self._said(attempt, services, was, phase)
+        join = services.join if services.net is not None else None
+        return SessionSide(env=services.variables(), join=join)
+
+    async def ended(self, attempt: Attempt) -> None:
+        services = self.sessions.pop(attempt, None)
+        if services is not None:
+            was = dict(services.states)
+            await services.close()
+            await self._said(attempt, services, was, None)
+
+    async def _said(
+        self, attempt: Attempt, services: SessionServices, was: dict[str, str], phase: str | None
+    ) -> None:
+        """The events of what changed since ``was``: each service now ready, each stopped."""
+        session = _session_id(attempt)
+        for name, state in services.states.items():
+            if state == "ready" and was.get(name) != "ready" and phase is not None:
+                log_file = str(services.log_of(name))
+                ready = ServiceReady(
+                    task_id=attempt.task.id,
+                    session_id=session,
+                    service=name,
+                    phase=phase,
+                    log=log_file,
+                )
+                await self._emit(ready)
+            elif state == "stopped" and was.get(name) == "ready":
+                stopped = ServiceStopped(task_id=attempt.task.id, session_id=session, service=name)
+                await self._emit(stopped)
+
+    async def _emit(self, event: Event) -> None:
+        try:
+            await self._run.events.emit(event)
+        except Exception as exc:  # what is said never fails the attempt
+            log.warning("a service event was not recorded: %s", exc)
+
+    async def left(self) -> None:
+        with anyio.CancelScope(shield=True):
+            while self.sessions:
+                _, services = self.sessions.popitem()
+                try:
+                    await services.close()
+                except Exception as exc:  # one set's trouble never keeps the others open
+                    log.warning("stopping a session's services failed: %s", exc)
+
+    def states(self) -> dict[str, dict[str, str]]:
+        """Per task id, each of its session's services and its state."""
+        return {a.task.id: dict(s.states) for a, s in self.sessions.items()}
+
+    async def _opened(self, attempt: Attempt) -> SessionServices:
+        session = attempt.session
+        assert session is not None  # a phase starts in the attempt's worktree
+        home = (await self._run.services.worktrees.layout()).command_home(session.session_id)
+        env = await anyio.to_thread.run_sync(_environment, home)
+        services = SessionServices(
+            self._run.services.config.services,
+            workdir=session.path,
+            env=env,
+            log_dir=self._run.services.log_dir / "services" / session.session_id,
+        )
+        self.sessions[attempt] = services
+        await services.open()
+        return services
+
+
+def _session_id(attempt: Attempt) -> str:
+    return attempt.session.session_id if attempt.session is not None else ""
+
+
+def _environment(home: Path) -> dict[str, str]:
+    """The services' environment (blocking: the private HOME is made on first use)."""
+    if not home_ready(home):
+        prepare_home(home, {})
+    env, _ = command_env((), private_dirs(home))
+    return env
