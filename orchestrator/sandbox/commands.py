@@ -52,7 +52,15 @@ from orchestrator.sandbox import bubblewrap
 from orchestrator.sandbox.network import Uplink
 from orchestrator.sandbox.plan import Sandbox, command_confinement
 
-__all__ = ["CommandPlace", "SessionSide", "confined_argv", "run_confined", "shown"]
+__all__ = [
+    "CommandPlace",
+    "SessionSide",
+    "confined_argv",
+    "run_confined",
+    "service_argv",
+    "service_env",
+    "shown",
+]
 
 
 @dataclass(frozen=True)
@@ -175,3 +183,28 @@ def confined_argv(
         return bubblewrap.command(settings.binary, plan, argv, join=join), None
     uplink = Uplink(settings.uplink) if settings.uplink is not None and plan.network else None
     return bubblewrap.command(settings.binary, plan, argv, uplink), uplink
+
+
+def service_env(place: CommandPlace, extra: Mapping[str, str]) -> dict[str, str]:
+    """A session's service's environment, as its commands get it (blocking: the private
+    HOME is made on first use)."""
+    return _environment(place, (), extra)
+
+
+def service_argv(place: CommandPlace, argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """``argv``, a session's service (``orchestrator.services``), as confined as the session's
+    commands: a service runs code the CLI wrote (a dev server, the repository's scripts) for
+    as long as the session lasts, so it gets its sandbox exactly, the user's HOME hidden, with
+    no network of its own: the caller starts it in the session's network (blocking: the plan
+    looks at the disk). Where there is no sandbox, ``argv`` as it is."""
+    sandbox = place.sandbox
+    if sandbox is None or not place.confined:
+        return list(argv)
+    settings, reach = sandbox.settings, sandbox.reach
+    assert settings.binary is not None and reach is not None  # ``confined``
+    plan = command_confinement(
+        settings, reach, workdir=place.workdir, home=place.home, argv=argv, env=env
+    )
+    if not os.path.isabs(plan.executable):
+        return list(argv)  # not found: it fails to start and says so, as without a sandbox
+    return bubblewrap.command(settings.binary, plan, argv, join=list)

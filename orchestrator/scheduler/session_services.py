@@ -21,27 +21,29 @@ show.
 A kill of the orchestrator needs nothing here: each service's PID namespace and the
 namespace's holder end with it (``services.service``, ``services.holder``).
 
-The services run with the allow-listed environment of every non-CLI child and the session's
-private HOME for commands (HOME, the XDG directories, TMPDIR), each one's log
-``<log dir>/services/<session>/service-<name>.log``.
+The services run code the CLI wrote (a dev server, the repository's scripts), so they run as
+the session's verify commands do (``workflow.checks.build.session_place``): in its CLI's
+sandbox where there is one, the user's HOME hidden, with the allow-listed environment of every
+non-CLI child and the session's private HOME for commands (HOME, the XDG directories,
+TMPDIR), each one's log ``<log dir>/services/<session>/service-<name>.log``, its tail masked
+before any error or event quotes it.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import anyio.to_thread
 
 from orchestrator.events.base import Event
 from orchestrator.events.services import ServiceNotReady, ServiceReady, ServiceStopped
-from orchestrator.process.env import command_env, home_ready, prepare_home, private_dirs
-from orchestrator.sandbox.commands import SessionSide
+from orchestrator.sandbox.commands import SessionSide, service_env
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.parts import RunPart
 from orchestrator.services.service import ServiceFailed
 from orchestrator.services.session import SessionServices
+from orchestrator.workflow.checks.build import session_place
 
 __all__ = ["SessionServicesPart"]
 
@@ -129,13 +131,15 @@ class SessionServicesPart(RunPart):
     async def _opened(self, attempt: Attempt) -> SessionServices:
         session = attempt.session
         assert session is not None  # a phase starts in the attempt's worktree
-        home = (await self._run.services.worktrees.layout()).command_home(session.session_id)
-        env = await anyio.to_thread.run_sync(_environment, home)
+        run = self._run.services
+        place = await session_place(run.config, run.worktrees, session)
+        env = await anyio.to_thread.run_sync(service_env, place, {})
         services = SessionServices(
-            self._run.services.config.services,
+            run.config.services,
             workdir=session.path,
             env=env,
-            log_dir=self._run.services.log_dir / "services" / session.session_id,
+            log_dir=run.log_dir / "services" / session.session_id,
+            place=place,
         )
         self.sessions[attempt] = services
         await services.open()
@@ -144,11 +148,3 @@ class SessionServicesPart(RunPart):
 
 def _session_id(attempt: Attempt) -> str:
     return attempt.session.session_id if attempt.session is not None else ""
-
-
-def _environment(home: Path) -> dict[str, str]:
-    """The services' environment (blocking: the private HOME is made on first use)."""
-    if not home_ready(home):
-        prepare_home(home, {})
-    env, _ = command_env((), private_dirs(home))
-    return env

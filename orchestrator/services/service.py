@@ -32,11 +32,13 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from orchestrator.config.services import ServiceConfig
 from orchestrator.errors import RunError
 from orchestrator.process.command import marked, run_command
 from orchestrator.process.launch import helper_ended, spawn_logged
+from orchestrator.sandbox.commands import CommandPlace, service_argv, shown
 from orchestrator.services.session_net import SessionNet, python
 
 __all__ = ["RunningService", "ServiceFailed", "log_tail", "start"]
@@ -71,11 +73,13 @@ class ServiceFailed(RunError):
 
 
 def log_tail(log: Path, size: int = _TAIL_BYTES) -> str:
-    """The last ``size`` bytes of ``log`` as text ('' when there is none)."""
+    """The last ``size`` bytes of ``log`` as text, masked ('' when there is none): code the
+    CLI wrote printed it, and it goes into the task's error, its events and any issue told
+    of the failure (blocking)."""
     try:
         with log.open("rb") as handle:
             handle.seek(max(0, log.stat().st_size - size))
-            return handle.read().decode(errors="replace").strip()
+            return shown(handle.read().decode(errors="replace").strip())
     except OSError:
         return ""
 
@@ -95,11 +99,20 @@ class RunningService:
     """A started service: ``ready`` to wait for it, ``stop`` to end it."""
 
     def __init__(
-        self, name: str, config: ServiceConfig, process: anyio.abc.Process, log: Path
+        self,
+        name: str,
+        config: ServiceConfig,
+        process: anyio.abc.Process,
+        log: Path,
+        place: CommandPlace | None = None,
     ) -> None:
-        self.name, self.config, self.log = name, config, log
+        self.name, self.config, self.log, self.place = name, config, log, place
         self._process = process
         self.pid = process.pid
+        self._probe: list[str] | None = None  # the readiness check's command line, made once
+
+    def _confined(self, argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+        return service_argv(self.place, argv, env) if self.place is not None else list(argv)
 
     @property
     def running(self) -> bool:
@@ -120,16 +133,20 @@ class RunningService:
 
     async def _failed(self, why: str) -> None:
         await self.stop()
-        raise ServiceFailed(self.name, why, log_tail(self.log))
+        raise ServiceFailed(self.name, why, await anyio.to_thread.run_sync(log_tail, self.log))
 
     async def _answers(self, net: SessionNet | None, *, cwd: Path, env: Mapping[str, str]) -> bool:
         if self.config.ready is not None:
-            argv = list(self.config.ready)
+            if self._probe is None:  # the repository's own check, maybe: run as confined
+                self._probe = await anyio.to_thread.run_sync(self._confined, self.config.ready, env)
+            argv = self._probe
         elif net is None:  # the machine's loopback: asked from here
             assert self.config.port is not None
             return await anyio.to_thread.run_sync(_connects, self.config.port)
         else:
-            argv = _port_probe(self.config.port or 0)
+            if self._probe is None:
+                self._probe = _port_probe(self.config.port or 0)
+            argv = self._probe
         started_argv = net.join(argv) if net is not None else argv
         try:
             result = await run_command(started_argv, cwd=cwd, env=env, timeout=_PROBE_TIMEOUT)
@@ -161,19 +178,35 @@ async def start(
     cwd: Path,
     env: Mapping[str, str],
     log: Path,
+    place: CommandPlace | None = None,
 ) -> RunningService:
     """Start ``name`` (not waited for: ``RunningService.ready``); its output appended to
-    ``log``. ``ServiceFailed`` when its program cannot be started."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    ``log``. With ``place``, in the session's sandbox (``sandbox.commands.service_argv``: it
+    runs code the CLI wrote). ``ServiceFailed`` when its program cannot be started."""
+    env = marked({**env, **config.env})
     try:
-        argv = wrapped(config.command, net)
-        process = await spawn_logged(argv, cwd, marked({**env, **config.env}), out)
+        argv, out = await anyio.to_thread.run_sync(_prepared, config.command, place, env, log)
+    except OSError as exc:  # its log cannot be opened (a link planted there is never followed)
+        raise ServiceFailed(name, f"its log {log} cannot be opened: {exc.strerror}", "") from None
+    try:
+        process = await spawn_logged(wrapped(argv, net), cwd, env, out)
     except OSError as exc:
-        raise ServiceFailed(name, f"could not be started: {exc}", log_tail(log)) from None
+        tail = await anyio.to_thread.run_sync(log_tail, log)
+        raise ServiceFailed(name, f"could not be started: {exc}", tail) from None
     finally:
         os.close(out)
-    return RunningService(name, config, process, log)
+    return RunningService(name, config, process, log, place)
+
+
+def _prepared(
+    command: Sequence[str], place: CommandPlace | None, env: Mapping[str, str], log: Path
+) -> tuple[list[str], int]:
+    """The service's command line and its log, open for appending (blocking)."""
+    argv = service_argv(place, command, env) if place is not None else list(command)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return argv, os.open(
+        log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+    )
 
 
 def _port_probe(port: int) -> list[str]:

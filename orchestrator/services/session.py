@@ -22,6 +22,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.config.services import ServiceConfig
+from orchestrator.sandbox.commands import CommandPlace
 from orchestrator.services import service as service_mod
 from orchestrator.services.service import RunningService, ServiceFailed
 from orchestrator.services.session_net import SessionNet, problem
@@ -56,9 +57,11 @@ class SessionServices:
         workdir: Path,
         env: Mapping[str, str],
         log_dir: Path,
+        place: CommandPlace | None = None,
     ) -> None:
         self.configs = dict(configs)
         self.workdir, self.env, self.log_dir = workdir, dict(env), log_dir
+        self.place = place  # the session's sandbox, which its services run in
         self.net: SessionNet | None = None
         self.running: dict[str, RunningService] = {}
         self.states: dict[str, str] = dict.fromkeys(self.configs, "stopped")
@@ -102,7 +105,13 @@ class SessionServices:
         env = {**self.env, **self.variables()}
         try:
             running = await service_mod.start(
-                name, config, net=self.net, cwd=self.workdir, env=env, log=self.log_of(name)
+                name,
+                config,
+                net=self.net,
+                cwd=self.workdir,
+                env=env,
+                log=self.log_of(name),
+                place=self.place,
             )
             self.running[name] = running
             await running.ready(self.net, cwd=self.workdir, env=env)

@@ -237,3 +237,40 @@ def test_services_go_with_a_killed_orchestrator_and_come_back_on_resume(tmp_path
     assert record is not None and record["status"] == "done", record
     assert git_as_root(repo, "show", "main:alpha.txt") == "alpha"
     assert _left_under(tmp_path) == []
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("uid", as_users())
+def test_a_service_runs_as_confined_as_the_session_s_commands(
+    uid: int | None, tmp_path: Path
+) -> None:
+    # A service runs code the CLI wrote (a dev server, the repository's scripts) for the whole
+    # session: under the sandbox it reaches no login of the user's and no part of git's
+    # shared setup, as the session's verify commands do not. Before, it ran with the
+    # orchestrator's rights over every file.
+    if uid is not None:
+        uid = spare_uid()
+    with user_dir(uid, tmp_path) as root:
+        repo = _repo(root)
+        home = root / "home"
+        (home / ".ssh").mkdir(parents=True)
+        secret = "ssh-key-of-the-user-0123456789"
+        (home / ".ssh" / "id_ed25519").write_text(secret + "\n")
+        planted = repo / ".git" / "hooks" / "planted-by-a-service"
+        probe = (
+            f"cat {home}/.ssh/id_ed25519 || echo the key is out of reach; "
+            f"touch {planted} || echo git is out of reach; "
+            f"exec {PYTHON} -m http.server 3000 --bind 127.0.0.1"
+        )
+        web = {"web": {**WEB["web"], "command": ["/bin/sh", "-c", probe]}}
+        config = _config(root, repo, web, sandbox="bubblewrap")
+        done = council_run(config, root, uid, env={"HOME": str(home)}, timeout=150)
+        said = done.stdout[-3000:] + done.stderr[-3000:]
+        assert done.returncode == 0, said
+        logs = sorted((repo / ".council" / "logs" / "services").glob("*/service-web.log"))
+        assert len(logs) == 2, logs
+        for log in logs:
+            text = log.read_text()
+            assert secret not in text and "the key is out of reach" in text, text
+            assert "git is out of reach" in text, text
+        assert not planted.exists()

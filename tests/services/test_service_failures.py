@@ -164,3 +164,45 @@ def test_a_service_s_variables() -> None:
         "COUNCIL_SERVICE_MAIN_DB_PORT": "5432",
         "COUNCIL_SERVICE_MAIN_DB_URL": "postgresql://127.0.0.1:5432/app",
     }
+
+
+def test_a_failing_service_s_log_tail_is_masked(tmp_path: Path) -> None:
+    """Code the CLI wrote printed the log: a credential in it never reaches the task's error,
+    its events or an issue told of the failure."""
+    key = "AKIA" + "Q7EXAMPLEKEYZZ42"
+    leaky = ServiceConfig(command=["sh", "-c", f"echo 'using {key}' >&2; exit 3"], port=5432)
+    group = _group(tmp_path, db=leaky)
+
+    async def run() -> ServiceFailed:
+        try:
+            with pytest.raises(ServiceFailed) as failed:
+                await group.before("build")
+            return failed.value
+        finally:
+            await group.close()
+
+    error = anyio.run(run)
+    assert "using " in error.tail and key not in error.tail and key not in str(error)
+    assert key in (tmp_path / "logs" / "service-db.log").read_text()  # the log itself is whole
+
+
+def test_a_service_log_planted_as_a_link_is_not_followed(tmp_path: Path) -> None:
+    """The log is opened without following a link: a link planted where it goes is refused,
+    never written through."""
+    target = tmp_path / "elsewhere"
+    target.write_text("kept\n")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "service-db.log").symlink_to(target)
+    group = _group(tmp_path, db=ServiceConfig(command=["sh", "-c", "echo hi; sleep 30"], port=1))
+
+    async def run() -> ServiceFailed:
+        try:
+            with pytest.raises(ServiceFailed) as failed:
+                await group.before("build")
+            return failed.value
+        finally:
+            await group.close()
+
+    error = anyio.run(run)
+    assert "service-db.log" in error.why and "cannot be opened" in error.why
+    assert target.read_text() == "kept\n"

@@ -15,13 +15,14 @@ import logging
 import time
 
 from orchestrator.adapter import Outcome, OutcomeKind
+from orchestrator.config.run import RunConfig
 from orchestrator.config.sandbox import merged_sandbox
 from orchestrator.errors import CouncilError, SecretInWork, stops_the_run
 from orchestrator.events.phases import VerifyDiscarded
 from orchestrator.runner.cli_run import Sandbox
 from orchestrator.runner.phase_call import PhaseRun
 from orchestrator.sandbox.choice import settings_for
-from orchestrator.sandbox.commands import CommandPlace
+from orchestrator.sandbox.commands import CommandPlace, SessionSide
 from orchestrator.workflow.checks.verify import (
     DEFAULT_VERIFY_TIMEOUT,
     failure_message,
@@ -33,8 +34,10 @@ from orchestrator.workflow.progress import BUILD, Progress
 from orchestrator.workflow.results import empty_build_outcome, result_for
 from orchestrator.workflow.saving import Saver
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult, WorkflowStatus
+from orchestrator.worktrees.manager import WorktreeManager
+from orchestrator.worktrees.models import SessionWorktree
 
-__all__ = ["BuildChecks"]
+__all__ = ["BuildChecks", "session_place"]
 
 log = logging.getLogger(__name__)
 
@@ -131,23 +134,33 @@ class BuildChecks:
         return checks
 
     async def _place(self) -> CommandPlace:
-        """Where the verify commands run: the session's worktree, its private HOME for
-        commands, and the sandbox of the CLI that built it (its adapter's ``sandbox:`` over the
-        run's, the network setting included); with services, the session's network and
-        their variables (``TaskRun.side``)."""
+        """Where the verify commands run (``session_place``); with services, the session's
+        network and their variables (``TaskRun.side``)."""
         run = self._run
-        configured = run.config.adapters.get(run.session.cli)
-        own = configured.sandbox if configured is not None else None
-        where = f"adapters.{run.session.cli}.sandbox" if own is not None else "sandbox"
-        settings = await settings_for(merged_sandbox(run.config.sandbox, own), where)
-        sandbox = None
-        if settings.kind == "bubblewrap":
-            sandbox = Sandbox(settings, await run.worktrees.sandbox_reach(run.session))
-        home = (await run.worktrees.layout()).command_home(run.session.session_id)
-        return CommandPlace(run.session.path, home, sandbox, session=run.side)
+        return await session_place(run.config, run.worktrees, run.session, run.side)
 
     def _verify_timeout(self) -> float:
         deadline = self._progress.deadline
         if deadline is None:
             return DEFAULT_VERIFY_TIMEOUT
         return max(min(DEFAULT_VERIFY_TIMEOUT, deadline - time.monotonic()), 1.0)
+
+
+async def session_place(
+    config: RunConfig,
+    worktrees: WorktreeManager,
+    session: SessionWorktree,
+    side: SessionSide | None = None,
+) -> CommandPlace:
+    """Where a session's commands run, code its CLI wrote (its verify commands, its
+    services): its worktree, its private HOME for commands, and the sandbox of its CLI (its
+    adapter's ``sandbox:`` over the run's, the network setting included)."""
+    configured = config.adapters.get(session.cli)
+    own = configured.sandbox if configured is not None else None
+    where = f"adapters.{session.cli}.sandbox" if own is not None else "sandbox"
+    settings = await settings_for(merged_sandbox(config.sandbox, own), where)
+    sandbox = None
+    if settings.kind == "bubblewrap":
+        sandbox = Sandbox(settings, await worktrees.sandbox_reach(session))
+    home = (await worktrees.layout()).command_home(session.session_id)
+    return CommandPlace(session.path, home, sandbox, session=side)
