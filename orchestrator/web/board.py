@@ -60,6 +60,7 @@ class Board:
     async def follow(self) -> None:
         """Rebuild on every write to the store, until cancelled (module doc)."""
         built = 0.0  # when the last rebuild began
+        missed = False  # a rebuild failed: which tasks were written is not known any more
         async with self.source.watch() as changes:
             # Every task read again once the watch is entered: a write between the first
             # report and the watch's start is heard by neither, and a kept task is read again
@@ -74,11 +75,13 @@ class Board:
                 await anyio.sleep(max(0.0, built + REBUILD_EVERY - time.monotonic()))
                 built = time.monotonic()
                 tasks = {c.key for c in batch if c.kind == "tasks"}
-                whole = any(c.resync for c in batch)
+                whole = missed or any(c.resync for c in batch)
                 try:
                     await self.rebuild(None if whole else tasks)
+                    missed = False
                 except (CouncilError, OSError) as exc:  # the store away: the last report stays
                     _log.warning("council web: the run's report could not be read again: %s", exc)
+                    missed = True  # the tasks written meanwhile: all read at the next rebuild
 
     async def moved_after(self, seen: int, patience: float) -> int:
         """The version once it is past ``seen``, or as it is after ``patience`` seconds."""

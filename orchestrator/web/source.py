@@ -5,7 +5,9 @@ never through a link in ``.council``, with the workflow's record rules; a databa
 does). ``WebSource.report`` is the newest session's report, the one ``status`` shows, built by
 ``run.reports.session_report.report_of`` from the records ``session_report`` reads; the
 session's tasks are kept, and after a write only the tasks written are read again (a run of
-10,000 tasks is not read whole on every change). The actions are the command line's own
+10,000 tasks is not read whole on every change); when the session's status changes (it ended,
+was interrupted or resumed), every task is read again after it, so an ended run is never shown
+beside a task as it was before its last write. The actions are the command line's own
 operations: a cancel is ``request_cancel`` (``council cancel``), a retry ``request_retry``, a
 budget raised ``spend.raising.raise_budget`` (``council budget raise``); each checks the task
 or the budget belongs to the run first. ``log`` is the tail of a task's CLI logs
@@ -60,6 +62,7 @@ class WebSource:
         self.store, self.config, self._logs = store, config, logs
         self.place = describe_state(config) if config is not None else "the state directory"
         self._session: str | None = None
+        self._said: str | None = None  # the session's status when its tasks were last read
         self._tasks: dict[str, TaskState] = {}  # the newest session's tasks, as last read
 
     def watch(self) -> ChangeStream:
@@ -78,9 +81,12 @@ class WebSource:
         since the last report, so only they are read again (None: every task)."""
         session = await self.newest()
         sid = session.session_id
-        if changed is None or sid != self._session:
+        if changed is None or sid != self._session or session.status != self._said:
+            # Every task read again, after the session: a session that just ended (or was
+            # interrupted, or resumed) is never shown beside a task as it was before, whose
+            # write came first but whose change is heard in a later batch.
             self._tasks = {t.task_id: t for t in await self.store.list_tasks(sid)}
-            self._session = sid
+            self._session, self._said = sid, session.status
         else:
             for task_id in changed:
                 state = await self.store.get_task_state(task_id)
