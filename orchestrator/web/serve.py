@@ -18,9 +18,10 @@ import anyio.to_thread
 import uvicorn
 
 from orchestrator.errors import UsageError
-from orchestrator.web.app import make_app
+from orchestrator.web.app import make_app, plan_app
 from orchestrator.web.board import Board
-from orchestrator.web.guard import Keys
+from orchestrator.web.guard import Guard, Keys
+from orchestrator.web.plan_view import plan_pending
 from orchestrator.web.source import open_source
 
 if TYPE_CHECKING:
@@ -59,27 +60,48 @@ async def serve_web(
     state_dir: Path | None = None,
     events: Path | None = None,
     stop: threading.Event | None = None,
+    keys: Keys | None = None,
 ) -> None:
     """Serve the run of ``config`` (or of the state directory ``state_dir``) until stopped:
-    by a signal, or once ``stop`` is set (the server beside a run, in a thread of its own)."""
-    keys = Keys()
+    by a signal, or once ``stop`` is set (the server beside a run, in a thread of its own).
+    While a goal's plan waits to be accepted and no run of its repository is recorded, the
+    page shows the plan alone (``app.plan_app``). ``keys``: the token and cookie to keep (the
+    plan's page, then the run's)."""
+    keys = keys or Keys()
+    if config is not None and await anyio.to_thread.run_sync(plan_pending, config.repo):
+        try:
+            async with open_source(config, state_dir, events) as source:
+                await Board(source).report()
+        except UsageError:  # no run recorded yet: the plan alone
+            await _serve(plan_app(config.repo, keys), host, port, keys, ready, stop)
+            return
     async with open_source(config, state_dir, events) as source:
         board = Board(source)
         await board.report()  # no run to show is said now, not in the browser
-        sock = bind(host, port)
-        app = make_app(board, keys)
-        server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-        )
-        ready(url_of(sock, keys.token))
-        try:
-            async with anyio.create_task_group() as group:
-                if stop is not None:
-                    group.start_soon(_stop_when, stop, server)
-                await server.serve(sockets=[sock])
-                group.cancel_scope.cancel()
-        finally:
-            sock.close()
+        await _serve(make_app(board, keys), host, port, keys, ready, stop)
+
+
+async def _serve(
+    app: Guard,
+    host: str,
+    port: int,
+    keys: Keys,
+    ready: Callable[[str], None],
+    stop: threading.Event | None,
+) -> None:
+    sock = bind(host, port)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    )
+    ready(url_of(sock, keys.token))
+    try:
+        async with anyio.create_task_group() as group:
+            if stop is not None:
+                group.start_soon(_stop_when, stop, server)
+            await server.serve(sockets=[sock])
+            group.cancel_scope.cancel()
+    finally:
+        sock.close()
 
 
 async def _stop_when(stop: threading.Event, server: uvicorn.Server) -> None:
