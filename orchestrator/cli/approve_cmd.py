@@ -31,6 +31,7 @@ from orchestrator.plugins.host import default_plugins
 from orchestrator.run.goal_hold import (
     REFUSED,
     accept_plan,
+    goal_config,
     hold_plan,
     read_plan,
     refuse_plan,
@@ -67,7 +68,7 @@ def approve(
     ] = None,
 ) -> None:
     """Accept (or refuse) the goal plan that council run -g --approve waits on."""
-    repo = load_config(config_file(file)).repo
+    repo = goal_config(config_file(file)).repo
     if refuse:
         if drop:
             raise UsageError("--drop and --refuse: a refused plan runs no task at all")

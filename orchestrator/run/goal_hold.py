@@ -28,12 +28,18 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from orchestrator.config.yaml_source import dump_yaml_readable, without_top_level_key
+from orchestrator.config.load import check_config_text, load_config
+from orchestrator.config.yaml_source import (
+    dump_yaml_readable,
+    read_config_text,
+    without_top_level_key,
+)
 from orchestrator.errors import ConfigError, UsageError
 from orchestrator.run.config_check import validate_config_text
 from orchestrator.safety.safe_write import make_dirs, write_atomic
 
 if TYPE_CHECKING:
+    from orchestrator.config.run import RunConfig
     from orchestrator.config.task import TaskConfig
     from orchestrator.plugins.registry import AdapterRegistry
 
@@ -45,6 +51,7 @@ __all__ = [
     "REFUSED",
     "HeldPlan",
     "accept_plan",
+    "goal_config",
     "hold_plan",
     "plan_path",
     "read_plan",
@@ -71,6 +78,23 @@ class HeldPlan:
 
     def as_data(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def goal_config(path: Path) -> RunConfig:
+    """The run config at ``path`` as ``load_config`` reads it; a goal's, whose ``tasks:`` the
+    plan gives, read with a stand-in task in their place (what ``council approve`` and ``council
+    web`` need of it: its repository, its store)."""
+    try:
+        return load_config(path)
+    except ConfigError as refused:
+        text = read_config_text(path, str(path))
+        rest = without_top_level_key(text, str(path), "tasks")
+        stand_in = "tasks:\n  - {id: goal-stand-in, prompt: the goal}\n"
+        rest += "" if rest.endswith("\n") else "\n"
+        checked = check_config_text(rest + stand_in, source=str(path), base_dir=path.parent)
+        if checked.config is None:
+            raise refused from None
+        return checked.config
 
 
 def plan_path(repo: Path) -> Path:
