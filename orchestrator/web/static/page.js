@@ -255,7 +255,7 @@ function setUp() {
   $("plan-refuse").addEventListener("click", () => answerPlan(false).catch((err) => say(err.message, true)));
   refresh().then(listen, async (err) => {
     // No run yet while a goal's plan waits: the plan alone, and its run once accepted.
-    if (document.body.dataset.plan === "pending") return;
+    if (document.body.dataset.plan === "pending") { document.querySelector("main").hidden = true; return; }
     if (document.body.dataset.plan === "accepted") { awaitRun(); return; }
     say(err.message, true);
     listen();
