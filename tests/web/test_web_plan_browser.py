@@ -38,7 +38,8 @@ def test_a_goal_plan_accepted_from_the_page_runs_the_tasks_left(tmp_path: Path) 
         )
         assert shown == TASKS
         assert page.text_content("#plan-goal") == GOAL
-        assert not _rows(page) and page.is_hidden("main")  # no run yet: the plan alone
+        page.wait_for_selector("main", state="hidden")  # no run yet: the plan alone
+        assert not _rows(page)
         page.screenshot(path=artefact(tmp_path, "plan-held.png"), full_page=True)
 
         page.click(f"li[data-plan-task='{TASKS[1]}'] button[data-action=remove]")
