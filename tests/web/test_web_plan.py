@@ -7,6 +7,7 @@ refused, and the run that follows lands exactly the accepted tasks."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,8 +50,12 @@ def held_run(tmp_path: Path, *extra: str) -> Iterator[HeldRun]:
 
 def signed_in(web: WebProcess) -> dict[str, str]:
     """The headers of the page's own requests: its cookie and its CSRF value."""
-    cookie = http(web.url).headers["set-cookie"].split(";")[0]
-    page = http(web.base + "/", headers={"cookie": cookie}).body.decode()
+    return page_headers(web.url, web.base)
+
+
+def page_headers(url: str, base: str) -> dict[str, str]:
+    cookie = http(url).headers["set-cookie"].split(";")[0]
+    page = http(base + "/", headers={"cookie": cookie}).body.decode()
     csrf = page.split('name="council-csrf" content="')[1].split('"')[0]
     return {"cookie": cookie, "x-council-csrf": csrf}
 
@@ -109,3 +114,35 @@ def test_a_plan_refused_from_the_page_runs_nothing(tmp_path: Path) -> None:
     assert run.process.returncode == 2, out + err
     assert "the plan was refused: nothing ran" in err
     assert not (tmp_path / "repo" / ".council" / "state").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_run_with_web_serves_the_plan_then_the_run_on_the_same_address(tmp_path: Path) -> None:
+    """``run -g --approve --web``: the plan's page before the session exists; accepted there,
+    the run's page follows on the same port and token (the browser's cookie holds)."""
+    port = _free_port()
+    with held_run(tmp_path, "--web", "--web-port", str(port)) as run:
+        assert run.process.stderr is not None
+        said: list[str] = []
+        while not any("serves the goal's plan at" in line for line in said):
+            line = run.process.stderr.readline()
+            assert line, f"no page for the plan: {''.join(said)}"
+            said.append(line)
+        url = said[-1][said[-1].index("http://") :].split()[0]
+        assert url.startswith(f"http://127.0.0.1:{port}/?token=")
+        token = {"authorization": f"token {url.split('token=')[1]}"}
+        plan = http(f"http://127.0.0.1:{port}/api/plan", headers=token).json()["plan"]
+        assert [t["id"] for t in plan["tasks"]] == TASKS
+        headers = page_headers(url, f"http://127.0.0.1:{port}")
+        accept = f"http://127.0.0.1:{port}/api/plan/accept"
+        assert http(accept, method="POST", headers=headers).status == 200
+        out, err = run.process.communicate(timeout=120)
+    assert run.process.returncode == 0, err
+    assert f"council web serves the run at {url}" in err  # the same address and token
+    assert [t["task_id"] for t in json.loads(out)["tasks"]] == TASKS
