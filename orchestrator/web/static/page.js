@@ -55,7 +55,7 @@ function query() {
 }
 
 async function refresh() {
-  await drawPlan().catch((err) => say(err.message, true));
+  if (state.planDrawn) drawPlan().catch((err) => say(err.message, true)); // answered elsewhere?
   const view = await getJson(`/api/view?${query()}`);
   state.matched = view.matched;
   state.version = view.version;
@@ -253,9 +253,18 @@ function setUp() {
   });
   $("plan-accept").addEventListener("click", () => answerPlan(true).catch((err) => say(err.message, true)));
   $("plan-refuse").addEventListener("click", () => answerPlan(false).catch((err) => say(err.message, true)));
-  refresh().then(listen, async (err) => {
+  drawPlan().catch(() => false).then(refresh).then(listen, (err) => {
     // No run yet while a goal's plan waits: the plan alone, and its run once accepted.
-    if (document.body.dataset.plan === "pending") { document.querySelector("main").hidden = true; return; }
+    if (document.body.dataset.plan === "pending") {
+      document.querySelector("main").hidden = true;
+      state.answered = true; // its answer stays shown, given here or by `council approve`
+      const look = setInterval(async () => {
+        if (await drawPlan().catch(() => true)) return;
+        clearInterval(look);
+        if (document.body.dataset.plan === "accepted") awaitRun();
+      }, 2000);
+      return;
+    }
     if (document.body.dataset.plan === "accepted") { awaitRun(); return; }
     say(err.message, true);
     listen();
