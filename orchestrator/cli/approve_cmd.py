@@ -13,6 +13,7 @@ answers it (``orchestrator.run.goal_hold``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Iterator
@@ -107,8 +108,14 @@ class Approval:
             + (", or answer it on the page" if self.web else ""),
             to_stderr=self.to_stderr,
         )
-        with _plan_page(saved, self.web, self.web_port, self.keys):
-            held = wait_for_answer(repo, saved, console.print_progress)
+        try:
+            with _plan_page(saved, self.web, self.web_port, self.keys):
+                held = wait_for_answer(repo, saved, console.print_progress)
+        except KeyboardInterrupt:
+            # Nobody waits for it any more: an answer given now would run nothing.
+            with contextlib.suppress(UsageError):
+                refuse_plan(repo)
+            raise
         if held.status == REFUSED:
             console.print_error("the plan was refused: nothing ran")
             raise typer.Exit(2)
