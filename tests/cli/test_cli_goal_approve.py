@@ -6,6 +6,7 @@ scripted persona planning offline."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from orchestrator.run.goal_hold import plan_path, read_plan
@@ -106,3 +107,18 @@ def test_approve_needs_a_goal_and_a_held_plan(tmp_path: Path) -> None:
     assert alone.returncode == 2 and "--approve holds a goal's plan" in alone.stderr
     none = council("approve", config, cwd=tmp_path)
     assert none.returncode == 2 and "no goal plan waits to be accepted" in none.stderr
+
+
+def test_a_ctrl_c_while_waiting_refuses_the_plan(tmp_path: Path) -> None:
+    config = setup(tmp_path)
+    run = spawn("run", "-g", GOAL, config, "--approve", cwd=tmp_path)
+    try:
+        wait_for(lambda: _held(tmp_path) == "pending", "the plan held", 60)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        reap(run)
+    assert run.returncode == 130, err
+    assert _held(tmp_path) == "refused"  # an answer given now would run nothing: none taken
+    late = council("approve", config, cwd=tmp_path)
+    assert late.returncode == 2 and "was refused already" in late.stderr
