@@ -14,6 +14,7 @@ import pytest
 
 from tests.cli.test_cli_goal import GOAL, TASKS
 from tests.support.browser_tier import WebProcess, artefact, chromium
+from tests.support.cli_process_helpers import council
 from tests.support.scheduler_helpers import merged_tasks
 from tests.support.timing import patience
 from tests.web.test_web_plan import held_run
@@ -77,6 +78,21 @@ def test_a_goal_plan_refused_from_the_page_runs_nothing(tmp_path: Path) -> None:
         out, err = run.process.communicate(timeout=patience(60))
     assert run.process.returncode == 2, out + err
     assert not (tmp_path / "repo" / ".council" / "state").exists()
+
+
+def test_a_plan_accepted_from_another_shell_takes_the_open_page_to_the_run(
+    tmp_path: Path,
+) -> None:
+    with held_run(tmp_path) as run, WebProcess(run.config) as web, chromium() as browser:
+        page = browser.new_page()
+        page.goto(web.url)
+        page.wait_for_selector("main", state="hidden")
+        accepted = council("approve", run.config, cwd=tmp_path)
+        assert accepted.returncode == 0, accepted.stderr
+        page.wait_for_selector("body[data-run-status=completed]", timeout=patience(25) * 1000)
+        assert _rows(page) == {task: "done" for task in TASKS}
+        out, err = run.process.communicate(timeout=patience(60))
+    assert run.process.returncode == 0, out + err
 
 
 def _rows(page: Page) -> dict[str, str]:
