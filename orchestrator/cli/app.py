@@ -62,6 +62,10 @@ COMMANDS: dict[str, CommandRef] = {
         f"{_CLI}.goal_cmd:plan",
         "Plan GOAL into a task list with the run config's planning CLI; print it, run nothing.",
     ),
+    "approve": CommandRef(
+        f"{_CLI}.approve_cmd:approve",
+        "Accept (or refuse) the goal plan that council run -g --approve waits on.",
+    ),
     "status": CommandRef(f"{_CLI}.status.status_cmd:status", "Show the newest run's tasks."),
     "resume": CommandRef(
         f"{_CLI}.run_cmd:resume", "Continue an interrupted or killed run from where it stood."

@@ -51,12 +51,13 @@ import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import typer
 
 from orchestrator.cli import console, event_loop
+from orchestrator.cli.approve_cmd import Approval, ApproveOption
 from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
 from orchestrator.cli.meant import meant_config
 from orchestrator.cli.status import run_finder
@@ -79,6 +80,9 @@ from orchestrator.run.goal import DEFAULT_ROUNDS, save_planned_config
 from orchestrator.run.plan import RunPlan, TaskPlan
 from orchestrator.run.reports.report import RunReport
 from orchestrator.scheduler.team.definitions import DefinitionsDiffer, JoinChoice
+
+if TYPE_CHECKING:
+    from orchestrator.web.guard import Keys
 
 __all__ = ["resume", "run"]
 
@@ -137,11 +141,16 @@ def run(
     add_tasks: AddTasksOption = False,
     web: WebOption = False,
     web_port: WebPortOption = 8765,
+    approve: ApproveOption = False,
 ) -> None:
     """Run every task of FILE (or of a goal, -g) until each is merged, failed or in conflict."""
     join = JoinChoice(adopt=adopt, add_tasks=add_tasks)
+    keys = _page_keys() if approve and web else None  # the plan's page and the run's: one token
+    if approve and (goal is None or dry_run):
+        raise UsageError("--approve holds a goal's plan before it runs: give -g GOAL, no --dry-run")
     if goal is not None:
-        file, council = _from_goal(config_file(file), goal, planner, rounds, as_json, dry_run)
+        held = Approval(as_json, web, web_port, keys) if approve else None
+        file, council = _from_goal(config_file(file), goal, planner, rounds, as_json, dry_run, held)
         council = council or Council.from_config(file, join=join)
     elif file is None:
         raise UsageError("missing FILE: the run config to run (or -g GOAL to plan the tasks)")
@@ -161,18 +170,30 @@ def run(
     _remember(council, file)
     why = _Stop()
     try:
-        with web_beside(council, web, web_port):
+        with web_beside(council, web, web_port, keys):
             report = event_loop.run(_drive, council, council.run, not as_json, why)
     except (TaskInActiveSession, DefinitionsDiffer) as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
     _finish(report, as_json, wide, file, why)
 
 
+def _page_keys() -> Keys:
+    from orchestrator.web.guard import Keys
+
+    return Keys()
+
+
 def _from_goal(
-    file: Path, goal: str, planner: str | None, rounds: int, as_json: bool, dry_run: bool
+    file: Path,
+    goal: str,
+    planner: str | None,
+    rounds: int,
+    as_json: bool,
+    dry_run: bool,
+    approval: Approval | None = None,
 ) -> tuple[Path, Council | None]:
     """The goal's plan, shown; saved beside FILE and that file returned to be run (a dry run:
-    FILE and a council of the plan, nothing saved)."""
+    FILE and a council of the plan, nothing saved; ``approval``: once accepted)."""
     found = make_plan(file, goal, planner, rounds)
     show_plan(found, file, to_stderr=as_json)
     if dry_run:
@@ -181,6 +202,8 @@ def _from_goal(
     console.print_plain(
         f"saved as {saved} (give it to council status and council resume)", to_stderr=as_json
     )
+    if approval is not None:
+        approval.wait(found, saved)
     return saved, None
 
 

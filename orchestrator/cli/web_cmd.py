@@ -47,9 +47,9 @@ def web(
         console.print_progress(f"web: {found.how}")
         file, state_dir, events = found.config, found.state_dir, found.events
     if file is not None:
-        from orchestrator.config.load import load_config
+        from orchestrator.run.goal_hold import goal_config  # a goal's config: its plan held
 
-        config = load_config(file)
+        config = goal_config(file)
 
     def ready(url: str) -> None:
         if not _loopback(host):  # said first: the URL is what a reader acts on

@@ -7,17 +7,19 @@ filter ``status``, the search ``q``, the window ``offset``/``limit``), ``GET /ap
 and its diff against its base, ``GET /events`` the report's versions as server-sent events (one
 at connect, one per rebuild, a comment every ``KEEPALIVE`` seconds), ``POST
 /api/task/{id}/cancel`` and ``/retry``, ``POST /api/budget`` (``{"scope", "usd", "tokens"}``),
-``POST /api/resume`` (``council resume FILE``: ``web.resume``). Every route is behind the
-``Guard``. A refused action answers 400 with the command line's own message; every answer is
-JSON the page puts in as text, never as markup.
+``POST /api/resume`` (``council resume FILE``: ``web.resume``), and a goal's plan held before it
+runs (``web.plan_view``; ``plan_app`` serves it alone while no run is recorded). Every route is
+behind the ``Guard``. A refused action answers 400 with the command line's own message; every
+answer is JSON the page puts in as text, never as markup.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -31,9 +33,10 @@ from orchestrator.errors import CouncilError
 from orchestrator.web.board import PAGE_ROWS, Board, task_row
 from orchestrator.web.cost import cost_of
 from orchestrator.web.guard import Guard, Keys
+from orchestrator.web.plan_view import plan_routes
 from orchestrator.web.resume import Resumer
 
-__all__ = ["KEEPALIVE", "make_app"]
+__all__ = ["KEEPALIVE", "make_app", "plan_app"]
 
 KEEPALIVE = 15.0  # seconds between two comments on an idle event stream
 _FILES = {"page.js": "text/javascript", "page.css": "text/css"}
@@ -54,20 +57,46 @@ def _static(name: str) -> bytes:
 
 def make_app(board: Board, keys: Keys) -> Guard:
     """The guarded ASGI application of ``board``; entering its lifespan follows the store."""
+    return _guarded(board, keys, board.source.config.repo if board.source.config else None)
 
-    resumer = Resumer(board.source)
-    groups: list[anyio.abc.TaskGroup] = []  # the lifespan's, where a resume is waited for
-    costs: dict[tuple[int, str], dict[str, Any]] = {}  # the cost report of a version, by cut
 
+def plan_app(repo: Path, keys: Keys) -> Guard:
+    """The page of a goal's plan held before any run of ``repo`` was recorded
+    (``plan_view``): the page, its files and the plan's routes; the run's are 409."""
+
+    async def no_run(request: Request) -> Response:
+        return _error("no run has been recorded yet: the goal's plan waits to be accepted", 409)
+
+    routes = [
+        Route("/", _page(keys)),
+        Route("/static/{name}", _file),
+        *plan_routes(repo),
+        Route("/api/{rest:path}", no_run, methods=["GET", "POST"]),
+        Route("/events", no_run),
+    ]
+    return Guard(Starlette(routes=routes), keys)
+
+
+def _page(keys: Keys) -> Callable[[Request], Awaitable[Response]]:
     async def page(request: Request) -> Response:
         html = _static("index.html").decode().replace("{{csrf}}", keys.csrf)
         return Response(html, media_type="text/html", headers=_SAFE)
 
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in _FILES:
-            return JSONResponse({"error": f"no file {name!r}"}, 404)
-        return Response(_static(name), media_type=_FILES[name], headers=_SAFE)
+    return page
+
+
+async def _file(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in _FILES:
+        return JSONResponse({"error": f"no file {name!r}"}, 404)
+    return Response(_static(name), media_type=_FILES[name], headers=_SAFE)
+
+
+def _guarded(board: Board, keys: Keys, repo: Path | None) -> Guard:
+
+    resumer = Resumer(board.source)
+    groups: list[anyio.abc.TaskGroup] = []  # the lifespan's, where a resume is waited for
+    costs: dict[tuple[int, str], dict[str, Any]] = {}  # the cost report of a version, by cut
 
     async def view(request: Request) -> Response:
         params = request.query_params
@@ -141,8 +170,9 @@ def make_app(board: Board, keys: Keys) -> Guard:
             group.cancel_scope.cancel()
 
     routes = [
-        Route("/", page),
-        Route("/static/{name}", static),
+        Route("/", _page(keys)),
+        Route("/static/{name}", _file),
+        *plan_routes(repo),
         Route("/api/view", view),
         Route("/api/cost", cost),
         Route("/api/task/{task_id}", task),

@@ -77,6 +77,7 @@ def test_usage_lines_name_the_arguments_as_the_help_texts_do() -> None:
     assert seen["budget raise"].endswith("[OPTIONS] [FILE] SCOPE")
     assert seen["resume"].endswith("[OPTIONS] [FILE]")
     assert seen["plan"].endswith("[OPTIONS] GOAL [FILE]")
+    assert seen["approve"].endswith("[OPTIONS] [FILE]")
     assert seen["run"].endswith("[OPTIONS] [FILE]")
     assert seen["db up"].endswith("[OPTIONS] [DIR]")
 

@@ -3,7 +3,8 @@
 // only ever goes in as text: textContent, never markup.
 const csrf = document.querySelector('meta[name="council-csrf"]').content;
 const $ = (id) => document.getElementById(id);
-const state = { status: "", q: "", offset: 0, limit: 200, matched: 0, open: null, version: -1 };
+const state = { status: "", q: "", offset: 0, limit: 200, matched: 0, open: null, version: -1,
+  planDrawn: null, answered: false };
 const STATUSES = ["queued", "running", "parked", "merging", "in_review", "done", "failed",
   "conflict", "cancelled", "waiting_for_checkout"];
 
@@ -54,6 +55,7 @@ function query() {
 }
 
 async function refresh() {
+  if (state.planDrawn) drawPlan().catch((err) => say(err.message, true)); // answered elsewhere?
   const view = await getJson(`/api/view?${query()}`);
   state.matched = view.matched;
   state.version = view.version;
@@ -165,6 +167,63 @@ async function openTask(taskId) {
     el("summary", {}, log.name + (log.clipped ? " (its end)" : "")), el("pre", {}, log.text))));
 }
 
+// A goal's plan held before it runs (`council run -g GOAL --approve`): each task's id, files and
+// dependencies as text, its prompt in a text area to edit, a button to remove it; Accept sends
+// the tasks left, Refuse refuses it. A drawn pending plan is kept as edited until answered.
+async function drawPlan() {
+  const held = (await getJson("/api/plan")).plan;
+  const pending = held?.status === "pending";
+  $("plan-box").hidden = !held || (!pending && !state.answered); // an old plan's answer: not shown
+  document.body.dataset.plan = held ? held.status : "";
+  if (!held) return false;
+  $("plan-status").textContent = held.status;
+  $("plan-goal").textContent = held.goal;
+  $("plan-config").textContent = `saved as ${held.config}`;
+  $("plan-accept").hidden = $("plan-refuse").hidden = !pending;
+  if (pending && state.planDrawn === held.config) return true;
+  state.planDrawn = pending ? held.config : null;
+  $("plan-tasks").replaceChildren(...held.tasks.map((task) => planRow(task, pending)));
+  return pending;
+}
+
+function planRow(task, pending) {
+  const prompt = el("textarea", { class: "plan-prompt", rows: "3", "aria-label": `prompt of ${task.id}` });
+  prompt.value = task.prompt ?? "";
+  prompt.readOnly = !pending;
+  const facts = [(task.files || []).length ? `files ${task.files.join(", ")}` : "",
+    (task.depends_on || []).length ? `after ${task.depends_on.join(", ")}` : ""].filter(Boolean).join("; ");
+  const row = el("li", { "data-plan-task": task.id }, el("strong", {}, String(task.id)), " ",
+    el("span", { class: "quiet" }, facts), prompt);
+  if (pending) row.append(el("button", { type: "button", "data-action": "remove",
+    on: { click: () => row.remove() } }, "Remove"));
+  return row;
+}
+
+async function answerPlan(accept) {
+  const tasks = [...document.querySelectorAll("#plan-tasks li[data-plan-task]")].map((row) =>
+    ({ id: row.dataset.planTask, prompt: row.querySelector("textarea").value }));
+  const answer = await fetch(accept ? "/api/plan/accept" : "/api/plan/refuse", {
+    method: "POST", credentials: "same-origin",
+    headers: { "content-type": "application/json", "x-council-csrf": csrf },
+    body: JSON.stringify(accept ? { tasks } : {}),
+  });
+  const said = await answer.json();
+  if (!answer.ok) { say(said.error || answer.statusText, true); return; }
+  say(said.said);
+  state.answered = true;
+  await drawPlan();
+  if (accept) awaitRun();
+}
+
+// Once accepted, the run starts: its page comes when its session is on record (the server of
+// `run -g --approve --web` serves it on the same port and token), then the page is reloaded.
+function awaitRun() {
+  const look = () => fetch(`/api/view?${query()}`, { credentials: "same-origin" }).then((answer) => {
+    if (answer.ok) window.location.reload(); else setTimeout(look, 1000);
+  }, () => setTimeout(look, 1000));
+  look();
+}
+
 function listen() {
   const source = new EventSource("/events");
   source.onopen = () => $("live").classList.add("on");
@@ -192,8 +251,24 @@ function setUp() {
     e.preventDefault();
     act("/api/budget", { scope: $("raise-scope").value, usd: $("raise-usd").value, tokens: $("raise-tokens").value });
   });
-  refresh().catch((err) => say(err.message, true));
-  listen();
+  $("plan-accept").addEventListener("click", () => answerPlan(true).catch((err) => say(err.message, true)));
+  $("plan-refuse").addEventListener("click", () => answerPlan(false).catch((err) => say(err.message, true)));
+  drawPlan().catch(() => false).then(refresh).then(listen, (err) => {
+    // No run yet while a goal's plan waits: the plan alone, and its run once accepted.
+    if (document.body.dataset.plan === "pending") {
+      document.querySelector("main").hidden = true;
+      state.answered = true; // its answer stays shown, given here or by `council approve`
+      const look = setInterval(async () => {
+        if (await drawPlan().catch(() => true)) return;
+        clearInterval(look);
+        if (document.body.dataset.plan === "accepted") awaitRun();
+      }, 2000);
+      return;
+    }
+    if (document.body.dataset.plan === "accepted") { awaitRun(); return; }
+    say(err.message, true);
+    listen();
+  });
 }
 
 setUp();
