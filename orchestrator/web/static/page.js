@@ -90,15 +90,26 @@ function drawSpend(view) {
   $("budgets").replaceChildren(...(spend ? spend.budgets : []).map((b) => {
     const limit = b.limit_usd ?? b.limit_tokens, spent = b.limit_usd != null ? b.spent_usd : b.spent_tokens;
     const share = limit ? Math.min(1, (spent || 0) / limit) : 0;
-    return el("div", { class: "chart-row" }, `${b.scope}`,
+    const scope = budgetScope(b.scope);
+    // Its ask: it is spent, or the run waits for it (the held call's forecast has no room).
+    const asks = share >= 1 || Boolean(spend.held && b.field && spend.held.includes(b.field));
+    const goOn = asks && view.budget_scopes.includes(scope) ? el("button", {
+      "data-action": "go-on", "data-scope": scope, title: "room for its configured limit once more",
+      on: { click: () => act("/api/budget", { scope, go_on: true }) } }, "Go on") : "";
+    return el("div", { class: "chart-row", "data-budget": b.scope, "data-spent-tokens": b.spent_tokens ?? "",
+      "data-limit-tokens": b.limit_tokens ?? "", "data-spent-usd": b.spent_usd ?? "", "data-limit-usd": b.limit_usd ?? "" },
+      `${b.scope}`,
       el("span", {}, el("span", { class: share >= 1 ? "bar over" : "bar", width: `${share * 100}%` })),
-      b.limit_usd != null ? `${usd(b.spent_usd || 0)} / ${usd(b.limit_usd)}` : `${spent || 0} / ${limit}`);
+      b.limit_usd != null ? `${usd(b.spent_usd || 0)} / ${usd(b.limit_usd)}` : `${spent || 0} / ${limit}`, goOn);
   }));
   const scope = $("raise-scope"), chosen = scope.value;
   scope.replaceChildren(...view.budget_scopes.map((s) => el("option", { value: s }, s)));
   if (chosen) scope.value = chosen;
   $("raise").hidden = view.budget_scopes.length === 0;
 }
+
+// A budget line's scope key (run, task:<id>, adapter:<name>) as `council budget raise` names it.
+const budgetScope = (key) => (key.startsWith("adapter:") ? key.slice(8) : key.split(":")[0]);
 
 let costAsked = 0; // the newest cost report asked for: an older answer arriving later is dropped
 async function drawCost() {
