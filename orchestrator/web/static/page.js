@@ -54,9 +54,12 @@ function query() {
   return p.toString();
 }
 
+let viewAsked = 0; // the newest view asked for: an older answer arriving later is dropped
 async function refresh() {
   if (state.planDrawn) drawPlan().catch((err) => say(err.message, true)); // answered elsewhere?
+  const asked = ++viewAsked;
   const view = await getJson(`/api/view?${query()}`);
+  if (asked !== viewAsked) return;
   state.matched = view.matched;
   state.version = view.version;
   document.body.dataset.version = view.version;
@@ -97,9 +100,11 @@ function drawSpend(view) {
   $("raise").hidden = view.budget_scopes.length === 0;
 }
 
+let costAsked = 0; // the newest cost report asked for: an older answer arriving later is dropped
 async function drawCost() {
-  const by = $("cost-by").value;
+  const by = $("cost-by").value, asked = ++costAsked;
   const cost = await getJson(`/api/cost?by=${encodeURIComponent(by)}`);
+  if (asked !== costAsked) return;
   const groups = cost.groups.filter((g) => g.usd > 0).slice(0, 30);
   const top = Math.max(...groups.map((g) => g.usd), 0);
   $("chart").replaceChildren(...groups.map((g) => el("div", { class: "chart-row", "data-key": g.key }, g.key,
