@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli.status.live_board import rows_for
-from orchestrator.cli.status.summary import print_summary, services_text
+from orchestrator.cli.status.summary import print_summary, services_text, summary_table
 from orchestrator.cli.store_access import newest_report
 from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.run.reports import report_cache
@@ -115,6 +115,9 @@ def test_the_status_table_has_a_services_column_when_a_task_has_services(
     assert services_text(with_services) == "web ready, db failed"
     assert services_text(without) == "-"
 
+    columns, rows, _ = summary_table(_report(with_services, without))
+    assert columns[-1].header == "services"  # also the columns `status --watch` draws
+    assert [row[-1] for row in rows] == ["web ready, db failed", "-"]
     print_summary(_report(with_services, without), wide=True)
     table = capsys.readouterr().out
     assert "services" in table and "web ready, db failed" in table, table

@@ -31,6 +31,7 @@ __all__ = [
     "services_text",
     "status_text",
     "summary",
+    "summary_table",
 ]
 
 # Ids are keys (never cut), and so is the status (folded between words, never dropped); at
@@ -100,12 +101,20 @@ def finish(
     raise typer.Exit(report.exit_code)
 
 
-def print_summary(report: RunReport, wide: bool = False) -> None:
+def summary_table(
+    report: RunReport, wide: bool = False
+) -> tuple[tuple[console.Column, ...], list[tuple[object, ...]], str]:
+    """``summary``'s rows and title with their columns: a ``services`` column when a task of
+    the run has services (each session's services and their state)."""
     rows, title = summary(report, wide)
-    columns: tuple[console.Column, ...] = SUMMARY
-    if any(task.services for task in report.tasks):  # each session's services and their state
-        columns = (*columns, _SERVICES)
-        rows = [(*row, services_text(t)) for row, t in zip(rows, report.tasks, strict=True)]
+    if not any(task.services for task in report.tasks):
+        return SUMMARY, rows, title
+    rows = [(*row, services_text(t)) for row, t in zip(rows, report.tasks, strict=True)]
+    return (*SUMMARY, _SERVICES), rows, title
+
+
+def print_summary(report: RunReport, wide: bool = False) -> None:
+    columns, rows, title = summary_table(report, wide)
     if report.team is None:
         console.print_table(columns, rows, title=title, wide=wide)
         _print_spend(report)
