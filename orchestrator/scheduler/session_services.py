@@ -41,6 +41,7 @@ from collections.abc import Mapping
 
 import anyio.to_thread
 
+from orchestrator.errors import VersionConflict
 from orchestrator.events.base import Event
 from orchestrator.events.services import ServiceNotReady, ServiceReady, ServiceStopped
 from orchestrator.sandbox.commands import SessionSide, service_env, shown
@@ -53,6 +54,7 @@ from orchestrator.services.records import (
     ServicesRecord,
     ServiceState,
     bounded_why,
+    newer,
     note,
 )
 from orchestrator.services.service import ServiceFailed
@@ -62,6 +64,7 @@ from orchestrator.workflow.checks.build import session_place
 __all__ = ["SessionServicesPart"]
 
 log = logging.getLogger(__name__)
+_TRIES = 5  # compare-and-set attempts at a task's services record
 
 
 class SessionServicesPart(RunPart):
@@ -157,14 +160,31 @@ class SessionServicesPart(RunPart):
         record = ServicesRecord(
             session=self._run.session_id or "",
             worktree=_session_id(attempt),
+            attempt=attempt.number,
             services=[_state(services, name) for name in services.touched[:MAX_SERVICES]],
         )
         try:
-            await self._run.services.store.put_record(
-                NAMESPACE, attempt.task.id, record.model_dump(mode="json")
-            )
+            await self._written(attempt.task.id, record)
         except Exception as exc:  # what is shown never fails the attempt
             log.warning("the services of task %s were not recorded: %s", attempt.task.id, exc)
+
+    async def _written(self, task_id: str, record: ServicesRecord) -> None:
+        """``record`` written by compare-and-set, unless the task's record is of a later
+        attempt (``services.records.newer``: another workstation took the task over)."""
+        store = self._run.services.store
+        for _ in range(_TRIES):
+            current = await store.get_record(NAMESPACE, task_id)
+            if newer(current, record):
+                return
+            version = current.version if current is not None else 0
+            try:
+                await store.put_record(
+                    NAMESPACE, task_id, record.model_dump(mode="json"), expected_version=version
+                )
+                return
+            except VersionConflict:
+                continue  # written meanwhile: looked at again
+        log.warning("the services of task %s were not recorded: written meanwhile", task_id)
 
     async def _opened(self, attempt: Attempt) -> SessionServices:
         session = attempt.session

@@ -3,7 +3,8 @@ the web page (issue 50: "Visible").
 
 One keyed record per task (namespace ``services``, key the task's id), written by the
 scheduler's part (``scheduler.session_services``) each time one of its attempt's services
-changes state: the run's session, the attempt's worktree session, and for each service that
+changes state: the run's session, the attempt's worktree session and its attempt count (a
+record of a later attempt is never written over: ``newer``), and for each service that
 attempt started its ``name``, ``state`` (``starting``, ``ready``, ``failed``, ``stopped``),
 ``port`` and, for a failure, ``why`` (the reason alone, masked by the writer, never its log's
 text). The next attempt of the task writes over it; a record of another session is not the
@@ -32,6 +33,7 @@ __all__ = [
     "ServicesRecord",
     "bounded_why",
     "by_task",
+    "newer",
     "note",
     "read",
 ]
@@ -63,12 +65,20 @@ class ServicesRecord(BaseModel):
 
     session: str = Field(max_length=200)
     worktree: str = Field(default="", max_length=200)
+    attempt: int = Field(default=0, ge=0)  # the task's attempt count its attempt was claimed at
     services: list[ServiceState] = Field(default_factory=list, max_length=MAX_SERVICES)
 
 
 def bounded_why(why: str) -> str:
     """``why`` cut to ``MAX_WHY`` characters (an ellipsis where it was cut)."""
     return why if len(why) <= MAX_WHY else why[: MAX_WHY - 1] + "…"
+
+
+def newer(record: KeyedRecord | None, than: ServicesRecord) -> bool:
+    """Whether ``record`` is of a later attempt of the same session than ``than`` (another
+    workstation took the task over): it is not written over."""
+    kept = read(record) if record is not None else None
+    return kept is not None and kept.session == than.session and kept.attempt > than.attempt
 
 
 def read(record: KeyedRecord) -> ServicesRecord | None:

@@ -14,7 +14,7 @@ import pytest
 from orchestrator.cli.status.live_board import rows_for
 from orchestrator.cli.status.summary import print_summary, services_text, summary_table
 from orchestrator.cli.store_access import newest_report
-from orchestrator.models import SessionStatus, TaskStatus
+from orchestrator.models import KeyedRecord, SessionStatus, TaskStatus
 from orchestrator.run.reports import report_cache
 from orchestrator.run.reports.quick_report import quick_report
 from orchestrator.run.reports.report import RunReport, RunTotals, TaskReport
@@ -23,8 +23,10 @@ from orchestrator.scheduler.board import TaskLine
 from orchestrator.services.records import (
     MAX_WHY,
     NAMESPACE,
+    ServicesRecord,
     ServiceState,
     bounded_why,
+    newer,
     note,
 )
 from orchestrator.state import FileStateStore, StateStore
@@ -144,3 +146,19 @@ def test_a_note_and_a_reason_are_bounded() -> None:
         ServiceState.model_validate({**FAILED, "why": long})
     with pytest.raises(ValueError, match="state"):
         ServiceState.model_validate({**READY, "state": "exploded"})
+
+
+def test_a_record_of_a_later_attempt_of_the_session_is_newer() -> None:
+    """What the services part never writes over (another workstation took the task over)."""
+
+    def kept(session: str, attempt: int) -> KeyedRecord:
+        data = {**_record(session, READY), "attempt": attempt}
+        return KeyedRecord(namespace=NAMESPACE, key="a", data=data)
+
+    mine = ServicesRecord(session="s-1", attempt=2)
+    assert newer(kept("s-1", 3), mine)
+    assert not newer(kept("s-1", 2), mine)  # its own attempt: written over
+    assert not newer(kept("s-0", 9), mine)  # an earlier run's
+    assert not newer(None, mine)
+    damaged = KeyedRecord(namespace=NAMESPACE, key="a", data={"session": "s-1", "attempt": -1})
+    assert not newer(damaged, mine)
