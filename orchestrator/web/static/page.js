@@ -152,7 +152,9 @@ function drawTasks(view) {
   const end = Math.min(view.offset + view.tasks.length, view.matched);
   $("matched").textContent = `${view.matched ? view.offset + 1 : 0}–${end} of ${view.matched}`;
   $("tasks").tBodies[0].replaceChildren(...view.tasks.map((row) => {
-    const why = [row.waiting, row.held, row.collision, row.error].filter(Boolean).join("; ");
+    const services = (row.services || []).map((s) => `${s.name} ${s.state}`).join(", ");
+    const why = [row.waiting, row.held, row.collision, services && `services: ${services}`, row.error]
+      .filter(Boolean).join("; ");
     return el("tr", { class: "row", "data-task": row.task_id, "data-status": row.status,
       on: { click: () => openTask(row.task_id) } },
       el("td", {}, row.task_id), el("td", {}, el("span", { class: `st st-${row.status}` }, row.status)),
@@ -171,9 +173,12 @@ async function openTask(taskId) {
   $("detail-id").textContent = taskId;
   $("timeline").replaceChildren(...Object.entries(task.report.phases || {}).map(([name, st]) =>
     el("span", { class: `phase phase-${st}` }, `${name}: ${st}`)));
+  // Each service of its session: name, state, port, why it failed (text nodes only, as all).
+  const services = (task.report.services || []).map((s) => `${s.name} ${s.state}` +
+    (s.port ? ` on port ${s.port}` : "") + (s.why ? ` (${s.why})` : "")).join("; ");
   const r = task.report, facts = [["status", r.status], ["attempts", r.attempts], ["adapter", r.adapter],
     ["branch", r.branch], ["held by", r.holder], ["waits", r.waiting], ["held", r.held], ["held until", r.held_until],
-    ["collision", r.collision], ["error", r.error], ["cost", usd(r.cost_usd)], ["started", r.started_at],
+    ["collision", r.collision], ["services", services], ["error", r.error], ["cost", usd(r.cost_usd)], ["started", r.started_at],
     ["finished", r.finished_at]];
   $("detail").replaceChildren(...facts.filter(([, v]) => v != null && v !== "").flatMap(([k, v]) =>
     [el("dt", {}, k), el("dd", {}, String(v))]));
