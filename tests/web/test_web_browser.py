@@ -99,7 +99,10 @@ def test_a_task_is_cancelled_from_the_page(tmp_path: Path) -> None:
         _open(page, web)
         page.click("tr[data-task=after] button[data-action=cancel]")
         page.wait_for_selector("tr[data-task=after][data-status=cancelled]")
-        assert page.text_content("#said") == "cancelled task after"
+        # The action's answer and the store's change reach the page each its own way.
+        page.wait_for_function(
+            "() => document.getElementById('said').textContent === 'cancelled task after'"
+        )
         assert run.status("after") == "cancelled"
         page.click("tr[data-task=held]")  # its timeline and its CLI's logs
         page.wait_for_selector("#logs details.log")
