@@ -181,6 +181,12 @@ class IssueSource:
         ready = await self._admissible(reading, set(statuses))
         submitted: list[str] = []
         for task in ready:
+            had = run.task(task.id)
+            if had is not None and issue_number(had) == _number(task):
+                # The run took this issue's task since its tasks were listed above (a resumed
+                # session's, a start that added it): the same task, nothing to say.
+                self._ours[task.id] = _number(task)
+                continue
             try:
                 run.submit(task)
             except CouncilError as exc:

@@ -436,3 +436,26 @@ async def test_a_forge_failing_poll_after_poll_is_said_once_and_its_return_once(
         await source.poll_once(hooks)
         r.gh.site.clear_faults()
     assert len([m for m in caplog.messages if "failed" in m]) == 2
+
+
+async def test_a_task_the_run_took_since_its_list_was_read_is_not_refused(r: Rig) -> None:
+    """The run's task list, read before the issues were, lacks an issue's task the run holds
+    by the time it is submitted (a resumed session's, a start adding it): the same task,
+    adopted without a word, never "already part of this run" on the issue."""
+    number = r.gh.create_issue("One", "WRITE one.txt one", labels=["council"])
+
+    async def emit(event: Event) -> None:
+        return None
+
+    source = IssueSource(r.forge, [IssuesSource(labels=["council"], poll=5)], emit=emit)
+    issue_id = f"issue-{number}"
+    held = issue_task(await r.forge.get_issue(number))
+
+    class Late(Hooks):
+        def statuses(self) -> Mapping[str, str]:
+            return {}  # listed before the run took it
+
+    hooks = Late({}, defined={issue_id: held})
+    assert await source.poll_once(hooks) == []
+    assert hooks.submitted == [] and _comments(r, number) == []
+    assert source.tasks() == {issue_id: number}
