@@ -4,7 +4,8 @@ need, their state for ``council status`` and the variables its CLI and checks ge
 - ``open``: the session's network (``SessionNet``), or, where this machine cannot make one
   (``session_net.problem``), the machine's network, said once per process (``fallback``):
   then only the services' variables, TMPDIR and caches are the session's own, their ports
-  are not;
+  are not. With ``uplink`` (an open network under the sandbox), that namespace gets its way
+  out to the public network when it is made;
 - ``before(phase)``: the services ``phase`` needs started (in the order configured) and
   waited for; those running that it does not need stopped. A service that fails raises
   ``ServiceFailed`` (its name, its log's tail): its phase fails for it, not for the CLI;
@@ -58,10 +59,12 @@ class SessionServices:
         env: Mapping[str, str],
         log_dir: Path,
         place: CommandPlace | None = None,
+        uplink: str | None = None,
     ) -> None:
         self.configs = dict(configs)
         self.workdir, self.env, self.log_dir = workdir, dict(env), log_dir
         self.place = place  # the session's sandbox, which its services run in
+        self.uplink = uplink  # the network helper giving its namespace the public network
         self.net: SessionNet | None = None
         self.running: dict[str, RunningService] = {}
         self.states: dict[str, str] = dict.fromkeys(self.configs, "stopped")
@@ -72,7 +75,7 @@ class SessionServices:
         if self.net is not None:
             return
         if await anyio.to_thread.run_sync(fallback) is None:
-            self.net = await SessionNet.open()
+            self.net = await SessionNet.open(self.uplink)
             self.isolated = True
 
     def variables(self) -> dict[str, str]:
