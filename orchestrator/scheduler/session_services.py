@@ -81,7 +81,7 @@ class SessionServicesPart(RunPart):
             raise
         await self._said(attempt, services, was, phase)
         join = services.join if services.net is not None else None
-        return SessionSide(env=services.variables(), join=join)
+        return SessionSide(env=services.variables(), join=join, resolv=services.resolv)
 
     async def ended(self, attempt: Attempt) -> None:
         services = self.sessions.pop(attempt, None)

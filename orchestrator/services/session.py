@@ -23,7 +23,9 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.config.services import ServiceConfig
+from orchestrator.safety.safe_write import write_atomic
 from orchestrator.sandbox.commands import CommandPlace
+from orchestrator.sandbox.network import DNS
 from orchestrator.services import service as service_mod
 from orchestrator.services.service import RunningService, ServiceFailed
 from orchestrator.services.session_net import SessionNet, problem
@@ -48,6 +50,15 @@ def fallback() -> str | None:
     return why
 
 
+def _resolv(log_dir: Path) -> Path:
+    """A ``resolv.conf`` naming the uplink's DNS forwarder, in the session's log directory
+    (blocking; a link planted there is replaced, never followed)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "resolv.conf"
+    write_atomic(log_dir, path, f"nameserver {DNS}\n".encode())
+    return path
+
+
 class SessionServices:
     """One session's services (see the module doc)."""
 
@@ -66,6 +77,7 @@ class SessionServices:
         self.place = place  # the session's sandbox, which its services run in
         self.uplink = uplink  # the network helper giving its namespace the public network
         self.net: SessionNet | None = None
+        self.resolv: Path | None = None  # its DNS forwarder's resolv.conf, when uplinked
         self.running: dict[str, RunningService] = {}
         self.states: dict[str, str] = dict.fromkeys(self.configs, "stopped")
         self.isolated = False
@@ -77,6 +89,8 @@ class SessionServices:
         if await anyio.to_thread.run_sync(fallback) is None:
             self.net = await SessionNet.open(self.uplink)
             self.isolated = True
+            if self.net.uplinked:
+                self.resolv = await anyio.to_thread.run_sync(_resolv, self.log_dir)
 
     def variables(self) -> dict[str, str]:
         out: dict[str, str] = {}

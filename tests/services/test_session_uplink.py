@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.spare_user import as_users, spare_uid
+from tests.sandbox.test_command_confinement import layout
+from tests.support.spare_user import as_users, hand_over, spare_uid
 from tests.support.timing import patience
 
 pytestmark = pytest.mark.sandbox
@@ -130,3 +133,33 @@ def test_a_kill_9_of_the_orchestrator_leaves_no_uplink(uid: int | None) -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.mark.parametrize("uid", as_users())
+def test_a_verify_command_under_the_sandbox_reaches_outside_from_the_session_s_network(
+    uid: int | None,
+) -> None:
+    """The command runs confined in the session's namespace: it sees the uplink's DNS
+    forwarder as its resolver, and a server on the machine's network address answers."""
+    if uid is not None:
+        uid = spare_uid()
+    bwrap = shutil.which("bwrap")
+    assert bwrap is not None
+    root = Path(tempfile.mkdtemp(prefix="council-uplink-", dir="/var/tmp"))  # not /tmp: hidden
+    try:
+        layout(root)
+        hand_over(root, uid)
+        host = _outside_address()
+        with _server(host) as port:
+            argv = ["verify", str(root), bwrap, host, str(port)]
+            done = subprocess.run(
+                [*_as(uid), sys.executable, "-m", "tests.services.uplinked", *argv],
+                capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=patience(60),
+            )  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["code"] == 0, result["output"]
+    assert "nameserver 10.0.2.3" in result["output"]
+    assert f"{GATEWAY} hello from outside" in result["output"]
