@@ -36,7 +36,7 @@ from orchestrator.money import dollars
 from orchestrator.scheduler.pulls.landing import PULLS
 from orchestrator.scheduler.retry import request_rebase, request_retry
 from orchestrator.scheduler.scheduler import Scheduler
-from orchestrator.spend.raising import budget_scope, in_force, raise_budget
+from orchestrator.spend.raising import budget_scope, in_force, raise_budget, room_again
 from orchestrator.task_meta import TaskMeta
 
 __all__ = ["RunHelm"]
@@ -97,14 +97,9 @@ class RunHelm:
         configured = self._configured(scope)
         if configured is None:
             raise SteeringRefused(f"the run's config has no budget {scope!r} to raise")
-        usd, tokens = self._spent.get(key, (0.0, 0))
-        coming_usd, coming_tokens = self._coming.get(task_id, (0.0, 0))
+        coming_usd, coming_tokens = coming = self._coming.get(task_id, (0.0, 0))
         now = await self._in_force(scope)
-        new: dict[str, float | int | None] = {"usd": None, "tokens": None}
-        if configured.usd is not None:
-            new["usd"] = round(max(usd, now.usd or 0.0) + coming_usd + configured.usd, 6)
-        if configured.tokens is not None:
-            new["tokens"] = max(tokens, now.tokens or 0) + coming_tokens + configured.tokens
+        new = room_again(configured, now, self._spent.get(key, (0.0, 0)), coming)
         limit = await self._raise(scope, new, add=False)
         self._release(key)
         room = "its configured limit once more"

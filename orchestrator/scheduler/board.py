@@ -32,6 +32,7 @@ class TaskLine:
     elapsed: float | None = None  # seconds the attempt in flight has run
     detail: str = ""
     collision: str = ""  # the collision radar's mark: ``collides with b on x.py (conflict)``
+    note: str = ""  # what the run's parts say of it: ``services: web ready``
 
 
 def board(
@@ -40,9 +41,11 @@ def board(
     attempts: Iterable[Attempt],
     waits: Mapping[str, str],
     marks: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> list[TaskLine]:
     """A line per task of ``tasks``, in their order; a council task's candidates in flight
-    show on its line; ``marks``: the collision radar's, by task (``radar.warning.marks``)."""
+    show on its line; ``marks``: the collision radar's, by task (``radar.warning.marks``);
+    ``notes``: the parts' notes of the tasks in flight (``parts.RunPart.notes``)."""
     now = time.monotonic()
     flying: dict[str, list[Attempt]] = {}
     for attempt in attempts:
@@ -56,6 +59,8 @@ def board(
             lines.append(_recorded(task.id, states.get(task.id), waits.get(task.id)))
     if marks:
         lines = [replace(x, collision=marks[x.task_id]) if x.task_id in marks else x for x in lines]
+    if notes:
+        lines = [replace(x, note=notes[x.task_id]) if x.task_id in notes else x for x in lines]
     return lines
 
 

@@ -19,6 +19,7 @@ from orchestrator.scheduler.parts import EndOnly, RunPart, RunParts
 from orchestrator.scheduler.pulls.part import PullsPart
 from orchestrator.scheduler.radar_watch import RadarWatch
 from orchestrator.scheduler.rules.queue import CheckoutEnd
+from orchestrator.scheduler.session_ports import SessionPortsPart
 from orchestrator.scheduler.session_services import SessionServicesPart
 from orchestrator.scheduler.spending import BudgetEnd, Spending
 from orchestrator.scheduler.team.part import TeamPart
@@ -46,4 +47,5 @@ def run_parts(
         parts.append(RadarWatch(run, inflight, wake))
     if config.services:  # each session's own services (issue 50)
         parts.append(SessionServicesPart(run))
+    parts.append(SessionPortsPart())  # each session's own range of ports (issue 50)
     return RunParts(parts)

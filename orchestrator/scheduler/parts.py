@@ -14,6 +14,8 @@ default does nothing and decides nothing.
 - ``dispatch(task, state)``: before an attempt is started, why ``task`` waits (None: it does
   not), with its record as the part left it (a part may keep why in the record).
 - ``marks()``: per task id, a word the run's board shows beside the task.
+- ``notes()``: per task id, what the part says of the task on the board's line (its session's
+  services: ``web ready, db failed``).
 - The run's end (``ending.EndPart``): ``checkpoint``, ``shared``, ``waits``, ``unlooked``,
   ``holds``; and ``end_when(ends)``: the end decided under whatever the part must hold still
   while it is (the pull requests: no pass over them under way, none after).
@@ -56,6 +58,9 @@ class RunPart(AttemptPart):
         return state, None
 
     def marks(self) -> Mapping[str, str]:
+        return {}
+
+    def notes(self) -> Mapping[str, str]:
         return {}
 
     def waits(
@@ -131,6 +136,14 @@ class RunParts(AttemptParts):
         for part in self.parts:
             marks.update(part.marks())
         return marks
+
+    def notes(self) -> dict[str, str]:
+        """Per task id, every part's note on it, joined (``; ``)."""
+        notes: dict[str, list[str]] = {}
+        for part in self.parts:
+            for task_id, said in part.notes().items():
+                notes.setdefault(task_id, []).append(said)
+        return {task_id: "; ".join(said) for task_id, said in notes.items()}
 
     async def left(self) -> None:
         """The run's loop is over (shielded): every part hears it."""

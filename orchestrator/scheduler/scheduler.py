@@ -248,8 +248,8 @@ class Scheduler:
 
     def board(self) -> list[TaskLine]:
         """Every task of the run now, with what it does or why it waits (``board``)."""
-        tasks, waits = self._run.tasks.values(), self._dispatcher.waits
-        return board(tasks, self._seen, self._inflight, waits, self._parts.marks())
+        tasks, waits, parts = self._run.tasks.values(), self._dispatcher.waits, self._parts
+        return board(tasks, self._seen, self._inflight, waits, parts.marks(), parts.notes())
 
     def task(self, task_id: str) -> TaskConfig | None:
         """The definition of task ``task_id`` of the run now (None: not one of its tasks)."""

@@ -17,7 +17,12 @@
 
 Each service ready, not ready and stopped is an event (``service.ready``, ``service.failed``,
 ``service.stopped``: ``orchestrator.events.services``), which the run's console and event log
-show.
+show. Each change of a service's state (starting, ready, failed, stopped) is also written to
+the task's keyed record ``services/<task>`` (``services.records``: name, state, port, and a
+failure's reason masked and bounded, never its log), which ``council status``, its ``--json``
+and the web page read through the run's report; ``notes()`` gives the live board the same
+word (``web ready, db failed``) from memory. A record that cannot be written is said in the
+log and never fails the attempt.
 
 A kill of the orchestrator needs nothing here: each service's PID namespace and the
 namespace's holder end with it (``services.service``, ``services.holder``).
@@ -33,15 +38,26 @@ before any error or event quotes it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import anyio.to_thread
 
+from orchestrator.errors import VersionConflict
 from orchestrator.events.base import Event
 from orchestrator.events.services import ServiceNotReady, ServiceReady, ServiceStopped
-from orchestrator.sandbox.commands import CommandPlace, SessionSide, service_env
+from orchestrator.sandbox.commands import CommandPlace, SessionSide, service_env, shown
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.parts import RunPart
+from orchestrator.services.records import (
+    MAX_SERVICES,
+    NAMESPACE,
+    ServicesRecord,
+    ServiceState,
+    bounded_why,
+    newer,
+    note,
+)
 from orchestrator.services.service import ServiceFailed
 from orchestrator.services.session import SessionServices
 from orchestrator.workflow.checks.build import session_place
@@ -49,6 +65,7 @@ from orchestrator.workflow.checks.build import session_place
 __all__ = ["SessionServicesPart"]
 
 log = logging.getLogger(__name__)
+_TRIES = 5  # compare-and-set attempts at a task's services record
 
 
 class SessionServicesPart(RunPart):
@@ -129,6 +146,47 @@ class SessionServicesPart(RunPart):
         """Per task id, each of its session's services and its state."""
         return {a.task.id: dict(s.states) for a, s in self.sessions.items()}
 
+    def notes(self) -> Mapping[str, str]:
+        """Per task id in flight, its services' word for the board: ``services: web ready``."""
+        return {
+            a.task.id: "services: " + note({name: s.states[name] for name in s.touched})
+            for a, s in self.sessions.items()
+            if s.touched
+        }
+
+    async def _record(self, attempt: Attempt, services: SessionServices) -> None:
+        """Write the task's ``services`` record as ``services`` are now (module doc)."""
+        if self._run.killed or self._run.ended_elsewhere:
+            return  # nothing more is written by this run
+        record = ServicesRecord(
+            session=self._run.session_id or "",
+            worktree=_session_id(attempt),
+            attempt=attempt.number,
+            services=[_state(services, name) for name in services.touched[:MAX_SERVICES]],
+        )
+        try:
+            await self._written(attempt.task.id, record)
+        except Exception as exc:  # what is shown never fails the attempt
+            log.warning("the services of task %s were not recorded: %s", attempt.task.id, exc)
+
+    async def _written(self, task_id: str, record: ServicesRecord) -> None:
+        """``record`` written by compare-and-set, unless the task's record is of a later
+        attempt (``services.records.newer``: another workstation took the task over)."""
+        store = self._run.services.store
+        for _ in range(_TRIES):
+            current = await store.get_record(NAMESPACE, task_id)
+            if newer(current, record):
+                return
+            version = current.version if current is not None else 0
+            try:
+                await store.put_record(
+                    NAMESPACE, task_id, record.model_dump(mode="json"), expected_version=version
+                )
+                return
+            except VersionConflict:
+                continue  # written meanwhile: looked at again
+        log.warning("the services of task %s were not recorded: written meanwhile", task_id)
+
     async def _opened(self, attempt: Attempt) -> SessionServices:
         session = attempt.session
         assert session is not None  # a phase starts in the attempt's worktree
@@ -143,6 +201,11 @@ class SessionServicesPart(RunPart):
             place=place,
             uplink=_uplink(place),
         )
+
+        async def changed() -> None:
+            await self._record(attempt, services)
+
+        services.on_change = changed
         self.sessions[attempt] = services
         await services.open()
         return services
@@ -162,3 +225,17 @@ def _uplink(place: CommandPlace) -> str | None:
 
 def _session_id(attempt: Attempt) -> str:
     return attempt.session.session_id if attempt.session is not None else ""
+
+
+def _state(services: SessionServices, name: str) -> ServiceState:
+    """``name``'s state as recorded: a failure's reason masked and bounded, never its log."""
+    state = services.states[name]
+    why = services.reasons.get(name) if state == "failed" else None
+    return ServiceState.model_validate(
+        {
+            "name": name,
+            "state": state,
+            "port": services.configs[name].port,
+            "why": bounded_why(shown(why)) if why else None,
+        }
+    )

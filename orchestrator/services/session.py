@@ -12,12 +12,17 @@ need, their state for ``council status`` and the variables its CLI and checks ge
 - ``variables()``: ``COUNCIL_SERVICE_<NAME>_*`` of every configured service;
 - ``join(argv)``: ``argv`` in the session's network (unchanged without one);
 - ``close``: every service stopped, then the namespace's holder (on a cancel too).
+
+``states`` holds each service's state (``stopped``, ``starting``, ``ready``, ``failed``),
+``reasons`` why one failed, ``touched`` the services started at least once; ``on_change`` (when
+given) is awaited after each change of a state, so what the store shows follows it
+(``scheduler.session_services``, ``services.records``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import anyio.to_thread
@@ -71,6 +76,7 @@ class SessionServices:
         log_dir: Path,
         place: CommandPlace | None = None,
         uplink: str | None = None,
+        on_change: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.configs = dict(configs)
         self.workdir, self.env, self.log_dir = workdir, dict(env), log_dir
@@ -80,6 +86,9 @@ class SessionServices:
         self.resolv: Path | None = None  # its DNS forwarder's resolv.conf, when uplinked
         self.running: dict[str, RunningService] = {}
         self.states: dict[str, str] = dict.fromkeys(self.configs, "stopped")
+        self.reasons: dict[str, str] = {}  # why each failed service failed (its last failure)
+        self.touched: list[str] = []  # the services started at least once, in that order
+        self.on_change = on_change
         self.isolated = False
 
     async def open(self) -> None:
@@ -117,8 +126,18 @@ class SessionServices:
                 continue
             await self._start(name, config)
 
+    async def _set(self, name: str, state: str) -> None:
+        if self.states.get(name) == state:
+            return
+        self.states[name] = state
+        if self.on_change is not None:
+            await self.on_change()
+
     async def _start(self, name: str, config: ServiceConfig) -> None:
-        self.states[name] = "starting"
+        if name not in self.touched:
+            self.touched.append(name)
+        self.reasons.pop(name, None)
+        await self._set(name, "starting")
         env = {**self.env, **self.variables()}
         try:
             running = await service_mod.start(
@@ -132,17 +151,18 @@ class SessionServices:
             )
             self.running[name] = running
             await running.ready(self.net, cwd=self.workdir, env=env)
-        except ServiceFailed:
-            self.states[name] = "failed"
+        except ServiceFailed as exc:
             self.running.pop(name, None)
+            self.reasons[name] = exc.why
+            await self._set(name, "failed")
             raise
-        self.states[name] = "ready"
+        await self._set(name, "ready")
 
     async def _stop(self, name: str) -> None:
         running = self.running.pop(name, None)
         if running is not None:
             await running.stop()
-        self.states[name] = "stopped"
+        await self._set(name, "stopped")
 
     async def close(self) -> None:
         """Stop every service, then end the session's network."""

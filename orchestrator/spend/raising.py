@@ -19,7 +19,7 @@ from orchestrator.events.spend import BudgetRaised
 from orchestrator.spend.budgets import raised
 from orchestrator.state.protocol import StateStore
 
-__all__ = ["RAISES", "budget_scope", "in_force", "raise_budget"]
+__all__ = ["RAISES", "budget_scope", "in_force", "raise_budget", "room_again"]
 
 RAISES = "budget-raises"  # keyed records: session id -> the limits raised for that run
 _TRIES = 5  # compare-and-set attempts against other writers
@@ -37,6 +37,25 @@ def _limit_of(budgets: BudgetsConfig, scope: str) -> Limit | None:
         found: Limit | None = getattr(budgets, scope)
         return found
     return budgets.adapters.get(scope)
+
+
+def room_again(
+    configured: Limit,
+    now: Limit,
+    spent: tuple[float, int],
+    coming: tuple[float, int] = (0.0, 0),
+) -> dict[str, float | int | None]:
+    """The figures that answer a budget's ask with "go on" (the issue's ``/council go on``,
+    the page's button): room for the held call's forecast (``coming``, when it is known) and
+    the budget's configured limit once more, beyond what was spent (``spent``: dollars,
+    tokens) or the limit in force (``now``), whichever is more. Bounded and known before it
+    is given."""
+    new: dict[str, float | int | None] = {"usd": None, "tokens": None}
+    if configured.usd is not None:
+        new["usd"] = round(max(spent[0], now.usd or 0.0) + coming[0] + configured.usd, 6)
+    if configured.tokens is not None:
+        new["tokens"] = max(spent[1], now.tokens or 0) + coming[1] + configured.tokens
+    return new
 
 
 async def in_force(

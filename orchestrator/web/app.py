@@ -6,7 +6,8 @@ filter ``status``, the search ``q``, the window ``offset``/``limit``), ``GET /ap
 ``council cost``'s report (``web.cost``), ``GET /api/task/{id}`` one task's report, its CLI logs
 and its diff against its base, ``GET /events`` the report's versions as server-sent events (one
 at connect, one per rebuild, a comment every ``KEEPALIVE`` seconds), ``POST
-/api/task/{id}/cancel`` and ``/retry``, ``POST /api/budget`` (``{"scope", "usd", "tokens"}``),
+/api/task/{id}/cancel`` and ``/retry``, ``POST /api/budget`` (``{"scope", "usd", "tokens"}``, or
+``{"scope", "go_on": true}``: a spent budget's ask answered, ``web.budget_ask``),
 ``POST /api/resume`` (``council resume FILE``: ``web.resume``), and a goal's plan held before it
 runs (``web.plan_view``; ``plan_app`` serves it alone while no run is recorded). Every route is
 behind the ``Guard``. A refused action answers 400 with the command line's own message; every
@@ -31,6 +32,7 @@ from starlette.routing import Route
 
 from orchestrator.errors import CouncilError
 from orchestrator.web.board import PAGE_ROWS, Board, task_row
+from orchestrator.web.budget_ask import go_on
 from orchestrator.web.cost import cost_of
 from orchestrator.web.guard import Guard, Keys
 from orchestrator.web.plan_view import plan_routes
@@ -147,6 +149,8 @@ def _guarded(board: Board, keys: Keys, repo: Path | None) -> Guard:
         try:
             body = json.loads(await request.body() or b"{}")
             scope = str(body["scope"])
+            if body.get("go_on") is True:  # a spent budget's ask answered: web.budget_ask
+                return await _done(board, go_on(board.source, scope), set())
             usd = None if body.get("usd") in (None, "") else float(body["usd"])
             tokens = None if body.get("tokens") in (None, "") else int(body["tokens"])
         except (ValueError, KeyError, TypeError) as exc:

@@ -120,7 +120,7 @@ class Board:
 
 
 def task_row(task: TaskReport) -> dict[str, Any]:
-    """One task's row: its status, phase, adapter, attempt and why it waits."""
+    """One task's row: its status, phase, adapter, attempt, why it waits and its services."""
     return {
         "task_id": task.task_id,
         "status": str(task.status),
@@ -133,6 +133,8 @@ def task_row(task: TaskReport) -> dict[str, Any]:
         "held": task.held,
         "held_until": task.held_until.isoformat() if task.held_until else None,
         "collision": task.collision,
+        # its session's services: name, state, port and a failure's reason (``services.records``)
+        "services": [service.model_dump(mode="json") for service in task.services],
         "cost_usd": task.cost_usd,
         "error": task.error,
     }

@@ -1,8 +1,10 @@
 """The server of ``council web``: uvicorn on one socket, the URL said once it listens.
 
 ``serve_web`` binds ``host`` (127.0.0.1 unless a team asks for another) and ``port`` (0: any
-free one) itself, so the URL it hands ``ready`` names the real port, with the token in it;
-then uvicorn serves the guarded application until SIGINT or SIGTERM.
+free one) itself (``listen``), so the URL it hands ``ready`` names the real port, with the
+token in it; then uvicorn serves the guarded application until SIGINT or SIGTERM. A goal's
+plan held for an answer is served alone first, and the run's page then takes the same socket
+and token.
 """
 
 from __future__ import annotations
@@ -21,36 +23,16 @@ from orchestrator.errors import UsageError
 from orchestrator.web.app import make_app, plan_app
 from orchestrator.web.board import Board
 from orchestrator.web.guard import Guard, Keys
+from orchestrator.web.listen import bind, url_of
 from orchestrator.web.plan_view import plan_pending
 from orchestrator.web.source import open_source
 
 if TYPE_CHECKING:
     from orchestrator.config.run import RunConfig
 
-__all__ = ["bind", "serve_web", "url_of"]
+__all__ = ["serve_web"]
 
 _LOOK = 0.5  # seconds between two looks for the run of an answered plan
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host``:``port``; a ``UsageError`` naming both when it cannot."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def url_of(sock: socket.socket, token: str) -> str:
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/?token={token}"
 
 
 async def serve_web(
@@ -69,7 +51,7 @@ async def serve_web(
     While a goal's plan waits to be accepted and no run of its repository is recorded, the
     page shows the plan alone (``app.plan_app``). ``keys``: the token and cookie to keep (the
     plan's page, then the run's)."""
-    keys = keys or Keys()
+    keys, sock = keys or Keys(), None
     if config is not None and await _plan_alone(config, state_dir, events):
         sock = bind(host, port)
         port = sock.getsockname()[1]  # the one bound, for the run's page after the plan
@@ -79,8 +61,6 @@ async def serve_web(
         if not answered:
             return
         sock = bind(host, port)  # the same page, now the run's
-    else:
-        sock = None
     async with open_source(config, state_dir, events) as source:
         board = Board(source)
         await board.report()  # no run to show is said now, not in the browser

@@ -34,6 +34,7 @@ from orchestrator.run.reports.report import RunReport
 from orchestrator.run.reports.session_report import STALE, report_of
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.team.presence import alive_workstations
+from orchestrator.services.records import NAMESPACE as SERVICES
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state import FileStateStore, StateStore
 
@@ -96,8 +97,9 @@ class WebSource:
         present = await alive_workstations(self.store, sid, stale or STALE)
         line = await self.store.get_record(SPEND_LINES, sid)
         found = await collisions(self.store)
+        services = await self.store.list_records(SERVICES)
         tasks = list(self._tasks.values())
-        report, _ = report_of(session, tasks, present, line, utcnow(), found)
+        report, _ = report_of(session, tasks, present, line, utcnow(), found, services)
         return report
 
     def kept_tasks(self, session_id: str) -> list[TaskState]:

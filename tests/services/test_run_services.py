@@ -188,6 +188,54 @@ def test_a_service_that_does_not_start_fails_its_task_named(tmp_path: Path) -> N
     assert all(e["data"]["service"] == "db" and e["level"] == "error" for e in failed)
     assert "the cluster refused to start" in done.stdout + done.stderr
     assert _left_under(tmp_path) == []
+    # `council status` shows each session's service as failed, with why: never its log.
+    shown = _services_shown(config, tmp_path)
+    for name in TASKS:
+        (db,) = shown[name]
+        assert (db["name"], db["state"], db["port"]) == ("db", "failed", 5999), shown
+        assert db["why"].startswith("ended before it was ready"), db
+        assert "refused" not in db["why"], db
+    table = council(["status", str(config)], cwd=tmp_path, timeout=60)
+    assert table.returncode == 0, table.stderr[-2000:]
+    assert "services" in table.stdout and table.stdout.count("db failed") == 2, table.stdout
+
+
+def _services_shown(
+    config: Path, cwd: Path, *, recorded: bool = True
+) -> dict[str, list[dict[str, Any]]]:
+    """Task id -> its services, as ``council status --json`` shows them (``recorded=False``:
+    none while the run has not been recorded yet)."""
+    status = council(["status", str(config), "--json"], cwd=cwd, timeout=60)
+    if status.returncode == 2 and not recorded and "no run has been recorded" in status.stderr:
+        return {}
+    assert status.returncode == 0, status.stderr[-2000:]
+    return {t["task_id"]: t["services"] for t in json.loads(status.stdout)["tasks"]}
+
+
+def test_status_shows_a_session_s_services_while_it_runs_and_after(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    gate = tmp_path / "go"
+    config = _config(tmp_path, repo, WEB, first=f"WAIT_FOR {gate} 120\n")
+    process = spawn("run", config, cwd=tmp_path)
+    ready = [{"name": "web", "state": "ready", "port": 3000, "why": None}]
+    try:
+        wait_for(
+            lambda: _services_shown(config, tmp_path, recorded=False).get("alpha") == ready,
+            "the session's web service ready in `council status --json`",
+            60,
+        )
+        table = council(["status", str(config)], cwd=tmp_path, timeout=60)
+        assert "web ready" in table.stdout, table.stdout
+        gate.touch()
+        out, err = process.communicate(timeout=120)
+    finally:
+        gate.touch()
+        reap(process)
+    assert process.returncode == 0, out[-2000:] + err[-2000:]
+    stopped = [{"name": "web", "state": "stopped", "port": 3000, "why": None}]
+    assert _services_shown(config, tmp_path) == {"alpha": stopped}
+    table = council(["status", str(config)], cwd=tmp_path, timeout=60)
+    assert "web stopped" in table.stdout, table.stdout
 
 
 def test_a_run_config_s_service_names_a_phase_of_the_workflow(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.config.services import ServiceConfig
+from orchestrator.scheduler.session_services import _state
+from orchestrator.services.records import MAX_WHY
 from orchestrator.services.service import ServiceFailed
 from orchestrator.services.session import SessionServices
 from tests.support.timing import patience
@@ -206,3 +208,19 @@ def test_a_service_log_planted_as_a_link_is_not_followed(tmp_path: Path) -> None
     error = anyio.run(run)
     assert "service-db.log" in error.why and "cannot be opened" in error.why
     assert target.read_text() == "kept\n"
+
+
+def test_a_failure_s_reason_is_recorded_masked_and_bounded(tmp_path: Path) -> None:
+    """What the store keeps of a failed service for ``status`` and the page
+    (``scheduler.session_services``): its reason, credentials masked, cut to ``MAX_WHY``."""
+    token = "ghp_0123456789abcdefghijABCDEFGHIJ012345"
+    config = ServiceConfig.model_validate({"command": ["/bin/true"], "port": 5999})
+    services = SessionServices({"db": config}, workdir=tmp_path, env={}, log_dir=tmp_path)
+    services.states["db"] = "failed"
+    services.reasons["db"] = f"could not be started: {token} " + "x" * (MAX_WHY * 2)
+    recorded = _state(services, "db")
+    assert recorded.state == "failed" and recorded.port == 5999
+    assert recorded.why is not None and token not in recorded.why and "***" in recorded.why
+    assert len(recorded.why) == MAX_WHY
+    services.states["db"] = "starting"  # a reason belongs to a failure only
+    assert _state(services, "db").why is None

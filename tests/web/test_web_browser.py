@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from orchestrator.config.budgets import Limit
 from orchestrator.run.demo_config import write_demo_config
 from tests.support.browser_tier import WebProcess, artefact, chromium
 from tests.support.cli_process_helpers import council, reap, spawn, wait_for
@@ -98,7 +99,10 @@ def test_a_task_is_cancelled_from_the_page(tmp_path: Path) -> None:
         _open(page, web)
         page.click("tr[data-task=after] button[data-action=cancel]")
         page.wait_for_selector("tr[data-task=after][data-status=cancelled]")
-        assert page.text_content("#said") == "cancelled task after"
+        # The action's answer and the store's change reach the page each its own way.
+        page.wait_for_function(
+            "() => document.getElementById('said').textContent === 'cancelled task after'"
+        )
         assert run.status("after") == "cancelled"
         page.click("tr[data-task=held]")  # its timeline and its CLI's logs
         page.wait_for_selector("#logs details.log")
@@ -110,6 +114,20 @@ def test_a_task_is_cancelled_from_the_page(tmp_path: Path) -> None:
         "held": "done",
         "after": "cancelled",
     }
+
+
+def _resuming(config: Path) -> bool:
+    """Is a `council resume` of ``config`` still running?"""
+    wanted = str(config).encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            line = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+        except OSError:
+            continue
+        parts = line.split(b"\0")
+        if b"resume" in parts and wanted in parts:
+            return True
+    return False
 
 
 def _report(output: str) -> str:
@@ -144,6 +162,52 @@ def test_a_budget_raised_from_the_page_lets_the_held_run_go_on(tmp_path: Path) -
         assert page.is_hidden("#resume")
         page.screenshot(path=artefact(tmp_path, "budget-raised-done.png"), full_page=True)
         assert page.evaluate("() => window.sameDocument") is True
+
+
+def test_a_spent_budget_s_ask_answered_go_on_from_the_page(tmp_path: Path) -> None:
+    """A run held by its spent budget: the page offers "Go on" on that budget, which gives it
+    its configured room once more beyond what was spent (the rule of `/council go on`); a
+    person answering each ask and resuming from the page sees the run end with every task
+    done. (A call's tokens vary a little from run to run: how many asks it takes does too.)"""
+    repo = make_repo(tmp_path / "repo")
+    tasks = task("one", "WRITE one.txt one") + task("two", "WRITE two.txt two")
+    config = write_config(tmp_path, repo, tasks)
+    budget = "budgets: {run: {tokens: 250}}\n"  # two plans alone spend more
+    config.write_text(config.read_text().replace("tasks:\n", budget + "tasks:\n", 1))
+    held = council("run", config, "--json", cwd=tmp_path, timeout=120)
+    assert held.returncode != 0 and "budget" in held.stdout + held.stderr, held.stderr[-2000:]
+    with WebProcess(config) as web, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        _open(page, web)
+        answered = 0
+        while page.get_attribute("body", "data-run-status") != "completed":
+            assert answered < 8, f"still held after {answered} answers: {_rows(page)}"
+            page.wait_for_selector("button[data-action=go-on][data-scope=run]")
+            row = "[data-budget=run]"
+            spent = int(page.get_attribute(row, "data-spent-tokens") or 0)
+            before = int(page.get_attribute(row, "data-limit-tokens") or 0)
+            if not answered:
+                page.screenshot(path=artefact(tmp_path, "budget-ask.png"), full_page=True)
+            page.click("button[data-action=go-on][data-scope=run]")
+            page.wait_for_function(
+                "() => document.getElementById('said').textContent.startsWith('budget run is')"
+            )
+            said = page.text_content("#said") or ""
+            limit = max(spent, before) + 250  # its configured room once more
+            assert f"budget run is now {Limit(tokens=limit).said()} " in said, (spent, before, said)
+            answered += 1
+            page.click("#resume")  # `council resume FILE`, started by the server
+            page.wait_for_function(
+                "() => document.getElementById('said').textContent.startsWith('council resume')"
+            )
+            wait_for(lambda: not _resuming(config), "the resumed run's end")
+            page.wait_for_selector(
+                "body[data-run-status=completed], body[data-run-status=interrupted]",
+                timeout=patience(25) * 1000,
+            )
+        assert set(_rows(page).values()) == {"done"}, _rows(page)
+        assert answered >= 1
+        assert page.locator("button[data-action=go-on]").count() == 0  # nothing spent now
 
 
 def test_the_page_refuses_a_browser_without_the_token_and_an_action_without_csrf(

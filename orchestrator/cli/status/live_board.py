@@ -7,7 +7,9 @@ A running task shows its phase, adapter, time and the CLI's last message; a wait
 waits (``after add-cli``, ``README.md is held by add-changelog``, ``parked until 14:03:10 on
 claude``, ``lands after add-changelog (both change README.md)``); an ended one how it ended.
 A task the collision radar finds overlapping another live session is marked ``! collides with
-add-cli on README.md (hunks)`` after what it does.
+add-cli on README.md (hunks)`` after what it does; a running task whose session has services
+(a run's ``services:``) shows them and their state after it too (``services: web ready, db
+starting``).
 When the terminal is too short for every task, ended tasks are folded into one line first,
 then the queued ones, so what is happening stays on screen; the height counted is the one
 drawn, rows folded onto more lines on a narrow screen included (``fitted``).
@@ -139,6 +141,9 @@ def _row(line: TaskLine) -> tuple[str, ...]:
 
 
 def _detail(line: TaskLine) -> str:
-    if not line.collision:
-        return line.detail
-    return f"{line.detail} · ! {line.collision}" if line.detail else f"! {line.collision}"
+    said = [line.detail] if line.detail else []
+    if line.note:
+        said.append(line.note)
+    if line.collision:
+        said.append(f"! {line.collision}")
+    return " · ".join(said)

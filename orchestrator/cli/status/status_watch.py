@@ -21,10 +21,11 @@ import anyio
 import typer
 
 from orchestrator.cli import console, event_loop
-from orchestrator.cli.status.summary import SUMMARY, finish, summary
+from orchestrator.cli.status.summary import SUMMARY, finish, summary_table
 from orchestrator.cli.store_access import report_reader
 from orchestrator.models import SessionStatus
 from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
+from orchestrator.services.records import NAMESPACE as SERVICES
 from orchestrator.state.changes import ChangeStream, RecordChange
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ __all__ = ["watch_status"]
 
 _RECHECK = 5.0  # seconds between redraws while nothing is written
 _REDRAW_EVERY = 0.1  # seconds at least between two redraws while writes keep coming
-_SHOWN = ("tasks", "sessions", f"records/{PRESENCE}")  # the kinds of record the table shows
+# The kinds of record the table shows (a session's services: ``services.records``).
+_SHOWN = ("tasks", "sessions", f"records/{PRESENCE}", f"records/{SERVICES}")
 
 
 def watch_status(
@@ -84,11 +86,13 @@ async def _watch(
     seen: dict[str, str] = {}
     # The watch is entered before the first read: a write between the two is heard.
     async with report_reader(where, events, origin) as reader, reader.store.watch() as changes:
-        with console.live_table(SUMMARY) as update:
+        columns = list(SUMMARY)  # drawn as they are at each frame: services once a task has
+        with console.live_table(columns) as update:
             while True:
                 drawn = time.monotonic()
                 report, gone = await reader.newest()
-                rows, title = summary(report)
+                shown, rows, title = summary_table(report)
+                columns[:] = shown
                 update(rows, title)
                 if show and not console.is_terminal():
                     for task in report.tasks:

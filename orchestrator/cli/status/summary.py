@@ -20,6 +20,7 @@ import typer
 from orchestrator.cli import console
 from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.run.reports.report import RunReport, TaskReport
+from orchestrator.services.records import note
 
 __all__ = [
     "SUMMARY",
@@ -27,8 +28,10 @@ __all__ = [
     "WideOption",
     "finish",
     "print_summary",
+    "services_text",
     "status_text",
     "summary",
+    "summary_table",
 ]
 
 # Ids are keys (never cut), and so is the status (folded between words, never dropped); at
@@ -44,6 +47,8 @@ SUMMARY = (
     console.Column("error", wraps=True, drop=1),
 )
 _HELD_BY = console.Column("held by", wraps=True, drop=1)
+# Shown when a task of the run has services (a run's ``services:``): ``web ready, db failed``.
+_SERVICES = console.Column("services", wraps=True, drop=1)
 _SHORT_COMMIT = 10  # what git accepts for a commit of any repository of ordinary size
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
@@ -96,16 +101,28 @@ def finish(
     raise typer.Exit(report.exit_code)
 
 
-def print_summary(report: RunReport, wide: bool = False) -> None:
+def summary_table(
+    report: RunReport, wide: bool = False
+) -> tuple[tuple[console.Column, ...], list[tuple[object, ...]], str]:
+    """``summary``'s rows and title with their columns: a ``services`` column when a task of
+    the run has services (each session's services and their state)."""
     rows, title = summary(report, wide)
+    if not any(task.services for task in report.tasks):
+        return SUMMARY, rows, title
+    rows = [(*row, services_text(t)) for row, t in zip(rows, report.tasks, strict=True)]
+    return (*SUMMARY, _SERVICES), rows, title
+
+
+def print_summary(report: RunReport, wide: bool = False) -> None:
+    columns, rows, title = summary_table(report, wide)
     if report.team is None:
-        console.print_table(SUMMARY, rows, title=title, wide=wide)
+        console.print_table(columns, rows, title=title, wide=wide)
         _print_spend(report)
         return
     # A team run: who holds each task, and which workstations are in it now.
     held = [(*row, _holder(task)) for row, task in zip(rows, report.tasks, strict=True)]
     console.print_table(
-        (*SUMMARY, _HELD_BY), held, title=f"{title} (team {report.team})", wide=wide
+        (*columns, _HELD_BY), held, title=f"{title} (team {report.team})", wide=wide
     )
     if not report.workstations:
         console.print_lines("no workstation is working in this run now")
@@ -133,6 +150,11 @@ def _print_spend(report: RunReport) -> None:
             f"waiting for a budget: {held.removeprefix('budget: ')}; raise it (`council budget "
             "raise`, or the config) and `council resume` goes on"
         )
+
+
+def services_text(task: TaskReport) -> str:
+    """The task's session's services and their state: ``web ready, db failed`` ('-': none)."""
+    return note(task.services) or "-"
 
 
 def _holder(task: TaskReport) -> str:

@@ -1,10 +1,10 @@
 """A run's report built from the state store's records alone: each task's status, attempts,
 phases, branch, usage and why it ended, the collision radar's live collisions (each task in one
-marked), and the totals, so any process can report any run."""
+marked), each task's session's services, and the totals, so any process can report any run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from orchestrator.run.reports.report import (
 )
 from orchestrator.scheduler.context import TEAM
 from orchestrator.scheduler.rules.queue import dependencies, wait_reason
+from orchestrator.services.records import ServiceState
 from orchestrator.spend.line import SpendLine
 from orchestrator.task_meta import TaskMeta
 
@@ -121,9 +122,12 @@ def build_report(
     workstations: Sequence[WorkstationReport] = (),
     spend: SpendLine | None = None,
     collisions: Sequence[Collision] = (),
+    services: Mapping[str, list[ServiceState]] | None = None,
 ) -> RunReport:
     """The report of ``session``, tasks in the session's order (and, in a team, the
-    workstations working in it; the live ``collisions`` of its unfinished tasks)."""
+    workstations working in it; the live ``collisions`` of its unfinished tasks; ``services``:
+    each task's session's services, by task id, ``services.records.by_task``)."""
+    services = services or {}
     by_id = {task.task_id: task for task in tasks}
     deps, now = dependencies(session.options), utcnow()
     live = {i for i, t in by_id.items() if t.status not in TERMINAL_TASK_STATUSES}
@@ -131,7 +135,10 @@ def build_report(
     marked = marks(found)
     reports = [
         _task_report(by_id[i], deps.get(i, []), by_id, now).model_copy(
-            update={"collision": marked.get(i) if i in live else None}
+            update={
+                "collision": marked.get(i) if i in live else None,
+                "services": services.get(i, []),
+            }
         )
         for i in session.task_ids
         if i in by_id

@@ -4,8 +4,9 @@ store, its event loop or its worker threads: ``council status``'s first look aft
 (``report_cache`` keeps what this builds, for the looks after it).
 
 It reads what the report shows and nothing else: every session record (to find the newest),
-the newest session's tasks, the presence records of its workstations, its spend line and the
-collision radar's records. The identities of the record files are taken before they are read
+the newest session's tasks, the presence records of its workstations, its spend line, the
+collision radar's records and the sessions' services records (``services.records``). The
+identities of the record files are taken before they are read
 (``report_cache.snapshot_sessions``, ``snapshot_tasks``), so a write meanwhile leaves the kept
 report stale by its own identities and the next look builds it again.
 
@@ -27,6 +28,7 @@ from orchestrator.run.reports.report_cache import keep, snapshot_sessions, snaps
 from orchestrator.run.reports.session_report import STALE, report_of
 from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
 from orchestrator.scheduler.team.presence import alive_among
+from orchestrator.services.records import NAMESPACE as SERVICES
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state.expiry import is_expired
 from orchestrator.state.file.record_files.peek_read import PeekRead
@@ -67,6 +69,8 @@ def quick_report(root: Path, origin: ConfigOrigin | None = None) -> RunReport | 
         return None
     if (radar := read.records(COLLISIONS)) is None:
         return None
+    if (services := read.records(SERVICES)) is None:
+        return None
     present = [record for record in presence if not is_expired(record, now)]
     line = next((record for record in lines if not is_expired(record, now)), None)
     alive = alive_among(present, newest.session_id, STALE, now)
@@ -75,6 +79,6 @@ def quick_report(root: Path, origin: ConfigOrigin | None = None) -> RunReport | 
         for record in radar
         if not is_expired(record, now) and (collision := read_collision(record.data))
     ]
-    report, ends = report_of(newest, tasks, alive, line, now, found)
+    report, ends = report_of(newest, tasks, alive, line, now, found, services)
     keep(root, shot, ends, report, origin)
     return report

@@ -21,6 +21,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.models import SessionStatus, TaskStatus
+from orchestrator.services.records import ServiceState
 from orchestrator.spend.line import SpendLine
 
 __all__ = [
@@ -114,6 +115,9 @@ class TaskReport(_Report):
     # The collision radar's mark while its live session overlaps another's:
     # ``collides with add-cli on README.md (hunks)`` (``radar.warning.marks``).
     collision: str | None = None
+    # Its session's services (a run's ``services:``) as last recorded: name, state (starting,
+    # ready, failed, stopped), port, a failure's reason (``services.records``).
+    services: list[ServiceState] = []
 
 
 class CollisionReport(_Report):

@@ -7,10 +7,11 @@ time ``status`` runs. Most of the time nothing was written since the last look (
 is read again and again), so the report is kept in ``<state dir>/report-cache.json`` with what
 it was built from:
 
-- the identity of every session's record file and of the reported session's tasks'
-  (``state.file.record_files.layout``: a record is only ever written by replacing its file, so
-  a write by any process changes it). Equal identities mean the records are the ones the report was
-  built from, the newest session included;
+- the identity of every session's record file, of every ``services`` record's (each
+  session's services, ``services.records``: written without its task's record) and of the
+  reported session's tasks' (``state.file.record_files.layout``: a record is only ever
+  written by replacing its file, so a write by any process changes it). Equal identities mean
+  the records are the ones the report was built from, the newest session included;
 - the moment the report starts to read otherwise with nothing written (a park or a retry's
   back-off ending, a workstation's presence ageing: ``timed_session_report``);
 - the identity of the source files of the code that builds a report (``_makers``): a report
@@ -40,8 +41,11 @@ from pydantic import ValidationError
 
 from orchestrator.models import utcnow
 from orchestrator.run.reports.report import RunReport
+from orchestrator.services.records import NAMESPACE as SERVICES
 from orchestrator.state.file.record_files.layout import (
+    RECORDS,
     Identity,
+    identities_of,
     session_identities,
     task_identities,
 )
@@ -52,29 +56,36 @@ if TYPE_CHECKING:
 __all__ = ["CACHE_NAME", "Snapshot", "keep", "kept_report", "snapshot_sessions", "snapshot_tasks"]
 
 CACHE_NAME = "report-cache.json"
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass
 class Snapshot:
-    """What a report is built from, as identities: every session's record, then the reported
-    session's tasks'."""
+    """What a report is built from, as identities: every session's record and every services
+    record, then the reported session's tasks'."""
 
     sessions: dict[str, Identity | None]
     session_id: str = ""
     tasks: dict[str, Identity | None] | None = None
+    services: dict[str, Identity | None] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "sessions": _listed(self.sessions),
+            "services": _listed(self.services or {}),
             "session": self.session_id,
             "tasks": _listed(self.tasks or {}),
         }
 
 
 def snapshot_sessions(root: Path) -> Snapshot:
-    """Blocking: the identities of every session record, before any is read."""
-    return Snapshot(session_identities(root))
+    """Blocking: the identities of every session record and every services record, before
+    any is read."""
+    return Snapshot(session_identities(root), services=_services(root))
+
+
+def _services(root: Path) -> dict[str, Identity | None]:
+    return identities_of(root, os.path.join(RECORDS, SERVICES))
 
 
 def snapshot_tasks(root: Path, snapshot: Snapshot, session_id: str, task_ids: list[str]) -> None:
@@ -109,7 +120,8 @@ def keep(
 ) -> None:
     """Blocking: keep ``report``, built from the records ``snapshot`` names, until ``ends``;
     the newest session of ``origin``'s config file (None: of the store)."""
-    known = [*snapshot.sessions.values(), *(snapshot.tasks or {}).values()]
+    services = snapshot.services or {}
+    known = [*snapshot.sessions.values(), *services.values(), *(snapshot.tasks or {}).values()]
     if snapshot.tasks is None or any(identity is None for identity in known):
         return  # a record with no file yet: nothing to tell its first write by
     with contextlib.suppress(OSError):
@@ -149,6 +161,8 @@ def _fresh(root: Path, kept: dict[str, Any]) -> bool:
         return False
     if kept.get("sessions") != _listed(session_identities(root)):
         return False  # a session written, added or gone: maybe no longer the newest
+    if kept.get("services") != _listed(_services(root)):
+        return False  # a session's services changed (their records are not the tasks')
     return bool(tasks == _listed(task_identities(root, list(tasks))))
 
 
@@ -168,6 +182,7 @@ _MAKERS = (
     "scheduler/rules/queue.py",
     "radar/records.py",
     "radar/warning.py",
+    "services/records.py",
 )
 """The source files, under the package, of the code that builds a report (named, not imported:
 the quick look imports none of them)."""

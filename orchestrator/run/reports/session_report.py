@@ -15,6 +15,8 @@ from orchestrator.run.reports.build_report import build_report
 from orchestrator.run.reports.report import RunReport, WorkstationReport
 from orchestrator.scheduler.rules.queue import wait_ends
 from orchestrator.scheduler.team.presence import alive_workstations
+from orchestrator.services.records import NAMESPACE as SERVICES
+from orchestrator.services.records import by_task
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.spend.line import SpendLine
 
@@ -47,7 +49,8 @@ async def timed_session_report(
     present = await alive_workstations(store, session.session_id, stale or STALE)
     line = await store.get_record(SPEND_LINES, session.session_id)
     found = await collisions(store)
-    return report_of(session, tasks, present, line, now, found)
+    services = await store.list_records(SERVICES)
+    return report_of(session, tasks, present, line, now, found, services)
 
 
 def report_of(
@@ -57,17 +60,20 @@ def report_of(
     line: KeyedRecord | None,
     now: datetime,
     found: list[Collision] | None = None,
+    services: list[KeyedRecord] | None = None,
 ) -> tuple[RunReport, datetime | None]:
     """``timed_session_report`` of records already read: the session's tasks, the presence
-    records of its live workstations, its spend line and the collision radar's live
-    collisions (``run.reports.quick_report`` reads them without the store). A report showing a
+    records of its live workstations, its spend line, the collision radar's live
+    collisions and the ``services`` records (``services.records``: those of the session's
+    tasks count) (``run.reports.quick_report`` reads them without the store). A report showing a
     collision holds only now: the collision's end writes no task record."""
     workstations = [w for w in map(_workstation, present) if w is not None]
     ends = [end for task in tasks if (end := wait_ends(task, now)) is not None]
     if workstations:
         ends.append(now)
     spend = _spend(line.data) if line is not None else None
-    report = build_report(session, tasks, workstations, spend, found or ())
+    shown = by_task(services or (), session.session_id, session.task_ids)
+    report = build_report(session, tasks, workstations, spend, found or (), shown)
     if report.collisions:
         ends.append(now)
     return report, min(ends, default=None)

@@ -18,7 +18,8 @@ The points, in the order an attempt meets them:
 - ``forking(attempt)``: a new worktree is about to fork from the base (fetch it first);
 - ``phase_starting(attempt, phase)``: a phase is about to start in the attempt's worktree
   (its session's services started, ``ServiceFailed`` failing the phase); the session's side
-  its CLI and checks get (its network, its variables), the first part's answer taken;
+  its CLI and checks get (its network, its variables): the parts' variables together, the
+  first part's network taken;
 - ``phase_ended(attempt)``: a phase's work is committed (publish it, look at it);
 - ``lands(attempt)``: its work is ready: True when a part lands it its own way (a pull request),
   the merge queue then does not;
@@ -33,6 +34,7 @@ The points, in the order an attempt meets them:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from orchestrator.models import TaskState
 from orchestrator.sandbox.commands import SessionSide
@@ -122,7 +124,7 @@ class AttemptParts:
         side: SessionSide | None = None
         for part in self._parts:
             given = await part.phase_starting(attempt, phase)
-            side = side or given
+            side = given if side is None else _joined(side, given)
         return side
 
     async def phase_ended(self, attempt: Attempt) -> None:
@@ -155,3 +157,11 @@ class AttemptParts:
                 first = first or exc
         if first is not None:
             raise first
+
+
+def _joined(side: SessionSide, given: SessionSide | None) -> SessionSide:
+    """Two parts' sides as one: both's variables (the earlier part's first), one network."""
+    if given is None:
+        return side
+    join = side.join if side.join is not None else given.join
+    return replace(side, env={**given.env, **side.env}, join=join)

@@ -54,9 +54,12 @@ function query() {
   return p.toString();
 }
 
+let viewAsked = 0; // the newest view asked for: an older answer arriving later is dropped
 async function refresh() {
   if (state.planDrawn) drawPlan().catch((err) => say(err.message, true)); // answered elsewhere?
+  const asked = ++viewAsked;
   const view = await getJson(`/api/view?${query()}`);
+  if (asked !== viewAsked) return;
   state.matched = view.matched;
   state.version = view.version;
   document.body.dataset.version = view.version;
@@ -87,9 +90,17 @@ function drawSpend(view) {
   $("budgets").replaceChildren(...(spend ? spend.budgets : []).map((b) => {
     const limit = b.limit_usd ?? b.limit_tokens, spent = b.limit_usd != null ? b.spent_usd : b.spent_tokens;
     const share = limit ? Math.min(1, (spent || 0) / limit) : 0;
-    return el("div", { class: "chart-row" }, `${b.scope}`,
+    const scope = budgetScope(b.scope);
+    // Its ask: it is spent, or the run waits for it (the held call's forecast has no room).
+    const asks = share >= 1 || Boolean(spend.held && b.field && spend.held.includes(b.field));
+    const goOn = asks && view.budget_scopes.includes(scope) ? el("button", {
+      "data-action": "go-on", "data-scope": scope, title: "room for its configured limit once more",
+      on: { click: () => act("/api/budget", { scope, go_on: true }) } }, "Go on") : "";
+    return el("div", { class: "chart-row", "data-budget": b.scope, "data-spent-tokens": b.spent_tokens ?? "",
+      "data-limit-tokens": b.limit_tokens ?? "", "data-spent-usd": b.spent_usd ?? "", "data-limit-usd": b.limit_usd ?? "" },
+      `${b.scope}`,
       el("span", {}, el("span", { class: share >= 1 ? "bar over" : "bar", width: `${share * 100}%` })),
-      b.limit_usd != null ? `${usd(b.spent_usd || 0)} / ${usd(b.limit_usd)}` : `${spent || 0} / ${limit}`);
+      b.limit_usd != null ? `${usd(b.spent_usd || 0)} / ${usd(b.limit_usd)}` : `${spent || 0} / ${limit}`, goOn);
   }));
   const scope = $("raise-scope"), chosen = scope.value;
   scope.replaceChildren(...view.budget_scopes.map((s) => el("option", { value: s }, s)));
@@ -97,9 +108,14 @@ function drawSpend(view) {
   $("raise").hidden = view.budget_scopes.length === 0;
 }
 
+// A budget line's scope key (run, task:<id>, adapter:<name>) as `council budget raise` names it.
+const budgetScope = (key) => (key.startsWith("adapter:") ? key.slice(8) : key.split(":")[0]);
+
+let costAsked = 0; // the newest cost report asked for: an older answer arriving later is dropped
 async function drawCost() {
-  const by = $("cost-by").value;
+  const by = $("cost-by").value, asked = ++costAsked;
   const cost = await getJson(`/api/cost?by=${encodeURIComponent(by)}`);
+  if (asked !== costAsked) return;
   const groups = cost.groups.filter((g) => g.usd > 0).slice(0, 30);
   const top = Math.max(...groups.map((g) => g.usd), 0);
   $("chart").replaceChildren(...groups.map((g) => el("div", { class: "chart-row", "data-key": g.key }, g.key,
@@ -136,7 +152,9 @@ function drawTasks(view) {
   const end = Math.min(view.offset + view.tasks.length, view.matched);
   $("matched").textContent = `${view.matched ? view.offset + 1 : 0}–${end} of ${view.matched}`;
   $("tasks").tBodies[0].replaceChildren(...view.tasks.map((row) => {
-    const why = [row.waiting, row.held, row.collision, row.error].filter(Boolean).join("; ");
+    const services = (row.services || []).map((s) => `${s.name} ${s.state}`).join(", ");
+    const why = [row.waiting, row.held, row.collision, services && `services: ${services}`, row.error]
+      .filter(Boolean).join("; ");
     return el("tr", { class: "row", "data-task": row.task_id, "data-status": row.status,
       on: { click: () => openTask(row.task_id) } },
       el("td", {}, row.task_id), el("td", {}, el("span", { class: `st st-${row.status}` }, row.status)),
@@ -155,9 +173,12 @@ async function openTask(taskId) {
   $("detail-id").textContent = taskId;
   $("timeline").replaceChildren(...Object.entries(task.report.phases || {}).map(([name, st]) =>
     el("span", { class: `phase phase-${st}` }, `${name}: ${st}`)));
+  // Each service of its session: name, state, port, why it failed (text nodes only, as all).
+  const services = (task.report.services || []).map((s) => `${s.name} ${s.state}` +
+    (s.port ? ` on port ${s.port}` : "") + (s.why ? ` (${s.why})` : "")).join("; ");
   const r = task.report, facts = [["status", r.status], ["attempts", r.attempts], ["adapter", r.adapter],
     ["branch", r.branch], ["held by", r.holder], ["waits", r.waiting], ["held", r.held], ["held until", r.held_until],
-    ["collision", r.collision], ["error", r.error], ["cost", usd(r.cost_usd)], ["started", r.started_at],
+    ["collision", r.collision], ["services", services], ["error", r.error], ["cost", usd(r.cost_usd)], ["started", r.started_at],
     ["finished", r.finished_at]];
   $("detail").replaceChildren(...facts.filter(([, v]) => v != null && v !== "").flatMap(([k, v]) =>
     [el("dt", {}, k), el("dd", {}, String(v))]));
