@@ -45,6 +45,7 @@ import os
 import shutil
 import signal
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from orchestrator.process import limits
 from orchestrator.sandbox.network import Uplink
@@ -62,6 +63,7 @@ __all__ = [
 
 Join = Callable[[Sequence[str]], list[str]]  # a command line put in a network namespace
 
+_RESOLV = "/etc/resolv.conf"
 _FLAGS = {"hide": "--tmpfs", "read": "--ro-bind", "write": "--bind", "seal": "--ro-bind"}
 # Every sandbox's start: its own user namespace, no capability in it, no nested one.
 NAMESPACES = ("--unshare-user", "--cap-drop", "ALL", "--disable-userns")
@@ -81,11 +83,13 @@ def command(
     argv: Sequence[str],
     uplink: Uplink | None = None,
     join: Join | None = None,
+    resolv: Path | None = None,
 ) -> list[str]:
     """The command line that runs ``argv`` as ``plan`` says (blocking where the plan's limits
     need a cgroup: it makes one); with ``uplink``, in a network namespace of its own; with
     ``join``, in the one it puts a command line in (a session's, ``orchestrator.services``:
-    whatever the network setting, no namespace of its own, no uplink)."""
+    whatever the network setting, no namespace of its own, no uplink; ``resolv``, the file
+    shown at ``/etc/resolv.conf``: its namespace's DNS forwarder)."""
     out = [binary, *(_nesting() if plan.nested else NAMESPACES), *_BASE, "--unshare-ipc"]
     if not plan.network and join is None:
         out.append("--unshare-net")
@@ -100,6 +104,8 @@ def command(
         out += [_FLAGS[kind], where] if kind == "hide" else [_FLAGS[kind], where, where]
     for path in plan.frozen:  # after every mount inside them: their mount points exist
         out += ["--remount-ro", str(path)]
+    if join is not None and resolv is not None and os.path.exists(_RESOLV):
+        out += ["--ro-bind", str(resolv), _RESOLV]
     for name, value in plan.env:
         out += ["--setenv", name, value]
     started = limits.inside(plan.limits, [plan.executable or argv[0], *argv[1:]])

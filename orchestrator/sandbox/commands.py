@@ -29,8 +29,9 @@ session's CLI is, and every such command of the orchestrator goes through it:
   (``CommandPlace.session``, a ``SessionSide``: ``orchestrator.services``): the command runs
   in the session's network namespace (its services at ``127.0.0.1``, the same port in every
   session its own), sandboxed or not, and gets the services' ``COUNCIL_SERVICE_*``
-  variables. That namespace has no way out: a sandboxed command's open network is then
-  the session's loopback alone.
+  variables. Under the sandbox with an open network that namespace has its own way out to
+  the public network (``slirp4netns``, never the machine's loopback), its DNS forwarder
+  named by the ``resolv.conf`` the command sees; otherwise it has none.
 """
 
 from __future__ import annotations
@@ -66,10 +67,13 @@ __all__ = [
 @dataclass(frozen=True)
 class SessionSide:
     """What of a session its services make its own (module doc): ``env``, their variables;
-    ``join``, a command line put in the session's network namespace (None: it has none)."""
+    ``join``, a command line put in the session's network namespace (None: it has none);
+    ``resolv``, a ``resolv.conf`` naming that namespace's DNS forwarder when it has a way out
+    (``services.session_net``), shown at ``/etc/resolv.conf`` to a sandboxed command in it."""
 
     env: Mapping[str, str] = field(default_factory=dict)
     join: bubblewrap.Join | None = None
+    resolv: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -178,9 +182,12 @@ def confined_argv(
     )
     if not os.path.isabs(plan.executable):
         return list(argv), None
-    join = place.session.join if place.session is not None else None
-    if join is not None:  # the session's network: no namespace of its own, no uplink
-        return bubblewrap.command(settings.binary, plan, argv, join=join), None
+    side = place.session or SessionSide()
+    if side.join is not None:  # the session's network (and its uplink): none of its own
+        command = bubblewrap.command(
+            settings.binary, plan, argv, join=side.join, resolv=side.resolv
+        )
+        return command, None
     uplink = Uplink(settings.uplink) if settings.uplink is not None and plan.network else None
     return bubblewrap.command(settings.binary, plan, argv, uplink), uplink
 

@@ -61,7 +61,7 @@ from orchestrator.errors import RunError
 from orchestrator.process.command import run_short
 from orchestrator.process.launch import helper_ended, spawn_helper
 
-__all__ = ["DNS", "HELPER", "Uplink", "find", "problem"]
+__all__ = ["DNS", "HELPER", "Uplink", "find", "problem", "start_helper"]
 
 HELPER = "slirp4netns"
 DNS = "10.0.2.3"  # slirp4netns's DNS forwarder, on the namespace's side
@@ -183,29 +183,10 @@ class Uplink:
         self._drop(self._block_write)
 
     async def _start_helper(self, pid: int) -> None:
-        ready_read, ready_write = os.pipe()
-        argv = [self.helper, "--configure", "--disable-host-loopback", "--mtu", "65520"]
-        argv += ["--exit-fd", str(self._exit_read), "--ready-fd", str(ready_write)]
-        if os.geteuid() != 0:  # the namespace belongs to the user namespace unshare made
-            argv.append(f"--userns-path=/proc/{pid}/ns/user")
-        argv += ["--netns-type=path", f"/proc/{pid}/ns/net", "tap0"]
         try:
-            self._process = await spawn_helper(
-                argv, {"PATH": os.defpath}, (self._exit_read, ready_write)
-            )
-        except OSError as exc:
-            _close(ready_read)
-            raise RunError(f"cannot start {self.helper}: {exc}") from None
+            self._process = await start_helper(self.helper, pid, self._exit_read)
         finally:
-            _close(ready_write)
             self._drop(self._exit_read)
-        try:
-            ready = await anyio.to_thread.run_sync(_read_one, ready_read, abandon_on_cancel=True)
-        finally:
-            _close(ready_read)
-        if not ready:
-            code = await _wait_or_kill(self._process)
-            raise RunError(f"{self.helper} could not configure the sandbox's network (exit {code})")
 
     def _drop(self, fd: int) -> None:
         if fd in self._open:
@@ -224,6 +205,35 @@ class Uplink:
                 with contextlib.suppress(Exception):
                     await process.aclose()
                 helper_ended(process)
+
+
+async def start_helper(helper: str, pid: int, exit_fd: int) -> anyio.abc.Process:
+    """``helper`` started on the network namespace of ``pid`` (made by ``unshare`` or a
+    session's holder: for a user who is not root, in the user namespace of that process),
+    configured (``10.0.2.100/24``, default route via ``10.0.2.2``, DNS ``10.0.2.3``) and ready;
+    it ends once ``exit_fd``'s other end is closed. ``RunError`` when it cannot."""
+    ready_read, ready_write = os.pipe()
+    argv = [helper, "--configure", "--disable-host-loopback", "--mtu", "65520"]
+    argv += ["--exit-fd", str(exit_fd), "--ready-fd", str(ready_write)]
+    if os.geteuid() != 0:  # the namespace belongs to the user namespace its maker made
+        argv.append(f"--userns-path=/proc/{pid}/ns/user")
+    argv += ["--netns-type=path", f"/proc/{pid}/ns/net", "tap0"]
+    try:
+        process = await spawn_helper(argv, {"PATH": os.defpath}, (exit_fd, ready_write))
+    except OSError as exc:
+        _close(ready_read)
+        raise RunError(f"cannot start {helper}: {exc}") from None
+    finally:
+        _close(ready_write)
+    try:
+        ready = await anyio.to_thread.run_sync(_read_one, ready_read, abandon_on_cancel=True)
+    finally:
+        _close(ready_read)
+    if not ready:
+        code = await _wait_or_kill(process)
+        helper_ended(process)
+        raise RunError(f"{helper} could not configure the network namespace (exit {code})")
+    return process
 
 
 async def _wait_or_kill(process: anyio.abc.Process) -> int:

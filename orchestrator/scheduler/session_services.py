@@ -5,8 +5,9 @@
 ``SessionServices`` per attempt, listed only when the run config names services:
 
 - ``phase_starting(attempt, phase)``: the attempt's session gets its network namespace on its
-  first phase, then the services ``phase`` needs are started (those it does not need
-  stopped); the session's side goes to the phase's CLI and verify commands
+  first phase (under the sandbox with an open network, with its own way out to the public
+  network: ``SessionNet.open``'s uplink), then the services ``phase`` needs are started
+  (those it does not need stopped); the session's side goes to the phase's CLI and verify commands
   (``sandbox.commands.SessionSide``: the services' ``COUNCIL_SERVICE_*`` variables, and the
   session's network to run the commands in). A service that is not ready raises
   ``ServiceFailed``, which the workflow makes its phase's failure (``service_failed``);
@@ -44,7 +45,7 @@ import anyio.to_thread
 from orchestrator.errors import VersionConflict
 from orchestrator.events.base import Event
 from orchestrator.events.services import ServiceNotReady, ServiceReady, ServiceStopped
-from orchestrator.sandbox.commands import SessionSide, service_env, shown
+from orchestrator.sandbox.commands import CommandPlace, SessionSide, service_env, shown
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.parts import RunPart
@@ -97,7 +98,7 @@ class SessionServicesPart(RunPart):
             raise
         await self._said(attempt, services, was, phase)
         join = services.join if services.net is not None else None
-        return SessionSide(env=services.variables(), join=join)
+        return SessionSide(env=services.variables(), join=join, resolv=services.resolv)
 
     async def ended(self, attempt: Attempt) -> None:
         services = self.sessions.pop(attempt, None)
@@ -198,6 +199,7 @@ class SessionServicesPart(RunPart):
             env=env,
             log_dir=run.log_dir / "services" / session.session_id,
             place=place,
+            uplink=_uplink(place),
         )
 
         async def changed() -> None:
@@ -207,6 +209,18 @@ class SessionServicesPart(RunPart):
         self.sessions[attempt] = services
         await services.open()
         return services
+
+
+def _uplink(place: CommandPlace) -> str | None:
+    """The network helper that gives the session's namespace the public network: under the
+    sandbox with an open network setting (``model`` and ``none`` give it none), as the
+    session's CLI would get on its own."""
+    if not place.confined or place.sandbox is None:
+        return None
+    settings = place.sandbox.settings
+    if not settings.network or settings.only_model:
+        return None
+    return settings.uplink
 
 
 def _session_id(attempt: Attempt) -> str:

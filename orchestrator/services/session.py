@@ -4,7 +4,8 @@ need, their state for ``council status`` and the variables its CLI and checks ge
 - ``open``: the session's network (``SessionNet``), or, where this machine cannot make one
   (``session_net.problem``), the machine's network, said once per process (``fallback``):
   then only the services' variables, TMPDIR and caches are the session's own, their ports
-  are not;
+  are not. With ``uplink`` (an open network under the sandbox), that namespace gets its way
+  out to the public network when it is made;
 - ``before(phase)``: the services ``phase`` needs started (in the order configured) and
   waited for; those running that it does not need stopped. A service that fails raises
   ``ServiceFailed`` (its name, its log's tail): its phase fails for it, not for the CLI;
@@ -27,7 +28,9 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.config.services import ServiceConfig
+from orchestrator.safety.safe_write import write_atomic
 from orchestrator.sandbox.commands import CommandPlace
+from orchestrator.sandbox.network import DNS
 from orchestrator.services import service as service_mod
 from orchestrator.services.service import RunningService, ServiceFailed
 from orchestrator.services.session_net import SessionNet, problem
@@ -52,6 +55,15 @@ def fallback() -> str | None:
     return why
 
 
+def _resolv(log_dir: Path) -> Path:
+    """A ``resolv.conf`` naming the uplink's DNS forwarder, in the session's log directory
+    (blocking; a link planted there is replaced, never followed)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "resolv.conf"
+    write_atomic(log_dir, path, f"nameserver {DNS}\n".encode())
+    return path
+
+
 class SessionServices:
     """One session's services (see the module doc)."""
 
@@ -63,12 +75,15 @@ class SessionServices:
         env: Mapping[str, str],
         log_dir: Path,
         place: CommandPlace | None = None,
+        uplink: str | None = None,
         on_change: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.configs = dict(configs)
         self.workdir, self.env, self.log_dir = workdir, dict(env), log_dir
         self.place = place  # the session's sandbox, which its services run in
+        self.uplink = uplink  # the network helper giving its namespace the public network
         self.net: SessionNet | None = None
+        self.resolv: Path | None = None  # its DNS forwarder's resolv.conf, when uplinked
         self.running: dict[str, RunningService] = {}
         self.states: dict[str, str] = dict.fromkeys(self.configs, "stopped")
         self.reasons: dict[str, str] = {}  # why each failed service failed (its last failure)
@@ -81,8 +96,10 @@ class SessionServices:
         if self.net is not None:
             return
         if await anyio.to_thread.run_sync(fallback) is None:
-            self.net = await SessionNet.open()
+            self.net = await SessionNet.open(self.uplink)
             self.isolated = True
+            if self.net.uplinked:
+                self.resolv = await anyio.to_thread.run_sync(_resolv, self.log_dir)
 
     def variables(self) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -14,6 +14,12 @@ sessions never collides and no session reaches another's servers.
   kill -9 of the orchestrator ends it;
 - ``join(argv)``: ``argv`` in that namespace (``nsenter --net``, and for a user who is not
   root ``--user`` with their own uid kept: ``--preserve-credentials``);
+- ``open(uplink)``: with a network helper (``slirp4netns``, an open network setting under the
+  sandbox), the namespace gets a way out to the public network once, when it is made, as a
+  confined CLI's own namespace does (``sandbox.network.start_helper``: ``10.0.2.2`` the
+  gateway, never the machine's loopback: ``--disable-host-loopback``; ``10.0.2.3`` its DNS).
+  The helper ends when the pipe the orchestrator holds for it closes (``--exit-fd``): with
+  ``close``, and with a kill -9 of the orchestrator;
 - ``problem()``: why a session cannot get one here (probed once per process); the caller then
   says so once and falls back to the machine's network.
 """
@@ -34,6 +40,7 @@ import anyio.to_thread
 from orchestrator.errors import RunError
 from orchestrator.process.command import run_short
 from orchestrator.process.launch import helper_ended, spawn_logged
+from orchestrator.sandbox.network import start_helper
 
 __all__ = ["HOLDER", "SessionNet", "join_argv", "problem", "python"]
 
@@ -90,10 +97,18 @@ class SessionNet:
     def __init__(self, process: anyio.abc.Process) -> None:
         self._process: anyio.abc.Process | None = process
         self.pid = process.pid
+        self._uplink: anyio.abc.Process | None = None  # its network helper, if it has one
+        self._uplink_exit: int | None = None  # the pipe's end whose closing ends the helper
+
+    @property
+    def uplinked(self) -> bool:
+        """Whether the namespace has a way out to the public network (``open``'s ``uplink``)."""
+        return self._uplink is not None
 
     @classmethod
-    async def open(cls) -> SessionNet:
-        """A new namespace, ready (its loopback up). ``RunError`` when it cannot be made."""
+    async def open(cls, uplink: str | None = None) -> SessionNet:
+        """A new namespace, ready (its loopback up; with ``uplink``, the network helper's
+        program, its way out configured too). ``RunError`` when it cannot be made."""
         said_read, said_write = os.pipe()
         try:
             argv = [python(), "-I", "-S", str(HOLDER)]
@@ -115,10 +130,24 @@ class SessionNet:
         finally:
             os.close(said_read)
         if said.startswith(b"ready\n"):
+            if uplink is not None:
+                try:
+                    await net._attach(uplink)
+                except BaseException:
+                    await net.close()
+                    raise
             return net
         await net.close()
         text = said.decode(errors="replace").strip()[-300:]
         raise RunError(f"the session's network namespace was not made: {text or 'no answer'}")
+
+    async def _attach(self, helper: str) -> None:
+        exit_read, exit_write = os.pipe()  # the helper ends when exit_write closes
+        self._uplink_exit = exit_write
+        try:
+            self._uplink = await start_helper(helper, self.pid, exit_read)
+        finally:
+            os.close(exit_read)
 
     def join(self, argv: Sequence[str]) -> list[str]:
         """``argv`` run in this namespace."""
@@ -129,7 +158,9 @@ class SessionNet:
         return self._process is not None and self._process.returncode is None
 
     async def close(self) -> None:
-        """End the namespace's holder (the namespace ends once nothing else is in it)."""
+        """End the namespace's network helper, then its holder (the namespace ends once
+        nothing else is in it)."""
+        await self._end_uplink()
         process, self._process = self._process, None
         if process is None:
             return
@@ -146,6 +177,25 @@ class SessionNet:
             with contextlib.suppress(Exception):
                 await process.aclose()
             helper_ended(process)
+
+    async def _end_uplink(self) -> None:
+        exit_write, self._uplink_exit = self._uplink_exit, None
+        if exit_write is not None:
+            with contextlib.suppress(OSError):
+                os.close(exit_write)
+        helper, self._uplink = self._uplink, None
+        if helper is None:
+            return
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(_EXIT_WAIT):
+                await helper.wait()
+            if helper.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    helper.kill()
+                await helper.wait()
+            with contextlib.suppress(Exception):
+                await helper.aclose()
+            helper_ended(helper)
 
 
 def _first_line(fd: int) -> bytes:
