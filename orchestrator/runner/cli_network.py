@@ -10,7 +10,10 @@
   (``orchestrator.sandbox.proxy``) at ``127.0.0.1:3128`` inside, named by ``HTTPS_PROXY`` and
   its kin, which reaches the model's API hosts alone;
 - ``none``: no network (nothing relayed either);
-- ``open`` where the machine cannot give a namespace of its own: the machine's network, said.
+- ``open`` where the machine cannot give a namespace of its own: the machine's network, said;
+- ``open`` in a session with services whose network has its own way out (``Sandbox.join``,
+  ``orchestrator.services``): that namespace, joined, so the CLI reaches its session's
+  services on its loopback as its checks do; its model's loopback endpoint relayed in there.
 
 ``CliNetwork.said`` is what the CLI's log header says of it.
 """
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from orchestrator.adapter import Adapter, AdapterRequest
 from orchestrator.runner.endpoints import Endpoint, model_endpoints
 from orchestrator.sandbox.network import Uplink
-from orchestrator.sandbox.plan import Confinement, SandboxSettings
+from orchestrator.sandbox.plan import Confinement, Sandbox, SandboxSettings
 from orchestrator.sandbox.proxy import PORT, Proxy, proxy_env
 from orchestrator.sandbox.relay import Address, Forward, Relay, Route
 
@@ -42,6 +45,7 @@ class CliNetwork:
     relay: Relay | None
     proxy: Proxy | None
     said: str
+    joined: bool = False  # in its session's network namespace (``sandbox.plan.Sandbox.join``)
 
     def child_fds(self) -> tuple[int, ...]:
         fds = self.uplink.child_fds() if self.uplink is not None else ()
@@ -66,6 +70,7 @@ def cli_network(
     adapter: Adapter,
     request: AdapterRequest,
     env: Mapping[str, str],
+    sandbox: Sandbox | None = None,
 ) -> CliNetwork:
     """The network of one confined launch of ``adapter``'s CLI (see the module doc)."""
     said = settings.reason
@@ -89,6 +94,13 @@ def cli_network(
         return CliNetwork(plan, None, Relay(routes), proxy, said)
     if settings.uplink is None:  # the machine's network: its loopback is there already
         return CliNetwork(plan, None, None, None, said)
+    if sandbox is not None and sandbox.join is not None and sandbox.resolv is not None:
+        # Its session's network, up already with its own way out, its services on its
+        # loopback; the model's loopback endpoint relayed in there as into a namespace of its
+        # own.
+        relay = Relay(routes) if routes else None
+        said = f"{said}; in its session's network, with its services{_relayed(local)}"
+        return CliNetwork(plan, None, relay, None, said, joined=True)
     uplink, relay = Uplink(settings.uplink), Relay(routes) if routes else None
     if relay is not None:  # the launcher waits for the network: its start overlaps the helper's
         relay.wait_for(uplink.gate_inside())

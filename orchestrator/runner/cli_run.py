@@ -403,13 +403,15 @@ def _confined(
     )
     if not os.path.isabs(plan.executable):  # not found on the CLI's PATH
         raise not_found(adapter, spec.argv[0])
-    net = cli_network(settings, plan, adapter, request, env)
+    net = cli_network(settings, plan, adapter, request, env, sandbox)
     argv: Sequence[str] = spec.argv
     plan = net.plan
     if net.relay is not None:  # its listeners first, then the CLI
         argv = net.relay.launcher(plan.executable, spec.argv)
         plan = dataclasses.replace(plan, executable=argv[0])
-    return bubblewrap.command(settings.binary, plan, argv, net.uplink), net
+    joined = net.joined
+    join, resolv = (sandbox.join, sandbox.resolv) if joined else (None, None)
+    return bubblewrap.command(settings.binary, plan, argv, net.uplink, join, resolv), net
 
 
 def _prepare(home: Path, spec: CommandSpec, adapter: Adapter, request: AdapterRequest) -> Carried:

@@ -125,7 +125,10 @@ async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
     settings = await _settings(config, call)
     if call.sandbox_read:
         settings = dataclasses.replace(settings, read=(*settings.read, *call.sandbox_read))
-    return Sandbox(settings, await call.reach() if settings.kind == "bubblewrap" else None)
+    if settings.kind != "bubblewrap":
+        return Sandbox(settings, None)
+    join, resolv = (call.join, call.resolv) if call.resolv is not None else (None, None)
+    return Sandbox(settings, await call.reach(), join, resolv)
 
 
 async def checkout_confined(config: RunConfig, call: PhaseCall) -> bool:

@@ -3,7 +3,7 @@ what it said, whether it resumed its conversation, what it was refused)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,11 @@ class PhaseCall:
     # The session's own variables (its services' ``COUNCIL_SERVICE_*``,
     # ``orchestrator.services``), under the adapter's configured ``env``.
     env: Mapping[str, str] = field(default_factory=dict)
+    # The session's network namespace when it has one with a way out (its services',
+    # ``orchestrator.services``): a confined CLI with an open network runs there, with its
+    # services on its loopback, instead of in a namespace of its own (``sandbox.plan.Sandbox``).
+    join: Callable[[Sequence[str]], list[str]] | None = None
+    resolv: Path | None = None
 
 
 @dataclass

@@ -48,7 +48,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -114,6 +114,11 @@ class Sandbox:
 
     settings: SandboxSettings
     reach: GitReach | None  # None where the kind is ``none``: nothing is confined
+    # The session's own network, for a CLI under bubblewrap with an open network whose
+    # session has services and a way out (``orchestrator.services``): ``join`` puts a command
+    # line in that namespace, ``resolv`` names its DNS forwarder. None: the CLI's own network.
+    join: Callable[[Sequence[str]], list[str]] | None = None
+    resolv: Path | None = None
 
 
 @dataclass(frozen=True)

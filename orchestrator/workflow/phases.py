@@ -225,6 +225,8 @@ class PhaseSteps:
             reach=partial(run.worktrees.sandbox_reach, session),
             log_name=log_name(run.task.id, name),
             env=run.side.env if run.side is not None else {},
+            join=run.side.join if run.side is not None else None,
+            resolv=run.side.resolv if run.side is not None else None,
         )
         if plan is not None:  # its ledger entry names its log: a crash is closed from it
             plan = replace(plan, log=call.log_name)

@@ -322,3 +322,55 @@ def test_a_service_runs_as_confined_as_the_session_s_commands(
             assert secret not in text and "the key is out of reach" in text, text
             assert "git is out of reach" in text, text
         assert not planted.exists()
+
+
+# The CLI's program as the session starts it: it puts its task's name in its worktree, asks
+# its session's service (which serves that worktree) for it, leaves what it got in
+# ``seen-<task>.txt`` and goes on as the scripted CLI. Its own session's server answers with its
+# own name; another session's would answer with another's; none at all: unreachable.
+FETCHING_CLI = """\
+#!/bin/sh
+{python} -I -S -c '
+import os, urllib.error, urllib.request
+task = os.path.basename(os.getcwd()).rsplit(".", 1)[0]
+with open("me.txt", "w") as me:
+    me.write(task)
+try:
+    url = os.environ["COUNCIL_SERVICE_WEB_URL"] + "/me.txt"
+    got = urllib.request.urlopen(url, timeout=10).read().decode().strip()
+except urllib.error.HTTPError as exc:
+    got = str(exc.code)
+except OSError as exc:
+    got = "unreachable: " + str(exc)
+os.remove("me.txt")
+with open("seen-" + task + ".txt", "w") as seen:
+    seen.write(got + "\\n")
+'
+exec {python} "$@"
+"""
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("uid", as_users())
+def test_a_confined_cli_reaches_its_own_session_s_services(uid: int | None, tmp_path: Path) -> None:
+    """Under the sandbox with an open network, the session's CLI runs in the session's own
+    network: `COUNCIL_SERVICE_WEB_URL` answers it, from its own session's server, never the
+    other session's, side by side."""
+    if uid is not None:
+        uid = spare_uid()
+    with user_dir(uid, tmp_path) as root:
+        repo = _repo(root)
+        cli = root / "fetching-cli"
+        cli.write_text(FETCHING_CLI.format(python=PYTHON))
+        cli.chmod(0o755)
+        config = _config(root, repo, WEB, sandbox="bubblewrap")
+        data = json.loads(config.read_text())
+        data["adapters"]["cli"]["executable"] = str(cli)
+        for task in data["tasks"]:
+            task["files"].append(f"seen-{task['id']}.txt")
+        config.write_text(json.dumps(data))
+        done = council_run(config, root, uid, timeout=150)
+        said = done.stdout[-3000:] + done.stderr[-3000:]
+        assert done.returncode == 0, said
+        for name in TASKS:
+            assert git_as_root(repo, "show", f"main:seen-{name}.txt") == name, said
