@@ -202,8 +202,9 @@ def service_argv(place: CommandPlace, argv: Sequence[str], env: Mapping[str, str
     """``argv``, a session's service (``orchestrator.services``), as confined as the session's
     commands: a service runs code the CLI wrote (a dev server, the repository's scripts) for
     as long as the session lasts, so it gets its sandbox exactly, the user's HOME hidden, with
-    no network of its own: the caller starts it in the session's network (blocking: the plan
-    looks at the disk). Where there is no sandbox, ``argv`` as it is."""
+    no network of its own: the caller starts it in the session's network, shown its DNS
+    forwarder when it has a way out (``SessionSide.resolv``; blocking: the plan looks at the
+    disk). Where there is no sandbox, ``argv`` as it is."""
     sandbox = place.sandbox
     if sandbox is None or not place.confined:
         return list(argv)
@@ -214,4 +215,5 @@ def service_argv(place: CommandPlace, argv: Sequence[str], env: Mapping[str, str
     )
     if not os.path.isabs(plan.executable):
         return list(argv)  # not found: it fails to start and says so, as without a sandbox
-    return bubblewrap.command(settings.binary, plan, argv, join=list)
+    resolv = place.session.resolv if place.session is not None else None
+    return bubblewrap.command(settings.binary, plan, argv, join=list, resolv=resolv)

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import anyio.to_thread
 
 from orchestrator.config.services import ServiceConfig
 from orchestrator.safety.safe_write import write_atomic
-from orchestrator.sandbox.commands import CommandPlace
+from orchestrator.sandbox.commands import CommandPlace, SessionSide
 from orchestrator.sandbox.network import DNS
 from orchestrator.services import service as service_mod
 from orchestrator.services.service import RunningService, ServiceFailed
@@ -133,6 +134,13 @@ class SessionServices:
         if self.on_change is not None:
             await self.on_change()
 
+    def _place(self) -> CommandPlace | None:
+        """Where a service runs: the session's sandbox, shown its namespace's DNS forwarder
+        when the namespace has a way out (``resolv``)."""
+        if self.place is None or self.resolv is None:
+            return self.place
+        return replace(self.place, session=SessionSide(resolv=self.resolv))
+
     async def _start(self, name: str, config: ServiceConfig) -> None:
         if name not in self.touched:
             self.touched.append(name)
@@ -147,7 +155,7 @@ class SessionServices:
                 cwd=self.workdir,
                 env=env,
                 log=self.log_of(name),
-                place=self.place,
+                place=self._place(),
             )
             self.running[name] = running
             await running.ready(self.net, cwd=self.workdir, env=env)

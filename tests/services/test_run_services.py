@@ -374,3 +374,21 @@ def test_a_confined_cli_reaches_its_own_session_s_services(uid: int | None, tmp_
         assert done.returncode == 0, said
         for name in TASKS:
             assert git_as_root(repo, "show", f"main:seen-{name}.txt") == name, said
+
+
+@pytest.mark.sandbox
+def test_a_confined_service_is_shown_its_session_s_dns_forwarder(tmp_path: Path) -> None:
+    """Under the sandbox with an open network, a service resolves names through its session's
+    way out (the uplink's DNS forwarder at /etc/resolv.conf), as its verify commands do."""
+    from orchestrator.sandbox import network
+
+    if network.problem() is not None:
+        pytest.fail(f"the machine gives no network namespace: {network.problem()}")
+    repo = _repo(tmp_path)
+    shown = f"cat /etc/resolv.conf; exec {PYTHON} -m http.server 3000 --bind 127.0.0.1"
+    web = {"web": {**WEB["web"], "command": ["/bin/sh", "-c", shown]}}
+    config = _config(tmp_path, repo, web, sandbox="bubblewrap")
+    done = council_run(config, tmp_path, None, timeout=150)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    logs = sorted((repo / ".council" / "logs" / "services").glob("*/service-web.log"))
+    assert len(logs) == 2 and all("nameserver 10.0.2.3" in log.read_text() for log in logs)
