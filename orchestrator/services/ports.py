@@ -6,20 +6,18 @@ user without user namespaces) sessions share the machine's ports, and a dev serv
 claims one block of ``BLOCK`` ports (``claim``): ``COUNCIL_PORT`` (its first) and
 ``COUNCIL_PORTS`` (``first-last``), in the environment of its CLI and of its commands.
 
-A block is claimed by an exclusive ``flock`` on its own file in the user's own directory for
-them (``ports_dir``: made 0700, never through a link), held open while the session lives: the
-kernel lets it go when the session ends or its orchestrator dies, however it dies, so a block
-is never leaked and never given twice at once, across every run of the user on the machine. A
-block whose ports are not all free on the loopback now (another program's) is passed over.
-The search starts at a block chosen from the session's id, so a resumed session tends to get
-its block back.
+A block is claimed by an exclusive lock (``filelock``) on its own file in the user's own
+directory for them (``ports_dir``: made 0700, never through a link), held while the session
+lives: the kernel lets it go when the session ends or its orchestrator dies, however it dies,
+so a block is never leaked and never given twice at once, across every run of the user on the
+machine. A block whose ports are not all free on the loopback now (another program's) is
+passed over. The search starts at a block chosen from the session's id, so a resumed session
+tends to get its block back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import os
 import socket
@@ -27,6 +25,9 @@ import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from orchestrator.errors import LockUnusable
+from orchestrator.filelock import FileLock, try_acquire
 
 __all__ = ["BLOCK", "BLOCKS", "FIRST", "PortBlock", "claim", "ports_dir"]
 
@@ -39,21 +40,19 @@ _TRIES = 64  # blocks looked at before the session goes without one
 class PortBlock:
     """A claimed block: ``first`` to ``last``, held until ``close``."""
 
-    def __init__(self, first: int, fd: int) -> None:
+    def __init__(self, first: int, lock: FileLock) -> None:
         self.first, self.last = first, first + BLOCK - 1
-        self._fd: int | None = fd
+        self._lock = lock
 
     def env(self) -> dict[str, str]:
         return {"COUNCIL_PORT": str(self.first), "COUNCIL_PORTS": f"{self.first}-{self.last}"}
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._lock.held
 
     def close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)  # the lock goes with the descriptor
+        self._lock.release()
 
 
 def ports_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -97,32 +96,23 @@ def claim(key: str, directory: Path | None = None) -> PortBlock | None:
     start = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % BLOCKS
     for step in range(_TRIES):
         index = (start + step) % BLOCKS
-        fd = _locked(directory / f"block-{index}.lock")
-        if fd is None:
+        lock = _locked(directory / f"block-{index}.lock")
+        if lock is None:
             continue
         first = FIRST + index * BLOCK
         if all(_free(port) for port in range(first, first + BLOCK)):
-            return PortBlock(first, fd)
-        os.close(fd)
+            return PortBlock(first, lock)
+        lock.release()
     return None
 
 
-def _locked(path: Path) -> int | None:
-    """``path`` open and exclusively locked, or None when another session holds it (or it
-    cannot be opened as a file of ours)."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+def _locked(path: Path) -> FileLock | None:
+    """``path``'s lock, held; None when another session holds it, or it is no lock file of
+    ours (a link planted there is never followed: ``filelock``)."""
     try:
-        fd = os.open(path, flags, 0o600)
-    except OSError:  # a link planted there (never followed), or not ours to open: passed over
+        return try_acquire(path)
+    except LockUnusable:
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return None
-        raise
-    return fd
 
 
 def _free(port: int) -> bool:

@@ -32,21 +32,27 @@ def _group(tmp_path: Path, **configs: ServiceConfig) -> SessionServices:
     return SessionServices(configs, workdir=tmp_path, env=ENV, log_dir=tmp_path / "logs")
 
 
+def _failure(group: SessionServices, phase: str) -> ServiceFailed:
+    """What ``group`` raises as ``phase`` starts (it must), the group closed after."""
+
+    async def run() -> ServiceFailed:
+        try:
+            with pytest.raises(ServiceFailed) as failed:
+                await group.before(phase)
+            return failed.value
+        finally:
+            await group.close()
+
+    return anyio.run(run)
+
+
 def test_a_service_that_ends_is_named_with_its_log_tail(tmp_path: Path) -> None:
     broken = ServiceConfig(
         command=["sh", "-c", "echo 'db: cannot open data directory' >&2; exit 3"], port=5432
     )
     group = _group(tmp_path, db=broken)
 
-    async def run() -> ServiceFailed:
-        try:
-            with pytest.raises(ServiceFailed) as failed:
-                await group.before("build")
-            return failed.value
-        finally:
-            await group.close()
-
-    error = anyio.run(run)
+    error = _failure(group, "build")
     assert error.name == "db"
     assert "ended before it was ready (exit 3)" in error.why
     assert "db: cannot open data directory" in error.tail
@@ -63,15 +69,7 @@ def test_a_service_not_ready_in_time_is_stopped_and_named(tmp_path: Path) -> Non
     )
     group = _group(tmp_path, slow=slow)
 
-    async def run() -> ServiceFailed:
-        try:
-            with pytest.raises(ServiceFailed) as failed:
-                await group.before("verify")
-            return failed.value
-        finally:
-            await group.close()
-
-    error = anyio.run(run)
+    error = _failure(group, "verify")
     assert error.why == "was not ready within 1.5s"
     assert error.tail.splitlines()[0] == "waiting"  # then the shell's word on its SIGTERM
     left = [p.pid for p in psutil.process_iter(["cmdline"]) if seconds in (p.info["cmdline"] or [])]
@@ -175,15 +173,7 @@ def test_a_failing_service_s_log_tail_is_masked(tmp_path: Path) -> None:
     leaky = ServiceConfig(command=["sh", "-c", f"echo 'using {key}' >&2; exit 3"], port=5432)
     group = _group(tmp_path, db=leaky)
 
-    async def run() -> ServiceFailed:
-        try:
-            with pytest.raises(ServiceFailed) as failed:
-                await group.before("build")
-            return failed.value
-        finally:
-            await group.close()
-
-    error = anyio.run(run)
+    error = _failure(group, "build")
     assert "using " in error.tail and key not in error.tail and key not in str(error)
     assert key in (tmp_path / "logs" / "service-db.log").read_text()  # the log itself is whole
 
@@ -197,15 +187,7 @@ def test_a_service_log_planted_as_a_link_is_not_followed(tmp_path: Path) -> None
     (tmp_path / "logs" / "service-db.log").symlink_to(target)
     group = _group(tmp_path, db=ServiceConfig(command=["sh", "-c", "echo hi; sleep 30"], port=1))
 
-    async def run() -> ServiceFailed:
-        try:
-            with pytest.raises(ServiceFailed) as failed:
-                await group.before("build")
-            return failed.value
-        finally:
-            await group.close()
-
-    error = anyio.run(run)
+    error = _failure(group, "build")
     assert "service-db.log" in error.why and "cannot be opened" in error.why
     assert target.read_text() == "kept\n"
 
