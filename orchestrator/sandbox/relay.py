@@ -14,7 +14,10 @@ CLI already uses, and nothing else of the machine:
   address (on the namespace's own loopback, empty), hands the listening sockets to the
   orchestrator over an inherited Unix socket pair (``SCM_RIGHTS``), closes its copies, and
   execs the CLI. So the addresses listen before the CLI's first instruction, and the CLI
-  holds no descriptor of the relay; a ``?`` address is optional (``::1`` where IPv6 is off).
+  holds no descriptor of the relay; a ``?`` address is optional (``::1`` where IPv6 is off),
+  but one that something else listens on already fails the launch as any other would: in a
+  session's network (``orchestrator.services``) a service could be listening there, and the
+  CLI would send it its model's requests and their key.
   With a network helper to wait for (``Uplink.gate_inside``), it starts at once and waits for
   the helper itself (one byte on ``<gate>``) before it binds, so its own start overlaps the
   helper's instead of adding to it;
@@ -55,7 +58,7 @@ log = logging.getLogger(__name__)
 # Runs inside the sandbox, before the CLI: argv is <fd> <gate> <addresses> -- <cli> <args...>
 # (gate -1: nothing to wait for). Only built-in modules: it costs the interpreter's start.
 LAUNCHER = r"""
-import _socket, posix, sys
+import _socket, errno, posix, sys
 fd, gate, wanted, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(","), sys.argv[5:]
 if gate >= 0:
     if not posix.read(gate, 1):
@@ -73,7 +76,7 @@ for item in wanted:
         listener.bind((host, int(port)))
         listener.listen(128)
     except OSError as exc:
-        if optional:
+        if optional and exc.errno != errno.EADDRINUSE:  # no such address here: left out
             continue
         low = " (below 1024: a confined CLI has no capability to listen there; serve the " \
             "model on a port from 1024 up)" if int(port) < 1024 else ""

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from typing import Any
 import pytest
 
 from orchestrator.sandbox import network
+from orchestrator.sandbox.relay import LAUNCHER
 from tests.support.fault_helpers import FaultRun
 from tests.support.net_services import Service, public_address
 from tests.support.spare_user import as_users, git_as_root, hand_over, user_dir
@@ -141,3 +144,25 @@ def test_a_loopback_model_below_port_1024_is_refused_saying_why(tmp_path: Path) 
     log = "".join(path.read_text() for path in run.logs())
     assert "council relay: cannot listen on 127.0.0.1:81" in log, log
     assert "serve the model on a port from 1024 up" in log, log
+
+
+def test_an_optional_address_someone_listens_on_fails_the_launch(tmp_path: Path) -> None:
+    """A ``?`` address is left out only where it does not exist (``::1`` with IPv6 off): one
+    that something else listens on already (a session's service, in a session's network)
+    fails the launch, or the CLI would send that listener its model's requests and key."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            argv = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(theirs.fileno()), "-1"]
+            done = subprocess.run(
+                [*argv, f"?127.0.0.1:{port}", "--", "/bin/true"],
+                pass_fds=(theirs.fileno(),),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+    assert done.returncode == 125, (done.returncode, done.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
