@@ -8,8 +8,10 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from orchestrator.errors import InvalidIdError, WorkspaceError, WorktreeBusy
@@ -44,6 +46,26 @@ def manager(repo: Path, store: FileStateStore) -> WorktreeManager:
 
 
 # --- creation ------------------------------------------------------------------------------------
+
+
+async def test_a_checkout_and_its_index_taken_in_are_one_worker_thread_call(
+    manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.worktrees import ops
+
+    hopped: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hopped.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    session = await manager.create_session_worktree("s1", "claude", "fix-login")
+    assert ops._adopt_index not in hopped  # rode with the checkout's `reset --hard`
+    assert git(session.path, "status", "--porcelain") == ""  # checked out, its index git's
+    admin = Path(git(session.path, "rev-parse", "--absolute-git-dir"))
+    assert (admin / "index").exists()
 
 
 async def test_create_session_worktree(
