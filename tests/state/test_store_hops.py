@@ -8,9 +8,11 @@ and a transaction a dead process left on disk is finished before anything is tol
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,9 +132,17 @@ def test_an_intent_directory_is_quiet_only_when_surely_empty(tmp_path: Path) -> 
     assert log.quiet()  # no directory: nothing pending
     log.directory.mkdir()
     assert not log.quiet()  # never listed: a listing must tell
+    # Listed empty while its last change is recent (its time stamp set a minute ahead, so
+    # however slow the machine, the listing comes within the window): not trusted yet.
+    ahead = time.time_ns() + 60 * 10**9
+    os.utime(log.directory, ns=(ahead, ahead))
     assert log.pending() == []
-    # Listed empty just after it changed: its time stamp cannot be trusted yet.
     assert not log.quiet()
+    # Its last change long past: listed empty once, then one stat tells, until it changes.
+    past = time.time_ns() - 60 * 10**9
+    os.utime(log.directory, ns=(past, past))
+    assert log.pending() == []
+    assert log.quiet()
     (log.directory / "1-2-ab.json").write_bytes(b"{}")
     assert not log.quiet()
     assert [p.name for p in log.pending()] == ["1-2-ab.json"]
