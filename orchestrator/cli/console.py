@@ -501,46 +501,20 @@ def _print_checklist(rows: Sequence[tuple[str, str, str, str, str | None]], summ
     stdout.print(Text(summary, style="bold red" if failed else "green"))
 
 
-def print_help(
-    usage: str,
-    text: str,
-    options: Sequence[tuple[str, str, str]],
-    commands: Sequence[tuple[str, str]],
-    epilog: str,
-) -> None:
-    """A command group's help on stdout, in the panels typer draws: its usage line, its text,
-    its options (long names, short names, help) and its commands (name, help line)."""
+def print_help(usage: str, text: str, boxed: Sequence[tuple[str, Sequence[Sequence[str]]]]) -> None:
+    """A group's help as typer draws it: usage, ``text``'s first line, each panel (title, rows:
+    a name first, a help text last), then ``text``'s other lines (its epilog)."""
+    head, _, epilog = text.partition("\n")
+    lines = ["", Text.assemble(" ", ("Usage: ", "yellow"), (usage, "bold")), "", head, ""]
     with _writing(stdout):
-        _print_help(usage, text, options, commands, epilog)
-
-
-def _print_help(
-    usage: str,
-    text: str,
-    options: Sequence[tuple[str, str, str]],
-    commands: Sequence[tuple[str, str]],
-    epilog: str,
-) -> None:
-    head = Text(" ")
-    head.append("Usage: ", style="yellow")
-    head.append(usage, style="bold")
-    for part in (Text(""), head, Text(""), Padding(_wrapping(text), (0, 1)), Text("")):
-        stdout.print(part, soft_wrap=False)
-    option_rows = Table.grid(padding=(0, 1), expand=False)
-    for style in ("bold cyan", "bold green", ""):
-        option_rows.add_column(style=style, no_wrap=style != "")
-    for long, short, help_text in options:
-        option_rows.add_row(long, short, Text(help_text))
-    command_rows = Table.grid(padding=(0, 1), expand=False)
-    command_rows.add_column(style="bold cyan", no_wrap=True)
-    command_rows.add_column()
-    for name, help_text in commands:
-        command_rows.add_row(name, Text(help_text))
-    for title, rows in (("Options", option_rows), ("Commands", command_rows)):
-        stdout.print(
-            Panel(rows, title=title, title_align="left", border_style="dim", box=box.ROUNDED),
-            soft_wrap=False,
-        )
-    if epilog:
-        for part in (Text(""), Padding(_wrapping(epilog), (0, 1)), Text("")):
-            stdout.print(part, soft_wrap=False)
+        for line in lines:
+            stdout.print(Padding(_wrapping(line), (0, 1)) if isinstance(line, str) else line)
+        for title, rows in boxed:
+            grid = Table.grid(padding=(0, 1))
+            for column in range(len(rows[0])):
+                last = column == len(rows[0]) - 1
+                grid.add_column(style="" if last else ("bold green", "bold cyan")[column == 0])
+            for row in rows:
+                grid.add_row(*row[:-1], _wrapping(row[-1]))
+            stdout.print(Panel(grid, title=title, title_align="left", border_style="dim"))
+        stdout.print(Padding(_wrapping(f"\n{epilog}\n"), (0, 1)) if epilog else "")

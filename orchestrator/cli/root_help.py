@@ -32,4 +32,5 @@ def print_root_help(group: Any, ctx: Any) -> None:
         for name in group.list_commands(ctx)
         if (command := group.get_command(ctx, name)) is not None and not command.hidden
     ]
-    console.print_help(usage, group.help or "", options, commands, group.epilog or "")
+    text = f"{group.help or ''}\n{group.epilog or ''}".rstrip("\n")
+    console.print_help(usage, text, [("Options", options), ("Commands", commands)])
