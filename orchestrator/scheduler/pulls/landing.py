@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.config.task import TaskConfig
 from orchestrator.events.pulls import PullOpened, PullRoundUnchanged
 from orchestrator.forge.base import Forge, PullRequest
 from orchestrator.forge.public_text import (
@@ -51,6 +52,7 @@ __all__ = [
     "head_branch",
     "pull_body",
     "recorded_pull",
+    "task_body",
     "with_pull",
 ]
 
@@ -137,6 +139,10 @@ class PullLanding(AttemptPart):
         services = self._run.services
         store, forge = services.store, self._forge()
         head, base = head_branch(attempt.key), services.config.base_branch
+        before = await store.get_task_state(attempt.key)
+        stack = TaskMeta.read(before.metadata if before else {}).pull.stack
+        if stack is not None and stack.base:  # stacked: on the pull request below it
+            base = stack.base
         record = await store.get_record(PULLS, attempt.key)
         known = dict(record.data) if record is not None else {}
         if known.get("head") != head or known.get("base") != base:
@@ -241,21 +247,29 @@ def _title(prompt: str, task_id: str) -> PublicText:
 
 
 async def pull_body(run: RunContext, attempt: Attempt, state: TaskState | None) -> PublicText:
-    """What the pull request says (built by ``forge.public_text``): the task's prompt (its
-    first lines, quoted, masked, pinging nobody), what each phase did (its handoff's summary,
-    the CLI's own words: fenced, bounded), the verify commands' results (a failed one's output
-    only as a masked, bounded tail, with where the rest lives), and ``Closes #<issue>`` for a
-    task made from an issue."""
+    """``task_body`` of the attempt's task."""
+    return await task_body(run, attempt.task, attempt.key, state)
+
+
+async def task_body(
+    run: RunContext, task: TaskConfig, key: str, state: TaskState | None
+) -> PublicText:
+    """What the pull request of ``task`` (its record ``key``) says (built by
+    ``forge.public_text``): the task's prompt (its first lines, quoted, masked, pinging
+    nobody), what each phase did (its handoff's summary, the CLI's own words: fenced,
+    bounded), the verify commands' results (a failed one's output only as a masked, bounded
+    tail, with where the rest lives), and ``Closes #<issue>`` for a task made from an
+    issue."""
     store = run.services.store
-    lines = [line.rstrip() for line in attempt.task.prompt.strip().splitlines()]
+    lines = [line.rstrip() for line in task.prompt.strip().splitlines()]
     prompt = lines[:_PROMPT_LINES] + (["..."] if len(lines) > _PROMPT_LINES else [])
     parts = [
-        own(f"Task `{attempt.key}`, done by CLI Council."),
+        own(f"Task `{key}`, done by CLI Council."),
         own("\n".join(f"> {x}" for x in prompt)),
     ]
     handoffs: list[Handoff] = []
     for phase in state.phases if state is not None else {}:
-        handoff = await load_handoff(store, attempt.key, phase)
+        handoff = await load_handoff(store, key, phase)
         if handoff is not None:
             handoffs.append(handoff)
     for handoff in handoffs:
@@ -274,8 +288,8 @@ async def pull_body(run: RunContext, attempt: Attempt, state: TaskState | None) 
         for check in failed:
             parts.append(output(check.output_tail))
         if failed:
-            parts.append(log_pointer(attempt.key))
-    issue = TaskMeta.read(attempt.task.metadata).pull.issue  # the task's config, or its record
+            parts.append(log_pointer(key))
+    issue = TaskMeta.read(task.metadata).pull.issue  # the task's config, or its record
     if issue is None and state is not None:
         issue = TaskMeta.read(state.metadata).pull.issue
     if isinstance(issue, int) and not isinstance(issue, bool):

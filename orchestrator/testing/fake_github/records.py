@@ -30,6 +30,7 @@ class Pull:
     merged_at: int | None = None
     merged_by: str | None = None
     merge_commit_sha: str | None = None
+    requested: list[str] = field(default_factory=list)  # reviewers asked, not reviewed since
 
 
 @dataclass

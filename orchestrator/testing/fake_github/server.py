@@ -83,6 +83,7 @@ class FakeGitHub:
         self.protect = site.protect
         self.human_merge = site.human_merge
         self.human_close = site.human_close
+        self.delete_branch = site.delete_branch
         self.force_push = site.force_push
         self.scopeless_token = site.scopeless_token
         self.fail_next = site.fail_next

@@ -218,6 +218,9 @@ class GitHubSite:
                 self.new_id(), reviewer, state, body, head, self.tick(), association
             )
             self.reviews.setdefault(number, []).append(review)
+            pull = self.issues[number].pull
+            if pull is not None and reviewer in pull.requested:  # a review answers the ask
+                pull.requested.remove(reviewer)
             for path, line, text in comments:
                 comment = ReviewCommentRecord(
                     self.new_id(),
@@ -306,6 +309,29 @@ class GitHubSite:
         if answer.status != 200:
             raise ValueError(f"the merge was refused: {answer.body}")
         return str(answer.body["sha"])
+
+    def delete_branch(self, branch: str) -> None:
+        """A person (or ``delete_branch_on_merge``) deletes ``branch``. As GitHub does: an
+        open pull request asking to land on it is retargeted to the base of the merged pull
+        request whose head it was, or closed when none merged from it."""
+        with self.lock:
+            merged_into = next(
+                (
+                    r.pull.base
+                    for r in self.issues.values()
+                    if r.pull is not None and r.pull.merged and r.pull.head == branch
+                ),
+                None,
+            )
+            for record in self.issues.values():
+                if record.pull is None or record.state != "open" or record.pull.base != branch:
+                    continue
+                if merged_into is not None:
+                    record.pull.base = merged_into
+                    record.updated = self.tick()
+                else:
+                    self.close(record.number)
+            self.git.delete(branch)
 
     def human_close(self, number: int) -> None:
         with self.lock:
