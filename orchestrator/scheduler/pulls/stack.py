@@ -113,6 +113,7 @@ class PullStack(RunPart):
     def __init__(self, run: RunContext) -> None:
         self._run = run
         self._pending: set[str] = set()  # stacked tasks with something left to do
+        self._notes: dict[str, str] = {}  # the board's word on each task of a stack
         self._trust: Trust | None = None
 
     def _forge(self) -> Forge | None:
@@ -184,6 +185,10 @@ class PullStack(RunPart):
         if forge is None:
             return
         above = stacked_above(states.values())
+        self._notes = {
+            task_id: board_note(task_id, states, above)
+            for task_id in {*above, *(t for t, s in states.items() if stack_of(s))}
+        }
         pending: set[str] = set()
         for task_id, state in states.items():
             stack = stack_of(state)
@@ -203,6 +208,10 @@ class PullStack(RunPart):
 
     def unlooked(self, state: TaskState) -> bool:
         return state.task_id in self._pending
+
+    def notes(self) -> Mapping[str, str]:
+        """The board's word on each task of a stack: ``stack: on #12 one, under #14 three``."""
+        return self._notes
 
     async def _settle(
         self,
@@ -473,6 +482,22 @@ def stack_section(
     lines.append(f"- this one: `{task_id}`")
     lines += [f"- above: {_named(t, n)}" for t, n in over]
     return own("\n".join(lines), refs=refs)
+
+
+def board_note(
+    task_id: str, states: Mapping[str, TaskState], above: Mapping[str, list[str]]
+) -> str:
+    """``stack: on #12 one, under #14 three``: the task's neighbours in its stack."""
+
+    def named(ids: Iterable[str]) -> str:
+        found = [_numbered(t, states) for t in ids]
+        return ", ".join(f"#{n} {t}" if n is not None else t for t, n in found)
+
+    stack = stack_of(states.get(task_id))
+    under = stack.below or [] if stack is not None else []
+    where = [f"on {named(under)}"] if under else []
+    where += [f"under {named(sorted(above.get(task_id, [])))}"] if above.get(task_id) else []
+    return f"stack: {', '.join(where)}" if where else "stack: its base"
 
 
 def _named(task_id: str, number: int | None) -> str:
