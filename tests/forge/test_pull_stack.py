@@ -98,6 +98,15 @@ def test_a_chain_of_three_opens_three_stacked_pull_requests_at_once(make_rig: An
         timeout=patience(60),
     )
     assert f"stack 2: on #{pulls['one']} one, under #{pulls['three']} three" in wide.stdout
+    # Approved above but not below: nothing above lands before what it stands on.
+    for task in ("two", "three"):
+        rig.gh.add_review(pulls[task], "alice", "APPROVED")
+    assert rig.council("resume").returncode == 1
+    assert not [r for r in rig.gh.requests if r.path.endswith("/merge")]
+    assert rig.state("two").metadata["pull"]["waiting"] == (
+        "the pull request(s) below it (one) to land first"
+    )
+    assert rig.state("two").status == TaskStatus.IN_REVIEW
 
 
 def test_merging_bottom_up_lands_each_exactly_once(make_rig: Any) -> None:
@@ -213,3 +222,39 @@ def test_a_kill_in_the_middle_of_a_retarget_then_resume_lands_everything_once(
     assert len(merged) == 3
     subjects = git(rig.bare, "log", "--first-parent", "--format=%s", "main")
     assert sum(line.startswith("Merge pull request") for line in subjects.splitlines()) == 3
+
+
+def test_a_task_on_two_open_pull_requests_starts_from_their_merge_made_and_recorded(
+    make_rig: Any,
+) -> None:
+    other = {"id": "other", "prompt": "Beside it.\nWRITE other.txt beside"}
+    top = {"id": "top", "prompt": "On both.\nWRITE top.txt on both", "depends_on": ["one", "other"]}
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto", (ONE, other, top))
+    assert rig.council("run").returncode == 1
+    pulls = _by_head(rig)
+    assert sorted(pulls) == ["one", "other", "top"]
+    heads = {t: rig.gh.site.head_sha(pulls[t]) for t in pulls}
+    stack = rig.state("top").metadata["stack"]
+    merge = stack["merge"]
+    # The merge council made of the two heads below, recorded, pushed as the base of top's.
+    assert stack["below"] == ["one", "other"] and stack["start"] == merge
+    assert stack["on"] == {"one": heads["one"], "other": heads["other"]}
+    parents = git(rig.bare, "rev-list", "--parents", "-n", "1", merge).split()[1:]
+    assert parents == [heads["one"], heads["other"]]
+    assert rig.pull(pulls["top"])["base"]["ref"] == "council/top-below"
+    assert git(rig.bare, "rev-parse", "council/top-below") == merge
+    assert git(rig.bare, "rev-parse", f"{heads['top']}^") == merge
+    body = rig.pull(pulls["top"])["body"]
+    assert f"below: #{pulls['one']}" in body and f"below: #{pulls['other']}" in body
+    for task in ("one", "other", "top"):
+        rig.gh.add_review(pulls[task], "alice", "APPROVED")
+    resumed = rig.council("resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert rig.pull(pulls["top"])["base"]["ref"] == "main"
+    for task, path, text in (("one", "one.txt", "first"), ("top", "top.txt", "on both")):
+        assert rig.state(task).status == TaskStatus.DONE
+        assert rig.base_has(path) == f"{text}\n"
+    assert rig.base_has("other.txt") == "beside\n"
+    subjects = git(rig.bare, "log", "--first-parent", "--reverse", "--format=%s", "main")
+    merges = [line for line in subjects.splitlines() if line.startswith("Merge pull request")]
+    assert len(merges) == 3 and merges[-1].endswith("council/top")  # top after both below
