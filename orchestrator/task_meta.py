@@ -147,6 +147,7 @@ class StackState(BaseModel):
     base: str | None = None  # the branch its pull request asks to land on now
     rebuilt: int | None = None  # rebuilds on a changed pull request below
     told: str | None = None  # the stack's section its pull request's body last said
+    conflicts: list[str] | None = None  # a change below conflicted here: its CLI resolves them
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)

@@ -30,7 +30,14 @@ from orchestrator.merge.pull_git import PullLanded, confirm_landed, push_head, r
 from orchestrator.merge.push_gate import PushGate
 from orchestrator.merge.remote import RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
-from orchestrator.merge.stack_git import Carried, carry_up, have_commit, merge_heads, move_branch
+from orchestrator.merge.stack_git import (
+    Carried,
+    carry_up,
+    have_commit,
+    merge_heads,
+    move_branch,
+    unresolved,
+)
 from orchestrator.merge.vanished import VanishedLanding, find_vanished, kept_tip
 
 __all__ = ["Lending"]
@@ -124,6 +131,11 @@ class Lending:
             return carried
 
         return await anyio.to_thread.run_sync(carry)
+
+    async def stack_unresolved(self, commit: str, paths: Sequence[str]) -> list[str]:
+        """Which of ``paths`` (a carried change's conflicts) still hold git's conflict
+        markers in ``commit`` (``stack_git.unresolved``)."""
+        return await anyio.to_thread.run_sync(unresolved, GitCalls(self._git), commit, paths)
 
     async def confirm_pull_landed(self, remote: str, commit: str) -> PullLanded:
         """Whether ``commit`` is on the remote's base now (``pull_git.confirm_landed``)."""

@@ -20,7 +20,7 @@ from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import GitCalls, branch_ref, merge_trees
 from orchestrator.git.remote_refs import check_remote_name, fetch_ref
 
-__all__ = ["Carried", "carry_up", "have_commit", "merge_heads", "move_branch"]
+__all__ = ["Carried", "carry_up", "have_commit", "merge_heads", "move_branch", "unresolved"]
 
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _PATHS_SAID = 20  # of a conflict's paths, in an error
@@ -84,6 +84,23 @@ def carry_up(calls: GitCalls, tip: str, below: str, message: str) -> Carried:
     conflict markers in the conflicted files."""
     merged = merge_trees(calls, _sha(tip, "the work's tip"), _sha(below, "the new head below"))
     return Carried(_commit(calls, merged.tree, [tip, below], message), tuple(merged.conflicts))
+
+
+# A line git's merge writes around a conflict (``<<<<<<< ours`` ... ``>>>>>>> theirs``).
+_MARKERS = r"^(<<<<<<<|>>>>>>>)( |$)"
+
+
+def unresolved(calls: GitCalls, commit: str, paths: Sequence[str]) -> list[str]:
+    """Which of ``paths`` still hold git's conflict markers in ``commit`` (a path gone from
+    it holds none)."""
+    if not paths:
+        return []
+    args = ("grep", "-l", "-I", "-E", _MARKERS, _sha(commit, "commit"), "--", *paths)
+    found = calls.run(*args, check=False)
+    if found.returncode not in (0, 1):
+        raise WorkspaceError(f"could not look for conflict markers: {found.stderr.strip()}")
+    prefix = f"{commit}:"
+    return [line.removeprefix(prefix) for line in found.stdout.splitlines() if line]
 
 
 def move_branch(calls: GitCalls, branch: str, new: str, old: str) -> None:

@@ -187,7 +187,10 @@ def test_a_closed_lower_pull_request_stops_the_ones_above(make_rig: Any) -> None
         # Its work is kept: its branch on the remote, its pull request open.
         assert rig.pull(pulls[task])["state"] == "open"
         assert git(rig.bare, "rev-parse", f"council/{task}") == rig.gh.site.head_sha(pulls[task])
-    assert f"#{pulls['one']}" in (rig.state("two").error or "")
+    assert f"#{pulls['one']}, task one) was closed without merging" in (
+        rig.state("two").error or ""
+    )
+    assert "task two) ended (failed)" in (rig.state("three").error or "")
     assert rig.base_has("one.txt") is None and rig.base_has("two.txt") is None
     assert not [r for r in rig.gh.requests if r.path.endswith("/merge")]
 
@@ -258,3 +261,37 @@ def test_a_task_on_two_open_pull_requests_starts_from_their_merge_made_and_recor
     subjects = git(rig.bare, "log", "--first-parent", "--reverse", "--format=%s", "main")
     merges = [line for line in subjects.splitlines() if line.startswith("Merge pull request")]
     assert len(merges) == 3 and merges[-1].endswith("council/top")  # top after both below
+
+
+def test_a_change_below_that_conflicts_goes_back_to_the_cli_and_no_marker_is_pushed(
+    make_rig: Any,
+) -> None:
+    rig = make_rig("approvals: 1, checks: ignore, merge: auto, max_review_rounds: 1")
+    assert rig.council("run").returncode == 1
+    pulls = _by_head(rig)
+    two_head = rig.gh.site.head_sha(pulls["two"])
+    conversation = rig.state("two").phases["build"].native_session_id
+    # One is asked to write the file two wrote: carrying it up into two conflicts.
+    rig.gh.add_review(pulls["one"], "alice", "CHANGES_REQUESTED", "WRITE two.txt from one")
+    resumed = rig.council("resume")
+    assert resumed.returncode == 1, resumed.stderr
+    carried = [e["data"] for e in events_of(rig.repo) if e["type"] == "pull.stack_carried"]
+    assert [(e["task_id"], e["clean"], e["conflicts"]) for e in carried] == [
+        ("two", False, ["two.txt"])
+    ]
+    rounds = [e["data"] for e in events_of(rig.repo) if e["type"] == "pull.feedback_round"]
+    assert [e["task_id"] for e in rounds] == ["one", "two"]
+    assert f"#{pulls['one']} below changed" in rounds[1]["reasons"]
+    two = rig.state("two")
+    # Its CLI's conversation went on with the change named; this scripted CLI resolved
+    # nothing, so nothing was pushed: the task ends conflict, its work and pull request kept.
+    assert two.phases["build"].native_session_id == conversation
+    assert two.status == TaskStatus.CONFLICT
+    assert "conflict markers are left in two.txt" in (two.error or "")
+    assert rig.gh.site.head_sha(pulls["two"]) == two_head
+    assert rig.pull(pulls["two"])["state"] == "open"
+    logs = "".join(p.read_text() for p in (rig.repo / ".council" / "logs").glob("two-*"))
+    assert f"#{pulls['one']} (task one), changed" in logs and "two.txt" in logs
+    three = rig.state("three")
+    assert three.status == TaskStatus.FAILED and three.metadata["outcome"] == "stack_below"
+    assert "task two) ended (conflict)" in (three.error or "")

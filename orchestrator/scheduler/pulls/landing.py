@@ -25,6 +25,7 @@ from typing import Any
 
 from orchestrator.config.task import TaskConfig
 from orchestrator.events.pulls import PullOpened, PullRoundUnchanged
+from orchestrator.events.tasks import TaskFailed
 from orchestrator.forge.base import Forge, PullRequest
 from orchestrator.forge.public_text import (
     PublicText,
@@ -35,7 +36,7 @@ from orchestrator.forge.public_text import (
     own,
     title,
 )
-from orchestrator.models import ClaimStatus, TaskState, TaskStatus
+from orchestrator.models import ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.part import AttemptPart
@@ -150,6 +151,11 @@ class PullLanding(AttemptPart):
             await store.put_record(PULLS, attempt.key, known)
         crash_point("pull.intent")
         tip = await services.merges.lending.publishable(attempt.session.branch)
+        if stack is not None and stack.conflicts:  # a change below merged in with conflicts
+            left = await services.merges.lending.stack_unresolved(tip, stack.conflicts)
+            if left:
+                await self._unresolved(attempt, left)
+                return
         await services.merges.lending.push_pull_head(self.remote, tip, head)
         state = await store.get_task_state(attempt.key)
         pull, created = await self._pull_for(forge, known, head, base, attempt, state)
@@ -168,6 +174,8 @@ class PullLanding(AttemptPart):
         meta.worktree.session = None  # retired below: the branch keeps the work
         meta.landing.waiting = None
         meta.pull.pull_feedback = None  # answered by this push
+        if meta.pull.stack is not None and meta.pull.stack.conflicts:
+            meta.pull.stack = meta.pull.stack.model_copy(update={"conflicts": None})
         updates: dict[str, Any] = {
             "status": TaskStatus.IN_REVIEW,
             "current_phase": None,
@@ -195,6 +203,30 @@ class PullLanding(AttemptPart):
                 created=created,
             )
         )
+
+    async def _unresolved(self, attempt: Attempt, paths: list[str]) -> None:
+        """A stacked task's build left git's conflict markers (from a change below merged
+        into it) in ``paths``: nothing is pushed; the task ends ``conflict``, its branch and
+        its pull request kept as they were."""
+        assert attempt.session is not None
+        shown = ", ".join(paths[:20])
+        error = (
+            f"the change below could not be merged in: conflict markers are left in {shown}; "
+            f"nothing was pushed, branch {attempt.session.branch} kept"
+        )
+        state = await self._run.services.store.get_task_state(attempt.key)
+        meta = TaskMeta.read(self._writes.with_usage(attempt, state.metadata if state else {}))
+        meta.retry.conflicts = list(paths)
+        updates: dict[str, Any] = {
+            "status": TaskStatus.CONFLICT,
+            "current_phase": None,
+            "error": error,
+            "finished_at": utcnow(),
+            "metadata": meta.dump(),
+        }
+        await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
+        await self._writes.release_locks(attempt)
+        await self._run.events.emit(TaskFailed(task_id=attempt.key, error=error))
 
     async def _pull_for(
         self,

@@ -256,10 +256,11 @@ class PullStack(RunPart):
             return False
         below_pull = _pull(below)
         number = f"#{below_pull.number}, " if below_pull and below_pull.number else ""
-        how = "was closed without merging" if below.status == TaskStatus.FAILED else "ended"
+        closed = TaskMeta.read(below.metadata).retry.outcome == "pull_closed"
+        how = "was closed without merging" if closed else f"ended ({below.status})"
         error = (
-            f"stopped: the pull request below it ({number}task {dep}) {how} "
-            f"({below.status}); its work is kept on its branch"
+            f"stopped: the pull request below it ({number}task {dep}) {how}; "
+            "its work is kept on its branch"
             + (" and its pull request stays open" if _pull(state) else "")
             + f": `council retry {state.task_id}` once {dep} is retried"
         )
@@ -391,7 +392,7 @@ class PullStack(RunPart):
         )
 
         def also(meta: TaskMeta) -> None:
-            meta.pull.stack = moved
+            meta.pull.stack = moved.model_copy(update={"conflicts": list(carried.conflicts)})
 
         rounds = FeedbackRounds(self._run, self._trust_of)
         pr = await self._forge_or_raise().get_pull(pull.number)
