@@ -209,7 +209,7 @@ class PullLanding(AttemptPart):
         into it) in ``paths``: nothing is pushed; the task ends ``conflict``, its branch and
         its pull request kept as they were."""
         assert attempt.session is not None
-        shown = ", ".join(paths[:20])
+        shown = ", ".join(p if p.isprintable() else repr(p) for p in paths[:20])
         error = (
             f"the change below could not be merged in: conflict markers are left in {shown}; "
             f"nothing was pushed, branch {attempt.session.branch} kept"

@@ -37,15 +37,15 @@ it. Every write is compare-and-set on the version read; a workstation that wrote
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.config.task import TaskConfig
-from orchestrator.errors import CouncilError, StoreUnavailable, VersionConflict
+from orchestrator.errors import CouncilError, ForgeError, StoreUnavailable, VersionConflict
 from orchestrator.events.pulls import PullStackCarried, PullStackRetargeted
 from orchestrator.events.tasks import TaskFailed
 from orchestrator.forge.base import Forge, latest_reviews
-from orchestrator.forge.public_text import PublicText, compose, own
+from orchestrator.forge.public_text import compose
 from orchestrator.forge.trust import Trust, TrustRule
 from orchestrator.merge.stack_git import Carried
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState, TaskStatus, utcnow
@@ -56,6 +56,16 @@ from orchestrator.scheduler.parts import RunPart
 from orchestrator.scheduler.pulls.feedback import Feedback, FeedbackRounds
 from orchestrator.scheduler.pulls.landing import head_branch, task_body
 from orchestrator.scheduler.pulls.outcomes import pull_remote, write
+from orchestrator.scheduler.pulls.stack_view import (
+    below_first,
+    board_note,
+    open_for_review,
+    pull_of,
+    shown_path,
+    stack_of,
+    stack_section,
+    stacked_above,
+)
 from orchestrator.task_meta import PullState, StackState, TaskMeta
 
 __all__ = [
@@ -72,39 +82,7 @@ log = logging.getLogger(__name__)
 
 BELOW_SUFFIX = "-below"  # council/<task>-below: the merge of several heads a task stands on
 STACK_OUTCOME = "stack_below"  # a stacked task stopped: a pull request below ended unmerged
-_PATHS_SAID = 20
-
-
-def stack_of(state: TaskState | None) -> StackState | None:
-    """The task's place in a stack as its record keeps it (None: it stands on nothing)."""
-    return TaskMeta.read(state.metadata).pull.stack if state is not None else None
-
-
-def _pull(state: TaskState | None) -> PullState | None:
-    return TaskMeta.read(state.metadata).pull.pull if state is not None else None
-
-
-def open_for_review(state: TaskState | None) -> bool:
-    """In review with its pull request open, pushed at a known head."""
-    pull = _pull(state)
-    return (
-        state is not None
-        and state.status == TaskStatus.IN_REVIEW
-        and pull is not None
-        and isinstance(pull.number, int)
-        and pull.state == "open"
-        and bool(pull.head_sha)
-    )
-
-
-def below_first(state: TaskState, base_branch: str) -> str | None:
-    """Why the task's pull request may not be merged now (it asks to land on a branch below
-    it, not on the base); None when nothing below holds it."""
-    stack = stack_of(state)
-    if stack is None or not stack.base or stack.base == base_branch:
-        return None
-    below = ", ".join(stack.below or []) or stack.base
-    return f"the pull request(s) below it ({below}) to land first"
+_PATHS_SAID = 20  # of a conflict's paths, named
 
 
 class PullStack(RunPart):
@@ -149,7 +127,7 @@ class PullStack(RunPart):
         below = [dep for dep in task.depends_on if open_for_review(deps[dep])]
         if not below:
             return None
-        heads = {dep: str(_pull(deps[dep]).head_sha) for dep in below}  # type: ignore[union-attr]
+        heads = {dep: str(pull_of(deps[dep]).head_sha) for dep in below}  # type: ignore[union-attr]
         lending, remote = services.merges.lending, pull_remote(services)
         named = ", ".join(below)
         start = await lending.stack_start(
@@ -204,7 +182,21 @@ class PullStack(RunPart):
             except CouncilError as exc:  # the forge or git did not answer: next tick again
                 pending.add(task_id)
                 log.warning("task %s: its stack: %s", task_id, exc)
+        # A stacked task that can start on what is in review keeps the run open until it has:
+        # the run's end is decided before a tick's dispatch.
+        pending |= {t for t, s in states.items() if self._startable(t, s, states)}
         self._pending = pending
+
+    def _startable(self, task_id: str, state: TaskState, states: Mapping[str, TaskState]) -> bool:
+        task = self._run.tasks.get(task_id)
+        if task is None or state.status not in (TaskStatus.QUEUED, TaskStatus.PARKED):
+            return False
+        if not self._run.services.config.stacked(task):
+            return False
+        deps = [states.get(d) for d in task.depends_on]
+        done = [s is not None and s.status == TaskStatus.DONE for s in deps]
+        review = [open_for_review(s) for s in deps]
+        return any(review) and all(d or r for d, r in zip(done, review, strict=True))
 
     def unlooked(self, state: TaskState) -> bool:
         return state.task_id in self._pending
@@ -232,7 +224,7 @@ class PullStack(RunPart):
             return await self._stop(state, *ended[0])
         if state.status != TaskStatus.IN_REVIEW:
             return False
-        pull = _pull(state)
+        pull = pull_of(state)
         if pull is None or not isinstance(pull.number, int) or pull.state != "open":
             return False
         base = self._run.services.config.base_branch
@@ -240,7 +232,7 @@ class PullStack(RunPart):
             if all(s is not None and s.status == TaskStatus.DONE for _, s in below):
                 return await self._retarget(forge, state, stack, pull)
             for dep, below_state in below:
-                below_pull = _pull(below_state)
+                below_pull = pull_of(below_state)
                 if (
                     open_for_review(below_state)
                     and below_pull is not None
@@ -254,14 +246,14 @@ class PullStack(RunPart):
         """A pull request below ended unmerged: the task stops, its work kept."""
         if state.status in TERMINAL_TASK_STATUSES:
             return False
-        below_pull = _pull(below)
+        below_pull = pull_of(below)
         number = f"#{below_pull.number}, " if below_pull and below_pull.number else ""
         closed = TaskMeta.read(below.metadata).retry.outcome == "pull_closed"
         how = "was closed without merging" if closed else f"ended ({below.status})"
         error = (
             f"stopped: the pull request below it ({number}task {dep}) {how}; "
             "its work is kept on its branch"
-            + (" and its pull request stays open" if _pull(state) else "")
+            + (" and its pull request stays open" if pull_of(state) else "")
             + f": `council retry {state.task_id}` once {dep} is retried"
         )
         meta = TaskMeta.read(state.metadata)
@@ -319,7 +311,7 @@ class PullStack(RunPart):
     ) -> bool:
         """The pull request below changed: its new head merged into this task's work."""
         assert pull.number is not None
-        below_pull = _pull(below)
+        below_pull = pull_of(below)
         assert below_pull is not None and below_pull.number is not None
         new = str(below_pull.head_sha)
         services = self._run.services
@@ -375,7 +367,7 @@ class PullStack(RunPart):
         """The change below conflicts with this task's work: its CLI resolves it, the
         conversation continued with the change named (module doc)."""
         assert pull.number is not None
-        paths = list(carried.conflicts)[:_PATHS_SAID]
+        paths = [shown_path(p) for p in carried.conflicts[:_PATHS_SAID]]
         text = (
             f"The pull request below this one, #{below_number} (task {dep}), changed: its head "
             f"is now {moved.on[dep] if moved.on else ''}. Its change was merged into your branch "
@@ -424,10 +416,13 @@ class PullStack(RunPart):
 
     async def _ask_again(self, forge: Forge, number: int) -> None:
         """The trusted people who reviewed the pull request asked to review its new head."""
-        heard = await self._trust_of(forge).hear(await forge.list_reviews(number))
-        who = sorted(name for name, review in latest_reviews(heard.reviews).items())
-        if who:
-            await forge.request_reviews(number, who)
+        try:
+            heard = await self._trust_of(forge).hear(await forge.list_reviews(number))
+            who = sorted(latest_reviews(heard.reviews))
+            if who:
+                await forge.request_reviews(number, who)
+        except ForgeError as exc:  # the new head waits for approvals of its own anyway
+            log.warning("#%s: reviews not asked again: %s", number, exc)
 
     # -- its body --------------------------------------------------------------------------
 
@@ -452,54 +447,3 @@ class PullStack(RunPart):
         meta.pull.stack = StackState.model_validate({**stack.dump(), "told": section})
         await write(self._run, state, {"metadata": meta.dump()})
         return False
-
-
-def _numbered(task_id: str, states: Mapping[str, TaskState]) -> tuple[str, int | None]:
-    pull = _pull(states.get(task_id))
-    return task_id, pull.number if pull is not None else None
-
-
-def stacked_above(states: Iterable[TaskState]) -> dict[str, list[str]]:
-    """Per task id, the tasks stacked on it (their record's ``stack.below`` names it)."""
-    above: dict[str, list[str]] = {}
-    for state in states:
-        stack = stack_of(state)
-        for dep in stack.below or [] if stack is not None else []:
-            above.setdefault(dep, []).append(state.task_id)
-    return above
-
-
-def stack_section(
-    task_id: str, states: Mapping[str, TaskState], above: Mapping[str, list[str]]
-) -> PublicText:
-    """The section of a pull request's body that names its stack: what it stands on, below,
-    and what stands on it, above (each with its pull request, a link)."""
-    stack = stack_of(states.get(task_id))
-    under = [_numbered(dep, states) for dep in (stack.below or [] if stack else [])]
-    over = [_numbered(other, states) for other in sorted(above.get(task_id, []))]
-    refs = [n for _, n in [*under, *over] if n is not None]
-    lines = ["**Stack** (each pull request lands after the ones below it):"]
-    lines += [f"- below: {_named(t, n)}" for t, n in under]
-    lines.append(f"- this one: `{task_id}`")
-    lines += [f"- above: {_named(t, n)}" for t, n in over]
-    return own("\n".join(lines), refs=refs)
-
-
-def board_note(
-    task_id: str, states: Mapping[str, TaskState], above: Mapping[str, list[str]]
-) -> str:
-    """``stack: on #12 one, under #14 three``: the task's neighbours in its stack."""
-
-    def named(ids: Iterable[str]) -> str:
-        found = [_numbered(t, states) for t in ids]
-        return ", ".join(f"#{n} {t}" if n is not None else t for t, n in found)
-
-    stack = stack_of(states.get(task_id))
-    under = stack.below or [] if stack is not None else []
-    where = [f"on {named(under)}"] if under else []
-    where += [f"under {named(sorted(above.get(task_id, [])))}"] if above.get(task_id) else []
-    return f"stack: {', '.join(where)}" if where else "stack: its base"
-
-
-def _named(task_id: str, number: int | None) -> str:
-    return f"#{number} (`{task_id}`)" if number is not None else f"`{task_id}` (not open yet)"

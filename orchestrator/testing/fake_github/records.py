@@ -30,7 +30,6 @@ class Pull:
     merged_at: int | None = None
     merged_by: str | None = None
     merge_commit_sha: str | None = None
-    requested: list[str] = field(default_factory=list)  # reviewers asked, not reviewed since
 
 
 @dataclass
@@ -47,6 +46,7 @@ class IssueRecord:
     comments: list[CommentRecord] = field(default_factory=list)
     pull: Pull | None = None
     events: list[LabelEvent] = field(default_factory=list)  # its labels put on and taken off
+    requested: dict[str, None] = field(default_factory=dict)  # a pull's asked, not reviewed
 
 
 @dataclass(frozen=True)

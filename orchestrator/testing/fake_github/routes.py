@@ -154,9 +154,7 @@ def request_reviewers(
             message = "Reviews may only be requested from collaborators."
             return Answer(422, error(message, 422))
     with site.lock:
-        for login in logins:
-            if login not in record.pull.requested:
-                record.pull.requested.append(login)
+        record.requested.update(dict.fromkeys(logins))
     return Answer(201, site.pull_json(number))
 
 
