@@ -37,7 +37,7 @@ it. Every write is compare-and-set on the version read; a workstation that wrote
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from orchestrator.config.task import TaskConfig
@@ -100,10 +100,6 @@ class PullStack(RunPart):
             return None
         return services.forge
 
-    def _stacked(self, task_id: str) -> bool:
-        task = self._run.tasks.get(task_id)
-        return task is not None and self._run.services.config.stacked(task)
-
     # -- its start -------------------------------------------------------------------------
 
     def stands_on(self, task: TaskConfig, states: Mapping[str, TaskState]) -> frozenset[str]:
@@ -127,7 +123,11 @@ class PullStack(RunPart):
         below = [dep for dep in task.depends_on if open_for_review(deps[dep])]
         if not below:
             return None
-        heads = {dep: str(pull_of(deps[dep]).head_sha) for dep in below}  # type: ignore[union-attr]
+        heads: dict[str, str] = {}
+        for dep in below:
+            pull = pull_of(deps[dep])
+            assert pull is not None and pull.head_sha  # open for review
+            heads[dep] = pull.head_sha
         lending, remote = services.merges.lending, pull_remote(services)
         named = ", ".join(below)
         start = await lending.stack_start(
@@ -201,6 +201,15 @@ class PullStack(RunPart):
     def unlooked(self, state: TaskState) -> bool:
         return state.task_id in self._pending
 
+    async def end_when(self, ends: Callable[[], Awaitable[bool]]) -> bool:
+        """The run's end is decided on a fresh read of its tasks: what the tick's read missed
+        (the last pull request below merged just after it) is done first, then judged."""
+        session = self._run.session_id
+        if self._forge() is not None and session is not None:
+            fresh = await self._run.services.store.list_tasks(session)
+            await self.tick({s.task_id: s for s in fresh})
+        return await ends()
+
     def notes(self) -> Mapping[str, str]:
         """The board's word on each task of a stack: ``stack: on #12 one, under #14 three``."""
         return self._notes
@@ -220,6 +229,8 @@ class PullStack(RunPart):
             for dep, s in below
             if s is not None and s.status in TERMINAL_TASK_STATUSES and s.status != TaskStatus.DONE
         ]
+        if ended and state.status == TaskStatus.RUNNING:
+            return True  # stopped once its attempt is over (never under its claim)
         if ended:
             return await self._stop(state, *ended[0])
         if state.status != TaskStatus.IN_REVIEW:
@@ -298,7 +309,7 @@ class PullStack(RunPart):
                 task_id=state.task_id, number=pull.number, url=moved.url, base=base, was=was
             )
         )
-        return False
+        return True  # the follower's look at it is still to come
 
     async def _carry(
         self,
@@ -352,7 +363,7 @@ class PullStack(RunPart):
             )
         )
         await self._ask_again(forge, pull.number)
-        return False
+        return True  # the follower's look at it is still to come
 
     async def _send_back(
         self,
