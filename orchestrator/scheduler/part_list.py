@@ -44,8 +44,9 @@ def run_parts(
     if services.team is not None:  # several workstations on one queue
         parts.append(TeamPart(run, services.team, lambda: len(inflight)))
     parts.append(PullsPart(run, writes))  # landing.via: pull_request
-    if any(config.stacked(task) for task in run.tasks.values()):  # landing.pulls: stacked
-        parts.append(PullStack(run))
+    stacked = config.landing.pulls == "stacked" and config.landing.via == "pull_request"
+    if stacked or any(config.stacked(task) for task in run.tasks.values()):  # issue 52
+        parts.append(PullStack(run))  # landing.pulls: stacked (tasks from issues too)
     if config.radar.on:  # the collision radar
         parts.append(RadarWatch(run, inflight, wake))
     if config.services:  # each session's own services (issue 50)
