@@ -115,18 +115,23 @@ class Lending:
         """The new head ``below`` ((branch, commit)) of the pull request below merged into
         the work above it, ``head`` ((branch, commit) as pushed); the task's ``kept`` local
         branch moved to the result (created when this clone has none), so its next build
-        (the conflicts' resolution) starts there."""
+        (the conflicts' resolution) starts there. A kept branch already at such a merge of
+        the two (this carry, before a crash) is that result."""
 
         def carry() -> Carried:
             calls = GitCalls(self._git)
             have_commit(calls, remote, *head)
             have_commit(calls, remote, *below)
-            carried = carry_up(calls, head[1], below[1], message)
             local = calls.rev_parse(branch_ref(kept))
             if local is not None and local != head[1]:
-                raise CouncilError(
-                    f"branch {kept} is at {local[:12]}, not at the pushed head {head[1][:12]}"
-                )
+                # This very carry, made before a crash cut the run short: taken as it is.
+                parents = calls.run("rev-list", "--parents", "-n", "1", local).out.split()[1:]
+                if parents != [head[1], below[1]]:
+                    raise CouncilError(
+                        f"branch {kept} is at {local[:12]}, not at the pushed head {head[1][:12]}"
+                    )
+                return Carried(local, carry_up(calls, head[1], below[1], message).conflicts)
+            carried = carry_up(calls, head[1], below[1], message)
             move_branch(calls, kept, carried.commit, local or ZERO_SHA)
             return carried
 

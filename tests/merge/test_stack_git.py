@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import WorkspaceError
+from orchestrator.errors import CouncilError, WorkspaceError
 from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.repo import Git
+from orchestrator.merge.queue import MergeQueue
 from orchestrator.merge.stack_git import (
     carry_up,
     have_commit,
@@ -95,3 +96,28 @@ def test_a_change_below_is_carried_up_clean_or_with_markers_for_the_cli(
     assert git(here, "rev-parse", "council/two/1") == conflicted.commit
     with pytest.raises(WorkspaceError, match="moved meanwhile"):
         move_branch(calls, "council/two/1", carried.commit, above)
+
+
+async def test_a_carry_cut_short_by_a_crash_is_taken_up_as_it_was_made(
+    setup: tuple[Path, Path, GitCalls],
+) -> None:
+    here = setup[0]
+    below = _commit(here, "council/one/1", "main", {"one.txt": "1\n"})
+    above = _commit(here, "council/two/1", below, {"two.txt": "2\n"})
+    changed = _commit(here, "council/one/1", below, {"two.txt": "from one\n"})
+    git(here, "checkout", "-q", "--detach")
+    lending = MergeQueue(here, "main").lending
+    head, new = ("council/two", above), ("council/one", changed)
+    first = await lending.stack_carry("origin", "council/two/1", head, new, "carried")
+    assert first.conflicts == ("two.txt",)
+    assert git(here, "rev-parse", "council/two/1") == first.commit
+    # Killed before the carry was recorded: the next look carries again from the head as
+    # recorded, and takes the kept branch's merge of the same two as it is.
+    again = await lending.stack_carry("origin", "council/two/1", head, new, "carried")
+    assert again == first
+    # A kept branch moved to anything else is refused, never overwritten.
+    other = _commit(here, "council/two/1", above, {"x.txt": "x\n"})
+    git(here, "checkout", "-q", "--detach")
+    with pytest.raises(CouncilError, match=r"not at the pushed head"):
+        await lending.stack_carry("origin", "council/two/1", head, new, "carried")
+    assert git(here, "rev-parse", "council/two/1") == other

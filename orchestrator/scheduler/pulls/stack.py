@@ -335,7 +335,7 @@ class PullStack(RunPart):
         on = {**(stack.on or {}), dep: new}
         moved = stack.model_copy(update={"on": on, "rebuilt": (stack.rebuilt or 0) + 1})
         if carried.conflicts:
-            return await self._send_back(state, stack, moved, pull, dep, below_pull.number, carried)
+            return await self._send_back(state, moved, pull, dep, below_pull.number, carried)
         await services.merges.lending.push_pull_head(remote, carried.commit, head)
         meta = TaskMeta.read(state.metadata)
         meta.pull.stack = moved
@@ -368,7 +368,6 @@ class PullStack(RunPart):
     async def _send_back(
         self,
         state: TaskState,
-        stack: StackState,
         moved: StackState,
         pull: PullState,
         dep: str,
