@@ -182,21 +182,7 @@ class PullStack(RunPart):
             except CouncilError as exc:  # the forge or git did not answer: next tick again
                 pending.add(task_id)
                 log.warning("task %s: its stack: %s", task_id, exc)
-        # A stacked task that can start on what is in review keeps the run open until it has:
-        # the run's end is decided before a tick's dispatch.
-        pending |= {t for t, s in states.items() if self._startable(t, s, states)}
         self._pending = pending
-
-    def _startable(self, task_id: str, state: TaskState, states: Mapping[str, TaskState]) -> bool:
-        task = self._run.tasks.get(task_id)
-        if task is None or state.status not in (TaskStatus.QUEUED, TaskStatus.PARKED):
-            return False
-        if not self._run.services.config.stacked(task):
-            return False
-        deps = [states.get(d) for d in task.depends_on]
-        done = [s is not None and s.status == TaskStatus.DONE for s in deps]
-        review = [open_for_review(s) for s in deps]
-        return any(review) and all(d or r for d, r in zip(done, review, strict=True))
 
     def unlooked(self, state: TaskState) -> bool:
         return state.task_id in self._pending
