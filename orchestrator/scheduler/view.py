@@ -132,9 +132,10 @@ class TaskView:
             self._states = {task.task_id: _kept(task) for task in tasks}
             self._read_at = now
         elif self._dirty:
-            dirty, self._dirty = self._dirty, set()
-            for task_id in sorted(dirty):
-                state = await self.store.get_task_state(task_id)
+            dirty, self._dirty = sorted(self._dirty), set()
+            read = {s.task_id: s for s in await self.store.get_task_states(dirty)}  # one trip
+            for task_id in dirty:
+                state = read.get(task_id)
                 if state is not None and state.session_id == self.session_id:
                     self._states[task_id] = _kept(state)
                 else:
