@@ -101,6 +101,10 @@ _WORDING: dict[str, str] = {
         "the head reviewed ({head_sha}): {url}"
     ),
     "pull.merged": "{task_id}: pull request #{number} merged in {commit}",
+    "pull.stack_carried": (
+        "{task_id}: pull request #{number} rebuilt on #{below} ({below_task}), which changed"
+    ),
+    "pull.stack_retargeted": "{task_id}: pull request #{number} now lands on {base}: {url}",
     "pull.closed": "{task_id}: pull request #{number} was closed without merging: {url}",
     "pull.feedback_round": (
         "{task_id}: pull request #{number} got feedback ({reasons}): building again (round {round})"
@@ -147,6 +151,8 @@ TRANSITIONS = frozenset(
         "pull.not_merged",
         "pull.feedback_round",
         "pull.round_unchanged",
+        "pull.stack_carried",
+        "pull.stack_retargeted",
         "task.retry",
         "task.failed",
         "task.waiting_for_checkout",

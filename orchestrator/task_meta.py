@@ -39,6 +39,7 @@ __all__ = [
     "PullState",
     "Relanding",
     "RetryMeta",
+    "StackState",
     "TaskMeta",
     "WorktreeMeta",
 ]
@@ -132,6 +133,26 @@ class PullState(BaseModel):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
+class StackState(BaseModel):
+    """A stacked pull request's place (``scheduler.pulls.stack``): what it was built on and
+    where it asks to land. Commits are the exact ones recorded, never a branch's tip read
+    later (a branch on the remote may have been moved by someone else)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    below: list[str] | None = None  # the dependencies it stands on, open for review then
+    on: dict[str, str] | None = None  # each of them -> the head commit it was built on
+    start: str | None = None  # the commit its work started from (a head, or ``merge``)
+    merge: str | None = None  # the orchestrator's merge of several heads below, recorded
+    base: str | None = None  # the branch its pull request asks to land on now
+    rebuilt: int | None = None  # rebuilds on a changed pull request below
+    told: str | None = None  # the stack's section its pull request's body last said
+    conflicts: list[str] | None = None  # a change below conflicted here: its CLI resolves them
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
 class PullMeta(_Part):
     """Landing through a pull request (``scheduler.pulls``) and the task's issue (a task made
     from an issue: ``forge.issue_tasks``; its config's metadata carries the same keys)."""
@@ -140,6 +161,7 @@ class PullMeta(_Part):
     issue: int | None = Field(default=None, strict=True)  # its issue, which its pull closes
     issue_url: str | None = None
     pull_feedback: str | None = None  # the feedback its next build answers
+    stack: StackState | None = None  # a stacked pull request's place (``landing.pulls``)
 
 
 class Relanding(BaseModel):

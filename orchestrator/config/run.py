@@ -198,6 +198,13 @@ class RunConfig(Section):
             return list(self.workflow.phases)
         return [self.phase(name) for name in task.phases]
 
+    def stacked(self, task: TaskConfig) -> bool:
+        """``task`` lands as a stacked pull request: its own ``landing.pulls``, else the
+        run's, is ``stacked`` (and the run lands through pull requests)."""
+        own = task.landing.pulls if task.landing is not None else None
+        mode = own or self.landing.pulls
+        return mode == "stacked" and self.landing.via == "pull_request"
+
     def verify_for(self, task: TaskConfig) -> list[list[str]]:
         """The verify commands for ``task``: its own when it sets ``verify``, else the run's."""
         return [list(argv) for argv in (self.verify if task.verify is None else task.verify)]

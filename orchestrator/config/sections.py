@@ -25,6 +25,7 @@ from orchestrator.config.state_monitor import StateMonitorConfig
 __all__ = [
     "CapacityConfig",
     "LandingConfig",
+    "PullsMode",
     "RateLimitConfig",
     "RetryConfig",
     "SchedulerConfig",
@@ -43,6 +44,9 @@ class CapacityConfig(Section):
     per_phase: dict[Id, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict, description="phase name -> maximum concurrent sessions"
     )
+
+
+PullsMode = Literal["single", "stacked"]
 
 
 class LandingConfig(Section):
@@ -93,6 +97,13 @@ class LandingConfig(Section):
     )
     poll: PositiveDuration = Field(
         default=30.0, description="how often the open pull requests are looked at"
+    )
+    pulls: PullsMode = Field(
+        default="single",
+        description="single: a task starts once its dependencies merged; stacked: a task "
+        "whose dependencies are open for review starts from their branches and opens its "
+        "pull request against the one below it (needs via: pull_request; "
+        "scheduler.pulls.stack)",
     )
 
 

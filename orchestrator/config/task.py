@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -17,7 +17,18 @@ from orchestrator.config.fields import (
     no_duplicates,
 )
 
-__all__ = ["TaskConfig"]
+__all__ = ["TaskConfig", "TaskLanding"]
+
+
+class TaskLanding(Section):
+    """How this task's work lands, over the run's ``landing:`` (only ``pulls`` here)."""
+
+    pulls: Literal["single", "stacked"] | None = Field(
+        default=None,
+        description="the run's landing.pulls for this task alone: stacked opens its pull "
+        "request on the ones of its dependencies still in review (needs landing.via: "
+        "pull_request)",
+    )
 
 
 class TaskConfig(Section):
@@ -45,6 +56,9 @@ class TaskConfig(Section):
         default=None, description="phases to run, in order (default: all)"
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+    landing: TaskLanding | None = Field(
+        default=None, description="this task's own landing settings (`pulls`)"
+    )
     council: bool = Field(
         default=False,
         description="council mode (best of N): every adapter in `adapters` runs the task in "

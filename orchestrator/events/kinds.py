@@ -61,6 +61,8 @@ class EventType(StrEnum):
     PULL_NOT_MERGED = "pull.not_merged"
     PULL_FEEDBACK_ROUND = "pull.feedback_round"
     PULL_ROUND_UNCHANGED = "pull.round_unchanged"
+    PULL_STACK_CARRIED = "pull.stack_carried"
+    PULL_STACK_RETARGETED = "pull.stack_retargeted"
     # a run as a whole
     RUN_STARTED = "run.started"
     RUN_JOINED = "run.joined"

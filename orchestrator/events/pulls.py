@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from orchestrator.events.base import TaskEvent
 
 __all__ = [
@@ -14,6 +16,8 @@ __all__ = [
     "PullNotMerged",
     "PullOpened",
     "PullRoundUnchanged",
+    "PullStackCarried",
+    "PullStackRetargeted",
 ]
 
 
@@ -83,3 +87,30 @@ class PullRoundUnchanged(TaskEvent):
     url: str
     round: int
     head_sha: str
+
+
+class PullStackCarried(TaskEvent):
+    """A stacked pull request's work was rebuilt on the changed pull request below it
+    (``below``, task ``below_task``, now at ``below_sha``): ``clean`` when git merged the
+    change in without conflict (pushed as ``head_sha``), else its CLI's conversation goes on
+    to resolve ``conflicts``."""
+
+    type: Literal["pull.stack_carried"] = "pull.stack_carried"
+    number: int
+    below: int
+    below_task: str
+    below_sha: str
+    clean: bool
+    head_sha: str = ""
+    conflicts: list[str] = Field(default_factory=list)
+
+
+class PullStackRetargeted(TaskEvent):
+    """Every pull request below the task's merged: its own now asks to land on ``base``
+    (was ``was``), its approvals and checks judged again for its head."""
+
+    type: Literal["pull.stack_retargeted"] = "pull.stack_retargeted"
+    number: int
+    url: str
+    base: str
+    was: str

@@ -284,6 +284,17 @@ class Forge(Protocol):
 
     async def get_pull(self, number: int) -> PullRequest: ...
 
+    async def update_pull(
+        self, number: int, *, base: str | None = None, body: PublicText | None = None
+    ) -> PullRequest:
+        """Change an open pull request: ``base`` retargets it to that branch (its head and
+        reviews stay), ``body`` replaces its description; the pull request as it now is."""
+        ...
+
+    async def request_reviews(self, number: int, reviewers: Sequence[str]) -> None:
+        """Ask ``reviewers`` (logins) to review the pull request (again)."""
+        ...
+
     async def list_reviews(self, number: int) -> list[Review]: ...
 
     async def list_review_comments(self, number: int) -> list[ReviewComment]: ...

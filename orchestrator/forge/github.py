@@ -193,6 +193,27 @@ class GitHubForge:
     async def get_pull(self, number: int) -> PullRequest:
         return _pull(await self._calls.call("GET", f"/pulls/{number}", models.PullRequest))
 
+    async def update_pull(
+        self, number: int, *, base: str | None = None, body: PublicText | None = None
+    ) -> PullRequest:
+        wanted: dict[str, str] = {}
+        if base is not None:
+            wanted["base"] = base
+        if body is not None:
+            wanted["body"] = body
+        if not wanted:
+            return await self.get_pull(number)
+        return _pull(
+            await self._calls.call("PATCH", f"/pulls/{number}", models.PullRequest, body=wanted)
+        )
+
+    async def request_reviews(self, number: int, reviewers: Sequence[str]) -> None:
+        if reviewers:
+            body = {"reviewers": list(reviewers)}
+            await self._calls.call(
+                "POST", f"/pulls/{number}/requested_reviewers", models.PullRequestSimple, body=body
+            )
+
     async def list_reviews(self, number: int) -> list[Review]:
         found = await self._calls.pages(f"/pulls/{number}/reviews", models.PullRequestReview)
         return [_review(review) for review in found]

@@ -1,6 +1,7 @@
 """What the merge queue lends the features beside it: the pull requests' git (the branch's
-check before it leaves, a head pushed, a merge on the remote confirmed, the base followed) and
-the relander's (landings the base no longer has, their branches restored).
+check before it leaves, a head pushed, a merge on the remote confirmed, the base followed; a
+stacked pull request's start and a change below carried up, ``stack_git``) and the
+relander's (landings the base no longer has, their branches restored).
 
 ``Lending`` shares the queue's own parts, built once by it: its ``Git`` (one hooks directory,
 one identity), its ``CheckoutFinder`` (which worktree has the base checked out), its
@@ -12,7 +13,7 @@ Every method runs its git in a worker thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -29,6 +30,14 @@ from orchestrator.merge.pull_git import PullLanded, confirm_landed, push_head, r
 from orchestrator.merge.push_gate import PushGate
 from orchestrator.merge.remote import RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
+from orchestrator.merge.stack_git import (
+    Carried,
+    carry_up,
+    have_commit,
+    merge_heads,
+    move_branch,
+    unresolved,
+)
 from orchestrator.merge.vanished import VanishedLanding, find_vanished, kept_tip
 
 __all__ = ["Lending"]
@@ -79,6 +88,59 @@ class Lending:
         """Put ``commit`` on the remote's branch ``head``, a pull request's head
         (``pull_git.push_head``: leased, never forced)."""
         await anyio.to_thread.run_sync(push_head, GitCalls(self._git), remote, commit, head)
+
+    async def stack_start(self, remote: str, below: Sequence[tuple[str, str]], message: str) -> str:
+        """Where a task stacked on the pull requests ``below`` ((head branch, recorded head
+        commit) each) starts: the one head, or a merge of them all made here
+        (``stack_git``): exact commits, fetched when not in this clone."""
+
+        def start() -> str:
+            calls = GitCalls(self._git)
+            for branch, sha in below:
+                have_commit(calls, remote, branch, sha)
+            if len(below) == 1:
+                return below[0][1]
+            return merge_heads(calls, [sha for _, sha in below], message)
+
+        return await anyio.to_thread.run_sync(start)
+
+    async def stack_carry(
+        self,
+        remote: str,
+        kept: str,
+        head: tuple[str, str],
+        below: tuple[str, str],
+        message: str,
+    ) -> Carried:
+        """The new head ``below`` ((branch, commit)) of the pull request below merged into
+        the work above it, ``head`` ((branch, commit) as pushed); the task's ``kept`` local
+        branch moved to the result (created when this clone has none), so its next build
+        (the conflicts' resolution) starts there. A kept branch already at such a merge of
+        the two (this carry, before a crash) is that result."""
+
+        def carry() -> Carried:
+            calls = GitCalls(self._git)
+            have_commit(calls, remote, *head)
+            have_commit(calls, remote, *below)
+            local = calls.rev_parse(branch_ref(kept))
+            if local is not None and local != head[1]:
+                # This very carry, made before a crash cut the run short: taken as it is.
+                parents = calls.run("rev-list", "--parents", "-n", "1", local).out.split()[1:]
+                if parents != [head[1], below[1]]:
+                    raise CouncilError(
+                        f"branch {kept} is at {local[:12]}, not at the pushed head {head[1][:12]}"
+                    )
+                return Carried(local, carry_up(calls, head[1], below[1], message).conflicts)
+            carried = carry_up(calls, head[1], below[1], message)
+            move_branch(calls, kept, carried.commit, local or ZERO_SHA)
+            return carried
+
+        return await anyio.to_thread.run_sync(carry)
+
+    async def stack_unresolved(self, commit: str, paths: Sequence[str]) -> list[str]:
+        """Which of ``paths`` (a carried change's conflicts) still hold git's conflict
+        markers in ``commit`` (``stack_git.unresolved``)."""
+        return await anyio.to_thread.run_sync(unresolved, GitCalls(self._git), commit, paths)
 
     async def confirm_pull_landed(self, remote: str, commit: str) -> PullLanded:
         """Whether ``commit`` is on the remote's base now (``pull_git.confirm_landed``)."""

@@ -105,7 +105,7 @@ class Dispatcher:
                 if task.council:
                     await self._members.cancel(task)
                 continue
-            if waiting_on(task, states):
+            if set(waiting_on(task, states)) - self._parts.stands_on(task, states):
                 continue
             if task.council:
                 await self._dispatch_council(task, state, states, now)

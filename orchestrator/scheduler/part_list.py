@@ -17,6 +17,7 @@ from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.parts import EndOnly, RunPart, RunParts
 from orchestrator.scheduler.pulls.part import PullsPart
+from orchestrator.scheduler.pulls.stack import PullStack
 from orchestrator.scheduler.radar_watch import RadarWatch
 from orchestrator.scheduler.rules.queue import CheckoutEnd
 from orchestrator.scheduler.session_ports import SessionPortsPart
@@ -43,6 +44,9 @@ def run_parts(
     if services.team is not None:  # several workstations on one queue
         parts.append(TeamPart(run, services.team, lambda: len(inflight)))
     parts.append(PullsPart(run, writes))  # landing.via: pull_request
+    stacked = config.landing.pulls == "stacked" and config.landing.via == "pull_request"
+    if stacked or any(config.stacked(task) for task in run.tasks.values()):  # issue 52
+        parts.append(PullStack(run))  # landing.pulls: stacked (tasks from issues too)
     if config.radar.on:  # the collision radar
         parts.append(RadarWatch(run, inflight, wake))
     if config.services:  # each session's own services (issue 50)

@@ -13,6 +13,8 @@ default does nothing and decides nothing.
 - ``tick(states)``: each tick, once the task records are read.
 - ``dispatch(task, state)``: before an attempt is started, why ``task`` waits (None: it does
   not), with its record as the part left it (a part may keep why in the record).
+- ``stands_on(task, states)``: the dependencies of ``task`` the part counts as ready to build
+  on though not merged (a stacked pull request's: those open for review).
 - ``marks()``: per task id, a word the run's board shows beside the task.
 - ``notes()``: per task id, what the part says of the task on the board's line (its session's
   services: ``web ready, db failed``).
@@ -56,6 +58,9 @@ class RunPart(AttemptPart):
 
     async def dispatch(self, task: TaskConfig, state: TaskState) -> tuple[TaskState, str | None]:
         return state, None
+
+    def stands_on(self, task: TaskConfig, states: Mapping[str, TaskState]) -> frozenset[str]:
+        return frozenset()
 
     def marks(self) -> Mapping[str, str]:
         return {}
@@ -130,6 +135,13 @@ class RunParts(AttemptParts):
             if reason is not None:
                 return state, reason
         return state, None
+
+    def stands_on(self, task: TaskConfig, states: Mapping[str, TaskState]) -> frozenset[str]:
+        """The dependencies of ``task`` some part counts as ready to build on."""
+        found: frozenset[str] = frozenset()
+        for part in self.parts:
+            found |= part.stands_on(task, states)
+        return found
 
     def marks(self) -> dict[str, str]:
         marks: dict[str, str] = {}

@@ -64,10 +64,15 @@ class WorktreeMaker:
         self._reserved_lock = threading.Lock()  # branch numbers are picked in worker threads
 
     async def create(
-        self, session_id: str, cli_name: str, task_id: str, at_least: int = 1
+        self,
+        session_id: str,
+        cli_name: str,
+        task_id: str,
+        at_least: int = 1,
+        start: str | None = None,
     ) -> SessionWorktree:
         """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
-        (``n`` at least ``at_least``)."""
+        (``n`` at least ``at_least``), or at commit ``start``."""
         book = self._book
         sid = check_ref_id(session_id, "session id")
         cli = check_id(cli_name, "adapter name")
@@ -83,7 +88,9 @@ class WorktreeMaker:
                     raise WorkspaceError(
                         f"{path} already exists; remove that session or run reconcile first"
                     )
-                return fork_branch(ws, task, self._reserved[task], self._reserved_lock, at_least)
+                return fork_branch(
+                    ws, task, self._reserved[task], self._reserved_lock, at_least, start
+                )
 
             forked = await anyio.to_thread.run_sync(fork)
             branch, base_tip = forked.branch, forked.base

@@ -161,11 +161,19 @@ class WorktreeManager:
     # --- a session's worktree --------------------------------------------------------------
 
     async def create_session_worktree(
-        self, session_id: str, cli_name: str, task_id: str, *, at_least: int = 1
+        self,
+        session_id: str,
+        cli_name: str,
+        task_id: str,
+        *,
+        at_least: int = 1,
+        start: str | None = None,
     ) -> SessionWorktree:
         """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
-        (``n`` at least ``at_least``: in a team, the attempt's number, unique across clones)."""
-        return await self._sealed(await self._maker.create(session_id, cli_name, task_id, at_least))
+        (``n`` at least ``at_least``: in a team, the attempt's number, unique across clones),
+        or at commit ``start`` (a stacked pull request's: the head below it, recorded)."""
+        made = await self._maker.create(session_id, cli_name, task_id, at_least, start)
+        return await self._sealed(made)
 
     async def adopt_session_worktree(
         self, session_id: str, cli_name: str, task_id: str, branch: str

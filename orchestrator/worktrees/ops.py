@@ -75,9 +75,15 @@ class Workspace:
 
 
 def fork_branch(
-    ws: Workspace, task: str, reserved: set[int], lock: threading.Lock, at_least: int = 1
+    ws: Workspace,
+    task: str,
+    reserved: set[int],
+    lock: threading.Lock,
+    at_least: int = 1,
+    start: str | None = None,
 ) -> Fork:
-    """Create ``council/<task>/<n>`` at the base tip as it is now, for the next free ``n``
+    """Create ``council/<task>/<n>`` at the base tip as it is now (or at commit ``start``: a
+    stacked pull request's work starts on the one below), for the next free ``n``
     (blocking: run it in a worker thread; two git processes).
 
     One ``for-each-ref`` reads the base tip and the task's existing branches together.
@@ -103,6 +109,13 @@ def fork_branch(
             name = ws.base_ref.removeprefix("refs/heads/")
             raise WorkspaceError(f"base branch {name!r} does not exist in {ws.layout.root}")
         tip = peeled.out
+    if start is not None:
+        peeled = ws.git.run_sync(
+            "rev-parse", "--verify", "--quiet", f"{start}^{{commit}}", check=False
+        )
+        if not peeled.ok or peeled.out != start:
+            raise WorkspaceError(f"commit {start!r} to start task {task!r} from is not here")
+        tip = start
     vanished = 0
     while True:
         with lock:

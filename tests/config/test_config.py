@@ -467,7 +467,8 @@ def test_unknown_key_nested(workdir: Path) -> None:
     assert issues("tasks:\n  - id: a\n    prompt: x\n  - id: b\n    promt: y\n") == [
         "run.yaml:4: tasks[1].prompt: required field is missing",
         "run.yaml:5: tasks[1].promt: unknown key (did you mean 'prompt'? allowed: id, prompt, "
-        "priority, depends_on, files, adapters, verify, timeout, phases, metadata, council)",
+        "priority, depends_on, files, adapters, verify, timeout, phases, metadata, landing, "
+        "council)",
     ]
 
 

@@ -210,3 +210,39 @@ def test_the_warning_comes_with_the_errors(tmp_path: Path) -> None:
 
 def test_the_council_comparison_is_named_as_the_workflow_names_it() -> None:
     assert COUNCIL_PHASE == best_of.COUNCIL_PHASE
+
+
+def test_stacked_pull_requests_need_landing_by_pull_request(tmp_path: Path) -> None:
+    found = checked(
+        tmp_path,
+        "adapters: {cli: {type: scripted}}\n"  # 1
+        "landing: {pulls: stacked}\n"  # 2
+        "tasks:\n"  # 3
+        "  - {id: a, prompt: x}\n"  # 4
+        "  - {id: b, prompt: y, depends_on: [a], landing: {pulls: stacked}}\n"  # 5
+        "  - {id: c, prompt: z, landing: {pulls: tower}}\n",  # 6
+        options_models=MODELS,
+    )
+    assert found.config is None
+    said = lines(found, tmp_path)
+    why = "stacked needs landing.via: pull_request (a stack is made of pull requests)"
+    assert f"run.yaml:2: landing.pulls: {why}" in said
+    assert f"run.yaml:5: tasks[1].landing.pulls: {why}" in said
+    assert any(line.startswith("run.yaml:6: tasks[2].landing.pulls:") for line in said), said
+
+
+def test_a_stacked_run_by_pull_request_is_valid_and_says_which_task_is_stacked(
+    tmp_path: Path,
+) -> None:
+    found = checked(
+        tmp_path,
+        "adapters: {cli: {type: scripted}}\n"
+        "landing: {via: pull_request}\n"
+        "tasks:\n"
+        "  - {id: a, prompt: x}\n"
+        "  - {id: b, prompt: y, depends_on: [a], landing: {pulls: stacked}}\n",
+        options_models=MODELS,
+    )
+    assert found.config is not None, lines(found, tmp_path)
+    stacked = {t.id: found.config.stacked(t) for t in found.config.tasks}
+    assert stacked == {"a": False, "b": True}

@@ -180,6 +180,9 @@ ELSEWHERE = {
     "test_status_shows_a_starting_run_and_a_ctrl_c_while_recording_stops_it",
     # Landing by pull request (a run with a forge): the fake GitHub's own crash test.
     **dict.fromkeys(("pull.intent", "pull.opened", "pull.merged"), _PULL_CRASHES),
+    # A stacked pull request retargeted once the one below it merged (issue 52).
+    "pull.retarget": "test_pull_stack.py::"
+    "test_a_kill_in_the_middle_of_a_retarget_then_resume_lands_everything_once",
     # Killed after the CLI said what it spent: the resume closes its call from its log.
     "ledger.closing": "test_spend_settle.py::"
     "test_a_call_killed_before_its_close_is_closed_from_its_log_at_what_it_said",

@@ -66,6 +66,9 @@ def test_the_fields_a_definition_is_made_of_are_pinned() -> None:
     assert shape["phases"] == [
         {"name": "build", "adapters": [["cli", "scripted"]], "model": None, "prompt_template": None}
     ]
+    # Landing as a stacked pull request changes where it starts and what it lands on.
+    stacked = _config([{**base, "landing": {"pulls": "stacked"}}], landing={"via": "pull_request"})
+    assert differences(definition(stacked, stacked.tasks[0]), shape) == ["pulls"]
     # Priority and limits are each workstation's own: same digest.
     calm = _config([{**base, "priority": 7, "timeout": "5m"}])
     assert digest(definition(calm, calm.tasks[0])) == digest(shape)

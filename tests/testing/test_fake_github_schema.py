@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from githubkit_schemas.latest import models
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from orchestrator.forge.public_text import own
 from tests.support.forge_helpers import OWNER, REPO, TOKEN, Rig, rig
 
 
@@ -116,6 +118,14 @@ def _world(r: Rig) -> dict[str, tuple[Any, Any]]:
         "back_to_main": (
             models.PullRequest,
             _call(r, "PATCH", f"/pulls/{number}", {"base": "main"}),
+        ),
+        "reviewers_requested": (
+            models.PullRequestSimple,
+            _call(r, "POST", f"/pulls/{number}/requested_reviewers", {"reviewers": ["bob"]}),
+        ),
+        "reviewer_refused": (
+            models.BasicError,
+            _call(r, "POST", f"/pulls/{number}/requested_reviewers", {"reviewers": ["eve"]}),
         ),
         "merge": (
             models.PullRequestMergeResult,
@@ -222,3 +232,74 @@ def test_a_pull_request_is_retargeted_as_github_does(r: Rig) -> None:
     _call(r, "PATCH", f"/pulls/{number}", {"state": "closed"})
     status, refused = _call(r, "PATCH", f"/pulls/{number}", {"base": "lower"})
     assert status == 422 and "closed pull request" in refused["message"]
+
+
+def test_a_pull_requests_body_and_reviewers_as_github_updates_them(r: Rig) -> None:
+    # PATCH /pulls/{n} with `body` replaces the description; POST .../requested_reviewers asks
+    # people to review (a login without access is refused, 422); a review answers the ask.
+    r.branch("feature", {"a.py": "x = 1\n"})
+    status, pull = _call(
+        r, "POST", "/pulls", {"title": "T", "body": "first", "head": "feature", "base": "main"}
+    )
+    number = pull["number"]
+    status, edited = _call(r, "PATCH", f"/pulls/{number}", {"body": "second"})
+    assert status == 200 and edited["body"] == "second" and edited["title"] == "T"
+    status, asked = _call(
+        r, "POST", f"/pulls/{number}/requested_reviewers", {"reviewers": ["alice", "bob"]}
+    )
+    assert status == 201
+    assert [u["login"] for u in asked["requested_reviewers"]] == ["alice", "bob"]
+    status, refused = _call(
+        r, "POST", f"/pulls/{number}/requested_reviewers", {"reviewers": ["mallory"]}
+    )
+    assert status == 422 and "collaborators" in refused["message"]
+    r.gh.add_review(number, "alice", "APPROVED")
+    now = _call(r, "GET", f"/pulls/{number}")[1]
+    assert [u["login"] for u in now["requested_reviewers"]] == ["bob"]
+
+
+def test_a_deleted_base_branch_retargets_or_closes_as_github_does(r: Rig) -> None:
+    # GitHub: deleting the head branch of a merged pull request retargets the open pull
+    # requests based on it to that pull request's base; deleting a branch nothing merged
+    # from closes the pull requests based on it.
+    r.branch("lower", {"a.py": "x = 1\n"})
+    upper_sha = r.gh.git.commit_files(
+        "upper", {"b.py": "y = 1\n"}, "upper", parent=r.gh.git.tip("lower"), force=True
+    )
+    assert upper_sha
+    r.branch("other", {"c.py": "z = 1\n"})
+    r.gh.git.commit_files(
+        "on-other", {"d.py": "w = 1\n"}, "on other", parent=r.gh.git.tip("other"), force=True
+    )
+    lower = _call(r, "POST", "/pulls", {"title": "L", "head": "lower", "base": "main"})[1]
+    upper = _call(r, "POST", "/pulls", {"title": "U", "head": "upper", "base": "lower"})[1]
+    stray = _call(r, "POST", "/pulls", {"title": "S", "head": "on-other", "base": "other"})[1]
+    r.gh.human_merge(lower["number"])
+    r.gh.delete_branch("lower")
+    now = _call(r, "GET", f"/pulls/{upper['number']}")[1]
+    assert now["state"] == "open" and now["base"]["ref"] == "main"
+    r.gh.delete_branch("other")
+    assert _call(r, "GET", f"/pulls/{stray['number']}")[1]["state"] == "closed"
+    assert r.gh.git.tip("lower") is None and r.gh.git.tip("other") is None
+
+
+def test_the_forge_client_retargets_edits_and_asks_for_reviews(r: Rig) -> None:
+    r.branch("lower", {"a.py": "x = 1\n"})
+    r.gh.git.commit_files(
+        "upper", {"b.py": "y = 1\n"}, "upper", parent=r.gh.git.tip("lower"), force=True
+    )
+    number = _call(r, "POST", "/pulls", {"title": "U", "head": "upper", "base": "lower"})[1][
+        "number"
+    ]
+
+    async def go() -> None:
+        moved = await r.forge.update_pull(number, base="main", body=own("Stack: #1 below"))
+        assert moved.base == "main" and "Stack:" in moved.body
+        await r.forge.request_reviews(number, ["alice"])
+        await r.forge.request_reviews(number, [])  # nobody: no request at all
+
+    before = len(r.gh.requests)
+    anyio.run(go)
+    sent = [(q.method, q.path.rsplit("/", 1)[-1]) for q in r.gh.requests[before:]]
+    assert sent == [("PATCH", str(number)), ("POST", "requested_reviewers")]
+    assert [u["login"] for u in r.gh.site.pull_json(number)["requested_reviewers"]] == ["alice"]

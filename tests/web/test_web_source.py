@@ -9,6 +9,7 @@ import anyio
 
 from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.state import FileStateStore
+from orchestrator.web.board import Board
 from orchestrator.web.source import open_source
 
 
@@ -41,5 +42,32 @@ def test_an_ended_run_is_never_shown_beside_a_task_as_it_was(tmp_path: Path) -> 
             assert {t.task_id: str(t.status) for t in kept.tasks}["a"] == "done"
             again = await source.report(changed={"a"})
             assert {t.task_id: str(t.status) for t in again.tasks}["a"] == "failed"
+
+    anyio.run(run)
+
+
+def test_the_page_shows_each_pull_request_s_place_in_its_stack(tmp_path: Path) -> None:
+    """``landing.pulls: stacked``: the page's pull requests say each one's place, the one
+    below it and the one above it, as ``status --json`` does."""
+
+    def pull(number: int) -> dict[str, object]:
+        return {"number": number, "url": f"https://x/pull/{number}", "state": "open"}
+
+    async def run() -> None:
+        state = tmp_path / ".council" / "state"
+        async with FileStateStore(state) as store:
+            await store.create_session({}, [], session_id="s-1", listed=["a", "b"])
+            await store.add_session_tasks("s-1", [{"task_id": "a"}, {"task_id": "b"}])
+            review = TaskStatus.IN_REVIEW
+            await store.update_task_state("a", {"status": review, "metadata": {"pull": pull(7)}})
+            stacked = {"pull": pull(8), "stack": {"below": ["a"], "base": "council/a"}}
+            await store.update_task_state("b", {"status": review, "metadata": stacked})
+        async with open_source(None, state_dir=state) as source:
+            shown = await Board(source).view()
+            stacks = {p["task_id"]: p["stack"] for p in shown["pulls"]}
+            assert stacks == {
+                "a": {"place": 1, "below": [], "above": [{"task_id": "b", "number": 8}]},
+                "b": {"place": 2, "below": [{"task_id": "a", "number": 7}], "above": []},
+            }
 
     anyio.run(run)

@@ -11,6 +11,7 @@ imports it, and must not import the run machinery.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +20,7 @@ import typer
 
 from orchestrator.cli import console
 from orchestrator.models import SessionStatus, TaskStatus
-from orchestrator.run.reports.report import RunReport, TaskReport
+from orchestrator.run.reports.report import RunReport, StackLink, StackReport, TaskReport
 from orchestrator.services.records import note
 
 __all__ = [
@@ -204,6 +205,17 @@ def _commit(commit: str | None, wide: bool) -> str:
     return commit if wide else commit[:_SHORT_COMMIT]
 
 
+def stack_text(stack: StackReport) -> str:
+    """``stack 2: on #12 one, under #14 three``: a pull request's place in its stack."""
+
+    def named(links: Sequence[StackLink]) -> str:
+        return ", ".join(f"#{x.number} {x.task_id}" if x.number else x.task_id for x in links)
+
+    where = [f"on {named(stack.below)}"] if stack.below else []
+    where += [f"under {named(stack.above)}"] if stack.above else []
+    return f"stack {stack.place}: {', '.join(where)}" if where else f"stack {stack.place}"
+
+
 def status_text(task: TaskReport) -> str:
     """A task's status; a parked one says when its park lifts (local time), on which
     adapter, and which park of the task it is."""
@@ -220,6 +232,8 @@ def status_text(task: TaskReport) -> str:
                 f" (PR #{pull.number} {pull.state}, {pull.approvals} approval(s), "
                 f"checks {pull.checks}, round {pull.round})"
             )
+            if pull.stack is not None:
+                shown += f" ({stack_text(pull.stack)})"
         if task.vanished:
             gone = task.vanished[-1]
             again = "landed again" if task.status == TaskStatus.DONE else "not landed again"

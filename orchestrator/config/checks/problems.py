@@ -11,6 +11,7 @@ from orchestrator.config.budgets import BudgetsConfig
 from orchestrator.config.fieldpath import Loc, format_loc
 from orchestrator.config.sections import (
     CapacityConfig,
+    LandingConfig,
     RateLimitConfig,
     RetryConfig,
     SchedulerConfig,
@@ -53,6 +54,8 @@ class RunSections(Protocol):
     def workflow(self) -> WorkflowConfig: ...
     @property
     def retry(self) -> RetryConfig: ...
+    @property
+    def landing(self) -> LandingConfig: ...
     @property
     def scheduler(self) -> SchedulerConfig: ...
     @property

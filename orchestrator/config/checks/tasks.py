@@ -32,6 +32,19 @@ def check_tasks(config: RunSections) -> Iterator[Problem]:
             if name not in config.adapters:
                 yield ("tasks", index, "adapters", position), unknown_adapter(config, name)
         yield from _task_has_adapter(config, index, task)
+    yield from _stacked_pulls(config)
+
+
+def _stacked_pulls(config: RunSections) -> Iterator[Problem]:
+    """``pulls: stacked`` (the run's or a task's) lands through pull requests only."""
+    if config.landing.via == "pull_request":
+        return
+    why = "stacked needs landing.via: pull_request (a stack is made of pull requests)"
+    if config.landing.pulls == "stacked":
+        yield ("landing", "pulls"), why
+    for index, task in enumerate(config.tasks):
+        if task.landing is not None and task.landing.pulls == "stacked":
+            yield ("tasks", index, "landing", "pulls"), why
 
 
 def _task_has_adapter(config: RunSections, index: int, task: TaskConfig) -> Iterator[Problem]:

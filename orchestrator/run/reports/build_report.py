@@ -24,10 +24,12 @@ from orchestrator.run.reports.report import (
     PullReport,
     RunReport,
     RunTotals,
+    StackReport,
     TaskReport,
     VanishedReport,
     WorkstationReport,
 )
+from orchestrator.run.reports.stack_view import stack_reports
 from orchestrator.scheduler.context import TEAM
 from orchestrator.scheduler.rules.queue import dependencies, wait_reason
 from orchestrator.services.records import ServiceState
@@ -111,6 +113,13 @@ def _pull(meta: TaskMeta) -> PullReport | None:
         return None
 
 
+def _with_stack(report: TaskReport, stack: StackReport | None) -> TaskReport:
+    """``report`` with its pull request's place in a stack (``stack_view``)."""
+    if stack is None or report.pull is None:
+        return report
+    return report.model_copy(update={"pull": report.pull.model_copy(update={"stack": stack})})
+
+
 def _total(values: Sequence[float | int | None]) -> Any:
     known = [v for v in values if v is not None]
     return sum(known) if known else None
@@ -133,12 +142,16 @@ def build_report(
     live = {i for i, t in by_id.items() if t.status not in TERMINAL_TASK_STATUSES}
     found = [c for c in collisions if set(c.tasks) & live]
     marked = marks(found)
+    stacks = stack_reports(tasks)
     reports = [
-        _task_report(by_id[i], deps.get(i, []), by_id, now).model_copy(
-            update={
-                "collision": marked.get(i) if i in live else None,
-                "services": services.get(i, []),
-            }
+        _with_stack(
+            _task_report(by_id[i], deps.get(i, []), by_id, now).model_copy(
+                update={
+                    "collision": marked.get(i) if i in live else None,
+                    "services": services.get(i, []),
+                }
+            ),
+            stacks.get(i),
         )
         for i in session.task_ids
         if i in by_id

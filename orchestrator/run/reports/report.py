@@ -30,6 +30,8 @@ __all__ = [
     "PullReport",
     "RunReport",
     "RunTotals",
+    "StackLink",
+    "StackReport",
     "TaskReport",
     "VanishedReport",
     "WorkstationReport",
@@ -65,6 +67,23 @@ class VanishedReport(_Report):
     seen_at: datetime | None = None
 
 
+class StackLink(_Report):
+    """A pull request of a stack: its task and number (None: not open yet)."""
+
+    task_id: str
+    number: int | None = None
+
+
+class StackReport(_Report):
+    """A task's place in a stack of pull requests (``landing.pulls: stacked``): ``place`` 1
+    on the base, 2 on a pull request of place 1...; the pull requests ``below`` it (what it
+    stands on) and ``above`` it (what stands on it)."""
+
+    place: int
+    below: list[StackLink] = []
+    above: list[StackLink] = []
+
+
 class PullReport(_Report):
     """The task's pull request (``landing.via: pull_request``) as the run last saw it:
     ``state`` open, merged or closed; ``checks`` success, failure, pending, none, ignored or
@@ -79,6 +98,7 @@ class PullReport(_Report):
     round: int = 0
     waiting: str = ""
     human: bool = False
+    stack: StackReport | None = None  # its place in a stack of pull requests
 
 
 class TaskReport(_Report):

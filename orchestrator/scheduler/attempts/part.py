@@ -16,6 +16,8 @@ The points, in the order an attempt meets them:
   worktree a part can give it (another workstation's published branch, a pull request's head),
   the first part's answer taken; None from every part starts afresh;
 - ``forking(attempt)``: a new worktree is about to fork from the base (fetch it first);
+- ``fork_at(attempt, state)``: the commit a new worktree starts from instead of the base's
+  tip (a stacked pull request's: the head below it, recorded), the first part's answer taken;
 - ``phase_starting(attempt, phase)``: a phase is about to start in the attempt's worktree
   (its session's services started, ``ServiceFailed`` failing the phase); the session's side
   its CLI and checks get (its network, its variables): the parts' variables together, the
@@ -59,6 +61,9 @@ class AttemptPart:
         return None
 
     async def forking(self, attempt: Attempt) -> None:
+        return None
+
+    async def fork_at(self, attempt: Attempt, state: TaskState) -> str | None:
         return None
 
     async def phase_starting(self, attempt: Attempt, phase: str) -> SessionSide | None:
@@ -114,6 +119,13 @@ class AttemptParts:
     async def forking(self, attempt: Attempt) -> None:
         for part in self._parts:
             await part.forking(attempt)
+
+    async def fork_at(self, attempt: Attempt, state: TaskState) -> str | None:
+        for part in self._parts:
+            start = await part.fork_at(attempt, state)
+            if start is not None:
+                return start
+        return None
 
     @property
     def phase_starters(self) -> bool:

@@ -258,8 +258,13 @@ class AttemptRunner:
         # A new worktree: ``new`` means a session id just drawn at random, so nobody can have
         # a worktree for it yet.
         await self._parts.forking(attempt)
+        start = await self._parts.fork_at(attempt, state)
         return await worktrees.create_session_worktree(
-            session_id, attempt.adapter, attempt.worktree_task, at_least=state.attempt + 1
+            session_id,
+            attempt.adapter,
+            attempt.worktree_task,
+            at_least=state.attempt + 1,
+            start=start,
         )
 
     async def _execute(self, attempt: Attempt) -> WorkflowResult:

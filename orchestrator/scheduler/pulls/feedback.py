@@ -122,12 +122,21 @@ class FeedbackRounds:
         )
 
     async def send_back(
-        self, state: TaskState, seen: dict[str, Any], pr: PullRequest, feedback: Feedback
+        self,
+        state: TaskState,
+        seen: dict[str, Any],
+        pr: PullRequest,
+        feedback: Feedback,
+        *,
+        counted: bool = True,
+        also: Callable[[TaskMeta], None] | None = None,
     ) -> bool:
         """Back to the queue for a build on the task's own branch that answers ``feedback``
         (its phases from build on set to run again, their CLI conversation resumed), pushed
-        to the same pull request."""
-        rounds = int(seen.get("feedback_rounds", 0)) + 1
+        to the same pull request. ``counted``: a round of ``landing.max_review_rounds`` (a
+        stacked pull request rebuilt on a change below it is not); ``also``: more of the
+        record changed in the same write."""
+        rounds = int(seen.get("feedback_rounds", 0)) + (1 if counted else 0)
         task = self._run.tasks[state.task_id]
         names = [phase.name for phase in self._run.services.config.phases_for(task)]
         again = names[names.index(BUILD) :] if BUILD in names else names[-1:]
@@ -156,6 +165,8 @@ class FeedbackRounds:
             "waiting": "",
             "human": False,
         })  # fmt: skip
+        if also is not None:
+            also(typed)
         meta = typed.dump()
         updates: dict[str, Any] = {
             "status": TaskStatus.QUEUED,

@@ -72,6 +72,7 @@ from orchestrator.scheduler.pulls.cancelled import (
 from orchestrator.scheduler.pulls.feedback import FeedbackRounds, MidReview
 from orchestrator.scheduler.pulls.landing import recorded_pull
 from orchestrator.scheduler.pulls.outcomes import PullOutcomes
+from orchestrator.scheduler.pulls.stack_view import below_first
 
 __all__ = ["PullFollower", "waits_on_person"]
 
@@ -268,6 +269,9 @@ class PullFollower:
         if heard.ignored:  # reviews set aside: said, never read (``orchestrator.forge.trust``)
             seen["ignored"] = heard.ignored
         if reviewed and checks_ok:
+            held = below_first(state, self._run.services.config.base_branch)
+            if held is not None:  # stacked: it asks to land on the pull request below it
+                return await self._outcomes.note(state, seen, held, human=True)
             if landing.merge == "manual":
                 return await self._outcomes.note(
                     state, seen, f"a person to merge #{number}", human=True

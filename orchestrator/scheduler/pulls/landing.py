@@ -23,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.config.task import TaskConfig
 from orchestrator.events.pulls import PullOpened, PullRoundUnchanged
+from orchestrator.events.tasks import TaskFailed
 from orchestrator.forge.base import Forge, PullRequest
 from orchestrator.forge.public_text import (
     PublicText,
@@ -34,7 +36,7 @@ from orchestrator.forge.public_text import (
     own,
     title,
 )
-from orchestrator.models import ClaimStatus, TaskState, TaskStatus
+from orchestrator.models import ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.part import AttemptPart
@@ -51,6 +53,7 @@ __all__ = [
     "head_branch",
     "pull_body",
     "recorded_pull",
+    "task_body",
     "with_pull",
 ]
 
@@ -137,6 +140,10 @@ class PullLanding(AttemptPart):
         services = self._run.services
         store, forge = services.store, self._forge()
         head, base = head_branch(attempt.key), services.config.base_branch
+        before = await store.get_task_state(attempt.key)
+        stack = TaskMeta.read(before.metadata if before else {}).pull.stack
+        if stack is not None and stack.base:  # stacked: on the pull request below it
+            base = stack.base
         record = await store.get_record(PULLS, attempt.key)
         known = dict(record.data) if record is not None else {}
         if known.get("head") != head or known.get("base") != base:
@@ -144,6 +151,11 @@ class PullLanding(AttemptPart):
             await store.put_record(PULLS, attempt.key, known)
         crash_point("pull.intent")
         tip = await services.merges.lending.publishable(attempt.session.branch)
+        if stack is not None and stack.conflicts:  # a change below merged in with conflicts
+            left = await services.merges.lending.stack_unresolved(tip, stack.conflicts)
+            if left:
+                await self._unresolved(attempt, left)
+                return
         await services.merges.lending.push_pull_head(self.remote, tip, head)
         state = await store.get_task_state(attempt.key)
         pull, created = await self._pull_for(forge, known, head, base, attempt, state)
@@ -162,6 +174,8 @@ class PullLanding(AttemptPart):
         meta.worktree.session = None  # retired below: the branch keeps the work
         meta.landing.waiting = None
         meta.pull.pull_feedback = None  # answered by this push
+        if meta.pull.stack is not None and meta.pull.stack.conflicts:
+            meta.pull.stack = meta.pull.stack.model_copy(update={"conflicts": None})
         updates: dict[str, Any] = {
             "status": TaskStatus.IN_REVIEW,
             "current_phase": None,
@@ -189,6 +203,30 @@ class PullLanding(AttemptPart):
                 created=created,
             )
         )
+
+    async def _unresolved(self, attempt: Attempt, paths: list[str]) -> None:
+        """A stacked task's build left git's conflict markers (from a change below merged
+        into it) in ``paths``: nothing is pushed; the task ends ``conflict``, its branch and
+        its pull request kept as they were."""
+        assert attempt.session is not None
+        shown = ", ".join(p if p.isprintable() else repr(p) for p in paths[:20])
+        error = (
+            f"the change below could not be merged in: conflict markers are left in {shown}; "
+            f"nothing was pushed, branch {attempt.session.branch} kept"
+        )
+        state = await self._run.services.store.get_task_state(attempt.key)
+        meta = TaskMeta.read(self._writes.with_usage(attempt, state.metadata if state else {}))
+        meta.retry.conflicts = list(paths)
+        updates: dict[str, Any] = {
+            "status": TaskStatus.CONFLICT,
+            "current_phase": None,
+            "error": error,
+            "finished_at": utcnow(),
+            "metadata": meta.dump(),
+        }
+        await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
+        await self._writes.release_locks(attempt)
+        await self._run.events.emit(TaskFailed(task_id=attempt.key, error=error))
 
     async def _pull_for(
         self,
@@ -241,21 +279,29 @@ def _title(prompt: str, task_id: str) -> PublicText:
 
 
 async def pull_body(run: RunContext, attempt: Attempt, state: TaskState | None) -> PublicText:
-    """What the pull request says (built by ``forge.public_text``): the task's prompt (its
-    first lines, quoted, masked, pinging nobody), what each phase did (its handoff's summary,
-    the CLI's own words: fenced, bounded), the verify commands' results (a failed one's output
-    only as a masked, bounded tail, with where the rest lives), and ``Closes #<issue>`` for a
-    task made from an issue."""
+    """``task_body`` of the attempt's task."""
+    return await task_body(run, attempt.task, attempt.key, state)
+
+
+async def task_body(
+    run: RunContext, task: TaskConfig, key: str, state: TaskState | None
+) -> PublicText:
+    """What the pull request of ``task`` (its record ``key``) says (built by
+    ``forge.public_text``): the task's prompt (its first lines, quoted, masked, pinging
+    nobody), what each phase did (its handoff's summary, the CLI's own words: fenced,
+    bounded), the verify commands' results (a failed one's output only as a masked, bounded
+    tail, with where the rest lives), and ``Closes #<issue>`` for a task made from an
+    issue."""
     store = run.services.store
-    lines = [line.rstrip() for line in attempt.task.prompt.strip().splitlines()]
+    lines = [line.rstrip() for line in task.prompt.strip().splitlines()]
     prompt = lines[:_PROMPT_LINES] + (["..."] if len(lines) > _PROMPT_LINES else [])
     parts = [
-        own(f"Task `{attempt.key}`, done by CLI Council."),
+        own(f"Task `{key}`, done by CLI Council."),
         own("\n".join(f"> {x}" for x in prompt)),
     ]
     handoffs: list[Handoff] = []
     for phase in state.phases if state is not None else {}:
-        handoff = await load_handoff(store, attempt.key, phase)
+        handoff = await load_handoff(store, key, phase)
         if handoff is not None:
             handoffs.append(handoff)
     for handoff in handoffs:
@@ -274,8 +320,8 @@ async def pull_body(run: RunContext, attempt: Attempt, state: TaskState | None) 
         for check in failed:
             parts.append(output(check.output_tail))
         if failed:
-            parts.append(log_pointer(attempt.key))
-    issue = TaskMeta.read(attempt.task.metadata).pull.issue  # the task's config, or its record
+            parts.append(log_pointer(key))
+    issue = TaskMeta.read(task.metadata).pull.issue  # the task's config, or its record
     if issue is None and state is not None:
         issue = TaskMeta.read(state.metadata).pull.issue
     if isinstance(issue, int) and not isinstance(issue, bool):

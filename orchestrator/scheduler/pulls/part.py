@@ -10,7 +10,8 @@ as a pull request (``landing``), their loop beside the tick, and their say in ho
   passes keep their pace whatever the nudges.
 - **The run's end** (``ending.EndPart``): a task ``in_review`` whose pull request waits for a
   person (a review, a merge by hand, failing checks), as this run's own look found it, or one
-  that waits behind it, waits for that person and does not hold ``council run`` open; a pull
+  that waits behind it, waits for that person and does not hold ``council run`` open (but a
+  stacked task that can start on the pull requests below it does not wait: ``pulls.stack``); a pull
   request no pass has tried yet (just pushed, or a cancelled task's not yet closed) holds the
   run open until a pass has; a run that ends with a task ``in_review`` ends ``interrupted`` on
   the checkpoint ``in_review``, and ``council resume`` follows its pull request again.
@@ -32,6 +33,7 @@ from orchestrator.scheduler.ending import after_waiting
 from orchestrator.scheduler.parts import Loop, RunPart
 from orchestrator.scheduler.pulls.follower import PullFollower
 from orchestrator.scheduler.pulls.landing import PullLanding
+from orchestrator.scheduler.pulls.stack_view import open_for_review
 from orchestrator.worktrees.models import SessionWorktree
 
 __all__ = ["PullsPart"]
@@ -115,8 +117,23 @@ class PullsPart(RunPart):
         depends_on: Mapping[str, Sequence[str]],
     ) -> bool:
         state, person = states.get(task_id), self._pulls.waits_on_person
-        return (state is not None and person(state)) or after_waiting(
-            task_id, depends_on, states, person
+        if state is not None and person(state):
+            return True
+        if state is not None and self._stacks_now(state, states):
+            return False  # it starts on the pull requests below it: nobody to wait for
+        return after_waiting(task_id, depends_on, states, person)
+
+    def _stacks_now(self, state: TaskState, states: Mapping[str, TaskState]) -> bool:
+        """A stacked task (``landing.pulls: stacked``) ready to start on what it depends on:
+        each dependency merged or open for review (``pulls.stack``)."""
+        task = self._run.tasks.get(state.task_id)
+        if task is None or state.status not in (TaskStatus.QUEUED, TaskStatus.PARKED):
+            return False
+        if not self._run.services.config.stacked(task):
+            return False
+        deps = [states.get(dep) for dep in task.depends_on]
+        return any(open_for_review(d) for d in deps) and all(
+            open_for_review(d) or (d is not None and d.status == TaskStatus.DONE) for d in deps
         )
 
     def unlooked(self, state: TaskState) -> bool:

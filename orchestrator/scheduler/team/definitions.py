@@ -11,7 +11,9 @@ field and its ``digest`` (sha256) names it in one string:
 - ``verify`` (the task's commands, else the run's); ``files`` and ``depends_on`` (as sets);
   ``metadata`` (all of it reaches the prompts: phase instructions, a council's candidate
   overrides); ``council`` (best of N: the candidates are the adapters above; the judge is the
-  workflow's own, a branch is always ``council/<task>/<n>``, so neither differs by config).
+  workflow's own, a branch is always ``council/<task>/<n>``, so neither differs by config);
+  ``pulls: stacked`` when it lands as a stacked pull request (its ``landing.pulls``, else the
+  run's: where it starts and what its pull request lands on), absent otherwise.
 
 Not part of it, and free to differ: ``priority`` (only the order: the team's queue keeps the
 creator's), ``timeout`` and the phases' ``timeout``/``idle_timeout`` (limits each workstation
@@ -70,8 +72,11 @@ DEFINITIONS_OPTION = "definitions"  # session options: task id -> its definition
 
 # The task config's fields a definition is made of (resolved), and those it leaves out.
 TASK_FIELDS = frozenset(
-    {"prompt", "phases", "adapters", "verify", "files", "depends_on", "metadata", "council"}
-)
+    {
+        "prompt", "phases", "adapters", "verify", "files", "depends_on", "metadata", "council",
+        "landing",
+    }
+)  # fmt: skip
 IGNORED_TASK_FIELDS = frozenset({"id", "priority", "timeout"})
 PHASE_FIELDS = frozenset({"name", "adapter", "model", "prompt_template"})
 IGNORED_PHASE_FIELDS = frozenset({"timeout", "idle_timeout", "options"})
@@ -164,6 +169,8 @@ def definition(config: RunConfig, task: TaskConfig) -> dict[str, Any]:
         "metadata": task.metadata,
         "council": task.council,
     }
+    if config.stacked(task):  # where it starts and what its pull request lands on
+        shape["pulls"] = "stacked"
     loaded: dict[str, Any] = json.loads(_canonical(shape))
     return loaded
 

@@ -169,7 +169,7 @@ def pull(
         "merge_commit_sha": part.merge_commit_sha,
         "assignee": None,
         "assignees": [],
-        "requested_reviewers": [],
+        "requested_reviewers": [user(urls, login) for login in record.requested],
         "requested_teams": [],
         "head": end(part.head, part.head_sha),
         "base": end(part.base, base_sha),

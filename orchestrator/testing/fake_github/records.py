@@ -46,6 +46,7 @@ class IssueRecord:
     comments: list[CommentRecord] = field(default_factory=list)
     pull: Pull | None = None
     events: list[LabelEvent] = field(default_factory=list)  # its labels put on and taken off
+    requested: dict[str, None] = field(default_factory=dict)  # a pull's asked, not reviewed
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,8 @@ def edit_issue(site: GitHubSite, match: re.Match[str], query: Query, body: Any, 
         record.state, record.closed = "open", None
     if "title" in body:
         record.title = str(body["title"])
+    if "body" in body:
+        record.body = str(body["body"] or "")
     if record.pull is not None and match["kind"] == "pulls":
         return Answer(200, site.pull_json(number))
     return Answer(200, _issue(site, record))
@@ -133,6 +135,27 @@ def _retarget(site: GitHubSite, record: IssueRecord, base: Any) -> Answer | None
         return Answer(422, error("Cannot change the base branch of a closed pull request.", 422))
     record.pull.base = base
     return None
+
+
+def request_reviewers(
+    site: GitHubSite, match: re.Match[str], query: Query, body: Any, _: str
+) -> Answer:
+    """``POST /pulls/{n}/requested_reviewers``: each login asked to review (again); 201 with
+    the pull request. GitHub refuses a login that cannot review (422)."""
+    number = int(match["n"])
+    record = site.issues.get(number)
+    if record is None or record.pull is None:
+        return _not_found()
+    logins = body.get("reviewers") if isinstance(body, dict) else None
+    if not isinstance(logins, list) or not all(isinstance(x, str) for x in logins):
+        return _invalid("reviewers", "invalid")
+    for login in logins:
+        if site.association(login) not in ("OWNER", "MEMBER", "COLLABORATOR"):
+            message = "Reviews may only be requested from collaborators."
+            return Answer(422, error(message, 422))
+    with site.lock:
+        record.requested.update(dict.fromkeys(logins))
+    return Answer(201, site.pull_json(number))
 
 
 def _base_invalid() -> list[dict[str, str]]:
@@ -377,6 +400,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(rf"/pulls/{_N}/reviews"), list_reviews),
     ("GET", re.compile(rf"/pulls/{_N}/comments"), list_review_comments),
     ("PUT", re.compile(rf"/pulls/{_N}/merge"), merge_pull),
+    ("POST", re.compile(rf"/pulls/{_N}/requested_reviewers"), request_reviewers),
     ("GET", re.compile(r"/collaborators/(?P<login>[^/]+)/permission"), collaborator_permission),
     ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/check-runs"), check_runs),
     ("GET", re.compile(r"/commits/(?P<ref>[^/]+)/status"), status),

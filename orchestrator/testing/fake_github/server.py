@@ -29,12 +29,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from functools import partial
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from orchestrator.testing.fake_github import shapes
+from orchestrator.testing.fake_github.branches import delete_branch
 from orchestrator.testing.fake_github.records import RecordedRequest
 from orchestrator.testing.fake_github.routes import handle
 from orchestrator.testing.fake_github.site import API_PREFIX, Answer, GitHubSite
@@ -83,6 +85,7 @@ class FakeGitHub:
         self.protect = site.protect
         self.human_merge = site.human_merge
         self.human_close = site.human_close
+        self.delete_branch = partial(delete_branch, site)
         self.force_push = site.force_push
         self.scopeless_token = site.scopeless_token
         self.fail_next = site.fail_next

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from orchestrator.forge.base import ASSOCIATIONS
 from orchestrator.testing.fake_github import objects, shapes
 from orchestrator.testing.fake_github.bare import BareRepo, MergeConflict
+from orchestrator.testing.fake_github.protection import refusal
 from orchestrator.testing.fake_github.records import (
     CheckRunRecord,
     CommentRecord,
@@ -218,6 +219,7 @@ class GitHubSite:
                 self.new_id(), reviewer, state, body, head, self.tick(), association
             )
             self.reviews.setdefault(number, []).append(review)
+            self.issues[number].requested.pop(reviewer, None)  # a review answers the ask
             for path, line, text in comments:
                 comment = ReviewCommentRecord(
                     self.new_id(),
@@ -380,35 +382,7 @@ class GitHubSite:
 
     def refusal(self, number: int) -> str | None:
         """Why branch protection refuses to merge ``number`` now (None: it does not)."""
-        record = self.issues[number]
-        assert record.pull is not None
-        rule = self.protection.get(record.pull.base)
-        if rule is None:
-            return None
-        if rule.refuse:
-            return rule.refuse
-        latest: dict[str, str] = {}
-        for review in self.reviews.get(number, []):
-            # As GitHub's protection: only reviewers with write access count.
-            if review.state != "COMMENTED" and self.role(review.reviewer) in _WRITE:
-                latest[review.reviewer] = review.state
-        approved = sum(1 for state in latest.values() if state == "APPROVED")
-        if approved < rule.required_approvals or "CHANGES_REQUESTED" in latest.values():
-            return (
-                f"At least {rule.required_approvals} approving review is required by "
-                "reviewers with write access."
-            )
-        head = self.head_sha(number)
-        for name in rule.required_checks:
-            if not self._check_passed(head, name):
-                return f'Required status check "{name}" is expected.'
-        return None
-
-    def _check_passed(self, sha: str, name: str) -> bool:
-        for run in self.check_runs.get(sha, []):
-            if run.name == name:
-                return run.conclusion in ("success", "neutral", "skipped")
-        return any(s.context == name and s.state == "success" for s in self.statuses.get(sha, []))
+        return refusal(self, number)
 
     def merge(
         self,
@@ -509,7 +483,6 @@ class GitHubSite:
             return made, True
 
 
-_WRITE = ("admin", "maintain", "write")
 _ROLE_OF = {"OWNER": "admin", "MEMBER": "write", "COLLABORATOR": "write"}
 
 _CLOSING = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+#(\d+)\b", re.IGNORECASE)

@@ -129,11 +129,20 @@ function drawRadar(view) {
   if (!view.collisions.length) $("collisions").replaceChildren(el("li", {}, "no overlap"));
 }
 
+// A pull request's place in its stack (landing.pulls: stacked): "stack 2: on #12 one, under #14 three".
+function stackText(stack) {
+  const named = (links) => links.map((x) => (x.number ? `#${x.number} ${x.task_id}` : x.task_id)).join(", ");
+  const where = [];
+  if (stack.below.length) where.push(`on ${named(stack.below)}`);
+  if (stack.above.length) where.push(`under ${named(stack.above)}`);
+  return where.length ? `stack ${stack.place}: ${where.join(", ")}` : `stack ${stack.place}`;
+}
+
 function drawPulls(view) {
   $("pulls").replaceChildren(...view.pulls.map((p) => {
     const link = el("a", { href: /^https?:\/\//.test(p.url) ? p.url : "#", rel: "noreferrer" }, `#${p.number}`);
     return el("li", {}, link, ` ${p.task_id}: ${p.state}, checks ${p.checks}, ${p.approvals} approvals` +
-      (p.waiting ? `, waits for ${p.waiting}` : ""));
+      (p.stack ? `, ${stackText(p.stack)}` : "") + (p.waiting ? `, waits for ${p.waiting}` : ""));
   }));
   if (!view.pulls.length) $("pulls").replaceChildren(el("li", {}, "none"));
 }
