@@ -92,6 +92,21 @@ def _task_report(
     )
 
 
+def _unrecorded(task_id: str, depends_on: list[str], states: dict[str, TaskState]) -> TaskReport:
+    """A task the session lists with no record yet (the run records its tasks in batches as it
+    starts, and a stop then leaves the rest for `council resume`): queued, as it will be
+    recorded. Built without validation: thousands of them are listed at the start of a big
+    run, and every value here is of its field's type."""
+    done = TaskStatus.DONE
+    deps = [d for d in depends_on if (s := states.get(d)) is None or s.status != done]
+    return TaskReport.model_construct(
+        task_id=task_id,
+        status=TaskStatus.QUEUED,
+        phases={},
+        waiting=f"after {', '.join(deps)}" if deps else None,
+    )
+
+
 def _candidates(meta: TaskMeta) -> list[CandidateReport]:
     council = meta.council.council
     listed = council.get("candidates") if council is not None else None
@@ -140,8 +155,9 @@ def build_report(
                 "services": services.get(i, []),
             }
         )
-        for i in session.task_ids
         if i in by_id
+        else _unrecorded(i, deps.get(i, []), by_id)
+        for i in session.task_ids
     ]
     count = {status: sum(r.status == status for r in reports) for status in TaskStatus}
     starts = [r.started_at for r in reports if r.started_at is not None]
@@ -165,7 +181,7 @@ def build_report(
         output_tokens=_total([r.output_tokens for r in reports]),
         cost_usd=_total([r.cost_usd for r in reports]),
         duration_seconds=duration,
-        unrecorded=len(session.task_ids) - len(reports),
+        unrecorded=sum(i not in by_id for i in session.task_ids),
     )
     return RunReport(
         session_id=session.session_id,
