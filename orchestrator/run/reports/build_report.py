@@ -95,16 +95,15 @@ def _task_report(
 def _unrecorded(task_id: str, depends_on: list[str], states: dict[str, TaskState]) -> TaskReport:
     """A task the session lists with no record yet (the run records its tasks in batches as it
     starts, and a stop then leaves the rest for `council resume`): queued, as it will be
-    recorded. Built without validation: thousands of them are listed at the start of a big
-    run, and every value here is of its field's type."""
+    recorded. A copy of one report made once: thousands of them are listed at the start of a
+    big run, and a report built field by field costs each of them its defaults."""
     done = TaskStatus.DONE
     deps = [d for d in depends_on if (s := states.get(d)) is None or s.status != done]
-    return TaskReport.model_construct(
-        task_id=task_id,
-        status=TaskStatus.QUEUED,
-        phases={},
-        waiting=f"after {', '.join(deps)}" if deps else None,
-    )
+    waiting = f"after {', '.join(deps)}" if deps else None
+    return _QUEUED.model_copy(update={"task_id": task_id, "waiting": waiting})
+
+
+_QUEUED = TaskReport(task_id="-", status=TaskStatus.QUEUED, phases={})
 
 
 def _candidates(meta: TaskMeta) -> list[CandidateReport]:
