@@ -166,6 +166,22 @@ class Start:
     status_listed: int | None = None  # tasks ``council status --json`` listed meanwhile
     after_listed: int | None = None  # ... and after the stop
     status_line: str = ""
+    cpu: float | None = None  # CPU seconds of the run and the processes it waited for
+
+
+def reaped(process: subprocess.Popen[bytes], patience: float) -> tuple[int, float]:
+    """Wait for ``process`` (at most ``patience`` seconds); its exit code and CPU seconds
+    (its own and its children's: git, the CLIs), which the machine's load does not move as
+    it moves wall time."""
+    deadline = time.monotonic() + patience
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return process.returncode, usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(process.args, patience)
+        time.sleep(0.01)
 
 
 def status_look(config: Path, where: Path) -> tuple[float, int, str]:
@@ -243,9 +259,8 @@ def start_up(tasks: int, capacity: int, patience: float, *, early: bool) -> Star
                 time.sleep(0.02)
             signalled = time.perf_counter()
             process.send_signal(signal.SIGINT)
-            process.wait(timeout=300)
+            figures.code, figures.cpu = reaped(process, 300)
             figures.exited = time.perf_counter() - signalled
-            figures.code = process.returncode
             screen.join()
             if screen.stopping_at is not None:
                 figures.said = screen.stopping_at - signalled
@@ -274,6 +289,8 @@ def show(figures: Start, tasks: int, label: str) -> None:
     gone = "-" if figures.exited is None else f"{figures.exited:6.2f} s"
     print(f"    {'SIGINT to exit':30} {gone} (exit {figures.code})")
     print(f"    {'board drawn':30} {figures.drawn / 1024:6.0f} KiB")
+    if figures.cpu is not None:
+        print(f"    {'CPU of the run, start to exit':30} {figures.cpu:6.2f} s")
     if figures.status_cpu is not None:
         print(
             f"    {'council status meanwhile':30} {figures.status_cpu:6.2f} s CPU, "

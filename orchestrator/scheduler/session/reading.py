@@ -98,7 +98,8 @@ class RunReads:
             states = await self._view.current(full=full)
         pending = self._recorder.pending
         if pending:  # recorded, but not ready to dispatch until their batch is (``recording``)
-            states = {task_id: s for task_id, s in states.items() if task_id not in pending}
+            for task_id in pending & states.keys():  # ``states`` is a copy of its own
+                del states[task_id]
         await self._members.add_states(self._council_tasks(), states)
         return states
 
