@@ -290,6 +290,7 @@ class Scheduler:
                     opening=self._opening,
                     members=self._members,
                     spending=self.spending,
+                    seen=self._seen,
                 )
             except StoreUnavailable as exc:
                 # This workstation is done; the session's own end is recorded by whoever

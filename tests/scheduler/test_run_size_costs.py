@@ -1,6 +1,7 @@
-"""``scheduler.board_book`` and ``scheduler.queue_order``: what a look at the board and a
-dispatch pass cost is what changed and what they show or look at, never a line or a place per
-task of the run (counted, not timed)."""
+"""What the scheduler's costs grow with: a look at the board (``scheduler.board_book``) and a
+dispatch pass (``scheduler.queue_order``) cost what changed and what they show or look at,
+never a line or a place per task of the run; a stop records its end without reading the
+task list (``session.finish``). Counted, never timed."""
 
 from __future__ import annotations
 
@@ -157,3 +158,48 @@ async def test_a_dispatch_pass_looks_at_the_tasks_it_can_start_not_every_task(
     # Each pass looks at the tasks before its slots are taken: a handful, never 600.
     assert sum(looked.values()) <= passes[0] * 4 + len(probe.calls)
     assert len(looked) < count // 4
+
+
+async def test_a_stop_reads_no_task_list_to_record_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.scheduler import scheduler as scheduling
+    from orchestrator.state import FileStateStore
+
+    finishing = [False]
+    read_then: list[str] = []
+    finish = scheduling.finish
+    list_tasks = FileStateStore.list_tasks
+
+    async def watched_finish(*args: Any, **kwargs: Any) -> None:
+        finishing[0] = True
+        try:
+            await finish(*args, **kwargs)
+        finally:
+            finishing[0] = False
+
+    async def counted_list(self: FileStateStore, *args: Any, **kwargs: Any) -> Any:
+        if finishing[0]:
+            read_then.append("list_tasks")
+        return await list_tasks(self, *args, **kwargs)
+
+    monkeypatch.setattr(scheduling, "finish", watched_finish)
+    monkeypatch.setattr(FileStateStore, "list_tasks", counted_list)
+    ids = [f"t{n:03d}" for n in range(40)]
+    config = run_config(new_repo(tmp_path), [{"id": i, "prompt": "p"} for i in ids])
+    probe = Probe(pause=0.0)
+    async with Council(config, workflow=probe) as running:
+
+        def heard(event: Any) -> None:
+            if event.type == "task.dispatched" and len(probe.calls) >= 3:
+                running.stop()
+
+        running.subscribe(heard)
+        stopped = await running.run()
+    assert stopped.status == "interrupted"
+    assert read_then == []  # the checkpoint reads the records; nothing else does
+
+    async with Council(config, workflow=probe) as again:
+        finished = await again.resume(stopped.session_id)
+    assert finished.status == "completed"
+    assert read_then == ["list_tasks"]  # a run that ends by itself decides on one read
