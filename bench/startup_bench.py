@@ -7,6 +7,8 @@ real report: seven tasks, their sessions and events), and beside it a finished r
 writing its own file; the run itself takes a few minutes, said as it goes):
 
 - floor ``python -c pass``: the interpreter alone (its start-up, ``site``, the venv).
+- floor ``python -c "import typer, rich"``: the two libraries every ``council`` command's
+  output is drawn with, imported and nothing done.
 - ``council --help``: the root help, which lists every command from the table in
   ``orchestrator/cli/app.py`` without importing one.
 - ``council --version``.
@@ -20,7 +22,8 @@ Rounds alternate the commands so machine noise hits each alike; medians are prin
 their range. Wall time depends on what else the machine runs; the CPU time of the process and
 its children (user + system, read from the kernel at its exit: ``proc_measure``) much less so,
 and CPU is what is judged. Target: ``--help`` and ``status`` in at most 0.25 s of CPU,
-``status`` of the 1,024-task run included (the figure the README quotes).
+``status`` of the 1,024-task run included (the figure the README quotes), and ``--help`` in at
+most twice the CPU of importing typer and rich.
 
     .venv/bin/python bench/startup_bench.py [--runs 15] [--tasks 1024] [--compare DIR] [--json]
     .venv/bin/python bench/startup_bench.py --quick   # 32 tasks, 3 runs: the CI's check
@@ -52,6 +55,8 @@ from proc_measure import machine, measure, spread, summary, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.25  # seconds, for --help and status
+HELP_RATIO_TARGET = 2.0  # council --help's CPU over `import typer, rich`'s
+LIBRARIES = "python -c 'import typer, rich'"
 # Bytecode caches on, as after any install (pip writes them): with PYTHONDONTWRITEBYTECODE set,
 # every run would compile the project's modules from source again.
 ENV = {
@@ -155,7 +160,10 @@ def main(runs: int, tasks: int, compare: Path | None, as_json: bool) -> None:
         (Path(tmp) / "big").mkdir()
         repo = finished_demo(Path(tmp) / "demo")
         big = finished_big_run(Path(tmp) / "big", tasks)
-        commands = [Command("python -c pass", [sys.executable, "-c", "pass"], repo)]
+        commands = [
+            Command("python -c pass", [sys.executable, "-c", "pass"], repo),
+            Command(LIBRARIES, [sys.executable, "-c", "import typer, rich"], repo),
+        ]
         versions = [("", council_argv())]
         if compare is not None:
             versions.append((f" [{compare.name}]", council_argv(compare)))
@@ -197,6 +205,9 @@ def main(runs: int, tasks: int, compare: Path | None, as_json: bool) -> None:
             "wall": {name: summary(values) for name, values in walls.items()},
             "cpu": {name: summary(values) for name, values in cpus.items()},
             "target_cpu": TARGET,
+            "help_over_libraries_cpu": statistics.median(cpus["council --help"])
+            / statistics.median(cpus[LIBRARIES]),
+            "target_help_over_libraries": HELP_RATIO_TARGET,
         }
         print(json.dumps(result, indent=1))
         return
@@ -219,6 +230,11 @@ def main(runs: int, tasks: int, compare: Path | None, as_json: bool) -> None:
     for name in judged:
         cpu = statistics.median(cpus[name])
         print(f"{name}: {cpu:.3f} s of CPU ({verdict(cpu, TARGET, unit=' s')})")
+    help_ratio = statistics.median(cpus["council --help"]) / statistics.median(cpus[LIBRARIES])
+    print(
+        f"council --help / {LIBRARIES}, CPU: {help_ratio:.2f}x "
+        f"({verdict(help_ratio, HELP_RATIO_TARGET, unit='x')})"
+    )
     if tasks != 1024:
         print(f"(the target is judged at 1,024 tasks; this run had {tasks})")
 

@@ -131,6 +131,12 @@ class CouncilGroup(LazyGroup):
 
     lazy_commands = COMMANDS
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        # Drawn from the table, without typer's help renderer and its imports (``root_help``).
+        from orchestrator.cli.root_help import print_root_help
+
+        print_root_help(self, ctx)
+
     def invoke(self, ctx: Any) -> Any:
         # The command's words, read before click's own invoke takes them out of the context.
         words = [*getattr(ctx, "_protected_args", ()), *ctx.args]

@@ -25,6 +25,7 @@ from rich.console import Console, Group, RenderableType
 from rich.constrain import Constrain
 from rich.live import Live
 from rich.padding import Padding
+from rich.panel import Panel
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
@@ -498,3 +499,48 @@ def _print_checklist(rows: Sequence[tuple[str, str, str, str, str | None]], summ
             stdout.print(Text(f"    {'':<{width}}  fix: {fix}", style="cyan"))
     failed = any(row[1] == "fail" for row in rows)
     stdout.print(Text(summary, style="bold red" if failed else "green"))
+
+
+def print_help(
+    usage: str,
+    text: str,
+    options: Sequence[tuple[str, str, str]],
+    commands: Sequence[tuple[str, str]],
+    epilog: str,
+) -> None:
+    """A command group's help on stdout, in the panels typer draws: its usage line, its text,
+    its options (long names, short names, help) and its commands (name, help line)."""
+    with _writing(stdout):
+        _print_help(usage, text, options, commands, epilog)
+
+
+def _print_help(
+    usage: str,
+    text: str,
+    options: Sequence[tuple[str, str, str]],
+    commands: Sequence[tuple[str, str]],
+    epilog: str,
+) -> None:
+    head = Text(" ")
+    head.append("Usage: ", style="yellow")
+    head.append(usage, style="bold")
+    for part in (Text(""), head, Text(""), Padding(_wrapping(text), (0, 1)), Text("")):
+        stdout.print(part, soft_wrap=False)
+    option_rows = Table.grid(padding=(0, 1), expand=False)
+    for style in ("bold cyan", "bold green", ""):
+        option_rows.add_column(style=style, no_wrap=style != "")
+    for long, short, help_text in options:
+        option_rows.add_row(long, short, Text(help_text))
+    command_rows = Table.grid(padding=(0, 1), expand=False)
+    command_rows.add_column(style="bold cyan", no_wrap=True)
+    command_rows.add_column()
+    for name, help_text in commands:
+        command_rows.add_row(name, Text(help_text))
+    for title, rows in (("Options", option_rows), ("Commands", command_rows)):
+        stdout.print(
+            Panel(rows, title=title, title_align="left", border_style="dim", box=box.ROUNDED),
+            soft_wrap=False,
+        )
+    if epilog:
+        for part in (Text(""), Padding(_wrapping(epilog), (0, 1)), Text("")):
+            stdout.print(part, soft_wrap=False)
