@@ -169,12 +169,14 @@ class Start:
     cpu: float | None = None  # CPU seconds of the run and the processes it waited for
 
 
-def reaped(process: subprocess.Popen[bytes], patience: float) -> tuple[int, float]:
+def reaped(process: subprocess.Popen[bytes], patience: float) -> tuple[int | None, float | None]:
     """Wait for ``process`` (at most ``patience`` seconds); its exit code and CPU seconds
     (its own and its children's: git, the CLIs), which the machine's load does not move as
-    it moves wall time."""
+    it moves wall time (None: it had ended already, and was reaped without them)."""
     deadline = time.monotonic() + patience
     while True:
+        if process.returncode is not None:
+            return process.returncode, None
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             process.returncode = os.waitstatus_to_exitcode(status)
@@ -241,6 +243,13 @@ def start_up(tasks: int, capacity: int, patience: float, *, early: bool) -> Star
         screen = Screen(master)
         seen = [0]
         wanted = {"dispatch"} if early else {"all", "dispatch"}
+        looking: threading.Thread | None = None
+
+        def look(config: Path, where: Path) -> None:
+            figures.status_cpu, figures.status_listed, figures.status_line = status_look(
+                config, where
+            )
+
         try:
             while process.poll() is None and time.perf_counter() - started < patience:
                 now = time.perf_counter() - started
@@ -252,11 +261,13 @@ def start_up(tasks: int, capacity: int, patience: float, *, early: bool) -> Star
                     marks["dispatch"] = now
                 if wanted <= marks.keys():
                     break
-                if not early and "session" in marks and figures.status_cpu is None:
-                    figures.status_cpu, figures.status_listed, figures.status_line = status_look(
-                        config, where
-                    )
+                if not early and "session" in marks and looking is None:
+                    # Beside the watch, so the marks are not held back while status runs.
+                    looking = threading.Thread(target=look, args=(config, where), daemon=True)
+                    looking.start()
                 time.sleep(0.02)
+            if looking is not None:
+                looking.join(timeout=patience)
             signalled = time.perf_counter()
             process.send_signal(signal.SIGINT)
             figures.code, figures.cpu = reaped(process, 300)

@@ -119,6 +119,7 @@ class BoardBook:
             clock = time.time()
             while self._timed and self._timed[0][0] <= clock:
                 todo.add(heapq.heappop(self._timed)[1])
+            todo &= self._position.keys()  # a reason, mark or note of no task of the run
         self._changed = set()
         self._everything = False
         self._waits, self._marks, self._notes = dict(waits), dict(marks), dict(notes)

@@ -76,6 +76,9 @@ def test_a_look_builds_again_only_the_lines_whose_sources_changed() -> None:
     assert book.built == before + 7
     lines = {line.task_id: line for line in book.lines()}
     assert lines["t00005"].status == "queued" and not lines["t00007"].detail
+    # What names no task of the run (a council candidate's note) draws nothing, and fails not.
+    book.look(tasks, states, [], {}, {}, {"t00005.c1": "services: web ready"})
+    assert book.built == before + 7
 
 
 def test_a_screen_shows_what_fits_and_counts_every_task_from_the_book() -> None:
