@@ -1,6 +1,6 @@
-"""``config.state_read``: ``council status FILE`` reads where FILE's runs keep their state and
-which file it is, as ``load_config`` does, without building its tasks; what it cannot read so
-is left to ``load_config``."""
+"""``config.load.state_config``: ``council status FILE`` reads where FILE's runs keep their
+state and which file it is, as ``load_config`` does, without building its tasks; what it
+cannot read so is left to ``load_config``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config.load import load_config
+from orchestrator.config.load import load_config, state_config
 from orchestrator.config.origin import origin_of
-from orchestrator.config.state_read import state_config
 from orchestrator.config.yaml_source import mapping_without
 from orchestrator.errors import ConfigError
 

@@ -82,11 +82,11 @@ def _status_source(
             assert found.state_dir is not None  # a FoundRun has one or the other
             return found.state_dir, found.events, None
         file = found.config
+    from orchestrator.config.load import state_config  # YAML: FILE only
     from orchestrator.config.origin import origin_of
-    from orchestrator.config.state_read import state_config  # YAML: FILE only
     from orchestrator.state.file.record_files.layout import events_log
 
-    # Where its state is, without its tasks (``config.state_read``); read whole otherwise.
+    # Where its state is, without its tasks (``config.load.state_config``); read whole otherwise.
     light = state_config(file)
     if light is not None and light.state.backend == "file":
         return light.state_dir, events_log(light.repo), origin_of(light)
