@@ -173,6 +173,13 @@ ORDER = [
     "other",
 ]
 
+# What one task of the overhead bench cannot do without, whatever the code (per task):
+# - writes: the task claimed (its record names the attempt and its worktree, for a resume to
+#   find), the CLI call's ledger record opened before the CLI starts (its forecast, for the
+#   budget), closed with its cost, and the task's end (landed: done) - four durable writes;
+# - fsyncs: two for each (the file before its rename, the directory after it).
+FLOORS = {"writes": 4, "fsyncs": 8}
+
 _installed = False
 
 
@@ -228,6 +235,18 @@ def install() -> None:
     fsops.FileOps.replace = counted_replace  # type: ignore[method-assign]
     fsops.FileOps.fsync = counted_fsync  # type: ignore[method-assign]
     fsops.FileOps.fsync_dir = counted_fsync_dir  # type: ignore[method-assign]
+
+
+def per_task(counts: Counts, tasks: int) -> dict[str, float]:
+    """Git processes, other processes, worker-thread hops, state writes and fsyncs per task,
+    over every step."""
+    return {
+        "git": sum(counts.git.values()) / tasks,
+        "processes": sum(counts.processes.values()) / tasks,
+        "hops": sum(counts.hops.values()) / tasks,
+        "writes": sum(counts.writes.values()) / tasks,
+        "fsyncs": sum(counts.fsyncs.values()) / tasks,
+    }
 
 
 def table(counts: Counts, tasks: int) -> list[str]:

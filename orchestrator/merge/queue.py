@@ -63,7 +63,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from pathlib import Path
@@ -336,26 +336,49 @@ class MergeQueue:
         commit (read from git's files, no process), it brings nothing, so nothing can conflict
         and no ``merge-tree`` runs: a session that has not committed yet is the common case of
         an earlier attempt still at work."""
-        refs = (branch_ref(branch_a), branch_ref(branch_b))
+        return await anyio.to_thread.run_sync(
+            self._forecast, GitCalls(self.git), branch_a, branch_b, a_forked_at
+        )
 
-        def forecast() -> ConflictForecast:
+    async def forecast_many(
+        self, pairs: Sequence[tuple[str, str, str | None]]
+    ) -> list[ConflictForecast | WorkspaceError]:
+        """``forecast_conflicts`` of each pair ``(branch_a, branch_b, a_forked_at)``, in order,
+        all in one worker-thread call (a merge that waits for the attempts ahead of it asks
+        about all of them at once); a pair git cannot answer gets its error in its place
+        (a branch gone, a tip not readable), the others their forecast."""
+
+        def forecast_all() -> list[ConflictForecast | WorkspaceError]:
             calls = GitCalls(self.git)
-            if a_forked_at is not None:
-                tips = read_refs(self._checkouts.common_dir(calls), [refs[0]])
-                if tips is not None and tips.get(refs[0]) == a_forked_at:
-                    return ConflictForecast(branch_a, branch_b, False)
-            try:
-                merged = merge_trees(calls, *refs)
-            except GitError:
-                for ref in refs:
-                    if calls.rev_parse(ref) is None:
-                        raise missing_branch(calls, ref, "branch") from None
-                raise
-            return ConflictForecast(
-                branch_a, branch_b, not merged.clean, merged.conflicts, merged.messages
-            )
+            found: list[ConflictForecast | WorkspaceError] = []
+            for branch_a, branch_b, a_forked_at in pairs:
+                try:
+                    found.append(self._forecast(calls, branch_a, branch_b, a_forked_at))
+                except WorkspaceError as exc:
+                    found.append(exc)
+            return found
 
-        return await anyio.to_thread.run_sync(forecast)
+        return await anyio.to_thread.run_sync(forecast_all) if pairs else []
+
+    def _forecast(
+        self, calls: GitCalls, branch_a: str, branch_b: str, a_forked_at: str | None
+    ) -> ConflictForecast:
+        """One forecast (blocking, in a worker thread)."""
+        refs = (branch_ref(branch_a), branch_ref(branch_b))
+        if a_forked_at is not None:
+            tips = read_refs(self._checkouts.common_dir(calls), [refs[0]])
+            if tips is not None and tips.get(refs[0]) == a_forked_at:
+                return ConflictForecast(branch_a, branch_b, False)
+        try:
+            merged = merge_trees(calls, *refs)
+        except GitError:
+            for ref in refs:
+                if calls.rev_parse(ref) is None:
+                    raise missing_branch(calls, ref, "branch") from None
+            raise
+        return ConflictForecast(
+            branch_a, branch_b, not merged.clean, merged.conflicts, merged.messages
+        )
 
     # -- attempts: each one a single worker-thread call ------------------------------------
 

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import anyio
 import anyio.abc
@@ -117,14 +118,24 @@ def reap_group(pgid: int, wait: float = 1.0) -> int:
             time.sleep(0.005)
 
 
-async def sweep(family: Family) -> list[str]:
+async def sweep(family: Family, *, first: Callable[[], object] | None = None) -> list[str]:
     """SIGKILL every member of ``family`` still alive outside its group (the leader has
-    exited); what they were."""
+    exited); what they were. ``first`` (blocking) runs before the first look, in the same
+    worker-thread call (the group's own reaping: one hop for both)."""
     if family.mark is None and not family.roots:
+        if first is not None:
+            await anyio.to_thread.run_sync(first)
         return []
     stopped: dict[Stray, str] = {}
+    pending = [first] if first is not None else []
+
+    def look() -> list[Stray]:
+        while pending:
+            pending.pop()()
+        return find_strays(family, leader_alive=False)
+
     for _ in range(_SWEEPS):
-        strays = await anyio.to_thread.run_sync(lambda: find_strays(family, leader_alive=False))
+        strays = await anyio.to_thread.run_sync(look)
         if not strays:
             break
         # One that has already exited (a zombie of ours, adopted, not collected yet) left

@@ -77,6 +77,7 @@ from orchestrator.process import limits as resource_limits
 from orchestrator.process.command import marked
 from orchestrator.process.env import child_env, home_ready, prepare_home
 from orchestrator.process.output import LOG_LIMIT, LogSink, log_name
+from orchestrator.process.procid import start_time
 from orchestrator.process.started import (
     alone_since,
     cli_ended,
@@ -106,10 +107,11 @@ log = logging.getLogger(__name__)
 
 
 class CliWatch(Protocol):
-    """Told each CLI's pid (it leads its own process group) when it has started, and again
-    once that group is dead."""
+    """Told each CLI's pid (it leads its own process group) when it has started, with its
+    start as ``procid.start_time`` reads it (None when it could not be read: the process is
+    gone), and again once that group is dead."""
 
-    async def started(self, pid: int) -> None: ...
+    async def started(self, pid: int, start_time: str | None) -> None: ...
 
     async def ended(self, pid: int) -> None: ...
 
@@ -262,10 +264,15 @@ async def _run_prepared(
                 cli_ended(pid)
             raise
     crash_point("cli.spawned")
+
+    def create_log() -> str | None:
+        sink.create()
+        return start_time(pid) if watch is not None else None  # what the watch records
+
     try:
         # After the start, so it overlaps the CLI's own start-up; in a worker thread, as the
-        # event loop never opens a file.
-        await anyio.to_thread.run_sync(sink.create)
+        # event loop never opens a file (the process's start read there too: one hop).
+        begun = await anyio.to_thread.run_sync(create_log)
     except OSError as exc:
         with anyio.CancelScope(shield=True):
             await kill_group(process, family, grace)
@@ -273,7 +280,7 @@ async def _run_prepared(
         raise RunError(f"cannot write the run's log {path}: {exc}") from exc
     if watch is not None:
         try:
-            await watch.started(process.pid)
+            await watch.started(process.pid, begun)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await kill_group(process, family, grace)
@@ -284,10 +291,15 @@ async def _run_prepared(
     stop = Stop()
     reader = OutputReader(adapter, redact, sink, on_event, on_settled=lambda _: stop("settled"))
     started = time.monotonic()
+    # Its objects are taken in before any git looks at them: with its log's close on the way
+    # out (one worker-thread call), on the spot when the run ends otherwise.
+    reach = sandbox.reach if command and sandbox is not None else None
+    adopt_later = False
     try:
         survivors = await supervise(
             process, family, (out_fd, err_fd), spec.stdin, reader, stop, started, limits
         )
+        adopt_later = True
     except BaseException:
         with anyio.CancelScope(shield=True):
             await kill_group(process, family, 0)  # the caller stops now: no grace
@@ -301,9 +313,8 @@ async def _run_prepared(
             await _ended(watch, process.pid)
             if net is not None:  # ends with the sandbox: waited for, never left behind
                 await net.close()
-            if command and sandbox is not None and sandbox.reach is not None:
-                # Its objects, before any git looks at them.
-                await anyio.to_thread.run_sync(_adopt, sandbox.reach)
+            if reach is not None and not adopt_later:
+                await anyio.to_thread.run_sync(_adopt, reach)
     if survivors:
         log.warning("%s left processes running after it exited: %s", argv[0], survivors)
     code = process.returncode
@@ -327,7 +338,13 @@ async def _run_prepared(
         f"exit_code={result.exit_code} signal={result.signal} seconds={result.seconds:.2f} "
         f"outcome={outcome.kind}"
     )
-    await anyio.to_thread.run_sync(sink.close, footer)  # its last buffered lines are written
+
+    def close_log() -> None:
+        if reach is not None:
+            _adopt(reach)
+        sink.close(footer)  # its last buffered lines are written
+
+    await anyio.to_thread.run_sync(close_log)
     return CliRun(
         argv=argv,
         events=events,

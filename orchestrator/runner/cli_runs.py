@@ -21,8 +21,6 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
-
 from orchestrator.errors import VersionConflict
 from orchestrator.process import procid
 from orchestrator.process.procid import ProcessId
@@ -64,8 +62,8 @@ class CliRunBook:
         self.phase = phase
         self._written: dict[int, int] = {}  # pid -> the version of the record written for it
 
-    async def started(self, pid: int) -> None:
-        started = await anyio.to_thread.run_sync(procid.start_time, pid)
+    async def started(self, pid: int, start_time: str | None) -> None:
+        started = start_time  # read by the runner with the log's creation: no hop of its own
         me = procid.current()
         data = {
             **ProcessId(pid, me.host, started or "").as_dict(),

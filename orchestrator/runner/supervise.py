@@ -86,8 +86,8 @@ async def supervise(
             stop.reason = None
             stop.scope = None  # a watchdog waking now must not mark a finished run
             signal_group(process.pid, signal.SIGKILL)  # daemons it forked die with it
-            await anyio.to_thread.run_sync(reap_group, process.pid)  # a sandbox's own init
-            survivors = await sweep(family)  # and so do those that left its group
+            # a sandbox's own init reaped, and those that left its group killed: one hop
+            survivors = await sweep(family, first=lambda: reap_group(process.pid))
         with anyio.move_on_after(DRAIN):
             await reader.finished.wait()
         tasks.cancel_scope.cancel()

@@ -104,7 +104,9 @@ async def _uplink(config: SandboxConfig, reason: str) -> tuple[str | None, str]:
     """The network helper an open network gets (``sandbox.network``), and the reason said."""
     if config.network != "open":
         return None, f"{reason}; network: none"
-    why = await anyio.to_thread.run_sync(network.problem)
+    known, why = network.probed()  # probed once per process: later launches need no thread
+    if not known:
+        why = await anyio.to_thread.run_sync(network.problem)
     helper = network.find()
     if why is not None or helper is None:
         return None, f"{reason}; network: the machine's ({why})"

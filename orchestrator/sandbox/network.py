@@ -94,6 +94,14 @@ def problem() -> str | None:
     return _probed[""]
 
 
+def probed() -> tuple[bool, str | None]:
+    """``problem()``'s answer when this process has probed already, without blocking: (True,
+    the answer); (False, None) before the first probe."""
+    if "" in _probed:
+        return True, _probed[""]
+    return False, None
+
+
 def _probe() -> str | None:
     if shutil.which(HELPER) is None:
         return f"{HELPER} is not installed (Debian/Ubuntu: apt install {HELPER})"

@@ -144,11 +144,12 @@ class TaskView:
             self._read_at = now
             self._changed = None
         elif self._dirty:
-            dirty, self._dirty = self._dirty, set()
+            dirty, self._dirty = sorted(self._dirty), set()
             if self._changed is not None:
-                self._changed |= dirty
-            for task_id in sorted(dirty):
-                state = await self.store.get_task_state(task_id)
+                self._changed.update(dirty)
+            read = {s.task_id: s for s in await self.store.get_task_states(dirty)}  # one trip
+            for task_id in dirty:
+                state = read.get(task_id)
                 if state is not None and state.session_id == self.session_id:
                     self._states[task_id] = _kept(state)
                 else:

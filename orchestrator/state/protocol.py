@@ -73,6 +73,11 @@ class StateStore(Protocol):
         """The task's current state, or None if the store has never seen it."""
         ...
 
+    async def get_task_states(self, task_ids: Sequence[str]) -> list[TaskState]:
+        """The tasks of ``task_ids`` that have a record, in that order, read in one trip to the
+        store (one worker-thread call, one query), each as ``get_task_state`` reads it."""
+        ...
+
     async def update_task_state(
         self,
         task_id: str,

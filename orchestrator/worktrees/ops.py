@@ -182,9 +182,13 @@ async def add_worktree(ws: Workspace, session: SessionWorktree, reason: str) -> 
         if ws.settings.sparse:
             # Writes the worktree's own config.worktree (share_worktree_config ran first).
             await worktree.run("sparse-checkout", "set", "--cone", *ws.settings.sparse)
-    await worktree.run("reset", "--hard", "--quiet")
-    # The index git just wrote, before anything else ran there: the orchestrator's own.
-    await anyio.to_thread.run_sync(_adopt_index, ws, session)
+
+    def check_out() -> None:
+        worktree.run_sync("reset", "--hard", "--quiet")
+        # The index git just wrote, before anything else ran there: the orchestrator's own.
+        _adopt_index(ws, session)
+
+    await anyio.to_thread.run_sync(check_out)  # one worker-thread call for both
 
 
 def _adopt_index(ws: Workspace, session: SessionWorktree) -> None:

@@ -31,7 +31,7 @@ from orchestrator.worktrees.ops import (
     remove_and_drop,
     unlock_admin,
 )
-from orchestrator.worktrees.stranded import restore_stranded
+from orchestrator.worktrees.stranded import restore_stranded, stranded_admin
 
 __all__ = ["retire"]
 
@@ -141,13 +141,25 @@ async def retire(
     path of three git processes; anything else, or any doubt, takes the full path."""
     git = ws.git
     sid = session.session_id
-    # A checkout whose admin directory a CLI deleted is git's again first: its edits are then
-    # committed and kept like any others, not left as loose files.
-    await restore_stranded(ws, session)
     fast = not ws.settings.copy_files and not (pool_it and not force and ws.pool.size > 0)
-    tip = None
-    if fast:
-        tip = await anyio.to_thread.run_sync(lambda: _merged_tip(ws, session, check_busy=not force))
+    common = ws.layout.common_dir
+
+    def look() -> tuple[bool, str | None]:
+        """Whether the checkout is stranded; when it is not, the fast path's merged tip (one
+        worker-thread call for both, the usual case)."""
+        if stranded_admin(session.path, common) is not None:
+            return True, None
+        return False, _merged_tip(ws, session, check_busy=not force) if fast else None
+
+    stranded, tip = await anyio.to_thread.run_sync(look)
+    if stranded:
+        # A checkout whose admin directory a CLI deleted is git's again first: its edits are
+        # then committed and kept like any others, not left as loose files.
+        await restore_stranded(ws, session)
+        if fast:
+            tip = await anyio.to_thread.run_sync(
+                lambda: _merged_tip(ws, session, check_busy=not force)
+            )
     if tip is not None:
         merged_tip = tip
         async with ws.meta.hold():

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from orchestrator.errors import InvalidIdError, MergeContention, WorkspaceError
@@ -20,6 +21,7 @@ from orchestrator.events import Event
 from orchestrator.git.merge_tree import GitCalls, Tips, read_tips
 from orchestrator.merge import cars as cars_module
 from orchestrator.merge.queue import MergeQueue, MergeStatus
+from orchestrator.merge.types import ConflictForecast
 from orchestrator.state import FileStateStore
 from tests.support.merge_repo import (
     all_refs,
@@ -324,6 +326,35 @@ async def test_forecast_conflicts_changes_no_ref(repo: Path) -> None:
     assert not calm.conflicts and calm.paths == []
     assert all_refs(repo) == refs
     assert git(repo, "status", "--porcelain") == ""
+
+
+async def test_many_forecasts_are_one_worker_thread_call_each_with_its_answer(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = tip(repo)
+    git(repo, "branch", "idle", "main")  # a session that has not committed yet
+    commit_on(repo, "a", {"shared.txt": edit_line(2, "a")})
+    commit_on(repo, "b", {"shared.txt": edit_line(2, "b")})
+    commit_on(repo, "c", {"c.txt": "c\n"})
+    queue = MergeQueue(repo, "main")
+    hops: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    found = await queue.forecast_many(
+        [("a", "b", None), ("nope", "b", None), ("idle", "b", base), ("c", "b", base)]
+    )
+    assert len(hops) == 1
+    clash, missing, idle, calm = found
+    assert isinstance(clash, ConflictForecast) and clash.paths == ["shared.txt"]
+    assert isinstance(missing, WorkspaceError) and "'nope' does not exist" in str(missing)
+    assert isinstance(idle, ConflictForecast) and not idle.conflicts
+    assert isinstance(calm, ConflictForecast) and not calm.conflicts
+    assert await queue.forecast_many([]) == [] and len(hops) == 1
 
 
 async def test_a_branch_still_at_its_fork_point_is_forecast_without_merge_tree(

@@ -63,4 +63,9 @@ def test_overhead_bench_runs_both_sides_as_processes() -> None:
     result = json.loads(done.stdout)
     assert result["git_per_task"]["bare"] >= 8  # 8, more only where git was tried again
     assert result["git_per_task"]["council"] > 0
+    counted = result["per_task"]  # the counted run's figures, each beside its target or floor
+    assert counted["git"] == result["git_per_task"]["council"]
+    assert counted["hops"] > 0 and counted["writes"] >= 1 and counted["fsyncs"] >= 1
+    assert result["targets"]["hops_per_task"] == 15
+    assert result["floors"] == {"writes": 4, "fsyncs": 8}
     assert result["cpu_all"]["council"]["median"] > result["cpu_own"]["council"]["median"] > 0

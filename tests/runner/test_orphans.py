@@ -200,8 +200,8 @@ async def test_a_cli_is_recorded_while_it_runs_and_carries_the_marker(tmp_path: 
     async with FileStateStore(tmp_path / "state") as store:
 
         class Watch(CliRunBook):
-            async def started(self, pid: int) -> None:
-                await super().started(pid)
+            async def started(self, pid: int, start_time: str | None) -> None:
+                await super().started(pid, start_time)
                 seen.append((await recorded_clis(store))[0])
 
         watch = Watch(store, "t1", "build")
@@ -221,7 +221,7 @@ async def test_a_cli_is_recorded_while_it_runs_and_carries_the_marker(tmp_path: 
 async def test_ending_leaves_a_record_that_names_another_process(tmp_path: Path) -> None:
     async with FileStateStore(tmp_path / "state") as store:
         book = CliRunBook(store, "t1", "build")
-        await book.started(os.getpid())
+        await book.started(os.getpid(), procid.start_time(os.getpid()))
         await book.ended(os.getpid() + 1)
         assert [r.process.pid for r in await recorded_clis(store)] == [os.getpid()]
         await book.ended(os.getpid())
@@ -235,7 +235,7 @@ async def test_ending_removes_the_record_its_start_wrote_without_reading_it(
     record written again meanwhile, by a later CLI of the task, stays."""
     async with FileStateStore(tmp_path / "state") as store:
         book = CliRunBook(store, "t1", "build")
-        await book.started(os.getpid())
+        await book.started(os.getpid(), procid.start_time(os.getpid()))
         reads: list[str] = []
         read = store.get_record
 
@@ -247,8 +247,10 @@ async def test_ending_removes_the_record_its_start_wrote_without_reading_it(
         await book.ended(os.getpid())
         assert reads == [] and await recorded_clis(store) == []
 
-        await book.started(os.getpid())
+        await book.started(os.getpid(), procid.start_time(os.getpid()))
         later = CliRunBook(store, "t1", "review")
-        await later.started(os.getpid())  # the record replaced: a new version
+        await later.started(
+            os.getpid(), procid.start_time(os.getpid())
+        )  # the record replaced: a new version
         await book.ended(os.getpid())
         assert [r.phase for r in await recorded_clis(store)] == ["review"]

@@ -256,9 +256,9 @@ async def test_a_branch_that_landed_and_went_while_a_later_merge_looks_is_no_fai
             return removed
 
     class Looking(MergeQueue):
-        async def forecast_conflicts(self, branch_a: str, branch_b: str, **how: Any) -> Any:
+        async def forecast_many(self, pairs: Any) -> Any:
             try:
-                return await super().forecast_conflicts(branch_a, branch_b, **how)
+                return await super().forecast_many(pairs)
             finally:
                 looked.set()
 

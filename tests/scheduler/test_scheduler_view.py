@@ -113,3 +113,30 @@ async def test_an_ended_task_kept_light_holds_no_second_set_of_its_fields(
     assert light.model_fields_set is stored.model_fields_set
     assert light == stored.model_copy(update={"phases": {}, "claim": None})
     assert light.model_dump() == {**stored.model_dump(), "phases": {}, "claim": None}
+
+
+async def test_what_changed_is_read_again_in_one_trip_to_the_store(
+    store: FileStateStore, outside: FileStateStore, view: TaskView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await view.current()
+    await store.update_task_state("a", {"status": TaskStatus.RUNNING})
+    await outside.update_task_state("b", {"status": TaskStatus.CANCELLED})
+    view.touch("b")
+    view.touch("gone")  # a task the session does not hold: dropped, not kept
+    singles: list[str] = []
+    batches: list[list[str]] = []
+    one, many = store.get_task_state, store.get_task_states
+
+    async def counted_one(task_id: str) -> object:
+        singles.append(task_id)
+        return await one(task_id)
+
+    async def counted_many(task_ids: list[str]) -> object:
+        batches.append(list(task_ids))
+        return await many(task_ids)
+
+    monkeypatch.setattr(store, "get_task_state", counted_one)
+    monkeypatch.setattr(store, "get_task_states", counted_many)
+    seen = await view.current()
+    assert (singles, batches) == ([], [["a", "b", "gone"]])
+    assert {k: s.status for k, s in seen.items()} == {"a": "running", "b": "cancelled"}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from orchestrator.errors import InvalidIdError, WorkspaceError, WorktreeBusy
@@ -44,6 +47,26 @@ def manager(repo: Path, store: FileStateStore) -> WorktreeManager:
 
 
 # --- creation ------------------------------------------------------------------------------------
+
+
+async def test_a_checkout_and_its_index_taken_in_are_one_worker_thread_call(
+    manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.worktrees import ops
+
+    hopped: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hopped.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    session = await manager.create_session_worktree("s1", "claude", "fix-login")
+    assert ops._adopt_index not in hopped  # rode with the checkout's `reset --hard`
+    assert git(session.path, "status", "--porcelain") == ""  # checked out, its index git's
+    admin = Path(git(session.path, "rev-parse", "--absolute-git-dir"))
+    assert (admin / "index").exists()
 
 
 async def test_create_session_worktree(
@@ -332,6 +355,47 @@ async def test_removal_rescues_uncommitted_and_untracked_work(
     assert git(repo, "rev-parse", "council/t1/1") == result.rescue_commit
     assert not session.path.exists() and session.path not in registered_paths(repo)
     assert await store.get_record(NAMESPACE, "s1") is None
+
+
+async def test_a_merged_removal_looks_for_a_stranded_checkout_with_its_tip_in_one_hop(
+    repo: Path, manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.worktrees import stranded
+
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"s1.txt": "work\n"})
+    await manager.commit_in_worktree(session, "work")
+    git(repo, "merge", "-q", "--ff-only", session.branch)
+    hopped: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hopped.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    gone = await manager.remove_session_worktree(session)
+    assert gone.merged and gone.branch_deleted and gone.worktree_removed
+    assert stranded.stranded_admin not in hopped  # looked at with the merged tip
+
+
+async def test_a_stranded_checkout_is_given_back_before_its_removal_keeps_its_work(
+    repo: Path, manager: WorktreeManager
+) -> None:
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"s1.txt": "work\n"})
+    await manager.commit_in_worktree(session, "work")
+    git(repo, "merge", "-q", "--ff-only", session.branch)
+    write(session.path, {"later.txt": "edited after the landing\n"})
+    admin = Path(git(session.path, "rev-parse", "--absolute-git-dir"))
+    shutil.rmtree(admin)  # a CLI deleted its admin directory
+
+    result = await manager.remove_session_worktree(session)
+
+    assert not result.merged and not result.branch_deleted  # its new work is not on the base
+    assert result.rescue_ref == "refs/council/rescue/s1"
+    assert git(repo, "show", "refs/council/rescue/s1:later.txt") == "edited after the landing"
+    assert not session.path.exists()
 
 
 async def test_branch_deleted_only_once_the_base_contains_it(

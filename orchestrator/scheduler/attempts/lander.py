@@ -223,38 +223,39 @@ class Lander:
 
     async def _hold_for_forecast(self, attempt: Attempt) -> None:
         """Wait for every earlier in-flight attempt whose branch would conflict with ours."""
-        assert attempt.session is not None
-        for other in sorted(self._inflight, key=lambda a: a.seq):
-            if other.seq >= attempt.seq or other.session is None:
-                continue
-            ours, theirs = attempt.touches(), other.touches()
-            if ours and theirs and not ours & theirs:
-                continue  # both known and disjoint: they cannot conflict
-            if other.landed:
-                continue  # its work is on the base already: our merge will see it there
-            try:
-                forecast = await self._run.services.merges.forecast_conflicts(
-                    other.session.branch,
-                    attempt.session.branch,
-                    # a relanding's branch is the kept work, whatever it forked from
-                    a_forked_at=None if other.relanding else other.session.base_commit,
+        session = attempt.session
+        assert session is not None
+        ahead = [o for o in sorted(self._inflight, key=lambda a: a.seq) if o.seq < attempt.seq]
+        while ahead:
+            looked = [other for other in ahead if _may_conflict(attempt, other)]
+            pairs = []
+            for other in looked:
+                assert other.session is not None
+                # a relanding's branch is the kept work, whatever it forked from
+                forked = None if other.relanding else other.session.base_commit
+                pairs.append((other.session.branch, session.branch, forked))
+            forecasts = await self._run.services.merges.forecast_many(pairs)  # one trip
+            ahead = []
+            for at, (other, forecast) in enumerate(zip(looked, forecasts, strict=True)):
+                if isinstance(forecast, WorkspaceError):
+                    # It landed and its branch went while we looked; or its branch cannot be
+                    # read now (its sandboxed CLI committed into its own object store, taken
+                    # in when it exits): no forecast, and another session's branch never
+                    # fails this one.
+                    log.debug("no forecast against %s: %s", other.key, forecast)
+                    continue
+                if not forecast.conflicts:
+                    continue
+                await self._run.events.emit(
+                    MergeForecastConflict(
+                        task_id=attempt.key, held_for=other.key, paths=list(forecast.paths)
+                    )
                 )
-            except WorkspaceError as exc:
-                # It landed and its branch went while we looked; or its branch cannot be read
-                # now (its sandboxed CLI committed into its own object store, taken in when it
-                # exits): no forecast, and another session's branch never fails this one.
-                log.debug("no forecast against %s: %s", other.key, exc)
-                continue
-            if not forecast.conflicts:
-                continue
-            await self._run.events.emit(
-                MergeForecastConflict(
-                    task_id=attempt.key, held_for=other.key, paths=list(forecast.paths)
-                )
-            )
-            both = ", ".join(forecast.paths) or "the same files"
-            await self._mark_merging(attempt, f"lands after {other.key} (both change {both})")
-            await other.finished.wait()
+                both = ", ".join(forecast.paths) or "the same files"
+                await self._mark_merging(attempt, f"lands after {other.key} (both change {both})")
+                await other.finished.wait()
+                ahead = looked[at + 1 :]  # asked again: they may have moved during the wait
+                break
         attempt.waiting = ""
 
     async def _mark_merging(self, attempt: Attempt, why: str) -> None:
@@ -272,3 +273,11 @@ class Lander:
         if not attempt.merging_written:
             attempt.move(Stage.MERGING)
         attempt.waiting_written = why
+
+
+def _may_conflict(attempt: Attempt, other: Attempt) -> bool:
+    """Whether ``attempt``'s merge must ask git if it conflicts with ``other``'s, ahead of it."""
+    if other.session is None or other.landed:
+        return False  # nothing to land yet; or its work is on the base: our merge sees it there
+    ours, theirs = attempt.touches(), other.touches()
+    return not (ours and theirs and not ours & theirs)  # both known and disjoint: no conflict

@@ -176,6 +176,8 @@ class FileCore:
         the record's directory with it if it is empty. With ``absent``, a record that has no
         directory is not locked (taking its lock would make the directory): ``absent()`` is
         the answer."""
+        if absent is not None and self.surely_absent(kind, key):
+            return absent()  # nothing to lock: told without a worker thread
         if not self._settled_once:
             await self.settle(kind, key)
         lock_path = kind.lock_path(key)
@@ -254,8 +256,22 @@ class FileCore:
         finally:
             self.events.write(events)
 
+    def surely_absent(self, kind: RecordKind[Any], key: str | None) -> bool:
+        """Whether ``kind``'s record ``key`` (None: every record of the kind) surely does not
+        exist now, told by two stats on the calling thread and no worker-thread hop: the
+        store's leftovers are settled, no transaction's intent is on disk (``quiet``) and the
+        record's directory (the kind's) is missing. The same look, in the same order, as the
+        worker-thread read makes (``_unsettled``, then ``peek``), so it is as fresh as that
+        one; False says only that the worker thread must look."""
+        if not self._settled_once or not self.intents.quiet():
+            return False
+        return not (kind.base if key is None else kind.dir_for(key)).exists()
+
     async def read(self, kind: RecordKind[M], key: str) -> M | None:
-        """The record as it is now: one worker-thread call (its settle check and the read)."""
+        """The record as it is now: one worker-thread call (its settle check and the read),
+        none when it surely does not exist (``surely_absent``)."""
+        if self.surely_absent(kind, key):
+            return None
         if not self._settled_once:
             await self.settle(kind, key)
 
@@ -282,7 +298,10 @@ class FileCore:
 
     async def read_many(self, kind: RecordKind[M], keys: list[str] | None) -> list[M]:
         """The records of ``keys`` (None: every one of the kind) that exist, in order, read in
-        one worker-thread call; only a damaged one takes the locked path of its own."""
+        one worker-thread call (none when no record of the kind exists, ``surely_absent``);
+        only a damaged one takes the locked path of its own."""
+        if keys is None and self.surely_absent(kind, None):
+            return []
         if not self._settled_once:
             await self.settle(kind, None)
 

@@ -119,6 +119,9 @@ class FileStateStore:
     async def get_task_state(self, task_id: str) -> TaskState | None:
         return await self._tasks.get_task_state(task_id)
 
+    async def get_task_states(self, task_ids: Sequence[str]) -> list[TaskState]:
+        return await self._tasks.get_task_states(task_ids)
+
     async def update_task_state(
         self,
         task_id: str,

@@ -3,7 +3,7 @@ their history, and the tasks of a session."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.events import Event
@@ -23,6 +23,12 @@ class FileTasks:
     async def get_task_state(self, task_id: str) -> TaskState | None:
         core = self._core
         return await core.read(core.tasks, task_id)
+
+    async def get_task_states(self, task_ids: Sequence[str]) -> list[TaskState]:
+        core = self._core
+        for task_id in task_ids:  # each name checked before any is read
+            check_id(task_id, "task id")
+        return await core.read_many(core.tasks, list(task_ids)) if task_ids else []
 
     async def update_task_state(
         self,

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from orchestrator.errors import StateError, StoreUnavailable
 from orchestrator.events import Event, Subscriber
+from orchestrator.ids import check_id
 from orchestrator.models import (
     Checkpoint,
     CheckpointInfo,
@@ -128,6 +129,13 @@ class PostgresStateStore:
 
     async def get_task_state(self, task_id: str) -> TaskState | None:
         return await self._call(lambda: self._tasks.get_task_state(task_id))
+
+    async def get_task_states(self, task_ids: Sequence[str]) -> list[TaskState]:
+        for task_id in task_ids:  # each name checked before the query
+            check_id(task_id, "task id")
+        if not task_ids:
+            return []
+        return await self._call(lambda: self._tasks.get_task_states(task_ids))
 
     async def update_task_state(
         self,

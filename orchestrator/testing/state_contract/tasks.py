@@ -71,6 +71,22 @@ class TasksContract:
             await store.update_task_state(bad, {})
         with pytest.raises(InvalidIdError):
             await store.get_task_state(bad)
+        with pytest.raises(InvalidIdError):
+            await store.get_task_states(["t1", bad])
+
+    async def test_many_tasks_are_read_at_once_in_the_order_asked(self, store: StateStore) -> None:
+        for task_id, priority in (("c", 3), ("a", 1), ("b", 2)):
+            await store.update_task_state(task_id, {"priority": priority})
+        await store.update_task_state("b", {"priority": 5})
+        found = await store.get_task_states(["b", "missing", "c", "a"])
+        assert [(t.task_id, t.version, t.priority) for t in found] == [
+            ("b", 2, 5),
+            ("c", 1, 3),
+            ("a", 1, 1),
+        ]
+        assert found[0] == await store.get_task_state("b")
+        assert await store.get_task_states([]) == []
+        assert await store.get_task_states(["none"]) == []
 
     async def test_history_keeps_the_last_ten_versions(self, store: StateStore) -> None:
         for n in range(15):

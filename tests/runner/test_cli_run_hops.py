@@ -1,0 +1,55 @@
+"""A CLI's run hands blocking work to anyio's worker threads in few calls (issue 51): its log is
+created in the same call that reads the CLI's start for its record, its group is reaped in the
+same call as the first look for what it left behind, and its log is closed in the same call
+that takes in a sandboxed CLI's objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import pytest
+
+from orchestrator.adapter import AdapterRequest
+from orchestrator.process import procid, stop
+from orchestrator.process.output import LogSink
+from orchestrator.runner.cli_run import run_cli
+from orchestrator.runner.cli_runs import CliRunBook, recorded_clis
+from orchestrator.state import FileStateStore
+from orchestrator.testing.fake_cli import FakeAdapter, FakeCli
+
+
+async def test_a_cli_run_takes_no_hop_for_a_step_that_can_ride_with_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    cli = FakeCli(ticks=2, tick=0.01)
+    request = AdapterRequest(prompt="p", workdir=workdir, home=tmp_path / "home", task_id="t1")
+    alone = {procid.start_time, stop.reap_group, LogSink.create, LogSink.close}
+    hopped: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hopped.append(getattr(fn, "__func__", fn))
+        return await real(fn, *args, **kwargs)
+
+    recorded: list[str] = []
+    async with FileStateStore(tmp_path / "state") as store:
+
+        class Watch(CliRunBook):
+            async def started(self, pid: int, start_time: str | None) -> None:
+                await super().started(pid, start_time)
+                (running,) = await recorded_clis(store)
+                recorded.append(running.process.started)
+
+        monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+        run = await run_cli(
+            FakeAdapter({"argv": cli.argv()}), request, log_dir=tmp_path / "logs",
+            watch=Watch(store, "t1", "build"),
+        )  # fmt: skip
+    assert run.result.exit_code == 0
+    assert [f for f in hopped if f in alone] == []  # each rode with another step's call
+    assert recorded and recorded[0]  # the CLI's start, read with its log's creation
+    assert "exit_code=0" in run.log_path.read_text()  # its log closed with the footer
