@@ -41,7 +41,12 @@ from orchestrator.config.set_aside import beyond_refused
 from orchestrator.config.suggest import did_you_mean, literal_choices
 from orchestrator.config.task import TaskConfig
 from orchestrator.config.workflow import PhaseConfig, WorkflowConfig
-from orchestrator.config.yaml_source import YamlDocument, parse_yaml_mapping, read_config_text
+from orchestrator.config.yaml_source import (
+    YamlDocument,
+    mapping_without,
+    parse_yaml_mapping,
+    read_config_text,
+)
 from orchestrator.errors import ConfigError, ConfigIssue
 
 __all__ = [
@@ -61,6 +66,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "run_config_json_schema",
+    "state_config",
 ]
 
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -134,6 +140,29 @@ def check_config(
     if checked.config is not None:
         set_origin(checked.config, ConfigOrigin.of(file, text))
     return checked
+
+
+def state_config(path: Path) -> RunConfig | None:
+    """What ``council status FILE`` reads of a run config: where its runs keep their state and
+    which file it is (``origin``), without building its tasks: a config of 10,000 tasks costs
+    the command their parse alone, in C (``yaml_source.mapping_without``), not their
+    validation. Everything but ``tasks:`` is validated as ``check_config`` does; None where it
+    cannot be read so (a syntax error, a refused value, no C parser): ``load_config`` then reads
+    it whole and says what is wrong at its line."""
+    try:
+        text = read_config_text(path, str(path))
+    except ConfigError:
+        return None
+    data = mapping_without(text, "tasks")
+    if data is None:
+        return None
+    context = {"base_dir": path.absolute().parent, DEFER_CHECKS: True}
+    try:
+        config = RunConfig.model_validate({**data, "tasks": []}, context=context)
+    except ValidationError:
+        return None
+    set_origin(config, ConfigOrigin.of(path, text))
+    return config
 
 
 def check_config_text(

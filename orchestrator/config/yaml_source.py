@@ -10,7 +10,7 @@ Every failure is a ``ConfigError`` whose issues name the file and, when known, t
 from __future__ import annotations
 
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent, CollectionStartEvent, Event
+from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, Event, ScalarEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
@@ -324,6 +324,48 @@ def _lookup(node: MappingNode, name: str) -> tuple[Node, Node] | None:
         if isinstance(key, ScalarNode) and key.value == name:
             found = (key, value)
     return found
+
+
+def mapping_without(text: str, key: str) -> dict[str, Any] | None:
+    """The top-level mapping of YAML ``text`` without ``key``, whose value is parsed but never
+    built (a config's 10,000 tasks cost ``council status`` their parse alone, in C); None
+    when it cannot be read so (no C parser, a syntax error, not a mapping, an alias to what
+    was left out): the caller reads the text whole, and says what is wrong at its line."""
+    if _FastParser is None:
+        return None
+    try:
+        kept = list(_without(yaml.parse(text, Loader=yaml.CSafeLoader), key))
+        data = yaml.load(yaml.emit(kept), Loader=yaml.CSafeLoader)
+    except (yaml.YAMLError, ValueError, TypeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _without(events: Iterable[Event], key: str) -> Iterator[Event]:
+    """``events`` but ``key`` of the top-level mapping and its value."""
+    depth = 0  # collections open
+    done = 0  # nodes of the top-level mapping complete: keys and values, in turn
+    skipping = False  # the value left out, until it is complete
+    for event in events:
+        if skipping:
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+            if depth == 1:
+                skipping, done = False, done + 1
+            continue
+        if depth == 1 and done % 2 == 0 and isinstance(event, ScalarEvent) and event.value == key:
+            skipping, done = True, done + 1
+            continue
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+            done += depth == 1
+        elif depth == 1 and isinstance(event, (ScalarEvent, AliasEvent)):
+            done += 1
+        yield event
 
 
 def parse_yaml_mapping(text: str, source: str) -> YamlDocument:

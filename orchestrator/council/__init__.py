@@ -16,9 +16,11 @@ from orchestrator.council.checks import (
 from orchestrator.council.facade import Council, LiveSession
 from orchestrator.errors import CancelError
 from orchestrator.scheduler.board import TaskLine
+from orchestrator.scheduler.board_book import BoardView
 from orchestrator.scheduler.cancel import request_cancel
 
 __all__ = [
+    "BoardView",
     "CancelError",
     "Council",
     "LiveSession",

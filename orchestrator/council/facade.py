@@ -60,6 +60,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,7 @@ from orchestrator.run.run_lock import RunLock
 from orchestrator.run.stores import describe_state, run_sessions
 from orchestrator.safety import crashpoints, secret_allow
 from orchestrator.scheduler.board import TaskLine
+from orchestrator.scheduler.board_book import BoardView
 from orchestrator.scheduler.scheduler import Scheduler
 from orchestrator.scheduler.team.definitions import JoinChoice
 from orchestrator.state import StateStore
@@ -416,6 +418,13 @@ class Council:
         """Every task of the run now, one line each: what it does, or why it waits (empty
         outside a run)."""
         return [] if self._scheduler is None else self._scheduler.board()
+
+    def board_view(self, room: int) -> BoardView:
+        """What a screen of ``room`` rows shows of the board now, and its counts: the lines
+        that stay and those folded (``scheduler.board_book``), at the cost of what changed."""
+        if self._scheduler is None:
+            return BoardView([], Counter(), Counter(), 0)
+        return self._scheduler.board_view(room)
 
     def plan(self) -> RunPlan:
         return build_plan(self.config, self.plugins.registry)

@@ -2,21 +2,22 @@
 is doing or why it waits.
 
 Built from what the scheduler holds anyway (the attempts in flight, its view of the task
-records, the reasons its last dispatch pass left each task where it was), so drawing it reads
-no record and starts no process, however often a live view asks.
+records, the reasons its last dispatch pass left the tasks it looked at where they were), so
+drawing it reads no record and starts no process, however often a live view asks. A task's
+line is built by ``in_flight`` (an attempt of ours runs it) or ``recorded`` (its record says);
+``board_book`` keeps the lines between looks and builds again only the changed ones.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from orchestrator.config.task import TaskConfig
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
 from orchestrator.scheduler.attempts.attempt import Attempt
 
-__all__ = ["TaskLine", "board"]
+__all__ = ["ENDED", "TaskLine", "in_flight", "recorded"]
+
+ENDED = ("done", "failed", "conflict", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -34,37 +35,17 @@ class TaskLine:
     collision: str = ""  # the collision radar's mark: ``collides with b on x.py (conflict)``
     note: str = ""  # what the run's parts say of it: ``services: web ready``
 
-
-def board(
-    tasks: Iterable[TaskConfig],
-    states: Mapping[str, TaskState],
-    attempts: Iterable[Attempt],
-    waits: Mapping[str, str],
-    marks: Mapping[str, str] | None = None,
-    notes: Mapping[str, str] | None = None,
-) -> list[TaskLine]:
-    """A line per task of ``tasks``, in their order; a council task's candidates in flight
-    show on its line; ``marks``: the collision radar's, by task (``radar.warning.marks``);
-    ``notes``: the parts' notes of the tasks in flight (``parts.RunPart.notes``)."""
-    now = time.monotonic()
-    flying: dict[str, list[Attempt]] = {}
-    for attempt in attempts:
-        flying.setdefault(attempt.group or attempt.key, []).append(attempt)
-    lines = []
-    for task in tasks:
-        ours = flying.get(task.id, [])
-        if ours:
-            lines.append(_in_flight(task.id, ours, now))
-        else:
-            lines.append(_recorded(task.id, states.get(task.id), waits.get(task.id)))
-    if marks:
-        lines = [replace(x, collision=marks[x.task_id]) if x.task_id in marks else x for x in lines]
-    if notes:
-        lines = [replace(x, note=notes[x.task_id]) if x.task_id in notes else x for x in lines]
-    return lines
+    @property
+    def kind(self) -> str:
+        """What the board counts it as: its status, but ``waiting`` for a queued task with a
+        reason to wait (``after add-cli``; a parked one stays ``parked``)."""
+        if self.status == "queued" and self.detail:
+            return "waiting"
+        return self.status
 
 
-def _in_flight(task_id: str, attempts: list[Attempt], now: float) -> TaskLine:
+def in_flight(task_id: str, attempts: list[Attempt], now: float) -> TaskLine:
+    """The line of a task an attempt of ours runs (a council task: its candidates)."""
     main = next((a for a in attempts if a.key == task_id), None)
     if main is None:  # a council task whose candidates run
         named = ", ".join(f"{a.key} ({a.phase or 'merging'})" for a in attempts)
@@ -75,7 +56,8 @@ def _in_flight(task_id: str, attempts: list[Attempt], now: float) -> TaskLine:
     return TaskLine(task_id, status, main.phase, main.adapter, now - main.started, detail)
 
 
-def _recorded(task_id: str, state: TaskState | None, why: str | None) -> TaskLine:
+def recorded(task_id: str, state: TaskState | None, why: str | None) -> TaskLine:
+    """The line of a task no attempt of ours runs, from its record and why it waits."""
     if state is None:
         return TaskLine(task_id, str(TaskStatus.QUEUED), detail=why or "")
     detail = why or ""

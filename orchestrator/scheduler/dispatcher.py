@@ -9,14 +9,17 @@ can never be merged fails the task at once. A council task dispatches its candid
 a task, and once all of
 them have settled its council step (``council.step``).
 
-Each pass also leaves ``waits``: for every task it did not start, why (a phrase for the live
-view: ``after add-cli``, ``README.md is held by add-changelog``, ``no free slot``). It costs
-nothing extra: the reasons are the decisions the pass made anyway.
+A pass goes through the unfinished tasks in the order ``queue_order`` keeps between passes,
+and stops once every slot is taken: what it costs is what it looks at, never every task of
+the run. It leaves ``waits``: for each task it looked at and did not start, why (a phrase for
+the live view: ``after add-cli``, ``README.md is held by add-changelog``, ``no free slot for
+claude (build)``). It costs nothing extra: the reasons are the decisions the pass made anyway.
+A task the pass did not reach waits for a slot; the board says what its record holds it for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from orchestrator.config.task import TaskConfig
@@ -35,10 +38,10 @@ from orchestrator.scheduler.candidates import (
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.parts import RunParts
+from orchestrator.scheduler.queue_order import QueueOrder
 from orchestrator.scheduler.rules.queue import (
     broken_dependency,
     first_phase,
-    ordered,
     ready,
     wait_reason,
     waiting_on,
@@ -74,26 +77,31 @@ class Dispatcher:
         self._spending = spending
         self._launch = launch  # starts the attempt (the scheduler owns the task group)
         self._seq = 0
+        self._order = QueueOrder()
         self.waits: dict[str, str] = {}  # task id -> why the last pass did not start it
+
+    def changed(self, task_ids: Collection[str] | None) -> None:
+        """The records of ``task_ids`` may have changed (None: any): the order moves them."""
+        self._order.changed(task_ids)
 
     async def dispatch(self, states: States) -> None:
         store, emit = self._run.services.store, self._run.events.emit
         now = utcnow()
         waits: dict[str, str] = {}
         self.waits = waits
-        for task in ordered(list(self._run.tasks.values()), states):
-            state = states.get(task.id)
-            if state is None or task.id in self._inflight:
+        tasks = self._run.tasks
+        for task_id in self._order.tasks(tasks, states):
+            if self._inflight.full():
+                break  # the rest wait for a slot: nothing of theirs to look at (module doc)
+            task, state = tasks.get(task_id), states.get(task_id)
+            if task is None or state is None or task_id in self._inflight:
                 continue
             if state.status in TERMINAL_TASK_STATUSES:
-                continue
+                continue  # ended since the order last heard of it
             held = wait_reason(task.depends_on, state, states, now)
             if held is not None:
                 waits[task.id] = held
             if not (task.council or ready(state, now)):
-                continue
-            if self._inflight.full():
-                waits.setdefault(task.id, "no free slot")
                 continue
             broken = broken_dependency(task, states)
             if broken is not None:

@@ -66,7 +66,8 @@ from orchestrator.scheduler.attempts.relander import Relander
 from orchestrator.scheduler.attempts.runner import AttemptRunner
 from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.writes import AttemptWrites
-from orchestrator.scheduler.board import TaskLine, board
+from orchestrator.scheduler.board import TaskLine
+from orchestrator.scheduler.board_book import BoardBook, BoardView
 from orchestrator.scheduler.cancel import request_cancel
 from orchestrator.scheduler.context import (
     RunContext,
@@ -169,6 +170,7 @@ class Scheduler:
         self._scope: anyio.CancelScope | None = None
         self._group: anyio.abc.TaskGroup | None = None
         self._seen: dict[str, TaskState] = {}  # the task records as the last tick read them
+        self._book = BoardBook()  # the board's lines, built again where they changed
         self._outage = Outage()
         self._opening = Opening(  # the run's session: new, joined or resumed
             run,
@@ -248,8 +250,25 @@ class Scheduler:
 
     def board(self) -> list[TaskLine]:
         """Every task of the run now, with what it does or why it waits (``board``)."""
-        tasks, waits, parts = self._run.tasks.values(), self._dispatcher.waits, self._parts
-        return board(tasks, self._seen, self._inflight, waits, parts.marks(), parts.notes())
+        self._look()
+        return self._book.lines()
+
+    def board_view(self, room: int) -> BoardView:
+        """What a screen of ``room`` rows shows of the board, and its counts
+        (``board_book``): the cost of what changed since the last look and of what it shows."""
+        self._look()
+        return self._book.view(room)
+
+    def _look(self) -> None:
+        parts = self._parts
+        self._book.look(
+            self._run.tasks,
+            self._seen,
+            self._inflight,
+            self._dispatcher.waits,
+            parts.marks(),
+            parts.notes(),
+        )
 
     def task(self, task_id: str) -> TaskConfig | None:
         """The definition of task ``task_id`` of the run now (None: not one of its tasks)."""
@@ -271,6 +290,7 @@ class Scheduler:
                     opening=self._opening,
                     members=self._members,
                     spending=self.spending,
+                    seen=self._seen,
                 )
             except StoreUnavailable as exc:
                 # This workstation is done; the session's own end is recorded by whoever
@@ -341,6 +361,9 @@ class Scheduler:
         states = await self._reads.states()
         await self._opening.take_up_added(states)
         self._seen = states = await self._reads.with_records(states)
+        changes = self._reads.take_changes()  # what ``states`` gives otherwise than before
+        self._book.changed(changes)
+        self._dispatcher.changed(changes)
         await self._parts.tick(states)
         if run.stopping or run.ended_elsewhere:
             return not self._inflight

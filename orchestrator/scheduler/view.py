@@ -23,6 +23,10 @@ of the run. ``TaskView`` keeps the states in memory instead and re-reads only wh
   any size), and whenever the caller asks (``current(full=True)``: the scheduler does before
   it concludes that the run is over).
 
+What the view read again since it was last asked is kept for those that keep something
+built from the states (the live board, the dispatch order): ``take_changes()``, the ids of
+the records read again, or None after a full read (any of them may have changed).
+
 The view never decides anything on its own: a stale entry can at worst make the scheduler try
 a dispatch that the claim (read fresh, compare-and-set) then refuses, or wait until the next
 full read.
@@ -80,6 +84,7 @@ class TaskView:
         self._dirty: set[str] = set()
         self._read_at = 0.0
         self._resync = False
+        self._changed: set[str] | None = None  # read again since ``take_changes`` (None: all)
 
     def on_event(self, event: Event) -> None:
         """Store subscriber: a task written (here or, announced as remote, elsewhere) is read
@@ -119,6 +124,12 @@ class TaskView:
         """Read ``task_id`` again next time (it may have changed behind our back)."""
         self._dirty.add(task_id)
 
+    def take_changes(self) -> set[str] | None:
+        """The ids of the records read again since the last call; None: everything was (a
+        full read, or the first)."""
+        changed, self._changed = self._changed, set()
+        return changed
+
     async def current(self, *, full: bool = False) -> dict[str, TaskState]:
         """The session's task states by id (a new dict; the states are shared, never mutate
         them)."""
@@ -131,8 +142,11 @@ class TaskView:
             tasks = await self.store.list_tasks(self.session_id)
             self._states = {task.task_id: _kept(task) for task in tasks}
             self._read_at = now
+            self._changed = None
         elif self._dirty:
             dirty, self._dirty = sorted(self._dirty), set()
+            if self._changed is not None:
+                self._changed.update(dirty)
             read = {s.task_id: s for s in await self.store.get_task_states(dirty)}  # one trip
             for task_id in dirty:
                 state = read.get(task_id)

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from orchestrator.config.task import TaskConfig
 from orchestrator.models import Claim, ClaimStatus, TaskState, TaskStatus, utcnow
-from orchestrator.scheduler.board import board
+from orchestrator.scheduler.board_book import board
 from orchestrator.scheduler.parts import RunPart, RunParts
 
 

@@ -295,8 +295,12 @@ async def test_a_start_of_10000_tasks_records_its_session_first_then_batches_and
     assert written < len(ids) // BATCH  # dispatch started while tasks were still recorded
     assert batches.sizes == [BATCH] * written and batches.recorded == [BATCH] * written
     assert sorted(t.task_id for t in recorded) == ids[: written * BATCH]
-    assert report.totals.tasks == written * BATCH
+    # The report lists every task of the run, those never recorded as queued.
+    assert [t.task_id for t in report.tasks] == ids and report.totals.tasks == len(ids)
     assert report.totals.unrecorded == len(ids) - written * BATCH
+    unrecorded = [t for t in report.tasks if t.task_id not in {r.task_id for r in recorded}]
+    assert len(unrecorded) == report.totals.unrecorded
+    assert {t.status for t in unrecorded} == {TaskStatus.QUEUED}
 
 
 async def test_a_run_stopped_while_recording_resumes_with_each_task_once(
@@ -312,7 +316,8 @@ async def test_a_run_stopped_while_recording_resumes_with_each_task_once(
         batches.after = lambda n: first.stop() if n == 2 else None
         stopped = await first.run()
     assert stopped.status == SessionStatus.INTERRUPTED
-    assert stopped.totals.tasks == 16 and stopped.totals.unrecorded == 24
+    assert stopped.totals.tasks == 40 and stopped.totals.unrecorded == 24
+    assert [t.task_id for t in stopped.tasks] == ids
 
     batches.after = lambda _: None
     heard: list[str] = []
@@ -390,7 +395,8 @@ def test_status_shows_a_starting_run_and_a_ctrl_c_while_recording_stops_it(
         looked = council(["status", str(config)], tmp_path, timeout=60)
         assert looked.returncode == 0, looked.stderr
         assert f"{session['session_id']}: active" in looked.stdout
-        assert f"{_MANY - 2 * BATCH} more task(s) not recorded yet" in looked.stdout
+        assert f"0/{_MANY} done" in looked.stdout
+        assert f"{_MANY - 2 * BATCH} of them not recorded yet (queued)" in looked.stdout
 
         process.send_signal(signal.SIGINT)  # a Ctrl-C, heard as the run goes on
         process.send_signal(signal.SIGCONT)
@@ -407,7 +413,13 @@ def test_status_shows_a_starting_run_and_a_ctrl_c_while_recording_stops_it(
     assert f"of {_MANY} task(s) not done" in stderr
     after = council(["status", str(config)], tmp_path, timeout=60)
     assert after.returncode == 0, after.stderr
-    assert f"{_MANY - recorded} more task(s) not recorded yet" in after.stdout
+    assert f"{_MANY - recorded} of them not recorded yet (queued)" in after.stdout
+    # Every task of the config listed, the ones the stop left unrecorded as queued.
+    listed = council(["status", str(config), "--json"], tmp_path, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    tasks = json.loads(listed.stdout)["tasks"]
+    assert len(tasks) == _MANY and len({t["task_id"] for t in tasks}) == _MANY
+    assert sum(t["status"] == "queued" for t in tasks) >= _MANY - recorded
 
 
 def _stopped(pid: int) -> bool:

@@ -12,18 +12,23 @@ add-cli on README.md (hunks)`` after what it does; a running task whose session 
 starting``).
 When the terminal is too short for every task, ended tasks are folded into one line first,
 then the queued ones, so what is happening stays on screen; the height counted is the one
-drawn, rows folded onto more lines on a narrow screen included (``fitted``).
+drawn, rows folded onto more lines on a narrow screen included (``fitted``). A redraw costs
+what changed since the last one and what it shows, never a line per task of the run: the
+lines, their counts and which of them give way are kept by the scheduler's board book
+(``scheduler.board_book``, ``Council.board_view``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 
 from orchestrator.cli import console
-from orchestrator.council import Council, TaskLine
+from orchestrator.council import BoardView, Council, TaskLine
+from orchestrator.scheduler.board import ENDED
+from orchestrator.scheduler.board_book import BoardBook, fold_rank
 
 __all__ = ["COLUMNS", "Stopping", "fitted", "headline", "rows_for", "show_board"]
 
@@ -38,10 +43,9 @@ COLUMNS = (
     console.Column("doing / waiting for", key=True, wraps=True),
 )
 _REFRESH = 0.25
-_ENDED = ("done", "failed", "conflict", "cancelled")
-# Which lines go first when the screen is short: the lower, the longer it stays shown.
-_KEEP = {"running": 0, "merging": 0, "in_review": 1, "waiting": 1, "parked": 1, "queued": 2}
 _CHROME = 8  # lines the headline, the table's borders and header and the shell prompt take
+
+Views = Callable[[int], BoardView]  # the board as a screen of so many rows shows it
 
 
 class Stopping:
@@ -53,9 +57,13 @@ class Stopping:
 
 def headline(lines: Sequence[TaskLine], stopping: str = "") -> str:
     """``council: 3/7 done · 2 running · 1 merging · 2 waiting · 1 queued · 1 failed``."""
-    kinds = Counter(_kind(line) for line in lines)
-    parts = [f"{kinds.pop('done', 0)}/{len(lines)} done"]
-    for kind in ("running", "merging", "in_review", "waiting", "parked", "queued", *_ENDED[1:]):
+    return _headline(Counter(line.kind for line in lines), len(lines), stopping)
+
+
+def _headline(counted: Counter[str], total: int, stopping: str) -> str:
+    kinds = Counter(counted)
+    parts = [f"{kinds.pop('done', 0)}/{total} done"]
+    for kind in ("running", "merging", "in_review", "waiting", "parked", "queued", *ENDED[1:]):
         if kinds.get(kind):
             parts.append(f"{kinds[kind]} {kind}")
     text = "council: " + " · ".join(parts)
@@ -64,31 +72,17 @@ def headline(lines: Sequence[TaskLine], stopping: str = "") -> str:
 
 def rows_for(lines: Sequence[TaskLine], height: int) -> list[tuple[str, ...]]:
     """The table's rows for a screen ``height`` lines high (see the module doc)."""
-    room = max(3, height - _CHROME)
-    if len(lines) <= room:
-        return [_row(line) for line in lines]
-    # How many of each rank give way, first ones first (one pass: a run of 10,000 tasks is
-    # drawn four times a second), leaving room for the line that counts them.
-    ranks = [_rank(line) for line in lines]
-    by_rank = Counter(ranks)
-    left, quota = len(lines), Counter[str | int]()
-    for rank in ("ended", 2, 1):
-        if left + 1 <= room:
-            break
-        quota[rank] = min(by_rank[rank], left + 1 - room)
-        left -= quota[rank]
-    shown: list[TaskLine] = []
-    folded: Counter[str] = Counter()
-    for line, rank in zip(lines, ranks, strict=True):
-        if quota[rank] > 0:
-            quota[rank] -= 1
-            folded[_kind(line)] += 1
-        else:
-            shown.append(line)
-    rows = [_row(line) for line in shown]
-    if folded:
-        summary = ", ".join(f"{count} {kind}" for kind, count in sorted(folded.items()))
-        rows.append(("…", f"{sum(folded.values())} more", "", "", "", summary))
+    return _rows(_views(lines), height)
+
+
+def _rows(views: Views, height: int) -> list[tuple[str, ...]]:
+    # The lines that give way are chosen by the board's book, which goes over what it shows
+    # and what changed, never every task (a run of 10,000 is drawn four times a second).
+    view = views(max(3, height - _CHROME))
+    rows = [_row(line) for line in view.lines]
+    if view.folded:
+        summary = ", ".join(f"{count} {kind}" for kind, count in sorted(view.folded.items()))
+        rows.append(("…", f"{sum(view.folded.values())} more", "", "", "", summary))
     return rows
 
 
@@ -96,11 +90,15 @@ def fitted(lines: Sequence[TaskLine], height: int, title: str) -> list[tuple[str
     """``rows_for`` a screen ``height`` lines high, with as many rows left out as the folded
     ones take lines beyond one each: the board as drawn fits above the shell's line (or is
     three rows, the fewest it shows)."""
+    return _fitted(_views(lines), height, title)
+
+
+def _fitted(views: Views, height: int, title: str) -> list[tuple[str, ...]]:
     room = height
-    rows = rows_for(lines, room)
+    rows = _rows(views, room)
     while (over := console.board_height(COLUMNS, rows, title) - (height - 1)) > 0:
         room -= over
-        fewer = rows_for(lines, room)
+        fewer = _rows(views, room)
         if len(fewer) >= len(rows):
             break
         rows = fewer
@@ -111,28 +109,31 @@ async def show_board(council: Council, stopping: Stopping) -> None:
     """Redraw the board until cancelled (the run's end)."""
     with console.live_table(COLUMNS, board=True) as update:
         while True:
-            lines = council.board()
-            title = headline(lines, stopping.said)
-            update(fitted(lines, console.height(), title), title)
+            height = console.height()
+            view = council.board_view(max(3, height - _CHROME))
+            title = _headline(view.kinds, view.total, stopping.said)
+            update(_fitted(council.board_view, height, title), title)
             await anyio.sleep(_REFRESH)
 
 
+def _views(lines: Sequence[TaskLine]) -> Views:
+    book = BoardBook.of_lines(lines)
+    return book.view
+
+
 def _kind(line: TaskLine) -> str:
-    if line.status in ("queued", "parked") and line.detail:
-        return "parked" if line.status == "parked" else "waiting"
-    return line.status
+    return line.kind
 
 
 def _rank(line: TaskLine) -> str | int:
-    kind = _kind(line)
-    return "ended" if kind in _ENDED else _KEEP.get(kind, 0)
+    return fold_rank(line.kind)
 
 
 def _row(line: TaskLine) -> tuple[str, ...]:
     elapsed = f"{line.elapsed:.0f}s" if line.elapsed is not None else ""
     return (
         line.task_id,
-        _kind(line),
+        line.kind,
         line.phase or "",
         line.adapter or "",
         elapsed,

@@ -82,9 +82,15 @@ def _status_source(
             assert found.state_dir is not None  # a FoundRun has one or the other
             return found.state_dir, found.events, None
         file = found.config
-    from orchestrator.config.load import load_config  # YAML and the checks: FILE only
+    from orchestrator.config.load import state_config  # YAML: FILE only
     from orchestrator.config.origin import origin_of
     from orchestrator.state.file.record_files.layout import events_log
+
+    # Where its state is, without its tasks (``config.load.state_config``); read whole otherwise.
+    light = state_config(file)
+    if light is not None and light.state.backend == "file":
+        return light.state_dir, events_log(light.repo), origin_of(light)
+    from orchestrator.config.load import load_config  # and the checks
 
     config = load_config(file)
     if config.state.backend == "file":

@@ -90,7 +90,7 @@ def finish(
         )
     elif report.status == SessionStatus.INTERRUPTED and config is not None:
         # On stderr, so --json output stays one JSON document.
-        listed = report.totals.tasks + report.totals.unrecorded
+        listed = report.totals.tasks
         left = listed - report.totals.done
         if left == 0:  # stopped once the last task had landed: nothing to go on with
             console.print_warning(f"stopped after every task was done ({listed} of {listed})")
@@ -195,7 +195,7 @@ def summary(report: RunReport, wide: bool = False) -> tuple[list[tuple[object, .
         f"{totals.failed} failed, {totals.conflict} in conflict"
     )
     if totals.unrecorded:
-        title += f"; {totals.unrecorded} more task(s) not recorded yet"
+        title += f"; {totals.unrecorded} of them not recorded yet (queued)"
     return rows, title
 
 

@@ -4,6 +4,7 @@ marked), each task's session's services, and the totals, so any process can repo
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -94,6 +95,20 @@ def _task_report(
     )
 
 
+def _unrecorded(task_id: str, depends_on: list[str], states: dict[str, TaskState]) -> TaskReport:
+    """A task the session lists with no record yet (the run records its tasks in batches as it
+    starts, and a stop then leaves the rest for `council resume`): queued, as it will be
+    recorded. A copy of one report made once: thousands of them are listed at the start of a
+    big run, and a report built field by field costs each of them its defaults."""
+    done = TaskStatus.DONE
+    deps = [d for d in depends_on if (s := states.get(d)) is None or s.status != done]
+    waiting = f"after {', '.join(deps)}" if deps else None
+    return _QUEUED.model_copy(update={"task_id": task_id, "waiting": waiting})
+
+
+_QUEUED = TaskReport(task_id="-", status=TaskStatus.QUEUED, phases={})
+
+
 def _candidates(meta: TaskMeta) -> list[CandidateReport]:
     council = meta.council.council
     listed = council.get("candidates") if council is not None else None
@@ -153,10 +168,12 @@ def build_report(
             ),
             stacks.get(i),
         )
-        for i in session.task_ids
         if i in by_id
+        else _unrecorded(i, deps.get(i, []), by_id)
+        for i in session.task_ids
     ]
-    count = {status: sum(r.status == status for r in reports) for status in TaskStatus}
+    counted = Counter(r.status for r in reports)  # one pass, not one a status
+    count = {status: counted.get(status, 0) for status in TaskStatus}
     starts = [r.started_at for r in reports if r.started_at is not None]
     ends = [r.finished_at for r in reports if r.finished_at is not None]
     duration = (max(ends) - min(starts)).total_seconds() if starts and ends else None
@@ -178,7 +195,7 @@ def build_report(
         output_tokens=_total([r.output_tokens for r in reports]),
         cost_usd=_total([r.cost_usd for r in reports]),
         duration_seconds=duration,
-        unrecorded=len(session.task_ids) - len(reports),
+        unrecorded=sum(i not in by_id for i in session.task_ids),
     )
     return RunReport(
         session_id=session.session_id,

@@ -174,8 +174,9 @@ class RunTotals(_Report):
     waiting_for_checkout: int = 0  # ended waiting for the base's checkout: `council resume`
     in_review: int = 0  # pull requests open, waiting to be merged
     held: int = 0  # queued, waiting for a budget to be raised (``scheduler.spending``)
-    # Listed by the session with no record yet: being recorded as the run starts, or left
-    # so by a stop then (``scheduler.session.recording``); `council resume` records them.
+    # Of ``tasks``, those the session lists with no record yet (in ``tasks`` as queued):
+    # being recorded as the run starts, or left so by a stop then
+    # (``scheduler.session.recording``); `council resume` records them.
     unrecorded: int = 0
     input_tokens: int | None = None
     output_tokens: int | None = None

@@ -1,7 +1,10 @@
 """How a run's end is recorded, once the tick has ended it (``ending`` decides how).
 
-``finish`` reads the session's tasks once (with the candidates of its council tasks), keeps the
-run's final spend line, and writes the session's end:
+``finish`` keeps the run's final spend line and writes the session's end. A run that ends by
+itself reads the session's tasks once for it (with the candidates of its council tasks); a
+stopped one reads none: its spend line (for reports only) is told from the records as the
+scheduler's last tick saw them, and its checkpoint reads every record itself, so a stop of a
+run of 10,000 tasks reads them once less:
 
 - ended by another workstation, its tasks taken over by a later run (``session.reading``):
   this one only leaves (``run.left``);
@@ -16,10 +19,11 @@ run's final spend line, and writes the session's end:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 from orchestrator.errors import CouncilError
 from orchestrator.events.runs import RunFinished, RunInterrupted, RunLeft
-from orchestrator.models import SessionStatus
+from orchestrator.models import SessionStatus, TaskState
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
 from orchestrator.scheduler.ending import decide
@@ -37,8 +41,9 @@ async def finish(
     opening: Opening,
     members: CouncilMembers,
     spending: Spending,
+    seen: Mapping[str, TaskState],
 ) -> None:
-    """Record the run's end (module doc)."""
+    """Record the run's end (module doc); ``seen``: the records as the last tick read them."""
     assert run.session_id is not None
     store = run.services.store
     if run.ended_elsewhere:
@@ -49,12 +54,9 @@ async def finish(
         # The team goes on without this workstation: its tasks are back in the queue.
         await run.events.emit(RunLeft(session_id=run.session_id))
         return
-    states = await store.list_tasks(run.session_id)
-    by_id = {s.task_id: s for s in states}
-    await members.add_states(run.tasks.values(), by_id)  # council candidates
-    with contextlib.suppress(CouncilError):  # the spend line is for reports only
-        await spending.publish(list(by_id.values()))
     if run.stopping:
+        with contextlib.suppress(CouncilError):  # the spend line is for reports only
+            await spending.publish(list(seen.values()))
         await store.update_session(
             run.session_id, {"status": SessionStatus.INTERRUPTED}, metrics=False
         )
@@ -62,6 +64,11 @@ async def finish(
             await store.create_checkpoint(run.session_id, "interrupted")
         await run.events.emit(RunInterrupted(session_id=run.session_id))
         return
+    states = await store.list_tasks(run.session_id)
+    by_id = {s.task_id: s for s in states}
+    await members.add_states(run.tasks.values(), by_id)  # council candidates
+    with contextlib.suppress(CouncilError):  # the spend line is for reports only
+        await spending.publish(list(by_id.values()))
     own = {s.task_id: s for s in states}
     end = decide(own, parts.parts, team=run.services.team is not None, seen=by_id)
     if end.status is None:

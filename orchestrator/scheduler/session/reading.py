@@ -8,6 +8,8 @@
   deleted says so (``disappeared``), not which file;
 - ``states(full=)``: the session's tasks, but those whose batch is not written yet
   (``recording``), with the candidates of its unfinished council tasks;
+- ``take_changes()``: the tasks whose record ``states`` may give otherwise than it did when
+  last asked (read again, or their batch now ready), None for any (``view.TaskView``);
 - ``with_records(states)``: every task of the run has a record, or is given one: the view may
   lag (read again); the whole store gone (no session record, or not the data the run started
   on) stops the run with a way forward; a task record moved away alone (as a damaged record's
@@ -24,6 +26,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from orchestrator.config.task import TaskConfig
 from orchestrator.errors import CouncilError, StateError
 from orchestrator.events.tasks import TaskRecordRecreated
 from orchestrator.models import TERMINAL_SESSION_STATUSES, TaskState
@@ -44,6 +47,8 @@ class RunReads:
         self._view: TaskView | None = None
         self._lost_reported = False  # the state was found gone and said so already
         self._identity: str | None = None  # the store's data this run started on
+        self._councils: list[TaskConfig] = []  # the run's council tasks when it had
+        self._councils_of = (0, -1)  # ... this many tasks (and this mapping of them)
 
     @asynccontextmanager
     async def watching(self, wake: Callable[[], None]) -> AsyncIterator[None]:
@@ -68,6 +73,15 @@ class RunReads:
         if self._view is not None:
             self._view.touch(task_id)
 
+    def take_changes(self) -> set[str] | None:
+        """The tasks ``states`` may give otherwise than when this was last called: records read
+        again, batches become ready; None: any of them (no view, or it read everything)."""
+        readied = self._recorder.take_readied()
+        if self._view is None:
+            return None
+        changed = self._view.take_changes()
+        return None if changed is None else changed | readied
+
     def recorded(self, task_id: str) -> bool:
         """``task_id``'s batch is written and ready (``recording``)."""
         return task_id not in self._recorder.pending
@@ -84,14 +98,24 @@ class RunReads:
             states = await self._view.current(full=full)
         pending = self._recorder.pending
         if pending:  # recorded, but not ready to dispatch until their batch is (``recording``)
-            states = {task_id: s for task_id, s in states.items() if task_id not in pending}
-        await self._members.add_states(run.tasks.values(), states)
+            for task_id in pending & states.keys():  # ``states`` is a copy of its own
+                del states[task_id]
+        await self._members.add_states(self._council_tasks(), states)
         return states
+
+    def _council_tasks(self) -> list[TaskConfig]:
+        """The run's council tasks (looked for again only when the run's tasks change)."""
+        tasks = self._run.tasks
+        if self._councils_of != (id(tasks), len(tasks)):
+            self._councils = [task for task in tasks.values() if task.council]
+            self._councils_of = (id(tasks), len(tasks))
+        return self._councils
 
     async def with_records(self, states: dict[str, TaskState]) -> dict[str, TaskState]:
         """``states``, or read again when some task of the run has no record (module doc)."""
         run = self._run
-        if all(task_id in states for task_id in run.tasks if self.recorded(task_id)):
+        absent = run.tasks.keys() - states.keys()  # a set difference: no loop over the tasks
+        if not absent or absent <= self._recorder.pending:
             return states
         assert run.session_id is not None
         states = await self.states(full=True)

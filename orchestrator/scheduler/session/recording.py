@@ -46,12 +46,18 @@ class TaskRecorder:
         self._resuming = False
         # Task ids not ready for dispatch yet: not recorded, or their batch not yet prepared.
         self.pending: set[str] = set()
+        self._readied: set[str] = set()  # left ``pending`` since ``take_readied``
 
     def plan(self, tasks: Iterable[TaskConfig], *, resuming: bool) -> None:
         """Record ``tasks`` (a resumed session: the ones it lacks), highest priority first."""
         self._todo = sorted(tasks, key=lambda task: -task.priority)  # stable: config order
         self._resuming = resuming
         self.pending = {task.id for task in self._todo}
+
+    def take_readied(self) -> set[str]:
+        """The tasks whose batch became ready since the last call (the tick sees them now)."""
+        readied, self._readied = self._readied, set()
+        return readied
 
     @property
     def done(self) -> bool:
@@ -69,6 +75,7 @@ class TaskRecorder:
         await skip_landed(run, batch)
         await self._members.prepare(batch, resuming=self._resuming)
         self.pending.difference_update(task.id for task in batch)
+        self._readied.update(task.id for task in batch)
         if self._todo:
             crash_point("start.batch_recorded", run.session_id)
         else:
