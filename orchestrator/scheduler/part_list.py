@@ -41,7 +41,7 @@ def run_parts(
         EndOnly(CheckoutEnd()),  # a landing that waited for the base's checkout
     ]
     if services.team is not None:  # several workstations on one queue
-        parts.append(TeamPart(run, services.team, lambda: len(inflight)))
+        parts.append(TeamPart(run, services.team, inflight))
     parts.append(PullsPart(run, writes))  # landing.via: pull_request
     if config.radar.on:  # the collision radar
         parts.append(RadarWatch(run, inflight, wake))
