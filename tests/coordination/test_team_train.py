@@ -146,9 +146,10 @@ def test_one_workstation_lands_every_workstations_ready_branches(
         assert code == 0, f"workstation {name}: {err[-2000:]}"
         assert report["totals"]["done"] == 6
     assert sorted(team.landed_tasks()) == [f"t{n:02d}" for n in range(1, 7)]  # each once
-    # Every workstation had branches ready (two sessions each, nobody could land meanwhile).
+    # Several workstations had branches ready (a landing's session frees its slot, so one that
+    # started early may have taken more than two).
     owners = {_owner(data["holder"]) for data in ready.values()}
-    assert len(owners) == 3, ready
+    assert len(owners) >= 2, ready
     # One workstation landed all six in one train: one push, each task's write-ahead record
     # naming it as the lander, and the owner where that was another workstation.
     intents = _records(pg_dsn, WRITE_AHEAD)

@@ -59,6 +59,7 @@ import anyio
 from orchestrator.errors import (
     CouncilError,
     CredentialInWork,
+    LockTimeout,
     SecretInHistory,
     StaleClaim,
     StateError,
@@ -73,6 +74,7 @@ from orchestrator.merge.remote import PushIntent
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.models import KeyedRecord, utcnow
 from orchestrator.safety import secret_mask
+from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.landing_log import NAMESPACE as WRITE_AHEAD
@@ -108,6 +110,7 @@ class _Waiter:
     attempt: Attempt
     tip: str
     version: int = 0  # of its ready record as written
+    look: int = 0  # the looks at the records begun before it was written
     answer: Answer | None = None
     answered: anyio.Event = field(default_factory=anyio.Event)
 
@@ -143,6 +146,7 @@ class TeamTrain:
         self._own_fence = LandingLog(run, inflight)  # this workstation's tasks, as any landing
         self._waiting: dict[str, _Waiter] = {}
         self._driving = False
+        self._looks = 0  # reads of the records begun (``_read_answers``)
         self._turn: anyio.Event | None = None
         self._fetching = anyio.Lock()
         self._seen_tips: list[str] = []  # base tips this clone fetched or pushed lately
@@ -185,8 +189,9 @@ class TeamTrain:
         except StateError as exc:
             log.warning("task %s: cannot ask the team's train to land it (%s)", key, exc)
             return None
-        waiter.version = written.version
+        waiter.version, waiter.look = written.version, self._looks
         self._waiting[key] = waiter
+        crash_point("merge.asked", key)
         try:
             answer = await self._wait(waiter)
         finally:
@@ -214,7 +219,7 @@ class TeamTrain:
                 continue
             self._driving = True
             try:
-                await self._drive()
+                await self._drive(waiter)
             finally:
                 self._driving = False
                 turn, self._turn = self._turn, None
@@ -224,31 +229,43 @@ class TeamTrain:
                 waiter.settle(RETURN)  # nobody answered: landed here, as before the train
         return waiter.answer
 
-    async def _drive(self) -> None:
-        """One look: the answers read, and a train led when the lock is free; then a nap
-        while some waiter here has no answer."""
+    async def _drive(self, waiter: _Waiter) -> None:
+        """One look: the answers read, and a train led when the team's lock is free (and
+        this clone's own merge lock, taken after it, at once: a landing of this clone's own
+        under way holds it, waiting for the team's lock, which this look then lets go);
+        then a nap while some waiter here has no answer."""
+        assert waiter.attempt.session is not None
+        store = self._run.services.store
         async with self._lock.tried() as had:
+            look = self._looks = self._looks + 1
             try:
-                records = await self._run.services.store.list_records(NAMESPACE)
+                records = await store.list_records(NAMESPACE)
             except StateError as exc:
                 log.warning("cannot read the team's landing train: %s", exc)
                 records = None
             if records is not None:
-                self._read_answers(records)
-                if had:
+                self._read_answers(records, look)
+                if had and any(r.data.get("state") == "ready" for r in records):
+                    locks = self._run.services.locks
                     try:
-                        await self._train(records)
+                        async with locks.merge_lock(waiter.attempt.session.session_id, _POLL):
+                            # read again: more may have become ready while the lock was had
+                            await self._train(await store.list_records(NAMESPACE))
+                    except LockTimeout:
+                        pass  # this clone's own landing goes first: the next look
                     except CouncilError as exc:  # its riders settled what they could
                         log.warning("the team's landing train stopped: %s", exc)
         if any(w.answer is None for w in self._waiting.values()):
             await anyio.sleep(_POLL)
 
-    def _read_answers(self, records: list[KeyedRecord]) -> None:
+    def _read_answers(self, records: list[KeyedRecord], look: int) -> None:
+        """Settle the waiters ``records`` (read by look number ``look``) answer."""
         found = {record.key: record for record in records}
         for key, waiter in list(self._waiting.items()):
             record = found.get(key)
             if record is None:
-                waiter.settle(RETURN)  # gone (expired, or taken back): landed here
+                if waiter.look < look:  # its record was written before this read began
+                    waiter.settle(RETURN)  # gone (expired, or taken back): landed here
                 continue
             answer = self._answer_of(record, waiter)
             if answer is not None:
