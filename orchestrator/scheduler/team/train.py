@@ -51,7 +51,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -112,12 +112,10 @@ class _Waiter:
     version: int = 0  # of its ready record as written
     look: int = 0  # the looks at the records begun before it was written
     answer: Answer | None = None
-    answered: anyio.Event = field(default_factory=anyio.Event)
 
     def settle(self, answer: Answer) -> None:
         if self.answer is None:
             self.answer = answer
-            self.answered.set()
 
 
 @dataclass(frozen=True)
