@@ -384,8 +384,8 @@ class TeamTrain:
             if not isinstance(holder, str) or not holder:
                 raise ValueError(f"holder {holder!r} is not a workstation")
             branch = data.get("branch")
-            if not isinstance(branch, str) or not branch.startswith("council/"):
-                raise ValueError(f"branch {branch!r} is not a session's branch")
+            if not isinstance(branch, str) or not branch.startswith(f"council/{task_id}/"):
+                raise ValueError(f"branch {branch!r} is not a session's branch of {task_id}")
             session = check_id(str(data.get("worktree_session", "")), "worktree session")
             rider = Rider(session, task_id, branch, tip)
         except (CouncilError, ValueError) as exc:
