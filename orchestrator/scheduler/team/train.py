@@ -228,33 +228,42 @@ class TeamTrain:
         return waiter.answer
 
     async def _drive(self, waiter: _Waiter) -> None:
-        """One look: the answers read, and a train led when the team's lock is free (and
-        this clone's own merge lock, taken after it, at once: a landing of this clone's own
-        under way holds it, waiting for the team's lock, which this look then lets go);
-        then a nap while some waiter here has no answer."""
+        """One look: the answers read; while some branch is still ready, a look at the team's
+        lock, and a train led when it is free (and this clone's own merge lock, taken after
+        it, at once: a landing of this clone's own under way holds it, waiting for the
+        team's lock, which this look then lets go); then a nap while some waiter here has no
+        answer."""
         assert waiter.attempt.session is not None
         store = self._run.services.store
-        async with self._lock.tried() as had:
-            look = self._looks = self._looks + 1
-            try:
-                records = await store.list_records(NAMESPACE)
-            except StateError as exc:
-                log.warning("cannot read the team's landing train: %s", exc)
-                records = None
-            if records is not None:
-                self._read_answers(records, look)
-                if had and any(r.data.get("state") == "ready" for r in records):
+        look = self._looks = self._looks + 1
+        try:
+            records = await store.list_records(NAMESPACE)
+        except StateError as exc:  # nothing read: nothing answered, no train; the next look
+            log.warning("cannot read the team's landing train: %s", exc)
+            records = None
+        if records is not None:
+            self._read_answers(records, look)
+        if (
+            records is not None
+            and self._pending()
+            and any(r.data.get("state") == "ready" for r in records)
+        ):
+            async with self._lock.tried() as had:
+                if had:
                     locks = self._run.services.locks
                     try:
                         async with locks.merge_lock(waiter.attempt.session.session_id, _POLL):
-                            # read again: more may have become ready while the lock was had
+                            # read again: more may have become ready meanwhile
                             await self._train(await store.list_records(NAMESPACE))
                     except LockTimeout:
                         pass  # this clone's own landing goes first: the next look
                     except CouncilError as exc:  # its riders settled what they could
                         log.warning("the team's landing train stopped: %s", exc)
-        if any(w.answer is None for w in self._waiting.values()):
+        if self._pending():
             await anyio.sleep(_POLL)
+
+    def _pending(self) -> bool:
+        return any(w.answer is None for w in self._waiting.values())
 
     def _read_answers(self, records: list[KeyedRecord], look: int) -> None:
         """Settle the waiters ``records`` (read by look number ``look``) answer."""
