@@ -93,15 +93,22 @@ class Cluster:
                 lines = (json.dumps(list(row), default=str) for row in rows)
                 (directory / f"{table}.jsonl").write_text("".join(f"{x}\n" for x in lines))
 
-    def landing_seconds(self, name: str) -> list[float]:
-        """How long each landing held the team's merge lock (its ``merge.completed`` timings,
-        total less the wait for the lock): landings are serial, so their sum bounds the run."""
+    def landing_seconds(self, name: str) -> tuple[list[float], int]:
+        """How long each train held the team's merge lock (its landings' ``merge.completed``
+        timings, total less the wait for the lock, once per train: the landings one push
+        made share its tip), and how many landings there were. Trains are serial, so their
+        sum bounds the run."""
         query = (
-            "SELECT (data->'timings'->>'total')::float - (data->'timings'->>'lock_wait')::float "
+            "SELECT data->>'base_after', "
+            "(data->'timings'->>'total')::float - (data->'timings'->>'lock_wait')::float "
             "FROM council.events WHERE type = 'merge.completed' ORDER BY id"
         )
         with psycopg.connect(self.local.url(name), autocommit=True) as conn:
-            return [float(row[0]) for row in conn.execute(query).fetchall()]
+            rows = conn.execute(query).fetchall()
+        trains: dict[str, float] = {}
+        for tip, seconds in rows:
+            trains[str(tip)] = max(trains.get(str(tip), 0.0), float(seconds))
+        return list(trains.values()), len(rows)
 
     def server_cpu(self) -> float:
         """CPU seconds the server has used so far: the postmaster, its live processes

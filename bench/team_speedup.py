@@ -19,10 +19,14 @@ time runs from the first ``council run`` started to the last one's exit. Each ru
 every task landed on the remote's ``main`` exactly once. Printed per count: wall time, the
 speed-up against one workstation of the same round (median and range), the ideal (whole waves
 of ``--sleep``), landings per second, how long the team's merge lock was held (all landings
-together, and per landing: landings are serial, so their sum bounds the wall time), and the
-CPU per task of the council processes (with their git and CLI processes) and of the server.
+together, per landing and the landings per train: whichever workstation holds the lock lands
+every workstation's ready branches in one train, ``scheduler.team.train``; trains are serial, so
+their sum bounds the wall time), and the CPU per task of the council processes (with their git
+and CLI processes) and of the server.
 
-Targets: 3 workstations >= 2.6x one; 6 still faster than 3.
+Targets (issue 51): 3 workstations >= 2.6x one; 6 workstations >= 1.5x three. Both are judged
+and printed, with the load average at the start: the machine's other work counts against the
+team (every workstation here shares its cores).
 
     .venv/bin/python bench/team_speedup.py [--tasks 72] [--sessions 3] [--sleep 2] [--rounds 3]
         [--workstations 1 3 6] [--json]
@@ -61,6 +65,7 @@ from team_common import (
 )
 
 GOAL = 2.6  # three workstations at least 2.6x one
+GOAL_6 = 1.5  # six workstations at least 1.5x three
 
 
 @dataclass(frozen=True)
@@ -71,8 +76,9 @@ class Run:
     ideal: float  # whole waves of sleeping sessions: the floor no coordination can beat
     client_cpu: float  # the council processes with their git and CLI processes
     server_cpu: float
-    landing: float  # seconds the team's merge lock was held, all landings together
+    landing: float  # seconds the team's merge lock was held, all trains together
     landings: int
+    trains: int
 
 
 def one_run(
@@ -107,11 +113,11 @@ def one_run(
     except RuntimeError:
         cluster.dump(database, directory)  # the run's directory stays, for the report
         raise
-    held = cluster.landing_seconds(database)
+    held, landings = cluster.landing_seconds(database)
     cluster.drop(database)
     shutil.rmtree(directory)
     ideal = math.ceil(tasks / (sessions * workstations)) * sleep
-    return Run(number, workstations, wall, ideal, client, server, sum(held), len(held))
+    return Run(number, workstations, wall, ideal, client, server, sum(held), landings, len(held))
 
 
 def main(
@@ -143,7 +149,7 @@ def main(
                     print(
                         f"  round {number + 1}, {workstations} workstation(s): {done.wall:6.2f} s "
                         f"(ideal {done.ideal:5.1f} s); merge lock held {done.landing:5.1f} s "
-                        f"for {done.landings} landings"
+                        f"for {done.landings} landings in {done.trains} trains"
                     )
     shutil.rmtree(root)  # a failed run's directory stays (see failure_report)
     base = counts[0]
@@ -156,6 +162,8 @@ def main(
     rates = {n: [tasks / r.wall for r in by_count[n]] for n in counts}
     held = {n: [r.landing for r in by_count[n]] for n in counts}
     per_landing = {n: [r.landing / max(1, r.landings) for r in by_count[n]] for n in counts}
+    per_train = {n: [r.landings / max(1, r.trains) for r in by_count[n]] for n in counts}
+    six = [walls[3][i] / walls[6][i] for i in range(rounds)] if 3 in walls and 6 in walls else []
     client = {n: [r.client_cpu / tasks for r in by_count[n]] for n in counts}
     server = {n: [r.server_cpu / tasks for r in by_count[n]] for n in counts}
     if as_json:
@@ -172,6 +180,9 @@ def main(
             "landings_per_second": {n: summary(rates[n]) for n in counts},
             "merge_lock_held": {n: summary(held[n]) for n in counts},
             "merge_lock_per_landing": {n: summary(per_landing[n]) for n in counts},
+            "landings_per_train": {n: summary(per_train[n]) for n in counts},
+            "speedup_3_to_6": summary(six) if six else None,
+            "goal_3_to_6": GOAL_6,
             "client_cpu_per_task": {n: summary(client[n]) for n in counts},
             "server_cpu_per_task": {n: summary(server[n]) for n in counts},
             "goal_3": GOAL,
@@ -181,7 +192,8 @@ def main(
     print(f"\n== median [range] of {rounds} round(s)")
     print(
         f"  {'ws':>2} {'wall (s)':>20} {'speed-up':>18} {'ideal':>6} {'landings/s':>16} "
-        f"{'lock held (s)':>18} {'per landing (ms)':>18} {'CPU/task: council':>18} {'pg':>6}"
+        f"{'lock held (s)':>18} {'per landing (ms)':>18} {'per train':>12} "
+        f"{'CPU/task: council':>18} {'pg':>6}"
     )
     for n in counts:
         speed = spread(speedups[n]) + "x" if n in speedups else "1x"
@@ -189,16 +201,16 @@ def main(
         print(
             f"  {n:>2} {spread(walls[n]):>20} {speed:>18} {ideal:>6} {spread(rates[n]):>16} "
             f"{spread(held[n], fmt='{:.1f}'):>18} {spread(per_landing[n], 1000, '{:.0f}'):>18} "
+            f"{spread(per_train[n], fmt='{:.1f}'):>12} "
             f"{spread(client[n], 1000, '{:.0f}') + ' ms':>18} "
             f"{statistics.median(server[n]) * 1000:4.0f} ms"
         )
     if base == 1 and 3 in speedups:
         judged = verdict(statistics.median(speedups[3]), GOAL, at_most=False)
         print(f"  3 workstations: {spread(speedups[3])}x one ({judged})")
-    if 3 in walls and 6 in walls:
-        faster = statistics.median(walls[6]) < statistics.median(walls[3])
-        answer = "yes" if faster else "NO"
-        print(f"  6 workstations faster than 3 (target: still growing): {answer}")
+    if six:
+        judged = verdict(statistics.median(six), GOAL_6, at_most=False)
+        print(f"  6 workstations: {spread(six)}x three ({judged})")
 
 
 if __name__ == "__main__":

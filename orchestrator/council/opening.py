@@ -19,7 +19,7 @@ from orchestrator.config.run import RunConfig
 from orchestrator.config.sandbox import merged_sandbox
 from orchestrator.forge.base import Forge
 from orchestrator.locks.manager import LockManager
-from orchestrator.locks.team_merge import TeamMergeLock
+from orchestrator.locks.team_merge import TeamMergeLock, lease_for
 from orchestrator.merge.queue import MergeLockFactory, MergeQueue
 from orchestrator.merge.remote import BeforePush
 from orchestrator.plugins.host import PluginHost
@@ -34,8 +34,6 @@ from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings
 
 __all__ = ["Opened", "open_run", "services_for"]
-
-_TEAM_MERGE_LEASE = 30.0  # seconds: a landing takes well under one; a dead holder's lock lapses
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ async def services_for(
     store = opened.store
     merge_lock: MergeLockFactory = locks.merge_lock
     if team is not None:
-        lease = min(_TEAM_MERGE_LEASE, config.scheduler.stale_threshold)
+        lease = lease_for(config.scheduler.stale_threshold)
         team_lock = TeamMergeLock(store, config.base_branch, team.workstation, lease)
         merge_lock = _team_merge_lock(locks, team_lock)
     log_dir, home_root = plan_paths(config)

@@ -36,16 +36,16 @@ is not pushed again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio.to_thread
 
-from orchestrator.errors import RemotePushRefused, WorkspaceError
+from orchestrator.errors import GitError, RemotePushRefused, WorkspaceError
 from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import GitCalls, branch_ref
 from orchestrator.git.ref_files import loose_commit, read_refs
-from orchestrator.git.remote_refs import check_remote_name, fetch_ref, push_ref
+from orchestrator.git.remote_refs import check_remote_name, fetch_ref, fetch_refs, push_ref
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.ids import check_id
 
@@ -54,6 +54,7 @@ __all__ = [
     "RESCUE_PREFIX",
     "PushCheck",
     "fetch_branch",
+    "fetch_published",
     "fetch_rescue",
     "publish_branch",
     "publish_rescue",
@@ -92,6 +93,33 @@ async def fetch_branch(git: Git, remote: str, branch: str) -> str | None:
     local = _branch(branch)
     published = BRANCHES_PREFIX + local.removeprefix("refs/heads/")
     return await anyio.to_thread.run_sync(_fetch, GitCalls(git), remote, published, local)
+
+
+async def fetch_published(git: Git, remote: str, branches: Sequence[str]) -> None:
+    """Fetch the objects of each ``refs/council/branches/<branch>`` on ``remote`` (into its
+    tracking ref, ``refs/remotes/<remote>/council/branches/<branch>``; no local branch moves),
+    in one fetch; a branch the remote lacks, or whose fetch fails, is left out. What a ref
+    names now is not read by the caller: it lands the commit its owner recorded, which the
+    fetch brought here when the published branch still holds it."""
+    pairs = []
+    for branch in branches:
+        published = BRANCHES_PREFIX + _branch(branch).removeprefix("refs/heads/")
+        pairs.append((published, f"refs/remotes/{remote}/{published.removeprefix('refs/')}"))
+    if pairs:
+        await anyio.to_thread.run_sync(_fetch_all, GitCalls(git), check_remote_name(remote), pairs)
+
+
+def _fetch_all(calls: GitCalls, remote: str, pairs: list[tuple[str, str]]) -> None:
+    try:
+        if fetch_refs(calls, remote, pairs):
+            return
+    except GitError:
+        pass
+    for source, tracking in pairs:  # one is missing (or broke the fetch): each on its own
+        try:
+            fetch_ref(calls, remote, source, tracking)
+        except GitError:
+            continue
 
 
 async def publish_rescue(

@@ -25,12 +25,20 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.errors import GitError, RemotePushRefused, WorkspaceError
 from orchestrator.git.merge_tree import GitCalls
 
-__all__ = ["PushLine", "check_remote_name", "fetch_ref", "parse_porcelain", "push_ref"]
+__all__ = [
+    "PushLine",
+    "check_remote_name",
+    "fetch_ref",
+    "fetch_refs",
+    "parse_porcelain",
+    "push_ref",
+]
 
 # Git's "the remote does not have this ref" (the wording of git 2.30 to 2.45).
 _NO_REMOTE_REF = "couldn't find remote ref"
@@ -77,6 +85,12 @@ def fetch_ref(calls: GitCalls, remote: str, source: str, tracking: str) -> bool:
     ref only mirrors the remote); False when the remote has no ``source`` (the tracking ref
     is then left as it was). Any other failure (unreachable, no permission) is a
     ``GitError``."""
+    return fetch_refs(calls, remote, [(source, tracking)])
+
+
+def fetch_refs(calls: GitCalls, remote: str, pairs: Sequence[tuple[str, str]]) -> bool:
+    """``fetch_ref`` of several ``(source, tracking)`` pairs in one fetch; False when the
+    remote lacks one of the sources (then nothing is fetched: git fetches all or none)."""
     args = (
         *_QUIET,
         "fetch",
@@ -85,7 +99,7 @@ def fetch_ref(calls: GitCalls, remote: str, source: str, tracking: str) -> bool:
         "--no-write-fetch-head",
         "--recurse-submodules=no",
         remote,
-        f"+{source}:{tracking}",
+        *(f"+{source}:{tracking}" for source, tracking in pairs),
     )
     for pause in _PASSING:
         result = calls.run(*args, check=False)

@@ -19,6 +19,11 @@ nothing about correctness:
   waiting for, often on a loaded machine); releasing removes the record only if it is still
   the holder's (its random token: versions start again once a record is removed, so a version
   alone could name another).
+
+``tried()`` is the same lock for a caller that has something else to do while it is held (the
+team's landing train, ``scheduler.team.train``: a workstation whose branches a teammate may land
+meanwhile): one look, taken when free or when its holder's record has stood unchanged for
+``lease`` seconds across this instance's looks, else not had, at once.
 """
 
 from __future__ import annotations
@@ -36,9 +41,17 @@ from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.state.protocol import StateStore
 
-__all__ = ["NAMESPACE", "TeamMergeLock"]
+__all__ = ["LEASE", "NAMESPACE", "TeamMergeLock", "lease_for"]
 
 NAMESPACE = "team-merge-lock"
+LEASE = 30.0  # seconds: a landing takes well under one; a dead holder's lock lapses
+
+
+def lease_for(stale_threshold: float) -> float:
+    """The lock's lease in a run whose claims lapse after ``stale_threshold`` seconds."""
+    return min(LEASE, stale_threshold)
+
+
 log = logging.getLogger(__name__)
 
 _POLL_FIRST = 0.02
@@ -51,6 +64,7 @@ class TeamMergeLock:
         self._key = check_id(base_branch.replace("/", "-").lower()[:64], "merge lock key")
         self._holder = holder
         self._lease = lease
+        self._seen: tuple[int, float] | None = None  # ``tried``: the holder's version, first seen
 
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[bool]:
@@ -65,17 +79,62 @@ class TeamMergeLock:
                 with anyio.CancelScope(shield=True):
                     await self._release(token)
 
-    async def _acquire(self, token: str) -> bool:
-        store, started = self._store, time.monotonic()
-        seen: tuple[int, float] | None = None  # the holder's version and when we first saw it
-        first: float | None = None  # when a holder was first seen: the wait counts from there
-        pause = _POLL_FIRST
-        data = {
+    @contextlib.asynccontextmanager
+    async def tried(self) -> AsyncIterator[bool]:
+        """One look at the lock (module doc): held for the block when it yields True."""
+        token = secrets.token_hex(8)
+        had = await self._try(token)
+        try:
+            yield had
+        finally:
+            if had:
+                with anyio.CancelScope(shield=True):
+                    await self._release(token)
+
+    async def _try(self, token: str) -> bool:
+        data = self._data(token)
+        store = self._store
+        try:
+            try:
+                await store.put_record(NAMESPACE, self._key, data, 0)
+                self._seen = None
+                return True
+            except VersionConflict:
+                pass
+            record = await store.get_record(NAMESPACE, self._key)
+            if record is None:
+                await store.put_record(NAMESPACE, self._key, data, 0)
+                self._seen = None
+                return True
+            now = time.monotonic()
+            if self._seen is None or self._seen[0] != record.version:
+                self._seen = (record.version, now)
+                return False
+            if now - self._seen[1] < self._lease:
+                return False
+            await store.put_record(NAMESPACE, self._key, data, record.version)  # lapsed
+            self._seen = None
+            return True
+        except VersionConflict:
+            return False  # someone else took or released it meanwhile
+        except StateError as exc:
+            log.warning("the team's merge lock cannot be read (%s)", exc)
+            return False
+
+    def _data(self, token: str) -> dict[str, object]:
+        return {
             "holder": self._holder,
             "token": token,
             "since": utcnow().isoformat(),
             "lease": self._lease,
         }
+
+    async def _acquire(self, token: str) -> bool:
+        store, started = self._store, time.monotonic()
+        seen: tuple[int, float] | None = None  # the holder's version and when we first saw it
+        first: float | None = None  # when a holder was first seen: the wait counts from there
+        pause = _POLL_FIRST
+        data = self._data(token)
         try:
             # Free most of the time: taken by creating the record, nothing read first.
             await store.put_record(NAMESPACE, self._key, data, 0)

@@ -61,11 +61,12 @@ is read once per queue and then only when another writer moved the base.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -124,6 +125,7 @@ __all__ = [
     "MergeResult",
     "MergeStatus",
     "PushIntent",
+    "Rider",
     "VanishedLanding",
 ]
 
@@ -220,7 +222,32 @@ class MergeQueue:
         assert ticket.result is not None
         return ticket.result
 
-    async def _lead(self, tickets: list[Ticket]) -> None:
+    async def land_now(self, riders: list[Rider], before_push: BeforePush) -> list[Outcome]:
+        """Land ``riders`` as one train at once, on the remote (remote mode only), the caller
+        holding the team's merge lock: the team's landing train (``scheduler.team.train``),
+        each rider's exact commit (``Rider.tip``) and not whatever a ref names now, each car
+        announced to ``before_push`` (the rider's own fence) instead of the queue's. Each
+        rider's outcome in order, its events said as ``merge`` says them."""
+        if self._remote is None:
+            raise WorkspaceError("a train of the team's riders lands on a remote")
+        now = time.perf_counter()
+        tickets = []
+        for rider in riders:
+            if not _SHA.fullmatch(rider.tip):
+                raise WorkspaceError(f"rider {rider.task_id!r}: {rider.tip!r} is not a commit id")
+            request = _Request(
+                check_id(rider.session_id, "session id"),
+                check_id(rider.task_id, "task id"),
+                rider.branch,
+                rider.tip,  # the commit itself: nothing a ref was moved to since is read
+                None,
+            )
+            branch_ref(rider.branch)  # a name fit for the merge commit's message
+            tickets.append(Ticket(request, now, boarded=now))
+        await self._lead(tickets, before_push)
+        return [t.result if t.result is not None else t.error or _unsettled(t) for t in tickets]
+
+    async def _lead(self, tickets: list[Ticket], before_push: BeforePush | None = None) -> None:
         """Run one train (the lock held): each ticket settled with its result or its error,
         and its events said."""
         crash_point("merge.locked")
@@ -235,7 +262,7 @@ class MergeQueue:
                 )
             )
         try:
-            outcomes = await self._attempts([t.request for t in tickets])
+            outcomes = await self._attempts([t.request for t in tickets], before_push)
         except CouncilError as exc:  # the whole train: contention, a lock, a refused push
             outcomes = [exc] * len(tickets)
         await self._tell_outside()
@@ -382,7 +409,9 @@ class MergeQueue:
 
     # -- attempts: each one a single worker-thread call ------------------------------------
 
-    async def _attempts(self, requests: list[_Request]) -> list[Outcome]:
+    async def _attempts(
+        self, requests: list[_Request], before_push: BeforePush | None = None
+    ) -> list[Outcome]:
         """Land a train: each request's outcome (a result, or the error that is its alone),
         in order. A whole-train failure (contention, a lock, a refused push) raises."""
         calls = GitCalls(self.git)
@@ -403,7 +432,9 @@ class MergeQueue:
                 return [o for o in outcomes if o is not None]
             if self._remote is not None:
                 outcome: list[Outcome] | _Retry | Locked | Split
-                outcome = await self._remote.attempt(calls, aboard, attempt + 1, failed)
+                outcome = await self._remote.attempt(
+                    calls, aboard, attempt + 1, failed, before_push
+                )
             else:
                 outcome = await anyio.to_thread.run_sync(self._local.attempt, calls, aboard, failed)
             if isinstance(outcome, list):
@@ -419,7 +450,7 @@ class MergeQueue:
                 # would block a later one): each goes by itself, in order, in this lock hold.
                 for i, request in zip(riding, aboard, strict=True):
                     try:
-                        outcomes[i] = (await self._attempts([request]))[0]
+                        outcomes[i] = (await self._attempts([request], before_push))[0]
                     except CouncilError as exc:
                         outcomes[i] = exc
                 return [o for o in outcomes if o is not None]
@@ -457,6 +488,24 @@ class MergeQueue:
             # The merge already happened (or was refused); a failing audit trail must not turn
             # that into an error the caller would retry.
             log.exception("cannot record %s", event.type)
+
+
+@dataclass(frozen=True)
+class Rider:
+    """One member of the team's train (``MergeQueue.land_now``): ``tip`` is the commit its
+    owner recorded as ready, fetched into this clone; ``session_id`` its worktree session."""
+
+    session_id: str
+    task_id: str
+    branch: str
+    tip: str
+
+
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def _unsettled(ticket: Ticket) -> Exception:
+    return WorkspaceError(f"task {ticket.request.task_id!r}: its train settled nothing for it")
 
 
 def _backoff(attempt: int) -> float:

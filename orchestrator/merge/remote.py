@@ -109,18 +109,20 @@ class RemoteBase:
         requests: list[Request],
         number: int,
         failed: dict[str, Exception] | None = None,
+        before_push: BeforePush | None = None,
     ) -> list[Outcome] | Retry:
         """One attempt at a train (steps 1 to 5 above, ``merge.cars``): every car built on the
-        one before it, each announced to ``before_push``, one push of the last; a ``Retry``
-        when the remote's tip moved."""
+        one before it, each announced to ``before_push`` (this call's, else the queue's), one
+        push of the last; a ``Retry`` when the remote's tip moved."""
+        announce = before_push or self._before_push
         built = await anyio.to_thread.run_sync(self._start, calls, failed)
         for request in requests:
             car = await anyio.to_thread.run_sync(built.add, request)
-            if car is None or self._before_push is None:
+            if car is None or announce is None:
                 continue
             report = car.report
             try:
-                await self._before_push(
+                await announce(
                     PushIntent(
                         remote=self.remote,
                         base_branch=self.base_branch,

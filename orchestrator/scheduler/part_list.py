@@ -42,7 +42,7 @@ def run_parts(
         EndOnly(CheckoutEnd()),  # a landing that waited for the base's checkout
     ]
     if services.team is not None:  # several workstations on one queue
-        parts.append(TeamPart(run, services.team, lambda: len(inflight)))
+        parts.append(TeamPart(run, services.team, inflight))
     parts.append(PullsPart(run, writes))  # landing.via: pull_request
     stacked = config.landing.pulls == "stacked" and config.landing.via == "pull_request"
     if stacked or any(config.stacked(task) for task in run.tasks.values()):  # issue 52

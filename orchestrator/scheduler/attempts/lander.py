@@ -83,13 +83,15 @@ class Lander:
             return  # a part lands it its own way (a pull request, later)
         await self._hold_for_forecast(attempt)
         since: float | None = None  # when its landing first had to wait for the checkout
-        while True:
-            merged = await services.merges.merge(
+        merged = await self._parts.landing(attempt)  # a teammate's train landed it
+        while merged is None:
+            asked = await services.merges.merge(
                 attempt.session.session_id, attempt.session.branch, task_id=attempt.key
             )
-            if merged.status != MergeStatus.WAITING_FOR_CHECKOUT:
+            if asked.status != MergeStatus.WAITING_FOR_CHECKOUT:
+                merged = asked
                 break
-            await self._mark_merging(attempt, merged.message)
+            await self._mark_merging(attempt, asked.message)
             if self._run.stopping:
                 await self._writes.requeue(attempt, "stopped while waiting for the checkout")
                 return
@@ -99,7 +101,7 @@ class Lander:
             now = time.monotonic()
             since = now if since is None else since
             if now - since >= services.config.landing.wait_timeout:
-                await self._stop_waiting(attempt, merged.message, now - since)
+                await self._stop_waiting(attempt, asked.message, now - since)
                 return
             await anyio.sleep(max(MERGE_RECHECK, services.config.scheduler.tick))
         attempt.waiting = ""

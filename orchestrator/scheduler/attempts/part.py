@@ -25,6 +25,9 @@ The points, in the order an attempt meets them:
 - ``phase_ended(attempt)``: a phase's work is committed (publish it, look at it);
 - ``lands(attempt)``: its work is ready: True when a part lands it its own way (a pull request),
   the merge queue then does not;
+- ``landing(attempt)``: the merge queue is to land it: a result a part got for it instead (a
+  teammate landed it in the team's train, ``team.train``), the first part's taken; None from
+  every part: this workstation's queue lands it;
 - ``outside(attempt, tip, fetch=)``: why the task fails for commits of ``tip`` that reached the
   base outside every queue, where it would otherwise end (done, or a build that changed
   nothing); None when none did;
@@ -38,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from orchestrator.merge.types import MergeResult
 from orchestrator.models import TaskState
 from orchestrator.sandbox.commands import SessionSide
 from orchestrator.scheduler.attempts.attempt import Attempt
@@ -74,6 +78,9 @@ class AttemptPart:
 
     async def lands(self, attempt: Attempt) -> bool:
         return False
+
+    async def landing(self, attempt: Attempt) -> MergeResult | None:
+        return None
 
     async def outside(self, attempt: Attempt, tip: str, *, fetch: bool = False) -> str | None:
         return None
@@ -148,6 +155,13 @@ class AttemptParts:
             if await part.lands(attempt):
                 return True
         return False
+
+    async def landing(self, attempt: Attempt) -> MergeResult | None:
+        for part in self._parts:
+            merged = await part.landing(attempt)
+            if merged is not None:
+                return merged
+        return None
 
     async def outside(self, attempt: Attempt, tip: str, *, fetch: bool = False) -> str | None:
         for part in self._parts:

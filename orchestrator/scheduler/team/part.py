@@ -2,7 +2,9 @@
 
 Its points: an attempt's git work in a team (``work.TeamWork``: files owned team-wide once the
 claim is taken, another workstation's published branch adopted, a fresh base before a fork,
-the branch published at each phase's end, the files released at the attempt's end); the
+the branch published at each phase's end, the files released at the attempt's end); its
+landing through the team's one train (``train.TeamTrain``: landed by whichever workstation
+holds the team's merge lock, this one or a teammate); the
 commits a CLI pushed onto the team's base outside the queue (``outside_push``); and this
 workstation's presence, beaten each tick and left when the run's loop is over
 (``presence``).
@@ -10,14 +12,17 @@ workstation's presence, beaten each tick and left when the run's loop is over
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
+from orchestrator.merge.types import MergeResult
 from orchestrator.models import TaskState
 from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.parts import RunPart
 from orchestrator.scheduler.team.outside_push import pushed_outside
 from orchestrator.scheduler.team.presence import Presence
+from orchestrator.scheduler.team.train import TeamTrain
 from orchestrator.scheduler.team.work import TeamWork
 from orchestrator.state.team import Team
 from orchestrator.worktrees.models import SessionWorktree
@@ -26,9 +31,10 @@ __all__ = ["TeamPart"]
 
 
 class TeamPart(RunPart):
-    def __init__(self, run: RunContext, team: Team, running: Callable[[], int]) -> None:
+    def __init__(self, run: RunContext, team: Team, inflight: InFlight) -> None:
         self._run = run
         self._work = TeamWork(run, team)
+        self._train = TeamTrain(run, team, self._work, inflight)
         config = run.services.config.scheduler
         self._presence = Presence(
             run.services.store,
@@ -36,7 +42,7 @@ class TeamPart(RunPart):
             config.heartbeat_interval / 2,
             stale=config.stale_threshold,
         )
-        self._running = running  # how many attempts this workstation runs now
+        self._inflight = inflight  # how many attempts this workstation runs now
 
     async def claimed(self, attempt: Attempt) -> str | None:
         """Own the attempt's declared files across the team, under its claim's token; why the
@@ -59,6 +65,9 @@ class TeamPart(RunPart):
     async def phase_ended(self, attempt: Attempt) -> None:
         await self._work.publish(attempt)
 
+    async def landing(self, attempt: Attempt) -> MergeResult | None:
+        return await self._train.land(attempt)
+
     async def outside(self, attempt: Attempt, tip: str, *, fetch: bool = False) -> str | None:
         return await pushed_outside(self._run, attempt, tip, fetch=fetch)
 
@@ -66,7 +75,7 @@ class TeamPart(RunPart):
         await self._work.release_files(attempt, attempt.team_token)
 
     async def tick(self, states: Mapping[str, TaskState]) -> None:
-        await self._presence.beat(self._run.session_id or "", self._running())
+        await self._presence.beat(self._run.session_id or "", len(self._inflight))
 
     async def left(self) -> None:
         await self._presence.leave()

@@ -89,11 +89,12 @@ class TeamWork:
         if attempt.group is None and attempt.files and token:
             await self._files.release(attempt.key, token, attempt.files)
 
-    async def publish(self, attempt: Attempt) -> None:
+    async def publish(self, attempt: Attempt) -> str | None:
         """Push the attempt's branch to the remote once the secret gate found nothing in
-        what it brings (module doc); a warning event when it is not pushed."""
+        what it brings (module doc); a warning event when it is not pushed. The commit the
+        remote now has for it (pushed now or before), None when it was not pushed."""
         if attempt.session is None or attempt.lost or attempt.secret is not None:
-            return
+            return None
         services = self._run.services
         branch, remote = attempt.session.branch, self._team.remote
         try:
@@ -101,7 +102,7 @@ class TeamWork:
                 self._common_dir = (await services.worktrees.layout()).common_dir
             if self._gate is None:
                 self._gate = services.merges.lending.push_gate(remote, self._common_dir)
-            await publish_branch(
+            return await publish_branch(
                 services.merges.git, remote, branch, self._common_dir, self._gate.check
             )
         except SecretScanLate as exc:  # unread is never clean: nothing pushed, work kept here
@@ -119,6 +120,7 @@ class TeamWork:
             await self._run.events.emit(
                 TaskPublishFailed(task_id=attempt.key, branch=branch, error=str(exc))
             )
+        return None
 
     async def _not_pushed(self, attempt: Attempt, branch: str, exc: SecretInHistory) -> None:
         error = f"not pushed to {self._team.remote}, kept on this clone's branch: {exc}"
