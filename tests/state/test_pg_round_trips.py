@@ -66,6 +66,22 @@ def round_trips(lines: list[str]) -> int:
     return trips
 
 
+def unsynced_waits(lines: list[str]) -> int:
+    """How many times the client waited for the server without a Sync among what it sent:
+    a wait that leaves the server's transaction ``active``, which no idle timeout ends
+    (``state.postgres.core``)."""
+    waits, synced, last = 0, False, ""
+    for line in lines:
+        side = line[0]
+        if side == "F":
+            synced = synced or "\tSync" in line
+        elif last == "F":
+            waits += not synced
+            synced = False
+        last = side
+    return waits
+
+
 def statements(lines: list[str]) -> list[str]:
     return [line.split('"')[3] for line in lines if "\tParse\t" in line]
 
@@ -93,6 +109,9 @@ async def test_a_write_is_two_round_trips_and_a_read_one(traced: Traced) -> None
     assert await traced.round_trips(lambda: store.get_task_state("t1")) == 1
     assert await traced.round_trips(lambda: store.delete_record("ns", "k", 2)) == 2
     assert await traced.round_trips(lambda: store.list_records("ns")) == 1
+    lines = await traced.trace(lambda: store.put_record("ns", "k", {"x": 4}))
+    assert round_trips(lines) == 2
+    assert unsynced_waits(lines) == 0
 
 
 async def test_a_claim_and_its_renewal_and_release(traced: Traced) -> None:
@@ -102,8 +121,11 @@ async def test_a_claim_and_its_renewal_and_release(traced: Traced) -> None:
     async def claim() -> None:
         claims.append(await store.acquire_claim("t1", "me", 30.0, {"status": "running"}))
 
-    # The row locked with the clock and the fencing token, then the writes with COMMIT.
-    assert await traced.round_trips(claim) == 2
+    # The row locked with the clock and the fencing token, then the writes with COMMIT;
+    # each wait ends with a Sync, so a stall between them leaves the server idle.
+    lines = await traced.trace(claim)
+    assert round_trips(lines) == 2
+    assert unsynced_waits(lines) == 0
     token = claims[0].token
     assert await traced.round_trips(lambda: store.renew_claim("t1", token, 30.0)) == 2
     assert await traced.round_trips(lambda: store.release_claim("t1", token)) == 2

@@ -14,7 +14,18 @@ first locking read travel together; the writes, the events (one statement for al
 stored and ``pg_notify``-ed) and ``COMMIT`` travel together: a typical write is two round
 trips, an event alone one. A statement that fails aborts the rest of the transaction on the
 server, ``COMMIT`` included, and is raised at the next wait, at the latest the last: nothing
-is committed that was not checked, and the transaction is rolled back. Pooled
+is committed that was not checked, and the transaction is rolled back.
+
+**Stalls.** Every wait of the client inside a transaction ends what it sent with a pipeline
+Sync (``_SyncedCursor``; the commit's is the pipeline's end), never with a bare Flush, in the
+same round trip: the server answers and says it is ready, so while the client reads its rows
+and thinks, its transaction is ``idle in transaction``, not ``active``. A workstation stopped
+there (SIGSTOP, a suspended laptop, a debugger) with rows locked ``FOR UPDATE`` is caught by
+the server's ``idle_in_transaction_session_timeout`` (``connection``): the server ends the
+session and its locks go to the teammates waiting for them. When the holder resumes, the rest
+of its transaction fails on the lost connection (``outages``: tried again from its first read,
+where the versions and fences it checks see what the others did meanwhile), never committed
+in part. Pooled
 connections are in autocommit mode, so a read outside a transaction is one round trip (no
 implicit transaction to roll back when the connection goes back to the pool).
 
@@ -102,9 +113,13 @@ class PgCore:
                     await _settings(conn, snapshot, durable)
                     yield conn
                 return
+            factory = conn.cursor_factory
             try:
-                # The pipeline's end is its one sync: the commit, and any statement's error.
-                async with conn.pipeline():
+                # Each wait for rows syncs what was sent (``_SyncedCursor``); the pipeline's
+                # end syncs the commit. A statement's error is raised at the first of them.
+                async with conn.pipeline() as pipeline:
+                    _pipelines[conn] = pipeline
+                    conn.cursor_factory = _SyncedCursor
                     await conn.execute(b"BEGIN")
                     await _settings(conn, snapshot, durable)
                     _clocks[conn] = await conn.execute(b"SELECT now()")
@@ -115,6 +130,8 @@ class PgCore:
                     await _roll_back(conn)
                 raise
             finally:
+                conn.cursor_factory = factory
+                _pipelines.pop(conn, None)
                 _clocks.pop(conn, None)
 
     async def atomically(
@@ -316,6 +333,44 @@ async def _settings(conn: Conn, snapshot: bool, durable: bool) -> None:
     if not durable:
         await conn.execute("SET LOCAL synchronous_commit TO off")
 
+
+class _SyncedCursor(AsyncCursor[Any]):
+    """A cursor of a pipelined transaction of ``tx`` whose wait for its rows sends a Sync with
+    what is pending, where psycopg would send a Flush: the server then says it is ready, and
+    its transaction is ``idle in transaction`` while the client holds it between round trips,
+    so ``idle_in_transaction_session_timeout`` ends it if the client stalls (module doc).
+    Not one round trip more: the Sync travels with the statements the client waits for."""
+
+    async def fetchone(self) -> Any:
+        await self._synced()
+        return await super().fetchone()
+
+    async def fetchmany(self, size: int = 0) -> list[Any]:
+        await self._synced()
+        return await super().fetchmany(size)
+
+    async def fetchall(self) -> list[Any]:
+        await self._synced()
+        return await super().fetchall()
+
+    async def __anext__(self) -> Any:
+        await self._synced()
+        return await super().__anext__()
+
+    async def scroll(self, value: int, mode: str = "relative") -> None:
+        await self._synced()
+        await super().scroll(value, mode)
+
+    async def _synced(self) -> None:
+        pipeline = _pipelines.get(self.connection)
+        if pipeline is not None and self.pgresult is None:
+            # Sends what is queued and a Sync, and sets every answer up to it on its cursor;
+            # the first statement that failed is raised here (its transaction is aborted).
+            await pipeline.sync()
+
+
+# The pipeline of each open transaction of ``tx`` (what ``_SyncedCursor`` syncs).
+_pipelines: WeakKeyDictionary[Conn, AsyncPipeline] = WeakKeyDictionary()
 
 # The clock of each open transaction of ``tx``: its ``SELECT now()``, sent with the ``BEGIN``.
 _clocks: WeakKeyDictionary[Conn, AsyncCursor[Any] | datetime] = WeakKeyDictionary()
