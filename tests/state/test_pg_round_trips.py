@@ -19,11 +19,11 @@ import pytest
 from psycopg import pq
 from psycopg_pool import AsyncConnectionPool
 
-from orchestrator.errors import VersionConflict
+from orchestrator.errors import StateError, VersionConflict
 from orchestrator.events import Event
 from orchestrator.events.tasks import TaskDispatched
 from orchestrator.state.postgres.connection import open_pool
-from orchestrator.state.postgres.core import EMITTED_WAIT
+from orchestrator.state.postgres.core import EMITTED_WAIT, PgCore
 from orchestrator.state.postgres.store import PostgresStateStore
 from orchestrator.state.transactions import PutRecord, RecordWrite, UpdateTask
 
@@ -221,3 +221,22 @@ async def test_a_statement_the_server_refuses_rolls_the_whole_transaction_back(
     assert await traced.round_trips(lambda: store.update_task_state("t1", {"priority": 9})) == 2
     task = await store.get_task_state("t1")
     assert task is not None and task.priority == 9 and task.version == before.version + 1
+
+
+async def test_an_error_caught_inside_a_transaction_never_passes_for_a_commit(
+    traced: Traced,
+) -> None:
+    """Each wait syncs, so a statement's error leaves the transaction aborted, and a COMMIT
+    sent after it rolls back without an error of its own: ``tx`` says so rather than return
+    as if it had committed, and nothing of it is written."""
+    core = PgCore(traced.pool)
+    with pytest.raises(StateError, match="did not commit"):
+        async with core.tx() as conn:
+            await conn.execute(
+                "INSERT INTO council.records (namespace, key, version, doc) "
+                "VALUES ('ns', 'lost', 1, '{}')"
+            )
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                await (await conn.execute("SELECT 1 / 0")).fetchone()
+    assert await traced.store.get_record("ns", "lost") is None
+    assert await traced.round_trips(lambda: traced.store.put_record("ns", "k", {"x": 1})) == 2

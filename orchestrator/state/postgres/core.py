@@ -14,7 +14,9 @@ first locking read travel together; the writes, the events (one statement for al
 stored and ``pg_notify``-ed) and ``COMMIT`` travel together: a typical write is two round
 trips, an event alone one. A statement that fails aborts the rest of the transaction on the
 server, ``COMMIT`` included, and is raised at the next wait, at the latest the last: nothing
-is committed that was not checked, and the transaction is rolled back.
+is committed that was not checked, and the transaction is rolled back. (An error caught inside
+and not raised: its ``COMMIT`` rolls back, and ``tx`` raises ``StateError`` rather than return as
+if it had committed.)
 
 **Stalls.** Every wait of the client inside a transaction ends what it sent with a pipeline
 Sync (``_SyncedCursor``; the commit's is the pipeline's end), never with a bare Flush, in the
@@ -124,7 +126,14 @@ class PgCore:
                     await _settings(conn, snapshot, durable)
                     _clocks[conn] = await conn.execute(b"SELECT now()")
                     yield conn
-                    await conn.execute(b"COMMIT")
+                    commit = await conn.execute(b"COMMIT")
+                # An error caught inside and not raised leaves the transaction aborted after
+                # a sync: its COMMIT then rolls back without an error. Never a quiet success.
+                if commit.statusmessage != "COMMIT":
+                    raise StateError(
+                        "a transaction of the state database did not commit "
+                        f"({commit.statusmessage}): an error inside it was not raised"
+                    )
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await _roll_back(conn)
