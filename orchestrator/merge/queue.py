@@ -223,11 +223,9 @@ class MergeQueue:
         return ticket.result
 
     async def land_now(self, riders: list[Rider], before_push: BeforePush) -> list[Outcome]:
-        """Land ``riders`` as one train at once, on the remote (remote mode only), the caller
-        holding the team's merge lock: the team's landing train (``scheduler.team.train``),
-        each rider's exact commit (``Rider.tip``) and not whatever a ref names now, each car
-        announced to ``before_push`` (the rider's own fence) instead of the queue's. Each
-        rider's outcome in order, its events said as ``merge`` says them."""
+        """Land ``riders`` on the remote as one train, the caller holding the team's merge lock
+        (``scheduler.team.train``): each rider's exact ``tip``, never what a ref names now, each
+        car announced to ``before_push`` (its own fence); each outcome in order, as ``merge``."""
         if self._remote is None:
             raise WorkspaceError("a train of the team's riders lands on a remote")
         now = time.perf_counter()
@@ -492,8 +490,7 @@ class MergeQueue:
 
 @dataclass(frozen=True)
 class Rider:
-    """One member of the team's train (``MergeQueue.land_now``): ``tip`` is the commit its
-    owner recorded as ready, fetched into this clone; ``session_id`` its worktree session."""
+    """A member of the team's train (``land_now``): ``tip`` the commit its owner recorded."""
 
     session_id: str
     task_id: str

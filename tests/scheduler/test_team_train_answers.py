@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from orchestrator.merge.types import MergeResult, MergeStatus
-from orchestrator.scheduler.team.train import _result_data, _result_from
+from orchestrator.scheduler.team.train_answers import result_data as _result_data
+from orchestrator.scheduler.team.train_answers import result_from as _result_from
 
 TIP = "a" * 40
 BASE = "b" * 40

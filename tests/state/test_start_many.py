@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import re
 import signal
 import subprocess
 from collections import Counter
@@ -395,7 +396,9 @@ def test_status_shows_a_starting_run_and_a_ctrl_c_while_recording_stops_it(
         looked = council(["status", str(config)], tmp_path, timeout=60)
         assert looked.returncode == 0, looked.stderr
         assert f"{session['session_id']}: active" in looked.stdout
-        assert f"0/{_MANY} done" in looked.stdout
+        # Dispatch starts with the first batch recorded: a task may have landed already.
+        done = re.search(rf"(\d+)/{_MANY} done", looked.stdout)
+        assert done is not None and int(done.group(1)) <= 2 * BATCH, looked.stdout
         assert f"{_MANY - 2 * BATCH} of them not recorded yet (queued)" in looked.stdout
 
         process.send_signal(signal.SIGINT)  # a Ctrl-C, heard as the run goes on

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.models import (
+    ACTIVE_SESSION_STATUSES,
     TERMINAL_TASK_STATUSES,
     ClaimStatus,
     SessionRecord,
@@ -171,6 +172,9 @@ def build_report(
         if i in by_id
         else _unrecorded(i, deps.get(i, []), by_id)
         for i in session.task_ids
+        # An ended session records nothing more: a task it lists without a record in it was
+        # taken over by a later session of the run (a team's), not waiting to be recorded.
+        if i in by_id or session.status in ACTIVE_SESSION_STATUSES
     ]
     counted = Counter(r.status for r in reports)  # one pass, not one a status
     count = {status: counted.get(status, 0) for status in TaskStatus}
@@ -195,7 +199,7 @@ def build_report(
         output_tokens=_total([r.output_tokens for r in reports]),
         cost_usd=_total([r.cost_usd for r in reports]),
         duration_seconds=duration,
-        unrecorded=sum(i not in by_id for i in session.task_ids),
+        unrecorded=len(reports) - len(by_id.keys() & set(session.task_ids)),
     )
     return RunReport(
         session_id=session.session_id,

@@ -48,7 +48,6 @@ up again and found landed.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,13 +72,21 @@ from orchestrator.merge.queue import Rider
 from orchestrator.merge.remote import PushIntent
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.models import KeyedRecord, utcnow
-from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.landing_log import NAMESPACE as WRITE_AHEAD
 from orchestrator.scheduler.attempts.landing_log import LandingLog
 from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.team.train_answers import (
+    SHA,
+    SHOWN,
+    TEXT,
+    listed,
+    masked,
+    result_data,
+    result_from,
+)
 from orchestrator.scheduler.team.work import TeamWork
 from orchestrator.state.team import Team
 
@@ -92,9 +99,6 @@ _POLL = 0.15  # seconds between a workstation's looks at the lock and its answer
 _TRAIN_LIMIT = 32  # riders in one train
 _GIVE_UP = 3  # lease periods an owner waits without an answer before landing itself
 _KEEP = 6 * 3600.0  # seconds a record lasts unanswered or unread (an owner gone)
-_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-_SHOWN = 20  # conflict paths, details and findings kept in an answer
-_TEXT = 2000  # characters of a message kept in an answer
 
 
 class _Return:
@@ -168,7 +172,7 @@ class TeamTrain:
         ):
             return None
         tip = await self._work.publish(attempt)
-        if tip is None or not _SHA.fullmatch(tip):
+        if tip is None or not SHA.fullmatch(tip):
             return None
         key = attempt.key
         waiter = _Waiter(attempt, tip)
@@ -295,13 +299,13 @@ class TeamTrain:
             return RETURN
         if state in ("landed", "conflict"):
             try:
-                return _result_from(data.get("result"), attempt.key, waiter.tip)
+                return result_from(data.get("result"), attempt.key, waiter.tip)
             except (TypeError, ValueError) as exc:
                 log.warning("task %s: the team train's answer is unreadable: %s", attempt.key, exc)
                 return RETURN
         if state == "refused":
             assert attempt.session is not None
-            findings = [str(f)[:_TEXT] for f in _listed(data.get("findings"))][:_SHOWN]
+            findings = [str(f)[:TEXT] for f in listed(data.get("findings"))][:SHOWN]
             if data.get("kind") == "credential":
                 return CredentialInWork(attempt.session.branch, findings)
             return SecretInHistory(attempt.session.branch, findings, False)
@@ -386,7 +390,7 @@ class TeamTrain:
         try:
             task_id = check_id(record.key, "task id")
             tip, token, holder = data.get("tip"), data.get("token"), data.get("holder")
-            if not isinstance(tip, str) or not _SHA.fullmatch(tip):
+            if not isinstance(tip, str) or not SHA.fullmatch(tip):
                 raise ValueError(f"tip {tip!r} is not a commit id")
             if not isinstance(token, int) or isinstance(token, bool) or token <= 0:
                 raise ValueError(f"token {token!r} is not a fencing token")
@@ -456,14 +460,14 @@ class TeamTrain:
         data: dict[str, Any] = dict(entry.record.data) | {"by": self._run.holder}
         if isinstance(outcome, MergeResult):
             data["state"] = "conflict" if outcome.status is MergeStatus.CONFLICT else "landed"
-            data["result"] = _result_data(outcome)
+            data["result"] = result_data(outcome)
         elif isinstance(outcome, SecretInHistory):
             data["state"] = "refused"
             data["kind"] = "credential" if isinstance(outcome, CredentialInWork) else "secret"
-            data["findings"] = [_masked(f) for f in outcome.findings[:_SHOWN]]
+            data["findings"] = [masked(f) for f in outcome.findings[:SHOWN]]
         else:
             data["state"] = "returned"
-            data["error"] = _masked(str(outcome))
+            data["error"] = masked(str(outcome))
         try:
             await self._run.services.store.put_record(
                 NAMESPACE, entry.record.key, data, entry.record.version, ttl=_KEEP
@@ -472,79 +476,3 @@ class TeamTrain:
             pass  # its owner took it back, or a newer attempt asks: that one is answered anew
         except StateError as exc:
             log.warning("cannot answer task %s's owner: %s", entry.record.key, exc)
-
-
-def _masked(text: str) -> str:
-    return secret_mask.hidden(text)[:_TEXT]
-
-
-def _listed(value: object) -> list[object]:
-    return list(value) if isinstance(value, list) else []
-
-
-_RESULT_TEXT = ("session_id", "task_id", "branch", "base_branch", "message")
-_RESULT_SHAS = ("branch_tip", "base_before", "base_after")
-
-
-def _result_data(result: MergeResult) -> dict[str, Any]:
-    """What an owner needs of a landing's result (``_result_from`` reads it back)."""
-    return {
-        "status": str(result.status),
-        **{name: getattr(result, name) for name in _RESULT_TEXT},
-        **{name: getattr(result, name) for name in _RESULT_SHAS},
-        "message": _masked(result.message),
-        "merge_commit": result.merge_commit,
-        "tip_contained": result.tip_contained,
-        "conflicts": [_masked(p) for p in result.conflicts[:_SHOWN]],
-        "details": [_masked(d) for d in result.details[:_SHOWN]],
-        "attempts": result.attempts,
-        "pushed_to": result.pushed_to,
-    }
-
-
-def _result_from(value: object, task_id: str, tip: str) -> MergeResult:
-    """A teammate's answer read back as a result, checked: ``ValueError`` (or ``TypeError``)
-    naming the field that is not what a landing of ``task_id`` at ``tip`` gives."""
-    if not isinstance(value, dict):
-        raise TypeError("the result is not a mapping")
-    status = MergeStatus(str(value.get("status")))
-    if status is MergeStatus.WAITING_FOR_CHECKOUT:
-        raise ValueError("a remote landing never waits for a checkout")
-    text = {name: value.get(name) for name in _RESULT_TEXT}
-    for name, found in text.items():
-        if not isinstance(found, str):
-            raise TypeError(f"result.{name} is not text")
-    if text["task_id"] != task_id:
-        raise ValueError(f"result.task_id {text['task_id']!r} is not {task_id!r}")
-    shas = {name: value.get(name) for name in _RESULT_SHAS}
-    for name, found in shas.items():
-        if not isinstance(found, str) or not _SHA.fullmatch(found):
-            raise ValueError(f"result.{name} is not a commit id")
-    if shas["branch_tip"] != tip:
-        raise ValueError(f"result.branch_tip {shas['branch_tip']} is not the recorded {tip}")
-    merge_commit = value.get("merge_commit")
-    if merge_commit is not None and (
-        not isinstance(merge_commit, str) or not _SHA.fullmatch(merge_commit)
-    ):
-        raise ValueError("result.merge_commit is not a commit id")
-    if status is MergeStatus.MERGED and merge_commit is None:
-        raise ValueError("a merged result names no merge commit")
-    pushed_to = value.get("pushed_to")
-    attempts = value.get("attempts", 1)
-    return MergeResult(
-        status=status,
-        session_id=str(text["session_id"]),
-        task_id=task_id,
-        branch=str(text["branch"]),
-        base_branch=str(text["base_branch"]),
-        branch_tip=tip,
-        base_before=str(shas["base_before"]),
-        base_after=str(shas["base_after"]),
-        merge_commit=merge_commit,
-        tip_contained=value.get("tip_contained") is True,
-        conflicts=[str(p) for p in _listed(value.get("conflicts"))][:_SHOWN],
-        message=str(text["message"])[:_TEXT],
-        details=[str(d) for d in _listed(value.get("details"))][:_SHOWN],
-        attempts=attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else 1,
-        pushed_to=pushed_to if isinstance(pushed_to, str) else None,
-    )
