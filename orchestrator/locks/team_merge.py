@@ -32,7 +32,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 
@@ -66,24 +66,19 @@ class TeamMergeLock:
         self._lease = lease
         self._seen: tuple[int, float] | None = None  # ``tried``: the holder's version, first seen
 
-    @contextlib.asynccontextmanager
-    async def held(self) -> AsyncIterator[bool]:
+    def held(self) -> contextlib.AbstractAsyncContextManager[bool]:
         """Hold the team's merge lock for the block; yields whether it was had (False when
         not in time: the block runs anyway, the remote's lease keeps it safe)."""
-        token = secrets.token_hex(8)
-        had = await self._acquire(token)
-        try:
-            yield had
-        finally:
-            if had:
-                with anyio.CancelScope(shield=True):
-                    await self._release(token)
+        return self._holding(self._acquire)
+
+    def tried(self) -> contextlib.AbstractAsyncContextManager[bool]:
+        """One look at the lock (module doc): held for the block when it yields True."""
+        return self._holding(self._try)
 
     @contextlib.asynccontextmanager
-    async def tried(self) -> AsyncIterator[bool]:
-        """One look at the lock (module doc): held for the block when it yields True."""
+    async def _holding(self, take: Callable[[str], Awaitable[bool]]) -> AsyncIterator[bool]:
         token = secrets.token_hex(8)
-        had = await self._try(token)
+        had = await take(token)
         try:
             yield had
         finally:
