@@ -44,15 +44,20 @@ def _by_head(rig: Rig) -> dict[str, int]:
     return {rig.pull(n)["head"]["ref"].removeprefix("council/"): n for n in rig.pulls()}
 
 
-def _status(rig: Rig) -> dict[str, Any]:
-    shown = subprocess.run(
-        [*COUNCIL, "status", str(rig.config), "--json"],
+def _shown(rig: Rig, *args: str) -> subprocess.CompletedProcess[str]:
+    """``council status FILE ARGS`` as a process."""
+    return subprocess.run(
+        [*COUNCIL, "status", str(rig.config), *args],
         cwd=rig.tmp_path,
         capture_output=True,
         text=True,
         env=ENV,
         timeout=patience(60),
     )
+
+
+def _status(rig: Rig) -> dict[str, Any]:
+    shown = _shown(rig, "--json")
     assert shown.returncode in (0, 1), shown.stderr
     return {t["task_id"]: t for t in json.loads(shown.stdout)["tasks"]}
 
@@ -89,14 +94,7 @@ def test_a_chain_of_three_opens_three_stacked_pull_requests_at_once(make_rig: An
     }
     assert shown["one"]["pull"]["stack"]["place"] == 1
     assert "approving review" in shown["three"]["pull"]["waiting"]
-    wide = subprocess.run(
-        [*COUNCIL, "status", str(rig.config), "--wide"],
-        cwd=rig.tmp_path,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=patience(60),
-    )
+    wide = _shown(rig, "--wide")
     assert f"stack 2: on #{pulls['one']} one, under #{pulls['three']} three" in wide.stdout
     # Approved above but not below: nothing above lands before what it stands on.
     for task in ("two", "three"):
