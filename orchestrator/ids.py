@@ -12,13 +12,13 @@ id derived from it (``derived_id``), checked once, before anything is written.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, TypeGuard
 
 from pydantic import AfterValidator
 
 from orchestrator.errors import InvalidIdError
 
-__all__ = ["ID_PATTERN", "SafeId", "check_id", "derived_id", "is_safe_id"]
+__all__ = ["ID_PATTERN", "SafeId", "check_id", "derived_id", "is_commit_id", "is_safe_id"]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -58,3 +58,12 @@ def _pydantic_check(value: str) -> str:
 
 SafeId = Annotated[str, AfterValidator(_pydantic_check)]
 """A ``str`` field that must be a safe id (pydantic reports the field when it is not)."""
+
+
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def is_commit_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a full git object id (SHA-1 or SHA-256, lower-case hex): what a
+    commit read from a record, a teammate or a forge must be before git is given it."""
+    return isinstance(value, str) and _COMMIT_ID.fullmatch(value) is not None

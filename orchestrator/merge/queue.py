@@ -61,7 +61,6 @@ is read once per queue and then only when another writer moved the base.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -96,7 +95,7 @@ from orchestrator.git.merge_tree import (
 )
 from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import Git
-from orchestrator.ids import check_id
+from orchestrator.ids import check_id, is_commit_id
 from orchestrator.merge import outside
 from orchestrator.merge.attempt import Request as _Request
 from orchestrator.merge.attempt import Retry as _Retry
@@ -231,7 +230,7 @@ class MergeQueue:
         now = time.perf_counter()
         tickets = []
         for rider in riders:
-            if not _SHA.fullmatch(rider.tip):
+            if not is_commit_id(rider.tip):
                 raise WorkspaceError(f"rider {rider.task_id!r}: {rider.tip!r} is not a commit id")
             request = _Request(
                 check_id(rider.session_id, "session id"),
@@ -496,9 +495,6 @@ class Rider:
     task_id: str
     branch: str
     tip: str
-
-
-_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def _unsettled(ticket: Ticket) -> Exception:

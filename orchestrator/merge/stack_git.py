@@ -11,7 +11,6 @@ this moves (a task's kept branch) moves by compare-and-swap. Blocking: run in a 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,15 +18,15 @@ from orchestrator.errors import WorkspaceError
 from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import GitCalls, branch_ref, merge_trees
 from orchestrator.git.remote_refs import check_remote_name, fetch_ref
+from orchestrator.ids import is_commit_id
 
 __all__ = ["Carried", "carry_up", "have_commit", "merge_heads", "move_branch", "unresolved"]
 
-_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _PATHS_SAID = 20  # of a conflict's paths, in an error
 
 
 def _sha(value: str, what: str) -> str:
-    if not _SHA.fullmatch(value):
+    if not is_commit_id(value):
         raise WorkspaceError(f"{what} {value!r} is not a commit id")
     return value
 

@@ -66,7 +66,7 @@ from orchestrator.errors import (
 )
 from orchestrator.events.merge import MergeFenced
 from orchestrator.git.publish import fetch_published
-from orchestrator.ids import check_id
+from orchestrator.ids import check_id, is_commit_id
 from orchestrator.locks.team_merge import TeamMergeLock, lease_for
 from orchestrator.merge.queue import Rider
 from orchestrator.merge.remote import PushIntent
@@ -79,7 +79,6 @@ from orchestrator.scheduler.attempts.landing_log import NAMESPACE as WRITE_AHEAD
 from orchestrator.scheduler.attempts.landing_log import LandingLog
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.team.train_answers import (
-    SHA,
     SHOWN,
     TEXT,
     listed,
@@ -172,7 +171,7 @@ class TeamTrain:
         ):
             return None
         tip = await self._work.publish(attempt)
-        if tip is None or not SHA.fullmatch(tip):
+        if not is_commit_id(tip):
             return None
         key = attempt.key
         waiter = _Waiter(attempt, tip)
@@ -390,7 +389,7 @@ class TeamTrain:
         try:
             task_id = check_id(record.key, "task id")
             tip, token, holder = data.get("tip"), data.get("token"), data.get("holder")
-            if not isinstance(tip, str) or not SHA.fullmatch(tip):
+            if not is_commit_id(tip):
                 raise ValueError(f"tip {tip!r} is not a commit id")
             if not isinstance(token, int) or isinstance(token, bool) or token <= 0:
                 raise ValueError(f"token {token!r} is not a fencing token")

@@ -5,15 +5,14 @@ a landing of that task at its recorded commit gives, a wrong one named."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from orchestrator.ids import is_commit_id
 from orchestrator.merge.types import MergeResult, MergeStatus
 from orchestrator.safety import secret_mask
 
-__all__ = ["SHA", "SHOWN", "TEXT", "listed", "masked", "result_data", "result_from"]
+__all__ = ["SHOWN", "TEXT", "listed", "masked", "result_data", "result_from"]
 
-SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 SHOWN = 20  # conflict paths, details and findings kept in an answer
 TEXT = 2000  # characters of a message kept in an answer
 
@@ -62,14 +61,12 @@ def result_from(value: object, task_id: str, tip: str) -> MergeResult:
         raise ValueError(f"result.task_id {text['task_id']!r} is not {task_id!r}")
     shas = {name: value.get(name) for name in _RESULT_SHAS}
     for name, found in shas.items():
-        if not isinstance(found, str) or not SHA.fullmatch(found):
+        if not is_commit_id(found):
             raise ValueError(f"result.{name} is not a commit id")
     if shas["branch_tip"] != tip:
         raise ValueError(f"result.branch_tip {shas['branch_tip']} is not the recorded {tip}")
     merge_commit = value.get("merge_commit")
-    if merge_commit is not None and (
-        not isinstance(merge_commit, str) or not SHA.fullmatch(merge_commit)
-    ):
+    if merge_commit is not None and (not is_commit_id(merge_commit)):
         raise ValueError("result.merge_commit is not a commit id")
     if status is MergeStatus.MERGED and merge_commit is None:
         raise ValueError("a merged result names no merge commit")
