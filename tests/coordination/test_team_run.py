@@ -13,6 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from orchestrator.safety.crashpoints import ENV as ENV_AT
+from orchestrator.safety.crashpoints import SIGNAL_ENV
 from tests.support.team_helpers import Team, team_task, wait_for
 
 pytestmark = pytest.mark.postgres
@@ -330,4 +332,42 @@ def test_six_workstations_again_on_a_run_that_landed_all_end(pg_dsn: str, tmp_pa
     _six_at_once(team, names)
     _six_at_once(team, names)
     assert sorted(team.landed_tasks()) == _expected(8)  # each exactly once
+    assert not team.events("task.record_recreated")
+
+
+def _paused(pid: int) -> bool:
+    """The process is paused (SIGSTOP: state ``T`` in ``/proc/<pid>/stat``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_a_workstation_joining_before_the_tasks_are_recorded_records_them(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    # The team's first workstation pauses right after its session is recorded, before any
+    # task's record (its recorder writes them in batches). One joining then used to take every
+    # task for lost and start each afresh one by one ("its record was missing"), racing the
+    # creator's own batch into a raw UniqueViolation (CI, six at once). Now the joiner records
+    # the session's unrecorded tasks itself, beside the creator, and each lands once.
+    team = Team(tmp_path, pg_dsn)
+    for name in ("a", "b"):
+        team.workstation(name, [team_task(n) for n in range(1, 5)], sessions=2)
+    try:
+        paused = {ENV_AT: "start.session_recorded", SIGNAL_ENV: "SIGSTOP"}
+        first = team.start("a", env=paused)
+        wait_for(lambda: _paused(first.pid), "workstation a paused before recording", 60)
+        team.start("b")
+        code_b, report_b, err_b = team.finish("b", timeout=90)
+        team.signal("a", signal.SIGCONT)
+        code_a, report_a, err_a = team.finish("a", timeout=60)
+    finally:
+        team.stop_all()
+    assert code_b == 0, err_b[-3000:]
+    assert report_b["session_id"] == report_a["session_id"]
+    assert code_a == 0, err_a[-3000:]
+    assert "Traceback" not in err_a + err_b
+    assert sorted(team.landed_tasks()) == _expected(4)  # each exactly once
     assert not team.events("task.record_recreated")

@@ -178,6 +178,9 @@ ELSEWHERE = {
     # A run of many tasks paused while it records them, then stopped (SIGINT) there.
     "start.batch_recorded": "test_start_many.py::"
     "test_status_shows_a_starting_run_and_a_ctrl_c_while_recording_stops_it",
+    # A team's first workstation paused before its tasks are recorded: a joiner records them.
+    "start.session_recorded": "test_team_run.py::"
+    "test_a_workstation_joining_before_the_tasks_are_recorded_records_them",
     # Landing by pull request (a run with a forge): the fake GitHub's own crash test.
     **dict.fromkeys(("pull.intent", "pull.opened", "pull.merged"), _PULL_CRASHES),
     # A stacked pull request retargeted once the one below it merged (issue 52).

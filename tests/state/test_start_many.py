@@ -14,11 +14,13 @@ import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import anyio
 import pytest
 
+from orchestrator.config.task import TaskConfig
 from orchestrator.council import Council
 from orchestrator.errors import StateError, TaskInActiveSession
 from orchestrator.events import Event
@@ -232,6 +234,33 @@ async def test_a_task_another_active_session_holds_refuses_the_whole_batch(
     assert await store.get_task_state("fresh") is None  # nothing of the batch was written
     shared = await store.get_task_state("shared")
     assert shared is not None and shared.session_id == first.session_id
+
+
+async def test_a_joiner_recording_into_a_session_a_later_run_took_over_leaves_it(
+    store: StateStore,
+) -> None:
+    # A team's session ended elsewhere and a later run took its tasks over while a joiner was
+    # still recording the ones it saw unrecorded: its batch is refused (the later session holds
+    # them) and the joiner leaves the run (``ended_elsewhere``), neither failing nor taking
+    # the tasks back; a session still active is not left so, its refusal raised.
+    ended = await store.create_session({}, [], listed=["shared"])
+    await store.update_session(ended.session_id, {"status": SessionStatus.COMPLETED})
+    later = await store.create_session({}, ["shared"])
+    run = cast(Any, SimpleNamespace(services=SimpleNamespace(store=store), stopping=False))
+    run.session_id, run.ended_elsewhere = ended.session_id, False
+    recorder = recording.TaskRecorder(run, cast(Any, None))
+    recorder.plan([TaskConfig(id="shared", prompt="p")], resuming=True)
+    assert await recorder.record_next() == 0
+    assert run.ended_elsewhere and recorder.done
+    shared = await store.get_task_state("shared")
+    assert shared is not None and shared.session_id == later.session_id
+
+    active = await store.create_session({}, [], listed=["shared"])
+    run.session_id, run.ended_elsewhere = active.session_id, False
+    recorder.plan([TaskConfig(id="shared", prompt="p")], resuming=True)
+    with pytest.raises(TaskInActiveSession):
+        await recorder.record_next()
+    assert not run.ended_elsewhere
 
 
 # --- the scheduler: the session first, then batches, dispatch before the last one --------------

@@ -6,7 +6,8 @@
   ``recording``); in a team, the team's session joined instead when another workstation runs
   it (``team.join``);
 - ``join(session_id)``: work in another workstation's session on the team's definition of each
-  task (``team.definitions``), this config's extra tasks added when the user allowed it;
+  task (``team.definitions``), this config's extra tasks added when the user allowed it, and
+  the tasks its creator has not recorded yet recorded here too (``recording``);
 - ``resume(session_id)``: an interrupted or killed session taken up where it stood
   (``resume``): its unrecorded tasks recorded, claims recovered (in a team only lapsed ones),
   landed work recognised on the base, worktrees left behind retired;
@@ -23,6 +24,7 @@ from orchestrator.errors import StateError
 from orchestrator.events.runs import RunJoined, RunResumed, RunStarted
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState
 from orchestrator.process import procid
+from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import ORCHESTRATOR, TASKS_OPTION, TEAM, RunContext
@@ -117,6 +119,7 @@ class Opening:
             metrics=False,
         )
         self._recorder.plan(run.tasks.values(), resuming=False)
+        crash_point("start.session_recorded", run.session_id)
         await run.events.emit(RunStarted(session_id=run.session_id, holder=run.holder))
         return run.session_id
 
@@ -142,9 +145,15 @@ class Opening:
         await run.events.emit(
             RunJoined(session_id=session_id, holder=run.holder, tasks=len(session.task_ids))
         )
-        await skip_landed(run, run.tasks.values())
+        # The tasks the session lists without a record yet (its creator records them in
+        # batches): recorded here too, beside it (``recording``), never taken for lost.
+        recorded = {state.task_id for state in await store.list_tasks(session_id)}
+        listed = set(session.task_ids)
+        unrecorded = [t for t in run.tasks.values() if t.id in listed and t.id not in recorded]
+        self._recorder.plan(unrecorded, resuming=True)
+        await skip_landed(run, (t for t in run.tasks.values() if t.id in recorded))
         await self._members.prepare(
-            [t for t in run.tasks.values() if t.id in session.task_ids], resuming=True
+            [t for t in run.tasks.values() if t.id in recorded], resuming=True
         )
         return session_id
 

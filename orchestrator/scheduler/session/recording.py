@@ -12,6 +12,14 @@ between two batches.
 A run stopped while recording leaves its session interrupted with the tasks recorded so far;
 ``council resume`` records the rest (a task already recorded is never recorded twice: the
 store leaves it as it is).
+
+A workstation joining a team's session records too (``Opening.join``): the tasks the session
+lists but has no record of yet, batch by batch beside the workstation that created it (each
+batch serialized with the others on the session's row, ``add_session_tasks``, so what one wrote
+the other skips). A joiner never takes such a task for lost, and the session's tasks are all
+recorded even when its creator stopped or died while recording. A batch refused because a later
+run of the team took a task over (``TaskInActiveSession``) once this session ended elsewhere
+means this workstation has nothing left here (``RunContext.ended_elsewhere``).
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from orchestrator.config.task import TaskConfig
+from orchestrator.errors import TaskInActiveSession
+from orchestrator.models import TERMINAL_SESSION_STATUSES
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.council.members import CouncilMembers
@@ -71,7 +81,14 @@ class TaskRecorder:
         if not batch:
             return 0
         inits = [{"task_id": task.id, "priority": task.priority} for task in batch]
-        await run.services.store.add_session_tasks(run.session_id, inits)
+        try:
+            await run.services.store.add_session_tasks(run.session_id, inits)
+        except TaskInActiveSession:
+            if not await self._ended(run.session_id):
+                raise
+            run.ended_elsewhere = True  # a later run of the team has its tasks: leave
+            self._todo = []
+            return 0
         await skip_landed(run, batch)
         await self._members.prepare(batch, resuming=self._resuming)
         self.pending.difference_update(task.id for task in batch)
@@ -81,6 +98,11 @@ class TaskRecorder:
         else:
             await self._finished(run.session_id)
         return len(batch)
+
+    async def _ended(self, session_id: str) -> bool:
+        """Session ``session_id`` ended (another workstation of the team recorded its end)."""
+        session = await self._run.services.store.get_session(session_id, metrics=False)
+        return session is not None and session.status in TERMINAL_SESSION_STATUSES
 
     async def _finished(self, session_id: str) -> None:
         """Every task is recorded: the session says so (``RECORDING``)."""
@@ -98,6 +120,6 @@ class TaskRecorder:
     async def run(self, recorded: Callable[[], None]) -> None:
         """Record batch after batch until every task is, or the run stops; ``recorded`` after
         each (the tick dispatches what it brought)."""
-        while not self.done and not self._run.stopping:
+        while not self.done and not self._run.stopping and not self._run.ended_elsewhere:
             await self.record_next()
             recorded()
