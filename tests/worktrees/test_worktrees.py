@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from orchestrator.errors import InvalidIdError, WorkspaceError, WorktreeBusy
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings
+from tests.support.git_trace import git_processes, traced
 from tests.support.worktree_helpers import (
     branches,
     commit_on_main,
@@ -228,20 +228,6 @@ async def test_commit_with_trailers_identity_and_stats(
     assert (await manager.get_session_stats(session)).dirty
 
 
-def git_processes(trace: Path) -> list[str]:
-    """The subcommand of every git process git's own trace2 log saw start (children too)."""
-    started = []
-    for line in trace.read_text().splitlines():
-        event = json.loads(line)
-        if event.get("event") != "start":
-            continue
-        argv, index = event["argv"], 1
-        while index < len(argv) and argv[index].startswith("-"):
-            index += 2 if argv[index] in ("-C", "-c") else 1
-        started.append(argv[index] if index < len(argv) else "?")
-    return started
-
-
 async def test_a_commit_starts_no_git_but_its_own(
     repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,10 +239,7 @@ async def test_a_commit_starts_no_git_but_its_own(
     reads as ``--trailer`` wrote it. A parent the index was not made for is read in first."""
     session = await manager.create_session_worktree("s1", "claude", "fix-login")
     write(session.path, {"src/new.py": "a = 1\n"})
-    trace = tmp_path / "trace2.json"
-    config = tmp_path / "global.gitconfig"
-    config.write_text(f"[trace2]\n\teventTarget = {trace}\n")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))  # git's environment carries it
+    trace = traced(tmp_path, monkeypatch)
 
     result = await manager.commit_in_worktree(session, "council: fix-login build (round 1)")
 
@@ -419,15 +402,6 @@ async def test_branch_deleted_only_once_the_base_contains_it(
     assert git_ok(repo, "merge-base", "--is-ancestor", gone.tip or "", "main")
 
 
-def _traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Git's trace2 log of every process it starts from now on (``git_processes``)."""
-    trace = tmp_path / "trace2.json"
-    config = tmp_path / "global.gitconfig"
-    config.write_text(f"[trace2]\n\teventTarget = {trace}\n")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))  # git's environment carries it
-    return trace
-
-
 async def test_work_landed_before_other_trains_is_known_merged_from_git_files(
     repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -439,7 +413,7 @@ async def test_work_landed_before_other_trains_is_known_merged_from_git_files(
         write(session.path, {f"{session.session_id}.txt": "work\n"})
         await manager.commit_in_worktree(session, "work")
         git(repo, "merge", "-q", "--no-ff", "-m", f"land {session.branch}", session.branch)
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
 
     first = await manager.remove_session_worktree(sessions[0])
 
@@ -450,7 +424,7 @@ async def test_work_landed_before_other_trains_is_known_merged_from_git_files(
     git(repo, "repack", "-a", "-d", "-q")
     git(repo, "prune-packed")
     (tmp_path / "packed").mkdir()
-    trace = _traced(tmp_path / "packed", monkeypatch)
+    trace = traced(tmp_path / "packed", monkeypatch)
 
     second = await manager.remove_session_worktree(sessions[1])
 
@@ -564,7 +538,7 @@ async def test_a_build_commit_with_its_diff_starts_no_more_git(
     session = await manager.create_session_worktree("s1", "claude", "t1")
     write(session.path, {"src/new.py": "a = 1\n"})
     (session.path / "README.md").unlink()
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
 
     result = await manager.commit_in_worktree(session, "build", diff=True)
 
