@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["git_processes", "traced"]
+__all__ = ["git_processes", "started_here", "traced"]
 
 
 def traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -24,6 +24,15 @@ def traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def git_processes(trace: Path) -> list[str]:
     """The subcommand of every git process git's own trace2 log saw start (children too),
     in the order they started; none when nothing was logged."""
+    return _started(trace, children=True)
+
+
+def started_here(trace: Path) -> list[str]:
+    """``git_processes`` without git's own children: the processes this process started."""
+    return _started(trace, children=False)
+
+
+def _started(trace: Path, *, children: bool) -> list[str]:
     if not trace.exists():
         return []
     started = []
@@ -31,6 +40,8 @@ def git_processes(trace: Path) -> list[str]:
         event = json.loads(line)
         if event.get("event") != "start":
             continue
+        if not children and "/" in event.get("sid", ""):
+            continue  # a child's session id is its parent's, a slash, then its own
         argv, index = event["argv"], 1
         while index < len(argv) and argv[index].startswith("-"):
             index += 2 if argv[index] in ("-C", "-c") else 1

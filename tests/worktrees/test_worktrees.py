@@ -18,7 +18,7 @@ from orchestrator.errors import InvalidIdError, WorkspaceError, WorktreeBusy
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings
-from tests.support.git_trace import git_processes, traced
+from tests.support.git_trace import git_processes, started_here, traced
 from tests.support.worktree_helpers import (
     branches,
     commit_on_main,
@@ -63,10 +63,24 @@ async def test_a_checkout_and_its_index_taken_in_are_one_worker_thread_call(
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
     session = await manager.create_session_worktree("s1", "claude", "fix-login")
-    assert ops._adopt_index not in hopped  # rode with the checkout's `reset --hard`
+    assert ops._adopt_index not in hopped  # rode with the checkout (``worktree add``)
     assert git(session.path, "status", "--porcelain") == ""  # checked out, its index git's
     admin = Path(git(session.path, "rev-parse", "--absolute-git-dir"))
     assert (admin / "index").exists()
+
+
+async def test_a_checkout_is_one_git_process_of_ours(
+    manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted, not timed: the branch made, then ``worktree add`` checks the files out itself
+    (its own ``reset --hard``, a child of it), not a second process of the orchestrator's."""
+    await manager.create_session_worktree("s0", "claude", "first")  # the repository looked at
+    trace = traced(tmp_path, monkeypatch)
+    session = await manager.create_session_worktree("s1", "claude", "fix-login")
+    assert started_here(trace) == ["update-ref", "worktree"]
+    assert git_processes(trace) == ["update-ref", "worktree", "symbolic-ref", "reset"]
+    assert git(session.path, "status", "--porcelain", "--ignored") == ""
+    assert (session.path / "README.md").exists()
 
 
 async def test_create_session_worktree(
