@@ -326,3 +326,56 @@ async def test_a_task_is_written_merging_only_while_its_merge_waits(tmp_path: Pa
         git(repo, "checkout", "--", "README.md")
     assert reports[0].task("second").status == TaskStatus.DONE
     assert merged_tasks(repo) == ["first", "second"]
+
+
+async def test_a_merge_forecasts_no_merge_tree_against_a_build_whose_files_are_not_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted, not timed: `early` has built (its facts told: its tip and files) and not
+    settled yet when `late` lands; their files are disjoint, so `late`'s forecast against it
+    runs no ``merge-tree`` while `early`'s branch is still at that tip."""
+    import orchestrator.merge.queue as queue_module
+
+    forecast: list[tuple[str, ...]] = []
+    real = queue_module.merge_trees
+
+    def counted(calls: Any, *refs: str) -> Any:
+        forecast.append(refs)
+        return real(calls, *refs)
+
+    monkeypatch.setattr(queue_module, "merge_trees", counted)
+    built, landed = anyio.Event(), anyio.Event()
+
+    async def early(run: TaskRun, call: int) -> WorkflowResult:
+        result = await edit_and_commit(run, {"out/early.txt": "x\n"})
+        assert result.commit is not None
+        run.work_saved(result.commit, ["out/early.txt"])  # as a build's facts tell it
+        built.set()
+        with anyio.fail_after(patience(10)):
+            await landed.wait()
+        return result
+
+    async def late(run: TaskRun, call: int) -> WorkflowResult:
+        with anyio.fail_after(patience(10)):
+            await built.wait()
+        return await edit_and_commit(run, {"out/late.txt": "x\n"})
+
+    class Told(MergeQueue):
+        async def merge(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await super().merge(*args, **kwargs)
+            finally:
+                landed.set()
+
+    monkeypatch.setattr(council_module, "MergeQueue", Told)
+    repo = new_repo(tmp_path)
+    tasks: list[dict[str, Any]] = [
+        {"id": "early", "prompt": "p", "priority": 1},
+        {"id": "late", "prompt": "p"},
+    ]
+    report = await run(run_config(repo, tasks), Probe(behave={"early": early, "late": late}))
+
+    assert report.task("early").status == TaskStatus.DONE
+    assert report.task("late").status == TaskStatus.DONE
+    assert merged_tasks(repo)[-1] == "early"  # `late` did not wait for it
+    assert forecast == []
