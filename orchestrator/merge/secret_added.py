@@ -60,10 +60,11 @@ def added(
     # ``base...tip``: git diffs from their merge base (the first, as ``merge-base`` names it)
     # in the same process. Where it fails having read nothing, ``merge-base`` says whether
     # there is none (unrelated histories: everything ``tip`` holds is added, read from the
-    # empty tree) or the diff failed for another reason.
-    args: tuple[str, ...] = (f"{base}...{tip}",)
+    # empty tree) or the diff failed for another reason. No base at all (``EMPTY_TREE``, a
+    # push to a remote that has nothing): read from the empty tree at once.
+    args: tuple[str, ...] = (EMPTY_TREE, tip) if base == EMPTY_TREE else (f"{base}...{tip}",)
     code, stderr = _read(calls, args, detector, result, deadline)
-    if code != 0 and result.late is None and not result.bytes:
+    if code != 0 and result.late is None and not result.bytes and base != EMPTY_TREE:
         fork = calls.run("merge-base", base, tip, check=False)
         if not (fork.ok and fork.out.strip()):
             args = (EMPTY_TREE, tip)

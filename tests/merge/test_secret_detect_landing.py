@@ -16,7 +16,7 @@ from orchestrator.errors import CredentialInWork, GitError
 from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.repo import Git
 from orchestrator.merge.queue import MergeQueue
-from orchestrator.merge.secret_added import added
+from orchestrator.merge.secret_added import EMPTY_TREE, added
 from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.types import MergeStatus
 from orchestrator.safety import secret_detect
@@ -138,8 +138,8 @@ def test_the_added_lines_are_read_by_one_git_process(
 def test_a_tip_with_no_history_in_common_is_read_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A tip unrelated to the base (no merge base) adds everything it holds; a failure that is
-    not that one is raised, never taken for a clean diff."""
+    """A tip unrelated to the base (no merge base), or with no base at all, adds everything it
+    holds; a failure that is not that one is raised, never taken for a clean diff."""
     repo = init_repo(tmp_path / "repo", checked_out=False)
     base = git(repo, "rev-parse", "main")
     made = commit_on(repo, "council/t/1", {"app.py": f"KEY = '{aws_key()}'\n"})
@@ -150,6 +150,10 @@ def test_a_tip_with_no_history_in_common_is_read_whole(
 
     assert [(hit.path, hit.line) for hit in found.hits] == [("app.py", 1)]
     assert git_processes(trace) == ["diff", "merge-base", "diff"]
+    trace.unlink()
+    nothing = added(GitCalls(Git(repo, None)), alone, EMPTY_TREE, Detector(allow=[]))
+    assert [(hit.path, hit.line) for hit in nothing.hits] == [("app.py", 1)]
+    assert git_processes(trace) == ["diff"]  # no base at all: from the empty tree at once
     with pytest.raises(GitError):
         added(GitCalls(Git(repo, None)), "0" * 40, base, Detector(allow=[]))
 
