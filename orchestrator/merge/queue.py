@@ -365,11 +365,9 @@ class MergeQueue:
         )
 
     async def forecast_many(
-        self, pairs: Sequence[tuple[str, str, str | Sequence[str] | None]]
+        self, pairs: Sequence[tuple[str, str, str | None]]
     ) -> list[ConflictForecast | WorkspaceError]:
         """``forecast_conflicts`` of each pair ``(branch_a, branch_b, a_forked_at)``, in order,
-        ``a_forked_at`` one tip or several at which ``branch_a`` is known to bring nothing that
-        conflicts (the caller's knowledge: no ``merge-tree`` while its tip is one of them),
         all in one worker-thread call (a merge that waits for the attempts ahead of it asks
         about all of them at once); a pair git cannot answer gets its error in its place
         (a branch gone, a tip not readable), the others their forecast."""
@@ -387,18 +385,13 @@ class MergeQueue:
         return await anyio.to_thread.run_sync(forecast_all) if pairs else []
 
     def _forecast(
-        self,
-        calls: GitCalls,
-        branch_a: str,
-        branch_b: str,
-        a_forked_at: str | Sequence[str] | None,
+        self, calls: GitCalls, branch_a: str, branch_b: str, a_forked_at: str | None
     ) -> ConflictForecast:
         """One forecast (blocking, in a worker thread)."""
         refs = (branch_ref(branch_a), branch_ref(branch_b))
-        quiet = (a_forked_at,) if isinstance(a_forked_at, str) else tuple(a_forked_at or ())
-        if quiet:
+        if a_forked_at is not None:
             tips = read_refs(self._checkouts.common_dir(calls), [refs[0]])
-            if tips is not None and tips.get(refs[0]) in quiet:
+            if tips is not None and tips.get(refs[0]) == a_forked_at:
                 return ConflictForecast(branch_a, branch_b, False)
         try:
             merged = merge_trees(calls, *refs)

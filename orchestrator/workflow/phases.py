@@ -379,8 +379,6 @@ class PhaseSteps:
         checks: list[VerifyRecord] = []
         if name == BUILD:
             facts, checks = await self._checks.build(round_, ran)
-            if facts is not None and facts.head is not None:
-                run.work_saved(facts.head, facts.files)
         following = self.names[index + 1] if index + 1 < len(self.names) else None
         output = PhaseOutput(
             run.task, name, following, round_, adapter, run.session.branch, ran, facts, checks

@@ -58,8 +58,6 @@ class TaskRun:
     on_files: Callable[[Sequence[str]], Awaitable[None]] | None = None  # files the attempt now
     # owns or changes (the plan's once locked, the build's changed ones): the scheduler puts
     # them in the session context, which the other sessions' prompts name
-    on_work: Callable[[str, Sequence[str]], None] | None = None  # after a build's facts: its
-    # branch's tip and the files that tip changes over the base (the merge queue's forecast)
     note: str | None = None  # why the last attempt's build changed nothing: said to this build
     # What reviewers and checks said of the task's pull request: this build answers it.
     feedback: str | None = None
@@ -84,11 +82,6 @@ class TaskRun:
         """Tell ``on_files`` about files the attempt now owns or changes."""
         if self.on_files is not None and paths:
             await self.on_files(paths)
-
-    def work_saved(self, tip: str, files: Sequence[str]) -> None:
-        """Tell ``on_work`` the branch's tip after a build and the files it changes."""
-        if self.on_work is not None:
-            self.on_work(tip, files)
 
     async def phase_ended(self) -> None:
         """Tell ``on_phase_end`` that a phase's work is saved on the branch."""

@@ -383,35 +383,6 @@ async def test_a_branch_still_at_its_fork_point_is_forecast_without_merge_tree(
     assert clash.conflicts and clash.paths == ["shared.txt"] and len(ran) == 1
 
 
-async def test_a_branch_at_a_tip_known_quiet_is_forecast_without_merge_tree(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Several tips may be named quiet (its fork point, its last build's tip whose files are
-    none of the other's): no ``merge-tree`` while the branch is at one; moved past them, git
-    is asked as before."""
-    import orchestrator.merge.queue as queue_module
-
-    base = tip(repo)
-    built = commit_on(repo, "a", {"a.txt": "a\n"})
-    commit_on(repo, "b", {"shared.txt": edit_line(2, "b")})
-    ran: list[tuple[str, ...]] = []
-    real = queue_module.merge_trees
-
-    def counted(calls: Any, *refs: str) -> Any:
-        ran.append(refs)
-        return real(calls, *refs)
-
-    monkeypatch.setattr(queue_module, "merge_trees", counted)
-    queue = MergeQueue(repo, "main")
-
-    (quiet,) = await queue.forecast_many([("a", "b", (base, built))])
-    assert isinstance(quiet, ConflictForecast) and not quiet.conflicts and ran == []
-    commit_on(repo, "a", {"shared.txt": edit_line(2, "a")})  # moved on: not known any more
-    (clash,) = await queue.forecast_many([("a", "b", (base, built))])
-    assert isinstance(clash, ConflictForecast) and clash.paths == ["shared.txt"]
-    assert len(ran) == 1
-
-
 async def test_missing_branches_and_bad_names_are_clear_errors(repo: Path) -> None:
     queue = MergeQueue(repo, "main")
     with pytest.raises(WorkspaceError, match=r"branch 'council/nope/1' does not exist"):

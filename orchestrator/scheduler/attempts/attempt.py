@@ -9,7 +9,6 @@ comment names.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -51,10 +50,6 @@ class Attempt:
     fresh_worktree: bool = False
     timed_out: bool = False  # its task's time limit was reached (``runner``'s watchdog)
     files_changed: frozenset[str] = frozenset()  # what its result changed (``settler``)
-    # Its branch's tip after its last build and the files that tip changes over the base (the
-    # build's facts, ``TaskRun.on_work``): a later merge's forecast needs no ``merge-tree``
-    # against it while its branch is still there and those files are none of its own.
-    work: tuple[str, frozenset[str]] | None = None
     last_message: str = ""  # the CLI's last message (``InFlight.listener``)
     group: str | None = None  # a council candidate: the council task it is a candidate of
     # The council step of a council task (compare, merge the winner): set by ``dispatcher``.
@@ -148,10 +143,6 @@ class Attempt:
 
     def touches(self) -> frozenset[str]:
         return self.files | self.files_changed
-
-    def work_saved(self, tip: str, files: Sequence[str]) -> None:
-        """Its build's facts (``work``)."""
-        self.work = (tip, frozenset(files))
 
     def request_cancel(self) -> None:
         """Someone asked for the task to be cancelled: its workflow is told to stop."""

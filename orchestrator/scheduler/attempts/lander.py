@@ -233,7 +233,9 @@ class Lander:
             pairs = []
             for other in looked:
                 assert other.session is not None
-                pairs.append((other.session.branch, session.branch, _quiet_tips(attempt, other)))
+                # a relanding's branch is the kept work, whatever it forked from
+                forked = None if other.relanding else other.session.base_commit
+                pairs.append((other.session.branch, session.branch, forked))
             forecasts = await self._run.services.merges.forecast_many(pairs)  # one trip
             ahead = []
             for at, (other, forecast) in enumerate(zip(looked, forecasts, strict=True)):
@@ -273,22 +275,6 @@ class Lander:
         if not attempt.merging_written:
             attempt.move(Stage.MERGING)
         attempt.waiting_written = why
-
-
-def _quiet_tips(attempt: Attempt, other: Attempt) -> tuple[str, ...]:
-    """The tips of ``other``'s branch at which it brings nothing ``attempt``'s could conflict
-    with, so that no ``merge-tree`` runs while its branch is at one: its fork point (nothing
-    committed yet; a relanding's branch is the kept work, whatever it forked from), and its
-    last build's tip when the files that tip changes (its facts) and its declared ones are
-    none of ``attempt``'s (the rule ``_may_conflict`` keeps once both results are known)."""
-    assert other.session is not None
-    tips: tuple[str, ...] = () if other.relanding else (other.session.base_commit,)
-    ours = attempt.touches()
-    if other.work is not None and ours:
-        tip, files = other.work
-        if files and not ours & (files | other.files):
-            tips += (tip,)
-    return tips
 
 
 def _may_conflict(attempt: Attempt, other: Attempt) -> bool:

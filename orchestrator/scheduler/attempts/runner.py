@@ -288,7 +288,6 @@ class AttemptRunner:
             on_phase_end=self._phase_end(attempt),
             on_phase_start=self._phase_start(attempt),
             on_files=self._files_reporter(attempt),
-            on_work=attempt.work_saved,
             fresh_head=attempt.session.base_commit if attempt.fresh_worktree else None,
             note=attempt.note,
             feedback=attempt.feedback,
