@@ -52,6 +52,8 @@ from pathlib import Path
 from orchestrator.errors import WorkspaceError
 from orchestrator.git import ref_book
 from orchestrator.git.merge_tree import GitCalls
+from orchestrator.git.ref_files import loose_commit
+from orchestrator.git.tree_files import TreeMoves, added_and_deleted
 
 __all__ = [
     "Blocked",
@@ -203,11 +205,17 @@ class CheckoutFinder:
 
 
 def inspect_checkout(
-    calls: GitCalls, checkout: Checkout, base_branch: str, tree: str, base: str | None = None
+    calls: GitCalls,
+    checkout: Checkout,
+    base_branch: str,
+    tree: str,
+    base: str | None = None,
+    common_dir: Path | None = None,
 ) -> Blocked | Ready:
     """Whether ``checkout`` may be fast-forwarded to a commit of ``tree`` now, and if not why
     (module doc). With ``base``, the commit it would be fast-forwarded from, an untracked
-    file at a path the landing creates is looked for too."""
+    file at a path the landing creates is looked for too (``untracked_in_the_way``; with
+    ``common_dir``, the trees read from git's files where they tell it)."""
     where = checkout.path
     if not where.is_dir():
         return Blocked(
@@ -233,7 +241,7 @@ def inspect_checkout(
             dirty[:_MAX_LISTED],
         )
     if base is not None:
-        in_the_way = untracked_in_the_way(calls, where, base, tree)
+        in_the_way = untracked_in_the_way(calls, where, base, tree, common_dir)
         if in_the_way:
             first = where / in_the_way[0]
             more = f" and {len(in_the_way) - 1} more" if len(in_the_way) > 1 else ""
@@ -254,25 +262,33 @@ def in_progress(admin: Path) -> tuple[str, str] | None:
     return None
 
 
-def untracked_in_the_way(calls: GitCalls, checkout: Path, base: str, tree: str) -> list[str]:
+def untracked_in_the_way(
+    calls: GitCalls, checkout: Path, base: str, tree: str, common_dir: Path | None = None
+) -> list[str]:
     """The paths (relative to ``checkout``) that a fast-forward from ``base`` to ``tree``
     would create where something untracked already is: a file (or directory) at a path it
-    adds, or a file where it needs a directory. One ``git diff-tree`` and an ``lstat`` each."""
-    listed = calls.run(
-        *("diff-tree", "-r", "-z", "--no-renames", "--name-status", "--diff-filter=AD"),
-        *(base, tree),
-        check=False,
-    )
-    if not listed.ok:
-        return []  # git will say itself why it cannot; ``refusal_cause`` names it then
-    fields = listed.stdout.split("\0")
-    added: list[str] = []
-    deleted: set[str] = set()
-    for status, path in zip(fields[0::2], fields[1::2], strict=False):
-        if status == "A":
-            added.append(path)
-        else:
-            deleted.add(path)
+    adds, or a file where it needs a directory. One ``git diff-tree`` and an ``lstat`` each;
+    with ``common_dir``, no process where git's loose objects tell what it adds and deletes
+    (``git.tree_files``: a landing's trees, which ``merge-tree`` wrote)."""
+    moves = _moves_from_files(common_dir, base, tree)
+    if moves is not None:
+        added, deleted = moves.added, set(moves.deleted)
+    else:
+        listed = calls.run(
+            *("diff-tree", "-r", "-z", "--no-renames", "--name-status", "--diff-filter=AD"),
+            *(base, tree),
+            check=False,
+        )
+        if not listed.ok:
+            return []  # git will say itself why it cannot; ``refusal_cause`` names it then
+        fields = listed.stdout.split("\0")
+        added = []
+        deleted = set()
+        for status, path in zip(fields[0::2], fields[1::2], strict=False):
+            if status == "A":
+                added.append(path)
+            else:
+                deleted.add(path)
     found: list[str] = []
     seen: set[str] = set()
     for path in added:
@@ -288,6 +304,17 @@ def untracked_in_the_way(calls: GitCalls, checkout: Path, base: str, tree: str) 
         if path not in deleted and os.path.lexists(checkout / path):
             found.append(path)
     return found
+
+
+def _moves_from_files(common_dir: Path | None, base: str, tree: str) -> TreeMoves | None:
+    """What a fast-forward from commit ``base`` to ``tree`` adds and deletes, from git's loose
+    objects; None where they cannot tell (then git is asked)."""
+    if common_dir is None:
+        return None
+    commit = loose_commit(common_dir, base)
+    if commit is None:
+        return None
+    return added_and_deleted(common_dir, commit[0], tree)
 
 
 def _holds_tree(calls: GitCalls, checkout: Checkout, dirty: list[str], tree: str) -> bool:

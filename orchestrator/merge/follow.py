@@ -57,7 +57,8 @@ def follow_landing(
                 ref_book.note(ref, local, new)
         return Followed() if moved else Followed(f"{left}: it moved meanwhile")
     checkout = owners[0]
-    state = inspect_checkout(calls, checkout, base_branch, tree, local)
+    common = checkouts.common_dir(calls)
+    state = inspect_checkout(calls, checkout, base_branch, tree, local, common)
     if isinstance(state, Blocked):
         return Followed(f"{left}: {state.message}")
     if not checkouts.still_holds(checkout):

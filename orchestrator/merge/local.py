@@ -101,7 +101,8 @@ class LocalBase:
             return locked
         clean = True
         if checkout is not None:
-            state = inspect_checkout(calls, checkout, self.base_branch, built.tree, base)
+            common = self._checkouts.common_dir(calls)
+            state = inspect_checkout(calls, checkout, self.base_branch, built.tree, base, common)
             if isinstance(state, Blocked):
                 if len(built.cars) > 1:
                     return Split()

@@ -1,16 +1,16 @@
 """The lines a landing adds, looked at for credentials nobody declared.
 
-``added(calls, tip, base, detector, deadline=...)`` reads ``git diff -U0`` from the merge base
-of ``base`` and ``tip`` to ``tip`` (what the branch changed since it left the base: content
-the base already had, or gained meanwhile, is never the branch's), as git writes it, in
-chunks of 1 MiB, and hands each file's added lines, as runs of lines following each other
-(bytes, never decoded here: ``Detector.runs``), to ``safety.secret_detect.Detector``: one git
-process, whatever the size of the diff, nothing of it held but a chunk and a batch. A run of
-added (or deleted) lines is taken whole by bytes operations, with no Python step per line;
-only the headers between them are read line by line. Binary files are not read (git says only
-that they differ). Time is bounded as the rest of the gate's (``deadline``,
-``time.monotonic``): past it git is killed and the file under way is named in ``late``; the
-caller fails the check for it, it never passes.
+``added(calls, tip, base, detector, deadline=...)`` reads ``git diff -U0 base...tip``, from
+the merge base of ``base`` and ``tip`` to ``tip`` (what the branch changed since it left the
+base: content the base already had, or gained meanwhile, is never the branch's), as git writes
+it, in chunks of 1 MiB, and hands each file's added lines, as runs of lines following each
+other (bytes, never decoded here: ``Detector.runs``), to ``safety.secret_detect.Detector``:
+one git process, the merge base found by it too, whatever the size of the diff, nothing of it
+held but a chunk and a batch. A run of added (or deleted) lines is taken whole by bytes
+operations, with no Python step per line; only the headers between them are read line by
+line. Binary files are not read (git says only that they differ). Time is bounded as the rest
+of the gate's (``deadline``, ``time.monotonic``): past it git is killed and the file under way
+is named in ``late``; the caller fails the check for it, it never passes.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ _NOT_ADDED = re.compile(rb"\n[^+]")  # where a run of added lines ends
 _NOT_DELETED = re.compile(rb"\n[^-]")
 _HUNK = re.compile(rb"^@@ -[0-9,]+ \+([0-9]+)(?:,[0-9]+)? @@")
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+_NO_BASE = "no merge base"  # what git says of ``base...tip`` for unrelated histories
 
 
 @dataclass
@@ -56,11 +57,25 @@ def added(
 ) -> Added:
     """The credentials in the lines ``tip`` adds over ``base`` (module doc)."""
     result = Added()
-    fork = calls.run("merge-base", base, tip, check=False)
-    start = fork.out.strip() if fork.ok and fork.out.strip() else EMPTY_TREE
-    if start == tip:
-        return result
-    args = (
+    # ``base...tip``: git diffs from their merge base (the first, as ``merge-base`` names it)
+    # in the same process. Where it fails having read nothing, ``merge-base`` says whether
+    # there is none (unrelated histories: everything ``tip`` holds is added, read from the
+    # empty tree) or the diff failed for another reason. No base at all (``EMPTY_TREE``, a
+    # push to a remote that has nothing): read from the empty tree at once.
+    args: tuple[str, ...] = (EMPTY_TREE, tip) if base == EMPTY_TREE else (f"{base}...{tip}",)
+    code, stderr = _read(calls, args, detector, result, deadline)
+    if code != 0 and result.late is None and not result.bytes and base != EMPTY_TREE:
+        fork = calls.run("merge-base", base, tip, check=False)
+        if not (fork.ok and fork.out.strip()):
+            args = (EMPTY_TREE, tip)
+            code, stderr = _read(calls, args, detector, result, deadline)
+    if result.late is None and code != 0:
+        raise GitError(_args(args), code, stderr)
+    return result
+
+
+def _args(revisions: tuple[str, ...]) -> tuple[str, ...]:
+    return (
         "-c",
         "core.quotePath=false",
         "diff",
@@ -70,10 +85,20 @@ def added(
         "-U0",
         "--src-prefix=a/",
         "--dst-prefix=b/",
-        start,
-        tip,
+        *revisions,
         "--",
     )
+
+
+def _read(
+    calls: GitCalls,
+    revisions: tuple[str, ...],
+    detector: Detector,
+    result: Added,
+    deadline: float | None,
+) -> tuple[int, str]:
+    """One ``git diff`` streamed into ``result``; git's exit code and its error output."""
+    args = _args(revisions)
     calls.count += 1
     with tempfile.TemporaryFile() as errors:
         git = calls.git.piped_sync(*args, stderr=errors)
@@ -102,10 +127,8 @@ def added(
             code = git.wait()
         if killed.is_set() and result.late is None:
             result.late = reader.path or "the diff"
-        if result.late is None and code != 0:
-            errors.seek(0)
-            raise GitError(args, code, errors.read().decode("utf-8", "replace"))
-    return result
+        errors.seek(0)
+        return code, errors.read().decode("utf-8", "replace")
 
 
 class _Reader:

@@ -185,16 +185,28 @@ async def share_worktree_config(ws: Workspace) -> None:
 
 
 async def add_worktree(ws: Workspace, session: SessionWorktree, reason: str) -> None:
-    """Register the worktree (under the lock), then check it out (outside it)."""
+    """Register the worktree and check it out. Without a sparse cone, ``worktree add`` checks
+    the files out itself (git's own ``reset --hard``, a child of it), under the lock: one
+    process of ours, not two. A sparse worktree is registered without its files, its cone set,
+    then checked out outside the lock. Either way the index git wrote is taken as the
+    orchestrator's own before anything else runs there."""
     worktree = ws.git.at(session.path)
+    sparse = ws.settings.sparse
+    add = ("worktree", "add", "--quiet", *(("--no-checkout",) if sparse else ()))
+    add += ("--lock", "--reason", reason, str(session.path), session.branch)
+    if not sparse:
+
+        def add_checked_out() -> None:
+            ws.git.run_sync(*add)
+            _adopt_index(ws, session)  # the index git just wrote, before anything ran there
+
+        async with ws.meta.hold():
+            await anyio.to_thread.run_sync(add_checked_out)  # one worker-thread call
+        return
     async with ws.meta.hold():
-        await ws.git.run(
-            "worktree", "add", "--quiet", "--no-checkout", "--lock", "--reason", reason,
-            str(session.path), session.branch,
-        )  # fmt: skip
-        if ws.settings.sparse:
-            # Writes the worktree's own config.worktree (share_worktree_config ran first).
-            await worktree.run("sparse-checkout", "set", "--cone", *ws.settings.sparse)
+        await ws.git.run(*add)
+        # Writes the worktree's own config.worktree (share_worktree_config ran first).
+        await worktree.run("sparse-checkout", "set", "--cone", *sparse)
 
     def check_out() -> None:
         worktree.run_sync("reset", "--hard", "--quiet")

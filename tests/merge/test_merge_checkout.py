@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.merge.queue import MergeQueue, MergeStatus
+from tests.support.git_trace import started_here, traced
 from tests.support.merge_repo import commit_on, git, init_repo, show, tip
 
 HOOKS = (
@@ -44,6 +45,34 @@ async def test_clean_checkout_is_fast_forwarded(repo: Path) -> None:
     assert (repo / "a.txt").read_text() == "a\n"
     assert (repo / "README.md").read_text() == "changed\n"
     assert status(repo) == ""
+
+
+async def test_what_a_landing_adds_is_read_from_git_files_not_asked(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted, not timed: the untracked files in the way of a fast-forward are looked for at
+    the paths it adds, read from the loose trees ``merge-tree`` wrote (``git.tree_files``):
+    no ``diff-tree``; packed, git is asked, with the same answer."""
+    commit_on(repo, "council/t0/1", {"z.txt": "z\n"})
+    queue = MergeQueue(repo, "main")
+    await queue.merge("s0", "council/t0/1", task_id="t0")  # the repository looked at once
+    commit_on(repo, "council/t1/1", {"docs/guide/a.md": "a\n", "b.txt": "b\n"})
+    trace = traced(tmp_path, monkeypatch)
+
+    result = await queue.merge("s1", "council/t1/1", task_id="t1")
+
+    assert result.status is MergeStatus.MERGED and (repo / "docs/guide/a.md").exists()
+    assert "diff-tree" not in started_here(trace) and "merge" in started_here(trace)
+    commit_on(repo, "council/t2/1", {"c/d.txt": "c\n"})
+    (repo / "c").write_text("the user's file called c\n")
+    git(repo, "repack", "-a", "-d", "-q")
+    git(repo, "prune-packed")  # the base's trees packed: the files cannot tell
+    trace.unlink()
+
+    waiting = await queue.merge("s2", "council/t2/1", task_id="t2")
+
+    assert waiting.status is MergeStatus.WAITING_FOR_CHECKOUT
+    assert waiting.details == [str(repo / "c")] and "diff-tree" in started_here(trace)
 
 
 async def test_dirty_checkout_waits_and_nothing_moves_until_cleaned(repo: Path) -> None:

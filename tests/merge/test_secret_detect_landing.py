@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config.secrets import SecretAllowConfig
-from orchestrator.errors import CredentialInWork
+from orchestrator.errors import CredentialInWork, GitError
 from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.repo import Git
 from orchestrator.merge.queue import MergeQueue
-from orchestrator.merge.secret_added import added
+from orchestrator.merge.secret_added import EMPTY_TREE, added
 from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.types import MergeStatus
 from orchestrator.safety import secret_detect
 from orchestrator.safety.secret_detect import Detector
 from tests.support.credential_values import aws_key, github_token, pgpass_line, private_key
 from tests.support.fault_helpers import FaultRun
+from tests.support.git_trace import git_processes, traced
 from tests.support.merge_repo import commit_on, git, init_repo
 
 
@@ -108,6 +109,53 @@ def test_only_added_lines_are_read_and_named_by_their_new_line(tmp_path: Path) -
         ("tab\there.py", 1, "AWS Access Key"),
     ]
     assert found.lines == 2 and found.late is None
+
+
+def test_the_added_lines_are_read_by_one_git_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted, not timed: the diff from the merge base is one ``git diff base...tip``, the
+    merge base found by the same process; the base moved on meanwhile, and what it gained is
+    not the branch's."""
+    repo = init_repo(tmp_path / "repo", checked_out=False)
+    fork = git(repo, "rev-parse", "main")
+    tip = commit_on(repo, "council/t/1", {"app.py": f"KEY = '{aws_key()}'\n"}, start=fork)
+    base = commit_on(repo, "main", {"other.py": f"T = '{github_token()}'\n"})
+    trace = traced(tmp_path, monkeypatch)
+    calls = GitCalls(Git(repo, None))
+
+    found = added(calls, tip, base, Detector(allow=[]))
+
+    assert [(hit.path, hit.line, hit.kind) for hit in found.hits] == [
+        ("app.py", 1, "AWS Access Key")
+    ]
+    assert git_processes(trace) == ["diff"] and calls.count == 1
+    trace.unlink()
+    assert added(calls, fork, base, Detector(allow=[])).hits == []  # the base holds it already
+    assert git_processes(trace) == ["diff"]
+
+
+def test_a_tip_with_no_history_in_common_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tip unrelated to the base (no merge base), or with no base at all, adds everything it
+    holds; a failure that is not that one is raised, never taken for a clean diff."""
+    repo = init_repo(tmp_path / "repo", checked_out=False)
+    base = git(repo, "rev-parse", "main")
+    made = commit_on(repo, "council/t/1", {"app.py": f"KEY = '{aws_key()}'\n"})
+    alone = git(repo, "commit-tree", f"{made}^{{tree}}", "-m", "no parent")
+    trace = traced(tmp_path, monkeypatch)
+
+    found = added(GitCalls(Git(repo, None)), alone, base, Detector(allow=[]))
+
+    assert [(hit.path, hit.line) for hit in found.hits] == [("app.py", 1)]
+    assert git_processes(trace) == ["diff", "merge-base", "diff"]
+    trace.unlink()
+    nothing = added(GitCalls(Git(repo, None)), alone, EMPTY_TREE, Detector(allow=[]))
+    assert [(hit.path, hit.line) for hit in nothing.hits] == [("app.py", 1)]
+    assert git_processes(trace) == ["diff"]  # no base at all: from the empty tree at once
+    with pytest.raises(GitError):
+        added(GitCalls(Git(repo, None)), "0" * 40, base, Detector(allow=[]))
 
 
 def test_a_check_past_its_budget_fails_never_passes(tmp_path: Path) -> None:

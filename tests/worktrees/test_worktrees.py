@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from orchestrator.errors import InvalidIdError, WorkspaceError, WorktreeBusy
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings
+from tests.support.git_trace import git_processes, started_here, traced
 from tests.support.worktree_helpers import (
     branches,
     commit_on_main,
@@ -63,10 +63,24 @@ async def test_a_checkout_and_its_index_taken_in_are_one_worker_thread_call(
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
     session = await manager.create_session_worktree("s1", "claude", "fix-login")
-    assert ops._adopt_index not in hopped  # rode with the checkout's `reset --hard`
+    assert ops._adopt_index not in hopped  # rode with the checkout (``worktree add``)
     assert git(session.path, "status", "--porcelain") == ""  # checked out, its index git's
     admin = Path(git(session.path, "rev-parse", "--absolute-git-dir"))
     assert (admin / "index").exists()
+
+
+async def test_a_checkout_is_one_git_process_of_ours(
+    manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted, not timed: the branch made, then ``worktree add`` checks the files out itself
+    (its own ``reset --hard``, a child of it), not a second process of the orchestrator's."""
+    await manager.create_session_worktree("s0", "claude", "first")  # the repository looked at
+    trace = traced(tmp_path, monkeypatch)
+    session = await manager.create_session_worktree("s1", "claude", "fix-login")
+    assert started_here(trace) == ["update-ref", "worktree"]
+    assert git_processes(trace) == ["update-ref", "worktree", "symbolic-ref", "reset"]
+    assert git(session.path, "status", "--porcelain", "--ignored") == ""
+    assert (session.path / "README.md").exists()
 
 
 async def test_create_session_worktree(
@@ -228,20 +242,6 @@ async def test_commit_with_trailers_identity_and_stats(
     assert (await manager.get_session_stats(session)).dirty
 
 
-def git_processes(trace: Path) -> list[str]:
-    """The subcommand of every git process git's own trace2 log saw start (children too)."""
-    started = []
-    for line in trace.read_text().splitlines():
-        event = json.loads(line)
-        if event.get("event") != "start":
-            continue
-        argv, index = event["argv"], 1
-        while index < len(argv) and argv[index].startswith("-"):
-            index += 2 if argv[index] in ("-C", "-c") else 1
-        started.append(argv[index] if index < len(argv) else "?")
-    return started
-
-
 async def test_a_commit_starts_no_git_but_its_own(
     repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,10 +253,7 @@ async def test_a_commit_starts_no_git_but_its_own(
     reads as ``--trailer`` wrote it. A parent the index was not made for is read in first."""
     session = await manager.create_session_worktree("s1", "claude", "fix-login")
     write(session.path, {"src/new.py": "a = 1\n"})
-    trace = tmp_path / "trace2.json"
-    config = tmp_path / "global.gitconfig"
-    config.write_text(f"[trace2]\n\teventTarget = {trace}\n")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))  # git's environment carries it
+    trace = traced(tmp_path, monkeypatch)
 
     result = await manager.commit_in_worktree(session, "council: fix-login build (round 1)")
 
@@ -419,15 +416,6 @@ async def test_branch_deleted_only_once_the_base_contains_it(
     assert git_ok(repo, "merge-base", "--is-ancestor", gone.tip or "", "main")
 
 
-def _traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Git's trace2 log of every process it starts from now on (``git_processes``)."""
-    trace = tmp_path / "trace2.json"
-    config = tmp_path / "global.gitconfig"
-    config.write_text(f"[trace2]\n\teventTarget = {trace}\n")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))  # git's environment carries it
-    return trace
-
-
 async def test_work_landed_before_other_trains_is_known_merged_from_git_files(
     repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -439,7 +427,7 @@ async def test_work_landed_before_other_trains_is_known_merged_from_git_files(
         write(session.path, {f"{session.session_id}.txt": "work\n"})
         await manager.commit_in_worktree(session, "work")
         git(repo, "merge", "-q", "--no-ff", "-m", f"land {session.branch}", session.branch)
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
 
     first = await manager.remove_session_worktree(sessions[0])
 
@@ -450,7 +438,7 @@ async def test_work_landed_before_other_trains_is_known_merged_from_git_files(
     git(repo, "repack", "-a", "-d", "-q")
     git(repo, "prune-packed")
     (tmp_path / "packed").mkdir()
-    trace = _traced(tmp_path / "packed", monkeypatch)
+    trace = traced(tmp_path / "packed", monkeypatch)
 
     second = await manager.remove_session_worktree(sessions[1])
 
@@ -564,7 +552,7 @@ async def test_a_build_commit_with_its_diff_starts_no_more_git(
     session = await manager.create_session_worktree("s1", "claude", "t1")
     write(session.path, {"src/new.py": "a = 1\n"})
     (session.path / "README.md").unlink()
-    trace = _traced(tmp_path, monkeypatch)
+    trace = traced(tmp_path, monkeypatch)
 
     result = await manager.commit_in_worktree(session, "build", diff=True)
 
