@@ -68,6 +68,11 @@ BASE = "main"
 ENV = {
     **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
     "COUNCIL_DISABLE_PLUGINS": "1",  # built-in adapters only: the run must not depend on plugins
+    # This checkout's code, whichever install the interpreter has (a worktree's bench
+    # measured the installed checkout's code before).
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
+    ),
     "GIT_AUTHOR_NAME": "bench",
     "GIT_AUTHOR_EMAIL": "bench@localhost",
     "GIT_COMMITTER_NAME": "bench",

@@ -58,7 +58,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1", "TERM": "xterm-256color"}
+ENV = {
+    **os.environ,
+    "COUNCIL_DISABLE_PLUGINS": "1",
+    "TERM": "xterm-256color",
+    # This checkout's code, whichever install the interpreter has.
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+}
 for _name in ("COLUMNS", "LINES", "NO_COLOR"):
     ENV.pop(_name, None)
 SCREEN = (50, 160)  # rows, columns of the pseudo-terminal the run draws its board on

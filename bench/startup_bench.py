@@ -62,6 +62,11 @@ LIBRARIES = "python -c 'import typer, rich'"
 ENV = {
     **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
     "COUNCIL_DISABLE_PLUGINS": "1",
+    # This checkout's code, whichever install the interpreter has (a worktree's bench
+    # measured the installed checkout's code before).
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
+    ),
 }
 
 

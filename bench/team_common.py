@@ -35,6 +35,11 @@ COUNCIL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "orches
 ENV = {
     **os.environ,
     "COUNCIL_DISABLE_PLUGINS": "1",  # built-in adapters only: the run must not depend on plugins
+    # This checkout's code, whichever install the interpreter has (a worktree's bench
+    # measured the installed checkout's code before).
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
+    ),
     "GIT_AUTHOR_NAME": "bench",
     "GIT_AUTHOR_EMAIL": "bench@localhost",
     "GIT_COMMITTER_NAME": "bench",
