@@ -108,6 +108,7 @@ class RecordKind(Generic[M]):
         self.ops = ops
         self.history_limit = history_limit
         self.base = root / name
+        self._base = os.fspath(self.base)
         self.quarantine_dir = root / "quarantine" / name
         self._path_cache: OrderedDict[str, tuple[Path, Path, Path]] = OrderedDict()
         self.archive = RecordArchive(self.dir_for, ops)
@@ -137,12 +138,17 @@ class RecordKind(Generic[M]):
         return self._paths(key)[2]
 
     def keys(self) -> list[str]:
+        return sorted(self.names())
+
+    def names(self) -> set[str]:
+        """The keys of the records on disk, in no order: one listing of the kind's directory
+        (a name counts as ``dir_for(key).exists()`` counts it, without a stat per key)."""
         try:
             entries = os.scandir(self.base)
         except FileNotFoundError:
-            return []
+            return set()
         with entries:
-            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+            return {e.name for e in entries if e.is_dir() and not e.name.startswith(".")}
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -150,28 +156,32 @@ class RecordKind(Generic[M]):
         """Bytes → model, or RecordDamaged saying why."""
         return parse_record(self.model, self.key_field, key, raw)
 
-    def load(self, key: str) -> M | None:
-        """The current record, None if there never was one; RecordDamaged if it is damaged."""
-        path = self.current_path(key)
+    def load(self, key: str, *, remember: bool = True) -> M | None:
+        """The current record, None if there never was one; RecordDamaged if it is damaged.
+        ``remember`` False: its bytes are not kept (a read of every record would only push
+        out the ones in use)."""
+        # A string path, not three ``Path`` objects: a read of 10,000 records makes 10,000.
+        path = os.path.join(self._base, check_id(key, f"{self.name} id"), _CURRENT)
         try:
-            raw = self._read_current(key, path)
+            raw = self._read_current(key, path, remember)
         except FileNotFoundError:
             self._bytes_cache.pop(key, None)
             if self.history_versions(key):
                 raise RecordDamaged("current version missing but history exists") from None
             return None
         except OSError as exc:
-            raise _unreadable(path, f"{self.name} record {key!r}", exc) from exc
+            raise _unreadable(Path(path), f"{self.name} record {key!r}", exc) from exc
         return self.parse(key, raw)
 
-    def _read_current(self, key: str, path: Path) -> bytes:
+    def _read_current(self, key: str, path: str, remember: bool) -> bytes:
         cached = self._bytes_cache.get(key)
         if cached is not None and _identity(os.stat(path)) == cached[0]:
             return cached[1]
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             identity = _identity(os.fstat(handle.fileno()))
             raw = handle.read()
-        self._remember(key, identity, raw)
+        if remember:
+            self._remember(key, identity, raw)
         return raw
 
     def _remember(self, key: str, identity: tuple[int, int, int, int], raw: bytes) -> None:
