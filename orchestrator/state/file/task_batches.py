@@ -148,7 +148,9 @@ class FileTaskBatches:
             assert body is not None
             kind = core.kind_of(entry)
             try:
-                kind.write(entry.key, body, previous_version=entry.previous, durable=False)
+                kind.write(
+                    entry.key, body, previous_version=entry.previous, durable=False, remember=False
+                )
             except StateWriteError as exc:
                 # Committed, not yet complete: the next use of any of its records finishes it.
                 exc.applied = True

@@ -189,8 +189,8 @@ class RecordKind(Generic[M]):
 
     def history_versions(self, key: str) -> list[int]:
         """Versions kept in history, oldest first."""
-        try:
-            entries = os.scandir(self.dir_for(key))
+        try:  # a string path: no ``Path`` objects for a look at a record that is not there
+            entries = os.scandir(os.path.join(self._base, check_id(key, f"{self.name} id")))
         except FileNotFoundError:
             return []
         versions = []
@@ -236,18 +236,25 @@ class RecordKind(Generic[M]):
     # -- writing (exclusive lock held) ------------------------------------------------------
 
     def write(
-        self, key: str, record: M, previous_version: int | None, *, durable: bool = True
+        self,
+        key: str,
+        record: M,
+        previous_version: int | None,
+        *,
+        durable: bool = True,
+        remember: bool = True,
     ) -> None:
-        """Make ``record`` current, archiving ``previous_version`` (if any) into history.
+        """Make ``record`` current, archiving ``previous_version`` (if any) into history;
+        ``remember`` False: its bytes are not kept (a batch of new records, not in use yet).
 
         A refused write raises ``StateWriteError`` naming the file; the record is then
         unchanged, unless only the directory fsync failed after the replace (``applied``).
         """
-        current = self.current_path(key)
-        what = f"{self.name} record {key!r}"
         try:
-            self._write_file(key, record, previous_version, durable)
+            self._write_file(key, record, previous_version, durable, remember)
         except NotSynced as exc:
+            current = self.current_path(key)
+            what = f"{self.name} record {key!r}"
             version = getattr(record, "version", "?")
             raise write_error(
                 current,
@@ -256,6 +263,8 @@ class RecordKind(Generic[M]):
                 "so a machine crash could bring back the version before",
             ) from exc
         except OSError as exc:
+            current = self.current_path(key)
+            what = f"{self.name} record {key!r}"
             unchanged = (
                 f"{what} was not created"
                 if previous_version is None
@@ -263,7 +272,9 @@ class RecordKind(Generic[M]):
             )
             raise write_error(current, exc, unchanged) from exc
 
-    def _write_file(self, key: str, record: M, previous_version: int | None, durable: bool) -> None:
+    def _write_file(
+        self, key: str, record: M, previous_version: int | None, durable: bool, remember: bool
+    ) -> None:
         """``write`` without the translation of OSError."""
         directory, current, _ = self._paths(key)
         data = encode(masked_json(record))  # no secret is ever stored (``secret_mask``)
@@ -280,8 +291,9 @@ class RecordKind(Generic[M]):
         if previous_version is None:
             self.ops.makedirs(directory)
         durable_write(current, data, self.ops, before_replace=archive_previous, sync=durable)
-        with contextlib.suppress(OSError):
-            self._remember(key, _identity(os.stat(current)), data)
+        if remember:
+            with contextlib.suppress(OSError):
+                self._remember(key, _identity(os.stat(current)), data)
         if previous_version is not None:
             # Only the version that just fell off the end; strays a crash left between two
             # steps (or an unlink the disk refused) are removed by ``prune_history`` during
@@ -380,7 +392,7 @@ class RecordKind(Generic[M]):
         new_version = max(versions) + 2
         source_version = int(getattr(source, "version", 0))
         recovered = source.model_copy(update={"version": new_version, "updated_at": utcnow()})
-        self._write_file(key, recovered, None, True)
+        self._write_file(key, recovered, None, True, True)
         # History must name the highest version handed out, or a second damage of this same
         # file would compute the same new version again. The link shares the current file's
         # bytes, so if those are damaged in place it is skipped as a source, but its name
