@@ -132,3 +132,25 @@ async def test_a_listed_id_that_is_not_safe_is_refused_by_name(store: FileStateS
     await store.create_session({}, [], listed=["ok"])
     with pytest.raises(InvalidIdError, match=r"tasks id '\.\./escape'"):
         await store.core.read_many(store.core.tasks, ["ok", "../escape"])
+
+
+async def test_a_few_records_are_looked_at_each_without_listing_every_one(
+    store: FileStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick reads the few tasks that changed: a stat each, not a listing of 10,000 names."""
+    _, recorded = await _session(store)
+    listings = 0
+    names = RecordKind.names
+
+    def counting_names(self: RecordKind[Any]) -> set[str]:
+        nonlocal listings
+        listings += 1
+        return names(self)
+
+    monkeypatch.setattr(RecordKind, "names", counting_names)
+    few = [recorded[1], "t0001", recorded[7]]  # t0001: listed, never recorded
+
+    states = await store.get_task_states(few)
+
+    assert [s.task_id for s in states] == [recorded[1], recorded[7]]
+    assert listings == 0

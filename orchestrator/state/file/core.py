@@ -65,6 +65,7 @@ T = TypeVar("T")
 _MIN_BACKOFF = 0.0005  # seconds between tries of a lock someone else holds, doubling
 _MAX_BACKOFF = 0.05
 _KEPT_FROM_READS = 32  # a ``read_many`` of more records keeps none of their bytes
+_LISTED_FROM = 512  # a ``read_many`` of this many keys lists the directory, not a stat each
 
 
 class _Busy:
@@ -309,16 +310,20 @@ class FileCore:
         def read_all() -> list[tuple[str, M | None, bool]] | _Busy:
             if self._unsettled(kind, None):
                 return _UNSETTLED
-            # One listing of the kind's directory, not a stat per key (``peek``'s look): a
-            # session of 10,000 tasks, most not recorded yet, is read twice when it stops.
-            present = kind.names()
-            wanted = sorted(present) if keys is None else keys
+            # Many keys: one listing of the kind's directory, not a stat per key (``peek``'s
+            # look): a session of 10,000 tasks, most not recorded yet, is read twice when it
+            # stops. A few keys (a tick's): a stat each, not a listing of 10,000 names.
+            listing = keys is None or len(keys) >= _LISTED_FROM
+            present = kind.names() if listing else None
+            wanted = sorted(present or ()) if keys is None else keys
             # Many records' bytes are not kept: they would push out those of the records in use.
             remember = len(wanted) <= _KEPT_FROM_READS
             found: list[tuple[str, M | None, bool]] = []
             for key in wanted:
                 try:
-                    if key in present:
+                    if present is None:
+                        found.append((key, peek(kind, key), False))
+                    elif key in present:
                         found.append((key, kind.load(key, remember=remember), False))
                     else:
                         check_id(key, f"{kind.name} id")  # as ``load`` checks a present one
