@@ -17,7 +17,7 @@ from orchestrator.errors import InvalidIdError
 from orchestrator.models import TaskStatus
 from orchestrator.state import FileStateStore
 from orchestrator.state.file.core import peek
-from orchestrator.state.file.record_files import records
+from orchestrator.state.file.record_files.layout import CURRENT
 from orchestrator.state.file.record_files.records import RecordKind
 
 _LISTED = 600
@@ -103,16 +103,20 @@ async def test_a_bulk_read_keeps_the_bytes_of_the_records_in_use(
 
     assert dict(kind._bytes_cache) == kept  # not pushed out by 150 records read once
     opened: list[str] = []
-    real_open = open
+    real_open = os.open
 
-    def counting_open(path: Any, *args: Any, **kwargs: Any) -> Any:
-        opened.append(os.fspath(path))
+    def counting_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path).endswith(CURRENT):
+            opened.append(os.fspath(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(records, "open", counting_open, raising=False)
+    monkeypatch.setattr(os, "open", counting_open)
     again = await store.get_task_state(recorded[0])
+    other = await store.get_task_state(recorded[1])  # not kept: opened
     assert again is not None and again.task_id == recorded[0]
-    assert opened == []  # read from the kept bytes (a stat tells they are current)
+    assert other is not None and other.task_id == recorded[1]
+    # the kept one read from its bytes (a stat tells they are current), the other opened
+    assert [Path(p).parent.name for p in opened] == [recorded[1]]
 
 
 async def test_every_record_of_a_kind_is_read_from_one_listing(
