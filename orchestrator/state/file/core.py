@@ -438,11 +438,17 @@ class FileCore:
         current: M | None,
         updates: Mapping[str, Any],
         defaults: Mapping[str, Any],
+        *,
+        no_history: bool = False,
     ) -> tuple[M, list[str]]:
         """``updates`` merged into ``current`` (or ``defaults`` for a new record) as the next
-        version, and the fields they set; ``StateError`` when the result is not valid."""
+        version, and the fields they set; ``StateError`` when the result is not valid.
+        ``no_history``: the caller found no record and no history under the record's lock
+        (``load_or_recover`` gave None), so its history is not listed again."""
         if current is not None:
             version = int(getattr(current, "version", 0))
+        elif no_history:
+            version = 0
         else:
             # A record started afresh where one was moved away keeps versions increasing
             # past the history it left (a holder of an old version gets a conflict).
