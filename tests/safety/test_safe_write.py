@@ -71,6 +71,48 @@ def test_missing_directories_are_made_and_a_path_outside_the_root_is_refused(
         pass
 
 
+def test_a_missing_directory_is_made_from_its_parent_not_walked_from_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run makes a directory per task record: one step from the parent it reaches at once,
+    not the walk from the root (a descriptor per component)."""
+    root = tmp_path / "root"
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting(path: str, *args: object, **kwargs: object) -> int:
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", counting)
+    with real_dir(root, root / "a" / "b" / "c" / "new") as fd:
+        made = os.fstat(fd)
+    monkeypatch.undo()
+    assert (root / "a" / "b" / "c" / "new").is_dir()
+    assert os.stat(root / "a" / "b" / "c" / "new").st_ino == made.st_ino
+    # the directory (missing), its parent, the step (missing, then made): never the root's
+    # components one by one
+    assert len(opened) == 4 and "a" not in opened and "b" not in opened
+
+
+@pytest.mark.parametrize("planted", ["at the new directory", "in the parent's place"])
+def test_a_link_planted_where_a_directory_is_made_is_refused(
+    tmp_path: Path, outside: Path, planted: str
+) -> None:
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    if planted == "at the new directory":
+        (root / "a" / "new").symlink_to(outside, target_is_directory=True)
+        target = root / "a" / "new"
+    else:
+        (root / "b").symlink_to(outside, target_is_directory=True)
+        target = root / "b" / "new"
+    with pytest.raises(PathEscapeError, match="symbolic link"), real_dir(root, target):
+        pass
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+
+
 @pytest.mark.parametrize("where", ["temp", "file"])
 async def test_links_a_cli_plants_where_its_handoff_is_written_are_never_followed(
     tmp_path: Path, outside: Path, where: str

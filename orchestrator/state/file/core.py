@@ -64,6 +64,8 @@ T = TypeVar("T")
 
 _MIN_BACKOFF = 0.0005  # seconds between tries of a lock someone else holds, doubling
 _MAX_BACKOFF = 0.05
+_KEPT_FROM_READS = 32  # a ``read_many`` of more records keeps none of their bytes
+_LISTED_FROM = 512  # a ``read_many`` of this many keys lists the directory, not a stat each
 
 
 class _Busy:
@@ -308,10 +310,24 @@ class FileCore:
         def read_all() -> list[tuple[str, M | None, bool]] | _Busy:
             if self._unsettled(kind, None):
                 return _UNSETTLED
+            # Many keys: one listing of the kind's directory, not a stat per key (``peek``'s
+            # look): a session of 10,000 tasks, most not recorded yet, is read twice when it
+            # stops. A few keys (a tick's): a stat each, not a listing of 10,000 names.
+            listing = keys is None or len(keys) >= _LISTED_FROM
+            present = kind.names() if listing else None
+            wanted = sorted(present or ()) if keys is None else keys
+            # Many records' bytes are not kept: they would push out those of the records in use.
+            remember = len(wanted) <= _KEPT_FROM_READS
             found: list[tuple[str, M | None, bool]] = []
-            for key in kind.keys() if keys is None else keys:
+            for key in wanted:
                 try:
-                    found.append((key, peek(kind, key), False))
+                    if present is None:
+                        found.append((key, peek(kind, key), False))
+                    elif key in present:
+                        found.append((key, kind.load(key, remember=remember), False))
+                    else:
+                        check_id(key, f"{kind.name} id")  # as ``load`` checks a present one
+                        found.append((key, None, False))
                 except RecordDamaged:
                     found.append((key, None, True))
             return found
@@ -422,11 +438,17 @@ class FileCore:
         current: M | None,
         updates: Mapping[str, Any],
         defaults: Mapping[str, Any],
+        *,
+        no_history: bool = False,
     ) -> tuple[M, list[str]]:
         """``updates`` merged into ``current`` (or ``defaults`` for a new record) as the next
-        version, and the fields they set; ``StateError`` when the result is not valid."""
+        version, and the fields they set; ``StateError`` when the result is not valid.
+        ``no_history``: the caller found no record and no history under the record's lock
+        (``load_or_recover`` gave None), so its history is not listed again."""
         if current is not None:
             version = int(getattr(current, "version", 0))
+        elif no_history:
+            version = 0
         else:
             # A record started afresh where one was moved away keeps versions increasing
             # past the history it left (a holder of an old version gets a conflict).

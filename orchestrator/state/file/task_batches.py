@@ -126,7 +126,10 @@ class FileTaskBatches:
                     owners[held] = peek(core.sessions, held)
                 refuse_if_held(task_id, owners[held])
             fresh = TaskState(task_id=task_id, session_id=sid).model_dump()
-            record, changed = core.merge(core.tasks, task_id, current, {**fresh, **fields}, {})
+            # None under the lock: no record and no history (``load_or_recover``).
+            record, changed = core.merge(
+                core.tasks, task_id, current, {**fresh, **fields}, {}, no_history=current is None
+            )
             previous = current.version if current is not None else None
             entries.append(IntentEntry("tasks", "", task_id, previous, record.version, None))
             bodies.append(record)
@@ -148,7 +151,9 @@ class FileTaskBatches:
             assert body is not None
             kind = core.kind_of(entry)
             try:
-                kind.write(entry.key, body, previous_version=entry.previous, durable=False)
+                kind.write(
+                    entry.key, body, previous_version=entry.previous, durable=False, remember=False
+                )
             except StateWriteError as exc:
                 # Committed, not yet complete: the next use of any of its records finishes it.
                 exc.applied = True

@@ -108,6 +108,7 @@ class RecordKind(Generic[M]):
         self.ops = ops
         self.history_limit = history_limit
         self.base = root / name
+        self._base = os.fspath(self.base)
         self.quarantine_dir = root / "quarantine" / name
         self._path_cache: OrderedDict[str, tuple[Path, Path, Path]] = OrderedDict()
         self.archive = RecordArchive(self.dir_for, ops)
@@ -137,12 +138,17 @@ class RecordKind(Generic[M]):
         return self._paths(key)[2]
 
     def keys(self) -> list[str]:
+        return sorted(self.names())
+
+    def names(self) -> set[str]:
+        """The keys of the records on disk, in no order: one listing of the kind's directory
+        (a name counts as ``dir_for(key).exists()`` counts it, without a stat per key)."""
         try:
             entries = os.scandir(self.base)
         except FileNotFoundError:
-            return []
+            return set()
         with entries:
-            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+            return {e.name for e in entries if e.is_dir() and not e.name.startswith(".")}
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -150,28 +156,38 @@ class RecordKind(Generic[M]):
         """Bytes → model, or RecordDamaged saying why."""
         return parse_record(self.model, self.key_field, key, raw)
 
-    def load(self, key: str) -> M | None:
-        """The current record, None if there never was one; RecordDamaged if it is damaged."""
-        path = self.current_path(key)
+    def load(self, key: str, *, remember: bool = True) -> M | None:
+        """The current record, None if there never was one; RecordDamaged if it is damaged.
+        ``remember`` False: its bytes are not kept (a read of every record would only push
+        out the ones in use)."""
+        # A string path, not three ``Path`` objects: a read of 10,000 records makes 10,000.
+        path = os.path.join(self._base, check_id(key, f"{self.name} id"), _CURRENT)
         try:
-            raw = self._read_current(key, path)
+            raw = self._read_current(key, path, remember)
         except FileNotFoundError:
             self._bytes_cache.pop(key, None)
             if self.history_versions(key):
                 raise RecordDamaged("current version missing but history exists") from None
             return None
         except OSError as exc:
-            raise _unreadable(path, f"{self.name} record {key!r}", exc) from exc
+            raise _unreadable(Path(path), f"{self.name} record {key!r}", exc) from exc
         return self.parse(key, raw)
 
-    def _read_current(self, key: str, path: Path) -> bytes:
+    def _read_current(self, key: str, path: str, remember: bool) -> bytes:
         cached = self._bytes_cache.get(key)
         if cached is not None and _identity(os.stat(path)) == cached[0]:
             return cached[1]
-        with path.open("rb") as handle:
-            identity = _identity(os.fstat(handle.fileno()))
-            raw = handle.read()
-        self._remember(key, identity, raw)
+        # The descriptor's own calls: a buffered ``open`` adds a seek, a terminal check and
+        # a second look at the size to every record read (10,000 at a stop, twice).
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            status = os.fstat(fd)
+            identity = _identity(status)
+            raw = _read_all(fd, status.st_size)
+        finally:
+            os.close(fd)
+        if remember:
+            self._remember(key, identity, raw)
         return raw
 
     def _remember(self, key: str, identity: tuple[int, int, int, int], raw: bytes) -> None:
@@ -179,8 +195,8 @@ class RecordKind(Generic[M]):
 
     def history_versions(self, key: str) -> list[int]:
         """Versions kept in history, oldest first."""
-        try:
-            entries = os.scandir(self.dir_for(key))
+        try:  # a string path: no ``Path`` objects for a look at a record that is not there
+            entries = os.scandir(os.path.join(self._base, check_id(key, f"{self.name} id")))
         except FileNotFoundError:
             return []
         versions = []
@@ -226,18 +242,25 @@ class RecordKind(Generic[M]):
     # -- writing (exclusive lock held) ------------------------------------------------------
 
     def write(
-        self, key: str, record: M, previous_version: int | None, *, durable: bool = True
+        self,
+        key: str,
+        record: M,
+        previous_version: int | None,
+        *,
+        durable: bool = True,
+        remember: bool = True,
     ) -> None:
-        """Make ``record`` current, archiving ``previous_version`` (if any) into history.
+        """Make ``record`` current, archiving ``previous_version`` (if any) into history;
+        ``remember`` False: its bytes are not kept (a batch of new records, not in use yet).
 
         A refused write raises ``StateWriteError`` naming the file; the record is then
         unchanged, unless only the directory fsync failed after the replace (``applied``).
         """
-        current = self.current_path(key)
-        what = f"{self.name} record {key!r}"
         try:
-            self._write_file(key, record, previous_version, durable)
+            self._write_file(key, record, previous_version, durable, remember)
         except NotSynced as exc:
+            current = self.current_path(key)
+            what = f"{self.name} record {key!r}"
             version = getattr(record, "version", "?")
             raise write_error(
                 current,
@@ -246,6 +269,8 @@ class RecordKind(Generic[M]):
                 "so a machine crash could bring back the version before",
             ) from exc
         except OSError as exc:
+            current = self.current_path(key)
+            what = f"{self.name} record {key!r}"
             unchanged = (
                 f"{what} was not created"
                 if previous_version is None
@@ -253,7 +278,9 @@ class RecordKind(Generic[M]):
             )
             raise write_error(current, exc, unchanged) from exc
 
-    def _write_file(self, key: str, record: M, previous_version: int | None, durable: bool) -> None:
+    def _write_file(
+        self, key: str, record: M, previous_version: int | None, durable: bool, remember: bool
+    ) -> None:
         """``write`` without the translation of OSError."""
         directory, current, _ = self._paths(key)
         data = encode(masked_json(record))  # no secret is ever stored (``secret_mask``)
@@ -270,8 +297,9 @@ class RecordKind(Generic[M]):
         if previous_version is None:
             self.ops.makedirs(directory)
         durable_write(current, data, self.ops, before_replace=archive_previous, sync=durable)
-        with contextlib.suppress(OSError):
-            self._remember(key, _identity(os.stat(current)), data)
+        if remember:
+            with contextlib.suppress(OSError):
+                self._remember(key, _identity(os.stat(current)), data)
         if previous_version is not None:
             # Only the version that just fell off the end; strays a crash left between two
             # steps (or an unlink the disk refused) are removed by ``prune_history`` during
@@ -370,7 +398,7 @@ class RecordKind(Generic[M]):
         new_version = max(versions) + 2
         source_version = int(getattr(source, "version", 0))
         recovered = source.model_copy(update={"version": new_version, "updated_at": utcnow()})
-        self._write_file(key, recovered, None, True)
+        self._write_file(key, recovered, None, True, True)
         # History must name the highest version handed out, or a second damage of this same
         # file would compute the same new version again. The link shares the current file's
         # bytes, so if those are damaged in place it is skipped as a source, but its name
@@ -430,6 +458,15 @@ def _unreadable(path: Path, what: str, exc: OSError) -> StateCorrupted:
             "started afresh), then `council resume`"
         )
     return StateCorrupted(path, f"{what} cannot be read ({exc.strerror or exc})", way_out)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Every byte of the file open at ``fd`` (``size``: what it held a moment ago; it may
+    have grown since: read until the end)."""
+    chunks = [os.read(fd, max(size, 1) + 1)]
+    while chunks[-1]:
+        chunks.append(os.read(fd, 1 << 16))
+    return b"".join(chunks)
 
 
 def _keep(cache: OrderedDict[str, V], key: str, value: V) -> None:

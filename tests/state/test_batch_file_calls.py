@@ -1,0 +1,60 @@
+"""What recording a batch of new task records costs the file store, per task, counted (never
+timed): a run of 10,000 tasks records them while it already runs tasks, and every system
+call its worker thread makes waits for the interpreter's lock again (issue 51). The records
+themselves are the same (``test_start_many``: one durable write per batch, resume, crash)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.state import FileStateStore
+from orchestrator.state.file.record_files.records import RecordKind
+
+_TASKS = 128
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[FileStateStore]:
+    async with FileStateStore.for_repo(tmp_path) as opened:
+        yield opened
+
+
+async def test_a_new_task_record_is_looked_for_once_and_its_directory_made_in_one_step(
+    store: FileStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [f"t{n:04d}" for n in range(_TASKS)]
+    session = await store.create_session({}, [], listed=ids)
+    await store.add_session_tasks(session.session_id, [{"task_id": "warm"}])  # the kind's dir
+    calls: Counter[str] = Counter()
+    listings = RecordKind.history_versions
+    real_open = os.open
+
+    def counting_listing(self: RecordKind[Any], key: str) -> list[int]:
+        calls["history listed"] += 1
+        return listings(self, key)
+
+    def counting_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        calls["opened"] += 1
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(RecordKind, "history_versions", counting_listing)
+    monkeypatch.setattr(os, "open", counting_open)
+    added = await store.add_session_tasks(session.session_id, [{"task_id": t} for t in ids])
+    monkeypatch.undo()
+
+    assert added == _TASKS
+    tasks = await store.list_tasks(session.session_id)
+    assert [t.task_id for t in tasks] == ids and all(t.version == 1 for t in tasks)
+    # Once, by the read that finds no record (a history would be damage to recover), not
+    # again to number the first version.
+    assert calls["history listed"] == _TASKS
+    # Per task: the lock's directory (looked for, its parent, made: 3), the lock file, the
+    # missing record, its directory twice more (made sure of, the temp file's), the temp
+    # file, the replace's directory: 10; the batch's intent and barrier a few more.
+    assert calls["opened"] <= 10 * _TASKS + 8
