@@ -44,6 +44,7 @@ from orchestrator.events.tasks import (
 from orchestrator.models import TERMINAL_TASK_STATUSES, ClaimStatus, TaskStatus, utcnow
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
+from orchestrator.scheduler.attempts.lifecycle import LIVE
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.cancel import cancelled_updates, clear_cancel, pending_cancels
 from orchestrator.scheduler.context import RunContext
@@ -228,6 +229,8 @@ class Reconciler:
         self._renewing += 1
         try:
             for attempt in running:
+                if not attempt.token or attempt.lost:
+                    continue  # released (or lost) while an earlier one was renewed
                 await self._renew(attempt, time.monotonic())
                 renewed += not attempt.lost
         except StoreUnavailable:
@@ -244,6 +247,8 @@ class Reconciler:
 
     async def _renew(self, attempt: Attempt, now: float) -> None:
         token = attempt.token
+        if not token or attempt.stage not in LIVE:
+            return  # released or lost already: nothing of it to renew, nothing to lose
         services = self._run.services
         try:
             await services.store.renew_claim(

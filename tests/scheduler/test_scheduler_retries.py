@@ -371,3 +371,38 @@ async def test_a_lease_lapsed_while_its_merge_went_on_ends_done_not_no_changes(
     assert report.task("other").status == TaskStatus.DONE
     assert "task.already_merged" in kinds and "phase.failed" not in kinds
     assert merged_tasks(repo) == ["other"]  # landed once
+
+
+async def test_an_attempt_released_while_a_pause_renews_others_is_not_lost() -> None:
+    # After a pause the reconciler renews every running claim, one after another; an attempt
+    # that released its claim (token 0, ended) while an earlier one was renewed was then
+    # "renewed" with token 0, refused, and moved ended -> lost: IllegalMove, the run exit 1
+    # (seen once in test_start_many's Ctrl-C after SIGSTOP). Nothing of it is renewed now.
+    from types import SimpleNamespace
+
+    from orchestrator.config.task import TaskConfig
+    from orchestrator.scheduler.attempts.attempt import Attempt
+    from orchestrator.scheduler.attempts.lifecycle import Stage
+    from orchestrator.scheduler.reconciler import Reconciler
+
+    asked: list[int] = []
+
+    async def renew_claim(key: str, token: int, stale: object) -> None:
+        asked.append(token)
+        raise StaleClaim(f"{key}: no claim with token {token}")
+
+    ended = Attempt(
+        task=TaskConfig(id="t1", prompt="p"), adapter="a", phase=None, seq=0, files=frozenset()
+    )
+    ended.token = 7
+    ended.move(Stage.RELEASING)
+    ended.token = 0
+    ended.move(Stage.ENDED)
+    config = SimpleNamespace(scheduler=SimpleNamespace(stale_threshold=timedelta(seconds=5)))
+    me: Any = SimpleNamespace(
+        _run=SimpleNamespace(
+            services=SimpleNamespace(store=SimpleNamespace(renew_claim=renew_claim), config=config)
+        )
+    )
+    await Reconciler._renew(me, ended, time.monotonic())
+    assert ended.stage is Stage.ENDED and asked == []
