@@ -21,10 +21,11 @@ run outside it, so the cost measured was 1.09x for zero failures.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -174,6 +175,10 @@ def _ensure_excluded(exclude_file: Path) -> None:
         handle.write(prefix + added)
 
 
+T = TypeVar("T")
+U = TypeVar("U")
+
+
 class MetaLock:
     """The repository's lock around git worktree metadata steps (never around checkouts)."""
 
@@ -191,3 +196,30 @@ class MetaLock:
                 yield
             finally:
                 held.release()
+
+    async def run(self, steps: Callable[[], T], after: Callable[[T], U]) -> U:
+        """``steps`` under the lock, then ``after`` (given what ``steps`` returned) outside
+        it. When nobody holds the lock (the usual case) its first try, the steps and ``after``
+        are one worker-thread call; the lock file alone keeps the steps apart from every
+        other holder, in this process too (each try opens the file anew: ``flock`` refuses a
+        second open file of one process as it refuses another process). Otherwise the lock
+        is waited for as ``hold`` waits, in line with this process's other holders, and the
+        two run in worker threads under it and after it."""
+
+        def first() -> tuple[bool, U | None]:
+            held = filelock.try_acquire(self.path, root=self.root)
+            if held is None:
+                return False, None
+            try:
+                done = steps()
+            finally:
+                held.release()
+            return True, after(done)
+
+        if not self._local.locked():  # nobody of this process waits for it or holds it
+            took, result = await anyio.to_thread.run_sync(first)
+            if took:
+                return cast("U", result)
+        async with self.hold():
+            done = await anyio.to_thread.run_sync(steps)
+        return await anyio.to_thread.run_sync(after, done)

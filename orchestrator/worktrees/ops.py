@@ -22,6 +22,7 @@ exactly. A worktree is unlocked by removing the ``locked`` file of its admin dir
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,24 +185,31 @@ async def share_worktree_config(ws: Workspace) -> None:
             await ws.git.run("config", "extensions.worktreeConfig", "true")
 
 
-async def add_worktree(ws: Workspace, session: SessionWorktree, reason: str) -> None:
-    """Register the worktree (under the lock), then check it out (outside it)."""
+async def add_worktree(
+    ws: Workspace, session: SessionWorktree, reason: str, then: Callable[[], None] | None = None
+) -> None:
+    """Register the worktree (under the lock), then check it out (outside it), then ``then``
+    (the caller's next step on the fresh checkout, if any): one worker-thread call for all of
+    it while nobody else holds the lock (``MetaLock.run``)."""
     worktree = ws.git.at(session.path)
-    async with ws.meta.hold():
-        await ws.git.run(
+
+    def register() -> None:
+        ws.git.run_sync(
             "worktree", "add", "--quiet", "--no-checkout", "--lock", "--reason", reason,
             str(session.path), session.branch,
         )  # fmt: skip
         if ws.settings.sparse:
             # Writes the worktree's own config.worktree (share_worktree_config ran first).
-            await worktree.run("sparse-checkout", "set", "--cone", *ws.settings.sparse)
+            worktree.run_sync("sparse-checkout", "set", "--cone", *ws.settings.sparse)
 
-    def check_out() -> None:
+    def check_out(_: None) -> None:
         worktree.run_sync("reset", "--hard", "--quiet")
         # The index git just wrote, before anything else ran there: the orchestrator's own.
         _adopt_index(ws, session)
+        if then is not None:
+            then()
 
-    await anyio.to_thread.run_sync(check_out)  # one worker-thread call for both
+    await ws.meta.run(register, check_out)
 
 
 def _adopt_index(ws: Workspace, session: SessionWorktree) -> None:
@@ -244,8 +252,11 @@ async def remove_and_drop(
             return False
         return drop_sync(ws, branch, tip)
 
-    async with ws.meta.hold():
-        return await anyio.to_thread.run_sync(steps)
+    return await ws.meta.run(steps, _same)
+
+
+def _same(done: bool) -> bool:
+    return done
 
 
 def unlock_admin(ws: Workspace, admin: Path | None) -> str | None:

@@ -1,0 +1,118 @@
+"""The metadata lock's one-call path (issue 51): a worktree's making takes the lock, registers,
+checks out and marks it ready in one worker-thread call while nobody holds the lock, and waits
+for a holder as before when somebody does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from orchestrator import filelock
+from orchestrator.state import FileStateStore
+from orchestrator.worktrees import making
+from orchestrator.worktrees.layout import MetaLock
+from orchestrator.worktrees.manager import WorktreeManager
+from tests.support.worktree_helpers import git, make_repo
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    hopped: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hopped.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    return hopped
+
+
+async def test_a_worktree_is_made_in_four_hops_and_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    async with FileStateStore.for_repo(repo) as store:
+        manager = WorktreeManager(repo, store=store)
+        await manager.create_session_worktree("s0", "claude", "warm")  # the layout, once
+        hopped = _counting(monkeypatch)
+        session = await manager.create_session_worktree("s1", "claude", "fix-login")
+        # the fork, its record, the lock + registration + checkout + ready mark, the seal
+        assert len(hopped) == 4, hopped
+        assert making._mark_ready not in hopped
+        assert filelock._try not in hopped  # the lock's try rode with the registration
+        assert git(session.path, "status", "--porcelain") == ""
+        admin = Path(git(session.path, "rev-parse", "--absolute-git-dir"))
+        assert (admin / "index").exists() and (admin / making._READY).is_file()
+        assert (admin / "locked").is_file()  # registered locked, as before
+        # removed through the same one-call path, and the metadata lock is free after
+        gone = await manager.remove_session_worktree(session, force=True)
+        assert gone.worktree_removed
+
+
+async def test_a_held_lock_is_waited_for_and_the_steps_run_under_it(tmp_path: Path) -> None:
+    path = tmp_path / "meta.lock"
+    meta = MetaLock(path, timeout=10.0, root=tmp_path)
+    held = filelock.try_acquire(path, root=tmp_path)  # another holder (another process, say)
+    assert held is not None
+    seen: list[str] = []
+
+    def steps() -> int:
+        # under the lock: nobody else can take it now
+        seen.append("steps" if filelock.try_acquire(path, root=tmp_path) is None else "free")
+        return 7
+
+    def after(done: int) -> int:
+        taken = filelock.try_acquire(path, root=tmp_path)  # released before ``after``
+        seen.append("after" if taken is not None else "held")
+        if taken is not None:
+            taken.release()
+        return done + 1
+
+    async with anyio.create_task_group() as group:
+
+        async def release_soon() -> None:
+            await anyio.sleep(0.05)
+            seen.append("released")
+            held.release()
+
+        group.start_soon(release_soon)
+        assert await meta.run(steps, after) == 8
+    assert seen == ["released", "steps", "after"]
+
+
+async def test_steps_that_fail_release_the_lock_and_skip_after(tmp_path: Path) -> None:
+    path = tmp_path / "meta.lock"
+    meta = MetaLock(path, timeout=10.0, root=tmp_path)
+    after: list[object] = []
+
+    def steps() -> None:
+        raise RuntimeError("git refused")
+
+    with pytest.raises(RuntimeError, match="git refused"):
+        await meta.run(steps, after.append)
+    assert after == []
+    again = filelock.try_acquire(path, root=tmp_path)
+    assert again is not None  # given back
+    again.release()
+
+
+async def test_a_holder_of_this_process_is_waited_for_in_line(tmp_path: Path) -> None:
+    path = tmp_path / "meta.lock"
+    meta = MetaLock(path, timeout=10.0, root=tmp_path)
+    order: list[str] = []
+    async with anyio.create_task_group() as group:
+
+        async def holder() -> None:
+            async with meta.hold():
+                order.append("hold")
+                await anyio.sleep(0.05)
+                order.append("let go")
+
+        group.start_soon(holder)
+        await anyio.sleep(0.01)
+        await meta.run(lambda: order.append("steps"), lambda _: None)
+    assert order == ["hold", "let go", "steps"]
