@@ -21,6 +21,7 @@ run outside it, so the cost measured was 1.09x for zero failures.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import anyio
 import anyio.to_thread
 
 from orchestrator import filelock
-from orchestrator.errors import GitError, WorkspaceError
+from orchestrator.errors import GitError, LockTimeout, WorkspaceError
 from orchestrator.git.repo import Git
 from orchestrator.ids import check_id
 from orchestrator.safety.safe_write import make_dirs, open_append
@@ -178,6 +179,9 @@ def _ensure_excluded(exclude_file: Path) -> None:
 T = TypeVar("T")
 U = TypeVar("U")
 
+_MIN_BACKOFF = 0.0005  # seconds before ``MetaLock.run`` tries a held lock again, doubling
+_MAX_BACKOFF = 0.05
+
 
 class MetaLock:
     """The repository's lock around git worktree metadata steps (never around checkouts)."""
@@ -199,14 +203,14 @@ class MetaLock:
 
     async def run(self, steps: Callable[[], T], after: Callable[[T], U]) -> U:
         """``steps`` under the lock, then ``after`` (given what ``steps`` returned) outside
-        it. When nobody holds the lock (the usual case) its first try, the steps and ``after``
-        are one worker-thread call; the lock file alone keeps the steps apart from every
-        other holder, in this process too (each try opens the file anew: ``flock`` refuses a
-        second open file of one process as it refuses another process). Otherwise the lock
-        is waited for as ``hold`` waits, in line with this process's other holders, and the
-        two run in worker threads under it and after it."""
+        it, in one worker-thread call: the lock is tried there, the steps run, the lock is
+        let go and ``after`` runs. While somebody holds the lock the call is tried again,
+        waiting between tries as ``filelock.acquire`` waits, up to the lock's timeout (the
+        state store's ``locked_call`` does the same). The lock file alone keeps the steps
+        apart from every other holder, of this process too: each try opens the file anew, and
+        ``flock`` refuses a second open file of one process as it refuses another process."""
 
-        def first() -> tuple[bool, U | None]:
+        def attempt() -> tuple[bool, U | None]:
             held = filelock.try_acquire(self.path, root=self.root)
             if held is None:
                 return False, None
@@ -216,10 +220,16 @@ class MetaLock:
                 held.release()
             return True, after(done)
 
-        if not self._local.locked():  # nobody of this process waits for it or holds it
-            took, result = await anyio.to_thread.run_sync(first)
+        deadline: float | None = None
+        delay = _MIN_BACKOFF
+        while True:
+            took, result = await anyio.to_thread.run_sync(attempt)
             if took:
                 return cast("U", result)
-        async with self.hold():
-            done = await anyio.to_thread.run_sync(steps)
-        return await anyio.to_thread.run_sync(after, done)
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.timeout
+            if now >= deadline:
+                raise LockTimeout(self.path, self.timeout)
+            await anyio.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, _MAX_BACKOFF)

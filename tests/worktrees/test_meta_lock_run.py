@@ -100,7 +100,7 @@ async def test_steps_that_fail_release_the_lock_and_skip_after(tmp_path: Path) -
     again.release()
 
 
-async def test_a_holder_of_this_process_is_waited_for_in_line(tmp_path: Path) -> None:
+async def test_a_holder_of_this_process_is_waited_for(tmp_path: Path) -> None:
     path = tmp_path / "meta.lock"
     meta = MetaLock(path, timeout=10.0, root=tmp_path)
     order: list[str] = []
@@ -116,3 +116,19 @@ async def test_a_holder_of_this_process_is_waited_for_in_line(tmp_path: Path) ->
         await anyio.sleep(0.01)
         await meta.run(lambda: order.append("steps"), lambda _: None)
     assert order == ["hold", "let go", "steps"]
+
+
+async def test_a_lock_held_past_its_timeout_is_a_clear_error(tmp_path: Path) -> None:
+    from orchestrator.errors import LockTimeout
+
+    path = tmp_path / "meta.lock"
+    meta = MetaLock(path, timeout=0.05, root=tmp_path)
+    held = filelock.try_acquire(path, root=tmp_path)
+    assert held is not None
+    ran: list[str] = []
+    try:
+        with pytest.raises(LockTimeout, match=r"meta\.lock"):
+            await meta.run(lambda: ran.append("steps"), lambda _: None)
+    finally:
+        held.release()
+    assert ran == []
