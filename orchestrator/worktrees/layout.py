@@ -21,7 +21,6 @@ run outside it, so the cost measured was 1.09x for zero failures.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ import anyio
 import anyio.to_thread
 
 from orchestrator import filelock
-from orchestrator.errors import GitError, LockTimeout, WorkspaceError
+from orchestrator.errors import GitError, WorkspaceError
 from orchestrator.git.repo import Git
 from orchestrator.ids import check_id
 from orchestrator.safety.safe_write import make_dirs, open_append
@@ -177,10 +176,6 @@ def _ensure_excluded(exclude_file: Path) -> None:
 
 
 T = TypeVar("T")
-U = TypeVar("U")
-
-_MIN_BACKOFF = 0.0005  # seconds before ``MetaLock.run`` tries a held lock again, doubling
-_MAX_BACKOFF = 0.05
 
 
 class MetaLock:
@@ -201,35 +196,27 @@ class MetaLock:
             finally:
                 held.release()
 
-    async def run(self, steps: Callable[[], T], after: Callable[[T], U]) -> U:
-        """``steps`` under the lock, then ``after`` (given what ``steps`` returned) outside
-        it, in one worker-thread call: the lock is tried there, the steps run, the lock is
-        let go and ``after`` runs. While somebody holds the lock the call is tried again,
-        waiting between tries as ``filelock.acquire`` waits, up to the lock's timeout (the
-        state store's ``locked_call`` does the same). The lock file alone keeps the steps
-        apart from every other holder, of this process too: each try opens the file anew, and
-        ``flock`` refuses a second open file of one process as it refuses another process."""
+    async def run(self, steps: Callable[[], T]) -> T:
+        """``steps`` under the lock, in line with this process's other holders (``hold``).
+        When no other process holds the lock (the usual case) its try and the steps are one
+        worker-thread call, the lock let go before it returns; else the lock is waited for
+        as ``hold`` waits and the steps run in a worker thread under it."""
 
-        def attempt() -> tuple[bool, U | None]:
+        def first() -> tuple[bool, T | None]:
             held = filelock.try_acquire(self.path, root=self.root)
             if held is None:
                 return False, None
             try:
-                done = steps()
+                return True, steps()
             finally:
                 held.release()
-            return True, after(done)
 
-        deadline: float | None = None
-        delay = _MIN_BACKOFF
-        while True:
-            took, result = await anyio.to_thread.run_sync(attempt)
+        async with self._local:
+            took, done = await anyio.to_thread.run_sync(first)
             if took:
-                return cast("U", result)
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + self.timeout
-            if now >= deadline:
-                raise LockTimeout(self.path, self.timeout)
-            await anyio.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, _MAX_BACKOFF)
+                return cast("T", done)
+            held = await filelock.acquire(self.path, timeout=self.timeout, root=self.root)
+            try:
+                return await anyio.to_thread.run_sync(steps)
+            finally:
+                held.release()

@@ -188,9 +188,9 @@ async def share_worktree_config(ws: Workspace) -> None:
 async def add_worktree(
     ws: Workspace, session: SessionWorktree, reason: str, then: Callable[[], None] | None = None
 ) -> None:
-    """Register the worktree (under the lock), then check it out (outside it), then ``then``
-    (the caller's next step on the fresh checkout, if any): one worker-thread call for all of
-    it while nobody else holds the lock (``MetaLock.run``)."""
+    """Register the worktree (under the lock: its try and the registration in one
+    worker-thread call, ``MetaLock.run``), then check it out (outside it) and take ``then``
+    (the caller's next step on the fresh checkout, if any) in a second one."""
     worktree = ws.git.at(session.path)
 
     def register() -> None:
@@ -202,14 +202,15 @@ async def add_worktree(
             # Writes the worktree's own config.worktree (share_worktree_config ran first).
             worktree.run_sync("sparse-checkout", "set", "--cone", *ws.settings.sparse)
 
-    def check_out(_: None) -> None:
+    def check_out() -> None:
         worktree.run_sync("reset", "--hard", "--quiet")
         # The index git just wrote, before anything else ran there: the orchestrator's own.
         _adopt_index(ws, session)
         if then is not None:
             then()
 
-    await ws.meta.run(register, check_out)
+    await ws.meta.run(register)
+    await anyio.to_thread.run_sync(check_out)
 
 
 def _adopt_index(ws: Workspace, session: SessionWorktree) -> None:
@@ -252,11 +253,7 @@ async def remove_and_drop(
             return False
         return drop_sync(ws, branch, tip)
 
-    return await ws.meta.run(steps, _same)
-
-
-def _same(done: bool) -> bool:
-    return done
+    return await ws.meta.run(steps)
 
 
 def unlock_admin(ws: Workspace, admin: Path | None) -> str | None:

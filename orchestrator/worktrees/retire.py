@@ -132,10 +132,6 @@ def _remove_clean(ws: Workspace, session: SessionWorktree, tip: str) -> bool | N
     return drop_sync(ws, session.branch, tip)
 
 
-def _same(deleted: bool | None) -> bool | None:
-    return deleted
-
-
 async def retire(
     ws: Workspace, session: SessionWorktree, *, force: bool, pool_it: bool
 ) -> RemovalResult:
@@ -167,7 +163,7 @@ async def retire(
     if tip is not None:
         merged_tip = tip
         # The lock's first try and the removal in one worker-thread call (``MetaLock.run``).
-        deleted = await ws.meta.run(lambda: _remove_clean(ws, session, merged_tip), _same)
+        deleted = await ws.meta.run(lambda: _remove_clean(ws, session, merged_tip))
         if deleted is not None:
             return RemovalResult(
                 session_id=sid,

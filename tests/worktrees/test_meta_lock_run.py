@@ -1,6 +1,6 @@
-"""The metadata lock's one-call path (issue 51): a worktree's making takes the lock, registers,
-checks out and marks it ready in one worker-thread call while nobody holds the lock, and waits
-for a holder as before when somebody does."""
+"""The metadata lock's one-call path (issue 51): a worktree's making tries the lock and registers
+the worktree in one worker-thread call while no other process holds the lock, then checks it out
+and marks it ready in a second; a holder is waited for as before, in line in this process."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return hopped
 
 
-async def test_a_worktree_is_made_in_four_hops_and_is_whole(
+async def test_a_worktree_is_made_in_five_hops_and_is_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_repo(tmp_path / "repo")
@@ -40,8 +40,8 @@ async def test_a_worktree_is_made_in_four_hops_and_is_whole(
         await manager.create_session_worktree("s0", "claude", "warm")  # the layout, once
         hopped = _counting(monkeypatch)
         session = await manager.create_session_worktree("s1", "claude", "fix-login")
-        # the fork, its record, the lock + registration + checkout + ready mark, the seal
-        assert len(hopped) == 4, hopped
+        # the fork, its record, the lock + registration, the checkout + ready mark, the seal
+        assert len(hopped) == 5, hopped
         assert making._mark_ready not in hopped
         assert filelock._try not in hopped  # the lock's try rode with the registration
         assert git(session.path, "status", "--porcelain") == ""
@@ -65,13 +65,6 @@ async def test_a_held_lock_is_waited_for_and_the_steps_run_under_it(tmp_path: Pa
         seen.append("steps" if filelock.try_acquire(path, root=tmp_path) is None else "free")
         return 7
 
-    def after(done: int) -> int:
-        taken = filelock.try_acquire(path, root=tmp_path)  # released before ``after``
-        seen.append("after" if taken is not None else "held")
-        if taken is not None:
-            taken.release()
-        return done + 1
-
     async with anyio.create_task_group() as group:
 
         async def release_soon() -> None:
@@ -80,30 +73,32 @@ async def test_a_held_lock_is_waited_for_and_the_steps_run_under_it(tmp_path: Pa
             held.release()
 
         group.start_soon(release_soon)
-        assert await meta.run(steps, after) == 8
-    assert seen == ["released", "steps", "after"]
-
-
-async def test_steps_that_fail_release_the_lock_and_skip_after(tmp_path: Path) -> None:
-    path = tmp_path / "meta.lock"
-    meta = MetaLock(path, timeout=10.0, root=tmp_path)
-    after: list[object] = []
-
-    def steps() -> None:
-        raise RuntimeError("git refused")
-
-    with pytest.raises(RuntimeError, match="git refused"):
-        await meta.run(steps, after.append)
-    assert after == []
+        assert await meta.run(steps) == 7
+    assert seen == ["released", "steps"]
     again = filelock.try_acquire(path, root=tmp_path)
     assert again is not None  # given back
     again.release()
 
 
-async def test_a_holder_of_this_process_is_waited_for(tmp_path: Path) -> None:
+async def test_steps_that_fail_release_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "meta.lock"
+    meta = MetaLock(path, timeout=10.0, root=tmp_path)
+
+    def steps() -> None:
+        raise RuntimeError("git refused")
+
+    with pytest.raises(RuntimeError, match="git refused"):
+        await meta.run(steps)
+    again = filelock.try_acquire(path, root=tmp_path)
+    assert again is not None  # given back
+    again.release()
+
+
+async def test_a_holder_of_this_process_is_waited_for_in_line(tmp_path: Path) -> None:
     path = tmp_path / "meta.lock"
     meta = MetaLock(path, timeout=10.0, root=tmp_path)
     order: list[str] = []
+    hops: list[object] = []
     async with anyio.create_task_group() as group:
 
         async def holder() -> None:
@@ -114,8 +109,17 @@ async def test_a_holder_of_this_process_is_waited_for(tmp_path: Path) -> None:
 
         group.start_soon(holder)
         await anyio.sleep(0.01)
-        await meta.run(lambda: order.append("steps"), lambda _: None)
+        real = anyio.to_thread.run_sync
+
+        async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            hops.append(fn)
+            return await real(fn, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(anyio.to_thread, "run_sync", counted)
+            await meta.run(lambda: order.append("steps"))
     assert order == ["hold", "let go", "steps"]
+    assert len(hops) == 1  # waited in line without a worker-thread try, then one call
 
 
 async def test_a_lock_held_past_its_timeout_is_a_clear_error(tmp_path: Path) -> None:
@@ -128,7 +132,7 @@ async def test_a_lock_held_past_its_timeout_is_a_clear_error(tmp_path: Path) -> 
     ran: list[str] = []
     try:
         with pytest.raises(LockTimeout, match=r"meta\.lock"):
-            await meta.run(lambda: ran.append("steps"), lambda _: None)
+            await meta.run(lambda: ran.append("steps"))
     finally:
         held.release()
     assert ran == []
