@@ -87,6 +87,12 @@ class ClaimStep(Enum):
     NEW = "new"  # no live claim: a new one, with a new token
 
 
+# ``acquire_claim``'s updates as a function of the task as the store finds it, under the
+# claim's lock or in its transaction: the caller's read and its claim are one step (one
+# worker-thread call, one transaction). None: the caller does not claim the task as it is.
+ClaimUpdates = Callable[[TaskState], Mapping[str, Any] | None]
+
+
 def claim_step(
     current: TaskState, holder: str, now: datetime, expected_version: int | None
 ) -> ClaimStep:
@@ -170,15 +176,20 @@ def acquisition(
     holder: str,
     now: datetime,
     lease_seconds: float,
-    updates: Mapping[str, Any] | None,
+    updates: Mapping[str, Any] | ClaimUpdates | None,
     expected_version: int | None,
     draw: Callable[[], int],
 ) -> ClaimWrite | None:
     """What ``acquire_claim`` by ``holder`` writes on ``current``, or ``None`` if it is refused
-    (``ClaimStep``). ``draw`` gives a fresh fencing token; it is called only for a new claim."""
+    (``ClaimStep``), or if ``updates``, a function of the task as found, gives None for it.
+    ``draw`` gives a fresh fencing token; it is called only for a new claim."""
     step = claim_step(current, holder, now, expected_version)
     if step is ClaimStep.REFUSE:
         return None
+    if callable(updates):
+        updates = updates(current)  # the caller's decision on the task as it is now
+        if updates is None:
+            return None
     if step is ClaimStep.ADOPT:
         assert current.claim is not None
         claim = adopted(current.claim, now, lease_seconds)

@@ -19,6 +19,7 @@ from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.claim_rules import (
+    ClaimUpdates,
     FencedChange,
     acquisition,
     check_fence,
@@ -44,7 +45,7 @@ class PgClaims:
         task_id: str,
         holder: str,
         lease_seconds: float,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ClaimUpdates | None = None,
         *,
         expected_version: int | None = None,
     ) -> Claim | None:

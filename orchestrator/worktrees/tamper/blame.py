@@ -82,6 +82,7 @@ class Window:
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
     confined: bool = False  # its CLI runs in a sandbox: it writes only its reach (module doc)
+    looked: bool = False  # its admin directory, lock and ready mark read (``admin`` and on)
 
     @property
     def name(self) -> str:
@@ -208,7 +209,8 @@ class Ledger:
         have made are returned, to be said (nobody is blamed)."""
         noted = []
         for finding in findings:
-            suspects = [w for w in self.live() if w.could(finding)]
+            # A window whose watch has not looked yet: its CLI has not started.
+            suspects = [w for w in self.live() if w.looked and w.could(finding)]
             if not suspects:
                 noted.append(f"{finding.what} ({OUTSIDE})")
             self._owe(finding.what, suspects)

@@ -102,6 +102,10 @@ RECHECKED = "rechecked"  # the outcome kind of an attempt a retryable ``Tamperin
 
 log = logging.getLogger(__name__)
 
+# A watch's looks before a session: git's setup files, ``.council/worktrees/``'s entries, the
+# shared refs, the reflogs of the session's task (``TamperGuard._snapshot``).
+Snapshot = tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None, dict[str, bytes]]
+
 
 @dataclass(frozen=True)
 class Tampering:
@@ -183,32 +187,31 @@ class TamperGuard:
         not read before and after this CLI (other sessions' windows still read it for
         theirs)."""
         started = time.monotonic()
-        # A checkout cut off from git since the last check is given back before this
-        # session starts; the sessions running now are the ones that could have done it.
-        # One worker-thread call looks for them and, when there is none (the usual case),
-        # reads this worktree's admin directory too.
-        owners = self._cutoff.owners()
-        cut, looked = await anyio.to_thread.run_sync(
-            self._cutoff.cut_then, owners, lambda: admin_of(worktree)
-        )
-        found = await self._cutoff.restore(cut, owners)
-        for finding in found:
-            log.warning("before a session in %s: %s", self._show(worktree), finding.what)
-        for line in self._ledger.notice(found):
-            log.warning("before a session in %s: %s", self._show(worktree), line)
         serial = next(self._serials)
         own = f"refs/heads/{branch}" if branch else head_branch(worktree)
-        if looked is None:  # a checkout was given back: read it again, after
-            looked = await anyio.to_thread.run_sync(admin_of, worktree)
-        admin, lock, ready = looked
-        window = Window(serial, worktree, admin, own, lock, ready, started, confined=confined)
+        # A checkout cut off from git since the last check is given back before this session
+        # starts; the sessions running now are the ones that could have done it. One
+        # worker-thread call looks for them and, when there is none (the usual case), reads
+        # this worktree's admin directory and takes the snapshot too.
+        owners = self._cutoff.owners()
+        window = Window(serial, worktree, None, own, None, None, started, confined=confined)
         # Open before the snapshot: a check ending meanwhile counts this session among those
-        # that ran beside it.
+        # that ran beside it. Its admin directory is filled in by the call that reads it
+        # (until then ``looked`` is False, and no other check takes its lock or mark).
         self._ledger.open(window)
         try:
-            files, entries, refs, logs = await anyio.to_thread.run_sync(
-                self._snapshot, worktree, window.task
+            cut, snapshot = await anyio.to_thread.run_sync(
+                self._cutoff.cut_then, owners, lambda: self._look_then_snapshot(window)
             )
+            if snapshot is None:  # a checkout was given back: this window has not looked
+                # yet, so nothing found here is its doing (``Ledger.notice``)
+                found = await self._cutoff.restore(cut, owners)
+                for finding in found:
+                    log.warning("before a session in %s: %s", self._show(worktree), finding.what)
+                for line in self._ledger.notice(found):
+                    log.warning("before a session in %s: %s", self._show(worktree), line)
+                snapshot = await anyio.to_thread.run_sync(self._look_then_snapshot, window)
+            files, entries, refs, logs = snapshot
             listed = None if confined else await self._status.read()
         except BaseException:
             self._ledger.close(window)
@@ -269,6 +272,16 @@ class TamperGuard:
             return None
         return Tampering(verdict.blocked + verdict.rechecked, retryable=not verdict.blocked)
 
+    def _look_then_snapshot(self, window: Window) -> Snapshot:
+        """Read the window's admin directory into it (its lock reason and ready mark first:
+        a reader that sees the directory sees them), then take its session's snapshot
+        (blocking)."""
+        admin, lock, ready = admin_of(window.worktree)
+        window.lock, window.ready = lock, ready
+        window.admin = admin
+        window.looked = True  # last: a reader that sees it sees the three above
+        return self._snapshot(window.worktree, window.task)
+
     def _sealed(self, window: Window) -> list[Finding]:
         """What the run's seal put back before a git command (``orchestrator.git.seal``) since
         ``window`` opened, each judged once: a worktree's own ``.git`` file or admin pointers
@@ -298,9 +311,7 @@ class TamperGuard:
 
     # --- the pieces; all but git status run in a worker thread ---------------------------
 
-    def _snapshot(
-        self, worktree: Path, task: str | None
-    ) -> tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None, dict[str, bytes]]:
+    def _snapshot(self, worktree: Path, task: str | None) -> Snapshot:
         """A watch's looks in one worker-thread call: git's setup, ``.council/worktrees/``'s
         entries, the shared refs (None: the guard watches none), then the reflogs of the
         session's task (``reflogs``)."""
