@@ -41,7 +41,7 @@ from orchestrator.models import (
     TaskState,
 )
 from orchestrator.state.changes import ChangeStream, RecordRef
-from orchestrator.state.claim_rules import ClaimUpdates
+from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.transactions import Committed, RecordWrite
 from orchestrator.state.validators import Validators
@@ -126,8 +126,13 @@ class StateStore(Protocol):
         task_id: str,
         token: int,
         status: ClaimStatus = ClaimStatus.COMPLETED,
-        updates: Mapping[str, Any] | None = None,
-    ) -> TaskState: ...
+        updates: Mapping[str, Any] | ReleaseUpdates | None = None,
+    ) -> TaskState:
+        """Let the claim of ``token`` go as ``status`` (completed or abandoned), writing
+        ``updates`` with it: a mapping, or a function of the task as found under the claim's
+        lock (``ReleaseUpdates``: the holder's read and its last write in one step). A token
+        that is not the task's live claim is refused (``StaleClaim``)."""
+        ...
 
     async def sweep_expired_claims(self, now: datetime | None = None) -> list[Claim]:
         """Mark every active claim past its lease as expired; return those claims."""

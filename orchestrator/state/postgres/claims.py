@@ -21,6 +21,7 @@ from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.claim_rules import (
     ClaimUpdates,
     FencedChange,
+    ReleaseUpdates,
     acquisition,
     check_fence,
     check_task_id,
@@ -97,7 +98,7 @@ class PgClaims:
         task_id: str,
         token: int,
         status: ClaimStatus = ClaimStatus.COMPLETED,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ReleaseUpdates | None = None,
     ) -> TaskState:
         return await self._claim_write(task_id, token, release(status, updates))
 
@@ -108,7 +109,7 @@ class PgClaims:
             current = existing_task(task_id, await locked_task(conn, task_id))
             claim = check_fence(task_id, current, token)
             now = await self._core.now(conn)
-            fields = change.fields(claim, now)
+            fields = change.fields(claim, now, current)
             new = await write_task(
                 conn, task_id, current, fields, now, events, rules=self._core.validators
             )

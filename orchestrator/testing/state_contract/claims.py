@@ -103,6 +103,29 @@ class ClaimsContract:
         with pytest.raises(RecordNotFound):
             await store.acquire_claim("nope", "worker-a", 60, run)
 
+    async def test_a_release_made_from_the_task_as_found_is_one_step(
+        self, store: StateStore
+    ) -> None:
+        # The holder's last write made from the task as the store finds it under the lock.
+        await store.create_session({}, ["t1"], session_id="s1")
+        claim = await store.acquire_claim("t1", "worker-a", 60, {"metadata": {"kept": 1}})
+        assert claim is not None
+        await store.update_task_state("t1", {"metadata": {"kept": 1, "new": 2}})
+        seen: list[dict[str, Any]] = []
+
+        def done(task: TaskState) -> dict[str, Any]:
+            seen.append(dict(task.metadata))
+            return {"status": TaskStatus.DONE, "metadata": {**task.metadata, "end": 3}}
+
+        released = await store.release_claim("t1", claim.token, ClaimStatus.COMPLETED, done)
+        assert seen == [{"kept": 1, "new": 2}]  # the task as it was just before
+        assert released.status == TaskStatus.DONE
+        assert released.metadata == {"kept": 1, "new": 2, "end": 3}
+        assert released.claim is not None and released.claim.status == ClaimStatus.COMPLETED
+        with pytest.raises(StaleClaim):  # a token that is not live is refused, unasked
+            await store.release_claim("t1", claim.token, ClaimStatus.COMPLETED, done)
+        assert len(seen) == 1
+
     async def test_a_holder_claiming_again_keeps_its_claim(self, store: StateStore) -> None:
         # Its first claim may have been committed while the answer was lost: claiming again
         # must not lock it out of its own task until the lease lapses.
