@@ -13,6 +13,7 @@ import pytest
 
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.tamper.blame import OUTSIDE, Finding, Ledger, Window
+from tests.support.merge_repo import git
 from tests.support.scheduler_helpers import new_repo
 
 
@@ -32,12 +33,58 @@ async def test_a_confined_watch_is_one_hop_and_knows_its_admin_directory(
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
     watch = await guard.watch(one.path, one.branch, confined=True)
-    monkeypatch.setattr(anyio.to_thread, "run_sync", real)
     assert len(hopped) == 1
     window = watch.window
     assert window.looked and window.admin is not None and window.admin.is_dir()
     assert window.lock is not None and one.session_id in window.lock  # as git has it
+    hopped.clear()
     assert await guard.finish(watch) is None  # nothing changed: nothing found
+    assert len(hopped) == 1  # its setup, cut-off checkouts, refs and entries: one call
+
+
+async def test_a_confined_check_in_one_call_still_finds_a_ref_its_cli_made(
+    tmp_path: Path,
+) -> None:
+    repo = new_repo(tmp_path)
+    manager = WorktreeManager(repo, base_branch="main")
+    one = await manager.create_session_worktree("one", "cli", "t1")
+    guard = await manager.tamper_guard()
+    watch = await guard.watch(one.path, one.branch, confined=True)
+    git(repo, "branch", "council/t1/99")  # beside its own, in its task's namespace
+    found = await guard.finish(watch)
+    assert found is not None and not found.retryable  # its own task's: it fails for good
+    assert any("council/t1/99" in change for change in found.changes)
+    assert "council/t1/99" not in git(repo, "branch", "--list", "council/t1/99")  # moved
+
+
+def test_the_ledgers_windows_are_read_from_a_thread_while_they_change() -> None:
+    import threading
+
+    ledger = Ledger()
+    mine = Window(0, Path("/w/0"), None, "refs/heads/council/t0/1", started=0.0)
+    ledger.open(mine)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                ledger.overlapping(mine)
+        except BaseException as exc:  # a change seen mid-pass would raise here
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for serial in range(1, 3000):
+            window = Window(serial, Path(f"/w/{serial}"), None, None, started=float(serial))
+            ledger.open(window)
+            ledger.close(window)
+    finally:
+        stop.set()
+        reader.join()
+    assert errors == []
+    assert mine in ledger.overlapping(mine)
 
 
 def test_a_window_that_has_not_looked_is_no_suspect_and_no_owner() -> None:

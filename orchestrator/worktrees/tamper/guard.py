@@ -105,6 +105,8 @@ log = logging.getLogger(__name__)
 # A watch's looks before a session: git's setup files, ``.council/worktrees/``'s entries, the
 # shared refs, the reflogs of the session's task (``TamperGuard._snapshot``).
 Snapshot = tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None, dict[str, bytes]]
+# A confined session's check after its CLI: the refs' findings, the new entries.
+Looked = tuple[list["Finding"], list[str]]
 
 
 @dataclass(frozen=True)
@@ -238,24 +240,31 @@ class TamperGuard:
             # else touches them. The three looks in one worker-thread call.
             kept = self._cutoff.owners()
 
-            def setup_then_cut() -> tuple[list[Finding], list[Path]]:
+            def setup_then_cut() -> tuple[list[Finding], list[Path], Looked | None]:
                 seal.check(watch.worktree)
                 undone = self._undo_setup(watch, others)
-                return undone, self._cutoff.cut(kept)
+                cut = self._cutoff.cut(kept)
+                if cut or not watch.confined:
+                    return undone, cut, None
+                # Nothing cut and no status to read between (a confined session): the refs
+                # and entries in the same worker-thread call, the windows read here as the
+                # event loop would read them now (``Ledger.overlapping``).
+                return undone, cut, self._refs_then_entries(watch, *self._overlap(window))
 
-            found, cut = await anyio.to_thread.run_sync(setup_then_cut)
+            found, cut, looked = await anyio.to_thread.run_sync(setup_then_cut)
             found += await self._cutoff.restore(cut, kept)
             # Then the base's checkouts (before the refs: a base put back under a checkout
             # still holding it would turn its files into reversed changes), then the refs.
-            overlapping = self._ledger.overlapping(window)
-            owners = {w.own: w.serial for w in overlapping if w.own}
-            admins = [(w.admin, w.serial) for w in overlapping if w.admin is not None]
-            if watch.confined:  # no status between the two looks: one worker-thread call
+            if looked is not None:
+                refs_found, moved = looked
+                found += refs_found
+            elif watch.confined:  # no status between the two looks: one worker-thread call
                 refs_found, moved = await anyio.to_thread.run_sync(
-                    self._refs_then_entries, watch, owners, admins
+                    self._refs_then_entries, watch, *self._overlap(window)
                 )
                 found += refs_found
             else:
+                owners, admins = self._overlap(window)
                 found += await anyio.to_thread.run_sync(self._undo_refs, watch, owners, admins)
                 listed = await self._status.read()
                 moved = checkout_changes(watch.listed, listed)
@@ -334,6 +343,14 @@ class TamperGuard:
         return undo_setup(
             self.common_dir, paths, watch.files, own, watch.serial, beside, _stamp(), self._show
         )
+
+    def _overlap(self, window: Window) -> tuple[dict[str, int], list[tuple[Path, int]]]:
+        """The own branches and admin directories of the sessions whose windows overlap
+        ``window``: theirs to move and to hold a checkout of the base (any thread)."""
+        overlapping = self._ledger.overlapping(window)
+        owners = {w.own: w.serial for w in overlapping if w.own}
+        admins = [(w.admin, w.serial) for w in overlapping if w.admin is not None]
+        return owners, admins
 
     def _refs_then_entries(
         self, watch: Watch, owners: dict[str, int], admins: list[tuple[Path, int]]
