@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SOCKET_NAME = "council.sock"
 _PATH_LIMIT = 100  # a Unix socket's path holds 107 bytes on Linux
+_BACKLOG = 128  # connections waiting for the server (one CLI's few at a time)
 
 
 _PREFIX = "council-mcp-"
@@ -54,6 +55,22 @@ def _root() -> str:
 
 def _private_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix=_PREFIX, dir=_root()))
+
+
+def _listening() -> tuple[Path, sockets.socket]:
+    """A fresh private directory and a socket listening in it, made in one worker-thread call
+    (its ``bind`` would take a call of its own through ``anyio.create_unix_listener``)."""
+    directory = _private_dir()
+    raw = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    try:
+        raw.setblocking(False)
+        raw.bind(str(directory / SOCKET_NAME))
+        raw.listen(_BACKLOG)
+    except BaseException:
+        raw.close()
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return directory, raw
 
 
 def sweep_stale(root: str | None = None, *, older_than: float = STALE_AFTER) -> int:
@@ -103,14 +120,18 @@ async def serve_session(desk: Desk) -> AsyncIterator[Path]:
     if desk.caller is None:
         raise ValueError("a session's socket serves a session's desk")
     session = desk.caller.session
-    directory = await anyio.to_thread.run_sync(_private_dir)
+    directory, raw = await anyio.to_thread.run_sync(_listening)
     socket = directory / SOCKET_NAME
     # What the body raises (the CLI's call failing, a cancellation) leaves the context as it
     # came, never wrapped in the server's task group: the phase around it tells an adapter's
     # error from a crash by its type.
     raised: BaseException | None = None
     try:
-        listener = await anyio.create_unix_listener(socket)
+        try:
+            listener = await anyio.abc.SocketListener.from_socket(raw)
+        except BaseException:
+            raw.close()
+            raise
         async with listener, anyio.create_task_group() as group:
 
             async def handle(stream: anyio.abc.SocketStream) -> None:

@@ -167,6 +167,7 @@ async def run_cli(
     mark, since = Family.new_mark()
     env[MARK_NAME] = mark
     carried = Carried()
+    make_home = False
     if (
         spec.home_files
         or spec.stderr_files
@@ -176,14 +177,17 @@ async def run_cli(
     ):
         carried = await anyio.to_thread.run_sync(_prepare, home, spec, adapter, request)
     elif not home_ready(home):
-        await anyio.to_thread.run_sync(prepare_home, home, {})
+        if _confining(sandbox):
+            make_home = True  # made in the call that builds the sandbox's command
+        else:
+            await anyio.to_thread.run_sync(prepare_home, home, {})
     try:
         async with relays() as serving:  # the CLI's relays, if it gets any, served meanwhile
             return await _run_prepared(
                 adapter, request, spec, home, env, redact, mark, since, carried,
                 log_dir=log_dir, limits=Limits(idle_timeout, total_timeout, grace, cancel, halt),
                 on_event=on_event, log_limit=log_limit, watch=watch, sandbox=sandbox,
-                serving=serving, log_file=log_file,
+                serving=serving, log_file=log_file, make_home=make_home,
             )  # fmt: skip
     finally:
         if carried.written:  # settings and MCP servers, with any token in them, leave .council/
@@ -210,16 +214,21 @@ async def _run_prepared(
     sandbox: Sandbox | None,
     serving: Relays,
     log_file: str | None = None,
+    make_home: bool = False,
 ) -> CliRun:
     grace = limits.grace
     argv = [secret_mask.hidden(redact(arg) if redact else arg) for arg in spec.argv]
     command: list[str] | None = None  # the sandbox's, around the CLI's
     net: CliNetwork | None = None  # its own network, given once it started
     said = sandbox.settings.reason if sandbox is not None else ""
-    if sandbox is not None and sandbox.reach is not None and sandbox.settings.binary:
-        command, confined_net = await anyio.to_thread.run_sync(
-            _confined, adapter, request, spec, env, sandbox, carried.readable
-        )
+    if sandbox is not None and _confining(sandbox):
+
+        def confine() -> tuple[list[str], CliNetwork]:
+            if make_home:  # its private HOME first, in the same worker-thread call
+                prepare_home(home, {})
+            return _confined(adapter, request, spec, env, sandbox, carried.readable)
+
+        command, confined_net = await anyio.to_thread.run_sync(confine)
         net, said = confined_net, confined_net.said
     path = Path(log_dir) / (log_file or log_name(request.task_id, request.phase))
     sink = LogSink(
@@ -387,6 +396,11 @@ def _adopt(reach: GitReach) -> None:
             "objects the CLI wrote that are not what their names say were dropped: %s",
             "; ".join(adopted.refused[:5]),
         )
+
+
+def _confining(sandbox: Sandbox | None) -> bool:
+    """Whether the CLI runs inside ``sandbox`` (it has a reach and a binary to run)."""
+    return sandbox is not None and sandbox.reach is not None and bool(sandbox.settings.binary)
 
 
 def _confined(

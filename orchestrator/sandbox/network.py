@@ -55,7 +55,6 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
-import anyio.to_thread
 
 from orchestrator.errors import RunError
 from orchestrator.process.command import run_short
@@ -177,9 +176,7 @@ class Uplink:
         ``RunError`` when it cannot (the caller stops the sandbox)."""
         try:
             with anyio.fail_after(_READY_TIMEOUT):
-                info = await anyio.to_thread.run_sync(
-                    _read_json, self._info_read, abandon_on_cancel=True
-                )
+                info = await _read_json(self._info_read)
                 if info is None:
                     raise RunError("the sandbox ended before its network was made")
                 await self._start_helper(pid)
@@ -234,7 +231,7 @@ async def start_helper(helper: str, pid: int, exit_fd: int) -> anyio.abc.Process
     finally:
         _close(ready_write)
     try:
-        ready = await anyio.to_thread.run_sync(_read_one, ready_read, abandon_on_cancel=True)
+        ready = await _read_one(ready_read)
     finally:
         _close(ready_read)
     if not ready:
@@ -252,10 +249,13 @@ async def _wait_or_kill(process: anyio.abc.Process) -> int:
     return await process.wait()
 
 
-def _read_json(fd: int) -> object | None:
-    """The first JSON document written on ``fd`` (None: closed before one came)."""
+async def _read_json(fd: int) -> object | None:
+    """The first JSON document written on the pipe ``fd`` (None: closed before one came).
+    Waited for on the event loop (``anyio.wait_readable``), each read made once the pipe has
+    bytes or its end: no worker thread sits blocked on it, and a cancellation ends the wait."""
     data = b""
     while True:
+        await anyio.wait_readable(fd)
         chunk = os.read(fd, 4096)
         if not chunk:
             return None
@@ -265,7 +265,9 @@ def _read_json(fd: int) -> object | None:
             return document
 
 
-def _read_one(fd: int) -> bool:
+async def _read_one(fd: int) -> bool:
+    """Whether one byte came on the pipe ``fd`` before its end (as ``_read_json`` waits)."""
+    await anyio.wait_readable(fd)
     return bool(os.read(fd, 1))
 
 

@@ -10,7 +10,7 @@ how it writes the record. The flow of each operation, in every backend:
   refused); write ``fields``; emit ``event()``.
 - renew / release: ``renewal`` / ``release`` (a release's status is checked before any I/O);
   ``check_task_id``; lock and read; ``existing_task``; ``check_fence``; write
-  ``change.fields(claim, now)``; emit ``change.event(written)``.
+  ``change.fields(claim, now, current)``; emit ``change.event(written)``.
 - sweep: find the tasks whose claim ``lapsed``; lock and read each; ``expiry`` (``None``:
   renewed or released meanwhile); write ``fields``; emit ``event()``.
 """
@@ -85,6 +85,15 @@ class ClaimStep(Enum):
     REFUSE = "refuse"  # someone else holds a live claim, or the task changed since it was read
     ADOPT = "adopt"  # the holder already holds a live claim on it: keep it, renewed
     NEW = "new"  # no live claim: a new one, with a new token
+
+
+# ``acquire_claim``'s updates as a function of the task as the store finds it, under the
+# claim's lock or in its transaction: the caller's read and its claim are one step (one
+# worker-thread call, one transaction). None: the caller does not claim the task as it is.
+ClaimUpdates = Callable[[TaskState], Mapping[str, Any] | None]
+# ``release_claim``'s updates made the same way: the holder's read and its last write in one
+# step (a function of the task as found; it may be called again should the store try again).
+ReleaseUpdates = Callable[[TaskState], Mapping[str, Any]]
 
 
 def claim_step(
@@ -170,15 +179,20 @@ def acquisition(
     holder: str,
     now: datetime,
     lease_seconds: float,
-    updates: Mapping[str, Any] | None,
+    updates: Mapping[str, Any] | ClaimUpdates | None,
     expected_version: int | None,
     draw: Callable[[], int],
 ) -> ClaimWrite | None:
     """What ``acquire_claim`` by ``holder`` writes on ``current``, or ``None`` if it is refused
-    (``ClaimStep``). ``draw`` gives a fresh fencing token; it is called only for a new claim."""
+    (``ClaimStep``), or if ``updates``, a function of the task as found, gives None for it.
+    ``draw`` gives a fresh fencing token; it is called only for a new claim."""
     step = claim_step(current, holder, now, expected_version)
     if step is ClaimStep.REFUSE:
         return None
+    if callable(updates):
+        updates = updates(current)  # the caller's decision on the task as it is now
+        if updates is None:
+            return None
     if step is ClaimStep.ADOPT:
         assert current.claim is not None
         claim = adopted(current.claim, now, lease_seconds)
@@ -195,10 +209,12 @@ class FencedChange:
     ``fields`` from the live claim and the store's ``now``, ``event`` from the task written."""
 
     event_type: EventType
-    change: Callable[[Claim, datetime], dict[str, Any]]
+    change: Callable[[Claim, datetime, TaskState], dict[str, Any]]
 
-    def fields(self, claim: Claim, now: datetime) -> dict[str, Any]:
-        return self.change(claim, now)
+    def fields(self, claim: Claim, now: datetime, current: TaskState) -> dict[str, Any]:
+        """What the write sets on ``current`` (the task as found under its lock), for the
+        live ``claim`` at ``now``."""
+        return self.change(claim, now, current)
 
     def event(self, written: TaskState) -> Event:
         return claim_event(self.event_type, held_claim(written))
@@ -207,21 +223,25 @@ class FencedChange:
 def renewal(lease_seconds: float) -> FencedChange:
     """A heartbeat: the lease runs ``lease_seconds`` from now, the token stays."""
 
-    def change(claim: Claim, now: datetime) -> dict[str, Any]:
+    def change(claim: Claim, now: datetime, current: TaskState) -> dict[str, Any]:
         return {"claim": _extended(claim, now, lease_seconds)}
 
     return FencedChange(EventType.CLAIM_RENEWED, change)
 
 
-def release(status: ClaimStatus, updates: Mapping[str, Any] | None) -> FencedChange:
+def release(
+    status: ClaimStatus, updates: Mapping[str, Any] | ReleaseUpdates | None
+) -> FencedChange:
     """Its holder lets the claim go as ``status`` (completed or abandoned), writing ``updates``
-    with it; any other status is refused here, before the store is touched."""
+    with it (or what ``updates`` makes of the task as found under the claim's lock); any other
+    status is refused here, before the store is touched."""
     if status not in RELEASE_STATUSES:
         raise StateError(f"a claim is released as completed or abandoned, not {status}")
 
-    def change(claim: Claim, now: datetime) -> dict[str, Any]:
+    def change(claim: Claim, now: datetime, current: TaskState) -> dict[str, Any]:
         released = claim.model_copy(update={"status": status, "released_at": now})
-        return {**(updates or {}), "claim": released}
+        fields = updates(current) if callable(updates) else updates
+        return {**(fields or {}), "claim": released}
 
     return FencedChange(EventType.CLAIM_RELEASED, change)
 

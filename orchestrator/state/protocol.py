@@ -41,6 +41,7 @@ from orchestrator.models import (
     TaskState,
 )
 from orchestrator.state.changes import ChangeStream, RecordRef
+from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.transactions import Committed, RecordWrite
 from orchestrator.state.validators import Validators
@@ -106,14 +107,16 @@ class StateStore(Protocol):
         task_id: str,
         holder: str,
         lease_seconds: float,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ClaimUpdates | None = None,
         *,
         expected_version: int | None = None,
     ) -> Claim | None:
         """Lease the task to ``holder`` (applying ``updates`` in the same write), or None when
         someone holds a live claim on it, or, with ``expected_version``, when the task was
         written since that version was read (another workstation ran or ended it meanwhile).
-        A holder that already holds a live claim on the task keeps it, renewed."""
+        A holder that already holds a live claim on the task keeps it, renewed. ``updates``
+        may be a function of the task as found under the claim's lock (``ClaimUpdates``):
+        the caller's read and its claim in one step, refused when it gives None."""
         ...
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim: ...
@@ -123,8 +126,13 @@ class StateStore(Protocol):
         task_id: str,
         token: int,
         status: ClaimStatus = ClaimStatus.COMPLETED,
-        updates: Mapping[str, Any] | None = None,
-    ) -> TaskState: ...
+        updates: Mapping[str, Any] | ReleaseUpdates | None = None,
+    ) -> TaskState:
+        """Let the claim of ``token`` go as ``status`` (completed or abandoned), writing
+        ``updates`` with it: a mapping, or a function of the task as found under the claim's
+        lock (``ReleaseUpdates``: the holder's read and its last write in one step). A token
+        that is not the task's live claim is refused (``StaleClaim``)."""
+        ...
 
     async def sweep_expired_claims(self, now: datetime | None = None) -> list[Claim]:
         """Mark every active claim past its lease as expired; return those claims."""

@@ -21,7 +21,7 @@ without waiting for CLI output).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from orchestrator.events import Event
@@ -81,7 +81,12 @@ class PhaseBook:
         self.fields = dict(fields or {})  # written along with every record (branch, worktree)
         self.records: dict[str, PhaseRecord] = {}
 
-    async def load(self) -> None:
+    async def load(self, known: Mapping[str, PhaseRecord] | None = None) -> None:
+        """The task's phase records: ``known`` when the caller has them as its claim found
+        them (no read), else read from the store."""
+        if known is not None:
+            self.records = dict(known)
+            return
         state = await self.store.get_task_state(self.task_id)
         self.records = dict(state.phases) if state is not None else {}
 

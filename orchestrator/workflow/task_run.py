@@ -8,7 +8,7 @@ the ``WorkflowResult``: merge it, park it, retry it or fail it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +22,7 @@ from orchestrator.config.run import RunConfig
 from orchestrator.config.task import TaskConfig
 from orchestrator.events import Event
 from orchestrator.locks.manager import LockManager
+from orchestrator.models import PhaseRecord
 from orchestrator.plugins.host import PluginHost
 from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.sandbox.commands import SessionSide
@@ -72,6 +73,9 @@ class TaskRun:
     # checks get (its network, its variables); None: the run has no services.
     on_phase_start: Callable[[str], Awaitable[SessionSide | None]] | None = None
     side: SessionSide | None = None  # what ``on_phase_start`` last gave
+    # The task's phase records as the attempt's claim found them (None: the workflow reads
+    # them from the store).
+    phases: Mapping[str, PhaseRecord] | None = None
 
     async def phase_starting(self, phase: str) -> None:
         """Tell ``on_phase_start`` that ``phase`` starts; keep the side it gives."""

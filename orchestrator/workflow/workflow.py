@@ -113,7 +113,7 @@ class _Workflow:
         self.names = self.steps.names
 
     async def execute(self) -> WorkflowResult:
-        await self.book.load()
+        await self.book.load(self.run.phases)
         session = self.run.session
         point = await find_resume_point(
             self.run.store,

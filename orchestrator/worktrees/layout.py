@@ -21,10 +21,11 @@ run outside it, so the cost measured was 1.09x for zero failures.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -174,6 +175,9 @@ def _ensure_excluded(exclude_file: Path) -> None:
         handle.write(prefix + added)
 
 
+T = TypeVar("T")
+
+
 class MetaLock:
     """The repository's lock around git worktree metadata steps (never around checkouts)."""
 
@@ -189,5 +193,30 @@ class MetaLock:
             held = await filelock.acquire(self.path, timeout=self.timeout, root=self.root)
             try:
                 yield
+            finally:
+                held.release()
+
+    async def run(self, steps: Callable[[], T]) -> T:
+        """``steps`` under the lock, in line with this process's other holders (``hold``).
+        When no other process holds the lock (the usual case) its try and the steps are one
+        worker-thread call, the lock let go before it returns; else the lock is waited for
+        as ``hold`` waits and the steps run in a worker thread under it."""
+
+        def first() -> tuple[bool, T | None]:
+            held = filelock.try_acquire(self.path, root=self.root)
+            if held is None:
+                return False, None
+            try:
+                return True, steps()
+            finally:
+                held.release()
+
+        async with self._local:
+            took, done = await anyio.to_thread.run_sync(first)
+            if took:
+                return cast("T", done)
+            held = await filelock.acquire(self.path, timeout=self.timeout, root=self.root)
+            try:
+                return await anyio.to_thread.run_sync(steps)
             finally:
                 held.release()

@@ -169,6 +169,10 @@ class WorktreeMaker:
                 # Its mark is its last session's: this making has not finished.
                 await anyio.to_thread.run_sync(_unmark_ready, ws, session)
                 await ws.pool.prepare_taken(session.path, session.branch)
+            elif self._nothing_to_set_up():
+                # Marked ready in the call that checks it out: nothing else makes it.
+                await add_worktree(ws, session, reason, lambda: _mark_ready(ws, session))
+                return
             else:
                 await add_worktree(ws, session, reason)
             await self._set_up(ws, session)
@@ -182,6 +186,10 @@ class WorktreeMaker:
                     log.warning("cleaning up %s failed: %s", session.path, cleanup)
                     exc.add_note(f"cleaning up {session.path} failed too: {cleanup}")
             raise
+
+    def _nothing_to_set_up(self) -> bool:
+        """No files to copy in and no setup command: a checkout is ready as made."""
+        return not self._settings.copy_files and not self._settings.setup
 
     async def _set_up(self, ws: Workspace, session: SessionWorktree) -> None:
         """Copy files and run setup in a checked-out worktree, then mark it ready: the last of

@@ -22,6 +22,7 @@ exactly. A worktree is unlocked by removing the ``locked`` file of its admin dir
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,36 +185,47 @@ async def share_worktree_config(ws: Workspace) -> None:
             await ws.git.run("config", "extensions.worktreeConfig", "true")
 
 
-async def add_worktree(ws: Workspace, session: SessionWorktree, reason: str) -> None:
-    """Register the worktree and check it out. Without a sparse cone, ``worktree add`` checks
-    the files out itself (git's own ``reset --hard``, a child of it), under the lock: one
-    process of ours, not two. A sparse worktree is registered without its files, its cone set,
-    then checked out outside the lock. Either way the index git wrote is taken as the
-    orchestrator's own before anything else runs there."""
+async def add_worktree(
+    ws: Workspace, session: SessionWorktree, reason: str, then: Callable[[], None] | None = None
+) -> None:
+    """Register the worktree and check it out; ``then``: the caller's next step on the fresh
+    checkout, if any. Without a sparse cone, ``worktree add`` checks the files out itself
+    (git's own ``reset --hard``, a child of it): the lock's try, the registration with its
+    checkout, the index taken and ``then`` in one worker-thread call (``MetaLock.run``), one
+    git process of ours. A sparse worktree is registered without its files and its cone set
+    under the lock, then checked out outside it in a second call. Either way the index git
+    wrote is taken as the orchestrator's own before anything else runs there."""
     worktree = ws.git.at(session.path)
     sparse = ws.settings.sparse
     add = ("worktree", "add", "--quiet", *(("--no-checkout",) if sparse else ()))
     add += ("--lock", "--reason", reason, str(session.path), session.branch)
+
+    def adopted() -> None:
+        # The index git just wrote, before anything else ran there: the orchestrator's own.
+        _adopt_index(ws, session)
+        if then is not None:
+            then()
+
     if not sparse:
 
         def add_checked_out() -> None:
             ws.git.run_sync(*add)
-            _adopt_index(ws, session)  # the index git just wrote, before anything ran there
+            adopted()
 
-        async with ws.meta.hold():
-            await anyio.to_thread.run_sync(add_checked_out)  # one worker-thread call
+        await ws.meta.run(add_checked_out)
         return
-    async with ws.meta.hold():
-        await ws.git.run(*add)
+
+    def register() -> None:
+        ws.git.run_sync(*add)
         # Writes the worktree's own config.worktree (share_worktree_config ran first).
-        await worktree.run("sparse-checkout", "set", "--cone", *sparse)
+        worktree.run_sync("sparse-checkout", "set", "--cone", *sparse)
 
     def check_out() -> None:
         worktree.run_sync("reset", "--hard", "--quiet")
-        # The index git just wrote, before anything else ran there: the orchestrator's own.
-        _adopt_index(ws, session)
+        adopted()
 
-    await anyio.to_thread.run_sync(check_out)  # one worker-thread call for both
+    await ws.meta.run(register)
+    await anyio.to_thread.run_sync(check_out)
 
 
 def _adopt_index(ws: Workspace, session: SessionWorktree) -> None:
@@ -256,8 +268,7 @@ async def remove_and_drop(
             return False
         return drop_sync(ws, branch, tip)
 
-    async with ws.meta.hold():
-        return await anyio.to_thread.run_sync(steps)
+    return await ws.meta.run(steps)
 
 
 def unlock_admin(ws: Workspace, admin: Path | None) -> str | None:

@@ -162,8 +162,8 @@ async def retire(
             )
     if tip is not None:
         merged_tip = tip
-        async with ws.meta.hold():
-            deleted = await anyio.to_thread.run_sync(lambda: _remove_clean(ws, session, merged_tip))
+        # The lock's first try and the removal in one worker-thread call (``MetaLock.run``).
+        deleted = await ws.meta.run(lambda: _remove_clean(ws, session, merged_tip))
         if deleted is not None:
             return RemovalResult(
                 session_id=sid,

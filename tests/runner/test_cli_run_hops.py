@@ -53,3 +53,37 @@ async def test_a_cli_run_takes_no_hop_for_a_step_that_can_ride_with_another(
     assert [f for f in hopped if f in alone] == []  # each rode with another step's call
     assert recorded and recorded[0]  # the CLI's start, read with its log's creation
     assert "exit_code=0" in run.log_path.read_text()  # its log closed with the footer
+
+
+@pytest.mark.sandbox
+async def test_a_confined_clis_home_is_made_in_the_call_that_builds_its_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.command import CommandAdapter
+    from orchestrator.process import env
+    from orchestrator.runner import cli_run
+    from orchestrator.sandbox import choice
+    from orchestrator.sandbox.plan import SandboxSettings
+    from tests.sandbox.test_sandbox_plan import layout
+
+    reach, worktree, home, _ = layout(tmp_path)
+    home.rmdir()  # a fresh session's HOME: not made yet
+    binary, reason = await choice.probe()
+    assert binary is not None, reason
+    adapter = CommandAdapter({"binary": "sh", "args": ["-c", 'echo {prompt}; echo "$HOME"']})
+    request = AdapterRequest(prompt="hello", workdir=worktree, home=home, task_id="t1")
+    sandbox = cli_run.Sandbox(SandboxSettings("bubblewrap", binary, reason=reason), reach)
+    hopped: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hopped.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    run = await run_cli(adapter, request, log_dir=tmp_path / "logs", sandbox=sandbox)
+    assert run.ok, run.outcome
+    assert env.prepare_home not in hopped and cli_run.prepare_home not in hopped
+    assert cli_run._confined not in hopped  # both rode in one call
+    assert env.home_ready(home)  # made before the CLI ran in it
+    assert "hello" in run.log_path.read_text()

@@ -122,7 +122,7 @@ def test_renewal_moves_the_lease_and_keeps_the_rest() -> None:
     change = renewal(45)
     claim = _claim(token=7)
     later = T0 + timedelta(seconds=20)
-    fields = change.fields(claim, later)
+    fields = change.fields(claim, later, _task(claim))
     assert list(fields) == ["claim"]
     renewed = fields["claim"]
     assert (renewed.token, renewed.renewed_at, renewed.status) == (7, later, ClaimStatus.ACTIVE)
@@ -134,7 +134,7 @@ def test_renewal_moves_the_lease_and_keeps_the_rest() -> None:
 def test_release_sets_status_and_time_and_writes_the_updates() -> None:
     change = release(ClaimStatus.ABANDONED, {"status": "queued"})
     later = T0 + timedelta(seconds=20)
-    fields = change.fields(_claim(), later)
+    fields = change.fields(_claim(), later, _task(_claim()))
     released = fields["claim"]
     assert fields["status"] == "queued"
     assert (released.status, released.released_at, released.token) == ("abandoned", later, 7)
@@ -189,3 +189,20 @@ def test_the_sweep_expires_only_an_active_claim_past_its_lease() -> None:
     event = write.event()
     assert isinstance(event, ClaimExpired) and event.status == "expired"
     assert write.event_type is EventType.CLAIM_EXPIRED
+
+
+def test_a_release_made_from_the_task_as_found() -> None:
+    claim = _claim()
+    found = _task(claim).model_copy(update={"attempt": 4})
+    change = release(ClaimStatus.COMPLETED, lambda task: {"attempt": task.attempt + 1})
+    fields = change.fields(claim, T0, found)
+    assert fields["attempt"] == 5 and fields["claim"].status == ClaimStatus.COMPLETED
+
+
+def test_a_claim_made_from_the_task_as_found_draws_no_token_when_declined() -> None:
+    task = _task(None)
+    counter = _Counter(3)
+    assert acquisition(task, "bob", T0, 30, lambda found: None, None, counter) is None
+    write = acquisition(task, "bob", T0, 30, lambda found: {"attempt": 1}, None, counter)
+    assert write is not None and write.fields["attempt"] == 1
+    assert counter.draws == 1  # the declined try drew no token

@@ -16,7 +16,7 @@ import anyio
 from orchestrator.adapter import Usage
 from orchestrator.config.task import TaskConfig
 from orchestrator.errors import SecretInHistory
-from orchestrator.models import TaskState
+from orchestrator.models import PhaseRecord, TaskState
 from orchestrator.scheduler.attempts.lifecycle import Lifecycle, Stage
 from orchestrator.scheduler.candidates import group_lock_owner
 from orchestrator.worktrees.models import SessionWorktree
@@ -67,6 +67,9 @@ class Attempt:
     waiting_written: str = ""  # ... as last written into the task's metadata (``lander``)
     usage: Usage | None = None  # the attempt's usage, not yet added to the task's total
     note: str | None = None  # why the task's last attempt changed nothing (its build is told)
+    # The task's phase records as its claim found them: its workflow starts from them, with
+    # no read of its own (nobody else writes them while the claim is held).
+    phases: dict[str, PhaseRecord] | None = None
     feedback: str | None = None  # its pull request's feedback, which this build answers
     # Lands a vanished landing again from its kept branch (no CLI): made so by ``relander``.
     relanding: bool = False

@@ -29,7 +29,7 @@ from orchestrator.errors import WorkspaceError
 from orchestrator.events.merge import MergeForecastConflict, MergeResolveRound
 from orchestrator.events.tasks import TaskFailed, TaskWaitingForCheckout
 from orchestrator.merge.types import MergeResult, MergeStatus
-from orchestrator.models import ClaimStatus, TaskStatus, utcnow
+from orchestrator.models import ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.scheduler.attempts.attempt import (
     MAX_RESOLVE_ROUNDS,
@@ -40,7 +40,7 @@ from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.attempts.landing_log import LandingLog
 from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.part import AttemptParts
-from orchestrator.scheduler.attempts.writes import AttemptWrites
+from orchestrator.scheduler.attempts.writes import AttemptWrites, added_usage
 from orchestrator.scheduler.context import RunContext
 from orchestrator.task_meta import TaskMeta
 
@@ -161,17 +161,21 @@ class Lander:
                 "error": f"merge conflict in {paths}; branch {merged.branch} kept",
                 "finished_at": now,
             }
-        # After a merging write, the task as that write left it: while we hold the claim
-        # nobody else writes its metadata (renewals change only the claim).
-        written = attempt.written if attempt.merging_written else None
-        state = written or await self._run.services.store.get_task_state(attempt.key)
-        meta = TaskMeta.read(self._writes.with_usage(attempt, state.metadata if state else {}))
-        meta.retry.conflicts = list(merged.conflicts)
-        meta.landing.waiting = None
-        if merged.tip_contained and not pushed:  # a failed task keeps its worktree
-            meta.worktree.session = None
-        updates["metadata"] = meta.dump()
-        await self._writes.release(attempt, ClaimStatus.COMPLETED, updates)
+        # Its metadata made from the task as the store finds it under the claim's lock, in the
+        # release's own call (no read of its own); the usage taken now, so a write the store
+        # makes again never counts it twice.
+        usage, attempt.usage = attempt.usage, None
+        keep_worktree = not (merged.tip_contained and not pushed)  # a failed task keeps it
+
+        def ended(state: TaskState) -> dict[str, Any]:
+            meta = TaskMeta.read(added_usage(state.metadata, usage))
+            meta.retry.conflicts = list(merged.conflicts)
+            meta.landing.waiting = None
+            if not keep_worktree:
+                meta.worktree.session = None
+            return {**updates, "metadata": meta.dump()}
+
+        await self._writes.release(attempt, ClaimStatus.COMPLETED, ended)
         crash_point("merge.recorded")
         await self._writes.release_locks(attempt)
         if pushed:  # its worktree and branch stay, for the human who reviews what it pushed

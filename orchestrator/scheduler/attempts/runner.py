@@ -50,6 +50,7 @@ from orchestrator.coordination.session_tools import session_tools
 from orchestrator.errors import (
     CouncilError,
     LockError,
+    RecordNotFound,
     StoreUnavailable,
     WorkspaceError,
     needs_repair,
@@ -150,41 +151,51 @@ class AttemptRunner:
     async def _setup(self, attempt: Attempt) -> bool:
         services, task = self._run.services, attempt.task
         store = services.store
-        state = await store.get_task_state(task.id)
-        if state is None or self._run.stopping or state.status in TERMINAL_TASK_STATUSES:
-            return False  # ended meanwhile (cancelled by another process, say)
-        kept = TaskMeta.read(state.metadata).worktree.session
-        attempt.note = _retry_note(state)
-        await self._parts.starting(attempt, state)
-        session_id = str(kept or _new_session_id(task.id))
-        # The worktree's session id goes into the claim write, before the worktree exists: a
-        # crash after its creation still finds it (the next attempt reuses it), and no second
-        # write is needed once it is made. Its branch and path are written by the workflow's
-        # first phase record and by whatever write settles the attempt.
+        # The task is read and claimed in one store call (one worker-thread call, one
+        # transaction): the claim's updates are made from the task as the store finds it
+        # under the claim's lock, and none are made (no claim) when it ended meanwhile
+        # (cancelled by another process, say; in a team, run or ended by another
+        # workstation, whose view of the queue lags a little behind) or the run is stopping.
+        found: list[tuple[TaskState, str]] = []  # the task as found, the session id chosen
+
+        def updates(state: TaskState) -> dict[str, Any] | None:
+            if self._run.stopping or state.status in TERMINAL_TASK_STATUSES:
+                return None
+            kept = TaskMeta.read(state.metadata).worktree.session
+            # The worktree's session id goes into the claim write, before the worktree
+            # exists: a crash after its creation still finds it (the next attempt reuses it),
+            # and no second write is needed once it is made. Its branch and path are written
+            # by the workflow's first phase record and by whatever write settles the attempt.
+            session_id = str(kept or _new_session_id(task.id))
+            found.append((state, session_id))
+            return {
+                "status": TaskStatus.RUNNING,
+                "attempt": state.attempt + 1,
+                "adapter": attempt.adapter,
+                "started_at": state.started_at or utcnow(),
+                "current_phase": attempt.phase,
+                "metadata": _with_session(state, session_id),
+            }
+
         # Shielded with the claim's token taken: a kill landing just as the write returns
         # must still find the claim to give back uncounted (``run``'s ``finally``).
         with anyio.CancelScope(shield=True):
-            claim = await store.acquire_claim(
-                task.id,
-                self._run.holder,
-                services.config.scheduler.stale_threshold,
-                {
-                    "status": TaskStatus.RUNNING,
-                    "attempt": state.attempt + 1,
-                    "adapter": attempt.adapter,
-                    "started_at": state.started_at or utcnow(),
-                    "current_phase": attempt.phase,
-                    "metadata": _with_session(state, session_id),
-                },
-                # Only the task as read above: in a team another workstation may have run or
-                # ended it in between (its view of the queue lags a little behind).
-                expected_version=state.version,
-            )
+            try:
+                claim = await store.acquire_claim(
+                    task.id, self._run.holder, services.config.scheduler.stale_threshold, updates
+                )
+            except RecordNotFound:
+                return False  # gone meanwhile
             if claim is not None:
                 attempt.token = claim.token
-                attempt.number = state.attempt + 1
+                attempt.number = found[-1][0].attempt + 1
         if claim is None:
-            return False  # someone else holds it; the sweeper or its holder settles it
+            return False  # ended, stopping, or someone else holds it (the sweeper settles it)
+        state, session_id = found[-1]  # the task as claimed, before the claim's write
+        kept = TaskMeta.read(state.metadata).worktree.session
+        attempt.note = _retry_note(state)
+        attempt.phases = dict(state.phases)  # the claim wrote none of them
+        await self._parts.starting(attempt, state)
         attempt.renewed = time.monotonic()
         if state.attempt > 0 and await self._landed_before(attempt):
             return False
@@ -290,6 +301,7 @@ class AttemptRunner:
             on_files=self._files_reporter(attempt),
             fresh_head=attempt.session.base_commit if attempt.fresh_worktree else None,
             note=attempt.note,
+            phases=attempt.phases,
             feedback=attempt.feedback,
             spend=self._spend(),
             tools=self._tools(attempt),

@@ -8,9 +8,11 @@ cost) goes into the next write of the task exactly once (``with_usage``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from orchestrator.adapter import Usage
 from orchestrator.errors import CouncilError, StaleClaim, WorkspaceError
 from orchestrator.events.tasks import TaskCancelled, TaskRequeued
 from orchestrator.git.publish import publish_rescue
@@ -53,10 +55,25 @@ class AttemptWrites:
         attempt.written = state
         return state
 
-    async def release(self, attempt: Attempt, status: ClaimStatus, updates: dict[str, Any]) -> None:
-        """Release the attempt's claim as ``status``, writing ``updates`` with it."""
+    async def release(
+        self,
+        attempt: Attempt,
+        status: ClaimStatus,
+        updates: dict[str, Any] | Callable[[TaskState], dict[str, Any]],
+    ) -> None:
+        """Release the attempt's claim as ``status``, writing ``updates`` with it (or what they
+        make of the task as the store finds it under the claim's lock: no read of its own)."""
         attempt.move(Stage.RELEASING)
-        fields = {**self.where(attempt), **updates}
+        where = self.where(attempt)
+        fields: dict[str, Any] | Callable[[TaskState], dict[str, Any]]
+        if callable(updates):
+            made = updates
+
+            def fields(current: TaskState) -> dict[str, Any]:
+                return {**where, **made(current)}
+
+        else:
+            fields = {**where, **updates}
         try:
             await self._services.store.release_claim(attempt.key, attempt.token, status, fields)
         except StaleClaim:
@@ -156,12 +173,18 @@ class AttemptWrites:
         """``metadata`` with ``attempt.usage`` added to the task's total; the usage is then
         spent (the caller writes it), so it is never counted twice."""
         usage, attempt.usage = attempt.usage, None
-        if usage is None:
-            return dict(metadata)
-        meta = TaskMeta.read(metadata)
-        total = dict(meta.retry.usage or {})
-        for name, value in usage.model_dump().items():
-            if value is not None:
-                total[name] = (total.get(name) or 0) + value
-        meta.retry.usage = total
-        return meta.dump()
+        return added_usage(metadata, usage)
+
+
+def added_usage(metadata: dict[str, Any], usage: Usage | None) -> dict[str, Any]:
+    """``metadata`` with ``usage`` added to the task's total (pure: for a write the store may
+    make again, ``ReleaseUpdates``)."""
+    if usage is None:
+        return dict(metadata)
+    meta = TaskMeta.read(metadata)
+    total = dict(meta.retry.usage or {})
+    for name, value in usage.model_dump().items():
+        if value is not None:
+            total[name] = (total.get(name) or 0) + value
+    meta.retry.usage = total
+    return meta.dump()

@@ -16,7 +16,9 @@ from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.claim_rules import (
+    ClaimUpdates,
     FencedChange,
+    ReleaseUpdates,
     acquisition,
     check_fence,
     check_task_id,
@@ -43,7 +45,7 @@ class FileClaims:
         task_id: str,
         holder: str,
         lease_seconds: float,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ClaimUpdates | None = None,
         *,
         expected_version: int | None = None,
     ) -> Claim | None:
@@ -96,7 +98,7 @@ class FileClaims:
         task_id: str,
         token: int,
         status: ClaimStatus = ClaimStatus.COMPLETED,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ReleaseUpdates | None = None,
     ) -> TaskState:
         return await self._claim_write(task_id, token, release(status, updates))
 
@@ -107,7 +109,7 @@ class FileClaims:
         def run(events: list[Event]) -> TaskState:
             current = existing_task(task_id, load_or_recover(core.tasks, task_id, events))
             claim = check_fence(task_id, current, token)
-            fields = change.fields(claim, utcnow())
+            fields = change.fields(claim, utcnow(), current)
             new = core.write_merged(core.tasks, task_id, current, fields, {}, events)
             events.append(change.event(new))
             return new

@@ -30,6 +30,7 @@ from orchestrator.models import (
     utcnow,
 )
 from orchestrator.state.changes import ChangeStream, RecordRef
+from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
 from orchestrator.state.file.fsops import FileOperations
@@ -146,7 +147,7 @@ class FileStateStore:
         task_id: str,
         holder: str,
         lease_seconds: float,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ClaimUpdates | None = None,
         *,
         expected_version: int | None = None,
     ) -> Claim | None:
@@ -162,7 +163,7 @@ class FileStateStore:
         task_id: str,
         token: int,
         status: ClaimStatus = ClaimStatus.COMPLETED,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ReleaseUpdates | None = None,
     ) -> TaskState:
         return await self._claims.release_claim(task_id, token, status, updates)
 

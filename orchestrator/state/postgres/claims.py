@@ -19,7 +19,9 @@ from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.claim_rules import (
+    ClaimUpdates,
     FencedChange,
+    ReleaseUpdates,
     acquisition,
     check_fence,
     check_task_id,
@@ -44,7 +46,7 @@ class PgClaims:
         task_id: str,
         holder: str,
         lease_seconds: float,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ClaimUpdates | None = None,
         *,
         expected_version: int | None = None,
     ) -> Claim | None:
@@ -96,7 +98,7 @@ class PgClaims:
         task_id: str,
         token: int,
         status: ClaimStatus = ClaimStatus.COMPLETED,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ReleaseUpdates | None = None,
     ) -> TaskState:
         return await self._claim_write(task_id, token, release(status, updates))
 
@@ -107,7 +109,7 @@ class PgClaims:
             current = existing_task(task_id, await locked_task(conn, task_id))
             claim = check_fence(task_id, current, token)
             now = await self._core.now(conn)
-            fields = change.fields(claim, now)
+            fields = change.fields(claim, now, current)
             new = await write_task(
                 conn, task_id, current, fields, now, events, rules=self._core.validators
             )

@@ -43,6 +43,7 @@ from orchestrator.models import (
     TaskState,
 )
 from orchestrator.state.changes import ChangeStream, RecordRef
+from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.postgres.claims import PgClaims
@@ -163,7 +164,7 @@ class PostgresStateStore:
         task_id: str,
         holder: str,
         lease_seconds: float,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ClaimUpdates | None = None,
         *,
         expected_version: int | None = None,
     ) -> Claim | None:
@@ -181,7 +182,7 @@ class PostgresStateStore:
         task_id: str,
         token: int,
         status: ClaimStatus = ClaimStatus.COMPLETED,
-        updates: Mapping[str, Any] | None = None,
+        updates: Mapping[str, Any] | ReleaseUpdates | None = None,
     ) -> TaskState:
         return await self._call(lambda: self._claims.release_claim(task_id, token, status, updates))
 

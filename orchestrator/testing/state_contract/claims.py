@@ -5,7 +5,7 @@ release only with a final status. A mixin of ``StateStoreContract``."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -16,6 +16,7 @@ from orchestrator.errors import (
 )
 from orchestrator.models import (
     ClaimStatus,
+    TaskState,
     TaskStatus,
     utcnow,
 )
@@ -66,6 +67,64 @@ class ClaimsContract:
         assert task is not None and task.status == TaskStatus.DONE
         fresh = await store.acquire_claim("t1", "worker-a", 60, expected_version=task.version)
         assert fresh is not None and fresh.holder == "worker-a"
+
+    async def test_a_claim_made_from_the_task_as_found_is_one_step(self, store: StateStore) -> None:
+        # The caller's read and its claim in one store call: its updates are made from the
+        # task as the store finds it; None claims nothing and writes nothing.
+        await store.create_session({}, ["t1"], session_id="s1")
+        await store.update_task_state("t1", {"attempt": 2})
+        before = await store.get_task_state("t1")
+        assert before is not None
+        seen: list[TaskState] = []
+
+        def refuse(task: TaskState) -> dict[str, Any] | None:
+            seen.append(task)
+            return None
+
+        assert await store.acquire_claim("t1", "worker-a", 60, refuse) is None
+        assert [t.version for t in seen] == [before.version]
+        unchanged = await store.get_task_state("t1")
+        assert unchanged is not None and unchanged.version == before.version
+        assert unchanged.claim is None
+
+        def run(task: TaskState) -> dict[str, Any] | None:
+            seen.append(task)
+            return {"status": TaskStatus.RUNNING, "attempt": task.attempt + 1}
+
+        claim = await store.acquire_claim("t1", "worker-a", 60, run)
+        assert claim is not None and claim.holder == "worker-a"
+        task = await store.get_task_state("t1")
+        assert task is not None and task.attempt == 3 and task.status == TaskStatus.RUNNING
+        assert task.claim == claim and seen[-1].version == before.version
+        # A live claim of another holder: refused before the caller is asked.
+        asked = len(seen)
+        assert await store.acquire_claim("t1", "worker-b", 60, run) is None
+        assert len(seen) == asked
+        with pytest.raises(RecordNotFound):
+            await store.acquire_claim("nope", "worker-a", 60, run)
+
+    async def test_a_release_made_from_the_task_as_found_is_one_step(
+        self, store: StateStore
+    ) -> None:
+        # The holder's last write made from the task as the store finds it under the lock.
+        await store.create_session({}, ["t1"], session_id="s1")
+        claim = await store.acquire_claim("t1", "worker-a", 60, {"metadata": {"kept": 1}})
+        assert claim is not None
+        await store.update_task_state("t1", {"metadata": {"kept": 1, "new": 2}})
+        seen: list[dict[str, Any]] = []
+
+        def done(task: TaskState) -> dict[str, Any]:
+            seen.append(dict(task.metadata))
+            return {"status": TaskStatus.DONE, "metadata": {**task.metadata, "end": 3}}
+
+        released = await store.release_claim("t1", claim.token, ClaimStatus.COMPLETED, done)
+        assert seen == [{"kept": 1, "new": 2}]  # the task as it was just before
+        assert released.status == TaskStatus.DONE
+        assert released.metadata == {"kept": 1, "new": 2, "end": 3}
+        assert released.claim is not None and released.claim.status == ClaimStatus.COMPLETED
+        with pytest.raises(StaleClaim):  # a token that is not live is refused, unasked
+            await store.release_claim("t1", claim.token, ClaimStatus.COMPLETED, done)
+        assert len(seen) == 1
 
     async def test_a_holder_claiming_again_keeps_its_claim(self, store: StateStore) -> None:
         # Its first claim may have been committed while the answer was lost: claiming again

@@ -49,6 +49,7 @@ event loop's thread, between awaits: no lock is needed.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class Window:
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
     confined: bool = False  # its CLI runs in a sandbox: it writes only its reach (module doc)
+    looked: bool = False  # its admin directory, lock and ready mark read (``admin`` and on)
 
     @property
     def name(self) -> str:
@@ -125,16 +127,23 @@ class Ledger:
     def __init__(self) -> None:
         self._windows: dict[int, Window] = {}
         self._owed: defaultdict[int, list[tuple[str, bool]]] = defaultdict(list)
+        # Held by every change of ``_windows`` (on the event loop) and by ``overlapping``, which
+        # a check reads in its worker thread too (``TamperGuard.finish``): never for longer
+        # than a pass over the windows.
+        self._guard = threading.Lock()
 
     def open(self, window: Window) -> None:
-        self._windows[window.serial] = window
+        with self._guard:
+            self._windows[window.serial] = window
 
     def live(self) -> list[Window]:
         return [w for w in self._windows.values() if w.ended is None]
 
     def overlapping(self, window: Window) -> list[Window]:
-        """The windows open at some moment of ``window`` (itself included)."""
-        return [w for w in self._windows.values() if w.ended is None or w.ended >= window.started]
+        """The windows open at some moment of ``window`` (itself included); from any thread."""
+        with self._guard:
+            windows = list(self._windows.values())
+        return [w for w in windows if w.ended is None or w.ended >= window.started]
 
     def own_refs(self, window: Window) -> set[str]:
         """The branches of the sessions whose windows overlapped ``window``: theirs to move."""
@@ -208,7 +217,8 @@ class Ledger:
         have made are returned, to be said (nobody is blamed)."""
         noted = []
         for finding in findings:
-            suspects = [w for w in self.live() if w.could(finding)]
+            # A window whose watch has not looked yet: its CLI has not started.
+            suspects = [w for w in self.live() if w.looked and w.could(finding)]
             if not suspects:
                 noted.append(f"{finding.what} ({OUTSIDE})")
             self._owe(finding.what, suspects)
@@ -229,9 +239,10 @@ class Ledger:
         self._owed.pop(window.serial, None)
         live = self.live()
         oldest = min((w.started for w in live), default=None)
-        for serial, other in list(self._windows.items()):
-            if other.ended is not None and (oldest is None or other.ended < oldest):
-                del self._windows[serial]
+        with self._guard:
+            for serial, other in list(self._windows.items()):
+                if other.ended is not None and (oldest is None or other.ended < oldest):
+                    del self._windows[serial]
 
 
 def _untraceable(what: str, suspects: list[Window]) -> str:

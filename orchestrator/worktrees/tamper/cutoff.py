@@ -65,7 +65,8 @@ class CutOff:
             reason = lock_reason(session.session_id, session.cli, session.task_id)
             owners[session.path] = (f"refs/heads/{session.branch}", reason, session.session_id)
         for window in self._ledger.live():  # as they were at its watch, when known
-            owners[window.worktree] = (window.own, window.lock, window.ready)
+            if window.looked:
+                owners[window.worktree] = (window.own, window.lock, window.ready)
         return owners
 
     def cut(self, owners: dict[Path, Owner]) -> list[Path]:
@@ -84,7 +85,7 @@ class CutOff:
         (``worktrees.stranded``): who did it cannot be told from what is left, but only its
         own session's CLI reaches that directory under a sandbox (``within``)."""
         found = []
-        live = {w.worktree: w.serial for w in self._ledger.live()}
+        live = {w.worktree: w.serial for w in self._ledger.live() if w.looked}
         for path in cut:
             own, lock, ready = owners[path]
             what = f"{self._show(path)}: its git admin directory was deleted"

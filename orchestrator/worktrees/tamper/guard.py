@@ -102,6 +102,12 @@ RECHECKED = "rechecked"  # the outcome kind of an attempt a retryable ``Tamperin
 
 log = logging.getLogger(__name__)
 
+# A watch's looks before a session: git's setup files, ``.council/worktrees/``'s entries, the
+# shared refs, the reflogs of the session's task (``TamperGuard._snapshot``).
+Snapshot = tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None, dict[str, bytes]]
+# A confined session's check after its CLI: the refs' findings, the new entries.
+Looked = tuple[list["Finding"], list[str]]
+
 
 @dataclass(frozen=True)
 class Tampering:
@@ -183,32 +189,31 @@ class TamperGuard:
         not read before and after this CLI (other sessions' windows still read it for
         theirs)."""
         started = time.monotonic()
-        # A checkout cut off from git since the last check is given back before this
-        # session starts; the sessions running now are the ones that could have done it.
-        # One worker-thread call looks for them and, when there is none (the usual case),
-        # reads this worktree's admin directory too.
-        owners = self._cutoff.owners()
-        cut, looked = await anyio.to_thread.run_sync(
-            self._cutoff.cut_then, owners, lambda: admin_of(worktree)
-        )
-        found = await self._cutoff.restore(cut, owners)
-        for finding in found:
-            log.warning("before a session in %s: %s", self._show(worktree), finding.what)
-        for line in self._ledger.notice(found):
-            log.warning("before a session in %s: %s", self._show(worktree), line)
         serial = next(self._serials)
         own = f"refs/heads/{branch}" if branch else head_branch(worktree)
-        if looked is None:  # a checkout was given back: read it again, after
-            looked = await anyio.to_thread.run_sync(admin_of, worktree)
-        admin, lock, ready = looked
-        window = Window(serial, worktree, admin, own, lock, ready, started, confined=confined)
+        # A checkout cut off from git since the last check is given back before this session
+        # starts; the sessions running now are the ones that could have done it. One
+        # worker-thread call looks for them and, when there is none (the usual case), reads
+        # this worktree's admin directory and takes the snapshot too.
+        owners = self._cutoff.owners()
+        window = Window(serial, worktree, None, own, None, None, started, confined=confined)
         # Open before the snapshot: a check ending meanwhile counts this session among those
-        # that ran beside it.
+        # that ran beside it. Its admin directory is filled in by the call that reads it
+        # (until then ``looked`` is False, and no other check takes its lock or mark).
         self._ledger.open(window)
         try:
-            files, entries, refs, logs = await anyio.to_thread.run_sync(
-                self._snapshot, worktree, window.task
+            cut, snapshot = await anyio.to_thread.run_sync(
+                self._cutoff.cut_then, owners, lambda: self._look_then_snapshot(window)
             )
+            if snapshot is None:  # a checkout was given back: this window has not looked
+                # yet, so nothing found here is its doing (``Ledger.notice``)
+                found = await self._cutoff.restore(cut, owners)
+                for finding in found:
+                    log.warning("before a session in %s: %s", self._show(worktree), finding.what)
+                for line in self._ledger.notice(found):
+                    log.warning("before a session in %s: %s", self._show(worktree), line)
+                snapshot = await anyio.to_thread.run_sync(self._look_then_snapshot, window)
+            files, entries, refs, logs = snapshot
             listed = None if confined else await self._status.read()
         except BaseException:
             self._ledger.close(window)
@@ -235,24 +240,31 @@ class TamperGuard:
             # else touches them. The three looks in one worker-thread call.
             kept = self._cutoff.owners()
 
-            def setup_then_cut() -> tuple[list[Finding], list[Path]]:
+            def setup_then_cut() -> tuple[list[Finding], list[Path], Looked | None]:
                 seal.check(watch.worktree)
                 undone = self._undo_setup(watch, others)
-                return undone, self._cutoff.cut(kept)
+                cut = self._cutoff.cut(kept)
+                if cut or not watch.confined:
+                    return undone, cut, None
+                # Nothing cut and no status to read between (a confined session): the refs
+                # and entries in the same worker-thread call, the windows read here as the
+                # event loop would read them now (``Ledger.overlapping``).
+                return undone, cut, self._refs_then_entries(watch, *self._overlap(window))
 
-            found, cut = await anyio.to_thread.run_sync(setup_then_cut)
+            found, cut, looked = await anyio.to_thread.run_sync(setup_then_cut)
             found += await self._cutoff.restore(cut, kept)
             # Then the base's checkouts (before the refs: a base put back under a checkout
             # still holding it would turn its files into reversed changes), then the refs.
-            overlapping = self._ledger.overlapping(window)
-            owners = {w.own: w.serial for w in overlapping if w.own}
-            admins = [(w.admin, w.serial) for w in overlapping if w.admin is not None]
-            if watch.confined:  # no status between the two looks: one worker-thread call
+            if looked is not None:
+                refs_found, moved = looked
+                found += refs_found
+            elif watch.confined:  # no status between the two looks: one worker-thread call
                 refs_found, moved = await anyio.to_thread.run_sync(
-                    self._refs_then_entries, watch, owners, admins
+                    self._refs_then_entries, watch, *self._overlap(window)
                 )
                 found += refs_found
             else:
+                owners, admins = self._overlap(window)
                 found += await anyio.to_thread.run_sync(self._undo_refs, watch, owners, admins)
                 listed = await self._status.read()
                 moved = checkout_changes(watch.listed, listed)
@@ -268,6 +280,16 @@ class TamperGuard:
         if not verdict.blocked and not verdict.rechecked:
             return None
         return Tampering(verdict.blocked + verdict.rechecked, retryable=not verdict.blocked)
+
+    def _look_then_snapshot(self, window: Window) -> Snapshot:
+        """Read the window's admin directory into it (its lock reason and ready mark first:
+        a reader that sees the directory sees them), then take its session's snapshot
+        (blocking)."""
+        admin, lock, ready = admin_of(window.worktree)
+        window.lock, window.ready = lock, ready
+        window.admin = admin
+        window.looked = True  # last: a reader that sees it sees the three above
+        return self._snapshot(window.worktree, window.task)
 
     def _sealed(self, window: Window) -> list[Finding]:
         """What the run's seal put back before a git command (``orchestrator.git.seal``) since
@@ -298,9 +320,7 @@ class TamperGuard:
 
     # --- the pieces; all but git status run in a worker thread ---------------------------
 
-    def _snapshot(
-        self, worktree: Path, task: str | None
-    ) -> tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None, dict[str, bytes]]:
+    def _snapshot(self, worktree: Path, task: str | None) -> Snapshot:
         """A watch's looks in one worker-thread call: git's setup, ``.council/worktrees/``'s
         entries, the shared refs (None: the guard watches none), then the reflogs of the
         session's task (``reflogs``)."""
@@ -323,6 +343,14 @@ class TamperGuard:
         return undo_setup(
             self.common_dir, paths, watch.files, own, watch.serial, beside, _stamp(), self._show
         )
+
+    def _overlap(self, window: Window) -> tuple[dict[str, int], list[tuple[Path, int]]]:
+        """The own branches and admin directories of the sessions whose windows overlap
+        ``window``: theirs to move and to hold a checkout of the base (any thread)."""
+        overlapping = self._ledger.overlapping(window)
+        owners = {w.own: w.serial for w in overlapping if w.own}
+        admins = [(w.admin, w.serial) for w in overlapping if w.admin is not None]
+        return owners, admins
 
     def _refs_then_entries(
         self, watch: Watch, owners: dict[str, int], admins: list[tuple[Path, int]]

@@ -1,0 +1,138 @@
+"""The metadata lock's one-call path (issue 51): a worktree's making tries the lock and registers
+the worktree in one worker-thread call while no other process holds the lock, then checks it out
+and marks it ready in a second; a holder is waited for as before, in line in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from orchestrator import filelock
+from orchestrator.state import FileStateStore
+from orchestrator.worktrees import making
+from orchestrator.worktrees.layout import MetaLock
+from orchestrator.worktrees.manager import WorktreeManager
+from tests.support.worktree_helpers import git, make_repo
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    hopped: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hopped.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    return hopped
+
+
+async def test_a_worktree_is_made_in_five_hops_and_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    async with FileStateStore.for_repo(repo) as store:
+        manager = WorktreeManager(repo, store=store)
+        await manager.create_session_worktree("s0", "claude", "warm")  # the layout, once
+        hopped = _counting(monkeypatch)
+        session = await manager.create_session_worktree("s1", "claude", "fix-login")
+        # the fork, its record, the lock + registration, the checkout + ready mark, the seal
+        assert len(hopped) == 5, hopped
+        assert making._mark_ready not in hopped
+        assert filelock._try not in hopped  # the lock's try rode with the registration
+        assert git(session.path, "status", "--porcelain") == ""
+        admin = Path(git(session.path, "rev-parse", "--absolute-git-dir"))
+        assert (admin / "index").exists() and (admin / making._READY).is_file()
+        assert (admin / "locked").is_file()  # registered locked, as before
+        # removed through the same one-call path, and the metadata lock is free after
+        gone = await manager.remove_session_worktree(session, force=True)
+        assert gone.worktree_removed
+
+
+async def test_a_held_lock_is_waited_for_and_the_steps_run_under_it(tmp_path: Path) -> None:
+    path = tmp_path / "meta.lock"
+    meta = MetaLock(path, timeout=10.0, root=tmp_path)
+    held = filelock.try_acquire(path, root=tmp_path)  # another holder (another process, say)
+    assert held is not None
+    seen: list[str] = []
+
+    def steps() -> int:
+        # under the lock: nobody else can take it now
+        seen.append("steps" if filelock.try_acquire(path, root=tmp_path) is None else "free")
+        return 7
+
+    async with anyio.create_task_group() as group:
+
+        async def release_soon() -> None:
+            await anyio.sleep(0.05)
+            seen.append("released")
+            held.release()
+
+        group.start_soon(release_soon)
+        assert await meta.run(steps) == 7
+    assert seen == ["released", "steps"]
+    again = filelock.try_acquire(path, root=tmp_path)
+    assert again is not None  # given back
+    again.release()
+
+
+async def test_steps_that_fail_release_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "meta.lock"
+    meta = MetaLock(path, timeout=10.0, root=tmp_path)
+
+    def steps() -> None:
+        raise RuntimeError("git refused")
+
+    with pytest.raises(RuntimeError, match="git refused"):
+        await meta.run(steps)
+    again = filelock.try_acquire(path, root=tmp_path)
+    assert again is not None  # given back
+    again.release()
+
+
+async def test_a_holder_of_this_process_is_waited_for_in_line(tmp_path: Path) -> None:
+    path = tmp_path / "meta.lock"
+    meta = MetaLock(path, timeout=10.0, root=tmp_path)
+    order: list[str] = []
+    hops: list[object] = []
+    async with anyio.create_task_group() as group:
+
+        async def holder() -> None:
+            async with meta.hold():
+                order.append("hold")
+                await anyio.sleep(0.05)
+                order.append("let go")
+
+        group.start_soon(holder)
+        await anyio.sleep(0.01)
+        real = anyio.to_thread.run_sync
+
+        async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            hops.append(fn)
+            return await real(fn, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(anyio.to_thread, "run_sync", counted)
+            await meta.run(lambda: order.append("steps"))
+    assert order == ["hold", "let go", "steps"]
+    assert len(hops) == 1  # waited in line without a worker-thread try, then one call
+
+
+async def test_a_lock_held_past_its_timeout_is_a_clear_error(tmp_path: Path) -> None:
+    from orchestrator.errors import LockTimeout
+
+    path = tmp_path / "meta.lock"
+    meta = MetaLock(path, timeout=0.05, root=tmp_path)
+    held = filelock.try_acquire(path, root=tmp_path)
+    assert held is not None
+    ran: list[str] = []
+    try:
+        with pytest.raises(LockTimeout, match=r"meta\.lock"):
+            await meta.run(lambda: ran.append("steps"))
+    finally:
+        held.release()
+    assert ran == []
