@@ -23,6 +23,7 @@ from orchestrator.merge import cars as cars_module
 from orchestrator.merge.queue import MergeQueue, MergeStatus
 from orchestrator.merge.types import ConflictForecast
 from orchestrator.state import FileStateStore
+from tests.support.hops import count_hops
 from tests.support.merge_repo import (
     all_refs,
     commit_on,
@@ -337,14 +338,7 @@ async def test_many_forecasts_are_one_worker_thread_call_each_with_its_answer(
     commit_on(repo, "b", {"shared.txt": edit_line(2, "b")})
     commit_on(repo, "c", {"c.txt": "c\n"})
     queue = MergeQueue(repo, "main")
-    hops: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    hops = count_hops(monkeypatch)
     found = await queue.forecast_many(
         [("a", "b", None), ("nope", "b", None), ("idle", "b", base), ("c", "b", base)]
     )

@@ -18,6 +18,7 @@ from orchestrator.runner.cli_run import run_cli
 from orchestrator.runner.cli_runs import CliRunBook, recorded_clis
 from orchestrator.state import FileStateStore
 from orchestrator.testing.fake_cli import FakeAdapter, FakeCli
+from tests.support.hops import count_hops
 
 
 async def test_a_cli_run_takes_no_hop_for_a_step_that_can_ride_with_another(
@@ -73,14 +74,7 @@ async def test_a_confined_clis_home_is_made_in_the_call_that_builds_its_sandbox(
     adapter = CommandAdapter({"binary": "sh", "args": ["-c", 'echo {prompt}; echo "$HOME"']})
     request = AdapterRequest(prompt="hello", workdir=worktree, home=home, task_id="t1")
     sandbox = cli_run.Sandbox(SandboxSettings("bubblewrap", binary, reason=reason), reach)
-    hopped: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hopped.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    hopped = count_hops(monkeypatch)
     run = await run_cli(adapter, request, log_dir=tmp_path / "logs", sandbox=sandbox)
     assert run.ok, run.outcome
     assert env.prepare_home not in hopped and cli_run.prepare_home not in hopped

@@ -9,13 +9,13 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
 
 from orchestrator.sandbox import network
+from tests.support.hops import count_hops
 
 
 @pytest.fixture
@@ -31,14 +31,7 @@ def pipe() -> Iterator[tuple[int, int]]:
 
 @pytest.fixture
 def hops(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    hopped: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hopped.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    hopped = count_hops(monkeypatch)
     return hopped
 
 

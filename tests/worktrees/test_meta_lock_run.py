@@ -16,32 +16,22 @@ from orchestrator.state import FileStateStore
 from orchestrator.worktrees import making
 from orchestrator.worktrees.layout import MetaLock
 from orchestrator.worktrees.manager import WorktreeManager
+from tests.support.hops import count_hops
 from tests.support.worktree_helpers import git, make_repo
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    hopped: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hopped.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
-    return hopped
-
-
-async def test_a_worktree_is_made_in_five_hops_and_is_whole(
+async def test_a_worktree_is_made_in_four_hops_and_is_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_repo(tmp_path / "repo")
     async with FileStateStore.for_repo(repo) as store:
         manager = WorktreeManager(repo, store=store)
         await manager.create_session_worktree("s0", "claude", "warm")  # the layout, once
-        hopped = _counting(monkeypatch)
+        hopped = count_hops(monkeypatch)
         session = await manager.create_session_worktree("s1", "claude", "fix-login")
-        # the fork, its record, the lock + registration, the checkout + ready mark, the seal
-        assert len(hopped) == 5, hopped
+        # the fork, its record, the lock + registration with its checkout (``worktree add``)
+        # + the index taken + ready mark, the seal
+        assert len(hopped) == 4, hopped
         assert making._mark_ready not in hopped
         assert filelock._try not in hopped  # the lock's try rode with the registration
         assert git(session.path, "status", "--porcelain") == ""

@@ -6,13 +6,12 @@ found before its watch has looked, nor a source of another check's lock or ready
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import anyio.to_thread
 import pytest
 
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.tamper.blame import OUTSIDE, Finding, Ledger, Window
+from tests.support.hops import count_hops
 from tests.support.merge_repo import git
 from tests.support.scheduler_helpers import new_repo
 
@@ -24,14 +23,7 @@ async def test_a_confined_watch_is_one_hop_and_knows_its_admin_directory(
     manager = WorktreeManager(repo, base_branch="main")
     one = await manager.create_session_worktree("one", "cli", "t1")
     guard = await manager.tamper_guard()
-    hopped: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hopped.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    hopped = count_hops(monkeypatch)
     watch = await guard.watch(one.path, one.branch, confined=True)
     assert len(hopped) == 1
     window = watch.window

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -19,6 +18,7 @@ from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import NAMESPACE, WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings
 from tests.support.git_trace import git_processes, started_here, traced
+from tests.support.hops import count_hops
 from tests.support.worktree_helpers import (
     branches,
     commit_on_main,
@@ -54,14 +54,7 @@ async def test_a_checkout_and_its_index_taken_in_are_one_worker_thread_call(
 ) -> None:
     from orchestrator.worktrees import ops
 
-    hopped: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hopped.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    hopped = count_hops(monkeypatch)
     session = await manager.create_session_worktree("s1", "claude", "fix-login")
     assert ops._adopt_index not in hopped  # rode with the checkout (``worktree add``)
     assert git(session.path, "status", "--porcelain") == ""  # checked out, its index git's
@@ -363,14 +356,7 @@ async def test_a_merged_removal_looks_for_a_stranded_checkout_with_its_tip_in_on
     write(session.path, {"s1.txt": "work\n"})
     await manager.commit_in_worktree(session, "work")
     git(repo, "merge", "-q", "--ff-only", session.branch)
-    hopped: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hopped.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    hopped = count_hops(monkeypatch)
     gone = await manager.remove_session_worktree(session)
     assert gone.merged and gone.branch_deleted and gone.worktree_removed
     assert stranded.stranded_admin not in hopped  # looked at with the merged tip
