@@ -49,6 +49,7 @@ from orchestrator.models import (
 from orchestrator.state.file.checkpoints import CheckpointFiles
 from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.intents import Intent, IntentEntry, IntentLog, replay, writer_alive
+from orchestrator.state.file.lockfree import load_or_recover, peek, read_present
 from orchestrator.state.file.log.event_log import DEFAULT_ROTATE_BYTES, EventLog
 from orchestrator.state.file.record_files.codec import RecordDamaged
 from orchestrator.state.file.record_files.layout import BATCHES, INTENTS, RECORDS, subdirectories
@@ -64,8 +65,6 @@ T = TypeVar("T")
 
 _MIN_BACKOFF = 0.0005  # seconds between tries of a lock someone else holds, doubling
 _MAX_BACKOFF = 0.05
-_KEPT_FROM_READS = 32  # a ``read_many`` of more records keeps none of their bytes
-_LISTED_FROM = 512  # a ``read_many`` of this many keys lists the directory, not a stat each
 
 
 class _Busy:
@@ -310,27 +309,7 @@ class FileCore:
         def read_all() -> list[tuple[str, M | None, bool]] | _Busy:
             if self._unsettled(kind, None):
                 return _UNSETTLED
-            # Many keys: one listing of the kind's directory, not a stat per key (``peek``'s
-            # look): a session of 10,000 tasks, most not recorded yet, is read twice when it
-            # stops. A few keys (a tick's): a stat each, not a listing of 10,000 names.
-            listing = keys is None or len(keys) >= _LISTED_FROM
-            present = kind.names() if listing else None
-            wanted = sorted(present or ()) if keys is None else keys
-            # Many records' bytes are not kept: they would push out those of the records in use.
-            remember = len(wanted) <= _KEPT_FROM_READS
-            found: list[tuple[str, M | None, bool]] = []
-            for key in wanted:
-                try:
-                    if present is None:
-                        found.append((key, peek(kind, key), False))
-                    elif key in present:
-                        found.append((key, kind.load(key, remember=remember), False))
-                    else:
-                        check_id(key, f"{kind.name} id")  # as ``load`` checks a present one
-                        found.append((key, None, False))
-                except RecordDamaged:
-                    found.append((key, None, True))
-            return found
+            return read_present(kind, keys)
 
         while isinstance(listed := await anyio.to_thread.run_sync(read_all), _Busy):
             await self.settle(kind, None)
@@ -519,23 +498,3 @@ class FileCore:
     async def delete(self, kind: RecordKind[Any], key: str) -> None:
         """Remove a record with its history and lock file."""
         await self.locked_call(kind, key, lambda _: kind.delete(key), unlink=lambda _: True)
-
-
-def peek(kind: RecordKind[M], key: str) -> M | None:
-    """Read a record without its lock (blocking; RecordDamaged if it is damaged). The same
-    read without the store, for a process that has none open, is ``peek_read``.
-
-    Every file is replaced atomically, so a lock-free read sees one whole version: the one
-    current when it opened the file. A recovery or deletion under way shows as damage (the
-    current file missing while history exists), which sends the reader to the locked path.
-    """
-    if not kind.dir_for(key).exists():
-        return None
-    return kind.load(key)
-
-
-def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | None:
-    record, recovery = kind.load_or_recover(key)
-    if recovery is not None:
-        events.append(recovery.event())
-    return record

@@ -1,0 +1,71 @@
+"""The file store's reads without a record's lock (blocking): ``peek`` one record, ``read_present``
+many, and ``load_or_recover`` (the locked path's own read, under the lock its caller holds).
+
+Every record file is replaced atomically, so a lock-free read sees one whole version; a record
+that reads as damaged goes to the locked path (``FileCore.recover``). ``FileCore`` calls these in
+its worker-thread calls, after its own check that no transaction cut short touches the kind.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from orchestrator.events import Event
+from orchestrator.ids import check_id
+from orchestrator.state.file.record_files.codec import RecordDamaged
+from orchestrator.state.file.record_files.records import RecordKind
+
+__all__ = ["KEPT_FROM_READS", "LISTED_FROM", "load_or_recover", "peek", "read_present"]
+
+M = TypeVar("M", bound=BaseModel)
+
+KEPT_FROM_READS = 32  # a ``read_present`` of more records keeps none of their bytes
+LISTED_FROM = 512  # a ``read_present`` of this many keys lists the directory, not a stat each
+
+
+def read_present(kind: RecordKind[M], keys: list[str] | None) -> list[tuple[str, M | None, bool]]:
+    """Each of ``keys`` (None: every record of the kind) with its record (None: there is none)
+    and whether it read as damaged (its record then None: the locked path's to read)."""
+    # Many keys: one listing of the kind's directory, not a stat per key (``peek``'s look): a
+    # session of 10,000 tasks, most not recorded yet, is read twice when it stops. A few keys
+    # (a tick's): a stat each, not a listing of 10,000 names.
+    listing = keys is None or len(keys) >= LISTED_FROM
+    present = kind.names() if listing else None
+    wanted = sorted(present or ()) if keys is None else keys
+    # Many records' bytes are not kept: they would push out those of the records in use.
+    remember = len(wanted) <= KEPT_FROM_READS
+    found: list[tuple[str, M | None, bool]] = []
+    for key in wanted:
+        try:
+            if present is None:
+                found.append((key, peek(kind, key), False))
+            elif key in present:
+                found.append((key, kind.load(key, remember=remember), False))
+            else:
+                check_id(key, f"{kind.name} id")  # as ``load`` checks a present one
+                found.append((key, None, False))
+        except RecordDamaged:
+            found.append((key, None, True))
+    return found
+
+
+def peek(kind: RecordKind[M], key: str) -> M | None:
+    """Read a record without its lock (blocking; RecordDamaged if it is damaged). The same
+    read without the store, for a process that has none open, is ``peek_read``.
+
+    Every file is replaced atomically, so a lock-free read sees one whole version: the one
+    current when it opened the file. A recovery or deletion under way shows as damage (the
+    current file missing while history exists), which sends the reader to the locked path.
+    """
+    if not kind.dir_for(key).exists():
+        return None
+    return kind.load(key)
+
+
+def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | None:
+    record, recovery = kind.load_or_recover(key)
+    if recovery is not None:
+        events.append(recovery.event())
+    return record
