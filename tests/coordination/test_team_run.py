@@ -15,6 +15,7 @@ import pytest
 
 from orchestrator.safety.crashpoints import ENV as ENV_AT
 from orchestrator.safety.crashpoints import SIGNAL_ENV
+from tests.support.council_process import paused
 from tests.support.team_helpers import Team, team_task, wait_for
 
 pytestmark = pytest.mark.postgres
@@ -335,15 +336,6 @@ def test_six_workstations_again_on_a_run_that_landed_all_end(pg_dsn: str, tmp_pa
     assert not team.events("task.record_recreated")
 
 
-def _paused(pid: int) -> bool:
-    """The process is paused (SIGSTOP: state ``T`` in ``/proc/<pid>/stat``)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] == "T"
-
-
 def test_a_workstation_joining_before_the_tasks_are_recorded_records_them(
     pg_dsn: str, tmp_path: Path
 ) -> None:
@@ -356,9 +348,9 @@ def test_a_workstation_joining_before_the_tasks_are_recorded_records_them(
     for name in ("a", "b"):
         team.workstation(name, [team_task(n) for n in range(1, 5)], sessions=2)
     try:
-        paused = {ENV_AT: "start.session_recorded", SIGNAL_ENV: "SIGSTOP"}
-        first = team.start("a", env=paused)
-        wait_for(lambda: _paused(first.pid), "workstation a paused before recording", 60)
+        pausing = {ENV_AT: "start.session_recorded", SIGNAL_ENV: "SIGSTOP"}
+        first = team.start("a", env=pausing)
+        wait_for(lambda: paused(first.pid), "workstation a paused before recording", 60)
         team.start("b")
         code_b, report_b, err_b = team.finish("b", timeout=90)
         team.signal("a", signal.SIGCONT)

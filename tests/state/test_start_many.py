@@ -34,7 +34,7 @@ from orchestrator.state.file.record_files import records
 from orchestrator.state.postgres.core import PgCore
 from orchestrator.state.protocol import StateStore, TaskInit
 from orchestrator.workflow.task_run import TaskRun, WorkflowResult
-from tests.support.council_process import COUNCIL, ENV, council, wait_for
+from tests.support.council_process import COUNCIL, ENV, council, paused, wait_for
 from tests.support.scheduler_helpers import Probe, new_repo, run_config
 from tests.support.timing import patience
 
@@ -407,17 +407,17 @@ def test_status_shows_a_starting_run_and_a_ctrl_c_while_recording_stops_it(
     config = _big_config(tmp_path, _MANY)
     repo = tmp_path / "repo"
     # The run pauses itself (SIGSTOP) once its second batch is recorded: still starting.
-    paused = {**ENV, ENV_AT: "start.batch_recorded:2", SIGNAL_ENV: "SIGSTOP"}
+    pausing = {**ENV, ENV_AT: "start.batch_recorded:2", SIGNAL_ENV: "SIGSTOP"}
     process = subprocess.Popen(
         [*COUNCIL, "run", str(config), "--json"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=paused,
+        env=pausing,
     )
     try:
-        wait_for(lambda: _stopped(process.pid), "the run paused while recording", 90)
+        wait_for(lambda: paused(process.pid), "the run paused while recording", 90)
         session = _session(repo)
         assert session is not None and len(session["task_ids"]) == _MANY
         assert _recorded(repo) == 2 * BATCH
@@ -452,15 +452,6 @@ def test_status_shows_a_starting_run_and_a_ctrl_c_while_recording_stops_it(
     tasks = json.loads(listed.stdout)["tasks"]
     assert len(tasks) == _MANY and len({t["task_id"] for t in tasks}) == _MANY
     assert sum(t["status"] == "queued" for t in tasks) >= _MANY - recorded
-
-
-def _stopped(pid: int) -> bool:
-    """The process is paused (SIGSTOP: state ``T`` in ``/proc/<pid>/stat``)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] == "T"
 
 
 async def test_a_task_another_session_took_is_never_taken_back(tmp_path: Path) -> None:

@@ -102,3 +102,12 @@ def task_record(repo: Path, task_id: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data
+
+
+def paused(pid: int) -> bool:
+    """Process ``pid`` is paused (SIGSTOP: state ``T`` in ``/proc/<pid>/stat``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
