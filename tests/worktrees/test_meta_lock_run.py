@@ -5,7 +5,6 @@ and marks it ready in a second; a holder is waited for as before, in line in thi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -88,7 +87,7 @@ async def test_a_holder_of_this_process_is_waited_for_in_line(tmp_path: Path) ->
     path = tmp_path / "meta.lock"
     meta = MetaLock(path, timeout=10.0, root=tmp_path)
     order: list[str] = []
-    hops: list[object] = []
+    hops: list[object] = []  # the steps' call, counted once the holder has it
     async with anyio.create_task_group() as group:
 
         async def holder() -> None:
@@ -99,14 +98,8 @@ async def test_a_holder_of_this_process_is_waited_for_in_line(tmp_path: Path) ->
 
         group.start_soon(holder)
         await anyio.sleep(0.01)
-        real = anyio.to_thread.run_sync
-
-        async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-            hops.append(fn)
-            return await real(fn, *args, **kwargs)
-
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(anyio.to_thread, "run_sync", counted)
+            hops = count_hops(patch)
             await meta.run(lambda: order.append("steps"))
     assert order == ["hold", "let go", "steps"]
     assert len(hops) == 1  # waited in line without a worker-thread try, then one call
