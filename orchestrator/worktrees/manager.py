@@ -37,8 +37,9 @@ is dead when no orchestrator is still creating it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -73,6 +74,8 @@ from orchestrator.worktrees.sessions import NAMESPACE, SessionBook
 from orchestrator.worktrees.tamper.guard import TamperGuard
 
 __all__ = ["NAMESPACE", "WorktreeBusy", "WorktreeManager"]
+
+T = TypeVar("T")
 
 
 class WorktreeManager:
@@ -225,6 +228,19 @@ class WorktreeManager:
         the parent's. With ``diff``, the commit's diff from its parent too
         (``CommitResult.diff``: what the work's facts can use instead of asking git again)."""
         return await self._work.commit(session, message, diff=diff, parent=parent)
+
+    async def commit_then(
+        self,
+        session: SessionWorktree | str,
+        message: str,
+        then: Callable[[CommitResult], T],
+        *,
+        diff: bool = False,
+        parent: str | None = None,
+    ) -> tuple[CommitResult, T]:
+        """``commit_in_worktree``, then ``then`` (blocking: it reads the commit just made, the
+        work's facts) in the same worker-thread call; its answer beside the commit's."""
+        return await self._work.commit_then(session, message, then, diff=diff, parent=parent)
 
     async def branch_holds(self, session: SessionWorktree, commit: str) -> bool:
         """The session's branch contains ``commit`` (False for a commit this clone lacks: a
