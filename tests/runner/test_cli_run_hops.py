@@ -5,6 +5,7 @@ that takes in a sandboxed CLI's objects."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,8 @@ async def test_a_cli_run_takes_no_hop_for_a_step_that_can_ride_with_another(
     async with FileStateStore(tmp_path / "state") as store:
 
         class Watch(CliRunBook):
-            async def started(self, pid: int, start_time: str | None) -> None:
-                await super().started(pid, start_time)
+            async def began(self, pid: int, begin: Callable[[], str | None]) -> None:
+                await super().began(pid, begin)
                 (running,) = await recorded_clis(store)
                 recorded.append(running.process.started)
 
