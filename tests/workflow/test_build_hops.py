@@ -1,14 +1,16 @@
 """A build's facts are read in its commit's own worker-thread call (issue 51): the commit just
 made is what they read, under the session's lock, with no hop of their own; its commit's
-refusal of a secret reads nothing."""
+refusal of a secret reads nothing. Its handoff's file is written in its record's call."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from orchestrator.errors import SecretInWork
+from orchestrator.safety.safe_write import write_atomic
 from orchestrator.workflow.handoffs import facts as facts_module
 from orchestrator.workflow.task_run import WorkflowStatus
 from orchestrator.workflow.workflow import run_workflow
@@ -40,6 +42,9 @@ async def test_the_builds_facts_ride_with_its_commit(
     names = [getattr(fn, "__qualname__", "") for fn in hopped]
     modules = [getattr(fn, "__module__", "") for fn in hopped]
     assert facts_module.__name__ not in modules  # no hop of the facts' own
+    assert write_atomic not in hopped  # the handoff's file: in its record's call
+    written = run.session.path / ".council" / "handoff" / "build.json"
+    assert json.loads(written.read_text())["phase"] == "build"
     # the phase's start commits what was there, the build its work: each one call
     assert "SessionWork.commit_then.<locals>.commit_and_then" in names
 
