@@ -82,32 +82,36 @@ class WorktreeMaker:
         if sid in book.busy or sid in book.known:
             raise WorkspaceError(f"session {sid!r} already has a worktree in this orchestrator")
         with book.making_or_removing(sid):
+            forks: list[Fork] = []
 
-            def fork() -> Fork:
+            def fork() -> SessionWorktree:
                 if path.exists():
                     raise WorkspaceError(
                         f"{path} already exists; remove that session or run reconcile first"
                     )
-                return fork_branch(
+                forked = fork_branch(
                     ws, task, self._reserved[task], self._reserved_lock, at_least, start
                 )
+                forks.append(forked)
+                return SessionWorktree(
+                    session_id=sid,
+                    cli=cli,
+                    task_id=task,
+                    path=path,
+                    branch=forked.branch,
+                    base_commit=forked.base,
+                    created_at=utcnow(),
+                )
 
-            forked = await anyio.to_thread.run_sync(fork)
-            branch, base_tip = forked.branch, forked.base
-            session = SessionWorktree(
-                session_id=sid,
-                cli=cli,
-                task_id=task,
-                path=path,
-                branch=branch,
-                base_commit=base_tip,
-                created_at=utcnow(),
-            )
             try:
-                await book.put(session, expected_version=0)
+                # The branch forked, then its record written ahead of the worktree: one store
+                # call (the fork rides in the record's worker-thread call on the file store).
+                session = await book.put_made(sid, fork, expected_version=0)
             except BaseException as exc:
-                with anyio.CancelScope(shield=True):
-                    await drop_branch(ws, branch, base_tip)  # unused, still at the base tip
+                if not forks:
+                    raise  # nothing forked (the fork itself refused, or never ran)
+                with anyio.CancelScope(shield=True):  # unused, still at the base tip
+                    await drop_branch(ws, forks[0].branch, forks[0].base)
                 if isinstance(exc, VersionConflict):
                     raise WorkspaceError(
                         f"session {sid!r} already owns a worktree record; remove it or reconcile"
