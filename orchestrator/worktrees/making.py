@@ -70,9 +70,12 @@ class WorktreeMaker:
         task_id: str,
         at_least: int = 1,
         start: str | None = None,
+        whole: Callable[[SessionWorktree], None] | None = None,
     ) -> SessionWorktree:
         """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
-        (``n`` at least ``at_least``), or at commit ``start``."""
+        (``n`` at least ``at_least``), or at commit ``start``. ``whole`` (blocking: the seal's
+        snapshot of its pointers) runs once it is whole, in the call that marks it ready where
+        one does; if it raises, the worktree is removed as any half-made one is."""
         book = self._book
         sid = check_ref_id(session_id, "session id")
         cli = check_id(cli_name, "adapter name")
@@ -118,7 +121,7 @@ class WorktreeMaker:
                     ) from None
                 raise
             async with book.lock(sid):
-                await self._materialize(ws, session, recreating=False)
+                await self._materialize(ws, session, recreating=False, whole=whole)
                 book.known[sid] = session
         await book.emit(WorktreeCreated(**session.model_dump(mode="json")))
         return session
@@ -161,7 +164,12 @@ class WorktreeMaker:
         return recreated
 
     async def _materialize(
-        self, ws: Workspace, session: SessionWorktree, *, recreating: bool
+        self,
+        ws: Workspace,
+        session: SessionWorktree,
+        *,
+        recreating: bool,
+        whole: Callable[[SessionWorktree], None] | None = None,
     ) -> None:
         """Check the session's branch out at its path and set it up; on any failure the
         half-made worktree is removed under the safety rules and the error re-raised (a
@@ -174,12 +182,20 @@ class WorktreeMaker:
                 await anyio.to_thread.run_sync(_unmark_ready, ws, session)
                 await ws.pool.prepare_taken(session.path, session.branch)
             elif self._nothing_to_set_up():
+
+                def ready() -> None:
+                    _mark_ready(ws, session)
+                    if whole is not None:
+                        whole(session)
+
                 # Marked ready in the call that checks it out: nothing else makes it.
-                await add_worktree(ws, session, reason, lambda: _mark_ready(ws, session))
+                await add_worktree(ws, session, reason, ready)
                 return
             else:
                 await add_worktree(ws, session, reason)
             await self._set_up(ws, session)
+            if whole is not None:
+                await anyio.to_thread.run_sync(whole, session)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 try:

@@ -175,8 +175,12 @@ class WorktreeManager:
         """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
         (``n`` at least ``at_least``: in a team, the attempt's number, unique across clones),
         or at commit ``start`` (a stacked pull request's: the head below it, recorded)."""
-        made = await self._maker.create(session_id, cli_name, task_id, at_least, start)
-        return await self._sealed(made)
+        root = (await self._workspace()).layout.root
+
+        def sealed(made: SessionWorktree) -> None:  # in the call that marks it ready
+            seal.expect_worktree(root, made.path)
+
+        return await self._maker.create(session_id, cli_name, task_id, at_least, start, sealed)
 
     async def adopt_session_worktree(
         self, session_id: str, cli_name: str, task_id: str, branch: str
