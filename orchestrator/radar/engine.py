@@ -100,6 +100,7 @@ class Radar:
     remote: str | None = None  # a team's remote, where the others' published branches are
     sighting_ttl: float = SIGHTING_TTL
     last: PassCost = field(default_factory=PassCost)
+    changes: int = 0  # collision records this radar wrote or removed, counted up
     _seen: dict[str, Sighting] = field(default_factory=dict)
     _written_at: dict[str, float] = field(default_factory=dict)
     _merges: dict[tuple[str, str], list[str] | None] = field(default_factory=dict)
@@ -351,6 +352,7 @@ class Radar:
             )
         except VersionConflict:
             return  # another workstation wrote it meanwhile: its next look settles it
+        self.changes += 1
         if record is None:  # created here: said once, by its creator
             await self.store.emit(_collision_event(found))
             return
@@ -362,6 +364,7 @@ class Radar:
 
     async def _resolve(self, found: Collision, reason: str) -> None:
         if await self.store.delete_record(COLLISIONS, found.key):
+            self.changes += 1
             await self.store.emit(_resolved_event(found, reason))
 
     async def _end(self, session_id: str) -> None:
