@@ -66,7 +66,7 @@ FILE_DIFF_LIMIT = 2_000  # characters of one file's diff in a sighting
 
 
 class SightedFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     hunks: list[tuple[int, int]] = Field(default_factory=list)  # (start, count) on the base
     binary: bool = False
@@ -80,7 +80,7 @@ class SightedFile(BaseModel):
 class Sighting(BaseModel):
     """One live session's work as its radar last saw it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     session_id: str
     task_id: str
@@ -134,7 +134,7 @@ class Sighting(BaseModel):
 class HunkPair(BaseModel):
     """Two hunks that touch, one of each side, on ``path`` (base-side line ranges)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     path: str
     a: str  # "lines 10-14", "after line 3"
@@ -142,7 +142,7 @@ class HunkPair(BaseModel):
 
 
 class CollisionSide(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     task_id: str
     session_id: str
@@ -154,7 +154,7 @@ class CollisionSide(BaseModel):
 class Collision(BaseModel):
     """Two live sessions changing the same files (grades: ``overlap.Severity``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     key: str
     severity: Severity
