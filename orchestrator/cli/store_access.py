@@ -30,13 +30,20 @@ from orchestrator.cli import console
 from orchestrator.errors import RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
 from orchestrator.run.reports.report import RunReport
-from orchestrator.run.reports.report_cache import keep, snapshot_sessions, snapshot_tasks
+from orchestrator.run.reports.report_cache import (
+    Snapshot,
+    keep,
+    snapshot_sessions,
+    snapshot_tasks,
+)
 from orchestrator.run.reports.session_report import session_report, timed_session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from orchestrator.config.origin import ConfigOrigin
 
     # A type only: `status` of the current directory's run reads no config, and the config's
@@ -254,13 +261,27 @@ class ReportReader:
             task_ids = list(newest.task_ids)
             await anyio.to_thread.run_sync(snapshot_tasks, root, shot, newest.session_id, task_ids)
             report, ends = await timed_session_report(self.store, newest, self._stale)
-            view = viewer(report) if viewer is not None else None
-            await anyio.to_thread.run_sync(keep, root, shot, ends, report, self._origin, view)
+            await anyio.to_thread.run_sync(
+                _keep_viewed, root, shot, ends, report, self._origin, viewer
+            )
         else:
             report = await session_report(self.store, newest, self._stale)
         # Only an active session's orchestrator can be gone unnoticed (no process is looked at
         # for one that ended: status stays light).
         return report, newest.status == SessionStatus.ACTIVE and orchestrator_gone(newest)
+
+
+def _keep_viewed(
+    root: Path,
+    shot: Snapshot,
+    ends: datetime | None,
+    report: RunReport,
+    origin: ConfigOrigin | None,
+    viewer: Viewer | None,
+) -> None:
+    """Blocking: ``report`` kept with what ``viewer`` makes of it (in the worker thread: a
+    big run's view is thousands of rows)."""
+    keep(root, shot, ends, report, origin, viewer(report) if viewer is not None else None)
 
 
 @asynccontextmanager
