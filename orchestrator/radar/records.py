@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.models import utcnow
 from orchestrator.radar.hunks import FileDiff, Hunk
 from orchestrator.radar.overlap import Severity
-from orchestrator.safety.secret_mask import hidden, masked_model
 
 if TYPE_CHECKING:
     # A type only: ``council status``'s quick look reads collisions without a store.
@@ -189,6 +188,8 @@ class Collision(BaseModel):
         )
 
     def stored(self) -> dict[str, Any]:
+        from orchestrator.safety.secret_mask import masked_model  # a write's: not a reader's
+
         return masked_model(self).model_dump(mode="json")
 
 
@@ -200,6 +201,8 @@ def collision_key(session_a: str, session_b: str) -> str:
 
 def clip(text: str, limit: int) -> str:
     """``text`` with every known secret masked, cut to ``limit`` characters (the cut said)."""
+    from orchestrator.safety.secret_mask import hidden  # a write's: not a reader's (status)
+
     shown = hidden(text)
     if len(shown) <= limit:
         return shown

@@ -237,6 +237,8 @@ def test_status_of_a_kept_report_imports_none_of_the_reports_models(tmp_path: Pa
     kept, second = status()
     assert kept == built and "1/40 done" in built
     assert of_report(first) != []  # built from the records, validated
+    # Reading the radar's records masks nothing (their writer did): its masker stays unloaded.
+    assert "orchestrator.safety.secret_mask" not in first
     assert of_report(second) == []  # drawn from the kept view
     shown_json, third = status("--json")
     assert len(json.loads(shown_json)["tasks"]) == 40
