@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.models import utcnow
 from orchestrator.radar.hunks import FileDiff, Hunk
 from orchestrator.radar.overlap import Severity
-from orchestrator.safety.secret_mask import hidden, masked_model
 
 if TYPE_CHECKING:
     # A type only: ``council status``'s quick look reads collisions without a store.
@@ -66,7 +65,7 @@ FILE_DIFF_LIMIT = 2_000  # characters of one file's diff in a sighting
 
 
 class SightedFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     hunks: list[tuple[int, int]] = Field(default_factory=list)  # (start, count) on the base
     binary: bool = False
@@ -80,7 +79,7 @@ class SightedFile(BaseModel):
 class Sighting(BaseModel):
     """One live session's work as its radar last saw it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     session_id: str
     task_id: str
@@ -134,7 +133,7 @@ class Sighting(BaseModel):
 class HunkPair(BaseModel):
     """Two hunks that touch, one of each side, on ``path`` (base-side line ranges)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     path: str
     a: str  # "lines 10-14", "after line 3"
@@ -142,7 +141,7 @@ class HunkPair(BaseModel):
 
 
 class CollisionSide(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     task_id: str
     session_id: str
@@ -154,7 +153,7 @@ class CollisionSide(BaseModel):
 class Collision(BaseModel):
     """Two live sessions changing the same files (grades: ``overlap.Severity``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     key: str
     severity: Severity
@@ -189,6 +188,8 @@ class Collision(BaseModel):
         )
 
     def stored(self) -> dict[str, Any]:
+        from orchestrator.safety.secret_mask import masked_model  # a write's: not a reader's
+
         return masked_model(self).model_dump(mode="json")
 
 
@@ -200,6 +201,8 @@ def collision_key(session_a: str, session_b: str) -> str:
 
 def clip(text: str, limit: int) -> str:
     """``text`` with every known secret masked, cut to ``limit`` characters (the cut said)."""
+    from orchestrator.safety.secret_mask import hidden  # a write's: not a reader's (status)
+
     shown = hidden(text)
     if len(shown) <= limit:
         return shown
