@@ -62,6 +62,10 @@ class MergeLock:
         self._emit = emit
         self._slot = anyio.Semaphore(1)
         self._held: tuple[MergeGrant, FileLock, int] | None = None
+        # Sessions whose grant this lock let go of, its record deleted (or another holder's
+        # since): no record can name them as merger now but a later grant's, which holds
+        # the lock while it lives (``clear_stale`` then has nothing to look for).
+        self._let_go: set[str] = set()
 
     @property
     def holder(self) -> MergeGrant | None:
@@ -71,6 +75,7 @@ class MergeLock:
     async def acquire(self, session: str, timeout: float | None = None) -> MergeGrant:
         """Wait for the merge lock (``timeout=None``: as long as it takes)."""
         check_id(session, "session id")
+        self._let_go.discard(session)  # a grant of its own may name it again from now on
         if self._held is not None and self._held[0].session == session:
             raise LockError(f"session {session} already holds the merge lock")
         limit = math.inf if timeout is None else timeout
@@ -106,6 +111,7 @@ class MergeLock:
             try:
                 with contextlib.suppress(VersionConflict):  # someone reclaimed the record
                     await self._records.delete_record(MERGE_OWNER, _KEY, version, durable=False)
+                self._let_go.add(session)
             finally:
                 lock.release()
                 self._slot.release()
@@ -114,7 +120,13 @@ class MergeLock:
 
     async def clear_stale(self, session: str) -> bool:
         """Remove a record naming ``session`` as merger when no process holds the lock (its
-        holder died); True when one was removed."""
+        holder died); True when one was removed. A session whose last grant this lock let go
+        of itself is not looked for (no read): only a grant of its own, here or in a process
+        that died holding it, writes a record naming it, and none came after its release here
+        (a session ends with this call; it does not merge again)."""
+        if session in self._let_go:
+            self._let_go.discard(session)
+            return False
         record = await self._records.get_record(MERGE_OWNER, _KEY)
         if record is None or record.data.get("session") != session or self._held is not None:
             return False

@@ -354,6 +354,45 @@ async def test_release_all_counts_file_locks_and_the_merge_lock(pair: Pair) -> N
         assert grant.session == "c"
 
 
+async def test_a_session_that_let_go_of_the_merge_lock_here_is_not_looked_for_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its release deleted the record naming it: the release of all its locks does not read
+    the merge lock's record again (a worker-thread hop a task); a session that never merged
+    here still is looked for (a dead holder's record is cleared, ``test_stale_locks``)."""
+    async with FileStateStore.for_repo(project) as store:
+        locks = LockManager(project, store=store)
+        async with locks.merge_lock("a"):
+            pass
+        asked: list[tuple[str, str]] = []
+        real = store.get_record
+
+        async def get_record(namespace: str, key: str) -> object:
+            asked.append((namespace, key))
+            return await real(namespace, key)
+
+        monkeypatch.setattr(store, "get_record", get_record)
+        assert await locks.release_all_session_locks("a") == 0
+        assert ("merge-lock", "merge") not in asked
+        assert await store.get_record("merge-lock", "merge") is None
+        asked.clear()
+        assert await locks.release_all_session_locks("b") == 0
+        assert ("merge-lock", "merge") in asked
+        await locks.aclose()
+
+
+async def test_a_session_that_merges_again_is_looked_for_once_more(project: Path) -> None:
+    """Granted again after a release: a record may name it again, so it is looked for."""
+    async with FileStateStore.for_repo(project) as store:
+        locks = LockManager(project, store=store)
+        async with locks.merge_lock("a"):
+            pass
+        await locks.acquire_merge_lock("a")
+        assert await locks.release_all_session_locks("a") == 1
+        assert await store.get_record("merge-lock", "merge") is None
+        await locks.aclose()
+
+
 # -- merge lock -------------------------------------------------------------------------------
 
 

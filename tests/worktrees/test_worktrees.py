@@ -362,6 +362,24 @@ async def test_a_merged_removal_looks_for_a_stranded_checkout_with_its_tip_in_on
     assert stranded.stranded_admin not in hopped  # looked at with the merged tip
 
 
+async def test_a_merged_removal_is_one_worker_thread_call_with_its_record(
+    repo: Path, manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look (stranded? merged tip?) rides in the metadata lock's call with the removal:
+    one hop for git's side, one for the worktree's record, no more."""
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"s1.txt": "work\n"})
+    await manager.commit_in_worktree(session, "work")
+    git(repo, "merge", "-q", "--ff-only", session.branch)
+    hopped = count_hops(monkeypatch)
+    gone = await manager.remove_session_worktree(session)
+    assert gone.merged and gone.branch_deleted and gone.worktree_removed
+    names = [getattr(fn, "__qualname__", repr(fn)) for fn in hopped]
+    assert names == ["MetaLock.run.<locals>.first", "FileCore._try_locked"], names
+    assert not session.path.exists() and session.path not in registered_paths(repo)
+    assert "council/t1/1" not in branches(repo)
+
+
 async def test_a_stranded_checkout_is_given_back_before_its_removal_keeps_its_work(
     repo: Path, manager: WorktreeManager
 ) -> None:
