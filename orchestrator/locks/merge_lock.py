@@ -86,10 +86,16 @@ class MergeLock:
         except TimeoutError:
             raise LockTimeout(self.path, limit, self._holder_name()) from None
         try:
-            lock = await self._os_lock(limit - (time.monotonic() - started), limit)
+            # The usual case, the lock free: its try and the token in one worker-thread call,
+            # on the floor read just before (as the file locks take theirs, ``manager``).
+            floor = await self._floor()
+            taken = await anyio.to_thread.run_sync(self._take_now, floor)
+            if taken is None:  # held by another process: waited for, the floor read again
+                taken = (await self._os_lock(limit - (time.monotonic() - started), limit), None)
+            lock, token = taken
             try:
                 with anyio.CancelScope(shield=True):
-                    grant, version = await self._record(session, lock)
+                    grant, version = await self._record(session, lock, token)
                     self._held = (grant, lock, version)
             except BaseException:
                 lock.release()
@@ -127,6 +133,8 @@ class MergeLock:
         if session in self._let_go:
             self._let_go.discard(session)
             return False
+        if self._held is not None:
+            return False  # this process holds the lock: no record is a dead holder's now
         record = await self._records.get_record(MERGE_OWNER, _KEY)
         if record is None or record.data.get("session") != session or self._held is not None:
             return False
@@ -148,12 +156,31 @@ class MergeLock:
             owner = record.data.get("session") if record is not None else None
             raise LockTimeout(self.path, limit, owner if isinstance(owner, str) else None) from None
 
-    async def _record(self, session: str, lock: FileLock) -> tuple[MergeGrant, int]:
-        # We hold the OS lock, so any record still there is a dead holder's: overwrite it.
+    async def _floor(self) -> int:
+        """The token of the record naming the last merger (0 when none): every new token is
+        above it, should the lock file's own counter have been lost."""
         current = await self._records.get_record(MERGE_OWNER, _KEY)
         previous = current.data.get("token", 0) if current is not None else 0
-        floor = previous if isinstance(previous, int) else 0
-        token = await anyio.to_thread.run_sync(lock.bump_counter, floor)
+        return previous if isinstance(previous, int) else 0
+
+    def _take_now(self, floor: int) -> tuple[FileLock, int | None] | None:
+        """The OS lock now and its counter bumped above ``floor``; None while another process
+        holds it (blocking: a worker thread's)."""
+        lock = self._try_os_lock()
+        if lock is None:
+            return None
+        try:
+            return lock, lock.bump_counter(floor)
+        except BaseException:
+            lock.release()
+            raise
+
+    async def _record(
+        self, session: str, lock: FileLock, token: int | None
+    ) -> tuple[MergeGrant, int]:
+        # We hold the OS lock, so any record still there is a dead holder's: overwrite it.
+        if token is None:  # the lock was waited for: its token drawn now
+            token = await anyio.to_thread.run_sync(lock.bump_counter, await self._floor())
         grant = MergeGrant(session, token, utcnow())
         data = {"session": session, "token": token, "since": grant.since.isoformat()}
         # Not fsynced, like the file-lock owners: it names a live holder of the OS lock,

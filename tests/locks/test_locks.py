@@ -29,6 +29,7 @@ from orchestrator.locks.manager import FileLockGrant, LockManager
 from orchestrator.process import procid
 from orchestrator.process.procid import ProcessId
 from orchestrator.state import FileStateStore
+from tests.support.hops import count_hops
 from tests.support.timing import patience
 
 Pair = tuple[LockManager, LockManager]
@@ -379,6 +380,48 @@ async def test_a_session_that_let_go_of_the_merge_lock_here_is_not_looked_for_ag
         assert await locks.release_all_session_locks("b") == 0
         assert ("merge-lock", "merge") in asked
         await locks.aclose()
+
+
+async def test_a_free_merge_lock_is_taken_with_its_token_in_one_worker_thread_call(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OS lock's try and the counter's bump ride together (the record read before, its
+    write and its delete after): four hops a grant, not five."""
+    from orchestrator.filelock import FileLock
+
+    async with FileStateStore.for_repo(project) as store:
+        locks = LockManager(project, store=store)
+        first = await locks.acquire_merge_lock("a")
+        await locks.release_merge_lock("a")
+        hopped = count_hops(monkeypatch)
+        grant = await locks.acquire_merge_lock("b")
+        assert grant.token > first.token  # the token still grows with every grant
+        assert (await store.get_record("merge-lock", "merge")).data["token"] == grant.token  # type: ignore[union-attr]
+        assert await locks.release_merge_lock("b")
+        assert FileLock.bump_counter not in hopped
+        assert len(hopped) == 4, hopped
+        await locks.aclose()
+
+
+async def test_a_merge_lock_waited_for_still_draws_a_token_above_the_last(project: Path) -> None:
+    """Held by another process's manager when asked: waited for, the floor read again."""
+    async with FileStateStore.for_repo(project) as one, FileStateStore.for_repo(project) as two:
+        first, second = LockManager(project, store=one), LockManager(project, store=two)
+        held = await first.acquire_merge_lock("a")
+        async with anyio.create_task_group() as group:
+            got: list[int] = []
+
+            async def wait() -> None:
+                got.append((await second.acquire_merge_lock("b", timeout=patience(10))).token)
+
+            group.start_soon(wait)
+            await anyio.sleep(0.05)
+            assert got == []  # still held by "a"
+            await first.release_merge_lock("a")
+        assert got[0] > held.token
+        await second.release_merge_lock("b")
+        await first.aclose()
+        await second.aclose()
 
 
 async def test_a_session_that_merges_again_is_looked_for_once_more(project: Path) -> None:

@@ -380,6 +380,26 @@ async def test_a_merged_removal_is_one_worker_thread_call_with_its_record(
     assert "council/t1/1" not in branches(repo)
 
 
+async def test_the_running_checkouts_are_looked_at_with_stats_on_the_loop(
+    manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reconcile's look each tick: a stat a checkout, no hop and no file opened on the
+    event loop; more than ``STATS_ON_LOOP`` of them go to one worker-thread call."""
+    from orchestrator.testing import loop_io
+    from orchestrator.worktrees import manager as manager_module
+
+    kept = await manager.create_session_worktree("s1", "claude", "t1")
+    gone = await manager.create_session_worktree("s2", "claude", "t2")
+    shutil.rmtree(gone.path)  # deleted under its session
+    hopped = count_hops(monkeypatch)
+    with loop_io.watching() as on_loop:
+        assert await manager.present_all([kept, gone]) == [True, False]
+    assert hopped == [] and on_loop == []
+    monkeypatch.setattr(manager_module, "STATS_ON_LOOP", 1)
+    assert await manager.present_all([kept, gone]) == [True, False]
+    assert len(hopped) == 1
+
+
 async def test_a_stranded_checkout_is_given_back_before_its_removal_keeps_its_work(
     repo: Path, manager: WorktreeManager
 ) -> None:
