@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "collision_key",
     "collisions",
     "collisions_for",
+    "ranked",
     "read_collision",
     "short_diff",
     "sightings",
@@ -224,6 +225,11 @@ async def collisions(store: StateStore) -> list[Collision]:
         collision = read_collision(record.data)
         if collision is not None:
             found.append(collision)
+    return ranked(found)
+
+
+def ranked(found: Iterable[Collision]) -> list[Collision]:
+    """Collisions most severe first (the order ``collisions`` gives)."""
     return sorted(found, key=lambda c: (-c.severity.rank, c.paths, c.key))
 
 
