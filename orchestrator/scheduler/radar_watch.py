@@ -98,6 +98,7 @@ class RadarWatch(RunPart):
 
     async def ended(self, attempt: Attempt) -> None:
         if attempt.session is not None:
+            # The collisions left come back from the end's own read: not read a second time.
             await self._advise(self.radar.ended(attempt.session.session_id))
 
     async def watch(self, scope: anyio.CancelScope) -> None:
@@ -138,16 +139,20 @@ class RadarWatch(RunPart):
         return await store.update_task_state(state.task_id, {"metadata": meta.dump()})
 
     async def _advise(self, work: Awaitable[object]) -> None:
-        """Run one of the radar's passes, then read the live collisions back; a failure is
-        logged, never raised (the radar advises). Alone, nobody but this radar writes them:
-        once read, they are read again only after a pass that wrote or removed one."""
+        """Run one of the radar's passes, then read the live collisions back (unless the pass
+        gave them: a list); a failure is logged, never raised (the radar advises). Alone, nobody
+        but this radar writes them: once read, they are read again only after a pass that wrote
+        or removed one."""
         radar = self.radar
         try:
             written = radar.changes
-            await work
-            if self._read and not radar.team and radar.changes == written:
+            done = await work
+            if isinstance(done, list):
+                found = done
+            elif self._read and not radar.team and radar.changes == written:
                 return  # none changed since the last read
-            found = await collisions(self._run.services.store)
+            else:
+                found = await collisions(self._run.services.store)
         except (CouncilError, OSError) as exc:
             log.warning("the collision radar could not look: %s", exc)
             return
