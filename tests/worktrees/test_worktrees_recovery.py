@@ -297,7 +297,15 @@ async def test_a_git_process_in_the_checkout_counts_as_a_holder(
     shutil.copy(shutil.which("sleep") or "/bin/sleep", fake)
     waiting = subprocess.Popen([str(fake), "60"], cwd=session.path / "src", start_new_session=True)
     spawned.append(waiting)
-    wait_for(lambda: os.readlink(f"/proc/{waiting.pid}/cwd") == str(session.path / "src"))
+    # Its working directory is set before the exec, so wait for its command line as well:
+    # until the exec, the child is still this interpreter, not `git` (a loaded machine
+    # showed that window).
+    wait_for(
+        lambda: (
+            os.readlink(f"/proc/{waiting.pid}/cwd") == str(session.path / "src")
+            and Path(f"/proc/{waiting.pid}/cmdline").read_bytes().split(b"\0")[0] == bytes(fake)
+        )
+    )
 
     with pytest.raises(WorkspaceError, match=f"pid {waiting.pid} .* is git running in"):
         await manager.reconcile()
