@@ -36,6 +36,7 @@ from orchestrator.models import SessionRecord, TaskState
 from orchestrator.state.file.core import FileCore, load_or_recover, peek
 from orchestrator.state.file.fsops import write_error
 from orchestrator.state.file.intents import IntentEntry
+from orchestrator.state.file.log.event_log import masked_events
 from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.protocol import TaskInit
 from orchestrator.state.session_rules import (
@@ -73,7 +74,9 @@ class FileTaskBatches:
             try:
                 outcome = await anyio.to_thread.run_sync(self._try, sid, inits, events)
             finally:
-                core.events.notify(events)
+                # Masked in the worker thread, which logged them: a batch's hundreds of events
+                # are not looked through again on the event loop.
+                core.events.notify(events, masked=True)
             if not isinstance(outcome, _Busy):
                 return outcome
             now = time.monotonic()
@@ -100,7 +103,13 @@ class FileTaskBatches:
             try:
                 return self._write(sid, inits, events)
             finally:
-                core.events.write(events)
+                # Masked once for the log and the subscribers (``add_session_tasks``); the list
+                # holds them only once masked, so nothing unmasked is ever told.
+                raw = list(events)
+                events.clear()
+                told = masked_events(raw)
+                events.extend(told)
+                core.events.write(told, masked=True)
         finally:
             for lock in reversed(held):
                 lock.release()

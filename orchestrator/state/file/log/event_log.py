@@ -91,13 +91,14 @@ class EventLog:
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
 
-    def write(self, events: Sequence[Event]) -> None:
-        """Append events to the file now (blocking: call from a worker thread)."""
+    def write(self, events: Sequence[Event], *, masked: bool = False) -> None:
+        """Append events to the file now (blocking: call from a worker thread); ``masked``:
+        they are ``masked_events``' already, and are not looked through again."""
         if not events:
             return
         with self._write_lock:
             with self._queue_lock:
-                data = b"".join([*self._queued, _encode(events)])
+                data = b"".join([*self._queued, _encode(events, masked=masked)])
                 self._queued.clear()
             self._append(data)
 
@@ -133,9 +134,11 @@ class EventLog:
                         self._failed = exc  # for the next caller who waits for the log
                     raise
 
-    def notify(self, events: Sequence[Event]) -> None:
-        """Hand events to subscribers; a failing subscriber is logged, never fatal."""
-        for event in map(masked_model, events):
+    def notify(self, events: Sequence[Event], *, masked: bool = False) -> None:
+        """Hand events to subscribers; a failing subscriber is logged, never fatal.
+        ``masked``: they are ``masked_events``' already (looked through once, in the worker
+        thread that wrote them, not again on the event loop)."""
+        for event in events if masked else map(masked_model, events):
             if event.level == "warning":
                 # The data stays in the event; the type lets a command that already says
                 # the event as a line of its own skip saying it again.
@@ -279,7 +282,15 @@ class EventLog:
             self.ops.close(fd)
 
 
-def _encode(events: Sequence[Event]) -> bytes:
+def masked_events(events: Sequence[Event]) -> list[Event]:
+    """``events`` with every known secret masked, for ``write`` and ``notify`` with
+    ``masked``: a batch of many events is looked through once for both."""
+    return [masked_model(event) for event in events]
+
+
+def _encode(events: Sequence[Event], *, masked: bool = False) -> bytes:
+    if masked:
+        return b"".join(e.model_dump_json().encode() + b"\n" for e in events)
     return b"".join(masked_json(e) + b"\n" for e in events)
 
 
