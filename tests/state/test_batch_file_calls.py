@@ -76,6 +76,7 @@ async def test_a_batchs_events_are_masked_once_for_the_log_and_the_subscribers(
     store.events.subscribe(told.append)
     looked: Counter[str] = Counter()
     real_model, real_json = event_log.masked_model, event_log.masked_json
+    real_both = event_log.masked_with_json
 
     def counting_model(model: Any) -> Any:
         looked["model"] += 1
@@ -85,15 +86,20 @@ async def test_a_batchs_events_are_masked_once_for_the_log_and_the_subscribers(
         looked["json"] += 1
         return real_json(model)
 
+    def counting_both(model: Any) -> tuple[Any, bytes]:
+        looked["both"] += 1
+        return real_both(model)
+
     monkeypatch.setattr(event_log, "masked_model", counting_model)
     monkeypatch.setattr(event_log, "masked_json", counting_json)
+    monkeypatch.setattr(event_log, "masked_with_json", counting_both)
     inits = [{"task_id": t, **({"error": f"said {token}"} if t == "t0003" else {})} for t in ids]
     assert await store.add_session_tasks(session.session_id, inits) == _TASKS
     monkeypatch.undo()
 
     updated = [e for e in told if isinstance(e, StateUpdated)]
     assert sorted(e.key for e in updated) == ids
-    assert looked == Counter(model=len(told))  # one look per event, none for the log's lines
+    assert looked == Counter(both=len(told))  # one look per event, for the log and the told
     assert not any(token in e.model_dump_json() for e in told)
     said = next(e for e in updated if e.key == "t0003")
     assert "error" in said.fields

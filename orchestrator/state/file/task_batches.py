@@ -36,7 +36,6 @@ from orchestrator.models import SessionRecord, TaskState
 from orchestrator.state.file.core import FileCore, load_or_recover, peek
 from orchestrator.state.file.fsops import write_error
 from orchestrator.state.file.intents import IntentEntry
-from orchestrator.state.file.log.event_log import masked_events
 from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.protocol import TaskInit
 from orchestrator.state.session_rules import (
@@ -107,9 +106,7 @@ class FileTaskBatches:
                 # holds them only once masked, so nothing unmasked is ever told.
                 raw = list(events)
                 events.clear()
-                told = masked_events(raw)
-                events.extend(told)
-                core.events.write(told, masked=True)
+                events.extend(core.events.write_masked(raw))
         finally:
             for lock in reversed(held):
                 lock.release()

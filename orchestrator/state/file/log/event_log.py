@@ -46,7 +46,7 @@ from pydantic import ValidationError
 
 from orchestrator.event_text import sentence
 from orchestrator.events import Event, Subscriber
-from orchestrator.safety.secret_mask import masked_json, masked_model
+from orchestrator.safety.secret_mask import masked_json, masked_model, masked_with_json
 from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.log.event_archive import archive_lines, archives, rotate, trim_archives
 
@@ -91,14 +91,29 @@ class EventLog:
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
 
-    def write(self, events: Sequence[Event], *, masked: bool = False) -> None:
-        """Append events to the file now (blocking: call from a worker thread); ``masked``:
-        they are ``masked_events``' already, and are not looked through again."""
-        if not events:
-            return
+    def write(self, events: Sequence[Event]) -> None:
+        """Append events to the file now (blocking: call from a worker thread)."""
+        if events:
+            self._write_lines(_encode(events))
+
+    def write_masked(self, events: Sequence[Event]) -> list[Event]:
+        """``write``, each event looked through for secrets once: the events as masked, for
+        ``notify(..., masked=True)`` (a batch's hundreds are not looked through again on the
+        event loop)."""
+        told: list[Event] = []
+        lines: list[bytes] = []
+        for event in events:
+            masked, data = masked_with_json(event)
+            told.append(masked)
+            lines.append(data + b"\n")
+        if lines:
+            self._write_lines(b"".join(lines))
+        return told
+
+    def _write_lines(self, lines: bytes) -> None:
         with self._write_lock:
             with self._queue_lock:
-                data = b"".join([*self._queued, _encode(events, masked=masked)])
+                data = b"".join([*self._queued, lines])
                 self._queued.clear()
             self._append(data)
 
@@ -136,7 +151,7 @@ class EventLog:
 
     def notify(self, events: Sequence[Event], *, masked: bool = False) -> None:
         """Hand events to subscribers; a failing subscriber is logged, never fatal.
-        ``masked``: they are ``masked_events``' already (looked through once, in the worker
+        ``masked``: they are ``write_masked``'s already (looked through once, in the worker
         thread that wrote them, not again on the event loop)."""
         for event in events if masked else map(masked_model, events):
             if event.level == "warning":
@@ -282,15 +297,7 @@ class EventLog:
             self.ops.close(fd)
 
 
-def masked_events(events: Sequence[Event]) -> list[Event]:
-    """``events`` with every known secret masked, for ``write`` and ``notify`` with
-    ``masked``: a batch of many events is looked through once for both."""
-    return [masked_model(event) for event in events]
-
-
-def _encode(events: Sequence[Event], *, masked: bool = False) -> bytes:
-    if masked:
-        return b"".join(e.model_dump_json().encode() + b"\n" for e in events)
+def _encode(events: Sequence[Event]) -> bytes:
     return b"".join(masked_json(e) + b"\n" for e in events)
 
 
