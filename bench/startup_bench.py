@@ -13,8 +13,9 @@ writing its own file; the run itself takes a few minutes, said as it goes):
   ``orchestrator/cli/app.py`` without importing one.
 - ``council --version``.
 - ``council status``: in the demo's repository, the newest run's table read from its store.
-- ``council status (N tasks)``: the same in the big run's repository: the report kept beside
-  its store (``run.reports.report_cache``) is read, as on every look while no record changes.
+- ``council status (N tasks)``: the same in the big run's repository: the summary kept beside
+  its store with the report (``run.reports.report_cache``, ``cli.status.kept_view``) is drawn
+  again, without reading the report back, as on every look while no record changes.
 - ``council status (N tasks, built)``: the same with the kept report deleted before each run:
   the first look after a write, built from every record (and kept again).
 

@@ -12,13 +12,11 @@ id derived from it (``derived_id``), checked once, before anything is written.
 from __future__ import annotations
 
 import re
-from typing import Annotated, TypeGuard
-
-from pydantic import AfterValidator
+from typing import TypeGuard
 
 from orchestrator.errors import InvalidIdError
 
-__all__ = ["ID_PATTERN", "SafeId", "check_id", "derived_id", "is_commit_id", "is_safe_id"]
+__all__ = ["ID_PATTERN", "check_id", "derived_id", "is_commit_id", "is_safe_id"]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -47,17 +45,6 @@ def derived_id(base: str, suffix: str, limit: int = 64) -> str:
     in a dot (which would make ``..``): safe whenever ``base`` and ``suffix`` are."""
     room = max(limit - len(suffix) - 1, 1)
     return f"{base[:room].rstrip('.')}.{suffix}"
-
-
-def _pydantic_check(value: str) -> str:
-    try:
-        return check_id(value)
-    except InvalidIdError as exc:
-        raise ValueError(str(exc)) from None
-
-
-SafeId = Annotated[str, AfterValidator(_pydantic_check)]
-"""A ``str`` field that must be a safe id (pydantic reports the field when it is not)."""
 
 
 _COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.ids import SafeId
+from orchestrator.id_fields import SafeId
 
 __all__ = [
     "ACTIVE_SESSION_STATUSES",

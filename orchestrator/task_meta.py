@@ -62,7 +62,9 @@ IsoTime = Annotated[datetime, BeforeValidator(_iso), PlainSerializer(lambda t: t
 class _Part(BaseModel):
     """One feature's keys: each field kept under its alias, absent until read or set."""
 
-    model_config = ConfigDict(populate_by_name=True, validate_assignment=True, extra="ignore")
+    model_config = ConfigDict(
+        populate_by_name=True, validate_assignment=True, extra="ignore", defer_build=True
+    )
 
 
 class RetryMeta(_Part):
@@ -107,7 +109,7 @@ class PullState(BaseModel):
     """The task's pull request as last seen (``scheduler.pulls``; ``council status`` shows
     it). Its keys are kept as they were read; a key not named here survives."""
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, defer_build=True)
 
     number: int | None = Field(default=None, strict=True)  # never a bool or text read as one
     url: str | None = None
@@ -138,7 +140,7 @@ class StackState(BaseModel):
     where it asks to land. Commits are the exact ones recorded, never a branch's tip read
     later (a branch on the remote may have been moved by someone else)."""
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, defer_build=True)
 
     below: list[str] | None = None  # the dependencies it stands on, open for review then
     on: dict[str, str] | None = None  # each of them -> the head commit it was built on
@@ -168,7 +170,7 @@ class Relanding(BaseModel):
     """One landing of the task that vanished, and what became of it
     (``scheduler.attempts.relander``)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     commit: str
     base: str | None = None
@@ -341,7 +343,7 @@ class TaskMeta:
             """A task record's ``metadata``: what the run's features keep about the task
             (``orchestrator.task_meta``)."""
 
-            model_config = ConfigDict(extra="allow")
+            model_config = ConfigDict(extra="allow", defer_build=True)
 
         schema = TaskMetadata.model_json_schema(by_alias=True, mode="validation")
         return {**schema, "x-version": cls.VERSION}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,13 +30,20 @@ from orchestrator.cli import console
 from orchestrator.errors import RunError, UnusableRepository, UsageError
 from orchestrator.models import ACTIVE_SESSION_STATUSES, SessionRecord, SessionStatus, TaskState
 from orchestrator.run.reports.report import RunReport
-from orchestrator.run.reports.report_cache import keep, snapshot_sessions, snapshot_tasks
+from orchestrator.run.reports.report_cache import (
+    Snapshot,
+    keep,
+    snapshot_sessions,
+    snapshot_tasks,
+)
 from orchestrator.run.reports.session_report import session_report, timed_session_report
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from orchestrator.config.origin import ConfigOrigin
 
     # A type only: `status` of the current directory's run reads no config, and the config's
@@ -56,6 +63,8 @@ __all__ = [
 ]
 
 _START_ONE = "; start one with: council run <config>"  # how a user gets a run to show
+# What ``status`` prints of a report, kept beside it (``cli.status.kept_view.view_of``).
+Viewer = Callable[[RunReport], Mapping[str, object] | None]
 
 
 @asynccontextmanager
@@ -231,11 +240,13 @@ class ReportReader:
         self._place, self._config, self._stale = place, config, stale
         self._origin = origin  # a file store's runs of this config file only (``of_config``)
 
-    async def newest(self, *, kept: bool = False) -> tuple[RunReport, bool]:
+    async def newest(
+        self, *, kept: bool = False, viewer: Viewer | None = None
+    ) -> tuple[RunReport, bool]:
         """The newest session's report, and whether it is active but its orchestrator gone (so
         the report will not change until someone resumes it). ``kept``: keep a file store's
         report for the next quick look (``run.reports.report_cache``), its records' identities taken
-        before they are read."""
+        before they are read, with what ``viewer`` makes of it (``keep``'s ``view``)."""
         root = self.store.core.root if kept and isinstance(self.store, FileStateStore) else None
         shot = None if root is None else await anyio.to_thread.run_sync(snapshot_sessions, root)
         sessions = await sessions_by_age(self.store, self._config)
@@ -250,12 +261,27 @@ class ReportReader:
             task_ids = list(newest.task_ids)
             await anyio.to_thread.run_sync(snapshot_tasks, root, shot, newest.session_id, task_ids)
             report, ends = await timed_session_report(self.store, newest, self._stale)
-            await anyio.to_thread.run_sync(keep, root, shot, ends, report, self._origin)
+            await anyio.to_thread.run_sync(
+                _keep_viewed, root, shot, ends, report, self._origin, viewer
+            )
         else:
             report = await session_report(self.store, newest, self._stale)
         # Only an active session's orchestrator can be gone unnoticed (no process is looked at
         # for one that ended: status stays light).
         return report, newest.status == SessionStatus.ACTIVE and orchestrator_gone(newest)
+
+
+def _keep_viewed(
+    root: Path,
+    shot: Snapshot,
+    ends: datetime | None,
+    report: RunReport,
+    origin: ConfigOrigin | None,
+    viewer: Viewer | None,
+) -> None:
+    """Blocking: ``report`` kept with what ``viewer`` makes of it (in the worker thread: a
+    big run's view is thousands of rows)."""
+    keep(root, shot, ends, report, origin, viewer(report) if viewer is not None else None)
 
 
 @asynccontextmanager
@@ -281,10 +307,11 @@ async def report_reader(
 
 
 async def newest_report(
-    where: Path | RunConfig, origin: ConfigOrigin | None = None
+    where: Path | RunConfig, origin: ConfigOrigin | None = None, viewer: Viewer | None = None
 ) -> tuple[RunReport, bool]:
     """The report of the newest session in a state directory (or the store a run config
     names), and whether it is active but the orchestrator that ran it is gone (so the report
-    will not change until someone resumes it)."""
+    will not change until someone resumes it); a file store's kept with what ``viewer`` makes
+    of it."""
     async with report_reader(where, origin=origin) as reader:
-        return await reader.newest(kept=True)
+        return await reader.newest(kept=True, viewer=viewer)

@@ -19,7 +19,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from orchestrator.ids import ID_PATTERN, SafeId
+from orchestrator.id_fields import SafeId
+from orchestrator.ids import ID_PATTERN
 
 __all__ = [
     "ENV_NAME",

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import VersionConflict
-from orchestrator.ids import SafeId, check_id
+from orchestrator.id_fields import SafeId
+from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord
 from orchestrator.safety import secret_mask
 from orchestrator.state.protocol import StateStore

@@ -47,7 +47,9 @@ GIT_NAMES = frozenset(
 def git_environ(parent: Mapping[str, str] | None = None) -> dict[str, str]:
     """The part of ``parent`` (this process's environment) a git process may see."""
     parent = os.environ if parent is None else parent
-    return {name: value for name, value in parent.items() if _passes(name)}
+    # The names first, each value read only for a name that passes: ``os.environ`` decodes
+    # what it hands out, and most of its values never go to git.
+    return {name: parent[name] for name in list(parent) if _passes(name)}
 
 
 @functools.lru_cache(maxsize=1024)

@@ -62,6 +62,10 @@ class MergeLock:
         self._emit = emit
         self._slot = anyio.Semaphore(1)
         self._held: tuple[MergeGrant, FileLock, int] | None = None
+        # Sessions whose grant this lock let go of, its record deleted (or another holder's
+        # since): no record can name them as merger now but a later grant's, which holds
+        # the lock while it lives (``clear_stale`` then has nothing to look for).
+        self._let_go: set[str] = set()
 
     @property
     def holder(self) -> MergeGrant | None:
@@ -71,6 +75,7 @@ class MergeLock:
     async def acquire(self, session: str, timeout: float | None = None) -> MergeGrant:
         """Wait for the merge lock (``timeout=None``: as long as it takes)."""
         check_id(session, "session id")
+        self._let_go.discard(session)  # a grant of its own may name it again from now on
         if self._held is not None and self._held[0].session == session:
             raise LockError(f"session {session} already holds the merge lock")
         limit = math.inf if timeout is None else timeout
@@ -81,10 +86,16 @@ class MergeLock:
         except TimeoutError:
             raise LockTimeout(self.path, limit, self._holder_name()) from None
         try:
-            lock = await self._os_lock(limit - (time.monotonic() - started), limit)
+            # The usual case, the lock free: its try and the token in one worker-thread call,
+            # on the floor read just before (as the file locks take theirs, ``manager``).
+            floor = await self._floor()
+            taken = await anyio.to_thread.run_sync(self._take_now, floor)
+            if taken is None:  # held by another process: waited for, the floor read again
+                taken = (await self._os_lock(limit - (time.monotonic() - started), limit), None)
+            lock, token = taken
             try:
                 with anyio.CancelScope(shield=True):
-                    grant, version = await self._record(session, lock)
+                    grant, version = await self._record(session, lock, token)
                     self._held = (grant, lock, version)
             except BaseException:
                 lock.release()
@@ -106,6 +117,7 @@ class MergeLock:
             try:
                 with contextlib.suppress(VersionConflict):  # someone reclaimed the record
                     await self._records.delete_record(MERGE_OWNER, _KEY, version, durable=False)
+                self._let_go.add(session)
             finally:
                 lock.release()
                 self._slot.release()
@@ -114,7 +126,15 @@ class MergeLock:
 
     async def clear_stale(self, session: str) -> bool:
         """Remove a record naming ``session`` as merger when no process holds the lock (its
-        holder died); True when one was removed."""
+        holder died); True when one was removed. A session whose last grant this lock let go
+        of itself is not looked for (no read): only a grant of its own, here or in a process
+        that died holding it, writes a record naming it, and none came after its release here
+        (a session ends with this call; it does not merge again)."""
+        if session in self._let_go:
+            self._let_go.discard(session)
+            return False
+        if self._held is not None:
+            return False  # this process holds the lock: no record is a dead holder's now
         record = await self._records.get_record(MERGE_OWNER, _KEY)
         if record is None or record.data.get("session") != session or self._held is not None:
             return False
@@ -136,12 +156,31 @@ class MergeLock:
             owner = record.data.get("session") if record is not None else None
             raise LockTimeout(self.path, limit, owner if isinstance(owner, str) else None) from None
 
-    async def _record(self, session: str, lock: FileLock) -> tuple[MergeGrant, int]:
-        # We hold the OS lock, so any record still there is a dead holder's: overwrite it.
+    async def _floor(self) -> int:
+        """The token of the record naming the last merger (0 when none): every new token is
+        above it, should the lock file's own counter have been lost."""
         current = await self._records.get_record(MERGE_OWNER, _KEY)
         previous = current.data.get("token", 0) if current is not None else 0
-        floor = previous if isinstance(previous, int) else 0
-        token = await anyio.to_thread.run_sync(lock.bump_counter, floor)
+        return previous if isinstance(previous, int) else 0
+
+    def _take_now(self, floor: int) -> tuple[FileLock, int | None] | None:
+        """The OS lock now and its counter bumped above ``floor``; None while another process
+        holds it (blocking: a worker thread's)."""
+        lock = self._try_os_lock()
+        if lock is None:
+            return None
+        try:
+            return lock, lock.bump_counter(floor)
+        except BaseException:
+            lock.release()
+            raise
+
+    async def _record(
+        self, session: str, lock: FileLock, token: int | None
+    ) -> tuple[MergeGrant, int]:
+        # We hold the OS lock, so any record still there is a dead holder's: overwrite it.
+        if token is None:  # the lock was waited for: its token drawn now
+            token = await anyio.to_thread.run_sync(lock.bump_counter, await self._floor())
         grant = MergeGrant(session, token, utcnow())
         data = {"session": session, "token": token, "since": grant.since.isoformat()}
         # Not fsynced, like the file-lock owners: it names a live holder of the OS lock,

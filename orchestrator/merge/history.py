@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterable
 
 from orchestrator.git.merge_tree import TASK_TRAILER, GitCalls
 
@@ -91,6 +92,25 @@ class TaskIndex:
                     return None
                 self._sync(calls, base)
             return self._tasks.get(task_id)
+
+    def all_known(self, base: str, task_ids: Iterable[str]) -> bool:
+        """Whether ``lookup`` would find every one of ``task_ids`` on ``base`` without a git
+        call: True only when the index already knows it; False when it cannot tell so in
+        memory, or another thread holds the index (it is never waited for: callable on the
+        event loop)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            at = None if self._tip == base else self._place.get(base)
+            if self._tip != base and at is None:
+                return False
+            for task_id in task_ids:
+                landed = self._tasks.get(task_id)
+                if landed is None or (at is not None and self._place.get(landed, at + 1) > at):
+                    return False
+            return True
+        finally:
+            self._lock.release()
 
     def record(self, old_base: str, new_base: str, task_id: str) -> None:
         """Our own merge moved the base from ``old_base`` to ``new_base``: no need to re-read."""

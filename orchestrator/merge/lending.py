@@ -165,10 +165,13 @@ class Lending:
     ) -> list[VanishedLanding]:
         """Of ``landed`` (task id -> its recorded landing commit), the landings the base no
         longer has (``merge.vanished``). ``at``: the base tip a landing just read (no fetch, no
-        read; the trailer index already knows it); else the base is read now (fetched first in
-        remote mode). Nothing to look up costs nothing."""
+        read; the trailer index already knows it: answered on the event loop when it knows every
+        one); else the base is read now (fetched first in remote mode). Nothing to look up
+        costs nothing."""
         if not landed:
             return []
+        if at is not None and self._history.all_known(at, landed):
+            return []  # every one on the tip the landing read, as the index knows: no hop
 
         def look() -> list[VanishedLanding]:
             calls = GitCalls(self._git)

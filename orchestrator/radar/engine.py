@@ -48,6 +48,7 @@ from orchestrator.radar.records import (
     HunkPair,
     Sighting,
     collision_key,
+    ranked,
     read_collision,
     short_diff,
     sightings,
@@ -128,10 +129,12 @@ class Radar:
             self._merges.clear()
             return await self._pass(sessions, force=True, everyone=True)
 
-    async def ended(self, session_id: str) -> None:
-        """``session_id`` ended: its sighting and its collisions go (``radar.resolved``)."""
+    async def ended(self, session_id: str) -> list[Collision]:
+        """``session_id`` ended: its sighting and its collisions go (``radar.resolved``). The
+        live collisions left, as ``records.collisions`` reads them, from the one read this
+        took (its caller needs not read them again)."""
         async with self._lock:
-            await self._end(session_id)
+            return ranked(await self._end(session_id))
 
     # -- one pass ----------------------------------------------------------------------------
 
@@ -337,13 +340,18 @@ class Radar:
         if await self.store.delete_record(COLLISIONS, found.key):
             await self.store.emit(_resolved_event(found, reason))
 
-    async def _end(self, session_id: str) -> None:
+    async def _end(self, session_id: str) -> list[Collision]:
+        """The session's sighting and collisions gone; the stored collisions left."""
         self._seen.pop(session_id, None)
         self._written_at.pop(session_id, None)
         await self.store.delete_record(SIGHTINGS, session_id)
+        left = []
         for found in (await self._stored_collisions()).values():
             if session_id in (found.a.session_id, found.b.session_id):
                 await self._resolve(found, "ended")
+            else:
+                left.append(found)
+        return left
 
     async def _sweep(self) -> None:
         """Collisions of sessions sighted nowhere any more (a run that died, a workstation

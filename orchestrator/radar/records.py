@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.models import utcnow
 from orchestrator.radar.hunks import FileDiff, Hunk
 from orchestrator.radar.overlap import Severity
-from orchestrator.safety.secret_mask import hidden, masked_model
 
 if TYPE_CHECKING:
     # A type only: ``council status``'s quick look reads collisions without a store.
@@ -52,6 +51,7 @@ __all__ = [
     "collision_key",
     "collisions",
     "collisions_for",
+    "ranked",
     "read_collision",
     "short_diff",
     "sightings",
@@ -66,7 +66,7 @@ FILE_DIFF_LIMIT = 2_000  # characters of one file's diff in a sighting
 
 
 class SightedFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     hunks: list[tuple[int, int]] = Field(default_factory=list)  # (start, count) on the base
     binary: bool = False
@@ -80,7 +80,7 @@ class SightedFile(BaseModel):
 class Sighting(BaseModel):
     """One live session's work as its radar last saw it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     session_id: str
     task_id: str
@@ -134,7 +134,7 @@ class Sighting(BaseModel):
 class HunkPair(BaseModel):
     """Two hunks that touch, one of each side, on ``path`` (base-side line ranges)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     path: str
     a: str  # "lines 10-14", "after line 3"
@@ -142,7 +142,7 @@ class HunkPair(BaseModel):
 
 
 class CollisionSide(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     task_id: str
     session_id: str
@@ -154,7 +154,7 @@ class CollisionSide(BaseModel):
 class Collision(BaseModel):
     """Two live sessions changing the same files (grades: ``overlap.Severity``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     key: str
     severity: Severity
@@ -189,6 +189,8 @@ class Collision(BaseModel):
         )
 
     def stored(self) -> dict[str, Any]:
+        from orchestrator.safety.secret_mask import masked_model  # a write's: not a reader's
+
         return masked_model(self).model_dump(mode="json")
 
 
@@ -200,6 +202,8 @@ def collision_key(session_a: str, session_b: str) -> str:
 
 def clip(text: str, limit: int) -> str:
     """``text`` with every known secret masked, cut to ``limit`` characters (the cut said)."""
+    from orchestrator.safety.secret_mask import hidden  # a write's: not a reader's (status)
+
     shown = hidden(text)
     if len(shown) <= limit:
         return shown
@@ -221,6 +225,11 @@ async def collisions(store: StateStore) -> list[Collision]:
         collision = read_collision(record.data)
         if collision is not None:
             found.append(collision)
+    return ranked(found)
+
+
+def ranked(found: Iterable[Collision]) -> list[Collision]:
+    """Collisions most severe first (the order ``collisions`` gives)."""
     return sorted(found, key=lambda c: (-c.severity.rank, c.paths, c.key))
 
 

@@ -29,6 +29,7 @@ gate's, ``merge.secret_gate``, and the worktree scrub's, ``secret_scrub``):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -91,14 +92,21 @@ class Hit:
     line: int  # 1-based line of the stream its first byte is on
 
 
-def _squeezed(needles: Sequence[bytes]) -> list[bytes]:
+def _squeezed(needles: Sequence[bytes]) -> tuple[bytes, ...]:
+    """``needles`` each squeezed; remembered for the last few needle sets (a store's choke
+    point asks with the same known secrets for every record)."""
+    return _squeezed_tuple(tuple(needles))
+
+
+@functools.lru_cache(maxsize=16)
+def _squeezed_tuple(needles: tuple[bytes, ...]) -> tuple[bytes, ...]:
     flat = []
     for at, needle in enumerate(needles):
         squeezed = squeeze(needle)
         if not squeezed:
             raise ValueError(f"needle {at} of {len(needles)} is empty once whitespace is taken out")
         flat.append(squeezed)
-    return flat
+    return tuple(flat)
 
 
 class Finder:
@@ -157,9 +165,23 @@ class Finder:
 
 
 def first(data: bytes, needles: Sequence[bytes]) -> Hit | None:
-    """The first needle in ``data`` (as ``Finder``)."""
-    finder = Finder(needles)
-    return finder.feed(data)
+    """The first needle in ``data``: what ``Finder(needles).feed(data)`` says, without the
+    tail a stream keeps for its next chunk (there is none: every record a store writes is
+    looked at so, and the tail's line offsets were most of what a miss cost)."""
+    flat = _squeezed(needles)
+    if not data or not flat:
+        return None
+    buffer = squeeze(data)
+    best: tuple[int, int] | None = None
+    for index, needle in enumerate(flat):
+        at = buffer.find(needle)
+        if at >= 0 and (best is None or at < best[0]):
+            best = (at, index)
+    if best is None:
+        return None
+    at, index = best
+    offset = _offsets(data, [at])[0]
+    return Hit(index, data.count(b"\n", 0, offset) + 1)
 
 
 def mask(data: bytes, needles: Sequence[bytes]) -> bytes:

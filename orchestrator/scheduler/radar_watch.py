@@ -96,6 +96,7 @@ class RadarWatch(RunPart):
 
     async def ended(self, attempt: Attempt) -> None:
         if attempt.session is not None:
+            # The collisions left come back from the end's own read: not read a second time.
             await self._advise(self.radar.ended(attempt.session.session_id))
 
     async def watch(self, scope: anyio.CancelScope) -> None:
@@ -136,11 +137,11 @@ class RadarWatch(RunPart):
         return await store.update_task_state(state.task_id, {"metadata": meta.dump()})
 
     async def _advise(self, work: Awaitable[object]) -> None:
-        """Run one of the radar's passes, then read the live collisions back; a failure is
-        logged, never raised (the radar advises)."""
+        """Run one of the radar's passes, then read the live collisions back (unless the pass
+        gave them: a list); a failure is logged, never raised (the radar advises)."""
         try:
-            await work
-            found = await collisions(self._run.services.store)
+            done = await work
+            found = done if isinstance(done, list) else await collisions(self._run.services.store)
         except (CouncilError, OSError) as exc:
             log.warning("the collision radar could not look: %s", exc)
             return

@@ -167,7 +167,7 @@ class Reconciler:
         if not watched:
             return
         sessions = [attempt.session for attempt in watched if attempt.session is not None]
-        present = await self._run.services.worktrees.present_all(sessions)  # one hop per tick
+        present = await self._run.services.worktrees.present_all(sessions)  # stats: no hop
         for attempt, session, there in zip(watched, sessions, present, strict=True):
             if there or attempt.slot_free or attempt.worktree_gone:
                 continue  # there, or its CLI work ended while we looked

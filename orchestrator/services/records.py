@@ -49,7 +49,7 @@ State = Literal["starting", "ready", "failed", "stopped"]
 class ServiceState(BaseModel):
     """One service of a session now: its name, state, port and why it failed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(min_length=1, max_length=_MAX_NAME)
     state: State
@@ -61,7 +61,7 @@ class ServicesRecord(BaseModel):
     """A task's record: the run's ``session``, its attempt's worktree ``worktree`` and its
     services in the order configured."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     session: str = Field(max_length=200)
     worktree: str = Field(default="", max_length=200)

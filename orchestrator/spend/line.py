@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from orchestrator.money import dollars
 
@@ -16,6 +16,7 @@ NAMESPACE = "spend"
 
 
 class SpendLine(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built when first read, not on import
     usd: float  # closed calls' cost, open ones' forecast
     tokens: int
     calls: int

@@ -46,7 +46,8 @@ import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import VersionConflict
-from orchestrator.ids import SafeId, check_id
+from orchestrator.id_fields import SafeId
+from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord, utcnow
 from orchestrator.process import procid
 from orchestrator.process.procid import ProcessId

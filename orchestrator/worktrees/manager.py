@@ -72,7 +72,11 @@ from orchestrator.worktrees.session_work import SessionWork
 from orchestrator.worktrees.sessions import NAMESPACE, SessionBook
 from orchestrator.worktrees.tamper.guard import TamperGuard
 
-__all__ = ["NAMESPACE", "WorktreeBusy", "WorktreeManager"]
+__all__ = ["NAMESPACE", "STATS_ON_LOOP", "WorktreeBusy", "WorktreeManager"]
+
+# ``present_all`` stats up to this many checkouts on the event loop (a stat opens nothing and
+# is as quick as a dictionary look once the directory is cached); more go to a worker thread.
+STATS_ON_LOOP = 32
 
 
 class WorktreeManager:
@@ -308,6 +312,10 @@ class WorktreeManager:
         return await anyio.to_thread.run_sync((session.path / ".git").is_file)
 
     async def present_all(self, sessions: Sequence[SessionWorktree]) -> list[bool]:
-        """``present`` for each of ``sessions``, in one worker-thread call."""
+        """``present`` for each of ``sessions``: a stat each (no file opened), on the event
+        loop for a few (the reconcile's look each tick at the running sessions, no hop), in
+        one worker-thread call for more."""
         paths = [session.path / ".git" for session in sessions]
+        if len(paths) <= STATS_ON_LOOP:
+            return [path.is_file() for path in paths]
         return await anyio.to_thread.run_sync(lambda: [path.is_file() for path in paths])

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.config.sections import WorktreeConfig
-from orchestrator.ids import SafeId
+from orchestrator.id_fields import SafeId
 from orchestrator.sandbox.plan import SandboxSettings
 
 __all__ = [

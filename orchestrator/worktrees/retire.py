@@ -145,13 +145,26 @@ async def retire(
     common = ws.layout.common_dir
 
     def look() -> tuple[bool, str | None]:
-        """Whether the checkout is stranded; when it is not, the fast path's merged tip (one
-        worker-thread call for both, the usual case)."""
+        """Whether the checkout is stranded; when it is not, the fast path's merged tip."""
         if stranded_admin(session.path, common) is not None:
             return True, None
         return False, _merged_tip(ws, session, check_busy=not force) if fast else None
 
-    stranded, tip = await anyio.to_thread.run_sync(look)
+    def look_and_remove() -> tuple[bool, str | None, bool | None]:
+        """``look``, then the fast path's removal when it found a merged tip: the usual case
+        is one worker-thread call, the metadata lock's first try included (``MetaLock.run``).
+        The tip is read under the lock, right before the removal it decides."""
+        stranded, tip = look()
+        return stranded, tip, _remove_clean(ws, session, tip) if tip is not None else None
+
+    deleted: bool | None = None
+    if fast:
+        stranded, tip, deleted = await ws.meta.run(look_and_remove)
+    else:
+        stranded, tip = await anyio.to_thread.run_sync(look)
+    if deleted is not None:
+        assert tip is not None
+        return _fast_removed(session, tip, deleted)
     if stranded:
         # A checkout whose admin directory a CLI deleted is git's again first: its edits are
         # then committed and kept like any others, not left as loose files.
@@ -160,19 +173,12 @@ async def retire(
             tip = await anyio.to_thread.run_sync(
                 lambda: _merged_tip(ws, session, check_busy=not force)
             )
-    if tip is not None:
+    if stranded and tip is not None:
         merged_tip = tip
         # The lock's first try and the removal in one worker-thread call (``MetaLock.run``).
         deleted = await ws.meta.run(lambda: _remove_clean(ws, session, merged_tip))
         if deleted is not None:
-            return RemovalResult(
-                session_id=sid,
-                branch=session.branch,
-                tip=tip,
-                merged=True,
-                worktree_removed=True,
-                branch_deleted=deleted,
-            )
+            return _fast_removed(session, tip, deleted)
 
     def save_and_look() -> tuple[Saved | None, str | None, bool]:
         saved = _save_work(ws, session, check_busy=not force)
@@ -232,6 +238,18 @@ async def retire(
         rescue_ref=saved_ref,
         worktree_removed=present,
         pooled=pooled,
+        branch_deleted=deleted,
+    )
+
+
+def _fast_removed(session: SessionWorktree, tip: str, deleted: bool) -> RemovalResult:
+    """What the fast path did: the merged worktree removed, its branch maybe deleted."""
+    return RemovalResult(
+        session_id=session.session_id,
+        branch=session.branch,
+        tip=tip,
+        merged=True,
+        worktree_removed=True,
         branch_deleted=deleted,
     )
 

@@ -29,6 +29,7 @@ from orchestrator.locks.manager import FileLockGrant, LockManager
 from orchestrator.process import procid
 from orchestrator.process.procid import ProcessId
 from orchestrator.state import FileStateStore
+from tests.support.hops import count_hops
 from tests.support.timing import patience
 
 Pair = tuple[LockManager, LockManager]
@@ -352,6 +353,87 @@ async def test_release_all_counts_file_locks_and_the_merge_lock(pair: Pair) -> N
         assert (await other.acquire_file_lock("c", path)).session == "c"
     async with other.merge_lock("c", timeout=patience(1)) as grant:
         assert grant.session == "c"
+
+
+async def test_a_session_that_let_go_of_the_merge_lock_here_is_not_looked_for_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its release deleted the record naming it: the release of all its locks does not read
+    the merge lock's record again (a worker-thread hop a task); a session that never merged
+    here still is looked for (a dead holder's record is cleared, ``test_stale_locks``)."""
+    async with FileStateStore.for_repo(project) as store:
+        locks = LockManager(project, store=store)
+        async with locks.merge_lock("a"):
+            pass
+        asked: list[tuple[str, str]] = []
+        real = store.get_record
+
+        async def get_record(namespace: str, key: str) -> object:
+            asked.append((namespace, key))
+            return await real(namespace, key)
+
+        monkeypatch.setattr(store, "get_record", get_record)
+        assert await locks.release_all_session_locks("a") == 0
+        assert ("merge-lock", "merge") not in asked
+        assert await store.get_record("merge-lock", "merge") is None
+        asked.clear()
+        assert await locks.release_all_session_locks("b") == 0
+        assert ("merge-lock", "merge") in asked
+        await locks.aclose()
+
+
+async def test_a_free_merge_lock_is_taken_with_its_token_in_one_worker_thread_call(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OS lock's try and the counter's bump ride together (the record read before, its
+    write and its delete after): four hops a grant, not five."""
+    from orchestrator.filelock import FileLock
+
+    async with FileStateStore.for_repo(project) as store:
+        locks = LockManager(project, store=store)
+        first = await locks.acquire_merge_lock("a")
+        await locks.release_merge_lock("a")
+        hopped = count_hops(monkeypatch)
+        grant = await locks.acquire_merge_lock("b")
+        assert grant.token > first.token  # the token still grows with every grant
+        assert (await store.get_record("merge-lock", "merge")).data["token"] == grant.token  # type: ignore[union-attr]
+        assert await locks.release_merge_lock("b")
+        assert FileLock.bump_counter not in hopped
+        assert len(hopped) == 4, hopped
+        await locks.aclose()
+
+
+async def test_a_merge_lock_waited_for_still_draws_a_token_above_the_last(project: Path) -> None:
+    """Held by another process's manager when asked: waited for, the floor read again."""
+    async with FileStateStore.for_repo(project) as one, FileStateStore.for_repo(project) as two:
+        first, second = LockManager(project, store=one), LockManager(project, store=two)
+        held = await first.acquire_merge_lock("a")
+        async with anyio.create_task_group() as group:
+            got: list[int] = []
+
+            async def wait() -> None:
+                got.append((await second.acquire_merge_lock("b", timeout=patience(10))).token)
+
+            group.start_soon(wait)
+            await anyio.sleep(0.05)
+            assert got == []  # still held by "a"
+            await first.release_merge_lock("a")
+        assert got[0] > held.token
+        await second.release_merge_lock("b")
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_session_that_merges_again_is_looked_for_once_more(project: Path) -> None:
+    """Granted again after a release: a record may name it again, so it is looked for."""
+    async with FileStateStore.for_repo(project) as store:
+        locks = LockManager(project, store=store)
+        async with locks.merge_lock("a"):
+            pass
+        await locks.acquire_merge_lock("a")
+        assert await locks.release_all_session_locks("a") == 1
+        assert await store.get_record("merge-lock", "merge") is None
+        await locks.aclose()
 
 
 # -- merge lock -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator.git.merge_tree import GitCalls
 from orchestrator.merge.queue import MergeQueue, MergeStatus
+from tests.support.hops import count_hops
 from tests.support.merge_repo import commit_on, git, init_repo, show, tip
 
 
@@ -39,6 +40,30 @@ async def test_the_check_after_a_landing_starts_no_git_process(
     monkeypatch.setattr(GitCalls, "run", counted)
     assert await queue.lending.vanished({"t1": first.merge_commit}, at=second.base_after) == []
     assert started == []
+
+
+async def test_the_check_after_a_landing_is_no_worker_thread_call_while_the_index_knows(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every landing looked for is on the tip the last landing read, as the trailer index
+    knows: answered on the event loop. One it cannot tell in memory is still looked for in a
+    worker thread (and judged as before)."""
+    commit_on(repo, "council/t1/1", {"a.txt": "a\n"})
+    commit_on(repo, "council/t2/1", {"b.txt": "b\n"})
+    queue = MergeQueue(repo, "main")
+    first = await queue.merge("s1", "council/t1/1", task_id="t1")
+    second = await queue.merge("s2", "council/t2/1", task_id="t2")
+    assert first.merge_commit is not None and second.merge_commit is not None
+    hopped = count_hops(monkeypatch)
+    landed = {"t1": first.merge_commit, "t2": second.merge_commit}
+    assert await queue.lending.vanished(landed, at=second.base_after) == []
+    assert hopped == []
+    # At the older tip, t2's landing is not on it yet: not for memory to tell, a hop decides.
+    assert await queue.lending.vanished(landed, at=first.base_after) == []
+    assert len(hopped) == 1
+    # A recorded landing the index does not know (squashed away, say) is looked for in git.
+    assert await queue.lending.vanished({"t9": first.merge_commit}, at=second.base_after) == []
+    assert len(hopped) == 2
 
 
 async def test_a_squashed_landing_has_vanished_and_lands_again_from_the_vanished_merge(

@@ -14,7 +14,7 @@ import pytest
 from orchestrator.events import Event
 from orchestrator.radar.engine import Radar
 from orchestrator.radar.overlap import Severity
-from orchestrator.radar.records import SIGHTINGS, collisions, collisions_for
+from orchestrator.radar.records import COLLISIONS, SIGHTINGS, collisions, collisions_for
 from orchestrator.state.file.store import FileStateStore
 from tests.support.radar_helpers import add_session, git, make_repo, repo_git
 from tests.support.timing import patience
@@ -235,6 +235,33 @@ async def test_a_collision_left_by_a_run_that_died_ends_at_the_next_look(
         assert await collisions(store) == []
         (resolved,) = [e.data for e in seen if e.type == "radar.resolved"]
         assert resolved["reason"] == "ended"
+
+
+async def test_an_end_gives_the_collisions_left_from_its_own_read(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``radar_watch`` shows after a session ends comes from the end's one read of the
+    collisions (a worker-thread hop a task less than reading them back)."""
+    async with FileStateStore(tmp_path / "state") as store:
+        radar = Radar(store, repo_git(repo), "refs/heads/main")
+        sessions = [add_session(repo, f"task-{n}", f"s{n}") for n in "abc"]
+        for n, session in enumerate(sessions):
+            session.edit("src/mod.py", "y = x + 1", f"y = x + {n + 10}")
+            session.commit()
+        await radar.look([s.live for s in sessions])
+        assert len(await collisions(store)) == 3
+        lists: list[str] = []
+        real = store.list_records
+
+        async def list_records(namespace: str) -> object:
+            lists.append(namespace)
+            return await real(namespace)
+
+        monkeypatch.setattr(store, "list_records", list_records)
+        left = await radar.ended("sa")
+        assert lists == [COLLISIONS]  # read once
+        assert [c.tasks for c in left] == [("task-b", "task-c")]
+        assert left == await collisions(store)
 
 
 async def test_the_radars_known_false_positive_and_miss(repo: Path, tmp_path: Path) -> None:

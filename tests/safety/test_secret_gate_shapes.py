@@ -26,7 +26,7 @@ from orchestrator.merge.types import MergeStatus
 from orchestrator.safety import secret_mask
 from orchestrator.safety.secret_forms import forms
 from orchestrator.safety.secret_scrub import LATE, scrub_sync
-from orchestrator.safety.secret_stream import BUDGET_VARIABLE, Finder, Hit, mask, squeeze
+from orchestrator.safety.secret_stream import BUDGET_VARIABLE, Finder, Hit, first, mask, squeeze
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees.manager import WorktreeManager
 from tests.support.merge_repo import commit_on, git, init_repo
@@ -242,6 +242,28 @@ def test_a_value_with_whitespace_inside_is_found_across_any_chunks_at_its_line()
         assert finder.hit == Hit(0, before.count(b"\n") + 1), (case, data)
         assert mask(data, [value]).count(b"\n") == data.count(b"\n")
         assert squeeze(value) not in squeeze(mask(data, [value]))
+
+
+def test_first_says_what_a_finder_fed_the_bytes_whole_says() -> None:
+    """``first`` (one look at bytes held whole, no tail kept) gives the very hit a ``Finder``
+    fed the same bytes gives: the earliest needle, the first given of two at one place, its
+    line; none when absent, for empty bytes or no needles; seeded cases, some with hits."""
+    rng = random.Random(51)
+    for case in range(600):
+        needles = [
+            b"k" + bytes(rng.choice(b"ab01 \n") for _ in range(rng.randint(1, 12)))
+            for _ in range(rng.randint(0, 4))
+        ]
+        needles = [n for n in needles if squeeze(n)]
+        data = bytes(rng.choice(b"ab01k \n\t") for _ in range(rng.randint(0, 120)))
+        if needles and rng.random() < 0.5:
+            at = rng.randint(0, len(data))
+            data = data[:at] + rng.choice(needles) + data[at:]
+        finder = Finder(needles)
+        assert first(data, needles) == finder.feed(data), (case, data, needles)
+    assert first(b"", [b"abc"]) is None and first(b"abc", []) is None
+    with pytest.raises(ValueError, match="needle 1 of 2 is empty"):
+        first(b"abc", [b"abc", b" \n"])
 
 
 def test_mask_keeps_the_line_breaks_inside_a_wrapped_value() -> None:

@@ -27,6 +27,7 @@ from orchestrator.errors import StateCorrupted
 from orchestrator.events import Event
 from orchestrator.models import TaskStatus
 from orchestrator.state import FileStateStore
+from orchestrator.state.file.claims import TOKEN_BLOCK
 from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.testing.faulty_fs import UnsyncedFileOps
 
@@ -43,12 +44,17 @@ class Record:
     read: Read  # the locked read a caller makes (recovering a damaged record)
 
 
-async def claim_twice(store: FileStateStore) -> None:
+async def claim_into_a_second_block(store: FileStateStore) -> int:
+    """Claims until the fencing counter was written twice (its tokens come in blocks of
+    ``TOKEN_BLOCK``), so it has a version in its history; the last token."""
     await store.update_task_state("t1", {})
-    for holder in ("a", "b"):
-        claim = await store.acquire_claim("t1", holder, 600)
+    token = 0
+    for n in range(TOKEN_BLOCK + 1):
+        claim = await store.acquire_claim("t1", f"h{n}", 600)
         assert claim is not None
+        token = claim.token
         await store.release_claim("t1", claim.token)
+    return token
 
 
 RECORDS = {
@@ -82,7 +88,7 @@ RECORDS = {
     "fencing-counter": Record(
         "fencing",
         lambda s: s.counters,
-        claim_twice,
+        claim_into_a_second_block,
         lambda s: s.core.read(s.counters, "fencing"),
     ),
 }
@@ -213,11 +219,13 @@ async def test_damage_of_the_only_version_is_reported_never_reset(
 
 async def test_a_damaged_fencing_counter_never_hands_out_a_token_twice(tmp_path: Path) -> None:
     async with FileStateStore(tmp_path, file_ops=UnsyncedFileOps()) as store:
-        await claim_twice(store)
+        last = await claim_into_a_second_block(store)
         current = store.counters.current_path("fencing")
         current.write_bytes(current.read_bytes()[:-3])
+    # The next process reads the damaged counter (recovered from its history, a block back).
+    async with FileStateStore(tmp_path, file_ops=UnsyncedFileOps()) as store:
         claim = await store.acquire_claim("t1", "c", 600)
-        assert claim is not None and claim.token > 2
+        assert claim is not None and claim.token > last
 
 
 # -- checkpoints ------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from orchestrator.errors import CouncilError, StateWriteError
 from orchestrator.events import Event
 from orchestrator.models import ClaimStatus, TaskStatus
 from orchestrator.state import FileStateStore
+from orchestrator.state.file.claims import TOKEN_BLOCK
 from orchestrator.testing.faulty_fs import FaultyFileOps, SimulatedCrash, UnsyncedFileOps
 
 Act = Callable[[FileStateStore], Awaitable[object]]
@@ -48,7 +49,8 @@ Look = Callable[[FileStateStore], Awaitable[object]]
 
 LOG = "orchestrator.state.file.log.event_log"
 UNSYNCED = UnsyncedFileOps()
-TOKEN = 1  # the seeded claim's fencing token: the first the store hands out
+# The seeded claim's fencing token: the first the store hands out (its first block's first).
+TOKEN = TOKEN_BLOCK
 
 
 @dataclass(frozen=True)

@@ -362,6 +362,44 @@ async def test_a_merged_removal_looks_for_a_stranded_checkout_with_its_tip_in_on
     assert stranded.stranded_admin not in hopped  # looked at with the merged tip
 
 
+async def test_a_merged_removal_is_one_worker_thread_call_with_its_record(
+    repo: Path, manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look (stranded? merged tip?) rides in the metadata lock's call with the removal:
+    one hop for git's side, one for the worktree's record, no more."""
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"s1.txt": "work\n"})
+    await manager.commit_in_worktree(session, "work")
+    git(repo, "merge", "-q", "--ff-only", session.branch)
+    hopped = count_hops(monkeypatch)
+    gone = await manager.remove_session_worktree(session)
+    assert gone.merged and gone.branch_deleted and gone.worktree_removed
+    names = [getattr(fn, "__qualname__", repr(fn)) for fn in hopped]
+    assert names == ["MetaLock.run.<locals>.first", "FileCore._try_locked"], names
+    assert not session.path.exists() and session.path not in registered_paths(repo)
+    assert "council/t1/1" not in branches(repo)
+
+
+async def test_the_running_checkouts_are_looked_at_with_stats_on_the_loop(
+    manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reconcile's look each tick: a stat a checkout, no hop and no file opened on the
+    event loop; more than ``STATS_ON_LOOP`` of them go to one worker-thread call."""
+    from orchestrator.testing import loop_io
+    from orchestrator.worktrees import manager as manager_module
+
+    kept = await manager.create_session_worktree("s1", "claude", "t1")
+    gone = await manager.create_session_worktree("s2", "claude", "t2")
+    shutil.rmtree(gone.path)  # deleted under its session
+    hopped = count_hops(monkeypatch)
+    with loop_io.watching() as on_loop:
+        assert await manager.present_all([kept, gone]) == [True, False]
+    assert hopped == [] and on_loop == []
+    monkeypatch.setattr(manager_module, "STATS_ON_LOOP", 1)
+    assert await manager.present_all([kept, gone]) == [True, False]
+    assert len(hopped) == 1
+
+
 async def test_a_stranded_checkout_is_given_back_before_its_removal_keeps_its_work(
     repo: Path, manager: WorktreeManager
 ) -> None:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import UsageError
-from orchestrator.models import utcnow
 from orchestrator.safety import safe_write
 from orchestrator.state.file.record_files.layout import events_log
 
@@ -75,6 +74,8 @@ def remember_run(
     it keeps it in files) was started from ``started_in`` (the current directory by default).
     A record that cannot be written is a warning: the run matters more than finding it
     later."""
+    from orchestrator.models import utcnow  # pydantic's models: not on status's path
+
     config = config_file.resolve()
     places = {(started_in or Path.cwd()).resolve(), repo.resolve()}
     for directory in sorted(places):

@@ -30,7 +30,7 @@ import typer
 
 from orchestrator.cli import console
 from orchestrator.cli.status import run_finder
-from orchestrator.cli.status.summary import JsonOption, WideOption, print_summary
+from orchestrator.cli.status.summary_columns import JsonOption, WideOption
 
 if TYPE_CHECKING:
     from orchestrator.config.origin import ConfigOrigin
@@ -62,11 +62,23 @@ def status(
         from orchestrator.cli.status.status_watch import watch_status
 
         watch_status(where, as_json, wide, events, origin)
+    if not as_json and isinstance(where, Path) and _kept_table(where, origin, wide):
+        return
     report = _one_look(where, origin)
     if as_json:
         console.print_lines(report.model_dump_json(indent=2))
     else:
+        from orchestrator.cli.status.summary import print_summary
+
         print_summary(report, wide)
+
+
+def _kept_table(where: Path, origin: ConfigOrigin | None, wide: bool) -> bool:
+    """Whether the summary kept beside the report (``kept_view``) still held, and was drawn."""
+    from orchestrator.cli.status.kept_view import print_view
+    from orchestrator.run.reports.report_cache import kept_view
+
+    return print_view(kept_view(where, origin), wide)
 
 
 def _status_source(
@@ -101,6 +113,8 @@ def _status_source(
 def _one_look(where: Path | RunConfig, origin: ConfigOrigin | None = None) -> RunReport:
     """The newest session's report: the kept one when it is still what the records say, else
     built from the store."""
+    from orchestrator.cli.status.kept_view import view_of  # kept with it, for the next look
+
     if isinstance(where, Path):
         from orchestrator.run.reports.report_cache import kept_report
 
@@ -109,11 +123,11 @@ def _one_look(where: Path | RunConfig, origin: ConfigOrigin | None = None) -> Ru
             return kept
         from orchestrator.run.reports.quick_report import quick_report
 
-        built = quick_report(where, origin)
+        built = quick_report(where, origin, view_of)
         if built is not None:
             return built
     from orchestrator.cli import event_loop
     from orchestrator.cli.store_access import newest_report
 
-    report, _ = event_loop.run(newest_report, where, origin)
+    report, _ = event_loop.run(newest_report, where, origin, view_of)
     return report

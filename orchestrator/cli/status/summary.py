@@ -14,11 +14,18 @@ import shlex
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from orchestrator.cli import console
+from orchestrator.cli.status.summary_columns import (
+    HELD_BY,
+    SERVICES,
+    SHORT_COMMIT,
+    SUMMARY,
+    JsonOption,
+    WideOption,
+)
 from orchestrator.models import SessionStatus, TaskStatus
 from orchestrator.run.reports.report import RunReport, StackLink, StackReport, TaskReport
 from orchestrator.services.records import note
@@ -30,31 +37,10 @@ __all__ = [
     "finish",
     "print_summary",
     "services_text",
+    "spend_lines",
     "status_text",
     "summary",
     "summary_table",
-]
-
-# Ids are keys (never cut), and so is the status (folded between words, never dropped); at
-# 80 columns attempts, time and error give way first.
-SUMMARY = (
-    console.Column("task", key=True),
-    console.Column("status", key=True, wraps=True),
-    console.Column("adapter"),
-    console.Column("attempts", drop=3),
-    console.Column("branch", key=True),
-    console.Column("merged", key=True),
-    console.Column("time", drop=2),
-    console.Column("error", wraps=True, drop=1),
-)
-_HELD_BY = console.Column("held by", wraps=True, drop=1)
-# Shown when a task of the run has services (a run's ``services:``): ``web ready, db failed``.
-_SERVICES = console.Column("services", wraps=True, drop=1)
-_SHORT_COMMIT = 10  # what git accepts for a commit of any repository of ordinary size
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
-WideOption = Annotated[
-    bool, typer.Option("--wide", help="Show every column whole (full commit ids), however wide.")
 ]
 
 
@@ -111,7 +97,7 @@ def summary_table(
     if not any(task.services for task in report.tasks):
         return SUMMARY, rows, title
     rows = [(*row, services_text(t)) for row, t in zip(rows, report.tasks, strict=True)]
-    return (*SUMMARY, _SERVICES), rows, title
+    return (*SUMMARY, SERVICES), rows, title
 
 
 def print_summary(report: RunReport, wide: bool = False) -> None:
@@ -122,9 +108,7 @@ def print_summary(report: RunReport, wide: bool = False) -> None:
         return
     # A team run: who holds each task, and which workstations are in it now.
     held = [(*row, _holder(task)) for row, task in zip(rows, report.tasks, strict=True)]
-    console.print_table(
-        (*columns, _HELD_BY), held, title=f"{title} (team {report.team})", wide=wide
-    )
+    console.print_table((*columns, HELD_BY), held, title=f"{title} (team {report.team})", wide=wide)
     if not report.workstations:
         console.print_lines("no workstation is working in this run now")
     for station in report.workstations:
@@ -136,21 +120,26 @@ def print_summary(report: RunReport, wide: bool = False) -> None:
 
 
 def _print_spend(report: RunReport) -> None:
+    for line in spend_lines(report):
+        console.print_lines(line)
+
+
+def spend_lines(report: RunReport) -> list[str]:
     """What the run's CLI calls cost, against its budgets; each task a quota holds, and the
-    budget the run waits for."""
-    if report.spend is not None:
-        console.print_lines(report.spend.said())
+    budget the run waits for: the lines after the table."""
+    lines = [report.spend.said()] if report.spend is not None else []
     for task in report.tasks:
         if task.held and not task.held.startswith("budget: "):  # a quota's: until its reset
-            console.print_lines(f"held: {task.task_id}: {task.held}")
+            lines.append(f"held: {task.task_id}: {task.held}")
     held = next((t.waiting for t in report.tasks if (t.waiting or "").startswith("budget: ")), None)
     if held is None and report.spend is not None:
         held = report.spend.held
     if held is not None:
-        console.print_lines(
+        lines.append(
             f"waiting for a budget: {held.removeprefix('budget: ')}; raise it (`council budget "
             "raise`, or the config) and `council resume` goes on"
         )
+    return lines
 
 
 def services_text(task: TaskReport) -> str:
@@ -202,7 +191,7 @@ def summary(report: RunReport, wide: bool = False) -> tuple[list[tuple[object, .
 def _commit(commit: str | None, wide: bool) -> str:
     if commit is None:
         return "-"
-    return commit if wide else commit[:_SHORT_COMMIT]
+    return commit if wide else commit[:SHORT_COMMIT]
 
 
 def stack_text(stack: StackReport) -> str:
@@ -237,7 +226,7 @@ def status_text(task: TaskReport) -> str:
         if task.vanished:
             gone = task.vanished[-1]
             again = "landed again" if task.status == TaskStatus.DONE else "not landed again"
-            shown += f" (landing {gone.commit[:_SHORT_COMMIT]} vanished; {again})"
+            shown += f" (landing {gone.commit[:SHORT_COMMIT]} vanished; {again})"
         if task.collision:
             shown += f" ! {task.collision}"  # the collision radar's mark
         return shown

@@ -47,7 +47,12 @@ def _usage(meta: TaskMeta, name: str) -> Any:
 
 
 def _task_report(
-    state: TaskState, depends_on: list[str], states: dict[str, TaskState], now: datetime
+    state: TaskState,
+    depends_on: list[str],
+    states: dict[str, TaskState],
+    now: datetime,
+    collision: str | None = None,
+    services: list[ServiceState] | None = None,
 ) -> TaskReport:
     duration = None
     if state.started_at is not None and state.finished_at is not None:
@@ -93,6 +98,8 @@ def _task_report(
             for r in meta.landing.relanded or []
         ],
         pull=_pull(meta),
+        collision=collision,
+        services=services or [],
     )
 
 
@@ -161,11 +168,13 @@ def build_report(
     stacks = stack_reports(tasks)
     reports = [
         _with_stack(
-            _task_report(by_id[i], deps.get(i, []), by_id, now).model_copy(
-                update={
-                    "collision": marked.get(i) if i in live else None,
-                    "services": services.get(i, []),
-                }
+            _task_report(
+                by_id[i],
+                deps.get(i, []),
+                by_id,
+                now,
+                marked.get(i) if i in live else None,
+                services.get(i),
             ),
             stacks.get(i),
         )

@@ -18,6 +18,7 @@ Nothing here writes a record.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,10 +40,15 @@ if TYPE_CHECKING:
 __all__ = ["quick_report"]
 
 
-def quick_report(root: Path, origin: ConfigOrigin | None = None) -> RunReport | None:
+def quick_report(
+    root: Path,
+    origin: ConfigOrigin | None = None,
+    viewer: Callable[[RunReport], Mapping[str, object] | None] | None = None,
+) -> RunReport | None:
     """Blocking: the newest session's report of the file store at ``root``, kept for the next
-    look (``report_cache.keep``); None when the store itself must be asked (module doc), or
-    when no session is recorded there (the store's path says so in its own words)."""
+    look (``report_cache.keep``, with what ``viewer`` makes of it: its ``view``); None when
+    the store itself must be asked (module doc), or when no session is recorded there (the
+    store's path says so in its own words)."""
     read = PeekRead.open(root)
     if read is None:
         return None
@@ -80,5 +86,5 @@ def quick_report(root: Path, origin: ConfigOrigin | None = None) -> RunReport | 
         if not is_expired(record, now) and (collision := read_collision(record.data))
     ]
     report, ends = report_of(newest, tasks, alive, line, now, found, services)
-    keep(root, shot, ends, report, origin)
+    keep(root, shot, ends, report, origin, viewer(report) if viewer is not None else None)
     return report

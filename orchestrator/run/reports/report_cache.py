@@ -24,6 +24,11 @@ report again. Stale is never taken for fresh; a doubtful cache is only ever a re
 ``kept_report`` is the quick look (blocking, no store, no event loop); ``keep`` writes the file
 by replacing it. A file that cannot be read, parsed or written is no error, only a rebuild. It
 is a JSON document of the report's own schema, read back with validation: nothing in it runs.
+
+``keep`` may keep beside the report what ``status`` printed of it (its ``view``: the
+surface's, ``cli.status.kept_view``, which also checks it when it is read back), and
+``kept_view`` gives it back on the same terms as the report, without reading the report back:
+this module imports neither pydantic nor the report's models until ``kept_report`` reads one.
 """
 
 from __future__ import annotations
@@ -32,16 +37,12 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from orchestrator.models import utcnow
-from orchestrator.run.reports.report import RunReport
-from orchestrator.services.records import NAMESPACE as SERVICES
 from orchestrator.state.file.record_files.layout import (
     RECORDS,
     Identity,
@@ -52,11 +53,24 @@ from orchestrator.state.file.record_files.layout import (
 
 if TYPE_CHECKING:
     from orchestrator.config.origin import ConfigOrigin
+    from orchestrator.run.reports.report import RunReport
 
-__all__ = ["CACHE_NAME", "Snapshot", "keep", "kept_report", "snapshot_sessions", "snapshot_tasks"]
+__all__ = [
+    "CACHE_NAME",
+    "SERVICES",
+    "Snapshot",
+    "keep",
+    "kept_report",
+    "kept_view",
+    "snapshot_sessions",
+    "snapshot_tasks",
+]
 
 CACHE_NAME = "report-cache.json"
-_FORMAT = 2
+_FORMAT = 3
+# ``services.records.NAMESPACE``, named here: that module imports pydantic, which the quick
+# look does without (``tests/run/reports/test_kept_view.py`` holds them equal).
+SERVICES = "services"
 
 
 @dataclass
@@ -97,6 +111,29 @@ def kept_report(root: Path, origin: ConfigOrigin | None = None) -> RunReport | N
     """The kept report of the newest session in the file store at ``root`` (of those started
     from ``origin``'s config file, ``config.origin.of_config``), if every record it was built
     from is unchanged and it has not run out; else None (build it, then ``keep``)."""
+    kept = _kept(root, origin)
+    if kept is None:
+        return None
+    from pydantic import ValidationError
+
+    from orchestrator.run.reports.report import RunReport
+
+    try:
+        return RunReport.model_validate(kept.get("report"))
+    except ValidationError:
+        return None
+
+
+def kept_view(root: Path, origin: ConfigOrigin | None = None) -> object | None:
+    """What was kept beside the report ``kept_report`` would give (``keep``'s ``view``), on the
+    same terms, the report itself not read back; None when there is none or it does not hold.
+    As found in the file: its reader checks it."""
+    kept = _kept(root, origin)
+    return None if kept is None else kept.get("view")
+
+
+def _kept(root: Path, origin: ConfigOrigin | None) -> dict[str, Any] | None:
+    """The kept file's document, while it holds for ``origin``'s runs."""
     try:
         kept = json.loads((root / CACHE_NAME).read_bytes())
     except (OSError, ValueError):
@@ -105,10 +142,7 @@ def kept_report(root: Path, origin: ConfigOrigin | None = None) -> RunReport | N
         return None
     if kept.get("config") != (origin.path if origin is not None else None):
         return None  # kept for another config's runs, or for the store's newest
-    try:
-        return RunReport.model_validate(kept.get("report"))
-    except ValidationError:
-        return None
+    return kept
 
 
 def keep(
@@ -117,9 +151,11 @@ def keep(
     ends: datetime | None,
     report: RunReport,
     origin: ConfigOrigin | None = None,
+    view: Mapping[str, object] | None = None,
 ) -> None:
     """Blocking: keep ``report``, built from the records ``snapshot`` names, until ``ends``;
-    the newest session of ``origin``'s config file (None: of the store)."""
+    the newest session of ``origin``'s config file (None: of the store); and ``view``, what
+    ``status`` prints of it, as plain JSON values (``kept_view``)."""
     services = snapshot.services or {}
     known = [*snapshot.sessions.values(), *services.values(), *(snapshot.tasks or {}).values()]
     if snapshot.tasks is None or any(identity is None for identity in known):
@@ -131,6 +167,7 @@ def keep(
             "ends": ends.isoformat() if ends is not None else None,
             "config": origin.path if origin is not None else None,
             **snapshot.as_json(),
+            "view": view,
         }
         # The report as pydantic writes it (its own encoder, not json's, some ten times
         # quicker for a big run), spliced in as the last member of the object.
@@ -154,7 +191,7 @@ def _fresh(root: Path, kept: dict[str, Any]) -> bool:
         ends = kept.get("ends")
         if ends is not None and not (isinstance(ends, str) and utcnow() < _moment(ends)):
             return False
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):  # TypeError: a moment without its zone
         return False
     tasks = kept.get("tasks")
     if not isinstance(tasks, dict) or not all(isinstance(key, str) for key in tasks):
@@ -164,6 +201,11 @@ def _fresh(root: Path, kept: dict[str, Any]) -> bool:
     if kept.get("services") != _listed(_services(root)):
         return False  # a session's services changed (their records are not the tasks')
     return bool(tasks == _listed(task_identities(root, list(tasks))))
+
+
+def utcnow() -> datetime:
+    """Now, in UTC: ``models.utcnow``, without the models (they import pydantic)."""
+    return datetime.now(UTC)
 
 
 def _moment(text: str) -> datetime:
@@ -183,9 +225,12 @@ _MAKERS = (
     "radar/records.py",
     "radar/warning.py",
     "services/records.py",
+    "spend/line.py",
+    "cli/status/summary.py",
+    "cli/status/kept_view.py",
 )
-"""The source files, under the package, of the code that builds a report (named, not imported:
-the quick look imports none of them)."""
+"""The source files, under the package, of the code that builds a report and what ``status``
+prints of it (named, not imported: the quick look imports none of them)."""
 
 
 def _makers() -> list[list[int]]:

@@ -5,6 +5,7 @@ larger than every earlier token of its task, so a holder whose lease lapsed can 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -36,9 +37,16 @@ __all__ = ["FileClaims"]
 log = logging.getLogger(__name__)
 
 
+# Fencing tokens taken from the counter at a time: one counter write hands out this many.
+TOKEN_BLOCK = 64
+
+
 class FileClaims:
     def __init__(self, core: FileCore) -> None:
         self._core = core
+        # The block of tokens this store holds: the next one and the end (exclusive).
+        self._tokens = (0, 0)
+        self._tokens_lock = threading.Lock()  # claims of different tasks run in parallel
 
     async def acquire_claim(
         self,
@@ -77,6 +85,22 @@ class FileClaims:
         return result.claim if result is not None else None
 
     def _next_token(self, events: list[Event]) -> int:
+        """The next token of this store's block; a new block when it is spent. A counter
+        version ``v`` is the block ``v * TOKEN_BLOCK`` to ``(v + 1) * TOKEN_BLOCK - 1``: each
+        version is one writer's (under the counter's lock), so two stores, or a store before
+        and after a restart, never hand out the same token, and each store's tokens grow
+        (tokens from before blocks, the versions themselves, are all below the first block).
+        What a token must do holds as before: be unlike every earlier token of its task, and
+        above the last (the claim takes at least the task's last token + 1, ``floor``)."""
+        with self._tokens_lock:
+            token, end = self._tokens
+            if token >= end:
+                version = self._counter_step(events)
+                token, end = version * TOKEN_BLOCK, (version + 1) * TOKEN_BLOCK
+            self._tokens = (token + 1, end)
+            return token
+
+    def _counter_step(self, events: list[Event]) -> int:
         core = self._core
         with filelock.acquire_blocking(
             core.counters.lock_path("fencing"), timeout=core.lock_timeout, root=core.anchor

@@ -90,8 +90,9 @@ class HistoryContract:
         assert _versions(history) == [again.version]
 
     async def test_counter_history_is_newest_first(self, store: StateStore) -> None:
-        # Fencing tokens are a counter record in one backend and a database sequence in
-        # another (no history there): either way the call answers, newest first.
+        # Fencing tokens are a counter record in one backend (written once a claim, or once
+        # a block of claims: the file store's) and a database sequence in another (no
+        # history there): either way the call answers, newest first.
         await store.update_task_state("t1", {})
         for holder in ("a", "b", "c"):
             claim = await store.acquire_claim("t1", holder, 30)
@@ -99,7 +100,7 @@ class HistoryContract:
             await store.release_claim("t1", claim.token)
         versions = _versions(await store.record_history("counters", "fencing"))
         assert versions == sorted(versions, reverse=True)
-        assert len(versions) in (0, 3)
+        assert len(versions) <= 3
 
     async def test_a_record_never_written_has_no_history(self, store: StateStore) -> None:
         assert await store.record_history("tasks", "nope") == []

@@ -34,7 +34,8 @@ from typing import Any, Literal, Self
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.ids import SafeId, is_safe_id
+from orchestrator.id_fields import SafeId
+from orchestrator.ids import is_safe_id
 from orchestrator.models import utcnow
 from orchestrator.safety.safe_write import write_atomic
 from orchestrator.safety.secret_mask import deep, mask, needles, plain
