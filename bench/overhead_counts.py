@@ -145,6 +145,7 @@ STEPS = [
     ("orchestrator.workflow.checks.build", "BuildChecks.build", "build.check"),
     ("orchestrator.workflow.checks.build", "BuildChecks.final", "final.check"),
     ("orchestrator.worktrees.manager", "WorktreeManager.commit_in_worktree", "commit"),
+    ("orchestrator.worktrees.manager", "WorktreeManager.commit_then", "commit"),  # + facts
     ("orchestrator.workflow.checks.build", "collect_facts", "facts"),
     ("orchestrator.scheduler.attempts.settler", "Settler.settle", "settle"),
     ("orchestrator.merge.queue", "MergeQueue.merge", "merge"),

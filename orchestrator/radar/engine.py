@@ -19,7 +19,9 @@ collision it was in; the timer's ``look`` also ends the collisions of sessions s
 non-incremental pass the bench compares with.
 
 Passes are serialized (one lock): the phase commits of many sessions and the timer may ask at
-once, and each pass is cheap. Git runs in a worker thread, one hop per pass.
+once, and each pass is cheap. Git runs in a worker thread, one hop per pass; a session sighted
+for the first time (its first phase commit) is read and its sighting written in one store call
+(``put_made_record``: that same hop on the file store).
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class Radar:
     remote: str | None = None  # a team's remote, where the others' published branches are
     sighting_ttl: float = SIGHTING_TTL
     last: PassCost = field(default_factory=PassCost)
+    changes: int = 0  # collision records this radar wrote or removed, counted up
     _seen: dict[str, Sighting] = field(default_factory=dict)
     _written_at: dict[str, float] = field(default_factory=dict)
     _merges: dict[tuple[str, str], list[str] | None] = field(default_factory=dict)
@@ -143,7 +146,12 @@ class Radar:
     ) -> PassCost:
         cost = PassCost()
         calls = GitCalls(self.git)
-        read = await anyio.to_thread.run_sync(self._read_all, calls, list(sessions))
+        published: set[str] = set()
+        if not force and len(sessions) == 1 and sessions[0].session_id not in self._seen:
+            read = await self._first_look(calls, sessions[0])  # read and published at once
+            published = {s.session_id for s in read}
+        else:
+            read = await anyio.to_thread.run_sync(self._read_all, calls, list(sessions))
         cost.read = len(sessions)
         moved: list[Sighting] = []
         for sighting in read:
@@ -151,7 +159,8 @@ class Radar:
             if force or before is None or before.digest != sighting.digest:
                 moved.append(sighting)
                 self._seen[sighting.session_id] = sighting
-                await self._publish(sighting)
+                if sighting.session_id not in published:
+                    await self._publish(sighting)
             elif everyone and self._stale(sighting.session_id):
                 await self._publish(before)  # still live: its time to live renewed
         cost.moved = len(moved)
@@ -178,6 +187,25 @@ class Radar:
         cost.git = calls.count
         self.last = cost
         return cost
+
+    async def _first_look(self, calls: GitCalls, session: LiveSession) -> list[Sighting]:
+        """A session never sighted: read, and its sighting written (as it always is, being
+        new), in one store call (one worker-thread call on the file store)."""
+
+        def made() -> tuple[dict[str, object], Sighting]:
+            found = self._read_all(calls, [session])
+            if not found:
+                raise _Unseen  # no snapshot (its worktree gone): nothing written
+            return found[0].model_dump(mode="json"), found[0]
+
+        try:
+            _, sighting = await self.store.put_made_record(
+                SIGHTINGS, session.session_id, made, durable=False, ttl=self.sighting_ttl
+            )
+        except _Unseen:
+            return []
+        self._written_at[session.session_id] = anyio.current_time()
+        return [sighting]
 
     def _read_all(self, calls: GitCalls, sessions: list[LiveSession]) -> list[Sighting]:
         found = []
@@ -327,6 +355,7 @@ class Radar:
             )
         except VersionConflict:
             return  # another workstation wrote it meanwhile: its next look settles it
+        self.changes += 1
         if record is None:  # created here: said once, by its creator
             await self.store.emit(_collision_event(found))
             return
@@ -338,6 +367,7 @@ class Radar:
 
     async def _resolve(self, found: Collision, reason: str) -> None:
         if await self.store.delete_record(COLLISIONS, found.key):
+            self.changes += 1
             await self.store.emit(_resolved_event(found, reason))
 
     async def _end(self, session_id: str) -> list[Collision]:
@@ -441,3 +471,7 @@ def _resolved_event(found: Collision, reason: str) -> RadarResolved:
         reason=reason,
         key=found.key,
     )
+
+
+class _Unseen(Exception):
+    """A session's snapshot could not be read (``Radar._first_look``)."""

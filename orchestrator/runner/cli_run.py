@@ -52,7 +52,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -107,11 +107,14 @@ log = logging.getLogger(__name__)
 
 
 class CliWatch(Protocol):
-    """Told each CLI's pid (it leads its own process group) when it has started, with its
-    start as ``procid.start_time`` reads it (None when it could not be read: the process is
-    gone), and again once that group is dead."""
+    """Told each CLI's pid (it leads its own process group) when it has started, and again
+    once that group is dead. ``begin`` (blocking; it may raise) is what the runner does as the
+    CLI starts, its log created, and answers the CLI's start as ``procid.start_time`` reads it
+    (None when it could not be read: the process is gone): the watch calls it once, before it
+    records anything, in the worker-thread call that records the CLI where it can (one hop for
+    both); when it raises, nothing is recorded."""
 
-    async def started(self, pid: int, start_time: str | None) -> None: ...
+    async def began(self, pid: int, begin: Callable[[], str | None]) -> None: ...
 
     async def ended(self, pid: int) -> None: ...
 
@@ -275,28 +278,33 @@ async def _run_prepared(
     crash_point("cli.spawned")
 
     def create_log() -> str | None:
-        sink.create()
+        try:
+            sink.create()
+        except OSError as exc:
+            raise _LogNotWritten(exc) from exc
         return start_time(pid) if watch is not None else None  # what the watch records
 
     try:
         # After the start, so it overlaps the CLI's own start-up; in a worker thread, as the
-        # event loop never opens a file (the process's start read there too: one hop).
-        begun = await anyio.to_thread.run_sync(create_log)
-    except OSError as exc:
+        # event loop never opens a file: the watch's (its record's), or one of its own.
+        if watch is None:
+            await anyio.to_thread.run_sync(create_log)
+        else:
+            await watch.began(pid, create_log)
+    except _LogNotWritten as failed:  # raised before anything was recorded
         with anyio.CancelScope(shield=True):
             await kill_group(process, family, grace)
             await _close(process, out_fd, err_fd)
-        raise RunError(f"cannot write the run's log {path}: {exc}") from exc
-    if watch is not None:
-        try:
-            await watch.started(process.pid, begun)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await kill_group(process, family, grace)
-                await _close(process, out_fd, err_fd)
-                sink.close("stopped: the run could not be recorded")
-                await _ended(watch, process.pid)
+        raise RunError(f"cannot write the run's log {path}: {failed.error}") from failed.error
+    except BaseException:
+        if watch is None:
             raise
+        with anyio.CancelScope(shield=True):  # its log is there: the record failed
+            await kill_group(process, family, grace)
+            await _close(process, out_fd, err_fd)
+            sink.close("stopped: the run could not be recorded")
+            await _ended(watch, process.pid)
+        raise
     stop = Stop()
     reader = OutputReader(adapter, redact, sink, on_event, on_settled=lambda _: stop("settled"))
     started = time.monotonic()
@@ -366,6 +374,14 @@ async def _run_prepared(
         log_truncated=sink.truncated,
         survivors=tuple(survivors),
     )
+
+
+class _LogNotWritten(Exception):
+    """The run's log not created (``error``): not the watch's own failure."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 async def _ended(watch: CliWatch | None, pid: int) -> None:

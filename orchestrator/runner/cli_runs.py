@@ -18,6 +18,7 @@ down with it. ``orchestrator.runner.orphans`` reads these records back.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,18 +63,28 @@ class CliRunBook:
         self.phase = phase
         self._written: dict[int, int] = {}  # pid -> the version of the record written for it
 
-    async def started(self, pid: int, start_time: str | None) -> None:
-        started = start_time  # read by the runner with the log's creation: no hop of its own
+    async def began(self, pid: int, begin: Callable[[], str | None]) -> None:
+        """``begin`` (the runner's log created, the CLI's start read) and the record in one
+        store call: one worker-thread call on the file store (``put_made_record``)."""
         me = procid.current()
-        data = {
-            **ProcessId(pid, me.host, started or "").as_dict(),
-            "pgid": pid,  # run_cli starts every CLI as the leader of a new group
-            "task": self.task_id,
-            "phase": self.phase,
-            "orchestrator": me.as_dict(),
-        }
-        written = await self.store.put_record(CLI_RUNS, self.task_id, data, durable=False)
+
+        def made() -> tuple[dict[str, Any], None]:
+            started = begin()
+            data = {
+                **ProcessId(pid, me.host, started or "").as_dict(),
+                "pgid": pid,  # run_cli starts every CLI as the leader of a new group
+                "task": self.task_id,
+                "phase": self.phase,
+                "orchestrator": me.as_dict(),
+            }
+            return data, None
+
+        written, _ = await self.store.put_made_record(CLI_RUNS, self.task_id, made, durable=False)
         self._written[pid] = written.version
+
+    async def started(self, pid: int, start_time: str | None) -> None:
+        """Record the CLI ``pid`` as started at ``start_time`` (``began`` with nothing to do)."""
+        await self.began(pid, lambda: start_time)
 
     async def ended(self, pid: int) -> None:
         # The version written at the start names the record exactly (its pid is ``pid``):

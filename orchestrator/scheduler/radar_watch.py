@@ -6,7 +6,8 @@
   ``on_phase_end``): that session is read and, if it moved, its pairs computed again;
 - ``watch()``: every ``radar.interval`` seconds, every live session of this workstation is read
   (the uncommitted diffs of long phases): the pairs of those that moved computed again, and the
-  live collisions read back from the store (other workstations' too);
+  live collisions read back from the store (other workstations' too; alone, only after a look
+  that wrote or removed one: nobody else writes them);
 - ``ended(attempt)``: the attempt is over (landed, failed, requeued, cancelled): its sighting
   and its collisions go, ``radar.resolved``;
 - ``dispatch(task, state)`` (``holding``): with ``radar: sequence``, why a task not started yet
@@ -63,6 +64,7 @@ class RadarWatch(RunPart):
             remote=None if team is None else team.remote,
         )
         self.collisions: list[Collision] = []
+        self._read = False  # the live collisions read from the store once at least
 
     @property
     def sequence(self) -> bool:
@@ -138,13 +140,23 @@ class RadarWatch(RunPart):
 
     async def _advise(self, work: Awaitable[object]) -> None:
         """Run one of the radar's passes, then read the live collisions back (unless the pass
-        gave them: a list); a failure is logged, never raised (the radar advises)."""
+        gave them: a list); a failure is logged, never raised (the radar advises). Alone, nobody
+        but this radar writes them: once read, they are read again only after a pass that wrote
+        or removed one."""
+        radar = self.radar
         try:
+            written = radar.changes
             done = await work
-            found = done if isinstance(done, list) else await collisions(self._run.services.store)
+            if isinstance(done, list):
+                found = done
+            elif self._read and not radar.team and radar.changes == written:
+                return  # none changed since the last read
+            else:
+                found = await collisions(self._run.services.store)
         except (CouncilError, OSError) as exc:
             log.warning("the collision radar could not look: %s", exc)
             return
+        self._read = True
         before = {c.key: c.severity for c in self.collisions}
         self.collisions = found
         if self.sequence and before != {c.key: c.severity for c in found}:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 CONTEXTS = "session-context"  # the store namespace: one record per session
 _WRITTEN_LIMIT = 4096  # contexts remembered as written (``ContextManager._written``)
+_PATHS_IN_LINE = 8  # paths normalized on the event loop (``ContextManager._normalized``)
 
 
 class WorkStatus(StrEnum):
@@ -128,10 +129,7 @@ class ContextManager:
         """Merge ``fields`` into ``session``'s context; unknown field names raise TypeError,
         invalid values ValueError (pydantic's ValidationError)."""
         check_id(session, "session id")
-        unknown = set(fields) - UPDATABLE
-        if unknown:
-            raise TypeError(f"unknown context fields {sorted(unknown)}; known: {sorted(UPDATABLE)}")
-        given = await self._normalized(fields)
+        given = await self._normalized(_checked(fields))
 
         def merge(current: dict[str, Any]) -> dict[str, Any]:
             return {**current, **given}
@@ -139,17 +137,24 @@ class ContextManager:
         return await self._change(session, merge)
 
     async def add_files(
-        self, session: str, *, locked: Iterable[StrPath] = (), changing: Iterable[StrPath] = ()
+        self,
+        session: str,
+        *,
+        locked: Iterable[StrPath] = (),
+        changing: Iterable[StrPath] = (),
+        fields: Mapping[str, Any] | None = None,
     ) -> SessionContext:
-        """Add paths to ``session``'s locked and changing files (creating its context)."""
+        """Add paths to ``session``'s locked and changing files (creating its context);
+        ``fields`` merged in first, in the same write, as ``update_context`` merges them."""
         check_id(session, "session id")
+        first = await self._normalized(_checked(fields or {}))
         lists = {"files_locked": list(locked), "files_changing": list(changing)}
         given = await self._normalized(lists)
 
         def merge(current: dict[str, Any]) -> dict[str, Any]:
-            merged = dict(current)
+            merged = {**current, **first}
             for name in _PATH_LISTS:
-                merged[name] = sorted({*current.get(name, []), *given[name]})
+                merged[name] = sorted({*merged.get(name, []), *given[name]})
             return merged
 
         return await self._change(session, merge)
@@ -287,14 +292,17 @@ class ContextManager:
             self._written[session] = (stored.version, context)
             return context
 
-    async def _normalized(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """``fields`` with their paths normalized; in a worker thread only when there is a
-        path to normalize (it may look at the disk), as a session's first update has none."""
-        if fields.get("current_file") is None and not any(fields.get(n) for n in _PATH_LISTS):
+    async def _normalized(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """``fields`` with their paths normalized. Normalizing looks at the disk (an ``lstat``
+        of each component, as ``RepoPaths`` says): on the event loop for a few paths (a
+        build's usual report), like any other stat; in a worker thread for more."""
+        paths = sum(len(fields.get(n) or ()) for n in _PATH_LISTS)
+        paths += fields.get("current_file") is not None
+        if paths <= _PATHS_IN_LINE:
             return self._normalized_fields(fields)
         return await anyio.to_thread.run_sync(self._normalized_fields, fields)
 
-    def _normalized_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+    def _normalized_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         given = dict(fields)
         if given.get("current_file") is not None:
             given["current_file"] = self._paths.normalize(given["current_file"])
@@ -302,6 +310,14 @@ class ContextManager:
             if name in given:
                 given[name] = sorted({self._paths.normalize(p) for p in given[name] or []})
         return given
+
+
+def _checked(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``fields``, when each names a field a caller may set; TypeError naming the others."""
+    unknown = set(fields) - UPDATABLE
+    if unknown:
+        raise TypeError(f"unknown context fields {sorted(unknown)}; known: {sorted(UPDATABLE)}")
+    return fields
 
 
 def _parse(record: KeyedRecord | None) -> SessionContext | None:

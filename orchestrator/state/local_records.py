@@ -12,16 +12,18 @@ backend); the shared store hands every keyed-record call for them to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from orchestrator.models import KeyedRecord
 from orchestrator.state.changes import RecordRef
 from orchestrator.state.validators import Validators
 
 __all__ = ["KeyedRecords", "LocalRecords"]
+
+T = TypeVar("T")
 
 
 class KeyedRecords(Protocol):
@@ -39,6 +41,17 @@ class KeyedRecords(Protocol):
         durable: bool = True,
         ttl: float | None = None,
     ) -> KeyedRecord: ...
+
+    async def put_made_record(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T]: ...
 
     async def delete_record(
         self,

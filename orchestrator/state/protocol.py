@@ -23,7 +23,7 @@ Rules every backend keeps, checked by ``orchestrator.testing.state_contract``:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -49,6 +49,7 @@ from orchestrator.state.validators import Validators
 __all__ = ["RecordProblem", "StateStore", "TaskInit"]
 
 R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
 
 TaskInit = str | Mapping[str, Any]
 """A task given to ``create_session``: its id, or a mapping of initial fields with ``task_id``."""
@@ -232,6 +233,25 @@ class StateStore(Protocol):
         ``ttl`` (seconds): the record expires then (``expires_at``; ``state.expiry``): it reads
         as absent, to a compare-and-set too, and ``purge_expired`` removes it. A write
         without ``ttl`` makes the record last.
+        """
+        ...
+
+    async def put_made_record(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T]:
+        """``put_record`` of the data ``make`` returns, with the rest of its answer.
+
+        ``make`` is blocking work (a file written, a process's start read) that the record
+        describes: called once, before the write, in the worker-thread call that writes the
+        record where the store makes one (the file store: one hop for both), else in a worker
+        thread of its own. A ``make`` that raises writes nothing.
         """
         ...
 

@@ -63,10 +63,9 @@ from orchestrator.workflow.handoffs.assemble import (
 from orchestrator.workflow.handoffs.document import (
     Handoff,
     VerifyRecord,
+    keep_handoff,
     load_handoff,
     sha256_text,
-    store_handoff,
-    write_handoff_file,
 )
 from orchestrator.workflow.handoffs.facts import WorkFacts
 from orchestrator.workflow.handoffs.prompts import PromptContext, render_prompt, template_for
@@ -384,8 +383,7 @@ class PhaseSteps:
             run.task, name, following, round_, adapter, run.session.branch, ran, facts, checks
         )
         handoff = make_handoff(output, self._checks.verify)
-        await store_handoff(run.store, handoff)
-        await write_handoff_file(run.session.path, handoff)
+        await keep_handoff(run.store, run.session.path, handoff)  # its record and file
         crash_point("phase.ended")
         await self._book.complete(
             name,

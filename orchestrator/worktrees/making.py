@@ -70,9 +70,12 @@ class WorktreeMaker:
         task_id: str,
         at_least: int = 1,
         start: str | None = None,
+        whole: Callable[[SessionWorktree], None] | None = None,
     ) -> SessionWorktree:
         """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
-        (``n`` at least ``at_least``), or at commit ``start``."""
+        (``n`` at least ``at_least``), or at commit ``start``. ``whole`` (blocking: the seal's
+        snapshot of its pointers) runs once it is whole, in the call that marks it ready where
+        one does; if it raises, the worktree is removed as any half-made one is."""
         book = self._book
         sid = check_ref_id(session_id, "session id")
         cli = check_id(cli_name, "adapter name")
@@ -82,39 +85,43 @@ class WorktreeMaker:
         if sid in book.busy or sid in book.known:
             raise WorkspaceError(f"session {sid!r} already has a worktree in this orchestrator")
         with book.making_or_removing(sid):
+            forks: list[Fork] = []
 
-            def fork() -> Fork:
+            def fork() -> SessionWorktree:
                 if path.exists():
                     raise WorkspaceError(
                         f"{path} already exists; remove that session or run reconcile first"
                     )
-                return fork_branch(
+                forked = fork_branch(
                     ws, task, self._reserved[task], self._reserved_lock, at_least, start
                 )
+                forks.append(forked)
+                return SessionWorktree(
+                    session_id=sid,
+                    cli=cli,
+                    task_id=task,
+                    path=path,
+                    branch=forked.branch,
+                    base_commit=forked.base,
+                    created_at=utcnow(),
+                )
 
-            forked = await anyio.to_thread.run_sync(fork)
-            branch, base_tip = forked.branch, forked.base
-            session = SessionWorktree(
-                session_id=sid,
-                cli=cli,
-                task_id=task,
-                path=path,
-                branch=branch,
-                base_commit=base_tip,
-                created_at=utcnow(),
-            )
             try:
-                await book.put(session, expected_version=0)
+                # The branch forked, then its record written ahead of the worktree: one store
+                # call (the fork rides in the record's worker-thread call on the file store).
+                session = await book.put_made(sid, fork, expected_version=0)
             except BaseException as exc:
-                with anyio.CancelScope(shield=True):
-                    await drop_branch(ws, branch, base_tip)  # unused, still at the base tip
+                if not forks:
+                    raise  # nothing forked (the fork itself refused, or never ran)
+                with anyio.CancelScope(shield=True):  # unused, still at the base tip
+                    await drop_branch(ws, forks[0].branch, forks[0].base)
                 if isinstance(exc, VersionConflict):
                     raise WorkspaceError(
                         f"session {sid!r} already owns a worktree record; remove it or reconcile"
                     ) from None
                 raise
             async with book.lock(sid):
-                await self._materialize(ws, session, recreating=False)
+                await self._materialize(ws, session, recreating=False, whole=whole)
                 book.known[sid] = session
         await book.emit(WorktreeCreated(**session.model_dump(mode="json")))
         return session
@@ -157,7 +164,12 @@ class WorktreeMaker:
         return recreated
 
     async def _materialize(
-        self, ws: Workspace, session: SessionWorktree, *, recreating: bool
+        self,
+        ws: Workspace,
+        session: SessionWorktree,
+        *,
+        recreating: bool,
+        whole: Callable[[SessionWorktree], None] | None = None,
     ) -> None:
         """Check the session's branch out at its path and set it up; on any failure the
         half-made worktree is removed under the safety rules and the error re-raised (a
@@ -170,12 +182,20 @@ class WorktreeMaker:
                 await anyio.to_thread.run_sync(_unmark_ready, ws, session)
                 await ws.pool.prepare_taken(session.path, session.branch)
             elif self._nothing_to_set_up():
+
+                def ready() -> None:
+                    _mark_ready(ws, session)
+                    if whole is not None:
+                        whole(session)
+
                 # Marked ready in the call that checks it out: nothing else makes it.
-                await add_worktree(ws, session, reason, lambda: _mark_ready(ws, session))
+                await add_worktree(ws, session, reason, ready)
                 return
             else:
                 await add_worktree(ws, session, reason)
             await self._set_up(ws, session)
+            if whole is not None:
+                await anyio.to_thread.run_sync(whole, session)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 try:

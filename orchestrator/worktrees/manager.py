@@ -37,8 +37,9 @@ is dead when no orchestrator is still creating it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -77,6 +78,8 @@ __all__ = ["NAMESPACE", "STATS_ON_LOOP", "WorktreeBusy", "WorktreeManager"]
 # ``present_all`` stats up to this many checkouts on the event loop (a stat opens nothing and
 # is as quick as a dictionary look once the directory is cached); more go to a worker thread.
 STATS_ON_LOOP = 32
+
+T = TypeVar("T")
 
 
 class WorktreeManager:
@@ -176,8 +179,12 @@ class WorktreeManager:
         """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
         (``n`` at least ``at_least``: in a team, the attempt's number, unique across clones),
         or at commit ``start`` (a stacked pull request's: the head below it, recorded)."""
-        made = await self._maker.create(session_id, cli_name, task_id, at_least, start)
-        return await self._sealed(made)
+        root = (await self._workspace()).layout.root
+
+        def sealed(made: SessionWorktree) -> None:  # in the call that marks it ready
+            seal.expect_worktree(root, made.path)
+
+        return await self._maker.create(session_id, cli_name, task_id, at_least, start, sealed)
 
     async def adopt_session_worktree(
         self, session_id: str, cli_name: str, task_id: str, branch: str
@@ -229,6 +236,19 @@ class WorktreeManager:
         the parent's. With ``diff``, the commit's diff from its parent too
         (``CommitResult.diff``: what the work's facts can use instead of asking git again)."""
         return await self._work.commit(session, message, diff=diff, parent=parent)
+
+    async def commit_then(
+        self,
+        session: SessionWorktree | str,
+        message: str,
+        then: Callable[[CommitResult], T],
+        *,
+        diff: bool = False,
+        parent: str | None = None,
+    ) -> tuple[CommitResult, T]:
+        """``commit_in_worktree``, then ``then`` (blocking: it reads the commit just made, the
+        work's facts) in the same worker-thread call; its answer beside the commit's."""
+        return await self._work.commit_then(session, message, then, diff=diff, parent=parent)
 
     async def branch_holds(self, session: SessionWorktree, commit: str) -> bool:
         """The session's branch contains ``commit`` (False for a commit this clone lacks: a

@@ -10,6 +10,7 @@ short is finished before anything is committed: a commit of it would record ever
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio.to_thread
 
@@ -38,6 +39,8 @@ from orchestrator.worktrees.sessions import SessionBook
 
 __all__ = ["SessionWork"]
 
+T = TypeVar("T")
+
 
 class SessionWork:
     def __init__(
@@ -58,6 +61,19 @@ class SessionWork:
         diff: bool = False,
         parent: str | None = None,
     ) -> CommitResult:
+        """``commit_then`` with nothing after it."""
+        done, _ = await self.commit_then(session, message, _nothing, diff=diff, parent=parent)
+        return done
+
+    async def commit_then(
+        self,
+        session: SessionWorktree | str,
+        message: str,
+        then: Callable[[CommitResult], T],
+        *,
+        diff: bool = False,
+        parent: str | None = None,
+    ) -> tuple[CommitResult, T]:
         """Commit the files of the session's worktree on its branch; ``committed=False`` when
         they are ``parent``'s.
 
@@ -65,7 +81,10 @@ class SessionWork:
         the orchestrator's own last commit): the new commit's one parent, whatever the CLI
         did to its branch, HEAD or index meanwhile (``own_commit``); None takes the branch's
         tip. The result's ``head`` is the branch's tip afterwards either way. With ``diff``,
-        the new commit's diff from its parent comes with it, for the work's facts to use."""
+        the new commit's diff from its parent comes with it, for the work's facts to use.
+        ``then`` (blocking) is given the result in the same worker-thread call, once the
+        commit is made (never when it was refused for a secret: ``SecretInWork``); what it
+        returns comes back beside it."""
         found = await self._book.get(session)
         if not message.strip():
             raise WorkspaceError("a commit message must not be empty")
@@ -95,11 +114,14 @@ class SessionWork:
                 diff=diff,
             )
 
+        def commit_and_then() -> tuple[CommitResult, T]:
+            done = commit()
+            if done.scrubbed:  # refused: nothing reads a commit whose work held a secret
+                raise SecretInWork(found.branch, done.scrubbed)
+            return done, then(done)  # what reads the commit just made rides in this call
+
         async with self._book.lock(found.session_id):
-            done = await anyio.to_thread.run_sync(commit)
-        if done.scrubbed:
-            raise SecretInWork(found.branch, done.scrubbed)
-        return done
+            return await anyio.to_thread.run_sync(commit_and_then)
 
     async def rewind(self, session: SessionWorktree | str, commit: str, ref: str) -> Rewound:
         """Put the session's worktree and branch back at ``commit`` (a phase's start), keeping
@@ -179,3 +201,7 @@ class SessionWork:
             deletions=deletions,
             dirty=dirty,
         )
+
+
+def _nothing(done: CommitResult) -> None:
+    """Nothing read after a commit."""

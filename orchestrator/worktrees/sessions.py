@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.events import Event
@@ -113,6 +115,23 @@ class SessionBook:
             await self.store.put_record(
                 NAMESPACE, session.session_id, session.model_dump(mode="json"), expected_version
             )
+
+    async def put_made(
+        self, session_id: str, make: Callable[[], SessionWorktree], expected_version: int | None
+    ) -> SessionWorktree:
+        """The session ``make`` (blocking) makes, and its record (keyed ``session_id``) in the
+        same store call (``put_made_record``); without a store, ``make`` in a worker thread."""
+        if self.store is None:
+            return await anyio.to_thread.run_sync(make)
+
+        def made() -> tuple[dict[str, Any], SessionWorktree]:
+            session = make()
+            if session.session_id != session_id:
+                raise WorkspaceError(f"session {session.session_id!r} made for {session_id!r}")
+            return session.model_dump(mode="json"), session
+
+        _, session = await self.store.put_made_record(NAMESPACE, session_id, made, expected_version)
+        return session
 
     async def retire(
         self, session: SessionWorktree, *, force: bool, pool_it: bool, forget: bool = True

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from orchestrator.council import Council
 from orchestrator.events import Event
@@ -184,3 +185,33 @@ async def test_radar_off_looks_at_nothing(tmp_path: Path) -> None:
     assert not [e for e in said if e.type.startswith("radar.")]
     for task_id in ("task-a", "task-b"):
         assert all(HEADING not in p for p in logged_prompts(log_dir, task_id, "review"))
+
+
+async def test_alone_the_collisions_are_read_back_only_after_a_look_that_changed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alone, nobody but the run's radar writes collision records: once read, they are read
+    again only after a look that wrote or removed one (issue 51: no store read a phase)."""
+    from orchestrator.scheduler import radar_watch
+
+    reads: list[int] = []
+    real = radar_watch.collisions
+
+    async def counted(store: StateStore) -> list[Collision]:
+        found = await real(store)
+        reads.append(len(found))
+        return found
+
+    monkeypatch.setattr(radar_watch, "collisions", counted)
+    repo = make_repo(tmp_path / "repo", {"src/mod.py": BASE_MODULE, "README.md": "hello\n"})
+    tasks = [
+        {"id": f"t{n}", "prompt": f"WRITE f{n}.txt apart {n}", "phases": ["build"]}
+        for n in range(3)
+    ]
+    config = run_config(
+        repo, tasks, adapters={"alpha": {"type": "scripted", "options": {"delay": 0}}}
+    )
+    async with Council(config) as council:
+        report = await council.run()
+    assert [t.status for t in report.tasks] == [TaskStatus.DONE] * 3
+    assert reads == [0]  # the first look's read; no look after it changed a collision

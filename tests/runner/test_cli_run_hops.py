@@ -5,6 +5,7 @@ that takes in a sandboxed CLI's objects."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import anyio.to_thread
 import pytest
 
 from orchestrator.adapter import AdapterRequest
+from orchestrator.errors import RunError
 from orchestrator.process import procid, stop
 from orchestrator.process.output import LogSink
 from orchestrator.runner.cli_run import run_cli
@@ -40,8 +42,8 @@ async def test_a_cli_run_takes_no_hop_for_a_step_that_can_ride_with_another(
     async with FileStateStore(tmp_path / "state") as store:
 
         class Watch(CliRunBook):
-            async def started(self, pid: int, start_time: str | None) -> None:
-                await super().started(pid, start_time)
+            async def began(self, pid: int, begin: Callable[[], str | None]) -> None:
+                await super().began(pid, begin)
                 (running,) = await recorded_clis(store)
                 recorded.append(running.process.started)
 
@@ -81,3 +83,56 @@ async def test_a_confined_clis_home_is_made_in_the_call_that_builds_its_sandbox(
     assert cli_run._confined not in hopped  # both rode in one call
     assert env.home_ready(home)  # made before the CLI ran in it
     assert "hello" in run.log_path.read_text()
+
+
+async def test_a_clis_log_is_created_in_the_call_that_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``cli-runs`` record and the log's creation (with the start read for it) are one
+    worker-thread call on the file store (``CliWatch.began``, ``put_made_record``)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    cli = FakeCli(ticks=1, tick=0.01)
+    request = AdapterRequest(prompt="p", workdir=workdir, home=tmp_path / "home", task_id="t1")
+    seen: list[str] = []
+    async with FileStateStore(tmp_path / "state") as store:
+
+        class Watch(CliRunBook):
+            async def began(self, pid: int, begin: Callable[[], str | None]) -> None:
+                calls = len(hopped)
+                await super().began(pid, begin)
+                seen.append(f"{len(hopped) - calls} hop")
+                (running,) = await recorded_clis(store)
+                seen.append(running.process.started)
+
+        await store.put_record("cli-runs", "t0", {})  # the store's first write settles it
+        await store.delete_record("cli-runs", "t0")
+        hopped = count_hops(monkeypatch)
+        run = await run_cli(
+            FakeAdapter({"argv": cli.argv()}), request, log_dir=tmp_path / "logs",
+            watch=Watch(store, "t1", "build"),
+        )  # fmt: skip
+        assert await recorded_clis(store) == []  # removed once it ended
+    assert run.result.exit_code == 0
+    one_hop, started = seen
+    assert one_hop == "1 hop" and started  # the log, the start and the record: one call
+    names = [getattr(fn, "__qualname__", "") for fn in hopped]
+    assert "_run_prepared.<locals>.create_log" not in names
+    assert "exit_code=0" in run.log_path.read_text()
+
+
+async def test_a_log_that_cannot_be_created_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (tmp_path / "logs").write_text("a file where the log directory goes\n")
+    cli = FakeCli(ticks=50, tick=0.05)
+    request = AdapterRequest(prompt="p", workdir=workdir, home=tmp_path / "home", task_id="t1")
+    async with FileStateStore(tmp_path / "state") as store:
+        with pytest.raises(RunError, match="cannot write the run's log"):
+            await run_cli(
+                FakeAdapter({"argv": cli.argv()}), request, log_dir=tmp_path / "logs",
+                watch=CliRunBook(store, "t1", "build"),
+            )  # fmt: skip
+        assert await recorded_clis(store) == []

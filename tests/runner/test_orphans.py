@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -200,8 +200,8 @@ async def test_a_cli_is_recorded_while_it_runs_and_carries_the_marker(tmp_path: 
     async with FileStateStore(tmp_path / "state") as store:
 
         class Watch(CliRunBook):
-            async def started(self, pid: int, start_time: str | None) -> None:
-                await super().started(pid, start_time)
+            async def began(self, pid: int, begin: Callable[[], str | None]) -> None:
+                await super().began(pid, begin)
                 seen.append((await recorded_clis(store))[0])
 
         watch = Watch(store, "t1", "build")

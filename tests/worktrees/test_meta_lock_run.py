@@ -1,6 +1,7 @@
-"""The metadata lock's one-call path (issue 51): a worktree's making tries the lock and registers
-the worktree in one worker-thread call while no other process holds the lock, then checks it out
-and marks it ready in a second; a holder is waited for as before, in line in this process."""
+"""The metadata lock's one-call path (issue 51): a worktree's making tries the lock, registers
+the worktree, checks it out, marks it ready and snapshots its pointers for the seal in one
+worker-thread call while no other process holds the lock (its branch forked in its record's
+call before); a holder is waited for as before, in line in this process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import anyio.to_thread
 import pytest
 
 from orchestrator import filelock
+from orchestrator.git import seal
 from orchestrator.state import FileStateStore
 from orchestrator.worktrees import making
 from orchestrator.worktrees.layout import MetaLock
@@ -19,7 +21,7 @@ from tests.support.hops import count_hops
 from tests.support.worktree_helpers import git, make_repo
 
 
-async def test_a_worktree_is_made_in_four_hops_and_is_whole(
+async def test_a_worktree_is_made_in_two_hops_and_is_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_repo(tmp_path / "repo")
@@ -28,9 +30,13 @@ async def test_a_worktree_is_made_in_four_hops_and_is_whole(
         await manager.create_session_worktree("s0", "claude", "warm")  # the layout, once
         hopped = count_hops(monkeypatch)
         session = await manager.create_session_worktree("s1", "claude", "fix-login")
-        # the fork, its record, the lock + registration with its checkout (``worktree add``)
-        # + the index taken + ready mark, the seal
-        assert len(hopped) == 4, hopped
+        # the fork with its record; the lock + registration with its checkout (``worktree
+        # add``) + the index taken + ready mark + the seal's snapshot of its pointers
+        assert len(hopped) == 2, hopped
+        assert seal.expect_worktree not in hopped
+        assert not any(
+            getattr(fn, "__qualname__", "").endswith("create.<locals>.fork") for fn in hopped
+        )
         assert making._mark_ready not in hopped
         assert filelock._try not in hopped  # the lock's try rode with the registration
         assert git(session.path, "status", "--porcelain") == ""

@@ -213,7 +213,7 @@ class AttemptRunner:
                 raise  # a lock file nobody holds cannot be used: waiting would never end
             await self._writes.requeue(attempt, f"waiting for files: {exc}")
             return False
-        await self._writes.contexts.started(attempt, owner)
+        await self._writes.contexts.started(attempt, owner, new=not kept)
         await self._run.events.emit(
             TaskDispatched(
                 task_id=task.id,

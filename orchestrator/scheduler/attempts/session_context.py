@@ -7,11 +7,14 @@ other contexts (``workflow.busy_files``), so a CLI is told what another session 
 workstation or, through a shared store, on another one.
 
 - ``started``: the attempt holds its declared files and has its worktree; its context says so
-  (a lone attempt's starts afresh: what an earlier attempt reported changing is over).
+  (a lone attempt's starts afresh: what an earlier attempt reported changing is over). A lone
+  attempt in a session just made that holds no file yet writes nothing then: a context
+  without a file is nothing a prompt or the desk reads, and no earlier one can be there to
+  reset; it is written with its first files (one write where there were two).
 - ``changing``: the workflow reported files (the plan's, once locked; the build's changed
   ones); they are added, with whatever more the owner now holds locked.
 - ``ended``: the owner's locks were released (the attempt ended or landed; a council task's
-  candidates are all over); its context goes with them.
+  candidates are all over); its context goes with them (none was written: nothing to do).
 - ``swept``: a task's claim lapsed under an orchestrator that is gone (``sweeper``); the
   context its session left goes, if it still is that task's.
 """
@@ -31,8 +34,12 @@ class SessionContextFeed:
     def __init__(self, services: Services) -> None:
         self._locks = services.locks
         self.contexts = ContextManager(services.store, services.locks.project_dir)
+        # Owner -> its started context, not written yet (``started``): the first files it
+        # reports write it, fields and files in one write; an end without any writes nothing.
+        self._pending: dict[str, dict[str, object]] = {}
 
-    async def started(self, attempt: Attempt, owner: str) -> None:
+    async def started(self, attempt: Attempt, owner: str, *, new: bool = False) -> None:
+        """``new``: ``owner`` is a session id drawn just now, which no context can name yet."""
         fields: dict[str, object] = {
             "cli": attempt.adapter,
             "task": attempt.worktree_task,
@@ -41,12 +48,22 @@ class SessionContextFeed:
         }
         if attempt.group is None:
             fields["files_changing"] = []
+            if new and not fields["files_locked"]:
+                # Nothing another session's prompt or the desk would read (no file), and no
+                # context of an earlier attempt to reset: written with its first files.
+                self._pending[owner] = fields
+                return
         await self.contexts.update_context(owner, **fields)
 
     async def changing(self, owner: str, paths: Sequence[str]) -> None:
-        await self.contexts.add_files(owner, locked=self._held(owner), changing=paths)
+        pending = self._pending.pop(owner, None)
+        await self.contexts.add_files(
+            owner, locked=self._held(owner), changing=paths, fields=pending
+        )
 
     async def ended(self, owner: str) -> None:
+        if self._pending.pop(owner, None) is not None:
+            return  # never written: nothing to remove
         await self.contexts.remove_context(owner)
 
     async def swept(self, task_id: str, session: str) -> None:

@@ -7,9 +7,9 @@ integrity checks and locking as tasks and sessions. One written with a ``ttl`` e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
@@ -22,6 +22,8 @@ from orchestrator.state.file.record_files.layout import RECORDS, subdirectories
 from orchestrator.state.file.rules import check_version
 
 __all__ = ["FileRecords"]
+
+T = TypeVar("T")
 
 
 class FileRecords:
@@ -42,12 +44,31 @@ class FileRecords:
         durable: bool = True,
         ttl: float | None = None,
     ) -> KeyedRecord:
+        record, _ = await self.put_made_record(
+            namespace, key, lambda: (data, None), expected_version, durable=durable, ttl=ttl
+        )
+        return record
+
+    async def put_made_record(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T]:
         core = self._core
         kind = core.namespace(namespace)
         check_id(key, f"{namespace} key")
         expires_at(utcnow(), ttl)  # a bad ttl is refused before any lock is taken
+        made: list[tuple[Mapping[str, Any], T]] = []  # once: a busy lock tries ``run`` again
 
         def run(events: list[Event]) -> KeyedRecord:
+            if not made:
+                made.append(make())  # under the record's lock, in this worker-thread call
+            data = made[0][0]
             current = load_or_recover(kind, key, events)
             now = utcnow()
             # An expired record is absent to the version check, but its versions go on.
@@ -59,7 +80,8 @@ class FileRecords:
             }
             return core.write_merged(kind, key, current, fields, {}, events, durable=durable)
 
-        return await core.locked_call(kind, key, run)
+        record = await core.locked_call(kind, key, run)
+        return record, made[0][1]
 
     async def delete_record(
         self,

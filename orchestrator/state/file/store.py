@@ -9,7 +9,7 @@ written all or nothing). Safe across threads, tasks and OS processes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -55,6 +55,7 @@ from orchestrator.state.waiting import wait_for_update
 __all__ = ["FileStateStore"]
 
 R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
 
 
 class FileStateStore:
@@ -244,6 +245,20 @@ class FileStateStore:
     ) -> KeyedRecord:
         return await self._records.put_record(
             namespace, key, data, expected_version, durable=durable, ttl=ttl
+        )
+
+    async def put_made_record(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T]:
+        return await self._records.put_made_record(
+            namespace, key, make, expected_version, durable=durable, ttl=ttl
         )
 
     async def delete_record(

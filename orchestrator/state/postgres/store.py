@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
+import anyio.to_thread
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
@@ -281,6 +282,26 @@ class PostgresStateStore:
                 namespace, key, data, expected_version, durable=durable, ttl=ttl
             )
         )
+
+    async def put_made_record(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T]:
+        if self._local is not None and self._local.owns(namespace):
+            return await self._local.store.put_made_record(
+                namespace, key, make, expected_version, durable=durable, ttl=ttl
+            )
+        data, rest = await anyio.to_thread.run_sync(make)  # the query itself needs no thread
+        record = await self.put_record(
+            namespace, key, data, expected_version, durable=durable, ttl=ttl
+        )
+        return record, rest
 
     async def delete_record(
         self,

@@ -36,6 +36,35 @@ class RecordsContract:
 
     # -- keyed records ----------------------------------------------------------------------
 
+    async def test_a_made_record_is_written_with_what_made_it(self, store: StateStore) -> None:
+        """``put_made_record``: ``make`` called once, first; its data written as ``put_record``
+        writes it (its compare-and-set too), the rest of its answer handed back; a ``make``
+        that raises writes nothing."""
+        calls: list[str] = []
+
+        def make() -> tuple[dict[str, Any], str]:
+            calls.append("made")
+            return {"path": "/w/s1"}, "log created"
+
+        record, rest = await store.put_made_record("worktrees", "s1", make, durable=False)
+        assert (rest, calls) == ("log created", ["made"])
+        assert (record.version, record.data) == (1, {"path": "/w/s1"})
+        stored = await store.get_record("worktrees", "s1")
+        assert stored is not None and (stored.version, stored.data) == (1, {"path": "/w/s1"})
+
+        def failing() -> tuple[dict[str, Any], None]:
+            raise OSError("the log could not be created")
+
+        with pytest.raises(OSError, match="the log could not be created"):
+            await store.put_made_record("worktrees", "s2", failing)
+        assert await store.get_record("worktrees", "s2") is None
+        with pytest.raises(VersionConflict):
+            await store.put_made_record("worktrees", "s1", make, expected_version=0)
+        stored = await store.get_record("worktrees", "s1")
+        assert stored is not None and stored.version == 1
+        again, _ = await store.put_made_record("worktrees", "s1", make, expected_version=1)
+        assert again.version == 2 and calls == ["made"] * 3
+
     async def test_keyed_records(self, store: StateStore) -> None:
         assert await store.get_record("worktrees", "s1") is None
         first = await store.put_record("worktrees", "s1", {"task": "a"}, expected_version=0)

@@ -29,7 +29,7 @@ from orchestrator.workflow.checks.verify import (
     run_verify,
 )
 from orchestrator.workflow.handoffs.document import VerifyRecord
-from orchestrator.workflow.handoffs.facts import WorkFacts, collect_facts
+from orchestrator.workflow.handoffs.facts import WorkFacts, collect_facts, facts_reader
 from orchestrator.workflow.progress import BUILD, Progress
 from orchestrator.workflow.results import empty_build_outcome, result_for
 from orchestrator.workflow.saving import Saver
@@ -53,14 +53,16 @@ class BuildChecks:
         """Commit the build and check it: changes against the base, verify commands."""
         run, progress = self._run, self._progress
         try:
-            committed = await run.worktrees.commit_in_worktree(
+            # The facts are read in the commit's own worker-thread call, from the commit.
+            committed, facts = await run.worktrees.commit_then(
                 run.session,
                 f"council: {run.task.id} build (round {round_})",
+                await facts_reader(run.worktrees, run.session),
                 diff=True,
                 parent=progress.committed_head,  # the build's start, recorded before it ran
             )
             progress.committed_head = committed.head
-            facts = progress.facts = await collect_facts(run.worktrees, run.session, committed)
+            progress.facts = facts
         except CouncilError as exc:
             if stops_the_run(exc):
                 raise  # the CLI's work stays in the worktree; the run stops until repaired

@@ -52,6 +52,7 @@ __all__ = [
     "Verdict",
     "VerifyRecord",
     "handoff_key",
+    "keep_handoff",
     "load_handoff",
     "needs_for",
     "sha256_text",
@@ -232,11 +233,32 @@ async def load_handoff(
     return handoff
 
 
+async def keep_handoff(store: StateStore, worktree: Path, handoff: Handoff) -> Path:
+    """``write_handoff_file`` and ``store_handoff`` in one store call (one worker-thread call
+    on the file store): the file first, then the record. A crash between them leaves a file
+    no record names, which the phase's next run (it is not recorded complete yet) writes
+    again; a file that cannot be written (a link the CLI planted) stores nothing."""
+    target, data = _handoff_file(worktree, handoff)
+
+    def made() -> tuple[dict[str, Any], Path]:
+        write_atomic(worktree, target, data)
+        return handoff.model_dump(mode="json"), target
+
+    key = handoff_key(handoff.task, handoff.phase)
+    _, written = await store.put_made_record(NAMESPACE, key, made)
+    return written
+
+
 async def write_handoff_file(worktree: Path, handoff: Handoff) -> Path:
     """Write the handoff to ``<worktree>/.council/handoff/<phase>.json`` (atomically)."""
+    target, data = _handoff_file(worktree, handoff)
+    await anyio.to_thread.run_sync(write_atomic, worktree, target, data)
+    return target
+
+
+def _handoff_file(worktree: Path, handoff: Handoff) -> tuple[Path, bytes]:
+    """Where the handoff's file goes, and its bytes."""
     # The CLI owns the worktree: no link it planted on the way, at the file or at a temp
     # name, may turn this write into one outside it (``safe_write``).
     target = worktree / HANDOFF_DIR / f"{handoff.phase}.json"
-    data = (handoff.model_dump_json(indent=2) + "\n").encode()
-    await anyio.to_thread.run_sync(write_atomic, worktree, target, data)
-    return target
+    return target, (handoff.model_dump_json(indent=2) + "\n").encode()

@@ -17,11 +17,13 @@ same ``git diff`` command). When the branch's ref still names ``C``, and ``P`` i
 first-parent line with ``C`` merged nowhere on the way (``git.ref_files``: the loose commits the
 queue's merges are), the commits ahead are ``[C]``, the merge-base is ``P``, and so the diff is
 ``C``'s own. Whatever the files cannot show that for (the CLI committed, the base was rewritten
-or packed) is asked of git as above.
+or packed) is asked of git as above. The build reads them in its commit's own worker-thread
+call (``facts_reader``, handed to ``WorktreeManager.commit_then``): no hop of their own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from orchestrator.worktrees.commits import PATCH, numstat_files, split_patch
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import CommitResult, SessionWorktree
 
-__all__ = ["DIFF_LIMIT", "WorkFacts", "collect_facts"]
+__all__ = ["DIFF_LIMIT", "WorkFacts", "collect_facts", "facts_reader"]
 
 DIFF_LIMIT = 200_000
 
@@ -57,18 +59,27 @@ async def collect_facts(
 ) -> WorkFacts:
     """The facts of the session's work (module doc); ``committed``: the commit just made on its
     branch, whose diff may be all the facts need."""
+    read = await facts_reader(worktrees, session)
+    return await anyio.to_thread.run_sync(read, committed)
+
+
+async def facts_reader(
+    worktrees: WorktreeManager, session: SessionWorktree
+) -> Callable[[CommitResult | None], WorkFacts]:
+    """``collect_facts`` as a blocking call, for a worker thread already under way: the
+    build's commit reads its facts in its own call (``WorktreeManager.commit_then``)."""
     layout = await worktrees.layout()
     git = Git(session.path, layout.hooks_dir)
     base_ref = worktrees.base_ref
 
-    def collect() -> WorkFacts:
+    def collect(committed: CommitResult | None) -> WorkFacts:
         if committed is not None:
             known = _from_commit(layout.common_dir, base_ref, session, committed)
             if known is not None:
                 return known
         return _collect(git, base_ref, session)
 
-    return await anyio.to_thread.run_sync(collect)
+    return collect
 
 
 def _from_commit(
