@@ -21,11 +21,12 @@ from typing import IO
 
 from rich import box
 from rich.cells import cell_len
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.constrain import Constrain
 from rich.live import Live
 from rich.padding import Padding
 from rich.panel import Panel
+from rich.segment import Segment
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
@@ -39,11 +40,13 @@ from orchestrator.cli.table_layout import (
 )
 
 __all__ = [
+    "BoardLines",
     "Column",
     "WarningLines",
-    "board_height",
+    "board_lines",
     "height",
     "is_terminal",
+    "live_board",
     "live_table",
     "on_output_closed",
     "output_closed",
@@ -417,11 +420,60 @@ def live_table(
             _live.remove(live)
 
 
-def board_height(
+class BoardLines:
+    """A live board rendered once, as drawn on this terminal (``board_lines``): its height is
+    measured from the lines the screen gets, and the screen gets those lines, not a second
+    rendering of the table."""
+
+    def __init__(self, lines: list[list[Segment]]) -> None:
+        self._lines = lines
+
+    @property
+    def height(self) -> int:
+        return len(self._lines)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BoardLines) and other._lines == self._lines
+
+    __hash__ = None  # type: ignore[assignment]  # compared, never a key
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        new_line = Segment.line()
+        for line in self._lines:
+            yield from line
+            yield new_line
+
+
+def board_lines(
     columns: Sequence[Column | str], rows: Iterable[Sequence[object]], title: str | None
-) -> int:
-    """Lines a live board of ``rows`` takes on this terminal, its rows folded as drawn."""
-    return len(stdout.render_lines(_board_table(columns, rows, title), pad=False))
+) -> BoardLines:
+    """A live board of ``rows`` rendered for this terminal, its rows folded as drawn (its
+    ``height`` the lines it takes)."""
+    return BoardLines(stdout.render_lines(_board_table(columns, rows, title), pad=False))
+
+
+@contextmanager
+def live_board() -> Iterator[Callable[[BoardLines], None] | None]:
+    """The live board drawn in place while the block runs: yields ``draw(lines)``, which
+    redraws only when the lines differ from those on the screen (no refresh thread redraws
+    it meanwhile), or None when standard output is no terminal (nothing is drawn, so nothing
+    need be rendered). It disappears at the end, as ``live_table``'s does."""
+    if not stdout.is_terminal:
+        yield None
+        return
+    shown: list[BoardLines] = [BoardLines([])]
+    with Live(shown[0], console=stdout, transient=True, auto_refresh=False) as live:
+        _live.append(live)
+
+        def draw(lines: BoardLines) -> None:
+            if lines != shown[0]:
+                shown[0] = lines
+                live.update(lines, refresh=True)
+
+        try:
+            yield draw
+        finally:
+            _live.remove(live)
 
 
 def _board_table(

@@ -97,7 +97,7 @@ from orchestrator.run.preflight import (
 )
 from orchestrator.run.pull_landing_check import pull_landing_finding
 from orchestrator.run.reports.report import RunReport
-from orchestrator.run.reports.session_report import session_report
+from orchestrator.run.reports.session_report import session_report, stopped_report
 from orchestrator.run.run_lock import RunLock
 from orchestrator.run.stores import describe_state, run_sessions
 from orchestrator.safety import crashpoints, secret_allow
@@ -307,7 +307,7 @@ class Council:
                 await running
             finally:
                 await self._stop_leftovers(since)
-            report = await self.status()
+            report = await self._ended_report()
         except BaseException:
             self._end_streams()
             raise
@@ -382,6 +382,16 @@ class Council:
         if session is None:
             raise RecordNotFound(f"no run has been recorded in {describe_state(self.config)}")
         return await session_report(store, session, self.config.scheduler.stale_threshold)
+
+    async def _ended_report(self) -> RunReport:
+        """The report of the run just returned: a stop's from the records its checkpoint
+        read (``session_report.stopped_report``), else ``status``."""
+        made = self._scheduler.stop_checkpoint if self._scheduler is not None else None
+        if made is None:
+            return await self.status()
+        store = self._require_store()
+        checkpoint = await store.get_checkpoint(made)
+        return await stopped_report(store, checkpoint, self.config.scheduler.stale_threshold)
 
     def subscribe(self, callback: Callback) -> None:
         self._listeners.subscribers.append(callback)

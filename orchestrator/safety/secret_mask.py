@@ -66,6 +66,7 @@ __all__ = [
     "mask",
     "masked_json",
     "masked_model",
+    "masked_with_json",
     "names",
     "needles",
     "plain",
@@ -203,6 +204,15 @@ def masked_json(model: BaseModel) -> bytes:
     if not _holds(text):
         return text.encode()
     return _rebuilt(model).model_dump_json().encode()
+
+
+def masked_with_json(model: M) -> tuple[M, bytes]:
+    """``masked_model`` and its JSON (``masked_json``), the model looked through once."""
+    text = model.model_dump_json()
+    if not _holds(text):
+        return model, text.encode()
+    rebuilt = _rebuilt(model)
+    return rebuilt, rebuilt.model_dump_json().encode()
 
 
 def masked_model(model: M) -> M:

@@ -89,6 +89,9 @@ class RunContext:
     # The session was ended by another workstation and a later run took its tasks over
     # (``session.reading``): this one leaves once its attempts are over, writing nothing more.
     ended_elsewhere: bool = False
+    # The checkpoint a stop wrote (``session.finish``): the run's report is built from what it
+    # read (``run.reports.session_report.stopped_report``), not from a second read of it all.
+    stop_checkpoint: str | None = None
 
     def council_tasks(self) -> dict[str, TaskConfig]:
         """The council tasks of this run, by id."""

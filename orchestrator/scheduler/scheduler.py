@@ -190,6 +190,11 @@ class Scheduler:
         return self._run.session_id
 
     @property
+    def stop_checkpoint(self) -> str | None:
+        """The checkpoint this run's stop wrote, if it did (``session.finish``)."""
+        return self._run.stop_checkpoint
+
+    @property
     def listeners(self) -> list[Callable[[Event], None]]:
         """Who hears the workflow's events (phases, CLI output)."""
         return self._run.events.listeners

@@ -148,9 +148,11 @@ class StateStore(Protocol):
         session_id: str | None = None,
         *,
         listed: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
     ) -> SessionRecord:
         """A new session recording ``tasks``; ``listed``: more task ids it lists from its
-        creation on, recorded later (``add_session_tasks``)."""
+        creation on, recorded later (``add_session_tasks``); ``metadata``: its metadata from
+        its creation on (one write of a session that lists 10,000 tasks, not two)."""
         ...
 
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:

@@ -206,3 +206,49 @@ async def test_a_stop_reads_no_task_list_to_record_its_end(
         finished = await again.resume(stopped.session_id)
     assert finished.status == "completed"
     assert read_then == ["list_tasks"]  # a run that ends by itself decides on one read
+
+
+async def test_a_stop_reads_each_record_once_for_its_checkpoint_and_its_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # From the stop's end record to the report the run returns, every task record and the
+    # session's are loaded once each at most: the report is built from what the checkpoint
+    # read (``session_report.stopped_report``), and says what ``status`` reads afterwards.
+    from orchestrator.scheduler import scheduler as scheduling
+    from orchestrator.state.file.record_files.records import RecordKind
+
+    ending = [False]
+    loads: Counter[tuple[str, str]] = Counter()
+    finish, load = scheduling.finish, RecordKind.load
+
+    async def watched_finish(*args: Any, **kwargs: Any) -> None:
+        ending[0] = True
+        await finish(*args, **kwargs)
+
+    def counted_load(self: RecordKind[Any], key: str, **kwargs: Any) -> Any:
+        if ending[0]:
+            loads[(self.name, key)] += 1
+        return load(self, key, **kwargs)
+
+    monkeypatch.setattr(scheduling, "finish", watched_finish)
+    monkeypatch.setattr(RecordKind, "load", counted_load)
+    ids = [f"t{n:03d}" for n in range(40)]
+    config = run_config(new_repo(tmp_path), [{"id": i, "prompt": "p"} for i in ids])
+    probe = Probe(pause=0.0)
+    async with Council(config, workflow=probe) as running:
+
+        def heard(event: Any) -> None:
+            if event.type == "task.dispatched" and len(probe.calls) >= 3:
+                running.stop()
+
+        running.subscribe(heard)
+        stopped = await running.run()
+        ending[0] = False
+        looked = await running.status()
+    assert stopped.status == "interrupted"
+    tasks = {key: n for (kind, key), n in loads.items() if kind == "tasks"}
+    assert sorted(tasks) == ids and set(tasks.values()) == {1}  # the checkpoint's read alone
+    sessions = [n for (kind, _), n in loads.items() if kind == "sessions"]
+    assert sessions == [2]  # the end's update, the checkpoint's; none for the report
+    assert [t.model_dump() for t in stopped.tasks] == [t.model_dump() for t in looked.tasks]
+    assert stopped.totals == looked.totals and stopped.session_id == looked.session_id

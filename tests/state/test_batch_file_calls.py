@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.events import Event
+from orchestrator.events.state import StateUpdated
 from orchestrator.state import FileStateStore
+from orchestrator.state.file.log import event_log
 from orchestrator.state.file.record_files.records import RecordKind
 
 _TASKS = 128
@@ -58,3 +61,50 @@ async def test_a_new_task_record_is_looked_for_once_and_its_directory_made_in_on
     # missing record, its directory twice more (made sure of, the temp file's), the temp
     # file, the replace's directory: 10; the batch's intent and barrier a few more.
     assert calls["opened"] <= 10 * _TASKS + 8
+
+
+async def test_a_batchs_events_are_masked_once_for_the_log_and_the_subscribers(
+    store: FileStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A known secret in a record's initial fields: masked in what the log and the
+    # subscribers get, each event looked through once (in the worker thread), not twice.
+    token = "ghp_" + "Zq7" * 12
+    monkeypatch.setenv("GITHUB_TOKEN", token)
+    ids = [f"t{n:04d}" for n in range(_TASKS)]
+    session = await store.create_session({}, [], listed=ids)
+    told: list[Event] = []
+    store.events.subscribe(told.append)
+    looked: Counter[str] = Counter()
+    real_model, real_json = event_log.masked_model, event_log.masked_json
+    real_both = event_log.masked_with_json
+
+    def counting_model(model: Any) -> Any:
+        looked["model"] += 1
+        return real_model(model)
+
+    def counting_json(model: Any) -> bytes:
+        looked["json"] += 1
+        return real_json(model)
+
+    def counting_both(model: Any) -> tuple[Any, bytes]:
+        looked["both"] += 1
+        return real_both(model)
+
+    monkeypatch.setattr(event_log, "masked_model", counting_model)
+    monkeypatch.setattr(event_log, "masked_json", counting_json)
+    monkeypatch.setattr(event_log, "masked_with_json", counting_both)
+    inits = [{"task_id": t, **({"error": f"said {token}"} if t == "t0003" else {})} for t in ids]
+    assert await store.add_session_tasks(session.session_id, inits) == _TASKS
+    monkeypatch.undo()
+
+    updated = [e for e in told if isinstance(e, StateUpdated)]
+    assert sorted(e.key for e in updated) == ids
+    assert looked == Counter(both=len(told))  # one look per event, for the log and the told
+    assert not any(token in e.model_dump_json() for e in told)
+    said = next(e for e in updated if e.key == "t0003")
+    assert "error" in said.fields
+    store.events.flush()
+    logged = store.events.path.read_text()
+    assert '"t0003"' in logged and token not in logged
+    record = await store.get_task_state("t0003")
+    assert record is not None and record.error is not None and token not in record.error

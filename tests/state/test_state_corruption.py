@@ -300,3 +300,37 @@ async def test_a_damaged_event_log_loses_only_the_damaged_line(tmp_path: Path, m
         assert [e for e in read[:-1] if e in originals] == intact, offset
         assert len(read) - 1 - len(intact) <= (0 if mode == "truncate" else 1), offset
         assert skipped <= 1, offset
+
+
+async def test_the_checkpoint_just_written_is_read_back_from_memory_only_while_its_file_holds_it(
+    scratch: Path,
+) -> None:
+    # A stop reads its checkpoint back at once (``session_report.stopped_report``): the model
+    # it was written from, parsed from no file, but only while the file holds those bytes.
+    async with FileStateStore(scratch, file_ops=UnsyncedFileOps()) as store:
+        await store.create_session({"run": "x"}, ["a", "b"], session_id="s1")
+        made = await store.create_checkpoint("s1", "first")
+        path = store.checkpoints.path(made.checkpoint_id)
+        parsed: list[str] = []
+        read = store.checkpoints.read
+
+        def counted(checkpoint_id: str) -> Any:
+            parsed.append(checkpoint_id)
+            return read(checkpoint_id)
+
+        store.checkpoints.read = counted  # type: ignore[method-assign]
+        served = await store.get_checkpoint(made.checkpoint_id)
+        assert parsed == []  # from memory: the file holds what was written
+        assert served == read(made.checkpoint_id)
+        assert [t.task_id for t in served.tasks] == ["a", "b"]
+        again = await store.get_checkpoint(made.checkpoint_id)
+        assert parsed == [made.checkpoint_id] and again == served  # once only, then the file
+
+        # Written again, damaged at once (the same size): the damage is reported, not hidden.
+        newer = await store.create_checkpoint("s1", "second")
+        path = store.checkpoints.path(newer.checkpoint_id)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+        with pytest.raises(StateCorrupted):
+            await store.get_checkpoint(newer.checkpoint_id)

@@ -94,25 +94,37 @@ def fitted(lines: Sequence[TaskLine], height: int, title: str) -> list[tuple[str
 
 
 def _fitted(views: Views, height: int, title: str) -> list[tuple[str, ...]]:
+    return _drawn(views, height, title)[0]
+
+
+def _drawn(
+    views: Views, height: int, title: str
+) -> tuple[list[tuple[str, ...]], console.BoardLines]:
+    """``_fitted``'s rows and the board they draw, rendered once: the lines measured are the
+    lines drawn."""
     room = height
     rows = _rows(views, room)
-    while (over := console.board_height(COLUMNS, rows, title) - (height - 1)) > 0:
+    lines = console.board_lines(COLUMNS, rows, title)
+    while (over := lines.height - (height - 1)) > 0:
         room -= over
         fewer = _rows(views, room)
         if len(fewer) >= len(rows):
             break
         rows = fewer
-    return rows
+        lines = console.board_lines(COLUMNS, rows, title)
+    return rows, lines
 
 
 async def show_board(council: Council, stopping: Stopping) -> None:
-    """Redraw the board until cancelled (the run's end)."""
-    with console.live_table(COLUMNS, board=True) as update:
+    """Redraw the board until cancelled (the run's end); on no terminal, nothing."""
+    with console.live_board() as draw:
+        if draw is None:
+            return
         while True:
             height = console.height()
             view = council.board_view(max(3, height - _CHROME))
             title = _headline(view.kinds, view.total, stopping.said)
-            update(_fitted(council.board_view, height, title), title)
+            draw(_drawn(council.board_view, height, title)[1])
             await anyio.sleep(_REFRESH)
 
 

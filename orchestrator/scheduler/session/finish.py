@@ -10,7 +10,8 @@ run of 10,000 tasks reads them once less:
   this one only leaves (``run.left``);
 - stopped (``stop()``, Ctrl-C): ``interrupted`` with a checkpoint (none when killed), unless
   other workstations of the team go on with it: then this one only leaves (``run.left``), its
-  tasks back in the queue;
+  tasks back in the queue; the run's report is then built from the records that checkpoint
+  read (``RunContext.stop_checkpoint``), not from a second read of every one;
 - else ``ending.decide`` from what every part says, on that one read: the session's status and
   checkpoint (``council resume`` goes on from it), or, in a team whose other workstations go on
   with tasks of theirs, this workstation leaves.
@@ -61,7 +62,8 @@ async def finish(
             run.session_id, {"status": SessionStatus.INTERRUPTED}, metrics=False
         )
         if not run.killed:
-            await store.create_checkpoint(run.session_id, "interrupted")
+            made = await store.create_checkpoint(run.session_id, "interrupted")
+            run.stop_checkpoint = made.checkpoint_id  # the report's source (module doc)
         await run.events.emit(RunInterrupted(session_id=run.session_id))
         return
     states = await store.list_tasks(run.session_id)

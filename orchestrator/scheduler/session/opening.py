@@ -103,21 +103,17 @@ class Opening:
             [],
             session_id=wanted,
             listed=list(run.tasks),
+            # With the session, not a write after it: a session listing 10,000 tasks with
+            # their configs is megabytes to read and write again.
+            metadata={
+                ORCHESTRATOR: procid.current().as_dict(),
+                **_origin_entry(run),
+                **({TEAM: team.run_key} if team is not None else {}),
+                **({RECORDING: True} if run.tasks else {}),
+            },
         )
         run.session_id = session.session_id
         self._submissions.clear()  # submitted before the start: already in the session
-        await store.update_session(
-            run.session_id,
-            {
-                "metadata": {
-                    ORCHESTRATOR: procid.current().as_dict(),
-                    **_origin_entry(run),
-                    **({TEAM: team.run_key} if team is not None else {}),
-                    **({RECORDING: True} if run.tasks else {}),
-                },
-            },
-            metrics=False,
-        )
         self._recorder.plan(run.tasks.values(), resuming=False)
         crash_point("start.session_recorded", run.session_id)
         await run.events.emit(RunStarted(session_id=run.session_id, holder=run.holder))

@@ -18,7 +18,7 @@ from orchestrator.errors import RecordNotFound, StateCorrupted, StateError
 from orchestrator.ids import check_id
 from orchestrator.models import Checkpoint, CheckpointInfo
 from orchestrator.safety.crashpoints import crash_point
-from orchestrator.safety.secret_mask import masked_json
+from orchestrator.safety.secret_mask import masked_model
 from orchestrator.state.file.fsops import (
     FileOperations,
     NotSynced,
@@ -43,11 +43,15 @@ class CheckpointFiles:
     def path(self, checkpoint_id: str) -> Path:
         return self.directory / f"{check_id(checkpoint_id, 'checkpoint id')}.json"
 
-    def write(self, checkpoint: Checkpoint) -> None:
+    def write(self, checkpoint: Checkpoint) -> tuple[Checkpoint, bytes]:
+        """Write ``checkpoint``; what was written (every known secret masked), as a model and
+        as the file's bytes."""
         target = self.path(checkpoint.checkpoint_id)
+        written = masked_model(checkpoint)
+        data = encode(written.model_dump_json().encode())
         try:
             self.ops.makedirs(self.directory)
-            durable_write(target, encode(masked_json(checkpoint)), self.ops)
+            durable_write(target, data, self.ops)
         except NotSynced as exc:
             raise write_error(
                 target,
@@ -59,13 +63,14 @@ class CheckpointFiles:
             raise write_error(target, exc, "no checkpoint was written") from exc
         crash_point("checkpoint.written")
         if len(self.ids()) <= self.limit:
-            return  # no session can have more than the limit: none is read (each holds every
-            # task of its session, megabytes for 10,000 tasks)
+            return written, data  # no session can have more than the limit: none is read (each
+            # holds every task of its session, megabytes for 10,000 tasks)
         for old in self.list(checkpoint.session_id)[: -self.limit]:
             # The new checkpoint is written: an old one the disk will not let go of is only
             # kept longer, and goes with a later write.
             with contextlib.suppress(OSError):
                 self.ops.unlink(self.path(old.checkpoint_id))
+        return written, data
 
     def read(self, checkpoint_id: str) -> Checkpoint:
         target = self.path(checkpoint_id)

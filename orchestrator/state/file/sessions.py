@@ -49,6 +49,7 @@ class FileSessions:
         session_id: str | None = None,
         *,
         listed: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
     ) -> SessionRecord:
         core = self._core
         sid = check_id(session_id or new_id("s"), "session id")
@@ -76,6 +77,7 @@ class FileSessions:
                 "options": dict(options),
                 "task_ids": listing,
                 "metrics": compute_metrics(members),
+                **({"metadata": dict(metadata)} if metadata else {}),
             }
             record = core.write_merged(core.sessions, sid, None, fields, {}, events)
             events.append(SessionCreated(session_id=sid))

@@ -30,6 +30,10 @@ class FileSnapshots:
         self._core = core
         self._tasks = tasks
         self._sessions = sessions
+        # The checkpoint this store wrote last, as a model and as its file's bytes: a stop's
+        # report reads it back at once (``run.reports.session_report.stopped_report``), and a
+        # run of 10,000 tasks should not parse again the megabytes it has just written.
+        self._made: tuple[Checkpoint, bytes] | None = None
 
     async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo:
         core = self._core
@@ -52,7 +56,7 @@ class FileSnapshots:
         )
 
         def run(events: list[Event]) -> None:
-            core.checkpoints.write(checkpoint)
+            self._made = core.checkpoints.write(checkpoint)
             events.append(
                 CheckpointCreated(
                     checkpoint_id=checkpoint.checkpoint_id, session_id=session_id, reason=reason
@@ -74,6 +78,18 @@ class FileSnapshots:
 
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         core = self._core
+        made = self._made
+        if made is not None and made[0].checkpoint_id == checkpoint_id:
+            self._made = None  # handed out once: the caller may change its copy
+
+            def unchanged() -> bool:
+                try:
+                    return core.checkpoints.path(checkpoint_id).read_bytes() == made[1]
+                except OSError:
+                    return False
+
+            if await anyio.to_thread.run_sync(unchanged):
+                return made[0]  # the file holds what was written: the model it was made of
         return await anyio.to_thread.run_sync(core.checkpoints.read, checkpoint_id)
 
     async def restore_checkpoint(self, checkpoint_id: str) -> SessionSnapshot:

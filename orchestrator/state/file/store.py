@@ -180,8 +180,11 @@ class FileStateStore:
         session_id: str | None = None,
         *,
         listed: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
     ) -> SessionRecord:
-        return await self._sessions.create_session(options, tasks, session_id, listed=listed)
+        return await self._sessions.create_session(
+            options, tasks, session_id, listed=listed, metadata=metadata
+        )
 
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
         return await self._batches.add_session_tasks(session_id, tasks)

@@ -73,7 +73,9 @@ class FileTaskBatches:
             try:
                 outcome = await anyio.to_thread.run_sync(self._try, sid, inits, events)
             finally:
-                core.events.notify(events)
+                # Masked in the worker thread, which logged them: a batch's hundreds of events
+                # are not looked through again on the event loop.
+                core.events.notify(events, masked=True)
             if not isinstance(outcome, _Busy):
                 return outcome
             now = time.monotonic()
@@ -100,7 +102,11 @@ class FileTaskBatches:
             try:
                 return self._write(sid, inits, events)
             finally:
-                core.events.write(events)
+                # Masked once for the log and the subscribers (``add_session_tasks``); the list
+                # holds them only once masked, so nothing unmasked is ever told.
+                raw = list(events)
+                events.clear()
+                events.extend(core.events.write_masked(raw))
         finally:
             for lock in reversed(held):
                 lock.release()

@@ -47,6 +47,7 @@ class PgSessions:
         session_id: str | None = None,
         *,
         listed: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
     ) -> SessionRecord:
         sid = check_id(session_id or new_id("s"), "session id")
         inits = [task_init_fields(t) for t in tasks]
@@ -65,7 +66,11 @@ class PgSessions:
                 task_id = str(fields["task_id"])
                 current = await locked_task(conn, task_id)
                 members.append(await self._new_task(conn, sid, fields, current, now, events))
-            fields = {"options": dict(options), "task_ids": listing}
+            fields = {
+                "options": dict(options),
+                "task_ids": listing,
+                **({"metadata": dict(metadata)} if metadata else {}),
+            }
             record = await write_session(
                 conn, sid, None, fields, now, events, rules=self._core.validators
             )

@@ -199,9 +199,12 @@ class PostgresStateStore:
         session_id: str | None = None,
         *,
         listed: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
     ) -> SessionRecord:
         return await self._call(
-            lambda: self._sessions.create_session(options, tasks, session_id, listed=listed)
+            lambda: self._sessions.create_session(
+                options, tasks, session_id, listed=listed, metadata=metadata
+            )
         )
 
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:

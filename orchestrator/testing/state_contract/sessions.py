@@ -46,6 +46,21 @@ class SessionsContract:
         with pytest.raises(StateError, match="already exists"):
             await store.create_session({}, ["c"], session_id="s1")
 
+    async def test_a_session_is_created_with_its_metadata_in_one_write(
+        self, store: StateStore
+    ) -> None:
+        heard: list[str] = []
+        store.subscribe(lambda event: heard.append(event.type))
+        session = await store.create_session(
+            {}, [], session_id="s1", listed=["a"], metadata={"who": {"pid": 7}, "recording": True}
+        )
+        assert session.metadata == {"who": {"pid": 7}, "recording": True}
+        kept = await store.get_session("s1", metrics=False)
+        assert kept is not None and kept.metadata == session.metadata
+        assert kept.version == 1 and "session.updated" not in heard
+        plain = await store.create_session({}, [], session_id="s2")
+        assert plain.metadata == {}
+
     async def test_metrics_follow_every_task_change(self, store: StateStore) -> None:
         await store.create_session({}, ["a", "b", "c", "d"], session_id="s1")
         start = utcnow()

@@ -46,7 +46,7 @@ from pydantic import ValidationError
 
 from orchestrator.event_text import sentence
 from orchestrator.events import Event, Subscriber
-from orchestrator.safety.secret_mask import masked_json, masked_model
+from orchestrator.safety.secret_mask import masked_json, masked_model, masked_with_json
 from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.log.event_archive import archive_lines, archives, rotate, trim_archives
 
@@ -93,11 +93,27 @@ class EventLog:
 
     def write(self, events: Sequence[Event]) -> None:
         """Append events to the file now (blocking: call from a worker thread)."""
-        if not events:
-            return
+        if events:
+            self._write_lines(_encode(events))
+
+    def write_masked(self, events: Sequence[Event]) -> list[Event]:
+        """``write``, each event looked through for secrets once: the events as masked, for
+        ``notify(..., masked=True)`` (a batch's hundreds are not looked through again on the
+        event loop)."""
+        told: list[Event] = []
+        lines: list[bytes] = []
+        for event in events:
+            masked, data = masked_with_json(event)
+            told.append(masked)
+            lines.append(data + b"\n")
+        if lines:
+            self._write_lines(b"".join(lines))
+        return told
+
+    def _write_lines(self, lines: bytes) -> None:
         with self._write_lock:
             with self._queue_lock:
-                data = b"".join([*self._queued, _encode(events)])
+                data = b"".join([*self._queued, lines])
                 self._queued.clear()
             self._append(data)
 
@@ -133,9 +149,11 @@ class EventLog:
                         self._failed = exc  # for the next caller who waits for the log
                     raise
 
-    def notify(self, events: Sequence[Event]) -> None:
-        """Hand events to subscribers; a failing subscriber is logged, never fatal."""
-        for event in map(masked_model, events):
+    def notify(self, events: Sequence[Event], *, masked: bool = False) -> None:
+        """Hand events to subscribers; a failing subscriber is logged, never fatal.
+        ``masked``: they are ``write_masked``'s already (looked through once, in the worker
+        thread that wrote them, not again on the event loop)."""
+        for event in events if masked else map(masked_model, events):
             if event.level == "warning":
                 # The data stays in the event; the type lets a command that already says
                 # the event as a line of its own skip saying it again.
