@@ -114,7 +114,7 @@ def test_the_watched_table_never_cuts_an_id_nor_its_headline(
 def test_the_live_board_never_cuts_what_a_task_waits_for(
     monkeypatch: pytest.MonkeyPatch, width: int
 ) -> None:
-    lines = drawn(monkeypatch, width, partial(console._board_table, COLUMNS, BOARD, HEADLINE))
+    lines = drawn(monkeypatch, width, partial(console.board_table, COLUMNS, BOARD, HEADLINE))
     # Narrower than the screen: the terminal's ^C echo must not wrap.
     assert all(len(line.rstrip()) <= width - 3 for line in lines), "\n".join(lines)
     assert_ids_whole(lines, [row[0] for row in BOARD] + ["textkit/words.py", "add-word-count"])
@@ -127,7 +127,7 @@ def test_the_live_board_never_cuts_what_a_task_waits_for(
 
 
 def test_a_live_board_wide_enough_shows_every_column(monkeypatch: pytest.MonkeyPatch) -> None:
-    lines = drawn(monkeypatch, 160, partial(console._board_table, COLUMNS, BOARD, HEADLINE))
+    lines = drawn(monkeypatch, 160, partial(console.board_table, COLUMNS, BOARD, HEADLINE))
     assert lines[0] == HEADLINE
     assert lines[1].split() == [
         "task",
@@ -164,7 +164,7 @@ def test_a_short_narrow_screen_folds_rows_by_the_lines_they_take(
     assert len(rows_for(lines, height)) == 8  # by count alone, all eight had room
     assert len(rows) < 8
     assert rows[-1][:2] == ("…", f"{8 - len(rows) + 1} more")  # the folded ones, counted
-    shown.print(console._board_table(COLUMNS, rows, title))
+    shown.print(console.board_table(COLUMNS, rows, title))
     drawn_lines = lines_of(shown)
     assert len(drawn_lines) <= height - 1, "\n".join(drawn_lines)
     assert " ".join(words(drawn_lines)).count(reason) == len(rows) - 1  # none cut

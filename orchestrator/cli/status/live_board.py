@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from orchestrator.cli import console
+from orchestrator.cli.console import board
 from orchestrator.council import BoardView, Council, TaskLine
 from orchestrator.scheduler.board import ENDED
 from orchestrator.scheduler.board_book import BoardBook, fold_rank
@@ -97,27 +98,25 @@ def _fitted(views: Views, height: int, title: str) -> list[tuple[str, ...]]:
     return _drawn(views, height, title)[0]
 
 
-def _drawn(
-    views: Views, height: int, title: str
-) -> tuple[list[tuple[str, ...]], console.BoardLines]:
+def _drawn(views: Views, height: int, title: str) -> tuple[list[tuple[str, ...]], board.BoardLines]:
     """``_fitted``'s rows and the board they draw, rendered once: the lines measured are the
     lines drawn."""
     room = height
     rows = _rows(views, room)
-    lines = console.board_lines(COLUMNS, rows, title)
+    lines = board.board_lines(COLUMNS, rows, title)
     while (over := lines.height - (height - 1)) > 0:
         room -= over
         fewer = _rows(views, room)
         if len(fewer) >= len(rows):
             break
         rows = fewer
-        lines = console.board_lines(COLUMNS, rows, title)
+        lines = board.board_lines(COLUMNS, rows, title)
     return rows, lines
 
 
 async def show_board(council: Council, stopping: Stopping) -> None:
     """Redraw the board until cancelled (the run's end); on no terminal, nothing."""
-    with console.live_board() as draw:
+    with board.live_board() as draw:
         if draw is None:
             return
         while True:

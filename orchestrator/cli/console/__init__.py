@@ -21,12 +21,11 @@ from typing import IO
 
 from rich import box
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.console import Console, Group, RenderableType
 from rich.constrain import Constrain
 from rich.live import Live
 from rich.padding import Padding
 from rich.panel import Panel
-from rich.segment import Segment
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
@@ -40,13 +39,11 @@ from orchestrator.cli.table_layout import (
 )
 
 __all__ = [
-    "BoardLines",
     "Column",
     "WarningLines",
-    "board_lines",
+    "board_table",
     "height",
     "is_terminal",
-    "live_board",
     "live_table",
     "on_output_closed",
     "output_closed",
@@ -60,6 +57,7 @@ __all__ = [
     "print_warning",
     "same_file_for_both",
     "show_log_warnings",
+    "shown_live",
     "skip_warnings_for",
     "status",
     "stderr",
@@ -398,85 +396,35 @@ def _titled(title: str | None, table: RenderableType, width: int | None = None) 
 
 @contextmanager
 def live_table(
-    columns: Sequence[Column | str], *, board: bool = False
+    columns: Sequence[Column | str],
 ) -> Iterator[Callable[[Iterable[Sequence[object]], str | None], None]]:
     """A table redrawn in place on a terminal while the block runs; yields ``update(rows,
     title)``. It disappears at the end (the caller prints a summary), and on anything but a
-    terminal nothing is drawn, so piped output stays clean. ``board``: a live board's layout
-    (``_board_table``), else the summary's (``_table``); neither cuts an id nor its headline."""
+    terminal nothing is drawn, so piped output stays clean. The summary's layout (``_table``):
+    it cuts neither an id nor its headline. (A run's live board: ``console.board``.)"""
     if not stdout.is_terminal:
         yield lambda rows, title: None
         return
-    draw = partial(_board_table if board else _table, columns)
-    with Live(draw([], None), console=stdout, transient=True) as live:
-        _live.append(live)
+    draw = partial(_table, columns)
+    with Live(draw([], None), console=stdout, transient=True) as live, shown_live(live):
 
         def update(rows: Iterable[Sequence[object]], title: str | None) -> None:
             live.update(draw(rows, title))
 
-        try:
-            yield update
-        finally:
-            _live.remove(live)
-
-
-class BoardLines:
-    """A live board rendered once, as drawn on this terminal (``board_lines``): its height is
-    measured from the lines the screen gets, and the screen gets those lines, not a second
-    rendering of the table."""
-
-    def __init__(self, lines: list[list[Segment]]) -> None:
-        self._lines = lines
-
-    @property
-    def height(self) -> int:
-        return len(self._lines)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BoardLines) and other._lines == self._lines
-
-    __hash__ = None  # type: ignore[assignment]  # compared, never a key
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        new_line = Segment.line()
-        for line in self._lines:
-            yield from line
-            yield new_line
-
-
-def board_lines(
-    columns: Sequence[Column | str], rows: Iterable[Sequence[object]], title: str | None
-) -> BoardLines:
-    """A live board of ``rows`` rendered for this terminal, its rows folded as drawn (its
-    ``height`` the lines it takes)."""
-    return BoardLines(stdout.render_lines(_board_table(columns, rows, title), pad=False))
+        yield update
 
 
 @contextmanager
-def live_board() -> Iterator[Callable[[BoardLines], None] | None]:
-    """The live board drawn in place while the block runs: yields ``draw(lines)``, which
-    redraws only when the lines differ from those on the screen (no refresh thread redraws
-    it meanwhile), or None when standard output is no terminal (nothing is drawn, so nothing
-    need be rendered). It disappears at the end, as ``live_table``'s does."""
-    if not stdout.is_terminal:
-        yield None
-        return
-    shown: list[BoardLines] = [BoardLines([])]
-    with Live(shown[0], console=stdout, transient=True, auto_refresh=False) as live:
-        _live.append(live)
-
-        def draw(lines: BoardLines) -> None:
-            if lines != shown[0]:
-                shown[0] = lines
-                live.update(lines, refresh=True)
-
-        try:
-            yield draw
-        finally:
-            _live.remove(live)
+def shown_live(live: Live) -> Iterator[None]:
+    """``live`` the display drawn now while the block runs (what is printed goes above it)."""
+    _live.append(live)
+    try:
+        yield
+    finally:
+        _live.remove(live)
 
 
-def _board_table(
+def board_table(
     columns: Sequence[Column | str], rows: Iterable[Sequence[object]], title: str | None
 ) -> RenderableType:
     """A live board: the headline wrapped between words, then the rows; what a row says folds
