@@ -369,6 +369,7 @@ class Scheduler:
         changes = self._reads.take_changes()  # what ``states`` gives otherwise than before
         self._book.changed(changes)
         self._dispatcher.changed(changes)
+        self._relander.changed(changes)
         await self._parts.tick(states)
         if run.stopping or run.ended_elsewhere:
             return not self._inflight

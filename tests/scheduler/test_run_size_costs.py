@@ -252,3 +252,42 @@ async def test_a_stop_reads_each_record_once_for_its_checkpoint_and_its_report(
     assert sessions == [2]  # the end's update, the checkpoint's; none for the report
     assert [t.model_dump() for t in stopped.tasks] == [t.model_dump() for t in looked.tasks]
     assert stopped.totals == looked.totals and stopped.session_id == looked.session_id
+
+
+async def test_the_look_after_each_landing_looks_again_only_at_the_records_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After every landing the relander asks which tasks the queue landed. It keeps the
+    answer from one tick to the next and looks again only at the records a tick read again
+    (``Relander.changed``), not at every task per landing, which made a run's cost grow with
+    the square of its tasks; its answer is still what a look at every task finds."""
+    from orchestrator.scheduler.attempts import relander as relanding
+
+    looked = [0]  # task states looked at
+    asked = [0]
+    scan, landed_in = relanding.Relander._scan, relanding.Relander._landed_in
+
+    def counted_scan(self: relanding.Relander, states: Any) -> dict[str, str]:
+        looked[0] += len(states)
+        return scan(self, states)
+
+    def checked(self: relanding.Relander, states: Any) -> dict[str, str]:
+        asked[0] += 1
+        found = landed_in(self, states)
+        done = {t: s.merged_commit for t, s in states.items() if s.status == TaskStatus.DONE}
+        assert found == done  # what a look at every task finds
+        return found
+
+    monkeypatch.setattr(relanding.Relander, "_scan", counted_scan)
+    monkeypatch.setattr(relanding.Relander, "_landed_in", checked)
+    ids = [f"t{n:03d}" for n in range(40)]
+    config = run_config(
+        new_repo(tmp_path), [{"id": i, "prompt": "p"} for i in ids], capacity={"sessions": 4}
+    )
+    async with Council(config, workflow=Probe(pause=0.0)) as running:
+        report = await running.run()
+    assert {t.task_id: t.status for t in report.tasks} == dict.fromkeys(ids, TaskStatus.DONE)
+    assert asked[0] > len(ids)  # every landing asked, and the run's end
+    # A look at every task per landing would be asked * 40; the records read again are the
+    # few each tick saw change, and the run's first and last looks.
+    assert looked[0] < asked[0] * len(ids) // 4

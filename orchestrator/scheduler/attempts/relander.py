@@ -87,31 +87,66 @@ class Relander:
         # needs that), so two checks at once (two landings, or a landing and the run's end)
         # both claimed one vanished landing and reported it twice (a loaded team run).
         self._claiming = anyio.Lock()
+        # ``_landed_in``'s: what it found in the mapping it last looked at (held, so its id is
+        # no other's), and the records read again since (None: look at every one).
+        self._landed: dict[str, str] = {}
+        self._landed_from: Mapping[str, TaskState] | None = None
+        self._changes: set[str] | None = None
         lander.on_landed = self.after_landing
 
     async def after_landing(self, merged: MergeResult) -> None:
         """The cheap check after a landing, at the base tip it read (module doc)."""
         await self._check(self._states(), at=merged.base_after, but=merged.task_id)
 
+    def changed(self, changes: set[str] | None) -> None:
+        """The ids of the task records a tick read again (None: all of them), as the
+        dispatcher is told: what ``_landed_in`` looks at again."""
+        if changes is None or self._changes is None:
+            self._changes = None
+        else:
+            self._changes |= changes
+
+    def _landed_in(self, states: Mapping[str, TaskState]) -> dict[str, str]:
+        """The run's tasks the queue landed, with their merge commits, in the states the last
+        tick read. Asked after every landing, of a run of 10,000 tasks most of them queued: kept
+        from one tick to the next and looked at again only for the records a tick read again
+        (``changed``), not worked out from every task per landing, which grew with the square
+        of the run."""
+        if states is not self._landed_from:
+            if self._changes is None:
+                self._landed = self._scan(states)
+            else:
+                for task_id in self._changes:
+                    self._landed.pop(task_id, None)
+                self._landed.update(
+                    self._scan({t: states[t] for t in self._changes if t in states})
+                )
+            self._landed_from, self._changes = states, set()
+        return self._landed
+
+    def _scan(self, states: Mapping[str, TaskState]) -> dict[str, str]:
+        return {
+            task_id: state.merged_commit
+            for task_id, state in states.items()
+            if state.status == TaskStatus.DONE  # the cheapest test first
+            and state.merged_commit
+            and task_id in self._run.tasks
+            and not self._parts.landed_elsewhere(state)  # a forge's merge: no Council-Task
+        }
+
     async def at_end(self, states: Mapping[str, TaskState]) -> bool:
         """The check before the run ends: True when relandings were started (or a task was
-        written meanwhile), so the run goes on."""
+        written meanwhile), so the run goes on. ``states`` is a fresh read: looked at whole."""
+        self._changes = None
         return await self._check(states, at=None, but=None)
 
     async def _check(
         self, states: Mapping[str, TaskState], *, at: str | None, but: str | None
     ) -> bool:
-        # Asked after every landing, of every task the run has (10,000 in a big run, most of
-        # them queued): the cheapest test, a done task's, first.
         landed = {
-            task_id: state.merged_commit
-            for task_id, state in states.items()
-            if state.status == TaskStatus.DONE
-            and state.merged_commit
-            and task_id in self._run.tasks
-            and task_id != but
-            and task_id not in self._inflight
-            and not self._parts.landed_elsewhere(state)  # a forge's merge: no Council-Task
+            task_id: commit
+            for task_id, commit in self._landed_in(states).items()
+            if task_id != but and task_id not in self._inflight
         }
         if not landed:
             return False
