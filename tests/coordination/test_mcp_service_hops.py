@@ -15,7 +15,6 @@ from orchestrator.coordination.desk import Caller, Desk
 from orchestrator.coordination.relay import ask
 from orchestrator.coordination.service import serve_session
 from orchestrator.state import FileStateStore
-from tests.support.hops import count_hops
 from tests.support.scheduler_helpers import new_repo
 
 
@@ -76,10 +75,17 @@ async def test_a_session_server_closes_without_a_worker_thread_and_takes_what_wa
     a directory holding more than the socket (a client put a file there) goes whole, from a
     worker thread."""
     repo = new_repo(tmp_path)
+    hops: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(fn)
+        return await real(fn, *args, **kwargs)
+
     async with FileStateStore(repo / ".council" / "state") as store:
         desk = Desk(store, repo, caller=Caller("sess-1", "t1"))
         async with serve_session(desk) as socket:
-            hops = count_hops(monkeypatch)
+            monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
         assert hops == [] and not socket.parent.exists()
 
         async with serve_session(desk) as socket:
