@@ -152,7 +152,9 @@ async def serve_session(desk: Desk) -> AsyncIterator[Path]:
     finally:
         if not _removed_at_once(directory, socket):
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+                await anyio.to_thread.run_sync(
+                    lambda: shutil.rmtree(directory, ignore_errors=True)
+                )
     if raised is not None:
         raise raised
 
