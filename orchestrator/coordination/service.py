@@ -150,25 +150,10 @@ async def serve_session(desk: Desk) -> AsyncIterator[Path]:
             finally:
                 group.cancel_scope.cancel()
     finally:
-        if not _removed_at_once(directory, socket):
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(
-                    lambda: shutil.rmtree(directory, ignore_errors=True)
-                )
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
     if raised is not None:
         raise raised
-
-
-def _removed_at_once(directory: Path, socket: Path) -> bool:
-    """The socket and its directory removed on the calling thread, as made: two system calls
-    that open nothing, no worker thread. False when the directory holds anything else (a
-    client may have put it there) or either call failed: ``rmtree`` in a worker thread then."""
-    try:
-        os.unlink(socket)
-        os.rmdir(directory)
-    except OSError:
-        return False
-    return True
 
 
 async def _answer(stream: anyio.abc.SocketStream, desk: Desk, session: str) -> None:

@@ -66,30 +66,3 @@ async def test_a_socket_that_cannot_bind_leaves_no_directory(
             async with serve_session(desk):
                 pass
     assert made and not made[0].exists()
-
-
-async def test_a_session_server_closes_without_a_worker_thread_and_takes_what_was_put_there(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Its socket and directory are removed on the event loop (two calls that open nothing);
-    a directory holding more than the socket (a client put a file there) goes whole, from a
-    worker thread."""
-    repo = new_repo(tmp_path)
-    hops: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(fn)
-        return await real(fn, *args, **kwargs)
-
-    async with FileStateStore(repo / ".council" / "state") as store:
-        desk = Desk(store, repo, caller=Caller("sess-1", "t1"))
-        async with serve_session(desk) as socket:
-            monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
-        assert hops == [] and not socket.parent.exists()
-
-        async with serve_session(desk) as socket:
-            (socket.parent / "planted").mkdir()
-            (socket.parent / "planted" / "file").write_text("x")
-        assert len(hops) == 2  # the open, and the removal of what was put there
-        assert not socket.parent.exists()
