@@ -74,6 +74,14 @@ class FileLock:
             # window in which another handle of ours still thinks it holds the lock.
             os.close(fd)
 
+    def drawn_token(self, at_least: int = 0) -> int:
+        """``bump_counter`` for a lock just taken to draw a token: released when it fails."""
+        try:
+            return self.bump_counter(at_least)
+        except BaseException:
+            self.release()
+            raise
+
     def bump_counter(self, at_least: int = 0) -> int:
         """Advance the counter kept in the lock file's own bytes and return its new value.
 

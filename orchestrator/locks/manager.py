@@ -346,11 +346,7 @@ class LockManager:
         lock = filelock.try_acquire(lock_path, root=self.project_dir)
         if lock is None:
             return None
-        try:
-            return lock, lock.bump_counter(floor)
-        except BaseException:
-            lock.release()
-            raise
+        return lock, lock.drawn_token(floor)
 
     async def _claim(
         self,

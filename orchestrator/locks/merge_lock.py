@@ -169,11 +169,7 @@ class MergeLock:
         lock = self._try_os_lock()
         if lock is None:
             return None
-        try:
-            return lock, lock.bump_counter(floor)
-        except BaseException:
-            lock.release()
-            raise
+        return lock, lock.drawn_token(floor)
 
     async def _record(
         self, session: str, lock: FileLock, token: int | None
