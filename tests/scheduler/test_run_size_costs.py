@@ -40,6 +40,16 @@ def _states(tasks: dict[str, TaskConfig]) -> dict[str, TaskState]:
     }
 
 
+def _stop_once_started(running: Council, probe: Probe, count: int) -> None:
+    """``running`` stopped once ``count`` attempts have started."""
+
+    def heard(event: Any) -> None:
+        if event.type == "task.dispatched" and len(probe.calls) >= count:
+            running.stop()
+
+    running.subscribe(heard)
+
+
 def test_a_look_builds_again_only_the_lines_whose_sources_changed() -> None:
     tasks = _tasks(_MANY)
     tasks["t00002"] = TaskConfig.model_validate(
@@ -151,11 +161,7 @@ async def test_a_dispatch_pass_looks_at_the_tasks_it_can_start_not_every_task(
     probe = Probe(pause=0.0)
     async with Council(config, workflow=probe) as running:
         # Stopped once 20 tasks have started: the queue behind them never looked at.
-        def heard(event: Any) -> None:
-            if event.type == "task.dispatched" and len(probe.calls) >= 20:
-                running.stop()
-
-        running.subscribe(heard)
+        _stop_once_started(running, probe, 20)
         await running.run()
     assert passes[0] > 0
     # Each pass looks at the tasks before its slots are taken: a handful, never 600.
@@ -192,12 +198,7 @@ async def test_a_stop_reads_no_task_list_to_record_its_end(
     config = run_config(new_repo(tmp_path), [{"id": i, "prompt": "p"} for i in ids])
     probe = Probe(pause=0.0)
     async with Council(config, workflow=probe) as running:
-
-        def heard(event: Any) -> None:
-            if event.type == "task.dispatched" and len(probe.calls) >= 3:
-                running.stop()
-
-        running.subscribe(heard)
+        _stop_once_started(running, probe, 3)
         stopped = await running.run()
     assert stopped.status == "interrupted"
     assert read_then == []  # the checkpoint reads the records; nothing else does
@@ -236,12 +237,7 @@ async def test_a_stop_reads_each_record_once_for_its_checkpoint_and_its_report(
     config = run_config(new_repo(tmp_path), [{"id": i, "prompt": "p"} for i in ids])
     probe = Probe(pause=0.0)
     async with Council(config, workflow=probe) as running:
-
-        def heard(event: Any) -> None:
-            if event.type == "task.dispatched" and len(probe.calls) >= 3:
-                running.stop()
-
-        running.subscribe(heard)
+        _stop_once_started(running, probe, 3)
         stopped = await running.run()
         ending[0] = False
         looked = await running.status()
