@@ -61,6 +61,7 @@ from orchestrator.cli.approve_cmd import Approval, ApproveOption
 from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
 from orchestrator.cli.meant import meant_config
 from orchestrator.cli.status import run_finder
+from orchestrator.cli.status.kept_after_run import keep_for_status
 from orchestrator.cli.status.live_board import Stopping, show_board
 from orchestrator.cli.status.summary import JsonOption, WideOption, finish, print_summary
 from orchestrator.cli.web_beside import WebOption, WebPortOption, web_beside
@@ -174,7 +175,7 @@ def run(
             report = event_loop.run(_drive, council, council.run, not as_json, why)
     except (TaskInActiveSession, DefinitionsDiffer) as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
-    _finish(report, as_json, wide, file, why)
+    _finish(report, as_json, wide, file, why, council)
 
 
 def _page_keys() -> Keys:
@@ -243,7 +244,7 @@ def resume(
             )
     except DefinitionsDiffer as refused:
         raise refused.for_config(shlex.quote(str(file)), "resume") from None
-    _finish(report, as_json, wide, file, why)
+    _finish(report, as_json, wide, file, why, council)
 
 
 def _check_resuming(
@@ -292,7 +293,7 @@ def serve(
         # Stopped as asked: the way a server ends, not a failure.
         finish_served(report, as_json, wide)
         return
-    _finish(report, as_json, wide, file, why)
+    _finish(report, as_json, wide, file, why, council)
 
 
 def finish_served(report: RunReport, as_json: bool, wide: bool) -> None:
@@ -322,11 +323,18 @@ class _Stop:
     reader_gone: bool = False  # said, and the run stopped for it
 
 
-def _finish(report: RunReport, as_json: bool, wide: bool, file: Path, why: _Stop) -> None:
+def _finish(
+    report: RunReport, as_json: bool, wide: bool, file: Path, why: _Stop, council: Council
+) -> None:
     """``finish``; a reader of the output gone and no signal: exit 141 (as a shell says a
-    broken pipe), in one line on stderr if the run did not say it already."""
+    broken pipe), in one line on stderr if the run did not say it already. Once printed, and
+    unless a signal stopped it, the report is kept for ``council status`` (``kept_after_run``)."""
     try:
-        finish(report, as_json, wide, file)
+        try:
+            finish(report, as_json, wide, file)
+        finally:
+            if not why.signalled:
+                keep_for_status(council.config)
     except typer.Exit:
         if not console.output_closed() or why.signalled:
             raise

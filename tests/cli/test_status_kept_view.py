@@ -28,7 +28,8 @@ from orchestrator.services import records as services_records
 from orchestrator.services.records import ServiceState
 from orchestrator.spend.line import SpendLine
 from orchestrator.state import FileStateStore
-from tests.support.cli_process_helpers import ENV
+from tests.support.cli_process_helpers import ENV, council
+from tests.support.scheduler_helpers import new_repo
 from tests.support.timing import patience
 
 # What reading a report back costs, and a kept summary is drawn without.
@@ -245,3 +246,55 @@ def test_status_of_a_kept_report_imports_none_of_the_reports_models(tmp_path: Pa
     assert "orchestrator.run.reports.report" in third  # the report itself, validated
     (state / report_cache.CACHE_NAME).unlink()
     assert status("--json")[0] == shown_json  # the same document as built from the records
+
+
+RUN = """\
+repo: repo
+adapters:
+  alice: {type: scripted, options: {delay: 0}}
+default_adapter: alice
+capacity: {sessions: 2}
+workflow: {phases: [{name: build}]}
+retry: {max_retries: 0, backoff_initial: 0.05, backoff_max: 0.2}
+scheduler: {tick: 0.05, heartbeat_interval: 0.5, stale_threshold: 10m}
+tasks:
+  - {id: add-word-count, prompt: "WRITE words.txt x"}
+  - {id: document-the-usage, prompt: "WRITE usage.txt y"}
+"""
+
+
+def _probe(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=patience(60),
+        check=False,
+    )
+    return done, json.loads(done.stderr.rsplit("\n", 1)[1])
+
+
+def test_the_first_status_after_a_run_draws_the_summary_the_run_kept(tmp_path: Path) -> None:
+    """``kept_after_run``: a run that printed its report keeps it for ``status``, whose first
+    look (from where the run was started, no argument) draws the kept summary, importing none
+    of the report's models, the same lines as a look that builds the report again."""
+    new_repo(tmp_path)
+    config = tmp_path / "run.yaml"
+    config.write_text(RUN)
+    done = council("run", config, "--json", cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    state = tmp_path / "repo" / ".council" / "state"
+    assert (state / report_cache.CACHE_NAME).is_file()
+
+    first, modules = _probe(tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "2/2 done" in first.stdout
+    loaded = [m for m in modules if any(m == n or m.startswith(f"{n}.") for n in REPORT_MODULES)]
+    assert loaded == []
+
+    (state / report_cache.CACHE_NAME).unlink()  # built from the records: the same lines
+    rebuilt, modules = _probe(tmp_path)
+    assert rebuilt.stdout == first.stdout
+    assert "orchestrator.run.reports.quick_report" in modules

@@ -15,8 +15,10 @@ import anyio
 import pytest
 
 from orchestrator.cli.store_access import newest_report
+from orchestrator.config.origin import SESSION_KEY, ConfigOrigin
 from orchestrator.models import TaskStatus, utcnow
 from orchestrator.run.reports import report_cache
+from orchestrator.run.reports.quick_report import quick_report
 from orchestrator.run.reports.report import RunReport
 from orchestrator.state import FileStateStore
 from tests.support.cli_process_helpers import ENV
@@ -67,6 +69,27 @@ async def test_a_new_session_is_never_hidden_by_the_old_ones_kept_report(tmp_pat
         newer = await store.create_session({}, ["x", "y"])
     assert report_cache.kept_report(root) is None
     assert (await look(root)).session_id == newer.session_id
+
+
+async def test_a_configs_report_answers_a_look_with_none_only_while_its_the_newest(
+    tmp_path: Path,
+) -> None:
+    """Kept for a config's newest session (a run keeps it so: ``kept_after_run``), a report
+    also answers ``status`` with no config only when that session is the store's newest."""
+    root = tmp_path / "state"
+    first, second = ConfigOrigin("/w/a.yaml", "1" * 64), ConfigOrigin("/w/b.yaml", "2" * 64)
+    async with FileStateStore(root) as store:
+        await store.create_session({}, ["a"], metadata={SESSION_KEY: first.as_dict()})
+        newer = await store.create_session({}, ["b"], metadata={SESSION_KEY: second.as_dict()})
+
+    older = quick_report(root, first)
+    assert older is not None and older.session_id != newer.session_id
+    assert report_cache.kept_report(root, first) == older
+    assert report_cache.kept_report(root, None) is None  # not the store's newest
+    newest = quick_report(root, second)
+    assert newest is not None and newest.session_id == newer.session_id
+    assert report_cache.kept_report(root, None) == newest == report_cache.kept_report(root, second)
+    assert report_cache.kept_report(root, first) is None  # kept for another config
 
 
 async def test_a_timed_wait_ends_the_kept_report(

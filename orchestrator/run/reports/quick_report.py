@@ -19,10 +19,11 @@ Nothing here writes a record.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.models import utcnow
+from orchestrator.models import SessionRecord, utcnow
 from orchestrator.radar.records import COLLISIONS, read_collision
 from orchestrator.run.reports.report import RunReport
 from orchestrator.run.reports.report_cache import keep, snapshot_sessions, snapshot_tasks
@@ -56,13 +57,14 @@ def quick_report(
     sessions = read.sessions(list(shot.sessions))
     if sessions is None:
         return None
+    newest_of_store = max(sessions, key=_age, default=None)
     if origin is not None:  # a config's runs only (the config package: only then)
         from orchestrator.config.origin import of_config
 
         sessions = of_config(sessions, origin)
     if not sessions:
         return None
-    newest = max(sessions, key=lambda s: (s.created_at, s.session_id))
+    newest = max(sessions, key=_age)
     task_ids = list(newest.task_ids)
     snapshot_tasks(root, shot, newest.session_id, task_ids)
     if (tasks := read.tasks(task_ids)) is None:
@@ -86,5 +88,10 @@ def quick_report(
         if not is_expired(record, now) and (collision := read_collision(record.data))
     ]
     report, ends = report_of(newest, tasks, alive, line, now, found, services)
-    keep(root, shot, ends, report, origin, viewer(report) if viewer is not None else None)
+    view = viewer(report) if viewer is not None else None
+    keep(root, shot, ends, report, origin, view, store_newest=newest is newest_of_store)
     return report
+
+
+def _age(session: SessionRecord) -> tuple[datetime, str]:
+    return session.created_at, session.session_id

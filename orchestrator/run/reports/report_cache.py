@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 CACHE_NAME = "report-cache.json"
-_FORMAT = 3
+_FORMAT = 4
 # ``services.records.NAMESPACE``, named here: that module imports pydantic, which the quick
 # look does without (``tests/run/reports/test_kept_view.py`` holds them equal).
 SERVICES = "services"
@@ -140,7 +140,9 @@ def _kept(root: Path, origin: ConfigOrigin | None) -> dict[str, Any] | None:
         return None
     if not isinstance(kept, dict) or not _fresh(root, kept):
         return None
-    if kept.get("config") != (origin.path if origin is not None else None):
+    if origin is None:  # the store's newest: kept for it, or for a config whose it was
+        return kept if kept.get("store_newest") is True else None
+    if kept.get("config") != origin.path:
         return None  # kept for another config's runs, or for the store's newest
     return kept
 
@@ -152,10 +154,14 @@ def keep(
     report: RunReport,
     origin: ConfigOrigin | None = None,
     view: Mapping[str, object] | None = None,
+    *,
+    store_newest: bool = False,
 ) -> None:
     """Blocking: keep ``report``, built from the records ``snapshot`` names, until ``ends``;
     the newest session of ``origin``'s config file (None: of the store); and ``view``, what
-    ``status`` prints of it, as plain JSON values (``kept_view``)."""
+    ``status`` prints of it, as plain JSON values (``kept_view``). ``store_newest``: that
+    session is the store's newest too, so the report also answers a look with no config (the
+    session records it was read with unchanged, it still is)."""
     services = snapshot.services or {}
     known = [*snapshot.sessions.values(), *services.values(), *(snapshot.tasks or {}).values()]
     if snapshot.tasks is None or any(identity is None for identity in known):
@@ -166,6 +172,7 @@ def keep(
             "makers": _makers(),
             "ends": ends.isoformat() if ends is not None else None,
             "config": origin.path if origin is not None else None,
+            "store_newest": origin is None or store_newest,
             **snapshot.as_json(),
             "view": view,
         }
