@@ -112,6 +112,29 @@ class TaskIndex:
         finally:
             self._lock.release()
 
+    def extends(self, older: str, newer: str) -> bool:
+        """Whether ``newer``'s first-parent chain holds ``older``, as the index knows it without
+        a git call: both on its known chain, ``older`` no later than ``newer``. False when it
+        cannot tell so in memory, or another thread holds the index (never waited for:
+        callable on the event loop). What was on the base at ``older`` is then on it at
+        ``newer``: its first-parent history, and every commit it contains."""
+        if older == newer:
+            return True
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            at = self._place.get(older)
+            if at is None and older != self._tip:
+                return False
+            if newer == self._tip:
+                return True  # every commit the index places is on its tip's chain
+            if older == self._tip:
+                return False  # the tip is the newest the index knows of
+            later = self._place.get(newer)
+            return later is not None and at is not None and at <= later
+        finally:
+            self._lock.release()
+
     def record(self, old_base: str, new_base: str, task_id: str) -> None:
         """Our own merge moved the base from ``old_base`` to ``new_base``: no need to re-read."""
         with self._lock:

@@ -185,6 +185,12 @@ class Lending:
 
         return await anyio.to_thread.run_sync(look)
 
+    def still_on(self, older: str, newer: str) -> bool:
+        """Whether every landing the base held at tip ``older`` is still on it at ``newer``, as
+        the trailer index knows without a git call (``TaskIndex.extends``): False when it
+        cannot tell so. On the event loop."""
+        return self._history.extends(older, newer)
+
     async def restore_branch(self, branch: str, landing: str) -> str | None:
         """Make sure ``branch`` holds the work of a landing that vanished, to land it again:
         this clone's branch as kept; else, in remote mode, the one published on the remote

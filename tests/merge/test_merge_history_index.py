@@ -76,3 +76,34 @@ async def test_a_rewritten_base_is_read_again_whole(repo: Path) -> None:
     before = calls.count
     assert index.lookup(calls, after_b, "b") == after_b
     assert calls.count > before
+
+
+async def test_a_tip_extends_the_older_tips_of_its_known_chain_and_no_other(repo: Path) -> None:
+    """``extends``: what the relander's look after a landing skips by. True only for an older
+    tip of the chain the index knows, in order; never across a rewrite, nor for a tip it has
+    not read; and no git process either way."""
+    after_a, after_b, after_c = await land(repo, "a", "b", "c")
+    index = TaskIndex()
+    calls = GitCalls(Git(repo, repo.parent / "hooks"))
+    assert index.lookup(calls, after_c, "a") == after_a
+    counted = calls.count
+    assert index.extends(after_a, after_c) and index.extends(after_b, after_c)
+    assert index.extends(after_a, after_b) and index.extends(after_c, after_c)
+    assert not index.extends(after_c, after_b)  # later, not earlier
+    assert not index.extends(after_c, "e" * 40)  # a tip the index has not read
+    assert not index.extends("e" * 40, after_c)
+    ours = TaskIndex()
+    assert ours.lookup(calls, after_c, "c") == after_c
+    ours.record(after_c, "d" * 40, "d")  # our own landing on the tip: known without a call
+    assert ours.extends(after_c, "d" * 40) and ours.extends(after_a, "d" * 40)
+    assert not ours.extends("d" * 40, after_c)
+    counted = calls.count
+    assert index.extends(after_a, after_c)
+    assert calls.count == counted
+
+    git(repo, "update-ref", "refs/heads/main", after_a)  # reset: b and c are gone
+    (after_e,) = await land(repo, "e")
+    assert index.lookup(calls, after_e, "e") == after_e  # rebuilt
+    assert not index.extends(after_c, after_e)  # the rewritten chain no longer holds c
+    assert not index.extends(after_b, after_e)
+    assert index.extends(after_a, after_e)

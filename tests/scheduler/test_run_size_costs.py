@@ -287,3 +287,44 @@ async def test_the_look_after_each_landing_looks_again_only_at_the_records_read_
     # A look at every task per landing would be asked * 40; the records read again are the
     # few each tick saw change, and the run's first and last looks.
     assert looked[0] < asked[0] * len(ids) // 4
+
+
+async def test_the_look_after_a_landing_hands_on_only_the_landings_not_looked_at_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a landing made on a tip whose chain holds the one the last look found every
+    landing on (``Lending.still_on``), the relander asks about the landings not looked at
+    since, not every landing of the run again: what each landing hands on stays flat, where
+    it grew with the landed count, and so with the square of the run."""
+    from orchestrator.merge.lending import Lending
+
+    handed: list[int] = []  # landings handed to each look after a landing
+    vanished = Lending.vanished
+
+    async def counted(self: Lending, landed: Any, *, at: str | None = None) -> Any:
+        if at is not None:
+            handed.append(len(landed))
+        return await vanished(self, landed, at=at)
+
+    monkeypatch.setattr(Lending, "vanished", counted)
+    from orchestrator.scheduler.attempts.relander import Relander
+
+    landings = [0]
+    after_landing = Relander.after_landing
+
+    async def counted_landing(self: Relander, merged: Any) -> None:
+        landings[0] += 1
+        await after_landing(self, merged)
+
+    monkeypatch.setattr(Relander, "after_landing", counted_landing)
+    ids = [f"t{n:03d}" for n in range(40)]
+    config = run_config(
+        new_repo(tmp_path), [{"id": i, "prompt": "p"} for i in ids], capacity={"sessions": 4}
+    )
+    async with Council(config, workflow=Probe(pause=0.0)) as running:
+        report = await running.run()
+    assert {t.task_id: t.status for t in report.tasks} == dict.fromkeys(ids, TaskStatus.DONE)
+    # Every landing but the first few has earlier ones to ask about: a look at each would
+    # hand on about 40 * 39 / 2 = 780 in all; the few each tick saw land, far fewer.
+    assert landings[0] == len(ids)
+    assert sum(handed) < 4 * len(ids)

@@ -3,10 +3,13 @@ again, from its kept branch, or the run says so and ends failed.
 
 **When it is checked.** After each landing (``Lander.on_landed``), at the base tip that landing
 just read: the merge queue's trailer index already knows that tip, so while every landing is
-still there it costs no git call. And when the run is about to end (every task settled,
-nothing in flight), at the base read afresh (fetched first in a team): the exit code is
-decided only after that look. The tasks checked are those this session's records say are
-``done`` (with the commit they landed in) and that no attempt here has in flight.
+still there it costs no git call. When that tip's first-parent chain holds the tip the last
+look found every landing on (``Lending.still_on``), only the landings not looked at since are
+asked about, so the look costs what changed, not every landing of the run. And when the run
+is about to end (every task settled, nothing in flight), at the base read afresh (fetched
+first in a team), whole: the exit code is decided only after that look. The tasks checked
+are those this session's records say are ``done`` (with the commit they landed in) and that
+no attempt here has in flight.
 
 **What counts** is the merge queue's rule (``merge.vanished``): the ``Council-Task`` trailer on
 the base's first-parent history, or the base containing the recorded landing. A rewrite that
@@ -92,6 +95,11 @@ class Relander:
         self._landed: dict[str, str] = {}
         self._landed_from: Mapping[str, TaskState] | None = None
         self._changes: set[str] | None = None
+        # The base tip at which every landing in ``_landed`` but those in ``_unchecked`` was
+        # found still there (None: none was): a landing made on that tip, or on a tip its
+        # first-parent chain holds, needs only ``_unchecked`` looked at (``_check``).
+        self._checked_at: str | None = None
+        self._unchecked: set[str] = set()
         lander.on_landed = self.after_landing
 
     async def after_landing(self, merged: MergeResult) -> None:
@@ -115,12 +123,14 @@ class Relander:
         if states is not self._landed_from:
             if self._changes is None:
                 self._landed = self._scan(states)
+                self._checked_at = None
             else:
                 for task_id in self._changes:
                     self._landed.pop(task_id, None)
                 self._landed.update(
                     self._scan({t: states[t] for t in self._changes if t in states})
                 )
+                self._unchecked |= self._changes
             self._landed_from, self._changes = states, set()
         return self._landed
 
@@ -143,21 +153,36 @@ class Relander:
     async def _check(
         self, states: Mapping[str, TaskState], *, at: str | None, but: str | None
     ) -> bool:
+        lending = self._run.services.merges.lending
+        every = self._landed_in(states)
+        # After a landing on the tip the last look found every landing still on (or on a tip
+        # whose chain holds it): only the landings not looked at since can have vanished. The
+        # look then costs what changed, not every landing of the run: after each landing of
+        # a run of 10,000 tasks, that was the square of the run. A teammate's landing or a
+        # reset changes the chain, and brings the whole look back.
+        since = self._checked_at
+        whole = at is None or since is None or not lending.still_on(since, at)
+        looked = every if whole else {t: every[t] for t in self._unchecked if t in every}
         landed = {
             task_id: commit
-            for task_id, commit in self._landed_in(states).items()
+            for task_id, commit in looked.items()
             if task_id != but and task_id not in self._inflight
         }
+        if whole:
+            self._checked_at, self._unchecked = None, set()
         if not landed:
+            self._mark_checked(at, looked, but)
             return False
         try:
-            gone = await self._run.services.merges.lending.vanished(landed, at=at)
+            gone = await lending.vanished(landed, at=at)
         except CouncilError as exc:
             # The look itself failed (the remote unreachable): the end-of-run look tries again.
             log.warning("cannot check that the landed tasks are still on the base: %s", exc)
             return False
         if not gone:
+            self._mark_checked(at, looked, but)
             return False
+        self._checked_at = None  # looked at whole next time
         attempts: list[Attempt] = []
         async with self._claiming:
             for found in sorted(gone, key=self._order()):
@@ -175,6 +200,16 @@ class Relander:
         if attempts:
             self._spawn(attempts)
         return True
+
+    def _mark_checked(self, at: str | None, looked: Mapping[str, str], but: str | None) -> None:
+        """The landings of ``looked`` are on the base at ``at`` (none was found gone), but
+        those in flight, which were not looked at: the next look after a landing on a tip
+        whose chain holds ``at`` looks at those and at what changed since. ``but``, the landing
+        just made on ``at``, is on it by its making."""
+        if at is None:
+            return
+        self._checked_at = at
+        self._unchecked = {t for t in looked if t != but and t in self._inflight}
 
     def _order(self) -> Callable[[VanishedLanding], int]:
         """Dependency order: a task's depth in its ``depends_on`` chain."""
