@@ -19,6 +19,7 @@ take one call of their own.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from orchestrator.worktrees.tamper.guard import (
 )
 
 __all__ = ["Closing", "Opening"]
+
+log = logging.getLogger(__name__)
 
 Looked = tuple[list[Path], Snapshot | None]
 
@@ -88,9 +91,12 @@ class Closing:
         """The socket removed, then the guard's look after the CLI; what the look raises is
         kept for ``finish`` (the ledger's record is written after it all the same)."""
         self._closed = True
-        try:
-            if self.opened is not None:
+        if self.opened is not None:
+            try:
                 self.opened.remove()
+            except OSError as exc:  # a directory left in /tmp: ``sweep_stale``'s, later
+                log.warning("the council server's socket could not be removed: %s", exc)
+        try:
             self._looked = self.finishing.look()
         except Exception as exc:  # raised by ``finish``, after the record's write
             self._failed = exc
