@@ -49,16 +49,24 @@ async def _watched_run(harness: Harness, **fields: Any) -> TaskRun:
     return run
 
 
-def _sockets() -> set[str]:
-    root = Path(service._root())
-    return {p.name for p in root.glob(f"{service._PREFIX}*")}
+def _sockets(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The socket directories made from now on (each session's, private)."""
+    made: list[Path] = []
+    real = service._private_dir
+
+    def private_dir() -> Path:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(service, "_private_dir", private_dir)
+    return made
 
 
 async def test_each_side_of_the_cli_is_one_call_the_ledger_records(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = await _watched_run(harness, workflow={"phases": [{"name": "build"}]})
-    before = _sockets()
+    sockets = _sockets(monkeypatch)
     hopped = count_hops(monkeypatch)
 
     result = await run_workflow(run)
@@ -71,7 +79,7 @@ async def test_each_side_of_the_cli_is_one_call_the_ledger_records(
     assert len(made) >= 2
     (call,) = await Ledger(harness.store).entries("s1")
     assert call.ended_at is not None and call.outcome == "succeeded"
-    assert _sockets() <= before  # the socket's directory went with the CLI
+    assert sockets and not any(p.exists() for p in sockets)  # gone with the CLI
     guard = await harness.worktrees.tamper_guard()
     assert guard._ledger.live() == []  # the session's window closed
 
@@ -85,12 +93,12 @@ async def test_a_failing_look_after_still_closes_the_call(
         raise OSError("the look after could not read git's setup")
 
     monkeypatch.setattr(TamperGuard, "_setup_then_cut", broken)
-    before = _sockets()
+    sockets = _sockets(monkeypatch)
     with pytest.raises(OSError, match="could not read git's setup"):
         await run_workflow(run)
     (call,) = await Ledger(harness.store).entries("s1")
     assert call.ended_at is not None  # closed all the same, at what the CLI said
-    assert _sockets() <= before
+    assert sockets and not any(p.exists() for p in sockets)
     guard = await harness.worktrees.tamper_guard()
     assert guard._ledger.live() == []
 
@@ -116,12 +124,12 @@ async def test_an_opening_whose_record_cannot_be_written_leaves_nothing(
         return await real(self, namespace, key, made_then_refused, *a, **k)
 
     monkeypatch.setattr(FileStateStore, "put_made_record", refused)
-    before = _sockets()
+    sockets = _sockets(monkeypatch)
     with pytest.raises(OSError, match="no space left"):
         await run_workflow(run)
     assert ran  # the opening's blocking work ran in the record's call
     assert await Ledger(harness.store).entries("s1") == []  # no record for a CLI not started
     assert harness.prompts("build") == []  # and no CLI started
-    assert _sockets() <= before  # its socket removed
+    assert sockets and not any(p.exists() for p in sockets)  # its socket removed
     guard = await harness.worktrees.tamper_guard()
     assert guard._ledger.live() == []  # its window closed
