@@ -52,12 +52,18 @@ class Opening:
     opened: OpenedTools | None = None
     _handed: bool = field(default=False, repr=False)  # the window is the watch's (``armed``)
 
+    raised: bool = False  # ``open`` raised: the look's or the socket's failure, not the record's
+
     def open(self) -> Looked:
         """The guard's look, then the council server's socket (blocking: one worker-thread
         call, the ledger record's where there is one)."""
-        looked = self.arming.look()
-        if self.tools is not None:
-            self.opened = self.tools.open()
+        try:
+            looked = self.arming.look()
+            if self.tools is not None:
+                self.opened = self.tools.open()
+        except BaseException:
+            self.raised = True
+            raise
         return looked
 
     async def armed(self, looked: Looked) -> Watch:

@@ -92,6 +92,16 @@ NOTHING_CHANGED = (
 log = logging.getLogger(__name__)
 
 
+class _Unrecorded(Exception):
+    """The call's ledger record could not be opened (the store's error, not the look's or the
+    socket's before it): raised past the phase's failure handling, as it was before the three
+    shared one worker-thread call."""
+
+    def __init__(self, error: CouncilError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class PhaseSteps:
     def __init__(
         self,
@@ -242,6 +252,8 @@ class PhaseSteps:
             plan = replace(plan, log=call.log_name)
         try:
             ran, metered = await self._call_watched(call, plan)
+        except _Unrecorded as unrecorded:  # not the phase's failure: raised as it came
+            raise unrecorded.error from unrecorded.error.__cause__
         except AdapterError as exc:  # not installed, bad options: another attempt won't help
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
             raise await self._saver.failure(name, outcome, retryable=False) from exc
@@ -308,14 +320,18 @@ class PhaseSteps:
         opening = Opening(
             guard.arming(run.session.path, run.session.branch, confined=confined), run.tools
         )
+        recorded = plan is None
         try:
             if plan is not None:
                 ticket, looked = await self._opened(plan, opening)
+                recorded = True
             else:
                 ticket, looked = None, await anyio.to_thread.run_sync(opening.open)
             watch = await opening.armed(looked)
-        except BaseException:
+        except BaseException as exc:
             await opening.undo()
+            if not recorded and not opening.raised and isinstance(exc, CouncilError):
+                raise _Unrecorded(exc) from exc  # the record's own failure, as it came
             raise
         spend, opened = run.spend, opening.opened
         metered = MeteredCall(spend, ticket) if ticket is not None and spend is not None else None

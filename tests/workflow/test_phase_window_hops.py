@@ -13,6 +13,8 @@ import pytest
 from orchestrator.coordination import service
 from orchestrator.coordination.desk import Caller
 from orchestrator.coordination.session_tools import session_tools
+from orchestrator.errors import StateError
+from orchestrator.models import PhaseStatus
 from orchestrator.spend.gate import SpendGate
 from orchestrator.spend.ledger import NAMESPACE as LEDGER
 from orchestrator.spend.ledger import Ledger
@@ -103,8 +105,9 @@ async def test_a_failing_look_after_still_closes_the_call(
     assert guard._ledger.live() == []
 
 
+@pytest.mark.parametrize("error", [OSError, StateError])
 async def test_an_opening_whose_record_cannot_be_written_leaves_nothing(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, error: type[Exception]
 ) -> None:
     run = await _watched_run(harness, workflow={"phases": [{"name": "build"}]})
     real = FileStateStore.put_made_record
@@ -119,14 +122,16 @@ async def test_an_opening_whose_record_cannot_be_written_leaves_nothing(
         def made_then_refused() -> Any:
             make()  # the look and the socket, made; then the write fails
             ran.append(key)
-            raise OSError("no space left on the state's disk")
+            raise error("no space left on the state's disk")
 
         return await real(self, namespace, key, made_then_refused, *a, **k)
 
     monkeypatch.setattr(FileStateStore, "put_made_record", refused)
     sockets = _sockets(monkeypatch)
-    with pytest.raises(OSError, match="no space left"):
+    with pytest.raises(error, match="no space left"):  # the store's, as it came
         await run_workflow(run)
+    # not taken for the phase's failure: its record says it started, as a crash leaves it
+    assert (await harness.state()).phases["build"].status == PhaseStatus.RUNNING
     assert ran  # the opening's blocking work ran in the record's call
     assert await Ledger(harness.store).entries("s1") == []  # no record for a CLI not started
     assert harness.prompts("build") == []  # and no CLI started
