@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -33,7 +34,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from orchestrator.coordination.desk import Answer, Desk
 from orchestrator.coordination.wire import LINE_LIMIT, WireError, decode_request, encode
 
-__all__ = ["SOCKET_NAME", "serve_session", "sweep_stale"]
+__all__ = ["SOCKET_NAME", "SessionSocket", "listening", "serve_session", "served", "sweep_stale"]
 
 log = logging.getLogger(__name__)
 
@@ -113,47 +114,86 @@ def _served(path: Path) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class SessionSocket:
+    """A session's private directory with its socket listening in it (``listening``)."""
+
+    directory: Path
+    raw: sockets.socket
+
+    @property
+    def path(self) -> Path:
+        return self.directory / SOCKET_NAME
+
+    def remove(self) -> None:
+        """Close the socket (when no server took it) and remove its directory. Blocking: a
+        worker thread's, once the session's CLI is gone."""
+        self.raw.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def listening() -> SessionSocket:
+    """A fresh private directory and a socket listening in it. Blocking: the caller runs it in
+    a worker-thread call, with other blocking work before the session's CLI starts."""
+    directory, raw = _listening()
+    return SessionSocket(directory, raw)
+
+
 @asynccontextmanager
 async def serve_session(desk: Desk) -> AsyncIterator[Path]:
     """Serve ``desk`` (made for one session) on a fresh socket while the context lasts; yields
     the socket's path. The directory goes with the context."""
-    if desk.caller is None:
-        raise ValueError("a session's socket serves a session's desk")
-    session = desk.caller.session
-    directory, raw = await anyio.to_thread.run_sync(_listening)
-    socket = directory / SOCKET_NAME
+    _session_of(desk)
+    opened = await anyio.to_thread.run_sync(listening)
+    try:
+        async with served(desk, opened) as socket:
+            yield socket
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(opened.remove)
+
+
+@asynccontextmanager
+async def served(desk: Desk, opened: SessionSocket) -> AsyncIterator[Path]:
+    """Serve ``desk`` (made for one session) on ``opened`` while the context lasts; yields the
+    socket's path. The directory stays: ``opened.remove()`` is the caller's, blocking, after
+    the context (folded with its other blocking work after the session's CLI)."""
+    session = _session_of(desk)
+    raw = opened.raw
     # What the body raises (the CLI's call failing, a cancellation) leaves the context as it
     # came, never wrapped in the server's task group: the phase around it tells an adapter's
     # error from a crash by its type.
     raised: BaseException | None = None
     try:
-        try:
-            listener = await anyio.abc.SocketListener.from_socket(raw)
-        except BaseException:
-            raw.close()
-            raise
-        async with listener, anyio.create_task_group() as group:
+        listener = await anyio.abc.SocketListener.from_socket(raw)
+    except BaseException:
+        raw.close()
+        raise
+    async with listener, anyio.create_task_group() as group:
 
-            async def handle(stream: anyio.abc.SocketStream) -> None:
-                # A connection's failure is its own: never the server's, nor the CLI's phase.
-                try:
-                    async with stream:
-                        await _answer(stream, desk, session)
-                except Exception:
-                    log.warning("council server of %s: a call failed", session, exc_info=True)
-
-            group.start_soon(listener.serve, handle)
+        async def handle(stream: anyio.abc.SocketStream) -> None:
+            # A connection's failure is its own: never the server's, nor the CLI's phase.
             try:
-                yield socket
-            except BaseException as exc:  # re-raised below, outside the group, as it came
-                raised = exc
-            finally:
-                group.cancel_scope.cancel()
-    finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+                async with stream:
+                    await _answer(stream, desk, session)
+            except Exception:
+                log.warning("council server of %s: a call failed", session, exc_info=True)
+
+        group.start_soon(listener.serve, handle)
+        try:
+            yield opened.path
+        except BaseException as exc:  # re-raised below, outside the group, as it came
+            raised = exc
+        finally:
+            group.cancel_scope.cancel()
     if raised is not None:
         raise raised
+
+
+def _session_of(desk: Desk) -> str:
+    if desk.caller is None:
+        raise ValueError("a session's socket serves a session's desk")
+    return desk.caller.session
 
 
 async def _answer(stream: anyio.abc.SocketStream, desk: Desk, session: str) -> None:

@@ -15,19 +15,20 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.adapter import McpServer
 from orchestrator.coordination.desk import Caller, Desk
 from orchestrator.coordination.mcp_server import SERVER_NAME
 from orchestrator.coordination.relay import SOCKET_ENV
-from orchestrator.coordination.service import serve_session
+from orchestrator.coordination.service import SessionSocket, listening, serve_session, served
 from orchestrator.locks.manager import LockManager
 from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.state.protocol import StateStore
 
-__all__ = ["relay_server", "session_tools"]
+__all__ = ["OpenedTools", "SessionTools", "relay_server", "session_tools"]
 
 
 def relay_server(session: str, socket: Path) -> McpServer:
@@ -46,20 +47,55 @@ def session_tools(
     locks: LockManager,
     caller: Caller,
     on_locked: Callable[[Sequence[str]], Awaitable[None]] | None = None,
-) -> Callable[[PhaseCall], AbstractAsyncContextManager[PhaseCall]]:
+) -> SessionTools:
     async def locked(path: str) -> None:
         if on_locked is not None:
             await on_locked([path])
 
     desk = Desk(store, locks.project_dir, caller=caller, locks=locks, on_locked=locked)
+    return SessionTools(desk, caller.session)
+
+
+@dataclass(frozen=True)
+class SessionTools:
+    """The attempt's ``PhaseTools``: ``open`` (blocking) a phase's socket, served around its
+    CLI by ``OpenedTools.serving`` and removed by ``OpenedTools.remove`` (blocking) after it;
+    or, called with a ``PhaseCall``, all of it in one context (each blocking part a
+    worker-thread call of its own)."""
+
+    desk: Desk
+    session: str
+
+    def open(self) -> OpenedTools:
+        return OpenedTools(self.desk, self.session, listening())
 
     @asynccontextmanager
-    async def tools(call: PhaseCall) -> AsyncIterator[PhaseCall]:
-        async with serve_session(desk) as socket:
-            yield dataclasses.replace(
-                call,
-                mcp_servers=(*call.mcp_servers, relay_server(caller.session, socket)),
-                sandbox_read=(*call.sandbox_read, socket.parent),
-            )
+    async def __call__(self, call: PhaseCall) -> AsyncIterator[PhaseCall]:
+        async with serve_session(self.desk) as socket:
+            yield _given(call, self.session, socket)
 
-    return tools
+
+@dataclass(frozen=True)
+class OpenedTools:
+    """One phase's socket, listening: served while its CLI runs, then removed."""
+
+    desk: Desk
+    session: str
+    opened: SessionSocket
+
+    @asynccontextmanager
+    async def serving(self, call: PhaseCall) -> AsyncIterator[PhaseCall]:
+        async with served(self.desk, self.opened) as socket:
+            yield _given(call, self.session, socket)
+
+    def remove(self) -> None:
+        self.opened.remove()
+
+
+def _given(call: PhaseCall, session: str, socket: Path) -> PhaseCall:
+    """``call`` with the ``council`` server of ``socket``, whose directory the sandbox shows."""
+    return dataclasses.replace(
+        call,
+        mcp_servers=(*call.mcp_servers, relay_server(session, socket)),
+        sandbox_read=(*call.sandbox_read, socket.parent),
+    )

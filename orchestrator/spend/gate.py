@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.adapter import AgentEvent, Usage
 from orchestrator.config.budgets import BudgetsConfig, PriceConfig
@@ -54,6 +54,13 @@ from orchestrator.state.protocol import StateStore
 __all__ = ["RAISES", "CallPlan", "Hold", "SpendGate", "SpendHeld", "Ticket", "held_text"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _nothing() -> None:
+    return None
+
 
 _PUBLISH_EVERY = 2.0
 _RAISES_EVERY = 1.0  # seconds between reads of the raised limits while the run ticks
@@ -217,6 +224,13 @@ class SpendGate:
     async def open(self, plan: CallPlan) -> Ticket:
         """Admit the call and open its ledger record, or raise ``SpendHeld``: just before
         its CLI starts (a call opened is counted, at least at its forecast)."""
+        ticket, _ = await self.open_then(plan, _nothing)
+        return ticket
+
+    async def open_then(self, plan: CallPlan, then: Callable[[], T]) -> tuple[Ticket, T]:
+        """``open``, with ``then()`` (blocking work just before the call's CLI starts) run in
+        its ledger record's worker-thread call, before the write (``Ledger.opened_then``):
+        not run when the call is held."""
         await self.check(plan)
         self.released(plan.task)
         coming = self.forecast(plan.adapter, plan.phase)
@@ -244,12 +258,12 @@ class SpendGate:
             self._tally.drop(entry.call)
             raise
         try:
-            await self._ledger.opened(entry)
+            made = await self._ledger.opened_then(entry, then)
         except BaseException:
             self._tally.drop(entry.call)
             await self._unreserve(entry)
             raise
-        return Ticket(entry)
+        return Ticket(entry), made
 
     # -- the fund: budgets reserved in the store, across processes ------------------------------
 
@@ -303,6 +317,33 @@ class SpendGate:
         """Record what the call spent, and what its CLI said of its quota. ``basis``: what
         ``usage`` is when it is not the CLI's final figure, said in ``cost_source``:
         ``running`` (what it streamed before it was stopped, ``meter``) or ``forecast``."""
+        closed, _ = await self.close_then(
+            ticket,
+            usage=usage,
+            outcome=outcome,
+            model=model,
+            account=account,
+            events=events,
+            basis=basis,
+            then=_nothing,
+        )
+        return closed
+
+    async def close_then(
+        self,
+        ticket: Ticket,
+        *,
+        usage: Usage | None,
+        outcome: str | None,
+        model: str | None = None,
+        account: str = "",
+        events: Sequence[AgentEvent] = (),
+        basis: str | None = None,
+        then: Callable[[], T],
+    ) -> tuple[LedgerEntry, T]:
+        """``close``, with ``then()`` (blocking work just after the call's CLI is gone) run in
+        its ledger record's worker-thread call, before the write (``Ledger.closed_then``):
+        what it raises closes nothing (the call stays open at its forecast, for ``settle``)."""
         entry = ticket.entry
         used = usage or Usage()
         named = model or entry.model
@@ -330,13 +371,13 @@ class SpendGate:
             }
         )
         crash_point("ledger.closing", entry.call)
-        await self._ledger.closed(closed)
+        made = await self._ledger.closed_then(closed, then)
         await self._settle(closed)
         self._tally.put(closed)
         self._quotas.heard(entry.adapter, events)
         await self._after(closed)
         await self.publish()
-        return closed
+        return closed, made
 
     async def publish(self, *, force: bool = False, held: str | None = None) -> None:
         """Keep the run's spend line in the store for reports (``line``): at most every

@@ -14,7 +14,9 @@ Failed, cancelled and killed calls are recorded like any other: what they spent 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -94,6 +96,13 @@ def new_call_key() -> str:
     return f"call-{secrets.token_hex(12)}"
 
 
+T = TypeVar("T")
+
+
+def _nothing() -> None:
+    return None
+
+
 class Ledger:
     """The ledger's records in ``store``."""
 
@@ -103,30 +112,59 @@ class Ledger:
 
     async def opened(self, entry: LedgerEntry) -> None:
         """Record a call about to start (created once: a retried write finds it there)."""
+        await self.opened_then(entry, _nothing)
+
+    async def opened_then(self, entry: LedgerEntry, then: Callable[[], T]) -> T:
+        """``opened``, with ``then()`` (blocking work just before the call's CLI starts) run
+        first in the write's own worker-thread call (``StateStore.put_made_record``): what it
+        raises writes nothing. Its answer is given back even when the write's answer was
+        lost and the record found written (what a retried write finds)."""
         data = entry.model_dump(mode="json")
+        made: list[T] = []
+
+        def make() -> tuple[dict[str, object], None]:
+            made.append(then())
+            return data, None
+
         try:
-            record = await self._store.put_record(NAMESPACE, entry.call, data, expected_version=0)
+            record, _ = await self._store.put_made_record(
+                NAMESPACE, entry.call, make, expected_version=0
+            )
         except VersionConflict:
             current = await self._store.get_record(NAMESPACE, entry.call)
-            if current is None or current.data != data:
-                raise
+            if current is None or current.data != data or not made:
+                raise  # (every store runs ``make`` before its version check: made it is)
             record = current
         self._versions[entry.call] = record.version
         crash_point("ledger.opened", entry.call)
+        return made[0]
 
     async def closed(self, entry: LedgerEntry) -> None:
         """Record what the call spent, over its open record (once: a second close, or one
         after a lost answer, changes nothing)."""
+        await self.closed_then(entry, _nothing)
+
+    async def closed_then(self, entry: LedgerEntry, then: Callable[[], T]) -> T:
+        """``closed``, with ``then()`` (blocking work just after the call's CLI is gone) run
+        first in the write's own worker-thread call: what it raises writes nothing (the call
+        stays open, counted at its forecast, as one whose orchestrator died)."""
         data = entry.model_dump(mode="json")
         version = self._versions.pop(entry.call, 0)
+        made: list[T] = []
+
+        def make() -> tuple[dict[str, object], None]:
+            made.append(then())
+            return data, None
+
         try:
-            await self._store.put_record(NAMESPACE, entry.call, data, expected_version=version)
+            await self._store.put_made_record(NAMESPACE, entry.call, make, expected_version=version)
         except VersionConflict:
             current = await self._store.get_record(NAMESPACE, entry.call)
-            if current is None or current.data.get("ended_at") is None:
+            if current is None or current.data.get("ended_at") is None or not made:
                 raise
             # Closed already: this close's answer was lost and it was retried.
         crash_point("ledger.closed", entry.call)
+        return made[0]
 
     async def settled(self, entry: LedgerEntry) -> bool:
         """Close a call another process opened (its orchestrator died before closing it):

@@ -52,6 +52,7 @@ from orchestrator.safety.crashpoints import crash_point
 from orchestrator.spend.budgets import Exceeded
 from orchestrator.spend.gate import CallPlan, SpendHeld, Ticket
 from orchestrator.state.context import ContextManager
+from orchestrator.workflow.call_window import Closing, Looked, Opening
 from orchestrator.workflow.checks.build import BuildChecks
 from orchestrator.workflow.feedback_prompt import feedback_prompts
 from orchestrator.workflow.handoffs.assemble import (
@@ -91,6 +92,16 @@ NOTHING_CHANGED = (
 log = logging.getLogger(__name__)
 
 
+class _Unrecorded(Exception):
+    """The call's ledger record could not be opened (the store's error, not the look's or the
+    socket's before it): raised past the phase's failure handling, as it was before the three
+    shared one worker-thread call."""
+
+    def __init__(self, error: CouncilError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class PhaseSteps:
     def __init__(
         self,
@@ -120,7 +131,7 @@ class PhaseSteps:
         # one whose orchestrator died leaves it open: it counts at its forecast.
         plan = self._plan(phase.name, adapter, phase.model)
         if plan is not None:  # before anything of the phase is done or recorded
-            await self._admitted(plan, opening=False)
+            await self._admitted(plan)
         return await self._run_admitted(index, round_, adapter, plan)
 
     def _plan(self, name: str, adapter: str, model: str | None) -> CallPlan | None:
@@ -136,28 +147,38 @@ class PhaseSteps:
             model=model or (configured.model if configured else None),
         )
 
-    async def _admitted(self, plan: CallPlan, *, opening: bool) -> Ticket | None:
-        """The phase's call admitted by the spend gate (``opening``: its ledger record opened,
-        just before its CLI starts), or a ``Stop`` holding the attempt: a budget without room,
-        a quota that cannot carry it. Held after the phase was recorded started, the next
-        attempt starts it again from its recorded start, like any phase cut short."""
-        run, name = self._run, plan.phase
-        assert run.spend is not None
+    async def _admitted(self, plan: CallPlan) -> None:
+        """The phase's call admitted by the spend gate, or a ``Stop`` holding the attempt: a
+        budget without room, a quota that cannot carry it (``_held``)."""
+        assert self._run.spend is not None
         try:
-            if opening:
-                return await run.spend.open(plan)
-            await run.spend.check(plan)
-            return None
+            await self._run.spend.check(plan)
         except SpendHeld as held:
-            note = await self._saver.commit(f"{name} not started ({held.kind} held)")
-            result = WorkflowResult(
-                status=WorkflowStatus.HELD,
-                phase=name,
-                message=held.reason + note,
-                outcome_kind=held.kind,
-                retry_at=held.until,
-            )
-            raise Stop(result) from None
+            raise await self._held(plan.phase, held) from None
+
+    async def _opened(self, plan: CallPlan, opening: Opening) -> tuple[Ticket, Looked]:
+        """The phase's call admitted and its ledger record opened, just before its CLI
+        starts, with ``opening``'s blocking work in the record's worker-thread call; or a
+        ``Stop`` holding the attempt (``_held``). Held after the phase was recorded started,
+        the next attempt starts it again from its recorded start, like any phase cut
+        short."""
+        assert self._run.spend is not None
+        try:
+            return await self._run.spend.open_then(plan, opening.open)
+        except SpendHeld as held:
+            await opening.undo()
+            raise await self._held(plan.phase, held) from None
+
+    async def _held(self, name: str, held: SpendHeld) -> Stop:
+        note = await self._saver.commit(f"{name} not started ({held.kind} held)")
+        result = WorkflowResult(
+            status=WorkflowStatus.HELD,
+            phase=name,
+            message=held.reason + note,
+            outcome_kind=held.kind,
+            retry_at=held.until,
+        )
+        return Stop(result)
 
     async def _run_admitted(
         self, index: int, round_: int, adapter: str, plan: CallPlan | None
@@ -229,11 +250,10 @@ class PhaseSteps:
         )
         if plan is not None:  # its ledger entry names its log: a crash is closed from it
             plan = replace(plan, log=call.log_name)
-        ticket = await self._admitted(plan, opening=True) if plan is not None else None
-        spend = run.spend
-        metered = MeteredCall(spend, ticket) if ticket is not None and spend is not None else None
         try:
-            ran = await self._call_watched(call, metered)
+            ran, metered = await self._call_watched(call, plan)
+        except _Unrecorded as unrecorded:  # not the phase's failure: raised as it came
+            raise unrecorded.error from unrecorded.error.__cause__
         except AdapterError as exc:  # not installed, bad options: another attempt won't help
             outcome = Outcome(kind=OutcomeKind.FAILED, message=str(exc))
             raise await self._saver.failure(name, outcome, retryable=False) from exc
@@ -287,16 +307,37 @@ class PhaseSteps:
         )
         return Stop(result)
 
-    async def _call_watched(self, call: PhaseCall, metered: MeteredCall | None) -> PhaseRun:
+    async def _call_watched(
+        self, call: PhaseCall, plan: CallPlan | None
+    ) -> tuple[PhaseRun, MeteredCall | None]:
         """Run the phase's CLI between two looks at what it must not change (``tamper``),
-        followed by the spend meter and recorded in the ledger however it ends."""
+        admitted by the spend gate (``plan``), followed by the spend meter and recorded in
+        the ledger however it ends; the blocking work on each side of it in one worker-thread
+        call a side (``call_window``)."""
         run = self._run
         guard = await run.worktrees.tamper_guard()
         confined = await checkout_confined(run.config, call)
-        watch = await guard.watch(run.session.path, run.session.branch, confined=confined)
+        opening = Opening(
+            guard.arming(run.session.path, run.session.branch, confined=confined), run.tools
+        )
+        recorded = plan is None
         try:
-            tools = run.tools(call) if run.tools is not None else nullcontext(call)
-            async with failing(metered), tools as given:  # the council's MCP server, meanwhile
+            if plan is not None:
+                ticket, looked = await self._opened(plan, opening)
+                recorded = True
+            else:
+                ticket, looked = None, await anyio.to_thread.run_sync(opening.open)
+            watch = await opening.armed(looked)
+        except BaseException as exc:
+            await opening.undo()
+            if not recorded and not opening.raised and isinstance(exc, CouncilError):
+                raise _Unrecorded(exc) from exc  # the record's own failure, as it came
+            raise
+        spend, opened = run.spend, opening.opened
+        metered = MeteredCall(spend, ticket) if ticket is not None and spend is not None else None
+        try:
+            serving = opened.serving(call) if opened is not None else nullcontext(call)
+            async with failing(metered), serving as given:  # the council's MCP server, meanwhile
                 ran = await call_phase_cli(
                     run.config,
                     run.plugins,
@@ -308,16 +349,14 @@ class PhaseSteps:
                     on_cli_event=metered.meter.heard if metered is not None else None,
                     halt=metered.halt if metered is not None else None,
                 )
-            if metered is not None:
-                await metered.close(ran)
         except Exception as exc:
-            found = await guard.finish(watch)
+            found = await Closing(guard.finishing(watch), opened).finish()
             if found is None:
                 raise
             raise await self._tampered(call.phase, found) from exc
         except BaseException:  # cancelled: undo what it changed, say so, go on cancelling
             with anyio.CancelScope(shield=True):
-                found = await guard.finish(watch)
+                found = await Closing(guard.finishing(watch), opened).finish()
             if found is not None:
                 log.error("task %s, phase %s: %s", run.task.id, call.phase, found.message)
             raise
@@ -326,11 +365,20 @@ class PhaseSteps:
                 task_id=run.task.id, phase=call.phase, processes=list(ran.cli.survivors)
             )
             await run.store.emit(stopped)
-        found = await guard.finish(watch)
+        closing = Closing(guard.finishing(watch), opened)
+        try:
+            if metered is not None:  # the socket and the look after in the record's close
+                await metered.close_then(ran, closing.close)
+        except Exception as exc:
+            found = await closing.finish()
+            if found is None:
+                raise
+            raise await self._tampered(call.phase, found) from exc
+        found = await closing.finish()
         if found is not None:
             self._progress.usage = add_usage(self._progress.usage, ran.cli.outcome.usage)
             raise await self._tampered(call.phase, found)
-        return ran
+        return ran, metered
 
     async def _tampered(self, phase: str, found: Tampering) -> Stop:
         branch = self._run.session.branch

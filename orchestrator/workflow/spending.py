@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import anyio
+import anyio.to_thread
 
 from orchestrator.adapter import ProcessResult, Usage
 from orchestrator.runner.phase_call import PhaseRun
@@ -30,6 +32,12 @@ from orchestrator.spend.meter import CallMeter, follow
 __all__ = ["MeteredCall", "close_ticket", "failing"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _nothing() -> None:
+    return None
 
 
 async def close_ticket(gate: SpendGate, ticket: Ticket, ran: PhaseRun) -> LedgerEntry:
@@ -69,26 +77,45 @@ class MeteredCall:
         """Record what the call spent (``ran`` None: ``call_phase_cli`` raised; ``outcome``
         says how it ended then), shielded, once; then say the budget it passed, if any."""
         with anyio.CancelScope(shield=True):
-            closed = await self._close(ran, outcome)
+            known = self.closed
+            closed = known if known is not None else (await self._close(ran, outcome, _nothing))[0]
+            await self._said(closed)
         return closed
 
-    async def _close(self, ran: PhaseRun | None, outcome: str | None) -> LedgerEntry:
-        closed = self.closed
-        if closed is None:
-            self.meter.ended()
-            usage, basis = self._figure(ran)
-            self.closed = closed = await self.gate.close(
-                self.ticket,
-                usage=usage,
-                outcome=str(ran.cli.outcome.kind) if ran is not None else outcome,
-                model=ran.model if ran is not None else self.meter.model,
-                account=ran.account if ran is not None else "",
-                events=ran.cli.events if ran is not None else (),
-                basis=basis,
-            )
+    async def close_then(self, ran: PhaseRun, then: Callable[[], T]) -> tuple[LedgerEntry, T]:
+        """``close`` of a call that ended, with ``then()`` (blocking work after its CLI) run
+        in its ledger record's worker-thread call (``SpendGate.close_then``); in a call of
+        its own when the record was closed already."""
+        with anyio.CancelScope(shield=True):
+            known = self.closed
+            if known is None:
+                closed, made = await self._close(ran, None, then)
+            else:
+                closed, made = known, await anyio.to_thread.run_sync(then)
+            await self._said(closed)
+        return closed, made
+
+    async def _close(
+        self, ran: PhaseRun | None, outcome: str | None, then: Callable[[], T]
+    ) -> tuple[LedgerEntry, T]:
+        self.meter.ended()
+        usage, basis = self._figure(ran)
+        closed, made = await self.gate.close_then(
+            self.ticket,
+            usage=usage,
+            outcome=str(ran.cli.outcome.kind) if ran is not None else outcome,
+            model=ran.model if ran is not None else self.meter.model,
+            account=ran.account if ran is not None else "",
+            events=ran.cli.events if ran is not None else (),
+            basis=basis,
+            then=then,
+        )
+        self.closed = closed
+        return closed, made
+
+    async def _said(self, closed: LedgerEntry) -> None:
         if self.over is not None:
             await self.gate.say_exceeded(self.over, closed.task)
-        return closed
 
     async def close_failed(self, outcome: str) -> None:
         """``close`` on a path already failing: an error recording it is logged, so it does

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 
@@ -31,7 +32,26 @@ from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
 
-__all__ = ["TaskRun", "WorkflowFn", "WorkflowResult", "WorkflowStatus"]
+__all__ = ["OpenedTools", "PhaseTools", "TaskRun", "WorkflowFn", "WorkflowResult", "WorkflowStatus"]
+
+
+class OpenedTools(Protocol):
+    """One phase's council tools, opened (``PhaseTools.open``)."""
+
+    def serving(self, call: PhaseCall) -> AbstractAsyncContextManager[PhaseCall]:
+        """While the CLI runs: ``call`` in, the call with the session's MCP server out."""
+        ...
+
+    def remove(self) -> None:
+        """After the CLI: what ``open`` made, gone. Blocking."""
+        ...
+
+
+class PhaseTools(Protocol):
+    """The council's own tools for each phase's CLI: opened before it (``open``, blocking:
+    the caller runs it in a worker-thread call with its other blocking work then)."""
+
+    def open(self) -> OpenedTools: ...
 
 
 @dataclass
@@ -65,9 +85,9 @@ class TaskRun:
     spend: SpendGate | None = None  # every CLI call passes it: the ledger, budgets, quotas
     fresh_head: str | None = None  # the HEAD of a worktree just made at the base, that nothing
     # has run in yet (no setup commands): the first phase starts there, with nothing to commit
-    # The council's own tools for each phase's CLI (``orchestrator.coordination``): the call
-    # in, the call with the session's MCP server out, served while the CLI runs; None: none.
-    tools: Callable[[PhaseCall], AbstractAsyncContextManager[PhaseCall]] | None = None
+    # The council's own tools for each phase's CLI (``orchestrator.coordination``), served
+    # while the CLI runs; None: none.
+    tools: PhaseTools | None = None
     # Before each phase: the session's services it needs started (``orchestrator.services``,
     # ``ServiceFailed`` when one is not ready), and the session's side the phase's CLI and
     # checks get (its network, its variables); None: the run has no services.

@@ -40,13 +40,12 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
 
 from orchestrator.coordination.desk import Caller
-from orchestrator.coordination.session_tools import session_tools
+from orchestrator.coordination.session_tools import SessionTools, session_tools
 from orchestrator.errors import (
     CouncilError,
     LockError,
@@ -65,7 +64,6 @@ from orchestrator.models import (
     TaskStatus,
     utcnow,
 )
-from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.sandbox.commands import SessionSide
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
@@ -352,9 +350,7 @@ class AttemptRunner:
 
         return report
 
-    def _tools(
-        self, attempt: Attempt
-    ) -> Callable[[PhaseCall], AbstractAsyncContextManager[PhaseCall]] | None:
+    def _tools(self, attempt: Attempt) -> SessionTools | None:
         """The council's MCP server for each phase's CLI (``council_mcp: false``: none)."""
         services = self._run.services
         if not services.config.council_mcp:

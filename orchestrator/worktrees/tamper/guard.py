@@ -91,12 +91,12 @@ from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.tamper import reflogs
 from orchestrator.worktrees.tamper.blame import NAMESPACE, Finding, Ledger, Window, namespace_of
 from orchestrator.worktrees.tamper.checkout import Listed, MainStatus, checkout_changes
-from orchestrator.worktrees.tamper.cutoff import CutOff, admin_of
+from orchestrator.worktrees.tamper.cutoff import CutOff, Owner, admin_of
 from orchestrator.worktrees.tamper.files import FileState
 from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
 from orchestrator.worktrees.tamper.setup import setup_files, undo_setup
 
-__all__ = ["RECHECKED", "TamperGuard", "Tampering", "Watch"]
+__all__ = ["RECHECKED", "Arming", "Finishing", "TamperGuard", "Tampering", "Watch"]
 
 RECHECKED = "rechecked"  # the outcome kind of an attempt a retryable ``Tampering`` ended
 
@@ -187,7 +187,22 @@ class TamperGuard:
         (a sandbox: its worktree, admin directory, object store, its task's ref directory), so
         it is suspected of nothing outside it (``blame``), and the main checkout's status is
         not read before and after this CLI (other sessions' windows still read it for
-        theirs)."""
+        theirs). ``arming`` in three steps, its look in a worker-thread call of its own."""
+        arming = self.arming(worktree, branch, confined=confined)
+        try:
+            looked = await anyio.to_thread.run_sync(arming.look)
+        except BaseException:
+            arming.abandon()
+            raise
+        return await arming.armed(looked)
+
+    def arming(
+        self, worktree: Path, branch: str | None = None, *, confined: bool = False
+    ) -> Arming:
+        """``watch`` begun: the session's window opened (on the event loop); its blocking
+        look (``Arming.look``) is the caller's to run in a worker-thread call (with other
+        blocking work before its CLI starts), then ``Arming.armed`` gives the ``Watch``; or
+        ``Arming.abandon`` when the CLI is not started after all."""
         started = time.monotonic()
         serial = next(self._serials)
         own = f"refs/heads/{branch}" if branch else head_branch(worktree)
@@ -201,10 +216,13 @@ class TamperGuard:
         # that ran beside it. Its admin directory is filled in by the call that reads it
         # (until then ``looked`` is False, and no other check takes its lock or mark).
         self._ledger.open(window)
+        return Arming(self, window, owners)
+
+    async def _armed(self, arming: Arming, looked: tuple[list[Path], Snapshot | None]) -> Watch:
+        window, owners = arming.window, arming.owners
+        worktree, confined = window.worktree, window.confined
         try:
-            cut, snapshot = await anyio.to_thread.run_sync(
-                self._cutoff.cut_then, owners, lambda: self._look_then_snapshot(window)
-            )
+            cut, snapshot = looked
             if snapshot is None:  # a checkout was given back: this window has not looked
                 # yet, so nothing found here is its doing (``Ledger.notice``)
                 found = await self._cutoff.restore(cut, owners)
@@ -218,8 +236,19 @@ class TamperGuard:
         except BaseException:
             self._ledger.close(window)
             raise
+        serial = window.serial
         watch = Watch(
-            serial, worktree, started, files, listed, entries, refs, own, window, confined, logs
+            serial,
+            worktree,
+            window.started,
+            files,
+            listed,
+            entries,
+            refs,
+            window.own,
+            window,
+            confined,
+            logs,
         )
         self._watches[serial] = watch
         self._cli_from[serial] = time.monotonic()  # its CLI starts after this
@@ -227,36 +256,55 @@ class TamperGuard:
 
     async def finish(self, watch: Watch) -> Tampering | None:
         """Compare with ``watch``, undo what can be, and say what of it is this session's
-        (``tamper.blame``); ``None`` when nothing is."""
-        window = watch.window
+        (``tamper.blame``); ``None`` when nothing is. ``finishing`` in three steps, its look
+        in a worker-thread call of its own."""
+        finishing = self.finishing(watch)
+        try:
+            looked = await anyio.to_thread.run_sync(finishing.look)
+        except BaseException:
+            finishing.abandon()
+            raise
+        return await finishing.judged(looked)
+
+    def finishing(self, watch: Watch) -> Finishing:
+        """``finish`` begun, once the session's CLI is gone: its blocking look
+        (``Finishing.look``: git's setup put back, the checkouts cut off, and for a confined
+        session the refs and entries) is the caller's to run in a worker-thread call (with
+        other blocking work after the CLI), then ``Finishing.judged`` says what it found; or
+        ``Finishing.abandon`` when that call failed."""
         self._watches.pop(watch.serial, None)
         others = list(self._watches.values())
         self._cli_from.pop(watch.serial, None)
+        # Git's setup first, undone before any git command runs (a planted filter would):
+        # what the run's seal holds, as the run sealed it (``_sealed`` says what it did),
+        # then the rest of it as this session's watch saw it.
+        # Then the sessions' checkouts a CLI cut off from git, given back before anything
+        # else touches them. The three looks in one worker-thread call.
+        return Finishing(self, watch, others, self._cutoff.owners())
+
+    def _setup_then_cut(
+        self, watch: Watch, others: list[Watch], kept: dict[Path, Owner]
+    ) -> FinishLook:
+        seal.check(watch.worktree)
+        undone = self._undo_setup(watch, others)
+        cut = self._cutoff.cut(kept)
+        if cut or not watch.confined:
+            return undone, cut, None
+        # Nothing cut and no status to read between (a confined session): the refs and
+        # entries in the same worker-thread call, the windows read here as the event loop
+        # would read them now (``Ledger.overlapping``).
+        return undone, cut, self._refs_then_entries(watch, *self._overlap(watch.window))
+
+    async def _judged(self, finishing: Finishing, looked: FinishLook) -> Tampering | None:
+        watch, kept = finishing.watch, finishing.kept
+        window = watch.window
         try:
-            # Git's setup first, undone before any git command runs (a planted filter would):
-            # what the run's seal holds, as the run sealed it (``_sealed`` says what it did),
-            # then the rest of it as this session's watch saw it.
-            # Then the sessions' checkouts a CLI cut off from git, given back before anything
-            # else touches them. The three looks in one worker-thread call.
-            kept = self._cutoff.owners()
-
-            def setup_then_cut() -> tuple[list[Finding], list[Path], Looked | None]:
-                seal.check(watch.worktree)
-                undone = self._undo_setup(watch, others)
-                cut = self._cutoff.cut(kept)
-                if cut or not watch.confined:
-                    return undone, cut, None
-                # Nothing cut and no status to read between (a confined session): the refs
-                # and entries in the same worker-thread call, the windows read here as the
-                # event loop would read them now (``Ledger.overlapping``).
-                return undone, cut, self._refs_then_entries(watch, *self._overlap(window))
-
-            found, cut, looked = await anyio.to_thread.run_sync(setup_then_cut)
+            found, cut, seen = looked
             found += await self._cutoff.restore(cut, kept)
             # Then the base's checkouts (before the refs: a base put back under a checkout
             # still holding it would turn its files into reversed changes), then the refs.
-            if looked is not None:
-                refs_found, moved = looked
+            if seen is not None:
+                refs_found, moved = seen
                 found += refs_found
             elif watch.confined:  # no status between the two looks: one worker-thread call
                 refs_found, moved = await anyio.to_thread.run_sync(
@@ -440,3 +488,53 @@ def _real(path: Path) -> Path:
 
 def _stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+# What ``Finishing.look`` gives: what it put back of git's setup, the checkouts cut off, and
+# for a confined session with none cut, its refs' findings and new entries.
+FinishLook = tuple[list[Finding], list[Path], Looked | None]
+
+
+@dataclass
+class Arming:
+    """A session's watch begun (``TamperGuard.arming``): ``look`` (blocking, once, in a
+    worker-thread call, before the session's CLI starts), then ``armed``; or ``abandon``."""
+
+    guard: TamperGuard
+    window: Window
+    owners: dict[Path, Owner]
+
+    def look(self) -> tuple[list[Path], Snapshot | None]:
+        """The checkouts cut off from git, and when there is none, the session's snapshot."""
+        guard, window = self.guard, self.window
+        return guard._cutoff.cut_then(self.owners, lambda: guard._look_then_snapshot(window))
+
+    async def armed(self, looked: tuple[list[Path], Snapshot | None]) -> Watch:
+        """The ``Watch`` from what ``look`` gave (a worker-thread call more only when a
+        checkout was given back, or for the main checkout's status of an unconfined one)."""
+        return await self.guard._armed(self, looked)
+
+    def abandon(self) -> None:
+        """The session's CLI is not started: its window closes."""
+        self.guard._ledger.close(self.window)
+
+
+@dataclass
+class Finishing:
+    """A session's check begun after its CLI (``TamperGuard.finishing``): ``look`` (blocking,
+    once, in a worker-thread call), then ``judged``; or ``abandon`` when that call failed."""
+
+    guard: TamperGuard
+    watch: Watch
+    others: list[Watch]
+    kept: dict[Path, Owner]
+
+    def look(self) -> FinishLook:
+        return self.guard._setup_then_cut(self.watch, self.others, self.kept)
+
+    async def judged(self, looked: FinishLook) -> Tampering | None:
+        """What of it is the session's (``None``: nothing), undoing what can be."""
+        return await self.guard._judged(self, looked)
+
+    def abandon(self) -> None:
+        self.guard._ledger.close(self.watch.window)
