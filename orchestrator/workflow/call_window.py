@@ -27,14 +27,8 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.workflow.task_run import OpenedTools, PhaseTools
-from orchestrator.worktrees.tamper.guard import (
-    Arming,
-    Finishing,
-    FinishLook,
-    Snapshot,
-    Tampering,
-    Watch,
-)
+from orchestrator.worktrees.tamper.guard import Arming, Finishing
+from orchestrator.worktrees.tamper.watch import FinishLook, Snapshot, Tampering, Watch
 
 __all__ = ["Closing", "Opening"]
 

@@ -76,7 +76,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -90,59 +90,18 @@ from orchestrator.worktrees.layout import MetaLock
 from orchestrator.worktrees.models import SessionWorktree
 from orchestrator.worktrees.tamper import reflogs
 from orchestrator.worktrees.tamper.blame import NAMESPACE, Finding, Ledger, Window, namespace_of
-from orchestrator.worktrees.tamper.checkout import Listed, MainStatus, checkout_changes
+from orchestrator.worktrees.tamper.checkout import MainStatus, checkout_changes
 from orchestrator.worktrees.tamper.cutoff import CutOff, Owner, admin_of
 from orchestrator.worktrees.tamper.files import FileState
-from orchestrator.worktrees.tamper.refs import RefSnapshot, SharedRefs
+from orchestrator.worktrees.tamper.refs import SharedRefs
 from orchestrator.worktrees.tamper.setup import setup_files, undo_setup
+from orchestrator.worktrees.tamper.watch import FinishLook, Snapshot, Tampering, Watch
 
 __all__ = ["RECHECKED", "Arming", "Finishing", "TamperGuard", "Tampering", "Watch"]
 
 RECHECKED = "rechecked"  # the outcome kind of an attempt a retryable ``Tampering`` ended
 
 log = logging.getLogger(__name__)
-
-# A watch's looks before a session: git's setup files, ``.council/worktrees/``'s entries, the
-# shared refs, the reflogs of the session's task (``TamperGuard._snapshot``).
-Snapshot = tuple[dict[Path, FileState], frozenset[str], RefSnapshot | None, dict[str, bytes]]
-# A confined session's check after its CLI: the refs' findings, the new entries.
-Looked = tuple[list["Finding"], list[str]]
-
-
-@dataclass(frozen=True)
-class Tampering:
-    """What changed outside a session's worktree, one line per thing, for a human.
-
-    ``retryable``: nothing of it is traced to this session (``tamper.blame``): it changed
-    while other sessions ran beside it, one of which did it; the session is checked again
-    (its phase runs again) rather than failed for good."""
-
-    changes: tuple[str, ...]
-    retryable: bool = False
-
-    @property
-    def message(self) -> str:
-        shown = "; ".join(self.changes[:12]) + (" ..." if len(self.changes) > 12 else "")
-        if self.retryable:
-            return f"something changed outside the worktrees while it ran: {shown}"
-        return f"changed outside its worktree: {shown}"
-
-
-@dataclass(frozen=True)
-class Watch:
-    """One session's snapshot, taken before its CLI started."""
-
-    serial: int
-    worktree: Path
-    started: float  # time.monotonic()
-    files: dict[Path, FileState]
-    listed: Listed
-    entries: frozenset[str]
-    refs: RefSnapshot | None  # None: the guard watches no refs (no base ref given)
-    own: str | None  # the session's own branch (a ref), its CLI's to move
-    window: Window  # the session as the blame ledger knows it
-    confined: bool = False  # its CLI cannot write the main checkout (the sandbox): not looked at
-    logs: dict[str, bytes] = field(default_factory=dict)  # its task's reflogs (``reflogs``)
 
 
 class TamperGuard:
@@ -488,11 +447,6 @@ def _real(path: Path) -> Path:
 
 def _stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
-
-
-# What ``Finishing.look`` gives: what it put back of git's setup, the checkouts cut off, and
-# for a confined session with none cut, its refs' findings and new entries.
-FinishLook = tuple[list[Finding], list[Path], Looked | None]
 
 
 @dataclass
