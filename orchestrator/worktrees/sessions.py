@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -21,6 +21,7 @@ from orchestrator.events import Event
 from orchestrator.events.worktrees import WorktreeRemoved, WorktreeRescued
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
+from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.listing import list_worktrees
 from orchestrator.worktrees.models import RemovalResult, SessionWorktree, WorktreeInfo
@@ -30,6 +31,7 @@ from orchestrator.worktrees.retire import retire
 __all__ = ["NAMESPACE", "SessionBook"]
 
 NAMESPACE = "worktrees"
+R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
@@ -138,10 +140,27 @@ class SessionBook:
     ) -> RemovalResult:
         """``ops.retire`` plus the bookkeeping; the caller holds the session's lock."""
         sid = session.session_id
-        result = await retire(await self._workspace(), session, force=force, pool_it=pool_it)
+        store = self.store
+        forgot = False  # its record deleted in the removal's own call (``retire``'s fast path)
+
+        async def with_record(blocking: Callable[[], R], removed: Callable[[R], bool]) -> R:
+            nonlocal forgot
+            assert store is not None
+
+            def make() -> tuple[list[Deletion], R]:
+                out = blocking()  # the worktree removed first: a crash keeps the record
+                return ([Deletion(NAMESPACE, sid)] if removed(out) else []), out
+
+            found, out = await store.delete_made_records(make)
+            forgot = bool(found)
+            return out
+
+        ws = await self._workspace()
+        carried = with_record if forget and store is not None else None
+        result = await retire(ws, session, force=force, pool_it=pool_it, forget=carried)
         if forget:
-            if self.store is not None:
-                await self.store.delete_record(NAMESPACE, sid)
+            if store is not None and not forgot:
+                await store.delete_record(NAMESPACE, sid)
             self.known.pop(sid, None)
         task_id = session.task_id
         if result.rescue_commit is not None:
