@@ -9,7 +9,7 @@ lock per session keeps two git operations on one worktree apart.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
@@ -136,11 +136,21 @@ class SessionBook:
         return session
 
     async def retire(
-        self, session: SessionWorktree, *, force: bool, pool_it: bool, forget: bool = True
+        self,
+        session: SessionWorktree,
+        *,
+        force: bool,
+        pool_it: bool,
+        forget: bool = True,
+        also: Sequence[Deletion] = (),
     ) -> RemovalResult:
-        """``ops.retire`` plus the bookkeeping; the caller holds the session's lock."""
+        """``ops.retire`` plus the bookkeeping; the caller holds the session's lock. ``also``:
+        other records deleted with the worktree's (``forget``), after the removal."""
         sid = session.session_id
         store = self.store
+        if also and store is None:
+            raise WorkspaceError(f"no store to delete the records of session {sid!r} from")
+        gone = [*([Deletion(NAMESPACE, sid)] if forget else []), *also]
         forgot = False  # its record deleted in the removal's own call (``retire``'s fast path)
 
         async def with_record(blocking: Callable[[], R], removed: Callable[[R], bool]) -> R:
@@ -149,18 +159,18 @@ class SessionBook:
 
             def make() -> tuple[list[Deletion], R]:
                 out = blocking()  # the worktree removed first: a crash keeps the record
-                return ([Deletion(NAMESPACE, sid)] if removed(out) else []), out
+                return (gone if removed(out) else []), out
 
             found, out = await store.delete_made_records(make)
             forgot = bool(found)
             return out
 
         ws = await self._workspace()
-        carried = with_record if forget and store is not None else None
+        carried = with_record if gone and store is not None else None
         result = await retire(ws, session, force=force, pool_it=pool_it, forget=carried)
+        if gone and store is not None and not forgot:
+            await store.delete_records(gone)
         if forget:
-            if store is not None and not forgot:
-                await store.delete_record(NAMESPACE, sid)
             self.known.pop(sid, None)
         task_id = session.task_id
         if result.rescue_commit is not None:
