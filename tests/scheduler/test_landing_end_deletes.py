@@ -1,6 +1,6 @@
-"""A landing's end deletes the records of its session in one store call: the worktree's record
-and the session context go in the worktree removal's own worker-thread call (after the
-removal: a crash in between keeps both, as before), not one store call each."""
+"""A landing's end deletes the records of its session in one store call: the worktree's record,
+the session context and the radar's sighting go in the worktree removal's own worker-thread
+call (after the removal: a crash in between keeps them, as before), not one store call each."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from orchestrator.council import Council
+from orchestrator.radar.records import SIGHTINGS
 from orchestrator.state import FileStateStore
 from orchestrator.state.context import CONTEXTS
 from orchestrator.worktrees.sessions import NAMESPACE as WORKTREES
 from tests.support.scheduler_helpers import merged_tasks, new_repo, run_config
 
 
-async def test_a_landing_deletes_its_context_with_its_worktree_record(
+async def test_a_landing_deletes_its_records_with_its_worktree_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = new_repo(tmp_path)
@@ -56,7 +57,8 @@ async def test_a_landing_deletes_its_context_with_its_worktree_record(
         store = council.scheduler.services.store
         assert await store.list_records(CONTEXTS) == []
         assert await store.list_records(WORKTREES) == []
+        assert await store.list_records(SIGHTINGS) == []
     assert report.exit_code == 0, report.model_dump_json(indent=2)
     assert merged_tasks(repo) == ["t1"]
-    assert together == [[CONTEXTS, WORKTREES]]
-    assert CONTEXTS not in single and WORKTREES not in single
+    assert together == [[SIGHTINGS, CONTEXTS, WORKTREES]]
+    assert not {SIGHTINGS, CONTEXTS, WORKTREES} & set(single), single

@@ -185,11 +185,13 @@ class Lander:
             await self._run.events.emit(TaskFailed(task_id=attempt.key, error=pushed))
             return
         if merged.tip_contained and not attempt.relanding:  # a relanding has no worktree
+            parted = self._parts.leaving(attempt)  # (the radar's sighting)
             try:
                 await self._run.services.worktrees.remove_session_worktree(
-                    attempt.session, also=self._writes.left(attempt)
+                    attempt.session, also=[*self._writes.left(attempt), *parted]
                 )
                 self._writes.forgotten(attempt)
+                attempt.forgotten.update((d.namespace, d.key) for d in parted)
             except WorkspaceError as exc:  # its work is on the base; only the directory stays
                 log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
         await self._writes.forget_left(attempt)
