@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 class AttemptWrites:
     def __init__(self, run: RunContext) -> None:
+        self._run = run
         self._services = run.services
         self._events = run.events
         self.contexts = SessionContextFeed(run.services)  # what the other sessions' prompts name
@@ -57,6 +58,7 @@ class AttemptWrites:
             attempt.lose()
             raise
         attempt.written = state
+        self._run.wrote(state)  # the tick's view takes it as read
         return state
 
     async def release(
@@ -79,7 +81,9 @@ class AttemptWrites:
         else:
             fields = {**where, **updates}
         try:
-            await self._services.store.release_claim(attempt.key, attempt.token, status, fields)
+            state = await self._services.store.release_claim(
+                attempt.key, attempt.token, status, fields
+            )
         except StaleClaim:
             attempt.life.release_failed()
             attempt.lose()  # swept meanwhile: the sweeper has settled the task
@@ -89,6 +93,7 @@ class AttemptWrites:
             raise
         attempt.token = 0
         attempt.move(Stage.ENDED)
+        self._run.wrote(state)  # the tick's view takes it as read
 
     async def requeue(
         self,
