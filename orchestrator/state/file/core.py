@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,6 +72,13 @@ class _Busy:
 
     def __init__(self, unsettled: bool) -> None:
         self.unsettled = unsettled  # a dead process's transaction touches the record
+
+
+class _BusyAt:
+    """What a try of ``locked_all_call`` gives when one record's lock stopped it."""
+
+    def __init__(self, busy: _Busy, kind: RecordKind[Any], key: str) -> None:
+        self.busy, self.kind, self.key = busy, kind, key
 
 
 _HELD = _Busy(unsettled=False)
@@ -236,6 +243,87 @@ class FileCore:
         else:
             lock.release()
         return result
+
+    async def locked_all_call(
+        self,
+        targets: Callable[[], Sequence[tuple[RecordKind[Any], str]]],
+        fn: Callable[[list[Event], Collection[int]], T],
+        unlink: Callable[[T], Collection[int]],
+    ) -> T:
+        """``fn`` under the locks of every record ``targets()`` names that has a directory, in
+        one worker-thread call when nobody else holds any of them (``locked_call`` for several
+        records). ``targets`` is blocking work too: called once, in the first try's call (a
+        later try reuses its answer). The locks are tried in one global order while holding
+        no other (as a transaction takes its records', ``transactions``), all let go when one
+        is busy; a record with no directory is not locked (taking its lock would make one).
+        ``unlink(result)``: the places in ``targets()`` of the records ``fn`` deleted, whose
+        lock files go while held (a racer that opened one notices), their directories too if
+        empty. ``fn`` is given the places of the records it holds the locks of."""
+        if not self._settled_once:  # the store's first call finishes what dead ones left
+            self._settled_once = True
+            await self.settle_all()
+        named: list[Sequence[tuple[RecordKind[Any], str]]] = []
+        deadline: float | None = None
+        delay = _MIN_BACKOFF
+        while True:
+            events: list[Event] = []
+            try:
+                outcome = await anyio.to_thread.run_sync(
+                    self._try_locked_all, targets, named, fn, unlink, events
+                )
+            finally:
+                self.events.notify(events)
+            if not isinstance(outcome, _BusyAt):
+                return outcome
+            kind, key = outcome.kind, outcome.key
+            if outcome.busy.unsettled:
+                await self.settle(kind, key)
+                continue
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.lock_timeout
+            if now >= deadline:
+                raise LockTimeout(kind.lock_path(key), self.lock_timeout)
+            await anyio.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, _MAX_BACKOFF)
+
+    def _try_locked_all(
+        self,
+        targets: Callable[[], Sequence[tuple[RecordKind[Any], str]]],
+        named: list[Sequence[tuple[RecordKind[Any], str]]],
+        fn: Callable[[list[Event], Collection[int]], T],
+        unlink: Callable[[T], Collection[int]],
+        events: list[Event],
+    ) -> T | _BusyAt:
+        """One try of ``locked_all_call`` (blocking, in a worker thread)."""
+        if not named:
+            named.append(list(targets()))
+        places = named[0]
+        order = sorted(range(len(places)), key=lambda at: self.record_id(*places[at]))
+        held: dict[int, filelock.FileLock] = {}
+        try:
+            for at in order:
+                kind, key = places[at]
+                if self._unsettled(kind, key):
+                    return _BusyAt(_UNSETTLED, kind, key)
+                if not kind.dir_for(key).exists():
+                    continue
+                lock = filelock.try_acquire(kind.lock_path(key), root=self.anchor)
+                if lock is None:
+                    return _BusyAt(_HELD, kind, key)
+                held[at] = lock
+            locked = frozenset(held)
+            result = self._logged(lambda ev: fn(ev, locked), events)
+            for at in unlink(result):
+                lock = held.pop(at, None)
+                if lock is not None:
+                    kind, key = places[at]
+                    lock.unlink_and_release()
+                    kind.remove_dir_if_empty(key)
+            return result
+        finally:
+            for lock in held.values():
+                lock.release()
 
     def _unsettled(self, kind: RecordKind[Any], key: str | None) -> bool:
         """Whether a transaction's intent on disk touches ``kind``'s record ``key`` (None: any
