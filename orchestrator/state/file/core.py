@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,26 +63,19 @@ __all__ = ["FileCore", "load_or_recover", "peek", "subdirectories"]
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
-_MIN_BACKOFF = 0.0005  # seconds between tries of a lock someone else holds, doubling
-_MAX_BACKOFF = 0.05
+MIN_BACKOFF = 0.0005  # seconds between tries of a lock someone else holds, doubling
+MAX_BACKOFF = 0.05
 
 
-class _Busy:
+class Busy:
     """What a try of ``locked_call`` gives when it could not go ahead."""
 
     def __init__(self, unsettled: bool) -> None:
         self.unsettled = unsettled  # a dead process's transaction touches the record
 
 
-class _BusyAt:
-    """What a try of ``locked_all_call`` gives when one record's lock stopped it."""
-
-    def __init__(self, busy: _Busy, kind: RecordKind[Any], key: str) -> None:
-        self.busy, self.kind, self.key = busy, kind, key
-
-
-_HELD = _Busy(unsettled=False)
-_UNSETTLED = _Busy(unsettled=True)
+HELD = Busy(unsettled=False)
+UNSETTLED = Busy(unsettled=True)
 
 
 class FileCore:
@@ -190,7 +183,7 @@ class FileCore:
             await self.settle(kind, key)
         lock_path = kind.lock_path(key)
         deadline: float | None = None
-        delay = _MIN_BACKOFF
+        delay = MIN_BACKOFF
         while True:
             events: list[Event] = []
             try:
@@ -199,7 +192,7 @@ class FileCore:
                 )
             finally:
                 self.events.notify(events)
-            if not isinstance(outcome, _Busy):
+            if not isinstance(outcome, Busy):
                 return outcome
             if outcome.unsettled:
                 await self.settle(kind, key)
@@ -210,7 +203,7 @@ class FileCore:
             if now >= deadline:
                 raise LockTimeout(lock_path, self.lock_timeout)
             await anyio.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, _MAX_BACKOFF)
+            delay = min(delay * 2, MAX_BACKOFF)
 
     def _try_locked(
         self,
@@ -222,16 +215,16 @@ class FileCore:
         unlink: Callable[[T], bool] | None,
         absent: Callable[[], T] | None,
         events: list[Event],
-    ) -> T | _Busy:
+    ) -> T | Busy:
         """One try of ``locked_call`` (blocking, in a worker thread)."""
         # The fencing counter is taken with a task lock held: it must not wait for a settle.
         if kind is not self.counters and self._unsettled(kind, key):
-            return _UNSETTLED
+            return UNSETTLED
         if absent is not None and not kind.dir_for(key).exists():
             return absent()
         lock = filelock.try_acquire(lock_path, shared=shared, root=self.anchor)
         if lock is None:
-            return _HELD
+            return HELD
         try:
             result = self._logged(fn, events)
         except BaseException:
@@ -244,86 +237,19 @@ class FileCore:
             lock.release()
         return result
 
-    async def locked_all_call(
-        self,
-        targets: Callable[[], Sequence[tuple[RecordKind[Any], str]]],
-        fn: Callable[[list[Event], Collection[int]], T],
-        unlink: Callable[[T], Collection[int]],
-    ) -> T:
-        """``fn`` under the locks of every record ``targets()`` names that has a directory, in
-        one worker-thread call when nobody else holds any of them (``locked_call`` for several
-        records). ``targets`` is blocking work too: called once, in the first try's call (a
-        later try reuses its answer). The locks are tried in one global order while holding
-        no other (as a transaction takes its records', ``transactions``), all let go when one
-        is busy; a record with no directory is not locked (taking its lock would make one).
-        ``unlink(result)``: the places in ``targets()`` of the records ``fn`` deleted, whose
-        lock files go while held (a racer that opened one notices), their directories too if
-        empty. ``fn`` is given the places of the records it holds the locks of."""
-        if not self._settled_once:  # the store's first call finishes what dead ones left
+    async def settle_first(self) -> None:
+        """The store's first call finishes what dead processes left (``settle_all``), once."""
+        if not self._settled_once:
             self._settled_once = True
             await self.settle_all()
-        named: list[Sequence[tuple[RecordKind[Any], str]]] = []
-        deadline: float | None = None
-        delay = _MIN_BACKOFF
-        while True:
-            events: list[Event] = []
-            try:
-                outcome = await anyio.to_thread.run_sync(
-                    self._try_locked_all, targets, named, fn, unlink, events
-                )
-            finally:
-                self.events.notify(events)
-            if not isinstance(outcome, _BusyAt):
-                return outcome
-            kind, key = outcome.kind, outcome.key
-            if outcome.busy.unsettled:
-                await self.settle(kind, key)
-                continue
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + self.lock_timeout
-            if now >= deadline:
-                raise LockTimeout(kind.lock_path(key), self.lock_timeout)
-            await anyio.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, _MAX_BACKOFF)
 
-    def _try_locked_all(
-        self,
-        targets: Callable[[], Sequence[tuple[RecordKind[Any], str]]],
-        named: list[Sequence[tuple[RecordKind[Any], str]]],
-        fn: Callable[[list[Event], Collection[int]], T],
-        unlink: Callable[[T], Collection[int]],
-        events: list[Event],
-    ) -> T | _BusyAt:
-        """One try of ``locked_all_call`` (blocking, in a worker thread)."""
-        if not named:
-            named.append(list(targets()))
-        places = named[0]
-        order = sorted(range(len(places)), key=lambda at: self.record_id(*places[at]))
-        held: dict[int, filelock.FileLock] = {}
-        try:
-            for at in order:
-                kind, key = places[at]
-                if self._unsettled(kind, key):
-                    return _BusyAt(_UNSETTLED, kind, key)
-                if not kind.dir_for(key).exists():
-                    continue
-                lock = filelock.try_acquire(kind.lock_path(key), root=self.anchor)
-                if lock is None:
-                    return _BusyAt(_HELD, kind, key)
-                held[at] = lock
-            locked = frozenset(held)
-            result = self._logged(lambda ev: fn(ev, locked), events)
-            for at in unlink(result):
-                lock = held.pop(at, None)
-                if lock is not None:
-                    kind, key = places[at]
-                    lock.unlink_and_release()
-                    kind.remove_dir_if_empty(key)
-            return result
-        finally:
-            for lock in held.values():
-                lock.release()
+    def unsettled(self, kind: RecordKind[Any], key: str | None) -> bool:
+        """``_unsettled`` for the store's other parts (blocking)."""
+        return self._unsettled(kind, key)
+
+    def logged(self, fn: Callable[[list[Event]], T], events: list[Event]) -> T:
+        """``fn(events)``, its events written to the log however it ends (blocking)."""
+        return self._logged(fn, events)
 
     def _unsettled(self, kind: RecordKind[Any], key: str | None) -> bool:
         """Whether a transaction's intent on disk touches ``kind``'s record ``key`` (None: any
@@ -364,9 +290,9 @@ class FileCore:
         if not self._settled_once:
             await self.settle(kind, key)
 
-        def look() -> M | _Busy | None:
+        def look() -> M | Busy | None:
             if self._unsettled(kind, key):
-                return _UNSETTLED
+                return UNSETTLED
             return peek(kind, key)
 
         while True:
@@ -374,7 +300,7 @@ class FileCore:
                 found = await anyio.to_thread.run_sync(look)
             except RecordDamaged:
                 return await self.recover(kind, key)
-            if not isinstance(found, _Busy):
+            if not isinstance(found, Busy):
                 return found
             await self.settle(kind, key)
 
@@ -394,12 +320,12 @@ class FileCore:
         if not self._settled_once:
             await self.settle(kind, None)
 
-        def read_all() -> list[tuple[str, M | None, bool]] | _Busy:
+        def read_all() -> list[tuple[str, M | None, bool]] | Busy:
             if self._unsettled(kind, None):
-                return _UNSETTLED
+                return UNSETTLED
             return read_present(kind, keys)
 
-        while isinstance(listed := await anyio.to_thread.run_sync(read_all), _Busy):
+        while isinstance(listed := await anyio.to_thread.run_sync(read_all), Busy):
             await self.settle(kind, None)
         records: list[M] = []
         for key, record, damaged in listed:

@@ -19,6 +19,7 @@ from orchestrator.models import KeyedRecord, utcnow
 from orchestrator.state.deletions import Deletion, checked
 from orchestrator.state.expiry import expires_at, is_expired, live
 from orchestrator.state.file.core import FileCore, load_or_recover
+from orchestrator.state.file.locked_all import locked_all_call
 from orchestrator.state.file.record_files.layout import RECORDS, subdirectories
 from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.rules import check_version
@@ -180,7 +181,7 @@ class FileRecords:
         def deleted(found: list[bool | None]) -> list[int]:
             return [at for at, done in enumerate(found) if done is not None]
 
-        found = await core.locked_all_call(targets, run, deleted)
+        found = await locked_all_call(core, targets, run, deleted)
         return [bool(done) for done in found], made[0][1]
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
