@@ -39,7 +39,7 @@ from orchestrator.errors import PathEscapeError
 from orchestrator.safety import safe_write
 from orchestrator.safety.crashpoints import crash_point
 
-__all__ = ["delete_branch", "write_branch"]
+__all__ = ["delete_branch", "plain_config", "write_branch"]
 
 ZERO = "0" * 40
 _OID = re.compile(r"[0-9a-f]{40}")
@@ -245,6 +245,24 @@ def _logs_new_branches(common: Path, env: Mapping[str, str]) -> bool:
     if value in _FALSE:
         return False
     raise _Unsure(f"core.logAllRefUpdates={value}")
+
+
+def plain_config(common: Path, env: Mapping[str, str]) -> str | None:
+    """The text of every config file a git process started with ``env`` in the repository of
+    git common dir ``common`` reads, lower-cased and joined, for a caller that only needs to
+    know a setting is absent; None when one cannot be read or includes another."""
+    texts: list[str] = []
+    for path in _config_files(common, env):
+        try:
+            text = path.read_text(encoding="utf-8").lower()
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError):
+            return None
+        if "include" in text:
+            return None
+        texts.append(text)
+    return "\n".join(texts)
 
 
 def _config_files(common: Path, env: Mapping[str, str]) -> list[Path]:

@@ -251,7 +251,7 @@ async def test_a_commit_starts_no_git_but_its_own(
     result = await manager.commit_in_worktree(session, "council: fix-login build (round 1)")
 
     assert result.committed
-    steady = ["ls-files", "add", "write-tree", "diff-tree", "commit-tree"]  # no update-ref
+    steady = ["ls-files", "add", "write-tree", "diff-tree"]  # commit and ref written as git does
     assert git_processes(trace) == steady
     trace.unlink()
     write(session.path, {"src/new.py": "a = 2\n"})
@@ -580,8 +580,9 @@ async def test_a_build_commit_with_its_diff_starts_no_more_git(
 
     result = await manager.commit_in_worktree(session, "build", diff=True)
 
-    # The branch moved as git moves it, without an ``update-ref`` process (``git.loose_refs``).
-    assert git_processes(trace) == ["ls-files", "add", "write-tree", "diff", "commit-tree"]
+    # The commit and the branch written as git writes them, without a ``commit-tree`` or an
+    # ``update-ref`` process (``git.loose_objects``, ``git.loose_refs``).
+    assert git_processes(trace) == ["ls-files", "add", "write-tree", "diff"]
     monkeypatch.delenv("GIT_CONFIG_GLOBAL")
     assert result.committed and result.sha == git(repo, "rev-parse", session.branch)
     assert result.parent == session.base_commit and sorted(result.files) == [
