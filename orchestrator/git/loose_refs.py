@@ -21,7 +21,8 @@ answer is None wherever this cannot be done exactly as git would (the caller the
 not a plain branch name, a reftable repository, a lock held, a ref or directory that is a link
 or not a regular file, a name clash with a packed ref, a delete of a packed ref (git rewrites
 ``packed-refs``), a config this reader cannot judge (``include``, a bare repository, an
-unreadable ``logAllRefUpdates``), a committer identity not given in the environment.
+unreadable ``logAllRefUpdates``, ``core.sharedRepository``), a committer identity not given
+in the environment.
 Each write passes the crash point a git process would (``git.ran``, ``update-ref``), so the
 crash sweeps find the same places.
 """
@@ -79,6 +80,9 @@ def write_branch(
             return None
         ident = _committer(env)
         autolog = _logs_new_branches(common, env)
+        config = plain_config(common, env)
+        if config is None or "sharedrepository" in config:
+            return None  # files made with the group's or everyone's permissions: git does it
         clash = _packed_clash(common, ref)
         safe_write.make_dirs(common, path.parent)
         lock = Path(f"{path}.lock")

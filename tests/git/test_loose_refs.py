@@ -127,7 +127,10 @@ def test_git_is_asked_where_this_cannot_be_exact(repo: Path, tmp_path: Path) -> 
     assert write_branch(common, "refs/heads/a/../b", tip, None, "m", ENV) is None
     assert write_branch(common, REF, tip, None, "m", {}) is None
     assert write_branch(common, REF, tip, None, "two\nlines", ENV) is None
-    # A config this reader does not judge.
+    # A config this reader does not judge, or one that makes files shared.
+    git(repo, "config", "core.sharedRepository", "group")
+    assert write_branch(common, REF, tip, None, "m", ENV) is None
+    git(repo, "config", "--unset", "core.sharedRepository")
     with (common / "config").open("a") as config:
         config.write("[include]\n\tpath = other\n")
     assert write_branch(common, REF, tip, None, "m", ENV) is None
