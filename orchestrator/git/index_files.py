@@ -87,6 +87,7 @@ def _entries_clean(checkout: Path, data: bytes, written: tuple[int, int]) -> str
     if version not in (2, 3):
         raise _Unsure("index version")
     at = 12
+    real_dirs: set[bytes] = set()  # directories seen to be directories, not links
     for _ in range(count):
         fields = _ENTRY.unpack_from(body, at)
         ctime, ctime_ns, mtime, mtime_ns, _dev, ino, mode, uid, gid, size, _oid, flags = fields
@@ -104,8 +105,17 @@ def _entries_clean(checkout: Path, data: bytes, written: tuple[int, int]) -> str
         at += ((header - at) + length + 8) // 8 * 8
         if mode not in (0o100644, 0o100755, 0o120000):
             raise _Unsure("a submodule or an odd mode")
+        parts = name.split(b"/")
+        if not name or any(p in (b"", b".", b"..") or p.lower() == b".git" for p in parts):
+            raise _Unsure("a path git itself refuses")  # never a file outside the checkout
         if name == b".gitattributes" or name.endswith(b"/.gitattributes"):
             raise _Unsure("attributes: a file's bytes may not be its blob's")
+        for depth in range(1, len(parts)):
+            directory = b"/".join(parts[:depth])
+            if directory not in real_dirs:
+                if not stat.S_ISDIR(os.lstat(checkout / os.fsdecode(directory)).st_mode):
+                    raise _Unsure("a link on the way: git calls the entry deleted")
+                real_dirs.add(directory)
         path = checkout / os.fsdecode(name)
         seen = os.lstat(path)
         racy = (mtime, mtime_ns) >= written if mtime_ns else mtime >= written[0]

@@ -71,6 +71,12 @@ def test_every_change_is_left_to_git(repo: Path) -> None:
     git(repo, "checkout", "-q", "--", "a.txt")
     os.chmod(repo / "a.txt", 0o755)
     assert agrees() is None
+    os.chmod(repo / "a.txt", 0o644)
+    # The directory moved and a link left in its place: the same files, yet git calls them
+    # deleted (it never reads through a link on the way).
+    (repo / "d").rename(repo / "elsewhere")
+    os.symlink("elsewhere", repo / "d")
+    assert agrees() is None
 
 
 def test_attributes_or_line_endings_leave_it_to_git(repo: Path) -> None:
