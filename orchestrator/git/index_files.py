@@ -29,7 +29,7 @@ import struct
 from collections.abc import Mapping
 from pathlib import Path
 
-from orchestrator.git.loose_refs import plain_config
+from orchestrator.git.config_files import plain_config
 from orchestrator.git.ref_files import loose_commit, read_refs
 
 __all__ = ["clean"]

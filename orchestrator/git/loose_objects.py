@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from orchestrator.errors import PathEscapeError
-from orchestrator.git.loose_refs import plain_config
+from orchestrator.git.config_files import plain_config
 from orchestrator.git.ref_files import loose_commit
 from orchestrator.safety import safe_write
 from orchestrator.safety.crashpoints import crash_point

@@ -70,8 +70,8 @@ async def test_a_checkout_is_one_git_process_of_ours(
     await manager.create_session_worktree("s0", "claude", "first")  # the repository looked at
     trace = traced(tmp_path, monkeypatch)
     session = await manager.create_session_worktree("s1", "claude", "fix-login")
-    assert started_here(trace) == ["worktree"]  # the branch written as git writes it
-    assert git_processes(trace) == ["worktree", "symbolic-ref", "reset"]
+    assert started_here(trace) == ["update-ref", "worktree"]
+    assert git_processes(trace) == ["update-ref", "worktree", "symbolic-ref", "reset"]
     assert git(session.path, "status", "--porcelain", "--ignored") == ""
     assert (session.path / "README.md").exists()
 
@@ -251,7 +251,8 @@ async def test_a_commit_starts_no_git_but_its_own(
     result = await manager.commit_in_worktree(session, "council: fix-login build (round 1)")
 
     assert result.committed
-    steady = ["ls-files", "add", "write-tree", "diff-tree"]  # commit and ref written as git does
+    # The commit object written as commit-tree writes it (``git.loose_objects``).
+    steady = ["ls-files", "add", "write-tree", "diff-tree", "update-ref"]
     assert git_processes(trace) == steady
     trace.unlink()
     write(session.path, {"src/new.py": "a = 2\n"})
@@ -580,9 +581,8 @@ async def test_a_build_commit_with_its_diff_starts_no_more_git(
 
     result = await manager.commit_in_worktree(session, "build", diff=True)
 
-    # The commit and the branch written as git writes them, without a ``commit-tree`` or an
-    # ``update-ref`` process (``git.loose_objects``, ``git.loose_refs``).
-    assert git_processes(trace) == ["ls-files", "add", "write-tree", "diff"]
+    # The commit written as ``commit-tree`` writes it, without a process (``git.loose_objects``).
+    assert git_processes(trace) == ["ls-files", "add", "write-tree", "diff", "update-ref"]
     monkeypatch.delenv("GIT_CONFIG_GLOBAL")
     assert result.committed and result.sha == git(repo, "rev-parse", session.branch)
     assert result.parent == session.base_commit and sorted(result.files) == [
