@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import GitError, WorkspaceError
+from orchestrator.git.loose_objects import write_commit
 from orchestrator.git.ref_files import loose_commit, read_refs
 from orchestrator.git.repo import Git, GitResult
 
@@ -176,7 +177,15 @@ def commit_message(branch: str, task_id: str, session_id: str, message: str | No
     return f"{body}\n\n{TASK_TRAILER}: {task_id}\n{SESSION_TRAILER}: {session_id}\n"
 
 
-def commit_merge(calls: GitCalls, tree: str, base: str, tip: str, text: str) -> str:
+def commit_merge(
+    calls: GitCalls, tree: str, base: str, tip: str, text: str, common_dir: Path | None = None
+) -> str:
     """A two-parent merge commit of ``tree`` (base first, so ``--first-parent`` follows the
-    base), unsigned whatever the user's config says; no ref moves."""
+    base), unsigned whatever the user's config says; no ref moves. With ``common_dir`` (the
+    repository's git common dir) it is written as ``commit-tree`` writes it, without a process
+    (``git.loose_objects``), where that can be exact."""
+    if common_dir is not None:
+        written = write_commit(common_dir, tree, [base, tip], text, calls.git.env)
+        if written is not None:
+            return written
     return calls.run("commit-tree", "--no-gpg-sign", tree, "-p", base, "-p", tip, "-m", text).out

@@ -121,7 +121,7 @@ class Cars:
             self._settled[index] = self._as_read(found)
             return None
         text = commit_message(request.branch, request.task_id, request.session_id, request.message)
-        commit = commit_merge(calls, found.tree, here.base, here.branch, text)
+        commit = commit_merge(calls, found.tree, here.base, here.branch, text, self._common)
         car = Car(index, request, found.report, found.tree, commit, here.base, here.base_tree)
         self.cars.append(car)
         return car

@@ -51,6 +51,7 @@ from pathlib import Path
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.git import ref_book
+from orchestrator.git.index_files import clean
 from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.ref_files import loose_commit
 from orchestrator.git.tree_files import TreeMoves, added_and_deleted
@@ -228,8 +229,10 @@ def inspect_checkout(
         return Blocked(f"{name} in progress in {where}", fix)
     if checkout.rebasing:  # its files are gone, yet HEAD still names the base only through it
         return Blocked(f"rebase of {base_branch!r} in progress in {where}", _REBASE)
-    out = calls.run(*_STATUS, cwd=where).stdout
-    dirty = _status_paths(out)
+    # Clean as git's index shows it, without a process (``git.index_files``); git's status
+    # where that cannot tell, and always to say what is dirty.
+    known_clean = common_dir is not None and clean(where, checkout.admin, common_dir, calls.git.env)
+    dirty = [] if known_clean else _status_paths(calls.run(*_STATUS, cwd=where).stdout)
     if dirty:
         if _holds_tree(calls, checkout, dirty, tree):
             return Ready(cut_short=True)

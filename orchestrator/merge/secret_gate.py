@@ -131,7 +131,10 @@ class SecretGate:
                 return
         needles = needles_for(known)
         budget = self._budget if self._budget is not None else budget_seconds()
-        found = scan(calls, [tip], bases, needles, deadline=time.monotonic() + budget)
+        deadline = time.monotonic() + budget
+        # The objects stored loose (a session's commits, trees and files are) read from their
+        # files, ``cat-file`` only for the rest (``secret_scan``).
+        found = scan(calls, [tip], bases, needles, deadline=deadline, common=common)
         if not found.findings and not found.late:
             with self._lock:
                 if len(self._clean) >= _CLEAN_KEPT:

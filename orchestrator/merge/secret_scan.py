@@ -4,7 +4,10 @@
 ``tips`` and not from ``exclude`` (``rev-list --objects``: the commits, the trees, the blobs a
 landing adds to the base), then reads their types and bytes as git writes them (``cat-file
 --batch``, read in chunks as it comes): two git processes, whatever the number of commits and
-whatever the size of the files. In each:
+whatever the size of the files. Given the repository's git common dir, an object stored loose
+there (what a session's commits, trees and files are) is read from its file instead, the same
+bytes inflated in chunks as they come, never through a link, and ``cat-file`` is started only
+for the others: one process where every object is loose. In each:
 
 - a commit: its message, its author and its committer (the raw object holds them as written;
   the ``tree``/``parent`` lines are hex ids, which a secret is not);
@@ -29,17 +32,21 @@ and read in one chunk is kept (``secret_rewrite`` reads a larger one again).
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
-from orchestrator.errors import GitError
+from orchestrator.errors import GitError, PathEscapeError
 from orchestrator.git.merge_tree import GitCalls
-from orchestrator.safety import secret_stream
+from orchestrator.safety import safe_write, secret_stream
 from orchestrator.safety.secret_forms import forms
 from orchestrator.safety.secret_stream import CHUNK, Finder
 
@@ -55,6 +62,8 @@ __all__ = [
     "tree_entries",
 ]
 
+_LOOSE_ID = re.compile(r"[0-9a-f]{40}")
+_RAW = 64 * 1024  # compressed bytes read from a loose object at a time
 _LISTED = re.compile(rb"^([0-9a-f]{40,64})(?: (.*))?$", re.DOTALL)
 
 
@@ -114,13 +123,18 @@ def scan(
     needles: Sequence[Needle],
     *,
     deadline: float | None = None,
+    common: Path | None = None,
 ) -> Scan:
-    """Every object of ``tips`` not reachable from ``exclude``, searched (module doc)."""
+    """Every object of ``tips`` not reachable from ``exclude``, searched (module doc). With
+    ``common`` (the repository's git common dir) the objects stored loose there are read from
+    their files, and ``cat-file`` is started only for the others (module doc)."""
     result = Scan()
     if not tips or not needles:
         return result
     listed = calls.run("rev-list", "--objects", *tips, "--not", *exclude, "--").stdout
     order = _listed(listed.encode("utf-8", "surrogateescape"), result)
+    if order and common is not None:
+        order = _read_loose_all(common, order, result, needles, deadline)
     if order:
         _read_all(calls, order, result, needles, deadline)
     result.commits = [oid for oid in order if result.kinds.get(oid) == "commit"]
@@ -235,6 +249,132 @@ def _read_all(
             errors.seek(0)
             text = errors.read().decode("utf-8", "replace")
             raise GitError(("cat-file", "--batch"), code, text)
+
+
+def _read_loose_all(
+    common: Path,
+    order: list[str],
+    result: Scan,
+    needles: Sequence[Needle],
+    deadline: float | None,
+) -> list[str]:
+    """Read and search each object of ``order`` stored loose under ``common``, in order, as
+    ``cat-file`` would give it (the same bytes: a loose object is its type, size and bytes,
+    compressed); the others, left for ``cat-file``. Past ``deadline`` the object under way is
+    named in ``result.late`` with each never reached that has a path (as ``_read_all`` does),
+    and nothing is left to read."""
+    rest: list[str] = []
+    for at, oid in enumerate(order):
+        try:
+            read = _read_loose(common, oid, result, needles, deadline)
+        except _Late:
+            result.late.append(_place(oid, result, needles))
+            unread = order[at + 1 :]
+            result.late += [_place(o, result, needles) for o in unread if result.paths.get(o)]
+            result.unread = len(unread)
+            return []
+        if not read:
+            rest.append(oid)
+    return rest
+
+
+def _read_loose(
+    common: Path, oid: str, result: Scan, needles: Sequence[Needle], deadline: float | None
+) -> bool:
+    """``oid`` read from its loose file and searched, as ``_read_one`` reads it from
+    ``cat-file``; False when it is not a loose object here (or not one this can open: a link
+    is never followed), nothing read. A damaged one fails as ``cat-file`` fails on it."""
+    if not _LOOSE_ID.fullmatch(oid):
+        return False
+    path = common / "objects" / oid[:2] / oid[2:]
+    try:
+        fd = safe_write.open_file(common, path, os.O_RDONLY)
+    except (OSError, PathEscapeError):
+        return False
+    with os.fdopen(fd, "rb") as file:
+        inflate = zlib.decompressobj()
+        chunks = _inflated(file, inflate)
+        try:
+            head = b""
+            while b"\0" not in head and len(head) < 64:
+                head += next(chunks, b"") or b"\0\0"
+            kind_size, _, first = head.partition(b"\0")
+            kind_word, _, size_word = kind_size.partition(b" ")
+            kind, size = kind_word.decode("ascii"), int(size_word)
+        except (ValueError, UnicodeDecodeError, zlib.error):
+            raise _damaged(oid) from None
+        if kind not in ("blob", "tree", "commit", "tag"):
+            raise _damaged(oid)
+        result.kinds[oid] = kind
+        try:
+            _search_loose(oid, kind, size, first, chunks, result, needles, deadline)
+        except zlib.error:
+            raise _damaged(oid) from None
+    return True
+
+
+def _search_loose(
+    oid: str,
+    kind: str,
+    size: int,
+    first: bytes,
+    chunks: Iterator[bytes],
+    result: Scan,
+    needles: Sequence[Needle],
+    deadline: float | None,
+) -> None:
+    if kind != "blob":
+        data = first + b"".join(chunks)
+        if len(data) != size:
+            raise _damaged(oid)
+        result.contents[oid] = data
+        result.findings += _search(oid, kind, data, result, needles)
+        _in_time(deadline)
+        return
+    finder = Finder([n.needle for n in needles])
+    whole, seen, kept = size <= CHUNK, 0, []
+    for piece in itertools.chain([first] if first else [], chunks):
+        seen += len(piece)
+        if seen > size:
+            raise _damaged(oid)
+        finder.feed(piece)
+        if whole:
+            kept.append(piece)
+        _in_time(deadline)
+    if seen != size:
+        raise _damaged(oid)
+    hit = finder.hit
+    if hit is not None:
+        needle = needles[hit.index]
+        where = masked_text(f"file {result.paths.get(oid, oid)}", needles)
+        result.findings.append(Finding(where, needle.name, needle.encoding, oid, hit.line))
+        if whole:
+            result.contents[oid] = b"".join(kept)
+
+
+def _damaged(oid: str) -> GitError:
+    return GitError(("cat-file", "--batch"), None, f"loose object {oid} is damaged")
+
+
+def _inflated(file: IO[bytes], inflate: zlib._Decompress) -> Iterator[bytes]:
+    """The bytes of a zlib stream read from ``file``, at most ``CHUNK`` at a time."""
+    pending = b""
+    while True:
+        if not pending:
+            pending = file.read(_RAW)
+            if not pending:
+                tail = inflate.flush()
+                if tail:
+                    yield tail
+                if not inflate.eof:
+                    raise zlib.error("the stream ends early")
+                return
+        out = inflate.decompress(pending, CHUNK)
+        pending = inflate.unconsumed_tail
+        if out:
+            yield out
+        if inflate.eof:
+            return
 
 
 def _feed(stdin: IO[bytes], order: list[str]) -> None:

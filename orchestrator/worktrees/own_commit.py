@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.git import ref_book
+from orchestrator.git import loose_objects, ref_book
 from orchestrator.git.ref_files import loose_commit, read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety import safe_write
@@ -150,10 +150,14 @@ def build(
     sha: str | None = None
     head = parent
     if tree != parent_tree:
-        sha = git.run_sync(
-            *("commit-tree", "--no-gpg-sign", tree, "-p", parent, "-m", message),
-            strip_stdout=True,
-        ).stdout
+        # Written as ``commit-tree`` writes it, without a process (``git.loose_objects``);
+        # by git where that cannot be exact.
+        sha = loose_objects.write_commit(common, tree, [parent], message, git.env)
+        if sha is None:
+            sha = git.run_sync(
+                *("commit-tree", "--no-gpg-sign", tree, "-p", parent, "-m", message),
+                strip_stdout=True,
+            ).stdout
         head = sha
     if branch is not None:
         _move_branch(git, common, branch, head)

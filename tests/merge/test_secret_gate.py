@@ -255,8 +255,9 @@ async def test_a_landing_through_a_remote_is_checked_too(
 
 
 async def test_with_a_secret_known_a_landing_reads_its_objects_once(tmp_path: Path) -> None:
-    """Two git processes more per landing (rev-list, cat-file --batch); a
-    tip found clean is not read again (a merge retried after the base moved)."""
+    """One git process more per landing (rev-list: the branch's objects are loose, read from
+    their files, no ``cat-file``); a tip found clean is not read again (a merge retried
+    after the base moved)."""
     repo = init_repo(tmp_path / "repo", checked_out=False)
     for name in ("a", "b"):
         commit_on(repo, name, {f"{name}.txt": name})
@@ -266,10 +267,41 @@ async def test_with_a_secret_known_a_landing_reads_its_objects_once(tmp_path: Pa
     first = await quiet.merge("s1", "a", task_id="a")
     second = await gated.merge("s1", "b", task_id="b")
     assert first.status is second.status is MergeStatus.MERGED
-    assert second.git_calls == first.git_calls + 2  # rev-list, cat-file
+    assert second.git_calls == first.git_calls + 1  # rev-list
     again = await gated.merge("s1", "b", task_id="b")
     assert again.status is MergeStatus.ALREADY_MERGED
     assert again.git_calls < second.git_calls
+
+
+@pytest.mark.parametrize("packed", ["none", "some", "all"])
+async def test_packed_objects_are_read_by_cat_file_and_found_alike(
+    tmp_path: Path, packed: str
+) -> None:
+    """Objects that are not loose (a repack, a fetch) are read by ``cat-file`` as before, beside
+    the loose ones read from their files: the same findings, named the same, whichever way."""
+    repo = init_repo(tmp_path / "repo", checked_out=False)
+    value = token()
+    big = "x" * (secret_scan.CHUNK + 17) + value + "\n"
+    commit_on(repo, "council/p/1", {"old.txt": f"key={value}\n", "big.txt": big})
+    if packed != "none":
+        git(repo, "repack", "-a", "-d", "-q")
+        git(repo, "prune-packed")
+    if packed != "all":
+        commit_on(repo, "council/p/1", {"new.txt": f"again {value}\n"}, message=f"m {value}")
+    calls = GitCalls(Git(repo, None))
+    tip = git(repo, "rev-parse", "council/p/1")
+    needles = secret_scan.needles_for({value: NAME})
+    found = secret_scan.scan(calls, [tip], ["main"], needles, common=repo / ".git")
+    plain = secret_scan.scan(GitCalls(Git(repo, None)), [tip], ["main"], needles)
+    assert sorted(f.describe() for f in found.findings) == sorted(
+        f.describe() for f in plain.findings
+    )
+    described = " ".join(f.describe() for f in found.findings)
+    assert "file old.txt" in described and "file big.txt" in described
+    assert ("file new.txt" in described) is (packed != "all")
+    assert found.kinds == plain.kinds and found.contents == plain.contents
+    # rev-list, and cat-file only where some object is not loose.
+    assert calls.count == (1 if packed == "none" else 2)
 
 
 async def test_hex_and_url_forms_are_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
