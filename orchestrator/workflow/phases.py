@@ -64,7 +64,7 @@ from orchestrator.workflow.handoffs.assemble import (
 from orchestrator.workflow.handoffs.document import (
     Handoff,
     VerifyRecord,
-    keep_handoff,
+    handoff_keeping,
     load_handoff,
     sha256_text,
 )
@@ -431,13 +431,14 @@ class PhaseSteps:
             run.task, name, following, round_, adapter, run.session.branch, ran, facts, checks
         )
         handoff = make_handoff(output, self._checks.verify)
-        await keep_handoff(run.store, run.session.path, handoff)  # its record and file
         crash_point("phase.ended")
+        # Its handoff's file and record, then the phase recorded complete: one store call.
         await self._book.complete(
             name,
             native_session_id=ran.cli.native_session_id,
             handoff_sha256=handoff.digest,
             result=record_result(handoff),
+            kept=handoff_keeping(run.session.path, handoff),
         )
         self._progress.handoffs[name] = handoff
         await run.phase_ended()
