@@ -265,13 +265,15 @@ class StateStore(Protocol):
         expected_version: int | None = None,
         *,
         fencing_token: int | None = None,
+        record_version: int | None = None,
     ) -> tuple[KeyedRecord, T, TaskState]:
-        """``put_made_record`` (lasting, durable), then ``update_task_state`` of ``task_id``
-        (durable; ``expected_version`` and ``fencing_token`` are the task's): one
+        """``put_made_record`` (lasting, durable; ``record_version``: its compare-and-set),
+        then ``update_task_state`` of ``task_id`` (durable; ``expected_version`` and
+        ``fencing_token`` are the task's): one
         worker-thread call on the file store (the record's lock and the task's, in the global
         order of ``state.transactions``), one transaction on PostgreSQL (``make`` in a worker
-        thread before it, as ``put_made_record``). A task's version or fence refused, or a
-        ``make`` that raises: nothing written (the file store checks the task before
+        thread before it, as ``put_made_record``). Either's version or the task's fence
+        refused, or a ``make`` that raises: nothing written (the file store checks the task before
         ``make``). The record is written before the task: a crash between them (file store)
         leaves the record without the task's write, as two calls in that order would."""
         ...

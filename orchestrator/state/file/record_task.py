@@ -5,7 +5,8 @@ worker-thread call: the global order of ``state.transactions`` (``records`` befo
 ``tasks``), and the task's lock never waited for while the record's is held (a busy one lets
 go of both; the call is tried again after a pause), so no cycle can form. Under both, the
 task's version and fence are checked before anything is made or written; then ``make`` runs,
-the record is written, and the task after it. A crash between the two leaves the record
+the record's version is checked (as ``put_made_record``: after ``make``), the record is
+written, and the task after it. A crash between the two leaves the record
 without the task's write, as two calls in that order would.
 """
 
@@ -21,8 +22,9 @@ from orchestrator import filelock
 from orchestrator.errors import LockTimeout
 from orchestrator.events import Event
 from orchestrator.ids import check_id
-from orchestrator.models import KeyedRecord, TaskState
+from orchestrator.models import KeyedRecord, TaskState, utcnow
 from orchestrator.state.claim_rules import check_fence
+from orchestrator.state.expiry import live
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.rules import check_version
 
@@ -52,6 +54,7 @@ async def put_made_record_and_task(
     *,
     fencing_token: int | None,
     expected_version: int | None,
+    record_version: int | None,
     durable: bool,
 ) -> tuple[KeyedRecord, T, TaskState]:
     kind = core.namespace(namespace)
@@ -79,7 +82,8 @@ async def put_made_record_and_task(
                 made.append(make())  # under both locks, in this worker-thread call
             data, rest = made[0]
             current = load_or_recover(kind, key, events)
-            # Replaced whatever it holds (an expired record's versions go on), lasting.
+            # An expired record is absent to the version check, but its versions go on.
+            check_version(kind, key, live(current, utcnow()), record_version)
             fields = {"namespace": namespace, "data": dict(data), "expires_at": None}
             record = core.write_merged(kind, key, current, fields, {}, events, durable=durable)
             state = core.write_merged(tasks, task_id, task, updates, {}, events, durable=durable)

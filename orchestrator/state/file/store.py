@@ -272,6 +272,7 @@ class FileStateStore:
         expected_version: int | None = None,
         *,
         fencing_token: int | None = None,
+        record_version: int | None = None,
     ) -> tuple[KeyedRecord, T, TaskState]:
         return await put_made_record_and_task(
             self.core,
@@ -282,6 +283,7 @@ class FileStateStore:
             updates,
             fencing_token=fencing_token,
             expected_version=expected_version,
+            record_version=record_version,
             durable=True,
         )
 

@@ -2,7 +2,8 @@
 
 The record's row is locked before the task's (the global order of ``state.transactions``,
 ``records`` before ``tasks``, as ``PgTransactions`` takes them), the task's version and fence
-checked, then the record written and the task after it; the commit makes both or neither.
+checked, then the record's, the record written and the task after it; the commit makes both
+or neither.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord, TaskState
 from orchestrator.state.claim_rules import check_fence
+from orchestrator.state.expiry import live
 from orchestrator.state.postgres.core import Conn, PgCore
-from orchestrator.state.postgres.keyed import read_record, write_record
+from orchestrator.state.postgres.keyed import expect_version, read_record, write_record
 from orchestrator.state.postgres.tasks import locked_task, write_task
 
 __all__ = ["record_and_task"]
@@ -32,6 +34,7 @@ async def record_and_task(
     *,
     expected_version: int | None,
     fencing_token: int | None,
+    record_version: int | None,
 ) -> tuple[KeyedRecord, TaskState]:
     """Write the record (replaced, lasting), then the task, in one transaction."""
     check_id(namespace, "record namespace")
@@ -50,6 +53,8 @@ async def record_and_task(
         if fencing_token is not None:
             check_fence(task_id, task, fencing_token)
         now = await core.now(conn)
+        # An expired record is absent to the version check, but its versions go on.
+        expect_version(namespace, key, live(current, now), record_version)
         rules = core.validators
         record = await write_record(
             conn, namespace, key, current, data, None, now, events, rules=rules

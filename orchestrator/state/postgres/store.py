@@ -314,9 +314,12 @@ class PostgresStateStore:
         expected_version: int | None = None,
         *,
         fencing_token: int | None = None,
+        record_version: int | None = None,
     ) -> tuple[KeyedRecord, T, TaskState]:
         if self._local is not None and self._local.owns(namespace):  # two stores: in turn
-            record, rest = await self._local.store.put_made_record(namespace, key, make)
+            record, rest = await self._local.store.put_made_record(
+                namespace, key, make, record_version
+            )
             state = await self.update_task_state(
                 task_id, updates, expected_version, fencing_token=fencing_token
             )
@@ -332,6 +335,7 @@ class PostgresStateStore:
                 updates,
                 expected_version=expected_version,
                 fencing_token=fencing_token,
+                record_version=record_version,
             )
         )
         return record, rest, state

@@ -50,6 +50,14 @@ class RecordAndTaskContract:
             "handoffs", "t1.build", make, "t1", {"status": TaskStatus.RUNNING}
         )
         assert again.version == 2 and calls == ["made", "made"]
+        with pytest.raises(VersionConflict):  # the record's own compare-and-set
+            await store.put_made_record_and_task(
+                "handoffs", "t1.build", make, "t1", {"current_phase": "x"}, record_version=0
+            )
+        kept = await store.get_record("handoffs", "t1.build")
+        assert kept is not None and kept.version == 2
+        stored = await store.get_task_state("t1")
+        assert stored is not None and stored.current_phase == "build"
 
     async def test_a_refused_task_writes_no_record(self, store: StateStore) -> None:
         """A stale fence, a version that does not match, a ``make`` that raises: neither the
