@@ -35,6 +35,7 @@ from orchestrator.events.phases import (
 from orchestrator.models import PhaseRecord, PhaseStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
+from orchestrator.state.transactions import UpdateTask
 
 __all__ = [
     "PHASE_COMPLETED",
@@ -109,8 +110,35 @@ class PhaseBook:
         return self.records.get(name)
 
     async def start(self, name: str, adapter: str, result: dict[str, Any]) -> PhaseRecord:
+        record = self._running(name, adapter, result)
+        # Durable: it names the commit the phase starts from (``start_commit``), which a
+        # resumed run needs to put back what a cut-off phase left (``workflow``).
+        await self._put(record, current=name)
+        await self._emit(PHASE_STARTED, record, round=result.get("round"))
+        return record
+
+    def starting(self, name: str, adapter: str, result: dict[str, Any]) -> UpdateTask:
+        """``start``'s write, handed to the caller to carry in a store call of its own (the
+        phase's ledger record's open: durable before the CLI starts), then ``started``. The
+        book holds the record from now on: a failure before the write records it failed."""
+        record = self._running(name, adapter, result)
+        phases = {**self.records, name: record}
+        self.records = phases
+        return UpdateTask(
+            self.task_id,
+            {**self.fields, "phases": phases, "current_phase": name},
+            fencing_token=self.claim_token,
+        )
+
+    async def started(self, name: str) -> PhaseRecord:
+        """``starting``'s write was made: said as ``start`` says it."""
+        record = self._require(name)
+        await self._emit(PHASE_STARTED, record, round=record.result.get("round"))
+        return record
+
+    def _running(self, name: str, adapter: str, result: dict[str, Any]) -> PhaseRecord:
         old = self.records.get(name)
-        record = PhaseRecord(
+        return PhaseRecord(
             name=name,
             status=PhaseStatus.RUNNING,
             attempt=(old.attempt if old else 0) + 1,
@@ -119,11 +147,6 @@ class PhaseBook:
             started_at=utcnow(),
             result=result,
         )
-        # Durable: it names the commit the phase starts from (``start_commit``), which a
-        # resumed run needs to put back what a cut-off phase left (``workflow``).
-        await self._put(record, current=name)
-        await self._emit(PHASE_STARTED, record, round=result.get("round"))
-        return record
 
     async def complete(
         self,
