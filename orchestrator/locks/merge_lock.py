@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -43,6 +44,10 @@ MERGE_OWNER = "merge-lock"
 _KEY = "merge"
 
 Emit = Callable[[Event], Awaitable[None]]
+
+
+class _Held(Exception):
+    """The OS lock was held by another process at the first try (nothing was written)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,20 +91,21 @@ class MergeLock:
         except TimeoutError:
             raise LockTimeout(self.path, limit, self._holder_name()) from None
         try:
-            # The usual case, the lock free: its try and the token in one worker-thread call,
-            # on the floor read just before (as the file locks take theirs, ``manager``).
-            floor = await self._floor()
-            taken = await anyio.to_thread.run_sync(self._take_now, floor)
-            if taken is None:  # held by another process: waited for, the floor read again
-                taken = (await self._os_lock(limit - (time.monotonic() - started), limit), None)
-            lock, token = taken
-            try:
-                with anyio.CancelScope(shield=True):
-                    grant, version = await self._record(session, lock, token)
-                    self._held = (grant, lock, version)
-            except BaseException:
-                lock.release()
-                raise
+            # The usual case, the lock free: its try, the token and the record naming the
+            # holder in one worker-thread call (the record's write), on the floor read just
+            # before (as the file locks take theirs, ``manager``).
+            held = await self._take_recorded(session, await self._floor())
+            if held is None:  # held by another process: waited for, the floor read again
+                lock = await self._os_lock(limit - (time.monotonic() - started), limit)
+                try:
+                    with anyio.CancelScope(shield=True):
+                        grant, version = await self._record(session, lock, None)
+                except BaseException:
+                    lock.release()
+                    raise
+                held = (grant, lock, version)
+            grant = held[0]
+            self._held = held
         except BaseException:
             self._slot.release()
             raise
@@ -163,13 +169,44 @@ class MergeLock:
         previous = current.data.get("token", 0) if current is not None else 0
         return previous if isinstance(previous, int) else 0
 
-    def _take_now(self, floor: int) -> tuple[FileLock, int | None] | None:
-        """The OS lock now and its counter bumped above ``floor``; None while another process
-        holds it (blocking: a worker thread's)."""
-        lock = self._try_os_lock()
-        if lock is None:
+    async def _take_recorded(
+        self, session: str, floor: int
+    ) -> tuple[MergeGrant, FileLock, int] | None:
+        """The OS lock now, its counter bumped above ``floor`` and the record naming the
+        holder written, in the record write's own worker-thread call (``put_made_record``):
+        the lock is taken there, before the write, and the write is made only if it was.
+        None (nothing written) while another process holds the lock."""
+        taken: list[FileLock] = []
+
+        def make() -> tuple[dict[str, Any], MergeGrant]:
+            lock = self._try_os_lock()
+            if lock is None:
+                raise _Held
+            token = lock.drawn_token(floor)  # (the lock let go if this fails)
+            taken.append(lock)
+            grant = MergeGrant(session, token, utcnow())
+            return self._owner(grant), grant
+
+        try:
+            # Shielded, as the record's write after a wait is: the lock taken in ``make`` is
+            # either named by its record and held, or let go (below).
+            with anyio.CancelScope(shield=True):
+                record, grant = await self._records.put_made_record(
+                    MERGE_OWNER, _KEY, make, durable=False
+                )
+        except _Held:
             return None
-        return lock, lock.drawn_token(floor)
+        except BaseException:
+            for lock in taken:
+                lock.release()
+            raise
+        return grant, taken[0], record.version
+
+    @staticmethod
+    def _owner(grant: MergeGrant) -> dict[str, Any]:
+        """The record naming ``grant``'s holder (this process)."""
+        data = {"session": grant.session, "token": grant.token, "since": grant.since.isoformat()}
+        return {**data, **procid.current().as_dict()}
 
     async def _record(
         self, session: str, lock: FileLock, token: int | None
@@ -178,11 +215,10 @@ class MergeLock:
         if token is None:  # the lock was waited for: its token drawn now
             token = await anyio.to_thread.run_sync(lock.bump_counter, await self._floor())
         grant = MergeGrant(session, token, utcnow())
-        data = {"session": session, "token": token, "since": grant.since.isoformat()}
         # Not fsynced, like the file-lock owners: it names a live holder of the OS lock,
         # which a machine crash makes moot (the token lives in the lock file itself).
         record = await self._records.put_record(
-            MERGE_OWNER, _KEY, {**data, **procid.current().as_dict()}, durable=False
+            MERGE_OWNER, _KEY, self._owner(grant), durable=False
         )
         return grant, record.version
 

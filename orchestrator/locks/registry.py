@@ -20,10 +20,10 @@ The registry never decides anything by itself; ``LockManager`` holds the rules.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 
@@ -46,6 +46,8 @@ __all__ = [
 FILE_OWNERS = "file-owners"
 SESSION_LOCKS = "session-locks"
 LOCK_WAITS = "lock-waits"
+
+T = TypeVar("T")
 
 
 class RecordView(Protocol):
@@ -70,6 +72,16 @@ class Records(Protocol):
         *,
         durable: bool = True,
     ) -> RecordView: ...
+
+    async def put_made_record(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[RecordView, T]: ...
 
     async def delete_record(
         self,
@@ -111,6 +123,18 @@ class MemoryRecords:
         record = _MemoryRecord((current.version if current else 0) + 1, dict(data))
         self._records[namespace, key] = record
         return record
+
+    async def put_made_record(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[_MemoryRecord, T]:
+        data, rest = await anyio.to_thread.run_sync(make)
+        return await self.put_record(namespace, key, data, expected_version), rest
 
     async def delete_record(
         self,

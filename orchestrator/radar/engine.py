@@ -56,12 +56,14 @@ from orchestrator.radar.records import (
     sightings,
 )
 from orchestrator.radar.snapshot import read_snapshot
+from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["LiveSession", "PassCost", "Radar"]
 
 log = logging.getLogger(__name__)
 
+_NOT_HANDED = -1.0  # no ``leaving`` was asked (no time a sighting was written at)
 SIGHTING_TTL = 600.0  # seconds a sighting lasts unless written again (a workstation that died)
 _MERGE_CACHE = 4096  # merge-tree results kept, by pair of tips
 
@@ -107,6 +109,9 @@ class Radar:
     _merges: dict[tuple[str, str], list[str] | None] = field(default_factory=dict)
     _fetched: set[str] = field(default_factory=set)  # other workstations' tips asked for
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
+    # Session -> when its sighting was last written as its deletion was handed out
+    # (``leaving``): ``ended`` skips the deletion that went unless it was written since.
+    _handed: dict[str, float | None] = field(default_factory=dict)
 
     # -- the looks ---------------------------------------------------------------------------
 
@@ -132,12 +137,20 @@ class Radar:
             self._merges.clear()
             return await self._pass(sessions, force=True, everyone=True)
 
-    async def ended(self, session_id: str) -> list[Collision]:
+    def leaving(self, session_id: str) -> Deletion:
+        """The deletion of ``session_id``'s sighting, for a store call of the caller's making
+        (the landing's, with its worktree's record): ``ended(session_id, deleted=True)`` then
+        makes it only if the sighting was written again since (a look meanwhile)."""
+        self._handed[session_id] = self._written_at.get(session_id)
+        return Deletion(SIGHTINGS, session_id)
+
+    async def ended(self, session_id: str, *, deleted: bool = False) -> list[Collision]:
         """``session_id`` ended: its sighting and its collisions go (``radar.resolved``). The
         live collisions left, as ``records.collisions`` reads them, from the one read this
-        took (its caller needs not read them again)."""
+        took (its caller needs not read them again). ``deleted``: the sighting's deletion
+        ``leaving`` handed out was made."""
         async with self._lock:
-            return ranked(await self._end(session_id))
+            return ranked(await self._end(session_id, deleted=deleted))
 
     # -- one pass ----------------------------------------------------------------------------
 
@@ -370,11 +383,13 @@ class Radar:
             self.changes += 1
             await self.store.emit(_resolved_event(found, reason))
 
-    async def _end(self, session_id: str) -> list[Collision]:
+    async def _end(self, session_id: str, *, deleted: bool = False) -> list[Collision]:
         """The session's sighting and collisions gone; the stored collisions left."""
         self._seen.pop(session_id, None)
-        self._written_at.pop(session_id, None)
-        await self.store.delete_record(SIGHTINGS, session_id)
+        written = self._written_at.pop(session_id, None)
+        handed = self._handed.pop(session_id, _NOT_HANDED)
+        if not (deleted and handed == written):  # (else deleted, and not written since)
+            await self.store.delete_record(SIGHTINGS, session_id)
         left = []
         for found in (await self._stored_collisions()).values():
             if session_id in (found.a.session_id, found.b.session_id):

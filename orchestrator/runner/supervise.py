@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from orchestrator.process import ps
 from orchestrator.process.stop import kill_group, reap_group, signal_group, sweep
@@ -78,7 +79,7 @@ async def supervise(
                 if event is not None:
                     tasks.start_soon(_watch_cancel, event, stop)
             await process.wait()
-        if waiting.cancelled_caught and not _ended_on_its_own(process):
+        if waiting.cancelled_caught and not await _ended_on_its_own(process):
             if stop.reason is None:
                 stop.reason = "timeout"
             await kill_group(process, family, limits.grace)
@@ -94,13 +95,18 @@ async def supervise(
     return survivors
 
 
-def _ended_on_its_own(process: anyio.abc.Process) -> bool:
+async def _ended_on_its_own(process: anyio.abc.Process) -> bool:
     """The CLI exited before a stop could reach it: a stop and its exit came together (a
     workstation resumed after a pause, a timeout at its last line). Its end is then its own:
-    its result stands, never "cancelled" work for a phase to run again on top of."""
+    its result stands, never "cancelled" work for a phase to run again on top of. The process
+    table is read in a worker thread (``/proc`` is files: none is read on the event loop)."""
     if process.returncode is not None:
         return True
-    found = ps.process(process.pid)
+    return await anyio.to_thread.run_sync(_gone, process.pid)
+
+
+def _gone(pid: int) -> bool:
+    found = ps.process(pid)
     return found is None or ps.ended(found)
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from orchestrator.forge.base import Forge
     from orchestrator.locks.manager import LockManager
     from orchestrator.merge.queue import MergeQueue
+    from orchestrator.models import TaskState
     from orchestrator.plugins.host import PluginHost
     from orchestrator.state.protocol import StateStore
     from orchestrator.state.team import Team
@@ -92,6 +93,9 @@ class RunContext:
     # The checkpoint a stop wrote (``session.finish``): the run's report is built from what it
     # read (``run.reports.session_report.stopped_report``), not from a second read of it all.
     stop_checkpoint: str | None = None
+    # A task record as a write of this run left it (``AttemptWrites``): the tick's view takes
+    # it as read when it is the version last announced (``view.TaskView.wrote``).
+    wrote: Callable[[TaskState], None] = field(default=lambda state: None, repr=False)
 
     def council_tasks(self) -> dict[str, TaskConfig]:
         """The council tasks of this run, by id."""

@@ -9,7 +9,8 @@
   live collisions read back from the store (other workstations' too; alone, only after a look
   that wrote or removed one: nobody else writes them);
 - ``ended(attempt)``: the attempt is over (landed, failed, requeued, cancelled): its sighting
-  and its collisions go, ``radar.resolved``;
+  and its collisions go, ``radar.resolved``; a landing deletes the sighting in its worktree
+  removal's own store call (``leaving``), not written again since: then ``ended`` does not;
 - ``dispatch(task, state)`` (``holding``): with ``radar: sequence``, why a task not started yet
   waits (a live collision graded ``hunks`` or ``conflict`` on one of its declared files), kept
   in its record's metadata (``TaskMeta.hold.radar_hold``) so ``council status`` says it; the
@@ -22,7 +23,7 @@ the run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -30,13 +31,14 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.errors import CouncilError, StoreUnavailable
 from orchestrator.models import TaskState
 from orchestrator.radar.engine import LiveSession, Radar
-from orchestrator.radar.records import Collision, collisions
+from orchestrator.radar.records import SIGHTINGS, Collision, collisions
 from orchestrator.radar.warning import holding, waits_for
 from orchestrator.radar.warning import marks as marks_of
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.parts import Loop, RunPart
+from orchestrator.state.deletions import Deletion
 from orchestrator.task_meta import TaskMeta
 
 __all__ = ["RadarWatch"]
@@ -96,10 +98,17 @@ class RadarWatch(RunPart):
     async def phase_ended(self, attempt: Attempt) -> None:
         await self.committed(attempt)
 
+    def leaving(self, attempt: Attempt) -> Sequence[Deletion]:
+        if attempt.session is None:
+            return ()
+        return (self.radar.leaving(attempt.session.session_id),)  # with its worktree's record
+
     async def ended(self, attempt: Attempt) -> None:
         if attempt.session is not None:
+            sid = attempt.session.session_id
+            deleted = (SIGHTINGS, sid) in attempt.forgotten  # with its worktree's record
             # The collisions left come back from the end's own read: not read a second time.
-            await self._advise(self.radar.ended(attempt.session.session_id))
+            await self._advise(self.radar.ended(sid, deleted=deleted))
 
     async def watch(self, scope: anyio.CancelScope) -> None:
         """Look every ``radar.interval`` seconds until ``scope`` is cancelled."""

@@ -11,6 +11,9 @@ of the run. ``TaskView`` keeps the states in memory instead and re-reads only wh
   queue reads (status, metadata, priority, ...; not a claim renewal or a phase record);
 - a task the scheduler learns about some other way (a cancel request another process made)
   is marked with ``touch``;
+- a write of this run whose result the writer holds (a claim released, a status written) is
+  handed over (``wrote``): when it is the version its own announcement named, and nothing
+  marked the task since, that is the read (no store call);
 - a store shared by several processes (PostgreSQL) also announces other processes' writes
   (``state.updated`` marked ``remote``): a task of the session written elsewhere is marked
   dirty the same way, and ``on_remote`` is called so the scheduler looks at once (a task whose
@@ -85,6 +88,9 @@ class TaskView:
         self._read_at = 0.0
         self._resync = False
         self._changed: set[str] | None = None  # read again since ``take_changes`` (None: all)
+        # Task -> the version this process's last write of it announced, while that write's
+        # result may still come (``wrote``) in place of a read.
+        self._announced: dict[str, int] = {}
 
     def on_event(self, event: Event) -> None:
         """Store subscriber: a task written (here or, announced as remote, elsewhere) is read
@@ -113,8 +119,30 @@ class TaskView:
         )
         if not renewal_or_phase:
             self._dirty.add(key)
+            version = data.get("version")
+            local = event.type == EventType.STATE_UPDATED and not remote
+            if local and isinstance(version, int):
+                self._announced[key] = version  # ``wrote`` may bring this version along
+            else:
+                self._announced.pop(key, None)  # read again, whatever a caller holds
             if remote:
                 self._remote_change()
+
+    def wrote(self, state: TaskState) -> None:
+        """A write of this process left ``state``: taken as the read of it the next
+        ``current()`` would make, when it is the version last announced for the task (its
+        write's own ``state.updated``, which marked it) and nothing else marked it since."""
+        key = state.task_id
+        if self._states is None or self._announced.get(key) != state.version:
+            return
+        del self._announced[key]
+        self._dirty.discard(key)
+        if self._changed is not None:
+            self._changed.add(key)
+        if state.session_id == self.session_id:
+            self._states[key] = _kept(state)
+        else:
+            self._states.pop(key, None)
 
     def _remote_change(self) -> None:
         if self._on_remote is not None:
@@ -123,6 +151,7 @@ class TaskView:
     def touch(self, task_id: str) -> None:
         """Read ``task_id`` again next time (it may have changed behind our back)."""
         self._dirty.add(task_id)
+        self._announced.pop(task_id, None)
 
     def take_changes(self) -> set[str] | None:
         """The ids of the records read again since the last call; None: everything was (a
@@ -138,6 +167,7 @@ class TaskView:
         every = max(self.refresh_every, known * _SECONDS_PER_TASK)
         if full or self._resync or self._states is None or now - self._read_at >= every:
             self._dirty = set()  # before the read: a write landing during it marks again
+            self._announced.clear()
             self._resync = False
             tasks = await self.store.list_tasks(self.session_id)
             self._states = {task.task_id: _kept(task) for task in tasks}
@@ -145,6 +175,8 @@ class TaskView:
             self._changed = None
         elif self._dirty:
             dirty, self._dirty = sorted(self._dirty), set()
+            for task_id in dirty:
+                self._announced.pop(task_id, None)
             if self._changed is not None:
                 self._changed.update(dirty)
             read = {s.task_id: s for s in await self.store.get_task_states(dirty)}  # one trip

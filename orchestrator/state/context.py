@@ -53,6 +53,7 @@ from orchestrator.process import procid
 from orchestrator.process.procid import ProcessId
 from orchestrator.safety.paths import RepoPaths, StrPath
 from orchestrator.safety.secret_mask import masked_model
+from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["CONTEXTS", "BusyFile", "ContextManager", "SessionContext", "WorkStatus"]
@@ -232,6 +233,13 @@ class ContextManager:
             except VersionConflict:
                 continue
         return removed
+
+    def removal(self, session: str) -> Deletion:
+        """``remove_context(session)`` as a deletion for a store call of the caller's making
+        (``delete_records``, with other records of the session's end): forgotten here now."""
+        check_id(session, "session id")
+        self._written.pop(session, None)
+        return Deletion(CONTEXTS, session)
 
     async def remove_context(self, session: str, *, task: str | None = None) -> bool:
         """Delete ``session``'s context (given ``task``: only while it is that task's, as read

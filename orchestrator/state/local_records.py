@@ -12,13 +12,14 @@ backend); the shared store hands every keyed-record call for them to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from orchestrator.models import KeyedRecord
 from orchestrator.state.changes import RecordRef
+from orchestrator.state.deletions import Deletion
 from orchestrator.state.validators import Validators
 
 __all__ = ["KeyedRecords", "LocalRecords"]
@@ -61,6 +62,8 @@ class KeyedRecords(Protocol):
         *,
         durable: bool = True,
     ) -> bool: ...
+
+    async def delete_records(self, items: Sequence[Deletion]) -> list[bool]: ...
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]: ...
 

@@ -42,6 +42,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
+from orchestrator.state.deletions import Deletion
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.transactions import Committed, RecordWrite
 from orchestrator.state.validators import Validators
@@ -287,6 +288,25 @@ class StateStore(Protocol):
         durable: bool = True,
     ) -> bool:
         """Remove the record; False when there was none. A version mismatch raises."""
+        ...
+
+    async def delete_records(self, items: Sequence[Deletion]) -> list[bool]:
+        """Remove several records in one store call (``state.deletions``), each as
+        ``delete_record`` would: under its lock (file store: all of them in one worker-thread
+        call when none is held elsewhere; PostgreSQL: one transaction). Every expected version
+        is checked before any record goes: a mismatch raises ``VersionConflict`` and deletes
+        none. For each, in order: whether it was there (False when there was none)."""
+        ...
+
+    async def delete_made_records(
+        self, make: Callable[[], tuple[Sequence[Deletion], T]]
+    ) -> tuple[list[bool], T]:
+        """``delete_records`` of the deletions ``make`` returns, with the rest of its answer.
+
+        ``make`` is blocking work whose outcome decides which records go (a worktree removed:
+        its record): called once, first, in the worker-thread call that deletes them where
+        the store makes one (the file store: one hop for both), else in a worker thread of
+        its own. A ``make`` that raises deletes nothing; one naming none deletes nothing."""
         ...
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]: ...

@@ -21,7 +21,7 @@ run outside it, so the cost measured was 1.09x for zero failures.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,11 +196,19 @@ class MetaLock:
             finally:
                 held.release()
 
-    async def run(self, steps: Callable[[], T]) -> T:
+    async def run(
+        self,
+        steps: Callable[[], T],
+        carry: Callable[[Callable[[], tuple[bool, T | None]]], Awaitable[tuple[bool, T | None]]]
+        | None = None,
+    ) -> T:
         """``steps`` under the lock, in line with this process's other holders (``hold``).
         When no other process holds the lock (the usual case) its try and the steps are one
         worker-thread call, the lock let go before it returns; else the lock is waited for
-        as ``hold`` waits and the steps run in a worker thread under it."""
+        as ``hold`` waits and the steps run in a worker thread under it. ``carry``: what runs
+        that first try (blocking: whether the lock was taken, and the steps' answer) in a
+        worker-thread call of its own making, with more blocking work after it (a store call
+        that deletes the record of what the steps removed, ``SessionBook.retire``)."""
 
         def first() -> tuple[bool, T | None]:
             held = filelock.try_acquire(self.path, root=self.root)
@@ -212,7 +220,10 @@ class MetaLock:
                 held.release()
 
         async with self._local:
-            took, done = await anyio.to_thread.run_sync(first)
+            if carry is None:
+                took, done = await anyio.to_thread.run_sync(first)
+            else:
+                took, done = await carry(first)
             if took:
                 return cast("T", done)
             held = await filelock.acquire(self.path, timeout=self.timeout, root=self.root)

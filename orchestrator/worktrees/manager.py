@@ -51,6 +51,7 @@ from orchestrator.git.repo import Git
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.sandbox.plan import GitReach
+from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.confine import adopt_left_objects, git_reach
 from orchestrator.worktrees.layout import IDENTITY, MetaLock, RepoLayout
@@ -273,19 +274,25 @@ class WorktreeManager:
         return await self._work.stats(session)
 
     async def remove_session_worktree(
-        self, session: SessionWorktree | str, *, force: bool = False
+        self,
+        session: SessionWorktree | str,
+        *,
+        force: bool = False,
+        also: Sequence[Deletion] = (),
     ) -> RemovalResult:
         """Save the session's work, then remove (or pool) its worktree; see the module doc.
 
         ``force=True`` only skips the check for processes still running inside (whatever they
         write after the rescue commit is lost with the directory, and the worktree is not
         pooled); work is saved the same way, and a branch the base lacks is kept regardless.
+        ``also``: other records of the session's end, deleted with the worktree's record once
+        the worktree is gone (in the removal's own store call when it can be).
         """
         book = self._book
         found = await book.get(session)
         with book.making_or_removing(found.session_id):
             async with book.lock(found.session_id):
-                removed = await book.retire(found, force=force, pool_it=True)
+                removed = await book.retire(found, force=force, pool_it=True, also=also)
         root = (await self._workspace()).layout.root
         seal.forget_worktree(root, found.path)
         return removed

@@ -10,7 +10,9 @@ commits of the queue's landings, ``git.ref_files``); any doubt takes the full pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import anyio.to_thread
 
@@ -33,7 +35,23 @@ from orchestrator.worktrees.ops import (
 )
 from orchestrator.worktrees.stranded import restore_stranded, stranded_admin
 
-__all__ = ["retire"]
+__all__ = ["Forget", "retire"]
+
+R = TypeVar("R")
+_Looked = tuple[bool, str | None, bool | None]  # stranded, merged tip, branch deleted
+
+
+class Forget(Protocol):
+    """Runs ``blocking`` (the fast path's metadata-locked removal) in the worker-thread call
+    that then deletes the session's record when ``removed`` says so of its answer."""
+
+    async def __call__(self, blocking: Callable[[], R], removed: Callable[[R], bool]) -> R: ...
+
+
+def _removed(out: tuple[bool, _Looked | None]) -> bool:
+    """Whether the fast path's first try took the lock and removed the worktree."""
+    took, looked = out
+    return took and looked is not None and looked[2] is not None
 
 
 def _contains(git: Git, base_ref: str, tip: str) -> bool:
@@ -133,12 +151,20 @@ def _remove_clean(ws: Workspace, session: SessionWorktree, tip: str) -> bool | N
 
 
 async def retire(
-    ws: Workspace, session: SessionWorktree, *, force: bool, pool_it: bool
+    ws: Workspace,
+    session: SessionWorktree,
+    *,
+    force: bool,
+    pool_it: bool,
+    forget: Forget | None = None,
 ) -> RemovalResult:
     """Save the session's work, then remove or pool its worktree and maybe drop its branch.
 
     The usual case (merged, clean, nobody inside, no pool, no copied files) takes a fast
-    path of three git processes; anything else, or any doubt, takes the full path."""
+    path of three git processes; anything else, or any doubt, takes the full path. With
+    ``forget``, the fast path's removal, when its first try makes it, runs in the call that
+    deletes the session's record right after (one worker-thread call for both); the caller
+    deletes it otherwise."""
     git = ws.git
     sid = session.session_id
     fast = not ws.settings.copy_files and not (pool_it and not force and ws.pool.size > 0)
@@ -150,7 +176,7 @@ async def retire(
             return True, None
         return False, _merged_tip(ws, session, check_busy=not force) if fast else None
 
-    def look_and_remove() -> tuple[bool, str | None, bool | None]:
+    def look_and_remove() -> _Looked:
         """``look``, then the fast path's removal when it found a merged tip: the usual case
         is one worker-thread call, the metadata lock's first try included (``MetaLock.run``).
         The tip is read under the lock, right before the removal it decides."""
@@ -159,7 +185,16 @@ async def retire(
 
     deleted: bool | None = None
     if fast:
-        stranded, tip, deleted = await ws.meta.run(look_and_remove)
+        carry = None
+        if forget is not None:
+            given = forget
+
+            async def carry(
+                first: Callable[[], tuple[bool, _Looked | None]],
+            ) -> tuple[bool, _Looked | None]:
+                return await given(first, _removed)
+
+        stranded, tip, deleted = await ws.meta.run(look_and_remove, carry)
     else:
         stranded, tip = await anyio.to_thread.run_sync(look)
     if deleted is not None:

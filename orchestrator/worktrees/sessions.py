@@ -9,9 +9,9 @@ lock per session keeps two git operations on one worktree apart.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -21,6 +21,7 @@ from orchestrator.events import Event
 from orchestrator.events.worktrees import WorktreeRemoved, WorktreeRescued
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
+from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.listing import list_worktrees
 from orchestrator.worktrees.models import RemovalResult, SessionWorktree, WorktreeInfo
@@ -30,6 +31,7 @@ from orchestrator.worktrees.retire import retire
 __all__ = ["NAMESPACE", "SessionBook"]
 
 NAMESPACE = "worktrees"
+R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
@@ -134,14 +136,41 @@ class SessionBook:
         return session
 
     async def retire(
-        self, session: SessionWorktree, *, force: bool, pool_it: bool, forget: bool = True
+        self,
+        session: SessionWorktree,
+        *,
+        force: bool,
+        pool_it: bool,
+        forget: bool = True,
+        also: Sequence[Deletion] = (),
     ) -> RemovalResult:
-        """``ops.retire`` plus the bookkeeping; the caller holds the session's lock."""
+        """``ops.retire`` plus the bookkeeping; the caller holds the session's lock. ``also``:
+        other records deleted with the worktree's (``forget``), after the removal."""
         sid = session.session_id
-        result = await retire(await self._workspace(), session, force=force, pool_it=pool_it)
+        store = self.store
+        if also and store is None:
+            raise WorkspaceError(f"no store to delete the records of session {sid!r} from")
+        gone = [*([Deletion(NAMESPACE, sid)] if forget else []), *also]
+        forgot = False  # its record deleted in the removal's own call (``retire``'s fast path)
+
+        async def with_record(blocking: Callable[[], R], removed: Callable[[R], bool]) -> R:
+            nonlocal forgot
+            assert store is not None
+
+            def make() -> tuple[list[Deletion], R]:
+                out = blocking()  # the worktree removed first: a crash keeps the record
+                return (gone if removed(out) else []), out
+
+            found, out = await store.delete_made_records(make)
+            forgot = bool(found)
+            return out
+
+        ws = await self._workspace()
+        carried = with_record if gone and store is not None else None
+        result = await retire(ws, session, force=force, pool_it=pool_it, forget=carried)
+        if gone and store is not None and not forgot:
+            await store.delete_records(gone)
         if forget:
-            if self.store is not None:
-                await self.store.delete_record(NAMESPACE, sid)
             self.known.pop(sid, None)
         task_id = session.task_id
         if result.rescue_commit is not None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -385,8 +386,9 @@ async def test_a_session_that_let_go_of_the_merge_lock_here_is_not_looked_for_ag
 async def test_a_free_merge_lock_is_taken_with_its_token_in_one_worker_thread_call(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The OS lock's try and the counter's bump ride together (the record read before, its
-    write and its delete after): four hops a grant, not five."""
+    """The OS lock's try, the counter's bump and the record naming the holder ride in one
+    worker-thread call, the record's write (the record read before, its delete after): three
+    hops a grant, not five."""
     from orchestrator.filelock import FileLock
 
     async with FileStateStore.for_repo(project) as store:
@@ -399,7 +401,34 @@ async def test_a_free_merge_lock_is_taken_with_its_token_in_one_worker_thread_ca
         assert (await store.get_record("merge-lock", "merge")).data["token"] == grant.token  # type: ignore[union-attr]
         assert await locks.release_merge_lock("b")
         assert FileLock.bump_counter not in hopped
-        assert len(hopped) == 4, hopped
+        assert len(hopped) == 3, hopped
+        await locks.aclose()
+
+
+async def test_a_merge_lock_whose_record_fails_is_let_go(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OS lock taken in the record write's call, the write then failing: the lock is let
+    go (another manager takes it at once) and no grant is held."""
+    async with FileStateStore.for_repo(project) as store:
+        locks = LockManager(project, store=store)
+        real = store.put_made_record
+
+        async def failing(namespace: str, key: str, make: Any, *args: Any, **kw: Any) -> Any:
+            await anyio.to_thread.run_sync(make)  # the lock taken, then the write fails
+            raise OSError("disk full")
+
+        monkeypatch.setattr(store, "put_made_record", failing)
+        with pytest.raises(OSError, match="disk full"):
+            await locks.acquire_merge_lock("a")
+        assert locks.merge_holder is None
+        monkeypatch.setattr(store, "put_made_record", real)
+        async with FileStateStore.for_repo(project) as other_store:
+            other = LockManager(project, store=other_store)
+            grant = await other.acquire_merge_lock("b", timeout=patience(10))
+            assert grant.session == "b"
+            await other.release_merge_lock("b")
+            await other.aclose()
         await locks.aclose()
 
 
@@ -419,6 +448,9 @@ async def test_a_merge_lock_waited_for_still_draws_a_token_above_the_last(projec
             assert got == []  # still held by "a"
             await first.release_merge_lock("a")
         assert got[0] > held.token
+        record = await two.get_record("merge-lock", "merge")
+        assert record is not None and record.data["session"] == "b"
+        assert record.data["token"] == got[0]  # the waited-for grant recorded as before
         await second.release_merge_lock("b")
         await first.aclose()
         await second.aclose()

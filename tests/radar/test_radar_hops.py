@@ -55,3 +55,38 @@ async def test_a_session_whose_worktree_is_gone_writes_nothing(repo: Path, tmp_p
         shutil.rmtree(a.path)
         await radar.moved(a.live)
         assert await store.get_record(SIGHTINGS, "sa") is None
+
+
+async def test_a_sighting_handed_to_the_landing_is_not_deleted_twice(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``leaving``: the sighting's deletion goes with the landing's store call; ``ended``
+    then makes none of its own, unless the sighting was written again since (a look in
+    between), which it then deletes as before."""
+    async with FileStateStore(tmp_path / "state") as store:
+        radar = Radar(store, repo_git(repo), "refs/heads/main")
+        a, b = add_session(repo, "task-a", "sa"), add_session(repo, "task-b", "sb")
+        a.edit("src/mod.py", "y = x + 1", "y = x + 10")
+        b.edit("src/mod.py", "y = x + 1", "y = x + 20")
+        await radar.moved(a.live)
+        await radar.moved(b.live)
+        assert len(await collisions(store)) == 1
+        assert await store.delete_records([radar.leaving("sa")]) == [True]
+        deleted: list[str] = []
+        real = store.delete_record
+
+        async def delete_record(namespace: str, key: str, *args: object, **kw: object) -> bool:
+            deleted.append(namespace)
+            return await real(namespace, key, *args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "delete_record", delete_record)
+        assert await radar.ended("sa", deleted=True) == []  # its collision resolved
+        assert SIGHTINGS not in deleted and await collisions(store) == []
+
+        # Written again after it was handed out: deleted by the end after all.
+        radar.leaving("sb")
+        b.commit()
+        await radar.moved(b.live)
+        assert await store.get_record(SIGHTINGS, "sb") is not None
+        await radar.ended("sb", deleted=True)
+        assert SIGHTINGS in deleted and await store.get_record(SIGHTINGS, "sb") is None

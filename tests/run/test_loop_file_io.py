@@ -44,3 +44,35 @@ async def test_a_run_does_no_file_work_on_the_event_loop(tmp_path: Path) -> None
     assert sorted(merged_tasks(repo)) == ["t0", "t1", "t2"]
     calls = sorted({str(call) for call in found})
     assert not calls, f"{len(found)} file calls on the event loop:\n" + "\n".join(calls)
+
+
+def test_a_cli_stopped_part_way_reads_no_file_on_the_event_loop(tmp_path: Path) -> None:
+    """A CLI stopped by an event (here a refused key, then retries that would go on): whether
+    it ended on its own before the stop reached it is read from the process table, which is
+    files (``/proc``), in a worker thread (``runner.supervise``)."""
+    import anyio
+
+    from orchestrator.adapter import AdapterRequest, OutcomeKind
+    from orchestrator.process.procid import current
+    from orchestrator.runner.cli_run import run_cli
+    from orchestrator.testing.fake_cli import FakeAdapter, FakeCli, event_line
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    request = AdapterRequest(prompt="go", workdir=workdir, home=tmp_path / "home", task_id="t")
+    refused = event_line("error", "HTTP 401, retry 1 of 10", error_kind="auth")
+    cli = FakeCli(lines=[event_line("started", native_session_id="s-1"), refused], hang=True)
+
+    async def stopped() -> OutcomeKind:
+        adapter = FakeAdapter({"argv": cli.argv()})
+        run = await run_cli(adapter, request, log_dir=tmp_path / "logs", grace=1)
+        assert run.result.ended_early
+        return run.outcome.kind
+
+    # This process's own identity is read once per process (``procid.current``), as a run
+    # reads it when it opens its store: a run's CLIs find it known.
+    anyio.run(anyio.to_thread.run_sync, current)
+    with watching() as found:
+        assert anyio.run(stopped) is OutcomeKind.AUTH_REQUIRED
+    calls = sorted({str(call) for call in found if "/proc/" in str(call)})
+    assert not calls, "\n".join(calls)

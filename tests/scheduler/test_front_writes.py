@@ -18,7 +18,8 @@ from tests.support.scheduler_helpers import merged_tasks, new_repo, run_config
 
 
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]:
-    """Every session context a file store writes (its data) and removes (None), by session."""
+    """Every session context a file store writes (its data) and removes (``{}``), by session,
+    however it is removed (alone, or with other records in one store call)."""
     seen: dict[str, list[dict[str, Any]]] = {}
     put, delete = FileStateStore.put_record, FileStateStore.delete_record
 
@@ -36,8 +37,29 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]:
             seen.setdefault(key, []).append({})
         return await delete(self, namespace, key, *a, **k)
 
+    many, made = FileStateStore.delete_records, FileStateStore.delete_made_records
+
+    def removing(items: Any) -> None:
+        for namespace, key, _ in items:
+            if namespace == CONTEXTS:
+                seen.setdefault(key, []).append({})
+
+    async def delete_records(self: FileStateStore, items: Any) -> Any:
+        removing(items)
+        return await many(self, items)
+
+    async def delete_made_records(self: FileStateStore, make: Any) -> Any:
+        def making() -> Any:
+            items, rest = make()
+            removing(items)  # (a landing's: with its worktree's record)
+            return items, rest
+
+        return await made(self, making)
+
     monkeypatch.setattr(FileStateStore, "put_record", put_record)
     monkeypatch.setattr(FileStateStore, "delete_record", delete_record)
+    monkeypatch.setattr(FileStateStore, "delete_records", delete_records)
+    monkeypatch.setattr(FileStateStore, "delete_made_records", delete_made_records)
     return seen
 
 

@@ -248,8 +248,8 @@ async def test_a_branch_that_landed_and_went_while_a_later_merge_looks_is_no_fai
     looked = anyio.Event()
 
     class SlowToLeave(WorktreeManager):
-        async def remove_session_worktree(self, session: Any, *, force: bool = False) -> Any:
-            removed = await super().remove_session_worktree(session, force=force)
+        async def remove_session_worktree(self, session: Any, **options: Any) -> Any:
+            removed = await super().remove_session_worktree(session, **options)
             gone.set()
             with anyio.move_on_after(patience(5)):
                 await looked.wait()  # still in flight until `late` has looked

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +141,40 @@ async def test_what_changed_is_read_again_in_one_trip_to_the_store(
     seen = await view.current()
     assert (singles, batches) == ([], [["a", "b", "gone"]])
     assert {k: s.status for k, s in seen.items()} == {"a": "running", "b": "cancelled"}
+
+
+async def test_a_write_whose_result_is_handed_over_is_not_read_again(
+    store: FileStateStore, outside: FileStateStore, view: TaskView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wrote``: the state a write of this process left is the view's read of it, when it is
+    the version that write announced; a later write, a touch or an older state still reads."""
+    from tests.support.hops import count_hops
+
+    await view.current()
+    view.take_changes()  # (the first look's: everything)
+    hops = count_hops(monkeypatch)
+
+    async def look() -> tuple[dict[str, Any], int]:
+        hops.clear()
+        states = await view.current()
+        return states, len(hops)
+
+    written = await store.update_task_state("a", {"status": TaskStatus.RUNNING})
+    view.wrote(written)
+    states, reads = await look()
+    assert states["a"].status == TaskStatus.RUNNING and reads == 0
+    assert view.take_changes() == {"a"}  # what keeps something built from the states hears
+    # Written again after: the older state handed over is not taken; the store is read.
+    older = await store.update_task_state("a", {"priority": 3})
+    newer = await store.update_task_state("a", {"priority": 5})
+    view.wrote(older)
+    states, reads = await look()
+    assert states["a"].priority == 5 and reads == 1
+    view.wrote(newer)  # already read: nothing marked, nothing taken
+    # A touch (another process may have written it) always reads.
+    await outside.update_task_state("b", {"status": TaskStatus.CANCELLED})
+    mine = await store.update_task_state("b", {"priority": 2})
+    view.touch("b")
+    view.wrote(mine)
+    states, reads = await look()
+    assert states["b"].priority == 2 and reads == 1

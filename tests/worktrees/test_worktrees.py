@@ -363,21 +363,54 @@ async def test_a_merged_removal_looks_for_a_stranded_checkout_with_its_tip_in_on
 
 
 async def test_a_merged_removal_is_one_worker_thread_call_with_its_record(
-    repo: Path, manager: WorktreeManager, monkeypatch: pytest.MonkeyPatch
+    repo: Path, manager: WorktreeManager, store: FileStateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The look (stranded? merged tip?) rides in the metadata lock's call with the removal:
-    one hop for git's side, one for the worktree's record, no more."""
+    """The look (stranded? merged tip?) rides in the metadata lock's call with the removal,
+    and the worktree's record is deleted in that same call, after it: one hop in all."""
     session = await manager.create_session_worktree("s1", "claude", "t1")
     write(session.path, {"s1.txt": "work\n"})
     await manager.commit_in_worktree(session, "work")
     git(repo, "merge", "-q", "--ff-only", session.branch)
+    assert await store.get_record(NAMESPACE, "s1") is not None
     hopped = count_hops(monkeypatch)
     gone = await manager.remove_session_worktree(session)
     assert gone.merged and gone.branch_deleted and gone.worktree_removed
     names = [getattr(fn, "__qualname__", repr(fn)) for fn in hopped]
-    assert names == ["MetaLock.run.<locals>.first", "FileCore._try_locked"], names
+    assert names == ["FileCore._try_locked_all"], names
     assert not session.path.exists() and session.path not in registered_paths(repo)
     assert "council/t1/1" not in branches(repo)
+    assert await store.get_record(NAMESPACE, "s1") is None
+
+
+async def test_a_removal_the_metadata_lock_held_elsewhere_still_forgets_its_record(
+    repo: Path, manager: WorktreeManager, store: FileStateStore
+) -> None:
+    """Another process holds the metadata lock at the first try: nothing is deleted in that
+    call (the worktree is still there); the removal waits for the lock, then the record goes
+    by itself."""
+    from orchestrator import filelock
+
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"s1.txt": "work\n"})
+    await manager.commit_in_worktree(session, "work")
+    git(repo, "merge", "-q", "--ff-only", session.branch)
+    ws = await manager.layout()
+    lock_path = ws.meta_lock_path
+    held = await anyio.to_thread.run_sync(lambda: filelock.try_acquire(lock_path, root=ws.root))
+    assert held is not None
+    removed: list[bool] = []
+
+    async def remove() -> None:
+        removed.append((await manager.remove_session_worktree(session)).worktree_removed)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(remove)
+        await anyio.sleep(0.05)
+        assert not removed and await store.get_record(NAMESPACE, "s1") is not None
+        assert session.path.exists()
+        await anyio.to_thread.run_sync(held.release)
+    assert removed == [True] and not session.path.exists()
+    assert await store.get_record(NAMESPACE, "s1") is None
 
 
 async def test_the_running_checkouts_are_looked_at_with_stats_on_the_loop(

@@ -62,6 +62,9 @@ class Attempt:
     # The session's locks were released (``writes.release_locks``, once is enough): a fact of
     # its own, not a stage: a lost attempt's locks are released too.
     locks_released: bool = False
+    # Records of its end a part handed to the landing (``AttemptPart.leaving``) that the
+    # landing deleted, by (namespace, key): the part's ``ended`` needs not delete them.
+    forgotten: set[tuple[str, str]] = field(default_factory=set)
     written: TaskState | None = None  # the task as this attempt's last fenced write left it
     waiting: str = ""  # what its landing waits for now (``lander``, ``council.step``)
     waiting_written: str = ""  # ... as last written into the task's metadata (``lander``)

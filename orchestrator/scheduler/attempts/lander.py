@@ -177,15 +177,24 @@ class Lander:
 
         await self._writes.release(attempt, ClaimStatus.COMPLETED, ended)
         crash_point("merge.recorded")
-        await self._writes.release_locks(attempt)
+        # The session context goes in the worktree removal's own store call (with the
+        # worktree's record, after the removal), else in one of its own below.
+        await self._writes.release_locks(attempt, context_later=True)
         if pushed:  # its worktree and branch stay, for the human who reviews what it pushed
+            await self._writes.forget_left(attempt)
             await self._run.events.emit(TaskFailed(task_id=attempt.key, error=pushed))
             return
         if merged.tip_contained and not attempt.relanding:  # a relanding has no worktree
+            parted = self._parts.leaving(attempt)  # (the radar's sighting)
             try:
-                await self._run.services.worktrees.remove_session_worktree(attempt.session)
+                await self._run.services.worktrees.remove_session_worktree(
+                    attempt.session, also=[*self._writes.left(attempt), *parted]
+                )
+                self._writes.forgotten(attempt)
+                attempt.forgotten.update((d.namespace, d.key) for d in parted)
             except WorkspaceError as exc:  # its work is on the base; only the directory stays
                 log.warning("could not remove the worktree of %s: %s", attempt.key, exc)
+        await self._writes.forget_left(attempt)
         if merged.landed and self.on_landed is not None:
             await self.on_landed(merged)
 

@@ -33,6 +33,9 @@ The points, in the order an attempt meets them:
   nothing); None when none did;
 - ``landed_elsewhere(state)``: a task recorded done whose landing is not the queue's own (a
   forge merged its pull request), so the check that landings stay on the base skips it;
+- ``leaving(attempt)``: its worktree is about to be removed after its landing: records of its
+  end the part lets that removal's store call delete (the radar's sighting), the ones that
+  went named in ``attempt.forgotten`` by ``ended``;
 - ``ended(attempt)``: the attempt is over, however it ended (shielded; release what it took).
 """
 
@@ -45,6 +48,7 @@ from orchestrator.merge.types import MergeResult
 from orchestrator.models import TaskState
 from orchestrator.sandbox.commands import SessionSide
 from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.state.deletions import Deletion
 from orchestrator.worktrees.models import SessionWorktree
 
 __all__ = ["AttemptPart", "AttemptParts"]
@@ -87,6 +91,9 @@ class AttemptPart:
 
     def landed_elsewhere(self, state: TaskState) -> bool:
         return False
+
+    def leaving(self, attempt: Attempt) -> Sequence[Deletion]:
+        return ()
 
     async def ended(self, attempt: Attempt) -> None:
         return None
@@ -172,6 +179,9 @@ class AttemptParts:
 
     def landed_elsewhere(self, state: TaskState) -> bool:
         return any(part.landed_elsewhere(state) for part in self._parts)
+
+    def leaving(self, attempt: Attempt) -> list[Deletion]:
+        return [deletion for part in self._parts for deletion in part.leaving(attempt)]
 
     async def ended(self, attempt: Attempt) -> None:
         """Every part hears the end, even when one of them raises (the first error then)."""

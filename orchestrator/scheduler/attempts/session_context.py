@@ -15,6 +15,8 @@ workstation or, through a shared store, on another one.
   ones); they are added, with whatever more the owner now holds locked.
 - ``ended``: the owner's locks were released (the attempt ended or landed; a council task's
   candidates are all over); its context goes with them (none was written: nothing to do).
+  ``ending`` is the same end with the deletion handed back, for a landing to make in the
+  worktree removal's own store call (``AttemptWrites.release_locks(context_later=True)``).
 - ``swept``: a task's claim lapsed under an orchestrator that is gone (``sweeper``); the
   context its session left goes, if it still is that task's.
 """
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.context import Services
 from orchestrator.state.context import ContextManager, WorkStatus
+from orchestrator.state.deletions import Deletion
 
 __all__ = ["SessionContextFeed"]
 
@@ -65,6 +68,13 @@ class SessionContextFeed:
         if self._pending.pop(owner, None) is not None:
             return  # never written: nothing to remove
         await self.contexts.remove_context(owner)
+
+    def ending(self, owner: str) -> Deletion | None:
+        """``ended``, its deletion handed back for a store call of the caller's (None: no
+        context was written, nothing to delete)."""
+        if self._pending.pop(owner, None) is not None:
+            return None
+        return self.contexts.removal(owner)
 
     async def swept(self, task_id: str, session: str) -> None:
         await self.contexts.remove_context(session, task=task_id)

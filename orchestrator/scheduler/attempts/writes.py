@@ -22,6 +22,7 @@ from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.session_context import SessionContextFeed
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.context import RunContext
+from orchestrator.state.deletions import Deletion
 from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import WorkflowResult
 from orchestrator.worktrees.models import SessionWorktree
@@ -33,9 +34,13 @@ log = logging.getLogger(__name__)
 
 class AttemptWrites:
     def __init__(self, run: RunContext) -> None:
+        self._run = run
         self._services = run.services
         self._events = run.events
         self.contexts = SessionContextFeed(run.services)  # what the other sessions' prompts name
+        # Session -> its context's deletion, left for a store call of the landing's own
+        # (``release_locks(context_later=True)``).
+        self._left: dict[str, Deletion] = {}
 
     def where(self, attempt: Attempt) -> dict[str, Any]:
         """The attempt's branch and worktree, written with every write that settles it (the
@@ -53,6 +58,7 @@ class AttemptWrites:
             attempt.lose()
             raise
         attempt.written = state
+        self._run.wrote(state)  # the tick's view takes it as read
         return state
 
     async def release(
@@ -75,7 +81,9 @@ class AttemptWrites:
         else:
             fields = {**where, **updates}
         try:
-            await self._services.store.release_claim(attempt.key, attempt.token, status, fields)
+            state = await self._services.store.release_claim(
+                attempt.key, attempt.token, status, fields
+            )
         except StaleClaim:
             attempt.life.release_failed()
             attempt.lose()  # swept meanwhile: the sweeper has settled the task
@@ -85,6 +93,7 @@ class AttemptWrites:
             raise
         attempt.token = 0
         attempt.move(Stage.ENDED)
+        self._run.wrote(state)  # the tick's view takes it as read
 
     async def requeue(
         self,
@@ -129,12 +138,46 @@ class AttemptWrites:
             await self.release_locks(attempt)
         await self.retire_worktree(attempt)
 
-    async def release_locks(self, attempt: Attempt) -> None:
+    async def release_locks(self, attempt: Attempt, *, context_later: bool = False) -> None:
+        """Release the attempt's locks, its session context with them. ``context_later``: the
+        context's deletion is left (``left``) for the caller's next store call (the worktree
+        removal's, ``Lander``), made by ``forget_left``, or by this call's next one (the
+        attempt's end) should the caller not get that far."""
+        if attempt.session is None:
+            return
+        session = attempt.session.session_id
         # Once is enough: after its settling step released them, an attempt takes no more.
-        if attempt.session is not None and not attempt.locks_released:
-            await self._services.locks.release_all_session_locks(attempt.session.session_id)
+        if not attempt.locks_released:
+            await self._services.locks.release_all_session_locks(session)
             attempt.locks_released = True
-            await self.contexts.ended(attempt.session.session_id)
+            if not context_later:
+                await self.contexts.ended(session)
+                return
+            deletion = self.contexts.ending(session)
+            if deletion is not None:
+                self._left[session] = deletion
+            return
+        await self.forget_left(attempt)
+
+    def left(self, attempt: Attempt) -> list[Deletion]:
+        """The records of the attempt's end left to delete (``release_locks``), still kept
+        here until ``forgotten`` says a store call of the caller's deleted them."""
+        if attempt.session is None:
+            return []
+        found = self._left.get(attempt.session.session_id)
+        return [] if found is None else [found]
+
+    def forgotten(self, attempt: Attempt) -> None:
+        """What ``left`` gave was deleted by the caller."""
+        if attempt.session is not None:
+            self._left.pop(attempt.session.session_id, None)
+
+    async def forget_left(self, attempt: Attempt) -> None:
+        """Delete the records of the attempt's end left to delete, if any (one store call)."""
+        left = self.left(attempt)
+        if left:
+            await self._services.store.delete_records(left)
+            self.forgotten(attempt)
 
     async def retire_worktree(self, attempt: Attempt) -> None:
         if attempt.session is not None:

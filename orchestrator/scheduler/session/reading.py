@@ -57,6 +57,7 @@ class RunReads:
         self._identity = await store.identity()
         self._view = view = TaskView(store, run.session_id, on_remote=wake)
         store.subscribe(view.on_event)
+        run.wrote = view.wrote  # this run's writes, as their writers hold them
         try:
             yield
         except Exception as exc:
@@ -66,6 +67,7 @@ class RunReads:
             raise
         finally:
             store.unsubscribe(view.on_event)
+            run.wrote = _nothing
             self._view = None
 
     def touch(self, task_id: str) -> None:
@@ -186,3 +188,7 @@ def _disappeared(session_id: str, tasks: list[str]) -> StateError:
         "Start the run again with `council run <config>`: work that landed is recognised on "
         "the base and never merged twice"
     )
+
+
+def _nothing(state: TaskState) -> None:
+    """No view to tell of a write (``RunContext.wrote`` outside ``watching``)."""

@@ -63,19 +63,19 @@ __all__ = ["FileCore", "load_or_recover", "peek", "subdirectories"]
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
-_MIN_BACKOFF = 0.0005  # seconds between tries of a lock someone else holds, doubling
-_MAX_BACKOFF = 0.05
+MIN_BACKOFF = 0.0005  # seconds between tries of a lock someone else holds, doubling
+MAX_BACKOFF = 0.05
 
 
-class _Busy:
+class Busy:
     """What a try of ``locked_call`` gives when it could not go ahead."""
 
     def __init__(self, unsettled: bool) -> None:
         self.unsettled = unsettled  # a dead process's transaction touches the record
 
 
-_HELD = _Busy(unsettled=False)
-_UNSETTLED = _Busy(unsettled=True)
+HELD = Busy(unsettled=False)
+UNSETTLED = Busy(unsettled=True)
 
 
 class FileCore:
@@ -183,7 +183,7 @@ class FileCore:
             await self.settle(kind, key)
         lock_path = kind.lock_path(key)
         deadline: float | None = None
-        delay = _MIN_BACKOFF
+        delay = MIN_BACKOFF
         while True:
             events: list[Event] = []
             try:
@@ -192,7 +192,7 @@ class FileCore:
                 )
             finally:
                 self.events.notify(events)
-            if not isinstance(outcome, _Busy):
+            if not isinstance(outcome, Busy):
                 return outcome
             if outcome.unsettled:
                 await self.settle(kind, key)
@@ -203,7 +203,7 @@ class FileCore:
             if now >= deadline:
                 raise LockTimeout(lock_path, self.lock_timeout)
             await anyio.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, _MAX_BACKOFF)
+            delay = min(delay * 2, MAX_BACKOFF)
 
     def _try_locked(
         self,
@@ -215,16 +215,16 @@ class FileCore:
         unlink: Callable[[T], bool] | None,
         absent: Callable[[], T] | None,
         events: list[Event],
-    ) -> T | _Busy:
+    ) -> T | Busy:
         """One try of ``locked_call`` (blocking, in a worker thread)."""
         # The fencing counter is taken with a task lock held: it must not wait for a settle.
         if kind is not self.counters and self._unsettled(kind, key):
-            return _UNSETTLED
+            return UNSETTLED
         if absent is not None and not kind.dir_for(key).exists():
             return absent()
         lock = filelock.try_acquire(lock_path, shared=shared, root=self.anchor)
         if lock is None:
-            return _HELD
+            return HELD
         try:
             result = self._logged(fn, events)
         except BaseException:
@@ -236,6 +236,20 @@ class FileCore:
         else:
             lock.release()
         return result
+
+    async def settle_first(self) -> None:
+        """The store's first call finishes what dead processes left (``settle_all``), once."""
+        if not self._settled_once:
+            self._settled_once = True
+            await self.settle_all()
+
+    def unsettled(self, kind: RecordKind[Any], key: str | None) -> bool:
+        """``_unsettled`` for the store's other parts (blocking)."""
+        return self._unsettled(kind, key)
+
+    def logged(self, fn: Callable[[list[Event]], T], events: list[Event]) -> T:
+        """``fn(events)``, its events written to the log however it ends (blocking)."""
+        return self._logged(fn, events)
 
     def _unsettled(self, kind: RecordKind[Any], key: str | None) -> bool:
         """Whether a transaction's intent on disk touches ``kind``'s record ``key`` (None: any
@@ -276,9 +290,9 @@ class FileCore:
         if not self._settled_once:
             await self.settle(kind, key)
 
-        def look() -> M | _Busy | None:
+        def look() -> M | Busy | None:
             if self._unsettled(kind, key):
-                return _UNSETTLED
+                return UNSETTLED
             return peek(kind, key)
 
         while True:
@@ -286,7 +300,7 @@ class FileCore:
                 found = await anyio.to_thread.run_sync(look)
             except RecordDamaged:
                 return await self.recover(kind, key)
-            if not isinstance(found, _Busy):
+            if not isinstance(found, Busy):
                 return found
             await self.settle(kind, key)
 
@@ -306,12 +320,12 @@ class FileCore:
         if not self._settled_once:
             await self.settle(kind, None)
 
-        def read_all() -> list[tuple[str, M | None, bool]] | _Busy:
+        def read_all() -> list[tuple[str, M | None, bool]] | Busy:
             if self._unsettled(kind, None):
-                return _UNSETTLED
+                return UNSETTLED
             return read_present(kind, keys)
 
-        while isinstance(listed := await anyio.to_thread.run_sync(read_all), _Busy):
+        while isinstance(listed := await anyio.to_thread.run_sync(read_all), Busy):
             await self.settle(kind, None)
         records: list[M] = []
         for key, record, damaged in listed:

@@ -7,7 +7,7 @@ integrity checks and locking as tasks and sessions. One written with a ``ttl`` e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -16,9 +16,12 @@ import anyio.to_thread
 from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord, utcnow
+from orchestrator.state.deletions import Deletion, checked
 from orchestrator.state.expiry import expires_at, is_expired, live
 from orchestrator.state.file.core import FileCore, load_or_recover
+from orchestrator.state.file.locked_all import locked_all_call
 from orchestrator.state.file.record_files.layout import RECORDS, subdirectories
+from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.rules import check_version
 
 __all__ = ["FileRecords"]
@@ -130,6 +133,56 @@ class FileRecords:
             kind, key, run, unlink=lambda done: done is not None, absent=missing
         )
         return bool(deleted)
+
+    async def delete_records(self, items: Sequence[Deletion]) -> list[bool]:
+        wanted = checked(items)  # a bad name is refused before any lock is taken
+        core = self._core
+        if all(core.surely_absent(core.namespace(n), key) for n, key, _ in wanted):
+            for namespace, key, expected in wanted:  # none there: told without a worker thread
+                check_version(core.namespace(namespace), key, None, expected)
+            return [False] * len(wanted)
+        found, _ = await self.delete_made_records(lambda: (wanted, None))
+        return found
+
+    async def delete_made_records(
+        self, make: Callable[[], tuple[Sequence[Deletion], T]]
+    ) -> tuple[list[bool], T]:
+        """``make`` first, then the records it names deleted, each under its lock: all in one
+        worker-thread call when no other holder has one of the locks (``locked_all_call``).
+        Every version is checked before any record goes: a mismatch deletes none."""
+        core = self._core
+        made: list[tuple[list[Deletion], T]] = []  # once: a busy lock tries again
+
+        def targets() -> list[tuple[RecordKind[KeyedRecord], str]]:
+            items, rest = make()
+            made.append((checked(items), rest))
+            return [(core.namespace(d.namespace), d.key) for d in made[0][0]]
+
+        def run(events: list[Event], locked: Collection[int]) -> list[bool | None]:
+            """For each: whether it was there and live; None when it had no directory."""
+            now = utcnow()
+            stored: list[KeyedRecord | None] = []
+            there: list[bool] = []
+            for at, item in enumerate(made[0][0]):
+                kind = core.namespace(item.namespace)
+                # (an unlocked one had no directory when its lock would have been taken)
+                present = at in locked and kind.dir_for(item.key).exists()
+                record = load_or_recover(kind, item.key, events) if present else None
+                check_version(kind, item.key, live(record, now), item.expected_version)
+                stored.append(record)
+                there.append(present)
+            found: list[bool | None] = []
+            for item, record, present in zip(made[0][0], stored, there, strict=True):
+                if present:
+                    core.namespace(item.namespace).delete(item.key)
+                found.append(live(record, now) is not None if present else None)
+            return found
+
+        def deleted(found: list[bool | None]) -> list[int]:
+            return [at for at, done in enumerate(found) if done is not None]
+
+        found = await locked_all_call(core, targets, run, deleted)
+        return [bool(done) for done in found], made[0][1]
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         core = self._core

@@ -31,6 +31,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
+from orchestrator.state.deletions import Deletion
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
 from orchestrator.state.file.fsops import FileOperations
@@ -296,6 +297,14 @@ class FileStateStore:
         durable: bool = True,
     ) -> bool:
         return await self._records.delete_record(namespace, key, expected_version, durable=durable)
+
+    async def delete_records(self, items: Sequence[Deletion]) -> list[bool]:
+        return await self._records.delete_records(items)
+
+    async def delete_made_records(
+        self, make: Callable[[], tuple[Sequence[Deletion], T]]
+    ) -> tuple[list[bool], T]:
+        return await self._records.delete_made_records(make)
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         return await self._records.list_records(namespace)

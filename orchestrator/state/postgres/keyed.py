@@ -4,7 +4,7 @@ expires (``state.expiry``), judged by the database's clock."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from orchestrator.errors import VersionConflict
 from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord
+from orchestrator.state.deletions import Deletion, checked
 from orchestrator.state.expiry import expires_at, live
 from orchestrator.state.history_kinds import keyed_kind
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
@@ -73,6 +74,30 @@ class PgRecords:
                 await delete_records(conn, namespace, [key])
             return current is not None
 
+        return await self._core.atomically(work)
+
+    async def delete_records(self, items: Sequence[Deletion]) -> list[bool]:
+        """Each as ``delete_record`` would, in one transaction: every version checked (a
+        mismatch deletes none), then one statement per namespace."""
+        wanted = checked(items)
+
+        async def work(conn: Conn, events: list[Event]) -> list[bool]:
+            now = await self._core.now(conn)
+            found: list[bool] = []
+            gone: dict[str, list[str]] = {}
+            for namespace, key, expected in wanted:
+                stored = await read_record(conn, namespace, key, lock=True)
+                current = live(stored, now)
+                expect_version(namespace, key, current, expected)
+                if stored is not None:
+                    gone.setdefault(namespace, []).append(key)
+                found.append(current is not None)
+            for namespace, keys in gone.items():
+                await delete_records(conn, namespace, keys)
+            return found
+
+        if not wanted:
+            return []
         return await self._core.atomically(work)
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:

@@ -45,6 +45,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
+from orchestrator.state.deletions import Deletion, checked
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.local_records import LocalRecords
 from orchestrator.state.postgres.claims import PgClaims
@@ -354,6 +355,26 @@ class PostgresStateStore:
         return await self._call(
             lambda: self._records.delete_record(namespace, key, expected_version, durable=durable)
         )
+
+    async def delete_records(self, items: Sequence[Deletion]) -> list[bool]:
+        wanted = checked(items)
+        local = self._local
+        if local is None or not any(local.owns(item.namespace) for item in wanted):
+            return await self._call(lambda: self._records.delete_records(wanted))
+        # The clone's own namespaces are deleted in its file store, the rest here.
+        mine = [item for item in wanted if local.owns(item.namespace)]
+        shared = [item for item in wanted if not local.owns(item.namespace)]
+        found = dict(zip(mine, await local.store.delete_records(mine), strict=True))
+        if shared:
+            answer = await self._call(lambda: self._records.delete_records(shared))
+            found.update(zip(shared, answer, strict=True))
+        return [found[item] for item in wanted]
+
+    async def delete_made_records(
+        self, make: Callable[[], tuple[Sequence[Deletion], T]]
+    ) -> tuple[list[bool], T]:
+        items, rest = await anyio.to_thread.run_sync(make)  # the query itself needs no thread
+        return await self.delete_records(items), rest
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         if self._local is not None and self._local.owns(namespace):

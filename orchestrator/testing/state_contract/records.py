@@ -26,6 +26,7 @@ from orchestrator.state.conflicts import (
     resolve_conflict,
     write_with_strategy,
 )
+from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["RecordsContract"]
@@ -94,6 +95,73 @@ class RecordsContract:
             await store.put_record("../x", "k", {})
         with pytest.raises(InvalidIdError):
             await store.put_record("ns", "../k", {})
+
+    async def test_records_are_deleted_together(self, store: StateStore) -> None:
+        """``delete_records``: each as ``delete_record`` (whether it was there, its expected
+        version), every version checked before any goes; bad names refused up front."""
+        await store.put_record("worktrees", "s1", {"n": 1})
+        await store.put_record("worktrees", "s1", {"n": 2})
+        await store.put_record("owners", "o1", {"n": 1}, durable=False)
+        await store.put_record("owners", "keep", {"n": 1})
+        wanted = [
+            Deletion("worktrees", "s1", 2),
+            Deletion("owners", "o1"),
+            Deletion("owners", "never"),
+            Deletion("worktrees", "gone", 0),
+        ]
+        with pytest.raises(VersionConflict):  # one mismatch: none goes
+            await store.delete_records([Deletion("owners", "o1"), Deletion("worktrees", "s1", 1)])
+        assert await store.get_record("owners", "o1") is not None
+        with pytest.raises(VersionConflict):  # one expected that is not there
+            await store.delete_records([Deletion("owners", "o1"), Deletion("owners", "x", 3)])
+        assert await store.get_record("owners", "o1") is not None
+        assert await store.delete_records(wanted) == [True, True, False, False]
+        assert await store.get_record("worktrees", "s1") is None
+        assert await store.get_record("owners", "o1") is None
+        assert [r.key for r in await store.list_records("owners")] == ["keep"]
+        assert await store.delete_records([]) == []
+        assert await store.delete_records([Deletion("worktrees", "s1"), wanted[1]]) == [False] * 2
+        again = await store.put_record("worktrees", "s1", {"n": 1}, expected_version=0)
+        assert again.version == 1  # a deleted record starts over
+        with pytest.raises(ValueError, match="owners/keep is named twice"):
+            await store.delete_records([Deletion("owners", "keep"), Deletion("owners", "keep")])
+        with pytest.raises(InvalidIdError):
+            await store.delete_records([Deletion("owners", "keep"), Deletion("owners", "../k")])
+        assert await store.get_record("owners", "keep") is not None
+
+    async def test_made_deletions_go_with_what_made_them(self, store: StateStore) -> None:
+        """``delete_made_records``: ``make`` called once, first; the records it names deleted
+        as ``delete_records`` deletes them, the rest of its answer handed back; a ``make``
+        that raises deletes nothing."""
+        await store.put_record("worktrees", "s1", {"n": 1})
+        await store.put_record("owners", "o1", {"n": 1})
+        calls: list[str] = []
+
+        def make() -> tuple[list[Deletion], str]:
+            calls.append("made")
+            return [Deletion("worktrees", "s1", 1), Deletion("owners", "none")], "removed"
+
+        assert await store.delete_made_records(make) == ([True, False], "removed")
+        assert calls == ["made"] and await store.get_record("worktrees", "s1") is None
+
+        def failing() -> tuple[list[Deletion], None]:
+            raise OSError("the worktree could not be removed")
+
+        with pytest.raises(OSError, match="could not be removed"):
+            await store.delete_made_records(failing)
+        assert await store.get_record("owners", "o1") is not None
+
+        def nothing() -> tuple[list[Deletion], int]:
+            return [], 7
+
+        assert await store.delete_made_records(nothing) == ([], 7)
+
+        def stale() -> tuple[list[Deletion], None]:
+            return [Deletion("owners", "o1", 5)], None
+
+        with pytest.raises(VersionConflict):
+            await store.delete_made_records(stale)
+        assert await store.get_record("owners", "o1") is not None
 
     # -- conflicts (``state.conflicts``: built on the protocol, so proven per backend) -----
 

@@ -1,0 +1,111 @@
+"""Several records' locks held for one blocking call, in the file backend: ``locked_all_call``,
+what ``FileCore.locked_call`` is for one record (``keyed.delete_records`` uses it).
+
+Every lock is tried in one worker-thread call, in the global order of ``state.transactions``,
+while holding no other; one that is busy lets every lock go and the call is tried again after
+a back-off (a transaction a dead process left on one of them is finished first). A record
+with no directory is not locked: taking its lock would make one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from orchestrator import filelock
+from orchestrator.errors import LockTimeout
+from orchestrator.events import Event
+from orchestrator.state.file.core import HELD, MAX_BACKOFF, MIN_BACKOFF, UNSETTLED, Busy, FileCore
+from orchestrator.state.file.record_files.records import RecordKind
+
+__all__ = ["locked_all_call"]
+
+T = TypeVar("T")
+Places = Sequence[tuple[RecordKind[Any], str]]
+
+
+class _BusyAt:
+    """What a try gives when one record's lock stopped it."""
+
+    def __init__(self, busy: Busy, kind: RecordKind[Any], key: str) -> None:
+        self.busy, self.kind, self.key = busy, kind, key
+
+
+async def locked_all_call(
+    core: FileCore,
+    targets: Callable[[], Places],
+    fn: Callable[[list[Event], Collection[int]], T],
+    unlink: Callable[[T], Collection[int]],
+) -> T:
+    """``fn`` under the locks of every record ``targets()`` names that has a directory, in
+    one worker-thread call when nobody else holds any of them (module doc). ``targets`` is
+    blocking work too: called once, in the first try's call (a later try reuses its answer).
+    ``unlink(result)``: the places in ``targets()`` of the records ``fn`` deleted, whose lock
+    files go while held (a racer that opened one notices), their directories too if empty.
+    ``fn`` is given the places of the records it holds the locks of."""
+    await core.settle_first()
+    named: list[Places] = []
+    deadline: float | None = None
+    delay = MIN_BACKOFF
+    while True:
+        events: list[Event] = []
+        try:
+            outcome = await anyio.to_thread.run_sync(_try, core, targets, named, fn, unlink, events)
+        finally:
+            core.events.notify(events)
+        if not isinstance(outcome, _BusyAt):
+            return outcome
+        kind, key = outcome.kind, outcome.key
+        if outcome.busy.unsettled:
+            await core.settle(kind, key)
+            continue
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + core.lock_timeout
+        if now >= deadline:
+            raise LockTimeout(kind.lock_path(key), core.lock_timeout)
+        await anyio.sleep(min(delay, deadline - now))
+        delay = min(delay * 2, MAX_BACKOFF)
+
+
+def _try(
+    core: FileCore,
+    targets: Callable[[], Places],
+    named: list[Places],
+    fn: Callable[[list[Event], Collection[int]], T],
+    unlink: Callable[[T], Collection[int]],
+    events: list[Event],
+) -> T | _BusyAt:
+    """One try (blocking, in a worker thread)."""
+    if not named:
+        named.append(list(targets()))
+    places = named[0]
+    order = sorted(range(len(places)), key=lambda at: core.record_id(*places[at]))
+    held: dict[int, filelock.FileLock] = {}
+    try:
+        for at in order:
+            kind, key = places[at]
+            if core.unsettled(kind, key):
+                return _BusyAt(UNSETTLED, kind, key)
+            if not kind.dir_for(key).exists():
+                continue
+            lock = filelock.try_acquire(kind.lock_path(key), root=core.anchor)
+            if lock is None:
+                return _BusyAt(HELD, kind, key)
+            held[at] = lock
+        locked = frozenset(held)
+        result = core.logged(lambda ev: fn(ev, locked), events)
+        for at in unlink(result):
+            lock = held.pop(at, None)
+            if lock is not None:
+                kind, key = places[at]
+                lock.unlink_and_release()
+                kind.remove_dir_if_empty(key)
+        return result
+    finally:
+        for lock in held.values():
+            lock.release()
