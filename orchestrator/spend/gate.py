@@ -50,6 +50,7 @@ from orchestrator.spend.raising import RAISES
 from orchestrator.spend.reservations import Alive, Fund
 from orchestrator.spend.tally import Tally
 from orchestrator.state.protocol import StateStore
+from orchestrator.state.transactions import UpdateTask
 
 __all__ = ["RAISES", "CallPlan", "Hold", "SpendGate", "SpendHeld", "Ticket", "held_text"]
 
@@ -227,10 +228,13 @@ class SpendGate:
         ticket, _ = await self.open_then(plan, _nothing)
         return ticket
 
-    async def open_then(self, plan: CallPlan, then: Callable[[], T]) -> tuple[Ticket, T]:
+    async def open_then(
+        self, plan: CallPlan, then: Callable[[], T], task_write: UpdateTask | None = None
+    ) -> tuple[Ticket, T]:
         """``open``, with ``then()`` (blocking work just before the call's CLI starts) run in
         its ledger record's worker-thread call, before the write (``Ledger.opened_then``):
-        not run when the call is held."""
+        not run when the call is held; and ``task_write`` (a task's update: the phase
+        recorded started) written after the record, in the same store call."""
         await self.check(plan)
         self.released(plan.task)
         coming = self.forecast(plan.adapter, plan.phase)
@@ -258,7 +262,7 @@ class SpendGate:
             self._tally.drop(entry.call)
             raise
         try:
-            made = await self._ledger.opened_then(entry, then)
+            made = await self._ledger.opened_then(entry, then, task_write)
         except BaseException:
             self._tally.drop(entry.call)
             await self._unreserve(entry)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.errors import VersionConflict
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
+from orchestrator.state.transactions import UpdateTask
 
 __all__ = ["NAMESPACE", "Ledger", "LedgerEntry", "new_call_key"]
 
@@ -114,11 +115,15 @@ class Ledger:
         """Record a call about to start (created once: a retried write finds it there)."""
         await self.opened_then(entry, _nothing)
 
-    async def opened_then(self, entry: LedgerEntry, then: Callable[[], T]) -> T:
+    async def opened_then(
+        self, entry: LedgerEntry, then: Callable[[], T], task: UpdateTask | None = None
+    ) -> T:
         """``opened``, with ``then()`` (blocking work just before the call's CLI starts) run
         first in the write's own worker-thread call (``StateStore.put_made_record``): what it
         raises writes nothing. Its answer is given back even when the write's answer was
-        lost and the record found written (what a retried write finds)."""
+        lost and the record found written (what a retried write finds). With ``task``: that
+        task's update written after the record, in the same store call
+        (``put_made_record_and_task``; refused, nothing is written)."""
         data = entry.model_dump(mode="json")
         made: list[T] = []
 
@@ -127,9 +132,21 @@ class Ledger:
             return data, None
 
         try:
-            record, _ = await self._store.put_made_record(
-                NAMESPACE, entry.call, make, expected_version=0
-            )
+            if task is None:
+                record, _ = await self._store.put_made_record(
+                    NAMESPACE, entry.call, make, expected_version=0
+                )
+            else:
+                record, _, _ = await self._store.put_made_record_and_task(
+                    NAMESPACE,
+                    entry.call,
+                    make,
+                    task.task_id,
+                    task.updates,
+                    task.expected_version,
+                    fencing_token=task.fencing_token,
+                    record_version=0,
+                )
         except VersionConflict:
             current = await self._store.get_record(NAMESPACE, entry.call)
             if current is None or current.data != data or not made:

@@ -256,6 +256,29 @@ class StateStore(Protocol):
         """
         ...
 
+    async def put_made_record_and_task(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        task_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        fencing_token: int | None = None,
+        record_version: int | None = None,
+    ) -> tuple[KeyedRecord, T, TaskState]:
+        """``put_made_record`` (lasting, durable; ``record_version``: its compare-and-set),
+        then ``update_task_state`` of ``task_id`` (durable; ``expected_version`` and
+        ``fencing_token`` are the task's): one
+        worker-thread call on the file store (the record's lock and the task's, in the global
+        order of ``state.transactions``), one transaction on PostgreSQL (``make`` in a worker
+        thread before it, as ``put_made_record``). Either's version or the task's fence
+        refused, or a ``make`` that raises: nothing written (the file store checks the task before
+        ``make``). The record is written before the task: a crash between them (file store)
+        leaves the record without the task's write, as two calls in that order would."""
+        ...
+
     async def delete_record(
         self,
         namespace: str,

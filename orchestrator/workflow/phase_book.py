@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.events import Event
 from orchestrator.events.phases import (
@@ -35,12 +35,14 @@ from orchestrator.events.phases import (
 from orchestrator.models import PhaseRecord, PhaseStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.state.protocol import StateStore
+from orchestrator.state.transactions import UpdateTask
 
 __all__ = [
     "PHASE_COMPLETED",
     "PHASE_FAILED",
     "PHASE_SENT_BACK",
     "PHASE_STARTED",
+    "KeptRecord",
     "PhaseBook",
 ]
 
@@ -61,6 +63,20 @@ _MODELS: dict[
     PHASE_STOPPED: PhaseStopped,
     PHASE_SENT_BACK: PhaseSentBack,
 }
+
+
+class KeptRecord(Protocol):
+    """A keyed record written with a phase's record, before it (``PhaseBook.complete``):
+    ``make`` (blocking) gives its data."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def make(self) -> Callable[[], tuple[Mapping[str, Any], object]]: ...
 
 
 class PhaseBook:
@@ -94,8 +110,35 @@ class PhaseBook:
         return self.records.get(name)
 
     async def start(self, name: str, adapter: str, result: dict[str, Any]) -> PhaseRecord:
+        record = self._running(name, adapter, result)
+        # Durable: it names the commit the phase starts from (``start_commit``), which a
+        # resumed run needs to put back what a cut-off phase left (``workflow``).
+        await self._put(record, current=name)
+        await self._emit(PHASE_STARTED, record, round=result.get("round"))
+        return record
+
+    def starting(self, name: str, adapter: str, result: dict[str, Any]) -> UpdateTask:
+        """``start``'s write, handed to the caller to carry in a store call of its own (the
+        phase's ledger record's open: durable before the CLI starts), then ``started``. The
+        book holds the record from now on: a failure before the write records it failed."""
+        record = self._running(name, adapter, result)
+        phases = {**self.records, name: record}
+        self.records = phases
+        return UpdateTask(
+            self.task_id,
+            {**self.fields, "phases": phases, "current_phase": name},
+            fencing_token=self.claim_token,
+        )
+
+    async def started(self, name: str) -> PhaseRecord:
+        """``starting``'s write was made: said as ``start`` says it."""
+        record = self._require(name)
+        await self._emit(PHASE_STARTED, record, round=record.result.get("round"))
+        return record
+
+    def _running(self, name: str, adapter: str, result: dict[str, Any]) -> PhaseRecord:
         old = self.records.get(name)
-        record = PhaseRecord(
+        return PhaseRecord(
             name=name,
             status=PhaseStatus.RUNNING,
             attempt=(old.attempt if old else 0) + 1,
@@ -104,11 +147,6 @@ class PhaseBook:
             started_at=utcnow(),
             result=result,
         )
-        # Durable: it names the commit the phase starts from (``start_commit``), which a
-        # resumed run needs to put back what a cut-off phase left (``workflow``).
-        await self._put(record, current=name)
-        await self._emit(PHASE_STARTED, record, round=result.get("round"))
-        return record
 
     async def complete(
         self,
@@ -117,7 +155,12 @@ class PhaseBook:
         native_session_id: str | None,
         handoff_sha256: str,
         result: dict[str, Any],
+        kept: KeptRecord | None = None,
     ) -> PhaseRecord:
+        """The phase recorded completed; with ``kept`` (its handoff's keyed record, whose
+        ``make`` writes its file), that record first, in the same store call
+        (``put_made_record_and_task``): the handoff is kept before the phase is recorded
+        complete, so a crash between them (or before both) runs the phase again."""
         record = self._require(name).model_copy(
             update={
                 "status": PhaseStatus.COMPLETED,
@@ -129,7 +172,7 @@ class PhaseBook:
                 "result": {**self._require(name).result, **result},
             }
         )
-        await self._put(record, current=name)
+        await self._put(record, current=name, kept=kept)
         crash_point("phase.completed")
         await self._emit(PHASE_COMPLETED, record)
         return record
@@ -175,14 +218,29 @@ class PhaseBook:
             raise KeyError(f"phase {name!r} of task {self.task_id!r} was never started")
         return record
 
-    async def _put(self, record: PhaseRecord, *, current: str, durable: bool = True) -> None:
+    async def _put(
+        self,
+        record: PhaseRecord,
+        *,
+        current: str,
+        durable: bool = True,
+        kept: KeptRecord | None = None,
+    ) -> None:
         phases = {**self.records, record.name: record}
-        await self.store.update_task_state(
-            self.task_id,
-            {**self.fields, "phases": phases, "current_phase": current},
-            fencing_token=self.claim_token,
-            durable=durable,
-        )
+        updates = {**self.fields, "phases": phases, "current_phase": current}
+        if kept is not None:
+            await self.store.put_made_record_and_task(
+                kept.namespace,
+                kept.key,
+                kept.make,
+                self.task_id,
+                updates,
+                fencing_token=self.claim_token,
+            )
+        else:
+            await self.store.update_task_state(
+                self.task_id, updates, fencing_token=self.claim_token, durable=durable
+            )
         self.records = phases
 
     async def _emit(self, event_type: str, record: PhaseRecord, **extra: Any) -> None:

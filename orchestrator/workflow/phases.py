@@ -52,6 +52,7 @@ from orchestrator.safety.crashpoints import crash_point
 from orchestrator.spend.budgets import Exceeded
 from orchestrator.spend.gate import CallPlan, SpendHeld, Ticket
 from orchestrator.state.context import ContextManager
+from orchestrator.state.transactions import UpdateTask
 from orchestrator.workflow.call_window import Closing, Looked, Opening
 from orchestrator.workflow.checks.build import BuildChecks
 from orchestrator.workflow.feedback_prompt import feedback_prompts
@@ -64,7 +65,7 @@ from orchestrator.workflow.handoffs.assemble import (
 from orchestrator.workflow.handoffs.document import (
     Handoff,
     VerifyRecord,
-    keep_handoff,
+    handoff_keeping,
     load_handoff,
     sha256_text,
 )
@@ -156,18 +157,23 @@ class PhaseSteps:
         except SpendHeld as held:
             raise await self._held(plan.phase, held) from None
 
-    async def _opened(self, plan: CallPlan, opening: Opening) -> tuple[Ticket, Looked]:
+    async def _opened(
+        self, plan: CallPlan, opening: Opening, starting: UpdateTask | None
+    ) -> tuple[Ticket, Looked]:
         """The phase's call admitted and its ledger record opened, just before its CLI
-        starts, with ``opening``'s blocking work in the record's worker-thread call; or a
-        ``Stop`` holding the attempt (``_held``). Held after the phase was recorded started,
-        the next attempt starts it again from its recorded start, like any phase cut
-        short."""
+        starts, with ``opening``'s blocking work in the record's worker-thread call and the
+        phase's start (``starting``) written after the record in the same store call; or a
+        ``Stop`` holding the attempt (``_held``): then neither is written, and the next
+        attempt starts the phase from where its record says, as one never started."""
         assert self._run.spend is not None
         try:
-            return await self._run.spend.open_then(plan, opening.open)
+            opened = await self._run.spend.open_then(plan, opening.open, starting)
         except SpendHeld as held:
             await opening.undo()
             raise await self._held(plan.phase, held) from None
+        if starting is not None:
+            await self._book.started(plan.phase)
+        return opened
 
     async def _held(self, name: str, held: SpendHeld) -> Stop:
         note = await self._saver.commit(f"{name} not started ({held.kind} held)")
@@ -221,7 +227,11 @@ class PhaseSteps:
             prompt = UNDONE + prompt
             continued = UNDONE + continued if continued is not None else None
             started["prompt_sha256"] = sha256_text(prompt)
-        await self._book.start(name, adapter, started)
+        # With a ledger record, the phase's start is written in its open, in the same store
+        # call (durable before the CLI starts, as on its own); without one, on its own.
+        starting = self._book.starting(name, adapter, started) if plan is not None else None
+        if starting is None:
+            await self._book.start(name, adapter, started)
         progress.phases_run.append(name)
         progress.running = name
         progress.untouched = None
@@ -251,7 +261,7 @@ class PhaseSteps:
         if plan is not None:  # its ledger entry names its log: a crash is closed from it
             plan = replace(plan, log=call.log_name)
         try:
-            ran, metered = await self._call_watched(call, plan)
+            ran, metered = await self._call_watched(call, plan, starting)
         except _Unrecorded as unrecorded:  # not the phase's failure: raised as it came
             raise unrecorded.error from unrecorded.error.__cause__
         except AdapterError as exc:  # not installed, bad options: another attempt won't help
@@ -308,7 +318,7 @@ class PhaseSteps:
         return Stop(result)
 
     async def _call_watched(
-        self, call: PhaseCall, plan: CallPlan | None
+        self, call: PhaseCall, plan: CallPlan | None, starting: UpdateTask | None
     ) -> tuple[PhaseRun, MeteredCall | None]:
         """Run the phase's CLI between two looks at what it must not change (``tamper``),
         admitted by the spend gate (``plan``), followed by the spend meter and recorded in
@@ -323,7 +333,7 @@ class PhaseSteps:
         recorded = plan is None
         try:
             if plan is not None:
-                ticket, looked = await self._opened(plan, opening)
+                ticket, looked = await self._opened(plan, opening, starting)
                 recorded = True
             else:
                 ticket, looked = None, await anyio.to_thread.run_sync(opening.open)
@@ -431,13 +441,14 @@ class PhaseSteps:
             run.task, name, following, round_, adapter, run.session.branch, ran, facts, checks
         )
         handoff = make_handoff(output, self._checks.verify)
-        await keep_handoff(run.store, run.session.path, handoff)  # its record and file
         crash_point("phase.ended")
+        # Its handoff's file and record, then the phase recorded complete: one store call.
         await self._book.complete(
             name,
             native_session_id=ran.cli.native_session_id,
             handoff_sha256=handoff.digest,
             result=record_result(handoff),
+            kept=handoff_keeping(run.session.path, handoff),
         )
         self._progress.handoffs[name] = handoff
         await run.phase_ended()

@@ -14,7 +14,6 @@ from orchestrator.coordination import service
 from orchestrator.coordination.desk import Caller
 from orchestrator.coordination.session_tools import session_tools
 from orchestrator.errors import StateError
-from orchestrator.models import PhaseStatus
 from orchestrator.spend.gate import SpendGate
 from orchestrator.spend.ledger import NAMESPACE as LEDGER
 from orchestrator.spend.ledger import Ledger
@@ -110,7 +109,7 @@ async def test_an_opening_whose_record_cannot_be_written_leaves_nothing(
     harness: Harness, monkeypatch: pytest.MonkeyPatch, error: type[Exception]
 ) -> None:
     run = await _watched_run(harness, workflow={"phases": [{"name": "build"}]})
-    real = FileStateStore.put_made_record
+    real = FileStateStore.put_made_record_and_task  # the open carries the phase's start
     ran: list[str] = []
 
     async def refused(
@@ -126,12 +125,13 @@ async def test_an_opening_whose_record_cannot_be_written_leaves_nothing(
 
         return await real(self, namespace, key, made_then_refused, *a, **k)
 
-    monkeypatch.setattr(FileStateStore, "put_made_record", refused)
+    monkeypatch.setattr(FileStateStore, "put_made_record_and_task", refused)
     sockets = _sockets(monkeypatch)
     with pytest.raises(error, match="no space left"):  # the store's, as it came
         await run_workflow(run)
-    # not taken for the phase's failure: its record says it started, as a crash leaves it
-    assert (await harness.state()).phases["build"].status == PhaseStatus.RUNNING
+    # not taken for the phase's failure: its start, carried in the same call, is not
+    # written either (as a crash before the open leaves it: the phase runs from the start)
+    assert "build" not in (await harness.state()).phases
     assert ran  # the opening's blocking work ran in the record's call
     assert await Ledger(harness.store).entries("s1") == []  # no record for a CLI not started
     assert harness.prompts("build") == []  # and no CLI started

@@ -41,6 +41,7 @@ from orchestrator.state.file.identity import store_identity
 from orchestrator.state.file.keyed import FileRecords
 from orchestrator.state.file.log.event_log import DEFAULT_ROTATE_BYTES
 from orchestrator.state.file.log.log_changes import LogChanges
+from orchestrator.state.file.record_task import put_made_record_and_task
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.task_batches import FileTaskBatches
@@ -260,6 +261,31 @@ class FileStateStore:
     ) -> tuple[KeyedRecord, T]:
         return await self._records.put_made_record(
             namespace, key, make, expected_version, durable=durable, ttl=ttl
+        )
+
+    async def put_made_record_and_task(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        task_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        fencing_token: int | None = None,
+        record_version: int | None = None,
+    ) -> tuple[KeyedRecord, T, TaskState]:
+        return await put_made_record_and_task(
+            self.core,
+            namespace,
+            key,
+            make,
+            task_id,
+            updates,
+            fencing_token=fencing_token,
+            expected_version=expected_version,
+            record_version=record_version,
+            durable=True,
         )
 
     async def delete_record(

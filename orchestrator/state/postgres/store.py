@@ -56,6 +56,7 @@ from orchestrator.state.postgres.keyed import PgRecords
 from orchestrator.state.postgres.listener import PgListener
 from orchestrator.state.postgres.notice_changes import NoticeChanges
 from orchestrator.state.postgres.outages import resilient
+from orchestrator.state.postgres.record_task import record_and_task
 from orchestrator.state.postgres.sessions import PgSessions
 from orchestrator.state.postgres.snapshots import PgSnapshots
 from orchestrator.state.postgres.store_health import PgHealth
@@ -303,6 +304,42 @@ class PostgresStateStore:
             namespace, key, data, expected_version, durable=durable, ttl=ttl
         )
         return record, rest
+
+    async def put_made_record_and_task(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        task_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        fencing_token: int | None = None,
+        record_version: int | None = None,
+    ) -> tuple[KeyedRecord, T, TaskState]:
+        if self._local is not None and self._local.owns(namespace):  # two stores: in turn
+            record, rest = await self._local.store.put_made_record(
+                namespace, key, make, record_version
+            )
+            state = await self.update_task_state(
+                task_id, updates, expected_version, fencing_token=fencing_token
+            )
+            return record, rest, state
+        data, rest = await anyio.to_thread.run_sync(make)  # the query itself needs no thread
+        record, state = await self._call(
+            lambda: record_and_task(
+                self._core,
+                namespace,
+                key,
+                data,
+                task_id,
+                updates,
+                expected_version=expected_version,
+                fencing_token=fencing_token,
+                record_version=record_version,
+            )
+        )
+        return record, rest, state
 
     async def delete_record(
         self,

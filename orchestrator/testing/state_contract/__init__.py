@@ -10,8 +10,9 @@ A backend's test module subclasses ``StateStoreContract`` and provides a ``store
 
 Tests only use the protocol, so they hold for any backend (file now, PostgreSQL later). Each
 subject is a mixin of its own module: ``tasks``, ``claims``, ``sessions`` (and checkpoints),
-``records`` (keyed records and the conflict strategies), ``events``, ``history``, ``ttl``,
-``context``, ``health``, ``transactions``, ``watch``, ``validators``, ``task_strategies``.
+``records`` (keyed records and the conflict strategies), ``record_and_task``, ``events``,
+``history``, ``ttl``, ``context``, ``health``, ``transactions``, ``watch``, ``validators``,
+``task_strategies``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from orchestrator.testing.state_contract.context import ContextContract
 from orchestrator.testing.state_contract.events import EventsContract
 from orchestrator.testing.state_contract.health import HealthContract
 from orchestrator.testing.state_contract.history import HistoryContract
+from orchestrator.testing.state_contract.record_and_task import RecordAndTaskContract
 from orchestrator.testing.state_contract.records import RecordsContract
 from orchestrator.testing.state_contract.sessions import SessionsContract
 from orchestrator.testing.state_contract.task_strategies import TaskStrategiesContract
@@ -42,6 +44,7 @@ class StateStoreContract(
     ClaimsContract,
     SessionsContract,
     RecordsContract,
+    RecordAndTaskContract,
     EventsContract,
     HistoryContract,
     TtlContract,

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -48,9 +50,11 @@ __all__ = [
     "NEEDS",
     "DiffStat",
     "Handoff",
+    "HandoffKeeping",
     "HandoffKey",
     "Verdict",
     "VerifyRecord",
+    "handoff_keeping",
     "handoff_key",
     "keep_handoff",
     "load_handoff",
@@ -233,19 +237,36 @@ async def load_handoff(
     return handoff
 
 
-async def keep_handoff(store: StateStore, worktree: Path, handoff: Handoff) -> Path:
-    """``write_handoff_file`` and ``store_handoff`` in one store call (one worker-thread call
-    on the file store): the file first, then the record. A crash between them leaves a file
-    no record names, which the phase's next run (it is not recorded complete yet) writes
-    again; a file that cannot be written (a link the CLI planted) stores nothing."""
+@dataclass(frozen=True)
+class HandoffKeeping:
+    """A phase's handoff file and record as one keyed record's write: ``make`` writes the
+    file (blocking), then gives the record's data; the store writes ``NAMESPACE``/``key``
+    in the same worker-thread call (``StateStore.put_made_record`` and its kin)."""
+
+    key: str
+    make: Callable[[], tuple[dict[str, Any], Path]]
+    namespace: str = NAMESPACE
+
+
+def handoff_keeping(worktree: Path, handoff: Handoff) -> HandoffKeeping:
+    """``handoff``'s file and record, to be written by one store call: the file first, then
+    the record. A crash between them leaves a file no record names, which the phase's next
+    run (it is not recorded complete yet) writes again; a file that cannot be written (a
+    link the CLI planted) stores nothing."""
     target, data = _handoff_file(worktree, handoff)
 
     def made() -> tuple[dict[str, Any], Path]:
         write_atomic(worktree, target, data)
         return handoff.model_dump(mode="json"), target
 
-    key = handoff_key(handoff.task, handoff.phase)
-    _, written = await store.put_made_record(NAMESPACE, key, made)
+    return HandoffKeeping(handoff_key(handoff.task, handoff.phase), made)
+
+
+async def keep_handoff(store: StateStore, worktree: Path, handoff: Handoff) -> Path:
+    """``write_handoff_file`` and ``store_handoff`` in one store call (one worker-thread call
+    on the file store), as ``handoff_keeping`` says."""
+    keeping = handoff_keeping(worktree, handoff)
+    _, written = await store.put_made_record(keeping.namespace, keeping.key, keeping.make)
     return written
 
 
