@@ -62,6 +62,16 @@ class KeyedRecords(Protocol):
         durable: bool = True,
     ) -> bool: ...
 
+    async def delete_record_after(
+        self,
+        namespace: str,
+        key: str,
+        first: Callable[[], T],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[bool, T]: ...
+
     async def list_records(self, namespace: str) -> list[KeyedRecord]: ...
 
     async def record_history(

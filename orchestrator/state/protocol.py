@@ -266,6 +266,22 @@ class StateStore(Protocol):
         """Remove the record; False when there was none. A version mismatch raises."""
         ...
 
+    async def delete_record_after(
+        self,
+        namespace: str,
+        key: str,
+        first: Callable[[], T],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[bool, T]:
+        """``delete_record`` after ``first`` (blocking work that must be done before the
+        record goes: a process's family swept, say), with ``first``'s answer: called once,
+        before the record is looked at, in the worker-thread call that removes it where the
+        store makes one (the file store: one hop for both), else in a worker thread of its own.
+        A ``first`` that raises removes nothing."""
+        ...
+
     async def list_records(self, namespace: str) -> list[KeyedRecord]: ...
 
     # -- events and upkeep ------------------------------------------------------------------

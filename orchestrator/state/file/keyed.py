@@ -94,16 +94,44 @@ class FileRecords:
         del durable  # removing files needs no fsync to be atomic; a crash may undo it
         return await self._delete(namespace, key, expected_version, None)
 
+    async def delete_record_after(
+        self,
+        namespace: str,
+        key: str,
+        first: Callable[[], T],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[bool, T]:
+        del durable  # as ``delete_record``
+        done: list[T] = []  # once: a busy lock tries ``run`` again
+
+        def before() -> None:
+            if not done:
+                done.append(first())  # under the record's lock, in this worker-thread call
+
+        deleted = await self._delete(namespace, key, expected_version, None, before)
+        return deleted, done[0]
+
     async def _delete(
-        self, namespace: str, key: str, expected_version: int | None, expired_by: datetime | None
+        self,
+        namespace: str,
+        key: str,
+        expected_version: int | None,
+        expired_by: datetime | None,
+        before: Callable[[], None] | None = None,
     ) -> bool:
         """Remove the record; True when it was there and live. With ``expired_by``: only if it
-        expired by then (True when it did), whatever its version."""
+        expired by then (True when it did), whatever its version. ``before`` (blocking) runs
+        first, in the same worker-thread call (one of its own when the record is surely
+        absent); when it raises, nothing is removed."""
         core = self._core
         kind = core.namespace(namespace)
 
         def run(events: list[Event]) -> bool | None:
             """Whether it was there and live; None when it stays (written again meanwhile)."""
+            if before is not None:
+                before()
             if not kind.dir_for(key).exists():  # (its lock was taken: the file goes below)
                 if expected_version not in (None, 0):
                     check_version(kind, key, None, expected_version)
@@ -124,10 +152,18 @@ class FileRecords:
                 check_version(kind, key, None, expected_version)
             return False
 
+        if before is not None and core.surely_absent(kind, key):
+            await anyio.to_thread.run_sync(before)  # nothing to lock, but ``before`` to do
+            return bool(missing())
         # The lock file goes last, while held (a racer that opened it notices), and the
-        # directory with it: all in one worker-thread call.
+        # directory with it: all in one worker-thread call. With ``before``, a record found
+        # absent only in that call is locked anyway: ``before`` runs there, never on the loop.
         deleted = await core.locked_call(
-            kind, key, run, unlink=lambda done: done is not None, absent=missing
+            kind,
+            key,
+            run,
+            unlink=lambda done: done is not None,
+            absent=missing if before is None else None,
         )
         return bool(deleted)
 

@@ -271,6 +271,19 @@ class FileStateStore:
     ) -> bool:
         return await self._records.delete_record(namespace, key, expected_version, durable=durable)
 
+    async def delete_record_after(
+        self,
+        namespace: str,
+        key: str,
+        first: Callable[[], T],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[bool, T]:
+        return await self._records.delete_record_after(
+            namespace, key, first, expected_version, durable=durable
+        )
+
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         return await self._records.list_records(namespace)
 

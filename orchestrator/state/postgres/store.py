@@ -318,6 +318,22 @@ class PostgresStateStore:
             lambda: self._records.delete_record(namespace, key, expected_version, durable=durable)
         )
 
+    async def delete_record_after(
+        self,
+        namespace: str,
+        key: str,
+        first: Callable[[], T],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[bool, T]:
+        if self._local is not None and self._local.owns(namespace):
+            return await self._local.store.delete_record_after(
+                namespace, key, first, expected_version, durable=durable
+            )
+        done = await anyio.to_thread.run_sync(first)  # the query itself needs no thread
+        return await self.delete_record(namespace, key, expected_version, durable=durable), done
+
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         if self._local is not None and self._local.owns(namespace):
             return await self._local.store.list_records(namespace)
