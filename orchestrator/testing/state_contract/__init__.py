@@ -10,8 +10,9 @@ A backend's test module subclasses ``StateStoreContract`` and provides a ``store
 
 Tests only use the protocol, so they hold for any backend (file now, PostgreSQL later). Each
 subject is a mixin of its own module: ``tasks``, ``claims``, ``sessions`` (and checkpoints),
-``records`` (keyed records and the conflict strategies), ``events``, ``history``, ``ttl``,
-``context``, ``health``, ``transactions``, ``watch``, ``validators``, ``task_strategies``.
+``records`` (keyed records and the conflict strategies), ``delete_after``, ``events``,
+``history``, ``ttl``, ``context``, ``health``, ``transactions``, ``watch``, ``validators``,
+``task_strategies``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 
 from orchestrator.testing.state_contract.claims import ClaimsContract
 from orchestrator.testing.state_contract.context import ContextContract
+from orchestrator.testing.state_contract.delete_after import DeleteAfterContract
 from orchestrator.testing.state_contract.events import EventsContract
 from orchestrator.testing.state_contract.health import HealthContract
 from orchestrator.testing.state_contract.history import HistoryContract
@@ -42,6 +44,7 @@ class StateStoreContract(
     ClaimsContract,
     SessionsContract,
     RecordsContract,
+    DeleteAfterContract,
     EventsContract,
     HistoryContract,
     TtlContract,
