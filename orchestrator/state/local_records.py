@@ -24,6 +24,7 @@ from orchestrator.state.validators import Validators
 __all__ = ["KeyedRecords", "LocalRecords"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class KeyedRecords(Protocol):
@@ -52,6 +53,18 @@ class KeyedRecords(Protocol):
         durable: bool = True,
         ttl: float | None = None,
     ) -> tuple[KeyedRecord, T]: ...
+
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T, U]: ...
 
     async def delete_record(
         self,

@@ -196,23 +196,27 @@ class MetaLock:
             finally:
                 held.release()
 
+    def try_run(self, steps: Callable[[], T]) -> tuple[bool, T | None]:
+        """``steps`` under the lock if nobody holds it now (blocking, never waiting): whether
+        they ran, and their answer. For a caller's worker-thread call with other work in it
+        (a session's worktree checked out in its record's call); one that finds the lock busy
+        goes through ``run``. The lock is flock-style, so a holder in this process counts."""
+        held = filelock.try_acquire(self.path, root=self.root)
+        if held is None:
+            return False, None
+        try:
+            return True, steps()
+        finally:
+            held.release()
+
     async def run(self, steps: Callable[[], T]) -> T:
         """``steps`` under the lock, in line with this process's other holders (``hold``).
         When no other process holds the lock (the usual case) its try and the steps are one
         worker-thread call, the lock let go before it returns; else the lock is waited for
         as ``hold`` waits and the steps run in a worker thread under it."""
 
-        def first() -> tuple[bool, T | None]:
-            held = filelock.try_acquire(self.path, root=self.root)
-            if held is None:
-                return False, None
-            try:
-                return True, steps()
-            finally:
-                held.release()
-
         async with self._local:
-            took, done = await anyio.to_thread.run_sync(first)
+            took, done = await anyio.to_thread.run_sync(self.try_run, steps)
             if took:
                 return cast("T", done)
             held = await filelock.acquire(self.path, timeout=self.timeout, root=self.root)

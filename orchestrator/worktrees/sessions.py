@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -28,6 +28,8 @@ from orchestrator.worktrees.ops import Workspace
 from orchestrator.worktrees.retire import retire
 
 __all__ = ["NAMESPACE", "SessionBook"]
+
+T = TypeVar("T")
 
 NAMESPACE = "worktrees"
 log = logging.getLogger(__name__)
@@ -117,12 +119,23 @@ class SessionBook:
             )
 
     async def put_made(
-        self, session_id: str, make: Callable[[], SessionWorktree], expected_version: int | None
-    ) -> SessionWorktree:
-        """The session ``make`` (blocking) makes, and its record (keyed ``session_id``) in the
-        same store call (``put_made_record``); without a store, ``make`` in a worker thread."""
+        self,
+        session_id: str,
+        make: Callable[[], SessionWorktree],
+        then: Callable[[SessionWorktree], T],
+        expected_version: int | None,
+    ) -> tuple[SessionWorktree, T]:
+        """The session ``make`` (blocking) makes, its record (keyed ``session_id``), then
+        ``then`` (blocking) on the session once its record is written, in the same store call
+        (``put_made_record_then``); without a store, ``make`` and ``then`` in a worker
+        thread."""
         if self.store is None:
-            return await anyio.to_thread.run_sync(make)
+
+            def both() -> tuple[SessionWorktree, T]:
+                session = make()
+                return session, then(session)
+
+            return await anyio.to_thread.run_sync(both)
 
         def made() -> tuple[dict[str, Any], SessionWorktree]:
             session = make()
@@ -130,8 +143,10 @@ class SessionBook:
                 raise WorkspaceError(f"session {session.session_id!r} made for {session_id!r}")
             return session.model_dump(mode="json"), session
 
-        _, session = await self.store.put_made_record(NAMESPACE, session_id, made, expected_version)
-        return session
+        _, session, after = await self.store.put_made_record_then(
+            NAMESPACE, session_id, made, then, expected_version
+        )
+        return session, after
 
     async def retire(
         self, session: SessionWorktree, *, force: bool, pool_it: bool, forget: bool = True

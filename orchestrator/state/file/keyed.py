@@ -24,6 +24,7 @@ from orchestrator.state.file.rules import check_version
 __all__ = ["FileRecords"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class FileRecords:
@@ -59,11 +60,28 @@ class FileRecords:
         durable: bool = True,
         ttl: float | None = None,
     ) -> tuple[KeyedRecord, T]:
+        record, rest, _ = await self.put_made_record_then(
+            namespace, key, make, _nothing, expected_version, durable=durable, ttl=ttl
+        )
+        return record, rest
+
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T, U]:
         core = self._core
         kind = core.namespace(namespace)
         check_id(key, f"{namespace} key")
         expires_at(utcnow(), ttl)  # a bad ttl is refused before any lock is taken
         made: list[tuple[Mapping[str, Any], T]] = []  # once: a busy lock tries ``run`` again
+        after: list[U] = []
 
         def run(events: list[Event]) -> KeyedRecord:
             if not made:
@@ -78,10 +96,12 @@ class FileRecords:
                 "data": dict(data),
                 "expires_at": expires_at(now, ttl),
             }
-            return core.write_merged(kind, key, current, fields, {}, events, durable=durable)
+            record = core.write_merged(kind, key, current, fields, {}, events, durable=durable)
+            after.append(then(made[0][1]))  # written: still under its lock, in this call
+            return record
 
         record = await core.locked_call(kind, key, run)
-        return record, made[0][1]
+        return record, made[0][1], after[0]
 
     async def delete_record(
         self,
@@ -184,3 +204,7 @@ class FileRecords:
                 if is_expired(record, moment):
                     purged += await self._delete(namespace, record.key, None, moment)
         return purged
+
+
+def _nothing(_: object) -> None:
+    """No step after a record's write."""

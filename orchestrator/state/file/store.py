@@ -56,6 +56,7 @@ __all__ = ["FileStateStore"]
 
 R = TypeVar("R", bound=BaseModel)
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class FileStateStore:
@@ -259,6 +260,21 @@ class FileStateStore:
     ) -> tuple[KeyedRecord, T]:
         return await self._records.put_made_record(
             namespace, key, make, expected_version, durable=durable, ttl=ttl
+        )
+
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T, U]:
+        return await self._records.put_made_record_then(
+            namespace, key, make, then, expected_version, durable=durable, ttl=ttl
         )
 
     async def delete_record(

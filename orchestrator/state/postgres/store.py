@@ -71,6 +71,7 @@ __all__ = ["PostgresStateStore"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+U = TypeVar("U")
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -302,6 +303,26 @@ class PostgresStateStore:
             namespace, key, data, expected_version, durable=durable, ttl=ttl
         )
         return record, rest
+
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T, U]:
+        if self._local is not None and self._local.owns(namespace):
+            return await self._local.store.put_made_record_then(
+                namespace, key, make, then, expected_version, durable=durable, ttl=ttl
+            )
+        record, rest = await self.put_made_record(
+            namespace, key, make, expected_version, durable=durable, ttl=ttl
+        )
+        return record, rest, await anyio.to_thread.run_sync(then, rest)
 
     async def delete_record(
         self,
