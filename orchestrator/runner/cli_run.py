@@ -332,7 +332,7 @@ async def _run_prepared(
                 await net.close()
         raise
     with anyio.CancelScope(shield=True):
-        await _gone(process, out_fd, err_fd, command)
+        await _gone(process, out_fd, err_fd, command, swept=False)
     code = process.returncode
     exit_code = code if code is not None and code >= 0 else None
     killed_by = -code if code is not None and code < 0 else None
@@ -371,6 +371,7 @@ async def _run_prepared(
         try:
             await _ended(watch, pid, end)
         finally:
+            cli_ended(pid)  # after its sweep: what it left is told from others' by its run
             if net is not None:  # ends with the sandbox: waited for, never left behind
                 await net.close()
     survivors = end.answer or []
@@ -420,10 +421,18 @@ class _End:
 
 
 async def _gone(
-    process: anyio.abc.Process, out_fd: int, err_fd: int, command: Sequence[str] | None
+    process: anyio.abc.Process,
+    out_fd: int,
+    err_fd: int,
+    command: Sequence[str] | None,
+    *,
+    swept: bool = True,
 ) -> None:
-    """The CLI's process is over: its start forgotten, its cgroup freed, its pipes closed."""
-    cli_ended(process.pid)
+    """The CLI's process is over: its cgroup freed, its pipes closed; its start forgotten
+    once its family is ``swept`` (until then, ``started.alone_since`` lets the sweep take
+    what it left behind for its own), else by the caller after the sweep."""
+    if swept:
+        cli_ended(process.pid)
     resource_limits.ended(command or ())  # its cgroup is the next launch's once empty
     await _close(process, out_fd, err_fd)
 
