@@ -196,6 +196,14 @@ class MetaLock:
             finally:
                 held.release()
 
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """This process's turn at the lock, in line with its other holders (``hold``, ``run``),
+        without the lock itself: for a caller that tries it (``try_run``) in a worker-thread
+        call of its own meanwhile. Not reentrant: no ``run`` or ``hold`` inside it."""
+        async with self._local:
+            yield
+
     def try_run(self, steps: Callable[[], T]) -> tuple[bool, T | None]:
         """``steps`` under the lock if nobody holds it now (blocking, never waiting): whether
         they ran, and their answer. For a caller's worker-thread call with other work in it

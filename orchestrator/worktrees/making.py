@@ -15,6 +15,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import anyio
@@ -132,8 +133,13 @@ class WorktreeMaker:
             try:
                 # The branch forked, then its record written ahead of the worktree, then the
                 # worktree where it can: one store call (the fork and the checkout ride in the
-                # record's worker-thread call on the file store).
-                session, checkout = await book.put_made(sid, fork, check_out, expected_version=0)
+                # record's worker-thread call on the file store). In line with this process's
+                # other holders of the metadata lock (``MetaLock.turn``), so the checkout's try
+                # finds it busy only when another process holds it.
+                async with ws.meta.turn() if rides else nullcontext():
+                    session, checkout = await book.put_made(
+                        sid, fork, check_out, expected_version=0
+                    )
             except BaseException as exc:
                 if checkouts and checkouts[0].took:  # written and checked out: cancelled after
                     await self._undo(checkouts[0].session, exc, recreating=False)
