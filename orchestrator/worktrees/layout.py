@@ -223,8 +223,11 @@ class MetaLock:
         worker-thread call, the lock let go before it returns; else the lock is waited for
         as ``hold`` waits and the steps run in a worker thread under it."""
 
+        def first() -> tuple[bool, T | None]:
+            return self.try_run(steps)
+
         async with self._local:
-            took, done = await anyio.to_thread.run_sync(self.try_run, steps)
+            took, done = await anyio.to_thread.run_sync(first)
             if took:
                 return cast("T", done)
             held = await filelock.acquire(self.path, timeout=self.timeout, root=self.root)
