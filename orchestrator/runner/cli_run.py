@@ -26,9 +26,11 @@
   orchestrator's second Ctrl-C): SIGKILL at once, also when a graceful stop is already waiting
   out its grace period, and the cancellation is re-raised once the group is dead;
 - after a normal exit the group and every marked process are killed too, so daemons the CLI forked
-  die with it, even those that called ``setsid()``. One that also dropped its environment escapes
-  (``orchestrator.process.tree`` says why); the runner then stops reading its output after a short
-  drain instead of waiting for it;
+  die with it, even those that called ``setsid()`` (the group at once; those that left it after
+  the output's short drain, in the one worker-thread call that ends the run: swept, the CLI's
+  objects taken in, its log closed, then its ``cli-runs`` record removed). One that also
+  dropped its environment escapes (``orchestrator.process.tree`` says why); the runner then
+  stops reading its output after a short drain instead of waiting for it;
 - an event that settles the run (``Adapter.ends_run``: an auth error; a rate limit where the
   CLI's own retries cannot be capped) stops the CLI at once, gracefully like a timeout, and the
   result says ``ended_early``: no CLI spends minutes retrying what no retry can fix;
