@@ -39,6 +39,7 @@ __all__ = [
     "signal_group",
     "stop_adopted",
     "sweep",
+    "swept",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,22 +121,21 @@ def reap_group(pgid: int, wait: float = 1.0) -> int:
 
 async def sweep(family: Family, *, first: Callable[[], object] | None = None) -> list[str]:
     """SIGKILL every member of ``family`` still alive outside its group (the leader has
-    exited); what they were. ``first`` (blocking) runs before the first look, in the same
-    worker-thread call (the group's own reaping: one hop for both)."""
+    exited); what they were. ``first`` (blocking) runs before the first look. All of it is
+    one worker-thread call (``swept``)."""
+    return await anyio.to_thread.run_sync(lambda: swept(family, first=first))
+
+
+def swept(family: Family, *, first: Callable[[], object] | None = None) -> list[str]:
+    """``sweep``, blocking: for a caller that does it in a worker-thread call of its own, with
+    the rest of its blocking work (the runner's end of a CLI run: one hop)."""
+    if first is not None:
+        first()  # the group's own reaping, before the first look
     if family.mark is None and not family.roots:
-        if first is not None:
-            await anyio.to_thread.run_sync(first)
         return []
     stopped: dict[Stray, str] = {}
-    pending = [first] if first is not None else []
-
-    def look() -> list[Stray]:
-        while pending:
-            pending.pop()()
-        return find_strays(family, leader_alive=False)
-
     for _ in range(_SWEEPS):
-        strays = await anyio.to_thread.run_sync(look)
+        strays = find_strays(family, leader_alive=False)
         if not strays:
             break
         # One that has already exited (a zombie of ours, adopted, not collected yet) left
@@ -144,7 +144,7 @@ async def sweep(family: Family, *, first: Callable[[], object] | None = None) ->
         stopped.update((stray, text) for stray, text in said.items() if not ps.ended(stray))
         log.info("pid %d: killing %d processes it left behind", family.pgid, len(strays))
         signal_strays(strays, signal.SIGKILL)
-        await anyio.to_thread.run_sync(reap, strays)  # dead before the next look
+        reap(strays)  # dead before the next look
     return list(stopped.values())
 
 

@@ -55,7 +55,7 @@ from orchestrator.run.config_check import validate_config_text
 from orchestrator.runner.phase import call_phase_cli
 from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.safety.safe_write import write_atomic
-from orchestrator.worktrees.confine import outside_reach
+from orchestrator.worktrees.confine import outside_look
 
 __all__ = [
     "BEGIN",
@@ -364,7 +364,7 @@ class _Planner:
         )
         # Confined like every CLI of a run (``sandbox:``): its scratch copy and private HOME
         # writable, the repository read-only, the user's HOME and the run's state hidden.
-        call = replace(call, reach=lambda: outside_reach(self.config.repo))
+        call = replace(call, reach=lambda: outside_look(self.config.repo))
         if phase is not None and phase.timeout is not None:
             call = replace(call, timeout=phase.timeout)
         if phase is not None and phase.idle_timeout is not None:

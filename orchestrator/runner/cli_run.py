@@ -26,9 +26,11 @@
   orchestrator's second Ctrl-C): SIGKILL at once, also when a graceful stop is already waiting
   out its grace period, and the cancellation is re-raised once the group is dead;
 - after a normal exit the group and every marked process are killed too, so daemons the CLI forked
-  die with it, even those that called ``setsid()``. One that also dropped its environment escapes
-  (``orchestrator.process.tree`` says why); the runner then stops reading its output after a short
-  drain instead of waiting for it;
+  die with it, even those that called ``setsid()`` (the group at once; those that left it after
+  the output's short drain, in the one worker-thread call that ends the run: swept, the CLI's
+  objects taken in, its log closed, then its ``cli-runs`` record removed). One that also
+  dropped its environment escapes (``orchestrator.process.tree`` says why); the runner then
+  stops reading its output after a short drain instead of waiting for it;
 - an event that settles the run (``Adapter.ends_run``: an auth error; a rate limit where the
   CLI's own retries cannot be capped) stops the CLI at once, gracefully like a timeout, and the
   result says ``ended_early``: no CLI spends minutes retrying what no retry can fix;
@@ -85,7 +87,7 @@ from orchestrator.process.started import (
     own_processes,
     starting,
 )
-from orchestrator.process.stop import DEFAULT_GRACE, kill_group
+from orchestrator.process.stop import DEFAULT_GRACE, kill_group, reap_group, swept
 from orchestrator.process.tree import MARK_NAME, Family
 from orchestrator.runner.cli_network import CliNetwork, cli_network
 from orchestrator.runner.launch import not_found, spawn_cli
@@ -112,11 +114,15 @@ class CliWatch(Protocol):
     CLI starts, its log created, and answers the CLI's start as ``procid.start_time`` reads it
     (None when it could not be read: the process is gone): the watch calls it once, before it
     records anything, in the worker-thread call that records the CLI where it can (one hop for
-    both); when it raises, nothing is recorded."""
+    both); when it raises, nothing is recorded. ``end`` (blocking; it may raise) is the
+    runner's end of the run (what the CLI left running killed, its log closed): the watch
+    calls it once, before it says the CLI ended, in the worker-thread call that does where
+    it can; when it raises, the watch says nothing. The runner does ``end`` itself if the
+    watch did not."""
 
     async def began(self, pid: int, begin: Callable[[], str | None]) -> None: ...
 
-    async def ended(self, pid: int) -> None: ...
+    async def ended(self, pid: int, end: Callable[[], None]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -225,13 +231,16 @@ async def _run_prepared(
     net: CliNetwork | None = None  # its own network, given once it started
     said = sandbox.settings.reason if sandbox is not None else ""
     if sandbox is not None and _confining(sandbox):
+        unlooked = sandbox
 
-        def confine() -> tuple[list[str], CliNetwork]:
+        def confine() -> tuple[list[str], CliNetwork, Sandbox]:
             if make_home:  # its private HOME first, in the same worker-thread call
                 prepare_home(home, {})
-            return _confined(adapter, request, spec, env, sandbox, carried.readable)
+            looked = unlooked.reached()  # what it may reach: looked at in this call too
+            made, made_net = _confined(adapter, request, spec, env, looked, carried.readable)
+            return made, made_net, looked
 
-        command, confined_net = await anyio.to_thread.run_sync(confine)
+        command, confined_net, sandbox = await anyio.to_thread.run_sync(confine)
         net, said = confined_net, confined_net.said
     path = Path(log_dir) / (log_file or log_name(request.task_id, request.phase))
     sink = LogSink(
@@ -303,7 +312,7 @@ async def _run_prepared(
             await kill_group(process, family, grace)
             await _close(process, out_fd, err_fd)
             sink.close("stopped: the run could not be recorded")
-            await _ended(watch, process.pid)
+            await _ended(watch, process.pid, _End(lambda: None))  # swept by kill_group
         raise
     stop = Stop()
     reader = OutputReader(adapter, redact, sink, on_event, on_settled=lambda _: stop("settled"))
@@ -311,29 +320,21 @@ async def _run_prepared(
     # Its objects are taken in before any git looks at them: with its log's close on the way
     # out (one worker-thread call), on the spot when the run ends otherwise.
     reach = sandbox.reach if command and sandbox is not None else None
-    adopt_later = False
     try:
-        survivors = await supervise(
+        to_sweep = await supervise(
             process, family, (out_fd, err_fd), spec.stdin, reader, stop, started, limits
         )
-        adopt_later = True
     except BaseException:
         with anyio.CancelScope(shield=True):
             await kill_group(process, family, 0)  # the caller stops now: no grace
             sink.close("cancelled: the orchestrator stopped this run")
-        raise
-    finally:
-        cli_ended(pid)
-        resource_limits.ended(command or ())  # its cgroup is the next launch's once empty
-        with anyio.CancelScope(shield=True):
-            await _close(process, out_fd, err_fd)
-            await _ended(watch, process.pid)
+            await _gone(process, out_fd, err_fd, command)
+            await _ended(watch, pid, _End(lambda: _adopt(reach) if reach is not None else None))
             if net is not None:  # ends with the sandbox: waited for, never left behind
                 await net.close()
-            if reach is not None and not adopt_later:
-                await anyio.to_thread.run_sync(_adopt, reach)
-    if survivors:
-        log.warning("%s left processes running after it exited: %s", argv[0], survivors)
+        raise
+    with anyio.CancelScope(shield=True):
+        await _gone(process, out_fd, err_fd, command, swept=False)
     code = process.returncode
     exit_code = code if code is not None and code >= 0 else None
     killed_by = -code if code is not None and code < 0 else None
@@ -356,12 +357,28 @@ async def _run_prepared(
         f"outcome={outcome.kind}"
     )
 
-    def close_log() -> None:
+    def finish() -> list[str]:
+        """The run's blocking end, in one worker-thread call, in this order: what the CLI left
+        running outside its group killed (a sandbox's own init reaped first), its objects
+        taken in, its log closed; then, in the same call where the store makes one, its
+        ``cli-runs`` record removed (``CliWatch.ended``): only once nothing of it runs."""
+        survivors = swept(family, first=lambda: reap_group(pid)) if to_sweep else []
         if reach is not None:
             _adopt(reach)
         sink.close(footer)  # its last buffered lines are written
+        return survivors
 
-    await anyio.to_thread.run_sync(close_log)
+    end = _End(finish)
+    with anyio.CancelScope(shield=True):
+        try:
+            await _ended(watch, pid, end)
+        finally:
+            cli_ended(pid)  # after its sweep: what it left is told from others' by its run
+            if net is not None:  # ends with the sandbox: waited for, never left behind
+                await net.close()
+    survivors = end.answer or []
+    if survivors:
+        log.warning("%s left processes running after it exited: %s", argv[0], survivors)
     return CliRun(
         argv=argv,
         events=events,
@@ -384,15 +401,59 @@ class _LogNotWritten(Exception):
         self.error = error
 
 
-async def _ended(watch: CliWatch | None, pid: int) -> None:
-    if watch is None:
-        return
-    try:
-        await watch.ended(pid)
-    except Exception as exc:
-        # The record stays, naming a process that is gone: whoever stops orphans later finds
-        # nothing to kill and drops it. Not worth failing a finished run for.
-        log.warning("pid %d ended but could not be recorded as ended: %s", pid, exc)
+class _End:
+    """A run's blocking end (``work``), done once: in the watch's worker-thread call when it
+    makes one, else in one of its own (``_ended``)."""
+
+    def __init__(self, work: Callable[[], list[str] | None]) -> None:
+        self.work = work
+        self.ran = False
+        self.failed = False
+        self.answer: list[str] | None = None
+
+    def __call__(self) -> None:
+        if self.ran:
+            return
+        self.ran = True
+        try:
+            self.answer = self.work()
+        except BaseException:
+            self.failed = True
+            raise
+
+
+async def _gone(
+    process: anyio.abc.Process,
+    out_fd: int,
+    err_fd: int,
+    command: Sequence[str] | None,
+    *,
+    swept: bool = True,
+) -> None:
+    """The CLI's process is over: its cgroup freed, its pipes closed; its start forgotten
+    once its family is ``swept`` (until then, ``started.alone_since`` lets the sweep take
+    what it left behind for its own), else by the caller after the sweep."""
+    if swept:
+        cli_ended(process.pid)
+    resource_limits.ended(command or ())  # its cgroup is the next launch's once empty
+    await _close(process, out_fd, err_fd)
+
+
+async def _ended(watch: CliWatch | None, pid: int, end: _End) -> None:
+    """``end`` done, then the watch told the CLI ended (its record removed after ``end``, in
+    the same worker-thread call where the store makes one). ``end`` is done whatever the
+    watch does; what it raises is raised, after the watch's own failure is only logged."""
+    if watch is not None:
+        try:
+            await watch.ended(pid, end)
+        except Exception as exc:
+            if end.failed:
+                raise
+            # The record stays, naming a process that is gone: whoever stops orphans later
+            # finds nothing to kill and drops it. Not worth failing a finished run for.
+            log.warning("pid %d ended but could not be recorded as ended: %s", pid, exc)
+    if not end.ran:
+        await anyio.to_thread.run_sync(end)
 
 
 async def _close(process: anyio.abc.Process, out_fd: int, err_fd: int) -> None:
@@ -416,7 +477,7 @@ def _adopt(reach: GitReach) -> None:
 
 def _confining(sandbox: Sandbox | None) -> bool:
     """Whether the CLI runs inside ``sandbox`` (it has a reach and a binary to run)."""
-    return sandbox is not None and sandbox.reach is not None and bool(sandbox.settings.binary)
+    return sandbox is not None and sandbox.confines
 
 
 def _confined(

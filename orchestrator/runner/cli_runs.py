@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
+
 from orchestrator.errors import VersionConflict
 from orchestrator.process import procid
 from orchestrator.process.procid import ProcessId
@@ -86,17 +88,27 @@ class CliRunBook:
         """Record the CLI ``pid`` as started at ``start_time`` (``began`` with nothing to do)."""
         await self.began(pid, lambda: start_time)
 
-    async def ended(self, pid: int) -> None:
+    async def ended(self, pid: int, end: Callable[[], None] | None = None) -> None:
+        """The record of the CLI ``pid`` removed, after ``end`` (the runner's blocking end of
+        the run: what the CLI left running killed) in the same store call: one worker-thread
+        call on the file store (``delete_record_after``). The record names a live process for
+        a successor to stop until then, so a crash before ``end`` is done leaves it."""
         # The version written at the start names the record exactly (its pid is ``pid``):
         # removed only while it is that version, with no read first.
         version = self._written.pop(pid, None)
         if version is None:
+            if end is not None:
+                await anyio.to_thread.run_sync(end)
+                end = None
             record = await self.store.get_record(CLI_RUNS, self.task_id)
             if record is None or record.data.get("pid") != pid:
                 return
             version = record.version
         with contextlib.suppress(VersionConflict):  # replaced or gone: not ours to remove
-            await self.store.delete_record(CLI_RUNS, self.task_id, version)
+            if end is None:
+                await self.store.delete_record(CLI_RUNS, self.task_id, version)
+            else:
+                await self.store.delete_record_after(CLI_RUNS, self.task_id, end, version)
 
 
 async def recorded_clis(store: StateStore) -> list[RecordedCli]:

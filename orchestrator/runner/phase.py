@@ -128,7 +128,8 @@ async def _sandbox(config: RunConfig, call: PhaseCall) -> Sandbox | None:
     if settings.kind != "bubblewrap":
         return Sandbox(settings, None)
     join, resolv = (call.join, call.resolv) if call.resolv is not None else (None, None)
-    return Sandbox(settings, await call.reach(), join, resolv)
+    # Its reach is looked at where the CLI's command is built, in the same worker-thread call.
+    return Sandbox(settings, None, join, resolv, look=await call.reach())
 
 
 async def checkout_confined(config: RunConfig, call: PhaseCall) -> bool:

@@ -46,9 +46,10 @@ class PhaseCall:
     # new session never works on top of what the old one left.
     restart: Callable[[], Awaitable[None]] | None = None
     # How to learn what of the repository the CLI may reach, asked only when a sandbox will
-    # confine it; None: a CLI run outside a session's worktree (``adapters check --live``),
-    # which gets no sandbox.
-    reach: Callable[[], Awaitable[GitReach]] | None = None
+    # confine it: the blocking look it answers is made in the worker-thread call that builds
+    # the CLI's command (``sandbox.plan.Sandbox.look``); None: a CLI run outside a session's
+    # worktree (``adapters check --live``), which gets no sandbox.
+    reach: Callable[[], Awaitable[Callable[[], GitReach]]] | None = None
     # MCP servers for this call alone, given after the run config's (the council's own server
     # of the session: ``orchestrator.coordination``), and what of the machine the sandbox must
     # show the CLI for them, read-only (the session's socket directory).

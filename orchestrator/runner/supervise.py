@@ -6,7 +6,9 @@ gracefully (``orchestrator.process.stop.kill_group``); so does an event that set
 run (``Stop("settled")``); a CLI that had exited by the time a stop came is not stopped,
 its own end stands. After a normal exit the group and every marked process are killed
 too, so daemons the CLI forked die with it; the reader is given a short drain for output from
-escaped children, never more.
+escaped children, never more. The family's members that left its group are then the caller's
+to sweep (``process.stop.swept``): it does so in the worker-thread call that ends the run, before
+anything says the CLI is gone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import anyio.abc
 import anyio.to_thread
 
 from orchestrator.process import ps
-from orchestrator.process.stop import kill_group, reap_group, signal_group, sweep
+from orchestrator.process.stop import kill_group, signal_group
 from orchestrator.process.tree import Family
 from orchestrator.runner.reader import OutputReader
 
@@ -62,9 +64,11 @@ async def supervise(
     stop: Stop,
     started: float,
     limits: Limits,
-) -> list[str]:
-    """Run the CLI to its end; the processes it left running after a normal exit (stopped)."""
-    survivors: list[str] = []
+) -> bool:
+    """Run the CLI to its end; whether it ended on its own, its group killed but the members
+    of its family outside the group yet to be swept (``process.stop.swept``: the caller's, in
+    the worker-thread call that ends the run). A CLI stopped here is swept already."""
+    to_sweep = False
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(reader.pump, fds[0], "stdout")
         tasks.start_soon(reader.pump, fds[1], "stderr")
@@ -87,12 +91,11 @@ async def supervise(
             stop.reason = None
             stop.scope = None  # a watchdog waking now must not mark a finished run
             signal_group(process.pid, signal.SIGKILL)  # daemons it forked die with it
-            # a sandbox's own init reaped, and those that left its group killed: one hop
-            survivors = await sweep(family, first=lambda: reap_group(process.pid))
+            to_sweep = True
         with anyio.move_on_after(DRAIN):
             await reader.finished.wait()
         tasks.cancel_scope.cancel()
-    return survivors
+    return to_sweep
 
 
 async def _ended_on_its_own(process: anyio.abc.Process) -> bool:

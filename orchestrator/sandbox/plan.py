@@ -49,7 +49,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -119,6 +119,21 @@ class Sandbox:
     # line in that namespace, ``resolv`` names its DNS forwarder. None: the CLI's own network.
     join: Callable[[Sequence[str]], list[str]] | None = None
     resolv: Path | None = None
+    # What it may reach when that is yet to be looked at (``reach`` None): the blocking look,
+    # which the runner makes in the worker-thread call that builds the CLI's command (one hop
+    # for both, ``reached``).
+    look: Callable[[], GitReach] | None = None
+
+    @property
+    def confines(self) -> bool:
+        """Whether it confines what runs in it: it has (or will look at) a reach and a binary."""
+        return (self.reach is not None or self.look is not None) and bool(self.settings.binary)
+
+    def reached(self) -> Sandbox:
+        """This sandbox with its ``reach`` looked at (blocking), if it was yet to be."""
+        if self.reach is not None or self.look is None:
+            return self
+        return replace(self, reach=self.look(), look=None)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from orchestrator.state.validators import Validators
 __all__ = ["KeyedRecords", "LocalRecords"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class KeyedRecords(Protocol):
@@ -54,6 +55,18 @@ class KeyedRecords(Protocol):
         ttl: float | None = None,
     ) -> tuple[KeyedRecord, T]: ...
 
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T, U]: ...
+
     async def delete_record(
         self,
         namespace: str,
@@ -64,6 +77,16 @@ class KeyedRecords(Protocol):
     ) -> bool: ...
 
     async def delete_records(self, items: Sequence[Deletion]) -> list[bool]: ...
+
+    async def delete_record_after(
+        self,
+        namespace: str,
+        key: str,
+        first: Callable[[], T],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[bool, T]: ...
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]: ...
 

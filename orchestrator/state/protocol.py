@@ -51,6 +51,7 @@ __all__ = ["RecordProblem", "StateStore", "TaskInit"]
 
 R = TypeVar("R", bound=BaseModel)
 T = TypeVar("T")
+U = TypeVar("U")
 
 TaskInit = str | Mapping[str, Any]
 """A task given to ``create_session``: its id, or a mapping of initial fields with ``task_id``."""
@@ -279,6 +280,25 @@ class StateStore(Protocol):
         leaves the record without the task's write, as two calls in that order would."""
         ...
 
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T, U]:
+        """``put_made_record``, then ``then`` (blocking) given the rest of ``make``'s answer,
+        once the record is written (durable as asked): in the same worker-thread call where the
+        store makes one (the file store: still under the record's lock; one hop for all),
+        else in a worker thread of its own after the query. A ``then`` that raises leaves the
+        record written, and its error is raised: for work the record must be ahead of (a
+        session's worktree behind its record)."""
+        ...
+
     async def delete_record(
         self,
         namespace: str,
@@ -307,6 +327,22 @@ class StateStore(Protocol):
         its record): called once, first, in the worker-thread call that deletes them where
         the store makes one (the file store: one hop for both), else in a worker thread of
         its own. A ``make`` that raises deletes nothing; one naming none deletes nothing."""
+        ...
+
+    async def delete_record_after(
+        self,
+        namespace: str,
+        key: str,
+        first: Callable[[], T],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[bool, T]:
+        """``delete_record`` after ``first`` (blocking work that must be done before the
+        record goes: a process's family swept, say), with ``first``'s answer: called once,
+        before the record is looked at, in the worker-thread call that removes it where the
+        store makes one (the file store: one hop for both), else in a worker thread of its own.
+        A ``first`` that raises removes nothing."""
         ...
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]: ...

@@ -48,7 +48,7 @@ from orchestrator.workflow.handoffs.review import parse_winner
 from orchestrator.workflow.handoffs.templates import COUNCIL_TEMPLATE
 from orchestrator.workflow.spending import MeteredCall, failing
 from orchestrator.workflow.task_run import WorkflowResult, WorkflowStatus
-from orchestrator.worktrees.confine import outside_reach
+from orchestrator.worktrees.confine import outside_look
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -110,7 +110,7 @@ async def pick_best(
         grace=run_config.scheduler.stop_grace,
         # Confined like every CLI of a run (``sandbox:``): it works in a directory of its own,
         # outside every worktree, the repository read-only.
-        reach=lambda: outside_reach(run_config.repo),
+        reach=lambda: outside_look(run_config.repo),
     )
     ids = [c.session.session_id for c in verified]
     names = _names(verified)

@@ -252,7 +252,7 @@ class PhaseSteps:
             grace=run.config.scheduler.stop_grace,
             resume_session_id=resume,
             restart=start.restart,
-            reach=partial(run.worktrees.sandbox_reach, session),
+            reach=partial(run.worktrees.sandbox_look, session),
             log_name=log_name(run.task.id, name),
             env=run.side.env if run.side is not None else {},
             join=run.side.join if run.side is not None else None,

@@ -22,6 +22,8 @@ runner takes them in as each CLI exits), before anything else reads them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import anyio.to_thread
@@ -34,7 +36,13 @@ from orchestrator.safety import safe_write
 from orchestrator.sandbox.plan import GitReach
 from orchestrator.worktrees.layout import COUNCIL_DIR, RepoLayout
 
-__all__ = ["adopt_left_objects", "git_reach", "outside_reach"]
+__all__ = [
+    "adopt_left_objects",
+    "git_reach",
+    "outside_look",
+    "outside_reach",
+    "outside_reach_now",
+]
 
 
 async def outside_reach(repo: Path) -> GitReach:
@@ -42,7 +50,18 @@ async def outside_reach(repo: Path) -> GitReach:
     planner, in a copy of the base branch; council mode's judge): all of it read-only,
     nothing of git writable, and ``.council/`` hidden as from any CLI. Found without git,
     which would make ``.council/`` (its hooks directory) in a repository no run has used."""
-    root = Path(await anyio.to_thread.run_sync(os.path.realpath, repo))
+    return await anyio.to_thread.run_sync(outside_reach_now, repo)
+
+
+async def outside_look(repo: Path) -> Callable[[], GitReach]:
+    """``outside_reach`` as a blocking look, for a ``PhaseCall.reach``: the runner makes it in
+    the worker-thread call that builds the CLI's command."""
+    return partial(outside_reach_now, repo)
+
+
+def outside_reach_now(repo: Path) -> GitReach:
+    """``outside_reach``, blocking."""
+    root = Path(os.path.realpath(repo))
     return GitReach(root, root / COUNCIL_DIR, writable=(), sealed=())
 
 

@@ -196,6 +196,27 @@ class MetaLock:
             finally:
                 held.release()
 
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """This process's turn at the lock, in line with its other holders (``hold``, ``run``),
+        without the lock itself: for a caller that tries it (``try_run``) in a worker-thread
+        call of its own meanwhile. Not reentrant: no ``run`` or ``hold`` inside it."""
+        async with self._local:
+            yield
+
+    def try_run(self, steps: Callable[[], T]) -> tuple[bool, T | None]:
+        """``steps`` under the lock if nobody holds it now (blocking, never waiting): whether
+        they ran, and their answer. For a caller's worker-thread call with other work in it
+        (a session's worktree checked out in its record's call); one that finds the lock busy
+        goes through ``run``. The lock is flock-style, so a holder in this process counts."""
+        held = filelock.try_acquire(self.path, root=self.root)
+        if held is None:
+            return False, None
+        try:
+            return True, steps()
+        finally:
+            held.release()
+
     async def run(
         self,
         steps: Callable[[], T],
@@ -211,13 +232,7 @@ class MetaLock:
         that deletes the record of what the steps removed, ``SessionBook.retire``)."""
 
         def first() -> tuple[bool, T | None]:
-            held = filelock.try_acquire(self.path, root=self.root)
-            if held is None:
-                return False, None
-            try:
-                return True, steps()
-            finally:
-                held.release()
+            return self.try_run(steps)
 
         async with self._local:
             if carry is None:

@@ -15,6 +15,8 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
@@ -35,6 +37,7 @@ from orchestrator.worktrees.ops import (
     Fork,
     Workspace,
     add_worktree,
+    checkout_steps,
     drop_branch,
     fork_branch,
     remove_registered,
@@ -106,11 +109,41 @@ class WorktreeMaker:
                     created_at=utcnow(),
                 )
 
+            rides = self._rides_with_record(ws)
+            checkouts: list[_Checkout] = []
+
+            def check_out(made: SessionWorktree) -> _Checkout:
+                """The worktree checked out behind its record, in the record's call, when
+                nothing is to be done first (no pooled one to take, no set-up, no sparse
+                cone) and nobody holds the repository's ``MetaLock`` now; else later, as
+                ``_materialize`` does."""
+                if not rides:
+                    return _Checkout(made, False)
+                steps = checkout_steps(
+                    ws, made, lock_reason(sid, cli, task), _ready(ws, whole)(made)
+                )
+                try:
+                    took, _ = ws.meta.try_run(steps)
+                except Exception as exc:  # undone below, as a half-made one is
+                    checkouts.append(_Checkout(made, True, exc))
+                else:
+                    checkouts.append(_Checkout(made, took))
+                return checkouts[-1]
+
             try:
-                # The branch forked, then its record written ahead of the worktree: one store
-                # call (the fork rides in the record's worker-thread call on the file store).
-                session = await book.put_made(sid, fork, expected_version=0)
+                # The branch forked, then its record written ahead of the worktree, then the
+                # worktree where it can: one store call (the fork and the checkout ride in the
+                # record's worker-thread call on the file store). In line with this process's
+                # other holders of the metadata lock (``MetaLock.turn``), so the checkout's try
+                # finds it busy only when another process holds it.
+                async with ws.meta.turn() if rides else nullcontext():
+                    session, checkout = await book.put_made(
+                        sid, fork, check_out, expected_version=0
+                    )
             except BaseException as exc:
+                if checkouts and checkouts[0].took:  # written and checked out: cancelled after
+                    await self._undo(checkouts[0].session, exc, recreating=False)
+                    raise
                 if not forks:
                     raise  # nothing forked (the fork itself refused, or never ran)
                 with anyio.CancelScope(shield=True):  # unused, still at the base tip
@@ -121,7 +154,11 @@ class WorktreeMaker:
                     ) from None
                 raise
             async with book.lock(sid):
-                await self._materialize(ws, session, recreating=False, whole=whole)
+                if checkout.error is not None:
+                    await self._undo(session, checkout.error, recreating=False)
+                    raise checkout.error
+                if not checkout.took:
+                    await self._materialize(ws, session, recreating=False, whole=whole)
                 book.known[sid] = session
         await book.emit(WorktreeCreated(**session.model_dump(mode="json")))
         return session
@@ -182,14 +219,8 @@ class WorktreeMaker:
                 await anyio.to_thread.run_sync(_unmark_ready, ws, session)
                 await ws.pool.prepare_taken(session.path, session.branch)
             elif self._nothing_to_set_up():
-
-                def ready() -> None:
-                    _mark_ready(ws, session)
-                    if whole is not None:
-                        whole(session)
-
                 # Marked ready in the call that checks it out: nothing else makes it.
-                await add_worktree(ws, session, reason, ready)
+                await add_worktree(ws, session, reason, _ready(ws, whole)(session))
                 return
             else:
                 await add_worktree(ws, session, reason)
@@ -197,19 +228,29 @@ class WorktreeMaker:
             if whole is not None:
                 await anyio.to_thread.run_sync(whole, session)
         except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self._book.retire(
-                        session, force=True, pool_it=False, forget=not recreating
-                    )
-                except Exception as cleanup:
-                    log.warning("cleaning up %s failed: %s", session.path, cleanup)
-                    exc.add_note(f"cleaning up {session.path} failed too: {cleanup}")
+            await self._undo(session, exc, recreating=recreating)
             raise
+
+    async def _undo(
+        self, session: SessionWorktree, exc: BaseException, *, recreating: bool
+    ) -> None:
+        """A half-made worktree removed under the safety rules (``exc``: why; a failure of
+        the removal is noted on it)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._book.retire(session, force=True, pool_it=False, forget=not recreating)
+            except Exception as cleanup:
+                log.warning("cleaning up %s failed: %s", session.path, cleanup)
+                exc.add_note(f"cleaning up {session.path} failed too: {cleanup}")
 
     def _nothing_to_set_up(self) -> bool:
         """No files to copy in and no setup command: a checkout is ready as made."""
         return not self._settings.copy_files and not self._settings.setup
+
+    def _rides_with_record(self, ws: Workspace) -> bool:
+        """Whether a new worktree can be checked out in its record's call: no pooled one to
+        take first, nothing to set up after, no sparse cone (two steps)."""
+        return ws.pool.size <= 0 and self._nothing_to_set_up() and not ws.settings.sparse
 
     async def _set_up(self, ws: Workspace, session: SessionWorktree) -> None:
         """Copy files and run setup in a checked-out worktree, then mark it ready: the last of
@@ -246,6 +287,33 @@ class WorktreeMaker:
         await anyio.to_thread.run_sync(finish_checkout_sync, git, admin)
         await self._set_up(ws, session)
         return True
+
+
+@dataclass(frozen=True)
+class _Checkout:
+    """A new session's worktree in its record's call: ``took`` (checked out, or tried and
+    failed with ``error``), or not tried there (its ``MetaLock`` was busy, or it needs more)."""
+
+    session: SessionWorktree
+    took: bool
+    error: Exception | None = None
+
+
+def _ready(
+    ws: Workspace, whole: Callable[[SessionWorktree], None] | None
+) -> Callable[[SessionWorktree], Callable[[], None]]:
+    """The last step of a checkout that needs nothing more (blocking): the worktree marked
+    ready, then ``whole``."""
+
+    def for_session(session: SessionWorktree) -> Callable[[], None]:
+        def ready() -> None:
+            _mark_ready(ws, session)
+            if whole is not None:
+                whole(session)
+
+        return ready
+
+    return for_session
 
 
 def _mark_ready(ws: Workspace, session: SessionWorktree) -> None:

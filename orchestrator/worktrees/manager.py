@@ -38,6 +38,7 @@ is dead when no orchestrator is still creating it.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -214,8 +215,13 @@ class WorktreeManager:
     async def sandbox_reach(self, session: SessionWorktree) -> GitReach:
         """What of the repository the session's CLI may reach under a sandbox
         (``orchestrator.worktrees.confine``)."""
+        return await anyio.to_thread.run_sync(await self.sandbox_look(session))
+
+    async def sandbox_look(self, session: SessionWorktree) -> Callable[[], GitReach]:
+        """``sandbox_reach`` as a blocking look, for a ``PhaseCall.reach``: the runner makes it
+        in the worker-thread call that builds the CLI's command (one hop for both)."""
         layout = (await self._workspace()).layout
-        return await anyio.to_thread.run_sync(git_reach, layout, session.path, session.branch)
+        return partial(git_reach, layout, session.path, session.branch)
 
     async def _sealed(self, session: SessionWorktree) -> SessionWorktree:
         """``session`` with its ``.git`` file and admin pointers in the run's seal."""

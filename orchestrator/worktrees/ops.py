@@ -44,6 +44,7 @@ __all__ = [
     "Fork",
     "Workspace",
     "add_worktree",
+    "checkout_steps",
     "drop_branch",
     "drop_sync",
     "fork_branch",
@@ -197,23 +198,17 @@ async def add_worktree(
     wrote is taken as the orchestrator's own before anything else runs there."""
     worktree = ws.git.at(session.path)
     sparse = ws.settings.sparse
-    add = ("worktree", "add", "--quiet", *(("--no-checkout",) if sparse else ()))
-    add += ("--lock", "--reason", reason, str(session.path), session.branch)
+    if not sparse:
+        await ws.meta.run(checkout_steps(ws, session, reason, then))
+        return
+    add: tuple[str, ...] = ("worktree", "add", "--quiet", "--no-checkout", "--lock")
+    add += ("--reason", reason, str(session.path), session.branch)
 
     def adopted() -> None:
         # The index git just wrote, before anything else ran there: the orchestrator's own.
         _adopt_index(ws, session)
         if then is not None:
             then()
-
-    if not sparse:
-
-        def add_checked_out() -> None:
-            ws.git.run_sync(*add)
-            adopted()
-
-        await ws.meta.run(add_checked_out)
-        return
 
     def register() -> None:
         ws.git.run_sync(*add)
@@ -226,6 +221,28 @@ async def add_worktree(
 
     await ws.meta.run(register)
     await anyio.to_thread.run_sync(check_out)
+
+
+def checkout_steps(
+    ws: Workspace, session: SessionWorktree, reason: str, then: Callable[[], None] | None = None
+) -> Callable[[], None]:
+    """``add_worktree``'s steps under the repository's ``MetaLock`` for a worktree without a
+    sparse cone (blocking): registered and checked out by one ``worktree add``, its index
+    taken as the orchestrator's own, then ``then``. For ``MetaLock.run``, or ``try_run`` in a
+    caller's own worker-thread call."""
+    if ws.settings.sparse:
+        raise WorkspaceError("a sparse worktree is checked out in two steps: add_worktree")
+    add: tuple[str, ...] = ("worktree", "add", "--quiet", "--lock", "--reason", reason)
+    add += (str(session.path), session.branch)
+
+    def add_checked_out() -> None:
+        ws.git.run_sync(*add)
+        # The index git just wrote, before anything else ran there: the orchestrator's own.
+        _adopt_index(ws, session)
+        if then is not None:
+            then()
+
+    return add_checked_out
 
 
 def _adopt_index(ws: Workspace, session: SessionWorktree) -> None:

@@ -30,6 +30,8 @@ from orchestrator.worktrees.retire import retire
 
 __all__ = ["NAMESPACE", "SessionBook"]
 
+T = TypeVar("T")
+
 NAMESPACE = "worktrees"
 R = TypeVar("R")
 log = logging.getLogger(__name__)
@@ -119,12 +121,23 @@ class SessionBook:
             )
 
     async def put_made(
-        self, session_id: str, make: Callable[[], SessionWorktree], expected_version: int | None
-    ) -> SessionWorktree:
-        """The session ``make`` (blocking) makes, and its record (keyed ``session_id``) in the
-        same store call (``put_made_record``); without a store, ``make`` in a worker thread."""
+        self,
+        session_id: str,
+        make: Callable[[], SessionWorktree],
+        then: Callable[[SessionWorktree], T],
+        expected_version: int | None,
+    ) -> tuple[SessionWorktree, T]:
+        """The session ``make`` (blocking) makes, its record (keyed ``session_id``), then
+        ``then`` (blocking) on the session once its record is written, in the same store call
+        (``put_made_record_then``); without a store, ``make`` and ``then`` in a worker
+        thread."""
         if self.store is None:
-            return await anyio.to_thread.run_sync(make)
+
+            def both() -> tuple[SessionWorktree, T]:
+                session = make()
+                return session, then(session)
+
+            return await anyio.to_thread.run_sync(both)
 
         def made() -> tuple[dict[str, Any], SessionWorktree]:
             session = make()
@@ -132,8 +145,10 @@ class SessionBook:
                 raise WorkspaceError(f"session {session.session_id!r} made for {session_id!r}")
             return session.model_dump(mode="json"), session
 
-        _, session = await self.store.put_made_record(NAMESPACE, session_id, made, expected_version)
-        return session
+        _, session, after = await self.store.put_made_record_then(
+            NAMESPACE, session_id, made, then, expected_version
+        )
+        return session, after
 
     async def retire(
         self,

@@ -136,3 +136,82 @@ async def test_a_log_that_cannot_be_created_records_nothing(
                 watch=CliRunBook(store, "t1", "build"),
             )  # fmt: skip
         assert await recorded_clis(store) == []
+
+
+async def test_a_watched_clis_end_is_one_call_with_its_records_removal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the CLI exits, its family's sweep (its group reaped first), its log's close and
+    the removal of its ``cli-runs`` record are one worker-thread call on the file store
+    (``CliWatch.ended``, ``delete_record_after``): a run is two calls, its start and its end."""
+    from orchestrator.process.env import prepare_home
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    prepare_home(tmp_path / "home", {})  # a HOME made already: no call of its own
+    cli = FakeCli(ticks=1, tick=0.01)
+    request = AdapterRequest(prompt="p", workdir=workdir, home=tmp_path / "home", task_id="t1")
+    removed: list[bool] = []
+    async with FileStateStore(tmp_path / "state") as store:
+
+        class Watch(CliRunBook):
+            async def ended(self, pid: int, end: Callable[[], None] | None = None) -> None:
+                def then() -> None:
+                    assert end is not None
+                    end()
+                    log = run_log(tmp_path / "logs")
+                    assert "exit_code=0" in log.read_text()  # closed before the record goes
+                    removed.append(bool(list((tmp_path / "state").rglob("t1*"))))
+
+                await super().ended(pid, then)
+
+        await store.put_record("cli-runs", "t0", {})  # the store's first write settles it
+        await store.delete_record("cli-runs", "t0")
+        hopped = count_hops(monkeypatch)
+        run = await run_cli(
+            FakeAdapter({"argv": cli.argv()}), request, log_dir=tmp_path / "logs",
+            watch=Watch(store, "t1", "build"),
+        )  # fmt: skip
+        calls = list(hopped)
+        assert await recorded_clis(store) == []  # removed once it ended
+    assert run.result.exit_code == 0
+    assert removed == [True]  # its end done while the record still named the CLI
+    assert len(calls) == 2, calls  # the record with the log; the end with the removal
+
+
+def run_log(logs: Path) -> Path:
+    (log,) = logs.glob("*.log")
+    return log
+
+
+@pytest.mark.sandbox
+async def test_a_confined_clis_reach_is_looked_at_in_the_call_that_builds_its_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``Sandbox`` whose reach is yet to be looked at (``look``, as a phase's CLI gets it)
+    has it looked at in the worker-thread call that builds its command: one call for both."""
+    from adapters.command import CommandAdapter
+    from orchestrator.sandbox import choice
+    from orchestrator.sandbox.plan import Sandbox, SandboxSettings
+    from tests.sandbox.test_sandbox_plan import layout
+
+    reach, worktree, home, _ = layout(tmp_path)
+    binary, reason = await choice.probe()
+    assert binary is not None, reason
+    adapter = CommandAdapter({"binary": "sh", "args": ["-c", "echo {prompt}"]})
+    request = AdapterRequest(prompt="hello", workdir=worktree, home=home, task_id="t1")
+    looked: list[object] = []
+
+    def look() -> Any:
+        looked.append(reach)
+        return reach
+
+    sandbox = Sandbox(SandboxSettings("bubblewrap", binary, reason=reason), None, look=look)
+    hopped = count_hops(monkeypatch)
+    run = await run_cli(adapter, request, log_dir=tmp_path / "logs", sandbox=sandbox)
+    assert run.ok, run.outcome
+    assert looked == [reach]  # looked at once
+    assert look not in hopped  # in the call that built the command
+    # the command (with its reach), the log's creation, the run's end
+    assert len(hopped) == 3, hopped
+    assert "hello" in run.log_path.read_text()

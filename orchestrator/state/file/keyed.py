@@ -27,6 +27,7 @@ from orchestrator.state.file.rules import check_version
 __all__ = ["FileRecords"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class FileRecords:
@@ -62,11 +63,28 @@ class FileRecords:
         durable: bool = True,
         ttl: float | None = None,
     ) -> tuple[KeyedRecord, T]:
+        record, rest, _ = await self.put_made_record_then(
+            namespace, key, make, _nothing, expected_version, durable=durable, ttl=ttl
+        )
+        return record, rest
+
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T, U]:
         core = self._core
         kind = core.namespace(namespace)
         check_id(key, f"{namespace} key")
         expires_at(utcnow(), ttl)  # a bad ttl is refused before any lock is taken
         made: list[tuple[Mapping[str, Any], T]] = []  # once: a busy lock tries ``run`` again
+        after: list[U] = []
 
         def run(events: list[Event]) -> KeyedRecord:
             if not made:
@@ -81,10 +99,12 @@ class FileRecords:
                 "data": dict(data),
                 "expires_at": expires_at(now, ttl),
             }
-            return core.write_merged(kind, key, current, fields, {}, events, durable=durable)
+            record = core.write_merged(kind, key, current, fields, {}, events, durable=durable)
+            after.append(then(made[0][1]))  # written: still under its lock, in this call
+            return record
 
         record = await core.locked_call(kind, key, run)
-        return record, made[0][1]
+        return record, made[0][1], after[0]
 
     async def delete_record(
         self,
@@ -97,16 +117,44 @@ class FileRecords:
         del durable  # removing files needs no fsync to be atomic; a crash may undo it
         return await self._delete(namespace, key, expected_version, None)
 
+    async def delete_record_after(
+        self,
+        namespace: str,
+        key: str,
+        first: Callable[[], T],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[bool, T]:
+        del durable  # as ``delete_record``
+        done: list[T] = []  # once: a busy lock tries ``run`` again
+
+        def before() -> None:
+            if not done:
+                done.append(first())  # under the record's lock, in this worker-thread call
+
+        deleted = await self._delete(namespace, key, expected_version, None, before)
+        return deleted, done[0]
+
     async def _delete(
-        self, namespace: str, key: str, expected_version: int | None, expired_by: datetime | None
+        self,
+        namespace: str,
+        key: str,
+        expected_version: int | None,
+        expired_by: datetime | None,
+        before: Callable[[], None] | None = None,
     ) -> bool:
         """Remove the record; True when it was there and live. With ``expired_by``: only if it
-        expired by then (True when it did), whatever its version."""
+        expired by then (True when it did), whatever its version. ``before`` (blocking) runs
+        first, in the same worker-thread call (one of its own when the record is surely
+        absent); when it raises, nothing is removed."""
         core = self._core
         kind = core.namespace(namespace)
 
         def run(events: list[Event]) -> bool | None:
             """Whether it was there and live; None when it stays (written again meanwhile)."""
+            if before is not None:
+                before()
             if not kind.dir_for(key).exists():  # (its lock was taken: the file goes below)
                 if expected_version not in (None, 0):
                     check_version(kind, key, None, expected_version)
@@ -127,10 +175,18 @@ class FileRecords:
                 check_version(kind, key, None, expected_version)
             return False
 
+        if before is not None and core.surely_absent(kind, key):
+            await anyio.to_thread.run_sync(before)  # nothing to lock, but ``before`` to do
+            return bool(missing())
         # The lock file goes last, while held (a racer that opened it notices), and the
-        # directory with it: all in one worker-thread call.
+        # directory with it: all in one worker-thread call. With ``before``, a record found
+        # absent only in that call is locked anyway: ``before`` runs there, never on the loop.
         deleted = await core.locked_call(
-            kind, key, run, unlink=lambda done: done is not None, absent=missing
+            kind,
+            key,
+            run,
+            unlink=lambda done: done is not None,
+            absent=missing if before is None else None,
         )
         return bool(deleted)
 
@@ -201,3 +257,7 @@ class FileRecords:
                 if is_expired(record, moment):
                     purged += await self._delete(namespace, record.key, None, moment)
         return purged
+
+
+def _nothing(_: object) -> None:
+    """No step after a record's write."""

@@ -58,6 +58,7 @@ __all__ = ["FileStateStore"]
 
 R = TypeVar("R", bound=BaseModel)
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class FileStateStore:
@@ -288,6 +289,21 @@ class FileStateStore:
             durable=True,
         )
 
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T, U]:
+        return await self._records.put_made_record_then(
+            namespace, key, make, then, expected_version, durable=durable, ttl=ttl
+        )
+
     async def delete_record(
         self,
         namespace: str,
@@ -305,6 +321,19 @@ class FileStateStore:
         self, make: Callable[[], tuple[Sequence[Deletion], T]]
     ) -> tuple[list[bool], T]:
         return await self._records.delete_made_records(make)
+
+    async def delete_record_after(
+        self,
+        namespace: str,
+        key: str,
+        first: Callable[[], T],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[bool, T]:
+        return await self._records.delete_record_after(
+            namespace, key, first, expected_version, durable=durable
+        )
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         return await self._records.list_records(namespace)

@@ -73,6 +73,7 @@ __all__ = ["PostgresStateStore"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+U = TypeVar("U")
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -341,6 +342,26 @@ class PostgresStateStore:
         )
         return record, rest, state
 
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+        ttl: float | None = None,
+    ) -> tuple[KeyedRecord, T, U]:
+        if self._local is not None and self._local.owns(namespace):
+            return await self._local.store.put_made_record_then(
+                namespace, key, make, then, expected_version, durable=durable, ttl=ttl
+            )
+        record, rest = await self.put_made_record(
+            namespace, key, make, expected_version, durable=durable, ttl=ttl
+        )
+        return record, rest, await anyio.to_thread.run_sync(then, rest)
+
     async def delete_record(
         self,
         namespace: str,
@@ -375,6 +396,22 @@ class PostgresStateStore:
     ) -> tuple[list[bool], T]:
         items, rest = await anyio.to_thread.run_sync(make)  # the query itself needs no thread
         return await self.delete_records(items), rest
+
+    async def delete_record_after(
+        self,
+        namespace: str,
+        key: str,
+        first: Callable[[], T],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[bool, T]:
+        if self._local is not None and self._local.owns(namespace):
+            return await self._local.store.delete_record_after(
+                namespace, key, first, expected_version, durable=durable
+            )
+        done = await anyio.to_thread.run_sync(first)  # the query itself needs no thread
+        return await self.delete_record(namespace, key, expected_version, durable=durable), done
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         if self._local is not None and self._local.owns(namespace):

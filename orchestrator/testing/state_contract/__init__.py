@@ -10,7 +10,8 @@ A backend's test module subclasses ``StateStoreContract`` and provides a ``store
 
 Tests only use the protocol, so they hold for any backend (file now, PostgreSQL later). Each
 subject is a mixin of its own module: ``tasks``, ``claims``, ``sessions`` (and checkpoints),
-``records`` (keyed records and the conflict strategies), ``record_and_task``, ``events``,
+``records`` (keyed records and the conflict strategies), ``record_and_task``,
+``delete_after``, ``events``,
 ``history``, ``ttl``, ``context``, ``health``, ``transactions``, ``watch``, ``validators``,
 ``task_strategies``.
 """
@@ -23,6 +24,7 @@ import pytest
 
 from orchestrator.testing.state_contract.claims import ClaimsContract
 from orchestrator.testing.state_contract.context import ContextContract
+from orchestrator.testing.state_contract.delete_after import DeleteAfterContract
 from orchestrator.testing.state_contract.events import EventsContract
 from orchestrator.testing.state_contract.health import HealthContract
 from orchestrator.testing.state_contract.history import HistoryContract
@@ -45,6 +47,7 @@ class StateStoreContract(
     SessionsContract,
     RecordsContract,
     RecordAndTaskContract,
+    DeleteAfterContract,
     EventsContract,
     HistoryContract,
     TtlContract,
