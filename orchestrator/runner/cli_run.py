@@ -50,11 +50,10 @@ file would land outside HOME. Everything that happens after the start is in the 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -76,8 +75,7 @@ from orchestrator.errors import AdapterError, RunError
 from orchestrator.git.objects import adopt_objects
 from orchestrator.git.repo import Git
 from orchestrator.process import limits as resource_limits
-from orchestrator.process.command import marked
-from orchestrator.process.env import child_env, home_ready, prepare_home
+from orchestrator.process.env import home_ready, prepare_home
 from orchestrator.process.output import LOG_LIMIT, LogSink, log_name
 from orchestrator.process.procid import start_time
 from orchestrator.process.started import (
@@ -89,18 +87,17 @@ from orchestrator.process.started import (
 )
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group, reap_group, swept
 from orchestrator.process.tree import MARK_NAME, Family
-from orchestrator.runner.cli_network import CliNetwork, cli_network
-from orchestrator.runner.launch import not_found, spawn_cli
-from orchestrator.runner.login_secrets import login_secrets
-from orchestrator.runner.logins import link_credentials, unlink_credentials
+from orchestrator.runner.cli_network import CliNetwork
+from orchestrator.runner.cli_setup import confined_command, environment, prepared
+from orchestrator.runner.launch import spawn_cli
 from orchestrator.runner.reader import EventCallback, OutputReader
 from orchestrator.runner.supervise import Limits, Stop, supervise
-from orchestrator.runner.user_config import Carried, carry_user_config, forget
+from orchestrator.runner.user_config import Carried, forget
 from orchestrator.safety import secret_mask
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.safety.redaction import Redactor
 from orchestrator.sandbox import bubblewrap
-from orchestrator.sandbox.plan import GitReach, Sandbox, confinement
+from orchestrator.sandbox.plan import GitReach, Sandbox
 from orchestrator.sandbox.relay import Relays, relays
 
 __all__ = ["CliRun", "CliWatch", "Sandbox", "classified", "run_cli"]
@@ -172,7 +169,7 @@ async def run_cli(
     spec = adapter.resume_command(request, native) if native else adapter.build_command(request)
     if not spec.argv or not spec.argv[0]:
         raise AdapterError(f"adapter {adapter.name!r} built an empty command")
-    home, env, redact = _environment(adapter, request, spec)
+    home, env, redact = environment(adapter, request, spec)
     mark, since = Family.new_mark()
     env[MARK_NAME] = mark
     carried = Carried()
@@ -184,7 +181,7 @@ async def run_cli(
         or adapter.credentials
         or adapter.user_files
     ):
-        carried = await anyio.to_thread.run_sync(_prepare, home, spec, adapter, request)
+        carried = await anyio.to_thread.run_sync(prepared, home, spec, adapter, request)
     elif not home_ready(home):
         if _confining(sandbox):
             make_home = True  # made in the call that builds the sandbox's command
@@ -237,7 +234,7 @@ async def _run_prepared(
             if make_home:  # its private HOME first, in the same worker-thread call
                 prepare_home(home, {})
             looked = unlooked.reached()  # what it may reach: looked at in this call too
-            made, made_net = _confined(adapter, request, spec, env, looked, carried.readable)
+            made, made_net = confined_command(adapter, request, spec, env, looked, carried.readable)
             return made, made_net, looked
 
         command, confined_net, sandbox = await anyio.to_thread.run_sync(confine)
@@ -478,94 +475,6 @@ def _adopt(reach: GitReach) -> None:
 def _confining(sandbox: Sandbox | None) -> bool:
     """Whether the CLI runs inside ``sandbox`` (it has a reach and a binary to run)."""
     return sandbox is not None and sandbox.confines
-
-
-def _confined(
-    adapter: Adapter,
-    request: AdapterRequest,
-    spec: CommandSpec,
-    env: dict[str, str],
-    sandbox: Sandbox,
-    user_paths: Sequence[Path],
-) -> tuple[list[str], CliNetwork]:
-    """The CLI's command inside the sandbox (blocking: it looks at the disk) and its network
-    (``orchestrator.runner.cli_network``: its own, with its model's loopback endpoint relayed
-    in, or only its model's API hosts, or none), with what the log says of the sandbox; the
-    CLI's program found on its PATH first, so one that is not installed is said as such."""
-    settings, reach = sandbox.settings, sandbox.reach
-    assert settings.binary is not None and reach is not None
-    logins = (
-        [credential.source(os.environ) for credential in adapter.credentials]
-        if request.share_credentials
-        else []
-    )
-    plan = confinement(
-        settings,
-        reach,
-        workdir=Path(os.path.abspath(request.workdir)),
-        home=Path(os.path.abspath(request.home)),
-        argv=spec.argv,
-        env=env,
-        logins=[*logins, *user_paths, *map(Path, adapter.readable_dirs())],
-        nested=adapter.sandboxes_itself(),
-    )
-    if not os.path.isabs(plan.executable):  # not found on the CLI's PATH
-        raise not_found(adapter, spec.argv[0])
-    net = cli_network(settings, plan, adapter, request, env, sandbox)
-    argv: Sequence[str] = spec.argv
-    plan = net.plan
-    if net.relay is not None:  # its listeners first, then the CLI
-        argv = net.relay.launcher(plan.executable, spec.argv)
-        plan = dataclasses.replace(plan, executable=argv[0])
-    joined = net.joined
-    join, resolv = (sandbox.join, sandbox.resolv) if joined else (None, None)
-    return bubblewrap.command(settings.binary, plan, argv, net.uplink, join, resolv), net
-
-
-def _prepare(home: Path, spec: CommandSpec, adapter: Adapter, request: AdapterRequest) -> Carried:
-    # One worker-thread hop for all of it: this runs at every CLI start.
-    credentials = adapter.credentials
-    if spec.home_files or spec.stderr_files or not home_ready(home):
-        prepare_home(home, spec.home_files, spec.stderr_files)
-    if request.share_credentials:
-        link_credentials(home, credentials)
-        # The CLI can read its logins: their tokens are secrets the run knows from now on.
-        secret_mask.remember_named(login_secrets(credentials))
-    else:
-        unlink_credentials(home, credentials)
-    return carry_user_config(home, spec, adapter.user_files, request)
-
-
-def _environment(
-    adapter: Adapter, request: AdapterRequest, spec: CommandSpec
-) -> tuple[Path, dict[str, str], Redactor]:
-    home = Path(os.path.abspath(request.home))
-    names = (*adapter.env_names(), *request.pass_env)
-    env, secrets = child_env(names, spec.env, request.env, home)
-    # A variable the user names for this CLI (``pass_env``, a key variable its options name)
-    # is passed for a reason, often a key under a name of their own: its value is a secret
-    # whatever the name says.
-    named = [env[name] for name in names if name not in adapter.passthrough_env and name in env]
-    given = [*secrets, *named, *spec.secrets]
-    secret_mask.remember_named(_secret_names(adapter.name, env, request.env, given))
-    secret_mask.remember(given)  # masked in everything stored from now on
-    # Its log and events also hide what it was not given but may have found anyway: this
-    # process's environment is readable through /proc by any process of the same user.
-    return home, marked(env), Redactor([*given, *secret_mask.known()])
-
-
-def _secret_names(
-    adapter: str, env: Mapping[str, str], config_env: Mapping[str, str], given: Sequence[str]
-) -> dict[str, str]:
-    """Each secret of ``given`` under the name a report may say (never the value): the run
-    config's ``adapters.<name>.env.<VAR>``, else the variable it was passed as."""
-    secret = set(given)
-    named: dict[str, str] = {}
-    for name, value in env.items():
-        if value in secret:
-            config = config_env.get(name) == value
-            named[f"adapters.{adapter}.env.{name}" if config else name] = value
-    return named
 
 
 def classified(adapter: Adapter, result: ProcessResult, events: list[AgentEvent]) -> Outcome:

@@ -64,7 +64,7 @@ async def test_a_confined_clis_home_is_made_in_the_call_that_builds_its_sandbox(
 ) -> None:
     from adapters.command import CommandAdapter
     from orchestrator.process import env
-    from orchestrator.runner import cli_run
+    from orchestrator.runner import cli_run, cli_setup
     from orchestrator.sandbox import choice
     from orchestrator.sandbox.plan import SandboxSettings
     from tests.sandbox.test_sandbox_plan import layout
@@ -79,8 +79,8 @@ async def test_a_confined_clis_home_is_made_in_the_call_that_builds_its_sandbox(
     hopped = count_hops(monkeypatch)
     run = await run_cli(adapter, request, log_dir=tmp_path / "logs", sandbox=sandbox)
     assert run.ok, run.outcome
-    assert env.prepare_home not in hopped and cli_run.prepare_home not in hopped
-    assert cli_run._confined not in hopped  # both rode in one call
+    assert env.prepare_home not in hopped
+    assert cli_setup.confined_command not in hopped  # both rode in one call
     assert env.home_ready(home)  # made before the CLI ran in it
     assert "hello" in run.log_path.read_text()
 
