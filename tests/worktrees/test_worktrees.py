@@ -377,7 +377,7 @@ async def test_a_merged_removal_is_one_worker_thread_call_with_its_record(
     gone = await manager.remove_session_worktree(session)
     assert gone.merged and gone.branch_deleted and gone.worktree_removed
     names = [getattr(fn, "__qualname__", repr(fn)) for fn in hopped]
-    assert names == ["FileCore._try_locked_all"], names
+    assert names == ["_try_locked_all"], names
     assert not session.path.exists() and session.path not in registered_paths(repo)
     assert "council/t1/1" not in branches(repo)
     assert await store.get_record(NAMESPACE, "s1") is None
