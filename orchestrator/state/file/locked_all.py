@@ -54,7 +54,9 @@ async def locked_all_call(
     while True:
         events: list[Event] = []
         try:
-            outcome = await anyio.to_thread.run_sync(_try_locked_all, core, targets, named, fn, unlink, events)
+            outcome = await anyio.to_thread.run_sync(
+                _try_locked_all, core, targets, named, fn, unlink, events
+            )
         finally:
             core.events.notify(events)
         if not isinstance(outcome, _BusyAt):
