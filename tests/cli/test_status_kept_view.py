@@ -220,16 +220,8 @@ def test_status_of_a_kept_report_imports_none_of_the_reports_models(tmp_path: Pa
     anyio.run(_session, state, [f"t{n}" for n in range(40)])
 
     def status(*args: str) -> tuple[str, list[str]]:
-        done = subprocess.run(
-            [sys.executable, "-c", PROBE, *args],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            env=ENV,
-            timeout=patience(60),
-            check=False,
-        )
-        return done.stdout, json.loads(done.stderr.rsplit("\n", 1)[1])
+        done, modules = _probe(repo, *args)
+        return done.stdout, modules
 
     def of_report(modules: list[str]) -> list[str]:
         return [m for m in modules if any(m == n or m.startswith(f"{n}.") for n in REPORT_MODULES)]

@@ -250,6 +250,18 @@ async def test_a_stop_reads_each_record_once_for_its_checkpoint_and_its_report(
     assert stopped.totals == looked.totals and stopped.session_id == looked.session_id
 
 
+async def _forty_landed(tmp_path: Path) -> list[str]:
+    """A run of 40 tasks at 4 at once, every one landed: their ids."""
+    ids = [f"t{n:03d}" for n in range(40)]
+    config = run_config(
+        new_repo(tmp_path), [{"id": i, "prompt": "p"} for i in ids], capacity={"sessions": 4}
+    )
+    async with Council(config, workflow=Probe(pause=0.0)) as running:
+        report = await running.run()
+    assert {t.task_id: t.status for t in report.tasks} == dict.fromkeys(ids, TaskStatus.DONE)
+    return ids
+
+
 async def test_the_look_after_each_landing_looks_again_only_at_the_records_read_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,13 +288,7 @@ async def test_the_look_after_each_landing_looks_again_only_at_the_records_read_
 
     monkeypatch.setattr(relanding.Relander, "_scan", counted_scan)
     monkeypatch.setattr(relanding.Relander, "_landed_in", checked)
-    ids = [f"t{n:03d}" for n in range(40)]
-    config = run_config(
-        new_repo(tmp_path), [{"id": i, "prompt": "p"} for i in ids], capacity={"sessions": 4}
-    )
-    async with Council(config, workflow=Probe(pause=0.0)) as running:
-        report = await running.run()
-    assert {t.task_id: t.status for t in report.tasks} == dict.fromkeys(ids, TaskStatus.DONE)
+    ids = await _forty_landed(tmp_path)
     assert asked[0] > len(ids)  # every landing asked, and the run's end
     # A look at every task per landing would be asked * 40; the records read again are the
     # few each tick saw change, and the run's first and last looks.
@@ -317,13 +323,7 @@ async def test_the_look_after_a_landing_hands_on_only_the_landings_not_looked_at
         await after_landing(self, merged)
 
     monkeypatch.setattr(Relander, "after_landing", counted_landing)
-    ids = [f"t{n:03d}" for n in range(40)]
-    config = run_config(
-        new_repo(tmp_path), [{"id": i, "prompt": "p"} for i in ids], capacity={"sessions": 4}
-    )
-    async with Council(config, workflow=Probe(pause=0.0)) as running:
-        report = await running.run()
-    assert {t.task_id: t.status for t in report.tasks} == dict.fromkeys(ids, TaskStatus.DONE)
+    ids = await _forty_landed(tmp_path)
     # Every landing but the first few has earlier ones to ask about: a look at each would
     # hand on about 40 * 39 / 2 = 780 in all; the few each tick saw land, far fewer.
     assert landings[0] == len(ids)
