@@ -259,8 +259,7 @@ async def _run_prepared(
             cli_started(process.pid, since)
     except BaseException as exc:
         resource_limits.ended(command or ())  # its cgroup, if it had one, was never joined
-        with contextlib.suppress(OSError):  # the start error matters more than its log line
-            sink.close(f"not started: {exc}")
+        await _close_log(sink, f"not started: {exc}")  # the start error matters more
         if net is not None:
             await net.close()
         raise
@@ -277,8 +276,7 @@ async def _run_prepared(
                 await kill_group(process, family, 0)
                 await _close(process, out_fd, err_fd)
                 await net.close()
-                with contextlib.suppress(OSError):
-                    sink.close(f"not started: {exc}")
+                await _close_log(sink, f"not started: {exc}")
                 cli_ended(pid)
             raise
     crash_point("cli.spawned")
@@ -308,7 +306,7 @@ async def _run_prepared(
         with anyio.CancelScope(shield=True):  # its log is there: the record failed
             await kill_group(process, family, grace)
             await _close(process, out_fd, err_fd)
-            sink.close("stopped: the run could not be recorded")
+            await _close_log(sink, "stopped: the run could not be recorded")
             await _ended(watch, process.pid, _End(lambda: None))  # swept by kill_group
         raise
     stop = Stop()
@@ -324,7 +322,7 @@ async def _run_prepared(
     except BaseException:
         with anyio.CancelScope(shield=True):
             await kill_group(process, family, 0)  # the caller stops now: no grace
-            sink.close("cancelled: the orchestrator stopped this run")
+            await _close_log(sink, "cancelled: the orchestrator stopped this run")
             await _gone(process, out_fd, err_fd, command)
             await _ended(watch, pid, _End(lambda: _adopt(reach) if reach is not None else None))
             if net is not None:  # ends with the sandbox: waited for, never left behind
@@ -388,6 +386,15 @@ async def _run_prepared(
         log_truncated=sink.truncated,
         survivors=tuple(survivors),
     )
+
+
+async def _close_log(sink: LogSink, footer: str) -> None:
+    """The run's log closed with ``footer`` where the run ends early (not started, not
+    recorded, cancelled): in a worker thread, as the event loop writes no file, and whatever
+    cancels the caller meanwhile. A log that cannot be written is no reason to lose the error
+    that ended the run."""
+    with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+        await anyio.to_thread.run_sync(sink.close, footer)
 
 
 class _LogNotWritten(Exception):

@@ -76,3 +76,34 @@ def test_a_cli_stopped_part_way_reads_no_file_on_the_event_loop(tmp_path: Path) 
         assert anyio.run(stopped) is OutcomeKind.AUTH_REQUIRED
     calls = sorted({str(call) for call in found if "/proc/" in str(call)})
     assert not calls, "\n".join(calls)
+
+
+def test_a_cli_that_cannot_start_has_its_log_written_off_the_event_loop(tmp_path: Path) -> None:
+    """A CLI whose program cannot be run (here: not executable): its log, made and closed with
+    a footer saying why, is written in a worker thread (``cli_run``), and the error stands."""
+    import anyio
+    import pytest
+
+    from orchestrator.adapter import AdapterRequest
+    from orchestrator.errors import AdapterError
+    from orchestrator.process.procid import current
+    from orchestrator.runner.cli_run import run_cli
+    from orchestrator.testing.fake_cli import FakeAdapter
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    request = AdapterRequest(prompt="go", workdir=workdir, home=tmp_path / "home", task_id="t")
+    program = tmp_path / "cli"
+    program.write_text("#!/bin/sh\n")  # not executable: the start fails
+    logs = tmp_path / "logs"
+
+    async def refused() -> None:
+        await run_cli(FakeAdapter({"argv": [str(program)]}), request, log_dir=logs)
+
+    anyio.run(anyio.to_thread.run_sync, current)  # once per process (the test above says why)
+    with watching() as found, pytest.raises(AdapterError, match="permission denied"):
+        anyio.run(refused)
+    (log,) = logs.iterdir()
+    assert "not started" in log.read_text()
+    calls = sorted({str(call) for call in found})
+    assert not calls, "\n".join(calls)
