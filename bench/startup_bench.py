@@ -15,7 +15,8 @@ writing its own file; the run itself takes a few minutes, said as it goes):
 - ``council status``: in the demo's repository, the newest run's table read from its store.
 - ``council status (N tasks)``: the same in the big run's repository: the summary kept beside
   its store with the report (``run.reports.report_cache``, ``cli.status.kept_view``) is drawn
-  again, without reading the report back, as on every look while no record changes.
+  again, without reading the report back, as on every look while no record changes, the first
+  look after the run included (the run kept it: ``cli.status.kept_after_run``).
 - ``council status (N tasks, built)``: the same with the kept report deleted before each run:
   the first look after a write, built from every record (and kept again).
 
