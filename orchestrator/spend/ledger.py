@@ -166,7 +166,9 @@ class Ledger:
         first in the write's own worker-thread call: what it raises writes nothing (the call
         stays open, counted at its forecast, as one whose orchestrator died)."""
         data = entry.model_dump(mode="json")
-        version = self._versions.pop(entry.call, 0)
+        # Kept until the close is written: a close that failed (its work raised, the store
+        # refused it) is made again over the same open record.
+        version = self._versions.get(entry.call, 0)
         made: list[T] = []
 
         def make() -> tuple[dict[str, object], None]:
@@ -180,6 +182,7 @@ class Ledger:
             if current is None or current.data.get("ended_at") is None or not made:
                 raise
             # Closed already: this close's answer was lost and it was retried.
+        self._versions.pop(entry.call, None)
         crash_point("ledger.closed", entry.call)
         return made[0]
 

@@ -71,3 +71,22 @@ async def test_the_work_runs_off_the_event_loop(store: StateStore) -> None:
         lambda: threads.append(threading.get_ident()),
     )
     assert threads and threads != [threading.get_ident()]  # a worker's, not the loop's
+
+
+async def test_a_close_that_failed_can_be_made_again(store: StateStore) -> None:
+    """A close whose write did not happen (its work raised, or the store refused it) keeps the
+    open record's version: the next close of the call in this process writes over it, where
+    it was refused as a second open and the call stayed open until ``settle``."""
+    ledger = Ledger(store)
+    opened = entry(ended_at=None, cost_usd=None, cost_source="none")
+    await ledger.opened(opened)
+    closed = opened.model_copy(update={"ended_at": opened.started_at, "cost_usd": 0.1})
+
+    def refused() -> Any:
+        raise OSError("the look after the CLI failed")
+
+    with pytest.raises(OSError, match="look after"):
+        await ledger.closed_then(closed, refused)
+    await ledger.closed(closed)
+    (left,) = await ledger.entries("s1")
+    assert left.ended_at is not None and left.cost_usd == 0.1
