@@ -32,6 +32,7 @@ and read in one chunk is kept (``secret_rewrite`` reads a larger one again).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
@@ -39,7 +40,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -282,8 +283,9 @@ def _read_loose(
     common: Path, oid: str, result: Scan, needles: Sequence[Needle], deadline: float | None
 ) -> bool:
     """``oid`` read from its loose file and searched, as ``_read_one`` reads it from
-    ``cat-file``; False when it is not a loose object here (or not one this can open: a link
-    is never followed), nothing read. A damaged one fails as ``cat-file`` fails on it."""
+    ``cat-file``; False (nothing kept) when it is no loose object this can open (a link is never
+    followed) or its bytes do not hash to its name: ``cat-file`` reads it as git does (a pack
+    first), so a file planted at an object's path hides nothing. Damaged: as ``cat-file``."""
     if not _LOOSE_ID.fullmatch(oid):
         return False
     path = common / "objects" / oid[:2] / oid[2:]
@@ -291,9 +293,9 @@ def _read_loose(
         fd = safe_write.open_file(common, path, os.O_RDONLY)
     except (OSError, PathEscapeError):
         return False
+    named = hashlib.sha1(usedforsecurity=False)  # what the bytes hash to, as they come
     with os.fdopen(fd, "rb") as file:
-        inflate = zlib.decompressobj()
-        chunks = _inflated(file, inflate)
+        chunks = _hashed(_inflated(file, zlib.decompressobj()), named.update)
         try:
             head = b""
             while b"\0" not in head and len(head) < 64:
@@ -305,11 +307,14 @@ def _read_loose(
             raise _damaged(oid) from None
         if kind not in ("blob", "tree", "commit", "tag"):
             raise _damaged(oid)
-        result.kinds[oid] = kind
         try:
-            _search_loose(oid, kind, size, first, chunks, result, needles, deadline)
+            keep = _search_loose(oid, kind, size, first, chunks, result, needles, deadline)
         except zlib.error:
             raise _damaged(oid) from None
+    if named.hexdigest() != oid:
+        return False  # not what its name says: git's own read decides
+    result.kinds[oid] = kind
+    keep()
     return True
 
 
@@ -322,15 +327,20 @@ def _search_loose(
     result: Scan,
     needles: Sequence[Needle],
     deadline: float | None,
-) -> None:
+) -> Callable[[], None]:
+    """Read the rest of ``oid`` and search it: what it found, to be kept into ``result`` once
+    the object is known to be what its name says."""
     if kind != "blob":
         data = first + b"".join(chunks)
         if len(data) != size:
             raise _damaged(oid)
-        result.contents[oid] = data
-        result.findings += _search(oid, kind, data, result, needles)
         _in_time(deadline)
-        return
+
+        def keep_whole() -> None:
+            result.contents[oid] = data
+            result.findings += _search(oid, kind, data, result, needles)
+
+        return keep_whole
     finder = Finder([n.needle for n in needles])
     whole, seen, kept = size <= CHUNK, 0, []
     for piece in itertools.chain([first] if first else [], chunks):
@@ -344,12 +354,23 @@ def _search_loose(
     if seen != size:
         raise _damaged(oid)
     hit = finder.hit
-    if hit is not None:
-        needle = needles[hit.index]
-        where = masked_text(f"file {result.paths.get(oid, oid)}", needles)
-        result.findings.append(Finding(where, needle.name, needle.encoding, oid, hit.line))
-        if whole:
-            result.contents[oid] = b"".join(kept)
+
+    def keep_found() -> None:
+        if hit is not None:
+            needle = needles[hit.index]
+            where = masked_text(f"file {result.paths.get(oid, oid)}", needles)
+            result.findings.append(Finding(where, needle.name, needle.encoding, oid, hit.line))
+            if whole:
+                result.contents[oid] = b"".join(kept)
+
+    return keep_found
+
+
+def _hashed(chunks: Iterator[bytes], update: Callable[[bytes], None]) -> Iterator[bytes]:
+    """``chunks`` as they come, each also given to ``update`` (a hash's)."""
+    for piece in chunks:
+        update(piece)
+        yield piece
 
 
 def _damaged(oid: str) -> GitError:

@@ -304,6 +304,34 @@ async def test_packed_objects_are_read_by_cat_file_and_found_alike(
     assert calls.count == (1 if packed == "none" else 2)
 
 
+def test_a_loose_object_that_is_not_what_its_name_says_is_left_to_git(tmp_path: Path) -> None:
+    """A file planted at a packed object's loose path (by whatever could write the object
+    store) with other bytes: git reads the pack, and so does the gate. A loose object is read
+    from its file only when its bytes hash to its name; otherwise ``cat-file`` reads it, so a
+    decoy never hides what the landing really brings."""
+    import hashlib
+    import zlib
+
+    repo = init_repo(tmp_path / "repo", checked_out=False)
+    value = token()
+    commit_on(repo, "council/d/1", {"key.txt": f"key={value}\n"})
+    git(repo, "repack", "-a", "-d", "-q")
+    git(repo, "prune-packed")
+    blob = git(repo, "rev-parse", "council/d/1:key.txt")
+    decoy = b"nothing to see\n"
+    loose = repo / ".git" / "objects" / blob[:2] / blob[2:]
+    loose.parent.mkdir(exist_ok=True)
+    loose.write_bytes(zlib.compress(b"blob %d\0" % len(decoy) + decoy))
+    assert hashlib.sha1(b"blob %d\0" % len(decoy) + decoy).hexdigest() != blob
+    calls = GitCalls(Git(repo, None))
+    tip = git(repo, "rev-parse", "council/d/1")
+    needles = secret_scan.needles_for({value: NAME})
+    found = secret_scan.scan(calls, [tip], ["main"], needles, common=repo / ".git")
+    assert [f.describe() for f in found.findings] != []
+    assert "file key.txt" in " ".join(f.describe() for f in found.findings)
+    assert decoy not in found.contents.values()
+
+
 async def test_hex_and_url_forms_are_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     value = f"p/w+{secrets.token_hex(8)}"
     repo = init_repo(tmp_path / "repo", checked_out=False)
