@@ -16,6 +16,7 @@ that is not an object id, or a directory it cannot read.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import zlib
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 _OID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_COMMIT_MOST = 1 << 20  # a loose commit larger than this, inflated, is left to git
 
 
 class _Unreadable(Exception):
@@ -132,14 +134,20 @@ def commit_parents(common_dir: Path, oid: str) -> list[str] | None:
 
 
 def loose_commit(common_dir: Path, oid: str) -> tuple[str, list[str]] | None:
-    """The tree and parents of commit ``oid`` from its loose object file; None as for
-    ``commit_parents``."""
+    """The tree and parents of commit ``oid`` from its loose object file, whose bytes must hash
+    to ``oid``; None as for ``commit_parents``."""
     if not _OID.fullmatch(oid.encode()):
         return None
     path = common_dir / "objects" / oid[:2] / oid[2:]
+    inflate = zlib.decompressobj()
     try:
-        raw = zlib.decompressobj().decompress(path.read_bytes(), 64 * 1024)
+        raw = inflate.decompress(path.read_bytes(), _COMMIT_MOST)
     except (OSError, zlib.error):
+        return None
+    hashed = hashlib.new("sha1" if len(oid) == 40 else "sha256", raw, usedforsecurity=False)
+    if not inflate.eof or hashed.hexdigest() != oid:
+        # Larger than a commit is, or not what its name says (a file planted at a packed
+        # commit's path): git, which reads a pack first, answers.
         return None
     header, _, body = raw.partition(b"\0")
     if not header.startswith(b"commit "):

@@ -12,6 +12,7 @@ from orchestrator.git.ref_files import (
     commit_parents,
     first_parents_merged,
     first_parents_reach,
+    loose_commit,
     read_refs,
 )
 
@@ -149,3 +150,22 @@ def test_first_parents_merged_answers_only_what_the_loose_commits_show(repo: Pat
     git(repo, "repack", "-a", "-d", "-q")
     git(repo, "prune-packed")
     assert not first_parents_merged(common, later, work)  # packed: ask git
+
+
+def test_a_loose_commit_is_read_only_when_its_bytes_are_its_name(repo: Path) -> None:
+    """A file planted at a packed commit's loose path, with another commit's bytes: git reads
+    the pack, and ``loose_commit`` (which every in-process read of a commit goes through)
+    answers None, so its caller asks git, never the decoy's tree and parents."""
+    import zlib
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    assert loose_commit(repo / ".git", head) == (tree, [git(repo, "rev-parse", "HEAD~1").strip()])
+    git(repo, "repack", "-a", "-d", "-q")
+    git(repo, "prune-packed")
+    body = f"tree {tree}\nauthor a <a> 1 +0000\ncommitter a <a> 1 +0000\n\ndecoy\n".encode()
+    path = repo / ".git" / "objects" / head[:2] / head[2:]
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(zlib.compress(b"commit %d\0" % len(body) + body))
+    assert loose_commit(repo / ".git", head) is None
+    assert commit_parents(repo / ".git", head) is None  # not read from the decoy either
