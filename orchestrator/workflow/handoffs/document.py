@@ -56,7 +56,6 @@ __all__ = [
     "VerifyRecord",
     "handoff_keeping",
     "handoff_key",
-    "keep_handoff",
     "load_handoff",
     "needs_for",
     "sha256_text",
@@ -260,14 +259,6 @@ def handoff_keeping(worktree: Path, handoff: Handoff) -> HandoffKeeping:
         return handoff.model_dump(mode="json"), target
 
     return HandoffKeeping(handoff_key(handoff.task, handoff.phase), made)
-
-
-async def keep_handoff(store: StateStore, worktree: Path, handoff: Handoff) -> Path:
-    """``write_handoff_file`` and ``store_handoff`` in one store call (one worker-thread call
-    on the file store), as ``handoff_keeping`` says."""
-    keeping = handoff_keeping(worktree, handoff)
-    _, written = await store.put_made_record(keeping.namespace, keeping.key, keeping.make)
-    return written
 
 
 async def write_handoff_file(worktree: Path, handoff: Handoff) -> Path:
