@@ -34,7 +34,7 @@ import anyio.to_thread
 from orchestrator.errors import LockError, LockTimeout, LockUnusable, PathEscapeError
 from orchestrator.safety import safe_write
 
-__all__ = ["FileLock", "acquire", "acquire_blocking", "try_acquire"]
+__all__ = ["FileLock", "LockWait", "acquire", "acquire_blocking", "try_acquire"]
 
 _MIN_BACKOFF = 0.0005
 _MAX_BACKOFF = 0.05
@@ -205,26 +205,38 @@ def _open(root: Path, path: Path) -> int:
             ) from None
 
 
+class LockWait:
+    """One call's waits for a lock someone else holds, between its tries: exponential backoff
+    from ``_MIN_BACKOFF`` to ``_MAX_BACKOFF``, then ``LockTimeout`` (naming the lock) once
+    ``timeout`` seconds have passed since its first wait. For a caller whose try holds no lock
+    while it waits (``acquire``, the file store's locked calls)."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._deadline: float | None = None
+        self._delay = _MIN_BACKOFF
+
+    async def again(self, lock: Path) -> None:
+        """Wait before the next try, the lock at ``lock`` found held."""
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self._timeout
+        if now >= self._deadline:
+            raise LockTimeout(lock, self._timeout)
+        await anyio.sleep(min(self._delay, self._deadline - now))
+        self._delay = min(self._delay * 2, _MAX_BACKOFF)
+
+
 async def acquire(
     path: Path, *, shared: bool = False, timeout: float = 10.0, root: Path | None = None
 ) -> FileLock:
     """Take the lock, waiting with async exponential backoff up to ``timeout`` seconds while
-    someone holds it (``try_acquire``). Each try runs in a worker thread: opening the lock
-    file walks its directories, which the event loop must never wait on."""
-    lock = await anyio.to_thread.run_sync(_try, path, shared, root)
-    if lock is not None:
-        return lock
-    deadline = time.monotonic() + timeout
-    delay = _MIN_BACKOFF
-    while True:
-        now = time.monotonic()
-        if now >= deadline:
-            raise LockTimeout(path, timeout)
-        await anyio.sleep(min(delay, deadline - now))
-        lock = await anyio.to_thread.run_sync(_try, path, shared, root)
-        if lock is not None:
-            return lock
-        delay = min(delay * 2, _MAX_BACKOFF)
+    someone holds it (``try_acquire``, ``LockWait``). Each try runs in a worker thread:
+    opening the lock file walks its directories, which the event loop must never wait on."""
+    waits = LockWait(timeout)
+    while (lock := await anyio.to_thread.run_sync(_try, path, shared, root)) is None:
+        await waits.again(path)
+    return lock
 
 
 def _try(path: Path, shared: bool, root: Path | None) -> FileLock | None:

@@ -26,7 +26,6 @@ or writes one of its records, by whoever gets there first (``settle``).
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,9 +34,10 @@ import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
 from orchestrator import filelock
-from orchestrator.errors import LockTimeout, StateError
+from orchestrator.errors import StateError
 from orchestrator.events import Event, Subscriber
 from orchestrator.events.state import StateUpdated
+from orchestrator.filelock import LockWait
 from orchestrator.ids import check_id
 from orchestrator.models import (
     Counter,
@@ -62,9 +62,6 @@ __all__ = ["FileCore", "load_or_recover", "peek", "subdirectories"]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-
-MIN_BACKOFF = 0.0005  # seconds between tries of a lock someone else holds, doubling
-MAX_BACKOFF = 0.05
 
 
 class Busy:
@@ -182,8 +179,7 @@ class FileCore:
         if not self._settled_once:
             await self.settle(kind, key)
         lock_path = kind.lock_path(key)
-        deadline: float | None = None
-        delay = MIN_BACKOFF
+        waits = LockWait(self.lock_timeout)
         while True:
             events: list[Event] = []
             try:
@@ -197,13 +193,7 @@ class FileCore:
             if outcome.unsettled:
                 await self.settle(kind, key)
                 continue
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + self.lock_timeout
-            if now >= deadline:
-                raise LockTimeout(lock_path, self.lock_timeout)
-            await anyio.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, MAX_BACKOFF)
+            await waits.again(lock_path)
 
     def _try_locked(
         self,

@@ -9,7 +9,6 @@ with no directory is not locked: taking its lock would make one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
@@ -17,9 +16,9 @@ import anyio
 import anyio.to_thread
 
 from orchestrator import filelock
-from orchestrator.errors import LockTimeout
 from orchestrator.events import Event
-from orchestrator.state.file.core import HELD, MAX_BACKOFF, MIN_BACKOFF, UNSETTLED, Busy, FileCore
+from orchestrator.filelock import LockWait
+from orchestrator.state.file.core import HELD, UNSETTLED, Busy, FileCore
 from orchestrator.state.file.record_files.records import RecordKind
 
 __all__ = ["locked_all_call"]
@@ -49,8 +48,7 @@ async def locked_all_call(
     ``fn`` is given the places of the records it holds the locks of."""
     await core.settle_first()
     named: list[Places] = []
-    deadline: float | None = None
-    delay = MIN_BACKOFF
+    waits = LockWait(core.lock_timeout)
     while True:
         events: list[Event] = []
         try:
@@ -65,13 +63,7 @@ async def locked_all_call(
         if outcome.busy.unsettled:
             await core.settle(kind, key)
             continue
-        now = time.monotonic()
-        if deadline is None:
-            deadline = now + core.lock_timeout
-        if now >= deadline:
-            raise LockTimeout(kind.lock_path(key), core.lock_timeout)
-        await anyio.sleep(min(delay, deadline - now))
-        delay = min(delay * 2, MAX_BACKOFF)
+        await waits.again(kind.lock_path(key))
 
 
 def _try_locked_all(

@@ -12,15 +12,12 @@ without the task's write, as two calls in that order would.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import anyio
-
 from orchestrator import filelock
-from orchestrator.errors import LockTimeout
 from orchestrator.events import Event
+from orchestrator.filelock import LockWait
 from orchestrator.ids import check_id
 from orchestrator.models import KeyedRecord, TaskState, utcnow
 from orchestrator.state.claim_rules import check_fence
@@ -31,9 +28,6 @@ from orchestrator.state.file.rules import check_version
 __all__ = ["put_made_record_and_task"]
 
 T = TypeVar("T")
-
-_MIN_BACKOFF = 0.0005  # seconds between tries while the task's lock is held, doubling
-_MAX_BACKOFF = 0.05
 
 
 class _TaskBusy(Exception):
@@ -91,8 +85,7 @@ async def put_made_record_and_task(
         finally:
             lock.release()
 
-    deadline: float | None = None
-    delay = _MIN_BACKOFF
+    waits = LockWait(core.lock_timeout)
     while True:
         try:
             return await core.locked_call(kind, key, run)
@@ -100,11 +93,4 @@ async def put_made_record_and_task(
             await core.settle(tasks, task_id)
             continue
         except _TaskBusy:
-            pass
-        now = time.monotonic()
-        if deadline is None:
-            deadline = now + core.lock_timeout
-        if now >= deadline:
-            raise LockTimeout(task_lock, core.lock_timeout)
-        await anyio.sleep(min(delay, deadline - now))
-        delay = min(delay * 2, _MAX_BACKOFF)
+            await waits.again(task_lock)

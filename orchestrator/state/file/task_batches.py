@@ -20,7 +20,6 @@ session holds refuses the whole batch (``session_rules.refuse_if_held``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,9 +28,10 @@ import anyio.to_thread
 from pydantic import BaseModel
 
 from orchestrator import filelock
-from orchestrator.errors import LockTimeout, RecordNotFound, StateWriteError
+from orchestrator.errors import RecordNotFound, StateWriteError
 from orchestrator.events import Event
 from orchestrator.events.state import StateUpdated
+from orchestrator.filelock import LockWait
 from orchestrator.models import SessionRecord, TaskState
 from orchestrator.state.file.core import FileCore, load_or_recover, peek
 from orchestrator.state.file.fsops import write_error
@@ -45,9 +45,6 @@ from orchestrator.state.session_rules import (
 )
 
 __all__ = ["FileTaskBatches"]
-
-_MIN_BACKOFF = 0.0005  # seconds before the batch's locks are tried again, doubling
-_MAX_BACKOFF = 0.05
 
 
 class _Busy:
@@ -66,8 +63,7 @@ class FileTaskBatches:
         # What a dead process's transaction left on these records is finished first.
         await core.settle(core.sessions, sid)
         await core.settle(core.tasks, None)
-        deadline: float | None = None
-        delay = _MIN_BACKOFF
+        waits = LockWait(core.lock_timeout)
         while True:
             events: list[Event] = []
             try:
@@ -78,12 +74,7 @@ class FileTaskBatches:
                 core.events.notify(events, masked=True)
             if not isinstance(outcome, _Busy):
                 return outcome
-            now = time.monotonic()
-            deadline = deadline if deadline is not None else now + core.lock_timeout
-            if now >= deadline:
-                raise LockTimeout(core.sessions.lock_path(sid), core.lock_timeout)
-            await anyio.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, _MAX_BACKOFF)
+            await waits.again(core.sessions.lock_path(sid))
 
     def _try(self, sid: str, inits: list[dict[str, Any]], events: list[Event]) -> int | _Busy:
         """One try (blocking, in a worker thread): every lock now, or none."""
