@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from pydantic import (
@@ -294,6 +295,14 @@ class TaskMeta:
         damaged value, which reads as absent."""
         return cls(mapping)
 
+    @classmethod
+    def peek(cls, mapping: Mapping[str, Any] | None) -> TaskMeta:
+        """``read`` for a reader that changes nothing: a record with no metadata (every task
+        not started yet: thousands in a big run, read by each report and each tick's queue)
+        gets the one empty view, built once, whose parts refuse a change (pydantic's frozen
+        error) instead of a view built for it."""
+        return cls(mapping) if mapping else _empty_view()
+
     def _part(self, name: str) -> Any:
         part = self._read.get(name)
         if part is None:
@@ -357,3 +366,17 @@ class TaskMeta:
             _dump_part(part, self._damaged, out)
         first = [k for k in self._source if k in out]
         return {k: out[k] for k in [*first, *(k for k in out if k not in self._source)]}
+
+
+@cache
+def _frozen(part: type[_P]) -> type[_P]:
+    """``part`` whose instances refuse changes: the parts of the shared empty view."""
+    return type(part.__name__, (part,), {"model_config": ConfigDict(frozen=True)})
+
+
+@cache
+def _empty_view() -> TaskMeta:
+    view = TaskMeta(None)
+    for name, part in _PARTS.items():
+        view._read[name] = _empty(_frozen(part))
+    return view

@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from pydantic import ValidationError
 
 from orchestrator.cli.store.state_cmd import task_record_json_schema
 from orchestrator.forge.base import PullRequest
@@ -199,3 +200,26 @@ def test_a_task_record_as_the_store_keeps_it_meets_council_state_schema() -> Non
     jsonschema.validate(record.model_dump(mode="json"), schema)
     assert schema["properties"]["metadata"] == {"$ref": "#/$defs/TaskMetadata"}
     assert set(schema["$defs"]["TaskMetadata"]["properties"]) == TaskMeta.keys()
+
+
+@pytest.mark.parametrize("record", RECORDS)
+def test_a_peek_reads_as_a_read(record: dict[str, Any]) -> None:
+    """``peek`` (a reader's view) reads every part as ``read`` does, the empty record too."""
+    peeked, read = TaskMeta.peek(record), TaskMeta.read(record)
+    for name in TaskMeta.parts():
+        assert getattr(peeked, name).model_dump() == getattr(read, name).model_dump()
+    assert peeked.dump() == read.dump() == record
+
+
+def test_records_without_metadata_share_one_view_that_refuses_changes() -> None:
+    """Thousands of tasks not started yet read one empty view (no view built each), and a
+    reader that changed it would change every such record's: the change is refused."""
+    first, second = TaskMeta.peek({}), TaskMeta.peek(None)
+    assert first is second
+    with pytest.raises(ValidationError, match="frozen"):
+        first.retry.outcome = "rate_limited"
+    assert first.retry.outcome is None and first.dump() == {}
+    assert TaskMeta.peek({"parks": 1}) is not first
+    fresh = TaskMeta.read({})
+    fresh.retry.outcome = "rate_limited"  # ``read`` stays a writer's own view
+    assert fresh.dump() == {"outcome": "rate_limited"}

@@ -57,7 +57,7 @@ def _task_report(
     duration = None
     if state.started_at is not None and state.finished_at is not None:
         duration = (state.finished_at - state.started_at).total_seconds()
-    meta = TaskMeta.read(state.metadata)  # a damaged value reads as absent
+    meta = TaskMeta.peek(state.metadata)  # a damaged value reads as absent
     parked = state.status == TaskStatus.PARKED
     queued = state.status == TaskStatus.QUEUED
     outcome = meta.retry.outcome if state.status == TaskStatus.FAILED else None

@@ -14,12 +14,12 @@ __all__ = ["stack_reports"]
 
 
 def _stack(state: TaskState | None) -> StackState | None:
-    return TaskMeta.read(state.metadata).pull.stack if state is not None else None
+    return TaskMeta.peek(state.metadata).pull.stack if state is not None else None
 
 
 def _link(task_id: str, by_id: Mapping[str, TaskState]) -> StackLink:
     state = by_id.get(task_id)
-    pull = TaskMeta.read(state.metadata).pull.pull if state is not None else None
+    pull = TaskMeta.peek(state.metadata).pull.pull if state is not None else None
     return StackLink(task_id=task_id, number=pull.number if pull is not None else None)
 
 

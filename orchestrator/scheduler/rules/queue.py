@@ -60,10 +60,10 @@ def ordered(tasks: Sequence[TaskConfig], states: Mapping[str, TaskState]) -> lis
 
 def ready(state: TaskState, now: datetime) -> bool:
     if state.status == TaskStatus.QUEUED:
-        not_before = TaskMeta.read(state.metadata).retry.not_before
+        not_before = TaskMeta.peek(state.metadata).retry.not_before
         return not_before is None or not_before <= now
     if state.status == TaskStatus.PARKED:
-        until = TaskMeta.read(state.metadata).park.until
+        until = TaskMeta.peek(state.metadata).park.until
         return until is None or until <= now
     return False
 
@@ -81,9 +81,9 @@ def wait_ends(state: TaskState, now: datetime) -> datetime | None:
     """When the timed wait ``wait_reason`` reports for ``state`` ends (a park, a retry's
     back-off), if it is still ahead of ``now``: from then on the same record reads otherwise."""
     if state.status == TaskStatus.PARKED:
-        until = TaskMeta.read(state.metadata).park.until
+        until = TaskMeta.peek(state.metadata).park.until
     elif state.status == TaskStatus.QUEUED:
-        until = TaskMeta.read(state.metadata).retry.not_before
+        until = TaskMeta.peek(state.metadata).retry.not_before
     else:
         return None
     return until if until is not None and until > now else None
@@ -96,7 +96,7 @@ def wait_reason(
     (``parked until 14:03:10 on claude``), or None when nothing in the records does (it may
     still wait for a slot or a file: the dispatcher knows those). Times are this machine's
     local clock."""
-    meta = TaskMeta.read(state.metadata)  # a damaged value reads as absent
+    meta = TaskMeta.peek(state.metadata)  # a damaged value reads as absent
     if state.status in (TaskStatus.MERGING, TaskStatus.WAITING_FOR_CHECKOUT):
         return meta.landing.waiting
     if state.status == TaskStatus.IN_REVIEW:
