@@ -24,6 +24,7 @@ import contextlib
 import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
@@ -35,6 +36,9 @@ from orchestrator.errors import LockError, LockTimeout, LockUnusable, PathEscape
 from orchestrator.safety import safe_write
 
 __all__ = ["FileLock", "LockWait", "acquire", "acquire_blocking", "try_acquire"]
+
+Opener = Callable[[Path, int], int]
+"""Opens a lock file (its path, ``os.open`` flags) as ``safe_write.open_file`` would."""
 
 _MIN_BACKOFF = 0.0005
 _MAX_BACKOFF = 0.05
@@ -137,16 +141,25 @@ class FileLock:
         self.release()
 
 
-def try_acquire(path: Path, *, shared: bool = False, root: Path | None = None) -> FileLock | None:
+def try_acquire(
+    path: Path,
+    *,
+    shared: bool = False,
+    root: Path | None = None,
+    opener: Opener | None = None,
+) -> FileLock | None:
     """Take the lock on ``path`` now, or return None when another holder has it.
 
     ``root`` is the directory ``path`` must be reached from without a link on the way
-    (default: the lock's own directory, so only the file itself is checked)."""
+    (default: the lock's own directory, so only the file itself is checked). ``opener``, when
+    given, opens the lock file in its place as ``safe_write.open_file`` would (never through
+    a link, ``PathEscapeError`` for one; directories made): the file store's, which keeps
+    its directories' descriptors (``FileOps.open_lock``)."""
     portalocker, exclusive, sharing = _portalocker()
     flags = sharing if shared else exclusive
     top = path.parent if root is None else root
     while True:
-        fd = _open(top, path)
+        fd = _open(top, path, opener)
         try:
             portalocker.lock(fd, flags)
         except portalocker.exceptions.AlreadyLocked:
@@ -177,10 +190,12 @@ def _reason(exc: Exception) -> str:
     return str(getattr(cause, "strerror", None) or cause)
 
 
-def _open(root: Path, path: Path) -> int:
+def _open(root: Path, path: Path, opener: Opener | None = None) -> int:
     """The lock file's descriptor (created, and its directories, when missing)."""
     while True:
         try:
+            if opener is not None:
+                return opener(path, os.O_RDWR | os.O_CREAT)
             return safe_write.open_file(root, path, os.O_RDWR | os.O_CREAT, make_dirs=True)
         except PathEscapeError as exc:
             raise LockUnusable(

@@ -43,7 +43,11 @@ __all__ = [
     "link",
     "make_dirs",
     "open_append",
+    "open_child",
+    "open_dir",
     "open_file",
+    "open_in",
+    "opened_at",
     "real_dir",
     "replace",
     "rmdir",
@@ -82,15 +86,51 @@ def open_file(
     directory, _, name = os.fspath(path).rpartition(os.sep)
     dir_fd = _dir_fd(os.fspath(root), directory or os.sep, 0o755 if make_dirs else None)
     try:
+        return open_in(dir_fd, name, flags, mode, path)
+    finally:
+        os.close(dir_fd)
+
+
+def open_in(dir_fd: int, name: str, flags: int, mode: int, path: Path | str) -> int:
+    """``os.open(name, flags)`` in the directory ``dir_fd`` (reached without a link), never
+    through a link at ``name``: ``PathEscapeError`` then; other errors name ``path``."""
+    try:
         return os.open(name, flags | _FILE_FLAGS, mode, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise PathEscapeError(
                 f"refused to write {path}: it is a symbolic link{_target(dir_fd, name)}"
             ) from None
-        raise _named(exc, path) from None
-    finally:
-        os.close(dir_fd)
+        raise _named(exc, Path(path)) from None
+
+
+def open_dir(root: Path | str, directory: Path | str, create: bool) -> int:
+    """``directory``'s descriptor, reached from ``root`` as ``real_dir`` reaches it (made when
+    missing with ``create``, else ``FileNotFoundError``), for the caller to close."""
+    return _dir_fd(os.fspath(root), os.fspath(directory), 0o755 if create else None)
+
+
+def opened_at(fd: int, root: Path | str, directory: Path | str) -> bool:
+    """Whether the directory open at ``fd`` is, now, ``directory`` under ``root`` reached
+    with no link on the way: the kernel's own name for it (``/proc/self/fd``) is the one
+    ``real_dir`` expects. False when it was moved, removed, or a link is on the way now (and
+    without ``/proc``, where nothing can be told this way)."""
+    if not _HAVE_FD_NAMES:
+        return False
+    _, expected = _plan(os.fspath(root), os.fspath(directory))
+    try:
+        return os.readlink(f"{_FD_NAMES}{fd}") == expected
+    except OSError:
+        return False
+
+
+def open_child(parent_fd: int, name: str, directory: str, create: bool) -> int:
+    """The descriptor of the directory ``name`` in the directory ``parent_fd`` (reached
+    without a link), never through a link (``PathEscapeError`` naming ``directory``); made
+    when missing with ``create``, else ``FileNotFoundError``."""
+    if name in ("", ".", "..") or os.sep in name:
+        raise PathEscapeError(f"refused to reach {directory}: {name!r} is no directory name")
+    return _step(parent_fd, name, directory, 0o755 if create else None)
 
 
 def open_append(root: Path, path: Path, *, truncate: bool = False, mode: int = 0o644) -> int:

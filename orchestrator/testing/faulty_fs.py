@@ -149,6 +149,12 @@ class FaultyFileOps:
     def rmdir(self, directory: Path) -> None:
         self._real.rmdir(directory)
 
+    def close_dirs(self) -> None:
+        self._real.close_dirs()
+
+    def open_lock(self, path: Path, flags: int) -> int:
+        return self._real.open_lock(path, flags)
+
     def makedirs(self, directory: Path) -> None:
         self._check("mkdir", directory)
         self._real.makedirs(directory)

@@ -212,7 +212,9 @@ class FileCore:
             return UNSETTLED
         if absent is not None and not kind.dir_for(key).exists():
             return absent()
-        lock = filelock.try_acquire(lock_path, shared=shared, root=self.anchor)
+        lock = filelock.try_acquire(
+            lock_path, shared=shared, root=self.anchor, opener=self.ops.open_lock
+        )
         if lock is None:
             return HELD
         try:

@@ -28,6 +28,7 @@ from typing import Protocol, cast
 from orchestrator.errors import PathEscapeError, StateWriteError
 from orchestrator.safety import safe_write
 from orchestrator.safety.crashpoints import crash_point
+from orchestrator.safety.held_dirs import HeldDirs
 
 __all__ = ["FileOperations", "FileOps", "NotSynced", "durable_write", "write_error"]
 
@@ -42,6 +43,8 @@ class FileOperations(Protocol):
 
     def confine(self, root: Path) -> None: ...
     def root_of(self, path: Path) -> Path: ...
+    def close_dirs(self) -> None: ...
+    def open_lock(self, path: Path, flags: int) -> int: ...
     def makedirs(self, directory: Path) -> None: ...
     def open_new(self, path: Path) -> int: ...
     def open_append(self, path: Path) -> int: ...
@@ -60,13 +63,22 @@ class FileOps:
     """Plain POSIX file operations (``FileOperations``).
 
     Each operation stays under a directory it was confined to (``confine``: the store's
-    root, the event log's directory) and never follows a link on the way or at the file
-    (``orchestrator.safety.safe_write``): a link someone planted in the store is refused as an
-    ``OSError`` with ``errno.ELOOP`` naming it, like any other file the disk refuses. A path
-    under no confined directory is refused the same way.
+    root, the event log's directory) and never follows a link on the way or at the file: a
+    directory is reached once as ``orchestrator.safety.safe_write`` reaches it and its
+    descriptor kept (``orchestrator.safety.held_dirs``: a link planted on the way later
+    cannot redirect a write, the descriptor being the directory checked), every operation
+    relative to it. A link someone planted in the store is refused as an ``OSError`` with
+    ``errno.ELOOP`` naming it, like any other file the disk refuses. A path under no
+    confined directory is refused the same way.
     """
 
     _roots: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def dirs(self) -> HeldDirs:
+        """The descriptors of the directories reached so far (made on first use: a subclass
+        need not call an ``__init__``)."""
+        return HeldDirs(self._root_str)
 
     def confine(self, root: Path) -> None:
         """Allow writes under ``root`` (trusted as given), reached without following links.
@@ -74,10 +86,14 @@ class FileOps:
         normal = os.path.normpath(root)
         if normal not in self._roots:
             self._roots = (*self._roots, normal)
+            self.dirs.close()  # each directory reached again from its outermost root
 
     def root_of(self, path: Path) -> Path:
         """The outermost confined directory holding ``path``: every directory below it is
         checked on the way."""
+        return _root_path(self._root_str(os.fspath(path)))
+
+    def _root_str(self, path: str) -> str:
         inner = os.path.normpath(path)
         found = ""
         for root in self._roots:
@@ -86,22 +102,34 @@ class FileOps:
             if inside and (not found or len(root) < len(found)):
                 found = root
         if not found:
-            raise OSError(errno.EPERM, "outside the directories the store writes in", str(path))
-        return _root_path(found)
+            raise OSError(errno.EPERM, "outside the directories the store writes in", path)
+        return found
+
+    def close_dirs(self) -> None:
+        self.dirs.close()
 
     def makedirs(self, directory: Path) -> None:
         with _refused_links(directory):
-            safe_write.make_dirs(self.root_of(directory), directory)
+            self.dirs.run(os.fspath(directory), True, _nothing)
 
     def open_new(self, path: Path) -> int:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        with _refused_links(path):
-            return safe_write.open_file(self.root_of(path), path, flags)
+        return self._open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
 
     def open_append(self, path: Path) -> int:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        return self._open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+    def _open(self, path: Path, flags: int) -> int:
+        directory, _, name = os.fspath(path).rpartition(os.sep)
         with _refused_links(path):
-            return safe_write.open_file(self.root_of(path), path, flags)
+            return self.dirs.run(
+                directory, False, lambda fd: safe_write.open_in(fd, name, flags, 0o644, path)
+            )
+
+    def open_lock(self, path: Path, flags: int) -> int:
+        directory, _, name = os.fspath(path).rpartition(os.sep)
+        return self.dirs.run(
+            directory, True, lambda fd: safe_write.open_in(fd, name, flags, 0o644, path)
+        )
 
     def write(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
@@ -116,24 +144,50 @@ class FileOps:
         os.close(fd)
 
     def replace(self, src: Path, dst: Path) -> None:
-        with _refused_links(dst):
-            safe_write.replace(self.root_of(dst), src, dst)
+        self._pair(src, dst, os.replace)
 
     def link(self, src: Path, dst: Path) -> None:
-        with _refused_links(dst):
-            safe_write.link(self.root_of(dst), src, dst)
+        self._pair(src, dst, functools.partial(os.link, follow_symlinks=False))
+
+    def _pair(self, src: Path, dst: Path, call: Callable[..., None]) -> None:
+        """``call(src, dst)`` relative to their directories' descriptors; an error names
+        ``src`` when it is missing, else ``dst``."""
+        src_dir, _, src_name = os.fspath(src).rpartition(os.sep)
+        dst_dir, _, dst_name = os.fspath(dst).rpartition(os.sep)
+
+        def between(src_fd: int, dst_fd: int) -> None:
+            call(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+
+        def from_src(src_fd: int) -> None:
+            if os.path.normpath(dst_dir) == os.path.normpath(src_dir):
+                between(src_fd, src_fd)
+            else:
+                self.dirs.run(dst_dir, False, lambda dst_fd: between(src_fd, dst_fd))
+
+        try:
+            with _refused_links(dst):
+                self.dirs.run(src_dir, False, from_src)
+        except OSError as exc:
+            named = src if exc.errno == errno.ENOENT else dst
+            raise type(exc)(exc.errno, exc.strerror, os.fspath(named)) from None
 
     def unlink(self, path: Path) -> None:
-        with _refused_links(path):
-            safe_write.unlink(self.root_of(path), path)
+        directory, _, name = os.fspath(path).rpartition(os.sep)
+        with _refused_links(path), contextlib.suppress(FileNotFoundError):
+            self.dirs.run(directory, False, lambda fd: os.unlink(name, dir_fd=fd))
 
     def rmdir(self, directory: Path) -> None:
-        with _refused_links(directory):
-            safe_write.rmdir(self.root_of(directory), directory)
+        parent, _, name = os.fspath(directory).rpartition(os.sep)
+        try:
+            with _refused_links(directory):
+                self.dirs.run(parent, False, lambda fd: os.rmdir(name, dir_fd=fd))
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, os.fspath(directory)) from None
+        self.dirs.forget(os.fspath(directory))
 
     def fsync_dir(self, directory: Path) -> None:
         with _refused_links(directory):
-            safe_write.fsync_dir(self.root_of(directory), directory)
+            self.dirs.run(os.fspath(directory), False, os.fsync)
 
     def sync_all(self, directory: Path) -> None:
         """Make every write made so far durable, the files' bytes and the directories'
@@ -146,6 +200,10 @@ class FileOps:
         root = self.root_of(directory)  # only for a store's own directories
         if not _syncfs(root):
             os.sync()
+
+
+def _nothing(fd: int) -> None:
+    """What ``makedirs`` does with the directory it reached: nothing more."""
 
 
 _SYNCFS: list[Callable[[int], int] | None] = []  # libc's syncfs, looked up once

@@ -87,7 +87,9 @@ def _try_locked_all(
                 return _BusyAt(UNSETTLED, kind, key)
             if not kind.dir_for(key).exists():
                 continue
-            lock = filelock.try_acquire(kind.lock_path(key), root=core.anchor)
+            lock = filelock.try_acquire(
+                kind.lock_path(key), root=core.anchor, opener=core.ops.open_lock
+            )
             if lock is None:
                 return _BusyAt(HELD, kind, key)
             held[at] = lock

@@ -64,7 +64,9 @@ async def put_made_record_and_task(
             intent = core.intents.load(path)
             if intent is not None and intent.touches(task_ref):
                 raise _TaskUnsettled
-        lock = filelock.try_acquire(task_lock, shared=False, root=core.anchor)
+        lock = filelock.try_acquire(
+            task_lock, shared=False, root=core.anchor, opener=core.ops.open_lock
+        )
         if lock is None:
             raise _TaskBusy
         try:

@@ -118,6 +118,7 @@ class FileStateStore:
 
     async def aclose(self) -> None:
         self.core.events.close()
+        self.core.ops.close_dirs()  # the directories' descriptors the store kept
 
     # -- tasks and claims -------------------------------------------------------------------
 

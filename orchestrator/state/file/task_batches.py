@@ -86,7 +86,9 @@ class FileTaskBatches:
         held: list[filelock.FileLock] = []
         try:
             for kind, key in records:
-                lock = filelock.try_acquire(kind.lock_path(key), root=core.anchor)
+                lock = filelock.try_acquire(
+                    kind.lock_path(key), root=core.anchor, opener=core.ops.open_lock
+                )
                 if lock is None:
                     return _Busy()
                 held.append(lock)

@@ -145,6 +145,7 @@ class WatchContract:
         # Whatever the stores keep open anyway (a listening connection, the log they append
         # to, a pooled connection) is in place before the baseline is taken.
         await store_twin.update_task_state("t0", {})
+        await store_twin.update_task_state("t1", {})  # the file store holds its directory
         await store.wait_for_update(RecordRef.task("t0"), 1, timeout=0.1)
         await anyio.sleep(0.1)
         tasks, fds = len(asyncio.all_tasks()), _open_fds()
