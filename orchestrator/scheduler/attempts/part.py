@@ -18,6 +18,9 @@ The points, in the order an attempt meets them:
 - ``forking(attempt)``: a new worktree is about to fork from the base (fetch it first);
 - ``fork_at(attempt, state)``: the commit a new worktree starts from instead of the base's
   tip (a stacked pull request's: the head below it, recorded), the first part's answer taken;
+- ``with_fork(attempt, session_id)``: blocking work of the part's own (it must not raise) done
+  in the worker-thread call that forks the attempt's new worktree (one hop for both: a
+  session's block of ports claimed); None: none;
 - ``phase_starting(attempt, phase)``: a phase is about to start in the attempt's worktree
   (its session's services started, ``ServiceFailed`` failing the phase); the session's side
   its CLI and checks get (its network, its variables): the parts' variables together, the
@@ -41,7 +44,7 @@ The points, in the order an attempt meets them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from orchestrator.merge.types import MergeResult
@@ -72,6 +75,9 @@ class AttemptPart:
         return None
 
     async def fork_at(self, attempt: Attempt, state: TaskState) -> str | None:
+        return None
+
+    def with_fork(self, attempt: Attempt, session_id: str) -> Callable[[], None] | None:
         return None
 
     async def phase_starting(self, attempt: Attempt, phase: str) -> SessionSide | None:
@@ -140,6 +146,19 @@ class AttemptParts:
             if start is not None:
                 return start
         return None
+
+    def with_fork(self, attempt: Attempt, session_id: str) -> Callable[[], None] | None:
+        """Every part's work for the new worktree's forking call, in the run's order, as one
+        (None when no part has any)."""
+        works = [w for p in self._parts if (w := p.with_fork(attempt, session_id)) is not None]
+        if not works:
+            return None
+
+        def all_of() -> None:
+            for work in works:
+                work()
+
+        return all_of
 
     @property
     def phase_starters(self) -> bool:

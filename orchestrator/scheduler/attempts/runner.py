@@ -274,6 +274,7 @@ class AttemptRunner:
             attempt.worktree_task,
             at_least=state.attempt + 1,
             start=start,
+            beside=self._parts.with_fork(attempt, session_id),
         )
 
     async def _execute(self, attempt: Attempt) -> WorkflowResult:
