@@ -32,8 +32,10 @@ from orchestrator.events.phases import (
     PhaseStarted,
     PhaseStopped,
 )
-from orchestrator.models import PhaseRecord, PhaseStatus, utcnow
+from orchestrator.models import KeyedRecord, PhaseRecord, PhaseStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
+from orchestrator.state.carried import Carrier
+from orchestrator.state.carried_in_turn import carried_in_turn
 from orchestrator.state.protocol import StateStore
 from orchestrator.state.transactions import UpdateTask
 
@@ -156,11 +158,15 @@ class PhaseBook:
         handoff_sha256: str,
         result: dict[str, Any],
         kept: KeptRecord | None = None,
+        carried: Carrier | None = None,
     ) -> PhaseRecord:
         """The phase recorded completed; with ``kept`` (its handoff's keyed record, whose
         ``make`` writes its file), that record first, in the same store call
         (``put_made_record_and_task``): the handoff is kept before the phase is recorded
-        complete, so a crash between them (or before both) runs the phase again."""
+        complete, so a crash between them (or before both) runs the phase again. With
+        ``carried`` (another room's record: the session's context, with the files a build
+        changed), that record after both, in the same call where the store makes one
+        (``put_made_record_and_task_carrying``), as its own call after them would."""
         record = self._require(name).model_copy(
             update={
                 "status": PhaseStatus.COMPLETED,
@@ -172,7 +178,7 @@ class PhaseBook:
                 "result": {**self._require(name).result, **result},
             }
         )
-        await self._put(record, current=name, kept=kept)
+        await self._put(record, current=name, kept=kept, carried=carried)
         crash_point("phase.completed")
         await self._emit(PHASE_COMPLETED, record)
         return record
@@ -225,10 +231,22 @@ class PhaseBook:
         current: str,
         durable: bool = True,
         kept: KeptRecord | None = None,
+        carried: Carrier | None = None,
     ) -> None:
         phases = {**self.records, record.name: record}
         updates = {**self.fields, "phases": phases, "current_phase": current}
-        if kept is not None:
+        written: list[KeyedRecord | None] = []
+        if kept is not None and carried is not None:
+            *_, written = await self.store.put_made_record_and_task_carrying(
+                kept.namespace,
+                kept.key,
+                kept.make,
+                self.task_id,
+                updates,
+                fencing_token=self.claim_token,
+                carried=[carried.put],
+            )
+        elif kept is not None:
             await self.store.put_made_record_and_task(
                 kept.namespace,
                 kept.key,
@@ -242,6 +260,10 @@ class PhaseBook:
                 self.task_id, updates, fencing_token=self.claim_token, durable=durable
             )
         self.records = phases
+        if carried is not None:  # carried above, else written after, as its own call
+            if not written:
+                written = await carried_in_turn(self.store, [carried.put])
+            carried.done(written[0])
 
     async def _emit(self, event_type: str, record: PhaseRecord, **extra: Any) -> None:
         fields: dict[str, Any] = {
