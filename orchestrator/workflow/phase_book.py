@@ -21,7 +21,7 @@ without waiting for CLI output).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from orchestrator.events import Event
@@ -158,15 +158,16 @@ class PhaseBook:
         handoff_sha256: str,
         result: dict[str, Any],
         kept: KeptRecord | None = None,
-        carried: Carrier | None = None,
+        carried: Sequence[Carrier] = (),
     ) -> PhaseRecord:
         """The phase recorded completed; with ``kept`` (its handoff's keyed record, whose
         ``make`` writes its file), that record first, in the same store call
         (``put_made_record_and_task``): the handoff is kept before the phase is recorded
         complete, so a crash between them (or before both) runs the phase again. With
-        ``carried`` (another room's record: the session's context, with the files a build
-        changed), that record after both, in the same call where the store makes one
-        (``put_made_record_and_task_carrying``), as its own call after them would."""
+        ``carried`` (other rooms' records: the session's context, with the files a build
+        changed; the radar's first sighting), those after both, in the same call where the
+        store makes one (``put_made_record_and_task_carrying``), as their own calls after
+        them would."""
         record = self._require(name).model_copy(
             update={
                 "status": PhaseStatus.COMPLETED,
@@ -231,12 +232,12 @@ class PhaseBook:
         current: str,
         durable: bool = True,
         kept: KeptRecord | None = None,
-        carried: Carrier | None = None,
+        carried: Sequence[Carrier] = (),
     ) -> None:
         phases = {**self.records, record.name: record}
         updates = {**self.fields, "phases": phases, "current_phase": current}
         written: list[KeyedRecord | None] = []
-        if kept is not None and carried is not None:
+        if kept is not None and carried:
             *_, written = await self.store.put_made_record_and_task_carrying(
                 kept.namespace,
                 kept.key,
@@ -244,7 +245,7 @@ class PhaseBook:
                 self.task_id,
                 updates,
                 fencing_token=self.claim_token,
-                carried=[carried.put],
+                carried=[c.put for c in carried],
             )
         elif kept is not None:
             await self.store.put_made_record_and_task(
@@ -260,10 +261,11 @@ class PhaseBook:
                 self.task_id, updates, fencing_token=self.claim_token, durable=durable
             )
         self.records = phases
-        if carried is not None:  # carried above, else written after, as its own call
+        if carried:  # carried above, else written after, as their own calls
             if not written:
-                written = await carried_in_turn(self.store, [carried.put])
-            carried.done(written[0])
+                written = await carried_in_turn(self.store, [c.put for c in carried])
+            for carrier, put in zip(carried, written, strict=True):
+                carrier.done(put)
 
     async def _emit(self, event_type: str, record: PhaseRecord, **extra: Any) -> None:
         fields: dict[str, Any] = {

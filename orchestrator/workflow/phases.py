@@ -441,8 +441,9 @@ class PhaseSteps:
             run.task, name, following, round_, adapter, run.session.branch, ran, facts, checks
         )
         handoff = make_handoff(output, self._checks.verify)
-        # A build's changed files, for the session's context: carried in the same call.
-        carried = await run.files_carried(handoff.files_changed) if name == BUILD else None
+        # A build's changed files, for the session's context, and the run's features' records
+        # of the phase's end (the radar's first sighting): carried in the same call.
+        carried = await run.phase_carried(handoff.files_changed if name == BUILD else ())
         crash_point("phase.ended")
         # Its handoff's file and record, then the phase recorded complete: one store call.
         await self._book.complete(

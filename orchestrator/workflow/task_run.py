@@ -84,6 +84,9 @@ class TaskRun:
     # phase's completion to carry in its own store call (``state.carried``); None: the
     # workflow reports them through ``on_files`` after it.
     carry_files: Callable[[Sequence[str]], Awaitable[Carrier]] | None = None
+    # Records of the run's features its phase's completion carries (the radar's first
+    # sighting), asked just before it; None: none.
+    carry_phase_end: Callable[[], Sequence[Carrier]] | None = None
     note: str | None = None  # why the last attempt's build changed nothing: said to this build
     # What reviewers and checks said of the task's pull request: this build answers it.
     feedback: str | None = None
@@ -117,6 +120,13 @@ class TaskRun:
         if self.carry_files is None or not paths:
             return None
         return await self.carry_files(paths)
+
+    async def phase_carried(self, paths: Sequence[str]) -> list[Carrier]:
+        """What a phase's completion carries: ``files_carried(paths)`` (a build's changed
+        files), then ``carry_phase_end``'s."""
+        files = await self.files_carried(paths)
+        ending = self.carry_phase_end() if self.carry_phase_end is not None else ()
+        return [*([files] if files is not None else []), *ending]
 
     async def phase_ended(self) -> None:
         """Tell ``on_phase_end`` that a phase's work is saved on the branch."""

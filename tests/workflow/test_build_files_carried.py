@@ -1,7 +1,8 @@
-"""A build's changed files reach its session's context in the phase's completion call (issue
-51: ``put_made_record_and_task_carrying``, ``state.carried``): the handoff's record, the task's
-phase record and the context in one worker-thread call, no store call of the context's own;
-the context says the files as ``add_files`` would (merged into what the store holds)."""
+"""A build's changed files reach its session's context, and the radar's first sighting of the
+session is written, in the phase's completion call (issue 51:
+``put_made_record_and_task_carrying``, ``state.carried``): the handoff's record, the task's
+phase record, the context and the sighting in one worker-thread call, no store call of either's
+own; the context says the files as ``add_files`` would, the sighting what the radar read."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from orchestrator.council import Council
 from orchestrator.models import KeyedRecord
+from orchestrator.radar.records import SIGHTINGS
 from orchestrator.state import FileStateStore
 from orchestrator.state.context import CONTEXTS
 from tests.support.scheduler_helpers import merged_tasks, new_repo, run_config
@@ -66,11 +68,13 @@ async def test_a_builds_files_ride_its_completion_call(
         report = await council.run()
     assert report.exit_code == 0, report.model_dump_json(indent=2)
     assert merged_tasks(repo) == ["t1"]
-    assert CONTEXTS not in single, single
+    assert not {CONTEXTS, SIGHTINGS} & set(single), single
     assert len(carried) == 1, carried
     puts, hops, written = carried[0]
-    assert (puts, hops) == ([CONTEXTS], 1)  # one worker-thread call for all of them
-    context = written[0]
+    assert (puts, hops) == ([CONTEXTS, SIGHTINGS], 1)  # one worker-thread call for all
+    context, sighting = written
     assert context is not None
     assert context.data["files_changing"] == ["a.py"]
     assert context.data["task"] == "t1" and context.data["status"] == "working"
+    assert sighting is not None and sighting.expires_at is not None  # (its time to live)
+    assert sighting.data["task_id"] == "t1" and sighting.data["files"], sighting.data

@@ -25,6 +25,9 @@ The points, in the order an attempt meets them:
   (its session's services started, ``ServiceFailed`` failing the phase); the session's side
   its CLI and checks get (its network, its variables): the parts' variables together, the
   first part's network taken;
+- ``phase_ending(attempt)``: a phase's work is committed and about to be recorded complete:
+  records of the part's (``state.carried``) that store call carries (the radar's first
+  sighting of the session), before ``phase_ended``;
 - ``phase_ended(attempt)``: a phase's work is committed (publish it, look at it);
 - ``lands(attempt)``: its work is ready: True when a part lands it its own way (a pull request),
   the merge queue then does not;
@@ -51,6 +54,7 @@ from orchestrator.merge.types import MergeResult
 from orchestrator.models import TaskState
 from orchestrator.sandbox.commands import SessionSide
 from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.state.carried import Carrier
 from orchestrator.state.deletions import Deletion
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -82,6 +86,9 @@ class AttemptPart:
 
     async def phase_starting(self, attempt: Attempt, phase: str) -> SessionSide | None:
         return None
+
+    def phase_ending(self, attempt: Attempt) -> Sequence[Carrier]:
+        return ()
 
     async def phase_ended(self, attempt: Attempt) -> None:
         return None
@@ -171,6 +178,9 @@ class AttemptParts:
             given = await part.phase_starting(attempt, phase)
             side = given if side is None else _joined(side, given)
         return side
+
+    def phase_ending(self, attempt: Attempt) -> list[Carrier]:
+        return [carrier for part in self._parts for carrier in part.phase_ending(attempt)]
 
     async def phase_ended(self, attempt: Attempt) -> None:
         for part in self._parts:

@@ -40,6 +40,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -300,6 +301,7 @@ class AttemptRunner:
             on_phase_start=self._phase_start(attempt),
             on_files=self._files_reporter(attempt),
             carry_files=self._files_carrier(attempt),
+            carry_phase_end=partial(self._parts.phase_ending, attempt),
             fresh_head=attempt.session.base_commit if attempt.fresh_worktree else None,
             note=attempt.note,
             phases=attempt.phases,
