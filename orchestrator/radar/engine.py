@@ -21,7 +21,8 @@ non-incremental pass the bench compares with.
 Passes are serialized (one lock): the phase commits of many sessions and the timer may ask at
 once, and each pass is cheap. Git runs in a worker thread, one hop per pass; a session sighted
 for the first time (its first phase commit) is read and its sighting written in one store call
-(``put_made_record``: that same hop on the file store).
+(``put_made_record``: that same hop on the file store), or in its phase's completion's call
+(``first_carried``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from orchestrator.git.merge_tree import GitCalls, branch_ref, merge_trees
 from orchestrator.git.publish import BRANCHES_PREFIX
 from orchestrator.git.remote_refs import check_remote_name
 from orchestrator.git.repo import Git
-from orchestrator.models import utcnow
+from orchestrator.models import KeyedRecord, utcnow
 from orchestrator.radar.overlap import PairOverlap, Severity, compare
 from orchestrator.radar.records import (
     COLLISIONS,
@@ -56,6 +57,7 @@ from orchestrator.radar.records import (
     sightings,
 )
 from orchestrator.radar.snapshot import read_snapshot
+from orchestrator.state.carried import CarriedPut, Carrier
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 
@@ -112,6 +114,7 @@ class Radar:
     # Session -> when its sighting was last written as its deletion was handed out
     # (``leaving``): ``ended`` skips the deletion that went unless it was written since.
     _handed: dict[str, float | None] = field(default_factory=dict)
+    _carried: dict[str, Sighting] = field(default_factory=dict)  # (``first_carried``)
 
     # -- the looks ---------------------------------------------------------------------------
 
@@ -137,6 +140,28 @@ class Radar:
             self._merges.clear()
             return await self._pass(sessions, force=True, everyone=True)
 
+    def first_carried(self, session: LiveSession) -> Carrier | None:
+        """``moved``'s first look at a session never sighted, as a write another room's store
+        call carries (``state.carried``: its phase's completion), its snapshot read in that
+        call; ``moved`` then takes it as read and written. None: sighted before."""
+        sid, made = session.session_id, list[Sighting]()
+        if sid in self._seen:
+            return None
+
+        def make(_: KeyedRecord | None) -> dict[str, object] | None:
+            try:  # (the radar advises: nothing of it fails the call carrying it)
+                made.extend(self._read_all(GitCalls(self.git), [session]))
+            except (GitError, WorkspaceError, OSError) as exc:
+                log.warning("the collision radar could not look: %s", exc)
+            return made[0].model_dump(mode="json") if made else None  # (None: no snapshot)
+
+        def done(record: KeyedRecord | None) -> None:
+            if record is not None and made:
+                self._carried[sid], self._written_at[sid] = made[0], anyio.current_time()
+
+        put = CarriedPut(SIGHTINGS, sid, make, durable=False, ttl=self.sighting_ttl)
+        return Carrier(put, done)
+
     def leaving(self, session_id: str) -> Deletion:
         """The deletion of ``session_id``'s sighting, for a store call of the caller's making
         (the landing's, with its worktree's record): ``ended(session_id, deleted=True)`` then
@@ -161,7 +186,9 @@ class Radar:
         calls = GitCalls(self.git)
         published: set[str] = set()
         if not force and len(sessions) == 1 and sessions[0].session_id not in self._seen:
-            read = await self._first_look(calls, sessions[0])  # read and published at once
+            carried = self._carried.pop(sessions[0].session_id, None)
+            # Read and published at once: carried by its phase's completion, or here.
+            read = [carried] if carried else await self._first_look(calls, sessions[0])
             published = {s.session_id for s in read}
         else:
             read = await anyio.to_thread.run_sync(self._read_all, calls, list(sessions))
@@ -386,6 +413,7 @@ class Radar:
     async def _end(self, session_id: str, *, deleted: bool = False) -> list[Collision]:
         """The session's sighting and collisions gone; the stored collisions left."""
         self._seen.pop(session_id, None)
+        self._carried.pop(session_id, None)
         written = self._written_at.pop(session_id, None)
         handed = self._handed.pop(session_id, _NOT_HANDED)
         if not (deleted and handed == written):  # (else deleted, and not written since)

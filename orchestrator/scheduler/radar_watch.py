@@ -38,6 +38,7 @@ from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.inflight import InFlight
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.parts import Loop, RunPart
+from orchestrator.state.carried import Carrier
 from orchestrator.state.deletions import Deletion
 from orchestrator.task_meta import TaskMeta
 
@@ -94,6 +95,18 @@ class RadarWatch(RunPart):
             session.session_id, attempt.task.id, session.path, session.base_commit, session.branch
         )
         await self._advise(self.radar.moved(live))
+
+    def phase_ending(self, attempt: Attempt) -> Sequence[Carrier]:
+        """A session's first sighting, carried by its phase's completion; alone only: in a team
+        it is written after the branch is published (``phase_ended``), as the others read it."""
+        session = attempt.session
+        if session is None or self.radar.team:
+            return ()
+        live = LiveSession(
+            session.session_id, attempt.task.id, session.path, session.base_commit, session.branch
+        )
+        carrier = self.radar.first_carried(live)
+        return (carrier,) if carrier is not None else ()
 
     async def phase_ended(self, attempt: Attempt) -> None:
         await self.committed(attempt)

@@ -14,7 +14,9 @@ Contract:
   changing files. Both are a read-modify-write that compares and sets the record's version and
   reads again when someone wrote in between, so concurrent updates from several tasks or
   processes are never lost. Records are written ``durable=False``: a context describes a live
-  process, which a machine crash also ends.
+  process, which a machine crash also ends. ``files_carried`` is ``add_files`` handed to
+  another room's store call to write (``state.carried``: the phase's completion carries the
+  files a build changed), merged there from the context as that call finds it.
 - Paths (``current_file``, ``files_locked``, ``files_changing``) are stored normalized
   (``orchestrator.safety.paths``), so ``find_file_conflicts("./a//b")`` finds a session working
   on ``a/b``.
@@ -53,6 +55,7 @@ from orchestrator.process import procid
 from orchestrator.process.procid import ProcessId
 from orchestrator.safety.paths import RepoPaths, StrPath
 from orchestrator.safety.secret_mask import masked_model
+from orchestrator.state.carried import CarriedPut, Carrier
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 
@@ -159,6 +162,43 @@ class ContextManager:
             return merged
 
         return await self._change(session, merge)
+
+    async def files_carried(
+        self,
+        session: str,
+        *,
+        locked: Iterable[StrPath] = (),
+        changing: Iterable[StrPath] = (),
+        fields: Mapping[str, Any] | None = None,
+    ) -> Carrier:
+        """``add_files`` as a write another room's store call carries (``state.carried``): the
+        paths normalized now; the merge made from the context as that call finds it (under
+        its lock on the file store: a compare-and-set that cannot conflict; elsewhere one of
+        its own, tried again on a conflict, as ``add_files``)."""
+        check_id(session, "session id")
+        first = await self._normalized(_checked(fields or {}))
+        lists = {"files_locked": list(locked), "files_changing": list(changing)}
+        given = await self._normalized(lists)
+        self._written.pop(session, None)  # known again only from what the call writes
+        made: list[SessionContext] = []
+
+        def make(record: KeyedRecord | None) -> dict[str, Any]:
+            current = _parse(record)
+            merged: dict[str, Any] = {"session": session}
+            if current is not None:
+                merged = current.model_dump()
+            merged.update(first)
+            for name in _PATH_LISTS:
+                merged[name] = sorted({*merged.get(name, []), *given[name]})
+            context = _stamped(merged)
+            made.append(context)
+            return context.model_dump(mode="json")
+
+        def done(record: KeyedRecord | None) -> None:
+            if record is not None and made:
+                self._remember(session, record.version, made[-1])
+
+        return Carrier(CarriedPut(CONTEXTS, session, make, durable=False), done)
 
     async def mark_blocked(
         self, session: str, reason: str, blocked_on: str | None = None
@@ -283,22 +323,21 @@ class ContextManager:
                 current = _parse(record)
                 version = record.version if record is not None else 0
             base = current.model_dump() if current is not None else {"session": session}
-            merged = merge(base)
-            if merged.get("status", WorkStatus.WORKING) != WorkStatus.BLOCKED:
-                merged["blocked_on"] = None
-            merged["writer"] = procid.current().as_dict()
-            merged["updated_at"] = utcnow()
-            context = masked_model(SessionContext.model_validate(merged))
+            context = _stamped(merge(base))
             try:
                 stored = await self.store.put_record(
                     CONTEXTS, session, context.model_dump(mode="json"), version, durable=False
                 )
             except VersionConflict:
                 continue
-            if len(self._written) >= _WRITTEN_LIMIT:
-                self._written.clear()  # sessions whose contexts were never removed: forgotten
-            self._written[session] = (stored.version, context)
+            self._remember(session, stored.version, context)
             return context
+
+    def _remember(self, session: str, version: int, context: SessionContext) -> None:
+        """``context`` written at ``version`` by this manager (``_written``)."""
+        if len(self._written) >= _WRITTEN_LIMIT:
+            self._written.clear()  # sessions whose contexts were never removed: forgotten
+        self._written[session] = (version, context)
 
     async def _normalized(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """``fields`` with their paths normalized. Normalizing looks at the disk (an ``lstat``
@@ -318,6 +357,16 @@ class ContextManager:
             if name in given:
                 given[name] = sorted({self._paths.normalize(p) for p in given[name] or []})
         return given
+
+
+def _stamped(merged: dict[str, Any]) -> SessionContext:
+    """A merged context as written: ``blocked_on`` only while blocked, its writer and time
+    stamped, secrets masked; invalid values raise (pydantic's ValidationError)."""
+    if merged.get("status", WorkStatus.WORKING) != WorkStatus.BLOCKED:
+        merged["blocked_on"] = None
+    merged["writer"] = procid.current().as_dict()
+    merged["updated_at"] = utcnow()
+    return masked_model(SessionContext.model_validate(merged))
 
 
 def _checked(fields: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -40,6 +40,7 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
+from orchestrator.state.carried import CarriedPut
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
 from orchestrator.state.deletions import Deletion
@@ -278,6 +279,29 @@ class StateStore(Protocol):
         refused, or a ``make`` that raises: nothing written (the file store checks the task before
         ``make``). The record is written before the task: a crash between them (file store)
         leaves the record without the task's write, as two calls in that order would."""
+        ...
+
+    async def put_made_record_and_task_carrying(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        task_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        fencing_token: int | None = None,
+        record_version: int | None = None,
+        carried: Sequence[CarriedPut] = (),
+    ) -> tuple[KeyedRecord, T, TaskState, list[KeyedRecord | None]]:
+        """``put_made_record_and_task``, then each ``carried`` record (``state.carried``),
+        in order, each written as ``make(current)`` gives it (None: not written): in the same
+        worker-thread call on the file store (every lock taken before anything is written;
+        the carried ``make`` run under its record's lock, after the call's own ``make`` and
+        checks, before any write: what one raises writes nothing), else one call after
+        another (``carried_in_turn.put_and_task_in_turn``). The written carried records, in order
+        (None where nothing was). A crash leaves a prefix: the record, then the task, then
+        the carried ones, as calls in that order would."""
         ...
 
     async def put_made_record_then(

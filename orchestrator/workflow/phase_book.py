@@ -21,7 +21,7 @@ without waiting for CLI output).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from orchestrator.events import Event
@@ -32,8 +32,10 @@ from orchestrator.events.phases import (
     PhaseStarted,
     PhaseStopped,
 )
-from orchestrator.models import PhaseRecord, PhaseStatus, utcnow
+from orchestrator.models import KeyedRecord, PhaseRecord, PhaseStatus, utcnow
 from orchestrator.safety.crashpoints import crash_point
+from orchestrator.state.carried import Carrier
+from orchestrator.state.carried_in_turn import carried_in_turn
 from orchestrator.state.protocol import StateStore
 from orchestrator.state.transactions import UpdateTask
 
@@ -156,11 +158,16 @@ class PhaseBook:
         handoff_sha256: str,
         result: dict[str, Any],
         kept: KeptRecord | None = None,
+        carried: Sequence[Carrier] = (),
     ) -> PhaseRecord:
         """The phase recorded completed; with ``kept`` (its handoff's keyed record, whose
         ``make`` writes its file), that record first, in the same store call
         (``put_made_record_and_task``): the handoff is kept before the phase is recorded
-        complete, so a crash between them (or before both) runs the phase again."""
+        complete, so a crash between them (or before both) runs the phase again. With
+        ``carried`` (other rooms' records: the session's context, with the files a build
+        changed; the radar's first sighting), those after both, in the same call where the
+        store makes one (``put_made_record_and_task_carrying``), as their own calls after
+        them would."""
         record = self._require(name).model_copy(
             update={
                 "status": PhaseStatus.COMPLETED,
@@ -172,7 +179,7 @@ class PhaseBook:
                 "result": {**self._require(name).result, **result},
             }
         )
-        await self._put(record, current=name, kept=kept)
+        await self._put(record, current=name, kept=kept, carried=carried)
         crash_point("phase.completed")
         await self._emit(PHASE_COMPLETED, record)
         return record
@@ -225,10 +232,22 @@ class PhaseBook:
         current: str,
         durable: bool = True,
         kept: KeptRecord | None = None,
+        carried: Sequence[Carrier] = (),
     ) -> None:
         phases = {**self.records, record.name: record}
         updates = {**self.fields, "phases": phases, "current_phase": current}
-        if kept is not None:
+        written: list[KeyedRecord | None] = []
+        if kept is not None and carried:
+            *_, written = await self.store.put_made_record_and_task_carrying(
+                kept.namespace,
+                kept.key,
+                kept.make,
+                self.task_id,
+                updates,
+                fencing_token=self.claim_token,
+                carried=[c.put for c in carried],
+            )
+        elif kept is not None:
             await self.store.put_made_record_and_task(
                 kept.namespace,
                 kept.key,
@@ -242,6 +261,11 @@ class PhaseBook:
                 self.task_id, updates, fencing_token=self.claim_token, durable=durable
             )
         self.records = phases
+        if carried:  # carried above, else written after, as their own calls
+            if not written:
+                written = await carried_in_turn(self.store, [c.put for c in carried])
+            for carrier, put in zip(carried, written, strict=True):
+                carrier.done(put)
 
     async def _emit(self, event_type: str, record: PhaseRecord, **extra: Any) -> None:
         fields: dict[str, Any] = {

@@ -286,7 +286,7 @@ class PhaseSteps:
         if not ran.cli.ok:
             raise await self._saver.failure(name, ran.cli.outcome)
         handoff = await self._complete(index, round_, adapter, ran)
-        if name == BUILD:
+        if name == BUILD and run.carry_files is None:  # else carried in its completion
             await run.files_reported(handoff.files_changed)
         progress.running = None
         return handoff
@@ -441,6 +441,9 @@ class PhaseSteps:
             run.task, name, following, round_, adapter, run.session.branch, ran, facts, checks
         )
         handoff = make_handoff(output, self._checks.verify)
+        # A build's changed files, for the session's context, and the run's features' records
+        # of the phase's end (the radar's first sighting): carried in the same call.
+        carried = await run.phase_carried(handoff.files_changed if name == BUILD else ())
         crash_point("phase.ended")
         # Its handoff's file and record, then the phase recorded complete: one store call.
         await self._book.complete(
@@ -449,6 +452,7 @@ class PhaseSteps:
             handoff_sha256=handoff.digest,
             result=record_result(handoff),
             kept=handoff_keeping(run.session.path, handoff),
+            carried=carried,
         )
         self._progress.handoffs[name] = handoff
         await run.phase_ended()

@@ -28,6 +28,7 @@ from orchestrator.plugins.host import PluginHost
 from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.sandbox.commands import SessionSide
 from orchestrator.spend.gate import SpendGate
+from orchestrator.state.carried import Carrier
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
@@ -79,6 +80,13 @@ class TaskRun:
     on_files: Callable[[Sequence[str]], Awaitable[None]] | None = None  # files the attempt now
     # owns or changes (the plan's once locked, the build's changed ones): the scheduler puts
     # them in the session context, which the other sessions' prompts name
+    # The build's changed files as that same session-context write, handed back for the
+    # phase's completion to carry in its own store call (``state.carried``); None: the
+    # workflow reports them through ``on_files`` after it.
+    carry_files: Callable[[Sequence[str]], Awaitable[Carrier]] | None = None
+    # Records of the run's features its phase's completion carries (the radar's first
+    # sighting), asked just before it; None: none.
+    carry_phase_end: Callable[[], Sequence[Carrier]] | None = None
     note: str | None = None  # why the last attempt's build changed nothing: said to this build
     # What reviewers and checks said of the task's pull request: this build answers it.
     feedback: str | None = None
@@ -106,6 +114,19 @@ class TaskRun:
         """Tell ``on_files`` about files the attempt now owns or changes."""
         if self.on_files is not None and paths:
             await self.on_files(paths)
+
+    async def files_carried(self, paths: Sequence[str]) -> Carrier | None:
+        """``carry_files``' write of ``paths`` (None: none to carry, or no carrier)."""
+        if self.carry_files is None or not paths:
+            return None
+        return await self.carry_files(paths)
+
+    async def phase_carried(self, paths: Sequence[str]) -> list[Carrier]:
+        """What a phase's completion carries: ``files_carried(paths)`` (a build's changed
+        files), then ``carry_phase_end``'s."""
+        files = await self.files_carried(paths)
+        ending = self.carry_phase_end() if self.carry_phase_end is not None else ()
+        return [*([files] if files is not None else []), *ending]
 
     async def phase_ended(self) -> None:
         """Tell ``on_phase_end`` that a phase's work is saved on the branch."""

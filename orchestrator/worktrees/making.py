@@ -74,11 +74,15 @@ class WorktreeMaker:
         at_least: int = 1,
         start: str | None = None,
         whole: Callable[[SessionWorktree], None] | None = None,
+        *,
+        beside: Callable[[], None] | None = None,
     ) -> SessionWorktree:
         """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
         (``n`` at least ``at_least``), or at commit ``start``. ``whole`` (blocking: the seal's
         snapshot of its pointers) runs once it is whole, in the call that marks it ready where
-        one does; if it raises, the worktree is removed as any half-made one is."""
+        one does; if it raises, the worktree is removed as any half-made one is. ``beside``
+        (blocking, the caller's own; it must not raise) runs first in the call that forks the
+        branch, before anything of the worktree is made or written."""
         book = self._book
         sid = check_ref_id(session_id, "session id")
         cli = check_id(cli_name, "adapter name")
@@ -91,6 +95,8 @@ class WorktreeMaker:
             forks: list[Fork] = []
 
             def fork() -> SessionWorktree:
+                if beside is not None:
+                    beside()
                 if path.exists():
                     raise WorkspaceError(
                         f"{path} already exists; remove that session or run reconcile first"

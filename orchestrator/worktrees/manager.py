@@ -177,16 +177,21 @@ class WorktreeManager:
         *,
         at_least: int = 1,
         start: str | None = None,
+        beside: Callable[[], None] | None = None,
     ) -> SessionWorktree:
         """A new worktree for ``session_id`` on branch ``council/<task>/<n>`` at the base tip
         (``n`` at least ``at_least``: in a team, the attempt's number, unique across clones),
-        or at commit ``start`` (a stacked pull request's: the head below it, recorded)."""
+        or at commit ``start`` (a stacked pull request's: the head below it, recorded).
+        ``beside``: the caller's blocking work (it must not raise), done first in the call
+        that forks the branch (one worker-thread call for both)."""
         root = (await self._workspace()).layout.root
 
         def sealed(made: SessionWorktree) -> None:  # in the call that marks it ready
             seal.expect_worktree(root, made.path)
 
-        return await self._maker.create(session_id, cli_name, task_id, at_least, start, sealed)
+        return await self._maker.create(
+            session_id, cli_name, task_id, at_least, start, sealed, beside=beside
+        )
 
     async def adopt_session_worktree(
         self, session_id: str, cli_name: str, task_id: str, branch: str

@@ -19,7 +19,8 @@ from tests.support.scheduler_helpers import merged_tasks, new_repo, run_config
 
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]:
     """Every session context a file store writes (its data) and removes (``{}``), by session,
-    however it is removed (alone, or with other records in one store call)."""
+    however it is written (alone, or carried in a phase's completion) or removed (alone, or
+    with other records in one store call)."""
     seen: dict[str, list[dict[str, Any]]] = {}
     put, delete = FileStateStore.put_record, FileStateStore.delete_record
 
@@ -56,7 +57,17 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]:
 
         return await made(self, making)
 
+    carrying = FileStateStore.put_made_record_and_task_carrying
+
+    async def put_carrying(self: FileStateStore, *a: Any, **k: Any) -> Any:
+        answer = await carrying(self, *a, **k)  # (a build's files: with its completion)
+        for put, record in zip(k.get("carried", ()), answer[3], strict=True):
+            if put.namespace == CONTEXTS and record is not None:
+                seen.setdefault(put.key, []).append(dict(record.data))
+        return answer
+
     monkeypatch.setattr(FileStateStore, "put_record", put_record)
+    monkeypatch.setattr(FileStateStore, "put_made_record_and_task_carrying", put_carrying)
     monkeypatch.setattr(FileStateStore, "delete_record", delete_record)
     monkeypatch.setattr(FileStateStore, "delete_records", delete_records)
     monkeypatch.setattr(FileStateStore, "delete_made_records", delete_made_records)

@@ -18,10 +18,16 @@ The points, in the order an attempt meets them:
 - ``forking(attempt)``: a new worktree is about to fork from the base (fetch it first);
 - ``fork_at(attempt, state)``: the commit a new worktree starts from instead of the base's
   tip (a stacked pull request's: the head below it, recorded), the first part's answer taken;
+- ``with_fork(attempt, session_id)``: blocking work of the part's own (it must not raise) done
+  in the worker-thread call that forks the attempt's new worktree (one hop for both: a
+  session's block of ports claimed); None: none;
 - ``phase_starting(attempt, phase)``: a phase is about to start in the attempt's worktree
   (its session's services started, ``ServiceFailed`` failing the phase); the session's side
   its CLI and checks get (its network, its variables): the parts' variables together, the
   first part's network taken;
+- ``phase_ending(attempt)``: a phase's work is committed and about to be recorded complete:
+  records of the part's (``state.carried``) that store call carries (the radar's first
+  sighting of the session), before ``phase_ended``;
 - ``phase_ended(attempt)``: a phase's work is committed (publish it, look at it);
 - ``lands(attempt)``: its work is ready: True when a part lands it its own way (a pull request),
   the merge queue then does not;
@@ -41,13 +47,14 @@ The points, in the order an attempt meets them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from orchestrator.merge.types import MergeResult
 from orchestrator.models import TaskState
 from orchestrator.sandbox.commands import SessionSide
 from orchestrator.scheduler.attempts.attempt import Attempt
+from orchestrator.state.carried import Carrier
 from orchestrator.state.deletions import Deletion
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -74,8 +81,14 @@ class AttemptPart:
     async def fork_at(self, attempt: Attempt, state: TaskState) -> str | None:
         return None
 
+    def with_fork(self, attempt: Attempt, session_id: str) -> Callable[[], None] | None:
+        return None
+
     async def phase_starting(self, attempt: Attempt, phase: str) -> SessionSide | None:
         return None
+
+    def phase_ending(self, attempt: Attempt) -> Sequence[Carrier]:
+        return ()
 
     async def phase_ended(self, attempt: Attempt) -> None:
         return None
@@ -141,6 +154,19 @@ class AttemptParts:
                 return start
         return None
 
+    def with_fork(self, attempt: Attempt, session_id: str) -> Callable[[], None] | None:
+        """Every part's work for the new worktree's forking call, in the run's order, as one
+        (None when no part has any)."""
+        works = [w for p in self._parts if (w := p.with_fork(attempt, session_id)) is not None]
+        if not works:
+            return None
+
+        def all_of() -> None:
+            for work in works:
+                work()
+
+        return all_of
+
     @property
     def phase_starters(self) -> bool:
         """Some part does something at a phase's start (else the workflow is given no hook)."""
@@ -152,6 +178,9 @@ class AttemptParts:
             given = await part.phase_starting(attempt, phase)
             side = given if side is None else _joined(side, given)
         return side
+
+    def phase_ending(self, attempt: Attempt) -> list[Carrier]:
+        return [carrier for part in self._parts for carrier in part.phase_ending(attempt)]
 
     async def phase_ended(self, attempt: Attempt) -> None:
         for part in self._parts:

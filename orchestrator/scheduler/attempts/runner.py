@@ -40,6 +40,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -73,6 +74,7 @@ from orchestrator.scheduler.attempts.settler import Settler
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.spend.gate import SpendGate
+from orchestrator.state.carried import Carrier
 from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.models import SessionWorktree
@@ -274,6 +276,7 @@ class AttemptRunner:
             attempt.worktree_task,
             at_least=state.attempt + 1,
             start=start,
+            beside=self._parts.with_fork(attempt, session_id),
         )
 
     async def _execute(self, attempt: Attempt) -> WorkflowResult:
@@ -297,6 +300,8 @@ class AttemptRunner:
             on_phase_end=self._phase_end(attempt),
             on_phase_start=self._phase_start(attempt),
             on_files=self._files_reporter(attempt),
+            carry_files=self._files_carrier(attempt),
+            carry_phase_end=partial(self._parts.phase_ending, attempt),
             fresh_head=attempt.session.base_commit if attempt.fresh_worktree else None,
             note=attempt.note,
             phases=attempt.phases,
@@ -349,6 +354,17 @@ class AttemptRunner:
             await contexts.changing(owner, paths)
 
         return report
+
+    def _files_carrier(self, attempt: Attempt) -> Callable[[Sequence[str]], Awaitable[Carrier]]:
+        """``_files_reporter``'s write, handed back for the phase's completion to carry."""
+        contexts = self._writes.contexts
+        assert attempt.session is not None
+        owner = attempt.lock_owner(attempt.session.session_id)
+
+        async def carry(paths: Sequence[str]) -> Carrier:
+            return await contexts.changing_carried(owner, paths)
+
+        return carry
 
     def _tools(self, attempt: Attempt) -> SessionTools | None:
         """The council's MCP server for each phase's CLI (``council_mcp: false``: none)."""

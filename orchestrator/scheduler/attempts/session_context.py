@@ -12,7 +12,8 @@ workstation or, through a shared store, on another one.
   without a file is nothing a prompt or the desk reads, and no earlier one can be there to
   reset; it is written with its first files (one write where there were two).
 - ``changing``: the workflow reported files (the plan's, once locked; the build's changed
-  ones); they are added, with whatever more the owner now holds locked.
+  ones); they are added, with whatever more the owner now holds locked. ``changing_carried``
+  is the same write handed back for the build's completion to carry in its store call.
 - ``ended``: the owner's locks were released (the attempt ended or landed; a council task's
   candidates are all over); its context goes with them (none was written: nothing to do).
   ``ending`` is the same end with the deletion handed back, for a landing to make in the
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 
 from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.context import Services
+from orchestrator.state.carried import Carrier
 from orchestrator.state.context import ContextManager, WorkStatus
 from orchestrator.state.deletions import Deletion
 
@@ -61,6 +63,13 @@ class SessionContextFeed:
     async def changing(self, owner: str, paths: Sequence[str]) -> None:
         pending = self._pending.pop(owner, None)
         await self.contexts.add_files(
+            owner, locked=self._held(owner), changing=paths, fields=pending
+        )
+
+    async def changing_carried(self, owner: str, paths: Sequence[str]) -> Carrier:
+        """``changing``, handed back for another store call to carry (``state.carried``)."""
+        pending = self._pending.pop(owner, None)
+        return await self.contexts.files_carried(
             owner, locked=self._held(owner), changing=paths, fields=pending
         )
 

@@ -29,6 +29,7 @@ from orchestrator.models import (
     TaskState,
     utcnow,
 )
+from orchestrator.state.carried import CarriedPut
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
 from orchestrator.state.deletions import Deletion
@@ -42,6 +43,7 @@ from orchestrator.state.file.keyed import FileRecords
 from orchestrator.state.file.log.event_log import DEFAULT_ROTATE_BYTES
 from orchestrator.state.file.log.log_changes import LogChanges
 from orchestrator.state.file.record_task import put_made_record_and_task
+from orchestrator.state.file.record_task_carrying import put_made_record_and_task_carrying
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.task_batches import FileTaskBatches
@@ -289,6 +291,25 @@ class FileStateStore:
             record_version=record_version,
             durable=True,
         )
+
+    async def put_made_record_and_task_carrying(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        task_id: str,
+        updates: Mapping[str, Any],
+        expected_version: int | None = None,
+        *,
+        fencing_token: int | None = None,
+        record_version: int | None = None,
+        carried: Sequence[CarriedPut] = (),
+    ) -> tuple[KeyedRecord, T, TaskState, list[KeyedRecord | None]]:
+        return await put_made_record_and_task_carrying(
+            self.core, namespace, key, make, task_id, updates,
+            fencing_token=fencing_token, expected_version=expected_version,
+            record_version=record_version, carried=carried,
+        )  # fmt: skip
 
     async def put_made_record_then(
         self,

@@ -10,7 +10,7 @@ A backend's test module subclasses ``StateStoreContract`` and provides a ``store
 
 Tests only use the protocol, so they hold for any backend (file now, PostgreSQL later). Each
 subject is a mixin of its own module: ``tasks``, ``claims``, ``sessions`` (and checkpoints),
-``records`` (keyed records and the conflict strategies), ``record_and_task``,
+``records`` (keyed records and the conflict strategies), ``record_and_task``, ``carried``,
 ``delete_after``, ``events``,
 ``history``, ``ttl``, ``context``, ``health``, ``transactions``, ``watch``, ``validators``,
 ``task_strategies``.
@@ -22,6 +22,7 @@ from typing import ClassVar
 
 import pytest
 
+from orchestrator.testing.state_contract.carried import CarriedContract
 from orchestrator.testing.state_contract.claims import ClaimsContract
 from orchestrator.testing.state_contract.context import ContextContract
 from orchestrator.testing.state_contract.delete_after import DeleteAfterContract
@@ -47,6 +48,7 @@ class StateStoreContract(
     SessionsContract,
     RecordsContract,
     RecordAndTaskContract,
+    CarriedContract,
     DeleteAfterContract,
     EventsContract,
     HistoryContract,
