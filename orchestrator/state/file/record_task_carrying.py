@@ -84,7 +84,9 @@ async def put_made_record_and_task_carrying(
         try:
             for other_kind, other_key in others:
                 path = other_kind.lock_path(other_key)
-                lock = filelock.try_acquire(path, shared=False, root=core.anchor)
+                lock = filelock.try_acquire(
+                    path, shared=False, root=core.anchor, opener=core.ops.open_lock
+                )
                 if lock is None:
                     raise _Busy(path)
                 held.append(lock)
