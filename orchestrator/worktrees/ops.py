@@ -29,7 +29,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.errors import GitError, WorkspaceError
-from orchestrator.git import ref_book
+from orchestrator.git import loose_refs, ref_book
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
@@ -128,8 +128,20 @@ def fork_branch(
             branch = branch_name(task, attempt)
             ref = f"refs/heads/{branch}"
             with ref_book.writing():
+                # Made on git's files, no process and no lock file (``git.loose_refs``); where
+                # that cannot be done exactly, by git.
+                message = "council: new session"
+                wrote = loose_refs.write_branch(
+                    ws.layout.common_dir, ref, tip, None, message, ws.git.env
+                )
+                if wrote is not None:
+                    if wrote:
+                        ref_book.note(ref, None, tip)
+                        return Fork(branch, tip)
+                    taken.add(attempt)  # the ref exists: someone else took this number
+                    continue
                 created = ws.git.run_sync(
-                    "update-ref", "-m", "council: new session", ref, tip, ZERO_SHA, check=False
+                    "update-ref", "-m", message, ref, tip, ZERO_SHA, check=False
                 )
                 if created.ok:
                     ref_book.note(ref, None, tip)
@@ -321,7 +333,12 @@ async def drop_branch(ws: Workspace, branch: str, expected: str) -> bool:
 def drop_sync(ws: Workspace, branch: str, expected: str) -> bool:
     ref = f"refs/heads/{branch}"
     with ref_book.writing():
-        dropped = ws.git.run_sync("update-ref", "-d", ref, expected, check=False).ok
+        # Deleted on git's files, no process and no lock file (``git.loose_refs``); a packed
+        # ref, or anything it cannot do exactly, by git.
+        done = loose_refs.delete_branch(ws.layout.common_dir, ref, expected)
+        if done is None:
+            done = ws.git.run_sync("update-ref", "-d", ref, expected, check=False).ok
+        dropped = done
         if dropped:
             ref_book.note(ref, expected, None)
     return dropped

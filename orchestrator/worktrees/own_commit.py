@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.git import loose_objects, ref_book
+from orchestrator.git import loose_objects, loose_refs, ref_book
 from orchestrator.git.ref_files import loose_commit, read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety import safe_write
@@ -160,7 +160,7 @@ def build(
             ).stdout
         head = sha
     if branch is not None:
-        _move_branch(git, common, branch, head)
+        _move_branch(git, common, admin, branch, head)
     _settle_worktree(admin, common, branch, index, head, tree)
     return Built(sha is not None, sha, head, files, scrubbed, diff if sha else None)
 
@@ -247,8 +247,11 @@ def _changes(
     return [name for name in shown.stdout.split("\0") if name], None
 
 
-def _move_branch(git: Git, common: Path, branch: str, head: str) -> None:
-    """``branch`` at ``head`` whatever the CLI left it at (noted, for the tamper check)."""
+def _move_branch(git: Git, common: Path, admin: Path, branch: str, head: str) -> None:
+    """``branch`` at ``head`` whatever the CLI left it at (noted, for the tamper check):
+    written on git's files, no process and no lock file (``git.loose_refs``), or by git where
+    that cannot be done exactly (and where the branch moved meanwhile, so git refuses as
+    before)."""
     with ref_book.writing():
         found = read_refs(common, (branch,))
         if found is None:
@@ -258,7 +261,12 @@ def _move_branch(git: Git, common: Path, branch: str, head: str) -> None:
             current = found.get(branch) or ""
         if current == head:
             return
-        git.run_sync("update-ref", "-m", "council: commit", branch, head, current or ZERO_SHA)
+        message = "council: commit"
+        wrote = loose_refs.write_branch(
+            common, branch, head, current or None, message, git.env, worktree_admin=admin
+        )
+        if not wrote:
+            git.run_sync("update-ref", "-m", message, branch, head, current or ZERO_SHA)
         ref_book.note(branch, current or None, head)
 
 
