@@ -6,8 +6,9 @@ the settings); the manager holds one per repository and adds the bookkeeping (ow
 records, events, per-session locks) around these functions.
 
 Rules kept here:
-- a session branch is created with a compare-and-swap ``update-ref`` (never ``-B``, which
-  would reset someone's branch), so two orchestrators can never both take an attempt number;
+- a session branch is created only where none is (a hard link on git's files,
+  ``git.loose_refs``, or a compare-and-swap ``update-ref``; never ``-B``, which would reset
+  someone's branch), so two orchestrators can never both take an attempt number;
 - metadata steps (``worktree add --no-checkout``, ``remove``, ``lock``/``unlock``, branch
   deletion) hold the ``MetaLock``; the checkout (``reset --hard``) runs outside it;
 - removal happens only in the order ``retire`` keeps (save work, save the tip, then destroy).
@@ -86,12 +87,13 @@ def fork_branch(
 ) -> Fork:
     """Create ``council/<task>/<n>`` at the base tip as it is now (or at commit ``start``: a
     stacked pull request's work starts on the one below), for the next free ``n``
-    (blocking: run it in a worker thread; two git processes).
+    (blocking: run it in a worker thread; no git process where git's files tell).
 
-    One ``for-each-ref`` reads the base tip and the task's existing branches together.
-    ``reserved`` (guarded by ``lock``) holds numbers this process is trying right now, so
-    parallel sessions of one task try different numbers instead of colliding; the ref
-    compare-and-swap (``update-ref <ref> <tip> <zero>``) settles races with other processes.
+    The base tip and the task's existing branches are read together (git's ref files, else one
+    ``for-each-ref``). ``reserved`` (guarded by ``lock``) holds numbers this process is trying
+    right now, so parallel sessions of one task try different numbers instead of colliding;
+    the branch made only where none is (a hard link, ``git.loose_refs``, or
+    ``update-ref <ref> <tip> <zero>``) settles races with other processes.
     """
     prefix = f"refs/heads/council/{task}/"
     tip: str | None = None

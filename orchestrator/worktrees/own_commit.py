@@ -20,9 +20,10 @@ the orchestrator never runs ``git commit`` on a session's worktree. ``build(...)
    CLI's index;
 3. the files that differ from ``parent``'s tree (one ``git diff``, the patch too when asked);
 4. ``commit-tree <tree> -p <parent>`` with the orchestrator's identity and trailers, where the
-   tree differs from ``parent``'s, and the branch moved to it (``update-ref``, from whatever the
-   CLI left it at); a tree equal to ``parent``'s moves the branch back to ``parent`` (commits
-   the CLI made itself changed nothing, so nothing of them is lost);
+   tree differs from ``parent``'s, and the branch moved to it (as ``update-ref`` moves it, from
+   whatever the CLI left it at: ``git.loose_refs``, git where that cannot be exact); a tree
+   equal to ``parent``'s moves the branch back to ``parent`` (commits the CLI made itself
+   changed nothing, so nothing of them is lost);
 5. the worktree made to agree: HEAD on the branch, the worktree's index replaced by the
    orchestrator's (so ``git status`` is clean and no flag the CLI set survives), and every
    in-progress operation the CLI left (``MERGE_HEAD``, ``CHERRY_PICK_HEAD``, ``REVERT_HEAD``,
