@@ -16,7 +16,8 @@
   committed first; unless the base branch already contains the tip, the tip is saved under
   ``refs/council/rescue/<session>``; only then is the worktree removed (or pooled), without
   ``--force`` unless git's only objection is the orchestrator's own copied files; the branch is
-  deleted only when the base contains its tip (a compare-and-swap ``update-ref -d``). A
+  deleted only when the base contains its tip (a compare-and-swap deletion, ``git.loose_refs``
+  or ``update-ref -d``). A
   worktree in which processes still run is refused (``WorktreeBusy``) unless ``force=True``.
 - ``list_worktrees``, ``reconcile`` and ``recreate_session_worktree`` (``reconcile``, ``making``)
   repair what a crash or a human left behind (a checkout whose admin directory a CLI deleted

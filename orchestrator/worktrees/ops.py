@@ -6,8 +6,9 @@ the settings); the manager holds one per repository and adds the bookkeeping (ow
 records, events, per-session locks) around these functions.
 
 Rules kept here:
-- a session branch is created with a compare-and-swap ``update-ref`` (never ``-B``, which
-  would reset someone's branch), so two orchestrators can never both take an attempt number;
+- a session branch is created only where none is (a hard link on git's files,
+  ``git.loose_refs``, or a compare-and-swap ``update-ref``; never ``-B``, which would reset
+  someone's branch), so two orchestrators can never both take an attempt number;
 - metadata steps (``worktree add --no-checkout``, ``remove``, ``lock``/``unlock``, branch
   deletion) hold the ``MetaLock``; the checkout (``reset --hard``) runs outside it;
 - removal happens only in the order ``retire`` keeps (save work, save the tip, then destroy).
@@ -29,7 +30,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from orchestrator.errors import GitError, WorkspaceError
-from orchestrator.git import ref_book
+from orchestrator.git import loose_refs, ref_book
 from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
@@ -86,12 +87,13 @@ def fork_branch(
 ) -> Fork:
     """Create ``council/<task>/<n>`` at the base tip as it is now (or at commit ``start``: a
     stacked pull request's work starts on the one below), for the next free ``n``
-    (blocking: run it in a worker thread; two git processes).
+    (blocking: run it in a worker thread; no git process where git's files tell).
 
-    One ``for-each-ref`` reads the base tip and the task's existing branches together.
-    ``reserved`` (guarded by ``lock``) holds numbers this process is trying right now, so
-    parallel sessions of one task try different numbers instead of colliding; the ref
-    compare-and-swap (``update-ref <ref> <tip> <zero>``) settles races with other processes.
+    The base tip and the task's existing branches are read together (git's ref files, else one
+    ``for-each-ref``). ``reserved`` (guarded by ``lock``) holds numbers this process is trying
+    right now, so parallel sessions of one task try different numbers instead of colliding;
+    the branch made only where none is (a hard link, ``git.loose_refs``, or
+    ``update-ref <ref> <tip> <zero>``) settles races with other processes.
     """
     prefix = f"refs/heads/council/{task}/"
     tip: str | None = None
@@ -128,8 +130,20 @@ def fork_branch(
             branch = branch_name(task, attempt)
             ref = f"refs/heads/{branch}"
             with ref_book.writing():
+                # Made on git's files, no process and no lock file (``git.loose_refs``); where
+                # that cannot be done exactly, by git.
+                message = "council: new session"
+                wrote = loose_refs.write_branch(
+                    ws.layout.common_dir, ref, tip, None, message, ws.git.env
+                )
+                if wrote is not None:
+                    if wrote:
+                        ref_book.note(ref, None, tip)
+                        return Fork(branch, tip)
+                    taken.add(attempt)  # the ref exists: someone else took this number
+                    continue
                 created = ws.git.run_sync(
-                    "update-ref", "-m", "council: new session", ref, tip, ZERO_SHA, check=False
+                    "update-ref", "-m", message, ref, tip, ZERO_SHA, check=False
                 )
                 if created.ok:
                     ref_book.note(ref, None, tip)
@@ -321,7 +335,12 @@ async def drop_branch(ws: Workspace, branch: str, expected: str) -> bool:
 def drop_sync(ws: Workspace, branch: str, expected: str) -> bool:
     ref = f"refs/heads/{branch}"
     with ref_book.writing():
-        dropped = ws.git.run_sync("update-ref", "-d", ref, expected, check=False).ok
+        # Deleted on git's files, no process and no lock file (``git.loose_refs``); a packed
+        # ref, or anything it cannot do exactly, by git.
+        done = loose_refs.delete_branch(ws.layout.common_dir, ref, expected)
+        if done is None:
+            done = ws.git.run_sync("update-ref", "-d", ref, expected, check=False).ok
+        dropped = done
         if dropped:
             ref_book.note(ref, expected, None)
     return dropped

@@ -20,9 +20,10 @@ the orchestrator never runs ``git commit`` on a session's worktree. ``build(...)
    CLI's index;
 3. the files that differ from ``parent``'s tree (one ``git diff``, the patch too when asked);
 4. ``commit-tree <tree> -p <parent>`` with the orchestrator's identity and trailers, where the
-   tree differs from ``parent``'s, and the branch moved to it (``update-ref``, from whatever the
-   CLI left it at); a tree equal to ``parent``'s moves the branch back to ``parent`` (commits
-   the CLI made itself changed nothing, so nothing of them is lost);
+   tree differs from ``parent``'s, and the branch moved to it (as ``update-ref`` moves it, from
+   whatever the CLI left it at: ``git.loose_refs``, git where that cannot be exact); a tree
+   equal to ``parent``'s moves the branch back to ``parent`` (commits the CLI made itself
+   changed nothing, so nothing of them is lost);
 5. the worktree made to agree: HEAD on the branch, the worktree's index replaced by the
    orchestrator's (so ``git status`` is clean and no flag the CLI set survives), and every
    in-progress operation the CLI left (``MERGE_HEAD``, ``CHERRY_PICK_HEAD``, ``REVERT_HEAD``,
@@ -47,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.git import loose_objects, ref_book
+from orchestrator.git import loose_objects, loose_refs, ref_book
 from orchestrator.git.ref_files import loose_commit, read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety import safe_write
@@ -160,7 +161,7 @@ def build(
             ).stdout
         head = sha
     if branch is not None:
-        _move_branch(git, common, branch, head)
+        _move_branch(git, common, admin, branch, head)
     _settle_worktree(admin, common, branch, index, head, tree)
     return Built(sha is not None, sha, head, files, scrubbed, diff if sha else None)
 
@@ -247,8 +248,11 @@ def _changes(
     return [name for name in shown.stdout.split("\0") if name], None
 
 
-def _move_branch(git: Git, common: Path, branch: str, head: str) -> None:
-    """``branch`` at ``head`` whatever the CLI left it at (noted, for the tamper check)."""
+def _move_branch(git: Git, common: Path, admin: Path, branch: str, head: str) -> None:
+    """``branch`` at ``head`` whatever the CLI left it at (noted, for the tamper check):
+    written on git's files, no process and no lock file (``git.loose_refs``), or by git where
+    that cannot be done exactly (and where the branch moved meanwhile, so git refuses as
+    before)."""
     with ref_book.writing():
         found = read_refs(common, (branch,))
         if found is None:
@@ -258,7 +262,12 @@ def _move_branch(git: Git, common: Path, branch: str, head: str) -> None:
             current = found.get(branch) or ""
         if current == head:
             return
-        git.run_sync("update-ref", "-m", "council: commit", branch, head, current or ZERO_SHA)
+        message = "council: commit"
+        wrote = loose_refs.write_branch(
+            common, branch, head, current or None, message, git.env, worktree_admin=admin
+        )
+        if not wrote:
+            git.run_sync("update-ref", "-m", message, branch, head, current or ZERO_SHA)
         ref_book.note(branch, current or None, head)
 
 

@@ -1,11 +1,13 @@
 """Retiring a session's worktree in the order of the design: save its work, save its tip
 unless the base has it, then the destructive steps; a branch is deleted only when the base
 contains its tip, and only if it still points where it was checked (``update-ref -d <ref>
-<old>``). A merged, clean worktree nobody runs in is removed by a fast path of three git
-processes (``for-each-ref --merged=<base> --points-at=HEAD``, a plain ``worktree remove``, which
-git itself refuses while anything is uncommitted or untracked, and the compare-and-swap branch
-deletion), two when git's files show the base's first-parent line holding its merge (the loose
-commits of the queue's landings, ``git.ref_files``); any doubt takes the full path.
+<old>``, done on git's files by ``git.loose_refs`` where it can be exact). A merged, clean
+worktree nobody runs in is removed by a fast path of at most three git processes
+(``for-each-ref --merged=<base> --points-at=HEAD``, a plain ``worktree remove``, which git
+itself refuses while anything is uncommitted or untracked, and the compare-and-swap branch
+deletion, no process where ``git.loose_refs`` deletes it), one fewer when git's files show
+the base's first-parent line holding its merge (the loose commits of the queue's landings,
+``git.ref_files``); any doubt takes the full path.
 """
 
 from __future__ import annotations

@@ -63,15 +63,17 @@ async def test_a_checkout_and_its_index_taken_in_are_one_worker_thread_call(
 
 
 async def test_a_checkout_is_one_git_process_of_ours(
-    manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Counted, not timed: the branch made, then ``worktree add`` checks the files out itself
-    (its own ``reset --hard``, a child of it), not a second process of the orchestrator's."""
+    """Counted, not timed: the branch made on git's files without a process
+    (``git.loose_refs``), then ``worktree add`` checks the files out itself (its own
+    ``reset --hard``, a child of it), not a second process of the orchestrator's."""
     await manager.create_session_worktree("s0", "claude", "first")  # the repository looked at
     trace = traced(tmp_path, monkeypatch)
     session = await manager.create_session_worktree("s1", "claude", "fix-login")
-    assert started_here(trace) == ["update-ref", "worktree"]
-    assert git_processes(trace) == ["update-ref", "worktree", "symbolic-ref", "reset"]
+    assert started_here(trace) == ["worktree"]
+    assert git_processes(trace) == ["worktree", "symbolic-ref", "reset"]
+    assert git(repo, "reflog", "show", "--format=%gs", session.branch) == ("council: new session")
     assert git(session.path, "status", "--porcelain", "--ignored") == ""
     assert (session.path / "README.md").exists()
 
@@ -251,8 +253,9 @@ async def test_a_commit_starts_no_git_but_its_own(
     result = await manager.commit_in_worktree(session, "council: fix-login build (round 1)")
 
     assert result.committed
-    # The commit object written as commit-tree writes it (``git.loose_objects``).
-    steady = ["ls-files", "add", "write-tree", "diff-tree", "update-ref"]
+    # The commit object written as commit-tree writes it (``git.loose_objects``), the branch
+    # moved as update-ref moves it (``git.loose_refs``).
+    steady = ["ls-files", "add", "write-tree", "diff-tree"]
     assert git_processes(trace) == steady
     trace.unlink()
     write(session.path, {"src/new.py": "a = 2\n"})
@@ -381,6 +384,26 @@ async def test_a_merged_removal_is_one_worker_thread_call_with_its_record(
     assert not session.path.exists() and session.path not in registered_paths(repo)
     assert "council/t1/1" not in branches(repo)
     assert await store.get_record(NAMESPACE, "s1") is None
+
+
+async def test_a_merged_removal_deletes_its_branch_without_a_git_process(
+    repo: Path, manager: WorktreeManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted: ``worktree remove`` is the removal's one git process; the branch (and its
+    reflog, and the directories left empty) deleted as ``update-ref -d`` deletes them
+    (``git.loose_refs``), only while it is where the removal checked it."""
+    session = await manager.create_session_worktree("s1", "claude", "t1")
+    write(session.path, {"s1.txt": "work\n"})
+    await manager.commit_in_worktree(session, "work")
+    git(repo, "merge", "-q", "--ff-only", session.branch)
+    trace = traced(tmp_path, monkeypatch)
+    gone = await manager.remove_session_worktree(session)
+    assert gone.merged and gone.branch_deleted and gone.worktree_removed
+    assert started_here(trace) == ["worktree"]
+    assert "council/t1/1" not in branches(repo)
+    assert not (repo / ".git" / "refs" / "heads" / "council").exists()
+    assert not (repo / ".git" / "logs" / "refs" / "heads" / "council").exists()
+    assert git_ok(repo, "fsck", "--no-progress")
 
 
 async def test_a_removal_the_metadata_lock_held_elsewhere_still_forgets_its_record(
@@ -614,8 +637,9 @@ async def test_a_build_commit_with_its_diff_starts_no_more_git(
 
     result = await manager.commit_in_worktree(session, "build", diff=True)
 
-    # The commit written as ``commit-tree`` writes it, without a process (``git.loose_objects``).
-    assert git_processes(trace) == ["ls-files", "add", "write-tree", "diff", "update-ref"]
+    # The commit written as ``commit-tree`` writes it and the branch moved as ``update-ref``
+    # moves it, without a process (``git.loose_objects``, ``git.loose_refs``).
+    assert git_processes(trace) == ["ls-files", "add", "write-tree", "diff"]
     monkeypatch.delenv("GIT_CONFIG_GLOBAL")
     assert result.committed and result.sha == git(repo, "rev-parse", session.branch)
     assert result.parent == session.base_commit and sorted(result.files) == [
