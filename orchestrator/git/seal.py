@@ -21,7 +21,7 @@ inert: git reads only exact names), and the restore is written in the journal
 
 The orchestrator's own changes to these files (``git config extensions.worktreeConfig``, a
 sparse worktree's ``config.worktree``) are taken into the snapshot right after the git command
-that made them (``refresh_after``).
+that made them (``refresh_after``: a file whose signature moved is read again, the rest kept).
 
 Under the sandbox (``orchestrator.sandbox``) a CLI cannot write any of these files, so this
 check never fires there. Without a sandbox it closes every path the orchestrator's git takes,
