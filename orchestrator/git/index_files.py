@@ -41,6 +41,7 @@ _STEERING = (
     "attributesfile", "bigfilethreshold", "objectformat",
 )  # fmt: skip
 _MOST = 64 << 20  # an index larger than this is left to git
+_REFUSED = frozenset({b"", b".", b".."})  # path components git never checks out
 
 
 class _Unsure(Exception):
@@ -88,6 +89,9 @@ def _entries_clean(checkout: Path, data: bytes, written: tuple[int, int]) -> str
         raise _Unsure("index version")
     at = 12
     real_dirs: set[bytes] = set()  # directories seen to be directories, not links
+    # Byte paths from here: an index of thousands of entries is read before every
+    # fast-forward, and a path object per entry would cost more than its ``lstat``.
+    base = os.fsencode(checkout) + b"/"
     for _ in range(count):
         fields = _ENTRY.unpack_from(body, at)
         ctime, ctime_ns, mtime, mtime_ns, _dev, ino, mode, uid, gid, size, _oid, flags = fields
@@ -106,17 +110,20 @@ def _entries_clean(checkout: Path, data: bytes, written: tuple[int, int]) -> str
         if mode not in (0o100644, 0o100755, 0o120000):
             raise _Unsure("a submodule or an odd mode")
         parts = name.split(b"/")
-        if not name or any(p in (b"", b".", b"..") or p.lower() == b".git" for p in parts):
+        if not name or any(p in _REFUSED or p.lower() == b".git" for p in parts):
             raise _Unsure("a path git itself refuses")  # never a file outside the checkout
         if name == b".gitattributes" or name.endswith(b"/.gitattributes"):
             raise _Unsure("attributes: a file's bytes may not be its blob's")
-        for depth in range(1, len(parts)):
-            directory = b"/".join(parts[:depth])
-            if directory not in real_dirs:
-                if not stat.S_ISDIR(os.lstat(checkout / os.fsdecode(directory)).st_mode):
-                    raise _Unsure("a link on the way: git calls the entry deleted")
-                real_dirs.add(directory)
-        path = checkout / os.fsdecode(name)
+        # A directory joins ``real_dirs`` only after every one above it did: an entry whose
+        # parent is there has nothing left to check on the way.
+        if len(parts) > 1 and name.rpartition(b"/")[0] not in real_dirs:
+            for depth in range(1, len(parts)):
+                directory = b"/".join(parts[:depth])
+                if directory not in real_dirs:
+                    if not stat.S_ISDIR(os.lstat(base + directory).st_mode):
+                        raise _Unsure("a link on the way: git calls the entry deleted")
+                    real_dirs.add(directory)
+        path = base + name
         seen = os.lstat(path)
         racy = (mtime, mtime_ns) >= written if mtime_ns else mtime >= written[0]
         if racy or size == 0:
@@ -139,11 +146,11 @@ def _entries_clean(checkout: Path, data: bytes, written: tuple[int, int]) -> str
     return _root_tree(body, at)
 
 
-def _blob_id(path: Path, seen: os.stat_result) -> str:
+def _blob_id(path: bytes, seen: os.stat_result) -> str:
     """The blob id of the file (or link) at ``path``, with no conversion (none is configured:
     ``_STEERING``, and no attributes file is tracked)."""
     if stat.S_ISLNK(seen.st_mode):
-        data = os.fsencode(os.readlink(path))
+        data = os.readlink(path)
     else:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as file:

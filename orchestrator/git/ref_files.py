@@ -67,7 +67,7 @@ def _loose(common_dir: Path, pattern: str, found: dict[str, str]) -> None:
     path = common_dir / pattern
     try:
         if path.is_dir():
-            _walk(common_dir, path, found)
+            _walk(str(path), path.relative_to(common_dir).as_posix(), found)
             return
         data = path.read_bytes()
     except FileNotFoundError:
@@ -77,7 +77,10 @@ def _loose(common_dir: Path, pattern: str, found: dict[str, str]) -> None:
     found[pattern] = _oid(data)
 
 
-def _walk(common_dir: Path, directory: Path, found: dict[str, str]) -> None:
+def _walk(directory: str, prefix: str, found: dict[str, str]) -> None:
+    """The loose refs under ``directory``, the hierarchy named ``prefix``. Plain strings:
+    this runs on every read of a task's refs, and a path object per ref costs more than its
+    file's read."""
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
@@ -87,16 +90,17 @@ def _walk(common_dir: Path, directory: Path, found: dict[str, str]) -> None:
     for entry in entries:
         if entry.name.endswith(".lock") or entry.name.startswith("."):
             continue  # a ref being written: its old value is still the file beside it
+        name = f"{prefix}/{entry.name}"
         if entry.is_dir(follow_symlinks=False):
-            _walk(common_dir, Path(entry.path), found)
+            _walk(entry.path, name, found)
             continue
         try:
-            data = Path(entry.path).read_bytes()
+            with open(entry.path, "rb") as file:
+                data = file.read()
         except FileNotFoundError:
             continue  # deleted (or packed) meanwhile
         except OSError as exc:
             raise _Unreadable(str(exc)) from exc
-        name = Path(entry.path).relative_to(common_dir).as_posix()
         found[name] = _oid(data)
 
 

@@ -21,7 +21,7 @@ inert: git reads only exact names), and the restore is written in the journal
 
 The orchestrator's own changes to these files (``git config extensions.worktreeConfig``, a
 sparse worktree's ``config.worktree``) are taken into the snapshot right after the git command
-that made them (``refresh_after``).
+that made them (``refresh_after``: a file whose signature moved is read again, the rest kept).
 
 Under the sandbox (``orchestrator.sandbox``) a CLI cannot write any of these files, so this
 check never fires there. Without a sandbox it closes every path the orchestrator's git takes,
@@ -175,11 +175,14 @@ def refresh_after(cwd: Path, args: tuple[str, ...]) -> None:
     repo = _repo_of(os.path.normpath(cwd))
     if repo is None:
         return
+    # Only a file whose signature moved is read again: one that kept it holds what the seal
+    # has (``check`` trusts the same signature), and a ``git worktree add`` or ``remove`` of
+    # every task would otherwise read every sealed file of every worktree again.
     with _lock:
         for path, entry in list(repo.files.items()):
-            repo.files[path] = _snapshot(path, entry.anchor)
+            repo.files[path] = _fresh(entry)
         for key, files in list(repo.worktrees.items()):
-            repo.worktrees[key] = [_snapshot(e.path, e.anchor, e.worktree) for e in files]
+            repo.worktrees[key] = [_fresh(entry) for entry in files]
 
 
 def admit(root: Path, path: Path) -> None:
@@ -256,6 +259,13 @@ def _snapshot(path: Path, anchor: Path, worktree: Path | None = None) -> _Sealed
     signature = _signature(path)
     data = _read(path) if signature != (0, 0, 0, 0) else None
     return _Sealed(path, data, signature, anchor, worktree)
+
+
+def _fresh(entry: _Sealed) -> _Sealed:
+    """``entry`` as its file is now: itself when its signature did not move."""
+    if _signature(entry.path) == entry.signature:
+        return entry
+    return _snapshot(entry.path, entry.anchor, entry.worktree)
 
 
 def _admin_dir(gitfile: bytes | None, worktree: Path) -> Path | None:

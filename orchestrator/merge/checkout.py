@@ -163,22 +163,24 @@ class CheckoutFinder:
         return _read(checkout.admin / "HEAD") == f"ref: {self.base_ref}"
 
     def _scan(self, common: Path) -> frozenset[tuple[Path, bool]]:
-        admins = [common]
+        # Plain strings: every landing reads a few files of every worktree's admin dir.
+        admins = [os.fspath(common)]
         try:
             with os.scandir(common / "worktrees") as entries:
-                admins += [Path(e.path) for e in entries if e.is_dir()]
+                admins += [e.path for e in entries if e.is_dir()]
         except FileNotFoundError:
             pass
         held: set[tuple[Path, bool]] = set()
         short = self.base_ref.removeprefix("refs/heads/")
+        head = f"ref: {self.base_ref}"
         for admin in admins:
-            if _read(admin / "HEAD") == f"ref: {self.base_ref}":
-                held.add((admin, False))
+            if _read(f"{admin}/HEAD") == head:
+                held.add((Path(admin), False))
             elif any(
-                _read(admin / d / "head-name") == self.base_ref
+                _read(f"{admin}/{d}/head-name") == self.base_ref
                 for d in ("rebase-merge", "rebase-apply")
-            ) or _read(admin / "BISECT_START") in (short, self.base_ref):
-                held.add((admin, True))  # detached by a rebase or bisect of the base
+            ) or _read(f"{admin}/BISECT_START") in (short, self.base_ref):
+                held.add((Path(admin), True))  # detached by a rebase or bisect of the base
         return frozenset(held)
 
     def _resolve(
@@ -414,8 +416,9 @@ def _status_paths(porcelain_z: str) -> list[str]:
     return paths
 
 
-def _read(path: Path) -> str:
+def _read(path: Path | str) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read().strip()
     except OSError:
         return ""

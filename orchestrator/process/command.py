@@ -15,6 +15,7 @@ sandbox's own network given to it); an ``attach`` that raises stops it.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import time
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 OUTPUT_LIMIT = 256 * 1024
+# One descriptor of /dev/null for every git command's stdin, opened with the module
+# (``subprocess.DEVNULL`` opens and closes it again for each of a task's git processes).
+_DEVNULL = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,7 @@ def run_captured(
     done = subprocess.run(
         list(argv),
         input=stdin,
-        stdin=subprocess.DEVNULL if stdin is None else None,
+        stdin=_DEVNULL if stdin is None else None,
         capture_output=True,
         env=dict(env),
         cwd=cwd,

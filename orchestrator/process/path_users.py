@@ -55,10 +55,11 @@ def processes_inside(directory: Path) -> list[Holder]:
     root = os.path.normpath(directory)
     prefix = root.rstrip("/") + "/"
     found = []
-    for proc in ps.others():
-        cwd = ps.ask(proc.cwd, "")
+    for pid, cwd in ps.working_dirs():
         if cwd == root or cwd.startswith(prefix):
-            found.append(Holder(proc.pid, _command(proc), f"runs in {cwd}"))
+            proc = ps.process(pid)
+            command = _command(proc) if proc is not None else "?"
+            found.append(Holder(pid, command, f"runs in {cwd}"))
     return found
 
 

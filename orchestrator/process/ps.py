@@ -30,6 +30,7 @@ __all__ = [
     "others",
     "process",
     "started",
+    "working_dirs",
 ]
 
 T = TypeVar("T")
@@ -122,6 +123,33 @@ def others() -> Iterator[psutil.Process]:
     now (its working directory, open files, command line, read when asked), never its start."""
     me = os.getpid()
     return (proc for proc in ask(psutil.process_iter, iter(())) if proc.pid not in (0, me))
+
+
+def working_dirs() -> Iterator[tuple[int, str]]:
+    """Every process of the machine but this one with its working directory ("" where it
+    cannot be read: ended, a zombie, not ours). On Linux read from ``/proc`` directly: a
+    look at every process per worktree removal, where psutil's table would read each
+    process's start (to tell a reused pid) besides, which a working directory does not need."""
+    me = os.getpid()
+    if not _proc_cwds():
+        for proc in others():
+            yield proc.pid, ask(proc.cwd, "")
+        return
+    for name in ask(lambda: os.listdir("/proc"), []):
+        if not name.isdigit() or int(name) in (0, me):
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{name}/cwd").split("\0")[0]
+        except OSError:
+            cwd = ""  # ended, a zombie, or another user's
+        if cwd.endswith(" (deleted)") and not os.path.exists(cwd):
+            cwd = cwd.removesuffix(" (deleted)")  # as psutil reads it
+        yield int(name), cwd
+
+
+@functools.cache
+def _proc_cwds() -> bool:
+    return os.path.islink(f"/proc/{os.getpid()}/cwd")
 
 
 def started(proc: psutil.Process) -> float | None:

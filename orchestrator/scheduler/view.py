@@ -38,9 +38,10 @@ full read.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from orchestrator.events import Event, EventType
+from orchestrator.events import Event, EventType, StateUpdated
 from orchestrator.models import TERMINAL_TASK_STATUSES, TaskState
 from orchestrator.state.protocol import StateStore
 
@@ -102,7 +103,7 @@ class TaskView:
             return
         if event.type not in _TASK_EVENTS:
             return
-        data = event.data  # a new dict per access (the event's JSON form): taken once
+        data = _said(event)
         if data.get("kind") != "tasks":
             return
         remote = data.get("remote") is True
@@ -187,3 +188,14 @@ class TaskView:
                 else:
                     self._states.pop(task_id, None)
         return dict(self._states)
+
+
+def _said(event: Event) -> Mapping[str, Any]:
+    """What ``on_event`` reads of ``event``'s payload. A store's ``StateUpdated`` (a dozen for
+    every task) straight from its fields, each a JSON value already and None when not given,
+    as ``data`` (a new dict of the whole event's JSON form per access) would miss it; any
+    other event through ``data``."""
+    if isinstance(event, StateUpdated):
+        fields = ("kind", "key", "version", "fields", "remote")
+        return {name: getattr(event, name) for name in fields}
+    return event.data

@@ -144,3 +144,28 @@ async def test_the_orchestrators_own_setup_change_is_taken_into_the_seal(tmp_pat
     assert b"the orchestrator's own" in (repo / ".git" / "config").read_bytes()
     assert len(seal.restored_since(0)) == before
     assert os.environ.get("GIT_DIR") is None
+
+
+async def test_a_setup_change_reads_again_only_the_files_it_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = new_repo(tmp_path)
+    manager = WorktreeManager(repo)
+    for n in (1, 2, 3):  # three worktrees: twelve sealed files besides the shared ones
+        await manager.create_session_worktree(f"s{n}", "cli", f"t{n}")
+    read: list[Path] = []
+    real_read = seal._read
+
+    def counted(path: Path) -> bytes | None:
+        read.append(path)
+        return real_read(path)
+
+    monkeypatch.setattr(seal, "_read", counted)
+    git_ = Git(repo, tmp_path / "hooks")
+
+    git_.run_sync("config", "council.note", "the orchestrator's own")
+
+    assert read == [repo / ".git" / "config"]  # not every worktree's pointers again
+    before = len(seal.restored_since(0))
+    git_.run_sync("status")
+    assert len(seal.restored_since(0)) == before  # the change was taken into the seal

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import RunError
-from orchestrator.process.command import run_command
+from orchestrator.process.command import run_captured, run_command
 from tests.support.timing import patience
 
 
@@ -79,3 +79,24 @@ async def test_output_is_bounded(tmp_path: Path) -> None:
 async def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RunError, match="no-such-binary-xyz: command not found"):
         await run_command(["no-such-binary-xyz"], cwd=tmp_path)
+
+
+def test_a_captured_commands_stdin_is_dev_null_opened_once_for_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[str] = []
+    real_open = os.open
+
+    def counted(path: str, flags: int, mode: int = 0o777, **kwargs: int) -> int:
+        opened.append(os.fsdecode(path))
+        return real_open(path, flags, mode, **kwargs)
+
+    monkeypatch.setattr(os, "open", counted)
+    env = {"PATH": os.environ.get("PATH", "")}
+    code = "import sys; print(repr(sys.stdin.read()))"
+
+    for _ in range(3):  # as a task's git commands are: one after another
+        status, out, err = run_captured([sys.executable, "-c", code], env)
+        assert (status, out.strip(), err) == (0, b"''", b"")  # read /dev/null: nothing
+
+    assert os.devnull not in opened

@@ -202,6 +202,31 @@ def test_path_users_name_the_process_holding_a_lock_and_the_one_running_inside(
     assert state == "moved" and moved is not None and moved.exists() and not lock.exists()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's /proc")
+def test_who_runs_inside_is_read_without_identifying_every_process(
+    tmp_path: Path, started: Started, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    inside = start(started, [SLEEP, "60"], cwd=checkout, env=CLEAN_ENV)
+    start(started, [SLEEP, "60"], cwd=tmp_path, env=CLEAN_ENV)  # one more, outside
+    identified: list[int] = []
+    real_init = psutil.Process.__init__
+
+    def counted(self: psutil.Process, pid: int | None = None) -> None:
+        identified.append(os.getpid() if pid is None else pid)
+        real_init(self, pid)
+
+    monkeypatch.setattr(psutil.Process, "__init__", counted)
+    monkeypatch.setattr(psutil, "_pmap", {})  # no process psutil's table already knows
+
+    holders = processes_inside(checkout)
+
+    assert [(h.pid, h.how) for h in holders] == [(inside, f"runs in {checkout}")]
+    assert SLEEP in holders[0].command
+    assert identified == [inside]  # only the one found: not every process of the machine
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux start ticks")
 def test_the_identity_is_the_boot_id_and_the_kernels_start_tick(started: Started) -> None:
     # Records written before psutil was used hold this form; they must still match.

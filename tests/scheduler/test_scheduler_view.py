@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.events import StateUpdated
 from orchestrator.models import TaskStatus
 from orchestrator.scheduler.view import TaskView
 from orchestrator.state import FileStateStore
@@ -178,3 +179,24 @@ async def test_a_write_whose_result_is_handed_over_is_not_read_again(
     view.wrote(mine)
     states, reads = await look()
     assert states["b"].priority == 2 and reads == 1
+
+
+async def test_a_store_write_is_heard_without_dumping_its_event(
+    store: FileStateStore, view: TaskView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await view.current()
+    dumped: list[str] = []
+    real_dump = StateUpdated.model_dump
+
+    def counted(self: StateUpdated, **kwargs: Any) -> dict[str, Any]:
+        dumped.append(self.key)
+        return real_dump(self, **kwargs)
+
+    monkeypatch.setattr(StateUpdated, "model_dump", counted)
+    await store.update_task_state("a", {"status": TaskStatus.RUNNING})
+    assert (await view.current())["a"].status == TaskStatus.RUNNING
+    assert dumped == []  # its fields read as they are, not the event's whole JSON form
+    renewal = StateUpdated(kind="tasks", key="b", version=9, fields=["claim_expires_at"])
+    view.on_event(renewal)  # a claim renewal: nothing the queue reads, so no read again
+    monkeypatch.undo()
+    assert (await view.current())["b"].status == TaskStatus.QUEUED

@@ -88,11 +88,12 @@ class SharedRefs:
         """Linked worktrees' git dirs whose HEAD is the base branch."""
         try:
             with os.scandir(self.common_dir / "worktrees") as entries:
-                admins = [Path(entry.path) for entry in entries if entry.is_dir()]
+                admins = [entry.path for entry in entries if entry.is_dir()]
         except OSError:
             return frozenset()
         wanted = f"ref: {self.base_ref}"
-        return frozenset(admin for admin in admins if _read(admin / "HEAD") == wanted)
+        # Plain strings: read at every session's look, a path object only for a holder.
+        return frozenset(Path(admin) for admin in admins if _read(f"{admin}/HEAD") == wanted)
 
     def release_base(self, before: RefSnapshot, stamp: str) -> list[tuple[Path, str]]:
         """Detach every linked worktree that took the base since ``before`` (module doc);
@@ -232,8 +233,9 @@ def _short(sha: str | None) -> str:
     return sha[:10] if sha else "nothing"
 
 
-def _read(path: Path) -> str:
+def _read(path: Path | str) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read().strip()
     except OSError:
         return ""
