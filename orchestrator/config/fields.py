@@ -19,7 +19,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from orchestrator.id_fields import SafeId
+from orchestrator.id_fields import CheckedId
 from orchestrator.ids import ID_PATTERN
 
 __all__ = [
@@ -49,7 +49,7 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Id = Annotated[SafeId, WithJsonSchema({"type": "string", "pattern": ID_PATTERN})]
+Id = Annotated[CheckedId, WithJsonSchema({"type": "string", "pattern": ID_PATTERN})]
 """A safe id (task, phase, adapter name) that also shows its pattern in the JSON schema."""
 
 
