@@ -35,8 +35,10 @@ command line of every git command, which overrides any config.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
 import threading
 import time
 from collections import deque
@@ -246,13 +248,32 @@ def _signature(path: Path) -> Signature:
 
 
 def _read(path: Path) -> bytes | None:
+    """What ``path`` holds, as git would be shown it: a regular file's bytes (up to the cap), or
+    a marker for anything else, never waiting and never following a link: a CLI can put a FIFO
+    or a device in place of its worktree's ``.git``, and an open of one for reading would wait
+    for a writer that never comes, with the seal's lock held; a link reads as its target's name,
+    so a link moved elsewhere reads changed."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read(_CAP + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except IsADirectoryError:
-        return b"\0directory"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            try:
+                return b"\0link " + os.fsencode(os.readlink(path))
+            except OSError:
+                return b"\0link"
+        raise
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind == stat.S_IFDIR:
+            return b"\0directory"
+        if kind != stat.S_IFREG:
+            return b"\0special %o" % kind
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(_CAP + 1)
+    finally:
+        os.close(fd)
 
 
 def _snapshot(path: Path, anchor: Path, worktree: Path | None = None) -> _Sealed:

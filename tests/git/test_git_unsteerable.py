@@ -13,6 +13,7 @@ secrets (``orchestrator.git.repo``, ``git.seal``, ``git.environment``), on real 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,32 @@ async def test_a_setup_change_reads_again_only_the_files_it_changed(
     before = len(seal.restored_since(0))
     git_.run_sync("status")
     assert len(seal.restored_since(0)) == before  # the change was taken into the seal
+
+
+@pytest.mark.parametrize("planted", ["fifo", "link to a fifo"])
+async def test_a_fifo_in_place_of_the_git_file_is_put_back_without_waiting(
+    tmp_path: Path, planted: str
+) -> None:
+    """A CLI's FIFO where its worktree's ``.git`` was: reading it as a file would wait, with the
+    seal's lock held, for a writer that never comes (every later git call of the run behind
+    it); it is read as what it is, and put back like any other change."""
+    repo = new_repo(tmp_path)
+    manager = WorktreeManager(repo)
+    session = await manager.create_session_worktree("one", "cli", "t1")
+    gitfile = session.path / ".git"
+    honest = gitfile.read_bytes()
+    gitfile.unlink()
+    if planted == "fifo":
+        os.mkfifo(gitfile)
+    else:
+        os.mkfifo(tmp_path / "fifo")
+        gitfile.symlink_to(tmp_path / "fifo")
+    checked: list[list[seal.Restored]] = []
+    looking = threading.Thread(target=lambda: checked.append(seal.check(session.path)))
+    looking.daemon = True
+    looking.start()
+    looking.join(10)
+
+    assert checked, "the seal's check waited on a FIFO"
+    assert gitfile.read_bytes() == honest
+    assert any(".git" in entry.what for entry in checked[0])

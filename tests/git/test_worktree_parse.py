@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -71,3 +72,23 @@ def test_gitfile_and_lock_reason(tmp_path: Path) -> None:
     assert parse_lock_reason(lock_reason("s1", "claude", "t.1")) == ("s1", "claude", "t.1")
     assert parse_lock_reason("locked by a human") is None
     assert parse_lock_reason(None) is None
+
+
+def test_a_git_file_a_cli_made_into_something_else_reads_as_none_at_once(tmp_path: Path) -> None:
+    """A CLI owns its worktree's ``.git``: a FIFO there (an open for reading would wait for a
+    writer), a link to a device without end, a file of megabytes: none is read as git writes
+    it, each answers None at once, and nothing is read past what a ``gitdir:`` line holds."""
+    worktree = tmp_path / "worktree"
+    worktree.mkdir()
+    gitfile = worktree / ".git"
+    gitfile.write_text("gitdir: ../repo/.git/worktrees/one\n")
+    assert read_gitfile(worktree) == tmp_path / "repo" / ".git" / "worktrees" / "one"
+    gitfile.unlink()
+    os.mkfifo(gitfile)
+    assert read_gitfile(worktree) is None
+    gitfile.unlink()
+    gitfile.symlink_to("/dev/zero")
+    assert read_gitfile(worktree) is None
+    gitfile.unlink()
+    gitfile.write_bytes(b"gitdir: " + b"x" * (8 << 20))
+    assert read_gitfile(worktree) is None

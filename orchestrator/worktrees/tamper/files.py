@@ -18,6 +18,7 @@ its file layer (blocking: call it in a worker thread):
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -57,11 +58,24 @@ class FileState:
             return cls("other", None, mode, 0, info.st_mtime_ns, info.st_ino)
         data = None
         if info.st_size <= CAP:
+            # Never waiting, never through a link: what lstat saw as a file may be swapped for a
+            # FIFO or a link before the open (read as "other" then, as lstat would have).
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
             try:
-                with open(path, "rb") as handle:
-                    data = handle.read(CAP + 1)
+                fd = os.open(path, flags)
             except FileNotFoundError:
                 return ABSENT
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                return cls("other", None, mode, 0, info.st_mtime_ns, info.st_ino)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return cls("other", None, mode, 0, info.st_mtime_ns, info.st_ino)
+                with os.fdopen(fd, "rb", closefd=False) as handle:
+                    data = handle.read(CAP + 1)
+            finally:
+                os.close(fd)
         return cls("file", data, mode, info.st_size, info.st_mtime_ns, info.st_ino)
 
     def same(self, other: FileState) -> bool:
