@@ -33,6 +33,7 @@ from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.merge_tree import GitCalls, branch_ref
 from orchestrator.git.ref_files import read_refs
 from orchestrator.radar.hunks import FileDiff, parse_diff
+from orchestrator.safety.untrusted_read import read_regular
 
 __all__ = ["DIFF_ARGS", "Snapshot", "admin_dir", "private_index", "read_snapshot"]
 
@@ -96,6 +97,9 @@ def private_index(admin: Path) -> Iterator[dict[str, str]]:
         yield {"GIT_INDEX_FILE": index}
 
 
+_LINE = 4096  # a HEAD or commondir line git writes: a ref's name, a path
+
+
 def admin_dir(worktree: Path) -> Path | None:
     """The worktree's git admin directory (its ``.git`` file's target, or the main checkout's
     ``.git``); None when it has none (removed under the look)."""
@@ -106,11 +110,13 @@ def admin_dir(worktree: Path) -> Path | None:
 def _head(admin: Path) -> str | None:
     """The commit the worktree's ``HEAD`` names, from git's files; None when they cannot tell
     exactly (then git is asked)."""
-    try:
-        head = (admin / "HEAD").read_text(encoding="utf-8").strip()
-        common = admin
-        if (admin / "commondir").is_file():
-            common = admin / (admin / "commondir").read_text(encoding="utf-8").strip()
+    try:  # files of the CLI's admin dir: read as it cannot make them wait (``untrusted_read``)
+        raw = read_regular(admin / "HEAD", _LINE)
+        pointer = read_regular(admin / "commondir", _LINE)
+        if raw is None or len(raw) > _LINE or (pointer is not None and len(pointer) > _LINE):
+            return None
+        head = raw.decode("utf-8").strip()
+        common = admin if pointer is None else admin / pointer.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return None
     if _SHA.fullmatch(head):

@@ -46,6 +46,7 @@ from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.parse import Status, parse_status
 from orchestrator.git.repo import Git
 from orchestrator.process.path_users import move_stale_lock
+from orchestrator.safety.untrusted_read import read_regular
 from orchestrator.worktrees import own_commit
 from orchestrator.worktrees.models import CommitResult
 
@@ -292,10 +293,13 @@ def head_branch(worktree: Path) -> str | None:
     read from its git dir's ``HEAD`` file (no process: every commit asks)."""
     admin = read_gitfile(worktree)
     head = (admin or worktree / ".git") / "HEAD"
-    try:
-        text = head.read_text(encoding="utf-8", errors="replace").strip()
+    try:  # a file of the CLI's admin dir (``untrusted_read``)
+        raw = read_regular(head, 4096)
     except OSError:
         return None
+    if raw is None or len(raw) > 4096:
+        return None
+    text = raw.decode("utf-8", errors="replace").strip()
     return text.removeprefix("ref: ") if text.startswith("ref: refs/") else None
 
 

@@ -53,6 +53,7 @@ from orchestrator.git.ref_files import loose_commit, read_refs
 from orchestrator.git.repo import ZERO_SHA, Git
 from orchestrator.safety import safe_write
 from orchestrator.safety.secret_scrub import scrub_sync
+from orchestrator.safety.untrusted_read import read_regular
 
 __all__ = ["LEFT_BY_GIT", "Built", "adopt_checkout", "build", "forget", "private_index", "tip_of"]
 
@@ -278,8 +279,8 @@ def _settle_worktree(
     orchestrator's, and nothing in progress."""
     head_file = admin / "HEAD"
     want = f"ref: {branch}\n".encode() if branch is not None else f"{head}\n".encode()
-    try:
-        current = head_file.read_bytes()
+    try:  # a file of the CLI's admin dir (``untrusted_read``): anything else is rewritten
+        current = read_regular(head_file, len(want)) or b""
     except OSError:
         current = b""
     if current != want:

@@ -23,6 +23,7 @@ from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.ref_files import first_parents_merged, read_refs
 from orchestrator.git.repo import Git
 from orchestrator.process.path_users import processes_inside
+from orchestrator.safety.untrusted_read import read_regular
 from orchestrator.worktrees import own_commit
 from orchestrator.worktrees.commits import Saved, gitlinks, keep_tip, save_uncommitted_sync
 from orchestrator.worktrees.models import RemovalResult, SessionWorktree
@@ -124,9 +125,12 @@ def _just_landed(ws: Workspace, session: SessionWorktree, admin: Path) -> str | 
     ``for-each-ref`` without a process, also after other trains landed since. None when that
     cannot be told so (not merged, objects packed, refs unreadable): git is asked then."""
     ref = f"refs/heads/{session.branch}"
-    try:
-        head = (admin / "HEAD").read_text(encoding="utf-8").strip()
-    except OSError:
+    try:  # a file of the CLI's admin dir (``untrusted_read``)
+        raw = read_regular(admin / "HEAD", 4096)
+        head = raw.decode("utf-8").strip() if raw is not None and len(raw) <= 4096 else None
+    except (OSError, UnicodeDecodeError):
+        return None
+    if head is None:
         return None
     refs = read_refs(ws.layout.common_dir, (ws.base_ref, ref))
     if head != f"ref: {ref}" or refs is None or ref not in refs or ws.base_ref not in refs:
