@@ -32,6 +32,7 @@ from orchestrator.models import Claim, ClaimStatus, TaskState
 __all__ = [
     "RELEASE_STATUSES",
     "ClaimStep",
+    "ClaimUpdatesTold",
     "ClaimWrite",
     "FencedChange",
     "acquisition",
@@ -47,6 +48,7 @@ __all__ = [
     "new_claim",
     "release",
     "renewal",
+    "told",
 ]
 
 RELEASE_STATUSES = (ClaimStatus.COMPLETED, ClaimStatus.ABANDONED)  # how a holder lets go
@@ -94,6 +96,26 @@ ClaimUpdates = Callable[[TaskState], Mapping[str, Any] | None]
 # ``release_claim``'s updates made the same way: the holder's read and its last write in one
 # step (a function of the task as found; it may be called again should the store try again).
 ReleaseUpdates = Callable[[TaskState], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimUpdatesTold:
+    """``ClaimUpdates`` (``make``) whose caller is told the task its claim wrote (``then``,
+    on the event loop, once the call is over: not called when nothing was written), so it
+    needs no read of its own to know it (the scheduler's view takes it as read)."""
+
+    make: ClaimUpdates
+    then: Callable[[TaskState], None]
+
+    def __call__(self, state: TaskState) -> Mapping[str, Any] | None:
+        return self.make(state)
+
+
+def told(updates: Mapping[str, Any] | ClaimUpdates | None, written: TaskState | None) -> None:
+    """Tell ``updates`` the task its claim wrote, when it asks to be told
+    (``ClaimUpdatesTold``) and the claim wrote one."""
+    if written is not None and isinstance(updates, ClaimUpdatesTold):
+        updates.then(written)
 
 
 def claim_step(

@@ -120,7 +120,8 @@ class StateStore(Protocol):
         written since that version was read (another workstation ran or ended it meanwhile).
         A holder that already holds a live claim on the task keeps it, renewed. ``updates``
         may be a function of the task as found under the claim's lock (``ClaimUpdates``):
-        the caller's read and its claim in one step, refused when it gives None."""
+        the caller's read and its claim in one step, refused when it gives None; as
+        ``claim_rules.ClaimUpdatesTold``, it is then told the task the claim wrote."""
         ...
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim: ...
