@@ -1,6 +1,6 @@
 """Carried records (``state.carried``) written one store call after another, for a store
 that has no one call for them (PostgreSQL), and for a caller with no call to carry them in;
-a claim's release made first (``state.claim_release``) the same way."""
+a claim's release made first (``claim_rules.ReleaseFirst``) the same way."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import anyio.to_thread
 from orchestrator.errors import VersionConflict
 from orchestrator.models import KeyedRecord, TaskState
 from orchestrator.state.carried import CarriedPut, checked_carried
-from orchestrator.state.claim_release import ReleaseFirst
+from orchestrator.state.claim_rules import ReleaseFirst
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 

@@ -35,6 +35,7 @@ __all__ = [
     "ClaimUpdatesTold",
     "ClaimWrite",
     "FencedChange",
+    "ReleaseFirst",
     "acquisition",
     "adopted",
     "check_fence",
@@ -116,6 +117,29 @@ def told(updates: Mapping[str, Any] | ClaimUpdates | None, written: TaskState | 
     (``ClaimUpdatesTold``) and the claim wrote one."""
     if written is not None and isinstance(updates, ClaimUpdatesTold):
         updates.then(written)
+
+
+# A claim's release made first in another store call (``release_claim_then_delete_made``): a
+# room that releases a claim right before a store call of another room's (the landing, before
+# its worktree's removal and its records' deletion) hands the release over instead of making
+# a store call of its own; the store writes it first, then runs that call, in one
+# worker-thread call where it can (the file store). ``then`` is blocking work run right after
+# the release is written, before anything else of the call (a crash point); it must not raise.
+def _no_step() -> None:
+    """No step after the release."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseFirst:
+    """``release_claim(task_id, token, status, updates)`` made first in another call; ``told``
+    is given the task it wrote, on the event loop, once the release is written (module doc)."""
+
+    task_id: str
+    token: int
+    status: ClaimStatus
+    updates: Mapping[str, Any] | ReleaseUpdates | None
+    told: Callable[[TaskState], None]
+    then: Callable[[], None] = _no_step
 
 
 def claim_step(

@@ -42,8 +42,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.carried import CarriedPut
 from orchestrator.state.changes import ChangeStream, RecordRef
-from orchestrator.state.claim_release import ReleaseFirst
-from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
+from orchestrator.state.claim_rules import ClaimUpdates, ReleaseFirst, ReleaseUpdates
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.transactions import Committed, RecordWrite
@@ -358,7 +357,7 @@ class StateStore(Protocol):
     async def release_claim_then_delete_made(
         self, release: ReleaseFirst, make: Callable[[], tuple[Sequence[Deletion], T]]
     ) -> tuple[TaskState, list[bool], T]:
-        """``release_claim`` as ``release`` says (``state.claim_release``), then
+        """``release_claim`` as ``release`` says (``claim_rules.ReleaseFirst``), then
         ``delete_made_records(make)``, in that order: in one worker-thread call where the
         store can (the file store: the release under the task's lock, then ``make``, then the
         records under theirs, no lock held while another is taken), else the calls in turn.

@@ -53,7 +53,7 @@ from orchestrator.git.repo import Git
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.sandbox.plan import GitReach
-from orchestrator.state.claim_release import ReleaseFirst
+from orchestrator.state.claim_rules import ReleaseFirst
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.confine import adopt_left_objects, git_reach

@@ -22,7 +22,7 @@ from orchestrator.events import Event
 from orchestrator.events.worktrees import WorktreeRemoved, WorktreeRescued
 from orchestrator.ids import check_id
 from orchestrator.models import TaskState, utcnow
-from orchestrator.state.claim_release import ReleaseFirst
+from orchestrator.state.claim_rules import ReleaseFirst
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.listing import list_worktrees

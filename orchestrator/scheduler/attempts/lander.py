@@ -43,7 +43,7 @@ from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites, added_usage
 from orchestrator.scheduler.context import RunContext
-from orchestrator.state.claim_release import ReleaseFirst
+from orchestrator.state.claim_rules import ReleaseFirst
 from orchestrator.task_meta import TaskMeta
 from orchestrator.worktrees.models import RemovalResult
 

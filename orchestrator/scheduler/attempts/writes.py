@@ -22,7 +22,7 @@ from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.session_context import SessionContextFeed
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.context import RunContext
-from orchestrator.state.claim_release import ReleaseFirst
+from orchestrator.state.claim_rules import ReleaseFirst
 from orchestrator.state.deletions import Deletion
 from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import WorkflowResult
@@ -96,7 +96,7 @@ class AttemptWrites:
         call: Callable[[ReleaseFirst | None], Awaitable[R]],
     ) -> R:
         """``release``, then ``then``, made first in the store call ``call`` makes with the
-        ``ReleaseFirst`` it is given (``state.claim_release``; the worktree's removal). A
+        ``ReleaseFirst`` it is given (``claim_rules.ReleaseFirst``; the worktree's removal). A
         release refused as stale loses the attempt, and ``call`` is made again without one;
         a ``call`` that ends before the release was written is followed by ``release`` and
         ``then`` here, so the claim is let go either way."""

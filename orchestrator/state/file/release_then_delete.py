@@ -1,5 +1,5 @@
 """A claim's release, then records deleted after blocking work, in one worker-thread call
-(``release_claim_then_delete_made``; ``state.claim_release``), in the file backend.
+(``release_claim_then_delete_made``; ``claim_rules.ReleaseFirst``), in the file backend.
 
 The task's lock is tried and the release written under it, as ``release_claim`` writes it (a
 token that is not the live claim's raises ``StaleClaim`` and nothing else runs); the lock is
@@ -22,8 +22,13 @@ from orchestrator import filelock
 from orchestrator.events import Event
 from orchestrator.filelock import LockWait
 from orchestrator.models import KeyedRecord, TaskState, utcnow
-from orchestrator.state.claim_release import ReleaseFirst
-from orchestrator.state.claim_rules import check_fence, check_task_id, existing_task, release
+from orchestrator.state.claim_rules import (
+    ReleaseFirst,
+    check_fence,
+    check_task_id,
+    existing_task,
+    release,
+)
 from orchestrator.state.deletions import Deletion, checked
 from orchestrator.state.expiry import live
 from orchestrator.state.file.core import HELD, UNSETTLED, Busy, FileCore, load_or_recover

@@ -31,8 +31,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.carried import CarriedPut
 from orchestrator.state.changes import ChangeStream, RecordRef
-from orchestrator.state.claim_release import ReleaseFirst
-from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
+from orchestrator.state.claim_rules import ClaimUpdates, ReleaseFirst, ReleaseUpdates
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore

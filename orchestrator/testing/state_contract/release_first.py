@@ -1,5 +1,5 @@
 """A claim's release made first in the deletion of records after blocking work
-(``release_claim_then_delete_made``, ``state.claim_release``): the release written, then
+(``release_claim_then_delete_made``, ``claim_rules.ReleaseFirst``): the release written, then
 ``then``, then ``make``, then the records it names deleted; a refused release (a stale token)
 runs and deletes nothing; a ``make`` that raises leaves the release written and the records
 kept. A mixin of ``StateStoreContract``."""
@@ -13,7 +13,7 @@ import pytest
 
 from orchestrator.errors import StaleClaim
 from orchestrator.models import ClaimStatus, TaskState, TaskStatus
-from orchestrator.state.claim_release import ReleaseFirst
+from orchestrator.state.claim_rules import ReleaseFirst
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 
