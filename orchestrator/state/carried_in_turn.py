@@ -1,5 +1,6 @@
 """Carried records (``state.carried``) written one store call after another, for a store
-that has no one call for them (PostgreSQL), and for a caller with no call to carry them in."""
+that has no one call for them (PostgreSQL), and for a caller with no call to carry them in;
+a claim's release made first (``claim_rules.ReleaseFirst``) the same way."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import anyio.to_thread
 from orchestrator.errors import VersionConflict
 from orchestrator.models import KeyedRecord, TaskState
 from orchestrator.state.carried import CarriedPut, checked_carried
+from orchestrator.state.claim_rules import ReleaseFirst
+from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 
-__all__ = ["carried_in_turn", "put_and_task_in_turn"]
+__all__ = ["carried_in_turn", "put_and_task_in_turn", "release_then_delete_in_turn"]
 
 T = TypeVar("T")
 
@@ -72,3 +75,20 @@ async def put_and_task_in_turn(
         record_version=record_version,
     )
     return record, rest, state, await carried_in_turn(store, checked)
+
+
+async def release_then_delete_in_turn(
+    store: StateStore,
+    release: ReleaseFirst,
+    make: Callable[[], tuple[Sequence[Deletion], T]],
+) -> tuple[TaskState, list[bool], T]:
+    """``release_claim_then_delete_made`` as the store's calls in turn, for a store that has
+    no one call for it (PostgreSQL): ``release_claim``, then ``delete_made_records``: what a
+    crash leaves is what those calls leave; a refused release runs nothing else."""
+    state = await store.release_claim(
+        release.task_id, release.token, release.status, release.updates
+    )
+    release.told(state)
+    release.then()
+    found, rest = await store.delete_made_records(make)
+    return state, found, rest

@@ -32,8 +32,10 @@ from orchestrator.models import Claim, ClaimStatus, TaskState
 __all__ = [
     "RELEASE_STATUSES",
     "ClaimStep",
+    "ClaimUpdatesTold",
     "ClaimWrite",
     "FencedChange",
+    "ReleaseFirst",
     "acquisition",
     "adopted",
     "check_fence",
@@ -47,6 +49,7 @@ __all__ = [
     "new_claim",
     "release",
     "renewal",
+    "told",
 ]
 
 RELEASE_STATUSES = (ClaimStatus.COMPLETED, ClaimStatus.ABANDONED)  # how a holder lets go
@@ -94,6 +97,49 @@ ClaimUpdates = Callable[[TaskState], Mapping[str, Any] | None]
 # ``release_claim``'s updates made the same way: the holder's read and its last write in one
 # step (a function of the task as found; it may be called again should the store try again).
 ReleaseUpdates = Callable[[TaskState], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimUpdatesTold:
+    """``ClaimUpdates`` (``make``) whose caller is told the task its claim wrote (``then``,
+    on the event loop, once the call is over: not called when nothing was written), so it
+    needs no read of its own to know it (the scheduler's view takes it as read)."""
+
+    make: ClaimUpdates
+    then: Callable[[TaskState], None]
+
+    def __call__(self, state: TaskState) -> Mapping[str, Any] | None:
+        return self.make(state)
+
+
+def told(updates: Mapping[str, Any] | ClaimUpdates | None, written: TaskState | None) -> None:
+    """Tell ``updates`` the task its claim wrote, when it asks to be told
+    (``ClaimUpdatesTold``) and the claim wrote one."""
+    if written is not None and isinstance(updates, ClaimUpdatesTold):
+        updates.then(written)
+
+
+# A claim's release made first in another store call (``release_claim_then_delete_made``): a
+# room that releases a claim right before a store call of another room's (the landing, before
+# its worktree's removal and its records' deletion) hands the release over instead of making
+# a store call of its own; the store writes it first, then runs that call, in one
+# worker-thread call where it can (the file store). ``then`` is blocking work run right after
+# the release is written, before anything else of the call (a crash point); it must not raise.
+def _no_step() -> None:
+    """No step after the release."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseFirst:
+    """``release_claim(task_id, token, status, updates)`` made first in another call; ``told``
+    is given the task it wrote, on the event loop, once the release is written (module doc)."""
+
+    task_id: str
+    token: int
+    status: ClaimStatus
+    updates: Mapping[str, Any] | ReleaseUpdates | None
+    told: Callable[[TaskState], None]
+    then: Callable[[], None] = _no_step
 
 
 def claim_step(

@@ -42,7 +42,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.carried import CarriedPut
 from orchestrator.state.changes import ChangeStream, RecordRef
-from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
+from orchestrator.state.claim_rules import ClaimUpdates, ReleaseFirst, ReleaseUpdates
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.transactions import Committed, RecordWrite
@@ -120,7 +120,8 @@ class StateStore(Protocol):
         written since that version was read (another workstation ran or ended it meanwhile).
         A holder that already holds a live claim on the task keeps it, renewed. ``updates``
         may be a function of the task as found under the claim's lock (``ClaimUpdates``):
-        the caller's read and its claim in one step, refused when it gives None."""
+        the caller's read and its claim in one step, refused when it gives None; as
+        ``claim_rules.ClaimUpdatesTold``, it is then told the task the claim wrote."""
         ...
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim: ...
@@ -351,6 +352,18 @@ class StateStore(Protocol):
         its record): called once, first, in the worker-thread call that deletes them where
         the store makes one (the file store: one hop for both), else in a worker thread of
         its own. A ``make`` that raises deletes nothing; one naming none deletes nothing."""
+        ...
+
+    async def release_claim_then_delete_made(
+        self, release: ReleaseFirst, make: Callable[[], tuple[Sequence[Deletion], T]]
+    ) -> tuple[TaskState, list[bool], T]:
+        """``release_claim`` as ``release`` says (``claim_rules.ReleaseFirst``), then
+        ``delete_made_records(make)``, in that order: in one worker-thread call where the
+        store can (the file store: the release under the task's lock, then ``make``, then the
+        records under theirs, no lock held while another is taken), else the calls in turn.
+        A refused release (``StaleClaim``) raises before ``make`` runs; a crash between
+        leaves what the calls in turn would. The task released, what ``delete_made_records``
+        gives."""
         ...
 
     async def delete_record_after(

@@ -53,6 +53,7 @@ from orchestrator.git.repo import Git
 from orchestrator.ids import check_id
 from orchestrator.models import utcnow
 from orchestrator.sandbox.plan import GitReach
+from orchestrator.state.claim_rules import ReleaseFirst
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.confine import adopt_left_objects, git_reach
@@ -291,6 +292,7 @@ class WorktreeManager:
         *,
         force: bool = False,
         also: Sequence[Deletion] = (),
+        first: ReleaseFirst | None = None,
     ) -> RemovalResult:
         """Save the session's work, then remove (or pool) its worktree; see the module doc.
 
@@ -298,13 +300,16 @@ class WorktreeManager:
         write after the rescue commit is lost with the directory, and the worktree is not
         pooled); work is saved the same way, and a branch the base lacks is kept regardless.
         ``also``: other records of the session's end, deleted with the worktree's record once
-        the worktree is gone (in the removal's own store call when it can be).
+        the worktree is gone (in the removal's own store call when it can be). ``first``: a
+        claim's release made before anything else (in that call too, when it can be).
         """
         book = self._book
         found = await book.get(session)
         with book.making_or_removing(found.session_id):
             async with book.lock(found.session_id):
-                removed = await book.retire(found, force=force, pool_it=True, also=also)
+                removed = await book.retire(
+                    found, force=force, pool_it=True, also=also, first=first
+                )
         root = (await self._workspace()).layout.root
         seal.forget_worktree(root, found.path)
         return removed

@@ -12,7 +12,7 @@ the base's first-parent line holding its merge (the loose commits of the queue's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -163,6 +163,7 @@ async def retire(
     force: bool,
     pool_it: bool,
     forget: Forget | None = None,
+    before: Callable[[], Awaitable[None]] | None = None,
 ) -> RemovalResult:
     """Save the session's work, then remove or pool its worktree and maybe drop its branch.
 
@@ -170,11 +171,14 @@ async def retire(
     path of three git processes; anything else, or any doubt, takes the full path. With
     ``forget``, the fast path's removal, when its first try makes it, runs in the call that
     deletes the session's record right after (one worker-thread call for both); the caller
-    deletes it otherwise."""
+    deletes it otherwise. ``before``: what the caller has done before anything here when
+    ``forget`` is not used (it carries it first otherwise: a claim's release)."""
     git = ws.git
     sid = session.session_id
     fast = not ws.settings.copy_files and not (pool_it and not force and ws.pool.size > 0)
     common = ws.layout.common_dir
+    if before is not None and not (fast and forget is not None):
+        await before()
 
     def look() -> tuple[bool, str | None]:
         """Whether the checkout is stranded; when it is not, the fast path's merged tip."""

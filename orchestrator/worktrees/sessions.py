@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import anyio
@@ -20,7 +21,8 @@ from orchestrator.errors import WorkspaceError
 from orchestrator.events import Event
 from orchestrator.events.worktrees import WorktreeRemoved, WorktreeRescued
 from orchestrator.ids import check_id
-from orchestrator.models import utcnow
+from orchestrator.models import TaskState, utcnow
+from orchestrator.state.claim_rules import ReleaseFirst
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.listing import list_worktrees
@@ -158,15 +160,23 @@ class SessionBook:
         pool_it: bool,
         forget: bool = True,
         also: Sequence[Deletion] = (),
+        first: ReleaseFirst | None = None,
     ) -> RemovalResult:
         """``ops.retire`` plus the bookkeeping; the caller holds the session's lock. ``also``:
-        other records deleted with the worktree's (``forget``), after the removal."""
+        other records deleted with the worktree's (``forget``), after the removal. ``first``:
+        a claim's release made before anything else, in the removal's own store call when it
+        makes one (``release_claim_then_delete_made``), else in a call of its own first."""
         sid = session.session_id
         store = self.store
-        if also and store is None:
+        if (also or first is not None) and store is None:
             raise WorkspaceError(f"no store to delete the records of session {sid!r} from")
         gone = [*([Deletion(NAMESPACE, sid)] if forget else []), *also]
         forgot = False  # its record deleted in the removal's own call (``retire``'s fast path)
+        released: list[ReleaseFirst] = [] if first is None else [first]  # until it is
+
+        def told(state: TaskState) -> None:
+            given = released.pop()
+            given.told(state)
 
         async def with_record(blocking: Callable[[], R], removed: Callable[[R], bool]) -> R:
             nonlocal forgot
@@ -176,13 +186,29 @@ class SessionBook:
                 out = blocking()  # the worktree removed first: a crash keeps the record
                 return (gone if removed(out) else []), out
 
-            found, out = await store.delete_made_records(make)
+            if released:
+                release = replace(released[0], told=told)
+                _, found, out = await store.release_claim_then_delete_made(release, make)
+            else:
+                found, out = await store.delete_made_records(make)
             forgot = bool(found)
             return out
 
+        async def release_first() -> None:
+            if released:
+                assert store is not None
+                given = released[0]
+                state = await store.release_claim(
+                    given.task_id, given.token, given.status, given.updates
+                )
+                told(state)
+                given.then()
+
         ws = await self._workspace()
-        carried = with_record if gone and store is not None else None
-        result = await retire(ws, session, force=force, pool_it=pool_it, forget=carried)
+        carried = with_record if (gone or released) and store is not None else None
+        result = await retire(
+            ws, session, force=force, pool_it=pool_it, forget=carried, before=release_first
+        )
         if gone and store is not None and not forgot:
             await store.delete_records(gone)
         if forget:

@@ -57,6 +57,16 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]:
 
         return await made(self, making)
 
+    released = FileStateStore.release_claim_then_delete_made
+
+    async def release_then(self: FileStateStore, release: Any, make: Any) -> Any:
+        def making() -> Any:
+            items, rest = make()
+            removing(items)  # (a landing's: with its claim's release and worktree's record)
+            return items, rest
+
+        return await released(self, release, making)
+
     carrying = FileStateStore.put_made_record_and_task_carrying
 
     async def put_carrying(self: FileStateStore, *a: Any, **k: Any) -> Any:
@@ -71,6 +81,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]:
     monkeypatch.setattr(FileStateStore, "delete_record", delete_record)
     monkeypatch.setattr(FileStateStore, "delete_records", delete_records)
     monkeypatch.setattr(FileStateStore, "delete_made_records", delete_made_records)
+    monkeypatch.setattr(FileStateStore, "release_claim_then_delete_made", release_then)
     return seen
 
 

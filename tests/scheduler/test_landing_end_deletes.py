@@ -50,6 +50,19 @@ async def test_a_landing_deletes_its_records_with_its_worktree_record(
 
         return await real_made(self, made)
 
+    real_first = FileStateStore.release_claim_then_delete_made
+    released: list[str] = []  # the claims released first in that call
+
+    async def release_then(self: FileStateStore, release: Any, make: Any) -> Any:
+        def made() -> Any:
+            items, rest = make()
+            together.append(sorted(d.namespace for d in items))
+            return items, rest
+
+        released.append(release.task_id)
+        return await real_first(self, release, made)
+
+    monkeypatch.setattr(FileStateStore, "release_claim_then_delete_made", release_then)
     monkeypatch.setattr(FileStateStore, "delete_record", delete_record)
     monkeypatch.setattr(FileStateStore, "delete_made_records", delete_made_records)
     async with Council(config) as council:
@@ -61,4 +74,5 @@ async def test_a_landing_deletes_its_records_with_its_worktree_record(
     assert report.exit_code == 0, report.model_dump_json(indent=2)
     assert merged_tasks(repo) == ["t1"]
     assert together == [[SIGHTINGS, CONTEXTS, WORKTREES]]
+    assert released == ["t1"]  # its claim's release made first in that call
     assert not {SIGHTINGS, CONTEXTS, WORKTREES} & set(single), single

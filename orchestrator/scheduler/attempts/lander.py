@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -42,7 +43,9 @@ from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.part import AttemptParts
 from orchestrator.scheduler.attempts.writes import AttemptWrites, added_usage
 from orchestrator.scheduler.context import RunContext
+from orchestrator.state.claim_rules import ReleaseFirst
 from orchestrator.task_meta import TaskMeta
+from orchestrator.worktrees.models import RemovalResult
 
 __all__ = ["Lander"]
 
@@ -175,8 +178,12 @@ class Lander:
                 meta.worktree.session = None
             return {**updates, "metadata": meta.dump()}
 
-        await self._writes.release(attempt, ClaimStatus.COMPLETED, ended)
-        crash_point("merge.recorded")
+        # A worktree that goes (a relanding has none): the claim's release is made first in
+        # its removal's store call (``release_first``), not in a call of its own.
+        removing = not keep_worktree and not attempt.relanding
+        if not removing:
+            await self._writes.release(attempt, ClaimStatus.COMPLETED, ended)
+            crash_point("merge.recorded")
         # The session context goes in the worktree removal's own store call (with the
         # worktree's record, after the removal), else in one of its own below.
         await self._writes.release_locks(attempt, context_later=True)
@@ -184,11 +191,22 @@ class Lander:
             await self._writes.forget_left(attempt)
             await self._run.events.emit(TaskFailed(task_id=attempt.key, error=pushed))
             return
-        if merged.tip_contained and not attempt.relanding:  # a relanding has no worktree
+        if removing:
+            session = attempt.session
             parted = self._parts.leaving(attempt)  # (the radar's sighting)
+            also = [*self._writes.left(attempt), *parted]
+            remove = self._run.services.worktrees.remove_session_worktree
+
+            async def released_and_removed(first: ReleaseFirst | None) -> RemovalResult:
+                return await remove(session, also=also, first=first)
+
             try:
-                await self._run.services.worktrees.remove_session_worktree(
-                    attempt.session, also=[*self._writes.left(attempt), *parted]
+                await self._writes.release_first(
+                    attempt,
+                    ClaimStatus.COMPLETED,
+                    ended,
+                    partial(crash_point, "merge.recorded"),
+                    released_and_removed,
                 )
                 self._writes.forgotten(attempt)
                 attempt.forgotten.update((d.namespace, d.key) for d in parted)

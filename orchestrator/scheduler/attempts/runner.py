@@ -75,6 +75,7 @@ from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.spend.gate import SpendGate
 from orchestrator.state.carried import Carrier
+from orchestrator.state.claim_rules import ClaimUpdatesTold
 from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.models import SessionWorktree
@@ -177,12 +178,14 @@ class AttemptRunner:
                 "metadata": _with_session(state, session_id),
             }
 
+        # The task the claim wrote, handed back by its call: the tick's view takes it as read.
+        told = ClaimUpdatesTold(updates, self._run.wrote)
         # Shielded with the claim's token taken: a kill landing just as the write returns
         # must still find the claim to give back uncounted (``run``'s ``finally``).
         with anyio.CancelScope(shield=True):
             try:
                 claim = await store.acquire_claim(
-                    task.id, self._run.holder, services.config.scheduler.stale_threshold, updates
+                    task.id, self._run.holder, services.config.scheduler.stale_threshold, told
                 )
             except RecordNotFound:
                 return False  # gone meanwhile

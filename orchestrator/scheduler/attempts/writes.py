@@ -8,9 +8,9 @@ cost) goes into the next write of the task exactly once (``with_usage``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.adapter import Usage
 from orchestrator.errors import CouncilError, StaleClaim, WorkspaceError
@@ -22,6 +22,7 @@ from orchestrator.scheduler.attempts.lifecycle import Stage
 from orchestrator.scheduler.attempts.session_context import SessionContextFeed
 from orchestrator.scheduler.cancel import cancelled_updates
 from orchestrator.scheduler.context import RunContext
+from orchestrator.state.claim_rules import ReleaseFirst
 from orchestrator.state.deletions import Deletion
 from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import WorkflowResult
@@ -30,6 +31,8 @@ from orchestrator.worktrees.models import SessionWorktree
 __all__ = ["AttemptWrites"]
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 
 class AttemptWrites:
@@ -70,16 +73,7 @@ class AttemptWrites:
         """Release the attempt's claim as ``status``, writing ``updates`` with it (or what they
         make of the task as the store finds it under the claim's lock: no read of its own)."""
         attempt.move(Stage.RELEASING)
-        where = self.where(attempt)
-        fields: dict[str, Any] | Callable[[TaskState], dict[str, Any]]
-        if callable(updates):
-            made = updates
-
-            def fields(current: TaskState) -> dict[str, Any]:
-                return {**where, **made(current)}
-
-        else:
-            fields = {**where, **updates}
+        fields = self._fields(attempt, updates)
         try:
             state = await self._services.store.release_claim(
                 attempt.key, attempt.token, status, fields
@@ -91,6 +85,58 @@ class AttemptWrites:
         except BaseException:
             attempt.life.release_failed()  # not given back: it may be released again
             raise
+        self._released(attempt, state)
+
+    async def release_first(
+        self,
+        attempt: Attempt,
+        status: ClaimStatus,
+        updates: dict[str, Any] | Callable[[TaskState], dict[str, Any]],
+        then: Callable[[], None],
+        call: Callable[[ReleaseFirst | None], Awaitable[R]],
+    ) -> R:
+        """``release``, then ``then``, made first in the store call ``call`` makes with the
+        ``ReleaseFirst`` it is given (``claim_rules.ReleaseFirst``; the worktree's removal). A
+        release refused as stale loses the attempt, and ``call`` is made again without one;
+        a ``call`` that ends before the release was written is followed by ``release`` and
+        ``then`` here, so the claim is let go either way."""
+        attempt.move(Stage.RELEASING)
+        done: list[TaskState] = []
+        first = ReleaseFirst(
+            attempt.key, attempt.token, status, self._fields(attempt, updates), done.append, then
+        )
+        try:
+            return await call(first)
+        except StaleClaim:
+            if done:
+                raise
+            attempt.life.release_failed()
+            attempt.lose()  # swept meanwhile: the sweeper has settled the task
+            return await call(None)
+        finally:
+            if done:
+                self._released(attempt, done[0])
+            elif not attempt.lost:
+                await self.release(attempt, status, updates)
+                then()
+
+    def _fields(
+        self,
+        attempt: Attempt,
+        updates: dict[str, Any] | Callable[[TaskState], dict[str, Any]],
+    ) -> dict[str, Any] | Callable[[TaskState], dict[str, Any]]:
+        """``updates`` with the attempt's branch and worktree (``where``)."""
+        where = self.where(attempt)
+        if not callable(updates):
+            return {**where, **updates}
+        made = updates
+
+        def fields(current: TaskState) -> dict[str, Any]:
+            return {**where, **made(current)}
+
+        return fields
+
+    def _released(self, attempt: Attempt, state: TaskState) -> None:
         attempt.token = 0
         attempt.move(Stage.ENDED)
         self._run.wrote(state)  # the tick's view takes it as read

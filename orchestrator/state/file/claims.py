@@ -29,6 +29,7 @@ from orchestrator.state.claim_rules import (
     lapsed,
     release,
     renewal,
+    told,
 )
 from orchestrator.state.file.core import FileCore, load_or_recover
 
@@ -82,6 +83,7 @@ class FileClaims:
             return new
 
         result = await core.locked_call(core.tasks, task_id, run)
+        told(updates, result)
         return result.claim if result is not None else None
 
     def _next_token(self, events: list[Event]) -> int:

@@ -21,7 +21,7 @@ from orchestrator.filelock import LockWait
 from orchestrator.state.file.core import HELD, UNSETTLED, Busy, FileCore
 from orchestrator.state.file.record_files.records import RecordKind
 
-__all__ = ["locked_all_call"]
+__all__ = ["BusyAt", "Places", "locked_all_call", "try_locked_all"]
 
 T = TypeVar("T")
 Places = Sequence[tuple[RecordKind[Any], str]]
@@ -105,3 +105,9 @@ def _try_locked_all(
     finally:
         for lock in held.values():
             lock.release()
+
+
+# For a call that tries these locks after work of its own in the same worker-thread call
+# (``release_then_delete``): one try, and what a busy lock gives.
+BusyAt = _BusyAt
+try_locked_all = _try_locked_all

@@ -31,7 +31,7 @@ from orchestrator.models import (
 )
 from orchestrator.state.carried import CarriedPut
 from orchestrator.state.changes import ChangeStream, RecordRef
-from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
+from orchestrator.state.claim_rules import ClaimUpdates, ReleaseFirst, ReleaseUpdates
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.file.claims import FileClaims
 from orchestrator.state.file.core import FileCore
@@ -44,6 +44,7 @@ from orchestrator.state.file.log.event_log import DEFAULT_ROTATE_BYTES
 from orchestrator.state.file.log.log_changes import LogChanges
 from orchestrator.state.file.record_task import put_made_record_and_task
 from orchestrator.state.file.record_task_carrying import put_made_record_and_task_carrying
+from orchestrator.state.file.release_then_delete import release_then_delete
 from orchestrator.state.file.sessions import FileSessions
 from orchestrator.state.file.snapshots import FileSnapshots
 from orchestrator.state.file.task_batches import FileTaskBatches
@@ -343,6 +344,11 @@ class FileStateStore:
         self, make: Callable[[], tuple[Sequence[Deletion], T]]
     ) -> tuple[list[bool], T]:
         return await self._records.delete_made_records(make)
+
+    async def release_claim_then_delete_made(
+        self, release: ReleaseFirst, make: Callable[[], tuple[Sequence[Deletion], T]]
+    ) -> tuple[TaskState, list[bool], T]:
+        return await release_then_delete(self.core, release, make)
 
     async def delete_record_after(
         self,

@@ -30,6 +30,7 @@ from orchestrator.state.claim_rules import (
     held_claim,
     release,
     renewal,
+    told,
 )
 from orchestrator.state.postgres.core import Conn, PgCore
 from orchestrator.state.postgres.tasks import locked_task, write_task
@@ -52,7 +53,7 @@ class PgClaims:
     ) -> Claim | None:
         check_task_id(task_id)
 
-        async def work(conn: Conn, events: list[Event]) -> Claim | None:
+        async def work(conn: Conn, events: list[Event]) -> TaskState | None:
             # The row locked and a fencing token drawn with it, in the round trip of the
             # transaction's start: a token a refused claim drew is never used (the sequence
             # only has to grow).
@@ -80,15 +81,16 @@ class PgClaims:
                 return None
             if write.new:
                 crash_point("claim.before_record")
-            await write_task(
+            written = await write_task(
                 conn, task_id, current, write.fields, now, events, rules=self._core.validators
             )
             events.append(write.event())
-            return write.claim
+            return written
 
-        claim = await self._core.atomically(work)
+        written = await self._core.atomically(work)
         crash_point("claim.recorded")
-        return claim
+        told(updates, written)
+        return held_claim(written) if written is not None else None
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
         return held_claim(await self._claim_write(task_id, token, renewal(lease_seconds)))

@@ -43,7 +43,7 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
-from orchestrator.state.carried_in_turn import put_and_task_in_turn
+from orchestrator.state.carried_in_turn import put_and_task_in_turn, release_then_delete_in_turn
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
 from orchestrator.state.deletions import Deletion, checked
@@ -344,6 +344,7 @@ class PostgresStateStore:
         return record, rest, state
 
     put_made_record_and_task_carrying = put_and_task_in_turn  # one call after another
+    release_claim_then_delete_made = release_then_delete_in_turn  # (the same)
 
     async def put_made_record_then(
         self,

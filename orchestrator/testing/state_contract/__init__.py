@@ -31,6 +31,7 @@ from orchestrator.testing.state_contract.health import HealthContract
 from orchestrator.testing.state_contract.history import HistoryContract
 from orchestrator.testing.state_contract.record_and_task import RecordAndTaskContract
 from orchestrator.testing.state_contract.records import RecordsContract
+from orchestrator.testing.state_contract.release_first import ReleaseFirstContract
 from orchestrator.testing.state_contract.sessions import SessionsContract
 from orchestrator.testing.state_contract.task_strategies import TaskStrategiesContract
 from orchestrator.testing.state_contract.tasks import TasksContract
@@ -49,6 +50,7 @@ class StateStoreContract(
     RecordsContract,
     RecordAndTaskContract,
     CarriedContract,
+    ReleaseFirstContract,
     DeleteAfterContract,
     EventsContract,
     HistoryContract,

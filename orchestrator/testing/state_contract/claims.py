@@ -20,6 +20,7 @@ from orchestrator.models import (
     TaskStatus,
     utcnow,
 )
+from orchestrator.state.claim_rules import ClaimUpdatesTold
 from orchestrator.state.protocol import StateStore
 
 __all__ = ["ClaimsContract"]
@@ -102,6 +103,22 @@ class ClaimsContract:
         assert len(seen) == asked
         with pytest.raises(RecordNotFound):
             await store.acquire_claim("nope", "worker-a", 60, run)
+
+    async def test_a_claim_told_hands_back_the_task_it_wrote(self, store: StateStore) -> None:
+        await store.create_session({}, ["t1", "t2"], session_id="s1")
+        got: list[TaskState] = []
+
+        def run(task: TaskState) -> dict[str, Any] | None:
+            return {"status": TaskStatus.RUNNING, "attempt": task.attempt + 1}
+
+        claim = await store.acquire_claim("t1", "worker-a", 60, ClaimUpdatesTold(run, got.append))
+        stored = await store.get_task_state("t1")
+        assert claim is not None and stored is not None and got == [stored]
+        assert got[0].claim == claim and got[0].status == TaskStatus.RUNNING
+        # Refused (a live claim of another holder, or the caller's None): nothing is told.
+        assert await store.acquire_claim("t1", "b", 60, ClaimUpdatesTold(run, got.append)) is None
+        assert await store.acquire_claim("t2", "a", 60, ClaimUpdatesTold(_no, got.append)) is None
+        assert got == [stored]
 
     async def test_a_release_made_from_the_task_as_found_is_one_step(
         self, store: StateStore
@@ -186,3 +203,7 @@ class ClaimsContract:
         assert claim is not None
         with pytest.raises(StateError):
             await store.release_claim("t1", claim.token, ClaimStatus.ACTIVE)
+
+
+def _no(task: TaskState) -> None:
+    return None
