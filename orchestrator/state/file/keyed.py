@@ -215,24 +215,7 @@ class FileRecords:
             return [(core.namespace(d.namespace), d.key) for d in made[0][0]]
 
         def run(events: list[Event], locked: Collection[int]) -> list[bool | None]:
-            """For each: whether it was there and live; None when it had no directory."""
-            now = utcnow()
-            stored: list[KeyedRecord | None] = []
-            there: list[bool] = []
-            for at, item in enumerate(made[0][0]):
-                kind = core.namespace(item.namespace)
-                # (an unlocked one had no directory when its lock would have been taken)
-                present = at in locked and kind.dir_for(item.key).exists()
-                record = load_or_recover(kind, item.key, events) if present else None
-                check_version(kind, item.key, live(record, now), item.expected_version)
-                stored.append(record)
-                there.append(present)
-            found: list[bool | None] = []
-            for item, record, present in zip(made[0][0], stored, there, strict=True):
-                if present:
-                    core.namespace(item.namespace).delete(item.key)
-                found.append(live(record, now) is not None if present else None)
-            return found
+            return delete_locked(core, made[0][0], events, locked)
 
         def deleted(found: list[bool | None]) -> list[int]:
             return [at for at, done in enumerate(found) if done is not None]
@@ -261,3 +244,28 @@ class FileRecords:
 
 def _nothing(_: object) -> None:
     """No step after a record's write."""
+
+
+def delete_locked(
+    core: FileCore, items: Sequence[Deletion], events: list[Event], locked: Collection[int]
+) -> list[bool | None]:
+    """Delete ``items``, whose locks (those at the indexes in ``locked``) are held: every
+    version checked before any record goes. For each: whether it was there and live; None
+    when it had no directory."""
+    now = utcnow()
+    stored: list[KeyedRecord | None] = []
+    there: list[bool] = []
+    for at, item in enumerate(items):
+        kind = core.namespace(item.namespace)
+        # (an unlocked one had no directory when its lock would have been taken)
+        present = at in locked and kind.dir_for(item.key).exists()
+        record = load_or_recover(kind, item.key, events) if present else None
+        check_version(kind, item.key, live(record, now), item.expected_version)
+        stored.append(record)
+        there.append(present)
+    found: list[bool | None] = []
+    for item, record, present in zip(items, stored, there, strict=True):
+        if present:
+            core.namespace(item.namespace).delete(item.key)
+        found.append(live(record, now) is not None if present else None)
+    return found

@@ -21,7 +21,7 @@ import anyio.to_thread
 from orchestrator import filelock
 from orchestrator.events import Event
 from orchestrator.filelock import LockWait
-from orchestrator.models import KeyedRecord, TaskState, utcnow
+from orchestrator.models import TaskState, utcnow
 from orchestrator.state.claim_rules import (
     ReleaseFirst,
     check_fence,
@@ -30,10 +30,9 @@ from orchestrator.state.claim_rules import (
     release,
 )
 from orchestrator.state.deletions import Deletion, checked
-from orchestrator.state.expiry import live
 from orchestrator.state.file.core import HELD, UNSETTLED, Busy, FileCore, load_or_recover
+from orchestrator.state.file.keyed import delete_locked
 from orchestrator.state.file.locked_all import BusyAt, Places, locked_all_call, try_locked_all
-from orchestrator.state.file.rules import check_version
 
 __all__ = ["release_then_delete"]
 
@@ -57,23 +56,7 @@ async def release_then_delete(
 
     def run(events: list[Event], locked: Collection[int]) -> list[bool | None]:
         """As ``delete_made_records``: every version checked before any record goes."""
-        now = utcnow()
-        stored: list[KeyedRecord | None] = []
-        there: list[bool] = []
-        for at, item in enumerate(made[0][0]):
-            kind = core.namespace(item.namespace)
-            # (an unlocked one had no directory when its lock would have been taken)
-            present = at in locked and kind.dir_for(item.key).exists()
-            record = load_or_recover(kind, item.key, events) if present else None
-            check_version(kind, item.key, live(record, now), item.expected_version)
-            stored.append(record)
-            there.append(present)
-        found: list[bool | None] = []
-        for item, record, present in zip(made[0][0], stored, there, strict=True):
-            if present:
-                core.namespace(item.namespace).delete(item.key)
-            found.append(live(record, now) is not None if present else None)
-        return found
+        return delete_locked(core, made[0][0], events, locked)
 
     def deleted(found: list[bool | None]) -> list[int]:
         return [at for at, done in enumerate(found) if done is not None]
