@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -248,14 +249,25 @@ class _RenewDuringRelease(FileStateStore):
         self.renew_started, self.renew_failed = anyio.Event(), anyio.Event()
 
     async def release_claim(self, *args: Any, **kwargs: Any) -> TaskState:
+        return await self._racing(super().release_claim(*args, **kwargs))  # type: ignore[no-any-return]
+
+    async def release_claim_then_delete_made(self, *args: Any, **kwargs: Any) -> Any:
+        # A landing's release, written first in its worktree removal's call.
+        return await self._racing(super().release_claim_then_delete_made(*args, **kwargs))
+
+    async def _racing(self, release: Coroutine[Any, Any, Any]) -> Any:
         self.entered.set()
-        with anyio.fail_after(patience(30)):  # the tick renews every heartbeat_interval
-            await self.renew_started.wait()
-        state = await super().release_claim(*args, **kwargs)
+        try:
+            with anyio.fail_after(patience(30)):  # the tick renews every heartbeat_interval
+                await self.renew_started.wait()
+        except BaseException:
+            release.close()
+            raise
+        done = await release
         self.written.set()
         with anyio.fail_after(patience(30)):
             await self.renew_failed.wait()
-        return state
+        return done
 
     async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
         if not self.entered.is_set() or self.renew_started.is_set():
