@@ -4,12 +4,15 @@ left behind."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio.to_thread
 
 from orchestrator import filelock
 from orchestrator.errors import StateCorrupted, StateError
 from orchestrator.events.locks import LockCleaned
 from orchestrator.state.file.core import FileCore
+from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.rules import has_data, remove_temp_files
 from orchestrator.state.protocol import RecordProblem
 
@@ -80,34 +83,54 @@ class FileUpkeep:
         (temp files, history entries past the limit).
 
         Only a lock nobody holds is touched, and it is unlinked while we hold it, so a racer
-        that opened it before the unlink notices the changed inode and retries.
+        that opened it before the unlink notices the changed inode and retries. Each kind's
+        records are swept in one worker-thread call (``_sweep_kind``): a run's clean-up makes
+        a few calls in all, not three or more for every record on disk.
         """
-        # An intent a dead writer never committed (its transaction changed nothing).
-        cleaned = await anyio.to_thread.run_sync(self._core.intents.roll_back_orphans)
-        cleaned += await anyio.to_thread.run_sync(self._core.batches.roll_back_orphans)
+
+        def orphans() -> int:
+            # An intent a dead writer never committed (its transaction changed nothing).
+            rolled = self._core.intents.roll_back_orphans()
+            return rolled + self._core.batches.roll_back_orphans()
+
+        cleaned = await anyio.to_thread.run_sync(orphans)
         for kind in await self._core.kinds():
-            for key in await anyio.to_thread.run_sync(kind.keys):
-                lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor)
-                if lock is None:
-                    continue
-                try:
-                    leftovers = await anyio.to_thread.run_sync(remove_temp_files, kind, key)
-                    leftovers += await anyio.to_thread.run_sync(kind.prune_history, key)
-                    gone = not await anyio.to_thread.run_sync(has_data, kind, key)
-                except BaseException:
-                    lock.release()
-                    raise
-                if gone:
-                    lock.unlink_and_release()
-                    await anyio.to_thread.run_sync(kind.remove_dir_if_empty, key)
-                    cleaned += 1
-                else:
-                    lock.release()
-                cleaned += leftovers
-        lock = filelock.try_acquire(self._core.checkpoints.lock_path, root=self._core.anchor)
-        if lock is not None:
+            cleaned += await anyio.to_thread.run_sync(self._sweep_kind, kind)
+
+        def checkpoints() -> int:
+            lock = filelock.try_acquire(self._core.checkpoints.lock_path, root=self._core.anchor)
+            if lock is None:
+                return 0
             with lock:
-                cleaned += await anyio.to_thread.run_sync(self._core.checkpoints.remove_temp_files)
+                return self._core.checkpoints.remove_temp_files()
+
+        cleaned += await anyio.to_thread.run_sync(checkpoints)
         if cleaned:
             await self._core.emit(LockCleaned(count=cleaned))
+        return cleaned
+
+    def _sweep_kind(self, kind: RecordKind[Any]) -> int:
+        """``clean_stale_locks`` for every record of ``kind`` (blocking: one worker-thread
+        call), each under its own lock, taken only if free, in the order it always had: temp
+        files removed, history pruned, then the lock unlinked and the directory removed when
+        no data is left."""
+        cleaned = 0
+        keys = kind.keys()  # a list read from disk (not a mapping's keys)
+        for key in keys:
+            lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor)
+            if lock is None:
+                continue
+            try:
+                leftovers = remove_temp_files(kind, key) + kind.prune_history(key)
+                gone = not has_data(kind, key)
+            except BaseException:
+                lock.release()
+                raise
+            if gone:
+                lock.unlink_and_release()
+                kind.remove_dir_if_empty(key)
+                cleaned += 1
+            else:
+                lock.release()
+            cleaned += leftovers
         return cleaned
