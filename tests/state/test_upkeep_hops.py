@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator import filelock
 from orchestrator.state import FileStateStore
+from orchestrator.state.file import upkeep
 from tests.support.hops import count_hops
 
 
@@ -71,3 +72,20 @@ async def test_one_call_a_kind_still_sweeps_each_record_under_its_lock(
     assert await store.get_task_state("b") is not None
     kept = await store.get_record("notes", "kept")
     assert kept is not None and kept.data == {"n": 1}
+
+
+async def test_a_kind_of_many_records_is_swept_a_chunk_a_call(
+    store: FileStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stop that lands during the sweep waits for one chunk at most; every record is swept.
+    monkeypatch.setattr(upkeep, "SWEEP_CHUNK", 2)
+    await store.create_session({}, [f"t{n}" for n in range(5)], session_id="s1")
+    leftovers = [store.tasks.dir_for(f"t{n}") / f".current.json.{n}.dead.tmp" for n in range(5)]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half")
+    hopped = await sweep_hops(store, monkeypatch)
+    # Dead writers, the kinds, the tasks in three chunks, the session, the counters (none:
+    # one call that lists them), the checkpoints.
+    assert len(hopped) == 1 + 1 + 3 + 1 + 1 + 1, hopped
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert len(await store.list_tasks("s1")) == 5

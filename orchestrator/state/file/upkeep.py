@@ -16,7 +16,9 @@ from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.rules import has_data, remove_temp_files
 from orchestrator.state.protocol import RecordProblem
 
-__all__ = ["FileUpkeep"]
+__all__ = ["SWEEP_CHUNK", "FileUpkeep"]
+
+SWEEP_CHUNK = 512  # records swept in one worker-thread call by the clean-up of stale locks
 
 
 class FileUpkeep:
@@ -84,8 +86,9 @@ class FileUpkeep:
 
         Only a lock nobody holds is touched, and it is unlinked while we hold it, so a racer
         that opened it before the unlink notices the changed inode and retries. Each kind's
-        records are swept in one worker-thread call (``_sweep_kind``): a run's clean-up makes
-        a few calls in all, not three or more for every record on disk.
+        records are swept ``SWEEP_CHUNK`` to a worker-thread call (``_sweep_kind``): a run's
+        clean-up makes a few calls in all, not three or more for every record on disk, and a
+        run that stops while it sweeps waits for one chunk at most, not a kind of 10,000.
         """
 
         def orphans() -> int:
@@ -95,7 +98,10 @@ class FileUpkeep:
 
         cleaned = await anyio.to_thread.run_sync(orphans)
         for kind in await self._core.kinds():
-            cleaned += await anyio.to_thread.run_sync(self._sweep_kind, kind)
+            keys: list[str] | None = None  # listed by the first call
+            while keys is None or keys:
+                swept, keys = await anyio.to_thread.run_sync(self._sweep_kind, kind, keys)
+                cleaned += swept
 
         def checkpoints() -> int:
             lock = filelock.try_acquire(self._core.checkpoints.lock_path, root=self._core.anchor)
@@ -109,14 +115,15 @@ class FileUpkeep:
             await self._core.emit(LockCleaned(count=cleaned))
         return cleaned
 
-    def _sweep_kind(self, kind: RecordKind[Any]) -> int:
-        """``clean_stale_locks`` for every record of ``kind`` (blocking: one worker-thread
-        call), each under its own lock, taken only if free, in the order it always had: temp
-        files removed, history pruned, then the lock unlinked and the directory removed when
-        no data is left."""
+    def _sweep_kind(self, kind: RecordKind[Any], keys: list[str] | None) -> tuple[int, list[str]]:
+        """``clean_stale_locks`` for the first ``SWEEP_CHUNK`` of ``keys`` (None: every record
+        of ``kind``, listed here), blocking (one worker-thread call); what it cleaned and the
+        keys left. Each record under its own lock, taken only if free, in the order it always
+        had: temp files removed, history pruned, then the lock unlinked and the directory
+        removed when no data is left."""
         cleaned = 0
-        keys = kind.keys()  # a list read from disk (not a mapping's keys)
-        for key in keys:
+        listed = kind.keys() if keys is None else keys
+        for key in listed[:SWEEP_CHUNK]:
             lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor)
             if lock is None:
                 continue
@@ -133,4 +140,4 @@ class FileUpkeep:
             else:
                 lock.release()
             cleaned += leftovers
-        return cleaned
+        return cleaned, listed[SWEEP_CHUNK:]
