@@ -6,11 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import anyio.to_thread
+
 from orchestrator.events import Event
 from orchestrator.ids import check_id
-from orchestrator.models import TaskState
+from orchestrator.models import SessionRecord, TaskState
 from orchestrator.state.claim_rules import check_fence
 from orchestrator.state.file.core import FileCore, load_or_recover
+from orchestrator.state.file.lockfree import peek, read_present
+from orchestrator.state.file.record_files.codec import RecordDamaged
 from orchestrator.state.file.rules import check_version
 
 __all__ = ["FileTasks"]
@@ -68,8 +72,40 @@ class FileTasks:
         core = self._core
         if session_id is None:
             return await core.read_many(core.tasks, None)
-        session = await core.read(core.sessions, session_id)
-        if session is None:
+        if core.surely_absent(core.sessions, session_id):
             return []
-        found = await core.read_many(core.tasks, list(session.task_ids))
+        await core.settle_first()
+        session: SessionRecord | None
+        read = await anyio.to_thread.run_sync(self._session_and_tasks, session_id)
+        if read is None:  # a transaction to settle, or damage to recover: the path of each
+            session = await core.read(core.sessions, session_id)
+            if session is None:
+                return []
+            found = await core.read_many(core.tasks, list(session.task_ids))
+        else:
+            session, listed = read
+            found = []
+            for key, record, damaged in listed:
+                if damaged:
+                    record = await core.recover(core.tasks, key)
+                if record is not None:
+                    found.append(record)
         return [t for t in found if t.session_id == session_id]
+
+    def _session_and_tasks(
+        self, session_id: str
+    ) -> tuple[SessionRecord | None, list[tuple[str, TaskState | None, bool]]] | None:
+        """The session's record and its tasks' (``read_present``), read without locks in one
+        worker-thread call (blocking): the looks ``FileCore.read`` and ``read_many`` make in
+        one call each. None when either must take its own path: a transaction's intent
+        touches them (settled first), or the session's record reads as damaged."""
+        core = self._core
+        if core.unsettled(core.sessions, session_id) or core.unsettled(core.tasks, None):
+            return None
+        try:
+            session = peek(core.sessions, session_id)
+        except RecordDamaged:
+            return None
+        if session is None:
+            return None, []
+        return session, read_present(core.tasks, list(session.task_ids))
