@@ -79,15 +79,17 @@ class FileUpkeep:
         """Remove lock files of records that are gone, and what crashed writers left behind
         (temp files, history entries past the limit).
 
-        Only a lock nobody holds is touched, and it is unlinked while we hold it, so a racer
-        that opened it before the unlink notices the changed inode and retries.
+        Only a lock nobody holds is touched, and a record's directory (its lock) is removed
+        while we hold it, so a racer that opened it before the removal notices and retries.
         """
         # An intent a dead writer never committed (its transaction changed nothing).
         cleaned = await anyio.to_thread.run_sync(self._core.intents.roll_back_orphans)
         cleaned += await anyio.to_thread.run_sync(self._core.batches.roll_back_orphans)
         for kind in await self._core.kinds():
             for key in await anyio.to_thread.run_sync(kind.keys):
-                lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor)
+                lock = filelock.try_acquire(
+                    kind.lock_path(key), root=self._core.anchor, directory=True
+                )
                 if lock is None:
                     continue
                 try:
@@ -98,8 +100,10 @@ class FileUpkeep:
                     lock.release()
                     raise
                 if gone:
-                    lock.unlink_and_release()
-                    await anyio.to_thread.run_sync(kind.remove_dir_if_empty, key)
+                    try:  # the lock is the directory: removed while held
+                        await anyio.to_thread.run_sync(kind.remove_dir_if_empty, key)
+                    finally:
+                        lock.release()
                     cleaned += 1
                 else:
                     lock.release()
