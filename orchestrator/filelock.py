@@ -243,9 +243,9 @@ def _open_directory(root: Path, path: Path, opener: Opener | None) -> int:
             return opener(path, os.O_RDONLY | os.O_DIRECTORY)
         return safe_write.open_dir(root, path, create=True)
     except PathEscapeError as exc:
-        raise LockUnusable(
-            f"cannot use lock directory {path}: {exc}; CLI Council never made that link and "
-            "never follows it: remove it (its target is untouched), then run `council resume`"
+        raise LockUnusable(  # a link, or a file, where the directory belongs
+            f"cannot use lock directory {path}: {exc}; CLI Council never follows or touches "
+            "it: move it away, then run `council resume`"
         ) from None
     except OSError as exc:
         raise LockUnusable(
