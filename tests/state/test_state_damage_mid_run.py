@@ -147,14 +147,30 @@ def test_a_damaged_fencing_counter_stops_the_resume_and_its_advice_finishes_the_
     all_landed(tmp_path, repo, config, "resume")
 
 
-@pytest.mark.parametrize("lock", ["state/counters/fencing/.lock", "locks/merge.lock"])
-def test_a_full_directory_in_place_of_a_lock_stops_the_resume_and_its_advice_finishes_it(
-    tmp_path: Path, lock: str
+def test_a_file_in_place_of_a_records_directory_stops_the_resume_and_its_advice_finishes_it(
+    tmp_path: Path,
 ) -> None:
-    # Nobody holds such a lock, so waiting or retrying the task never ends (the counter's
-    # lock hung the resume; the merge lock failed the task, and the run, for good).
+    # A record's lock is its directory: a file in its place is no lock anybody holds, so
+    # waiting for it would never end.
     repo, config = killed(tmp_path)
-    path = repo / ".council" / lock
+    path = repo / ".council" / "state" / "counters" / "fencing"
+    shutil.rmtree(path)
+    path.write_text("not ours to delete\n")
+    error = refused(tmp_path, config)
+    assert error.startswith(f"error: cannot use lock directory {path}: ")
+    assert error.endswith("never follows or touches it: move it away, then run `council resume`")
+    assert moved_as_advised(error, r"cannot use lock directory (\S+):", tmp_path) == path
+    all_landed(tmp_path, repo, config, "resume")
+    assert (tmp_path / "moved-away").read_text() == "not ours to delete\n"
+
+
+def test_a_full_directory_in_place_of_a_lock_stops_the_resume_and_its_advice_finishes_it(
+    tmp_path: Path,
+) -> None:
+    # Nobody holds such a lock, so waiting or retrying the task never ends (the merge lock
+    # failed the task, and the run, for good).
+    repo, config = killed(tmp_path)
+    path = repo / ".council" / "locks" / "merge.lock"
     path.unlink(missing_ok=True)
     path.mkdir()
     (path / "something").write_text("not ours to delete\n")
