@@ -1,13 +1,18 @@
 """OS file locks: the one wrapper around portalocker.
 
 A lock lives on its own small file that is never replaced, so taking it never races with the
-atomic ``os.replace`` of the data it protects. Locks are flock-style: two handles conflict even
-inside one process, and the kernel drops a lock when its holder dies, so a crashed orchestrator
-never leaves a lock that blocks the next run.
+atomic ``os.replace`` of the data it protects, or (``directory=True``) on a directory's own
+descriptor: a flock on a directory excludes as one on a file does, and a record directory is
+made anyway, so its lock costs no file of its own (an inode made and later freed, per record).
+Locks are flock-style: two handles conflict even inside one process, and the kernel drops a
+lock when its holder dies, so a crashed orchestrator never leaves a lock that blocks the next
+run.
 
 Acquisition is always tried non-blocking; waiting is an async backoff, so the event loop never
 blocks on someone else's lock. A lock file may be unlinked by a cleaner while a racer holds it
-open, so after locking we check the path still names the inode we locked and retry if not.
+open, so after locking we check the path still names the inode we locked and retry if not; a
+locked directory removed or renamed (its owner removes it while holding its lock) is noticed
+the same way.
 
 Only a holder makes anyone wait. A lock file that cannot be used for any other reason (a
 symbolic link or a directory with files in its place, the OS refusing to open or lock it)
@@ -59,11 +64,12 @@ def _portalocker() -> tuple[ModuleType, Any, Any]:
 class FileLock:
     """A held lock on ``path``; release it (or leave the ``with`` block) exactly once."""
 
-    __slots__ = ("_fd", "_root", "path", "shared")
+    __slots__ = ("_fd", "_root", "directory", "path", "shared")
 
-    def __init__(self, path: Path, fd: int, shared: bool, root: Path) -> None:
+    def __init__(self, path: Path, fd: int, shared: bool, root: Path, directory: bool) -> None:
         self.path = path
         self.shared = shared
+        self.directory = directory  # a lock on the directory ``path`` itself
         self._fd: int | None = fd
         self._root = root
 
@@ -94,7 +100,7 @@ class FileLock:
         it usable as a fencing token. It is not fsynced: it survives process crashes, and a
         machine crash leaves no holder whose token could be confused with a new one.
         """
-        if self._fd is None or self.shared:
+        if self._fd is None or self.shared or self.directory:
             raise LockError(f"{self.path}: only the holder of an exclusive lock bumps its counter")
         raw = os.pread(self._fd, 32, 0)
         try:
@@ -114,15 +120,20 @@ class FileLock:
         The file is emptied first, so a reader sees nothing, a prefix, or all of ``data``,
         never a mix with what an earlier holder left; only the exclusive holder may write.
         """
-        if self._fd is None or self.shared:
+        if self._fd is None or self.shared or self.directory:
             raise LockError(f"{self.path}: only the holder of an exclusive lock writes its note")
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, data, 0)
 
     def unlink_and_release(self) -> None:
-        """Remove the lock file while still holding it (racers re-check the inode and retry)."""
+        """Remove the lock file while still holding it (racers re-check the inode and retry).
+        Not for a directory's lock: its owner removes the directory (when empty) while it
+        holds the lock, then releases it, so that nobody takes the lock between the removal
+        and the release and writes in a directory that is gone."""
         if self._fd is None:
             raise LockError(f"{self.path}: cannot unlink a lock that is not held")
+        if self.directory:
+            raise LockError(f"{self.path}: a directory's lock is released, its owner removes it")
         if not self.shared:
             # A link on the way means the path is not our file any more: nothing to remove.
             with contextlib.suppress(PathEscapeError):
@@ -147,6 +158,7 @@ def try_acquire(
     shared: bool = False,
     root: Path | None = None,
     opener: Opener | None = None,
+    directory: bool = False,
 ) -> FileLock | None:
     """Take the lock on ``path`` now, or return None when another holder has it.
 
@@ -154,12 +166,13 @@ def try_acquire(
     (default: the lock's own directory, so only the file itself is checked). ``opener``, when
     given, opens the lock file in its place as ``safe_write.open_file`` would (never through
     a link, ``PathEscapeError`` for one; directories made): the file store's, which keeps
-    its directories' descriptors (``FileOps.open_lock``)."""
+    its directories' descriptors (``FileOps.open_lock``). ``directory``: the lock is the
+    directory ``path`` itself (made when missing; the opener is handed ``O_DIRECTORY``)."""
     portalocker, exclusive, sharing = _portalocker()
     flags = sharing if shared else exclusive
     top = path.parent if root is None else root
     while True:
-        fd = _open(top, path, opener)
+        fd = _open(top, path, opener, directory)
         try:
             portalocker.lock(fd, flags)
         except portalocker.exceptions.AlreadyLocked:
@@ -181,7 +194,7 @@ def try_acquire(
         except FileNotFoundError:
             same = False
         if same:
-            return FileLock(path, fd, shared, top)
+            return FileLock(path, fd, shared, top, directory)
         os.close(fd)  # the file was unlinked or replaced under us: lock the one there now
 
 
@@ -190,8 +203,10 @@ def _reason(exc: Exception) -> str:
     return str(getattr(cause, "strerror", None) or cause)
 
 
-def _open(root: Path, path: Path, opener: Opener | None = None) -> int:
+def _open(root: Path, path: Path, opener: Opener | None = None, directory: bool = False) -> int:
     """The lock file's descriptor (created, and its directories, when missing)."""
+    if directory:
+        return _open_directory(root, path, opener)
     while True:
         try:
             if opener is not None:
@@ -220,6 +235,25 @@ def _open(root: Path, path: Path, opener: Opener | None = None) -> int:
             ) from None
 
 
+def _open_directory(root: Path, path: Path, opener: Opener | None) -> int:
+    """A descriptor of its own (a flock belongs to one open) of the directory ``path``, made
+    when missing, reached as a lock file is (no link on the way or at the directory)."""
+    try:
+        if opener is not None:
+            return opener(path, os.O_RDONLY | os.O_DIRECTORY)
+        return safe_write.open_dir(root, path, create=True)
+    except PathEscapeError as exc:
+        raise LockUnusable(  # a link, or a file, where the directory belongs
+            f"cannot use lock directory {path}: {exc}; CLI Council never follows or touches "
+            "it: move it away, then run `council resume`"
+        ) from None
+    except OSError as exc:
+        raise LockUnusable(
+            f"cannot open lock directory {path}: {exc.strerror or exc}; fix that (nobody holds "
+            "the lock), then run `council resume`"
+        ) from None
+
+
 class LockWait:
     """One call's waits for a lock someone else holds, between its tries: exponential backoff
     from ``_MIN_BACKOFF`` to ``_MAX_BACKOFF``, then ``LockTimeout`` (naming the lock) once
@@ -243,29 +277,39 @@ class LockWait:
 
 
 async def acquire(
-    path: Path, *, shared: bool = False, timeout: float = 10.0, root: Path | None = None
+    path: Path,
+    *,
+    shared: bool = False,
+    timeout: float = 10.0,
+    root: Path | None = None,
+    directory: bool = False,
 ) -> FileLock:
     """Take the lock, waiting with async exponential backoff up to ``timeout`` seconds while
     someone holds it (``try_acquire``, ``LockWait``). Each try runs in a worker thread:
     opening the lock file walks its directories, which the event loop must never wait on."""
     waits = LockWait(timeout)
-    while (lock := await anyio.to_thread.run_sync(_try, path, shared, root)) is None:
+    while (lock := await anyio.to_thread.run_sync(_try, path, shared, root, directory)) is None:
         await waits.again(path)
     return lock
 
 
-def _try(path: Path, shared: bool, root: Path | None) -> FileLock | None:
-    return try_acquire(path, shared=shared, root=root)
+def _try(path: Path, shared: bool, root: Path | None, directory: bool) -> FileLock | None:
+    return try_acquire(path, shared=shared, root=root, directory=directory)
 
 
 def acquire_blocking(
-    path: Path, *, shared: bool = False, timeout: float = 10.0, root: Path | None = None
+    path: Path,
+    *,
+    shared: bool = False,
+    timeout: float = 10.0,
+    root: Path | None = None,
+    directory: bool = False,
 ) -> FileLock:
     """The same for code already running in a worker thread (never call it on the event loop)."""
     deadline = time.monotonic() + timeout
     delay = _MIN_BACKOFF
     while True:
-        lock = try_acquire(path, shared=shared, root=root)
+        lock = try_acquire(path, shared=shared, root=root, directory=directory)
         if lock is not None:
             return lock
         now = time.monotonic()

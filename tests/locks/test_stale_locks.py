@@ -63,11 +63,13 @@ def hold_every_lock(project: str, ready: ProcessEvent) -> None:
             held = [
                 filelock.try_acquire(path)
                 for path in (
-                    store.counters.lock_path("fencing"),
                     store.checkpoints.lock_path,
                     meta_lock(root),
                 )
             ]
+            # A record's lock is its directory.
+            counter = store.counters.lock_path("fencing")
+            held.append(filelock.try_acquire(counter, root=store.core.anchor, directory=True))
             assert all(held)
             await store.update_task_state("t1", {"priority": 2})  # hangs holding t1's lock
 

@@ -35,7 +35,7 @@ async def test_three_records_go_in_one_worker_thread_call(
     assert found == [True, True, True] and len(hops) == 1
     root = store.core.root / "records"
     for namespace in ("radar-sessions", "session-context", "worktrees"):
-        assert not (root / namespace / "s1").exists()  # the lock file and directory too
+        assert not (root / namespace / "s1").exists()  # the directory, its lock, too
 
 
 async def test_a_held_lock_is_waited_for(store: FileStateStore) -> None:
@@ -43,7 +43,7 @@ async def test_a_held_lock_is_waited_for(store: FileStateStore) -> None:
     await store.put_record("owners", "o1", {"n": 1})
     kind = store.core.namespace("owners")
     held = await anyio.to_thread.run_sync(
-        lambda: filelock.try_acquire(kind.lock_path("o1"), root=store.core.anchor)
+        lambda: filelock.try_acquire(kind.lock_path("o1"), root=store.core.anchor, directory=True)
     )
     assert held is not None
     done: list[list[bool]] = []

@@ -48,7 +48,8 @@ async def test_layout_under_dot_council(tmp_path: Path, store: FileStateStore) -
         await store.update_task_state("t1", {"priority": n})
     directory = tmp_path / ".council" / "state" / "tasks" / "t1"
     names = sorted(p.name for p in directory.iterdir())
-    assert names == [".lock", "current.json", "v000000000001.json", "v000000000002.json"]
+    # No lock file: the record's lock is its directory.
+    assert names == ["current.json", "v000000000001.json", "v000000000002.json"]
     first_line = (directory / "current.json").read_bytes().split(b"\n")[0]
     assert json.loads(first_line)["version"] == 3
     assert (tmp_path / ".council" / "events.jsonl").exists()
@@ -190,7 +191,7 @@ async def test_a_failed_write_leaves_the_previous_version(tmp_path: Path, code: 
 async def test_a_held_write_lock_times_out(tmp_path: Path) -> None:
     async with FileStateStore(tmp_path, lock_timeout=0.2) as store:
         await store.update_task_state("t1", {})
-        with filelock.try_acquire(store.tasks.lock_path("t1")) as held:
+        with filelock.try_acquire(store.tasks.lock_path("t1"), directory=True) as held:
             assert held is not None
             with pytest.raises(LockTimeout):
                 await store.update_task_state("t1", {"priority": 1})
@@ -205,7 +206,7 @@ async def test_reads_take_no_lock_and_a_damaged_record_waits_for_the_writer(
     await store.update_task_state("t1", {"priority": 1})
     await store.update_task_state("t1", {"priority": 2})
     lock_path = store.tasks.lock_path("t1")
-    writer = filelock.try_acquire(lock_path)
+    writer = filelock.try_acquire(lock_path, directory=True)
     assert writer is not None
     # Records are replaced atomically: a read while someone writes sees the last whole version.
     task = await store.get_task_state("t1")
@@ -234,14 +235,14 @@ async def test_clean_stale_locks(store: FileStateStore) -> None:
     ghost = store.root / "tasks" / "ghost"
     ghost.mkdir()
     (ghost / ".lock").touch()
-    held = filelock.try_acquire(store.tasks.lock_path("b-held"))
+    held = filelock.try_acquire(store.tasks.lock_path("b-held"), directory=True)
     assert held is not None
     try:
         assert await store.clean_stale_locks() == 2
     finally:
         held.release()
     assert not leftover.exists() and not ghost.exists()
-    assert (store.root / "tasks" / "b-held" / ".lock").exists()
+    assert (store.root / "tasks" / "b-held").is_dir()  # its lock, held: left alone
     assert await store.get_task_state("a") is not None
 
 

@@ -53,10 +53,10 @@ def test_a_run_checkpoints_cleans_a_stale_lock_and_flags_a_large_record(tmp_path
     run = start("run", config)
     try:
         wait_for(lambda: seen(repo, "run.started"), "the run to start", 60)
-        # What a writer killed mid-write leaves: the lock of a record that was never written.
+        # What a writer killed mid-write leaves: the lock of a record that was never written
+        # (its directory, empty).
         planted = repo / ".council" / "state" / "records" / "planted" / "ghost"
         planted.mkdir(parents=True)
-        (planted / ".lock").write_bytes(b"")
         # A record far over the 3 KiB threshold, written beside the run's own.
         anyio.run(_write_big_record, repo)
 

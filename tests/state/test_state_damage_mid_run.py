@@ -1,9 +1,9 @@
 """State damaged beyond bad bytes, with a real ``council run`` going or found by ``council
-resume``: the state directory deleted, a record's lock file replaced by a directory (nobody
-holds it), a record moved away as a damaged record's error advises, the fencing counter
-damaged, a record whose history is damaged too, a directory in place of a record's file.
-Each ends in a clear error whose advice, followed as written, finishes the run, or in a
-record started afresh; never in a hang (every process here runs under a timeout)."""
+resume``: the state directory deleted, an earlier version's lock file in a record, a record
+moved away as a damaged record's error advises, the fencing counter damaged, a record whose
+history is damaged too, a directory in place of a record's file. Each ends in a clear error
+whose advice, followed as written, finishes the run, in a record started afresh, or in a run
+that is not hindered; never in a hang (every process here runs under a timeout)."""
 
 from __future__ import annotations
 
@@ -70,31 +70,15 @@ def test_the_state_deleted_mid_run_stops_it_saying_how_to_go_on(tmp_path: Path) 
     assert len(adopted) == 2, adopted
 
 
-def test_an_empty_directory_in_place_of_a_records_lock_is_cleared(tmp_path: Path) -> None:
+def test_an_earlier_versions_lock_file_in_a_record_is_no_hindrance(tmp_path: Path) -> None:
+    """A record's lock is its directory now; the ``.lock`` file an earlier version made in it
+    is nobody's lock, and neither blocks nor breaks the run (nor its deletion)."""
     repo, _, process = started(tmp_path)
-    lock = repo / ".council" / "state" / "tasks" / "a" / ".lock"
-    lock.unlink()
-    lock.mkdir()
+    old = repo / ".council" / "state" / "tasks" / "a" / ".lock"
+    old.write_bytes(b"")
     code, err = ended(process)
     assert code == 0, err[-3000:]
-    assert lock.is_file()
     invariants.check(repo, all_done=True, root=tmp_path)
-
-
-def test_a_full_directory_in_place_of_a_records_lock_is_named_and_the_advice_works(
-    tmp_path: Path,
-) -> None:
-    repo, config, process = started(tmp_path)
-    lock = repo / ".council" / "state" / "tasks" / "a" / ".lock"
-    lock.unlink()
-    lock.mkdir()
-    (lock / "something").write_text("not ours to delete\n")
-    code, err = ended(process)
-    assert code == 1
-    assert f"cannot use lock file {lock}" in err and "move it away" in err
-    lock.rename(tmp_path / "moved-lock")  # the advice, followed
-    all_landed(tmp_path, repo, config, "resume")
-    assert (tmp_path / "moved-lock" / "something").read_text() == "not ours to delete\n"
 
 
 def test_a_task_record_moved_away_as_advised_is_started_afresh_on_resume(
@@ -163,14 +147,30 @@ def test_a_damaged_fencing_counter_stops_the_resume_and_its_advice_finishes_the_
     all_landed(tmp_path, repo, config, "resume")
 
 
-@pytest.mark.parametrize("lock", ["state/counters/fencing/.lock", "locks/merge.lock"])
-def test_a_full_directory_in_place_of_a_lock_stops_the_resume_and_its_advice_finishes_it(
-    tmp_path: Path, lock: str
+def test_a_file_in_place_of_a_records_directory_stops_the_resume_and_its_advice_finishes_it(
+    tmp_path: Path,
 ) -> None:
-    # Nobody holds such a lock, so waiting or retrying the task never ends (the counter's
-    # lock hung the resume; the merge lock failed the task, and the run, for good).
+    # A record's lock is its directory: a file in its place is no lock anybody holds, so
+    # waiting for it would never end.
     repo, config = killed(tmp_path)
-    path = repo / ".council" / lock
+    path = repo / ".council" / "state" / "counters" / "fencing"
+    shutil.rmtree(path)
+    path.write_text("not ours to delete\n")
+    error = refused(tmp_path, config)
+    assert error.startswith(f"error: cannot use lock directory {path}: ")
+    assert error.endswith("never follows or touches it: move it away, then run `council resume`")
+    assert moved_as_advised(error, r"cannot use lock directory (\S+):", tmp_path) == path
+    all_landed(tmp_path, repo, config, "resume")
+    assert (tmp_path / "moved-away").read_text() == "not ours to delete\n"
+
+
+def test_a_full_directory_in_place_of_a_lock_stops_the_resume_and_its_advice_finishes_it(
+    tmp_path: Path,
+) -> None:
+    # Nobody holds such a lock, so waiting or retrying the task never ends (the merge lock
+    # failed the task, and the run, for good).
+    repo, config = killed(tmp_path)
+    path = repo / ".council" / "locks" / "merge.lock"
     path.unlink(missing_ok=True)
     path.mkdir()
     (path / "something").write_text("not ours to delete\n")

@@ -56,7 +56,7 @@ async def test_one_call_a_kind_still_sweeps_each_record_under_its_lock(
     ghost.mkdir()
     (ghost / ".lock").touch()
     held_path = store.tasks.lock_path("b")
-    held = filelock.try_acquire(held_path)
+    held = filelock.try_acquire(held_path, directory=True)
     assert held is not None
     try:
         # The first task's temp file and the ghost's lock; the second task's lock is held by

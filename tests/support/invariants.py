@@ -332,6 +332,16 @@ def _stale_locks(repo: Path, lock_wait: float) -> list[str]:
             found.append(f"lock {lock.relative_to(repo)} is held by a process still running")
         else:
             held.release()
+    state = council / "state"
+    kinds = [state / "tasks", state / "sessions", state / "counters"]
+    kinds += [p for p in (state / "records").glob("*") if p.is_dir()]
+    for record in sorted(r for kind in kinds for r in kind.glob("*") if r.is_dir()):
+        # A record's lock is its directory (``filelock``, ``directory=True``).
+        held = filelock.try_acquire(record, root=state, directory=True)
+        if held is None:
+            found.append(f"record lock {record.relative_to(repo)} is held by a process running")
+        else:
+            held.release()
     git_dir = Path(_git(repo, "rev-parse", "--absolute-git-dir").strip())
     found += [f"git lock left: {p}" for p in sorted(git_dir.rglob("*.lock"))]
 

@@ -105,7 +105,10 @@ class FileClaims:
     def _counter_step(self, events: list[Event]) -> int:
         core = self._core
         with filelock.acquire_blocking(
-            core.counters.lock_path("fencing"), timeout=core.lock_timeout, root=core.anchor
+            core.counters.lock_path("fencing"),
+            timeout=core.lock_timeout,
+            root=core.anchor,
+            directory=True,
         ):
             current = load_or_recover(core.counters, "fencing", events)
             # Not fsynced: a token only has to beat the tokens of its own task, and the claim

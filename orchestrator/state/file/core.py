@@ -148,7 +148,11 @@ class FileCore:
         if kind is not self.counters:  # taken with a task lock held: it must not wait here
             await self.settle(kind, key)
         lock = await filelock.acquire(
-            kind.lock_path(key), shared=shared, timeout=self.lock_timeout, root=self.anchor
+            kind.lock_path(key),
+            shared=shared,
+            timeout=self.lock_timeout,
+            root=self.anchor,
+            directory=True,
         )
         try:
             yield
@@ -170,8 +174,8 @@ class FileCore:
         lock let go before the call returns. Whatever events ``fn`` produced reach
         subscribers even when it raises (``in_thread``). A transaction a dead process left on
         this record is finished first (``settle``). When ``unlink`` says so of ``fn``'s result
-        (a deletion), the lock file goes too, while held (a racer that opened it notices), and
-        the record's directory with it if it is empty. With ``absent``, a record that has no
+        (a deletion), the record's directory, its lock, goes too if it is empty, while held (a
+        racer that opened it notices, ``filelock``). With ``absent``, a record that has no
         directory is not locked (taking its lock would make the directory): ``absent()`` is
         the answer."""
         if absent is not None and self.surely_absent(kind, key):
@@ -213,7 +217,7 @@ class FileCore:
         if absent is not None and not kind.dir_for(key).exists():
             return absent()
         lock = filelock.try_acquire(
-            lock_path, shared=shared, root=self.anchor, opener=self.ops.open_lock
+            lock_path, shared=shared, root=self.anchor, opener=self.ops.open_lock, directory=True
         )
         if lock is None:
             return HELD
@@ -223,8 +227,10 @@ class FileCore:
             lock.release()
             raise
         if unlink is not None and unlink(result):
-            lock.unlink_and_release()
-            kind.remove_dir_if_empty(key)
+            try:
+                kind.remove_dir_if_empty(key)  # the lock is the directory: removed while held
+            finally:
+                lock.release()
         else:
             lock.release()
         return result
@@ -393,7 +399,9 @@ class FileCore:
         try:
             for entry in entries:
                 path = self.kind_of(entry).lock_path(entry.key)
-                lock = await filelock.acquire(path, timeout=self.lock_timeout, root=self.anchor)
+                lock = await filelock.acquire(
+                    path, timeout=self.lock_timeout, root=self.anchor, directory=True
+                )
                 held.append(lock)
 
             def run(events: list[Event]) -> None:

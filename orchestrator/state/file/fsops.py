@@ -126,6 +126,8 @@ class FileOps:
             )
 
     def open_lock(self, path: Path, flags: int) -> int:
+        if flags & os.O_DIRECTORY:  # a directory's lock: a descriptor of its own, made
+            return self.dirs.run(os.fspath(path), True, _own_descriptor)
         directory, _, name = os.fspath(path).rpartition(os.sep)
         return self.dirs.run(
             directory, True, lambda fd: safe_write.open_in(fd, name, flags, 0o644, path)
@@ -204,6 +206,14 @@ class FileOps:
 
 def _nothing(fd: int) -> None:
     """What ``makedirs`` does with the directory it reached: nothing more."""
+
+
+def _own_descriptor(fd: int) -> int:
+    """A new open of the held directory ``fd`` for a lock (a flock belongs to one open: the
+    held descriptor, shared by threads, must not carry one). Should the directory be removed
+    between ``HeldDirs``' check and this open, the lock's own check (the path names the inode
+    locked) sees it and tries again."""
+    return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
 
 
 _SYNCFS: list[Callable[[int], int] | None] = []  # libc's syncfs, looked up once

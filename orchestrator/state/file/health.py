@@ -108,14 +108,13 @@ class FileHealth:
         return walked
 
     def _stale(self, kind: RecordKind[Any], key: str) -> bool:
-        """A record directory holding only what a dead writer left (a lock of a record that
-        is gone, temp files), and nobody holds its lock now."""
+        """A record directory holding only what a dead writer left (the directory of a record
+        that is gone, made when its lock was taken; temp files), and nobody holds its lock
+        (the directory's own) now."""
         leftovers = _has_temp_files(kind.dir_for(key))
-        if not kind.lock_path(key).exists():
-            return leftovers  # a writer takes the lock first: nobody is writing these
         if not leftovers and has_data(kind, key):
             return False
-        lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor)
+        lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor, directory=True)
         if lock is None:
             return False  # someone is writing it now
         lock.release()

@@ -88,7 +88,7 @@ def _try_locked_all(
             if not kind.dir_for(key).exists():
                 continue
             lock = filelock.try_acquire(
-                kind.lock_path(key), root=core.anchor, opener=core.ops.open_lock
+                kind.lock_path(key), root=core.anchor, opener=core.ops.open_lock, directory=True
             )
             if lock is None:
                 return _BusyAt(HELD, kind, key)
@@ -99,8 +99,10 @@ def _try_locked_all(
             lock = held.pop(at, None)
             if lock is not None:
                 kind, key = places[at]
-                lock.unlink_and_release()
-                kind.remove_dir_if_empty(key)
+                try:
+                    kind.remove_dir_if_empty(key)  # the lock is the directory: while held
+                finally:
+                    lock.release()
         return result
     finally:
         for lock in held.values():

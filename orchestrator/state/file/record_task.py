@@ -65,7 +65,7 @@ async def put_made_record_and_task(
             if intent is not None and intent.touches(task_ref):
                 raise _TaskUnsettled
         lock = filelock.try_acquire(
-            task_lock, shared=False, root=core.anchor, opener=core.ops.open_lock
+            task_lock, shared=False, root=core.anchor, opener=core.ops.open_lock, directory=True
         )
         if lock is None:
             raise _TaskBusy

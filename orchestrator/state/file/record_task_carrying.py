@@ -85,7 +85,7 @@ async def put_made_record_and_task_carrying(
             for other_kind, other_key in others:
                 path = other_kind.lock_path(other_key)
                 lock = filelock.try_acquire(
-                    path, shared=False, root=core.anchor, opener=core.ops.open_lock
+                    path, shared=False, root=core.anchor, opener=core.ops.open_lock, directory=True
                 )
                 if lock is None:
                     raise _Busy(path)

@@ -75,7 +75,7 @@ async def release_then_delete(
         if core.unsettled(tasks, task_id):
             return UNSETTLED
         lock = filelock.try_acquire(
-            tasks.lock_path(task_id), root=core.anchor, opener=core.ops.open_lock
+            tasks.lock_path(task_id), root=core.anchor, opener=core.ops.open_lock, directory=True
         )
         if lock is None:
             return HELD

@@ -15,6 +15,8 @@ from orchestrator.state.file.record_files.records import RecordKind
 
 __all__ = ["check_version", "has_data", "remove_temp_files"]
 
+_OLD_LOCK = ".lock"  # a record's lock file before its directory became the lock
+
 
 def check_version(
     kind: RecordKind[Any], key: str, current: BaseModel | None, expected: int | None
@@ -31,11 +33,13 @@ def has_data(kind: RecordKind[Any], key: str) -> bool:
 
 
 def remove_temp_files(kind: RecordKind[Any], key: str) -> int:
-    """Temp files under a record we hold exclusively can only be a crashed writer's."""
+    """Temp files under a record we hold exclusively can only be a crashed writer's. The
+    ``.lock`` file an earlier version locked goes too, uncounted: the record's lock is its
+    directory now, and that file would keep an emptied directory from being removed."""
     removed = 0
     with contextlib.suppress(FileNotFoundError), os.scandir(kind.dir_for(key)) as entries:
         for entry in entries:
-            if entry.name.endswith(".tmp"):
+            if entry.name.endswith(".tmp") or entry.name == _OLD_LOCK:
                 kind.ops.unlink(Path(entry.path))
-                removed += 1
+                removed += entry.name != _OLD_LOCK
     return removed

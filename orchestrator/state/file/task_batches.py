@@ -87,7 +87,10 @@ class FileTaskBatches:
         try:
             for kind, key in records:
                 lock = filelock.try_acquire(
-                    kind.lock_path(key), root=core.anchor, opener=core.ops.open_lock
+                    kind.lock_path(key),
+                    root=core.anchor,
+                    opener=core.ops.open_lock,
+                    directory=True,
                 )
                 if lock is None:
                     return _Busy()

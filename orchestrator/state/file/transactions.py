@@ -65,7 +65,9 @@ class FileTransactions:
             for write in ordered:
                 path = self._kind(write).lock_path(record_of(write)[2])
                 held.append(
-                    await filelock.acquire(path, timeout=core.lock_timeout, root=core.anchor)
+                    await filelock.acquire(
+                        path, timeout=core.lock_timeout, root=core.anchor, directory=True
+                    )
                 )
             return await core.in_thread(lambda events: self._commit(ordered, events))
         finally:

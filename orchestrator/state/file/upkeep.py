@@ -84,11 +84,12 @@ class FileUpkeep:
         """Remove lock files of records that are gone, and what crashed writers left behind
         (temp files, history entries past the limit).
 
-        Only a lock nobody holds is touched, and it is unlinked while we hold it, so a racer
-        that opened it before the unlink notices the changed inode and retries. Each kind's
-        records are swept ``SWEEP_CHUNK`` to a worker-thread call (``_sweep_kind``): a run's
-        clean-up makes a few calls in all, not three or more for every record on disk, and a
-        run that stops while it sweeps waits for one chunk at most, not a kind of 10,000.
+        Only a lock nobody holds is touched, and a record's directory (its lock) is removed
+        while we hold it, so a racer that opened it before the removal notices and retries.
+        Each kind's records are swept ``SWEEP_CHUNK`` to a worker-thread call
+        (``_sweep_kind``): a run's clean-up makes a few calls in all, not three or more for
+        every record on disk, and a run that stops while it sweeps waits for one chunk at most,
+        not a kind of 10,000.
         """
 
         def orphans() -> int:
@@ -119,12 +120,12 @@ class FileUpkeep:
         """``clean_stale_locks`` for the first ``SWEEP_CHUNK`` of ``keys`` (None: every record
         of ``kind``, listed here), blocking (one worker-thread call); what it cleaned and the
         keys left. Each record under its own lock, taken only if free, in the order it always
-        had: temp files removed, history pruned, then the lock unlinked and the directory
-        removed when no data is left."""
+        had: temp files removed, history pruned, then the directory (the lock) removed while
+        held when no data is left."""
         cleaned = 0
         listed = kind.keys() if keys is None else keys
         for key in listed[:SWEEP_CHUNK]:
-            lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor)
+            lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor, directory=True)
             if lock is None:
                 continue
             try:
@@ -134,8 +135,10 @@ class FileUpkeep:
                 lock.release()
                 raise
             if gone:
-                lock.unlink_and_release()
-                kind.remove_dir_if_empty(key)
+                try:  # the lock is the directory: removed while held
+                    kind.remove_dir_if_empty(key)
+                finally:
+                    lock.release()
                 cleaned += 1
             else:
                 lock.release()

@@ -6,7 +6,8 @@
     <root>/<kind>/<key>/v000000000007.json  earlier versions, the newest ``history_limit`` kept
     <root>/<kind>/<key>/a000000000003.json  older ones waiting to be archived (``archive``)
     <root>/<kind>/<key>/history.jsonl.gz    all older ones, compressed (``history_archive``)
-    <root>/<kind>/<key>/.lock            the reader/writer lock, never replaced
+    <root>/<kind>/<key>/                 its directory's own descriptor is the record's
+                                         reader/writer lock (``filelock``, ``directory``)
     <root>/quarantine/<kind>/<key>.<digest>.json  damaged records, moved aside intact
 
 History entries are hard links to the previous ``current.json`` made just before it is replaced,
@@ -15,8 +16,12 @@ follows the replace makes both durable. A record that fails its checksum or its 
 to quarantine and the newest valid history version takes its place, under a version number
 higher than any this record has had, so versions only ever increase.
 
-Everything here is synchronous and expects the caller to hold the record's lock (``lock_path``):
-shared to read, exclusive to write or recover. The async store runs it in worker threads.
+Everything here is synchronous and expects the caller to hold the record's lock (``lock_path``,
+taken with ``directory=True``): shared to read, exclusive to write or recover. The lock is the
+record's directory rather than a ``.lock`` file in it: the directory is made for the record
+anyway, and a file per record was an inode made and freed for nothing (a run's every task makes
+several records). A ``.lock`` file an earlier version left is unused, and goes with the record.
+The async store runs it in worker threads.
 """
 
 from __future__ import annotations
@@ -64,7 +69,6 @@ _CURRENT = CURRENT  # ``layout``: where a record is, known without the store
 # number of tasks (512 a kind cost a run of 512 tasks over 10 KiB a task: three paths and
 # the bytes of each record of half a dozen kinds, all long ended).
 _CACHE_SIZE = 64
-_LOCK = ".lock"
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ class RecordKind(Generic[M]):
         paths = self._path_cache.get(key)
         if paths is None:
             directory = self.base / check_id(key, f"{self.name} id")
-            paths = (directory, directory / _CURRENT, directory / _LOCK)
+            paths = (directory, directory / _CURRENT, directory)
             _keep(self._path_cache, key, paths)
         return paths
 
@@ -135,6 +139,7 @@ class RecordKind(Generic[M]):
         return self._paths(key)[1]
 
     def lock_path(self, key: str) -> Path:
+        """The record's lock: its directory, locked with ``directory=True``."""
         return self._paths(key)[2]
 
     def keys(self) -> list[str]:
@@ -331,7 +336,8 @@ class RecordKind(Generic[M]):
         return len(excess)
 
     def delete(self, key: str) -> None:
-        """Remove every file of the record but its lock (the caller unlinks that last)."""
+        """Remove every file of the record (an earlier version's ``.lock`` file too: nothing
+        locks it now); its directory, the lock, the caller removes last (``unlink_and_release``)."""
         directory = self.dir_for(key)
         self._bytes_cache.pop(key, None)
         try:
@@ -343,8 +349,7 @@ class RecordKind(Generic[M]):
         # record would come back).
         current = self.current_path(key).name
         for entry in sorted(entries, key=lambda e: e.name == current):
-            if entry.name != _LOCK:
-                self.ops.unlink(Path(entry.path))
+            self.ops.unlink(Path(entry.path))
 
     def remove_dir_if_empty(self, key: str) -> None:
         with contextlib.suppress(OSError):
