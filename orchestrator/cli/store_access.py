@@ -37,6 +37,7 @@ from orchestrator.run.reports.report_cache import (
     snapshot_tasks,
 )
 from orchestrator.run.reports.session_report import session_report, timed_session_report
+from orchestrator.run.run_lock import check_record_locks
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.context import ORCHESTRATOR
 from orchestrator.state import FileStateStore, StateStore
@@ -84,6 +85,7 @@ async def open_store(config: RunConfig) -> AsyncIterator[StateStore]:
     problem = await anyio.to_thread.run_sync(council_dir_problem, config.repo)
     if problem is not None:
         raise UnusableRepository(problem)  # never follow a link with the commands that write
+    await anyio.to_thread.run_sync(check_record_locks, config.repo)  # nor beside another lock
     state_dir = config.state_dir
     if not await anyio.to_thread.run_sync(state_dir.is_dir):
         raise UsageError(f"no run has been recorded in {state_dir}")

@@ -36,11 +36,23 @@ from orchestrator.models import utcnow
 from orchestrator.process import procid
 from orchestrator.worktrees.layout import COUNCIL_DIR
 
-__all__ = ["RUN_LOCK", "RunHolder", "RunLock", "acquire_run_lock", "read_holder"]
+__all__ = [
+    "RECORD_LOCKS",
+    "RUN_LOCK",
+    "RunHolder",
+    "RunLock",
+    "acquire_run_lock",
+    "check_record_locks",
+    "read_holder",
+]
 
 RUN_LOCK = Path(COUNCIL_DIR) / "locks" / "run.lock"
 _SETTLE = 2.0  # seconds a new holder has to write its note before it is reported as unknown
 _POLL = 0.02
+# How this version locks the file store's records: each by its directory's own descriptor. An
+# earlier version locked a `.lock` file in it instead, and the two keep nothing out of each
+# other's way, so a holder's note says which it uses (``check_record_locks``).
+RECORD_LOCKS = "directory"
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class RunHolder:
 
     process: procid.ProcessId
     since: datetime
+    record_locks: str | None = RECORD_LOCKS  # None: an earlier version's note says nothing
 
     def describe(self) -> str:
         since = self.since.astimezone().isoformat(timespec="seconds")
@@ -56,6 +69,8 @@ class RunHolder:
 
     def encode(self) -> bytes:
         data: dict[str, Any] = {**self.process.as_dict(), "since": self.since.isoformat()}
+        if self.record_locks is not None:
+            data["record_locks"] = self.record_locks
         return (json.dumps(data, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -67,7 +82,10 @@ class RunHolder:
         except (ValueError, TypeError, KeyError):
             return None
         process = procid.ProcessId.from_dict(data) if isinstance(data, dict) else None
-        return None if process is None else cls(process, since)
+        locks = data.get("record_locks") if isinstance(data, dict) else None
+        if process is None:
+            return None
+        return cls(process, since, locks if isinstance(locks, str) else None)
 
 
 class RunLock:
@@ -131,3 +149,22 @@ def acquire_run_lock(repo: Path) -> RunLock:
                 f"orchestrator is probably running on {repo}"
             )
         time.sleep(_POLL)
+
+
+def check_record_locks(repo: Path) -> None:
+    """Raise ``RunLocked`` when a live orchestrator on ``repo`` locks the state's records
+    otherwise than this one (an earlier version, whose note names no ``record_locks``): the
+    two would not keep each other out of a record, and a write of one could be lost under the
+    other's. Said before this process opens the store, so nothing has changed yet.
+
+    Blocking (it reads a file): call it in a worker thread."""
+    holder = read_holder(repo)
+    if holder is None or holder.record_locks == RECORD_LOCKS:
+        return
+    if procid.is_alive(holder.process) is False:
+        return  # a note a dead holder left: nothing runs beside this process
+    raise RunLocked(
+        f"an orchestrator of another version runs on {repo} ({holder.describe()}): it locks "
+        "the state's records in another way, so the two would not keep out of each other's "
+        "writes; run this command with that version, or once that run has ended"
+    )

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
+
 from orchestrator.config.origin import of_config, origin_of
 from orchestrator.models import SessionRecord
+from orchestrator.run.run_lock import check_record_locks
 from orchestrator.scheduler.context import TEAM
 from orchestrator.state.file.record_files.layout import events_log
 from orchestrator.state.file.store import FileStateStore
@@ -52,12 +55,14 @@ async def open_run_store(config: RunConfig) -> StateStore:
     if config.state.backend == "postgresql":
         from orchestrator.state.postgres.store import PostgresStateStore
 
+        await anyio.to_thread.run_sync(check_record_locks, config.repo)
         local = LocalRecords.of(_file_store(config), clone_local())
         try:
             return await PostgresStateStore.connect(config.state.dsn, local=local)
         except BaseException:
             await local.store.aclose()
             raise
+    await anyio.to_thread.run_sync(check_record_locks, config.repo)
     return _file_store(config)
 
 

@@ -32,6 +32,7 @@ from orchestrator.models import SessionRecord, TaskState, TaskStatus, utcnow
 from orchestrator.radar.records import collisions
 from orchestrator.run.reports.report import RunReport
 from orchestrator.run.reports.session_report import STALE, report_of
+from orchestrator.run.run_lock import check_record_locks
 from orchestrator.run.stores import describe_state, open_run_store, run_sessions
 from orchestrator.scheduler.team.presence import alive_workstations
 from orchestrator.services.records import NAMESPACE as SERVICES
@@ -219,6 +220,8 @@ async def open_source(
     logs = config.repo / ".council" / "logs" if config is not None else None
     if logs is None and state_dir.name == "state":
         logs = state_dir.parent / "logs"  # a bare state directory: .council/state
+    if config is not None:  # the page writes (cancel, retry, resume): never beside another lock
+        await anyio.to_thread.run_sync(check_record_locks, config.repo)
     async with FileStateStore(state_dir, events_path=events, anchor=anchor) as file_store:
         _workflow_rules(file_store)
         yield WebSource(file_store, config, logs)

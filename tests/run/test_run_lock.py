@@ -195,3 +195,34 @@ def test_a_holder_that_does_not_say_who_it_is_still_blocks(tmp_path: Path) -> No
     with acquire_run_lock(repo) as lock:
         assert read_holder(repo) == lock.holder
         assert lock.holder.process.pid == os.getpid()
+
+
+def test_a_live_holder_of_another_lock_kind_is_refused_before_the_store_opens(
+    tmp_path: Path,
+) -> None:
+    """An orchestrator of an earlier version (its note names no ``record_locks``: it locked a
+    record's ``.lock`` file, this version its directory) running on the repository: a command
+    that would write beside it is refused at once, naming it, since the two locks would not keep
+    each other out. A note of this version, or one a dead holder left, refuses nothing."""
+    from orchestrator.errors import RunLocked
+    from orchestrator.process import procid
+    from orchestrator.run.run_lock import check_record_locks
+
+    repo = new_repo(tmp_path)
+    lock_path = repo / RUN_LOCK
+    lock_path.parent.mkdir(parents=True)
+    alive = RunHolder(procid.current(), datetime(2026, 1, 1), record_locks=None)
+    lock_path.write_bytes(alive.encode())
+    assert read_holder(repo) == alive
+    with pytest.raises(RunLocked, match=r"another version runs on .*pid \d+"):
+        check_record_locks(repo)
+    config = tmp_path / "run.yaml"
+    config.write_text(CONFIG)
+    cancelled = council("cancel", config, "slow", cwd=tmp_path)
+    assert cancelled.returncode != 0
+    assert "another version" in cancelled.stderr + cancelled.stdout
+    lock_path.write_bytes(RunHolder(procid.current(), datetime(2026, 1, 1)).encode())
+    check_record_locks(repo)  # this version's note
+    gone = ProcessId(999_999_999, socket.gethostname(), "gone")
+    lock_path.write_bytes(RunHolder(gone, datetime(2020, 1, 1), record_locks=None).encode())
+    check_record_locks(repo)  # a dead holder's
