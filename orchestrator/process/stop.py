@@ -40,6 +40,7 @@ __all__ = [
     "stop_adopted",
     "sweep",
     "swept",
+    "terminate",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,19 +51,29 @@ _POLL = 0.02  # seconds between looks at a group whose leader has exited
 
 
 async def kill_group(
-    process: anyio.abc.Process, family: Family, grace: float = DEFAULT_GRACE
+    process: anyio.abc.Process,
+    family: Family,
+    grace: float = DEFAULT_GRACE,
+    *,
+    termed: list[Stray] | None = None,
 ) -> None:
     """SIGTERM the process's group, wait up to ``grace`` seconds, then SIGKILL it.
 
     Members of ``family`` that left the group get the same signals: found before the leader
-    can die and orphan them, and once more after it died.
+    can die and orphan them, and once more after it died. ``termed``: the strays a caller
+    already found and sent SIGTERM with the group (``terminate``, in a worker-thread call it
+    made anyway); else that is this call's first worker-thread call.
+
+    Two worker-thread calls in all: the look for strays with the SIGTERM, and, once the group
+    is dead, the reaping of what was killed with the sweep for marked processes started
+    meanwhile. Eight CLIs stopped at once share the worker threads; each call more was
+    another wait for one.
     """
     pgid = family.pgid  # start_new_session made the child its group's leader
-    alive = process.returncode is None
-    strays = await anyio.to_thread.run_sync(lambda: find_strays(family, leader_alive=alive))
-    log.debug("pid %d: SIGTERM to its group and %d strays", pgid, len(strays))
-    signal_group(pgid, signal.SIGTERM)
-    signal_strays(strays, signal.SIGTERM)
+    strays = termed
+    if strays is None:
+        alive = process.returncode is None
+        strays = await anyio.to_thread.run_sync(lambda: terminate(family, leader_alive=alive))
     with anyio.move_on_after(grace) as waited:
         await process.wait()
         # The rest of the group gets the rest of the grace too: a sandbox's wrapper (the
@@ -73,11 +84,27 @@ async def kill_group(
         log.info("pid %d still running %.1fs after SIGTERM; sending SIGKILL", pgid, grace)
     # Even when the leader exited, a child that ignored SIGTERM may live on in the group.
     signal_group(pgid, signal.SIGKILL)
-    signal_strays(strays, signal.SIGKILL)
     await process.wait()
-    await anyio.to_thread.run_sync(reap, strays)
-    await anyio.to_thread.run_sync(reap_group, pgid)
-    await sweep(family)
+    found = strays
+
+    def killed() -> None:
+        """The strays found first SIGKILLed and reaped, then the group's members of ours."""
+        signal_strays(found, signal.SIGKILL)
+        reap(found)
+        reap_group(pgid)
+
+    await sweep(family, first=killed)
+
+
+def terminate(family: Family, *, leader_alive: bool) -> list[Stray]:
+    """The first step of a stop, blocking: the members of ``family`` that left its group
+    looked for (``find_strays``; ancestry too while the leader lives), then SIGTERM to the
+    group and to them; the strays found, for the SIGKILL that follows the grace."""
+    strays = find_strays(family, leader_alive=leader_alive)
+    log.debug("pid %d: SIGTERM to its group and %d strays", family.pgid, len(strays))
+    signal_group(family.pgid, signal.SIGTERM)
+    signal_strays(strays, signal.SIGTERM)
+    return strays
 
 
 def group_alive(pgid: int) -> bool:

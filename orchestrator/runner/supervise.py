@@ -24,8 +24,8 @@ import anyio.abc
 import anyio.to_thread
 
 from orchestrator.process import ps
-from orchestrator.process.stop import kill_group, signal_group
-from orchestrator.process.tree import Family
+from orchestrator.process.stop import kill_group, signal_group, terminate
+from orchestrator.process.tree import Family, Stray
 from orchestrator.runner.reader import OutputReader
 
 __all__ = ["DRAIN", "Limits", "Stop", "supervise"]
@@ -83,10 +83,11 @@ async def supervise(
                 if event is not None:
                     tasks.start_soon(_watch_cancel, event, stop)
             await process.wait()
-        if waiting.cancelled_caught and not await _ended_on_its_own(process):
+        termed = await _terminated(process, family) if waiting.cancelled_caught else None
+        if termed is not None:
             if stop.reason is None:
                 stop.reason = "timeout"
-            await kill_group(process, family, limits.grace)
+            await kill_group(process, family, limits.grace, termed=termed)
         else:
             stop.reason = None
             stop.scope = None  # a watchdog waking now must not mark a finished run
@@ -98,14 +99,21 @@ async def supervise(
     return to_sweep
 
 
-async def _ended_on_its_own(process: anyio.abc.Process) -> bool:
-    """The CLI exited before a stop could reach it: a stop and its exit came together (a
-    workstation resumed after a pause, a timeout at its last line). Its end is then its own:
-    its result stands, never "cancelled" work for a phase to run again on top of. The process
-    table is read in a worker thread (``/proc`` is files: none is read on the event loop)."""
+async def _terminated(process: anyio.abc.Process, family: Family) -> list[Stray] | None:
+    """The stop's first step (``process.stop.terminate``: SIGTERM to the group and to the
+    members that left it, the latter returned), unless the CLI exited before the stop could
+    reach it (None): a stop and its exit came together (a workstation resumed after a pause,
+    a timeout at its last line). Its end is then its own: its result stands, never
+    "cancelled" work for a phase to run again on top of. The process table is read in a
+    worker thread (``/proc`` is files: none is read on the event loop), and the signals are
+    sent in that same call: one hop, not two, before the CLI hears of the stop."""
     if process.returncode is not None:
-        return True
-    return await anyio.to_thread.run_sync(_gone, process.pid)
+        return None
+
+    def unless_gone() -> list[Stray] | None:
+        return None if _gone(process.pid) else terminate(family, leader_alive=True)
+
+    return await anyio.to_thread.run_sync(unless_gone)
 
 
 def _gone(pid: int) -> bool:

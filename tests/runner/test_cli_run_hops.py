@@ -12,7 +12,7 @@ from typing import Any
 import anyio.to_thread
 import pytest
 
-from orchestrator.adapter import AdapterRequest
+from orchestrator.adapter import AdapterRequest, AgentEvent
 from orchestrator.errors import RunError
 from orchestrator.process import procid, stop
 from orchestrator.process.output import LogSink
@@ -215,3 +215,48 @@ async def test_a_confined_clis_reach_is_looked_at_in_the_call_that_builds_its_sa
     # the command (with its reach), the log's creation, the run's end
     assert len(hopped) == 3, hopped
     assert "hello" in run.log_path.read_text()
+
+
+async def test_a_stopped_cli_is_signalled_in_its_first_call_and_reaped_with_its_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop (the task's cancel event) takes three worker-thread calls to the run's end: the
+    look at whether the CLI is still running, for what left its group and the SIGTERM, in
+    one; once the group is dead, the SIGKILL and reaping of what was found with the sweep for
+    what started meanwhile, in one; the run's end. Eight CLIs stopped at once share the
+    worker threads: each call more was a wait more for every one of them. Nothing of the
+    CLI's family outlives the stop: a child in its group and one in a session of its own,
+    both ignoring SIGTERM."""
+    from orchestrator.process import tree
+    from orchestrator.runner import supervise
+    from tests.support.cli_process_helpers import wait_gone
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    pidfile = tmp_path / "pids"
+    cli = FakeCli(
+        children=1, setsid_child=True, pidfile=pidfile, lines=["ready"], ignore_term=True,
+        hang=True,
+    )  # fmt: skip
+    request = AdapterRequest(prompt="p", workdir=workdir, home=tmp_path / "home", task_id="t1")
+    cancel = anyio.Event()
+    hopped = count_hops(monkeypatch)
+    at_stop: list[int] = []
+
+    def on_event(event: AgentEvent) -> None:
+        if event.text == "ready" and not cancel.is_set():
+            at_stop.append(len(hopped))
+            cancel.set()
+
+    run = await run_cli(
+        FakeAdapter({"argv": cli.argv()}), request, log_dir=tmp_path / "logs", cancel=cancel,
+        on_event=on_event, grace=0.3,
+    )  # fmt: skip
+    assert run.result.cancelled
+    pids = [int(pid) for pid in pidfile.read_text().split()]
+    assert len(pids) == 3  # the CLI, its child, its child in a session of its own
+    assert wait_gone(pids, timeout=1.0) == []
+    stopping = hopped[at_stop[0] :]
+    alone = {tree.find_strays, tree.reap, stop.reap_group, stop.swept, supervise._gone}
+    assert [fn for fn in stopping if fn in alone] == []  # each rode with another step's call
+    assert len(stopping) == 3, stopping

@@ -183,3 +183,41 @@ async def test_heartbeats_keep_a_long_attempt_claimed(tmp_path: Path) -> None:
 
 def probe_calls(events: list[Event], task_id: str) -> int:
     return sum(e.type == "task.dispatched" and e.data["task_id"] == task_id for e in events)
+
+
+async def test_an_attempt_stopped_before_its_worktree_is_made_goes_back_uncounted(
+    tmp_path: Path,
+) -> None:
+    """A stop that comes while an attempt is claimed but has no worktree yet gives the task
+    back to the queue, uncounted, without making the worktree the stop would only wait for;
+    `council resume` then makes it and runs the task."""
+    repo = new_repo(tmp_path)
+    tasks = [{"id": "only", "prompt": "p"}]
+    config = run_config(repo, tasks, workflow={"phases": [{"name": "build"}]})
+    made: list[str] = []
+    async with Council(config, workflow=Probe()) as council:
+        services = council.scheduler.services
+        real_create = services.worktrees.create_session_worktree
+        real_acquire = services.store.acquire_claim
+
+        async def acquire_then_stop(*args: Any, **kwargs: Any) -> Any:
+            claim = await real_acquire(*args, **kwargs)
+            council.stop()  # the user's Ctrl-C, just after the claim
+            return claim
+
+        async def create(*args: Any, **kwargs: Any) -> Any:
+            made.append(str(args[0]))
+            return await real_create(*args, **kwargs)
+
+        services.store.acquire_claim = acquire_then_stop  # type: ignore[method-assign]
+        services.worktrees.create_session_worktree = create  # type: ignore[method-assign]
+        report = await council.run()
+        state = await services.store.get_task_state("only")
+    assert report.status == SessionStatus.INTERRUPTED
+    assert made == []  # no worktree made for a stopped attempt
+    assert state is not None and state.status == TaskStatus.QUEUED and state.attempt == 0
+    assert state.claim is not None and state.claim.status == ClaimStatus.ABANDONED
+    async with Council(config, workflow=Probe()) as council:
+        resumed = await council.resume()
+    assert resumed.exit_code == 0
+    assert merged_tasks(repo) == ["only"]

@@ -205,6 +205,12 @@ class AttemptRunner:
         reason = await self._parts.claimed(attempt)
         if reason is not None:
             return await self._writes.requeue(attempt, f"waiting for files: {reason}")
+        if self._run.stopping:
+            # Stopped while it was claimed: back to the queue before its locks and worktree
+            # are taken (a worktree is git's work, seconds under load, that the stop would
+            # wait for and throw away). The claim wrote its worktree's session id, as a
+            # crash here leaves it: the next attempt makes that worktree.
+            return await self._writes.requeue(attempt, "stopped")
         locks, owner = services.locks, attempt.lock_owner(session_id)
         try:
             await locks.acquire_missing(owner, attempt.files, timeout=LOCK_TIMEOUT)
