@@ -122,8 +122,9 @@ class RepoLayout:
         git_dir, common_dir, exclude = (_normal(root / line) for line in lines)
         return cls(root, git_dir, common_dir, exclude)
 
-    async def prepare(self, meta_timeout: float) -> None:
-        """Create ``.council``'s directories and exclude ``.council/`` from git, once."""
+    async def prepare(self, meta_timeout: float, *, then: Callable[[], None] | None = None) -> None:
+        """Create ``.council``'s directories and exclude ``.council/`` from git, once; with
+        ``then`` (blocking work that needs them), that after, in the same worker-thread call."""
 
         def run() -> None:
             for directory in (self.worktrees_dir, self.pool_dir, self.logs_dir, self.hooks_dir):
@@ -133,6 +134,8 @@ class RepoLayout:
                 self.meta_lock_path, timeout=meta_timeout, root=self.root
             ):
                 _ensure_excluded(self.exclude_file)
+            if then is not None:
+                then()
 
         await anyio.to_thread.run_sync(run)
 
