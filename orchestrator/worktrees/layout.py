@@ -32,7 +32,7 @@ import anyio.to_thread
 
 from orchestrator import filelock
 from orchestrator.errors import GitError, WorkspaceError
-from orchestrator.git.repo import Git
+from orchestrator.git.repo import Git, GitResult
 from orchestrator.ids import check_id
 from orchestrator.safety.safe_write import make_dirs, open_append
 from orchestrator.worktrees.names import (
@@ -107,15 +107,20 @@ class RepoLayout:
     @classmethod
     async def discover(cls, repo_path: Path) -> RepoLayout:
         """Find the checkout's git dirs; ``repo_path`` must be the top level of a checkout."""
-        root = await anyio.to_thread.run_sync(_checkout_root, repo_path)
-        git = Git(root, root / COUNCIL_DIR / "git-hooks")
-        try:
-            found = await git.run(
-                "rev-parse", "--git-dir", "--git-common-dir", "--git-path", "info/exclude"
-            )
-        except GitError as exc:
-            detail = exc.stderr.strip()
-            raise WorkspaceError(f"{root} is not a usable git checkout: {detail}") from None
+
+        def find() -> tuple[Path, GitResult]:  # the root, then git asked: one worker-thread call
+            root = _checkout_root(repo_path)
+            git = Git(root, root / COUNCIL_DIR / "git-hooks")
+            try:
+                asked = git.run_sync(
+                    "rev-parse", "--git-dir", "--git-common-dir", "--git-path", "info/exclude"
+                )
+            except GitError as exc:
+                detail = exc.stderr.strip()
+                raise WorkspaceError(f"{root} is not a usable git checkout: {detail}") from None
+            return root, asked
+
+        root, found = await anyio.to_thread.run_sync(find)
         lines = found.out.splitlines()
         if len(lines) != 3:
             raise WorkspaceError(f"{root}: unexpected answer from git rev-parse: {found.out!r}")

@@ -1,6 +1,7 @@
 """The repository's workspace made ready at a run's start (issue 51): ``.council/`` prepared,
 git's setup sealed and what CLIs of a dead run left taken in, in that order, in one
-worker-thread call; with the checkout's root found and git asked for its dirs, three calls."""
+worker-thread call; the checkout's root found and git asked for its dirs in one before it: two
+calls in all."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.support.hops import count_hops
 from tests.support.worktree_helpers import make_repo
 
 
-async def test_the_workspace_is_ready_in_three_worker_thread_calls(
+async def test_the_workspace_is_ready_in_two_worker_thread_calls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = make_repo(tmp_path / "repo")
@@ -31,7 +32,7 @@ async def test_the_workspace_is_ready_in_three_worker_thread_calls(
     hopped = count_hops(monkeypatch)
     layout = await WorktreeManager(repo).layout()
     assert done == ["sealed"]
-    assert len(hopped) == 3, hopped
+    assert len(hopped) == 2, hopped
     assert ".council/" in layout.exclude_file.read_text()
     assert os.path.normpath(layout.root) in seal._repos  # sealed: git commands checked now
     await WorktreeManager(repo).layout()  # a second manager: the same, sealed again
