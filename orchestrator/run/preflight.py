@@ -108,12 +108,11 @@ async def repository_finding(config: RunConfig) -> Finding | None:
         state = await anyio.to_thread.run_sync(sample_state, repo, config.base_branch)
         if state in (SampleState.ABSENT, SampleState.HALF_MADE):
             return None  # the run creates (or finishes) the sample repository there
-    problem = await anyio.to_thread.run_sync(_checkout_problem, repo)
+    # The checkout looked at, then git asked for the base: one worker-thread call.
+    problem, has_base = await anyio.to_thread.run_sync(_checkout_and_base, repo, config.base_branch)
     if problem is not None:
         return Finding(("repo",), problem, here=True)
-    # No hooks directory: asking git must not create .council/ before the run may write.
-    git = Git(repo, None)
-    if await git.rev_parse(f"refs/heads/{config.base_branch}") is None:
+    if not has_base:
         return Finding(
             ("base_branch",),
             f"base branch {config.base_branch!r} does not exist in {repo} (base_branch: in the "
@@ -121,6 +120,19 @@ async def repository_finding(config: RunConfig) -> Finding | None:
             here=True,
         )
     return None
+
+
+def _checkout_and_base(repo: Path, base_branch: str) -> tuple[str | None, bool]:
+    """What is wrong with the checkout at ``repo`` (None: nothing), and, when nothing is,
+    whether its branch ``base_branch`` names a commit (blocking)."""
+    problem = _checkout_problem(repo)
+    if problem is not None:
+        return problem, False
+    # No hooks directory: asking git must not create .council/ before the run may write.
+    found = Git(repo, None).run_sync(
+        "rev-parse", "--verify", "--quiet", f"refs/heads/{base_branch}^{{commit}}", check=False
+    )
+    return None, found.ok
 
 
 def _checkout_problem(repo: Path) -> str | None:

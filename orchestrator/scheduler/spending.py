@@ -27,6 +27,7 @@ from orchestrator.config.task import TaskConfig
 from orchestrator.models import TaskState, TaskStatus
 from orchestrator.process import procid
 from orchestrator.scheduler.attempts.adapter_parks import AdapterParks
+from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.candidates import candidate_settled, candidates_of
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.ending import after_waiting
@@ -35,6 +36,7 @@ from orchestrator.scheduler.rules.queue import first_phase
 from orchestrator.scheduler.settling import settle_left_open
 from orchestrator.spend.budgets import Exceeded
 from orchestrator.spend.gate import CallPlan, Hold, SpendGate
+from orchestrator.state.carried import Carrier
 from orchestrator.task_meta import TaskMeta
 
 __all__ = ["BudgetEnd", "Spending"]
@@ -74,6 +76,7 @@ class Spending:
             alive=_alive,
             host=procid.current().host,
         )
+        gate.line_carried = True  # by a phase's completion (``BudgetEnd.phase_ending``)
         await gate.load()
         await settle_left_open(services, gate)  # calls a dead orchestrator left open
         return gate
@@ -215,6 +218,13 @@ class BudgetEnd(RunPart):
 
     async def tick(self, states: Mapping[str, TaskState]) -> None:
         await self._spending.refresh()
+
+    def phase_ending(self, attempt: Attempt) -> Sequence[Carrier]:
+        """The run's spend line, when due, carried by the phase's completion: its call's
+        close left it to that store call (``SpendGate.carried_line``)."""
+        gate = self._spending.gate
+        carrier = gate.carried_line() if gate is not None else None
+        return (carrier,) if carrier is not None else ()
 
     def holds(self, states: Mapping[str, TaskState]) -> set[str]:
         return self._spending.held_ids(self._run.tasks.values(), states)

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from orchestrator.adapter import AgentEvent, Usage
 from orchestrator.config.budgets import BudgetsConfig, PriceConfig
 from orchestrator.config.run import RunConfig
-from orchestrator.models import utcnow
+from orchestrator.models import KeyedRecord, utcnow
 from orchestrator.safety.crashpoints import crash_point
 from orchestrator.spend import budgets as rules
 from orchestrator.spend.budgets import Exceeded, Forecast
@@ -49,6 +49,7 @@ from orchestrator.spend.quota_watch import QuotaWatch
 from orchestrator.spend.raising import RAISES
 from orchestrator.spend.reservations import Alive, Fund
 from orchestrator.spend.tally import Tally
+from orchestrator.state.carried import CarriedPut, Carrier
 from orchestrator.state.protocol import StateStore
 from orchestrator.state.transactions import UpdateTask
 
@@ -61,6 +62,10 @@ T = TypeVar("T")
 
 def _nothing() -> None:
     return None
+
+
+def _kept(_record: KeyedRecord | None) -> None:
+    return None  # a carried spend line: nothing more to do once written
 
 
 _PUBLISH_EVERY = 2.0
@@ -103,6 +108,9 @@ class SpendGate:
         self._voice = Voice(store, on_exceeded)  # each hold and each spent scope said once
         self._quotas = QuotaWatch(config.rate_limits, parked_until)
         self._published = float("-inf")  # when the spend line was last kept (monotonic)
+        # A phase's completion carries the line (``carried_line``) after a call closed with
+        # ``carried``: that close does not write it (the scheduler's runs; ``line_carried``).
+        self.line_carried = False
         # The run's budgets reserved in the store, across processes (``reservations``): for a
         # run several processes share (``who`` given: a team's); one process alone reserves
         # in its tally, before its first await, which is as atomic and costs no write.
@@ -344,10 +352,13 @@ class SpendGate:
         events: Sequence[AgentEvent] = (),
         basis: str | None = None,
         then: Callable[[], T],
+        carried: bool = False,
     ) -> tuple[LedgerEntry, T]:
         """``close``, with ``then()`` (blocking work just after the call's CLI is gone) run in
         its ledger record's worker-thread call, before the write (``Ledger.closed_then``):
-        what it raises closes nothing (the call stays open at its forecast, for ``settle``)."""
+        what it raises closes nothing (the call stays open at its forecast, for ``settle``).
+        ``carried``: a call whose phase goes on to be recorded complete, whose completion
+        carries the spend line when ``line_carried`` (``carried_line``): not written here."""
         entry = ticket.entry
         used = usage or Usage()
         named = model or entry.model
@@ -380,18 +391,36 @@ class SpendGate:
         self._tally.put(closed)
         self._quotas.heard(entry.adapter, events)
         await self._after(closed)
-        await self.publish()
+        if not (carried and self.line_carried):
+            await self.publish()
         return closed, made
 
     async def publish(self, *, force: bool = False, held: str | None = None) -> None:
         """Keep the run's spend line in the store for reports (``line``): at most every
         ``_PUBLISH_EVERY`` seconds, or now when ``force``d (a run's end, a hold)."""
+        data = self._line_due(force=force, held=held)
+        if data is not None:
+            await self._store.put_record(SPEND_LINES, self.session_id, data, durable=False)
+
+    def carried_line(self) -> Carrier | None:
+        """The spend line for another store call to carry (a phase's completion; ``state.
+        carried``) when ``publish`` would write it now; None when it would not. It is a
+        record for reports, not durable: a kill before that call leaves the line a few calls
+        behind the ledger, as the throttle does, and the run's end writes it again."""
+        data = self._line_due(force=False, held=None)
+        if data is None:
+            return None
+        put = CarriedPut(SPEND_LINES, self.session_id, lambda _current: data, durable=False)
+        return Carrier(put, _kept)
+
+    def _line_due(self, *, force: bool, held: str | None) -> dict[str, Any] | None:
+        """The spend line's data when it is due (``publish``), counted as kept now."""
         now = time.monotonic()
         if not force and now - self._published < _PUBLISH_EVERY:
-            return
+            return None
         tally = self._tally
         if not tally.calls:
-            return
+            return None
         usd, tokens = tally.run_total()
         line = SpendLine(
             usd=round(usd, 6),
@@ -402,8 +431,7 @@ class SpendGate:
         )
         self._published = now
         line.held = held
-        data = line.model_dump(mode="json")
-        await self._store.put_record(SPEND_LINES, self.session_id, data, durable=False)
+        return line.model_dump(mode="json")
 
     async def _after(self, entry: LedgerEntry) -> None:
         """Say each budget of the call's scopes that is now spent (the real figure)."""

@@ -85,18 +85,24 @@ class MeteredCall:
     async def close_then(self, ran: PhaseRun, then: Callable[[], T]) -> tuple[LedgerEntry, T]:
         """``close`` of a call that ended, with ``then()`` (blocking work after its CLI) run
         in its ledger record's worker-thread call (``SpendGate.close_then``); in a call of
-        its own when the record was closed already."""
+        its own when the record was closed already. Its phase goes on to its completion,
+        which carries the spend line where the run has it carried (``carried``)."""
         with anyio.CancelScope(shield=True):
             known = self.closed
             if known is None:
-                closed, made = await self._close(ran, None, then)
+                closed, made = await self._close(ran, None, then, carried=True)
             else:
                 closed, made = known, await anyio.to_thread.run_sync(then)
             await self._said(closed)
         return closed, made
 
     async def _close(
-        self, ran: PhaseRun | None, outcome: str | None, then: Callable[[], T]
+        self,
+        ran: PhaseRun | None,
+        outcome: str | None,
+        then: Callable[[], T],
+        *,
+        carried: bool = False,
     ) -> tuple[LedgerEntry, T]:
         self.meter.ended()
         usage, basis = self._figure(ran)
@@ -109,6 +115,7 @@ class MeteredCall:
             events=ran.cli.events if ran is not None else (),
             basis=basis,
             then=then,
+            carried=carried,
         )
         self.closed = closed
         return closed, made

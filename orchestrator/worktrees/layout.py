@@ -32,7 +32,7 @@ import anyio.to_thread
 
 from orchestrator import filelock
 from orchestrator.errors import GitError, WorkspaceError
-from orchestrator.git.repo import Git
+from orchestrator.git.repo import Git, GitResult
 from orchestrator.ids import check_id
 from orchestrator.safety.safe_write import make_dirs, open_append
 from orchestrator.worktrees.names import (
@@ -107,23 +107,29 @@ class RepoLayout:
     @classmethod
     async def discover(cls, repo_path: Path) -> RepoLayout:
         """Find the checkout's git dirs; ``repo_path`` must be the top level of a checkout."""
-        root = await anyio.to_thread.run_sync(_checkout_root, repo_path)
-        git = Git(root, root / COUNCIL_DIR / "git-hooks")
-        try:
-            found = await git.run(
-                "rev-parse", "--git-dir", "--git-common-dir", "--git-path", "info/exclude"
-            )
-        except GitError as exc:
-            detail = exc.stderr.strip()
-            raise WorkspaceError(f"{root} is not a usable git checkout: {detail}") from None
+
+        def find() -> tuple[Path, GitResult]:  # the root, then git asked: one worker-thread call
+            root = _checkout_root(repo_path)
+            git = Git(root, root / COUNCIL_DIR / "git-hooks")
+            try:
+                asked = git.run_sync(
+                    "rev-parse", "--git-dir", "--git-common-dir", "--git-path", "info/exclude"
+                )
+            except GitError as exc:
+                detail = exc.stderr.strip()
+                raise WorkspaceError(f"{root} is not a usable git checkout: {detail}") from None
+            return root, asked
+
+        root, found = await anyio.to_thread.run_sync(find)
         lines = found.out.splitlines()
         if len(lines) != 3:
             raise WorkspaceError(f"{root}: unexpected answer from git rev-parse: {found.out!r}")
         git_dir, common_dir, exclude = (_normal(root / line) for line in lines)
         return cls(root, git_dir, common_dir, exclude)
 
-    async def prepare(self, meta_timeout: float) -> None:
-        """Create ``.council``'s directories and exclude ``.council/`` from git, once."""
+    async def prepare(self, meta_timeout: float, *, then: Callable[[], None] | None = None) -> None:
+        """Create ``.council``'s directories and exclude ``.council/`` from git, once; with
+        ``then`` (blocking work that needs them), that after, in the same worker-thread call."""
 
         def run() -> None:
             for directory in (self.worktrees_dir, self.pool_dir, self.logs_dir, self.hooks_dir):
@@ -133,6 +139,8 @@ class RepoLayout:
                 self.meta_lock_path, timeout=meta_timeout, root=self.root
             ):
                 _ensure_excluded(self.exclude_file)
+            if then is not None:
+                then()
 
         await anyio.to_thread.run_sync(run)
 

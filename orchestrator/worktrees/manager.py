@@ -127,8 +127,21 @@ class WorktreeManager:
             async with self._init_lock:
                 if self._ws is None:
                     layout = await RepoLayout.discover(self.repo_path)
-                    await layout.prepare(self.settings.meta_lock_timeout)
                     git = Git(layout.root, layout.hooks_dir, IDENTITY)
+
+                    def ready() -> None:
+                        # From here on, git's setup is the run's: checked before every git
+                        # command (``orchestrator.git.seal``). Then what sandboxed CLIs of a
+                        # run that died wrote, taken in before anything reads it.
+                        seal.seal_repository(layout.root, layout.git_dir, layout.common_dir)
+                        adopt_left_objects(layout, git)
+
+                    sparse = bool(self.settings.sparse)
+                    # ``.council/`` prepared, then (no sparse checkout to share first) the seal
+                    # and the take-in, in that order: one worker-thread call, not three.
+                    await layout.prepare(
+                        self.settings.meta_lock_timeout, then=None if sparse else ready
+                    )
                     meta = MetaLock(
                         layout.meta_lock_path, self.settings.meta_lock_timeout, layout.root
                     )
@@ -136,15 +149,9 @@ class WorktreeManager:
                         git, layout.pool_dir, meta, self.settings.pool_size, self.settings.sparse
                     )
                     ws = Workspace(layout, git, meta, pool, self.settings, self.base_ref)
-                    if self.settings.sparse:
+                    if sparse:
                         await share_worktree_config(ws)
-                    # From here on, git's setup is the run's: checked before every git command
-                    # (``orchestrator.git.seal``).
-                    await anyio.to_thread.run_sync(
-                        seal.seal_repository, layout.root, layout.git_dir, layout.common_dir
-                    )
-                    # What sandboxed CLIs of a run that died wrote, before anything reads it.
-                    await anyio.to_thread.run_sync(adopt_left_objects, layout, git)
+                        await anyio.to_thread.run_sync(ready)
                     self._ws = ws
         return self._ws
 

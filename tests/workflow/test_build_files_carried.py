@@ -1,8 +1,9 @@
 """A build's changed files reach its session's context, and the radar's first sighting of the
-session is written, in the phase's completion call (issue 51:
+session and the run's spend line are written, in the phase's completion call (issue 51:
 ``put_made_record_and_task_carrying``, ``state.carried``): the handoff's record, the task's
-phase record, the context and the sighting in one worker-thread call, no store call of either's
-own; the context says the files as ``add_files`` would, the sighting what the radar read."""
+phase record, the context, the line and the sighting in one worker-thread call, no store call
+of the context's or the sighting's own; the context says the files as ``add_files`` would, the
+line the build's call, the sighting what the radar read."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 from orchestrator.council import Council
 from orchestrator.models import KeyedRecord
 from orchestrator.radar.records import SIGHTINGS
+from orchestrator.spend.line import NAMESPACE as SPEND_LINES
+from orchestrator.spend.line import SpendLine
 from orchestrator.state import FileStateStore
 from orchestrator.state.context import CONTEXTS
 from tests.support.scheduler_helpers import merged_tasks, new_repo, run_config
@@ -71,8 +74,9 @@ async def test_a_builds_files_ride_its_completion_call(
     assert not {CONTEXTS, SIGHTINGS} & set(single), single
     assert len(carried) == 1, carried
     puts, hops, written = carried[0]
-    assert (puts, hops) == ([CONTEXTS, SIGHTINGS], 1)  # one worker-thread call for all
-    context, sighting = written
+    assert (puts, hops) == ([CONTEXTS, SPEND_LINES, SIGHTINGS], 1)  # one worker-thread call
+    context, line, sighting = written
+    assert line is not None and SpendLine.model_validate(line.data).calls == 1
     assert context is not None
     assert context.data["files_changing"] == ["a.py"]
     assert context.data["task"] == "t1" and context.data["status"] == "working"
