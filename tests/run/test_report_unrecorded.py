@@ -35,3 +35,25 @@ def test_an_ended_session_leaves_out_what_another_session_took(status: SessionSt
     assert (tasks, unrecorded) == (1, 0)
     if status is SessionStatus.COMPLETED:
         assert code == 0  # the workstation that ended it says its run landed everything
+
+
+def test_a_record_as_its_batch_made_it_reports_as_built_field_by_field() -> None:
+    # The copy made for a record nothing has touched yet is the report built from it whole.
+    from orchestrator.run.reports import build_report as built
+
+    fresh = TaskState(task_id="b", session_id="s1", priority=3)
+    done = TaskState(task_id="a", session_id="s1", status=TaskStatus.DONE)
+    queued = TaskState(task_id="c", session_id="s1")
+    states = {"a": done, "b": fresh, "c": queued}
+    now = fresh.updated_at
+    assert built._untouched(fresh)
+    for deps in ([], ["a"], ["a", "c"]):
+        quick = built._task_report(fresh, deps, states, now)
+        whole = built._task_report(
+            fresh.model_copy(update={"metadata": {"x": 1}}), deps, states, now
+        )
+        assert quick == whole.model_copy(update={"task_id": "b"})
+    assert built._task_report(fresh, ["c"], states, now).waiting == "after c"
+    touched = fresh.model_copy(update={"attempt": 1, "adapter": "a"})
+    assert not built._untouched(touched)
+    assert built._task_report(touched, [], states, now).attempts == 1

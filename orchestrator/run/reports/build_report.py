@@ -54,6 +54,10 @@ def _task_report(
     collision: str | None = None,
     services: list[ServiceState] | None = None,
 ) -> TaskReport:
+    if collision is None and not services and _untouched(state):
+        # As its batch recorded it (most records of a big run as it starts): the report of a
+        # task with no record yet, a copy of one made once, not a report built field by field.
+        return _unrecorded(state.task_id, depends_on, states)
     duration = None
     if state.started_at is not None and state.finished_at is not None:
         duration = (state.finished_at - state.started_at).total_seconds()
@@ -100,6 +104,24 @@ def _task_report(
         pull=_pull(meta),
         collision=collision,
         services=services or [],
+    )
+
+
+def _untouched(state: TaskState) -> bool:
+    """Whether ``state`` holds nothing a report shows but its id and ``queued``."""
+    return (
+        state.status == TaskStatus.QUEUED
+        and not state.metadata
+        and not state.phases
+        and state.attempt == 0
+        and state.started_at is None
+        and state.finished_at is None
+        and state.claim is None
+        and state.current_phase is None
+        and state.adapter is None
+        and state.branch is None
+        and state.merged_commit is None
+        and state.error is None
     )
 
 
