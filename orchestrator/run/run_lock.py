@@ -34,6 +34,7 @@ from orchestrator.errors import RunLocked
 from orchestrator.filelock import FileLock
 from orchestrator.models import utcnow
 from orchestrator.process import procid
+from orchestrator.safety.untrusted_read import read_regular
 from orchestrator.worktrees.layout import COUNCIL_DIR
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
 RUN_LOCK = Path(COUNCIL_DIR) / "locks" / "run.lock"
 _SETTLE = 2.0  # seconds a new holder has to write its note before it is reported as unknown
 _POLL = 0.02
+_NOTE_MOST = 4096  # bytes: a holder's note is a line of JSON
 # How this version locks the file store's records: each by its directory's own descriptor. An
 # earlier version locked a `.lock` file in it instead, and the two keep nothing out of each
 # other's way, so a holder's note says which it uses (``check_record_locks``).
@@ -112,12 +114,14 @@ class RunLock:
 
 
 def read_holder(repo: Path) -> RunHolder | None:
-    """What the run lock file of ``repo`` says about its holder (whether or not it is held)."""
+    """What the run lock file of ``repo`` says about its holder (whether or not it is held).
+    Read as an untrusted file (no link followed, no wait on a FIFO, at most ``_NOTE_MOST``
+    bytes): every command that writes beside a run reads it (``check_record_locks``)."""
     try:
-        raw = (repo / RUN_LOCK).read_bytes()
+        raw = read_regular(repo / RUN_LOCK, _NOTE_MOST)
     except OSError:
         return None
-    return RunHolder.decode(raw)
+    return None if raw is None or len(raw) > _NOTE_MOST else RunHolder.decode(raw)
 
 
 def acquire_run_lock(repo: Path) -> RunLock:

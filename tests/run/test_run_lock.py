@@ -226,3 +226,23 @@ def test_a_live_holder_of_another_lock_kind_is_refused_before_the_store_opens(
     gone = ProcessId(999_999_999, socket.gethostname(), "gone")
     lock_path.write_bytes(RunHolder(gone, datetime(2020, 1, 1), record_locks=None).encode())
     check_record_locks(repo)  # a dead holder's
+
+
+def test_a_fifo_or_a_link_in_place_of_the_lock_file_is_read_as_no_note(tmp_path: Path) -> None:
+    """Every command that writes beside a run reads the run lock's note: a FIFO there answers
+    at once (no wait for a writer), a link is not followed, an oversized file is no note."""
+    repo = new_repo(tmp_path)
+    lock_path = repo / RUN_LOCK
+    lock_path.parent.mkdir(parents=True)
+    os.mkfifo(lock_path)
+    assert read_holder(repo) is None
+    lock_path.unlink()
+    elsewhere = tmp_path / "note"
+    elsewhere.write_bytes(RunHolder(ProcessId(1, "h", "s"), datetime(2026, 1, 1)).encode())
+    lock_path.symlink_to(elsewhere)
+    assert read_holder(repo) is None
+    lock_path.unlink()
+    lock_path.write_bytes(b" " * 5000 + elsewhere.read_bytes())
+    assert read_holder(repo) is None
+    lock_path.write_bytes(elsewhere.read_bytes())
+    assert read_holder(repo) is not None
