@@ -29,6 +29,7 @@ from orchestrator.plugins.registry import AdapterRegistry
 from orchestrator.runner.cli_run import run_cli
 from orchestrator.runner.phase import expand_env
 from orchestrator.safety import secret_mask
+from tests.support.json_schemas import checked_validator
 
 MODELS = plugins.default_plugins().registry.options_models()
 
@@ -94,7 +95,7 @@ def test_a_wrong_option_value_is_named(tmp_path: Path) -> None:
 
 
 def test_the_schema_spells_out_each_adapter_types_options(tmp_path: Path) -> None:
-    schema = run_config_json_schema(MODELS)
+    validator = checked_validator(run_config_json_schema(MODELS))
     good = {
         "repo": str(tmp_path),
         "adapters": {
@@ -103,21 +104,21 @@ def test_the_schema_spells_out_each_adapter_types_options(tmp_path: Path) -> Non
         },
         "tasks": [{"id": "t1", "prompt": "hi"}],
     }
-    jsonschema.validate(good, schema)
+    validator.validate(good)
     for bad in (
         {"codex": {"options": {"bse_url": "http://x/v1"}}},  # by its key
         {"mine": {"type": "claude_code", "options": {"sandbox": "read-only"}}},  # by its type
         {"gemini": {"options": {"approval_mode": "sometimes"}}},
     ):
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate({**good, "adapters": bad}, schema)
+            validator.validate({**good, "adapters": bad})
 
 
 def test_the_example_configs_pass_the_schema() -> None:
-    schema = run_config_json_schema(MODELS)
+    validator = checked_validator(run_config_json_schema(MODELS))
     for path in sorted(Path("configs").glob("*.yaml")):
         config = load_config(path, options_models=MODELS)  # the loader agrees
-        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+        validator.validate(yaml.safe_load(path.read_text()))
         assert config.tasks, path
 
 

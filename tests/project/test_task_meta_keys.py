@@ -14,6 +14,7 @@ the config's schema), whose two keys (``candidates``, ``phase_instructions``) no
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,16 +25,16 @@ ROOT = Path(orchestrator.__file__).parent
 KEYS = TaskMeta.keys()
 
 
+@functools.cache
 def _modules() -> dict[str, tuple[Path, ast.Module]]:
+    """Every module of the package, parsed once, when a test first asks (not as the suite is
+    collected: each worker collects every module, and the parse is seconds of CPU)."""
     found: dict[str, tuple[Path, ast.Module]] = {}
     for path in sorted(ROOT.rglob("*.py")):
         rel = path.relative_to(ROOT.parent).with_suffix("")
         parts = [p for p in rel.parts if p != "__init__"]
         found[".".join(parts)] = (path, ast.parse(path.read_text(encoding="utf-8")))
     return found
-
-
-MODULES = _modules()
 
 
 def _constants(tree: ast.Module) -> dict[str, str]:
@@ -50,16 +51,19 @@ def _constants(tree: ast.Module) -> dict[str, str]:
     return out
 
 
-CONSTANTS = {name: _constants(tree) for name, (_, tree) in MODULES.items()}
+@functools.cache
+def _all_constants() -> dict[str, dict[str, str]]:
+    return {name: _constants(tree) for name, (_, tree) in _modules().items()}
 
 
 class _Scan(ast.NodeVisitor):
     def __init__(self, module: str, tree: ast.Module) -> None:
-        self.names = dict(CONSTANTS[module])
+        constants = _all_constants()
+        self.names = dict(constants[module])
         for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and node.module in CONSTANTS:
+            if isinstance(node, ast.ImportFrom) and node.module in constants:
                 for alias in node.names:
-                    value = CONSTANTS[node.module].get(alias.name)
+                    value = constants[node.module].get(alias.name)
                     if value is not None:
                         self.names[alias.asname or alias.name] = value
         self.found: list[tuple[int, str]] = []
@@ -122,7 +126,7 @@ def _is_metadata(node: ast.AST) -> bool:
 
 
 def _findings() -> Iterator[str]:
-    for module, (path, tree) in MODULES.items():
+    for module, (path, tree) in _modules().items():
         if module == "orchestrator.task_meta" or module.startswith("orchestrator.testing"):
             continue
         scan = _Scan(module, tree)
@@ -149,10 +153,10 @@ meta["conflicts"] = []
 fine = state.metadata.get("phase_instructions")
 """
     tree = ast.parse(source)
-    CONSTANTS["probe"] = _constants(tree)
+    _all_constants()["probe"] = _constants(tree)
     try:
         scan = _Scan("probe", tree)
         scan.visit(tree)
     finally:
-        del CONSTANTS["probe"]
+        del _all_constants()["probe"]
     assert sorted(line for line, _ in scan.found) == [4, 5, 6, 7, 8, 10]

@@ -37,6 +37,12 @@ HOW_TO_RUN = (
     "COUNCIL_REQUIRE_POSTGRES=1 .venv/bin/python -m pytest -m postgres"
 )
 TEMPLATE = "council_template"
+# The tests' cluster does not wait for its disk (every test makes and drops a database, and a
+# drop is a checkpoint): a server killed or restarted by a test still finds every commit in the
+# machine's page cache, so nothing a test can see changes; only a crash of the machine itself,
+# which no test makes, would lose what was not flushed. ``synchronous_commit`` is left as it
+# is: a commit not yet written would be lost by a kill of the server, which tests make.
+UNSYNCED = ("fsync = off", "full_page_writes = off")
 _numbers = itertools.count(1)
 
 
@@ -111,6 +117,9 @@ def start_server() -> Iterator[TestDatabase]:
     try:
         asyncio.run(cluster.up())
         with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+            for setting in UNSYNCED:
+                conn.execute(f"ALTER SYSTEM SET {setting}")
+            conn.execute("SELECT pg_reload_conf()")
             conn.execute(f"CREATE DATABASE {TEMPLATE}")
         asyncio.run(_migrate(cluster.url(TEMPLATE)))
         yield TestDatabase(cluster)
