@@ -77,6 +77,15 @@ class FileLock:
     def held(self) -> bool:
         return self._fd is not None
 
+    @property
+    def descriptor(self) -> int:
+        """The held lock's descriptor: for a directory's lock, the locked directory itself,
+        reached without a link and checked to be the one ``path`` names (``try_acquire``), for
+        files its holder makes in it (``FileOperations.open_new_in``)."""
+        if self._fd is None:
+            raise LockError(f"{self.path}: the lock is not held")
+        return self._fd
+
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:

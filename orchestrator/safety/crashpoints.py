@@ -71,6 +71,7 @@ POINTS: dict[str, str] = {
     "pull.merged": "council's merge of a pull request was just answered, not yet recorded",
     "pull.retarget": "a stacked pull request was just retargeted to the base, not yet recorded",
     "start.session_recorded": "a starting run's session is recorded, none of its tasks yet",
+    "batch.record_opened": "a batch's new task record was just made in place, nothing in it yet",
     "start.batch_recorded": "a batch of a starting run's tasks was just recorded, more to come",
     "sample.half_made": "the demo's sample repository has its files but no commit yet",
 }

@@ -165,6 +165,12 @@ class FaultyFileOps:
         self._fd_paths[fd] = path
         return fd
 
+    def open_new_in(self, directory_fd: int, name: str, path: Path) -> int:
+        self._check("open", path)
+        fd = self._real.open_new_in(directory_fd, name, path)
+        self._fd_paths[fd] = path
+        return fd
+
     def open_append(self, path: Path) -> int:
         self._check("open", path)
         fd = self._real.open_append(path)

@@ -64,6 +64,7 @@ TASKS = "".join(
 # of the run (a first task landed or landing) where the run reaches the point more than once;
 # a run of these tasks makes about 70 durable writes.
 KILLS = [
+    ("batch.record_opened", 2),
     ("claim.before_record", 1),
     ("claim.recorded", 3),
     ("write.temp_written", 30),

@@ -57,10 +57,11 @@ async def test_a_new_task_record_is_looked_for_once_and_its_directory_made_in_on
     # Once, by the read that finds no record (a history would be damage to recover), not
     # again to number the first version.
     assert calls["history listed"] == _TASKS
-    # Per task: the lock's directory (looked for, its parent, made: 3), the lock file, the
-    # missing record, its directory twice more (made sure of, the temp file's), the temp
-    # file, the replace's directory: 10; the batch's intent and barrier a few more.
-    assert calls["opened"] <= 10 * _TASKS + 8
+    # Per task: the lock's directory (looked for, made, its own descriptor: 3), the
+    # missing record, its history's listing, the record made in place through the lock's
+    # descriptor (``batch_records``): 6, where a temp file and its rename took 10; the
+    # batch's intent and barrier a few more.
+    assert calls["opened"] <= 6 * _TASKS + 8
 
 
 async def test_a_batchs_events_are_masked_once_for_the_log_and_the_subscribers(

@@ -29,7 +29,7 @@ from orchestrator.safety.crashpoints import ENV as ENV_AT
 from orchestrator.safety.crashpoints import SIGNAL_ENV
 from orchestrator.scheduler.session import recording
 from orchestrator.state import FileStateStore
-from orchestrator.state.file import fsops
+from orchestrator.state.file import fsops, task_batches
 from orchestrator.state.file.record_files import records
 from orchestrator.state.postgres.core import PgCore
 from orchestrator.state.protocol import StateStore, TaskInit
@@ -55,6 +55,7 @@ class _Writes:
     def __init__(self) -> None:
         self.durable: list[Path] = []  # files written with their own fsync
         self.unsynced: list[Path] = []  # files written to be synced by a barrier
+        self.in_place: list[str] = []  # new records made in place, synced by a barrier
         self.barriers = 0
         self.transactions = 0  # PostgreSQL
 
@@ -72,6 +73,14 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Writes]:
         if seen is not None:
             (seen.durable if kwargs.get("sync", True) else seen.unsynced).append(path)
         durable_write(path, data, ops, **kwargs)
+
+    write_new = task_batches.write_new
+
+    def counting_new(kind: Any, key: str, lock: Any, data: bytes) -> None:
+        seen = _COUNTING.get()
+        if seen is not None:
+            seen.in_place.append(key)
+        write_new(kind, key, lock, data)
 
     sync_all = fsops.FileOps.sync_all
 
@@ -93,6 +102,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Writes]:
     # counting follows the batch there and nowhere else.
     monkeypatch.setattr(records, "durable_write", counting_write)
     monkeypatch.setattr("orchestrator.state.file.intents.durable_write", counting_write)
+    monkeypatch.setattr(task_batches, "write_new", counting_new)
     monkeypatch.setattr(fsops.FileOps, "sync_all", counting_sync)
     monkeypatch.setattr(PgCore, "atomically", counting_atomically)
     yield writes
@@ -149,11 +159,12 @@ async def test_tasks_are_recorded_in_batches_each_one_durable_write_or_transacti
     assert all(t.status == TaskStatus.QUEUED and t.version == 1 for t in tasks.values())
     assert all(t.priority == 1 for t in tasks.values())
     if isinstance(store, FileStateStore):
-        for writes in per_batch:
-            # One durable write (the batch's intent), the records synced by one barrier.
+        for n, writes in enumerate(per_batch):
+            # One durable write (the batch's intent), the new records made in place and
+            # synced by one barrier (``batch_records``): no temp file a record.
             assert [p.parent.name for p in writes.durable] == ["batches"]
-            assert len(writes.unsynced) == BATCH and writes.barriers == 1
-            assert not any(p.parent.parent.name == "sessions" for p in writes.unsynced)
+            assert writes.unsynced == [] and writes.barriers == 1
+            assert sorted(writes.in_place) == ids[n * BATCH : (n + 1) * BATCH]
         assert not list((store.root / "transactions" / "batches").glob("*.json"))
     else:
         assert [w.transactions for w in per_batch] == [1, 1, 1, 1]

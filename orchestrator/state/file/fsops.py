@@ -47,6 +47,7 @@ class FileOperations(Protocol):
     def open_lock(self, path: Path, flags: int) -> int: ...
     def makedirs(self, directory: Path) -> None: ...
     def open_new(self, path: Path) -> int: ...
+    def open_new_in(self, directory_fd: int, name: str, path: Path) -> int: ...
     def open_append(self, path: Path) -> int: ...
     def write(self, fd: int, data: bytes) -> None: ...
     def fsync(self, fd: int) -> None: ...
@@ -117,6 +118,15 @@ class FileOps:
 
     def open_append(self, path: Path) -> int:
         return self._open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+    def open_new_in(self, directory_fd: int, name: str, path: Path) -> int:
+        """A new file ``name`` (``path``: its name for errors) made in the directory open at
+        ``directory_fd``, which the caller reached without a link and holds (a record's lock:
+        its directory's own descriptor, ``filelock``): one ``openat``, no walk, no look at the
+        kernel's name for the directory."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        with _refused_links(path):
+            return safe_write.open_in(directory_fd, name, flags, 0o644, path)
 
     def _open(self, path: Path, flags: int) -> int:
         directory, _, name = os.fspath(path).rpartition(os.sep)

@@ -38,7 +38,7 @@ from orchestrator.safety.secret_mask import masked_json
 from orchestrator.state.file.fsops import FileOperations, durable_write
 from orchestrator.state.file.record_files.codec import RecordDamaged, decode, encode
 from orchestrator.state.file.record_files.layout import file_writer_alive, process_alive
-from orchestrator.state.file.record_files.records import RecordKind
+from orchestrator.state.file.record_files.records import RecordKind, Recovery
 
 __all__ = [
     "Intent",
@@ -244,14 +244,15 @@ def replay(intent: Intent, kind_of: KindOf, events: list[Event]) -> list[IntentE
     again after it was cut short finishes the job; a record at neither version (which no
     writer that honours intents can cause) is left alone too.
 
-    A record the intent creates that a machine crash left damaged, with no history (a batch's
-    new file, written without an fsync of its own, whose bytes never reached the disk:
-    ``task_batches``), is written again from the intent: it never was a committed version."""
+    A record the intent creates that is damaged, with no history (a batch's new file, written
+    in place without an fsync of its own, cut short by its writer's death or whose bytes a
+    machine crash never let reach the disk: ``batch_records``), is written again from the
+    intent, not quarantined: it never was a committed version."""
     written: list[IntentEntry] = []
     for entry in intent.entries:
         kind = kind_of(entry)
         try:
-            current, recovery = kind.load_or_recover(entry.key)
+            current, recovery = _unborn_or_loaded(kind, entry)
         except StateCorrupted:
             if entry.previous is not None or entry.body is None:
                 raise
@@ -270,3 +271,15 @@ def replay(intent: Intent, kind_of: KindOf, events: list[Event]) -> list[IntentE
             kind.write(entry.key, record, previous_version=entry.previous)
             written.append(entry)
     return written
+
+
+def _unborn_or_loaded(kind: RecordKind[Any], entry: IntentEntry) -> tuple[Any, Recovery | None]:
+    """``kind.load_or_recover`` of the entry's record, except that a record the entry creates
+    found damaged with no history is taken as not there (no quarantine copy of it)."""
+    if entry.previous is None and entry.body is not None:
+        try:
+            return kind.load(entry.key), None
+        except RecordDamaged:
+            if not kind.history_versions(entry.key):
+                return None, None
+    return kind.load_or_recover(entry.key)

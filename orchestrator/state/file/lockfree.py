@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from orchestrator.events import Event
 from orchestrator.ids import check_id
+from orchestrator.state.file.batch_records import finish_unborn
 from orchestrator.state.file.record_files.codec import RecordDamaged
 from orchestrator.state.file.record_files.records import RecordKind
 
@@ -65,6 +66,14 @@ def peek(kind: RecordKind[M], key: str) -> M | None:
 
 
 def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | None:
+    """The record (its exclusive lock held), recovered when damaged; a new record a batch's
+    writer left cut short is first written whole from the batch's intent (``batch_records``)."""
+    try:
+        return kind.load(key)
+    except RecordDamaged:
+        finished = finish_unborn(kind, key, events)
+        if finished is not None:
+            return finished
     record, recovery = kind.load_or_recover(key)
     if recovery is not None:
         events.append(recovery.event())

@@ -33,9 +33,12 @@ from orchestrator.events import Event
 from orchestrator.events.state import StateUpdated
 from orchestrator.filelock import LockWait
 from orchestrator.models import SessionRecord, TaskState
+from orchestrator.safety.secret_mask import masked_json
+from orchestrator.state.file.batch_records import unborn_in, write_new
 from orchestrator.state.file.core import FileCore, load_or_recover, peek
 from orchestrator.state.file.fsops import write_error
 from orchestrator.state.file.intents import IntentEntry
+from orchestrator.state.file.record_files.codec import encode
 from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.protocol import TaskInit
 from orchestrator.state.session_rules import (
@@ -54,6 +57,9 @@ class _Busy:
 class FileTaskBatches:
     def __init__(self, core: FileCore) -> None:
         self._core = core
+        # Written in place, a new task record its writer cut short is finished from the
+        # batch's intent by whoever next holds its lock (``batch_records``).
+        core.tasks.unborn = unborn_in(core.batches, "tasks")
 
     async def add_session_tasks(self, session_id: str, tasks: Sequence[TaskInit]) -> int:
         core = self._core
@@ -83,7 +89,7 @@ class FileTaskBatches:
             (core.tasks, str(f["task_id"])) for f in inits
         ]
         records.sort(key=lambda r: core.record_id(*r))
-        held: list[filelock.FileLock] = []
+        held: dict[str, filelock.FileLock] = {}
         try:
             for kind, key in records:
                 lock = filelock.try_acquire(
@@ -94,9 +100,9 @@ class FileTaskBatches:
                 )
                 if lock is None:
                     return _Busy()
-                held.append(lock)
+                held[key] = lock
             try:
-                return self._write(sid, inits, events)
+                return self._write(sid, inits, held, events)
             finally:
                 # Masked once for the log and the subscribers (``add_session_tasks``); the list
                 # holds them only once masked, so nothing unmasked is ever told.
@@ -104,11 +110,17 @@ class FileTaskBatches:
                 events.clear()
                 events.extend(core.events.write_masked(raw))
         finally:
-            for lock in reversed(held):
+            for lock in reversed(held.values()):
                 lock.release()
 
-    def _write(self, sid: str, inits: list[dict[str, Any]], events: list[Event]) -> int:
-        """Check, commit and write the batch (every lock held)."""
+    def _write(
+        self,
+        sid: str,
+        inits: list[dict[str, Any]],
+        locks: dict[str, filelock.FileLock],
+        events: list[Event],
+    ) -> int:
+        """Check, commit and write the batch (every lock held, by task id)."""
         core = self._core
         if not core.sessions.current_path(sid).exists():
             raise RecordNotFound(f"session {sid!r} does not exist")
@@ -148,14 +160,22 @@ class FileTaskBatches:
                 core.batches.directory, exc, "the batch was not recorded (no record changed)"
             ) from exc
         # Each record written as the intent has it (its lock held, its version read above):
-        # without an fsync each, all of them made durable together below.
+        # without an fsync each, all of them made durable together below; a new one in place
+        # (``batch_records``), one that replaces an ended session's record as any write.
         for entry, body in zip(entries, bodies, strict=True):
             assert body is not None
             kind = core.kind_of(entry)
             try:
-                kind.write(
-                    entry.key, body, previous_version=entry.previous, durable=False, remember=False
-                )
+                if entry.previous is None:
+                    write_new(kind, entry.key, locks[entry.key], encode(masked_json(body)))
+                else:
+                    kind.write(
+                        entry.key,
+                        body,
+                        previous_version=entry.previous,
+                        durable=False,
+                        remember=False,
+                    )
             except StateWriteError as exc:
                 # Committed, not yet complete: the next use of any of its records finishes it.
                 exc.applied = True

@@ -31,7 +31,7 @@ import errno
 import hashlib
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -116,6 +116,8 @@ class RecordKind(Generic[M]):
         self.quarantine_dir = root / "quarantine" / name
         self._path_cache: OrderedDict[str, tuple[Path, Path, Path]] = OrderedDict()
         self.archive = RecordArchive(self.dir_for, ops)
+        # The body a batch's intent gives a new record of this kind (``batch_records``).
+        self.unborn: Callable[[str], dict[str, Any] | None] | None = None
         # The bytes of each record as last read or written here, keyed by the file's identity
         # (inode, size, mtime, ctime): any write to the file, by us or anyone, changes the
         # ctime, so a match means the bytes on disk are these. Parsing still happens on every
