@@ -30,7 +30,8 @@ async def test_a_stop_before_the_spawn_starts_no_cli(tmp_path: Path, which: str)
         FakeAdapter({"argv": cli.argv()}),
         _request(tmp_path),
         log_dir=tmp_path / "logs",
-        **{which: stop},
+        cancel=stop if which == "cancel" else None,
+        halt=stop if which == "halt" else None,
     )
     assert run.outcome.kind is OutcomeKind.CANCELLED and run.result.cancelled
     assert (run.lines, run.events, run.result.exit_code) == (0, [], None)
