@@ -54,7 +54,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -65,10 +64,7 @@ import anyio.to_thread
 from orchestrator.adapter import (
     Adapter,
     AdapterRequest,
-    AgentEvent,
     CommandSpec,
-    Outcome,
-    OutcomeKind,
     ProcessResult,
 )
 from orchestrator.errors import AdapterError, RunError
@@ -88,6 +84,7 @@ from orchestrator.process.started import (
 from orchestrator.process.stop import DEFAULT_GRACE, kill_group, reap_group, swept
 from orchestrator.process.tree import MARK_NAME, Family
 from orchestrator.runner.cli_network import CliNetwork
+from orchestrator.runner.cli_result import CliRun, classified, close_log, not_started
 from orchestrator.runner.cli_setup import confined_command, environment, prepared
 from orchestrator.runner.launch import spawn_cli
 from orchestrator.runner.reader import EventCallback, OutputReader
@@ -120,30 +117,6 @@ class CliWatch(Protocol):
     async def began(self, pid: int, begin: Callable[[], str | None]) -> None: ...
 
     async def ended(self, pid: int, end: Callable[[], None]) -> None: ...
-
-
-@dataclass(frozen=True)
-class CliRun:
-    """One finished CLI invocation."""
-
-    argv: list[str]  # as run, with secrets shown as ***
-    events: list[AgentEvent]  # significant events and the most recent others (bounded)
-    result: ProcessResult
-    outcome: Outcome
-    log_path: Path
-    lines: int  # lines read from stdout and stderr
-    truncated_lines: int  # lines longer than the cap, of which only the head was kept
-    dropped_events: int  # events let go of to bound memory (on_event saw them all)
-    log_truncated: bool
-    survivors: tuple[str, ...] = ()  # processes it left running after it exited, now stopped
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome.ok
-
-    @property
-    def native_session_id(self) -> str | None:
-        return self.outcome.native_session_id
 
 
 async def run_cli(
@@ -246,6 +219,13 @@ async def _run_prepared(
     )  # fmt: skip
     if net is not None and net.proxy is not None:  # what it refuses, the CLI's log says
         net.proxy.on_refused = lambda target: sink.note(f"network: model: refused {target}")
+    if any(event is not None and event.is_set() for event in (limits.cancel, limits.halt)):
+        # Stopped while it was made ready (a phase past its own look at the stop): no CLI
+        # started only to be stopped at once.
+        resource_limits.ended(command or ())
+        if net is not None:
+            await net.close()
+        return await not_started(adapter, argv, sink)
     try:
         with starting():
             try:
@@ -259,7 +239,7 @@ async def _run_prepared(
             cli_started(process.pid, since)
     except BaseException as exc:
         resource_limits.ended(command or ())  # its cgroup, if it had one, was never joined
-        await _close_log(sink, f"not started: {exc}")  # the start error matters more
+        await close_log(sink, f"not started: {exc}")  # the start error matters more
         if net is not None:
             await net.close()
         raise
@@ -276,7 +256,7 @@ async def _run_prepared(
                 await kill_group(process, family, 0)
                 await _close(process, out_fd, err_fd)
                 await net.close()
-                await _close_log(sink, f"not started: {exc}")
+                await close_log(sink, f"not started: {exc}")
                 cli_ended(pid)
             raise
     crash_point("cli.spawned")
@@ -306,7 +286,7 @@ async def _run_prepared(
         with anyio.CancelScope(shield=True):  # its log is there: the record failed
             await kill_group(process, family, grace)
             await _close(process, out_fd, err_fd)
-            await _close_log(sink, "stopped: the run could not be recorded")
+            await close_log(sink, "stopped: the run could not be recorded")
             await _ended(watch, process.pid, _End(lambda: None))  # swept by kill_group
         raise
     stop = Stop()
@@ -322,7 +302,7 @@ async def _run_prepared(
     except BaseException:
         with anyio.CancelScope(shield=True):
             await kill_group(process, family, 0)  # the caller stops now: no grace
-            await _close_log(sink, "cancelled: the orchestrator stopped this run")
+            await close_log(sink, "cancelled: the orchestrator stopped this run")
             await _gone(process, out_fd, err_fd, command)
             await _ended(watch, pid, _End(lambda: _adopt(reach) if reach is not None else None))
             if net is not None:  # ends with the sandbox: waited for, never left behind
@@ -386,15 +366,6 @@ async def _run_prepared(
         log_truncated=sink.truncated,
         survivors=tuple(survivors),
     )
-
-
-async def _close_log(sink: LogSink, footer: str) -> None:
-    """The run's log closed with ``footer`` where the run ends early (not started, not
-    recorded, cancelled): in a worker thread, as the event loop writes no file, and whatever
-    cancels the caller meanwhile. A log that cannot be written is no reason to lose the error
-    that ended the run."""
-    with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
-        await anyio.to_thread.run_sync(sink.close, footer)
 
 
 class _LogNotWritten(Exception):
@@ -482,15 +453,3 @@ def _adopt(reach: GitReach) -> None:
 def _confining(sandbox: Sandbox | None) -> bool:
     """Whether the CLI runs inside ``sandbox`` (it has a reach and a binary to run)."""
     return sandbox is not None and sandbox.confines
-
-
-def classified(adapter: Adapter, result: ProcessResult, events: list[AgentEvent]) -> Outcome:
-    try:
-        return adapter.classify(result, events)
-    except Exception as exc:
-        log.exception("adapter %r: classify raised", adapter.name)
-        return Outcome(
-            kind=OutcomeKind.FAILED,
-            message=f"adapter {adapter.name!r} could not classify the run: "
-            f"{type(exc).__name__}: {exc}",
-        )

@@ -57,3 +57,22 @@ def test_a_record_as_its_batch_made_it_reports_as_built_field_by_field() -> None
     touched = fresh.model_copy(update={"attempt": 1, "adapter": "a"})
     assert not built._untouched(touched)
     assert built._task_report(touched, [], states, now).attempts == 1
+
+
+def test_a_queued_copy_is_the_model_copy_it_stands_for() -> None:
+    # Made without pydantic's generic copy: the same fields, the same fields set, the same
+    # JSON, and a copy of it changes neither it nor the report it was made from.
+    from orchestrator.run.reports import build_report as built
+
+    made = built._queued_copy("t1", "after t0")
+    copied = built._QUEUED.model_copy(update={"task_id": "t1", "waiting": "after t0"})
+    assert made == copied and made.model_fields_set == copied.model_fields_set
+    assert made.model_dump_json() == copied.model_dump_json()
+    changed = made.model_copy(update={"status": TaskStatus.DONE})
+    assert (changed.status, made.status, built._QUEUED.task_id) == (
+        TaskStatus.DONE,
+        TaskStatus.QUEUED,
+        "-",
+    )
+    made.model_fields_set.add("adapter")
+    assert "adapter" not in built._queued_copy("t2", None).model_fields_set

@@ -18,7 +18,7 @@ from orchestrator.errors import RecordNotFound, StateCorrupted, StateError
 from orchestrator.ids import check_id
 from orchestrator.models import Checkpoint, CheckpointInfo
 from orchestrator.safety.crashpoints import crash_point
-from orchestrator.safety.secret_mask import masked_model
+from orchestrator.safety.secret_mask import masked_with_json
 from orchestrator.state.file.fsops import (
     FileOperations,
     NotSynced,
@@ -47,8 +47,10 @@ class CheckpointFiles:
         """Write ``checkpoint``; what was written (every known secret masked), as a model and
         as the file's bytes."""
         target = self.path(checkpoint.checkpoint_id)
-        written = masked_model(checkpoint)
-        data = encode(written.model_dump_json().encode())
+        # One dump of its megabytes, looked through for secrets and written as it is (a second
+        # only when a secret was found and masked).
+        written, body = masked_with_json(checkpoint)
+        data = encode(body)
         try:
             self.ops.makedirs(self.directory)
             durable_write(target, data, self.ops)
