@@ -1,0 +1,130 @@
+"""A train's attempts at landing, for the merge queue (``merge.queue``): each attempt one
+worker-thread call on the local base (``merge.local``) or the remote's steps
+(``merge.remote``), retried on a moved base, waited on a git lock file, split when the train
+is in its own way.
+
+A moved base is retried at once, then with jittered exponential backoff (``max_attempts``,
+about 3 s in all by default, then ``MergeContention``). A git lock file a live process may
+hold is looked at again every ``_LOCK_POLL`` seconds for up to ``lock_wait`` seconds; a stale
+one, or one still there after that, is ``BaseLocked``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import replace
+
+import anyio
+import anyio.to_thread
+
+from orchestrator.errors import BaseLocked, CouncilError, MergeContention
+from orchestrator.git.merge_tree import GitCalls
+from orchestrator.git.repo import Git
+from orchestrator.merge.attempt import Request, Retry
+from orchestrator.merge.cars import Outcome, Split
+from orchestrator.merge.local import LocalBase, Locked
+from orchestrator.merge.remote import BeforePush, RemoteBase
+
+__all__ = ["Attempts"]
+
+_BACKOFF_START = 0.01  # seconds before the third attempt; doubles each time after
+_BACKOFF_CAP = 1.0
+_LOCK_POLL = 0.1  # seconds between looks at a git lock file a live process holds
+
+
+class Attempts:
+    """The attempts of one merge queue's trains."""
+
+    def __init__(
+        self,
+        git: Git,
+        base_branch: str,
+        local: LocalBase,
+        remote: RemoteBase | None,
+        *,
+        max_attempts: int,
+        lock_wait: float,
+    ) -> None:
+        self.git = git
+        self.base_branch = base_branch
+        self._local = local
+        self._remote = remote
+        self.max_attempts = max_attempts
+        self.lock_wait = lock_wait
+
+    async def land(
+        self, requests: list[Request], before_push: BeforePush | None = None
+    ) -> list[Outcome]:
+        """Land a train: each request's outcome (a result, or the error that is its alone),
+        in order. A whole-train failure (contention, a lock, a refused push) raises."""
+        calls = GitCalls(self.git)
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        failed: dict[str, Exception] = {}  # task id -> its own error, final (``Cars.failed``)
+        last = Retry()
+        attempt = 0
+        locked_since: float | None = None
+        while attempt < self.max_attempts:
+            # An error is final (a secret masked, a claim lost, a branch gone): only the
+            # results are worked out again on a moved base.
+            for i, request in enumerate(requests):
+                if request.task_id in failed:
+                    outcomes[i] = failed[request.task_id]
+            riding = [i for i, o in enumerate(outcomes) if not isinstance(o, Exception)]
+            aboard = [requests[i] for i in riding]
+            if not aboard:
+                return [o for o in outcomes if o is not None]
+            if self._remote is not None:
+                outcome: list[Outcome] | Retry | Locked | Split
+                outcome = await self._remote.attempt(
+                    calls, aboard, attempt + 1, failed, before_push
+                )
+            else:
+                outcome = await anyio.to_thread.run_sync(self._local.attempt, calls, aboard, failed)
+            if isinstance(outcome, list):
+                for i, found in zip(riding, outcome, strict=True):
+                    outcomes[i] = (
+                        found
+                        if isinstance(found, Exception)
+                        else replace(found, attempts=attempt + 1, git_calls=calls.count)
+                    )
+                return [o for o in outcomes if o is not None]
+            if isinstance(outcome, Split):
+                # Landing the train at once is in the way of one of them (the base's checkout
+                # would block a later one): each goes by itself, in order, in this lock hold.
+                for i, request in zip(riding, aboard, strict=True):
+                    try:
+                        outcomes[i] = (await self.land([request], before_push))[0]
+                    except CouncilError as exc:
+                        outcomes[i] = exc
+                return [o for o in outcomes if o is not None]
+            if isinstance(outcome, Locked):
+                # Not an attempt that lost a race: waiting for a lock is bounded by time.
+                now = time.monotonic()
+                locked_since = now if locked_since is None else locked_since
+                waited = now - locked_since
+                if any(lock.stale for lock in outcome.locks) or waited >= self.lock_wait:
+                    described = [lock.describe() for lock in outcome.locks]
+                    raise BaseLocked(self.base_branch, described, waited)
+                await anyio.sleep(min(_LOCK_POLL, self.lock_wait - waited))
+                continue
+            attempt += 1
+            last = outcome
+            if attempt < self.max_attempts:
+                await anyio.sleep(_backoff(attempt))
+        raise MergeContention(self.base_branch, self.max_attempts, last.reason)
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt + 1``.
+
+    The first retry is immediate: usually one other writer landed one commit, and recomputing
+    at once is the fastest way to follow it. After that, a writer outside our lock is merging
+    in a tight loop, and it always wins a race it started first (it begins its next merge the
+    moment its update lands, we only after noticing ours failed); backing off, jittered so two
+    queues do not stay in step, lets its burst finish instead of losing every race to it.
+    """
+    if attempt <= 1:
+        return 0.0
+    jitter = 0.5 + secrets.randbelow(1001) / 1000
+    return min(_BACKOFF_CAP, _BACKOFF_START * 2.0 ** (attempt - 2)) * jitter
