@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
+from typing import Protocol, TypeVar, runtime_checkable
 
 import anyio
 import anyio.to_thread
@@ -25,12 +28,24 @@ from orchestrator.merge.attempt import Request, Retry
 from orchestrator.merge.cars import Outcome, Split
 from orchestrator.merge.local import LocalBase, Locked
 from orchestrator.merge.remote import BeforePush, RemoteBase
+from orchestrator.safety.crashpoints import crash_point
 
-__all__ = ["Attempts"]
+__all__ = ["Attempts", "TakesInCall"]
+
+T = TypeVar("T")
 
 _BACKOFF_START = 0.01  # seconds before the third attempt; doubles each time after
 _BACKOFF_CAP = 1.0
 _LOCK_POLL = 0.1  # seconds between looks at a git lock file a live process holds
+
+
+@runtime_checkable
+class TakesInCall(Protocol):
+    """A merge lock whose taking (its try, its token, the record naming its holder) rides in
+    the first blocking work run under it (``locks.merge_lock.MergeHold``): the first local
+    attempt, so the record's write costs no worker-thread call of its own."""
+
+    async def run_taking(self, work: Callable[[], T]) -> T: ...
 
 
 class Attempts:
@@ -54,10 +69,22 @@ class Attempts:
         self.lock_wait = lock_wait
 
     async def land(
-        self, requests: list[Request], before_push: BeforePush | None = None
+        self,
+        requests: list[Request],
+        before_push: BeforePush | None = None,
+        *,
+        taking: TakesInCall | None = None,
     ) -> list[Outcome]:
         """Land a train: each request's outcome (a result, or the error that is its alone),
-        in order. A whole-train failure (contention, a lock, a refused push) raises."""
+        in order. A whole-train failure (contention, a lock, a refused push) raises.
+
+        ``taking``: the merge lock, not yet taken; taken in the first attempt's call, ahead
+        of the crash point ``merge.locked`` and the attempt (on a remote, in a call of its own
+        before the first fetch). Without one the lock is held already (``merge.locked`` was
+        passed)."""
+        if taking is not None and self._remote is not None:
+            await taking.run_taking(_locked)
+            taking = None
         calls = GitCalls(self.git)
         outcomes: list[Outcome | None] = [None] * len(requests)
         failed: dict[str, Exception] = {}  # task id -> its own error, final (``Cars.failed``)
@@ -79,6 +106,10 @@ class Attempts:
                 outcome = await self._remote.attempt(
                     calls, aboard, attempt + 1, failed, before_push
                 )
+            elif taking is not None:
+                attempt_now = partial(self._local.attempt, calls, aboard, failed)
+                outcome = await taking.run_taking(partial(_locked_then, attempt_now))
+                taking = None
             else:
                 outcome = await anyio.to_thread.run_sync(self._local.attempt, calls, aboard, failed)
             if isinstance(outcome, list):
@@ -113,6 +144,17 @@ class Attempts:
             if attempt < self.max_attempts:
                 await anyio.sleep(_backoff(attempt))
         raise MergeContention(self.base_branch, self.max_attempts, last.reason)
+
+
+def _locked() -> None:
+    """The merge lock just taken: crash point ``merge.locked``."""
+    crash_point("merge.locked")
+
+
+def _locked_then(then: Callable[[], T]) -> T:
+    """``_locked``, then ``then``'s work (the first attempt), in the same call."""
+    _locked()
+    return then()
 
 
 def _backoff(attempt: int) -> float:

@@ -91,7 +91,7 @@ from orchestrator.git.repo import Git
 from orchestrator.ids import check_id, is_commit_id
 from orchestrator.merge import outside
 from orchestrator.merge.attempt import Request as _Request
-from orchestrator.merge.attempts import Attempts
+from orchestrator.merge.attempts import Attempts, TakesInCall
 from orchestrator.merge.cars import Outcome
 from orchestrator.merge.checkout import (
     CheckoutFinder,
@@ -240,13 +240,18 @@ class MergeQueue:
             )
             branch_ref(rider.branch)  # a name fit for the merge commit's message
             tickets.append(Ticket(request, now, boarded=now))
-        await self._lead(tickets, before_push)
+        await self._lead(tickets, None, before_push)
         return [t.result if t.result is not None else t.error or _unsettled(t) for t in tickets]
 
-    async def _lead(self, tickets: list[Ticket], before_push: BeforePush | None = None) -> None:
-        """Run one train (the lock held): each ticket settled with its result or its error,
-        and its events said."""
-        crash_point("merge.locked")
+    async def _lead(
+        self, tickets: list[Ticket], held: object = None, before_push: BeforePush | None = None
+    ) -> None:
+        """Run one train (the lock held, or ``held`` taking it in the first attempt's call:
+        ``attempts.TakesInCall``): each ticket settled with its result or its error, and its
+        events said."""
+        taking = held if isinstance(held, TakesInCall) else None
+        if taking is None:
+            crash_point("merge.locked")
         for ticket in tickets:
             request = ticket.request
             await self._emit(
@@ -258,7 +263,8 @@ class MergeQueue:
                 )
             )
         try:
-            outcomes = await self._trains.land([t.request for t in tickets], before_push)
+            requests = [t.request for t in tickets]
+            outcomes = await self._trains.land(requests, before_push, taking=taking)
         except CouncilError as exc:  # the whole train: contention, a lock, a refused push
             outcomes = [exc] * len(tickets)
         await self._tell_outside()

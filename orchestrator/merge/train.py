@@ -49,8 +49,9 @@ class Ticket:
         return self.result is not None or self.error is not None
 
 
-Lead = Callable[[list[Ticket]], Awaitable[None]]
-"""Runs one train: settles each of the boarded tickets it can."""
+Lead = Callable[[list[Ticket], object], Awaitable[None]]
+"""Runs one train: settles each of the boarded tickets it can; given what the lock's context
+manager gave (``attempts.TakesInCall``: the lock's taking rides in the train's first call)."""
 
 
 class Boarding:
@@ -96,9 +97,9 @@ class Boarding:
         self._leading = True
         boarded: list[Ticket] = []
         try:
-            async with lock():
+            async with lock() as held:
                 boarded = self._board()
-                await lead(boarded)
+                await lead(boarded, held)
         finally:
             unsettled = [t for t in boarded if not t.settled]
             self._queued[:0] = unsettled  # the next leader takes them first
