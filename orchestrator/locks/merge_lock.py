@@ -134,12 +134,21 @@ class MergeLock:
         assert ran is not None
         return ran.value()
 
+    async def take_ran(
+        self, session: str, work: Callable[[], T]
+    ) -> tuple[MergeGrant, _Ran[T] | None]:
+        """``take_then``'s taking, the work run only in the taking's own call: its outcome
+        there, None when the lock was waited for (taken now, the work not run)."""
+        return await self._take(session, work, after_wait=False)
+
     async def _take(
         self,
         session: str,
         work: Callable[[], T] | None,
         timeout: float | None = None,
         started: float | None = None,
+        *,
+        after_wait: bool = True,
     ) -> tuple[MergeGrant, _Ran[T] | None]:
         limit = math.inf if timeout is None else timeout
         started = time.monotonic() if started is None else started
@@ -166,7 +175,7 @@ class MergeLock:
             raise
         grant = held[0]
         await self._emit(LockAcquired(lock="merge", session=session, token=grant.token))
-        if work is not None and ran is None:
+        if work is not None and ran is None and after_wait:
             ran = await anyio.to_thread.run_sync(_Ran.of, work)
         return grant, ran
 
@@ -313,6 +322,21 @@ class MergeHold:
         finally:
             held = self._lock.holder
             self._state = "taken" if held is not None and held.session == self._session else "over"
+
+    async def take_in(self, work: Callable[[], T]) -> tuple[bool, T | None]:
+        """``run_taking``, but a lock another process held is only waited for and taken:
+        ``(False, None)``, the work not run (its caller may first add to it what came while
+        it waited); ``(True, what the work gave)`` otherwise."""
+        if self._state == "taken":
+            return True, await anyio.to_thread.run_sync(work)
+        if self._state != "turn":
+            raise LockError(f"session {self._session}: its merge lock's turn is over")
+        try:
+            _, ran = await self._lock.take_ran(self._session, work)
+        finally:
+            held = self._lock.holder
+            self._state = "taken" if held is not None and held.session == self._session else "over"
+        return (False, None) if ran is None else (True, ran.value())
 
     async def end(self) -> None:
         """Let go of the lock taken, or of the turn; once."""

@@ -30,7 +30,7 @@ from orchestrator.merge.local import LocalBase, Locked
 from orchestrator.merge.remote import BeforePush, RemoteBase
 from orchestrator.safety.crashpoints import crash_point
 
-__all__ = ["Attempts", "TakesInCall"]
+__all__ = ["WAITED", "Attempts", "TakesInCall", "Waited"]
 
 T = TypeVar("T")
 
@@ -45,7 +45,18 @@ class TakesInCall(Protocol):
     the first blocking work run under it (``locks.merge_lock.MergeHold``): the first local
     attempt, so the record's write costs no worker-thread call of its own."""
 
-    async def run_taking(self, work: Callable[[], T]) -> T: ...
+    async def take_in(self, work: Callable[[], T]) -> tuple[bool, T | None]:
+        """``(True, what work gave)``, the lock taken in work's call; ``(False, None)``: the
+        lock was waited for (another process held it) and is taken now, work not run."""
+        ...
+
+
+class Waited:
+    """The merge lock was waited for (held by another process): taken now, nothing tried;
+    the train may take aboard what came meanwhile before its attempts (``land``)."""
+
+
+WAITED = Waited()
 
 
 class Attempts:
@@ -74,16 +85,19 @@ class Attempts:
         before_push: BeforePush | None = None,
         *,
         taking: TakesInCall | None = None,
-    ) -> list[Outcome]:
+    ) -> list[Outcome] | Waited:
         """Land a train: each request's outcome (a result, or the error that is its alone),
         in order. A whole-train failure (contention, a lock, a refused push) raises.
 
         ``taking``: the merge lock, not yet taken; taken in the first attempt's call, ahead
         of the crash point ``merge.locked`` and the attempt (on a remote, in a call of its own
         before the first fetch). Without one the lock is held already (``merge.locked`` was
-        passed)."""
+        passed). ``WAITED`` (only with ``taking``): the lock was waited for and is taken
+        now, nothing tried, ``merge.locked`` not passed yet."""
         if taking is not None and self._remote is not None:
-            await taking.run_taking(_locked)
+            ran, _ = await taking.take_in(_locked)
+            if not ran:
+                return WAITED
             taking = None
         calls = GitCalls(self.git)
         outcomes: list[Outcome | None] = [None] * len(requests)
@@ -108,8 +122,10 @@ class Attempts:
                 )
             elif taking is not None:
                 attempt_now = partial(self._local.attempt, calls, aboard, failed)
-                outcome = await taking.run_taking(partial(_locked_then, attempt_now))
-                taking = None
+                ran, first = await taking.take_in(partial(_locked_then, attempt_now))
+                if not ran or first is None:
+                    return WAITED
+                outcome, taking = first, None
             else:
                 outcome = await anyio.to_thread.run_sync(self._local.attempt, calls, aboard, failed)
             if isinstance(outcome, list):
@@ -125,7 +141,9 @@ class Attempts:
                 # would block a later one): each goes by itself, in order, in this lock hold.
                 for i, request in zip(riding, aboard, strict=True):
                     try:
-                        outcomes[i] = (await self.land([request], before_push))[0]
+                        alone = await self.land([request], before_push)
+                        assert not isinstance(alone, Waited)  # (no taking: never)
+                        outcomes[i] = alone[0]
                     except CouncilError as exc:
                         outcomes[i] = exc
                 return [o for o in outcomes if o is not None]

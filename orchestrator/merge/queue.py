@@ -91,7 +91,7 @@ from orchestrator.git.repo import Git
 from orchestrator.ids import check_id, is_commit_id
 from orchestrator.merge import outside
 from orchestrator.merge.attempt import Request as _Request
-from orchestrator.merge.attempts import Attempts, TakesInCall
+from orchestrator.merge.attempts import Attempts, TakesInCall, Waited
 from orchestrator.merge.cars import Outcome
 from orchestrator.merge.checkout import (
     CheckoutFinder,
@@ -240,31 +240,33 @@ class MergeQueue:
             )
             branch_ref(rider.branch)  # a name fit for the merge commit's message
             tickets.append(Ticket(request, now, boarded=now))
-        await self._lead(tickets, None, before_push)
+        await self._lead(tickets, None, list, before_push)
         return [t.result if t.result is not None else t.error or _unsettled(t) for t in tickets]
 
     async def _lead(
-        self, tickets: list[Ticket], held: object = None, before_push: BeforePush | None = None
+        self,
+        tickets: list[Ticket],
+        held: object = None,
+        more: Callable[[], list[Ticket]] = list,
+        before_push: BeforePush | None = None,
     ) -> None:
         """Run one train (the lock held, or ``held`` taking it in the first attempt's call:
-        ``attempts.TakesInCall``): each ticket settled with its result or its error, and its
-        events said."""
+        ``attempts.TakesInCall``; ``more`` boards what came while a lock another process held
+        was waited for, ``tickets`` grown in place): each ticket settled with its result or
+        its error, and its events said."""
         taking = held if isinstance(held, TakesInCall) else None
         if taking is None:
             crash_point("merge.locked")
-        for ticket in tickets:
-            request = ticket.request
-            await self._emit(
-                MergeStarted(
-                    session_id=request.session_id,
-                    task_id=request.task_id,
-                    branch=request.branch,
-                    base_branch=self.base_branch,
-                )
-            )
+        await self._started(tickets)
         try:
             requests = [t.request for t in tickets]
-            outcomes = await self._trains.land(requests, before_push, taking=taking)
+            landed = await self._trains.land(requests, before_push, taking=taking)
+            if isinstance(landed, Waited):  # taken after a wait: aboard, what came meanwhile
+                crash_point("merge.locked")
+                await self._started(more())
+                landed = await self._trains.land([t.request for t in tickets], before_push)
+            assert not isinstance(landed, Waited)  # (no taking: never)
+            outcomes: list[Outcome] = landed
         except CouncilError as exc:  # the whole train: contention, a lock, a refused push
             outcomes = [exc] * len(tickets)
         await self._tell_outside()
@@ -297,6 +299,18 @@ class MergeQueue:
             else:
                 self._said_waiting.pop(request.task_id, None)
             await self._emit(_EVENTS[result.status](**result.event_data()))
+
+    async def _started(self, tickets: list[Ticket]) -> None:
+        for ticket in tickets:
+            request = ticket.request
+            await self._emit(
+                MergeStarted(
+                    session_id=request.session_id,
+                    task_id=request.task_id,
+                    branch=request.branch,
+                    base_branch=self.base_branch,
+                )
+            )
 
     @property
     def queued(self) -> int:
