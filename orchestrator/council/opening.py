@@ -89,7 +89,8 @@ async def services_for(
 ) -> Services:
     """The services the run's scheduler is built on (module doc)."""
     store = opened.store
-    merge_lock: MergeLockFactory = locks.merge_lock
+    # The merge lock taken in each train's first attempt call (``locks.merge_lock.MergeHold``)
+    merge_lock: MergeLockFactory = locks.merge_hold
     if team is not None:
         lease = lease_for(config.scheduler.stale_threshold)
         team_lock = TeamMergeLock(store, config.base_branch, team.workstation, lease)

@@ -56,7 +56,7 @@ from orchestrator.events.locks import LockAcquired, LockReleased
 from orchestrator.filelock import FileLock
 from orchestrator.ids import check_id
 from orchestrator.locks import owner_entries
-from orchestrator.locks.merge_lock import MergeGrant, MergeLock
+from orchestrator.locks.merge_lock import MergeGrant, MergeHold, MergeLock
 from orchestrator.locks.registry import FILE_OWNERS, MemoryRecords, Owner, OwnerRegistry, Records
 from orchestrator.locks.waiting import Blocked, wait_for_lock
 from orchestrator.models import utcnow
@@ -299,6 +299,17 @@ class LockManager:
             yield grant
         finally:
             await self._merge.release(session)
+
+    @contextlib.asynccontextmanager
+    async def merge_hold(self, session: str) -> AsyncIterator[MergeHold]:
+        """``merge_lock`` whose taking rides in the first blocking work run under it
+        (``MergeHold.run_taking``: the merge queue's first attempt); let go on the way out."""
+        await self._merge.wait_slot(session)
+        hold = MergeHold(self._merge, session)
+        try:
+            yield hold
+        finally:
+            await hold.end()
 
     @property
     def merge_holder(self) -> MergeGrant | None:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -38,16 +38,37 @@ from orchestrator.locks.registry import Records
 from orchestrator.models import utcnow
 from orchestrator.process import procid
 
-__all__ = ["MERGE_OWNER", "MergeGrant", "MergeLock"]
+__all__ = ["MERGE_OWNER", "MergeGrant", "MergeHold", "MergeLock"]
 
 MERGE_OWNER = "merge-lock"
 _KEY = "merge"
 
 Emit = Callable[[Event], Awaitable[None]]
+T = TypeVar("T")
 
 
 class _Held(Exception):
     """The OS lock was held by another process at the first try (nothing was written)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Ran(Generic[T]):
+    """What a blocking ``work`` gave, or the error it raised, carried out of its call."""
+
+    result: T | None = None
+    error: Exception | None = None
+
+    @classmethod
+    def of(cls, work: Callable[[], T]) -> _Ran[T]:
+        try:
+            return cls(work())
+        except Exception as exc:
+            return cls(error=exc)
+
+    def value(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return cast(T, self.result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,23 +100,65 @@ class MergeLock:
 
     async def acquire(self, session: str, timeout: float | None = None) -> MergeGrant:
         """Wait for the merge lock (``timeout=None``: as long as it takes)."""
+        started = time.monotonic()
+        await self.wait_slot(session, timeout)
+        grant, _ = await self._take(session, None, timeout, started)
+        return grant
+
+    async def wait_slot(self, session: str, timeout: float | None = None) -> None:
+        """This process's turn (first come, first served), the OS lock not taken yet: a
+        ``take_then`` follows, or ``let_slot_go``."""
         check_id(session, "session id")
         self._let_go.discard(session)  # a grant of its own may name it again from now on
         if self._held is not None and self._held[0].session == session:
             raise LockError(f"session {session} already holds the merge lock")
         limit = math.inf if timeout is None else timeout
-        started = time.monotonic()
         try:
             with anyio.fail_after(timeout):
                 await self._slot.acquire()
         except TimeoutError:
             raise LockTimeout(self.path, limit, self._holder_name()) from None
+
+    def let_slot_go(self) -> None:
+        """The turn ``wait_slot`` gave, given back with the lock never taken."""
+        self._slot.release()
+
+    async def take_then(self, session: str, work: Callable[[], T]) -> T:
+        """The turn held (``wait_slot``): the OS lock, its token, the record naming the holder,
+        then ``work`` (blocking), what it gives or raises its own. The lock free, all in the
+        record write's one worker-thread call (``put_made_record_then``: the work right after
+        the write); held by another process, waited for, then the work in a call of its own.
+        The turn is given back if the lock is not taken; once it is, a failing ``work``
+        leaves it held (``release`` lets it go)."""
+        _, ran = await self._take(session, work)
+        assert ran is not None
+        return ran.value()
+
+    async def take_ran(
+        self, session: str, work: Callable[[], T]
+    ) -> tuple[MergeGrant, _Ran[T] | None]:
+        """``take_then``'s taking, the work run only in the taking's own call: its outcome
+        there, None when the lock was waited for (taken now, the work not run)."""
+        return await self._take(session, work, after_wait=False)
+
+    async def _take(
+        self,
+        session: str,
+        work: Callable[[], T] | None,
+        timeout: float | None = None,
+        started: float | None = None,
+        *,
+        after_wait: bool = True,
+    ) -> tuple[MergeGrant, _Ran[T] | None]:
+        limit = math.inf if timeout is None else timeout
+        started = time.monotonic() if started is None else started
+        ran: _Ran[T] | None = None
         try:
             # The usual case, the lock free: its try, the token and the record naming the
             # holder in one worker-thread call (the record's write), on the floor read just
             # before (as the file locks take theirs, ``manager``).
-            held = await self._take_recorded(session, await self._floor())
-            if held is None:  # held by another process: waited for, the floor read again
+            taken = await self._take_recorded(session, await self._floor(), work)
+            if taken is None:  # held by another process: waited for, the floor read again
                 lock = await self._os_lock(limit - (time.monotonic() - started), limit)
                 try:
                     with anyio.CancelScope(shield=True):
@@ -104,13 +167,17 @@ class MergeLock:
                     lock.release()
                     raise
                 held = (grant, lock, version)
-            grant = held[0]
+            else:
+                held, ran = taken
             self._held = held
         except BaseException:
             self._slot.release()
             raise
+        grant = held[0]
         await self._emit(LockAcquired(lock="merge", session=session, token=grant.token))
-        return grant
+        if work is not None and ran is None and after_wait:
+            ran = await anyio.to_thread.run_sync(_Ran.of, work)
+        return grant, ran
 
     async def release(self, session: str) -> bool:
         """Let go of the merge lock if ``session`` holds it here; False otherwise."""
@@ -170,12 +237,13 @@ class MergeLock:
         return previous if isinstance(previous, int) else 0
 
     async def _take_recorded(
-        self, session: str, floor: int
-    ) -> tuple[MergeGrant, FileLock, int] | None:
+        self, session: str, floor: int, work: Callable[[], T] | None
+    ) -> tuple[tuple[MergeGrant, FileLock, int], _Ran[T] | None] | None:
         """The OS lock now, its counter bumped above ``floor`` and the record naming the
-        holder written, in the record write's own worker-thread call (``put_made_record``):
-        the lock is taken there, before the write, and the write is made only if it was.
-        None (nothing written) while another process holds the lock."""
+        holder written, in the record write's own worker-thread call (``put_made_record_then``):
+        the lock is taken there, before the write, and the write is made only if it was;
+        then ``work`` in that call, what it gave or raised kept (None without one). None
+        (nothing written, no work) while another process holds the lock."""
         taken: list[FileLock] = []
 
         def make() -> tuple[dict[str, Any], MergeGrant]:
@@ -187,12 +255,15 @@ class MergeLock:
             grant = MergeGrant(session, token, utcnow())
             return self._owner(grant), grant
 
+        def then(_: MergeGrant) -> _Ran[T] | None:
+            return None if work is None else _Ran.of(work)
+
         try:
             # Shielded, as the record's write after a wait is: the lock taken in ``make`` is
             # either named by its record and held, or let go (below).
             with anyio.CancelScope(shield=True):
-                record, grant = await self._records.put_made_record(
-                    MERGE_OWNER, _KEY, make, durable=False
+                record, grant, ran = await self._records.put_made_record_then(
+                    MERGE_OWNER, _KEY, make, then, durable=False
                 )
         except _Held:
             return None
@@ -200,7 +271,7 @@ class MergeLock:
             for lock in taken:
                 lock.release()
             raise
-        return grant, taken[0], record.version
+        return (grant, taken[0], record.version), ran
 
     @staticmethod
     def _owner(grant: MergeGrant) -> dict[str, Any]:
@@ -227,3 +298,50 @@ class MergeLock:
 
     def _holder_name(self) -> str | None:
         return self._held[0].session if self._held is not None else None
+
+
+class MergeHold:
+    """A turn at the merge lock whose taking rides in the first blocking work done under it
+    (``run_taking``): the lock's try, its token and its holder's record, then the work, in one
+    worker-thread call when the lock is free (``MergeLock.take_then``). Later work runs in a
+    call of its own. ``end`` lets go of the lock, or of the turn if it was never taken."""
+
+    def __init__(self, lock: MergeLock, session: str) -> None:
+        self._lock = lock
+        self._session = session
+        self._state = "turn"  # -> "taken" -> "over", or "turn" -> "over"
+
+    async def run_taking(self, work: Callable[[], T]) -> T:
+        """``work`` (blocking) in a worker thread, the lock taken first if it is not yet."""
+        if self._state == "taken":
+            return await anyio.to_thread.run_sync(work)
+        if self._state != "turn":
+            raise LockError(f"session {self._session}: its merge lock's turn is over")
+        try:
+            return await self._lock.take_then(self._session, work)
+        finally:
+            held = self._lock.holder
+            self._state = "taken" if held is not None and held.session == self._session else "over"
+
+    async def take_in(self, work: Callable[[], T]) -> tuple[bool, T | None]:
+        """``run_taking``, but a lock another process held is only waited for and taken:
+        ``(False, None)``, the work not run (its caller may first add to it what came while
+        it waited); ``(True, what the work gave)`` otherwise."""
+        if self._state == "taken":
+            return True, await anyio.to_thread.run_sync(work)
+        if self._state != "turn":
+            raise LockError(f"session {self._session}: its merge lock's turn is over")
+        try:
+            _, ran = await self._lock.take_ran(self._session, work)
+        finally:
+            held = self._lock.holder
+            self._state = "taken" if held is not None and held.session == self._session else "over"
+        return (False, None) if ran is None else (True, ran.value())
+
+    async def end(self) -> None:
+        """Let go of the lock taken, or of the turn; once."""
+        state, self._state = self._state, "over"
+        if state == "turn":
+            self._lock.let_slot_go()
+        elif state == "taken":
+            await self._lock.release(self._session)

@@ -48,6 +48,7 @@ SESSION_LOCKS = "session-locks"
 LOCK_WAITS = "lock-waits"
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class RecordView(Protocol):
@@ -82,6 +83,17 @@ class Records(Protocol):
         *,
         durable: bool = True,
     ) -> tuple[RecordView, T]: ...
+
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[RecordView, T, U]: ...
 
     async def delete_record(
         self,
@@ -135,6 +147,19 @@ class MemoryRecords:
     ) -> tuple[_MemoryRecord, T]:
         data, rest = await anyio.to_thread.run_sync(make)
         return await self.put_record(namespace, key, data, expected_version), rest
+
+    async def put_made_record_then(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[_MemoryRecord, T, U]:
+        record, rest = await self.put_made_record(namespace, key, make, expected_version)
+        return record, rest, await anyio.to_thread.run_sync(then, rest)
 
     async def delete_record(
         self,

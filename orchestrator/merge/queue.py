@@ -61,7 +61,6 @@ is read once per queue and then only when another writer moved the base.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -72,10 +71,7 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.errors import (
-    BaseLocked,
     CouncilError,
-    GitError,
-    MergeContention,
     WorkspaceError,
 )
 from orchestrator.events import Event
@@ -90,22 +86,20 @@ from orchestrator.events.merge import (
 from orchestrator.git.merge_tree import (
     GitCalls,
     branch_ref,
-    merge_trees,
-    missing_branch,
 )
-from orchestrator.git.ref_files import read_refs
 from orchestrator.git.repo import Git
 from orchestrator.ids import check_id, is_commit_id
 from orchestrator.merge import outside
 from orchestrator.merge.attempt import Request as _Request
-from orchestrator.merge.attempt import Retry as _Retry
-from orchestrator.merge.cars import Outcome, Split
+from orchestrator.merge.attempts import Attempts, TakesInCall, Waited
+from orchestrator.merge.cars import Outcome
 from orchestrator.merge.checkout import (
     CheckoutFinder,
 )
+from orchestrator.merge.forecast import Forecasts
 from orchestrator.merge.history import TaskIndex
 from orchestrator.merge.lending import Lending
-from orchestrator.merge.local import LocalBase, Locked
+from orchestrator.merge.local import LocalBase
 from orchestrator.merge.remote import BeforePush, PushIntent, RemoteBase
 from orchestrator.merge.secret_gate import SecretGate
 from orchestrator.merge.train import Boarding, Ticket
@@ -129,10 +123,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_BACKOFF_START = 0.01  # seconds before the third attempt; doubles each time after
-_BACKOFF_CAP = 1.0
-_LOCK_POLL = 0.1  # seconds between looks at a git lock file a live process holds
 
 MergeLockFactory = Callable[[str], AbstractAsyncContextManager[object]]
 """``merge_lock(session_id)``: an async context manager held for the whole merge."""
@@ -195,6 +185,15 @@ class MergeQueue:
             if remote is not None
             else None
         )
+        self._forecasts = Forecasts(self._checkouts)
+        self._trains = Attempts(
+            self.git,
+            base_branch,
+            self._local,
+            self._remote,
+            max_attempts=self.max_attempts,
+            lock_wait=self.lock_wait,
+        )
         # What the features beside the queue use of its parts (pull requests, the relander)
         self.lending = Lending(
             self.git, base_branch, self._checkouts, self._gate, self._history, self._remote
@@ -241,25 +240,33 @@ class MergeQueue:
             )
             branch_ref(rider.branch)  # a name fit for the merge commit's message
             tickets.append(Ticket(request, now, boarded=now))
-        await self._lead(tickets, before_push)
+        await self._lead(tickets, None, list, before_push)
         return [t.result if t.result is not None else t.error or _unsettled(t) for t in tickets]
 
-    async def _lead(self, tickets: list[Ticket], before_push: BeforePush | None = None) -> None:
-        """Run one train (the lock held): each ticket settled with its result or its error,
-        and its events said."""
-        crash_point("merge.locked")
-        for ticket in tickets:
-            request = ticket.request
-            await self._emit(
-                MergeStarted(
-                    session_id=request.session_id,
-                    task_id=request.task_id,
-                    branch=request.branch,
-                    base_branch=self.base_branch,
-                )
-            )
+    async def _lead(
+        self,
+        tickets: list[Ticket],
+        held: object = None,
+        more: Callable[[], list[Ticket]] = list,
+        before_push: BeforePush | None = None,
+    ) -> None:
+        """Run one train (the lock held, or ``held`` taking it in the first attempt's call:
+        ``attempts.TakesInCall``; ``more`` boards what came while a lock another process held
+        was waited for, ``tickets`` grown in place): each ticket settled with its result or
+        its error, and its events said."""
+        taking = held if isinstance(held, TakesInCall) else None
+        if taking is None:
+            crash_point("merge.locked")
+        await self._started(tickets)
         try:
-            outcomes = await self._attempts([t.request for t in tickets], before_push)
+            requests = [t.request for t in tickets]
+            landed = await self._trains.land(requests, before_push, taking=taking)
+            if isinstance(landed, Waited):  # taken after a wait: aboard, what came meanwhile
+                crash_point("merge.locked")
+                await self._started(more())
+                landed = await self._trains.land([t.request for t in tickets], before_push)
+            assert not isinstance(landed, Waited)  # (no taking: never)
+            outcomes: list[Outcome] = landed
         except CouncilError as exc:  # the whole train: contention, a lock, a refused push
             outcomes = [exc] * len(tickets)
         await self._tell_outside()
@@ -292,6 +299,18 @@ class MergeQueue:
             else:
                 self._said_waiting.pop(request.task_id, None)
             await self._emit(_EVENTS[result.status](**result.event_data()))
+
+    async def _started(self, tickets: list[Ticket]) -> None:
+        for ticket in tickets:
+            request = ticket.request
+            await self._emit(
+                MergeStarted(
+                    session_id=request.session_id,
+                    task_id=request.task_id,
+                    branch=request.branch,
+                    base_branch=self.base_branch,
+                )
+            )
 
     @property
     def queued(self) -> int:
@@ -361,7 +380,7 @@ class MergeQueue:
         and no ``merge-tree`` runs: a session that has not committed yet is the common case of
         an earlier attempt still at work."""
         return await anyio.to_thread.run_sync(
-            self._forecast, GitCalls(self.git), branch_a, branch_b, a_forked_at
+            self._forecasts.one, GitCalls(self.git), branch_a, branch_b, a_forked_at
         )
 
     async def forecast_many(
@@ -372,100 +391,9 @@ class MergeQueue:
         about all of them at once); a pair git cannot answer gets its error in its place
         (a branch gone, a tip not readable), the others their forecast."""
 
-        def forecast_all() -> list[ConflictForecast | WorkspaceError]:
-            calls = GitCalls(self.git)
-            found: list[ConflictForecast | WorkspaceError] = []
-            for branch_a, branch_b, a_forked_at in pairs:
-                try:
-                    found.append(self._forecast(calls, branch_a, branch_b, a_forked_at))
-                except WorkspaceError as exc:
-                    found.append(exc)
-            return found
-
-        return await anyio.to_thread.run_sync(forecast_all) if pairs else []
-
-    def _forecast(
-        self, calls: GitCalls, branch_a: str, branch_b: str, a_forked_at: str | None
-    ) -> ConflictForecast:
-        """One forecast (blocking, in a worker thread)."""
-        refs = (branch_ref(branch_a), branch_ref(branch_b))
-        if a_forked_at is not None:
-            tips = read_refs(self._checkouts.common_dir(calls), [refs[0]])
-            if tips is not None and tips.get(refs[0]) == a_forked_at:
-                return ConflictForecast(branch_a, branch_b, False)
-        try:
-            merged = merge_trees(calls, *refs)
-        except GitError:
-            for ref in refs:
-                if calls.rev_parse(ref) is None:
-                    raise missing_branch(calls, ref, "branch") from None
-            raise
-        return ConflictForecast(
-            branch_a, branch_b, not merged.clean, merged.conflicts, merged.messages
-        )
-
-    # -- attempts: each one a single worker-thread call ------------------------------------
-
-    async def _attempts(
-        self, requests: list[_Request], before_push: BeforePush | None = None
-    ) -> list[Outcome]:
-        """Land a train: each request's outcome (a result, or the error that is its alone),
-        in order. A whole-train failure (contention, a lock, a refused push) raises."""
-        calls = GitCalls(self.git)
-        outcomes: list[Outcome | None] = [None] * len(requests)
-        failed: dict[str, Exception] = {}  # task id -> its own error, final (``Cars.failed``)
-        last = _Retry()
-        attempt = 0
-        locked_since: float | None = None
-        while attempt < self.max_attempts:
-            # An error is final (a secret masked, a claim lost, a branch gone): only the
-            # results are worked out again on a moved base.
-            for i, request in enumerate(requests):
-                if request.task_id in failed:
-                    outcomes[i] = failed[request.task_id]
-            riding = [i for i, o in enumerate(outcomes) if not isinstance(o, Exception)]
-            aboard = [requests[i] for i in riding]
-            if not aboard:
-                return [o for o in outcomes if o is not None]
-            if self._remote is not None:
-                outcome: list[Outcome] | _Retry | Locked | Split
-                outcome = await self._remote.attempt(
-                    calls, aboard, attempt + 1, failed, before_push
-                )
-            else:
-                outcome = await anyio.to_thread.run_sync(self._local.attempt, calls, aboard, failed)
-            if isinstance(outcome, list):
-                for i, found in zip(riding, outcome, strict=True):
-                    outcomes[i] = (
-                        found
-                        if isinstance(found, Exception)
-                        else replace(found, attempts=attempt + 1, git_calls=calls.count)
-                    )
-                return [o for o in outcomes if o is not None]
-            if isinstance(outcome, Split):
-                # Landing the train at once is in the way of one of them (the base's checkout
-                # would block a later one): each goes by itself, in order, in this lock hold.
-                for i, request in zip(riding, aboard, strict=True):
-                    try:
-                        outcomes[i] = (await self._attempts([request], before_push))[0]
-                    except CouncilError as exc:
-                        outcomes[i] = exc
-                return [o for o in outcomes if o is not None]
-            if isinstance(outcome, Locked):
-                # Not an attempt that lost a race: waiting for a lock is bounded by time.
-                now = time.monotonic()
-                locked_since = now if locked_since is None else locked_since
-                waited = now - locked_since
-                if any(lock.stale for lock in outcome.locks) or waited >= self.lock_wait:
-                    described = [lock.describe() for lock in outcome.locks]
-                    raise BaseLocked(self.base_branch, described, waited)
-                await anyio.sleep(min(_LOCK_POLL, self.lock_wait - waited))
-                continue
-            attempt += 1
-            last = outcome
-            if attempt < self.max_attempts:
-                await anyio.sleep(_backoff(attempt))
-        raise MergeContention(self.base_branch, self.max_attempts, last.reason)
+        if not pairs:
+            return []
+        return await anyio.to_thread.run_sync(self._forecasts.many, GitCalls(self.git), pairs)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -499,18 +427,3 @@ class Rider:
 
 def _unsettled(ticket: Ticket) -> Exception:
     return WorkspaceError(f"task {ticket.request.task_id!r}: its train settled nothing for it")
-
-
-def _backoff(attempt: int) -> float:
-    """Seconds to wait before attempt ``attempt + 1``.
-
-    The first retry is immediate: usually one other writer landed one commit, and recomputing
-    at once is the fastest way to follow it. After that, a writer outside our lock is merging
-    in a tight loop, and it always wins a race it started first (it begins its next merge the
-    moment its update lands, we only after noticing ours failed); backing off, jittered so two
-    queues do not stay in step, lets its burst finish instead of losing every race to it.
-    """
-    if attempt <= 1:
-        return 0.0
-    jitter = 0.5 + secrets.randbelow(1001) / 1000
-    return min(_BACKOFF_CAP, _BACKOFF_START * 2.0 ** (attempt - 2)) * jitter

@@ -49,8 +49,11 @@ class Ticket:
         return self.result is not None or self.error is not None
 
 
-Lead = Callable[[list[Ticket]], Awaitable[None]]
-"""Runs one train: settles each of the boarded tickets it can."""
+Lead = Callable[[list[Ticket], object, Callable[[], list[Ticket]]], Awaitable[None]]
+"""Runs one train: settles each of the boarded tickets it can; given what the lock's context
+manager gave (``attempts.TakesInCall``: the lock's taking rides in the train's first call)
+and a call that boards the tickets queued since, before the train's first attempt (a lock
+another process held was waited for in that call)."""
 
 
 class Boarding:
@@ -96,9 +99,15 @@ class Boarding:
         self._leading = True
         boarded: list[Ticket] = []
         try:
-            async with lock():
+            async with lock() as held:
                 boarded = self._board()
-                await lead(boarded)
+
+                def more() -> list[Ticket]:
+                    came = self._board(self.limit - len(boarded), boarded)
+                    boarded.extend(came)
+                    return came
+
+                await lead(boarded, held, more)
         finally:
             unsettled = [t for t in boarded if not t.settled]
             self._queued[:0] = unsettled  # the next leader takes them first
@@ -107,14 +116,15 @@ class Boarding:
             if turn is not None:
                 turn.set()
 
-    def _board(self) -> list[Ticket]:
-        """The queued tickets, oldest first, up to ``limit`` and one per task (a second merge of
-        one task waits for the next train, which then finds the first one's landing)."""
+    def _board(self, limit: int | None = None, aboard: list[Ticket] | None = None) -> list[Ticket]:
+        """The queued tickets, oldest first, up to ``limit`` (the train's) and one per task,
+        none of a task ``aboard`` (a second merge of one task waits for the next train, which
+        then finds the first one's landing)."""
         now = time.perf_counter()
         boarded: list[Ticket] = []
-        tasks: set[str] = set()
+        tasks: set[str] = {t.request.task_id for t in aboard or ()}
         for ticket in list(self._queued):
-            if len(boarded) >= self.limit:
+            if len(boarded) >= (self.limit if limit is None else limit):
                 break
             if ticket.request.task_id in tasks:
                 continue

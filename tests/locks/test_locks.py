@@ -412,17 +412,17 @@ async def test_a_merge_lock_whose_record_fails_is_let_go(
     go (another manager takes it at once) and no grant is held."""
     async with FileStateStore.for_repo(project) as store:
         locks = LockManager(project, store=store)
-        real = store.put_made_record
+        real = store.put_made_record_then
 
         async def failing(namespace: str, key: str, make: Any, *args: Any, **kw: Any) -> Any:
             await anyio.to_thread.run_sync(make)  # the lock taken, then the write fails
             raise OSError("disk full")
 
-        monkeypatch.setattr(store, "put_made_record", failing)
+        monkeypatch.setattr(store, "put_made_record_then", failing)
         with pytest.raises(OSError, match="disk full"):
             await locks.acquire_merge_lock("a")
         assert locks.merge_holder is None
-        monkeypatch.setattr(store, "put_made_record", real)
+        monkeypatch.setattr(store, "put_made_record_then", real)
         async with FileStateStore.for_repo(project) as other_store:
             other = LockManager(project, store=other_store)
             grant = await other.acquire_merge_lock("b", timeout=patience(10))

@@ -354,7 +354,7 @@ async def test_many_forecasts_are_one_worker_thread_call_each_with_its_answer(
 async def test_a_branch_still_at_its_fork_point_is_forecast_without_merge_tree(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.merge.queue as queue_module
+    import orchestrator.merge.forecast as queue_module
 
     base = tip(repo)
     git(repo, "branch", "idle", "main")  # a session that has not committed yet
