@@ -252,9 +252,11 @@ def main() -> None:
     # (never done where the commands run inside another program, such as a test runner).
     # ``Council.adopt_orphans()`` is this call; importing ``Council`` would cost every command
     # the whole run machinery.
+    from orchestrator.cli import startup_gc
     from orchestrator.process.allocator import limit_arenas
     from orchestrator.process.subreaper import become_subreaper
 
+    startup_gc.hold()  # until the command's modules are imported (``lazy_group``)
     become_subreaper()
     limit_arenas()  # before any thread: an ended task's memory is used again, not kept
     console.show_log_warnings()  # warnings as readable lines, not the last-resort handler's

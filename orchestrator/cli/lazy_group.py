@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+from orchestrator.cli import startup_gc
+
 __all__ = ["CommandRef", "LazyGroup", "load_command"]
 
 
@@ -35,7 +37,10 @@ class CommandRef:
 def load_command(name: str, ref: CommandRef) -> Any:
     """The click command ``ref`` names, imported now (typed ``Any``: typer's click is private)."""
     module_name, _, attribute = ref.target.partition(":")
-    found = getattr(importlib.import_module(module_name), attribute)
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    finally:
+        startup_gc.settle()  # its modules are in: the collector resumes (``hold``)
     if isinstance(found, typer.Typer):
         return plain_usage(typer.main.get_group(found))
     if callable(found):

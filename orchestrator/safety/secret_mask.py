@@ -200,33 +200,71 @@ def _current() -> _Known:
 
 def masked_json(model: BaseModel) -> bytes:
     """``model``'s JSON (as ``model_dump_json``) with every known secret masked."""
-    text = model.model_dump_json()
-    if not _holds(text):
-        return text.encode()
-    return _rebuilt(model).model_dump_json().encode()
+    return _masked(model, _current())[1]
 
 
 def masked_with_json(model: M) -> tuple[M, bytes]:
-    """``masked_model`` and its JSON (``masked_json``), the model looked through once."""
+    """``masked_model`` and its JSON (``masked_json``), the model looked through once. The
+    answer is kept for a ``masked_model`` of the very same object (``_Seen``): an event is
+    written to the log in a worker thread, then handed to subscribers on the event loop."""
+    current = _current()
+    masked, data = _masked(model, current)
+    _seen.keep(model, masked, current)
+    return masked, data
+
+
+def _masked(model: M, current: _Known) -> tuple[M, bytes]:
     text = model.model_dump_json()
-    if not _holds(text):
+    if not _holds(text, current):
         return model, text.encode()
     rebuilt = _rebuilt(model)
     return rebuilt, rebuilt.model_dump_json().encode()
 
 
 def masked_model(model: M) -> M:
-    """``model`` with every known secret masked; the same object when it held none."""
-    if not _holds(model.model_dump_json()):
+    """``model`` with every known secret masked; the same object when it held none. A model
+    ``masked_with_json`` has just looked through, the known secrets the same since, is not
+    looked through again (its answer is handed back, once)."""
+    current = _current()
+    seen = _seen.get(model, current)
+    if seen is not None:
+        return seen
+    if not _holds(model.model_dump_json(), current):
         return model
     return _rebuilt(model)
 
 
-def _holds(text: str) -> bool:
+class _Seen:
+    """The last models looked through and their masked forms, by identity (each kept with the
+    model itself, so an id is never another object's), while the known secrets stay the same
+    (``_Known``, replaced whenever they change). Each answer is given once; bounded: emptied
+    at ``LIMIT`` entries (a model not found is looked through again)."""
+
+    LIMIT = 256
+
+    def __init__(self) -> None:
+        self._kept: dict[int, tuple[BaseModel, BaseModel, _Known]] = {}
+
+    def keep(self, model: BaseModel, masked: BaseModel, current: _Known) -> None:
+        if len(self._kept) >= self.LIMIT:
+            self._kept = {}
+        self._kept[id(model)] = (model, masked, current)
+
+    def get(self, model: M, current: _Known) -> M | None:
+        kept = self._kept.pop(id(model), None)  # once: a write is told to subscribers once
+        if kept is None or kept[0] is not model or kept[2] is not current:
+            return None
+        masked: M = kept[1]  # type: ignore[assignment]  # masked from ``model``: its type
+        return masked
+
+
+_seen = _Seen()
+
+
+def _holds(text: str, current: _Known) -> bool:
     """Whether a record's JSON ``text`` may hold a known secret: as written or escaped
     (``mask()``), or with whitespace inside it (its JSON escapes for a line break or a tab
     taken out too: a string's line break is ``\\n`` in JSON)."""
-    current = _current()
     if current.redactor and current.redactor.finds(text):
         return True
     if not current.needles:

@@ -76,23 +76,18 @@ async def test_a_batchs_events_are_masked_once_for_the_log_and_the_subscribers(
     told: list[Event] = []
     store.events.subscribe(told.append)
     looked: Counter[str] = Counter()
-    real_model, real_json = event_log.masked_model, event_log.masked_json
+    real_model = event_log.masked_model
     real_both = event_log.masked_with_json
 
     def counting_model(model: Any) -> Any:
         looked["model"] += 1
         return real_model(model)
 
-    def counting_json(model: Any) -> bytes:
-        looked["json"] += 1
-        return real_json(model)
-
     def counting_both(model: Any) -> tuple[Any, bytes]:
         looked["both"] += 1
         return real_both(model)
 
     monkeypatch.setattr(event_log, "masked_model", counting_model)
-    monkeypatch.setattr(event_log, "masked_json", counting_json)
     monkeypatch.setattr(event_log, "masked_with_json", counting_both)
     inits = [{"task_id": t, **({"error": f"said {token}"} if t == "t0003" else {})} for t in ids]
     assert await store.add_session_tasks(session.session_id, inits) == _TASKS

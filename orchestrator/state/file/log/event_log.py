@@ -46,7 +46,7 @@ from pydantic import ValidationError
 
 from orchestrator.event_text import sentence
 from orchestrator.events import Event, Subscriber
-from orchestrator.safety.secret_mask import masked_json, masked_model, masked_with_json
+from orchestrator.safety.secret_mask import masked_model, masked_with_json
 from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.log.event_archive import archive_lines, archives, rotate, trim_archives
 
@@ -298,7 +298,8 @@ class EventLog:
 
 
 def _encode(events: Sequence[Event]) -> bytes:
-    return b"".join(masked_json(e) + b"\n" for e in events)
+    """The events' lines, masked; each answer kept for ``notify`` (``masked_with_json``)."""
+    return b"".join(masked_with_json(e)[1] + b"\n" for e in events)
 
 
 def _ends_mid_line(path: Path) -> bool:
