@@ -205,11 +205,13 @@ def masked_json(model: BaseModel) -> bytes:
 
 def masked_with_json(model: M) -> tuple[M, bytes]:
     """``masked_model`` and its JSON (``masked_json``), the model looked through once. The
-    answer is kept for a ``masked_model`` of the very same object (``_Seen``): an event is
-    written to the log in a worker thread, then handed to subscribers on the event loop."""
+    answer is kept for a ``masked_model`` of the very same object (``_Seen``), a frozen one
+    only (a model changed since would get a stale answer): an event is written to the log in
+    a worker thread, then handed to subscribers on the event loop."""
     current = _current()
     masked, data = _masked(model, current)
-    _seen.keep(model, masked, current)
+    if model.model_config.get("frozen"):  # an event; never a mutable record, or a checkpoint
+        _seen.keep(model, masked, current)  # of megabytes held for nothing
     return masked, data
 
 
