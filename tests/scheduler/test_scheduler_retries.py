@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.config.sections import RetryConfig
 from orchestrator.council import Council
-from orchestrator.errors import StaleClaim
+from orchestrator.errors import StaleClaim, StoreUnavailable
 from orchestrator.events import Event
 from orchestrator.models import Claim, ClaimStatus, TaskState, TaskStatus, utcnow
 from orchestrator.retry import GiveUp, Retry, RetryPolicy
@@ -351,13 +351,60 @@ async def test_a_slot_is_not_free_before_its_attempt_is_settled(
     ]
 
 
+class _UnreachableMidMerge(FileStateStore):
+    """A real store that cannot be reached for the renewals of the claim that was live when
+    the test cut it (``cut``), and holds that claim's release until the sweep has taken it:
+    a heartbeat's renewal in flight as the held loop resumes can no longer win the race
+    against the fence and the sweep, nor can the merge's release write the task done under
+    the lapsed lease first. Each step waits on the other's event, not the clock."""
+
+    cut: ClassVar[list[bool]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fenced_token = 0
+        self.swept = anyio.Event()
+
+    async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
+        if self.cut and self.fenced_token in (0, token):
+            self.fenced_token = token
+            raise StoreUnavailable("the test cut the store off for this claim")
+        return await super().renew_claim(task_id, token, lease_seconds)
+
+    async def sweep_expired_claims(self) -> list[Claim]:
+        swept = await super().sweep_expired_claims()
+        if self.cut and swept:
+            self.swept.set()
+        return swept
+
+    async def release_claim(self, *args: Any, **kwargs: Any) -> TaskState:
+        await self._after_the_sweep()
+        return await super().release_claim(*args, **kwargs)
+
+    async def release_claim_then_delete_made(self, *args: Any, **kwargs: Any) -> Any:
+        await self._after_the_sweep()
+        return await super().release_claim_then_delete_made(*args, **kwargs)
+
+    async def _after_the_sweep(self) -> None:
+        if self.cut and not self.swept.is_set():
+            with anyio.fail_after(patience(30)):
+                await self.swept.wait()
+
+
 async def test_a_lease_lapsed_while_its_merge_went_on_ends_done_not_no_changes(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The event loop held up past the lease while a merge is under way (a machine too busy to
     renew it): the sweep gives the task back, the merge still lands. Its retry must find the
     landing on the base and end the task done, not build again, find its own work already
-    there and fail it "no changes" (it did, under load)."""
+    there and fail it "no changes" (it did, under load).
+
+    The claim's renewals are refused from the hold on (``_UnreachableMidMerge``): a heartbeat
+    renewal that reached the store as the loop resumed renewed the lapsed claim before the
+    sweep looked (1 run in 5), and the task then ended done on its first claim, the path this
+    test is not about."""
+    monkeypatch.setattr(stores_module, "FileStateStore", _UnreachableMidMerge)
+    monkeypatch.setattr(_UnreachableMidMerge, "cut", [])
     repo = new_repo(tmp_path)
     config = run_config(
         repo,
@@ -365,12 +412,11 @@ async def test_a_lease_lapsed_while_its_merge_went_on_ends_done_not_no_changes(
         scheduler={"tick": 0.02, "heartbeat_interval": 0.1, "stale_threshold": 0.3},
     )
     events: list[Event] = []
-    held: list[str] = []
 
     def hold_the_loop(event: Event) -> None:
         events.append(event)
-        if event.type == "merge.started" and not held:
-            held.append(event.type)
+        if event.type == "merge.started" and not _UnreachableMidMerge.cut:
+            _UnreachableMidMerge.cut.append(True)
             time.sleep(1.0)  # synchronously: nothing renews the lease meanwhile
 
     async with Council(config) as council:
