@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -371,8 +371,8 @@ class _UnreachableMidMerge(FileStateStore):
             raise StoreUnavailable("the test cut the store off for this claim")
         return await super().renew_claim(task_id, token, lease_seconds)
 
-    async def sweep_expired_claims(self) -> list[Claim]:
-        swept = await super().sweep_expired_claims()
+    async def sweep_expired_claims(self, now: datetime | None = None) -> list[Claim]:
+        swept = await super().sweep_expired_claims(now)
         if self.cut and swept:
             self.swept.set()
         return swept
