@@ -28,21 +28,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from orchestrator.errors import StateCorrupted
-from orchestrator.events import Event
-from orchestrator.events.state import StateRecovered
 from orchestrator.ids import check_id
-from orchestrator.models import utcnow
 from orchestrator.safety.secret_mask import masked_json
 from orchestrator.state.file.fsops import (
     FileOperations,
@@ -54,6 +49,7 @@ from orchestrator.state.file.record_files.archive import RecordArchive, read_doc
 from orchestrator.state.file.record_files.codec import RecordDamaged, encode
 from orchestrator.state.file.record_files.layout import CURRENT
 from orchestrator.state.file.record_files.peek_read import parse_record
+from orchestrator.state.file.record_files.recovery import Recovery, recover
 from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 
 __all__ = ["RecordKind", "Recovery"]
@@ -69,28 +65,6 @@ _CURRENT = CURRENT  # ``layout``: where a record is, known without the store
 # number of tasks (512 a kind cost a run of 512 tasks over 10 KiB a task: three paths and
 # the bytes of each record of half a dozen kinds, all long ended).
 _CACHE_SIZE = 64
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """What a recovery did, for the warning event."""
-
-    kind: str
-    key: str
-    reason: str
-    quarantined: Path | None
-    recovered_from: int
-    new_version: int
-
-    def event(self) -> Event:
-        return StateRecovered(
-            kind=self.kind,
-            key=self.key,
-            reason=self.reason,
-            quarantined=str(self.quarantined) if self.quarantined else None,
-            recovered_from_version=self.recovered_from,
-            new_version=self.new_version,
-        )
 
 
 class RecordKind(Generic[M]):
@@ -364,83 +338,7 @@ class RecordKind(Generic[M]):
         try:
             return self.load(key), None
         except RecordDamaged as damage:
-            return self._recover(key, str(damage))
-
-    def _recover(self, key: str, reason: str) -> tuple[M, Recovery]:
-        current = self.current_path(key)
-        versions = self.history_versions(key)
-        source = next(self.iter_history(key), None)
-        if source is None:
-            try:
-                kept = self._quarantine_copy(key, current)
-                where = f"a copy is kept at {kept}" if kept else "no copy could be kept"
-            except OSError as exc:
-                where = f"no copy could be kept ({exc.strerror or exc})"
-            # The whole directory: its damaged history goes with it, or the record would be
-            # found damaged again (a missing current version with history is a damage too).
-            raise StateCorrupted(
-                current,
-                f"{self.name} record {key!r} is damaged ({reason}) and has no valid history",
-                f"{where}; restore a checkpoint (`council checkpoint list`, then `council "
-                f"checkpoint restore`), or move the record's directory {self.dir_for(key)} "
-                "away to start the record afresh; then `council resume`",
-            )
-        try:
-            return self._replace_from_history(key, reason, versions, source)
-        except OSError as exc:
-            # The damaged file is in quarantine (then the current version is missing) or still
-            # in place, and history is untouched: the next read recovers it.
-            raise write_error(
-                current, exc, f"{self.name} record {key!r} is damaged ({reason}) and not recovered"
-            ) from exc
-
-    def _replace_from_history(
-        self, key: str, reason: str, versions: list[int], source: M
-    ) -> tuple[M, Recovery]:
-        current = self.current_path(key)
-        quarantined = self._quarantine_move(key, current)
-        # One past the highest version this record can have had (the damaged current was at
-        # most the newest history entry + 1), so a holder of the lost version gets a
-        # VersionConflict and versions only ever increase.
-        new_version = max(versions) + 2
-        source_version = int(getattr(source, "version", 0))
-        recovered = source.model_copy(update={"version": new_version, "updated_at": utcnow()})
-        self._write_file(key, recovered, None, True, True)
-        # History must name the highest version handed out, or a second damage of this same
-        # file would compute the same new version again. The link shares the current file's
-        # bytes, so if those are damaged in place it is skipped as a source, but its name
-        # still counts. The record is recovered by now: a disk that refuses these last steps
-        # costs only that safeguard, never the read.
-        with contextlib.suppress(OSError):
-            with contextlib.suppress(FileExistsError):
-                self.ops.link(current, self.history_path(key, new_version))
-            self.ops.fsync_dir(current.parent)
-            self.prune_history(key)
-        return recovered, Recovery(self.name, key, reason, quarantined, source_version, new_version)
-
-    def _quarantine_target(self, key: str, raw: bytes) -> Path:
-        digest = hashlib.sha256(raw).hexdigest()[:16]
-        self.ops.makedirs(self.quarantine_dir)
-        return self.quarantine_dir / f"{key}.{digest}.json"
-
-    def _quarantine_move(self, key: str, current: Path) -> Path | None:
-        try:
-            raw = current.read_bytes()
-        except FileNotFoundError:
-            return None
-        target = self._quarantine_target(key, raw)
-        self.ops.replace(current, target)
-        return target
-
-    def _quarantine_copy(self, key: str, current: Path) -> Path | None:
-        try:
-            raw = current.read_bytes()
-        except FileNotFoundError:
-            return None
-        target = self._quarantine_target(key, raw)
-        if not target.exists():
-            durable_write(target, raw, self.ops)
-        return target
+            return recover(self, key, str(damage))
 
     def verify(self, key: str) -> str | None:
         """Why the current record is damaged, or None when it is intact (or absent)."""
