@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -17,14 +18,29 @@ from orchestrator.errors import StateCorrupted
 from orchestrator.events import Event
 from orchestrator.events.state import StateRecovered
 from orchestrator.models import utcnow
-from orchestrator.state.file.fsops import durable_write, write_error
-
-if TYPE_CHECKING:
-    from orchestrator.state.file.record_files.records import RecordKind
+from orchestrator.state.file.fsops import FileOperations, durable_write, write_error
 
 __all__ = ["Recovery", "recover"]
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class RecordKind(Protocol[M]):
+    """What a recovery uses of ``records.RecordKind`` (which imports this module)."""
+
+    name: str
+    ops: FileOperations
+    quarantine_dir: Path
+
+    def current_path(self, key: str) -> Path: ...
+    def dir_for(self, key: str) -> Path: ...
+    def history_versions(self, key: str) -> list[int]: ...
+    def history_path(self, key: str, version: int) -> Path: ...
+    def iter_history(self, key: str) -> Iterator[M]: ...
+    def prune_history(self, key: str) -> int: ...
+    def _write_file(
+        self, key: str, record: M, previous_version: int | None, durable: bool, remember: bool
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
