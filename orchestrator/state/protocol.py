@@ -43,6 +43,7 @@ from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.protocol_records import RecordStore
+from orchestrator.state.task_changes import TaskChanges
 from orchestrator.state.transactions import Committed, RecordWrite
 from orchestrator.state.validators import Validators
 
@@ -97,6 +98,17 @@ class StateStore(RecordStore, Protocol):
         ...
 
     async def list_tasks(self, session_id: str | None = None) -> list[TaskState]: ...
+
+    async def list_tasks_changed(
+        self, session_id: str, held: Mapping[str, TaskState]
+    ) -> TaskChanges:
+        """``list_tasks(session_id)`` for a caller holding ``held`` (task id -> the record it
+        holds, as a read of this store gave it, or a write's result): the ids of the session's
+        tasks with a record, in that order, and the records of those whose version the caller
+        does not hold, read; a record held as it is now is not read again (``task_changes``:
+        the file store stats it, PostgreSQL compares in its one query). Exact:
+        ``changes.states(held)`` is what ``list_tasks`` gives at that moment."""
+        ...
 
     async def task_history(self, task_id: str) -> list[TaskState]:
         """Earlier versions still kept, newest first."""

@@ -47,9 +47,10 @@ from orchestrator.state.file.fsops import (
 )
 from orchestrator.state.file.record_files.archive import RecordArchive, read_doc
 from orchestrator.state.file.record_files.codec import RecordDamaged, encode
-from orchestrator.state.file.record_files.layout import CURRENT
+from orchestrator.state.file.record_files.layout import CURRENT, Identity, stat_identity
 from orchestrator.state.file.record_files.peek_read import parse_record
 from orchestrator.state.file.record_files.recovery import Recovery, recover
+from orchestrator.state.file.record_files.stamps import Stamps
 from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 
 __all__ = ["RecordKind", "Recovery"]
@@ -96,7 +97,10 @@ class RecordKind(Generic[M]):
         # (inode, size, mtime, ctime): any write to the file, by us or anyone, changes the
         # ctime, so a match means the bytes on disk are these. Parsing still happens on every
         # load, so callers never share a model instance.
-        self._bytes_cache: OrderedDict[str, tuple[tuple[int, int, int, int], bytes]] = OrderedDict()
+        self._bytes_cache: OrderedDict[str, tuple[Identity, bytes]] = OrderedDict()
+        # What was last seen of the records some caller tracks, by their file's identity: a
+        # stat tells whether one is unchanged, with no read (``stamps``). None: not kept.
+        self.stamps: Stamps[M] | None = None
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -118,6 +122,11 @@ class RecordKind(Generic[M]):
         """The record's lock: its directory, locked with ``directory=True``."""
         return self._paths(key)[2]
 
+    def current_file(self, key: str) -> str:
+        """``current_path`` as a string (the key checked): no ``Path`` objects, which a read of
+        10,000 records would make 10,000 of."""
+        return os.path.join(self._base, check_id(key, f"{self.name} id"), _CURRENT)
+
     def keys(self) -> list[str]:
         return sorted(self.names())
 
@@ -137,14 +146,13 @@ class RecordKind(Generic[M]):
         """Bytes → model, or RecordDamaged saying why."""
         return parse_record(self.model, self.key_field, key, raw)
 
-    def load(self, key: str, *, remember: bool = True) -> M | None:
+    def load(self, key: str, *, remember: bool = True, track: bool = False) -> M | None:
         """The current record, None if there never was one; RecordDamaged if it is damaged.
         ``remember`` False: its bytes are not kept (a read of every record would only push
-        out the ones in use)."""
-        # A string path, not three ``Path`` objects: a read of 10,000 records makes 10,000.
-        path = os.path.join(self._base, check_id(key, f"{self.name} id"), _CURRENT)
+        out the ones in use). ``track``: its stamp is kept from now on (``stamps``)."""
+        path = self.current_file(key)
         try:
-            raw = self._read_current(key, path, remember)
+            identity, raw = self._read_current(key, path, remember)
         except FileNotFoundError:
             self._bytes_cache.pop(key, None)
             if self.history_versions(key):
@@ -152,26 +160,31 @@ class RecordKind(Generic[M]):
             return None
         except OSError as exc:
             raise _unreadable(Path(path), f"{self.name} record {key!r}", exc) from exc
-        return self.parse(key, raw)
+        record = self.parse(key, raw)
+        if self.stamps is not None:
+            self.stamps.saw(key, identity, record, track=track)
+        return record
 
-    def _read_current(self, key: str, path: str, remember: bool) -> bytes:
+    def _read_current(self, key: str, path: str, remember: bool) -> tuple[Identity, bytes]:
+        """The identity of the file at ``path`` (taken before its bytes were read, so a file
+        that grew meanwhile gives an identity it no longer has) and its bytes."""
         cached = self._bytes_cache.get(key)
-        if cached is not None and _identity(os.stat(path)) == cached[0]:
-            return cached[1]
+        if cached is not None and stat_identity(os.stat(path)) == cached[0]:
+            return cached
         # The descriptor's own calls: a buffered ``open`` adds a seek, a terminal check and
         # a second look at the size to every record read (10,000 at a stop, twice).
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             status = os.fstat(fd)
-            identity = _identity(status)
+            identity = stat_identity(status)
             raw = _read_all(fd, status.st_size)
         finally:
             os.close(fd)
         if remember:
             self._remember(key, identity, raw)
-        return raw
+        return identity, raw
 
-    def _remember(self, key: str, identity: tuple[int, int, int, int], raw: bytes) -> None:
+    def _remember(self, key: str, identity: Identity, raw: bytes) -> None:
         _keep(self._bytes_cache, key, (identity, raw))
 
     def history_versions(self, key: str) -> list[int]:
@@ -278,9 +291,14 @@ class RecordKind(Generic[M]):
         if previous_version is None:
             self.ops.makedirs(directory)
         durable_write(current, data, self.ops, before_replace=archive_previous, sync=durable)
-        if remember:
-            with contextlib.suppress(OSError):
-                self._remember(key, _identity(os.stat(current)), data)
+        stamps = self.stamps
+        if remember or (stamps is not None and key in stamps):
+            with contextlib.suppress(OSError):  # the write stands; only what is kept of it lost
+                identity = stat_identity(os.stat(current))  # the lock held: no other writer
+                if remember:
+                    self._remember(key, identity, data)
+                if stamps is not None:
+                    stamps.saw(key, identity, record)
         if previous_version is not None:
             # Only the version that just fell off the end; strays a crash left between two
             # steps (or an unlink the disk refused) are removed by ``prune_history`` during
@@ -316,6 +334,8 @@ class RecordKind(Generic[M]):
         locks it now); its directory, the lock, the caller removes last (``unlink_and_release``)."""
         directory = self.dir_for(key)
         self._bytes_cache.pop(key, None)
+        if self.stamps is not None:
+            self.stamps.forget(key)
         try:
             entries = list(os.scandir(directory))
         except FileNotFoundError:
@@ -382,7 +402,3 @@ def _keep(cache: OrderedDict[str, V], key: str, value: V) -> None:
         with contextlib.suppress(KeyError):  # emptied by another thread meanwhile
             cache.popitem(last=False)
     cache[key] = value
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
