@@ -172,20 +172,18 @@ class TaskView:
             self._dirty = set()  # before the read: a write landing during it marks again
             self._announced.clear()
             self._resync = False
-            held = self._states
-            if held is None:
-                tasks = await self.store.list_tasks(self.session_id)
-                self._states = {task.task_id: _kept(task) for task in tasks}
+            # Only what is not held as it is now is read (and parsed): everything the first
+            # time, which the store then knows as the view holds it.
+            held = self._states if self._states is not None else {}
+            changes = await self.store.list_tasks_changed(self.session_id, held)
+            changed = changes.changed
+            self._states = {
+                key: _kept(changed[key]) if key in changed else held[key] for key in changes.order
+            }
+            if not held:
                 self._changed = None
-            else:  # only what is not held as it is now is read (and parsed)
-                changes = await self.store.list_tasks_changed(self.session_id, held)
-                changed = changes.changed
-                self._states = {
-                    key: _kept(changed[key]) if key in changed else held[key]
-                    for key in changes.order
-                }
-                if self._changed is not None:
-                    self._changed.update(changed, changes.gone(held))
+            elif self._changed is not None:
+                self._changed.update(changed, changes.gone(held))
             self._read_at = now
         elif self._dirty:
             dirty, self._dirty = sorted(self._dirty), set()
