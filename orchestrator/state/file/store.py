@@ -53,8 +53,8 @@ from orchestrator.state.file.transactions import FileTransactions
 from orchestrator.state.file.upkeep import FileUpkeep
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.protocol import RecordProblem, TaskInit
+from orchestrator.state.protocol.task_changes import TaskChanges
 from orchestrator.state.recovery import recover_session
-from orchestrator.state.task_changes import TaskChanges
 from orchestrator.state.transactions import Committed, RecordWrite
 from orchestrator.state.waiting import wait_for_update
 

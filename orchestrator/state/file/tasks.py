@@ -19,7 +19,7 @@ from orchestrator.state.file.record_files.codec import RecordDamaged
 from orchestrator.state.file.record_files.layout import stat_identity
 from orchestrator.state.file.record_files.stamps import Stamps
 from orchestrator.state.file.rules import check_version
-from orchestrator.state.task_changes import TaskChanges, listed_stamp, task_stamp
+from orchestrator.state.protocol.task_changes import TaskChanges, listed_stamp, task_stamp
 
 __all__ = ["FileTasks"]
 

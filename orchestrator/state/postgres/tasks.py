@@ -14,7 +14,7 @@ from orchestrator.models import TaskState
 from orchestrator.state.claim_rules import check_fence
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
 from orchestrator.state.postgres.history import move_out_of_task_window
-from orchestrator.state.task_changes import TaskChanges
+from orchestrator.state.protocol.task_changes import TaskChanges
 from orchestrator.state.validators import Validators
 
 __all__ = ["PgTasks", "locked_task", "write_task"]

@@ -42,8 +42,8 @@ from orchestrator.models import (
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
-from orchestrator.state.protocol_records import RecordStore
-from orchestrator.state.task_changes import TaskChanges
+from orchestrator.state.protocol.records import RecordStore
+from orchestrator.state.protocol.task_changes import TaskChanges
 from orchestrator.state.transactions import Committed, RecordWrite
 from orchestrator.state.validators import Validators
 
