@@ -31,6 +31,7 @@ def dump(counts: Counts) -> dict[str, list[list[object]]]:
         "hops": rows(counts.hops),
         "writes": rows(counts.writes),
         "fsyncs": rows(counts.fsyncs),
+        "loads": rows(counts.loads),
     }
 
 

@@ -27,8 +27,8 @@ git, the CLIs, the sandbox), read from the kernel at its exit (``proc_measure``)
 also its own CPU (the orchestrator, all its threads, start-up included). Medians with their
 range, and the round-by-round ratios' median and range. After the rounds, one more council
 run, untimed, counts (``counted_council.py``, ``overhead_counts``) the git processes, worker
-thread hops, state writes and fsyncs per task by step of the run; the bare script counts its
-own git processes.
+thread hops, state writes, fsyncs and state records loaded per task by step of the run; the
+bare script counts its own git processes.
 
 Targets (printed beside each figure): the orchestrator's own CPU per one-file task <= 45 ms;
 all-process CPU <= 1.3x bare; git processes per task <= 12; worker-thread hops per task <= 15
@@ -288,6 +288,7 @@ def main(tasks: int, capacity: int, rounds: int, files: int, as_json: bool, coun
             f"(floor {FLOORS['writes']}); fsyncs per task: {totals['fsyncs']:.1f} "
             f"(floor {FLOORS['fsyncs']})"
         )
+        print(f"  (not judged) state records loaded (parsed) per task: {totals['loads']:.1f}")
     print(f"  (not judged) council / bare, wall: {spread(wall_ratio)}x")
     if retries:
         print(f"  the bare script tried git again {retries} time(s) in all rounds, e.g.:")

@@ -7,7 +7,9 @@ it records, each tagged with the *step* of the run that caused it:
   both go through), git ones by subcommand;
 - every worker-thread hop (``anyio.to_thread.run_sync``);
 - every durable state write (``FileOps.replace``, the last step of ``durable_write``) by
-  record kind, and every fsync (``FileOps.fsync`` and ``fsync_dir``).
+  record kind, and every fsync (``FileOps.fsync`` and ``fsync_dir``);
+- every state record loaded (``RecordKind.parse``: its checksum checked, its JSON parsed and
+  validated into its model) by record kind.
 
 The step is a context variable that wrappers around a few orchestrator methods set for the
 duration of the call (``STEPS``); asyncio tasks and anyio worker threads inherit it, so a git
@@ -45,6 +47,7 @@ class Counts:
     hops: Counter[str] = field(default_factory=Counter)  # step -> to_thread calls
     writes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, record kind)
     fsyncs: Counter[str] = field(default_factory=Counter)  # step -> fsync + directory fsync
+    loads: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, record kind)
 
     def by_step(self, counter: Counter[Any]) -> Counter[str]:
         totals: Counter[str] = Counter()
@@ -193,6 +196,7 @@ def install() -> None:
     import importlib
 
     from orchestrator.state.file import fsops
+    from orchestrator.state.file.record_files.records import RecordKind
 
     for module_name, path, step in STEPS:
         owner: Any = importlib.import_module(module_name)
@@ -234,19 +238,27 @@ def install() -> None:
         fsync_dir(self, directory)
 
     fsops.FileOps.replace = counted_replace  # type: ignore[method-assign]
+    parse = RecordKind.parse
+
+    def counted_parse(self: RecordKind[Any], key: str, raw: bytes) -> Any:
+        _record("loads", (STEP.get(), self.name))
+        return parse(self, key, raw)
+
+    RecordKind.parse = counted_parse  # type: ignore[method-assign]
     fsops.FileOps.fsync = counted_fsync  # type: ignore[method-assign]
     fsops.FileOps.fsync_dir = counted_fsync_dir  # type: ignore[method-assign]
 
 
 def per_task(counts: Counts, tasks: int) -> dict[str, float]:
-    """Git processes, other processes, worker-thread hops, state writes and fsyncs per task,
-    over every step."""
+    """Git processes, other processes, worker-thread hops, state writes, fsyncs and record
+    loads per task, over every step."""
     return {
         "git": sum(counts.git.values()) / tasks,
         "processes": sum(counts.processes.values()) / tasks,
         "hops": sum(counts.hops.values()) / tasks,
         "writes": sum(counts.writes.values()) / tasks,
         "fsyncs": sum(counts.fsyncs.values()) / tasks,
+        "loads": sum(counts.loads.values()) / tasks,
     }
 
 
@@ -254,18 +266,25 @@ def table(counts: Counts, tasks: int) -> list[str]:
     """Per-task counts by step, then git processes by subcommand."""
     git, hops, fsyncs = counts.by_step(counts.git), counts.hops, counts.fsyncs
     writes, procs = counts.by_step(counts.writes), counts.processes
-    steps = [s for s in ORDER if git[s] or hops[s] or writes[s] or fsyncs[s] or procs[s]]
-    steps += sorted({*git, *hops, *writes, *fsyncs, *procs} - set(ORDER))
-    lines = [f"  {'step':16} {'git':>6} {'procs':>6} {'hops':>7} {'writes':>7} {'fsyncs':>7}"]
+    loads = counts.by_step(counts.loads)
+    steps = [
+        s for s in ORDER if git[s] or hops[s] or writes[s] or fsyncs[s] or procs[s] or loads[s]
+    ]
+    steps += sorted({*git, *hops, *writes, *fsyncs, *procs, *loads} - set(ORDER))
+    lines = [
+        f"  {'step':16} {'git':>6} {'procs':>6} {'hops':>7} {'writes':>7} {'fsyncs':>7} "
+        f"{'loads':>7}"
+    ]
     for step in steps:
         lines.append(
             f"  {step:16} {git[step] / tasks:6.2f} {procs[step] / tasks:6.2f} "
-            f"{hops[step] / tasks:7.2f} {writes[step] / tasks:7.2f} {fsyncs[step] / tasks:7.2f}"
+            f"{hops[step] / tasks:7.2f} {writes[step] / tasks:7.2f} {fsyncs[step] / tasks:7.2f} "
+            f"{loads[step] / tasks:7.2f}"
         )
     lines.append(
         f"  {'total':16} {sum(git.values()) / tasks:6.2f} {sum(procs.values()) / tasks:6.2f} "
         f"{sum(hops.values()) / tasks:7.2f} {sum(writes.values()) / tasks:7.2f} "
-        f"{sum(fsyncs.values()) / tasks:7.2f}"
+        f"{sum(fsyncs.values()) / tasks:7.2f} {sum(loads.values()) / tasks:7.2f}"
     )
     by_command: Counter[str] = Counter()
     for (step, command), value in counts.git.items():
@@ -278,5 +297,12 @@ def table(counts: Counts, tasks: int) -> list[str]:
     lines.append(
         "  state writes per task by record: "
         + ", ".join(f"{k} {v / tasks:.2f}" for k, v in kinds.most_common())
+    )
+    loaded: Counter[str] = Counter()
+    for (step, kind), value in counts.loads.items():
+        loaded[f"{step}:{kind}"] += value
+    lines.append(
+        "  record loads per task by step:record: "
+        + ", ".join(f"{k} {v / tasks:.2f}" for k, v in loaded.most_common())
     )
     return lines

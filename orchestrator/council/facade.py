@@ -381,7 +381,8 @@ class Council:
             session = await self._newest(resumable=False)
         if session is None:
             raise RecordNotFound(f"no run has been recorded in {describe_state(self.config)}")
-        return await session_report(store, session, self.config.scheduler.stale_threshold)
+        held = self._scheduler.final_tasks if self._scheduler is not None else None
+        return await session_report(store, session, self.config.scheduler.stale_threshold, held)
 
     async def _ended_report(self) -> RunReport:
         """The report of the run just returned: a stop's from the records its checkpoint

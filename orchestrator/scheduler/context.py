@@ -93,6 +93,9 @@ class RunContext:
     # The checkpoint a stop wrote (``session.finish``): the run's report is built from what it
     # read (``run.reports.session_report.stopped_report``), not from a second read of it all.
     stop_checkpoint: str | None = None
+    # The task records a run that ended by itself read at its end (``session.finish``): the
+    # run's report reads again only those written since (``StateStore.list_tasks_changed``).
+    final_tasks: dict[str, TaskState] | None = field(default=None, repr=False)
     # A task record as a write of this run left it (``AttemptWrites``): the tick's view takes
     # it as read when it is the version last announced (``view.TaskView.wrote``).
     wrote: Callable[[TaskState], None] = field(default=lambda state: None, repr=False)

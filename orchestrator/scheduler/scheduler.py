@@ -195,6 +195,11 @@ class Scheduler:
         return self._run.stop_checkpoint
 
     @property
+    def final_tasks(self) -> dict[str, TaskState] | None:
+        """The task records this run read at its end, if it ended by itself (``finish``)."""
+        return self._run.final_tasks
+
+    @property
     def listeners(self) -> list[Callable[[Event], None]]:
         """Who hears the workflow's events (phases, CLI output)."""
         return self._run.events.listeners

@@ -21,14 +21,16 @@ of the run. ``TaskView`` keeps the states in memory instead and re-reads only wh
   read); ``state.resync`` (such announcements may have been lost, a reconnection) makes the
   next ``current()`` a full read;
 - other writes announce nothing here (another process on a file store; a lost
-  announcement), so the whole session is read again every ``refresh_every`` seconds (longer
-  for a big session: about 50 records a second at most, so this costs the same per task at
-  any size), and whenever the caller asks (``current(full=True)``: the scheduler does before
-  it concludes that the run is over).
+  announcement), so the whole session is looked at again every ``refresh_every`` seconds
+  (longer for a big session: about 50 records a second at most, so this costs the same per
+  task at any size), and whenever the caller asks (``current(full=True)``: the scheduler
+  does before it concludes that the run is over). That look reads only the records not held
+  as they are now (``StateStore.list_tasks_changed``: the file store stats the others, and
+  PostgreSQL compares their versions in its query), and is as exact as reading them all.
 
 What the view read again since it was last asked is kept for those that keep something
 built from the states (the live board, the dispatch order): ``take_changes()``, the ids of
-the records read again, or None after a full read (any of them may have changed).
+the records read again or gone, or None after the first read (any of them may have changed).
 
 The view never decides anything on its own: a stale entry can at worst make the scheduler try
 a dispatch that the claim (read fresh, compare-and-set) then refuses, or wait until the next
@@ -170,10 +172,19 @@ class TaskView:
             self._dirty = set()  # before the read: a write landing during it marks again
             self._announced.clear()
             self._resync = False
-            tasks = await self.store.list_tasks(self.session_id)
-            self._states = {task.task_id: _kept(task) for task in tasks}
+            # Only what is not held as it is now is read (and parsed): everything the first
+            # time, which the store then knows as the view holds it.
+            held = self._states if self._states is not None else {}
+            changes = await self.store.list_tasks_changed(self.session_id, held)
+            changed = changes.changed
+            self._states = {
+                key: _kept(changed[key]) if key in changed else held[key] for key in changes.order
+            }
+            if not held:
+                self._changed = None
+            elif self._changed is not None:
+                self._changed.update(changed, changes.gone(held))
             self._read_at = now
-            self._changed = None
         elif self._dirty:
             dirty, self._dirty = sorted(self._dirty), set()
             for task_id in dirty:

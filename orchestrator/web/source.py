@@ -84,10 +84,13 @@ class WebSource:
         session = await self.newest()
         sid = session.session_id
         if changed is None or sid != self._session or session.status != self._said:
-            # Every task read again, after the session: a session that just ended (or was
+            # Every task looked at again, after the session: a session that just ended (or was
             # interrupted, or resumed) is never shown beside a task as it was before, whose
-            # write came first but whose change is heard in a later batch.
-            self._tasks = {t.task_id: t for t in await self.store.list_tasks(sid)}
+            # write came first but whose change is heard in a later batch. Only the records
+            # not held as they are now are read (``list_tasks_changed``: as exact).
+            held = self._tasks if sid == self._session else {}
+            changes = await self.store.list_tasks_changed(sid, held)
+            self._tasks = changes.states(held)
             self._session, self._said = sid, session.status
         else:
             for task_id in changed:

@@ -200,3 +200,57 @@ async def test_a_store_write_is_heard_without_dumping_its_event(
     view.on_event(renewal)  # a claim renewal: nothing the queue reads, so no read again
     monkeypatch.undo()
     assert (await view.current())["b"].status == TaskStatus.QUEUED
+
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The task records parsed from now on (``RecordKind.parse``), by key."""
+    from orchestrator.state.file.record_files.records import RecordKind
+
+    parsed: list[str] = []
+    real_parse = RecordKind.parse
+
+    def counted(self: RecordKind[Any], key: str, raw: bytes) -> Any:
+        if self.name == "tasks":
+            parsed.append(key)
+        return real_parse(self, key, raw)
+
+    monkeypatch.setattr(RecordKind, "parse", counted)
+    return parsed
+
+
+async def test_another_process_write_shows_up_after_the_refresh_and_on_a_full_look(
+    store: FileStateStore, outside: FileStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.scheduler.view as view_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(view_module.time, "monotonic", lambda: clock[0])
+    watching = TaskView(store, "s1", refresh_every=5)
+    await watching.current()
+    await outside.update_task_state("a", {"status": TaskStatus.CANCELLED})
+    clock[0] += 4
+    assert (await watching.current())["a"].status == TaskStatus.QUEUED  # not announced here
+    clock[0] += 1  # the refresh period is over: looked at whole
+    assert (await watching.current())["a"].status == TaskStatus.CANCELLED
+    await outside.update_task_state("b", {"priority": 7})
+    assert (await watching.current())["b"].priority == 0
+    assert (await watching.current(full=True))["b"].priority == 7
+
+
+async def test_a_full_look_parses_only_the_records_that_changed(
+    store: FileStateStore, outside: FileStateStore, view: TaskView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = _count_parses(monkeypatch)
+    first = await view.current(full=True)
+    assert sorted(parsed) == ["a", "b"]
+    view.take_changes()
+    parsed.clear()
+    again = await view.current(full=True)
+    assert parsed == [] and again == first  # nothing written: nothing parsed
+    assert again["a"] is first["a"]  # the record held, not a copy of it
+    assert view.take_changes() == set()
+    await outside.update_task_state("b", {"status": TaskStatus.CANCELLED})
+    parsed.clear()  # (what the write read)
+    seen = await view.current(full=True)
+    assert parsed == ["b"] and seen["b"].status == TaskStatus.CANCELLED
+    assert view.take_changes() == {"b"}

@@ -4,6 +4,7 @@ until when that report holds while nothing is written (``report_cache`` keeps it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +32,20 @@ STALE = 300.0  # seconds a presence record counts without the run's own setting
 
 
 async def session_report(
-    store: StateStore, session: SessionRecord, stale: float | None = None
+    store: StateStore,
+    session: SessionRecord,
+    stale: float | None = None,
+    held: Mapping[str, TaskState] | None = None,
 ) -> RunReport:
-    """The report of ``session`` (``stale``: the run's ``scheduler.stale_threshold``)."""
-    report, _ = await timed_session_report(store, session, stale)
+    """The report of ``session`` (``stale``: the run's ``scheduler.stale_threshold``).
+    ``held``: task records read before (the run's own at its end): only those written since
+    are read again (``StateStore.list_tasks_changed``, as exact as reading them all)."""
+    if held is None:
+        report, _ = await timed_session_report(store, session, stale)
+        return report
+    changes = await store.list_tasks_changed(session.session_id, held)
+    tasks = list(changes.states(held).values())
+    report, _ = await _report_with(store, session, tasks, utcnow(), stale)
     return report
 
 

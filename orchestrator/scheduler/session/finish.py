@@ -68,6 +68,7 @@ async def finish(
         return
     states = await store.list_tasks(run.session_id)
     by_id = {s.task_id: s for s in states}
+    run.final_tasks = by_id  # what the run's report need not read again (``RunContext``)
     await members.add_states(run.tasks.values(), by_id)  # council candidates
     with contextlib.suppress(CouncilError):  # the spend line is for reports only
         await spending.publish(list(by_id.values()))

@@ -8,6 +8,8 @@ its worker-thread calls, after its own check that no transaction cut short touch
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -16,9 +18,18 @@ from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.state.file.batch_records import finish_unborn
 from orchestrator.state.file.record_files.codec import RecordDamaged
+from orchestrator.state.file.record_files.layout import stat_identity
 from orchestrator.state.file.record_files.records import RecordKind
 
-__all__ = ["KEPT_FROM_READS", "LISTED_FROM", "load_or_recover", "peek", "read_present"]
+__all__ = [
+    "KEPT_FROM_READS",
+    "LISTED_FROM",
+    "Unchanged",
+    "load_or_recover",
+    "peek",
+    "read_changed",
+    "read_present",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -52,7 +63,57 @@ def read_present(kind: RecordKind[M], keys: list[str] | None) -> list[tuple[str,
     return found
 
 
-def peek(kind: RecordKind[M], key: str) -> M | None:
+class Unchanged:
+    """``read_changed``'s answer for a record still the one its caller holds."""
+
+    __slots__ = ()
+
+
+UNCHANGED = Unchanged()
+
+
+def read_changed(
+    kind: RecordKind[M], keys: list[str], unchanged: Callable[[str, Hashable], bool]
+) -> list[tuple[str, M | Unchanged | None, bool]]:
+    """``read_present(kind, keys)``, but a record whose file is the one it was last seen in
+    here (``kind.stamps``) with a stamp ``unchanged(key, stamp)`` accepts is not read:
+    ``UNCHANGED`` (as is one read and found to be the one held). Every record read is
+    tracked from now on."""
+    stamps = kind.stamps
+    assert stamps is not None, f"{kind.name}: no stamps kept"
+    listing = len(keys) >= LISTED_FROM
+    present = kind.names() if listing else None
+    found: list[tuple[str, M | Unchanged | None, bool]] = []
+    for key in keys:
+        if present is not None and key not in present:
+            check_id(key, f"{kind.name} id")  # as ``load`` checks a present one
+            found.append((key, None, False))
+            continue
+        if key in stamps:  # a stat, not a read, when its stamp is the caller's
+            try:
+                status = os.stat(kind.current_file(key))
+            except OSError:
+                pass  # gone, or unreadable: the read below says which
+            else:
+                stamp = stamps.stamp_at(key, stat_identity(status))
+                if stamp is not None and unchanged(key, stamp):
+                    found.append((key, UNCHANGED, False))
+                    continue
+        try:
+            if present is None and not kind.dir_for(key).exists():
+                found.append((key, None, False))  # as ``peek`` finds it
+            else:
+                record = kind.load(key, remember=False, track=True)
+                if record is not None and unchanged(key, stamps.stamp(record)):
+                    found.append((key, UNCHANGED, False))  # read, and the one held after all
+                else:
+                    found.append((key, record, False))
+        except RecordDamaged:
+            found.append((key, None, True))
+    return found
+
+
+def peek(kind: RecordKind[M], key: str, *, track: bool = False) -> M | None:
     """Read a record without its lock (blocking; RecordDamaged if it is damaged). The same
     read without the store, for a process that has none open, is ``peek_read``.
 
@@ -62,7 +123,7 @@ def peek(kind: RecordKind[M], key: str) -> M | None:
     """
     if not kind.dir_for(key).exists():
         return None
-    return kind.load(key)
+    return kind.load(key, track=track)
 
 
 def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | None:

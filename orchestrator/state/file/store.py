@@ -53,6 +53,7 @@ from orchestrator.state.file.transactions import FileTransactions
 from orchestrator.state.file.upkeep import FileUpkeep
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.protocol import RecordProblem, TaskInit
+from orchestrator.state.protocol.task_changes import TaskChanges
 from orchestrator.state.recovery import recover_session
 from orchestrator.state.transactions import Committed, RecordWrite
 from orchestrator.state.waiting import wait_for_update
@@ -146,6 +147,11 @@ class FileStateStore:
 
     async def list_tasks(self, session_id: str | None = None) -> list[TaskState]:
         return await self._tasks.list_tasks(session_id)
+
+    async def list_tasks_changed(
+        self, session_id: str, held: Mapping[str, TaskState]
+    ) -> TaskChanges:
+        return await self._tasks.list_tasks_changed(session_id, held)
 
     async def task_history(self, task_id: str) -> list[TaskState]:
         return await self._tasks.task_history(task_id)

@@ -3,7 +3,8 @@ their history, and the tasks of a session."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import anyio.to_thread
@@ -13,9 +14,12 @@ from orchestrator.ids import check_id
 from orchestrator.models import SessionRecord, TaskState
 from orchestrator.state.claim_rules import check_fence
 from orchestrator.state.file.core import FileCore, load_or_recover
-from orchestrator.state.file.lockfree import peek, read_present
+from orchestrator.state.file.lockfree import Unchanged, peek, read_changed, read_present
 from orchestrator.state.file.record_files.codec import RecordDamaged
+from orchestrator.state.file.record_files.layout import stat_identity
+from orchestrator.state.file.record_files.stamps import Stamps
 from orchestrator.state.file.rules import check_version
+from orchestrator.state.protocol.task_changes import TaskChanges, listed_stamp, task_stamp
 
 __all__ = ["FileTasks"]
 
@@ -23,6 +27,9 @@ __all__ = ["FileTasks"]
 class FileTasks:
     def __init__(self, core: FileCore) -> None:
         self._core = core
+        # What ``list_tasks_changed`` compares, kept as the records are read and written.
+        core.tasks.stamps = Stamps(task_stamp)
+        core.sessions.stamps = Stamps(listed_stamp)
 
     async def get_task_state(self, task_id: str) -> TaskState | None:
         core = self._core
@@ -91,6 +98,68 @@ class FileTasks:
                 if record is not None:
                     found.append(record)
         return [t for t in found if t.session_id == session_id]
+
+    async def list_tasks_changed(
+        self, session_id: str, held: Mapping[str, TaskState]
+    ) -> TaskChanges:
+        core = self._core
+        if core.surely_absent(core.sessions, session_id):
+            return TaskChanges((), {})
+        await core.settle_first()
+
+        def unchanged(key: str, stamp: Hashable) -> bool:
+            record = held.get(key)
+            return (
+                record is not None
+                and record.session_id == session_id
+                and (stamp == task_stamp(record))
+            )
+
+        read = await anyio.to_thread.run_sync(self._session_and_changed, session_id, unchanged)
+        if read is None:  # the path of ``list_tasks``, which reads every record
+            found = await self.list_tasks(session_id)
+            return TaskChanges(tuple(t.task_id for t in found), {t.task_id: t for t in found})
+        order: list[str] = []
+        changed: dict[str, TaskState] = {}
+        for key, record, damaged in read:
+            if isinstance(record, Unchanged):
+                order.append(key)
+                continue
+            if damaged:
+                record = await core.recover(core.tasks, key)
+            if record is not None and record.session_id == session_id:
+                order.append(key)
+                changed[key] = record
+        return TaskChanges(tuple(order), changed)
+
+    def _session_and_changed(
+        self, session_id: str, unchanged: Callable[[str, Hashable], bool]
+    ) -> list[tuple[str, TaskState | Unchanged | None, bool]] | None:
+        """``_session_and_tasks`` for ``list_tasks_changed``: the session's task ids known by
+        its file's identity when it is the one last seen (no parse of a record that lists
+        every task with its config), the tasks read only where ``unchanged`` refuses the
+        stamp last seen in their file (``lockfree.read_changed``)."""
+        core = self._core
+        if core.unsettled(core.sessions, session_id) or core.unsettled(core.tasks, None):
+            return None
+        sessions = core.sessions.stamps
+        assert sessions is not None
+        try:
+            listed = sessions.stamp_at(
+                session_id, stat_identity(os.stat(core.sessions.current_file(session_id)))
+            )
+        except OSError:
+            listed = None  # gone, or unreadable: the read says which
+        if listed is None:
+            try:
+                session = peek(core.sessions, session_id, track=True)
+            except RecordDamaged:
+                return None
+            if session is None:
+                return []
+            listed = listed_stamp(session)
+        assert isinstance(listed, tuple)
+        return read_changed(core.tasks, list(listed), unchanged)
 
     def _session_and_tasks(
         self, session_id: str

@@ -21,7 +21,7 @@ service files, ``sslmode`` and client certificates work as they do for ``psql``
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -32,12 +32,9 @@ from pydantic import BaseModel
 
 from orchestrator.errors import StateError, StoreUnavailable
 from orchestrator.events import Event, Subscriber
-from orchestrator.ids import check_id
 from orchestrator.models import (
     Checkpoint,
     CheckpointInfo,
-    Claim,
-    ClaimStatus,
     KeyedRecord,
     SessionRecord,
     SessionSnapshot,
@@ -45,7 +42,6 @@ from orchestrator.models import (
 )
 from orchestrator.state.carried_in_turn import put_and_task_in_turn, release_then_delete_in_turn
 from orchestrator.state.changes import ChangeStream, RecordRef
-from orchestrator.state.claim_rules import ClaimUpdates, ReleaseUpdates
 from orchestrator.state.deletions import Deletion, checked
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
 from orchestrator.state.local_records import LocalRecords
@@ -56,11 +52,11 @@ from orchestrator.state.postgres.history import PgHistory
 from orchestrator.state.postgres.keyed import PgRecords
 from orchestrator.state.postgres.listener import PgListener
 from orchestrator.state.postgres.notice_changes import NoticeChanges
-from orchestrator.state.postgres.outages import resilient
 from orchestrator.state.postgres.record_task import record_and_task
 from orchestrator.state.postgres.sessions import PgSessions
 from orchestrator.state.postgres.snapshots import PgSnapshots
 from orchestrator.state.postgres.store_health import PgHealth
+from orchestrator.state.postgres.task_calls import PgTaskCalls
 from orchestrator.state.postgres.tasks import PgTasks
 from orchestrator.state.postgres.transactions import PgTransactions
 from orchestrator.state.postgres.upkeep import PgUpkeep
@@ -78,7 +74,7 @@ U = TypeVar("U")
 R = TypeVar("R", bound=BaseModel)
 
 
-class PostgresStateStore:
+class PostgresStateStore(PgTaskCalls):
     """The PostgreSQL backend of ``StateStore`` (module doc)."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], local: LocalRecords | None = None) -> None:
@@ -130,69 +126,6 @@ class PostgresStateStore:
             finally:
                 if self._local is not None:
                     await self._local.store.aclose()
-
-    # -- tasks and claims -------------------------------------------------------------------
-
-    async def get_task_state(self, task_id: str) -> TaskState | None:
-        return await self._call(lambda: self._tasks.get_task_state(task_id))
-
-    async def get_task_states(self, task_ids: Sequence[str]) -> list[TaskState]:
-        for task_id in task_ids:  # each name checked before the query
-            check_id(task_id, "task id")
-        if not task_ids:
-            return []
-        return await self._call(lambda: self._tasks.get_task_states(task_ids))
-
-    async def update_task_state(
-        self,
-        task_id: str,
-        updates: Mapping[str, Any],
-        expected_version: int | None = None,
-        *,
-        fencing_token: int | None = None,
-        durable: bool = True,
-    ) -> TaskState:
-        return await self._call(
-            lambda: self._tasks.update_task_state(
-                task_id, updates, expected_version, fencing_token=fencing_token, durable=durable
-            )
-        )
-
-    async def list_tasks(self, session_id: str | None = None) -> list[TaskState]:
-        return await self._call(lambda: self._tasks.list_tasks(session_id))
-
-    async def task_history(self, task_id: str) -> list[TaskState]:
-        return await self._call(lambda: self._tasks.task_history(task_id))
-
-    async def acquire_claim(
-        self,
-        task_id: str,
-        holder: str,
-        lease_seconds: float,
-        updates: Mapping[str, Any] | ClaimUpdates | None = None,
-        *,
-        expected_version: int | None = None,
-    ) -> Claim | None:
-        return await self._call(
-            lambda: self._claims.acquire_claim(
-                task_id, holder, lease_seconds, updates, expected_version=expected_version
-            )
-        )
-
-    async def renew_claim(self, task_id: str, token: int, lease_seconds: float) -> Claim:
-        return await self._call(lambda: self._claims.renew_claim(task_id, token, lease_seconds))
-
-    async def release_claim(
-        self,
-        task_id: str,
-        token: int,
-        status: ClaimStatus = ClaimStatus.COMPLETED,
-        updates: Mapping[str, Any] | ReleaseUpdates | None = None,
-    ) -> TaskState:
-        return await self._call(lambda: self._claims.release_claim(task_id, token, status, updates))
-
-    async def sweep_expired_claims(self, now: datetime | None = None) -> list[Claim]:
-        return await self._call(lambda: self._claims.sweep_expired_claims(now))
 
     # -- sessions and checkpoints -----------------------------------------------------------
 
@@ -438,10 +371,6 @@ class PostgresStateStore:
 
     async def emit(self, event: Event) -> None:
         await self._core.emit(event)  # stored with the next transaction (``core``)
-
-    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """``fn()``, tried again while the database cannot be reached (``outages``)."""
-        return await resilient(fn, self._where)
 
     async def identity(self) -> str | None:
         return await self._call(lambda: self._upkeep.identity())

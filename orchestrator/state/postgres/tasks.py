@@ -14,6 +14,7 @@ from orchestrator.models import TaskState
 from orchestrator.state.claim_rules import check_fence
 from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
 from orchestrator.state.postgres.history import move_out_of_task_window
+from orchestrator.state.protocol.task_changes import TaskChanges
 from orchestrator.state.validators import Validators
 
 __all__ = ["PgTasks", "locked_task", "write_task"]
@@ -97,6 +98,34 @@ class PgTasks:
                 )
             rows = await cursor.fetchall()
         return [TaskState.model_validate(row[0]) for row in rows]
+
+    async def list_tasks_changed(
+        self, session_id: str, held: Mapping[str, TaskState]
+    ) -> TaskChanges:
+        """``list_tasks(session_id)`` in one query that sends back the documents of only the
+        tasks whose version and update time are not those of ``held`` (the stamp,
+        ``task_changes``): the others' ids alone."""
+        ids, versions, times = [], [], []
+        for task_id, task in held.items():
+            ids.append(task_id)
+            versions.append(task.version)
+            times.append(task.updated_at)
+        async with self._core.pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT t.task_id, CASE WHEN h.version = t.version AND h.updated_at = "
+                "t.updated_at THEN NULL ELSE t.doc END "
+                "FROM council.tasks t JOIN council.sessions s "
+                "ON t.session_id = s.session_id AND s.session_id = %s "
+                "LEFT JOIN unnest(%s::text[], %s::integer[], %s::timestamptz[]) "
+                "AS h(task_id, version, updated_at) ON h.task_id = t.task_id "
+                "WHERE s.doc->'task_ids' ? t.task_id "
+                "ORDER BY array_position(ARRAY(SELECT jsonb_array_elements_text("
+                "s.doc->'task_ids')), t.task_id)",
+                (session_id, ids, versions, times),
+            )
+            rows = await cursor.fetchall()
+        changed = {row[0]: TaskState.model_validate(row[1]) for row in rows if row[1] is not None}
+        return TaskChanges(tuple(row[0] for row in rows), changed)
 
 
 async def locked_task(conn: Conn, task_id: str, *, skip_locked: bool = False) -> TaskState | None:

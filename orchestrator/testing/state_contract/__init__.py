@@ -9,9 +9,9 @@ A backend's test module subclasses ``StateStoreContract`` and provides a ``store
                 yield store
 
 Tests only use the protocol, so they hold for any backend (file now, PostgreSQL later). Each
-subject is a mixin of its own module: ``tasks``, ``claims``, ``sessions`` (and checkpoints),
-``records`` (keyed records and the conflict strategies), ``record_and_task``, ``carried``,
-``delete_after``, ``events``,
+subject is a mixin of its own module: ``tasks``, ``task_changes``, ``claims``, ``sessions`` (and
+checkpoints), ``records`` (keyed records and the conflict strategies), ``record_and_task``,
+``carried``, ``delete_after``, ``events``,
 ``history``, ``ttl``, ``context``, ``health``, ``transactions``, ``watch``, ``validators``,
 ``task_strategies``.
 """
@@ -33,6 +33,7 @@ from orchestrator.testing.state_contract.record_and_task import RecordAndTaskCon
 from orchestrator.testing.state_contract.records import RecordsContract
 from orchestrator.testing.state_contract.release_first import ReleaseFirstContract
 from orchestrator.testing.state_contract.sessions import SessionsContract
+from orchestrator.testing.state_contract.task_changes import TaskChangesContract
 from orchestrator.testing.state_contract.task_strategies import TaskStrategiesContract
 from orchestrator.testing.state_contract.tasks import TasksContract
 from orchestrator.testing.state_contract.transactions import TransactionsContract
@@ -45,6 +46,7 @@ __all__ = ["StateStoreContract"]
 
 class StateStoreContract(
     TasksContract,
+    TaskChangesContract,
     ClaimsContract,
     SessionsContract,
     RecordsContract,

@@ -30,6 +30,7 @@ __all__ = [
     "identity_of",
     "process_alive",
     "session_identities",
+    "stat_identity",
     "subdirectories",
     "task_identities",
 ]
@@ -55,6 +56,11 @@ def identity_of(path: Path | str) -> Identity | None:
         st = os.stat(path)
     except FileNotFoundError:
         return None
+    return stat_identity(st)
+
+
+def stat_identity(st: os.stat_result) -> Identity:
+    """The identity of the file ``st`` describes."""
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 

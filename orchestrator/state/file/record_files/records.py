@@ -28,21 +28,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from orchestrator.errors import StateCorrupted
-from orchestrator.events import Event
-from orchestrator.events.state import StateRecovered
 from orchestrator.ids import check_id
-from orchestrator.models import utcnow
 from orchestrator.safety.secret_mask import masked_json
 from orchestrator.state.file.fsops import (
     FileOperations,
@@ -52,8 +47,10 @@ from orchestrator.state.file.fsops import (
 )
 from orchestrator.state.file.record_files.archive import RecordArchive, read_doc
 from orchestrator.state.file.record_files.codec import RecordDamaged, encode
-from orchestrator.state.file.record_files.layout import CURRENT
+from orchestrator.state.file.record_files.layout import CURRENT, Identity, stat_identity
 from orchestrator.state.file.record_files.peek_read import parse_record
+from orchestrator.state.file.record_files.recovery import Recovery, recover
+from orchestrator.state.file.record_files.stamps import Stamps
 from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 
 __all__ = ["RecordKind", "Recovery"]
@@ -69,28 +66,6 @@ _CURRENT = CURRENT  # ``layout``: where a record is, known without the store
 # number of tasks (512 a kind cost a run of 512 tasks over 10 KiB a task: three paths and
 # the bytes of each record of half a dozen kinds, all long ended).
 _CACHE_SIZE = 64
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """What a recovery did, for the warning event."""
-
-    kind: str
-    key: str
-    reason: str
-    quarantined: Path | None
-    recovered_from: int
-    new_version: int
-
-    def event(self) -> Event:
-        return StateRecovered(
-            kind=self.kind,
-            key=self.key,
-            reason=self.reason,
-            quarantined=str(self.quarantined) if self.quarantined else None,
-            recovered_from_version=self.recovered_from,
-            new_version=self.new_version,
-        )
 
 
 class RecordKind(Generic[M]):
@@ -122,7 +97,10 @@ class RecordKind(Generic[M]):
         # (inode, size, mtime, ctime): any write to the file, by us or anyone, changes the
         # ctime, so a match means the bytes on disk are these. Parsing still happens on every
         # load, so callers never share a model instance.
-        self._bytes_cache: OrderedDict[str, tuple[tuple[int, int, int, int], bytes]] = OrderedDict()
+        self._bytes_cache: OrderedDict[str, tuple[Identity, bytes]] = OrderedDict()
+        # What was last seen of the records some caller tracks, by their file's identity: a
+        # stat tells whether one is unchanged, with no read (``stamps``). None: not kept.
+        self.stamps: Stamps[M] | None = None
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -144,6 +122,11 @@ class RecordKind(Generic[M]):
         """The record's lock: its directory, locked with ``directory=True``."""
         return self._paths(key)[2]
 
+    def current_file(self, key: str) -> str:
+        """``current_path`` as a string (the key checked): no ``Path`` objects, which a read of
+        10,000 records would make 10,000 of."""
+        return os.path.join(self._base, check_id(key, f"{self.name} id"), _CURRENT)
+
     def keys(self) -> list[str]:
         return sorted(self.names())
 
@@ -163,14 +146,13 @@ class RecordKind(Generic[M]):
         """Bytes → model, or RecordDamaged saying why."""
         return parse_record(self.model, self.key_field, key, raw)
 
-    def load(self, key: str, *, remember: bool = True) -> M | None:
+    def load(self, key: str, *, remember: bool = True, track: bool = False) -> M | None:
         """The current record, None if there never was one; RecordDamaged if it is damaged.
         ``remember`` False: its bytes are not kept (a read of every record would only push
-        out the ones in use)."""
-        # A string path, not three ``Path`` objects: a read of 10,000 records makes 10,000.
-        path = os.path.join(self._base, check_id(key, f"{self.name} id"), _CURRENT)
+        out the ones in use). ``track``: its stamp is kept from now on (``stamps``)."""
+        path = self.current_file(key)
         try:
-            raw = self._read_current(key, path, remember)
+            identity, raw = self._read_current(key, path, remember)
         except FileNotFoundError:
             self._bytes_cache.pop(key, None)
             if self.history_versions(key):
@@ -178,26 +160,31 @@ class RecordKind(Generic[M]):
             return None
         except OSError as exc:
             raise _unreadable(Path(path), f"{self.name} record {key!r}", exc) from exc
-        return self.parse(key, raw)
+        record = self.parse(key, raw)
+        if self.stamps is not None:
+            self.stamps.saw(key, identity, record, track=track)
+        return record
 
-    def _read_current(self, key: str, path: str, remember: bool) -> bytes:
+    def _read_current(self, key: str, path: str, remember: bool) -> tuple[Identity, bytes]:
+        """The identity of the file at ``path`` (taken before its bytes were read, so a file
+        that grew meanwhile gives an identity it no longer has) and its bytes."""
         cached = self._bytes_cache.get(key)
-        if cached is not None and _identity(os.stat(path)) == cached[0]:
-            return cached[1]
+        if cached is not None and stat_identity(os.stat(path)) == cached[0]:
+            return cached
         # The descriptor's own calls: a buffered ``open`` adds a seek, a terminal check and
         # a second look at the size to every record read (10,000 at a stop, twice).
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             status = os.fstat(fd)
-            identity = _identity(status)
+            identity = stat_identity(status)
             raw = _read_all(fd, status.st_size)
         finally:
             os.close(fd)
         if remember:
             self._remember(key, identity, raw)
-        return raw
+        return identity, raw
 
-    def _remember(self, key: str, identity: tuple[int, int, int, int], raw: bytes) -> None:
+    def _remember(self, key: str, identity: Identity, raw: bytes) -> None:
         _keep(self._bytes_cache, key, (identity, raw))
 
     def history_versions(self, key: str) -> list[int]:
@@ -304,9 +291,14 @@ class RecordKind(Generic[M]):
         if previous_version is None:
             self.ops.makedirs(directory)
         durable_write(current, data, self.ops, before_replace=archive_previous, sync=durable)
-        if remember:
-            with contextlib.suppress(OSError):
-                self._remember(key, _identity(os.stat(current)), data)
+        stamps = self.stamps
+        if remember or (stamps is not None and key in stamps):
+            with contextlib.suppress(OSError):  # the write stands; only what is kept of it lost
+                identity = stat_identity(os.stat(current))  # the lock held: no other writer
+                if remember:
+                    self._remember(key, identity, data)
+                if stamps is not None:
+                    stamps.saw(key, identity, record)
         if previous_version is not None:
             # Only the version that just fell off the end; strays a crash left between two
             # steps (or an unlink the disk refused) are removed by ``prune_history`` during
@@ -342,6 +334,8 @@ class RecordKind(Generic[M]):
         locks it now); its directory, the lock, the caller removes last (``unlink_and_release``)."""
         directory = self.dir_for(key)
         self._bytes_cache.pop(key, None)
+        if self.stamps is not None:
+            self.stamps.forget(key)
         try:
             entries = list(os.scandir(directory))
         except FileNotFoundError:
@@ -364,83 +358,7 @@ class RecordKind(Generic[M]):
         try:
             return self.load(key), None
         except RecordDamaged as damage:
-            return self._recover(key, str(damage))
-
-    def _recover(self, key: str, reason: str) -> tuple[M, Recovery]:
-        current = self.current_path(key)
-        versions = self.history_versions(key)
-        source = next(self.iter_history(key), None)
-        if source is None:
-            try:
-                kept = self._quarantine_copy(key, current)
-                where = f"a copy is kept at {kept}" if kept else "no copy could be kept"
-            except OSError as exc:
-                where = f"no copy could be kept ({exc.strerror or exc})"
-            # The whole directory: its damaged history goes with it, or the record would be
-            # found damaged again (a missing current version with history is a damage too).
-            raise StateCorrupted(
-                current,
-                f"{self.name} record {key!r} is damaged ({reason}) and has no valid history",
-                f"{where}; restore a checkpoint (`council checkpoint list`, then `council "
-                f"checkpoint restore`), or move the record's directory {self.dir_for(key)} "
-                "away to start the record afresh; then `council resume`",
-            )
-        try:
-            return self._replace_from_history(key, reason, versions, source)
-        except OSError as exc:
-            # The damaged file is in quarantine (then the current version is missing) or still
-            # in place, and history is untouched: the next read recovers it.
-            raise write_error(
-                current, exc, f"{self.name} record {key!r} is damaged ({reason}) and not recovered"
-            ) from exc
-
-    def _replace_from_history(
-        self, key: str, reason: str, versions: list[int], source: M
-    ) -> tuple[M, Recovery]:
-        current = self.current_path(key)
-        quarantined = self._quarantine_move(key, current)
-        # One past the highest version this record can have had (the damaged current was at
-        # most the newest history entry + 1), so a holder of the lost version gets a
-        # VersionConflict and versions only ever increase.
-        new_version = max(versions) + 2
-        source_version = int(getattr(source, "version", 0))
-        recovered = source.model_copy(update={"version": new_version, "updated_at": utcnow()})
-        self._write_file(key, recovered, None, True, True)
-        # History must name the highest version handed out, or a second damage of this same
-        # file would compute the same new version again. The link shares the current file's
-        # bytes, so if those are damaged in place it is skipped as a source, but its name
-        # still counts. The record is recovered by now: a disk that refuses these last steps
-        # costs only that safeguard, never the read.
-        with contextlib.suppress(OSError):
-            with contextlib.suppress(FileExistsError):
-                self.ops.link(current, self.history_path(key, new_version))
-            self.ops.fsync_dir(current.parent)
-            self.prune_history(key)
-        return recovered, Recovery(self.name, key, reason, quarantined, source_version, new_version)
-
-    def _quarantine_target(self, key: str, raw: bytes) -> Path:
-        digest = hashlib.sha256(raw).hexdigest()[:16]
-        self.ops.makedirs(self.quarantine_dir)
-        return self.quarantine_dir / f"{key}.{digest}.json"
-
-    def _quarantine_move(self, key: str, current: Path) -> Path | None:
-        try:
-            raw = current.read_bytes()
-        except FileNotFoundError:
-            return None
-        target = self._quarantine_target(key, raw)
-        self.ops.replace(current, target)
-        return target
-
-    def _quarantine_copy(self, key: str, current: Path) -> Path | None:
-        try:
-            raw = current.read_bytes()
-        except FileNotFoundError:
-            return None
-        target = self._quarantine_target(key, raw)
-        if not target.exists():
-            durable_write(target, raw, self.ops)
-        return target
+            return recover(self, key, str(damage))
 
     def verify(self, key: str) -> str | None:
         """Why the current record is damaged, or None when it is intact (or absent)."""
@@ -484,7 +402,3 @@ def _keep(cache: OrderedDict[str, V], key: str, value: V) -> None:
         with contextlib.suppress(KeyError):  # emptied by another thread meanwhile
             cache.popitem(last=False)
     cache[key] = value
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
