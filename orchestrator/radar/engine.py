@@ -7,8 +7,9 @@ no lock taken) and compares its digest with the last: only a session that moved 
 sighting written and its pairs computed again, against every other live session (this
 workstation's from memory; in a team also the other workstations' sightings from the store).
 A pair that shares a file is graded (``overlap``), and only then, when both tips hold commits
-of their own, asked of ``git merge-tree --write-tree`` (cached by the two tips, so a session
-whose uncommitted diff moved but not its tip costs no merge). Collision records are written,
+of their own, asked of ``git merge-tree --write-tree`` (``merges.TipMerges``: cached by the two
+tips, so a session whose uncommitted diff moved but not its tip costs no merge); its record is
+made by ``findings.collision_of``. Collision records are written,
 changed or deleted with version checks, so two workstations that compute the same pair agree
 and only one says so (``radar.collision`` on creation, and again when a rewrite makes it
 graver, ``escalated_from`` the grade it had; ``radar.resolved`` on deletion).
@@ -36,24 +37,20 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.errors import GitError, VersionConflict, WorkspaceError
-from orchestrator.events.radar import RadarCollision, RadarResolved
-from orchestrator.git.merge_tree import GitCalls, branch_ref, merge_trees
-from orchestrator.git.publish import BRANCHES_PREFIX
-from orchestrator.git.remote_refs import check_remote_name
+from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.repo import Git
-from orchestrator.models import KeyedRecord, utcnow
-from orchestrator.radar.overlap import PairOverlap, Severity, compare
+from orchestrator.models import KeyedRecord
+from orchestrator.radar.findings import collision_event, collision_of, resolved_event
+from orchestrator.radar.merges import TipMerges
+from orchestrator.radar.overlap import compare
 from orchestrator.radar.records import (
     COLLISIONS,
     SIGHTINGS,
     Collision,
-    CollisionSide,
-    HunkPair,
     Sighting,
     collision_key,
     ranked,
     read_collision,
-    short_diff,
     sightings,
 )
 from orchestrator.radar.snapshot import read_snapshot
@@ -67,7 +64,6 @@ log = logging.getLogger(__name__)
 
 _NOT_HANDED = -1.0  # no ``leaving`` was asked (no time a sighting was written at)
 SIGHTING_TTL = 600.0  # seconds a sighting lasts unless written again (a workstation that died)
-_MERGE_CACHE = 4096  # merge-tree results kept, by pair of tips
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +104,15 @@ class Radar:
     changes: int = 0  # collision records this radar wrote or removed, counted up
     _seen: dict[str, Sighting] = field(default_factory=dict)
     _written_at: dict[str, float] = field(default_factory=dict)
-    _merges: dict[tuple[str, str], list[str] | None] = field(default_factory=dict)
-    _fetched: set[str] = field(default_factory=set)  # other workstations' tips asked for
+    _merges: TipMerges = field(init=False)
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
     # Session -> when its sighting was last written as its deletion was handed out
     # (``leaving``): ``ended`` skips the deletion that went unless it was written since.
     _handed: dict[str, float | None] = field(default_factory=dict)
     _carried: dict[str, Sighting] = field(default_factory=dict)  # (``first_carried``)
+
+    def __post_init__(self) -> None:
+        self._merges = TipMerges(self.remote, self.workstation)
 
     # -- the looks ---------------------------------------------------------------------------
 
@@ -304,71 +302,11 @@ class Radar:
             return
         conflicts: list[str] | None = None
         if mine.committed and other.committed:
-            conflicts = await self._merge(calls, cost, mine, other)
-        found = _collision(key, mine, other, overlap, conflicts, stored)
+            conflicts = await self._merges.conflicts(calls, cost, mine, other)
+        found = collision_of(key, mine, other, overlap, conflicts, stored)
         if stored is not None and stored.same_finding(found):
             return
         await self._write(found, stored)
-
-    async def _merge(
-        self, calls: GitCalls, cost: PassCost, mine: Sighting, other: Sighting
-    ) -> list[str] | None:
-        """The paths a merge of the two tips conflicts on ([] clean); None when git cannot
-        tell. A tip of another workstation this clone does not have is fetched once from its
-        published branch (objects only: no ref, no ``FETCH_HEAD`` written here)."""
-        tip_a, tip_b = mine.tip, other.tip
-        pair = (min(tip_a, tip_b), max(tip_a, tip_b))
-        if pair in self._merges:
-            return self._merges[pair]
-        cost.merges += 1
-        fetch = [s for s in (mine, other) if self._fetchable(s)]
-
-        def merge() -> list[str] | None:
-            for _ in range(2):
-                try:
-                    return merge_trees(calls, pair[0], pair[1]).conflicts
-                except GitError as exc:
-                    log.info("radar: no merge-tree of %s and %s: %s", pair[0], pair[1], exc)
-                if not fetch:
-                    return None
-                for sighting in fetch:
-                    self._fetch(calls, sighting)
-                fetch.clear()
-            return None
-
-        found = await anyio.to_thread.run_sync(merge)
-        if found is None:
-            return None  # asked again next time: the tip may have been fetched meanwhile
-        if len(self._merges) >= _MERGE_CACHE:
-            self._merges.clear()
-        self._merges[pair] = found
-        return found
-
-    def _fetchable(self, sighting: Sighting) -> bool:
-        return (
-            self.remote is not None
-            and sighting.branch is not None
-            and sighting.workstation != self.workstation
-            and sighting.tip not in self._fetched
-        )
-
-    def _fetch(self, calls: GitCalls, sighting: Sighting) -> None:
-        """Bring ``sighting``'s tip into this clone from its published branch (blocking)."""
-        assert self.remote is not None and sighting.branch is not None
-        self._fetched.add(sighting.tip)
-        if len(self._fetched) > _MERGE_CACHE:
-            self._fetched.clear()
-        try:
-            local = branch_ref(sighting.branch)  # a name from the store: checked first
-            remote = check_remote_name(self.remote)
-        except WorkspaceError as exc:
-            log.info("radar: %s", exc)
-            return
-        published = BRANCHES_PREFIX + local.removeprefix("refs/heads/")
-        args = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, published)
-        done = calls.run(*args, check=False)
-        if not done.ok:
-            log.info("radar: %s of %s not fetched: %s", published, remote, done.stderr.strip())
 
     # -- the store ---------------------------------------------------------------------------
 
@@ -397,18 +335,18 @@ class Radar:
             return  # another workstation wrote it meanwhile: its next look settles it
         self.changes += 1
         if record is None:  # created here: said once, by its creator
-            await self.store.emit(_collision_event(found))
+            await self.store.emit(collision_event(found))
             return
         before = read_collision(record.data)
         if before is not None and found.severity.rank > before.severity.rank:
             # graver than it was (same lines now, or a merge that now conflicts): said again,
             # once, by the writer of the graver record
-            await self.store.emit(_collision_event(found, escalated_from=before.severity.value))
+            await self.store.emit(collision_event(found, escalated_from=before.severity.value))
 
     async def _resolve(self, found: Collision, reason: str) -> None:
         if await self.store.delete_record(COLLISIONS, found.key):
             self.changes += 1
-            await self.store.emit(_resolved_event(found, reason))
+            await self.store.emit(resolved_event(found, reason))
 
     async def _end(self, session_id: str, *, deleted: bool = False) -> list[Collision]:
         """The session's sighting and collisions gone; the stored collisions left."""
@@ -439,81 +377,6 @@ class Radar:
 
     def seen(self) -> Iterable[Sighting]:
         return tuple(self._seen.values())
-
-
-def _collision(
-    key: str,
-    mine: Sighting,
-    other: Sighting,
-    overlap: PairOverlap,
-    conflicts: list[str] | None,
-    stored: Collision | None,
-) -> Collision:
-    """The record of an overlapping pair, sides in session order (the same from either side)."""
-    first, second = sorted((mine, other), key=lambda s: s.session_id)
-    if first is not mine:
-        overlap = compare(first.diffs(), second.diffs())
-    paths = overlap.paths
-    shared = [path for path in (conflicts or []) if path in paths] if conflicts else []
-    if conflicts and not shared:
-        shared = list(conflicts)  # a conflict on a path one side renamed or both added
-    severity = overlap.severity or Severity.FILE
-    if shared:
-        severity = Severity.CONFLICT
-    hunks = [
-        HunkPair(path=found.path, a=a.label(), b=b.label())
-        for found in overlap.files
-        for a, b in found.touching
-    ]
-
-    def side(sighting: Sighting) -> CollisionSide:
-        return CollisionSide(
-            task_id=sighting.task_id,
-            session_id=sighting.session_id,
-            workstation=sighting.workstation,
-            tip=sighting.tip,
-            diff=short_diff(sighting.diffs(), paths),
-        )
-
-    now = utcnow()
-    return Collision(
-        key=key,
-        severity=severity,
-        a=side(first),
-        b=side(second),
-        paths=paths,
-        hunks=hunks[:20],
-        conflict=bool(shared),
-        conflict_paths=shared,
-        first_seen=stored.first_seen if stored is not None else now,
-        updated_at=now,
-    )
-
-
-def _collision_event(found: Collision, escalated_from: str | None = None) -> RadarCollision:
-    return RadarCollision(
-        escalated_from=escalated_from,
-        task_id=found.a.task_id,
-        other_task_id=found.b.task_id,
-        session_id=found.a.session_id,
-        other_session_id=found.b.session_id,
-        paths=found.paths,
-        severity=found.severity.value,
-        conflict_paths=found.conflict_paths,
-        key=found.key,
-    )
-
-
-def _resolved_event(found: Collision, reason: str) -> RadarResolved:
-    return RadarResolved(
-        task_id=found.a.task_id,
-        other_task_id=found.b.task_id,
-        session_id=found.a.session_id,
-        other_session_id=found.b.session_id,
-        paths=found.paths,
-        reason=reason,
-        key=found.key,
-    )
 
 
 class _Unseen(Exception):
