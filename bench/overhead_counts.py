@@ -151,6 +151,7 @@ STEPS = [
     ("orchestrator.merge.queue", "MergeQueue.merge", "merge"),
     ("orchestrator.worktrees.manager", "WorktreeManager.remove_session_worktree", "cleanup"),
     ("orchestrator.scheduler.attempts.writes", "AttemptWrites.release_locks", "release"),
+    ("orchestrator.scheduler.radar_watch", "RadarWatch.watch", "radar.timer"),
 ]
 ORDER = [
     "run.start",
@@ -171,6 +172,7 @@ ORDER = [
     "cleanup",
     "release",
     "run.finish",
+    "radar.timer",
     "other",
 ]
 
