@@ -124,6 +124,7 @@ def fresh_copy(template: Path, root: Path, label: str) -> Path:
     return repo
 
 
+TIMED = ("tick", "radar.timer", "heartbeat", "claim.sweep", "monitor")  # time-driven steps
 RADAR_INTERVAL: float | None = None  # ``--radar-interval``: None keeps the run config's default
 
 
@@ -179,9 +180,10 @@ def counted_run(template: Path, root: Path, tasks: int, capacity: int) -> dict[s
     out = repo.parent / "counts.json"
     argv = [sys.executable, str(BENCH / "counted_council.py"), str(out)]
     argv += ["run", str(write_config(repo, tasks, capacity)), "--json"]
-    measure(argv, repo.parent, ENV)
+    done = measure(argv, repo.parent, ENV)
     check_landed(repo, tasks)
     data: dict[str, Any] = json.loads(out.read_text())
+    data["wall"] = done.wall  # (not a count: what the time-driven steps are paid over)
     shutil.rmtree(repo.parent)
     return data
 
@@ -304,6 +306,10 @@ def main(tasks: int, capacity: int, rounds: int, files: int, as_json: bool, coun
         print(f"\n== council per task, by step (one counted run of {tasks} tasks)")
         for line in table(load(counted), tasks):
             print(line)
+        wall = float(counted.get("wall", 0.0))
+        hops = load(counted).hops
+        timed = ", ".join(f"{step} {hops[step] / wall:.3f}" for step in TIMED if wall > 0)
+        print(f"  the counted run's wall: {wall:.1f} s; hops a second of it: {timed}")
 
 
 if __name__ == "__main__":
