@@ -156,3 +156,10 @@ async def test_a_sighting_handed_to_the_landing_is_not_deleted_twice(
         assert await store.get_record(SIGHTINGS, "sb") is not None
         await radar.ended("sb", deleted=True)
         assert SIGHTINGS in deleted and await store.get_record(SIGHTINGS, "sb") is None
+
+        # Ended again (a look's end of a session gone, then its attempt's): the sighting is
+        # surely not there, told with no worker-thread call; the live collisions read alone.
+        hopped = count_hops(monkeypatch)
+        assert await radar.ended("sb") == []
+        names = [getattr(fn, "__qualname__", "") for fn in hopped]
+        assert names == ["FileCore.read_many.<locals>.read_all"]

@@ -8,8 +8,10 @@ record with no directory is not locked (taking its lock would make one); a put's
 makes the directory it is written in). Under all of them, before anything is written: each
 put's ``make(current)`` (a compare-and-set that cannot conflict: the record's lock is held),
 then the deletions' versions checked (a mismatch, or a ``make`` that raises: nothing written or
-deleted). Then the deletions, then the puts, in that order: a crash leaves a prefix, as calls in
-that order would (each record whole: each write and each deletion is atomic on its own).
+deleted). Then the deletions, then the puts, in that order: a crash leaves a prefix, as calls
+in that order would (each record whole: each write and each deletion is atomic on its own). A
+call of deletions only, of records that surely do not exist (``FileCore.surely_absent``), is
+told on the calling thread with no worker-thread call, as ``delete_records`` tells it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from orchestrator.state.expiry import expires_at, live
 from orchestrator.state.file.core import HELD, UNSETTLED, Busy, FileCore, load_or_recover
 from orchestrator.state.file.keyed import delete_locked
 from orchestrator.state.file.record_files.records import RecordKind
+from orchestrator.state.file.rules import check_version
 
 __all__ = ["put_and_delete_records"]
 
@@ -50,8 +53,10 @@ async def put_and_delete_records(
     now = utcnow()
     for put in made:
         expires_at(now, put.ttl)  # a bad ttl is refused before any lock is taken
-    if not made and not gone:
-        return [], []
+    if not made and all(core.surely_absent(core.namespace(n), key) for n, key, _ in gone):
+        for namespace, key, expected in gone:  # none there: told without a worker thread
+            check_version(core.namespace(namespace), key, None, expected)
+        return [], [False] * len(gone)
     places = [(core.namespace(p.namespace), p.key) for p in made]
     places += [(core.namespace(d.namespace), d.key) for d in gone]
     await core.settle_first()
