@@ -6,6 +6,7 @@ every record on disk in the middle of its tasks, then one for each of its dozen 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,25 @@ async def test_a_kind_of_many_records_is_swept_a_chunk_a_call(
     assert len(hopped) == 4, hopped
     assert not any(leftover.exists() for leftover in leftovers)
     assert len(await store.list_tasks("s1")) == 5
+
+
+async def test_the_purge_of_expired_records_reads_every_namespace_in_one_call(
+    store: FileStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The state monitor's purge, once a minute: every namespace read in one call (it was one
+    # a namespace), then each expired record deleted in a call of its own.
+    for namespace in ("notes", "owners", "radar-sessions"):
+        for n in range(3):
+            await store.put_record(namespace, f"k{n}", {"n": n}, ttl=600 if n else 1)
+    with monkeypatch.context() as patch:
+        hopped = count_hops(patch)
+        assert await store.purge_expired() == 0
+    assert len(hopped) == 1, hopped
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    with monkeypatch.context() as patch:
+        hopped = count_hops(patch)
+        assert await store.purge_expired(later) == 3  # the three of one second
+    assert len(hopped) == 1 + 3, hopped
+    assert await store.get_record("notes", "k0") is None
+    kept = await store.get_record("notes", "k1")
+    assert kept is not None and kept.data == {"n": 1}
