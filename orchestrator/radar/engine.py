@@ -20,10 +20,13 @@ collision it was in; the timer's ``look`` also ends the collisions of sessions s
 non-incremental pass the bench compares with.
 
 Passes are serialized (one lock): the phase commits of many sessions and the timer may ask at
-once, and each pass is cheap. Git runs in a worker thread, one hop per pass; a session sighted
-for the first time (its first phase commit) is read and its sighting written in one store call
-(``put_made_record``: that same hop on the file store), or in its phase's completion's call
-(``first_carried``).
+once, and each pass is cheap. Git runs in a worker thread, one hop per pass; a phase commit's
+session is read and, if it moved, its sighting written in one store call (``put_made_record``:
+that same hop on the file store), or its first sighting in its phase's completion's call
+(``first_carried``). Every other write of a pass (the timer's sightings, the collisions, an
+end's deletions) is gathered (``writes.PassWrites``) and made in one store call at its end,
+however many sessions moved; the live collisions are read once a pass, and what they are after
+its writes kept (``known``).
 """
 
 from __future__ import annotations
