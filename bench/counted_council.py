@@ -38,6 +38,8 @@ def dump(counts: Counts) -> dict[str, list[list[object]]]:
 def load(data: dict[str, list[list[object]]]) -> Counts:
     counts = Counts()
     for name, entries in data.items():
+        if not isinstance(entries, list):
+            continue  # a figure beside the counts (the run's wall)
         counter = getattr(counts, name)
         for *key, value in entries:
             counter[tuple(key) if len(key) > 1 else key[0]] = value

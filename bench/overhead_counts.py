@@ -154,6 +154,13 @@ STEPS = [
     ("orchestrator.merge.queue", "MergeQueue.merge", "merge"),
     ("orchestrator.worktrees.manager", "WorktreeManager.remove_session_worktree", "cleanup"),
     ("orchestrator.scheduler.attempts.writes", "AttemptWrites.release_locks", "release"),
+    # The time-driven work: what a run pays per second of its wall time, not per task.
+    ("orchestrator.scheduler.radar_watch", "RadarWatch.watch", "radar.timer"),
+    ("orchestrator.scheduler.reconciler", "Reconciler._renew", "heartbeat"),
+    ("orchestrator.scheduler.sweeper", "Sweeper.sweep", "claim.sweep"),
+    ("orchestrator.state.monitor", "StateMonitor.clean_up", "monitor"),
+    ("orchestrator.state.monitor", "StateMonitor.verify", "monitor"),
+    ("orchestrator.state.monitor", "StateMonitor.checkpoint", "monitor"),
 ]
 ORDER = [
     "run.start",
@@ -174,6 +181,10 @@ ORDER = [
     "cleanup",
     "release",
     "run.finish",
+    "radar.timer",
+    "heartbeat",
+    "claim.sweep",
+    "monitor",
     "other",
 ]
 

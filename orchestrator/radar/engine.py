@@ -7,8 +7,9 @@ no lock taken) and compares its digest with the last: only a session that moved 
 sighting written and its pairs computed again, against every other live session (this
 workstation's from memory; in a team also the other workstations' sightings from the store).
 A pair that shares a file is graded (``overlap``), and only then, when both tips hold commits
-of their own, asked of ``git merge-tree --write-tree`` (cached by the two tips, so a session
-whose uncommitted diff moved but not its tip costs no merge). Collision records are written,
+of their own, asked of ``git merge-tree --write-tree`` (``merges.TipMerges``: cached by the two
+tips, so a session whose uncommitted diff moved but not its tip costs no merge); its record is
+made by ``findings.collision_of``. Collision records are written,
 changed or deleted with version checks, so two workstations that compute the same pair agree
 and only one says so (``radar.collision`` on creation, and again when a rewrite makes it
 graver, ``escalated_from`` the grade it had; ``radar.resolved`` on deletion).
@@ -19,10 +20,13 @@ collision it was in; the timer's ``look`` also ends the collisions of sessions s
 non-incremental pass the bench compares with.
 
 Passes are serialized (one lock): the phase commits of many sessions and the timer may ask at
-once, and each pass is cheap. Git runs in a worker thread, one hop per pass; a session sighted
-for the first time (its first phase commit) is read and its sighting written in one store call
-(``put_made_record``: that same hop on the file store), or in its phase's completion's call
-(``first_carried``).
+once, and each pass is cheap. Git runs in a worker thread, one hop per pass; a phase commit's
+session is read and, if it moved, its sighting written in one store call (``put_made_record``:
+that same hop on the file store), or its first sighting in its phase's completion's call
+(``first_carried``). Every other write of a pass (the timer's sightings, the collisions, an
+end's deletions) is gathered (``writes.PassWrites``) and made in one store call at its end,
+however many sessions moved; the live collisions are read once a pass, and what they are after
+its writes kept (``known``).
 """
 
 from __future__ import annotations
@@ -35,28 +39,25 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from orchestrator.errors import GitError, VersionConflict, WorkspaceError
-from orchestrator.events.radar import RadarCollision, RadarResolved
-from orchestrator.git.merge_tree import GitCalls, branch_ref, merge_trees
-from orchestrator.git.publish import BRANCHES_PREFIX
-from orchestrator.git.remote_refs import check_remote_name
+from orchestrator.errors import GitError, WorkspaceError
+from orchestrator.git.merge_tree import GitCalls
 from orchestrator.git.repo import Git
-from orchestrator.models import KeyedRecord, utcnow
-from orchestrator.radar.overlap import PairOverlap, Severity, compare
+from orchestrator.models import KeyedRecord
+from orchestrator.radar.findings import collision_of
+from orchestrator.radar.merges import TipMerges
+from orchestrator.radar.overlap import compare
 from orchestrator.radar.records import (
     COLLISIONS,
     SIGHTINGS,
     Collision,
-    CollisionSide,
-    HunkPair,
     Sighting,
     collision_key,
     ranked,
     read_collision,
-    short_diff,
     sightings,
 )
 from orchestrator.radar.snapshot import read_snapshot
+from orchestrator.radar.writes import PassWrites
 from orchestrator.state.carried import CarriedPut, Carrier
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 
 _NOT_HANDED = -1.0  # no ``leaving`` was asked (no time a sighting was written at)
 SIGHTING_TTL = 600.0  # seconds a sighting lasts unless written again (a workstation that died)
-_MERGE_CACHE = 4096  # merge-tree results kept, by pair of tips
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,7 @@ class PassCost:
     pairs: int = 0  # pairs compared
     merges: int = 0  # merge-trees asked for
     git: int = 0  # git processes started
+    keys: set[str] = field(default_factory=set)  # the pairs compared, by collision key
 
 
 @dataclass
@@ -106,39 +107,53 @@ class Radar:
     sighting_ttl: float = SIGHTING_TTL
     last: PassCost = field(default_factory=PassCost)
     changes: int = 0  # collision records this radar wrote or removed, counted up
+    known: list[Collision] | None = None  # the live collisions after the last pass, if it read them
     _seen: dict[str, Sighting] = field(default_factory=dict)
     _written_at: dict[str, float] = field(default_factory=dict)
-    _merges: dict[tuple[str, str], list[str] | None] = field(default_factory=dict)
-    _fetched: set[str] = field(default_factory=set)  # other workstations' tips asked for
+    _merges: TipMerges = field(init=False)
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
     # Session -> when its sighting was last written as its deletion was handed out
     # (``leaving``): ``ended`` skips the deletion that went unless it was written since.
     _handed: dict[str, float | None] = field(default_factory=dict)
     _carried: dict[str, Sighting] = field(default_factory=dict)  # (``first_carried``)
 
+    def __post_init__(self) -> None:
+        self._merges = TipMerges(self.remote, self.workstation)
+
     # -- the looks ---------------------------------------------------------------------------
 
     async def moved(self, session: LiveSession) -> PassCost:
         """A phase commit of ``session``: read it; if it moved, its pairs again."""
         async with self._lock:
-            return await self._pass([session], force=False, everyone=False)
+            writes = PassWrites(self.sighting_ttl)
+            stored = _Stored()
+            cost = await self._pass([session], writes, stored, force=False, everyone=False)
+            await self._commit(writes, stored)
+            return cost
 
     async def look(self, sessions: Sequence[LiveSession]) -> PassCost:
         """The timer's look over this workstation's live ``sessions``: each read, the pairs of
-        those that moved computed again; a session seen before and not live now ended."""
+        those that moved computed again; a session seen before and not live now ended. The
+        live collisions read once for all of it, and its writes made in one store call."""
         async with self._lock:
+            writes = PassWrites(self.sighting_ttl)
+            stored = _Stored(await self._stored_collisions())
             live = {s.session_id for s in sessions}
             for gone in [sid for sid in self._seen if sid not in live]:
-                await self._end(gone)
-            cost = await self._pass(sessions, force=False, everyone=True)
-            await self._sweep()
+                self._end(gone, writes, stored)
+            cost = await self._pass(sessions, writes, stored, force=False, everyone=True)
+            await self._sweep(writes, stored)
+            await self._commit(writes, stored)
             return cost
 
     async def full(self, sessions: Sequence[LiveSession]) -> PassCost:
         """Every session read and every pair computed, moved or not (the bench's baseline)."""
         async with self._lock:
             self._merges.clear()
-            return await self._pass(sessions, force=True, everyone=True)
+            writes, stored = PassWrites(self.sighting_ttl), _Stored()
+            cost = await self._pass(sessions, writes, stored, force=True, everyone=True)
+            await self._commit(writes, stored)
+            return cost
 
     def first_carried(self, session: LiveSession) -> Carrier | None:
         """``moved``'s first look at a session never sighted, as a write another room's store
@@ -170,25 +185,36 @@ class Radar:
         return Deletion(SIGHTINGS, session_id)
 
     async def ended(self, session_id: str, *, deleted: bool = False) -> list[Collision]:
-        """``session_id`` ended: its sighting and its collisions go (``radar.resolved``). The
-        live collisions left, as ``records.collisions`` reads them, from the one read this
-        took (its caller needs not read them again). ``deleted``: the sighting's deletion
-        ``leaving`` handed out was made."""
+        """``session_id`` ended: its sighting and its collisions go (``radar.resolved``), in
+        one store call. The live collisions left, as ``records.collisions`` reads them, from
+        the one read this took (its caller needs not read them again). ``deleted``: the
+        sighting's deletion ``leaving`` handed out was made."""
         async with self._lock:
-            return ranked(await self._end(session_id, deleted=deleted))
+            writes = PassWrites(self.sighting_ttl)
+            stored = _Stored(await self._stored_collisions())
+            self._end(session_id, writes, stored, deleted=deleted)
+            await self._commit(writes, stored)
+            return self.known or []
 
     # -- one pass ----------------------------------------------------------------------------
 
     async def _pass(
-        self, sessions: Sequence[LiveSession], *, force: bool, everyone: bool
+        self,
+        sessions: Sequence[LiveSession],
+        writes: PassWrites,
+        stored: _Stored,
+        *,
+        force: bool,
+        everyone: bool,
     ) -> PassCost:
         cost = PassCost()
         calls = GitCalls(self.git)
         published: set[str] = set()
-        if not force and len(sessions) == 1 and sessions[0].session_id not in self._seen:
-            carried = self._carried.pop(sessions[0].session_id, None)
+        one = sessions[0].session_id if len(sessions) == 1 else None
+        if not force and one is not None and (not everyone or one not in self._seen):
+            carried = self._carried.pop(one, None)
             # Read and published at once: carried by its phase's completion, or here.
-            read = [carried] if carried else await self._first_look(calls, sessions[0])
+            read = [carried] if carried else await self._look_one(calls, sessions[0])
             published = {s.session_id for s in read}
         else:
             read = await anyio.to_thread.run_sync(self._read_all, calls, list(sessions))
@@ -200,51 +226,55 @@ class Radar:
                 moved.append(sighting)
                 self._seen[sighting.session_id] = sighting
                 if sighting.session_id not in published:
-                    await self._publish(sighting)
+                    writes.publish(sighting)
             elif everyone and self._stale(sighting.session_id):
-                await self._publish(before)  # still live: its time to live renewed
+                writes.publish(before)  # still live: its time to live renewed
         cost.moved = len(moved)
         if moved:
             others = await self._everyone()
-            stored = await self._stored_collisions()
-            done: set[str] = set()
+            found = await stored.read(self)
             for mine in moved:
                 for other in others.values():
                     if other.session_id == mine.session_id:
                         continue
                     key = collision_key(mine.session_id, other.session_id)
-                    if key in done:
+                    if writes.acted(key) or key in cost.keys:
                         continue
-                    done.add(key)
+                    cost.keys.add(key)
                     cost.pairs += 1
-                    await self._pair(calls, cost, key, mine, other, stored.get(key))
+                    await self._pair(calls, cost, writes, key, mine, other, found.get(key))
                 # A collision with a session no longer sighted anywhere is over.
-                for key, found in stored.items():
-                    sides = {found.a.session_id, found.b.session_id}
-                    if key not in done and mine.session_id in sides and not sides <= set(others):
-                        done.add(key)
-                        await self._resolve(found, "ended")
+                for key, collision in found.items():
+                    sides = {collision.a.session_id, collision.b.session_id}
+                    ended = mine.session_id in sides and not sides <= set(others)
+                    if ended and key not in cost.keys:
+                        writes.resolve(collision, "ended")
         cost.git = calls.count
         self.last = cost
         return cost
 
-    async def _first_look(self, calls: GitCalls, session: LiveSession) -> list[Sighting]:
-        """A session never sighted: read, and its sighting written (as it always is, being
-        new), in one store call (one worker-thread call on the file store)."""
+    async def _look_one(self, calls: GitCalls, session: LiveSession) -> list[Sighting]:
+        """One session read, and its sighting written if it moved (always, when never
+        sighted), in one store call (one worker-thread call on the file store)."""
+        sid = session.session_id
 
         def made() -> tuple[dict[str, object], Sighting]:
             found = self._read_all(calls, [session])
             if not found:
                 raise _Unseen  # no snapshot (its worktree gone): nothing written
+            if found[0] is self._seen.get(sid):
+                raise _Unmoved  # as last seen: nothing written
             return found[0].model_dump(mode="json"), found[0]
 
         try:
             _, sighting = await self.store.put_made_record(
-                SIGHTINGS, session.session_id, made, durable=False, ttl=self.sighting_ttl
+                SIGHTINGS, sid, made, durable=False, ttl=self.sighting_ttl
             )
         except _Unseen:
             return []
-        self._written_at[session.session_id] = anyio.current_time()
+        except _Unmoved:
+            return [self._seen[sid]]
+        self._written_at[sid] = anyio.current_time()
         return [sighting]
 
     def _read_all(self, calls: GitCalls, sessions: list[LiveSession]) -> list[Sighting]:
@@ -292,6 +322,7 @@ class Radar:
         self,
         calls: GitCalls,
         cost: PassCost,
+        writes: PassWrites,
         key: str,
         mine: Sighting,
         other: Sighting,
@@ -300,221 +331,80 @@ class Radar:
         overlap = compare(mine.diffs(), other.diffs())
         if overlap.severity is None:
             if stored is not None:
-                await self._resolve(stored, "apart")
+                writes.resolve(stored, "apart")
             return
         conflicts: list[str] | None = None
         if mine.committed and other.committed:
-            conflicts = await self._merge(calls, cost, mine, other)
-        found = _collision(key, mine, other, overlap, conflicts, stored)
+            conflicts = await self._merges.conflicts(calls, cost, mine, other)
+        found = collision_of(key, mine, other, overlap, conflicts, stored)
         if stored is not None and stored.same_finding(found):
             return
-        await self._write(found, stored)
-
-    async def _merge(
-        self, calls: GitCalls, cost: PassCost, mine: Sighting, other: Sighting
-    ) -> list[str] | None:
-        """The paths a merge of the two tips conflicts on ([] clean); None when git cannot
-        tell. A tip of another workstation this clone does not have is fetched once from its
-        published branch (objects only: no ref, no ``FETCH_HEAD`` written here)."""
-        tip_a, tip_b = mine.tip, other.tip
-        pair = (min(tip_a, tip_b), max(tip_a, tip_b))
-        if pair in self._merges:
-            return self._merges[pair]
-        cost.merges += 1
-        fetch = [s for s in (mine, other) if self._fetchable(s)]
-
-        def merge() -> list[str] | None:
-            for _ in range(2):
-                try:
-                    return merge_trees(calls, pair[0], pair[1]).conflicts
-                except GitError as exc:
-                    log.info("radar: no merge-tree of %s and %s: %s", pair[0], pair[1], exc)
-                if not fetch:
-                    return None
-                for sighting in fetch:
-                    self._fetch(calls, sighting)
-                fetch.clear()
-            return None
-
-        found = await anyio.to_thread.run_sync(merge)
-        if found is None:
-            return None  # asked again next time: the tip may have been fetched meanwhile
-        if len(self._merges) >= _MERGE_CACHE:
-            self._merges.clear()
-        self._merges[pair] = found
-        return found
-
-    def _fetchable(self, sighting: Sighting) -> bool:
-        return (
-            self.remote is not None
-            and sighting.branch is not None
-            and sighting.workstation != self.workstation
-            and sighting.tip not in self._fetched
-        )
-
-    def _fetch(self, calls: GitCalls, sighting: Sighting) -> None:
-        """Bring ``sighting``'s tip into this clone from its published branch (blocking)."""
-        assert self.remote is not None and sighting.branch is not None
-        self._fetched.add(sighting.tip)
-        if len(self._fetched) > _MERGE_CACHE:
-            self._fetched.clear()
-        try:
-            local = branch_ref(sighting.branch)  # a name from the store: checked first
-            remote = check_remote_name(self.remote)
-        except WorkspaceError as exc:
-            log.info("radar: %s", exc)
-            return
-        published = BRANCHES_PREFIX + local.removeprefix("refs/heads/")
-        args = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, published)
-        done = calls.run(*args, check=False)
-        if not done.ok:
-            log.info("radar: %s of %s not fetched: %s", published, remote, done.stderr.strip())
+        writes.write(found, stored)
 
     # -- the store ---------------------------------------------------------------------------
 
-    async def _publish(self, sighting: Sighting) -> None:
-        data = sighting.model_dump(mode="json")
-        await self.store.put_record(
-            SIGHTINGS, sighting.session_id, data, durable=False, ttl=self.sighting_ttl
-        )
-        self._written_at[sighting.session_id] = anyio.current_time()
+    async def _commit(self, writes: PassWrites, stored: _Stored) -> None:
+        """The pass's writes in one store call; ``known`` the live collisions after it, when
+        the pass read them."""
+        done = await writes.commit(self.store, stored.found or {})
+        self._written_at.update(done.published)
+        self.changes += done.changes
+        self.known = None if stored.found is None else ranked(done.live.values())
 
     def _stale(self, session_id: str) -> bool:
         written = self._written_at.get(session_id)
         return written is None or anyio.current_time() - written > self.sighting_ttl / 3
 
-    async def _write(self, found: Collision, stored: Collision | None) -> None:
-        record = await self.store.get_record(COLLISIONS, found.key)
-        try:
-            await self.store.put_record(
-                COLLISIONS,
-                found.key,
-                found.stored(),
-                expected_version=0 if record is None else record.version,
-                durable=False,
-            )
-        except VersionConflict:
-            return  # another workstation wrote it meanwhile: its next look settles it
-        self.changes += 1
-        if record is None:  # created here: said once, by its creator
-            await self.store.emit(_collision_event(found))
-            return
-        before = read_collision(record.data)
-        if before is not None and found.severity.rank > before.severity.rank:
-            # graver than it was (same lines now, or a merge that now conflicts): said again,
-            # once, by the writer of the graver record
-            await self.store.emit(_collision_event(found, escalated_from=before.severity.value))
-
-    async def _resolve(self, found: Collision, reason: str) -> None:
-        if await self.store.delete_record(COLLISIONS, found.key):
-            self.changes += 1
-            await self.store.emit(_resolved_event(found, reason))
-
-    async def _end(self, session_id: str, *, deleted: bool = False) -> list[Collision]:
-        """The session's sighting and collisions gone; the stored collisions left."""
+    def _end(
+        self, session_id: str, writes: PassWrites, stored: _Stored, *, deleted: bool = False
+    ) -> None:
+        """The session's sighting and collisions go (``stored``: read)."""
         self._seen.pop(session_id, None)
         self._carried.pop(session_id, None)
         written = self._written_at.pop(session_id, None)
         handed = self._handed.pop(session_id, _NOT_HANDED)
         if not (deleted and handed == written):  # (else deleted, and not written since)
-            await self.store.delete_record(SIGHTINGS, session_id)
-        left = []
-        for found in (await self._stored_collisions()).values():
+            writes.forget(session_id)
+        for found in (stored.found or {}).values():
             if session_id in (found.a.session_id, found.b.session_id):
-                await self._resolve(found, "ended")
-            else:
-                left.append(found)
-        return left
+                writes.resolve(found, "ended")
 
-    async def _sweep(self) -> None:
+    async def _sweep(self, writes: PassWrites, stored: _Stored) -> None:
         """Collisions of sessions sighted nowhere any more (a run that died, a workstation
-        gone: their sightings expired) are over."""
-        stored = await self._stored_collisions()
-        if not stored:
+        gone: their sightings expired) are over. The sightings in the store are read only
+        for a collision with a side this radar does not see."""
+        seen = set(self._seen)
+        unsure = [
+            found
+            for key, found in (stored.found or {}).items()
+            if not writes.acted(key) and not {found.a.session_id, found.b.session_id} <= seen
+        ]
+        if not unsure:
             return
-        sighted = set(self._seen) | {s.session_id for s in await sightings(self.store)}
-        for found in stored.values():
+        sighted = seen | {s.session_id for s in await sightings(self.store)}
+        for found in unsure:
             if not {found.a.session_id, found.b.session_id} <= sighted:
-                await self._resolve(found, "ended")
+                writes.resolve(found, "ended")
 
     def seen(self) -> Iterable[Sighting]:
         return tuple(self._seen.values())
 
 
-def _collision(
-    key: str,
-    mine: Sighting,
-    other: Sighting,
-    overlap: PairOverlap,
-    conflicts: list[str] | None,
-    stored: Collision | None,
-) -> Collision:
-    """The record of an overlapping pair, sides in session order (the same from either side)."""
-    first, second = sorted((mine, other), key=lambda s: s.session_id)
-    if first is not mine:
-        overlap = compare(first.diffs(), second.diffs())
-    paths = overlap.paths
-    shared = [path for path in (conflicts or []) if path in paths] if conflicts else []
-    if conflicts and not shared:
-        shared = list(conflicts)  # a conflict on a path one side renamed or both added
-    severity = overlap.severity or Severity.FILE
-    if shared:
-        severity = Severity.CONFLICT
-    hunks = [
-        HunkPair(path=found.path, a=a.label(), b=b.label())
-        for found in overlap.files
-        for a, b in found.touching
-    ]
-
-    def side(sighting: Sighting) -> CollisionSide:
-        return CollisionSide(
-            task_id=sighting.task_id,
-            session_id=sighting.session_id,
-            workstation=sighting.workstation,
-            tip=sighting.tip,
-            diff=short_diff(sighting.diffs(), paths),
-        )
-
-    now = utcnow()
-    return Collision(
-        key=key,
-        severity=severity,
-        a=side(first),
-        b=side(second),
-        paths=paths,
-        hunks=hunks[:20],
-        conflict=bool(shared),
-        conflict_paths=shared,
-        first_seen=stored.first_seen if stored is not None else now,
-        updated_at=now,
-    )
-
-
-def _collision_event(found: Collision, escalated_from: str | None = None) -> RadarCollision:
-    return RadarCollision(
-        escalated_from=escalated_from,
-        task_id=found.a.task_id,
-        other_task_id=found.b.task_id,
-        session_id=found.a.session_id,
-        other_session_id=found.b.session_id,
-        paths=found.paths,
-        severity=found.severity.value,
-        conflict_paths=found.conflict_paths,
-        key=found.key,
-    )
-
-
-def _resolved_event(found: Collision, reason: str) -> RadarResolved:
-    return RadarResolved(
-        task_id=found.a.task_id,
-        other_task_id=found.b.task_id,
-        session_id=found.a.session_id,
-        other_session_id=found.b.session_id,
-        paths=found.paths,
-        reason=reason,
-        key=found.key,
-    )
-
-
 class _Unseen(Exception):
-    """A session's snapshot could not be read (``Radar._first_look``)."""
+    """A session's snapshot could not be read (``Radar._look_one``)."""
+
+
+class _Unmoved(Exception):
+    """A session's snapshot is as last seen (``Radar._look_one``): nothing to write."""
+
+
+class _Stored:
+    """The live collisions a pass read from the store: once, when it first needs them."""
+
+    def __init__(self, found: dict[str, Collision] | None = None) -> None:
+        self.found = found
+
+    async def read(self, radar: Radar) -> dict[str, Collision]:
+        if self.found is None:
+            self.found = await radar._stored_collisions()
+        return self.found

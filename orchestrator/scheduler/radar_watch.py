@@ -7,7 +7,9 @@
 - ``watch()``: every ``radar.interval`` seconds, every live session of this workstation is read
   (the uncommitted diffs of long phases): the pairs of those that moved computed again, and the
   live collisions read back from the store (other workstations' too; alone, only after a look
-  that wrote or removed one: nobody else writes them);
+  that wrote or removed one, and then taken from the look's own read with its writes made:
+  nobody else writes them); a look's writes (every sighting, every collision) are one store
+  call (``radar.writes``);
 - ``ended(attempt)``: the attempt is over (landed, failed, requeued, cancelled): its sighting
   and its collisions go, ``radar.resolved``; a landing deletes the sighting in its worktree
   removal's own store call (``leaving``), not written again since: then ``ended`` does not;
@@ -164,7 +166,8 @@ class RadarWatch(RunPart):
         """Run one of the radar's passes, then read the live collisions back (unless the pass
         gave them: a list); a failure is logged, never raised (the radar advises). Alone, nobody
         but this radar writes them: once read, they are read again only after a pass that wrote
-        or removed one."""
+        or removed one, and not even then when that pass read them (``Radar.known``: what it
+        read, with its own writes made)."""
         radar = self.radar
         try:
             written = radar.changes
@@ -173,6 +176,8 @@ class RadarWatch(RunPart):
                 found = done
             elif self._read and not radar.team and radar.changes == written:
                 return  # none changed since the last read
+            elif not radar.team and radar.known is not None:
+                found = radar.known  # read by the pass, its writes made since: as stored
             else:
                 found = await collisions(self._run.services.store)
         except (CouncilError, OSError) as exc:

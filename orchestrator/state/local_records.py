@@ -12,20 +12,22 @@ backend); the shared store hands every keyed-record call for them to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from orchestrator.models import KeyedRecord
+from orchestrator.state.carried import CarriedPut
 from orchestrator.state.changes import RecordRef
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.validators import Validators
 
-__all__ = ["KeyedRecords", "LocalRecords"]
+__all__ = ["KeyedRecords", "LocalRecords", "Written"]
 
 T = TypeVar("T")
 U = TypeVar("U")
+Written = tuple[list[KeyedRecord | None], list[bool]]
 
 
 class KeyedRecords(Protocol):
@@ -78,6 +80,10 @@ class KeyedRecords(Protocol):
 
     async def delete_records(self, items: Sequence[Deletion]) -> list[bool]: ...
 
+    async def put_and_delete_records(
+        self, puts: Sequence[CarriedPut], deletions: Sequence[Deletion] = ()
+    ) -> Written: ...
+
     async def delete_record_after(
         self,
         namespace: str,
@@ -122,3 +128,32 @@ class LocalRecords:
 
     def owns(self, namespace: str) -> bool:
         return namespace in self.namespaces
+
+    async def put_and_delete_records(
+        self,
+        puts: Sequence[CarriedPut],
+        deletions: Sequence[Deletion],
+        shared: Callable[[list[CarriedPut], list[Deletion]], Awaitable[Written]],
+    ) -> Written:
+        """``put_and_delete_records`` of the clone's own namespaces in its store, the rest by
+        ``shared`` (the shared store's call) after: two calls when both have some, one else;
+        each answer in the order given."""
+        mine = (
+            [p for p in puts if self.owns(p.namespace)],
+            [d for d in deletions if self.owns(d.namespace)],
+        )
+        rest = (
+            [p for p in puts if not self.owns(p.namespace)],
+            [d for d in deletions if not self.owns(d.namespace)],
+        )
+        here: Written = ([], [])
+        there: Written = ([], [])
+        if mine[0] or mine[1]:
+            here = await self.store.put_and_delete_records(*mine)
+        if rest[0] or rest[1]:
+            there = await shared(*rest)
+        local_puts, shared_puts = iter(here[0]), iter(there[0])
+        local_gone, shared_gone = iter(here[1]), iter(there[1])
+        written = [next(local_puts if self.owns(p.namespace) else shared_puts) for p in puts]
+        found = [next(local_gone if self.owns(d.namespace) else shared_gone) for d in deletions]
+        return written, found

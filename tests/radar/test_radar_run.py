@@ -190,8 +190,8 @@ async def test_radar_off_looks_at_nothing(tmp_path: Path) -> None:
 async def test_alone_the_collisions_are_read_back_only_after_a_look_that_changed_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Alone, nobody but the run's radar writes collision records: once read, they are read
-    again only after a look that wrote or removed one (issue 51: no store read a phase)."""
+    """Alone, nobody but the run's radar writes collision records: they are never read back
+    after a look, which read them itself (``Radar.known``; issue 51: no store read a phase)."""
     from orchestrator.scheduler import radar_watch
 
     reads: list[int] = []
@@ -214,4 +214,4 @@ async def test_alone_the_collisions_are_read_back_only_after_a_look_that_changed
     async with Council(config) as council:
         report = await council.run()
     assert [t.status for t in report.tasks] == [TaskStatus.DONE] * 3
-    assert reads == [0]  # the first look's read; no look after it changed a collision
+    assert reads == []  # the first look's own read stood for it; none changed a collision

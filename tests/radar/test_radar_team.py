@@ -136,13 +136,14 @@ async def test_the_other_workstations_tip_is_fetched_from_its_published_branch(
     assert not (clone_2 / ".git" / "FETCH_HEAD").exists()
     # a tip the remote has not published (yet) is asked for once, not at every look
     fetched: list[str] = []
-    fetch = radar_2._fetch
+    merges = radar_2._merges  # (``merges.TipMerges``)
+    fetch = merges._fetch
 
     def counted(calls: Any, sighting: Any) -> None:
         fetched.append(sighting.tip)
         fetch(calls, sighting)
 
-    radar_2._fetch = counted  # type: ignore[method-assign]
+    merges._fetch = counted  # type: ignore[method-assign]
     a.edit("README.md", "readme", "read me")
     unpublished = a.commit()
     await radar_1.moved(a.live)

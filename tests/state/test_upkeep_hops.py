@@ -1,11 +1,12 @@
-"""The file store's clean-up of stale locks makes a few worker-thread calls in all, whatever
-the number of records (issue 51): each kind's records are swept in one call, not three or more
-calls a record. The run's state monitor sweeps once a minute, so a run lasting longer than
-that paid a few hops for every record on disk in the middle of its tasks."""
+"""The file store's clean-up of stale locks makes one worker-thread call for ``SWEEP_CHUNK``
+records, whatever their kinds (issue 51): not three or more calls a record, nor one a kind. The
+run's state monitor sweeps once a minute, so a run lasting longer than that paid a few hops for
+every record on disk in the middle of its tasks, then one for each of its dozen kinds."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,16 +31,17 @@ async def sweep_hops(store: FileStateStore, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.parametrize("records", [2, 12])
-async def test_one_call_a_kind_whatever_the_records(
+async def test_one_call_in_all_for_fewer_records_than_a_chunk(
     store: FileStateStore, monkeypatch: pytest.MonkeyPatch, records: int
 ) -> None:
     await store.create_session({}, [f"t{n}" for n in range(records)], session_id="s1")
     for n in range(records):
         await store.put_record("notes", f"k{n}", {"n": n})
-    kinds = 4  # tasks, sessions, counters, the "notes" namespace
+        await store.put_record("owners", f"k{n}", {"n": n})
     hopped = await sweep_hops(store, monkeypatch)
-    # Dead writers' intents and batches, the kinds listed, each kind, the checkpoints.
-    assert len(hopped) == 1 + 1 + kinds + 1, hopped
+    # Dead writers' intents and batches, the kinds listed, each of the five swept (tasks,
+    # sessions, counters, "notes", "owners"), the checkpoints: one call.
+    assert len(hopped) == 1, hopped
 
 
 async def test_one_call_a_kind_still_sweeps_each_record_under_its_lock(
@@ -84,8 +86,30 @@ async def test_a_kind_of_many_records_is_swept_a_chunk_a_call(
     for leftover in leftovers:
         leftover.write_bytes(b"half")
     hopped = await sweep_hops(store, monkeypatch)
-    # Dead writers, the kinds, the tasks in three chunks, the session, the counters (none:
-    # one call that lists them), the checkpoints.
-    assert len(hopped) == 1 + 1 + 3 + 1 + 1 + 1, hopped
+    # Seven records (five tasks, the session, the counter block) two a call: four calls, the
+    # first with the dead writers and the kinds' listing, the last with the checkpoints.
+    assert len(hopped) == 4, hopped
     assert not any(leftover.exists() for leftover in leftovers)
     assert len(await store.list_tasks("s1")) == 5
+
+
+async def test_the_purge_of_expired_records_reads_every_namespace_in_one_call(
+    store: FileStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The state monitor's purge, once a minute: every namespace read in one call (it was one
+    # a namespace), then each expired record deleted in a call of its own.
+    for namespace in ("notes", "owners", "radar-sessions"):
+        for n in range(3):
+            await store.put_record(namespace, f"k{n}", {"n": n}, ttl=600 if n else 1)
+    with monkeypatch.context() as patch:
+        hopped = count_hops(patch)
+        assert await store.purge_expired() == 0
+    assert len(hopped) == 1, hopped
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    with monkeypatch.context() as patch:
+        hopped = count_hops(patch)
+        assert await store.purge_expired(later) == 3  # the three of one second
+    assert len(hopped) == 1 + 3, hopped
+    assert await store.get_record("notes", "k0") is None
+    kept = await store.get_record("notes", "k1")
+    assert kept is not None and kept.data == {"n": 1}

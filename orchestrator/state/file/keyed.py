@@ -20,6 +20,7 @@ from orchestrator.state.deletions import Deletion, checked
 from orchestrator.state.expiry import expires_at, is_expired, live
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.locked_all import locked_all_call
+from orchestrator.state.file.lockfree import read_present
 from orchestrator.state.file.record_files.layout import RECORDS, subdirectories
 from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.rules import check_version
@@ -230,15 +231,36 @@ class FileRecords:
         return [record for record in found if not is_expired(record, now)]
 
     async def purge_expired(self, now: datetime | None = None) -> int:
-        """Remove every keyed record expired by ``now`` (this machine's clock when None)."""
+        """Remove every keyed record expired by ``now`` (this machine's clock when None).
+        Every namespace is listed and read in one worker-thread call (the state monitor's,
+        once a minute: not one a namespace); each expired record then goes under its lock, in
+        a call of its own, only if still expired there (written again meanwhile: it stays)."""
         core = self._core
         moment = now or utcnow()
-        names = await anyio.to_thread.run_sync(subdirectories, core.root / RECORDS)
+        await core.settle_first()
+
+        def expired() -> list[tuple[str, str, bool]] | str:
+            """(namespace, key, damaged) of the records expired, or damaged (to be read under
+            their lock); a namespace a dead writer's transaction touches, to settle first."""
+            found: list[tuple[str, str, bool]] = []
+            for namespace in subdirectories(core.root / RECORDS):
+                kind = core.namespace(namespace)
+                if core.unsettled(kind, None):
+                    return namespace
+                for key, record, damaged in read_present(kind, None):
+                    if damaged or (record is not None and is_expired(record, moment)):
+                        found.append((namespace, key, damaged))
+            return found
+
+        while isinstance(listed := await anyio.to_thread.run_sync(expired), str):
+            await core.settle(core.namespace(listed), None)
         purged = 0
-        for namespace in names:
-            for record in await core.read_many(core.namespace(namespace), None):
-                if is_expired(record, moment):
-                    purged += await self._delete(namespace, record.key, None, moment)
+        for namespace, key, damaged in listed:
+            if damaged:
+                record = await core.recover(core.namespace(namespace), key)
+                if record is None or not is_expired(record, moment):
+                    continue
+            purged += await self._delete(namespace, key, None, moment)
         return purged
 
 

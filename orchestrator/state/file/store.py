@@ -40,6 +40,7 @@ from orchestrator.state.file.health import FileHealth
 from orchestrator.state.file.history import FileHistory
 from orchestrator.state.file.identity import store_identity
 from orchestrator.state.file.keyed import FileRecords
+from orchestrator.state.file.keyed_batch import put_and_delete_records
 from orchestrator.state.file.log.event_log import DEFAULT_ROTATE_BYTES
 from orchestrator.state.file.log.log_changes import LogChanges
 from orchestrator.state.file.record_task import put_made_record_and_task
@@ -345,6 +346,11 @@ class FileStateStore:
 
     async def delete_records(self, items: Sequence[Deletion]) -> list[bool]:
         return await self._records.delete_records(items)
+
+    async def put_and_delete_records(
+        self, puts: Sequence[CarriedPut], deletions: Sequence[Deletion] = ()
+    ) -> tuple[list[KeyedRecord | None], list[bool]]:
+        return await put_and_delete_records(self.core, puts, deletions)
 
     async def delete_made_records(
         self, make: Callable[[], tuple[Sequence[Deletion], T]]

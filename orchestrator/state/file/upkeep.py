@@ -12,6 +12,7 @@ from orchestrator import filelock
 from orchestrator.errors import StateCorrupted, StateError
 from orchestrator.events.locks import LockCleaned
 from orchestrator.state.file.core import FileCore
+from orchestrator.state.file.record_files.layout import RECORDS, subdirectories
 from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.rules import has_data, remove_temp_files
 from orchestrator.state.protocol import RecordProblem
@@ -86,45 +87,61 @@ class FileUpkeep:
 
         Only a lock nobody holds is touched, and a record's directory (its lock) is removed
         while we hold it, so a racer that opened it before the removal notices and retries.
-        Each kind's records are swept ``SWEEP_CHUNK`` to a worker-thread call
-        (``_sweep_kind``): a run's clean-up makes a few calls in all, not three or more for
-        every record on disk, and a run that stops while it sweeps waits for one chunk at most,
-        not a kind of 10,000.
+        The records of every kind are swept ``SWEEP_CHUNK`` to a worker-thread call
+        (``_sweep_some``), the dead writers' intents, the kinds' listing and the checkpoints'
+        temp files in those calls too: a run's clean-up of fewer records than that is one call
+        in all (the state monitor's, once a minute), not one a kind or three a record, and a
+        run that stops while it sweeps waits for one chunk at most, not a kind of 10,000.
         """
-
-        def orphans() -> int:
-            # An intent a dead writer never committed (its transaction changed nothing).
-            rolled = self._core.intents.roll_back_orphans()
-            return rolled + self._core.batches.roll_back_orphans()
-
-        cleaned = await anyio.to_thread.run_sync(orphans)
-        for kind in await self._core.kinds():
-            keys: list[str] | None = None  # listed by the first call
-            while keys is None or keys:
-                swept, keys = await anyio.to_thread.run_sync(self._sweep_kind, kind, keys)
-                cleaned += swept
-
-        def checkpoints() -> int:
-            lock = filelock.try_acquire(self._core.checkpoints.lock_path, root=self._core.anchor)
-            if lock is None:
-                return 0
-            with lock:
-                return self._core.checkpoints.remove_temp_files()
-
-        cleaned += await anyio.to_thread.run_sync(checkpoints)
+        sweep = _Sweep()
+        cleaned = 0
+        while not sweep.done:
+            cleaned += await anyio.to_thread.run_sync(self._sweep_some, sweep)
         if cleaned:
             await self._core.emit(LockCleaned(count=cleaned))
         return cleaned
 
-    def _sweep_kind(self, kind: RecordKind[Any], keys: list[str] | None) -> tuple[int, list[str]]:
-        """``clean_stale_locks`` for the first ``SWEEP_CHUNK`` of ``keys`` (None: every record
-        of ``kind``, listed here), blocking (one worker-thread call); what it cleaned and the
-        keys left. Each record under its own lock, taken only if free, in the order it always
-        had: temp files removed, history pruned, then the directory (the lock) removed while
-        held when no data is left."""
+    def _sweep_some(self, sweep: _Sweep) -> int:
+        """One call of ``clean_stale_locks`` (blocking): the first lists the kinds (after the
+        dead writers' intents), each sweeps up to ``SWEEP_CHUNK`` records of the kinds left in
+        order, the last the checkpoints' temp files; what it cleaned."""
+        core = self._core
         cleaned = 0
-        listed = kind.keys() if keys is None else keys
-        for key in listed[:SWEEP_CHUNK]:
+        if sweep.left is None:
+            # An intent a dead writer never committed (its transaction changed nothing).
+            cleaned += core.intents.roll_back_orphans() + core.batches.roll_back_orphans()
+            names = subdirectories(core.root / RECORDS)
+            kinds: list[RecordKind[Any]] = [core.tasks, core.sessions, core.counters]
+            sweep.left = [(kind, None) for kind in [*kinds, *map(core.namespace, names)]]
+        budget = SWEEP_CHUNK
+        while sweep.left and budget > 0:
+            kind, keys = sweep.left[0]
+            listed = kind.keys() if keys is None else keys
+            swept, rest = self._sweep_kind(kind, listed, budget)
+            cleaned += swept
+            budget -= len(listed) - len(rest)
+            if rest:
+                sweep.left[0] = (kind, rest)
+            else:
+                sweep.left.pop(0)
+        if not sweep.left:
+            lock = filelock.try_acquire(core.checkpoints.lock_path, root=core.anchor)
+            if lock is not None:
+                with lock:
+                    cleaned += core.checkpoints.remove_temp_files()
+            sweep.done = True
+        return cleaned
+
+    def _sweep_kind(
+        self, kind: RecordKind[Any], listed: list[str], limit: int
+    ) -> tuple[int, list[str]]:
+        """``clean_stale_locks`` for the first ``limit`` of ``kind``'s records ``listed``,
+        blocking (in a worker-thread call); what it cleaned and the keys left. Each record
+        under its own lock, taken only if free, in the order it always had: temp files
+        removed, history pruned, then the directory (the lock) removed while held when no data
+        is left."""
+        cleaned = 0
+        for key in listed[:limit]:
             lock = filelock.try_acquire(kind.lock_path(key), root=self._core.anchor, directory=True)
             if lock is None:
                 continue
@@ -143,4 +160,13 @@ class FileUpkeep:
             else:
                 lock.release()
             cleaned += leftovers
-        return cleaned, listed[SWEEP_CHUNK:]
+        return cleaned, listed[limit:]
+
+
+class _Sweep:
+    """Where a ``clean_stale_locks`` is: the kinds left, each with its keys left (None: not
+    listed yet); ``left`` None before the first call."""
+
+    def __init__(self) -> None:
+        self.left: list[tuple[RecordKind[Any], list[str] | None]] | None = None
+        self.done = False

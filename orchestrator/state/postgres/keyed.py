@@ -8,10 +8,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import anyio.to_thread
+
 from orchestrator.errors import VersionConflict
 from orchestrator.events import Event
 from orchestrator.ids import check_id
-from orchestrator.models import KeyedRecord
+from orchestrator.models import KeyedRecord, utcnow
+from orchestrator.state.carried import CarriedPut, checked_carried
 from orchestrator.state.deletions import Deletion, checked
 from orchestrator.state.expiry import expires_at, live
 from orchestrator.state.history_kinds import keyed_kind
@@ -98,6 +101,63 @@ class PgRecords:
 
         if not wanted:
             return []
+        return await self._core.atomically(work)
+
+    async def put_and_delete_records(
+        self, puts: Sequence[CarriedPut], deletions: Sequence[Deletion]
+    ) -> tuple[list[KeyedRecord | None], list[bool]]:
+        """In one transaction: every record's row locked in the global order, every ``make``
+        run (in one worker-thread call, on the rows as found), every deletion's version
+        checked; then the deletions, then the puts (``StateStore.put_and_delete_records``).
+        A creation racing another's runs the whole transaction again, ``make`` with it."""
+        gone = checked(deletions)
+        made = checked_carried(puts, *((d.namespace, d.key) for d in gone))
+        for put in made:
+            expires_at(utcnow(), put.ttl)  # a bad ttl is refused before the transaction
+        if not made and not gone:
+            return [], []
+        places = sorted({(p.namespace, p.key) for p in made} | {(d[0], d[1]) for d in gone})
+
+        async def work(
+            conn: Conn, events: list[Event]
+        ) -> tuple[list[KeyedRecord | None], list[bool]]:
+            now = await self._core.now(conn)
+            stored = {place: await read_record(conn, *place, lock=True) for place in places}
+            current = [live(stored[(p.namespace, p.key)], now) for p in made]
+            datas = await anyio.to_thread.run_sync(
+                lambda: [put.make(found) for put, found in zip(made, current, strict=True)]
+            )
+            found: list[bool] = []
+            doomed: dict[str, list[str]] = {}
+            for namespace, key, expected in gone:
+                there = live(stored[(namespace, key)], now)
+                expect_version(namespace, key, there, expected)
+                if stored[(namespace, key)] is not None:
+                    doomed.setdefault(namespace, []).append(key)
+                found.append(there is not None)
+            for namespace, keys in doomed.items():
+                await delete_records(conn, namespace, keys)
+            written: list[KeyedRecord | None] = []
+            for put, data in zip(made, datas, strict=True):
+                if data is None:
+                    written.append(None)
+                    continue
+                before = stored[(put.namespace, put.key)]
+                written.append(
+                    await write_record(
+                        conn,
+                        put.namespace,
+                        put.key,
+                        before,
+                        data,
+                        put.ttl,
+                        now,
+                        events,
+                        rules=self._core.validators,
+                    )
+                )
+            return written, found
+
         return await self._core.atomically(work)
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:

@@ -40,11 +40,12 @@ from orchestrator.models import (
     SessionSnapshot,
     TaskState,
 )
+from orchestrator.state.carried import CarriedPut
 from orchestrator.state.carried_in_turn import put_and_task_in_turn, release_then_delete_in_turn
 from orchestrator.state.changes import ChangeStream, RecordRef
 from orchestrator.state.deletions import Deletion, checked
 from orchestrator.state.health import DEFAULT_LARGE_RECORD_BYTES, StoreHealth
-from orchestrator.state.local_records import LocalRecords
+from orchestrator.state.local_records import LocalRecords, Written
 from orchestrator.state.postgres.claims import PgClaims
 from orchestrator.state.postgres.connection import describe, open_pool
 from orchestrator.state.postgres.core import PgCore
@@ -327,6 +328,16 @@ class PostgresStateStore(PgTaskCalls):
             answer = await self._call(lambda: self._records.delete_records(shared))
             found.update(zip(shared, answer, strict=True))
         return [found[item] for item in wanted]
+
+    async def put_and_delete_records(
+        self, puts: Sequence[CarriedPut], deletions: Sequence[Deletion] = ()
+    ) -> tuple[list[KeyedRecord | None], list[bool]]:
+        def shared(puts: list[CarriedPut], gone: list[Deletion]) -> Awaitable[Written]:
+            return self._call(lambda: self._records.put_and_delete_records(puts, gone))
+
+        if self._local is None:
+            return await shared(list(puts), list(deletions))
+        return await self._local.put_and_delete_records(puts, deletions, shared)
 
     async def delete_made_records(
         self, make: Callable[[], tuple[Sequence[Deletion], T]]

@@ -146,6 +146,22 @@ class RecordStore(Protocol):
         none. For each, in order: whether it was there (False when there was none)."""
         ...
 
+    async def put_and_delete_records(
+        self, puts: Sequence[CarriedPut], deletions: Sequence[Deletion] = ()
+    ) -> tuple[list[KeyedRecord | None], list[bool]]:
+        """Several keyed records written and others deleted in one store call: each put as
+        its ``make(current)`` gives it (``state.carried``: None writes nothing; its own
+        ``durable`` and ``ttl``), each deletion as ``delete_records`` makes it. One
+        worker-thread call on the file store (every lock tried in the global order of
+        ``state.transactions``, all let go when one is busy; ``make`` run under its record's
+        lock: a compare-and-set that cannot conflict), one transaction on PostgreSQL. Every
+        ``make`` is run and every deletion's version checked before anything is written: one
+        that raises, or a mismatch (``VersionConflict``), writes and deletes nothing. A record
+        named twice is refused (``ValueError``). The deletions go first, then the puts: a crash
+        (file store) leaves a prefix of them, as calls in that order would. For each put, the
+        record written (None: not written); for each deletion, whether it was there."""
+        ...
+
     async def delete_made_records(
         self, make: Callable[[], tuple[Sequence[Deletion], T]]
     ) -> tuple[list[bool], T]:

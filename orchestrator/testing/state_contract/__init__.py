@@ -11,7 +11,7 @@ A backend's test module subclasses ``StateStoreContract`` and provides a ``store
 Tests only use the protocol, so they hold for any backend (file now, PostgreSQL later). Each
 subject is a mixin of its own module: ``tasks``, ``task_changes``, ``claims``, ``sessions`` (and
 checkpoints), ``records`` (keyed records and the conflict strategies), ``record_and_task``,
-``carried``, ``delete_after``, ``events``,
+``carried``, ``keyed_batch``, ``delete_after``, ``events``,
 ``history``, ``ttl``, ``context``, ``health``, ``transactions``, ``watch``, ``validators``,
 ``task_strategies``.
 """
@@ -29,6 +29,7 @@ from orchestrator.testing.state_contract.delete_after import DeleteAfterContract
 from orchestrator.testing.state_contract.events import EventsContract
 from orchestrator.testing.state_contract.health import HealthContract
 from orchestrator.testing.state_contract.history import HistoryContract
+from orchestrator.testing.state_contract.keyed_batch import KeyedBatchContract
 from orchestrator.testing.state_contract.record_and_task import RecordAndTaskContract
 from orchestrator.testing.state_contract.records import RecordsContract
 from orchestrator.testing.state_contract.release_first import ReleaseFirstContract
@@ -52,6 +53,7 @@ class StateStoreContract(
     RecordsContract,
     RecordAndTaskContract,
     CarriedContract,
+    KeyedBatchContract,
     ReleaseFirstContract,
     DeleteAfterContract,
     EventsContract,
