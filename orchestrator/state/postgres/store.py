@@ -21,7 +21,7 @@ service files, ``sslmode`` and client certificates work as they do for ``psql``
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
