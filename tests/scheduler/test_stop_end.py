@@ -16,7 +16,13 @@ import pytest
 from orchestrator.council import Council
 from orchestrator.errors import StoreUnavailable
 from orchestrator.events import Event
-from orchestrator.models import CheckpointInfo, SessionRecord, SessionStatus, TaskStatus
+from orchestrator.models import (
+    CheckpointInfo,
+    SessionRecord,
+    SessionStatus,
+    TaskState,
+    TaskStatus,
+)
 from orchestrator.run import stores as stores_module
 from orchestrator.run.reports.report import RunReport
 from orchestrator.scheduler.session import finish as finish_module
@@ -47,9 +53,11 @@ class _EndStore(FileStateStore):
             await self._step("interrupted")
         return await super().update_session(session_id, updates, *args, **kwargs)
 
-    async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo:
+    async def create_checkpoint(
+        self, session_id: str, reason: str, *, known: Mapping[str, TaskState] | None = None
+    ) -> CheckpointInfo:
         await self._step("checkpoint")
-        return await super().create_checkpoint(session_id, reason)
+        return await super().create_checkpoint(session_id, reason, known=known)
 
     async def emit(self, event: Event) -> None:
         if event.type == "run.interrupted":

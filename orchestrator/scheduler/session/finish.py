@@ -4,7 +4,9 @@
 itself reads the session's tasks once for it (with the candidates of its council tasks); a
 stopped one reads none: its spend line (for reports only) is told from the records as the
 scheduler's last tick saw them, and its checkpoint reads every record itself, so a stop of a
-run of 10,000 tasks reads them once less:
+run of 10,000 tasks reads them once less. Each checkpoint is given the records the end holds
+(``StateStore.create_checkpoint(known=)``): the file store parses again only a record whose
+file is not exactly the one held (written since by anyone, or a light copy of the view's):
 
 - ended by another workstation, its tasks taken over by a later run (``session.reading``):
   this one only leaves (``run.left``);
@@ -109,7 +111,10 @@ async def finish(
             )
         )
         if not run.killed:
-            made = await answer(store.create_checkpoint(run.session_id, "interrupted"))
+            # Of the records as the last tick saw them, each taken where its file holds
+            # exactly it: a stop of 10,000 tasks parses only those written since.
+            checkpoint = store.create_checkpoint(run.session_id, "interrupted", known=seen)
+            made = await answer(checkpoint)
             run.stop_checkpoint = made.checkpoint_id  # the report's source (module doc)
         await answer(run.events.emit(RunInterrupted(session_id=run.session_id)))
         with contextlib.suppress(CouncilError):  # the spend line is for reports only
@@ -127,6 +132,6 @@ async def finish(
         await answer(run.events.emit(RunLeft(session_id=run.session_id)))
         return
     if end.checkpoint is not None:  # `council resume` goes on from it
-        await answer(store.create_checkpoint(run.session_id, end.checkpoint))
+        await answer(store.create_checkpoint(run.session_id, end.checkpoint, known=by_id))
     await answer(store.update_session(run.session_id, {"status": end.status}, metrics=False))
     await answer(run.events.emit(RunFinished(session_id=run.session_id, status=end.status)))

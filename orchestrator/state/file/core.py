@@ -309,10 +309,13 @@ class FileCore:
             kind, key, lambda ev: load_or_recover(kind, key, ev), absent=lambda: None
         )
 
-    async def read_many(self, kind: RecordKind[M], keys: list[str] | None) -> list[M]:
+    async def read_many(
+        self, kind: RecordKind[M], keys: list[str] | None, known: Mapping[str, M] | None = None
+    ) -> list[M]:
         """The records of ``keys`` (None: every one of the kind) that exist, in order, read in
         one worker-thread call (none when no record of the kind exists, ``surely_absent``);
-        only a damaged one takes the locked path of its own."""
+        only a damaged one takes the locked path of its own. ``known``: records the caller
+        holds, given back for files that hold exactly them (``lockfree.read_present``)."""
         if keys is None and self.surely_absent(kind, None):
             return []
         if not self._settled_once:
@@ -321,7 +324,7 @@ class FileCore:
         def read_all() -> list[tuple[str, M | None, bool]] | Busy:
             if self._unsettled(kind, None):
                 return UNSETTLED
-            return read_present(kind, keys)
+            return read_present(kind, keys, known)
 
         while isinstance(listed := await anyio.to_thread.run_sync(read_all), Busy):
             await self.settle(kind, None)

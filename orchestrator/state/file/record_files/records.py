@@ -56,7 +56,7 @@ from orchestrator.state.file.record_files.layout import CURRENT
 from orchestrator.state.file.record_files.peek_read import parse_record
 from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 
-__all__ = ["RecordKind", "Recovery"]
+__all__ = ["RecordKind", "Recovery", "stored_as"]
 
 M = TypeVar("M", bound=BaseModel)
 V = TypeVar("V")
@@ -163,10 +163,13 @@ class RecordKind(Generic[M]):
         """Bytes → model, or RecordDamaged saying why."""
         return parse_record(self.model, self.key_field, key, raw)
 
-    def load(self, key: str, *, remember: bool = True) -> M | None:
+    def load(self, key: str, *, remember: bool = True, known: M | None = None) -> M | None:
         """The current record, None if there never was one; RecordDamaged if it is damaged.
         ``remember`` False: its bytes are not kept (a read of every record would only push
-        out the ones in use)."""
+        out the ones in use). ``known``: the record as the caller holds it, given back as it
+        is, not parsed again, when the file's bytes are exactly what it is written as
+        (``stored_as``): a file another process wrote since, or a copy the caller lightened,
+        reads as the file says."""
         # A string path, not three ``Path`` objects: a read of 10,000 records makes 10,000.
         path = os.path.join(self._base, check_id(key, f"{self.name} id"), _CURRENT)
         try:
@@ -178,6 +181,8 @@ class RecordKind(Generic[M]):
             return None
         except OSError as exc:
             raise _unreadable(Path(path), f"{self.name} record {key!r}", exc) from exc
+        if known is not None and raw == stored_as(known):
+            return known
         return self.parse(key, raw)
 
     def _read_current(self, key: str, path: str, remember: bool) -> bytes:
@@ -290,7 +295,7 @@ class RecordKind(Generic[M]):
     ) -> None:
         """``write`` without the translation of OSError."""
         directory, current, _ = self._paths(key)
-        data = encode(masked_json(record))  # no secret is ever stored (``secret_mask``)
+        data = stored_as(record)
 
         def archive_previous() -> None:
             if previous_version is None:
@@ -449,6 +454,12 @@ class RecordKind(Generic[M]):
         except RecordDamaged as damage:
             return str(damage)
         return None
+
+
+def stored_as(record: BaseModel) -> bytes:
+    """The bytes a record file holds for ``record``: its JSON, no secret ever stored
+    (``secret_mask``), framed with its checksum (``codec``)."""
+    return encode(masked_json(record))
 
 
 def _unreadable(path: Path, what: str, exc: OSError) -> StateCorrupted:
