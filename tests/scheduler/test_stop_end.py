@@ -25,6 +25,7 @@ from orchestrator.models import (
 )
 from orchestrator.run import stores as stores_module
 from orchestrator.run.reports.report import RunReport
+from orchestrator.scheduler.cancel import CANCEL_REQUESTS
 from orchestrator.scheduler.session import finish as finish_module
 from orchestrator.state import FileStateStore
 from orchestrator.state.postgres.connection import connection_kwargs
@@ -172,3 +173,54 @@ def test_the_bounds_are_the_stores_own() -> None:
     assert max(silent, int(limits["connect_timeout"])) < finish_module.HEARD
     assert finish_module.Patience(heard=False).bound == finish_module.UNHEARD
     assert finish_module.Patience(heard=True).bound == finish_module.HEARD
+
+
+class _AwayAtTheStop(FileStateStore):
+    """The file store, taken away as the run is stopped (``away``): every tick's read of the
+    cancel requests and the end's first write say ``StoreUnavailable``; back once the end gave
+    up (so the run's report can be read)."""
+
+    away: ClassVar[list[bool]] = []
+    asked: ClassVar[list[str]] = []
+
+    async def list_records(self, namespace: str, *args: Any, **kwargs: Any) -> Any:
+        if self.away and namespace == CANCEL_REQUESTS:  # read by every tick (``reconcile``)
+            self.asked.append("read")
+            raise StoreUnavailable("the test took the store away")
+        return await super().list_records(namespace, *args, **kwargs)
+
+    async def update_session(
+        self, session_id: str, updates: Mapping[str, Any], *args: Any, **kwargs: Any
+    ) -> SessionRecord:
+        if self.away and updates.get("status") == SessionStatus.INTERRUPTED:
+            self.asked.append("interrupted")
+            self.away.clear()
+            raise StoreUnavailable("the test took the store away")
+        return await super().update_session(session_id, updates, *args, **kwargs)
+
+
+async def test_a_stop_whose_tick_finds_the_store_away_ends_without_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before, the stopped run ticked until the store came back: each tick's read failed and
+    the loop tried again, with nothing in flight left to end."""
+    monkeypatch.setattr(stores_module, "FileStateStore", _AwayAtTheStop)
+    monkeypatch.setattr(_AwayAtTheStop, "away", [])
+    monkeypatch.setattr(_AwayAtTheStop, "asked", [])
+    repo = new_repo(tmp_path)
+    probe = Probe(behave={"t": _hangs})
+    config = run_config(repo, [{"id": "t", "prompt": "p"}])
+    with caplog.at_level(logging.WARNING):
+        async with Council(config, workflow=probe) as council:
+            with anyio.fail_after(patience(60)):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(council.run)
+                    while "t" not in probe.running_tasks():
+                        await anyio.sleep(0.02)
+                    council.stop()
+                    _AwayAtTheStop.away.append(True)
+            checkpoints = await council.scheduler.services.store.list_checkpoints()
+
+    assert _AwayAtTheStop.asked[0] == "read" and _AwayAtTheStop.asked[-1] == "interrupted"
+    assert checkpoints == []
+    assert "the end of the run could not be recorded" in caplog.text
