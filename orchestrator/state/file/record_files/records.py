@@ -181,8 +181,8 @@ class RecordKind(Generic[M]):
             return None
         except OSError as exc:
             raise _unreadable(Path(path), f"{self.name} record {key!r}", exc) from exc
-        if known is not None and raw == stored_as(known):
-            return known
+        if known is not None and getattr(known, self.key_field) == key and raw == stored_as(known):
+            return known  # what ``parse`` would make of these bytes, checks included
         return self.parse(key, raw)
 
     def _read_current(self, key: str, path: str, remember: bool) -> bytes:
