@@ -55,10 +55,15 @@ class _EndStore(FileStateStore):
         return await super().update_session(session_id, updates, *args, **kwargs)
 
     async def create_checkpoint(
-        self, session_id: str, reason: str, *, known: Mapping[str, TaskState] | None = None
+        self,
+        session_id: str,
+        reason: str,
+        *,
+        known: Mapping[str, TaskState] | None = None,
+        session: SessionRecord | None = None,
     ) -> CheckpointInfo:
         await self._step("checkpoint")
-        return await super().create_checkpoint(session_id, reason, known=known)
+        return await super().create_checkpoint(session_id, reason, known=known, session=session)
 
     async def emit(self, event: Event) -> None:
         if event.type == "run.interrupted":

@@ -105,15 +105,18 @@ async def finish(
         await answer(run.events.emit(RunLeft(session_id=run.session_id)))
         return
     if run.stopping:
-        await answer(
+        session = await answer(
             store.update_session(
                 run.session_id, {"status": SessionStatus.INTERRUPTED}, metrics=False
             )
         )
         if not run.killed:
-            # Of the records as the last tick saw them, each taken where its file holds
-            # exactly it: a stop of 10,000 tasks parses only those written since.
-            checkpoint = store.create_checkpoint(run.session_id, "interrupted", known=seen)
+            # Of the records as the last tick saw them, and the session as just written, each
+            # taken where its file holds exactly it: a stop of 10,000 tasks parses only those
+            # written since.
+            checkpoint = store.create_checkpoint(
+                run.session_id, "interrupted", known=seen, session=session
+            )
             made = await answer(checkpoint)
             run.stop_checkpoint = made.checkpoint_id  # the report's source (module doc)
         await answer(run.events.emit(RunInterrupted(session_id=run.session_id)))

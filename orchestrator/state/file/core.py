@@ -280,9 +280,10 @@ class FileCore:
             return False
         return not (kind.base if key is None else kind.dir_for(key)).exists()
 
-    async def read(self, kind: RecordKind[M], key: str) -> M | None:
+    async def read(self, kind: RecordKind[M], key: str, known: M | None = None) -> M | None:
         """The record as it is now: one worker-thread call (its settle check and the read),
-        none when it surely does not exist (``surely_absent``)."""
+        none when it surely does not exist (``surely_absent``); ``known``: the record as the
+        caller holds it, given back when the file holds exactly it (``RecordKind.load``)."""
         if self.surely_absent(kind, key):
             return None
         if not self._settled_once:
@@ -291,7 +292,7 @@ class FileCore:
         def look() -> M | Busy | None:
             if self._unsettled(kind, key):
                 return UNSETTLED
-            return peek(kind, key)
+            return peek(kind, key, known)
 
         while True:
             try:

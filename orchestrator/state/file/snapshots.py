@@ -13,7 +13,14 @@ from orchestrator import filelock
 from orchestrator.errors import RecordNotFound, StateCorrupted
 from orchestrator.events import Event
 from orchestrator.events.state import CheckpointCreated, CheckpointRestored
-from orchestrator.models import Checkpoint, CheckpointInfo, SessionSnapshot, TaskState, utcnow
+from orchestrator.models import (
+    Checkpoint,
+    CheckpointInfo,
+    SessionRecord,
+    SessionSnapshot,
+    TaskState,
+    utcnow,
+)
 from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.sessions import FileSessions
@@ -37,10 +44,16 @@ class FileSnapshots:
         self._made: tuple[Checkpoint, bytes] | None = None
 
     async def create_checkpoint(
-        self, session_id: str, reason: str, known: Mapping[str, TaskState] | None = None
+        self,
+        session_id: str,
+        reason: str,
+        known: Mapping[str, TaskState] | None = None,
+        held: SessionRecord | None = None,
     ) -> CheckpointInfo:
         core = self._core
-        bare = await self._sessions.get_session(session_id, metrics=False)
+        # The session's record as the caller holds it, when its file is exactly that (a stop
+        # has just written it: megabytes of options for 10,000 tasks, not parsed again).
+        bare = await core.read(core.sessions, session_id, held)
         if bare is None:
             raise RecordNotFound(f"session {session_id!r} does not exist")
         # One worker-thread call for them all (a session of 10,000 tasks: not 10,000 hops),

@@ -224,9 +224,14 @@ class FileStateStore:
         return await self._sessions.cleanup_old_sessions(days)
 
     async def create_checkpoint(
-        self, session_id: str, reason: str, *, known: Mapping[str, TaskState] | None = None
+        self,
+        session_id: str,
+        reason: str,
+        *,
+        known: Mapping[str, TaskState] | None = None,
+        session: SessionRecord | None = None,
     ) -> CheckpointInfo:
-        return await self._snapshots.create_checkpoint(session_id, reason, known)
+        return await self._snapshots.create_checkpoint(session_id, reason, known, session)
 
     async def list_checkpoints(self, session_id: str | None = None) -> list[CheckpointInfo]:
         return await self._snapshots.list_checkpoints(session_id)

@@ -249,9 +249,14 @@ class PostgresStateStore:
         return await self._call(lambda: self._sessions.cleanup_old_sessions(days))
 
     async def create_checkpoint(
-        self, session_id: str, reason: str, *, known: Mapping[str, TaskState] | None = None
+        self,
+        session_id: str,
+        reason: str,
+        *,
+        known: Mapping[str, TaskState] | None = None,
+        session: SessionRecord | None = None,
     ) -> CheckpointInfo:
-        # ``known`` is not used: the rows are read in one query whatever the caller holds.
+        # ``known`` and ``session`` are not used: the rows are read whatever the caller holds.
         return await self._call(lambda: self._snapshots.create_checkpoint(session_id, reason))
 
     async def list_checkpoints(self, session_id: str | None = None) -> list[CheckpointInfo]:
