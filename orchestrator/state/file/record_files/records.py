@@ -56,7 +56,7 @@ from orchestrator.state.file.record_files.layout import CURRENT
 from orchestrator.state.file.record_files.peek_read import parse_record
 from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 
-__all__ = ["RecordKind", "Recovery", "stored_as"]
+__all__ = ["RecordKind", "Recovery", "as_file"]
 
 M = TypeVar("M", bound=BaseModel)
 V = TypeVar("V")
@@ -167,9 +167,9 @@ class RecordKind(Generic[M]):
         """The current record, None if there never was one; RecordDamaged if it is damaged.
         ``remember`` False: its bytes are not kept (a read of every record would only push
         out the ones in use). ``known``: the record as the caller holds it, given back as it
-        is, not parsed again, when the file's bytes are exactly what it is written as
-        (``stored_as``): a file another process wrote since, or a copy the caller lightened,
-        reads as the file says."""
+        is, not parsed again, when the file's bytes are exactly its JSON framed (``as_file``):
+        a file another process wrote since, or a copy the caller lightened, reads as the file
+        says."""
         # A string path, not three ``Path`` objects: a read of 10,000 records makes 10,000.
         path = os.path.join(self._base, check_id(key, f"{self.name} id"), _CURRENT)
         try:
@@ -181,7 +181,7 @@ class RecordKind(Generic[M]):
             return None
         except OSError as exc:
             raise _unreadable(Path(path), f"{self.name} record {key!r}", exc) from exc
-        if known is not None and getattr(known, self.key_field) == key and raw == stored_as(known):
+        if known is not None and getattr(known, self.key_field) == key and raw == as_file(known):
             return known  # what ``parse`` would make of these bytes, checks included
         return self.parse(key, raw)
 
@@ -295,7 +295,7 @@ class RecordKind(Generic[M]):
     ) -> None:
         """``write`` without the translation of OSError."""
         directory, current, _ = self._paths(key)
-        data = stored_as(record)
+        data = encode(masked_json(record))  # no secret is ever stored (``secret_mask``)
 
         def archive_previous() -> None:
             if previous_version is None:
@@ -456,10 +456,11 @@ class RecordKind(Generic[M]):
         return None
 
 
-def stored_as(record: BaseModel) -> bytes:
-    """The bytes a record file holds for ``record``: its JSON, no secret ever stored
-    (``secret_mask``), framed with its checksum (``codec``)."""
-    return encode(masked_json(record))
+def as_file(record: BaseModel) -> bytes:
+    """A record file holding exactly ``record``: its JSON framed (``codec``). Not masked: a
+    file equal to it holds this very JSON, masked or not when it was written (a held record
+    with a secret the file holds masked differs, and is parsed from the file)."""
+    return encode(record.model_dump_json().encode())
 
 
 def _unreadable(path: Path, what: str, exc: OSError) -> StateCorrupted:
