@@ -280,9 +280,10 @@ class FileCore:
             return False
         return not (kind.base if key is None else kind.dir_for(key)).exists()
 
-    async def read(self, kind: RecordKind[M], key: str) -> M | None:
+    async def read(self, kind: RecordKind[M], key: str, known: M | None = None) -> M | None:
         """The record as it is now: one worker-thread call (its settle check and the read),
-        none when it surely does not exist (``surely_absent``)."""
+        none when it surely does not exist (``surely_absent``); ``known``: the record as the
+        caller holds it, given back when the file holds exactly it (``RecordKind.load``)."""
         if self.surely_absent(kind, key):
             return None
         if not self._settled_once:
@@ -291,7 +292,7 @@ class FileCore:
         def look() -> M | Busy | None:
             if self._unsettled(kind, key):
                 return UNSETTLED
-            return peek(kind, key)
+            return peek(kind, key, known)
 
         while True:
             try:
@@ -309,10 +310,13 @@ class FileCore:
             kind, key, lambda ev: load_or_recover(kind, key, ev), absent=lambda: None
         )
 
-    async def read_many(self, kind: RecordKind[M], keys: list[str] | None) -> list[M]:
+    async def read_many(
+        self, kind: RecordKind[M], keys: list[str] | None, known: Mapping[str, M] | None = None
+    ) -> list[M]:
         """The records of ``keys`` (None: every one of the kind) that exist, in order, read in
         one worker-thread call (none when no record of the kind exists, ``surely_absent``);
-        only a damaged one takes the locked path of its own."""
+        only a damaged one takes the locked path of its own. ``known``: records the caller
+        holds, given back for files that hold exactly them (``lockfree.read_present``)."""
         if keys is None and self.surely_absent(kind, None):
             return []
         if not self._settled_once:
@@ -321,7 +325,7 @@ class FileCore:
         def read_all() -> list[tuple[str, M | None, bool]] | Busy:
             if self._unsettled(kind, None):
                 return UNSETTLED
-            return read_present(kind, keys)
+            return read_present(kind, keys, known)
 
         while isinstance(listed := await anyio.to_thread.run_sync(read_all), Busy):
             await self.settle(kind, None)

@@ -9,7 +9,7 @@ its worker-thread calls, after its own check that no transaction cut short touch
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -37,9 +37,14 @@ KEPT_FROM_READS = 32  # a ``read_present`` of more records keeps none of their b
 LISTED_FROM = 512  # a ``read_present`` of this many keys lists the directory, not a stat each
 
 
-def read_present(kind: RecordKind[M], keys: list[str] | None) -> list[tuple[str, M | None, bool]]:
+def read_present(
+    kind: RecordKind[M], keys: list[str] | None, known: Mapping[str, M] | None = None
+) -> list[tuple[str, M | None, bool]]:
     """Each of ``keys`` (None: every record of the kind) with its record (None: there is none)
-    and whether it read as damaged (its record then None: the locked path's to read)."""
+    and whether it read as damaged (its record then None: the locked path's to read);
+    ``known``: records the caller holds, by key, each given back for a file that holds
+    exactly it (``RecordKind.load``)."""
+    known = known or {}
     # Many keys: one listing of the kind's directory, not a stat per key (``peek``'s look): a
     # session of 10,000 tasks, most not recorded yet, is read twice when it stops. A few keys
     # (a tick's): a stat each, not a listing of 10,000 names.
@@ -52,9 +57,9 @@ def read_present(kind: RecordKind[M], keys: list[str] | None) -> list[tuple[str,
     for key in wanted:
         try:
             if present is None:
-                found.append((key, peek(kind, key), False))
+                found.append((key, peek(kind, key, known.get(key)), False))
             elif key in present:
-                found.append((key, kind.load(key, remember=remember), False))
+                found.append((key, kind.load(key, remember=remember, known=known.get(key)), False))
             else:
                 check_id(key, f"{kind.name} id")  # as ``load`` checks a present one
                 found.append((key, None, False))
@@ -113,17 +118,18 @@ def read_changed(
     return found
 
 
-def peek(kind: RecordKind[M], key: str, *, track: bool = False) -> M | None:
+def peek(kind: RecordKind[M], key: str, known: M | None = None, *, track: bool = False) -> M | None:
     """Read a record without its lock (blocking; RecordDamaged if it is damaged). The same
     read without the store, for a process that has none open, is ``peek_read``.
 
     Every file is replaced atomically, so a lock-free read sees one whole version: the one
     current when it opened the file. A recovery or deletion under way shows as damage (the
     current file missing while history exists), which sends the reader to the locked path.
+    ``known``: the record as the caller holds it (``RecordKind.load``).
     """
     if not kind.dir_for(key).exists():
         return None
-    return kind.load(key, track=track)
+    return kind.load(key, track=track, known=known)
 
 
 def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | None:

@@ -230,8 +230,15 @@ class FileStateStore:
     async def cleanup_old_sessions(self, days: float) -> int:
         return await self._sessions.cleanup_old_sessions(days)
 
-    async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo:
-        return await self._snapshots.create_checkpoint(session_id, reason)
+    async def create_checkpoint(
+        self,
+        session_id: str,
+        reason: str,
+        *,
+        known: Mapping[str, TaskState] | None = None,
+        session: SessionRecord | None = None,
+    ) -> CheckpointInfo:
+        return await self._snapshots.create_checkpoint(session_id, reason, known, session)
 
     async def list_checkpoints(self, session_id: str | None = None) -> list[CheckpointInfo]:
         return await self._snapshots.list_checkpoints(session_id)

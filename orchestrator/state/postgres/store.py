@@ -182,7 +182,15 @@ class PostgresStateStore(PgTaskCalls):
     async def cleanup_old_sessions(self, days: float) -> int:
         return await self._call(lambda: self._sessions.cleanup_old_sessions(days))
 
-    async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo:
+    async def create_checkpoint(
+        self,
+        session_id: str,
+        reason: str,
+        *,
+        known: Mapping[str, TaskState] | None = None,
+        session: SessionRecord | None = None,
+    ) -> CheckpointInfo:
+        # ``known`` and ``session`` are not used: the rows are read whatever the caller holds.
         return await self._call(lambda: self._snapshots.create_checkpoint(session_id, reason))
 
     async def list_checkpoints(self, session_id: str | None = None) -> list[CheckpointInfo]:

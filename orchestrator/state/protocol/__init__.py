@@ -217,7 +217,20 @@ class StateStore(RecordStore, Protocol):
 
     # -- checkpoints ------------------------------------------------------------------------
 
-    async def create_checkpoint(self, session_id: str, reason: str) -> CheckpointInfo: ...
+    async def create_checkpoint(
+        self,
+        session_id: str,
+        reason: str,
+        *,
+        known: Mapping[str, TaskState] | None = None,
+        session: SessionRecord | None = None,
+    ) -> CheckpointInfo:
+        """A checkpoint of the session and every task of it as stored now. ``known``: task
+        records the caller holds (a run's view of them, by task id), ``session``: the session's
+        record it holds (as its last write returned it); a backend may take one for the stored
+        record it is exactly (the file store compares the file's bytes), never for a record
+        another writer changed; the checkpoint may hold the very instances."""
+        ...
 
     async def list_checkpoints(self, session_id: str | None = None) -> list[CheckpointInfo]: ...
 

@@ -53,7 +53,7 @@ from orchestrator.state.file.record_files.recovery import Recovery, recover
 from orchestrator.state.file.record_files.stamps import Stamps
 from orchestrator.state.history_archive import ARCHIVE_BATCH, window
 
-__all__ = ["RecordKind", "Recovery"]
+__all__ = ["RecordKind", "Recovery", "as_file"]
 
 M = TypeVar("M", bound=BaseModel)
 V = TypeVar("V")
@@ -146,10 +146,15 @@ class RecordKind(Generic[M]):
         """Bytes → model, or RecordDamaged saying why."""
         return parse_record(self.model, self.key_field, key, raw)
 
-    def load(self, key: str, *, remember: bool = True, track: bool = False) -> M | None:
+    def load(
+        self, key: str, *, remember: bool = True, track: bool = False, known: M | None = None
+    ) -> M | None:
         """The current record, None if there never was one; RecordDamaged if it is damaged.
         ``remember`` False: its bytes are not kept (a read of every record would only push
-        out the ones in use). ``track``: its stamp is kept from now on (``stamps``)."""
+        out the ones in use). ``track``: its stamp is kept from now on (``stamps``).
+        ``known``: the record as the caller holds it, given back as it is, not parsed again,
+        when the file's bytes are exactly its JSON framed (``as_file``): a file another
+        process wrote since, or a copy the caller lightened, reads as the file says."""
         path = self.current_file(key)
         try:
             identity, raw = self._read_current(key, path, remember)
@@ -160,7 +165,10 @@ class RecordKind(Generic[M]):
             return None
         except OSError as exc:
             raise _unreadable(Path(path), f"{self.name} record {key!r}", exc) from exc
-        record = self.parse(key, raw)
+        if known is not None and getattr(known, self.key_field) == key and raw == as_file(known):
+            record = known  # what ``parse`` would make of these bytes, checks included
+        else:
+            record = self.parse(key, raw)
         if self.stamps is not None:
             self.stamps.saw(key, identity, record, track=track)
         return record
@@ -367,6 +375,13 @@ class RecordKind(Generic[M]):
         except RecordDamaged as damage:
             return str(damage)
         return None
+
+
+def as_file(record: BaseModel) -> bytes:
+    """A record file holding exactly ``record``: its JSON framed (``codec``). Not masked: a
+    file equal to it holds this very JSON, masked or not when it was written (a held record
+    with a secret the file holds masked differs, and is parsed from the file)."""
+    return encode(record.model_dump_json().encode())
 
 
 def _unreadable(path: Path, what: str, exc: OSError) -> StateCorrupted:
