@@ -31,6 +31,7 @@ from orchestrator.state.expiry import expires_at, live
 from orchestrator.state.file.core import HELD, UNSETTLED, Busy, FileCore, load_or_recover
 from orchestrator.state.file.keyed import delete_locked
 from orchestrator.state.file.record_files.records import RecordKind
+from orchestrator.state.file.record_task_carrying import write_carried
 from orchestrator.state.file.rules import check_version
 
 __all__ = ["put_and_delete_records"]
@@ -129,17 +130,6 @@ def _locked(
                 kind.remove_dir_if_empty(key)  # the lock is the directory: while held
             finally:
                 lock.release()
-    written: list[KeyedRecord | None] = []
-    for put, (kind, key), (stored, data) in zip(puts, places[: len(puts)], found, strict=True):
-        if data is None:
-            written.append(None)
-            continue
-        fields = {
-            "namespace": put.namespace,
-            "data": dict(data),
-            "expires_at": expires_at(moment, put.ttl),
-        }
-        written.append(
-            core.write_merged(kind, key, stored, fields, {}, events, durable=put.durable)
-        )
+    kinds = [kind for kind, _ in places[: len(puts)]]
+    written = write_carried(core, puts, kinds, found, moment, events)
     return written, [bool(done) for done in deleted]

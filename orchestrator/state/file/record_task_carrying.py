@@ -14,6 +14,7 @@ crash leaves a prefix of them, as separate calls in that order would.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +30,7 @@ from orchestrator.state.file.core import FileCore, load_or_recover
 from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.rules import check_version
 
-__all__ = ["put_made_record_and_task_carrying"]
+__all__ = ["put_made_record_and_task_carrying", "write_carried"]
 
 T = TypeVar("T")
 
@@ -108,22 +109,8 @@ async def put_made_record_and_task_carrying(
             fields = {"namespace": namespace, "data": dict(data), "expires_at": None}
             record = core.write_merged(kind, key, current, fields, {}, events, durable=True)
             state = core.write_merged(tasks, task_id, task, updates, {}, events, durable=True)
-            written: list[KeyedRecord | None] = []
-            for put, (put_kind, _), (stored, put_data) in zip(puts, others[1:], found, strict=True):
-                if put_data is None:
-                    written.append(None)
-                    continue
-                put_fields = {
-                    "namespace": put.namespace,
-                    "data": dict(put_data),
-                    "expires_at": expires_at(moment, put.ttl),
-                }
-                written.append(
-                    core.write_merged(
-                        put_kind, put.key, stored, put_fields, {}, events, durable=put.durable
-                    )
-                )
-            return record, rest, state, written
+            kinds = [put_kind for put_kind, _ in others[1:]]
+            return record, rest, state, write_carried(core, puts, kinds, found, moment, events)
         finally:
             for lock in held:
                 lock.release()
@@ -137,3 +124,30 @@ async def put_made_record_and_task_carrying(
             continue
         except _Busy as busy:
             await waits.again(busy.lock_path)
+
+
+def write_carried(
+    core: FileCore,
+    puts: Sequence[CarriedPut],
+    kinds: Sequence[RecordKind[Any]],
+    found: Sequence[tuple[KeyedRecord | None, Mapping[str, Any] | None]],
+    moment: datetime,
+    events: list[Event],
+) -> list[KeyedRecord | None]:
+    """Each carried put written as its ``make`` gave it (``found``: the record as stored under
+    its lock, and what ``make`` made of it; None writes nothing), its lock held by the
+    caller: the record written, or None. Blocking."""
+    written: list[KeyedRecord | None] = []
+    for put, kind, (stored, data) in zip(puts, kinds, found, strict=True):
+        if data is None:
+            written.append(None)
+            continue
+        fields = {
+            "namespace": put.namespace,
+            "data": dict(data),
+            "expires_at": expires_at(moment, put.ttl),
+        }
+        written.append(
+            core.write_merged(kind, put.key, stored, fields, {}, events, durable=put.durable)
+        )
+    return written
