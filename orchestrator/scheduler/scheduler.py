@@ -83,7 +83,7 @@ from orchestrator.scheduler.monitoring import run_monitor
 from orchestrator.scheduler.outage import Outage
 from orchestrator.scheduler.part_list import run_parts
 from orchestrator.scheduler.reconciler import Reconciler
-from orchestrator.scheduler.session.finish import Patience, finish
+from orchestrator.scheduler.session.finish import RunEnd
 from orchestrator.scheduler.session.opening import Opening
 from orchestrator.scheduler.session.reading import RunReads
 from orchestrator.scheduler.session.recording import TaskRecorder
@@ -98,8 +98,6 @@ from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult
 __all__ = ["Scheduler", "Services", "default_workflow"]
 
 log = logging.getLogger(__name__)
-
-PARTS_LEFT = 5.0  # seconds the parts have to hear that the run's loop is over (``RunParts.left``)
 
 
 async def default_workflow(run: TaskRun) -> WorkflowResult:
@@ -170,7 +168,7 @@ class Scheduler:
         self._submissions = Submissions(run, members)
         self._wake = anyio.Event()
         self._scope: anyio.CancelScope | None = None
-        self._ending: anyio.CancelScope | None = None  # the run's end while it is recorded
+        self._end = RunEnd()  # the run's end, recorded once the loop is over
         self._group: anyio.abc.TaskGroup | None = None
         self._seen: dict[str, TaskState] = {}  # the task records as the last tick read them
         self._book = BoardBook()  # the board's lines, built again where they changed
@@ -252,8 +250,7 @@ class Scheduler:
         self._run.stopping = self._run.killed = True
         if self._scope is not None:
             self._scope.cancel()
-        if self._ending is not None:
-            self._ending.cancel()  # the end cut where it stands: the user's word is now
+        self._end.cut()
 
     async def before_push(self, intent: PushIntent) -> None:
         """The merge queue's write-ahead callback in a team (``attempts.landing_log``)."""
@@ -297,29 +294,15 @@ class Scheduler:
         await self.spending.open(run.session_id)
         async with self._reads.watching(lambda: self._wake.set()):
             await self._ticks()
-        # The end is shielded from the caller's cancellation, and waits for each of the store's
-        # answers as ``Patience`` says (``session.finish``), not for one clock of the whole
-        # end; only a kill cuts it (``_ending``). The parts' own end has its own bound.
-        with anyio.CancelScope(shield=True):
-            try:
-                with anyio.CancelScope() as self._ending:
-                    await finish(
-                        run,
-                        self._parts,
-                        opening=self._opening,
-                        members=self._members,
-                        spending=self.spending,
-                        seen=self._seen,
-                        patience=Patience(heard=self._outage.since is None),
-                    )
-            except StoreUnavailable as exc:
-                # This workstation is done; the session's own end is recorded by whoever
-                # finishes next, or by `council run`/`resume` once the database is back.
-                log.warning("the end of the run could not be recorded: %s", exc)
-            finally:
-                self._ending = None
-                with anyio.move_on_after(PARTS_LEFT):
-                    await self._parts.left()
+        await self._end.record(
+            run,
+            self._parts,
+            opening=self._opening,
+            members=self._members,
+            spending=self.spending,
+            seen=self._seen,
+            heard=self._outage.since is None,
+        )
 
     async def _ticks(self) -> None:
         with anyio.CancelScope() as scope:

@@ -172,7 +172,7 @@ async def test_a_dispatch_pass_looks_at_the_tasks_it_can_start_not_every_task(
 async def test_a_stop_reads_no_task_list_to_record_its_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.scheduler import scheduler as scheduling
+    from orchestrator.scheduler.session import finish as scheduling  # where the end looks it up
     from orchestrator.state import FileStateStore
 
     finishing = [False]
@@ -215,7 +215,7 @@ async def test_a_stop_reads_each_record_once_for_its_checkpoint_and_its_report(
     # From the stop's end record to the report the run returns, every task record and the
     # session's are loaded once each at most: the report is built from what the checkpoint
     # read (``session_report.stopped_report``), and says what ``status`` reads afterwards.
-    from orchestrator.scheduler import scheduler as scheduling
+    from orchestrator.scheduler.session import finish as scheduling  # where the end looks it up
     from orchestrator.state.file.record_files.records import RecordKind
 
     ending = [False]

@@ -38,6 +38,7 @@ where it stands.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Mapping
 from typing import TypeVar
 
@@ -57,8 +58,11 @@ __all__ = ["HEARD", "UNHEARD", "Patience", "finish"]
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 UNHEARD = 5.0  # seconds a step waits while the store has not been heard lately (module doc)
 HEARD = 30.0  # seconds a step waits once the store has answered (module doc)
+PARTS_LEFT = 5.0  # seconds the parts have to hear that the run's loop is over (``RunParts.left``)
 
 
 class Patience:
@@ -79,6 +83,55 @@ class Patience:
             self.bound = self._heard
             return answered
         raise StoreUnavailable(f"the state store did not answer the run's end within {bound:g}s")
+
+
+class RunEnd:
+    """The run's end as the scheduler records it once its loop is over: shielded from the
+    caller's cancellation, each store call waiting for its answer as ``Patience`` says, not
+    one clock for the whole end; only ``cut`` (a kill) ends it where it stands. The parts
+    then hear the loop is over, within ``PARTS_LEFT``."""
+
+    def __init__(self) -> None:
+        self._scope: anyio.CancelScope | None = None
+
+    def cut(self) -> None:
+        """End the run's end where it stands, if it is being recorded: the user's word is now."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def record(
+        self,
+        run: RunContext,
+        parts: RunParts,
+        *,
+        opening: Opening,
+        members: CouncilMembers,
+        spending: Spending,
+        seen: Mapping[str, TaskState],
+        heard: bool,
+    ) -> None:
+        """``finish``, bounded as an unheard store's when ``heard`` is False (the last tick
+        found the store unreachable)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.CancelScope() as self._scope:
+                    await finish(
+                        run,
+                        parts,
+                        opening=opening,
+                        members=members,
+                        spending=spending,
+                        seen=seen,
+                        patience=Patience(heard=heard),
+                    )
+            except StoreUnavailable as exc:
+                # This workstation is done; the session's own end is recorded by whoever
+                # finishes next, or by `council run`/`resume` once the database is back.
+                log.warning("the end of the run could not be recorded: %s", exc)
+            finally:
+                self._scope = None
+                with anyio.move_on_after(PARTS_LEFT):
+                    await parts.left()
 
 
 async def finish(
