@@ -134,7 +134,7 @@ def _wrap_async(owner: Any, name: str, step: str) -> None:
 # ``Class.method``; a function imported by name into another module is wrapped where it is used.
 STEPS = [
     ("orchestrator.scheduler.scheduler", "Scheduler.start", "run.start"),
-    ("orchestrator.scheduler.scheduler", "finish", "run.finish"),
+    ("orchestrator.scheduler.session.finish", "finish", "run.finish"),
     ("orchestrator.scheduler.reconciler", "Reconciler.reconcile", "tick"),
     ("orchestrator.scheduler.session.reading", "RunReads.states", "tick"),
     ("orchestrator.scheduler.dispatcher", "Dispatcher.dispatch", "tick"),
