@@ -103,7 +103,7 @@ def finish_unborn(kind: RecordKind[M], key: str, events: list[Event]) -> M | Non
     if body is None:
         return None
     record = kind.model.model_validate(body)
-    kind.write(key, record, previous_version=None)  # a temp file renamed over the cut one
+    record = kind.write(key, record, previous_version=None)  # a temp file renamed over the cut one
     version = int(getattr(record, "version", 1))
     events.append(StateUpdated(kind=kind.name, key=key, version=version, fields=[]))
     return record

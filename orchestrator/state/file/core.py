@@ -483,7 +483,7 @@ class FileCore:
     ) -> M:
         record, fields = self.merge(kind, key, current, updates, defaults)
         version = int(getattr(record, "version", 1)) - 1
-        kind.write(
+        record = kind.write(  # as stored: masked where it held a secret
             key,
             record,
             previous_version=version if current is not None else None,

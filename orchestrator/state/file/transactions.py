@@ -20,6 +20,7 @@ from orchestrator.errors import RecordNotFound, StateWriteError
 from orchestrator.events import Event
 from orchestrator.events.state import SessionUpdated, StateUpdated
 from orchestrator.models import KeyedRecord, SessionRecord, TaskState, utcnow
+from orchestrator.safety.secret_mask import masked_model
 from orchestrator.state.claim_rules import check_fence
 from orchestrator.state.expiry import live
 from orchestrator.state.file.core import FileCore, load_or_recover
@@ -114,7 +115,7 @@ class FileTransactions:
             record, fields = core.merge(kind, key, current, updates, {})
             version = int(getattr(record, "version", 0))
             entries.append(IntentEntry(name, namespace, key, previous, version, None))
-            bodies.append(record)
+            bodies.append(masked_model(record))  # as it is stored: what the caller is given
             announced.append(StateUpdated(kind=kind.name, key=key, version=version, fields=fields))
             if isinstance(write, UpdateSession):
                 announced.append(SessionUpdated(session_id=key))

@@ -78,7 +78,7 @@ from orchestrator.state.postgres.notices import encode
 from orchestrator.state.record_rules import STORE_OWNED
 from orchestrator.state.validators import Validators
 
-__all__ = ["CHANNEL", "HISTORY_LIMIT", "Conn", "PgCore", "jsonb", "merged"]
+__all__ = ["CHANNEL", "HISTORY_LIMIT", "Conn", "PgCore", "as_stored", "jsonb", "merged"]
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +323,14 @@ def merged(
 def jsonb(record: BaseModel) -> Jsonb:
     """A record as stored: masked, dumped to JSON."""
     return Jsonb(masked_model(record).model_dump(mode="json"))
+
+
+def as_stored(record: M) -> tuple[M, Jsonb]:
+    """``record`` as it is stored (masked where it held a known secret's value: the same
+    object where it held none) and its document: a write hands back what the row holds, so
+    no caller holds more than the store does."""
+    stored = masked_model(record)
+    return stored, Jsonb(stored.model_dump(mode="json"))
 
 
 async def _roll_back(conn: Conn) -> None:

@@ -18,7 +18,7 @@ from orchestrator.state.carried import CarriedPut, checked_carried
 from orchestrator.state.deletions import Deletion, checked
 from orchestrator.state.expiry import expires_at, live
 from orchestrator.state.history_kinds import keyed_kind
-from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
+from orchestrator.state.postgres.core import Conn, PgCore, as_stored, jsonb, merged
 from orchestrator.state.postgres.history import forget_history, keep_old_version
 from orchestrator.state.validators import Validators
 
@@ -245,20 +245,20 @@ async def write_record(
     expiry = expires_at(now, ttl)
     fields = {"namespace": namespace, "data": dict(data), "expires_at": expiry}
     kind = keyed_kind(namespace)
-    record = merged(
-        KeyedRecord, kind, "key", key, current, fields, version, now, events, rules=rules
+    record, doc = as_stored(
+        merged(KeyedRecord, kind, "key", key, current, fields, version, now, events, rules=rules)
     )
     if current is None:  # two creations race: the second fails here and runs again
         await conn.execute(
             "INSERT INTO council.records (version, doc, updated_at, expires_at, "
             "namespace, key) VALUES (%s, %s, %s, %s, %s, %s)",
-            (record.version, jsonb(record), now, expiry, namespace, key),
+            (record.version, doc, now, expiry, namespace, key),
         )
     else:
         await keep_old_version(conn, kind, key, jsonb(current), current.version)
         await conn.execute(
             "UPDATE council.records SET version = %s, doc = %s, updated_at = %s, "
             "expires_at = %s WHERE namespace = %s AND key = %s",
-            (record.version, jsonb(record), now, expiry, namespace, key),
+            (record.version, doc, now, expiry, namespace, key),
         )
     return record

@@ -20,7 +20,7 @@ from orchestrator.models import (
     TaskState,
 )
 from orchestrator.state.metrics import compute_metrics
-from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
+from orchestrator.state.postgres.core import Conn, PgCore, as_stored, jsonb, merged
 from orchestrator.state.postgres.history import forget_history, keep_old_version
 from orchestrator.state.postgres.tasks import locked_task, write_task
 from orchestrator.state.protocol import TaskInit
@@ -271,8 +271,9 @@ async def write_session(
         events,
         rules=rules,
     )
-    record = record.model_copy(update={"metrics": type(record.metrics)()})  # never stored
-    values = (record.version, str(record.status), jsonb(record), now, session_id)
+    # Metrics are never stored; the record handed back is the one stored.
+    record, doc = as_stored(record.model_copy(update={"metrics": type(record.metrics)()}))
+    values = (record.version, str(record.status), doc, now, session_id)
     if current is None:
         await conn.execute(
             "INSERT INTO council.sessions (version, status, doc, updated_at, session_id, "

@@ -12,7 +12,7 @@ from orchestrator.events import Event
 from orchestrator.ids import check_id
 from orchestrator.models import TaskState
 from orchestrator.state.claim_rules import check_fence
-from orchestrator.state.postgres.core import Conn, PgCore, jsonb, merged
+from orchestrator.state.postgres.core import Conn, PgCore, as_stored, jsonb, merged
 from orchestrator.state.postgres.history import move_out_of_task_window
 from orchestrator.state.protocol.task_changes import TaskChanges
 from orchestrator.state.validators import Validators
@@ -162,9 +162,12 @@ async def write_task(
         version = int(row[0]) if row is not None else 0
     else:
         version = current.version
-    record = merged(
-        TaskState, "tasks", "task_id", task_id, current, updates, version, now, events, rules=rules
-    )
+    record, doc = as_stored(
+        merged(
+            TaskState, "tasks", "task_id", task_id, current, updates, version, now, events,
+            rules=rules,
+        )
+    )  # fmt: skip
     claim = record.claim
     values = (
         record.session_id,
@@ -173,7 +176,7 @@ async def write_task(
         claim.token if claim else None,
         str(claim.status) if claim else None,
         claim.expires_at if claim else None,
-        jsonb(record),
+        doc,
         now,
     )
     if current is None:

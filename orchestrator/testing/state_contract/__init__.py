@@ -34,6 +34,7 @@ from orchestrator.testing.state_contract.record_and_task import RecordAndTaskCon
 from orchestrator.testing.state_contract.records import RecordsContract
 from orchestrator.testing.state_contract.release_first import ReleaseFirstContract
 from orchestrator.testing.state_contract.sessions import SessionsContract
+from orchestrator.testing.state_contract.stored import StoredContract
 from orchestrator.testing.state_contract.task_changes import TaskChangesContract
 from orchestrator.testing.state_contract.task_strategies import TaskStrategiesContract
 from orchestrator.testing.state_contract.tasks import TasksContract
@@ -65,5 +66,6 @@ class StateStoreContract(
     WatchContract,
     ValidatorsContract,
     TaskStrategiesContract,
+    StoredContract,
 ):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]

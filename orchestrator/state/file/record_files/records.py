@@ -38,7 +38,7 @@ from pydantic import BaseModel
 
 from orchestrator.errors import StateCorrupted
 from orchestrator.ids import check_id
-from orchestrator.safety.secret_mask import masked_json
+from orchestrator.safety.secret_mask import masked_with_json
 from orchestrator.state.file.fsops import (
     FileOperations,
     NotSynced,
@@ -251,15 +251,17 @@ class RecordKind(Generic[M]):
         *,
         durable: bool = True,
         remember: bool = True,
-    ) -> None:
+    ) -> M:
         """Make ``record`` current, archiving ``previous_version`` (if any) into history;
         ``remember`` False: its bytes are not kept (a batch of new records, not in use yet).
+        Returns the record as stored: ``record`` itself, or, where it held a known secret's
+        value, its masked copy (``secret_mask``), so no caller holds more than the file does.
 
         A refused write raises ``StateWriteError`` naming the file; the record is then
         unchanged, unless only the directory fsync failed after the replace (``applied``).
         """
         try:
-            self._write_file(key, record, previous_version, durable, remember)
+            return self._write_file(key, record, previous_version, durable, remember)
         except NotSynced as exc:
             current = self.current_path(key)
             what = f"{self.name} record {key!r}"
@@ -282,10 +284,11 @@ class RecordKind(Generic[M]):
 
     def _write_file(
         self, key: str, record: M, previous_version: int | None, durable: bool, remember: bool
-    ) -> None:
+    ) -> M:
         """``write`` without the translation of OSError."""
         directory, current, _ = self._paths(key)
-        data = encode(masked_json(record))  # no secret is ever stored (``secret_mask``)
+        stored, text = masked_with_json(record)  # no secret is ever stored (``secret_mask``)
+        data = encode(text)
 
         def archive_previous() -> None:
             if previous_version is None:
@@ -306,7 +309,7 @@ class RecordKind(Generic[M]):
                 if remember:
                     self._remember(key, identity, data)
                 if stamps is not None:
-                    stamps.saw(key, identity, record)
+                    stamps.saw(key, identity, stored)
         if previous_version is not None:
             # Only the version that just fell off the end; strays a crash left between two
             # steps (or an unlink the disk refused) are removed by ``prune_history`` during
@@ -323,6 +326,7 @@ class RecordKind(Generic[M]):
                         self.prune_history(key)
                     if dropped % ARCHIVE_BATCH == 0:
                         self.archive.compact(key, sync=durable)
+        return stored
 
     def prune_history(self, key: str) -> int:
         """Move history beyond the newest ``history_limit`` versions to the archive (it is
