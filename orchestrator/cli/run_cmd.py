@@ -57,8 +57,7 @@ import anyio
 import typer
 
 from orchestrator.cli import console, event_loop
-from orchestrator.cli.approve_cmd import Approval, ApproveOption
-from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
+from orchestrator.cli.goal_options import DEFAULT_ROUNDS, ApproveOption, PlannerOption, RoundsOption
 from orchestrator.cli.meant import meant_config
 from orchestrator.cli.status import run_finder
 from orchestrator.cli.status.kept_after_run import keep_for_status
@@ -77,12 +76,12 @@ from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
 from orchestrator.models import SessionStatus
 from orchestrator.run.base_checkout import IfBaseDirty, detach, dirty_base_checkout
-from orchestrator.run.goal import DEFAULT_ROUNDS, save_planned_config
 from orchestrator.run.plan import RunPlan, TaskPlan
 from orchestrator.run.reports.report import RunReport
 from orchestrator.scheduler.team.definitions import DefinitionsDiffer, JoinChoice
 
 if TYPE_CHECKING:
+    from orchestrator.cli.approve_cmd import Approval
     from orchestrator.web.guard import Keys
 
 __all__ = ["resume", "run"]
@@ -150,6 +149,10 @@ def run(
     if approve and (goal is None or dry_run):
         raise UsageError("--approve holds a goal's plan before it runs: give -g GOAL, no --dry-run")
     if goal is not None:
+        # Goal mode's modules are imported here, for -g alone (a plain run never needs them).
+        from orchestrator.cli.approve_cmd import Approval
+        from orchestrator.cli.goal_cmd import config_file
+
         held = Approval(as_json, web, web_port, keys) if approve else None
         file, council = _from_goal(config_file(file), goal, planner, rounds, as_json, dry_run, held)
         council = council or Council.from_config(file, join=join)
@@ -195,6 +198,9 @@ def _from_goal(
 ) -> tuple[Path, Council | None]:
     """The goal's plan, shown; saved beside FILE and that file returned to be run (a dry run:
     FILE and a council of the plan, nothing saved; ``approval``: once accepted)."""
+    from orchestrator.cli.goal_cmd import make_plan, show_plan
+    from orchestrator.run.goal import save_planned_config
+
     found = make_plan(file, goal, planner, rounds)
     show_plan(found, file, to_stderr=as_json)
     if dry_run:
