@@ -179,12 +179,17 @@ def test_a_command_loads_when_it_runs(finished_run: Path) -> None:
     assert "orchestrator.council" in modules and "orchestrator.cli.run_cmd" in modules
 
 
-def test_run_help_imports_no_goal_mode(tmp_path: Path) -> None:
+def test_run_help_imports_no_goal_mode_nor_the_run_machinery(tmp_path: Path) -> None:
     code, modules, shown = _probe("run", "--help", cwd=tmp_path)
     assert code == 0
     assert "--goal" in shown and "--approve" in shown and "--rounds" in shown
     assert "orchestrator.cli.run_cmd" in modules
     assert _heavy(modules, GOAL_MODE) == []
+    # Nor the run machinery: the council is made (and imported) once the command runs. Only
+    # git's readers come in, with ``--if-base-dirty``'s choices (``run.base_checkout``).
+    readers = _heavy(modules, ("orchestrator.git", "orchestrator.merge.checkout"))
+    assert "orchestrator.merge.checkout" in readers
+    assert [m for m in _heavy(modules) if m not in readers] == ["orchestrator.merge"]
 
 
 def test_a_plain_run_imports_no_goal_mode(tmp_path: Path) -> None:
