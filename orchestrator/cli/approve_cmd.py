@@ -43,16 +43,7 @@ if TYPE_CHECKING:
     from orchestrator.run.goal import GoalPlan
     from orchestrator.web.guard import Keys
 
-__all__ = ["Approval", "ApproveOption", "approve"]
-
-ApproveOption = Annotated[
-    bool,
-    typer.Option(
-        "--approve",
-        help="With -g: hold the plan until it is accepted (council approve, or the page with "
-        "--web), then run the accepted tasks; refused: nothing runs.",
-    ),
-]
+__all__ = ["Approval", "approve"]
 
 
 def approve(

@@ -28,14 +28,13 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import console, event_loop
+from orchestrator.cli.goal_options import DEFAULT_ROUNDS, PlannerOption, RoundsOption
 from orchestrator.errors import UsageError
 from orchestrator.plugins.host import default_plugins
-from orchestrator.run.goal import DEFAULT_ROUNDS, GoalPlan, plan_from_goal
+from orchestrator.run.goal import GoalPlan, plan_from_goal
 
 __all__ = [
     "DEFAULT_CONFIG",
-    "PlannerOption",
-    "RoundsOption",
     "config_file",
     "make_plan",
     "plan",
@@ -43,24 +42,6 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG = Path("council.yaml")
-
-PlannerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--planner",
-        metavar="NAME",
-        help="The run config's adapter that plans (default: the plan phase's adapter).",
-    ),
-]
-RoundsOption = Annotated[
-    int,
-    typer.Option(
-        "--rounds",
-        min=1,
-        max=5,
-        help="Plans asked for at most, an invalid one sent back with its problems.",
-    ),
-]
 
 
 def config_file(file: Path | None) -> Path:

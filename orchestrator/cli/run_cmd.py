@@ -57,32 +57,26 @@ import anyio
 import typer
 
 from orchestrator.cli import console, event_loop
-from orchestrator.cli.approve_cmd import Approval, ApproveOption
-from orchestrator.cli.goal_cmd import PlannerOption, RoundsOption, config_file, make_plan, show_plan
+from orchestrator.cli.goal_options import DEFAULT_ROUNDS, ApproveOption, PlannerOption, RoundsOption
 from orchestrator.cli.meant import meant_config
 from orchestrator.cli.status import run_finder
 from orchestrator.cli.status.kept_after_run import keep_for_status
-from orchestrator.cli.status.live_board import Stopping, show_board
 from orchestrator.cli.status.summary import JsonOption, WideOption, finish, print_summary
 from orchestrator.cli.web_beside import WebOption, WebPortOption, web_beside
-from orchestrator.council import (
-    Council,
-    check_resumable,
-    check_run_lock,
-    check_team_resume,
-    check_unblocked,
-)
 from orchestrator.errors import CouncilError, TaskInActiveSession, UsageError
 from orchestrator.event_text import TRANSITIONS, sentence
 from orchestrator.events import Event
 from orchestrator.models import SessionStatus
 from orchestrator.run.base_checkout import IfBaseDirty, detach, dirty_base_checkout
-from orchestrator.run.goal import DEFAULT_ROUNDS, save_planned_config
-from orchestrator.run.plan import RunPlan, TaskPlan
 from orchestrator.run.reports.report import RunReport
 from orchestrator.scheduler.team.definitions import DefinitionsDiffer, JoinChoice
 
 if TYPE_CHECKING:
+    # What a run imports once it starts (``_council``, ``_drive``), not for ``--help``.
+    from orchestrator.cli.approve_cmd import Approval
+    from orchestrator.cli.status.live_board import Stopping
+    from orchestrator.council import Council
+    from orchestrator.run.plan import RunPlan, TaskPlan
     from orchestrator.web.guard import Keys
 
 __all__ = ["resume", "run"]
@@ -150,19 +144,25 @@ def run(
     if approve and (goal is None or dry_run):
         raise UsageError("--approve holds a goal's plan before it runs: give -g GOAL, no --dry-run")
     if goal is not None:
+        # Goal mode's modules are imported here, for -g alone (a plain run never needs them).
+        from orchestrator.cli.approve_cmd import Approval
+        from orchestrator.cli.goal_cmd import config_file
+
         held = Approval(as_json, web, web_port, keys) if approve else None
         file, council = _from_goal(config_file(file), goal, planner, rounds, as_json, dry_run, held)
-        council = council or Council.from_config(file, join=join)
+        council = council or _council(file, join)
     elif file is None:
         raise UsageError("missing FILE: the run config to run (or -g GOAL to plan the tasks)")
     else:
-        council = Council.from_config(file, join=join)
+        council = _council(file, join)
     if dry_run:
         _print_plan(council.plan(), as_json)
         return
     # Every refusal before any change: the setup's problems, then a task an interrupted
     # session still holds, and only then may the base's checkout be detached.
     event_loop.run(council.preflight)
+    from orchestrator.council import check_unblocked
+
     try:
         event_loop.run(check_unblocked, council.config, join)
     except (TaskInActiveSession, DefinitionsDiffer) as refused:
@@ -176,6 +176,14 @@ def run(
     except (TaskInActiveSession, DefinitionsDiffer) as refused:
         raise refused.for_config(shlex.quote(str(file))) from None
     _finish(report, as_json, wide, file, why, council)
+
+
+def _council(file: Path, join: JoinChoice) -> Council:
+    """The council of FILE: the run machinery is imported here, once a command runs, not for
+    its ``--help`` or a usage error."""
+    from orchestrator.council import Council
+
+    return Council.from_config(file, join=join)
 
 
 def _page_keys() -> Keys:
@@ -195,9 +203,14 @@ def _from_goal(
 ) -> tuple[Path, Council | None]:
     """The goal's plan, shown; saved beside FILE and that file returned to be run (a dry run:
     FILE and a council of the plan, nothing saved; ``approval``: once accepted)."""
+    from orchestrator.cli.goal_cmd import make_plan, show_plan
+    from orchestrator.run.goal import save_planned_config
+
     found = make_plan(file, goal, planner, rounds)
     show_plan(found, file, to_stderr=as_json)
     if dry_run:
+        from orchestrator.council import Council
+
         return file, Council(found.config)
     saved = save_planned_config(file, found)
     console.print_plain(
@@ -227,11 +240,13 @@ def resume(
     """Continue an interrupted or killed run from where it stood."""
     file = meant_config(file, "resume")
     join = JoinChoice(adopt=adopt, add_tasks=add_tasks)
-    council = Council.from_config(file, join=join)
+    council = _council(file, join)
     # Refused in this order, and before `async with` creates `.council`: the setup's own
     # problems first, then a repository where no run ever kept state; all of them before
     # --if-base-dirty detach changes anything.
     event_loop.run(council.preflight)
+    from orchestrator.council import check_resumable
+
     check_resumable(council.config)
     _check_resuming(council, join, file, "resume", session)
     check_base_checkout(council, if_base_dirty)
@@ -252,6 +267,8 @@ def _check_resuming(
 ) -> None:
     """Refuse, reading only, what resuming FILE's session would: another orchestrator on the
     repository, and a team session that defines its tasks otherwise."""
+    from orchestrator.council import check_run_lock, check_team_resume
+
     event_loop.run(check_run_lock, council.config)
     try:
         event_loop.run(check_team_resume, council.config, join, session)
@@ -275,7 +292,7 @@ def serve(
     queue waits for the next issue instead of ending. Ctrl-C or SIGTERM stops it cleanly
     (exit 0, the session kept for the next serve or resume); a second one kills the CLIs."""
     join = JoinChoice(adopt=adopt, add_tasks=add_tasks)
-    council = Council.from_config(file, join=join)
+    council = _council(file, join)
     if not council.config.sources:
         raise UsageError(
             f"{file}: council serve waits for work from the config's sources:, and it has "
@@ -376,6 +393,8 @@ def check_base_checkout(council: Council, choice: IfBaseDirty) -> None:
 async def _drive(
     council: Council, start: Callable[[], Awaitable[RunReport]], live: bool, why: _Stop
 ) -> RunReport:
+    from orchestrator.cli.status.live_board import Stopping, show_board
+
     if not console.is_terminal():
         # Piped or redirected (nohup, CI): no live table can be drawn, so one line per task
         # transition says what happens as it happens (on stderr when stdout is --json data).

@@ -21,7 +21,9 @@ Which values are secrets, and how they are hidden: ``orchestrator.safety.redacti
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
@@ -37,6 +39,7 @@ __all__ = [
     "home_ready",
     "prepare_home",
     "private_dirs",
+    "program",
 ]
 
 ALLOWED_NAMES = frozenset(
@@ -149,3 +152,17 @@ def _inside(root: Path, relative: str) -> Path:
     if os.path.normpath(target) == os.path.normpath(root):
         raise PathEscapeError(f"home file {relative!r} is HOME itself, not a file in it")
     return target
+
+
+def program(name: str, path: str | None = None) -> str | None:
+    """Where the program ``name`` is on ``path`` (this process's PATH when None), as
+    ``shutil.which`` says, asked once per process and PATH: the sandbox's helpers (``bwrap``,
+    ``slirp4netns``, ``unshare``, ``prlimit``) are looked for at every launch, on the event
+    loop, and a program that comes or goes mid-run must not change how the run's CLIs are
+    confined (whether bubblewrap works is probed once per process too)."""
+    return _program(name, os.environ.get("PATH") if path is None else path)
+
+
+@functools.lru_cache(maxsize=64)
+def _program(name: str, path: str | None) -> str | None:
+    return shutil.which(name, path=path)

@@ -31,12 +31,13 @@ import atexit
 import contextlib
 import itertools
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from orchestrator.process.env import program
 
 __all__ = [
     "UNBOUNDED",
@@ -324,8 +325,9 @@ def _holds_any(leaf: Path) -> bool:
 
 
 def find_prlimit() -> str | None:
-    """util-linux's ``prlimit``, which sets the rlimits inside the sandbox; None if missing."""
-    return shutil.which("prlimit") or next(
+    """util-linux's ``prlimit``, which sets the rlimits inside the sandbox; None if missing
+    (on PATH, looked for once per process and PATH: ``process.env.program``)."""
+    return program("prlimit") or next(
         (p for p in ("/usr/bin/prlimit", "/bin/prlimit") if os.access(p, os.X_OK)), None
     )
 

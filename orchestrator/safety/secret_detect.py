@@ -41,9 +41,12 @@ passes the rule's gate, a pattern cheaper than the rule's own that each line it 
 matches: for the keyword plugin, its patterns for the file's type with the value taken as any
 text and the denylist word as the literal it holds (``_keyword_gate``), for the IBM plugins
 their value. Only then is the line decoded and the plugin run on it, and the pragma checked
-where it found something. ``Detector.runs`` takes a diff's added lines as git wrote them
-(``merge.secret_added``); ``Detector.lines`` text lines. ``tests/safety/test_secret_anchors.py``
-checks that anchors and gates keep every line each rule finds something on.
+where it found something. detect-secrets itself (with ``requests``, which it imports) is
+imported and its plugins made at the first line an anchor matches (``_built``), not with this
+module: most landings add no such line. ``Detector.runs`` takes a diff's added lines as git
+wrote them (``merge.secret_added``); ``Detector.lines`` text lines.
+``tests/safety/test_secret_anchors.py`` checks that anchors and gates keep every line each
+rule finds something on.
 """
 
 from __future__ import annotations
@@ -55,40 +58,14 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-
-from detect_secrets.filters import heuristic
-from detect_secrets.filters.allowlist import is_line_allowlisted
-from detect_secrets.plugins import keyword
-from detect_secrets.plugins.artifactory import ArtifactoryDetector
-from detect_secrets.plugins.aws import AWSKeyDetector
-from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
-from detect_secrets.plugins.base import BasePlugin
-from detect_secrets.plugins.basic_auth import BasicAuthDetector
-from detect_secrets.plugins.cloudant import CloudantDetector
-from detect_secrets.plugins.discord import DiscordBotTokenDetector
-from detect_secrets.plugins.github_token import GitHubTokenDetector
-from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
-from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
-from detect_secrets.plugins.jwt import JwtTokenDetector
-from detect_secrets.plugins.mailchimp import MailchimpDetector
-from detect_secrets.plugins.npm import NpmDetector
-from detect_secrets.plugins.openai import OpenAIDetector
-from detect_secrets.plugins.private_key import PrivateKeyDetector
-from detect_secrets.plugins.pypi_token import PypiTokenDetector
-from detect_secrets.plugins.sendgrid import SendGridDetector
-from detect_secrets.plugins.slack import SlackDetector
-from detect_secrets.plugins.softlayer import SoftlayerDetector
-from detect_secrets.plugins.square_oauth import SquareOAuthDetector
-from detect_secrets.plugins.stripe import StripeDetector
-from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
-from detect_secrets.plugins.twilio import TwilioKeyDetector
-from detect_secrets.util.code_snippet import get_code_snippet
-from detect_secrets.util.filetype import determine_file_type
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.safety import secret_shapes
 from orchestrator.safety.secret_allow import AllowRule, allow, allowed
 from orchestrator.safety.secret_anchors import ANCHORS, KindAnchors, Sweep
+
+if TYPE_CHECKING:
+    from detect_secrets.plugins.base import BasePlugin
 
 __all__ = [
     "KINDS",
@@ -101,32 +78,63 @@ __all__ = [
     "fingerprint",
 ]
 
-_PLUGINS: tuple[BasePlugin, ...] = (
-    ArtifactoryDetector(),
-    AWSKeyDetector(),
-    AzureStorageKeyDetector(),
-    BasicAuthDetector(),
-    CloudantDetector(),
-    DiscordBotTokenDetector(),
-    GitHubTokenDetector(),
-    GitLabTokenDetector(),
-    IbmCloudIamDetector(),
-    IbmCosHmacDetector(),
-    JwtTokenDetector(),
-    keyword.KeywordDetector(),
-    MailchimpDetector(),
-    NpmDetector(),
-    OpenAIDetector(),
-    PrivateKeyDetector(),
-    PypiTokenDetector(),
-    SendGridDetector(),
-    SlackDetector(),
-    SoftlayerDetector(),
-    SquareOAuthDetector(),
-    StripeDetector(),
-    TelegramBotTokenDetector(),
-    TwilioKeyDetector(),
-)
+
+def _plugins() -> tuple[BasePlugin, ...]:
+    """detect-secrets' plugins taken (module doc), imported and made on first use (``_built``):
+    the library (and ``requests``, which it imports) costs a run's start-up more than a batch
+    of lines no anchor matches, most of a landing's, ever needs."""
+    from detect_secrets.plugins import keyword
+    from detect_secrets.plugins.artifactory import ArtifactoryDetector
+    from detect_secrets.plugins.aws import AWSKeyDetector
+    from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+    from detect_secrets.plugins.basic_auth import BasicAuthDetector
+    from detect_secrets.plugins.cloudant import CloudantDetector
+    from detect_secrets.plugins.discord import DiscordBotTokenDetector
+    from detect_secrets.plugins.github_token import GitHubTokenDetector
+    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+    from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
+    from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+    from detect_secrets.plugins.mailchimp import MailchimpDetector
+    from detect_secrets.plugins.npm import NpmDetector
+    from detect_secrets.plugins.openai import OpenAIDetector
+    from detect_secrets.plugins.private_key import PrivateKeyDetector
+    from detect_secrets.plugins.pypi_token import PypiTokenDetector
+    from detect_secrets.plugins.sendgrid import SendGridDetector
+    from detect_secrets.plugins.slack import SlackDetector
+    from detect_secrets.plugins.softlayer import SoftlayerDetector
+    from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+    from detect_secrets.plugins.stripe import StripeDetector
+    from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+    from detect_secrets.plugins.twilio import TwilioKeyDetector
+
+    return (
+        ArtifactoryDetector(),
+        AWSKeyDetector(),
+        AzureStorageKeyDetector(),
+        BasicAuthDetector(),
+        CloudantDetector(),
+        DiscordBotTokenDetector(),
+        GitHubTokenDetector(),
+        GitLabTokenDetector(),
+        IbmCloudIamDetector(),
+        IbmCosHmacDetector(),
+        JwtTokenDetector(),
+        keyword.KeywordDetector(),
+        MailchimpDetector(),
+        NpmDetector(),
+        OpenAIDetector(),
+        PrivateKeyDetector(),
+        PypiTokenDetector(),
+        SendGridDetector(),
+        SlackDetector(),
+        SoftlayerDetector(),
+        SquareOAuthDetector(),
+        StripeDetector(),
+        TelegramBotTokenDetector(),
+        TwilioKeyDetector(),
+    )
+
 
 # Our shapes detect-secrets has no plugin for (module doc).
 _OWN_TOKENS = frozenset(
@@ -144,11 +152,18 @@ _OWN_TOKENS = frozenset(
 PGPASS = "PostgreSQL Password File Line"
 NETRC = "Netrc Password"
 
-KINDS: frozenset[str] = frozenset(
-    {str(plugin.secret_type) for plugin in _PLUGINS} | _OWN_TOKENS | {PGPASS, NETRC}
-)
+KINDS: frozenset[str]  # made on first use (``__getattr__``)
 """Every kind a hit may name (``config.secrets.SECRET_KINDS``, which ``secrets.allow``'s
 ``kind`` is checked against, holds the same)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KINDS":
+        plugins = {rule.kind for rule in _built().rules if rule.plugin is not None}
+        kinds = frozenset(plugins | _OWN_TOKENS | {PGPASS, NETRC})
+        globals()["KINDS"] = kinds
+        return kinds
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fingerprint(value: str) -> str:
@@ -190,7 +205,6 @@ class _Rule:
     own: re.Pattern[str] | None = None
 
 
-_KEYWORD = str(keyword.KeywordDetector.secret_type)
 # The value the IBM plugins need after their names (``[a-zA-Z0-9_\-]{44}``, ``[a-f0-9]{48}``,
 # ignoring case).
 _GATES = {
@@ -201,7 +215,7 @@ _GATES = {
 
 def _rules() -> tuple[_Rule, ...]:
     made: list[_Rule] = []
-    for plugin in _PLUGINS:
+    for plugin in _plugins():
         kind = str(plugin.secret_type)
         made.append(_Rule(kind, plugin, _GATES.get(kind)))
     for kind, _needles, token in secret_shapes.TOKEN_SHAPES:
@@ -236,7 +250,9 @@ def _keyword_gate(regexes: Iterable[re.Pattern[str]]) -> _KeywordGate:
     ``key``...) among word characters, its value (``keyword.SECRET``) as any text, a
     back-reference to a quote as an optional quote; the part before the value where it names
     the word, else the part after (``"x" == password``). A regex of another form is refused."""
-    words = "|".join(w.decode() for w in ANCHORS[_KEYWORD].folded)
+    from detect_secrets.plugins import keyword
+
+    words = "|".join(w.decode() for w in ANCHORS[_built().keyword].folded)
     lead = rf"(?:{words})\w*"
     after_word: list[str] = []  # what follows the word, in each regex naming it first
     others: list[str] = []
@@ -274,25 +290,63 @@ def _keyword_gate_for(by_type: dict[re.Pattern[str], int]) -> _KeywordGate:
 
 def _anchors() -> dict[str, KindAnchors]:
     """Each rule's anchors: detect-secrets' kinds and our line shapes from ``secret_anchors``,
-    our tokens from the literals one of which each needs (``secret_shapes.TOKEN_SHAPES``)."""
+    our tokens from the literals one of which each needs (``secret_shapes.TOKEN_SHAPES``).
+    A rule with none is refused when the rules are made (``_built``)."""
     made = {kind: ANCHORS[kind] for kind in ANCHORS}
     for kind, needles, _token in secret_shapes.TOKEN_SHAPES:
         if kind in _OWN_TOKENS:
             made[kind] = KindAnchors(cased=tuple(re.escape(n).encode() for n in needles))
-    missing = {rule.kind for rule in _RULES} - made.keys()
-    if missing:
-        raise ValueError(f"secret_detect: no anchors for {sorted(missing)} (secret_anchors)")
     return made
 
 
-_RULES = _rules()
-_BY_KIND = {rule.kind: rule for rule in _RULES}
-_ORDER = {rule.kind: n for n, rule in enumerate(_RULES)}
-_SWEEP = Sweep(_anchors())
+_ANCHORS = _anchors()
+_SWEEP = Sweep(_ANCHORS)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """The rules (``by_kind`` and ``order``: by their kind, and their order) and the keyword
+    plugin's kind, made with detect-secrets' plugins when first needed: at the first line an
+    anchor matches (``_built``)."""
+
+    rules: tuple[_Rule, ...]
+    by_kind: dict[str, _Rule]
+    order: dict[str, int]
+    keyword: str
+
+
+_BUILT: list[_Built] = []
+_BUILT_LOCK = threading.Lock()
+
+
+def _built() -> _Built:
+    if _BUILT:
+        return _BUILT[0]
+    with _BUILT_LOCK:
+        if not _BUILT:
+            from detect_secrets.plugins import keyword
+
+            rules = _rules()
+            missing = {rule.kind for rule in rules} - _ANCHORS.keys()
+            if missing:
+                raise ValueError(
+                    f"secret_detect: no anchors for {sorted(missing)} (secret_anchors)"
+                )
+            _BUILT.append(
+                _Built(
+                    rules,
+                    {rule.kind: rule for rule in rules},
+                    {rule.kind: n for n, rule in enumerate(rules)},
+                    str(keyword.KeywordDetector.secret_type),
+                )
+            )
+        return _BUILT[0]
 
 
 def _filtered(value: str, line: str, plugin: BasePlugin) -> bool:
     """detect-secrets' heuristic filters: a value that is no credential."""
+    from detect_secrets.filters import heuristic
+
     return bool(
         heuristic.is_sequential_string(value)
         or heuristic.is_potential_uuid(value)
@@ -369,6 +423,11 @@ class Detector:
         where the pragma or an allow rule lets them through."""
         if not candidates:
             return []
+        from detect_secrets.filters.allowlist import is_line_allowlisted
+        from detect_secrets.plugins import keyword
+        from detect_secrets.util.code_snippet import get_code_snippet
+        from detect_secrets.util.filetype import determine_file_type
+
         rules = self._allow if self._allow is not None else allowed()
         netrc = PurePosixPath(path).name.lower().endswith("netrc")
         filetype = determine_file_type(path)
@@ -397,11 +456,12 @@ class Detector:
 
 def _gated(kinds: set[str], line: str, words: _KeywordGate) -> Iterator[_Rule]:
     """The rules of ``kinds`` (a line's anchors) whose gates ``line`` passes, in order."""
-    for kind in sorted(kinds, key=_ORDER.__getitem__):
-        rule = _BY_KIND[kind]
+    built = _built()
+    for kind in sorted(kinds, key=built.order.__getitem__):
+        rule = built.by_kind[kind]
         if rule.gate is not None and rule.gate.search(line) is None:
             continue
-        if kind == _KEYWORD and not words.passes(line):
+        if kind == built.keyword and not words.passes(line):
             continue
         yield rule
 
@@ -425,6 +485,8 @@ def _values(
     """The credential values ``rule`` finds in ``line``."""
     plugin = rule.plugin
     if plugin is not None:
+        from detect_secrets.plugins import keyword
+
         if isinstance(plugin, keyword.KeywordDetector):
             found: Iterable[str] = plugin.analyze_string(line, denylist_regex_to_group=by_type)
         else:

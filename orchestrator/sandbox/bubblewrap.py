@@ -42,12 +42,12 @@ bubblewrap reports a signal that killed the command as exit status ``128 + signa
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from orchestrator.process import limits
+from orchestrator.process.env import program
 from orchestrator.sandbox.network import Uplink
 from orchestrator.sandbox.plan import Confinement
 
@@ -73,8 +73,9 @@ NESTED_ROOT_UID = 65533  # root's uid inside the sandbox of a CLI that sandboxes
 
 
 def find(path: str | None = None) -> str | None:
-    """The ``bwrap`` program on ``path`` (this process's PATH when None)."""
-    return shutil.which("bwrap", path=path)
+    """The ``bwrap`` program on ``path`` (this process's PATH when None), looked for once per
+    process and PATH (``process.env.program``)."""
+    return program("bwrap", path)
 
 
 def command(

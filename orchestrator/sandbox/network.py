@@ -58,6 +58,7 @@ import anyio.abc
 
 from orchestrator.errors import RunError
 from orchestrator.process.command import run_short
+from orchestrator.process.env import program
 from orchestrator.process.launch import helper_ended, spawn_helper
 
 __all__ = ["DNS", "HELPER", "Uplink", "find", "problem", "start_helper"]
@@ -73,13 +74,13 @@ _probed: dict[str, str | None] = {}
 
 
 def find() -> str | None:
-    """The network helper's program on this process's PATH."""
-    return shutil.which(HELPER)
+    """The network helper's program on this process's PATH (once per process and PATH)."""
+    return program(HELPER)
 
 
 def _head() -> list[str]:
     """The ``unshare`` command line in front of bubblewrap's."""
-    unshare = shutil.which("unshare") or "unshare"
+    unshare = program("unshare") or "unshare"
     if os.geteuid() == 0:
         return [unshare, "--net", "--"]
     return [unshare, "--user", "--map-current-user", "--net", "--"]

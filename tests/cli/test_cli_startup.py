@@ -73,6 +73,16 @@ tasks:
 
 ENV = {**os.environ, "COUNCIL_DISABLE_PLUGINS": "1"}
 
+# What only ``run -g`` (goal mode) and ``--approve`` use: a plain ``council run FILE`` imports
+# none of it, nor does ``council run --help``.
+GOAL_MODE = (
+    "orchestrator.cli.goal_cmd",
+    "orchestrator.cli.approve_cmd",
+    "orchestrator.run.goal",
+    "orchestrator.run.goal_hold",
+    "orchestrator.run.config_check",
+)
+
 
 def _probe(*args: str, cwd: Path, columns: int = 80) -> tuple[int, list[str], str]:
     """Exit code, imported modules and stdout of ``council ARGS`` (stdout piped)."""
@@ -167,6 +177,36 @@ def test_a_command_loads_when_it_runs(finished_run: Path) -> None:
     code, modules, _ = _probe("run", "run.yaml", "--dry-run", cwd=finished_run)
     assert code == 0
     assert "orchestrator.council" in modules and "orchestrator.cli.run_cmd" in modules
+
+
+def test_run_help_imports_no_goal_mode_nor_the_run_machinery(tmp_path: Path) -> None:
+    code, modules, shown = _probe("run", "--help", cwd=tmp_path)
+    assert code == 0
+    assert "--goal" in shown and "--approve" in shown and "--rounds" in shown
+    assert "orchestrator.cli.run_cmd" in modules
+    assert _heavy(modules, GOAL_MODE) == []
+    # Nor the run machinery: the council is made (and imported) once the command runs. Only
+    # git's readers come in, with ``--if-base-dirty``'s choices (``run.base_checkout``).
+    readers = _heavy(modules, ("orchestrator.git", "orchestrator.merge.checkout"))
+    assert "orchestrator.merge.checkout" in readers
+    assert [m for m in _heavy(modules) if m not in readers] == ["orchestrator.merge"]
+
+
+def test_a_plain_run_imports_no_goal_mode(tmp_path: Path) -> None:
+    new_repo(tmp_path)
+    (tmp_path / "run.yaml").write_text(CONFIG)
+    code, modules, shown = _probe("run", "run.yaml", "--json", cwd=tmp_path)
+    assert code == 0
+    assert [(t["task_id"], t["status"]) for t in json.loads(shown)["tasks"]] == [("one", "done")]
+    assert "orchestrator.scheduler.scheduler" in modules  # it ran, and imported what that takes
+    assert _heavy(modules, GOAL_MODE) == []
+
+
+def test_goal_rounds_default_is_goal_modes() -> None:
+    from orchestrator.cli import goal_options
+    from orchestrator.run import goal
+
+    assert goal_options.DEFAULT_ROUNDS == goal.DEFAULT_ROUNDS
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))

@@ -100,3 +100,21 @@ def test_a_captured_commands_stdin_is_dev_null_opened_once_for_all(
         assert (status, out.strip(), err) == (0, b"''", b"")  # read /dev/null: nothing
 
     assert os.devnull not in opened
+
+
+def test_a_program_is_looked_for_once_per_process_and_path(tmp_path: Path) -> None:
+    from orchestrator.process.env import program
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for directory in (first, second):
+        directory.mkdir()
+        tool = directory / "council-probe-tool"
+        tool.write_text("#!/bin/sh\n")
+        tool.chmod(0o755)
+    assert program("council-probe-tool", str(first)) == str(first / "council-probe-tool")
+    (first / "council-probe-tool").unlink()
+    # Gone mid-run: the answer of this process stands (how its CLIs are confined stays put).
+    assert program("council-probe-tool", str(first)) == str(first / "council-probe-tool")
+    # Another PATH is another question.
+    assert program("council-probe-tool", str(second)) == str(second / "council-probe-tool")
+    assert program("council-probe-tool", str(tmp_path)) is None

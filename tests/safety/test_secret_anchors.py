@@ -46,7 +46,7 @@ def _found(line: str, path: str, kinds: frozenset[str] = secret_detect.KINDS) ->
     netrc = path.endswith("netrc")
     return {
         rule.kind
-        for rule in secret_detect._RULES
+        for rule in secret_detect._built().rules
         if rule.kind in kinds
         and any(True for _ in secret_detect._values(rule, line, _by_type(path), netrc))
     }
@@ -66,7 +66,7 @@ def _one_line(text: str) -> str:
 
 def _cases() -> Iterator[tuple[str, str, re.Pattern[str]]]:
     """(kind, path, pattern): each rule's own regexes, with a path whose type uses them."""
-    for rule in secret_detect._RULES:
+    for rule in secret_detect._built().rules:
         plugin = rule.plugin
         if isinstance(plugin, keyword.KeywordDetector):
             for path in _PATHS:

@@ -192,3 +192,28 @@ async def test_a_pull_request_body_with_a_credential_is_not_posted(r: Rig) -> No
     assert key not in posted and aws not in posted
     assert "line 2: SendGrid API Key" in posted and "Work of task task-9." in posted
     assert key not in comment.body and "SendGrid API Key" in comment.body
+
+
+# In a fresh process: lines no anchor matches are looked at without importing detect-secrets
+# (nor requests); the first line one matches imports it and is looked at by its plugin.
+_LAZY_PROBE = """\
+import sys
+from orchestrator.safety.secret_detect import Detector, Run
+detector = Detector(allow=())
+plain = detector.runs("notes.txt", [Run(1, b"written by task 1\\nmore words here")])
+before = sorted(m for m in sys.modules if m.split(".")[0] in ("detect_secrets", "requests"))
+found = detector.runs("deploy.sh", [Run(7, b"AWS_KEY=" + sys.argv[1].encode())])
+print(plain, before, [(hit.line, hit.kind) for hit in found], "detect_secrets" in sys.modules)
+"""
+
+
+def test_detect_secrets_is_imported_at_the_first_line_an_anchor_matches() -> None:
+    import subprocess
+    import sys
+
+    key = "AKIA" + "ABCDEFGHIJKLMNOP"  # the AWS key id form (split: the repository's own scan)
+    done = subprocess.run(
+        [sys.executable, "-c", _LAZY_PROBE, key], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "[]", "[(7,", "'AWS", "Access", "Key')]", "True"]
