@@ -34,7 +34,10 @@ def new_repo(tmp_path: Path) -> Path:
 
 def run_config(repo: Path, tasks: list[dict[str, Any]], **overrides: Any) -> RunConfig:
     """A run of ``tasks`` with two scripted adapters (alpha, beta), one ``build`` phase and
-    tiny intervals; ``overrides`` replace top-level sections."""
+    tiny intervals; ``overrides`` replace top-level sections. The lease (5 s, renewed every
+    0.25 s) is short for a test, not so short that a loaded machine's stall of the event loop
+    (a second is seen under a full suite beside other work) makes a session fence itself:
+    a test of lapses and sweeps sets its own."""
     data: dict[str, Any] = {
         "repo": str(repo),
         "adapters": {"alpha": {"type": "scripted"}, "beta": {"type": "scripted"}},
@@ -42,7 +45,7 @@ def run_config(repo: Path, tasks: list[dict[str, Any]], **overrides: Any) -> Run
         "workflow": {"phases": [{"name": "build"}]},
         "capacity": {"sessions": 4},
         "retry": {"max_retries": 2, "backoff_initial": 0.05, "backoff_max": 0.2},
-        "scheduler": {"tick": 0.02, "heartbeat_interval": 0.1, "stale_threshold": 1.0},
+        "scheduler": {"tick": 0.02, "heartbeat_interval": 0.25, "stale_threshold": 5.0},
         "tasks": tasks,
         **overrides,
     }
