@@ -8,11 +8,9 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["DEFAULT_ROUNDS", "ApproveOption", "PlannerOption", "RoundsOption"]
+from orchestrator.run.goal_rounds import DEFAULT_ROUNDS
 
-# ``orchestrator.run.goal.DEFAULT_ROUNDS``, here without importing goal mode (a test keeps the
-# two the same).
-DEFAULT_ROUNDS = 2
+__all__ = ["DEFAULT_ROUNDS", "ApproveOption", "PlannerOption", "RoundsOption"]
 
 PlannerOption = Annotated[
     str | None,

@@ -52,6 +52,7 @@ from orchestrator.errors import ConfigError, ConfigIssue, GitError, PlanRefused,
 from orchestrator.git.repo import Git
 from orchestrator.plugins.host import PluginHost
 from orchestrator.run.config_check import validate_config_text
+from orchestrator.run.goal_rounds import DEFAULT_ROUNDS
 from orchestrator.runner.phase import call_phase_cli
 from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.safety.safe_write import write_atomic
@@ -75,7 +76,6 @@ BEGIN = "BEGIN COUNCIL TASKS"
 END = "END COUNCIL TASKS"
 PLAN_SOURCE = "plan"  # how the plan's own lines are named in its problems
 MAX_TASKS = 50
-DEFAULT_ROUNDS = 2
 _REFUSED_KEYS = {"verify": "a plan may not set verify (commands the run executes)"}
 _ROUND_LINE = "Planning round: {number} of {rounds}"
 

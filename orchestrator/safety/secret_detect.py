@@ -52,6 +52,7 @@ rule finds something on.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import re
 import threading
@@ -315,32 +316,20 @@ class _Built:
     keyword: str
 
 
-_BUILT: list[_Built] = []
-_BUILT_LOCK = threading.Lock()
-
-
+@functools.cache  # (two threads at once may both build it: the same rules, one kept)
 def _built() -> _Built:
-    if _BUILT:
-        return _BUILT[0]
-    with _BUILT_LOCK:
-        if not _BUILT:
-            from detect_secrets.plugins import keyword
+    from detect_secrets.plugins import keyword
 
-            rules = _rules()
-            missing = {rule.kind for rule in rules} - _ANCHORS.keys()
-            if missing:
-                raise ValueError(
-                    f"secret_detect: no anchors for {sorted(missing)} (secret_anchors)"
-                )
-            _BUILT.append(
-                _Built(
-                    rules,
-                    {rule.kind: rule for rule in rules},
-                    {rule.kind: n for n, rule in enumerate(rules)},
-                    str(keyword.KeywordDetector.secret_type),
-                )
-            )
-        return _BUILT[0]
+    rules = _rules()
+    missing = {rule.kind for rule in rules} - _ANCHORS.keys()
+    if missing:
+        raise ValueError(f"secret_detect: no anchors for {sorted(missing)} (secret_anchors)")
+    return _Built(
+        rules,
+        {rule.kind: rule for rule in rules},
+        {rule.kind: n for n, rule in enumerate(rules)},
+        str(keyword.KeywordDetector.secret_type),
+    )
 
 
 def _filtered(value: str, line: str, plugin: BasePlugin) -> bool:
