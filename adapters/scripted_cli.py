@@ -22,8 +22,11 @@ instructions written in its prompt, one per line; other lines are the task's tex
                               N model requests (default 1), each an assistant message whose
                               usage is that many input and output tokens, ``every`` seconds
                               apart (default 0); the result's usage and cost include them
-    WAIT_FOR path [seconds]   pause until path exists (at most seconds, default 60); a test's
-                              gate, so an absolute path is allowed (only its existence is read)
+    WAIT_FOR path [seconds]   pause until path exists; a test's gate, so an absolute path is
+                              allowed (only its existence is read). Not there after seconds
+                              (default 60): end with an error result, exit 1 -- a gate the
+                              sandbox hides from the CLI fails the task instead of silently
+                              costing the test its whole wait
     FAIL message              end with an error result, exit 1
     RATE_LIMIT [reset=<seconds|ISO time>] [times=N]
                               end with a Claude-like 429 result, exit 1 -- only the first N
@@ -291,7 +294,10 @@ class Cli(ClaudeStream):
         path, _, limit = argument.partition(" ")
         gate = Path(path) if os.path.isabs(path) else Path.cwd() / path
         deadline = time.monotonic() + float(limit or 60)
-        while not gate.exists() and time.monotonic() < deadline:
+        while not gate.exists():
+            if time.monotonic() >= deadline:
+                self.result(f"WAIT_FOR {path}: not there after {limit or 60} s", error=True)
+                raise Stop(1)
             time.sleep(0.05)
 
     def do_fail(self, argument: str, body: str | None) -> None:

@@ -32,7 +32,9 @@ async def landed(dsn: str, task_id: str) -> bool:
 
 async def test_a_prompt_names_files_another_workstation_owns(pg_dsn: str, tmp_path: Path) -> None:
     team = Team(tmp_path, pg_dsn)
-    owner_go = tmp_path / "owner-go"
+    gates = tmp_path / "gates"  # the sandbox lets the CLIs read it (``readable``)
+    gates.mkdir()
+    owner_go = gates / "owner-go"
     owner = {
         "id": "owner",
         "prompt": "Write owned.txt.",
@@ -47,7 +49,7 @@ async def test_a_prompt_names_files_another_workstation_owns(pg_dsn: str, tmp_pa
         "metadata": {"phase_instructions": {"build": "WRITE watched.txt b"}},
     }
     for name in ("a", "b"):
-        team.workstation(name, [owner, watcher], sessions=1)
+        team.workstation(name, [owner, watcher], sessions=1, readable=gates)
     try:
         team.start("a")  # one session: it takes the owner first and holds it at the gate
         with anyio.fail_after(patience(60)):
