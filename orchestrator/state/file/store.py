@@ -341,6 +341,21 @@ class FileStateStore:
             namespace, key, make, then, expected_version, durable=durable, ttl=ttl
         )
 
+    async def put_made_record_while(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        over: Callable[[U], bool],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[KeyedRecord, T, U, bool]:
+        return await self._records.put_made_record_while(
+            namespace, key, make, then, over, expected_version, durable=durable
+        )
+
     async def delete_record(
         self,
         namespace: str,
