@@ -285,8 +285,29 @@ class AttemptRunner:
             attempt.worktree_task,
             at_least=state.attempt + 1,
             start=start,
-            beside=self._parts.with_fork(attempt, session_id),
+            beside=self._beside_fork(attempt, session_id),
         )
+
+    def _beside_fork(self, attempt: Attempt, session_id: str) -> Callable[[], None] | None:
+        """The blocking work the fork's worker-thread call carries: the parts' (a block of
+        ports), then the files the other sessions are on, for the attempt's first prompt
+        (``TaskRun.busy_read``), where nothing that can wait comes before it (no session
+        services to start: the prompt reads them itself then)."""
+        fork = self._parts.with_fork(attempt, session_id)
+        read = None
+        if not self._run.services.config.services:
+            owner = attempt.lock_owner(session_id)
+            read = self._writes.contexts.contexts.reading(exclude={owner})
+        attempt.busy_read = read
+        if read is None:
+            return fork
+
+        def beside() -> None:
+            if fork is not None:
+                fork()
+            read.take()
+
+        return beside
 
     async def _execute(self, attempt: Attempt) -> WorkflowResult:
         assert attempt.session is not None
@@ -315,6 +336,7 @@ class AttemptRunner:
             note=attempt.note,
             phases=attempt.phases,
             feedback=attempt.feedback,
+            busy_read=attempt.busy_read,
             spend=self._spend(),
             tools=self._tools(attempt),
         )

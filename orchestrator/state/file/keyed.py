@@ -273,6 +273,15 @@ class FileRecords:
         found = await core.read_many(core.namespace(namespace), None)
         return [record for record in found if not is_expired(record, now)]
 
+    def list_records_now(self, namespace: str) -> list[KeyedRecord] | None:
+        """``list_records``, blocking (``FileCore.read_many_now``); None: not here."""
+        core = self._core
+        found = core.read_many_now(core.namespace(namespace))
+        if found is None:
+            return None
+        now = utcnow()
+        return [record for record in found if not is_expired(record, now)]
+
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Remove every keyed record expired by ``now`` (this machine's clock when None).
         Every namespace is listed and read in one worker-thread call (the state monitor's,

@@ -400,6 +400,13 @@ class FileStateStore:
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         return await self._records.list_records(namespace)
 
+    def list_records_now(self, namespace: str) -> list[KeyedRecord] | None:
+        """``list_records`` as a blocking read, for a worker-thread call the caller makes
+        anyway (``state.context.ListsNow``): the same lock-free read; None when it cannot be
+        made without a call of the store's own (a dead process's transaction to finish, a
+        damaged record to recover, the store's first call not made yet)."""
+        return self._records.list_records_now(namespace)
+
     # -- events and upkeep ------------------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber) -> None:
