@@ -212,6 +212,8 @@ class AttemptRunner:
             # crash here leaves it: the next attempt makes that worktree.
             return await self._writes.requeue(attempt, "stopped")
         locks, owner = services.locks, attempt.lock_owner(session_id)
+        if not kept and attempt.group is None:  # its own session, drawn just now
+            locks.fresh(owner)
         try:
             await locks.acquire_missing(owner, attempt.files, timeout=LOCK_TIMEOUT)
             attempt.session = await self._worktree(session_id, attempt, state, new=not kept)
