@@ -109,6 +109,9 @@ class LockManager:
         self._taking: dict[str, anyio.Lock] = {}  # session → one ``acquire_missing`` at a time
         self._keys: dict[str, tuple[str, Path]] = {}  # normalized path → (key, lock file)
         self._sessions: set[str] = set()  # ids already checked
+        # Sessions this process drew just now that have taken or waited for no file lock here
+        # (``fresh``): nothing of them can be in the store for their end to clear.
+        self._fresh: set[str] = set()
 
     async def __aenter__(self) -> LockManager:
         return self
@@ -259,22 +262,41 @@ class LockManager:
         grants = (h.grant for h in self._held.values() if h.grant.session == session)
         return sorted(grants, key=lambda g: g.path)
 
+    def fresh(self, session: str) -> None:
+        """``session`` is an id this process drew just now (a new attempt's session): no
+        other process knows it yet, so nothing of it is in the store but what this manager
+        writes. While it takes and waits for no file lock here, its end
+        (``release_all_session_locks``) looks for no index entry or wait a dead process left
+        for it: none can be; nor for a merge record naming it, whatever it did with the merge
+        lock (every grant of it was this process's: held, or let go with its record)."""
+        self._check_session(session)
+        if len(self._fresh) >= _KEY_CACHE_LIMIT:
+            self._fresh.clear()  # sessions never ended here: looked for as any other
+        self._fresh.add(session)
+
     async def release_all_session_locks(self, session: str) -> int:
         """Release every file lock and the merge lock of ``session``; how many were released.
 
         Besides what this manager holds, registry entries a dead process left for ``session``
-        (listed in its index, OS lock free) are removed and counted too.
+        (listed in its index, OS lock free) are removed and counted too (not for a ``fresh``
+        session that took no file lock here: none can be).
         """
         self._check_session(session)
+        untouched = session in self._fresh
+        self._fresh.discard(session)
         released = 0
         for key, held in list(self._held.items()):
             if held.grant.session == session:
                 await self._release(key, held)
                 released += 1
-        released += await self._clear_stale_entries(session)
-        if await self._merge.release(session) or await self._merge.clear_stale(session):
+        if not untouched:
+            released += await self._clear_stale_entries(session)
+        if await self._merge.release(session) or (
+            not untouched and await self._merge.clear_stale(session)
+        ):
             released += 1
-        await self.registry.clear_wait(session)
+        if not untouched:
+            await self.registry.clear_wait(session)
         self.registry.forget(session)  # read again should the session ever take a lock
         return released
 
@@ -337,6 +359,7 @@ class LockManager:
     async def _try_take(
         self, session: str, rel: str, key: str, lock_path: Path
     ) -> FileLockGrant | Blocked:
+        self._fresh.discard(session)  # it may hold or wait for a file from now on
         held = self._held.get(key)
         if held is not None:
             return Blocked(held.grant.session)

@@ -12,6 +12,10 @@ Contract:
   since, process) so other processes can name who merges; the token grows with every grant.
 - Only the session holding the lock releases it; a release by anyone else returns False and
   changes nothing. A session asking again while it holds the lock gets ``LockError``.
+- A holder's last work may let go of the lock in its own call (``MergeHold.take_in`` with
+  ``last``): the record deleted in the record write's worker-thread call once the work
+  answered, the OS lock let go just after it; the in-process turn is kept until ``release``
+  (the hold's end), so this process's next merge still waits for the end of this one.
 """
 
 from __future__ import annotations
@@ -88,6 +92,9 @@ class MergeLock:
         self._emit = emit
         self._slot = anyio.Semaphore(1)
         self._held: tuple[MergeGrant, FileLock, int] | None = None
+        # A grant whose record and OS lock went in its last work's call (``take_ran`` with
+        # ``last``), its turn still held until ``release``.
+        self._spent: MergeGrant | None = None
         # Sessions whose grant this lock let go of, its record deleted (or another holder's
         # since): no record can name them as merger now but a later grant's, which holds
         # the lock while it lives (``clear_stale`` then has nothing to look for).
@@ -102,7 +109,7 @@ class MergeLock:
         """Wait for the merge lock (``timeout=None``: as long as it takes)."""
         started = time.monotonic()
         await self.wait_slot(session, timeout)
-        grant, _ = await self._take(session, None, timeout, started)
+        grant, _, _ = await self._take(session, None, timeout, started)
         return grant
 
     async def wait_slot(self, session: str, timeout: float | None = None) -> None:
@@ -110,7 +117,7 @@ class MergeLock:
         ``take_then`` follows, or ``let_slot_go``."""
         check_id(session, "session id")
         self._let_go.discard(session)  # a grant of its own may name it again from now on
-        if self._held is not None and self._held[0].session == session:
+        if self._holds(session):
             raise LockError(f"session {session} already holds the merge lock")
         limit = math.inf if timeout is None else timeout
         try:
@@ -130,16 +137,19 @@ class MergeLock:
         the write); held by another process, waited for, then the work in a call of its own.
         The turn is given back if the lock is not taken; once it is, a failing ``work``
         leaves it held (``release`` lets it go)."""
-        _, ran = await self._take(session, work)
+        _, ran, _ = await self._take(session, work)
         assert ran is not None
         return ran.value()
 
     async def take_ran(
-        self, session: str, work: Callable[[], T]
-    ) -> tuple[MergeGrant, _Ran[T] | None]:
+        self, session: str, work: Callable[[], T], last: Callable[[T], bool] | None = None
+    ) -> tuple[MergeGrant, _Ran[T] | None, bool]:
         """``take_then``'s taking, the work run only in the taking's own call: its outcome
-        there, None when the lock was waited for (taken now, the work not run)."""
-        return await self._take(session, work, after_wait=False)
+        there, None when the lock was waited for (taken now, the work not run). ``last``:
+        when it says of the work's answer that nothing more is done under the lock, the
+        record is deleted in that same call and the OS lock let go after it (True last:
+        let go; the turn is kept until ``release``); a work that raised keeps the lock."""
+        return await self._take(session, work, after_wait=False, last=last)
 
     async def _take(
         self,
@@ -149,15 +159,17 @@ class MergeLock:
         started: float | None = None,
         *,
         after_wait: bool = True,
-    ) -> tuple[MergeGrant, _Ran[T] | None]:
+        last: Callable[[T], bool] | None = None,
+    ) -> tuple[MergeGrant, _Ran[T] | None, bool]:
         limit = math.inf if timeout is None else timeout
         started = time.monotonic() if started is None else started
         ran: _Ran[T] | None = None
+        let_go = False
         try:
             # The usual case, the lock free: its try, the token and the record naming the
             # holder in one worker-thread call (the record's write), on the floor read just
             # before (as the file locks take theirs, ``manager``).
-            taken = await self._take_recorded(session, await self._floor(), work)
+            taken = await self._take_recorded(session, await self._floor(), work, last)
             if taken is None:  # held by another process: waited for, the floor read again
                 lock = await self._os_lock(limit - (time.monotonic() - started), limit)
                 try:
@@ -168,8 +180,13 @@ class MergeLock:
                     raise
                 held = (grant, lock, version)
             else:
-                held, ran = taken
-            self._held = held
+                held, ran, let_go = taken
+            if let_go:  # its record went in the work's call: the OS lock goes now
+                held[1].release()
+                self._spent = held[0]
+                self._let_go.add(session)
+            else:
+                self._held = held
         except BaseException:
             self._slot.release()
             raise
@@ -177,10 +194,17 @@ class MergeLock:
         await self._emit(LockAcquired(lock="merge", session=session, token=grant.token))
         if work is not None and ran is None and after_wait:
             ran = await anyio.to_thread.run_sync(_Ran.of, work)
-        return grant, ran
+        return grant, ran, let_go
 
     async def release(self, session: str) -> bool:
-        """Let go of the merge lock if ``session`` holds it here; False otherwise."""
+        """Let go of the merge lock if ``session`` holds it here (or of its turn, the lock let
+        go in its last work's call); False otherwise."""
+        spent = self._spent
+        if spent is not None and spent.session == session:
+            self._spent = None
+            self._slot.release()
+            await self._emit(LockReleased(lock="merge", session=session, token=spent.token))
+            return True
         held = self._held
         if held is None or held[0].session != session:
             return False
@@ -206,7 +230,7 @@ class MergeLock:
         if session in self._let_go:
             self._let_go.discard(session)
             return False
-        if self._held is not None:
+        if self._held is not None or self._spent is not None:
             return False  # this process holds the lock: no record is a dead holder's now
         record = await self._records.get_record(MERGE_OWNER, _KEY)
         if record is None or record.data.get("session") != session or self._held is not None:
@@ -237,12 +261,18 @@ class MergeLock:
         return previous if isinstance(previous, int) else 0
 
     async def _take_recorded(
-        self, session: str, floor: int, work: Callable[[], T] | None
-    ) -> tuple[tuple[MergeGrant, FileLock, int], _Ran[T] | None] | None:
+        self,
+        session: str,
+        floor: int,
+        work: Callable[[], T] | None,
+        last: Callable[[T], bool] | None = None,
+    ) -> tuple[tuple[MergeGrant, FileLock, int], _Ran[T] | None, bool] | None:
         """The OS lock now, its counter bumped above ``floor`` and the record naming the
         holder written, in the record write's own worker-thread call (``put_made_record_then``):
         the lock is taken there, before the write, and the write is made only if it was;
-        then ``work`` in that call, what it gave or raised kept (None without one). None
+        then ``work`` in that call, what it gave or raised kept (None without one), and with
+        ``last`` saying so of what it gave, the record deleted again in that call
+        (``put_made_record_while``; True last: the caller lets the OS lock go). None
         (nothing written, no work) while another process holds the lock."""
         taken: list[FileLock] = []
 
@@ -258,20 +288,34 @@ class MergeLock:
         def then(_: MergeGrant) -> _Ran[T] | None:
             return None if work is None else _Ran.of(work)
 
+        def over(ran: _Ran[T] | None) -> bool:
+            return (
+                last is not None
+                and ran is not None
+                and ran.error is None
+                and last(cast(T, ran.result))
+            )
+
         try:
             # Shielded, as the record's write after a wait is: the lock taken in ``make`` is
             # either named by its record and held, or let go (below).
             with anyio.CancelScope(shield=True):
-                record, grant, ran = await self._records.put_made_record_then(
-                    MERGE_OWNER, _KEY, make, then, durable=False
-                )
+                if last is None:
+                    record, grant, ran = await self._records.put_made_record_then(
+                        MERGE_OWNER, _KEY, make, then, durable=False
+                    )
+                    let_go = False
+                else:
+                    record, grant, ran, let_go = await self._records.put_made_record_while(
+                        MERGE_OWNER, _KEY, make, then, over, durable=False
+                    )
         except _Held:
             return None
         except BaseException:
             for lock in taken:
                 lock.release()
             raise
-        return (grant, taken[0], record.version), ran
+        return (grant, taken[0], record.version), ran, let_go
 
     @staticmethod
     def _owner(grant: MergeGrant) -> dict[str, Any]:
@@ -299,17 +343,23 @@ class MergeLock:
     def _holder_name(self) -> str | None:
         return self._held[0].session if self._held is not None else None
 
+    def _holds(self, session: str) -> bool:
+        spent = self._spent is not None and self._spent.session == session
+        return spent or (self._held is not None and self._held[0].session == session)
+
 
 class MergeHold:
     """A turn at the merge lock whose taking rides in the first blocking work done under it
     (``run_taking``): the lock's try, its token and its holder's record, then the work, in one
     worker-thread call when the lock is free (``MergeLock.take_then``). Later work runs in a
-    call of its own. ``end`` lets go of the lock, or of the turn if it was never taken."""
+    call of its own. ``end`` lets go of the lock, or of the turn if it was never taken; a
+    work its caller says is the last (``take_in``'s ``last``) lets go of the lock in its own
+    call, and ``end`` then gives the turn back."""
 
     def __init__(self, lock: MergeLock, session: str) -> None:
         self._lock = lock
         self._session = session
-        self._state = "turn"  # -> "taken" -> "over", or "turn" -> "over"
+        self._state = "turn"  # -> "taken" (-> "spent") -> "over", or "turn" -> "over"
 
     async def run_taking(self, work: Callable[[], T]) -> T:
         """``work`` (blocking) in a worker thread, the lock taken first if it is not yet."""
@@ -323,19 +373,28 @@ class MergeHold:
             held = self._lock.holder
             self._state = "taken" if held is not None and held.session == self._session else "over"
 
-    async def take_in(self, work: Callable[[], T]) -> tuple[bool, T | None]:
+    async def take_in(
+        self, work: Callable[[], T], last: Callable[[T], bool] | None = None
+    ) -> tuple[bool, T | None]:
         """``run_taking``, but a lock another process held is only waited for and taken:
         ``(False, None)``, the work not run (its caller may first add to it what came while
-        it waited); ``(True, what the work gave)`` otherwise."""
+        it waited); ``(True, what the work gave)`` otherwise. ``last``: when it says so of
+        what the work gave in the taking's own call, nothing more is done under the lock, and
+        it is let go in that call (``MergeLock.take_ran``); the turn goes at ``end``."""
         if self._state == "taken":
             return True, await anyio.to_thread.run_sync(work)
         if self._state != "turn":
             raise LockError(f"session {self._session}: its merge lock's turn is over")
+        let_go = False
         try:
-            _, ran = await self._lock.take_ran(self._session, work)
+            _, ran, let_go = await self._lock.take_ran(self._session, work, last)
         finally:
-            held = self._lock.holder
-            self._state = "taken" if held is not None and held.session == self._session else "over"
+            if let_go:
+                self._state = "spent"
+            else:
+                held = self._lock.holder
+                mine = held is not None and held.session == self._session
+                self._state = "taken" if mine else "over"
         return (False, None) if ran is None else (True, ran.value())
 
     async def end(self) -> None:
@@ -343,5 +402,5 @@ class MergeHold:
         state, self._state = self._state, "over"
         if state == "turn":
             self._lock.let_slot_go()
-        elif state == "taken":
+        elif state in ("taken", "spent"):
             await self._lock.release(self._session)

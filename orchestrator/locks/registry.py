@@ -95,6 +95,18 @@ class Records(Protocol):
         durable: bool = True,
     ) -> tuple[RecordView, T, U]: ...
 
+    async def put_made_record_while(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        over: Callable[[U], bool],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[RecordView, T, U, bool]: ...
+
     async def delete_record(
         self,
         namespace: str,
@@ -160,6 +172,24 @@ class MemoryRecords:
     ) -> tuple[_MemoryRecord, T, U]:
         record, rest = await self.put_made_record(namespace, key, make, expected_version)
         return record, rest, await anyio.to_thread.run_sync(then, rest)
+
+    async def put_made_record_while(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        over: Callable[[U], bool],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[_MemoryRecord, T, U, bool]:
+        record, rest, answer = await self.put_made_record_then(
+            namespace, key, make, then, expected_version
+        )
+        if not over(answer):
+            return record, rest, answer, False
+        return record, rest, answer, await self.delete_record(namespace, key, record.version)
 
     async def delete_record(
         self,

@@ -43,11 +43,16 @@ _LOCK_POLL = 0.1  # seconds between looks at a git lock file a live process hold
 class TakesInCall(Protocol):
     """A merge lock whose taking (its try, its token, the record naming its holder) rides in
     the first blocking work run under it (``locks.merge_lock.MergeHold``): the first local
-    attempt, so the record's write costs no worker-thread call of its own."""
+    attempt, so the record's write costs no worker-thread call of its own; and when that
+    attempt settles the train (``last``), its letting go rides there too."""
 
-    async def take_in(self, work: Callable[[], T]) -> tuple[bool, T | None]:
+    async def take_in(
+        self, work: Callable[[], T], last: Callable[[T], bool] | None = None
+    ) -> tuple[bool, T | None]:
         """``(True, what work gave)``, the lock taken in work's call; ``(False, None)``: the
-        lock was waited for (another process held it) and is taken now, work not run."""
+        lock was waited for (another process held it) and is taken now, work not run.
+        ``last``: when it says so of what work gave, nothing more is done under the lock,
+        which is let go in work's call (its record deleted there once work answered)."""
         ...
 
 
@@ -122,7 +127,9 @@ class Attempts:
                 )
             elif taking is not None:
                 attempt_now = partial(self._local.attempt, calls, aboard, failed)
-                ran, first = await taking.take_in(partial(_locked_then, attempt_now))
+                # A train settled by its first attempt (the usual case) lets go of the lock
+                # in that call, after its ref update; one tried again keeps it.
+                ran, first = await taking.take_in(partial(_locked_then, attempt_now), _settled)
                 if not ran or first is None:
                     return WAITED
                 outcome, taking = first, None
@@ -173,6 +180,11 @@ def _locked_then(then: Callable[[], T]) -> T:
     """``_locked``, then ``then``'s work (the first attempt), in the same call."""
     _locked()
     return then()
+
+
+def _settled(outcome: object) -> bool:
+    """Whether a local attempt's outcome settles its train: nothing more under the lock."""
+    return isinstance(outcome, list)
 
 
 def _backoff(attempt: int) -> float:

@@ -27,7 +27,10 @@ Contract:
   they go, so it is never worth refusing to work over.
 - ``busy_files`` is what a session's prompt is told about: every path the other sessions lock,
   change or work on, by path. A context whose writer is known to be dead (same host, process
-  gone) is left out, as its locks went with it.
+  gone) is left out, as its locks went with it. ``reading`` is the same read made in a
+  worker-thread call the caller makes anyway (``BusyRead.take``, blocking), where the store
+  can read there (``ListsNow``: the file store's lock-free read); its answer is what the
+  contexts were at that moment, for a prompt written right after it.
 - ``cleanup_stale_contexts(timeout_minutes)`` removes contexts not updated for that long whose
   status is not ``done`` (they describe work nobody is doing any more, typically a session
   whose process died); ``done`` contexts are the record that a task's work finished, counted by
@@ -38,11 +41,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -59,7 +62,15 @@ from orchestrator.state.carried import CarriedPut, Carrier
 from orchestrator.state.deletions import Deletion
 from orchestrator.state.protocol import StateStore
 
-__all__ = ["CONTEXTS", "BusyFile", "ContextManager", "SessionContext", "WorkStatus"]
+__all__ = [
+    "CONTEXTS",
+    "BusyFile",
+    "BusyRead",
+    "ContextManager",
+    "ListsNow",
+    "SessionContext",
+    "WorkStatus",
+]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +123,31 @@ class BusyFile:
     path: str
     session: str
     task: str | None
+
+
+@runtime_checkable
+class ListsNow(Protocol):
+    """A store that can list a namespace's records in a worker-thread call of the caller's
+    (blocking; None when it cannot there): the file store (``FileStateStore``)."""
+
+    def list_records_now(self, namespace: str) -> Sequence[KeyedRecord] | None: ...
+
+
+@dataclass
+class BusyRead:
+    """``busy_files`` read in a worker-thread call the caller makes anyway (``take``,
+    blocking, once; it never raises): ``found`` is the answer, None when it was not taken or
+    could not be made there (the caller then reads with ``busy_files``)."""
+
+    read: Callable[[], list[BusyFile] | None]
+    found: list[BusyFile] | None = field(default=None, init=False)
+
+    def take(self) -> None:
+        try:
+            self.found = self.read()
+        except Exception as exc:  # read again by the prompt's own call: never this call's end
+            log.warning("the session contexts could not be read: %s", exc)
+            self.found = None
 
 
 UPDATABLE = frozenset(SessionContext.model_fields) - {"session", "updated_at", "writer"}
@@ -234,13 +270,27 @@ class ContextManager:
         alive = _alive_here(contexts)
         if alive is None:
             alive = await anyio.to_thread.run_sync(_alive_flags, contexts)
-        busy = [
-            BusyFile(path, c.session, c.task)
-            for c, ok in zip(contexts, alive, strict=True)
-            if ok
-            for path in c.files()
-        ]
-        return sorted(busy, key=lambda b: (b.path, b.session))
+        return _busy(contexts, alive)
+
+    def reading(self, exclude: Collection[str] = ()) -> BusyRead | None:
+        """``busy_files(exclude)`` as a ``BusyRead`` to take in a worker-thread call the
+        caller makes anyway; None when the store cannot read there (``ListsNow``)."""
+        store = self.store
+        if not isinstance(store, ListsNow):
+            return None
+        left_out = frozenset(exclude)
+
+        def read() -> list[BusyFile] | None:
+            records = store.list_records_now(CONTEXTS)
+            if records is None:
+                return None
+            found = (_parse(r) for r in records)
+            contexts = sorted((c for c in found if c is not None), key=lambda c: c.session)
+            contexts = [c for c in contexts if c.session not in left_out]
+            alive = _alive_here(contexts)
+            return _busy(contexts, alive if alive is not None else _alive_flags(contexts))
+
+        return BusyRead(read)
 
     async def get_task_summary(self, task_id: str) -> dict[WorkStatus, int]:
         """How many sessions of ``task_id`` are in each status (every status present)."""
@@ -390,6 +440,17 @@ def _parse(record: KeyedRecord | None) -> SessionContext | None:
             exc.errors()[0]["msg"],
         )
         return None
+
+
+def _busy(contexts: list[SessionContext], alive: list[bool]) -> list[BusyFile]:
+    """The paths of the ``contexts`` whose flag in ``alive`` is set, by path then session."""
+    busy = [
+        BusyFile(path, c.session, c.task)
+        for c, ok in zip(contexts, alive, strict=True)
+        if ok
+        for path in c.files()
+    ]
+    return sorted(busy, key=lambda b: (b.path, b.session))
 
 
 def _alive_here(contexts: list[SessionContext]) -> list[bool] | None:

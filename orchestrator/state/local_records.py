@@ -69,6 +69,18 @@ class KeyedRecords(Protocol):
         ttl: float | None = None,
     ) -> tuple[KeyedRecord, T, U]: ...
 
+    async def put_made_record_while(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        over: Callable[[U], bool],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[KeyedRecord, T, U, bool]: ...
+
     async def delete_record(
         self,
         namespace: str,

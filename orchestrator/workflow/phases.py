@@ -197,7 +197,11 @@ class PhaseSteps:
         inputs = await self._inputs(index, round_)
         template = template_for(name, phase.prompt_template)
         verify = self._checks.verify
-        busy = await self._contexts.busy_files(exclude={run.lock_session})
+        # The other sessions' files as the worktree's fork read them, for the attempt's first
+        # prompt, but for a build that waited for its plan's files: read now.
+        busy = run.carried_busy()
+        if busy is None or (name == BUILD and PLAN in progress.handoffs):
+            busy = await self._contexts.busy_files(exclude={run.lock_session})
         context = PromptContext(
             run.task,
             name,

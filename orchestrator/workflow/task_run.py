@@ -29,6 +29,7 @@ from orchestrator.runner.phase_call import PhaseCall
 from orchestrator.sandbox.commands import SessionSide
 from orchestrator.spend.gate import SpendGate
 from orchestrator.state.carried import Carrier
+from orchestrator.state.context import BusyFile, BusyRead
 from orchestrator.state.protocol import StateStore
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import SessionWorktree
@@ -104,6 +105,10 @@ class TaskRun:
     # The task's phase records as the attempt's claim found them (None: the workflow reads
     # them from the store).
     phases: Mapping[str, PhaseRecord] | None = None
+    # The files the other sessions are on, read in the worker-thread call that forked the
+    # attempt's worktree, for its first prompt (``carried_busy``), where nothing that can
+    # wait (a service's start) comes between; None: that prompt reads them itself.
+    busy_read: BusyRead | None = None
 
     async def phase_starting(self, phase: str) -> None:
         """Tell ``on_phase_start`` that ``phase`` starts; keep the side it gives."""
@@ -132,6 +137,12 @@ class TaskRun:
         """Tell ``on_phase_end`` that a phase's work is saved on the branch."""
         if self.on_phase_end is not None:
             await self.on_phase_end()
+
+    def carried_busy(self) -> list[BusyFile] | None:
+        """What ``busy_read`` found, once: the attempt's first prompt's (None after it, or
+        when nothing was read)."""
+        read, self.busy_read = self.busy_read, None
+        return read.found if read is not None else None
 
     def take_fresh_head(self) -> str | None:
         """``fresh_head``, once: after the first phase starts, something has run."""

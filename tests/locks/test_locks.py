@@ -356,6 +356,47 @@ async def test_release_all_counts_file_locks_and_the_merge_lock(pair: Pair) -> N
         assert grant.session == "c"
 
 
+async def test_a_fresh_session_that_took_no_file_lock_ends_with_no_look_for_leftovers(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session drawn just now by this process (``fresh``) that took and waited for no file
+    lock here, merged or not: its end reads and deletes nothing (no dead process can have left
+    anything of it). Once it takes a file lock, its end looks as for any other session."""
+    async with FileStateStore.for_repo(project) as store:
+        locks = LockManager(project, store=store)
+        asked: list[tuple[str, str, str]] = []
+        real_get, real_delete = store.get_record, store.delete_record
+
+        async def get_record(namespace: str, key: str) -> object:
+            asked.append(("get", namespace, key))
+            return await real_get(namespace, key)
+
+        async def delete_record(namespace: str, key: str, *args: Any, **kw: Any) -> bool:
+            asked.append(("delete", namespace, key))
+            return await real_delete(namespace, key, *args, **kw)
+
+        monkeypatch.setattr(store, "get_record", get_record)
+        monkeypatch.setattr(store, "delete_record", delete_record)
+        locks.fresh("new")
+        assert await locks.release_all_session_locks("new") == 0
+        assert asked == []
+        assert await locks.release_all_session_locks("new") == 0  # ended: looked for again
+        assert ("get", "session-locks", "new") in asked
+        assert ("delete", "lock-waits", "new") in asked
+        locks.fresh("merger")
+        async with locks.merge_lock("merger"):
+            pass
+        asked.clear()
+        assert await locks.release_all_session_locks("merger") == 0
+        assert asked == []
+        locks.fresh("owner")
+        await locks.acquire_file_lock("owner", "src/a.py")
+        asked.clear()
+        assert await locks.release_all_session_locks("owner") == 1
+        assert ("delete", "lock-waits", "owner") in asked  # as for any other session
+        await locks.aclose()
+
+
 async def test_a_session_that_let_go_of_the_merge_lock_here_is_not_looked_for_again(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from orchestrator import filelock
+from orchestrator.errors import LockError
 from orchestrator.locks.manager import LockManager
 from orchestrator.state import FileStateStore
 from tests.support.hops import count_hops
@@ -128,3 +129,83 @@ async def test_a_lock_another_process_holds_is_waited_for_before_the_work_runs(
         assert mine.merge_holder is None
         await mine.aclose()
         await theirs.aclose()
+
+
+async def test_a_last_work_lets_go_of_the_lock_in_its_own_call_and_the_turn_at_the_end(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``take_in`` with ``last`` saying the work's answer is the last: the lock taken, its
+    record written, the work run (the OS lock held, the record naming the session), the
+    record deleted: one worker-thread call; the OS lock is free after it (another process
+    takes it), this process's turn only at the end, which takes no call."""
+    async with FileStateStore.for_repo(project) as one, FileStateStore.for_repo(project) as two:
+        mine, theirs = LockManager(project, store=one), LockManager(project, store=two)
+        first = await mine.acquire_merge_lock("a")
+        await mine.release_merge_lock("a")
+        hopped = count_hops(monkeypatch)
+        seen: list[tuple[bool, object]] = []
+
+        def work() -> str:
+            probe = filelock.try_acquire(merge_lock_file(project))
+            if probe is not None:
+                probe.release()
+            named = (project / ".council" / "state" / "records" / "merge-lock" / "merge").exists()
+            seen.append((probe is None, named))
+            return "landed"
+
+        async with mine.merge_hold("b") as hold:
+            assert await hold.take_in(work, lambda answer: answer == "landed") == (True, "landed")
+            assert len(hopped) == 1 and seen == [(True, True)]
+            assert mine.merge_holder is None
+            with pytest.raises(LockError, match="turn is over"):
+                await hold.take_in(work)  # nothing more runs under a lock let go
+            grant = await theirs.acquire_merge_lock("c", timeout=patience(10))
+            assert grant.token > first.token  # the OS lock was free: taken elsewhere
+            await theirs.release_merge_lock("c")
+            taken: list[str] = []
+
+            async def mine_again() -> None:
+                await mine.acquire_merge_lock("d")
+                taken.append("d")
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(mine_again)
+                await anyio.sleep(0.1)
+                assert taken == []  # this process's next merge waits for the turn
+                hopped.clear()
+                await hold.end()
+                assert hopped == []  # the turn given back: no call
+            assert taken == ["d"]
+            await mine.release_merge_lock("d")
+        assert await one.get_record("merge-lock", "merge") is None
+        await mine.aclose()
+        await theirs.aclose()
+
+
+async def test_a_work_not_the_last_or_failing_keeps_the_lock_until_the_end(
+    project: Path,
+) -> None:
+    async with FileStateStore.for_repo(project) as store:
+        locks = LockManager(project, store=store)
+
+        def fails() -> str:
+            raise OSError("git went away")
+
+        for work, answer in ((lambda: "retry", True), (fails, None)):
+            async with locks.merge_hold("a") as hold:
+                if answer is None:
+                    with pytest.raises(OSError, match="git went away"):
+                        await hold.take_in(work, lambda _: True)
+                else:
+                    assert await hold.take_in(work, lambda got: got != "retry") == (
+                        True,
+                        "retry",
+                    )
+                holder = locks.merge_holder
+                assert holder is not None and holder.session == "a"
+                assert filelock.try_acquire(merge_lock_file(project)) is None
+                record = await store.get_record("merge-lock", "merge")
+                assert record is not None and record.data["session"] == "a"
+            assert locks.merge_holder is None
+            assert await store.get_record("merge-lock", "merge") is None
+        await locks.aclose()

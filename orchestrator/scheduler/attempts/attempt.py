@@ -19,6 +19,7 @@ from orchestrator.errors import SecretInHistory
 from orchestrator.models import PhaseRecord, TaskState
 from orchestrator.scheduler.attempts.lifecycle import Lifecycle, Stage
 from orchestrator.scheduler.candidates import group_lock_owner
+from orchestrator.state.context import BusyRead
 from orchestrator.worktrees.models import SessionWorktree
 
 __all__ = ["MAX_RECHECKS", "MAX_RESOLVE_ROUNDS", "MERGE_RECHECK", "Attempt"]
@@ -74,6 +75,8 @@ class Attempt:
     # no read of its own (nobody else writes them while the claim is held).
     phases: dict[str, PhaseRecord] | None = None
     feedback: str | None = None  # its pull request's feedback, which this build answers
+    # The other sessions' files, read in its worktree's fork call for its first prompt
+    busy_read: BusyRead | None = None
     # Lands a vanished landing again from its kept branch (no CLI): made so by ``relander``.
     relanding: bool = False
     # Its work held a secret when it was to be pushed (``team.work``): stopped, failed, kept.

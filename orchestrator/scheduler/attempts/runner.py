@@ -212,6 +212,8 @@ class AttemptRunner:
             # crash here leaves it: the next attempt makes that worktree.
             return await self._writes.requeue(attempt, "stopped")
         locks, owner = services.locks, attempt.lock_owner(session_id)
+        if not kept and attempt.group is None:  # its own session, drawn just now
+            locks.fresh(owner)
         try:
             await locks.acquire_missing(owner, attempt.files, timeout=LOCK_TIMEOUT)
             attempt.session = await self._worktree(session_id, attempt, state, new=not kept)
@@ -285,8 +287,29 @@ class AttemptRunner:
             attempt.worktree_task,
             at_least=state.attempt + 1,
             start=start,
-            beside=self._parts.with_fork(attempt, session_id),
+            beside=self._beside_fork(attempt, session_id),
         )
+
+    def _beside_fork(self, attempt: Attempt, session_id: str) -> Callable[[], None] | None:
+        """The blocking work the fork's worker-thread call carries: the parts' (a block of
+        ports), then the files the other sessions are on, for the attempt's first prompt
+        (``TaskRun.busy_read``), where nothing that can wait comes before it (no session
+        services to start: the prompt reads them itself then)."""
+        fork = self._parts.with_fork(attempt, session_id)
+        read = None
+        if not self._run.services.config.services:
+            owner = attempt.lock_owner(session_id)
+            read = self._writes.contexts.contexts.reading(exclude={owner})
+        attempt.busy_read = read
+        if read is None:
+            return fork
+
+        def beside() -> None:
+            if fork is not None:
+                fork()
+            read.take()
+
+        return beside
 
     async def _execute(self, attempt: Attempt) -> WorkflowResult:
         assert attempt.session is not None
@@ -315,6 +338,7 @@ class AttemptRunner:
             note=attempt.note,
             phases=attempt.phases,
             feedback=attempt.feedback,
+            busy_read=attempt.busy_read,
             spend=self._spend(),
             tools=self._tools(attempt),
         )

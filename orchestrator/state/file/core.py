@@ -337,6 +337,19 @@ class FileCore:
                 records.append(record)
         return records
 
+    def read_many_now(self, kind: RecordKind[M]) -> list[M] | None:
+        """``read_many`` of every record of the kind, blocking, in a worker-thread call the
+        caller makes anyway (the same lock-free read, after the same look for a dead
+        process's transaction); None when it cannot be made there: the store's leftovers not
+        settled yet, a transaction's intent touching the kind, or a record read as damaged
+        (``read_many`` settles and recovers, in calls of their own)."""
+        if not self._settled_once or self._unsettled(kind, None):
+            return None
+        listed = read_present(kind, None)
+        if any(damaged for _, _, damaged in listed):
+            return None
+        return [record for _, record, _ in listed if record is not None]
+
     # -- transactions cut short -------------------------------------------------------------
 
     def kind_of(self, entry: IntentEntry) -> RecordKind[Any]:

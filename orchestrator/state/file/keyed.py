@@ -7,6 +7,7 @@ integrity checks and locking as tasks and sessions. One written with a ``ttl`` e
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,6 +27,8 @@ from orchestrator.state.file.record_files.records import RecordKind
 from orchestrator.state.file.rules import check_version
 
 __all__ = ["FileRecords"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -106,6 +109,46 @@ class FileRecords:
 
         record = await core.locked_call(kind, key, run)
         return record, made[0][1], after[0]
+
+    async def put_made_record_while(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        over: Callable[[U], bool],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[KeyedRecord, T, U, bool]:
+        """``put_made_record_then``, the record deleted again after ``then`` when ``over``
+        says so, still under its lock in the same worker-thread call (its directory, the
+        lock, with it, as ``delete_record`` removes it); a deletion that fails leaves it."""
+        core = self._core
+        kind = core.namespace(namespace)
+        check_id(key, f"{namespace} key")
+        made: list[tuple[Mapping[str, Any], T]] = []  # once: a busy lock tries ``run`` again
+        after: list[U] = []
+
+        def run(events: list[Event]) -> tuple[KeyedRecord, bool]:
+            if not made:
+                made.append(make())  # under the record's lock, in this worker-thread call
+            current = load_or_recover(kind, key, events)
+            check_version(kind, key, live(current, utcnow()), expected_version)
+            fields = {"namespace": namespace, "data": dict(made[0][0]), "expires_at": None}
+            record = core.write_merged(kind, key, current, fields, {}, events, durable=durable)
+            after.append(then(made[0][1]))  # written: still under its lock, in this call
+            if not over(after[0]):
+                return record, False
+            try:
+                kind.delete(key)
+            except OSError as exc:  # the work is done: its answer stands, the record stays
+                log.warning("record %s/%s could not be deleted: %s", namespace, key, exc)
+                return record, False
+            return record, True
+
+        record, deleted = await core.locked_call(kind, key, run, unlink=lambda out: out[1])
+        return record, made[0][1], after[0], deleted
 
     async def delete_record(
         self,
@@ -228,6 +271,15 @@ class FileRecords:
         core = self._core
         now = utcnow()
         found = await core.read_many(core.namespace(namespace), None)
+        return [record for record in found if not is_expired(record, now)]
+
+    def list_records_now(self, namespace: str) -> list[KeyedRecord] | None:
+        """``list_records``, blocking (``FileCore.read_many_now``); None: not here."""
+        core = self._core
+        found = core.read_many_now(core.namespace(namespace))
+        if found is None:
+            return None
+        now = utcnow()
         return [record for record in found if not is_expired(record, now)]
 
     async def purge_expired(self, now: datetime | None = None) -> int:

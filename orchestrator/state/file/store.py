@@ -341,6 +341,21 @@ class FileStateStore:
             namespace, key, make, then, expected_version, durable=durable, ttl=ttl
         )
 
+    async def put_made_record_while(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        over: Callable[[U], bool],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[KeyedRecord, T, U, bool]:
+        return await self._records.put_made_record_while(
+            namespace, key, make, then, over, expected_version, durable=durable
+        )
+
     async def delete_record(
         self,
         namespace: str,
@@ -384,6 +399,13 @@ class FileStateStore:
 
     async def list_records(self, namespace: str) -> list[KeyedRecord]:
         return await self._records.list_records(namespace)
+
+    def list_records_now(self, namespace: str) -> list[KeyedRecord] | None:
+        """``list_records`` as a blocking read, for a worker-thread call the caller makes
+        anyway (``state.context.ListsNow``): the same lock-free read; None when it cannot be
+        made without a call of the store's own (a dead process's transaction to finish, a
+        damaged record to recover, the store's first call not made yet)."""
+        return self._records.list_records_now(namespace)
 
     # -- events and upkeep ------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
-from orchestrator.errors import StateError, StoreUnavailable
+from orchestrator.errors import CouncilError, StateError, StoreUnavailable
 from orchestrator.events import Event, Subscriber
 from orchestrator.models import (
     Checkpoint,
@@ -307,6 +307,33 @@ class PostgresStateStore(PgTaskCalls):
             namespace, key, make, expected_version, durable=durable, ttl=ttl
         )
         return record, rest, await anyio.to_thread.run_sync(then, rest)
+
+    async def put_made_record_while(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        over: Callable[[U], bool],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[KeyedRecord, T, U, bool]:
+        if self._local is not None and self._local.owns(namespace):
+            return await self._local.store.put_made_record_while(
+                namespace, key, make, then, over, expected_version, durable=durable
+            )
+        record, rest, answer = await self.put_made_record_then(
+            namespace, key, make, then, expected_version, durable=durable
+        )
+        if not over(answer):
+            return record, rest, answer, False
+        try:  # a delete of its own: the query needs no worker thread
+            deleted = await self.delete_record(namespace, key, record.version, durable=durable)
+        except (CouncilError, OSError) as exc:  # the work is done: its answer stands
+            log.warning("record %s/%s could not be deleted: %s", namespace, key, exc)
+            return record, rest, answer, False
+        return record, rest, answer, deleted
 
     async def delete_record(
         self,

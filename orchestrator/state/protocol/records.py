@@ -127,6 +127,28 @@ class RecordStore(Protocol):
         session's worktree behind its record)."""
         ...
 
+    async def put_made_record_while(
+        self,
+        namespace: str,
+        key: str,
+        make: Callable[[], tuple[Mapping[str, Any], T]],
+        then: Callable[[T], U],
+        over: Callable[[U], bool],
+        expected_version: int | None = None,
+        *,
+        durable: bool = True,
+    ) -> tuple[KeyedRecord, T, U, bool]:
+        """``put_made_record_then`` for a record that stands for ``then`` while it runs (a
+        lock's holder while its work runs): once ``then`` answered, the record is deleted
+        again when ``over(answer)`` says its time is over, in the same worker-thread call
+        where the store makes one (the file store: still under the record's lock), else in
+        a store call of its own after it. The record written, ``make``'s rest, ``then``'s
+        answer, and whether the record was deleted: a deletion the store could not make
+        (an ``OSError``, the store's ``CouncilError``) leaves the record written and is
+        logged, never raised (``then``'s work is done: its answer is not lost). A ``then``
+        that raises leaves the record written, as ``put_made_record_then``."""
+        ...
+
     async def delete_record(
         self,
         namespace: str,

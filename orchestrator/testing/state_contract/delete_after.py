@@ -1,7 +1,9 @@
 """Blocking work in a record's store call, in the state store contract: ``delete_record_after``
 (the work done first, once, then the record removed as ``delete_record`` removes it; work that
-raises removes nothing) and ``put_made_record_then`` (the record written, then the work, once;
-work that raises leaves the record written). A mixin of ``StateStoreContract``."""
+raises removes nothing), ``put_made_record_then`` (the record written, then the work, once;
+work that raises leaves the record written) and ``put_made_record_while`` (that, the record
+deleted again when the work's answer says its time is over). A mixin of
+``StateStoreContract``."""
 
 from __future__ import annotations
 
@@ -92,3 +94,34 @@ class DeleteAfterContract:
                 "runs", "t1", lambda: ({"pid": 8}, None), lambda _: done.append(1), 0
             )
         assert done == []
+
+    async def test_a_record_stands_while_its_work_runs(self, store: StateStore) -> None:
+        seen: list[object] = []
+
+        def then(rest: str) -> str:
+            seen.append(rest)
+            return "landed"
+
+        written, rest, answer, deleted = await store.put_made_record_while(
+            "runs", "t1", lambda: ({"pid": 7}, "its rest"), then, lambda a: a == "landed", 0
+        )
+        assert (rest, answer, deleted, seen) == ("its rest", "landed", True, ["its rest"])
+        assert written.data == {"pid": 7}
+        assert await store.get_record("runs", "t1") is None
+        again, _, answer, deleted = await store.put_made_record_while(
+            "runs", "t1", lambda: ({"pid": 8}, None), lambda _: "retry", lambda a: a == "landed"
+        )
+        assert (answer, deleted) == ("retry", False)  # not over: it stays
+        stored = await store.get_record("runs", "t1")
+        assert stored is not None and stored.data == {"pid": 8} == again.data
+
+    async def test_a_record_whose_work_raises_stands(self, store: StateStore) -> None:
+        def then(_: None) -> bool:
+            raise OSError("git went away")
+
+        with pytest.raises(OSError, match="git went away"):
+            await store.put_made_record_while(
+                "runs", "t1", lambda: ({"pid": 7}, None), then, lambda _: True
+            )
+        stored = await store.get_record("runs", "t1")
+        assert stored is not None and stored.data == {"pid": 7}
