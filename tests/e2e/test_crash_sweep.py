@@ -295,9 +295,10 @@ def test_the_traced_run_covers_every_kind_of_step(trace: list[tuple[str, str]]) 
 
 
 # Each sweep is cut into slices (k = slice+1, slice+1+SLICES, ...) so that no test runs for
-# minutes: a slice is about ten kills, two at a time.
-SLICES = {"git.ran": 14, "write.replaced": 6}
-RESUME_SLICES = 3
+# minutes: a slice is about seven kills, two at a time (the traced run: 96 git commands, 87
+# durable writes; a kill of the resume too costs three runs, so those slices are smaller).
+SLICES = {"git.ran": 14, "write.replaced": 12}
+RESUME_SLICES = 6
 
 
 def sliced(ks: list[int], index: int, count: int) -> list[int]:
