@@ -192,8 +192,9 @@ def test_resume_is_refused_while_the_run_lives_and_goes_ahead_once_it_is_killed(
 ) -> None:
     repo = new_repo(tmp_path)
     # Parked on a rate limit, the run holds no claim, yet it will dispatch again by itself.
-    # The park outlasts the refused resume below however loaded the machine (timing.patience).
-    reset = round(patience(8))
+    # The park only has to outlast seeing it (timing.patience): the run is paused (SIGSTOP)
+    # through the refused resume, alive but unable to touch its record, however long that takes.
+    reset = round(patience(3))
     config = write_config(
         tmp_path, repo, task("limited", f"RATE_LIMIT reset={reset}\nWRITE limited.txt done")
     )
@@ -204,6 +205,7 @@ def test_resume_is_refused_while_the_run_lives_and_goes_ahead_once_it_is_killed(
             "the task parked on its rate limit",
         )
         assert (task_record(repo, "limited") or {}).get("claim", {}).get("status") != "active"
+        run.send_signal(signal.SIGSTOP)
         refused = council(["resume", str(config), "--json"], tmp_path)
         assert refused.returncode == 2, refused.stderr
         lines = refused.stderr.strip().splitlines()
