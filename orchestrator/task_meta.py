@@ -205,9 +205,10 @@ def _keys_of(part: type[_Part]) -> frozenset[str]:
 def _read_part(part: type[_P], mapping: Mapping[str, Any], damaged: dict[str, Any]) -> _P:
     """``part`` from the keys of ``mapping`` it knows; a key whose value does not validate
     goes to ``damaged`` and is read as absent."""
-    known = {k: mapping[k] for k in _KEYS[part] if k in mapping}
-    if not known:
+    keys = _KEYS[part]
+    if keys.isdisjoint(mapping):  # most parts of most records: no key of theirs at all
         return _empty(part)
+    known = {k: mapping[k] for k in keys if k in mapping}
     for key in [k for k, v in known.items() if v is None]:
         damaged[key] = known.pop(key)  # a null kept as it is, unless set again
     for _ in range(len(known) + 1):
@@ -227,11 +228,18 @@ def _empty(part: type[_P]) -> _P:
     cost (most records keep no key of most parts; the dispatcher reads one part of every
     task each tick). Every field of a part defaults to None."""
     empty = part.__new__(part)
-    object.__setattr__(empty, "__dict__", dict.fromkeys(part.model_fields))
+    object.__setattr__(empty, "__dict__", dict.fromkeys(_field_names(part)))
     object.__setattr__(empty, "__pydantic_fields_set__", set())
     object.__setattr__(empty, "__pydantic_extra__", None)
     object.__setattr__(empty, "__pydantic_private__", None)
     return empty
+
+
+@cache
+def _field_names(part: type[_Part]) -> tuple[str, ...]:
+    """``part``'s field names, read once (pydantic's ``model_fields`` costs a deprecated
+    descriptor's call on each read: thousands for a report of a big run)."""
+    return tuple(part.model_fields)
 
 
 def _dump_part(part: _Part, damaged: dict[str, Any], out: dict[str, Any]) -> None:
@@ -301,7 +309,7 @@ class TaskMeta:
         not started yet: thousands in a big run, read by each report and each tick's queue)
         gets the one empty view, built once, whose parts refuse a change (pydantic's frozen
         error) instead of a view built for it."""
-        return cls(mapping) if mapping else _empty_view()
+        return _Peek(mapping) if mapping else _empty_view()
 
     def _part(self, name: str) -> Any:
         part = self._read.get(name)
@@ -366,6 +374,23 @@ class TaskMeta:
             _dump_part(part, self._damaged, out)
         first = [k for k in self._source if k in out]
         return {k: out[k] for k in [*first, *(k for k in out if k not in self._source)]}
+
+
+class _Peek(TaskMeta):
+    """``TaskMeta.peek``'s view of a record with metadata: a part none of whose keys the
+    record holds is the empty view's (``_empty_view``), shared and refusing a change, not
+    one made for it (a report of a big run reads five of them for each task)."""
+
+    __slots__ = ()
+
+    def _part(self, name: str) -> Any:
+        part = self._read.get(name)
+        if part is None:
+            if _KEYS[_PARTS[name]].isdisjoint(self._source):
+                part = self._read[name] = _empty_view()._read[name]
+            else:
+                part = super()._part(name)
+        return part
 
 
 @cache

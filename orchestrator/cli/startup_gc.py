@@ -16,18 +16,41 @@ to free them would cost more than the pause saves.
 from __future__ import annotations
 
 import gc
+import os
+import sys
 
-__all__ = ["hold", "settle"]
+__all__ = ["hold", "hold_for_the_script", "is_the_command", "settle"]
 
 _held = False
+_command = False  # this process is the ``council`` command (``hold`` ran)
 
 
 def hold() -> None:
-    """Pause the collector until ``settle``."""
-    global _held
+    """Pause the collector until ``settle``; this process is the ``council`` command (the
+    console script's ``main``, or ``hold_for_the_script`` before it)."""
+    global _held, _command
+    _command = True
     if gc.isenabled():
         gc.disable()
         _held = True
+
+
+def hold_for_the_script() -> None:
+    """``hold`` from the first of the command line's own modules (``orchestrator.cli``
+    imports it), before typer, rich and the root app import (some 40 collections, about 10 ms
+    of CPU), when this process is the ``council`` script: its ``argv[0]`` names it, and its
+    ``main`` settles what this holds. Any other process that imports the package (a test
+    runner, a program using the API) is left as it was; ``python -m orchestrator`` holds
+    before its import (``orchestrator.__main__``)."""
+    argv: list[str] = getattr(sys, "argv", None) or [""]
+    if os.path.basename(argv[0]).removesuffix(".exe") == "council":
+        hold()
+
+
+def is_the_command() -> bool:
+    """Whether this process is the ``council`` command, which ends with its command (``hold``
+    ran), not a process a command runs inside of."""
+    return _command
 
 
 def settle() -> None:

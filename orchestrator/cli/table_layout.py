@@ -145,13 +145,18 @@ def plain_lines(
 ) -> list[str]:
     """A header line and a line per row, columns aligned, every cell whole (a cell's own line
     breaks become spaces so that a row stays one line)."""
-    cells = [[" ".join(cell.split("\n")) for cell in row] for row in rows]
-    widths = [measure(header) for header in headers]
-    for row in cells:
-        for index, cell in enumerate(row):
-            widths[index] = max(widths[index], measure(cell))
-    lines = []
-    for row in [list(headers), *cells]:
-        padded = [cell + " " * (widths[i] - measure(cell)) for i, cell in enumerate(row)]
-        lines.append(_GAP.join(padded).rstrip())
-    return lines
+    cells = [[" ".join(cell.split("\n")) for cell in row] for row in [headers, *rows]]
+    measured = [[measure(cell) for cell in row] for row in cells]  # each cell once
+    widths = list(measured[0])
+    for sizes in measured[1:]:
+        for index, size in enumerate(sizes):
+            widths[index] = max(widths[index], size)
+    return [
+        _GAP.join(
+            [
+                cell + " " * (widths[i] - size)
+                for i, (cell, size) in enumerate(zip(row, sizes, strict=True))
+            ]
+        ).rstrip()
+        for row, sizes in zip(cells, measured, strict=True)
+    ]

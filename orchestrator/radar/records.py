@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.models import utcnow
 from orchestrator.radar.hunks import FileDiff, Hunk
+from orchestrator.radar.namespaces import COLLISIONS, SIGHTINGS
 from orchestrator.radar.overlap import Severity
 
 if TYPE_CHECKING:
@@ -59,8 +60,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-COLLISIONS = "radar-collisions"
-SIGHTINGS = "radar-sessions"
 SHORT_DIFF_LIMIT = 1_500  # characters of what one side changed on the shared files
 FILE_DIFF_LIMIT = 2_000  # characters of one file's diff in a sighting
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.events import Event
 from orchestrator.scheduler.rules.queue import TASKS_OPTION
 
 if TYPE_CHECKING:
     # Types only: the constants below are read by `council status` and other light commands,
-    # which must not pay for importing the services.
+    # which must not pay for importing the services (nor the events).
     from orchestrator.config.run import RunConfig
     from orchestrator.config.task import TaskConfig
+    from orchestrator.events import Event
     from orchestrator.forge.base import Forge
     from orchestrator.locks.manager import LockManager
     from orchestrator.merge.queue import MergeQueue

@@ -8,9 +8,16 @@ import gc
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from orchestrator.cli.app import COMMANDS
+import anyio
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli.app import COMMANDS, app
 from orchestrator.cli.lazy_group import load_command
+from orchestrator.models import TaskStatus
+from orchestrator.state import FileStateStore
 
 PROBE = """
 import atexit, gc, json, sys
@@ -45,3 +52,64 @@ def test_loading_a_command_elsewhere_leaves_the_collector_alone() -> None:
     before = gc.get_freeze_count()
     load_command("status", COMMANDS["status"])
     assert gc.isenabled() and gc.get_freeze_count() == before
+
+
+IMPORT_PROBE = """
+import gc, json, sys
+sys.argv[0] = sys.argv[1]
+import orchestrator.cli
+print(json.dumps(not gc.isenabled()))
+"""
+
+
+def test_the_script_pauses_the_collector_from_its_first_module_on() -> None:
+    """Before typer and rich import: ``orchestrator.cli`` holds it when ``argv[0]`` names the
+    ``council`` script (``startup_gc.hold_for_the_script``), and not otherwise."""
+
+    def paused_by(argv0: str) -> bool:
+        done = subprocess.run(
+            [sys.executable, "-c", IMPORT_PROBE, argv0], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return bool(json.loads(done.stdout))
+
+    assert paused_by("/venv/bin/council")
+    assert not paused_by("/venv/bin/pytest")
+    assert not paused_by("-c")
+
+
+STATUS_PROBE = """
+import atexit, gc, json, sys
+sys.argv = ["council", "status"]
+from orchestrator.cli.app import main
+atexit.register(lambda: print(json.dumps(gc.isenabled())))
+main()
+"""
+
+
+async def _recorded(root: Path) -> None:
+    async with FileStateStore(root) as store:
+        await store.create_session({}, ["a"])
+        await store.update_task_state("a", {"status": TaskStatus.DONE})
+
+
+def test_a_status_look_leaves_the_collector_paused_only_in_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one look runs without the collector; the ``council`` command ends with it paused
+    (resumed, it would walk everything the look made, only to exit); ``status`` run inside
+    another process (this test runner) gives it back as it was."""
+    repo = tmp_path / "repo"
+    (repo / ".council").mkdir(parents=True)
+    anyio.run(_recorded, repo / ".council" / "state")
+    done = subprocess.run(
+        [sys.executable, "-c", STATUS_PROBE], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert "1/1 done" in done.stdout, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) is False
+
+    monkeypatch.chdir(repo)
+    assert gc.isenabled()
+    shown = CliRunner().invoke(app, ["status"])
+    assert shown.exit_code == 0 and "1/1 done" in shown.output, shown.output
+    assert gc.isenabled()

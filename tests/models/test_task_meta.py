@@ -223,3 +223,20 @@ def test_records_without_metadata_share_one_view_that_refuses_changes() -> None:
     fresh = TaskMeta.read({})
     fresh.retry.outcome = "rate_limited"  # ``read`` stays a writer's own view
     assert fresh.dump() == {"outcome": "rate_limited"}
+
+
+def test_a_peek_shares_the_empty_parts_of_a_record_with_metadata() -> None:
+    """A record with metadata reads each part it holds no key of as the one empty view's part
+    (a report reads five such parts of each task): shared, and refusing a change as that
+    view's do; the parts it holds keys of are read from them; ``read`` makes its own."""
+    peeked = TaskMeta.peek({"parks": 2, "parked_adapter": "claude"})
+    assert (peeked.park.parks, peeked.park.adapter) == (2, "claude")
+    empty = TaskMeta.peek({})
+    assert peeked.retry is empty.retry and peeked.pull is empty.pull
+    assert TaskMeta.peek({"outcome": "x"}).park is empty.park
+    with pytest.raises(ValidationError, match="frozen"):
+        peeked.hold.held = "budget"
+    assert peeked.hold.held is None and empty.hold.held is None
+    own = TaskMeta.read({"parks": 2})
+    own.hold.held = "budget: run"  # ``read`` stays a writer's own view
+    assert own.dump() == {"parks": 2, "held": "budget: run"}

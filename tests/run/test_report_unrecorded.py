@@ -76,3 +76,49 @@ def test_a_queued_copy_is_the_model_copy_it_stands_for() -> None:
     )
     made.model_fields_set.add("adapter")
     assert "adapter" not in built._queued_copy("t2", None).model_fields_set
+
+
+USAGES = [
+    {"input_tokens": 184, "output_tokens": 5, "cost_usd": 0.000627},  # as the CLIs report them
+    {"input_tokens": 3.0, "output_tokens": 7, "cost_usd": 1},  # other numbers: validated
+    {"cost_usd": 0.5},
+    None,
+]
+
+
+@pytest.mark.parametrize("usage", USAGES)
+def test_a_task_line_made_without_validating_again_is_the_validated_one(
+    usage: dict[str, float] | None,
+) -> None:
+    """``_checked_report``: a task's line made from values validated once already is what
+    validating them again makes, field for field (each value of the same type), with the same
+    fields set and the same JSON; usage figures of another type are converted as before."""
+    from orchestrator.run.reports import build_report as built
+    from orchestrator.run.reports.report import TaskReport
+
+    metadata = {"usage": usage, "outcome": "verify_failed"} if usage is not None else {}
+    state = TaskState(
+        task_id="a",
+        session_id="s1",
+        status=TaskStatus.FAILED,
+        adapter="claude",
+        attempt=2,
+        error="broke",
+        phases={"build": {"name": "build", "status": "failed"}},
+        metadata={**metadata, "conflicts": ["README.md"], "parks": 1},
+    )
+    made = built._task_report(state, [], {"a": state}, state.updated_at)
+    validated = TaskReport(**{name: getattr(made, name) for name in TaskReport.model_fields})
+    assert made == validated and made.model_fields_set == validated.model_fields_set
+    assert made.model_dump_json() == validated.model_dump_json()
+    assert [type(getattr(made, n)) for n in TaskReport.model_fields] == [
+        type(getattr(validated, n)) for n in TaskReport.model_fields
+    ]
+    if usage is not None and "input_tokens" in usage:
+        assert (made.input_tokens, made.cost_usd) == (int(usage["input_tokens"]), usage["cost_usd"])
+        assert type(made.input_tokens) is int and type(made.cost_usd) is float
+    assert (made.outcome, made.conflicts, made.parks) == (
+        "verify_failed" if usage is not None else None,
+        ["README.md"],
+        1,
+    )

@@ -17,17 +17,14 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.constrain import Constrain
-from rich.live import Live
 from rich.padding import Padding
 from rich.panel import Panel
-from rich.status import Status
-from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli.table_layout import (
@@ -37,6 +34,13 @@ from orchestrator.cli.table_layout import (
     plain_lines,
     table_width,
 )
+
+if TYPE_CHECKING:
+    # Imported where they are drawn: a plain table (piped, or a long one) and a line of
+    # progress need neither (some 6 ms of ``council status``'s CPU).
+    from rich.live import Live
+    from rich.status import Status
+    from rich.table import Table
 
 __all__ = [
     "Column",
@@ -270,8 +274,10 @@ def _print_table(
     cells = [[str(cell) for cell in row] for row in rows]
     if title is not None:  # wrapped between words on a terminal, so an id stays on one line
         stdout.print(Text(title, style="bold"), soft_wrap=not stdout.is_terminal)
-    layout = choose_columns(specs, cells, stdout.width, _cells, wide=wide)
-    if not stdout.is_terminal or layout.plain or len(cells) > BOXED_ROWS:
+    # The columns are chosen only for a box: the plain layout shows every one, whole.
+    plain = not stdout.is_terminal or len(cells) > BOXED_ROWS
+    layout = None if plain else choose_columns(specs, cells, stdout.width, _cells, wide=wide)
+    if layout is None or layout.plain:
         print_lines("\n".join(plain_lines([c.header for c in specs], cells, _cells)))
         return
     table = _boxed(specs, cells, layout, wide=wide)
@@ -296,6 +302,8 @@ def _boxed(
     # No outer edge: two more columns for the cells, which matters at 80. Every column gets
     # a fixed width (its natural one; a folding column its share of what is left), so rich
     # does not measure every cell again: the layout did, once.
+    from rich.table import Table
+
     table = Table(show_edge=False)
     widths = _fixed_widths(columns, layout, stdout.width if space is None else space, wide=wide)
     for index, width in zip(layout.kept, widths, strict=True):
@@ -405,6 +413,8 @@ def live_table(
     if not stdout.is_terminal:
         yield lambda rows, title: None
         return
+    from rich.live import Live
+
     draw = partial(_table, columns)
     with Live(draw([], None), console=stdout, transient=True) as live, shown_live(live):
 
@@ -462,48 +472,19 @@ def status() -> Iterator[Callable[[str], None]]:
             line.stop()
 
 
-_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "bold red")}
-
-
 def print_checklist(rows: Sequence[tuple[str, str, str, str, str | None]], summary: str) -> None:
-    """A checklist on stdout (``_print_checklist``)."""
+    """A checklist on stdout (``checklist.draw``)."""
+    from orchestrator.cli.console.checklist import draw
+
     with _writing(stdout):
-        _print_checklist(rows, summary)
-
-
-def _print_checklist(rows: Sequence[tuple[str, str, str, str, str | None]], summary: str) -> None:
-    """Rows of (section, verdict ok|warn|fail, name, detail, fix) on stdout, a fix on its own
-    line under its row, then ``summary`` (red when a row failed). On a terminal: a title per
-    section, a coloured mark per row, names in a column; elsewhere one plain line per row
-    (``FAIL name: detail``) that grep and CI logs keep whole. Nothing is cut: a long line
-    wraps."""
-    if not stdout.is_terminal:
-        for _, verdict, name, detail, fix in rows:
-            print_plain(f"{verdict.upper():<4} {name}: {detail}")
-            if fix:
-                print_plain(f"     fix: {fix}")
-        print_plain(summary)
-        return
-    width = min(max((len(row[2]) for row in rows), default=0), 24)
-    section = None
-    for title, verdict, name, detail, fix in rows:
-        if title != section:
-            stdout.print(Text(title, style="bold"))
-            section = title
-        mark, style = _MARKS.get(verdict, ("?", ""))
-        line = Text(f"  {mark} ", style=style)
-        line.append(f"{name:<{width}}  ", style="bold" if verdict != "ok" else "")
-        line.append(detail)
-        stdout.print(line)
-        if fix:
-            stdout.print(Text(f"    {'':<{width}}  fix: {fix}", style="cyan"))
-    failed = any(row[1] == "fail" for row in rows)
-    stdout.print(Text(summary, style="bold red" if failed else "green"))
+        draw(rows, summary)
 
 
 def print_help(usage: str, text: str, boxed: Sequence[tuple[str, Sequence[Sequence[str]]]]) -> None:
     """A group's help as typer draws it: usage, ``text``'s first line, each panel (title, rows:
     a name first, a help text last), then ``text``'s other lines (its epilog)."""
+    from rich.table import Table
+
     head, _, epilog = text.partition("\n")
     lines = ["", Text.assemble(" ", ("Usage: ", "yellow"), (usage, "bold")), "", head, ""]
     with _writing(stdout):

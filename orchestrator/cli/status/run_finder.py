@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import UsageError
-from orchestrator.safety import safe_write
 from orchestrator.state.file.record_files.layout import events_log
 
 __all__ = ["FoundRun", "find_config", "find_run", "forget_gone", "remember_run", "runs_dir"]
@@ -75,6 +74,7 @@ def remember_run(
     A record that cannot be written is a warning: the run matters more than finding it
     later."""
     from orchestrator.models import utcnow  # pydantic's models: not on status's path
+    from orchestrator.safety import safe_write  # only a run writes what status reads
 
     config = config_file.resolve()
     places = {(started_in or Path.cwd()).resolve(), repo.resolve()}

@@ -10,7 +10,6 @@ imports it, and must not import the run machinery.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +46,8 @@ __all__ = [
 def finish(
     report: RunReport, as_json: bool, wide: bool = False, config: Path | None = None
 ) -> None:
+    import shlex  # a run's end only: not on ``status``'s path
+
     if as_json:
         console.print_lines(report.model_dump_json(indent=2))
     else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.models import (
     ACTIVE_SESSION_STATUSES,
@@ -18,8 +18,6 @@ from orchestrator.models import (
     TaskStatus,
     utcnow,
 )
-from orchestrator.radar.records import Collision
-from orchestrator.radar.warning import marks
 from orchestrator.run.reports.report import (
     CandidateReport,
     CollisionReport,
@@ -37,6 +35,10 @@ from orchestrator.scheduler.rules.queue import dependencies, wait_reason
 from orchestrator.services.records import ServiceState
 from orchestrator.spend.line import SpendLine
 from orchestrator.task_meta import TaskMeta
+
+if TYPE_CHECKING:
+    # The radar's models: imported when a collision is there (``quick_report``'s look).
+    from orchestrator.radar.records import Collision
 
 __all__ = ["build_report"]
 
@@ -66,7 +68,7 @@ def _task_report(
     queued = state.status == TaskStatus.QUEUED
     outcome = meta.retry.outcome if state.status == TaskStatus.FAILED else None
     parks = meta.park.parks
-    return TaskReport(
+    return _checked_report(
         task_id=state.task_id,
         status=state.status,
         phases={name: str(record.status) for name, record in state.phases.items()},
@@ -105,6 +107,30 @@ def _task_report(
         collision=collision,
         services=services or [],
     )
+
+
+_TASK_FIELDS = tuple(TaskReport.model_fields)
+
+
+def _checked_report(**fields: Any) -> TaskReport:
+    """``TaskReport(**fields)`` of every field, made as validating them would make it, without
+    validating them again: each value was validated already, as a field of the task's record
+    or of a part of its metadata (``TaskMeta``), and is of its report field's type (a third
+    of a report's build went to validating them twice). Not the usage figures, which a record
+    may keep as another type of number than the report's (a cost of ``1``, tokens of
+    ``3.0``): a report with such a figure is validated, which converts or refuses it."""
+    tokens = (fields["input_tokens"], fields["output_tokens"])
+    cost = fields["cost_usd"]
+    if not all(n is None or type(n) is int for n in tokens) or not (
+        cost is None or type(cost) is float
+    ):
+        return TaskReport(**fields)
+    made = TaskReport.__new__(TaskReport)
+    object.__setattr__(made, "__dict__", {name: fields[name] for name in _TASK_FIELDS})
+    object.__setattr__(made, "__pydantic_fields_set__", set(_TASK_FIELDS))
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    return made
 
 
 def _untouched(state: TaskState) -> bool:
@@ -202,7 +228,7 @@ def build_report(
     deps, now = dependencies(session.options), utcnow()
     live = {i for i, t in by_id.items() if t.status not in TERMINAL_TASK_STATUSES}
     found = [c for c in collisions if set(c.tasks) & live]
-    marked = marks(found)
+    marked = _marks(found)
     stacks = stack_reports(tasks)
     reports = [
         _with_stack(
@@ -258,6 +284,15 @@ def build_report(
         spend=spend,
         collisions=[_collision(c) for c in found],
     )
+
+
+def _marks(found: Sequence[Collision]) -> dict[str, str]:
+    """``radar.warning.marks``, its module imported only when a collision is live."""
+    if not found:
+        return {}
+    from orchestrator.radar.warning import marks
+
+    return marks(found)
 
 
 def _collision(found: Collision) -> CollisionReport:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.models import SessionRecord, utcnow
-from orchestrator.radar.records import COLLISIONS, read_collision
+from orchestrator.radar.namespaces import COLLISIONS
 from orchestrator.run.reports.report import RunReport
 from orchestrator.run.reports.report_cache import keep, snapshot_sessions, snapshot_tasks
 from orchestrator.run.reports.session_report import STALE, report_of
@@ -37,6 +37,8 @@ from orchestrator.state.file.record_files.peek_read import PeekRead
 
 if TYPE_CHECKING:
     from orchestrator.config.origin import ConfigOrigin
+    from orchestrator.models import KeyedRecord
+    from orchestrator.radar.records import Collision
 
 __all__ = ["quick_report"]
 
@@ -82,15 +84,22 @@ def quick_report(
     present = [record for record in presence if not is_expired(record, now)]
     line = next((record for record in lines if not is_expired(record, now)), None)
     alive = alive_among(present, newest.session_id, STALE, now)
-    found = [
-        collision
-        for record in radar
-        if not is_expired(record, now) and (collision := read_collision(record.data))
-    ]
+    found = _collisions(radar, now)
     report, ends = report_of(newest, tasks, alive, line, now, found, services)
     view = viewer(report) if viewer is not None else None
     keep(root, shot, ends, report, origin, view, store_newest=newest is newest_of_store)
     return report
+
+
+def _collisions(records: list[KeyedRecord], now: datetime) -> list[Collision]:
+    """The live collisions of the radar's ``records``: its models imported only when there is
+    one (most runs have none)."""
+    live = [record for record in records if not is_expired(record, now)]
+    if not live:
+        return []
+    from orchestrator.radar.records import read_collision
+
+    return [collision for record in live if (collision := read_collision(record.data))]
 
 
 def _age(session: SessionRecord) -> tuple[datetime, str]:

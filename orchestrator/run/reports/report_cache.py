@@ -229,6 +229,7 @@ _MAKERS = (
     "run/reports/build_report.py",
     "run/reports/session_report.py",
     "scheduler/rules/queue.py",
+    "radar/namespaces.py",
     "radar/records.py",
     "radar/warning.py",
     "services/records.py",

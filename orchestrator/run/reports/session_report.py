@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from orchestrator.models import Checkpoint, KeyedRecord, SessionRecord, TaskState, utcnow
-from orchestrator.radar.records import Collision, collisions
 from orchestrator.run.reports.build_report import build_report
 from orchestrator.run.reports.report import RunReport, WorkstationReport
 from orchestrator.scheduler.rules.queue import wait_ends
@@ -24,6 +23,7 @@ from orchestrator.spend.line import SpendLine
 if TYPE_CHECKING:
     # A type only: `status`'s quick look (``run.reports.quick_report``) builds reports without
     # a store.
+    from orchestrator.radar.records import Collision
     from orchestrator.state.protocol import StateStore
 
 __all__ = ["STALE", "report_of", "session_report", "stopped_report", "timed_session_report"]
@@ -81,6 +81,8 @@ async def _report_with(
     stale: float | None,
 ) -> tuple[RunReport, datetime | None]:
     present = await alive_workstations(store, session.session_id, stale or STALE)
+    from orchestrator.radar.records import collisions  # the radar's models: a store's look
+
     line = await store.get_record(SPEND_LINES, session.session_id)
     found = await collisions(store)
     services = await store.list_records(SERVICES)
