@@ -326,3 +326,29 @@ async def test_a_task_is_written_merging_only_while_its_merge_waits(tmp_path: Pa
         git(repo, "checkout", "--", "README.md")
     assert reports[0].task("second").status == TaskStatus.DONE
     assert merged_tasks(repo) == ["first", "second"]
+
+
+async def test_a_landed_worktree_s_removal_failing_before_the_release_still_releases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The landing's release rides in the worktree removal's store call (release_first). A
+    # removal that ends before that release was written (here it raises at once; in a run
+    # it was cancelled waiting for the worktree's lock) leaves the claim to be released
+    # after it, from the stage the attempt was releasing from: no illegal move.
+    failed: list[str] = []
+
+    class FailsOnce(WorktreeManager):
+        async def remove_session_worktree(self, session: Any, **options: Any) -> Any:
+            if not failed:
+                failed.append(str(session))
+                raise OSError("the disk went away for a moment")
+            return await super().remove_session_worktree(session, **options)
+
+    monkeypatch.setattr(council_module, "WorktreeManager", FailsOnce)
+    repo = new_repo(tmp_path)
+    report = await run(run_config(repo, [{"id": "once", "prompt": "p"}]), Probe())
+
+    assert failed, "the removal was never asked for"
+    assert report.task("once").status == TaskStatus.DONE, report.task("once").error
+    log = git(repo, "log", "--first-parent", "--format=%B", "main")
+    assert log.count("Council-Task: once\n") == 1

@@ -117,6 +117,9 @@ class AttemptWrites:
             if done:
                 self._released(attempt, done[0])
             elif not attempt.lost:
+                # The call ended (raised, or was cancelled) before the release was written:
+                # back from releasing, then released here (``release`` moves it again).
+                attempt.life.release_failed()
                 await self.release(attempt, status, updates)
                 then()
 
