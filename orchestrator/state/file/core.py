@@ -39,17 +39,11 @@ from orchestrator.events import Event, Subscriber
 from orchestrator.events.state import StateUpdated
 from orchestrator.filelock import LockWait
 from orchestrator.ids import check_id
-from orchestrator.models import (
-    Counter,
-    KeyedRecord,
-    SessionRecord,
-    TaskState,
-    utcnow,
-)
+from orchestrator.models import Counter, KeyedRecord, SessionRecord, TaskState, utcnow
 from orchestrator.state.file.checkpoints import CheckpointFiles
 from orchestrator.state.file.fsops import FileOperations, FileOps
 from orchestrator.state.file.intents import Intent, IntentEntry, IntentLog, replay, writer_alive
-from orchestrator.state.file.lockfree import load_or_recover, peek, read_present
+from orchestrator.state.file.lockfree import load_or_recover, peek, read_all_now, read_present
 from orchestrator.state.file.log.event_log import DEFAULT_ROTATE_BYTES, EventLog
 from orchestrator.state.file.record_files.codec import RecordDamaged
 from orchestrator.state.file.record_files.layout import BATCHES, INTENTS, RECORDS, subdirectories
@@ -343,12 +337,7 @@ class FileCore:
         process's transaction); None when it cannot be made there: the store's leftovers not
         settled yet, a transaction's intent touching the kind, or a record read as damaged
         (``read_many`` settles and recovers, in calls of their own)."""
-        if not self._settled_once or self._unsettled(kind, None):
-            return None
-        listed = read_present(kind, None)
-        if any(damaged for _, _, damaged in listed):
-            return None
-        return [record for _, record, _ in listed if record is not None]
+        return read_all_now(kind, self._settled_once and not self._unsettled(kind, None))
 
     # -- transactions cut short -------------------------------------------------------------
 

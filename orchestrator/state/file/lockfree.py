@@ -27,6 +27,7 @@ __all__ = [
     "Unchanged",
     "load_or_recover",
     "peek",
+    "read_all_now",
     "read_changed",
     "read_present",
 ]
@@ -35,6 +36,19 @@ M = TypeVar("M", bound=BaseModel)
 
 KEPT_FROM_READS = 32  # a ``read_present`` of more records keeps none of their bytes
 LISTED_FROM = 512  # a ``read_present`` of this many keys lists the directory, not a stat each
+
+
+def read_all_now(kind: RecordKind[M], ready: bool) -> list[M] | None:
+    """Every record of ``kind``, read lock-free on this thread; None when the read cannot be
+    made here: not ``ready`` (the store's leftovers unsettled, or a transaction's intent
+    touching the kind: its caller's look) or a record read as damaged (recovered under its
+    lock, by a read of its own)."""
+    if not ready:
+        return None
+    listed = read_present(kind, None)
+    if any(damaged for _, _, damaged in listed):
+        return None
+    return [record for _, record, _ in listed if record is not None]
 
 
 def read_present(
