@@ -9,6 +9,7 @@ import os
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from orchestrator.run.reports.report import RunReport
 from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state import FileStateStore
+from orchestrator.state.file.record_files.peek_read import PeekRead
 
 pytestmark = pytest.mark.anyio
 
@@ -189,23 +191,67 @@ async def test_a_record_under_another_name_leaves_it_to_the_store(tmp_path: Path
     assert quick_report(root) is None
 
 
-async def test_identities_are_taken_before_the_records_are_read(
+async def settled_store(tmp_path: Path) -> Path:
+    """A store of one session whose report holds until something is written: tasks done,
+    failed and queued, no lease, park or workstation that ages."""
+    root = tmp_path / "settled"
+    async with FileStateStore(root) as store:
+        await store.create_session({}, ["d", "e", "q"])
+        await store.update_task_state("d", {"status": TaskStatus.DONE})
+        await store.update_task_state("e", {"status": TaskStatus.FAILED, "error": "broke"})
+    assert quick_report(root) is not None and report_cache.kept_report(root) is not None
+    return root
+
+
+async def test_a_task_written_after_its_record_was_read_leaves_the_kept_report_stale(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A write between the snapshot and the read: the report shows it, and is kept as stale
-    as its identities say (the next look builds it again)."""
-    root, _ = await varied_store(tmp_path)
-    taken = report_cache.snapshot_tasks
+    """A write after the task records were read (before the report is kept): the report shows
+    what was read, and is kept as stale as the identities of the files read say (each taken
+    from its descriptor), so the next look builds it again and shows the write."""
+    root = await settled_store(tmp_path)
+    read_tasks = PeekRead.tasks
     kind = FileStateStore(root).tasks
 
-    def then_written(*args: object) -> None:
-        taken(*args)  # type: ignore[arg-type]
+    def then_written(self: PeekRead, *args: Any) -> Any:
+        found = read_tasks(self, *args)
         before = kind.load("e")
-        assert before is not None
+        assert before is not None and before.status != TaskStatus.DONE
         done = before.model_copy(update={"status": TaskStatus.DONE, "version": before.version + 1})
         kind.write("e", done, previous_version=before.version)
+        return found
 
-    monkeypatch.setattr(quick_module, "snapshot_tasks", then_written)
+    monkeypatch.setattr(PeekRead, "tasks", then_written)
     shown = quick_report(root)
-    assert shown is not None and shown.task("e").status == TaskStatus.DONE
+    assert shown is not None and shown.task("e").status != TaskStatus.DONE
+    assert report_cache.kept_report(root) is None
+    monkeypatch.undo()
+    again = quick_report(root)
+    assert again is not None and again.task("e").status == TaskStatus.DONE
+    assert report_cache.kept_report(root) is not None  # nothing written since: kept
+
+
+async def test_identities_of_the_sessions_are_taken_before_they_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session written between its identity's snapshot and its read: the kept report is as
+    stale as the identities say (the next look builds it again)."""
+    root = await settled_store(tmp_path)
+    taken = report_cache.snapshot_sessions
+    store = FileStateStore(root)
+
+    def then_written(where: Path) -> report_cache.Snapshot:
+        shot = taken(where)
+        (key,) = store.sessions.keys()
+        session = store.sessions.load(key)
+        assert session is not None
+        store.sessions.write(
+            session.session_id,
+            session.model_copy(update={"version": session.version + 1}),
+            previous_version=session.version,
+        )
+        return shot
+
+    monkeypatch.setattr(quick_module, "snapshot_sessions", then_written)
+    assert quick_report(root) is not None
     assert report_cache.kept_report(root) is None

@@ -31,7 +31,7 @@ from orchestrator.cli.status.summary_columns import SERVICES, SHORT_COMMIT, SUMM
 if TYPE_CHECKING:
     from orchestrator.run.reports.report import RunReport
 
-__all__ = ["checked", "print_view", "view_of"]
+__all__ = ["checked", "print_made", "print_view", "view_of"]
 
 _FORMAT = 1
 # The tables a kept view may have: the summary's columns, with the services' when a task has
@@ -101,13 +101,33 @@ def print_view(view: object, wide: bool = False) -> bool:
     found = checked(view)
     if found is None:
         return False
-    columns, rows, title, lines = found
+    _draw(*found, wide)
+    return True
+
+
+def print_made(view: Mapping[str, object], wide: bool = False) -> bool:
+    """Draw a view ``view_of`` has just made in this process (not read back: nothing to check)
+    as ``print_view`` draws a kept one; False when it has columns no kept view has."""
+    columns = _TABLES.get(tuple(view["columns"]))  # type: ignore[arg-type]  # view_of's
+    if columns is None:
+        return False
+    rows, title, lines = view["rows"], view["title"], view["lines"]
+    _draw(columns, rows, title, lines, wide)  # type: ignore[arg-type]  # view_of's own values
+    return True
+
+
+def _draw(
+    columns: tuple[console.Column, ...],
+    rows: list[list[str | int]],
+    title: str,
+    lines: list[str],
+    wide: bool,
+) -> None:
     if not wide:
         rows = [_short(row) for row in rows]
     console.print_table(columns, rows, title=title, wide=wide)
     for line in lines:
         console.print_lines(line)
-    return True
 
 
 def _short(row: Sequence[str | int]) -> list[str | int]:

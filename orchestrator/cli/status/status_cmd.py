@@ -24,7 +24,7 @@ adapters' options and ``${NAME}`` references are a run's business.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -33,6 +33,7 @@ import typer
 
 from orchestrator.cli import console, startup_gc
 from orchestrator.cli.status import run_finder
+from orchestrator.cli.status.kept_view import print_made
 from orchestrator.cli.status.summary_columns import JsonOption, WideOption
 
 if TYPE_CHECKING:
@@ -68,10 +69,11 @@ def status(
     with _collector_paused():
         if not as_json and isinstance(where, Path) and _kept_table(where, origin, wide):
             return
-        report = _one_look(where, origin)
+        made: list[Mapping[str, object] | None] = []
+        report = _one_look(where, origin, made)
         if as_json:
             console.print_lines(report.model_dump_json(indent=2))
-        else:
+        elif not (made and made[0] is not None and print_made(made[0], wide)):
             from orchestrator.cli.status.summary import print_summary
 
             print_summary(report, wide)
@@ -133,10 +135,21 @@ def _status_source(
     return config, None, None
 
 
-def _one_look(where: Path | RunConfig, origin: ConfigOrigin | None = None) -> RunReport:
+def _one_look(
+    where: Path | RunConfig,
+    origin: ConfigOrigin | None = None,
+    made: list[Mapping[str, object] | None] | None = None,
+) -> RunReport:
     """The newest session's report: the kept one when it is still what the records say, else
-    built from the store."""
+    built from the store; ``made`` gets what the summary prints of a report built now (the
+    view kept with it, ``kept_view.view_of``), so it is drawn from that, not made twice."""
     from orchestrator.cli.status.kept_view import view_of  # kept with it, for the next look
+
+    def viewed(report: RunReport) -> Mapping[str, object] | None:
+        view = view_of(report)
+        if made is not None:
+            made.append(view)
+        return view
 
     if isinstance(where, Path):
         from orchestrator.run.reports.report_cache import kept_report
@@ -146,11 +159,11 @@ def _one_look(where: Path | RunConfig, origin: ConfigOrigin | None = None) -> Ru
             return kept
         from orchestrator.run.reports.quick_report import quick_report
 
-        built = quick_report(where, origin, view_of)
+        built = quick_report(where, origin, viewed)
         if built is not None:
             return built
     from orchestrator.cli import event_loop
     from orchestrator.cli.store_access import newest_report
 
-    report, _ = event_loop.run(newest_report, where, origin, view_of)
+    report, _ = event_loop.run(newest_report, where, origin, viewed)
     return report

@@ -6,9 +6,10 @@ store, its event loop or its worker threads: ``council status``'s first look aft
 It reads what the report shows and nothing else: every session record (to find the newest),
 the newest session's tasks, the presence records of its workstations, its spend line, the
 collision radar's records and the sessions' services records (``services.records``). The
-identities of the record files are taken before they are read
-(``report_cache.snapshot_sessions``, ``snapshot_tasks``), so a write meanwhile leaves the kept
-report stale by its own identities and the next look builds it again.
+identities of the session records are taken before they are read
+(``report_cache.snapshot_sessions``), and each task record's from the descriptor it is read
+through (``PeekRead.tasks``' ``seen``), so a write meanwhile leaves the kept report stale by its
+own identities and the next look builds it again.
 
 Anything the store would have to act on first (an intent on disk, a record that does not
 decode: ``peek_read`` says what) makes the read path give way; then ``quick_report`` answers
@@ -26,13 +27,14 @@ from typing import TYPE_CHECKING
 from orchestrator.models import SessionRecord, utcnow
 from orchestrator.radar.namespaces import COLLISIONS
 from orchestrator.run.reports.report import RunReport
-from orchestrator.run.reports.report_cache import keep, snapshot_sessions, snapshot_tasks
+from orchestrator.run.reports.report_cache import keep, snapshot_sessions
 from orchestrator.run.reports.session_report import STALE, report_of
 from orchestrator.scheduler.team.presence import NAMESPACE as PRESENCE
 from orchestrator.scheduler.team.presence import alive_among
 from orchestrator.services.records import NAMESPACE as SERVICES
 from orchestrator.spend.line import NAMESPACE as SPEND_LINES
 from orchestrator.state.expiry import is_expired
+from orchestrator.state.file.record_files.layout import Identity
 from orchestrator.state.file.record_files.peek_read import PeekRead
 
 if TYPE_CHECKING:
@@ -68,9 +70,12 @@ def quick_report(
         return None
     newest = max(sessions, key=_age)
     task_ids = list(newest.task_ids)
-    snapshot_tasks(root, shot, newest.session_id, task_ids)
-    if (tasks := read.tasks(task_ids)) is None:
+    seen: dict[str, Identity | None] = {}
+    if (tasks := read.tasks(task_ids, seen)) is None:
         return None
+    # The identity of each task's file as read, from its descriptor: a write after the read
+    # leaves the path another file, so the next look builds the report again.
+    shot.session_id, shot.tasks = newest.session_id, {key: seen.get(key) for key in task_ids}
     tasks = [task for task in tasks if task.session_id == newest.session_id]
     now = utcnow()
     if (presence := read.records(PRESENCE)) is None:

@@ -38,7 +38,9 @@ from orchestrator.state.file.record_files.layout import (
     RECORDS,
     SESSIONS,
     TASKS,
+    Identity,
     file_writer_alive,
+    stat_identity,
     subdirectories,
 )
 
@@ -85,9 +87,13 @@ class PeekRead:
         None: ask the store."""
         return self._many(SESSIONS, keys, SessionRecord, "session_id")
 
-    def tasks(self, keys: list[str]) -> list[TaskState] | None:
-        """The task records of ``keys`` that exist, in order; None: ask the store."""
-        return self._many(TASKS, keys, TaskState, "task_id")
+    def tasks(
+        self, keys: list[str], seen: dict[str, Identity | None] | None = None
+    ) -> list[TaskState] | None:
+        """The task records of ``keys`` that exist, in order; None: ask the store. ``seen``
+        gets each key's identity (``layout``): of the very file read (its descriptor's, not
+        the path's a moment before or after), None for a record with no file."""
+        return self._many(TASKS, keys, TaskState, "task_id", seen)
 
     def records(self, namespace: str, keys: list[str] | None = None) -> list[KeyedRecord] | None:
         """The keyed records of ``namespace`` with ``keys`` (None: every one there is) that
@@ -97,7 +103,12 @@ class PeekRead:
         return self._many(os.path.join(RECORDS, namespace), keys, KeyedRecord, "key")
 
     def _many(
-        self, kind: str, keys: list[str] | None, model: type[M], key_field: str
+        self,
+        kind: str,
+        keys: list[str] | None,
+        model: type[M],
+        key_field: str,
+        seen: dict[str, Identity | None] | None = None,
     ) -> list[M] | None:
         if keys is None:
             keys = subdirectories(self.root / kind)
@@ -106,42 +117,61 @@ class PeekRead:
             return [
                 record
                 for key in keys
-                if (record := self._one(base, key, model, key_field)) is not None
+                if (record := self._one(base, key, model, key_field, seen)) is not None
             ]
         except _GiveWay:
             return None
 
-    def _one(self, base: str, key: str, model: type[M], key_field: str) -> M | None:
+    def _one(
+        self,
+        base: str,
+        key: str,
+        model: type[M],
+        key_field: str,
+        seen: dict[str, Identity | None] | None,
+    ) -> M | None:
         """The current record ``key`` of the kind whose directory is ``base``; None when there
         is none; ``_GiveWay`` when only the store can say (module doc)."""
         if not is_safe_id(key):
             raise _GiveWay
         directory = f"{base}{os.sep}{key}"  # a safe id: a name, no join needed
         try:
-            raw = _read(f"{directory}{os.sep}{CURRENT}")
+            raw, identity = _read(f"{directory}{os.sep}{CURRENT}")
         except FileNotFoundError:
             if os.path.isdir(directory):
                 raise _GiveWay from None  # a record directory without its current version
+            if seen is not None:
+                seen[key] = None
             return None
         except OSError:
             raise _GiveWay from None
+        if seen is not None:
+            seen[key] = identity
         try:
             return parse_record(model, key_field, key, raw)
         except RecordDamaged:
             raise _GiveWay from None
 
 
-def _read(path: str) -> bytes:
+def _read(path: str) -> tuple[bytes, Identity]:
     """The file's bytes by the descriptor's own calls (a buffered ``open`` adds a seek and a
-    terminal check to each of 10,000 records a look at a big run reads)."""
+    terminal check to each of 10,000 records a look at a big run reads), and its identity.
+
+    A read shorter than asked for is the file's end: a record file is replaced whole, never
+    written in place, so the one asked for its size and a byte more ends the reading; one that
+    was cut short anyway (a file of another kind) fails its frame's checksum, which only makes
+    the store read it (``parse_record``)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = [os.read(fd, max(os.fstat(fd).st_size, 1) + 1)]
-        while chunks[-1]:
-            chunks.append(os.read(fd, 1 << 16))
+        st = os.fstat(fd)
+        want = max(st.st_size, 1) + 1
+        chunks = [os.read(fd, want)]
+        if len(chunks[0]) == want:  # grown since its fstat: read on to its end
+            while chunks[-1]:
+                chunks.append(os.read(fd, 1 << 16))
     finally:
         os.close(fd)
-    return b"".join(chunks)
+    return b"".join(chunks), stat_identity(st)
 
 
 def intents_left(root: Path) -> bool:
