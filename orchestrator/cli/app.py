@@ -260,7 +260,10 @@ def main() -> None:
     become_subreaper()
     limit_arenas()  # before any thread: an ended task's memory is used again, not kept
     console.show_log_warnings()  # warnings as readable lines, not the last-resort handler's
-    app(prog_name="council")
+    try:
+        app(prog_name="council")
+    finally:
+        startup_gc.ending()  # no walk of all the command left by the interpreter's exit
 
 
 if __name__ == "__main__":

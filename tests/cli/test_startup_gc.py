@@ -21,31 +21,48 @@ from orchestrator.state import FileStateStore
 
 PROBE = """
 import atexit, gc, json, sys
+from orchestrator.cli import startup_gc
 from orchestrator.cli.app import main
-atexit.register(lambda: print(json.dumps([gc.isenabled(), gc.get_freeze_count()])))
+ending, seen = startup_gc.ending, []
+def end():
+    seen.append(gc.get_freeze_count())  # as the command left it
+    ending()
+startup_gc.ending = end
+atexit.register(lambda: print(json.dumps([gc.isenabled(), *seen, gc.get_freeze_count()])))
 sys.argv = ["council", *sys.argv[1:]]
 main()
 """
 
 
-def probe(*argv: str) -> tuple[bool, int]:
+def probe(*argv: str) -> tuple[bool, int, int]:
+    """Whether the collector is on at exit, and how many objects were frozen as the command
+    ended and at exit."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, check=False
     )
-    enabled, frozen = json.loads(done.stdout.strip().splitlines()[-1])
-    return bool(enabled), int(frozen)
+    enabled, frozen, at_exit = json.loads(done.stdout.strip().splitlines()[-1])
+    return bool(enabled), int(frozen), int(at_exit)
 
 
 def test_a_command_run_by_the_script_resumes_the_collector_with_its_modules_frozen() -> None:
-    enabled, frozen = probe("run", "--help")
+    enabled, frozen, _ = probe("run", "--help")
     assert enabled
     assert frozen > 20_000  # the run machinery's objects: modules, classes, schemas
 
 
 def test_no_command_leaves_the_collector_paused_only_until_exit() -> None:
-    enabled, frozen = probe("--help")  # no command's module imported: nothing to settle
+    enabled, frozen, _ = probe("--help")  # no command's module imported: nothing to settle
     assert frozen == 0
     assert not enabled  # paused for a process that only prints its help and exits
+
+
+def test_what_the_command_leaves_is_frozen_for_the_exit() -> None:
+    """The interpreter's last collection walks nothing the command made (``ending``): all of it
+    frozen as the command returns, whether a command ran or not."""
+    for argv in (("--help",), ("run", "--help")):
+        _, frozen, at_exit = probe(*argv)
+        assert at_exit > frozen
+        assert at_exit > 20_000  # everything alive: typer, rich, the modules, their objects
 
 
 def test_loading_a_command_elsewhere_leaves_the_collector_alone() -> None:
@@ -110,6 +127,18 @@ def test_a_status_look_leaves_the_collector_paused_only_in_the_command(
 
     monkeypatch.chdir(repo)
     assert gc.isenabled()
+    frozen = gc.get_freeze_count()
     shown = CliRunner().invoke(app, ["status"])
     assert shown.exit_code == 0 and "1/1 done" in shown.output, shown.output
     assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen  # nothing frozen in a process that goes on
+
+
+def test_the_end_of_a_command_run_inside_another_process_freezes_nothing() -> None:
+    """``ending`` in a process that is not the ``council`` command (this test runner goes on
+    after it): nothing frozen."""
+    from orchestrator.cli import startup_gc
+
+    frozen = gc.get_freeze_count()
+    startup_gc.ending()
+    assert gc.get_freeze_count() == frozen
