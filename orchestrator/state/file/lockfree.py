@@ -146,11 +146,14 @@ def peek(kind: RecordKind[M], key: str, known: M | None = None, *, track: bool =
     return kind.load(key, track=track, known=known)
 
 
-def load_or_recover(kind: RecordKind[M], key: str, events: list[Event]) -> M | None:
+def load_or_recover(
+    kind: RecordKind[M], key: str, events: list[Event], known: M | None = None
+) -> M | None:
     """The record (its exclusive lock held), recovered when damaged; a new record a batch's
-    writer left cut short is first written whole from the batch's intent (``batch_records``)."""
+    writer left cut short is first written whole from the batch's intent (``batch_records``).
+    ``known``: the record as the caller holds it (``RecordKind.load``)."""
     try:
-        return kind.load(key)
+        return kind.load(key, known=known)
     except RecordDamaged:
         finished = finish_unborn(kind, key, events)
         if finished is not None:

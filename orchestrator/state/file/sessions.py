@@ -37,10 +37,19 @@ from orchestrator.state.session_rules import (
 __all__ = ["FileSessions"]
 
 
+_WROTE = 8  # sessions whose last written version is held (a process runs one or two)
+
+
 class FileSessions:
     def __init__(self, core: FileCore, tasks: FileTasks) -> None:
         self._core = core
         self._tasks = tasks
+        # The version of each session this store's ``update_session`` wrote last: the next
+        # update's read takes it as it is when the file holds exactly it (``RecordKind.load``'s
+        # ``known``), not parsed again (a session of 10,000 tasks: megabytes of options). Only
+        # read here, never handed out: a caller holds the same object, as ``update_session``
+        # returned it, and one it changed no longer matches the file.
+        self._wrote: dict[str, SessionRecord] = {}
 
     async def create_session(
         self,
@@ -129,12 +138,15 @@ class FileSessions:
             raise StateError("session metrics are computed by the store, not written")
 
         def run(events: list[Event]) -> SessionRecord:
-            current = load_or_recover(core.sessions, session_id, events)
+            wrote = self._wrote.pop(session_id, None)
+            current = load_or_recover(core.sessions, session_id, events, known=wrote)
             if current is None:
                 raise RecordNotFound(f"session {session_id!r} does not exist")
             check_version(core.sessions, session_id, current, expected_version)
             new = core.write_merged(core.sessions, session_id, current, updates, {}, events)
             events.append(SessionUpdated(session_id=session_id))
+            if len(self._wrote) < _WROTE:
+                self._wrote[session_id] = new
             return new
 
         record = await core.locked_call(core.sessions, session_id, run)
