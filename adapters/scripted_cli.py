@@ -67,10 +67,12 @@ import os
 import signal
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (``_scripted_stream``)
+if TYPE_CHECKING:
+    from typing import Any
 
 if __package__:
     from adapters._scripted_prompt import (
@@ -84,7 +86,7 @@ if __package__:
         parse,
         plan,
     )
-    from adapters._scripted_stream import ClaudeStream
+    from adapters._scripted_stream import ClaudeStream, uuid4_text
 else:  # run as a file (``python -I -S scripted_cli.py``): its directory is not on sys.path
     sys.path.append(os.path.dirname(os.path.abspath(__file__)))
     from _scripted_prompt import (  # type: ignore[import-not-found, no-redef]
@@ -98,7 +100,10 @@ else:  # run as a file (``python -I -S scripted_cli.py``): its directory is not 
         parse,
         plan,
     )
-    from _scripted_stream import ClaudeStream  # type: ignore[import-not-found, no-redef]
+    from _scripted_stream import (  # type: ignore[import-not-found, no-redef]
+        ClaudeStream,
+        uuid4_text,
+    )
 
 __all__ = ["VERSION", "Cli", "Session", "main"]
 
@@ -122,7 +127,7 @@ class Session:
 
     def __init__(self, resume: str | None) -> None:
         self.dir = Path(os.environ.get("HOME") or ".") / ".scripted-cli" / "sessions"
-        self.id = resume or str(uuid.uuid4())
+        self.id = resume or uuid4_text()
         self.path = self.dir / f"{self.id}.json"
         self.data: dict[str, Any] = {"session_id": self.id, "turns": [], "rate_limits": {}}
         self.resumed = resume is not None
