@@ -61,7 +61,6 @@ there, last (nothing of the standard library is shadowed), and they are imported
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import signal
@@ -267,6 +266,8 @@ class Cli(ClaudeStream):
         name, *flags = argument.split()
         value = os.environ.get(name, "")
         if "base64" in flags:
+            import base64  # here: the rare step that needs it is not paid by every start
+
             value = base64.b64encode(value.encode()).decode()
         widths = [int(flag[6:]) for flag in flags if flag.startswith("width=")]
         width = max(1, widths[0]) if widths else len(value) or 1
@@ -408,8 +409,23 @@ def _safe_id(value: str) -> bool:
     return bool(value) and all(c.isalnum() or c in "-_." for c in value) and ".." not in value
 
 
+def _help_formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter at the width it would take, without the ``shutil`` (and ``bz2``,
+    ``lzma``) it imports for it: ``COLUMNS``, else the terminal's, else 80, less 2."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return argparse.HelpFormatter(prog, width=columns - 2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripted-cli", description="An offline stand-in CLI.")
+    parser = argparse.ArgumentParser(
+        prog="scripted-cli", description="An offline stand-in CLI.", formatter_class=_help_formatter
+    )
     parser.add_argument("-p", "--print", dest="prompt", help="the prompt (default: stdin)")
     parser.add_argument("--output-format", default="stream-json", choices=["stream-json"])
     parser.add_argument("--resume", help="continue the session with this id")
