@@ -10,7 +10,10 @@ planning round a prompt is. Standard library only, like ``scripted_cli`` (which 
 from __future__ import annotations
 
 import re
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (``_scripted_stream``)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "GOAL_BEGIN",

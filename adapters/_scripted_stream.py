@@ -12,12 +12,25 @@ library only, like ``scripted_cli`` (which see).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-import uuid
-from typing import Any
 
-__all__ = ["ClaudeStream"]
+TYPE_CHECKING = False  # typing is not imported at run time: this process starts per phase
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["ClaudeStream", "uuid4_text"]
+
+
+def uuid4_text() -> str:
+    """What ``str(uuid4())`` gives, without importing ``uuid`` (which imports ``platform``): a
+    random UUID of version 4, its variant bits set, in its 8-4-4-4-12 form."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class ClaudeStream:
@@ -47,7 +60,7 @@ class ClaudeStream:
 
     def assistant(self, content: list[dict[str, Any]], usage: dict[str, int] | None = None) -> None:
         message: dict[str, Any] = {
-            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "id": f"msg_{uuid4_text().replace('-', '')[:24]}",
             "type": "message",
             "role": "assistant",
             "model": self.model,
@@ -58,7 +71,7 @@ class ClaudeStream:
 
     def tool(self, name: str, tool_input: dict[str, Any], action: Any) -> None:
         self.pause()
-        call_id = f"toolu_{uuid.uuid4().hex[:24]}"
+        call_id = f"toolu_{uuid4_text().replace('-', '')[:24]}"
         self.assistant([{"type": "tool_use", "id": call_id, "name": name, "input": tool_input}])
         self.turns += 1
         try:

@@ -56,7 +56,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.adapter import (
     Adapter,
@@ -85,6 +85,7 @@ _MISSING = object()
 
 
 class Preset(AdapterConfig):
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
     binary: str = Field(min_length=1, description="the CLI's binary name or path")
     args: list[str] = Field(default_factory=lambda: ["{prompt}"])
     model_args: list[str] = Field(default_factory=list)

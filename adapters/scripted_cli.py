@@ -61,16 +61,17 @@ there, last (nothing of the standard library is shadowed), and they are imported
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import signal
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (``_scripted_stream``)
+if TYPE_CHECKING:
+    from typing import Any
 
 if __package__:
     from adapters._scripted_prompt import (
@@ -84,7 +85,7 @@ if __package__:
         parse,
         plan,
     )
-    from adapters._scripted_stream import ClaudeStream
+    from adapters._scripted_stream import ClaudeStream, uuid4_text
 else:  # run as a file (``python -I -S scripted_cli.py``): its directory is not on sys.path
     sys.path.append(os.path.dirname(os.path.abspath(__file__)))
     from _scripted_prompt import (  # type: ignore[import-not-found, no-redef]
@@ -98,7 +99,10 @@ else:  # run as a file (``python -I -S scripted_cli.py``): its directory is not 
         parse,
         plan,
     )
-    from _scripted_stream import ClaudeStream  # type: ignore[import-not-found, no-redef]
+    from _scripted_stream import (  # type: ignore[import-not-found, no-redef]
+        ClaudeStream,
+        uuid4_text,
+    )
 
 __all__ = ["VERSION", "Cli", "Session", "main"]
 
@@ -122,7 +126,7 @@ class Session:
 
     def __init__(self, resume: str | None) -> None:
         self.dir = Path(os.environ.get("HOME") or ".") / ".scripted-cli" / "sessions"
-        self.id = resume or str(uuid.uuid4())
+        self.id = resume or uuid4_text()
         self.path = self.dir / f"{self.id}.json"
         self.data: dict[str, Any] = {"session_id": self.id, "turns": [], "rate_limits": {}}
         self.resumed = resume is not None
@@ -262,6 +266,8 @@ class Cli(ClaudeStream):
         name, *flags = argument.split()
         value = os.environ.get(name, "")
         if "base64" in flags:
+            import base64  # here: the rare step that needs it is not paid by every start
+
             value = base64.b64encode(value.encode()).decode()
         widths = [int(flag[6:]) for flag in flags if flag.startswith("width=")]
         width = max(1, widths[0]) if widths else len(value) or 1
@@ -403,8 +409,23 @@ def _safe_id(value: str) -> bool:
     return bool(value) and all(c.isalnum() or c in "-_." for c in value) and ".." not in value
 
 
+def _help_formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter at the width it would take, without the ``shutil`` (and ``bz2``,
+    ``lzma``) it imports for it: ``COLUMNS``, else the terminal's, else 80, less 2."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return argparse.HelpFormatter(prog, width=columns - 2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripted-cli", description="An offline stand-in CLI.")
+    parser = argparse.ArgumentParser(
+        prog="scripted-cli", description="An offline stand-in CLI.", formatter_class=_help_formatter
+    )
     parser.add_argument("-p", "--print", dest="prompt", help="the prompt (default: stdin)")
     parser.add_argument("--output-format", default="stream-json", choices=["stream-json"])
     parser.add_argument("--resume", help="continue the session with this id")

@@ -74,7 +74,7 @@ class ConfigFile(BaseModel):
     run config). Tables merge key by key; any other value replaces.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     format: Literal["json", "toml", "yaml"]
     defaults: dict[str, Any] = Field(default_factory=dict)

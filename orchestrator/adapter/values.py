@@ -39,6 +39,8 @@ class _Value(BaseModel):
 class AdapterConfig(_Value):
     """Base of every adapter's options model: unknown keys are refused."""
 
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
+
 
 class McpServer(_Value):
     """One MCP server of the run config's ``mcp_servers:``, which every CLI that takes MCP
@@ -177,6 +179,7 @@ class ProcessResult(_Value):
 
 
 class AdapterCheck(_Value):
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
     name: str
     binary: str
     found: bool

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from orchestrator.config.fields import ENV_NAME, EnvNames, Id, NonBlank, Section, UniqueIds
 from orchestrator.config.sandbox import SandboxConfig
@@ -14,6 +14,8 @@ __all__ = ["AdapterConfig"]
 
 class AdapterConfig(Section):
     """One configured CLI. The key under ``adapters:`` is the name tasks refer to."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
 
     type: Id | None = Field(
         default=None,

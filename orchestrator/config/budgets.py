@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Literal, Self
 
 from pydantic import (
+    ConfigDict,
     Field,
     NonNegativeFloat,
     NonNegativeInt,
@@ -35,6 +36,8 @@ __all__ = ["BudgetsConfig", "Limit", "PriceConfig", "QuotaConfig"]
 
 class Limit(Section):
     """At most this much: dollars, tokens (input, output and cache, all counted), or both."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
 
     usd: PositiveFloat | None = Field(default=None, description="US dollars")
     tokens: PositiveInt | None = Field(
@@ -88,6 +91,8 @@ class BudgetsConfig(Section):
 class PriceConfig(Section):
     """A model's price in US dollars per million tokens."""
 
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
+
     input: NonNegativeFloat
     output: NonNegativeFloat
     cache_read: NonNegativeFloat | None = Field(default=None, description="default: input's")
@@ -96,6 +101,8 @@ class PriceConfig(Section):
 
 class QuotaConfig(Section):
     """A CLI account's known quota: at most this much in any window of ``per``."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
 
     tokens: PositiveInt | None = None
     usd: PositiveFloat | None = None

@@ -9,7 +9,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from orchestrator.config.fields import Id, NonBlank, Section
 
@@ -57,6 +57,8 @@ def _api_url(value: str) -> str:
 
 class ForgeConfig(Section):
     """Issues in, pull requests out: the forge the run's tasks come from and land on."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
 
     type: Id = Field(
         default="github",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.config.fields import ENV_NAME, NonBlank, Section
 
@@ -16,6 +16,8 @@ __all__ = ["McpServerConfig"]
 
 class McpServerConfig(Section):
     """One MCP server: a local command (stdio) or a URL (streamable HTTP), not both."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
 
     command: NonBlank | None = Field(
         default=None, description="the server's program, started by each CLI (stdio)"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Annotated, Self
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from orchestrator.config.fields import Section
 
@@ -74,6 +74,8 @@ Fingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 class SecretAllowConfig(Section):
     """One rule of ``secrets.allow``: path and/or kind, or a fingerprint; every field given
     must match a hit for it to be let through."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
 
     path: str | None = Field(
         default=None, min_length=1, description="a glob on the path from the repository's root"

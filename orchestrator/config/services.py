@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.config.durations import PositiveDuration
 from orchestrator.config.fields import Command, EnvName, Section, UniqueIds
@@ -46,6 +46,8 @@ def env_prefix(name: str) -> str:
 
 class ServiceConfig(Section):
     """One service every session gets of its own (``orchestrator.services``)."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
 
     command: Command = Field(description="the service's program and arguments (no shell)")
     port: int | None = Field(

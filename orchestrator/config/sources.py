@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from orchestrator.config.durations import PositiveDuration
 from orchestrator.config.fields import NonBlank, Section, no_duplicates
@@ -23,6 +23,8 @@ __all__ = ["IssuesSource", "SourceConfig"]
 
 class IssuesSource(Section):
     """The forge's issues (never its pull requests) that become tasks."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
 
     labels: Annotated[list[NonBlank], AfterValidator(no_duplicates)] = Field(
         default_factory=list,
@@ -40,5 +42,7 @@ class IssuesSource(Section):
 
 class SourceConfig(Section):
     """One source of tasks."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
 
     issues: IssuesSource = Field(description="a forge's issues as tasks")

@@ -50,7 +50,7 @@ class NoteRefused(ValueError):
 
 
 class Note(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     sender: SafeId  # the session that left it
     sender_task: SafeId | None = None

@@ -65,7 +65,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
@@ -87,7 +87,6 @@ from orchestrator.process.allocator import limit_arenas
 from orchestrator.process.stop import stop_adopted
 from orchestrator.process.tree import become_subreaper, since_now
 from orchestrator.run.demo_repo import ensure_sample_repo
-from orchestrator.run.event_stream import EventStream
 from orchestrator.run.plan import RunPlan, build_plan
 from orchestrator.run.preflight import (
     check_adapters,
@@ -110,6 +109,9 @@ from orchestrator.state.team import team_for
 from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.record_rules import workflow_rules
 from orchestrator.workflow.task_run import WorkflowFn
+
+if TYPE_CHECKING:  # imported where a caller asks for a stream (`listening`)
+    from orchestrator.run.event_stream import EventStream
 
 __all__ = ["Council", "LiveSession"]
 

@@ -12,14 +12,16 @@ run does.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from orchestrator.events import Event
-from orchestrator.events.catalogue import typed_event
-from orchestrator.run.event_stream import EventStream
 from orchestrator.run.reports.report import RunReport
 from orchestrator.runner.phase import PHASE_EVENT
 from orchestrator.scheduler.scheduler import Scheduler
 from orchestrator.state import StateStore
+
+if TYPE_CHECKING:  # made only when a caller asks for a stream (`Council.events`)
+    from orchestrator.run.event_stream import EventStream
 
 __all__ = ["Callback", "Listeners"]
 
@@ -40,6 +42,8 @@ class Listeners:
             raise ValueError(f"events(buffer={buffer!r}): the buffer must hold at least 1 event")
         if isinstance(types, str | type):
             raise ValueError("events(types=...): a list of event classes or type names")
+        from orchestrator.run.event_stream import EventStream
+
         stream = EventStream(buffer, forget=self._streams.remove, types=types)
         self._streams.append(stream)
         return stream
@@ -65,6 +69,10 @@ class Listeners:
 
     def _fan_out(self, event: Event) -> None:
         if self._streams:
+            # imported here: the catalogue imports every event family, which a run with no
+            # stream (the `council` command's) never needs
+            from orchestrator.events.catalogue import typed_event
+
             event = typed_event(event)  # an emitter of a plugin's may have sent it untyped
             for stream in list(self._streams):
                 stream.put(event)

@@ -33,7 +33,7 @@ MASK = "***"
 
 
 class _Plan(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 class PhasePlan(_Plan):

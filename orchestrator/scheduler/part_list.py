@@ -17,13 +17,10 @@ from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.parts import EndOnly, RunPart, RunParts
 from orchestrator.scheduler.pulls.part import PullsPart
-from orchestrator.scheduler.pulls.stack import PullStack
 from orchestrator.scheduler.radar_watch import RadarWatch
 from orchestrator.scheduler.rules.queue import CheckoutEnd
 from orchestrator.scheduler.session_ports import SessionPortsPart
-from orchestrator.scheduler.session_services import SessionServicesPart
 from orchestrator.scheduler.spending import BudgetEnd, Spending
-from orchestrator.scheduler.team.part import TeamPart
 
 __all__ = ["run_parts"]
 
@@ -41,15 +38,23 @@ def run_parts(
         BudgetEnd(spending, run),  # budgets and quotas
         EndOnly(CheckoutEnd()),  # a landing that waited for the base's checkout
     ]
+    # a feature's part is imported only when it is on: a run without it does not pay its
+    # modules (tests/cli/test_cli_startup.py names them)
     if services.team is not None:  # several workstations on one queue
+        from orchestrator.scheduler.team.part import TeamPart
+
         parts.append(TeamPart(run, services.team, inflight))
     parts.append(PullsPart(run, writes))  # landing.via: pull_request
     stacked = config.landing.pulls == "stacked" and config.landing.via == "pull_request"
     if stacked or any(config.stacked(task) for task in run.tasks.values()):  # issue 52
+        from orchestrator.scheduler.pulls.stack import PullStack
+
         parts.append(PullStack(run))  # landing.pulls: stacked (tasks from issues too)
     if config.radar.on:  # the collision radar
         parts.append(RadarWatch(run, inflight, wake))
     if config.services:  # each session's own services (issue 50)
+        from orchestrator.scheduler.session_services import SessionServicesPart
+
         parts.append(SessionServicesPart(run))
     parts.append(SessionPortsPart())  # each session's own range of ports (issue 50)
     return RunParts(parts)

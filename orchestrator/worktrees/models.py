@@ -145,6 +145,8 @@ class CommitResult(_Result):
 class Rewound(_Result):
     """A session put back at a phase's start (``SessionWork.rewind``)."""
 
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
+
     head: str = Field(description="the branch's tip now: the start, or (not held) as it was")
     kept: str | None = Field(
         default=None, description="the tip kept on the rescue ref, when anything was undone"
@@ -156,6 +158,8 @@ class Rewound(_Result):
 
 class SessionStats(_Result):
     """The branch's committed work against its merge-base with the base branch."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
 
     session_id: str
     branch: str
@@ -209,11 +213,13 @@ class WorktreeInfo(_Result):
 
 
 class MovedLock(_Result):
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
     path: Path
     moved_to: Path
 
 
 class ReconcileReport(_Result):
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
     moved_locks: list[MovedLock] = Field(default_factory=list)
     pruned: list[Path] = Field(
         default_factory=list, description="worktrees whose directory was gone: metadata removed"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -195,3 +197,28 @@ def test_the_stand_in_runs_as_a_module_and_needs_no_command_on_path() -> None:
     assert argv[0] == sys.executable and SCRIPT in argv
     found = subprocess.run(argv, capture_output=True, text=True, check=True, env={"PATH": ""})
     assert found.stdout == version.stdout
+
+
+def test_the_stand_in_starts_without_typing_or_uuid(tmp_path: Path) -> None:
+    """A process per phase of every offline run: it imports neither ``typing`` nor ``uuid``
+    (which brings ``platform``), nor argparse's ``shutil`` (``bz2``, ``lzma``) nor ``base64``
+    for the one step that needs it, and its ids keep ``uuid4``'s form."""
+    request = AdapterRequest(prompt="WRITE a.txt hi", workdir=tmp_path, home=tmp_path)
+    command = Scripted({"delay": 0}).build_command(request)
+    argv = command.argv
+    assert command.stdin is None  # the prompt is on the command line
+    assert argv[1:3] == ["-I", "-S"]  # as its adapter starts it; -X importtime lists imports
+    ran = subprocess.run(
+        [argv[0], "-X", "importtime", *argv[1:]],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"HOME": str(tmp_path), "PATH": ""},
+    )
+    assert (tmp_path / "a.txt").read_text() == "hi\n", ran.stderr
+    modules = [line.split("|")[-1].strip() for line in ran.stderr.splitlines() if "|" in line]
+    assert "json" in modules  # the listing is read
+    unpaid = ("typing", "uuid", "platform", "shutil", "bz2", "lzma", "base64")
+    assert [m for m in unpaid if m in modules] == []
+    session = json.loads(ran.stdout.splitlines()[0])["session_id"]
+    assert str(uuid.UUID(session)) == session and uuid.UUID(session).version == 4

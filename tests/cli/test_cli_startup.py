@@ -56,8 +56,20 @@ except SystemExit as exit:
     code = exit.code
 else:
     code = 0
+built = []
+if "pydantic" in sys.modules:  # the project's models whose validator was built
+    from pydantic import BaseModel
+    seen, todo = set(), [BaseModel]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+    built = sorted(
+        f"{c.__module__}:{c.__qualname__}" for c in seen if c.__pydantic_complete__
+    )
 with open(out, "w") as file:
-    json.dump({"code": code, "modules": sorted(sys.modules)}, file)
+    json.dump({"code": code, "modules": sorted(sys.modules), "built": built}, file)
 """
 
 CONFIG = """\
@@ -84,8 +96,45 @@ GOAL_MODE = (
 )
 
 
+# What a plain one-task run (no team, no stacked pull requests, no services, no
+# ``Council.events()`` stream) uses none of: each is imported where its feature is on.
+UNUSED_BY_A_PLAIN_RUN = (
+    "orchestrator.events.catalogue",  # every event family, for a stream's typed events
+    "orchestrator.run.event_stream",
+    "orchestrator.events.issues",
+    "orchestrator.scheduler.team.part",  # team mode (a PostgreSQL store)
+    "orchestrator.scheduler.team.train",
+    "orchestrator.scheduler.pulls.stack",  # landing.pulls: stacked
+    "orchestrator.scheduler.session_services",  # a run's services:
+    "orchestrator.services.session",
+    "pydantic.type_adapter",
+)
+
+# Models built on first use (``defer_build``): a plain run validates none of them.
+SELDOM_VALIDATED = (
+    "orchestrator.config.forge:ForgeConfig",
+    "orchestrator.config.services:ServiceConfig",
+    "orchestrator.config.sources:SourceConfig",
+    "orchestrator.config.mcp:McpServerConfig",
+    "orchestrator.config.budgets:PriceConfig",
+    "orchestrator.run.plan:RunPlan",
+    "orchestrator.worktrees.models:ReconcileReport",
+    "orchestrator.workflow.handoffs.document:VerifyRecord",
+    "orchestrator.coordination.notes:Note",
+    "adapters.claude_code:ClaudeCodeAdapter.Config",
+)
+
+
 def _probe(*args: str, cwd: Path, columns: int = 80) -> tuple[int, list[str], str]:
     """Exit code, imported modules and stdout of ``council ARGS`` (stdout piped)."""
+    code, modules, shown, _ = _probe_models(*args, cwd=cwd, columns=columns)
+    return code, modules, shown
+
+
+def _probe_models(
+    *args: str, cwd: Path, columns: int = 80
+) -> tuple[int, list[str], str, list[str]]:
+    """As ``_probe``, and the pydantic models whose validator the process built."""
     out = cwd / ".probe.json"
     shown = subprocess.run(
         [sys.executable, "-c", PROBE, str(out), *args],
@@ -98,7 +147,7 @@ def _probe(*args: str, cwd: Path, columns: int = 80) -> tuple[int, list[str], st
     assert out.exists(), shown.stderr
     found = json.loads(out.read_text())
     out.unlink()
-    return found["code"], found["modules"], shown.stdout
+    return found["code"], found["modules"], shown.stdout, found["built"]
 
 
 def _heavy(modules: list[str], names: tuple[str, ...] = RUN_MACHINERY) -> list[str]:
@@ -195,11 +244,15 @@ def test_run_help_imports_no_goal_mode_nor_the_run_machinery(tmp_path: Path) -> 
 def test_a_plain_run_imports_no_goal_mode(tmp_path: Path) -> None:
     new_repo(tmp_path)
     (tmp_path / "run.yaml").write_text(CONFIG)
-    code, modules, shown = _probe("run", "run.yaml", "--json", cwd=tmp_path)
+    code, modules, shown, built = _probe_models("run", "run.yaml", "--json", cwd=tmp_path)
     assert code == 0
     assert [(t["task_id"], t["status"]) for t in json.loads(shown)["tasks"]] == [("one", "done")]
     assert "orchestrator.scheduler.scheduler" in modules  # it ran, and imported what that takes
     assert _heavy(modules, GOAL_MODE) == []
+    # Nor the features it does not use, nor the event catalogue no stream asked for.
+    assert _heavy(modules, UNUSED_BY_A_PLAIN_RUN) == []
+    # The models such a run never validates are built on first use, not at import.
+    assert sorted(set(built) & set(SELDOM_VALIDATED)) == []
 
 
 def test_goal_rounds_default_is_goal_modes() -> None:

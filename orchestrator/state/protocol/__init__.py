@@ -60,7 +60,7 @@ TaskInit = str | Mapping[str, Any]
 class RecordProblem(BaseModel):
     """A damaged record found by ``verify_records``, and what became of it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     kind: str
     key: str

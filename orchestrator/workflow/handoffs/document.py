@@ -116,6 +116,8 @@ class DiffStat(_Doc):
 class VerifyRecord(_Doc):
     """One verify command as it ran in the worktree."""
 
+    model_config = ConfigDict(defer_build=True)  # seldom validated: built on first use
+
     argv: list[str]
     ok: bool
     returncode: int | None  # None: killed for its timeout, or it could not be started
