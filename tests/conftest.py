@@ -27,7 +27,15 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from orchestrator.plugins import host as plugins
-from tests.support import browser_tier, pg_tier, real_clis, sandbox_tier, tiers, timing
+from tests.support import (
+    browser_tier,
+    pg_tier,
+    plugin_cache,
+    real_clis,
+    sandbox_tier,
+    tiers,
+    timing,
+)
 
 if TYPE_CHECKING:
     from orchestrator.state.postgres.store import PostgresStateStore
@@ -117,6 +125,8 @@ def no_third_party_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # third-party plugins passes its own entry points and environment to load_plugins.
     monkeypatch.setenv(plugins.DISABLE_ENV, "1")
     monkeypatch.delenv(plugins.ALLOW_ENV, raising=False)
+    # Loaded once per process under these conditions, as long as they hold (plugin_cache).
+    monkeypatch.setattr(plugins, "load_plugins", plugin_cache.load_plugins)
     _default_plugins.cache_clear()
     yield
     _default_plugins.cache_clear()

@@ -29,11 +29,15 @@ that ended by itself (its schedule, on a loaded machine or not, had fewer) reach
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -118,16 +122,38 @@ class Run:
 def prepare(root: Path, *, busy_checkout: bool = False) -> Run:
     """A fresh repository and run. Its checkout is a clean one of the base (fast-forwarded as
     work lands), or with ``busy_checkout`` the user's own work in progress on another branch
-    (a changed file, an untracked one), which must stay byte for byte as it is."""
+    (a changed file, an untracked one), which must stay byte for byte as it is. The repository
+    is a copy of one made once per process for each kind of checkout (``_template``): every
+    run of the sweep starts from the same bytes, and git is not run a dozen times to make them."""
     root.mkdir(parents=True, exist_ok=True)
-    repo = new_repo(root)
-    if busy_checkout:
-        subprocess.run(["git", "-C", str(repo), "switch", "-q", "-c", "feature"], check=True)
-        (repo / "README.md").write_text("hello\nmy unsaved edit\n")
-        (repo / "notes.txt").write_text("untracked notes\n")
+    template, before = _template(busy_checkout)
+    repo = root / "repo"
+    shutil.copytree(template, repo, symlinks=True)
     config = root / "run.yaml"
     config.write_text(CONFIG + "".join(task_entry(t) for t in PHASES))
-    return Run(root, repo, config, content_invariants.before_run(repo))
+    return Run(root, repo, config, before)
+
+
+_TEMPLATES: dict[bool, tuple[Path, content_invariants.Before]] = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
+def _template(busy_checkout: bool) -> tuple[Path, content_invariants.Before]:
+    """The repository every run of one kind of checkout starts from, made with git the first
+    time it is asked for in this process (the sweep's threads share it), and the photograph of
+    it the content checks compare with (a copy holds the same bytes, so the same photograph)."""
+    with _TEMPLATES_LOCK:
+        if busy_checkout not in _TEMPLATES:
+            where = Path(tempfile.mkdtemp(prefix="council-sweep-template-"))
+            atexit.register(shutil.rmtree, where, True)
+            repo = new_repo(where)
+            if busy_checkout:
+                switch = ["git", "-C", str(repo), "switch", "-q", "-c", "feature"]
+                subprocess.run(switch, check=True)
+                (repo / "README.md").write_text("hello\nmy unsaved edit\n")
+                (repo / "notes.txt").write_text("untracked notes\n")
+            _TEMPLATES[busy_checkout] = repo, content_invariants.before_run(repo)
+        return _TEMPLATES[busy_checkout]
 
 
 def council(
@@ -295,10 +321,11 @@ def test_the_traced_run_covers_every_kind_of_step(trace: list[tuple[str, str]]) 
 
 
 # Each sweep is cut into slices (k = slice+1, slice+1+SLICES, ...) so that no test runs for
-# minutes: a slice is about seven kills, two at a time (the traced run: 96 git commands, 87
-# durable writes; a kill of the resume too costs three runs, so those slices are smaller).
-SLICES = {"git.ran": 14, "write.replaced": 12}
-RESUME_SLICES = 6
+# over 30 s beside the rest of the suite: a slice is three or four kills, two at a time (the
+# traced run: 96 git commands, 87 durable writes; a kill of the resume too costs three runs,
+# so those slices are two or three). Seven kills a slice took 37-44 s under the full suite.
+SLICES = {"git.ran": 28, "write.replaced": 24}
+RESUME_SLICES = 12
 
 
 def sliced(ks: list[int], index: int, count: int) -> list[int]:
