@@ -76,18 +76,23 @@ async def test_a_holder_stalled_after_its_locking_read_frees_its_lock_and_commit
     stalled = await open_pool(pg_dsn, min_size=1, max_size=1)
     core = PgCore(stalled)
     teammate_wrote = anyio.Event()
+    holding = anyio.Event()
     outcome: list[BaseException] = []
 
     async def holder() -> None:
         try:
             async with core.tx() as conn:
                 await read_record(conn, "ns", "k", lock=True)
+                holding.set()
                 await teammate_wrote.wait()  # stalled here, the row locked
                 await conn.execute(f"UPDATE council.records SET version = 100 {_ROW}")
         except psycopg.Error as exc:
             outcome.append(exc)
 
     async def teammate() -> None:
+        # Only once the holder has the row: on a loaded machine the teammate could otherwise
+        # lock, write and commit first, and the holder then write after it, never stalled.
+        await holding.wait()
         async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
             await conn.execute("SET lock_timeout = '20s'")
             # Waits for the holder's lock: granted once the server ended the stalled side.
