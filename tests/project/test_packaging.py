@@ -127,8 +127,12 @@ def test_the_sdist_runs_its_own_tests(dist: Path, tmp_path: Path) -> None:
         "tests/cli/test_cli_demo.py::test_a_directory_that_cannot_be_made_is_one_line_and_exit_2",
         "tests/adapters/test_adapter_scripted.py::test_the_stand_in_runs_as_a_module_and_needs_no_command_on_path",
     ]
+    # A base temp of its own: pytest's default one is shared with every run on this machine,
+    # and a run rotates it, deleting the oldest runs' directories (after a full suite, gigabytes:
+    # a minute and more of this test's time).
+    inner = ["-p", "no:cacheprovider", "-n", "0", "-q", "--basetemp", str(tmp_path / "temp")]
     ran = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", *chosen],
+        [sys.executable, "-m", "pytest", *inner, *chosen],
         capture_output=True,
         text=True,
         env=env,
