@@ -35,7 +35,10 @@ machine), so it does not judge the 1,024-task target; only a full run does.
 
 ``--compare DIR`` adds the same commands run from the ``orchestrator`` package in DIR (made
 with ``git archive REV orchestrator adapters | tar -x -C DIR``), in the same environment and
-the same rounds: two versions compared under the same load.
+the same rounds: two versions compared under the same load. A kept report names the code that
+kept it, and a version finds another's kept report stale and builds its own: so each version's
+kept look runs with that version's own kept report put in place first (and taken aside after),
+or compared kept looks would be built looks.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class Command:
     argv: list[str]
     cwd: Path
     forget: Path | None = None  # a file deleted before each run (the kept report)
+    # (the kept report, this version's copy of it): put in place before each run, taken
+    # aside after it (``--compare``: each version looks at its own kept report)
+    own: tuple[Path, Path] | None = None
 
 
 # `council` from the code in argv[1]: an editable install's import hook would find the installed
@@ -154,7 +160,13 @@ def once(command: Command) -> tuple[float, float]:
     fresh process."""
     if command.forget is not None:
         command.forget.unlink(missing_ok=True)
+    if command.own is not None:
+        kept, aside = command.own
+        if aside.exists():
+            shutil.copy2(aside, kept)
     done = measure(command.argv, command.cwd, ENV)
+    if command.own is not None and kept.exists():
+        shutil.copy2(kept, aside)
     return done.wall, done.cpu
 
 
@@ -174,17 +186,35 @@ def main(runs: int, tasks: int, compare: Path | None, as_json: bool) -> None:
         versions = [("", council_argv())]
         if compare is not None:
             versions.append((f" [{compare.name}]", council_argv(compare)))
-        for suffix, council in versions:
+        kept_demo = repo / ".council" / "state" / "report-cache.json"
+        kept_big = big / ".council" / "state" / "report-cache.json"
+        for number, (suffix, council) in enumerate(versions):
+            own = None
+            if compare is not None:  # each version its own kept reports (module doc)
+                own = {
+                    kept_demo: Path(tmp) / f"kept-demo-{number}.json",
+                    kept_big: Path(tmp) / f"kept-big-{number}.json",
+                }
             commands += [
                 Command(f"council --help{suffix}", [*council, "--help"], repo),
                 Command(f"council --version{suffix}", [*council, "--version"], repo),
-                Command(f"council status{suffix}", [*council, "status"], repo),
-                Command(f"council status ({tasks} tasks){suffix}", [*council, "status"], big),
+                Command(
+                    f"council status{suffix}",
+                    [*council, "status"],
+                    repo,
+                    own=None if own is None else (kept_demo, own[kept_demo]),
+                ),
+                Command(
+                    f"council status ({tasks} tasks){suffix}",
+                    [*council, "status"],
+                    big,
+                    own=None if own is None else (kept_big, own[kept_big]),
+                ),
                 Command(
                     f"council status ({tasks} tasks, built){suffix}",
                     [*council, "status"],
                     big,
-                    forget=big / ".council" / "state" / "report-cache.json",
+                    forget=kept_big,
                 ),
             ]
         for command in commands:
