@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -118,6 +119,12 @@ def run(names: list[str], skip_missing: bool) -> int:
 
 
 def main() -> None:
+    # Started in the background by a non-interactive shell (.ci/run runs the benches as a job
+    # beside lint and types), this process and every process it starts would ignore SIGINT;
+    # benches stop what they start with it (forge_requests_bench's `council resume`, which
+    # then never ended: 120 s and a failure). Python's own handler here gives every bench the
+    # default disposition back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these benches (file names)")
     parser.add_argument(

@@ -28,9 +28,9 @@ and CPU is what is judged. Target: ``--help`` and ``status`` in at most 0.25 s o
 most twice the CPU of importing typer and rich.
 
     .venv/bin/python bench/startup_bench.py [--runs 15] [--tasks 1024] [--compare DIR] [--json]
-    .venv/bin/python bench/startup_bench.py --quick   # 32 tasks, 3 runs: the CI's check
+    .venv/bin/python bench/startup_bench.py --quick   # 16 tasks, 2 runs: the CI's check
 
-``--quick`` makes the big run 32 tasks (a run of 1,024 takes several minutes on a loaded
+``--quick`` makes the big run 16 tasks (a run of 1,024 takes several minutes on a loaded
 machine), so it does not judge the 1,024-task target; only a full run does.
 
 ``--compare DIR`` adds the same commands run from the ``orchestrator`` package in DIR (made
@@ -281,8 +281,8 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--tasks", type=int, default=1024, help="tasks of the big run")
     parser.add_argument("--compare", type=Path, help="also run council from the code in DIR")
-    parser.add_argument("--quick", action="store_true", help="32 tasks, 3 runs (CI)")
+    parser.add_argument("--quick", action="store_true", help="16 tasks, 2 runs (CI)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    runs, tasks = (3, 32) if args.quick else (args.runs, args.tasks)
+    runs, tasks = (2, 16) if args.quick else (args.runs, args.tasks)
     main(runs, tasks, args.compare.resolve() if args.compare else None, args.json)

@@ -23,6 +23,10 @@ is its redraw every ``_RECHECK`` (5) seconds, for what no write tells (an orches
 died); polling reads the whole report every second.
 
     python bench/watch_bench.py [--idle 10] [--writes 20] [--tasks 8]
+
+``--quick`` (CI's check that it still runs) idles 0.5 s, settles 0.25 s and writes at a quarter
+of the gaps: every way of watching still started, left idle and woken; its figures are not
+measures.
 """
 
 from __future__ import annotations
@@ -133,8 +137,11 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
-def measure(mode: str, repo: Path, idle: float, writes: int) -> tuple[float, list[float]]:
-    """CPU seconds per second while idle, and each wake-up latency, of one watching process."""
+def measure(
+    mode: str, repo: Path, idle: float, writes: int, pace: float = 1.0
+) -> tuple[float, list[float]]:
+    """CPU seconds per second while idle, and each wake-up latency, of one watching process
+    (``pace`` scales the settling wait and the gaps between writes: 1 measures, less checks)."""
     child = subprocess.Popen(
         [sys.executable, __file__, "--follow", mode, str(repo)],
         stdout=subprocess.PIPE,
@@ -146,7 +153,7 @@ def measure(mode: str, repo: Path, idle: float, writes: int) -> tuple[float, lis
             pass
         first = child.stdout.readline()  # the first report, as it stands
         seen = int(first.split()[1])
-        time.sleep(1.0)  # settled: no start-up work left
+        time.sleep(1.0 * pace)  # settled: no start-up work left
         before = cpu_seconds(child.pid)
         time.sleep(idle)
         cpu = (cpu_seconds(child.pid) - before) / idle
@@ -155,7 +162,7 @@ def measure(mode: str, repo: Path, idle: float, writes: int) -> tuple[float, lis
         async def write_all() -> None:
             async with FileStateStore.for_repo(repo) as store:
                 for n in range(seen + 1, seen + writes + 1):
-                    await anyio.sleep(random.uniform(0.3, 1.3))
+                    await anyio.sleep(random.uniform(0.3, 1.3) * pace)
                     written = await write(store, n)
                     line = await anyio.to_thread.run_sync(child.stdout.readline)  # type: ignore[union-attr]
                     woke, version = line.split()
@@ -169,14 +176,14 @@ def measure(mode: str, repo: Path, idle: float, writes: int) -> tuple[float, lis
         child.wait()
 
 
-def main(idle: float, writes: int, tasks: int, as_json: bool) -> None:
+def main(idle: float, writes: int, tasks: int, as_json: bool, pace: float = 1.0) -> None:
     rows: dict[str, tuple[float, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="council-watch-bench-") as tmp:
         repo = Path(tmp) / "repo"
         repo.mkdir()
         anyio.run(make_run, repo, tasks)
         for mode in MODES:
-            rows[mode] = measure(mode, repo, idle, writes)
+            rows[mode] = measure(mode, repo, idle, writes, pace)
     if as_json:
         figures = {
             mode: {"wake_median_ms": statistics.median(lat) * 1e3, "idle_cpu_ms_per_s": cpu * 1e3}
@@ -185,7 +192,8 @@ def main(idle: float, writes: int, tasks: int, as_json: bool) -> None:
         print(json.dumps({"tasks": tasks, "idle_s": idle, "writes": writes, **figures}, indent=2))
         return
     width = max(map(len, MODES.values()))
-    print(f"{tasks} tasks; idle {idle:g} s; {writes} writes at random gaps of 0.3-1.3 s")
+    gaps = f"{0.3 * pace:g}-{1.3 * pace:g} s"
+    print(f"{tasks} tasks; idle {idle:g} s; {writes} writes at random gaps of {gaps}")
     print(f"{'':{width}s}  wake median   wake p95  CPU idle (ms/s)")
     for mode, (cpu, lat) in rows.items():
         p95 = statistics.quantiles(lat, n=20)[-1] if len(lat) > 1 else lat[0]
@@ -211,9 +219,14 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=float, default=10.0, help="seconds idle per watcher")
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=8, help="tasks in the session")
-    parser.add_argument("--quick", action="store_true", help="1 s idle, 3 writes, 3 tasks (CI)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="0.5 s idle, 3 writes at a quarter of the gaps, 3 tasks (CI)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    if args.quick:
-        args.idle, args.writes, args.tasks = 1.0, 3, 3
-    main(args.idle, args.writes, args.tasks, args.json)
+    pace = 1.0
+    if args.quick:  # every watcher and the poller still started, idle, woken 3 times
+        args.idle, args.writes, args.tasks, pace = 0.5, 3, 3, 0.25
+    main(args.idle, args.writes, args.tasks, args.json, pace)

@@ -135,6 +135,23 @@ def test_disable_env_skips_third_party_plugins() -> None:
     assert "echo-cli" in load(entry, COUNCIL_DISABLE_PLUGINS="0").registry
 
 
+def test_disable_env_never_scans_the_installed_entry_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The scan reads every installed distribution's metadata (tens of ms a load); disabled,
+    # it is not done at all, even with COUNCIL_PLUGINS set; any other value still scans.
+    def no_scan() -> list[plugins.EntryPointLike]:
+        raise AssertionError("entry points scanned although plugins are disabled")
+
+    monkeypatch.setattr(plugins, "_discover", no_scan)
+    for value in ("1", "true", " YES ", "on"):
+        environ = {"COUNCIL_DISABLE_PLUGINS": value, "COUNCIL_PLUGINS": "absent"}
+        host = plugins.load_plugins(builtins=OURS, environ=environ)
+        assert [info.origin for info in host.plugins] == ["built-in", "built-in"]
+    with pytest.raises(AssertionError, match="scanned"):
+        plugins.load_plugins(builtins=OURS, environ={"COUNCIL_DISABLE_PLUGINS": "0"})
+
+
 def test_allow_list_env_keeps_only_the_named_entry_points() -> None:
     class Other(Echo):
         name = "other-cli"

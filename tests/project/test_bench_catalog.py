@@ -64,8 +64,14 @@ def test_parts_a_bench_needs_are_known() -> None:
 
 
 def test_ci_runs_every_quick_bench() -> None:
+    # In a job of its own beside lint and types, joined (its log printed, its failure failing
+    # the run) before the tests.
     ci = (ROOT / ".ci" / "run").read_text()
-    assert ".venv/bin/python bench/quick_all.py\n" in ci
+    assert (
+        ".venv/bin/python bench/quick_all.py >.ci-logs/benches.log 2>&1 &\nbenches_job=$!\n" in ci
+    )
+    joined = ci.index('joined "$benches_job" benches')
+    assert ci.index("benches_job=$!") < joined < ci.index(".venv/bin/python -m pytest")
 
 
 @pytest.mark.parametrize("script", sorted(BENCHES))
