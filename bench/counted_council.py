@@ -32,6 +32,7 @@ def dump(counts: Counts) -> dict[str, list[list[object]]]:
         "writes": rows(counts.writes),
         "fsyncs": rows(counts.fsyncs),
         "loads": rows(counts.loads),
+        "worker_cpu": rows(counts.worker_cpu),
     }
 
 

@@ -298,6 +298,10 @@ def main(tasks: int, capacity: int, rounds: int, files: int, as_json: bool, coun
             f"(floor {FLOORS['fsyncs']})"
         )
         print(f"  (not judged) state records loaded (parsed) per task: {totals['loads']:.1f}")
+        print(
+            f"  (not judged, the counted run) CPU of the worker threads' hops per task: "
+            f"{totals['worker_cpu_ms']:.1f} ms, by step in the table below"
+        )
     print(f"  (not judged) council / bare, wall: {spread(wall_ratio)}x")
     if retries:
         print(f"  the bare script tried git again {retries} time(s) in all rounds, e.g.:")

@@ -9,7 +9,11 @@ it records, each tagged with the *step* of the run that caused it:
 - every durable state write (``FileOps.replace``, the last step of ``durable_write``) by
   record kind, and every fsync (``FileOps.fsync`` and ``fsync_dir``);
 - every state record loaded (``RecordKind.parse``: its checksum checked, its JSON parsed and
-  validated into its model) by record kind.
+  validated into its model) by record kind;
+- the CPU each hop's function took in its worker thread (``time.thread_time``: user and
+  system time of that thread alone, the kernel's work for its syscalls included), which is
+  where most of the orchestrator's own CPU per task goes (the event loop's thread does the
+  rest and is not split by step).
 
 The step is a context variable that wrappers around a few orchestrator methods set for the
 duration of the call (``STEPS``); asyncio tasks and anyio worker threads inherit it, so a git
@@ -28,6 +32,7 @@ import functools
 import os
 import subprocess
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +53,7 @@ class Counts:
     writes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, record kind)
     fsyncs: Counter[str] = field(default_factory=Counter)  # step -> fsync + directory fsync
     loads: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, record kind)
+    worker_cpu: Counter[str] = field(default_factory=Counter)  # step -> seconds in workers
 
     def by_step(self, counter: Counter[Any]) -> Counter[str]:
         totals: Counter[str] = Counter()
@@ -78,6 +84,14 @@ def _record(counter_name: str, key: object) -> None:
         return
     with _lock:
         getattr(counts, counter_name)[key] += 1
+
+
+def _add_cpu(step: str, seconds: float) -> None:
+    counts = _active
+    if counts is None:
+        return
+    with _lock:
+        counts.worker_cpu[step] += seconds
 
 
 def _git_subcommand(argv: list[str]) -> str:
@@ -228,9 +242,18 @@ def install() -> None:
     run_sync = anyio.to_thread.run_sync
 
     @functools.wraps(run_sync)
-    async def counted_run_sync(*args: Any, **kwargs: Any) -> Any:
-        _record("hops", STEP.get())
-        return await run_sync(*args, **kwargs)
+    async def counted_run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        step = STEP.get()
+        _record("hops", step)
+
+        def timed(*call_args: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return func(*call_args)
+            finally:
+                _add_cpu(step, time.thread_time() - started)
+
+        return await run_sync(timed, *args, **kwargs)
 
     anyio.to_thread.run_sync = counted_run_sync  # type: ignore[assignment]
 
@@ -270,6 +293,7 @@ def per_task(counts: Counts, tasks: int) -> dict[str, float]:
         "writes": sum(counts.writes.values()) / tasks,
         "fsyncs": sum(counts.fsyncs.values()) / tasks,
         "loads": sum(counts.loads.values()) / tasks,
+        "worker_cpu_ms": 1000 * sum(counts.worker_cpu.values()) / tasks,
     }
 
 
@@ -277,25 +301,28 @@ def table(counts: Counts, tasks: int) -> list[str]:
     """Per-task counts by step, then git processes by subcommand."""
     git, hops, fsyncs = counts.by_step(counts.git), counts.hops, counts.fsyncs
     writes, procs = counts.by_step(counts.writes), counts.processes
-    loads = counts.by_step(counts.loads)
+    loads, cpu = counts.by_step(counts.loads), counts.worker_cpu
     steps = [
-        s for s in ORDER if git[s] or hops[s] or writes[s] or fsyncs[s] or procs[s] or loads[s]
+        s
+        for s in ORDER
+        if git[s] or hops[s] or writes[s] or fsyncs[s] or procs[s] or loads[s] or cpu[s]
     ]
-    steps += sorted({*git, *hops, *writes, *fsyncs, *procs, *loads} - set(ORDER))
+    steps += sorted({*git, *hops, *writes, *fsyncs, *procs, *loads, *cpu} - set(ORDER))
     lines = [
         f"  {'step':16} {'git':>6} {'procs':>6} {'hops':>7} {'writes':>7} {'fsyncs':>7} "
-        f"{'loads':>7}"
+        f"{'loads':>7} {'worker CPU ms':>14}"
     ]
     for step in steps:
         lines.append(
             f"  {step:16} {git[step] / tasks:6.2f} {procs[step] / tasks:6.2f} "
             f"{hops[step] / tasks:7.2f} {writes[step] / tasks:7.2f} {fsyncs[step] / tasks:7.2f} "
-            f"{loads[step] / tasks:7.2f}"
+            f"{loads[step] / tasks:7.2f} {1000 * cpu[step] / tasks:14.2f}"
         )
     lines.append(
         f"  {'total':16} {sum(git.values()) / tasks:6.2f} {sum(procs.values()) / tasks:6.2f} "
         f"{sum(hops.values()) / tasks:7.2f} {sum(writes.values()) / tasks:7.2f} "
-        f"{sum(fsyncs.values()) / tasks:7.2f} {sum(loads.values()) / tasks:7.2f}"
+        f"{sum(fsyncs.values()) / tasks:7.2f} {sum(loads.values()) / tasks:7.2f} "
+        f"{1000 * sum(cpu.values()) / tasks:14.2f}"
     )
     by_command: Counter[str] = Counter()
     for (step, command), value in counts.git.items():
