@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, settings
 from orchestrator.plugins import host as plugins
 from tests.support import (
     browser_tier,
+    known_secrets,
     pg_tier,
     plugin_cache,
     real_clis,
@@ -117,6 +118,14 @@ def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
     tiers.report_deselected(config, terminalreporter)
+
+
+@pytest.fixture(autouse=True)
+def secrets_of_this_test() -> Iterator[None]:
+    # The secrets a test's code hands to a child are remembered for its own length only, not
+    # for every later test of the worker (tests/support/known_secrets.py says why).
+    with known_secrets.kept_to_one_test():
+        yield
 
 
 @pytest.fixture(autouse=True)
