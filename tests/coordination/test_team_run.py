@@ -230,7 +230,14 @@ def test_a_database_away_longer_than_the_lease(
     try:
         team.start("a")
         team.start("b")
-        wait_for(lambda: _running_on(team, "a"), "workstation a to run a task", 60)
+        # Both running before the database goes: a workstation still starting meets no
+        # database and exits at once (seen once on a loaded machine: b, started second,
+        # had not connected yet when a's first task made the test stop the server).
+        wait_for(
+            lambda: _running_on(team, "a") and _running_on(team, "b"),
+            "both workstations to run a task",
+            60,
+        )
         pg_server.stop()
         time.sleep(5)  # longer than the 3 s lease: every running session must fence itself
         pg_server.start()
