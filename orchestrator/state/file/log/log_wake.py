@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
+import functools
 import os
 import sys
 from pathlib import Path
@@ -36,16 +36,22 @@ _MASK = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREAT
 _IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """The C library's ``inotify`` calls, looked up on first use: the symbols this process has
+    loaded already (``dlopen(NULL)``: the C library is among them, glibc or musl).
+    ``ctypes.util.find_library``, used here before, runs ``ldconfig -p`` as a child process,
+    which every process that imported the event log paid at start-up (some 6 ms of wall and
+    a child process each, whether it waited on the log or not)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.inotify_init1  # noqa: B018  (an AttributeError without inotify: poll instead)
+        libc.inotify_add_watch  # noqa: B018
+    except (OSError, AttributeError):
         return None
-
-
-_LIBC = _libc()
+    return libc
 
 
 class _DirectoryWatch:
@@ -91,7 +97,7 @@ class LogWake:
     def __init__(self, path: Path, *, inotify: bool = True) -> None:
         """``inotify=False`` looks on an interval even where inotify works (tests, bench)."""
         self.path = path
-        self._kernel = inotify and _LIBC is not None
+        self._kernel = inotify and _libc() is not None
         self._watch: _DirectoryWatch | None = None
         self._armed = 0
         self._interval = POLL[0]
@@ -161,12 +167,13 @@ class LogWake:
 
 
 def _inotify(directory: Path) -> int | None:
-    if _LIBC is None:
+    libc = _libc()
+    if libc is None:
         return None
-    fd = int(_LIBC.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
+    fd = int(libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
     if fd < 0:
         return None  # the per-user limit of instances: look on an interval instead
-    watch = int(_LIBC.inotify_add_watch(fd, os.fsencode(directory), _MASK))
+    watch = int(libc.inotify_add_watch(fd, os.fsencode(directory), _MASK))
     if watch < 0:
         code = ctypes.get_errno()
         os.close(fd)
