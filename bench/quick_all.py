@@ -8,7 +8,12 @@ judged. A bench that needs a part of the machine (PostgreSQL's server binaries, 
 fails without it: under ``CI=true`` that part is installed, elsewhere ``--skip-missing`` leaves
 such a bench out and says so (never counted as passed).
 
-    .venv/bin/python bench/quick_all.py [--only NAME ...] [--skip-missing]
+    .venv/bin/python bench/quick_all.py [--only NAME ...] [--skip-missing] [--jobs N]
+
+``--jobs N`` runs N benches at once (CI runs two beside lint and types: the benches wait on
+processes, servers and sleeps for about a third of their wall time); each bench's output is
+printed whole when it ends, so two benches' lines never mix. Their figures are then taken on a
+busier machine, which a quick mode may do: they are printed, not judged.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -91,31 +98,61 @@ def missing(part: str) -> str | None:
     raise ValueError(f"quick_all.py: unknown part {part!r} in BENCHES")
 
 
-def run(names: list[str], skip_missing: bool) -> int:
+def run(names: list[str], skip_missing: bool, jobs: int = 1) -> int:
     in_ci = os.environ.get("CI", "").lower() == "true"
-    failed: list[str] = []
-    rows: list[tuple[str, str, float]] = []
+    rows: dict[str, tuple[str, float]] = {}
+    runnable: list[str] = []
     for name in names:
         reasons = [r for r in (missing(p) for p in BENCHES[name]) if r is not None]
         if reasons and skip_missing and not in_ci:
             print(f"== {name}: not run ({'; '.join(reasons)})", flush=True)
-            rows.append((name, "NOT RUN", 0.0))
-            continue
-        print(f"== {name} --quick", flush=True)
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, str(BENCH / name), "--quick"], check=False)
-        wall = time.perf_counter() - started
-        status = "ok" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
-        if done.returncode != 0:
-            failed.append(name)
-        rows.append((name, status, wall))
+            rows[name] = ("NOT RUN", 0.0)
+        else:
+            runnable.append(name)
+    if jobs <= 1:
+        for name in runnable:
+            print(f"== {name} --quick", flush=True)
+            rows[name] = _one(name, capture=False)
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for name, row in zip(runnable, pool.map(_captured, runnable), strict=True):
+                rows[name] = row
+    failed = [name for name in names if rows[name][0].startswith("FAILED")]
     print("\n== quick benches")
-    for name, status, wall in rows:
+    for name in names:
+        status, wall = rows[name]
         print(f"  {name:28} {wall:6.1f} s  {status}")
     if failed:
         print(f"{len(failed)} bench(es) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _one(name: str, *, capture: bool) -> tuple[str, float]:
+    """Run one bench's quick mode: its status and wall seconds (its output, when
+    ``capture``, printed whole at its end under its name)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(BENCH / name), "--quick"],
+        check=False,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.STDOUT if capture else None,
+        stdin=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - started
+    status = "ok" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
+    if capture:
+        output = done.stdout.decode(errors="replace")
+        with _printing:
+            print(f"== {name} --quick ({wall:.1f} s, {status})\n{output}", end="", flush=True)
+    return status, wall
+
+
+def _captured(name: str) -> tuple[str, float]:
+    return _one(name, capture=True)
+
+
+_printing = threading.Lock()
 
 
 def main() -> None:
@@ -132,12 +169,21 @@ def main() -> None:
         action="store_true",
         help="leave out a bench whose part is missing (never under CI=true)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="benches run at once (default 1: one at a time, its output as it comes)",
+    )
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs must be 1 or more, not {args.jobs}")
     names = list(args.only) if args.only else sorted(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         parser.error(f"not a bench in bench/quick_all.py's BENCHES: {', '.join(unknown)}")
-    sys.exit(run(names, args.skip_missing))
+    sys.exit(run(names, args.skip_missing, args.jobs))
 
 
 if __name__ == "__main__":

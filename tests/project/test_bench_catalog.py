@@ -68,7 +68,8 @@ def test_ci_runs_every_quick_bench() -> None:
     # the run) before the tests.
     ci = (ROOT / ".ci" / "run").read_text()
     assert (
-        ".venv/bin/python bench/quick_all.py >.ci-logs/benches.log 2>&1 &\nbenches_job=$!\n" in ci
+        ".venv/bin/python bench/quick_all.py --jobs 2 >.ci-logs/benches.log 2>&1 &\n"
+        "benches_job=$!\n" in ci
     )
     joined = ci.index('joined "$benches_job" benches')
     assert ci.index("benches_job=$!") < joined < ci.index(".venv/bin/python -m pytest")
@@ -100,3 +101,48 @@ def test_an_unknown_bench_is_refused_by_name() -> None:
     assert done.returncode == 2
     assert "no_such_bench.py" in done.stderr
     assert "BENCHES" in done.stderr
+
+
+def test_benches_run_side_by_side_print_each_output_whole() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "quick_all.py"),
+            "--jobs",
+            "2",
+            "--only",
+            "summary_bench.py",
+            "fund_bench.py",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    # Each bench's block starts with its header and runs to the next header: its own lines.
+    blocks = {
+        block.split(" ", 1)[0]: block
+        for block in out.split("\n== quick benches")[0].split("== ")
+        if block.strip()
+    }
+    assert set(blocks) == {"summary_bench.py", "fund_bench.py"}, out
+    for name, block in blocks.items():
+        assert "--quick (" in block.splitlines()[0] and ", ok)" in block.splitlines()[0], block
+        assert len(block.splitlines()) > 1, f"{name} printed nothing: {block!r}"
+    summary = out.split("\n== quick benches\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in summary] == ["summary_bench.py", "fund_bench.py"]
+    assert all(line.split()[-1] == "ok" for line in summary), summary
+
+
+def test_jobs_below_one_are_refused() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "quick_all.py"), "--jobs", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--jobs must be 1 or more, not 0" in done.stderr
