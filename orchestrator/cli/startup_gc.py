@@ -47,12 +47,29 @@ def hold_for_the_script() -> None:
     """``hold`` from the first of the command line's own modules (``orchestrator.cli``
     imports it), before typer, rich and the root app import (some 40 collections, about 10 ms
     of CPU), when this process is the ``council`` script: its ``argv[0]`` names it, and its
-    ``main`` settles what this holds. Any other process that imports the package (a test
-    runner, a program using the API) is left as it was; ``python -m orchestrator`` holds
-    before its import (``orchestrator.__main__``)."""
+    ``main`` settles what this holds, or ``python -m orchestrator.cli.app``. Any other process
+    that imports the package (a test runner, a program using the API) is left as it was;
+    ``python -m orchestrator`` holds before its import (``orchestrator.__main__``)."""
     argv: list[str] = getattr(sys, "argv", None) or [""]
-    if os.path.basename(argv[0]).removesuffix(".exe") == "council":
+    if os.path.basename(argv[0]).removesuffix(".exe") == "council" or _run_as_the_app():
         hold()
+
+
+def _run_as_the_app() -> bool:
+    """``python -m orchestrator.cli.app``: the command's module run as the script (as the
+    project's tests start it), whose ``main`` settles what ``hold`` paused. While the package
+    imports, ``argv[0]`` is still ``-m``; the interpreter's own command line names the
+    module."""
+    orig: list[str] = getattr(sys, "orig_argv", None) or []
+    args = iter(orig[1:])
+    for arg in args:  # the interpreter's options, up to what it runs
+        if arg == "-m":
+            return next(args, None) == "orchestrator.cli.app"
+        if arg in ("-X", "-W"):
+            next(args, None)  # the option's value
+        elif arg == "-c" or not arg.startswith("-"):
+            return False  # code or a script, not the module
+    return False
 
 
 def is_the_command() -> bool:

@@ -95,6 +95,36 @@ def test_the_script_pauses_the_collector_from_its_first_module_on() -> None:
     assert not paused_by("-c")
 
 
+MODULE_PROBE = """
+import gc, json, sys
+sys.orig_argv = [sys.executable, *sys.argv[1:]]  # the interpreter's command line, as given
+import orchestrator.cli
+print(json.dumps(not gc.isenabled()))
+"""
+
+
+def test_the_app_module_run_as_the_script_pauses_it_as_the_script_does() -> None:
+    """``python -m orchestrator.cli.app`` (how the tests start the command) holds it from the
+    package's import on, as the ``council`` script does; another module run so does not."""
+
+    def paused_by(*command_line: str) -> bool:
+        done = subprocess.run(
+            [sys.executable, "-c", MODULE_PROBE, *command_line],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return bool(json.loads(done.stdout))
+
+    assert paused_by("-m", "orchestrator.cli.app", "run", "--help")
+    assert paused_by("-I", "-m", "orchestrator.cli.app")
+    assert paused_by("-X", "importtime", "-m", "orchestrator.cli.app", "status")
+    assert not paused_by("-m", "pytest", "-m", "orchestrator.cli.app")  # pytest's own -m
+    assert not paused_by("-m", "orchestrator.cli.apps")
+    assert not paused_by("script.py", "orchestrator.cli.app")
+
+
 STATUS_PROBE = """
 import atexit, gc, json, sys
 sys.argv = ["council", "status"]
