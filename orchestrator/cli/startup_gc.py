@@ -67,8 +67,10 @@ def _run_as_the_app() -> bool:
             return next(args, None) == "orchestrator.cli.app"
         if arg in ("-X", "-W"):
             next(args, None)  # the option's value
-        elif arg == "-c" or not arg.startswith("-"):
-            return False  # code or a script, not the module
+        elif not arg.startswith("-") or (not arg.startswith("--") and ("m" in arg or "c" in arg)):
+            # A script, code, or -m/-c joined to other letters (``-mpytest``, ``-Im``): not
+            # told apart here, so not held (the collector is only paused for what is sure).
+            return False
     return False
 
 

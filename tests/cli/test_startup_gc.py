@@ -123,6 +123,8 @@ def test_the_app_module_run_as_the_script_pauses_it_as_the_script_does() -> None
     assert not paused_by("-m", "pytest", "-m", "orchestrator.cli.app")  # pytest's own -m
     assert not paused_by("-m", "orchestrator.cli.apps")
     assert not paused_by("script.py", "orchestrator.cli.app")
+    assert not paused_by("-mpytest", "-m", "orchestrator.cli.app")  # joined: pytest runs
+    assert not paused_by("-c", "pass", "-m", "orchestrator.cli.app")
 
 
 STATUS_PROBE = """
