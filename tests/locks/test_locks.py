@@ -26,6 +26,7 @@ from orchestrator.errors import (
     StaleClaim,
 )
 from orchestrator.events import Event
+from orchestrator.events.locks import LockWaiting
 from orchestrator.locks.manager import FileLockGrant, LockManager
 from orchestrator.process import procid
 from orchestrator.process.procid import ProcessId
@@ -283,12 +284,24 @@ async def test_a_wait_that_closes_a_cycle_is_refused_and_the_first_wait_goes_on(
     await locks_a.acquire_file_lock("a", "src/x.py")
     await locks_b.acquire_file_lock("b", "src/y.py")
     got: list[FileLockGrant] = []
+    said: list[Event] = []
+    store_a = locks_a._store  # a's events go there (None: no store, nothing said)
+    if store_a is not None:
+        store_a.subscribe(said.append)
 
     async def a_waits_for_y() -> None:
         got.append(await locks_a.acquire_file_lock("a", "src/y.py", timeout=patience(30)))
 
     async def a_is_waiting() -> bool:
-        return "a" in await locks_b.registry.waits()
+        """a's wait is written and looked at: with a store, its edge is written, then the graph
+        read in another worker-thread hop, and ``lock.waiting`` said once no cycle was found.
+        b must try only then for its wait to be the one that closes the cycle: had b written
+        its edge before a read the graph, both would see the cycle and both be refused (each
+        wait's look reads after its own write, so a cycle is never missed; two that close one
+        at the same moment are both refused, never neither)."""
+        if "a" not in await locks_b.registry.waits():
+            return False
+        return store_a is None or any(isinstance(e, LockWaiting) and e.session == "a" for e in said)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(a_waits_for_y)
