@@ -8,7 +8,9 @@ edge (session → path → owner) is written to the persisted wait-for graph
 one found refuses this wait with ``DeadlockError`` naming the cycle (``lock.deadlock``), and the
 waits already in the graph go on; otherwise ``lock.waiting`` is said. Cycles are checked when a
 wait starts or its owner changes, not on every poll, so only the session that closes a cycle
-is refused. The edge is cleared when the wait ends, however it ends.
+is refused; two waits that close one at the same moment (each written before the other's
+look) are both refused, never neither. The edge is cleared when the wait ends, however it
+ends.
 """
 
 from __future__ import annotations
