@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+_printing = threading.Lock()  # one bench's output printed at a time (``--jobs``)
 
 # Each bench: the parts of the machine it needs beyond git and Python ("postgres", "bwrap").
 BENCHES: dict[str, tuple[str, ...]] = {
@@ -150,9 +151,6 @@ def _one(name: str, *, capture: bool) -> tuple[str, float]:
 
 def _captured(name: str) -> tuple[str, float]:
     return _one(name, capture=True)
-
-
-_printing = threading.Lock()
 
 
 def main() -> None:

@@ -90,35 +90,26 @@ def test_bench_has_a_quick_mode(script: str) -> None:
         assert "--json" in done.stdout, f"{script} has no --json: give it one or list it"
 
 
-def test_an_unknown_bench_is_refused_by_name() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "quick_all.py"), "--only", "no_such_bench.py"],
+def quick_all(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``bench/quick_all.py`` with ``args``, as a process; its output captured."""
+    return subprocess.run(
+        [sys.executable, str(BENCH / "quick_all.py"), *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_an_unknown_bench_is_refused_by_name() -> None:
+    done = quick_all("--only", "no_such_bench.py")
     assert done.returncode == 2
     assert "no_such_bench.py" in done.stderr
     assert "BENCHES" in done.stderr
 
 
 def test_benches_run_side_by_side_print_each_output_whole() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "quick_all.py"),
-            "--jobs",
-            "2",
-            "--only",
-            "summary_bench.py",
-            "fund_bench.py",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = quick_all("--jobs", "2", "--only", "summary_bench.py", "fund_bench.py", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     # Each bench's block starts with its header and runs to the next header: its own lines.
@@ -137,12 +128,6 @@ def test_benches_run_side_by_side_print_each_output_whole() -> None:
 
 
 def test_jobs_below_one_are_refused() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "quick_all.py"), "--jobs", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = quick_all("--jobs", "0")
     assert done.returncode == 2
     assert "--jobs must be 1 or more, not 0" in done.stderr
