@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
 from orchestrator.config.run import RunConfig
 from orchestrator.config.sandbox import merged_sandbox
-from orchestrator.forge.base import Forge
 from orchestrator.locks.manager import LockManager
 from orchestrator.locks.team_merge import TeamMergeLock, lease_for
 from orchestrator.merge.queue import MergeLockFactory, MergeQueue
@@ -32,6 +32,9 @@ from orchestrator.state import StateStore
 from orchestrator.state.team import Team, remote_base_ref
 from orchestrator.worktrees.manager import WorktreeManager
 from orchestrator.worktrees.models import WorktreeSettings
+
+if TYPE_CHECKING:
+    from orchestrator.forge.base import Forge
 
 __all__ = ["Opened", "open_run", "services_for"]
 

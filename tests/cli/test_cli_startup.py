@@ -105,6 +105,9 @@ UNUSED_BY_A_PLAIN_RUN = (
     "orchestrator.scheduler.team.part",  # team mode (a PostgreSQL store)
     "orchestrator.scheduler.team.train",
     "orchestrator.scheduler.pulls.stack",  # landing.pulls: stacked
+    "orchestrator.scheduler.pulls.follower",  # landing.via: pull_request
+    "orchestrator.scheduler.pulls.landing",
+    "orchestrator.forge.base",  # a forge's client
     "orchestrator.scheduler.session_services",  # a run's services:
     "orchestrator.services.session",
     "pydantic.type_adapter",

@@ -198,3 +198,37 @@ def test_a_run_forgets_the_records_of_directories_and_configs_gone(
     remember_run(kept_dir / "run.yaml", kept_dir, started_in=kept_dir)
     records = [json.loads(p.read_text()) for p in where.glob("*.json")]
     assert [r["directory"] for r in records] == [str(kept_dir.resolve())]
+
+
+def test_a_run_looks_at_a_few_records_only_and_the_gone_ones_still_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's start does not read every record ever remembered (1,000 records were 25 ms of
+    each run): it looks at a few, picked at random, so the gone ones go over the next runs, and
+    the records of directories still there are never forgotten."""
+    from orchestrator.cli.status import run_finder
+
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])
+    where = runs_dir(env)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "run.yaml").write_text("tasks: []\n")
+    run_finder.remember_run(kept / "run.yaml", kept, started_in=kept)
+    for n in range(30):
+        gone = tmp_path / f"gone{n}"
+        gone.mkdir()
+        (gone / "run.yaml").write_text("tasks: []\n")
+        run_finder.remember_run(gone / "run.yaml", gone, started_in=gone)
+    for n in range(30):
+        (tmp_path / f"gone{n}" / "run.yaml").unlink()
+        (tmp_path / f"gone{n}").rmdir()
+    assert len(list(where.glob("*.json"))) == 31
+
+    forgot = run_finder.forget_gone(where)
+    assert run_finder._SWEPT - 1 <= forgot <= run_finder._SWEPT  # 8 looked at, 30 in 31 gone
+    assert len(list(where.glob("*.json"))) == 31 - forgot
+    for _ in range(40):  # the next runs' looks: every gone record goes, the kept one stays
+        run_finder.forget_gone(where)
+    records = [json.loads(p.read_text()) for p in where.glob("*.json")]
+    assert [r["directory"] for r in records] == [str(kept.resolve())]

@@ -70,8 +70,8 @@ from orchestrator.scheduler.pulls.cancelled import (
     open_pull_of_cancelled,
 )
 from orchestrator.scheduler.pulls.feedback import FeedbackRounds, MidReview
-from orchestrator.scheduler.pulls.landing import recorded_pull
 from orchestrator.scheduler.pulls.outcomes import PullOutcomes
+from orchestrator.scheduler.pulls.recorded import recorded_pull
 from orchestrator.scheduler.pulls.stack_view import below_first
 
 __all__ = ["PullFollower", "waits_on_person"]

@@ -42,6 +42,7 @@ from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.part import AttemptPart
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
+from orchestrator.scheduler.pulls.recorded import adopt_for_feedback, feedback_of, recorded_pull
 from orchestrator.task_meta import PullState, TaskMeta
 from orchestrator.workflow.handoffs.document import Handoff, load_handoff
 from orchestrator.worktrees.models import SessionWorktree
@@ -62,13 +63,6 @@ PULL_REMOTE = "origin"  # where heads are pushed when the run has no team remote
 _PROMPT_LINES = 12  # of the task's prompt, at the top of the pull request's body
 _SUMMARY_CHARS = 4000  # of each phase's summary
 _SUMMARY_LINES = 80
-
-
-def recorded_pull(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The task's pull request as its record ``metadata`` last saw it (``PullState``, as the
-    mapping the follower works on); None when it has none (or a damaged one)."""
-    pull = TaskMeta.read(metadata).pull.pull
-    return pull.dump() if pull is not None else None
 
 
 def with_pull(
@@ -98,18 +92,12 @@ class PullLanding(AttemptPart):
         self._writes = writes
 
     async def starting(self, attempt: Attempt, state: TaskState) -> None:
-        attempt.feedback = TaskMeta.read(state.metadata).pull.pull_feedback or None
+        attempt.feedback = feedback_of(state)
 
     async def adopt(
         self, attempt: Attempt, session_id: str, state: TaskState
     ) -> SessionWorktree | None:
-        """A pull request's feedback round: its worktree was retired when the pull request
-        opened; the branch it pushed is checked out again, commits kept."""
-        if attempt.feedback is None or not state.branch:
-            return None
-        return await self._run.services.worktrees.adopt_session_worktree(
-            session_id, attempt.adapter, attempt.worktree_task, state.branch
-        )
+        return await adopt_for_feedback(self._run, attempt, session_id, state)
 
     async def lands(self, attempt: Attempt) -> bool:
         """``landing.via: pull_request``: the work lands later, through its pull request (a

@@ -15,12 +15,16 @@ as a pull request (``landing``), their loop beside the tick, and their say in ho
   request no pass has tried yet (just pushed, or a cancelled task's not yet closed) holds the
   run open until a pass has; a run that ends with a task ``in_review`` ends ``interrupted`` on
   the checkpoint ``in_review``, and ``council resume`` follows its pull request again.
+
+In a run that lands by merge, the landing and the follower are ``leftovers.LeftoverPulls``:
+the same answers from the records alone, without the forge's modules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -31,10 +35,13 @@ from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.ending import after_waiting
 from orchestrator.scheduler.parts import Loop, RunPart
-from orchestrator.scheduler.pulls.follower import PullFollower
-from orchestrator.scheduler.pulls.landing import PullLanding
+from orchestrator.scheduler.pulls.leftovers import LeftoverPulls
 from orchestrator.scheduler.pulls.stack_view import open_for_review
 from orchestrator.worktrees.models import SessionWorktree
+
+if TYPE_CHECKING:
+    from orchestrator.scheduler.pulls.follower import PullFollower
+    from orchestrator.scheduler.pulls.landing import PullLanding
 
 __all__ = ["PullsPart"]
 
@@ -45,8 +52,16 @@ class PullsPart(RunPart):
 
     def __init__(self, run: RunContext, writes: AttemptWrites) -> None:
         self._run = run
-        self._pulls = PullFollower(run)
-        self._landing = PullLanding(run, writes)
+        self._pulls: PullFollower | LeftoverPulls
+        self._landing: PullLanding | LeftoverPulls
+        if run.services.config.landing.via == "pull_request":
+            # The forge's modules: only a run that lands through pull requests imports them.
+            from orchestrator.scheduler.pulls.follower import PullFollower
+            from orchestrator.scheduler.pulls.landing import PullLanding
+
+            self._pulls, self._landing = PullFollower(run), PullLanding(run, writes)
+        else:  # what an earlier run's pull requests left in the records (``leftovers``)
+            self._pulls = self._landing = LeftoverPulls(run)
         self._every = run.services.config.landing.poll
         self._nudge = anyio.Event()
 
