@@ -108,6 +108,7 @@ UNUSED_BY_A_PLAIN_RUN = (
     "orchestrator.scheduler.pulls.follower",  # landing.via: pull_request
     "orchestrator.scheduler.pulls.landing",
     "orchestrator.forge.base",  # a forge's client
+    "rich",  # nothing drawn or styled: JSON on stdout, plain lines on stderr
     "orchestrator.scheduler.session_services",  # a run's services:
     "orchestrator.services.session",
     "pydantic.type_adapter",

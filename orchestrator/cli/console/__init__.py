@@ -8,24 +8,21 @@ A reader that goes away (``council demo | head -1``, a ``| cat`` the Ctrl-C ende
 pipe on the next write: every print here catches it, points that stream at ``/dev/null`` (so no
 later write, nor the flush at exit, fails again) and calls what ``on_output_closed`` registered
 once (a run stops there: ``run_cmd``); ``output_closed`` says it happened (exit 141).
+
+rich is imported when something is drawn or styled, not with this module: a plain line, JSON
+(``run --json``) and the questions about the terminal need none of it (some 15 ms of every such
+command's start). ``stdout`` and ``stderr``, rich's consoles, are made on first use.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
-from typing import IO, TYPE_CHECKING
-
-from rich import box
-from rich.cells import cell_len
-from rich.console import Console, Group, RenderableType
-from rich.constrain import Constrain
-from rich.padding import Padding
-from rich.panel import Panel
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, cast
 
 from orchestrator.cli.table_layout import (
     Column,
@@ -38,9 +35,11 @@ from orchestrator.cli.table_layout import (
 if TYPE_CHECKING:
     # Imported where they are drawn: a plain table (piped, or a long one) and a line of
     # progress need neither (some 6 ms of ``council status``'s CPU).
+    from rich.console import Console, RenderableType
     from rich.live import Live
     from rich.status import Status
     from rich.table import Table
+    from rich.text import Text
 
 __all__ = [
     "Column",
@@ -69,11 +68,42 @@ __all__ = [
     "stdout_gone",
 ]
 
+# rich's consoles, made on first use (``__getattr__``): ``console.stdout``, ``console.stderr``.
 # Without a file argument rich looks up sys.stdout / sys.stderr at each write, so output
 # follows any redirection made after import (test runners do this).
-stdout = Console(highlight=False, soft_wrap=True)
+stdout: Console
+stderr: Console
 BOXED_ROWS = 200  # past this many rows a table is printed in the plain layout
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def __getattr__(name: str) -> Console:
+    if name not in ("stdout", "stderr"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    made = Console(stderr=name == "stderr", highlight=False, soft_wrap=True)
+    globals()[name] = made  # (a test may put another in its place)
+    return made
+
+
+def _stdout() -> Console:
+    made: Console | None = globals().get("stdout")
+    return made if made is not None else __getattr__("stdout")
+
+
+def _stderr() -> Console:
+    made: Console | None = globals().get("stderr")
+    return made if made is not None else __getattr__("stderr")
+
+
+def _file(err: bool = False) -> IO[str]:
+    """The file a console writes to (``Console.file``), without making one: with no console
+    made yet, ``sys.stdout`` or ``sys.stderr`` (what a console without a file writes to)."""
+    made: Console | None = globals().get("stderr" if err else "stdout")
+    if made is not None:
+        return made.file
+    file = sys.stderr if err else sys.stdout
+    return file if file is not None else (_stderr() if err else _stdout()).file
 
 
 # Opened once, with the module: a broken pipe is found while a run's event loop prints, which
@@ -108,12 +138,14 @@ def _writing(target: Console | IO[str]) -> Iterator[None]:
     try:
         yield
     except BrokenPipeError:
-        _reader_gone(target.file if isinstance(target, Console) else target)
+        made = sys.modules.get("rich.console")  # a console is one of rich's, imported then
+        drawn = made is not None and isinstance(target, made.Console)
+        _reader_gone(cast("Console", target).file if drawn else cast("IO[str]", target))
 
 
 def stdout_gone() -> None:
     """A broken pipe no print here caught (another library's write to stdout): as if one had."""
-    _reader_gone(stdout.file)
+    _reader_gone(_file())
 
 
 def _reader_gone(file: IO[str]) -> None:
@@ -127,8 +159,17 @@ def _reader_gone(file: IO[str]) -> None:
 
 
 def is_terminal() -> bool:
-    """Standard output is a terminal (so tables may be redrawn in place)."""
-    return stdout.is_terminal
+    """Standard output is a terminal (so tables may be redrawn in place). rich's answer; but
+    where it can only be no (no console made yet, neither ``TTY_COMPATIBLE`` nor
+    ``FORCE_COLOR`` set, and not a tty: rich says yes only for one of those), said without it."""
+    if "stdout" not in globals() and not {"TTY_COMPATIBLE", "FORCE_COLOR"} & os.environ.keys():
+        isatty = getattr(sys.stdout, "isatty", None)
+        try:
+            if isatty is None or not isatty():
+                return False
+        except ValueError:  # closed (rich says no too)
+            return False
+    return _stdout().is_terminal
 
 
 _live: list[Live] = []  # the live display drawn now, if any
@@ -138,18 +179,20 @@ _FOLD_FLOOR = 6  # the narrowest a folding column is made when not even the key 
 
 def height() -> int:
     """Lines of the terminal standard output is (24 when it is not one)."""
-    return stdout.size.height
+    return _stdout().size.height
 
 
 def _diagnostics() -> Console:
     # While a live display is drawn, a line written to stderr lands inside the drawing and
     # the next redraw erases it (rich writes past its own stderr redirection). Printed
     # through the display's console, it goes above the drawing and stays.
-    return stdout if _live and stderr.is_terminal else stderr
+    return _stdout() if _live and _stderr().is_terminal else _stderr()
 
 
 def print_error(message: str) -> None:
     """Each line of ``message`` in red on stderr, exactly as given (no markup, no wrapping)."""
+    from rich.text import Text
+
     target = _diagnostics()
     with _writing(target):
         for line in message.splitlines() or [""]:
@@ -158,6 +201,8 @@ def print_error(message: str) -> None:
 
 def print_warning(message: str) -> None:
     """Each line of ``message`` in yellow on stderr, exactly as given."""
+    from rich.text import Text
+
     target = _diagnostics()
     with _writing(target):
         for line in message.splitlines() or [""]:
@@ -166,12 +211,17 @@ def print_warning(message: str) -> None:
 
 def print_success(message: str) -> None:
     """A green confirmation line on stdout."""
-    with _writing(stdout):
-        stdout.print(Text(message, style="green"))
+    from rich.text import Text
+
+    out = _stdout()
+    with _writing(out):
+        out.print(Text(message, style="green"))
 
 
 def print_progress(message: str) -> None:
     """A dim progress line on stderr (stdout stays data for ``--json``)."""
+    from rich.text import Text
+
     target = _diagnostics()
     with _writing(target):
         target.print(Text(message, style="dim"))
@@ -203,7 +253,7 @@ def same_file_for_both() -> bool:
     """stdout and stderr are the same file (``> log 2>&1``, nohup): what one says, the
     other need not."""
     try:
-        return os.path.samestat(os.fstat(stdout.file.fileno()), os.fstat(stderr.file.fileno()))
+        return os.path.samestat(os.fstat(_file().fileno()), os.fstat(_file(True).fileno()))
     except (OSError, ValueError, AttributeError):  # not real files (a test's capture)
         return False
 
@@ -222,7 +272,7 @@ def show_log_warnings() -> None:
 
 def print_plain(line: str, *, to_stderr: bool = False) -> None:
     """One line as it is, flushed at once (a log line a pipe or a file shows right away)."""
-    target = (stderr if to_stderr else stdout).file
+    target = _file(to_stderr)
     with _writing(target):
         target.write(line + "\n")
         target.flush()
@@ -230,7 +280,7 @@ def print_plain(line: str, *, to_stderr: bool = False) -> None:
 
 def print_lines(text: str) -> None:
     """Plain text on stdout, byte for byte (for JSON and other machine-read output)."""
-    target = stdout.file
+    target = _file()
     with _writing(target):
         target.write(text if text.endswith("\n") else text + "\n")
         target.flush()
@@ -239,7 +289,11 @@ def print_lines(text: str) -> None:
 def _cells(text: str) -> int:
     """How many terminal cells ``text`` takes (rich's ``cell_len``): printable ASCII, what
     table cells almost always are, one cell a character without asking rich."""
-    return len(text) if text.isascii() and text.isprintable() else cell_len(text)
+    if text.isascii() and text.isprintable():
+        return len(text)
+    from rich.cells import cell_len
+
+    return cell_len(text)
 
 
 def print_table(
@@ -250,7 +304,7 @@ def print_table(
     wide: bool = False,
 ) -> None:
     """A table on stdout (``_print_table``)."""
-    with _writing(stdout):
+    with _writing(_stdout()):
         _print_table(columns, rows, title, wide=wide)
 
 
@@ -270,6 +324,10 @@ def _print_table(
     ``BOXED_ROWS`` rows (a box costs rich some 0.2 ms a row to draw, a plain line next to
     nothing, and past a screenful nobody reads it boxed): the plain layout, every cell whole
     (``table_layout``)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    stdout = _stdout()
     specs = [Column.of(column) for column in columns]
     cells = [[str(cell) for cell in row] for row in rows]
     if title is not None:  # wrapped between words on a terminal, so an id stays on one line
@@ -303,9 +361,11 @@ def _boxed(
     # a fixed width (its natural one; a folding column its share of what is left), so rich
     # does not measure every cell again: the layout did, once.
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_edge=False)
-    widths = _fixed_widths(columns, layout, stdout.width if space is None else space, wide=wide)
+    width = _stdout().width if space is None else space
+    widths = _fixed_widths(columns, layout, width, wide=wide)
     for index, width in zip(layout.kept, widths, strict=True):
         column = columns[index]
         if (column.wraps and not wide) or column.key:  # a key one folds if rich narrows it
@@ -350,7 +410,7 @@ def _table(
     """The summary's layout redrawn in place: its title wrapped between words above it."""
     specs = [Column.of(column) for column in columns]
     cells = [[str(cell) for cell in row] for row in rows]
-    return _titled(title, _fitted(specs, cells, stdout.width))
+    return _titled(title, _fitted(specs, cells, _stdout().width))
 
 
 def _fitted(
@@ -359,6 +419,9 @@ def _fitted(
     """A table ``width`` wide at most, for a live display: the lesser columns that do not fit
     are dropped, said in a dim line under it; when not even the key columns fit side by side,
     each row is stacked (``_stacked``): a redrawn display has no plain layout to fall back on."""
+    from rich import box
+    from rich.constrain import Constrain
+
     layout = choose_columns(specs, cells, width, _cells)
     if layout.plain:
         return Constrain(_stacked(specs, cells), width)
@@ -374,6 +437,9 @@ def _stacked(specs: Sequence[Column], cells: Sequence[Sequence[str]]) -> Rendera
     """Each row on lines of its own: its first two key columns (a task and its status), then
     each other key column as ``header: value``, indented; every line wrapped between words.
     The lesser columns are said dropped in one dim line."""
+    from rich.console import Group
+    from rich.padding import Padding
+
     keys = [i for i, column in enumerate(specs) if column.key]
     lines: list[RenderableType] = []
     for row in cells:
@@ -390,6 +456,8 @@ def _stacked(specs: Sequence[Column], cells: Sequence[Sequence[str]]) -> Rendera
 def _wrapping(text: str, style: str = "") -> Text:
     """``text`` wrapped between words at the edge, never cut (a word wider than the screen
     folds)."""
+    from rich.text import Text
+
     return Text(text, style=style, no_wrap=False, overflow="fold")
 
 
@@ -398,6 +466,9 @@ def _titled(title: str | None, table: RenderableType, width: int | None = None) 
     ``width`` wide at most."""
     if title is None:
         return table
+    from rich.console import Group
+    from rich.constrain import Constrain
+
     text = _wrapping(title, "bold")
     return Group(text if width is None else Constrain(text, width), table)
 
@@ -410,13 +481,13 @@ def live_table(
     title)``. It disappears at the end (the caller prints a summary), and on anything but a
     terminal nothing is drawn, so piped output stays clean. The summary's layout (``_table``):
     it cuts neither an id nor its headline. (A run's live board: ``console.board``.)"""
-    if not stdout.is_terminal:
+    if not is_terminal():
         yield lambda rows, title: None
         return
     from rich.live import Live
 
     draw = partial(_table, columns)
-    with Live(draw([], None), console=stdout, transient=True) as live, shown_live(live):
+    with Live(draw([], None), console=_stdout(), transient=True) as live, shown_live(live):
 
         def update(rows: Iterable[Sequence[object]], title: str | None) -> None:
             live.update(draw(rows, title))
@@ -444,7 +515,7 @@ def board_table(
     cells = [[str(cell) for cell in row] for row in rows]
     # Narrower than the screen by _ECHO_ROOM: the terminal echoes ``^C`` after the last line
     # drawn, and an echo that wraps shifts the drawing by a line the next redraw leaves behind.
-    width = max(20, stdout.width - _ECHO_ROOM)
+    width = max(20, _stdout().width - _ECHO_ROOM)
     return _titled(title, _fitted(specs, cells, width, board=True), width)
 
 
@@ -453,9 +524,12 @@ def status() -> Iterator[Callable[[str], None]]:
     """A status line on stderr while the block runs; yields ``say(message)``, which replaces
     it. On a terminal it is one line with a spinner that disappears at the end; elsewhere each
     message is a progress line, so logs keep what happened."""
+    stderr = _stderr()
     if not stderr.is_terminal:
         yield print_progress
         return
+    from rich.text import Text
+
     shown: list[Status] = []
 
     def say(message: str) -> None:
@@ -476,15 +550,19 @@ def print_checklist(rows: Sequence[tuple[str, str, str, str, str | None]], summa
     """A checklist on stdout (``checklist.draw``)."""
     from orchestrator.cli.console.checklist import draw
 
-    with _writing(stdout):
+    with _writing(_stdout()):
         draw(rows, summary)
 
 
 def print_help(usage: str, text: str, boxed: Sequence[tuple[str, Sequence[Sequence[str]]]]) -> None:
     """A group's help as typer draws it: usage, ``text``'s first line, each panel (title, rows:
     a name first, a help text last), then ``text``'s other lines (its epilog)."""
+    from rich.padding import Padding
+    from rich.panel import Panel
     from rich.table import Table
+    from rich.text import Text
 
+    stdout = _stdout()
     head, _, epilog = text.partition("\n")
     lines = ["", Text.assemble(" ", ("Usage: ", "yellow"), (usage, "bold")), "", head, ""]
     with _writing(stdout):

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 
 from orchestrator.cli import console
-from orchestrator.cli.console import board
 from orchestrator.council import BoardView, Council, TaskLine
 from orchestrator.scheduler.board import ENDED
 from orchestrator.scheduler.board_book import BoardBook, fold_rank
+
+if TYPE_CHECKING:
+    from orchestrator.cli.console.board import BoardLines
 
 __all__ = ["COLUMNS", "Stopping", "fitted", "headline", "rows_for", "show_board"]
 
@@ -98,9 +101,11 @@ def _fitted(views: Views, height: int, title: str) -> list[tuple[str, ...]]:
     return _drawn(views, height, title)[0]
 
 
-def _drawn(views: Views, height: int, title: str) -> tuple[list[tuple[str, ...]], board.BoardLines]:
+def _drawn(views: Views, height: int, title: str) -> tuple[list[tuple[str, ...]], BoardLines]:
     """``_fitted``'s rows and the board they draw, rendered once: the lines measured are the
     lines drawn."""
+    from orchestrator.cli.console import board  # rich's drawing: a board drawn only
+
     room = height
     rows = _rows(views, room)
     lines = board.board_lines(COLUMNS, rows, title)
@@ -116,6 +121,8 @@ def _drawn(views: Views, height: int, title: str) -> tuple[list[tuple[str, ...]]
 
 async def show_board(council: Council, stopping: Stopping) -> None:
     """Redraw the board until cancelled (the run's end); on no terminal, nothing."""
+    from orchestrator.cli.console import board
+
     with board.live_board() as draw:
         if draw is None:
             return
