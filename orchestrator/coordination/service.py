@@ -25,14 +25,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 import anyio.to_thread
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from orchestrator.coordination.desk import Answer, Desk
 from orchestrator.coordination.wire import LINE_LIMIT, WireError, decode_request, encode
+
+if TYPE_CHECKING:
+    # The desk answers a socket's requests: imported when one is served, not by the sweep of
+    # stale sockets every run makes (``sweep_stale``), nor by a run whose CLIs take no MCP
+    # server (``tools_later``).
+    from orchestrator.coordination.desk import Answer, Desk
 
 __all__ = ["SOCKET_NAME", "SessionSocket", "listening", "serve_session", "served", "sweep_stale"]
 
@@ -197,6 +203,8 @@ def _session_of(desk: Desk) -> str:
 
 
 async def _answer(stream: anyio.abc.SocketStream, desk: Desk, session: str) -> None:
+    from orchestrator.coordination.desk import Answer
+
     lines = BufferedByteReceiveStream(stream)
     while True:
         try:

@@ -3,7 +3,9 @@
 The only module besides ``hookspecs`` that imports pluggy. Loading goes:
 
 1. every module in ``BUILTIN_PLUGINS`` (the built-in adapters are plugins like any other); a
-   missing one is a ``PluginError`` naming it;
+   missing one is a ``PluginError`` naming it. Those of ``BUILTIN_ADAPTERS`` are imported when
+   one of their adapters is first asked for (``AdapterRegistry.add_later``): a run imports the
+   adapters it uses; any other is imported here;
 2. plugin objects passed in-process (``load_plugins(extra=[...])``);
 3. third-party plugins, found through the ``cli_council`` entry-point group, unless
    ``COUNCIL_DISABLE_PLUGINS=1``; ``COUNCIL_PLUGINS=a,b`` keeps only the entry points named;
@@ -65,6 +67,11 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "adapters.command",
     "adapters.scripted",
 )
+# The adapters each built-in plugin registers (``register_adapters``), known without importing
+# it (tests/plugins checks each module registers exactly these).
+BUILTIN_ADAPTERS: Mapping[str, tuple[str, ...]] = {
+    path: (path.removeprefix("adapters."),) for path in BUILTIN_PLUGINS
+}
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 DISABLE_ENV = "COUNCIL_DISABLE_PLUGINS"
 ALLOW_ENV = "COUNCIL_PLUGINS"
@@ -138,8 +145,15 @@ def load_plugins(
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     infos: dict[str, PluginInfo] = {}
+    registry = AdapterRegistry()
     for path in BUILTIN_PLUGINS if builtins is None else builtins:
-        _register(manager, infos, _import_builtin(path), PluginInfo(path, "built-in"))
+        info = PluginInfo(path, "built-in")
+        if path in BUILTIN_ADAPTERS and path not in infos:  # imported on first use
+            infos[path] = info
+            for name in BUILTIN_ADAPTERS[path]:
+                registry.add_later(name, info, functools.partial(_load_builtin, registry, info))
+        else:
+            _register(manager, infos, _import_builtin(path), info)
     for plugin in extra:
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
         _register(manager, infos, plugin, PluginInfo(str(name), "in-process"))
@@ -161,7 +175,6 @@ def load_plugins(
             ) from exc
         _register(manager, infos, plugin, info)
     _check_hooks(manager, infos)
-    registry = AdapterRegistry()
     _each_registration(
         manager,
         infos,
@@ -239,6 +252,21 @@ def _import_builtin(path: str) -> object:
     except Exception as exc:
         raise PluginError(
             f"built-in plugin {path!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _load_builtin(registry: AdapterRegistry, info: PluginInfo) -> None:
+    """A built-in plugin of ``BUILTIN_ADAPTERS``, imported and its adapters added, when one of
+    them is first asked for; what its ``register_adapters`` raises is a ``PluginError`` naming
+    it, as at load."""
+    plugin = _import_builtin(info.name)
+    try:
+        plugin.register_adapters(register=functools.partial(registry.add, plugin=info))  # type: ignore[attr-defined]
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            f"{info} failed in register_adapters: {type(exc).__name__}: {exc}"
         ) from exc
 
 

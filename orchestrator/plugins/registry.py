@@ -9,11 +9,18 @@ of the plugin that brought it, not in the middle of a run::
     registry.get("codex")                  # the class; AdapterError listing known names if unknown
     registry.plugin_of("codex")            # 'adapters.codex'
     registry.create("fast", run_config.adapters["fast"])   # an instance, options validated
+
+A built-in adapter is known by its name from the start and its class added when it is first
+asked for (``add_later``): its plugin's module is imported then, so a run imports the adapters it
+uses, not all nine (some 11 ms of every command's start). Its class is checked then, as any
+other; a name taken twice is refused at load all the same, the built-in named.
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,26 +50,55 @@ class AdapterRegistry:
     def __init__(self) -> None:
         self._classes: dict[str, type[Adapter]] = {}
         self._plugins: dict[str, PluginInfo] = {}
+        self._later: dict[str, tuple[PluginInfo, Callable[[], None]]] = {}  # (``add_later``)
+        self._loading = threading.Lock()  # a class asked for in two threads is added once
 
     def add(self, adapter_class: Any, plugin: PluginInfo | str = "in-process") -> None:
         """Register ``adapter_class`` as provided by ``plugin``; refuse anything invalid."""
         info = plugin if isinstance(plugin, PluginInfo) else PluginInfo(plugin)
         name = _check_class(adapter_class, info)
-        if name in self._classes:
+        later = self._later.get(name)
+        first = self._plugins.get(name) or (later[0] if later and later[0] != info else None)
+        if first is not None:
             raise PluginError(
-                f"adapter name {name!r} is registered twice: by {self._plugins[name]} "
+                f"adapter name {name!r} is registered twice: by {first} "
                 f"and by {info}; uninstall one of them or set COUNCIL_PLUGINS to choose"
             )
+        self._later.pop(name, None)
         self._classes[name] = adapter_class
         self._plugins[name] = info
 
+    def add_later(self, name: str, plugin: PluginInfo, load: Callable[[], None]) -> None:
+        """Adapter ``name`` of ``plugin``, whose class ``load`` adds (``add``) when the name is
+        first asked for (module doc). A name taken already is refused as ``add`` refuses it."""
+        taken = self._plugins.get(name) or (self._later[name][0] if name in self._later else None)
+        if taken is not None:
+            raise PluginError(
+                f"adapter name {name!r} is registered twice: by {taken} "
+                f"and by {plugin}; uninstall one of them or set COUNCIL_PLUGINS to choose"
+            )
+        self._later[name] = (plugin, load)
+
     def names(self) -> list[str]:
-        return sorted(self._classes)
+        return sorted({*self._classes, *self._later})
 
     def __contains__(self, name: object) -> bool:
-        return name in self._classes
+        return name in self._classes or name in self._later
+
+    def _load(self, name: str) -> None:
+        """The class of an adapter added later, added now (``add_later``)."""
+        with self._loading:
+            later = self._later.get(name)
+            if later is None:
+                return
+            plugin, load = later
+            load()
+            if self._later.pop(name, None) is not None:
+                raise PluginError(f"{plugin} did not register its adapter {name!r}")
 
     def get(self, name: str) -> type[Adapter]:
+        if name in self._later:
+            self._load(name)
         try:
             return self._classes[name]
         except KeyError:
@@ -72,9 +108,10 @@ class AdapterRegistry:
                 f"{known} (a plugin's adapter? see `council adapters list`)"
             ) from None
 
-    def options_models(self) -> dict[str, type[AdapterConfig]]:
-        """Each adapter type's options model (for ``load_config`` and the JSON Schema)."""
-        return {name: adapter_class.Config for name, adapter_class in self._classes.items()}
+    def options_models(self) -> Mapping[str, type[AdapterConfig]]:
+        """Each adapter type's options model (for ``load_config`` and the JSON Schema): a
+        mapping whose models are those of the classes, each asked for when it is looked up."""
+        return _OptionsModels(self)
 
     def plugin_of(self, name: str) -> PluginInfo:
         self.get(name)
@@ -104,6 +141,24 @@ class AdapterRegistry:
             raise
         except Exception as exc:  # a plugin's __init__ is outside code; name whose it is
             raise AdapterError(f"{label}: could not be created: {exc}") from exc
+
+
+class _OptionsModels(Mapping[str, type[AdapterConfig]]):
+    """``AdapterRegistry.options_models``: an adapter's model looked up loads its class."""
+
+    def __init__(self, registry: AdapterRegistry) -> None:
+        self._registry = registry
+
+    def __getitem__(self, name: str) -> type[AdapterConfig]:
+        if name not in self._registry:
+            raise KeyError(name)
+        return self._registry.get(name).Config
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry.names())
+
+    def __len__(self) -> int:
+        return len(self._registry.names())
 
 
 def _check_class(adapter_class: Any, plugin: PluginInfo) -> str:

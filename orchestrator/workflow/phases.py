@@ -331,8 +331,9 @@ class PhaseSteps:
         run = self._run
         guard = await run.worktrees.tamper_guard()
         confined = await checkout_confined(run.config, call)
+        tools = run.tools if _takes_tools(run, call.adapter) else None
         opening = Opening(
-            guard.arming(run.session.path, run.session.branch, confined=confined), run.tools
+            guard.arming(run.session.path, run.session.branch, confined=confined), tools
         )
         recorded = plan is None
         try:
@@ -461,3 +462,16 @@ class PhaseSteps:
         self._progress.handoffs[name] = handoff
         await run.phase_ended()
         return handoff
+
+
+def _takes_tools(run: TaskRun, adapter: str) -> bool:
+    """Whether the CLI of ``adapter`` takes MCP servers, so is given the council's own
+    (``runner.phase``): a CLI that takes none gets no socket opened for it. An adapter the
+    registry does not know is said so by ``call_phase_cli``; the tools are opened as before."""
+    entry = run.config.adapters.get(adapter)
+    try:
+        return run.plugins.registry.get(
+            entry.type or adapter if entry else adapter
+        ).takes_mcp_servers
+    except AdapterError:
+        return True

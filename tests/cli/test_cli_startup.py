@@ -109,6 +109,7 @@ UNUSED_BY_A_PLAIN_RUN = (
     "orchestrator.scheduler.pulls.landing",
     "orchestrator.forge.base",  # a forge's client
     "rich",  # nothing drawn or styled: JSON on stdout, plain lines on stderr
+    "orchestrator.coordination.desk",  # the council's tools: its CLI takes no MCP server
     "orchestrator.scheduler.session_services",  # a run's services:
     "orchestrator.services.session",
     "pydantic.type_adapter",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import logging
+import subprocess
 import sys
 import types
 from collections.abc import Callable
@@ -93,6 +95,58 @@ def test_the_builtin_tuple_lists_every_adapter_module_once() -> None:
     assert len(set(plugins.BUILTIN_PLUGINS)) == len(plugins.BUILTIN_PLUGINS) == 9
     assert set(OURS) <= set(plugins.BUILTIN_PLUGINS)
     assert all(path.startswith("adapters.") for path in plugins.BUILTIN_PLUGINS)
+
+
+def test_each_builtin_registers_the_adapters_it_is_listed_with() -> None:
+    """``BUILTIN_ADAPTERS`` names each built-in's adapters without importing it: what each
+    module's ``register_adapters`` registers, exactly."""
+    import importlib
+
+    assert set(plugins.BUILTIN_ADAPTERS) == set(plugins.BUILTIN_PLUGINS)
+    for path, names in plugins.BUILTIN_ADAPTERS.items():
+        registered: list[str] = []
+        importlib.import_module(path).register_adapters(
+            register=lambda cls, found=registered: found.append(cls.name)
+        )
+        assert registered == list(names), path
+
+
+def test_a_run_imports_only_the_builtin_adapters_it_asks_for() -> None:
+    """A load knows every built-in adapter by name; its module is imported when the adapter
+    is first asked for (a run pays for the adapters it uses, not all nine)."""
+    code = (
+        "import sys\n"
+        "from orchestrator.plugins.host import load_plugins\n"
+        "host = load_plugins(entry_points=[], environ={})\n"
+        "before = sorted(m for m in sys.modules if m.startswith('adapters.'))\n"
+        "names = host.registry.names()\n"
+        "model = host.registry.options_models()['scripted']\n"
+        "after = sorted(m for m in sys.modules if m.startswith('adapters.'))\n"
+        "print(before, names, model.__qualname__, after, sep='|')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    before, names, model, after = done.stdout.strip().split("|")
+    assert before == "[]"
+    assert names == str(sorted(p.removeprefix("adapters.") for p in plugins.BUILTIN_PLUGINS))
+    assert model == "Scripted.Config"
+    others = {p for p in plugins.BUILTIN_PLUGINS if p != "adapters.scripted"}
+    assert "adapters.scripted" in after and not others & set(ast.literal_eval(after))
+
+
+def test_a_builtin_that_breaks_when_first_used_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imported on first use, a built-in that fails says which, as it did at load."""
+    # (the built-ins given: a load of its own, not the one the suite keeps, tests/support)
+    host = plugins.load_plugins(builtins=plugins.BUILTIN_PLUGINS, entry_points=[], environ={})
+
+    def broken(path: str) -> object:
+        raise PluginError(f"built-in plugin {path!r} failed to import: ImportError: gone")
+
+    monkeypatch.setattr(plugins, "_import_builtin", broken)
+    with pytest.raises(PluginError, match=r"built-in plugin 'adapters.codex' failed to import"):
+        host.registry.get("codex")
+    assert "codex" in host.registry.names()  # still known: asked again, it says so again
 
 
 def test_a_missing_builtin_is_named() -> None:

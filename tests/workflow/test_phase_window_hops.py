@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from adapters.scripted import Scripted
 from orchestrator.coordination import service
 from orchestrator.coordination.desk import Caller
 from orchestrator.coordination.session_tools import session_tools
@@ -51,7 +52,10 @@ async def _watched_run(harness: Harness, **fields: Any) -> TaskRun:
 
 
 def _sockets(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The socket directories made from now on (each session's, private)."""
+    """The socket directories made from now on (each session's, private), for a CLI that
+    takes MCP servers (the scripted one here, as if it did: one that takes none gets no
+    socket, ``test_a_cli_that_takes_no_mcp_server_gets_no_socket``)."""
+    monkeypatch.setattr(Scripted, "takes_mcp_servers", True)
     made: list[Path] = []
     real = service._private_dir
 
@@ -83,6 +87,35 @@ async def test_each_side_of_the_cli_is_one_call_the_ledger_records(
     assert sockets and not any(p.exists() for p in sockets)  # gone with the CLI
     guard = await harness.worktrees.tamper_guard()
     assert guard._ledger.live() == []  # the session's window closed
+
+
+async def test_a_cli_that_takes_no_mcp_server_gets_no_socket(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The council's tools are a socket served around each phase's CLI; a CLI that takes no
+    MCP server (the scripted one, aider, a command) would never be given it: none is opened,
+    and the desk behind it is never made (``coordination.tools_later``)."""
+    run = await _watched_run(harness, workflow={"phases": [{"name": "build"}]})
+    made = _sockets(monkeypatch)
+    monkeypatch.setattr(Scripted, "takes_mcp_servers", False)  # as it is
+    built: list[object] = []
+    real = run.tools
+    assert real is not None
+
+    class Counted:
+        def open(self) -> Any:
+            built.append(self)
+            assert real is not None
+            return real.open()
+
+    run.tools = Counted()
+
+    result = await run_workflow(run)
+
+    assert result.status == WorkflowStatus.READY_TO_MERGE, result.message
+    assert made == [] and built == []
+    (call,) = await Ledger(harness.store).entries("s1")
+    assert call.outcome == "succeeded"
 
 
 async def test_a_failing_look_after_still_closes_the_call(

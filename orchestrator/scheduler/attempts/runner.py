@@ -41,12 +41,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from orchestrator.coordination.desk import Caller
-from orchestrator.coordination.session_tools import SessionTools, session_tools
+from orchestrator.coordination.tools_later import ToolsLater
 from orchestrator.errors import (
     CouncilError,
     LockError,
@@ -79,6 +78,9 @@ from orchestrator.state.claim_rules import ClaimUpdatesTold
 from orchestrator.task_meta import TaskMeta
 from orchestrator.workflow.task_run import TaskRun, WorkflowFn, WorkflowResult, WorkflowStatus
 from orchestrator.worktrees.models import SessionWorktree
+
+if TYPE_CHECKING:
+    from orchestrator.coordination.session_tools import SessionTools
 
 __all__ = ["AttemptRunner"]
 
@@ -399,15 +401,25 @@ class AttemptRunner:
 
         return carry
 
-    def _tools(self, attempt: Attempt) -> SessionTools | None:
-        """The council's MCP server for each phase's CLI (``council_mcp: false``: none)."""
+    def _tools(self, attempt: Attempt) -> ToolsLater | None:
+        """The council's MCP server for each phase's CLI (``council_mcp: false``: none), made
+        when a phase whose CLI takes MCP servers first opens it (``ToolsLater``)."""
         services = self._run.services
         if not services.config.council_mcp:
             return None
         assert attempt.session is not None
         session = attempt.session.session_id
-        caller = Caller(session, attempt.task.id, attempt.lock_owner(session))
-        return session_tools(services.store, services.locks, caller, self._files_reporter(attempt))
+        owner, task_id = attempt.lock_owner(session), attempt.task.id
+        reporter = self._files_reporter(attempt)
+
+        def make() -> SessionTools:
+            from orchestrator.coordination.desk import Caller
+            from orchestrator.coordination.session_tools import session_tools
+
+            caller = Caller(session, task_id, owner)
+            return session_tools(services.store, services.locks, caller, reporter)
+
+        return ToolsLater(make)
 
     def _phase_start(
         self, attempt: Attempt
