@@ -10,6 +10,11 @@ whatever it refreshes is the copy's: the radar never takes the worktree's ``inde
 not yet known to git (never added) are not in a diff, so not seen until the phase commit adds
 them.
 
+The scratch directory is removed when the look ends; one a killed look left (a ``SIGKILL``, a
+machine that lost power) is removed by the next run (``sweep_stale_indexes``, once it is
+``STALE_AFTER`` old: a look takes milliseconds), so copies of an index, its paths and their
+blob names, do not pile up in the machine's temporary directory.
+
 The tip (a ``merge-tree`` needs committed tips) is read from git's own files without a process
 (the worktree's ``HEAD`` and its branch's ref, ``git.ref_files``), and asked of git
 (``rev-parse HEAD``) only where those cannot tell exactly: one git process per look at a
@@ -24,6 +29,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +41,15 @@ from orchestrator.git.ref_files import read_refs
 from orchestrator.radar.hunks import FileDiff, parse_diff
 from orchestrator.safety.untrusted_read import read_regular
 
-__all__ = ["DIFF_ARGS", "Snapshot", "admin_dir", "private_index", "read_snapshot"]
+__all__ = [
+    "DIFF_ARGS",
+    "STALE_AFTER",
+    "Snapshot",
+    "admin_dir",
+    "private_index",
+    "read_snapshot",
+    "sweep_stale_indexes",
+]
 
 _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
@@ -91,10 +105,33 @@ def private_index(admin: Path) -> Iterator[dict[str, str]]:
     """The environment that points git at a copy of the index of the worktree whose admin
     directory is ``admin`` (blocking), for a read of someone else's worktree (``git diff`` of
     its working tree) that must never take or rewrite its index (module doc)."""
-    with tempfile.TemporaryDirectory(prefix="council-index-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=_PREFIX) as scratch:
         index = os.path.join(scratch, "index")
         _copy_index(admin, index)
         yield {"GIT_INDEX_FILE": index}
+
+
+_PREFIX = "council-index-"
+STALE_AFTER = 600.0  # seconds: a scratch index older than this was left by a look that died
+
+
+def sweep_stale_indexes(root: str | None = None, *, older_than: float = STALE_AFTER) -> int:
+    """Remove the scratch indexes of this user's looks that died before removing theirs, once
+    ``older_than`` seconds old (module doc); how many went. Blocking: a worker thread's."""
+    gone = 0
+    with contextlib.suppress(OSError), os.scandir(root or tempfile.gettempdir()) as entries:
+        for entry in entries:
+            if not entry.name.startswith(_PREFIX) or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid != os.getuid() or time.time() - info.st_mtime < older_than:
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            gone += 1
+    return gone
 
 
 _LINE = 4096  # a HEAD or commondir line git writes: a ref's name, a path

@@ -21,6 +21,7 @@ from orchestrator.errors import RunError
 from orchestrator.events.phases import CliOrphansLeft
 from orchestrator.events.tasks import TaskSwept
 from orchestrator.models import TaskStatus, utcnow
+from orchestrator.radar.snapshot import sweep_stale_indexes
 from orchestrator.retry import RetryPolicy
 from orchestrator.runner.orphans import stop_orphans
 from orchestrator.scheduler.attempts.inflight import InFlight
@@ -43,8 +44,14 @@ class Sweeper:
         services = self._run.services
         layout = await services.worktrees.layout()
         await stop_orphans(services.store, layout.council)
-        # and the council servers' socket directories they could not remove
-        await anyio.to_thread.run_sync(sweep_stale)
+        await self.sweep_scratch()
+
+    async def sweep_scratch(self) -> None:
+        """What killed runs left in the machine's temporary directory: the council servers'
+        socket directories, and the radar's scratch indexes of a look that died with its
+        process (each once old enough that no live run can be using it). At a run's start and
+        a resume's."""
+        await anyio.to_thread.run_sync(_sweep_scratch)
 
     async def sweep(self, inflight: InFlight) -> None:
         run = self._run
@@ -83,3 +90,9 @@ class Sweeper:
             await run.events.emit(
                 TaskSwept(task_id=claim.task_id, holder=claim.holder, status=updates["status"])
             )
+
+
+def _sweep_scratch() -> None:
+    """What killed processes left in the machine's temporary directory (blocking)."""
+    sweep_stale()
+    sweep_stale_indexes()

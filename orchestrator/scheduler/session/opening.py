@@ -83,6 +83,7 @@ class Opening:
             return run.session_id
         for task in run.tasks.values():
             adapter_chain(run, task)  # fails early, before anything is written
+        await self._sweeper.sweep_scratch()  # what killed runs left in the temporary directory
         store, team = self._services.store, self._services.team
         wanted: str | None = None
         if team is not None:
