@@ -8,7 +8,9 @@
 - ``relay``: the other side, inside the CLI's sandbox: one request line out, one answer back.
 - ``mcp_server``: the MCP server (the official ``mcp`` SDK over stdio, its only importer) that
   ``council mcp`` runs, relaying to the session's socket or answering read-only itself.
-- ``session_tools``: what the scheduler gives each attempt: its phases' CLIs get the server.
+- ``session_tools``: what the scheduler gives each attempt: its phases' CLIs get the server;
+  ``tools_later`` makes them, and imports the desk, at the first phase whose CLI takes MCP
+  servers (a CLI that takes none is given no socket).
 
 Nothing is imported here: the relay process the CLI starts loads only what it needs.
 """
