@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console, RenderableType
 
 from orchestrator.cli import console
+from orchestrator.cli.console import tables
 from orchestrator.cli.status.live_board import COLUMNS
 from orchestrator.cli.status.summary import SUMMARY
 
@@ -97,7 +98,7 @@ def test_the_summary_keeps_ids_and_the_status_at_any_width(
 def test_the_watched_table_never_cuts_an_id_nor_its_headline(
     monkeypatch: pytest.MonkeyPatch, width: int
 ) -> None:
-    lines = drawn(monkeypatch, width, partial(console._table, SUMMARY, ROWS, TITLE))
+    lines = drawn(monkeypatch, width, partial(tables.redrawn, SUMMARY, ROWS, TITLE))
     assert all(len(line) <= width for line in lines), "\n".join(lines)
     assert_ids_whole(lines, IDS)
     assert " ".join(words(lines)).startswith(TITLE)  # the headline wraps, nothing is cut

@@ -187,6 +187,7 @@ def test_help_lists_every_command_without_importing_any(tmp_path: Path, columns:
         "orchestrator.cli",
         "orchestrator.cli.app",
         "orchestrator.cli.console",
+        "orchestrator.cli.console.tables",  # the help's panels, drawn with rich
         "orchestrator.cli.lazy_group",
         "orchestrator.cli.root_help",
         "orchestrator.cli.startup_gc",  # the collector's pause (``gc`` only)
