@@ -51,7 +51,9 @@ class AdapterRegistry:
         self._classes: dict[str, type[Adapter]] = {}
         self._plugins: dict[str, PluginInfo] = {}
         self._later: dict[str, tuple[PluginInfo, Callable[[], None]]] = {}  # (``add_later``)
-        self._loading = threading.Lock()  # a class asked for in two threads is added once
+        # A class asked for in two threads is added once; re-entrant, so a module that asks for
+        # another adapter while it is imported gets it rather than waiting on itself.
+        self._loading = threading.RLock()
 
     def add(self, adapter_class: Any, plugin: PluginInfo | str = "in-process") -> None:
         """Register ``adapter_class`` as provided by ``plugin``; refuse anything invalid."""
