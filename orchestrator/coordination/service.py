@@ -14,13 +14,10 @@ its own locks.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
 import socket as sockets
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +30,7 @@ import anyio.to_thread
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from orchestrator.coordination.wire import LINE_LIMIT, WireError, decode_request, encode
+from orchestrator.safety.scratch import stale_dirs
 
 if TYPE_CHECKING:
     # The desk answers a socket's requests: imported when one is served, not by the sweep of
@@ -86,20 +84,11 @@ def sweep_stale(root: str | None = None, *, older_than: float = STALE_AFTER) -> 
     may not be bound yet); how many went. Blocking: a worker thread's. A directory whose
     socket answers is another live run's, and stays."""
     gone = 0
-    with contextlib.suppress(OSError), os.scandir(root or _root()) as entries:
-        for entry in entries:
-            if not entry.name.startswith(_PREFIX) or not entry.is_dir(follow_symlinks=False):
-                continue
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if info.st_uid != os.getuid() or time.time() - info.st_mtime < older_than:
-                continue
-            if _served(Path(entry.path) / SOCKET_NAME):
-                continue
-            shutil.rmtree(entry.path, ignore_errors=True)
-            gone += 1
+    for directory in stale_dirs(root or _root(), _PREFIX, older_than):
+        if _served(directory / SOCKET_NAME):
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        gone += 1
     return gone
 
 

@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from orchestrator.git.gitfile import read_gitfile
 from orchestrator.git.merge_tree import GitCalls, branch_ref
 from orchestrator.git.ref_files import read_refs
 from orchestrator.radar.hunks import FileDiff, parse_diff
+from orchestrator.safety.scratch import stale_dirs
 from orchestrator.safety.untrusted_read import read_regular
 
 __all__ = [
@@ -118,20 +118,10 @@ STALE_AFTER = 600.0  # seconds: a scratch index older than this was left by a lo
 def sweep_stale_indexes(root: str | None = None, *, older_than: float = STALE_AFTER) -> int:
     """Remove the scratch indexes of this user's looks that died before removing theirs, once
     ``older_than`` seconds old (module doc); how many went. Blocking: a worker thread's."""
-    gone = 0
-    with contextlib.suppress(OSError), os.scandir(root or tempfile.gettempdir()) as entries:
-        for entry in entries:
-            if not entry.name.startswith(_PREFIX) or not entry.is_dir(follow_symlinks=False):
-                continue
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if info.st_uid != os.getuid() or time.time() - info.st_mtime < older_than:
-                continue
-            shutil.rmtree(entry.path, ignore_errors=True)
-            gone += 1
-    return gone
+    stale = stale_dirs(root or tempfile.gettempdir(), _PREFIX, older_than)
+    for directory in stale:
+        shutil.rmtree(directory, ignore_errors=True)
+    return len(stale)
 
 
 _LINE = 4096  # a HEAD or commondir line git writes: a ref's name, a path
