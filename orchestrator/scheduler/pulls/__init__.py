@@ -7,7 +7,8 @@
   round: what trusted reviewers and checks said, answered by a build on the task's branch) and
   ``cancelled`` (a cancelled task's pull request closed, by ``council cancel`` or the follower);
 - ``part``: the loop beside the tick, its nudge and its say in the run's end;
-- ``leftovers``: the part's landing and follower in a run that lands by merge, answering for an
-  earlier run's pull requests from the records alone (``recorded``: what a task's record says
-  of its pull request, shared), so that such a run never imports the forge's modules.
+- ``recorded``: what a task's record says of its pull request, read without the forge (an
+  attempt's feedback round, a landing through the forge); ``leftovers``: the part's follower in
+  a run that lands by merge, answering for an earlier run's pull requests from the records
+  alone, so that such a run never imports the forge's modules.
 """

@@ -42,10 +42,9 @@ from orchestrator.scheduler.attempts.attempt import Attempt
 from orchestrator.scheduler.attempts.part import AttemptPart
 from orchestrator.scheduler.attempts.writes import AttemptWrites
 from orchestrator.scheduler.context import RunContext
-from orchestrator.scheduler.pulls.recorded import adopt_for_feedback, feedback_of, recorded_pull
+from orchestrator.scheduler.pulls.recorded import recorded_pull
 from orchestrator.task_meta import PullState, TaskMeta
 from orchestrator.workflow.handoffs.document import Handoff, load_handoff
-from orchestrator.worktrees.models import SessionWorktree
 
 __all__ = [
     "PULLS",
@@ -83,21 +82,13 @@ def head_branch(task_id: str) -> str:
 
 
 class PullLanding(AttemptPart):
-    """Pull requests at an attempt's points (``attempts.part``): the feedback a build
-    answers, its branch checked out again for a feedback round, its work opened as a pull
-    request instead of merged, its landing the forge's."""
+    """An attempt's work opened as a pull request instead of merged (``lands``, through
+    ``PullsPart``, which reads a feedback round and a landing through the forge from the
+    task's record, ``recorded``)."""
 
     def __init__(self, run: RunContext, writes: AttemptWrites) -> None:
         self._run = run
         self._writes = writes
-
-    async def starting(self, attempt: Attempt, state: TaskState) -> None:
-        attempt.feedback = feedback_of(state)
-
-    async def adopt(
-        self, attempt: Attempt, session_id: str, state: TaskState
-    ) -> SessionWorktree | None:
-        return await adopt_for_feedback(self._run, attempt, session_id, state)
 
     async def lands(self, attempt: Attempt) -> bool:
         """``landing.via: pull_request``: the work lands later, through its pull request (a
@@ -106,9 +97,6 @@ class PullLanding(AttemptPart):
             return False
         await self.open(attempt)
         return True
-
-    def landed_elsewhere(self, state: TaskState) -> bool:
-        return recorded_pull(state.metadata) is not None  # the forge's: no Council-Task merge
 
     @property
     def remote(self) -> str:

@@ -16,8 +16,10 @@ as a pull request (``landing``), their loop beside the tick, and their say in ho
   run open until a pass has; a run that ends with a task ``in_review`` ends ``interrupted`` on
   the checkpoint ``in_review``, and ``council resume`` follows its pull request again.
 
-In a run that lands by merge, the landing and the follower are ``leftovers.LeftoverPulls``:
-the same answers from the records alone, without the forge's modules.
+An attempt's feedback round and a landing through the forge are read from the task's record
+(``recorded``). In a run that lands by merge, the work lands through the queue and the follower
+is ``leftovers.LeftoverPulls``: the same answers from the records alone, without the forge's
+modules.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from orchestrator.scheduler.context import RunContext
 from orchestrator.scheduler.ending import after_waiting
 from orchestrator.scheduler.parts import Loop, RunPart
 from orchestrator.scheduler.pulls.leftovers import LeftoverPulls
+from orchestrator.scheduler.pulls.recorded import adopt_for_feedback, feedback_of, recorded_pull
 from orchestrator.scheduler.pulls.stack_view import open_for_review
 from orchestrator.worktrees.models import SessionWorktree
 
@@ -53,7 +56,7 @@ class PullsPart(RunPart):
     def __init__(self, run: RunContext, writes: AttemptWrites) -> None:
         self._run = run
         self._pulls: PullFollower | LeftoverPulls
-        self._landing: PullLanding | LeftoverPulls
+        self._landing: PullLanding | None = None  # None: the work lands through the queue
         if run.services.config.landing.via == "pull_request":
             # The forge's modules: only a run that lands through pull requests imports them.
             from orchestrator.scheduler.pulls.follower import PullFollower
@@ -61,25 +64,25 @@ class PullsPart(RunPart):
 
             self._pulls, self._landing = PullFollower(run), PullLanding(run, writes)
         else:  # what an earlier run's pull requests left in the records (``leftovers``)
-            self._pulls = self._landing = LeftoverPulls(run)
+            self._pulls = LeftoverPulls(run)
         self._every = run.services.config.landing.poll
         self._nudge = anyio.Event()
 
-    # -- an attempt's points (``PullLanding``) -------------------------------------------
+    # -- an attempt's points (from the task's record, ``recorded``; its landing ``PullLanding``)
 
     async def starting(self, attempt: Attempt, state: TaskState) -> None:
-        await self._landing.starting(attempt, state)
+        attempt.feedback = feedback_of(state)
 
     async def adopt(
         self, attempt: Attempt, session_id: str, state: TaskState
     ) -> SessionWorktree | None:
-        return await self._landing.adopt(attempt, session_id, state)
+        return await adopt_for_feedback(self._run, attempt, session_id, state)
 
     async def lands(self, attempt: Attempt) -> bool:
-        return await self._landing.lands(attempt)
+        return self._landing is not None and await self._landing.lands(attempt)
 
     def landed_elsewhere(self, state: TaskState) -> bool:
-        return self._landing.landed_elsewhere(state)
+        return recorded_pull(state.metadata) is not None  # the forge's: no Council-Task merge
 
     # -- the run's points ----------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """What a task's record says of its pull request (``metadata.pull``), read without the forge:
-the pull request as last seen, and the feedback round it asked for. Shared by the landing and
-follower of a run that lands through pull requests and by ``leftovers``, a run that lands by
-merge, so that such a run never imports the forge's modules."""
+the pull request as last seen, and the feedback round it asked for. ``PullsPart`` reads an
+attempt's feedback round and a landing through the forge here, whatever the run lands by; the
+follower and its parts the pull request as last seen."""
 
 from __future__ import annotations
 
