@@ -34,6 +34,7 @@ from orchestrator.plugins import host as plugins
 from orchestrator.plugins.hookspecs import hookimpl
 from orchestrator.plugins.registry import AdapterRegistry, PluginInfo
 from orchestrator.plugins.session_info import SessionInfo
+from tests.support.timing import patience
 
 OURS = ("adapters.command", "adapters.scripted")
 
@@ -125,7 +126,11 @@ def test_a_run_imports_only_the_builtin_adapters_it_asks_for() -> None:
         "print(before, names, model.__qualname__, after, sep='|')\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=patience(60),
     )
     before, names, model, after = done.stdout.strip().split("|")
     assert before == "[]"
