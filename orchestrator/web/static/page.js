@@ -91,8 +91,10 @@ function drawSpend(view) {
     const limit = b.limit_usd ?? b.limit_tokens, spent = b.limit_usd != null ? b.spent_usd : b.spent_tokens;
     const share = limit ? Math.min(1, (spent || 0) / limit) : 0;
     const scope = budgetScope(b.scope);
-    // Its ask: it is spent, or the run waits for it (the held call's forecast has no room).
-    const asks = share >= 1 || Boolean(spend.held && b.field && spend.held.includes(b.field));
+    // Its ask: it is spent, or the run waits for it (the held call's forecast has no room);
+    // a completed run waits for nothing, though its last call may have spent past the limit.
+    const asks = view.status !== "completed" &&
+      (share >= 1 || Boolean(spend.held && b.field && spend.held.includes(b.field)));
     const goOn = asks && view.budget_scopes.includes(scope) ? el("button", {
       "data-action": "go-on", "data-scope": scope, title: "room for its configured limit once more",
       on: { click: () => act("/api/budget", { scope, go_on: true }) } }, "Go on") : "";
