@@ -21,7 +21,9 @@ inert: git reads only exact names), and the restore is written in the journal
 
 The orchestrator's own changes to these files (``git config extensions.worktreeConfig``, a
 sparse worktree's ``config.worktree``) are taken into the snapshot right after the git command
-that made them (``refresh_after``: a file whose signature moved is read again, the rest kept).
+that made them (``refresh_after``: of the repository's own files and those of the worktree the
+command ran in or names, a file whose signature moved is read again, the rest kept; another
+worktree's change is never taken in that way).
 
 Under the sandbox (``orchestrator.sandbox``) a CLI cannot write any of these files, so this
 check never fires there. Without a sandbox it closes every path the orchestrator's git takes,
@@ -179,12 +181,19 @@ def refresh_after(cwd: Path, args: tuple[str, ...]) -> None:
         return
     # Only a file whose signature moved is read again: one that kept it holds what the seal
     # has (``check`` trusts the same signature), and a ``git worktree add`` or ``remove`` of
-    # every task would otherwise read every sealed file of every worktree again.
+    # every task would otherwise read every sealed file of every worktree again. And only the
+    # files this command could have changed: the repository's own, and those of the worktree
+    # it ran in or names (``worktree remove <path>``). Another worktree's are not looked at:
+    # a change of one of them now is not the orchestrator's, and taking it in here would
+    # seal what a CLI wrote there (``check`` puts it back before git runs in that worktree).
+    where = os.path.normpath(cwd)
+    named = {os.path.normpath(os.path.join(where, arg)) for arg in args if arg[:1] != "-"}
     with _lock:
         for path, entry in list(repo.files.items()):
             repo.files[path] = _fresh(entry)
         for key, files in list(repo.worktrees.items()):
-            repo.worktrees[key] = [_fresh(entry) for entry in files]
+            if key in named or where == key or where.startswith(key + os.sep):
+                repo.worktrees[key] = [_fresh(entry) for entry in files]
 
 
 def admit(root: Path, path: Path) -> None:

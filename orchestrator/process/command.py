@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import signal
 import subprocess
 import time
@@ -189,64 +190,76 @@ _DEFAULT_IN_CHILD = tuple(
 def _spawned(
     argv: list[str], env: Mapping[str, str], stdin: bytes | None
 ) -> tuple[int, bytes, bytes]:
-    """``argv`` run to its end by ``posix_spawn``: stdout read from a pipe as it comes; stdin
-    (when given) and stderr are memory files (``memfd``: no inode of the filesystem, no
-    pipe to keep draining), so neither can block the other whatever their sizes. The child
-    gets no descriptor of this process but those three: every other one is close-on-exec, as
-    Python opens them (PEP 446), and the signals ``subprocess`` resets are reset."""
+    """``argv`` run to its end by ``posix_spawn``: stdout and stderr read from two pipes as
+    they come, until both are closed, so a command is done only once everything it started
+    that holds them is too (``git worktree remove`` on a dirty worktree exits while the
+    ``git status`` it started still runs inside that worktree); stdin, when given, is a
+    memory file (``memfd``: no inode of the filesystem, nothing to write while reading). The
+    child gets no descriptor of this process but those three: every other one is
+    close-on-exec, as Python opens them (PEP 446), and the signals ``subprocess`` resets are
+    reset."""
     executable = argv[0] if os.sep in argv[0] else program(argv[0], env.get("PATH", os.defpath))
     if executable is None:
         raise FileNotFoundError(errno.ENOENT, f"No such file or directory: {argv[0]!r}")
-    err = os.memfd_create("council-stderr", os.MFD_CLOEXEC)
     given = _DEVNULL
-    read_end = write_end = -1
+    opened: list[int] = []
     try:
         if stdin is not None:
             given = os.memfd_create("council-stdin", os.MFD_CLOEXEC)
+            opened.append(given)
             _write_all(given, stdin)
             os.lseek(given, 0, os.SEEK_SET)
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        out_read, out_write = os.pipe2(os.O_CLOEXEC)
+        opened += (out_read, out_write)
+        err_read, err_write = os.pipe2(os.O_CLOEXEC)
+        opened += (err_read, err_write)
         pid = os.posix_spawn(
             executable,
             argv,
             env,
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, given, 0),
-                (os.POSIX_SPAWN_DUP2, write_end, 1),
-                (os.POSIX_SPAWN_DUP2, err, 2),
+                (os.POSIX_SPAWN_DUP2, out_write, 1),
+                (os.POSIX_SPAWN_DUP2, err_write, 2),
             ],
             setsigdef=_DEFAULT_IN_CHILD,
             setsigmask=(),
         )
-        os.close(write_end)
-        write_end = -1
+        for fd in (out_write, err_write):
+            opened.remove(fd)
+            os.close(fd)
         try:
-            out = _read_all(read_end)
+            out, err = _drained(out_read, err_read)
         finally:
             _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status), out, _read_all_at(err)
+        return os.waitstatus_to_exitcode(status), out, err
     finally:
-        for fd in (read_end, write_end, err, given):
-            if fd >= 0 and fd != _DEVNULL:
-                os.close(fd)
+        for fd in opened:
+            os.close(fd)
+
+
+def _drained(out: int, err: int) -> tuple[bytes, bytes]:
+    """Everything written to the pipes ``out`` and ``err`` until each is closed."""
+    chunks: dict[int, list[bytes]] = {out: [], err: []}
+    poller = select.poll()
+    for fd in chunks:
+        poller.register(fd, select.POLLIN)
+    left = len(chunks)
+    while left:
+        for fd, _ in poller.poll():
+            chunk = os.read(fd, 1 << 16)
+            if chunk:
+                chunks[fd].append(chunk)
+            else:
+                poller.unregister(fd)
+                left -= 1
+    return b"".join(chunks[out]), b"".join(chunks[err])
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _read_all(fd: int) -> bytes:
-    chunks: list[bytes] = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _read_all_at(fd: int) -> bytes:
-    size = os.lseek(fd, 0, os.SEEK_END)
-    return os.pread(fd, size, 0) if size else b""
 
 
 Piped = subprocess.Popen[bytes]

@@ -172,6 +172,32 @@ async def test_a_setup_change_reads_again_only_the_files_it_changed(
     assert len(seal.restored_since(0)) == before  # the change was taken into the seal
 
 
+async def test_another_worktree_s_change_is_never_taken_into_the_seal_by_a_setup_command(
+    tmp_path: Path,
+) -> None:
+    """A CLI redirects its worktree's ``.git`` while the orchestrator makes another session's
+    worktree (a setup command, whose own changes the seal takes in): the redirect is not
+    taken in with them, and is put back before git runs in the CLI's worktree."""
+    repo = new_repo(tmp_path)
+    manager = WorktreeManager(repo)
+    session = await manager.create_session_worktree("one", "cli", "t1")
+    gitfile = session.path / ".git"
+    honest = gitfile.read_bytes()
+    evil = tmp_path / "evil.git"
+    git(tmp_path, "init", "-q", "--bare", str(evil))
+    gitfile.write_text(f"gitdir: {evil}\n")
+
+    await manager.create_session_worktree("two", "cli", "t2")  # ``git worktree add``
+
+    assert gitfile.read_bytes() != honest  # nothing ran in the CLI's worktree yet
+    (session.path / "work.txt").write_text("the CLI's work\n")
+    committed = await manager.commit_in_worktree(session, "work")
+    assert committed.committed
+    assert gitfile.read_bytes() == honest
+    restored = [entry for entry in seal.restored_since(0) if entry.worktree == session.path]
+    assert restored and ".git" in restored[-1].what
+
+
 @pytest.mark.parametrize("planted", ["fifo", "link to a fifo"])
 async def test_a_fifo_in_place_of_the_git_file_is_put_back_without_waiting(
     tmp_path: Path, planted: str

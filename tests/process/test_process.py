@@ -102,6 +102,29 @@ def test_a_captured_commands_stdin_is_dev_null_opened_once_for_all(
     assert os.devnull not in opened
 
 
+def test_a_short_command_is_done_once_what_it_started_with_its_output_is_done() -> None:
+    """``git worktree remove`` of a dirty worktree exits while the ``git status`` it started
+    still runs there: what ``run_captured`` returns is after that too (the worktree is
+    looked at for processes right after), and with everything either wrote."""
+    env = {"PATH": os.environ.get("PATH", "")}
+    script = "(sleep 0.3; echo late >&2; echo later) & echo now"
+    status, out, err = run_captured(["sh", "-c", script], env)
+    assert (status, out, err) == (0, b"now\nlater\n", b"late\n")
+
+
+def test_a_short_command_s_large_input_and_outputs_never_wait_on_each_other() -> None:
+    env = {"PATH": os.environ.get("PATH", "")}
+    code = (
+        "import sys; data = sys.stdin.buffer.read(); "
+        "sys.stderr.buffer.write(data[::-1]); sys.stdout.buffer.write(data)"
+    )
+    data = bytes(range(256)) * 4096  # 1 MiB each way, far over a pipe's buffer
+    status, out, err = run_captured([sys.executable, "-c", code], env, stdin=data)
+    assert (status, out, err) == (0, data, data[::-1])
+    with pytest.raises(FileNotFoundError):
+        run_captured(["council-no-such-program"], env)
+
+
 def test_a_program_is_looked_for_once_per_process_and_path(tmp_path: Path) -> None:
     from orchestrator.process.env import program
 
