@@ -39,6 +39,8 @@ from typing import TypeVar, TypeVarTuple
 
 import anyio
 
+from orchestrator.process.child_watch import watching_children
+
 __all__ = ["run", "stop_signals"]
 
 T = TypeVar("T")
@@ -75,7 +77,7 @@ def run(fn: Callable[[*Ts], Awaitable[T]], *args: *Ts) -> T:
     interrupt = _Interrupt()
 
     async def main() -> None:
-        with anyio.CancelScope() as scope:
+        with watching_children(get_running_loop()), anyio.CancelScope() as scope:
             interrupt.loop, interrupt.scope = get_running_loop(), scope
             if interrupt.received:  # before the loop was there to cancel anything
                 scope.cancel()
