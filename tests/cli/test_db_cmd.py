@@ -163,6 +163,7 @@ def test_down_twice_then_url_fails(db_dir: Path) -> None:
     with pytest.raises(psycopg.OperationalError):
         select_one(url)
     assert (db_dir / "data" / "PG_VERSION").is_file()  # its files stay
+    assert not LocalCluster(db_dir).socket_dir.exists()  # not its socket directory in /tmp
 
     again = invoke("down", db_dir)
     assert again.exit_code == 0

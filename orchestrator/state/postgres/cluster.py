@@ -18,6 +18,7 @@ or a temporary-directory cleaner takes the socket away from a server that may st
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import hashlib
 import json
@@ -181,14 +182,24 @@ class LocalCluster:
         return Started.CREATED if created else Started.STARTED
 
     async def down(self) -> bool:
-        """Stop the server (fast shutdown) if it runs; its files stay for the next ``up``.
-        False when it was not running."""
+        """Stop the server (fast shutdown) if it runs; its files stay for the next ``up``, but
+        not its socket directory in the machine's temporary directory, which ``up`` makes
+        again (left there, it outlived the cluster's own directory for good). False when it
+        was not running."""
         if self.server_pid() is None:
+            self._remove_socket_dir()
             return False
         bin_dir = find_server_binaries()
         stop = [str(bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
         self._check(await self._run(_server_user(), stop), "stop")
+        self._remove_socket_dir()
         return True
+
+    def _remove_socket_dir(self) -> None:
+        """The stopped server's socket directory removed when it is empty (a socket or lock
+        file in it: a server still uses it, or another user's is there; both are left)."""
+        with contextlib.suppress(OSError):
+            self.socket_dir.rmdir()
 
     async def restart(self, wait: float = 60.0) -> None:
         """Restart the server where it stands (the tests' database outage); ``wait``: seconds
