@@ -165,8 +165,9 @@ def run_captured(
     calling thread more than twice the CPU a git process needs from it (its pipes, its
     selector loop, its Python-side bookkeeping; a run starts eleven git processes a task).
     With ``cwd``, ``subprocess`` (``posix_spawn`` has no working directory before Python
-    3.13); git's callers give ``-C`` instead."""
-    if cwd is not None:
+    3.13); git's callers give ``-C`` instead. Where the system lacks ``pipe2`` or ``memfd``
+    (macOS), ``subprocess`` too."""
+    if cwd is not None or not _SPAWNS:
         done = subprocess.run(
             list(argv),
             input=stdin,
@@ -179,6 +180,8 @@ def run_captured(
         return done.returncode, done.stdout, done.stderr
     return _spawned(list(argv), env, stdin)
 
+
+_SPAWNS = all(hasattr(os, name) for name in ("posix_spawn", "pipe2", "memfd_create"))
 
 # Signals this process ignores or may block, which a child would otherwise keep across its
 # exec (``subprocess`` sets them back to their defaults in the child, ``restore_signals``).
@@ -230,8 +233,12 @@ def _spawned(
             os.close(fd)
         try:
             out, err = _drained(out_read, err_read)
-        finally:
-            _, status = os.waitpid(pid, 0)
+        except BaseException:  # as ``subprocess.run``: the command does not outlive its caller
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
+        _, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status), out, err
     finally:
         for fd in opened:

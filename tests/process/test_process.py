@@ -125,6 +125,31 @@ def test_a_short_command_s_large_input_and_outputs_never_wait_on_each_other() ->
         run_captured(["council-no-such-program"], env)
 
 
+def test_a_short_command_does_not_outlive_a_caller_stopped_while_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestrator.process import command
+
+    started: list[int] = []
+    real_spawn = os.posix_spawn
+
+    def spawned(*args: object, **kwargs: object) -> int:
+        pid = real_spawn(*args, **kwargs)  # type: ignore[arg-type]
+        started.append(pid)
+        return pid
+
+    def stopped(out: int, err: int) -> tuple[bytes, bytes]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "posix_spawn", spawned)
+    monkeypatch.setattr(command, "_drained", stopped)
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_captured(["sleep", "30"], {"PATH": os.environ.get("PATH", "")})
+    assert time.monotonic() - began < 10
+    assert started and not alive(started[0])  # killed and reaped
+
+
 def test_a_program_is_looked_for_once_per_process_and_path(tmp_path: Path) -> None:
     from orchestrator.process.env import program
 
