@@ -3,8 +3,8 @@
 Wall time on a shared machine is noise; these counts are not. While a ``Counting`` is active
 it records, each tagged with the *step* of the run that caused it:
 
-- every process started (``subprocess.Popen._execute_child``, which GitPython and asyncio
-  both go through), git ones by subcommand;
+- every process started (``subprocess.Popen._execute_child``, which asyncio goes through,
+  and ``os.posix_spawn``, which git's commands do), git ones by subcommand;
 - every worker-thread hop (``anyio.to_thread.run_sync``);
 - every durable state write (``FileOps.replace``, the last step of ``durable_write``) by
   record kind, and every fsync (``FileOps.fsync`` and ``fsync_dir``);
@@ -238,6 +238,16 @@ def install() -> None:
         return execute_child(self, args, *rest, **kw)
 
     subprocess.Popen._execute_child = counted_child  # type: ignore[attr-defined]
+
+    # git's commands are started by ``posix_spawn`` (``process.command.run_captured``).
+    posix_spawn = os.posix_spawn
+
+    @functools.wraps(posix_spawn)
+    def counted_spawn(path: Any, argv: Any, *rest: Any, **kw: Any) -> int:
+        _record_process(argv)
+        return posix_spawn(path, argv, *rest, **kw)
+
+    os.posix_spawn = counted_spawn
 
     run_sync = anyio.to_thread.run_sync
 

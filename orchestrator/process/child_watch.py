@@ -75,10 +75,16 @@ class _LoopPidfds(asyncio.AbstractChildWatcher):
             self._fallback.add_child_handler(pid, callback, *args)
             return
         known = self._watched.pop(pid, None)
-        pidfd = os.pidfd_open(pid) if known is None else known[0]
-        self._watched[pid] = (pidfd, callback, args)
         if known is None:
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:  # out of descriptors, say: watched as before
+                self._fallback.add_child_handler(pid, callback, *args)
+                return
             self._loop.add_reader(pidfd, self._ended, pid)
+        else:
+            pidfd = known[0]
+        self._watched[pid] = (pidfd, callback, args)
 
     def _ended(self, pid: int) -> None:
         pidfd, callback, args = self._watched.pop(pid)
