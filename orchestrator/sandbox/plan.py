@@ -45,6 +45,7 @@ writable; and under a path shown on purpose (``read:``) the places of the user's
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -306,8 +307,17 @@ def _norm(path: str | Path) -> Path:
     return Path(os.path.normpath(os.path.abspath(path)))
 
 
-def _needed_to_start(executable: str | None, env: Mapping[str, str]) -> list[Path]:
-    """The executable (as found and as resolved), its ``#!`` interpreter, and the PATH."""
+def _needed_to_start(executable: str | None, env: Mapping[str, str]) -> tuple[Path, ...]:
+    """The executable (as found and as resolved), its ``#!`` interpreter, and the PATH: looked
+    at once per process, executable and PATH (a dozen ``realpath``s and a read at every CLI
+    start otherwise), as the programs themselves are found (``process.env.program``): a
+    program that moves mid-run does not change how the run's CLIs are confined."""
+    return _needed(executable, env.get("PATH"))
+
+
+@functools.lru_cache(maxsize=64)
+def _needed(executable: str | None, search: str | None) -> tuple[Path, ...]:
+    env = {} if search is None else {"PATH": search}
     found: list[Path] = []
     if executable:
         found += [_norm(executable), _norm(os.path.realpath(executable))]
@@ -317,10 +327,10 @@ def _needed_to_start(executable: str | None, env: Mapping[str, str]) -> list[Pat
     found += [_norm(entry) for entry in env.get("PATH", "").split(os.pathsep) if entry]
     # The orchestrator's own interpreter: an adapter's program is often a script run by it
     # (``sys.executable``), a wrapper that names it only inside its text among them.
-    for path in (sys.executable, sys.prefix, sys.base_prefix):
-        if path:
-            found += [_norm(path), _norm(os.path.realpath(path))]
-    return found
+    for own in (sys.executable, sys.prefix, sys.base_prefix):
+        if own:
+            found += [_norm(own), _norm(os.path.realpath(own))]
+    return tuple(found)
 
 
 def _shebang(path: str, env: Mapping[str, str]) -> str | None:
