@@ -337,7 +337,11 @@ async def _run_prepared(
         running outside its group killed (a sandbox's own init reaped first), its objects
         taken in, its log closed; then, in the same call where the store makes one, its
         ``cli-runs`` record removed (``CliWatch.ended``): only once nothing of it runs."""
-        survivors = swept(family, first=lambda: reap_group(pid)) if to_sweep else []
+        # Under the sandbox the CLI had a pid namespace of its own, which the kernel empties
+        # once its init (reaped first) ends: nothing of it can be left outside its group, and
+        # the machine's processes are not looked through for its mark and its directories.
+        looked_for = family if command is None else Family(pid)
+        survivors = swept(looked_for, first=lambda: reap_group(pid)) if to_sweep else []
         if reach is not None:
             _adopt(reach)
         sink.close(footer)  # its last buffered lines are written

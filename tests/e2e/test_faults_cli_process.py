@@ -211,3 +211,46 @@ async def test_a_cli_that_always_fails_is_retried_with_backoff_up_to_max_retries
     assert [event["data"]["failures"] for event in retries] == [1, 2]
     assert run.events("task.failed")[-1]["data"]["error"] == state["error"]
     assert state["branch"] and Path(state["worktree"]).is_dir()
+
+
+@pytest.mark.sandbox
+async def test_under_the_sandbox_a_cli_s_daemon_ends_with_it_and_no_process_is_looked_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same daemon, its CLI confined: the CLI's pid namespace, which the kernel empties
+    when the sandbox's init ends, takes it down; the orchestrator does not look through the
+    machine's processes for the CLI's mark or directories after it (a scan per CLI run)."""
+    from orchestrator.process import stop, tree
+
+    looked: list[Any] = []
+    real_find = tree.find_strays
+
+    def counted(family: Any, *, leader_alive: bool) -> list[Any]:
+        if family.mark is not None or family.roots:
+            looked.append(family)
+        return real_find(family, leader_alive=leader_alive)
+
+    monkeypatch.setattr(stop, "find_strays", counted)
+    run = FaultRun(tmp_path, "daemon.py", env={"FAULT_PIDS": "/dev/null"})
+    report = await run.run_here()
+
+    assert task_of(report)["status"] == "done", report
+    assert looked == []
+    deadline = time.monotonic() + 2.0
+    while (left := _daemons_of(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert left == []
+
+
+def _daemons_of(root: Path) -> list[int]:
+    """Live processes of ``daemon.py --daemon`` started for a worktree under ``root``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if b"--daemon" in command and str(root).encode() in command and state != b"Z":
+            found.append(int(entry.name))
+    return found
