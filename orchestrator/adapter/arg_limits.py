@@ -50,7 +50,14 @@ def too_long_for_argument(prompt: str) -> bool:
 def command_too_long(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
     """Why ``exec`` would refuse ``argv`` with ``env`` (``E2BIG``), in words; None if it fits."""
     strings = [*argv, *(f"{name}={value}" for name, value in env.items())]
-    if sys.platform.startswith("linux"):
+    # A character is at most 4 bytes of UTF-8: a command that fits so counted fits (every CLI
+    # start asks, and its environment is a hundred strings or more).
+    longest = max((len(text) for text in strings), default=0)
+    bound = sum(len(text) for text in strings) * 4 + len(strings) * (1 + _POINTER)
+    linux = sys.platform.startswith("linux")
+    if (not linux or longest * 4 + 1 <= ARGUMENT_LIMIT) and bound <= _arg_max():
+        return None
+    if linux:
         for index, text in enumerate(strings):
             size = utf8_size(text) + 1
             if size > ARGUMENT_LIMIT:

@@ -178,3 +178,6 @@ def test_command_too_long_names_what_is_too_long() -> None:
     # Many arguments, each short: the whole command is over ARG_MAX.
     many = command_too_long(["cli", *(["z" * 100_000] * 40)], {})
     assert many is not None and "more than the system's" in many and "(ARG_MAX)" in many
+    # Counted in bytes, not characters: 44,000 euro signs are 132,000 bytes.
+    assert command_too_long(["cli", "\u20ac" * 44_000], {}) is not None
+    assert command_too_long(["cli", "\u20ac" * 43_000], {}) is None  # 129,000 bytes
