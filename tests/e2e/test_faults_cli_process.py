@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.cli_process_helpers import processes_running, wait_gone
 from tests.support.fault_helpers import FAULT_CLIS, FaultRun, kill_all
+from tests.support.spare_user import as_users, hand_over, user_dir
 
 # The family tests write the pids they see to a file outside the worktree and compare them
 # with this machine's: a sandboxed CLI can neither write there nor see machine-wide pids (it
@@ -235,11 +236,31 @@ async def test_under_the_sandbox_a_cli_s_daemon_ends_with_it_and_no_process_is_l
     report = await run.run_here()
 
     assert task_of(report)["status"] == "done", report
+    assert run.on_main("daemon.txt")  # the daemon ran, inside, while its CLI did
     assert looked == []
     deadline = time.monotonic() + 2.0
     while (left := _daemons_of(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert left == []
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("uid", as_users())
+def test_under_the_sandbox_a_cli_s_daemon_ends_with_it_as_root_and_as_a_user(
+    tmp_path: Path, uid: int | None
+) -> None:
+    """The confined daemon's end, ``council run`` run by root and by an unprivileged user:
+    bubblewrap gives the CLI a pid namespace either way."""
+    with user_dir(uid, tmp_path) as base:
+        run = FaultRun(base, "daemon.py", env={"FAULT_PIDS": "/dev/null"})
+        hand_over(base, uid)
+        finished = run.run(user=uid, timeout=90)
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        assert finished.task()["status"] == "done", finished.report
+        deadline = time.monotonic() + 2.0
+        while (left := _daemons_of(base)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert left == []
 
 
 def _daemons_of(root: Path) -> list[int]:
