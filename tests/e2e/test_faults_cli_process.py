@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.support.cli_process_helpers import processes_running, wait_gone
@@ -238,10 +239,7 @@ async def test_under_the_sandbox_a_cli_s_daemon_ends_with_it_and_no_process_is_l
     assert task_of(report)["status"] == "done", report
     assert run.on_main("daemon.txt")  # the daemon ran, inside, while its CLI did
     assert looked == []
-    deadline = time.monotonic() + 2.0
-    while (left := _daemons_of(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert left == []
+    assert await _daemons_left(tmp_path) == []
 
 
 @pytest.mark.sandbox
@@ -257,10 +255,15 @@ def test_under_the_sandbox_a_cli_s_daemon_ends_with_it_as_root_and_as_a_user(
         finished = run.run(user=uid, timeout=90)
         assert finished.returncode == 0, finished.stderr[-3000:]
         assert finished.task()["status"] == "done", finished.report
-        deadline = time.monotonic() + 2.0
-        while (left := _daemons_of(base)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert left == []
+        assert anyio.run(_daemons_left, base) == []
+
+
+async def _daemons_left(root: Path, patience: float = 2.0) -> list[int]:
+    """``_daemons_of(root)`` once none is left, or after ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    while (left := _daemons_of(root)) and time.monotonic() < deadline:
+        await anyio.sleep(0.05)
+    return left
 
 
 def _daemons_of(root: Path) -> list[int]:

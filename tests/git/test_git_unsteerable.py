@@ -31,6 +31,13 @@ def dumping_filter(marker: Path) -> str:
     return f"sh -c 'env >> {marker}; cat'"
 
 
+def git_dir_of_its_own(tmp_path: Path) -> Path:
+    """A bare repository a CLI made, to point its worktree's ``.git`` file at."""
+    evil = tmp_path / "evil.git"
+    git(tmp_path, "init", "-q", "--bare", str(evil))
+    return evil
+
+
 async def test_a_filter_planted_after_the_seal_never_runs_in_the_orchestrators_git(
     tmp_path: Path,
 ) -> None:
@@ -67,8 +74,7 @@ async def test_a_redirected_git_file_is_put_back_before_git_runs_in_the_worktree
     gitfile = session.path / ".git"
     honest = gitfile.read_bytes()
     marker = tmp_path / "filter-ran"
-    evil = tmp_path / "evil.git"
-    git(tmp_path, "init", "-q", "--bare", str(evil))
+    evil = git_dir_of_its_own(tmp_path)
     git(evil, "config", "filter.evil.clean", dumping_filter(marker))
     (evil / "info").mkdir(exist_ok=True)
     (evil / "info" / "attributes").write_text("* filter=evil\n")
@@ -183,9 +189,7 @@ async def test_another_worktree_s_change_is_never_taken_into_the_seal_by_a_setup
     session = await manager.create_session_worktree("one", "cli", "t1")
     gitfile = session.path / ".git"
     honest = gitfile.read_bytes()
-    evil = tmp_path / "evil.git"
-    git(tmp_path, "init", "-q", "--bare", str(evil))
-    gitfile.write_text(f"gitdir: {evil}\n")
+    gitfile.write_text(f"gitdir: {git_dir_of_its_own(tmp_path)}\n")
 
     await manager.create_session_worktree("two", "cli", "t2")  # ``git worktree add``
 
