@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sys
 import warnings
@@ -129,16 +130,11 @@ def _running() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-_works: list[bool] = []
-
-
+@functools.cache
 def _pidfd_works() -> bool:
     """Whether this system gives a process's descriptor (asked once per process)."""
-    if not _works:
-        try:
-            os.close(os.pidfd_open(os.getpid()))
-        except (AttributeError, OSError):
-            _works.append(False)
-        else:
-            _works.append(True)
-    return _works[0]
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True

@@ -152,7 +152,7 @@ async def _open_command(
 
 
 def run_captured(
-    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, stdin: bytes | None = None
+    argv: Sequence[str], env: Mapping[str, str], stdin: bytes | None = None
 ) -> tuple[int, bytes, bytes]:
     """Run a short command now, in this thread: its exit code, stdout and stderr.
 
@@ -164,17 +164,16 @@ def run_captured(
     Started with ``posix_spawn`` (``_spawned``) rather than ``subprocess``, which costs the
     calling thread more than twice the CPU a git process needs from it (its pipes, its
     selector loop, its Python-side bookkeeping; a run starts eleven git processes a task).
-    With ``cwd``, ``subprocess`` (``posix_spawn`` has no working directory before Python
-    3.13); git's callers give ``-C`` instead. Where the system lacks ``pipe2`` or ``memfd``
-    (macOS), ``subprocess`` too."""
-    if cwd is not None or not _SPAWNS:
+    It runs where this process does (``posix_spawn`` takes no working directory before Python
+    3.13): git's callers give ``-C``. Where the system lacks ``pipe2`` or ``memfd`` (macOS),
+    ``subprocess``."""
+    if not _SPAWNS:
         done = subprocess.run(
             list(argv),
             input=stdin,
             stdin=_DEVNULL if stdin is None else None,
             capture_output=True,
             env=dict(env),
-            cwd=cwd,
             check=False,
         )
         return done.returncode, done.stdout, done.stderr
