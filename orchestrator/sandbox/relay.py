@@ -141,8 +141,7 @@ class Relay:
             raise ValueError("a relay needs at least one address")
         self.routes = list(routes)
         self._ours, self._theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._ours.setblocking(False)
-        self._theirs.set_inheritable(True)
+        self._ours.setblocking(False)  # ``_theirs`` reaches the sandbox by ``pass_fds`` alone
         self._listeners: list[anyio.abc.SocketListener] = []
         self._given = False
         self._gate = -1  # a descriptor to wait on first (``wait_for``)

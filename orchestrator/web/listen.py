@@ -21,7 +21,6 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
-    sock.set_inheritable(True)
     return sock
 
 

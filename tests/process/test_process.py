@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from orchestrator.errors import RunError
@@ -148,6 +149,33 @@ def test_a_short_command_does_not_outlive_a_caller_stopped_while_reading(
         run_captured(["sleep", "30"], {"PATH": os.environ.get("PATH", "")})
     assert time.monotonic() - began < 10
     assert started and not alive(started[0])  # killed and reaped
+
+
+async def test_a_short_command_gets_no_descriptor_of_the_orchestrator_but_its_three() -> None:
+    """git started while a CLI's relay waits for its sandbox and the page listens: neither
+    socket is git's (nor any filter's it runs); a relay's reaches its sandbox by
+    ``pass_fds`` alone."""
+    from orchestrator.sandbox.relay import Address, Relay
+    from orchestrator.web.listen import bind
+
+    async def nowhere(stream: object) -> None:
+        return None
+
+    relay = Relay([(Address("127.0.0.1", 9), nowhere)])
+    page = bind("127.0.0.1", 0)
+    try:
+        held = {*relay.child_fds(), page.fileno()}
+        code = "import os; print(' '.join(sorted(os.listdir('/proc/self/fd'))))"
+        env = {"PATH": os.environ.get("PATH", "")}
+        argv = [sys.executable, "-S", "-c", code]
+        status, out, _ = await anyio.to_thread.run_sync(run_captured, argv, env)
+        assert status == 0
+        seen = {int(fd) for fd in out.split()}
+        assert not seen & held, (seen, held)
+        assert seen - {0, 1, 2} <= {3}  # the listing's own descriptor
+    finally:
+        page.close()
+        await relay.close()
 
 
 def test_a_program_is_looked_for_once_per_process_and_path(tmp_path: Path) -> None:
